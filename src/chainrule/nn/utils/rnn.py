@@ -200,6 +200,8 @@ def pad_sequence(sequences, batch_first: bool = False, padding_value: float = 0.
     sequences = list(sequences)
     if not sequences:
         raise RuntimeError("received an empty list of sequences")
+    if any(s.dim() == 0 for s in sequences):
+        raise RuntimeError("pad_sequence: every sequence needs a length dimension (shape (L, *)), got a 0-d tensor")
     trailing = tuple(sequences[0].shape[1:])
     for s in sequences[1:]:
         for dim, (a, b) in enumerate(zip(trailing, tuple(s.shape[1:])), start=1):
