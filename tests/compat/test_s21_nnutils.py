@@ -155,3 +155,16 @@ def test_pad_sequence_refuses_zero_dim_sequences_as_torch():
             lib.nn.utils.rnn.pad_sequence([lib.tensor(1.0)])
     with pytest.raises(RuntimeError, match="pad_sequence: every sequence needs a length dimension"):
         chainrule.nn.utils.rnn.pad_sequence([chainrule.ones(2), chainrule.tensor(1.0)])
+
+
+def test_reprs_of_rnn_bias_and_triplet_distance_default_match_torch():
+    def build(lib):
+        loss = lib.nn.TripletMarginWithDistanceLoss()
+        anchor, positive, negative = lib.randn(3, 4), lib.randn(3, 4), lib.randn(3, 4)
+        return [repr(loss), repr(lib.nn.RNNCellBase(4, 4, 3, 3)), repr(lib.nn.GRU(2, 3, bias=False)),
+                [name for name, _ in loss.named_children()], loss(anchor, positive, negative).item()]
+
+    mine, theirs = _both(build)
+    assert mine[:4] == theirs[:4]
+    assert mine[0] == "TripletMarginWithDistanceLoss(\n  (distance_function): PairwiseDistance()\n)"
+    assert mine[4] == pytest.approx(theirs[4], rel=1e-5)
