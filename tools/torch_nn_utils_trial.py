@@ -1412,6 +1412,139 @@ def _(torch):
 
 
 
+# ================================================================================================ third batch
+NON_DEFAULT_LAYERS = {
+    "Linear": ((3, 4), {"bias": False}), "Bilinear": ((2, 3, 4), {"bias": False}),
+    "Conv1d": ((2, 4, 3), {"stride": 2, "padding": 1, "dilation": 2, "groups": 2, "bias": False,
+                           "padding_mode": "reflect"}),
+    "Conv2d": ((2, 4, (3, 1)), {"padding": "same", "padding_mode": "circular"}),
+    "Conv3d": ((2, 2, 1), {"stride": (1, 2, 1), "padding": "valid"}),
+    "ConvTranspose2d": ((2, 4, 3), {"stride": 2, "output_padding": 1, "groups": 2, "dilation": 1}),
+    "BatchNorm2d": ((4,), {"affine": False, "track_running_stats": False, "momentum": None, "eps": 1e-3}),
+    "LayerNorm": (((2, 3),), {"elementwise_affine": False, "bias": False}),
+    "GroupNorm": ((2, 4), {"affine": False}), "InstanceNorm1d": ((3,), {"affine": True}),
+    "Embedding": ((5, 3), {"padding_idx": 0, "max_norm": 1.0, "scale_grad_by_freq": True, "sparse": True}),
+    "EmbeddingBag": ((5, 3), {"mode": "max", "padding_idx": 1}),
+    "LSTM": ((3, 4), {"num_layers": 2, "dropout": 0.5, "bidirectional": True, "batch_first": True, "proj_size": 2}),
+    "GRU": ((3, 4), {"bias": False}), "RNN": ((3, 4), {"nonlinearity": "relu"}),
+    "LSTMCell": ((3, 4), {"bias": False}), "RNNCell": ((3, 4), {"nonlinearity": "relu"}),
+    "MaxPool2d": ((3,), {"stride": 1, "padding": 1, "dilation": 2, "return_indices": True, "ceil_mode": True}),
+    "AvgPool1d": ((3,), {"count_include_pad": False, "ceil_mode": True}),
+    "AvgPool2d": ((2,), {"divisor_override": 3}), "LPPool2d": ((2, 3), {"stride": 1}),
+    "AdaptiveAvgPool2d": (((None, 3),), {}), "AdaptiveMaxPool1d": ((3,), {"return_indices": True}),
+    "Upsample": ((), {"scale_factor": 2.0, "mode": "bilinear", "align_corners": True}),
+    "Dropout": ((0.3,), {"inplace": True}), "ReLU": ((), {"inplace": True}), "LeakyReLU": ((0.2, True), {}),
+    "ELU": ((), {"alpha": 0.5, "inplace": True}), "Hardtanh": ((-2.0, 2.0), {}), "Softmax": ((), {"dim": 1}),
+    "Softplus": ((), {"beta": 2.0, "threshold": 10.0}), "PReLU": ((3,), {"init": 0.1}),
+    "Threshold": ((0.1, 20.0), {}), "GELU": ((), {"approximate": "tanh"}), "Flatten": ((0, 2), {}),
+    "Unflatten": ((1, (2, 3)), {}), "MultiheadAttention": ((4, 2), {"dropout": 0.1, "bias": False,
+                                                                  "kdim": 3, "vdim": 5, "batch_first": True}),
+    "TransformerEncoderLayer": ((4, 2), {"dim_feedforward": 8, "norm_first": True, "activation": "gelu"}),
+    "CrossEntropyLoss": ((), {"ignore_index": 3, "label_smoothing": 0.1, "reduction": "sum"}),
+    "Fold": (((4, 5), (2, 2)), {"dilation": 1, "padding": 1, "stride": 2}), "Unfold": ((2,), {"padding": 1}),
+    "PixelShuffle": ((2,), {}), "ZeroPad2d": (((1, 2, 0, 3),), {}), "ReflectionPad1d": ((2,), {}),
+    "ConstantPad1d": ((2, 3.5), {}), "CosineSimilarity": ((), {"dim": 0, "eps": 1e-6}),
+    "PairwiseDistance": ((), {"p": 1.0, "keepdim": True}), "Hardshrink": ((0.3,), {}),
+    "RMSNorm": (([3],), {"eps": 1e-6, "elementwise_affine": False}), "ChannelShuffle": ((2,), {}),
+    "CELU": ((0.5,), {}), "SyncBatchNorm": ((3,), {"momentum": 0.3}), "LocalResponseNorm": ((2,), {"k": 2.0}),
+    "Transformer": ((), {"d_model": 4, "nhead": 2, "num_encoder_layers": 1, "num_decoder_layers": 1,
+                         "dim_feedforward": 8}),
+}
+
+
+def non_default_repr_case(torch, layer_name):
+    _seed(torch)
+    args, kwargs = NON_DEFAULT_LAYERS[layer_name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        layer = getattr(torch.nn, layer_name)(*args, **kwargs)
+    return {"repr": repr(layer), "keys_state": list(layer.state_dict())}
+
+
+for _name in NON_DEFAULT_LAYERS:
+    register(f"repr.{_name}[non-default]", non_default_repr_case, layer_name=_name)
+
+
+@case("module.load_state_dict strict: every error in one message")
+def _(torch):
+    net = _net(torch)
+    state = net.state_dict()
+    del state["head.bias"]
+    state["extra.weight"] = torch.ones(1)
+    state["body.0.weight"] = torch.ones(5, 3)
+    return {"msg": caught(lambda: net.load_state_dict(state))}
+
+
+@case("parametrizations.weight_norm loads an old weight_g/weight_v state_dict")
+def _(torch):
+    old = _linear(torch, 4, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.nn.utils.weight_norm(old)
+    new = torch.nn.utils.parametrizations.weight_norm(torch.nn.Linear(4, 3))
+    result = caught(lambda: new.load_state_dict(old.state_dict()))
+    return {"result": result if not isinstance(result, str) else "returned", "weight": new.weight,
+            "keys_state": list(new.state_dict())}
+
+
+@case("fusion.fuse_*_weights")
+def _(torch):
+    fusion = torch.nn.utils.fusion
+    _seed(torch)
+    w, b = torch.randn(3, 2, 3, 3), torch.randn(3)
+    mean, var, gamma, beta = torch.randn(3), torch.rand(3) + 0.5, torch.randn(3), torch.randn(3)
+    conv_w, conv_b = fusion.fuse_conv_bn_weights(w, b, mean, var, 1e-5, gamma, beta)
+    conv_none = fusion.fuse_conv_bn_weights(w, None, mean, var, 1e-5, None, None)
+    lin_w, lin_b = fusion.fuse_linear_bn_weights(torch.randn(3, 4), torch.randn(3), mean, var, 1e-5, gamma, beta)
+    return {"conv": [conv_w, conv_b], "is_param": [isinstance(t, torch.nn.Parameter) for t in (conv_w, conv_b)],
+            "conv_none": list(conv_none), "linear": [lin_w, lin_b],
+            "transpose": list(fusion.fuse_conv_bn_weights(w, b, mean, var, 1e-5, gamma, beta, transpose=True))}
+
+
+@case("func.functional_call errors")
+def _(torch):
+    _seed(torch)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Linear(3, 3))
+    model[1].weight = model[0].weight
+    x = torch.ones(1, 3)
+    call = torch.func.functional_call
+    return {"msg_strict": caught(lambda: call(torch.nn.Linear(3, 3), {"weight": torch.eye(3)}, x, strict=True)),
+            "msg_unexpected": caught(lambda: call(torch.nn.Linear(3, 3), {"nope": torch.eye(3)}, x, strict=True)),
+            "msg_tied_conflict": caught(lambda: call(model, {"0.weight": torch.eye(3), "1.weight": torch.ones(3, 3)},
+                                                     x)),
+            "msg_duplicate": caught(lambda: call(torch.nn.Linear(3, 3), ({"weight": torch.eye(3)},
+                                                                         {"weight": torch.eye(3)}), x)),
+            "unknown_ok": call(torch.nn.Linear(3, 3), {"nope": torch.eye(3), "weight": torch.eye(3),
+                                                       "bias": torch.zeros(3)}, x)}
+
+
+@case("clip.get_total_norm foreach / nonfinite, vector conversions errors")
+def _(torch):
+    U = torch.nn.utils
+    tensors = [torch.tensor([3.0, 4.0]), torch.tensor([float("inf")])]
+    mixed = [torch.ones(2, requires_grad=True), torch.ones(3, dtype=torch.float64, requires_grad=True)]
+    return {"foreach": U.get_total_norm([torch.tensor([3.0, 4.0]), torch.ones(3)], 2.0, foreach=True),
+            "nonfinite": caught(lambda: U.get_total_norm(tensors, error_if_nonfinite=True)),
+            "msg_nonfinite": caught(lambda: U.get_total_norm(tensors, error_if_nonfinite=True)),
+            "inf_quiet": U.get_total_norm(tensors), "mixed_vector": U.parameters_to_vector(mixed),
+            "msg_short_vector": caught(lambda: U.vector_to_parameters(torch.ones(3), [torch.ones(2), torch.ones(3)])),
+            "long_vector": caught(lambda: U.vector_to_parameters(torch.ones(9), [torch.ones(2), torch.ones(3)]))}
+
+
+@case("module.non-persistent buffer in a strict load, hooks with_kwargs and always_call together")
+def _(torch):
+    net = _net(torch)
+    state = net.state_dict()
+    state["scratch"] = torch.ones(2)
+    calls = []
+
+    def hook(module, args, kwargs, output):
+        calls.append((len(args), sorted(kwargs)))
+
+    net.head.register_forward_hook(hook, with_kwargs=True, always_call=True)
+    net.eval()(torch.ones(1, 3))
+    return {"msg_strict": caught(lambda: net.load_state_dict(state)), "calls": calls}
+
 # ================================================================================================ running
 def encode(value, lib):
     """What a case returned as JSON: tensors as dtype, shape and values, exceptions as class and message."""

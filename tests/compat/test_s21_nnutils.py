@@ -168,3 +168,53 @@ def test_reprs_of_rnn_bias_and_triplet_distance_default_match_torch():
     assert mine[:4] == theirs[:4]
     assert mine[0] == "TripletMarginWithDistanceLoss(\n  (distance_function): PairwiseDistance()\n)"
     assert mine[4] == pytest.approx(theirs[4], rel=1e-5)
+
+
+def test_older_weight_norm_warns_future_warning_as_torch():
+    for lib in (chainrule, torch):
+        with pytest.warns(FutureWarning, match=r"`torch.nn.utils.weight_norm` is deprecated in favor of "
+                                               r"`torch.nn.utils.parametrizations.weight_norm`") as record:
+            lib.nn.utils.weight_norm(lib.nn.Linear(2, 2))
+        assert record[0].filename == __file__
+
+
+def test_weight_norm_parametrization_loads_an_older_weight_norm_state_dict():
+    def build(lib):
+        old = lib.nn.Linear(4, 3)
+        with pytest.warns(FutureWarning):
+            lib.nn.utils.weight_norm(old)
+        new = lib.nn.utils.parametrizations.weight_norm(lib.nn.Linear(4, 3))
+        result = new.load_state_dict(old.state_dict())
+        return new, old, result
+
+    (mine, mine_old, result), (theirs, _, _) = _both(build)
+    assert list(result.missing_keys) == list(result.unexpected_keys) == []
+    assert list(mine.state_dict()) == list(theirs.state_dict())
+    _close(mine.weight, theirs.weight)
+    _close(mine.weight, mine_old.weight)
+
+
+def test_functional_call_refuses_two_values_for_one_tied_weight():
+    def build(lib):
+        model = lib.nn.Sequential(lib.nn.Linear(3, 3), lib.nn.Linear(3, 3))
+        model[1].weight = model[0].weight
+        eye, x = lib.eye(3), lib.ones(1, 3)
+        same_object = lib.func.functional_call(model, {"0.weight": eye, "1.weight": eye}, x)
+        untied = lib.func.functional_call(model, {"0.weight": eye, "1.weight": eye.clone()}, x, tie_weights=False)
+        return same_object, untied, _raised(lambda: lib.func.functional_call(
+            model, {"1.weight": eye, "0.weight": lib.ones(3, 3)}, x))
+
+    (mine, mine_untied, mine_error), (theirs, theirs_untied, theirs_error) = _both(build)
+    _close(mine, theirs)
+    _close(mine_untied, theirs_untied)
+    assert mine_error == theirs_error == ("ValueError", "functional_call got multiple values for keys "
+                                          "['0.weight', '1.weight'], which are tied. Consider using tie_weights=False")
+
+
+def test_vector_to_parameters_refuses_a_short_vector_before_writing():
+    params = [chainrule.ones(2), chainrule.ones(3)]
+    with pytest.raises(RuntimeError, match="vector_to_parameters: the vector has 3 elements, the parameters need 5"):
+        chainrule.nn.utils.vector_to_parameters(chainrule.zeros(3), params)
+    assert params[0].tolist() == [1.0, 1.0]
+    with pytest.raises(RuntimeError):  # torch: the view of the second slice fails
+        torch.nn.utils.vector_to_parameters(torch.zeros(3), [torch.ones(2), torch.ones(3)])
