@@ -1545,6 +1545,35 @@ def _(torch):
     net.eval()(torch.ones(1, 3))
     return {"msg_strict": caught(lambda: net.load_state_dict(state)), "calls": calls}
 
+# ================================================================================================ fourth batch
+@case("rnn.invert_permutation, empty pack, pad_sequence dtype")
+def _(torch):
+    rnn = torch.nn.utils.rnn
+    return {"invert": rnn.invert_permutation(torch.tensor([2, 0, 1])), "invert_none": rnn.invert_permutation(None),
+            "empty": caught(lambda: rnn.pack_padded_sequence(torch.ones(3, 0, 1), [])),
+            "msg_empty": caught(lambda: rnn.pack_padded_sequence(torch.ones(3, 0, 1), [])),
+            "mixed": rnn.pad_sequence([torch.ones(2, dtype=torch.int64), torch.full((3,), 2.5)]),
+            "int_padding": rnn.pad_sequence([torch.ones(2, dtype=torch.int64), torch.ones(3, dtype=torch.int64)],
+                                            padding_value=-1.5)}
+
+
+@case("module.to positional non_blocking, complex warning, state_dict positional")
+def _(torch):
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        double = torch.nn.Linear(2, 2).to("cpu", torch.float64, True)
+        complex_layer = torch.nn.Linear(2, 2).to(torch.complex64)
+        keys = list(torch.nn.Linear(2, 2).state_dict(None, "a."))
+    return {"double": double.weight.dtype, "complex": complex_layer.weight.dtype, "keys": keys,
+            "warnings": [(w.category.__name__, str(w.message)) for w in record]}
+
+
+@case("prune.a None parameter")
+def _(torch):
+    layer = torch.nn.Linear(3, 2, bias=False)
+    return {"none": caught(lambda: torch.nn.utils.prune.l1_unstructured(layer, "bias", amount=1))}
+
+
 # ================================================================================================ running
 def encode(value, lib):
     """What a case returned as JSON: tensors as dtype, shape and values, exceptions as class and message."""

@@ -221,3 +221,37 @@ def test_vector_to_parameters_refuses_a_short_vector_before_writing():
     assert params[0].tolist() == [1.0, 1.0]
     with pytest.raises(RuntimeError):  # torch: the view of the second slice fails
         torch.nn.utils.vector_to_parameters(torch.zeros(3), [torch.ones(2), torch.ones(3)])
+
+
+def test_rnn_utils_invert_permutation_empty_pack_and_pad_dtype_match_torch():
+    def build(lib):
+        rnn = lib.nn.utils.rnn
+        mixed = rnn.pad_sequence([lib.ones(2, dtype=lib.int64), lib.full((3,), 2.5)], padding_value=-1.5)
+        return [rnn.invert_permutation(lib.tensor([2, 0, 1])).tolist(), rnn.invert_permutation(None),
+                _raised(lambda: rnn.pack_padded_sequence(lib.ones(3, 0, 1), [])),
+                str(mixed.dtype).rpartition(".")[2], mixed.tolist()]
+
+    mine, theirs = _both(build)
+    assert mine == theirs
+    assert mine[2] == ("RuntimeError", "Cannot pack empty tensors.") and mine[3] == "int64"
+
+
+def test_module_to_positional_non_blocking_and_deprecation_warnings_match_torch():
+    def build(lib):
+        with pytest.warns(UserWarning, match="Complex modules are a new feature") as record:
+            complex_dtype = lib.nn.Linear(2, 2).to(lib.complex64).weight.dtype
+        with pytest.warns(FutureWarning, match="Positional args are being deprecated"):
+            keys = list(lib.nn.Linear(2, 2).state_dict(None, "a."))
+        double = lib.nn.Linear(2, 2).to("cpu", lib.float64, True).weight.dtype
+        return [str(dtype).rpartition(".")[2] for dtype in (complex_dtype, double)] + [keys, len(record)]
+
+    mine, theirs = _both(build)
+    assert mine == theirs == ["complex64", "float64", ["a.weight", "a.bias"], 1]
+
+
+def test_pruning_a_none_parameter_raises_type_error_and_changes_nothing():
+    layer = chainrule.nn.Linear(3, 2, bias=False)
+    for lib, module in ((chainrule, layer), (torch, torch.nn.Linear(3, 2, bias=False))):
+        with pytest.raises(TypeError):
+            lib.nn.utils.prune.l1_unstructured(module, "bias", amount=1)
+    assert [name for name, _ in layer.named_parameters()] == ["weight"] and not layer._forward_pre_hooks

@@ -17,7 +17,7 @@ from ...ops.creation import full, tensor
 from ...ops.shape import cat, stack
 from ...tensor import Tensor
 
-__all__ = ["PackedSequence", "pack_padded_sequence", "pad_packed_sequence", "pad_sequence", "unpad_sequence",
+__all__ = ["PackedSequence", "invert_permutation", "pack_padded_sequence", "pad_packed_sequence", "pad_sequence", "unpad_sequence",
            "pack_sequence", "unpack_sequence"]
 
 
@@ -41,8 +41,8 @@ class PackedSequence(_PackedSequenceFields):
     __slots__ = ()
 
     def __new__(cls, data, batch_sizes=None, sorted_indices=None, unsorted_indices=None):
-        if unsorted_indices is None and sorted_indices is not None:
-            unsorted_indices = sorted_indices.argsort()
+        if unsorted_indices is None:
+            unsorted_indices = invert_permutation(sorted_indices)
         if batch_sizes is None:
             if not (isinstance(data, (list, tuple)) and len(data) == 2):
                 raise TypeError("PackedSequence: without batch_sizes, data must be the pair (data, batch_sizes); "
@@ -102,6 +102,13 @@ class PackedSequence(_PackedSequenceFields):
         return self.data.is_pinned()
 
 
+def invert_permutation(permutation: Tensor | None) -> Tensor | None:
+    """The permutation that undoes ``permutation`` (None stays None). torch.nn.utils.rnn.invert_permutation."""
+    if permutation is None:
+        return None
+    return permutation.argsort()
+
+
 def _lengths_array(lengths) -> np.ndarray:
     if isinstance(lengths, Tensor):
         if lengths.dim() != 1:
@@ -134,6 +141,8 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False,
     ``batch_first``, ``lengths`` (B,) a list or CPU int64 tensor. With ``enforce_sorted=False``
     the batch may come in any order; it is sorted here and the permutation recorded."""
     lengths_np = _lengths_array(lengths)
+    if input.numel() == 0:
+        raise RuntimeError("Cannot pack empty tensors.")
     batch_dim = 0 if batch_first else 1
     if len(lengths_np) != input.shape[batch_dim]:
         raise RuntimeError(f"pack_padded_sequence: expected {input.shape[batch_dim]} lengths for a batch of "
@@ -210,7 +219,9 @@ def pad_sequence(sequences, batch_first: bool = False, padding_value: float = 0.
                                    f"non-singleton dimension {dim}")
     max_length = max(s.shape[0] for s in sequences)
     padded = []
+    dtype = sequences[0].dtype  # torch fills an output of the first sequence's dtype, no promotion
     for s in sequences:
+        s = s.to(dtype)
         missing = max_length - s.shape[0]
         if missing:
             filler = full((missing, *s.shape[1:]), padding_value, dtype=s.dtype, device=s.device)
