@@ -427,6 +427,9 @@ class Module:
     def state_dict(self, *args, destination=None, prefix: str = "", keep_vars: bool = False):
         """An OrderedDict of parameters and persistent buffers, detached and sharing memory."""
         if args:  # torch's deprecated positional order: (destination, prefix, keep_vars)
+            warnings.warn("Positional args are being deprecated, use kwargs instead. Refer to "
+                          "https://pytorch.org/docs/main/generated/torch.nn.Module.html#torch.nn.Module.state_dict"
+                          " for details.", FutureWarning, stacklevel=_torch_function.user_stacklevel())
             destination = args[0]
             prefix = args[1] if len(args) > 1 else prefix
             keep_vars = args[2] if len(args) > 2 else keep_vars
@@ -658,6 +661,8 @@ class Module:
             raise TypeError(f"Module.to(): memory_format must be a torch.memory_format such as "
                             f"torch.channels_last, got {type(memory_format).__name__}")
         for a in args:
+            if isinstance(a, bool):  # non_blocking, torch's last positional argument
+                continue
             if isinstance(a, Tensor):
                 dtype, device = a.dtype, a.device
             elif isinstance(a, _dtype.dtype) or (isinstance(a, str) and a in _dtype._BY_NAME):
@@ -670,6 +675,12 @@ class Module:
                 raise TypeError(
                     f"nn.Module.to only accepts floating point or complex dtypes, but got desired dtype={dtype}"
                 )
+            if dtype.is_complex:
+                warnings.warn("Complex modules are a new feature under active development whose design may change, "
+                              "and some modules might not work as expected when using complex tensors as parameters "
+                              "or buffers. Please file an issue at https://github.com/pytorch/pytorch/issues/new?"
+                              "template=bug-report.yml if a complex module does not work as expected.",
+                              stacklevel=_torch_function.user_stacklevel())
 
         def convert(t: Tensor) -> Tensor:
             out = t
