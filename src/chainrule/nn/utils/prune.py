@@ -83,8 +83,10 @@ class BasePruningMethod(ABC):
 
     @classmethod
     def apply(cls, module, name: str, *args, importance_scores=None, **kwargs):
-        method = _composite_method(cls, module, name, *args, **kwargs)
         orig = getattr(module, name)
+        if not isinstance(orig, Tensor):  # a bias=False layer's None bias: torch's TypeError, nothing changed
+            raise TypeError(f"{cls.__name__}: module.{name} must be a Tensor to be pruned, got {type(orig).__name__}")
+        method = _composite_method(cls, module, name, *args, **kwargs)
         if importance_scores is not None:
             if tuple(importance_scores.shape) != tuple(orig.shape):
                 raise AssertionError(f"importance_scores should have the same shape as parameter {name} of {module}")
