@@ -816,7 +816,15 @@ def _reparametrized(module, values: dict, tie_weights: bool, strict: bool):
             raise RuntimeError("\n".join(lines))
     replacement = dict((name, values[name]) for name in known if name in values)
     if tie_weights:
-        # a weight shared under two names takes the value given for either name
+        # a weight shared under two names takes the value given for either name; two different
+        # tensors given for the names of one weight are ambiguous
+        names_of = {}
+        for name, tensor in named:
+            names_of.setdefault(id(tensor), []).append(name)
+        for names in names_of.values():
+            if len({id(values[name]) for name in names if name in values}) > 1:
+                raise ValueError(f"functional_call got multiple values for keys {sorted(names)}, which are tied. "
+                                 "Consider using tie_weights=False")
         by_identity = {id(tensor): values[name] for name, tensor in named if name in values}
         for name, tensor in named:
             if name not in replacement and id(tensor) in by_identity:

@@ -69,6 +69,31 @@ class Sequential(Module):
             out.append(module)
         return out
 
+    def _check_factor(self, other) -> None:
+        if not isinstance(other, int):
+            raise TypeError(f"unsupported operand type(s) for *: {class_repr(type(self))} and {class_repr(type(other))}")
+        if other <= 0:
+            raise ValueError(f"Non-positive multiplication factor {other} for {class_repr(type(self))}")
+
+    def __mul__(self, other: int) -> Sequential:
+        """A new Sequential running these modules (the same objects) ``other`` times over."""
+        self._check_factor(other)
+        out = Sequential()
+        for _ in range(other):
+            for module in self:
+                out.append(module)
+        return out
+
+    __rmul__ = __mul__
+
+    def __imul__(self, other: int) -> Sequential:
+        self._check_factor(other)
+        modules = list(self)
+        for _ in range(other - 1):
+            for module in modules:
+                self.append(module)
+        return self
+
     def append(self, module: Module) -> Sequential:
         self.add_module(str(len(self)), module)
         return self

@@ -9,6 +9,7 @@ import warnings
 from ...ops import ctc, margin_loss
 from ...ops import loss as F
 from ...tensor import Tensor
+from .distance import PairwiseDistance
 from .linear import Linear
 from .module import Module
 
@@ -196,7 +197,9 @@ class TripletMarginWithDistanceLoss(_Loss):
         if margin <= 0:
             raise ValueError(f"TripletMarginWithDistanceLoss: expected margin to be greater than 0, got {margin} "
                              "instead")
-        self.distance_function, self.margin, self.swap = distance_function, margin, swap
+        # the default is a PairwiseDistance child, as torch's (its repr lists it)
+        self.distance_function = distance_function if distance_function is not None else PairwiseDistance()
+        self.margin, self.swap = margin, swap
 
     def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
         from .. import functional

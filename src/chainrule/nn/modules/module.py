@@ -132,6 +132,16 @@ def _addindent(text: str, spaces: int) -> str:
     return first + "\n" + "\n".join(" " * spaces + line for line in lines)
 
 
+
+def _attribute_module(module, item: str):
+    """``module.<item>`` when it is a module, else torch's AttributeError for a dotted-path step."""
+    if not hasattr(module, item):
+        raise AttributeError(f"{module._get_name()} has no attribute `{item}`")
+    value = getattr(module, item)
+    if not isinstance(value, Module):
+        raise AttributeError(f"`{item}` is not an nn.Module")
+    return value
+
 class Module:
     """Base class for all neural-network modules (``torch.nn.Module``)."""
 
@@ -229,27 +239,49 @@ class Module:
     register_module = add_module
 
     def get_submodule(self, target: str) -> Module:
+        """The submodule at the dotted path ``target`` ("" is ``self``); AttributeError naming the
+        step that is missing or is not a module, in torch's words."""
         module = self
         if target == "":
             return module
         for item in target.split("."):
-            if item not in module._modules:
-                raise AttributeError(f"{module._get_name()} has no attribute `{item}`")
-            module = module._modules[item]
+            module = _attribute_module(module, item)
         return module
+
+    def set_submodule(self, target: str, module: Module, strict: bool = False) -> None:
+        """Put ``module`` at the dotted path ``target``: its parent must exist; with ``strict`` the
+        submodule replaced must exist too. torch.nn.Module.set_submodule."""
+        if target == "":
+            raise ValueError("Cannot set the submodule without a target name!")
+        if not isinstance(module, Module):
+            raise ValueError(f"`module` is not an nn.Module, found {type(module)}")
+        *path, name = target.split(".")
+        parent = self
+        for item in path:
+            parent = _attribute_module(parent, item)
+        if strict and not hasattr(parent, name):
+            raise AttributeError(f"{parent._get_name()} has no attribute `{name}`")
+        if hasattr(parent, name) and not isinstance(getattr(parent, name), Module):
+            raise AttributeError(f"`{name}` is not an nn.Module")
+        setattr(parent, name, module)
 
     def get_parameter(self, target: str) -> Parameter:
         module_path, _, name = target.rpartition(".")
         module = self.get_submodule(module_path)
-        if name not in module._parameters:
-            raise AttributeError(f"{module._get_name()} has no parameter `{name}`")
-        return module._parameters[name]
+        if not hasattr(module, name):
+            raise AttributeError(f"{module._get_name()} has no attribute `{name}`")
+        parameter = getattr(module, name)
+        if not isinstance(parameter, Parameter):
+            raise AttributeError(f"`{name}` is not an nn.Parameter")
+        return parameter
 
     def get_buffer(self, target: str) -> Tensor:
         module_path, _, name = target.rpartition(".")
         module = self.get_submodule(module_path)
+        if not hasattr(module, name):
+            raise AttributeError(f"{module._get_name()} has no attribute `{name}`")
         if name not in module._buffers:
-            raise AttributeError(f"{module._get_name()} has no buffer `{name}`")
+            raise AttributeError(f"`{name}` is not a buffer")
         return module._buffers[name]
 
     def __setattr__(self, name: str, value) -> None:
@@ -395,6 +427,9 @@ class Module:
     def state_dict(self, *args, destination=None, prefix: str = "", keep_vars: bool = False):
         """An OrderedDict of parameters and persistent buffers, detached and sharing memory."""
         if args:  # torch's deprecated positional order: (destination, prefix, keep_vars)
+            warnings.warn("Positional args are being deprecated, use kwargs instead. Refer to "
+                          "https://pytorch.org/docs/main/generated/torch.nn.Module.html#torch.nn.Module.state_dict"
+                          " for details.", FutureWarning, stacklevel=_torch_function.user_stacklevel())
             destination = args[0]
             prefix = args[1] if len(args) > 1 else prefix
             keep_vars = args[2] if len(args) > 2 else keep_vars
@@ -626,6 +661,8 @@ class Module:
             raise TypeError(f"Module.to(): memory_format must be a torch.memory_format such as "
                             f"torch.channels_last, got {type(memory_format).__name__}")
         for a in args:
+            if isinstance(a, bool):  # non_blocking, torch's last positional argument
+                continue
             if isinstance(a, Tensor):
                 dtype, device = a.dtype, a.device
             elif isinstance(a, _dtype.dtype) or (isinstance(a, str) and a in _dtype._BY_NAME):
@@ -638,6 +675,12 @@ class Module:
                 raise TypeError(
                     f"nn.Module.to only accepts floating point or complex dtypes, but got desired dtype={dtype}"
                 )
+            if dtype.is_complex:
+                warnings.warn("Complex modules are a new feature under active development whose design may change, "
+                              "and some modules might not work as expected when using complex tensors as parameters "
+                              "or buffers. Please file an issue at https://github.com/pytorch/pytorch/issues/new?"
+                              "template=bug-report.yml if a complex module does not work as expected.",
+                              stacklevel=_torch_function.user_stacklevel())
 
         def convert(t: Tensor) -> Tensor:
             out = t

@@ -17,6 +17,11 @@ def vector_to_parameters(vec: Tensor, parameters) -> None:
     """Copy consecutive slices of ``vec`` into the parameters' data (shares nothing with ``vec``)."""
     if not isinstance(vec, Tensor):
         raise TypeError(f"expected torch.Tensor, but got: {type(vec).__name__}")
+    parameters = list(parameters)
+    needed = sum(param.numel() for param in parameters)
+    if vec.numel() < needed:  # checked before any parameter changes (torch fails midway, in view)
+        raise RuntimeError(f"vector_to_parameters: the vector has {vec.numel()} elements, the parameters "
+                           f"need {needed}")
     pointer = 0
     data = vec._data
     for param in parameters:

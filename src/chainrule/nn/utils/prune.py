@@ -7,9 +7,9 @@ while the pruned entries contribute nothing and receive a zero gradient. Pruning
 tensor again combines the masks: the new method only chooses among the entries (or channels)
 still unpruned. ``remove`` makes the pruning permanent.
 
-The masks are chosen on the arrays (choosing is not differentiable); random methods draw from
-chainrule's generator, so ``manual_seed`` makes them reproducible (not bit-equal to torch's
-draws, whose generator differs).
+The masks are chosen on the arrays (choosing is not differentiable); random methods draw with
+``rand`` from the default generator, the draws torch makes (one number per entry, in the
+tensor's dtype, or one float32 number per channel), so a seed chooses the entries torch's does.
 """
 
 from __future__ import annotations
@@ -83,8 +83,10 @@ class BasePruningMethod(ABC):
 
     @classmethod
     def apply(cls, module, name: str, *args, importance_scores=None, **kwargs):
-        method = _composite_method(cls, module, name, *args, **kwargs)
         orig = getattr(module, name)
+        if not isinstance(orig, Tensor):  # a bias=False layer's None bias: torch's TypeError, nothing changed
+            raise TypeError(f"{cls.__name__}: module.{name} must be a Tensor to be pruned, got {type(orig).__name__}")
+        method = _composite_method(cls, module, name, *args, **kwargs)
         if importance_scores is not None:
             if tuple(importance_scores.shape) != tuple(orig.shape):
                 raise AssertionError(f"importance_scores should have the same shape as parameter {name} of {module}")
@@ -253,7 +255,8 @@ class RandomUnstructured(_Unstructured):
     """Prunes ``amount`` entries (a count, or a fraction) chosen at random."""
 
     def _order(self, t: Tensor, xp):
-        return xp.argsort(-_random._rng(None, xp).random(t._data.size), kind="stable")
+        # the entries that drew the largest numbers go first
+        return xp.argsort(-_random.rand_like(t)._data.reshape(-1), kind="stable")
 
     @classmethod
     def apply(cls, module, name: str, amount):
@@ -301,11 +304,9 @@ class RandomStructured(_Structured):
     """Prunes ``amount`` whole channels along ``dim``, chosen at random."""
 
     def _kept(self, t: Tensor, dim: int, count: int, xp):
-        channels = t.shape[dim]
-        order = xp.argsort(-_random._rng(None, xp).random(channels), kind="stable")
-        keep = xp.ones(channels, dtype=bool)
-        keep[order[:count]] = False
-        return keep
+        # the channels that drew the ``count`` smallest numbers go (and any that tie with the largest of those)
+        draws = _random.rand(t.shape[dim], device=t.device)._data
+        return draws > xp.sort(draws)[count - 1]
 
     @classmethod
     def apply(cls, module, name: str, amount, dim: int = -1):

@@ -17,19 +17,96 @@ from ...ops.creation import full, tensor
 from ...ops.shape import cat, stack
 from ...tensor import Tensor
 
-__all__ = ["PackedSequence", "pack_padded_sequence", "pad_packed_sequence", "pad_sequence", "unpad_sequence",
+__all__ = ["PackedSequence", "invert_permutation", "pack_padded_sequence", "pad_packed_sequence", "pad_sequence", "unpad_sequence",
            "pack_sequence", "unpack_sequence"]
 
 
-class PackedSequence(NamedTuple):
-    """torch.nn.utils.rnn.PackedSequence: ``data`` (sum of lengths, *), ``batch_sizes`` (max length,)
-    int64, and the permutation from the caller's batch order to decreasing length
-    (``sorted_indices``) and back (``unsorted_indices``), both None when the batch came sorted."""
-
+class _PackedSequenceFields(NamedTuple):
     data: Tensor
     batch_sizes: Tensor
-    sorted_indices: Tensor | None = None
-    unsorted_indices: Tensor | None = None
+    sorted_indices: Tensor | None
+    unsorted_indices: Tensor | None
+
+
+class PackedSequence(_PackedSequenceFields):
+    """torch.nn.utils.rnn.PackedSequence: ``data`` (sum of lengths, *), ``batch_sizes`` (max length,)
+    int64, and the permutation from the caller's batch order to decreasing length
+    (``sorted_indices``) and back (``unsorted_indices``), both None when the batch came sorted.
+
+    ``unsorted_indices`` left out is the inverse of ``sorted_indices``; ``data`` may be the pair
+    ``(data, batch_sizes)`` when ``batch_sizes`` is left out, as torch's. Conversions (``to``,
+    ``double``, ``cpu``, ...) convert ``data`` and move the permutations with it; ``batch_sizes``
+    stays where it is, as torch keeps it on the CPU."""
+
+    __slots__ = ()
+
+    def __new__(cls, data, batch_sizes=None, sorted_indices=None, unsorted_indices=None):
+        if unsorted_indices is None:
+            unsorted_indices = invert_permutation(sorted_indices)
+        if batch_sizes is None:
+            if not (isinstance(data, (list, tuple)) and len(data) == 2):
+                raise TypeError("PackedSequence: without batch_sizes, data must be the pair (data, batch_sizes); "
+                                f"got {type(data).__name__}")
+            data, batch_sizes = data
+        return super().__new__(cls, data, batch_sizes, sorted_indices, unsorted_indices)
+
+    def to(self, *args, **kwargs) -> PackedSequence:
+        data = self.data.to(*args, **kwargs)
+        if data is self.data:
+            return self
+        # the permutations follow data's device, keeping their own dtype
+        options = {key: value for key, value in kwargs.items() if key not in ("device", "dtype")}
+        return type(self)(data, self.batch_sizes, *(None if index is None else index.to(data.device, **options)
+                                                    for index in (self.sorted_indices, self.unsorted_indices)))
+
+    def cpu(self, *args, **kwargs) -> PackedSequence:
+        return self.to(*args, device="cpu", **kwargs)
+
+    def cuda(self, *args, **kwargs) -> PackedSequence:
+        return self.to(*args, device="cuda", **kwargs)
+
+    def pin_memory(self) -> PackedSequence:
+        return type(self)(self.data.pin_memory(), self.batch_sizes,
+                          *(None if index is None else index.pin_memory()
+                            for index in (self.sorted_indices, self.unsorted_indices)))
+
+    def double(self) -> PackedSequence:
+        return self.to(dtype=_dtype.float64)
+
+    def float(self) -> PackedSequence:
+        return self.to(dtype=_dtype.float32)
+
+    def half(self) -> PackedSequence:
+        return self.to(dtype=_dtype.float16)
+
+    def long(self) -> PackedSequence:
+        return self.to(dtype=_dtype.int64)
+
+    def int(self) -> PackedSequence:
+        return self.to(dtype=_dtype.int32)
+
+    def short(self) -> PackedSequence:
+        return self.to(dtype=_dtype.int16)
+
+    def char(self) -> PackedSequence:
+        return self.to(dtype=_dtype.int8)
+
+    def byte(self) -> PackedSequence:
+        return self.to(dtype=_dtype.uint8)
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.data.is_cuda
+
+    def is_pinned(self) -> bool:
+        return self.data.is_pinned()
+
+
+def invert_permutation(permutation: Tensor | None) -> Tensor | None:
+    """The permutation that undoes ``permutation`` (None stays None). torch.nn.utils.rnn.invert_permutation."""
+    if permutation is None:
+        return None
+    return permutation.argsort()
 
 
 def _lengths_array(lengths) -> np.ndarray:
@@ -64,6 +141,8 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False,
     ``batch_first``, ``lengths`` (B,) a list or CPU int64 tensor. With ``enforce_sorted=False``
     the batch may come in any order; it is sorted here and the permutation recorded."""
     lengths_np = _lengths_array(lengths)
+    if input.numel() == 0:
+        raise RuntimeError("Cannot pack empty tensors.")
     batch_dim = 0 if batch_first else 1
     if len(lengths_np) != input.shape[batch_dim]:
         raise RuntimeError(f"pack_padded_sequence: expected {input.shape[batch_dim]} lengths for a batch of "
@@ -130,6 +209,8 @@ def pad_sequence(sequences, batch_first: bool = False, padding_value: float = 0.
     sequences = list(sequences)
     if not sequences:
         raise RuntimeError("received an empty list of sequences")
+    if any(s.dim() == 0 for s in sequences):
+        raise RuntimeError("pad_sequence: every sequence needs a length dimension (shape (L, *)), got a 0-d tensor")
     trailing = tuple(sequences[0].shape[1:])
     for s in sequences[1:]:
         for dim, (a, b) in enumerate(zip(trailing, tuple(s.shape[1:])), start=1):
@@ -138,7 +219,9 @@ def pad_sequence(sequences, batch_first: bool = False, padding_value: float = 0.
                                    f"non-singleton dimension {dim}")
     max_length = max(s.shape[0] for s in sequences)
     padded = []
+    dtype = sequences[0].dtype  # torch fills an output of the first sequence's dtype, no promotion
     for s in sequences:
+        s = s.to(dtype)
         missing = max_length - s.shape[0]
         if missing:
             filler = full((missing, *s.shape[1:]), padding_value, dtype=s.dtype, device=s.device)

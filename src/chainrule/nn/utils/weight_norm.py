@@ -7,6 +7,9 @@ through ordinary differentiable ops. This is torch's original (hook-based) API.
 
 from __future__ import annotations
 
+import warnings
+
+from ..._torch_function import user_stacklevel
 from ...autograd.grad_mode import no_grad
 from ...tensor import Tensor
 from ..parameter import Parameter
@@ -40,7 +43,10 @@ class _WeightNorm:
 
 def weight_norm(module, name: str = "weight", dim=0):
     """Reparameterise ``module.<name>`` as ``g * v / ||v||`` with the norm taken over all dims but
-    ``dim`` (over everything when ``dim`` is None or -1); returns the module, as torch's."""
+    ``dim`` (over everything when ``dim`` is None or -1); returns the module, as torch's, which
+    deprecates it (FutureWarning) for ``nn.utils.parametrizations.weight_norm``."""
+    warnings.warn("`torch.nn.utils.weight_norm` is deprecated in favor of "
+                  "`torch.nn.utils.parametrizations.weight_norm`.", FutureWarning, stacklevel=user_stacklevel())
     for hook in module._forward_pre_hooks.values():
         if isinstance(hook, _WeightNorm) and hook.name == name:
             raise RuntimeError(f"Cannot register two weight_norm hooks on the same parameter {name}")
