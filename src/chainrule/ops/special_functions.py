@@ -328,6 +328,14 @@ def _polygamma_method(self: Tensor, n: int) -> Tensor:
     return polygamma(n, self)
 
 
+def _mvlgamma_shifts(xp, p: int, dtype):
+    """The p shifts -(p-1)/2, ..., -1/2, 0 of mvlgamma's arguments, as torch's arange makes them.
+
+    torch adds them to the input as one (..., p) tensor, so a p beyond memory fails at once with
+    its allocator's error instead of running p passes over the input."""
+    return xp.arange(-(p - 1) / 2, 0.5, 0.5, dtype=dtype)
+
+
 class Mvlgamma(Function):
     saved_attributes = {"_saved_p": ctx_value("p"), "_saved_self": saved(0)}
     label = "mvlgamma"
@@ -339,19 +347,20 @@ class Mvlgamma(Function):
     def forward(ctx, x, p):
         ctx.p = p
         ctx.save_for_backward(x)
-        xp = array_module(x)
-        total = xp.zeros_like(x) + p * (p - 1) / 4 * math.log(math.pi)
-        for j in range(p):
-            total = total + on_device("mvlgamma", "gammaln", kernels.lgamma, x - x.dtype.type(j / 2))
-        return total
+        arguments = x[..., None] + _mvlgamma_shifts(array_module(x), p, x.dtype)
+        terms = on_device("mvlgamma", "gammaln", kernels.lgamma, arguments)
+        constant = x.dtype.type(p * (p - 1) * math.log(math.pi) * 0.25)  # torch's scalar, in x's dtype
+        if x.dtype.itemsize == 2:  # torch's half sum and addition run in float32, each rounded once
+            total = terms.sum(-1, dtype=np.float32).astype(x.dtype).astype(np.float32) + np.float32(constant)
+        else:
+            total = terms.sum(-1) + constant
+        return total.astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_values
-        total = digamma(x)
-        for j in range(1, ctx.p):
-            total = total + digamma(x - j / 2)
-        return grad * total
+        shifts = Tensor._make(_mvlgamma_shifts(array_module(x._data), ctx.p, x._data.dtype))
+        return grad * digamma(x.unsqueeze(-1) + shifts).sum(-1)
 
 
 @honours_out
