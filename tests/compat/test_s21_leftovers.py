@@ -35,3 +35,56 @@ def test_mvlgamma_of_a_p_beyond_memory_fails_at_once_as_torch():
     x = chainrule.rand(3) + 1
     with pytest.raises(RuntimeError, match="mvlgamma"):
         chainrule.mvlgamma(x, 2**60)
+
+
+def test_special_functions_on_meta_give_meta_results():
+    a = chainrule.ones(2, 3, device="meta")
+    results = [chainrule.lgamma(a), chainrule.mvlgamma(a, 3), chainrule.special.i1e(a),
+               chainrule.special.modified_bessel_i0(a), chainrule.special.airy_ai(a),
+               chainrule.special.chebyshev_polynomial_t(a, a), chainrule.polygamma(2, a),
+               chainrule.special.zeta(a, a)]
+    for result in results:
+        assert result.device.type == "meta" and tuple(result.shape) == (2, 3) and result.dtype == chainrule.float32
+
+
+# ---------------------------------------------------------------- torch.linalg on meta
+def _meta_like(t):
+    return chainrule.empty(tuple(t.shape), dtype=getattr(chainrule, str(t.dtype).split(".")[-1]), device="meta")
+
+
+def _as_tuple(result):
+    return tuple(result) if isinstance(result, tuple) else (result,)
+
+
+@pytest.mark.parametrize("name, call", [
+    ("cholesky", lambda L, A, B: L.linalg.cholesky(A)),
+    ("cholesky_ex", lambda L, A, B: L.linalg.cholesky_ex(A)),
+    ("eig", lambda L, A, B: L.linalg.eig(A)),
+    ("eigvals", lambda L, A, B: L.linalg.eigvals(A)),
+    ("inv_ex", lambda L, A, B: L.linalg.inv_ex(A)),
+    ("solve_ex", lambda L, A, B: L.linalg.solve_ex(A, B)),
+    ("ldl_factor", lambda L, A, B: L.linalg.ldl_factor(A)),
+    ("ldl_factor_ex", lambda L, A, B: L.linalg.ldl_factor_ex(A)),
+    ("lu_factor", lambda L, A, B: L.linalg.lu_factor(A)),
+    ("lu_factor_ex", lambda L, A, B: L.linalg.lu_factor_ex(A)),
+    ("matrix_exp", lambda L, A, B: L.linalg.matrix_exp(A)),
+    ("cholesky_inverse", lambda L, A, B: L.cholesky_inverse(A)),
+])
+def test_linalg_on_meta_gives_torchs_shapes_and_dtypes(name, call):
+    # chainrule's checks of the values (NaN, singular, zero pivots) read a meta result with .item()
+    A = torch.eye(3, dtype=torch.float64).expand(2, 3, 3) * 2
+    B = torch.ones(2, 3, 4, dtype=torch.float64)
+    expected = _as_tuple(call(torch, A, B))
+    got = _as_tuple(call(chainrule, _meta_like(A), _meta_like(B)))
+    assert len(got) == len(expected)
+    for want, have in zip(expected, got):
+        assert have.device.type == "meta" and tuple(have.shape) == tuple(want.shape)
+        assert str(have.dtype).split(".")[-1] == str(want.dtype).split(".")[-1]
+
+
+def test_ldl_solve_on_meta_gives_torchs_shape():
+    LD, pivots = torch.linalg.ldl_factor(torch.eye(3, dtype=torch.float64) * 2)
+    B = torch.ones(3, 2, dtype=torch.float64)
+    expected = torch.linalg.ldl_solve(LD, pivots, B)
+    got = chainrule.linalg.ldl_solve(_meta_like(LD), _meta_like(pivots), _meta_like(B))
+    assert got.device.type == "meta" and tuple(got.shape) == tuple(expected.shape) and got.dtype == chainrule.float64

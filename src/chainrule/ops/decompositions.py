@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from .. import _config, _dtype, return_types
-from .._backend import array_module, broadcast_solve, checked_linalg
+from .._backend import array_module, broadcast_solve, checked_linalg, has_values
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, honours_out, write_out
@@ -185,7 +185,7 @@ def _factor(xp, matrix):
     except xp.linalg.LinAlgError:
         return None
     # LAPACK stops at a NaN pivot (torch reports it as not positive-definite), NumPy returns the NaNs
-    if bool(xp.isnan(factor).any()):
+    if has_values(factor) and bool(xp.isnan(factor).any()):
         return None
     return factor
 
@@ -337,7 +337,7 @@ class CholeskyInverse(Function):
     def forward(ctx, L, upper):
         xp = array_module(L)
         zero_diagonal = xp.diagonal(L, axis1=-2, axis2=-1) == 0
-        if zero_diagonal.any():  # torch's check of the factor, before NumPy's solver refuses it
+        if has_values(L) and zero_diagonal.any():  # torch's check of the factor, before NumPy's solver refuses it
             info = xp.where(zero_diagonal.any(-1), zero_diagonal.argmax(-1) + 1, 0)
             raise _inversion_error("cholesky_inverse", info, L.ndim > 2)
         identity = xp.broadcast_to(xp.eye(L.shape[-1], dtype=L.dtype), L.shape)
@@ -927,7 +927,7 @@ class LuFactor(Function):
     def forward(ctx, A, raise_op):
         xp = array_module(A)
         LU, pivots, info = _lu_array(xp, A)
-        if raise_op and bool(info.any()):
+        if raise_op and has_values(info) and bool(info.any()):
             raise _zero_pivot_error(raise_op, info, A.ndim > 2)
         LU = _column_major(LU)
         ctx.pivots = pivots
@@ -1059,6 +1059,8 @@ def _expm_array(xp, A):
     U = X @ (X6 @ (b[13] * X6 + b[11] * X4 + b[9] * X2) + b[7] * X6 + b[5] * X4 + b[3] * X2 + b[1] * identity)
     V = X6 @ (b[12] * X6 + b[10] * X4 + b[8] * X2) + b[6] * X6 + b[4] * X4 + b[2] * X2 + b[0] * identity
     result = xp.linalg.solve(V - U, V + U)
+    if not has_values(A):
+        return result.astype(A.dtype, copy=False)
     for step in range(int(exponents.max()) if exponents.size else 0):
         squared = result @ result
         result = xp.where((exponents > step)[..., None, None], squared, result)
@@ -1157,7 +1159,7 @@ def _on_nonsingular(A: Tensor, singular, compute):
     from .elementwise import where
 
     xp = array_module(A._data)
-    if not bool(singular.any()):
+    if not has_values(singular) or not bool(singular.any()):
         return compute(A)
     mask = Tensor._make(singular.reshape(singular.shape + (1, 1)))
     safe = where(mask, _eye_like(A, A._data.shape[-1]), A)

@@ -16,7 +16,7 @@ import string
 import numpy as np
 
 from .. import _dtype, _opmath, _torch_function, return_types
-from .._backend import array_module, autocast_unifies, broadcast_solve, checked_linalg
+from .._backend import array_module, autocast_unifies, broadcast_solve, checked_linalg, has_values
 from .._opmath import cpu_autocast_policy
 from ..autograd import forward_ad as _forward_ad
 from ..autograd.function import (
@@ -1421,7 +1421,7 @@ def _check_eig_input(A: Tensor, op: str):
     if A._data.dtype.itemsize < 4 or kind == "V":  # LAPACK's geev has no half-precision kernel
         raise NotImplementedError(f'"linalg_eig_out_cpu" not implemented for \'{_dtype.scalar_name(A.dtype)}\'')
     xp = array_module(A._data)
-    if A._data.size and not bool(xp.isfinite(A._data).all()):  # one sync on the device, as torch's check
+    if A._data.size and has_values(A._data) and not bool(xp.isfinite(A._data).all()):  # one sync on the device, as torch's check
         raise RuntimeError(f"torch.{op}: input tensor should not contain infs or NaNs.")
     return np.complex64 if A._data.dtype in (np.float32, np.complex64) else np.complex128
 
@@ -1688,6 +1688,8 @@ class LdlFactor(Function):
     def forward(ctx, A, hermitian):
         xp = array_module(A)
         batch, n = A.shape[:-2], A.shape[-1]
+        if not has_values(A):  # the pivots are chosen by value: only the shapes
+            return A.copy(), xp.empty(batch + (n,), dtype=xp.int32), xp.empty(batch, dtype=xp.int32)
         flat = A.reshape((math.prod(A.shape[:-2]), n, n))
         factors, pivots, infos = [], [], []
         for matrix in flat:  # each matrix pivots its own way
@@ -1739,7 +1741,7 @@ def ldl_factor(input: Tensor, *, hermitian: bool = False):
     A = input  # torch's Python binding takes these keyword names
     _check_ldl_input(A, "ldl_factor")
     ld, pivots, info = LdlFactor.apply(A, hermitian=bool(hermitian))
-    if bool((info._data != 0).any()):
+    if has_values(info._data) and bool((info._data != 0).any()):
         raise RuntimeError("torch.linalg.ldl_factor: The factorization could not be completed because the input "
                            "is singular (a zero pivot in D).")
     return return_types.linalg_ldl_factor(ld, pivots.detach())
@@ -1761,7 +1763,7 @@ class LdlSolve(Function):
         pivots = xp.broadcast_to(pivots, batch + (n,)).reshape((math.prod(batch), n))
         B = xp.broadcast_to(B, batch + B.shape[-2:]).reshape((math.prod(batch),) + B.shape[-2:])
         out = xp.empty(B.shape, dtype=xp.result_type(LD.dtype, B.dtype))
-        for i in range(B.shape[0]):
+        for i in range(B.shape[0] if has_values(out) else 0):
             out[i] = _sytrs_lower(xp, LD[i], [int(p) for p in pivots[i].tolist()], B[i].astype(out.dtype, copy=True),
                                   hermitian)
         return _column_major(out.reshape(batch + out.shape[-2:]))

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .. import _dtype, return_types
+from .. import _dtype, _meta, return_types
 from .._backend import array_module, device_of
 from ..autograd.function import Function, ctx_value, kept_value, name_node, saved
 from ..tensor import Tensor, honours_out, write_out
@@ -56,6 +56,8 @@ def on_device(op: str, cupy_name: str | None, kernel, *arrays, cupy_args=()):
     dtype = arrays[0].dtype
     if xp is np:
         return np.asarray(kernel(*arrays)).astype(dtype, copy=False)
+    if xp is _meta.module:  # no values to run the kernel on: the shape and dtype, as torch's meta kernels give
+        return xp.empty(np.broadcast_shapes(*(array.shape for array in arrays)), dtype)
     function = None
     if cupy_name is not None and getattr(xp, "__name__", None) == "cupy":  # not the stand-in
         try:
