@@ -88,3 +88,24 @@ def test_ldl_solve_on_meta_gives_torchs_shape():
     expected = torch.linalg.ldl_solve(LD, pivots, B)
     got = chainrule.linalg.ldl_solve(_meta_like(LD), _meta_like(pivots), _meta_like(B))
     assert got.device.type == "meta" and tuple(got.shape) == tuple(expected.shape) and got.dtype == chainrule.float64
+
+
+# ---------------------------------------------------------------- torch.nested
+def _jagged_with_holes(lib):
+    values = lib.tensor(np.arange(18, dtype=np.int64).reshape(9, 2))
+    offsets = lib.tensor(np.array([0, 2, 6, 9], dtype=np.int64))
+    return lib.nested.nested_tensor_from_jagged(values, offsets, lib.tensor(np.array([1, 3, 2], dtype=np.int64)))
+
+
+@pytest.mark.parametrize("op", ["bitwise_and", "gcd", "add", "mul"])
+def test_rows_broadcast_over_an_njt_with_holes_are_refused_as_by_torch(op):
+    # torch 2.13 makes the (B, 1, ...) operand an NJT on the offsets alone, of another raggedness
+    # than the one with holes, and refuses the pair with this RuntimeError (its NJT is not called
+    # here: its first use costs seconds); chainrule computed (add, mul) or refused the float dtype
+    nested = _jagged_with_holes(chainrule)
+    rows = chainrule.ones(3, 1, 2, dtype=chainrule.int64)
+    for args in ((nested, rows), (rows, nested)):
+        with pytest.raises(RuntimeError, match=rf"cannot call binary pointwise function {op}\.Tensor"):
+            getattr(chainrule, op)(*args)
+    holes_free = chainrule.nested.nested_tensor_from_jagged(nested.values(), nested.offsets())
+    assert getattr(chainrule, op)(holes_free, rows).unbind()[0].shape == (2, 2)
