@@ -109,3 +109,25 @@ def test_rows_broadcast_over_an_njt_with_holes_are_refused_as_by_torch(op):
             getattr(chainrule, op)(*args)
     holes_free = chainrule.nested.nested_tensor_from_jagged(nested.values(), nested.offsets())
     assert getattr(chainrule, op)(holes_free, rows).unbind()[0].shape == (2, 2)
+
+
+# ---------------------------------------------------------------- complex logcumsumexp
+@pytest.mark.parametrize("dtype", ["complex64", "complex128"])
+@pytest.mark.parametrize("dim", [0, -1])
+def test_complex_logcumsumexp_and_its_gradient_agree_with_torch(dtype, dim):
+    # chainrule refused complex input ("logcumsumexp_out_cpu" not implemented); torch scans with
+    # its complex log-add-exp (imaginary parts unwrapped) and has a complex gradient
+    rng = np.random.default_rng(dim + 5)
+    values = (rng.standard_normal((3, 5)) * 3 + 1j * rng.standard_normal((3, 5)) * 3).astype(dtype)
+    values[1, 2] = complex(-np.inf, 0)
+    cotangent = (rng.standard_normal((3, 5)) + 1j * rng.standard_normal((3, 5))).astype(dtype)
+    cotangent[0, 1] = 0
+    theirs, ours = torch.tensor(values, requires_grad=True), chainrule.tensor(values, requires_grad=True)
+    expected, result = torch.logcumsumexp(theirs, dim), chainrule.logcumsumexp(ours, dim)
+    expected.backward(torch.tensor(cotangent))
+    result.backward(chainrule.tensor(cotangent))
+    assert result.dtype == getattr(chainrule, dtype)
+    tolerance = 1e-5 if dtype == "complex64" else 1e-12
+    np.testing.assert_allclose(result.detach().numpy(), expected.detach().numpy(), rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(ours.grad.resolve_conj().numpy(), theirs.grad.resolve_conj().numpy(),
+                               rtol=tolerance * 10, atol=tolerance * 10)
