@@ -131,3 +131,31 @@ def test_complex_logcumsumexp_and_its_gradient_agree_with_torch(dtype, dim):
     np.testing.assert_allclose(result.detach().numpy(), expected.detach().numpy(), rtol=tolerance, atol=tolerance)
     np.testing.assert_allclose(ours.grad.resolve_conj().numpy(), theirs.grad.resolve_conj().numpy(),
                                rtol=tolerance * 10, atol=tolerance * 10)
+
+
+# ---------------------------------------------------------------- signatures
+@pytest.mark.parametrize("win_length", [5, 8])
+@pytest.mark.parametrize("align", [None, False, True])
+def test_stft_align_to_window_frames_as_torch(win_length, align):
+    # torch 2.13's stft(align_to_window=): frames start where a window shorter than n_fft starts
+    rng = np.random.default_rng(win_length)
+    signal, window = rng.standard_normal((2, 37)).astype(np.float32), rng.standard_normal(win_length).astype(np.float32)
+    expected = torch.stft(torch.tensor(signal), 8, hop_length=3, win_length=win_length, window=torch.tensor(window),
+                          center=False, return_complex=True, align_to_window=align)
+    result = chainrule.stft(chainrule.tensor(signal), 8, 3, win_length, chainrule.tensor(window), False, "reflect",
+                            False, None, True, align)
+    assert tuple(result.shape) == tuple(expected.shape)
+    np.testing.assert_allclose(result.numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_stft_align_to_window_with_center_is_refused_as_by_torch():
+    for lib in (torch, chainrule):
+        with pytest.raises(RuntimeError, match="align_to_window should only be set when center = false"):
+            lib.ones(20).stft(8, return_complex=True, align_to_window=False)
+
+
+def test_pin_memory_takes_torchs_deprecated_device():
+    x = chainrule.ones(2)
+    assert x.pin_memory() is x
+    with pytest.warns(DeprecationWarning, match="The argument 'device' of Tensor.pin_memory"):
+        assert x.pin_memory("cuda") is x
