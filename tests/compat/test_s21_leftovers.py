@@ -5,6 +5,8 @@ meta kernels are not: their first call imports its meta registrations, seconds, 
 are checked against the shapes and dtypes of torch's CPU results).
 """
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -159,3 +161,33 @@ def test_pin_memory_takes_torchs_deprecated_device():
     assert x.pin_memory() is x
     with pytest.warns(DeprecationWarning, match="The argument 'device' of Tensor.pin_memory"):
         assert x.pin_memory("cuda") is x
+
+
+# ---------------------------------------------------------------- hostile arguments: torch's classes and texts
+@pytest.mark.parametrize("call", [
+    lambda lib, a: lib.cholesky(a.long()),
+    lambda lib, a: lib.cholesky_inverse(a.int()),
+    lambda lib, a: lib.linalg.eigh(a.long()),
+    lambda lib, a: lib.linalg.eigvalsh(a.bool()),
+    lambda lib, a: lib.linalg.lu_factor(a.long()),
+    lambda lib, a: lib.linalg.lu_factor_ex(a.long()),
+    lambda lib, a: lib.linalg.lu(a.long()),
+    lambda lib, a: lib.linalg.lu_factor(None),
+    lambda lib, a: lib.linalg.lu_factor_ex("A"),
+    lambda lib, a: lib.linalg.lu_factor(a, pivot=None),
+    lambda lib, a: lib.linalg.eigh(a, UPLO=None),
+    lambda lib, a: lib.linalg.eigvalsh(a, UPLO=1),
+    lambda lib, a: lib.linalg.solve_ex(a, lib.tensor(1.0)),
+    lambda lib, a: lib.linalg.solve(a, lib.tensor(1.0), left=False),
+], ids=["cholesky-long", "cholesky_inverse-int", "eigh-long", "eigvalsh-bool", "lu_factor-long",
+        "lu_factor_ex-long", "lu-long", "lu_factor-None", "lu_factor_ex-str", "lu_factor-pivot-None",
+        "eigh-UPLO-None", "eigvalsh-UPLO-int", "solve_ex-0d-B", "solve-right-0d-B"])
+def test_linalg_refusals_have_torchs_class_and_text(call):
+    errors = []
+    for lib in (torch, chainrule):
+        with warnings.catch_warnings(), pytest.raises(Exception) as raised:
+            warnings.simplefilter("ignore")  # torch.cholesky's deprecation
+            call(lib, lib.eye(3))
+        errors.append(raised.value)
+    expected, got = errors
+    assert type(got) is type(expected) and str(got) == str(expected).split(" (Triggered internally")[0]

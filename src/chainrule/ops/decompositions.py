@@ -24,7 +24,7 @@ from .._backend import array_module, broadcast_solve, checked_linalg, has_values
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, honours_out, write_out
-from ._arg_parser import out_rule
+from ._arg_parser import check_bool, check_str, out_rule
 from .elementwise import conjugate_rule
 from .linalg import _adjoint, _check_square, _column_major, _cross, _mat, matmul
 
@@ -273,7 +273,7 @@ def cholesky(input: Tensor, upper: bool = False, *, out=None) -> Tensor:
                       "L = torch.linalg.cholesky(A)\nand\nU = torch.cholesky(A, upper=True)\nshould be replaced with\n"
                       "U = torch.linalg.cholesky(A).mH\nThis transform will produce equivalent results for all valid "
                       "(symmetric positive definite) inputs.")
-    _check_square(input, "linalg.cholesky")
+    _check_square(input, "linalg.cholesky", kernel="cholesky_cpu")
     result = name_node(Cholesky.apply(input, upper=bool(upper), raise_errors=True, op="cholesky")[0],
                        "CholeskyBackward0")
     return _copy_out(result, out, "cholesky")
@@ -355,7 +355,7 @@ class CholeskyInverse(Function):
 
 def cholesky_inverse(input: Tensor, upper: bool = False, *, out=None) -> Tensor:
     """torch.cholesky_inverse: ``A⁻¹`` from A's Cholesky factor (lower, or upper with upper=True)."""
-    _check_square(input, "cholesky_inverse")
+    _check_square(input, "cholesky_inverse", kernel="cholesky_inverse_out_cpu")
     return _copy_out(CholeskyInverse.apply(input, upper=bool(upper)), out, "cholesky_inverse")
 
 
@@ -488,7 +488,8 @@ def linalg_eigh(input: Tensor, UPLO: str = "L", *, out=None):
     ascending, reading A's lower (UPLO='L') or upper ('U') triangle. Eigenvectors are defined up
     to sign: a loss must not depend on it."""
     A = input  # torch's Python binding takes these keyword names
-    _check_square(A, "linalg.eigh")
+    check_str(UPLO, "linalg_eigh", "UPLO")
+    _check_square(A, "linalg.eigh", kernel="linalg_eigh_cpu")
     if UPLO not in ("L", "U"):
         raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
     values, vectors = Eigh.apply(A, UPLO=UPLO)
@@ -498,7 +499,8 @@ def linalg_eigh(input: Tensor, UPLO: str = "L", *, out=None):
 def linalg_eigvalsh(input: Tensor, UPLO: str = "L", *, out=None) -> Tensor:
     """torch.linalg.eigvalsh: the eigenvalues of a symmetric matrix, ascending."""
     A = input  # torch's Python binding takes these keyword names
-    _check_square(A, "linalg.eigvalsh")
+    check_str(UPLO, "linalg_eigvalsh", "UPLO")
+    _check_square(A, "linalg.eigvalsh", kernel="linalg_eigh_cpu")
     if UPLO not in ("L", "U"):
         raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
     return _copy_out(Eigh.apply(A, UPLO=UPLO)[0], out, "linalg.eigvalsh")
@@ -946,9 +948,16 @@ class LuFactor(Function):
 
 
 def _check_lu_input(A: Tensor, op: str, pivot: bool) -> None:
-    if not isinstance(A, Tensor) or A._data.ndim < 2:
-        got = list(A.shape) if isinstance(A, Tensor) else type(A).__name__
-        raise RuntimeError(f"torch.lu_factor: Expected tensor with 2 or more dimensions. Got size: {got} instead")
+    # torch's parser first (A a tensor, pivot a bool), then its checks of the shape and its kernel's dtype
+    binding = op.replace(".", "_")
+    if not isinstance(A, Tensor):
+        raise TypeError(f"{binding}(): argument 'A' (position 1) must be Tensor, not {type(A).__name__}")
+    check_bool(pivot, binding, "pivot")
+    if A._data.ndim < 2:
+        raise RuntimeError(f"torch.lu_factor: Expected tensor with 2 or more dimensions. Got size: "
+                           f"{list(A.shape)} instead")
+    if A._data.dtype.kind in "biu":
+        raise NotImplementedError(f"\"lu_cpu\" not implemented for '{_dtype.scalar_name(A.dtype)}'")
     _check_float(A, op)
     if not pivot:
         raise RuntimeError(f"{op}: LU without pivoting is not implemented on the CPU")

@@ -1198,13 +1198,18 @@ def norm(input: Tensor, ord=None, dim=None, keepdim: bool = False, *, dtype=None
 
 
 # ---------------------------------------------------------------- inverse, determinants, solve
-def _check_square(A: Tensor, op: str) -> None:
+def _check_square(A: Tensor, op: str, kernel: str | None = None) -> None:
+    """A batch of square floating or complex matrices, or torch's error; ``kernel``: the op has no
+    such dtype check of its own in torch, whose CPU kernel of that name refuses an integer or
+    bool A (NotImplementedError) instead."""
     shape = A._data.shape
     if A._data.ndim < 2:
         raise RuntimeError(f"{op}: The input tensor A must have at least 2 dimensions.")
     if shape[-1] != shape[-2]:
         raise RuntimeError(f"{op}: A must be batches of square matrices, but they are {shape[-2]} by "
                            f"{shape[-1]} matrices")
+    if kernel is not None and A._data.dtype.kind in "biu":
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(A.dtype)}'")
     if A._data.dtype.kind not in "fVc":
         raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. Got "
                            f"{_dtype.scalar_name(A.dtype)}")
@@ -1389,6 +1394,8 @@ def solve(A: Tensor, B: Tensor, *, left: bool = True) -> Tensor:
     """torch.linalg.solve: X with ``A X = B`` (``X A = B`` when ``left=False``); B may be a
     (batch of) vector(s) of A's size, and batch dims broadcast."""
     _check_square(A, "linalg.solve")
+    if B._data.ndim == 0:  # (a 1-d B is a vector, as in torch)
+        raise RuntimeError("linalg.solve: The input tensor B must have at least 2 dimensions.")
     if not left:  # X A = B  <=>  A^T X^T = B^T
         return name_node(solve(A.mT, B.mT).mT, "LinalgSolveExBackward0")
     a, b = A._data, B._data
