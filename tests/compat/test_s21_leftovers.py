@@ -191,3 +191,48 @@ def test_linalg_refusals_have_torchs_class_and_text(call):
         errors.append(raised.value)
     expected, got = errors
     assert type(got) is type(expected) and str(got) == str(expected).split(" (Triggered internally")[0]
+
+
+def _log_probs(lib):
+    return lib.tensor(np.log(np.full((5, 2, 4), 0.25, dtype=np.float32)))
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.tensor_split(lib.ones(6), "ab"),
+    lambda lib: lib.tensor_split(lib.ones(6), ["a"]),
+    lambda lib: lib.tensor_split(lib.ones(6), True),
+    lambda lib: lib.tensor_split(lib.ones(6), lib.tensor([1.0])),
+    lambda lib: lib.tensor_split(lib.ones(6), lib.tensor([[1]])),
+    lambda lib: lib.hsplit(lib.ones(6, 6), ["a"]),
+    lambda lib: lib.hsplit(lib.ones(6, 6), 2**63),
+    lambda lib: lib.vsplit(lib.ones(6, 6), -2**63 - 1),
+    lambda lib: lib.dsplit(lib.ones(2, 2, 6), lib.tensor([1, 3])),
+    lambda lib: lib.nn.functional.normalize(lib.ones(3, 4), dim=2**63),
+    lambda lib: lib.ones(3, 4).norm(2, -2**63 - 1),
+    lambda lib: lib.nn.functional.unfold(lib.tensor(1.0), 2),
+    lambda lib: lib.nn.functional.unfold(lib.ones(3, 3), 2),
+    lambda lib: lib.nn.functional.ctc_loss(_log_probs(lib).to(lib.complex64), lib.ones(2, 3, dtype=lib.int64), [5, 5], [2, 2]),
+    lambda lib: lib.nn.functional.ctc_loss(_log_probs(lib).long(), lib.ones(2, 3, dtype=lib.int64), [5, 5], [2, 2]),
+    lambda lib: lib.nn.functional.ctc_loss(lib.tensor(1.0), lib.ones(2, 3, dtype=lib.int64), [5, 5], [2, 2]),
+    lambda lib: lib.nn.functional.ctc_loss(lib.ones(5), lib.ones(2, 3, dtype=lib.int64), [5, 5], [2, 2]),
+    lambda lib: lib.nn.functional.ctc_loss(_log_probs(lib), lib.zeros(0, 3, dtype=lib.int64), [5, 5], [2, 2]),
+    lambda lib: lib.nn.functional.grid_sample(lib.ones(1, 1, 3, 3, dtype=lib.int64), lib.zeros(1, 2, 2, 2),
+                                              align_corners=False),
+    lambda lib: lib.grid_sampler_2d(lib.ones(1, 1, 3, 3, dtype=lib.bool), lib.zeros(1, 2, 2, 2), 0, 0, False),
+    lambda lib: lib.grid_sampler_3d(lib.ones(1, 1, 3, 3, 3, dtype=lib.complex64), lib.zeros(1, 2, 2, 2, 3), 0, 0, False),
+], ids=["tensor_split-str", "tensor_split-list-of-str", "tensor_split-bool", "tensor_split-float-tensor",
+        "tensor_split-2d-tensor", "hsplit-list-of-str", "hsplit-2**63", "vsplit-below-int64", "dsplit-1d-tensor",
+        "normalize-dim-2**63", "norm-dim-below-int64", "unfold-0d", "unfold-2d", "ctc-complex", "ctc-long",
+        "ctc-0d", "ctc-1d", "ctc-empty-targets", "grid_sample-long", "grid_sampler_2d-bool", "grid_sampler_3d-complex"])
+def test_argument_refusals_have_torchs_class(call):
+    # the class always; the text where torch's is not its overload parser's list of signatures
+    errors = []
+    for lib in (torch, chainrule):
+        with pytest.raises(Exception) as raised:
+            call(lib)
+        errors.append(raised.value)
+    expected, got = errors
+    assert type(got) is type(expected)
+    if "invalid combination" not in str(expected) and "must be tuple of ints" not in str(got):
+        # (torch's unpacking error carries a C++ backtrace after its text, and no closing quote)
+        assert str(got).startswith(str(expected).split("\nException raised from")[0])
