@@ -179,9 +179,18 @@ def test_pin_memory_takes_torchs_deprecated_device():
     lambda lib, a: lib.linalg.eigvalsh(a, UPLO=1),
     lambda lib, a: lib.linalg.solve_ex(a, lib.tensor(1.0)),
     lambda lib, a: lib.linalg.solve(a, lib.tensor(1.0), left=False),
+    lambda lib, a: lib.linalg.solve(a, lib.ones(3, 2, dtype=lib.float64)),
+    lambda lib, a: lib.linalg.solve_ex(a.double(), lib.ones(3, dtype=lib.int64)),
+    lambda lib, a: lib.linalg.cholesky(a, upper=None),
+    lambda lib, a: lib.linalg.cholesky_ex(a, upper="U"),
+    lambda lib, a: lib.cholesky(a, upper=[]),
+    lambda lib, a: lib.linalg.ldl_factor(a, hermitian=None),
+    lambda lib, a: lib.linalg.ldl_factor_ex(a, hermitian=1),
 ], ids=["cholesky-long", "cholesky_inverse-int", "eigh-long", "eigvalsh-bool", "lu_factor-long",
         "lu_factor_ex-long", "lu-long", "lu_factor-None", "lu_factor_ex-str", "lu_factor-pivot-None",
-        "eigh-UPLO-None", "eigvalsh-UPLO-int", "solve_ex-0d-B", "solve-right-0d-B"])
+        "eigh-UPLO-None", "eigvalsh-UPLO-int", "solve_ex-0d-B", "solve-right-0d-B", "solve-float64-B",
+        "solve_ex-int64-B", "cholesky-upper-None", "cholesky_ex-upper-str", "torch.cholesky-upper-list",
+        "ldl_factor-hermitian-None", "ldl_factor_ex-hermitian-int"])
 def test_linalg_refusals_have_torchs_class_and_text(call):
     errors = []
     for lib in (torch, chainrule):

@@ -252,6 +252,7 @@ def linalg_cholesky_ex(input: Tensor, *, upper: bool = False, check_errors: bool
     """torch.linalg.cholesky_ex: ``(L, info)``; info (int32, batch shape) is 0 where the factor
     exists and the order of the first leading minor that is not positive-definite elsewhere."""
     A = input  # torch's Python binding takes these keyword names
+    check_bool(upper, "linalg_cholesky_ex", "upper")
     _check_square(A, "linalg.cholesky")
     L, info = Cholesky.apply(A, upper=bool(upper), raise_errors=bool(check_errors), op="linalg.cholesky_ex")
     return _copy_out(return_types.linalg_cholesky_ex(L, info), out, "linalg.cholesky_ex")
@@ -262,6 +263,7 @@ def linalg_cholesky(input: Tensor, *, upper: bool = False, out=None) -> Tensor:
     upper=True), reading only A's lower (upper) triangle; raises torch.linalg.LinAlgError when A
     is not positive-definite."""
     A = input  # torch's Python binding takes these keyword names
+    check_bool(upper, "linalg_cholesky", "upper")
     _check_square(A, "linalg.cholesky")
     return _copy_out(Cholesky.apply(A, upper=bool(upper), raise_errors=True, op="linalg.cholesky")[0], out, "linalg.cholesky")
 
@@ -273,6 +275,7 @@ def cholesky(input: Tensor, upper: bool = False, *, out=None) -> Tensor:
                       "L = torch.linalg.cholesky(A)\nand\nU = torch.cholesky(A, upper=True)\nshould be replaced with\n"
                       "U = torch.linalg.cholesky(A).mH\nThis transform will produce equivalent results for all valid "
                       "(symmetric positive definite) inputs.")
+    check_bool(upper, "cholesky", "upper")
     _check_square(input, "linalg.cholesky", kernel="cholesky_cpu")
     result = name_node(Cholesky.apply(input, upper=bool(upper), raise_errors=True, op="cholesky")[0],
                        "CholeskyBackward0")

@@ -31,7 +31,7 @@ from ..autograd.function import (
     saved,
 )
 from ..tensor import Tensor, _wrap_dim, honours_out, write_out
-from ._arg_parser import out_rule
+from ._arg_parser import check_bool, out_rule
 from .elementwise import conjugate_rule
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
@@ -1396,6 +1396,9 @@ def solve(A: Tensor, B: Tensor, *, left: bool = True) -> Tensor:
     _check_square(A, "linalg.solve")
     if B._data.ndim == 0:  # (a 1-d B is a vector, as in torch)
         raise RuntimeError("linalg.solve: The input tensor B must have at least 2 dimensions.")
+    if B._data.dtype != A._data.dtype:
+        raise RuntimeError(f"linalg.solve: Expected A and B to have the same dtype, but found A of type "
+                           f"{_dtype.scalar_name(A.dtype)} and B of type {_dtype.scalar_name(B.dtype)} instead")
     if not left:  # X A = B  <=>  A^T X^T = B^T
         return name_node(solve(A.mT, B.mT).mT, "LinalgSolveExBackward0")
     a, b = A._data, B._data
@@ -1732,6 +1735,7 @@ def ldl_factor_ex(input: Tensor, *, hermitian: bool = False, check_errors: bool 
     the first zero pivot's column (0: none). A complex A with ``hermitian`` is factored as
     P L D Lᴴ Pᵀ (LAPACK's hetrf), else as complex-symmetric; no derivative, as torch's."""
     A = input  # torch's Python binding takes these keyword names
+    check_bool(hermitian, "linalg_ldl_factor_ex", "hermitian")
     _check_ldl_input(A, "ldl_factor_ex")
     ld, pivots, info = LdlFactor.apply(A, hermitian=bool(hermitian))
     pivots, info = pivots.detach(), info.detach()
@@ -1746,6 +1750,7 @@ def ldl_factor(input: Tensor, *, hermitian: bool = False):
     """torch.linalg.ldl_factor: ldl_factor_ex's ``(LD, pivots)``; a singular A raises (torch 2.13 fails
     an internal assert there)."""
     A = input  # torch's Python binding takes these keyword names
+    check_bool(hermitian, "linalg_ldl_factor", "hermitian")
     _check_ldl_input(A, "ldl_factor")
     ld, pivots, info = LdlFactor.apply(A, hermitian=bool(hermitian))
     if has_values(info._data) and bool((info._data != 0).any()):
