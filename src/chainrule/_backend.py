@@ -28,7 +28,7 @@ from . import _meta
 
 __all__ = ["device", "array_module", "cuda_module", "cuda_available", "device_of", "to_device", "subtract_contiguous",
            "module_for_device", "use_standin_cuda", "ufunc_at", "amax_with_initial", "checked_linalg",
-           "broadcast_solve", "accumulate"]
+           "broadcast_solve", "accumulate", "has_values"]
 
 _ndarray = np.ndarray
 _generic = np.generic
@@ -577,6 +577,13 @@ def amax_with_initial(xp, a, axis, keepdims: bool, initial):
         shape = tuple(1 if d in axes else n for d, n in enumerate(a.shape) if keepdims or d not in axes)
         return xp.full(shape, initial, dtype=a.dtype)
     return xp.maximum(xp.max(a, axis=axis, keepdims=keepdims), initial)  # a Python number: no copy to the device
+
+
+def has_values(array) -> bool:
+    """False for a meta array, which has a shape and a dtype and nothing to read: a check of the
+    values (singular, NaN, not positive-definite) or a loop over them has nothing to look at, and
+    torch's meta kernels give the result's shape without one."""
+    return type(array) is not _MetaArray
 
 
 def checked_linalg(xp):

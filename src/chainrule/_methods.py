@@ -620,6 +620,17 @@ def _is_shared(self) -> bool:
     return _shared.location(self._data) is not None
 
 
+def _pin_memory(self, device=None):
+    """Tensor.pin_memory: self (chainrule never allocates page-locked host memory). torch's
+    ``device`` argument is deprecated: warned about as torch does, and otherwise ignored."""
+    if device is not None:
+        import warnings
+
+        warnings.warn("The argument 'device' of Tensor.pin_memory() is deprecated. Please do not pass this argument.",
+                      DeprecationWarning, stacklevel=_torch_function.user_stacklevel())
+    return self
+
+
 def _share_memory_(self):
     """Move the data into shared memory (a no-op for CUDA tensors and for shared ones), as torch."""
     if isinstance(self._data, np.ndarray) and not _is_shared(self):
@@ -666,7 +677,7 @@ def bind_all(modules) -> None:
     Tensor.to_sparse_csc = _sparse.to_sparse_csc
     Tensor.to_dense = lambda self, dtype=None, *, masked_grad=None: self if dtype is None else self.to(dtype)
     Tensor.is_shared = _is_shared
-    Tensor.pin_memory = lambda self: self
+    Tensor.pin_memory = _pin_memory
     Tensor.share_memory_ = _share_memory_
 
 

@@ -123,6 +123,10 @@ def _dense_operand(nested: NestedTensor, dense: Tensor, name: str) -> Tensor:
         if dense.shape[0] == 1:
             dense = dense.squeeze(0)
         elif dense.shape[0] == len(nested) and dense.shape[ragged] == 1:
+            if nested._lengths is not None:
+                # torch makes the rows an NJT on the offsets alone, whose raggedness is not the one
+                # of an NJT with holes (its lengths), and refuses the two as of different shapes
+                raise mismatch
             # one row per component: each spread over its positions along the packed dim
             return dense.squeeze(ragged)[_batch_index(nested)].movedim(0, ragged - 1)
         else:

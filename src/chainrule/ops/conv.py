@@ -961,9 +961,15 @@ def _fold_geometry(kernel_size, dilation, padding, stride, in_shape, opname: str
 
 def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
     """torch.nn.functional.unfold (im2col): (N, C, H, W) → (N, C·kH·kW, L) sliding blocks."""
-    if input.ndim not in (3, 4):
-        raise RuntimeError("Input Error: Only 3D or 4D input Tensors are supported (got "
-                           f"{input.ndim}D)")
+    # torch's im2col reads the dims it expects before checking their count: fewer than 3 is its IndexError
+    if input.ndim == 0:
+        raise IndexError("Dimension specified as 1 but tensor has no dimensions")
+    if input.ndim < 3:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-input.ndim}, {input.ndim - 1}], "
+                         f"but got {input.ndim})")
+    if input.ndim > 4:
+        raise RuntimeError("Expected 3D or 4D (batch mode) tensor with possibly 0 batch size and other non-zero "
+                           f"dimensions for input, but got: {list(input.shape)}")
     unbatched = input.ndim == 3
     if unbatched:
         input = input.unsqueeze(0)

@@ -19,6 +19,7 @@ from .._backend import array_module
 from ..autograd.function import Function
 from ..tensor import Tensor
 from ._arg_parser import check_bool, check_int, int_list
+from .elementwise import refuse_kernel
 from .loss import _check_reduction
 
 __all__ = ["ctc_loss"]
@@ -178,10 +179,17 @@ def ctc_loss(log_probs: Tensor, targets: Tensor, input_lengths, target_lengths, 
     blank = check_int(blank, "ctc_loss", "blank")
     zero_infinity = check_bool(zero_infinity, "ctc_loss", "zero_infinity")
     xp = array_module(log_probs._data)
-    unbatched = log_probs.dim() == 2
+    # torch's order: log_probs of any other dim count than 3 gets a batch dim (a 0-d one cannot),
+    # then its kernel's dtypes (half and bfloat16 kept, as tests/test_bfloat16.py documents), then the dims
+    if log_probs.dim() == 0:
+        raise IndexError("Dimension out of range (expected to be in range of [-1, 0], but got 1)")
+    if log_probs._data.dtype.kind in "biuc":
+        refuse_kernel(log_probs, "ctc_loss_cpu")
+    unbatched = log_probs.dim() != 3
     lp = log_probs.unsqueeze(1) if unbatched else log_probs
     if lp.dim() != 3:
-        raise RuntimeError(f"ctc_loss: expected log_probs of 3 dims (T, N, C) or 2 (T, C), got {log_probs.dim()}")
+        raise RuntimeError(f"Expected 3-dimensional tensor, but got {lp.dim()}-dimensional tensor for argument #1 "
+                           "'log_probs' (while checking arguments for ctc_loss_allocate_outputs)")
     steps, batch, classes = lp.shape
     inputs = _lengths(input_lengths, "input_lengths", xp)
     lengths = _lengths(target_lengths, "target_lengths", xp)
@@ -202,6 +210,10 @@ def ctc_loss(log_probs: Tensor, targets: Tensor, input_lengths, target_lengths, 
     target_array = targets._data.astype(np.int64)
     longest = int(lengths.max()) if batch else 0
     if target_array.ndim == 2 and not unbatched:
+        if target_array.shape[0] != batch:
+            raise RuntimeError(
+                f"Expected tensor to have size {batch} at dimension 0, but got size {target_array.shape[0]} for "
+                "argument #2 'targets' (while checking arguments for ctc_loss_allocate_outputs)")
         if target_array.shape[1] < longest:
             raise RuntimeError(
                 f"Expected tensor to have size at least {longest} at dimension 1, but got size "

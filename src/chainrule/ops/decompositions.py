@@ -20,11 +20,11 @@ import math
 import numpy as np
 
 from .. import _config, _dtype, return_types
-from .._backend import array_module, broadcast_solve, checked_linalg
+from .._backend import array_module, broadcast_solve, checked_linalg, has_values
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, honours_out, write_out
-from ._arg_parser import out_rule
+from ._arg_parser import check_bool, check_str, out_rule
 from .elementwise import conjugate_rule
 from .linalg import _adjoint, _check_square, _column_major, _cross, _mat, matmul
 
@@ -185,7 +185,7 @@ def _factor(xp, matrix):
     except xp.linalg.LinAlgError:
         return None
     # LAPACK stops at a NaN pivot (torch reports it as not positive-definite), NumPy returns the NaNs
-    if bool(xp.isnan(factor).any()):
+    if has_values(factor) and bool(xp.isnan(factor).any()):
         return None
     return factor
 
@@ -252,6 +252,7 @@ def linalg_cholesky_ex(input: Tensor, *, upper: bool = False, check_errors: bool
     """torch.linalg.cholesky_ex: ``(L, info)``; info (int32, batch shape) is 0 where the factor
     exists and the order of the first leading minor that is not positive-definite elsewhere."""
     A = input  # torch's Python binding takes these keyword names
+    check_bool(upper, "linalg_cholesky_ex", "upper")
     _check_square(A, "linalg.cholesky")
     L, info = Cholesky.apply(A, upper=bool(upper), raise_errors=bool(check_errors), op="linalg.cholesky_ex")
     return _copy_out(return_types.linalg_cholesky_ex(L, info), out, "linalg.cholesky_ex")
@@ -262,6 +263,7 @@ def linalg_cholesky(input: Tensor, *, upper: bool = False, out=None) -> Tensor:
     upper=True), reading only A's lower (upper) triangle; raises torch.linalg.LinAlgError when A
     is not positive-definite."""
     A = input  # torch's Python binding takes these keyword names
+    check_bool(upper, "linalg_cholesky", "upper")
     _check_square(A, "linalg.cholesky")
     return _copy_out(Cholesky.apply(A, upper=bool(upper), raise_errors=True, op="linalg.cholesky")[0], out, "linalg.cholesky")
 
@@ -273,7 +275,8 @@ def cholesky(input: Tensor, upper: bool = False, *, out=None) -> Tensor:
                       "L = torch.linalg.cholesky(A)\nand\nU = torch.cholesky(A, upper=True)\nshould be replaced with\n"
                       "U = torch.linalg.cholesky(A).mH\nThis transform will produce equivalent results for all valid "
                       "(symmetric positive definite) inputs.")
-    _check_square(input, "linalg.cholesky")
+    check_bool(upper, "cholesky", "upper")
+    _check_square(input, "linalg.cholesky", kernel="cholesky_cpu")
     result = name_node(Cholesky.apply(input, upper=bool(upper), raise_errors=True, op="cholesky")[0],
                        "CholeskyBackward0")
     return _copy_out(result, out, "cholesky")
@@ -337,7 +340,7 @@ class CholeskyInverse(Function):
     def forward(ctx, L, upper):
         xp = array_module(L)
         zero_diagonal = xp.diagonal(L, axis1=-2, axis2=-1) == 0
-        if zero_diagonal.any():  # torch's check of the factor, before NumPy's solver refuses it
+        if has_values(L) and zero_diagonal.any():  # torch's check of the factor, before NumPy's solver refuses it
             info = xp.where(zero_diagonal.any(-1), zero_diagonal.argmax(-1) + 1, 0)
             raise _inversion_error("cholesky_inverse", info, L.ndim > 2)
         identity = xp.broadcast_to(xp.eye(L.shape[-1], dtype=L.dtype), L.shape)
@@ -355,7 +358,7 @@ class CholeskyInverse(Function):
 
 def cholesky_inverse(input: Tensor, upper: bool = False, *, out=None) -> Tensor:
     """torch.cholesky_inverse: ``A⁻¹`` from A's Cholesky factor (lower, or upper with upper=True)."""
-    _check_square(input, "cholesky_inverse")
+    _check_square(input, "cholesky_inverse", kernel="cholesky_inverse_out_cpu")
     return _copy_out(CholeskyInverse.apply(input, upper=bool(upper)), out, "cholesky_inverse")
 
 
@@ -488,7 +491,8 @@ def linalg_eigh(input: Tensor, UPLO: str = "L", *, out=None):
     ascending, reading A's lower (UPLO='L') or upper ('U') triangle. Eigenvectors are defined up
     to sign: a loss must not depend on it."""
     A = input  # torch's Python binding takes these keyword names
-    _check_square(A, "linalg.eigh")
+    check_str(UPLO, "linalg_eigh", "UPLO")
+    _check_square(A, "linalg.eigh", kernel="linalg_eigh_cpu")
     if UPLO not in ("L", "U"):
         raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
     values, vectors = Eigh.apply(A, UPLO=UPLO)
@@ -498,7 +502,8 @@ def linalg_eigh(input: Tensor, UPLO: str = "L", *, out=None):
 def linalg_eigvalsh(input: Tensor, UPLO: str = "L", *, out=None) -> Tensor:
     """torch.linalg.eigvalsh: the eigenvalues of a symmetric matrix, ascending."""
     A = input  # torch's Python binding takes these keyword names
-    _check_square(A, "linalg.eigvalsh")
+    check_str(UPLO, "linalg_eigvalsh", "UPLO")
+    _check_square(A, "linalg.eigvalsh", kernel="linalg_eigh_cpu")
     if UPLO not in ("L", "U"):
         raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
     return _copy_out(Eigh.apply(A, UPLO=UPLO)[0], out, "linalg.eigvalsh")
@@ -927,7 +932,7 @@ class LuFactor(Function):
     def forward(ctx, A, raise_op):
         xp = array_module(A)
         LU, pivots, info = _lu_array(xp, A)
-        if raise_op and bool(info.any()):
+        if raise_op and has_values(info) and bool(info.any()):
             raise _zero_pivot_error(raise_op, info, A.ndim > 2)
         LU = _column_major(LU)
         ctx.pivots = pivots
@@ -946,9 +951,16 @@ class LuFactor(Function):
 
 
 def _check_lu_input(A: Tensor, op: str, pivot: bool) -> None:
-    if not isinstance(A, Tensor) or A._data.ndim < 2:
-        got = list(A.shape) if isinstance(A, Tensor) else type(A).__name__
-        raise RuntimeError(f"torch.lu_factor: Expected tensor with 2 or more dimensions. Got size: {got} instead")
+    # torch's parser first (A a tensor, pivot a bool), then its checks of the shape and its kernel's dtype
+    binding = op.replace(".", "_")
+    if not isinstance(A, Tensor):
+        raise TypeError(f"{binding}(): argument 'A' (position 1) must be Tensor, not {type(A).__name__}")
+    check_bool(pivot, binding, "pivot")
+    if A._data.ndim < 2:
+        raise RuntimeError(f"torch.lu_factor: Expected tensor with 2 or more dimensions. Got size: "
+                           f"{list(A.shape)} instead")
+    if A._data.dtype.kind in "biu":
+        raise NotImplementedError(f"\"lu_cpu\" not implemented for '{_dtype.scalar_name(A.dtype)}'")
     _check_float(A, op)
     if not pivot:
         raise RuntimeError(f"{op}: LU without pivoting is not implemented on the CPU")
@@ -1059,6 +1071,8 @@ def _expm_array(xp, A):
     U = X @ (X6 @ (b[13] * X6 + b[11] * X4 + b[9] * X2) + b[7] * X6 + b[5] * X4 + b[3] * X2 + b[1] * identity)
     V = X6 @ (b[12] * X6 + b[10] * X4 + b[8] * X2) + b[6] * X6 + b[4] * X4 + b[2] * X2 + b[0] * identity
     result = xp.linalg.solve(V - U, V + U)
+    if not has_values(A):
+        return result.astype(A.dtype, copy=False)
     for step in range(int(exponents.max()) if exponents.size else 0):
         squared = result @ result
         result = xp.where((exponents > step)[..., None, None], squared, result)
@@ -1157,7 +1171,7 @@ def _on_nonsingular(A: Tensor, singular, compute):
     from .elementwise import where
 
     xp = array_module(A._data)
-    if not bool(singular.any()):
+    if not has_values(singular) or not bool(singular.any()):
         return compute(A)
     mask = Tensor._make(singular.reshape(singular.shape + (1, 1)))
     safe = where(mask, _eye_like(A, A._data.shape[-1]), A)

@@ -427,12 +427,15 @@ def _stft_window(window, n_fft: int, win_length: int, like: Tensor, op: str) -> 
 
 
 def stft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=None, center: bool = True,
-         pad_mode: str = "reflect", normalized: bool = False, onesided=None, return_complex=None) -> Tensor:
+         pad_mode: str = "reflect", normalized: bool = False, onesided=None, return_complex=None,
+         align_to_window=None) -> Tensor:
     """torch.stft: the Fourier transforms of windowed frames, shape (B?, n_fft // 2 + 1, frames).
 
     Frames start every ``hop_length`` (n_fft // 4) samples; ``center`` pads the signal by n_fft // 2 on
     each side (``pad_mode``) so frame t is centred on sample t·hop. ``return_complex=True`` is required
     for real input, as in torch 2.x; ``False`` gives the (..., 2) real view (deprecated there too).
+    ``align_to_window`` (only without ``center``): frames start where a window shorter than n_fft
+    starts, not where its zero-padded n_fft span does, so frame t windows samples t·hop onwards.
     """
     from .elementwise import mul
 
@@ -450,9 +453,16 @@ def stft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=Non
     batched = x._data.ndim == 2
     if not batched:
         x = x.unsqueeze(0)
+    if center and align_to_window is not None:
+        raise RuntimeError("stft align_to_window should only be set when center = false")
     if center:
         half = n_fft // 2
         x = pad(x.unsqueeze(0), [half, half], mode=pad_mode).squeeze(0)
+    if align_to_window and 0 < win_length < n_fft:
+        # the window sits at (n_fft - win_length) // 2 inside each n_fft frame: zeros around the
+        # signal move every frame's window onto samples t·hop ... t·hop + win_length
+        left = (n_fft - win_length) // 2
+        x = pad(x, [left, n_fft - win_length - left])
     length = x._data.shape[-1]
     if not 0 < n_fft <= length:
         raise RuntimeError(f"stft: expected 0 < n_fft < {length}, but got n_fft={n_fft}")

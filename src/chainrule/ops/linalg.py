@@ -16,7 +16,7 @@ import string
 import numpy as np
 
 from .. import _dtype, _opmath, _torch_function, return_types
-from .._backend import array_module, autocast_unifies, broadcast_solve, checked_linalg
+from .._backend import array_module, autocast_unifies, broadcast_solve, checked_linalg, has_values
 from .._opmath import cpu_autocast_policy
 from ..autograd import forward_ad as _forward_ad
 from ..autograd.function import (
@@ -31,7 +31,7 @@ from ..autograd.function import (
     saved,
 )
 from ..tensor import Tensor, _wrap_dim, honours_out, write_out
-from ._arg_parser import out_rule
+from ._arg_parser import check_bool, out_rule
 from .elementwise import conjugate_rule
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
@@ -1198,13 +1198,18 @@ def norm(input: Tensor, ord=None, dim=None, keepdim: bool = False, *, dtype=None
 
 
 # ---------------------------------------------------------------- inverse, determinants, solve
-def _check_square(A: Tensor, op: str) -> None:
+def _check_square(A: Tensor, op: str, kernel: str | None = None) -> None:
+    """A batch of square floating or complex matrices, or torch's error; ``kernel``: the op has no
+    such dtype check of its own in torch, whose CPU kernel of that name refuses an integer or
+    bool A (NotImplementedError) instead."""
     shape = A._data.shape
     if A._data.ndim < 2:
         raise RuntimeError(f"{op}: The input tensor A must have at least 2 dimensions.")
     if shape[-1] != shape[-2]:
         raise RuntimeError(f"{op}: A must be batches of square matrices, but they are {shape[-2]} by "
                            f"{shape[-1]} matrices")
+    if kernel is not None and A._data.dtype.kind in "biu":
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(A.dtype)}'")
     if A._data.dtype.kind not in "fVc":
         raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. Got "
                            f"{_dtype.scalar_name(A.dtype)}")
@@ -1389,6 +1394,11 @@ def solve(A: Tensor, B: Tensor, *, left: bool = True) -> Tensor:
     """torch.linalg.solve: X with ``A X = B`` (``X A = B`` when ``left=False``); B may be a
     (batch of) vector(s) of A's size, and batch dims broadcast."""
     _check_square(A, "linalg.solve")
+    if B._data.ndim == 0:  # (a 1-d B is a vector, as in torch)
+        raise RuntimeError("linalg.solve: The input tensor B must have at least 2 dimensions.")
+    if B._data.dtype != A._data.dtype:
+        raise RuntimeError(f"linalg.solve: Expected A and B to have the same dtype, but found A of type "
+                           f"{_dtype.scalar_name(A.dtype)} and B of type {_dtype.scalar_name(B.dtype)} instead")
     if not left:  # X A = B  <=>  A^T X^T = B^T
         return name_node(solve(A.mT, B.mT).mT, "LinalgSolveExBackward0")
     a, b = A._data, B._data
@@ -1421,7 +1431,7 @@ def _check_eig_input(A: Tensor, op: str):
     if A._data.dtype.itemsize < 4 or kind == "V":  # LAPACK's geev has no half-precision kernel
         raise NotImplementedError(f'"linalg_eig_out_cpu" not implemented for \'{_dtype.scalar_name(A.dtype)}\'')
     xp = array_module(A._data)
-    if A._data.size and not bool(xp.isfinite(A._data).all()):  # one sync on the device, as torch's check
+    if A._data.size and has_values(A._data) and not bool(xp.isfinite(A._data).all()):  # one sync on the device, as torch's check
         raise RuntimeError(f"torch.{op}: input tensor should not contain infs or NaNs.")
     return np.complex64 if A._data.dtype in (np.float32, np.complex64) else np.complex128
 
@@ -1688,6 +1698,8 @@ class LdlFactor(Function):
     def forward(ctx, A, hermitian):
         xp = array_module(A)
         batch, n = A.shape[:-2], A.shape[-1]
+        if not has_values(A):  # the pivots are chosen by value: only the shapes
+            return A.copy(), xp.empty(batch + (n,), dtype=xp.int32), xp.empty(batch, dtype=xp.int32)
         flat = A.reshape((math.prod(A.shape[:-2]), n, n))
         factors, pivots, infos = [], [], []
         for matrix in flat:  # each matrix pivots its own way
@@ -1723,6 +1735,7 @@ def ldl_factor_ex(input: Tensor, *, hermitian: bool = False, check_errors: bool 
     the first zero pivot's column (0: none). A complex A with ``hermitian`` is factored as
     P L D Lᴴ Pᵀ (LAPACK's hetrf), else as complex-symmetric; no derivative, as torch's."""
     A = input  # torch's Python binding takes these keyword names
+    check_bool(hermitian, "linalg_ldl_factor_ex", "hermitian")
     _check_ldl_input(A, "ldl_factor_ex")
     ld, pivots, info = LdlFactor.apply(A, hermitian=bool(hermitian))
     pivots, info = pivots.detach(), info.detach()
@@ -1737,9 +1750,10 @@ def ldl_factor(input: Tensor, *, hermitian: bool = False):
     """torch.linalg.ldl_factor: ldl_factor_ex's ``(LD, pivots)``; a singular A raises (torch 2.13 fails
     an internal assert there)."""
     A = input  # torch's Python binding takes these keyword names
+    check_bool(hermitian, "linalg_ldl_factor", "hermitian")
     _check_ldl_input(A, "ldl_factor")
     ld, pivots, info = LdlFactor.apply(A, hermitian=bool(hermitian))
-    if bool((info._data != 0).any()):
+    if has_values(info._data) and bool((info._data != 0).any()):
         raise RuntimeError("torch.linalg.ldl_factor: The factorization could not be completed because the input "
                            "is singular (a zero pivot in D).")
     return return_types.linalg_ldl_factor(ld, pivots.detach())
@@ -1761,7 +1775,7 @@ class LdlSolve(Function):
         pivots = xp.broadcast_to(pivots, batch + (n,)).reshape((math.prod(batch), n))
         B = xp.broadcast_to(B, batch + B.shape[-2:]).reshape((math.prod(batch),) + B.shape[-2:])
         out = xp.empty(B.shape, dtype=xp.result_type(LD.dtype, B.dtype))
-        for i in range(B.shape[0]):
+        for i in range(B.shape[0] if has_values(out) else 0):
             out[i] = _sytrs_lower(xp, LD[i], [int(p) for p in pivots[i].tolist()], B[i].astype(out.dtype, copy=True),
                                   hermitian)
         return _column_major(out.reshape(batch + out.shape[-2:]))

@@ -34,6 +34,7 @@ from ..autograd.function import (
 from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, _wrap_dim, honours_out, preserve_layout
 from . import _cuda_kernels, cpu_sort_order
+from ._arg_parser import int_list
 from .elementwise import conjugate_rule
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
@@ -1430,8 +1431,8 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
     (the sum of the singular values over two dims); the gradient of the 2-norm at the zero vector
     is 0, as in torch.
     """
-    if isinstance(dim, int):
-        dim = (dim,)
+    if dim is not None:  # torch.norm hands dim to linalg's functions, whose parser unpacks each as an int64
+        dim = int_list(dim, "linalg_vector_norm", "dim")
     if p == "fro" or p is None:
         if dim is not None and len(dim) > 2:  # torch takes 'fro' over a tuple of dims as a matrix norm
             raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {' '.join(str(d) for d in dim)}")

@@ -20,7 +20,7 @@ from .._opmath import cpu_autocast_policy
 from .._torch_function import user_stacklevel
 from ..tensor import Tensor
 from .creation import linspace
-from .elementwise import where
+from .elementwise import refuse_kernel, where
 from .linalg import matmul
 from .shape import stack
 
@@ -153,6 +153,8 @@ def _check_grid_sample(input: Tensor, grid: Tensor, mode: str, padding_mode: str
     if grid.shape[-1] != input.ndim - 2:
         raise RuntimeError(f"grid_sampler(): expected grid to have size {input.ndim - 2} in last dimension, but got "
                            f"grid with sizes {list(grid.shape)}")
+    if input._data.dtype.kind in "biuc":  # torch's CPU kernels refuse them before comparing the dtypes
+        refuse_kernel(input, "grid_sampler_2d_cpu_kernel_impl" if input.ndim == 4 else "grid_sampler3d_cpu")
     if input.dtype is not grid.dtype:
         raise RuntimeError(f"grid_sampler(): expected input and grid to have same dtype, but input has "
                            f"{input.dtype} and grid has {grid.dtype}")

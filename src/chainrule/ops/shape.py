@@ -26,7 +26,7 @@ from ..autograd.function import (
 from ..autograd.grad_mode import is_grad_enabled, is_inference_mode_enabled
 from ..storage import note_strided_view, storage_root
 from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out
-from ._arg_parser import check_float, check_int, int_list, out_rule
+from ._arg_parser import _as_int, _fits_int64, check_float, check_int, int_list, out_rule
 from .memory_format import full_in_suggested_format, in_suggested_format, suggests_channels_last
 from .reduce import sum_to_shape
 from .second_order import depending_on
@@ -1257,7 +1257,25 @@ def _split_points(op: str, indices_or_sections, **by_kind):
         names = ", ".join(["Tensor", *positional, *(f"{name}={type(value).__name__}" for name, value in given.items())])
         raise TypeError(f"{op}() received an invalid combination of arguments - got ({names}), but expected one "
                         "of sections=int or indices=tuple of ints")
-    return indices_or_sections if indices_or_sections is not None else next(iter(given.values()))
+    value = indices_or_sections if indices_or_sections is not None else next(iter(given.values()))
+    # then the kinds torch's parser takes, before any work: an int, a tuple of ints, or a tensor
+    if isinstance(value, Tensor) and op == "tensor_split":  # (the others take a 0-d integer one as an int)
+        if value._data.dtype != np.int64:
+            raise RuntimeError("tensor_split expected tensor_indices_or_sections to have dtype of long, but got "
+                               f"{_dtype.scalar_name(value.dtype)}")
+        if value._data.ndim > 1:
+            raise RuntimeError("tensor_split expected tensor_indices_or_sections to be a zero-dimensional or "
+                               f"one-dimensional tensor, but got a tensor with {value._data.ndim} dims")
+        return value
+    as_int = _as_int(value)
+    if as_int is not None:
+        if not _fits_int64(as_int):
+            raise ValueError("Overflow when unpacking long long")
+        return as_int
+    if isinstance(value, (list, tuple)) and (not value or _as_int(value[0]) is not None):
+        return list(int_list(value, op, "indices"))
+    raise TypeError(f"{op}() received an invalid combination of arguments - got (Tensor, {type(value).__name__}), "
+                    "but expected one of:\n * (Tensor input, int sections)\n * (Tensor input, tuple of ints indices)")
 
 
 def tensor_split(input: Tensor, indices_or_sections=None, dim: int = 0, *, sections=None, indices=None,

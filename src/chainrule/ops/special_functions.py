@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .. import _dtype, return_types
+from .. import _dtype, _meta, return_types
 from .._backend import array_module, device_of
 from ..autograd.function import Function, ctx_value, kept_value, name_node, saved
 from ..tensor import Tensor, honours_out, write_out
@@ -56,6 +56,8 @@ def on_device(op: str, cupy_name: str | None, kernel, *arrays, cupy_args=()):
     dtype = arrays[0].dtype
     if xp is np:
         return np.asarray(kernel(*arrays)).astype(dtype, copy=False)
+    if xp is _meta.module:  # no values to run the kernel on: the shape and dtype, as torch's meta kernels give
+        return xp.empty(np.broadcast_shapes(*(array.shape for array in arrays)), dtype)
     function = None
     if cupy_name is not None and getattr(xp, "__name__", None) == "cupy":  # not the stand-in
         try:
@@ -328,6 +330,14 @@ def _polygamma_method(self: Tensor, n: int) -> Tensor:
     return polygamma(n, self)
 
 
+def _mvlgamma_shifts(xp, p: int, dtype):
+    """The p shifts -(p-1)/2, ..., -1/2, 0 of mvlgamma's arguments, as torch's arange makes them.
+
+    torch adds them to the input as one (..., p) tensor, so a p beyond memory fails at once with
+    its allocator's error instead of running p passes over the input."""
+    return xp.arange(-(p - 1) / 2, 0.5, 0.5, dtype=dtype)
+
+
 class Mvlgamma(Function):
     saved_attributes = {"_saved_p": ctx_value("p"), "_saved_self": saved(0)}
     label = "mvlgamma"
@@ -339,19 +349,20 @@ class Mvlgamma(Function):
     def forward(ctx, x, p):
         ctx.p = p
         ctx.save_for_backward(x)
-        xp = array_module(x)
-        total = xp.zeros_like(x) + p * (p - 1) / 4 * math.log(math.pi)
-        for j in range(p):
-            total = total + on_device("mvlgamma", "gammaln", kernels.lgamma, x - x.dtype.type(j / 2))
-        return total
+        arguments = x[..., None] + _mvlgamma_shifts(array_module(x), p, x.dtype)
+        terms = on_device("mvlgamma", "gammaln", kernels.lgamma, arguments)
+        constant = x.dtype.type(p * (p - 1) * math.log(math.pi) * 0.25)  # torch's scalar, in x's dtype
+        if x.dtype.itemsize == 2:  # torch's half sum and addition run in float32, each rounded once
+            total = terms.sum(-1, dtype=np.float32).astype(x.dtype).astype(np.float32) + np.float32(constant)
+        else:
+            total = terms.sum(-1) + constant
+        return total.astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_values
-        total = digamma(x)
-        for j in range(1, ctx.p):
-            total = total + digamma(x - j / 2)
-        return grad * total
+        shifts = Tensor._make(_mvlgamma_shifts(array_module(x._data), ctx.p, x._data.dtype))
+        return grad * digamma(x.unsqueeze(-1) + shifts).sum(-1)
 
 
 @honours_out

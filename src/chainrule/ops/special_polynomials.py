@@ -19,7 +19,7 @@ import inspect
 
 import numpy as np
 
-from .. import _dtype
+from .. import _dtype, _meta
 from .._backend import array_module
 from ..tensor import Tensor, honours_out
 from . import _bessel
@@ -209,11 +209,20 @@ def _named_parameters(function, *names: str):
     return function
 
 
+def _computed(kernel, *arrays):
+    """``kernel(*arrays)``; on the meta device, which has no values to run it on, only the result's
+    shape (torch's meta kernels give these functions meta results)."""
+    xp = array_module(*arrays)
+    if xp is _meta.module:
+        return xp.empty(arrays[0].shape, arrays[0].dtype)
+    return kernel(*arrays)
+
+
 def _unary(op: str, kernel, doc: str, parameter: str = "input"):
     def special_function(input: Tensor) -> Tensor:
         x = _unary_input(op, input, parameter)
         low = x._data.dtype.itemsize == 2  # float16/bfloat16: in float32, rounded once
-        return _result(kernel(x._data.astype(np.float32) if low else x._data), x._data.dtype)
+        return _result(_computed(kernel, x._data.astype(np.float32) if low else x._data), x._data.dtype)
 
     special_function.__name__ = special_function.__qualname__ = op
     special_function.__doc__ = f"torch.special.{op}({parameter}): {doc} (no gradient, as torch)."
@@ -236,7 +245,7 @@ def _polynomial_inputs(op: str, input, n):
 def _polynomial(op: str, kernel, doc: str):
     def polynomial(x, n) -> Tensor:
         x, degrees = _polynomial_inputs(op, x, n)
-        return _result(kernel(x, degrees), x.dtype)
+        return _result(_computed(kernel, x, degrees), x.dtype)
 
     polynomial.__name__ = polynomial.__qualname__ = op
     polynomial.__doc__ = (f"torch.special.{op}(x, n): {doc} of degree n (per element, truncated to an "

@@ -322,6 +322,33 @@ def _reverse_logcumsumexp(x: Tensor, dim: int) -> Tensor:
     return logcumsumexp(x.flip([dim]), dim).flip([dim])
 
 
+def _complex_log_add_exp(xp, x, running):
+    """torch's log-add-exp of complex numbers in its logcumsumexp scan: of the two, the one of
+    larger real part m, plus log1p(exp(other - m)), so the imaginary parts carry on unwrapped
+    rather than on log's principal branch of the sum; a NaN operand is the result; two real parts
+    of -inf give the smaller operand, two of +inf log(exp(x) + exp(running)) (no inf - inf)."""
+    nan_x, nan_running = xp.isnan(x), xp.isnan(running)
+    x_smaller = x.real < running.real
+    low = xp.where(nan_running, running, xp.where(nan_x, x, xp.where(x_smaller, x, running)))
+    high = xp.where(nan_running, running, xp.where(nan_x, x, xp.where(x_smaller, running, x)))
+    with np.errstate(all="ignore"):
+        both_infinite = ~xp.isfinite(low.real) & (low.real == high.real)
+        at_infinity = xp.where(low.real < 0, low, xp.log(xp.exp(low) + xp.exp(high)))
+        return xp.where(both_infinite, at_infinity, high + xp.log1p(xp.exp(low - high)))
+
+
+def _complex_logcumsumexp(xp, x, dim: int):
+    """The running complex log-add-exp along ``dim``, left to right from -inf as torch's CPU scan,
+    carried in complex128 (torch's accumulation type) and stored in x's dtype."""
+    moved = xp.moveaxis(x, dim, 0)
+    out = xp.empty(moved.shape, dtype=x.dtype)
+    running = xp.full(moved.shape[1:], -np.inf, dtype=np.complex128)
+    for i in range(moved.shape[0]):
+        running = _complex_log_add_exp(xp, moved[i].astype(np.complex128), running)
+        out[i] = running
+    return xp.ascontiguousarray(xp.moveaxis(out, 0, dim))
+
+
 class Logcumsumexp(Function):
     # fused: the forward is a running log-add-exp (no overflow), and so must its backward be
     _array_forward = True
@@ -335,7 +362,12 @@ class Logcumsumexp(Function):
         xp = array_module(x)
         ctx.dim = dim
         # C order whatever the input's layout, as torch's output
-        out = xp.ascontiguousarray(accumulate(xp, "logaddexp", x, dim)) if x.size and x.ndim else x.copy()
+        if not (x.size and x.ndim):
+            out = x.copy()
+        elif x.dtype.kind == "c":
+            out = _complex_logcumsumexp(xp, x, dim)
+        else:
+            out = xp.ascontiguousarray(accumulate(xp, "logaddexp", x, dim))
         ctx.save_for_backward(x, out)  # the output array itself: saved as the output Tensor
         return out
 
@@ -350,6 +382,9 @@ class Logcumsumexp(Function):
 def _logcumsumexp_grad(x: Tensor, out: Tensor, grad: Tensor, d: int) -> Tensor:
     """logcumsumexp's gradient along ``d`` of ``grad``, which may carry leading batch dims that ``x``
     and ``out`` broadcast against (the batched walk's rule passes ``d`` shifted past them)."""
+    if grad.is_complex():
+        # torch's complex rule, with no sign split: conj(exp(a_i + reverse_logcumsumexp(log conj g - out)_i))
+        return (_reverse_logcumsumexp(grad.conj().log() - out, d) + x).exp().conj()
     if is_recording(x, out, grad) and grad.shape[d] <= _PAIRS_UP_TO:
         return _logcumsumexp_grad_by_pairs(x, out, grad, d)
     # grad_i = Σ_{j≥i} g_j exp(a_i - out_j), kept in log space: the positive and negative parts
@@ -391,7 +426,7 @@ def _logcumsumexp_grad_by_pairs(x: Tensor, out: Tensor, grad: Tensor, d: int) ->
 def logcumsumexp(input: Tensor, dim: int) -> Tensor:
     """torch.logcumsumexp: ``log(cumsum(exp(x)))`` along ``dim``, computed without overflow."""
     _check_tensor(input, "logcumsumexp")
-    if input._data.dtype.kind not in "fV":
+    if input._data.dtype.kind not in "fcV":
         raise NotImplementedError(f"\"logcumsumexp_out_cpu\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     d = _single_dim(dim, input._data.ndim, "logcumsumexp")
     return Logcumsumexp.apply(input, dim=d)

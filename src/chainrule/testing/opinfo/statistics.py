@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .complex import crandn
 from .core import OpCase, OpInfo, distinct, noncontig, positive, randn
 
 INTERPOLATIONS = ("linear", "lower", "higher", "midpoint", "nearest")
@@ -115,6 +116,7 @@ def _logcumsumexp_cases() -> list[OpCase]:
         OpCase("logcumsumexp_noncontig", lambda lib, x: lib.logcumsumexp(x, 0), [noncontig(randn(3, 4))]),
         OpCase("logcumsumexp_0d", lambda lib, x: lib.logcumsumexp(x, 0), [np.array(0.7)]),
         OpCase("logcumsumexp_empty", lambda lib, x: lib.logcumsumexp(x, 1), [np.zeros((2, 0))]),
+        OpCase("logcumsumexp_complex", lambda lib, z: lib.logcumsumexp(z, 1), [crandn(3, 4) * 2]),
     ]
 
 
