@@ -860,7 +860,9 @@ class Unbind(Function):
     def forward(ctx, x, dim, given_dim):
         ctx.dim, ctx.given_dim = dim, given_dim
         lead = (slice(None),) * dim
-        return tuple(x[lead + (i,)] for i in range(x.shape[dim]))
+        # the trailing Ellipsis keeps a 1-d input's slices 0-d views of it (a bare integer index
+        # gives NumPy scalars, copies that a later write to the input would not reach)
+        return tuple(x[lead + (i, Ellipsis)] for i in range(x.shape[dim]))
 
     @staticmethod
     def backward(ctx, *grads):
