@@ -13,3 +13,48 @@ def test_unbind_of_a_1d_tensor_gives_views_that_see_later_writes():
     assert second._base is x and second._version == x._version == 1
     second.data.mul_(2)
     assert x[1].item() == 22.0
+
+
+def _node(t):
+    return type(t.grad_fn).__name__
+
+
+def test_a_write_into_a_view_is_copyslices_on_the_base_and_the_view_regenerated_as_strided():
+    x = torch.randn(3, 4, requires_grad=True)
+    y = x * 1
+    row = y[1]
+    row.add_(1)
+    assert (_node(y), y.grad_fn.name(), _node(row)) == ("CopySlices", "torch::autograd::CopySlices",
+                                                         "AsStridedBackward0")
+    z = x * 1
+    column = z[:, 0]
+    z.mul_(2)  # the base written: its live view is regenerated when next read
+    assert (_node(z), _node(column)) == ("MulBackward0", "AsStridedBackward0")
+    (y.sum() + column.sum()).backward()
+    assert x.grad.tolist() == [[3.0, 1.0, 1.0, 1.0]] * 3
+
+
+def test_setitem_names_copyslices_where_torch_writes_through_a_view():
+    x = torch.randn(3, 4, requires_grad=True)
+    expected = [(1, "CopySlices"), ((Ellipsis, slice(None, 1)), "CopySlices"), ((0, [1, 2]), "CopySlices"),
+                (None, "CopySlices"), ((slice(1, None), [0]), "CopySlices"), ((slice(None), [0]), "IndexPutBackward0"),
+                ((0, 1), "CopySlices")]
+    for key, name in expected:
+        y = x * 1
+        y[key] = 1.0
+        assert _node(y) == name, key
+    y = x * 1
+    y[y > 0] = 1.0
+    assert _node(y) == "IndexPutBackward0"
+
+
+def test_setitem_on_a_leaf_names_the_view_it_writes_into():
+    x = torch.randn(3, 4, requires_grad=True)
+    for key, what in ((0, "a view of a leaf Variable"), ((slice(None), slice(1, 2)), "a view of a leaf Variable"),
+                      (x.detach() > 0, "a leaf Variable")):
+        try:
+            x[key] = 2.0
+        except RuntimeError as error:
+            assert str(error) == f"{what} that requires grad is being used in an in-place operation."
+        else:
+            raise AssertionError("no error")

@@ -652,6 +652,9 @@ def rejoin(view: Tensor, root: Tensor, key=None):
         fresh = read_elements(root, key)
     if fresh.grad_fn is not None:  # (None: root left the graph since, by detach_)
         fresh.grad_fn.root_key = key
+        if type(key) is not _PartsKey:
+            # torch regenerates a same-dtype view as an as_strided of its base
+            name_node(fresh, "AsStridedBackward0")
     view.grad_fn, view._output_nr, view._requires_grad = fresh.grad_fn, fresh._output_nr, fresh._requires_grad
     return key
 
@@ -782,6 +785,23 @@ def write_elements(base: Tensor, key, value: Tensor) -> None:
         pairs = clone(view_as_real(base))
         setitem(pairs, key.key, value)
         setitem(base, Ellipsis, view_as_complex(pairs))
+    name_node(base, COPY_SLICES)
+
+
+# torch's node for a write into a view of a tensor, recorded on the tensor (its type is named CopySlices)
+COPY_SLICES = "torch::autograd::CopySlices"
+
+
+def _slices_first(raw_key) -> bool:
+    """Whether torch's ``x[raw_key] = value`` writes into a view of x (an integer, a None, a slice that
+    is not the whole dim): it is then an in-place op on a view, recorded on x as CopySlices. Whole
+    slices and Ellipsis take no view (torch writes x itself: copy_, fill_ or index_put_)."""
+    for item in raw_key if isinstance(raw_key, tuple) else (raw_key,):
+        if item is None or isinstance(item, (int, np.integer)) and not isinstance(item, (bool, np.bool_)):
+            return True
+        if isinstance(item, slice) and not (item.start in (None, 0) and item.stop is None and item.step in (None, 1)):
+            return True
+    return False
 
 
 def _storage_positions(array, offset: int):
@@ -853,9 +873,8 @@ def setitem(input: Tensor, key, value) -> None:
     if recording and type(input._view_state) is MadeWithoutGrad:
         raise _made_without_grad_write_refusal(input, raw_key, key)
     if recording and input.grad_fn is None and input._requires_grad:
-        raise RuntimeError(
-            "a leaf Variable that requires grad is being used in an in-place operation."
-        )
+        what = "a view of a leaf Variable" if _slices_first(raw_key) else "a leaf Variable"
+        raise RuntimeError(f"{what} that requires grad is being used in an in-place operation.")
     if (input._base is not None and not input._nondifferentiable_view and writeable(input._data)
             and is_recording(input._base, input, value)):
         base = input._base
@@ -896,7 +915,7 @@ def setitem(input: Tensor, key, value) -> None:
     except IndexError as e:
         raise in_torch_words(e) from None
     input._version_box[0] += 1
-    input.grad_fn = out.grad_fn
+    input.grad_fn = out.grad_fn if not _slices_first(raw_key) else name_node(out, COPY_SLICES).grad_fn
     input._output_nr = 0
     input._requires_grad = True
     if input._base is None:
