@@ -399,9 +399,12 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     self._data[...] = result._data
     box[0] = version + 1
     if recording and result.grad_fn is not None:
+        old = self._grad_fn
         self.grad_fn = result.grad_fn
         self._output_nr = result._output_nr
         self._requires_grad = True
+        if self._retains_grad:
+            self._move_retained_grad(old)
         if base is None:
             _index.refresh_views(self)
     if _function.active_extension is not None:  # under forward AD the tangent follows the value

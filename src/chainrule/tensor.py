@@ -424,6 +424,19 @@ class Tensor:
             fn._hooked = True  # the engine's walk runs this node's retained-grad step
         fn._retained[self._output_nr] = weakref.ref(self)
 
+    def _move_retained_grad(self, old) -> None:
+        """This tensor took a new grad_fn in place of ``old`` (an in-place op, a view regenerated
+        from its base): its retained grad follows it to the new node, as torch's does."""
+        if old is not None and old._retained:
+            old._retained = {nr: ref for nr, ref in old._retained.items() if ref() is not self} or None
+        fn = self._grad_fn
+        if fn is None or fn is old:
+            return
+        if fn._retained is None:
+            fn._retained = {}
+            fn._hooked = True
+        fn._retained[self._output_nr] = weakref.ref(self)
+
     @property
     def retains_grad(self) -> bool:
         return self._retains_grad

@@ -58,3 +58,18 @@ def test_setitem_on_a_leaf_names_the_view_it_writes_into():
             assert str(error) == f"{what} that requires grad is being used in an in-place operation."
         else:
             raise AssertionError("no error")
+
+
+def test_a_retained_grad_follows_the_tensor_through_in_place_ops_and_view_regeneration():
+    x = torch.arange(1.0, 7.0).reshape(2, 3).requires_grad_()
+    y = x * 1
+    y.retain_grad()
+    y.mul_(2)
+    row = y[0]
+    row.retain_grad()
+    row.add_(1)
+    ((y * torch.arange(6.0).reshape(2, 3)).sum() + (row * 10).sum()).backward()
+    # the gradients with respect to y and row as they are now, not as they were when retained (torch's)
+    assert y.grad.tolist() == [[10.0, 11.0, 12.0], [3.0, 4.0, 5.0]]
+    assert row.grad.tolist() == [10.0, 10.0, 10.0]
+    assert x.grad.tolist() == [[20.0, 22.0, 24.0], [6.0, 8.0, 10.0]]

@@ -655,7 +655,10 @@ def rejoin(view: Tensor, root: Tensor, key=None):
         if type(key) is not _PartsKey:
             # torch regenerates a same-dtype view as an as_strided of its base
             name_node(fresh, "AsStridedBackward0")
+    old = view._grad_fn
     view.grad_fn, view._output_nr, view._requires_grad = fresh.grad_fn, fresh._output_nr, fresh._requires_grad
+    if view._retains_grad:
+        view._move_retained_grad(old)
     return key
 
 
@@ -915,9 +918,12 @@ def setitem(input: Tensor, key, value) -> None:
     except IndexError as e:
         raise in_torch_words(e) from None
     input._version_box[0] += 1
+    old = input._grad_fn
     input.grad_fn = out.grad_fn if not _slices_first(raw_key) else name_node(out, COPY_SLICES).grad_fn
     input._output_nr = 0
     input._requires_grad = True
+    if input._retains_grad:
+        input._move_retained_grad(old)
     if input._base is None:
         refresh_views(input)
 
