@@ -407,6 +407,8 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
             self._move_retained_grad(old)
         if base is None:
             _index.refresh_views(self)
+    else:
+        _index.untracked_write(self)
     if _function.active_extension is not None:  # under forward AD the tangent follows the value
         _forward_ad.move_tangent(result, self)
     return self

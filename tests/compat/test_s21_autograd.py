@@ -73,3 +73,22 @@ def test_a_retained_grad_follows_the_tensor_through_in_place_ops_and_view_regene
     assert y.grad.tolist() == [[10.0, 11.0, 12.0], [3.0, 4.0, 5.0]]
     assert row.grad.tolist() == [10.0, 10.0, 10.0]
     assert x.grad.tolist() == [[20.0, 22.0, 24.0], [6.0, 8.0, 10.0]]
+
+
+def test_a_write_under_no_grad_regenerates_the_views_in_the_graph():
+    x = torch.randn(3, 4, requires_grad=True)
+    y = x * 1
+    column = y[:, 1]
+    with torch.no_grad():
+        y.add_(1)
+    assert type(column.grad_fn).__name__ == "AsStridedBackward0"
+    pieces = y.unbind(0)
+    with torch.no_grad():
+        pieces[0].mul_(2)
+    try:
+        pieces[1].sum()
+    except RuntimeError as error:
+        assert str(error).startswith("Output 1 of Unbind is a view and its base or another view of its base has been "
+                                     "modified inplace. This view is the output of a function that returns multiple views.")
+    else:
+        raise AssertionError("no error")

@@ -720,6 +720,15 @@ def refresh_views(root: Tensor) -> None:
             view._view_state = _REGENERATE
 
 
+def untracked_write(tensor: Tensor) -> None:
+    """``tensor`` was written in place without recording (under no_grad): its version moved, so torch
+    regenerates the grad_fn of its root's views in the graph all the same when next read, and
+    refuses any use of a multi-output view (unbind, split) from then on."""
+    root = tensor if tensor._base is None else tensor._base
+    if root._requires_grad and root._live_views:
+        refresh_views(root)
+
+
 def forget_root_keys(root: Tensor) -> None:
     """``root``'s shape or strides changed in place (t_, squeeze_): the keys its views' nodes keep
     address its old layout. Drop them: ``covered_elements`` finds a view's elements again."""
@@ -908,6 +917,7 @@ def setitem(input: Tensor, key, value) -> None:
         except IndexError as e:
             raise in_torch_words(e) from None
         input._version_box[0] += 1
+        untracked_write(input)
         if tangent is not None:  # forward AD: the write's tangent becomes input's
             _forward_ad.move_tangent(tangent, input)
         return
