@@ -92,3 +92,31 @@ def test_a_write_under_no_grad_regenerates_the_views_in_the_graph():
                                      "modified inplace. This view is the output of a function that returns multiple views.")
     else:
         raise AssertionError("no error")
+
+
+def test_a_saved_tensor_changed_in_place_is_named_as_torch_names_it():
+    x = torch.randn(3, requires_grad=True)
+    y = x * 1
+    z = y.sin()
+    y.add_(1)
+    messages = []
+    for make in (lambda: z.sum(), lambda: (lambda e: (e.add_(1), e)[1])(x.exp()).sum()):
+        try:
+            make().backward()
+        except RuntimeError as error:
+            messages.append(str(error).splitlines()[0])
+    w = torch.randn(2, 2, requires_grad=True)
+    product = (w * w.detach()).sum()
+    with torch.no_grad():
+        w.mul_(2)
+    try:
+        product.backward()
+    except RuntimeError as error:
+        messages.append(str(error).splitlines()[0])
+    head = "one of the variables needed for gradient computation has been modified by an inplace operation: "
+    hint = (" Hint: enable anomaly detection to find the operation that failed to compute its gradient, with "
+            "torch.autograd.set_detect_anomaly(True).")
+    assert messages == [
+        head + "[torch.FloatTensor [3]], which is output 0 of Add, is at version 1; expected version 0 instead." + hint,
+        head + "[torch.FloatTensor [3]], which is output 0 of Exp, is at version 1; expected version 0 instead." + hint,
+        head + "[torch.FloatTensor [2, 2]] is at version 1; expected version 0 instead." + hint]
