@@ -445,6 +445,7 @@ class Tensor:
         """Call ``hook(grad)`` when this tensor's gradient is computed; a returned Tensor replaces it."""
         if not self._requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        hook = _checked_hook(hook)
         if self.grad_fn is not None:
             return self.grad_fn._register_tensor_hook(self._output_nr, hook)
         if self._hooks is None:
@@ -753,6 +754,27 @@ _torch_function.TENSOR_TYPE = Tensor
 # what Tensor.__torch_function__ returns as the function gives it, unconverted (filled by _methods.py,
 # which makes the dispatching properties that hand these to handlers)
 DEFAULT_NOWRAP_FUNCTIONS: set = set()
+
+
+def _checked_hook(hook):
+    """``hook`` as torch runs a tensor hook: a result replaces the gradient only when it is a tensor
+    of the gradient's dtype, device and size; anything else is refused with torch's error, naming
+    the hook, before the walk goes on with a gradient of the wrong shape."""
+    def checked(grad):
+        result = hook(grad)
+        if result is None:
+            return None
+        if not isinstance(result, Tensor):
+            raise TypeError(f"expected Variable, but hook returned '{type(result).__name__}'")
+        name = getattr(hook, "__name__", "<unknown>")
+        if result.dtype is not grad.dtype or result.device != grad.device:
+            raise RuntimeError(f"hook '{name}' has changed the type of value (was {grad.type()} got {result.type()})")
+        if result.shape != grad.shape:
+            raise RuntimeError(f"hook '{name}' has changed the size of value")
+        return result
+
+    checked.__wrapped__ = hook
+    return checked
 
 
 def _convert(result, cls):

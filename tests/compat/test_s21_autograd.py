@@ -120,3 +120,37 @@ def test_a_saved_tensor_changed_in_place_is_named_as_torch_names_it():
         head + "[torch.FloatTensor [3]], which is output 0 of Add, is at version 1; expected version 0 instead." + hint,
         head + "[torch.FloatTensor [3]], which is output 0 of Exp, is at version 1; expected version 0 instead." + hint,
         head + "[torch.FloatTensor [2, 2]] is at version 1; expected version 0 instead." + hint]
+
+
+def _raised(run):
+    try:
+        run()
+    except Exception as error:  # noqa: BLE001 - the error is what is compared
+        return type(error).__name__, str(error)
+    return None
+
+
+def test_a_tensor_hook_returning_another_size_type_or_no_tensor_is_refused():
+    def backward_with(hook, leaf):
+        x = torch.ones(3, 4, requires_grad=True)
+        hooked = x if leaf else x * 1
+        hooked.register_hook(hook)
+        (hooked * 2).sum().backward()
+
+    def shrink(grad):
+        return grad.sum(0)
+
+    for leaf in (True, False):
+        assert _raised(lambda leaf=leaf: backward_with(shrink, leaf)) == (
+            "RuntimeError", "hook 'shrink' has changed the size of value")
+        assert _raised(lambda leaf=leaf: backward_with(lambda g: g.double(), leaf)) == (
+            "RuntimeError", "hook '<lambda>' has changed the type of value (was torch.FloatTensor got "
+                            "torch.DoubleTensor)")
+        assert _raised(lambda leaf=leaf: backward_with(lambda g: 3, leaf)) == (
+            "TypeError", "expected Variable, but hook returned 'int'")
+    x = torch.ones(2, requires_grad=True)
+    handle = x.register_hook(lambda g: g * 3)
+    (x * 2).sum().backward()
+    handle.remove()
+    (x * 2).sum().backward()
+    assert x.grad.tolist() == [8.0, 8.0]
