@@ -154,3 +154,16 @@ def test_a_tensor_hook_returning_another_size_type_or_no_tensor_is_refused():
     handle.remove()
     (x * 2).sum().backward()
     assert x.grad.tolist() == [8.0, 8.0]
+
+
+def test_arithmetic_operators_inside_inference_mode_make_inference_tensors():
+    x = torch.ones(3, requires_grad=True)
+    with torch.inference_mode():
+        base = torch.ones(3)
+        made = [base * 2, 2 - base, base / 3, base + base, base.sin()]
+    assert [t.is_inference() for t in made] == [True] * 5
+    assert not (x * 2).is_inference()
+    assert _raised(lambda: (x * made[0]).sum().backward())[1].startswith(
+        "Inference tensors cannot be saved for backward.")
+    assert _raised(lambda: made[0].add_(1))[1].startswith(
+        "Inplace update to inference tensor outside InferenceMode is not allowed.")
