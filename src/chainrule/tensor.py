@@ -318,9 +318,7 @@ class Tensor:
         if value:
             check_requires_grad_allowed(self._vbox)
         if value and self._data.dtype.kind not in _dtype.FLOAT_KINDS + "c":
-            raise RuntimeError(
-                f"only Tensors of floating point and complex dtype can require gradients (got {self.dtype})"
-            )
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
         if value and self._view_state is not None:
             self._view_state.leaf = True  # a view made under no_grad, now a leaf of its own (ops/shape.py)
         self._requires_grad = value
@@ -356,8 +354,8 @@ class Tensor:
             wanted = self.dtype if self._grad_dtype is False else self._grad_dtype
             if wanted is not None and value.dtype is not wanted:
                 raise RuntimeError(
-                    f"attempting to assign a gradient with dtype '{value.dtype.name}' to a tensor with "
-                    f"grad_dtype '{wanted.name}'. The gradient must match the tensor's grad_dtype (defaults "
+                    f"attempting to assign a gradient with dtype '{_dtype.cpp_type_name(value.dtype)}' to a tensor "
+                    f"with grad_dtype '{_dtype.scalar_name(wanted)}'. The gradient must match the tensor's grad_dtype (defaults "
                     "to the tensor's dtype). You can set the tensor's grad_dtype attribute with a specific "
                     "dtype, or None to allow any dtype. Set grad_dtype with caution. Diverging the dtypes of "
                     "a tensor and its gradient may break downstream systems that assume they match."

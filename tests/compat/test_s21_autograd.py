@@ -167,3 +167,24 @@ def test_arithmetic_operators_inside_inference_mode_make_inference_tensors():
         "Inference tensors cannot be saved for backward.")
     assert _raised(lambda: made[0].add_(1))[1].startswith(
         "Inplace update to inference tensor outside InferenceMode is not allowed.")
+
+
+def test_messages_users_meet_around_grad_read_as_torchs():
+    x = torch.randn(3, 4, requires_grad=True)
+
+    def assign(dtype):
+        x.grad = torch.ones(3, 4, dtype=dtype)
+
+    tail = (" The gradient must match the tensor's grad_dtype (defaults to the tensor's dtype). You can set the "
+            "tensor's grad_dtype attribute with a specific dtype, or None to allow any dtype. Set grad_dtype with "
+            "caution. Diverging the dtypes of a tensor and its gradient may break downstream systems that assume "
+            "they match.")
+    assert _raised(lambda: assign(torch.float64)) == (
+        "RuntimeError", "attempting to assign a gradient with dtype 'double' to a tensor with grad_dtype 'Float'." + tail)
+    assert _raised(lambda: assign(torch.int64))[1].startswith(
+        "attempting to assign a gradient with dtype 'long int' to a tensor with grad_dtype 'Float'.")
+    assert _raised(lambda: torch.ones(2, dtype=torch.int64).requires_grad_()) == (
+        "RuntimeError", "only Tensors of floating point dtype can require gradients")
+    assert _raised(lambda: x.t().view(-1))[1].splitlines()[0] == (
+        "view size is not compatible with input tensor's size and stride (at least one dimension spans across two "
+        "contiguous subspaces). Use .reshape(...) instead.")

@@ -154,9 +154,9 @@ def view(input: Tensor, *sizes, size=None, dtype=None) -> Tensor:
     shape = _infer_shape(_shape_arg(sizes, "view"), input._data.size, "view")
     if not _viewable(input._data, shape):
         raise RuntimeError(
-            f"view size is not compatible with input tensor's size and stride (shape "
-            f"{list(input.shape)}, strides {list(input.stride())} -> {list(shape)}): at least one "
-            "dimension spans across two contiguous subspaces. Use .reshape(...) instead."
+            "view size is not compatible with input tensor's size and stride (at least one dimension spans "
+            "across two contiguous subspaces). Use .reshape(...) instead.\n"
+            f"(shape {list(input.shape)}, strides {list(input.stride())} -> {list(shape)})"
         )
     return _share(Reshape.apply(input, shape=shape), input)
 
