@@ -1,6 +1,8 @@
 """Autograd semantics as users drive them, found different from torch by
 tools/torch_autograd_semantics_trial.py (docs/compatibility-trials.md, session 21)."""
 
+import warnings
+
 import chainrule as torch
 
 
@@ -188,3 +190,23 @@ def test_messages_users_meet_around_grad_read_as_torchs():
     assert _raised(lambda: x.t().view(-1))[1].splitlines()[0] == (
         "view size is not compatible with input tensor's size and stride (at least one dimension spans across two "
         "contiguous subspaces). Use .reshape(...) instead.")
+
+
+def test_a_reentrant_checkpoint_is_torchs_checkpoint_function():
+    from chainrule.utils.checkpoint import checkpoint
+
+    layer = torch.nn.Linear(3, 3)
+    x = torch.randn(2, 3, requires_grad=True)
+    out = checkpoint(lambda t: layer(t).tanh(), x, use_reentrant=True)
+    assert type(out.grad_fn).__name__ == "CheckpointFunctionBackward"
+    out.sum().backward()
+    expected = torch.autograd.grad(layer(x).tanh().sum(), x)[0]
+    assert torch.allclose(x.grad, expected)
+    frozen = torch.randn(2, 3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet = checkpoint(layer, frozen, use_reentrant=True)
+    assert not quiet.requires_grad
+    assert [str(w.message) for w in caught] == ["None of the inputs have requires_grad=True. Gradients will be None"]
+    assert _raised(lambda: checkpoint(layer, x, use_reentrant=True, scale=2)) == (
+        "ValueError", "Unexpected keyword arguments: scale")
