@@ -210,3 +210,15 @@ def test_a_reentrant_checkpoint_is_torchs_checkpoint_function():
     assert [str(w.message) for w in caught] == ["None of the inputs have requires_grad=True. Gradients will be None"]
     assert _raised(lambda: checkpoint(layer, x, use_reentrant=True, scale=2)) == (
         "ValueError", "Unexpected keyword arguments: scale")
+
+
+def test_a_second_backward_through_freed_saved_tensors_says_what_torch_says():
+    x = torch.randn(3, requires_grad=True)
+    loss = (x.sin() * x).sum()
+    loss.backward()
+    first, second = _raised(loss.backward)[1].splitlines()
+    assert first == ("Trying to backward through the graph a second time (or directly access saved tensors after they "
+                     "have already been freed). Saved intermediate values of the graph are freed when you call "
+                     ".backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the "
+                     "graph a second time or if you need to access saved tensors after calling backward.")
+    assert second == "(chainrule: the saved tensors of MulBackward0)"

@@ -198,11 +198,11 @@ class Node(FunctionCtx):
         Function's node by that attribute and draws what it holds)."""
         if self._freed:
             raise RuntimeError(
-                f"{self.name()}: trying to backward through the graph a second time (or directly "
-                "access saved tensors after they have already been freed). Saved intermediate "
-                "values of the graph are freed when you call .backward() or autograd.grad(). "
-                "Specify retain_graph=True if you need to backward through the graph a second "
-                "time or if you need to access saved tensors after calling backward."
+                "Trying to backward through the graph a second time (or directly access saved tensors "
+                "after they have already been freed). Saved intermediate values of the graph are freed "
+                "when you call .backward() or autograd.grad(). Specify retain_graph=True if you need to "
+                "backward through the graph a second time or if you need to access saved tensors after "
+                f"calling backward.\n(chainrule: the saved tensors of {self.name()})"
             )
         versions = self._saved_versions
         if versions is not None:
