@@ -122,7 +122,7 @@ def node_name(node):
 
 def _first_line(error) -> str:
     lines = str(error).strip().splitlines()
-    return lines[0][:300] if lines else ""
+    return lines[0] if lines else ""
 
 
 def execute(lib, case):
@@ -203,9 +203,9 @@ def classify(case):
     ours, our_error, our_warnings = execute(chainrule, case)
     record = {}
     if torch_error is not None:
-        record["torch"] = f"{type(torch_error).__name__}: {_first_line(torch_error)}"
+        record["torch"] = f"{type(torch_error).__name__}: {_first_line(torch_error)[:300]}"
     if our_error is not None:
-        record["chainrule"] = f"{type(our_error).__name__}: {_first_line(our_error)}"
+        record["chainrule"] = f"{type(our_error).__name__}: {_first_line(our_error)[:300]}"
     if torch_error is not None and our_error is None:
         return {**record, "kind": "torch_only_raised"}
     if our_error is not None and torch_error is None:

@@ -1176,7 +1176,7 @@ def _modified_in_place(node, tensor, expected: int) -> RuntimeError:
     hint = ("the backtrace further above shows the operation that failed to compute its gradient. The variable "
             "in question was changed in there or anywhere later. Good luck!") if _anomaly.enabled else (
         "enable anomaly detection to find the operation that failed to compute its gradient, with "
-        "torch.autograd.set_detect_anomaly(True).")
+        "torch.autograd.set_detect_anomaly(True, check_nan=False).")
     return RuntimeError(f"one of the variables needed for gradient computation has been modified by an inplace "
                         f"operation: [{tensor.type()} {list(tensor.shape)}]{which} is at version {tensor._version}; "
                         f"expected version {expected} instead. Hint: {hint}\n"
