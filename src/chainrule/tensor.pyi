@@ -27,6 +27,7 @@ class Tensor:
     _live_views: Any
     _nondifferentiable_view: builtins.bool
     _view_state: Any
+    _multi_output_view: builtins.bool
     __array_priority__: builtins.int
     @classmethod
     def __init_subclass__(cls, **kwargs) -> None: ...

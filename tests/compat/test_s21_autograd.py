@@ -222,3 +222,25 @@ def test_a_second_backward_through_freed_saved_tensors_says_what_torch_says():
                      ".backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the "
                      "graph a second time or if you need to access saved tensors after calling backward.")
     assert second == "(chainrule: the saved tensors of MulBackward0)"
+
+
+def test_views_of_an_unbind_or_split_output_are_refused_in_place_as_torch_refuses_them():
+    why = ("is a view and is being modified inplace. This view is the output of a function that returns multiple "
+           "views. Such functions do not allow the output views to be modified inplace. You should replace the "
+           "inplace operation by an out-of-place one.")
+    x = torch.randn(4, 3, requires_grad=True)
+    y = x * 1
+    assert _raised(lambda: y.unbind(0)[0].t().add_(1)) == ("RuntimeError", "Output 0 of T " + why)
+    assert _raised(lambda: y.unbind(1)[1][1:].mul_(2)) == ("RuntimeError", "Output 0 of Slice " + why)
+    assert _raised(lambda: y.split(2)[1].t().add_(1)) == ("RuntimeError", "Output 0 of T " + why)
+    assert _raised(lambda: x.split(2)[0][::2].div_(2)) == ("RuntimeError", "Output 0 of Slice " + why)
+
+    def write_slice():
+        y.chunk(2, 1)[0][..., :1] = -2.0
+
+    assert _raised(write_slice) == ("RuntimeError", "Output 0 of Slice " + why)
+    piece = y.chunk(2)[0][0]
+    with torch.no_grad():
+        piece.relu_()
+    assert _raised(lambda: piece * 2)[1].startswith(
+        "Output 0 of Select is a view and its base or another view of its base has been modified inplace.")

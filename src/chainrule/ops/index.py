@@ -605,6 +605,16 @@ _MULTI_VIEW_NODES = {"SplitBackward0": "Split", "SplitWithSizesBackward0": "Spli
                      "UnbindBackward0": "Unbind"}
 
 
+def _multi_view_maker(view: Tensor):
+    """The name torch's multi-output-view refusals give ``view``'s maker (Unbind, Split, or for a view of
+    one the view op's own, as ``Slice``), or None when ``view`` is no such view."""
+    name = type(view._grad_fn).__name__
+    multi = _MULTI_VIEW_NODES.get(name)
+    if multi is None and view._multi_output_view and view._grad_fn is not None:
+        multi = re.sub(r"Backward\d*$", "", name)
+    return multi
+
+
 def view_write_key(view: Tensor):
     """Before an in-place op on ``view`` while recording: raise where torch does, and when the
     view's base is in the graph return the base elements the view covers (the key the op will
@@ -616,7 +626,7 @@ def view_write_key(view: Tensor):
     if not base._requires_grad:
         return None
     # torch refuses a multi-output view's write first, even when its base changed since
-    multi = _MULTI_VIEW_NODES.get(type(view._grad_fn).__name__)
+    multi = _multi_view_maker(view)
     if multi is not None:
         raise RuntimeError(
             f"Output {view._output_nr} of {multi} is a view and is being modified inplace. This view is the output of a "
@@ -674,7 +684,7 @@ class _Regenerate:
 
     @staticmethod
     def grad_fn(view: Tensor):
-        multi = _MULTI_VIEW_NODES.get(type(view._grad_fn).__name__)
+        multi = _multi_view_maker(view)
         if multi is not None:  # torch refuses any use of such a view once its base changed
             raise RuntimeError(
                 f"Output {view._output_nr} of {multi} is a view and its base or another view of its base has "
@@ -890,6 +900,10 @@ def setitem(input: Tensor, key, value) -> None:
     if (input._base is not None and not input._nondifferentiable_view and writeable(input._data)
             and is_recording(input._base, input, value)):
         base = input._base
+        if input._multi_output_view and _slices_first(raw_key):
+            # torch writes into the view input[key] first: its refusal names that view
+            with enable_grad():
+                view_write_key(getitem(input, raw_key))
         covered = view_write_key(input)
         if covered is not None or value._requires_grad:
             # torch's CopySlices: the view's new values, written into a copy first (so a bad key

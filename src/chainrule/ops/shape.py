@@ -210,6 +210,8 @@ def _share(self: Tensor, base: Tensor, differentiable: bool = True) -> Tensor:
         return self
     if made_without_grad:  # a view of one made under no_grad is refused with it
         self._view_state = MadeWithoutGrad(base._view_state.inference, self._vbox[0], True)
+    if base._multi_output_view:  # torch refuses in-place writes to every view of a multi-output view too
+        self._multi_output_view = True
     if root.grad_fn is not None or not root._requires_grad:
         _track_view(root, self)
     return self
@@ -810,8 +812,12 @@ _split_method.__name__, _split_method.__qualname__ = "split", "Tensor.split"  # 
 
 
 def _share_pieces(pieces, input: Tensor) -> tuple:
+    """The outputs of a multi-output view function (unbind, split) made views of ``input``, marked as
+    such when recorded: torch refuses to write them, or any view of them, in place."""
     for piece in pieces:
         _share(piece, input)
+        if piece._grad_fn is not None:
+            piece._multi_output_view = True
     return pieces
 
 
