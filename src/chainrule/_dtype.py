@@ -442,6 +442,17 @@ def scalar_name(value) -> str:
     return TORCH_SCALAR_NAMES.get(name, name)
 
 
+_CPP_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
+                   "int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char",
+                   "uint8": "unsigned char", "bool": "bool", "complex64": "c10::complex<float>",
+                   "complex128": "c10::complex<double>"}
+
+
+def cpp_type_name(dtype) -> str:
+    """``dtype`` as torch's C++ error messages name it (float32 -> "float")."""
+    return _CPP_TYPE_NAMES.get(dtype.name, dtype.name)
+
+
 def _unsigned_promotion_error(a: dtype, b: dtype) -> RuntimeError:
     return RuntimeError("Promotion for uint16, uint32, uint64 types is not supported, attempted to promote "
                         f"{TORCH_SCALAR_NAMES[a.name]} and {TORCH_SCALAR_NAMES[b.name]}")

@@ -312,15 +312,27 @@ def _method_out_refusal(name: str, args: tuple, kwargs: dict) -> TypeError:
 _GENERAL_OPERATORS: dict = {}
 _FAST_OPERATORS: dict = {}
 _routed_to_general = False  # True while the general ops stand in for the fast ones
+_general_operators_wanted = {"profiling": False, "inference": False}
 
 
 def _operators_for_profiling(recording: bool) -> None:
     """While a profiler records, + - * / take the general ops, each call a Function the profiler
     times, instead of their unrecorded one-ufunc fast path; the fast path is back when it stops."""
+    _route_operators("profiling", recording)
+
+
+def _route_operators(reason: str, general: bool) -> None:
+    """The general ops stand in for the fast operators while any reason wants them: a profiler
+    recording, or an inference_mode block (the fast path's constructor, bound once, would make
+    plain tensors where the block makes inference tensors)."""
     global _routed_to_general
-    _routed_to_general = recording
-    for name, general in _GENERAL_OPERATORS.items():
-        setattr(Tensor, name, general if recording else _FAST_OPERATORS[name])
+    _general_operators_wanted[reason] = general
+    routed = any(_general_operators_wanted.values())
+    if routed == _routed_to_general:
+        return
+    _routed_to_general = routed
+    for name, operator in _GENERAL_OPERATORS.items():
+        setattr(Tensor, name, operator if routed else _FAST_OPERATORS[name])
 
 
 def _rtruediv(self, other) -> Tensor:
@@ -399,11 +411,16 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     self._data[...] = result._data
     box[0] = version + 1
     if recording and result.grad_fn is not None:
+        old = self._grad_fn
         self.grad_fn = result.grad_fn
         self._output_nr = result._output_nr
         self._requires_grad = True
+        if self._retains_grad:
+            self._move_retained_grad(old)
         if base is None:
             _index.refresh_views(self)
+    else:
+        _index.untracked_write(self)
     if _function.active_extension is not None:  # under forward AD the tangent follows the value
         _forward_ad.move_tangent(result, self)
     return self
@@ -1083,6 +1100,7 @@ def _mark_inference_tensors(on: bool) -> None:
     ones again, so normal programs pay nothing."""
     Tensor._make = classmethod(_make_inference_tensor) if on else _plain_make
     _function._make_tensor = Tensor._make
+    _route_operators("inference", on)
 
 
 def bind_tensor_misc() -> None:

@@ -73,6 +73,7 @@ class Tensor:
     _live_views = None  # weak references to the views made from this tensor while recording
     _nondifferentiable_view = False  # a view(dtype): shares memory, never the graph (ops/shape.py _share)
     _view_state = None  # a view whose grad_fn is regenerated or refused when next read (ops/index.py)
+    _multi_output_view = False  # an unbind/split output or a view of one: never written in place (ops/shape.py)
 
     # make ndarray <op> Tensor defer to Tensor's reflected operators
     __array_priority__ = 1000
@@ -318,9 +319,7 @@ class Tensor:
         if value:
             check_requires_grad_allowed(self._vbox)
         if value and self._data.dtype.kind not in _dtype.FLOAT_KINDS + "c":
-            raise RuntimeError(
-                f"only Tensors of floating point and complex dtype can require gradients (got {self.dtype})"
-            )
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
         if value and self._view_state is not None:
             self._view_state.leaf = True  # a view made under no_grad, now a leaf of its own (ops/shape.py)
         self._requires_grad = value
@@ -356,8 +355,8 @@ class Tensor:
             wanted = self.dtype if self._grad_dtype is False else self._grad_dtype
             if wanted is not None and value.dtype is not wanted:
                 raise RuntimeError(
-                    f"attempting to assign a gradient with dtype '{value.dtype.name}' to a tensor with "
-                    f"grad_dtype '{wanted.name}'. The gradient must match the tensor's grad_dtype (defaults "
+                    f"attempting to assign a gradient with dtype '{_dtype.cpp_type_name(value.dtype)}' to a tensor "
+                    f"with grad_dtype '{_dtype.scalar_name(wanted)}'. The gradient must match the tensor's grad_dtype (defaults "
                     "to the tensor's dtype). You can set the tensor's grad_dtype attribute with a specific "
                     "dtype, or None to allow any dtype. Set grad_dtype with caution. Diverging the dtypes of "
                     "a tensor and its gradient may break downstream systems that assume they match."
@@ -424,6 +423,19 @@ class Tensor:
             fn._hooked = True  # the engine's walk runs this node's retained-grad step
         fn._retained[self._output_nr] = weakref.ref(self)
 
+    def _move_retained_grad(self, old) -> None:
+        """This tensor took a new grad_fn in place of ``old`` (an in-place op, a view regenerated
+        from its base): its retained grad follows it to the new node, as torch's does."""
+        if old is not None and old._retained:
+            old._retained = {nr: ref for nr, ref in old._retained.items() if ref() is not self} or None
+        fn = self._grad_fn
+        if fn is None or fn is old:
+            return
+        if fn._retained is None:
+            fn._retained = {}
+            fn._hooked = True
+        fn._retained[self._output_nr] = weakref.ref(self)
+
     @property
     def retains_grad(self) -> bool:
         return self._retains_grad
@@ -432,6 +444,7 @@ class Tensor:
         """Call ``hook(grad)`` when this tensor's gradient is computed; a returned Tensor replaces it."""
         if not self._requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        hook = _checked_hook(hook)
         if self.grad_fn is not None:
             return self.grad_fn._register_tensor_hook(self._output_nr, hook)
         if self._hooks is None:
@@ -742,6 +755,27 @@ _torch_function.TENSOR_TYPE = Tensor
 # what Tensor.__torch_function__ returns as the function gives it, unconverted (filled by _methods.py,
 # which makes the dispatching properties that hand these to handlers)
 DEFAULT_NOWRAP_FUNCTIONS: set = set()
+
+
+def _checked_hook(hook):
+    """``hook`` as torch runs a tensor hook: a result replaces the gradient only when it is a tensor
+    of the gradient's dtype, device and size; anything else is refused with torch's error, naming
+    the hook, before the walk goes on with a gradient of the wrong shape."""
+    def checked(grad):
+        result = hook(grad)
+        if result is None:
+            return None
+        if not isinstance(result, Tensor):
+            raise TypeError(f"expected Variable, but hook returned '{type(result).__name__}'")
+        name = getattr(hook, "__name__", "<unknown>")
+        if result.dtype is not grad.dtype or result.device != grad.device:
+            raise RuntimeError(f"hook '{name}' has changed the type of value (was {grad.type()} got {result.type()})")
+        if result.shape != grad.shape:
+            raise RuntimeError(f"hook '{name}' has changed the size of value")
+        return result
+
+    checked.__wrapped__ = hook
+    return checked
 
 
 def _convert(result, cls):

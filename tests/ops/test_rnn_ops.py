@@ -127,7 +127,7 @@ def test_backward_twice_without_retain_graph_raises():
     out, _ = lstm(chainrule.ones(4, 2, 2, requires_grad=True))
     out.sum().backward(retain_graph=True)
     out.sum().backward()
-    with pytest.raises(RuntimeError, match="LstmBackward0: trying to backward through the graph a second time"):
+    with pytest.raises(RuntimeError, match="(?s)Trying to backward through the graph a second time.*LstmBackward0"):
         out.sum().backward()
 
 
@@ -136,7 +136,7 @@ def test_weight_changed_in_place_before_backward_raises():
     out, _ = rnn(chainrule.ones(4, 2, 2))
     with chainrule.no_grad():
         rnn.weight_hh_l0.mul_(2)
-    with pytest.raises(RuntimeError, match="modified by an inplace operation.*RnnBackward0"):
+    with pytest.raises(RuntimeError, match="(?s)modified by an inplace operation.*RnnBackward0"):
         out.sum().backward()
 
 

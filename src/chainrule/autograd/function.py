@@ -198,25 +198,18 @@ class Node(FunctionCtx):
         Function's node by that attribute and draws what it holds)."""
         if self._freed:
             raise RuntimeError(
-                f"{self.name()}: trying to backward through the graph a second time (or directly "
-                "access saved tensors after they have already been freed). Saved intermediate "
-                "values of the graph are freed when you call .backward() or autograd.grad(). "
-                "Specify retain_graph=True if you need to backward through the graph a second "
-                "time or if you need to access saved tensors after calling backward."
+                "Trying to backward through the graph a second time (or directly access saved tensors "
+                "after they have already been freed). Saved intermediate values of the graph are freed "
+                "when you call .backward() or autograd.grad(). Specify retain_graph=True if you need to "
+                "backward through the graph a second time or if you need to access saved tensors after "
+                f"calling backward.\n(chainrule: the saved tensors of {self.name()})"
             )
         versions = self._saved_versions
         if versions is not None:
             for tensor, version in zip(self._saved, versions):
                 if tensor is not None and version is not None and (
                         0 if tensor._vbox is None else tensor._vbox[0]) != version:
-                    raise RuntimeError(
-                        "one of the variables needed for gradient computation has been modified "
-                        f"by an inplace operation: [{tensor.dtype.name} tensor of shape "
-                        f"{tuple(tensor.shape)}], which is saved by {self.name()}, is at version "
-                        f"{tensor._version}; expected version {version} instead. Hint: replace "
-                        "the in-place operation with an out-of-place one (e.g. x = x * 2 instead "
-                        "of x *= 2)."
-                    )
+                    raise _modified_in_place(self, tensor, version)
         if self._unpack_hook is not None:  # packed by saved_tensors_hooks: unpacked on each access
             return _unpack_saved(self)
         if self._saved_outputs is not None and _grad_state.enabled:
@@ -1169,6 +1162,25 @@ def _mark_dirty(ctx, args, out_list, record: bool) -> tuple:
 def _rebases_through_base(tensor) -> bool:
     """Whether a dirty ``tensor`` is a view whose write is recorded on its base (torch's CopySlices)."""
     return tensor._base is not None and not tensor._nondifferentiable_view
+
+
+def _modified_in_place(node, tensor, expected: int) -> RuntimeError:
+    """torch's error for a tensor ``node`` saved that changed in place since: named by its type and
+    sizes and, as torch's, by the node that made it (``node`` itself for a saved output, else the
+    tensor's grad_fn now; none for a leaf), without the node's Backward suffix; a second line names
+    the node that saved it, which torch's message leaves out."""
+    position = next(i for i, saved in enumerate(node._saved) if saved is tensor)
+    producer = node if node._saved_outputs and position in node._saved_outputs else tensor.grad_fn
+    which = "" if producer is None else \
+        f", which is output {tensor._output_nr} of {re.sub(r'Backward[0-9]*$', '', producer.name())},"
+    hint = ("the backtrace further above shows the operation that failed to compute its gradient. The variable "
+            "in question was changed in there or anywhere later. Good luck!") if _anomaly.enabled else (
+        "enable anomaly detection to find the operation that failed to compute its gradient, with "
+        "torch.autograd.set_detect_anomaly(True, check_nan=False).")
+    return RuntimeError(f"one of the variables needed for gradient computation has been modified by an inplace "
+                        f"operation: [{tensor.type()} {list(tensor.shape)}]{which} is at version {tensor._version}; "
+                        f"expected version {expected} instead. Hint: {hint}\n"
+                        f"(chainrule: it was saved by {node.name()}, whose backward needs its old value)")
 
 
 # set by chainrule._methods: record_view_write(view, value) records ``view``'s new values ``value``

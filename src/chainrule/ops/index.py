@@ -605,6 +605,16 @@ _MULTI_VIEW_NODES = {"SplitBackward0": "Split", "SplitWithSizesBackward0": "Spli
                      "UnbindBackward0": "Unbind"}
 
 
+def _multi_view_maker(view: Tensor):
+    """The name torch's multi-output-view refusals give ``view``'s maker (Unbind, Split, or for a view of
+    one the view op's own, as ``Slice``), or None when ``view`` is no such view."""
+    name = type(view._grad_fn).__name__
+    multi = _MULTI_VIEW_NODES.get(name)
+    if multi is None and view._multi_output_view and view._grad_fn is not None:
+        multi = re.sub(r"Backward\d*$", "", name)
+    return multi
+
+
 def view_write_key(view: Tensor):
     """Before an in-place op on ``view`` while recording: raise where torch does, and when the
     view's base is in the graph return the base elements the view covers (the key the op will
@@ -616,7 +626,7 @@ def view_write_key(view: Tensor):
     if not base._requires_grad:
         return None
     # torch refuses a multi-output view's write first, even when its base changed since
-    multi = _MULTI_VIEW_NODES.get(type(view._grad_fn).__name__)
+    multi = _multi_view_maker(view)
     if multi is not None:
         raise RuntimeError(
             f"Output {view._output_nr} of {multi} is a view and is being modified inplace. This view is the output of a "
@@ -652,7 +662,13 @@ def rejoin(view: Tensor, root: Tensor, key=None):
         fresh = read_elements(root, key)
     if fresh.grad_fn is not None:  # (None: root left the graph since, by detach_)
         fresh.grad_fn.root_key = key
+        if type(key) is not _PartsKey:
+            # torch regenerates a same-dtype view as an as_strided of its base
+            name_node(fresh, "AsStridedBackward0")
+    old = view._grad_fn
     view.grad_fn, view._output_nr, view._requires_grad = fresh.grad_fn, fresh._output_nr, fresh._requires_grad
+    if view._retains_grad:
+        view._move_retained_grad(old)
     return key
 
 
@@ -668,7 +684,7 @@ class _Regenerate:
 
     @staticmethod
     def grad_fn(view: Tensor):
-        multi = _MULTI_VIEW_NODES.get(type(view._grad_fn).__name__)
+        multi = _multi_view_maker(view)
         if multi is not None:  # torch refuses any use of such a view once its base changed
             raise RuntimeError(
                 f"Output {view._output_nr} of {multi} is a view and its base or another view of its base has "
@@ -712,6 +728,15 @@ def refresh_views(root: Tensor) -> None:
         view._requires_grad = True  # the flag ops read before grad_fn: set now
         if view._view_state is None:
             view._view_state = _REGENERATE
+
+
+def untracked_write(tensor: Tensor) -> None:
+    """``tensor`` was written in place without recording (under no_grad): its version moved, so torch
+    regenerates the grad_fn of its root's views in the graph all the same when next read, and
+    refuses any use of a multi-output view (unbind, split) from then on."""
+    root = tensor if tensor._base is None else tensor._base
+    if root._requires_grad and root._live_views:
+        refresh_views(root)
 
 
 def forget_root_keys(root: Tensor) -> None:
@@ -782,6 +807,23 @@ def write_elements(base: Tensor, key, value: Tensor) -> None:
         pairs = clone(view_as_real(base))
         setitem(pairs, key.key, value)
         setitem(base, Ellipsis, view_as_complex(pairs))
+    name_node(base, COPY_SLICES)
+
+
+# torch's node for a write into a view of a tensor, recorded on the tensor (its type is named CopySlices)
+COPY_SLICES = "torch::autograd::CopySlices"
+
+
+def _slices_first(raw_key) -> bool:
+    """Whether torch's ``x[raw_key] = value`` writes into a view of x (an integer, a None, a slice that
+    is not the whole dim): it is then an in-place op on a view, recorded on x as CopySlices. Whole
+    slices and Ellipsis take no view (torch writes x itself: copy_, fill_ or index_put_)."""
+    for item in raw_key if isinstance(raw_key, tuple) else (raw_key,):
+        if item is None or isinstance(item, (int, np.integer)) and not isinstance(item, (bool, np.bool_)):
+            return True
+        if isinstance(item, slice) and not (item.start in (None, 0) and item.stop is None and item.step in (None, 1)):
+            return True
+    return False
 
 
 def _storage_positions(array, offset: int):
@@ -853,12 +895,15 @@ def setitem(input: Tensor, key, value) -> None:
     if recording and type(input._view_state) is MadeWithoutGrad:
         raise _made_without_grad_write_refusal(input, raw_key, key)
     if recording and input.grad_fn is None and input._requires_grad:
-        raise RuntimeError(
-            "a leaf Variable that requires grad is being used in an in-place operation."
-        )
+        what = "a view of a leaf Variable" if _slices_first(raw_key) else "a leaf Variable"
+        raise RuntimeError(f"{what} that requires grad is being used in an in-place operation.")
     if (input._base is not None and not input._nondifferentiable_view and writeable(input._data)
             and is_recording(input._base, input, value)):
         base = input._base
+        if input._multi_output_view and _slices_first(raw_key):
+            # torch writes into the view input[key] first: its refusal names that view
+            with enable_grad():
+                view_write_key(getitem(input, raw_key))
         covered = view_write_key(input)
         if covered is not None or value._requires_grad:
             # torch's CopySlices: the view's new values, written into a copy first (so a bad key
@@ -886,6 +931,7 @@ def setitem(input: Tensor, key, value) -> None:
         except IndexError as e:
             raise in_torch_words(e) from None
         input._version_box[0] += 1
+        untracked_write(input)
         if tangent is not None:  # forward AD: the write's tangent becomes input's
             _forward_ad.move_tangent(tangent, input)
         return
@@ -896,9 +942,12 @@ def setitem(input: Tensor, key, value) -> None:
     except IndexError as e:
         raise in_torch_words(e) from None
     input._version_box[0] += 1
-    input.grad_fn = out.grad_fn
+    old = input._grad_fn
+    input.grad_fn = out.grad_fn if not _slices_first(raw_key) else name_node(out, COPY_SLICES).grad_fn
     input._output_nr = 0
     input._requires_grad = True
+    if input._retains_grad:
+        input._move_retained_grad(old)
     if input._base is None:
         refresh_views(input)
 

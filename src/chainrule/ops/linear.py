@@ -332,15 +332,7 @@ def _matmul_folds(input: Tensor, weight: Tensor) -> bool:
 
 
 # the C++ names torch's messages print for a dtype (its TORCH_CHECKs stream a caffe2::TypeMeta)
-_CPP_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
-                   "int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char",
-                   "uint8": "unsigned char", "bool": "bool", "complex64": "c10::complex<float>",
-                   "complex128": "c10::complex<double>"}
-
-
-def cpp_type_name(dtype) -> str:
-    """``dtype`` as torch's C++ error messages name it (float32 -> "float")."""
-    return _CPP_TYPE_NAMES.get(dtype.name, dtype.name)
+cpp_type_name = _dtype.cpp_type_name  # (imported from here by the ops that name C++ types)
 
 
 # torch's _saved_* of squeeze_(0) on the (1, out) product of a 1-d input

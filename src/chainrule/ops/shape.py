@@ -154,9 +154,9 @@ def view(input: Tensor, *sizes, size=None, dtype=None) -> Tensor:
     shape = _infer_shape(_shape_arg(sizes, "view"), input._data.size, "view")
     if not _viewable(input._data, shape):
         raise RuntimeError(
-            f"view size is not compatible with input tensor's size and stride (shape "
-            f"{list(input.shape)}, strides {list(input.stride())} -> {list(shape)}): at least one "
-            "dimension spans across two contiguous subspaces. Use .reshape(...) instead."
+            "view size is not compatible with input tensor's size and stride (at least one dimension spans "
+            "across two contiguous subspaces). Use .reshape(...) instead.\n"
+            f"(shape {list(input.shape)}, strides {list(input.stride())} -> {list(shape)})"
         )
     return _share(Reshape.apply(input, shape=shape), input)
 
@@ -210,6 +210,8 @@ def _share(self: Tensor, base: Tensor, differentiable: bool = True) -> Tensor:
         return self
     if made_without_grad:  # a view of one made under no_grad is refused with it
         self._view_state = MadeWithoutGrad(base._view_state.inference, self._vbox[0], True)
+    if base._multi_output_view:  # torch refuses in-place writes to every view of a multi-output view too
+        self._multi_output_view = True
     if root.grad_fn is not None or not root._requires_grad:
         _track_view(root, self)
     return self
@@ -810,8 +812,12 @@ _split_method.__name__, _split_method.__qualname__ = "split", "Tensor.split"  # 
 
 
 def _share_pieces(pieces, input: Tensor) -> tuple:
+    """The outputs of a multi-output view function (unbind, split) made views of ``input``, marked as
+    such when recorded: torch refuses to write them, or any view of them, in place."""
     for piece in pieces:
         _share(piece, input)
+        if piece._grad_fn is not None:
+            piece._multi_output_view = True
     return pieces
 
 
@@ -860,7 +866,9 @@ class Unbind(Function):
     def forward(ctx, x, dim, given_dim):
         ctx.dim, ctx.given_dim = dim, given_dim
         lead = (slice(None),) * dim
-        return tuple(x[lead + (i,)] for i in range(x.shape[dim]))
+        # the trailing Ellipsis keeps a 1-d input's slices 0-d views of it (a bare integer index
+        # gives NumPy scalars, copies that a later write to the input would not reach)
+        return tuple(x[lead + (i, Ellipsis)] for i in range(x.shape[dim]))
 
     @staticmethod
     def backward(ctx, *grads):

@@ -32,7 +32,16 @@ class CheckpointError(RuntimeError):
 
 def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism_check: str = "default",
                debug: bool = False, preserve_rng_state: bool = True, **kwargs):
-    """``function(*args, **kwargs)``, differentiable as usual (see the module doc on memory)."""
+    """``function(*args, **kwargs)``, differentiable as usual (see the module doc on memory). With
+    ``use_reentrant=True`` it is torch's reentrant form, CheckpointFunction: its node is
+    CheckpointFunctionBackward, and with no input that requires grad its output requires none
+    (torch warns that the gradients will be None)."""
+    if use_reentrant:
+        if kwargs:
+            raise ValueError("Unexpected keyword arguments: " + ",".join(kwargs))
+        if context_fn not in (None, noop_context_fn) or debug:
+            raise ValueError("Passing `context_fn` or `debug` is only supported when use_reentrant=False.")
+        return CheckpointFunction.apply(function, preserve_rng_state, *args)
     return function(*args, **kwargs)
 
 
