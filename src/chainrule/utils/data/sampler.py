@@ -123,7 +123,10 @@ class RandomSampler(Sampler):
         whole_passes, rest = divmod(total, n)
         for _ in range(whole_passes):
             yield rng.permutation(n).astype(np.int64, copy=False)
-        if rest:
+        if rest or self.generator is not None:
+            # torch draws this last permutation even when it keeps none of it (rest == 0), once the
+            # epoch is read to its end: a given generator must advance by it, or the next epoch's
+            # order is not torch's (a fresh stream is dropped after the epoch: no need to draw there)
             yield rng.permutation(n)[:rest].astype(np.int64, copy=False)
 
     def __iter__(self) -> Iterator[int]:
