@@ -24,3 +24,84 @@ def test_shuffled_loader_on_a_generator_gives_torchs_second_epoch():
     expected_loader = torch.utils.data.DataLoader(list(range(9)), batch_size=4, shuffle=True, drop_last=True,
                                                   generator=torch.Generator().manual_seed(105))
     assert epochs == [[batch.tolist() for batch in expected_loader] for _ in range(2)]
+
+
+# ---- lr_scheduler: torch's warnings, and the state they leave ----------------------------------
+def _sgd(lib):
+    first, second = lib.nn.Parameter(lib.ones(2)), lib.nn.Parameter(lib.ones(3))
+    return lib.optim.SGD([{"params": [first]}, {"params": [second], "lr": 0.5}], lr=0.1, momentum=0.9)
+
+
+def _user_warnings(program):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        program()
+    return [str(w.message) for w in caught if w.category is UserWarning]
+
+
+def test_scheduler_step_before_optimizer_step_warns_once_as_torch():
+    optimizer = _sgd(chainrule)
+    scheduler = chainrule.optim.lr_scheduler.StepLR(optimizer, 2)
+    messages = _user_warnings(lambda: (scheduler.step(), scheduler.step()))
+    assert len(messages) == 1 and messages[0].startswith("Detected call of `lr_scheduler.step()` before "
+                                                         "`optimizer.step()`")
+    in_order = _sgd(chainrule)
+    scheduler = chainrule.optim.lr_scheduler.StepLR(in_order, 2)
+    assert _user_warnings(lambda: (in_order.step(), scheduler.step())) == []
+    assert in_order.step._wrapped_by_lr_sched  # torch's marker, which training frameworks look for
+
+
+def test_scheduler_get_lr_outside_step_and_epoch_argument_warn_as_torch():
+    optimizer = _sgd(chainrule)
+    scheduler = chainrule.optim.lr_scheduler.CosineAnnealingLR(optimizer, 5)
+    assert _user_warnings(scheduler.get_lr) == ["To get the last learning rate computed by the scheduler, "
+                                                "please use `get_last_lr()`."]
+    optimizer.step()
+    assert _user_warnings(lambda: scheduler.step(3)) == [chainrule.optim.lr_scheduler.EPOCH_DEPRECATION_WARNING]
+    plateau = chainrule.optim.lr_scheduler.ReduceLROnPlateau(optimizer)
+    assert _user_warnings(lambda: plateau.step(1.0, 4)) == [chainrule.optim.lr_scheduler.EPOCH_DEPRECATION_WARNING]
+    assert "_get_lr_called_within_step" in scheduler.state_dict()
+
+
+# torch 2.13's lrs: the linear anneal of the loaded state (the constructor's cosine gave others)
+EXPECTED_SWALR_LRS = [0.0875, 0.3875, 0.075, 0.275, 0.0625, 0.1625]
+
+
+def test_swalr_state_dict_carries_its_anneal_strategy_as_torch():
+    def loaded(lib):
+        source = lib.optim.swa_utils.SWALR(_sgd(lib), 0.05, anneal_epochs=4, anneal_strategy="linear")
+        state = source.state_dict()
+        optimizer = _sgd(lib)
+        target = lib.optim.swa_utils.SWALR(optimizer, 0.05, anneal_epochs=4, anneal_strategy="cos")
+        target.load_state_dict(state)
+        lrs = []
+        for _ in range(3):
+            optimizer.step()
+            target.step()
+            lrs += target.get_last_lr()
+        return state["_anneal_strategy"], lrs
+
+    strategy, lrs = loaded(chainrule)
+    assert strategy == "linear"
+    assert lrs == pytest.approx(EXPECTED_SWALR_LRS)
+    torch = pytest.importorskip("torch")
+    assert loaded(torch)[1] == pytest.approx(lrs)
+
+
+def test_sequential_lr_restarts_a_member_without_counting_a_step_as_torch():
+    def step_counts(lib):
+        optimizer = _sgd(lib)
+        schedulers = lib.optim.lr_scheduler
+        members = [schedulers.ConstantLR(optimizer, 0.5, total_iters=2), schedulers.StepLR(optimizer, 2, 0.5)]
+        sequential = schedulers.SequentialLR(optimizer, members, milestones=[3])
+        for _ in range(5):
+            optimizer.step()
+            sequential.step()
+        return [member._step_count for member in members], sequential.get_last_lr()
+
+    counts, lrs = step_counts(chainrule)
+    assert counts == [3, 3]  # the milestone's restart (epoch 3) is no step: 4 before the fix
+    torch = pytest.importorskip("torch")
+    assert step_counts(torch) == (counts, pytest.approx(lrs))
