@@ -105,3 +105,17 @@ def test_sequential_lr_restarts_a_member_without_counting_a_step_as_torch():
     assert counts == [3, 3]  # the milestone's restart (epoch 3) is no step: 4 before the fix
     torch = pytest.importorskip("torch")
     assert step_counts(torch) == (counts, pytest.approx(lrs))
+
+
+# ---- default_convert / default_collate: a NumPy scalar or 0-d array stays 0-d ------------------
+def test_default_convert_keeps_numpy_scalars_and_0d_arrays_0d_as_torch():
+    import numpy as np
+
+    converted = data.default_convert([np.int32(3), np.float64(0.5), np.array(2.0, dtype=np.float32)])
+    assert [(tuple(t.shape), str(t.dtype)) for t in converted] == [
+        ((), "chainrule.int32"), ((), "chainrule.float64"), ((), "chainrule.float32")]
+    assert [t.item() for t in converted] == [3, 0.5, 2.0]
+    batch = data.default_collate([np.array(2.0, dtype=np.float32), np.array(3.0, dtype=np.float32)])
+    assert tuple(batch.shape) == (2,) and batch.tolist() == [2.0, 3.0]  # (2, 1) before
+    loader = data.DataLoader([{"y": np.float32(1.5)}], batch_size=None)
+    assert tuple(next(iter(loader))["y"].shape) == ()

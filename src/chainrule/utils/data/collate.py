@@ -25,7 +25,8 @@ def _from_numpy(array: np.ndarray) -> Tensor:
     if array.dtype.kind in "SUO":
         raise TypeError(default_collate_err_msg_format.format(array.dtype))
     _dtype.from_numpy_dtype(array.dtype)  # TypeError for dtypes chainrule does not have
-    return Tensor._make(np.ascontiguousarray(array))
+    # np.asarray, not np.ascontiguousarray: that one makes a 0-d array (a NumPy scalar's) 1-d
+    return Tensor._make(np.asarray(array, order="C"))
 
 
 def default_convert(data):
