@@ -119,3 +119,11 @@ def test_default_convert_keeps_numpy_scalars_and_0d_arrays_0d_as_torch():
     assert tuple(batch.shape) == (2,) and batch.tolist() == [2.0, 3.0]  # (2, 1) before
     loader = data.DataLoader([{"y": np.float32(1.5)}], batch_size=None)
     assert tuple(next(iter(loader))["y"].shape) == ()
+
+
+# ---- DistributedSampler without a process group -------------------------------------------------
+def test_distributed_sampler_without_a_process_group_raises_torchs_value_error():
+    with pytest.raises(ValueError, match="Default process group has not been initialized, please make sure to "
+                                         "call init_process_group"):
+        data.DistributedSampler(range(4))
+    assert list(data.DistributedSampler(range(5), num_replicas=2, rank=1, shuffle=False)) == [1, 3, 0]

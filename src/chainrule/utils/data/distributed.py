@@ -27,8 +27,7 @@ class DistributedSampler(Sampler):
         if num_replicas is None or rank is None:
             from ... import distributed as dist
 
-            if not dist.is_initialized():
-                raise RuntimeError("Requires distributed package to be available")
+            # without a process group these raise torch's ValueError, naming init_process_group
             num_replicas = dist.get_world_size() if num_replicas is None else num_replicas
             rank = dist.get_rank() if rank is None else rank
         if rank >= num_replicas or rank < 0:
