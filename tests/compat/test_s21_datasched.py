@@ -127,3 +127,14 @@ def test_distributed_sampler_without_a_process_group_raises_torchs_value_error()
                                          "call init_process_group"):
         data.DistributedSampler(range(4))
     assert list(data.DistributedSampler(range(5), num_replicas=2, rank=1, shuffle=False)) == [1, 3, 0]
+
+
+# ---- pin_memory without an accelerator: torch's warning from each new iterator -----------------
+def test_pin_memory_without_an_accelerator_warns_as_torch():
+    if chainrule.accelerator.is_available():
+        pytest.skip("an accelerator is present: torch pins and gives no warning")
+    loader = data.DataLoader(list(range(4)), batch_size=2, pin_memory=True)
+    messages = _user_warnings(lambda: [list(loader), list(loader)])
+    assert messages == ["'pin_memory' argument is set as true but no accelerator is found, then device pinned "
+                        "memory won't be used."] * 2
+    assert _user_warnings(lambda: list(data.DataLoader(list(range(4)), batch_size=2))) == []

@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ..._torch_function import user_stacklevel
 from . import _worker
 from .collate import default_collate, default_convert
 from .dataset import Dataset, IterableDataset, _fancy_index_batcher
@@ -76,7 +77,8 @@ class DataLoader:
     original traceback; a worker that dies (e.g. killed by a signal) raises RuntimeError.
 
     ``pin_memory`` and ``pin_memory_device`` are accepted and do nothing: chainrule loads into
-    ordinary host memory, and there is no pinned-memory transfer to speed up.
+    ordinary host memory, and there is no pinned-memory transfer to speed up. Each new iterator
+    gives torch's warnings for them (no accelerator; pin_memory_device deprecated).
     """
 
     _initialized = False
@@ -247,6 +249,19 @@ def _draw_base_seed(loader: DataLoader) -> int:
     return int(_rng(generator).integers(2**63))
 
 
+def _warn_about_pinning(loader: DataLoader) -> None:
+    """torch's warnings, given by every new iterator, that a ``pin_memory`` request has no effect:
+    ``pin_memory_device`` is deprecated, and without an accelerator there is no pinned memory."""
+    from ... import accelerator
+
+    if loader.pin_memory and loader.pin_memory_device:
+        warnings.warn("pin_memory_device is deprecated, the current accelerator will be used as the device,"
+                      f"ignore pin_memory_device='{loader.pin_memory_device}'.", stacklevel=user_stacklevel())
+    if loader.pin_memory and not accelerator.is_available():
+        warnings.warn("'pin_memory' argument is set as true but no accelerator is found, then device pinned memory "
+                      "won't be used.", stacklevel=user_stacklevel())
+
+
 class _BaseDataLoaderIter:
     """What both iterators are, as in torch: libraries test ``isinstance(it, _BaseDataLoaderIter)``."""
 
@@ -260,6 +275,7 @@ class _SingleProcessDataLoaderIter(_BaseDataLoaderIter):
             # torch's rule: nothing to time out on without workers
             raise AssertionError(f"DataLoader timeout applies to worker processes: timeout={loader.timeout} "
                                  "needs num_workers > 0")
+        _warn_about_pinning(loader)
         _draw_base_seed(loader)
         self._indices = loader._index_stream()
         self._fetcher = _worker._make_fetcher(loader._iterable, loader.dataset, loader._auto_collation,
@@ -289,6 +305,7 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
         self._persistent_workers = loader.persistent_workers
         if self._prefetch_factor <= 0:
             raise ValueError(f"prefetch_factor must be positive to load with workers, got {self._prefetch_factor}")
+        _warn_about_pinning(loader)
         context = loader.multiprocessing_context or multiprocessing.get_context()
         base_seed = _draw_base_seed(loader)
         self._result_queue = context.Queue()
