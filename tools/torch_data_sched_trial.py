@@ -216,6 +216,24 @@ def _sampler_cases():
             return {"len": len(sampler), "epochs": epochs, "total_size": sampler.total_size}
         case(f"sampler/DistributedSampler/n{n}_r{replicas}_rank{rank}_sh{shuffle}_drop{drop}")(distributed)
 
+    for n, num_samples, replacement in ((7, None, False), (5, 10, False), (6, 14, False), (4, None, True),
+                                        (9, 64, True), (3, 33, True)):
+        def on_generator(torch, n=n, num_samples=num_samples, replacement=replacement):
+            generator = torch.Generator().manual_seed(n)
+            sampler = torch.utils.data.RandomSampler(range(n), replacement, num_samples, generator=generator)
+            return _epochs(sampler, 3), torch.randint(0, 1000, (2,), generator=generator)
+        case(f"sampler/RandomSampler/generator_state/n{n}_num{num_samples}_repl{replacement}")(on_generator)
+
+    @case("sampler/WeightedRandomSampler/tensor_weights")
+    def _(torch):
+        torch.manual_seed(1)
+        sampler = torch.utils.data.WeightedRandomSampler(torch.tensor([0.5, 0.0, 2.0, 1.0], dtype=torch.float64), 6)
+        return _epochs(sampler, 2), torch.randint(0, 1000, (2,))
+
+    @case("sampler/list_as_sampler")
+    def _(torch):
+        return list(torch.utils.data.DataLoader(list(range(10, 16)), sampler=[5, 0, 3], batch_size=2))
+
     @case("sampler/SequentialSampler")
     def _(torch):
         return list(torch.utils.data.SequentialSampler(range(7)))
@@ -277,6 +295,30 @@ def _dataset_cases():
     }
     for name, build in errors.items():
         case(f"dataset/errors/{name}")(build)
+
+    @case("dataset/random_split/zero_length_warning")
+    def _(torch):
+        torch.manual_seed(0)
+        parts = torch.utils.data.random_split(range(3), [0.1, 0.1, 0.8])
+        return [list(part) for part in parts]
+
+    @case("dataset/random_split/of_a_subset")
+    def _(torch):
+        generator = torch.Generator().manual_seed(8)
+        subset = torch.utils.data.Subset(list(range(100, 110)), [9, 7, 5, 3, 1])
+        parts = torch.utils.data.random_split(subset, [2, 3], generator=generator)
+        return [list(part) for part in parts], [list(part.indices) for part in parts]
+
+    @case("dataset/ConcatDataset_in_loader")
+    def _(torch):
+        data = torch.utils.data
+        concat = data.ConcatDataset([data.TensorDataset(torch.arange(4.0)), data.TensorDataset(torch.arange(10.0, 13.0))])
+        torch.manual_seed(5)
+        return list(data.DataLoader(concat, batch_size=3, shuffle=True))
+
+    @case("dataset/get_worker_info_in_main_process")
+    def _(torch):
+        return torch.utils.data.get_worker_info()
 
     @case("dataset/Subset")
     def _(torch):
@@ -375,6 +417,25 @@ def _collate_cases():
                     batch = [Point, Point]
                 return getattr(torch.utils.data, function)(batch)
             case(f"collate/{function}/{name}", messages=True)(program)
+
+    @case("collate/default_collate/ordered_and_default_dicts")
+    def _(torch):
+        ordered = [collections.OrderedDict(b=1, a=2.0), collections.OrderedDict(b=3, a=4.0)]
+        default = [collections.defaultdict(int, x=1), collections.defaultdict(int, x=2)]
+        collated = torch.utils.data.default_collate(ordered), torch.utils.data.default_collate(default)
+        return [type(c).__name__ for c in collated], collated
+
+    @case("collate/default_collate/mixed_bool_int")
+    def _(torch):
+        return torch.utils.data.default_collate([True, 2, False])
+
+    @case("collate/default_collate/tensors_of_two_dtypes")
+    def _(torch):
+        return torch.utils.data.default_collate([torch.tensor([1, 2]), torch.tensor([1.5, 2.5])])
+
+    @case("collate/default_collate/sets", messages=True)
+    def _(torch):
+        return torch.utils.data.default_collate([{1, 2}, {3, 4}])
 
     @case("collate/default_convert/ndarray_alone")
     def _(torch):
@@ -478,6 +539,25 @@ def _iterable_cases():
     def _(torch):
         torch.manual_seed(6)
         return _epochs(torch.utils.data.DataLoader(list(range(9)), batch_size=2, shuffle=True, num_workers=2))
+
+    @case("iterable/map_style_workers_generator")
+    def _(torch):
+        loader = torch.utils.data.DataLoader(list(range(9)), batch_size=2, shuffle=True, num_workers=2,
+                                             generator=torch.Generator().manual_seed(21))
+        return _epochs(loader)
+
+    @case("iterable/map_style_worker_seeds")
+    def _(torch):
+        class Seeds(torch.utils.data.Dataset):
+            def __len__(self):
+                return 4
+
+            def __getitem__(self, index):
+                info = torch.utils.data.get_worker_info()
+                return index, info.id, info.num_workers, info.seed % 1000, torch.randint(0, 1000, (1,)).item()
+
+        torch.manual_seed(17)
+        return list(torch.utils.data.DataLoader(Seeds(), batch_size=None, num_workers=2))
 
     @case("iterable/prefetch_factor_3")
     def _(torch):
@@ -688,7 +768,7 @@ def _step(scheduler, optimizer, metric_draw, epoch=None):
 
 def _record(scheduler, optimizer):
     return {"lr": [float(g["lr"]) for g in optimizer.param_groups], "last": [float(x) for x in scheduler.get_last_lr()],
-            "momentum": _momenta(optimizer)}
+            "momentum": _momenta(optimizer), "last_epoch": scheduler.last_epoch}
 
 
 def _scheduler_cases():
@@ -737,7 +817,27 @@ def _scheduler_cases():
                     records.append(_record(resumed, optimizer))
                 return records
 
+            def by_epoch(torch, setup=setup, name=name):
+                optimizer, scheduler, metrics = setup(torch)
+                records = []
+                for epoch in (1, 2, 5, 3, 11, 12, 30):
+                    _step(scheduler, optimizer, metrics, None if name in ("SequentialLR", "ChainedScheduler")
+                          else epoch)
+                    records.append(_record(scheduler, optimizer))
+                return records
+
+            def state_values(torch, setup=setup):
+                optimizer, scheduler, metrics = setup(torch)
+                for _ in range(STEPS // 3):
+                    _step(scheduler, optimizer, metrics)
+                # in key order: which attribute a scheduler sets first is no difference a user sees
+                return {key: value for key, value in sorted(scheduler.state_dict().items())
+                        if isinstance(value, (int, float, str, bool, list, tuple, type(None)))
+                        and key != "_schedulers"}
+
             case(f"sched/{name}/{variant}/sequence", _needs(name))(sequence)
+            case(f"sched/{name}/{variant}/by_epoch", _needs(name))(by_epoch)
+            case(f"sched/{name}/{variant}/state_values", _needs(name))(state_values)
             case(f"sched/{name}/{variant}/state_dict", _needs(name))(round_trip)
             if name not in ("ReduceLROnPlateau", "ChainedScheduler"):  # they take no last_epoch
                 case(f"sched/{name}/{variant}/resume", _needs(name))(resume)
@@ -760,6 +860,74 @@ def _scheduler_cases():
                 records.append(_record(scheduler, optimizer) | {"epoch": scheduler.last_epoch,
                                                                 "T_cur": scheduler.T_cur, "T_i": scheduler.T_i})
         return records
+
+    @case("sched/OneCycleLR/epochs_and_steps_per_epoch")
+    def _(torch):
+        optimizer = _optimizer(torch, random.Random(5), "adam")
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, [0.3, 0.2], epochs=4, steps_per_epoch=7)
+        records = [_record(scheduler, optimizer)]
+        for _ in range(27):
+            _step(scheduler, optimizer, None)
+            records.append(_record(scheduler, optimizer))
+        return records, scheduler.total_steps
+
+    @case("sched/CyclicLR/custom_scale_fn")
+    def _(torch):
+        optimizer = _optimizer(torch, random.Random(6))
+        records = []
+        for scale_mode in ("cycle", "iterations"):
+            scheduler = torch.optim.lr_scheduler.CyclicLR(optimizer, 0.01, 0.1, step_size_up=3,
+                                                          scale_fn=lambda x: 0.9 ** x, scale_mode=scale_mode)
+            for _ in range(15):
+                _step(scheduler, optimizer, None)
+                records.append(_record(scheduler, optimizer))
+        return records
+
+    @case("sched/ReduceLROnPlateau/counters")
+    def _(torch):
+        optimizer = _optimizer(torch, random.Random(7))
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=1, cooldown=2, factor=0.5)
+        records = []
+        for metric in (1.0, 1.0, 1.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.3, 0.3, 0.3, 0.3):
+            _step(scheduler, optimizer, None, metric)
+            records.append(_record(scheduler, optimizer) | {"best": scheduler.best, "bad": scheduler.num_bad_epochs,
+                                                            "cooldown": scheduler.cooldown_counter})
+        return records
+
+    @case("sched/ChainedScheduler/optimizer_none")
+    def _(torch):
+        optimizer = _optimizer(torch, random.Random(8))
+        s = torch.optim.lr_scheduler
+        chained = s.ChainedScheduler([s.ConstantLR(optimizer, 0.5, 3), s.ExponentialLR(optimizer, 0.9)])
+        records = [_record(chained, optimizer)]
+        for _ in range(6):
+            _step(chained, optimizer, None)
+            records.append(_record(chained, optimizer))
+        return records
+
+    @case("sched/user_subclass")
+    def _(torch):
+        class Halving(torch.optim.lr_scheduler.LRScheduler):
+            def get_lr(self):
+                return [base * 0.5 ** self.last_epoch for base in self.base_lrs]
+
+        optimizer = _optimizer(torch, random.Random(9))
+        scheduler = Halving(optimizer)
+        records = [_record(scheduler, optimizer)]
+        for _ in range(4):
+            _step(scheduler, optimizer, None)
+            records.append(_record(scheduler, optimizer))
+        return records, scheduler.get_lr(), sorted(scheduler.state_dict())
+
+    @case("sched/tensor_lr")
+    def _(torch):
+        parameter = torch.nn.Parameter(torch.ones(2))
+        parameter.grad = torch.ones(2)
+        optimizer = torch.optim.Adam([parameter], lr=torch.tensor(0.1))
+        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, 0.5)
+        for _ in range(3):
+            _step(scheduler, optimizer, None)
+        return optimizer.param_groups[0]["lr"], scheduler.get_last_lr()
 
     @case("sched/StepLR/step_with_epoch")
     def _(torch):
