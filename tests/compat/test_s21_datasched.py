@@ -138,3 +138,11 @@ def test_pin_memory_without_an_accelerator_warns_as_torch():
     assert messages == ["'pin_memory' argument is set as true but no accelerator is found, then device pinned "
                         "memory won't be used."] * 2
     assert _user_warnings(lambda: list(data.DataLoader(list(range(4)), batch_size=2))) == []
+
+
+# ---- default_collate of Python numbers: torch.tensor(batch)'s dtype ----------------------------
+def test_default_collate_of_an_int_then_a_float_is_a_float_tensor_as_torch():
+    batch = data.default_collate([2, 1.5])
+    assert batch.dtype == chainrule.float32 and batch.tolist() == [2.0, 1.5]  # int64 [2, 1] before
+    assert data.default_collate([1.5, 2]).dtype == chainrule.float64  # a float first: torch's float64
+    assert data.default_collate([True, 2, False]).tolist() == [1, 2, 0]
