@@ -146,3 +146,11 @@ def test_default_collate_of_an_int_then_a_float_is_a_float_tensor_as_torch():
     assert batch.dtype == chainrule.float32 and batch.tolist() == [2.0, 1.5]  # int64 [2, 1] before
     assert data.default_collate([1.5, 2]).dtype == chainrule.float64  # a float first: torch's float64
     assert data.default_collate([True, 2, False]).tolist() == [1, 2, 0]
+
+
+# ---- SubsetRandomSampler yields the items of its indices, as torch -----------------------------
+def test_subset_random_sampler_yields_its_indices_items_as_torch():
+    sampler = data.SubsetRandomSampler(chainrule.tensor([3, 5, 7]), generator=chainrule.Generator().manual_seed(0))
+    drawn = list(sampler)
+    assert all(isinstance(i, chainrule.Tensor) and i.dim() == 0 for i in drawn)  # ints before
+    assert [int(i) for i in drawn] == [7, 3, 5]  # torch 2.13's order for this seed

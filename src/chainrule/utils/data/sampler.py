@@ -137,7 +137,8 @@ class RandomSampler(Sampler):
 
 
 class SubsetRandomSampler(Sampler):
-    """The given indices, in a random order each epoch."""
+    """The given indices, in a random order each epoch. Iterated, it yields the items of
+    ``indices`` themselves, as torch (0-d tensors when ``indices`` is a tensor)."""
 
     def __init__(self, indices, generator=None) -> None:
         self.indices = indices
@@ -149,8 +150,10 @@ class SubsetRandomSampler(Sampler):
         for start in range(0, len(order), _CHUNK):
             yield indices[order[start:start + _CHUNK]]
 
-    def __iter__(self) -> Iterator[int]:
-        return _as_int_list(self._index_chunks())
+    def __iter__(self) -> Iterator:
+        order = _given_or_default_rng(self.generator).permutation(len(self.indices))
+        for position in _as_int_list([order]):
+            yield self.indices[position]
 
     def __len__(self) -> int:
         return len(self.indices)
