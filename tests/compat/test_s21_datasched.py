@@ -154,3 +154,12 @@ def test_subset_random_sampler_yields_its_indices_items_as_torch():
     drawn = list(sampler)
     assert all(isinstance(i, chainrule.Tensor) and i.dim() == 0 for i in drawn)  # ints before
     assert [int(i) for i in drawn] == [7, 3, 5]  # torch 2.13's order for this seed
+
+
+# ---- WeightedRandomSampler.weights is a float64 tensor, read each epoch ------------------------
+def test_weighted_random_sampler_weights_are_a_float64_tensor_read_each_epoch():
+    sampler = data.WeightedRandomSampler([1.0, 2.0, 0.5], 4, generator=chainrule.Generator().manual_seed(2))
+    assert isinstance(sampler.weights, chainrule.Tensor) and sampler.weights.dtype == chainrule.float64
+    assert sampler.weights.tolist() == [1.0, 2.0, 0.5]  # a NumPy array before
+    sampler.weights = chainrule.tensor([0.0, 0.0, 1.0], dtype=chainrule.float64)
+    assert list(sampler) == [2, 2, 2, 2]

@@ -18,6 +18,8 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from ...tensor import Tensor
+
 __all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
            "WeightedRandomSampler", "BatchSampler"]
 
@@ -179,9 +181,11 @@ class WeightedRandomSampler(Sampler):
         if isinstance(data, str) or isinstance(data, (list, tuple)) and any(isinstance(w, str) for w in data):
             # torch.as_tensor refuses strings with a TypeError (NumPy would parse "0.5")
             raise TypeError(f"WeightedRandomSampler: weights must be a sequence of numbers, got {weights!r}")
-        self.weights = np.asarray(data, dtype=np.float64)
-        if self.weights.ndim != 1:
-            raise ValueError(f"weights should be a 1d sequence but given weights have shape {self.weights.shape}")
+        weights = np.asarray(data, dtype=np.float64)
+        if weights.ndim != 1:
+            raise ValueError(f"weights should be a 1d sequence but given weights have shape {weights.shape}")
+        # a float64 tensor, as torch keeps it: code reads and replaces sampler.weights between epochs
+        self.weights = Tensor._make(weights)
         self.num_samples = num_samples
         self.replacement = replacement
         self.generator = generator
@@ -195,13 +199,14 @@ class WeightedRandomSampler(Sampler):
         )
 
         stream = _given_or_default_rng(self.generator)
+        weights = self.weights._data
         if not self.replacement or self.num_samples == 1:
-            yield multinomial_on_cpu(self.weights, self.num_samples, self.replacement, stream)
+            yield multinomial_on_cpu(weights, self.num_samples, self.replacement, stream)
             return
         # one double uniform per index searched in the cumulative weights: torch's values drawn a
         # chunk at a time, so a huge num_samples streams (torch draws them all at the start)
-        check_multinomial_weights(self.weights, self.num_samples, self.replacement)
-        cumulative = multinomial_cumulative_weights(self.weights)
+        check_multinomial_weights(weights, self.num_samples, self.replacement)
+        cumulative = multinomial_cumulative_weights(weights)
         for start in range(0, self.num_samples, _CHUNK):
             uniforms = stream.random(min(_CHUNK, self.num_samples - start))
             yield np.searchsorted(cumulative, uniforms, side="left").astype(np.int64)
