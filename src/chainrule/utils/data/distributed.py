@@ -18,8 +18,8 @@ class DistributedSampler(Sampler):
     Without ``drop_last`` the index list is padded by repeating its start up to a multiple of
     ``num_replicas`` (every rank gets ``ceil(n / num_replicas)`` samples); with it, the tail is
     dropped (``floor``). ``shuffle`` permutes all indices the same way on every rank, seeded by
-    ``seed + epoch`` (call ``set_epoch`` each epoch). The partitioning equals torch's; the
-    shuffled order differs, because torch's ``randperm`` stream is not NumPy's.
+    ``seed + epoch`` (call ``set_epoch`` each epoch). The partitioning and the shuffled order
+    equal torch's (its ``randperm`` on a Generator seeded so).
     """
 
     def __init__(self, dataset: Sized, num_replicas: int | None = None, rank: int | None = None,
