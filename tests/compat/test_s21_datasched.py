@@ -158,3 +158,11 @@ def test_weighted_random_sampler_weights_are_a_float64_tensor_read_each_epoch():
     assert sampler.weights.tolist() == [1.0, 2.0, 0.5]  # a NumPy array before
     sampler.weights = chainrule.tensor([0.0, 0.0, 1.0], dtype=chainrule.float64)
     assert list(sampler) == [2, 2, 2, 2]
+
+
+# ---- argument errors: torch's classes -----------------------------------------------------------
+def test_prefetch_factor_zero_with_workers_is_torchs_assertion_error():
+    loader = data.DataLoader(list(range(3)), num_workers=1, prefetch_factor=0)  # accepted, as torch
+    with pytest.raises(AssertionError, match="prefetch_factor must be greater than 0"):
+        iter(loader)  # a ValueError before
+

@@ -304,7 +304,9 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
         self._in_order = loader.in_order
         self._persistent_workers = loader.persistent_workers
         if self._prefetch_factor <= 0:
-            raise ValueError(f"prefetch_factor must be positive to load with workers, got {self._prefetch_factor}")
+            # torch's class here (an assertion of its worker iterator), not the ValueError of construction
+            raise AssertionError(f"prefetch_factor must be greater than 0 for MultiProcessingDataLoaderIter, got "
+                                 f"{self._prefetch_factor}")
         _warn_about_pinning(loader)
         context = loader.multiprocessing_context or multiprocessing.get_context()
         base_seed = _draw_base_seed(loader)
