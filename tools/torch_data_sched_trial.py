@@ -266,6 +266,13 @@ def _sampler_cases():
         "DistributedSampler_rank_too_big": lambda d: d.DistributedSampler(range(3), num_replicas=2, rank=2),
         "DistributedSampler_rank_negative": lambda d: d.DistributedSampler(range(3), num_replicas=2, rank=-1),
         "DistributedSampler_no_process_group": lambda d: d.DistributedSampler(range(3)),
+        "RandomSampler_generator_int": lambda d: list(d.RandomSampler(range(3), generator=5)),
+        "RandomSampler_replacement_generator_int": lambda d: list(d.RandomSampler(range(3), True, generator=5)),
+        "SubsetRandomSampler_generator_int": lambda d: list(d.SubsetRandomSampler([1, 2], generator=5)),
+        "WeightedRandomSampler_generator_int": lambda d: list(d.WeightedRandomSampler([1.0, 2.0], 2, generator=5)),
+        "random_split_generator_int": lambda d: d.random_split(range(4), [2, 2], generator=5),
+        "DataLoader_generator_int": lambda d: list(d.DataLoader(range(3), shuffle=True, generator=5)),
+        "DataLoader_prefetch_factor_0": lambda d: list(d.DataLoader(range(3), num_workers=1, prefetch_factor=0)),
     }
     for name, build in errors.items():
         case(f"sampler/errors/{name}")(lambda torch, build=build: build(torch.utils.data))

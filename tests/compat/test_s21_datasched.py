@@ -166,3 +166,14 @@ def test_prefetch_factor_zero_with_workers_is_torchs_assertion_error():
     with pytest.raises(AssertionError, match="prefetch_factor must be greater than 0"):
         iter(loader)  # a ValueError before
 
+
+@pytest.mark.parametrize("build", [
+    lambda: list(data.RandomSampler(range(3), generator=5)),
+    lambda: list(data.RandomSampler(range(3), replacement=True, generator=5)),
+    lambda: list(data.SubsetRandomSampler([1, 2], generator=5)),
+    lambda: list(data.WeightedRandomSampler([1.0, 2.0], 2, generator=5)),
+    lambda: data.random_split(range(4), [2, 2], generator=5),
+], ids=["RandomSampler", "RandomSampler_replacement", "SubsetRandomSampler", "WeightedRandomSampler", "random_split"])
+def test_a_generator_that_is_no_generator_is_a_type_error_as_torch(build):
+    with pytest.raises(TypeError, match="generator must be a Generator"):  # AttributeError 'device' before
+        build()

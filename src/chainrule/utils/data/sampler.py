@@ -28,6 +28,17 @@ __all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler
 _CHUNK = 4096
 
 
+def _checked_generator(owner: str, generator):
+    """``generator`` itself, once it is a Generator or None: anything else is torch's TypeError
+    (its randperm, randint and multinomial refuse it), not an AttributeError from deep inside."""
+    from ...ops.random import Generator
+
+    if generator is not None and not isinstance(generator, Generator):
+        raise TypeError(f"{owner}: generator must be a Generator (or None), got {type(generator).__name__} "
+                        f"{generator!r}")
+    return generator
+
+
 def _epoch_rng(generator):
     """The stream for one epoch: the given Generator's, or, as torch's RandomSampler, a fresh
     Generator seeded with ``torch.empty((), dtype=torch.int64).random_()`` from the default one (so
@@ -117,7 +128,8 @@ class RandomSampler(Sampler):
         return len(self.data_source) if self._num_samples is None else self._num_samples
 
     def _index_chunks(self) -> Iterator[np.ndarray]:
-        n, total, rng = len(self.data_source), self.num_samples, _epoch_rng(self.generator)
+        n, total = len(self.data_source), self.num_samples
+        rng = _epoch_rng(_checked_generator("RandomSampler", self.generator))
         if self.replacement:
             for start in range(0, total, _CHUNK):
                 yield rng.integers(0, n, size=min(_CHUNK, total - start), dtype=np.int64)
@@ -147,13 +159,15 @@ class SubsetRandomSampler(Sampler):
         self.generator = generator
 
     def _index_chunks(self) -> Iterator[np.ndarray]:
-        order = _given_or_default_rng(self.generator).permutation(len(self.indices))
+        order = _given_or_default_rng(_checked_generator("SubsetRandomSampler", self.generator)).permutation(
+            len(self.indices))
         indices = np.asarray(getattr(self.indices, "_data", self.indices), dtype=np.int64)
         for start in range(0, len(order), _CHUNK):
             yield indices[order[start:start + _CHUNK]]
 
     def __iter__(self) -> Iterator:
-        order = _given_or_default_rng(self.generator).permutation(len(self.indices))
+        order = _given_or_default_rng(_checked_generator("SubsetRandomSampler", self.generator)).permutation(
+            len(self.indices))
         for position in _as_int_list([order]):
             yield self.indices[position]
 
@@ -198,7 +212,7 @@ class WeightedRandomSampler(Sampler):
             multinomial_on_cpu,
         )
 
-        stream = _given_or_default_rng(self.generator)
+        stream = _given_or_default_rng(_checked_generator("WeightedRandomSampler", self.generator))
         weights = self.weights._data
         if not self.replacement or self.num_samples == 1:
             yield multinomial_on_cpu(weights, self.num_samples, self.replacement, stream)
