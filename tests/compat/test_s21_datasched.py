@@ -177,3 +177,22 @@ def test_prefetch_factor_zero_with_workers_is_torchs_assertion_error():
 def test_a_generator_that_is_no_generator_is_a_type_error_as_torch(build):
     with pytest.raises(TypeError, match="generator must be a Generator"):  # AttributeError 'device' before
         build()
+
+
+# ---- an IterableDataset that yields more than its len(): torch's warning -----------------------
+class _LongerThanItSays(data.IterableDataset):
+    def __iter__(self):
+        return iter(range(5))
+
+    def __len__(self):
+        return 3
+
+
+def test_iterable_dataset_yielding_more_than_its_len_warns_as_torch():
+    loader = data.DataLoader(_LongerThanItSays(), batch_size=None)
+    assert len(loader) == 3  # torch warns only after len(loader) was read, once per batch past it
+    messages = _user_warnings(lambda: list(loader))
+    assert len(messages) == 2 and messages[0].startswith("Length of IterableDataset ")
+    assert messages[0].endswith("was reported to be 3 (when accessing len(dataloader)), but 4 samples have been "
+                                "fetched. ")
+    assert _user_warnings(lambda: list(data.DataLoader(_LongerThanItSays(), batch_size=None))) == []

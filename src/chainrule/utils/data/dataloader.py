@@ -82,6 +82,9 @@ class DataLoader:
     """
 
     _initialized = False
+    # len(dataset) as the last len(loader) read it (torch's name): an iterator made after that warns
+    # once it has yielded more than this many batches
+    _IterableDataset_len_called = None
 
     def __init__(self, dataset: Dataset, batch_size: int | None = 1, shuffle: bool | None = None,
                  sampler: Sampler | None = None, batch_sampler: Sampler | None = None, num_workers: int = 0,
@@ -206,7 +209,7 @@ class DataLoader:
 
     def __len__(self) -> int:
         if self._iterable:
-            n = len(self.dataset)
+            n = self._IterableDataset_len_called = len(self.dataset)
             if self.batch_size is None:
                 return n
             return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
@@ -263,10 +266,30 @@ def _warn_about_pinning(loader: DataLoader) -> None:
 
 
 class _BaseDataLoaderIter:
-    """What both iterators are, as in torch: libraries test ``isinstance(it, _BaseDataLoaderIter)``."""
+    """What both iterators are, as in torch: libraries test ``isinstance(it, _BaseDataLoaderIter)``.
+    Subclasses define ``_next_batch``; this counts what is yielded, for torch's warning when an
+    IterableDataset yields more than the ``len()`` it reported."""
 
     def __iter__(self):
         return self
+
+    def _start_counting(self, loader: DataLoader) -> None:
+        self._dataset = loader.dataset
+        self._len_reported = loader._IterableDataset_len_called if loader._iterable else None
+        self._num_yielded = 0
+
+    def __next__(self):
+        data = self._next_batch()
+        self._num_yielded += 1
+        if self._len_reported is not None and self._num_yielded > self._len_reported:
+            message = (f"Length of IterableDataset {self._dataset} was reported to be {self._len_reported} (when "
+                       f"accessing len(dataloader)), but {self._num_yielded} samples have been fetched. ")
+            if getattr(self, "_num_workers", 0) > 0:
+                message += ("For multiprocessing data-loading, this could be caused by not properly configuring the "
+                            "IterableDataset replica at each worker. Please see "
+                            "https://pytorch.org/docs/stable/data.html#torch.utils.data.IterableDataset for examples.")
+            warnings.warn(message, stacklevel=user_stacklevel())
+        return data
 
 
 class _SingleProcessDataLoaderIter(_BaseDataLoaderIter):
@@ -277,11 +300,12 @@ class _SingleProcessDataLoaderIter(_BaseDataLoaderIter):
                                  "needs num_workers > 0")
         _warn_about_pinning(loader)
         _draw_base_seed(loader)
+        self._start_counting(loader)
         self._indices = loader._index_stream()
         self._fetcher = _worker._make_fetcher(loader._iterable, loader.dataset, loader._auto_collation,
                                               loader.collate_fn, loader.drop_last)
 
-    def __next__(self):
+    def _next_batch(self):
         return self._fetcher.fetch(next(self._indices))
 
 
@@ -333,6 +357,7 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
 
     def _reset(self, loader: DataLoader, first_epoch: bool = False) -> None:
         """Start an epoch: a fresh index stream, every worker active, the pipeline filled."""
+        self._start_counting(loader)
         self._indices = loader._index_stream()
         self._send_idx = 0
         self._rcvd_idx = 0
@@ -352,10 +377,7 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
         for _ in range(self._prefetch_factor * self._num_workers):
             self._try_put_index()
 
-    def __iter__(self):
-        return self
-
-    def __next__(self):
+    def _next_batch(self):
         while True:
             # skip tasks that will never be answered: sent to a worker whose stream has ended
             while self._rcvd_idx < self._send_idx:
