@@ -494,8 +494,8 @@ def _ranged(torch, start, end, with_len=False, worker_details=False):
                 return iter([(i, -1 if info is None else info.id, drawn) for i in range(low, high)])
             return iter(range(low, high))
 
-    if with_len:
-        Ranged.__len__ = lambda self: self.end - self.start
+    if with_len:  # the length as built: a case that widens the range afterwards yields more than it reports
+        Ranged.__len__ = lambda self: end - start
     return Ranged()
 
 
@@ -594,12 +594,14 @@ def _iterable_cases():
                 return len(loader)
             case(f"iterable/len/with_len{with_len}_bs{batch_size}_drop{drop_last}")(length)
 
-    @case("iterable/len_exceeded_warning")
-    def _(torch):
-        dataset = _ranged(torch, 0, 7, with_len=True)
-        dataset.end = 9  # yields more than __len__ reports
-        loader = torch.utils.data.DataLoader(dataset, batch_size=2)
-        return len(loader), list(loader)
+    for workers in (0, 2):
+        for batch_size in (None, 1, 2):
+            def exceeded(torch, workers=workers, batch_size=batch_size):
+                dataset = _ranged(torch, 0, 5, with_len=True)
+                dataset.end = 9  # yields more than __len__ reports
+                loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+                return len(loader), list(loader)
+            case(f"iterable/len_exceeded_warning/workers{workers}_bs{batch_size}")(exceeded)
 
     errors = {
         "prefetch_factor_without_workers": dict(prefetch_factor=2),
