@@ -196,3 +196,22 @@ def test_iterable_dataset_yielding_more_than_its_len_warns_as_torch():
     assert messages[0].endswith("was reported to be 3 (when accessing len(dataloader)), but 4 samples have been "
                                 "fetched. ")
     assert _user_warnings(lambda: list(data.DataLoader(_LongerThanItSays(), batch_size=None))) == []
+
+
+# ---- a tensor lr stays the group's own tensor, filled in place, as torch -----------------------
+@pytest.mark.parametrize("build", [
+    lambda s, o: s.OneCycleLR(o, max_lr=0.1, total_steps=8),
+    lambda s, o: s.ReduceLROnPlateau(o, patience=0),
+    lambda s, o: s.StepLR(o, 1, 0.5),
+], ids=["OneCycleLR", "ReduceLROnPlateau", "StepLR"])
+def test_a_tensor_lr_is_filled_in_place_and_get_last_lr_is_a_copy(build):
+    parameter = chainrule.nn.Parameter(chainrule.ones(2))
+    parameter.grad = chainrule.ones(2)
+    lr = chainrule.tensor(0.05)
+    optimizer = chainrule.optim.Adam([parameter], lr=lr)
+    scheduler = build(chainrule.optim.lr_scheduler, optimizer)
+    optimizer.step()
+    scheduler.step(2.0) if isinstance(scheduler, chainrule.optim.lr_scheduler.ReduceLROnPlateau) else scheduler.step()
+    assert optimizer.param_groups[0]["lr"] is lr  # replaced by a float (OneCycleLR) or a new tensor before
+    last = scheduler.get_last_lr()[0]
+    assert last is not lr and float(last) == float(lr) != 0.05

@@ -52,6 +52,24 @@ def _note_optimizer_steps(optimizer: Optimizer) -> None:
     optimizer.step = noting_step
 
 
+def _set_group_value(group: dict, key: str, value) -> None:
+    """``group[key] = value``, but a tensor there (a tensor lr) is filled in place, as torch does:
+    the optimizer (and a compiled step) keeps reading the same tensor."""
+    from ..tensor import Tensor
+
+    if isinstance(group[key], Tensor):
+        group[key].fill_(value.item() if isinstance(value, Tensor) else value)
+    else:
+        group[key] = value
+
+
+def _group_values(optimizer: Optimizer, key: str = "lr") -> list:
+    """Each group's ``key``, a tensor cloned (torch's get_last_lr never aliases a group's lr)."""
+    from ..tensor import Tensor
+
+    return [group[key].clone() if isinstance(group[key], Tensor) else group[key] for group in optimizer.param_groups]
+
+
 def _warn_unless_stepping(scheduler: LRScheduler) -> None:
     """torch's warning when a built-in scheduler's ``get_lr()`` is called outside ``step()``: it
     computes the next lrs (and may move recursive state), so reading the current ones is ``get_last_lr()``."""
@@ -188,8 +206,8 @@ class LRScheduler:
 
     def _set_lrs(self, values) -> None:
         for group, lr in zip(self.optimizer.param_groups, values):
-            group["lr"] = lr
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+            _set_group_value(group, "lr", lr)
+        self._last_lr = _group_values(self.optimizer)
 
     def state_dict(self) -> dict:
         state = {key: value for key, value in self.__dict__.items() if key not in ("optimizer", "lr_lambdas")}
@@ -540,7 +558,7 @@ class ReduceLROnPlateau(LRScheduler):
         self.threshold_mode = threshold_mode
         self.mode_worse = math.inf if mode == "min" else -math.inf
         self.last_epoch = 0
-        self._last_lr = self._lrs()
+        self._last_lr = _group_values(self.optimizer)
         self._reset()
 
     def _reset(self) -> None:
@@ -565,7 +583,7 @@ class ReduceLROnPlateau(LRScheduler):
             self._reduce_lr()
             self.cooldown_counter = self.cooldown
             self.num_bad_epochs = 0
-        self._last_lr = self._lrs()
+        self._last_lr = _group_values(self.optimizer)
 
     def _reduce_lr(self) -> None:
         if len(self.optimizer.param_groups) != len(self.min_lrs):
@@ -580,7 +598,7 @@ class ReduceLROnPlateau(LRScheduler):
             old_lr = float(group["lr"])
             new_lr = max(old_lr * self.factor, self.min_lrs[i])
             if old_lr - new_lr > self.eps:
-                group["lr"] = new_lr
+                _set_group_value(group, "lr", new_lr)
 
     @property
     def in_cooldown(self) -> bool:
@@ -692,7 +710,7 @@ class CyclicLR(LRScheduler):
         base_lrs = _format_param("CyclicLR", "base_lr", optimizer, base_lr)
         if last_epoch == -1:
             for lr, group in zip(base_lrs, optimizer.param_groups):
-                group["lr"] = lr
+                _set_group_value(group, "lr", lr)
         self.max_lrs = _format_param("CyclicLR", "max_lr", optimizer, max_lr)
         step_size_up = _float_of("CyclicLR", "step_size_up", step_size_up)
         step_size_down = _float_of("CyclicLR", "step_size_down", step_size_down) if step_size_down is not None \
@@ -853,9 +871,9 @@ class ChainedScheduler(_SchedulerOfSchedulers):
         self._check_members(schedulers, optimizer)
         self._schedulers = list(schedulers)
         self.optimizer = optimizer
-        self._last_lr = [group["lr"] for group in optimizer.param_groups]
+        self._last_lr = _group_values(optimizer)
 
     def step(self) -> None:
         for scheduler in self._schedulers:
             scheduler.step()
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        self._last_lr = _group_values(self.optimizer)
