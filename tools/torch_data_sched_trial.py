@@ -954,6 +954,30 @@ def _scheduler_cases():
             _step(scheduler, optimizer, None)
         return optimizer.param_groups[0]["lr"], scheduler.get_last_lr()
 
+    tensor_lr_schedulers = {
+        "OneCycleLR": lambda s, o: s.OneCycleLR(o, max_lr=0.1, total_steps=8),
+        "CyclicLR": lambda s, o: s.CyclicLR(o, 0.01, 0.1, step_size_up=2, cycle_momentum=False),
+        "ReduceLROnPlateau": lambda s, o: s.ReduceLROnPlateau(o, patience=0),
+        "StepLR": lambda s, o: s.StepLR(o, 2, 0.5),
+        "ChainedScheduler": lambda s, o: s.ChainedScheduler([s.ConstantLR(o, 0.5, 2), s.ExponentialLR(o, 0.9)]),
+    }
+    for name, build in tensor_lr_schedulers.items():
+        def tensor_lr_kept(torch, build=build, name=name):
+            parameter = torch.nn.Parameter(torch.ones(2))
+            parameter.grad = torch.ones(2)
+            lr = torch.tensor(0.05)
+            optimizer = torch.optim.Adam([parameter], lr=lr)
+            scheduler = build(torch.optim.lr_scheduler, optimizer)
+            records = []
+            for step in range(5):
+                optimizer.step()
+                scheduler.step(1.0 + step) if name == "ReduceLROnPlateau" else scheduler.step()
+                last = scheduler.get_last_lr()[0]
+                records.append([float(optimizer.param_groups[0]["lr"]), float(last),
+                                optimizer.param_groups[0]["lr"] is lr, last is optimizer.param_groups[0]["lr"]])
+            return records
+        case(f"sched/tensor_lr/{name}")(tensor_lr_kept)
+
     @case("sched/StepLR/step_with_epoch")
     def _(torch):
         optimizer = _optimizer(torch, random.Random(2))
