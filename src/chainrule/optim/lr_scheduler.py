@@ -6,12 +6,16 @@ performs the first step (``last_epoch`` becomes 0), as in torch.
 
 from __future__ import annotations
 
+import functools
 import math
 import types
+import warnings
+import weakref
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable
 
+from .._torch_function import user_stacklevel
 from .optimizer import Optimizer, _as_number
 
 __all__ = [
@@ -19,6 +23,59 @@ __all__ = [
     "MultiplicativeLR", "LinearLR", "ConstantLR", "OneCycleLR", "ReduceLROnPlateau", "PolynomialLR",
     "CosineAnnealingWarmRestarts", "CyclicLR", "SequentialLR", "ChainedScheduler",
 ]
+
+
+EPOCH_DEPRECATION_WARNING = (
+    "The epoch parameter in `scheduler.step()` was not necessary and is being deprecated where possible. Please "
+    "use `scheduler.step()` to step the scheduler. During the deprecation, if epoch is different from None, the "
+    "closed form is used instead of the new chainable form, where available. Please open an issue if you are "
+    "unable to replicate your use case: https://github.com/pytorch/pytorch/issues/new/choose.")
+
+
+def _note_optimizer_steps(optimizer: Optimizer) -> None:
+    """Wrap ``optimizer.step`` (once per optimizer) so that it sets ``optimizer._opt_called``: the
+    scheduler's first ``step()`` warns when the optimizer has not stepped before it, as torch's.
+    torch's marker attribute ``_wrapped_by_lr_sched`` is kept, for code that looks for it."""
+    if hasattr(optimizer.step, "_wrapped_by_lr_sched"):
+        return
+    step = optimizer.step.__func__
+    # a weak reference: the wrapper lives on the optimizer and must not keep it alive
+    owner = weakref.ref(optimizer)
+
+    @functools.wraps(step)
+    def noting_step(*args, **kwargs):
+        stepped = owner()
+        stepped._opt_called = True
+        return step(stepped, *args, **kwargs)
+
+    noting_step._wrapped_by_lr_sched = True
+    optimizer.step = noting_step
+
+
+def _set_group_value(group: dict, key: str, value) -> None:
+    """``group[key] = value``, but a tensor there (a tensor lr) is filled in place, as torch does:
+    the optimizer (and a compiled step) keeps reading the same tensor."""
+    from ..tensor import Tensor
+
+    if isinstance(group[key], Tensor):
+        group[key].fill_(value.item() if isinstance(value, Tensor) else value)
+    else:
+        group[key] = value
+
+
+def _group_values(optimizer: Optimizer, key: str = "lr") -> list:
+    """Each group's ``key``, a tensor cloned (torch's get_last_lr never aliases a group's lr)."""
+    from ..tensor import Tensor
+
+    return [group[key].clone() if isinstance(group[key], Tensor) else group[key] for group in optimizer.param_groups]
+
+
+def _warn_unless_stepping(scheduler: LRScheduler) -> None:
+    """torch's warning when a built-in scheduler's ``get_lr()`` is called outside ``step()``: it
+    computes the next lrs (and may move recursive state), so reading the current ones is ``get_last_lr()``."""
+    if not scheduler._get_lr_called_within_step:
+        warnings.warn("To get the last learning rate computed by the scheduler, please use `get_last_lr()`.",
+                      UserWarning, stacklevel=user_stacklevel())
 
 
 def _format_param(owner: str, name: str, optimizer: Optimizer, value) -> list:
@@ -72,6 +129,7 @@ class LRScheduler:
     """Base class: subclasses implement ``get_lr()`` from ``last_epoch`` and the current lrs."""
 
     _is_initial = False
+    _get_lr_called_within_step = False
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
@@ -87,6 +145,7 @@ class LRScheduler:
                                    f"when resuming an optimizer (last_epoch={last_epoch!r}; -1 starts afresh)")
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
+        _note_optimizer_steps(optimizer)
         self._initial_step()
 
     def _initial_step(self) -> None:
@@ -108,19 +167,47 @@ class LRScheduler:
         return self._last_lr
 
     def step(self, epoch: int | None = None) -> None:
+        """Move to the next epoch (or, deprecated, to ``epoch``) and set the groups' lrs. Warns, as
+        torch, when the first call comes before any ``optimizer.step()``: the schedule's first lr
+        would be skipped."""
+        if self._step_count == 1:
+            if not hasattr(self.optimizer.step, "_wrapped_by_lr_sched"):
+                warnings.warn("Seems like `optimizer.step()` has been overridden after learning rate scheduler "
+                              "initialization. Please, make sure to call `optimizer.step()` before "
+                              "`lr_scheduler.step()`. See more details at "
+                              "https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate",
+                              UserWarning, stacklevel=user_stacklevel())
+            elif not getattr(self.optimizer, "_opt_called", False):
+                warnings.warn("Detected call of `lr_scheduler.step()` before `optimizer.step()`. In PyTorch 1.1.0 "
+                              "and later, you should call them in the opposite order: `optimizer.step()` before "
+                              "`lr_scheduler.step()`.  Failure to do this will result in PyTorch skipping the first "
+                              "value of the learning rate schedule. See more details at "
+                              "https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate",
+                              UserWarning, stacklevel=user_stacklevel())
         self._step_count += 1
-        if epoch is None:
-            self.last_epoch += 1
-            values = self.get_lr()
-        else:
-            self.last_epoch = epoch
-            values = self._get_closed_form_lr() if hasattr(self, "_get_closed_form_lr") else self.get_lr()
+        if epoch is not None:
+            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=user_stacklevel())
+        self._update_lr(epoch)
+
+    def _update_lr(self, epoch: int | None = None) -> None:
+        """The lrs of the next epoch (or of ``epoch``, in closed form where there is one) set on the
+        groups, with no warning and no step counted (SequentialLR restarts a member so)."""
+        self._get_lr_called_within_step = True
+        try:
+            if epoch is None:
+                self.last_epoch += 1
+                values = self.get_lr()
+            else:
+                self.last_epoch = epoch
+                values = self._get_closed_form_lr() if hasattr(self, "_get_closed_form_lr") else self.get_lr()
+        finally:
+            self._get_lr_called_within_step = False
         self._set_lrs(values)
 
     def _set_lrs(self, values) -> None:
         for group, lr in zip(self.optimizer.param_groups, values):
-            group["lr"] = lr
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+            _set_group_value(group, "lr", lr)
+        self._last_lr = _group_values(self.optimizer)
 
     def state_dict(self) -> dict:
         state = {key: value for key, value in self.__dict__.items() if key not in ("optimizer", "lr_lambdas")}
@@ -157,6 +244,7 @@ class StepLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
+        _warn_unless_stepping(self)
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
             return self._lrs()
         return [lr * self.gamma for lr in self._lrs()]
@@ -175,6 +263,7 @@ class MultiStepLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
+        _warn_unless_stepping(self)
         if self.last_epoch not in self.milestones:
             return self._lrs()
         return [lr * self.gamma ** self.milestones[self.last_epoch] for lr in self._lrs()]
@@ -192,6 +281,7 @@ class ExponentialLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
+        _warn_unless_stepping(self)
         if self._is_initial:
             return self._lrs()
         return [lr * self.gamma for lr in self._lrs()]
@@ -209,6 +299,7 @@ class CosineAnnealingLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
+        _warn_unless_stepping(self)
         epoch, T_max, eta_min = self.last_epoch, self.T_max, self.eta_min
         lrs = self._lrs()
         if self._is_initial:
@@ -236,6 +327,7 @@ class LambdaLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
+        _warn_unless_stepping(self)
         return [base * fn(self.last_epoch) for fn, base in zip(self.lr_lambdas, self.base_lrs)]
 
 
@@ -248,6 +340,7 @@ class MultiplicativeLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
+        _warn_unless_stepping(self)
         if not self._is_initial:
             return [lr * fn(self.last_epoch) for fn, lr in zip(self.lr_lambdas, self._lrs())]
         return self._lrs()
@@ -273,6 +366,7 @@ class LinearLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
+        _warn_unless_stepping(self)
         lrs = self._lrs()
         if self.last_epoch == 0:
             return [lr * self.start_factor for lr in lrs]
@@ -302,6 +396,7 @@ class ConstantLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
+        _warn_unless_stepping(self)
         lrs = self._lrs()
         if self.last_epoch == 0:
             return [lr * self.factor for lr in lrs]
@@ -397,6 +492,7 @@ class OneCycleLR(LRScheduler):
         return (end - start) * pct + start
 
     def get_lr(self) -> list:
+        _warn_unless_stepping(self)
         step_num = self.last_epoch
         if step_num > self.total_steps:
             raise ValueError(f"Tried to step {step_num} times. The specified number of total steps is "
@@ -462,7 +558,7 @@ class ReduceLROnPlateau(LRScheduler):
         self.threshold_mode = threshold_mode
         self.mode_worse = math.inf if mode == "min" else -math.inf
         self.last_epoch = 0
-        self._last_lr = self._lrs()
+        self._last_lr = _group_values(self.optimizer)
         self._reset()
 
     def _reset(self) -> None:
@@ -472,6 +568,8 @@ class ReduceLROnPlateau(LRScheduler):
 
     def step(self, metrics, epoch: int | None = None) -> None:
         current = float(metrics)
+        if epoch is not None:
+            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=user_stacklevel())
         self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
         if self.is_better(current, self.best):
             self.best = current
@@ -485,7 +583,7 @@ class ReduceLROnPlateau(LRScheduler):
             self._reduce_lr()
             self.cooldown_counter = self.cooldown
             self.num_bad_epochs = 0
-        self._last_lr = self._lrs()
+        self._last_lr = _group_values(self.optimizer)
 
     def _reduce_lr(self) -> None:
         if len(self.optimizer.param_groups) != len(self.min_lrs):
@@ -500,7 +598,7 @@ class ReduceLROnPlateau(LRScheduler):
             old_lr = float(group["lr"])
             new_lr = max(old_lr * self.factor, self.min_lrs[i])
             if old_lr - new_lr > self.eps:
-                group["lr"] = new_lr
+                _set_group_value(group, "lr", new_lr)
 
     @property
     def in_cooldown(self) -> bool:
@@ -525,6 +623,7 @@ class PolynomialLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
+        _warn_unless_stepping(self)
         lrs = self._lrs()
         if self._is_initial or self.last_epoch > self.total_iters:
             return lrs
@@ -560,6 +659,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
+        _warn_unless_stepping(self)
         return [self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
                 for base in self.base_lrs]
 
@@ -587,7 +687,12 @@ class CosineAnnealingWarmRestarts(LRScheduler):
                 self.T_i = self.T_0
                 self.T_cur = epoch
         self.last_epoch = math.floor(epoch)
-        self._set_lrs(self.get_lr())
+        self._get_lr_called_within_step = True
+        try:
+            values = self.get_lr()
+        finally:
+            self._get_lr_called_within_step = False
+        self._set_lrs(values)
 
 
 class CyclicLR(LRScheduler):
@@ -605,7 +710,7 @@ class CyclicLR(LRScheduler):
         base_lrs = _format_param("CyclicLR", "base_lr", optimizer, base_lr)
         if last_epoch == -1:
             for lr, group in zip(base_lrs, optimizer.param_groups):
-                group["lr"] = lr
+                _set_group_value(group, "lr", lr)
         self.max_lrs = _format_param("CyclicLR", "max_lr", optimizer, max_lr)
         step_size_up = _float_of("CyclicLR", "step_size_up", step_size_up)
         step_size_down = _float_of("CyclicLR", "step_size_down", step_size_down) if step_size_down is not None \
@@ -656,6 +761,7 @@ class CyclicLR(LRScheduler):
         return self.gamma ** x
 
     def get_lr(self) -> list:
+        _warn_unless_stepping(self)
         cycle = math.floor(1 + self.last_epoch / self.total_size)
         x = 1.0 + self.last_epoch / self.total_size - cycle
         scale_factor = x / self.step_ratio if x <= self.step_ratio else (x - 1) / (self.step_ratio - 1)
@@ -748,7 +854,7 @@ class SequentialLR(_SchedulerOfSchedulers):
         index = bisect_right(self._milestones, self.last_epoch)
         scheduler = self._schedulers[index]
         if index > 0 and self._milestones[index - 1] == self.last_epoch:
-            scheduler.step(0)  # a scheduler taking over starts from its own epoch 0
+            scheduler._update_lr(0)  # a scheduler taking over starts from its own epoch 0 (no step counted)
         else:
             scheduler.step()
         self._last_lr = scheduler.get_last_lr()
@@ -765,9 +871,9 @@ class ChainedScheduler(_SchedulerOfSchedulers):
         self._check_members(schedulers, optimizer)
         self._schedulers = list(schedulers)
         self.optimizer = optimizer
-        self._last_lr = [group["lr"] for group in optimizer.param_groups]
+        self._last_lr = _group_values(optimizer)
 
     def step(self) -> None:
         for scheduler in self._schedulers:
             scheduler.step()
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        self._last_lr = _group_values(self.optimizer)

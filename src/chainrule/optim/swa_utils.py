@@ -17,7 +17,7 @@ from ..autograd.grad_mode import no_grad
 from ..nn.modules.module import Module
 from ..nn.modules.normalization import _BatchNorm
 from ..ops.creation import tensor as _make_tensor
-from .lr_scheduler import LRScheduler, _format_param
+from .lr_scheduler import LRScheduler, _format_param, _warn_unless_stepping
 from .optimizer import Optimizer
 
 __all__ = ["AveragedModel", "SWALR", "update_bn", "get_ema_multi_avg_fn", "get_swa_multi_avg_fn",
@@ -148,13 +148,19 @@ class SWALR(LRScheduler):
             group["swa_lr"] = value
         if anneal_strategy not in ("cos", "linear"):
             raise ValueError(f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}")
-        self.anneal_func = _cosine_anneal if anneal_strategy == "cos" else _linear_anneal
+        self._set_anneal_func(anneal_strategy)
         if not isinstance(anneal_epochs, int) or anneal_epochs < 0:
             raise ValueError(f"anneal_epochs must be equal or greater than 0, got {anneal_epochs}")
         self.anneal_epochs = anneal_epochs
         super().__init__(optimizer, last_epoch)
 
+    def _set_anneal_func(self, anneal_strategy: str) -> None:
+        # the strategy's name is the state (torch's key): a function does not go into a state dict
+        self._anneal_strategy = anneal_strategy
+        self.anneal_func = _cosine_anneal if anneal_strategy == "cos" else _linear_anneal
+
     def get_lr(self) -> list:
+        _warn_unless_stepping(self)
         step = self._step_count - 1
         if self.anneal_epochs == 0:
             step = max(1, step)
@@ -170,6 +176,10 @@ class SWALR(LRScheduler):
         state = super().state_dict()
         state.pop("anneal_func", None)
         return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self._set_anneal_func(self._anneal_strategy)
 
 
 def _linear_anneal(t: float) -> float:

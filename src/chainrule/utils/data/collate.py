@@ -25,7 +25,8 @@ def _from_numpy(array: np.ndarray) -> Tensor:
     if array.dtype.kind in "SUO":
         raise TypeError(default_collate_err_msg_format.format(array.dtype))
     _dtype.from_numpy_dtype(array.dtype)  # TypeError for dtypes chainrule does not have
-    return Tensor._make(np.ascontiguousarray(array))
+    # np.asarray, not np.ascontiguousarray: that one makes a 0-d array (a NumPy scalar's) 1-d
+    return Tensor._make(np.asarray(array, order="C"))
 
 
 def default_convert(data):
@@ -127,9 +128,15 @@ def collate_float_fn(batch, *, collate_fn_map: dict | None = None) -> Tensor:
 
 
 def collate_int_fn(batch, *, collate_fn_map: dict | None = None) -> Tensor:
-    # a batch of bools is a bool tensor (bool is an int), of ints int64, as torch.tensor(batch)
-    kind = np.bool_ if all(type(b) is bool for b in batch) else np.int64
-    return Tensor._make(np.asarray(batch, dtype=kind))
+    # torch.tensor(batch): bools alone a bool tensor, ints (and bools) int64; a float after the first
+    # int makes it the default float dtype, as torch.tensor infers it (int64 truncated 1.5 to 1)
+    if all(type(b) is bool for b in batch):
+        return Tensor._make(np.asarray(batch, dtype=np.bool_))
+    if all(isinstance(b, int) for b in batch):
+        return Tensor._make(np.asarray(batch, dtype=np.int64))
+    from ...ops.creation import tensor
+
+    return tensor(list(batch))
 
 
 def collate_str_fn(batch, *, collate_fn_map: dict | None = None):

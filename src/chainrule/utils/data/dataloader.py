@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ..._torch_function import user_stacklevel
 from . import _worker
 from .collate import default_collate, default_convert
 from .dataset import Dataset, IterableDataset, _fancy_index_batcher
@@ -76,10 +77,14 @@ class DataLoader:
     original traceback; a worker that dies (e.g. killed by a signal) raises RuntimeError.
 
     ``pin_memory`` and ``pin_memory_device`` are accepted and do nothing: chainrule loads into
-    ordinary host memory, and there is no pinned-memory transfer to speed up.
+    ordinary host memory, and there is no pinned-memory transfer to speed up. Each new iterator
+    gives torch's warnings for them (no accelerator; pin_memory_device deprecated).
     """
 
     _initialized = False
+    # len(dataset) as the last len(loader) read it (torch's name): an iterator made after that warns
+    # once it has yielded more than this many batches
+    _IterableDataset_len_called = None
 
     def __init__(self, dataset: Dataset, batch_size: int | None = 1, shuffle: bool | None = None,
                  sampler: Sampler | None = None, batch_sampler: Sampler | None = None, num_workers: int = 0,
@@ -204,7 +209,7 @@ class DataLoader:
 
     def __len__(self) -> int:
         if self._iterable:
-            n = len(self.dataset)
+            n = self._IterableDataset_len_called = len(self.dataset)
             if self.batch_size is None:
                 return n
             return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
@@ -247,11 +252,44 @@ def _draw_base_seed(loader: DataLoader) -> int:
     return int(_rng(generator).integers(2**63))
 
 
+def _warn_about_pinning(loader: DataLoader) -> None:
+    """torch's warnings, given by every new iterator, that a ``pin_memory`` request has no effect:
+    ``pin_memory_device`` is deprecated, and without an accelerator there is no pinned memory."""
+    from ... import accelerator
+
+    if loader.pin_memory and loader.pin_memory_device:
+        warnings.warn("pin_memory_device is deprecated, the current accelerator will be used as the device,"
+                      f"ignore pin_memory_device='{loader.pin_memory_device}'.", stacklevel=user_stacklevel())
+    if loader.pin_memory and not accelerator.is_available():
+        warnings.warn("'pin_memory' argument is set as true but no accelerator is found, then device pinned memory "
+                      "won't be used.", stacklevel=user_stacklevel())
+
+
 class _BaseDataLoaderIter:
-    """What both iterators are, as in torch: libraries test ``isinstance(it, _BaseDataLoaderIter)``."""
+    """What both iterators are, as in torch: libraries test ``isinstance(it, _BaseDataLoaderIter)``.
+    Subclasses define ``_next_batch``; this counts what is yielded, for torch's warning when an
+    IterableDataset yields more than the ``len()`` it reported."""
 
     def __iter__(self):
         return self
+
+    def _start_counting(self, loader: DataLoader) -> None:
+        self._dataset = loader.dataset
+        self._len_reported = loader._IterableDataset_len_called if loader._iterable else None
+        self._num_yielded = 0
+
+    def __next__(self):
+        data = self._next_batch()
+        self._num_yielded += 1
+        if self._len_reported is not None and self._num_yielded > self._len_reported:
+            message = (f"Length of IterableDataset {self._dataset} was reported to be {self._len_reported} (when "
+                       f"accessing len(dataloader)), but {self._num_yielded} samples have been fetched. ")
+            if getattr(self, "_num_workers", 0) > 0:
+                message += ("For multiprocessing data-loading, this could be caused by not properly configuring the "
+                            "IterableDataset replica at each worker. Please see "
+                            "https://pytorch.org/docs/stable/data.html#torch.utils.data.IterableDataset for examples.")
+            warnings.warn(message, stacklevel=user_stacklevel())
+        return data
 
 
 class _SingleProcessDataLoaderIter(_BaseDataLoaderIter):
@@ -260,12 +298,14 @@ class _SingleProcessDataLoaderIter(_BaseDataLoaderIter):
             # torch's rule: nothing to time out on without workers
             raise AssertionError(f"DataLoader timeout applies to worker processes: timeout={loader.timeout} "
                                  "needs num_workers > 0")
+        _warn_about_pinning(loader)
         _draw_base_seed(loader)
+        self._start_counting(loader)
         self._indices = loader._index_stream()
         self._fetcher = _worker._make_fetcher(loader._iterable, loader.dataset, loader._auto_collation,
                                               loader.collate_fn, loader.drop_last)
 
-    def __next__(self):
+    def _next_batch(self):
         return self._fetcher.fetch(next(self._indices))
 
 
@@ -288,7 +328,10 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
         self._in_order = loader.in_order
         self._persistent_workers = loader.persistent_workers
         if self._prefetch_factor <= 0:
-            raise ValueError(f"prefetch_factor must be positive to load with workers, got {self._prefetch_factor}")
+            # torch's class here (an assertion of its worker iterator), not the ValueError of construction
+            raise AssertionError(f"prefetch_factor must be greater than 0 for MultiProcessingDataLoaderIter, got "
+                                 f"{self._prefetch_factor}")
+        _warn_about_pinning(loader)
         context = loader.multiprocessing_context or multiprocessing.get_context()
         base_seed = _draw_base_seed(loader)
         self._result_queue = context.Queue()
@@ -314,6 +357,7 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
 
     def _reset(self, loader: DataLoader, first_epoch: bool = False) -> None:
         """Start an epoch: a fresh index stream, every worker active, the pipeline filled."""
+        self._start_counting(loader)
         self._indices = loader._index_stream()
         self._send_idx = 0
         self._rcvd_idx = 0
@@ -333,10 +377,7 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
         for _ in range(self._prefetch_factor * self._num_workers):
             self._try_put_index()
 
-    def __iter__(self):
-        return self
-
-    def __next__(self):
+    def _next_batch(self):
         while True:
             # skip tasks that will never be answered: sent to a worker whose stream has ended
             while self._rcvd_idx < self._send_idx:

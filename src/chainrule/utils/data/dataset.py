@@ -233,7 +233,8 @@ def random_split(dataset: Dataset, lengths: Sequence, generator=None) -> list[Su
     if any(not isinstance(k, int) for k in lengths):  # torch's randperm refuses them, a TypeError
         raise TypeError(f"random_split: lengths must be ints (or fractions summing to 1), got {lengths!r}")
     from ...ops.random import randperm
+    from .sampler import _checked_generator
 
-    indices = randperm(sum(lengths), generator=generator)._data.tolist()
+    indices = randperm(sum(lengths), generator=_checked_generator("random_split", generator))._data.tolist()
     return [Subset(dataset, indices[end - length:end])
             for end, length in zip(itertools.accumulate(lengths), lengths)]

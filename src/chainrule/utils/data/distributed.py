@@ -18,8 +18,8 @@ class DistributedSampler(Sampler):
     Without ``drop_last`` the index list is padded by repeating its start up to a multiple of
     ``num_replicas`` (every rank gets ``ceil(n / num_replicas)`` samples); with it, the tail is
     dropped (``floor``). ``shuffle`` permutes all indices the same way on every rank, seeded by
-    ``seed + epoch`` (call ``set_epoch`` each epoch). The partitioning equals torch's; the
-    shuffled order differs, because torch's ``randperm`` stream is not NumPy's.
+    ``seed + epoch`` (call ``set_epoch`` each epoch). The partitioning and the shuffled order
+    equal torch's (its ``randperm`` on a Generator seeded so).
     """
 
     def __init__(self, dataset: Sized, num_replicas: int | None = None, rank: int | None = None,
@@ -27,8 +27,7 @@ class DistributedSampler(Sampler):
         if num_replicas is None or rank is None:
             from ... import distributed as dist
 
-            if not dist.is_initialized():
-                raise RuntimeError("Requires distributed package to be available")
+            # without a process group these raise torch's ValueError, naming init_process_group
             num_replicas = dist.get_world_size() if num_replicas is None else num_replicas
             rank = dist.get_rank() if rank is None else rank
         if rank >= num_replicas or rank < 0:

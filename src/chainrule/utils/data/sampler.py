@@ -18,12 +18,25 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from ...tensor import Tensor
+
 __all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
            "WeightedRandomSampler", "BatchSampler"]
 
 # indices drawn per NumPy call: large enough that the Python overhead per chunk vanishes, small
 # enough that a huge num_samples never allocates more than ~32 KiB of indices at a time
 _CHUNK = 4096
+
+
+def _checked_generator(owner: str, generator):
+    """``generator`` itself, once it is a Generator or None: anything else is torch's TypeError
+    (its randperm, randint and multinomial refuse it), not an AttributeError from deep inside."""
+    from ...ops.random import Generator
+
+    if generator is not None and not isinstance(generator, Generator):
+        raise TypeError(f"{owner}: generator must be a Generator (or None), got {type(generator).__name__} "
+                        f"{generator!r}")
+    return generator
 
 
 def _epoch_rng(generator):
@@ -115,7 +128,8 @@ class RandomSampler(Sampler):
         return len(self.data_source) if self._num_samples is None else self._num_samples
 
     def _index_chunks(self) -> Iterator[np.ndarray]:
-        n, total, rng = len(self.data_source), self.num_samples, _epoch_rng(self.generator)
+        n, total = len(self.data_source), self.num_samples
+        rng = _epoch_rng(_checked_generator("RandomSampler", self.generator))
         if self.replacement:
             for start in range(0, total, _CHUNK):
                 yield rng.integers(0, n, size=min(_CHUNK, total - start), dtype=np.int64)
@@ -123,7 +137,10 @@ class RandomSampler(Sampler):
         whole_passes, rest = divmod(total, n)
         for _ in range(whole_passes):
             yield rng.permutation(n).astype(np.int64, copy=False)
-        if rest:
+        if rest or self.generator is not None:
+            # torch draws this last permutation even when it keeps none of it (rest == 0), once the
+            # epoch is read to its end: a given generator must advance by it, or the next epoch's
+            # order is not torch's (a fresh stream is dropped after the epoch: no need to draw there)
             yield rng.permutation(n)[:rest].astype(np.int64, copy=False)
 
     def __iter__(self) -> Iterator[int]:
@@ -134,20 +151,25 @@ class RandomSampler(Sampler):
 
 
 class SubsetRandomSampler(Sampler):
-    """The given indices, in a random order each epoch."""
+    """The given indices, in a random order each epoch. Iterated, it yields the items of
+    ``indices`` themselves, as torch (0-d tensors when ``indices`` is a tensor)."""
 
     def __init__(self, indices, generator=None) -> None:
         self.indices = indices
         self.generator = generator
 
     def _index_chunks(self) -> Iterator[np.ndarray]:
-        order = _given_or_default_rng(self.generator).permutation(len(self.indices))
+        order = _given_or_default_rng(_checked_generator("SubsetRandomSampler", self.generator)).permutation(
+            len(self.indices))
         indices = np.asarray(getattr(self.indices, "_data", self.indices), dtype=np.int64)
         for start in range(0, len(order), _CHUNK):
             yield indices[order[start:start + _CHUNK]]
 
-    def __iter__(self) -> Iterator[int]:
-        return _as_int_list(self._index_chunks())
+    def __iter__(self) -> Iterator:
+        order = _given_or_default_rng(_checked_generator("SubsetRandomSampler", self.generator)).permutation(
+            len(self.indices))
+        for position in _as_int_list([order]):
+            yield self.indices[position]
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -173,9 +195,11 @@ class WeightedRandomSampler(Sampler):
         if isinstance(data, str) or isinstance(data, (list, tuple)) and any(isinstance(w, str) for w in data):
             # torch.as_tensor refuses strings with a TypeError (NumPy would parse "0.5")
             raise TypeError(f"WeightedRandomSampler: weights must be a sequence of numbers, got {weights!r}")
-        self.weights = np.asarray(data, dtype=np.float64)
-        if self.weights.ndim != 1:
-            raise ValueError(f"weights should be a 1d sequence but given weights have shape {self.weights.shape}")
+        weights = np.asarray(data, dtype=np.float64)
+        if weights.ndim != 1:
+            raise ValueError(f"weights should be a 1d sequence but given weights have shape {weights.shape}")
+        # a float64 tensor, as torch keeps it: code reads and replaces sampler.weights between epochs
+        self.weights = Tensor._make(weights)
         self.num_samples = num_samples
         self.replacement = replacement
         self.generator = generator
@@ -188,14 +212,15 @@ class WeightedRandomSampler(Sampler):
             multinomial_on_cpu,
         )
 
-        stream = _given_or_default_rng(self.generator)
+        stream = _given_or_default_rng(_checked_generator("WeightedRandomSampler", self.generator))
+        weights = self.weights._data
         if not self.replacement or self.num_samples == 1:
-            yield multinomial_on_cpu(self.weights, self.num_samples, self.replacement, stream)
+            yield multinomial_on_cpu(weights, self.num_samples, self.replacement, stream)
             return
         # one double uniform per index searched in the cumulative weights: torch's values drawn a
         # chunk at a time, so a huge num_samples streams (torch draws them all at the start)
-        check_multinomial_weights(self.weights, self.num_samples, self.replacement)
-        cumulative = multinomial_cumulative_weights(self.weights)
+        check_multinomial_weights(weights, self.num_samples, self.replacement)
+        cumulative = multinomial_cumulative_weights(weights)
         for start in range(0, self.num_samples, _CHUNK):
             uniforms = stream.random(min(_CHUNK, self.num_samples - start))
             yield np.searchsorted(cumulative, uniforms, side="left").astype(np.int64)
