@@ -672,7 +672,8 @@ class Tensor:
             raise RuntimeError(
                 f"Tensor.__contains__ only supports Tensor or scalar, but you passed in a {type(element)}."
             )
-        return bool((self._data == (element._data if isinstance(element, Tensor) else element)).any())
+        # an op, not NumPy's ==: a tensor that does not broadcast is torch's RuntimeError naming the sizes
+        return bool((element == self).any().item())
 
     def __float__(self) -> float:
         if self._data.size != 1:

@@ -1,0 +1,14 @@
+"""Python's own protocols on tensors, as torch 2.13 answers them (tools/torch_python_protocols_trial.py
+found these differences); expected values are torch's, measured."""
+
+import pytest
+
+import chainrule
+
+
+def test_contains_with_a_tensor_that_does_not_broadcast_is_runtime_error():
+    x = chainrule.arange(4)
+    assert chainrule.tensor(2) in x
+    assert chainrule.tensor([9, 8]) not in chainrule.arange(2)
+    with pytest.raises(RuntimeError, match=r"size of tensor a \(2\) must match the size of tensor b \(4\)"):
+        chainrule.tensor([9, 1]) in x  # noqa: B015
