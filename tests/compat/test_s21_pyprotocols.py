@@ -6,6 +6,15 @@ import pytest
 import chainrule
 
 
+def test_hash_of_a_tensor_is_its_id():
+    x = chainrule.ones(2)
+    parameter = chainrule.nn.Parameter(chainrule.ones(2))
+    assert hash(x) == id(x)
+    assert hash(parameter) == id(parameter)
+    assert hash(x) != hash(chainrule.ones(2))
+    assert len({x, x, chainrule.ones(2)}) == 2
+
+
 def test_contains_with_a_tensor_that_does_not_broadcast_is_runtime_error():
     x = chainrule.arange(4)
     assert chainrule.tensor(2) in x
