@@ -700,6 +700,10 @@ class Tensor:
     def __hash__(self) -> int:
         return id(self)  # torch hashes a tensor by identity, and code reads hash(t) == id(t)
 
+    def __reversed__(self) -> Tensor:
+        """reversed(t): the tensor flipped along dim 0 (a 0-d tensor is itself), as torch."""
+        return self if self.dim() == 0 else self.flip(0)
+
     def __repr__(self, *, tensor_contents: str | None = None) -> str:
         from ._format import format_tensor
 

@@ -15,6 +15,17 @@ def test_hash_of_a_tensor_is_its_id():
     assert len({x, x, chainrule.ones(2)}) == 2
 
 
+def test_reversed_flips_dim_0():
+    x = chainrule.tensor([3, 1, 2])
+    assert reversed(x).tolist() == [2, 1, 3]
+    assert x.__reversed__().tolist() == [2, 1, 3]
+    rows = reversed(chainrule.arange(4).reshape(2, 2))
+    assert isinstance(rows, chainrule.Tensor) and rows.tolist() == [[2, 3], [0, 1]]
+    scalar = chainrule.tensor(3)
+    assert reversed(scalar) is scalar
+    assert "__reversed__" in dir(x)
+
+
 def test_contains_with_a_tensor_that_does_not_broadcast_is_runtime_error():
     x = chainrule.arange(4)
     assert chainrule.tensor(2) in x
