@@ -32,3 +32,10 @@ def test_contains_with_a_tensor_that_does_not_broadcast_is_runtime_error():
     assert chainrule.tensor([9, 8]) not in chainrule.arange(2)
     with pytest.raises(RuntimeError, match=r"size of tensor a \(2\) must match the size of tensor b \(4\)"):
         chainrule.tensor([9, 1]) in x  # noqa: B015
+
+
+def test_unary_plus_refuses_a_bool_tensor_as_torch_positive():
+    with pytest.raises(RuntimeError, match="The `\\+` operator, on a bool tensor is not supported."):
+        +chainrule.tensor([True, False])  # noqa: B018
+    x = chainrule.tensor([1, 2])
+    assert +x is x
