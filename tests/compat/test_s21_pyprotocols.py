@@ -1,6 +1,8 @@
 """Python's own protocols on tensors, as torch 2.13 answers them (tools/torch_python_protocols_trial.py
 found these differences); expected values are torch's, measured."""
 
+import copy
+
 import pytest
 
 import chainrule
@@ -39,3 +41,18 @@ def test_unary_plus_refuses_a_bool_tensor_as_torch_positive():
         +chainrule.tensor([True, False])  # noqa: B018
     x = chainrule.tensor([1, 2])
     assert +x is x
+
+
+def test_deepcopy_of_a_parameter_leaves_its_grad_behind_as_torch():
+    parameter = chainrule.nn.Parameter(chainrule.ones(2))
+    (parameter * 3).sum().backward()
+    clone = copy.deepcopy(parameter)
+    assert type(clone) is chainrule.nn.Parameter and clone.requires_grad
+    assert clone.grad is None and parameter.grad.tolist() == [3.0, 3.0]
+    model = chainrule.nn.Linear(2, 1)
+    model(chainrule.ones(1, 2)).sum().backward()
+    assert all(p.grad is None for p in copy.deepcopy(model).parameters())
+    # a plain tensor keeps its grad (torch's Tensor.__deepcopy__ copies it)
+    leaf = chainrule.ones(2, requires_grad=True)
+    (leaf * 2).sum().backward()
+    assert copy.deepcopy(leaf).grad.tolist() == [2.0, 2.0]
