@@ -3,6 +3,7 @@ found these differences); expected values are torch's, measured."""
 
 import copy
 
+import numpy as np
 import pytest
 
 import chainrule
@@ -56,3 +57,20 @@ def test_deepcopy_of_a_parameter_leaves_its_grad_behind_as_torch():
     leaf = chainrule.ones(2, requires_grad=True)
     (leaf * 2).sum().backward()
     assert copy.deepcopy(leaf).grad.tolist() == [2.0, 2.0]
+
+
+@pytest.mark.parametrize("value, shown", [([1, 2, 3], "list"), ((1, 2, 3), "tuple"), (None, "NoneType"),
+                                          (np.array([1.0, 2.0, 3.0]), "numpy.ndarray"),
+                                          (np.float32(1), "numpy.float32")])
+def test_item_assignment_refuses_what_is_not_a_tensor_or_a_number(value, shown):
+    x = chainrule.zeros(2, 3)
+    with pytest.raises(TypeError, match=rf"^can't assign a {shown} to a torch.FloatTensor$"):
+        x[1] = value
+    assert x.tolist() == [[0.0] * 3] * 2 and x._version == 0
+
+
+def test_item_assignment_takes_tensors_python_numbers_and_numpy_integers():
+    x = chainrule.zeros(5, dtype=chainrule.int64)
+    x[0], x[1], x[2], x[3] = chainrule.tensor(7), 8, np.int8(9), True
+    x[4] = np.float64(10.0)  # a float subclass
+    assert x.tolist() == [7, 8, 9, 1, 10]
