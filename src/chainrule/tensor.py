@@ -731,13 +731,35 @@ class Tensor:
             from ._subclass_copy import deepcopy_subclass
 
             return deepcopy_subclass(self, memo)
-        t = Tensor._make(self._data.copy())
+        t = Tensor._make(_deepcopied_array(self._data, memo))
         t._requires_grad = self._requires_grad
         if self._grad is not None:
-            t._grad = Tensor._make(self._grad._data.copy())
+            t._grad = Tensor._make(_deepcopied_array(self._grad._data, memo))
         t._name = self._name
         memo[id(self)] = t
         return t
+
+
+def _deepcopied_array(array, memo: dict):
+    """``array``'s copy for copy.deepcopy: as torch, the memory it views (its storage) is copied whole,
+    once per memo, and the copy views it with the same sizes, strides and offset, so a base and its
+    views deep-copied together still share memory."""
+    from .storage import storage_root
+
+    if type(array) is not np.ndarray:  # a device or meta array: copied on its own
+        return array.copy()
+    root, _ = storage_root(array)
+    if type(root) is not np.ndarray:
+        return array.copy()
+    copied_root = memo.get(id(root))
+    if copied_root is None:
+        copied_root = memo[id(root)] = root.copy(order="K")
+        # id(root) names this storage only while root lives: kept in the memo's keep-alive list, as copy does
+        memo.setdefault(id(memo), []).append(root)
+    if not isinstance(copied_root, np.ndarray) or copied_root.strides != root.strides:
+        return array.copy()  # a layout NumPy's copy did not keep (a root that is not contiguous)
+    byte_offset = array.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+    return np.ndarray(array.shape, array.dtype, buffer=copied_root, offset=byte_offset, strides=array.strides)
 
 
 _torch_function.PLAIN.add(Tensor)

@@ -74,3 +74,14 @@ def test_item_assignment_takes_tensors_python_numbers_and_numpy_integers():
     x[0], x[1], x[2], x[3] = chainrule.tensor(7), 8, np.int8(9), True
     x[4] = np.float64(10.0)  # a float subclass
     assert x.tolist() == [7, 8, 9, 1, 10]
+
+
+def test_deepcopy_copies_the_storage_once_so_views_still_share_it():
+    base = chainrule.arange(6.0)
+    first, second = copy.deepcopy([base[:3], base[2:]])
+    first[2] = 100.0
+    assert second.tolist() == [100.0, 3.0, 4.0, 5.0]  # torch: one storage copied through the memo
+    assert base.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert second._base is None and second.storage_offset() == 2 and second.untyped_storage().nbytes() == 24
+    transposed = copy.deepcopy(chainrule.arange(6.0).reshape(2, 3).t())
+    assert transposed.stride() == (1, 3) and transposed.tolist() == [[0.0, 3.0], [1.0, 4.0], [2.0, 5.0]]
