@@ -75,6 +75,10 @@ NOT_OPS: dict[str, str] = {
         "serialization: files, not tensors", "save", "load",
     ),
     **_group(
+        "reversed(t): flip(0), which the registry covers; tested in tests/compat/test_s21_pyprotocols.py",
+        "Tensor.__reversed__",
+    ),
+    **_group(
         "sparse COO layout: format conversions and the sparse product, tested against torch in "
         "tests/test_sparse.py (the values are stored densely, so every registry op already covers them)",
         "sparse_coo_tensor", "spmm", "Tensor.is_sparse", "Tensor.is_quantized", "Tensor.layout", "Tensor.to_dense", "Tensor.to_sparse",

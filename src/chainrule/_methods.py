@@ -35,6 +35,7 @@ from .ops import elementwise as ew
 from .ops import index as _index
 from .ops import random as _random
 from .ops import shape as _shape
+from .ops import special_functions as _special
 from .ops._arg_parser import check_number
 from .ops.linalg import matmul as _matmul
 from .tensor import Tensor
@@ -250,7 +251,7 @@ def _bind_operators() -> None:
     # the method's receiver is the value taken where the condition holds: x.where(c, y) = where(c, x, y)
     Tensor.where = lambda self, condition, other: ew.where(condition, self, other)
     Tensor.__neg__ = ew.neg
-    Tensor.__pos__ = lambda self: self
+    Tensor.__pos__ = _special.positive  # +t refuses a bool tensor, as torch.positive
     Tensor.__abs__ = ew.abs
     Tensor.__invert__ = _invert
     Tensor.div = Tensor.divide = ew.div

@@ -685,7 +685,8 @@ class Tensor:
             raise RuntimeError(
                 f"Tensor.__contains__ only supports Tensor or scalar, but you passed in a {type(element)}."
             )
-        return bool((self._data == (element._data if isinstance(element, Tensor) else element)).any())
+        # an op, not NumPy's ==: a tensor that does not broadcast is torch's RuntimeError naming the sizes
+        return bool((element == self).any().item())
 
     def __float__(self) -> float:
         if self._data.size != 1:
@@ -709,7 +710,12 @@ class Tensor:
             _warn_scalar_leaves_the_graph()
         return complex(self.item())
 
-    __hash__ = object.__hash__
+    def __hash__(self) -> int:
+        return id(self)  # torch hashes a tensor by identity, and code reads hash(t) == id(t)
+
+    def __reversed__(self) -> Tensor:
+        """reversed(t): the tensor flipped along dim 0 (a 0-d tensor is itself), as torch."""
+        return self if self.dim() == 0 else self.flip(0)
 
     def __repr__(self, *, tensor_contents: str | None = None) -> str:
         from ._format import format_tensor
@@ -740,13 +746,35 @@ class Tensor:
             from ._subclass_copy import deepcopy_subclass
 
             return deepcopy_subclass(self, memo)
-        t = Tensor._make(self._data.copy())
+        t = Tensor._make(_deepcopied_array(self._data, memo))
         t._requires_grad = self._requires_grad
         if self._grad is not None:
-            t._grad = Tensor._make(self._grad._data.copy())
+            t._grad = Tensor._make(_deepcopied_array(self._grad._data, memo))
         t._name = self._name
         memo[id(self)] = t
         return t
+
+
+def _deepcopied_array(array, memo: dict):
+    """``array``'s copy for copy.deepcopy: as torch, the memory it views (its storage) is copied whole,
+    once per memo, and the copy views it with the same sizes, strides and offset, so a base and its
+    views deep-copied together still share memory."""
+    from .storage import storage_root
+
+    if type(array) is not np.ndarray:  # a device or meta array: copied on its own
+        return array.copy()
+    root, _ = storage_root(array)
+    if type(root) is not np.ndarray:
+        return array.copy()
+    copied_root = memo.get(id(root))
+    if copied_root is None:
+        copied_root = memo[id(root)] = root.copy(order="K")
+        # id(root) names this storage only while root lives: kept in the memo's keep-alive list, as copy does
+        memo.setdefault(id(memo), []).append(root)
+    if not isinstance(copied_root, np.ndarray) or copied_root.strides != root.strides:
+        return array.copy()  # a layout NumPy's copy did not keep (a root that is not contiguous)
+    byte_offset = array.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+    return np.ndarray(array.shape, array.dtype, buffer=copied_root, offset=byte_offset, strides=array.strides)
 
 
 _torch_function.PLAIN.add(Tensor)

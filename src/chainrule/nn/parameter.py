@@ -65,9 +65,8 @@ class Parameter(Tensor, metaclass=_ParameterMeta):
     def __deepcopy__(self, memo):
         if id(self) in memo:
             return memo[id(self)]
+        # torch's Parameter copies its data and requires_grad only: a deepcopied model has no .grad
         param = Parameter(Tensor._make(self._data.copy()), self._requires_grad)
-        if self._grad is not None:
-            param._grad = Tensor._make(self._grad._data.copy())
         param._name = self._name
         memo[id(self)] = param
         return param

@@ -856,6 +856,7 @@ def setitem(input: Tensor, key, value) -> None:
     xp = array_module(input)
     from .elementwise import _as_operand, _cast
 
+    _check_assigned_value(input, value)
     if key is False:
         return  # torch: a bare False key writes nothing, and checks nothing
     if _vmap_frames.running():  # torch's vmap writes through copy_ and refuses a batched value so
@@ -950,6 +951,21 @@ def setitem(input: Tensor, key, value) -> None:
         input._move_retained_grad(old)
     if input._base is None:
         refresh_views(input)
+
+
+def _check_assigned_value(input: Tensor, value) -> None:
+    """torch writes a tensor or a Python number (a NumPy integer counts, as it has __index__); a
+    list, tuple, None, array or NumPy float is a TypeError, whatever the key."""
+    if isinstance(value, (Tensor, bool, int, float, complex, np.integer)):
+        return
+    kind = type(value)
+    # the C name torch prints (tp_name): dotted for an extension type (numpy.float32), bare for a class
+    shown = kind.__name__ if kind.__flags__ & _HEAP_TYPE or kind.__module__ == "builtins" \
+        else f"{kind.__module__}.{kind.__name__}"
+    raise TypeError(f"can't assign a {shown} to a {input.type()}")
+
+
+_HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python
 
 
 def _made_without_grad_write_refusal(view: Tensor, raw_key, key) -> RuntimeError:
