@@ -47,9 +47,8 @@ import sys
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_oracle import time_limit  # noqa: E402
-
 import numpy as np  # noqa: E402
+from torch_oracle import time_limit  # noqa: E402
 
 SECONDS_PER_CASE = 5
 KINDS = ("same", "values_differ", "type_differs", "dtype_differs", "warning_differs", "error_class_differs",

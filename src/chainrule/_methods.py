@@ -327,7 +327,8 @@ def _rtruediv(self, other) -> Tensor:
     """``number / tensor`` as torch computes it, reciprocal(tensor) * number: the same bits (a
     quotient rounds differently from a product with a rounded reciprocal) and torch's graph,
     MulBackward0 over ReciprocalBackward0."""
-    if not (_is_operand(other) or isinstance(other, complex)):
+    # an ndarray too, as torch: its product with the reciprocal is NumPy's, wrapped back in a tensor
+    if not (_is_operand(other) or isinstance(other, (complex, np.ndarray))):
         return NotImplemented
     return ew.reciprocal(self) * other
 

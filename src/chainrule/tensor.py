@@ -531,6 +531,14 @@ class Tensor:
         array = self.numpy()
         return array if dtype is None else array.astype(dtype, copy=False)
 
+    def __array_wrap__(self, array, context=None, return_scalar=False):
+        # torch's: what a NumPy ufunc or function computes from tensors (np.exp(t), np.add(t, 1),
+        # ndarray + t, np.argmax(t)) comes back as a tensor sharing the result's memory, a bool
+        # result as uint8 and a 0-d result as a 0-d tensor (return_scalar is not honoured either)
+        if array.dtype == np.bool_:
+            array = array.astype(np.uint8)
+        return Tensor._make(array)
+
     def __dlpack__(self, *args, **kwargs):
         if self._requires_grad:
             raise BufferError("Can't export tensors that require gradient, use tensor.detach()")
