@@ -41,3 +41,39 @@ def test_numpy_functions_match_torch():
         assert type(want).__name__ == type(got).__name__ == "Tensor"
         assert str(want.dtype)[6:] == str(got.dtype)[10:]
         assert want.tolist() == got.tolist()
+
+
+# arrays torch refuses to read, whether given to from_numpy, as_tensor or tensor
+
+_REFUSED = [
+    (np.arange(4.0)[::-1], ValueError, "At least one stride in the given numpy array is negative"),
+    (np.arange(3, dtype=">f4"), ValueError, "byte order different from the native byte order"),
+    (np.array([1.0, 2.0], dtype=object), TypeError, "can't convert np.ndarray of type numpy.object_"),
+    (np.array(["a"]), TypeError, "can't convert np.ndarray of type numpy.str_"),
+    (np.ones(2, dtype=np.longdouble), TypeError, "can't convert np.ndarray of type numpy.longdouble"),
+]
+
+
+@pytest.mark.parametrize("convert", [
+    lambda a: chainrule.from_numpy(a), lambda a: chainrule.as_tensor(a), lambda a: chainrule.tensor(a),
+    lambda a: chainrule.as_tensor(a, dtype=chainrule.float64),
+], ids=["from_numpy", "as_tensor", "tensor", "as_tensor_float64"])
+@pytest.mark.parametrize(("array", "error", "message"), _REFUSED, ids=["negative", "big_endian", "object", "str",
+                                                                        "longdouble"])
+def test_arrays_torch_cannot_read_are_refused(convert, array, error, message):
+    with pytest.raises(error, match=message):
+        convert(array)
+
+
+def test_refusals_match_torchs_classes():
+    torch = _torch_or_skip()
+    for array, error, _ in _REFUSED:
+        with pytest.raises(error):
+            torch.as_tensor(array)
+
+
+def test_positive_strided_and_fortran_arrays_still_share_memory():
+    array = np.asfortranarray(np.zeros((2, 3), np.float32))[:, ::2]
+    t = chainrule.from_numpy(array)
+    array[1, 1] = 5
+    assert t[1, 1].item() == 5 and t.stride() == (1, 4)
