@@ -687,12 +687,22 @@ class Tensor:
             raise ValueError("only one element tensors can be converted to Python scalars")
         if is_recording(self):
             _warn_scalar_leaves_the_graph()
-        return float(self.item())
+        return float(self._real_item("double"))
 
     def __int__(self) -> int:
         if self._data.size != 1:
             raise ValueError("only one element tensors can be converted to Python scalars")
-        return int(self.item())
+        return int(self._real_item("int64_t"))
+
+    def _real_item(self, c_type: str):
+        """item(), a complex one as its real part when its imaginary part is 0: torch's float() and
+        int() convert through c10's checked cast, which refuses a nonzero imaginary part."""
+        value = self.item()
+        if isinstance(value, complex):
+            if value.imag != 0:
+                raise RuntimeError(f"value cannot be converted to type {c_type} without overflow")
+            return value.real
+        return value
 
     def __index__(self) -> int:
         if self._data.dtype.kind not in "iub" or self._data.size != 1:
