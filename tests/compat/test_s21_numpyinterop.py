@@ -77,3 +77,26 @@ def test_positive_strided_and_fortran_arrays_still_share_memory():
     t = chainrule.from_numpy(array)
     array[1, 1] = 5
     assert t[1, 1].item() == 5 and t.stride() == (1, 4)
+
+
+# float() and int() of a complex tensor: its real part when the imaginary part is 0, else torch's RuntimeError
+
+def test_float_and_int_of_a_real_valued_complex_tensor():
+    assert float(chainrule.tensor(1.5 + 0j)) == 1.5
+    assert int(chainrule.tensor([2.5 + 0j], dtype=chainrule.complex64)) == 2
+    with pytest.raises(RuntimeError, match="cannot be converted to type double without overflow"):
+        float(chainrule.tensor(1 + 2j))
+    with pytest.raises(RuntimeError, match="cannot be converted to type int64_t without overflow"):
+        int(chainrule.tensor(1 + 2j))
+
+
+# inside a list, a NumPy array is read as a sequence (a 0-d one has no len()) and a tensor as a number
+
+@pytest.mark.parametrize("dtype", [None, chainrule.float64])
+def test_list_items_torch_cannot_read(dtype):
+    with pytest.raises(TypeError, match="len\\(\\) of unsized object"):
+        chainrule.tensor([np.array(1.0), 2], dtype=dtype)
+    with pytest.raises(ValueError, match="only one element tensors"):
+        chainrule.tensor([chainrule.ones(2), chainrule.zeros(2)], dtype=dtype)
+    assert chainrule.tensor([chainrule.tensor(1.0), 2], dtype=dtype).tolist() == [1.0, 2.0]
+    assert chainrule.tensor([np.array([1, 2]), np.array([3, 4])], dtype=dtype).shape == (2, 2)

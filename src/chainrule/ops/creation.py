@@ -117,6 +117,8 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
     else:
         if isinstance(data, (list, tuple)) and not _list_of_arrays_warned:
             _warn_if_list_of_arrays(data)
+        if isinstance(data, (list, tuple)) and _holds_numpy_array(data):
+            _refuse_unsized_arrays(data)
         target = _dtype.to_dtype(dtype) if dtype is not None else _infer_dtype(data)
         if isinstance(data, (list, tuple)) and _contains_tensor(data):
             data = _unwrap_nested(data)
@@ -174,8 +176,23 @@ def _contains_tensor(data) -> builtins.bool:
     return builtins.any(isinstance(x, Tensor) or (isinstance(x, (list, tuple)) and _contains_tensor(x)) for x in data)
 
 
+def _refuse_unsized_arrays(data) -> None:
+    """torch takes the shape from the first item at each depth, reading a NumPy array there as a
+    sequence: a 0-d one has no len() (elsewhere it is read as a number, ``(3, np.array(2))``)."""
+    item = data
+    while isinstance(item, (list, tuple)) and item:
+        item = item[0]
+        if isinstance(item, np.ndarray):
+            if item.ndim == 0:
+                raise TypeError("len() of unsized object")
+            return
+
+
 def _unwrap_nested(data):
     if isinstance(data, Tensor):
+        # torch reads a tensor inside a list as a number (its item()), never as a sequence
+        if data._data.size != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
         return data._data
     if isinstance(data, (list, tuple)):
         return [_unwrap_nested(x) for x in data]
