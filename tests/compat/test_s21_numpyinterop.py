@@ -100,3 +100,10 @@ def test_list_items_torch_cannot_read(dtype):
         chainrule.tensor([chainrule.ones(2), chainrule.zeros(2)], dtype=dtype)
     assert chainrule.tensor([chainrule.tensor(1.0), 2], dtype=dtype).tolist() == [1.0, 2.0]
     assert chainrule.tensor([np.array([1, 2]), np.array([3, 4])], dtype=dtype).shape == (2, 2)
+
+
+def test_numpy_ints_as_dims_and_counts():
+    x = chainrule.arange(6.0).reshape(2, 3)
+    assert x[:1].squeeze(np.int64(0)).shape == (3,)
+    assert [piece.shape for piece in x.chunk(np.int64(2), dim=1)] == [(2, 2), (2, 1)]
+    assert x.roll(np.int64(1), np.int64(1)).tolist() == [[2.0, 0.0, 1.0], [5.0, 3.0, 4.0]]
