@@ -107,3 +107,18 @@ def test_numpy_ints_as_dims_and_counts():
     assert x[:1].squeeze(np.int64(0)).shape == (3,)
     assert [piece.shape for piece in x.chunk(np.int64(2), dim=1)] == [(2, 2), (2, 1)]
     assert x.roll(np.int64(1), np.int64(1)).tolist() == [[2.0, 0.0, 1.0], [5.0, 3.0, 4.0]]
+
+
+# a NumPy bool is a float scalar to torch's argument parser (not a Python bool)
+
+@pytest.mark.parametrize(("compute", "dtype", "values"), [
+    (lambda t: t * np.bool_(True), "float32", [1.0, 2.0]),
+    (lambda t: np.bool_(True) + t, "float32", [2.0, 3.0]),
+    (lambda t: t.bool() * np.bool_(True), "float32", [1.0, 1.0]),
+    (lambda t: np.bool_(True) - t, "float32", [0.0, -1.0]),
+    (lambda t: chainrule.full((2,), np.bool_(True)), "float32", [1.0, 1.0]),
+    (lambda t: t > np.bool_(True), "bool", [False, True]),
+])
+def test_numpy_bool_scalars_promote_as_floats(compute, dtype, values):
+    result = compute(chainrule.tensor([1, 2]))
+    assert result.dtype == getattr(chainrule, dtype) and result.tolist() == values
