@@ -97,7 +97,11 @@ def _inplace_operator(fn, name: str = ""):
 
 
 def _comparison(fn):
+    takes_arrays = fn is ew.eq  # torch's == reads an ndarray as a tensor (its <, > and != do not)
+
     def method(self, other) -> Tensor:
+        if takes_arrays and isinstance(other, np.ndarray) and other.dtype.kind in "biufc":
+            other = Tensor._make(other)
         # NotImplemented lets Python try the other operand's method (and == fall back to identity)
         return fn(self, other) if _is_operand(other) else NotImplemented
 

@@ -122,3 +122,12 @@ def test_numpy_ints_as_dims_and_counts():
 def test_numpy_bool_scalars_promote_as_floats(compute, dtype, values):
     result = compute(chainrule.tensor([1, 2]))
     assert result.dtype == getattr(chainrule, dtype) and result.tolist() == values
+
+
+def test_equality_with_an_ndarray_is_a_bool_tensor():
+    requiring = chainrule.ones(2, requires_grad=True)
+    assert (requiring == np.ones(2)).tolist() == [True, True]
+    assert (np.array(2.0) == chainrule.ones(2)).dtype == chainrule.bool
+    assert (chainrule.tensor([1.1]) == np.array([1.1])).tolist() == [False]  # compared in float64, as torch
+    with pytest.raises(TypeError):
+        requiring < np.ones(2)  # noqa: B015 - torch's < refuses an ndarray
