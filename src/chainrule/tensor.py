@@ -529,7 +529,8 @@ class Tensor:
     def __array__(self, dtype=None, copy=None):
         # torch's __array__ is numpy(): a cuda tensor never converts implicitly
         array = self.numpy()
-        return array if dtype is None else array.astype(dtype, copy=False)
+        # NumPy 2 passes copy=True for np.array(t) and trusts the answer: a copy, as torch's gives
+        return array.astype(array.dtype if dtype is None else dtype, copy=bool(copy))
 
     def __array_wrap__(self, array, context=None, return_scalar=False):
         # torch's: what a NumPy ufunc or function computes from tensors (np.exp(t), np.add(t, 1),

@@ -131,3 +131,10 @@ def test_equality_with_an_ndarray_is_a_bool_tensor():
     assert (chainrule.tensor([1.1]) == np.array([1.1])).tolist() == [False]  # compared in float64, as torch
     with pytest.raises(TypeError):
         requiring < np.ones(2)  # noqa: B015 - torch's < refuses an ndarray
+
+
+def test_np_array_copies_and_np_asarray_shares():
+    t = chainrule.zeros(3)
+    np.array(t)[0] = 1
+    np.asarray(t)[2] = 5
+    assert t.tolist() == [0.0, 0.0, 5.0]
