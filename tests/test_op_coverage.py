@@ -95,8 +95,9 @@ NOT_OPS: dict[str, str] = {
         "Tensor.to_sparse_csc",
     ),
     **_group(
-        "conversion to Python or NumPy values, or between devices/dtypes (casts are checked in tests/test_dtype.py)",
-        "Tensor.item", "Tensor.tolist", "Tensor.numpy", "Tensor.__array__", "Tensor.__bool__",
+        "conversion to Python or NumPy values, or between devices/dtypes (casts are checked in tests/test_dtype.py; "
+        "NumPy results wrapped back in tests/compat/test_s21_numpyinterop.py)",
+        "Tensor.item", "Tensor.tolist", "Tensor.numpy", "Tensor.__array__", "Tensor.__array_wrap__", "Tensor.__bool__",
         "Tensor.__float__", "Tensor.__int__", "Tensor.__index__", "Tensor.__complex__", "Tensor.__dlpack__",
         "Tensor.__iter__", "Tensor.__contains__", "Tensor.__deepcopy__", "Tensor.to", "Tensor.type",
         "Tensor.type_as", "Tensor.cpu", "Tensor.cuda", "Tensor.pin_memory", "Tensor.share_memory_",

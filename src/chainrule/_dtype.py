@@ -495,8 +495,12 @@ def result_type(*operands) -> dtype:
 
 
 def scalar_dtype(value) -> dtype:
-    if isinstance(value, (builtins.bool, np.bool_)):
+    if isinstance(value, builtins.bool):
         return bool
+    if isinstance(value, np.bool_):
+        # torch's argument parser reads a NumPy bool as a double, not as a Python bool: int64 or
+        # bool tensor * np.bool_(True) is float32 in torch 2.13
+        return _default_float
     if isinstance(value, (builtins.int, np.integer)):
         return int64
     if isinstance(value, (builtins.float, np.floating)):

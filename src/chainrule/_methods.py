@@ -98,7 +98,11 @@ def _inplace_operator(fn, name: str = ""):
 
 
 def _comparison(fn):
+    takes_arrays = fn is ew.eq  # torch's == reads an ndarray as a tensor (its <, > and != do not)
+
     def method(self, other) -> Tensor:
+        if takes_arrays and isinstance(other, np.ndarray) and other.dtype.kind in "biufc":
+            other = Tensor._make(other)
         # NotImplemented lets Python try the other operand's method (and == fall back to identity)
         return fn(self, other) if _is_operand(other) else NotImplemented
 
@@ -340,7 +344,8 @@ def _rtruediv(self, other) -> Tensor:
     """``number / tensor`` as torch computes it, reciprocal(tensor) * number: the same bits (a
     quotient rounds differently from a product with a rounded reciprocal) and torch's graph,
     MulBackward0 over ReciprocalBackward0."""
-    if not (_is_operand(other) or isinstance(other, complex)):
+    # an ndarray too, as torch: its product with the reciprocal is NumPy's, wrapped back in a tensor
+    if not (_is_operand(other) or isinstance(other, (complex, np.ndarray))):
         return NotImplemented
     return ew.reciprocal(self) * other
 

@@ -542,7 +542,16 @@ class Tensor:
     def __array__(self, dtype=None, copy=None):
         # torch's __array__ is numpy(): a cuda tensor never converts implicitly
         array = self.numpy()
-        return array if dtype is None else array.astype(dtype, copy=False)
+        # NumPy 2 passes copy=True for np.array(t) and trusts the answer: a copy, as torch's gives
+        return array.astype(array.dtype if dtype is None else dtype, copy=bool(copy))
+
+    def __array_wrap__(self, array, context=None, return_scalar=False):
+        # torch's: what a NumPy ufunc or function computes from tensors (np.exp(t), np.add(t, 1),
+        # ndarray + t, np.argmax(t)) comes back as a tensor sharing the result's memory, a bool
+        # result as uint8 and a 0-d result as a 0-d tensor (return_scalar is not honoured either)
+        if array.dtype == np.bool_:
+            array = array.astype(np.uint8)
+        return Tensor._make(array)
 
     def __dlpack__(self, *args, **kwargs):
         if self._requires_grad:
@@ -693,12 +702,22 @@ class Tensor:
             raise ValueError("only one element tensors can be converted to Python scalars")
         if is_recording(self):
             _warn_scalar_leaves_the_graph()
-        return float(self.item())
+        return float(self._real_item("double"))
 
     def __int__(self) -> int:
         if self._data.size != 1:
             raise ValueError("only one element tensors can be converted to Python scalars")
-        return int(self.item())
+        return int(self._real_item("int64_t"))
+
+    def _real_item(self, c_type: str):
+        """item(), a complex one as its real part when its imaginary part is 0: torch's float() and
+        int() convert through c10's checked cast, which refuses a nonzero imaginary part."""
+        value = self.item()
+        if isinstance(value, complex):
+            if value.imag != 0:
+                raise RuntimeError(f"value cannot be converted to type {c_type} without overflow")
+            return value.real
+        return value
 
     def __index__(self) -> int:
         if self._data.dtype.kind not in "iub" or self._data.size != 1:

@@ -117,6 +117,8 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
     else:
         if isinstance(data, (list, tuple)) and not _list_of_arrays_warned:
             _warn_if_list_of_arrays(data)
+        if isinstance(data, (list, tuple)) and _holds_numpy_array(data):
+            _refuse_unsized_arrays(data)
         target = _dtype.to_dtype(dtype) if dtype is not None else _infer_dtype(data)
         if isinstance(data, (list, tuple)) and _contains_tensor(data):
             data = _unwrap_nested(data)
@@ -174,8 +176,23 @@ def _contains_tensor(data) -> builtins.bool:
     return builtins.any(isinstance(x, Tensor) or (isinstance(x, (list, tuple)) and _contains_tensor(x)) for x in data)
 
 
+def _refuse_unsized_arrays(data) -> None:
+    """torch takes the shape from the first item at each depth, reading a NumPy array there as a
+    sequence: a 0-d one has no len() (elsewhere it is read as a number, ``(3, np.array(2))``)."""
+    item = data
+    while isinstance(item, (list, tuple)) and item:
+        item = item[0]
+        if isinstance(item, np.ndarray):
+            if item.ndim == 0:
+                raise TypeError("len() of unsized object")
+            return
+
+
 def _unwrap_nested(data):
     if isinstance(data, Tensor):
+        # torch reads a tensor inside a list as a number (its item()), never as a sequence
+        if data._data.size != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
         return data._data
     if isinstance(data, (list, tuple)):
         return [_unwrap_nested(x) for x in data]
@@ -223,12 +240,16 @@ def _finish(array, requires_grad: builtins.bool) -> Tensor:
 def tensor(data, *, dtype=None, device=None, requires_grad: builtins.bool = False, pin_memory=False) -> Tensor:
     """torch.tensor: always copies ``data``; infers float32 / int64 / bool."""
     dtype, requires_grad = factory_args("tensor", dtype, requires_grad, device, requires_grad_optional=False)
+    if isinstance(data, np.ndarray):
+        _check_numpy_array(data)
     return _finish(_to_array(data, dtype, copy=True, device=device), requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
     """torch.as_tensor: shares memory with a NumPy array or Tensor when no conversion is needed."""
     dtype, _ = factory_args("as_tensor", dtype, False, device)
+    if isinstance(data, np.ndarray):
+        _check_numpy_array(data)
     if isinstance(data, Tensor) and (dtype is None or _dtype.to_dtype(dtype) is data.dtype) and (
         device is None or resolve(device) == data.device
     ):
@@ -281,9 +302,35 @@ def from_numpy(ndarray: np.ndarray, /) -> Tensor:
     array = ndarray
     if not isinstance(array, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
-    _dtype.from_numpy_dtype(array.dtype)
+    _check_numpy_array(array)
     _warn_if_read_only(array)
     return Tensor._make(array)
+
+
+_TORCH_NUMPY_TYPES = ("float64, float32, float16, complex64, complex128, int64, int32, int16, int8, uint64, uint32, "
+                      "uint16, uint8, and bool")
+
+
+def _check_numpy_array(array: np.ndarray) -> None:
+    """torch's refusals of a NumPy array given whole to from_numpy, as_tensor or tensor (with or
+    without a dtype: torch reads the array as it is before converting): a dtype it has no type
+    for, a negative or byte-misaligned stride, a non-native byte order (a '>f4' array is a float32
+    one to the dtype check, as to torch's, then refused for its byte order)."""
+    try:
+        _dtype.from_numpy_dtype(array.dtype.newbyteorder("="))
+    except TypeError:
+        raise TypeError(f"can't convert np.ndarray of type numpy.{array.dtype.type.__name__}. The only supported "
+                        f"types are: {_TORCH_NUMPY_TYPES}.") from None
+    if builtins.any(stride % array.itemsize for stride in array.strides):
+        raise ValueError("given numpy array strides not a multiple of the element byte size. Copy the numpy array "
+                         "to reallocate the memory.")
+    if builtins.any(stride < 0 for stride in array.strides):
+        raise ValueError("At least one stride in the given numpy array is negative, and tensors with negative "
+                         "strides are not currently supported. (You can probably work around this by making a copy "
+                         "of your array  with array.copy().) ")
+    if not array.dtype.isnative:
+        raise ValueError("given numpy array has byte order different from the native byte order. Conversion "
+                         "between byte orders is currently not supported.")
 
 
 _read_only_warned = False  # torch warns once a process (from_numpy and as_tensor share it)

@@ -689,7 +689,7 @@ def sub(input, other, *, alpha=1, out=None) -> Tensor:
 def _is_bool(x) -> builtins.bool:
     if isinstance(x, Tensor):
         return x._data.dtype == np.bool_
-    return isinstance(x, (builtins.bool, np.bool_))
+    return isinstance(x, builtins.bool)  # a NumPy bool is a float to torch (_dtype.scalar_dtype)
 
 
 def rsub(input, other, alpha=1) -> Tensor:

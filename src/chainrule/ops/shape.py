@@ -511,6 +511,8 @@ def squeeze(input: Tensor, dim=None, *more_dims) -> Tensor:
     ``x.squeeze(0, 2)``); other dims are left alone."""
     if more_dims:
         dim = (dim, *more_dims)
+    if isinstance(dim, np.integer):  # a NumPy int is an int to torch's parser (the cache keys on Python ints)
+        dim = int(dim)
     shape = input._data.shape
     if dim is None:
         dims = tuple(i for i, s in enumerate(shape) if s == 1)
@@ -883,6 +885,7 @@ def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
         raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
     d = _wrap_dim(dim, input._data.ndim, "chunk")
     length = input._data.shape[d]
+    chunks = int(chunks)  # a NumPy int too: the size computed from it goes to split, which takes Python ints
     size = -(-length // chunks) if length else 0
     if size == 0:
         return tuple(split(input, [0] * chunks if length == 0 else [length], d))
@@ -1054,7 +1057,7 @@ def roll(input: Tensor, shifts, dims=None) -> Tensor:
         if len(shifts) != 1:
             raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:0")
         return Roll.apply(input, shifts=shifts[0], dims=None)
-    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    dims = (int(dims),) if isinstance(dims, (int, np.integer)) else tuple(dims)
     if len(shifts) != len(dims):
         raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:{len(dims)}")
     if input._data.size == 0:  # torch returns an empty tensor as it is, without checking dims
