@@ -185,7 +185,14 @@ def test_recurrent_layers_and_cells_run_in_torchs_dtype(name):
     outputs = []
     for lib, module in zip((chainrule, torch), modules):
         with lib.autocast("cpu"):
-            out = module(lib.tensor(sequence))
+            try:
+                out = module(lib.tensor(sequence))
+            except RuntimeError as error:
+                # torch's bfloat16 LSTM goes to oneDNN, which has no such primitive on CPUs without
+                # AVX-512 (seen on an AMD EPYC with AVX2): the oracle cannot answer there
+                if lib is torch and "could not create a primitive descriptor" in str(error):
+                    pytest.skip(f"torch cannot run a bfloat16 {name} on this CPU: {error}")
+                raise
         outputs.append(out[0] if isinstance(out, tuple) else out)
     _assert_same(outputs[0], outputs[1], TOLERANCE["bfloat16"])
 

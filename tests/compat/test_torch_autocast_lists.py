@@ -41,6 +41,11 @@ KNOWN_DIFFERENCES = [
      and _differs_only_in(row, "output: values differ", "outside autocast: values differ"),
      "chainrule's float16 conv_transpose sums in float16 (0.13 from the float64 result where torch's float32 "
      "accumulation is 0.02), and float32 conv_transpose3d rounds just over torch's tolerance"),
+    (lambda row: row["op"] == "conv_transpose3d" and row["amp"] == "bfloat16"
+     and _differs_only_in(row, "output: values differ", "outside autocast: values differ"),
+     "on CPUs without AVX-512 (AMD EPYC, AVX2) torch's CPU bfloat16 conv_transpose3d output is off: measured on "
+     "the torch_16 sample, 10.45 from the float64 result of the same bfloat16-rounded inputs (values up to 198), "
+     "chainrule 0.50, half a bfloat16 ulp there"),
     (lambda row: row["op"] == "avg_pool3d" and _differs_only_in(row, "outside autocast: chainrule ran"),
      "outside autocast torch has no bfloat16 CPU kernel for avg_pool3d; chainrule computes it"),
     (lambda row: row["entry"] == "cache: float16 region inside a bfloat16 one",
@@ -50,6 +55,9 @@ KNOWN_DIFFERENCES = [
         "pdist", "linalg.det", "linalg.slogdet", "linalg.pinv", "linalg.lu_factor"),
      "torch has no bfloat16 CPU kernel for these and they are on no autocast list; chainrule computes them, as "
      "it does outside autocast (README, bfloat16)"),
+    (lambda row: row["kind"] == "torch_raised" and "could not create a primitive descriptor" in row["detail"],
+     "torch's bfloat16 LSTM goes to oneDNN, which has no such primitive on CPUs without AVX-512 (seen on an "
+     "AMD EPYC with AVX2); chainrule computes it"),
     (lambda row: row["entry"] == "linalg.matrix_exp" and "values differ (max abs inf)" in row["detail"],
      "torch's bfloat16 matrix_exp on the CPU gives inf for a matrix of norm about 0.5 (its float64 result is "
      "finite and matches chainrule's)"),
