@@ -32,7 +32,7 @@ def test_every_dtype_round_trips(tmp_path, dtype):
 
 
 @pytest.mark.parametrize("make", [
-    lambda x: x.t(), lambda x: x[:, ::2], lambda x: x[1:, 1:3], lambda x: chainrule.from_numpy(x.numpy()[::-1, ::-2]),
+    lambda x: x.t(), lambda x: x[:, ::2], lambda x: x[1:, 1:3], lambda x: x.flip(0, 1)[:, ::2],
     lambda x: x.expand(2, 3, 4), lambda x: x[0, 0], lambda x: x[:0],
 ], ids=["transposed", "strided", "sliced", "reversed", "expanded", "0-d", "empty"])
 def test_non_contiguous_0d_and_empty_tensors(tmp_path, make):

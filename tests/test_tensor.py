@@ -149,7 +149,7 @@ def test_messages():
         x.numpy()
     with pytest.raises(RuntimeError, match=r"size '\[3\]' to a tensor of size '\[2\]'"):
         x.grad = chainrule.zeros(3)
-    with pytest.raises(RuntimeError, match="dtype 'float64'"):
+    with pytest.raises(RuntimeError, match="a gradient with dtype 'double' to a tensor with grad_dtype 'Float'"):
         x.grad = chainrule.zeros(2, dtype=chainrule.float64)
     with pytest.raises(TypeError, match="expected to be a Tensor or None"):
         x.grad = [1.0, 2.0]

@@ -189,7 +189,8 @@ def _class_lines(cls: type, annotations: _Annotations, in_class: bool, home: str
     the public types printed under the package's name), then the bound ones grouped by their module."""
     own, bound = [], {}
     for name, value in vars(cls).items():
-        if name in ("__module__", "__doc__", "__slots__", "__weakref__", "__dict__", "__qualname__"):
+        # __slotnames__ is copyreg's cache, written onto the class by the first pickle or copy
+        if name in ("__module__", "__doc__", "__slots__", "__weakref__", "__dict__", "__qualname__", "__slotnames__"):
             continue
         origin = _origin(value)
         if origin == home or isinstance(value, types.MemberDescriptorType) or not callable(
