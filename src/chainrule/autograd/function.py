@@ -1052,7 +1052,7 @@ def _saved_output(output):
     saved = _new_node(_Tensor)  # Tensor._make's fields, without its checks: this runs per recorded op
     saved._data = output._data
     saved._requires_grad = False
-    saved.grad_fn = None
+    saved._grad_fn = None  # (the slot: a fresh tensor has no view state for the property to update)
     saved._output_nr = output._output_nr
     saved._grad = None
     saved._vbox = box
