@@ -51,3 +51,28 @@ def test_a_value_stored_on_a_custom_ctx_wins_over_the_saved_name():
     node = Scale.apply(x).grad_fn
     assert isinstance(node, Node) and node._saved_self == "mine"
     assert "_saved_self" not in dir(node)
+
+
+# ---- an arithmetic unary rule's plain backward runs on the arrays, as its general path did ----
+@pytest.mark.parametrize("name", ["tanh", "exp", "log", "sqrt", "sigmoid", "reciprocal", "square"])
+def test_unary_array_backward_matches_the_recorded_rule_and_torch(name):
+    torch = pytest.importorskip("torch")
+    values = [0.25, 0.5, 1.5, 3.0]
+    grads = []
+    for create_graph in (False, True):
+        x = chainrule.tensor(values, requires_grad=True)
+        (g,) = chainrule.autograd.grad(getattr(x, name)().sum(), x, create_graph=create_graph)
+        grads.append(g.detach().numpy())
+    expected = torch.tensor(values, requires_grad=True)
+    (theirs,) = torch.autograd.grad(getattr(expected, name)().sum(), expected)
+    assert grads[0].tolist() == grads[1].tolist()
+    assert grads[0].tolist() == pytest.approx(theirs.tolist(), rel=1e-5)
+
+
+def test_unary_backward_records_under_create_graph_and_conjugates_complex_gradients():
+    x = chainrule.tensor([0.5, 1.0], requires_grad=True)
+    (g,) = chainrule.autograd.grad(x.tanh().sum(), x, create_graph=True)
+    assert type(g.grad_fn).__name__ == "TanhBackwardBackward0"
+    z = chainrule.tensor([0.5 + 1.0j], requires_grad=True)
+    (gz,) = chainrule.autograd.grad(z.exp(), z, grad_outputs=chainrule.tensor([1.0 + 0.0j]))
+    assert gz.tolist() == pytest.approx([complex(z.exp().conj().item())])
