@@ -923,7 +923,8 @@ def _apply_array_op(cls, *inputs, **params):
     quiet = numpy_errstate.set(QUIET)
     try:
         if opmath_hook is None:
-            out = cls.forward(ctx, *arrays, **params)
+            # (no keywords, the common case: a call without them builds no dict to unpack)
+            out = cls.forward(ctx, *arrays, **params) if params else cls.forward(ctx, *arrays)
         else:  # casts arrays in place, so saved arrays still resolve to the inputs below
             out = opmath_hook(cls, ctx, arrays, params)
     except ValueError as error:
