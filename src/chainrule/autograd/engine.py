@@ -386,7 +386,9 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                 if g is not None:
                     if metas is not None:
                         meta = metas[i]
-                        if type(g) is not Tensor or g._data.shape != meta[0] or g._data.dtype != meta[1]:
+                        # (a dtype is compared by identity first: NumPy's == on two dtypes costs a call)
+                        if type(g) is not Tensor or g._data.shape != meta[0] or (
+                                g._data.dtype is not meta[1] and g._data.dtype != meta[1]):
                             g = _fixed_gradient(node, i, g, meta)
                     if child._num_outputs == 1 and child not in buffers:
                         buffers[child] = [g]
