@@ -332,7 +332,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                 break
             if needed is not None and id(node) not in needed:
                 continue  # (nothing beyond it is needed either: its inputs are never released)
-            grads = buffers.pop(id(node), None)
+            grads = buffers.pop(node, None)
             if grads is None:  # no gradient reached it: it does not run, but its inputs are released
                 for child, _ in node.next_functions:
                     if child is not None:
@@ -386,10 +386,12 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                 if g is not None:
                     if metas is not None:
                         meta = metas[i]
-                        if type(g) is not Tensor or g._data.shape != meta[0] or g._data.dtype != meta[1]:
+                        # (a dtype is compared by identity first: NumPy's == on two dtypes costs a call)
+                        if type(g) is not Tensor or g._data.shape != meta[0] or (
+                                g._data.dtype is not meta[1] and g._data.dtype != meta[1]):
                             g = _fixed_gradient(node, i, g, meta)
-                    if child._num_outputs == 1 and id(child) not in buffers:
-                        buffers[id(child)] = [g]
+                    if child._num_outputs == 1 and child not in buffers:
+                        buffers[child] = [g]
                     else:
                         _add_to_buffer(buffers, child, child_nr, g, create_graph)
                 left = dependencies[child] - 1  # (_release's steps, inline: this runs per edge)
@@ -457,12 +459,12 @@ def _will_run(node, needed):
 
 def _add_to_buffer(buffers, node, output_nr, grad, create_graph):
     """Add a gradient for ``node``'s output ``output_nr`` to the ones waiting for it; the
-    buffers are keyed by node id, and the walk's dependency counts keep every node alive meanwhile."""
-    slots = buffers.get(id(node))
+    buffers are keyed by node (nodes hash by identity), as the dependency counts are."""
+    slots = buffers.get(node)
     if slots is None:
         slots = [None] * node._num_outputs
         slots[output_nr] = grad
-        buffers[id(node)] = slots
+        buffers[node] = slots
         return
     previous = slots[output_nr]
     if previous is None:

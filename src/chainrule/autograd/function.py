@@ -264,33 +264,19 @@ class Node(FunctionCtx):
     def __repr__(self) -> str:
         return f"<{self.name()} object at {hex(id(self))}>"
 
-    def __getattr__(self, name: str):
-        # reached only when normal lookup fails: torch's grad_fn._saved_self / _saved_dim / ...
-        # and _raw_saved_self (read by teaching material and torchviz), found from what the node
-        # already keeps, so recording pays nothing for them
-        if name.startswith("_saved_"):
-            declared = type(self)._torch_saved
-            if declared is None:  # an op without a declaration: its inputs by position, its output
-                if name in _SAVED_NAMES:
-                    return _saved_by_name(self, _SAVED_NAMES[name])
-            elif name in declared:
-                value = declared[name]
-                if type(value) is not SavedValue:
-                    return value
-                if value.tensor and self._freed:  # torch's error for every saved tensor, computed ones too
-                    self.saved_values  # noqa: B018 - the property raises it
-                return value.read(self)
-        elif name.startswith("_raw_saved_"):
-            declared = type(self)._torch_saved
-            value = None if declared is None else declared.get(name[4:])
-            if type(value) is SavedValue and value.tensor:
-                return SavedTensor(self, value)
-        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = cls.__dict__.get("_torch_saved")
+        for name in declared or ():
+            _add_saved_name(cls, name)
+            _add_saved_name(cls, "_raw" + name)
 
     def __dir__(self):
         # torch's saved names in place of the node's own bookkeeping (_saved_versions, ...):
-        # torchviz draws every attribute dir() lists under the _saved_ prefix
-        names = [n for n in super().__dir__() if not n.startswith("_saved_")]
+        # torchviz draws every attribute dir() lists under the _saved_ prefix; the names answered
+        # by a _SavedName are listed only where this node declares them (below)
+        names = [n for n in super().__dir__() if not n.startswith("_saved_")
+                 and (not n.startswith("_raw_saved_") or type(inspect.getattr_static(self, n, None)) is not _SavedName)]
         declared = type(self)._torch_saved
         if declared is not None:  # (an undeclared node lists none: _SAVED_NAMES are guesses by position)
             names += declared
@@ -302,6 +288,52 @@ class Node(FunctionCtx):
 # for an op that declares no saved_attributes
 _SAVED_NAMES = {"_saved_self": 0, "_saved_other": 1, "_saved_mat2": 1, "_saved_exponent": 1,
                 "_saved_result": "result"}
+
+
+class _SavedName:
+    """torch's ``grad_fn._saved_<name>`` (and ``_raw_saved_<name>``) of a node, found from what the
+    node already keeps, so recording pays nothing for them. A class attribute that reads the
+    node's declaration when asked, rather than a ``__getattr__`` on Node: a class with
+    ``__getattr__`` makes every attribute read of its instances take CPython's slow path (no
+    specialised slot read), and the engine and every rule read node attributes. Non-data, so a
+    value stored on the node itself (a user Function's ``ctx._saved_x = ...``) still wins."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, node, owner=None):
+        name = self.name
+        if node is None:  # (the class itself has no such attribute, as before)
+            raise AttributeError(f"type object '{owner.__name__}' has no attribute '{name}'")
+        if name.startswith("_saved_"):
+            declared = type(node)._torch_saved
+            if declared is None:  # an op without a declaration: its inputs by position, its output
+                if name in _SAVED_NAMES:
+                    return _saved_by_name(node, _SAVED_NAMES[name])
+            elif name in declared:
+                value = declared[name]
+                if type(value) is not SavedValue:
+                    return value
+                if value.tensor and node._freed:  # torch's error for every saved tensor, computed ones too
+                    node.saved_values  # noqa: B018 - the property raises it
+                return value.read(node)
+        else:
+            declared = type(node)._torch_saved
+            value = None if declared is None else declared.get(name[4:])
+            if type(value) is SavedValue and value.tensor:
+                return SavedTensor(node, value)
+        raise AttributeError(f"'{type(node).__name__}' object has no attribute '{name}'")
+
+
+def _add_saved_name(cls, name: str) -> None:
+    if name not in cls.__dict__:
+        setattr(cls, name, _SavedName(name))
+
+
+for _name in _SAVED_NAMES:  # an undeclared node's guesses: on Node, for every node class
+    _add_saved_name(Node, _name)
 
 
 def _saved_by_name(node, which):
@@ -884,7 +916,8 @@ def _apply_array_op(cls, *inputs, **params):
     quiet = numpy_errstate.set(QUIET)
     try:
         if opmath_hook is None:
-            out = cls.forward(ctx, *arrays, **params)
+            # (no keywords, the common case: a call without them builds no dict to unpack)
+            out = cls.forward(ctx, *arrays, **params) if params else cls.forward(ctx, *arrays)
         else:  # casts arrays in place, so saved arrays still resolve to the inputs below
             out = opmath_hook(cls, ctx, arrays, params)
     except ValueError as error:
@@ -1013,7 +1046,7 @@ def _saved_output(output):
     saved = _new_node(_Tensor)  # Tensor._make's fields, without its checks: this runs per recorded op
     saved._data = output._data
     saved._requires_grad = False
-    saved.grad_fn = None
+    saved._grad_fn = None  # (the slot: a fresh tensor has no view state for the property to update)
     saved._output_nr = output._output_nr
     saved._grad = None
     saved._vbox = box
