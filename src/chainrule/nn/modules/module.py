@@ -132,15 +132,16 @@ def _addindent(text: str, spaces: int) -> str:
     return first + "\n" + "\n".join(" " * spaces + line for line in lines)
 
 
-
-def _attribute_module(module, item: str):
-    """``module.<item>`` when it is a module, else torch's AttributeError for a dotted-path step."""
+def _attribute_of(module, item: str, kind: type | None = None, kind_name: str = "nn.Module"):
+    """``module.<item>`` when it is a ``kind`` (default: a Module), else torch's AttributeError for a
+    dotted-path step: "<Module> has no attribute `item`" or "`item` is not an <kind_name>"."""
     if not hasattr(module, item):
         raise AttributeError(f"{module._get_name()} has no attribute `{item}`")
     value = getattr(module, item)
-    if not isinstance(value, Module):
-        raise AttributeError(f"`{item}` is not an nn.Module")
+    if not isinstance(value, kind or Module):
+        raise AttributeError(f"`{item}` is not an {kind_name}")
     return value
+
 
 class Module:
     """Base class for all neural-network modules (``torch.nn.Module``)."""
@@ -245,7 +246,7 @@ class Module:
         if target == "":
             return module
         for item in target.split("."):
-            module = _attribute_module(module, item)
+            module = _attribute_of(module, item)
         return module
 
     def set_submodule(self, target: str, module: Module, strict: bool = False) -> None:
@@ -258,7 +259,7 @@ class Module:
         *path, name = target.split(".")
         parent = self
         for item in path:
-            parent = _attribute_module(parent, item)
+            parent = _attribute_of(parent, item)
         if strict and not hasattr(parent, name):
             raise AttributeError(f"{parent._get_name()} has no attribute `{name}`")
         if hasattr(parent, name) and not isinstance(getattr(parent, name), Module):
@@ -267,13 +268,7 @@ class Module:
 
     def get_parameter(self, target: str) -> Parameter:
         module_path, _, name = target.rpartition(".")
-        module = self.get_submodule(module_path)
-        if not hasattr(module, name):
-            raise AttributeError(f"{module._get_name()} has no attribute `{name}`")
-        parameter = getattr(module, name)
-        if not isinstance(parameter, Parameter):
-            raise AttributeError(f"`{name}` is not an nn.Parameter")
-        return parameter
+        return _attribute_of(self.get_submodule(module_path), name, Parameter, "nn.Parameter")
 
     def get_buffer(self, target: str) -> Tensor:
         module_path, _, name = target.rpartition(".")
