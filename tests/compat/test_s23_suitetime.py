@@ -38,6 +38,8 @@ def test_ci_subset_keeps_every_op_even_past_the_budget(monkeypatch):
 def test_long_profile_runs_every_case(monkeypatch):
     monkeypatch.setattr(_profile, "LONG", True)
     assert _profile.in_ci(CASES, 10, seed=0, key=_op) == CASES
+    ledger = {"op1": {"float32/function": [0, 1, 2]}, "op0": [3, 4]}
+    assert trial_tools.within_budget(ledger) is ledger
 
 
 def test_ledger_subset_keeps_every_op_and_about_half_the_entries(monkeypatch):
