@@ -1,14 +1,13 @@
 """The suite's two profiles. CI runs the fixed budget; ``CHAINRULE_LONG_TESTS=1`` adds the tests
 marked ``long``: the same checks over more cases, or oracle runs whose result is pinned another way
-(torch's runs of the program corpus, whose calibration digests are checked in every profile)."""
+(torch's runs of the program corpus, whose calibration digests are checked in every profile). Big
+case lists choose their CI subset with tests/_profile.py's ``in_ci``."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-LONG = os.environ.get("CHAINRULE_LONG_TESTS") == "1"
+from tests._profile import LONG
 
 
 def pytest_configure(config):

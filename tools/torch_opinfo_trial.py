@@ -52,7 +52,7 @@ import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_oracle import NotComparable, time_limit, torch_tensor_to_chainrule  # noqa: E402
+from torch_oracle import NotComparable, seeding_the_cpu_alone, time_limit, torch_tensor_to_chainrule  # noqa: E402
 
 LEDGER = os.path.join(ROOT, "tests", "compat", "data", "torch_op_db_ledger.json")
 REFERENCE_LEDGER = os.path.join(ROOT, "tests", "compat", "data", "torch_op_db_reference_ledger.json")
@@ -771,24 +771,6 @@ def command_ledger(args):
     print(f"{total} agreeing samples of {len(ledger)} OpInfos -> {os.path.relpath(path, ROOT)}")
 
 
-@contextlib.contextmanager
-def _seeding_the_cpu_alone():
-    """torch.manual_seed also queues a lazy seed for CUDA, XPU and MTIA, each with a formatted stack
-    (``traceback.format_stack``): a third of a ledger replay's time on a machine with none of them.
-    While it runs, those three seed nothing; the CPU generator is seeded as before."""
-    import torch
-
-    devices = [module for module in (torch.cuda, torch.xpu, torch.mtia) if not module.is_available()]
-    saved = [module.manual_seed_all for module in devices]
-    for module in devices:
-        module.manual_seed_all = lambda seed: None
-    try:
-        yield
-    finally:
-        for module, seed_all in zip(devices, saved):
-            module.manual_seed_all = seed_all
-
-
 def replay_ledger(ledger: dict, trial, run) -> list:
     """Every op_db OpInfo a trial's ledger names, run again as ``run(trial, op, entry)`` (its records);
     the records that are not ``same``. The op_db trials' CI ledger tests share this walk."""
@@ -796,7 +778,7 @@ def replay_ledger(ledger: dict, trial, run) -> list:
 
     torch.set_num_threads(1)
     failures = []
-    with _without_test_function_lookup(), _seeding_the_cpu_alone():
+    with _without_test_function_lookup(), seeding_the_cpu_alone():
         for op in load_op_db():
             entry = ledger.get(entry_name(op))
             if entry:

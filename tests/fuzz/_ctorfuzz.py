@@ -17,17 +17,15 @@ Hostile values are drawn per kind of parameter from ``HOSTILE``; a ``Lib`` value
 from __future__ import annotations
 
 import math
-import os
 import re
 import zlib
 
 import numpy as np
 
 import chainrule
+from tests._profile import in_ci
 
 from .test_indexing_fuzz import _attempt, _builtin_class, _np
-
-LONG = os.environ.get("CHAINRULE_LONG_TESTS") == "1"
 
 
 class Lib:
@@ -163,13 +161,11 @@ def _torch():
     return torch
 
 
-def sample(cases: list, budget: int, seed: int) -> list:
-    """``budget`` of ``cases`` chosen by a seeded generator (the same on every run); all of them
-    in the long profile (``CHAINRULE_LONG_TESTS=1``)."""
-    if LONG or len(cases) <= budget:
-        return cases
-    picked = np.random.default_rng(seed).choice(len(cases), budget, replace=False)
-    return [cases[i] for i in sorted(picked)]
+def sample(cases: list, budget: int, seed: int, key=lambda case: case[0]) -> list:
+    """``budget`` of ``cases``, the same on every run, with at least one case of every class
+    (``key``: a case's first item); all of them in the long profile (``CHAINRULE_LONG_TESTS=1``).
+    tests/_profile.py's ``in_ci`` chooses them."""
+    return in_ci(cases, budget, seed, key=key)
 
 
 def hostile_for(kind: str, base) -> list:

@@ -1,0 +1,49 @@
+"""The suite's two profiles, for code that chooses cases (tests/conftest.py marks whole tests).
+
+CI runs a fixed budget of each big parametrised case list; ``CHAINRULE_LONG_TESTS=1`` runs all of
+it. The CI subset is the same on every run and on every machine (no hash of a Python object, no
+global random state), spread evenly over the list, and keeps at least one case of every key (op,
+module, class) so that a regression in any one of them still fails CI.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Callable, Hashable, Sequence
+from typing import TypeVar
+
+LONG = os.environ.get("CHAINRULE_LONG_TESTS") == "1"
+
+Case = TypeVar("Case")
+
+
+def _position(seed: int, text: str, modulus: int) -> int:
+    """A number in ``range(modulus)`` fixed by the seed and the text (crc32: stable across runs,
+    unlike ``hash``)."""
+    return zlib.crc32(f"{seed}:{text}".encode()) % modulus
+
+
+def in_ci(cases: Sequence[Case], budget: int, seed: int,
+          key: Callable[[Case], Hashable] | None = None) -> list[Case]:
+    """``budget`` of ``cases`` in CI, all of them in the long profile (``CHAINRULE_LONG_TESTS=1``).
+
+    One case of every ``key(case)`` is taken first (which one of the key's cases is fixed by
+    ``seed``), then the rest of the budget evenly spread over the cases not yet taken, from an
+    offset fixed by ``seed``. When there are more keys than ``budget``, every key still gets its
+    one case: coverage of each key wins over the budget. The cases keep their order.
+    """
+    cases = list(cases)
+    if LONG or len(cases) <= budget:
+        return cases
+    groups: dict[Hashable, list[int]] = {}
+    for index, case in enumerate(cases):
+        groups.setdefault(case if key is None else key(case), []).append(index)
+    taken = {members[_position(seed, repr(name), len(members))] for name, members in groups.items()}
+    rest = [index for index in range(len(cases)) if index not in taken]
+    wanted = budget - len(taken)
+    if wanted > 0:
+        step = len(rest) / wanted
+        offset = _position(seed, "offset", 1000) / 1000 * step
+        taken.update(rest[int(offset + k * step)] for k in range(wanted))
+    return [cases[index] for index in sorted(taken)]
