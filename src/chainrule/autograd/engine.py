@@ -299,11 +299,20 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
     for node in dependencies:
         # a freed graph or a saved tensor changed in place raises here, before any .grad
         # changes — for the nodes that will run, as torch checks only those; the versions are
-        # compared inline, and only a node that fails asks the property for torch's error
-        versions = node._saved_versions
-        if node._freed or versions is not None and not _versions_match(node._saved, versions):
-            if needed is None or _will_run(node, needed):
-                node.saved_values  # noqa: B018 - the property raises torch's error
+        # compared inline (_versions_match's loop: this runs per saving node), and only a node
+        # that fails asks the property for torch's error
+        if not node._freed:
+            versions = node._saved_versions
+            if versions is None:
+                continue
+            for tensor, version in zip(node._saved, versions):
+                if tensor is not None and version is not None and (
+                        0 if tensor._vbox is None else tensor._vbox[0]) != version:
+                    break
+            else:
+                continue
+        if needed is None or _will_run(node, needed):
+            node.saved_values  # noqa: B018 - the property raises torch's error
 
     # torch's order: among the nodes whose consumers have all run, the newest (highest sequence
     # number) runs first. A node that becomes ready while none waits runs next without the
@@ -373,7 +382,11 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                 # straight into the child's buffer (anything else through _fixed_gradient)
                 result = forward_cls.backward(node, grads[0])
                 if not retain_graph and (node._saved or node.torch_kept is not None):
-                    _function.release_saved(node)
+                    if node.torch_kept is None:  # release_saved's steps for a node that kept nothing else
+                        node._saved = ()
+                        node._freed = True
+                    else:
+                        _function.release_saved(node)
                 if type(result) is not tuple:
                     result = (result,)
                 if len(result) != len(node.next_functions):

@@ -924,23 +924,36 @@ def _apply_array_op(cls, *inputs, **params):
         raise broadcast_error(error, arrays) from None
     finally:
         numpy_errstate.reset(quiet)
-    if not record:
+    if type(out) is _ndarray:
+        # the common one CPU output: Tensor._make's stores inline (a call fewer per op)
+        outputs = _new_node(_Tensor)
+        outputs._data = out
+        outputs._output_nr = 0
+        outputs._grad = None
+        outputs._vbox = None
+        outputs._base = None
+        if not record:
+            outputs._requires_grad = False
+            outputs._grad_fn = None
+            return outputs
+        outputs._requires_grad = True
+        outputs._grad_fn = ctx
+    elif not record:
         if type(out) is tuple:
             return tuple(make(o) for o in out)
         return make(out)
-
-    node = ctx
-    if type(out) is tuple:
-        non_diff = node._non_differentiable
-        node._num_outputs = len(out)
-        node._output_meta = tuple((o.shape, o.dtype) for o in out)
+    elif type(out) is tuple:
+        non_diff = ctx._non_differentiable
+        ctx._num_outputs = len(out)
+        ctx._output_meta = tuple((o.shape, o.dtype) for o in out)
         outputs = tuple(
             make(o) if non_diff is not None and any(o is n for n in non_diff)
-            else make(o, node, i)
+            else make(o, ctx, i)
             for i, o in enumerate(out)
         )
     else:
-        outputs = make(out, node, 0)
+        outputs = make(out, ctx, 0)
+    node = ctx
     saved = node._saved
     if saved:
         if n <= 3 and type(out) is not tuple:
