@@ -352,8 +352,9 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
             if on_gpus:  # the node's rule (and the .grad sum) run on its gradient's GPU
                 _follow_gradient(grads)
             is_leaf_sink = type(node) is AccumulateGrad
+            hooked = node._hooked  # (read once: only a hooked node's hooks run before its second test)
             # (a leaf's tensor hooks are kept on its tensor, not on the node)
-            if node._hooked or is_leaf_sink and node.variable._hooks:
+            if hooked or is_leaf_sink and node.variable._hooks:
                 grads = _call_pre_hooks(node, grads, exposed)
             if targets:
                 for output_nr in range(len(grads)):
@@ -373,7 +374,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                 continue
             forward_cls = node._forward_cls
             if (len(grads) != 1 or grads[0] is None or not forward_cls._array_forward
-                    or node._hooked or _anomaly.enabled or dispatching):
+                    or hooked or _anomaly.enabled or dispatching):
                 result = _call_rule(node, grads, retain_graph, exposed)
                 metas = None  # (_call_rule fixed each gradient's shape and dtype)
             else:

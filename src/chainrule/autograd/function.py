@@ -36,6 +36,8 @@ from .grad_mode import is_grad_enabled, no_grad
 from .grad_mode import state as _grad_state
 
 _ndarray = np.ndarray
+_generic = np.generic
+_asarray = np.asarray
 
 # torch is silent about IEEE results (x / 0, log(0), overflow to inf); NumPy warns. Built-in ops
 # run with NumPy's warnings off, and only while they run: the user's own NumPy error state is
@@ -924,10 +926,13 @@ def _apply_array_op(cls, *inputs, **params):
         raise broadcast_error(error, arrays) from None
     finally:
         numpy_errstate.reset(quiet)
-    if type(out) is _ndarray:
+    data = out
+    if type(data) is not _ndarray and type(data) is not tuple and isinstance(data, _generic):
+        data = _asarray(data)  # NumPy's 0-d math returns scalars (`out` stays: saved arrays are matched to it)
+    if type(data) is _ndarray:
         # the common one CPU output: Tensor._make's stores inline (a call fewer per op)
         outputs = _new_node(_Tensor)
-        outputs._data = out
+        outputs._data = data
         outputs._output_nr = 0
         outputs._grad = None
         outputs._vbox = None
