@@ -224,3 +224,23 @@ def test_tanh_array_backward_is_the_recorded_rules_numbers(dtype):
     reference = torch.tensor(values, dtype=getattr(torch, dtype), requires_grad=True)
     (expected,) = torch.autograd.grad(reference.tanh(), reference, torch.tensor(grads, dtype=getattr(torch, dtype)))
     assert plain.tolist() == pytest.approx(expected.tolist(), rel=1e-5)  # (the forwards' tanh differ by an ulp)
+
+
+# ---- a node stores _saved_outputs only when forward saved an output ------------------------------
+def test_saved_outputs_are_recorded_only_where_there_are_some():
+    x = chainrule.tensor([0.5, 1.5], requires_grad=True)
+    assert vars((x * 2.0).grad_fn) == {} and vars((x * x).grad_fn) == {}
+    assert (x * 2.0).tanh().grad_fn._saved_outputs == (0,)
+
+
+@pytest.mark.parametrize("op", ["tanh", "sigmoid", "exp"])
+def test_double_backward_through_a_saved_output_matches_torch(op):
+    def second(lib):
+        x = lib.tensor([0.5, -1.5, 2.0], requires_grad=True)
+        y = getattr(x * 1.5, op)()
+        (g,) = lib.autograd.grad(y.sum(), x, create_graph=True)
+        (gg,) = lib.autograd.grad(g.sum(), x)
+        return g.tolist(), gg.tolist()
+
+    ours, theirs = _both(second)
+    assert ours[0] == pytest.approx(theirs[0], rel=1e-5) and ours[1] == pytest.approx(theirs[1], rel=1e-5)

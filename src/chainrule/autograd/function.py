@@ -918,8 +918,16 @@ def _apply_array_op(cls, *inputs, **params):
     quiet = numpy_errstate.set(QUIET)
     try:
         if opmath_hook is None:
-            # (no keywords, the common case: a call without them builds no dict to unpack)
-            out = cls.forward(ctx, *arrays, **params) if params else cls.forward(ctx, *arrays)
+            # (no keywords, the common case, and one or two arrays: a plain call, with no tuple or
+            # dict to unpack)
+            if params:
+                out = cls.forward(ctx, *arrays, **params)
+            elif n == 2:
+                out = cls.forward(ctx, arrays[0], arrays[1])
+            elif n == 1:
+                out = cls.forward(ctx, arrays[0])
+            else:
+                out = cls.forward(ctx, *arrays)
         else:  # casts arrays in place, so saved arrays still resolve to the inputs below
             out = opmath_hook(cls, ctx, arrays, params)
     except ValueError as error:
@@ -982,13 +990,16 @@ def _apply_array_op(cls, *inputs, **params):
                     break
             if resolved is not None:
                 saved = node._saved = tuple(resolved)
-                node._saved_outputs = output_positions
             else:
-                saved = node._saved, node._saved_outputs = _resolve_saved(saved, arrays, inputs, out, outputs)
-                saved = node._saved
+                saved, output_positions = _resolve_saved(saved, arrays, inputs, out, outputs)
+                node._saved = saved
         else:
-            node._saved, node._saved_outputs = _resolve_saved(saved, arrays, inputs, out, outputs)
-            saved = node._saved
+            saved, output_positions = _resolve_saved(saved, arrays, inputs, out, outputs)
+            node._saved = saved
+        if output_positions is not None:
+            # (stored only when there are some: the class default is None, and a node whose
+            # attribute is set gets a __dict__, one more object per node)
+            node._saved_outputs = output_positions
         # (a tensor without a version counter object, _vbox None, is at version 0)
         if len(saved) == 2:  # the common binary op, without a generator
             t0, t1 = saved
