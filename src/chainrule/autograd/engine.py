@@ -382,12 +382,12 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                 # same steps inline, and a gradient of its input's exact shape and dtype goes
                 # straight into the child's buffer (anything else through _fixed_gradient)
                 result = forward_cls.backward(node, grads[0])
-                if not retain_graph and (node._saved or node.torch_kept is not None):
-                    if node.torch_kept is None:  # release_saved's steps for a node that kept nothing else
+                if not retain_graph:
+                    if node.torch_kept is not None:
+                        _function.release_saved(node)
+                    elif node._saved:  # release_saved's steps for a node that kept nothing else
                         node._saved = ()
                         node._freed = True
-                    else:
-                        _function.release_saved(node)
                 if type(result) is not tuple:
                     result = (result,)
                 if len(result) != len(node.next_functions):

@@ -891,11 +891,12 @@ def _apply_array_op(cls, *inputs, **params):
     if n == 2:
         a, b = inputs
         arrays = [a._data, b._data]
-        record = _grad_state.enabled and (a._requires_grad or b._requires_grad)
+        # (grad mode is a thread-local, slower to read than a slot: read only when it decides)
+        record = (a._requires_grad or b._requires_grad) and _grad_state.enabled
         on_cpu = type(arrays[0]) is _ndarray and type(arrays[1]) is _ndarray
     elif n == 1:
         arrays = [inputs[0]._data]
-        record = _grad_state.enabled and inputs[0]._requires_grad
+        record = inputs[0]._requires_grad and _grad_state.enabled
         on_cpu = type(arrays[0]) is _ndarray
     else:
         record = False
