@@ -330,18 +330,23 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
     dispatching = _function.active_dispatch is not None  # rules then run through _call_rule
     node_range = None
     on_gpus = gpu_in_use()
+    following_grads = None  # `following`'s gradients when they were handed over without `buffers`
     try:
         while True:
             if following is not None:
                 node = following
                 following = None
+                grads = following_grads
+                following_grads = None
             elif ready:
                 node = heappop(ready)[-1]
+                grads = None
             else:
                 break
             if needed is not None and id(node) not in needed:
                 continue  # (nothing beyond it is needed either: its inputs are never released)
-            grads = buffers.pop(node, None)
+            if grads is None:
+                grads = buffers.pop(node, None)
             if grads is None:  # no gradient reached it: it does not run, but its inputs are released
                 for child, _ in node.next_functions:
                     if child is not None:
@@ -405,6 +410,13 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                                 g._data.dtype is not meta[1] and g._data.dtype != meta[1]):
                             g = _fixed_gradient(node, i, g, meta)
                     if child._num_outputs == 1 and child not in buffers:
+                        if following is None and not ready and dependencies[child] == 1:
+                            # its only gradient, and it runs next (a link of a chain): handed over
+                            # directly, as _release's steps below would have made it `following`
+                            dependencies[child] = 0
+                            following = child
+                            following_grads = [g]
+                            continue
                         buffers[child] = [g]
                     else:
                         _add_to_buffer(buffers, child, child_nr, g, create_graph)
@@ -416,6 +428,9 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                     else:
                         if following is not None:
                             heappush(ready, _ready_entry(following))
+                            if following_grads is not None:  # (it waits in the heap: its gradients in buffers)
+                                buffers[following] = following_grads
+                                following_grads = None
                             following = None
                         priority = child._sequence_number  # (_ready_entry's steps, inline)
                         heappush(ready, (-priority, child) if priority != ACCUMULATE_GRAD_PRIORITY
