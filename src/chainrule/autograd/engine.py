@@ -299,11 +299,20 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
     for node in dependencies:
         # a freed graph or a saved tensor changed in place raises here, before any .grad
         # changes — for the nodes that will run, as torch checks only those; the versions are
-        # compared inline, and only a node that fails asks the property for torch's error
-        versions = node._saved_versions
-        if node._freed or versions is not None and not _versions_match(node._saved, versions):
-            if needed is None or _will_run(node, needed):
-                node.saved_values  # noqa: B018 - the property raises torch's error
+        # compared inline (_versions_match's loop: this runs per saving node), and only a node
+        # that fails asks the property for torch's error
+        if not node._freed:
+            versions = node._saved_versions
+            if versions is None:
+                continue
+            for tensor, version in zip(node._saved, versions):
+                if tensor is not None and version is not None and (
+                        0 if tensor._vbox is None else tensor._vbox[0]) != version:
+                    break
+            else:
+                continue
+        if needed is None or _will_run(node, needed):
+            node.saved_values  # noqa: B018 - the property raises torch's error
 
     # torch's order: among the nodes whose consumers have all run, the newest (highest sequence
     # number) runs first. A node that becomes ready while none waits runs next without the
@@ -321,18 +330,23 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
     dispatching = _function.active_dispatch is not None  # rules then run through _call_rule
     node_range = None
     on_gpus = gpu_in_use()
+    following_grads = None  # `following`'s gradients when they were handed over without `buffers`
     try:
         while True:
             if following is not None:
                 node = following
                 following = None
+                grads = following_grads
+                following_grads = None
             elif ready:
                 node = heappop(ready)[-1]
+                grads = None
             else:
                 break
             if needed is not None and id(node) not in needed:
                 continue  # (nothing beyond it is needed either: its inputs are never released)
-            grads = buffers.pop(node, None)
+            if grads is None:
+                grads = buffers.pop(node, None)
             if grads is None:  # no gradient reached it: it does not run, but its inputs are released
                 for child, _ in node.next_functions:
                     if child is not None:
@@ -343,8 +357,9 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
             if on_gpus:  # the node's rule (and the .grad sum) run on its gradient's GPU
                 _follow_gradient(grads)
             is_leaf_sink = type(node) is AccumulateGrad
+            hooked = node._hooked  # (read once: only a hooked node's hooks run before its second test)
             # (a leaf's tensor hooks are kept on its tensor, not on the node)
-            if node._hooked or is_leaf_sink and node.variable._hooks:
+            if hooked or is_leaf_sink and node.variable._hooks:
                 grads = _call_pre_hooks(node, grads, exposed)
             if targets:
                 for output_nr in range(len(grads)):
@@ -364,7 +379,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                 continue
             forward_cls = node._forward_cls
             if (len(grads) != 1 or grads[0] is None or not forward_cls._array_forward
-                    or node._hooked or _anomaly.enabled or dispatching):
+                    or hooked or _anomaly.enabled or dispatching):
                 result = _call_rule(node, grads, retain_graph, exposed)
                 metas = None  # (_call_rule fixed each gradient's shape and dtype)
             else:
@@ -372,8 +387,12 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                 # same steps inline, and a gradient of its input's exact shape and dtype goes
                 # straight into the child's buffer (anything else through _fixed_gradient)
                 result = forward_cls.backward(node, grads[0])
-                if not retain_graph and (node._saved or node.torch_kept is not None):
-                    _function.release_saved(node)
+                if not retain_graph:
+                    if node.torch_kept is not None:
+                        _function.release_saved(node)
+                    elif node._saved:  # release_saved's steps for a node that kept nothing else
+                        node._saved = ()
+                        node._freed = True
                 if type(result) is not tuple:
                     result = (result,)
                 if len(result) != len(node.next_functions):
@@ -391,6 +410,13 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                                 g._data.dtype is not meta[1] and g._data.dtype != meta[1]):
                             g = _fixed_gradient(node, i, g, meta)
                     if child._num_outputs == 1 and child not in buffers:
+                        if following is None and not ready and dependencies[child] == 1:
+                            # its only gradient, and it runs next (a link of a chain): handed over
+                            # directly, as _release's steps below would have made it `following`
+                            dependencies[child] = 0
+                            following = child
+                            following_grads = [g]
+                            continue
                         buffers[child] = [g]
                     else:
                         _add_to_buffer(buffers, child, child_nr, g, create_graph)
@@ -402,6 +428,9 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                     else:
                         if following is not None:
                             heappush(ready, _ready_entry(following))
+                            if following_grads is not None:  # (it waits in the heap: its gradients in buffers)
+                                buffers[following] = following_grads
+                                following_grads = None
                             following = None
                         priority = child._sequence_number  # (_ready_entry's steps, inline)
                         heappush(ready, (-priority, child) if priority != ACCUMULATE_GRAD_PRIORITY

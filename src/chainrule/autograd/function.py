@@ -36,6 +36,8 @@ from .grad_mode import is_grad_enabled, no_grad
 from .grad_mode import state as _grad_state
 
 _ndarray = np.ndarray
+_generic = np.generic
+_asarray = np.asarray
 
 # torch is silent about IEEE results (x / 0, log(0), overflow to inf); NumPy warns. Built-in ops
 # run with NumPy's warnings off, and only while they run: the user's own NumPy error state is
@@ -889,11 +891,12 @@ def _apply_array_op(cls, *inputs, **params):
     if n == 2:
         a, b = inputs
         arrays = [a._data, b._data]
-        record = _grad_state.enabled and (a._requires_grad or b._requires_grad)
+        # (grad mode is a thread-local, slower to read than a slot: read only when it decides)
+        record = (a._requires_grad or b._requires_grad) and _grad_state.enabled
         on_cpu = type(arrays[0]) is _ndarray and type(arrays[1]) is _ndarray
     elif n == 1:
         arrays = [inputs[0]._data]
-        record = _grad_state.enabled and inputs[0]._requires_grad
+        record = inputs[0]._requires_grad and _grad_state.enabled
         on_cpu = type(arrays[0]) is _ndarray
     else:
         record = False
@@ -916,31 +919,55 @@ def _apply_array_op(cls, *inputs, **params):
     quiet = numpy_errstate.set(QUIET)
     try:
         if opmath_hook is None:
-            # (no keywords, the common case: a call without them builds no dict to unpack)
-            out = cls.forward(ctx, *arrays, **params) if params else cls.forward(ctx, *arrays)
+            # (no keywords, the common case, and one or two arrays: a plain call, with no tuple or
+            # dict to unpack)
+            if params:
+                out = cls.forward(ctx, *arrays, **params)
+            elif n == 2:
+                out = cls.forward(ctx, arrays[0], arrays[1])
+            elif n == 1:
+                out = cls.forward(ctx, arrays[0])
+            else:
+                out = cls.forward(ctx, *arrays)
         else:  # casts arrays in place, so saved arrays still resolve to the inputs below
             out = opmath_hook(cls, ctx, arrays, params)
     except ValueError as error:
         raise broadcast_error(error, arrays) from None
     finally:
         numpy_errstate.reset(quiet)
-    if not record:
+    data = out
+    if type(data) is not _ndarray and type(data) is not tuple and isinstance(data, _generic):
+        data = _asarray(data)  # NumPy's 0-d math returns scalars (`out` stays: saved arrays are matched to it)
+    if type(data) is _ndarray:
+        # the common one CPU output: Tensor._make's stores inline (a call fewer per op)
+        outputs = _new_node(_Tensor)
+        outputs._data = data
+        outputs._output_nr = 0
+        outputs._grad = None
+        outputs._vbox = None
+        outputs._base = None
+        if not record:
+            outputs._requires_grad = False
+            outputs._grad_fn = None
+            return outputs
+        outputs._requires_grad = True
+        outputs._grad_fn = ctx
+    elif not record:
         if type(out) is tuple:
             return tuple(make(o) for o in out)
         return make(out)
-
-    node = ctx
-    if type(out) is tuple:
-        non_diff = node._non_differentiable
-        node._num_outputs = len(out)
-        node._output_meta = tuple((o.shape, o.dtype) for o in out)
+    elif type(out) is tuple:
+        non_diff = ctx._non_differentiable
+        ctx._num_outputs = len(out)
+        ctx._output_meta = tuple((o.shape, o.dtype) for o in out)
         outputs = tuple(
             make(o) if non_diff is not None and any(o is n for n in non_diff)
-            else make(o, node, i)
+            else make(o, ctx, i)
             for i, o in enumerate(out)
         )
     else:
-        outputs = make(out, node, 0)
+        outputs = make(out, ctx, 0)
+    node = ctx
     saved = node._saved
     if saved:
         if n <= 3 and type(out) is not tuple:
@@ -964,13 +991,16 @@ def _apply_array_op(cls, *inputs, **params):
                     break
             if resolved is not None:
                 saved = node._saved = tuple(resolved)
-                node._saved_outputs = output_positions
             else:
-                saved = node._saved, node._saved_outputs = _resolve_saved(saved, arrays, inputs, out, outputs)
-                saved = node._saved
+                saved, output_positions = _resolve_saved(saved, arrays, inputs, out, outputs)
+                node._saved = saved
         else:
-            node._saved, node._saved_outputs = _resolve_saved(saved, arrays, inputs, out, outputs)
-            saved = node._saved
+            saved, output_positions = _resolve_saved(saved, arrays, inputs, out, outputs)
+            node._saved = saved
+        if output_positions is not None:
+            # (stored only when there are some: the class default is None, and a node whose
+            # attribute is set gets a __dict__, one more object per node)
+            node._saved_outputs = output_positions
         # (a tensor without a version counter object, _vbox None, is at version 0)
         if len(saved) == 2:  # the common binary op, without a generator
             t0, t1 = saved
