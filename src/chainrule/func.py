@@ -130,6 +130,22 @@ def _grads(outputs, inputs, cotangents, create_graph: bool):
     return result
 
 
+def _outside_graph(outside_records: bool, outputs, inside) -> bool:
+    """Whether a transform must record its backward pass for the level it was called at: grad
+    mode is on there and ``outputs`` depend on a tensor requiring grad that the transform did not
+    make (``inside``: its aliases), such as a closed-over model parameter."""
+    return outside_records and _functional.reaches_outside(outputs, inside)
+
+
+def _kept_if_outside(g, outside: bool, inside):
+    """A result of a pass recorded for the outside (``outside``): its graph kept where it reaches a
+    tensor from outside, as torch's results are, else detached (a result that depends only on the
+    transform's own aliases does not require grad, as in torch)."""
+    if not isinstance(g, Tensor) or (outside and _functional.reaches_outside([g], inside)):
+        return g
+    return _unwatched_detach(g)
+
+
 def _tangent_only(x):
     """``x`` detached, keeping its tangent: what a transform recorded only to carry an outer
     jvp's tangents through (no outer transform differentiates it) leaves no graph on its results,
@@ -192,9 +208,10 @@ def grad_and_value(func, argnums=0, has_aux: bool = False):
 
     @functools.wraps(func)  # torch's wrapper keeps func's name and signature (make_fx names inputs by it)
     def wrapper(*args, **kwargs):
-        return _unrecorded_outside(computed(*args, **kwargs), is_grad_enabled())
+        outside_records = is_grad_enabled()
+        return _unrecorded_outside(computed(outside_records, *args, **kwargs), outside_records)
 
-    def computed(*args, **kwargs):
+    def computed(outside_records, *args, **kwargs):
         numbers = _argnums_tuple(argnums, len(args), "grad_and_value(f)(*args)")
         with enable_grad(), _transform_running():
             flat_args = {}
@@ -217,15 +234,16 @@ def grad_and_value(func, argnums=0, has_aux: bool = False):
                                    "APIs instead?")
             # one backward pass for every differentiated argument
             everything = [leaf for number in numbers for leaf in flat_args[number][0]]
-            found = _grads([output], everything, None, create_graph=keeps_any)
+            outside = _outside_graph(outside_records, [output], everything)
+            found = _grads([output], everything, None, create_graph=keeps_any or outside)
             gradients, at = [], 0
             for number in numbers:
                 aliases, rebuild, keeps = flat_args[number]
                 mine = found[at:at + len(aliases)]
-                gradients.append(rebuild(mine if keeps else [g if g is None else _unwatched_detach(g) for g in mine]))
+                gradients.append(rebuild(mine if keeps else [_kept_if_outside(g, outside, everything) for g in mine]))
                 at += len(aliases)
         gradient = tuple(gradients) if isinstance(argnums, tuple) else gradients[0]
-        value = output if keeps_any else _unwatched_detach(output)
+        value = output if keeps_any or outside else _unwatched_detach(output)
         if has_aux:
             return gradient, (value, aux)
         return gradient, value
@@ -253,7 +271,7 @@ def vjp(func, *primals, has_aux: bool = False):
     """``(func(*primals), vjp_fn)``: ``vjp_fn(cotangents)`` returns the vector-Jacobian
     product with respect to each primal, as a tuple. With ``has_aux`` a third element, aux."""
     outside_records = is_grad_enabled()
-    result = _vjp(func, *primals, has_aux=has_aux)
+    result = _vjp(func, *primals, has_aux=has_aux, outside_records=outside_records)
     if outside_records:
         return result
     vjp_fn = result[1]
@@ -265,7 +283,7 @@ def vjp(func, *primals, has_aux: bool = False):
             *(_unrecorded_outside(result[2:], False)))
 
 
-def _vjp(func, *primals, has_aux: bool = False):
+def _vjp(func, *primals, has_aux: bool = False, outside_records: bool = False):
     with enable_grad(), _transform_running():
         flat = [_flatten(primal) for primal in primals]
         aliases = [[_alias(leaf) for leaf in leaves] for leaves, _ in flat]
@@ -273,6 +291,8 @@ def _vjp(func, *primals, has_aux: bool = False):
         outer_grad = any(isinstance(leaf, Tensor) and leaf.requires_grad for leaves, _ in flat for leaf in leaves)
         output, aux = _split_aux(func(*[rebuild(a) for a, (_, rebuild) in zip(aliases, flat)]), has_aux, "vjp(f, ...)")
     out_leaves, out_rebuild = _flatten(output)
+    all_aliases = [leaf for group in aliases for leaf in group]
+    outside = not outer_grad and _outside_graph(outside_records, out_leaves, all_aliases)
 
     def vjp_fn(cotangents, retain_graph: bool = True, create_graph: bool | None = None):
         co_leaves, _ = _flatten(cotangents)
@@ -283,19 +303,19 @@ def _vjp(func, *primals, has_aux: bool = False):
             if tuple(co.shape) != tuple(out.shape):
                 raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {tuple(co.shape)} and output[0] "
                                    f"has a shape of {tuple(out.shape)}.")
-        graph = (keeps or _keeps_graph(co_leaves)) if create_graph is None else create_graph
+        graph = (keeps or outside or _keeps_graph(co_leaves)) if create_graph is None else create_graph
         with enable_grad():
-            all_aliases = [leaf for group in aliases for leaf in group]
             found = _grads(out_leaves, all_aliases, co_leaves, create_graph=graph)
         if graph and create_graph is None and not outer_grad and not any(co.requires_grad for co in co_leaves):
-            found = [_tangent_only(g) for g in found]
+            found = [g if outside and _functional.reaches_outside([g], all_aliases) else _tangent_only(g)
+                     for g in found]
         result, at = [], 0
         for group, (_, rebuild) in zip(aliases, flat):
             result.append(rebuild(found[at:at + len(group)]))
             at += len(group)
         return tuple(result)
 
-    shown = out_rebuild([leaf if outer_grad else _tangent_only(leaf) for leaf in out_leaves])
+    shown = out_rebuild([leaf if outer_grad or outside else _tangent_only(leaf) for leaf in out_leaves])
     return (shown, vjp_fn, aux) if has_aux else (shown, vjp_fn)
 
 
@@ -395,9 +415,10 @@ def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size=None, _prealloc
             raise ValueError("jacrev: `chunk_size` should be greater than 0.")
 
     def wrapper(*args):
-        return _unrecorded_outside(computed(*args), is_grad_enabled())
+        outside_records = is_grad_enabled()
+        return _unrecorded_outside(computed(outside_records, *args), outside_records)
 
-    def computed(*args):
+    def computed(outside_records, *args):
         numbers = _argnums_tuple(argnums, len(args), "jacrev(f)(*args)")
         groups, leaves = [], []  # (argument number, how many leaves, rebuild) and all the leaves
         for number in numbers:
@@ -420,7 +441,8 @@ def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size=None, _prealloc
         if keeps and not any(isinstance(x, Tensor) and x.requires_grad for x in leaves):
             # dual inputs (an outer jacfwd): aliases that require grad and keep their tangents
             leaves = [_alias(leaf) for leaf in leaves]
-        blocks = _functional._jacobian(of_leaves, tuple(leaves), create_graph=keeps, chunk_size=chunk_size)
+        blocks = _functional._jacobian(of_leaves, tuple(leaves), create_graph=keeps, chunk_size=chunk_size,
+                                       outside_records=outside_records)
         per_output = []
         for row in blocks:  # one tuple per output leaf, one block per input leaf
             per_arg, at = [], 0
@@ -440,9 +462,10 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
     (shape ``output.shape + input.shape``, as ``jacrev``)."""
 
     def wrapper(*args):
-        return _unrecorded_outside(computed(*args), is_grad_enabled())
+        outside_records = is_grad_enabled()
+        return _unrecorded_outside(computed(outside_records, *args), outside_records)
 
-    def computed(*args):
+    def computed(outside_records, *args):
         numbers = _argnums_tuple(argnums, len(args), "jacfwd(f)(*args)")
         groups, leaves = [], []  # (argument number, how many leaves, rebuild) and all the leaves
         for number in numbers:
@@ -463,7 +486,7 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
 
         found = {}
         if not any(_forward_ad.unpack_dual(leaf).tangent is not None for leaf in leaves):
-            by_rows = _jacobian_by_reverse(of_leaves, leaves, has_aux)
+            by_rows = _jacobian_by_reverse(of_leaves, leaves, has_aux, outside_records)
             if by_rows is not None:
                 found["output"], found["aux"], blocks_per_output = by_rows
                 return _assemble_jacobian(found, blocks_per_output, groups, argnums, has_aux)
@@ -481,7 +504,8 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
                 output, tangent_out, aux = _jvp_with_aux(of_leaves, tuple(leaves), tangents, has_aux)
                 found.setdefault("output", output)
                 found.setdefault("aux", aux)
-                per_element.append([t if keeps else t.detach() for t in _flatten(tangent_out)[0]])
+                per_element.append([t if keeps else _kept_if_outside(t, outside_records, leaves)
+                                    for t in _flatten(tangent_out)[0]])
             columns.append(per_element)
         if "output" not in found:  # every differentiated input is empty
             output, aux = _split_aux(of_leaves(*leaves), has_aux, "jacfwd(f)(*args)")
@@ -568,7 +592,7 @@ def _refuse_complex_outputs(out_leaves, where: str) -> None:
                                f"at flattened input idx: {index}")
 
 
-def _jacobian_by_reverse(of_leaves, leaves, has_aux: bool):
+def _jacobian_by_reverse(of_leaves, leaves, has_aux: bool, outside_records: bool = False):
     """jacfwd's Jacobian from one run of the function and reverse passes, or None where the
     columns of forward mode are the better (or the only) way: a complex output, an op the
     batched walk has no rule for, or — when the Jacobian must be recorded for an outer transform
@@ -581,7 +605,8 @@ def _jacobian_by_reverse(of_leaves, leaves, has_aux: bool):
     rows (one walk with a cotangent per output element: the tutorial's 2,048-input jacfwd in
     milliseconds, not seconds) when the outputs are no more than the inputs, else columns
     (``_columns_by_double_vjp``: a walk with a cotangent per input element — the 512-input
-    Hessian's outer Jacobian has 16,384 outputs)."""
+    Hessian's outer Jacobian has 16,384 outputs). Blocks that depend on a closed-over tensor
+    requiring grad keep their graph to it when grad mode is on at the call (``outside_records``)."""
     record = any(leaf.requires_grad for leaf in leaves)
     with enable_grad():
         stand_ins = [leaf.view_as(leaf) if leaf.requires_grad else leaf.detach().requires_grad_()
@@ -591,22 +616,26 @@ def _jacobian_by_reverse(of_leaves, leaves, has_aux: bool):
         _refuse_complex_outputs(out_leaves, "jacfwd")
         if not all(isinstance(out, Tensor) for out in out_leaves) or _needs_a_users_jvp(out_leaves):
             return None
+        outside = not record and _outside_graph(outside_records, out_leaves, stand_ins)
+        recording = record or outside
         outputs = sum(out.numel() for out in out_leaves)
         inputs = sum(leaf.numel() for leaf in leaves)
         blocks_per_output = None
         if outputs > inputs and _batched_walk.has_batched_rules(out_leaves):
-            blocks_per_output = _columns_by_double_vjp(out_leaves, stand_ins, record)
+            blocks_per_output = _columns_by_double_vjp(out_leaves, stand_ins, recording)
         if blocks_per_output is None:
-            if record and outputs > 3 * inputs:
+            if recording and outputs > 3 * inputs:
                 return None
-            blocks_per_output = _blocks_by_rows(out_leaves, stand_ins, record)
+            blocks_per_output = _blocks_by_rows(out_leaves, stand_ins, recording)
             if blocks_per_output is None:
                 return None
     if not record:
-        output = out_rebuild([out.detach() for out in out_leaves])
+        blocks_per_output = [[_kept_if_outside(block, outside, stand_ins) for block in blocks]
+                             for blocks in blocks_per_output]
+        output = out_rebuild([_kept_if_outside(out, outside, stand_ins) for out in out_leaves])
         if has_aux:
             aux_leaves, aux_rebuild = _flatten(aux)
-            aux = aux_rebuild([leaf.detach() if isinstance(leaf, Tensor) else leaf for leaf in aux_leaves])
+            aux = aux_rebuild([_kept_if_outside(leaf, outside, stand_ins) for leaf in aux_leaves])
     return output, aux, blocks_per_output
 
 

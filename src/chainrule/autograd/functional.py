@@ -7,10 +7,31 @@ from __future__ import annotations
 
 from . import batched_walk as _batched_walk
 from .batched_grad import StackRows as _StackRows
-from .engine import grad
+from .engine import _topological_order, grad
+from .function import AccumulateGrad
 from .grad_mode import enable_grad
 
 __all__ = ["vjp", "jvp", "jacobian", "hessian", "hvp", "vhp"]
+
+
+def reaches_outside(tensors, inside) -> bool:
+    """Whether the graph of any of ``tensors`` reaches a tensor requiring grad other than the
+    ``inside`` leaves (the ones a transform made to differentiate with respect to): a closed-over
+    parameter, or something computed from one. torch's transforms then keep the graph to it on
+    their results, so an outer backward (a gradient penalty ``grad(f)(x).pow(2).sum().backward()``)
+    reaches the parameters, second order."""
+    inside_ids = {id(x) for x in inside}
+    roots = []
+    for t in tensors:
+        if not getattr(t, "requires_grad", False):
+            continue
+        if t.grad_fn is None:
+            if id(t) not in inside_ids:
+                return True
+        else:
+            roots.append(t.grad_fn)
+    return any(isinstance(node, AccumulateGrad) and id(node.variable) not in inside_ids
+               for node in _topological_order(roots))
 
 
 def _tuple(x):
@@ -75,25 +96,30 @@ def jacobian(func, inputs, create_graph: bool = False, strict: bool = False, vec
     return _jacobian(func, inputs, create_graph)
 
 
-def _jacobian(func, inputs, create_graph: bool, chunk_size=None):
-    """``jacobian``, and ``func.jacrev``'s with its ``chunk_size`` (rows per batched walk)."""
+def _jacobian(func, inputs, create_graph: bool, chunk_size=None, outside_records: bool = False):
+    """``jacobian``, and ``func.jacrev``'s with its ``chunk_size`` (rows per batched walk) and
+    ``outside_records`` (grad mode at the call: blocks that depend on a closed-over tensor
+    requiring grad keep their graph to it, as torch.func's do; autograd.functional's never)."""
     inputs, in_tuple = _tuple(inputs)
     with enable_grad():
         xs = _prepare(inputs, create_graph)
         outputs, out_tuple = _tuple(func(*xs))
+        outside = outside_records and not create_graph and reaches_outside(outputs, xs)
+        record = create_graph or outside
         result = []
         for out in outputs:
             # an output that does not depend on the inputs has a zero Jacobian (torch's, strict=False)
             rows = None
             if out.requires_grad:
-                rows = _batched_walk.jacobian_rows(out, xs, chunk_size, create_graph)
+                rows = _batched_walk.jacobian_rows(out, xs, chunk_size, record)
             if rows is None:
-                rows = _rows_one_by_one(out, xs, create_graph)
+                rows = _rows_one_by_one(out, xs, record)
             per_input = []
             for row, x in zip(rows, xs):
                 shape = tuple(out.shape) + tuple(x.shape)
                 jac = row.reshape(shape) if row is not None else x.new_zeros(shape)
-                per_input.append(jac if create_graph else jac.detach())
+                kept = create_graph or (outside and reaches_outside([jac], xs))
+                per_input.append(jac if kept else jac.detach())
             result.append(tuple(per_input) if in_tuple else per_input[0])
     return tuple(result) if out_tuple else result[0]
 

@@ -1,0 +1,105 @@
+"""torch.func and torch.autograd.functional against torch: results that depend on closed-over
+tensors requiring grad (a model's weights) keep their graph to them, so a gradient penalty
+reaches the weights, second order, as in torch."""
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+W = (np.arange(6, dtype=np.float32).reshape(2, 3) - 2) / 5
+X = np.array([0.3, -0.2, 0.5], dtype=np.float32)
+
+
+def _vector(lib, w, x):
+    return (w @ x).tanh()
+
+
+def _scalar(lib, w, x):
+    return ((w @ x).tanh() * x[:2]).sum()
+
+
+TRANSFORMS = {
+    "grad": lambda lib, w, x: lib.func.grad(lambda x: _scalar(lib, w, x))(x),
+    "grad_and_value": lambda lib, w, x: lib.func.grad_and_value(lambda x: _scalar(lib, w, x))(x)[0],
+    "grad_and_value.value": lambda lib, w, x: lib.func.grad_and_value(lambda x: _scalar(lib, w, x))(x)[1],
+    "vjp": lambda lib, w, x: lib.func.vjp(lambda x: _vector(lib, w, x), x)[1](lib.ones(2))[0],
+    "vjp.output": lambda lib, w, x: lib.func.vjp(lambda x: _vector(lib, w, x), x)[0],
+    "jvp": lambda lib, w, x: lib.func.jvp(lambda x: _vector(lib, w, x), (x,), (lib.ones(3),))[1],
+    "jacrev": lambda lib, w, x: lib.func.jacrev(lambda x: _vector(lib, w, x))(x),
+    "jacfwd": lambda lib, w, x: lib.func.jacfwd(lambda x: _vector(lib, w, x))(x),
+    "hessian": lambda lib, w, x: lib.func.hessian(lambda x: _scalar(lib, w, x))(x),
+    "vmap_grad": lambda lib, w, x: lib.func.vmap(lib.func.grad(lambda x: _scalar(lib, w, x)))(
+        lib.stack([x, 2 * x])),
+}
+
+
+def _run(lib, name):
+    w = lib.nn.Parameter(lib.tensor(W))
+    x = lib.tensor(X)
+    result = TRANSFORMS[name](lib, w, x)
+    requires = result.requires_grad
+    if requires:
+        result.pow(2).sum().backward()
+    return result.detach().numpy(), requires, None if w.grad is None else w.grad.numpy()
+
+
+@pytest.mark.parametrize("name", sorted(TRANSFORMS))
+def test_gradient_penalty_reaches_closed_over_weights(name):
+    value, requires, weight_grad = _run(chainrule, name)
+    t_value, t_requires, t_weight_grad = _run(torch, name)
+    np.testing.assert_allclose(value, t_value, rtol=1e-5, atol=1e-6)
+    assert requires == t_requires
+    assert (weight_grad is None) == (t_weight_grad is None)
+    if t_weight_grad is not None:
+        np.testing.assert_allclose(weight_grad, t_weight_grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("lib", [chainrule, torch], ids=["chainrule", "torch"])
+def test_gradient_penalty_on_a_linear_model(lib):
+    lib.manual_seed(0)
+    model = lib.nn.Linear(3, 1)
+    with lib.no_grad():
+        model.weight.copy_(lib.tensor([[0.5, -1.0, 2.0]]))
+        model.bias.fill_(0.1)
+    x = lib.tensor(X)
+    g = lib.func.grad(lambda x: model(x).tanh().sum())(x)
+    g.pow(2).sum().backward()
+    assert model.weight.grad is not None
+    expected = _run_reference_linear()
+    np.testing.assert_allclose(model.weight.grad.numpy(), expected, rtol=1e-4, atol=1e-6)
+
+
+def _run_reference_linear():
+    model = torch.nn.Linear(3, 1)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[0.5, -1.0, 2.0]]))
+        model.bias.fill_(0.1)
+    x = torch.tensor(X).requires_grad_()
+    (g,) = torch.autograd.grad(model(x).tanh().sum(), x, create_graph=True)
+    g.pow(2).sum().backward()
+    return model.weight.grad.numpy()
+
+
+def test_gradient_of_own_input_only_does_not_require_grad():
+    # a result that depends only on the transform's own input is free of graph, as in torch
+    w = chainrule.nn.Parameter(chainrule.tensor(W))
+    x = chainrule.tensor(X)
+    g = chainrule.func.grad(lambda x: x.sin().sum() + w.sum())(x)
+    t_w = torch.nn.Parameter(torch.tensor(W))
+    t_g = torch.func.grad(lambda x: x.sin().sum() + t_w.sum())(torch.tensor(X))
+    assert g.requires_grad is t_g.requires_grad is False
+    np.testing.assert_allclose(g.numpy(), t_g.numpy(), rtol=1e-6)
+
+
+def test_no_graph_to_weights_under_no_grad():
+    w = chainrule.nn.Parameter(chainrule.tensor(W))
+    with chainrule.no_grad():
+        g = chainrule.func.grad(lambda x: _scalar(chainrule, w, x))(chainrule.tensor(X))
+    t_w = torch.nn.Parameter(torch.tensor(W))
+    with torch.no_grad():
+        t_g = torch.func.grad(lambda x: _scalar(torch, t_w, x))(torch.tensor(X))
+    assert g.requires_grad is t_g.requires_grad is False
+    np.testing.assert_allclose(g.numpy(), t_g.numpy(), rtol=1e-5)
