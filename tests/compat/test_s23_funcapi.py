@@ -103,3 +103,69 @@ def test_no_graph_to_weights_under_no_grad():
         t_g = torch.func.grad(lambda x: _scalar(torch, t_w, x))(torch.tensor(X))
     assert g.requires_grad is t_g.requires_grad is False
     np.testing.assert_allclose(g.numpy(), t_g.numpy(), rtol=1e-5)
+
+
+def _outcome(lib, build):
+    try:
+        result = build(lib)
+    except Exception as error:  # noqa: BLE001 - the class and message are compared
+        return type(error).__name__, str(error).replace("torch.", "").replace("chainrule.", "")
+    leaves = result if isinstance(result, (tuple, list)) else (result,)
+    flat = []
+    for leaf in leaves:
+        flat.extend(leaf if isinstance(leaf, (tuple, list)) else (leaf,))
+    return type(result).__name__, [(tuple(t.shape), t.requires_grad, t.detach().numpy().round(5).tolist())
+                                   for t in flat]
+
+
+def _x(lib):
+    return lib.tensor(X)
+
+
+AUTOGRAD_FUNCTIONAL = {
+    "jvp v=None, several elements": lambda lib: lib.autograd.functional.jvp(lambda x: x.sin(), _x(lib)),
+    "vjp v=None, several outputs": lambda lib: lib.autograd.functional.vjp(lambda x: x.sin(), _x(lib)),
+    "hvp v=None, several elements": lambda lib: lib.autograd.functional.hvp(lambda x: x.pow(3).sum(), _x(lib)),
+    "vhp v=None, several elements": lambda lib: lib.autograd.functional.vhp(lambda x: x.pow(3).sum(), _x(lib)),
+    "vjp v wrong shape": lambda lib: lib.autograd.functional.vjp(lambda x: x * 2, _x(lib), lib.ones(4)),
+    "jvp v wrong count": lambda lib: lib.autograd.functional.jvp(lambda x, y: x * y, (_x(lib), _x(lib)),
+                                                                 (lib.ones(3),)),
+    "jacobian inputs a list": lambda lib: lib.autograd.functional.jacobian(lambda x, y: x * y, [_x(lib), _x(lib)]),
+    "jacobian returns a list": lambda lib: lib.autograd.functional.jacobian(lambda x: [x.sin()], _x(lib)),
+    "jacobian returns a float": lambda lib: lib.autograd.functional.jacobian(lambda x: 3.0, _x(lib)),
+    "jacobian input a float": lambda lib: lib.autograd.functional.jacobian(lambda x: x, 3.0),
+    "jacobian strategy typo": lambda lib: lib.autograd.functional.jacobian(lambda x: x.sin(), _x(lib),
+                                                                           strategy="sideways"),
+    "jacobian forward-mode, no vectorize": lambda lib: lib.autograd.functional.jacobian(
+        lambda x: x.sin(), _x(lib), strategy="forward-mode"),
+    "jacobian forward-mode, tuple inputs": lambda lib: lib.autograd.functional.jacobian(
+        lambda x, y: (x * y, x + y), (_x(lib), _x(lib)), strategy="forward-mode", vectorize=True),
+    "jacobian forward-mode, create_graph": lambda lib: lib.autograd.functional.jacobian(
+        lambda x: x.sin(), _x(lib), strategy="forward-mode", vectorize=True, create_graph=True),
+    "jacobian strict, unused input": lambda lib: lib.autograd.functional.jacobian(
+        lambda x, y: x * 2, (_x(lib), _x(lib)), strict=True),
+    "jacobian strict, constant output": lambda lib: lib.autograd.functional.jacobian(
+        lambda x: lib.ones(2), _x(lib), strict=True),
+    "jacobian strict and vectorize": lambda lib: lib.autograd.functional.jacobian(
+        lambda x: x.sin(), _x(lib), strict=True, vectorize=True),
+    "vjp strict, unused input": lambda lib: lib.autograd.functional.vjp(
+        lambda x, y: x * 2, (_x(lib), _x(lib)), lib.ones(3), strict=True),
+    "jvp strict, unused input": lambda lib: lib.autograd.functional.jvp(
+        lambda x, y: x * 2, (_x(lib), _x(lib)), (lib.ones(3), lib.ones(3)), strict=True),
+    "vjp constant output": lambda lib: lib.autograd.functional.vjp(lambda x: lib.ones(2), _x(lib), lib.ones(2)),
+    "jvp constant output": lambda lib: lib.autograd.functional.jvp(lambda x: lib.ones(2), _x(lib), lib.ones(3)),
+    "hessian strict, linear": lambda lib: lib.autograd.functional.hessian(lambda x: (x * 2).sum(), _x(lib),
+                                                                          strict=True),
+    "hvp strict, linear": lambda lib: lib.autograd.functional.hvp(lambda x: (x * 2).sum(), _x(lib), lib.ones(3),
+                                                                  strict=True),
+    "hessian of a tuple": lambda lib: lib.autograd.functional.hessian(lambda x: (x.sum(), x.sum()), _x(lib)),
+    "hessian of a vector": lambda lib: lib.autograd.functional.hessian(lambda x: x * x, _x(lib)),
+    "hvp of a vector": lambda lib: lib.autograd.functional.hvp(lambda x: x * x, _x(lib), lib.ones(3)),
+    "hessian outer strategy typo": lambda lib: lib.autograd.functional.hessian(
+        lambda x: x.pow(3).sum(), _x(lib), outer_jacobian_strategy="sideways"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(AUTOGRAD_FUNCTIONAL))
+def test_autograd_functional_checks_as_torch(name):
+    assert _outcome(chainrule, AUTOGRAD_FUNCTIONAL[name]) == _outcome(torch, AUTOGRAD_FUNCTIONAL[name])
