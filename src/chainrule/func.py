@@ -70,6 +70,8 @@ def _flatten(tree):
 
 def _argnums_tuple(argnums, count: int, where: str) -> tuple:
     numbers = argnums if isinstance(argnums, tuple) else (argnums,)
+    if not numbers:
+        raise RuntimeError("argnums must be non-empty")
     for number in numbers:
         if not isinstance(number, int) or isinstance(number, bool):
             raise RuntimeError(f"{where}: argnums must be int or Tuple[int, ...], got: {type(number)}")
@@ -144,6 +146,14 @@ def _kept_if_outside(g, outside: bool, inside):
     if not isinstance(g, Tensor) or (outside and _functional.reaches_outside([g], inside)):
         return g
     return _unwatched_detach(g)
+
+
+def _aux_as_seen_outside(aux, outside_records: bool, inside):
+    """``aux`` as the level the transform was called at sees it: what it computed from the
+    transform's own aliases carries no graph (torch unwraps it), what depends on a tensor from
+    outside keeps its graph to it."""
+    leaves, rebuild = _flatten(aux)
+    return rebuild([_kept_if_outside(leaf, outside_records, inside) for leaf in leaves])
 
 
 def _tangent_only(x):
@@ -244,6 +254,8 @@ def grad_and_value(func, argnums=0, has_aux: bool = False):
                 at += len(aliases)
         gradient = tuple(gradients) if isinstance(argnums, tuple) else gradients[0]
         value = output if keeps_any or outside else _unwatched_detach(output)
+        if has_aux and not keeps_any:
+            aux = _aux_as_seen_outside(aux, outside_records, everything)
         if has_aux:
             return gradient, (value, aux)
         return gradient, value
@@ -316,6 +328,8 @@ def _vjp(func, *primals, has_aux: bool = False, outside_records: bool = False):
         return tuple(result)
 
     shown = out_rebuild([leaf if outer_grad or outside else _tangent_only(leaf) for leaf in out_leaves])
+    if has_aux and not keeps:
+        aux = _aux_as_seen_outside(aux, outside_records, all_aliases)
     return (shown, vjp_fn, aux) if has_aux else (shown, vjp_fn)
 
 
@@ -433,6 +447,7 @@ def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size=None, _prealloc
                 call_args[number] = rebuild(list(new_leaves[at:at + count]))
                 at += count
             output, found["aux"] = _split_aux(func(*call_args), has_aux, "jacrev(f)(*args)")
+            found["inside"] = new_leaves
             out_leaves, found["rebuild"] = _flatten(output)
             _refuse_complex_outputs(out_leaves, "jacrev")
             return tuple(out_leaves)
@@ -451,6 +466,8 @@ def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size=None, _prealloc
                 at += count
             per_output.append(tuple(per_arg) if isinstance(argnums, tuple) else per_arg[0])
         jacobian = found["rebuild"](per_output)
+        if has_aux and not keeps:
+            found["aux"] = _aux_as_seen_outside(found["aux"], outside_records, found["inside"])
         return (jacobian, found["aux"]) if has_aux else jacobian
 
     return _counted(wrapper)
@@ -473,6 +490,8 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
             groups.append((number, len(arg_leaves), rebuild))
             leaves.extend(arg_leaves)
         for leaf in leaves:
+            if isinstance(leaf, Tensor) and not (leaf.is_floating_point() or leaf.is_complex()):
+                raise ValueError(f"Expected primal to be floating point or complex, but got: {leaf.dtype}")
             if not isinstance(leaf, Tensor) or not leaf.is_floating_point():
                 raise RuntimeError("jacfwd(f)(*args): Expected the differentiated arguments to be floating point "
                                    f"tensors, got {type(leaf).__name__ if not isinstance(leaf, Tensor) else leaf.dtype}")
@@ -635,7 +654,7 @@ def _jacobian_by_reverse(of_leaves, leaves, has_aux: bool, outside_records: bool
         output = out_rebuild([_kept_if_outside(out, outside, stand_ins) for out in out_leaves])
         if has_aux:
             aux_leaves, aux_rebuild = _flatten(aux)
-            aux = aux_rebuild([_kept_if_outside(leaf, outside, stand_ins) for leaf in aux_leaves])
+            aux = aux_rebuild([_kept_if_outside(leaf, outside_records, stand_ins) for leaf in aux_leaves])
     return output, aux, blocks_per_output
 
 
@@ -750,6 +769,11 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
     if randomness not in ("error", "different", "same"):
         raise RuntimeError(f"Only allowed values for randomness are 'error', 'different', or 'same'. "
                            f"Got {randomness}")
+    if chunk_size is not None and not chunk_size > 0:
+        raise ValueError(f"vmap: chunk_size should be None or greater than 0. (got {chunk_size})")
+    if chunk_size is not None and (not isinstance(chunk_size, int) or isinstance(chunk_size, bool)):
+        # torch fails on it later, splitting the inputs: a TypeError too
+        raise TypeError(f"vmap: chunk_size should be None or an int, got {type(chunk_size).__name__}")
 
     def wrapper(*args, **kwargs):
         mapped = []  # (argument index, leaves, rebuild, per-leaf dim)

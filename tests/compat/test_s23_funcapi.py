@@ -169,3 +169,36 @@ AUTOGRAD_FUNCTIONAL = {
 @pytest.mark.parametrize("name", sorted(AUTOGRAD_FUNCTIONAL))
 def test_autograd_functional_checks_as_torch(name):
     assert _outcome(chainrule, AUTOGRAD_FUNCTIONAL[name]) == _outcome(torch, AUTOGRAD_FUNCTIONAL[name])
+
+
+FUNC = {
+    "grad has_aux": lambda lib: lib.func.grad(lambda x: (x.sin().sum(), {"aux": x * 2}), has_aux=True)(_x(lib))[1]["aux"],
+    "grad_and_value has_aux": lambda lib: lib.func.grad_and_value(
+        lambda x: (x.sin().sum(), x * 2), has_aux=True)(_x(lib))[1],
+    "vjp has_aux": lambda lib: lib.func.vjp(lambda x: (x.sin(), x + 1), _x(lib), has_aux=True)[2],
+    "jacrev has_aux": lambda lib: lib.func.jacrev(lambda x: (x.sin(), x.cos()), has_aux=True)(_x(lib)),
+    "jacfwd has_aux": lambda lib: lib.func.jacfwd(lambda x: (x.sin(), x.cos()), has_aux=True)(_x(lib)),
+    "grad has_aux, input requires grad": lambda lib: lib.func.grad(
+        lambda x: (x.sin().sum(), x * 2), has_aux=True)(_x(lib).requires_grad_())[1],
+    "grad argnums=()": lambda lib: lib.func.grad(lambda x: x.sum(), argnums=())(_x(lib)),
+    "grad_and_value argnums=()": lambda lib: lib.func.grad_and_value(lambda x: x.sum(), argnums=())(_x(lib)),
+    "vmap chunk_size=0": lambda lib: lib.func.vmap(lambda x: x * 2, chunk_size=0)(lib.ones(2, 3)),
+    "vmap chunk_size=-1": lambda lib: lib.func.vmap(lambda x: x * 2, chunk_size=-1)(lib.ones(2, 3)),
+    "vmap chunk_size=1": lambda lib: lib.func.vmap(lambda x: x * 2, chunk_size=1)(lib.ones(2, 3)),
+    "jacfwd integer input": lambda lib: lib.func.jacfwd(lambda x: x * 2)(lib.ones(2, dtype=lib.int64)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FUNC))
+def test_func_transforms_as_torch(name):
+    assert _outcome(chainrule, FUNC[name]) == _outcome(torch, FUNC[name])
+
+
+def test_aux_closed_over_weights_keeps_graph():
+    # aux computed from a closed-over parameter keeps its graph to it, as in torch
+    outcomes = []
+    for lib in (chainrule, torch):
+        w = lib.nn.Parameter(lib.tensor(X))
+        _, aux = lib.func.grad(lambda x, w=w: ((x * w).sum(), w * 3), has_aux=True)(lib.tensor(X))
+        outcomes.append(aux.requires_grad)
+    assert outcomes == [True, True]
