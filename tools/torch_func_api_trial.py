@@ -874,6 +874,323 @@ def _vmap_misc_cases():
         return j, x.grad
 
 
+def _more_cases():
+    """Pytrees, kwargs, randomness, linearize, nesting, and the transforms' own argument errors."""
+    x3 = lambda lib: lib.tensor(values((3,), 1))  # noqa: E731
+
+    @case("func.grad[kwargs not differentiated]")
+    def _(lib):
+        return lib.func.grad(lambda x, scale=1.0: (x * scale).sin().sum())(x3(lib), scale=2.0)
+
+    @case("func.grad[tensor kwarg]")
+    def _(lib):
+        return lib.func.grad(lambda x, w=None: (x * w).sum())(x3(lib), w=lib.ones(3) * 2)
+
+    @case("func.jacrev[dict output]")
+    def _(lib):
+        return lib.func.jacrev(lambda x: {"s": x.sin(), "c": x.cos().sum()})(x3(lib))
+
+    @case("func.jacfwd[dict output]")
+    def _(lib):
+        return lib.func.jacfwd(lambda x: {"s": x.sin(), "c": x.cos().sum()})(x3(lib))
+
+    @case("func.jacrev[list input]")
+    def _(lib):
+        return lib.func.jacrev(lambda xs: xs[0] * xs[1])([x3(lib), x3(lib) + 1])
+
+    @case("func.jacfwd[tuple input]")
+    def _(lib):
+        return lib.func.jacfwd(lambda xs: xs[0] * xs[1])((x3(lib), x3(lib) + 1))
+
+    @case("func.hessian[dict input]")
+    def _(lib):
+        return lib.func.hessian(lambda d: (d["a"] ** 3).sum() * d["b"].sum())({"a": x3(lib), "b": lib.ones(2)})
+
+    @case("func.vjp[dict output, dict cotangent]")
+    def _(lib):
+        out, fn = lib.func.vjp(lambda x: {"s": x.sin(), "c": x.cos()}, x3(lib))
+        return out, fn({"s": lib.ones(3), "c": lib.ones(3) * 2})
+
+    @case("func.vjp[cotangent structure differs]")
+    def _(lib):
+        out, fn = lib.func.vjp(lambda x: (x.sin(), x.cos()), x3(lib))
+        return fn(lib.ones(3))
+
+    @case("func.vjp[non-tensor output]")
+    def _(lib):
+        return lib.func.vjp(lambda x: 3.0, x3(lib))[0]
+
+    @case("func.jvp[non-tensor output]")
+    def _(lib):
+        return lib.func.jvp(lambda x: 3.0, (x3(lib),), (lib.ones(3),))
+
+    @case("func.jvp[tangent dtype differs]")
+    def _(lib):
+        return lib.func.jvp(lambda x: x.sin(), (x3(lib),), (lib.ones(3, dtype=lib.float64),))
+
+    @case("func.jvp[dict primal]")
+    def _(lib):
+        return lib.func.jvp(lambda d: d["a"] * d["b"], ({"a": x3(lib), "b": lib.ones(3)},),
+                            ({"a": lib.ones(3), "b": lib.ones(3)},))
+
+    @case("func.linearize")
+    def _(lib):
+        out, fn = lib.func.linearize(lambda x: x.sin() * x, x3(lib))
+        return out, fn(lib.ones(3)), fn(x3(lib))
+
+    @case("func.vmap[randomness different]")
+    def _(lib):
+        lib.manual_seed(0)
+        y = lib.func.vmap(lambda x: x + lib.rand(3), randomness="different")(lib.zeros(4, 3))
+        return y.shape, bool((y[0] != y[1]).any())
+
+    @case("func.vmap[randomness same]")
+    def _(lib):
+        lib.manual_seed(0)
+        y = lib.func.vmap(lambda x: x + lib.rand(3), randomness="same")(lib.zeros(4, 3))
+        return y.shape, bool((y[0] == y[1]).all())
+
+    @case("func.vmap[kwargs unmapped]")
+    def _(lib):
+        return lib.func.vmap(lambda x, scale: x * scale)(lib.ones(2, 3), scale=lib.tensor(3.0))
+
+    @case("func.vmap[in_dims nested tuple]")
+    def _(lib):
+        return lib.func.vmap(lambda p: p[0] * p[1], in_dims=((0, None),))((lib.ones(2, 3), x3(lib)))
+
+    @case("func.vmap[out_dims None for one output]")
+    def _(lib):
+        return lib.func.vmap(lambda x: (x * 2, lib.ones(2)), out_dims=(0, None))(lib.ones(4, 3))
+
+    @case("func.vmap[item inside]")
+    def _(lib):
+        return lib.func.vmap(lambda x: x.sum().item())(lib.ones(2, 3))
+
+    @case("func.vmap[data-dependent if]")
+    def _(lib):
+        return lib.func.vmap(lambda x: x if x.sum() > 0 else -x)(lib.tensor(values((2, 3), 1)))
+
+    @case("func.vmap[in-place on mapped input]")
+    def _(lib):
+        x = lib.tensor(values((2, 3), 1))
+        lib.func.vmap(lambda r: r.mul_(2))(x)
+        return x
+
+    @case("func.vmap[in-place into unmapped tensor]")
+    def _(lib):
+        y = lib.zeros(3)
+        return lib.func.vmap(lambda r: y.add_(r))(lib.tensor(values((2, 3), 1)))
+
+    @case("func.vmap[jacrev, per-sample Jacobians]")
+    def _(lib):
+        return lib.func.vmap(lib.func.jacrev(lambda x: x.sin() * x.sum()))(lib.tensor(values((4, 3), 1)))
+
+    @case("func.vmap[hessian]")
+    def _(lib):
+        return lib.func.vmap(lib.func.hessian(lambda x: (x ** 3).sum()))(lib.tensor(values((4, 3), 1)))
+
+    @case("func.vmap[vmap, in_dims=1 inner]")
+    def _(lib):
+        return lib.func.vmap(lib.func.vmap(lambda v: v.sum(), in_dims=0), in_dims=1)(lib.tensor(values((2, 3, 4), 1)))
+
+    @case("func.grad[vmap inside]")
+    def _(lib):
+        return lib.func.grad(lambda x: lib.func.vmap(lambda r: r.sin().sum())(x).sum())(lib.tensor(values((2, 3), 1)))
+
+    @case("func.jacrev[jacrev]")
+    def _(lib):
+        return lib.func.jacrev(lib.func.jacrev(lambda x: x.sin() * x.sum()))(x3(lib))
+
+    @case("func.jacfwd[jacfwd]")
+    def _(lib):
+        return lib.func.jacfwd(lib.func.jacfwd(lambda x: x.sin() * x.sum()))(x3(lib))
+
+    @case("func.jacfwd[jacrev, argnums=1]")
+    def _(lib):
+        return lib.func.jacfwd(lib.func.jacrev(lambda x, y: (x * y.exp()).sum(), argnums=1), argnums=1)(
+            x3(lib), x3(lib) + 1)
+
+    @case("func.grad[grad, argnums=(0, 1)]")
+    def _(lib):
+        return lib.func.grad(lambda x, y: lib.func.grad(lambda a, b: (a * b.sin()).sum(), argnums=1)(x, y).sum(),
+                             argnums=(0, 1))(x3(lib), x3(lib) + 1)
+
+    @case("func.grad[max with ties]")
+    def _(lib):
+        return lib.func.grad(lambda x: x.max())(lib.tensor([1.0, 3.0, 3.0]))
+
+    @case("func.grad[relu at 0]")
+    def _(lib):
+        return lib.func.grad(lambda x: lib.relu(x).sum())(lib.tensor([-1.0, 0.0, 2.0]))
+
+    @case("func.grad[norm at 0]")
+    def _(lib):
+        return lib.func.grad(lambda x: x.norm())(lib.zeros(3))
+
+    @case("func.grad[detach inside]")
+    def _(lib):
+        return lib.func.grad(lambda x: (x * x.detach()).sum())(x3(lib))
+
+    @case("func.grad[no_grad inside]")
+    def _(lib):
+        def f(x):
+            with lib.no_grad():
+                c = x * 2
+            return (x * c).sum()
+        return lib.func.grad(f)(x3(lib))
+
+    @case("func.grad[float64 output of float32 input]")
+    def _(lib):
+        return lib.func.grad(lambda x: x.double().pow(2).sum())(x3(lib))
+
+    @case("func.grad[complex output]")
+    def _(lib):
+        return lib.func.grad(lambda x: (x * 1j).sum())(x3(lib))
+
+    @case("func.jacrev[complex output]")
+    def _(lib):
+        return lib.func.jacrev(lambda x: x * 1j)(x3(lib))
+
+    @case("func.grad[backward inside]")
+    def _(lib):
+        def f(x):
+            y = (x * 2).sum()
+            y.backward()
+            return y
+        return lib.func.grad(f)(x3(lib))
+
+    @case("func.grad[autograd.grad inside]")
+    def _(lib):
+        def f(x):
+            y = x.pow(3).sum()
+            (g,) = lib.autograd.grad(y, x, create_graph=True)
+            return g.sum()
+        return lib.func.grad(f)(x3(lib))
+
+    @case("func.grad[not callable]")
+    def _(lib):
+        return lib.func.grad(3)(x3(lib))
+
+    @case("func.grad[no positional args]")
+    def _(lib):
+        return lib.func.grad(lambda x=None: x.sum())(x=x3(lib))
+
+    @case("func.jacrev[argnums out of range]")
+    def _(lib):
+        return lib.func.jacrev(lambda x: x * 2, argnums=2)(x3(lib))
+
+    @case("func.jacfwd[argnums out of range]")
+    def _(lib):
+        return lib.func.jacfwd(lambda x: x * 2, argnums=2)(x3(lib))
+
+    @case("func.jacfwd[randomness invalid]")
+    def _(lib):
+        return lib.func.jacfwd(lambda x: x * 2, randomness="sometimes")(x3(lib))
+
+    @case("func.jacfwd[randomness same]")
+    def _(lib):
+        lib.manual_seed(0)
+        return lib.func.jacfwd(lambda x: x * lib.rand(3), randomness="same")(x3(lib)).shape
+
+    @case("func.jacfwd[random op, randomness error]")
+    def _(lib):
+        return lib.func.jacfwd(lambda x: x * lib.rand(3))(x3(lib))
+
+    @case("func.jacrev[random op]")
+    def _(lib):
+        lib.manual_seed(0)
+        return lib.func.jacrev(lambda x: x * lib.rand(3))(x3(lib)).shape
+
+    @case("func.hessian[argnums=1]")
+    def _(lib):
+        return lib.func.hessian(lambda x, y: (x * y.pow(3)).sum(), argnums=1)(x3(lib), x3(lib) + 1)
+
+    @case("func.hessian[non-scalar output]")
+    def _(lib):
+        return lib.func.hessian(lambda x: x.pow(3))(x3(lib))
+
+    @case("func.functional_call[in grad, strict]")
+    def _(lib):
+        m = lib.nn.Linear(3, 2)
+        p = {"weight": lib.tensor(values((2, 3), 4)), "bias": lib.tensor(values((2,), 5))}
+        return lib.func.grad(lambda p: lib.func.functional_call(m, p, (x3(lib),), strict=True).sum())(p)
+
+    @case("af.jacobian[0-d input and output]")
+    def _(lib):
+        return lib.autograd.functional.jacobian(lambda x: x.sin(), lib.tensor(0.5))
+
+    @case("af.hessian[0-d input]")
+    def _(lib):
+        return lib.autograd.functional.hessian(lambda x: x.sin(), lib.tensor(0.5))
+
+    @case("af.jvp[0-d input, v=None]")
+    def _(lib):
+        return lib.autograd.functional.jvp(lambda x: x.sin() * lib.ones(2), lib.tensor(0.5))
+
+    @case("af.hvp[0-d input, v=None]")
+    def _(lib):
+        return lib.autograd.functional.hvp(lambda x: x.sin(), lib.tensor(0.5))
+
+    @case("af.vjp[scalar output, v=None]")
+    def _(lib):
+        return lib.autograd.functional.vjp(lambda x: x.pow(2).sum(), x3(lib))
+
+    @case("af.vjp[input requires grad, create_graph, backward]")
+    def _(lib):
+        x = x3(lib).requires_grad_()
+        out, g = lib.autograd.functional.vjp(lambda x: x.pow(3).sum(), x, create_graph=True)
+        g.sum().backward()
+        return out, g, x.grad
+
+    @case("af.hvp[input requires grad, create_graph, backward]")
+    def _(lib):
+        x = x3(lib).requires_grad_()
+        out, hv = lib.autograd.functional.hvp(lambda x: x.pow(4).sum(), x, lib.ones(3), create_graph=True)
+        hv.sum().backward()
+        return out, hv, x.grad
+
+    @case("af.jvp[input requires grad, no create_graph]")
+    def _(lib):
+        x = x3(lib).requires_grad_()
+        return lib.autograd.functional.jvp(lambda x: x.pow(3), x, lib.ones(3)), x.grad
+
+    @case("af.jacobian[vectorize, create_graph, backward]")
+    def _(lib):
+        x = x3(lib).requires_grad_()
+        j = lib.autograd.functional.jacobian(lambda x: x.pow(3), x, create_graph=True, vectorize=True)
+        j.sum().backward()
+        return j, x.grad
+
+    @case("af.hessian[tuple of inputs, vectorize]")
+    def _(lib):
+        return lib.autograd.functional.hessian(lambda x, y: (x.pow(2) * y.exp()).sum(), (x3(lib), x3(lib) + 1),
+                                               vectorize=True)
+
+    @case("af.hessian[float64]")
+    def _(lib):
+        return lib.autograd.functional.hessian(lambda x: x.pow(3).sum(), lib.tensor(values((3,), 1).astype(np.float64)))
+
+    @case("af.jacobian[integer input]")
+    def _(lib):
+        return lib.autograd.functional.jacobian(lambda x: x * 2, lib.ones(3, dtype=lib.int64))
+
+    @case("af.vjp[func raises]")
+    def _(lib):
+        def f(x):
+            raise KeyError("inside")
+        return lib.autograd.functional.vjp(f, x3(lib), lib.ones(3))
+
+    @case("af.vjp[grad mode off outside]")
+    def _(lib):
+        with lib.no_grad():
+            return lib.autograd.functional.vjp(lambda x: x.pow(3), x3(lib), lib.ones(3))
+
+    @case("af.hessian[grad mode off outside]")
+    def _(lib):
+        with lib.no_grad():
+            return lib.autograd.functional.hessian(lambda x: x.pow(3).sum(), x3(lib))
+
+
 def build_cases():
     _scalar_cases()
     _vector_cases(VECTOR, multi=False)
@@ -882,6 +1199,7 @@ def build_cases():
     _penalty_cases()
     _module_cases()
     _vmap_misc_cases()
+    _more_cases()
     return CASES
 
 

@@ -303,6 +303,10 @@ def _vjp(func, *primals, has_aux: bool = False, outside_records: bool = False):
         outer_grad = any(isinstance(leaf, Tensor) and leaf.requires_grad for leaves, _ in flat for leaf in leaves)
         output, aux = _split_aux(func(*[rebuild(a) for a, (_, rebuild) in zip(aliases, flat)]), has_aux, "vjp(f, ...)")
     out_leaves, out_rebuild = _flatten(output)
+    for leaf in out_leaves:
+        if not isinstance(leaf, Tensor):
+            raise RuntimeError("vjp(f, *primals): expected f(*primals) to return only tensors, got unsupported "
+                               f"type {type(leaf)}")
     all_aliases = [leaf for group in aliases for leaf in group]
     outside = not outer_grad and _outside_graph(outside_records, out_leaves, all_aliases)
 
@@ -479,6 +483,9 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
     (shape ``output.shape + input.shape``, as ``jacrev``)."""
 
     def wrapper(*args):
+        if randomness not in ("error", "different", "same"):  # torch checks it when called, as vmap's
+            raise RuntimeError(f"Only allowed values for randomness are 'error', 'different', or 'same'. "
+                               f"Got {randomness}")
         outside_records = is_grad_enabled()
         return _unrecorded_outside(computed(outside_records, *args), outside_records)
 

@@ -186,6 +186,9 @@ FUNC = {
     "vmap chunk_size=-1": lambda lib: lib.func.vmap(lambda x: x * 2, chunk_size=-1)(lib.ones(2, 3)),
     "vmap chunk_size=1": lambda lib: lib.func.vmap(lambda x: x * 2, chunk_size=1)(lib.ones(2, 3)),
     "jacfwd integer input": lambda lib: lib.func.jacfwd(lambda x: x * 2)(lib.ones(2, dtype=lib.int64)),
+    "jacfwd randomness invalid": lambda lib: lib.func.jacfwd(lambda x: x * 2, randomness="sometimes")(_x(lib)),
+    "vjp non-tensor output": lambda lib: lib.func.vjp(lambda x: (x, 3.0), _x(lib)),
+    "vjp float output": lambda lib: lib.func.vjp(lambda x: 3.0, _x(lib)),
 }
 
 
