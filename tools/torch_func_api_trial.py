@@ -1191,6 +1191,101 @@ def _more_cases():
             return lib.autograd.functional.hessian(lambda x: x.pow(3).sum(), x3(lib))
 
 
+def _training_cases():
+    """Whole training idioms: MAML's inner step, a penalty on a vmapped gradient, an ensemble trained
+    through vmap, a Jacobian penalty with chunks; every parameter's .grad recorded."""
+    def model(lib):
+        m = lib.nn.Sequential(lib.nn.Linear(3, 4), lib.nn.Tanh(), lib.nn.Linear(4, 2))
+        with lib.no_grad():
+            for i, p in enumerate(m.parameters()):
+                p.copy_(lib.tensor(values(tuple(p.shape), 40 + i)))
+        return m
+
+    def grads_of(m):
+        return [None if p.grad is None else p.grad for p in m.parameters()]
+
+    @case("training[MAML inner step through func.grad]")
+    def _(lib):
+        m = model(lib)
+        x, y = lib.tensor(values((5, 3), 2)), lib.tensor(values((5, 2), 3))
+        params = dict(m.named_parameters())
+
+        def loss(p, x, y):
+            return ((lib.func.functional_call(m, p, (x,)) - y) ** 2).mean()
+        g = lib.func.grad(loss)(params, x, y)
+        fast = {k: params[k] - 0.1 * g[k] for k in params}
+        loss(fast, x * 2, y).backward()
+        return grads_of(m)
+
+    @case("training[penalty on per-sample input gradients]")
+    def _(lib):
+        m = model(lib)
+        x = lib.tensor(values((4, 3), 2))
+        g = lib.func.vmap(lib.func.grad(lambda xi: m(xi).sum()))(x)
+        (m(x).pow(2).mean() + g.pow(2).sum()).backward()
+        return g, grads_of(m)
+
+    @case("training[Jacobian penalty, jacrev chunk_size=1]")
+    def _(lib):
+        m = model(lib)
+        j = lib.func.jacrev(lambda xi: m(xi), chunk_size=1)(lib.tensor(values((3,), 2)))
+        j.pow(2).sum().backward()
+        return j, grads_of(m)
+
+    @case("training[Jacobian penalty, jacfwd]")
+    def _(lib):
+        m = model(lib)
+        j = lib.func.jacfwd(lambda xi: m(xi))(lib.tensor(values((3,), 2)))
+        j.pow(2).sum().backward()
+        return j, grads_of(m)
+
+    @case("training[hessian trace penalty]")
+    def _(lib):
+        m = model(lib)
+        h = lib.func.hessian(lambda xi: m(xi).sum())(lib.tensor(values((3,), 2)))
+        h.diagonal().sum().backward()
+        return h, grads_of(m)
+
+    @case("training[vmap over closed-over model, backward]")
+    def _(lib):
+        m = model(lib)
+        out = lib.func.vmap(lambda xi: m(xi))(lib.tensor(values((4, 3), 2)))
+        out.sum().backward()
+        return out, grads_of(m)
+
+    @case("training[ensemble, vmap functional_call, backward to stacked params]")
+    def _(lib):
+        models = [model(lib) for _ in range(2)]
+        params, buffers = lib.func.stack_module_state(models)
+        out = lib.func.vmap(lambda p, b, x: lib.func.functional_call(models[0], (p, b), (x,)),
+                            in_dims=(0, 0, None))(params, buffers, lib.tensor(values((5, 3), 2)))
+        out.pow(2).mean().backward()
+        return out, {k: v.grad for k, v in params.items()}
+
+    @case("training[grad_and_value, value backward]")
+    def _(lib):
+        m = model(lib)
+        g, v = lib.func.grad_and_value(lambda xi: m(xi).pow(2).sum())(lib.tensor(values((3,), 2)))
+        (v + g.sum()).backward()
+        return g, v, grads_of(m)
+
+    @case("training[vjp_fn called twice, penalty]")
+    def _(lib):
+        m = model(lib)
+        out, fn = lib.func.vjp(lambda xi: m(xi), lib.tensor(values((3,), 2)))
+        (a,) = fn(lib.ones(2))
+        (b,) = fn(lib.tensor([1.0, -1.0]))
+        (a * b).sum().backward()
+        return a, b, grads_of(m)
+
+    @case("training[func.grad under torch.no_grad, weights get nothing]")
+    def _(lib):
+        m = model(lib)
+        with lib.no_grad():
+            g = lib.func.grad(lambda xi: m(xi).sum())(lib.tensor(values((3,), 2)))
+        return g, grads_of(m)
+
+
 def build_cases():
     _scalar_cases()
     _vector_cases(VECTOR, multi=False)
@@ -1200,6 +1295,7 @@ def build_cases():
     _module_cases()
     _vmap_misc_cases()
     _more_cases()
+    _training_cases()
     return CASES
 
 
