@@ -53,8 +53,10 @@ def snapshot(value):
         data = value.detach().numpy().copy() if not value.is_complex() else value.detach().numpy().copy()
         return ("tensor", str(value.dtype).replace("torch.", "").replace("chainrule.", ""),
                 tuple(value.shape), bool(value.requires_grad), data)
-    if isinstance(value, (tuple, list)):
-        return (type(value).__name__, tuple(snapshot(v) for v in value))
+    if isinstance(value, (tuple, list)):  # a named tuple (torch.return_types) by its name, then its items
+        kind = "list" if isinstance(value, list) else "tuple"
+        named = () if type(value) in (tuple, list) else (("py", type(value).__name__),)
+        return (kind, named + tuple(snapshot(v) for v in value))
     if isinstance(value, dict):
         return ("dict", tuple((k, snapshot(v)) for k, v in value.items()))
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -1286,6 +1288,80 @@ def _training_cases():
         return g, grads_of(m)
 
 
+def _vmap_shape_cases():
+    """vmap's dims, sizes and containers."""
+    t = lambda lib, shape, seed=1: lib.tensor(values(shape, seed))  # noqa: E731
+    bodies = {
+        "identity": lambda lib, x: x,
+        "sum": lambda lib, x: x.sum(),
+        "sum dim 0": lambda lib, x: x.sum(0),
+        "transpose": lambda lib, x: x.T,
+        "matmul self": lambda lib, x: x @ x.T,
+        "unsqueeze": lambda lib, x: x.unsqueeze(0),
+        "index 0": lambda lib, x: x[0],
+        "reshape": lambda lib, x: x.reshape(-1),
+        "softmax": lambda lib, x: x.softmax(-1),
+        "max dim": lambda lib, x: x.max(-1),
+        "tuple out": lambda lib, x: (x.sum(), x * 2),
+        "dict out": lambda lib, x: {"a": x.mean(), "b": x.cumsum(0)},
+        "int tensor": lambda lib, x: (x > 0).long().sum(),
+        "new_zeros": lambda lib, x: x.new_zeros(2) + x.sum(),
+        "zeros_like": lambda lib, x: lib.zeros_like(x) + 1,
+        "cat with constant": lambda lib, x: lib.cat([x, lib.ones(1, x.shape[-1])]),
+        "where": lambda lib, x: lib.where(x > 0, x, lib.zeros(())),
+        "gather": lambda lib, x: x.gather(-1, lib.zeros(x.shape[0], 1, dtype=lib.int64)),
+    }
+    for name, body in bodies.items():
+        for in_dims, out_dims in ((0, 0), (1, -1), (-1, 0)):
+            @case(f"func.vmap[{name}, in_dims={in_dims}, out_dims={out_dims}]")
+            def _(lib, body=body, in_dims=in_dims, out_dims=out_dims):
+                x = t(lib, (4, 2, 3)).movedim(0, in_dims)
+                return lib.func.vmap(lambda x: body(lib, x), in_dims=in_dims, out_dims=out_dims)(x)
+
+    @case("func.vmap[batch of size 1]")
+    def _(lib):
+        return lib.func.vmap(lambda x: x.sin())(t(lib, (1, 3)))
+
+    @case("func.vmap[batch of size 0]")
+    def _(lib):
+        return lib.func.vmap(lambda x: x.sin())(lib.zeros(0, 3))
+
+    @case("func.vmap[out_dims out of range]")
+    def _(lib):
+        return lib.func.vmap(lambda x: x.sin(), out_dims=3)(t(lib, (2, 3)))
+
+    @case("func.vmap[int64 input]")
+    def _(lib):
+        return lib.func.vmap(lambda x: x * 2)(lib.arange(6).reshape(2, 3))
+
+    @case("func.vmap[returns input, is it a view]")
+    def _(lib):
+        x = t(lib, (2, 3))
+        y = lib.func.vmap(lambda r: r)(x)
+        return y, y.data_ptr() == x.data_ptr()
+
+    @case("func.vmap[in_dims a float]")
+    def _(lib):
+        return lib.func.vmap(lambda x: x, in_dims=0.5)(t(lib, (2, 3)))
+
+    @case("func.vmap[in_dims a list]")
+    def _(lib):
+        return lib.func.vmap(lambda x: x, in_dims=[0])(t(lib, (2, 3)))
+
+    @case("func.vmap[func not callable]")
+    def _(lib):
+        return lib.func.vmap(3)(t(lib, (2, 3)))
+
+    @case("func.vmap[returns None]")
+    def _(lib):
+        return lib.func.vmap(lambda x: None)(t(lib, (2, 3)))
+
+    @case("func.vmap[grad of vmap of grad]")
+    def _(lib):
+        f = lambda x: lib.func.vmap(lib.func.grad(lambda r: (r ** 3).sum()))(x).sum()  # noqa: E731
+        return lib.func.grad(f)(t(lib, (2, 3)))
+
+
 def build_cases():
     _scalar_cases()
     _vector_cases(VECTOR, multi=False)
@@ -1296,6 +1372,7 @@ def build_cases():
     _vmap_misc_cases()
     _more_cases()
     _training_cases()
+    _vmap_shape_cases()
     return CASES
 
 

@@ -809,6 +809,8 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
             raise ValueError(f"vmap: Expected all tensors to have the same size in the mapped dimension, got "
                              f"sizes {sizes} for the mapped dimension")
         size = sizes[0]
+        if size == 0:
+            return _empty_batch(func, mapped, kwargs, out_dims)
         results = []
         # the frame tells operators with a vmap rule (torch.library.register_vmap) where slices came from
         rewind = _random.default_generator.get_state() if randomness == "same" else None
@@ -825,6 +827,27 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
         return _stack_results(func, results, out_dims, frame)
 
     return _counted(wrapper, batching=True)
+
+
+def _empty_batch(func, mapped, kwargs, out_dims):
+    """vmap over a batch of size 0: ``func`` runs once on zero-filled slices, for the structure,
+    dtypes and shapes of its results (torch runs it once on the empty batch); each mapped result
+    is then empty along its out_dim."""
+    def unbatched(leaf, dim):
+        if leaf.requires_grad:  # zeros on leaf's graph: a sum over the empty batch
+            return leaf.sum(dim)
+        shape = list(leaf.shape)
+        del shape[dim]
+        return leaf.new_zeros(shape)
+
+    sliced = [rebuild([leaf if dim is None else unbatched(leaf, dim) for leaf, dim in zip(leaves, dims)])
+              for leaves, rebuild, dims in mapped]
+    probe = func(*sliced, **kwargs)
+    stacked = _stack_results(func, [probe], out_dims)
+    leaves, rebuild = _flatten(stacked)
+    count = len(leaves)
+    dims = _flatten(out_dims)[0] if isinstance(out_dims, (tuple, list, dict)) else [out_dims] * count
+    return rebuild([leaf if dim is None else leaf.narrow(dim, 0, 0) for leaf, dim in zip(leaves, dims)])
 
 
 def _stack_results(func, results, out_dims, frame=None):

@@ -205,3 +205,17 @@ def test_aux_closed_over_weights_keeps_graph():
         _, aux = lib.func.grad(lambda x, w=w: ((x * w).sum(), w * 3), has_aux=True)(lib.tensor(X))
         outcomes.append(aux.requires_grad)
     assert outcomes == [True, True]
+
+
+VMAP = {
+    "empty batch": lambda lib: lib.func.vmap(lambda x: x.sin())(lib.zeros(0, 3)),
+    "empty batch, tuple out_dims": lambda lib: lib.func.vmap(lambda x: (x.sum(), x * 2), out_dims=(0, 1))(
+        lib.zeros(0, 3)),
+    "empty batch, in_dims=(1, None)": lambda lib: lib.func.vmap(lambda x, y: x * y, in_dims=(1, None))(
+        lib.zeros(3, 0), lib.ones(3)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VMAP))
+def test_vmap_as_torch(name):
+    assert _outcome(chainrule, VMAP[name]) == _outcome(torch, VMAP[name])
