@@ -19,7 +19,9 @@ Kinds:
     torch_only            torch raised, chainrule went on
     chainrule_only        chainrule raised, torch went on
 
-    python tools/torch_func_api_trial.py [--filter jacrev] [--show type_differs]
+    python tools/torch_func_api_trial.py [--filter jacrev] [--show type_differs | all | message_differs]
+
+The tally also counts, among the "same" errors, those whose first line is worded otherwise.
 """
 
 from __future__ import annotations
@@ -1415,6 +1417,10 @@ def describe(result, limit: int = 300) -> str:
     return short(result[1])[:limit]
 
 
+def _unnamed(message: str) -> str:
+    return message.replace("torch.", "").replace("chainrule.", "")
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--filter", default="")
@@ -1427,16 +1433,22 @@ def main(argv=None) -> dict:
     cases = {name: fn for name, fn in build_cases().items() if args.filter in name}
     counts = collections.Counter()
     shown = []
+    messages_differ = 0
     for name, fn in cases.items():
         t = run_one(torch, fn)
         c = run_one(chainrule, fn)
         kind = classify(t, c)
         counts[kind] += 1
-        if args.show and kind != "same" and args.show in (kind, "all"):
+        # of the "same" errors, those whose first lines differ (the library's name aside)
+        worded_otherwise = kind == "same" and t[0] == "error" and _unnamed(t[2]) != _unnamed(c[2])
+        messages_differ += worded_otherwise
+        if args.show and ((kind != "same" and args.show in (kind, "all")) or
+                          (worded_otherwise and args.show == "message_differs")):
             shown.append((kind, name, describe(t), describe(c)))
     for kind, name, t, c in shown:
         print(f"{kind:20s} {name}\n    torch:     {t}\n    chainrule: {c}")
-    print(f"{len(cases)} cases: " + ", ".join(f"{kind} {counts[kind]}" for kind in KINDS))
+    print(f"{len(cases)} cases: " + ", ".join(f"{kind} {counts[kind]}" for kind in KINDS) +
+          f" (of the same errors, {messages_differ} worded otherwise)")
     return dict(counts)
 
 

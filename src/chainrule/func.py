@@ -72,11 +72,15 @@ def _argnums_tuple(argnums, count: int, where: str) -> tuple:
     numbers = argnums if isinstance(argnums, tuple) else (argnums,)
     if not numbers:
         raise RuntimeError("argnums must be non-empty")
+    if not isinstance(argnums, (int, tuple)):
+        raise RuntimeError(f"argnums must be int or Tuple[int, ...], got: {type(argnums)}")
+    if len(set(numbers)) != len(numbers):
+        raise RuntimeError(f"argnums elements must be unique, got {argnums}")
     for number in numbers:
-        if not isinstance(number, int) or isinstance(number, bool):
-            raise RuntimeError(f"{where}: argnums must be int or Tuple[int, ...], got: {type(number)}")
+        if not isinstance(number, int):
+            raise RuntimeError(f"argnum must be int, got: {type(number)}")
         if not -count <= number < count:
-            raise RuntimeError(f"{where}: Got argnums={number}, but only {count} positional inputs")
+            raise RuntimeError(f"Got argnum={number}, but only {count} positional inputs")
     return tuple(number % count for number in numbers)
 
 
@@ -317,8 +321,8 @@ def _vjp(func, *primals, has_aux: bool = False, outside_records: bool = False):
                                f"outputs to the function: {len(co_leaves)} cotangents for {len(out_leaves)} outputs")
         for co, out in zip(co_leaves, out_leaves):
             if tuple(co.shape) != tuple(out.shape):
-                raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {tuple(co.shape)} and output[0] "
-                                   f"has a shape of {tuple(out.shape)}.")
+                raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {co.shape} and output[0] "
+                                   f"has a shape of {out.shape}.")
         graph = (keeps or outside or _keeps_graph(co_leaves)) if create_graph is None else create_graph
         with enable_grad():
             found = _grads(out_leaves, all_aliases, co_leaves, create_graph=graph)
@@ -341,7 +345,10 @@ def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False)
     """``(func(*primals), J·tangents)``: the Jacobian-vector product, in forward mode — one run
     of ``func`` on dual tensors (autograd.forward_ad) carries the tangents along."""
     if not isinstance(primals, tuple) or not isinstance(tangents, tuple):
-        raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to be tuples")
+        raise RuntimeError("jvp(f, primals, tangents): Expected primals to be a tuple. E.g. it should be valid to "
+                           "call f(*primals)." if not isinstance(primals, tuple) else
+                           "jvp(f, primals, tangents): Expected tangents to be a tuple. E.g. it should be valid to "
+                           "call f(*primals).")
     if len(primals) != len(tangents):
         raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to have the same python "
                            f"structure, got {len(primals)} primals and {len(tangents)} tangents")
@@ -352,9 +359,9 @@ def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False)
                            "structure")
     for p, t in zip(primal_leaves, tangent_leaves):
         if isinstance(p, Tensor) and (not isinstance(t, Tensor) or tuple(p.shape) != tuple(t.shape)):
-            raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to have the same shape; "
-                               f"got a primal of shape {tuple(p.shape)} and a tangent of shape "
-                               f"{tuple(getattr(t, 'shape', ()))}")
+            raise RuntimeError("Trying to set a forward gradient that has a different size than that of the original "
+                               f"Tensor, this is not supported. Tensor is of size {list(p.shape)} while the given "
+                               f"forward gradient is of size {list(getattr(t, 'shape', ()))}.")
     outside_records = is_grad_enabled()
     if _forward_ad._level is not None:  # already inside a dual level (one at a time): the double-vjp way
         with _transform_running():
@@ -378,8 +385,8 @@ def _run_dual(func, primals, tangents, has_aux: bool, where: str):
     primal_out, tangent_out = [], []
     for leaf in out_leaves:
         if not isinstance(leaf, Tensor):
-            raise RuntimeError(f"{where}: Expected f(*primals) to return only tensors, got unsupported type "
-                               f"{type(leaf).__name__}")
+            raise RuntimeError(f"{where}: expected f(*primals) to return only tensors, got unsupported type "
+                               f"{type(leaf)}")
         primal, tangent = _forward_ad.unpack_dual(leaf)
         primal_out.append(primal)
         tangent_out.append(tangent if tangent is not None else leaf.detach().new_zeros(leaf.shape))
@@ -759,13 +766,25 @@ def hessian(func, argnums=0):
 
 # ---------------------------------------------------------------- vmap
 
-def _dims_for(in_dims, args) -> list:
+def _func_name(func) -> str:
+    """How torch's vmap names ``func`` in its messages."""
+    import functools
+
+    if hasattr(func, "__name__"):
+        return func.__name__
+    if isinstance(func, functools.partial):
+        return f"functools.partial({_func_name(func.func)}, ...)"
+    return repr(func)
+
+
+def _dims_for(in_dims, args, where: str) -> list:
     if isinstance(in_dims, int) or in_dims is None:
         return [in_dims] * len(args)
     if not isinstance(in_dims, tuple):
-        raise ValueError(f"vmap: in_dims must be an int, None or a tuple, got {type(in_dims).__name__}")
+        raise ValueError(f"{where}: expected `in_dims` to be int or a (potentially nested) tuple matching the "
+                         f"structure of inputs, got: {type(in_dims)}.")
     if len(in_dims) != len(args):
-        raise ValueError(f"vmap: in_dims is not compatible with the structure of `inputs`. in_dims has structure "
+        raise ValueError(f"{where}: in_dims is not compatible with the structure of `inputs`. in_dims has structure "
                          f"of length {len(in_dims)} but inputs has length {len(args)}")
     return list(in_dims)
 
@@ -786,19 +805,21 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
         mapped = []  # (argument index, leaves, rebuild, per-leaf dim)
         size = None
         sizes = []
-        for index, (arg, dims) in enumerate(zip(args, _dims_for(in_dims, args))):
+        where = f"vmap({_func_name(func)}, in_dims={in_dims}, ...)(<inputs>)"  # torch's way to name the call
+        for index, (arg, dims) in enumerate(zip(args, _dims_for(in_dims, args, where))):
             leaves, rebuild = _flatten(arg)
             dim_leaves = _flatten(dims)[0] if isinstance(dims, (tuple, list, dict)) else [dims] * len(leaves)
             if len(dim_leaves) != len(leaves):
-                raise ValueError(f"vmap: in_dims is not compatible with the structure of argument {index}")
+                raise ValueError(f"{where}: in_dims is not compatible with the structure of argument {index}")
             for leaf, dim in zip(leaves, dim_leaves):
                 if dim is None:
                     continue
                 if not isinstance(leaf, Tensor):
-                    raise ValueError(f"vmap: Got in_dim={dim} for an input but the input is of type "
-                                     f"{class_repr(type(leaf))}. We cannot vmap over non-Tensor arguments")
+                    raise ValueError(f"{where}: Got in_dim={dim} for an input but the input is of type "
+                                     f"{class_repr(type(leaf))}. We cannot vmap over non-Tensor arguments, please "
+                                     "use None as the respective in_dim")
                 if not -leaf.dim() <= dim < max(leaf.dim(), 1) or leaf.dim() == 0:
-                    raise ValueError(f"vmap: Got in_dim={dim} for some input, but that input is a Tensor of "
+                    raise ValueError(f"{where}: Got in_dim={dim} for some input, but that input is a Tensor of "
                                      f"dimensionality {leaf.dim()} so expected in_dim to satisfy "
                                      f"-{leaf.dim()} <= in_dim < {leaf.dim()}.")
                 sizes.append(leaf.shape[dim])
@@ -869,6 +890,9 @@ def _stack_results(func, results, out_dims, frame=None):
         if not all(isinstance(x, Tensor) for x in column):
             raise ValueError(f"vmap({name}, ...): `{name}` must only return Tensors, got type {type(column[0])}. "
                              "Did you mean to set out_dims= to None for output?")
+        rank = column[0].dim() + 1
+        if not -rank <= dim < rank:  # torch's message, not stack's
+            raise IndexError(f"Dimension out of range (expected to be in range of [{-rank}, {rank - 1}], but got {dim})")
         whole = frame.whole_of(column) if frame is not None else None  # a vmap rule's batched output, as torch
         stacked.append(_stack(column, dim=dim) if whole is None else whole[0].movedim(whole[1], dim))
     return rebuild(stacked)
@@ -937,7 +961,7 @@ def functional_call(module, parameter_and_buffer_dicts, args=None, kwargs=None, 
         for mapping in parameter_and_buffer_dicts:
             overlap = set(values) & set(mapping)
             if overlap:
-                raise ValueError(f"{sorted(overlap)} appeared in multiple dictionaries; behavior of "
+                raise ValueError(f"{[key for key in mapping if key in values]} appeared in multiple dictionaries; behavior of "
                                  "functional call is ambiguous")
             values.update(mapping)
     if args is None:

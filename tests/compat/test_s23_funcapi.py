@@ -219,3 +219,41 @@ VMAP = {
 @pytest.mark.parametrize("name", sorted(VMAP))
 def test_vmap_as_torch(name):
     assert _outcome(chainrule, VMAP[name]) == _outcome(torch, VMAP[name])
+
+
+def _error(lib, build):
+    try:
+        build(lib)
+    except Exception as error:  # noqa: BLE001 - the class and message are compared
+        return type(error).__name__, str(error).replace("torch.", "").replace("chainrule.", "")
+    return None
+
+
+def scaled(x):
+    return x * 2
+
+
+MESSAGES = {
+    "vmap in_dim out of range": lambda lib: lib.func.vmap(scaled, in_dims=5)(lib.ones(3)),
+    "vmap in_dim for a number": lambda lib: lib.func.vmap(lambda x, n: x * n, in_dims=(0, 0))(lib.ones(2), 3),
+    "vmap in_dims a list": lambda lib: lib.func.vmap(scaled, in_dims=[0])(lib.ones(2)),
+    "vmap out_dims out of range": lambda lib: lib.func.vmap(scaled, out_dims=3)(lib.ones(2, 3)),
+    "grad argnum out of range": lambda lib: lib.func.grad(lambda x: x.sum(), argnums=2)(lib.ones(2)),
+    "grad argnums repeated": lambda lib: lib.func.grad(lambda x, y: x.sum(), argnums=(0, 0))(lib.ones(2), lib.ones(2)),
+    "grad argnum a float": lambda lib: lib.func.grad(lambda x: x.sum(), argnums=1.5)(lib.ones(2)),
+    "jacrev argnum out of range": lambda lib: lib.func.jacrev(scaled, argnums=-3)(lib.ones(2)),
+    "jvp primals a list": lambda lib: lib.func.jvp(scaled, [lib.ones(2)], (lib.ones(2),)),
+    "jvp tangent shape": lambda lib: lib.func.jvp(scaled, (lib.ones(2),), (lib.ones(5),)),
+    "jvp non-tensor output": lambda lib: lib.func.jvp(lambda x: 3.0, (lib.ones(2),), (lib.ones(2),)),
+    "vjp cotangent shape": lambda lib: lib.func.vjp(scaled, lib.ones(3))[1](lib.ones(3, 2)),
+    "functional_call keys in two dicts": lambda lib: lib.func.functional_call(
+        lib.nn.Linear(2, 2), ({"weight": lib.ones(2, 2), "bias": lib.ones(2)}, {"weight": lib.ones(2, 2),
+                                                                                 "bias": lib.ones(2)}), (lib.ones(2),)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MESSAGES))
+def test_error_messages_as_torch(name):
+    expected = _error(torch, MESSAGES[name])
+    assert expected is not None
+    assert _error(chainrule, MESSAGES[name]) == expected
