@@ -186,8 +186,7 @@ def _split_aux(result, has_aux: bool, where: str):
     if not has_aux:
         return result, None
     if not isinstance(result, tuple) or len(result) != 2:
-        raise RuntimeError(f"{where}: output of function with has_aux=True must be a tuple (output, aux), "
-                           f"got {type(result).__name__}")
+        raise RuntimeError(f"{where}: output of function f should be a tuple: (output, aux) if has_aux is True")
     return result
 
 
@@ -305,7 +304,7 @@ def _vjp(func, *primals, has_aux: bool = False, outside_records: bool = False):
         aliases = [[_alias(leaf) for leaf in leaves] for leaves, _ in flat]
         keeps = _keeps_graph([leaf for leaves, _ in flat for leaf in leaves])
         outer_grad = any(isinstance(leaf, Tensor) and leaf.requires_grad for leaves, _ in flat for leaf in leaves)
-        output, aux = _split_aux(func(*[rebuild(a) for a, (_, rebuild) in zip(aliases, flat)]), has_aux, "vjp(f, ...)")
+        output, aux = _split_aux(func(*[rebuild(a) for a, (_, rebuild) in zip(aliases, flat)]), has_aux, "vjp(f, *primals)")
     out_leaves, out_rebuild = _flatten(output)
     for leaf in out_leaves:
         if not isinstance(leaf, Tensor):
@@ -457,7 +456,7 @@ def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size=None, _prealloc
             for number, count, rebuild in groups:
                 call_args[number] = rebuild(list(new_leaves[at:at + count]))
                 at += count
-            output, found["aux"] = _split_aux(func(*call_args), has_aux, "jacrev(f)(*args)")
+            output, found["aux"] = _split_aux(func(*call_args), has_aux, "vjp(f, *primals)")  # torch words it as vjp
             found["inside"] = new_leaves
             out_leaves, found["rebuild"] = _flatten(output)
             _refuse_complex_outputs(out_leaves, "jacrev")
@@ -541,7 +540,7 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
                                     for t in _flatten(tangent_out)[0]])
             columns.append(per_element)
         if "output" not in found:  # every differentiated input is empty
-            output, aux = _split_aux(of_leaves(*leaves), has_aux, "jacfwd(f)(*args)")
+            output, aux = _split_aux(of_leaves(*leaves), has_aux, "jvp(f, primals, tangents)")
             found["output"], found["aux"] = output, aux
         out_leaves = _flatten(found["output"])[0]
         _refuse_complex_outputs(out_leaves, "jacfwd")
@@ -644,7 +643,7 @@ def _jacobian_by_reverse(of_leaves, leaves, has_aux: bool, outside_records: bool
     with enable_grad():
         stand_ins = [leaf.view_as(leaf) if leaf.requires_grad else leaf.detach().requires_grad_()
                      for leaf in leaves]
-        output, aux = _split_aux(of_leaves(*stand_ins), has_aux, "jacfwd(f)(*args)")
+        output, aux = _split_aux(of_leaves(*stand_ins), has_aux, "jvp(f, primals, tangents)")
         out_leaves, out_rebuild = _flatten(output)
         _refuse_complex_outputs(out_leaves, "jacfwd")
         if not all(isinstance(out, Tensor) for out in out_leaves) or _needs_a_users_jvp(out_leaves):
@@ -878,8 +877,8 @@ def _stack_results(func, results, out_dims, frame=None):
     count = len(leaves_per_slice[0])
     dims = _flatten(out_dims)[0] if isinstance(out_dims, (tuple, list, dict)) else [out_dims] * count
     if len(dims) != count:
-        raise ValueError(f"vmap: out_dims is not compatible with the structure of `outputs`: {len(dims)} out_dims "
-                         f"for {count} outputs")
+        raise ValueError(f"vmap({_func_name(func)}, ..., out_dims={out_dims})(<inputs>): out_dims is not compatible "
+                         f"with the structure of `outputs`: {len(dims)} out_dims for {count} outputs")
     name = getattr(func, "__name__", repr(func))
     stacked = []
     for position, dim in enumerate(dims):

@@ -245,6 +245,11 @@ MESSAGES = {
     "jvp primals a list": lambda lib: lib.func.jvp(scaled, [lib.ones(2)], (lib.ones(2),)),
     "jvp tangent shape": lambda lib: lib.func.jvp(scaled, (lib.ones(2),), (lib.ones(5),)),
     "jvp non-tensor output": lambda lib: lib.func.jvp(lambda x: 3.0, (lib.ones(2),), (lib.ones(2),)),
+    "grad has_aux, not a tuple": lambda lib: lib.func.grad(lambda x: x.sum(), has_aux=True)(lib.ones(2)),
+    "vjp has_aux, not a tuple": lambda lib: lib.func.vjp(scaled, lib.ones(2), has_aux=True),
+    "jacrev has_aux, not a tuple": lambda lib: lib.func.jacrev(scaled, has_aux=True)(lib.ones(2)),
+    "jacfwd has_aux, not a tuple": lambda lib: lib.func.jacfwd(scaled, has_aux=True)(lib.ones(2)),
+    "jvp has_aux, not a tuple": lambda lib: lib.func.jvp(scaled, (lib.ones(2),), (lib.ones(2),), has_aux=True),
     "vjp cotangent shape": lambda lib: lib.func.vjp(scaled, lib.ones(3))[1](lib.ones(3, 2)),
     "functional_call keys in two dicts": lambda lib: lib.func.functional_call(
         lib.nn.Linear(2, 2), ({"weight": lib.ones(2, 2), "bias": lib.ones(2)}, {"weight": lib.ones(2, 2),
