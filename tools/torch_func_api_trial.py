@@ -1364,6 +1364,71 @@ def _vmap_shape_cases():
         return lib.func.grad(f)(t(lib, (2, 3)))
 
 
+def _module_state_cases():
+    """Modules with state or randomness under vmap, and stack_module_state's checks."""
+    x = lambda lib: lib.tensor(values((4, 2, 3), 1))  # noqa: E731
+
+    @case("func.vmap[BatchNorm1d training, running stats]")
+    def _(lib):
+        m = lib.nn.BatchNorm1d(3)
+        out = lib.func.vmap(m)(x(lib))
+        return out, m.running_mean
+
+    @case("func.vmap[BatchNorm1d eval]")
+    def _(lib):
+        m = lib.nn.BatchNorm1d(3).eval()
+        return lib.func.vmap(m)(x(lib))
+
+    @case("func.vmap[BatchNorm1d after replace_all_batch_norm_modules_]")
+    def _(lib):
+        m = lib.func.replace_all_batch_norm_modules_(lib.nn.Sequential(lib.nn.BatchNorm1d(3)))
+        return lib.func.vmap(m)(x(lib)), m[0].running_mean, m[0].track_running_stats
+
+    @case("func.vmap[Dropout training, randomness error]")
+    def _(lib):
+        return lib.func.vmap(lib.nn.Dropout(0.5))(x(lib))
+
+    @case("func.vmap[Dropout eval]")
+    def _(lib):
+        return lib.func.vmap(lib.nn.Dropout(0.5).eval())(x(lib))
+
+    @case("func.vmap[Dropout p=0 training]")
+    def _(lib):
+        return lib.func.vmap(lib.nn.Dropout(0.0))(x(lib))
+
+    @case("func.vmap[LayerNorm]")
+    def _(lib):
+        return lib.func.vmap(lib.nn.LayerNorm(3))(x(lib))
+
+    @case("func.vmap[Conv1d on unbatched slices]")
+    def _(lib):
+        m = lib.nn.Conv1d(2, 2, 2)
+        with lib.no_grad():
+            m.weight.copy_(lib.tensor(values((2, 2, 2), 5)))
+            m.bias.zero_()
+        return lib.func.vmap(m)(x(lib))
+
+    @case("stack_module_state[no models]")
+    def _(lib):
+        return lib.func.stack_module_state([])
+
+    @case("stack_module_state[train and eval mixed]")
+    def _(lib):
+        return lib.func.stack_module_state([lib.nn.Linear(2, 2), lib.nn.Linear(2, 2).eval()])
+
+    @case("stack_module_state[requires_grad and leaves]")
+    def _(lib):
+        lib.manual_seed(0)
+        p, b = lib.func.stack_module_state([lib.nn.Linear(2, 2), lib.nn.Linear(2, 2)])
+        return {k: (tuple(v.shape), v.requires_grad, v.is_leaf) for k, v in p.items()}, b
+
+    @case("functional_call[module with buffers, vmap over buffers]")
+    def _(lib):
+        m = lib.nn.BatchNorm1d(3).eval()
+        buffers = {"running_mean": lib.tensor(values((4, 3), 2)), "running_var": lib.ones(4, 3)}
+        return lib.func.vmap(lambda b, xi: lib.func.functional_call(m, b, (xi,)), in_dims=(0, 0))(buffers, x(lib))
+
+
 def build_cases():
     _scalar_cases()
     _vector_cases(VECTOR, multi=False)
@@ -1375,6 +1440,7 @@ def build_cases():
     _more_cases()
     _training_cases()
     _vmap_shape_cases()
+    _module_state_cases()
     return CASES
 
 
