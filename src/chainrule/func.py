@@ -893,6 +893,11 @@ def _stack_results(func, results, out_dims, frame=None):
         if not -rank <= dim < rank:  # torch's message, not stack's
             raise IndexError(f"Dimension out of range (expected to be in range of [{-rank}, {rank - 1}], but got {dim})")
         whole = frame.whole_of(column) if frame is not None else None  # a vmap rule's batched output, as torch
+        same_input = frame.input_of(column) if frame is not None and whole is None else None
+        if same_input is not None:  # the mapped input itself (an identity), as torch returns it: no copy
+            source, at = same_input
+            stacked.append(source if at % source.dim() == dim % source.dim() else source.movedim(at, dim))
+            continue
         stacked.append(_stack(column, dim=dim) if whole is None else whole[0].movedim(whole[1], dim))
     return rebuild(stacked)
 

@@ -262,3 +262,12 @@ def test_error_messages_as_torch(name):
     expected = _error(torch, MESSAGES[name])
     assert expected is not None
     assert _error(chainrule, MESSAGES[name]) == expected
+
+
+@pytest.mark.parametrize("lib", [chainrule, torch], ids=["chainrule", "torch"])
+def test_vmap_identity_returns_the_input(lib):
+    x = lib.arange(6.0).reshape(2, 3)
+    assert lib.func.vmap(lambda r: r)(x) is x
+    moved = lib.func.vmap(lambda r: r, in_dims=1)(x)
+    assert tuple(moved.shape) == (3, 2) and moved.is_contiguous() is False
+    assert moved.data_ptr() == x.data_ptr()
