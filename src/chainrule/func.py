@@ -536,8 +536,9 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
                 output, tangent_out, aux = _jvp_with_aux(of_leaves, tuple(leaves), tangents, has_aux)
                 found.setdefault("output", output)
                 found.setdefault("aux", aux)
-                per_element.append([t if keeps else _kept_if_outside(t, outside_records, leaves)
-                                    for t in _flatten(tangent_out)[0]])
+                # (detached unless an outer transform differentiates: an inner transform's aliases made here
+                # are leaves this path cannot tell from a closed-over parameter)
+                per_element.append([t if keeps else t.detach() for t in _flatten(tangent_out)[0]])
             columns.append(per_element)
         if "output" not in found:  # every differentiated input is empty
             output, aux = _split_aux(of_leaves(*leaves), has_aux, "jvp(f, primals, tangents)")

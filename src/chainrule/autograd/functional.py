@@ -8,8 +8,8 @@ from __future__ import annotations
 from . import batched_walk as _batched_walk
 from . import function as _function
 from .batched_grad import StackRows as _StackRows
-from .engine import _topological_order, grad
-from .function import AccumulateGrad
+from .engine import grad
+from .function import AccumulateGrad, DelayedError
 from .grad_mode import enable_grad
 
 __all__ = ["vjp", "jvp", "jacobian", "hessian", "hvp", "vhp"]
@@ -31,8 +31,18 @@ def reaches_outside(tensors, inside) -> bool:
                 return True
         else:
             roots.append(t.grad_fn)
-    return any(isinstance(node, AccumulateGrad) and id(node.variable) not in inside_ids
-               for node in _topological_order(roots))
+    seen = set()
+    while roots:
+        node = roots.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if isinstance(node, AccumulateGrad):
+            if id(node.variable) not in inside_ids:
+                return True
+        elif getattr(node, "_forward_cls", None) is not DelayedError:  # an Error node's inputs: fresh leaves
+            roots.extend(child for child, _ in node.next_functions if child is not None)
+    return False
 
 
 def _tuple(x):
