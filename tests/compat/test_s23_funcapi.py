@@ -1,6 +1,8 @@
-"""torch.func and torch.autograd.functional against torch: results that depend on closed-over
-tensors requiring grad (a model's weights) keep their graph to them, so a gradient penalty
-reaches the weights, second order, as in torch."""
+"""torch.func and torch.autograd.functional against torch (the differences
+tools/torch_func_api_trial.py found): results that depend on closed-over tensors requiring grad (a
+model's weights) keep their graph to them, so a gradient penalty reaches the weights, second order;
+aux without a graph; autograd.functional's argument checks and strict mode; vmap of an empty batch
+and of an identity; the transforms' error messages in torch's words."""
 
 import numpy as np
 import pytest
