@@ -160,6 +160,9 @@ AUTOGRAD_FUNCTIONAL = {
                                                                           strict=True),
     "hvp strict, linear": lambda lib: lib.autograd.functional.hvp(lambda x: (x * 2).sum(), _x(lib), lib.ones(3),
                                                                   strict=True),
+    "hessian strict and vectorize": lambda lib: lib.autograd.functional.hessian(
+        lambda x: x.pow(3).sum(), _x(lib), strict=True, vectorize=True),
+    "hessian strict": lambda lib: lib.autograd.functional.hessian(lambda x: x.pow(3).sum(), _x(lib), strict=True),
     "hessian of a tuple": lambda lib: lib.autograd.functional.hessian(lambda x: (x.sum(), x.sum()), _x(lib)),
     "hessian of a vector": lambda lib: lib.autograd.functional.hessian(lambda x: x * x, _x(lib)),
     "hvp of a vector": lambda lib: lib.autograd.functional.hvp(lambda x: x * x, _x(lib), lib.ones(3)),

@@ -242,19 +242,11 @@ def jacobian(func, inputs, create_graph: bool = False, strict: bool = False, vec
             result = [list(row) for row in result] if isinstance(result, tuple) and \
                 isinstance(result[0], tuple) else list(result)
         return result
-    if strict and vectorize:
-        _checked_tuple(inputs, "inputs", "jacobian")
-        with enable_grad():
-            _strict_outputs(_checked_tuple(func(*_prepare(_checked_tuple(inputs, "inputs", "jacobian")[0],
-                                                           create_graph)),
-                                           "outputs of the user-provided function", "jacobian")[0], strict)
-        raise RuntimeError("torch.autograd.functional.jacobian: `strict=True` and `vectorized=True` are not "
-                           "supported together. Please either set `strict=False` or `vectorize=False`.")
-    return _jacobian(func, inputs, create_graph, strict=strict, checked="jacobian")
+    return _jacobian(func, inputs, create_graph, strict=strict, checked="jacobian", vectorize=vectorize)
 
 
 def _jacobian(func, inputs, create_graph: bool, chunk_size=None, outside_records: bool = False,
-              strict: bool = False, checked: str | None = None):
+              strict: bool = False, checked: str | None = None, vectorize: bool = False):
     """``jacobian``, and ``func.jacrev``'s with its ``chunk_size`` (rows per batched walk) and
     ``outside_records`` (grad mode at the call: blocks that depend on a closed-over tensor
     requiring grad keep their graph to it, as torch.func's do; autograd.functional's never).
@@ -266,6 +258,9 @@ def _jacobian(func, inputs, create_graph: bool, chunk_size=None, outside_records
         if checked:
             outputs, out_tuple = _checked_tuple(outputs, "outputs of the user-provided function", checked)
             _strict_outputs(outputs, strict)
+            if strict and vectorize:  # torch refuses the pair once the outputs passed strict's check
+                raise RuntimeError("torch.autograd.functional.jacobian: `strict=True` and `vectorized=True` are not "
+                                   "supported together. Please either set `strict=False` or `vectorize=False`.")
         else:
             outputs, out_tuple = _tuple(outputs)
         outside = outside_records and not create_graph and reaches_outside(outputs, xs)
@@ -327,7 +322,7 @@ def hessian(func, inputs, create_graph: bool = False, strict: bool = False, vect
         result = jacobian(gradient, inputs if in_tuple else inputs[0], create_graph=create_graph, strict=strict,
                           vectorize=vectorize, strategy="forward-mode")
         return result
-    return jacobian(gradient, inputs, create_graph=create_graph, strict=strict and not vectorize,
+    return jacobian(gradient, inputs, create_graph=create_graph, strict=strict,
                     vectorize=vectorize)
 
 
