@@ -71,6 +71,20 @@ class VmapFrame:
             return None
         return result, dim
 
+    def input_of(self, column: list) -> tuple | None:
+        """(batched input, dim) when the function returned, slice by slice, the very slices this
+        frame cut from one input, in order (an identity): vmap then returns a view of that input,
+        as torch's vmap does; else None."""
+        found = [self.origin(piece) for piece in column]
+        if not found or any(f is None or f[1] is None for f in found):
+            return None
+        batched, dim = found[0]
+        if any(f[0] is not batched or f[1] != dim for f in found) or batched.shape[dim] != len(column):
+            return None
+        if not all(any(p is piece for p in self._pieces_at.get(i, ())) for i, piece in enumerate(column)):
+            return None
+        return batched, dim
+
     def storage_origin(self, tensor) -> tuple | None:
         """As ``origin``, also for a transform's alias of a slice (see ``note_alias``): the
         storage it views, not the graph it is on."""

@@ -70,11 +70,17 @@ def _flatten(tree):
 
 def _argnums_tuple(argnums, count: int, where: str) -> tuple:
     numbers = argnums if isinstance(argnums, tuple) else (argnums,)
+    if not numbers:
+        raise RuntimeError("argnums must be non-empty")
+    if not isinstance(argnums, (int, tuple)):
+        raise RuntimeError(f"argnums must be int or Tuple[int, ...], got: {type(argnums)}")
+    if len(set(numbers)) != len(numbers):
+        raise RuntimeError(f"argnums elements must be unique, got {argnums}")
     for number in numbers:
-        if not isinstance(number, int) or isinstance(number, bool):
-            raise RuntimeError(f"{where}: argnums must be int or Tuple[int, ...], got: {type(number)}")
+        if not isinstance(number, int):
+            raise RuntimeError(f"argnum must be int, got: {type(number)}")
         if not -count <= number < count:
-            raise RuntimeError(f"{where}: Got argnums={number}, but only {count} positional inputs")
+            raise RuntimeError(f"Got argnum={number}, but only {count} positional inputs")
     return tuple(number % count for number in numbers)
 
 
@@ -130,6 +136,30 @@ def _grads(outputs, inputs, cotangents, create_graph: bool):
     return result
 
 
+def _outside_graph(outside_records: bool, outputs, inside) -> bool:
+    """Whether a transform must record its backward pass for the level it was called at: grad
+    mode is on there and ``outputs`` depend on a tensor requiring grad that the transform did not
+    make (``inside``: its aliases), such as a closed-over model parameter."""
+    return outside_records and _functional.reaches_outside(outputs, inside)
+
+
+def _kept_if_outside(g, outside: bool, inside):
+    """A result of a pass recorded for the outside (``outside``): its graph kept where it reaches a
+    tensor from outside, as torch's results are, else detached (a result that depends only on the
+    transform's own aliases does not require grad, as in torch)."""
+    if not isinstance(g, Tensor) or (outside and _functional.reaches_outside([g], inside)):
+        return g
+    return _unwatched_detach(g)
+
+
+def _aux_as_seen_outside(aux, outside_records: bool, inside):
+    """``aux`` as the level the transform was called at sees it: what it computed from the
+    transform's own aliases carries no graph (torch unwraps it), what depends on a tensor from
+    outside keeps its graph to it."""
+    leaves, rebuild = _flatten(aux)
+    return rebuild([_kept_if_outside(leaf, outside_records, inside) for leaf in leaves])
+
+
 def _tangent_only(x):
     """``x`` detached, keeping its tangent: what a transform recorded only to carry an outer
     jvp's tangents through (no outer transform differentiates it) leaves no graph on its results,
@@ -156,8 +186,7 @@ def _split_aux(result, has_aux: bool, where: str):
     if not has_aux:
         return result, None
     if not isinstance(result, tuple) or len(result) != 2:
-        raise RuntimeError(f"{where}: output of function with has_aux=True must be a tuple (output, aux), "
-                           f"got {type(result).__name__}")
+        raise RuntimeError(f"{where}: output of function f should be a tuple: (output, aux) if has_aux is True")
     return result
 
 
@@ -192,9 +221,10 @@ def grad_and_value(func, argnums=0, has_aux: bool = False):
 
     @functools.wraps(func)  # torch's wrapper keeps func's name and signature (make_fx names inputs by it)
     def wrapper(*args, **kwargs):
-        return _unrecorded_outside(computed(*args, **kwargs), is_grad_enabled())
+        outside_records = is_grad_enabled()
+        return _unrecorded_outside(computed(outside_records, *args, **kwargs), outside_records)
 
-    def computed(*args, **kwargs):
+    def computed(outside_records, *args, **kwargs):
         numbers = _argnums_tuple(argnums, len(args), "grad_and_value(f)(*args)")
         with enable_grad(), _transform_running():
             flat_args = {}
@@ -217,15 +247,18 @@ def grad_and_value(func, argnums=0, has_aux: bool = False):
                                    "APIs instead?")
             # one backward pass for every differentiated argument
             everything = [leaf for number in numbers for leaf in flat_args[number][0]]
-            found = _grads([output], everything, None, create_graph=keeps_any)
+            outside = _outside_graph(outside_records, [output], everything)
+            found = _grads([output], everything, None, create_graph=keeps_any or outside)
             gradients, at = [], 0
             for number in numbers:
                 aliases, rebuild, keeps = flat_args[number]
                 mine = found[at:at + len(aliases)]
-                gradients.append(rebuild(mine if keeps else [g if g is None else _unwatched_detach(g) for g in mine]))
+                gradients.append(rebuild(mine if keeps else [_kept_if_outside(g, outside, everything) for g in mine]))
                 at += len(aliases)
         gradient = tuple(gradients) if isinstance(argnums, tuple) else gradients[0]
-        value = output if keeps_any else _unwatched_detach(output)
+        value = output if keeps_any or outside else _unwatched_detach(output)
+        if has_aux and not keeps_any:
+            aux = _aux_as_seen_outside(aux, outside_records, everything)
         if has_aux:
             return gradient, (value, aux)
         return gradient, value
@@ -253,7 +286,7 @@ def vjp(func, *primals, has_aux: bool = False):
     """``(func(*primals), vjp_fn)``: ``vjp_fn(cotangents)`` returns the vector-Jacobian
     product with respect to each primal, as a tuple. With ``has_aux`` a third element, aux."""
     outside_records = is_grad_enabled()
-    result = _vjp(func, *primals, has_aux=has_aux)
+    result = _vjp(func, *primals, has_aux=has_aux, outside_records=outside_records)
     if outside_records:
         return result
     vjp_fn = result[1]
@@ -265,14 +298,20 @@ def vjp(func, *primals, has_aux: bool = False):
             *(_unrecorded_outside(result[2:], False)))
 
 
-def _vjp(func, *primals, has_aux: bool = False):
+def _vjp(func, *primals, has_aux: bool = False, outside_records: bool = False):
     with enable_grad(), _transform_running():
         flat = [_flatten(primal) for primal in primals]
         aliases = [[_alias(leaf) for leaf in leaves] for leaves, _ in flat]
         keeps = _keeps_graph([leaf for leaves, _ in flat for leaf in leaves])
         outer_grad = any(isinstance(leaf, Tensor) and leaf.requires_grad for leaves, _ in flat for leaf in leaves)
-        output, aux = _split_aux(func(*[rebuild(a) for a, (_, rebuild) in zip(aliases, flat)]), has_aux, "vjp(f, ...)")
+        output, aux = _split_aux(func(*[rebuild(a) for a, (_, rebuild) in zip(aliases, flat)]), has_aux, "vjp(f, *primals)")
     out_leaves, out_rebuild = _flatten(output)
+    for leaf in out_leaves:
+        if not isinstance(leaf, Tensor):
+            raise RuntimeError("vjp(f, *primals): expected f(*primals) to return only tensors, got unsupported "
+                               f"type {type(leaf)}")
+    all_aliases = [leaf for group in aliases for leaf in group]
+    outside = not outer_grad and _outside_graph(outside_records, out_leaves, all_aliases)
 
     def vjp_fn(cotangents, retain_graph: bool = True, create_graph: bool | None = None):
         co_leaves, _ = _flatten(cotangents)
@@ -281,21 +320,23 @@ def _vjp(func, *primals, has_aux: bool = False):
                                f"outputs to the function: {len(co_leaves)} cotangents for {len(out_leaves)} outputs")
         for co, out in zip(co_leaves, out_leaves):
             if tuple(co.shape) != tuple(out.shape):
-                raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {tuple(co.shape)} and output[0] "
-                                   f"has a shape of {tuple(out.shape)}.")
-        graph = (keeps or _keeps_graph(co_leaves)) if create_graph is None else create_graph
+                raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {co.shape} and output[0] "
+                                   f"has a shape of {out.shape}.")
+        graph = (keeps or outside or _keeps_graph(co_leaves)) if create_graph is None else create_graph
         with enable_grad():
-            all_aliases = [leaf for group in aliases for leaf in group]
             found = _grads(out_leaves, all_aliases, co_leaves, create_graph=graph)
         if graph and create_graph is None and not outer_grad and not any(co.requires_grad for co in co_leaves):
-            found = [_tangent_only(g) for g in found]
+            found = [g if outside and _functional.reaches_outside([g], all_aliases) else _tangent_only(g)
+                     for g in found]
         result, at = [], 0
         for group, (_, rebuild) in zip(aliases, flat):
             result.append(rebuild(found[at:at + len(group)]))
             at += len(group)
         return tuple(result)
 
-    shown = out_rebuild([leaf if outer_grad else _tangent_only(leaf) for leaf in out_leaves])
+    shown = out_rebuild([leaf if outer_grad or outside else _tangent_only(leaf) for leaf in out_leaves])
+    if has_aux and not keeps:
+        aux = _aux_as_seen_outside(aux, outside_records, all_aliases)
     return (shown, vjp_fn, aux) if has_aux else (shown, vjp_fn)
 
 
@@ -303,7 +344,10 @@ def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False)
     """``(func(*primals), J·tangents)``: the Jacobian-vector product, in forward mode — one run
     of ``func`` on dual tensors (autograd.forward_ad) carries the tangents along."""
     if not isinstance(primals, tuple) or not isinstance(tangents, tuple):
-        raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to be tuples")
+        raise RuntimeError("jvp(f, primals, tangents): Expected primals to be a tuple. E.g. it should be valid to "
+                           "call f(*primals)." if not isinstance(primals, tuple) else
+                           "jvp(f, primals, tangents): Expected tangents to be a tuple. E.g. it should be valid to "
+                           "call f(*primals).")
     if len(primals) != len(tangents):
         raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to have the same python "
                            f"structure, got {len(primals)} primals and {len(tangents)} tangents")
@@ -314,9 +358,9 @@ def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False)
                            "structure")
     for p, t in zip(primal_leaves, tangent_leaves):
         if isinstance(p, Tensor) and (not isinstance(t, Tensor) or tuple(p.shape) != tuple(t.shape)):
-            raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to have the same shape; "
-                               f"got a primal of shape {tuple(p.shape)} and a tangent of shape "
-                               f"{tuple(getattr(t, 'shape', ()))}")
+            raise RuntimeError("Trying to set a forward gradient that has a different size than that of the original "
+                               f"Tensor, this is not supported. Tensor is of size {list(p.shape)} while the given "
+                               f"forward gradient is of size {list(getattr(t, 'shape', ()))}.")
     outside_records = is_grad_enabled()
     if _forward_ad._level is not None:  # already inside a dual level (one at a time): the double-vjp way
         with _transform_running():
@@ -340,8 +384,8 @@ def _run_dual(func, primals, tangents, has_aux: bool, where: str):
     primal_out, tangent_out = [], []
     for leaf in out_leaves:
         if not isinstance(leaf, Tensor):
-            raise RuntimeError(f"{where}: Expected f(*primals) to return only tensors, got unsupported type "
-                               f"{type(leaf).__name__}")
+            raise RuntimeError(f"{where}: expected f(*primals) to return only tensors, got unsupported type "
+                               f"{type(leaf)}")
         primal, tangent = _forward_ad.unpack_dual(leaf)
         primal_out.append(primal)
         tangent_out.append(tangent if tangent is not None else leaf.detach().new_zeros(leaf.shape))
@@ -395,9 +439,10 @@ def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size=None, _prealloc
             raise ValueError("jacrev: `chunk_size` should be greater than 0.")
 
     def wrapper(*args):
-        return _unrecorded_outside(computed(*args), is_grad_enabled())
+        outside_records = is_grad_enabled()
+        return _unrecorded_outside(computed(outside_records, *args), outside_records)
 
-    def computed(*args):
+    def computed(outside_records, *args):
         numbers = _argnums_tuple(argnums, len(args), "jacrev(f)(*args)")
         groups, leaves = [], []  # (argument number, how many leaves, rebuild) and all the leaves
         for number in numbers:
@@ -411,7 +456,8 @@ def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size=None, _prealloc
             for number, count, rebuild in groups:
                 call_args[number] = rebuild(list(new_leaves[at:at + count]))
                 at += count
-            output, found["aux"] = _split_aux(func(*call_args), has_aux, "jacrev(f)(*args)")
+            output, found["aux"] = _split_aux(func(*call_args), has_aux, "vjp(f, *primals)")  # torch words it as vjp
+            found["inside"] = new_leaves
             out_leaves, found["rebuild"] = _flatten(output)
             _refuse_complex_outputs(out_leaves, "jacrev")
             return tuple(out_leaves)
@@ -420,7 +466,8 @@ def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size=None, _prealloc
         if keeps and not any(isinstance(x, Tensor) and x.requires_grad for x in leaves):
             # dual inputs (an outer jacfwd): aliases that require grad and keep their tangents
             leaves = [_alias(leaf) for leaf in leaves]
-        blocks = _functional._jacobian(of_leaves, tuple(leaves), create_graph=keeps, chunk_size=chunk_size)
+        blocks = _functional._jacobian(of_leaves, tuple(leaves), create_graph=keeps, chunk_size=chunk_size,
+                                       outside_records=outside_records)
         per_output = []
         for row in blocks:  # one tuple per output leaf, one block per input leaf
             per_arg, at = [], 0
@@ -429,6 +476,8 @@ def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size=None, _prealloc
                 at += count
             per_output.append(tuple(per_arg) if isinstance(argnums, tuple) else per_arg[0])
         jacobian = found["rebuild"](per_output)
+        if has_aux and not keeps:
+            found["aux"] = _aux_as_seen_outside(found["aux"], outside_records, found["inside"])
         return (jacobian, found["aux"]) if has_aux else jacobian
 
     return _counted(wrapper)
@@ -440,9 +489,13 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
     (shape ``output.shape + input.shape``, as ``jacrev``)."""
 
     def wrapper(*args):
-        return _unrecorded_outside(computed(*args), is_grad_enabled())
+        if randomness not in ("error", "different", "same"):  # torch checks it when called, as vmap's
+            raise RuntimeError(f"Only allowed values for randomness are 'error', 'different', or 'same'. "
+                               f"Got {randomness}")
+        outside_records = is_grad_enabled()
+        return _unrecorded_outside(computed(outside_records, *args), outside_records)
 
-    def computed(*args):
+    def computed(outside_records, *args):
         numbers = _argnums_tuple(argnums, len(args), "jacfwd(f)(*args)")
         groups, leaves = [], []  # (argument number, how many leaves, rebuild) and all the leaves
         for number in numbers:
@@ -450,6 +503,8 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
             groups.append((number, len(arg_leaves), rebuild))
             leaves.extend(arg_leaves)
         for leaf in leaves:
+            if isinstance(leaf, Tensor) and not (leaf.is_floating_point() or leaf.is_complex()):
+                raise ValueError(f"Expected primal to be floating point or complex, but got: {leaf.dtype}")
             if not isinstance(leaf, Tensor) or not leaf.is_floating_point():
                 raise RuntimeError("jacfwd(f)(*args): Expected the differentiated arguments to be floating point "
                                    f"tensors, got {type(leaf).__name__ if not isinstance(leaf, Tensor) else leaf.dtype}")
@@ -463,7 +518,7 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
 
         found = {}
         if not any(_forward_ad.unpack_dual(leaf).tangent is not None for leaf in leaves):
-            by_rows = _jacobian_by_reverse(of_leaves, leaves, has_aux)
+            by_rows = _jacobian_by_reverse(of_leaves, leaves, has_aux, outside_records)
             if by_rows is not None:
                 found["output"], found["aux"], blocks_per_output = by_rows
                 return _assemble_jacobian(found, blocks_per_output, groups, argnums, has_aux)
@@ -481,10 +536,12 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
                 output, tangent_out, aux = _jvp_with_aux(of_leaves, tuple(leaves), tangents, has_aux)
                 found.setdefault("output", output)
                 found.setdefault("aux", aux)
+                # (detached unless an outer transform differentiates: an inner transform's aliases made here
+                # are leaves this path cannot tell from a closed-over parameter)
                 per_element.append([t if keeps else t.detach() for t in _flatten(tangent_out)[0]])
             columns.append(per_element)
         if "output" not in found:  # every differentiated input is empty
-            output, aux = _split_aux(of_leaves(*leaves), has_aux, "jacfwd(f)(*args)")
+            output, aux = _split_aux(of_leaves(*leaves), has_aux, "jvp(f, primals, tangents)")
             found["output"], found["aux"] = output, aux
         out_leaves = _flatten(found["output"])[0]
         _refuse_complex_outputs(out_leaves, "jacfwd")
@@ -568,7 +625,7 @@ def _refuse_complex_outputs(out_leaves, where: str) -> None:
                                f"at flattened input idx: {index}")
 
 
-def _jacobian_by_reverse(of_leaves, leaves, has_aux: bool):
+def _jacobian_by_reverse(of_leaves, leaves, has_aux: bool, outside_records: bool = False):
     """jacfwd's Jacobian from one run of the function and reverse passes, or None where the
     columns of forward mode are the better (or the only) way: a complex output, an op the
     batched walk has no rule for, or — when the Jacobian must be recorded for an outer transform
@@ -581,32 +638,37 @@ def _jacobian_by_reverse(of_leaves, leaves, has_aux: bool):
     rows (one walk with a cotangent per output element: the tutorial's 2,048-input jacfwd in
     milliseconds, not seconds) when the outputs are no more than the inputs, else columns
     (``_columns_by_double_vjp``: a walk with a cotangent per input element — the 512-input
-    Hessian's outer Jacobian has 16,384 outputs)."""
+    Hessian's outer Jacobian has 16,384 outputs). Blocks that depend on a closed-over tensor
+    requiring grad keep their graph to it when grad mode is on at the call (``outside_records``)."""
     record = any(leaf.requires_grad for leaf in leaves)
     with enable_grad():
         stand_ins = [leaf.view_as(leaf) if leaf.requires_grad else leaf.detach().requires_grad_()
                      for leaf in leaves]
-        output, aux = _split_aux(of_leaves(*stand_ins), has_aux, "jacfwd(f)(*args)")
+        output, aux = _split_aux(of_leaves(*stand_ins), has_aux, "jvp(f, primals, tangents)")
         out_leaves, out_rebuild = _flatten(output)
         _refuse_complex_outputs(out_leaves, "jacfwd")
         if not all(isinstance(out, Tensor) for out in out_leaves) or _needs_a_users_jvp(out_leaves):
             return None
+        outside = not record and _outside_graph(outside_records, out_leaves, stand_ins)
+        recording = record or outside
         outputs = sum(out.numel() for out in out_leaves)
         inputs = sum(leaf.numel() for leaf in leaves)
         blocks_per_output = None
         if outputs > inputs and _batched_walk.has_batched_rules(out_leaves):
-            blocks_per_output = _columns_by_double_vjp(out_leaves, stand_ins, record)
+            blocks_per_output = _columns_by_double_vjp(out_leaves, stand_ins, recording)
         if blocks_per_output is None:
-            if record and outputs > 3 * inputs:
+            if recording and outputs > 3 * inputs:
                 return None
-            blocks_per_output = _blocks_by_rows(out_leaves, stand_ins, record)
+            blocks_per_output = _blocks_by_rows(out_leaves, stand_ins, recording)
             if blocks_per_output is None:
                 return None
     if not record:
-        output = out_rebuild([out.detach() for out in out_leaves])
+        blocks_per_output = [[_kept_if_outside(block, outside, stand_ins) for block in blocks]
+                             for blocks in blocks_per_output]
+        output = out_rebuild([_kept_if_outside(out, outside, stand_ins) for out in out_leaves])
         if has_aux:
             aux_leaves, aux_rebuild = _flatten(aux)
-            aux = aux_rebuild([leaf.detach() if isinstance(leaf, Tensor) else leaf for leaf in aux_leaves])
+            aux = aux_rebuild([_kept_if_outside(leaf, outside_records, stand_ins) for leaf in aux_leaves])
     return output, aux, blocks_per_output
 
 
@@ -704,13 +766,25 @@ def hessian(func, argnums=0):
 
 # ---------------------------------------------------------------- vmap
 
-def _dims_for(in_dims, args) -> list:
+def _func_name(func) -> str:
+    """How torch's vmap names ``func`` in its messages."""
+    import functools
+
+    if hasattr(func, "__name__"):
+        return func.__name__
+    if isinstance(func, functools.partial):
+        return f"functools.partial({_func_name(func.func)}, ...)"
+    return repr(func)
+
+
+def _dims_for(in_dims, args, where: str) -> list:
     if isinstance(in_dims, int) or in_dims is None:
         return [in_dims] * len(args)
     if not isinstance(in_dims, tuple):
-        raise ValueError(f"vmap: in_dims must be an int, None or a tuple, got {type(in_dims).__name__}")
+        raise ValueError(f"{where}: expected `in_dims` to be int or a (potentially nested) tuple matching the "
+                         f"structure of inputs, got: {type(in_dims)}.")
     if len(in_dims) != len(args):
-        raise ValueError(f"vmap: in_dims is not compatible with the structure of `inputs`. in_dims has structure "
+        raise ValueError(f"{where}: in_dims is not compatible with the structure of `inputs`. in_dims has structure "
                          f"of length {len(in_dims)} but inputs has length {len(args)}")
     return list(in_dims)
 
@@ -721,24 +795,31 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
     if randomness not in ("error", "different", "same"):
         raise RuntimeError(f"Only allowed values for randomness are 'error', 'different', or 'same'. "
                            f"Got {randomness}")
+    if chunk_size is not None and not chunk_size > 0:
+        raise ValueError(f"vmap: chunk_size should be None or greater than 0. (got {chunk_size})")
+    if chunk_size is not None and (not isinstance(chunk_size, int) or isinstance(chunk_size, bool)):
+        # torch fails on it later, splitting the inputs: a TypeError too
+        raise TypeError(f"vmap: chunk_size should be None or an int, got {type(chunk_size).__name__}")
 
     def wrapper(*args, **kwargs):
         mapped = []  # (argument index, leaves, rebuild, per-leaf dim)
         size = None
         sizes = []
-        for index, (arg, dims) in enumerate(zip(args, _dims_for(in_dims, args))):
+        where = f"vmap({_func_name(func)}, in_dims={in_dims}, ...)(<inputs>)"  # torch's way to name the call
+        for index, (arg, dims) in enumerate(zip(args, _dims_for(in_dims, args, where))):
             leaves, rebuild = _flatten(arg)
             dim_leaves = _flatten(dims)[0] if isinstance(dims, (tuple, list, dict)) else [dims] * len(leaves)
             if len(dim_leaves) != len(leaves):
-                raise ValueError(f"vmap: in_dims is not compatible with the structure of argument {index}")
+                raise ValueError(f"{where}: in_dims is not compatible with the structure of argument {index}")
             for leaf, dim in zip(leaves, dim_leaves):
                 if dim is None:
                     continue
                 if not isinstance(leaf, Tensor):
-                    raise ValueError(f"vmap: Got in_dim={dim} for an input but the input is of type "
-                                     f"{class_repr(type(leaf))}. We cannot vmap over non-Tensor arguments")
+                    raise ValueError(f"{where}: Got in_dim={dim} for an input but the input is of type "
+                                     f"{class_repr(type(leaf))}. We cannot vmap over non-Tensor arguments, please "
+                                     "use None as the respective in_dim")
                 if not -leaf.dim() <= dim < max(leaf.dim(), 1) or leaf.dim() == 0:
-                    raise ValueError(f"vmap: Got in_dim={dim} for some input, but that input is a Tensor of "
+                    raise ValueError(f"{where}: Got in_dim={dim} for some input, but that input is a Tensor of "
                                      f"dimensionality {leaf.dim()} so expected in_dim to satisfy "
                                      f"-{leaf.dim()} <= in_dim < {leaf.dim()}.")
                 sizes.append(leaf.shape[dim])
@@ -749,6 +830,8 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
             raise ValueError(f"vmap: Expected all tensors to have the same size in the mapped dimension, got "
                              f"sizes {sizes} for the mapped dimension")
         size = sizes[0]
+        if size == 0:
+            return _empty_batch(func, mapped, kwargs, out_dims)
         results = []
         # the frame tells operators with a vmap rule (torch.library.register_vmap) where slices came from
         rewind = _random.default_generator.get_state() if randomness == "same" else None
@@ -767,6 +850,27 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
     return _counted(wrapper, batching=True)
 
 
+def _empty_batch(func, mapped, kwargs, out_dims):
+    """vmap over a batch of size 0: ``func`` runs once on zero-filled slices, for the structure,
+    dtypes and shapes of its results (torch runs it once on the empty batch); each mapped result
+    is then empty along its out_dim."""
+    def unbatched(leaf, dim):
+        if leaf.requires_grad:  # zeros on leaf's graph: a sum over the empty batch
+            return leaf.sum(dim)
+        shape = list(leaf.shape)
+        del shape[dim]
+        return leaf.new_zeros(shape)
+
+    sliced = [rebuild([leaf if dim is None else unbatched(leaf, dim) for leaf, dim in zip(leaves, dims)])
+              for leaves, rebuild, dims in mapped]
+    probe = func(*sliced, **kwargs)
+    stacked = _stack_results(func, [probe], out_dims)
+    leaves, rebuild = _flatten(stacked)
+    count = len(leaves)
+    dims = _flatten(out_dims)[0] if isinstance(out_dims, (tuple, list, dict)) else [out_dims] * count
+    return rebuild([leaf if dim is None else leaf.narrow(dim, 0, 0) for leaf, dim in zip(leaves, dims)])
+
+
 def _stack_results(func, results, out_dims, frame=None):
     flat = [_flatten(result) for result in results]
     leaves_per_slice = [leaves for leaves, _ in flat]
@@ -774,8 +878,8 @@ def _stack_results(func, results, out_dims, frame=None):
     count = len(leaves_per_slice[0])
     dims = _flatten(out_dims)[0] if isinstance(out_dims, (tuple, list, dict)) else [out_dims] * count
     if len(dims) != count:
-        raise ValueError(f"vmap: out_dims is not compatible with the structure of `outputs`: {len(dims)} out_dims "
-                         f"for {count} outputs")
+        raise ValueError(f"vmap({_func_name(func)}, ..., out_dims={out_dims})(<inputs>): out_dims is not compatible "
+                         f"with the structure of `outputs`: {len(dims)} out_dims for {count} outputs")
     name = getattr(func, "__name__", repr(func))
     stacked = []
     for position, dim in enumerate(dims):
@@ -786,7 +890,15 @@ def _stack_results(func, results, out_dims, frame=None):
         if not all(isinstance(x, Tensor) for x in column):
             raise ValueError(f"vmap({name}, ...): `{name}` must only return Tensors, got type {type(column[0])}. "
                              "Did you mean to set out_dims= to None for output?")
+        rank = column[0].dim() + 1
+        if not -rank <= dim < rank:  # torch's message, not stack's
+            raise IndexError(f"Dimension out of range (expected to be in range of [{-rank}, {rank - 1}], but got {dim})")
         whole = frame.whole_of(column) if frame is not None else None  # a vmap rule's batched output, as torch
+        same_input = frame.input_of(column) if frame is not None and whole is None else None
+        if same_input is not None:  # the mapped input itself (an identity), as torch returns it: no copy
+            source, at = same_input
+            stacked.append(source if at % source.dim() == dim % source.dim() else source.movedim(at, dim))
+            continue
         stacked.append(_stack(column, dim=dim) if whole is None else whole[0].movedim(whole[1], dim))
     return rebuild(stacked)
 
@@ -854,7 +966,7 @@ def functional_call(module, parameter_and_buffer_dicts, args=None, kwargs=None, 
         for mapping in parameter_and_buffer_dicts:
             overlap = set(values) & set(mapping)
             if overlap:
-                raise ValueError(f"{sorted(overlap)} appeared in multiple dictionaries; behavior of "
+                raise ValueError(f"{[key for key in mapping if key in values]} appeared in multiple dictionaries; behavior of "
                                  "functional call is ambiguous")
             values.update(mapping)
     if args is None:
