@@ -865,6 +865,7 @@ def _check_integer_divisor(divisor: Tensor) -> None:
 
 def remainder(input, other) -> Tensor:
     a, b = _pair(input, other)
+    refuse_complex(a, '"remainder_cpu" not implemented for \'{dtype}\'')
     xp = array_module(a, b)
     if a._data.dtype.kind in "iub":
         _check_broadcast(a, b)
@@ -882,6 +883,7 @@ _REMAINDER_SAVED = {"_saved_other": saved(1, needed=1), "_saved_self": saved(0, 
 def fmod(input, other) -> Tensor:
     _require_tensors("fmod", input)
     a, b = _pair(input, other)
+    refuse_complex(a, '"fmod_cpu" not implemented for \'{dtype}\'')
     xp = array_module(a, b)
     if a._data.dtype.kind in "iub":
         _check_broadcast(a, b)
@@ -1533,6 +1535,7 @@ class Atan2(Function):
 def atan2(input: Tensor, other: Tensor) -> Tensor:
     _require_tensors("atan2", input, other)
     a, b = _float_pair(input, other)
+    refuse_complex(a, '"atan2_cpu" not implemented for \'{dtype}\'')
     return Atan2.apply(a, b)
 
 
@@ -1926,6 +1929,8 @@ def equal(input: Tensor, other: Tensor) -> builtins.bool:
 
 def isclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=False) -> Tensor:
     _require_tensors("isclose", input, other)
+    if input.dtype != other.dtype:  # no promotion: torch compares in one dtype
+        raise RuntimeError(f"{_dtype.scalar_name(input.dtype)} did not match {_dtype.scalar_name(other.dtype)}")
     if rtol < 0:
         raise RuntimeError(f"rtol must be greater than or equal to zero, but got {rtol}")
     if atol < 0:

@@ -1264,6 +1264,8 @@ def _cumulative(op: str, function_cls, input: Tensor, dim: int, dtype) -> Tensor
     """Shared by cumsum/cumprod: dim checked, ints and bools accumulate in int64, 0-d kept 0-d."""
     d = _single_dim(dim, input._data.ndim, op)
     if dtype is not None:
+        if _dtype.to_dtype(dtype) is _dtype.bool:  # torch's running-total kernels have no bool instance
+            raise NotImplementedError(f"\"{op}_out_cpu\" not implemented for 'Bool'")
         np_dtype = _dtype.to_dtype(dtype).np
     else:
         np_dtype = np.int64 if input._data.dtype.kind in "biu" else None
@@ -1711,6 +1713,9 @@ def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Ten
 
     if input._data.dtype.kind == "c":
         raise RuntimeError("nansum on CPU does not support complex inputs")
+    if input._data.dtype.kind in "fV" and dtype is not None and _dtype.to_dtype(dtype).is_complex:
+        # a float input runs torch's NaN-skipping kernel, which has no complex instance
+        raise NotImplementedError(f"\"nansum_cpu\" not implemented for '{_dtype.scalar_name(_dtype.to_dtype(dtype))}'")
     if input._data.dtype.kind in "fV":
         input = where(Tensor._make(xp.isnan(input._data)), 0.0, input)
     return name_node(sum(input, dim, keepdim, dtype=dtype), "NansumBackward0", label="nansum",
@@ -1720,9 +1725,13 @@ def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Ten
 def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     """torch.nanmean: the mean of the non-NaN elements over ``dim``."""
     xp = array_module(input)
-    if input._data.dtype.kind not in "fV" and dtype is None:
+    # torch checks the input's dtype, then dtype=, whether or not dtype= would make the mean computable
+    if input._data.dtype.kind not in "fVc":
         raise RuntimeError(f"nanmean(): expected input to have floating point or complex dtype but got "
                            f"{_dtype.scalar_name(input.dtype)}")
+    if dtype is not None and not (_dtype.to_dtype(dtype).is_floating_point or _dtype.to_dtype(dtype).is_complex):
+        raise RuntimeError("nanmean(): could not infer output dtype. Optional dtype must be either a floating point "
+                           f"or complex dtype. Got: {_dtype.scalar_name(_dtype.to_dtype(dtype))}")
     dims = _dims(dim, input._data.ndim, "nanmean")
     count = xp.sum(~xp.isnan(input._data), axis=dims, keepdims=keepdim)
     total = nansum(input, dim, keepdim, dtype=dtype)

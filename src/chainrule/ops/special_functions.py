@@ -32,6 +32,7 @@ from .elementwise import (
     logaddexp,
     mul,
     pow,
+    refuse_complex,
     rounded_once,
     rsqrt,
     sign,
@@ -622,6 +623,7 @@ def copysign(input: Tensor, other) -> Tensor:
     """torch.copysign: |input| with other's sign (integers compute in the default float dtype)."""
     _require_tensors("copysign", input)
     a, b = _float_pair(input, other)
+    refuse_complex(a, '"copysign_cpu" not implemented for \'{dtype}\'')
     return Copysign.apply(a, b)
 
 
@@ -675,6 +677,7 @@ class Nextafter(Function):
 @honours_out
 def nextafter(input: Tensor, other: Tensor) -> Tensor:
     """torch.nextafter: the next floating-point value after input towards other."""
+    _require_tensors("nextafter", input, other)
     a, b = _pair(input, other)
     if a._data.dtype.kind not in "fV":
         raise NotImplementedError(f"\"nextafter_cpu\" not implemented for '{_dtype.scalar_name(a.dtype)}'")
@@ -794,6 +797,7 @@ _LOGADDEXP2_SAVED = {"_saved_other": kept_value("other", tensor=True), "_saved_s
 
 def logaddexp2(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """torch.logaddexp2: log2(2^a + 2^b), as logaddexp of a·ln 2 and b·ln 2 over ln 2."""
+    _require_tensors("logaddexp2", input, other)
     if isinstance(input, Tensor) and isinstance(other, Tensor) and not _dtype.result_type(input, other).is_floating_point:
         raise NotImplementedError(f"\"logaddexp2_cpu\" not implemented for "
                                   f"'{_dtype.scalar_name(_dtype.result_type(input, other))}'")

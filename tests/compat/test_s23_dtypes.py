@@ -1,0 +1,87 @@
+"""Type promotion and dtype refusals as torch's (tools/torch_promotion_trial.py finds the differences)."""
+
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _outcome(lib, call):
+    try:
+        result = call(lib)
+    except Exception as exc:  # the raised class and message are what is compared
+        return type(exc), str(exc).splitlines()[0]
+    return "ok", str(result.dtype).rpartition(".")[2]
+
+
+def _assert_same(call):
+    expected, got = _outcome(torch, call), _outcome(chainrule, call)
+    if expected[0] == "ok":
+        assert got == expected
+    else:
+        assert got[0] is not str and issubclass(got[0], expected[0]), (expected, got)
+        assert got[1] == expected[1]
+
+
+def _t(lib, dtype, values=(5, 2, 7)):
+    return lib.tensor(list(values), dtype=getattr(lib, dtype))
+
+
+@pytest.mark.parametrize("op", ["remainder", "fmod", "atan2", "copysign"])
+@pytest.mark.parametrize("other", ["complex64", "complex128", "float32"])
+def test_real_only_binary_ops_refuse_complex(op, other):
+    _assert_same(lambda lib: getattr(lib, op)(_t(lib, "float64"), _t(lib, other, (2, 3, 1))))
+    _assert_same(lambda lib: getattr(_t(lib, other), op + "_")(_t(lib, "float32", (2, 3, 1))))
+
+
+def test_remainder_by_complex_scalar_refused():
+    _assert_same(lambda lib: lib.remainder(_t(lib, "int64"), 1j))
+
+
+@pytest.mark.parametrize("pair", [("float32", "float64"), ("int64", "int64"), ("complex64", "complex64"),
+                                  ("bfloat16", "bfloat16"), ("float16", "float16"), ("float16", "float32"),
+                                  ("float64", "float64")])
+def test_polar_dtype_checks(pair):
+    _assert_same(lambda lib: lib.polar(_t(lib, pair[0]), _t(lib, pair[1])))
+
+
+@pytest.mark.parametrize("pair", [("float32", "float64"), ("int64", "int64"), ("bool", "bool"), ("float16", "float16")])
+def test_isclose_requires_one_dtype(pair):
+    _assert_same(lambda lib: lib.isclose(_t(lib, pair[0]), _t(lib, pair[1])))
+
+
+@pytest.mark.parametrize("pair", [("float32", "float64"), ("int64", "int32"), ("bool", "bool"), ("int64", "bool"),
+                                  ("float16", "float16")])
+def test_cross_requires_one_dtype(pair):
+    _assert_same(lambda lib: lib.cross(_t(lib, pair[0]), _t(lib, pair[1]), dim=0))
+    _assert_same(lambda lib: lib.linalg.cross(_t(lib, pair[0]), _t(lib, pair[1])))
+
+
+@pytest.mark.parametrize("dtype", ["int64", "bool", "float32", "complex64"])
+@pytest.mark.parametrize("acc", [None, "int64", "float64", "complex64"])
+def test_nanmean_input_and_dtype_checks(dtype, acc):
+    def call(lib):
+        x = _t(lib, dtype)
+        return lib.nanmean(x) if acc is None else lib.nanmean(x, dtype=getattr(lib, acc))
+    _assert_same(call)
+
+
+def test_nansum_float_input_complex_dtype_refused():
+    _assert_same(lambda lib: lib.nansum(_t(lib, "float32"), dtype=lib.complex64))
+    _assert_same(lambda lib: lib.nansum(_t(lib, "int64"), dtype=lib.complex64))
+
+
+@pytest.mark.parametrize("op", ["cumsum", "cumprod"])
+@pytest.mark.parametrize("dtype", ["bool", "float32"])
+def test_running_totals_refuse_bool_accumulator(op, dtype):
+    _assert_same(lambda lib: getattr(lib, op)(_t(lib, dtype), 0, dtype=lib.bool))
+
+
+@pytest.mark.parametrize("op", ["nextafter", "logaddexp2"])
+@pytest.mark.parametrize("scalar", [True, 2, 2.5, 1j])
+def test_tensor_only_binary_ops_refuse_python_numbers(op, scalar):
+    for call in (lambda lib: getattr(lib, op)(_t(lib, "float32"), scalar),
+                 lambda lib: getattr(lib, op)(scalar, _t(lib, "float32"))):
+        expected, got = _outcome(torch, call), _outcome(chainrule, call)
+        assert expected[0] is TypeError and got[0] is TypeError, (expected, got)
