@@ -85,3 +85,35 @@ def test_tensor_only_binary_ops_refuse_python_numbers(op, scalar):
                  lambda lib: getattr(lib, op)(scalar, _t(lib, "float32"))):
         expected, got = _outcome(torch, call), _outcome(chainrule, call)
         assert expected[0] is TypeError and got[0] is TypeError, (expected, got)
+
+
+@pytest.mark.parametrize("base", ["complex128", "complex64", "float64", "float32"])
+@pytest.mark.parametrize("exponent", ["float32", "complex128"])
+def test_float_power_inplace_requires_the_wide_dtype(base, exponent):
+    _assert_same(lambda lib: _t(lib, base).float_power_(_t(lib, exponent, (2, 3, 1))))
+    _assert_same(lambda lib: _t(lib, base).float_power_(2j))
+
+
+@pytest.mark.parametrize("op", ["deg2rad", "rad2deg", "signbit"])
+@pytest.mark.parametrize("dtype", ["complex64", "int64", "float32"])
+def test_real_only_unary_ops_refuse_complex(op, dtype):
+    _assert_same(lambda lib: getattr(lib, op)(_t(lib, dtype)))
+
+
+@pytest.mark.parametrize("op", ["remainder", "fmod"])
+def test_remainder_of_bools_refused(op):
+    _assert_same(lambda lib: getattr(lib, op)(_t(lib, "bool", (True, False, True)), _t(lib, "bool", (True,) * 3)))
+    _assert_same(lambda lib: getattr(lib, op)(_t(lib, "bool", (True, False, True)), _t(lib, "int8", (2, 3, 1))))
+
+
+@pytest.mark.parametrize("dtype", ["bool", "int64", "float16", "float32", "float64", "complex64"])
+def test_ldexp_bool_exponent(dtype):
+    _assert_same(lambda lib: lib.ldexp(_t(lib, dtype, (1, 0, 1)), _t(lib, "bool", (True, False, True))))
+
+
+def test_pow_complex_scalar_base_float_exponent():
+    x = chainrule.pow(1 + 1j, chainrule.tensor([1.0, 2.0]))
+    assert x.dtype == chainrule.complex64
+    expected = torch.pow(1 + 1j, torch.tensor([1.0, 2.0]))
+    assert x.dtype.name == str(expected.dtype).rpartition(".")[2]
+    assert all(abs(a - b) < 1e-6 for a, b in zip(x.tolist(), expected.tolist()))

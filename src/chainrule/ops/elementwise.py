@@ -866,6 +866,8 @@ def _check_integer_divisor(divisor: Tensor) -> None:
 def remainder(input, other) -> Tensor:
     a, b = _pair(input, other)
     refuse_complex(a, '"remainder_cpu" not implemented for \'{dtype}\'')
+    if a.dtype is _dtype.bool:
+        refuse_kernel(a, "remainder_cpu")
     xp = array_module(a, b)
     if a._data.dtype.kind in "iub":
         _check_broadcast(a, b)
@@ -884,6 +886,8 @@ def fmod(input, other) -> Tensor:
     _require_tensors("fmod", input)
     a, b = _pair(input, other)
     refuse_complex(a, '"fmod_cpu" not implemented for \'{dtype}\'')
+    if a.dtype is _dtype.bool:
+        refuse_kernel(a, "fmod_cpu")
     xp = array_module(a, b)
     if a._data.dtype.kind in "iub":
         _check_broadcast(a, b)
@@ -912,7 +916,9 @@ def pow(input, exponent) -> Tensor:
             exponent = _dtype.checked_scalar(exponent, input.dtype)
         return PowScalar.apply(input, exponent=exponent)
     if not isinstance(input, Tensor):
-        if isinstance(exponent, Tensor) and exponent._data.dtype.kind in "fV":
+        # a complex base makes the result complex: the general path promotes it
+        if isinstance(exponent, Tensor) and exponent._data.dtype.kind in "fV" and not isinstance(
+                input, (builtins.complex, np.complexfloating)):
             return RPowScalar.apply(exponent, base=input)
     a, b = _pair(input, exponent)
     if a._data.dtype == np.bool_ and b._data.dtype == np.bool_:
@@ -1917,6 +1923,7 @@ def isfinite(input: Tensor) -> Tensor:
 
 @honours_out
 def signbit(input: Tensor) -> Tensor:
+    refuse_complex(input, "signbit is not implemented for complex tensors.")
     xp = array_module(input)
     return Tensor._make(xp.signbit(input._data))
 

@@ -1902,11 +1902,11 @@ def _cross(input: Tensor, other: Tensor, dim: int, op: str) -> Tensor:
     if a._data.shape[d] != 3:
         raise RuntimeError(f"{op}: input.size({dim}) must be 3, but got {a._data.shape[d]}")
     # torch's cross kernel neither promotes nor has a bool instance
+    if input.dtype is _dtype.bool:
+        raise NotImplementedError("\"cross\" not implemented for 'Bool'")
     if input.dtype != other.dtype:
         raise RuntimeError(f"expected scalar type {_dtype.scalar_name(input.dtype)} but found "
                            f"{_dtype.scalar_name(other.dtype)}")
-    if input.dtype is _dtype.bool:
-        raise NotImplementedError("\"cross\" not implemented for 'Bool'")
     # (a x b)_i = a_{i+1} b_{i+2} - a_{i+2} b_{i+1}, indices mod 3: cyclic shifts along dim
     return name_node(sub(mul(roll(a, -1, d), roll(b, -2, d)), mul(roll(a, -2, d), roll(b, -1, d))),
                      "LinalgCrossBackward0")

@@ -750,6 +750,9 @@ def ldexp(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     # (torch's gradient for an integer ``other`` is grad·pow(2, other) in integers: 0 wherever other < 0;
     # chainrule's is the true 2^other there)
     # an integer exponent takes a floating input's dtype, as torch's promotion gives (bfloat16 stays bfloat16)
+    # torch's fused kernel for a real floating input has no bool exponent instance (others go through pow)
+    if input._data.dtype.kind in "fV" and isinstance(other, Tensor) and other.dtype is _dtype.bool:
+        raise NotImplementedError("\"ldexp_cpu_exp\" not implemented for 'Bool'")
     power_dtype = input.dtype if input._data.dtype.kind in "fV" else _dtype.get_default_dtype()
     power = pow(2.0, _cast(other, power_dtype) if other._data.dtype.kind not in "fVc" else other)
     result = name_node(mul(input, power), "LdexpBackward0", label="ldexp", rule="∂/∂a = 2^b, ∂/∂b = a·2^b·log 2")
@@ -779,6 +782,7 @@ def float_power(input, exponent, *, out=None) -> Tensor:
 
 def deg2rad(input: Tensor, *, out=None) -> Tensor:
     """torch.deg2rad: input·π/180 (recorded as that product, as torch)."""
+    refuse_complex(input, "deg2rad is not supported for complex tensors.", RuntimeError)
     result = name_node(ScaledBy.apply(_float_input(input), factor=math.pi / 180), "Deg2RadBackward0", label="deg2rad",
                        rule="∂/∂a = π/180")
     return result if out is None else write_out(result, out, "deg2rad")
@@ -786,6 +790,7 @@ def deg2rad(input: Tensor, *, out=None) -> Tensor:
 
 def rad2deg(input: Tensor, *, out=None) -> Tensor:
     """torch.rad2deg: input·180/π (recorded as that product, as torch)."""
+    refuse_complex(input, "rad2deg is not supported for complex tensors.", RuntimeError)
     result = name_node(ScaledBy.apply(_float_input(input), factor=180 / math.pi), "Rad2DegBackward0", label="rad2deg",
                        rule="∂/∂a = 180/π")
     return result if out is None else write_out(result, out, "rad2deg")
