@@ -38,7 +38,27 @@ BINARY = ("add", "sub", "mul", "div", "true_divide", "floor_divide", "remainder"
           "maximum", "minimum", "fmax", "fmin", "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or",
           "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_left_shift", "bitwise_right_shift",
           "hypot", "copysign", "nextafter", "ldexp", "xlogy", "logaddexp", "logaddexp2", "heaviside", "gcd", "lcm",
-          "float_power", "isclose", "polar", "vecdot", "dot", "matmul", "outer", "inner", "cross")
+          "float_power", "isclose", "polar", "vecdot", "dot", "matmul", "outer", "inner", "cross", "complex",
+          "special.xlog1py", "special.zeta", "igamma", "igammac", "dist", "kron", "vdot", "ger", "linalg.vecdot",
+          "fmax", "masked_fill", "lerp", "where", "clamp", "clamp_min", "clamp_max", "bucketize", "searchsorted",
+          "hypot", "true_divide", "subtract", "multiply", "divide", "rsub", "not_equal", "greater", "less_equal")
+
+# unary ops whose out= tensor takes every dtype
+OUT_UNARY = ("exp", "sqrt", "abs", "neg", "ceil", "sign", "sigmoid", "isnan", "bitwise_not", "logical_not", "round",
+             "angle", "reciprocal", "square", "sin", "signbit", "frac", "trunc")
+
+# matrix products: (name, shapes of the operands), every dtype pair over the first two operands, the
+# rest (where there are three) taking the first's dtype, and the three-operand ones with the first
+# (the added term) differing instead
+MATRIX = (("mm", ((2, 3), (3, 2))), ("bmm", ((1, 2, 3), (1, 3, 2))), ("mv", ((2, 3), (3,))),
+          ("matmul", ((2, 3), (3, 2))), ("addmm", ((2, 2), (2, 3), (3, 2))), ("addmv", ((2,), (2, 3), (3,))),
+          ("addr", ((2, 3), (2,), (3,))), ("baddbmm", ((1, 2, 2), (1, 2, 3), (1, 3, 2))),
+          ("addbmm", ((2, 2), (1, 2, 3), (1, 3, 2))), ("tensordot", ((2, 3), (3, 2))),
+          ("chain_matmul", ((2, 3), (3, 2))), ("linalg.multi_dot", ((2, 3), (3, 2))))
+
+# ternary elementwise ops: the three operand dtypes vary over a smaller set
+TERNARY = ("addcmul", "addcdiv", "lerp", "where", "clamp")
+TERNARY_DTYPES = ("bool", "int64", "float16", "float32", "float64", "complex64")
 
 # the in-place spelling of a binary op where torch has one (Tensor methods)
 INPLACE = ("add", "sub", "mul", "div", "true_divide", "floor_divide", "remainder", "fmod", "pow", "atan2",
@@ -85,6 +105,21 @@ def _operand(lib, kind, dtype, second):
     return lib.tensor(_values(dtype, second, kind == "z"), dtype=getattr(lib, dtype))
 
 
+def _matrix(lib, shape, dtype):
+    n = 1
+    for size in shape:
+        n *= size
+    values = [True] * n if dtype == "bool" else [(i % 3) + 1 for i in range(n)]
+    return lib.tensor(values, dtype=getattr(lib, dtype)).reshape(shape)
+
+
+def _resolve(lib, name):
+    """``special.zeta`` -> lib.special.zeta."""
+    for part in name.split("."):
+        lib = getattr(lib, part)
+    return lib
+
+
 def _describe(operand_kind, dtype):
     return f"{operand_kind}:{dtype!r}" if operand_kind == "s" else f"{operand_kind}:{dtype}"
 
@@ -99,7 +134,15 @@ def _cases():
         pairs += [(("s", s), b) for b in kinds if b[0] == "t" for s in SCALARS]
         for (ka, da), (kb, db) in pairs:
             def call(lib, op=op, ka=ka, da=da, kb=kb, db=db):
-                return getattr(lib, op)(_operand(lib, ka, da, False), _operand(lib, kb, db, True))
+                a, b = _operand(lib, ka, da, False), _operand(lib, kb, db, True)
+                if op == "masked_fill":
+                    return lib.masked_fill(a, lib.tensor([True, False, True]), b)
+                if op in ("where", "clamp", "lerp"):  # two operands given: where(cond=a > 2, a, b), lerp weight 0.5
+                    return lib.where(a > 2, a, b) if op == "where" else \
+                        (lib.clamp(a, b) if op == "clamp" else lib.lerp(a, b, 0.5))
+                if op in ("bucketize", "searchsorted"):
+                    return lib.bucketize(a, b) if op == "bucketize" else lib.searchsorted(b, a)
+                return _resolve(lib, op)(a, b)
             yield f"{op}({_describe(ka, da)}, {_describe(kb, db)})", call
     for op in INPLACE:
         for da in DTYPES:
@@ -116,6 +159,41 @@ def _cases():
                     assert result is out
                     return result
                 yield f"{op}(t:{da}, t:{da}, out={do})", call
+    for op in OUT_UNARY:
+        for da in DTYPES:
+            for do in DTYPES:
+                def call(lib, op=op, da=da, do=do):
+                    out = lib.empty(3, dtype=getattr(lib, do))
+                    result = _resolve(lib, op)(_operand(lib, "t", da, False), out=out)
+                    assert result is out
+                    return result
+                yield f"{op}(t:{da}, out={do})", call
+    for op, shapes in MATRIX:
+        for da in DTYPES:
+            for db in DTYPES:
+                def call(lib, op=op, shapes=shapes, da=da, db=db):
+                    dtypes = (da, db, da) if len(shapes) == 2 or op not in ("addmm", "addmv", "addr", "baddbmm",
+                                                                             "addbmm") else (db, da, da)
+                    operands = [_matrix(lib, shape, d) for shape, d in zip(shapes, dtypes)]
+                    if op in ("chain_matmul", "linalg.multi_dot"):
+                        return _resolve(lib, op)(operands) if op == "linalg.multi_dot" else \
+                            _resolve(lib, op)(*operands)
+                    if op == "tensordot":
+                        return lib.tensordot(*operands, dims=1)
+                    return _resolve(lib, op)(*operands)
+                yield f"{op}(t:{da}, t:{db})", call
+    for op in TERNARY:
+        for da in TERNARY_DTYPES:
+            for db in TERNARY_DTYPES:
+                for dc in TERNARY_DTYPES:
+                    def call(lib, op=op, da=da, db=db, dc=dc):
+                        a, b, c = (_operand(lib, "t", d, i == 1) for i, d in enumerate((da, db, dc)))
+                        if op == "where":
+                            return lib.where(a > 2 if da != "bool" else a, b, c)
+                        if op == "clamp":
+                            return lib.clamp(a, b, c)
+                        return getattr(lib, op)(a, b, c)
+                    yield f"{op}(t:{da}, t:{db}, t:{dc})", call
     for op in UNARY:
         for k, d in kinds:
             def call(lib, op=op, k=k, d=d):

@@ -117,3 +117,36 @@ def test_pow_complex_scalar_base_float_exponent():
     expected = torch.pow(1 + 1j, torch.tensor([1.0, 2.0]))
     assert x.dtype.name == str(expected.dtype).rpartition(".")[2]
     assert all(abs(a - b) < 1e-6 for a, b in zip(x.tolist(), expected.tolist()))
+
+
+def _m(lib, shape, dtype):
+    return lib.ones(*shape, dtype=getattr(lib, dtype))
+
+
+_ADD_PRODUCTS = {"addmm": ((2, 2), (2, 3), (3, 2)), "addbmm": ((2, 2), (1, 2, 3), (1, 3, 2)),
+                 "baddbmm": ((1, 2, 2), (1, 2, 3), (1, 3, 2)), "addmv": ((2,), (2, 3), (3,))}
+
+
+@pytest.mark.parametrize("op", sorted(_ADD_PRODUCTS))
+@pytest.mark.parametrize("dtypes", [("float64", "float32", "float32"), ("float32", "float64", "float32"),
+                                    ("float32", "float32", "float64"), ("int64", "int64", "int64"),
+                                    ("bool", "bool", "bool"), ("bool", "float32", "float32"),
+                                    ("float32", "float32", "float32")])
+def test_add_a_product_ops_require_one_dtype(op, dtypes):
+    _assert_same(lambda lib: getattr(lib, op)(*(_m(lib, s, d) for s, d in zip(_ADD_PRODUCTS[op], dtypes))))
+
+
+@pytest.mark.parametrize("pair", [("bool", "bool"), ("bool", "float32"), ("float32", "float32")])
+def test_bmm_of_bools_refused(pair):
+    _assert_same(lambda lib: lib.bmm(_m(lib, (1, 2, 2), pair[0]), _m(lib, (1, 2, 2), pair[1])))
+
+
+@pytest.mark.parametrize("pair", [("int64", "int64"), ("int64", "float32"), ("float32", "int64"),
+                                  ("float32", "float64"), ("float16", "float16"), ("complex64", "complex64")])
+def test_linalg_vecdot_dtype_checks(pair):
+    _assert_same(lambda lib: lib.linalg.vecdot(_t(lib, pair[0]), _t(lib, pair[1])))
+
+
+def test_linalg_vecdot_refuses_numbers():
+    with pytest.raises(TypeError, match=r"linalg_vecdot\(\): argument 'y' \(position 2\) must be Tensor, not int"):
+        chainrule.linalg.vecdot(chainrule.ones(3), 2)

@@ -233,6 +233,31 @@ def _check_same_dtype(a: Tensor, b: Tensor) -> None:
         )
 
 
+def _check_added_product_dtypes(op: str, input, first, second) -> None:
+    """torch's add-a-product ops neither promote the added input nor the factors; each names the
+    mismatch its own way (checked in torch's order)."""
+    operands = (input, first, second)
+    if not builtins.all(isinstance(t, Tensor) for t in operands) or autocast_unifies(input._data):
+        return
+    dtypes = [t.dtype for t in operands]
+    if op == "baddbmm" and dtypes[0] is _dtype.bool and dtypes[1] is _dtype.bool:
+        raise NotImplementedError('"baddbmm" not implemented for \'Bool\'')
+    if len(set(dtypes)) == 1:
+        return
+    names = [_dtype.scalar_name(d) for d in dtypes]
+    if op == "addmv":
+        raise RuntimeError(f"addmv input tensors must have the same dtype, but got {names[0]}, {names[1]}, and {names[2]}")
+    if op == "baddbmm":
+        if dtypes[0] != dtypes[1]:
+            raise RuntimeError(f"Input dtypes must be the same, got: input {_dtype.cpp_type_name(dtypes[0])}, batch1: "
+                               f"{_dtype.cpp_type_name(dtypes[1])}, batch2: {_dtype.cpp_type_name(dtypes[2])}")
+        raise RuntimeError(f"expected scalar type {names[1]} but found {names[2]}")
+    # addmm, addbmm: the added input against mat2 first, then the two factors
+    if dtypes[0] != dtypes[2]:
+        raise RuntimeError(f"self and mat2 must have the same dtype, but got {names[0]} and {names[2]}")
+    raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {names[1]} and {names[2]}")
+
+
 def _inconsistent(n: int, m: int) -> RuntimeError:
     return RuntimeError(f"inconsistent tensor size, expected tensor [{n}] and src [{m}] to have the same "
                         f"number of elements, but got {n} and {m} elements respectively")
@@ -397,6 +422,8 @@ def bmm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
         raise RuntimeError("batch1 must be a 3D tensor")
     if mat2._data.ndim != 3:
         raise RuntimeError("batch2 must be a 3D tensor")
+    if input._data.dtype == np.bool_:  # torch's bmm has no bool kernel, whatever mat2's dtype
+        raise NotImplementedError('"bmm" not implemented for \'Bool\'')
     _check_same_dtype(input, mat2)
     (b, _, m), (b2, m2, _) = input._data.shape, mat2._data.shape
     if (b, m) != (b2, m2):
@@ -585,6 +612,7 @@ def _scaled_sum(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.addmm: ``beta * input + alpha * (mat1 @ mat2)``."""
     _refuse_out_dtype(out_dtype, "addmm")
+    _check_added_product_dtypes("addmm", input, mat1, mat2)
     result = _scaled_add(input, mm, (mat1, mat2), beta, alpha, "AddmmBackward0", "mat1 @ mat2")
     return result if out is None else _exact_out(result, out, "addmm")
 
@@ -592,6 +620,7 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, 
 @cpu_autocast_policy("unlisted")
 def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.addmv: ``beta * input + alpha * (mat @ vec)``."""
+    _check_added_product_dtypes("addmv", input, mat, vec)
     dtype = _dtype.result_type(input, mat, vec)
     if dtype is _dtype.bool:
         raise NotImplementedError("\"addmv_impl_cpu\" not implemented for 'Bool'")
@@ -614,6 +643,7 @@ def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, out_dtype=None, *, be
     for batch, dim in ((batch1, 0), (batch2, 2)):  # torch reads these sizes before bmm's dimension checks
         if isinstance(batch, Tensor) and batch._data.ndim == 0:
             raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
+    _check_added_product_dtypes("baddbmm", input, batch1, batch2)
     result = _scaled_add(input, bmm, (batch1, batch2), beta, alpha, "BaddbmmBackward0", "bmm(batch1, batch2)")
     return result if out is None else _exact_out(result, out, "baddbmm")
 
@@ -622,6 +652,7 @@ def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, out_dtype=None, *, be
 @cpu_autocast_policy("lower")
 def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """torch.addbmm: ``beta * input + alpha * sum_b batch1[b] @ batch2[b]``."""
+    _check_added_product_dtypes("addbmm", input, batch1, batch2)
     b, n, m = batch1._data.shape
     if batch2._data.ndim != 3 or batch2._data.shape[:2] != (b, m):
         bmm(batch1, batch2)  # raises torch's message
@@ -2052,6 +2083,16 @@ def chain_matmul(*matrices) -> Tensor:
 @cpu_autocast_policy("lower")
 def vecdot(x: Tensor, y: Tensor, *, dim: int = -1) -> Tensor:
     """torch.linalg.vecdot: ``sum(conj(x) * y, dim)`` with broadcasting."""
+    for position, (name, value) in enumerate((("x", x), ("y", y)), 1):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"linalg_vecdot(): argument '{name}' (position {position}) must be Tensor, not "
+                            f"{type(value).__name__}")
+    if not (x.is_floating_point() or x.is_complex()):
+        raise RuntimeError(f"linalg.vecdot: Expected a floating point or complex tensor as input. Got "
+                           f"{_dtype.scalar_name(x.dtype)}")
+    if x.dtype != y.dtype:
+        raise RuntimeError(f"linalg.vecdot: Expected x and y to have the same dtype, but found x of type "
+                           f"{_dtype.scalar_name(x.dtype)} and y of type {_dtype.scalar_name(y.dtype)} instead")
     from .elementwise import mul
     from .reduce import sum as _sum
 
