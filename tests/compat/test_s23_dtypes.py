@@ -150,3 +150,31 @@ def test_linalg_vecdot_dtype_checks(pair):
 def test_linalg_vecdot_refuses_numbers():
     with pytest.raises(TypeError, match=r"linalg_vecdot\(\): argument 'y' \(position 2\) must be Tensor, not int"):
         chainrule.linalg.vecdot(chainrule.ones(3), 2)
+
+
+@pytest.mark.parametrize("op", ["searchsorted", "bucketize"])
+@pytest.mark.parametrize("pair", [("bool", "bool"), ("int64", "bool"), ("float32", "complex64"),
+                                  ("complex128", "int16"), ("int64", "float32")])
+def test_searchsorted_kernel_dtypes(op, pair):
+    _assert_same(lambda lib: getattr(lib, op)(_t(lib, pair[0], (1, 2, 3)), _t(lib, pair[1], (1, 2, 3))))
+
+
+@pytest.mark.parametrize("pair", [("float16", "float32"), ("int64", "bfloat16"), ("float32", "float64"),
+                                  ("bfloat16", "bfloat16")])
+def test_zeta_has_no_half_precision_kernel(pair):
+    _assert_same(lambda lib: lib.special.zeta(_t(lib, pair[0]), _t(lib, pair[1])))
+
+
+@pytest.mark.parametrize("pair", [("float32", "complex64"), ("complex128", "int8"), ("float32", "float64")])
+def test_xlog1py_refuses_complex(pair):
+    _assert_same(lambda lib: lib.special.xlog1py(_t(lib, pair[0]), _t(lib, pair[1])))
+
+
+@pytest.mark.parametrize("out", ["bool", "int64", "float32"])
+def test_signbit_out_must_be_bool(out):
+    _assert_same(lambda lib: lib.signbit(_t(lib, "float32"), out=lib.empty(3, dtype=getattr(lib, out))))
+
+
+@pytest.mark.parametrize("pair", [("int64", "int64"), ("int64", "int32"), ("bool", "int64"), ("uint8", "float64")])
+def test_bitwise_not_out_keeps_the_input_dtype(pair):
+    _assert_same(lambda lib: lib.bitwise_not(_t(lib, pair[0]), out=lib.empty(3, dtype=getattr(lib, pair[1]))))

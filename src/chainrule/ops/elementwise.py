@@ -28,7 +28,7 @@ from ..autograd.function import (
     saved,
 )
 from ..autograd.grad_mode import no_grad
-from ..tensor import Tensor, _check_tensor, honours_out, write_out
+from ..tensor import Tensor, _check_tensor, honours_out, out_keyword_front, write_out
 from ._arg_parser import check_str, out_rule, write_out_same_dtype
 from ._special import erf as _erf_array
 
@@ -1884,7 +1884,7 @@ bitwise_or = honours_out(_bitwise(np.bitwise_or))
 bitwise_xor = honours_out(_bitwise(np.bitwise_xor))
 
 
-@honours_out
+@out_rule("same_elementwise")
 def bitwise_not(input: Tensor) -> Tensor:
     xp = array_module(input)
     if input._data.dtype.kind in "fVc":
@@ -1921,11 +1921,19 @@ def isfinite(input: Tensor) -> Tensor:
     return Tensor._make(xp.isfinite(input._data))
 
 
-@honours_out
 def signbit(input: Tensor) -> Tensor:
     refuse_complex(input, "signbit is not implemented for complex tensors.")
     xp = array_module(input)
     return Tensor._make(xp.signbit(input._data))
+
+
+def _signbit_out(input: Tensor, *, out) -> Tensor:
+    if isinstance(out, Tensor) and out.dtype is not _dtype.bool:  # torch casts no sign bit to a number
+        raise RuntimeError("signbit does not support non-boolean outputs.")
+    return write_out(signbit(input), out, "signbit")
+
+
+signbit = out_keyword_front(signbit, _signbit_out)
 
 
 def equal(input: Tensor, other: Tensor) -> builtins.bool:

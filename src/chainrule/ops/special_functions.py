@@ -459,6 +459,8 @@ def special_zeta(input, other) -> Tensor:
     """torch.special.zeta: the Hurwitz zeta function Σ_k (k + other)^-input (either may be a number)."""
     pair = _float_pair(input, other)
     _refuse_complex(pair[0], "zeta_cpu")  # (the pair's common dtype)
+    if pair[0].dtype in (_dtype.float16, _dtype.bfloat16):  # torch's zeta has no half-precision kernel
+        raise NotImplementedError(f"\"zeta_cpu\" not implemented for '{_dtype.scalar_name(pair[0].dtype)}'")
     return SpecialZeta.apply(*pair)
 
 
@@ -490,7 +492,9 @@ class SpecialXlog1Py(Function):
 
 def special_xlog1py(input, other) -> Tensor:
     """torch.special.xlog1py: x * log1p(y), 0 where x == 0 and y is not NaN; either may be a Python number."""
-    return SpecialXlog1Py.apply(*_float_pair(input, other))
+    pair = _float_pair(input, other)
+    _refuse_complex(pair[0], "xlog1py_cpu")  # (the pair's common dtype)
+    return SpecialXlog1Py.apply(*pair)
 
 
 # ---------------------------------------------------------------- logit
