@@ -171,8 +171,9 @@ def test_xlog1py_refuses_complex(pair):
 
 
 @pytest.mark.parametrize("out", ["bool", "int64", "float32"])
-def test_signbit_out_must_be_bool(out):
-    _assert_same(lambda lib: lib.signbit(_t(lib, "float32"), out=lib.empty(3, dtype=getattr(lib, out))))
+@pytest.mark.parametrize("dtype", ["float32", "complex64"])
+def test_signbit_out_must_be_bool(dtype, out):
+    _assert_same(lambda lib: lib.signbit(_t(lib, dtype), out=lib.empty(3, dtype=getattr(lib, out))))
 
 
 @pytest.mark.parametrize("pair", [("int64", "int64"), ("int64", "int32"), ("bool", "int64"), ("uint8", "float64")])

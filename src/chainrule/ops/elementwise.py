@@ -1928,6 +1928,7 @@ def signbit(input: Tensor) -> Tensor:
 
 
 def _signbit_out(input: Tensor, *, out) -> Tensor:
+    refuse_complex(input, "signbit is not implemented for complex tensors.")
     if isinstance(out, Tensor) and out.dtype is not _dtype.bool:  # torch casts no sign bit to a number
         raise RuntimeError("signbit does not support non-boolean outputs.")
     return write_out(signbit(input), out, "signbit")
