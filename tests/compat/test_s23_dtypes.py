@@ -12,7 +12,8 @@ def _outcome(lib, call):
         result = call(lib)
     except Exception as exc:  # the raised class and message are what is compared
         return type(exc), str(exc).splitlines()[0]
-    return "ok", str(result.dtype).rpartition(".")[2]
+    first = result[0] if isinstance(result, tuple) else result  # (a named tuple: its first tensor)
+    return "ok", str(first.dtype).rpartition(".")[2]
 
 
 def _assert_same(call):
@@ -179,3 +180,25 @@ def test_signbit_out_must_be_bool(dtype, out):
 @pytest.mark.parametrize("pair", [("int64", "int64"), ("int64", "int32"), ("bool", "int64"), ("uint8", "float64")])
 def test_bitwise_not_out_keeps_the_input_dtype(pair):
     _assert_same(lambda lib: lib.bitwise_not(_t(lib, pair[0]), out=lib.empty(3, dtype=getattr(lib, pair[1]))))
+
+
+_LINALG_FLAGS = [
+    ("linalg.solve_triangular", lambda lib, v: lib.linalg.solve_triangular(lib.eye(2), lib.eye(2), upper=v)),
+    ("linalg.cholesky", lambda lib, v: lib.linalg.cholesky(lib.eye(2), upper=v)),
+    ("cholesky_solve", lambda lib, v: lib.cholesky_solve(lib.eye(2), lib.eye(2), upper=v)),
+    ("linalg.svd", lambda lib, v: lib.linalg.svd(lib.eye(2), full_matrices=v)),
+    ("svd", lambda lib, v: lib.svd(lib.eye(2), some=v)),
+    ("linalg.pinv", lambda lib, v: lib.linalg.pinv(lib.eye(2), hermitian=v)),
+    ("linalg.matrix_rank", lambda lib, v: lib.linalg.matrix_rank(lib.eye(2), hermitian=v)),
+    ("linalg.solve", lambda lib, v: lib.linalg.solve(lib.eye(2), lib.eye(2), left=v)),
+    ("linalg.solve_ex", lambda lib, v: lib.linalg.solve_ex(lib.eye(2), lib.eye(2), left=v)),
+    ("triangular_solve", lambda lib, v: lib.triangular_solve(lib.eye(2), lib.eye(2), upper=v)),
+]
+
+
+@pytest.mark.parametrize("name,call", _LINALG_FLAGS, ids=[name for name, _ in _LINALG_FLAGS])
+@pytest.mark.parametrize("value", [None, "yes", 1])
+def test_linalg_bool_flags_refuse_other_types(name, call, value):
+    expected, got = _outcome(torch, lambda lib: call(lib, value)), _outcome(chainrule, lambda lib: call(lib, value))
+    assert expected[0] is TypeError and got[0] is TypeError, (expected, got)
+    assert _outcome(chainrule, lambda lib: call(lib, True))[0] == "ok"

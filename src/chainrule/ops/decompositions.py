@@ -147,6 +147,9 @@ def linalg_solve_triangular(input: Tensor, B: Tensor, *, upper: bool, left: bool
     """torch.linalg.solve_triangular: X with ``A X = B`` (``X A = B`` when ``left=False``) for a
     triangular A (its other triangle is not read); A (..., n, n), B (..., n, k) or (..., k, n),
     batch dims broadcast."""
+    check_bool(upper, "linalg_solve_triangular", "upper")
+    check_bool(left, "linalg_solve_triangular", "left")
+    check_bool(unitriangular, "linalg_solve_triangular", "unitriangular")
     A = input  # torch's Python binding takes these keyword names
     _check_square(A, "linalg.solve_triangular")
     if not isinstance(B, Tensor) or B._data.ndim < 2:
@@ -251,6 +254,8 @@ class Cholesky(Function):
 def linalg_cholesky_ex(input: Tensor, *, upper: bool = False, check_errors: bool = False, out=None):
     """torch.linalg.cholesky_ex: ``(L, info)``; info (int32, batch shape) is 0 where the factor
     exists and the order of the first leading minor that is not positive-definite elsewhere."""
+    check_bool(upper, "linalg_cholesky_ex", "upper")
+    check_bool(check_errors, "linalg_cholesky_ex", "check_errors")
     A = input  # torch's Python binding takes these keyword names
     check_bool(upper, "linalg_cholesky_ex", "upper")
     _check_square(A, "linalg.cholesky")
@@ -262,6 +267,7 @@ def linalg_cholesky(input: Tensor, *, upper: bool = False, out=None) -> Tensor:
     """torch.linalg.cholesky: L (..., n, n) lower triangular with ``A = L Lᵀ`` (U = Lᵀ with
     upper=True), reading only A's lower (upper) triangle; raises torch.linalg.LinAlgError when A
     is not positive-definite."""
+    check_bool(upper, "linalg_cholesky", "upper")
     A = input  # torch's Python binding takes these keyword names
     check_bool(upper, "linalg_cholesky", "upper")
     _check_square(A, "linalg.cholesky")
@@ -270,6 +276,7 @@ def linalg_cholesky(input: Tensor, *, upper: bool = False, out=None) -> Tensor:
 
 def cholesky(input: Tensor, upper: bool = False, *, out=None) -> Tensor:
     """torch.cholesky (deprecated in torch for torch.linalg.cholesky, and warns once as torch does)."""
+    check_bool(upper, "cholesky", "upper")
     _config.warn_once("torch.cholesky is deprecated in favor of torch.linalg.cholesky and will be removed in a "
                       "future PyTorch release.\nL = torch.cholesky(A)\nshould be replaced with\n"
                       "L = torch.linalg.cholesky(A)\nand\nU = torch.cholesky(A, upper=True)\nshould be replaced with\n"
@@ -318,6 +325,7 @@ class CholeskySolve(Function):
 def cholesky_solve(input: Tensor, input2: Tensor, upper: bool = False, *, out=None) -> Tensor:
     """torch.cholesky_solve: X with ``A X = B`` given A's Cholesky factor (``input2``, lower, or
     upper with upper=True); B (..., n, k), batch dims broadcast."""
+    check_bool(upper, "cholesky_solve", "upper")
     B, L = input, input2
     _check_square(L, "cholesky_solve")
     if B._data.ndim < 2:
@@ -358,6 +366,7 @@ class CholeskyInverse(Function):
 
 def cholesky_inverse(input: Tensor, upper: bool = False, *, out=None) -> Tensor:
     """torch.cholesky_inverse: ``A⁻¹`` from A's Cholesky factor (lower, or upper with upper=True)."""
+    check_bool(upper, "cholesky_inverse", "upper")
     _check_square(input, "cholesky_inverse", kernel="cholesky_inverse_out_cpu")
     return _copy_out(CholeskyInverse.apply(input, upper=bool(upper)), out, "cholesky_inverse")
 
@@ -436,6 +445,7 @@ def linalg_qr(A: Tensor, mode: str = "reduced", *, out=None):
 
 def qr(input: Tensor, some: bool = True, *, out=None):
     """torch.qr (deprecated in torch): linalg.qr with mode 'reduced' (some=True) or 'complete'."""
+    check_bool(some, "qr", "some")
     Q, R = linalg_qr(input, "reduced" if some else "complete")
     return _copy_out(return_types.qr(Q, R), out, "qr")
 
@@ -573,6 +583,7 @@ def linalg_svd(A: Tensor, full_matrices: bool = True, *, driver=None, out=None):
     """torch.linalg.svd: ``(U, S, Vh)`` with A = U diag(S) Vh, S descending; U (..., m, m) and
     Vh (..., n, n) with full_matrices (the default), else (..., m, k) and (..., k, n). Singular
     vectors are defined up to sign: a loss must not depend on it."""
+    check_bool(full_matrices, "linalg_svd", "full_matrices")
     _check_float(A, "linalg.svd")
     U, S, Vh = Svd.apply(A, full_matrices=bool(full_matrices))
     return _copy_out(return_types.linalg_svd(U, S, Vh), out, "linalg.svd")
@@ -587,6 +598,8 @@ def linalg_svdvals(A: Tensor, *, driver=None, out=None) -> Tensor:
 def svd(input: Tensor, some: bool = True, compute_uv: bool = True, *, out=None):
     """torch.svd: ``(U, S, V)`` (V, not Vh) with reduced U and V when ``some``; with
     compute_uv=False, U and V are zero-filled (m, m) and (n, n) matrices, as in torch."""
+    check_bool(some, "svd", "some")
+    check_bool(compute_uv, "svd", "compute_uv")
     _check_float(input, "linalg.svd")
     if not compute_uv:
         xp = array_module(input._data)
@@ -677,6 +690,7 @@ def linalg_pinv(input: Tensor, rcond=None, hermitian: bool = False, *, atol=None
     """torch.linalg.pinv: the Moore-Penrose pseudoinverse (..., n, m); singular values at most
     max(atol, rtol·σ₁) count as zero (rtol defaults to eps·max(m, n)); ``rcond`` is torch's old
     name for rtol; hermitian=True uses an eigendecomposition of the (symmetric) input."""
+    check_bool(hermitian, "linalg_pinv", "hermitian")
     A = input  # torch's Python binding takes these keyword names
     if not isinstance(A, Tensor) or A._data.ndim < 2 or A._data.dtype.kind not in "fVc":
         described = f"{_dtype.scalar_name(A.dtype)}{{{list(A.shape)}}}" if isinstance(A, Tensor) else type(A).__name__
@@ -793,6 +807,7 @@ def linalg_lstsq(input: Tensor, b: Tensor, rcond=None, *, driver=None):
 def linalg_matrix_rank(input: Tensor, tol=None, hermitian: bool = False, *, atol=None, rtol=None, out=None) -> Tensor:
     """torch.linalg.matrix_rank: the number of singular values above max(atol, rtol·σ₁) (int64,
     batch shape); ``tol`` is torch's old name for atol."""
+    check_bool(hermitian, "linalg_matrix_rank", "hermitian")
     A = input  # torch's Python binding takes these keyword names
     _check_float(A, "linalg.matrix_rank")
     if tol is not None:
@@ -1021,6 +1036,8 @@ def linalg_lu_solve(LU: Tensor, pivots: Tensor, B: Tensor, *, left: bool = True,
     """torch.linalg.lu_solve: X with ``A X = B`` (``X A = B`` when left=False; Aᴴ for adjoint)
     from lu_factor's ``(LU, pivots)``; composed of triangular solves, so its gradient reaches
     LU through L's and U's triangles."""
+    check_bool(left, "linalg_lu_solve", "left")
+    check_bool(adjoint, "linalg_lu_solve", "adjoint")
     _check_square(LU, "linalg.lu_solve")
     if B._data.ndim < 2:
         raise RuntimeError("linalg.lu_solve: The input tensor B must have at least 2 dimensions.")
@@ -1198,6 +1215,8 @@ def linalg_inv_ex(A: Tensor, *, check_errors: bool = False, out=None):
 def linalg_solve_ex(A: Tensor, B: Tensor, *, left: bool = True, check_errors: bool = False, out=None):
     """torch.linalg.solve_ex: ``(result, info)`` as linalg.solve, with LAPACK's info per matrix
     (the result is NaN where A is singular) instead of an error unless ``check_errors``."""
+    check_bool(left, "linalg_solve_ex", "left")
+    check_bool(check_errors, "linalg_solve_ex", "check_errors")
     from .linalg import solve
 
     _check_square(A, "linalg.solve_ex")
@@ -1366,6 +1385,9 @@ def triangular_solve(input: Tensor, A: Tensor, upper: bool = True, transpose: bo
                      *, out=None):
     """torch.triangular_solve (deprecated): ``(solution, cloned_coefficient)`` with op(A) X = b,
     op(A) = Aᵀ when ``transpose``."""
+    check_bool(upper, "triangular_solve", "upper")
+    check_bool(transpose, "triangular_solve", "transpose")
+    check_bool(unitriangular, "triangular_solve", "unitriangular")
     b = input  # torch's Python binding takes these keyword names
     _config.warn_once("torch.triangular_solve is deprecated in favor of torch.linalg.solve_triangularand will be "
                       "removed in a future PyTorch release.\ntorch.linalg.solve_triangular has its arguments reversed "

@@ -1424,6 +1424,7 @@ class Solve(Function):
 def solve(A: Tensor, B: Tensor, *, left: bool = True) -> Tensor:
     """torch.linalg.solve: X with ``A X = B`` (``X A = B`` when ``left=False``); B may be a
     (batch of) vector(s) of A's size, and batch dims broadcast."""
+    check_bool(left, "linalg_solve", "left")
     _check_square(A, "linalg.solve")
     if B._data.ndim == 0:  # (a 1-d B is a vector, as in torch)
         raise RuntimeError("linalg.solve: The input tensor B must have at least 2 dimensions.")
@@ -1819,6 +1820,7 @@ class LdlSolve(Function):
 @out_rule("same")
 def ldl_solve(LD: Tensor, pivots: Tensor, B: Tensor, *, hermitian: bool = False) -> Tensor:
     """torch.linalg.ldl_solve: X with A X = B from ldl_factor's ``(LD, pivots)``; batch dims broadcast."""
+    check_bool(hermitian, "linalg_ldl_solve", "hermitian")
     if B._data.ndim < 2:
         raise RuntimeError("torch.linalg.ldl_solve: The input tensor B must have at least 2 dimensions.")
     n = LD._data.shape[-1]
@@ -1867,6 +1869,8 @@ def ormqr(input: Tensor, input2: Tensor, input3: Tensor, left: bool = True, tran
     reflectors (torch's keywords input2 and input3; its messages say tau and other). Composed of
     chainrule ops (the reflectors through linalg.householder_product), so it is differentiable in
     all three arguments, as torch's."""
+    check_bool(left, "ormqr", "left")
+    check_bool(transpose, "ormqr", "transpose")
     from .decompositions import linalg_householder_product
     from .shape import cat
 
