@@ -202,3 +202,19 @@ def test_linalg_bool_flags_refuse_other_types(name, call, value):
     expected, got = _outcome(torch, lambda lib: call(lib, value)), _outcome(chainrule, lambda lib: call(lib, value))
     assert expected[0] is TypeError and got[0] is TypeError, (expected, got)
     assert _outcome(chainrule, lambda lib: call(lib, True))[0] == "ok"
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.clamp(2, lib.ones(3)),
+    lambda lib: lib.lerp(2, lib.ones(3), 0.5),
+    lambda lib: lib.lerp(lib.ones(3), 2, 0.5),
+    lambda lib: lib.lerp(lib.ones(3), lib.ones(3), "half"),
+    lambda lib: lib.dist(lib.ones(3), 2),
+    lambda lib: lib.dist(2.5, lib.ones(3)),
+    lambda lib: lib.masked_fill(2, lib.ones(3) > 0, 1.0),
+])
+def test_numbers_where_tensors_go_raise_type_error(call):
+    expected, got = _outcome(torch, call), _outcome(chainrule, call)
+    assert expected[0] is TypeError and got[0] is TypeError, (expected, got)
+    if "must be Tensor" in expected[1]:
+        assert got[1] == expected[1]

@@ -1417,6 +1417,8 @@ def _as_number(bound):
 @out_rule("same_elementwise")
 def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
     """torch.clamp with number or tensor bounds; at least one bound is required."""
+    if not isinstance(input, Tensor):
+        raise _dtype.invalid_combination("clamp", input, *(bound for bound in (min, max) if bound is not None))
     if min is None and max is None:
         raise RuntimeError("clamp: At least one of 'min' or 'max' must not be None")
     refuse_complex(input, "clamp is not supported for complex types")
@@ -1666,6 +1668,8 @@ def _check_lerp_dtypes(input: Tensor, end, weight) -> None:
 
 
 def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
+    if not (isinstance(input, Tensor) and isinstance(end, Tensor)) or not isinstance(weight, (Tensor, *_POW_SCALARS)):
+        raise _dtype.invalid_combination("lerp", input, end, weight)
     if isinstance(input, Tensor):
         _check_lerp_dtypes(input, end, weight)
     if isinstance(input, Tensor) and not isinstance(weight, Tensor):

@@ -32,7 +32,7 @@ from ..autograd.function import (
     saved,
 )
 from ..autograd.grad_mode import is_grad_enabled
-from ..tensor import Tensor, _wrap_dim, honours_out, preserve_layout
+from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out, preserve_layout
 from . import _cuda_kernels, cpu_sort_order
 from ._arg_parser import int_list
 from .elementwise import conjugate_rule
@@ -1786,6 +1786,8 @@ def cummin(input: Tensor, dim: int):
 
 def dist(input: Tensor, other: Tensor, p=2) -> Tensor:
     """torch.dist: the p-norm of ``input - other`` (broadcast)."""
+    _check_tensor(input, "dist", "input", 1)
+    _check_tensor(other, "dist", "other", 2)
     from .elementwise import sub
 
     return name_node(norm(sub(input, other), p), "DistBackward0", label="dist")
