@@ -218,3 +218,16 @@ def test_numbers_where_tensors_go_raise_type_error(call):
     assert expected[0] is TypeError and got[0] is TypeError, (expected, got)
     if "must be Tensor" in expected[1]:
         assert got[1] == expected[1]
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.cdist(lib.ones(2, 3), lib.ones(2, 3, dtype=lib.float64)),
+    lambda lib: lib.cdist(lib.ones(2, 3, dtype=lib.float64), lib.ones(2, 3)),
+    lambda lib: lib.cdist(lib.ones(2, 3), lib.ones(2, 3), p=float("nan")),
+    lambda lib: lib.cdist(lib.ones(2, 3), lib.ones(2, 3), compute_mode=None),
+    lambda lib: lib.cdist(lib.ones(2, 3), lib.ones(2, 3), compute_mode="use_mm_for_euclid_dist"),
+    lambda lib: lib.logsumexp(lib.ones(2, 3), 0, None),
+    lambda lib: lib.logsumexp(lib.ones(2, 3), 0, 1),
+])
+def test_cdist_and_logsumexp_argument_checks(call):
+    _assert_same(call)

@@ -1963,12 +1963,18 @@ def cross(input: Tensor, other: Tensor, dim=None) -> Tensor:
     return _cross(input, other, dim, "linalg.cross")
 
 
+_CDIST_MODES = ("use_mm_for_euclid_dist_if_necessary", "use_mm_for_euclid_dist", "donot_use_mm_for_euclid_dist")
+
+
 @cpu_autocast_policy("float32")
-def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode=None) -> Tensor:
+def cdist(x1: Tensor, x2: Tensor, p: float = 2.0,
+          compute_mode: str = "use_mm_for_euclid_dist_if_necessary") -> Tensor:
     """torch.cdist: p-norm distances between the rows of x1 (..., P, M) and x2 (..., R, M),
     shape (..., P, R). The gradient at a zero distance is 0, as in torch."""
     from .reduce import _vector_norm
 
+    if compute_mode not in _CDIST_MODES:  # torch's Python front refuses it (None included) with ValueError
+        raise ValueError(f"{compute_mode} is not a valid value for compute_mode")
     if x1._data.ndim < 2 or x2._data.ndim < 2:
         raise RuntimeError(f"cdist only supports at least 2D tensors, X{1 if x1._data.ndim < 2 else 2} got: "
                            f"{min(x1._data.ndim, x2._data.ndim)}D")
@@ -1978,8 +1984,10 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode=None) -> Tensor:
     for i, x in ((1, x1), (2, x2)):  # torch's dtype checks come after the shapes'
         if not x.dtype.is_floating_point:
             raise RuntimeError(f"cdist only supports floating-point dtypes, X{i} got: {_dtype.scalar_name(x.dtype)}")
-    if p < 0:
-        raise RuntimeError(f"cdist only supports non-negative p values, got {p}")
+    if not p >= 0:  # (NaN too)
+        raise RuntimeError("cdist only supports non-negative p values")
+    if x1.dtype != x2.dtype:
+        raise RuntimeError(f"expected scalar type {_dtype.scalar_name(x1.dtype)} but found {_dtype.scalar_name(x2.dtype)}")
     # every pair's difference (..., P, R, M), then its norm over M
     diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)
     return name_node(_vector_norm(diff, p, (-1,), False, None, "cdist"), "CdistBackward0", label="cdist")

@@ -934,6 +934,8 @@ class Logsumexp(Function):
 
 def logsumexp(input: Tensor, dim, keepdim: bool = False) -> Tensor:
     """torch.logsumexp: ``log(sum(exp(x)))`` over ``dim``, computed without overflow."""
+    if not isinstance(keepdim, (bool, np.bool_)):
+        raise TypeError(f"logsumexp(): argument 'keepdim' (position 3) must be bool, not {type(keepdim).__name__}")
     input = _float_dtype_input(input, None)
     out = Logsumexp.apply(input, dims=_dims(dim, input._data.ndim, "logsumexp"), keepdim=keepdim)
     return _note_given(out, "given_dims", (dim,) if isinstance(dim, int) else tuple(dim))
