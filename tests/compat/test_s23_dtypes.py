@@ -231,3 +231,20 @@ def test_numbers_where_tensors_go_raise_type_error(call):
 ])
 def test_cdist_and_logsumexp_argument_checks(call):
     _assert_same(call)
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.round(lib.tensor([1.26, 2.5]), decimals=2**31),
+    lambda lib: lib.round(lib.tensor([1.26, 2.5], dtype=lib.float64), decimals=-400),
+    lambda lib: lib.round(lib.tensor([1.26, 2.5]), decimals=2**63),
+    lambda lib: lib.round(lib.tensor([1.26, 2.5]), decimals=2.0),
+    lambda lib: lib.tensordot(lib.ones(2, 3), lib.ones(3, 2), dims=None),
+    lambda lib: lib.tensordot(lib.ones(2, 3), lib.ones(3, 2), dims=1.5),
+    lambda lib: lib.addbmm(lib.ones(2, 2), lib.tensor(1.0), lib.ones(1, 3, 2)),
+    lambda lib: lib.addbmm(lib.ones(2, 2), lib.ones(1, 2, 3), lib.tensor(1.0)),
+])
+def test_hostile_scalars_for_round_tensordot_addbmm(call):
+    expected, got = _outcome(torch, call), _outcome(chainrule, call)
+    assert got[0] == expected[0] if expected[0] == "ok" else issubclass(got[0], expected[0]), (expected, got)
+    if expected[0] == "ok":
+        assert chainrule.isnan(call(chainrule)).all()  # torch's infinite 10^decimals scale

@@ -29,7 +29,7 @@ from ..autograd.function import (
 )
 from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor, _check_tensor, honours_out, out_keyword_front, write_out
-from ._arg_parser import check_str, out_rule, write_out_same_dtype
+from ._arg_parser import check_int, check_str, out_rule, write_out_same_dtype
 from ._special import erf as _erf_array
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
@@ -1184,6 +1184,7 @@ _round = _unary("Round", np.round, _zero_grad, saves="none", float_only=False)
 
 def round(input: Tensor, *, decimals: builtins.int = 0) -> Tensor:
     """torch.round: half to even, like torch; ``decimals`` rounds to that many places."""
+    decimals = check_int(decimals, "round", "decimals")
     if decimals == 0:
         return _round(input)
     if input._data.dtype.kind in "biu":
@@ -1203,7 +1204,11 @@ class RoundDecimals(Function):
     @staticmethod
     def forward(ctx, x, decimals):
         ctx.decimals = decimals
-        return array_module(x).round(x, decimals)
+        xp = array_module(x)
+        if builtins.abs(decimals) > (308 if x.dtype == np.float64 else 38):
+            # torch scales by 10^decimals in its opmath type: an infinite scale makes every element NaN
+            return xp.full_like(x, np.nan)
+        return xp.round(x, decimals)
 
     @staticmethod
     def backward(ctx, grad):

@@ -653,6 +653,9 @@ def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, out_dtype=None, *, be
 def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """torch.addbmm: ``beta * input + alpha * sum_b batch1[b] @ batch2[b]``."""
     _check_added_product_dtypes("addbmm", input, batch1, batch2)
+    for batch, dim in ((batch1, 1), (batch2, 2)):  # torch reads these sizes before bmm's dimension checks
+        if isinstance(batch, Tensor) and batch._data.ndim == 0:
+            raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
     b, n, m = batch1._data.shape
     if batch2._data.ndim != 3 or batch2._data.shape[:2] != (b, m):
         bmm(batch1, batch2)  # raises torch's message
@@ -1027,6 +1030,9 @@ def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
         dims_a = list(range(a._data.ndim - dims, a._data.ndim))
         dims_b = list(range(dims))
     else:
+        if not isinstance(dims, (list, tuple)) or len(dims) != 2:
+            raise RuntimeError("tensordot expects dims to be int or tuple[list[int], list[int]] or list[list[int]] "
+                               f"containing two lists, but got dims={dims}")
         dims_a, dims_b = ([d] if isinstance(d, int) else list(d) for d in dims)
         if len(dims_a) != len(dims_b):
             raise RuntimeError("both dimension lists should have same length")
