@@ -248,3 +248,21 @@ def test_hostile_scalars_for_round_tensordot_addbmm(call):
     assert got[0] == expected[0] if expected[0] == "ok" else issubclass(got[0], expected[0]), (expected, got)
     if expected[0] == "ok":
         assert chainrule.isnan(call(chainrule)).all()  # torch's infinite 10^decimals scale
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.linalg.pinv(None),
+    lambda lib: lib.linalg.pinv(lib.eye(3), rtol="tight"),
+    lambda lib: lib.linalg.matrix_rank(lib.eye(3), atol="tight"),
+    lambda lib: lib.linalg.lstsq(lib.eye(3), lib.eye(3), driver=True),
+    lambda lib: lib.linalg.solve_triangular(lib.eye(3), None, upper=True),
+    lambda lib: lib.linalg.tensorinv(lib.eye(4).reshape(4, 2, 2), ind=True),
+    lambda lib: lib.linalg.vander(lib.ones(3), N=-2**63 - 1),
+    lambda lib: lib.kthvalue(lib.ones(3), float("nan")),
+    lambda lib: lib.kthvalue(lib.ones(3), 2**63),
+    lambda lib: lib.linalg.lu_solve(lib.eye(3), lib.tensor([1, 2, 3]), lib.eye(3)),
+    lambda lib: lib.linalg.lu_solve(lib.eye(3), lib.tensor([1, 2, 3], dtype=lib.int32), lib.eye(3)),
+])
+def test_linalg_and_kthvalue_hostile_arguments(call):
+    expected, got = _outcome(torch, call), _outcome(chainrule, call)
+    assert got == expected if expected[0] == "ok" else issubclass(got[0], expected[0]), (expected, got)

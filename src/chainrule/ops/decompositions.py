@@ -23,8 +23,8 @@ from .. import _config, _dtype, return_types
 from .._backend import array_module, broadcast_solve, checked_linalg, has_values
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function, name_node
-from ..tensor import Tensor, honours_out, write_out
-from ._arg_parser import check_bool, check_str, out_rule
+from ..tensor import Tensor, _check_tensor, honours_out, write_out
+from ._arg_parser import check_bool, check_int, check_str, out_rule
 from .elementwise import conjugate_rule
 from .linalg import _adjoint, _check_square, _column_major, _cross, _mat, matmul
 
@@ -151,6 +151,7 @@ def linalg_solve_triangular(input: Tensor, B: Tensor, *, upper: bool, left: bool
     check_bool(left, "linalg_solve_triangular", "left")
     check_bool(unitriangular, "linalg_solve_triangular", "unitriangular")
     A = input  # torch's Python binding takes these keyword names
+    _check_tensor(B, "linalg_solve_triangular", "B", 2)
     _check_square(A, "linalg.solve_triangular")
     if not isinstance(B, Tensor) or B._data.ndim < 2:
         raise RuntimeError("linalg.solve_triangular: The input tensor B must have at least 2 dimensions.")
@@ -686,12 +687,22 @@ def _pinv_backward(grad: Tensor, pinv_a: Tensor, A: Tensor) -> Tensor:
             - _mat(_mat(pinv_t_k, pinv_a), A))
 
 
+def _check_tolerances(op: str, atol, rtol) -> None:
+    """torch's parser takes atol/rtol as a number or a tensor (or None), nothing else."""
+    for value in (atol, rtol):
+        if value is not None and not isinstance(value, (Tensor, int, float, np.number)):
+            raise _dtype.invalid_combination(op, value)
+
+
 def linalg_pinv(input: Tensor, rcond=None, hermitian: bool = False, *, atol=None, rtol=None, out=None) -> Tensor:
     """torch.linalg.pinv: the Moore-Penrose pseudoinverse (..., n, m); singular values at most
     max(atol, rtol·σ₁) count as zero (rtol defaults to eps·max(m, n)); ``rcond`` is torch's old
     name for rtol; hermitian=True uses an eigendecomposition of the (symmetric) input."""
     check_bool(hermitian, "linalg_pinv", "hermitian")
     A = input  # torch's Python binding takes these keyword names
+    if not isinstance(A, Tensor):
+        raise _dtype.invalid_combination("linalg_pinv", A)
+    _check_tolerances("linalg_pinv", atol, rtol)
     if not isinstance(A, Tensor) or A._data.ndim < 2 or A._data.dtype.kind not in "fVc":
         described = f"{_dtype.scalar_name(A.dtype)}{{{list(A.shape)}}}" if isinstance(A, Tensor) else type(A).__name__
         raise RuntimeError(f"linalg.pinv({described}): expected a tensor with 2 or more dimensions of float, double, "
@@ -765,6 +776,8 @@ def linalg_lstsq(input: Tensor, b: Tensor, rcond=None, *, driver=None):
     'gelsy'), rank (not for 'gels'), singular_values ('gelsd', 'gelss'); the rest are empty.
     The gradient is torch's: through pinv(A) B (the residuals pass none back)."""
     A, B = input, b  # torch's Python binding takes these keyword names
+    if driver is not None:
+        check_str(driver, "linalg_lstsq", "driver")
     _check_float(A, "linalg.lstsq")
     if not isinstance(B, Tensor):
         raise TypeError(f"linalg.lstsq(): argument 'B' must be Tensor, not {type(B).__name__}")
@@ -809,6 +822,7 @@ def linalg_matrix_rank(input: Tensor, tol=None, hermitian: bool = False, *, atol
     batch shape); ``tol`` is torch's old name for atol."""
     check_bool(hermitian, "linalg_matrix_rank", "hermitian")
     A = input  # torch's Python binding takes these keyword names
+    _check_tolerances("linalg_matrix_rank", atol, rtol)
     _check_float(A, "linalg.matrix_rank")
     if tol is not None:
         atol = tol
@@ -1039,6 +1053,8 @@ def linalg_lu_solve(LU: Tensor, pivots: Tensor, B: Tensor, *, left: bool = True,
     check_bool(left, "linalg_lu_solve", "left")
     check_bool(adjoint, "linalg_lu_solve", "adjoint")
     _check_square(LU, "linalg.lu_solve")
+    if isinstance(pivots, Tensor) and pivots.dtype is not _dtype.int32:  # lu_factor's pivots are int32
+        raise RuntimeError("linalg.lu_solve: pivots should be a Tensor of scalar type torch.int32")
     if B._data.ndim < 2:
         raise RuntimeError("linalg.lu_solve: The input tensor B must have at least 2 dimensions.")
     n, (rows, cols) = LU._data.shape[-1], B._data.shape[-2:]
@@ -1142,7 +1158,7 @@ def linalg_vander(x: Tensor, *, N: int | None = None) -> Tensor:
     from .reduce import cumprod
     from .shape import cat
 
-    N = (x._data.shape[-1] if x._data.ndim else 0) if N is None else N
+    N = (x._data.shape[-1] if x._data.ndim else 0) if N is None else check_int(N, "linalg_vander", "N")
     if N < 1:  # torch's message, also for a 0-d x without N
         raise RuntimeError("N must be greater than 1.")
     if x._data.ndim == 0:
@@ -1251,6 +1267,7 @@ def linalg_tensorinv(input: Tensor, ind: int = 2, *, out=None) -> Tensor:
     A = input  # torch's Python binding takes these keyword names
     from .linalg import inv
 
+    ind = check_int(ind, "linalg_tensorinv", "ind")
     if ind <= 0:
         raise RuntimeError(f"Expected a strictly positive integer for 'ind', but got {ind}")
     shape = tuple(A._data.shape)

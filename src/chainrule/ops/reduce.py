@@ -1659,6 +1659,10 @@ class MedianAll(Function):
 
 def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
     """torch.kthvalue: the k-th smallest value (1-based) along ``dim`` and its index."""
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
+        raise TypeError(f"kthvalue(): argument 'k' (position 2) must be int, not {type(k).__name__}")
+    if not -2**63 <= k < 2**63:
+        raise ValueError("Overflow when unpacking long long")
     xp = array_module(input)
     x = input._data
     if x.dtype.kind in "cb":
