@@ -266,3 +266,16 @@ def test_hostile_scalars_for_round_tensordot_addbmm(call):
 def test_linalg_and_kthvalue_hostile_arguments(call):
     expected, got = _outcome(torch, call), _outcome(chainrule, call)
     assert got == expected if expected[0] == "ok" else issubclass(got[0], expected[0]), (expected, got)
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.linalg.matrix_norm(lib.eye(3), None),
+    lambda lib: lib.linalg.matrix_norm(lib.eye(3), "fro", None),
+    lambda lib: lib.linalg.matrix_norm(lib.eye(3), "fro", True),
+    lambda lib: lib.linalg.matrix_norm(lib.eye(3), "nuc", [0, 1]),
+    lambda lib: lib.linalg.vector_norm(lib.eye(3), "fro"),
+    lambda lib: lib.linalg.vector_norm(lib.eye(3), float("inf")),
+])
+def test_norm_argument_types(call):
+    expected, got = _outcome(torch, call), _outcome(chainrule, call)
+    assert got == expected if expected[0] == "ok" else issubclass(got[0], expected[0]), (expected, got)

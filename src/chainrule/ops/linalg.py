@@ -1180,6 +1180,8 @@ def vector_norm(input: Tensor, ord=2, dim=None, keepdim: bool = False, *, dtype=
     x = input  # torch's Python binding takes these keyword names
     from .reduce import _vector_norm
 
+    if not isinstance(ord, (int, float, np.number, Tensor)):
+        raise TypeError(f"linalg_vector_norm(): argument 'ord' must be Number, not {type(ord).__name__}")
     return _vector_norm(x, ord, dim, keepdim, dtype, "linalg.vector_norm")
 
 
@@ -1193,6 +1195,10 @@ def matrix_norm(input: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *
     from .reduce import sum as _sum
 
     _check_norm_input(A, "linalg.matrix_norm")
+    # torch's two signatures take ord as a number or a str, dim as ints
+    if not isinstance(ord, (str, int, float, np.number)) or isinstance(dim, bool) or not isinstance(
+            dim, (tuple, list, int)):
+        raise _dtype.invalid_combination("linalg_matrix_norm", A, ord, dim)
     if not isinstance(dim, (tuple, list)) or len(dim) != 2:
         raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {dim}")
     d0, d1 = (_wrap_dim(d, A._data.ndim, "linalg.matrix_norm") for d in dim)
