@@ -158,6 +158,10 @@ def test_linalg_vecdot_refuses_numbers():
                                   ("complex128", "int16"), ("int64", "float32")])
 def test_searchsorted_kernel_dtypes(op, pair):
     _assert_same(lambda lib: getattr(lib, op)(_t(lib, pair[0], (1, 2, 3)), _t(lib, pair[1], (1, 2, 3))))
+    # no values to place: torch runs no kernel, so no dtype is refused
+    values, sequence = (pair[0], pair[1]) if op == "bucketize" else (pair[1], pair[0])
+    _assert_same(lambda lib: getattr(lib, op)(*((_t(lib, values, ()), _t(lib, sequence, (1, 2, 3))) if op == "bucketize"
+                                                else (_t(lib, sequence, (1, 2, 3)), _t(lib, values, ())))))
 
 
 @pytest.mark.parametrize("pair", [("float16", "float32"), ("int64", "bfloat16"), ("float32", "float64"),
