@@ -588,6 +588,14 @@ def parser_type_name(value) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def invalid_combination(op: str, *args) -> TypeError:
+    """torch's parser's TypeError when no signature of an overloaded ``op`` takes these positional
+    arguments (``clamp(2, t)``: "got (int, Tensor)")."""
+    given = ", ".join(parser_type_name(a) for a in args)
+    return TypeError(f"{op}() received an invalid combination of arguments - got ({given}), but expected one of "
+                     f"torch.{op}'s signatures")
+
+
 def argument_error(op: str, name: str, expected: str, value, overloaded: builtins.bool = False) -> TypeError:
     """torch's parser's TypeError for argument ``name`` of ``op``; an ``overloaded`` op (several
     signatures) words it as "received an invalid combination of arguments"."""

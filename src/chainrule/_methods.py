@@ -794,10 +794,14 @@ def bind_inplace_variants() -> None:
 
 
 def _float_power_inplace(self: Tensor, exponent) -> Tensor:
-    # float_power computes in float64; torch refuses to narrow that into another dtype in place
-    if self.dtype.name != "float64":
+    # float_power computes in float64 (complex128 when either operand is complex); torch refuses to
+    # narrow that into another dtype in place
+    complex_given = self.is_complex() or (exponent.is_complex() if isinstance(exponent, Tensor)
+                                          else isinstance(exponent, complex))
+    required = "complex128" if complex_given else "float64"
+    if self.dtype.name != required:
         raise RuntimeError(f"the base given to float_power_ has dtype {_TORCH_TYPE_NAMES[self.dtype.name]} but the "
-                           "operation's result requires dtype Double")
+                           f"operation's result requires dtype {_TORCH_TYPE_NAMES[required]}")
     return _make_inplace_from_copy(Tensor.float_power)(self, exponent)
 
 

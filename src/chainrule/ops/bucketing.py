@@ -11,6 +11,7 @@ import numbers
 
 import numpy as np
 
+from .. import _dtype
 from .._backend import array_module
 from ..tensor import Tensor, honours_out
 
@@ -72,6 +73,13 @@ def _searchsorted_array(seq, values, side: str, sorter):
     return found.reshape(values.shape)
 
 
+def _refuse_kernel_dtype(sorted_sequence: Tensor, input) -> None:
+    """torch's kernel runs in the two operands' common dtype, which has no bool or complex instance."""
+    common = _dtype.result_type(sorted_sequence, input)
+    if common is _dtype.bool or common.is_complex:
+        raise NotImplementedError(f"\"searchsorted_out_cpu\" not implemented for '{_dtype.scalar_name(common)}'")
+
+
 @honours_out
 def searchsorted(sorted_sequence: Tensor, input, *, out_int32: bool = False, right: bool = False,
                  side: str | None = None, sorter: Tensor | None = None) -> Tensor:
@@ -97,6 +105,8 @@ def searchsorted(sorted_sequence: Tensor, input, *, out_int32: bool = False, rig
         if order.shape != seq.shape or order.dtype.kind not in "iu":
             raise RuntimeError("torch.searchsorted(): sorter must be an integer tensor of the boundaries' shape "
                                f"{list(seq.shape)}, got {list(order.shape)} of dtype {sorter.dtype!r}")
+    if values.size:  # torch dispatches no kernel for an empty result
+        _refuse_kernel_dtype(sorted_sequence, input)
     if seq.dtype.kind == "V" or values.dtype.kind == "V":
         # ml_dtypes' bfloat16 promotes with no integer dtype: compare in float64, exact for both
         seq, values = seq.astype(np.float64), values.astype(np.float64)
@@ -111,6 +121,8 @@ def bucketize(input, boundaries: Tensor, *, out_int32: bool = False, right: bool
     if boundaries.ndim != 1:
         raise RuntimeError(f"boundaries tensor must be 1 dimension, but got dim({boundaries.ndim})")
     values = _values_array(input, boundaries._data, "bucketize")
+    if values.size:  # torch dispatches no kernel for an empty result
+        _refuse_kernel_dtype(boundaries, input)
     found = _searchsorted_array(boundaries._data, values, "right" if right else "left", None)
     return Tensor._make(found.astype(np.int32 if out_int32 else np.int64, copy=False))
 

@@ -307,6 +307,13 @@ def polar(abs: Tensor, angle: Tensor) -> Tensor:
     """torch.polar: abs·(cos(angle) + i·sin(angle)), with torch's gradient (none for abs where it is 0)."""
     _check_tensor(abs, "polar", "abs", 1)
     _check_tensor(angle, "polar", "angle", 2)
+    names = _dtype.scalar_name(abs.dtype), _dtype.scalar_name(angle.dtype)
+    if not set(names) <= {"Half", "Float", "Double"}:
+        raise RuntimeError(f"Expected both inputs to be Half, Float or Double tensors but got {names[0]} and {names[1]}")
+    if names[0] != names[1]:
+        raise RuntimeError(f"Expected object of scalar type {names[0]} but got scalar type {names[1]} for second argument")
+    if names[0] == "Half":
+        raise NotImplementedError("\"polar_cpu\" not implemented for 'Half'")
     return Polar.apply(abs, angle)
 
 

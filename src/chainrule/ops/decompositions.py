@@ -23,8 +23,8 @@ from .. import _config, _dtype, return_types
 from .._backend import array_module, broadcast_solve, checked_linalg, has_values
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function, name_node
-from ..tensor import Tensor, honours_out, write_out
-from ._arg_parser import check_bool, check_str, out_rule
+from ..tensor import Tensor, _check_tensor, honours_out, write_out
+from ._arg_parser import check_bool, check_int, check_str, out_rule
 from .elementwise import conjugate_rule
 from .linalg import _adjoint, _check_square, _column_major, _cross, _mat, matmul
 
@@ -147,7 +147,11 @@ def linalg_solve_triangular(input: Tensor, B: Tensor, *, upper: bool, left: bool
     """torch.linalg.solve_triangular: X with ``A X = B`` (``X A = B`` when ``left=False``) for a
     triangular A (its other triangle is not read); A (..., n, n), B (..., n, k) or (..., k, n),
     batch dims broadcast."""
+    check_bool(upper, "linalg_solve_triangular", "upper")
+    check_bool(left, "linalg_solve_triangular", "left")
+    check_bool(unitriangular, "linalg_solve_triangular", "unitriangular")
     A = input  # torch's Python binding takes these keyword names
+    _check_tensor(B, "linalg_solve_triangular", "B", 2)
     _check_square(A, "linalg.solve_triangular")
     if not isinstance(B, Tensor) or B._data.ndim < 2:
         raise RuntimeError("linalg.solve_triangular: The input tensor B must have at least 2 dimensions.")
@@ -251,6 +255,8 @@ class Cholesky(Function):
 def linalg_cholesky_ex(input: Tensor, *, upper: bool = False, check_errors: bool = False, out=None):
     """torch.linalg.cholesky_ex: ``(L, info)``; info (int32, batch shape) is 0 where the factor
     exists and the order of the first leading minor that is not positive-definite elsewhere."""
+    check_bool(upper, "linalg_cholesky_ex", "upper")
+    check_bool(check_errors, "linalg_cholesky_ex", "check_errors")
     A = input  # torch's Python binding takes these keyword names
     check_bool(upper, "linalg_cholesky_ex", "upper")
     _check_square(A, "linalg.cholesky")
@@ -262,6 +268,7 @@ def linalg_cholesky(input: Tensor, *, upper: bool = False, out=None) -> Tensor:
     """torch.linalg.cholesky: L (..., n, n) lower triangular with ``A = L Lᵀ`` (U = Lᵀ with
     upper=True), reading only A's lower (upper) triangle; raises torch.linalg.LinAlgError when A
     is not positive-definite."""
+    check_bool(upper, "linalg_cholesky", "upper")
     A = input  # torch's Python binding takes these keyword names
     check_bool(upper, "linalg_cholesky", "upper")
     _check_square(A, "linalg.cholesky")
@@ -270,6 +277,7 @@ def linalg_cholesky(input: Tensor, *, upper: bool = False, out=None) -> Tensor:
 
 def cholesky(input: Tensor, upper: bool = False, *, out=None) -> Tensor:
     """torch.cholesky (deprecated in torch for torch.linalg.cholesky, and warns once as torch does)."""
+    check_bool(upper, "cholesky", "upper")
     _config.warn_once("torch.cholesky is deprecated in favor of torch.linalg.cholesky and will be removed in a "
                       "future PyTorch release.\nL = torch.cholesky(A)\nshould be replaced with\n"
                       "L = torch.linalg.cholesky(A)\nand\nU = torch.cholesky(A, upper=True)\nshould be replaced with\n"
@@ -318,6 +326,7 @@ class CholeskySolve(Function):
 def cholesky_solve(input: Tensor, input2: Tensor, upper: bool = False, *, out=None) -> Tensor:
     """torch.cholesky_solve: X with ``A X = B`` given A's Cholesky factor (``input2``, lower, or
     upper with upper=True); B (..., n, k), batch dims broadcast."""
+    check_bool(upper, "cholesky_solve", "upper")
     B, L = input, input2
     _check_square(L, "cholesky_solve")
     if B._data.ndim < 2:
@@ -358,6 +367,7 @@ class CholeskyInverse(Function):
 
 def cholesky_inverse(input: Tensor, upper: bool = False, *, out=None) -> Tensor:
     """torch.cholesky_inverse: ``A⁻¹`` from A's Cholesky factor (lower, or upper with upper=True)."""
+    check_bool(upper, "cholesky_inverse", "upper")
     _check_square(input, "cholesky_inverse", kernel="cholesky_inverse_out_cpu")
     return _copy_out(CholeskyInverse.apply(input, upper=bool(upper)), out, "cholesky_inverse")
 
@@ -436,6 +446,7 @@ def linalg_qr(A: Tensor, mode: str = "reduced", *, out=None):
 
 def qr(input: Tensor, some: bool = True, *, out=None):
     """torch.qr (deprecated in torch): linalg.qr with mode 'reduced' (some=True) or 'complete'."""
+    check_bool(some, "qr", "some")
     Q, R = linalg_qr(input, "reduced" if some else "complete")
     return _copy_out(return_types.qr(Q, R), out, "qr")
 
@@ -573,6 +584,7 @@ def linalg_svd(A: Tensor, full_matrices: bool = True, *, driver=None, out=None):
     """torch.linalg.svd: ``(U, S, Vh)`` with A = U diag(S) Vh, S descending; U (..., m, m) and
     Vh (..., n, n) with full_matrices (the default), else (..., m, k) and (..., k, n). Singular
     vectors are defined up to sign: a loss must not depend on it."""
+    check_bool(full_matrices, "linalg_svd", "full_matrices")
     _check_float(A, "linalg.svd")
     U, S, Vh = Svd.apply(A, full_matrices=bool(full_matrices))
     return _copy_out(return_types.linalg_svd(U, S, Vh), out, "linalg.svd")
@@ -587,6 +599,8 @@ def linalg_svdvals(A: Tensor, *, driver=None, out=None) -> Tensor:
 def svd(input: Tensor, some: bool = True, compute_uv: bool = True, *, out=None):
     """torch.svd: ``(U, S, V)`` (V, not Vh) with reduced U and V when ``some``; with
     compute_uv=False, U and V are zero-filled (m, m) and (n, n) matrices, as in torch."""
+    check_bool(some, "svd", "some")
+    check_bool(compute_uv, "svd", "compute_uv")
     _check_float(input, "linalg.svd")
     if not compute_uv:
         xp = array_module(input._data)
@@ -673,11 +687,22 @@ def _pinv_backward(grad: Tensor, pinv_a: Tensor, A: Tensor) -> Tensor:
             - _mat(_mat(pinv_t_k, pinv_a), A))
 
 
+def _check_tolerances(op: str, atol, rtol) -> None:
+    """torch's parser takes atol/rtol as a number or a tensor (or None), nothing else."""
+    for value in (atol, rtol):
+        if value is not None and not isinstance(value, (Tensor, int, float, np.number)):
+            raise _dtype.invalid_combination(op, value)
+
+
 def linalg_pinv(input: Tensor, rcond=None, hermitian: bool = False, *, atol=None, rtol=None, out=None) -> Tensor:
     """torch.linalg.pinv: the Moore-Penrose pseudoinverse (..., n, m); singular values at most
     max(atol, rtol·σ₁) count as zero (rtol defaults to eps·max(m, n)); ``rcond`` is torch's old
     name for rtol; hermitian=True uses an eigendecomposition of the (symmetric) input."""
+    check_bool(hermitian, "linalg_pinv", "hermitian")
     A = input  # torch's Python binding takes these keyword names
+    if not isinstance(A, Tensor):
+        raise _dtype.invalid_combination("linalg_pinv", A)
+    _check_tolerances("linalg_pinv", atol, rtol)
     if not isinstance(A, Tensor) or A._data.ndim < 2 or A._data.dtype.kind not in "fVc":
         described = f"{_dtype.scalar_name(A.dtype)}{{{list(A.shape)}}}" if isinstance(A, Tensor) else type(A).__name__
         raise RuntimeError(f"linalg.pinv({described}): expected a tensor with 2 or more dimensions of float, double, "
@@ -751,6 +776,8 @@ def linalg_lstsq(input: Tensor, b: Tensor, rcond=None, *, driver=None):
     'gelsy'), rank (not for 'gels'), singular_values ('gelsd', 'gelss'); the rest are empty.
     The gradient is torch's: through pinv(A) B (the residuals pass none back)."""
     A, B = input, b  # torch's Python binding takes these keyword names
+    if driver is not None:
+        check_str(driver, "linalg_lstsq", "driver")
     _check_float(A, "linalg.lstsq")
     if not isinstance(B, Tensor):
         raise TypeError(f"linalg.lstsq(): argument 'B' must be Tensor, not {type(B).__name__}")
@@ -793,7 +820,9 @@ def linalg_lstsq(input: Tensor, b: Tensor, rcond=None, *, driver=None):
 def linalg_matrix_rank(input: Tensor, tol=None, hermitian: bool = False, *, atol=None, rtol=None, out=None) -> Tensor:
     """torch.linalg.matrix_rank: the number of singular values above max(atol, rtol·σ₁) (int64,
     batch shape); ``tol`` is torch's old name for atol."""
+    check_bool(hermitian, "linalg_matrix_rank", "hermitian")
     A = input  # torch's Python binding takes these keyword names
+    _check_tolerances("linalg_matrix_rank", atol, rtol)
     _check_float(A, "linalg.matrix_rank")
     if tol is not None:
         atol = tol
@@ -1021,7 +1050,11 @@ def linalg_lu_solve(LU: Tensor, pivots: Tensor, B: Tensor, *, left: bool = True,
     """torch.linalg.lu_solve: X with ``A X = B`` (``X A = B`` when left=False; Aᴴ for adjoint)
     from lu_factor's ``(LU, pivots)``; composed of triangular solves, so its gradient reaches
     LU through L's and U's triangles."""
+    check_bool(left, "linalg_lu_solve", "left")
+    check_bool(adjoint, "linalg_lu_solve", "adjoint")
     _check_square(LU, "linalg.lu_solve")
+    if isinstance(pivots, Tensor) and pivots.dtype is not _dtype.int32:  # lu_factor's pivots are int32
+        raise RuntimeError("linalg.lu_solve: pivots should be a Tensor of scalar type torch.int32")
     if B._data.ndim < 2:
         raise RuntimeError("linalg.lu_solve: The input tensor B must have at least 2 dimensions.")
     n, (rows, cols) = LU._data.shape[-1], B._data.shape[-2:]
@@ -1125,7 +1158,7 @@ def linalg_vander(x: Tensor, *, N: int | None = None) -> Tensor:
     from .reduce import cumprod
     from .shape import cat
 
-    N = (x._data.shape[-1] if x._data.ndim else 0) if N is None else N
+    N = (x._data.shape[-1] if x._data.ndim else 0) if N is None else check_int(N, "linalg_vander", "N")
     if N < 1:  # torch's message, also for a 0-d x without N
         raise RuntimeError("N must be greater than 1.")
     if x._data.ndim == 0:
@@ -1198,6 +1231,8 @@ def linalg_inv_ex(A: Tensor, *, check_errors: bool = False, out=None):
 def linalg_solve_ex(A: Tensor, B: Tensor, *, left: bool = True, check_errors: bool = False, out=None):
     """torch.linalg.solve_ex: ``(result, info)`` as linalg.solve, with LAPACK's info per matrix
     (the result is NaN where A is singular) instead of an error unless ``check_errors``."""
+    check_bool(left, "linalg_solve_ex", "left")
+    check_bool(check_errors, "linalg_solve_ex", "check_errors")
     from .linalg import solve
 
     _check_square(A, "linalg.solve_ex")
@@ -1232,6 +1267,7 @@ def linalg_tensorinv(input: Tensor, ind: int = 2, *, out=None) -> Tensor:
     A = input  # torch's Python binding takes these keyword names
     from .linalg import inv
 
+    ind = check_int(ind, "linalg_tensorinv", "ind")
     if ind <= 0:
         raise RuntimeError(f"Expected a strictly positive integer for 'ind', but got {ind}")
     shape = tuple(A._data.shape)
@@ -1366,6 +1402,9 @@ def triangular_solve(input: Tensor, A: Tensor, upper: bool = True, transpose: bo
                      *, out=None):
     """torch.triangular_solve (deprecated): ``(solution, cloned_coefficient)`` with op(A) X = b,
     op(A) = Aᵀ when ``transpose``."""
+    check_bool(upper, "triangular_solve", "upper")
+    check_bool(transpose, "triangular_solve", "transpose")
+    check_bool(unitriangular, "triangular_solve", "unitriangular")
     b = input  # torch's Python binding takes these keyword names
     _config.warn_once("torch.triangular_solve is deprecated in favor of torch.linalg.solve_triangularand will be "
                       "removed in a future PyTorch release.\ntorch.linalg.solve_triangular has its arguments reversed "

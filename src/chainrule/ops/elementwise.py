@@ -28,8 +28,8 @@ from ..autograd.function import (
     saved,
 )
 from ..autograd.grad_mode import no_grad
-from ..tensor import Tensor, _check_tensor, honours_out, write_out
-from ._arg_parser import check_str, out_rule, write_out_same_dtype
+from ..tensor import Tensor, _check_tensor, honours_out, out_keyword_front, write_out
+from ._arg_parser import check_int, check_str, out_rule, write_out_same_dtype
 from ._special import erf as _erf_array
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
@@ -865,6 +865,9 @@ def _check_integer_divisor(divisor: Tensor) -> None:
 
 def remainder(input, other) -> Tensor:
     a, b = _pair(input, other)
+    refuse_complex(a, '"remainder_cpu" not implemented for \'{dtype}\'')
+    if a.dtype is _dtype.bool:
+        refuse_kernel(a, "remainder_cpu")
     xp = array_module(a, b)
     if a._data.dtype.kind in "iub":
         _check_broadcast(a, b)
@@ -882,6 +885,9 @@ _REMAINDER_SAVED = {"_saved_other": saved(1, needed=1), "_saved_self": saved(0, 
 def fmod(input, other) -> Tensor:
     _require_tensors("fmod", input)
     a, b = _pair(input, other)
+    refuse_complex(a, '"fmod_cpu" not implemented for \'{dtype}\'')
+    if a.dtype is _dtype.bool:
+        refuse_kernel(a, "fmod_cpu")
     xp = array_module(a, b)
     if a._data.dtype.kind in "iub":
         _check_broadcast(a, b)
@@ -910,7 +916,9 @@ def pow(input, exponent) -> Tensor:
             exponent = _dtype.checked_scalar(exponent, input.dtype)
         return PowScalar.apply(input, exponent=exponent)
     if not isinstance(input, Tensor):
-        if isinstance(exponent, Tensor) and exponent._data.dtype.kind in "fV":
+        # a complex base makes the result complex: the general path promotes it
+        if isinstance(exponent, Tensor) and exponent._data.dtype.kind in "fV" and not isinstance(
+                input, (builtins.complex, np.complexfloating)):
             return RPowScalar.apply(exponent, base=input)
     a, b = _pair(input, exponent)
     if a._data.dtype == np.bool_ and b._data.dtype == np.bool_:
@@ -1188,6 +1196,7 @@ _round = _unary("Round", np.round, _zero_grad, saves="none", float_only=False)
 
 def round(input: Tensor, *, decimals: builtins.int = 0) -> Tensor:
     """torch.round: half to even, like torch; ``decimals`` rounds to that many places."""
+    decimals = check_int(decimals, "round", "decimals")
     if decimals == 0:
         return _round(input)
     if input._data.dtype.kind in "biu":
@@ -1207,7 +1216,11 @@ class RoundDecimals(Function):
     @staticmethod
     def forward(ctx, x, decimals):
         ctx.decimals = decimals
-        return array_module(x).round(x, decimals)
+        xp = array_module(x)
+        if builtins.abs(decimals) > (308 if x.dtype == np.float64 else 38):
+            # torch scales by 10^decimals in its opmath type: an infinite scale makes every element NaN
+            return xp.full_like(x, np.nan)
+        return xp.round(x, decimals)
 
     @staticmethod
     def backward(ctx, grad):
@@ -1421,6 +1434,8 @@ def _as_number(bound):
 @out_rule("same_elementwise")
 def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
     """torch.clamp with number or tensor bounds; at least one bound is required."""
+    if not isinstance(input, Tensor):
+        raise _dtype.invalid_combination("clamp", input, *(bound for bound in (min, max) if bound is not None))
     if min is None and max is None:
         raise RuntimeError("clamp: At least one of 'min' or 'max' must not be None")
     refuse_complex(input, "clamp is not supported for complex types")
@@ -1545,6 +1560,7 @@ class Atan2(Function):
 def atan2(input: Tensor, other: Tensor) -> Tensor:
     _require_tensors("atan2", input, other)
     a, b = _float_pair(input, other)
+    refuse_complex(a, '"atan2_cpu" not implemented for \'{dtype}\'')
     return Atan2.apply(a, b)
 
 
@@ -1669,6 +1685,8 @@ def _check_lerp_dtypes(input: Tensor, end, weight) -> None:
 
 
 def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
+    if not (isinstance(input, Tensor) and isinstance(end, Tensor)) or not isinstance(weight, (Tensor, *_POW_SCALARS)):
+        raise _dtype.invalid_combination("lerp", input, end, weight)
     if isinstance(input, Tensor):
         _check_lerp_dtypes(input, end, weight)
     if isinstance(input, Tensor) and not isinstance(weight, Tensor):
@@ -1887,7 +1905,7 @@ bitwise_or = honours_out(_bitwise(np.bitwise_or))
 bitwise_xor = honours_out(_bitwise(np.bitwise_xor))
 
 
-@honours_out
+@out_rule("same_elementwise")
 def bitwise_not(input: Tensor) -> Tensor:
     xp = array_module(input)
     if input._data.dtype.kind in "fVc":
@@ -1924,10 +1942,20 @@ def isfinite(input: Tensor) -> Tensor:
     return Tensor._make(xp.isfinite(input._data))
 
 
-@honours_out
 def signbit(input: Tensor) -> Tensor:
+    refuse_complex(input, "signbit is not implemented for complex tensors.")
     xp = array_module(input)
     return Tensor._make(xp.signbit(input._data))
+
+
+def _signbit_out(input: Tensor, *, out) -> Tensor:
+    refuse_complex(input, "signbit is not implemented for complex tensors.")
+    if isinstance(out, Tensor) and out.dtype is not _dtype.bool:  # torch casts no sign bit to a number
+        raise RuntimeError("signbit does not support non-boolean outputs.")
+    return write_out(signbit(input), out, "signbit")
+
+
+signbit = out_keyword_front(signbit, _signbit_out)
 
 
 def equal(input: Tensor, other: Tensor) -> builtins.bool:
@@ -1938,6 +1966,8 @@ def equal(input: Tensor, other: Tensor) -> builtins.bool:
 
 def isclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=False) -> Tensor:
     _require_tensors("isclose", input, other)
+    if input.dtype != other.dtype:  # no promotion: torch compares in one dtype
+        raise RuntimeError(f"{_dtype.scalar_name(input.dtype)} did not match {_dtype.scalar_name(other.dtype)}")
     if rtol < 0:
         raise RuntimeError(f"rtol must be greater than or equal to zero, but got {rtol}")
     if atol < 0:

@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from .. import _vmap_frames
+from .. import _dtype, _vmap_frames
 from .._backend import array_module, is_array, ufunc_at, write_refusal, writeable
 from .._dtype import checked_scalar, refuse_float8, scalar_name
 from ..autograd import forward_ad as _forward_ad
@@ -1774,6 +1774,8 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
     A 0-d tensor ``value`` that requires grad receives the sum of the filled slots' gradient."""
     from .elementwise import _as_operand
 
+    if not isinstance(input, Tensor):
+        raise _dtype.invalid_combination("masked_fill", input, mask, value)
     _check_mask(mask, "masked_fill")
     if isinstance(value, Tensor):
         if value._data.ndim != 0:

@@ -233,6 +233,31 @@ def _check_same_dtype(a: Tensor, b: Tensor) -> None:
         )
 
 
+def _check_added_product_dtypes(op: str, input, first, second) -> None:
+    """torch's add-a-product ops neither promote the added input nor the factors; each names the
+    mismatch its own way (checked in torch's order)."""
+    operands = (input, first, second)
+    if not builtins.all(isinstance(t, Tensor) for t in operands) or autocast_unifies(input._data):
+        return
+    dtypes = [t.dtype for t in operands]
+    if op == "baddbmm" and dtypes[0] is _dtype.bool and dtypes[1] is _dtype.bool:
+        raise NotImplementedError('"baddbmm" not implemented for \'Bool\'')
+    if len(set(dtypes)) == 1:
+        return
+    names = [_dtype.scalar_name(d) for d in dtypes]
+    if op == "addmv":
+        raise RuntimeError(f"addmv input tensors must have the same dtype, but got {names[0]}, {names[1]}, and {names[2]}")
+    if op == "baddbmm":
+        if dtypes[0] != dtypes[1]:
+            raise RuntimeError(f"Input dtypes must be the same, got: input {_dtype.cpp_type_name(dtypes[0])}, batch1: "
+                               f"{_dtype.cpp_type_name(dtypes[1])}, batch2: {_dtype.cpp_type_name(dtypes[2])}")
+        raise RuntimeError(f"expected scalar type {names[1]} but found {names[2]}")
+    # addmm, addbmm: the added input against mat2 first, then the two factors
+    if dtypes[0] != dtypes[2]:
+        raise RuntimeError(f"self and mat2 must have the same dtype, but got {names[0]} and {names[2]}")
+    raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {names[1]} and {names[2]}")
+
+
 def _inconsistent(n: int, m: int) -> RuntimeError:
     return RuntimeError(f"inconsistent tensor size, expected tensor [{n}] and src [{m}] to have the same "
                         f"number of elements, but got {n} and {m} elements respectively")
@@ -397,6 +422,8 @@ def bmm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
         raise RuntimeError("batch1 must be a 3D tensor")
     if mat2._data.ndim != 3:
         raise RuntimeError("batch2 must be a 3D tensor")
+    if input._data.dtype == np.bool_:  # torch's bmm has no bool kernel, whatever mat2's dtype
+        raise NotImplementedError('"bmm" not implemented for \'Bool\'')
     _check_same_dtype(input, mat2)
     (b, _, m), (b2, m2, _) = input._data.shape, mat2._data.shape
     if (b, m) != (b2, m2):
@@ -585,6 +612,7 @@ def _scaled_sum(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.addmm: ``beta * input + alpha * (mat1 @ mat2)``."""
     _refuse_out_dtype(out_dtype, "addmm")
+    _check_added_product_dtypes("addmm", input, mat1, mat2)
     result = _scaled_add(input, mm, (mat1, mat2), beta, alpha, "AddmmBackward0", "mat1 @ mat2")
     return result if out is None else _exact_out(result, out, "addmm")
 
@@ -592,6 +620,7 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, 
 @cpu_autocast_policy("unlisted")
 def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.addmv: ``beta * input + alpha * (mat @ vec)``."""
+    _check_added_product_dtypes("addmv", input, mat, vec)
     dtype = _dtype.result_type(input, mat, vec)
     if dtype is _dtype.bool:
         raise NotImplementedError("\"addmv_impl_cpu\" not implemented for 'Bool'")
@@ -614,6 +643,7 @@ def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, out_dtype=None, *, be
     for batch, dim in ((batch1, 0), (batch2, 2)):  # torch reads these sizes before bmm's dimension checks
         if isinstance(batch, Tensor) and batch._data.ndim == 0:
             raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
+    _check_added_product_dtypes("baddbmm", input, batch1, batch2)
     result = _scaled_add(input, bmm, (batch1, batch2), beta, alpha, "BaddbmmBackward0", "bmm(batch1, batch2)")
     return result if out is None else _exact_out(result, out, "baddbmm")
 
@@ -622,6 +652,10 @@ def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, out_dtype=None, *, be
 @cpu_autocast_policy("lower")
 def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """torch.addbmm: ``beta * input + alpha * sum_b batch1[b] @ batch2[b]``."""
+    _check_added_product_dtypes("addbmm", input, batch1, batch2)
+    for batch, dim in ((batch1, 1), (batch2, 2)):  # torch reads these sizes before bmm's dimension checks
+        if isinstance(batch, Tensor) and batch._data.ndim == 0:
+            raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
     b, n, m = batch1._data.shape
     if batch2._data.ndim != 3 or batch2._data.shape[:2] != (b, m):
         bmm(batch1, batch2)  # raises torch's message
@@ -996,6 +1030,9 @@ def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
         dims_a = list(range(a._data.ndim - dims, a._data.ndim))
         dims_b = list(range(dims))
     else:
+        if not isinstance(dims, (list, tuple)) or len(dims) != 2:
+            raise RuntimeError("tensordot expects dims to be int or tuple[list[int], list[int]] or list[list[int]] "
+                               f"containing two lists, but got dims={dims}")
         dims_a, dims_b = ([d] if isinstance(d, int) else list(d) for d in dims)
         if len(dims_a) != len(dims_b):
             raise RuntimeError("both dimension lists should have same length")
@@ -1143,6 +1180,8 @@ def vector_norm(input: Tensor, ord=2, dim=None, keepdim: bool = False, *, dtype=
     x = input  # torch's Python binding takes these keyword names
     from .reduce import _vector_norm
 
+    if not isinstance(ord, (int, float, np.number, Tensor)):
+        raise TypeError(f"linalg_vector_norm(): argument 'ord' must be Number, not {type(ord).__name__}")
     return _vector_norm(x, ord, dim, keepdim, dtype, "linalg.vector_norm")
 
 
@@ -1156,6 +1195,10 @@ def matrix_norm(input: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *
     from .reduce import sum as _sum
 
     _check_norm_input(A, "linalg.matrix_norm")
+    # torch's two signatures take ord as a number or a str, dim as ints
+    if not isinstance(ord, (str, int, float, np.number)) or isinstance(dim, bool) or not isinstance(
+            dim, (tuple, list, int)):
+        raise _dtype.invalid_combination("linalg_matrix_norm", A, ord, dim)
     if not isinstance(dim, (tuple, list)) or len(dim) != 2:
         raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {dim}")
     d0, d1 = (_wrap_dim(d, A._data.ndim, "linalg.matrix_norm") for d in dim)
@@ -1393,6 +1436,7 @@ class Solve(Function):
 def solve(A: Tensor, B: Tensor, *, left: bool = True) -> Tensor:
     """torch.linalg.solve: X with ``A X = B`` (``X A = B`` when ``left=False``); B may be a
     (batch of) vector(s) of A's size, and batch dims broadcast."""
+    check_bool(left, "linalg_solve", "left")
     _check_square(A, "linalg.solve")
     if B._data.ndim == 0:  # (a 1-d B is a vector, as in torch)
         raise RuntimeError("linalg.solve: The input tensor B must have at least 2 dimensions.")
@@ -1788,6 +1832,7 @@ class LdlSolve(Function):
 @out_rule("same")
 def ldl_solve(LD: Tensor, pivots: Tensor, B: Tensor, *, hermitian: bool = False) -> Tensor:
     """torch.linalg.ldl_solve: X with A X = B from ldl_factor's ``(LD, pivots)``; batch dims broadcast."""
+    check_bool(hermitian, "linalg_ldl_solve", "hermitian")
     if B._data.ndim < 2:
         raise RuntimeError("torch.linalg.ldl_solve: The input tensor B must have at least 2 dimensions.")
     n = LD._data.shape[-1]
@@ -1836,6 +1881,8 @@ def ormqr(input: Tensor, input2: Tensor, input3: Tensor, left: bool = True, tran
     reflectors (torch's keywords input2 and input3; its messages say tau and other). Composed of
     chainrule ops (the reflectors through linalg.householder_product), so it is differentiable in
     all three arguments, as torch's."""
+    check_bool(left, "ormqr", "left")
+    check_bool(transpose, "ormqr", "transpose")
     from .decompositions import linalg_householder_product
     from .shape import cat
 
@@ -1901,6 +1948,12 @@ def _cross(input: Tensor, other: Tensor, dim: int, op: str) -> Tensor:
     d = _wrap_dim(dim, a._data.ndim, op)
     if a._data.shape[d] != 3:
         raise RuntimeError(f"{op}: input.size({dim}) must be 3, but got {a._data.shape[d]}")
+    # torch's cross kernel neither promotes nor has a bool instance
+    if input.dtype is _dtype.bool:
+        raise NotImplementedError("\"cross\" not implemented for 'Bool'")
+    if input.dtype != other.dtype:
+        raise RuntimeError(f"expected scalar type {_dtype.scalar_name(input.dtype)} but found "
+                           f"{_dtype.scalar_name(other.dtype)}")
     # (a x b)_i = a_{i+1} b_{i+2} - a_{i+2} b_{i+1}, indices mod 3: cyclic shifts along dim
     return name_node(sub(mul(roll(a, -1, d), roll(b, -2, d)), mul(roll(a, -2, d), roll(b, -1, d))),
                      "LinalgCrossBackward0")
@@ -1922,12 +1975,18 @@ def cross(input: Tensor, other: Tensor, dim=None) -> Tensor:
     return _cross(input, other, dim, "linalg.cross")
 
 
+_CDIST_MODES = ("use_mm_for_euclid_dist_if_necessary", "use_mm_for_euclid_dist", "donot_use_mm_for_euclid_dist")
+
+
 @cpu_autocast_policy("float32")
-def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode=None) -> Tensor:
+def cdist(x1: Tensor, x2: Tensor, p: float = 2.0,
+          compute_mode: str = "use_mm_for_euclid_dist_if_necessary") -> Tensor:
     """torch.cdist: p-norm distances between the rows of x1 (..., P, M) and x2 (..., R, M),
     shape (..., P, R). The gradient at a zero distance is 0, as in torch."""
     from .reduce import _vector_norm
 
+    if compute_mode not in _CDIST_MODES:  # torch's Python front refuses it (None included) with ValueError
+        raise ValueError(f"{compute_mode} is not a valid value for compute_mode")
     if x1._data.ndim < 2 or x2._data.ndim < 2:
         raise RuntimeError(f"cdist only supports at least 2D tensors, X{1 if x1._data.ndim < 2 else 2} got: "
                            f"{min(x1._data.ndim, x2._data.ndim)}D")
@@ -1937,8 +1996,10 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode=None) -> Tensor:
     for i, x in ((1, x1), (2, x2)):  # torch's dtype checks come after the shapes'
         if not x.dtype.is_floating_point:
             raise RuntimeError(f"cdist only supports floating-point dtypes, X{i} got: {_dtype.scalar_name(x.dtype)}")
-    if p < 0:
-        raise RuntimeError(f"cdist only supports non-negative p values, got {p}")
+    if not p >= 0:  # (NaN too)
+        raise RuntimeError("cdist only supports non-negative p values")
+    if x1.dtype != x2.dtype:
+        raise RuntimeError(f"expected scalar type {_dtype.scalar_name(x1.dtype)} but found {_dtype.scalar_name(x2.dtype)}")
     # every pair's difference (..., P, R, M), then its norm over M
     diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)
     return name_node(_vector_norm(diff, p, (-1,), False, None, "cdist"), "CdistBackward0", label="cdist")
@@ -2046,6 +2107,16 @@ def chain_matmul(*matrices) -> Tensor:
 @cpu_autocast_policy("lower")
 def vecdot(x: Tensor, y: Tensor, *, dim: int = -1) -> Tensor:
     """torch.linalg.vecdot: ``sum(conj(x) * y, dim)`` with broadcasting."""
+    for position, (name, value) in enumerate((("x", x), ("y", y)), 1):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"linalg_vecdot(): argument '{name}' (position {position}) must be Tensor, not "
+                            f"{type(value).__name__}")
+    if not (x.is_floating_point() or x.is_complex()):
+        raise RuntimeError(f"linalg.vecdot: Expected a floating point or complex tensor as input. Got "
+                           f"{_dtype.scalar_name(x.dtype)}")
+    if x.dtype != y.dtype:
+        raise RuntimeError(f"linalg.vecdot: Expected x and y to have the same dtype, but found x of type "
+                           f"{_dtype.scalar_name(x.dtype)} and y of type {_dtype.scalar_name(y.dtype)} instead")
     from .elementwise import mul
     from .reduce import sum as _sum
 

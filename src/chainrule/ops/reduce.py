@@ -32,7 +32,7 @@ from ..autograd.function import (
     saved,
 )
 from ..autograd.grad_mode import is_grad_enabled
-from ..tensor import Tensor, _wrap_dim, honours_out, preserve_layout
+from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out, preserve_layout
 from . import _cuda_kernels, cpu_sort_order
 from ._arg_parser import int_list
 from .elementwise import conjugate_rule
@@ -934,6 +934,8 @@ class Logsumexp(Function):
 
 def logsumexp(input: Tensor, dim, keepdim: bool = False) -> Tensor:
     """torch.logsumexp: ``log(sum(exp(x)))`` over ``dim``, computed without overflow."""
+    if not isinstance(keepdim, (bool, np.bool_)):
+        raise TypeError(f"logsumexp(): argument 'keepdim' (position 3) must be bool, not {type(keepdim).__name__}")
     input = _float_dtype_input(input, None)
     out = Logsumexp.apply(input, dims=_dims(dim, input._data.ndim, "logsumexp"), keepdim=keepdim)
     return _note_given(out, "given_dims", (dim,) if isinstance(dim, int) else tuple(dim))
@@ -1264,6 +1266,8 @@ def _cumulative(op: str, function_cls, input: Tensor, dim: int, dtype) -> Tensor
     """Shared by cumsum/cumprod: dim checked, ints and bools accumulate in int64, 0-d kept 0-d."""
     d = _single_dim(dim, input._data.ndim, op)
     if dtype is not None:
+        if _dtype.to_dtype(dtype) is _dtype.bool:  # torch's running-total kernels have no bool instance
+            raise NotImplementedError(f"\"{op}_out_cpu\" not implemented for 'Bool'")
         np_dtype = _dtype.to_dtype(dtype).np
     else:
         np_dtype = np.int64 if input._data.dtype.kind in "biu" else None
@@ -1655,6 +1659,10 @@ class MedianAll(Function):
 
 def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
     """torch.kthvalue: the k-th smallest value (1-based) along ``dim`` and its index."""
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
+        raise TypeError(f"kthvalue(): argument 'k' (position 2) must be int, not {type(k).__name__}")
+    if not -2**63 <= k < 2**63:
+        raise ValueError("Overflow when unpacking long long")
     xp = array_module(input)
     x = input._data
     if x.dtype.kind in "cb":
@@ -1711,6 +1719,9 @@ def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Ten
 
     if input._data.dtype.kind == "c":
         raise RuntimeError("nansum on CPU does not support complex inputs")
+    if input._data.dtype.kind in "fV" and dtype is not None and _dtype.to_dtype(dtype).is_complex:
+        # a float input runs torch's NaN-skipping kernel, which has no complex instance
+        raise NotImplementedError(f"\"nansum_cpu\" not implemented for '{_dtype.scalar_name(_dtype.to_dtype(dtype))}'")
     if input._data.dtype.kind in "fV":
         input = where(Tensor._make(xp.isnan(input._data)), 0.0, input)
     return name_node(sum(input, dim, keepdim, dtype=dtype), "NansumBackward0", label="nansum",
@@ -1720,9 +1731,13 @@ def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Ten
 def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     """torch.nanmean: the mean of the non-NaN elements over ``dim``."""
     xp = array_module(input)
-    if input._data.dtype.kind not in "fV" and dtype is None:
+    # torch checks the input's dtype, then dtype=, whether or not dtype= would make the mean computable
+    if input._data.dtype.kind not in "fVc":
         raise RuntimeError(f"nanmean(): expected input to have floating point or complex dtype but got "
                            f"{_dtype.scalar_name(input.dtype)}")
+    if dtype is not None and not (_dtype.to_dtype(dtype).is_floating_point or _dtype.to_dtype(dtype).is_complex):
+        raise RuntimeError("nanmean(): could not infer output dtype. Optional dtype must be either a floating point "
+                           f"or complex dtype. Got: {_dtype.scalar_name(_dtype.to_dtype(dtype))}")
     dims = _dims(dim, input._data.ndim, "nanmean")
     count = xp.sum(~xp.isnan(input._data), axis=dims, keepdims=keepdim)
     total = nansum(input, dim, keepdim, dtype=dtype)
@@ -1777,6 +1792,8 @@ def cummin(input: Tensor, dim: int):
 
 def dist(input: Tensor, other: Tensor, p=2) -> Tensor:
     """torch.dist: the p-norm of ``input - other`` (broadcast)."""
+    _check_tensor(input, "dist", "input", 1)
+    _check_tensor(other, "dist", "other", 2)
     from .elementwise import sub
 
     return name_node(norm(sub(input, other), p), "DistBackward0", label="dist")

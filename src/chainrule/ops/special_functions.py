@@ -32,6 +32,7 @@ from .elementwise import (
     logaddexp,
     mul,
     pow,
+    refuse_complex,
     rounded_once,
     rsqrt,
     sign,
@@ -458,6 +459,8 @@ def special_zeta(input, other) -> Tensor:
     """torch.special.zeta: the Hurwitz zeta function Σ_k (k + other)^-input (either may be a number)."""
     pair = _float_pair(input, other)
     _refuse_complex(pair[0], "zeta_cpu")  # (the pair's common dtype)
+    if pair[0].dtype in (_dtype.float16, _dtype.bfloat16):  # torch's zeta has no half-precision kernel
+        raise NotImplementedError(f"\"zeta_cpu\" not implemented for '{_dtype.scalar_name(pair[0].dtype)}'")
     return SpecialZeta.apply(*pair)
 
 
@@ -489,7 +492,9 @@ class SpecialXlog1Py(Function):
 
 def special_xlog1py(input, other) -> Tensor:
     """torch.special.xlog1py: x * log1p(y), 0 where x == 0 and y is not NaN; either may be a Python number."""
-    return SpecialXlog1Py.apply(*_float_pair(input, other))
+    pair = _float_pair(input, other)
+    _refuse_complex(pair[0], "xlog1py_cpu")  # (the pair's common dtype)
+    return SpecialXlog1Py.apply(*pair)
 
 
 # ---------------------------------------------------------------- logit
@@ -622,6 +627,7 @@ def copysign(input: Tensor, other) -> Tensor:
     """torch.copysign: |input| with other's sign (integers compute in the default float dtype)."""
     _require_tensors("copysign", input)
     a, b = _float_pair(input, other)
+    refuse_complex(a, '"copysign_cpu" not implemented for \'{dtype}\'')
     return Copysign.apply(a, b)
 
 
@@ -675,6 +681,7 @@ class Nextafter(Function):
 @honours_out
 def nextafter(input: Tensor, other: Tensor) -> Tensor:
     """torch.nextafter: the next floating-point value after input towards other."""
+    _require_tensors("nextafter", input, other)
     a, b = _pair(input, other)
     if a._data.dtype.kind not in "fV":
         raise NotImplementedError(f"\"nextafter_cpu\" not implemented for '{_dtype.scalar_name(a.dtype)}'")
@@ -747,6 +754,9 @@ def ldexp(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     # (torch's gradient for an integer ``other`` is grad·pow(2, other) in integers: 0 wherever other < 0;
     # chainrule's is the true 2^other there)
     # an integer exponent takes a floating input's dtype, as torch's promotion gives (bfloat16 stays bfloat16)
+    # torch's fused kernel for a real floating input has no bool exponent instance (others go through pow)
+    if input._data.dtype.kind in "fV" and isinstance(other, Tensor) and other.dtype is _dtype.bool:
+        raise NotImplementedError("\"ldexp_cpu_exp\" not implemented for 'Bool'")
     power_dtype = input.dtype if input._data.dtype.kind in "fV" else _dtype.get_default_dtype()
     power = pow(2.0, _cast(other, power_dtype) if other._data.dtype.kind not in "fVc" else other)
     result = name_node(mul(input, power), "LdexpBackward0", label="ldexp", rule="∂/∂a = 2^b, ∂/∂b = a·2^b·log 2")
@@ -776,6 +786,7 @@ def float_power(input, exponent, *, out=None) -> Tensor:
 
 def deg2rad(input: Tensor, *, out=None) -> Tensor:
     """torch.deg2rad: input·π/180 (recorded as that product, as torch)."""
+    refuse_complex(input, "deg2rad is not supported for complex tensors.", RuntimeError)
     result = name_node(ScaledBy.apply(_float_input(input), factor=math.pi / 180), "Deg2RadBackward0", label="deg2rad",
                        rule="∂/∂a = π/180")
     return result if out is None else write_out(result, out, "deg2rad")
@@ -783,6 +794,7 @@ def deg2rad(input: Tensor, *, out=None) -> Tensor:
 
 def rad2deg(input: Tensor, *, out=None) -> Tensor:
     """torch.rad2deg: input·180/π (recorded as that product, as torch)."""
+    refuse_complex(input, "rad2deg is not supported for complex tensors.", RuntimeError)
     result = name_node(ScaledBy.apply(_float_input(input), factor=180 / math.pi), "Rad2DegBackward0", label="rad2deg",
                        rule="∂/∂a = 180/π")
     return result if out is None else write_out(result, out, "rad2deg")
@@ -794,6 +806,7 @@ _LOGADDEXP2_SAVED = {"_saved_other": kept_value("other", tensor=True), "_saved_s
 
 def logaddexp2(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """torch.logaddexp2: log2(2^a + 2^b), as logaddexp of a·ln 2 and b·ln 2 over ln 2."""
+    _require_tensors("logaddexp2", input, other)
     if isinstance(input, Tensor) and isinstance(other, Tensor) and not _dtype.result_type(input, other).is_floating_point:
         raise NotImplementedError(f"\"logaddexp2_cpu\" not implemented for "
                                   f"'{_dtype.scalar_name(_dtype.result_type(input, other))}'")
