@@ -602,9 +602,10 @@ class Clone(Function):
     @staticmethod
     def forward(ctx, x, channels_last: bool = False):
         if channels_last:
-            # channels-last: the same (N, C, ...) shape over memory laid out (N, ..., C), as torch's
+            # channels-last: the same (N, C, ...) shape over memory laid out (N, ..., C), as torch's;
+            # always a copy (ascontiguousarray would hand a channels-last input's own memory back)
             xp = array_module(x)
-            return xp.moveaxis(xp.ascontiguousarray(xp.moveaxis(x, 1, -1)), -1, 1)
+            return xp.moveaxis(xp.moveaxis(x, 1, -1).copy(), -1, 1)
         return x.copy()
 
     @staticmethod
