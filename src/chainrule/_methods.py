@@ -21,7 +21,7 @@ import numpy as np
 from . import _config, _dtype, _layout, _shared, _torch_function, _vmap_frames
 from . import sparse as _sparse
 from . import storage as _storage
-from ._backend import array_module, write_refusal, writeable
+from ._backend import array_module, has_expanded_dims, write_refusal, writeable
 from .autograd import forward_ad as _forward_ad
 from .autograd import function as _function
 from .autograd import grad_mode as _grad_mode
@@ -405,8 +405,15 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         # a view of a tensor outside the graph takes a result in it: the base joins the graph
         # through the view's elements, as torch's CopySlices makes it
         view_key = _index.covered_elements(self, self._base) if writeable(self._data) else None
-    if not writeable(self._data):
-        raise write_refusal(self._data)
+    target = self._data
+    if not writeable(target) or has_expanded_dims(target):
+        # torch refuses a write into elements sharing memory (an expanded view), except fill_ and
+        # zero_, whose one value makes the order of writes moot (an unfold or expand is filled);
+        # through a view of a base in the graph its backward would fail: refused here, before the write
+        in_graph = recording and base is not None and base._requires_grad
+        target = _overlapping_alias(target) if getattr(fn, "writes_one_value", False) and not in_graph else None
+        if target is None:
+            raise write_refusal(self._data)
     node = result.grad_fn if recording else None
     if node is not None and node._saved and any(s is self for s in node._saved):
         _save_original(node, self)
@@ -414,7 +421,7 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         return _write_through_base(self, result, view_key)
     box = self._version_box
     version = box[0]  # read first: an inference tensor refuses the write before it happens
-    self._data[...] = result._data
+    target[...] = result._data
     box[0] = version + 1
     if recording and result.grad_fn is not None:
         old = self._grad_fn
@@ -532,6 +539,31 @@ def _to_wrapper_handler(name: str, method, self: Tensor, *args) -> bool:
     return _function.factory_dispatch(name, method, (self, *args), {}) is not _function.RUN_UNDISPATCHED
 
 
+class _ArrayOver:
+    """An ``__array_interface__`` over memory another array owns (kept alive as ``base``)."""
+
+    def __init__(self, interface: dict, base) -> None:
+        self.__array_interface__ = interface
+        self.base = base
+
+
+def _overlapping_alias(array):
+    """A writable NumPy array over ``array``'s elements, whose strides overlap (NumPy made it
+    read-only), when the memory under it is a writable NumPy array's; None otherwise (memory
+    shared read-only by from_numpy stays refused)."""
+    root, _ = _storage.storage_root(array)
+    if type(array) is not np.ndarray or type(root) is not np.ndarray or not root.flags.writeable:
+        return array if writeable(array) else None
+    interface = dict(array.__array_interface__)
+    interface["data"] = (interface["data"][0], False)
+    return np.asarray(_ArrayOver(interface, root))
+
+
+def _writes_one_value(fn):
+    fn.writes_one_value = True
+    return fn
+
+
 def _fill(self: Tensor, value) -> Tensor:
     if _to_wrapper_handler("fill_.Tensor" if isinstance(value, Tensor) else "fill_.Scalar", _fill, self, value):
         return self
@@ -547,8 +579,8 @@ def _fill(self: Tensor, value) -> Tensor:
         value = check_number(value, "fill_", "value")  # torch's TypeError for a non-number
         name, operand = "FillBackward2", ew._as_operand(creation.checked_fill_value(value, self.dtype, self.numel()),
                                                           self.dtype, self)
-    return _inplace(self, lambda t: name_node(_overwrite(t, operand), name, label="fill_", rule=_OVERWRITE_RULE,
-                                              formula="fill_({0}, {1})"))
+    return _inplace(self, _writes_one_value(lambda t: name_node(_overwrite(t, operand), name, label="fill_",
+                                                                rule=_OVERWRITE_RULE, formula="fill_({0}, {1})")))
 
 
 def _fill_diagonal(self: Tensor, fill_value, wrap: bool = False) -> Tensor:
@@ -581,9 +613,9 @@ def _zero(self: Tensor) -> Tensor:
     if _to_wrapper_handler("zero_", _zero, self):
         return self
     zero = ew._as_operand(0, self.dtype, self)
-    return _inplace(self, lambda t: name_node(_overwrite(t, zero), "ZeroBackward0", label="zero_",
-                                              rule="the overwritten values get a zero gradient",
-                                              formula="zero_({0})"))
+    return _inplace(self, _writes_one_value(lambda t: name_node(_overwrite(t, zero), "ZeroBackward0", label="zero_",
+                                                                rule="the overwritten values get a zero gradient",
+                                                                formula="zero_({0})")))
 
 
 def _set_part(part):

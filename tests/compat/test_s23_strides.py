@@ -12,3 +12,23 @@ def test_clone_of_channels_last_tensor_is_a_copy():
         c.zero_()
         assert float(x.sum()) == 276.0
         assert c.stride() == (24, 1, 8, 2)
+
+
+def test_fill_and_zero_write_into_overlapping_views():
+    torch = pytest.importorskip("torch")
+    for lib in (torch, cr):
+        x = lib.arange(6.0)
+        x.expand(2, 6).fill_(3.0)
+        assert x.tolist() == [3.0] * 6
+        x.unfold(0, 3, 1).zero_()  # windows overlapping by two elements
+        assert x.tolist() == [0.0] * 6
+
+
+def test_in_place_arithmetic_into_zero_stride_view_is_refused():
+    torch = pytest.importorskip("torch")
+    for lib in (torch, cr):
+        x = lib.arange(6.0)
+        for view, op in ((x.as_strided((2, 2), (0, 1)), "add_"), (x.expand(2, 6), "mul_")):
+            with pytest.raises(RuntimeError, match="more than one element of the written-to tensor"):
+                getattr(view, op)(2)
+        assert x.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
