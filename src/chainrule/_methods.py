@@ -646,12 +646,30 @@ def _copy(self: Tensor, other: Tensor, non_blocking: bool = False) -> Tensor:
                                               rule=_OVERWRITE_RULE, formula="copy_({0}, {1})"))
 
 
-def _matrix_transpose(self: Tensor) -> Tensor:
-    if self._data.ndim < 2:
-        raise RuntimeError(
-            f"tensor.mT is only supported on matrices or batches of matrices. Got {self._data.ndim}-D tensor."
-        )
-    return self.transpose(-2, -1)
+# torch's warnings for the matrix transposes of a 0-D tensor, which it answers with the tensor itself
+# (conjugated for the conjugate transposes), each once per process
+_0D_DEPRECATIONS = {
+    "mT": "Tensor.mT is deprecated on 0-D tensors. This function is the identity in these cases.",
+    "mH": "Tensor.mH is deprecated on 0-D tensors. Consider using x.conj().",
+    "H": "Tensor.H is deprecated on 0-D tensors. Consider using x.conj().",
+    "adjoint()": "adjoint() is deprecated on 0-D tensors. Consider using x.conj().",
+}
+
+
+def _matrix_transpose(self: Tensor, op: str = "mT") -> Tensor:
+    """Tensor.mT (and, conjugated, mH, adjoint() and H, whose ``op`` names it): the last two dims
+    swapped; H only for a 2-D tensor, as torch's."""
+    ndim = self._data.ndim
+    if ndim == 0:
+        _config.warn_once(_0D_DEPRECATIONS[op])
+        return self if op == "mT" else self.conj()
+    if op == "H" and ndim != 2:
+        raise RuntimeError(f"tensor.H is only supported on matrices (2-D tensors). Got {ndim}-D tensor."
+                           + (" For batches of matrices, consider using tensor.mH" if ndim > 2 else ""))
+    if ndim < 2:
+        raise RuntimeError(f"tensor.{op} is only supported on matrices or batches of matrices. Got {ndim}-D tensor.")
+    transposed = self.transpose(-2, -1)
+    return transposed if op == "mT" else transposed.conj()
 
 
 # torch's two Tensor.T deprecations (each once per process, as torch's TORCH_WARN_ONCE), by whether
@@ -716,8 +734,8 @@ def bind_all(modules) -> None:
     Tensor.copy_ = _copy
     Tensor.T = property(_reversed_dims)
     Tensor.mT = property(_matrix_transpose)
-    Tensor.H = property(lambda self: _reversed_dims(self).conj())  # conjugate transpose
-    Tensor.mH = property(lambda self: _matrix_transpose(self).conj())
+    Tensor.H = property(lambda self: _matrix_transpose(self, "H"))  # conjugate transpose
+    Tensor.mH = property(lambda self: _matrix_transpose(self, "mH"))
     Tensor.real = property(_complex.real, _set_part(_complex.real))
     Tensor.imag = property(_complex.imag, _set_part(_complex.imag))
     Tensor.type_as = lambda self, other: self.to(other.dtype)
@@ -1156,7 +1174,7 @@ def bind_tensor_misc() -> None:
     Tensor.output_nr = property(lambda self: self._output_nr)
     Tensor.storage_offset = _storage_offset
     Tensor.dim_order = _dim_order
-    Tensor.adjoint = lambda self: _matrix_transpose(self).conj()
+    Tensor.adjoint = lambda self: _matrix_transpose(self, "adjoint()")
     Tensor.sum_to_size = _sum_to_size
     Tensor.new_empty_strided = lambda self, size, stride, **kwargs: self.new_empty(size, **kwargs)
     Tensor.masked_scatter_ = _make_inplace(Tensor.masked_scatter)

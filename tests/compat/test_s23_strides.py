@@ -1,5 +1,7 @@
 """Strides, memory formats, views and aliasing as torch has them (tools/torch_strides_trial.py's finds)."""
 
+import warnings
+
 import pytest
 
 import chainrule as cr
@@ -32,3 +34,22 @@ def test_in_place_arithmetic_into_zero_stride_view_is_refused():
             with pytest.raises(RuntimeError, match="more than one element of the written-to tensor"):
                 getattr(view, op)(2)
         assert x.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+@pytest.mark.parametrize("expression", ["x.mT", "x.mH", "x.H", "x.adjoint()"])
+@pytest.mark.parametrize("shape", [(), (3,), (2, 3), (2, 2, 3)])
+def test_matrix_transposes_by_rank(expression, shape):
+    """A 0-D tensor is its own (conjugate) transpose, with a deprecation warning; H takes only 2-D."""
+    torch = pytest.importorskip("torch")
+    outcomes = []
+    for lib in (torch, cr):
+        x = lib.zeros(shape)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = eval(expression, {"x": x})  # noqa: S307 - the parametrized expression
+        except RuntimeError as error:
+            outcomes.append(str(error))
+        else:
+            outcomes.append((tuple(result.shape), result.stride(), result is x))
+    assert outcomes[0] == outcomes[1]
