@@ -53,3 +53,25 @@ def test_matrix_transposes_by_rank(expression, shape):
         else:
             outcomes.append((tuple(result.shape), result.stride(), result is x))
     assert outcomes[0] == outcomes[1]
+
+
+_LAYOUTS = [
+    "torch.arange(12.).reshape(3, 4).t()",  # dense, transposed: strides kept
+    "torch.arange(24.).reshape(2, 3, 4).permute(2, 0, 1)",
+    "torch.arange(6.).reshape(1, 3, 1, 2).transpose(0, 2)",  # size-1 dims' strides kept too
+    "torch.arange(24.).reshape(2, 3, 4)[:, :, ::2].transpose(0, 1)",  # not dense: dense in its stride order
+    "torch.arange(12.).reshape(3, 4)[:, None].expand(3, 2, 4)",  # a zero stride stays where it is
+    "torch.arange(240.).reshape(2, 3, 8, 5).contiguous(memory_format=torch.channels_last)[:, :, ::2]",
+]
+
+
+@pytest.mark.parametrize("layout", _LAYOUTS)
+@pytest.mark.parametrize("expression", ["x.clone()", "torch.zeros_like(x)", "torch.empty_like(x)",
+                                        "torch.full_like(x, 2.)", "torch.ones_like(x, dtype=torch.float64)"])
+def test_preserve_format_strides(layout, expression):
+    torch = pytest.importorskip("torch")
+    made = [eval(expression, {"torch": lib, "x": eval(layout, {"torch": lib})})  # noqa: S307
+            for lib in (torch, cr)]
+    assert made[1].stride() == made[0].stride()
+    if expression != "torch.empty_like(x)":
+        assert made[1].tolist() == made[0].tolist()

@@ -9,7 +9,9 @@ lay the result out here, so ``out.stride()``, ``out.is_contiguous(memory_format=
 
 from __future__ import annotations
 
-from .._backend import array_module
+import numpy as np
+
+from .._backend import array_module, dense_non_overlapping
 
 # torch's stride-ordering walk, innermost dim first: channels, then the spatial dims from the last
 _CHANNELS_LAST_WALK = {4: (1, 3, 2, 0), 5: (1, 4, 3, 2, 0)}
@@ -92,3 +94,56 @@ def relaid_as_suggested(result, like, otherwise_stride_order: bool = False):
     else:
         result._data = in_suggested_format(result._data, like._data)
     return result
+
+
+
+def preserved_strides(a) -> tuple:
+    """The strides (in elements) torch's preserve_format gives a new tensor like ``a`` (``empty_like``,
+    ``clone``): ``a``'s own when it is dense and non-overlapping, size-1 dims' too, else dense strides
+    in ``a``'s stride order (ATen's ``infer_dense_strides``: a stable insertion sort from the last dim,
+    zero strides never moved, equal strides the shorter dim inner)."""
+    itemsize = a.itemsize or 1
+    strides = [st // itemsize for st in a.strides]
+    shape = a.shape
+    if dense_non_overlapping(a):
+        return tuple(strides)
+
+    def order(d0, d1) -> int:
+        s0, s1 = strides[d0], strides[d1]
+        if s0 == 0 or s1 == 0:
+            return 0
+        if s0 != s1:
+            return -1 if s0 < s1 else 1
+        return 1 if shape[d0] > shape[d1] else 0
+
+    perm = list(range(a.ndim - 1, -1, -1))  # innermost first
+    for i in range(1, a.ndim):
+        d1 = i
+        for d0 in range(i - 1, -1, -1):
+            comparison = order(perm[d0], perm[d1])
+            if comparison > 0:
+                perm[d0], perm[d1] = perm[d1], perm[d0]
+                d1 = d0
+            elif comparison < 0:
+                break
+    out, step = [0] * a.ndim, 1
+    for d in perm:
+        out[d] = step
+        step *= max(shape[d], 1)
+    return tuple(out)
+
+
+def copy_preserving_format(a):
+    """A copy of ``a`` laid out as torch's preserve_format lays out ``a.clone()`` (``preserved_strides``)."""
+    if a.size == 0 or min(a.strides, default=0) < 0 or type(a) is not np.ndarray:
+        return a.copy(order="K")  # (NumPy's negative strides: its own stride-keeping copy)
+    copied = empty_preserving_format(a, a.dtype)
+    copied[...] = a
+    return copied
+
+
+def empty_preserving_format(like, dtype):
+    """An uninitialised NumPy array of ``like``'s shape and ``dtype`` with ``preserved_strides(like)``."""
+    flat = np.empty(like.size, dtype=dtype)
+    itemsize = flat.itemsize
+    return np.lib.stride_tricks.as_strided(flat, like.shape, tuple(st * itemsize for st in preserved_strides(like)))

@@ -27,7 +27,8 @@ from ..autograd.grad_mode import is_grad_enabled, is_inference_mode_enabled
 from ..storage import note_strided_view, storage_root
 from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out
 from ._arg_parser import _as_int, _fits_int64, check_float, check_int, int_list, out_rule
-from .memory_format import full_in_suggested_format, in_suggested_format, suggests_channels_last
+from .memory_format import (copy_preserving_format, full_in_suggested_format, in_suggested_format,
+                            suggests_channels_last)
 from .reduce import sum_to_shape
 from .second_order import depending_on
 
@@ -600,7 +601,9 @@ class Clone(Function):
     _array_forward = True
 
     @staticmethod
-    def forward(ctx, x, channels_last: bool = False):
+    def forward(ctx, x, channels_last: bool = False, preserve_format: bool = False):
+        if preserve_format:
+            return copy_preserving_format(x)
         if channels_last:
             # channels-last: the same (N, C, ...) shape over memory laid out (N, ..., C), as torch's;
             # always a copy (ascontiguousarray would hand a channels-last input's own memory back)
@@ -634,12 +637,15 @@ def is_channels_last(array) -> bool:
 
 def clone(input: Tensor, *, memory_format=None) -> Tensor:
     """A copy that stays in the graph (gradient passes through unchanged); channels-last when
-    ``memory_format`` asks for it, or when it preserves (the default) the layout of a channels-last input."""
-    if _channels_last_rank("clone", input, memory_format) or (
-            getattr(memory_format, "_name", "preserve_format") == "preserve_format" and input._data.ndim in (4, 5)
-            and not input._data.flags.c_contiguous and is_channels_last(input._data)):
+    ``memory_format`` asks for it. preserve_format (the default) keeps a dense input's strides
+    (a transposed or channels-last one's), and gives any other dense strides in its stride order, as torch's."""
+    if _channels_last_rank("clone", input, memory_format):
         return Clone.apply(input, channels_last=True)
-    return Clone.apply(input)
+    data = input._data
+    if getattr(memory_format, "_name", "preserve_format") != "preserve_format" or (
+            data.flags.c_contiguous and 1 not in data.shape):
+        return Clone.apply(input)
+    return Clone.apply(input, preserve_format=True)
 
 
 def contiguous(input: Tensor, memory_format=None) -> Tensor:
