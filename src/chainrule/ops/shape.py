@@ -27,8 +27,12 @@ from ..autograd.grad_mode import is_grad_enabled, is_inference_mode_enabled
 from ..storage import note_strided_view, storage_root
 from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out
 from ._arg_parser import _as_int, _fits_int64, check_float, check_int, int_list, out_rule
-from .memory_format import (copy_preserving_format, full_in_suggested_format, in_suggested_format,
-                            suggests_channels_last)
+from .memory_format import (
+    copy_preserving_format,
+    full_in_suggested_format,
+    in_suggested_format,
+    suggests_channels_last,
+)
 from .reduce import sum_to_shape
 from .second_order import depending_on
 
