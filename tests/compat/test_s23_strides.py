@@ -75,3 +75,39 @@ def test_preserve_format_strides(layout, expression):
     assert made[1].stride() == made[0].stride()
     if expression != "torch.empty_like(x)":
         assert made[1].tolist() == made[0].tolist()
+
+
+@pytest.mark.parametrize("layout", ["torch.arange(12.).reshape(3, 4).t()", "torch.arange(30.).reshape(5, 6)[1:4, ::2]",
+                                    "torch.arange(120.).reshape(2, 3, 4, 5).contiguous(memory_format=torch.channels_last)",
+                                    "torch.arange(120.).reshape(2, 3, 4, 5)"])
+@pytest.mark.parametrize("expression", ["x.to(memory_format=torch.contiguous_format)",
+                                        "x.to(memory_format=torch.channels_last)", "x.ravel()"])
+def test_to_memory_format_and_ravel_alias_as_torch(layout, expression):
+    """``to(memory_format=)`` is self when the strides suggest that format (torch's to_will_alias);
+    ravel() copies a non-contiguous input."""
+    torch = pytest.importorskip("torch")
+    outcomes = []
+    for lib in (torch, cr):
+        x = eval(layout, {"torch": lib})  # noqa: S307
+        try:
+            result = eval(expression, {"torch": lib, "x": x})  # noqa: S307
+        except RuntimeError as error:
+            outcomes.append(type(error))
+            continue
+        before = result.tolist()
+        with lib.no_grad():
+            x.add_(1)
+        aliased = result.tolist() != before
+        outcomes.append((result is x, result.stride(), result.storage_offset(), result.is_contiguous(), aliased))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_zero_d_refusals():
+    torch = pytest.importorskip("torch")
+    for lib in (torch, cr):
+        x = lib.tensor(3.0)
+        with pytest.raises(TypeError, match='missing 1 required positional arguments: "dims"'):
+            x.permute()
+        assert x.permute(()).shape == ()
+        with pytest.raises(RuntimeError, match="Dimension specified as 0 but tensor has no dimensions"):
+            x.unflatten(0, (1, -1))

@@ -292,7 +292,8 @@ def reshape_as(input: Tensor, other: Tensor) -> Tensor:
 
 
 def ravel(input: Tensor) -> Tensor:
-    return name_node(reshape(input, -1), "ViewBackward0", saved=Reshape.saved_attributes)  # torch: contiguous() then view(-1)
+    # torch's contiguous() then view(-1): a copy of a non-contiguous input, never a view of it
+    return name_node(reshape(contiguous(input), -1), "ViewBackward0", saved=Reshape.saved_attributes)
 
 
 def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
@@ -319,6 +320,8 @@ def unflatten(input: Tensor, dim: int, sizes) -> Tensor:
     sizes = int_list(sizes, "unflatten", "sizes", sized=False)
     if not sizes:
         raise RuntimeError("unflatten: sizes must be non-empty")
+    if input._data.ndim == 0:  # torch's dim check fails inside its kernel, and says so
+        raise RuntimeError(f"unflatten got an unexpected error:\nDimension specified as {dim} but tensor has no dimensions")
     d = _wrap_dim(dim, input._data.ndim, "unflatten")
     shape = input._data.shape
     if -1 in sizes:
@@ -449,6 +452,8 @@ class Transpose(Function):
 
 
 def permute(input: Tensor, *spread_dims, dims=None) -> Tensor:
+    if not spread_dims and dims is None:
+        raise TypeError('permute() missing 1 required positional arguments: "dims"')
     dims = _int_sequence(_spread_or_keyword(spread_dims, dims, "dims", "permute"), "permute", "dims")
     ndim = input._data.ndim
     if len(dims) != ndim:
