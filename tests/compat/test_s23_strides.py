@@ -111,3 +111,25 @@ def test_zero_d_refusals():
         assert x.permute(()).shape == ()
         with pytest.raises(RuntimeError, match="Dimension specified as 0 but tensor has no dimensions"):
             x.unflatten(0, (1, -1))
+
+
+@pytest.mark.parametrize("expression", [
+    "torch.arange(6.).reshape(1, 3, 1, 2).expand(2, 1, 3, 4, 2)",  # a kept size-1 dim keeps its stride
+    "torch.arange(3.).expand(1, 2, 1, 3)",
+    "torch.tensor(3.).expand(2, 1)",
+    "torch.arange(12.).reshape(3, 4).t().expand(2, 1, 4, 3)",
+    "torch.arange(12.).reshape(3, 4).t().unsqueeze(-1)",  # a new last dim's stride is 1
+    "torch.arange(48.).reshape(1, 2, 3, 4, 2).contiguous(memory_format=torch.channels_last_3d).unsqueeze(0)",
+    "torch.arange(30.).reshape(5, 6)[1:4, ::2].unsqueeze(1)",
+    "torch.atleast_3d(torch.arange(12.).reshape(3, 4).t())",
+])
+def test_expand_and_unsqueeze_strides(expression):
+    torch = pytest.importorskip("torch")
+    expected, got = (eval(expression, {"torch": lib}) for lib in (torch, cr))  # noqa: S307
+    assert (got.stride(), got.tolist()) == (expected.stride(), expected.tolist())
+
+
+def test_expand_without_repeats_writes_through():
+    x = cr.arange(3.0)
+    x.expand(1, 3).add_(1)
+    assert x.tolist() == [1.0, 2.0, 3.0]

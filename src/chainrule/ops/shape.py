@@ -345,16 +345,34 @@ class Expand(Function):
         xp = array_module(x)
         ctx.input_shape = x.shape
         lead = len(shape) - x.ndim
-        if shape[lead:] == x.shape and all(size == 1 for size in shape[:lead]):
-            # nothing repeated: a plain, writable view (broadcast_to's is read-only; torch writes
-            # in place through x.expand(1, *x.shape) as through x)
-            return x[(None,) * lead]
-        return xp.broadcast_to(x, shape)
+        repeats = not (shape[lead:] == x.shape and all(size == 1 for size in shape[:lead]))
+        if type(x) is np.ndarray:
+            # torch's strides (inferExpandGeometry): a repeated dim's 0, every other dim's its own,
+            # a new size-1 dim's the extent of the dims inside it (NumPy gives both 0); read-only
+            # where repeated, as broadcast_to's, writable otherwise (torch writes through
+            # x.expand(1, *x.shape) as through x)
+            return np.lib.stride_tricks.as_strided(x, shape, _expanded_strides(x, shape), writeable=not repeats)
+        return xp.broadcast_to(x, shape) if repeats else x[(None,) * lead]
 
     @staticmethod
     def backward(ctx, grad):
         # an expanded element is used once per copy: sum the copies' gradients
         return sum_to_shape(grad, ctx.input_shape)
+
+
+def _expanded_strides(x, shape: tuple) -> tuple:
+    """The byte strides of ``x`` expanded to ``shape``, as torch's ``inferExpandGeometry`` gives them."""
+    strides = [0] * len(shape)
+    lead = len(shape) - x.ndim
+    for i in range(len(shape) - 1, -1, -1):
+        d = i - lead
+        size = x.shape[d] if d >= 0 else 1
+        if d >= 0:
+            stride = x.strides[d]
+        else:
+            stride = shape[i + 1] * strides[i + 1] if i + 1 < len(shape) else 0  # (a 0-d input: 0, as torch)
+        strides[i] = 0 if size != shape[i] else stride
+    return tuple(strides)
 
 
 def expand(input: Tensor, *sizes, size=None) -> Tensor:
@@ -558,8 +576,17 @@ def unsqueeze(input: Tensor, dim: int) -> Tensor:
     # torch's _saved_dim is the dim as given (a negative one as the C++ node's unsigned)
     given = int(dim)
     saved = _UNSQUEEZE_SAVED.get(given) or _UNSQUEEZE_SAVED.setdefault(given, {"_saved_dim": as_uint64(given)})
-    return name_node(reshape(input, shape[:d] + (1,) + shape[d:]), "UnsqueezeBackward0", label="unsqueeze",
-                     saved=saved)
+    result = name_node(reshape(input, shape[:d] + (1,) + shape[d:]), "UnsqueezeBackward0", label="unsqueeze",
+                       saved=saved)
+    data, array = result._data, input._data
+    if type(data) is np.ndarray and type(array) is np.ndarray and data.size and np.may_share_memory(data, array):
+        # torch's strides: the input's (NumPy's reshape redoes a size-1 dim's), and for the new dim
+        # the extent of the dim it goes before (1 at the end)
+        stride = array.shape[d] * array.strides[d] if d < ndim else array.itemsize
+        strides = array.strides[:d] + (stride,) + array.strides[d:]
+        if data.strides != strides:
+            result._data = np.lib.stride_tricks.as_strided(data, data.shape, strides)
+    return result
 
 
 # torch's _saved_dim of unsqueeze, one declaration per dim (name_node makes a node class per one)
@@ -600,8 +627,9 @@ def _atleast_1d(input: Tensor) -> Tensor:
 def _atleast_2d(input: Tensor) -> Tensor:
     if input._data.ndim >= 2:
         return input
-    return name_node(reshape(input, (1,) + input._data.shape if input._data.ndim else (1, 1)),
-                     "UnsqueezeBackward0" if input._data.ndim else "ViewBackward0")
+    if input._data.ndim:
+        return unsqueeze(input, 0)
+    return name_node(reshape(input, (1, 1)), "ViewBackward0")
 
 
 class Clone(Function):
@@ -925,8 +953,10 @@ def _atleast_3d(input: Tensor) -> Tensor:
     shape = input._data.shape
     if len(shape) >= 3:
         return input
-    out = reshape(input, {0: (1, 1, 1), 1: (1,) + shape + (1,), 2: shape + (1,)}[len(shape)])
-    return name_node(out, "UnsqueezeBackward0" if shape else "ViewBackward0")
+    if not shape:
+        return name_node(reshape(input, (1, 1, 1)), "ViewBackward0")
+    # torch's compositions (their strides and graph): unsqueeze(0).unsqueeze(-1) of 1-D, unsqueeze(-1) of 2-D
+    return unsqueeze(unsqueeze(input, 0) if len(shape) == 1 else input, -1)
 
 
 # ---------------------------------------------------------------- copies: repeat, flip, roll, tril
