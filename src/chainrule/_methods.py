@@ -686,7 +686,7 @@ def _reversed_dims(self: Tensor) -> Tensor:
     ndim = self._data.ndim
     if ndim != 2:
         _config.warn_once(_T_DEPRECATIONS[ndim == 0])
-    return self.permute(*reversed(range(ndim)))
+    return self.permute(tuple(reversed(range(ndim))))
 
 
 def _is_shared(self) -> bool:
