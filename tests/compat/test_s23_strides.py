@@ -133,3 +133,14 @@ def test_expand_without_repeats_writes_through():
     x = cr.arange(3.0)
     x.expand(1, 3).add_(1)
     assert x.tolist() == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("key", ["x[None]", "x[..., None]", "x[None, None]", "x[None, ::2]", "x[1, None]",
+                                 "x[:, None, 1:]", "x[None, ..., None]"])
+@pytest.mark.parametrize("layout", ["torch.arange(24.).reshape(2, 3, 4)",
+                                    "torch.arange(24.).reshape(2, 3, 4).transpose(0, 2)[:, ::2]"])
+def test_none_index_strides(key, layout):
+    """A None in an index adds torch's unsqueeze stride (the extent of the next dim), not NumPy's 0."""
+    torch = pytest.importorskip("torch")
+    expected, got = (eval(key, {"x": eval(layout, {"torch": lib})}) for lib in (torch, cr))  # noqa: S307
+    assert (got.stride(), got.tolist()) == (expected.stride(), expected.tolist())
