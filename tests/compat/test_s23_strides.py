@@ -144,3 +144,21 @@ def test_none_index_strides(key, layout):
     torch = pytest.importorskip("torch")
     expected, got = (eval(key, {"x": eval(layout, {"torch": lib})}) for lib in (torch, cr))  # noqa: S307
     assert (got.stride(), got.tolist()) == (expected.stride(), expected.tolist())
+
+
+@pytest.mark.parametrize("expression", ["x.roll(1, 0)", "x.roll((1, 1), (0, -1))", "x.roll(1)"])
+@pytest.mark.parametrize("layout", ["torch.arange(120.).reshape(2, 3, 4, 5).contiguous(memory_format=torch.channels_last)",
+                                    "torch.arange(48.).reshape(1, 2, 3, 4, 2).contiguous(memory_format=torch.channels_last_3d)",
+                                    "torch.arange(12.).reshape(3, 4).t()", "torch.tensor(3.)"])
+def test_roll_layout(expression, layout):
+    """roll keeps a 4-d channels-last input's layout along dims; otherwise (5-d, flattened) it is contiguous."""
+    torch = pytest.importorskip("torch")
+    outcomes = []
+    for lib in (torch, cr):
+        try:
+            made = eval(expression, {"x": eval(layout, {"torch": lib})})  # noqa: S307
+        except (RuntimeError, IndexError) as error:
+            outcomes.append(type(error))
+        else:
+            outcomes.append((made.stride(), made.tolist()))
+    assert outcomes[0] == outcomes[1]

@@ -28,6 +28,7 @@ from ..storage import note_strided_view, storage_root
 from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out
 from ._arg_parser import _as_int, _fits_int64, check_float, check_int, int_list, out_rule
 from .memory_format import (
+    channels_last,
     copy_preserving_format,
     full_in_suggested_format,
     in_suggested_format,
@@ -1085,7 +1086,12 @@ class Roll(Function):
         xp = array_module(x)
         ctx.shifts = shifts
         ctx.dims = dims
-        return xp.asarray(xp.roll(x, shifts, axis=dims), order="C")  # torch's roll output is contiguous
+        rolled = xp.roll(x, shifts, axis=dims)
+        # torch's roll output is contiguous, but for a 4-d input along dims whose strides suggest
+        # channels-last (not 5-d, not the flattened roll): channels-last
+        if dims is not None and x.ndim == 4 and suggests_channels_last(x):
+            return channels_last(rolled)
+        return xp.asarray(rolled, order="C")
 
     @staticmethod
     def backward(ctx, grad):
