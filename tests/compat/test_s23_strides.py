@@ -162,3 +162,21 @@ def test_roll_layout(expression, layout):
         else:
             outcomes.append((made.stride(), made.tolist()))
     assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("expression", ["x.view(x.shape)", "x.reshape(1, -1)", "x.reshape(-1, 1)", "x.view(1, *x.shape, 1)",
+                                        "x.squeeze().unsqueeze(0).view(-1, 1)"])
+@pytest.mark.parametrize("layout", ["torch.arange(48.).reshape(1, 2, 3, 4, 2).contiguous(memory_format=torch.channels_last_3d)",
+                                    "torch.arange(6.).reshape(1, 3, 1, 2)", "torch.arange(30.).reshape(5, 6)[1:4, ::2]"])
+def test_view_strides_of_size_one_dims(expression, layout):
+    """A view's size-1 dims take torch's computeStride strides (NumPy picks its own)."""
+    torch = pytest.importorskip("torch")
+    outcomes = []
+    for lib in (torch, cr):
+        try:
+            made = eval(expression, {"x": eval(layout, {"torch": lib})})  # noqa: S307
+        except RuntimeError as error:
+            outcomes.append(type(error))
+        else:
+            outcomes.append((made.stride(), made.tolist()))
+    assert outcomes[0] == outcomes[1]

@@ -111,11 +111,43 @@ class Reshape(Function):
     @staticmethod
     def forward(ctx, x, shape):
         ctx.input_shape = x.shape
-        return x.reshape(shape)
+        out = x.reshape(shape)
+        if 1 in out.shape and type(out) is np.ndarray and out.size and np.may_share_memory(out, x):
+            # only a size-1 dim's stride is free in a view; torch's is computeStride's, NumPy's its own
+            strides = _view_strides(x.shape, x.strides, out.shape)
+            if strides is not None and strides != out.strides:
+                out = np.lib.stride_tricks.as_strided(out, out.shape, strides)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
         return grad.reshape(ctx.input_shape)
+
+
+def _view_strides(old_shape: tuple, old_strides: tuple, new_shape: tuple):
+    """The strides torch's view gives ``new_shape`` over ``old_shape``/``old_strides`` (ATen's
+    ``computeStride``: the dims grouped into chunks contiguous in memory, each chunk's strides
+    from its innermost), or None where it would refuse to view."""
+    new_strides = [0] * len(new_shape)
+    view_d = len(new_shape) - 1
+    chunk_base_stride = old_strides[-1] if old_strides else 1
+    tensor_numel = view_numel = 1
+    for tensor_d in range(len(old_shape) - 1, -1, -1):
+        tensor_numel *= old_shape[tensor_d]
+        if tensor_d == 0 or (old_shape[tensor_d - 1] != 1
+                             and old_strides[tensor_d - 1] != tensor_numel * chunk_base_stride):
+            while view_d >= 0 and (view_numel < tensor_numel or new_shape[view_d] == 1):
+                new_strides[view_d] = view_numel * chunk_base_stride
+                view_numel *= new_shape[view_d]
+                view_d -= 1
+            if view_numel != tensor_numel:
+                return None
+            if tensor_d > 0:
+                chunk_base_stride = old_strides[tensor_d - 1]
+                tensor_numel = view_numel = 1
+    if view_d != -1:
+        return None
+    return tuple(new_strides)
 
 
 class UnsafeView(Reshape):
