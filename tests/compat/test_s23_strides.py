@@ -180,3 +180,23 @@ def test_view_strides_of_size_one_dims(expression, layout):
         else:
             outcomes.append((made.stride(), made.tolist()))
     assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("layout", ["torch.arange(6.)[1:5]", "torch.arange(6.)[::2]", "torch.arange(8.).reshape(4, 2).t()",
+                                    "torch.arange(12.).reshape(2, 6)[:, :4]", "torch.arange(12.).reshape(2, 6)[:, 1:5]",
+                                    "torch.arange(16.).reshape(8, 2).t()[:, 1:]", "torch.arange(6.).reshape(2, 3)"])
+@pytest.mark.parametrize("dtype", ["float64", "complex128", "float16", "uint8"])
+def test_view_dtype_checks(layout, dtype):
+    """view(dtype) with another element size: torch's checks (last size, last stride, offset,
+    other strides) in torch's order, with its messages."""
+    torch = pytest.importorskip("torch")
+    outcomes = []
+    for lib in (torch, cr):
+        x = eval(layout, {"torch": lib})  # noqa: S307
+        try:
+            made = x.view(getattr(lib, dtype))
+        except RuntimeError as error:
+            outcomes.append(str(error))
+        else:
+            outcomes.append((tuple(made.shape), made.stride(), made.storage_offset()))
+    assert outcomes[0] == outcomes[1]

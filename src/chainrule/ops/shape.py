@@ -209,11 +209,20 @@ def _view_as_dtype(input: Tensor, dtype) -> Tensor:
         what = f"to view {source} as {target} (different element sizes)"
         if data.ndim == 0:
             raise RuntimeError(f"self.dim() cannot be 0 {what}")
-        if data.shape[-1] != 1 and data.strides[-1] != old_size:
-            raise RuntimeError(f"self.stride(-1) must be 1 {what}, but got {data.strides[-1] // old_size}")
-        if new_size > old_size and data.shape[-1] % (new_size // old_size):
-            raise RuntimeError(f"self.size(-1) must be divisible by {new_size // old_size} {what}, but got "
-                               f"{data.shape[-1]}")
+        # torch's checks in its order: a wider element needs the last dim to split evenly, then
+        # (either way) a unit last stride, then the offset and the other strides in wide elements
+        ratio = new_size // old_size
+        strides = input.stride()
+        if ratio and data.shape[-1] % ratio:
+            raise RuntimeError(f"self.size(-1) must be divisible by {ratio} {what}, but got {data.shape[-1]}")
+        if strides[-1] != 1:
+            raise RuntimeError(f"self.stride(-1) must be 1 {what}, but got {strides[-1]}")
+        if ratio and input.storage_offset() % ratio:
+            raise RuntimeError(f"self.storage_offset() must be divisible by {ratio} {what}, but got "
+                               f"{input.storage_offset()}")
+        for d, stride in enumerate(strides[:-1]):
+            if ratio and stride % ratio:
+                raise RuntimeError(f"self.stride({d}) must be divisible by {ratio} {what}, but got {stride}")
     # torch's result shares the memory and the version counter but is no view to autograd: no
     # _base, _is_view() False, even for the same dtype; views of it stay outside autograd too
     out = Tensor._make(data.view(dtype.np))
