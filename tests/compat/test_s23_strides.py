@@ -200,3 +200,12 @@ def test_view_dtype_checks(layout, dtype):
         else:
             outcomes.append((tuple(made.shape), made.stride(), made.storage_offset()))
     assert outcomes[0] == outcomes[1]
+
+
+def test_single_window_unfold_is_writable():
+    """One window overlaps nothing: torch writes through it in place (it refused as read-only memory)."""
+    torch = pytest.importorskip("torch")
+    for lib in (torch, cr):
+        x = lib.arange(6.0).reshape(3, 2)
+        x.unfold(-1, 2, 1).add_(1)
+        assert x.tolist() == [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]

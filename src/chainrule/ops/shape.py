@@ -1268,7 +1268,7 @@ class Unfold(Function):
             windows = xp.lib.stride_tricks.as_strided(x, shape, strides)
             note_strided_view(windows, storage_root(x)[0])
             return windows
-        writeable = x.flags.writeable and step >= size
+        writeable = x.flags.writeable and (step >= size or count <= 1)  # (one window overlaps nothing)
         return xp.lib.stride_tricks.as_strided(x, shape, strides, writeable=writeable)
 
     @staticmethod
