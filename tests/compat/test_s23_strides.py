@@ -209,3 +209,16 @@ def test_single_window_unfold_is_writable():
         x = lib.arange(6.0).reshape(3, 2)
         x.unfold(-1, 2, 1).add_(1)
         assert x.tolist() == [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]
+
+
+@pytest.mark.parametrize("expression", ["torch.select_scatter(x, torch.zeros_like(x.select(0, 0)), 0, 0)",
+                                        "torch.slice_scatter(x, torch.zeros_like(x[:1]), 0, 0, 1)",
+                                        "torch.diagonal_scatter(x, torch.zeros_like(x.diagonal()))"])
+@pytest.mark.parametrize("layout", ["torch.arange(30.).reshape(5, 6)[1:4, ::2]", "torch.arange(15.).reshape(3, 5)[:, :3]",
+                                    "torch.arange(12.).reshape(3, 4).t()"])
+def test_scatter_views_keep_strides_and_offset(expression, layout):
+    """The *_scatter ops write into torch's clone_preserve_strides copy: the input's strides and offset."""
+    torch = pytest.importorskip("torch")
+    made = [eval(expression, {"torch": lib, "x": eval(layout, {"torch": lib})}) for lib in (torch, cr)]  # noqa: S307
+    assert [(m.stride(), m.storage_offset(), m.tolist()) for m in made[1:]] == \
+        [(made[0].stride(), made[0].storage_offset(), made[0].tolist())]

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import array_module, dense_non_overlapping, suggests_channels_last
+from .._backend import array_module, dense_non_overlapping, has_expanded_dims, suggests_channels_last
+from ..storage import storage_root
 
 
 def is_channels_last(a) -> bool:
@@ -123,3 +124,16 @@ def empty_preserving_format(like, dtype):
     flat = np.empty(like.size, dtype=dtype)
     itemsize = flat.itemsize
     return np.lib.stride_tricks.as_strided(flat, like.shape, tuple(st * itemsize for st in preserved_strides(like)))
+
+
+def clone_preserving_strides(a):
+    """ATen's ``clone_preserve_strides`` (the copy the *_scatter ops write into): a copy of ``a``'s
+    whole storage, viewed with ``a``'s strides and storage offset; an expanded ``a`` (or one NumPy
+    cannot lay over a copied block) gets ``copy_preserving_format`` instead, as torch's falls back to clone()."""
+    if type(a) is not np.ndarray or not a.size or has_expanded_dims(a) or min(a.strides) < 0:
+        return copy_preserving_format(a)
+    root, _ = storage_root(a)
+    if type(root) is not np.ndarray or not root.flags.c_contiguous:
+        return copy_preserving_format(a)
+    byte_offset = a.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+    return np.ndarray(a.shape, a.dtype, buffer=root.copy(), offset=byte_offset, strides=a.strides)
