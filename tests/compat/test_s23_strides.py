@@ -222,3 +222,14 @@ def test_scatter_views_keep_strides_and_offset(expression, layout):
     made = [eval(expression, {"torch": lib, "x": eval(layout, {"torch": lib})}) for lib in (torch, cr)]  # noqa: S307
     assert [(m.stride(), m.storage_offset(), m.tolist()) for m in made[1:]] == \
         [(made[0].stride(), made[0].storage_offset(), made[0].tolist())]
+
+
+@pytest.mark.parametrize("expression", ["x.squeeze()", "x.squeeze(1)", "x.squeeze(-1)", "x.squeeze((0, 2))",
+                                        "x.unsqueeze(1).squeeze()"])
+@pytest.mark.parametrize("layout", ["torch.arange(48.).reshape(1, 2, 3, 4, 2).contiguous(memory_format=torch.channels_last_3d)",
+                                    "torch.arange(6.).reshape(1, 3, 1, 2).transpose(0, 2)"])
+def test_squeeze_keeps_strides(expression, layout):
+    """squeeze drops dims and keeps the other dims' strides, size-1 dims' included."""
+    torch = pytest.importorskip("torch")
+    made = [eval(expression, {"x": eval(layout, {"torch": lib})}) for lib in (torch, cr)]  # noqa: S307
+    assert (made[1].stride(), made[1].tolist()) == (made[0].stride(), made[0].tolist())

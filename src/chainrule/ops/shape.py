@@ -594,8 +594,16 @@ def squeeze(input: Tensor, dim=None, *more_dims) -> Tensor:
     overload = 0 if dim is None else 1 if isinstance(dim, int) else 2
     key = (overload, None if dim is None else dim if overload == 1 else tuple(dim))
     saved = _SQUEEZE_SAVED.get(key) or _SQUEEZE_SAVED.setdefault(key, _squeeze_saved(*key))
-    return name_node(reshape(input, tuple(s for i, s in enumerate(shape) if i not in dims)),
-                     f"SqueezeBackward{overload}", saved=saved)
+    result = name_node(reshape(input, tuple(s for i, s in enumerate(shape) if i not in dims)),
+                       f"SqueezeBackward{overload}", saved=saved)
+    data, array = result._data, input._data
+    if type(data) is np.ndarray and type(array) is np.ndarray and 1 in data.shape and data.size \
+            and np.may_share_memory(data, array):
+        # torch's squeeze drops dims and keeps the others' strides (a view's own, for a size-1 one too)
+        strides = tuple(st for i, st in enumerate(array.strides) if i not in dims)
+        if data.strides != strides:
+            result._data = np.lib.stride_tricks.as_strided(data, data.shape, strides)
+    return result
 
 
 def _squeeze_saved(overload: int, dim) -> dict:
