@@ -112,6 +112,11 @@ def preserved_strides(a) -> tuple:
 
 def copy_preserving_format(a):
     """A copy of ``a`` laid out as torch's preserve_format lays out ``a.clone()`` (``preserved_strides``)."""
+    if a.flags.c_contiguous:  # row-major but for size-1 dims' strides: a plain copy, those strides set
+        copied = a.copy()
+        if copied.strides == a.strides or type(a) is not np.ndarray or not a.size or min(a.strides) < 0:
+            return copied
+        return np.lib.stride_tricks.as_strided(copied, a.shape, a.strides)
     if a.size == 0 or min(a.strides, default=0) < 0 or type(a) is not np.ndarray:
         return a.copy(order="K")  # (NumPy's negative strides: its own stride-keeping copy)
     copied = empty_preserving_format(a, a.dtype)

@@ -728,9 +728,7 @@ def clone(input: Tensor, *, memory_format=None) -> Tensor:
     (a transposed or channels-last one's), and gives any other dense strides in its stride order, as torch's."""
     if _channels_last_rank("clone", input, memory_format):
         return Clone.apply(input, channels_last=True)
-    data = input._data
-    if getattr(memory_format, "_name", "preserve_format") != "preserve_format" or (
-            data.flags.c_contiguous and 1 not in data.shape):
+    if getattr(memory_format, "_name", "preserve_format") != "preserve_format":
         return Clone.apply(input)
     return Clone.apply(input, preserve_format=True)
 
