@@ -963,11 +963,24 @@ def _resize(self: Tensor, *sizes, size=None, memory_format=None) -> Tensor:
     if any(s < 0 for s in sizes):
         raise RuntimeError(f"Trying to create tensor with negative dimension {min(sizes)}: {list(sizes)}")
     xp = array_module(self._data)
-    flat = self._data.reshape(-1)
-    resized = xp.zeros(int(np.prod(sizes)), dtype=self._data.dtype)
-    kept = min(flat.size, resized.size)
-    resized[:kept] = flat[:kept]
-    self._data = resized.reshape(sizes)
+    numel = int(np.prod(sizes))
+    root, offset = _storage.storage_root(self._data)
+    if type(root) is np.ndarray and root.dtype == self._data.dtype and root.flags.c_contiguous \
+            and root.flags.writeable:
+        # torch's: the storage kept, read row-major from the storage offset (memory order, so a
+        # transposed or sliced tensor's other elements); grown, a copy of it with new elements after
+        storage = root.reshape(-1)
+        if offset + numel > storage.size:
+            grown = np.zeros(offset + numel, dtype=storage.dtype)
+            grown[:storage.size] = storage
+            storage = grown
+        self._data = storage[offset:offset + numel].reshape(sizes)
+    else:
+        flat = self._data.reshape(-1)
+        resized = xp.zeros(numel, dtype=self._data.dtype)
+        kept = min(flat.size, resized.size)
+        resized[:kept] = flat[:kept]
+        self._data = resized.reshape(sizes)
     self._version_box[0] += 1
     return self
 

@@ -233,3 +233,21 @@ def test_squeeze_keeps_strides(expression, layout):
     torch = pytest.importorskip("torch")
     made = [eval(expression, {"x": eval(layout, {"torch": lib})}) for lib in (torch, cr)]  # noqa: S307
     assert (made[1].stride(), made[1].tolist()) == (made[0].stride(), made[0].tolist())
+
+
+def test_resize_keeps_the_storage():
+    """resize_ reads the storage row-major from the tensor's offset (a sliced or transposed tensor's
+    memory order) and, when it fits, stays a view of it, as torch's."""
+    torch = pytest.importorskip("torch")
+    outcomes = []
+    for lib in (torch, cr):
+        x = lib.arange(6.0)
+        v = x[2:]
+        v.resize_(2)
+        v.fill_(9.0)
+        y = lib.arange(6.0).reshape(2, 3).t()
+        y.resize_(6)
+        z = lib.arange(30.0).reshape(5, 6)[1:4, ::2]
+        z.resize_(9)
+        outcomes.append((x.tolist(), v.storage_offset(), y.tolist(), z.tolist(), z.storage_offset()))
+    assert outcomes[0] == outcomes[1]
