@@ -251,3 +251,12 @@ def test_resize_keeps_the_storage():
         z.resize_(9)
         outcomes.append((x.tolist(), v.storage_offset(), y.tolist(), z.tolist(), z.storage_offset()))
     assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("expression", ["torch.transpose_copy(x, 0, 1)", "torch.permute_copy(x, (2, 0, 1))",
+                                        "torch.as_strided_copy(x, (2, 2), (1, 2))", "torch.alias_copy(x.transpose(0, 1))",
+                                        "torch.select_copy(x.transpose(0, 2), 0, 0)"])
+def test_copy_variants_are_row_major(expression):
+    torch = pytest.importorskip("torch")
+    made = [eval(expression, {"torch": lib, "x": lib.arange(24.0).reshape(2, 3, 4)}) for lib in (torch, cr)]  # noqa: S307
+    assert (made[1].stride(), made[1].tolist()) == (made[0].stride(), made[0].tolist())
