@@ -251,6 +251,31 @@ def dense_non_overlapping(array) -> bool:
     return True
 
 
+# torch's stride-ordering walk, innermost dim first: channels, then the spatial dims from the last
+_CHANNELS_LAST_WALK = {4: (1, 3, 2, 0), 5: (1, 4, 3, 2, 0)}
+
+
+def suggests_channels_last(a) -> bool:
+    """torch's ``suggest_memory_format() == channels_last(_3d)``: a 4-d or 5-d array whose strides
+    order it channels-last (``is_channels_last_strides_2d/3d``), a strided slice of one included.
+
+    Ambiguous strides count as contiguous, as torch's: a zero-size dim, a zero channel stride, or
+    N111-like tensors whose batch stride equals the channel stride."""
+    walk = _CHANNELS_LAST_WALK.get(a.ndim)
+    if walk is None:
+        return False
+    itemsize = a.itemsize or 1
+    strides = [s // itemsize for s in a.strides]
+    if strides[1] == 0:
+        return False
+    smallest = 0
+    for d in walk:
+        if a.shape[d] == 0 or strides[d] < smallest or (d == 0 and smallest == strides[1]):
+            return False
+        smallest = strides[d] * max(a.shape[d], 1)
+    return True
+
+
 def has_expanded_dims(array) -> bool:
     """Whether ``array`` has a zero stride over more than one element (an expanded view, torch's
     MemOverlap::Yes): several of its elements are one memory location."""

@@ -21,7 +21,7 @@ import numpy as np
 from . import _config, _dtype, _layout, _shared, _torch_function, _vmap_frames
 from . import sparse as _sparse
 from . import storage as _storage
-from ._backend import array_module, write_refusal, writeable
+from ._backend import array_module, has_expanded_dims, write_refusal, writeable
 from .autograd import forward_ad as _forward_ad
 from .autograd import function as _function
 from .autograd import grad_mode as _grad_mode
@@ -405,8 +405,15 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         # a view of a tensor outside the graph takes a result in it: the base joins the graph
         # through the view's elements, as torch's CopySlices makes it
         view_key = _index.covered_elements(self, self._base) if writeable(self._data) else None
-    if not writeable(self._data):
-        raise write_refusal(self._data)
+    target = self._data
+    if not writeable(target) or has_expanded_dims(target):
+        # torch refuses a write into elements sharing memory (an expanded view), except fill_ and
+        # zero_, whose one value makes the order of writes moot (an unfold or expand is filled);
+        # through a view of a base in the graph its backward would fail: refused here, before the write
+        in_graph = recording and base is not None and base._requires_grad
+        target = _overlapping_alias(target) if getattr(fn, "writes_one_value", False) and not in_graph else None
+        if target is None:
+            raise write_refusal(self._data)
     node = result.grad_fn if recording else None
     if node is not None and node._saved and any(s is self for s in node._saved):
         _save_original(node, self)
@@ -414,7 +421,7 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         return _write_through_base(self, result, view_key)
     box = self._version_box
     version = box[0]  # read first: an inference tensor refuses the write before it happens
-    self._data[...] = result._data
+    target[...] = result._data
     box[0] = version + 1
     if recording and result.grad_fn is not None:
         old = self._grad_fn
@@ -532,6 +539,31 @@ def _to_wrapper_handler(name: str, method, self: Tensor, *args) -> bool:
     return _function.factory_dispatch(name, method, (self, *args), {}) is not _function.RUN_UNDISPATCHED
 
 
+class _ArrayOver:
+    """An ``__array_interface__`` over memory another array owns (kept alive as ``base``)."""
+
+    def __init__(self, interface: dict, base) -> None:
+        self.__array_interface__ = interface
+        self.base = base
+
+
+def _overlapping_alias(array):
+    """A writable NumPy array over ``array``'s elements, whose strides overlap (NumPy made it
+    read-only), when the memory under it is a writable NumPy array's; None otherwise (memory
+    shared read-only by from_numpy stays refused)."""
+    root, _ = _storage.storage_root(array)
+    if type(array) is not np.ndarray or type(root) is not np.ndarray or not root.flags.writeable:
+        return array if writeable(array) else None
+    interface = dict(array.__array_interface__)
+    interface["data"] = (interface["data"][0], False)
+    return np.asarray(_ArrayOver(interface, root))
+
+
+def _writes_one_value(fn):
+    fn.writes_one_value = True
+    return fn
+
+
 def _fill(self: Tensor, value) -> Tensor:
     if _to_wrapper_handler("fill_.Tensor" if isinstance(value, Tensor) else "fill_.Scalar", _fill, self, value):
         return self
@@ -547,8 +579,8 @@ def _fill(self: Tensor, value) -> Tensor:
         value = check_number(value, "fill_", "value")  # torch's TypeError for a non-number
         name, operand = "FillBackward2", ew._as_operand(creation.checked_fill_value(value, self.dtype, self.numel()),
                                                           self.dtype, self)
-    return _inplace(self, lambda t: name_node(_overwrite(t, operand), name, label="fill_", rule=_OVERWRITE_RULE,
-                                              formula="fill_({0}, {1})"))
+    return _inplace(self, _writes_one_value(lambda t: name_node(_overwrite(t, operand), name, label="fill_",
+                                                                rule=_OVERWRITE_RULE, formula="fill_({0}, {1})")))
 
 
 def _fill_diagonal(self: Tensor, fill_value, wrap: bool = False) -> Tensor:
@@ -581,9 +613,9 @@ def _zero(self: Tensor) -> Tensor:
     if _to_wrapper_handler("zero_", _zero, self):
         return self
     zero = ew._as_operand(0, self.dtype, self)
-    return _inplace(self, lambda t: name_node(_overwrite(t, zero), "ZeroBackward0", label="zero_",
-                                              rule="the overwritten values get a zero gradient",
-                                              formula="zero_({0})"))
+    return _inplace(self, _writes_one_value(lambda t: name_node(_overwrite(t, zero), "ZeroBackward0", label="zero_",
+                                                                rule="the overwritten values get a zero gradient",
+                                                                formula="zero_({0})")))
 
 
 def _set_part(part):
@@ -614,12 +646,30 @@ def _copy(self: Tensor, other: Tensor, non_blocking: bool = False) -> Tensor:
                                               rule=_OVERWRITE_RULE, formula="copy_({0}, {1})"))
 
 
-def _matrix_transpose(self: Tensor) -> Tensor:
-    if self._data.ndim < 2:
-        raise RuntimeError(
-            f"tensor.mT is only supported on matrices or batches of matrices. Got {self._data.ndim}-D tensor."
-        )
-    return self.transpose(-2, -1)
+# torch's warnings for the matrix transposes of a 0-D tensor, which it answers with the tensor itself
+# (conjugated for the conjugate transposes), each once per process
+_0D_DEPRECATIONS = {
+    "mT": "Tensor.mT is deprecated on 0-D tensors. This function is the identity in these cases.",
+    "mH": "Tensor.mH is deprecated on 0-D tensors. Consider using x.conj().",
+    "H": "Tensor.H is deprecated on 0-D tensors. Consider using x.conj().",
+    "adjoint()": "adjoint() is deprecated on 0-D tensors. Consider using x.conj().",
+}
+
+
+def _matrix_transpose(self: Tensor, op: str = "mT") -> Tensor:
+    """Tensor.mT (and, conjugated, mH, adjoint() and H, whose ``op`` names it): the last two dims
+    swapped; H only for a 2-D tensor, as torch's."""
+    ndim = self._data.ndim
+    if ndim == 0:
+        _config.warn_once(_0D_DEPRECATIONS[op])
+        return self if op == "mT" else self.conj()
+    if op == "H" and ndim != 2:
+        raise RuntimeError(f"tensor.H is only supported on matrices (2-D tensors). Got {ndim}-D tensor."
+                           + (" For batches of matrices, consider using tensor.mH" if ndim > 2 else ""))
+    if ndim < 2:
+        raise RuntimeError(f"tensor.{op} is only supported on matrices or batches of matrices. Got {ndim}-D tensor.")
+    transposed = self.transpose(-2, -1)
+    return transposed if op == "mT" else transposed.conj()
 
 
 # torch's two Tensor.T deprecations (each once per process, as torch's TORCH_WARN_ONCE), by whether
@@ -636,7 +686,7 @@ def _reversed_dims(self: Tensor) -> Tensor:
     ndim = self._data.ndim
     if ndim != 2:
         _config.warn_once(_T_DEPRECATIONS[ndim == 0])
-    return self.permute(*reversed(range(ndim)))
+    return self.permute(tuple(reversed(range(ndim))))
 
 
 def _is_shared(self) -> bool:
@@ -684,8 +734,8 @@ def bind_all(modules) -> None:
     Tensor.copy_ = _copy
     Tensor.T = property(_reversed_dims)
     Tensor.mT = property(_matrix_transpose)
-    Tensor.H = property(lambda self: _reversed_dims(self).conj())  # conjugate transpose
-    Tensor.mH = property(lambda self: _matrix_transpose(self).conj())
+    Tensor.H = property(lambda self: _matrix_transpose(self, "H"))  # conjugate transpose
+    Tensor.mH = property(lambda self: _matrix_transpose(self, "mH"))
     Tensor.real = property(_complex.real, _set_part(_complex.real))
     Tensor.imag = property(_complex.imag, _set_part(_complex.imag))
     Tensor.type_as = lambda self, other: self.to(other.dtype)
@@ -917,11 +967,24 @@ def _resize(self: Tensor, *sizes, size=None, memory_format=None) -> Tensor:
     if any(s < 0 for s in sizes):
         raise RuntimeError(f"Trying to create tensor with negative dimension {min(sizes)}: {list(sizes)}")
     xp = array_module(self._data)
-    flat = self._data.reshape(-1)
-    resized = xp.zeros(int(np.prod(sizes)), dtype=self._data.dtype)
-    kept = min(flat.size, resized.size)
-    resized[:kept] = flat[:kept]
-    self._data = resized.reshape(sizes)
+    numel = int(np.prod(sizes))
+    root, offset = _storage.storage_root(self._data)
+    if type(root) is np.ndarray and root.dtype == self._data.dtype and root.flags.c_contiguous \
+            and root.flags.writeable:
+        # torch's: the storage kept, read row-major from the storage offset (memory order, so a
+        # transposed or sliced tensor's other elements); grown, a copy of it with new elements after
+        storage = root.reshape(-1)
+        if offset + numel > storage.size:
+            grown = np.zeros(offset + numel, dtype=storage.dtype)
+            grown[:storage.size] = storage
+            storage = grown
+        self._data = storage[offset:offset + numel].reshape(sizes)
+    else:
+        flat = self._data.reshape(-1)
+        resized = xp.zeros(numel, dtype=self._data.dtype)
+        kept = min(flat.size, resized.size)
+        resized[:kept] = flat[:kept]
+        self._data = resized.reshape(sizes)
     self._version_box[0] += 1
     return self
 
@@ -1128,7 +1191,7 @@ def bind_tensor_misc() -> None:
     Tensor.output_nr = property(lambda self: self._output_nr)
     Tensor.storage_offset = _storage_offset
     Tensor.dim_order = _dim_order
-    Tensor.adjoint = lambda self: _matrix_transpose(self).conj()
+    Tensor.adjoint = lambda self: _matrix_transpose(self, "adjoint()")
     Tensor.sum_to_size = _sum_to_size
     Tensor.new_empty_strided = lambda self, size, stride, **kwargs: self.new_empty(size, **kwargs)
     Tensor.masked_scatter_ = _make_inplace(Tensor.masked_scatter)

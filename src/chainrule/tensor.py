@@ -15,7 +15,7 @@ import weakref
 import numpy as np
 
 from . import _dtype, _torch_function
-from ._backend import array_module, device_of, resolve, to_device
+from ._backend import array_module, device_of, resolve, suggests_channels_last, to_device
 from ._backend import device as _device
 from .autograd import function as _autograd_function
 from .autograd.function import AccumulateGrad, is_recording
@@ -47,6 +47,13 @@ def _is_built(tensor) -> bool:
     except AttributeError:
         return False
     return True
+
+
+def _suggested_format(array) -> str:
+    """The name of torch's ``suggest_memory_format()`` for ``array``'s strides."""
+    if suggests_channels_last(array):
+        return "channels_last" if array.ndim == 4 else "channels_last_3d"
+    return "contiguous_format"
 
 
 class Tensor:
@@ -599,7 +606,9 @@ class Tensor:
 
                 warnings.warn("Casting complex values to real discards the imaginary part", UserWarning, stacklevel=2)
             out = out._cast(_dtype.to_dtype(dtype))
-        if memory_format is not None and getattr(memory_format, "_name", None) != "preserve_format":
+        name = getattr(memory_format, "_name", None)
+        # nothing else changing, torch hands back self when its strides suggest the format asked for
+        if name not in (None, "preserve_format") and (out is not self or name != _suggested_format(self._data)):
             out = out.contiguous(memory_format=memory_format)
         if copy and out is self:
             out = self.clone()

@@ -27,7 +27,7 @@ from .mt19937_stream import from_double
 from .random import _rng
 from .reduce import sort
 from .scatter_views import as_strided
-from .shape import _even_split, _split_points, chunk, narrow, split
+from .shape import Clone, _even_split, _split_points, chunk, narrow, split
 
 # torch.<name>'s out= (see _arg_parser.namespace_with_out); the Tensor methods take none
 __out_functions__ = {"narrow_copy": "same_as_self_asserted", "index_reduce": "same", "nonzero_static": "long"}
@@ -759,7 +759,7 @@ def _copy_variant(name: str, view):
 
 def _named_copy(piece: Tensor) -> Tensor:
     view_node = piece.grad_fn
-    copied = piece.clone()
+    copied = Clone.apply(piece)  # row-major whatever the view's strides, as torch's *_copy kernels
     return copied if view_node is None else name_node(copied, f"{type(view_node).__name__}_copy",
                                                       label=getattr(view_node, "label", None))
 

@@ -27,6 +27,7 @@ from .._backend import (
 from .._backend import device as _device
 from ..autograd import function as _function
 from ..tensor import Tensor, _check_out, _check_tensor, _int_sequence, out_keyword_front, write_out
+from .memory_format import empty_preserving_format
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "asarray", "zeros", "ones", "full", "empty",
            "zeros_like", "ones_like", "full_like", "empty_like", "arange", "linspace", "logspace",
@@ -552,13 +553,19 @@ def _inverse(order: tuple) -> list:
 
 
 def _like_order(input: Tensor, memory_format):
-    """The memory order of a ``*_like`` result (None: row-major): torch's preserve_format (the default)
-    keeps a dense, non-overlapping input's layout, and lays out any other one row-major."""
+    """The memory order of a ``*_like`` result (None: row-major; "strides": a NumPy input's preserve_format
+    strides, ``memory_format.preserved_strides``): torch's preserve_format (the default) keeps a dense,
+    non-overlapping input's layout, and lays out any other one densely in its stride order."""
     name = getattr(memory_format, "_name", "preserve_format")
     if name != "preserve_format":
         return _channels_last_order(name, input._data.ndim)
     array = input._data
-    if type(array).__module__.split(".")[0] not in ("numpy", "cupy") or array.flags.c_contiguous:
+    if type(array).__module__.split(".")[0] not in ("numpy", "cupy") or (
+            array.flags.c_contiguous and 1 not in array.shape):
+        return None
+    if type(array) is np.ndarray and array.size:
+        return "strides"  # torch's preserved strides, size-1 dims' too (empty_preserving_format)
+    if array.flags.c_contiguous:
         return None
     if not dense_non_overlapping(array):
         return None
@@ -637,8 +644,13 @@ def _like(fn, t: Tensor, dtype, device, requires_grad, *extra, memory_format=Non
     if order is None or order == tuple(range(len(order))):
         return out
     values = out._data
-    laid_out = array_module(values).empty(tuple(values.shape[d] for d in order), dtype=values.dtype)
-    laid_out = laid_out.transpose(_inverse(order))
+    if order == "strides":
+        laid_out = empty_preserving_format(t._data, values.dtype)
+        if laid_out.strides == values.strides:
+            return out
+    else:
+        laid_out = array_module(values).empty(tuple(values.shape[d] for d in order), dtype=values.dtype)
+        laid_out = laid_out.transpose(_inverse(order))
     laid_out[...] = values
     result = Tensor._make(laid_out)
     result._requires_grad = out._requires_grad

@@ -9,36 +9,15 @@ lay the result out here, so ``out.stride()``, ``out.is_contiguous(memory_format=
 
 from __future__ import annotations
 
-from .._backend import array_module
+import numpy as np
 
-# torch's stride-ordering walk, innermost dim first: channels, then the spatial dims from the last
-_CHANNELS_LAST_WALK = {4: (1, 3, 2, 0), 5: (1, 4, 3, 2, 0)}
+from .._backend import array_module, dense_non_overlapping, has_expanded_dims, suggests_channels_last
+from ..storage import storage_root
 
 
 def is_channels_last(a) -> bool:
     """Whether ``a`` (N, C, *S) has (N, *S, C)-contiguous memory (size-1 dims' strides ignored)."""
     return a.transpose(0, *range(2, a.ndim), 1).flags.c_contiguous
-
-
-def suggests_channels_last(a) -> bool:
-    """torch's ``suggest_memory_format() == channels_last(_3d)``: a 4-d or 5-d array whose strides
-    order it channels-last (``is_channels_last_strides_2d/3d``), a strided slice of one included.
-
-    Ambiguous strides count as contiguous, as torch's: a zero-size dim, a zero channel stride, or
-    N111-like tensors whose batch stride equals the channel stride."""
-    walk = _CHANNELS_LAST_WALK.get(a.ndim)
-    if walk is None:
-        return False
-    itemsize = a.itemsize or 1
-    strides = [s // itemsize for s in a.strides]
-    if strides[1] == 0:
-        return False
-    smallest = 0
-    for d in walk:
-        if a.shape[d] == 0 or strides[d] < smallest or (d == 0 and smallest == strides[1]):
-            return False
-        smallest = strides[d] * max(a.shape[d], 1)
-    return True
 
 
 def channels_last(a):
@@ -92,3 +71,74 @@ def relaid_as_suggested(result, like, otherwise_stride_order: bool = False):
     else:
         result._data = in_suggested_format(result._data, like._data)
     return result
+
+
+
+def preserved_strides(a) -> tuple:
+    """The strides (in elements) torch's preserve_format gives a new tensor like ``a`` (``empty_like``,
+    ``clone``): ``a``'s own when it is dense and non-overlapping, size-1 dims' too, else dense strides
+    in ``a``'s stride order (ATen's ``infer_dense_strides``: a stable insertion sort from the last dim,
+    zero strides never moved, equal strides the shorter dim inner)."""
+    itemsize = a.itemsize or 1
+    strides = [st // itemsize for st in a.strides]
+    shape = a.shape
+    if dense_non_overlapping(a):
+        return tuple(strides)
+
+    def order(d0, d1) -> int:
+        s0, s1 = strides[d0], strides[d1]
+        if s0 == 0 or s1 == 0:
+            return 0
+        if s0 != s1:
+            return -1 if s0 < s1 else 1
+        return 1 if shape[d0] > shape[d1] else 0
+
+    perm = list(range(a.ndim - 1, -1, -1))  # innermost first
+    for i in range(1, a.ndim):
+        d1 = i
+        for d0 in range(i - 1, -1, -1):
+            comparison = order(perm[d0], perm[d1])
+            if comparison > 0:
+                perm[d0], perm[d1] = perm[d1], perm[d0]
+                d1 = d0
+            elif comparison < 0:
+                break
+    out, step = [0] * a.ndim, 1
+    for d in perm:
+        out[d] = step
+        step *= max(shape[d], 1)
+    return tuple(out)
+
+
+def copy_preserving_format(a):
+    """A copy of ``a`` laid out as torch's preserve_format lays out ``a.clone()`` (``preserved_strides``)."""
+    if a.flags.c_contiguous:  # row-major but for size-1 dims' strides: a plain copy, those strides set
+        copied = a.copy()
+        if copied.strides == a.strides or type(a) is not np.ndarray or not a.size or min(a.strides) < 0:
+            return copied
+        return np.lib.stride_tricks.as_strided(copied, a.shape, a.strides)
+    if a.size == 0 or min(a.strides, default=0) < 0 or type(a) is not np.ndarray:
+        return a.copy(order="K")  # (NumPy's negative strides: its own stride-keeping copy)
+    copied = empty_preserving_format(a, a.dtype)
+    copied[...] = a
+    return copied
+
+
+def empty_preserving_format(like, dtype):
+    """An uninitialised NumPy array of ``like``'s shape and ``dtype`` with ``preserved_strides(like)``."""
+    flat = np.empty(like.size, dtype=dtype)
+    itemsize = flat.itemsize
+    return np.lib.stride_tricks.as_strided(flat, like.shape, tuple(st * itemsize for st in preserved_strides(like)))
+
+
+def clone_preserving_strides(a):
+    """ATen's ``clone_preserve_strides`` (the copy the *_scatter ops write into): a copy of ``a``'s
+    whole storage, viewed with ``a``'s strides and storage offset; an expanded ``a`` (or one NumPy
+    cannot lay over a copied block) gets ``copy_preserving_format`` instead, as torch's falls back to clone()."""
+    if type(a) is not np.ndarray or not a.size or has_expanded_dims(a) or min(a.strides) < 0:
+        return copy_preserving_format(a)
+    root, _ = storage_root(a)
+    if type(root) is not np.ndarray or not root.flags.c_contiguous:
+        return copy_preserving_format(a)
+    byte_offset = a.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+    return np.ndarray(a.shape, a.dtype, buffer=root.copy(), offset=byte_offset, strides=a.strides)

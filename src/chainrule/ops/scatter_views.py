@@ -21,6 +21,7 @@ from ..storage import note_strided_view, storage_root
 from ..tensor import Tensor, _int_sequence, _wrap_dim
 from . import elementwise as _elementwise
 from .linalg import _diagonal_index, diagonal
+from .memory_format import clone_preserving_strides
 from .shape import _share
 
 __out_functions__ = {"slice_scatter": "same"}  # torch.slice_scatter's out= (see _arg_parser.namespace_with_out)
@@ -53,7 +54,7 @@ class ViewScatter(Function):
     @staticmethod
     def forward(ctx, x, src, region):
         ctx.region = region
-        out = x.copy(order="K")  # torch clones with the input's layout
+        out = clone_preserving_strides(x)  # torch's copy: the input's strides and storage offset
         region.view(out)[region.key] = src
         return out
 

@@ -27,7 +27,13 @@ from ..autograd.grad_mode import is_grad_enabled, is_inference_mode_enabled
 from ..storage import note_strided_view, storage_root
 from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out
 from ._arg_parser import _as_int, _fits_int64, check_float, check_int, int_list, out_rule
-from .memory_format import full_in_suggested_format, in_suggested_format, suggests_channels_last
+from .memory_format import (
+    channels_last,
+    copy_preserving_format,
+    full_in_suggested_format,
+    in_suggested_format,
+    suggests_channels_last,
+)
 from .reduce import sum_to_shape
 from .second_order import depending_on
 
@@ -105,11 +111,43 @@ class Reshape(Function):
     @staticmethod
     def forward(ctx, x, shape):
         ctx.input_shape = x.shape
-        return x.reshape(shape)
+        out = x.reshape(shape)
+        if 1 in out.shape and type(out) is np.ndarray and out.size and np.may_share_memory(out, x):
+            # only a size-1 dim's stride is free in a view; torch's is computeStride's, NumPy's its own
+            strides = _view_strides(x.shape, x.strides, out.shape)
+            if strides is not None and strides != out.strides:
+                out = np.lib.stride_tricks.as_strided(out, out.shape, strides)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
         return grad.reshape(ctx.input_shape)
+
+
+def _view_strides(old_shape: tuple, old_strides: tuple, new_shape: tuple):
+    """The strides torch's view gives ``new_shape`` over ``old_shape``/``old_strides`` (ATen's
+    ``computeStride``: the dims grouped into chunks contiguous in memory, each chunk's strides
+    from its innermost), or None where it would refuse to view."""
+    new_strides = [0] * len(new_shape)
+    view_d = len(new_shape) - 1
+    chunk_base_stride = old_strides[-1] if old_strides else 1
+    tensor_numel = view_numel = 1
+    for tensor_d in range(len(old_shape) - 1, -1, -1):
+        tensor_numel *= old_shape[tensor_d]
+        if tensor_d == 0 or (old_shape[tensor_d - 1] != 1
+                             and old_strides[tensor_d - 1] != tensor_numel * chunk_base_stride):
+            while view_d >= 0 and (view_numel < tensor_numel or new_shape[view_d] == 1):
+                new_strides[view_d] = view_numel * chunk_base_stride
+                view_numel *= new_shape[view_d]
+                view_d -= 1
+            if view_numel != tensor_numel:
+                return None
+            if tensor_d > 0:
+                chunk_base_stride = old_strides[tensor_d - 1]
+                tensor_numel = view_numel = 1
+    if view_d != -1:
+        return None
+    return tuple(new_strides)
 
 
 class UnsafeView(Reshape):
@@ -171,11 +209,20 @@ def _view_as_dtype(input: Tensor, dtype) -> Tensor:
         what = f"to view {source} as {target} (different element sizes)"
         if data.ndim == 0:
             raise RuntimeError(f"self.dim() cannot be 0 {what}")
-        if data.shape[-1] != 1 and data.strides[-1] != old_size:
-            raise RuntimeError(f"self.stride(-1) must be 1 {what}, but got {data.strides[-1] // old_size}")
-        if new_size > old_size and data.shape[-1] % (new_size // old_size):
-            raise RuntimeError(f"self.size(-1) must be divisible by {new_size // old_size} {what}, but got "
-                               f"{data.shape[-1]}")
+        # torch's checks in its order: a wider element needs the last dim to split evenly, then
+        # (either way) a unit last stride, then the offset and the other strides in wide elements
+        ratio = new_size // old_size
+        strides = input.stride()
+        if ratio and data.shape[-1] % ratio:
+            raise RuntimeError(f"self.size(-1) must be divisible by {ratio} {what}, but got {data.shape[-1]}")
+        if strides[-1] != 1:
+            raise RuntimeError(f"self.stride(-1) must be 1 {what}, but got {strides[-1]}")
+        if ratio and input.storage_offset() % ratio:
+            raise RuntimeError(f"self.storage_offset() must be divisible by {ratio} {what}, but got "
+                               f"{input.storage_offset()}")
+        for d, stride in enumerate(strides[:-1]):
+            if ratio and stride % ratio:
+                raise RuntimeError(f"self.stride({d}) must be divisible by {ratio} {what}, but got {stride}")
     # torch's result shares the memory and the version counter but is no view to autograd: no
     # _base, _is_view() False, even for the same dtype; views of it stay outside autograd too
     out = Tensor._make(data.view(dtype.np))
@@ -287,7 +334,8 @@ def reshape_as(input: Tensor, other: Tensor) -> Tensor:
 
 
 def ravel(input: Tensor) -> Tensor:
-    return name_node(reshape(input, -1), "ViewBackward0", saved=Reshape.saved_attributes)  # torch: contiguous() then view(-1)
+    # torch's contiguous() then view(-1): a copy of a non-contiguous input, never a view of it
+    return name_node(reshape(contiguous(input), -1), "ViewBackward0", saved=Reshape.saved_attributes)
 
 
 def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
@@ -314,6 +362,8 @@ def unflatten(input: Tensor, dim: int, sizes) -> Tensor:
     sizes = int_list(sizes, "unflatten", "sizes", sized=False)
     if not sizes:
         raise RuntimeError("unflatten: sizes must be non-empty")
+    if input._data.ndim == 0:  # torch's dim check fails inside its kernel, and says so
+        raise RuntimeError(f"unflatten got an unexpected error:\nDimension specified as {dim} but tensor has no dimensions")
     d = _wrap_dim(dim, input._data.ndim, "unflatten")
     shape = input._data.shape
     if -1 in sizes:
@@ -337,16 +387,34 @@ class Expand(Function):
         xp = array_module(x)
         ctx.input_shape = x.shape
         lead = len(shape) - x.ndim
-        if shape[lead:] == x.shape and all(size == 1 for size in shape[:lead]):
-            # nothing repeated: a plain, writable view (broadcast_to's is read-only; torch writes
-            # in place through x.expand(1, *x.shape) as through x)
-            return x[(None,) * lead]
-        return xp.broadcast_to(x, shape)
+        repeats = not (shape[lead:] == x.shape and all(size == 1 for size in shape[:lead]))
+        if type(x) is np.ndarray:
+            # torch's strides (inferExpandGeometry): a repeated dim's 0, every other dim's its own,
+            # a new size-1 dim's the extent of the dims inside it (NumPy gives both 0); read-only
+            # where repeated, as broadcast_to's, writable otherwise (torch writes through
+            # x.expand(1, *x.shape) as through x)
+            return np.lib.stride_tricks.as_strided(x, shape, _expanded_strides(x, shape), writeable=not repeats)
+        return xp.broadcast_to(x, shape) if repeats else x[(None,) * lead]
 
     @staticmethod
     def backward(ctx, grad):
         # an expanded element is used once per copy: sum the copies' gradients
         return sum_to_shape(grad, ctx.input_shape)
+
+
+def _expanded_strides(x, shape: tuple) -> tuple:
+    """The byte strides of ``x`` expanded to ``shape``, as torch's ``inferExpandGeometry`` gives them."""
+    strides = [0] * len(shape)
+    lead = len(shape) - x.ndim
+    for i in range(len(shape) - 1, -1, -1):
+        d = i - lead
+        size = x.shape[d] if d >= 0 else 1
+        if d >= 0:
+            stride = x.strides[d]
+        else:
+            stride = shape[i + 1] * strides[i + 1] if i + 1 < len(shape) else 0  # (a 0-d input: 0, as torch)
+        strides[i] = 0 if size != shape[i] else stride
+    return tuple(strides)
 
 
 def expand(input: Tensor, *sizes, size=None) -> Tensor:
@@ -444,6 +512,8 @@ class Transpose(Function):
 
 
 def permute(input: Tensor, *spread_dims, dims=None) -> Tensor:
+    if not spread_dims and dims is None:
+        raise TypeError('permute() missing 1 required positional arguments: "dims"')
     dims = _int_sequence(_spread_or_keyword(spread_dims, dims, "dims", "permute"), "permute", "dims")
     ndim = input._data.ndim
     if len(dims) != ndim:
@@ -524,8 +594,16 @@ def squeeze(input: Tensor, dim=None, *more_dims) -> Tensor:
     overload = 0 if dim is None else 1 if isinstance(dim, int) else 2
     key = (overload, None if dim is None else dim if overload == 1 else tuple(dim))
     saved = _SQUEEZE_SAVED.get(key) or _SQUEEZE_SAVED.setdefault(key, _squeeze_saved(*key))
-    return name_node(reshape(input, tuple(s for i, s in enumerate(shape) if i not in dims)),
-                     f"SqueezeBackward{overload}", saved=saved)
+    result = name_node(reshape(input, tuple(s for i, s in enumerate(shape) if i not in dims)),
+                       f"SqueezeBackward{overload}", saved=saved)
+    data, array = result._data, input._data
+    if type(data) is np.ndarray and type(array) is np.ndarray and 1 in data.shape and data.size \
+            and np.may_share_memory(data, array):
+        # torch's squeeze drops dims and keeps the others' strides (a view's own, for a size-1 one too)
+        strides = tuple(st for i, st in enumerate(array.strides) if i not in dims)
+        if data.strides != strides:
+            result._data = np.lib.stride_tricks.as_strided(data, data.shape, strides)
+    return result
 
 
 def _squeeze_saved(overload: int, dim) -> dict:
@@ -548,8 +626,17 @@ def unsqueeze(input: Tensor, dim: int) -> Tensor:
     # torch's _saved_dim is the dim as given (a negative one as the C++ node's unsigned)
     given = int(dim)
     saved = _UNSQUEEZE_SAVED.get(given) or _UNSQUEEZE_SAVED.setdefault(given, {"_saved_dim": as_uint64(given)})
-    return name_node(reshape(input, shape[:d] + (1,) + shape[d:]), "UnsqueezeBackward0", label="unsqueeze",
-                     saved=saved)
+    result = name_node(reshape(input, shape[:d] + (1,) + shape[d:]), "UnsqueezeBackward0", label="unsqueeze",
+                       saved=saved)
+    data, array = result._data, input._data
+    if type(data) is np.ndarray and type(array) is np.ndarray and data.size and np.may_share_memory(data, array):
+        # torch's strides: the input's (NumPy's reshape redoes a size-1 dim's), and for the new dim
+        # the extent of the dim it goes before (1 at the end)
+        stride = array.shape[d] * array.strides[d] if d < ndim else array.itemsize
+        strides = array.strides[:d] + (stride,) + array.strides[d:]
+        if data.strides != strides:
+            result._data = np.lib.stride_tricks.as_strided(data, data.shape, strides)
+    return result
 
 
 # torch's _saved_dim of unsqueeze, one declaration per dim (name_node makes a node class per one)
@@ -590,8 +677,9 @@ def _atleast_1d(input: Tensor) -> Tensor:
 def _atleast_2d(input: Tensor) -> Tensor:
     if input._data.ndim >= 2:
         return input
-    return name_node(reshape(input, (1,) + input._data.shape if input._data.ndim else (1, 1)),
-                     "UnsqueezeBackward0" if input._data.ndim else "ViewBackward0")
+    if input._data.ndim:
+        return unsqueeze(input, 0)
+    return name_node(reshape(input, (1, 1)), "ViewBackward0")
 
 
 class Clone(Function):
@@ -600,11 +688,14 @@ class Clone(Function):
     _array_forward = True
 
     @staticmethod
-    def forward(ctx, x, channels_last: bool = False):
+    def forward(ctx, x, channels_last: bool = False, preserve_format: bool = False):
+        if preserve_format:
+            return copy_preserving_format(x)
         if channels_last:
-            # channels-last: the same (N, C, ...) shape over memory laid out (N, ..., C), as torch's
+            # channels-last: the same (N, C, ...) shape over memory laid out (N, ..., C), as torch's;
+            # always a copy (ascontiguousarray would hand a channels-last input's own memory back)
             xp = array_module(x)
-            return xp.moveaxis(xp.ascontiguousarray(xp.moveaxis(x, 1, -1)), -1, 1)
+            return xp.moveaxis(xp.moveaxis(x, 1, -1).copy(), -1, 1)
         return x.copy()
 
     @staticmethod
@@ -633,12 +724,13 @@ def is_channels_last(array) -> bool:
 
 def clone(input: Tensor, *, memory_format=None) -> Tensor:
     """A copy that stays in the graph (gradient passes through unchanged); channels-last when
-    ``memory_format`` asks for it, or when it preserves (the default) the layout of a channels-last input."""
-    if _channels_last_rank("clone", input, memory_format) or (
-            getattr(memory_format, "_name", "preserve_format") == "preserve_format" and input._data.ndim in (4, 5)
-            and not input._data.flags.c_contiguous and is_channels_last(input._data)):
+    ``memory_format`` asks for it. preserve_format (the default) keeps a dense input's strides
+    (a transposed or channels-last one's), and gives any other dense strides in its stride order, as torch's."""
+    if _channels_last_rank("clone", input, memory_format):
         return Clone.apply(input, channels_last=True)
-    return Clone.apply(input)
+    if getattr(memory_format, "_name", "preserve_format") != "preserve_format":
+        return Clone.apply(input)
+    return Clone.apply(input, preserve_format=True)
 
 
 def contiguous(input: Tensor, memory_format=None) -> Tensor:
@@ -909,8 +1001,10 @@ def _atleast_3d(input: Tensor) -> Tensor:
     shape = input._data.shape
     if len(shape) >= 3:
         return input
-    out = reshape(input, {0: (1, 1, 1), 1: (1,) + shape + (1,), 2: shape + (1,)}[len(shape)])
-    return name_node(out, "UnsqueezeBackward0" if shape else "ViewBackward0")
+    if not shape:
+        return name_node(reshape(input, (1, 1, 1)), "ViewBackward0")
+    # torch's compositions (their strides and graph): unsqueeze(0).unsqueeze(-1) of 1-D, unsqueeze(-1) of 2-D
+    return unsqueeze(unsqueeze(input, 0) if len(shape) == 1 else input, -1)
 
 
 # ---------------------------------------------------------------- copies: repeat, flip, roll, tril
@@ -1039,7 +1133,12 @@ class Roll(Function):
         xp = array_module(x)
         ctx.shifts = shifts
         ctx.dims = dims
-        return xp.asarray(xp.roll(x, shifts, axis=dims), order="C")  # torch's roll output is contiguous
+        rolled = xp.roll(x, shifts, axis=dims)
+        # torch's roll output is contiguous, but for a 4-d input along dims whose strides suggest
+        # channels-last (not 5-d, not the flattened roll): channels-last
+        if dims is not None and x.ndim == 4 and suggests_channels_last(x):
+            return channels_last(rolled)
+        return xp.asarray(rolled, order="C")
 
     @staticmethod
     def backward(ctx, grad):
@@ -1175,7 +1274,7 @@ class Unfold(Function):
             windows = xp.lib.stride_tricks.as_strided(x, shape, strides)
             note_strided_view(windows, storage_root(x)[0])
             return windows
-        writeable = x.flags.writeable and step >= size
+        writeable = x.flags.writeable and (step >= size or count <= 1)  # (one window overlaps nothing)
         return xp.lib.stride_tricks.as_strided(x, shape, strides, writeable=writeable)
 
     @staticmethod
