@@ -6,6 +6,7 @@ A read's gradient scatters back into zeros of the input's shape, summing repeate
 
 from __future__ import annotations
 
+import operator
 import re
 import warnings
 
@@ -38,11 +39,12 @@ __not_methods__ = {"getitem", "setitem"}
 __tensor_methods__ = {"__getitem__": "getitem", "__setitem__": "setitem"}
 
 
-def _convert_key(key, xp=np):
+def _convert_key(key, xp=np, shape: tuple | None = None):
     """Tensors and lists inside an index become arrays; everything else passes to NumPy.
 
     Index arrays go to the indexed tensor's device: torch accepts CPU index tensors (and lists)
-    for a CUDA tensor, and copies them over, as CuPy does with a list.
+    for a CUDA tensor, and copies them over, as CuPy does with a list. With the indexed tensor's
+    ``shape``, the key is first checked in torch's order (see _check_key_in_torch_order).
     """
     if type(key) is list and len(key) < 32 and any(
             isinstance(k, (Tensor, list, tuple, np.ndarray, slice)) or k is None or k is Ellipsis for k in key):
@@ -52,6 +54,8 @@ def _convert_key(key, xp=np):
                       "x[tuple(seq)] instead of x[seq] (torch will read it as x[torch.tensor(seq)])",
                       UserWarning, stacklevel=3)
         key = tuple(key)
+    if shape:
+        _check_key_in_torch_order(key if isinstance(key, tuple) else (key,), shape)
     if isinstance(key, tuple):
         key = tuple(_convert_key_item(k) for k in key)
         if xp is not np:
@@ -59,6 +63,46 @@ def _convert_key(key, xp=np):
         return key
     key = _convert_key_item(key)
     return xp.asarray(key) if xp is not np and type(key) is np.ndarray else key
+
+
+def _dims_indexed(k) -> int:
+    """How many of the indexed tensor's dims a key item consumes (a mask: one per dim of its own)."""
+    if k is None or k is Ellipsis or isinstance(k, (bool, np.bool_)):
+        return 0
+    data = k._data if isinstance(k, Tensor) else k
+    if is_array(data) and data.dtype.kind in "bu" and data.dtype.itemsize == 1:
+        return data.ndim
+    return 1
+
+
+def _check_key_in_torch_order(items: tuple, shape: tuple) -> None:
+    """torch's first checks of a key, in its order, before any index tensor is read: too many
+    indices, then item by item an integer out of range (torch names the item's position in the
+    key) and a slice's zero or negative step. Index tensors' dtypes and ranges come later."""
+    specified = sum(_dims_indexed(k) for k in items)
+    if specified > len(shape):
+        raise IndexError(f"too many indices for tensor of dimension {len(shape)}")
+    sizes, dim = list(shape), 0
+    for position, k in enumerate(items):
+        if isinstance(k, slice):
+            if k.step is not None and not isinstance(k.step, Tensor):
+                step = operator.index(k.step)
+                if step == 0:
+                    raise ValueError("slice step cannot be zero")
+                if step < 0:
+                    raise ValueError("step must be greater than zero")
+            dim += 1
+        elif isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)):
+            if not -sizes[dim] <= k < sizes[dim]:
+                raise IndexError(f"index {k} is out of bounds for dimension {position} with size {sizes[dim]}")
+            del sizes[dim]
+        elif k is None or isinstance(k, (bool, np.bool_)):
+            sizes.insert(dim, 1)
+            dim += 1
+        elif k is Ellipsis:
+            dim += len(shape) - specified
+        else:
+            dim += _dims_indexed(k)
 
 
 def _convert_key_item(k):
@@ -79,6 +123,8 @@ def _convert_key_item(k):
             return k._data.astype(bool)  # torch reads a uint8 index as a mask (deprecated, still honoured)
         if k._data.ndim == 0 and k._data.dtype.kind in "iu":
             return int(k._data)  # torch reads a 0-d integer tensor as an integer: a select
+        if k._data.dtype.kind in "iu" and k._data.dtype.itemsize < 4:
+            raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
         return k._data
     if isinstance(k, list):
         return _convert_list(k)
@@ -90,7 +136,9 @@ def _convert_list(k: list):
     array = np.asarray([x.item() if isinstance(x, Tensor) else x for x in k])
     if array.size == 0:
         return array.astype(np.int64)  # NumPy makes [] float; torch reads it as an empty integer index
-    if array.dtype.kind in "fV":
+    if array.dtype.kind == "f":
+        return array.astype(np.int64)  # torch reads a list of floats as int64 indices, truncated
+    if array.dtype.kind == "V":
         raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
     return array
 
@@ -480,7 +528,7 @@ def _advanced_key(key, shape: tuple):
 def getitem(input: Tensor, key) -> Tensor:
     """``input[key]`` with torch semantics; basic indexing returns a view."""
     given = key
-    key = _convert_key(key, array_module(input))
+    key = _convert_key(key, array_module(input), input._data.shape)
     basic = _is_basic(key)
     if not basic:
         key = _advanced_key(key, input._data.shape)
@@ -864,7 +912,7 @@ def setitem(input: Tensor, key, value) -> None:
     if key is True:
         key = None  # torch: a bare True key is a copy into x[None] (a basic write: the value is cast)
     raw_key = key
-    key = _convert_key(key, xp)
+    key = _convert_key(key, xp, input._data.shape)
     if _is_basic(key) and _written_through_wrapper_view(input, raw_key, value):
         return
     split = None
