@@ -56,3 +56,19 @@ def test_float_lists_index_as_int64(key):
 def test_odd_integer_index_dtypes_refused(dtype):
     kind, message = same_as_torch(lambda lib: lib.arange(5.0)[lib.tensor([1, 2], dtype=getattr(lib, dtype))])
     assert (kind, message) == ("IndexError", "tensors used as indices must be long, int, byte or bool tensors")
+
+
+def write(key):
+    def fn(lib):
+        z = lib.tensor(3.0)
+        z[key] = 1.0
+        return z
+    return fn
+
+
+@pytest.mark.parametrize("key", [1, -1, 0, slice(None), slice(None, None, -1), (0,), (slice(None, None, -1),),
+                                 [0], (Ellipsis, 0), (None, slice(None, None, 0))])
+def test_zero_dim_keys_read_and_written(key):
+    for fn in (lambda lib: lib.tensor(3.0)[key], write(key)):
+        kind, _ = same_as_torch(fn)
+        assert kind in ("IndexError", "ValueError")

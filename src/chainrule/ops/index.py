@@ -54,7 +54,8 @@ def _convert_key(key, xp=np, shape: tuple | None = None):
                       "x[tuple(seq)] instead of x[seq] (torch will read it as x[torch.tensor(seq)])",
                       UserWarning, stacklevel=3)
         key = tuple(key)
-    if shape:
+    if shape or shape is not None and not isinstance(key, (int, np.integer, slice)):
+        # (a 0-d tensor's lone integer or slice gets torch's own words, in getitem)
         _check_key_in_torch_order(key if isinstance(key, tuple) else (key,), shape)
     if isinstance(key, tuple):
         key = tuple(_convert_key_item(k) for k in key)
@@ -493,6 +494,8 @@ def in_torch_words(error: IndexError) -> IndexError:
 def _raise_0d_index_error(key) -> None:
     """torch's own words for ``x[0]`` and ``x[:]`` on a 0-d tensor: pre-0.4 scripts read a loss by
     ``loss.data[0]``, and torch's error tells them to use ``.item()``."""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)) and key != 0:
+        raise IndexError(f"index {key} is out of bounds for dimension 0 with size 0") from None
     if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
         raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or `tensor.item<T>()` "
                          "in C++ to convert a 0-dim tensor to a number") from None
@@ -912,6 +915,9 @@ def setitem(input: Tensor, key, value) -> None:
     if key is True:
         key = None  # torch: a bare True key is a copy into x[None] (a basic write: the value is cast)
     raw_key = key
+    if input._data.ndim == 0 and isinstance(key, (int, np.integer, slice)) and not isinstance(key, (bool, np.bool_)):
+        _convert_key_item(key)  # a slice's step is checked first
+        _raise_0d_index_error(key)  # as a read of x[key] words it
     key = _convert_key(key, xp, input._data.shape)
     if _is_basic(key) and _written_through_wrapper_view(input, raw_key, value):
         return
