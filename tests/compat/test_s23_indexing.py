@@ -72,3 +72,45 @@ def test_zero_dim_keys_read_and_written(key):
     for fn in (lambda lib: lib.tensor(3.0)[key], write(key)):
         kind, _ = same_as_torch(fn)
         assert kind in ("IndexError", "ValueError")
+
+
+def x3(lib):
+    return lib.arange(12.0).reshape(3, 4)
+
+
+INDEX_OPS = {
+    "index_add": lambda lib, i: x3(lib).index_add(0, i, lib.ones(i.numel(), 4)),
+    "index_add_": lambda lib, i: x3(lib).index_add_(0, i, lib.ones(i.numel(), 4)),
+    "index_copy": lambda lib, i: x3(lib).index_copy(0, i, lib.ones(i.numel(), 4)),
+    "index_copy_": lambda lib, i: x3(lib).index_copy_(0, i, lib.ones(i.numel(), 4)),
+    "index_fill_": lambda lib, i: x3(lib).index_fill_(0, i, 1.0),
+    "index_select": lambda lib, i: x3(lib).index_select(0, i),
+    "take": lambda lib, i: x3(lib).take(i),
+    "put_": lambda lib, i: x3(lib).put_(i, lib.ones(i.numel())),
+    "index_put_": lambda lib, i: x3(lib).index_put_((i,), lib.tensor(1.0)),
+}
+
+
+@pytest.mark.parametrize("values", [[0, 1], [0, 5], [-1, 1], [2, 13]])
+@pytest.mark.parametrize("dtype", ["int64", "int32", "int16", "float32"])
+@pytest.mark.parametrize("op", sorted(INDEX_OPS))
+def test_index_ops_index_dtypes_and_ranges(op, dtype, values):
+    same_as_torch(lambda lib: INDEX_OPS[op](lib, lib.tensor(values).to(getattr(lib, dtype))))
+
+
+@pytest.mark.parametrize("fn", [
+    lambda lib: lib.tensor(1.0).index_copy_(0, lib.tensor([0, 0]), lib.tensor(2.0)),
+    lambda lib: lib.zeros(0).take(lib.tensor([0])),
+    lambda lib: x3(lib).index_put_((lib.tensor([0]), lib.tensor([0]), lib.tensor([0])), lib.tensor(1.0)),
+])
+def test_index_ops_corner_errors(fn):
+    kind, _ = same_as_torch(fn)
+    assert kind in ("IndexError", "RuntimeError")
+
+
+@pytest.mark.parametrize("indices", [(None, [1, 2]), ([1, 2], None)])
+def test_index_put_refuses_none_like_torch(indices):
+    # chainrule wrote x[:, idx] or x[idx] here, where torch refuses a None among the indices
+    fn = lambda lib: x3(lib).index_put_(tuple(None if i is None else lib.tensor(i) for i in indices),  # noqa: E731
+                                        lib.tensor(1.0))
+    assert same_as_torch(fn)[0] == "TypeError"

@@ -1033,13 +1033,26 @@ def _made_without_grad_write_refusal(view: Tensor, raw_key, key) -> RuntimeError
 
 
 # ---------------------------------------------------------------- index checks
+# the index dtypes each op takes, and torch's error (class, words) for another; index_copy, take
+# and put take int64 only, and the in-place form's name is in the message of both forms
+_INDEX_DTYPES = {
+    "index_add": ((np.int64, np.int32), RuntimeError, "index_add_(): Expected dtype int32/int64 for index but got: {}"),
+    "index_copy": ((np.int64,), RuntimeError, "index_copy_(): Expected a long tensor for index, but got {}"),
+    "index_fill": ((np.int64,), IndexError, "index_fill_(): Expected dtype int64 for index."),
+    "take": ((np.int64,), RuntimeError, "take(): Expected a long tensor for index, but got {}"),
+    "put": ((np.int64,), RuntimeError, "put_(): Expected a long tensor for index, but got {}"),
+}
+
+
 def _index_array(index, op: str, vector: bool = False) -> np.ndarray:
     """The integer array inside an index tensor, with torch's dtype (and vector) checks."""
     if not isinstance(index, Tensor):
         raise TypeError(f"{op}(): argument 'index' must be Tensor, not {type(index).__name__}")
     array = index._data
-    if array.dtype not in (np.int64, np.int32):
-        raise RuntimeError(f"{op}(): Expected dtype int32 or int64 for index")
+    accepted, error, words = _INDEX_DTYPES.get(op, ((np.int64, np.int32), RuntimeError,
+                                                    f"{op}(): Expected dtype int32 or int64 for index"))
+    if array.dtype not in accepted:
+        raise error(words.format(scalar_name(array.dtype)))
     on_its_gpu(array)  # its range check runs where it is
     if vector:
         if array.ndim > 1:
@@ -1576,9 +1589,13 @@ def _index_dim(input: Tensor, dim: int, index: Tensor, op: str) -> tuple:
     array = _index_array(index, op, vector=True)
     d = _wrap_dim(dim, input._data.ndim, op)
     size = _as_1d(input._data).shape[d]
-    if array.size and (int(array.max()) >= size or int(array.min()) < -size):
-        bad = int(array.max()) if int(array.max()) >= size else int(array.min())
-        raise IndexError(f"{op}(): index {bad} is out of bounds for dimension {d} with size {size}")
+    low = -size if op == "index_fill" else 0  # index_add and index_copy refuse negative indices
+    if array.size and (int(array.max()) >= size or int(array.min()) < low):
+        bad = int(array[(array >= size) | (array < low)][0])  # the first, as torch's loop meets it
+        words = f"index {bad} is out of bounds for dimension {d} with size {size}"
+        if op == "index_add":  # (torch's int32 index takes another kernel, with other words)
+            raise IndexError("index out of range in self") if array.dtype == np.int32 else RuntimeError(words)
+        raise IndexError(f"index_copy_(): {words}" if op == "index_copy" else words)
     return array, d
 
 
@@ -1752,6 +1769,9 @@ class IndexCopy(Function):
 def index_copy(input: Tensor, dim: int, index: Tensor, source: Tensor) -> Tensor:
     """torch.index_copy: a copy of ``input`` with slab ``i`` of ``source`` written at ``index[i]``
     along ``dim``."""
+    if isinstance(source, Tensor) and source._data.ndim == 0 and isinstance(index, Tensor) and index._data.size != 1:
+        raise IndexError(f"index_copy_(): When source is scalar, index should have one element "
+                         f"(got {index._data.size})")
     array, d = _index_dim(input, dim, index, "index_copy")
     _check_source("index_copy_", input, source, array, d)
     return IndexCopy.apply(input, _same_dtype(source, input), index=array, dim=d)
@@ -1904,6 +1924,8 @@ def take(input: Tensor, index: Tensor) -> Tensor:
     the result has ``index``'s shape."""
     array = _index_array(index, "take")
     n = input._data.size
+    if n == 0 and array.size:
+        raise IndexError("take(): tried to take from an empty tensor")
     if array.size and (int(array.max()) >= n or int(array.min()) < -n):
         bad = int(array.max()) if int(array.max()) >= n else int(array.min())
         raise IndexError(f"out of range: tried to access index {bad} on a tensor of {n} elements.")
