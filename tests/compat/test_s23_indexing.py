@@ -114,3 +114,30 @@ def test_index_put_refuses_none_like_torch(indices):
     fn = lambda lib: x3(lib).index_put_(tuple(None if i is None else lib.tensor(i) for i in indices),  # noqa: E731
                                         lib.tensor(1.0))
     assert same_as_torch(fn)[0] == "TypeError"
+
+
+def node_after_write(lib, shape, key, value):
+    x = lib.zeros(shape, requires_grad=True).clone()
+    x[key] = value(lib) if callable(value) else value
+    return type(x.grad_fn).__name__
+
+
+@pytest.mark.parametrize("shape, key, value", [
+    ((4, 5), slice(0, 4, 1), 1.5),  # a slice keeping its dim whole is no view: fill_
+    ((4, 5), Ellipsis, lambda lib: lib.ones(4, 5)),  # copy_
+    ((4, 5), Ellipsis, lambda lib: lib.ones(5)),  # copy_ of the expanded value
+    ((), Ellipsis, 2.0),  # a number of x's shape: copy_
+    ((5,), (True,), lambda lib: lib.ones(5)),  # a bool is a new dim, a view: CopySlices
+    ((2, 3), (False, slice(None)), lambda lib: lib.ones(3)),
+    ((4, 5), (slice(1, None),), 1.0),
+    ((4, 5), ([0, 1],), 1.0),
+])
+def test_write_node_names(shape, key, value):
+    assert node_after_write(chainrule, shape, key, value) == node_after_write(torch, shape, key, value)
+
+
+def test_index_fill_with_a_tensor_value_is_the_tensor_overload():
+    def name(lib):
+        x = lib.zeros(4, requires_grad=True).clone()
+        return type(x.index_fill(0, lib.tensor([1]), lib.tensor(2.0)).grad_fn).__name__
+    assert name(chainrule) == name(torch) == "IndexFillBackward1"

@@ -865,16 +865,35 @@ def write_elements(base: Tensor, key, value: Tensor) -> None:
 COPY_SLICES = "torch::autograd::CopySlices"
 
 
-def _slices_first(raw_key) -> bool:
-    """Whether torch's ``x[raw_key] = value`` writes into a view of x (an integer, a None, a slice that
-    is not the whole dim): it is then an in-place op on a view, recorded on x as CopySlices. Whole
-    slices and Ellipsis take no view (torch writes x itself: copy_, fill_ or index_put_)."""
-    for item in raw_key if isinstance(raw_key, tuple) else (raw_key,):
-        if item is None or isinstance(item, (int, np.integer)) and not isinstance(item, (bool, np.bool_)):
+def _slices_first(raw_key, shape: tuple | None = None) -> bool:
+    """Whether torch's ``x[raw_key] = value`` writes into a view of x (an integer, a None, a bool, a
+    slice that is not the whole dim of ``shape``): it is then an in-place op on a view, recorded on x
+    as CopySlices. Whole slices and Ellipsis take no view (torch writes x itself: copy_, fill_ or
+    index_put_)."""
+    items = raw_key if isinstance(raw_key, tuple) else (raw_key,)
+    dim = 0
+    for item in items:
+        if item is None or isinstance(item, (int, np.integer)):  # (a bool is a new dim, as None)
             return True
-        if isinstance(item, slice) and not (item.start in (None, 0) and item.stop is None and item.step in (None, 1)):
-            return True
+        if isinstance(item, slice):
+            size = shape[dim] if shape is not None and dim < len(shape) else None
+            if not (item.start in (None, 0) and item.step in (None, 1)
+                    and (item.stop is None or size is not None and item.stop >= size)):
+                return True
+        if item is Ellipsis and shape is not None:
+            dim += len(shape) - sum(_dims_indexed(k) for k in items)
+        else:
+            dim += _dims_indexed(item)
     return False
+
+
+def _whole_write_name(input: Tensor, value: Tensor) -> str:
+    """torch's node for ``x[key] = value`` with a key that takes no view of x: copy_to copies a
+    value of x's shape (its leading size-1 dims dropped), fills from any other 0-d one, and
+    copies any other, expanded (CopyBackwards, FillBackward3)."""
+    if value._data.ndim == 0 and input._data.shape != ():
+        return "FillBackward3"
+    return "torch::autograd::CopyBackwards"
 
 
 def _storage_positions(array, offset: int):
@@ -950,12 +969,12 @@ def setitem(input: Tensor, key, value) -> None:
     if recording and type(input._view_state) is MadeWithoutGrad:
         raise _made_without_grad_write_refusal(input, raw_key, key)
     if recording and input.grad_fn is None and input._requires_grad:
-        what = "a view of a leaf Variable" if _slices_first(raw_key) else "a leaf Variable"
+        what = "a view of a leaf Variable" if _slices_first(raw_key, input._data.shape) else "a leaf Variable"
         raise RuntimeError(f"{what} that requires grad is being used in an in-place operation.")
     if (input._base is not None and not input._nondifferentiable_view and writeable(input._data)
             and is_recording(input._base, input, value)):
         base = input._base
-        if input._multi_output_view and _slices_first(raw_key):
+        if input._multi_output_view and _slices_first(raw_key, input._data.shape):
             # torch writes into the view input[key] first: its refusal names that view
             with enable_grad():
                 view_write_key(getitem(input, raw_key))
@@ -998,7 +1017,12 @@ def setitem(input: Tensor, key, value) -> None:
         raise in_torch_words(e) from None
     input._version_box[0] += 1
     old = input._grad_fn
-    input.grad_fn = out.grad_fn if not _slices_first(raw_key) else name_node(out, COPY_SLICES).grad_fn
+    if _slices_first(raw_key, input._data.shape):
+        input.grad_fn = name_node(out, COPY_SLICES).grad_fn
+    elif _is_basic(key):
+        input.grad_fn = name_node(out, _whole_write_name(input, value)).grad_fn
+    else:
+        input.grad_fn = out.grad_fn
     input._output_nr = 0
     input._requires_grad = True
     if input._retains_grad:
@@ -1737,7 +1761,8 @@ def index_fill(input: Tensor, dim: int, index: Tensor, value) -> Tensor:
             _moved(mask, d)[array] = True
             return name_node(where(Tensor._make(mask), _same_dtype(value, input), input), "IndexFillBackward1",
                              label="index_fill")
-        value = value.item()
+        out = IndexFill.apply(input, index=array, dim=d, value=checked_scalar(value.item(), input.dtype))
+        return name_node(out, "IndexFillBackward1", label="index_fill")  # torch's node of the tensor overload
     return IndexFill.apply(input, index=array, dim=d, value=checked_scalar(value, input.dtype))
 
 
