@@ -141,3 +141,20 @@ def test_index_fill_with_a_tensor_value_is_the_tensor_overload():
         x = lib.zeros(4, requires_grad=True).clone()
         return type(x.index_fill(0, lib.tensor([1]), lib.tensor(2.0)).grad_fn).__name__
     assert name(chainrule) == name(torch) == "IndexFillBackward1"
+
+
+@pytest.mark.parametrize("shape, key", [
+    ((4, 5), None),
+    ((5,), (None, None)),
+    ((1, 4), (None, -1)),
+    ((3, 4, 5), (Ellipsis, None, slice(3, None))),
+    ((2, 3, 4), (slice(None), None)),
+    ((1, 4), (slice(-2, 1, 3), [True, True, False, True])),  # a copy: contiguous strides
+    ((4, 1, 3), ([3], None)),
+    ((4, 5), (None, [True, True, True, True])),
+    ((4, 1, 3), (Ellipsis, True)),
+])
+def test_strides_of_size_one_dims(shape, key):
+    def strides(lib):
+        return lib.arange(float(torch.Size(shape).numel())).reshape(shape)[key].stride()
+    assert strides(chainrule) == strides(torch)

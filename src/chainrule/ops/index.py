@@ -224,11 +224,47 @@ class Index(Function):
         if not out.flags.c_contiguous and not xp.may_share_memory(out, x):
             # an advanced read is a copy: torch's is contiguous whatever order NumPy chose
             out = xp.ascontiguousarray(out)
+        if 1 in out.shape and out.size:
+            out = _torch_size1_strides(xp, x, key, out, mode == "assign" and _is_basic(key))
         return out
 
     @staticmethod
     def backward(ctx, grad):
         return IndexScatter.apply(grad, key=ctx.key, shape=ctx.shape, mode=ctx.mode)
+
+
+def _torch_size1_strides(xp, x, key, out, view: bool):
+    """``out`` with torch's strides on its size-1 dims (which address nothing, so any value is
+    right for NumPy, and NumPy gives 0 to a new axis): a view's as torch's steps make them, a new
+    axis getting the size times the stride of the dim it is put before (1 at the end, as
+    unsqueeze); a copy's the contiguous ones. Users read them: ``x[None].stride()``."""
+    if view:
+        items = key if isinstance(key, tuple) else (key,)
+        sizes, strides = list(x.shape), list(x.strides)
+        consumed = sum(1 for k in items if k is not None and k is not Ellipsis)
+        dim = 0
+        for k in items:
+            if k is Ellipsis:
+                dim += x.ndim - consumed
+            elif k is None:
+                strides.insert(dim, sizes[dim] * strides[dim] if dim < len(sizes) else out.itemsize)
+                sizes.insert(dim, 1)
+                dim += 1
+            elif isinstance(k, slice):
+                strides[dim] *= 1 if k.step is None else k.step
+                dim += 1
+            else:
+                del sizes[dim], strides[dim]
+    else:
+        strides, step = [], out.itemsize
+        for length in reversed(out.shape):
+            strides.append(step)
+            step *= length
+        strides.reverse()
+    wanted = tuple(want if length == 1 else have for want, have, length in zip(strides, out.strides, out.shape))
+    if wanted == out.strides or len(wanted) != out.ndim:
+        return out
+    return xp.lib.stride_tricks.as_strided(out, out.shape, wanted)
 
 
 class IndexScatter(Function):
