@@ -54,8 +54,9 @@ def _convert_key(key, xp=np, shape: tuple | None = None):
                       "x[tuple(seq)] instead of x[seq] (torch will read it as x[torch.tensor(seq)])",
                       UserWarning, stacklevel=3)
         key = tuple(key)
-    if shape or shape is not None and not isinstance(key, (int, np.integer, slice)):
-        # (a 0-d tensor's lone integer or slice gets torch's own words, in getitem)
+    if isinstance(key, tuple) and shape or shape == () and not isinstance(key, (int, np.integer, slice)):
+        # (one item is checked as torch does by the read itself; a 0-d tensor's lone integer or
+        # slice gets torch's own words, in getitem)
         _check_key_in_torch_order(key if isinstance(key, tuple) else (key,), shape)
     if isinstance(key, tuple):
         key = tuple(_convert_key_item(k) for k in key)
@@ -80,9 +81,18 @@ def _check_key_in_torch_order(items: tuple, shape: tuple) -> None:
     """torch's first checks of a key, in its order, before any index tensor is read: too many
     indices, then item by item an integer out of range (torch names the item's position in the
     key) and a slice's zero or negative step. Index tensors' dtypes and ranges come later."""
-    specified = sum(_dims_indexed(k) for k in items)
+    specified, ordered = 0, False  # ordered: an integer or a slice's step to check in turn
+    for k in items:
+        if type(k) is slice:
+            specified += 1
+            ordered = ordered or k.step is not None
+        elif k is not None and k is not Ellipsis:
+            specified += _dims_indexed(k)
+            ordered = ordered or isinstance(k, (int, np.integer))
     if specified > len(shape):
         raise IndexError(f"too many indices for tensor of dimension {len(shape)}")
+    if not ordered:
+        return
     sizes, dim = list(shape), 0
     for position, k in enumerate(items):
         if isinstance(k, slice):
@@ -225,7 +235,7 @@ class Index(Function):
             # an advanced read is a copy: torch's is contiguous whatever order NumPy chose
             out = xp.ascontiguousarray(out)
         if 1 in out.shape and out.size:
-            out = _torch_size1_strides(xp, x, key, out, mode == "assign" and _is_basic(key))
+            out = _torch_size1_strides(xp, x, key, out, xp.may_share_memory(out, x))
         return out
 
     @staticmethod
@@ -238,33 +248,45 @@ def _torch_size1_strides(xp, x, key, out, view: bool):
     right for NumPy, and NumPy gives 0 to a new axis): a view's as torch's steps make them, a new
     axis getting the size times the stride of the dim it is put before (1 at the end, as
     unsqueeze); a copy's the contiguous ones. Users read them: ``x[None].stride()``."""
+    if key is None:  # x[None], the commonest: one new axis in front
+        wanted = (x.shape[0] * x.strides[0] if x.ndim else out.itemsize, *x.strides)
+        if wanted == out.strides:
+            return out
+        reshaped = out.reshape(out.shape[1:]).reshape(out.shape)
+        return reshaped if reshaped.strides == wanted else xp.lib.stride_tricks.as_strided(out, out.shape, wanted)
     if view:
-        items = key if isinstance(key, tuple) else (key,)
+        # (a basic key: integers, slices, None and one Ellipsis, so ``in`` and count compare safely)
+        items = key if type(key) is tuple else (key,)
+        if None not in items:
+            return out  # NumPy's slices and selects keep torch's strides; only its new axes differ
         sizes, strides = list(x.shape), list(x.strides)
-        consumed = sum(1 for k in items if k is not None and k is not Ellipsis)
         dim = 0
         for k in items:
-            if k is Ellipsis:
-                dim += x.ndim - consumed
-            elif k is None:
+            if k is None:
                 strides.insert(dim, sizes[dim] * strides[dim] if dim < len(sizes) else out.itemsize)
                 sizes.insert(dim, 1)
                 dim += 1
-            elif isinstance(k, slice):
-                strides[dim] *= 1 if k.step is None else k.step
+            elif type(k) is slice:
+                if k.step is not None:
+                    strides[dim] *= k.step  # (the size does not matter: the next None is before dim + 1)
                 dim += 1
+            elif k is Ellipsis:
+                dim += x.ndim - (len(items) - 1 - items.count(None))
             else:
                 del sizes[dim], strides[dim]
+        wanted = tuple(strides)  # the others are NumPy's too (a slice's stride times its step)
     else:
         strides, step = [], out.itemsize
         for length in reversed(out.shape):
             strides.append(step)
             step *= length
         strides.reverse()
-    wanted = tuple(want if length == 1 else have for want, have, length in zip(strides, out.strides, out.shape))
+        wanted = tuple(want if length == 1 else have for want, have, length in zip(strides, out.strides, out.shape))
     if wanted == out.strides or len(wanted) != out.ndim:
         return out
-    return xp.lib.stride_tricks.as_strided(out, out.shape, wanted)
+    # NumPy's reshape gives new size-1 dims these strides in most cases, at a tenth of as_strided's cost
+    reshaped = out.squeeze().reshape(out.shape)
+    return reshaped if reshaped.strides == wanted else xp.lib.stride_tricks.as_strided(out, out.shape, wanted)
 
 
 class IndexScatter(Function):
