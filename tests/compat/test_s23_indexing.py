@@ -158,3 +158,35 @@ def test_strides_of_size_one_dims(shape, key):
     def strides(lib):
         return lib.arange(float(torch.Size(shape).numel())).reshape(shape)[key].stride()
     assert strides(chainrule) == strides(torch)
+
+
+def overlapping_write(key, value):
+    def fn(lib):
+        x = lib.arange(12.0).reshape(4, 3)
+        x[key] = value(x)
+        return x
+    return fn
+
+
+@pytest.mark.parametrize("key, value", [
+    (slice(1, None), lambda x: x[:-1]),  # partial overlap: refused
+    (slice(0, 3), lambda x: x[1:]),
+    (slice(1, None), lambda x: x[None, 0:3]),  # the leading 1 dropped: the same copy
+    ([0, 1], lambda x: x[1:3]),  # index_put_ refuses any overlap with x
+    ([0, 1, 2, 3], lambda x: x),
+    (slice(None), lambda x: x),  # the very same elements: fine
+    (0, lambda x: x[1]),
+    (slice(None, None, 2), lambda x: x[1::2]),  # not dense: torch lets it through
+    (slice(1, None), lambda x: x[0]),  # expanded: let through
+])
+def test_overlapping_writes(key, value):
+    same_as_torch(overlapping_write(key, value))
+
+
+@pytest.mark.parametrize("shape, dim, alpha", [((3, 4), 0, 1), ((3, 4), 0, 2), ((3, 4), 1, 2), ((3,), 0, 1)])
+def test_index_add_range_error_follows_torchs_kernel(shape, dim, alpha):
+    def fn(lib):
+        source_shape = list(shape)
+        source_shape[dim] = 2
+        return lib.zeros(shape).index_add(dim, lib.tensor([0, 7]), lib.ones(source_shape), alpha=alpha)
+    assert same_as_torch(fn)[0] in ("IndexError", "RuntimeError")

@@ -998,6 +998,7 @@ def setitem(input: Tensor, key, value) -> None:
     key = _convert_key(key, xp, input._data.shape)
     if _is_basic(key) and _written_through_wrapper_view(input, raw_key, value):
         return
+    _check_write_overlap(input, key, value)
     split = None
     if not _is_basic(key):
         key = _advanced_key(key, input._data.shape)
@@ -1087,6 +1088,57 @@ def setitem(input: Tensor, key, value) -> None:
         input._move_retained_grad(old)
     if input._base is None:
         refresh_views(input)
+
+
+def _dense(array) -> bool:
+    """torch's is_non_overlapping_and_dense: the elements fill a block, in some order of the dims."""
+    expected = array.itemsize
+    for stride, length in sorted((s, n) for s, n in zip(array.strides, array.shape) if n != 1):
+        if stride != expected:
+            return False
+        expected *= length
+    return True
+
+
+def _address(array) -> int:
+    return array.__array_interface__["data"][0] if isinstance(array, np.ndarray) else array.data.ptr
+
+
+def _refuse_overlap(written, read, full_too: bool = False) -> None:
+    """torch's copy_ refuses to write from a value whose memory partly overlaps the memory written
+    (``x[1:] = x[:-1]``), index_put_ (``full_too``) from one overlapping it at all; only dense
+    layouts are compared (others are "too hard" and let through), and copy_ takes a value on the
+    very same elements (``x[:] = x``)."""
+    if not written.size or not read.size or not _dense(written) or not _dense(read):
+        return
+    begin, other = _address(written), _address(read)
+    end, other_end = begin + written.nbytes, other + read.nbytes
+    if not full_too and begin == other and end == other_end and written.strides == read.strides:
+        return
+    if begin < other_end and other < end:
+        raise RuntimeError("unsupported operation: some elements of the input tensor and the written-to tensor "
+                           "refer to a single memory location. Please clone() the tensor before performing the "
+                           "operation.")
+
+
+def _check_write_overlap(input: Tensor, key, value) -> None:
+    """torch's overlap check of ``input[key] = value`` (before anything is written): a basic key
+    copies a value of the written view's shape (its leading size-1 dims dropped) into that view;
+    an advanced key is an index_put_, which compares the value with the whole of ``input``."""
+    if not isinstance(value, Tensor) or value._data.dtype != input._data.dtype:
+        return  # (a number, or a value cast first: a copy)
+    xp = array_module(input)
+    if not xp.may_share_memory(input._data, value._data):
+        return
+    if not _is_basic(key):
+        _refuse_overlap(input._data, value._data, full_too=True)
+        return
+    written = input._data[key]
+    shape = value._data.shape
+    while shape and shape[0] == 1 and len(shape) > written.ndim:
+        shape = shape[1:]
+    if isinstance(written, xp.ndarray) and shape == written.shape:  # (another shape is expanded: "too hard")
+        _refuse_overlap(written, value._data)
 
 
 def _check_assigned_value(input: Tensor, value) -> None:
@@ -1667,7 +1719,7 @@ class IndexAddInto(Function):
         return IndexSelect.apply(grad, index=ctx.index, dim=ctx.dim)
 
 
-def _index_dim(input: Tensor, dim: int, index: Tensor, op: str) -> tuple:
+def _index_dim(input: Tensor, dim: int, index: Tensor, op: str, alpha=1) -> tuple:
     array = _index_array(index, op, vector=True)
     d = _wrap_dim(dim, input._data.ndim, op)
     size = _as_1d(input._data).shape[d]
@@ -1675,8 +1727,9 @@ def _index_dim(input: Tensor, dim: int, index: Tensor, op: str) -> tuple:
     if array.size and (int(array.max()) >= size or int(array.min()) < low):
         bad = int(array[(array >= size) | (array < low)][0])  # the first, as torch's loop meets it
         words = f"index {bad} is out of bounds for dimension {d} with size {size}"
-        if op == "index_add":  # (torch's int32 index takes another kernel, with other words)
-            raise IndexError("index out of range in self") if array.dtype == np.int32 else RuntimeError(words)
+        if op == "index_add":  # torch's index_put path (int64 index, alpha 1, 2-d or more) words it so
+            fast = array.dtype == np.int64 and alpha == 1 and input._data.ndim > 1
+            raise RuntimeError(words) if fast else IndexError("index out of range in self")
         raise IndexError(f"index_copy_(): {words}" if op == "index_copy" else words)
     return array, d
 
@@ -1769,7 +1822,7 @@ class IndexAdd(Function):
 def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1) -> Tensor:
     """torch.index_add: a copy of ``input`` with ``alpha * source`` slabs added at ``index``
     along ``dim`` (repeated indices accumulate)."""
-    array, d = _index_dim(input, dim, index, "index_add")
+    array, d = _index_dim(input, dim, index, "index_add", alpha)
     _check_source("index_add_", input, source, array, d)
     source = _same_dtype(source, input)
     alpha = checked_scalar(alpha, input.dtype)  # -1 on uint8 adds 255 times, wrapping, as torch
