@@ -190,3 +190,21 @@ def test_index_add_range_error_follows_torchs_kernel(shape, dim, alpha):
         source_shape[dim] = 2
         return lib.zeros(shape).index_add(dim, lib.tensor([0, 7]), lib.ones(source_shape), alpha=alpha)
     assert same_as_torch(fn)[0] in ("IndexError", "RuntimeError")
+
+
+@pytest.mark.parametrize("shape, key, value_shape, requires_grad", [
+    ((5,), slice(None, None, 2), (3, 2), False),  # expand's 'number of sizes provided'
+    ((4, 5), slice(None), (3, 3), False),  # expand's 'expanded size', naming the last dim that does not fit
+    ((4, 5), 0, (1, 1, 3), False),  # the leading 1s dropped first
+    ((), Ellipsis, (2,), False),
+    ((4, 5), slice(1, 3), (2, 2), True),
+    ((4, 5), [0], (1, 5, 2), False),  # index_put_'s 'shape mismatch'
+    ((4, 5), [0], (1, 5, 2), True),
+    ((4, 5), (slice(None), [0, 1]), (4, 3), False),
+])
+def test_value_shape_mismatch_words(shape, key, value_shape, requires_grad):
+    def fn(lib):
+        x = lib.zeros(shape, requires_grad=True).clone()
+        x[key] = lib.ones(value_shape, requires_grad=requires_grad)
+        return x
+    assert same_as_torch(fn)[0] == "RuntimeError"

@@ -699,14 +699,41 @@ def _check_index_put(input: Tensor, raw_key, key, value: Tensor) -> None:
                            f"for the source.")
 
 
+def _without_leading_ones(shape: tuple) -> tuple:
+    """torch drops a written value's leading size-1 dims before it broadcasts it (slicePrefix1sSize)."""
+    kept = next((i for i, size in enumerate(shape) if size != 1), len(shape))
+    return tuple(shape[kept:])
+
+
 def _shape_mismatch(input: Tensor, key, value: Tensor) -> RuntimeError:
     xp = array_module(input)
     try:
         read = xp.empty(input._data.shape, dtype=bool)[key].shape
     except IndexError as e:  # the key itself is bad: that is the error
         return in_torch_words(e)
-    return RuntimeError(f"setitem: shape mismatch: value tensor of shape {list(value.shape)} cannot be broadcast "
-                        f"to indexing result of shape {list(read)} (indexing a tensor of shape {list(input.shape)})")
+    return RuntimeError(f"shape mismatch: value tensor of shape {list(_without_leading_ones(tuple(value.shape)))} "
+                        f"cannot be broadcast to indexing result of shape {list(read)}")
+
+
+def _check_value_expands(input: Tensor, key, value) -> None:
+    """torch's copy_to check of ``x[key] = value`` for a basic key, before anything is written: the
+    value, its leading size-1 dims dropped, must expand to the written view's shape (expand's words)."""
+    if not isinstance(value, Tensor) or not value._data.ndim:
+        return
+    sizes = _without_leading_ones(value._data.shape)
+    target = np.shape(input._data[key])
+    if sizes == target[len(target) - len(sizes):] if len(sizes) <= len(target) else False:
+        return
+    if len(sizes) > len(target):
+        raise RuntimeError(f"expand(torch.{scalar_name(value._data.dtype)}Tensor{{{list(sizes)}}}, size={list(target)}): "
+                           f"the number of sizes provided ({len(target)}) must be greater or equal to the number of "
+                           f"dimensions in the tensor ({len(sizes)})")
+    for i in range(len(target) - 1, -1, -1):  # torch names the last dim that does not fit
+        j = i - (len(target) - len(sizes))
+        if j >= 0 and sizes[j] != 1 and sizes[j] != target[i]:
+            raise RuntimeError(f"The expanded size of the tensor ({target[i]}) must match the existing size "
+                               f"({sizes[j]}) at non-singleton dimension {i}.  Target sizes: {list(target)}.  "
+                               f"Tensor sizes: {list(sizes)}")
 
 
 # torch's multi-output view functions, whose outputs it refuses to change in place
@@ -999,6 +1026,8 @@ def setitem(input: Tensor, key, value) -> None:
     if _is_basic(key) and _written_through_wrapper_view(input, raw_key, value):
         return
     _check_write_overlap(input, key, value)
+    if _is_basic(key):
+        _check_value_expands(input, key, value)
     split = None
     if not _is_basic(key):
         key = _advanced_key(key, input._data.shape)
@@ -1074,6 +1103,10 @@ def setitem(input: Tensor, key, value) -> None:
         raise _shape_mismatch(input, key, as_given) from None
     except IndexError as e:
         raise in_torch_words(e) from None
+    except RuntimeError as e:
+        if str(e).startswith("The size of tensor a"):  # the recorded op's broadcast check of the value
+            raise _shape_mismatch(input, key, as_given) from None
+        raise
     input._version_box[0] += 1
     old = input._grad_fn
     if _slices_first(raw_key, input._data.shape):
