@@ -208,3 +208,17 @@ def test_value_shape_mismatch_words(shape, key, value_shape, requires_grad):
         x[key] = lib.ones(value_shape, requires_grad=requires_grad)
         return x
     assert same_as_torch(fn)[0] == "RuntimeError"
+
+
+@pytest.mark.parametrize("shape, key", [
+    ((2, 0, 3), [5]),  # reads nothing: not range-checked
+    ((2, 0, 3), (slice(None), slice(None), [7])),
+    ((2, 0, 3), ([5], slice(None), [7])),
+    ((2, 0, 3), (slice(None), [1])),  # reads elements of a size-0 dim: refused
+    ((0,), [3]),
+    ((4, 5), ([7], [])),  # broadcasts to nothing
+    ((4, 5), (False, [9])),
+    ((2, 0, 3), ([[2, 2], [2, 2]], [0, 0, -1])),  # cannot broadcast
+])
+def test_advanced_keys_reading_nothing(shape, key):
+    same_as_torch(lambda lib: lib.zeros(shape)[key])

@@ -586,6 +586,52 @@ def _advanced_key(key, shape: tuple):
     return key
 
 
+def _key_reading_nothing(key, shape: tuple):
+    """An advanced key that may read no element, as torch reads it: its index tensors must
+    broadcast together; when the result has no elements nothing is range-checked (``x[[5]]`` on a
+    (2, 0, 3) tensor is (1, 0, 3)), so the index arrays become zeros for NumPy; otherwise an index
+    array into a dim of size 0 is refused ("index is out of bounds for dimension with size 0")."""
+    items = key if type(key) is tuple else (key,)
+    consumed = sum(k.ndim if is_array(k) and k.dtype == np.bool_ else
+                   0 if k is None or k is Ellipsis or isinstance(k, (bool, np.bool_)) else 1 for k in items)
+    dim, arrays, shapes, kept_sizes = 0, [], [], []
+    for position, k in enumerate(items):
+        if k is Ellipsis:
+            kept_sizes.extend(shape[dim:dim + len(shape) - consumed])
+            dim += len(shape) - consumed
+        elif is_array(k) and k.dtype == np.bool_:
+            shapes.append((int(k.sum()),))
+            dim += k.ndim
+        elif isinstance(k, (bool, np.bool_)):
+            shapes.append((int(k),))  # torch: a new dim indexed by [0] (True) or [] (False)
+        elif is_array(k):
+            arrays.append((position, dim))
+            shapes.append(k.shape)
+            dim += 1
+        elif isinstance(k, slice) and dim < len(shape):
+            kept_sizes.append(len(range(*k.indices(shape[dim]))))
+            dim += 1
+        elif k is not None and not isinstance(k, (bool, np.bool_)):
+            dim += 1
+    kept_sizes.extend(shape[dim:])
+    try:
+        broadcast = np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise IndexError("shape mismatch: indexing tensors could not be broadcast together with shapes "
+                         + ", ".join(str(list(s)) for s in shapes)) from None
+    if 0 not in broadcast and 0 not in kept_sizes:
+        if any(d < len(shape) and shape[d] == 0 and items[p].size for p, d in arrays):
+            raise IndexError("index is out of bounds for dimension with size 0")
+        return key
+    placed = list(items)
+    for p, d in arrays:
+        if d < len(shape) and shape[d]:
+            placed[p] = items[p] * 0
+        elif 0 in broadcast:
+            placed[p] = array_module(items[p]).zeros(broadcast, dtype=items[p].dtype)  # (reads nothing)
+    return tuple(placed) if type(key) is tuple else placed[0]
+
+
 def getitem(input: Tensor, key) -> Tensor:
     """``input[key]`` with torch semantics; basic indexing returns a view."""
     given = key
@@ -593,6 +639,9 @@ def getitem(input: Tensor, key) -> Tensor:
     basic = _is_basic(key)
     if not basic:
         key = _advanced_key(key, input._data.shape)
+        if not input._data.size or any(is_array(k) and not k.size or k is False or k is np.False_
+                                       for k in (key if type(key) is tuple else (key,))):
+            key = _key_reading_nothing(key, input._data.shape)
         split = _integers_first(key, array_module(input), is_recording(input), input._data.shape)
         if split is not None:
             return getitem(getitem(input, split[0]), split[1])
