@@ -222,3 +222,14 @@ def test_value_shape_mismatch_words(shape, key, value_shape, requires_grad):
 ])
 def test_advanced_keys_reading_nothing(shape, key):
     same_as_torch(lambda lib: lib.zeros(shape)[key])
+
+
+@pytest.mark.parametrize("fn", [
+    lambda lib: lib.zeros(3, 4).index_select(5, lib.tensor([1.0])),  # the dim first
+    lambda lib: lib.zeros(3, 4).index_select(0, lib.tensor([[1.0]])),  # then the rank
+    lambda lib: lib.zeros(()).index_select(0, lib.tensor([], dtype=lib.int16)),  # then a 0-d self's count
+    lambda lib: lib.zeros(()).index_add_(0, lib.tensor([1, 0]), lib.ones(2)),  # the source before the index
+    lambda lib: lib.zeros(()).index_add_(0, lib.tensor([0]), lib.ones(1)),
+])
+def test_index_op_check_order(fn):
+    assert same_as_torch(fn)[0] in ("IndexError", "RuntimeError")

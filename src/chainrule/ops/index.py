@@ -1825,12 +1825,16 @@ def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
     made = _answered_by_wrapper_index("index_select", index_select, index, (input, dim, index))
     if made is not None:
         return made
-    array = _index_array(index, "index_select", vector=True)
     ndim = input._data.ndim
+    if isinstance(index, Tensor):  # torch checks the dim, the index's rank and count, then its dtype
+        _wrap_dim(dim, ndim, "index_select")
+        if index._data.ndim > 1:
+            raise IndexError("index_select(): Index is supposed to be a vector")
+        if ndim == 0 and index._data.size != 1:
+            raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got {index._data.size} value(s)")
+    array = _index_array(index, "index_select", vector=True)
     d = _wrap_dim(dim, ndim, "index_select")
     if ndim == 0:
-        if array.size != 1:
-            raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got {array.size} value(s)")
         if int(array[0]) != 0:
             raise IndexError("index out of range in self")
         return IndexSelect.apply(input, index=array, dim=d)
@@ -1904,6 +1908,9 @@ class IndexAdd(Function):
 def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1) -> Tensor:
     """torch.index_add: a copy of ``input`` with ``alpha * source`` slabs added at ``index``
     along ``dim`` (repeated indices accumulate)."""
+    if isinstance(source, Tensor) and input._data.ndim == 0 and source._data.ndim != 0:  # (before the index)
+        raise RuntimeError(f"source tensor shape must match self tensor shape, excluding the specified dimension. "
+                           f"Got self.shape = [] source.shape = {list(source._data.shape)}")
     array, d = _index_dim(input, dim, index, "index_add", alpha)
     _check_source("index_add_", input, source, array, d)
     source = _same_dtype(source, input)
