@@ -767,10 +767,11 @@ def _shape_mismatch(input: Tensor, key, value: Tensor) -> RuntimeError:
 def _check_value_expands(input: Tensor, key, value) -> None:
     """torch's copy_to check of ``x[key] = value`` for a basic key, before anything is written: the
     value, its leading size-1 dims dropped, must expand to the written view's shape (expand's words)."""
-    if not isinstance(value, Tensor) or not value._data.ndim:
-        return
-    sizes = _without_leading_ones(value._data.shape)
+    sizes = value._data.shape
     target = np.shape(input._data[key])
+    if sizes == target:
+        return
+    sizes = _without_leading_ones(sizes)
     if sizes == target[len(target) - len(sizes):] if len(sizes) <= len(target) else False:
         return
     if len(sizes) > len(target):
@@ -1072,13 +1073,15 @@ def setitem(input: Tensor, key, value) -> None:
         _convert_key_item(key)  # a slice's step is checked first
         _raise_0d_index_error(key)  # as a read of x[key] words it
     key = _convert_key(key, xp, input._data.shape)
-    if _is_basic(key) and _written_through_wrapper_view(input, raw_key, value):
+    basic = _is_basic(key)
+    if basic and _written_through_wrapper_view(input, raw_key, value):
         return
-    _check_write_overlap(input, key, value)
-    if _is_basic(key):
-        _check_value_expands(input, key, value)
+    if isinstance(value, Tensor) and value._data.ndim:  # (a number or a 0-d value always fits, and is a copy)
+        _check_write_overlap(input, key, value, basic)
+        if basic:
+            _check_value_expands(input, key, value)
     split = None
-    if not _is_basic(key):
+    if not basic:
         key = _advanced_key(key, input._data.shape)
         _check_index_put(input, raw_key, key, value)
         split = _integers_first(key, xp)
@@ -1203,16 +1206,14 @@ def _refuse_overlap(written, read, full_too: bool = False) -> None:
                            "operation.")
 
 
-def _check_write_overlap(input: Tensor, key, value) -> None:
+def _check_write_overlap(input: Tensor, key, value, basic: bool) -> None:
     """torch's overlap check of ``input[key] = value`` (before anything is written): a basic key
     copies a value of the written view's shape (its leading size-1 dims dropped) into that view;
     an advanced key is an index_put_, which compares the value with the whole of ``input``."""
-    if not isinstance(value, Tensor) or value._data.dtype != input._data.dtype:
-        return  # (a number, or a value cast first: a copy)
+    if value._data.dtype != input._data.dtype or not array_module(input).may_share_memory(input._data, value._data):
+        return  # (a value cast first is a copy)
     xp = array_module(input)
-    if not xp.may_share_memory(input._data, value._data):
-        return
-    if not _is_basic(key):
+    if not basic:
         _refuse_overlap(input._data, value._data, full_too=True)
         return
     written = input._data[key]
