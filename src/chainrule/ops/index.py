@@ -86,6 +86,9 @@ def _check_key_in_torch_order(items: tuple, shape: tuple) -> None:
         if type(k) is slice:
             specified += 1
             ordered = ordered or k.step is not None
+        elif type(k) is int:  # (the commonest, checked without the general test)
+            specified += 1
+            ordered = True
         elif k is not None and k is not Ellipsis:
             specified += _dims_indexed(k)
             ordered = ordered or isinstance(k, (int, np.integer))
@@ -95,7 +98,7 @@ def _check_key_in_torch_order(items: tuple, shape: tuple) -> None:
         return
     sizes, dim = list(shape), 0
     for position, k in enumerate(items):
-        if isinstance(k, slice):
+        if type(k) is slice:
             if k.step is not None and not isinstance(k.step, Tensor):
                 step = operator.index(k.step)
                 if step == 0:
@@ -103,7 +106,7 @@ def _check_key_in_torch_order(items: tuple, shape: tuple) -> None:
                 if step < 0:
                     raise ValueError("step must be greater than zero")
             dim += 1
-        elif isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)):
+        elif type(k) is int or isinstance(k, np.integer) and not isinstance(k, np.bool_):
             if not -sizes[dim] <= k < sizes[dim]:
                 raise IndexError(f"index {k} is out of bounds for dimension {position} with size {sizes[dim]}")
             del sizes[dim]
