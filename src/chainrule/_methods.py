@@ -908,7 +908,12 @@ def _sum_to_size(self: Tensor, *sizes, size=None) -> Tensor:
 def _positions(self: Tensor, indices) -> Tensor:
     """The flat positions in self of the elements ``self[indices]`` selects (index tensors, bool masks)."""
     xp = array_module(self._data)
-    key = tuple(i._data if isinstance(i, Tensor) else i for i in indices)
+    for k, index in enumerate(indices):
+        if not isinstance(index, Tensor):  # torch takes no None (no "whole dim") here
+            raise TypeError(f"expected Tensor as element {k} in argument 0, but got {type(index).__name__}")
+    if sum(_index._dims_indexed(index) for index in indices) > self._data.ndim:
+        raise IndexError(f"too many indices for tensor of dimension {self._data.ndim} (got {len(indices)})")
+    key = _index._convert_key(tuple(indices), xp)  # torch's index dtype checks, as getitem's
     try:
         return Tensor._make(xp.arange(self._data.size).reshape(self._data.shape)[key].astype(np.int64))
     except IndexError as e:
@@ -946,10 +951,10 @@ _INDEX_PUT_SAVED = {"_saved_accumulate": kept_value("accumulate"), "_saved_indic
 def _put(self: Tensor, index: Tensor, source: Tensor, accumulate: bool = False) -> Tensor:
     """torch.put: a copy of self with the elements at flat ``index`` (negative counts from the end) set from source."""
     n = self._data.size
-    ew.on_its_gpu(index._data)
-    flat_index = index._data.reshape(-1)
+    flat_index = _index._index_array(index, "put").reshape(-1)
     if flat_index.size and (int(flat_index.max()) >= n or int(flat_index.min()) < -n):
-        raise IndexError(f"put_(): index out of range for a tensor of {n} elements")
+        bad = int(flat_index[(flat_index >= n) | (flat_index < -n)][0])
+        raise IndexError(f"out of range: tried to access index {bad} on a tensor of {n} elements.")
     if not accumulate:
         _config.alert_not_deterministic("put_")
     positions = Tensor._make((flat_index % max(n, 1)).astype(np.int64))

@@ -6,6 +6,7 @@ A read's gradient scatters back into zeros of the input's shape, summing repeate
 
 from __future__ import annotations
 
+import operator
 import re
 import warnings
 
@@ -38,11 +39,12 @@ __not_methods__ = {"getitem", "setitem"}
 __tensor_methods__ = {"__getitem__": "getitem", "__setitem__": "setitem"}
 
 
-def _convert_key(key, xp=np):
+def _convert_key(key, xp=np, shape: tuple | None = None):
     """Tensors and lists inside an index become arrays; everything else passes to NumPy.
 
     Index arrays go to the indexed tensor's device: torch accepts CPU index tensors (and lists)
-    for a CUDA tensor, and copies them over, as CuPy does with a list.
+    for a CUDA tensor, and copies them over, as CuPy does with a list. With the indexed tensor's
+    ``shape``, the key is first checked in torch's order (see _check_key_in_torch_order).
     """
     if type(key) is list and len(key) < 32 and any(
             isinstance(k, (Tensor, list, tuple, np.ndarray, slice)) or k is None or k is Ellipsis for k in key):
@@ -52,6 +54,10 @@ def _convert_key(key, xp=np):
                       "x[tuple(seq)] instead of x[seq] (torch will read it as x[torch.tensor(seq)])",
                       UserWarning, stacklevel=3)
         key = tuple(key)
+    if isinstance(key, tuple) and shape or shape == () and not isinstance(key, (int, np.integer, slice)):
+        # (one item is checked as torch does by the read itself; a 0-d tensor's lone integer or
+        # slice gets torch's own words, in getitem)
+        _check_key_in_torch_order(key if isinstance(key, tuple) else (key,), shape)
     if isinstance(key, tuple):
         key = tuple(_convert_key_item(k) for k in key)
         if xp is not np:
@@ -59,6 +65,58 @@ def _convert_key(key, xp=np):
         return key
     key = _convert_key_item(key)
     return xp.asarray(key) if xp is not np and type(key) is np.ndarray else key
+
+
+def _dims_indexed(k) -> int:
+    """How many of the indexed tensor's dims a key item consumes (a mask: one per dim of its own)."""
+    if k is None or k is Ellipsis or isinstance(k, (bool, np.bool_)):
+        return 0
+    data = k._data if isinstance(k, Tensor) else k
+    if is_array(data) and data.dtype.kind in "bu" and data.dtype.itemsize == 1:
+        return data.ndim
+    return 1
+
+
+def _check_key_in_torch_order(items: tuple, shape: tuple) -> None:
+    """torch's first checks of a key, in its order, before any index tensor is read: too many
+    indices, then item by item an integer out of range (torch names the item's position in the
+    key) and a slice's zero or negative step. Index tensors' dtypes and ranges come later."""
+    specified, ordered = 0, False  # ordered: an integer or a slice's step to check in turn
+    for k in items:
+        if type(k) is slice:
+            specified += 1
+            ordered = ordered or k.step is not None
+        elif type(k) is int:  # (the commonest, checked without the general test)
+            specified += 1
+            ordered = True
+        elif k is not None and k is not Ellipsis:
+            specified += _dims_indexed(k)
+            ordered = ordered or isinstance(k, (int, np.integer))
+    if specified > len(shape):
+        raise IndexError(f"too many indices for tensor of dimension {len(shape)}")
+    if not ordered:
+        return
+    sizes, dim = list(shape), 0
+    for position, k in enumerate(items):
+        if type(k) is slice:
+            if k.step is not None and not isinstance(k.step, Tensor):
+                step = operator.index(k.step)
+                if step == 0:
+                    raise ValueError("slice step cannot be zero")
+                if step < 0:
+                    raise ValueError("step must be greater than zero")
+            dim += 1
+        elif type(k) is int or isinstance(k, np.integer) and not isinstance(k, np.bool_):
+            if not -sizes[dim] <= k < sizes[dim]:
+                raise IndexError(f"index {k} is out of bounds for dimension {position} with size {sizes[dim]}")
+            del sizes[dim]
+        elif k is None or isinstance(k, (bool, np.bool_)):
+            sizes.insert(dim, 1)
+            dim += 1
+        elif k is Ellipsis:
+            dim += len(shape) - specified
+        else:
+            dim += _dims_indexed(k)
 
 
 def _convert_key_item(k):
@@ -79,6 +137,8 @@ def _convert_key_item(k):
             return k._data.astype(bool)  # torch reads a uint8 index as a mask (deprecated, still honoured)
         if k._data.ndim == 0 and k._data.dtype.kind in "iu":
             return int(k._data)  # torch reads a 0-d integer tensor as an integer: a select
+        if k._data.dtype.kind in "iu" and k._data.dtype.itemsize < 4:
+            raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
         return k._data
     if isinstance(k, list):
         return _convert_list(k)
@@ -90,7 +150,9 @@ def _convert_list(k: list):
     array = np.asarray([x.item() if isinstance(x, Tensor) else x for x in k])
     if array.size == 0:
         return array.astype(np.int64)  # NumPy makes [] float; torch reads it as an empty integer index
-    if array.dtype.kind in "fV":
+    if array.dtype.kind == "f":
+        return array.astype(np.int64)  # torch reads a list of floats as int64 indices, truncated
+    if array.dtype.kind == "V":
         raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
     return array
 
@@ -175,11 +237,59 @@ class Index(Function):
         if not out.flags.c_contiguous and not xp.may_share_memory(out, x):
             # an advanced read is a copy: torch's is contiguous whatever order NumPy chose
             out = xp.ascontiguousarray(out)
+        if 1 in out.shape and out.size:
+            out = _torch_size1_strides(xp, x, key, out, xp.may_share_memory(out, x))
         return out
 
     @staticmethod
     def backward(ctx, grad):
         return IndexScatter.apply(grad, key=ctx.key, shape=ctx.shape, mode=ctx.mode)
+
+
+def _torch_size1_strides(xp, x, key, out, view: bool):
+    """``out`` with torch's strides on its size-1 dims (which address nothing, so any value is
+    right for NumPy, and NumPy gives 0 to a new axis): a view's as torch's steps make them, a new
+    axis getting the size times the stride of the dim it is put before (1 at the end, as
+    unsqueeze); a copy's the contiguous ones. Users read them: ``x[None].stride()``."""
+    if key is None:  # x[None], the commonest: one new axis in front
+        wanted = (x.shape[0] * x.strides[0] if x.ndim else out.itemsize, *x.strides)
+        if wanted == out.strides:
+            return out
+        reshaped = out.reshape(out.shape[1:]).reshape(out.shape)
+        return reshaped if reshaped.strides == wanted else xp.lib.stride_tricks.as_strided(out, out.shape, wanted)
+    if view:
+        # (a basic key: integers, slices, None and one Ellipsis, so ``in`` and count compare safely)
+        items = key if type(key) is tuple else (key,)
+        if None not in items:
+            return out  # NumPy's slices and selects keep torch's strides; only its new axes differ
+        sizes, strides = list(x.shape), list(x.strides)
+        dim = 0
+        for k in items:
+            if k is None:
+                strides.insert(dim, sizes[dim] * strides[dim] if dim < len(sizes) else out.itemsize)
+                sizes.insert(dim, 1)
+                dim += 1
+            elif type(k) is slice:
+                if k.step is not None:
+                    strides[dim] *= k.step  # (the size does not matter: the next None is before dim + 1)
+                dim += 1
+            elif k is Ellipsis:
+                dim += x.ndim - (len(items) - 1 - items.count(None))
+            else:
+                del sizes[dim], strides[dim]
+        wanted = tuple(strides)  # the others are NumPy's too (a slice's stride times its step)
+    else:
+        strides, step = [], out.itemsize
+        for length in reversed(out.shape):
+            strides.append(step)
+            step *= length
+        strides.reverse()
+        wanted = tuple(want if length == 1 else have for want, have, length in zip(strides, out.strides, out.shape))
+    if wanted == out.strides or len(wanted) != out.ndim:
+        return out
+    # NumPy's reshape gives new size-1 dims these strides in most cases, at a tenth of as_strided's cost
+    reshaped = out.squeeze().reshape(out.shape)
+    return reshaped if reshaped.strides == wanted else xp.lib.stride_tricks.as_strided(out, out.shape, wanted)
 
 
 class IndexScatter(Function):
@@ -445,6 +555,8 @@ def in_torch_words(error: IndexError) -> IndexError:
 def _raise_0d_index_error(key) -> None:
     """torch's own words for ``x[0]`` and ``x[:]`` on a 0-d tensor: pre-0.4 scripts read a loss by
     ``loss.data[0]``, and torch's error tells them to use ``.item()``."""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)) and key != 0:
+        raise IndexError(f"index {key} is out of bounds for dimension 0 with size 0") from None
     if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
         raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or `tensor.item<T>()` "
                          "in C++ to convert a 0-dim tensor to a number") from None
@@ -477,13 +589,62 @@ def _advanced_key(key, shape: tuple):
     return key
 
 
+def _key_reading_nothing(key, shape: tuple):
+    """An advanced key that may read no element, as torch reads it: its index tensors must
+    broadcast together; when the result has no elements nothing is range-checked (``x[[5]]`` on a
+    (2, 0, 3) tensor is (1, 0, 3)), so the index arrays become zeros for NumPy; otherwise an index
+    array into a dim of size 0 is refused ("index is out of bounds for dimension with size 0")."""
+    items = key if type(key) is tuple else (key,)
+    consumed = sum(k.ndim if is_array(k) and k.dtype == np.bool_ else
+                   0 if k is None or k is Ellipsis or isinstance(k, (bool, np.bool_)) else 1 for k in items)
+    dim, arrays, shapes, kept_sizes = 0, [], [], []
+    for position, k in enumerate(items):
+        if k is Ellipsis:
+            kept_sizes.extend(shape[dim:dim + len(shape) - consumed])
+            dim += len(shape) - consumed
+        elif is_array(k) and k.dtype == np.bool_:
+            shapes.append((int(k.sum()),))
+            dim += k.ndim
+        elif isinstance(k, (bool, np.bool_)):
+            shapes.append((int(k),))  # torch: a new dim indexed by [0] (True) or [] (False)
+        elif is_array(k):
+            arrays.append((position, dim))
+            shapes.append(k.shape)
+            dim += 1
+        elif isinstance(k, slice) and dim < len(shape):
+            kept_sizes.append(len(range(*k.indices(shape[dim]))))
+            dim += 1
+        elif k is not None and not isinstance(k, (bool, np.bool_)):
+            dim += 1
+    kept_sizes.extend(shape[dim:])
+    try:
+        broadcast = np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise IndexError("shape mismatch: indexing tensors could not be broadcast together with shapes "
+                         + ", ".join(str(list(s)) for s in shapes)) from None
+    if 0 not in broadcast and 0 not in kept_sizes:
+        if any(d < len(shape) and shape[d] == 0 and items[p].size for p, d in arrays):
+            raise IndexError("index is out of bounds for dimension with size 0")
+        return key
+    placed = list(items)
+    for p, d in arrays:
+        if d < len(shape) and shape[d]:
+            placed[p] = items[p] * 0
+        elif 0 in broadcast:
+            placed[p] = array_module(items[p]).zeros(broadcast, dtype=items[p].dtype)  # (reads nothing)
+    return tuple(placed) if type(key) is tuple else placed[0]
+
+
 def getitem(input: Tensor, key) -> Tensor:
     """``input[key]`` with torch semantics; basic indexing returns a view."""
     given = key
-    key = _convert_key(key, array_module(input))
+    key = _convert_key(key, array_module(input), input._data.shape)
     basic = _is_basic(key)
     if not basic:
         key = _advanced_key(key, input._data.shape)
+        if not input._data.size or any(is_array(k) and not k.size or k is False or k is np.False_
+                                       for k in (key if type(key) is tuple else (key,))):
+            key = _key_reading_nothing(key, input._data.shape)
         split = _integers_first(key, array_module(input), is_recording(input), input._data.shape)
         if split is not None:
             return getitem(getitem(input, split[0]), split[1])
@@ -615,14 +776,42 @@ def _check_index_put(input: Tensor, raw_key, key, value: Tensor) -> None:
                            f"for the source.")
 
 
+def _without_leading_ones(shape: tuple) -> tuple:
+    """torch drops a written value's leading size-1 dims before it broadcasts it (slicePrefix1sSize)."""
+    kept = next((i for i, size in enumerate(shape) if size != 1), len(shape))
+    return tuple(shape[kept:])
+
+
 def _shape_mismatch(input: Tensor, key, value: Tensor) -> RuntimeError:
     xp = array_module(input)
     try:
         read = xp.empty(input._data.shape, dtype=bool)[key].shape
     except IndexError as e:  # the key itself is bad: that is the error
         return in_torch_words(e)
-    return RuntimeError(f"setitem: shape mismatch: value tensor of shape {list(value.shape)} cannot be broadcast "
-                        f"to indexing result of shape {list(read)} (indexing a tensor of shape {list(input.shape)})")
+    return RuntimeError(f"shape mismatch: value tensor of shape {list(_without_leading_ones(tuple(value.shape)))} "
+                        f"cannot be broadcast to indexing result of shape {list(read)}")
+
+
+def _check_value_expands(input: Tensor, key, value) -> None:
+    """torch's copy_to check of ``x[key] = value`` for a basic key, before anything is written: the
+    value, its leading size-1 dims dropped, must expand to the written view's shape (expand's words)."""
+    sizes = value._data.shape
+    target = np.shape(input._data[key])
+    if sizes == target:
+        return
+    sizes = _without_leading_ones(sizes)
+    if sizes == target[len(target) - len(sizes):] if len(sizes) <= len(target) else False:
+        return
+    if len(sizes) > len(target):
+        raise RuntimeError(f"expand(torch.{scalar_name(value._data.dtype)}Tensor{{{list(sizes)}}}, size={list(target)}): "
+                           f"the number of sizes provided ({len(target)}) must be greater or equal to the number of "
+                           f"dimensions in the tensor ({len(sizes)})")
+    for i in range(len(target) - 1, -1, -1):  # torch names the last dim that does not fit
+        j = i - (len(target) - len(sizes))
+        if j >= 0 and sizes[j] != 1 and sizes[j] != target[i]:
+            raise RuntimeError(f"The expanded size of the tensor ({target[i]}) must match the existing size "
+                               f"({sizes[j]}) at non-singleton dimension {i}.  Target sizes: {list(target)}.  "
+                               f"Tensor sizes: {list(sizes)}")
 
 
 # torch's multi-output view functions, whose outputs it refuses to change in place
@@ -839,16 +1028,35 @@ def write_elements(base: Tensor, key, value: Tensor) -> None:
 COPY_SLICES = "torch::autograd::CopySlices"
 
 
-def _slices_first(raw_key) -> bool:
-    """Whether torch's ``x[raw_key] = value`` writes into a view of x (an integer, a None, a slice that
-    is not the whole dim): it is then an in-place op on a view, recorded on x as CopySlices. Whole
-    slices and Ellipsis take no view (torch writes x itself: copy_, fill_ or index_put_)."""
-    for item in raw_key if isinstance(raw_key, tuple) else (raw_key,):
-        if item is None or isinstance(item, (int, np.integer)) and not isinstance(item, (bool, np.bool_)):
+def _slices_first(raw_key, shape: tuple | None = None) -> bool:
+    """Whether torch's ``x[raw_key] = value`` writes into a view of x (an integer, a None, a bool, a
+    slice that is not the whole dim of ``shape``): it is then an in-place op on a view, recorded on x
+    as CopySlices. Whole slices and Ellipsis take no view (torch writes x itself: copy_, fill_ or
+    index_put_)."""
+    items = raw_key if isinstance(raw_key, tuple) else (raw_key,)
+    dim = 0
+    for item in items:
+        if item is None or isinstance(item, (int, np.integer)):  # (a bool is a new dim, as None)
             return True
-        if isinstance(item, slice) and not (item.start in (None, 0) and item.stop is None and item.step in (None, 1)):
-            return True
+        if isinstance(item, slice):
+            size = shape[dim] if shape is not None and dim < len(shape) else None
+            if not (item.start in (None, 0) and item.step in (None, 1)
+                    and (item.stop is None or size is not None and item.stop >= size)):
+                return True
+        if item is Ellipsis and shape is not None:
+            dim += len(shape) - sum(_dims_indexed(k) for k in items)
+        else:
+            dim += _dims_indexed(item)
     return False
+
+
+def _whole_write_name(input: Tensor, value: Tensor) -> str:
+    """torch's node for ``x[key] = value`` with a key that takes no view of x: copy_to copies a
+    value of x's shape (its leading size-1 dims dropped), fills from any other 0-d one, and
+    copies any other, expanded (CopyBackwards, FillBackward3)."""
+    if value._data.ndim == 0 and input._data.shape != ():
+        return "FillBackward3"
+    return "torch::autograd::CopyBackwards"
 
 
 def _storage_positions(array, offset: int):
@@ -889,11 +1097,19 @@ def setitem(input: Tensor, key, value) -> None:
     if key is True:
         key = None  # torch: a bare True key is a copy into x[None] (a basic write: the value is cast)
     raw_key = key
-    key = _convert_key(key, xp)
-    if _is_basic(key) and _written_through_wrapper_view(input, raw_key, value):
+    if input._data.ndim == 0 and isinstance(key, (int, np.integer, slice)) and not isinstance(key, (bool, np.bool_)):
+        _convert_key_item(key)  # a slice's step is checked first
+        _raise_0d_index_error(key)  # as a read of x[key] words it
+    key = _convert_key(key, xp, input._data.shape)
+    basic = _is_basic(key)
+    if basic and _written_through_wrapper_view(input, raw_key, value):
         return
+    if isinstance(value, Tensor) and value._data.ndim:  # (a number or a 0-d value always fits, and is a copy)
+        _check_write_overlap(input, key, value, basic)
+        if basic:
+            _check_value_expands(input, key, value)
     split = None
-    if not _is_basic(key):
+    if not basic:
         key = _advanced_key(key, input._data.shape)
         _check_index_put(input, raw_key, key, value)
         split = _integers_first(key, xp)
@@ -921,12 +1137,12 @@ def setitem(input: Tensor, key, value) -> None:
     if recording and type(input._view_state) is MadeWithoutGrad:
         raise _made_without_grad_write_refusal(input, raw_key, key)
     if recording and input.grad_fn is None and input._requires_grad:
-        what = "a view of a leaf Variable" if _slices_first(raw_key) else "a leaf Variable"
+        what = "a view of a leaf Variable" if _slices_first(raw_key, input._data.shape) else "a leaf Variable"
         raise RuntimeError(f"{what} that requires grad is being used in an in-place operation.")
     if (input._base is not None and not input._nondifferentiable_view and writeable(input._data)
             and is_recording(input._base, input, value)):
         base = input._base
-        if input._multi_output_view and _slices_first(raw_key):
+        if input._multi_output_view and _slices_first(raw_key, input._data.shape):
             # torch writes into the view input[key] first: its refusal names that view
             with enable_grad():
                 view_write_key(getitem(input, raw_key))
@@ -967,15 +1183,73 @@ def setitem(input: Tensor, key, value) -> None:
         raise _shape_mismatch(input, key, as_given) from None
     except IndexError as e:
         raise in_torch_words(e) from None
+    except RuntimeError as e:
+        if str(e).startswith("The size of tensor a"):  # the recorded op's broadcast check of the value
+            raise _shape_mismatch(input, key, as_given) from None
+        raise
     input._version_box[0] += 1
     old = input._grad_fn
-    input.grad_fn = out.grad_fn if not _slices_first(raw_key) else name_node(out, COPY_SLICES).grad_fn
+    if _slices_first(raw_key, input._data.shape):
+        input.grad_fn = name_node(out, COPY_SLICES).grad_fn
+    elif _is_basic(key):
+        input.grad_fn = name_node(out, _whole_write_name(input, value)).grad_fn
+    else:
+        input.grad_fn = out.grad_fn
     input._output_nr = 0
     input._requires_grad = True
     if input._retains_grad:
         input._move_retained_grad(old)
     if input._base is None:
         refresh_views(input)
+
+
+def _dense(array) -> bool:
+    """torch's is_non_overlapping_and_dense: the elements fill a block, in some order of the dims."""
+    expected = array.itemsize
+    for stride, length in sorted((s, n) for s, n in zip(array.strides, array.shape) if n != 1):
+        if stride != expected:
+            return False
+        expected *= length
+    return True
+
+
+def _address(array) -> int:
+    return array.__array_interface__["data"][0] if isinstance(array, np.ndarray) else array.data.ptr
+
+
+def _refuse_overlap(written, read, full_too: bool = False) -> None:
+    """torch's copy_ refuses to write from a value whose memory partly overlaps the memory written
+    (``x[1:] = x[:-1]``), index_put_ (``full_too``) from one overlapping it at all; only dense
+    layouts are compared (others are "too hard" and let through), and copy_ takes a value on the
+    very same elements (``x[:] = x``)."""
+    if not written.size or not read.size or not _dense(written) or not _dense(read):
+        return
+    begin, other = _address(written), _address(read)
+    end, other_end = begin + written.nbytes, other + read.nbytes
+    if not full_too and begin == other and end == other_end and written.strides == read.strides:
+        return
+    if begin < other_end and other < end:
+        raise RuntimeError("unsupported operation: some elements of the input tensor and the written-to tensor "
+                           "refer to a single memory location. Please clone() the tensor before performing the "
+                           "operation.")
+
+
+def _check_write_overlap(input: Tensor, key, value, basic: bool) -> None:
+    """torch's overlap check of ``input[key] = value`` (before anything is written): a basic key
+    copies a value of the written view's shape (its leading size-1 dims dropped) into that view;
+    an advanced key is an index_put_, which compares the value with the whole of ``input``."""
+    if value._data.dtype != input._data.dtype or not array_module(input).may_share_memory(input._data, value._data):
+        return  # (a value cast first is a copy)
+    xp = array_module(input)
+    if not basic:
+        _refuse_overlap(input._data, value._data, full_too=True)
+        return
+    written = input._data[key]
+    shape = value._data.shape
+    while shape and shape[0] == 1 and len(shape) > written.ndim:
+        shape = shape[1:]
+    if isinstance(written, xp.ndarray) and shape == written.shape:  # (another shape is expanded: "too hard")
+        _refuse_overlap(written, value._data)
 
 
 def _check_assigned_value(input: Tensor, value) -> None:
@@ -1004,13 +1278,26 @@ def _made_without_grad_write_refusal(view: Tensor, raw_key, key) -> RuntimeError
 
 
 # ---------------------------------------------------------------- index checks
+# the index dtypes each op takes, and torch's error (class, words) for another; index_copy, take
+# and put take int64 only, and the in-place form's name is in the message of both forms
+_INDEX_DTYPES = {
+    "index_add": ((np.int64, np.int32), RuntimeError, "index_add_(): Expected dtype int32/int64 for index but got: {}"),
+    "index_copy": ((np.int64,), RuntimeError, "index_copy_(): Expected a long tensor for index, but got {}"),
+    "index_fill": ((np.int64,), IndexError, "index_fill_(): Expected dtype int64 for index."),
+    "take": ((np.int64,), RuntimeError, "take(): Expected a long tensor for index, but got {}"),
+    "put": ((np.int64,), RuntimeError, "put_(): Expected a long tensor for index, but got {}"),
+}
+
+
 def _index_array(index, op: str, vector: bool = False) -> np.ndarray:
     """The integer array inside an index tensor, with torch's dtype (and vector) checks."""
     if not isinstance(index, Tensor):
         raise TypeError(f"{op}(): argument 'index' must be Tensor, not {type(index).__name__}")
     array = index._data
-    if array.dtype not in (np.int64, np.int32):
-        raise RuntimeError(f"{op}(): Expected dtype int32 or int64 for index")
+    accepted, error, words = _INDEX_DTYPES.get(op, ((np.int64, np.int32), RuntimeError,
+                                                    f"{op}(): Expected dtype int32 or int64 for index"))
+    if array.dtype not in accepted:
+        raise error(words.format(scalar_name(array.dtype)))
     on_its_gpu(array)  # its range check runs where it is
     if vector:
         if array.ndim > 1:
@@ -1543,13 +1830,18 @@ class IndexAddInto(Function):
         return IndexSelect.apply(grad, index=ctx.index, dim=ctx.dim)
 
 
-def _index_dim(input: Tensor, dim: int, index: Tensor, op: str) -> tuple:
+def _index_dim(input: Tensor, dim: int, index: Tensor, op: str, alpha=1) -> tuple:
     array = _index_array(index, op, vector=True)
     d = _wrap_dim(dim, input._data.ndim, op)
     size = _as_1d(input._data).shape[d]
-    if array.size and (int(array.max()) >= size or int(array.min()) < -size):
-        bad = int(array.max()) if int(array.max()) >= size else int(array.min())
-        raise IndexError(f"{op}(): index {bad} is out of bounds for dimension {d} with size {size}")
+    low = -size if op == "index_fill" else 0  # index_add and index_copy refuse negative indices
+    if array.size and (int(array.max()) >= size or int(array.min()) < low):
+        bad = int(array[(array >= size) | (array < low)][0])  # the first, as torch's loop meets it
+        words = f"index {bad} is out of bounds for dimension {d} with size {size}"
+        if op == "index_add":  # torch's index_put path (int64 index, alpha 1, 2-d or more) words it so
+            fast = array.dtype == np.int64 and alpha == 1 and input._data.ndim > 1
+            raise RuntimeError(words) if fast else IndexError("index out of range in self")
+        raise IndexError(f"index_copy_(): {words}" if op == "index_copy" else words)
     return array, d
 
 
@@ -1562,12 +1854,16 @@ def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
     made = _answered_by_wrapper_index("index_select", index_select, index, (input, dim, index))
     if made is not None:
         return made
-    array = _index_array(index, "index_select", vector=True)
     ndim = input._data.ndim
+    if isinstance(index, Tensor):  # torch checks the dim, the index's rank and count, then its dtype
+        _wrap_dim(dim, ndim, "index_select")
+        if index._data.ndim > 1:
+            raise IndexError("index_select(): Index is supposed to be a vector")
+        if ndim == 0 and index._data.size != 1:
+            raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got {index._data.size} value(s)")
+    array = _index_array(index, "index_select", vector=True)
     d = _wrap_dim(dim, ndim, "index_select")
     if ndim == 0:
-        if array.size != 1:
-            raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got {array.size} value(s)")
         if int(array[0]) != 0:
             raise IndexError("index out of range in self")
         return IndexSelect.apply(input, index=array, dim=d)
@@ -1641,7 +1937,10 @@ class IndexAdd(Function):
 def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1) -> Tensor:
     """torch.index_add: a copy of ``input`` with ``alpha * source`` slabs added at ``index``
     along ``dim`` (repeated indices accumulate)."""
-    array, d = _index_dim(input, dim, index, "index_add")
+    if isinstance(source, Tensor) and input._data.ndim == 0 and source._data.ndim != 0:  # (before the index)
+        raise RuntimeError(f"source tensor shape must match self tensor shape, excluding the specified dimension. "
+                           f"Got self.shape = [] source.shape = {list(source._data.shape)}")
+    array, d = _index_dim(input, dim, index, "index_add", alpha)
     _check_source("index_add_", input, source, array, d)
     source = _same_dtype(source, input)
     alpha = checked_scalar(alpha, input.dtype)  # -1 on uint8 adds 255 times, wrapping, as torch
@@ -1691,7 +1990,8 @@ def index_fill(input: Tensor, dim: int, index: Tensor, value) -> Tensor:
             _moved(mask, d)[array] = True
             return name_node(where(Tensor._make(mask), _same_dtype(value, input), input), "IndexFillBackward1",
                              label="index_fill")
-        value = value.item()
+        out = IndexFill.apply(input, index=array, dim=d, value=checked_scalar(value.item(), input.dtype))
+        return name_node(out, "IndexFillBackward1", label="index_fill")  # torch's node of the tensor overload
     return IndexFill.apply(input, index=array, dim=d, value=checked_scalar(value, input.dtype))
 
 
@@ -1723,6 +2023,9 @@ class IndexCopy(Function):
 def index_copy(input: Tensor, dim: int, index: Tensor, source: Tensor) -> Tensor:
     """torch.index_copy: a copy of ``input`` with slab ``i`` of ``source`` written at ``index[i]``
     along ``dim``."""
+    if isinstance(source, Tensor) and source._data.ndim == 0 and isinstance(index, Tensor) and index._data.size != 1:
+        raise IndexError(f"index_copy_(): When source is scalar, index should have one element "
+                         f"(got {index._data.size})")
     array, d = _index_dim(input, dim, index, "index_copy")
     _check_source("index_copy_", input, source, array, d)
     return IndexCopy.apply(input, _same_dtype(source, input), index=array, dim=d)
@@ -1877,6 +2180,8 @@ def take(input: Tensor, index: Tensor) -> Tensor:
     the result has ``index``'s shape."""
     array = _index_array(index, "take")
     n = input._data.size
+    if n == 0 and array.size:
+        raise IndexError("take(): tried to take from an empty tensor")
     if array.size and (int(array.max()) >= n or int(array.min()) < -n):
         bad = int(array.max()) if int(array.max()) >= n else int(array.min())
         raise IndexError(f"out of range: tried to access index {bad} on a tensor of {n} elements.")
