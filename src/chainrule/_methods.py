@@ -1178,6 +1178,7 @@ def _mark_inference_tensors(on: bool) -> None:
     ones again, so normal programs pay nothing."""
     Tensor._make = classmethod(_make_inference_tensor) if on else _plain_make
     _function._make_tensor = Tensor._make
+    _function.making_inference_tensors = on
     _route_operators("inference", on)
 
 

@@ -71,6 +71,9 @@ __all__ = ["Function", "FunctionCtx", "Node", "AccumulateGrad", "once_differenti
 # the Tensor class, set by chainrule._methods: autograd sits below tensor.py and does not import it
 _Tensor = None
 _make_tensor = None  # its fast constructor, Tensor._make, bound once (not per op)
+# True inside an inference_mode block, where _make_tensor marks inference tensors: apply's inline
+# construction of its one output (which skips _make_tensor) must not run then
+making_inference_tensors = False
 
 # the recorder of the profiler now recording (set by autograd.profiler), else None: the one check
 # the op hot path pays for profiling. It hands each apply to the recorder, which times it and
@@ -938,7 +941,7 @@ def _apply_array_op(cls, *inputs, **params):
     data = out
     if type(data) is not _ndarray and type(data) is not tuple and isinstance(data, _generic):
         data = _asarray(data)  # NumPy's 0-d math returns scalars (`out` stays: saved arrays are matched to it)
-    if type(data) is _ndarray:
+    if type(data) is _ndarray and not making_inference_tensors:
         # the common one CPU output: Tensor._make's stores inline (a call fewer per op)
         outputs = _new_node(_Tensor)
         outputs._data = data
