@@ -278,8 +278,9 @@ def suggests_channels_last(a) -> bool:
 
 def has_expanded_dims(array) -> bool:
     """Whether ``array`` has a zero stride over more than one element (an expanded view, torch's
-    MemOverlap::Yes): several of its elements are one memory location."""
-    return any(stride == 0 and size > 1 for stride, size in zip(getattr(array, "strides", ()), array.shape))
+    MemOverlap::Yes): several of its elements are one memory location. An empty array has no
+    elements to share (NumPy gives its dims zero strides)."""
+    return array.size != 0 and any(stride == 0 and size > 1 for stride, size in zip(getattr(array, "strides", ()), array.shape))
 
 
 def writeable(array) -> bool:

@@ -260,3 +260,14 @@ def test_copy_variants_are_row_major(expression):
     torch = pytest.importorskip("torch")
     made = [eval(expression, {"torch": lib, "x": lib.arange(24.0).reshape(2, 3, 4)}) for lib in (torch, cr)]  # noqa: S307
     assert (made[1].stride(), made[1].tolist()) == (made[0].stride(), made[0].tolist())
+
+
+def test_writes_into_empty_tensors_are_not_overlap_refusals():
+    # NumPy gives an empty array's dims zero strides; with no elements nothing overlaps (torch writes)
+    torch = pytest.importorskip("torch")
+    for lib in (torch, cr):
+        y = lib.zeros(1, 0, 3).permute(2, 0, 1)
+        assert y.copy_(lib.tensor(1.0)).shape == (3, 1, 0)
+        x = lib.zeros(4, 2, 0)
+        assert x.add_(1).shape == (4, 2, 0)
+        assert x.index_put_((lib.tensor(1),), lib.tensor(2.0)).shape == (4, 2, 0)
