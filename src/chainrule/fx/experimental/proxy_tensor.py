@@ -486,6 +486,11 @@ def _permute(args, kwargs):
     return None if set(kwargs) != {"dims"} else ("permute", "default", (args[0], list(kwargs["dims"])), {})
 
 
+def _clone(args, kwargs):
+    # preserve_format is clone's default: torch's graph writes no memory_format for it
+    return None if set(kwargs) - {"preserve_format"} else ("clone", "default", tuple(args), {})
+
+
 def _clamp(args, kwargs):
     if set(kwargs) - {"min", "max"} or len(args) != 1:
         return None
@@ -497,6 +502,7 @@ _SCHEMA_FORMS: dict[str, Callable] = {
     "aten._to_copy.default": _to_copy,
     "aten.permute.default": _permute,
     "aten.clamp.default": _clamp,
+    "aten.clone.default": _clone,
     "aten.sum.default": _reduction("sum", "dim_IntList"),
     "aten.mean.default": _reduction("mean", "dim"),
     "aten.max.default": _max_or_min,
