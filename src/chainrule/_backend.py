@@ -283,6 +283,18 @@ def has_expanded_dims(array) -> bool:
     return array.size != 0 and any(stride == 0 and size > 1 for stride, size in zip(getattr(array, "strides", ()), array.shape))
 
 
+def strided_view(array, shape, strides, writeable: bool = True):
+    """``array`` seen with ``shape`` and byte ``strides`` (NumPy's ``as_strided``, the device's on a
+    device). ml_dtypes' float8 types have an array-interface name NumPy cannot read back, so their
+    bytes are strided and viewed as float8 again."""
+    if type(array) is not _ndarray:
+        return array_module(array).lib.stride_tricks.as_strided(array, shape, strides)
+    if array.dtype.name.startswith("float8_"):
+        raw = np.lib.stride_tricks.as_strided(array.view(np.uint8), shape, strides, writeable=writeable)
+        return raw.view(array.dtype)
+    return np.lib.stride_tricks.as_strided(array, shape, strides, writeable=writeable)
+
+
 def writeable(array) -> bool:
     """NumPy's read-only flag (set on broadcast and overlapping strided views). CuPy arrays have
     none and take any write, so there an array with a zero stride over more than one element (an

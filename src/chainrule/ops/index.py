@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from .. import _dtype, _vmap_frames
-from .._backend import array_module, is_array, ufunc_at, write_refusal, writeable
+from .._backend import array_module, is_array, strided_view, ufunc_at, write_refusal, writeable
 from .._dtype import checked_scalar, refuse_float8, scalar_name
 from ..autograd import forward_ad as _forward_ad
 from ..autograd import function as _function
@@ -256,7 +256,7 @@ def _torch_size1_strides(xp, x, key, out, view: bool):
         if wanted == out.strides:
             return out
         reshaped = out.reshape(out.shape[1:]).reshape(out.shape)
-        return reshaped if reshaped.strides == wanted else xp.lib.stride_tricks.as_strided(out, out.shape, wanted)
+        return reshaped if reshaped.strides == wanted else strided_view(out, out.shape, wanted)
     if view:
         # (a basic key: integers, slices, None and one Ellipsis, so ``in`` and count compare safely)
         items = key if type(key) is tuple else (key,)
@@ -289,7 +289,7 @@ def _torch_size1_strides(xp, x, key, out, view: bool):
         return out
     # NumPy's reshape gives new size-1 dims these strides in most cases, at a tenth of as_strided's cost
     reshaped = out.squeeze().reshape(out.shape)
-    return reshaped if reshaped.strides == wanted else xp.lib.stride_tricks.as_strided(out, out.shape, wanted)
+    return reshaped if reshaped.strides == wanted else strided_view(out, out.shape, wanted)
 
 
 class IndexScatter(Function):
@@ -696,7 +696,7 @@ def _new_dims_strided(out, array, key: tuple):
     if o + array.ndim - d != out.ndim:
         return out
     strides = tuple(strides)
-    return out if strides == out.strides else np.lib.stride_tricks.as_strided(out, out.shape, strides)
+    return out if strides == out.strides else strided_view(out, out.shape, strides)
 
 
 class IndexPut(Function):

@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import array_module, dense_non_overlapping, has_expanded_dims, suggests_channels_last
+from .._backend import (
+    array_module,
+    dense_non_overlapping,
+    has_expanded_dims,
+    strided_view,
+    suggests_channels_last,
+)
 from ..storage import storage_root
 
 
@@ -116,7 +122,7 @@ def copy_preserving_format(a):
         copied = a.copy()
         if copied.strides == a.strides or type(a) is not np.ndarray or not a.size or min(a.strides) < 0:
             return copied
-        return np.lib.stride_tricks.as_strided(copied, a.shape, a.strides)
+        return strided_view(copied, a.shape, a.strides)
     if a.size == 0 or min(a.strides, default=0) < 0 or type(a) is not np.ndarray:
         return a.copy(order="K")  # (NumPy's negative strides: its own stride-keeping copy)
     copied = empty_preserving_format(a, a.dtype)
@@ -128,7 +134,7 @@ def empty_preserving_format(like, dtype):
     """An uninitialised NumPy array of ``like``'s shape and ``dtype`` with ``preserved_strides(like)``."""
     flat = np.empty(like.size, dtype=dtype)
     itemsize = flat.itemsize
-    return np.lib.stride_tricks.as_strided(flat, like.shape, tuple(st * itemsize for st in preserved_strides(like)))
+    return strided_view(flat, like.shape, tuple(st * itemsize for st in preserved_strides(like)))
 
 
 def clone_preserving_strides(a):

@@ -11,7 +11,7 @@ import weakref
 import numpy as np
 
 from .. import _dtype
-from .._backend import array_module, autocast_hook
+from .._backend import array_module, autocast_hook, strided_view
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import (
     Function,
@@ -116,7 +116,7 @@ class Reshape(Function):
             # only a size-1 dim's stride is free in a view; torch's is computeStride's, NumPy's its own
             strides = _view_strides(x.shape, x.strides, out.shape)
             if strides is not None and strides != out.strides:
-                out = np.lib.stride_tricks.as_strided(out, out.shape, strides)
+                out = strided_view(out, out.shape, strides)
         return out
 
     @staticmethod
@@ -393,7 +393,7 @@ class Expand(Function):
             # a new size-1 dim's the extent of the dims inside it (NumPy gives both 0); read-only
             # where repeated, as broadcast_to's, writable otherwise (torch writes through
             # x.expand(1, *x.shape) as through x)
-            return np.lib.stride_tricks.as_strided(x, shape, _expanded_strides(x, shape), writeable=not repeats)
+            return strided_view(x, shape, _expanded_strides(x, shape), writeable=not repeats)
         return xp.broadcast_to(x, shape) if repeats else x[(None,) * lead]
 
     @staticmethod
@@ -602,7 +602,7 @@ def squeeze(input: Tensor, dim=None, *more_dims) -> Tensor:
         # torch's squeeze drops dims and keeps the others' strides (a view's own, for a size-1 one too)
         strides = tuple(st for i, st in enumerate(array.strides) if i not in dims)
         if data.strides != strides:
-            result._data = np.lib.stride_tricks.as_strided(data, data.shape, strides)
+            result._data = strided_view(data, data.shape, strides)
     return result
 
 
@@ -635,7 +635,7 @@ def unsqueeze(input: Tensor, dim: int) -> Tensor:
         stride = array.shape[d] * array.strides[d] if d < ndim else array.itemsize
         strides = array.strides[:d] + (stride,) + array.strides[d:]
         if data.strides != strides:
-            result._data = np.lib.stride_tricks.as_strided(data, data.shape, strides)
+            result._data = strided_view(data, data.shape, strides)
     return result
 
 
