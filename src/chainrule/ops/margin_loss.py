@@ -53,7 +53,8 @@ def gaussian_nll_loss(input: Tensor, target: Tensor, var: Tensor | float, full: 
             raise ValueError("var is of incorrect size")
     _check_reduction(reduction)
     # clamped for the value only: the correction is a constant, so the gradient is var's own
-    var = var + (ew.clamp_min(var, eps) - var).detach()
+    # (clamp, as torch's var.clamp_(min=eps): eps=None is clamp's RuntimeError, not clamp_min's TypeError)
+    var = var + (ew.clamp(var, eps) - var).detach()
     loss = 0.5 * (var.log() + (input - target) ** 2 / var)
     if full:
         loss = loss + 0.5 * math.log(2 * math.pi)
