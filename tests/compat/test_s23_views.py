@@ -121,3 +121,46 @@ def test_as_strided_scatter_gradient_of_transposed_input_by_hand():
     y.backward(chainrule.arange(6., dtype=chainrule.float64).reshape(3, 2) + 1)
     assert x.grad.tolist() == [[1.0, 0.0, 0.0], [2.0, 4.0, 6.0]]
     assert src.grad.tolist() == [3.0, 5.0]
+
+
+# ---- empty slices: torch moves the start of an empty slice as of any other; NumPy does not ---------
+_EMPTY_READS = [
+    "x[5:]", "x[7:3]", "x[:, 6:]", "x[2:][5:]", "x[1:][:, 3:3]", "x[-1:][1:]", "x.narrow(0, 3, 0)",
+    "x.narrow(1, 6, 0)", "x.tensor_split(7)[-1]", "x.tensor_split([2, 2], 1)[1]", "x.view(-1)[30:]",
+    "x.split([5, 0])[1]", "x.t()[:, 5:]", "x[..., 4:2]", "x[None, 2, 6:]",
+]
+
+
+@pytest.mark.parametrize("read", _EMPTY_READS)
+def test_empty_slice_storage_offset_as_torch(read):
+    ours = eval(read, {"x": chainrule.arange(30.).reshape(5, 6)})
+    theirs = eval(read, {"x": torch.arange(30.).reshape(5, 6)})
+    assert tuple(ours.shape) == tuple(theirs.shape)
+    assert ours.storage_offset() == theirs.storage_offset()
+
+
+def test_empty_slice_of_zero_dim_view_as_torch():
+    for lib in (torch, chainrule):
+        assert lib.tensor(3.).view(-1)[1:3].fill_(5.).storage_offset() == 1
+
+
+@pytest.mark.parametrize("expression", ["lib.arange(6.).reshape(1, 3, 1, 2)", "lib.arange(12.).reshape(3, 4)[1:]"])
+def test_as_strided_of_empty_slice_checks_bounds_as_torch(expression):
+    # x[3:] starts at the end of the storage: 2 elements from there lie outside it
+    x_t, x_c = _both(expression)
+    end = x_t.shape[0]
+    with pytest.raises(RuntimeError) as theirs:
+        x_t[end:].as_strided((2,), (1,))
+    with pytest.raises(RuntimeError) as ours:
+        x_c[end:].as_strided((2,), (1,))
+    assert str(ours.value) == str(theirs.value)
+    assert x_c[end:].as_strided((2,), (1,), 0).tolist() == x_t[end:].as_strided((2,), (1,), 0).tolist()
+
+
+def test_empty_slice_stays_a_view_and_writes_nothing():
+    for lib in (torch, chainrule):
+        x = lib.arange(6.).reshape(2, 3)
+        empty, version = x[2:], x._version
+        empty.add_(1)  # an in-place op on the empty view: no value changes, the shared version moves
+        assert x.tolist() == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+        assert (x._version - version, empty._is_view(), empty.storage_offset()) == (1, True, 6)
