@@ -164,3 +164,17 @@ def test_empty_slice_stays_a_view_and_writes_nothing():
         empty.add_(1)  # an in-place op on the empty view: no value changes, the shared version moves
         assert x.tolist() == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
         assert (x._version - version, empty._is_view(), empty.storage_offset()) == (1, True, 6)
+
+
+@pytest.mark.parametrize("expression, args", [
+    ("lib.arange(6.).reshape(1, 3, 1, 2)", (-1,)),
+    ("lib.arange(12.).reshape(3, 4)", (5,)),
+    ("lib.arange(12.).reshape(3, 4)[1:]", (-2,)),
+    ("lib.arange(24.).reshape(2, 3, 4)[:, 1:]", (-3, 1, 2)),
+])
+def test_empty_diagonal_storage_offset_as_torch(expression, args):
+    # torch adds no offset for an empty diagonal; NumPy's diagonal moves to where it would start
+    x_t, x_c = _both(expression)
+    theirs, ours = torch.diagonal(x_t, *args), chainrule.diagonal(x_c, *args)
+    assert tuple(ours.shape) == tuple(theirs.shape)
+    assert ours.storage_offset() == theirs.storage_offset()
