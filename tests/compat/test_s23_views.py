@@ -178,3 +178,14 @@ def test_empty_diagonal_storage_offset_as_torch(expression, args):
     theirs, ours = torch.diagonal(x_t, *args), chainrule.diagonal(x_c, *args)
     assert tuple(ours.shape) == tuple(theirs.shape)
     assert ours.storage_offset() == theirs.storage_offset()
+
+
+@pytest.mark.parametrize("offset", [None, 1])
+def test_as_strided_scatter_under_vmap_counts_offsets_per_sample(offset):
+    # torch 2.13 has no batching rule for it (it raises); chainrule gives each sample what it gives
+    # that sample alone, its explicit offset counted from the sample's start as vmap's as_strided does
+    x = chainrule.arange(12.).reshape(3, 4)
+    batched = chainrule.vmap(lambda r: chainrule.as_strided_scatter(r, chainrule.zeros(2), (2,), (1,), offset))(x)
+    one_by_one = [chainrule.as_strided_scatter(r.clone(), chainrule.zeros(2), (2,), (1,), offset).tolist() for r in x]
+    assert batched.tolist() == one_by_one
+    assert one_by_one[1] == ([0.0, 0.0, 6.0, 7.0] if offset is None else [4.0, 0.0, 0.0, 7.0])

@@ -306,6 +306,8 @@ def as_strided_scatter(input: Tensor, src: Tensor, size, stride, storage_offset:
     for name, value in (("input", input), ("src", src)):
         if not isinstance(value, Tensor):
             raise TypeError(f"as_strided_scatter(): argument '{name}' must be Tensor, not {type(value).__name__}")
+    if storage_offset is not None and _vmap_frames.running():
+        storage_offset = storage_offset + _vmap_slice_start(input)  # as as_strided counts it under vmap
     if src._data.dtype != input._data.dtype:
         src = _elementwise._cast(src, input.dtype)  # written in input's dtype, as copy_ does
     return AsStridedScatter.apply(input, src, size=size, stride=stride, storage_offset=storage_offset)
