@@ -26,7 +26,7 @@ from .complex import ViewAsReal, view_as_complex, view_as_real
 from .elementwise import on_its_gpu, where, zeros_like_tensor
 from .linear import cpp_type_name
 from .second_order import depending_on
-from .shape import MadeWithoutGrad, _share
+from .shape import MadeWithoutGrad, _share, torch_empty_slice
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
 # (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
@@ -239,6 +239,8 @@ class Index(Function):
             out = xp.ascontiguousarray(out)
         if 1 in out.shape and out.size:
             out = _torch_size1_strides(xp, x, key, out, xp.may_share_memory(out, x))
+        if not out.size:
+            out = torch_empty_slice(x, key, out)  # (NumPy does not move an empty slice's start)
         return out
 
     @staticmethod

@@ -33,6 +33,7 @@ from ..autograd.function import (
 from ..tensor import Tensor, _wrap_dim, honours_out, write_out
 from ._arg_parser import check_bool, out_rule
 from .elementwise import conjugate_rule
+from .shape import torch_empty_slice
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
 # (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
@@ -1119,6 +1120,8 @@ class Diagonal(Function):
         view = xp.diagonal(x, offset, dim1, dim2)
         if xp is np and x.flags.writeable:
             view.flags.writeable = True  # torch's diagonal is a view that writes through
+        if not view.size:  # torch moves no offset for an empty diagonal: it starts at x's first element
+            view = torch_empty_slice(x, (), view)
         return view
 
     @staticmethod

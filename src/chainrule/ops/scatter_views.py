@@ -243,47 +243,71 @@ def as_strided(input: Tensor, size, stride, storage_offset: int | None = None) -
     return _share(AsStrided.apply(input, size=size, stride=stride, storage_offset=offset), input)
 
 
+def _preserved_clone(x):
+    """torch's clone_preserve_strides of ``x`` (the copy as_strided_scatter writes into), with the flat
+    storage under it in ``x``'s elements and the copy's storage offset and strides in elements."""
+    out = clone_preserving_strides(x) if x.ndim else x.copy()  # (its stride check wants a dim)
+    root, offset = storage_root(out)
+    if not root.flags.c_contiguous:  # (a copy NumPy laid out its own way: a plain row-major one)
+        out = array_module(x).ascontiguousarray(out)
+        root, offset = storage_root(out)
+    return out, _storage_as(root, out.dtype), offset, tuple(s // out.itemsize for s in out.strides)
+
+
 class AsStridedScatter(Function):
     _array_forward = True
     node_name = "AsStridedScatterBackward0"
     label = "as_strided_scatter"
-    rule = "∂/∂input = the gradient with the written positions zeroed; ∂/∂src = the gradient read at them"
+    rule = ("∂/∂input = the gradient with the elements at written storage positions zeroed; "
+            "∂/∂src = the gradient read at the written positions (0 where no input element lies)")
     formula = "as_strided_scatter({0}, {1})"
 
     @staticmethod
     def forward(ctx, x, src, size, stride, storage_offset):
         xp = array_module(x)
-        ctx.geometry = (size, stride, storage_offset)
-        out = x.copy(order="K")  # torch's clone keeps a dense input's layout; the view reads its memory order
-        memory = xp.lib.stride_tricks.as_strided(out, (out.size,), (out.itemsize,)) if out.size else out.reshape(-1)
-        memory[_positions(xp, size, stride, storage_offset)] = src
+        out, flat, out_offset, out_stride = _preserved_clone(x)
+        # torch: clone.as_strided(size, stride, offset).copy_(src), the offset counted in the clone's
+        # storage (the input's own offset by default): checked against that storage's size
+        size, stride, offset = _strided_geometry(size, stride, storage_offset, out_offset, flat.size,
+                                                 out.itemsize)
+        if tuple(src.shape) != size:
+            raise RuntimeError(f"expected src to have a size equal to the slice of self. src size = "
+                               f"{list(src.shape)}, slice size = {list(size)}")
+        flat[_positions(xp, size, stride, offset)] = src
+        ctx.geometry = (size, stride, offset, out.shape, out_stride, out_offset, flat.size)
         return out
 
     @staticmethod
     def backward(ctx, grad):
+        from .creation import zeros
         from .elementwise import where
 
-        size, stride, storage_offset = ctx.geometry
-        # torch's rule reads a contiguous copy of the gradient at the view's positions
-        flat = grad.contiguous().reshape(-1)
-        read = Tensor._make(_positions(array_module(grad._data), size, stride, storage_offset).reshape(-1))
-        written = Tensor._make(array_module(grad._data).zeros(flat.shape, dtype=bool)).index_fill(0, read, True)
-        grad_input = where(written, 0.0, flat).reshape(grad.shape) if ctx.needs_input_grad[0] else None
-        return grad_input, flat.index_select(0, read).reshape(size)
+        size, stride, offset, out_shape, out_stride, out_offset, storage_size = ctx.geometry
+        xp = array_module(grad._data)
+        # each output element's storage position in the clone, and the positions src was written to
+        held = Tensor._make(_positions(xp, out_shape, out_stride, out_offset).reshape(-1))
+        read = Tensor._make(_positions(xp, size, stride, offset).reshape(-1))
+        grad_input = grad_src = None
+        if ctx.needs_input_grad[0]:
+            written = Tensor._make(xp.zeros(storage_size, dtype=bool)).index_fill(0, read, True)
+            grad_input = where(written.index_select(0, held).reshape(out_shape), 0.0, grad)
+        if ctx.needs_input_grad[1]:
+            # the gradient laid into the clone's storage (positions no element holds stay 0), read at src's
+            storage = zeros(storage_size, dtype=grad.dtype, device=grad.device).index_add(0, held, grad.reshape(-1))
+            grad_src = storage.index_select(0, read).reshape(size)
+        return grad_input, grad_src
 
 
 def as_strided_scatter(input: Tensor, src: Tensor, size, stride, storage_offset: int | None = None) -> Tensor:
-    """torch.as_strided_scatter: a copy of ``input`` (its layout kept) with the elements that
-    ``as_strided(size, stride, storage_offset)`` of that copy views replaced by ``src`` (the copy's
-    own storage: offsets count from its first element)."""
+    """torch.as_strided_scatter: a copy of ``input`` (its whole storage copied, its strides and storage
+    offset kept, as torch's clone_preserve_strides) with the elements that
+    ``as_strided(size, stride, storage_offset)`` of that copy views replaced by ``src``: offsets count
+    in the copied storage, so a sliced or transposed input is written where torch writes it."""
     for name, value in (("input", input), ("src", src)):
         if not isinstance(value, Tensor):
             raise TypeError(f"as_strided_scatter(): argument '{name}' must be Tensor, not {type(value).__name__}")
-    size, stride, offset = _strided_geometry(size, stride, storage_offset, 0, input._data.size,
-                                             input._data.itemsize)
-    if tuple(src._data.shape) != size:
-        raise RuntimeError(f"expected src to have a size equal to the slice of self. src size = "
-                           f"{list(src._data.shape)}, slice size = {list(size)}")
+    if storage_offset is not None and _vmap_frames.running():
+        storage_offset = storage_offset + _vmap_slice_start(input)  # as as_strided counts it under vmap
     if src._data.dtype != input._data.dtype:
         src = _elementwise._cast(src, input.dtype)  # written in input's dtype, as copy_ does
-    return AsStridedScatter.apply(input, src, size=size, stride=stride, storage_offset=offset)
+    return AsStridedScatter.apply(input, src, size=size, stride=stride, storage_offset=storage_offset)

@@ -264,6 +264,48 @@ def _share(self: Tensor, base: Tensor, differentiable: bool = True) -> Tensor:
     return self
 
 
+def torch_empty_slice(x, key, out):
+    """``out``, the empty result of the basic read ``x[key]``, placed where torch places it: NumPy
+    leaves an empty slice's data pointer where the read starts counting (``x[5:]`` of 5 elements at
+    x's first element), torch moves it by ``start * stride`` as for any slice, and users read that
+    (``storage_offset()``, ``as_strided``'s default offset and its bounds error). ``out`` as it is
+    for a non-basic key, an empty ``x`` (whose NumPy strides are not torch's), or a place NumPy
+    cannot point at (past the end of the storage, which torch allows for an empty tensor)."""
+    if type(x) is not np.ndarray or type(out) is not np.ndarray or out.size or not x.size:
+        return out
+    keys = key if isinstance(key, tuple) else (key,)
+    for k in keys:
+        basic = k is None or k is Ellipsis or (isinstance(k, slice) and (k.step is None or k.step > 0)) or (
+            isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)))
+        if not basic:
+            return out
+    consumed = sum(1 for k in keys if k is not None and k is not Ellipsis)
+    dim, moved = 0, 0
+    for k in keys:
+        if k is None:
+            continue
+        if k is Ellipsis:
+            dim += x.ndim - consumed
+            continue
+        size = x.shape[dim]
+        start = k.indices(size)[0] if isinstance(k, slice) else int(k) % size  # (slice: torch's clamped start)
+        moved += start * x.strides[dim]
+        dim += 1
+    root, _ = storage_root(x)
+    if type(root) is not np.ndarray or not root.flags.c_contiguous:
+        return out
+    place = x.__array_interface__["data"][0] - root.__array_interface__["data"][0] + moved
+    if not 0 <= place <= root.nbytes:
+        return out
+    try:
+        placed = np.ndarray(out.shape, out.dtype, buffer=root, offset=place, strides=out.strides)
+    except (TypeError, ValueError):  # (a dtype NumPy cannot lay over raw bytes)
+        return out
+    if not out.flags.writeable:
+        placed.flags.writeable = False
+    return placed
+
+
 class MadeWithoutGrad:
     """The state of a view made under no_grad or inference_mode of a root that requires grad, or
     of a view of such a view: as torch, it requires grad but has no gradient edge of its own, and
@@ -932,7 +974,8 @@ class Split(Function):
         lead = (slice(None),) * dim
         pieces, start = [], 0
         for size in sizes:
-            pieces.append(x[lead + (slice(start, start + size),)])
+            key = lead + (slice(start, start + size),)
+            pieces.append(torch_empty_slice(x, key, x[key]) if not size else x[key])
             start += size
         return tuple(pieces)
 
