@@ -283,6 +283,8 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
             key = (id(accumulators[-1]), 0)
         else:
             key = (id(t.grad_fn), t._output_nr)
+            if accumulate:
+                t.retain_grad()  # torch's backward(inputs=): a non-leaf input's .grad is its retained grad
         targets.setdefault(key, []).append(i)
     captured = [None] * len(inputs)
 
@@ -295,7 +297,12 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
         roots.append(node)
 
     dependencies = _dependencies(roots)
-    needed = _needed_nodes(_topological_order(roots), targets) if inputs else None
+    needed = running = capture_nodes = None
+    if inputs:
+        running = set()
+        needed = _needed_nodes(_topological_order(roots), targets, running, accumulate)
+        if not accumulate:
+            capture_nodes = {key[0] for key in targets}
     for node in dependencies:
         # a freed graph or a saved tensor changed in place raises here, before any .grad
         # changes — for the nodes that will run, as torch checks only those; the versions are
@@ -311,7 +318,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                     break
             else:
                 continue
-        if needed is None or _will_run(node, needed):
+        if needed is None or id(node) in running:
             node.saved_values  # noqa: B018 - the property raises torch's error
 
     # torch's order: among the nodes whose consumers have all run, the newest (highest sequence
@@ -359,15 +366,20 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
             is_leaf_sink = type(node) is AccumulateGrad
             hooked = node._hooked  # (read once: only a hooked node's hooks run before its second test)
             # (a leaf's tensor hooks are kept on its tensor, not on the node)
+            if capture_nodes is not None and id(node) in capture_nodes:
+                if id(node) not in running:
+                    # torch's capture at a node that does not run: the tensors' hooks and
+                    # retain_grad run, the gradient they leave is captured, the node's own
+                    # pre-hooks and rule do not run
+                    if hooked or is_leaf_sink and node.variable._hooks:
+                        grads = _call_pre_hooks(node, grads, exposed, node_hooks=False)
+                    _capture(node, grads, targets, captured)
+                    continue
+                # a node that runs on (another requested input lies beyond it): torch captures
+                # the gradient as it arrived, before any hook
+                _capture(node, grads, targets, captured)
             if hooked or is_leaf_sink and node.variable._hooks:
                 grads = _call_pre_hooks(node, grads, exposed)
-            if targets:
-                for output_nr in range(len(grads)):
-                    for index in targets.get((id(node), output_nr), ()):
-                        if not accumulate:
-                            captured[index] = grads[output_nr]
-                        elif not is_leaf_sink:
-                            _accumulate(inputs[index], grads[output_nr], create_graph, exposed)
             if is_leaf_sink:
                 if accumulate and (not inputs or (id(node), 0) in targets):
                     _accumulate(node.variable, grads[0], create_graph, exposed)
@@ -375,7 +387,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                         for hook in list(node.variable._post_accumulate_grad_hooks):
                             hook(node.variable)
                 continue
-            if needed is not None and not _will_run(node, needed):
+            if needed is not None and id(node) not in running:
                 continue
             forward_cls = node._forward_cls
             if (len(grads) != 1 or grads[0] is None or not forward_cls._array_forward
@@ -466,24 +478,28 @@ def _is_gradient_edge(x) -> bool:
     return type(x) is not tuple and isinstance(x, tuple) and hasattr(x, "output_nr") and x.node is not None
 
 
-def _needed_nodes(order, targets):
-    """Nodes on some path from the outputs to a requested input (others need not run)."""
+def _needed_nodes(order, targets, running=None, accumulate: bool = False):
+    """Nodes on some path from the outputs to a requested input (others need not run); the ones
+    among them whose rule runs go into ``running`` when given. As torch's engine: backward(inputs=)
+    runs a requested non-leaf input's node (its hooks fire; the input's .grad is its retained
+    grad), grad() only captures the gradient reaching it and runs its rule when another requested
+    input lies beyond it."""
     target_nodes = {key[0] for key in targets}
     needed = set()
     for node in reversed(order):
-        if id(node) in target_nodes or any(
-            child is not None and id(child) in needed for child, _ in node.next_functions
-        ):
+        beyond = any(child is not None and id(child) in needed for child, _ in node.next_functions)
+        if beyond or id(node) in target_nodes:
             needed.add(id(node))
+            if running is not None and (beyond or accumulate):
+                running.add(id(node))
     return needed
 
 
-def _will_run(node, needed):
-    """Whether a needed node's rule runs: a requested non-leaf input's node only hands over the
-    gradient reaching it, and runs its rule only when another requested input lies beyond it."""
-    return id(node) in needed and any(
-        child is not None and id(child) in needed for child, _ in node.next_functions
-    )
+def _capture(node, grads, targets, captured) -> None:
+    """grad(): the gradients reaching ``node`` that were asked for, into ``captured``."""
+    for output_nr in range(len(grads)):
+        for index in targets.get((id(node), output_nr), ()):
+            captured[index] = grads[output_nr]
 
 
 def _add_to_buffer(buffers, node, output_nr, grad, create_graph):
@@ -506,8 +522,9 @@ def _add_to_buffer(buffers, node, output_nr, grad, create_graph):
         slots[output_nr] = type(grad)._make(previous._data + grad._data)
 
 
-def _call_pre_hooks(node, grads, exposed):
-    """Tensor hooks (and retain_grad) for the tensors this node produced, then node pre-hooks."""
+def _call_pre_hooks(node, grads, exposed, node_hooks: bool = True):
+    """Tensor hooks (and retain_grad) for the tensors this node produced, then node pre-hooks
+    (unless ``node_hooks`` is false: the node does not run)."""
     if type(node) is AccumulateGrad:
         hooks = node.variable._hooks
         if hooks:
@@ -539,7 +556,7 @@ def _call_pre_hooks(node, grads, exposed):
                     current = tensor._grad
                     exposed.add(id(g))
                     tensor._grad = g if current is None else current + g
-    if node._pre_hooks:
+    if node_hooks and node._pre_hooks:
         for hook in list(node._pre_hooks):
             exposed.update(id(g) for g in grads)
             result = hook(tuple(grads))
