@@ -55,3 +55,53 @@ def test_a_gradient_edge_capture_does_not_run_the_nodes_pre_hooks():
         return log, g.tolist()
 
     assert trace(chainrule) == trace(torch) == (["tensor"], [3.0, 3.0, 3.0])
+
+
+def _outcome(call):
+    try:
+        result = call()
+    except Exception as error:  # noqa: BLE001 - the class and message are what is compared
+        return type(error).__name__, str(error)
+    return "ok", [None if g is None else g.tolist() for g in (result or ())]
+
+
+MATERIALIZE = {
+    "unused input is zeros": lambda lib, x, y: lib.autograd.grad((x * 2).sum(), [x, y], materialize_grads=True),
+    "allow_unused=True": lambda lib, x, y: lib.autograd.grad((x * 2).sum(), [x, y], materialize_grads=True,
+                                                             allow_unused=True),
+    "allow_unused=False raises": lambda lib, x, y: lib.autograd.grad((x * 2).sum(), [x, y], materialize_grads=True,
+                                                                     allow_unused=False),
+    "float64 unused": lambda lib, x, y: lib.autograd.grad((x * 2).sum(), [y.double()], materialize_grads=True),
+}
+
+
+@pytest.mark.parametrize("case", MATERIALIZE)
+def test_materialize_grads_as_torchs(case):
+    def run(lib):
+        x = lib.ones(3, requires_grad=True)
+        y = lib.ones(2, requires_grad=True)
+        return _outcome(lambda: MATERIALIZE[case](lib, x, y))
+
+    assert run(chainrule) == run(torch)
+
+
+SEEDS = {
+    "grad, grad_outputs=1.0": lambda lib, x: lib.autograd.grad((x * 2).sum(), x, grad_outputs=1.0),
+    "grad, grad_outputs=3": lambda lib, x: lib.autograd.grad((x * 2).sum(), x, grad_outputs=3),
+    "grad, grad_outputs=[1.0]": lambda lib, x: lib.autograd.grad([(x * 2).sum()], x, grad_outputs=[1.0]),
+    "grad, grad_outputs=[None]": lambda lib, x: lib.autograd.grad([(x * 2).sum()], x, grad_outputs=[None]),
+    "backward(gradient=3)": lambda lib, x: (x * 2).sum().backward(gradient=3),
+    "autograd.backward(grad_tensors=2.0)": lambda lib, x: lib.autograd.backward((x * 2).sum(), grad_tensors=2.0),
+    "autograd.backward(grad_tensors=[2.0])": lambda lib, x: lib.autograd.backward([(x * 2).sum()],
+                                                                                  grad_tensors=[2.0]),
+    "is_grads_batched, grad_outputs=2.0": lambda lib, x: lib.autograd.grad((x * 2).sum(), x, grad_outputs=2.0,
+                                                                           is_grads_batched=True),
+}
+
+
+@pytest.mark.parametrize("case", SEEDS)
+def test_a_python_number_as_the_seed_raises_torchs_type_error(case):
+    def run(lib):
+        return _outcome(lambda: SEEDS[case](lib, lib.ones(3, requires_grad=True)))
+
+    assert run(chainrule) == run(torch)

@@ -45,6 +45,17 @@ def _as_tuple(x):
     return (x,)
 
 
+def _seed_tuple(gradients) -> tuple:
+    """The seeds as torch's _tensor_or_tensors_to_tuple takes them: one Tensor, None, or a
+    sequence — a bare Python number raises tuple()'s TypeError ("'float' object is not
+    iterable"), as torch's does."""
+    if gradients is None:
+        return ()
+    if isinstance(gradients, _tensor_cls()):
+        return (gradients,)
+    return tuple(gradients)
+
+
 def _root_grads(outputs, grad_outputs, create_graph: bool):
     """Seed gradients: ones for scalar outputs, the user's ``gradient`` otherwise."""
     Tensor = _tensor_cls()
@@ -65,7 +76,7 @@ def _root_grads(outputs, grad_outputs, create_graph: bool):
                 made = _function.factory_dispatch("ones_like", _ones_like, (out,), {})
                 g = g if made is _function.RUN_UNDISPATCHED else made
         elif not isinstance(g, Tensor):
-            g = Tensor._make(np.asarray(g, dtype=out._data.dtype))
+            raise TypeError(f"gradients can be either Tensors or None, but got {type(g).__name__}")
         if g._data.shape != out._data.shape:
             raise RuntimeError(
                 f"Mismatch in shape: grad_output[{i}] has a shape of {tuple(g.shape)} and "
@@ -244,7 +255,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
     """
     Tensor = _tensor_cls()
     outputs = _as_tuple(outputs)
-    grad_outputs = _as_tuple(grad_outputs)
+    grad_outputs = _seed_tuple(grad_outputs)
     if retain_graph is None:
         retain_graph = create_graph
     for i, out in enumerate(outputs):
@@ -874,11 +885,14 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             grad, overridable, outputs, inputs, grad_outputs=grad_outputs, retain_graph=retain_graph,
             create_graph=create_graph, only_inputs=only_inputs, allow_unused=allow_unused,
             is_grads_batched=is_grads_batched, materialize_grads=materialize_grads)
+    if materialize_grads and allow_unused is False:
+        raise ValueError("Expected allow_unused to be True or not passed when materialize_grads=True, "
+                         "but got: allow_unused=False.")
     if is_grads_batched:
         from .batched_grad import batched_grad  # one unbatched grad per batch row
 
         return batched_grad(grad, _as_tuple(outputs), _as_tuple(inputs),
-                            None if grad_outputs is None else _as_tuple(grad_outputs),
+                            None if grad_outputs is None else _seed_tuple(grad_outputs),
                             retain_graph, create_graph, allow_unused, materialize_grads)
     if allow_unused is None:
         allow_unused = materialize_grads
