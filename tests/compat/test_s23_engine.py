@@ -105,3 +105,33 @@ def test_a_python_number_as_the_seed_raises_torchs_type_error(case):
         return _outcome(lambda: SEEDS[case](lib, lib.ones(3, requires_grad=True)))
 
     assert run(chainrule) == run(torch)
+
+
+def _backward_inside(lib, transform):
+    w = lib.ones(3, requires_grad=True)
+
+    def f(x):
+        y = (x * x).sum()
+        y.backward()
+        return y
+
+    def f_weights(x):
+        y = (x * w).sum()
+        y.backward()
+        return y
+
+    x = lib.ones(3)
+    calls = {
+        "grad": lambda: lib.func.grad(f)(x),
+        "grad, closed-over weights": lambda: lib.func.grad(f_weights)(x),
+        "vjp": lambda: lib.func.vjp(f, x),
+        "jacrev": lambda: lib.func.jacrev(f)(x),
+        "vmap": lambda: lib.func.vmap(f)(lib.ones(2, 3)),
+        "jvp": lambda: lib.func.jvp(f_weights, (x,), (x,)),
+    }
+    return _outcome(calls[transform]), None if w.grad is None else w.grad.tolist()
+
+
+@pytest.mark.parametrize("transform", ["grad", "grad, closed-over weights", "vjp", "jacrev", "vmap", "jvp"])
+def test_backward_inside_a_func_transform_raises_torchs_error(transform):
+    assert _backward_inside(chainrule, transform) == _backward_inside(torch, transform)

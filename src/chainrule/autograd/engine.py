@@ -852,6 +852,12 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         inputs = _as_tuple(inputs)
         if len(inputs) == 0:
             raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
+    if _function.func_transforms.active:
+        # torch.func's transforms differentiate by their own calls; a .grad accumulated inside one
+        # would mix levels, so torch refuses it
+        raise RuntimeError("backward() called inside a functorch transform. This is not supported, please use "
+                           "functorch.grad or functorch.vjp instead or call backward() outside of functorch "
+                           "transforms.")
     if create_graph:
         _warn_reference_cycle_once()
     run_backward(tensors, grad_tensors, retain_graph, create_graph, inputs=inputs, accumulate=True)
