@@ -135,3 +135,74 @@ def _backward_inside(lib, transform):
 @pytest.mark.parametrize("transform", ["grad", "grad, closed-over weights", "vjp", "jacrev", "vmap", "jvp"])
 def test_backward_inside_a_func_transform_raises_torchs_error(transform):
     assert _backward_inside(chainrule, transform) == _backward_inside(torch, transform)
+
+
+def _sin_functions(lib):
+    """User Functions jacfwd must run column by column (their jvp is the derivative torch's jacfwd
+    uses): one whose backward agrees with its jvp, one whose jvp is twice its backward, and one
+    without a usable backward."""
+
+    class Sin(lib.autograd.Function):
+        generate_vmap_rule = True
+
+        @staticmethod
+        def forward(x):
+            return x.sin()
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            ctx.save_for_backward(inputs[0])
+            ctx.save_for_forward(inputs[0])
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * x.cos()
+
+        @staticmethod
+        def jvp(ctx, t):
+            (x,) = ctx.saved_tensors
+            return t * x.cos()
+
+    class SinDisagree(Sin):
+        @staticmethod
+        def jvp(ctx, t):
+            (x,) = ctx.saved_tensors
+            return 2 * t * x.cos()
+
+    class SinJvpOnly(Sin):
+        @staticmethod
+        def backward(ctx, g):
+            raise RuntimeError("no backward")
+
+    return {"Sin": Sin, "SinDisagree": SinDisagree, "SinJvpOnly": SinJvpOnly}
+
+
+def _penalty_through_jacfwd(lib, name, grad_mode):
+    function = _sin_functions(lib)[name]
+    w = lib.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    x = lib.tensor([0.3, 0.2, -0.4])
+    with lib.set_grad_enabled(grad_mode):
+        jacobian = lib.func.jacfwd(lambda x: function.apply(x * w))(x)
+    values = [round(v, 5) for v in jacobian.diagonal().tolist()]
+    if not jacobian.requires_grad:
+        return values, False, None
+    (g,) = lib.autograd.grad(jacobian.pow(2).sum(), w)
+    return values, True, [round(v, 5) for v in g.tolist()]
+
+
+@pytest.mark.parametrize("grad_mode", [True, False], ids=["grad", "no_grad"])
+@pytest.mark.parametrize("name", ["Sin", "SinDisagree", "SinJvpOnly"])
+def test_a_gradient_penalty_through_jacfwds_columns_reaches_the_weights(name, grad_mode):
+    # d/dw sum((cos(x w) w)^2): the columns keep their graph to the closed-over w, as torch's do
+    assert _penalty_through_jacfwd(chainrule, name, grad_mode) == _penalty_through_jacfwd(torch, name, grad_mode)
+
+
+@pytest.mark.parametrize("name", ["SinDisagree", "SinJvpOnly"])
+def test_jacfwds_columns_without_a_closed_over_weight_carry_no_graph(name):
+    def run(lib):
+        function = _sin_functions(lib)[name]
+        jacobian = lib.func.jacfwd(function.apply)(lib.tensor([0.3, 0.2, -0.4]))
+        return jacobian.requires_grad, [round(v, 5) for v in jacobian.diagonal().tolist()]
+
+    assert run(chainrule) == run(torch)
