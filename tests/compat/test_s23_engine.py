@@ -206,3 +206,30 @@ def test_jacfwds_columns_without_a_closed_over_weight_carry_no_graph(name):
         return jacobian.requires_grad, [round(v, 5) for v in jacobian.diagonal().tolist()]
 
     assert run(chainrule) == run(torch)
+
+
+MIXED_TANGENT = {
+    "sin": lambda lib, a: a.sin(),
+    "times two": lambda lib, a: a * 2,
+    "identity": lambda lib, a: a,
+    "a + a": lambda lib, a: a + a,
+    "sum": lambda lib, a: a.sum(),
+    "relu": lambda lib, a: lib.relu(a),
+    "exp then view": lambda lib, a: a.exp().view(3, 1),
+    "softmax": lambda lib, a: a.softmax(0),
+    "double()": lambda lib, a: a.double(),
+}
+
+
+@pytest.mark.parametrize("case", MIXED_TANGENT)
+def test_jvp_of_a_tangent_wider_than_its_primal_keeps_torchs_dtypes(case):
+    # torch's forward formulas compute with the tangent: a float64 tangent of a float32 primal
+    # gives a float64 output tangent (the primal output stays float32)
+    def run(lib):
+        x = lib.tensor([0.3, -0.2, 0.5], dtype=lib.float32)
+        t = lib.tensor([1.0, 2.0, -1.0], dtype=lib.float64)
+        output, tangent = lib.func.jvp(lambda a: MIXED_TANGENT[case](lib, a), (x,), (t,))
+        return str(output.dtype).split(".")[-1], str(tangent.dtype).split(".")[-1], \
+            [round(v, 5) for v in tangent.reshape(-1).tolist()]
+
+    assert run(chainrule) == run(torch)
