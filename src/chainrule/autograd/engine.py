@@ -45,6 +45,17 @@ def _as_tuple(x):
     return (x,)
 
 
+def _seed_tuple(gradients) -> tuple:
+    """The seeds as torch's _tensor_or_tensors_to_tuple takes them: one Tensor, None, or a
+    sequence — a bare Python number raises tuple()'s TypeError ("'float' object is not
+    iterable"), as torch's does."""
+    if gradients is None:
+        return ()
+    if isinstance(gradients, _tensor_cls()):
+        return (gradients,)
+    return tuple(gradients)
+
+
 def _root_grads(outputs, grad_outputs, create_graph: bool):
     """Seed gradients: ones for scalar outputs, the user's ``gradient`` otherwise."""
     Tensor = _tensor_cls()
@@ -65,7 +76,7 @@ def _root_grads(outputs, grad_outputs, create_graph: bool):
                 made = _function.factory_dispatch("ones_like", _ones_like, (out,), {})
                 g = g if made is _function.RUN_UNDISPATCHED else made
         elif not isinstance(g, Tensor):
-            g = Tensor._make(np.asarray(g, dtype=out._data.dtype))
+            raise TypeError(f"gradients can be either Tensors or None, but got {type(g).__name__}")
         if g._data.shape != out._data.shape:
             raise RuntimeError(
                 f"Mismatch in shape: grad_output[{i}] has a shape of {tuple(g.shape)} and "
@@ -244,7 +255,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
     """
     Tensor = _tensor_cls()
     outputs = _as_tuple(outputs)
-    grad_outputs = _as_tuple(grad_outputs)
+    grad_outputs = _seed_tuple(grad_outputs)
     if retain_graph is None:
         retain_graph = create_graph
     for i, out in enumerate(outputs):
@@ -283,6 +294,8 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
             key = (id(accumulators[-1]), 0)
         else:
             key = (id(t.grad_fn), t._output_nr)
+            if accumulate:
+                t.retain_grad()  # torch's backward(inputs=): a non-leaf input's .grad is its retained grad
         targets.setdefault(key, []).append(i)
     captured = [None] * len(inputs)
 
@@ -295,7 +308,12 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
         roots.append(node)
 
     dependencies = _dependencies(roots)
-    needed = _needed_nodes(_topological_order(roots), targets) if inputs else None
+    needed = running = capture_nodes = None
+    if inputs:
+        running = set()
+        needed = _needed_nodes(_topological_order(roots), targets, running, accumulate)
+        if not accumulate:
+            capture_nodes = {key[0] for key in targets}
     for node in dependencies:
         # a freed graph or a saved tensor changed in place raises here, before any .grad
         # changes — for the nodes that will run, as torch checks only those; the versions are
@@ -311,7 +329,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                     break
             else:
                 continue
-        if needed is None or _will_run(node, needed):
+        if needed is None or id(node) in running:
             node.saved_values  # noqa: B018 - the property raises torch's error
 
     # torch's order: among the nodes whose consumers have all run, the newest (highest sequence
@@ -359,15 +377,20 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
             is_leaf_sink = type(node) is AccumulateGrad
             hooked = node._hooked  # (read once: only a hooked node's hooks run before its second test)
             # (a leaf's tensor hooks are kept on its tensor, not on the node)
+            if capture_nodes is not None and id(node) in capture_nodes:
+                if id(node) not in running:
+                    # torch's capture at a node that does not run: the tensors' hooks and
+                    # retain_grad run, the gradient they leave is captured, the node's own
+                    # pre-hooks and rule do not run
+                    if hooked or is_leaf_sink and node.variable._hooks:
+                        grads = _call_pre_hooks(node, grads, exposed, node_hooks=False)
+                    _capture(node, grads, targets, captured)
+                    continue
+                # a node that runs on (another requested input lies beyond it): torch captures
+                # the gradient as it arrived, before any hook
+                _capture(node, grads, targets, captured)
             if hooked or is_leaf_sink and node.variable._hooks:
                 grads = _call_pre_hooks(node, grads, exposed)
-            if targets:
-                for output_nr in range(len(grads)):
-                    for index in targets.get((id(node), output_nr), ()):
-                        if not accumulate:
-                            captured[index] = grads[output_nr]
-                        elif not is_leaf_sink:
-                            _accumulate(inputs[index], grads[output_nr], create_graph, exposed)
             if is_leaf_sink:
                 if accumulate and (not inputs or (id(node), 0) in targets):
                     _accumulate(node.variable, grads[0], create_graph, exposed)
@@ -375,7 +398,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                         for hook in list(node.variable._post_accumulate_grad_hooks):
                             hook(node.variable)
                 continue
-            if needed is not None and not _will_run(node, needed):
+            if needed is not None and id(node) not in running:
                 continue
             forward_cls = node._forward_cls
             if (len(grads) != 1 or grads[0] is None or not forward_cls._array_forward
@@ -466,24 +489,28 @@ def _is_gradient_edge(x) -> bool:
     return type(x) is not tuple and isinstance(x, tuple) and hasattr(x, "output_nr") and x.node is not None
 
 
-def _needed_nodes(order, targets):
-    """Nodes on some path from the outputs to a requested input (others need not run)."""
+def _needed_nodes(order, targets, running=None, accumulate: bool = False):
+    """Nodes on some path from the outputs to a requested input (others need not run); the ones
+    among them whose rule runs go into ``running`` when given. As torch's engine: backward(inputs=)
+    runs a requested non-leaf input's node (its hooks fire; the input's .grad is its retained
+    grad), grad() only captures the gradient reaching it and runs its rule when another requested
+    input lies beyond it."""
     target_nodes = {key[0] for key in targets}
     needed = set()
     for node in reversed(order):
-        if id(node) in target_nodes or any(
-            child is not None and id(child) in needed for child, _ in node.next_functions
-        ):
+        beyond = any(child is not None and id(child) in needed for child, _ in node.next_functions)
+        if beyond or id(node) in target_nodes:
             needed.add(id(node))
+            if running is not None and (beyond or accumulate):
+                running.add(id(node))
     return needed
 
 
-def _will_run(node, needed):
-    """Whether a needed node's rule runs: a requested non-leaf input's node only hands over the
-    gradient reaching it, and runs its rule only when another requested input lies beyond it."""
-    return id(node) in needed and any(
-        child is not None and id(child) in needed for child, _ in node.next_functions
-    )
+def _capture(node, grads, targets, captured) -> None:
+    """grad(): the gradients reaching ``node`` that were asked for, into ``captured``."""
+    for output_nr in range(len(grads)):
+        for index in targets.get((id(node), output_nr), ()):
+            captured[index] = grads[output_nr]
 
 
 def _add_to_buffer(buffers, node, output_nr, grad, create_graph):
@@ -506,8 +533,9 @@ def _add_to_buffer(buffers, node, output_nr, grad, create_graph):
         slots[output_nr] = type(grad)._make(previous._data + grad._data)
 
 
-def _call_pre_hooks(node, grads, exposed):
-    """Tensor hooks (and retain_grad) for the tensors this node produced, then node pre-hooks."""
+def _call_pre_hooks(node, grads, exposed, node_hooks: bool = True):
+    """Tensor hooks (and retain_grad) for the tensors this node produced, then node pre-hooks
+    (unless ``node_hooks`` is false: the node does not run)."""
     if type(node) is AccumulateGrad:
         hooks = node.variable._hooks
         if hooks:
@@ -539,7 +567,7 @@ def _call_pre_hooks(node, grads, exposed):
                     current = tensor._grad
                     exposed.add(id(g))
                     tensor._grad = g if current is None else current + g
-    if node._pre_hooks:
+    if node_hooks and node._pre_hooks:
         for hook in list(node._pre_hooks):
             exposed.update(id(g) for g in grads)
             result = hook(tuple(grads))
@@ -824,6 +852,12 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         inputs = _as_tuple(inputs)
         if len(inputs) == 0:
             raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
+    if _function.func_transforms.active:
+        # torch.func's transforms differentiate by their own calls; a .grad accumulated inside one
+        # would mix levels, so torch refuses it
+        raise RuntimeError("backward() called inside a functorch transform. This is not supported, please use "
+                           "functorch.grad or functorch.vjp instead or call backward() outside of functorch "
+                           "transforms.")
     if create_graph:
         _warn_reference_cycle_once()
     run_backward(tensors, grad_tensors, retain_graph, create_graph, inputs=inputs, accumulate=True)
@@ -857,11 +891,14 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             grad, overridable, outputs, inputs, grad_outputs=grad_outputs, retain_graph=retain_graph,
             create_graph=create_graph, only_inputs=only_inputs, allow_unused=allow_unused,
             is_grads_batched=is_grads_batched, materialize_grads=materialize_grads)
+    if materialize_grads and allow_unused is False:
+        raise ValueError("Expected allow_unused to be True or not passed when materialize_grads=True, "
+                         "but got: allow_unused=False.")
     if is_grads_batched:
         from .batched_grad import batched_grad  # one unbatched grad per batch row
 
         return batched_grad(grad, _as_tuple(outputs), _as_tuple(inputs),
-                            None if grad_outputs is None else _as_tuple(grad_outputs),
+                            None if grad_outputs is None else _seed_tuple(grad_outputs),
                             retain_graph, create_graph, allow_unused, materialize_grads)
     if allow_unused is None:
         allow_unused = materialize_grads

@@ -367,13 +367,13 @@ def _contract(outputs, inputs, tangents, keep_graph: bool) -> list:
     # Jᵀu is linear in u, so d/du ⟨Jᵀu, t⟩ is the same at every u: ones keep u off the points a
     # rule treats specially (a masked sign, log|u| at u = 0), where its recorded graph need not
     # carry the derivative
-    cotangents = _cotangents(outputs, "ones_like")
+    cotangents = _cotangents(outputs, "ones_like", tangents)
     try:
         pulled = _engine.grad(outputs, inputs, cotangents, retain_graph=True, create_graph=True, allow_unused=True)
     except RuntimeError as refusal:
         # a rule that refuses a cotangent its loss could not give (eig's eigenvectors fixed only
         # up to a phase: Im diag(Vᴴ u) must vanish) accepts zeros, which meet any linear condition
-        cotangents = _cotangents(outputs, "zeros_like")
+        cotangents = _cotangents(outputs, "zeros_like", tangents)
         try:
             pulled = _engine.grad(outputs, inputs, cotangents, retain_graph=True, create_graph=True,
                                   allow_unused=True)
@@ -407,12 +407,18 @@ def _contract(outputs, inputs, tangents, keep_graph: bool) -> list:
     return [Tensor._make(o._data * 0) if f is None else f for f, o in zip(found, outputs)]
 
 
-def _cotangents(outputs, fill: str) -> list:
-    """One cotangent per output, all ones or all zeros, requiring grad."""
+def _cotangents(outputs, fill: str, tangents=()) -> list:
+    """One cotangent per output, all ones or all zeros, requiring grad; of the output's dtype
+    promoted with the tangents' (the pushed tangent takes the cotangent's dtype: a float64
+    tangent of a float32 primal stays float64, as torch's formulas keep it)."""
     Tensor = _function._Tensor
+    wider = [t._data.dtype for t in tangents if t is not None]
     cotangents = []
     for o in outputs:
-        u = Tensor._make(getattr(array_module(o._data), fill)(o._data))
+        kind = o._data.dtype.kind  # (of the same kind only: a complex tangent of a real output's input stays out)
+        same_kind = [dtype for dtype in wider if dtype.kind == kind]
+        dtype = array_module(o._data).result_type(o._data.dtype, *same_kind) if same_kind else o._data.dtype
+        u = Tensor._make(getattr(array_module(o._data), fill)(o._data, dtype=dtype))
         u._requires_grad = True
         cotangents.append(u)
     return cotangents

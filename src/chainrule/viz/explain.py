@@ -309,13 +309,18 @@ def explain(output, inputs=None, print_trace: bool = True, *, names=None) -> Tra
     handles = []
     retained = []
     for fn in nodes:
+        if type(fn) is AccumulateGrad:
+            # autograd.grad captures a leaf's gradient without running its accumulator (as torch's
+            # does, so the node's pre-hooks stay silent); the leaf's own tensor hooks see it
+            leaf_step = prehook(fn)
+            handles.append(fn.variable.register_hook(lambda g, leaf_step=leaf_step: leaf_step((g,))))
+            continue
         handles.append(fn.register_prehook(prehook(fn)))
-        if type(fn) is not AccumulateGrad:
-            handles.append(fn.register_hook(posthook(fn)))
-            for ref in (fn._retained or {}).values():
-                t = ref()
-                if t is not None:
-                    retained.append((t, t._grad))
+        handles.append(fn.register_hook(posthook(fn)))
+        for ref in (fn._retained or {}).values():
+            t = ref()
+            if t is not None:
+                retained.append((t, t._grad))
     tensors = [t for _, t in input_items]
     try:
         grads = autograd_grad(output, tensors, retain_graph=True, allow_unused=True)
