@@ -915,6 +915,7 @@ def _positions(self: Tensor, indices) -> Tensor:
         raise IndexError(f"too many indices for tensor of dimension {self._data.ndim} (got {len(indices)})")
     key = _index._convert_key(tuple(indices), xp)  # torch's index dtype checks, as getitem's
     try:
+        key = _index.advanced_key(key, self._data.shape)
         return Tensor._make(xp.arange(self._data.size).reshape(self._data.shape)[key].astype(np.int64))
     except IndexError as e:
         raise _index.in_torch_words(e) from None

@@ -635,16 +635,24 @@ def _key_reading_nothing(key, shape: tuple):
     return tuple(placed) if type(key) is tuple else placed[0]
 
 
+def advanced_key(key, shape: tuple):
+    """A converted advanced key as torch applies it to a tensor of ``shape``, for reads and writes
+    alike: Ellipsis spelled out where it stands for no dim, and a key reading nothing range-checked
+    as torch checks it (see _key_reading_nothing)."""
+    key = _advanced_key(key, shape)
+    if 0 in shape or any(is_array(k) and not k.size or k is False or k is np.False_
+                         for k in (key if type(key) is tuple else (key,))):
+        key = _key_reading_nothing(key, shape)
+    return key
+
+
 def getitem(input: Tensor, key) -> Tensor:
     """``input[key]`` with torch semantics; basic indexing returns a view."""
     given = key
     key = _convert_key(key, array_module(input), input._data.shape)
     basic = _is_basic(key)
     if not basic:
-        key = _advanced_key(key, input._data.shape)
-        if not input._data.size or any(is_array(k) and not k.size or k is False or k is np.False_
-                                       for k in (key if type(key) is tuple else (key,))):
-            key = _key_reading_nothing(key, input._data.shape)
+        key = advanced_key(key, input._data.shape)
         split = _integers_first(key, array_module(input), is_recording(input), input._data.shape)
         if split is not None:
             return getitem(getitem(input, split[0]), split[1])
@@ -1110,7 +1118,7 @@ def setitem(input: Tensor, key, value) -> None:
             _check_value_expands(input, key, value)
     split = None
     if not basic:
-        key = _advanced_key(key, input._data.shape)
+        key = advanced_key(key, input._data.shape)
         _check_index_put(input, raw_key, key, value)
         split = _integers_first(key, xp)
     if split is not None:
