@@ -55,3 +55,66 @@ def test_index_put_reading_nothing_writes_nothing_and_gives_empty_gradients():
         y.sum().backward()
         return lib.cat([x.grad.flatten(), v.grad])
     _same_as_torch(make)
+
+
+# ---- index_put_: a uint8 mask, the dtypes, and a value aliasing the written tensor ----------------
+def _u8_mask(lib):
+    return lib.tensor([1, 0], dtype=lib.uint8)
+
+
+@pytest.mark.parametrize("make", [
+    lambda lib: lib.arange(6.).reshape(2, 3).index_put_((_u8_mask(lib),), lib.tensor(9.)),
+    lambda lib: lib.index_put(lib.arange(6.).reshape(2, 3), (_u8_mask(lib),), lib.tensor(9.)),
+    lambda lib: lib.arange(6.).reshape(2, 3).index_put_((_u8_mask(lib),), lib.tensor([1., 2, 3])),
+    lambda lib: lib.arange(6.).reshape(2, 3).index_put_((_u8_mask(lib),), lib.tensor(9.), accumulate=True),
+    lambda lib: lib.arange(6.).reshape(2, 3).index_put_((lib.tensor([0]),), lib.tensor(1., dtype=lib.float64)),
+    lambda lib: lib.index_put(lib.arange(6.).reshape(2, 3), (lib.tensor([0]),), lib.tensor([1.], dtype=lib.float64)),
+], ids=["u8-mask-one-value", "u8-mask-function", "u8-mask-row", "u8-mask-accumulate", "float64-value", "float64-value-function"])
+def test_index_put_refuses_a_uint8_mask_with_one_value_and_other_dtypes_as_torch(make):
+    # torch's index_put_ is a masked_fill_ for one mask and one value, which refuses uint8, and
+    # otherwise needs the value in the destination's dtype; chainrule wrote both
+    _same_as_torch(make)
+
+
+@pytest.mark.parametrize("make", [
+    lambda lib: (lambda x: x.index_put_((lib.tensor([1, 2]),), x[0]))(lib.arange(6.)),
+    lambda lib: (lambda x: x.index_put_((lib.tensor([1, 2]),), x[0], accumulate=True))(lib.arange(6.)),
+    lambda lib: (lambda x: x.index_put_((lib.tensor([1, 2]),), x[:2]))(lib.arange(6.)),
+    lambda lib: (lambda x: x.index_put_((lib.tensor([1]),), x[0, 1]))(lib.arange(6.).reshape(2, 3)),
+    lambda lib: (lambda x: x.__setitem__(lib.tensor([1, 2]), x[0]) or x)(lib.arange(6.)),
+    lambda lib: (lambda x: x.__setitem__(lib.tensor([1, 2]), x[0]) or x)(lib.arange(6., requires_grad=True) * 1),
+    lambda lib: (lambda x: x.__setitem__(x > 2, x[0]) or x)(lib.arange(6.)),  # a masked_fill_: allowed
+    lambda lib: (lambda x: x.__setitem__(slice(1, 3), x[0]) or x)(lib.arange(6.)),  # a copy_: allowed
+    lambda lib: (lambda b: b[:6].index_put_((lib.tensor([1]),), b[7]))(lib.arange(8.)),  # outside: allowed
+    lambda lib: (lambda x: lib.index_put(x, (lib.tensor([1, 2]),), x[0]))(lib.arange(6.)),  # a copy: allowed
+], ids=["0d", "0d-accumulate", "1d", "0d-of-2d", "setitem-0d", "setitem-0d-recorded", "mask-0d", "slice-0d",
+        "outside", "function"])
+def test_index_put_with_a_value_aliasing_the_written_tensor_is_refused_as_torch(make):
+    # torch's index_put_ checks that the value shares no memory with self, a 0-d value too
+    _same_as_torch(make)
+
+
+# ---- torch.index_put / Tensor.index_put_: torch's argument numbering ----------------------------
+def _x(lib):
+    return lib.arange(6.).reshape(2, 3)
+
+
+@pytest.mark.parametrize("make", [
+    lambda lib: lib.index_put(_x(lib), lib.tensor([0]), lib.tensor(1.)),
+    lambda lib: lib.index_put_(_x(lib), lib.tensor([0]), lib.tensor(1.)),
+    lambda lib: _x(lib).index_put(lib.tensor([0]), lib.tensor(1.)),
+    lambda lib: _x(lib).index_put_(lib.tensor([0]), lib.tensor(1.)),
+    lambda lib: lib.index_put(3, (lib.tensor([0]),), lib.tensor(1.)),
+    lambda lib: lib.index_put_(3, (lib.tensor([0]),), lib.tensor(1.)),
+    lambda lib: lib.index_put(_x(lib), (lib.tensor([0]),), 1.0),
+    lambda lib: _x(lib).index_put_((lib.tensor([0]),), 1.0),
+    lambda lib: _x(lib).index_put((lib.tensor([0]),), lib.tensor(1.), accumulate=1),
+    lambda lib: lib.index_put(_x(lib), (0,), lib.tensor(1.)),
+    lambda lib: _x(lib).index_put([[0]], lib.tensor(1.)),
+    lambda lib: lib.index_put(_x(lib), (lib.tensor([0]),), lib.ones(2)),
+    lambda lib: _x(lib).index_put_((lib.tensor([0]),), lib.ones(2)),
+], ids=["f-indices", "f_-indices", "m-indices", "m_-indices", "f-input", "f_-input", "f-values", "m_-values",
+        "accumulate", "f-element", "m-element", "f-shape", "m_-shape"])
+def test_index_put_argument_errors_number_the_arguments_as_torch(make):
+    # the function form counts input as argument 1 (the method form counts indices as 1)
+    _same_as_torch(make)

@@ -763,16 +763,21 @@ def torch_indices(raw_key, shape: tuple) -> tuple:
     return tuple(indices)
 
 
-def _check_index_put(input: Tensor, raw_key, key, value: Tensor) -> None:
+def masked_fill_write(key, value, accumulate: bool = False) -> bool:
+    """Whether torch's index_put_ of ``value`` at (converted) ``key`` is a masked_fill_: not
+    accumulating, one mask (a Python bool is an index, not a mask) and a one-element value."""
+    items = key if isinstance(key, tuple) else (key,)
+    indices = [k for k in items if is_array(k) or isinstance(k, (bool, np.bool_))]
+    one_value = not isinstance(value, Tensor) or value._data.size == 1
+    return not accumulate and one_value and len(indices) == 1 and is_array(indices[0]) and indices[0].dtype == np.bool_
+
+
+def _check_index_put(input: Tensor, raw_key, key, value: Tensor, accumulate: bool = False) -> None:
     """torch's index_put_ rules for a tensor value and an advanced key: one mask and a one-element
     value is a masked_fill_ (the value cast; a uint8 mask refused), anything else needs the value in
     the destination's dtype."""
     raw_items = raw_key if isinstance(raw_key, tuple) else (raw_key,)
-    items = key if isinstance(key, tuple) else (key,)
-    # Python bools are index tensors too in torch ([0] or [] on a new dim)
-    indices = [k for k in items if is_array(k) or isinstance(k, (bool, np.bool_))]
-    one_value = not isinstance(value, Tensor) or value._data.size == 1
-    if one_value and len(indices) == 1 and is_array(indices[0]) and indices[0].dtype == np.bool_:
+    if masked_fill_write(key, value, accumulate):
         if any(isinstance(k, Tensor) and k._data.dtype == np.uint8 for k in raw_items):
             getitem(input.detach(), key)  # a bad key is the first error, as in torch
             raise RuntimeError("masked_fill_ only supports boolean masks, but got mask with dtype unsigned char")
@@ -1112,7 +1117,9 @@ def setitem(input: Tensor, key, value) -> None:
     basic = _is_basic(key)
     if basic and _written_through_wrapper_view(input, raw_key, value):
         return
-    if isinstance(value, Tensor) and value._data.ndim:  # (a number or a 0-d value always fits, and is a copy)
+    # a 0-d value always fits a basic write (copy_ expands it, "too hard" to check); index_put_
+    # checks it too, unless it is a masked_fill_
+    if isinstance(value, Tensor) and (value._data.ndim or not basic and not masked_fill_write(key, value)):
         _check_write_overlap(input, key, value, basic)
         if basic:
             _check_value_expands(input, key, value)
