@@ -4,6 +4,7 @@ class and message."""
 
 import warnings
 
+import numpy as np
 import pytest
 
 import chainrule
@@ -117,4 +118,39 @@ def _x(lib):
         "accumulate", "f-element", "m-element", "f-shape", "m_-shape"])
 def test_index_put_argument_errors_number_the_arguments_as_torch(make):
     # the function form counts input as argument 1 (the method form counts indices as 1)
+    _same_as_torch(make)
+
+
+# ---- several Ellipses in one key ------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(4, 1, 3), (2, 0, 3), (5,), ()])
+@pytest.mark.parametrize("key", [
+    (..., ...), (..., ..., ...), (0, ..., ...), (..., 0, ...), (..., None, ...), (..., ..., slice(None)),
+    (..., ..., slice(0, 5)), (..., ..., slice(1, 2)), (..., ..., None), (..., ..., 0), (..., ..., 1),
+    (..., ..., [0]), (..., ..., 0, 0, 0), (..., ..., 0, 0, 0, 0),
+], ids=repr)
+def test_a_key_with_several_ellipses_reads_as_torch_reads_it(shape, key):
+    # torch moves its dim pointer past the unindexed dims at every Ellipsis: with nothing to skip
+    # the extra ones do nothing, otherwise what follows the second lies beyond the tensor (a whole
+    # slice passes; anything else is refused); chainrule refused every second Ellipsis (NumPy's rule)
+    def make(lib):
+        x = lib.arange(float(np.prod(shape))).reshape(shape)
+        return x[tuple(lib.tensor(k) if isinstance(k, list) else k for k in key)]
+    _same_as_torch(make)
+
+
+def test_a_write_with_several_ellipses_writes_as_torch():
+    def make(lib):
+        x = lib.arange(12.).reshape(4, 1, 3)
+        x[..., ...] = 5.0
+        x[..., 1, ...] = lib.tensor([7.0])  # the pointer is at dim 2 after the first Ellipsis
+        return x
+    _same_as_torch(make)
+
+
+def test_a_read_with_several_ellipses_is_a_view_with_torch_gradient():
+    def make(lib):
+        x = lib.arange(12.).reshape(4, 1, 3).requires_grad_()
+        y = x[..., 0, ...]
+        (y * lib.arange(3.)).sum().backward()
+        return lib.cat([x.grad.flatten(), lib.tensor([float(y._base is x)])])
     _same_as_torch(make)

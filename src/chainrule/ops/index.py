@@ -54,6 +54,8 @@ def _convert_key(key, xp=np, shape: tuple | None = None):
                       "x[tuple(seq)] instead of x[seq] (torch will read it as x[torch.tensor(seq)])",
                       UserWarning, stacklevel=3)
         key = tuple(key)
+    if isinstance(key, tuple) and shape is not None and sum(k is Ellipsis for k in key) > 1:
+        key = _with_one_ellipsis(key, shape)
     if isinstance(key, tuple) and shape or shape == () and not isinstance(key, (int, np.integer, slice)):
         # (one item is checked as torch does by the read itself; a 0-d tensor's lone integer or
         # slice gets torch's own words, in getitem)
@@ -65,6 +67,47 @@ def _convert_key(key, xp=np, shape: tuple | None = None):
         return key
     key = _convert_key_item(key)
     return xp.asarray(key) if xp is not np and type(key) is np.ndarray else key
+
+
+def _with_one_ellipsis(items: tuple, shape: tuple) -> tuple:
+    """A key holding several Ellipses as torch reads it, with at most one: torch moves its dim
+    pointer past the unindexed dims at every Ellipsis, so with none to skip the extra ones do
+    nothing, and otherwise what follows the second lies beyond the tensor: a whole slice passes,
+    anything else is refused with the error torch's op at that dim gives (an integer's names the
+    item's position and size 0, the size torch reads there)."""
+    specified = sum(_dims_indexed(k) for k in items)
+    if specified >= len(shape):  # nothing to skip, or too many indices (refused as usual)
+        _check_key_in_torch_order(items, shape)  # (an integer's error names its position in this key)
+        first = items.index(Ellipsis)
+        return items[:first + 1] + tuple(k for k in items[first + 1:] if k is not Ellipsis)
+    skipped = len(shape) - specified
+    kept, dim, ndim, beyond = [], 0, len(shape), None  # ndim: the dims of the result so far
+    for position, k in enumerate(items):
+        if k is Ellipsis:
+            whole = [slice(None)] * skipped
+            kept += whole[:max(ndim - dim, 0)]
+            dim += skipped
+        elif dim < ndim or (k is None or isinstance(k, (bool, np.bool_))) and dim == ndim:
+            kept.append(k)
+            if isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)):
+                ndim -= 1
+            else:
+                ndim += k is None or isinstance(k, (bool, np.bool_))
+                dim += _dims_indexed(k) if isinstance(k, Tensor) else 1
+        elif isinstance(k, slice) and k.start in (None, 0) and k.step in (None, 1) and (k.stop is None or k.stop >= 0):
+            dim += 1  # torch's whole-slice shortcut (it reads size 0 there)
+        elif isinstance(k, slice) or k is None or isinstance(k, (bool, np.bool_)):
+            extra = not isinstance(k, slice)  # unsqueeze takes one dim more
+            raise IndexError(f"Dimension out of range (expected to be in range of [{-ndim - extra}, "
+                             f"{ndim - 1 + extra}], but got {dim})")
+        elif isinstance(k, (int, np.integer)):
+            raise IndexError(f"index {k} is out of bounds for dimension {position} with size 0")
+        else:  # an index tensor (or list), gathered at the end as torch does
+            dim += 1
+            beyond = dim
+    if beyond is not None:
+        raise IndexError(f"too many indices for tensor of dimension {ndim} (got {beyond})")
+    return tuple(kept)
 
 
 def _dims_indexed(k) -> int:
