@@ -154,3 +154,22 @@ def test_a_read_with_several_ellipses_is_a_view_with_torch_gradient():
         (y * lib.arange(3.)).sum().backward()
         return lib.cat([x.grad.flatten(), lib.tensor([float(y._base is x)])])
     _same_as_torch(make)
+
+
+# ---- index_add_ on an empty or 0-d tensor ---------------------------------------------------------
+@pytest.mark.parametrize("make", [
+    lambda lib: lib.zeros(0, 3).index_add_(0, lib.tensor([-1, 1]), lib.ones(2, 3), alpha=2),
+    lambda lib: lib.zeros(0, 3).index_add_(0, lib.tensor([1, 1]), lib.ones(2, 3)),
+    lambda lib: lib.zeros(3, 0).index_add_(1, lib.tensor([5]), lib.ones(3, 1)),
+    lambda lib: lib.zeros(2, 0).index_add_(0, lib.tensor([5], dtype=lib.int32), lib.ones(1, 0)),
+    lambda lib: lib.zeros(0).index_add_(0, lib.tensor([5]), lib.ones(1)),  # 1-d: still checked
+    lambda lib: lib.tensor(3).index_add_(0, lib.tensor([1, 0, 1, 1]), lib.tensor(1), alpha=2),
+    lambda lib: lib.tensor(3).index_add_(0, lib.tensor([0, 0]), lib.tensor(1)),
+    lambda lib: lib.tensor(3.).index_add_(0, lib.tensor([0]), lib.tensor(1.), alpha=2),
+    lambda lib: lib.tensor(3.).index_add_(0, lib.tensor([-1., 0, 0]), lib.tensor(1.), alpha=2),  # dtype first
+], ids=["empty-2d", "empty-2d-alpha-1", "empty-dim-1", "empty-int32", "empty-1d", "0d-four-indices", "0d-two",
+        "0d-one", "0d-float-index"])
+def test_index_add_on_an_empty_or_0d_tensor_as_torch(make):
+    # torch's index_add_ of 2-d or more returns at once when self is empty (no index is read);
+    # a 0-d self with several indices is refused as reading dim 0
+    _same_as_torch(make)

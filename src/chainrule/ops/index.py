@@ -225,7 +225,7 @@ def _add_rows(out: np.ndarray, index: np.ndarray, src: np.ndarray) -> None:
     """``out[index[j]] += src[j]`` along axis 0 with repeated indices summed (sort + reduceat,
     vectorised; no np.add.at)."""
     xp = array_module(out)
-    if index.size == 0:
+    if index.size == 0 or out.size == 0:  # (an empty out's indices are not checked: see _index_dim)
         return
     index = xp.where(index < 0, index + out.shape[0], index)
     order = xp.argsort(index, kind="stable")
@@ -1893,6 +1893,8 @@ def _index_dim(input: Tensor, dim: int, index: Tensor, op: str, alpha=1) -> tupl
     d = _wrap_dim(dim, input._data.ndim, op)
     size = _as_1d(input._data).shape[d]
     low = -size if op == "index_fill" else 0  # index_add and index_copy refuse negative indices
+    if op == "index_add" and input._data.ndim > 1 and not input._data.size:
+        return array, d  # torch's index_add_ of 2-d or more returns before it reads an index when self is empty
     if array.size and (int(array.max()) >= size or int(array.min()) < low):
         bad = int(array[(array >= size) | (array < low)][0])  # the first, as torch's loop meets it
         words = f"index {bad} is out of bounds for dimension {d} with size {size}"
@@ -1998,6 +2000,10 @@ def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1
     if isinstance(source, Tensor) and input._data.ndim == 0 and source._data.ndim != 0:  # (before the index)
         raise RuntimeError(f"source tensor shape must match self tensor shape, excluding the specified dimension. "
                            f"Got self.shape = [] source.shape = {list(source._data.shape)}")
+    if (input._data.ndim == 0 and isinstance(source, Tensor) and source._data.ndim == 0 and isinstance(index, Tensor)
+            and index._data.dtype in (np.int32, np.int64) and index._data.size != 1):
+        # (after the index's dtype check) torch reads a 0-d self's slab at dim 0 for several indices
+        raise IndexError("Dimension specified as 0 but tensor has no dimensions")
     array, d = _index_dim(input, dim, index, "index_add", alpha)
     _check_source("index_add_", input, source, array, d)
     source = _same_dtype(source, input)
