@@ -173,3 +173,34 @@ def test_index_add_on_an_empty_or_0d_tensor_as_torch(make):
     # torch's index_add_ of 2-d or more returns at once when self is empty (no index is read);
     # a 0-d self with several indices is refused as reading dim 0
     _same_as_torch(make)
+
+
+@pytest.mark.parametrize("make", [
+    lambda lib: lib.zeros(0, 3).index_copy_(1, lib.tensor([1, 0, 2, -3]), lib.ones(0, 4)),
+    lambda lib: lib.zeros(2, 0, 3).index_copy_(0, lib.tensor([5]), lib.ones(1, 0, 3)),
+    lambda lib: lib.zeros(0, 3).index_fill_(1, lib.tensor([2, 3, 4]), 1.0),
+    lambda lib: lib.zeros(0, 3).index_fill_(1, lib.tensor([-9]), lib.tensor(1.0)),
+    lambda lib: lib.zeros(2, 0, 3).index_fill_(0, lib.tensor([5]), 1.0),
+], ids=["copy-negative", "copy-3d", "fill", "fill-tensor-value", "fill-3d"])
+def test_index_copy_and_fill_on_an_empty_tensor_read_no_index_as_torch(make):
+    # along a dim of nonzero size of an empty tensor torch writes nothing and checks no index
+    _same_as_torch(make)
+
+
+# ---- an advanced key beside an empty slice reads nothing ---------------------------------------------
+@pytest.mark.parametrize("key", [
+    lambda lib: ([4, -1, -1], slice(2, 2), [[1]]),
+    lambda lib: ([[4, 2], [2, 4]], slice(None, -3, 3)),
+    lambda lib: (lib.tensor([-2, 4, 3], dtype=lib.int32), slice(None, 0, 2)),
+    lambda lib: (slice(6, 1), [[1, -1], [-1, 1]], slice(None)),
+], ids=["middle", "after", "int32", "before"])
+@pytest.mark.parametrize("write", [False, True])
+def test_an_advanced_key_beside_an_empty_slice_checks_no_index_as_torch(key, write):
+    # the result has no elements, so torch range-checks no index (chainrule refused index 4 of 4)
+    def make(lib):
+        x = lib.arange(12).reshape(4, 1, 3)
+        if not write:
+            return x[key(lib)]
+        x[key(lib)] = 7
+        return x
+    _same_as_torch(make)

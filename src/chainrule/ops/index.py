@@ -683,8 +683,8 @@ def advanced_key(key, shape: tuple):
     alike: Ellipsis spelled out where it stands for no dim, and a key reading nothing range-checked
     as torch checks it (see _key_reading_nothing)."""
     key = _advanced_key(key, shape)
-    if 0 in shape or any(is_array(k) and not k.size or k is False or k is np.False_
-                         for k in (key if type(key) is tuple else (key,))):
+    if 0 in shape or any(is_array(k) and not k.size or k is False or k is np.False_ or isinstance(k, slice)
+                         for k in (key if type(key) is tuple else (key,))):  # (a slice may be empty)
         key = _key_reading_nothing(key, shape)
     return key
 
@@ -1895,6 +1895,10 @@ def _index_dim(input: Tensor, dim: int, index: Tensor, op: str, alpha=1) -> tupl
     low = -size if op == "index_fill" else 0  # index_add and index_copy refuse negative indices
     if op == "index_add" and input._data.ndim > 1 and not input._data.size:
         return array, d  # torch's index_add_ of 2-d or more returns before it reads an index when self is empty
+    if op in ("index_copy", "index_fill") and not input._data.size and size:
+        # torch's kernels read no index of an empty self either (along a size-0 dim they fail inside
+        # torch, "setStorage: ...", which the check below words as an IndexError); any in-range stand-in will do
+        return array % size, d
     if array.size and (int(array.max()) >= size or int(array.min()) < low):
         bad = int(array[(array >= size) | (array < low)][0])  # the first, as torch's loop meets it
         words = f"index {bad} is out of bounds for dimension {d} with size {size}"
