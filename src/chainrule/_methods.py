@@ -993,6 +993,11 @@ def _put(self: Tensor, index: Tensor, source: Tensor, accumulate: bool = False) 
     """torch.put: a copy of self with the elements at flat ``index`` (negative counts from the end) set from source."""
     n = self._data.size
     flat_index = _index._index_array(index, "put").reshape(-1)
+    if isinstance(source, Tensor) and source._data.size != flat_index.size:
+        raise IndexError(f"put_(): Expected source and index to have the same number of elements, but got "
+                         f"source.numel() = {source._data.size}, index.numel() = {flat_index.size}")
+    if n == 0 and flat_index.size:
+        raise IndexError("put_(): Tried to put elements into an empty tensor")
     if flat_index.size and (int(flat_index.max()) >= n or int(flat_index.min()) < -n):
         bad = int(flat_index[(flat_index >= n) | (flat_index < -n)][0])
         raise IndexError(f"out of range: tried to access index {bad} on a tensor of {n} elements.")

@@ -204,3 +204,37 @@ def test_an_advanced_key_beside_an_empty_slice_checks_no_index_as_torch(key, wri
         x[key(lib)] = 7
         return x
     _same_as_torch(make)
+
+
+# ---- torch's order of checks: the dim before the index's dtype; put_'s own checks ---------------------
+def _int16_index(lib):
+    return lib.tensor([1, 0], dtype=lib.int16).reshape(1, 2)
+
+
+@pytest.mark.parametrize("make", [
+    lambda lib: lib.zeros(4, 5).scatter(2, _int16_index(lib), lib.ones(1, 2)),
+    lambda lib: lib.zeros(4, 5).scatter(2, _int16_index(lib), 1.0),
+    lambda lib: lib.zeros(4, 5).scatter_add(2, _int16_index(lib), lib.ones(1, 2)),
+    lambda lib: lib.tensor(1.).scatter_add_(1, lib.tensor([1, 0], dtype=lib.int16), lib.ones(2)),
+    lambda lib: lib.zeros(4, 5).scatter_reduce(2, _int16_index(lib), lib.ones(1, 2), "sum"),
+    lambda lib: lib.zeros(4, 5).gather(2, _int16_index(lib)),
+    lambda lib: lib.tensor(1.).index_add_(1, lib.tensor([0, 1]), lib.tensor(2.)),
+], ids=["scatter", "scatter-value", "scatter_add", "scatter_add-0d", "scatter_reduce", "gather", "index_add-0d"])
+def test_a_dim_out_of_range_is_the_first_error_as_torch(make):
+    # (chainrule's dim error names the op first: torch's words follow)
+    (ours_class, ours), (torch_class, theirs) = _outcome(chainrule, make), _outcome(torch, make)
+    assert ours_class == torch_class == "IndexError" and theirs in ours
+
+
+@pytest.mark.parametrize("make", [
+    lambda lib: lib.zeros(0, 3).put_(lib.tensor([3, 0]), lib.ones(2)),
+    lambda lib: lib.zeros(0, 3).put_(lib.tensor([0, 1]), lib.ones(2), accumulate=True),
+    lambda lib: lib.zeros(0, 3).put(lib.tensor([3, 0]), lib.ones(2)),
+    lambda lib: lib.zeros(0, 3).put_(lib.tensor([3, 0]), lib.ones(3)),
+    lambda lib: lib.zeros(2, 3).put_(lib.tensor([3, 0]), lib.ones(3)),
+    lambda lib: lib.zeros(2, 3).put_(lib.tensor([9, 0]), lib.ones(2)),
+    lambda lib: lib.zeros(0, 3).put_(lib.tensor([], dtype=lib.int64), lib.ones(0)),
+], ids=["empty", "empty-accumulate", "empty-copy", "empty-numel", "numel", "range", "empty-no-index"])
+def test_put_checks_as_torch(make):
+    # torch: the numbers of elements first, then an empty self, then the range
+    _same_as_torch(make)

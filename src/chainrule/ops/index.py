@@ -1526,8 +1526,8 @@ def gather(input: Tensor, dim: int, index: Tensor, *, sparse_grad: bool = False)
     made = _answered_by_wrapper_index("gather", gather, index, (input, dim, index), {"sparse_grad": sparse_grad})
     if made is not None:
         return made
-    array = _scatter_gather_index(index, "gather")
     d = _wrap_dim(dim, input._data.ndim, "gather")
+    array = _scatter_gather_index(index, "gather")
     _check_gather_shapes("gather", input, array, d)
     _check_range(array, _as_1d(input._data).shape[d], d, "gather")
     out = Gather.apply(input, index=array, dim=d)
@@ -1589,9 +1589,9 @@ def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
     made = _answered_by_wrapper_index("scatter_add", scatter_add, index, (input, dim, index, src))
     if made is not None:
         return made
+    d = _wrap_dim(dim, input._data.ndim, "scatter_add")
     array = _scatter_gather_index(index, "scatter_add")
     src = _scatter_src(input, src, "scatter_add")
-    d = _wrap_dim(dim, input._data.ndim, "scatter_add")
     _check_gather_shapes("scatter_add", input, array, d, src)
     _check_range(array, _as_1d(input._data).shape[d], d, "scatter_add")
     return ScatterAdd.apply(input, src, index=array, dim=d)
@@ -1690,8 +1690,8 @@ def scatter(input: Tensor, dim: int, index: Tensor, src=None, value=None, *, red
     if made is not None:
         return made
     value = checked_scalar(value, input.dtype)
-    array = _scatter_gather_index(index, "scatter")
     d = _wrap_dim(dim, input._data.ndim, "scatter")
+    array = _scatter_gather_index(index, "scatter")
     if src is not None:
         _scatter_src(input, src, "scatter")
     _check_gather_shapes("scatter", input, array, d, src)
@@ -1813,9 +1813,9 @@ def scatter_reduce(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: 
     check_str(reduce, "scatter_reduce", "reduce")
     if reduce not in _REDUCTIONS:
         raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
+    d = _wrap_dim(dim, input._data.ndim, "scatter_reduce")
     array = _scatter_gather_index(index, "scatter_reduce")
     src = _scatter_src(input, src, "scatter_reduce")
-    d = _wrap_dim(dim, input._data.ndim, "scatter_reduce")
     _check_gather_shapes("scatter_reduce", input, array, d, src)
     _check_range(array, _as_1d(input._data).shape[d], d, "scatter_reduce")
     if reduce not in ("sum", "mean"):
@@ -2005,7 +2005,7 @@ def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1
         raise RuntimeError(f"source tensor shape must match self tensor shape, excluding the specified dimension. "
                            f"Got self.shape = [] source.shape = {list(source._data.shape)}")
     if (input._data.ndim == 0 and isinstance(source, Tensor) and source._data.ndim == 0 and isinstance(index, Tensor)
-            and index._data.dtype in (np.int32, np.int64) and index._data.size != 1):
+            and index._data.dtype in (np.int32, np.int64) and index._data.size != 1 and dim in (0, -1)):
         # (after the index's dtype check) torch reads a 0-d self's slab at dim 0 for several indices
         raise IndexError("Dimension specified as 0 but tensor has no dimensions")
     array, d = _index_dim(input, dim, index, "index_add", alpha)
