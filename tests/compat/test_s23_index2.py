@@ -219,7 +219,10 @@ def _int16_index(lib):
     lambda lib: lib.zeros(4, 5).scatter_reduce(2, _int16_index(lib), lib.ones(1, 2), "sum"),
     lambda lib: lib.zeros(4, 5).gather(2, _int16_index(lib)),
     lambda lib: lib.tensor(1.).index_add_(1, lib.tensor([0, 1]), lib.tensor(2.)),
-], ids=["scatter", "scatter-value", "scatter_add", "scatter_add-0d", "scatter_reduce", "gather", "index_add-0d"])
+    lambda lib: lib.tensor(1.).index_copy_(1, lib.tensor([0, 1]), lib.tensor(2.)),
+    lambda lib: lib.tensor(1.).index_copy_(1, lib.tensor([0.]), lib.tensor(2.)),
+], ids=["scatter", "scatter-value", "scatter_add", "scatter_add-0d", "scatter_reduce", "gather", "index_add-0d",
+        "index_copy-0d", "index_copy-0d-float-index"])
 def test_a_dim_out_of_range_is_the_first_error_as_torch(make):
     # (chainrule's dim error names the op first: torch's words follow)
     (ours_class, ours), (torch_class, theirs) = _outcome(chainrule, make), _outcome(torch, make)

@@ -2091,6 +2091,7 @@ class IndexCopy(Function):
 def index_copy(input: Tensor, dim: int, index: Tensor, source: Tensor) -> Tensor:
     """torch.index_copy: a copy of ``input`` with slab ``i`` of ``source`` written at ``index[i]``
     along ``dim``."""
+    _wrap_dim(dim, input._data.ndim, "index_copy")  # torch checks the dim first
     if isinstance(source, Tensor) and source._data.ndim == 0 and isinstance(index, Tensor) and index._data.size != 1:
         raise IndexError(f"index_copy_(): When source is scalar, index should have one element "
                          f"(got {index._data.size})")
