@@ -221,8 +221,10 @@ def _int16_index(lib):
     lambda lib: lib.tensor(1.).index_add_(1, lib.tensor([0, 1]), lib.tensor(2.)),
     lambda lib: lib.tensor(1.).index_copy_(1, lib.tensor([0, 1]), lib.tensor(2.)),
     lambda lib: lib.tensor(1.).index_copy_(1, lib.tensor([0.]), lib.tensor(2.)),
+    lambda lib: lib.zeros(2, 3).index_add_(2, lib.tensor([1], dtype=lib.int16), lib.ones(2, 1)),
+    lambda lib: lib.zeros(0, 3).index_add(2, lib.tensor([1.]), lib.ones(0, 1)),
 ], ids=["scatter", "scatter-value", "scatter_add", "scatter_add-0d", "scatter_reduce", "gather", "index_add-0d",
-        "index_copy-0d", "index_copy-0d-float-index"])
+        "index_copy-0d", "index_copy-0d-float-index", "index_add-int16", "index_add-float-index"])
 def test_a_dim_out_of_range_is_the_first_error_as_torch(make):
     # (chainrule's dim error names the op first: torch's words follow)
     (ours_class, ours), (torch_class, theirs) = _outcome(chainrule, make), _outcome(torch, make)

@@ -1889,6 +1889,8 @@ class IndexAddInto(Function):
 
 
 def _index_dim(input: Tensor, dim: int, index: Tensor, op: str, alpha=1) -> tuple:
+    if op != "index_fill":  # torch's index_fill_ checks the index's dtype first, the others the dim
+        _wrap_dim(dim, input._data.ndim, op)
     array = _index_array(index, op, vector=True)
     d = _wrap_dim(dim, input._data.ndim, op)
     size = _as_1d(input._data).shape[d]
