@@ -243,3 +243,20 @@ def test_a_dim_out_of_range_is_the_first_error_as_torch(make):
 def test_put_checks_as_torch(make):
     # torch: the numbers of elements first, then an empty self, then the range
     _same_as_torch(make)
+
+
+@pytest.mark.parametrize("use", [
+    lambda lib, x, m: x[m],
+    lambda lib, x, m: x.__setitem__(m, lib.tensor([1.0, 2.0, 3.0])),
+    lambda lib, x, m: x.index_put_((m,), lib.tensor([1.0, 2.0, 3.0])),
+    lambda lib, x, m: x.index_put_((m,), lib.tensor(1.0), accumulate=True),
+], ids=["read", "write", "index_put_", "index_put_-accumulate"])
+def test_a_uint8_mask_warns_once_as_torch(use):
+    def warned(lib):
+        x, m = lib.arange(6.).reshape(2, 3), lib.tensor([1, 0], dtype=lib.uint8)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            use(lib, x, m)
+        return [str(w.message).split(" (Triggered")[0] for w in caught if issubclass(w.category, UserWarning)]
+    assert warned(chainrule) == warned(torch) == [
+        "indexing with dtype torch.uint8 is now deprecated, please use a dtype torch.bool instead."]

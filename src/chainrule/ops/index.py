@@ -176,8 +176,12 @@ def _convert_key_item(k):
             raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
         if k._data.ndim == 0 and k._data.dtype.kind in "bu" and k._data.dtype.itemsize == 1:
             return bool(k._data)  # torch: a 0-d bool/uint8 tensor is a Python bool (a new dim), not a mask
-        if k._data.dtype == np.uint8:
-            return k._data.astype(bool)  # torch reads a uint8 index as a mask (deprecated, still honoured)
+        if k._data.dtype == np.uint8:  # torch reads a uint8 index as a mask (deprecated, still honoured)
+            from .._torch_function import user_stacklevel
+
+            warnings.warn("indexing with dtype torch.uint8 is now deprecated, please use a dtype torch.bool instead.",
+                          UserWarning, stacklevel=user_stacklevel())
+            return k._data.astype(bool)
         if k._data.ndim == 0 and k._data.dtype.kind in "iu":
             return int(k._data)  # torch reads a 0-d integer tensor as an integer: a select
         if k._data.dtype.kind in "iu" and k._data.dtype.itemsize < 4:
