@@ -938,7 +938,8 @@ def _put_flat(self: Tensor, positions: Tensor, values, accumulate: bool, op: str
     try:
         values = values.expand(positions.shape)
     except RuntimeError:
-        raise RuntimeError(f"{'' if op == 'index_put' else op + ': '}shape mismatch: value tensor of shape {list(values.shape)} cannot be broadcast "
+        named = "" if op == "index_put" else f"{op}: "  # (torch's index_put words it without its name)
+        raise RuntimeError(f"{named}shape mismatch: value tensor of shape {list(values.shape)} cannot be broadcast "
                            f"to indexing result of shape {list(positions.shape)}") from None
     flat, flat_values, flat_positions = self.reshape(-1), values.reshape(-1), positions.reshape(-1)
     result = flat.index_add(0, flat_positions, flat_values) if accumulate else flat.index_copy(0, flat_positions, flat_values)

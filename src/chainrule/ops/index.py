@@ -2011,7 +2011,7 @@ def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1
         raise RuntimeError(f"source tensor shape must match self tensor shape, excluding the specified dimension. "
                            f"Got self.shape = [] source.shape = {list(source._data.shape)}")
     if (input._data.ndim == 0 and isinstance(source, Tensor) and source._data.ndim == 0 and isinstance(index, Tensor)
-            and index._data.dtype in (np.int32, np.int64) and index._data.size != 1 and dim in (0, -1)):
+            and index._data.dtype in (np.int32, np.int64) and index._data.size != 1 and type(dim) is int and dim in (0, -1)):
         # (after the index's dtype check) torch reads a 0-d self's slab at dim 0 for several indices
         raise IndexError("Dimension specified as 0 but tensor has no dimensions")
     array, d = _index_dim(input, dim, index, "index_add", alpha)
