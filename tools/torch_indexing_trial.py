@@ -235,6 +235,30 @@ def overlap_cases():
             x[key_w] = x[key_r]
             return [x], []
         cases.append((text, fn))
+    # index_put_ compares its value with the whole of x, a 0-d one too, unless it is a masked_fill_
+    for text, write in (("x.index_put_((i,), x[0])", lambda lib, x: x.index_put_((lib.tensor([1, 2]),), x[0, 0])),
+                        ("x.index_put_((i,), x[0], accumulate=True)",
+                         lambda lib, x: x.index_put_((lib.tensor([1, 2]),), x[0, 0], accumulate=True)),
+                        ("x[i] = x[0]", lambda lib, x: x.__setitem__(lib.tensor([1, 2]), x[0])),
+                        ("x[x > 2] = x[0, 0]", lambda lib, x: x.__setitem__(x > 2, x[0, 0])),
+                        ("x.index_put_((uint8 mask,), 0-d)",
+                         lambda lib, x: x.index_put_((lib.tensor([1, 0, 0, 1], dtype=lib.uint8),), lib.tensor(5.0)))):
+        def fn(lib, write=write):
+            x = base(lib, (4, 3), requires_grad=False)
+            write(lib, x)
+            return [x], []
+        cases.append((text, fn))
+    return cases
+
+
+def several_ellipses_cases():
+    """Keys with more than one Ellipsis (torch moves its dim pointer at each), read and written."""
+    cases = []
+    for shape in ((4, 1, 3), (2, 0, 3), (5,), ()):
+        for key in ((..., ...), (0, ..., ...), (..., 0, ...), (..., None, ...), (..., ..., slice(None)),
+                    (..., ..., slice(1, 2)), (..., ..., None), (..., ..., 0), (..., ..., ("T", "int64", [0]))):
+            cases.append(getitem_case(shape, ("K", key), "float32"))
+            cases.append(setitem_case(shape, ("K", key), "scalar", "float32"))
     return cases
 
 
@@ -332,6 +356,7 @@ def all_cases(seed: int = SEED) -> list:
                                   rng.choice(("float32",) * 3 + ("int64",))))
     cases.extend(overlap_cases())
     cases.extend(op_cases(rng, 300))
+    cases.extend(several_ellipses_cases())
     return cases
 
 

@@ -812,6 +812,7 @@ def method_as_function(method):
     ``self`` (which it refuses, as torch does)."""
     import inspect
 
+    method = getattr(method, "function_form", None) or method  # one numbering its arguments from input
     parameters = list(inspect.signature(method).parameters.values())
     ours = parameters[0].name
 
@@ -905,15 +906,25 @@ def _sum_to_size(self: Tensor, *sizes, size=None) -> Tensor:
     return summed.reshape(size) if lead else summed
 
 
-def _positions(self: Tensor, indices) -> Tensor:
-    """The flat positions in self of the elements ``self[indices]`` selects (index tensors, bool masks)."""
+def _index_put_key(self: Tensor, indices, argument: int):
+    """``indices`` (index tensors, bool masks) as the advanced key they are into self; a non-tensor
+    among them is refused naming ``argument``, torch's number of the indices argument."""
     xp = array_module(self._data)
     for k, index in enumerate(indices):
         if not isinstance(index, Tensor):  # torch takes no None (no "whole dim") here
-            raise TypeError(f"expected Tensor as element {k} in argument 0, but got {type(index).__name__}")
+            raise TypeError(f"expected Tensor as element {k} in argument {argument}, but got {type(index).__name__}")
     if sum(_index._dims_indexed(index) for index in indices) > self._data.ndim:
         raise IndexError(f"too many indices for tensor of dimension {self._data.ndim} (got {len(indices)})")
     key = _index._convert_key(tuple(indices), xp)  # torch's index dtype checks, as getitem's
+    try:
+        return _index.advanced_key(key, self._data.shape)
+    except IndexError as e:
+        raise _index.in_torch_words(e) from None
+
+
+def _positions(self: Tensor, key) -> Tensor:
+    """The flat positions in self of the elements ``self[key]`` selects (an advanced key)."""
+    xp = array_module(self._data)
     try:
         return Tensor._make(xp.arange(self._data.size).reshape(self._data.shape)[key].astype(np.int64))
     except IndexError as e:
@@ -927,21 +938,52 @@ def _put_flat(self: Tensor, positions: Tensor, values, accumulate: bool, op: str
     try:
         values = values.expand(positions.shape)
     except RuntimeError:
-        raise RuntimeError(f"{op}: shape mismatch: value tensor of shape {list(values.shape)} cannot be broadcast "
+        named = "" if op == "index_put" else f"{op}: "  # (torch's index_put words it without its name)
+        raise RuntimeError(f"{named}shape mismatch: value tensor of shape {list(values.shape)} cannot be broadcast "
                            f"to indexing result of shape {list(positions.shape)}") from None
     flat, flat_values, flat_positions = self.reshape(-1), values.reshape(-1), positions.reshape(-1)
     result = flat.index_add(0, flat_positions, flat_values) if accumulate else flat.index_copy(0, flat_positions, flat_values)
     return result.reshape(self.shape)
 
 
-def _index_put(self: Tensor, indices, values, accumulate: bool = False) -> Tensor:
+def _index_put(self: Tensor, indices, values, accumulate: bool = False, key=None) -> Tensor:
     """torch.index_put: a copy of self with ``self[indices]`` set to (or, accumulating, increased by) values."""
-    if not isinstance(indices, (tuple, list)):
-        raise TypeError(f"index_put(): argument 'indices' must be tuple of Tensors, not {type(indices).__name__}")
-    result = _put_flat(self, _positions(self, indices), values, accumulate, "index_put")
+    key = _index_put_key(self, indices, 0) if key is None else key
+    result = _put_flat(self, _positions(self, key), values, accumulate, "index_put")
     return name_node(result, "IndexPutBackward0", label="index_put",
                      rule="the put values get the gradient at their positions; self the rest (all of it, accumulating)",
                      saved=_INDEX_PUT_SAVED, kept={"indices": tuple(indices), "accumulate": bool(accumulate)})
+
+
+_index_put_in_place = _make_inplace_from_copy(_index_put)
+
+
+def _index_put_form(op: str, first: int):
+    """Tensor.index_put(_) (``first`` 1: indices are argument 1) or torch.index_put(_) (``first`` 2,
+    input being argument 1): torch's argument checks, numbered as that form numbers them, then the
+    put. In place, torch refuses a value sharing memory with self (unless it is a masked_fill_)."""
+    def index_put(self: Tensor, indices, values, accumulate: bool = False) -> Tensor:
+        if not isinstance(self, Tensor):
+            raise TypeError(f"{op}(): argument 'input' (position 1) must be Tensor, not {type(self).__name__}")
+        if not isinstance(indices, (tuple, list)):
+            raise TypeError(f"{op}(): argument 'indices' (position {first}) must be tuple of Tensors, "
+                            f"not {type(indices).__name__}")
+        if not isinstance(values, Tensor):
+            raise TypeError(f"{op}(): argument 'values' (position {first + 1}) must be Tensor, "
+                            f"not {type(values).__name__}")
+        if not isinstance(accumulate, (bool, np.bool_)):
+            raise TypeError(f"{op}(): argument 'accumulate' must be bool, not {type(accumulate).__name__}")
+        key = _index_put_key(self, indices, first - 1)
+        _index._check_index_put(self, tuple(indices), key, values, accumulate)  # a uint8 mask, the dtypes
+        if not op.endswith("_"):
+            return _index_put(self, indices, values, accumulate, key=key)
+        if not _index.masked_fill_write(key, values, accumulate):
+            _index._check_write_overlap(self, key, values, basic=False)
+        return _index_put_in_place(self, indices, values, accumulate, key=key)
+
+    index_put.__name__ = index_put.__qualname__ = op
+    index_put.function_form = None if first == 2 else _index_put_form(op, 2)
+    return index_put
 
 
 # torch's index_put node keeps the indices as given and the accumulate flag
@@ -952,6 +994,11 @@ def _put(self: Tensor, index: Tensor, source: Tensor, accumulate: bool = False) 
     """torch.put: a copy of self with the elements at flat ``index`` (negative counts from the end) set from source."""
     n = self._data.size
     flat_index = _index._index_array(index, "put").reshape(-1)
+    if isinstance(source, Tensor) and source._data.size != flat_index.size:
+        raise IndexError(f"put_(): Expected source and index to have the same number of elements, but got "
+                         f"source.numel() = {source._data.size}, index.numel() = {flat_index.size}")
+    if n == 0 and flat_index.size:
+        raise IndexError("put_(): Tried to put elements into an empty tensor")
     if flat_index.size and (int(flat_index.max()) >= n or int(flat_index.min()) < -n):
         bad = int(flat_index[(flat_index >= n) | (flat_index < -n)][0])
         raise IndexError(f"out of range: tried to access index {bad} on a tensor of {n} elements.")
@@ -1202,8 +1249,8 @@ def bind_tensor_misc() -> None:
     Tensor.new_empty_strided = lambda self, size, stride, **kwargs: self.new_empty(size, **kwargs)
     Tensor.masked_scatter_ = _make_inplace(Tensor.masked_scatter)
     Tensor.scatter_reduce_ = _make_inplace(Tensor.scatter_reduce)
-    Tensor.index_put = _index_put
-    Tensor.index_put_ = _make_inplace_from_copy(_index_put)
+    Tensor.index_put = _index_put_form("index_put", 1)
+    Tensor.index_put_ = _index_put_form("index_put_", 1)
     Tensor.put = _put
     Tensor.put_ = _make_inplace_from_copy(_put)
     Tensor.resize_ = _resize

@@ -54,6 +54,8 @@ def _convert_key(key, xp=np, shape: tuple | None = None):
                       "x[tuple(seq)] instead of x[seq] (torch will read it as x[torch.tensor(seq)])",
                       UserWarning, stacklevel=3)
         key = tuple(key)
+    if isinstance(key, tuple) and shape is not None and sum(k is Ellipsis for k in key) > 1:
+        key = _with_one_ellipsis(key, shape)
     if isinstance(key, tuple) and shape or shape == () and not isinstance(key, (int, np.integer, slice)):
         # (one item is checked as torch does by the read itself; a 0-d tensor's lone integer or
         # slice gets torch's own words, in getitem)
@@ -65,6 +67,47 @@ def _convert_key(key, xp=np, shape: tuple | None = None):
         return key
     key = _convert_key_item(key)
     return xp.asarray(key) if xp is not np and type(key) is np.ndarray else key
+
+
+def _with_one_ellipsis(items: tuple, shape: tuple) -> tuple:
+    """A key holding several Ellipses as torch reads it, with at most one: torch moves its dim
+    pointer past the unindexed dims at every Ellipsis, so with none to skip the extra ones do
+    nothing, and otherwise what follows the second lies beyond the tensor: a whole slice passes,
+    anything else is refused with the error torch's op at that dim gives (an integer's names the
+    item's position and size 0, the size torch reads there)."""
+    specified = sum(_dims_indexed(k) for k in items)
+    if specified >= len(shape):  # nothing to skip, or too many indices (refused as usual)
+        _check_key_in_torch_order(items, shape)  # (an integer's error names its position in this key)
+        first = items.index(Ellipsis)
+        return items[:first + 1] + tuple(k for k in items[first + 1:] if k is not Ellipsis)
+    skipped = len(shape) - specified
+    kept, dim, ndim, beyond = [], 0, len(shape), None  # ndim: the dims of the result so far
+    for position, k in enumerate(items):
+        if k is Ellipsis:
+            whole = [slice(None)] * skipped
+            kept += whole[:max(ndim - dim, 0)]
+            dim += skipped
+        elif dim < ndim or (k is None or isinstance(k, (bool, np.bool_))) and dim == ndim:
+            kept.append(k)
+            if isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)):
+                ndim -= 1
+            else:
+                ndim += k is None or isinstance(k, (bool, np.bool_))
+                dim += _dims_indexed(k) if isinstance(k, Tensor) else 1
+        elif isinstance(k, slice) and k.start in (None, 0) and k.step in (None, 1) and (k.stop is None or k.stop >= 0):
+            dim += 1  # torch's whole-slice shortcut (it reads size 0 there)
+        elif isinstance(k, slice) or k is None or isinstance(k, (bool, np.bool_)):
+            extra = not isinstance(k, slice)  # unsqueeze takes one dim more
+            raise IndexError(f"Dimension out of range (expected to be in range of [{-ndim - extra}, "
+                             f"{ndim - 1 + extra}], but got {dim})")
+        elif isinstance(k, (int, np.integer)):
+            raise IndexError(f"index {k} is out of bounds for dimension {position} with size 0")
+        else:  # an index tensor (or list), gathered at the end as torch does
+            dim += 1
+            beyond = dim
+    if beyond is not None:
+        raise IndexError(f"too many indices for tensor of dimension {ndim} (got {beyond})")
+    return tuple(kept)
 
 
 def _dims_indexed(k) -> int:
@@ -133,8 +176,12 @@ def _convert_key_item(k):
             raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
         if k._data.ndim == 0 and k._data.dtype.kind in "bu" and k._data.dtype.itemsize == 1:
             return bool(k._data)  # torch: a 0-d bool/uint8 tensor is a Python bool (a new dim), not a mask
-        if k._data.dtype == np.uint8:
-            return k._data.astype(bool)  # torch reads a uint8 index as a mask (deprecated, still honoured)
+        if k._data.dtype == np.uint8:  # torch reads a uint8 index as a mask (deprecated, still honoured)
+            from .._torch_function import user_stacklevel
+
+            warnings.warn("indexing with dtype torch.uint8 is now deprecated, please use a dtype torch.bool instead.",
+                          UserWarning, stacklevel=user_stacklevel())
+            return k._data.astype(bool)
         if k._data.ndim == 0 and k._data.dtype.kind in "iu":
             return int(k._data)  # torch reads a 0-d integer tensor as an integer: a select
         if k._data.dtype.kind in "iu" and k._data.dtype.itemsize < 4:
@@ -182,7 +229,7 @@ def _add_rows(out: np.ndarray, index: np.ndarray, src: np.ndarray) -> None:
     """``out[index[j]] += src[j]`` along axis 0 with repeated indices summed (sort + reduceat,
     vectorised; no np.add.at)."""
     xp = array_module(out)
-    if index.size == 0:
+    if index.size == 0 or out.size == 0:  # (an empty out's indices are not checked: see _index_dim)
         return
     index = xp.where(index < 0, index + out.shape[0], index)
     order = xp.argsort(index, kind="stable")
@@ -637,16 +684,24 @@ def _key_reading_nothing(key, shape: tuple):
     return tuple(placed) if type(key) is tuple else placed[0]
 
 
+def advanced_key(key, shape: tuple):
+    """A converted advanced key as torch applies it to a tensor of ``shape``, for reads and writes
+    alike: Ellipsis spelled out where it stands for no dim, and a key reading nothing range-checked
+    as torch checks it (see _key_reading_nothing)."""
+    key = _advanced_key(key, shape)
+    if 0 in shape or any(is_array(k) and not k.size or k is False or k is np.False_ or isinstance(k, slice)
+                         for k in (key if type(key) is tuple else (key,))):  # (a slice may be empty)
+        key = _key_reading_nothing(key, shape)
+    return key
+
+
 def getitem(input: Tensor, key) -> Tensor:
     """``input[key]`` with torch semantics; basic indexing returns a view."""
     given = key
     key = _convert_key(key, array_module(input), input._data.shape)
     basic = _is_basic(key)
     if not basic:
-        key = _advanced_key(key, input._data.shape)
-        if not input._data.size or any(is_array(k) and not k.size or k is False or k is np.False_
-                                       for k in (key if type(key) is tuple else (key,))):
-            key = _key_reading_nothing(key, input._data.shape)
+        key = advanced_key(key, input._data.shape)
         split = _integers_first(key, array_module(input), is_recording(input), input._data.shape)
         if split is not None:
             return getitem(getitem(input, split[0]), split[1])
@@ -757,16 +812,21 @@ def torch_indices(raw_key, shape: tuple) -> tuple:
     return tuple(indices)
 
 
-def _check_index_put(input: Tensor, raw_key, key, value: Tensor) -> None:
+def masked_fill_write(key, value, accumulate: bool = False) -> bool:
+    """Whether torch's index_put_ of ``value`` at (converted) ``key`` is a masked_fill_: not
+    accumulating, one mask (a Python bool is an index, not a mask) and a one-element value."""
+    items = key if isinstance(key, tuple) else (key,)
+    indices = [k for k in items if is_array(k) or isinstance(k, (bool, np.bool_))]
+    one_value = not isinstance(value, Tensor) or value._data.size == 1
+    return not accumulate and one_value and len(indices) == 1 and is_array(indices[0]) and indices[0].dtype == np.bool_
+
+
+def _check_index_put(input: Tensor, raw_key, key, value: Tensor, accumulate: bool = False) -> None:
     """torch's index_put_ rules for a tensor value and an advanced key: one mask and a one-element
     value is a masked_fill_ (the value cast; a uint8 mask refused), anything else needs the value in
     the destination's dtype."""
     raw_items = raw_key if isinstance(raw_key, tuple) else (raw_key,)
-    items = key if isinstance(key, tuple) else (key,)
-    # Python bools are index tensors too in torch ([0] or [] on a new dim)
-    indices = [k for k in items if is_array(k) or isinstance(k, (bool, np.bool_))]
-    one_value = not isinstance(value, Tensor) or value._data.size == 1
-    if one_value and len(indices) == 1 and is_array(indices[0]) and indices[0].dtype == np.bool_:
+    if masked_fill_write(key, value, accumulate):
         if any(isinstance(k, Tensor) and k._data.dtype == np.uint8 for k in raw_items):
             getitem(input.detach(), key)  # a bad key is the first error, as in torch
             raise RuntimeError("masked_fill_ only supports boolean masks, but got mask with dtype unsigned char")
@@ -1106,13 +1166,15 @@ def setitem(input: Tensor, key, value) -> None:
     basic = _is_basic(key)
     if basic and _written_through_wrapper_view(input, raw_key, value):
         return
-    if isinstance(value, Tensor) and value._data.ndim:  # (a number or a 0-d value always fits, and is a copy)
+    # a 0-d value always fits a basic write (copy_ expands it, "too hard" to check); index_put_
+    # checks it too, unless it is a masked_fill_
+    if isinstance(value, Tensor) and (value._data.ndim or not basic and not masked_fill_write(key, value)):
         _check_write_overlap(input, key, value, basic)
         if basic:
             _check_value_expands(input, key, value)
     split = None
     if not basic:
-        key = _advanced_key(key, input._data.shape)
+        key = advanced_key(key, input._data.shape)
         _check_index_put(input, raw_key, key, value)
         split = _integers_first(key, xp)
     if split is not None:
@@ -1470,8 +1532,8 @@ def gather(input: Tensor, dim: int, index: Tensor, *, sparse_grad: bool = False)
     made = _answered_by_wrapper_index("gather", gather, index, (input, dim, index), {"sparse_grad": sparse_grad})
     if made is not None:
         return made
-    array = _scatter_gather_index(index, "gather")
     d = _wrap_dim(dim, input._data.ndim, "gather")
+    array = _scatter_gather_index(index, "gather")
     _check_gather_shapes("gather", input, array, d)
     _check_range(array, _as_1d(input._data).shape[d], d, "gather")
     out = Gather.apply(input, index=array, dim=d)
@@ -1533,9 +1595,9 @@ def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
     made = _answered_by_wrapper_index("scatter_add", scatter_add, index, (input, dim, index, src))
     if made is not None:
         return made
+    d = _wrap_dim(dim, input._data.ndim, "scatter_add")
     array = _scatter_gather_index(index, "scatter_add")
     src = _scatter_src(input, src, "scatter_add")
-    d = _wrap_dim(dim, input._data.ndim, "scatter_add")
     _check_gather_shapes("scatter_add", input, array, d, src)
     _check_range(array, _as_1d(input._data).shape[d], d, "scatter_add")
     return ScatterAdd.apply(input, src, index=array, dim=d)
@@ -1634,8 +1696,8 @@ def scatter(input: Tensor, dim: int, index: Tensor, src=None, value=None, *, red
     if made is not None:
         return made
     value = checked_scalar(value, input.dtype)
-    array = _scatter_gather_index(index, "scatter")
     d = _wrap_dim(dim, input._data.ndim, "scatter")
+    array = _scatter_gather_index(index, "scatter")
     if src is not None:
         _scatter_src(input, src, "scatter")
     _check_gather_shapes("scatter", input, array, d, src)
@@ -1757,9 +1819,9 @@ def scatter_reduce(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: 
     check_str(reduce, "scatter_reduce", "reduce")
     if reduce not in _REDUCTIONS:
         raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
+    d = _wrap_dim(dim, input._data.ndim, "scatter_reduce")
     array = _scatter_gather_index(index, "scatter_reduce")
     src = _scatter_src(input, src, "scatter_reduce")
-    d = _wrap_dim(dim, input._data.ndim, "scatter_reduce")
     _check_gather_shapes("scatter_reduce", input, array, d, src)
     _check_range(array, _as_1d(input._data).shape[d], d, "scatter_reduce")
     if reduce not in ("sum", "mean"):
@@ -1833,10 +1895,18 @@ class IndexAddInto(Function):
 
 
 def _index_dim(input: Tensor, dim: int, index: Tensor, op: str, alpha=1) -> tuple:
+    if op != "index_fill":  # torch's index_fill_ checks the index's dtype first, the others the dim
+        _wrap_dim(dim, input._data.ndim, op)
     array = _index_array(index, op, vector=True)
     d = _wrap_dim(dim, input._data.ndim, op)
     size = _as_1d(input._data).shape[d]
     low = -size if op == "index_fill" else 0  # index_add and index_copy refuse negative indices
+    if op == "index_add" and input._data.ndim > 1 and not input._data.size:
+        return array, d  # torch's index_add_ of 2-d or more returns before it reads an index when self is empty
+    if op in ("index_copy", "index_fill") and not input._data.size and size:
+        # torch's kernels read no index of an empty self either (along a size-0 dim they fail inside
+        # torch, "setStorage: ...", which the check below words as an IndexError); any in-range stand-in will do
+        return array % size, d
     if array.size and (int(array.max()) >= size or int(array.min()) < low):
         bad = int(array[(array >= size) | (array < low)][0])  # the first, as torch's loop meets it
         words = f"index {bad} is out of bounds for dimension {d} with size {size}"
@@ -1942,6 +2012,10 @@ def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1
     if isinstance(source, Tensor) and input._data.ndim == 0 and source._data.ndim != 0:  # (before the index)
         raise RuntimeError(f"source tensor shape must match self tensor shape, excluding the specified dimension. "
                            f"Got self.shape = [] source.shape = {list(source._data.shape)}")
+    if (input._data.ndim == 0 and isinstance(source, Tensor) and source._data.ndim == 0 and isinstance(index, Tensor)
+            and index._data.dtype in (np.int32, np.int64) and index._data.size != 1 and type(dim) is int and dim in (0, -1)):
+        # (after the index's dtype check) torch reads a 0-d self's slab at dim 0 for several indices
+        raise IndexError("Dimension specified as 0 but tensor has no dimensions")
     array, d = _index_dim(input, dim, index, "index_add", alpha)
     _check_source("index_add_", input, source, array, d)
     source = _same_dtype(source, input)
@@ -2025,6 +2099,7 @@ class IndexCopy(Function):
 def index_copy(input: Tensor, dim: int, index: Tensor, source: Tensor) -> Tensor:
     """torch.index_copy: a copy of ``input`` with slab ``i`` of ``source`` written at ``index[i]``
     along ``dim``."""
+    _wrap_dim(dim, input._data.ndim, "index_copy")  # torch checks the dim first
     if isinstance(source, Tensor) and source._data.ndim == 0 and isinstance(index, Tensor) and index._data.size != 1:
         raise IndexError(f"index_copy_(): When source is scalar, index should have one element "
                          f"(got {index._data.size})")
