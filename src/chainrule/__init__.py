@@ -455,7 +455,10 @@ _torch_function.wrap_module(_sys.modules[__name__], "torch", skip=overrides._UND
 # (their tensor keyword is torch's input=, not self=)
 for _name in ("detach", "fill_", "zero_", "detach_", "resize_as_", "as_strided_", "get_device", "is_nonzero",
               "is_same_size", "is_signed", "is_inference", "adjoint", "index_put", "index_put_", "put"):
-    _function = _methods.method_as_function(getattr(Tensor, _name))
+    _method = getattr(Tensor, _name)
+    if getattr(_method, "function_form", None) is not None:  # one numbering its arguments from input
+        _method = _torch_function.dispatching(_method.function_form, "torch")
+    _function = _methods.method_as_function(_method)
     globals()[_name] = _torch_function.as_builtin(_function, (__name__, _name))
 _torch_function.wrap_module(nn.functional, "torch.nn.functional", skip=overrides._UNDISPATCHED_FUNCTIONAL,
                             builtin=_torch_function.BUILTINS_IN_FUNCTIONAL.__contains__)

@@ -812,7 +812,6 @@ def method_as_function(method):
     ``self`` (which it refuses, as torch does)."""
     import inspect
 
-    method = getattr(method, "function_form", None) or method  # one numbering its arguments from input
     parameters = list(inspect.signature(method).parameters.values())
     ours = parameters[0].name
 
