@@ -993,6 +993,9 @@ def _put(self: Tensor, index: Tensor, source: Tensor, accumulate: bool = False) 
     """torch.put: a copy of self with the elements at flat ``index`` (negative counts from the end) set from source."""
     n = self._data.size
     flat_index = _index._index_array(index, "put").reshape(-1)
+    if isinstance(source, Tensor) and source._data.dtype != self._data.dtype:  # torch casts nothing here
+        raise RuntimeError(f"put_(): self and source expected to have the same dtype, but got self.dtype = "
+                           f"{_TORCH_TYPE_NAMES[self.dtype.name]} and source.dtype = {_TORCH_TYPE_NAMES[source.dtype.name]}")
     if isinstance(source, Tensor) and source._data.size != flat_index.size:
         raise IndexError(f"put_(): Expected source and index to have the same number of elements, but got "
                          f"source.numel() = {source._data.size}, index.numel() = {flat_index.size}")

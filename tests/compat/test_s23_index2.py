@@ -260,3 +260,17 @@ def test_a_uint8_mask_warns_once_as_torch(use):
         return [str(w.message).split(" (Triggered")[0] for w in caught if issubclass(w.category, UserWarning)]
     assert warned(chainrule) == warned(torch) == [
         "indexing with dtype torch.uint8 is now deprecated, please use a dtype torch.bool instead."]
+
+
+@pytest.mark.parametrize("self_dtype, source_dtype", [("float32", "float64"), ("float32", "int64"),
+                                                      ("float64", "float32"), ("int64", "int32")])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_put_refuses_a_source_of_another_dtype_as_torch(self_dtype, source_dtype, accumulate):
+    messages = []
+    for lib in (torch, chainrule):
+        x = lib.zeros(4, dtype=getattr(lib, self_dtype))
+        with pytest.raises(RuntimeError) as caught:
+            x.put_(lib.tensor([0, 1]), lib.tensor([1, 2], dtype=getattr(lib, source_dtype)), accumulate=accumulate)
+        assert x.tolist() == [0, 0, 0, 0]
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1]
