@@ -283,3 +283,15 @@ def test_linalg_and_kthvalue_hostile_arguments(call):
 def test_norm_argument_types(call):
     expected, got = _outcome(torch, call), _outcome(chainrule, call)
     assert got == expected if expected[0] == "ok" else issubclass(got[0], expected[0]), (expected, got)
+
+
+def test_clamp_without_bounds_says_what_torch_says():
+    torch = pytest.importorskip("torch")
+    for call in (lambda lib: lib.clamp(lib.ones(2)), lambda lib: lib.ones(2).clamp_(), lambda lib: lib.clip(lib.ones(2)),
+                 lambda lib: lib.nn.GaussianNLLLoss(eps=None)(lib.ones(3), lib.ones(3), lib.ones(3))):
+        messages = []
+        for lib in (torch, chainrule):
+            with pytest.raises(RuntimeError) as caught:
+                call(lib)
+            messages.append(str(caught.value))
+        assert messages[0] == messages[1]

@@ -1437,7 +1437,7 @@ def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
     if not isinstance(input, Tensor):
         raise _dtype.invalid_combination("clamp", input, *(bound for bound in (min, max) if bound is not None))
     if min is None and max is None:
-        raise RuntimeError("clamp: At least one of 'min' or 'max' must not be None")
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     refuse_complex(input, "clamp is not supported for complex types")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
         if min is not None and max is not None:
