@@ -201,9 +201,10 @@ class Tensor:
     def stride(self, dim: int | None = None):
         if self._wrapper_strides is not None:
             strides = self._wrapper_strides
-        elif self._data.size == 0:
-            # NumPy zeroes an empty array's strides; torch gives a fresh one the contiguous strides
-            # of its shape, counting a 0-length dim as 1 ((2, 0, 3) → (3, 3, 1))
+        elif self._data.size == 0 and not any(self._data.strides):
+            # NumPy zeroes a fresh empty array's strides (a view keeps its own, as torch's does: x[:, 4:]
+            # of a (3, 4) is (4, 1)); torch gives a fresh one the contiguous strides of its shape,
+            # counting a 0-length dim as 1 ((2, 0, 3) → (3, 3, 1))
             strides, step = [], 1
             for length in reversed(self._data.shape):
                 strides.append(step)

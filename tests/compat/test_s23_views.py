@@ -189,3 +189,12 @@ def test_as_strided_scatter_under_vmap_counts_offsets_per_sample(offset):
     one_by_one = [chainrule.as_strided_scatter(r.clone(), chainrule.zeros(2), (2,), (1,), offset).tolist() for r in x]
     assert batched.tolist() == one_by_one
     assert one_by_one[1] == ([0.0, 0.0, 6.0, 7.0] if offset is None else [4.0, 0.0, 0.0, 7.0])
+
+
+@pytest.mark.parametrize("make", [
+    lambda L: L.zeros(3, 4)[:, 4:], lambda L: L.zeros(3, 4).t()[0:0], lambda L: L.zeros(5, 6).narrow(1, 2, 0),
+    lambda L: L.zeros(1, 3, 1, 2).diagonal(-1), lambda L: L.zeros(0, 3), lambda L: L.zeros(2, 0, 3),
+    lambda L: L.zeros(5, 6)[5:], lambda L: L.zeros(0, 6).reshape(0, 2, 3), lambda L: L.zeros(3, 0) + 1,
+])
+def test_empty_views_keep_their_strides_as_torchs_do(make):
+    assert make(chainrule).stride() == make(torch).stride()
