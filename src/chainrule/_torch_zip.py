@@ -36,6 +36,7 @@ from collections import Counter, OrderedDict
 import numpy as np
 
 from . import _dtype, _layout
+from ._backend import strided_view
 from .tensor import Tensor
 
 # the byte order of a checkpoint that records none (torch.serialization.set_default_load_endianness)
@@ -147,11 +148,7 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
     if 0 in size:
         array = np.empty(size, dtype=base.dtype)
     else:
-        # NumPy's as_strided can't name ml_dtypes' float8 types in an array interface: stride the bytes
-        raw = base.view(np.uint8) if base.dtype.name.startswith("float8_") else base
-        array = np.lib.stride_tricks.as_strided(raw[storage_offset:], shape=size,
-                                                strides=tuple(s * itemsize for s in stride))
-        array = array.view(base.dtype) if raw is not base else array
+        array = strided_view(base[storage_offset:], size, tuple(s * itemsize for s in stride))
     if storage.bfloat16:
         array = _dtype.bfloat16_from_bits(array)
     t = Tensor._make(array)
