@@ -728,32 +728,7 @@ def getitem(input: Tensor, key) -> Tensor:
         out.grad_fn.root_key = key  # lets an in-place op on this view write through input
     if basic:
         _share(out, input)
-        if type(out._data) is np.ndarray and (key is None or type(key) is tuple and None in key):
-            out._data = _new_dims_strided(out._data, input._data, key if type(key) is tuple else (key,))
     return out
-
-
-def _new_dims_strided(out, array, key: tuple):
-    """``out`` (``array[key]``, a view) with torch's strides for the dims ``None`` adds: its
-    unsqueeze's, the extent of the input dim that follows (1 at the end); NumPy gives them 0."""
-    plain = all(k is None or k is Ellipsis or isinstance(k, slice)
-                or isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in key)
-    if not plain or not np.may_share_memory(out, array):
-        return out
-    used = sum(k is not None and k is not Ellipsis for k in key)
-    strides, d, o = list(out.strides), 0, 0
-    for k in key:
-        if k is None:
-            strides[o] = array.shape[d] * array.strides[d] if d < array.ndim else array.itemsize
-            o += 1
-        elif k is Ellipsis:
-            d, o = d + array.ndim - used, o + array.ndim - used
-        else:
-            d, o = d + 1, o + (not isinstance(k, (int, np.integer)))
-    if o + array.ndim - d != out.ndim:
-        return out
-    strides = tuple(strides)
-    return out if strides == out.strides else strided_view(out, out.shape, strides)
 
 
 class IndexPut(Function):
