@@ -284,7 +284,7 @@ class Index(Function):
         if not out.flags.c_contiguous and not xp.may_share_memory(out, x):
             # an advanced read is a copy: torch's is contiguous whatever order NumPy chose
             out = xp.ascontiguousarray(out)
-        if 1 in out.shape and out.size:
+        if 1 in out.shape:
             out = _torch_size1_strides(xp, x, key, out, xp.may_share_memory(out, x))
         if not out.size:
             out = torch_empty_slice(x, key, out)  # (NumPy does not move an empty slice's start)
