@@ -283,6 +283,16 @@ def has_expanded_dims(array) -> bool:
     return array.size != 0 and any(stride == 0 and size > 1 for stride, size in zip(getattr(array, "strides", ()), array.shape))
 
 
+def contiguous_strides(shape) -> tuple:
+    """torch's strides, in elements, of a fresh tensor of ``shape``: a 0-length dim counts as 1
+    ((2, 0, 3) → (3, 3, 1)), where NumPy gives an empty array zero strides."""
+    strides, step = [], 1
+    for length in reversed(shape):
+        strides.append(step)
+        step *= max(length, 1)
+    return tuple(reversed(strides))
+
+
 def strided_view(array, shape, strides, writeable: bool = True):
     """``array`` seen with ``shape`` and byte ``strides`` (NumPy's ``as_strided``, the device's on a
     device). ml_dtypes' float8 types have an array-interface name NumPy cannot read back, so their

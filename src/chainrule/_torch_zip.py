@@ -36,7 +36,7 @@ from collections import Counter, OrderedDict
 import numpy as np
 
 from . import _dtype, _layout
-from ._backend import strided_view
+from ._backend import contiguous_strides, strided_view
 from .tensor import Tensor
 
 # the byte order of a checkpoint that records none (torch.serialization.set_default_load_endianness)
@@ -679,14 +679,6 @@ def _root(array: np.ndarray) -> np.ndarray:
         array = base
 
 
-def _contiguous_strides(shape: tuple) -> tuple:
-    strides, step = [], 1
-    for n in reversed(shape):
-        strides.append(step)
-        step *= max(n, 1)
-    return tuple(reversed(strides))
-
-
 class _Pickler(pickle._Pickler):
     """torch.save's pickle: a tensor is ``torch._utils._rebuild_tensor_v2`` over a persistent
     storage id, and views of one array share one storage, as torch writes them; chainrule's
@@ -813,7 +805,7 @@ class _Pickler(pickle._Pickler):
         self.copies.append(copy)
         record = _StorageRecord(kind, str(len(self.storages)), location, copy)
         self.storages[("copy", id(copy))] = record
-        return record, 0, _contiguous_strides(array.shape)
+        return record, 0, contiguous_strides(array.shape)
 
 
 def _record_bytes(array: np.ndarray) -> memoryview:

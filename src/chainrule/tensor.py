@@ -15,7 +15,7 @@ import weakref
 import numpy as np
 
 from . import _dtype, _torch_function
-from ._backend import array_module, device_of, resolve, suggests_channels_last, to_device
+from ._backend import array_module, contiguous_strides, device_of, resolve, suggests_channels_last, to_device
 from ._backend import device as _device
 from .autograd import function as _autograd_function
 from .autograd.function import AccumulateGrad, is_recording
@@ -205,11 +205,7 @@ class Tensor:
             # NumPy zeroes a fresh empty array's strides (a view keeps its own, as torch's does: x[:, 4:]
             # of a (3, 4) is (4, 1)); torch gives a fresh one the contiguous strides of its shape,
             # counting a 0-length dim as 1 ((2, 0, 3) → (3, 3, 1))
-            strides, step = [], 1
-            for length in reversed(self._data.shape):
-                strides.append(step)
-                step *= max(length, 1)
-            strides = tuple(reversed(strides))
+            strides = contiguous_strides(self._data.shape)
         else:
             strides = tuple(s // self._data.itemsize for s in self._data.strides)
         return strides if dim is None else strides[_wrap_dim(dim, self._data.ndim, "stride")]

@@ -29,6 +29,7 @@ import weakref
 
 import numpy as np
 
+from .._backend import contiguous_strides
 from ..autograd import function as _function
 from ..autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from ..autograd.profiler import _op_name, recording_switches
@@ -430,7 +431,7 @@ def _make_wrapper_subclass(cls, size, strides=None, storage_offset=None, memory_
     out = Tensor._make.__func__(cls, placeholder)
     out._set_requires_grad(requires_grad)
     out._wrapper_strides = tuple(int(step) for step in strides) if strides is not None \
-        else _contiguous_strides(placeholder.shape)
+        else contiguous_strides(placeholder.shape)
     if storage_offset:
         out._wrapper_storage_offset = int(storage_offset)
     if getattr(cls, "__torch_dispatch__", None) is not None:
@@ -441,14 +442,6 @@ def _make_wrapper_subclass(cls, size, strides=None, storage_offset=None, memory_
         _live_wrappers += 1
         weakref.finalize(out, _wrapper_gone)
     return out
-
-
-def _contiguous_strides(shape) -> tuple:
-    strides, step = [], 1
-    for length in reversed(shape):
-        strides.append(step)
-        step *= max(length, 1)
-    return tuple(reversed(strides))
 
 
 def _wrapper_gone() -> None:
