@@ -7,6 +7,7 @@ trained first (the tutorial loads a pretrained one), then attacked one test imag
 adversarial examples collected with ``.squeeze().detach().cpu().numpy()``. Data are synthetic
 16x16 "digits": ten fixed blurred glyphs with noise.
 """
+# ruff: noqa: UP008, B006  (the tutorial's own spelling: super(Cls, self), str.format, list defaults)
 
 import os
 

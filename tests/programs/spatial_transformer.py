@@ -7,6 +7,7 @@ align_corners, with torch's warning), Dropout2d, ``F.dropout(x, training=self.tr
 ``output.max(1, keepdim=True)[1]`` and ``pred.eq(target.view_as(pred)).sum().item()``.
 The "MNIST" is synthetic: ten 8x8 glyphs placed at random shifts and scales in 28x28 images.
 """
+# ruff: noqa: UP008, UP032  (the tutorial's own spelling: super(Cls, self), str.format, list defaults)
 
 import os
 

@@ -243,7 +243,22 @@ def tensor(data, *, dtype=None, device=None, requires_grad: builtins.bool = Fals
     dtype, requires_grad = factory_args("tensor", dtype, requires_grad, device, requires_grad_optional=False)
     if isinstance(data, np.ndarray):
         _check_numpy_array(data)
+    if isinstance(data, Tensor):
+        _warn_copy_construct()
     return _finish(_to_array(data, dtype, copy=True, device=device), requires_grad)
+
+
+def _warn_copy_construct() -> None:
+    """torch's warning for ``torch.tensor(a_tensor)`` (e.g. the Neural Transfer tutorial's
+    ``torch.tensor(mean).view(-1, 1, 1)``), given to user code only: chainrule's own calls copy
+    tensors on purpose."""
+    from .._torch_function import user_stacklevel
+
+    stacklevel = user_stacklevel()
+    if stacklevel == 3:  # counted from here, one frame below tensor(): 3 means tensor's caller is the user's
+        warnings.warn("To copy construct from a tensor, it is recommended to use sourceTensor.detach().clone() or "
+                      "sourceTensor.detach().clone().requires_grad_(True), rather than torch.tensor(sourceTensor).",
+                      UserWarning, stacklevel=stacklevel)
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
