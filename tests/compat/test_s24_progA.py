@@ -43,3 +43,42 @@ def test_tensor_of_a_list_of_tensors_and_chainrule_internal_copies_stay_silent()
     _, caught = _user_warnings(lambda: chainrule.nn.utils.clip_grad_norm_([chainrule.ones(2, requires_grad=True)], 1.0))
     assert caught == []
 
+
+ALIAS_SHADOWING_CHECK = """
+import importlib, sys
+import torch
+import chainrule
+# every chainrule module whose parent package binds its name to something else (a function of the same
+# name, as torch.autograd.gradcheck is): importing it under its torch name must leave that binding alone
+shadowed = []
+for name, module in list(sys.modules.items()):
+    if name.startswith("chainrule.") and module is not None:
+        parent_name, _, child = name.rpartition(".")
+        parent = sys.modules.get(parent_name)
+        if parent is not None and getattr(parent, child, module) is not module:
+            shadowed.append((parent, child, getattr(parent, child), "torch" + name[len("chainrule"):]))
+for parent, child, bound, alias in shadowed:
+    importlib.import_module(alias)
+    assert getattr(parent, child) is bound, (alias, getattr(parent, child))
+from torch.autograd.gradcheck import gradcheck
+assert torch.autograd.gradcheck is gradcheck and callable(torch.autograd.gradcheck)
+print(len(shadowed))
+"""
+
+
+def test_program_alias_import_of_a_submodule_keeps_the_function_its_package_binds():
+    # forward_ad_double_backward: `from torch.autograd.gradcheck import gradcheck`, then
+    # `torch.autograd.gradcheck(Square.apply, x)` as the tutorial writes it; in torch both work
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from torch.autograd.gradcheck import gradcheck
+    assert callable(torch.autograd.gradcheck) and torch.autograd.gradcheck is gradcheck
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root / "tests/programs/_alias"), str(root / "src")]))
+    done = subprocess.run([sys.executable, "-c", ALIAS_SHADOWING_CHECK], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split()[-1]) >= 1
