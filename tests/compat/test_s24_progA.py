@@ -82,3 +82,31 @@ def test_program_alias_import_of_a_submodule_keeps_the_function_its_package_bind
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout.split()[-1]) >= 1
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("theta_shape, size", [
+    ((2, 2, 3), (2, 1, 4)),
+    ((2, 3, 3), (2, 1, 4, 4)),
+    ((2, 3, 3), "Size"),
+    ((2, 2, 3), [2, 1, 4, 4, 4]),
+    ((3, 2, 3), (2, 1, 4, 4)),
+    ((3, 3, 4), (2, 1, 4, 4, 4)),
+    ((2, 2, 3), (2, 1, 0, 4)),
+    ((0, 2, 3), (0, 1, 4, 4)),
+    ((2, 2, 3), (2, 0, 4, 4)),
+    ((2, 2, 3), (2, 1, 1, 4)),
+])
+def test_affine_grid_refusals_match_torch(theta_shape, size, align_corners):
+    # the STN tutorial calls F.affine_grid(theta, x.size()): its refusals print the size as given
+    outcomes = []
+    for lib in (torch, chainrule):
+        given = lib.Size([2, 1, 4, 4]) if size == "Size" else size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                outcomes.append(("ok", tuple(lib.nn.functional.affine_grid(lib.zeros(*theta_shape), given,
+                                                                           align_corners=align_corners).shape)))
+            except Exception as error:  # the class and the message are what is compared
+                outcomes.append((type(error), str(error).replace("chainrule.", "torch.")))
+    assert outcomes[1] == outcomes[0]
