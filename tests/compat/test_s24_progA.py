@@ -35,6 +35,17 @@ def test_tensor_of_a_tensor_warns_like_torch_and_copies_detached(make):
     assert results[chainrule] == results[torch]
 
 
+def test_new_tensor_of_a_tensor_warns_like_torch():
+    outcomes = []
+    for lib in (torch, chainrule):
+        source = lib.tensor([1.0, 2.0])
+        copy, caught = _user_warnings(lambda: source.new_tensor(source))  # noqa: B023
+        outcomes.append(([(c, m, f == __file__) for c, m, f in caught], copy.tolist(), copy.dtype is source.dtype))
+        _, caught = _user_warnings(lambda: source.new_tensor([3.0]))  # noqa: B023
+        assert caught == []
+    assert outcomes[1] == outcomes[0]
+    assert len(outcomes[0][0]) == 1
+
 def test_tensor_of_a_list_of_tensors_and_chainrule_internal_copies_stay_silent():
     for lib in (torch, chainrule):
         _, caught = _user_warnings(lambda: lib.tensor([lib.tensor(1.0), lib.tensor(2.0)]))  # noqa: B023
