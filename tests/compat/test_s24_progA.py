@@ -121,3 +121,13 @@ def test_affine_grid_refusals_match_torch(theta_shape, size, align_corners):
             except Exception as error:  # the class and the message are what is compared
                 outcomes.append((type(error), str(error).replace("chainrule.", "torch.")))
     assert outcomes[1] == outcomes[0]
+
+
+def test_gradcheck_of_a_float32_input_warns_with_torchs_text():
+    # the double-backward tutorial's advice to check in float64: torch's warning names complex too
+    texts = []
+    for lib in (torch, chainrule):
+        x = lib.tensor([0.3, 0.7], requires_grad=True)
+        _, caught = _user_warnings(lambda: lib.autograd.gradcheck(lambda t: t * 2, x, raise_exception=False))  # noqa: B023
+        texts.append([(c, m) for c, m, _ in caught if "double precision" in m])
+    assert texts[1] == texts[0] and len(texts[0]) == 1
