@@ -219,8 +219,8 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
             import warnings
 
             warnings.warn(
-                f"Input #{i} requires gradient and is not a double precision floating point. "
-                "This check will likely fail if all the inputs are not of double precision floating point.",
+                f"Input #{i} requires gradient and is not a double precision floating point or complex. "
+                "This check will likely fail if all the inputs are not of double precision floating point or complex. ",
                 UserWarning, stacklevel=2,
             )
     if (check_forward_ad or check_backward_ad) and not _differentiable_outputs(func, inputs):

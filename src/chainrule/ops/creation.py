@@ -243,7 +243,22 @@ def tensor(data, *, dtype=None, device=None, requires_grad: builtins.bool = Fals
     dtype, requires_grad = factory_args("tensor", dtype, requires_grad, device, requires_grad_optional=False)
     if isinstance(data, np.ndarray):
         _check_numpy_array(data)
+    if isinstance(data, Tensor):
+        _warn_copy_construct()
     return _finish(_to_array(data, dtype, copy=True, device=device), requires_grad)
+
+
+def _warn_copy_construct(spelling: str = "torch.tensor") -> None:
+    """torch's warning for ``torch.tensor(a_tensor)`` and ``t.new_tensor(a_tensor)`` (e.g. the Neural
+    Transfer tutorial's ``torch.tensor(mean).view(-1, 1, 1)``), given to user code only: chainrule's
+    own calls copy tensors on purpose."""
+    from .._torch_function import user_stacklevel
+
+    stacklevel = user_stacklevel()
+    if stacklevel == 3:  # counted from here, one frame below the factory: 3 means its caller is the user's
+        warnings.warn("To copy construct from a tensor, it is recommended to use sourceTensor.detach().clone() or "
+                      f"sourceTensor.detach().clone().requires_grad_(True), rather than {spelling}(sourceTensor).",
+                      UserWarning, stacklevel=stacklevel)
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
@@ -879,6 +894,8 @@ def eye(n: builtins.int, m: builtins.int | None = None, *, dtype=None, layout=No
 # --- Tensor.new_* : same dtype and device as self unless given ----------------------------
 def new_tensor(self: Tensor, data, *, dtype=None, device=None, requires_grad=False) -> Tensor:
     dtype, requires_grad = factory_args("new_tensor", dtype, requires_grad, device, requires_grad_optional=False)
+    if isinstance(data, Tensor):
+        _warn_copy_construct("tensor.new_tensor")
     return tensor(data, dtype=dtype or self.dtype, device=self.device if device is None else device, requires_grad=requires_grad)
 
 

@@ -57,24 +57,25 @@ def affine_grid(theta: Tensor, size, align_corners=None) -> Tensor:
     normalised output coordinates, x along the last dimension.
     """
     align = _align(align_corners)
-    size = tuple(int(s) for s in size)
+    given, size = size, tuple(int(s) for s in size)  # messages print the size as the caller gave it, as torch's do
     if not theta.is_floating_point():
         raise ValueError(f"Expected theta to have floating point type, but got {theta.dtype}")
     if len(size) not in (4, 5):
         raise NotImplementedError(f"affine_grid only supports 4D and 5D sizes, for 2D and 3D affine transforms, "
-                                  f"respectively. Got size {list(size)}.")
+                                  f"respectively. Got size {given}.")
     spatial = len(size) - 2
     if theta.ndim != 3 or tuple(theta.shape[1:]) != (spatial, spatial + 1):
         raise ValueError(f"Expected a batch of {spatial}D affine matrices of shape Nx{spatial}x{spatial + 1} for "
-                         f"size {list(size)}. Got {list(theta.shape)}.")
-    if min(size[2:]) <= 0:
-        raise ValueError(f"Expected non-zero, positive output size. Got {list(size)}")
+                         f"size {given}. Got {theta.shape}.")
     if align and min(size[2:]) == 1:
         warnings.warn("Since version 1.3.0, affine_grid behavior has changed for unit-size grids when "
                       "align_corners=True. This is not an intended use case of affine_grid. See the documentation "
                       "of affine_grid for details.", UserWarning, stacklevel=2)
-    if theta.shape[0] != size[0]:
-        raise ValueError(f"affine_grid: theta holds {theta.shape[0]} matrices but size asks for a batch of {size[0]}")
+    elif min(size) <= 0:  # torch checks every dimension, batch and channels too, unless it has just warned
+        raise ValueError(f"Expected non-zero, positive output size. Got {given}")
+    if theta.shape[0] != size[0]:  # torch's batched matmul of the base grid with theta^T says so
+        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: [{size[0]}, "
+                           f"{spatial + 1}] but got: [{theta.shape[0]}, {spatial + 1}].")
     # (x, y[, z], 1) per output point, x varying fastest: the axes reversed, then a column of ones
     axes = [_base_coordinates(steps, align, theta) for steps in reversed(size[2:])]
     mesh = [a.reshape(*[-1 if i == spatial - 1 - k else 1 for i in range(spatial)]).expand(*size[2:])

@@ -38,6 +38,7 @@ class _ChainruleAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def create_module(self, spec):
         module = importlib.import_module("chainrule" + spec.name[len(_PREFIX):])
         self._original_specs[spec.name] = module.__spec__
+        _alias_imported_modules(but=spec.name)
         return module
 
     def get_code(self, fullname):
@@ -55,6 +56,20 @@ class _ChainruleAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
                 del self._original_specs[alias_name]
 
 
+def _alias_imported_modules(but: str = "") -> None:
+    """Enter every chainrule module already imported under its torch name too. importlib binds a
+    module it loads through a finder as an attribute of its parent package, which would shadow
+    what the package binds to that name: ``torch.autograd.gradcheck`` is the function, yet
+    ``from torch.autograd.gradcheck import gradcheck`` loaded through the finder would rebind it
+    to the module. A module found in ``sys.modules`` is not rebound, as in torch."""
+    for name, module in list(sys.modules.items()):
+        if name.startswith("chainrule."):
+            alias = _PREFIX + name[len("chainrule"):]
+            if alias != but:
+                sys.modules.setdefault(alias, module)
+
+
+_alias_imported_modules()
 if not any(isinstance(finder, _ChainruleAlias) for finder in sys.meta_path):
     sys.meta_path.insert(0, _ChainruleAlias())
 sys.modules[_PREFIX] = chainrule
