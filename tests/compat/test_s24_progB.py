@@ -1,0 +1,96 @@
+"""Bugs found by the s24 programs (tests/programs/ppo_continuous, pointnet, char_rnn_classify,
+mixture_density, fx_conv_bn_fusion), each checked against torch."""
+
+import pytest
+
+import chainrule
+import chainrule.nn.functional as F
+
+torch = pytest.importorskip("torch")
+
+
+def _calls(module_namespace, body):
+    """The (name, args after the first, kwargs) of every call_function node of body traced by fx."""
+
+    class Model(module_namespace.nn.Module):
+        def forward(self, x):
+            return body(module_namespace.nn.functional, x)
+
+    graph = module_namespace.fx.symbolic_trace(Model()).graph
+    return [(node.target.__name__, tuple(map(str, node.args[1:])), dict(node.kwargs))
+            for node in graph.nodes if node.op == "call_function"]
+
+
+BODIES = {
+    "relu": lambda F, x: F.relu(x),
+    "relu_inplace_positional": lambda F, x: F.relu(x, True),
+    "dropout": lambda F, x: F.dropout(x, 0.1),
+    "softmax": lambda F, x: F.softmax(x, 1),
+    "log_softmax_keyword": lambda F, x: F.log_softmax(x, dim=-1),
+    "max_pool2d": lambda F, x: F.max_pool2d(x, 2),
+    "max_pool2d_keywords": lambda F, x: F.max_pool2d(x, kernel_size=3, stride=2, padding=1),
+    "layer_norm": lambda F, x: F.layer_norm(x, (4,)),
+    "leaky_relu": lambda F, x: F.leaky_relu(x, 0.2),
+    "hardtanh": lambda F, x: F.hardtanh(x, -2.0),
+    "adaptive_avg_pool2d": lambda F, x: F.adaptive_avg_pool2d(x, 1),
+    "batch_norm": lambda F, x: F.batch_norm(x, None, None, training=True),
+    "interpolate": lambda F, x: F.interpolate(x, scale_factor=2),
+    "normalize": lambda F, x: F.normalize(x),
+    "pad": lambda F, x: F.pad(x, (1, 1)),
+    "mse_loss": lambda F, x: F.mse_loss(x, x),
+    "cross_entropy": lambda F, x: F.cross_entropy(x, x, label_smoothing=0.1),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BODIES))
+def test_fx_records_functional_calls_as_torch_spells_them(case):
+    # torch's nn.functional hands __torch_function__ the leading arguments positionally and the rest
+    # as keywords with their values, defaults included: fx records F.relu(x) as relu(x, inplace=False)
+    assert _calls(chainrule, BODIES[case]) == _calls(torch, BODIES[case])
+
+
+def test_fx_code_of_a_relu_names_its_inplace_flag_as_torch_does():
+    def code(namespace):
+        class Model(namespace.nn.Module):
+            def forward(self, x):
+                return namespace.nn.functional.relu(x)
+
+        return namespace.fx.symbolic_trace(Model()).code
+
+    assert code(chainrule) == code(torch)
+    assert "torch.nn.functional.relu(x, inplace = False)" in code(chainrule)
+
+
+def test_a_function_mode_sees_torch_spelling_of_a_functional_call():
+    def seen(namespace):
+        calls = []
+
+        class Recorder(namespace.overrides.TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                kwargs = kwargs or {}
+                if getattr(func, "__name__", None) == "softmax" and "functional" in func.__module__:
+                    calls.append((len(args), dict(kwargs)))
+                return func(*args, **kwargs)
+
+        x = namespace.ones(2, 3)
+        with Recorder():
+            out = namespace.nn.functional.softmax(x, 1)
+        return calls, out.sum().item()
+
+    assert seen(chainrule) == seen(torch)
+    assert seen(chainrule)[0] == [(1, {"dim": 1, "_stacklevel": 3, "dtype": None})]
+
+
+def test_respelled_call_still_computes_the_same_values_and_errors():
+    x = chainrule.tensor([[-1.0, 2.0], [3.0, -4.0]])
+
+    class Passthrough(chainrule.overrides.TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            return func(*args, **(kwargs or {}))
+
+    with Passthrough():
+        assert F.leaky_relu(x, 0.5).tolist() == [[-0.5, 2.0], [3.0, -2.0]]
+        assert F.max_pool2d(x[None], 2).tolist() == [[[3.0]]]
+        # a call the op refuses is handed on as written and refused by the op, as outside the mode
+        with pytest.raises(TypeError):
+            F.relu(x, True, True)
