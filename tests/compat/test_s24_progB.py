@@ -94,3 +94,37 @@ def test_respelled_call_still_computes_the_same_values_and_errors():
         # a call the op refuses is handed on as written and refused by the op, as outside the mode
         with pytest.raises(TypeError):
             F.relu(x, True, True)
+
+
+def test_fx_traces_functional_sigmoid_and_tanh_as_tensor_methods():
+    # torch's F.sigmoid/F.tanh are ``input.sigmoid()``/``input.tanh()``: no dispatch of their own
+    def code(namespace):
+        class Model(namespace.nn.Module):
+            def forward(self, x):
+                return namespace.nn.functional.tanh(namespace.nn.functional.sigmoid(x))
+
+        return namespace.fx.symbolic_trace(Model()).code
+
+    assert code(chainrule) == code(torch)
+    assert "x.sigmoid()" in code(chainrule)
+
+
+def test_a_function_mode_sees_what_sigmoid_and_tanh_modules_and_functions_call():
+    def seen(namespace):
+        names = []
+
+        class Recorder(namespace.overrides.TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                kinds = {namespace.sigmoid: "torch.sigmoid", namespace.tanh: "torch.tanh",
+                         namespace.Tensor.sigmoid: "Tensor.sigmoid", namespace.Tensor.tanh: "Tensor.tanh"}
+                names.append(kinds.get(func, func.__name__))
+                return func(*args, **(kwargs or {}))
+
+        x = namespace.tensor([0.0, 1.0])
+        with Recorder():
+            values = [namespace.nn.Sigmoid()(x), namespace.nn.Tanh()(x),
+                      namespace.nn.functional.sigmoid(x), namespace.nn.functional.tanh(x)]
+        return names, [[round(v, 6) for v in value.tolist()] for value in values]
+
+    assert seen(chainrule) == seen(torch)
+    assert seen(chainrule)[0] == ["torch.sigmoid", "torch.tanh", "Tensor.sigmoid", "Tensor.tanh"]
