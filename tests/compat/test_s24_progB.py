@@ -128,3 +128,39 @@ def test_a_function_mode_sees_what_sigmoid_and_tanh_modules_and_functions_call()
 
     assert seen(chainrule) == seen(torch)
     assert seen(chainrule)[0] == ["torch.sigmoid", "torch.tanh", "Tensor.sigmoid", "Tensor.tanh"]
+
+
+LOSS_MODULES = ["MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "CrossEntropyLoss", "NLLLoss", "BCELoss",
+                "BCEWithLogitsLoss", "KLDivLoss", "SoftMarginLoss"]
+
+
+@pytest.mark.filterwarnings("ignore:reduction. 'mean' divides")  # KLDivLoss's own, in torch too
+@pytest.mark.parametrize("name", LOSS_MODULES)
+def test_loss_modules_call_the_functional_loss_that_modes_and_fx_see(name):
+    # torch's loss modules call F.<loss>(input, target, reduction=...): a mode sees that call and
+    # fx, tracing through the module, records it in torch's spelling
+    def seen(namespace):
+        module = getattr(namespace.nn, name)()
+        names = []
+
+        class Recorder(namespace.overrides.TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                names.append(func.__name__)
+                return func(*args, **(kwargs or {}))
+
+        if name in ("CrossEntropyLoss", "NLLLoss"):
+            input, target = namespace.tensor([[0.2, -0.1, 0.4]]).log_softmax(1), namespace.tensor([2])
+        else:
+            input, target = namespace.tensor([0.2, 0.7]), namespace.tensor([0.0, 1.0])
+        with Recorder():
+            value = module(input, target)
+
+        class Through(namespace.fx.Tracer):
+            def is_leaf_module(self, module, qualified_name):
+                return False
+
+        nodes = [(node.op, getattr(node.target, "__name__", str(node.target)), tuple(map(str, node.args)),
+                  {key: str(value) for key, value in node.kwargs.items()}) for node in Through().trace(module).nodes]
+        return names, round(value.item(), 5), nodes
+
+    assert seen(chainrule) == seen(torch)
