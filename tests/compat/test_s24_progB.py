@@ -164,3 +164,23 @@ def test_loss_modules_call_the_functional_loss_that_modes_and_fx_see(name):
         return names, round(value.item(), 5), nodes
 
     assert seen(chainrule) == seen(torch)
+
+
+@pytest.mark.parametrize("case", ["component_not_a_distribution", "batch_shapes_incompatible", "component_count"])
+def test_mixture_same_family_refusals_end_with_torchs_message(case):
+    def message(namespace):
+        D = namespace.distributions
+        make = {
+            "component_not_a_distribution": lambda: D.MixtureSameFamily(D.Categorical(namespace.ones(3)),
+                                                                        namespace.ones(3)),
+            "batch_shapes_incompatible": lambda: D.MixtureSameFamily(D.Categorical(namespace.ones(2, 3)),
+                                                                     D.Normal(namespace.zeros(4, 3), namespace.ones(4, 3))),
+            "component_count": lambda: D.MixtureSameFamily(D.Categorical(namespace.ones(2)),
+                                                           D.Normal(namespace.zeros(3), namespace.ones(3))),
+        }[case]
+        with pytest.raises(ValueError) as caught:
+            make()
+        return str(caught.value).replace("chainrule.", "torch.")
+
+    # chainrule names the call first (the constructor and its arguments), then torch's words
+    assert message(chainrule).endswith(message(torch))
