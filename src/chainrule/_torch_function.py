@@ -339,7 +339,7 @@ def _general_wrapper(impl, handed, face_type=None, numpy_names=False, spell=None
     hand_over = dispatch
     if spell is not None:  # torch's own spelling of the call, for the handlers (nn/_handler_arguments.py)
         def hand_over(public, args, kwargs):
-            return dispatch(public, *spell(args, kwargs or {}))
+            return dispatch(*spell(public, args, kwargs or {}))
     def public(*args, **kwargs):
         if kwargs:
             if state.modes_live or arguments_override(args) or arguments_override(kwargs.values()):
@@ -531,7 +531,8 @@ def dispatching(impl, owner: str | None = None, handed=None, binary: bool = Fals
     function has another (``__getitem__`` is ``getitem``); ``home`` the module and qualified name
     where the wrapper is public, so that pickle finds it there; ``builtin`` makes it a
     BuiltinFunction, which does not bind in a class body, as torch's C++ functions do not; ``spell``
-    re-spells a call, ``(args, kwargs) -> (args, kwargs)``, as torch hands it to the handlers."""
+    re-spells a call, ``(public, args, kwargs) -> (public, args, kwargs)``, as torch hands it to the
+    handlers (and names the function it hands them)."""
     if getattr(impl, "__torch_dispatching__", False):
         return impl
     # a method is its own object, as torch.Tensor.add is not torch.add

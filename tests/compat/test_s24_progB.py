@@ -184,3 +184,35 @@ def test_mixture_same_family_refusals_end_with_torchs_message(case):
 
     # chainrule names the call first (the constructor and its arguments), then torch's words
     assert message(chainrule).endswith(message(torch))
+
+
+POOLS_WITH_INDICES = {
+    "max_pool2d": lambda F, x: F.max_pool2d(x, 2, return_indices=True),
+    "max_pool1d_positional": lambda F, x: F.max_pool1d(x.flatten(2), 2, 2, 0, 1, False, True),
+    "adaptive_max_pool2d": lambda F, x: F.adaptive_max_pool2d(x, 1, return_indices=True),
+    "max_pool2d_without": lambda F, x: F.max_pool2d(x, 2, return_indices=False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(POOLS_WITH_INDICES))
+def test_pools_asked_for_indices_hand_the_with_indices_function_over(case):
+    # torch's boolean_dispatch calls <pool>_with_indices when return_indices is true, and that is
+    # what a handler (and so fx) is given
+    assert _calls(chainrule, POOLS_WITH_INDICES[case]) == _calls(torch, POOLS_WITH_INDICES[case])
+
+
+def test_a_mode_over_max_pool2d_with_indices_gets_values_and_indices():
+    def seen(namespace):
+        names = []
+
+        class Recorder(namespace.overrides.TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                names.append(func.__name__)
+                return func(*args, **(kwargs or {}))
+
+        x = namespace.arange(16.0).view(1, 1, 4, 4)
+        with Recorder():
+            values, indices = namespace.nn.MaxPool2d(2, return_indices=True)(x)
+        return names, values.tolist(), indices.tolist()
+
+    assert seen(chainrule) == seen(torch)

@@ -107,10 +107,16 @@ TORCH_SPELLING: dict[str, tuple[str, str]] = {
 }
 
 
-def torch_spelling(name: str, impl: Callable) -> Callable[[tuple, dict], tuple[tuple, dict]] | None:
+# torch's boolean_dispatch: with return_indices=True these call, and hand the handlers, <name>_with_indices
+WITH_INDICES = frozenset({"max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+                          "adaptive_max_pool3d", "fractional_max_pool2d", "fractional_max_pool3d"})
+
+
+def torch_spelling(name: str, impl: Callable) -> Callable[[Callable, tuple, dict], tuple[Callable, tuple, dict]] | None:
     """The function that re-spells a call of ``impl`` (public as ``torch.nn.functional.<name>``)
-    as torch hands it to a handler, or None where torch passes the caller's spelling on (its C++
-    built-ins) or chainrule's signature lacks a name torch passes positionally."""
+    as torch hands it to a handler, ``(public, args, kwargs) -> (public, args, kwargs)``, or None
+    where torch passes the caller's spelling on (its C++ built-ins) or chainrule's signature lacks a
+    name torch passes positionally."""
     if name not in TORCH_SPELLING:
         return None
     try:
@@ -123,11 +129,11 @@ def torch_spelling(name: str, impl: Callable) -> Callable[[tuple, dict], tuple[t
     keywords = [keyword for keyword in keywords if keyword in signature.parameters]
     spelled = set(positional) | set(keywords)
 
-    def spell(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    def spell(public: Callable, args: tuple, kwargs: dict) -> tuple[Callable, tuple, dict]:
         try:
             bound = signature.bind(*args, **kwargs)
         except TypeError:  # a call the op itself refuses: hand it on as written, to be refused there
-            return args, kwargs
+            return public, args, kwargs
         given = dict(bound.arguments)
         bound.apply_defaults()
         values = bound.arguments
@@ -136,12 +142,16 @@ def torch_spelling(name: str, impl: Callable) -> Callable[[tuple, dict], tuple[t
         for key, value in given.items():
             kind = signature.parameters[key].kind
             if kind is inspect.Parameter.VAR_POSITIONAL:
-                return args, kwargs
+                return public, args, kwargs
             if kind is inspect.Parameter.VAR_KEYWORD:
                 extra.update(value)
             elif key not in spelled:
                 extra[key] = value
-        return (tuple(values[key] for key in positional),
+        if name in WITH_INDICES and values.get("return_indices"):
+            from . import functional  # (the wiring has replaced its functions by their wrappers by now)
+
+            public = getattr(functional, f"{name}_with_indices")
+        return (public, tuple(values[key] for key in positional),
                 {**{key: values[key] for key in keywords}, **extra})
 
     return spell
