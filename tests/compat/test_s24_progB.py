@@ -216,3 +216,28 @@ def test_a_mode_over_max_pool2d_with_indices_gets_values_and_indices():
         return names, values.tolist(), indices.tolist()
 
     assert seen(chainrule) == seen(torch)
+
+
+ASSERT_CLOSE_CASES = {
+    "nan_mismatch": lambda t: t.testing.assert_close(t.tensor([1.0, float("nan")]), t.tensor([1.0, float("nan")])),
+    "nested_item": lambda t: t.testing.assert_close([t.ones(2)], [t.zeros(2)]),
+    "nested_shape": lambda t: t.testing.assert_close({"w": t.ones(2)}, {"w": t.ones(3)}),
+    "mapping_keys": lambda t: t.testing.assert_close({"a": t.ones(2)}, {"a": t.ones(2), "b": 1}),
+    "check_stride": lambda t: t.testing.assert_close(t.ones(2, 3).t(), t.ones(3, 2), check_stride=True),
+    "stride_not_checked": lambda t: t.testing.assert_close(t.ones(2, 3).t(), t.ones(3, 2)),
+    "scalar_in_list": lambda t: t.testing.assert_close([1.0, 2.0], [1.0, 2.5]),
+    "fused_conv_tolerance": lambda t: t.testing.assert_close(t.tensor([[1.0, 2.0]]), t.tensor([[1.0, 2.5]]),
+                                                             rtol=1e-4, atol=1e-4),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ASSERT_CLOSE_CASES))
+def test_assert_close_refuses_as_torch_does(case):
+    def outcome(namespace):
+        try:
+            ASSERT_CLOSE_CASES[case](namespace)
+        except AssertionError as error:
+            return "AssertionError", str(error).replace("chainrule.", "torch.")
+        return "passed", ""
+
+    assert outcome(chainrule) == outcome(torch)
