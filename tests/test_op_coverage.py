@@ -151,6 +151,13 @@ NOT_OPS.update(_group(
     "Tensor.__torch_function__",
 ))
 
+# --- s24 progB: nn.functional spellings of Tensor methods ---
+NOT_OPS.update(_group(
+    "torch writes them as input.sigmoid() / input.tanh(): they call the Tensor method, which has its entry "
+    "(tests/compat/test_s24_progB.py)",
+    "nn.functional.sigmoid", "nn.functional.tanh",
+))
+
 # --- bf16: autocast state ---
 NOT_OPS.update(_group(
     "autocast state (torch.set_autocast_enabled and friends): switch a mode, compute no tensor "

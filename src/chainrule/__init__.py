@@ -460,8 +460,11 @@ for _name in ("detach", "fill_", "zero_", "detach_", "resize_as_", "as_strided_"
         _method = _torch_function.dispatching(_method.function_form, "torch")
     _function = _methods.method_as_function(_method)
     globals()[_name] = _torch_function.as_builtin(_function, (__name__, _name))
+from .nn._handler_arguments import torch_spelling as _torch_spelling  # noqa: E402
+
 _torch_function.wrap_module(nn.functional, "torch.nn.functional", skip=overrides._UNDISPATCHED_FUNCTIONAL,
-                            builtin=_torch_function.BUILTINS_IN_FUNCTIONAL.__contains__)
+                            builtin=_torch_function.BUILTINS_IN_FUNCTIONAL.__contains__,
+                            spelling=_torch_spelling)
 for _namespace, _owner in ((linalg, "torch.linalg"), (fft, "torch.fft"), (special, "torch.special")):
     _torch_function.wrap_module(_namespace, _owner, builtin=lambda name: True)
 for _name in ("constant_", "kaiming_uniform_", "normal_", "uniform_"):  # the nn.init functions torch dispatches
@@ -472,6 +475,6 @@ for _module_class in _modules:  # every Module class defined so far, subclasses 
     _modules.extend(_module_class.__subclasses__())
 _torch_function.rewrap_captured(_modules)
 _torch_function.wired = True
-del _modules, _module_class, _namespace, _owner, _name, _function
+del _modules, _module_class, _namespace, _owner, _name, _function, _torch_spelling
 from ._C import DisableTorchFunction, DisableTorchFunctionSubclass  # noqa: E402,F401
 from . import functional  # noqa: E402,F401  (torch.functional names the wired top-level objects)

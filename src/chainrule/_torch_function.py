@@ -334,12 +334,16 @@ def _binary_wrapper(impl, handed):
     return public
 
 
-def _general_wrapper(impl, handed, face_type=None, numpy_names=False):
+def _general_wrapper(impl, handed, face_type=None, numpy_names=False, spell=None):
     face = None
+    hand_over = dispatch
+    if spell is not None:  # torch's own spelling of the call, for the handlers (nn/_handler_arguments.py)
+        def hand_over(public, args, kwargs):
+            return dispatch(*spell(public, args, kwargs or {}))
     def public(*args, **kwargs):
         if kwargs:
             if state.modes_live or arguments_override(args) or arguments_override(kwargs.values()):
-                return dispatch(handed or face, args, kwargs)
+                return hand_over(handed or face, args, kwargs)
             try:
                 return impl(*args, **kwargs)
             except TypeError as error:
@@ -355,10 +359,10 @@ def _general_wrapper(impl, handed, face_type=None, numpy_names=False):
                 raise out_of_memory(face, impl, error) from None
             return impl(*args, **renamed)
         if state.modes_live:
-            return dispatch(handed or face, args, None)
+            return hand_over(handed or face, args, None)
         for value in args:
             if value.__class__ not in plain and arguments_override(args):
-                return dispatch(handed or face, args, None)
+                return hand_over(handed or face, args, None)
         try:
             return impl(*args)
         except AttributeError as error:
@@ -519,14 +523,16 @@ def as_builtin(function, home: tuple[str, str]):
 
 
 def dispatching(impl, owner: str | None = None, handed=None, binary: bool = False, name: str | None = None,
-                home: tuple[str, str] | None = None, builtin: bool = False):
+                home: tuple[str, str] | None = None, builtin: bool = False, spell=None):
     """The public face of ``impl``: dispatches when a mode is active or an argument overrides,
     else calls ``impl`` directly. ``handed`` is the function modes and handlers receive when it is not
     the wrapper itself (``x + y`` hands them ``Tensor.add``, as torch does); ``binary`` marks a Python
     operator, always called as ``(self, other)``; ``name`` the special method's name, where its
     function has another (``__getitem__`` is ``getitem``); ``home`` the module and qualified name
     where the wrapper is public, so that pickle finds it there; ``builtin`` makes it a
-    BuiltinFunction, which does not bind in a class body, as torch's C++ functions do not."""
+    BuiltinFunction, which does not bind in a class body, as torch's C++ functions do not; ``spell``
+    re-spells a call, ``(public, args, kwargs) -> (public, args, kwargs)``, as torch hands it to the
+    handlers (and names the function it hands them)."""
     if getattr(impl, "__torch_dispatching__", False):
         return impl
     # a method is its own object, as torch.Tensor.add is not torch.add
@@ -538,7 +544,7 @@ def dispatching(impl, owner: str | None = None, handed=None, binary: bool = Fals
     else:
         # torch's parser takes NumPy's names on its C functions and Tensor methods
         public = _general_wrapper(impl, handed, BuiltinFunction if builtin else None,
-                                  numpy_names=builtin or owner == "torch.Tensor")
+                                  numpy_names=builtin or owner == "torch.Tensor", spell=spell)
     try:
         functools.update_wrapper(public, impl)
     except AttributeError:  # a builtin or partial without some of the attributes
@@ -559,10 +565,12 @@ def dispatching(impl, owner: str | None = None, handed=None, binary: bool = Fals
     return public
 
 
-def wrap_module(module, owner: str, skip=frozenset(), builtin=lambda name: False) -> None:
+def wrap_module(module, owner: str, skip=frozenset(), builtin=lambda name: False,
+                spelling=lambda name, impl: None) -> None:
     """Replace ``module``'s public functions by their dispatching wrappers (those in ``skip`` and
     those torch does not dispatch stay as they are). ``builtin(name)``: whether torch's function of
-    that name is a C++ built-in, which does not bind in a class body — so neither does ours."""
+    that name is a C++ built-in, which does not bind in a class body — so neither does ours;
+    ``spelling(name, impl)``: how torch spells a call to the handlers (see ``dispatching``), or None."""
     for name, value in list(vars(module).items()):
         if name.startswith("_") or not is_function(value) or isinstance(value, BuiltinFunction):
             continue
@@ -572,7 +580,7 @@ def wrap_module(module, owner: str, skip=frozenset(), builtin=lambda name: False
             if builtin(name) and isinstance(value, types.FunctionType):
                 setattr(module, name, as_builtin(value, home))
             continue
-        setattr(module, name, dispatching(value, owner, home=home, builtin=builtin(name)))
+        setattr(module, name, dispatching(value, owner, home=home, builtin=builtin(name), spell=spelling(name, value)))
 
 
 # torch's public functions written in Python (they bind as methods in a class body); the rest of the

@@ -49,8 +49,9 @@ _UNDISPATCHED_TOP_LEVEL = frozenset({
     "sparse_coo_tensor", "sparse_csr_tensor", "symeig", "to_dlpack", "typename", "use_deterministic_algorithms",
     "vmap", "while_loop",
 })
-# nn.functional's deprecated spellings that torch implements by calling another public function
-_UNDISPATCHED_FUNCTIONAL = frozenset({"upsample", "upsample_bilinear", "upsample_nearest"})
+# nn.functional's functions that torch writes without handle_torch_function: the deprecated spellings
+# call another public function, sigmoid and tanh the Tensor method
+_UNDISPATCHED_FUNCTIONAL = frozenset({"upsample", "upsample_bilinear", "upsample_nearest", "sigmoid", "tanh"})
 
 
 class TorchFunctionMode:

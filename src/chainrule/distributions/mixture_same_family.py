@@ -24,15 +24,15 @@ class MixtureSameFamily(Distribution):
         if not isinstance(mixture_distribution, Categorical):
             raise ValueError(" The Mixture distribution needs to be an  instance of torch.distributions.Categorical")
         if not isinstance(component_distribution, Distribution):
-            raise ValueError("The Component distribution need to be an instance of torch.distributions.Distribution")
+            raise ValueError("The Component distribution needs to be an instance of torch.distributions.Distribution")
         mixture_batch = tuple(mixture_distribution.batch_shape)
         component_batch = tuple(component_distribution.batch_shape)
         if len(component_batch) < 1:
             raise ValueError("`component_distribution.batch_shape` must have at least one dimension (the components)")
         for size1, size2 in zip(reversed(mixture_batch), reversed(component_batch[:-1])):
             if size1 != 1 and size2 != 1 and size1 != size2:
-                raise ValueError(f"`mixture_distribution.batch_shape` ({mixture_batch}) is not compatible with "
-                                 f"`component_distribution.batch_shape`({component_batch})")
+                raise ValueError(f"`mixture_distribution.batch_shape` ({mixture_distribution.batch_shape}) is not "
+                                 f"compatible with `component_distribution.batch_shape`({component_distribution.batch_shape[:-1]})")
         k = mixture_distribution.logits.shape[-1]
         if k != component_batch[-1]:
             raise ValueError(f"`mixture_distribution component` ({k}) does not equal "

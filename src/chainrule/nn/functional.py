@@ -70,7 +70,6 @@ from ..ops.conv import (
 from ..ops.ctc import ctc_loss
 from ..ops.dropout import alpha_dropout, dropout, dropout1d, dropout2d, dropout3d, feature_alpha_dropout
 from ..ops.elementwise import rounded_through as _rounded_through
-from ..ops.elementwise import sigmoid, tanh
 from ..ops.embedding import embedding
 from ..ops.embedding_bag import embedding_bag
 from ..ops.fractional_pool import fractional_max_pool2d, fractional_max_pool3d
@@ -331,6 +330,17 @@ def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:
 # ---------------------------------------------------------------- in-place activation variants
 def relu_(input: Tensor) -> Tensor:
     return relu(input, inplace=True)
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    """torch.nn.functional.sigmoid: ``input.sigmoid()``, as torch's is; it does not dispatch itself,
+    so a mode or an fx trace sees the method (``Tensor.sigmoid``), as in torch."""
+    return input.sigmoid()
+
+
+def tanh(input: Tensor) -> Tensor:
+    """torch.nn.functional.tanh: ``input.tanh()``, as torch's is (see sigmoid)."""
+    return input.tanh()
 
 
 def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:

@@ -28,11 +28,18 @@ def _fail(message: str, msg) -> None:
     raise AssertionError(msg if isinstance(msg, str) else message)
 
 
-def _compare_tensors(actual, expected, rtol, atol, equal_nan, check_device, check_dtype, msg, where) -> None:
-    for attribute in ("shape",) + (("dtype",) if check_dtype else ()) + (("device",) if check_device else ()):
-        mine, theirs = getattr(actual, attribute), getattr(expected, attribute)
+def _compare_tensors(actual, expected, rtol, atol, equal_nan, check_device, check_dtype, msg, where,
+                     check_stride=False) -> None:
+    # torch's order: shape, stride() (only when asked), device, dtype
+    attributes = ("shape",) + (("stride()",) if check_stride else ()) + (("device",) if check_device else ()) \
+        + (("dtype",) if check_dtype else ())
+    for attribute in attributes:
+        if attribute == "stride()":
+            mine, theirs = actual.stride(), expected.stride()
+        else:
+            mine, theirs = getattr(actual, attribute), getattr(expected, attribute)
         if mine != theirs:
-            _fail(f"The values for attribute '{attribute}' do not match: {mine!r} != {theirs!r}{where}.", msg)
+            _fail(f"The values for attribute '{attribute}' do not match: {mine!r} != {theirs!r}.{where}", msg)
     a = np.asarray(actual.detach().cpu().numpy())
     b = np.asarray(expected.detach().cpu().numpy())
     rtol, atol = _tolerances(np.promote_types(a.dtype, b.dtype), rtol, atol)
@@ -57,20 +64,21 @@ def _compare_tensors(actual, expected, rtol, atol, equal_nan, check_device, chec
     abs_diff, rel_diff = np.asarray(abs_diff), np.asarray(rel_diff)  # 0-d results come back as scalars
     abs_diff[close] = 0
     rel_diff[close] = 0
-    abs_at = np.unravel_index(int(np.nanargmax(abs_diff)), a.shape) if a.ndim else ()
-    rel_at = np.unravel_index(int(np.nanargmax(rel_diff)), a.shape) if a.ndim else ()
+    # argmax, not nanargmax: a NaN mismatch is the greatest, at its first index, as torch.max finds it
+    abs_at = np.unravel_index(int(np.argmax(abs_diff)), a.shape) if a.ndim else ()
+    rel_at = np.unravel_index(int(np.argmax(rel_diff)), a.shape) if a.ndim else ()
     integer = a.dtype.kind in "iub"
 
     def show(value: float) -> str:
         return str(builtins.int(value)) if integer and value == builtins.int(value) else str(float(value))
 
-    lines = [f"Tensor-likes are not {'equal' if exact else 'close'}!{where}", "",
+    lines = [f"Tensor-likes are not {'equal' if exact else 'close'}!", "",
              f"Mismatched elements: {mismatched} / {a.size} ({100 * mismatched / a.size:.1f}%)",
              f"Greatest absolute difference: {show(abs_diff[abs_at])} at index {tuple(map(int, abs_at))}"
              + ("" if exact else f" (up to {atol} allowed)"),
              f"Greatest relative difference: {float(rel_diff[rel_at])} at index {tuple(map(int, rel_at))}"
              + ("" if exact else f" (up to {rtol} allowed)")]
-    _fail("\n".join(lines), msg)
+    _fail("\n".join(lines) + where, msg)
 
 
 def _compare_scalars(actual, expected, rtol, atol, equal_nan, msg, where) -> None:
@@ -80,9 +88,9 @@ def _compare_scalars(actual, expected, rtol, atol, equal_nan, msg, where) -> Non
         return
     difference = abs(actual - expected)
     relative = difference / abs(expected) if expected != 0 else float("inf")
-    _fail(f"Scalars are not close!{where}\n\nExpected {expected} but got {actual}.\n"
+    _fail(f"Scalars are not close!\n\nExpected {expected} but got {actual}.\n"
           f"Absolute difference: {difference} (up to {atol} allowed)\n"
-          f"Relative difference: {relative} (up to {rtol} allowed)", msg)
+          f"Relative difference: {relative} (up to {rtol} allowed){where}", msg)
 
 
 def assert_close(actual, expected, *, allow_subclasses: bool = True, rtol=None, atol=None,
@@ -91,17 +99,19 @@ def assert_close(actual, expected, *, allow_subclasses: bool = True, rtol=None, 
     """Raise AssertionError unless ``actual`` and ``expected`` are close, elementwise:
     ``|actual - expected| <= atol + rtol * |expected|``. Tensors, Python numbers, and (nested)
     sequences and mappings of them are accepted; shapes, dtypes and devices must match."""
-    _assert_close(actual, expected, rtol, atol, equal_nan, check_device, check_dtype, msg, "", allow_subclasses)
+    _assert_close(actual, expected, rtol, atol, equal_nan, check_device, check_dtype, msg, "", allow_subclasses,
+                  check_stride)
 
 
 def _assert_close(actual, expected, rtol, atol, equal_nan, check_device, check_dtype, msg, path,
-                  allow_subclasses=True) -> None:
+                  allow_subclasses=True, check_stride=False) -> None:
     from ..tensor import Tensor
 
+    # torch appends where a nested failure is, after the whole message
     where = f"\n\nThe failure occurred for item {path}" if path else ""
     if isinstance(actual, Tensor) and isinstance(expected, Tensor) and (allow_subclasses
                                                                        or type(actual) is type(expected)):
-        _compare_tensors(actual, expected, rtol, atol, equal_nan, check_device, check_dtype, msg, where)
+        _compare_tensors(actual, expected, rtol, atol, equal_nan, check_device, check_dtype, msg, where, check_stride)
     elif isinstance(actual, np.ndarray) and isinstance(expected, np.ndarray):  # compared as tensors, as torch
         _compare_tensors(Tensor._make(np.array(actual)), Tensor._make(np.array(expected)), rtol, atol, equal_nan,
                          check_device, check_dtype, msg, where)
@@ -109,18 +119,19 @@ def _assert_close(actual, expected, rtol, atol, equal_nan, check_device, check_d
         _compare_scalars(actual, expected, rtol, atol, equal_nan, msg, where)
     elif isinstance(actual, collections.abc.Mapping) and isinstance(expected, collections.abc.Mapping):
         if set(actual) != set(expected):
-            _fail(f"The keys of the mappings do not match: {sorted(map(str, actual))} != "
-                  f"{sorted(map(str, expected))}{where}.", msg)
+            _fail(f"The keys of the mappings do not match:\n"
+                  f"Missing keys in the actual mapping: {sorted(set(expected) - set(actual))}\n"
+                  f"Additional keys in the actual mapping: {sorted(set(actual) - set(expected))}{where}", msg)
         for key in actual:
             _assert_close(actual[key], expected[key], rtol, atol, equal_nan, check_device, check_dtype,
-                          msg, f"{path}[{key!r}]", allow_subclasses)
+                          msg, f"{path}[{key!r}]", allow_subclasses, check_stride)
     elif (isinstance(actual, collections.abc.Sequence) and isinstance(expected, collections.abc.Sequence)
           and not isinstance(actual, str) and not isinstance(expected, str)):
         if len(actual) != len(expected):
             _fail(f"The length of the sequences mismatch: {len(actual)} != {len(expected)}{where}", msg)
         for i, (mine, theirs) in enumerate(zip(actual, expected)):
             _assert_close(mine, theirs, rtol, atol, equal_nan, check_device, check_dtype, msg, f"{path}[{i}]",
-                          allow_subclasses)
+                          allow_subclasses, check_stride)
     else:
         raise TypeError(f"No comparison pair was able to handle inputs of type {type(actual)} "
                         f"and {type(expected)}.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 from ...ops.creation import empty
+from ...ops.elementwise import sigmoid, tanh
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
@@ -74,11 +75,11 @@ class _Stateless(Module):
 
 
 class Tanh(_Stateless):
-    _fn = staticmethod(F.tanh)
+    _fn = staticmethod(tanh)  # torch.tanh, as torch's module calls
 
 
 class Sigmoid(_Stateless):
-    _fn = staticmethod(F.sigmoid)
+    _fn = staticmethod(sigmoid)  # torch.sigmoid, as torch's module calls
 
 
 class Softsign(_Stateless):

@@ -7,8 +7,9 @@ import math
 import warnings
 
 from ...ops import ctc, margin_loss
-from ...ops import loss as F
+from ...ops import loss as _loss_ops
 from ...tensor import Tensor
+from .. import functional as F  # looked up at each call: the dispatching wrappers, as torch's modules call F
 from .distance import PairwiseDistance
 from .linear import Linear
 from .module import Module
@@ -25,7 +26,7 @@ __all__ = [
 def _legacy_reduction(size_average, reduce, reduction: str) -> str:
     """torch's mapping of the deprecated ``size_average`` / ``reduce`` flags to ``reduction``, and
     its warning (one place: the functional losses use it too)."""
-    return F.legacy_reduction(size_average, reduce, reduction)
+    return _loss_ops.legacy_reduction(size_average, reduce, reduction)
 
 
 class _Loss(Module):
