@@ -33,6 +33,7 @@ from .autograd import engine as _engine
 from .autograd import forward_ad as _forward_ad
 from .autograd import function as _function
 from .autograd import functional as _functional
+from .autograd import profiler as _profiler
 from .autograd.function import Function
 from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad
 from .ops import random as _random
@@ -845,7 +846,8 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
         results = []
         # the frame tells operators with a vmap rule (torch.library.register_vmap) where slices came from
         rewind = _random.default_generator.get_state() if randomness == "same" else None
-        with _vmap_frames.entered(_vmap_frames.VmapFrame(size, randomness)) as frame:
+        with _vmap_frames.entered(_vmap_frames.VmapFrame(size, randomness)) as frame, _watching_batches():
+            frame.note_closed_over(func)
             for i in range(size):
                 frame.index = i
                 if rewind is not None and i:
@@ -858,6 +860,65 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
         return _stack_results(func, results, out_dims, frame)
 
     return _counted(wrapper, batching=True)
+
+
+class _BatchWatcher:
+    """Stands where the profiler does (``autograd.function.active_profiler``) while a vmap runs, so
+    that every op hands it its operands and results: a result computed from a batched operand is
+    batched at that level (``_vmap_frames.note_results``), as torch's vmap makes it, which lets
+    ``.item()``, ``bool()`` and in-place writes of it be refused as torch refuses them. An observer
+    already there (a profiler, a FLOP counter) is set aside and each op runs through it."""
+
+    def __init__(self, previous) -> None:
+        self.previous = previous
+
+    @property
+    def _recording(self) -> bool:  # record_function's ranges go to the observer set aside
+        return self.previous is not None and self.previous._recording
+
+    def record_op(self, cls, inputs, params, user_function: bool = False):
+        _function.active_profiler = self.previous
+        try:
+            if user_function:  # its forward runs per slice here; torch runs a vmap rule's below vmap
+                with _vmap_frames.reads_allowed():
+                    out = _function.run_intercepted(cls, inputs, params, user_function)
+            else:
+                out = _function.run_intercepted(cls, inputs, params, user_function)
+        finally:
+            _function.active_profiler = self
+        _vmap_frames.note_results(inputs, params, out)
+        return out
+
+    def begin(self, name: str, inputs=(), *, user_annotation: bool = False):
+        return self.previous.begin(name, inputs, user_annotation=user_annotation)
+
+    def evaluate_function(self, node, previous):
+        return None if self.previous is None else self.previous.evaluate_function(node, previous)
+
+    def end(self, event) -> None:
+        if self.previous is not None:
+            self.previous.end(event)
+
+
+@contextlib.contextmanager
+def _watching_batches():
+    """A _BatchWatcher in the profiler's place for the outermost running vmap (the ops' fast paths,
+    which skip that place, step aside meanwhile, as they do for the profiler)."""
+    if isinstance(_function.active_profiler, _BatchWatcher):
+        yield
+        return
+    watcher = _BatchWatcher(_function.active_profiler)
+    _function.active_profiler = watcher
+    if watcher.previous is None:
+        for switch in _profiler.recording_switches:
+            switch(True)
+    try:
+        yield
+    finally:
+        _function.active_profiler = watcher.previous
+        if watcher.previous is None:
+            for switch in _profiler.recording_switches:
+                switch(False)
 
 
 def _empty_batch(func, mapped, kwargs, out_dims):

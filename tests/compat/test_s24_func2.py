@@ -1,0 +1,125 @@
+"""torch.func and autograd corners against torch (the differences tools/torch_func_api_trial.py and
+hand probes found): vmap's refusals of what a per-sample loop cannot mean — reading a batched value as
+a Python number (``.item()``, ``float``, ``int``, ``.tolist()``), branching on one (``if x.sum() > 0:``),
+an in-place write of a batched value into a tensor the function closes over — raised with torch's
+class and words, while the same calls on unbatched tensors still run."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+XS = np.arange(6, dtype=np.float32).reshape(2, 3) - 1.5
+
+
+def _outcome(lib, case):
+    """("ok", values) or (exception class name, first line of its message)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's performance warnings for its batching fallbacks
+        try:
+            result = case(lib)
+        except Exception as error:  # noqa: BLE001 - the class and message are what is compared
+            return type(error).__name__, str(error).splitlines()[0]
+    return "ok", np.asarray(result.detach().numpy() if hasattr(result, "detach") else result)
+
+
+def _same(case):
+    ours, theirs = _outcome(chainrule, case), _outcome(torch, case)
+    assert ours[0] == theirs[0], (ours, theirs)
+    if ours[0] == "ok":
+        np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-6)
+    else:
+        assert ours[1] == theirs[1]
+
+
+def _vmapped(body):
+    return lambda lib: lib.func.vmap(lambda r: body(lib, r))(lib.tensor(XS))
+
+
+READS = {
+    "item": lambda lib, r: r.sum().item(),
+    "item of a computed value": lambda lib, r: (r * 2).exp()[0].item(),
+    "float": lambda lib, r: float(r.sum()),
+    "int": lambda lib, r: int(r.argmax()),
+    "int of a cast": lambda lib, r: int(r.long().sum()),
+    "bool": lambda lib, r: bool(r.sum()),
+    "if on a comparison": lambda lib, r: r if r.sum() > 0 else -r,
+    "if on any": lambda lib, r: r if (r > 0).any() else -r,
+    "if on isnan": lambda lib, r: r if r.isnan().any() else -r,
+    "if on a conjunction": lambda lib, r: r if ((r > 0) & (r < 9)).all() else -r,
+    "tolist": lambda lib, r: lib.tensor(r.tolist()),
+    "numpy": lambda lib, r: r.numpy(),
+    # unbatched values read inside vmap are plain numbers, as in torch
+    "item of a factory tensor": lambda lib, r: r * lib.ones(()).item(),
+    "if on a factory tensor": lambda lib, r: r if lib.ones(()) > 0 else -r,
+}
+
+
+@pytest.mark.parametrize("name", sorted(READS))
+def test_reading_a_batched_value_inside_vmap_is_refused_as_torch(name):
+    _same(_vmapped(READS[name]))
+
+
+def test_an_unmapped_input_can_be_read_inside_vmap():
+    _same(lambda lib: lib.func.vmap(lambda r, s: r * s.item(), in_dims=(0, None))(lib.tensor(XS), lib.tensor(2.0)))
+
+
+def test_item_outside_vmap_still_reads_the_value():
+    assert chainrule.tensor([2.5]).item() == 2.5
+    assert bool(chainrule.tensor(1.0) > 0)
+
+
+WRITES = {
+    "add_": lambda lib, y, r: y.add_(r),
+    "add_ alpha": lambda lib, y, r: y.add_(r * 2, alpha=2),
+    "+=": lambda lib, y, r: y.__iadd__(r),
+    "sub_": lambda lib, y, r: y.sub_(r),
+    "mul_ of a computed value": lambda lib, y, r: y.mul_(r.exp()),
+    "copy_": lambda lib, y, r: y.copy_(r.sin()),
+    "clamp_": lambda lib, y, r: y.clamp_(min=r),
+    "addcmul_": lambda lib, y, r: y.addcmul_(r, r),
+    "index_add_": lambda lib, y, r: y.index_add_(0, lib.tensor([0, 1, 2]), r),
+    "through a view": lambda lib, y, r: y[:].mul_(r),
+    "into a factory tensor": lambda lib, y, r: lib.zeros(3).add_(r),
+    # writes torch's vmap allows
+    "into a batched value": lambda lib, y, r: (r * 2).add_(r),
+    "into a clone": lambda lib, y, r: r.clone().mul_(r),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRITES))
+def test_in_place_write_into_a_closed_over_tensor_inside_vmap(name):
+    def case(lib):
+        y = lib.zeros(3)
+        out = lib.func.vmap(lambda r: WRITES[name](lib, y, r))(lib.tensor(XS))
+        return lib.cat([out.reshape(-1), y])
+
+    _same(case)
+
+
+def test_vmapped_function_with_its_own_numpy_kernel_still_runs():
+    """A user Function whose forward reads .numpy() (torch runs its vmap rule below vmap)."""
+    def case(lib):
+        class Cube(lib.autograd.Function):
+            generate_vmap_rule = True
+
+            @staticmethod
+            def forward(x):
+                return lib.tensor(x.detach().numpy() ** 3)
+
+            @staticmethod
+            def setup_context(ctx, inputs, output):
+                pass
+
+            @staticmethod
+            def vmap(info, in_dims, x):
+                return Cube.apply(x), in_dims[0]
+
+        Cube.generate_vmap_rule = False
+        return lib.func.vmap(Cube.apply)(lib.tensor(XS))
+
+    _same(case)
