@@ -494,7 +494,11 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
             raise RuntimeError(f"Only allowed values for randomness are 'error', 'different', or 'same'. "
                                f"Got {randomness}")
         outside_records = is_grad_enabled()
-        return _unrecorded_outside(computed(outside_records, *args), outside_records)
+        if randomness != "error":
+            return _unrecorded_outside(computed(outside_records, *args), outside_records)
+        # torch's jacfwd vmaps its jvps: a random op inside is refused as vmap's default refuses it
+        with _vmap_frames.entered(_vmap_frames.VmapFrame(1, randomness)):
+            return _unrecorded_outside(computed(outside_records, *args), outside_records)
 
     def computed(outside_records, *args):
         numbers = _argnums_tuple(argnums, len(args), "jacfwd(f)(*args)")
@@ -519,7 +523,10 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
 
         found = {}
         verdict = {}  # "outside": whether the output reaches a closed-over tensor requiring grad
-        if not any(_forward_ad.unpack_dual(leaf).tangent is not None for leaf in leaves):
+        # (with randomness="different" each column draws its own numbers, as each of torch's vmapped
+        # jvps does, in order: the columns' runs, not one run for all)
+        if randomness != "different" and not any(_forward_ad.unpack_dual(leaf).tangent is not None
+                                                  for leaf in leaves):
             by_rows = _jacobian_by_reverse(of_leaves, leaves, has_aux, outside_records, verdict)
             if by_rows is not None:
                 found["output"], found["aux"], blocks_per_output = by_rows

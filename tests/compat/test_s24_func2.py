@@ -123,3 +123,25 @@ def test_vmapped_function_with_its_own_numpy_kernel_still_runs():
         return lib.func.vmap(Cube.apply)(lib.tensor(XS))
 
     _same(case)
+
+
+RANDOM_TRANSFORMS = {
+    "jacfwd, randomness error": lambda lib, x: lib.func.jacfwd(lambda t: t * lib.rand(3))(x),
+    "jacfwd of dropout": lambda lib, x: lib.func.jacfwd(lambda t: lib.nn.functional.dropout(t, 0.5))(x),
+    "hessian": lambda lib, x: lib.func.hessian(lambda t: (t * lib.rand(3)).sum())(x),
+    "jacfwd, randomness same": lambda lib, x: lib.func.jacfwd(lambda t: t * lib.rand(3), randomness="same")(x),
+    # each column draws its own numbers, in order, as torch's vmapped jvps do
+    "jacfwd, randomness different": lambda lib, x: lib.func.jacfwd(lambda t: t * lib.rand(3),
+                                                                   randomness="different")(x),
+    "jacrev": lambda lib, x: lib.func.jacrev(lambda t: t * lib.rand(3))(x),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RANDOM_TRANSFORMS))
+def test_random_ops_inside_jacfwd_follow_its_randomness(name):
+    def case(lib):
+        lib.manual_seed(0)
+        jacobian = RANDOM_TRANSFORMS[name](lib, lib.tensor([1.0, 2.0, 3.0]))
+        return lib.cat([jacobian.reshape(-1), lib.rand(1)])  # the generator is left where torch leaves it
+
+    _same(case)
