@@ -418,11 +418,30 @@ def linearize(func, *primals):
     ``primals`` (each call one forward-mode run of ``func``, as torch's linearize computes)."""
     with _transform_running():
         output = func(*primals)
+    flat_primals = _flatten(primals)[0]
 
     def jvp_fn(*tangents):
+        # torch's jvp_fn replays a graph traced for the primals' shapes, devices and dtypes: other
+        # tangents are refused (a float64 tangent of a float32 primal too, which jvp itself takes)
+        flat_tangents = _flatten(tangents)[0]
+        if len(flat_tangents) != len(flat_primals) or type(tangents) is not type(primals):
+            raise RuntimeError(f"Expected the tangents to have the same argspec as the primals: {len(flat_tangents)} "
+                               f"tangents for {len(flat_primals)} primals")
+        for index, (t, p) in enumerate(zip(flat_tangents, flat_primals)):
+            for what, mine, theirs in (("shape", "shape", "shape"), ("device", "device", "device"),
+                                       ("dtype", "dtype", "dtype")):
+                if isinstance(t, Tensor) and isinstance(p, Tensor) and getattr(t, mine) != getattr(p, theirs):
+                    shown = [_torch_repr(getattr(t, mine)), _torch_repr(getattr(p, theirs))]
+                    raise RuntimeError(f"tangent:{index} with {what} {shown[0]} in flattened pytree doesn't match the "
+                                       f"{what} {shown[1]} of the corresponding primal.")
         return jvp(func, primals, tangents)[1]
 
     return output, jvp_fn
+
+
+def _torch_repr(value) -> str:
+    """A shape, device or dtype as torch prints it in a message (torch.Size([3]), torch.float32)."""
+    return repr(value).replace("chainrule.", "torch.")
 
 
 # ---------------------------------------------------------------- Jacobians

@@ -145,3 +145,70 @@ def test_random_ops_inside_jacfwd_follow_its_randomness(name):
         return lib.cat([jacobian.reshape(-1), lib.rand(1)])  # the generator is left where torch leaves it
 
     _same(case)
+
+
+def _dual_case(body):
+    """The primal's and tangent's dtypes (and the tangent's values) of ``body`` run on dual tensors:
+    a float32 vector or matrix whose tangent is float64."""
+    def case(lib):
+        fw = lib.autograd.forward_ad
+        w = lib.tensor([[1.0, 2.0], [3.0, 4.0]])
+        v = lib.tensor([1.0, 2.0])
+
+        def dual(x, dtype=lib.float64):
+            return fw.make_dual(x.clone(), lib.ones_like(x, dtype=dtype) / 4)
+
+        with fw.dual_level():
+            primal, tangent = fw.unpack_dual(body(lib, w, v, dual))
+            names = (str(primal.dtype).split(".")[-1], str(tangent.dtype).split(".")[-1])
+            return np.array([*tangent.reshape(-1).tolist(), len(names[0]), len(names[1])]), names
+
+    def outcome(lib):
+        try:
+            values, names = case(lib)
+        except RuntimeError as error:
+            return "RuntimeError", str(error).splitlines()[0]
+        return "ok", names, values.tolist()
+
+    return outcome
+
+
+MIXED_TANGENTS = {
+    # torch's product kernels take one dtype: a float64 tangent meets the other float32 operand
+    "matrix @ vector": lambda lib, w, v, dual: w @ dual(v),
+    "vector @ matrix": lambda lib, w, v, dual: dual(v) @ w,
+    "matrix @ matrix, second": lambda lib, w, v, dual: w @ dual(w),
+    "matrix @ matrix, both": lambda lib, w, v, dual: dual(w) @ dual(w),
+    "float16 tangent": lambda lib, w, v, dual: w @ dual(w, lib.float16),
+    "linear with bias": lambda lib, w, v, dual: lib.nn.functional.linear(dual(v), w, v),
+    "dot": lambda lib, w, v, dual: lib.dot(v, dual(v)),
+    "bmm": lambda lib, w, v, dual: lib.bmm(w[None], dual(w[None])),
+    "batched matmul": lambda lib, w, v, dual: dual(v)[None, None].expand(3, 1, 2) @ w,
+    "conv1d": lambda lib, w, v, dual: lib.nn.functional.conv1d(dual(v)[None, None], w[None, :1]),
+    "einsum": lambda lib, w, v, dual: lib.einsum("i,ij->j", v, dual(w)),
+    # elementwise formulas promote: the tangent stays float64
+    "addmm's bias": lambda lib, w, v, dual: lib.addmm(dual(v), w, w),
+    "sin": lambda lib, w, v, dual: dual(v).sin(),
+    "softmax": lambda lib, w, v, dual: dual(v).softmax(0),
+    # a cast casts the tangent too (torch: self_t.to(dtype))
+    "float() of a float64 dual": lambda lib, w, v, dual: dual(v.double()).float() @ w,
+    "half() of a float64 dual": lambda lib, w, v, dual: dual(v.double()).half(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MIXED_TANGENTS))
+def test_a_tangent_of_another_dtype_than_its_primal(name):
+    ours = _dual_case(MIXED_TANGENTS[name])(chainrule)
+    theirs = _dual_case(MIXED_TANGENTS[name])(torch)
+    assert ours[:2] == theirs[:2]
+    if ours[0] == "ok":
+        np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-6)
+
+
+@pytest.mark.parametrize("tangent", ["float64", "shape"])
+def test_linearize_refuses_a_tangent_unlike_its_primal(tangent):
+    def case(lib):
+        _, jvp_fn = lib.func.linearize(lib.sin, lib.ones(3))
+        return jvp_fn(lib.ones(3, dtype=lib.float64) if tangent == "float64" else lib.ones(2))
+
+    _same(case)
