@@ -212,3 +212,55 @@ def test_linearize_refuses_a_tangent_unlike_its_primal(tangent):
         return jvp_fn(lib.ones(3, dtype=lib.float64) if tangent == "float64" else lib.ones(2))
 
     _same(case)
+
+
+def _graph_flags(result):
+    """(requires_grad, grad_fn name) of every tensor in a nest of tuples."""
+    if isinstance(result, (tuple, list)):
+        return [_graph_flags(r) for r in result]
+    return result.requires_grad, None if result.grad_fn is None else type(result.grad_fn).__name__
+
+
+def _square_distance(x, y):
+    return (x - y).pow(2).sum()
+
+
+CREATE_GRAPH = {
+    # x ** 2's second derivative is constant, yet torch's formula (2 * x.pow(1)) reaches x
+    "hessian of a squared distance": lambda lib, x, y: lib.autograd.functional.hessian(
+        _square_distance, (x, y), create_graph=True),
+    "hvp of a squared distance": lambda lib, x, y: lib.autograd.functional.hvp(
+        _square_distance, (x, y), (x, y), create_graph=True)[1],
+    "grad of grad of x ** 2": lambda lib, x, y: lib.autograd.grad(
+        lib.autograd.grad(x.requires_grad_().pow(2).sum(), x, create_graph=True)[0].sum(), x, create_graph=True),
+    "grad of x ** 1": lambda lib, x, y: lib.autograd.grad(x.requires_grad_().pow(1).sum(), x, create_graph=True),
+    "grad of x * 2": lambda lib, x, y: lib.autograd.grad((x.requires_grad_() * 2).sum(), x, create_graph=True),
+    # a materialized gradient requires grad under create_graph (torch's zeros_like(requires_grad=True))
+    "materialized unused input": lambda lib, x, y: lib.autograd.grad(
+        (x.requires_grad_() * 2).sum(), [x, y.requires_grad_()], create_graph=True, materialize_grads=True),
+    # a vectorized Jacobian is one tensor per input, split by output: all blocks require grad or none
+    "vectorized jacobian of two outputs": lambda lib, x, y: lib.autograd.functional.jacobian(
+        lambda a, b: (a * b, a + b), (x, y), create_graph=True, vectorize=True),
+    "vectorized hessian": lambda lib, x, y: lib.autograd.functional.hessian(
+        lambda a, b: (a.tanh() * b).sum(), (x, y), create_graph=True, vectorize=True),
+    "jacobian of two outputs": lambda lib, x, y: lib.autograd.functional.jacobian(
+        lambda a, b: (a * b, a + b), (x, y), create_graph=True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CREATE_GRAPH))
+def test_create_graph_results_require_grad_as_torch(name):
+    def flags(lib):
+        x, y = lib.tensor([1.0, 2.0, 3.0, 4.0]), lib.tensor([0.5, 1.0, 1.5, 3.0])
+        result = CREATE_GRAPH[name](lib, x, y)
+        values = [np.asarray(r.detach().numpy()) for r in _flat(result)]
+        return _graph_flags(result), values
+
+    (ours, our_values), (theirs, their_values) = flags(chainrule), flags(torch)
+    assert ours == theirs
+    for mine, expected in zip(our_values, their_values):
+        np.testing.assert_allclose(mine, expected, rtol=1e-4, atol=1e-6)
+
+
+def _flat(result):
+    return [t for r in result for t in _flat(r)] if isinstance(result, (tuple, list)) else [result]

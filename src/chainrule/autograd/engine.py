@@ -906,10 +906,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
     result = run_backward(outputs, grad_outputs, retain_graph, create_graph,
                           inputs=_as_tuple(inputs), allow_unused=allow_unused, accumulate=False)
-    if materialize_grads:
+    if materialize_grads:  # torch's zeros_like(input, requires_grad=create_graph)
         Tensor = _tensor_cls()
         result = tuple(
-            g if g is not None else Tensor._make(array_module(t).zeros_like(t._data))
+            g if g is not None else Tensor._make(array_module(t).zeros_like(t._data)).requires_grad_(bool(create_graph))
             for g, t in zip(result, _as_tuple(inputs))
         )
     return result

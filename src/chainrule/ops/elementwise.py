@@ -21,6 +21,7 @@ from ..autograd.function import (
     SavedValue,
     broadcast_error,
     ctx_value,
+    is_recording,
     kept_value,
     name_node,
     on_arrays,
@@ -516,6 +517,8 @@ class PowScalar(Function):
         e = ctx.exponent
         if e == 0:
             return zeros_like_tensor(grad)
+        if is_recording(x):  # recorded (create_graph): torch's formula, whose graph reaches x even where
+            return grad * (e * x ** (e - 1))  # the derivative is constant (x ** 1 gives x ** 0, requiring grad)
         if e == 1:
             return grad
         if e == 2:
