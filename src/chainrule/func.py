@@ -486,8 +486,9 @@ def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size=None, _prealloc
         if keeps and not any(isinstance(x, Tensor) and x.requires_grad for x in leaves):
             # dual inputs (an outer jacfwd): aliases that require grad and keep their tangents
             leaves = [_alias(leaf) for leaf in leaves]
+        # (vectorized: as torch's vmapped vjp, one tensor per input whose blocks require grad together)
         blocks = _functional._jacobian(of_leaves, tuple(leaves), create_graph=keeps, chunk_size=chunk_size,
-                                       outside_records=outside_records)
+                                       outside_records=outside_records, vectorize=True)
         per_output = []
         for row in blocks:  # one tuple per output leaf, one block per input leaf
             per_arg, at = [], 0

@@ -264,3 +264,27 @@ def test_create_graph_results_require_grad_as_torch(name):
 
 def _flat(result):
     return [t for r in result for t in _flat(r)] if isinstance(result, (tuple, list)) else [result]
+
+
+TRANSFORM_GRAPHS = {
+    # torch.func.jacrev vmaps one vjp: per input one tensor, split by output
+    "jacrev of two outputs": lambda lib, x, y: lib.func.jacrev(lambda a, b: (a * b, a + b))(x.requires_grad_(), y),
+    # the forward-over-reverse Hessian runs on inputs made to require grad
+    "forward-mode hessian": lambda lib, x, y: lib.autograd.functional.hessian(
+        lambda a: (a.sin() * a).sum(), x, vectorize=True, outer_jacobian_strategy="forward-mode"),
+    "forward-mode jacobian of a leaf": lambda lib, x, y: lib.autograd.functional.jacobian(
+        lambda a: a.sin(), x.requires_grad_(), vectorize=True, strategy="forward-mode"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRANSFORM_GRAPHS))
+def test_transform_results_require_grad_as_torch(name):
+    def flags(lib):
+        x, y = lib.tensor([1.0, 2.0, 3.0]), lib.tensor([0.5, 1.0, 1.5])
+        result = TRANSFORM_GRAPHS[name](lib, x, y)
+        return [r.requires_grad for r in _flat(result)], [r.detach().numpy() for r in _flat(result)]
+
+    (ours, our_values), (theirs, their_values) = flags(chainrule), flags(torch)
+    assert ours == theirs
+    for mine, expected in zip(our_values, their_values):
+        np.testing.assert_allclose(mine, expected, rtol=1e-4, atol=1e-6)

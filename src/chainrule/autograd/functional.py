@@ -238,7 +238,10 @@ def jacobian(func, inputs, create_graph: bool = False, strict: bool = False, vec
         if not vectorize:
             raise NotImplementedError("Computing Jacobian using forward-AD or forward-over-reverse Hessian is"
                                       "only implemented for `vectorize=True`.")
-        result = _jacobian(func, inputs, False, checked="jacobian")
+        # torch's forward mode runs func on dual views of the inputs themselves: the Jacobian keeps its
+        # graph to inputs that require grad (forward-over-reverse Hessian's, made so)
+        recorded = any(_is_tensor(x) and x.requires_grad for x in _tuple(inputs)[0])
+        result = _jacobian(func, inputs, recorded, checked="jacobian")
         if in_tuple:  # torch's forward-mode Jacobian comes in lists
             result = [list(row) for row in result] if isinstance(result, tuple) and \
                 isinstance(result[0], tuple) else list(result)
@@ -287,7 +290,7 @@ def _jacobian(func, inputs, create_graph: bool, chunk_size=None, outside_records
                 kept = create_graph or (outside and reaches_outside([jac], xs))
                 per_input.append(jac if kept else jac.detach())
             result.append(per_input)
-        if vectorize and create_graph and len(outputs) > 1:
+        if vectorize and (create_graph or outside) and len(outputs) > 1:
             result = _one_tensor_per_input(result, outputs)
         result = [tuple(per_input) if in_tuple else per_input[0] for per_input in result]
     return tuple(result) if out_tuple else result[0]
