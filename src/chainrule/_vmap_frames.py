@@ -15,7 +15,7 @@ import weakref
 
 __all__ = ["VmapFrame", "batched_value", "current", "entered", "forget_made", "mapped", "note_alias", "note_made",
            "note_results", "refuse_batched_into_unbatched", "refuse_control_flow", "refuse_data_access",
-           "reads_allowed", "refuse_dynamic_shape", "refuse_item", "running", "unbatched_target"]
+           "reads_allowed", "refuse_dynamic_shape", "refuse_item", "refuse_same_randomness", "running", "unbatched_target"]
 
 
 class VmapFrame:
@@ -273,6 +273,15 @@ def refuse_control_flow(tensor) -> None:
         raise RuntimeError("vmap: It looks like you're attempting to use a Tensor in some data-dependent control flow. "
                            "We don't support that yet, please file an issue at "
                            "https://github.com/pytorch/pytorch/issues .")
+
+
+def refuse_same_randomness(*tensors) -> None:
+    """torch's vmap refusal, under randomness="same", of a random op whose draws take a batched tensor's
+    values as parameters (bernoulli's probabilities, normal's mean, multinomial's weights)."""
+    for frame in _frames:
+        if frame.randomness == "same" and any(hasattr(t, "_base") and frame.holds_batched(t) for t in tensors):
+            raise RuntimeError("Vmap does not currently support same randomness with a batched tensor input. Please "
+                               "file an issue with functorch")
 
 
 def refuse_data_access(tensor) -> None:

@@ -288,3 +288,29 @@ def test_transform_results_require_grad_as_torch(name):
     assert ours == theirs
     for mine, expected in zip(our_values, their_values):
         np.testing.assert_allclose(mine, expected, rtol=1e-4, atol=1e-6)
+
+
+RANDOM_OF_BATCHED = {
+    "bernoulli": lambda lib, t: lib.bernoulli(t),
+    "bernoulli, p": lambda lib, t: lib.bernoulli(t, 0.5),
+    "normal, mean": lambda lib, t: lib.normal(t, 1.0),
+    "normal, std": lambda lib, t: lib.normal(0.0, t),
+    "poisson": lambda lib, t: lib.poisson(t),
+    "multinomial": lambda lib, t: lib.multinomial(t, 2),
+    "binomial": lambda lib, t: lib.binomial(lib.full((3,), 5.0), t),
+    # the tensor gives only a shape: every slice draws the same numbers
+    "rand_like": lambda lib, t: lib.rand_like(t),
+    "dropout": lambda lib, t: lib.nn.functional.dropout(t, 0.5),
+}
+
+
+@pytest.mark.parametrize("randomness", ["same", "different"])
+@pytest.mark.parametrize("name", sorted(RANDOM_OF_BATCHED))
+def test_random_ops_of_a_batched_tensor_under_vmap(name, randomness):
+    def case(lib):
+        lib.manual_seed(0)
+        probabilities = lib.tensor([[0.1, 0.5, 0.9], [0.2, 0.4, 0.6]])
+        drawn = lib.func.vmap(lambda t: RANDOM_OF_BATCHED[name](lib, t), randomness=randomness)(probabilities)
+        return lib.cat([drawn.reshape(-1).double(), lib.rand(1).double()])
+
+    _same(case)
