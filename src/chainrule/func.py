@@ -896,6 +896,8 @@ class _BatchWatcher:
     ``.item()``, ``bool()`` and in-place writes of it be refused as torch refuses them. An observer
     already there (a profiler, a FLOP counter) is set aside and each op runs through it."""
 
+    observes_under = True  # a profiler started while it stands there goes under it (profiler.Recorder.start)
+
     def __init__(self, previous) -> None:
         self.previous = previous
 
@@ -946,6 +948,7 @@ def _watching_batches():
         if watcher.previous is None:
             for switch in _profiler.recording_switches:
                 switch(False)
+        watcher.previous = None  # (a profiler started inside and left running carries on by itself)
 
 
 def _empty_batch(func, mapped, kwargs, out_dims):

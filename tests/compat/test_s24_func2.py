@@ -314,3 +314,23 @@ def test_random_ops_of_a_batched_tensor_under_vmap(name, randomness):
         return lib.cat([drawn.reshape(-1).double(), lib.rand(1).double()])
 
     _same(case)
+
+
+def test_a_profiler_runs_around_and_inside_vmap():
+    """vmap watches ops where the profiler does; a profiler started around it or inside the mapped
+    function still records every op (torch's names), once per slice inside."""
+    x = chainrule.randn(3, 4)
+    with chainrule.profiler.profile() as outer:
+        chainrule.func.vmap(lambda t: (t.sin() * 2).sum())(x)
+    assert {"aten::sin", "aten::mul", "aten::sum"} <= {event.key for event in outer.key_averages()}
+    seen = []
+
+    def mapped(t):
+        with chainrule.profiler.profile() as inner:
+            result = t.cos()
+        seen.append([event.key for event in inner.key_averages()])
+        return result
+
+    chainrule.func.vmap(mapped)(x)
+    assert seen == [["aten::cos"]] * 3
+    assert chainrule.tensor([1.5]).item() == 1.5  # nothing left watching after vmap
