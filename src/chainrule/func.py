@@ -321,8 +321,8 @@ def _vjp(func, *primals, has_aux: bool = False, outside_records: bool = False):
                                f"outputs to the function: {len(co_leaves)} cotangents for {len(out_leaves)} outputs")
         for co, out in zip(co_leaves, out_leaves):
             if tuple(co.shape) != tuple(out.shape):
-                raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {co.shape} and output[0] "
-                                   f"has a shape of {out.shape}.")
+                raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {_torch_repr(co.shape)} and "
+                                   f"output[0] has a shape of {_torch_repr(out.shape)}.")
         graph = (keeps or outside or _keeps_graph(co_leaves)) if create_graph is None else create_graph
         with enable_grad():
             found = _grads(out_leaves, all_aliases, co_leaves, create_graph=graph)

@@ -334,3 +334,16 @@ def test_a_profiler_runs_around_and_inside_vmap():
     chainrule.func.vmap(mapped)(x)
     assert seen == [["aten::cos"]] * 3
     assert chainrule.tensor([1.5]).item() == 1.5  # nothing left watching after vmap
+
+
+@pytest.mark.parametrize("where", ["backward", "autograd.grad", "func.vjp"])
+def test_a_gradient_of_the_wrong_shape_is_refused_in_torchs_words(where):
+    def case(lib):
+        x = lib.ones(3, 4, requires_grad=True)
+        if where == "backward":
+            return (x * 2).backward(lib.ones(4))
+        if where == "autograd.grad":
+            return lib.autograd.grad(x * 2, x, lib.ones(4, 3))
+        return lib.func.vjp(lambda t: t * 2, x)[1](lib.ones(4))
+
+    _same(case)

@@ -79,8 +79,8 @@ def _root_grads(outputs, grad_outputs, create_graph: bool):
             raise TypeError(f"gradients can be either Tensors or None, but got {type(g).__name__}")
         if g._data.shape != out._data.shape:
             raise RuntimeError(
-                f"Mismatch in shape: grad_output[{i}] has a shape of {tuple(g.shape)} and "
-                f"output[{i}] has a shape of {tuple(out.shape)}."
+                f"Mismatch in shape: grad_output[{i}] has a shape of torch.Size({list(g.shape)}) and "
+                f"output[{i}] has a shape of torch.Size({list(out.shape)})."
             )
         if not create_graph and g._requires_grad:
             g = g.detach()
