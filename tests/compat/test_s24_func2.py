@@ -347,3 +347,35 @@ def test_a_gradient_of_the_wrong_shape_is_refused_in_torchs_words(where):
         return lib.func.vjp(lambda t: t * 2, x)[1](lib.ones(4))
 
     _same(case)
+
+
+STRUCTURES = {
+    "in_dims too short": lambda lib, x: lib.func.vmap(lambda a, b: a * b, in_dims=(0,))(x, x),
+    "nested in_dims too long": lambda lib, x: lib.func.vmap(lambda a, b: a, in_dims=(0, (0, 0), 1))(x, [x, {"k": x}]),
+    "out_dims too long": lambda lib, x: lib.func.vmap(lambda a: (a, a), out_dims=(0, 1, 0))(x),
+    "out_dims of a dict": lambda lib, x: lib.func.vmap(lambda a: {"p": a, "q": [a, a]}, out_dims=(0, 1))(x),
+    "one cotangent for two outputs": lambda lib, x: lib.func.vjp(lambda a: (a, a), x)[1](x),
+    "a tuple cotangent for one output": lambda lib, x: lib.func.vjp(lambda a: a, x)[1]((x,)),
+    "a list cotangent for a tuple": lambda lib, x: lib.func.vjp(lambda a: (a, a), x)[1]([x, x]),
+    "a tuple cotangent for a dict": lambda lib, x: lib.func.vjp(lambda a: {"p": a, "q": [a, a]}, x)[1]((x,)),
+    "matching cotangents": lambda lib, x: lib.func.vjp(lambda a: (a, a), x)[1]((x, x))[0],
+}
+
+
+@pytest.mark.parametrize("name", sorted(STRUCTURES))
+def test_pytree_structure_mismatches_are_refused_in_torchs_words(name):
+    def case(lib):
+        return STRUCTURES[name](lib, lib.ones(2, 3))
+
+    ours, theirs = _outcome(chainrule, case), _outcome(torch, case)
+    assert ours[0] == theirs[0]
+    if ours[0] != "ok":  # the whole message: torch's TreeSpec spans lines
+        assert _message(chainrule, case) == _message(torch, case)
+
+
+def _message(lib, case):
+    try:
+        case(lib)
+    except Exception as error:  # noqa: BLE001 - the message is what is compared
+        return str(error)
+    return None
