@@ -572,6 +572,8 @@ def _fill(self: Tensor, value) -> Tensor:
             raise RuntimeError(
                 f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} dimensions."
             )
+        if _vmap_frames.running():  # (the cast below would hide value's origin)
+            _vmap_frames.refuse_batched_into_unbatched(self, (value,), "fill")
         if type(value._data) is not type(self._data):
             value = value.to(self.device)
         name, operand = "FillBackward3", ew._cast(value, self.dtype)

@@ -125,6 +125,18 @@ class VmapFrame:
                         self._closed_over[id(item)] = item
             func = getattr(func, "func", None) or getattr(func, "__wrapped__", None)
 
+    def surely_unbatched(self, tensor) -> bool:
+        """Whether this level surely holds ``tensor`` unbatched: an input it passes unmapped, a tensor
+        the function closes over, one a factory made inside or an op made from such tensors only
+        (see note_results), or a view of one."""
+        found = self.origin(tensor)
+        if found is not None:
+            return found[1] is None
+        for t in (tensor, tensor._base):
+            if t is not None and (self._made.get(id(t)) is t or self._closed_over.get(id(t)) is t):
+                return True
+        return False
+
     def holds_batched(self, tensor) -> bool:
         """Whether ``tensor`` is batched at this level: a slice this frame cut (or an alias or view
         of one), or what an op made from such a tensor (or a view of that)."""
@@ -193,16 +205,9 @@ def forget_made(tensor) -> None:
 
 
 def unbatched_target(tensor) -> bool:
-    """Whether torch's vmap surely holds ``tensor`` unbatched at the innermost level: an input passed
-    unmapped, or a factory's tensor made inside the function (or a view of one)."""
-    frame = _frames[-1]
-    found = frame.origin(tensor)
-    if found is not None:
-        return found[1] is None
-    for t in (tensor, tensor._base):
-        if t is not None and (frame._made.get(id(t)) is t or frame._closed_over.get(id(t)) is t):
-            return True
-    return False
+    """Whether torch's vmap surely holds ``tensor`` unbatched at the innermost level
+    (``VmapFrame.surely_unbatched``)."""
+    return _frames[-1].surely_unbatched(tensor)
 
 
 def batched_value(tensor) -> bool:
@@ -231,11 +236,14 @@ def note_results(inputs, params, outputs) -> None:
         return
     results = None
     for frame in _frames:
-        if any(frame.holds_batched(t) for t in operands):
+        batched = any(frame.holds_batched(t) for t in operands)
+        if batched or all(frame.surely_unbatched(t) for t in operands):
             if results is None:
                 results = _tensors_in(outputs if isinstance(outputs, (tuple, list)) else (outputs,), [])
+            # batched from a batched operand; else made from unbatched ones only, as a factory's
+            into = frame._batched if batched else frame._made
             for t in results:
-                frame._batched[id(t)] = t
+                into[id(t)] = t
 
 
 _reads_allowed = 0  # how many kernels or vmap rules that run below vmap (on whole batches) are running

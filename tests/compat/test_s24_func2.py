@@ -83,8 +83,11 @@ WRITES = {
     "clamp_": lambda lib, y, r: y.clamp_(min=r),
     "addcmul_": lambda lib, y, r: y.addcmul_(r, r),
     "index_add_": lambda lib, y, r: y.index_add_(0, lib.tensor([0, 1, 2]), r),
+    "fill_": lambda lib, y, r: y.fill_(r[0]),
     "through a view": lambda lib, y, r: y[:].mul_(r),
     "into a factory tensor": lambda lib, y, r: lib.zeros(3).add_(r),
+    "into a sum of unbatched tensors": lambda lib, y, r: (lib.ones(3) + y).mul_(r),
+    "into a view of a sum of unbatched tensors": lambda lib, y, r: (lib.ones(3) - y)[1:].add_(r[1:]),
     # writes torch's vmap allows
     "into a batched value": lambda lib, y, r: (r * 2).add_(r),
     "into a clone": lambda lib, y, r: r.clone().mul_(r),
