@@ -30,7 +30,8 @@ class VmapFrame:
         self._parts: dict[int, tuple] = {}  # id(slice of a rule's result) -> (slice, result, dim, index)
         self._aliases: dict[int, tuple] = {}  # id(a transform's alias of a slice) -> (alias, slice)
         self._pieces_at: dict[int, list] = {}  # index -> the slices cut for that call
-        # id -> a tensor a factory (zeros, ones, full, tensor, ...) made during the calls: unbatched
+        # id -> a tensor a factory (zeros, ones, full, tensor, ...) made during the calls, or an op made
+        # from unbatched tensors only (see note_results): unbatched
         self._made = weakref.WeakValueDictionary()
         # under randomness="same", id -> (generator, its state before its first draw in this vmap): an
         # explicit generator is rewound before every slice as the default one is (torch draws once)
@@ -315,7 +316,6 @@ def refuse_batched_into_unbatched(target, operands, op: str | None = None) -> No
             if shape is not None:
                 raise RuntimeError(f"output with shape {list(target.shape)} doesn't match the broadcast shape "
                                    f"{[_frames[-1].batch_size, *shape]}")
-        # torch names the op its batching rule (or its fallback, aten::...) refused in
         # torch names the op its batching rule refused in, or its fallback's (aten::..., with the level)
         name = "inplace arithmetic" if op in _ARITHMETIC else f"{op}_" if op in _OWN_RULES else f"aten::{op}_"
         where = f"at level {len(_frames)}" if name.startswith("aten::") else "in a vmap"

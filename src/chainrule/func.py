@@ -465,12 +465,11 @@ def linearize(func, *primals):
             raise RuntimeError(f"Expected the tangents to have the same argspec as the primals: {len(flat_tangents)} "
                                f"tangents for {len(flat_primals)} primals")
         for index, (t, p) in enumerate(zip(flat_tangents, flat_primals)):
-            for what, mine, theirs in (("shape", "shape", "shape"), ("device", "device", "device"),
-                                       ("dtype", "dtype", "dtype")):
-                if isinstance(t, Tensor) and isinstance(p, Tensor) and getattr(t, mine) != getattr(p, theirs):
-                    shown = [_torch_repr(getattr(t, mine)), _torch_repr(getattr(p, theirs))]
-                    raise RuntimeError(f"tangent:{index} with {what} {shown[0]} in flattened pytree doesn't match the "
-                                       f"{what} {shown[1]} of the corresponding primal.")
+            for what in ("shape", "device", "dtype"):
+                if isinstance(t, Tensor) and isinstance(p, Tensor) and getattr(t, what) != getattr(p, what):
+                    raise RuntimeError(f"tangent:{index} with {what} {_torch_repr(getattr(t, what))} in flattened "
+                                       f"pytree doesn't match the {what} {_torch_repr(getattr(p, what))} of the "
+                                       "corresponding primal.")
         return jvp(func, primals, tangents)[1]
 
     return output, jvp_fn
