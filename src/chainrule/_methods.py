@@ -358,10 +358,10 @@ def _is_operand(x) -> bool:
     return isinstance(x, (Tensor, int, float, bool, np.number, np.bool_))
 
 
-def _refuse_mapped_into_unmapped(self: Tensor, args, kwargs) -> None:
+def _refuse_mapped_into_unmapped(self: Tensor, args, kwargs, fn=None) -> None:
     """Inside vmap, an in-place op writing a slice of a mapped input into a tensor torch's vmap holds
     unbatched would write every slice into the one tensor in turn: torch's vmap refuses it."""
-    _vmap_frames.refuse_batched_into_unbatched(self, (*args, *kwargs.values()))
+    _vmap_frames.refuse_batched_into_unbatched(self, (*args, *kwargs.values()), getattr(fn, "__name__", None))
 
 
 def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
@@ -375,7 +375,7 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         if done is not _function.RUN_UNDISPATCHED:
             return done
     if _vmap_frames.running():
-        _refuse_mapped_into_unmapped(self, args, kwargs)
+        _refuse_mapped_into_unmapped(self, args, kwargs, fn)
     recording = is_grad_enabled()
     # a view(dtype) shares memory but not the graph: written as a plain tensor
     base = self._base if not self._nondifferentiable_view else None
@@ -572,6 +572,8 @@ def _fill(self: Tensor, value) -> Tensor:
             raise RuntimeError(
                 f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} dimensions."
             )
+        if _vmap_frames.running():  # (the cast below would hide value's origin)
+            _vmap_frames.refuse_batched_into_unbatched(self, (value,), "fill")
         if type(value._data) is not type(self._data):
             value = value.to(self.device)
         name, operand = "FillBackward3", ew._cast(value, self.dtype)

@@ -14,7 +14,8 @@ import contextlib
 import weakref
 
 __all__ = ["VmapFrame", "batched_value", "current", "entered", "forget_made", "mapped", "note_alias", "note_made",
-           "refuse_batched_into_unbatched", "refuse_dynamic_shape", "running", "unbatched_target"]
+           "note_results", "refuse_batched_into_unbatched", "refuse_control_flow", "refuse_data_access",
+           "reads_allowed", "refuse_dynamic_shape", "refuse_item", "refuse_same_randomness", "running", "unbatched_target"]
 
 
 class VmapFrame:
@@ -29,11 +30,18 @@ class VmapFrame:
         self._parts: dict[int, tuple] = {}  # id(slice of a rule's result) -> (slice, result, dim, index)
         self._aliases: dict[int, tuple] = {}  # id(a transform's alias of a slice) -> (alias, slice)
         self._pieces_at: dict[int, list] = {}  # index -> the slices cut for that call
-        # id -> a tensor a factory (zeros, ones, full, tensor, ...) made during the calls: unbatched
+        # id -> a tensor a factory (zeros, ones, full, tensor, ...) made during the calls, or an op made
+        # from unbatched tensors only (see note_results): unbatched
         self._made = weakref.WeakValueDictionary()
         # under randomness="same", id -> (generator, its state before its first draw in this vmap): an
         # explicit generator is rewound before every slice as the default one is (torch draws once)
         self.rewound_generators: dict[int, tuple] = {}
+        # id -> a tensor an op made during the calls from a batched operand (see note_results): torch's is
+        # batched at this level, so reading its value (.item(), bool()) is refused as torch refuses it
+        self._batched = weakref.WeakValueDictionary()
+        # id -> a tensor the mapped function closes over (see note_closed_over): made before this vmap
+        # began, so unbatched at this level, as torch's vmap sees it
+        self._closed_over = weakref.WeakValueDictionary()
 
     def note_generator(self, generator) -> None:
         """Remember ``generator``'s state before a draw, the first time a slice draws from it."""
@@ -93,6 +101,62 @@ class VmapFrame:
             tensor = alias[1]
         return self.origin(tensor)
 
+    def note_closed_over(self, func) -> None:
+        """Remember the tensors ``func`` reads from outside: its closure's cells, the globals its code
+        names, its defaults (and a partial's arguments), directly or in a list, tuple or dict."""
+        seen = set()
+        while func is not None and id(func) not in seen:
+            seen.add(id(func))
+            values = list(getattr(func, "args", ()) or ()) + list((getattr(func, "keywords", None) or {}).values())
+            code = getattr(func, "__code__", None)
+            for cell in getattr(func, "__closure__", None) or ():
+                try:
+                    values.append(cell.cell_contents)
+                except ValueError:  # an empty cell
+                    pass
+            if code is not None:
+                scope = getattr(func, "__globals__", {})
+                values.extend(scope[name] for name in code.co_names if name in scope)
+            values.extend(getattr(func, "__defaults__", None) or ())
+            for value in values:
+                items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) \
+                    else (value,)
+                for item in items:
+                    if hasattr(item, "_base") and hasattr(item, "_data") and self.origin(item) is None:
+                        self._closed_over[id(item)] = item
+            func = getattr(func, "func", None) or getattr(func, "__wrapped__", None)
+
+    def surely_unbatched(self, tensor) -> bool:
+        """Whether this level surely holds ``tensor`` unbatched: an input it passes unmapped, a tensor
+        the function closes over, one a factory made inside or an op made from such tensors only
+        (see note_results), or a view of one."""
+        found = self.origin(tensor)
+        if found is not None:
+            return found[1] is None
+        for t in (tensor, tensor._base):
+            if t is not None and (self._made.get(id(t)) is t or self._closed_over.get(id(t)) is t):
+                return True
+        return False
+
+    def holds_batched(self, tensor) -> bool:
+        """Whether ``tensor`` is batched at this level: a slice this frame cut (or an alias or view
+        of one), or what an op made from such a tensor (or a view of that)."""
+        found = self.storage_origin(tensor)
+        if found is not None:
+            return found[1] is not None
+        if self._batched.get(id(tensor)) is tensor:
+            return True
+        base = tensor._base
+        if base is None:
+            return False
+        if self._batched.get(id(base)) is base:
+            return True
+        from ._backend import array_module
+
+        xp = array_module(tensor._data)
+        return any(piece._base is base and xp.may_share_memory(piece._data, tensor._data)
+                   for piece in self._pieces_at.get(self.index, ()))
+
     def origin(self, tensor) -> tuple | None:
         """(batched tensor, dim) of a slice this frame cut, (tensor, None) of an unmapped input, or
         None for a tensor the function made itself."""
@@ -142,43 +206,130 @@ def forget_made(tensor) -> None:
 
 
 def unbatched_target(tensor) -> bool:
-    """Whether torch's vmap surely holds ``tensor`` unbatched at the innermost level: an input passed
-    unmapped, or a factory's tensor made inside the function (or a view of one)."""
-    frame = _frames[-1]
-    found = frame.origin(tensor)
-    if found is not None:
-        return found[1] is None
-    for t in (tensor, tensor._base):
-        if t is not None and frame._made.get(id(t)) is t:
-            return True
-    return False
+    """Whether torch's vmap surely holds ``tensor`` unbatched at the innermost level
+    (``VmapFrame.surely_unbatched``)."""
+    return _frames[-1].surely_unbatched(tensor)
 
 
 def batched_value(tensor) -> bool:
     """Whether ``tensor`` is, at the innermost level, a slice vmap handed out or a view into one
-    (``x[0]``, ``x[:2]``); a value the function computed from one is not recognised."""
-    frame = _frames[-1]
-    found = frame.storage_origin(tensor)
-    if found is not None:
-        return found[1] is not None
-    if tensor._base is None:
-        return False
-    from ._backend import array_module
-
-    xp = array_module(tensor._data)
-    return any(piece._base is tensor._base and xp.may_share_memory(piece._data, tensor._data)
-               for piece in frame._pieces_at.get(frame.index, ()))
+    (``x[0]``, ``x[:2]``), or a value an op computed from one (``VmapFrame.holds_batched``)."""
+    return _frames[-1].holds_batched(tensor)
 
 
-def refuse_batched_into_unbatched(target, operands) -> None:
+def _tensors_in(values, found: list) -> list:
+    for value in values:
+        if isinstance(value, (tuple, list)):
+            _tensors_in(value, found)
+        elif hasattr(value, "_base") and hasattr(value, "_data"):
+            found.append(value)
+    return found
+
+
+def note_results(inputs, params, outputs) -> None:
+    """An op (a built-in one or a user Function) ran inside vmap on ``inputs`` (and keyword
+    ``params``) and gave ``outputs``: at every level where an operand is batched, its outputs are
+    batched too, as torch's batching rules make them."""
+    operands = _tensors_in(inputs, [])
+    if params:
+        _tensors_in(params.values(), operands)
+    if not operands:
+        return
+    results = None
+    for frame in _frames:
+        batched = any(frame.holds_batched(t) for t in operands)
+        if batched or all(frame.surely_unbatched(t) for t in operands):
+            if results is None:
+                results = _tensors_in(outputs if isinstance(outputs, (tuple, list)) else (outputs,), [])
+            # batched from a batched operand; else made from unbatched ones only, as a factory's
+            into = frame._batched if batched else frame._made
+            for t in results:
+                into[id(t)] = t
+
+
+_reads_allowed = 0  # how many kernels or vmap rules that run below vmap (on whole batches) are running
+
+
+@contextlib.contextmanager
+def reads_allowed():
+    """A custom op's kernel or vmap rule, or a user Function's forward, runs: torch runs them below
+    vmap (a rule on whole batches), where reading a tensor's values (``.numpy()``) is allowed."""
+    global _reads_allowed
+    _reads_allowed += 1
+    try:
+        yield
+    finally:
+        _reads_allowed -= 1
+
+
+def _batched_anywhere(tensor) -> bool:
+    return not _reads_allowed and any(frame.holds_batched(tensor) for frame in _frames)
+
+
+def refuse_item(tensor) -> None:
+    """torch's vmap error for reading a batched tensor's value as a Python number (``.item()``,
+    ``float(t)``, ``int(t)``): each slice has its own."""
+    if _batched_anywhere(tensor):
+        raise RuntimeError("vmap: It looks like you're calling .item() on a Tensor. We don't support vmap over calling "
+                           ".item() on a Tensor, please try to rewrite what you're doing with other operations. If "
+                           "error is occurring somewhere inside PyTorch internals, please file a bug report.")
+
+
+def refuse_control_flow(tensor) -> None:
+    """torch's vmap error for ``bool(t)`` of a batched tensor (``if t.sum() > 0:``, ``while``):
+    the slices may take different branches."""
+    if _batched_anywhere(tensor):
+        raise RuntimeError("vmap: It looks like you're attempting to use a Tensor in some data-dependent control flow. "
+                           "We don't support that yet, please file an issue at "
+                           "https://github.com/pytorch/pytorch/issues .")
+
+
+def refuse_same_randomness(*tensors) -> None:
+    """torch's vmap refusal, under randomness="same", of a random op whose draws take a batched tensor's
+    values as parameters (bernoulli's probabilities, normal's mean, multinomial's weights)."""
+    for frame in _frames:
+        if frame.randomness == "same" and any(hasattr(t, "_base") and frame.holds_batched(t) for t in tensors):
+            raise RuntimeError("Vmap does not currently support same randomness with a batched tensor input. Please "
+                               "file an issue with functorch")
+
+
+def refuse_data_access(tensor) -> None:
+    """torch's error for ``.tolist()`` or ``.numpy()`` of a batched tensor, which has no storage of
+    its own."""
+    if _batched_anywhere(tensor):
+        raise RuntimeError("Cannot access data pointer of Tensor that doesn't have storage")
+
+
+def refuse_batched_into_unbatched(target, operands, op: str | None = None) -> None:
     """torch's vmap error for an in-place write (``add_``, ``copy_``, ``x[i] = v``, ...) of a batched
-    operand into an unbatched tensor; raised before anything is written."""
-    if unbatched_target(target) and any(batched_value(o) for o in operands if hasattr(o, "_base")):
+    operand into an unbatched tensor (one the function made with a factory, or closes over); raised
+    before anything is written. ``add_`` (``op`` "add") fails in torch on the batched shape instead."""
+    batched = [o for o in operands if hasattr(o, "_base") and batched_value(o)]
+    if batched and unbatched_target(target):
+        if op == "add":
+            import numpy as np
+
+            try:
+                shape = np.broadcast_shapes(tuple(target.shape), *(tuple(o.shape) for o in batched))
+            except ValueError:
+                shape = None
+            if shape is not None:
+                raise RuntimeError(f"output with shape {list(target.shape)} doesn't match the broadcast shape "
+                                   f"{[_frames[-1].batch_size, *shape]}")
+        # torch names the op its batching rule refused in, or its fallback's (aten::..., with the level)
+        name = "inplace arithmetic" if op in _ARITHMETIC else f"{op}_" if op in _OWN_RULES else f"aten::{op}_"
+        where = f"at level {len(_frames)}" if name.startswith("aten::") else "in a vmap"
         raise RuntimeError(
-            "vmap: inplace arithmetic(self, *extra_args) is not possible because there exists a Tensor `other` in "
+            f"vmap: {name}(self, *extra_args) is not possible because there exists a Tensor `other` in "
             "extra_args that has more elements than `self`. This happened due to `other` being vmapped over but "
-            "`self` not being vmapped over in a vmap. Please try to use out-of-place operators instead of inplace "
-            "arithmetic. If said operator is being called inside the PyTorch framework, please file a bug report instead.")
+            f"`self` not being vmapped over {where}. Please try to use out-of-place operators instead of {name}. "
+            "If said operator is being called inside the PyTorch framework, please file a bug report instead.")
+
+
+# in-place ops whose refusal torch words as "inplace arithmetic" (copy_ and setitem, which name no op,
+# among them), and those with an in-place batching rule of their own, named without "aten::"
+_ARITHMETIC = frozenset({None, "<lambda>", "add", "sub", "mul", "div", "subtract", "multiply", "divide", "true_divide"})
+_OWN_RULES = frozenset({"index_add", "fill"})
 
 
 def refuse_dynamic_shape(tensor, aten_op: str) -> None:

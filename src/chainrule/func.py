@@ -33,6 +33,7 @@ from .autograd import engine as _engine
 from .autograd import forward_ad as _forward_ad
 from .autograd import function as _function
 from .autograd import functional as _functional
+from .autograd import profiler as _profiler
 from .autograd.function import Function
 from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad
 from .ops import random as _random
@@ -66,6 +67,42 @@ def _flatten(tree):
         leaves, rebuild_values = _flatten([tree[key] for key in keys])
         return leaves, lambda new, keys=keys: dict(zip(keys, rebuild_values(new)))
     return [tree], lambda new: new[0]
+
+
+def _spec(tree):
+    """The structure of a pytree as torch's TreeSpec compares it: "*" for a leaf, else (type name,
+    dict keys or None, children's structures)."""
+    if isinstance(tree, (tuple, list)):
+        return type(tree).__name__, None, tuple(_spec(item) for item in tree)
+    if isinstance(tree, dict):
+        return "dict", list(tree), tuple(_spec(tree[key]) for key in tree)
+    return "*"
+
+
+def _spec_repr(spec, indent: int = 0) -> str:
+    """torch's TreeSpec repr: ``TreeSpec(tuple, None, [*,\n  *])``, children after the first on lines
+    of their own, indented two more spaces per level."""
+    if spec == "*":
+        return "*"
+    kind, context, children = spec
+    indent += 2
+    shown = [_spec_repr(child, indent) for child in children]
+    inner = (shown[0] + ("," if len(shown) > 1 else "")
+             + ",".join("\n" + " " * indent + child for child in shown[1:])) if shown else ""
+    return f"TreeSpec({kind}, {context}, [{inner}])"
+
+
+def _spec_pprint(spec) -> str:
+    """torch's treespec_pprint: ``*``, ``(*, *)``, ``(*,)``, ``{'p': *, 'q': [*, *]}``."""
+    if spec == "*":
+        return "*"
+    kind, context, children = spec
+    shown = [_spec_pprint(child) for child in children]
+    if kind == "dict":
+        return "{" + ", ".join(f"{key!r}: {child}" for key, child in zip(context, shown)) + "}"
+    if kind == "list":
+        return "[" + ", ".join(shown) + "]"
+    return "(" + ", ".join(shown) + ("," if len(shown) == 1 else "") + ")"
 
 
 def _argnums_tuple(argnums, count: int, where: str) -> tuple:
@@ -315,13 +352,14 @@ def _vjp(func, *primals, has_aux: bool = False, outside_records: bool = False):
 
     def vjp_fn(cotangents, retain_graph: bool = True, create_graph: bool | None = None):
         co_leaves, _ = _flatten(cotangents)
-        if len(co_leaves) != len(out_leaves):
+        if _spec(cotangents) != _spec(output):
             raise RuntimeError(f"Expected pytree structure of cotangents to be the same as pytree structure of "
-                               f"outputs to the function: {len(co_leaves)} cotangents for {len(out_leaves)} outputs")
+                               f"outputs to the function. cotangents: {_spec_pprint(_spec(cotangents))}, primal "
+                               f"output: {_spec_pprint(_spec(output))}")
         for co, out in zip(co_leaves, out_leaves):
             if tuple(co.shape) != tuple(out.shape):
-                raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {co.shape} and output[0] "
-                                   f"has a shape of {out.shape}.")
+                raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {_torch_repr(co.shape)} and "
+                                   f"output[0] has a shape of {_torch_repr(out.shape)}.")
         graph = (keeps or outside or _keeps_graph(co_leaves)) if create_graph is None else create_graph
         with enable_grad():
             found = _grads(out_leaves, all_aliases, co_leaves, create_graph=graph)
@@ -417,11 +455,29 @@ def linearize(func, *primals):
     ``primals`` (each call one forward-mode run of ``func``, as torch's linearize computes)."""
     with _transform_running():
         output = func(*primals)
+    flat_primals = _flatten(primals)[0]
 
     def jvp_fn(*tangents):
+        # torch's jvp_fn replays a graph traced for the primals' shapes, devices and dtypes: other
+        # tangents are refused (a float64 tangent of a float32 primal too, which jvp itself takes)
+        flat_tangents = _flatten(tangents)[0]
+        if len(flat_tangents) != len(flat_primals) or type(tangents) is not type(primals):
+            raise RuntimeError(f"Expected the tangents to have the same argspec as the primals: {len(flat_tangents)} "
+                               f"tangents for {len(flat_primals)} primals")
+        for index, (t, p) in enumerate(zip(flat_tangents, flat_primals)):
+            for what in ("shape", "device", "dtype"):
+                if isinstance(t, Tensor) and isinstance(p, Tensor) and getattr(t, what) != getattr(p, what):
+                    raise RuntimeError(f"tangent:{index} with {what} {_torch_repr(getattr(t, what))} in flattened "
+                                       f"pytree doesn't match the {what} {_torch_repr(getattr(p, what))} of the "
+                                       "corresponding primal.")
         return jvp(func, primals, tangents)[1]
 
     return output, jvp_fn
+
+
+def _torch_repr(value) -> str:
+    """A shape, device or dtype as torch prints it in a message (torch.Size([3]), torch.float32)."""
+    return repr(value).replace("chainrule.", "torch.")
 
 
 # ---------------------------------------------------------------- Jacobians
@@ -466,8 +522,9 @@ def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size=None, _prealloc
         if keeps and not any(isinstance(x, Tensor) and x.requires_grad for x in leaves):
             # dual inputs (an outer jacfwd): aliases that require grad and keep their tangents
             leaves = [_alias(leaf) for leaf in leaves]
+        # (vectorized: as torch's vmapped vjp, one tensor per input whose blocks require grad together)
         blocks = _functional._jacobian(of_leaves, tuple(leaves), create_graph=keeps, chunk_size=chunk_size,
-                                       outside_records=outside_records)
+                                       outside_records=outside_records, vectorize=True)
         per_output = []
         for row in blocks:  # one tuple per output leaf, one block per input leaf
             per_arg, at = [], 0
@@ -493,7 +550,11 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
             raise RuntimeError(f"Only allowed values for randomness are 'error', 'different', or 'same'. "
                                f"Got {randomness}")
         outside_records = is_grad_enabled()
-        return _unrecorded_outside(computed(outside_records, *args), outside_records)
+        if randomness != "error":
+            return _unrecorded_outside(computed(outside_records, *args), outside_records)
+        # torch's jacfwd vmaps its jvps: a random op inside is refused as vmap's default refuses it
+        with _vmap_frames.entered(_vmap_frames.VmapFrame(1, randomness)):
+            return _unrecorded_outside(computed(outside_records, *args), outside_records)
 
     def computed(outside_records, *args):
         numbers = _argnums_tuple(argnums, len(args), "jacfwd(f)(*args)")
@@ -518,7 +579,10 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
 
         found = {}
         verdict = {}  # "outside": whether the output reaches a closed-over tensor requiring grad
-        if not any(_forward_ad.unpack_dual(leaf).tangent is not None for leaf in leaves):
+        # (with randomness="different" each column draws its own numbers, as each of torch's vmapped
+        # jvps does, in order: the columns' runs, not one run for all)
+        if randomness != "different" and not any(_forward_ad.unpack_dual(leaf).tangent is not None
+                                                  for leaf in leaves):
             by_rows = _jacobian_by_reverse(of_leaves, leaves, has_aux, outside_records, verdict)
             if by_rows is not None:
                 found["output"], found["aux"], blocks_per_output = by_rows
@@ -795,7 +859,7 @@ def _dims_for(in_dims, args, where: str) -> list:
                          f"structure of inputs, got: {type(in_dims)}.")
     if len(in_dims) != len(args):
         raise ValueError(f"{where}: in_dims is not compatible with the structure of `inputs`. in_dims has structure "
-                         f"of length {len(in_dims)} but inputs has length {len(args)}")
+                         f"{_spec_repr(_spec(in_dims))} but inputs has structure {_spec_repr(_spec(tuple(args)))}.")
     return list(in_dims)
 
 
@@ -845,7 +909,8 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
         results = []
         # the frame tells operators with a vmap rule (torch.library.register_vmap) where slices came from
         rewind = _random.default_generator.get_state() if randomness == "same" else None
-        with _vmap_frames.entered(_vmap_frames.VmapFrame(size, randomness)) as frame:
+        with _vmap_frames.entered(_vmap_frames.VmapFrame(size, randomness)) as frame, _watching_batches():
+            frame.note_closed_over(func)
             for i in range(size):
                 frame.index = i
                 if rewind is not None and i:
@@ -858,6 +923,68 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
         return _stack_results(func, results, out_dims, frame)
 
     return _counted(wrapper, batching=True)
+
+
+class _BatchWatcher:
+    """Stands where the profiler does (``autograd.function.active_profiler``) while a vmap runs, so
+    that every op hands it its operands and results: a result computed from a batched operand is
+    batched at that level (``_vmap_frames.note_results``), as torch's vmap makes it, which lets
+    ``.item()``, ``bool()`` and in-place writes of it be refused as torch refuses them. An observer
+    already there (a profiler, a FLOP counter) is set aside and each op runs through it."""
+
+    observes_under = True  # a profiler started while it stands there goes under it (profiler.Recorder.start)
+
+    def __init__(self, previous) -> None:
+        self.previous = previous
+
+    @property
+    def _recording(self) -> bool:  # record_function's ranges go to the observer set aside
+        return self.previous is not None and self.previous._recording
+
+    def record_op(self, cls, inputs, params, user_function: bool = False):
+        _function.active_profiler = self.previous
+        try:
+            if user_function:  # its forward runs per slice here; torch runs a vmap rule's below vmap
+                with _vmap_frames.reads_allowed():
+                    out = _function.run_intercepted(cls, inputs, params, user_function)
+            else:
+                out = _function.run_intercepted(cls, inputs, params, user_function)
+        finally:
+            _function.active_profiler = self
+        _vmap_frames.note_results(inputs, params, out)
+        return out
+
+    def begin(self, name: str, inputs=(), *, user_annotation: bool = False):
+        return self.previous.begin(name, inputs, user_annotation=user_annotation)
+
+    def evaluate_function(self, node, previous):
+        return None if self.previous is None else self.previous.evaluate_function(node, previous)
+
+    def end(self, event) -> None:
+        if self.previous is not None:
+            self.previous.end(event)
+
+
+@contextlib.contextmanager
+def _watching_batches():
+    """A _BatchWatcher in the profiler's place for the outermost running vmap (the ops' fast paths,
+    which skip that place, step aside meanwhile, as they do for the profiler)."""
+    if isinstance(_function.active_profiler, _BatchWatcher):
+        yield
+        return
+    watcher = _BatchWatcher(_function.active_profiler)
+    _function.active_profiler = watcher
+    if watcher.previous is None:
+        for switch in _profiler.recording_switches:
+            switch(True)
+    try:
+        yield
+    finally:
+        _function.active_profiler = watcher.previous
+        if watcher.previous is None:
+            for switch in _profiler.recording_switches:
+                switch(False)
+        watcher.previous = None  # (a profiler started inside and left running carries on by itself)
 
 
 def _empty_batch(func, mapped, kwargs, out_dims):
@@ -889,7 +1016,8 @@ def _stack_results(func, results, out_dims, frame=None):
     dims = _flatten(out_dims)[0] if isinstance(out_dims, (tuple, list, dict)) else [out_dims] * count
     if len(dims) != count:
         raise ValueError(f"vmap({_func_name(func)}, ..., out_dims={out_dims})(<inputs>): out_dims is not compatible "
-                         f"with the structure of `outputs`: {len(dims)} out_dims for {count} outputs")
+                         f"with the structure of `outputs`. out_dims has structure {_spec_repr(_spec(out_dims))} but "
+                         f"outputs has structure {_spec_repr(_spec(results[0]))}.")
     name = getattr(func, "__name__", repr(func))
     stacked = []
     for position, dim in enumerate(dims):

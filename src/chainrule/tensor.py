@@ -10,11 +10,12 @@ converts data, ``to()`` casts), it calls a private method that ``_methods.py`` b
 from __future__ import annotations
 
 import operator
+import sys
 import weakref
 
 import numpy as np
 
-from . import _dtype, _torch_function
+from . import _dtype, _torch_function, _vmap_frames
 from ._backend import array_module, contiguous_strides, device_of, resolve, suggests_channels_last, to_device
 from ._backend import device as _device
 from .autograd import function as _autograd_function
@@ -40,6 +41,19 @@ def _warn_scalar_leaves_the_graph() -> None:
 
         warnings.warn("Converting a tensor with requires_grad=True to a scalar may lead to unexpected behavior.\n"
                       "Consider using tensor.detach() first.", UserWarning, stacklevel=3)
+
+_PACKAGE_DIR = __file__.rsplit("tensor.py", 1)[0]
+
+
+def _called_by_user() -> bool:
+    """Whether the Tensor method asking was called from outside chainrule. Inside vmap only the
+    user's own reads of a batched value are refused, as torch refuses them: chainrule's ops read
+    0-d operands as numbers where torch's kernels need not."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename == _torch_function.WRAPPER_FILE:
+        frame = frame.f_back  # the method's __torch_function__ wrapper
+    return frame is None or not frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+
 
 def _is_built(tensor) -> bool:
     try:
@@ -490,6 +504,8 @@ class Tensor:
     def _plain_detach(self) -> Tensor:
         t = Tensor._make(self._data)
         t._version_box = self._version_box
+        if _vmap_frames._frames:  # batched where self is, as torch's detach of a batched tensor
+            _vmap_frames.note_results((self,), None, t)
         return t
 
     def detach_(self) -> Tensor:
@@ -513,6 +529,8 @@ class Tensor:
 
     # ------------------------------------------------------------------ conversion
     def item(self):
+        if _vmap_frames._frames and _called_by_user():  # (one list's truth outside vmap)
+            _vmap_frames.refuse_item(self)
         if self._wrapper_strides is not None and _autograd_function.active_dispatch is not None:
             # a wrapper subclass's value is inside it: its handler answers aten._local_scalar_dense
             made = _autograd_function.factory_dispatch("_local_scalar_dense", Tensor.item, (self,), {})
@@ -525,9 +543,13 @@ class Tensor:
         return self._data.reshape(()).item() if isinstance(self._data, np.ndarray) else self._data.item()
 
     def tolist(self):
+        if _vmap_frames._frames and _called_by_user():
+            _vmap_frames.refuse_data_access(self)
         return _host(self._data).tolist()
 
     def numpy(self, *, force: bool = False) -> np.ndarray:
+        if _vmap_frames._frames and _called_by_user():
+            _vmap_frames.refuse_data_access(self)
         # refused only where grad mode is on, as torch: under no_grad the array is shared (BoTorch
         # reads its parameters for SciPy's optimizer this way)
         if not force and is_recording(self):
@@ -609,6 +631,8 @@ class Tensor:
             out = out.contiguous(memory_format=memory_format)
         if copy and out is self:
             out = self.clone()
+        if out is not self and _vmap_frames._frames:  # a cast is batched where self is (``int(x.long())``)
+            _vmap_frames.note_results((self,), None, out)
         return out
 
     def type(self, dtype=None, non_blocking: bool = False, **kwargs):
@@ -691,6 +715,8 @@ class Tensor:
         return iter(self.unbind(0))
 
     def __bool__(self) -> bool:
+        if _vmap_frames._frames and _called_by_user():
+            _vmap_frames.refuse_control_flow(self)
         if self._data.size != 1:
             raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
         return bool(self._data.reshape(()))
@@ -704,6 +730,8 @@ class Tensor:
         return bool((element == self).any().item())
 
     def __float__(self) -> float:
+        if _vmap_frames._frames and _called_by_user():
+            _vmap_frames.refuse_item(self)
         if self._data.size != 1:
             raise ValueError("only one element tensors can be converted to Python scalars")
         if is_recording(self):
@@ -711,6 +739,8 @@ class Tensor:
         return float(self._real_item("double"))
 
     def __int__(self) -> int:
+        if _vmap_frames._frames and _called_by_user():
+            _vmap_frames.refuse_item(self)
         if self._data.size != 1:
             raise ValueError("only one element tensors can be converted to Python scalars")
         return int(self._real_item("int64_t"))

@@ -94,7 +94,7 @@ def batched_grad(grad, outputs: tuple, inputs: tuple, grad_outputs, retain_graph
                 raise RuntimeError(
                     f"The differentiated Tensor at index {i} appears to not have been used in "
                     "the graph. Set allow_unused=True if this is the desired behavior.")
-        return tuple(g if g is not None else x.new_zeros(tuple(x.shape)) if materialize_grads else None
+        return tuple(g if g is not None else _zeros(x, create_graph) if materialize_grads else None
                      for g, x in zip(found, inputs))
     rows = [grad(outputs, inputs, [g[b] for g in grad_outputs], retain_graph=retain_graph or b < batch - 1,
                  create_graph=create_graph, allow_unused=unused_allowed) for b in range(batch)]
@@ -102,7 +102,7 @@ def batched_grad(grad, outputs: tuple, inputs: tuple, grad_outputs, retain_graph
     for j, x in enumerate(inputs):
         per_row = [row[j] for row in rows]
         if per_row[0] is None:
-            result.append(x.new_zeros(tuple(x.shape)) if materialize_grads else None)
+            result.append(_zeros(x, create_graph) if materialize_grads else None)
         else:
             result.append(StackRows.apply(*per_row))
     return tuple(result)
@@ -172,3 +172,8 @@ class UnstackRows(Function):
     @staticmethod
     def backward(ctx, *grads):
         return StackRows.apply(*grads)
+
+
+def _zeros(x, create_graph: bool):
+    """A materialized gradient: torch's zeros_like(input, requires_grad=create_graph)."""
+    return x.new_zeros(tuple(x.shape)).requires_grad_(bool(create_graph))

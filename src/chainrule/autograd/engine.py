@@ -79,8 +79,8 @@ def _root_grads(outputs, grad_outputs, create_graph: bool):
             raise TypeError(f"gradients can be either Tensors or None, but got {type(g).__name__}")
         if g._data.shape != out._data.shape:
             raise RuntimeError(
-                f"Mismatch in shape: grad_output[{i}] has a shape of {tuple(g.shape)} and "
-                f"output[{i}] has a shape of {tuple(out.shape)}."
+                f"Mismatch in shape: grad_output[{i}] has a shape of torch.Size({list(g.shape)}) and "
+                f"output[{i}] has a shape of torch.Size({list(out.shape)})."
             )
         if not create_graph and g._requires_grad:
             g = g.detach()
@@ -906,10 +906,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
     result = run_backward(outputs, grad_outputs, retain_graph, create_graph,
                           inputs=_as_tuple(inputs), allow_unused=allow_unused, accumulate=False)
-    if materialize_grads:
+    if materialize_grads:  # torch's zeros_like(input, requires_grad=create_graph)
         Tensor = _tensor_cls()
         result = tuple(
-            g if g is not None else Tensor._make(array_module(t).zeros_like(t._data))
+            g if g is not None else Tensor._make(array_module(t).zeros_like(t._data)).requires_grad_(bool(create_graph))
             for g, t in zip(result, _as_tuple(inputs))
         )
     return result

@@ -27,6 +27,7 @@ from __future__ import annotations
 import weakref
 from collections import namedtuple
 
+from .. import _dtype
 from .._backend import array_module
 from . import engine as _engine
 from . import function as _function
@@ -265,6 +266,44 @@ def _run(cls, inputs, params, user_function: bool = False):
         _function.active_extension = _run if (_level is not None or _packer is not None) else None
 
 
+def _cpp_name(dtype) -> str:
+    return _dtype._CPP_TYPE_NAMES.get(dtype.name, dtype.name)
+
+
+# torch's refusal, per product op, of a tangent whose dtype is not the other operand's: its formula
+# multiplies each tangent by the other primal (mat1_p.mm(mat2_t) + mat1_t.mm(mat2_p), the second
+# operand's term computed first) in a kernel that takes one dtype. Elementwise formulas promote instead.
+_PRODUCT_REFUSALS = {
+    "MmBackward0": lambda a, b: f"expected m1 and m2 to have the same dtype, but got: {_cpp_name(a)} != {_cpp_name(b)}",
+    "AddmmBackward0": lambda a, b: f"expected m1 and m2 to have the same dtype, but got: {_cpp_name(a)} != "
+                                   f"{_cpp_name(b)}",
+    "MvBackward0": lambda m, v: "addmv input tensors must have the same dtype, but got "
+                                f"{_dtype.scalar_name(v)}, {_dtype.scalar_name(m)}, and {_dtype.scalar_name(v)}",
+    "DotBackward0": lambda a, b: "dot : expected both vectors to have same dtype, but found "
+                                 f"{_dtype.scalar_name(a)} and {_dtype.scalar_name(b)}",
+    **dict.fromkeys(("BmmBackward0", "Einsum", "ConvolutionBackward0"),
+                    lambda a, b: f"expected scalar type {_dtype.scalar_name(a)} but found {_dtype.scalar_name(b)}"),
+}
+
+
+def _refuse_mixed_product_tangent(cls, inputs, tangents) -> None:
+    """torch's error where a product's tangent has another dtype than the operand it multiplies."""
+    name = getattr(cls, "node_name", None) or cls.__name__
+    if name == "MatmulBackward0" and len(inputs) == 2:  # matmul's kernel, by the operands' dims
+        ranks = (inputs[0]._data.ndim, inputs[1]._data.ndim)
+        name = ("DotBackward0" if ranks == (1, 1) else "MvBackward0" if ranks == (2, 1) else
+                "MmBackward0" if max(ranks) <= 2 else "BmmBackward0")
+    message = _PRODUCT_REFUSALS.get(name)
+    if message is None or (name == "Einsum" and len(inputs) != 2):
+        return
+    first = 1 if name == "AddmmBackward0" else 0  # addmm's bias is added, not multiplied
+    (a, b), (ta, tb) = inputs[first:first + 2], tangents[first:first + 2]
+    if tb is not None and tb.dtype is not a.dtype:
+        raise RuntimeError(message(a.dtype, tb.dtype))
+    if ta is not None and ta.dtype is not b.dtype:
+        raise RuntimeError(message(ta.dtype, b.dtype))
+
+
 def _jvp_of_array_op(cls, inputs, params, tangents):
     """Run a built-in op on dual inputs: its output as without forward AD, with tangents.
 
@@ -273,6 +312,7 @@ def _jvp_of_array_op(cls, inputs, params, tangents):
     data and version counter), and afterwards the output loses what the caller would not have
     had — the node altogether when nothing was to be recorded, else the aliases' edges.
     """
+    _refuse_mixed_product_tangent(cls, inputs, tangents)
     recording = _grad_state.enabled and any(x._requires_grad for x in inputs)
     stand_ins = list(inputs)
     aliased = set()
@@ -292,6 +332,8 @@ def _jvp_of_array_op(cls, inputs, params, tangents):
         pushed = ()
         if differentiable:
             pushed = _pushforward(differentiable, stand_ins, tangents, keep_graph)
+            if getattr(cls, "node_name", None) == "ToCopyBackward0":  # torch's rule for a cast: self_t.to(dtype)
+                pushed = [p if p.dtype is o.dtype else p.to(o.dtype) for p, o in zip(pushed, differentiable)]
     finally:
         _grad_state.enabled = previous
     node = next((o.grad_fn for o in outputs if o.grad_fn is not None), None)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from . import batched_walk as _batched_walk
 from . import function as _function
+from .batched_grad import CatRows as _CatRows
 from .batched_grad import StackRows as _StackRows
 from .engine import grad
 from .function import AccumulateGrad, DelayedError
@@ -237,7 +238,10 @@ def jacobian(func, inputs, create_graph: bool = False, strict: bool = False, vec
         if not vectorize:
             raise NotImplementedError("Computing Jacobian using forward-AD or forward-over-reverse Hessian is"
                                       "only implemented for `vectorize=True`.")
-        result = _jacobian(func, inputs, False, checked="jacobian")
+        # torch's forward mode runs func on dual views of the inputs themselves: the Jacobian keeps its
+        # graph to inputs that require grad (forward-over-reverse Hessian's, made so)
+        recorded = any(_is_tensor(x) and x.requires_grad for x in _tuple(inputs)[0])
+        result = _jacobian(func, inputs, recorded, checked="jacobian")
         if in_tuple:  # torch's forward-mode Jacobian comes in lists
             result = [list(row) for row in result] if isinstance(result, tuple) and \
                 isinstance(result[0], tuple) else list(result)
@@ -285,8 +289,26 @@ def _jacobian(func, inputs, create_graph: bool, chunk_size=None, outside_records
                 jac = row.reshape(shape) if row is not None else x.new_zeros(shape)
                 kept = create_graph or (outside and reaches_outside([jac], xs))
                 per_input.append(jac if kept else jac.detach())
-            result.append(tuple(per_input) if in_tuple else per_input[0])
+            result.append(per_input)
+        if vectorize and (create_graph or outside) and len(outputs) > 1:
+            result = _one_tensor_per_input(result, outputs)
+        result = [tuple(per_input) if in_tuple else per_input[0] for per_input in result]
     return tuple(result) if out_tuple else result[0]
+
+
+def _one_tensor_per_input(blocks, outputs) -> list:
+    """torch's vectorized Jacobian is one tensor per input, its rows every output's elements, split
+    into the blocks: each block is a view of it, and requires grad when any block of the input does."""
+    for j in range(len(blocks[0])):
+        column = [per_input[j] for per_input in blocks]
+        if not any(block.requires_grad for block in column):
+            continue
+        numels = [out.numel() for out in outputs]
+        joined = _CatRows.apply(*(block.reshape((n,) + tuple(block.shape[out.dim():]))
+                                  for block, n, out in zip(column, numels, outputs)))
+        for per_input, part, block in zip(blocks, joined.split(numels, 0), column):
+            per_input[j] = part.view(block.shape)
+    return blocks
 
 
 def _rows_one_by_one(out, xs, create_graph: bool) -> list:

@@ -119,7 +119,13 @@ class Recorder:
 
     # -- switching on and off ---------------------------------------------------------
     def start(self) -> None:
-        if _function.active_profiler is not None:
+        active = _function.active_profiler
+        if getattr(active, "observes_under", False) and active.previous is None:
+            # a running vmap's watcher (func._BatchWatcher) stays in place and hands its ops on to this one
+            self._recording = True
+            active.previous = self
+            return
+        if active is not None:
             raise RuntimeError("profiler: another profiler is already recording; stop it before "
                                "starting a new one (profilers do not nest)")
         self._recording = True
@@ -129,7 +135,10 @@ class Recorder:
 
     def stop(self) -> EventList:
         """Stop recording (ranges still open end now) and return the events, parents first."""
-        if _function.active_profiler is self:
+        active = _function.active_profiler
+        if getattr(active, "observes_under", False) and active.previous is self:
+            active.previous = None
+        elif active is self:
             _function.active_profiler = None
             for switch in recording_switches:
                 switch(False)

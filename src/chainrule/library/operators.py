@@ -151,6 +151,9 @@ class Operator:
                 positional.pop()
             keywords = {k: v for k, v in keywords.items()
                         if not _is_default(v, next(a for a in arguments if a.name == k))}
+        if _vmap_frames._frames:  # a kernel runs below vmap, as torch's: it may read its tensors' values
+            with _vmap_frames.reads_allowed():
+                return kernel(*positional, **keywords)
         return kernel(*positional, **keywords)
 
     def _backend_kernel(self, values: list) -> Callable:
@@ -409,8 +412,9 @@ def _run_vmap_rule(op: Operator, frame, values: list):
         positional = [v for v, a in zip(batched, arguments) if not a.kwarg_only]
         keywords = {a.name: v for v, a in zip(batched, arguments) if a.kwarg_only}
         dims = tuple(d for d, a in zip(in_dims, arguments) if not a.kwarg_only)
-        frame.batched_results[key] = op.vmap_rule(VmapInfo(frame.batch_size, frame.randomness), dims, *positional,
-                                                  **keywords)
+        with _vmap_frames.reads_allowed():  # the rule runs below vmap, on whole batches, as torch's
+            frame.batched_results[key] = op.vmap_rule(VmapInfo(frame.batch_size, frame.randomness), dims,
+                                                      *positional, **keywords)
     result, out_dims = frame.batched_results[key]
     return _slice_of(frame, result, out_dims)
 

@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from .. import _dtype, return_types
+from .. import _dtype, _vmap_frames, return_types
 from .._backend import array_module, module_for_device
 from ..autograd.function import name_node
 from ..autograd.grad_mode import is_grad_enabled
@@ -469,6 +469,8 @@ def poisson(input: Tensor, generator=None) -> Tensor:
     xp = array_module(data)
     if not bool((data >= 0).all()):  # NaN too, as torch's check
         raise RuntimeError("invalid Poisson rate, expected rate to be non-negative")
+    if _vmap_frames._frames:
+        _vmap_frames.refuse_same_randomness(input)
     if xp is np:  # torch's sampler on the CPU stream
         return Tensor._make(from_double(torch_poisson_draws(_rng(generator), data).reshape(data.shape), data.dtype))
     return Tensor._make(_rng(generator, xp).poisson(data.astype(np.float64)).astype(data.dtype))
@@ -483,6 +485,8 @@ def binomial(count: Tensor, prob: Tensor, generator=None) -> Tensor:
     if prob._data.dtype != count._data.dtype:
         raise RuntimeError(f"Found dtype {_dtype.scalar_name(prob._data.dtype)} but expected "
                            f"{_dtype.scalar_name(count._data.dtype)}")
+    if _vmap_frames._frames:
+        _vmap_frames.refuse_same_randomness(count, prob)
     xp = array_module(count._data)
     if xp is np:  # torch's sampler on the CPU stream, count and prob broadcast
         counts, probs = np.broadcast_arrays(count._data, prob._data)

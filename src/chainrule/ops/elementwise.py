@@ -12,7 +12,7 @@ import builtins
 
 import numpy as np
 
-from .. import _dtype, _opmath
+from .. import _dtype, _opmath, _vmap_frames
 from .._backend import array_module, follow_device, on_one_device
 from .._torch_function import user_stacklevel
 from ..autograd import function as _function_module
@@ -21,6 +21,7 @@ from ..autograd.function import (
     SavedValue,
     broadcast_error,
     ctx_value,
+    is_recording,
     kept_value,
     name_node,
     on_arrays,
@@ -516,6 +517,8 @@ class PowScalar(Function):
         e = ctx.exponent
         if e == 0:
             return zeros_like_tensor(grad)
+        if is_recording(x):  # recorded (create_graph): torch's formula, whose graph reaches x even where
+            return grad * (e * x ** (e - 1))  # the derivative is constant (x ** 1 gives x ** 0, requiring grad)
         if e == 1:
             return grad
         if e == 2:
@@ -1864,9 +1867,12 @@ def _compare(ufunc, ordered: str = "", aten: str = ""):
         elif type(x) is not np.ndarray:
             x, y = on_one_device([x, y], ufunc.__name__)  # two GPUs' arrays must not meet either
         try:
-            return Tensor._make(ufunc(x, y))
+            out = Tensor._make(ufunc(x, y))
         except ValueError as error:
             raise broadcast_error(error, (x, y)) from None
+        if _vmap_frames._frames:  # no Function saw it: batched where an operand is (``if x.sum() > 0:``)
+            _vmap_frames.note_results((input, other), None, out)
+        return out
 
     op.__name__ = aten or ufunc.__name__  # torch.eq.__name__ is "eq", not NumPy's "equal" (torch.equal's)
     return op
@@ -1892,9 +1898,12 @@ def _bitwise(ufunc):
         if type(x) is not np.ndarray or type(y) is not np.ndarray:
             x, y = on_one_device([x, y], ufunc.__name__)
         try:
-            return Tensor._make(ufunc(x, y))
+            out = Tensor._make(ufunc(x, y))
         except ValueError as error:
             raise broadcast_error(error, (x, y)) from None
+        if _vmap_frames._frames:  # no Function saw it: batched where an operand is (``if (x > 0) & m:``)
+            _vmap_frames.note_results((input, other), None, out)
+        return out
 
     op.__name__ = ufunc.__name__
     return op
@@ -1913,14 +1922,22 @@ def bitwise_not(input: Tensor) -> Tensor:
     return Tensor._make(xp.invert(input._data))
 
 
+def _unbatched_unless(input: Tensor, out: Tensor) -> Tensor:
+    """``out``, made from ``input`` by no Function: inside vmap, noted as batched where ``input`` is
+    (``if x.isnan().any():`` is data-dependent control flow, refused as torch refuses it)."""
+    if _vmap_frames._frames:
+        _vmap_frames.note_results((input,), None, out)
+    return out
+
+
 def logical_not(input: Tensor) -> Tensor:
     xp = array_module(input)
-    return Tensor._make(xp.logical_not(input._data))
+    return _unbatched_unless(input, Tensor._make(xp.logical_not(input._data)))
 
 
 def isnan(input: Tensor) -> Tensor:
     xp = array_module(input)
-    return Tensor._make(xp.isnan(input._data))
+    return _unbatched_unless(input, Tensor._make(xp.isnan(input._data)))
 
 
 # the float8 types whose isinf / isfinite torch 2.13 has a kernel for (the others refuse)
@@ -1932,14 +1949,14 @@ def isinf(input: Tensor) -> Tensor:
     if _FLOAT8_NP and input._data.dtype.name not in _FLOAT8_ISINF:
         _dtype.refuse_float8(input._data.dtype, "isinf")
     xp = array_module(input)
-    return Tensor._make(xp.isinf(input._data))
+    return _unbatched_unless(input, Tensor._make(xp.isinf(input._data)))
 
 
 def isfinite(input: Tensor) -> Tensor:
     if _FLOAT8_NP and input._data.dtype.name not in _FLOAT8_ISFINITE:
         _dtype.refuse_float8(input._data.dtype, "isfinite")
     xp = array_module(input)
-    return Tensor._make(xp.isfinite(input._data))
+    return _unbatched_unless(input, Tensor._make(xp.isfinite(input._data)))
 
 
 def signbit(input: Tensor) -> Tensor:

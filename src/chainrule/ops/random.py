@@ -491,6 +491,8 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, layout=None,
     _check_float_parameters("normal", mean=mean, std=std)
     _check_std(std)
     if isinstance(mean, Tensor) or isinstance(std, Tensor):
+        if _vmap_frames._frames:
+            _vmap_frames.refuse_same_randomness(mean, std)
         _tensor_overloads_only(mean, std, size, dtype=dtype, layout=layout, device=device, pin_memory=pin_memory,
                                requires_grad=requires_grad)
     if isinstance(mean, Tensor) and isinstance(std, Tensor):
@@ -574,6 +576,8 @@ def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
     input's precision (24 bits below float64) below each probability, or for a float ``p`` a
     double uniform below ``p``. Probabilities that require grad give a sample that does (with a
     zero gradient), as torch's."""
+    if _vmap_frames._frames:
+        _vmap_frames.refuse_same_randomness(input)
     sample = _bernoulli_sample(input, p, generator)
     if p is None and input.requires_grad:
         return BernoulliSample.apply(input, sample=sample._data)
@@ -605,6 +609,8 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, g
         raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without replacement")
     if data.shape[-1] > 2 ** 24:  # torch's kernels index categories in float32, exact up to 2^24
         raise RuntimeError("number of categories cannot exceed 2^24")
+    if _vmap_frames._frames:
+        _vmap_frames.refuse_same_randomness(input)
     xp = array_module(data)
     if xp is not np:
         return Tensor._make(_multinomial_on_device(xp, data, num_samples, replacement, _rng(generator, xp)))

@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from .. import _dtype, return_types
+from .. import _dtype, _vmap_frames, return_types
 from .._backend import accumulate, amax_with_initial, array_module, ufunc_at
 from .._parallel import over_rows
 from ..autograd import function as _function_module
@@ -885,12 +885,18 @@ def _arg_extremum(op: str, input: Tensor, dim, keepdim: bool, largest: bool) -> 
 
 def argmax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """torch.argmax: the index of the first maximal value (flattened when ``dim`` is None)."""
-    return _arg_extremum("argmax", input, dim, keepdim, True)
+    out = _arg_extremum("argmax", input, dim, keepdim, True)
+    if _vmap_frames._frames:  # no Function saw it: batched where input is (``int(x.argmax())``)
+        _vmap_frames.note_results((input,), None, out)
+    return out
 
 
 def argmin(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """torch.argmin: the index of the first minimal value (flattened when ``dim`` is None)."""
-    return _arg_extremum("argmin", input, dim, keepdim, False)
+    out = _arg_extremum("argmin", input, dim, keepdim, False)
+    if _vmap_frames._frames:  # no Function saw it: batched where input is (``int(x.argmin())``)
+        _vmap_frames.note_results((input,), None, out)
+    return out
 
 
 # ---------------------------------------------------------------- logsumexp, softmax
@@ -1457,7 +1463,10 @@ def _bool_reduce(fn, op: str, input: Tensor, dim, keepdim: bool) -> Tensor:
     result = _as_array(fn(x, axis=dims, keepdims=keepdim if dim is not None else False))
     if x.dtype == np.uint8:  # torch keeps uint8 for uint8 input (its masks before bool existed)
         result = result.astype(np.uint8)
-    return Tensor._make(result)
+    out = Tensor._make(result)
+    if _vmap_frames._frames:  # no Function saw it: batched where input is (``if (x > 0).any():``)
+        _vmap_frames.note_results((input,), None, out)
+    return out
 
 
 def all(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
