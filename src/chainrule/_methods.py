@@ -38,6 +38,7 @@ from .ops import shape as _shape
 from .ops import special_functions as _special
 from .ops._arg_parser import check_number
 from .ops.linalg import matmul as _matmul
+from .ops.memory_format import iterator_layout
 from .tensor import Tensor
 
 
@@ -192,14 +193,18 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False, name: str = ""
             if isinstance(other, Tensor) and other._data.dtype == data.dtype and not reflected \
                     and type(other._data) is type(data):
                 if type(data) is ndarray and not (state.enabled and (self._requires_grad or other._requires_grad)):
+                    # (a result of operands not both row-major is laid out as torch's TensorIterator lays it out)
+                    laid_out = data.flags.c_contiguous and other._data.flags.c_contiguous
                     if quiet_now() is QUIET:
                         try:
-                            return make(ufunc(data, other._data))
+                            out = ufunc(data, other._data)
+                            return make(out if laid_out else iterator_layout(out, data, other._data))
                         except ValueError as error:
                             raise broadcast_error(error, (data, other._data)) from None
                     quiet = numpy_errstate.set(QUIET)
                     try:
-                        return make(ufunc(data, other._data))
+                        out = ufunc(data, other._data)
+                        return make(out if laid_out else iterator_layout(out, data, other._data))
                     except ValueError as error:
                         raise broadcast_error(error, (data, other._data)) from None
                     finally:

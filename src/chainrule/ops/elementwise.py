@@ -31,6 +31,7 @@ from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor, _check_tensor, honours_out, out_keyword_front, write_out
 from ._arg_parser import check_int, check_str, out_rule, write_out_same_dtype
 from ._special import erf as _erf_array
+from .memory_format import iterator_layout
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
 # (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
@@ -292,7 +293,8 @@ class Add(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        return a + b
+        out = a + b
+        return out if a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -309,7 +311,8 @@ class Sub(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        return a - b
+        out = a - b
+        return out if a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -327,7 +330,8 @@ class AddScaled(Add):
     def forward(ctx, a, b, alpha):
         ctx.alpha = alpha
         # a and b share the result's dtype (add promotes them first); alpha is rounded to it
-        return a + b * b.dtype.type(alpha)
+        out = a + b * b.dtype.type(alpha)
+        return out if a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -344,7 +348,8 @@ class SubScaled(Sub):
     @staticmethod
     def forward(ctx, a, b, alpha):
         ctx.alpha = alpha
-        return a - b * b.dtype.type(alpha)
+        out = a - b * b.dtype.type(alpha)
+        return out if a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -385,7 +390,8 @@ class Mul(Function):
         # save only what the other input's gradient needs, so `x.mul_(2)` keeps working
         ctx.save_for_backward(b if ctx.needs_input_grad[0] else None,
                               a if ctx.needs_input_grad[1] else None)
-        return a * b
+        out = a * b
+        return out if a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
 
     @staticmethod
     @conjugate_rule
@@ -417,7 +423,8 @@ class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
-        return a / b
+        out = a / b
+        return out if a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
 
     @staticmethod
     @conjugate_rule
@@ -470,6 +477,7 @@ class Pow(Function):
             y = _integer_power_with_negative_exponents(xp, x, exponent)
         else:
             y = xp.power(x, exponent)
+        y = iterator_layout(y, x, exponent)
         ctx.save_for_backward(x, exponent, y if ctx.needs_input_grad[1] else None)
         return y
 
@@ -775,8 +783,8 @@ class RoundedDiv(Function):
         ctx.rounding_mode = rounding_mode
         with np.errstate(all="ignore"):  # x / 0 is ±inf (or NaN) silently, as in torch
             if rounding_mode == "floor":
-                return _floor_divide_float(a, b)
-            return array_module(a).trunc(a / b)
+                return iterator_layout(_floor_divide_float(a, b), a, b)
+            return iterator_layout(array_module(a).trunc(a / b), a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -826,7 +834,7 @@ class Remainder(Function):
     def forward(ctx, a, b):
         xp = array_module(a)
         ctx.save_for_backward(a, b)
-        return xp.mod(a, b)
+        return iterator_layout(xp.mod(a, b), a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -846,7 +854,7 @@ class Fmod(Function):
     def forward(ctx, a, b):
         xp = array_module(a)
         ctx.save_for_backward(a, b)
-        return xp.fmod(a, b)
+        return iterator_layout(xp.fmod(a, b), a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -1269,7 +1277,7 @@ class Maximum(Function):
     def forward(ctx, a, b):
         xp = array_module(a)
         ctx.save_for_backward(a, b)
-        return xp.maximum(a, b)
+        return iterator_layout(xp.maximum(a, b), a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -1292,7 +1300,7 @@ class Minimum(Function):
     def forward(ctx, a, b):
         xp = array_module(a)
         ctx.save_for_backward(a, b)
-        return xp.minimum(a, b)
+        return iterator_layout(xp.minimum(a, b), a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -1347,7 +1355,8 @@ class Where(Function):
         xp = array_module(a)
         ctx.save_for_backward(condition)
         try:
-            return xp.where(condition._data, a, b)
+            # torch's operand order: the condition first
+            return iterator_layout(xp.where(condition._data, a, b), condition._data, a, b)
         except ValueError as error:  # torch names the clashing sizes among all three
             raise broadcast_error(error, (condition._data, a, b)) from None
 
@@ -1544,7 +1553,7 @@ class Atan2(Function):
     def forward(ctx, a, b):
         xp = array_module(a)
         ctx.save_for_backward(a, b)
-        return xp.arctan2(a, b)
+        return iterator_layout(xp.arctan2(a, b), a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -1577,7 +1586,7 @@ class Hypot(Function):
     @staticmethod
     def forward(ctx, a, b):
         xp = array_module(a)
-        out = xp.hypot(a, b)
+        out = iterator_layout(xp.hypot(a, b), a, b)
         ctx.save_for_backward(a, b, out)
         return out
 
@@ -1611,7 +1620,7 @@ class Logaddexp(Function):
         m = xp.maximum(a, b)
         m = xp.where(xp.isinf(m), xp.zeros((), m.dtype), m)
         with np.errstate(all="ignore"):
-            return m + xp.log(xp.exp(a - m) + xp.exp(b - m))
+            return iterator_layout(m + xp.log(xp.exp(a - m) + xp.exp(b - m)), a, b)
 
     @staticmethod
     @conjugate_rule
@@ -1644,7 +1653,7 @@ class Xlogy(Function):
     def forward(ctx, x, y):
         ctx.save_for_backward(x, y)
         xp = array_module(x)
-        return xp.where((x == 0) & ~xp.isnan(y), xp.zeros((), x.dtype), x * xp.log(y))
+        return iterator_layout(xp.where((x == 0) & ~xp.isnan(y), xp.zeros((), x.dtype), x * xp.log(y)), x, y)
 
     @staticmethod
     def backward(ctx, grad):
@@ -1864,7 +1873,7 @@ def _compare(ufunc, ordered: str = "", aten: str = ""):
         elif type(x) is not np.ndarray:
             x, y = on_one_device([x, y], ufunc.__name__)  # two GPUs' arrays must not meet either
         try:
-            return Tensor._make(ufunc(x, y))
+            return Tensor._make(iterator_layout(ufunc(x, y), x, y))
         except ValueError as error:
             raise broadcast_error(error, (x, y)) from None
 
@@ -1892,7 +1901,7 @@ def _bitwise(ufunc):
         if type(x) is not np.ndarray or type(y) is not np.ndarray:
             x, y = on_one_device([x, y], ufunc.__name__)
         try:
-            return Tensor._make(ufunc(x, y))
+            return Tensor._make(iterator_layout(ufunc(x, y), x, y))
         except ValueError as error:
             raise broadcast_error(error, (x, y)) from None
 

@@ -148,3 +148,87 @@ def clone_preserving_strides(a):
         return copy_preserving_format(a)
     byte_offset = a.__array_interface__["data"][0] - root.__array_interface__["data"][0]
     return np.ndarray(a.shape, a.dtype, buffer=root.copy(), offset=byte_offset, strides=a.strides)
+
+
+def iterator_strides(shape: tuple, operands) -> tuple | None:
+    """The strides (in elements) torch's TensorIterator gives the fresh output of an elementwise op
+    of ``operands`` (arrays, in torch's operand order) broadcast to ``shape``; None for contiguous.
+
+    TensorIterator's fast set-up first: operands of one shape, all contiguous (size-1 dims'
+    strides ignored) give a contiguous output, all channels-last a channels-last one, all dense
+    with equal strides those strides. Otherwise ``reorder_dimensions``: an insertion sort of the
+    dims, innermost first, in which the first operand with different non-zero strides on two dims
+    decides their order (a broadcast dim, a 0-d or size-1 operand's, has stride 0 and no say;
+    equal strides put the shorter dim inner), and the output is dense in that order. NumPy's ufunc
+    layout differs where operands disagree: it keeps row-major order, torch follows the first.
+    """
+    ndim = len(shape)
+    if all(a.shape == shape for a in operands):
+        if all(a.flags.c_contiguous for a in operands):
+            return None
+        if ndim == 4 and all(is_channels_last(a) for a in operands):
+            n, c, h, w = shape
+            return (h * w * c, 1, w * c, c)
+        if all(dense_non_overlapping(a) for a in operands):
+            first = tuple(abs(st) // operands[0].itemsize for st in operands[0].strides)
+            if all(tuple(abs(st) // a.itemsize for st in a.strides) == first for a in operands):
+                return first
+    if ndim <= 1:
+        return None
+    broadcast = []
+    for a in operands:
+        offset = ndim - a.ndim
+        broadcast.append([0] * offset + [0 if n == 1 and shape[offset + i] != 1 else abs(st)
+                                         for i, (n, st) in enumerate(zip(a.shape, a.strides))])
+
+    def order(d0, d1) -> int:
+        for strides in broadcast:
+            s0, s1 = strides[d0], strides[d1]
+            if s0 == 0 or s1 == 0:
+                continue
+            if s0 != s1:
+                return -1 if s0 < s1 else 1
+            if shape[d0] > shape[d1]:
+                return 1
+        return 0
+
+    perm = list(range(ndim - 1, -1, -1))  # innermost first
+    for i in range(1, ndim):
+        d1 = i
+        for d0 in range(i - 1, -1, -1):
+            comparison = order(perm[d0], perm[d1])
+            if comparison > 0:
+                perm[d0], perm[d1] = perm[d1], perm[d0]
+                d1 = d0
+            elif comparison < 0:
+                break
+    if perm == list(range(ndim - 1, -1, -1)):
+        return None
+    strides, step = [0] * ndim, 1
+    for d in perm:
+        strides[d] = step
+        step *= shape[d]
+    return tuple(strides)
+
+
+def iterator_layout(out, *operands):
+    """``out``, the result NumPy computed from ``operands`` (arrays in torch's operand order), laid
+    out as torch's TensorIterator lays out that op's output (``iterator_strides``): ``out`` itself
+    when it already is, a relaid copy otherwise. Row-major operands cost two flag reads."""
+    for a in operands:
+        if not a.flags.c_contiguous:
+            break
+    else:  # (NumPy lays out the result of row-major operands row-major, as torch does)
+        return out
+    if not out.size or out.ndim <= 1:
+        return out
+    strides = iterator_strides(out.shape, operands)
+    if strides is None:
+        return out if out.flags.c_contiguous else array_module(out).ascontiguousarray(out)
+    itemsize = out.itemsize
+    byte_strides = tuple(st * itemsize for st in strides)
+    if out.strides == byte_strides:
+        return out
+    laid_out = strided_view(array_module(out).empty(out.size, dtype=out.dtype), out.shape, byte_strides)
+    laid_out[...] = out
+    return laid_out

@@ -1,0 +1,65 @@
+"""Output strides torch gives where NumPy's layout rule differs (tools/torch_strides_trial.py and
+the strides2 lane's probes): elementwise ops of operands in different layouts, ..."""
+
+import pytest
+
+import chainrule as cr
+
+# (N, C, H, W) = (2, 3, 4, 5) in several layouts, and operands that broadcast against it
+_LAYOUTS = {
+    "contiguous": "lib.arange(120.).reshape(2, 3, 4, 5)",
+    "channels_last": "lib.arange(120.).reshape(2, 3, 4, 5).contiguous(memory_format=lib.channels_last)",
+    "transposed": "lib.arange(120.).reshape(2, 5, 4, 3).transpose(1, 3)",
+    "sliced": "lib.arange(240.).reshape(2, 3, 8, 5)[:, :, ::2]",
+    "permuted": "lib.arange(120.).reshape(4, 2, 5, 3).permute(1, 3, 0, 2)",
+    "expanded": "lib.arange(5.).expand(2, 3, 4, 5)",
+}
+_BROADCAST = {
+    "transposed_2d": "lib.arange(20.).reshape(5, 4).t()",
+    "channels_last_n1": "lib.arange(60.).reshape(1, 3, 4, 5).contiguous(memory_format=lib.channels_last)",
+    "column": "lib.arange(3.).reshape(3, 1, 1)",
+    "zero_d": "lib.tensor(2.)",
+}
+_OPS = ["x + y", "y * x", "x - y", "torch_div(x, y)", "lib.where(x > 5, x, y)", "lib.where(y > 5, x, y)",
+        "x.lerp(y, 0.5)", "lib.addcmul(y, x, y)", "x.clamp(y, y + 3)", "x < y", "lib.maximum(y, x)",
+        "lib.add(x, y, alpha=2)", "lib.atan2(x, y + 1)"]
+
+
+def _evaluate(lib, x_code, y_code, op):
+    scope = {"lib": lib, "torch_div": lambda a, b: lib.div(a, b + 1)}
+    scope["x"], scope["y"] = eval(x_code, scope), eval(y_code, scope)  # noqa: S307 - the table's text
+    result = eval(op, scope)  # noqa: S307
+    return tuple(result.shape), result.stride(), round(result.double().sum().item(), 2)
+
+
+@pytest.mark.parametrize("y_name", [*_LAYOUTS, *_BROADCAST])
+@pytest.mark.parametrize("x_name", list(_LAYOUTS))
+def test_elementwise_output_follows_torchs_operand_order(x_name, y_name):
+    """torch's TensorIterator lays the output out in the first operand's stride order where the
+    operands disagree (NumPy keeps row-major order), a broadcast or 0-d operand having no say."""
+    torch = pytest.importorskip("torch")
+    y_code = {**_LAYOUTS, **_BROADCAST}[y_name]
+    for op in _OPS:
+        expected = _evaluate(torch, _LAYOUTS[x_name], y_code, op)
+        assert _evaluate(cr, _LAYOUTS[x_name], y_code, op) == expected, op
+
+
+def test_channels_last_plus_contiguous_is_channels_last_and_views_as_torch():
+    x = cr.arange(120.).reshape(2, 3, 4, 5).contiguous(memory_format=cr.channels_last)
+    y = cr.arange(120.).reshape(2, 3, 4, 5)
+    assert (x + y).stride() == (60, 1, 15, 3)
+    assert (x + y).is_contiguous(memory_format=cr.channels_last)
+    assert (y + x).stride() == (60, 20, 5, 1)
+    with pytest.raises(RuntimeError, match="view size is not compatible"):
+        (x + y).view(2, -1)
+    assert (y + x).view(2, -1).shape == (2, 60)
+
+
+def test_mixed_layout_gradients_keep_their_values():
+    x = cr.arange(24.).reshape(2, 3, 2, 2).contiguous(memory_format=cr.channels_last).requires_grad_()
+    y = cr.arange(24.).reshape(2, 3, 2, 2).requires_grad_()
+    out = x * y + x
+    assert out.stride() == (12, 1, 6, 3)
+    out.sum().backward()
+    assert x.grad.tolist() == (y.detach() + 1).tolist()
+    assert y.grad.tolist() == x.detach().tolist()
