@@ -63,3 +63,36 @@ def test_mixed_layout_gradients_keep_their_values():
     out.sum().backward()
     assert x.grad.tolist() == (y.detach() + 1).tolist()
     assert y.grad.tolist() == x.detach().tolist()
+
+
+_REDUCED = {
+    "channels_last": "lib.arange(120.).reshape(2, 3, 4, 5).contiguous(memory_format=lib.channels_last)",
+    "transposed": "lib.arange(12.).reshape(3, 4).t()",
+    "permuted": "lib.arange(24.).reshape(2, 3, 4).permute(2, 0, 1)",
+}
+_REDUCTIONS = ["x.sum({d}, keepdim=True)", "x.mean({d}, keepdim=True)", "x.amax({d}, keepdim=True)",
+               "x.var({d}, keepdim=True)", "x.std({d}, keepdim=True)", "x.nanmean({d}, keepdim=True)",
+               "x.norm(dim={d}, keepdim=True)", "x.max({single}, keepdim=True)[0]", "x.prod({single}, keepdim=True)"]
+
+
+@pytest.mark.parametrize("x_name", list(_REDUCED))
+def test_reduction_with_keepdim_is_contiguous_with_torchs_strides(x_name):
+    """torch's reductions return contiguous tensors whose kept size-1 dims have the stride of the
+    dims after them; NumPy's kept dim keeps the reduced input's stride."""
+    torch = pytest.importorskip("torch")
+    for reduction in _REDUCTIONS:
+        for dims in ("0", "-1", "(0, -1)"):
+            if dims.startswith("(") and "{single}" in reduction:
+                continue
+            code = reduction.format(d=dims, single=dims)
+            results = []
+            for lib in (torch, cr):
+                result = eval(code, {"x": eval(_REDUCED[x_name], {"lib": lib})})  # noqa: S307 - the table's text
+                results.append((tuple(result.shape), result.stride(), round(result.double().sum().item(), 3)))
+            assert results[1] == results[0], code
+
+
+def test_sum_over_channels_of_channels_last_batch():
+    x = cr.arange(120.).reshape(2, 3, 4, 5).contiguous(memory_format=cr.channels_last)
+    assert x.sum(1, keepdim=True).stride() == (20, 20, 5, 1)
+    assert x.mean((1, 2), keepdim=True).stride() == (5, 5, 5, 1)

@@ -232,3 +232,20 @@ def iterator_layout(out, *operands):
     laid_out = strided_view(array_module(out).empty(out.size, dtype=out.dtype), out.shape, byte_strides)
     laid_out[...] = out
     return laid_out
+
+
+def row_major(out):
+    """``out`` as a row-major array with torch's contiguous strides: NumPy's row-major arrays may
+    carry any stride on a size-1 dim (a reduction's kept dim keeps the reduced input's), where
+    torch's contiguous tensors give it the product of the later dims' sizes (``x.sum(1,
+    keepdim=True)`` of a channels-last (2, 3, 4, 5) is (20, 20, 5, 1), not (20, 1, 5, 1))."""
+    out = array_module(out).asarray(out, order="C")
+    if out.ndim < 2 or 1 not in out.shape or not out.size:
+        return out
+    strides, step = [], out.itemsize
+    for length in reversed(out.shape):
+        strides.append(step)
+        step *= length
+    strides.reverse()
+    strides = tuple(strides)
+    return out if out.strides == strides else strided_view(out, out.shape, strides)

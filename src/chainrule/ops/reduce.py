@@ -36,6 +36,7 @@ from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out, preserve_lay
 from . import _cuda_kernels, cpu_sort_order
 from ._arg_parser import int_list
 from .elementwise import conjugate_rule
+from .memory_format import row_major
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
 # (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
@@ -105,7 +106,7 @@ class Sum(Function):
         ctx.dims = dims
         ctx.keepdim = keepdim
         # C order whatever the input's strides: torch's reductions return contiguous tensors
-        return xp.asarray(xp.sum(x, axis=dims, keepdims=keepdim, dtype=dtype), order="C")
+        return _as_array(xp.sum(x, axis=dims, keepdims=keepdim, dtype=dtype))
 
     @staticmethod
     def backward(ctx, grad):
@@ -176,7 +177,7 @@ class Mean(Function):
         ctx.dims = dims
         ctx.keepdim = keepdim
         ctx.count = int(np.prod([x.shape[d] for d in dims])) if dims else 1
-        return xp.asarray(xp.mean(x, axis=dims, keepdims=keepdim), order="C")  # as Sum
+        return _as_array(xp.mean(x, axis=dims, keepdims=keepdim))  # as Sum
 
     @staticmethod
     def backward(ctx, grad):
@@ -213,9 +214,9 @@ class MeanDim(Mean):
 # ---------------------------------------------------------------- helpers for the reductions below
 def _as_array(x) -> np.ndarray:
     """A reduction's result as a C-ordered ndarray: NumPy returns scalars for 0-d results, and
-    keeps a transposed input's order where torch's reductions return contiguous tensors."""
-    xp = array_module(x)
-    return xp.asarray(x, order="C")
+    keeps a transposed input's order (and a kept dim's stride) where torch's reductions return
+    contiguous tensors."""
+    return row_major(x)
 
 
 def _keep(t: Tensor, shape: tuple, dims: tuple, keepdim: bool) -> Tensor:
@@ -1741,7 +1742,7 @@ def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Te
     dims = _dims(dim, input._data.ndim, "nanmean")
     count = xp.sum(~xp.isnan(input._data), axis=dims, keepdims=keepdim)
     total = nansum(input, dim, keepdim, dtype=dtype)
-    return total / Tensor._make(xp.asarray(count, dtype=total._data.dtype))
+    return total / Tensor._make(_as_array(count.astype(total._data.dtype, copy=False)))
 
 
 def aminmax(input: Tensor, *, dim=None, keepdim: bool = False):
