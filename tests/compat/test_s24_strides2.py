@@ -96,3 +96,30 @@ def test_sum_over_channels_of_channels_last_batch():
     x = cr.arange(120.).reshape(2, 3, 4, 5).contiguous(memory_format=cr.channels_last)
     assert x.sum(1, keepdim=True).stride() == (20, 20, 5, 1)
     assert x.mean((1, 2), keepdim=True).stride() == (5, 5, 5, 1)
+
+
+_EMPTY = ["lib.zeros(0, 3)", "lib.zeros(2, 3, 0)", "lib.zeros(2, 0, 3)", "lib.zeros(0)",
+          "lib.zeros(2, 0, 4, 3)", "lib.zeros(2, 3, 0, 4).contiguous(memory_format=lib.channels_last)"]
+_EMPTY_VIEWS = ["x.t() if x.dim() <= 2 else x.mT", "x.transpose(0, -1)", "x.permute(*reversed(range(x.dim())))",
+                "x.unsqueeze(0)", "x.unsqueeze(-1)", "x.movedim(0, -1)", "x.expand(2, *x.shape)",
+                "x.unflatten(0, (1, x.shape[0]))", "x.view(*x.shape)", "x.reshape(-1)", "x.squeeze()",
+                "x.unsqueeze(0).expand(3, *x.shape)", "x.clone()", "x.contiguous()"]
+
+
+@pytest.mark.parametrize("x_code", _EMPTY)
+def test_views_of_empty_tensors_keep_torchs_strides(x_code):
+    """NumPy zeroes an empty array's strides; torch's empty tensor has its shape's contiguous (or
+    channels-last) strides, and its views transform them."""
+    torch = pytest.importorskip("torch")
+    for view in _EMPTY_VIEWS:
+        results = []
+        for lib in (torch, cr):
+            result = eval(view, {"x": eval(x_code, {"lib": lib})})  # noqa: S307 - the table's text
+            results.append((tuple(result.shape), result.stride()))
+        assert results[1] == results[0], view
+
+
+def test_transposed_empty_matrix_strides():
+    assert cr.zeros(0, 3).t().stride() == (1, 3)
+    assert cr.zeros(0, 3).unsqueeze(0).stride() == (0, 3, 1)
+    assert cr.zeros(2, 3, 0, 4).contiguous(memory_format=cr.channels_last).stride() == (0, 1, 12, 3)

@@ -118,6 +118,8 @@ def preserved_strides(a) -> tuple:
 
 def copy_preserving_format(a):
     """A copy of ``a`` laid out as torch's preserve_format lays out ``a.clone()`` (``preserved_strides``)."""
+    if a.size == 0 and type(a) is np.ndarray and any(a.strides) and min(a.strides) >= 0:
+        return strided_view(a.copy(), a.shape, a.strides)  # an empty view's strides (NumPy's copy zeroes them)
     if a.flags.c_contiguous:  # row-major but for size-1 dims' strides: a plain copy, those strides set
         copied = a.copy()
         if copied.strides == a.strides or type(a) is not np.ndarray or not a.size or min(a.strides) < 0:
@@ -249,3 +251,35 @@ def row_major(out):
     strides.reverse()
     strides = tuple(strides)
     return out if out.strides == strides else strided_view(out, out.shape, strides)
+
+
+def torch_contiguous_strides(shape: tuple, itemsize: int) -> tuple:
+    """The byte strides torch gives a fresh contiguous tensor of ``shape`` (a 0-length dim counted
+    as 1, so an empty tensor's strides are not all 0)."""
+    strides, step = [], itemsize
+    for length in reversed(shape):
+        strides.append(step)
+        step *= max(length, 1)
+    strides.reverse()
+    return tuple(strides)
+
+
+def strided_empty(x):
+    """``x`` itself, or, when it has no elements and NumPy's zeroed strides, ``x`` seen with the
+    strides torch gives a fresh tensor of its shape: a view of it (a transpose, an expand, an
+    unsqueeze) then transforms torch's strides as torch's views do (``zeros(0, 3).t().stride()``
+    is (1, 3)), where NumPy's zeros would stay zeros."""
+    if x.size or not x.ndim or any(x.strides) or type(x) is not np.ndarray:
+        return x
+    return strided_view(x, x.shape, torch_contiguous_strides(x.shape, x.itemsize))
+
+
+def channels_last_strides(shape: tuple, itemsize: int) -> tuple:
+    """The byte strides of torch's channels-last (N, C, *S) tensor: C innermost, then the spatial
+    dims from the last, N outermost, each the extent of those inside it (a 0-length dim counted as
+    0, as torch's ``get_channels_last_strides``: an empty batch's N stride is 0)."""
+    strides, step = [0] * len(shape), itemsize
+    for d in (1, *range(len(shape) - 1, 1, -1), 0):
+        strides[d] = step
+        step *= shape[d]
+    return tuple(strides)
