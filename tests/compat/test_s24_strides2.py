@@ -123,3 +123,32 @@ def test_transposed_empty_matrix_strides():
     assert cr.zeros(0, 3).t().stride() == (1, 3)
     assert cr.zeros(0, 3).unsqueeze(0).stride() == (0, 3, 1)
     assert cr.zeros(2, 3, 0, 4).contiguous(memory_format=cr.channels_last).stride() == (0, 1, 12, 3)
+
+
+def _resized(lib, make, sizes, memory_format):
+    x = make(lib)
+    try:
+        if memory_format is None:
+            x.resize_(*sizes)
+        else:
+            x.resize_(*sizes, memory_format=getattr(lib, memory_format))
+    except RuntimeError as error:
+        return str(error)
+    return tuple(x.shape), x.stride(), x.reshape(-1)[:6].tolist()
+
+
+@pytest.mark.parametrize("memory_format", [None, "channels_last", "contiguous_format", "preserve_format"])
+@pytest.mark.parametrize("sizes", [(1, 2, 3, 4), (2, 2, 3, 4), (2, 12), (3, 8)])
+def test_resize_restrides_to_the_memory_format_given(sizes, memory_format):
+    """torch's resize_ keeps a tensor of the same sizes as it is, and restrides the resized one to
+    a memory_format given, reading the same memory in the new order; preserve_format, and a
+    channels-last format of another rank, are refused."""
+    torch = pytest.importorskip("torch")
+    for make in (lambda lib: lib.arange(24.).reshape(1, 2, 3, 4), lambda lib: lib.arange(24.).reshape(3, 8).t()):
+        if sizes[0] == 2 and len(sizes) == 4 and memory_format is None:
+            continue  # (grown: the new elements are uninitialised in torch)
+        expected = _resized(torch, make, sizes, memory_format)
+        if isinstance(expected, tuple) and expected[0] != (1, 2, 3, 4) and len(expected[0]) == 4:
+            expected = expected[:2]  # (grown: the values past the old storage are uninitialised)
+        got = _resized(cr, make, sizes, memory_format)
+        assert (got[:2] if isinstance(got, tuple) and len(expected) == 2 else got) == expected
