@@ -152,3 +152,22 @@ def test_resize_restrides_to_the_memory_format_given(sizes, memory_format):
             expected = expected[:2]  # (grown: the values past the old storage are uninitialised)
         got = _resized(cr, make, sizes, memory_format)
         assert (got[:2] if isinstance(got, tuple) and len(expected) == 2 else got) == expected
+
+
+@pytest.mark.parametrize("call", ["lib.add(y, y, out=z)", "lib.neg(x, out=z)", "lib.mul(t, t, out=z)",
+                                  "lib.clamp(t, 0, 3, out=z)", "lib.where(x > 3, x, lib.zeros(()), out=z)",
+                                  "lib.sum(x, 1, keepdim=True, out=z)", "lib.mm(lib.ones(4, 3).t(), t, out=z)"])
+def test_resized_out_is_laid_out_as_the_fresh_result(call):
+    """An out= of the wrong shape is resized (with torch's deprecation warning) to the layout the
+    op's fresh output has (channels-last, transposed), not to row-major."""
+    torch = pytest.importorskip("torch")
+    results = []
+    for lib in (torch, cr):
+        scope = {"lib": lib, "z": lib.zeros(7),
+                 "x": lib.arange(24.).reshape(1, 2, 3, 4).contiguous(memory_format=lib.channels_last),
+                 "y": lib.arange(60.).reshape(1, 3, 4, 5).contiguous(memory_format=lib.channels_last),
+                 "t": lib.arange(12.).reshape(3, 4).t()}
+        with pytest.warns(UserWarning, match="was resized"):
+            eval(call, scope)  # noqa: S307 - the parametrized call
+        results.append((tuple(scope["z"].shape), scope["z"].stride(), scope["z"].sum().item()))
+    assert results[1] == results[0]
