@@ -171,3 +171,17 @@ def test_resized_out_is_laid_out_as_the_fresh_result(call):
             eval(call, scope)  # noqa: S307 - the parametrized call
         results.append((tuple(scope["z"].shape), scope["z"].stride(), scope["z"].sum().item()))
     assert results[1] == results[0]
+
+
+@pytest.mark.parametrize("call", ["lib.cat([x, x])", "lib.cat([x, x], 1)", "lib.cat([x, x], 3)", "lib.cat([x, c])",
+                                  "lib.cat([c, x])", "lib.cat([x[:, :, ::2], x], 2)", "lib.cat([x5, x5], 2)"])
+def test_cat_of_channels_last_inputs_is_channels_last(call):
+    torch = pytest.importorskip("torch")
+    results = []
+    for lib in (torch, cr):
+        scope = {"lib": lib, "c": lib.arange(24.).reshape(1, 2, 3, 4),
+                 "x": lib.arange(24.).reshape(1, 2, 3, 4).contiguous(memory_format=lib.channels_last),
+                 "x5": lib.arange(48.).reshape(1, 2, 3, 4, 2).contiguous(memory_format=lib.channels_last_3d)}
+        result = eval(call, scope)  # noqa: S307 - the parametrized call
+        results.append((tuple(result.shape), result.stride(), result.reshape(-1).tolist()))
+    assert results[1] == results[0]

@@ -825,8 +825,12 @@ class Cat(Function):
         ctx.skipped = skipped
         joined = [a for i, a in enumerate(arrays) if i not in skipped]
         ctx.sizes = [a.shape[dim] for a in joined]
-        # C order whatever the inputs' layouts (NumPy follows theirs): torch's cat output is contiguous
-        return xp.asarray(xp.concatenate(joined, axis=dim), order="C")
+        out = xp.concatenate(joined, axis=dim)
+        # torch's cat output is channels-last where every input suggests it, else contiguous
+        # whatever the inputs' layouts (NumPy follows theirs)
+        if out.ndim in (4, 5) and all(a.ndim == out.ndim and suggests_channels_last(a) for a in arrays):
+            return channels_last(out)
+        return xp.asarray(out, order="C")
 
     @staticmethod
     def backward(ctx, grad):
