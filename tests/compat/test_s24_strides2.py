@@ -22,7 +22,7 @@ _BROADCAST = {
 }
 _OPS = ["x + y", "y * x", "x - y", "torch_div(x, y)", "lib.where(x > 5, x, y)", "lib.where(y > 5, x, y)",
         "x.lerp(y, 0.5)", "lib.addcmul(y, x, y)", "x.clamp(y, y + 3)", "x < y", "lib.maximum(y, x)",
-        "lib.add(x, y, alpha=2)", "lib.atan2(x, y + 1)"]
+        "lib.add(x, y, alpha=2)", "lib.atan2(x, y + 1)", "lib.fmax(x, y)", "lib.isclose(x, y)"]
 
 
 def _evaluate(lib, x_code, y_code, op):
@@ -185,3 +185,16 @@ def test_cat_of_channels_last_inputs_is_channels_last(call):
         result = eval(call, scope)  # noqa: S307 - the parametrized call
         results.append((tuple(result.shape), result.stride(), result.reshape(-1).tolist()))
     assert results[1] == results[0]
+
+
+@pytest.mark.parametrize("call", ["lib.remainder(x, y)", "lib.fmod(x, y)", "x // y", "lib.div(x, y, rounding_mode='trunc')",
+                                  "lib.fmin(x.float(), y.float())", "lib.eq(x, y)", "x & y"])
+def test_integer_elementwise_of_channels_last_and_contiguous(call):
+    torch = pytest.importorskip("torch")
+    results = []
+    for lib in (torch, cr):
+        x = lib.arange(1, 121).reshape(2, 3, 4, 5).contiguous(memory_format=lib.channels_last)
+        y = lib.arange(1, 121).reshape(2, 3, 4, 5).flip(0)
+        result = eval(call, {"lib": lib, "x": x, "y": y})  # noqa: S307 - the parametrized call
+        results.append((result.stride(), result.sum().item()))
+    assert results[1] == results[0] and results[0][0] == (60, 1, 15, 3)

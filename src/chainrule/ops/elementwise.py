@@ -282,6 +282,15 @@ def refuse_complex(x, message: str, error: type = NotImplementedError) -> None:
         raise error(message.replace("{dtype}", "ComplexFloat" if x._data.dtype.itemsize == 8 else "ComplexDouble"))
 
 
+def _laid_out(result: Tensor, *operands: Tensor) -> Tensor:
+    """``result``, fresh from a composite of ``operands`` (or from NumPy directly), its array laid
+    out as torch's one kernel lays out its output from them (``memory_format.iterator_layout``):
+    the composite's own steps would follow their intermediate operands' layouts instead."""
+    if result is not operands[0] and getattr(type(result), "__torch_dispatch__", None) is None:
+        result._data = iterator_layout(result._data, *(t._data for t in operands))
+    return result
+
+
 # ---------------------------------------------------------------- arithmetic
 class Add(Function):
     label = "+"
@@ -762,9 +771,10 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
     if a._data.dtype.kind in "iu":
         _check_integer_divisor(b)
         if rounding_mode == "floor":
-            return Tensor._make(xp.floor_divide(a._data, b._data))
+            return _laid_out(Tensor._make(xp.floor_divide(a._data, b._data)), a, b)
         quotient = xp.abs(a._data) // xp.abs(b._data)
-        return Tensor._make(xp.where((a._data < 0) ^ (b._data < 0), -quotient, quotient).astype(a._data.dtype))
+        return _laid_out(Tensor._make(xp.where((a._data < 0) ^ (b._data < 0), -quotient, quotient).astype(a._data.dtype)),
+                         a, b)
     return RoundedDiv.apply(a, b, rounding_mode=rounding_mode)
 
 
@@ -880,7 +890,7 @@ def remainder(input, other) -> Tensor:
     if a._data.dtype.kind in "iub":
         _check_broadcast(a, b)
         _check_integer_divisor(b)
-        return Tensor._make(xp.mod(a._data, b._data))
+        return _laid_out(Tensor._make(xp.mod(a._data, b._data)), a, b)
     out = Remainder.apply(a, b)
     # torch's Tensor-Tensor overload records RemainderBackward1, its Tensor-Scalar one RemainderBackward0
     return name_node(out, "RemainderBackward1", saved=_REMAINDER_SAVED) if isinstance(other, Tensor) else out
@@ -900,7 +910,7 @@ def fmod(input, other) -> Tensor:
     if a._data.dtype.kind in "iub":
         _check_broadcast(a, b)
         _check_integer_divisor(b)
-        return Tensor._make(xp.fmod(a._data, b._data))
+        return _laid_out(Tensor._make(xp.fmod(a._data, b._data)), a, b)
     return Fmod.apply(a, b)
 
 
@@ -1332,14 +1342,14 @@ def fmax(input: Tensor, other: Tensor) -> Tensor:
     """Like maximum but a NaN loses to a number."""
     _require_tensors("fmax", input, other)
     a, b = _pair(input, other)
-    return where(isnan(b) | (a >= b), a, b)
+    return _laid_out(where(isnan(b) | (a >= b), a, b), a, b)
 
 
 @honours_out
 def fmin(input: Tensor, other: Tensor) -> Tensor:
     _require_tensors("fmin", input, other)
     a, b = _pair(input, other)
-    return where(isnan(b) | (a <= b), a, b)
+    return _laid_out(where(isnan(b) | (a <= b), a, b), a, b)
 
 
 class Where(Function):
@@ -1986,7 +1996,7 @@ def isclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=Fals
     if _FLOAT8_NP:  # torch scales the tolerance by a number, which float8 has no kernel for
         _dtype.refuse_float8(a._data.dtype, "mul_cpu_reduced_float")
     xp = array_module(a, b)
-    return Tensor._make(xp.isclose(a._data, b._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+    return _laid_out(Tensor._make(xp.isclose(a._data, b._data, rtol=rtol, atol=atol, equal_nan=equal_nan)), a, b)
 
 
 def allclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=False) -> builtins.bool:
