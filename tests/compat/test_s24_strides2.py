@@ -1,6 +1,7 @@
 """Output strides torch gives where NumPy's layout rule differs (tools/torch_strides_trial.py and
 the strides2 lane's probes): elementwise ops of operands in different layouts, ..."""
 
+import numpy as np
 import pytest
 
 import chainrule as cr
@@ -198,3 +199,18 @@ def test_integer_elementwise_of_channels_last_and_contiguous(call):
         result = eval(call, {"lib": lib, "x": x, "y": y})  # noqa: S307 - the parametrized call
         results.append((result.stride(), result.sum().item()))
     assert results[1] == results[0] and results[0][0] == (60, 1, 15, 3)
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 3, 4, 2), (2, 3, 4, 5, 2), (1, 3, 4, 5), (2, 1, 4, 5)])
+def test_roll_of_channels_last_is_channels_last_unless_a_piece_is_empty(shape):
+    """torch rolls one dim at a time as cat of two narrows: channels-last in, channels-last out,
+    unless a shift by a multiple of the dim's size leaves an empty piece (then contiguous)."""
+    torch = pytest.importorskip("torch")
+    for args in [(1, 0), (1, 2), (4, 2), ((1, 1), (2, 3)), ((0, 1), (1, 2)), (-1, 1)]:
+        results = []
+        for lib in (torch, cr):
+            memory_format = lib.channels_last if len(shape) == 4 else lib.channels_last_3d
+            x = lib.arange(float(np.prod(shape))).reshape(shape).contiguous(memory_format=memory_format)
+            rolled = x.roll(*args)
+            results.append((rolled.stride(), rolled.reshape(-1).tolist()))
+        assert results[1] == results[0], args

@@ -1186,6 +1186,23 @@ def flipud(input: Tensor) -> Tensor:
     return flip(input, (0,))
 
 
+def _rolled_channels_last(x, shifts, dims) -> bool:
+    """Whether torch's roll of ``x`` along ``dims`` is channels-last: torch rolls one dim at a time
+    as the cat of two narrows of it (the last ``shift`` elements, then the rest), and cat's output
+    is channels-last when both pieces suggest it, so a piece of length 0 (a shift by a multiple of
+    the dim's size, a size-1 batch rolled) makes it contiguous. (The flattened roll is contiguous.)"""
+    shifts = (shifts,) if isinstance(shifts, int) else shifts
+    dims = (dims,) if isinstance(dims, int) else dims
+    for shift, d in zip(shifts, dims):
+        size = x.shape[d]
+        start = (size - shift) % size if size else 0
+        before = (slice(None),) * (d % x.ndim)
+        if not (suggests_channels_last(x[(*before, slice(start, size))])
+                and suggests_channels_last(x[(*before, slice(0, start))])):
+            return False
+    return True
+
+
 class Roll(Function):
     label = "roll"
     rule = "rolls the gradient back"
@@ -1201,9 +1218,7 @@ class Roll(Function):
         ctx.shifts = shifts
         ctx.dims = dims
         rolled = xp.roll(x, shifts, axis=dims)
-        # torch's roll output is contiguous, but for a 4-d input along dims whose strides suggest
-        # channels-last (not 5-d, not the flattened roll): channels-last
-        if dims is not None and x.ndim == 4 and suggests_channels_last(x):
+        if dims is not None and x.ndim in (4, 5) and _rolled_channels_last(x, shifts, dims):
             return channels_last(rolled)
         return xp.asarray(rolled, order="C")
 
