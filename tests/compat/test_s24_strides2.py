@@ -214,3 +214,15 @@ def test_roll_of_channels_last_is_channels_last_unless_a_piece_is_empty(shape):
             rolled = x.roll(*args)
             results.append((rolled.stride(), rolled.reshape(-1).tolist()))
         assert results[1] == results[0], args
+
+
+@pytest.mark.parametrize("dim", [0, 1, 2, 3, 4, -1])
+def test_stack_of_channels_last_is_a_view_of_their_channels_last_cat(dim):
+    torch = pytest.importorskip("torch")
+    results = []
+    for lib in (torch, cr):
+        x = lib.arange(120.).reshape(2, 3, 4, 5).contiguous(memory_format=lib.channels_last)
+        n11 = lib.arange(6.).reshape(1, 3, 1, 2).contiguous(memory_format=lib.channels_last)
+        stacked = (lib.stack([x, x + 1], dim), lib.stack([n11, n11], dim))
+        results.append([(s.stride(), s.reshape(-1).tolist()) for s in stacked])
+    assert results[1] == results[0]

@@ -921,7 +921,17 @@ class Stack(Function):
         ctx.dim, ctx.given_dim = dim, given_dim
         xp = array_module(*arrays)
         same = [a if a.dtype == dtype else _dtype.cast_array(a, dtype) for a in arrays]
-        # C order whatever the inputs' layouts: torch's stack output is contiguous
+        ndim = same[0].ndim
+        if dim < ndim and ndim in (4, 5) and type(same[0]) is np.ndarray \
+                and all(a.ndim == ndim and suggests_channels_last(a) for a in same):
+            # torch stacks along an existing dim as a view of their cat, which is channels-last
+            # for channels-last inputs (Cat.forward)
+            joined = channels_last(xp.concatenate(same, axis=dim))
+            shape = joined.shape[:dim] + (len(same), joined.shape[dim] // len(same)) + joined.shape[dim + 1:]
+            strides = _view_strides(joined.shape, joined.strides, shape)
+            if strides is not None:
+                return strided_view(joined, shape, strides)
+        # C order whatever the inputs' layouts (NumPy follows theirs): torch's stack output is otherwise contiguous
         return xp.asarray(xp.stack(same, axis=dim), order="C")
 
     @staticmethod
