@@ -226,3 +226,20 @@ def test_stack_of_channels_last_is_a_view_of_their_channels_last_cat(dim):
         stacked = (lib.stack([x, x + 1], dim), lib.stack([n11, n11], dim))
         results.append([(s.stride(), s.reshape(-1).tolist()) for s in stacked])
     assert results[1] == results[0]
+
+
+@pytest.mark.parametrize("call", ["lib.lerp(b, c, t / 200)", "lib.lerp(b, t, c / 200)", "lib.lerp(r, c, x / 200)",
+                                  "b.clamp(c, t + 50)", "b.clamp(t, c + 50)", "lib.addcmul(b, c, t)"])
+def test_ternary_composites_follow_their_first_operand(call):
+    """addcmul, addcdiv, lerp and clamp with tensor bounds are one TensorIterator kernel in torch:
+    the first operand's layout decides, not that of the composite's last step."""
+    torch = pytest.importorskip("torch")
+    results = []
+    for lib in (torch, cr):
+        scope = {"lib": lib, "c": lib.arange(24.).reshape(2, 3, 4), "b": lib.arange(12.).reshape(4, 3).t(),
+                 "r": lib.arange(3.).reshape(3, 1),
+                 "t": lib.arange(24.).reshape(4, 3, 2).permute(2, 1, 0),
+                 "x": lib.arange(24.).reshape(2, 4, 3).transpose(1, 2)}
+        result = eval(call, scope)  # noqa: S307 - the parametrized call
+        results.append((result.stride(), round(result.sum().item(), 3)))
+    assert results[1] == results[0]

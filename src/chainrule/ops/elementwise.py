@@ -287,7 +287,7 @@ def _laid_out(result: Tensor, *operands: Tensor) -> Tensor:
     out as torch's one kernel lays out its output from them (``memory_format.iterator_layout``):
     the composite's own steps would follow their intermediate operands' layouts instead."""
     if result is not operands[0] and getattr(type(result), "__torch_dispatch__", None) is None:
-        result._data = iterator_layout(result._data, *(t._data for t in operands))
+        result._data = iterator_layout(result._data, *(t._data for t in operands if isinstance(t, Tensor)))
     return result
 
 
@@ -1464,7 +1464,7 @@ def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
                 raise TypeError(_mixed_bounds_message(input, min, max))
             if all(t._data.dtype == np.bool_ for t in (input, min, max)):  # torch's one-bound kernels take bool
                 raise NotImplementedError("\"clamp_cpu\" not implemented for 'Bool'")
-            return name_node(_clamp_both(input, min, max), "ClampBackward0", label="clamp")
+            return _laid_out(name_node(_clamp_both(input, min, max), "ClampBackward0", label="clamp"), input, min, max)
         out = input
         if min is not None:
             out = _clamp_bound(out, min, "min")
@@ -1718,9 +1718,10 @@ def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
     name = "LerpBackward1" if isinstance(weight, Tensor) else "LerpBackward0"
     fused = _lerp_rounded_once(input, end, weight)
     if fused is not None:
-        return name_node(fused, name, label="lerp", rule=_LAST_ROUNDING_RULE % "input + weight·(end - input)")
-    return name_node(input + weight * (end - input), name,
-                     label="lerp", rule=_LAST_SUM_RULE % "input + weight·(end - input)")
+        return _laid_out(name_node(fused, name, label="lerp", rule=_LAST_ROUNDING_RULE % "input + weight·(end - input)"),
+                         input, end, weight)
+    return _laid_out(name_node(input + weight * (end - input), name,
+                               label="lerp", rule=_LAST_SUM_RULE % "input + weight·(end - input)"), input, end, weight)
 
 
 def _lerp_rounded_once(input: Tensor, end: Tensor, weight):
@@ -1761,12 +1762,14 @@ def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
         value = _checked_value(value, input, tensor1, tensor2)
     fused = rounded_once(lambda x, t1, t2: x + value * t1 * t2, input, tensor1, tensor2)
     if fused is not None:
-        return name_node(fused, "AddcmulBackward0", label="addcmul",
-                         rule=_LAST_ROUNDING_RULE % "input + value·tensor1·tensor2", saved=_ADDCMUL_SAVED, kept=kept)
+        return _laid_out(name_node(fused, "AddcmulBackward0", label="addcmul",
+                                   rule=_LAST_ROUNDING_RULE % "input + value·tensor1·tensor2", saved=_ADDCMUL_SAVED,
+                                   kept=kept), input, tensor1, tensor2)
     tensor1, tensor2 = _in_common_dtype(input, tensor1, tensor2)
     product = tensor1 * tensor2
-    return name_node(input + (product if value == 1 else value * product), "AddcmulBackward0", label="addcmul",
-                     rule=_LAST_SUM_RULE % "input + value·tensor1·tensor2", saved=_ADDCMUL_SAVED, kept=kept)
+    return _laid_out(name_node(input + (product if value == 1 else value * product), "AddcmulBackward0",
+                               label="addcmul", rule=_LAST_SUM_RULE % "input + value·tensor1·tensor2",
+                               saved=_ADDCMUL_SAVED, kept=kept), input, tensor1, tensor2)
 
 
 def _kept_factors(value, tensor1, tensor2) -> dict:
@@ -1809,13 +1812,15 @@ def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
         value = _checked_value(value, input, tensor1, tensor2)
     fused = rounded_once(lambda x, t1, t2: x + value * t1 / t2, input, tensor1, tensor2)
     if fused is not None:
-        return name_node(fused, "AddcdivBackward0", label="addcdiv",
-                         rule=_LAST_ROUNDING_RULE % "input + value·tensor1/tensor2", saved=_ADDCDIV_SAVED, kept=kept)
+        return _laid_out(name_node(fused, "AddcdivBackward0", label="addcdiv",
+                                   rule=_LAST_ROUNDING_RULE % "input + value·tensor1/tensor2", saved=_ADDCDIV_SAVED,
+                                   kept=kept), input, tensor1, tensor2)
     # torch's kernel: input + (value * tensor1) / tensor2, in that order (1e308 * 2 / 2 is inf)
     tensor1, tensor2 = _in_common_dtype(input, tensor1, tensor2)
     quotient = tensor1 / tensor2 if value == 1 else value * tensor1 / tensor2
-    return name_node(input + quotient, "AddcdivBackward0", label="addcdiv",
-                     rule=_LAST_SUM_RULE % "input + value·tensor1/tensor2", saved=_ADDCDIV_SAVED, kept=kept)
+    return _laid_out(name_node(input + quotient, "AddcdivBackward0", label="addcdiv",
+                               rule=_LAST_SUM_RULE % "input + value·tensor1/tensor2", saved=_ADDCDIV_SAVED, kept=kept),
+                     input, tensor1, tensor2)
 
 
 def _in_common_dtype(input, tensor1, tensor2) -> tuple:
