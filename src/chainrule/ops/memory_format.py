@@ -241,16 +241,10 @@ def row_major(out):
     carry any stride on a size-1 dim (a reduction's kept dim keeps the reduced input's), where
     torch's contiguous tensors give it the product of the later dims' sizes (``x.sum(1,
     keepdim=True)`` of a channels-last (2, 3, 4, 5) is (20, 20, 5, 1), not (20, 1, 5, 1))."""
-    out = array_module(out).asarray(out, order="C")
-    if out.ndim < 2 or 1 not in out.shape or not out.size:
-        return out
-    strides, step = [], out.itemsize
-    for length in reversed(out.shape):
-        strides.append(step)
-        step *= length
-    strides.reverse()
-    strides = tuple(strides)
-    return out if out.strides == strides else strided_view(out, out.shape, strides)
+    out = (np.asarray if type(out) is np.ndarray else array_module(out).asarray)(out, order="C")
+    if 1 in out.shape and out.ndim > 1 and out.size:
+        return out.reshape(-1).reshape(out.shape)  # (a view; NumPy's reshape gives size-1 dims those strides)
+    return out
 
 
 def torch_contiguous_strides(shape: tuple, itemsize: int) -> tuple:
