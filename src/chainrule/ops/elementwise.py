@@ -286,8 +286,9 @@ def _laid_out(result: Tensor, *operands: Tensor) -> Tensor:
     """``result``, fresh from a composite of ``operands`` (or from NumPy directly), its array laid
     out as torch's one kernel lays out its output from them (``memory_format.iterator_layout``):
     the composite's own steps would follow their intermediate operands' layouts instead."""
-    if result is not operands[0] and getattr(type(result), "__torch_dispatch__", None) is None:
-        result._data = iterator_layout(result._data, *(t._data for t in operands if isinstance(t, Tensor)))
+    arrays = [t._data for t in operands if isinstance(t, Tensor)]
+    if len(arrays) > 1 and result is not operands[0] and getattr(type(result), "__torch_dispatch__", None) is None:
+        result._data = iterator_layout(result._data, *arrays)
     return result
 
 

@@ -213,15 +213,17 @@ def iterator_strides(shape: tuple, operands) -> tuple | None:
     return tuple(strides)
 
 
-def iterator_layout(out, *operands):
-    """``out``, the result NumPy computed from ``operands`` (arrays in torch's operand order), laid
-    out as torch's TensorIterator lays out that op's output (``iterator_strides``): ``out`` itself
-    when it already is, a relaid copy otherwise. Row-major operands cost two flag reads."""
-    for a in operands:
-        if not a.flags.c_contiguous:
-            break
-    else:  # (NumPy lays out the result of row-major operands row-major, as torch does)
-        return out
+def iterator_layout(out, a, b, c=None):
+    """``out``, the result NumPy computed from operands ``a``, ``b`` (and ``c``), arrays in torch's
+    operand order, laid out as torch's TensorIterator lays out that op's output
+    (``iterator_strides``): ``out`` itself when it already is, a relaid copy otherwise. Row-major
+    operands cost a flag read each (this runs on every binary op)."""
+    if a.flags.c_contiguous and b.flags.c_contiguous and (c is None or c.flags.c_contiguous):
+        return out  # (NumPy lays out the result of row-major operands row-major, as torch does)
+    return _relaid(out, (a, b) if c is None else (a, b, c))
+
+
+def _relaid(out, operands: tuple):
     if not out.size or out.ndim <= 1:
         return out
     strides = iterator_strides(out.shape, operands)
