@@ -1,5 +1,7 @@
 """Output strides torch gives where NumPy's layout rule differs (tools/torch_strides_trial.py and
-the strides2 lane's probes): elementwise ops of operands in different layouts, ..."""
+the strides2 lane's probes): elementwise ops of operands in different layouts, reductions with
+keepdim, views of empty tensors, resize_ with a memory_format, resized out= tensors, and cat,
+stack and roll of channels-last inputs."""
 
 import numpy as np
 import pytest
