@@ -21,7 +21,7 @@ import numpy as np
 from . import _config, _dtype, _layout, _shared, _torch_function, _vmap_frames
 from . import sparse as _sparse
 from . import storage as _storage
-from ._backend import array_module, has_expanded_dims, write_refusal, writeable
+from ._backend import array_module, has_expanded_dims, strided_view, write_refusal, writeable
 from .autograd import forward_ad as _forward_ad
 from .autograd import function as _function
 from .autograd import grad_mode as _grad_mode
@@ -38,6 +38,7 @@ from .ops import shape as _shape
 from .ops import special_functions as _special
 from .ops._arg_parser import check_number
 from .ops.linalg import matmul as _matmul
+from .ops.memory_format import channels_last_strides, iterator_layout
 from .tensor import Tensor
 
 
@@ -192,14 +193,18 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False, name: str = ""
             if isinstance(other, Tensor) and other._data.dtype == data.dtype and not reflected \
                     and type(other._data) is type(data):
                 if type(data) is ndarray and not (state.enabled and (self._requires_grad or other._requires_grad)):
+                    # (a result of operands not both row-major is laid out as torch's TensorIterator lays it out)
+                    laid_out = data.flags.c_contiguous and other._data.flags.c_contiguous
                     if quiet_now() is QUIET:
                         try:
-                            return make(ufunc(data, other._data))
+                            out = ufunc(data, other._data)
+                            return make(out if laid_out else iterator_layout(out, data, other._data))
                         except ValueError as error:
                             raise broadcast_error(error, (data, other._data)) from None
                     quiet = numpy_errstate.set(QUIET)
                     try:
-                        return make(ufunc(data, other._data))
+                        out = ufunc(data, other._data)
+                        return make(out if laid_out else iterator_layout(out, data, other._data))
                     except ValueError as error:
                         raise broadcast_error(error, (data, other._data)) from None
                     finally:
@@ -1022,6 +1027,17 @@ def _resize(self: Tensor, *sizes, size=None, memory_format=None) -> Tensor:
         raise RuntimeError("cannot resize variables that require grad")
     if any(s < 0 for s in sizes):
         raise RuntimeError(f"Trying to create tensor with negative dimension {min(sizes)}: {list(sizes)}")
+    # torch restrides the resized tensor to a memory_format given (over the same memory, so the
+    # values are read in the new order), and keeps one of the same sizes as it is without one
+    layout = getattr(memory_format, "_name", None)
+    if layout == "preserve_format":
+        raise RuntimeError("Unsupported memory formatPreserve")
+    rank = {"channels_last": 4, "channels_last_3d": 5}.get(layout)
+    if rank is not None and len(sizes) != rank:
+        raise RuntimeError(f"required rank {rank} tensor to use {layout} format")
+    if memory_format is None and sizes == self._data.shape:
+        self._version_box[0] += 1
+        return self
     xp = array_module(self._data)
     numel = int(np.prod(sizes))
     root, offset = _storage.storage_root(self._data)
@@ -1041,6 +1057,8 @@ def _resize(self: Tensor, *sizes, size=None, memory_format=None) -> Tensor:
         kept = min(flat.size, resized.size)
         resized[:kept] = flat[:kept]
         self._data = resized.reshape(sizes)
+    if rank is not None:
+        self._data = strided_view(self._data.reshape(-1), sizes, channels_last_strides(sizes, self._data.itemsize))
     self._version_box[0] += 1
     return self
 

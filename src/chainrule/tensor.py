@@ -1012,7 +1012,8 @@ def _write_checked_out(result: Tensor, out: Tensor) -> Tensor:
                           "deprecated, and in a future PyTorch release outputs will not be resized unless they have "
                           "zero elements. You can explicitly reuse an out tensor t by resizing it, inplace, to zero "
                           "elements with t.resize_(0).", UserWarning, stacklevel=_torch_function.user_stacklevel())
-        out._data = np.empty_like(out._data, shape=result._data.shape)
+        # (laid out as the result: torch lays a resized out as the op's fresh output)
+        out._data = np.empty_like(result._data, dtype=out._data.dtype)
     out._data[...] = result._data
     out._version_box[0] += 1
     return out

@@ -32,6 +32,7 @@ from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor, _check_tensor, honours_out, out_keyword_front, write_out
 from ._arg_parser import check_int, check_str, out_rule, write_out_same_dtype
 from ._special import erf as _erf_array
+from .memory_format import iterator_layout
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
 # (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
@@ -282,6 +283,16 @@ def refuse_complex(x, message: str, error: type = NotImplementedError) -> None:
         raise error(message.replace("{dtype}", "ComplexFloat" if x._data.dtype.itemsize == 8 else "ComplexDouble"))
 
 
+def _laid_out(result: Tensor, *operands: Tensor) -> Tensor:
+    """``result``, fresh from a composite of ``operands`` (or from NumPy directly), its array laid
+    out as torch's one kernel lays out its output from them (``memory_format.iterator_layout``):
+    the composite's own steps would follow their intermediate operands' layouts instead."""
+    arrays = [t._data for t in operands if isinstance(t, Tensor)]
+    if len(arrays) > 1 and result is not operands[0] and getattr(type(result), "__torch_dispatch__", None) is None:
+        result._data = iterator_layout(result._data, *arrays)
+    return result
+
+
 # ---------------------------------------------------------------- arithmetic
 class Add(Function):
     label = "+"
@@ -293,7 +304,8 @@ class Add(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        return a + b
+        out = a + b
+        return out if a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -310,7 +322,8 @@ class Sub(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        return a - b
+        out = a - b
+        return out if a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -328,7 +341,8 @@ class AddScaled(Add):
     def forward(ctx, a, b, alpha):
         ctx.alpha = alpha
         # a and b share the result's dtype (add promotes them first); alpha is rounded to it
-        return a + b * b.dtype.type(alpha)
+        out = a + b * b.dtype.type(alpha)
+        return out if a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -345,7 +359,8 @@ class SubScaled(Sub):
     @staticmethod
     def forward(ctx, a, b, alpha):
         ctx.alpha = alpha
-        return a - b * b.dtype.type(alpha)
+        out = a - b * b.dtype.type(alpha)
+        return out if a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -386,7 +401,8 @@ class Mul(Function):
         # save only what the other input's gradient needs, so `x.mul_(2)` keeps working
         ctx.save_for_backward(b if ctx.needs_input_grad[0] else None,
                               a if ctx.needs_input_grad[1] else None)
-        return a * b
+        out = a * b
+        return out if a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
 
     @staticmethod
     @conjugate_rule
@@ -418,7 +434,8 @@ class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
-        return a / b
+        out = a / b
+        return out if a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
 
     @staticmethod
     @conjugate_rule
@@ -471,6 +488,7 @@ class Pow(Function):
             y = _integer_power_with_negative_exponents(xp, x, exponent)
         else:
             y = xp.power(x, exponent)
+        y = iterator_layout(y, x, exponent)
         ctx.save_for_backward(x, exponent, y if ctx.needs_input_grad[1] else None)
         return y
 
@@ -757,9 +775,10 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
     if a._data.dtype.kind in "iu":
         _check_integer_divisor(b)
         if rounding_mode == "floor":
-            return Tensor._make(xp.floor_divide(a._data, b._data))
+            return _laid_out(Tensor._make(xp.floor_divide(a._data, b._data)), a, b)
         quotient = xp.abs(a._data) // xp.abs(b._data)
-        return Tensor._make(xp.where((a._data < 0) ^ (b._data < 0), -quotient, quotient).astype(a._data.dtype))
+        return _laid_out(Tensor._make(xp.where((a._data < 0) ^ (b._data < 0), -quotient, quotient).astype(a._data.dtype)),
+                         a, b)
     return RoundedDiv.apply(a, b, rounding_mode=rounding_mode)
 
 
@@ -778,8 +797,8 @@ class RoundedDiv(Function):
         ctx.rounding_mode = rounding_mode
         with np.errstate(all="ignore"):  # x / 0 is ±inf (or NaN) silently, as in torch
             if rounding_mode == "floor":
-                return _floor_divide_float(a, b)
-            return array_module(a).trunc(a / b)
+                return iterator_layout(_floor_divide_float(a, b), a, b)
+            return iterator_layout(array_module(a).trunc(a / b), a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -829,7 +848,7 @@ class Remainder(Function):
     def forward(ctx, a, b):
         xp = array_module(a)
         ctx.save_for_backward(a, b)
-        return xp.mod(a, b)
+        return iterator_layout(xp.mod(a, b), a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -849,7 +868,7 @@ class Fmod(Function):
     def forward(ctx, a, b):
         xp = array_module(a)
         ctx.save_for_backward(a, b)
-        return xp.fmod(a, b)
+        return iterator_layout(xp.fmod(a, b), a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -875,7 +894,7 @@ def remainder(input, other) -> Tensor:
     if a._data.dtype.kind in "iub":
         _check_broadcast(a, b)
         _check_integer_divisor(b)
-        return Tensor._make(xp.mod(a._data, b._data))
+        return _laid_out(Tensor._make(xp.mod(a._data, b._data)), a, b)
     out = Remainder.apply(a, b)
     # torch's Tensor-Tensor overload records RemainderBackward1, its Tensor-Scalar one RemainderBackward0
     return name_node(out, "RemainderBackward1", saved=_REMAINDER_SAVED) if isinstance(other, Tensor) else out
@@ -895,7 +914,7 @@ def fmod(input, other) -> Tensor:
     if a._data.dtype.kind in "iub":
         _check_broadcast(a, b)
         _check_integer_divisor(b)
-        return Tensor._make(xp.fmod(a._data, b._data))
+        return _laid_out(Tensor._make(xp.fmod(a._data, b._data)), a, b)
     return Fmod.apply(a, b)
 
 
@@ -1272,7 +1291,7 @@ class Maximum(Function):
     def forward(ctx, a, b):
         xp = array_module(a)
         ctx.save_for_backward(a, b)
-        return xp.maximum(a, b)
+        return iterator_layout(xp.maximum(a, b), a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -1295,7 +1314,7 @@ class Minimum(Function):
     def forward(ctx, a, b):
         xp = array_module(a)
         ctx.save_for_backward(a, b)
-        return xp.minimum(a, b)
+        return iterator_layout(xp.minimum(a, b), a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -1327,14 +1346,14 @@ def fmax(input: Tensor, other: Tensor) -> Tensor:
     """Like maximum but a NaN loses to a number."""
     _require_tensors("fmax", input, other)
     a, b = _pair(input, other)
-    return where(isnan(b) | (a >= b), a, b)
+    return _laid_out(where(isnan(b) | (a >= b), a, b), a, b)
 
 
 @honours_out
 def fmin(input: Tensor, other: Tensor) -> Tensor:
     _require_tensors("fmin", input, other)
     a, b = _pair(input, other)
-    return where(isnan(b) | (a <= b), a, b)
+    return _laid_out(where(isnan(b) | (a <= b), a, b), a, b)
 
 
 class Where(Function):
@@ -1350,7 +1369,8 @@ class Where(Function):
         xp = array_module(a)
         ctx.save_for_backward(condition)
         try:
-            return xp.where(condition._data, a, b)
+            # torch's operand order: the condition first
+            return iterator_layout(xp.where(condition._data, a, b), condition._data, a, b)
         except ValueError as error:  # torch names the clashing sizes among all three
             raise broadcast_error(error, (condition._data, a, b)) from None
 
@@ -1448,7 +1468,7 @@ def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
                 raise TypeError(_mixed_bounds_message(input, min, max))
             if all(t._data.dtype == np.bool_ for t in (input, min, max)):  # torch's one-bound kernels take bool
                 raise NotImplementedError("\"clamp_cpu\" not implemented for 'Bool'")
-            return name_node(_clamp_both(input, min, max), "ClampBackward0", label="clamp")
+            return _laid_out(name_node(_clamp_both(input, min, max), "ClampBackward0", label="clamp"), input, min, max)
         out = input
         if min is not None:
             out = _clamp_bound(out, min, "min")
@@ -1547,7 +1567,7 @@ class Atan2(Function):
     def forward(ctx, a, b):
         xp = array_module(a)
         ctx.save_for_backward(a, b)
-        return xp.arctan2(a, b)
+        return iterator_layout(xp.arctan2(a, b), a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -1580,7 +1600,7 @@ class Hypot(Function):
     @staticmethod
     def forward(ctx, a, b):
         xp = array_module(a)
-        out = xp.hypot(a, b)
+        out = iterator_layout(xp.hypot(a, b), a, b)
         ctx.save_for_backward(a, b, out)
         return out
 
@@ -1614,7 +1634,7 @@ class Logaddexp(Function):
         m = xp.maximum(a, b)
         m = xp.where(xp.isinf(m), xp.zeros((), m.dtype), m)
         with np.errstate(all="ignore"):
-            return m + xp.log(xp.exp(a - m) + xp.exp(b - m))
+            return iterator_layout(m + xp.log(xp.exp(a - m) + xp.exp(b - m)), a, b)
 
     @staticmethod
     @conjugate_rule
@@ -1647,7 +1667,7 @@ class Xlogy(Function):
     def forward(ctx, x, y):
         ctx.save_for_backward(x, y)
         xp = array_module(x)
-        return xp.where((x == 0) & ~xp.isnan(y), xp.zeros((), x.dtype), x * xp.log(y))
+        return iterator_layout(xp.where((x == 0) & ~xp.isnan(y), xp.zeros((), x.dtype), x * xp.log(y)), x, y)
 
     @staticmethod
     def backward(ctx, grad):
@@ -1702,9 +1722,10 @@ def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
     name = "LerpBackward1" if isinstance(weight, Tensor) else "LerpBackward0"
     fused = _lerp_rounded_once(input, end, weight)
     if fused is not None:
-        return name_node(fused, name, label="lerp", rule=_LAST_ROUNDING_RULE % "input + weight·(end - input)")
-    return name_node(input + weight * (end - input), name,
-                     label="lerp", rule=_LAST_SUM_RULE % "input + weight·(end - input)")
+        return _laid_out(name_node(fused, name, label="lerp", rule=_LAST_ROUNDING_RULE % "input + weight·(end - input)"),
+                         input, end, weight)
+    return _laid_out(name_node(input + weight * (end - input), name,
+                               label="lerp", rule=_LAST_SUM_RULE % "input + weight·(end - input)"), input, end, weight)
 
 
 def _lerp_rounded_once(input: Tensor, end: Tensor, weight):
@@ -1745,12 +1766,14 @@ def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
         value = _checked_value(value, input, tensor1, tensor2)
     fused = rounded_once(lambda x, t1, t2: x + value * t1 * t2, input, tensor1, tensor2)
     if fused is not None:
-        return name_node(fused, "AddcmulBackward0", label="addcmul",
-                         rule=_LAST_ROUNDING_RULE % "input + value·tensor1·tensor2", saved=_ADDCMUL_SAVED, kept=kept)
+        return _laid_out(name_node(fused, "AddcmulBackward0", label="addcmul",
+                                   rule=_LAST_ROUNDING_RULE % "input + value·tensor1·tensor2", saved=_ADDCMUL_SAVED,
+                                   kept=kept), input, tensor1, tensor2)
     tensor1, tensor2 = _in_common_dtype(input, tensor1, tensor2)
     product = tensor1 * tensor2
-    return name_node(input + (product if value == 1 else value * product), "AddcmulBackward0", label="addcmul",
-                     rule=_LAST_SUM_RULE % "input + value·tensor1·tensor2", saved=_ADDCMUL_SAVED, kept=kept)
+    return _laid_out(name_node(input + (product if value == 1 else value * product), "AddcmulBackward0",
+                               label="addcmul", rule=_LAST_SUM_RULE % "input + value·tensor1·tensor2",
+                               saved=_ADDCMUL_SAVED, kept=kept), input, tensor1, tensor2)
 
 
 def _kept_factors(value, tensor1, tensor2) -> dict:
@@ -1793,13 +1816,15 @@ def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
         value = _checked_value(value, input, tensor1, tensor2)
     fused = rounded_once(lambda x, t1, t2: x + value * t1 / t2, input, tensor1, tensor2)
     if fused is not None:
-        return name_node(fused, "AddcdivBackward0", label="addcdiv",
-                         rule=_LAST_ROUNDING_RULE % "input + value·tensor1/tensor2", saved=_ADDCDIV_SAVED, kept=kept)
+        return _laid_out(name_node(fused, "AddcdivBackward0", label="addcdiv",
+                                   rule=_LAST_ROUNDING_RULE % "input + value·tensor1/tensor2", saved=_ADDCDIV_SAVED,
+                                   kept=kept), input, tensor1, tensor2)
     # torch's kernel: input + (value * tensor1) / tensor2, in that order (1e308 * 2 / 2 is inf)
     tensor1, tensor2 = _in_common_dtype(input, tensor1, tensor2)
     quotient = tensor1 / tensor2 if value == 1 else value * tensor1 / tensor2
-    return name_node(input + quotient, "AddcdivBackward0", label="addcdiv",
-                     rule=_LAST_SUM_RULE % "input + value·tensor1/tensor2", saved=_ADDCDIV_SAVED, kept=kept)
+    return _laid_out(name_node(input + quotient, "AddcdivBackward0", label="addcdiv",
+                               rule=_LAST_SUM_RULE % "input + value·tensor1/tensor2", saved=_ADDCDIV_SAVED, kept=kept),
+                     input, tensor1, tensor2)
 
 
 def _in_common_dtype(input, tensor1, tensor2) -> tuple:
@@ -1867,7 +1892,7 @@ def _compare(ufunc, ordered: str = "", aten: str = ""):
         elif type(x) is not np.ndarray:
             x, y = on_one_device([x, y], ufunc.__name__)  # two GPUs' arrays must not meet either
         try:
-            out = Tensor._make(ufunc(x, y))
+            out = Tensor._make(iterator_layout(ufunc(x, y), x, y))
         except ValueError as error:
             raise broadcast_error(error, (x, y)) from None
         if _vmap_frames._frames:  # no Function saw it: batched where an operand is (``if x.sum() > 0:``)
@@ -1898,7 +1923,7 @@ def _bitwise(ufunc):
         if type(x) is not np.ndarray or type(y) is not np.ndarray:
             x, y = on_one_device([x, y], ufunc.__name__)
         try:
-            out = Tensor._make(ufunc(x, y))
+            out = Tensor._make(iterator_layout(ufunc(x, y), x, y))
         except ValueError as error:
             raise broadcast_error(error, (x, y)) from None
         if _vmap_frames._frames:  # no Function saw it: batched where an operand is (``if (x > 0) & m:``)
@@ -1994,7 +2019,7 @@ def isclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=Fals
     if _FLOAT8_NP:  # torch scales the tolerance by a number, which float8 has no kernel for
         _dtype.refuse_float8(a._data.dtype, "mul_cpu_reduced_float")
     xp = array_module(a, b)
-    return Tensor._make(xp.isclose(a._data, b._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+    return _laid_out(Tensor._make(xp.isclose(a._data, b._data, rtol=rtol, atol=atol, equal_nan=equal_nan)), a, b)
 
 
 def allclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=False) -> builtins.bool:

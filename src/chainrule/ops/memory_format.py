@@ -118,6 +118,8 @@ def preserved_strides(a) -> tuple:
 
 def copy_preserving_format(a):
     """A copy of ``a`` laid out as torch's preserve_format lays out ``a.clone()`` (``preserved_strides``)."""
+    if a.size == 0 and type(a) is np.ndarray and any(a.strides) and min(a.strides) >= 0:
+        return strided_view(a.copy(), a.shape, a.strides)  # an empty view's strides (NumPy's copy zeroes them)
     if a.flags.c_contiguous:  # row-major but for size-1 dims' strides: a plain copy, those strides set
         copied = a.copy()
         if copied.strides == a.strides or type(a) is not np.ndarray or not a.size or min(a.strides) < 0:
@@ -148,3 +150,132 @@ def clone_preserving_strides(a):
         return copy_preserving_format(a)
     byte_offset = a.__array_interface__["data"][0] - root.__array_interface__["data"][0]
     return np.ndarray(a.shape, a.dtype, buffer=root.copy(), offset=byte_offset, strides=a.strides)
+
+
+def iterator_strides(shape: tuple, operands) -> tuple | None:
+    """The strides (in elements) torch's TensorIterator gives the fresh output of an elementwise op
+    of ``operands`` (arrays, in torch's operand order) broadcast to ``shape``; None for contiguous.
+
+    TensorIterator's fast set-up first: operands of one shape, all contiguous (size-1 dims'
+    strides ignored) give a contiguous output, all channels-last a channels-last one, all dense
+    with equal strides those strides. Otherwise ``reorder_dimensions``: an insertion sort of the
+    dims, innermost first, in which the first operand with different non-zero strides on two dims
+    decides their order (a broadcast dim, a 0-d or size-1 operand's, has stride 0 and no say;
+    equal strides put the shorter dim inner), and the output is dense in that order. NumPy's ufunc
+    layout differs where operands disagree: it keeps row-major order, torch follows the first.
+    """
+    ndim = len(shape)
+    if all(a.shape == shape for a in operands):
+        if all(a.flags.c_contiguous for a in operands):
+            return None
+        if ndim == 4 and all(is_channels_last(a) for a in operands):
+            n, c, h, w = shape
+            return (h * w * c, 1, w * c, c)
+        if all(dense_non_overlapping(a) for a in operands):
+            first = tuple(abs(st) // operands[0].itemsize for st in operands[0].strides)
+            if all(tuple(abs(st) // a.itemsize for st in a.strides) == first for a in operands):
+                return first
+    if ndim <= 1:
+        return None
+    broadcast = []
+    for a in operands:
+        offset = ndim - a.ndim
+        broadcast.append([0] * offset + [0 if n == 1 and shape[offset + i] != 1 else abs(st)
+                                         for i, (n, st) in enumerate(zip(a.shape, a.strides))])
+
+    def order(d0, d1) -> int:
+        for strides in broadcast:
+            s0, s1 = strides[d0], strides[d1]
+            if s0 == 0 or s1 == 0:
+                continue
+            if s0 != s1:
+                return -1 if s0 < s1 else 1
+            if shape[d0] > shape[d1]:
+                return 1
+        return 0
+
+    perm = list(range(ndim - 1, -1, -1))  # innermost first
+    for i in range(1, ndim):
+        d1 = i
+        for d0 in range(i - 1, -1, -1):
+            comparison = order(perm[d0], perm[d1])
+            if comparison > 0:
+                perm[d0], perm[d1] = perm[d1], perm[d0]
+                d1 = d0
+            elif comparison < 0:
+                break
+    if perm == list(range(ndim - 1, -1, -1)):
+        return None
+    strides, step = [0] * ndim, 1
+    for d in perm:
+        strides[d] = step
+        step *= shape[d]
+    return tuple(strides)
+
+
+def iterator_layout(out, a, b, c=None):
+    """``out``, the result NumPy computed from operands ``a``, ``b`` (and ``c``), arrays in torch's
+    operand order, laid out as torch's TensorIterator lays out that op's output
+    (``iterator_strides``): ``out`` itself when it already is, a relaid copy otherwise. Row-major
+    operands cost a flag read each (this runs on every binary op)."""
+    if a.flags.c_contiguous and b.flags.c_contiguous and (c is None or c.flags.c_contiguous):
+        return out  # (NumPy lays out the result of row-major operands row-major, as torch does)
+    return _relaid(out, (a, b) if c is None else (a, b, c))
+
+
+def _relaid(out, operands: tuple):
+    if not out.size or out.ndim <= 1:
+        return out
+    strides = iterator_strides(out.shape, operands)
+    if strides is None:
+        return out if out.flags.c_contiguous else array_module(out).ascontiguousarray(out)
+    itemsize = out.itemsize
+    byte_strides = tuple(st * itemsize for st in strides)
+    if out.strides == byte_strides:
+        return out
+    laid_out = strided_view(array_module(out).empty(out.size, dtype=out.dtype), out.shape, byte_strides)
+    laid_out[...] = out
+    return laid_out
+
+
+def row_major(out):
+    """``out`` as a row-major array with torch's contiguous strides: NumPy's row-major arrays may
+    carry any stride on a size-1 dim (a reduction's kept dim keeps the reduced input's), where
+    torch's contiguous tensors give it the product of the later dims' sizes (``x.sum(1,
+    keepdim=True)`` of a channels-last (2, 3, 4, 5) is (20, 20, 5, 1), not (20, 1, 5, 1))."""
+    out = (np.asarray if type(out) is np.ndarray else array_module(out).asarray)(out, order="C")
+    if 1 in out.shape and out.ndim > 1 and out.size:
+        return out.reshape(-1).reshape(out.shape)  # (a view; NumPy's reshape gives size-1 dims those strides)
+    return out
+
+
+def torch_contiguous_strides(shape: tuple, itemsize: int) -> tuple:
+    """The byte strides torch gives a fresh contiguous tensor of ``shape`` (a 0-length dim counted
+    as 1, so an empty tensor's strides are not all 0)."""
+    strides, step = [], itemsize
+    for length in reversed(shape):
+        strides.append(step)
+        step *= max(length, 1)
+    strides.reverse()
+    return tuple(strides)
+
+
+def strided_empty(x):
+    """``x`` itself, or, when it has no elements and NumPy's zeroed strides, ``x`` seen with the
+    strides torch gives a fresh tensor of its shape: a view of it (a transpose, an expand, an
+    unsqueeze) then transforms torch's strides as torch's views do (``zeros(0, 3).t().stride()``
+    is (1, 3)), where NumPy's zeros would stay zeros."""
+    if x.size or not x.ndim or any(x.strides) or type(x) is not np.ndarray:
+        return x
+    return strided_view(x, x.shape, torch_contiguous_strides(x.shape, x.itemsize))
+
+
+def channels_last_strides(shape: tuple, itemsize: int) -> tuple:
+    """The byte strides of torch's channels-last (N, C, *S) tensor: C innermost, then the spatial
+    dims from the last, N outermost, each the extent of those inside it (a 0-length dim counted as
+    0, as torch's ``get_channels_last_strides``: an empty batch's N stride is 0)."""
+    strides, step = [0] * len(shape), itemsize
+    for d in (1, *range(len(shape) - 1, 1, -1), 0):
+        strides[d] = step
+        step *= shape[d]
+    return tuple(strides)

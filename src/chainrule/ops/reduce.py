@@ -36,6 +36,7 @@ from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out, preserve_lay
 from . import _cuda_kernels, cpu_sort_order
 from ._arg_parser import int_list
 from .elementwise import conjugate_rule
+from .memory_format import row_major
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
 # (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
@@ -105,7 +106,7 @@ class Sum(Function):
         ctx.dims = dims
         ctx.keepdim = keepdim
         # C order whatever the input's strides: torch's reductions return contiguous tensors
-        return xp.asarray(xp.sum(x, axis=dims, keepdims=keepdim, dtype=dtype), order="C")
+        return _as_array(xp.sum(x, axis=dims, keepdims=keepdim, dtype=dtype), x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -176,7 +177,7 @@ class Mean(Function):
         ctx.dims = dims
         ctx.keepdim = keepdim
         ctx.count = int(np.prod([x.shape[d] for d in dims])) if dims else 1
-        return xp.asarray(xp.mean(x, axis=dims, keepdims=keepdim), order="C")  # as Sum
+        return _as_array(xp.mean(x, axis=dims, keepdims=keepdim), x)  # as Sum
 
     @staticmethod
     def backward(ctx, grad):
@@ -211,11 +212,13 @@ class MeanDim(Mean):
 
 
 # ---------------------------------------------------------------- helpers for the reductions below
-def _as_array(x) -> np.ndarray:
+def _as_array(x, reduced=None) -> np.ndarray:
     """A reduction's result as a C-ordered ndarray: NumPy returns scalars for 0-d results, and
-    keeps a transposed input's order where torch's reductions return contiguous tensors."""
-    xp = array_module(x)
-    return xp.asarray(x, order="C")
+    keeps a transposed input's order (and a kept dim's stride) where torch's reductions return
+    contiguous tensors. (NumPy's reduction of a row-major ``reduced`` needs no restriding.)"""
+    if reduced is not None and reduced.flags.c_contiguous:
+        return array_module(x).asarray(x, order="C")
+    return row_major(x)
 
 
 def _keep(t: Tensor, shape: tuple, dims: tuple, keepdim: bool) -> Tensor:
@@ -264,7 +267,7 @@ class Prod(Function):
     @staticmethod
     def forward(ctx, x, dims, keepdim, dtype):
         xp = array_module(x)
-        out = _as_array(xp.prod(x, axis=dims, keepdims=keepdim, dtype=dtype))
+        out = _as_array(xp.prod(x, axis=dims, keepdims=keepdim, dtype=dtype), x)
         ctx.save_for_backward(x, out)
         ctx.dims = dims
         ctx.keepdim = keepdim
@@ -388,7 +391,7 @@ class Var(Function):
             warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's "mean of empty slice"
             out = xp.var(x, axis=dims, ddof=correction, keepdims=keepdim) if n - correction > 0 else \
                 xp.sum((x - xp.mean(x, axis=dims, keepdims=True)) ** 2, axis=dims, keepdims=keepdim) / x.dtype.type(ctx.dof)
-        return _as_array(out).astype(x.dtype, copy=False)
+        return _as_array(out, x).astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
@@ -520,7 +523,7 @@ class Amax(Function):
     @staticmethod
     def forward(ctx, x, dims, keepdim, largest):
         xp = array_module(x)
-        out = _as_array((xp.max if largest else xp.min)(x, axis=dims, keepdims=keepdim))
+        out = _as_array((xp.max if largest else xp.min)(x, axis=dims, keepdims=keepdim), x)
         ctx.save_for_backward(x, out)
         ctx.dims = dims
         ctx.keepdim = keepdim
@@ -1750,7 +1753,7 @@ def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Te
     dims = _dims(dim, input._data.ndim, "nanmean")
     count = xp.sum(~xp.isnan(input._data), axis=dims, keepdims=keepdim)
     total = nansum(input, dim, keepdim, dtype=dtype)
-    return total / Tensor._make(xp.asarray(count, dtype=total._data.dtype))
+    return total / Tensor._make(_as_array(count.astype(total._data.dtype, copy=False), input._data))
 
 
 def aminmax(input: Tensor, *, dim=None, keepdim: bool = False):

@@ -29,10 +29,13 @@ from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out
 from ._arg_parser import _as_int, _fits_int64, check_float, check_int, int_list, out_rule
 from .memory_format import (
     channels_last,
+    channels_last_strides,
     copy_preserving_format,
     full_in_suggested_format,
     in_suggested_format,
+    strided_empty,
     suggests_channels_last,
+    torch_contiguous_strides,
 )
 from .reduce import sum_to_shape
 from .second_order import depending_on
@@ -112,6 +115,12 @@ class Reshape(Function):
     def forward(ctx, x, shape):
         ctx.input_shape = x.shape
         out = x.reshape(shape)
+        if not out.size and type(out) is np.ndarray and out.ndim:
+            # torch's view of an empty tensor keeps its strides for the same shape, else gives the
+            # contiguous strides of the new one
+            x = strided_empty(x)
+            return strided_view(out, out.shape, x.strides if out.shape == x.shape
+                                else torch_contiguous_strides(out.shape, out.itemsize))
         if 1 in out.shape and type(out) is np.ndarray and out.size and np.may_share_memory(out, x):
             # only a size-1 dim's stride is free in a view; torch's is computeStride's, NumPy's its own
             strides = _view_strides(x.shape, x.strides, out.shape)
@@ -428,6 +437,8 @@ class Expand(Function):
     def forward(ctx, x, shape):
         xp = array_module(x)
         ctx.input_shape = x.shape
+        if not x.size:  # (an empty array's strides, as torch's, for the expanded view to keep)
+            x = strided_empty(x)
         lead = len(shape) - x.ndim
         repeats = not (shape[lead:] == x.shape and all(size == 1 for size in shape[:lead]))
         if type(x) is np.ndarray:
@@ -526,6 +537,8 @@ class Permute(Function):
     def forward(ctx, x, dims):
         xp = array_module(x)
         ctx.dims = dims
+        if not x.size:  # (an empty array's strides, as torch's, for the view to permute)
+            x = strided_empty(x)
         return xp.transpose(x, dims)
 
     @staticmethod
@@ -546,6 +559,8 @@ class Transpose(Function):
     def forward(ctx, x, dim0, dim1):
         xp = array_module(x)
         ctx.swap = (dim0, dim1)
+        if not x.size:  # (an empty array's strides, as torch's, for the view to swap)
+            x = strided_empty(x)
         return xp.swapaxes(x, dim0, dim1) if x.ndim else x.view()
 
     @staticmethod
@@ -671,7 +686,9 @@ def unsqueeze(input: Tensor, dim: int) -> Tensor:
     result = name_node(reshape(input, shape[:d] + (1,) + shape[d:]), "UnsqueezeBackward0", label="unsqueeze",
                        saved=saved)
     data, array = result._data, input._data
-    if type(data) is np.ndarray and type(array) is np.ndarray and data.size and np.may_share_memory(data, array):
+    if not data.size and type(data) is np.ndarray:  # torch's strides over an empty tensor's (NumPy's are zeros)
+        array = strided_empty(array)
+    if type(data) is np.ndarray and type(array) is np.ndarray and (not data.size or np.may_share_memory(data, array)):
         # torch's strides: the input's (NumPy's reshape redoes a size-1 dim's), and for the new dim
         # the extent of the dim it goes before (1 at the end)
         stride = array.shape[d] * array.strides[d] if d < ndim else array.itemsize
@@ -737,7 +754,10 @@ class Clone(Function):
             # channels-last: the same (N, C, ...) shape over memory laid out (N, ..., C), as torch's;
             # always a copy (ascontiguousarray would hand a channels-last input's own memory back)
             xp = array_module(x)
-            return xp.moveaxis(xp.moveaxis(x, 1, -1).copy(), -1, 1)
+            out = xp.moveaxis(xp.moveaxis(x, 1, -1).copy(), -1, 1)
+            if not out.size and type(out) is np.ndarray:  # NumPy zeroes an empty copy's strides; torch's are kept
+                out = strided_view(out, out.shape, channels_last_strides(out.shape, out.itemsize))
+            return out
         return x.copy()
 
     @staticmethod
@@ -779,8 +799,8 @@ def contiguous(input: Tensor, memory_format=None) -> Tensor:
     """``input`` itself when already laid out as ``memory_format`` asks (C-contiguous by default,
     or channels-last), else a copy in that layout, in the graph."""
     if _channels_last_rank("contiguous", input, memory_format):
-        if is_channels_last(input._data):
-            return input
+        if is_channels_last(input._data) and (input._data.size or input.is_contiguous(memory_format=memory_format)):
+            return input  # (an empty tensor is channels-last by its strides, which NumPy's flags ignore)
         return Clone.apply(input, channels_last=True)
     if input._data.flags.c_contiguous:
         return input
@@ -805,8 +825,12 @@ class Cat(Function):
         ctx.skipped = skipped
         joined = [a for i, a in enumerate(arrays) if i not in skipped]
         ctx.sizes = [a.shape[dim] for a in joined]
-        # C order whatever the inputs' layouts (NumPy follows theirs): torch's cat output is contiguous
-        return xp.asarray(xp.concatenate(joined, axis=dim), order="C")
+        out = xp.concatenate(joined, axis=dim)
+        # torch's cat output is channels-last where every input suggests it, else contiguous
+        # whatever the inputs' layouts (NumPy follows theirs)
+        if out.ndim in (4, 5) and all(a.ndim == out.ndim and suggests_channels_last(a) for a in arrays):
+            return channels_last(out)
+        return xp.asarray(out, order="C")
 
     @staticmethod
     def backward(ctx, grad):
@@ -897,7 +921,17 @@ class Stack(Function):
         ctx.dim, ctx.given_dim = dim, given_dim
         xp = array_module(*arrays)
         same = [a if a.dtype == dtype else _dtype.cast_array(a, dtype) for a in arrays]
-        # C order whatever the inputs' layouts: torch's stack output is contiguous
+        ndim = same[0].ndim
+        if dim < ndim and ndim in (4, 5) and type(same[0]) is np.ndarray \
+                and all(a.ndim == ndim and suggests_channels_last(a) for a in same):
+            # torch stacks along an existing dim as a view of their cat, which is channels-last
+            # for channels-last inputs (Cat.forward)
+            joined = channels_last(xp.concatenate(same, axis=dim))
+            shape = joined.shape[:dim] + (len(same), joined.shape[dim] // len(same)) + joined.shape[dim + 1:]
+            strides = _view_strides(joined.shape, joined.strides, shape)
+            if strides is not None:
+                return strided_view(joined, shape, strides)
+        # C order whatever the inputs' layouts (NumPy follows theirs): torch's stack output is otherwise contiguous
         return xp.asarray(xp.stack(same, axis=dim), order="C")
 
     @staticmethod
@@ -1162,6 +1196,23 @@ def flipud(input: Tensor) -> Tensor:
     return flip(input, (0,))
 
 
+def _rolled_channels_last(x, shifts, dims) -> bool:
+    """Whether torch's roll of ``x`` along ``dims`` is channels-last: torch rolls one dim at a time
+    as the cat of two narrows of it (the last ``shift`` elements, then the rest), and cat's output
+    is channels-last when both pieces suggest it, so a piece of length 0 (a shift by a multiple of
+    the dim's size, a size-1 batch rolled) makes it contiguous. (The flattened roll is contiguous.)"""
+    shifts = (shifts,) if isinstance(shifts, int) else shifts
+    dims = (dims,) if isinstance(dims, int) else dims
+    for shift, d in zip(shifts, dims):
+        size = x.shape[d]
+        start = (size - shift) % size if size else 0
+        before = (slice(None),) * (d % x.ndim)
+        if not (suggests_channels_last(x[(*before, slice(start, size))])
+                and suggests_channels_last(x[(*before, slice(0, start))])):
+            return False
+    return True
+
+
 class Roll(Function):
     label = "roll"
     rule = "rolls the gradient back"
@@ -1177,9 +1228,7 @@ class Roll(Function):
         ctx.shifts = shifts
         ctx.dims = dims
         rolled = xp.roll(x, shifts, axis=dims)
-        # torch's roll output is contiguous, but for a 4-d input along dims whose strides suggest
-        # channels-last (not 5-d, not the flattened roll): channels-last
-        if dims is not None and x.ndim == 4 and suggests_channels_last(x):
+        if dims is not None and x.ndim in (4, 5) and _rolled_channels_last(x, shifts, dims):
             return channels_last(rolled)
         return xp.asarray(rolled, order="C")
 
