@@ -1,0 +1,148 @@
+"""Session 24, errors lane 2: a wrong argument gets torch's exception class and message.
+
+torch's argument parser refuses a value of the wrong type before the op runs, naming the function,
+what it got and (for an overloaded function) every signature it takes; chainrule's public functions
+and methods with signatures in ops/_arg_parser.SIGNATURES do the same (compared here with torch).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _outcome(lib, call):
+    try:
+        call(lib)
+    except Exception as error:  # noqa: BLE001  (the class is what is compared)
+        return type(error).__name__, str(error)
+    return "returned", ""
+
+
+def _x(lib):
+    return lib.arange(6.0).reshape(2, 3)
+
+
+def _index(lib):
+    return lib.tensor([[0, 1, 0], [1, 0, 1]])
+
+
+# (the calls each library refuses: a str for a dim, a float for a size, a list for a tensor, an
+# unknown keyword, an int for a bool, a missing or an extra argument)
+REFUSED = {
+    "sum_str_dim": lambda L: L.sum(_x(L), "a"),
+    "sum_float_dim": lambda L: L.sum(_x(L), 1.5),
+    "sum_keepdim_str": lambda L: L.sum(_x(L), dim=None, keepdim="x"),
+    "sum_unknown_keyword": lambda L: L.sum(_x(L), foo=1),
+    "sum_list_input": lambda L: L.sum([1, 2]),
+    "sum_str_dtype": lambda L: L.sum(_x(L), dtype="float"),
+    "sum_axis_beside_dim": lambda L: L.sum(_x(L), dim=0, axis=1),
+    "sum_later_dim_float": lambda L: L.sum(_x(L), (0, 1.5)),
+    "sum_keepdim_int": lambda L: L.sum(_x(L), 0, keepdim=1),
+    "method_sum_str": lambda L: _x(L).sum("a"),
+    "mean_float_dim": lambda L: L.mean(_x(L), 1.5),
+    "max_str_dim": lambda L: L.max(_x(L), "a"),
+    "max_unknown_keyword": lambda L: L.max(_x(L), foo=1),
+    "min_keepdim_alone": lambda L: L.min(_x(L), keepdim=1),
+    "argmax_str": lambda L: L.argmax(_x(L), "a"),
+    "cat_tensor_not_list": lambda L: L.cat(_x(L)),
+    "cat_float_element": lambda L: L.cat([_x(L), 1.0]),
+    "cat_str_dim": lambda L: L.cat([_x(L)], "a"),
+    "cat_float_dim_keyword": lambda L: L.cat([_x(L)], dim=1.5),
+    "cat_dim_twice": lambda L: L.cat([_x(L)], 0, dim=0),
+    "cat_nothing": lambda L: L.cat(),
+    "cat_too_many": lambda L: L.cat([_x(L)], 0, 1),
+    "stack_float_dim": lambda L: L.stack([_x(L)], 1.5),
+    "reshape_str": lambda L: L.reshape(_x(L), "a"),
+    "reshape_float_size": lambda L: L.reshape(_x(L), 6.0),
+    "method_reshape_floats": lambda L: _x(L).reshape(2.0, 3),
+    "method_reshape_later_str": lambda L: _x(L).reshape(2, "a"),
+    "method_view_floats": lambda L: _x(L).view(2.0, 3),
+    "method_view_float_tuple": lambda L: _x(L).view((2.0, 3)),
+    "method_view_float": lambda L: _x(L).view(2.0),
+    "permute_extra": lambda L: L.permute(_x(L), 1, 0),
+    "permute_float": lambda L: L.permute(_x(L), (1.0, 0)),
+    "method_permute_float": lambda L: _x(L).permute(1.0, 0),
+    "transpose_missing": lambda L: L.transpose(_x(L), 0),
+    "transpose_float": lambda L: L.transpose(_x(L), 1.0, 0),
+    "index_select_list": lambda L: L.index_select(_x(L), 0, [0]),
+    "index_select_missing": lambda L: L.index_select(_x(L), 0),
+    "gather_float_dim": lambda L: L.gather(_x(L), 1.0, _index(L)),
+    "gather_missing_two": lambda L: L.gather(_x(L)),
+    "gather_sparse_grad_int": lambda L: L.gather(_x(L), 0, index=_index(L), sparse_grad=1),
+    "scatter_str_value": lambda L: L.scatter(_x(L), 0, _index(L), "a"),
+    "scatter_missing": lambda L: L.scatter(_x(L), 0, _index(L)),
+    "clamp_str": lambda L: L.clamp(_x(L), "a"),
+    "clamp_list": lambda L: L.clamp(_x(L), [0.0]),
+    "clamp_str_keyword": lambda L: L.clamp(_x(L), min="0"),
+    "topk_float_k": lambda L: L.topk(_x(L), 1.5),
+    "topk_largest_int": lambda L: L.topk(_x(L), 1, largest=1),
+    "topk_k_beyond_int64": lambda L: L.topk(_x(L), 2**63),
+    "sort_str_dim": lambda L: L.sort(_x(L), "a"),
+    "sort_descending_int": lambda L: L.sort(_x(L), descending=1),
+    "chunk_float": lambda L: L.chunk(_x(L), 1.5),
+    "chunk_missing": lambda L: L.chunk(_x(L)),
+    "narrow_float_start": lambda L: L.narrow(_x(L), 0, 0.5, 1),
+    "narrow_missing": lambda L: L.narrow(_x(L), 0, 0),
+    "full_str_value": lambda L: L.full((2,), "a"),
+    "full_float_size": lambda L: L.full(2.5, 1.0),
+    "full_missing_value": lambda L: L.full((2,)),
+    "zeros_float_then_int": lambda L: L.zeros(2.0, 3),
+    "zeros_later_float": lambda L: L.zeros(2, 2.5),
+    "zeros_unknown_keyword": lambda L: L.zeros(2, foo=1),
+    "zeros_str_dtype": lambda L: L.zeros(2, dtype="float"),
+    "zeros_list_out": lambda L: L.zeros(2, 3, out=[1.0]),
+    "arange_str": lambda L: L.arange("a"),
+    "arange_none_end": lambda L: L.arange(0, None),
+    "linspace_float_steps": lambda L: L.linspace(0, 1, 2.5),
+    "linspace_missing_steps": lambda L: L.linspace(0, 1),
+    "randn_float_then_int": lambda L: L.randn(2.0, 3),
+    "randn_none": lambda L: L.randn(None),
+    "randint_no_size": lambda L: L.randint(5),
+    "randint_str_size": lambda L: L.randint(0, 5, "a"),
+    "randint_float_high": lambda L: L.randint(0.5, (2,)),
+}
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_a_wrong_argument_gets_torchs_class_and_message(name):
+    expected, got = _outcome(torch, REFUSED[name]), _outcome(chainrule, REFUSED[name])
+    assert expected[0] != "returned"
+    assert got == expected
+
+
+def test_an_overloaded_function_lists_torchs_signatures_as_torch_prints_them():
+    # a call no signature can take (twelve arguments) lists every signature torch shows
+    for name in ("sum", "mean", "max", "min", "scatter", "clamp", "sort", "narrow", "arange", "linspace", "randn",
+                 "randint"):
+        for owner in ("function", "method"):
+            if owner == "method" and name in ("arange", "linspace", "randn", "randint"):
+                continue
+
+            def call(lib, name=name, owner=owner):
+                function = getattr(lib, name) if owner == "function" else getattr(lib.zeros(2), name)
+                function(*[object()] * 12)
+
+            expected, got = _outcome(torch, call), _outcome(chainrule, call)
+            assert "expected one of" in expected[1]
+            assert got == expected, (name, owner)
+
+
+def test_a_refused_in_place_call_leaves_its_tensor_unchanged():
+    x = chainrule.zeros(2, 3)
+    with pytest.raises(TypeError, match=r"^scatter_\(\) received an invalid combination of arguments - got \(int, "
+                                        r"Tensor, str\)"):
+        x.scatter_(0, chainrule.tensor([[0, 1, 0]]), "a")
+    assert x._version == 0 and x.tolist() == [[0.0] * 3] * 2
+
+
+def test_valid_calls_still_run_with_numpy_keywords_and_varargs_sizes():
+    x = chainrule.arange(6.0).reshape(2, 3)
+    assert chainrule.sum(x, axis=0, keepdims=True).tolist() == [[3.0, 5.0, 7.0]]
+    assert x.view(3, 2).shape == (3, 2) and x.reshape((6,)).shape == (6,)
+    assert chainrule.zeros(2, 3, dtype=chainrule.float64).dtype == chainrule.float64
+    assert chainrule.clamp(x, min=chainrule.tensor(1.0)).tolist() == [[1.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+    assert x.max(1).values.tolist() == [2.0, 5.0]
