@@ -7,6 +7,8 @@ and methods with signatures in ops/_arg_parser.SIGNATURES do the same (compared 
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 import chainrule
@@ -146,3 +148,81 @@ def test_valid_calls_still_run_with_numpy_keywords_and_varargs_sizes():
     assert chainrule.zeros(2, 3, dtype=chainrule.float64).dtype == chainrule.float64
     assert chainrule.clamp(x, min=chainrule.tensor(1.0)).tolist() == [[1.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
     assert x.max(1).values.tolist() == [2.0, 5.0]
+
+
+def _lu(lib, *shape):
+    return lib.linalg.lu_factor(lib.arange(float(math.prod(shape)), dtype=lib.float64).reshape(shape).sin())
+
+
+def _ldl(lib, *shape):
+    a = lib.arange(float(math.prod(shape)), dtype=lib.float64).reshape(shape).sin()
+    return lib.linalg.ldl_factor(a + a.mT + 3 * lib.eye(shape[-1], dtype=lib.float64))
+
+
+def _f64(lib, *shape):
+    return lib.ones(shape, dtype=lib.float64)
+
+
+def _int32(lib, values):
+    return lib.tensor(values, dtype=lib.int32)
+
+
+SMALL = {
+    "histc_str_min": lambda L: L.histc(L.tensor([1.0, 2.0, 3.0]), bins=4, min="0"),
+    "histc_str_max": lambda L: L.histc(L.tensor([1.0, 2.0, 3.0]), bins=4, max="3"),
+    "histc_str_bins": lambda L: L.histc(L.tensor([1.0, 2.0, 3.0]), bins="4"),
+    "histc_none_min": lambda L: L.histc(L.tensor([1.0, 2.0, 3.0]), bins=4, min=None),
+    "method_histc_str_min": lambda L: L.tensor([1.0, 2.0, 3.0]).histc(4, "0"),
+    "abs_complex_out_int": lambda L: L.abs(L.tensor([3 + 4j]), out=L.empty(1, dtype=L.int64)),
+    "abs_complex64_out_complex128": lambda L: L.abs(L.tensor([3 + 4j]), out=L.empty(1, dtype=L.complex128)),
+    "abs_float_out_complex": lambda L: L.abs(L.tensor([3.0]), out=L.empty(1, dtype=L.complex64)),
+    "lu_unpack_1d_data": lambda L: L.lu_unpack(L.ones(3), _int32(L, [1, 2, 3])),
+    "lu_unpack_float_pivots": lambda L: L.lu_unpack(_lu(L, 3, 3)[0], L.tensor([1.0, 2.0, 3.0])),
+    "lu_unpack_int64_pivots": lambda L: L.lu_unpack(_lu(L, 3, 3)[0], L.tensor([1, 2, 3])),
+    "lu_unpack_short_pivots": lambda L: L.lu_unpack(_lu(L, 3, 3)[0], _int32(L, [1, 2])),
+    "lu_unpack_0d_pivots": lambda L: L.lu_unpack(_lu(L, 3, 3)[0], _int32(L, 1)),
+    "lu_unpack_pivot_beyond_rows": lambda L: L.lu_unpack(_lu(L, 3, 3)[0], _int32(L, [1, 2, 7])),
+    "ldl_solve_1d_B": lambda L: L.linalg.ldl_solve(*_ldl(L, 3, 3), _f64(L, 3)),
+    "ldl_solve_1d_LD": lambda L: L.linalg.ldl_solve(_f64(L, 3), _int32(L, [1, 2, 3]), _f64(L, 3, 2)),
+    "ldl_solve_rectangular_LD": lambda L: L.linalg.ldl_solve(_f64(L, 3, 4), _int32(L, [1, 2, 3]), _f64(L, 3, 2)),
+    "ldl_solve_short_pivots": lambda L: L.linalg.ldl_solve(_ldl(L, 3, 3)[0], _int32(L, [1, 2]), _f64(L, 3, 2)),
+    "ldl_solve_float_pivots": lambda L: L.linalg.ldl_solve(_ldl(L, 3, 3)[0], L.tensor([1.0, 2.0, 3.0]), _f64(L, 3, 2)),
+    "ldl_solve_dtypes_differ": lambda L: L.linalg.ldl_solve(*_ldl(L, 3, 3), L.ones(3, 2)),
+    "ldl_solve_unbatched_pivots": lambda L: L.linalg.ldl_solve(_ldl(L, 2, 3, 3)[0], _int32(L, [1, 2, 3]),
+                                                                _f64(L, 2, 3, 2)),
+    "ldl_solve_batches_differ": lambda L: L.linalg.ldl_solve(*_ldl(L, 2, 3, 3), _f64(L, 4, 3, 2)),
+    "ldl_solve_integer_LD": lambda L: L.linalg.ldl_solve(L.ones(3, 3, dtype=L.int64), _int32(L, [1, 2, 3]),
+                                                         _f64(L, 3, 2)),
+}
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_histc_abs_out_lu_unpack_and_ldl_solve_refuse_as_torch(name):
+    expected, got = _outcome(torch, SMALL[name]), _outcome(chainrule, SMALL[name])
+    assert expected[0] != "returned"
+    assert got == expected
+
+
+@pytest.mark.parametrize("input_dtype", ["complex64", "complex128"])
+@pytest.mark.parametrize("out_dtype", ["float16", "float32", "float64", "complex64", "complex128", "int32", "bool"])
+def test_abs_of_complex_writes_a_real_out_or_one_of_its_own_dtype(input_dtype, out_dtype):
+    def call(lib):
+        out = lib.empty(1, dtype=getattr(lib, out_dtype))
+        result = lib.abs(lib.tensor([3 + 4j], dtype=getattr(lib, input_dtype)), out=out)
+        assert result is out
+        return str(out.dtype).split(".")[-1], out.tolist()
+
+    expected, got = _outcome(torch, call), _outcome(chainrule, call)
+    assert got == expected
+    if expected[0] == "returned":
+        assert call(chainrule) == call(torch)
+
+
+def test_lu_unpack_and_ldl_solve_still_solve():
+    P, L, U = chainrule.lu_unpack(*_lu(chainrule, 3, 4))
+    tP, tL, tU = torch.lu_unpack(*_lu(torch, 3, 4))
+    for ours, theirs in ((P, tP), (L, tL), (U, tU)):
+        assert ours.flatten().tolist() == pytest.approx(theirs.flatten().tolist())
+    X = chainrule.linalg.ldl_solve(*_ldl(chainrule, 2, 3, 3), _f64(chainrule, 3, 2))
+    tX = torch.linalg.ldl_solve(*_ldl(torch, 2, 3, 3), _f64(torch, 3, 2))
+    assert X.flatten().tolist() == pytest.approx(tX.flatten().tolist())

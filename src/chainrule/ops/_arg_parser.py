@@ -135,7 +135,8 @@ def namespace_with_out(modules) -> dict:
     ``"cast"`` the result is cast into any dtype that can hold it (else "result type Float can't be
     cast ..."); ``"computes_in"`` the out's dtype is the dtype the op computes in (sum, cumsum: as
     ``dtype=``); ``"same_as_input"`` (amax), ``"same"`` (norm, argmax: their C++ type names),
-    ``"same_elementwise"`` (neg, round), ``"same_where"``, ``"same_scalar_type"`` (index_select),
+    ``"same_elementwise"`` (neg, round), ``"same_or_cast_if_complex"`` (abs: a complex input's real
+    result is cast into any real out that can hold it, or written into a complex out of the input's dtype), ``"same_where"``, ``"same_scalar_type"`` (index_select),
     ``"same_scalar_object"`` (complex), ``"same_norm"``, ``"same_vecdot"``, ``"same_multi_dot"``, ``"castable_eigenvalues"``
     (torch.linalg's functions that word it their own way), ``"same_as_self_asserted"`` (narrow_copy),
     ``"histogram"`` (its (hist, bin_edges) in the input's dtype), ``"values_and_long_indices"`` (kthvalue's tuple out),
@@ -284,6 +285,13 @@ def _out_dtype_refusal(name: str, rule: str, input, result, out) -> Exception | 
                             f"dtype, but got eigenvalues with dtype {scalar(got)}")
     if rule == "same_elementwise" and got != expected:
         return RuntimeError(f"Found dtype {scalar(got)} but expected {scalar(expected)}")
+    if rule == "same_or_cast_if_complex" and got != expected:  # abs: a complex input's real result is cast
+        if not input.dtype.is_complex or got.is_complex:  # (into a complex out: the input's own dtype)
+            wanted = input.dtype if got.is_complex else expected
+            return None if got == wanted else RuntimeError(f"Found dtype {scalar(got)} but expected {scalar(wanted)}")
+        if expected._category > got._category:
+            return RuntimeError(f"result type {scalar(expected)} can't be cast to the desired output type "
+                                f"{scalar(got)}")
     if rule == "same_where" and got != expected:
         return RuntimeError(f"Expected out type to be {scalar(expected)} but got {scalar(got)}")
     if rule == "same_as_self" and got != input.dtype:
@@ -706,6 +714,7 @@ SIGNATURES: dict[str, tuple] = {
              "TensorList[2] out=None)",),
     "sort": _SORT,
     "chunk": ("(Tensor input, int64_t chunks, int64_t dim=0)",),
+    "histc": ("(Tensor input, int64_t bins=100, Scalar min=0, Scalar max=0, *, Tensor out=None)",),
     "narrow": ("(Tensor input, int64_t dim, Tensor start, int64_t length)",
                "(Tensor input, int64_t dim, int64_t start, int64_t length)"),
     "full": (f"(IntArrayRef size, Scalar fill_value, *, Tensor out=None, {_CREATION})",),
@@ -807,13 +816,13 @@ def _fast_types(param: _Parameter) -> frozenset:
     global _SIZE, _TENSOR
     _SIZE, _TENSOR = Size, Tensor
     none = {type(None)} if param.allow_none else set()
-    kinds = {"Tensor": {Tensor}, "int64_t": {int}, "double": {int, float, bool}, "Scalar": {int, float, bool, complex},
+    kinds = {"Tensor": {Tensor, _SUBCLASS}, "int64_t": {int}, "double": {int, float, bool}, "Scalar": {int, float, bool, complex},
              "bool": {bool}, "str": {str}, "ScalarType": {_dtype.dtype},
              "IntArrayRef": {_INTS, *({int} if param.size else ())}, "TensorList": {_TENSORS}}
     return frozenset(none | kinds.get(param.kind, {_ANY}))
 
 
-_ANY, _INTS, _TENSORS = object(), object(), object()
+_ANY, _INTS, _TENSORS, _SUBCLASS = object(), object(), object(), object()
 _SIZE = _TENSOR = None  # (set by the first _fast_types: tensor.py is above this module's import)
 
 
@@ -826,7 +835,7 @@ def _fast_match(types: frozenset, value) -> bool:
             return all(item.__class__ is int for item in value)
         if _TENSORS in types:
             return all(item.__class__ is _TENSOR for item in value)
-    return False
+    return _SUBCLASS in types and isinstance(value, _TENSOR)  # (a Parameter)
 
 
 def _takes(signatures: list, args: tuple, kwargs: dict) -> bool:
