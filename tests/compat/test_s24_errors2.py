@@ -226,3 +226,14 @@ def test_lu_unpack_and_ldl_solve_still_solve():
     X = chainrule.linalg.ldl_solve(*_ldl(chainrule, 2, 3, 3), _f64(chainrule, 3, 2))
     tX = torch.linalg.ldl_solve(*_ldl(torch, 2, 3, 3), _f64(torch, 3, 2))
     assert X.flatten().tolist() == pytest.approx(tX.flatten().tolist())
+
+
+@pytest.mark.parametrize("exponent_dtype", ["bool", "uint8", "int32", "int64", "float32"])
+@pytest.mark.parametrize("input_dtype", ["complex64", "complex128"])
+def test_ldexp_of_a_0d_complex_input_takes_torchs_result_type(input_dtype, exponent_dtype):
+    def call(lib):
+        z = lib.tensor(1 + 2j, dtype=getattr(lib, input_dtype))
+        result = lib.ldexp(z, lib.tensor([1, 0, 2]).to(getattr(lib, exponent_dtype)))
+        return str(result.dtype).split(".")[-1], result.tolist()
+
+    assert call(chainrule) == call(torch)
