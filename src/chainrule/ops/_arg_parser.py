@@ -388,20 +388,22 @@ class _Signature:
         nargs = len(args)
         if self.varargs and nargs and args[0].__class__ is int:
             for value in args:
-                if value.__class__ is not int:
+                if value.__class__ is not int or not _INT64_MIN <= value <= _INT64_MAX:
                     return False
             nargs = 1
         elif nargs > self.max_pos_args:
             return False
         else:
             for value, types in zip(args, self.fast):
-                if value.__class__ not in types and not _fast_match(types, value):
+                if value.__class__ not in types and not _fast_match(types, value) or (
+                        value.__class__ is int and not _INT64_MIN <= value <= _INT64_MAX):
                     return False
         if kwargs:
             by_name = self.by_name
             for key, value in kwargs.items():
                 entry = by_name.get(key)
-                if entry is None or entry[0] < nargs or not _fast_match(entry[1], value):
+                if entry is None or entry[0] < nargs or not _fast_match(entry[1], value) or (
+                        value.__class__ is int and not _INT64_MIN <= value <= _INT64_MAX):
                     return False
         for name in self.required[nargs]:
             if name not in kwargs:
@@ -581,7 +583,8 @@ def _unpack_refusal(name: str, signature: _Signature, args: tuple, kwargs: dict)
     position = 0
     for param in signature.params:
         if position < len(args) and not param.keyword_only:
-            value = args if signature.varargs and position == 0 and len(args) > 1 else args[position]
+            varargs = signature.varargs and position == 0 and not isinstance(args[0], (tuple, list))
+            value = args if varargs else args[position]  # (zeros(2, 3): the positionals are the list)
             position += 1
         else:
             value = next((kwargs[key] for key in param.names if key in kwargs), None)
@@ -597,6 +600,9 @@ def _unpack_refusal(name: str, signature: _Signature, args: tuple, kwargs: dict)
                                      'with error "Overflow when unpacking long long"')
         elif param.kind in ("int64_t", "IntArrayRef") and _is_index(value) and not _fits_int64(operator.index(value)):
             return ValueError("Overflow when unpacking long long")
+        elif param.kind == "Scalar" and isinstance(value, int) and value < -2**63:
+            # (torch's Scalar takes an int below int64 as an unsigned one, and cannot)
+            return OverflowError("can't convert negative int to unsigned")
     return None
 
 
@@ -723,7 +729,12 @@ SIGNATURES: dict[str, tuple] = {
                f"(Scalar start, Scalar end, *, {_CREATION})",
                f"(Scalar start, Scalar end, Scalar step=1, *, Tensor out=None, {_CREATION})"),
     "linspace": _LINSPACE,
+    "logspace": tuple(t.replace("int64_t steps, *", "int64_t steps, double base=10.0, *") for t in _LINSPACE),
     "randn": _RANDOM_SIZED,
+    "rand": _RANDOM_SIZED,
+    "randperm": (f"(int64_t n, *, Generator? generator, Tensor out=None, {_CREATION})",
+                 f"(int64_t n, *, Tensor out=None, {_CREATION})"),
+    "ones": (f"(IntArrayRef size, *, Tensor out=None, {_CREATION})",),
     "randint": (f"(int64_t high, IntArrayRef size, *, Generator? generator, Tensor out=None, {_CREATION})",
                 f"(int64_t high, IntArrayRef size, *, Tensor out=None, {_CREATION})",
                 f"(int64_t low, int64_t high, IntArrayRef size, *, Generator? generator, Tensor out=None, {_CREATION})",
@@ -738,7 +749,8 @@ METHOD_SIGNATURES: dict[str, tuple] = {
     "clip_": _CLAMP,
     "transpose_": ("(Tensor input, int64_t dim0, int64_t dim1)",),
 }
-_NO_METHOD = {"cat", "stack", "full", "zeros", "arange", "linspace", "randn", "randint"}
+_NO_METHOD = {"cat", "stack", "full", "zeros", "ones", "arange", "linspace", "logspace", "randn", "rand", "randint",
+              "randperm"}
 
 
 def _method_form(text: str) -> str:
@@ -823,6 +835,7 @@ def _fast_types(param: _Parameter) -> frozenset:
 
 
 _ANY, _INTS, _TENSORS, _SUBCLASS = object(), object(), object(), object()
+_INT64_MIN, _INT64_MAX = -2**63, 2**63 - 1  # (an int beyond them is parsed: torch refuses some)
 _SIZE = _TENSOR = None  # (set by the first _fast_types: tensor.py is above this module's import)
 
 
@@ -832,7 +845,7 @@ def _fast_match(types: frozenset, value) -> bool:
         return True
     if cls is tuple or cls is list or cls is _SIZE:
         if _INTS in types:
-            return all(item.__class__ is int for item in value)
+            return all(item.__class__ is int and _INT64_MIN <= item <= _INT64_MAX for item in value)
         if _TENSORS in types:
             return all(item.__class__ is _TENSOR for item in value)
     return _SUBCLASS in types and isinstance(value, _TENSOR)  # (a Parameter)
