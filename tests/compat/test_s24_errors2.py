@@ -267,3 +267,52 @@ def test_sorting_a_meta_tensor_gives_meta_results_as_torch(call):
         return [(tuple(r.shape), str(r.dtype).split(".")[-1], r.device.type) for r in results]
 
     assert shapes(chainrule) == shapes(torch)
+
+
+def _mask(lib):
+    return lib.tensor([[True, False, True], [False, True, False]])
+
+
+_ANYTHING = object()
+# the shape, reduction and product functions parsed alike: torch's word for no arguments, twelve, an
+# object, a str and an unknown keyword; the methods' for twelve, an object and a float
+MORE = {}
+for _name in ("unsqueeze", "squeeze", "flatten", "cumsum", "prod", "amax", "amin", "logsumexp", "masked_fill",
+              "matmul", "mm", "bmm"):
+    MORE.update({
+        f"{_name}_twelve": lambda L, n=_name: getattr(L, n)(*[_ANYTHING] * 12),
+        f"{_name}_nothing": lambda L, n=_name: getattr(L, n)(),
+        f"{_name}_object": lambda L, n=_name: getattr(L, n)(_x(L), _ANYTHING),
+        f"{_name}_str": lambda L, n=_name: getattr(L, n)(_x(L), "a"),
+        f"{_name}_unknown_keyword": lambda L, n=_name: getattr(L, n)(_x(L), foo=1),
+        f"method_{_name}_twelve": lambda L, n=_name: getattr(_x(L), n)(*[_ANYTHING] * 12),
+        f"method_{_name}_object": lambda L, n=_name: getattr(_x(L), n)(_ANYTHING),
+        f"method_{_name}_float": lambda L, n=_name: getattr(_x(L), n)(1.5),
+    })
+for _name in ("expand", "repeat", "masked_fill_"):
+    MORE.update({
+        f"method_{_name}_twelve": lambda L, n=_name: getattr(_x(L), n)(*[_ANYTHING] * 12),
+        f"method_{_name}_object": lambda L, n=_name: getattr(_x(L), n)(_ANYTHING),
+        f"method_{_name}_float_first": lambda L, n=_name: getattr(_x(L), n)(1.5, 2),
+    })
+
+
+@pytest.mark.parametrize("name", MORE)
+def test_shape_reduction_and_product_functions_refuse_as_torch(name):
+    expected, got = _outcome(torch, MORE[name]), _outcome(chainrule, MORE[name])
+    assert expected[0] != "returned"
+    assert got == expected
+
+
+@pytest.mark.parametrize("call", [
+    lambda L: L.squeeze(_x(L), (0,)), lambda L: L.cumsum(_x(L), 0, dtype=L.float64), lambda L: L.prod(_x(L), 1, True),
+    lambda L: L.amin(_x(L), (0, 1)), lambda L: L.amax(_x(L), axis=0), lambda L: L.logsumexp(_x(L), 1),
+    lambda L: L.masked_fill(_x(L), _mask(L), L.tensor(0.5)), lambda L: L.bmm(_x(L)[None], _x(L).T[None]),
+    lambda L: _x(L).expand(2, 2, 3), lambda L: _x(L).expand(L.Size([2, 3])), lambda L: _x(L).expand(-1, 3),
+    lambda L: _x(L).repeat(2, 1), lambda L: _x(L).masked_fill_(_mask(L), 1), lambda L: _x(L).mm(_x(L).T),
+    lambda L: _x(L).flatten(), lambda L: _x(L).unsqueeze(dim=-1),
+])
+def test_their_valid_calls_run_as_torchs(call):
+    ours, theirs = call(chainrule), call(torch)
+    assert ours.shape == theirs.shape
+    assert ours.flatten().tolist() == pytest.approx(theirs.flatten().tolist(), rel=1e-6)  # (logsumexp's rounding)
