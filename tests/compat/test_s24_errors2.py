@@ -111,6 +111,9 @@ REFUSED = {
     "rand_str": lambda L: L.rand("a"),
     "randperm_float": lambda L: L.randperm(2.5),
     "logspace_str_base": lambda L: L.logspace(0, 1, 3, "a"),
+    "randperm_negative": lambda L: L.randperm(-1),
+    "randint_negative_size": lambda L: L.randint(0, 5, (-1, 3)),
+    "randint_negative_size_and_empty_range": lambda L: L.randint(5, 0, (-1,)),
     # ints beyond int64: torch's unpacking errors
     "chunk_2_63": lambda L: L.chunk(_x(L), 2**63),
     "sum_dim_2_63": lambda L: L.sum(_x(L), 2**63),
