@@ -756,6 +756,25 @@ SIGNATURES: dict[str, tuple] = {
                 f"(int64_t low, int64_t high, IntArrayRef size, *, Tensor out=None, {_CREATION})"),
 }
 
+# torch's internal functions that its Python ones call with positional arguments (torch.split calls
+# _VF.split for an int size, _VF.split_with_sizes for anything else): checked by ``check_as``
+INTERNAL_SIGNATURES: dict[str, tuple] = {
+    "split": ("(Tensor input, int64_t split_size, int64_t dim=0)", "(Tensor input, IntArrayRef split_size, int64_t dim=0)"),
+    "split_with_sizes": ("(Tensor input, IntArrayRef split_sizes, int64_t dim=0)",),
+}
+
+
+def check_as(name: str, *args) -> None:
+    """torch's refusal of ``args`` by its internal function ``name`` (INTERNAL_SIGNATURES), if any."""
+    key = (name, "internal")
+    if key not in _PARSED:
+        _PARSED[key] = [_Signature(name, text) for text in INTERNAL_SIGNATURES[name]]
+    if not _takes(_PARSED[key], args, {}):
+        refusal = signature_refusal(name, _PARSED[key], args, {})
+        if refusal is not None:
+            raise refusal
+
+
 # Tensor methods: the function's signatures without input and out=, but where torch's differ
 METHOD_SIGNATURES: dict[str, tuple] = {
     "view": ("(ScalarType dtype)", "(IntArrayRef size)"),
