@@ -535,10 +535,13 @@ def dispatching(impl, owner: str | None = None, handed=None, binary: bool = Fals
         return impl
     # a method is its own object, as torch.Tensor.add is not torch.add
     key = (impl, handed, owner == "torch.Tensor", builtin) if name is None else (impl, handed, name)
+    # (the wrapper calls the impl checking torch's signatures first, where there is one; it shows the
+    # impl. Such a check names its function: clip and clamp, one impl, are two wrappers, as in torch)
+    called = impl if home is None or signature_check is None else signature_check(impl, home)
+    if called is not impl:
+        key = (*key, home)
     if key in _WRAPPED:
         return _WRAPPED[key]
-    # (the wrapper calls the impl checking torch's signatures first, where there is one; it shows the impl)
-    called = impl if home is None or signature_check is None else signature_check(impl, home)
     if binary:
         public = _binary_wrapper(called, handed)
     else:

@@ -707,6 +707,8 @@ SIGNATURES: dict[str, tuple] = {
     "argmax": ("(Tensor input, int64_t? dim=None, bool keepdim=False, *, Tensor out=None)",),
     "argmin": ("(Tensor input, int64_t? dim=None, bool keepdim=False, *, Tensor out=None)",),
     "cat": ("(TensorList tensors, int64_t dim=0, *, Tensor out=None)",),
+    "concat": ("(TensorList tensors, int64_t dim=0, *, Tensor out=None)",),
+    "concatenate": ("(TensorList tensors, int64_t dim=0, *, Tensor out=None)",),
     "stack": ("(TensorList tensors, int64_t dim=0, *, Tensor out=None)",),
     "reshape": ("(Tensor input, IntArrayRef shape)",),
     "permute": ("(Tensor input, IntArrayRef dims)",),
@@ -788,7 +790,7 @@ METHOD_SIGNATURES: dict[str, tuple] = {
     "clip_": _CLAMP,
     "transpose_": ("(Tensor input, int64_t dim0, int64_t dim1)",),
 }
-_NO_METHOD = {"cat", "stack", "full", "zeros", "ones", "arange", "linspace", "logspace", "randn", "rand", "randint",
+_NO_METHOD = {"cat", "concat", "concatenate", "stack", "full", "zeros", "ones", "arange", "linspace", "logspace", "randn", "rand", "randint",
               "randperm"}
 
 
