@@ -128,6 +128,15 @@ class ndarray:
     def tolist(self):
         raise NotImplementedError(NO_DATA)
 
+    # An op's own check for special values (``if xp.isnan(x).any()``: sort, topk, normal's std) finds
+    # none on a meta array, as torch's meta kernels look at no values: a whole-array any() is False
+    # (a Python bool, for the branch). With an axis it stays a meta array. (all() keeps raising:
+    # allclose's answer is an all(), and torch refuses to give one for meta tensors.)
+    def any(self, *args, **kwargs):
+        if args or kwargs:
+            return _call(self._a.any, args, kwargs)
+        return False
+
     def tobytes(self, *args, **kwargs):
         raise NotImplementedError(NO_DATA)
 

@@ -494,6 +494,10 @@ exec(compile(_WRAPPER_SOURCE, WRAPPER_FILE, "exec"), _wrapper_namespace)
 _binary_wrapper = _wrapper_namespace["_binary_wrapper"]
 _general_wrapper = _wrapper_namespace["_general_wrapper"]
 
+# ops._arg_parser.checked_signature (set there: this module sits below the ops): given an impl and
+# where it is public, the impl checking its arguments against torch's signatures first, or the impl
+signature_check = None
+
 # impl -> its dispatching wrapper, so that a function public in two namespaces (torch.bilinear and
 # F.bilinear) stays one object
 _WRAPPED: dict = {}
@@ -537,13 +541,18 @@ def dispatching(impl, owner: str | None = None, handed=None, binary: bool = Fals
         return impl
     # a method is its own object, as torch.Tensor.add is not torch.add
     key = (impl, handed, owner == "torch.Tensor", builtin) if name is None else (impl, handed, name)
+    # (the wrapper calls the impl checking torch's signatures first, where there is one; it shows the
+    # impl. Such a check names its function: clip and clamp, one impl, are two wrappers, as in torch)
+    called = impl if home is None or signature_check is None else signature_check(impl, home)
+    if called is not impl:
+        key = (*key, home)
     if key in _WRAPPED:
         return _WRAPPED[key]
     if binary:
-        public = _binary_wrapper(impl, handed)
+        public = _binary_wrapper(called, handed)
     else:
         # torch's parser takes NumPy's names on its C functions and Tensor methods
-        public = _general_wrapper(impl, handed, BuiltinFunction if builtin else None,
+        public = _general_wrapper(called, handed, BuiltinFunction if builtin else None,
                                   numpy_names=builtin or owner == "torch.Tensor", spell=spell)
     try:
         functools.update_wrapper(public, impl)

@@ -10,6 +10,7 @@ lengths are each op's own check (its RuntimeError), after these.
 
 from __future__ import annotations
 
+import functools
 import operator
 
 import numpy as np
@@ -134,7 +135,8 @@ def namespace_with_out(modules) -> dict:
     ``"cast"`` the result is cast into any dtype that can hold it (else "result type Float can't be
     cast ..."); ``"computes_in"`` the out's dtype is the dtype the op computes in (sum, cumsum: as
     ``dtype=``); ``"same_as_input"`` (amax), ``"same"`` (norm, argmax: their C++ type names),
-    ``"same_elementwise"`` (neg, round), ``"same_where"``, ``"same_scalar_type"`` (index_select),
+    ``"same_elementwise"`` (neg, round), ``"same_or_cast_if_complex"`` (abs: a complex input's real
+    result is cast into any real out that can hold it, or written into a complex out of the input's dtype), ``"same_where"``, ``"same_scalar_type"`` (index_select),
     ``"same_scalar_object"`` (complex), ``"same_norm"``, ``"same_vecdot"``, ``"same_multi_dot"``, ``"castable_eigenvalues"``
     (torch.linalg's functions that word it their own way), ``"same_as_self_asserted"`` (narrow_copy),
     ``"histogram"`` (its (hist, bin_edges) in the input's dtype), ``"values_and_long_indices"`` (kthvalue's tuple out),
@@ -283,6 +285,13 @@ def _out_dtype_refusal(name: str, rule: str, input, result, out) -> Exception | 
                             f"dtype, but got eigenvalues with dtype {scalar(got)}")
     if rule == "same_elementwise" and got != expected:
         return RuntimeError(f"Found dtype {scalar(got)} but expected {scalar(expected)}")
+    if rule == "same_or_cast_if_complex" and got != expected:  # abs: a complex input's real result is cast
+        if not input.dtype.is_complex or got.is_complex:  # (into a complex out: the input's own dtype)
+            wanted = input.dtype if got.is_complex else expected
+            return None if got == wanted else RuntimeError(f"Found dtype {scalar(got)} but expected {scalar(wanted)}")
+        if expected._category > got._category:
+            return RuntimeError(f"result type {scalar(expected)} can't be cast to the desired output type "
+                                f"{scalar(got)}")
     if rule == "same_where" and got != expected:
         return RuntimeError(f"Expected out type to be {scalar(expected)} but got {scalar(got)}")
     if rule == "same_as_self" and got != input.dtype:
@@ -306,3 +315,595 @@ def _out_dtype_refusal(name: str, rule: str, input, result, out) -> Exception | 
                             "to be true, but got false.  (Could this error message be improved?  If so, please "
                             "report an enhancement request to PyTorch.)")
     return None
+
+
+# ---------------------------------------------------------------- torch's overload parser
+# torch's C++ functions parse their Python arguments against a list of signatures (python_arg_parser.cpp):
+# the first that takes them runs. When none does, one whose argument count fits ("plausible") explains
+# its own refusal ("argument 'dim' (position 2) must be int, not str"; "missing 1 required positional
+# arguments"), and several plausible ones (or none) list every signature torch shows: "received an
+# invalid combination of arguments - got (Tensor, str), but expected one of: ...". The public
+# functions named in SIGNATURES check their arguments here before running, so a wrong type gets
+# torch's class and message instead of whatever NumPy says later, and never half-runs.
+#
+# A signature is written in torch's own schema words: a type (``Tensor``, ``Scalar``, ``int64_t``,
+# ``double``, ``bool``, ``str``, ``TensorList``, ``IntArrayRef``, ``ScalarType``, ``Layout``,
+# ``Device``, ``Generator``), ``?`` where None is taken, ``[N]`` where a single int stands for a list
+# of N; ``*`` starts the keyword-only ones. Each prints as torch prints it. (torch's named-tensor
+# overloads, hidden from its messages, take no str dim here either: torch 2.13 refuses one.)
+
+_SHOWN_TYPES = {"Tensor": "Tensor", "Scalar": "Number", "int64_t": "int", "double": "float", "bool": "bool",
+                "str": "str", "TensorList": "tuple of Tensors", "IntArrayRef": "tuple of ints",
+                "ScalarType": "torch.dtype", "Layout": "torch.layout", "Device": "torch.device",
+                "Generator": "torch.Generator"}
+
+# NumPy's spellings torch's parser takes for these keywords
+_NUMPY_KEYWORDS = {"dim": ("axis",), "keepdim": ("keepdims",), "input": ("x", "a", "x1"), "other": ("x2",)}
+
+
+class _Parameter:
+    __slots__ = ("kind", "name", "allow_none", "size", "optional", "default", "keyword_only", "names")
+
+    def __init__(self, text: str, keyword_only: bool) -> None:
+        kind, _, rest = text.partition(" ")
+        self.allow_none = kind.endswith("?")
+        kind = kind.rstrip("?")
+        self.size = int(kind[kind.index("[") + 1:-1]) if "[" in kind else 0
+        self.kind = kind.split("[")[0]
+        self.name, has_default, self.default = rest.partition("=")
+        self.optional = bool(has_default)
+        self.allow_none = self.allow_none or self.default == "None"
+        self.keyword_only = keyword_only
+        self.names = (self.name, *_NUMPY_KEYWORDS.get(self.name, ()))
+
+    def __str__(self) -> str:
+        shown = f"{_SHOWN_TYPES[self.kind]} {self.name}"
+        return f"{shown} = {self.default}" if self.optional else shown
+
+
+class _Signature:
+    def __init__(self, name: str, text: str) -> None:
+        self.name = name
+        self.params: list[_Parameter] = []
+        keyword_only = False
+        for item in filter(None, text.strip("()").split(", ")):
+            if item == "*":
+                keyword_only = True
+            else:
+                self.params.append(_Parameter(item, keyword_only))
+        self.min_args = sum(not p.optional for p in self.params)
+        self.max_args = len(self.params)
+        self.max_pos_args = sum(not p.keyword_only for p in self.params)
+        # expand(5, 3) is expand((5, 3)): a lone positional int list takes the positionals as varargs
+        self.varargs = self.max_pos_args == 1 and self.params[0].kind == "IntArrayRef"
+        self.fast = [_fast_types(p) for p in self.params]
+        self.by_name = {p.name: (index, fast) for index, (p, fast) in enumerate(zip(self.params, self.fast))}
+        # the required parameters after the first n, for each n
+        self.required = [[p.name for p in self.params[n:] if not p.optional] for n in range(len(self.params) + 1)]
+
+    def takes(self, args: tuple, kwargs: dict) -> bool:
+        """Whether the arguments are of the exact types this signature takes as they are (a Tensor,
+        an int, a tuple of ints...): the common call's check, a few set lookups. False does not
+        mean refused, only that ``parse`` must decide."""
+        nargs = len(args)
+        if self.varargs and nargs and args[0].__class__ is int:
+            for value in args:
+                if value.__class__ is not int or not _INT64_MIN <= value <= _INT64_MAX:
+                    return False
+            nargs = 1
+        elif nargs > self.max_pos_args:
+            return False
+        else:
+            for value, types in zip(args, self.fast):
+                if value.__class__ not in types and not _fast_match(types, value) or (
+                        value.__class__ is int and not _INT64_MIN <= value <= _INT64_MAX):
+                    return False
+        if kwargs:
+            by_name = self.by_name
+            for key, value in kwargs.items():
+                entry = by_name.get(key)
+                if entry is None or entry[0] < nargs or not _fast_match(entry[1], value) or (
+                        value.__class__ is int and not _INT64_MIN <= value <= _INT64_MAX):
+                    return False
+        for name in self.required[nargs]:
+            if name not in kwargs:
+                return False
+        return True
+
+    def __str__(self) -> str:
+        parts, starred = [], False
+        for p in self.params:
+            if p.keyword_only and not starred:
+                parts.append("*")
+                starred = True
+            parts.append(str(p))
+        return f"({', '.join(parts)})"
+
+    def parse(self, args: tuple, kwargs: dict, raise_error: bool) -> bool:
+        """Whether this signature takes ``args``/``kwargs`` (torch's FunctionSignature::parse); with
+        ``raise_error``, torch's TypeError for the first argument it refuses instead of False."""
+        nargs = len(args)
+        if nargs > self.max_pos_args and not self.varargs:
+            if raise_error:
+                raise self._extra_args(nargs)
+            return False
+        position, remaining = 0, len(kwargs)
+        for index, param in enumerate(self.params):
+            is_keyword = position >= nargs
+            if not is_keyword:
+                if param.keyword_only:
+                    if raise_error:
+                        raise self._extra_args(nargs)
+                    return False
+                value, given = args[position], True
+            else:
+                given = False
+                for key in param.names:
+                    if key in kwargs:
+                        value, given = kwargs[key], True
+                        break
+            if (not given and param.optional) or (given and value is None and param.allow_none):
+                pass
+            elif not given:
+                if raise_error:
+                    missing = [f'"{p.name}"' for p in self.params[index:] if not p.optional]
+                    # (torch's plural is the other way round: "missing 1 required positional arguments")
+                    raise TypeError(f"{self.name}() missing {len(missing)} required positional argument"
+                                    f"{'s' if len(missing) == 1 else ''}: {', '.join(missing)}")
+                return False
+            else:
+                failed = _check(param, value, index)
+                if failed is None:
+                    pass
+                elif self.varargs and position == 0 and not is_keyword and _is_int_list(args, 0) is None:
+                    position = nargs  # permute(1, 0), zeros(2): the positionals are the one list
+                    continue
+                elif self.varargs and position == 0 and nargs > 1:
+                    if raise_error:
+                        raise self._extra_args(nargs)
+                    return False
+                elif raise_error:
+                    raise self._refusal(param, value, position, is_keyword, failed, args)
+                else:
+                    return False
+            if not is_keyword:
+                position += 1
+            elif given:
+                remaining -= 1
+        if remaining > 0:
+            if raise_error:
+                raise self._extra_kwargs(kwargs, nargs)
+            return False
+        return True
+
+    def _extra_args(self, nargs: int) -> TypeError:
+        most, least = self.max_pos_args, self.min_args
+        if least != most:
+            return TypeError(f"{self.name}() takes from {least} to {most} positional arguments but {nargs} were given")
+        return TypeError(f"{self.name}() takes {most} positional argument{'' if most == 1 else 's'} but {nargs} "
+                         f"{'was' if nargs == 1 else 'were'} given")
+
+    def _extra_kwargs(self, kwargs: dict, nargs: int) -> TypeError:
+        for key in kwargs:
+            index = next((i for i, p in enumerate(self.params) if key == p.name), -1)  # (NumPy's names not)
+            if index < 0:
+                return TypeError(f"{self.name}() got an unexpected keyword argument '{key}'")
+            if index < nargs:
+                return TypeError(f"{self.name}() got multiple values for argument '{key}'")
+        return TypeError("invalid keyword arguments")
+
+    def _refusal(self, param: _Parameter, value, position: int, is_keyword: bool, failed, args) -> TypeError:
+        expected = _SHOWN_TYPES[param.kind]
+        if is_keyword:
+            return TypeError(f"{self.name}(): argument '{param.name}' must be {expected}, not {_type_name(value)}")
+        if failed is not True:  # the element of a list that is not an int
+            listed = value if isinstance(value, (tuple, list)) else args
+            return TypeError(f"{self.name}(): argument '{param.name}' (position {position + 1}) must be {expected}, "
+                             f"but found element of type {_type_name(listed[failed])} at pos {failed}")
+        return TypeError(f"{self.name}(): argument '{param.name}' (position {position + 1}) must be {expected}, "
+                         f"not {_type_name(value)}")
+
+
+def _type_name(value) -> str:
+    """The name torch's parser prints for ``value``'s type (torch.dtype for a dtype...)."""
+    from ..tensor import Tensor
+
+    if isinstance(value, Tensor):
+        return type(value).__name__
+    cls = type(value)
+    if cls.__module__.startswith("chainrule") and cls.__name__ in ("dtype", "device", "layout", "memory_format",
+                                                                   "Size"):
+        return f"torch.{cls.__name__}"
+    return _dtype.parser_type_name(value)
+
+
+def _is_index(value) -> bool:
+    """torch's THPUtils_checkIndex: an int or anything with __index__, never a bool."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, int):
+        return True
+    try:
+        operator.index(value)
+    except (TypeError, ValueError, RuntimeError):
+        return False
+    return True
+
+
+def _is_int_list(value, size: int):
+    """None where torch's parser takes ``value`` as an int list (it checks only the first element: the
+    rest fail later, on unpacking), else True, or the position of the element it refused."""
+    if isinstance(value, (tuple, list)):
+        return None if not value or _is_index(value[0]) else 0
+    return None if size and _is_index(value) else True
+
+
+def _check(param: _Parameter, value, index: int):
+    """None where ``value`` has ``param``'s type as torch's parser checks it; True where not; the
+    position of the refused element of a list. (Where this module cannot tell, it takes the value.)"""
+    from ..tensor import Tensor
+
+    kind = param.kind
+    if kind == "Tensor":
+        return None if isinstance(value, Tensor) else True
+    if kind == "int64_t":
+        if isinstance(value, Tensor):
+            return None if value.ndim == 0 and not value.dtype.is_floating_point and not value.dtype.is_complex \
+                and value.dtype.name != "bool" else True
+        return None if _is_index(value) else True
+    if kind == "IntArrayRef":
+        return _is_int_list(value, param.size)
+    if kind in ("Scalar", "double"):
+        if isinstance(value, Tensor):
+            return None if value.ndim == 0 else True
+        if kind == "double" and isinstance(value, complex):
+            return True
+        return None if isinstance(value, (bool, int, float, complex, np.number, np.bool_)) or (
+            not isinstance(value, (str, bytes, tuple, list, dict)) and hasattr(value, "__float__")) else True
+    if kind == "bool":
+        return None if isinstance(value, (bool, np.bool_)) else True
+    if kind == "str":
+        return None if isinstance(value, str) else True
+    if kind == "TensorList":
+        if not isinstance(value, (tuple, list)):
+            return True
+        for position, item in enumerate(value):
+            if not isinstance(item, Tensor):  # torch refuses the list at once, whatever signature comes next
+                raise TypeError(f"expected Tensor as element {position} in argument {index}, but got "
+                                f"{_type_name(item)}")
+        return None
+    if kind == "ScalarType":
+        return None if isinstance(value, _dtype.dtype) or value in (int, float, bool, complex) else True
+    return None  # Layout, Device, Generator: their own checks, later
+
+
+def _unpack_refusal(name: str, signature: _Signature, args: tuple, kwargs: dict) -> Exception | None:
+    """The error torch raises unpacking the arguments of the signature that took them: an int list's
+    later element that is no int (its parser checked only the first), an int beyond int64."""
+    position = 0
+    for param in signature.params:
+        if position < len(args) and not param.keyword_only:
+            varargs = signature.varargs and position == 0 and not isinstance(args[0], (tuple, list))
+            value = args if varargs else args[position]  # (zeros(2, 3): the positionals are the list)
+            position += 1
+        else:
+            value = next((kwargs[key] for key in param.names if key in kwargs), None)
+        if value is None or isinstance(value, (bool, np.bool_)) and param.kind != "IntArrayRef":
+            continue
+        if param.kind == "IntArrayRef" and isinstance(value, (tuple, list)):
+            for at, item in enumerate(value):
+                if at and not _is_index(item) and not isinstance(item, (bool, np.bool_)):
+                    return TypeError(f"{name}(): argument '{param.name}' failed to unpack the object at pos {at + 1} "
+                                     f'with error "type must be tuple of ints,but got {_type_name(item)}"')
+                if _is_index(item) and not _fits_int64(operator.index(item)):
+                    return TypeError(f"{name}(): argument '{param.name}' failed to unpack the object at pos {at + 1} "
+                                     'with error "Overflow when unpacking long long"')
+        elif param.kind in ("int64_t", "IntArrayRef") and _is_index(value) and not _fits_int64(operator.index(value)):
+            return ValueError("Overflow when unpacking long long")
+        elif param.kind == "Scalar" and isinstance(value, int) and value < -2**63:
+            # (torch's Scalar takes an int below int64 as an unsigned one, and cannot)
+            return OverflowError("can't convert negative int to unsigned")
+    return None
+
+
+def signature_refusal(name: str, signatures: list, args: tuple, kwargs: dict) -> Exception | None:
+    """torch's TypeError where no signature of ``name`` takes these arguments (or its unpacking error
+    where one does but a value cannot be unpacked), else None (torch's PythonArgParser::raw_parse)."""
+    try:
+        if len(signatures) == 1:
+            signatures[0].parse(args, kwargs, True)
+            return _unpack_refusal(name, signatures[0], args, kwargs)
+        for signature in signatures:
+            if signature.parse(args, kwargs, False):
+                return _unpack_refusal(name, signature, args, kwargs)
+        count = len(args) + len(kwargs)
+        plausible = [s for s in signatures if s.min_args <= count <= s.max_args]
+        if len(plausible) == 1:
+            plausible[0].parse(args, kwargs, True)
+    except TypeError as refusal:
+        return refusal
+    return TypeError(_invalid_combination(name, signatures, args, kwargs))
+
+
+def _invalid_combination(name: str, shown: list, args: tuple, kwargs: dict) -> str:
+    """torch's format_invalid_args: what was got, then each signature; one whose number of words
+    matches the call says which arguments (marked !...!) or keywords it did not take."""
+    got = ", ".join([_type_name(a) for a in args] + [f"{k}={_type_name(v)}" for k, v in kwargs.items()])
+    if kwargs and not args:
+        got += ", "  # (torch trims the last separator only after a positional argument)
+    texts = [str(s) for s in shown]
+    if len(texts) == 1:
+        return f"{name}() received an invalid combination of arguments - got ({got}), but expected {texts[0]}"
+    lines = [f"{name}() received an invalid combination of arguments - got ({got}), but expected one of:"]
+    for text in texts:
+        lines.append(f" * {text}")
+        words = text[1:-1].split(", ") if text != "()" else [""]
+        if len(args) + len(kwargs) != len(words):
+            continue
+        start = max(len(words) - len(kwargs), 0)
+        unmatched = [k for k in kwargs if not any(_word_name(w) == k for w in words[start:])]
+        if unmatched:
+            lines.append(f"      didn't match because some of the keywords were incorrect: {', '.join(unmatched)}")
+            continue
+        marked = []
+        for i, value in enumerate((*args, *kwargs.values())):
+            word = words[i]
+            shown_type = _described(value)
+            text_value = f"{_word_name(word)}={shown_type}" if i >= len(args) else shown_type
+            marked.append(text_value if _word_matches(word, value) else f"!{text_value}!")
+        lines.append(f"      didn't match because some of the arguments have invalid types: ({', '.join(marked)})")
+    return "\n".join(lines) + "\n"
+
+
+def _word_name(word: str) -> str:
+    return word[word.rfind(" ") + 1:]
+
+
+def _word_matches(word: str, value) -> bool:
+    """torch's invalid_arguments.cpp match of a value against one printed word of a signature: by the
+    printed type name alone (``int`` takes an int, ``float`` an int or a float, ``Tensor`` a Tensor;
+    a word with a default, ``tuple of ints`` and ``*`` match nothing)."""
+    kind = word[:word.rfind(" ")] if " " in word else word
+    typename = _type_name(value)
+    if kind == "float":
+        return typename in ("float", "int")
+    return typename == kind
+
+
+def _described(value) -> str:
+    if isinstance(value, (tuple, list)):
+        items = ", ".join(_type_name(item) for item in value)
+        if isinstance(value, tuple):
+            return f"{_type_name(value)} of ({items}{',' if len(value) == 1 else ''})"
+        return f"{_type_name(value)} of [{items}]"
+    return _type_name(value)
+
+
+_CREATION = ("ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False, "
+             "bool? requires_grad=False")
+_REDUCTION_BY_DIMS = "(Tensor input, IntArrayRef[1]? dim, bool keepdim=False, *, ScalarType? dtype=None, Tensor out=None)"
+_MAX_MIN = ("(Tensor input, *, Tensor out=None)", "(Tensor input, Tensor other, *, Tensor out=None)",
+            "(Tensor input, int64_t dim, bool keepdim=False, *, TensorList[2] out=None)")
+_CLAMP = ("(Tensor input, Tensor? min=None, Tensor? max=None, *, Tensor out=None)",
+          "(Tensor input, Scalar? min=None, Scalar? max=None, *, Tensor out=None)")
+_SCATTER = ("(Tensor input, int64_t dim, Tensor index, Tensor src, *, Tensor out=None)",
+            "(Tensor input, int64_t dim, Tensor index, Tensor src, *, str reduce, Tensor out=None)",
+            "(Tensor input, int64_t dim, Tensor index, Scalar value, *, Tensor out=None)",
+            "(Tensor input, int64_t dim, Tensor index, Scalar value, *, str reduce, Tensor out=None)")
+_SORT = ("(Tensor input, *, bool? stable, int64_t dim=-1, bool descending=False, TensorList[2] out=None)",
+         "(Tensor input, int64_t dim=-1, bool descending=False, *, TensorList[2] out=None)")
+_LINSPACE = tuple(f"({start} start, {end} end, int64_t steps, *, Tensor out=None, {_CREATION})"
+                  for start, end in (("Tensor", "Tensor"), ("Scalar", "Tensor"), ("Tensor", "Scalar"),
+                                     ("Scalar", "Scalar")))
+_RANDOM_SIZED = (f"(IntArrayRef size, *, Generator? generator, Tensor out=None, {_CREATION})",
+                 f"(IntArrayRef size, *, Tensor out=None, {_CREATION})")
+
+# torch's signatures (python_torch_functions) of the functions whose arguments are checked here first
+SIGNATURES: dict[str, tuple] = {
+    "sum": ("(Tensor input, *, ScalarType? dtype=None)", _REDUCTION_BY_DIMS),
+    "mean": ("(Tensor input, *, ScalarType? dtype=None, Tensor out=None)", _REDUCTION_BY_DIMS),
+    "max": _MAX_MIN,
+    "min": _MAX_MIN,
+    "argmax": ("(Tensor input, int64_t? dim=None, bool keepdim=False, *, Tensor out=None)",),
+    "argmin": ("(Tensor input, int64_t? dim=None, bool keepdim=False, *, Tensor out=None)",),
+    "cat": ("(TensorList tensors, int64_t dim=0, *, Tensor out=None)",),
+    "concat": ("(TensorList tensors, int64_t dim=0, *, Tensor out=None)",),
+    "concatenate": ("(TensorList tensors, int64_t dim=0, *, Tensor out=None)",),
+    "stack": ("(TensorList tensors, int64_t dim=0, *, Tensor out=None)",),
+    "reshape": ("(Tensor input, IntArrayRef shape)",),
+    "permute": ("(Tensor input, IntArrayRef dims)",),
+    "transpose": ("(Tensor input, int64_t dim0, int64_t dim1)",),
+    "index_select": ("(Tensor input, int64_t dim, Tensor index, *, Tensor out=None)",),
+    "gather": ("(Tensor input, int64_t dim, Tensor index, *, bool sparse_grad=False, Tensor out=None)",),
+    "scatter": _SCATTER,
+    "clamp": _CLAMP,
+    "clip": _CLAMP,
+    "topk": ("(Tensor input, int64_t k, int64_t dim=-1, bool largest=True, bool sorted=True, *, "
+             "TensorList[2] out=None)",),
+    "sort": _SORT,
+    "chunk": ("(Tensor input, int64_t chunks, int64_t dim=0)",),
+    "histc": ("(Tensor input, int64_t bins=100, Scalar min=0, Scalar max=0, *, Tensor out=None)",),
+    "unsqueeze": ("(Tensor input, int64_t dim)",),
+    "squeeze": ("(Tensor input)", "(Tensor input, int64_t dim)", "(Tensor input, IntArrayRef dim)"),
+    "flatten": ("(Tensor input, int64_t start_dim=0, int64_t end_dim=-1)",),
+    "cumsum": ("(Tensor input, int64_t dim, *, ScalarType? dtype=None, Tensor out=None)",),
+    "prod": ("(Tensor input, *, ScalarType? dtype=None)",
+             "(Tensor input, int64_t dim, bool keepdim=False, *, ScalarType? dtype=None, Tensor out=None)"),
+    "amax": ("(Tensor input, IntArrayRef[1] dim=[], bool keepdim=False, *, Tensor out=None)",),
+    "amin": ("(Tensor input, IntArrayRef[1] dim=[], bool keepdim=False, *, Tensor out=None)",),
+    "logsumexp": ("(Tensor input, IntArrayRef[1] dim, bool keepdim=False, *, Tensor out=None)",),
+    "masked_fill": ("(Tensor input, Tensor mask, Tensor value)", "(Tensor input, Tensor mask, Scalar value)"),
+    "matmul": ("(Tensor input, Tensor other, *, Tensor out=None)",),
+    "mm": ("(Tensor input, Tensor mat2, *, Tensor out=None)",
+           "(Tensor input, Tensor mat2, ScalarType out_dtype, *, Tensor out=None)"),
+    "bmm": ("(Tensor input, Tensor mat2, *, Tensor out=None)",
+            "(Tensor input, Tensor mat2, ScalarType out_dtype, *, Tensor out=None)"),
+    "narrow": ("(Tensor input, int64_t dim, Tensor start, int64_t length)",
+               "(Tensor input, int64_t dim, int64_t start, int64_t length)"),
+    "full": (f"(IntArrayRef size, Scalar fill_value, *, Tensor out=None, {_CREATION})",),
+    "zeros": (f"(IntArrayRef size, *, Tensor out=None, {_CREATION})",),
+    "arange": (f"(Scalar end, *, Tensor out=None, {_CREATION})",
+               f"(Scalar start, Scalar end, *, {_CREATION})",
+               f"(Scalar start, Scalar end, Scalar step=1, *, Tensor out=None, {_CREATION})"),
+    "linspace": _LINSPACE,
+    "logspace": tuple(t.replace("int64_t steps, *", "int64_t steps, double base=10.0, *") for t in _LINSPACE),
+    "randn": _RANDOM_SIZED,
+    "rand": _RANDOM_SIZED,
+    "randperm": (f"(int64_t n, *, Generator? generator, Tensor out=None, {_CREATION})",
+                 f"(int64_t n, *, Tensor out=None, {_CREATION})"),
+    "ones": (f"(IntArrayRef size, *, Tensor out=None, {_CREATION})",),
+    "randint": (f"(int64_t high, IntArrayRef size, *, Generator? generator, Tensor out=None, {_CREATION})",
+                f"(int64_t high, IntArrayRef size, *, Tensor out=None, {_CREATION})",
+                f"(int64_t low, int64_t high, IntArrayRef size, *, Generator? generator, Tensor out=None, {_CREATION})",
+                f"(int64_t low, int64_t high, IntArrayRef size, *, Tensor out=None, {_CREATION})"),
+}
+
+# torch's internal functions that its Python ones call with positional arguments (torch.split calls
+# _VF.split for an int size, _VF.split_with_sizes for anything else): checked by ``check_as``
+INTERNAL_SIGNATURES: dict[str, tuple] = {
+    "split": ("(Tensor input, int64_t split_size, int64_t dim=0)", "(Tensor input, IntArrayRef split_size, int64_t dim=0)"),
+    "split_with_sizes": ("(Tensor input, IntArrayRef split_sizes, int64_t dim=0)",),
+}
+
+
+def check_as(name: str, *args) -> None:
+    """torch's refusal of ``args`` by its internal function ``name`` (INTERNAL_SIGNATURES), if any."""
+    key = (name, "internal")
+    if key not in _PARSED:
+        _PARSED[key] = [_Signature(name, text) for text in INTERNAL_SIGNATURES[name]]
+    if not _takes(_PARSED[key], args, {}):
+        refusal = signature_refusal(name, _PARSED[key], args, {})
+        if refusal is not None:
+            raise refusal
+
+
+# Tensor methods: the function's signatures without input and out=, but where torch's differ
+METHOD_SIGNATURES: dict[str, tuple] = {
+    "view": ("(ScalarType dtype)", "(IntArrayRef size)"),
+    "expand": ("(IntArrayRef size, *, bool implicit=False)",),
+    "repeat": ("(IntArrayRef repeats)",),
+    "masked_fill_": ("(Tensor input, Tensor mask, Tensor value)", "(Tensor input, Tensor mask, Scalar value)"),
+    "mm": ("(Tensor input, Tensor mat2)",),
+    "bmm": ("(Tensor input, Tensor mat2)",),
+    "scatter_": _SCATTER,
+    "clamp_": _CLAMP,
+    "clip_": _CLAMP,
+    "transpose_": ("(Tensor input, int64_t dim0, int64_t dim1)",),
+}
+_NO_METHOD = {"cat", "concat", "concatenate", "stack", "full", "zeros", "ones", "arange", "linspace", "logspace", "randn", "rand", "randint",
+              "randperm"}
+
+
+def _method_form(text: str) -> str:
+    params = [p for p in text.strip("()").split(", ")
+              if p not in ("Tensor input", "Tensor out=None", "TensorList[2] out=None")]
+    if params and params[-1] == "*":
+        params.pop()
+    return f"({', '.join(params)})"
+
+
+_PARSED: dict = {}
+
+
+def _signatures(name: str, method: bool) -> list | None:
+    key = (name, method)
+    if key not in _PARSED:
+        if method:
+            texts = METHOD_SIGNATURES.get(name) or (SIGNATURES.get(name) if name not in _NO_METHOD else None)
+            texts = texts and [_method_form(t) for t in texts]
+        else:
+            texts = SIGNATURES.get(name)
+        _PARSED[key] = texts and [_Signature(name, t) for t in texts]
+    return _PARSED[key]
+
+
+def checked_signature(impl, home: tuple):
+    """``impl`` checking its arguments against torch's signatures first, where SIGNATURES or
+    METHOD_SIGNATURES name it (else ``impl`` itself): the dispatching wrappers ask for it."""
+    module, qualified = home
+    method = qualified.startswith("Tensor.")
+    name = qualified.rpartition(".")[2]
+    if module not in ("chainrule", "chainrule.tensor") or _signatures(name, method) is None:
+        return impl
+    signatures = _signatures(name, method)
+
+    # a call of the exact types a signature takes runs at once; any other is parsed as torch would
+    # first. A value of the right type that torch cannot unpack (an int beyond int64) gets torch's
+    # error where the op itself refuses it.
+    if method:
+        def checked(self, *args, **kwargs):
+            if not _takes(signatures, args, kwargs):
+                refusal = signature_refusal(name, signatures, args, kwargs)
+                if refusal is not None:
+                    raise refusal
+            try:
+                return impl(self, *args, **kwargs)
+            except Exception:
+                refusal = signature_refusal(name, signatures, args, kwargs)
+                if refusal is not None:
+                    raise refusal from None
+                raise
+    else:
+        def checked(*args, **kwargs):
+            if not _takes(signatures, args, kwargs):
+                refusal = signature_refusal(name, signatures, args, kwargs)
+                if refusal is not None:
+                    raise refusal
+            try:
+                return impl(*args, **kwargs)
+            except Exception:
+                refusal = signature_refusal(name, signatures, args, kwargs)
+                if refusal is not None:
+                    raise refusal from None
+                raise
+
+    functools.update_wrapper(checked, impl)
+    return checked
+
+
+def _fast_types(param: _Parameter) -> frozenset:
+    """The classes ``param`` takes without a closer look (``_ANY``: any; a list or tuple of ints is
+    looked into by ``_fast_match``)."""
+    from ..tensor import Size, Tensor
+
+    global _SIZE, _TENSOR
+    _SIZE, _TENSOR = Size, Tensor
+    none = {type(None)} if param.allow_none else set()
+    kinds = {"Tensor": {Tensor, _SUBCLASS}, "int64_t": {int}, "double": {int, float, bool}, "Scalar": {int, float, bool, complex},
+             "bool": {bool}, "str": {str}, "ScalarType": {_dtype.dtype},
+             "IntArrayRef": {_INTS, *({int} if param.size else ())}, "TensorList": {_TENSORS}}
+    return frozenset(none | kinds.get(param.kind, {_ANY}))
+
+
+_ANY, _INTS, _TENSORS, _SUBCLASS = object(), object(), object(), object()
+_INT64_MIN, _INT64_MAX = -2**63, 2**63 - 1  # (an int beyond them is parsed: torch refuses some)
+_SIZE = _TENSOR = None  # (set by the first _fast_types: tensor.py is above this module's import)
+
+
+def _fast_match(types: frozenset, value) -> bool:
+    cls = value.__class__
+    if cls in types or _ANY in types:
+        return True
+    if cls is tuple or cls is list or cls is _SIZE:
+        if _INTS in types:
+            return all(item.__class__ is int and _INT64_MIN <= item <= _INT64_MAX for item in value)
+        if _TENSORS in types:
+            return all(item.__class__ is _TENSOR for item in value)
+    return _SUBCLASS in types and isinstance(value, _TENSOR)  # (a Parameter)
+
+
+def _takes(signatures: list, args: tuple, kwargs: dict) -> bool:
+    """Whether one of ``signatures`` takes the arguments as they are (the common call)."""
+    for signature in signatures:
+        if signature.takes(args, kwargs):
+            return True
+    return False
+
+
+def _install() -> None:
+    from .. import _torch_function
+
+    _torch_function.signature_check = checked_signature
+
+
+_install()

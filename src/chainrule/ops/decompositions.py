@@ -26,7 +26,7 @@ from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _check_tensor, honours_out, write_out
 from ._arg_parser import check_bool, check_int, check_str, out_rule
 from .elementwise import conjugate_rule
-from .linalg import _adjoint, _check_square, _column_major, _cross, _mat, matmul
+from .linalg import _adjoint, _check_square, _checked_lu_pivots, _column_major, _cross, _mat, matmul
 
 __all__ = ["cholesky", "cholesky_solve", "cholesky_inverse", "qr", "svd", "pinverse", "matrix_exp", "orgqr", "lu_unpack",
            "lu", "lu_solve", "triangular_solve", "nuclear_norm", "frobenius_norm", "svd_lowrank", "pca_lowrank"]
@@ -1363,11 +1363,12 @@ def orgqr(input: Tensor, input2: Tensor) -> Tensor:
 def lu_unpack(LU_data: Tensor, LU_pivots: Tensor, unpack_data: bool = True, unpack_pivots: bool = True):
     """torch.lu_unpack: ``(P, L, U)`` from lu_factor's packed ``(LU, pivots)``; a part not asked for
     is an empty tensor, as torch's."""
+    pivots = _checked_lu_pivots(LU_data, LU_pivots, unpack_pivots)
     xp = array_module(LU_data._data)
     m, n = LU_data._data.shape[-2:]
     empty = _const(xp.zeros((0,), dtype=LU_data._data.dtype))
     L, U = _unpack_lu(LU_data, m, n) if unpack_data else (empty, empty)
-    P = _const(xp.ascontiguousarray(_permutation_array(xp, LU_pivots._data, m, LU_data._data.dtype))) \
+    P = _const(xp.ascontiguousarray(_permutation_array(xp, pivots, m, LU_data._data.dtype))) \
         if unpack_pivots else empty
     return return_types.lu_unpack(P, name_node(L, "LuUnpackBackward0"), name_node(U, "LuUnpackBackward0"))
 

@@ -1269,7 +1269,7 @@ class Abs(Function):
         return grad * sign(x) if x._data.dtype.kind != "c" else grad * _sgn(x)
 
 
-@out_rule("same_elementwise")
+@out_rule("same_or_cast_if_complex")
 def abs(input: Tensor, *, out=None) -> Tensor:
     if input._data.dtype.kind == "b":
         refuse_kernel(input, "abs_cpu")

@@ -1836,13 +1836,62 @@ class LdlSolve(Function):
 def ldl_solve(LD: Tensor, pivots: Tensor, B: Tensor, *, hermitian: bool = False) -> Tensor:
     """torch.linalg.ldl_solve: X with A X = B from ldl_factor's ``(LD, pivots)``; batch dims broadcast."""
     check_bool(hermitian, "linalg_ldl_solve", "hermitian")
-    if B._data.ndim < 2:
-        raise RuntimeError("torch.linalg.ldl_solve: The input tensor B must have at least 2 dimensions.")
+    op = "torch.linalg.ldl_solve"
+    # torch's checks in its order: LD square and floating, then B against LD (linearSolveCheckInputs:
+    # dtype, square, rows; a 1-d B fails reading its size(-2)), then the pivots' shape and dtype
+    _check_square(LD, op)
+    if B.dtype != LD.dtype:
+        raise RuntimeError(f"Expected b and A to have the same dtype, but found b of type {_dtype.scalar_name(B.dtype)} "
+                           f"and A of type {_dtype.scalar_name(LD.dtype)} instead.")
     n = LD._data.shape[-1]
+    if B._data.ndim < 2:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-max(B._data.ndim, 1)}, "
+                         f"{max(B._data.ndim, 1) - 1}], but got -2)")
     if B._data.shape[-2] != n:
-        raise RuntimeError(f"Incompatible matrix sizes for torch.linalg.ldl_solve: each A matrix is {n} by {n} but "
+        raise RuntimeError(f"Incompatible matrix sizes for {op}: each A matrix is {n} by {n} but "
                            f"each b matrix is {B._data.shape[-2]} by {B._data.shape[-1]}")
+    if pivots._data.shape != LD._data.shape[:-1]:
+        raise RuntimeError(f"{op}: Expected LD.shape[:-1] and pivots.shape to be the same, but got pivots with shape "
+                           f"{list(pivots._data.shape)} instead")
+    if pivots._data.dtype.kind not in "iu":
+        raise RuntimeError(f"{op}: Expected pivots to be integers. Got {_dtype.scalar_name(pivots.dtype)}")
+    _broadcast_batch_dims(B._data.shape[:-2], LD._data.shape[:-2])
     return LdlSolve.apply(LD, B, pivots=pivots._data, hermitian=bool(hermitian))
+
+
+def _broadcast_batch_dims(a: tuple, b: tuple) -> tuple:
+    """The broadcast of two batch shapes, or torch's infer_size error (its dims counted from the left
+    of the broadcast shape, as torch's message counts them)."""
+    ndim = max(len(a), len(b))
+    a, b = (1,) * (ndim - len(a)) + tuple(a), (1,) * (ndim - len(b)) + tuple(b)
+    for dim, (size_a, size_b) in enumerate(zip(a, b)):
+        if size_a != size_b and 1 not in (size_a, size_b):
+            raise RuntimeError(f"The size of tensor a ({size_a}) must match the size of tensor b ({size_b}) at "
+                               f"non-singleton dimension {dim}")
+    return tuple(builtins.max(size_a, size_b) for size_a, size_b in zip(a, b))
+
+
+def _checked_lu_pivots(LU_data: Tensor, LU_pivots: Tensor, unpack_pivots: bool):
+    """lu_unpack's checks (torch's, before anything is unpacked): LU a batch of matrices, pivots an
+    int32 tensor of at least min(m, n) 1-based row numbers each in [1, m]; the min(m, n) used (torch
+    reads no more)."""
+    if LU_data._data.ndim < 2:
+        raise RuntimeError(f"torch.lu_unpack: Expected tensor with 2 or more dimensions. Got size: "
+                           f"{list(LU_data._data.shape)} instead")
+    if not unpack_pivots:
+        return LU_pivots._data
+    if LU_pivots.dtype is not _dtype.int32:
+        raise RuntimeError("torch.lu_unpack: LU_pivots is expected to be a contiguous tensor of torch.int32 dtype.\n"
+                           "Note: this function is intended to be used with the output produced by "
+                           "torch.linalg.lu_factor")
+    m, n = LU_data._data.shape[-2:]
+    pivots = LU_pivots._data
+    k = builtins.min(m, n)
+    if pivots.ndim < 1 or pivots.shape[-1] < k or (has_values(pivots) and k and not (
+            (pivots[..., :k] >= 1).all() and (pivots[..., :k] <= m).all())):
+        raise RuntimeError("pivots passed to lu_unpack must be between 1 and LU.size(-2) inclusive.Did you properly "
+                           "pass the result of lu_factor?")
+    return pivots[..., :k]
 
 
 # ---------------------------------------------------------------- Householder QR (LAPACK geqrf/ormqr), vander

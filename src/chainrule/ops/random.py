@@ -329,6 +329,7 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, layout=Non
         low, high = 0, low
     low, high = check_int(low, "randint", "low"), check_int(high, "randint", "high")
     size = int_list(size, "randint", "size")
+    _check_nonnegative(size)  # (torch makes the tensor before it draws: this comes first)
     if high <= low:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
     if dtype is _dtype.bool and high - 1 > 1:
@@ -336,6 +337,12 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, layout=Non
     xp = _xp(device)
     array = _rng(generator, xp).integers(low, high, size=tuple(size))
     return _finish(array.astype(_dt(dtype, _dtype.int64), copy=False), requires_grad)
+
+
+def _check_nonnegative(size: tuple) -> None:
+    for n in size:
+        if n < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {n}: {list(size)}")
 
 
 @factory_honours_out("randperm")
@@ -346,6 +353,7 @@ def randperm(n: int, *, generator=None, dtype=None, layout=None, device=None, re
     _strided_only(layout, "randperm")
     refuse_dtype(dtype, "randperm", complex_too=True)
     n = check_int(n, "randperm", "n")
+    _check_nonnegative((n,))
     xp = _xp(device)
     if xp is np:
         array = _rng(generator).permutation(n)  # torch's CPU Fisher–Yates order

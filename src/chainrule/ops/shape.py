@@ -26,7 +26,7 @@ from ..autograd.function import (
 from ..autograd.grad_mode import is_grad_enabled, is_inference_mode_enabled
 from ..storage import note_strided_view, storage_root
 from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out
-from ._arg_parser import _as_int, _fits_int64, check_float, check_int, int_list, out_rule
+from ._arg_parser import _as_int, _fits_int64, check_as, check_float, check_int, int_list, out_rule
 from .memory_format import (
     channels_last,
     channels_last_strides,
@@ -944,9 +944,10 @@ def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
     if tensor._data.ndim == 0:
         raise RuntimeError("split expects at least a 1-dimensional tensor")
     if isinstance(split_size_or_sections, int):  # torch's parser: within int64 (ValueError beyond)
-        check_int(split_size_or_sections, "split", "split_size")
+        check_as("split", tensor, split_size_or_sections, dim)
     elif isinstance(split_size_or_sections, (tuple, list)) or not isinstance(split_size_or_sections, Tensor):
         # anything but an int goes to torch's split_with_sizes, whose parser takes ints only
+        check_as("split_with_sizes", tensor, split_size_or_sections, dim)
         split_size_or_sections = int_list(split_size_or_sections, "split_with_sizes", "split_sizes", sized=False)
     if isinstance(split_size_or_sections, int) and split_size_or_sections < 0:
         raise RuntimeError(f"split expects split_size be non-negative, but got split_size={split_size_or_sections}")

@@ -758,6 +758,8 @@ def ldexp(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     if input._data.dtype.kind in "fV" and isinstance(other, Tensor) and other.dtype is _dtype.bool:
         raise NotImplementedError("\"ldexp_cpu_exp\" not implemented for 'Bool'")
     power_dtype = input.dtype if input._data.dtype.kind in "fV" else _dtype.get_default_dtype()
+    if input._data.dtype.kind == "c":  # torch's pow for a complex input runs in the pair's result type
+        power_dtype = _dtype.result_type(input, other)  # (a 0-d complex128 input keeps complex128)
     power = pow(2.0, _cast(other, power_dtype) if other._data.dtype.kind not in "fVc" else other)
     result = name_node(mul(input, power), "LdexpBackward0", label="ldexp", rule="∂/∂a = 2^b, ∂/∂b = a·2^b·log 2")
     if out is None:
