@@ -240,7 +240,7 @@ _CASES = (
         ("max_min_all_with_ties", lambda a: (a.round() + 0.0).max() * a + a.round().min(), [(3, 4)], (-2, 2)),
         ("max_min_dim", lambda a: a.max(1).values * a.min(0, keepdim=True).values.sum(), [(3, 4)], (-2, 2)),
         ("sort_topk_kthvalue", lambda a: a.sort(-1).values[:, :2] * a.topk(2, 0).values.sum()
-         + a.kthvalue(2, 1).values.sum() + a.median(0).values.sum() + a.sort(0, stable=True).values.sum()
+         + a.kthvalue(2, 1).values.sum() + a.median(0).values.sum() + a.sort(dim=0, stable=True).values.sum()
          + a.round().mode(1).values.sum(), [(3, 4)], (-2, 2)),
         ("cummax_cummin", lambda a: a.cummax(1).values * a.cummin(0).values, [(3, 4)], (-2, 2)),
         ("grad_of_max_and_cummax", lambda a: _flat_grads((a.max(0).values ** 3).sum() + (a.cummax(1).values ** 2)
