@@ -13,6 +13,7 @@ import numpy as np
 
 from .._backend import (
     array_module,
+    contiguous_strides,
     dense_non_overlapping,
     has_expanded_dims,
     strided_view,
@@ -252,12 +253,7 @@ def row_major(out):
 def torch_contiguous_strides(shape: tuple, itemsize: int) -> tuple:
     """The byte strides torch gives a fresh contiguous tensor of ``shape`` (a 0-length dim counted
     as 1, so an empty tensor's strides are not all 0)."""
-    strides, step = [], itemsize
-    for length in reversed(shape):
-        strides.append(step)
-        step *= max(length, 1)
-    strides.reverse()
-    return tuple(strides)
+    return tuple(stride * itemsize for stride in contiguous_strides(shape))
 
 
 def strided_empty(x):
