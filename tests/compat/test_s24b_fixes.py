@@ -1,0 +1,63 @@
+"""Small behaviours found wrong in round 24, each compared with torch: the same call on both."""
+
+import pytest
+
+import chainrule as cr
+
+torch = pytest.importorskip("torch")
+
+
+def _outcome(module, call):
+    """``call(module)``'s value as a list, or its exception's class name and message."""
+    try:
+        result = call(module)
+    except Exception as error:  # noqa: BLE001 - the class is what is compared
+        return type(error).__name__, str(error)
+    if isinstance(result, (tuple, list)):
+        return [part.tolist() for part in result]
+    return result.tolist() if hasattr(result, "tolist") else result
+
+
+def _same(call):
+    assert _outcome(cr, call) == _outcome(torch, call)
+
+
+# ---------------------------------------------------------------- bernoulli_ with a tensor of probabilities
+@pytest.mark.parametrize("p_dtype", ["float32", "float64"])
+@pytest.mark.parametrize("x_dtype", ["float32", "int64", "bool"])
+def test_bernoulli_inplace_tensor_probabilities_draws_torchs_values(p_dtype, x_dtype):
+    def call(m):
+        m.manual_seed(0)
+        p = m.rand(4, 5, dtype=getattr(m, p_dtype))
+        return m.zeros(4, 5, dtype=getattr(m, x_dtype)).bernoulli_(p)
+    _same(call)
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: m.zeros(5, 4).t().bernoulli_(m.full((5,), 0.5)),          # broadcast into a transposed self
+    lambda m: m.zeros(6).bernoulli_(m.full((6,), 0.5), generator=m.Generator().manual_seed(3)),
+    lambda m: m.zeros(3).bernoulli_(p=m.tensor([0.0, 1.0, 1.0])),
+    lambda m: m.zeros(3).bernoulli_(m.tensor(1.0)),
+    lambda m: m.zeros(2, 3).bernoulli_(m.tensor([0.0, 1.0])),            # does not broadcast
+    lambda m: m.zeros(3).bernoulli_(m.tensor([0.2, 1.5, 0.3])),          # out of [0, 1]
+    lambda m: m.zeros(3).bernoulli_(m.tensor([0, 1, 1])),                # integer probabilities
+    lambda m: m.zeros(3).bernoulli_(-0.1),
+    lambda m: m.zeros(3).bernoulli_(float("nan")),
+    lambda m: m.zeros(3).bernoulli_("a"),
+    lambda m: m.bernoulli(m.zeros(3), p=1.5),
+    lambda m: m.bernoulli(m.tensor([float("nan")])),
+    lambda m: m.bernoulli(m.tensor([0, 1])),
+], ids=["transposed", "generator", "keyword", "0-d", "shape", "range", "int", "neg", "nan", "str",
+        "functional-p", "functional-nan", "functional-int"])
+def test_bernoulli_overloads_and_refusals_as_torch(call):
+    _same(lambda m: (m.manual_seed(0), call(m))[1])
+
+
+def test_bernoulli_float_generator_and_out_as_torch():
+    def call(m):
+        g = m.Generator().manual_seed(5)
+        p = m.full((2, 3), 0.5)
+        out = m.empty(2, 3)
+        return [m.bernoulli(p, generator=g), m.bernoulli(p, 0.3, generator=g), m.bernoulli(p, out=out),
+                m.zeros(2, 3).bernoulli_(0.3, generator=g)]
+    _same(lambda m: (m.manual_seed(1), call(m))[1])
