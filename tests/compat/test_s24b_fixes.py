@@ -61,3 +61,27 @@ def test_bernoulli_float_generator_and_out_as_torch():
         return [m.bernoulli(p, generator=g), m.bernoulli(p, 0.3, generator=g), m.bernoulli(p, out=out),
                 m.zeros(2, 3).bernoulli_(0.3, generator=g)]
     _same(lambda m: (m.manual_seed(1), call(m))[1])
+
+
+# ---------------------------------------------------------------- sizes given as one-element tensors
+@pytest.mark.parametrize("call", [
+    lambda m, a: a.split(m.tensor(4)),
+    lambda m, a: a.split(m.tensor(2.5)),
+    lambda m, a: a.split(m.tensor([4])),
+    lambda m, a: a.split(m.tensor([4, 6])),                  # torch's split_with_sizes TypeError
+    lambda m, a: a.split(m.tensor(-1)),
+    lambda m, a: a.split(split_size=m.tensor(3)),
+    lambda m, a: m.split(a, split_size_or_sections=m.tensor(3)),
+    lambda m, a: a.view(2, 5).split(m.tensor(2), m.tensor(1)),
+    lambda m, a: a.unsafe_split(m.tensor(4)),
+    lambda m, a: a.chunk(m.tensor(3)),
+    lambda m, a: a.narrow(0, m.tensor(2), 3),
+    lambda m, a: a.narrow(m.tensor(0), 2, m.tensor(3)),
+    lambda m, a: a.tensor_split(m.tensor(3)),
+    lambda m, a: a.tensor_split(m.tensor([2, 5])),
+    lambda m, a: a.view(2, 5).tensor_split(m.tensor(2), m.tensor(1)),
+], ids=["split", "split-float", "split-1el", "split-2el", "split-neg", "split-kw", "torch-split-kw", "split-dim",
+        "unsafe_split", "chunk", "narrow-start", "narrow-dim-length", "tensor_split", "tensor_split-1d",
+        "tensor_split-dim"])
+def test_zero_dim_tensor_sizes_as_torch(call):
+    _same(lambda m: call(m, m.arange(10)))
