@@ -85,3 +85,29 @@ def test_bernoulli_float_generator_and_out_as_torch():
         "tensor_split-dim"])
 def test_zero_dim_tensor_sizes_as_torch(call):
     _same(lambda m: call(m, m.arange(10)))
+
+
+# ---------------------------------------------------------------- arange's nan step and int64 overflow
+@pytest.mark.parametrize("call", [
+    lambda m: m.arange(0, 1, float("nan")),
+    lambda m: m.arange(0, 1, float("nan"), dtype=m.int64),
+    lambda m: m.arange(0, 1, float("nan"), dtype=m.int32),
+    lambda m: m.arange(float("nan"), 1, float("nan")),
+    lambda m: m.arange(0, 1, m.tensor(float("nan"))),
+    lambda m: m.arange(0, 1, float("nan"), out=m.empty(0)),
+    lambda m: m.arange(0, 1, float("inf")),
+    lambda m: m.arange(0, 1, float("inf"), dtype=m.int64),
+    lambda m: m.arange(0, 1e30, 1e29, dtype=m.int32),
+    lambda m: m.arange(-1e30, 0, 1e29, dtype=m.uint8),
+    lambda m: m.arange(float("nan"), 1),
+    lambda m: m.arange(0, float("inf")),
+    lambda m: m.arange(0, 1, 0),
+], ids=["nan", "nan-int64", "nan-int32", "nan-nan", "nan-tensor", "nan-out", "inf", "inf-int64", "big-int32",
+        "big-uint8", "nan-start", "inf-end", "zero"])
+def test_arange_refusals_as_torch(call):
+    _same(call)
+
+
+def test_range_nan_step_as_torch():
+    with pytest.warns(UserWarning):
+        _same(lambda m: m.range(0, 1, float("nan")))
