@@ -111,3 +111,22 @@ def test_arange_refusals_as_torch(call):
 def test_range_nan_step_as_torch():
     with pytest.warns(UserWarning):
         _same(lambda m: m.range(0, 1, float("nan")))
+
+
+# ---------------------------------------------------------------- cumsum_/cumprod_ keep self's dtype
+@pytest.mark.parametrize("call", [
+    lambda m: m.ones(3, dtype=m.bool).cumsum_(0),
+    lambda m: m.ones(3, dtype=m.bool).cumprod_(0),
+    lambda m: m.ones(3, dtype=m.bool).cumsum_(0, dtype=m.long),
+    lambda m: m.ones(3, dtype=m.bool).cumprod_(0, dtype=m.long),
+    lambda m: m.ones(3).cumsum_(0, dtype=m.float64),
+    lambda m: m.ones(3, dtype=m.int64).cumsum_(0, dtype=m.bool),
+    lambda m: m.ones(3, dtype=m.int8).cumsum_(0),
+    lambda m: m.ones(3).cumprod_(dim=0, dtype=m.float32),
+    lambda m: m.tensor(True).cumsum_(0),
+    lambda m: m.ones(0, dtype=m.bool).cumsum_(0),
+    lambda m: m.cumsum(m.ones(3, dtype=m.bool), 0, out=m.empty(3, dtype=m.bool)),
+], ids=["bool-cumsum_", "bool-cumprod_", "bool-dtype", "bool-cumprod-dtype", "float-double", "long-bool", "int8",
+        "same-dtype", "bool-0d", "bool-empty", "bool-out"])
+def test_cumulative_inplace_as_torch(call):
+    _same(call)

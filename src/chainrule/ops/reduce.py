@@ -1286,6 +1286,20 @@ def _cumulative(op: str, function_cls, input: Tensor, dim: int, dtype) -> Tensor
     return _note_given(function_cls.apply(input, dim=d, dtype=np_dtype), "given_dim", dim)
 
 
+def check_cumulative_inplace(op: str, self: Tensor, dim, dtype, axis) -> None:
+    """torch's refusals of ``self.cumsum_(dim, dtype=)`` / ``cumprod_`` before anything is written:
+    the dim, then a ``dtype`` other than self's ("Bad in-place call"); the running total is kept in
+    self's own dtype, for which bool has no kernel (a 0-d or empty self has nothing to add)."""
+    if axis is not None or dim is None:
+        dim = _cumulative_dim(op, dim, axis)
+    _single_dim(dim, self._data.ndim, op)
+    if dtype is not None and _dtype.to_dtype(dtype) is not self.dtype:
+        raise RuntimeError(f"Bad in-place call: input tensor dtype {_dtype.cpp_type_name(self.dtype)} and output "
+                           f"tensor dtype {_dtype.cpp_type_name(_dtype.to_dtype(dtype))} should match")
+    if self.dtype is _dtype.bool and self._data.ndim and self._data.size:
+        raise NotImplementedError(f"\"{op}_out_cpu\" not implemented for 'Bool'")
+
+
 def cumsum(input: Tensor, dim: int | None = None, *, dtype=None, axis=None) -> Tensor:
     """torch.cumsum along ``dim``; integer and bool inputs accumulate in int64 as in torch."""
     if axis is not None or dim is None:
