@@ -130,3 +130,27 @@ def test_range_nan_step_as_torch():
         "same-dtype", "bool-0d", "bool-empty", "bool-out"])
 def test_cumulative_inplace_as_torch(call):
     _same(call)
+
+
+# ---------------------------------------------------------------- softmax's dim refusal names torch's position
+@pytest.mark.parametrize("call", [
+    lambda m, x: x.softmax(1.0),
+    lambda m, x: m.softmax(x, 1.0),
+    lambda m, x: m.nn.functional.softmax(x, 1.0),
+    lambda m, x: x.log_softmax(1.0),
+    lambda m, x: m.log_softmax(x, 1.0),
+    lambda m, x: m.nn.functional.log_softmax(x, dim=1.0),
+    lambda m, x: m.softmax(x, dim=1.0),
+    lambda m, x: x.softmax(dim=1.0),
+    lambda m, x: m.softmax(x, True),
+    lambda m, x: m.softmax(x),
+    lambda m, x: x.softmax(1, "a"),
+    lambda m, x: m.log_softmax(x, 1, 2, 3),
+    lambda m, x: m.nn.functional.softmin(x, 1.0),
+    lambda m, x: x.softmax(m.tensor(1)),
+    lambda m, x: m.nn.functional.softmax(x, m.tensor(1.0)),
+    lambda m, x: m.softmax(x, 1, m.float64).dtype is m.float64,
+], ids=["method", "torch", "F", "log-method", "log-torch", "F-log-keyword", "torch-keyword", "method-keyword", "bool",
+        "no-dim", "dtype-str", "four", "softmin", "tensor-dim", "F-float-tensor", "dtype-positional"])
+def test_softmax_dim_refusals_as_torch(call):
+    _same(lambda m: call(m, m.ones(2, 3)))

@@ -1177,6 +1177,11 @@ def _softmax_dim(op: str, input: Tensor, dim) -> int:
     ndim = input._data.ndim
     if dim is None:
         dim = implicit_softmax_dim(op, ndim, stacklevel=4)
+    if isinstance(dim, Tensor) and dim._data.dtype.kind in "iu" and dim._data.size == 1:
+        dim = int(dim.item())  # torch's parser reads a one-element integer tensor as an int
+    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
+        # reached from F.softmax, which torch runs as input.softmax(dim): dim is position 1
+        raise TypeError(f"{op}(): argument 'dim' (position 1) must be int, not {type(dim).__name__}")
     return _single_dim(dim, ndim, op)
 
 
