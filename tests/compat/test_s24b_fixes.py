@@ -154,3 +154,36 @@ def test_cumulative_inplace_as_torch(call):
         "no-dim", "dtype-str", "four", "softmin", "tensor-dim", "F-float-tensor", "dtype-positional"])
 def test_softmax_dim_refusals_as_torch(call):
     _same(lambda m: call(m, m.ones(2, 3)))
+
+
+# ---------------------------------------------------------------- WorkerInfo is frozen and slotted
+class _WorkerInfoProbe:
+    """A dataset whose one item is what a worker sees of its WorkerInfo (vars, assignment, fields)."""
+
+    def __init__(self, module_name: str) -> None:
+        self.module_name = module_name
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int):
+        import importlib
+
+        info = importlib.import_module(self.module_name).utils.data.get_worker_info()
+        seen = []
+        for attempt in (lambda: vars(info), lambda: setattr(info, "id", 3), lambda: delattr(info, "seed")):
+            try:
+                attempt()
+                seen.append("no error")
+            except Exception as error:  # noqa: BLE001 - the class and message are what is compared
+                seen.append(f"{type(error).__name__}: {error}")
+        seen.append(f"{info.id} {info.num_workers} {info.rng} {info.worker_method} {type(info).__slots__}")
+        return tuple(seen)
+
+
+def test_worker_info_is_frozen_and_slotted_as_torchs():
+    def seen(m):
+        loader = m.utils.data.DataLoader(_WorkerInfoProbe(m.__name__), batch_size=None, num_workers=1)
+        return list(loader)
+    assert seen(cr) == seen(torch)
+    assert seen(cr)[0][0] == "TypeError: vars() argument must have __dict__ attribute"
