@@ -187,3 +187,17 @@ def test_worker_info_is_frozen_and_slotted_as_torchs():
         return list(loader)
     assert seen(cr) == seen(torch)
     assert seen(cr)[0][0] == "TypeError: vars() argument must have __dict__ attribute"
+
+
+# ---------------------------------------------------------------- meta and cpu tensors in one op
+@pytest.mark.parametrize("call", [
+    lambda m: m.nn.Linear(3, 2, device="meta")(m.ones(4, 3)),
+    lambda m: m.nn.Linear(3, 2)(m.ones(4, 3, device="meta")),
+    lambda m: m.nn.functional.linear(m.ones(4, 3), m.ones(2, 3), m.ones(2, device="meta")),
+    lambda m: m.ones(3) + m.ones(3, device="meta"),
+    lambda m: m.ones(3, device="meta") + m.ones(3),
+    lambda m: m.ones(3, device="meta") * m.ones(3),
+    lambda m: (m.ones(3, device="meta") + m.tensor(1.0)).numel(),  # a 0-d cpu tensor joins
+], ids=["Linear-meta", "Linear-cpu", "F.linear-bias", "add-cpu-first", "add-meta-first", "mul", "0-d"])
+def test_meta_cpu_mix_names_the_first_tensors_device_as_torch(call):
+    _same(call)
