@@ -297,6 +297,8 @@ def _into(out, result):
 
 
 def _device_name(array) -> str:
+    if isinstance(array, ndarray):
+        return "meta"
     return "cpu" if isinstance(array, (numpy.ndarray, numpy.generic)) else "cuda"
 
 
@@ -488,15 +490,21 @@ random_stream = _RandomStream()
 
 def on_meta(arrays: list, op: str) -> list:
     """The arrays of one op with a meta array among them, all meta, or torch's RuntimeError: as in
-    torch, a 0-d CPU tensor joins them (as a meta scalar); any other array is on another device."""
-    moved = list(arrays)
+    torch, a 0-d CPU tensor joins them (as a meta scalar); any other array is on another device,
+    and torch expects the device of the first array that is no such scalar (Linear(3, 2,
+    device="meta") on a CPU input: "Tensor on device meta is not on the expected device cpu!")."""
+    moved, expected = list(arrays), None
     for i, array in enumerate(arrays):
-        if array is None or isinstance(array, ndarray):
+        if array is None:
             continue
-        if getattr(array, "ndim", 0) != 0 or not isinstance(array, (numpy.ndarray, numpy.generic)):
-            raise RuntimeError(f"Tensor on device {_device_name(array)} is not on the expected device meta! "
-                               f"(when checking the arguments of {op})")
-        moved[i] = from_array(array)
+        if not isinstance(array, ndarray) and isinstance(array, (numpy.ndarray, numpy.generic)) and array.ndim == 0:
+            moved[i] = from_array(array)
+            continue
+        if expected is None:
+            expected = array
+        elif isinstance(array, ndarray) != isinstance(expected, ndarray):
+            raise RuntimeError(f"Tensor on device {_device_name(array)} is not on the expected device "
+                               f"{_device_name(expected)}!")
     return moved
 
 

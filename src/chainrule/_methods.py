@@ -34,6 +34,7 @@ from .ops import complex as _complex
 from .ops import elementwise as ew
 from .ops import index as _index
 from .ops import random as _random
+from .ops import reduce as _reduce
 from .ops import shape as _shape
 from .ops import special_functions as _special
 from .ops._arg_parser import check_number
@@ -843,11 +844,25 @@ def bind_inplace_variants() -> None:
     for name in MORE_INPLACE:
         if not hasattr(Tensor, name + "_"):
             setattr(Tensor, name + "_", _make_inplace_from_copy(getattr(Tensor, name)))
+    for name in ("cumsum", "cumprod"):
+        setattr(Tensor, name + "_", _cumulative_inplace(name, getattr(Tensor, name + "_")))
     for name in MORE_INPLACE_VIEWS:
         if not hasattr(Tensor, name + "_"):
             setattr(Tensor, name + "_", _make_inplace_view(getattr(Tensor, name)))
     Tensor.__ilshift__, Tensor.__irshift__ = Tensor.bitwise_left_shift_, Tensor.bitwise_right_shift_
     Tensor.float_power_ = _float_power_inplace
+
+
+def _cumulative_inplace(op: str, inplace):
+    """cumsum_/cumprod_: torch's in-place checks (dtype= must be self's; no bool kernel) first."""
+    @functools.wraps(inplace)
+    def method(self: Tensor, dim=None, *, dtype=None, axis=None) -> Tensor:
+        _reduce.check_cumulative_inplace(op, self, dim, dtype, axis)
+        if self.dtype is _dtype.bool:  # 0-d or empty, the only bool ones let through: already its own total
+            return self
+        return inplace(self, dim, dtype=dtype, axis=axis)
+
+    return method
 
 
 def _float_power_inplace(self: Tensor, exponent) -> Tensor:

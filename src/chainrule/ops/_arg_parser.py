@@ -727,6 +727,8 @@ SIGNATURES: dict[str, tuple] = {
     "squeeze": ("(Tensor input)", "(Tensor input, int64_t dim)", "(Tensor input, IntArrayRef dim)"),
     "flatten": ("(Tensor input, int64_t start_dim=0, int64_t end_dim=-1)",),
     "cumsum": ("(Tensor input, int64_t dim, *, ScalarType? dtype=None, Tensor out=None)",),
+    "softmax": ("(Tensor input, int64_t dim, ScalarType? dtype=None, *, Tensor out=None)",),
+    "log_softmax": ("(Tensor input, int64_t dim, ScalarType? dtype=None, *, Tensor out=None)",),
     "prod": ("(Tensor input, *, ScalarType? dtype=None)",
              "(Tensor input, int64_t dim, bool keepdim=False, *, ScalarType? dtype=None, Tensor out=None)"),
     "amax": ("(Tensor input, IntArrayRef[1] dim=[], bool keepdim=False, *, Tensor out=None)",),

@@ -303,7 +303,7 @@ def range(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devic
     warnings.warn(_RANGE_DEPRECATION, UserWarning, stacklevel=2)
     values = [builtins.float(v.item() if isinstance(v, Tensor) else v) for v in (start, end, step)]
     start, end, step = values
-    if step == 0:
+    if step == 0 or step != step:  # nan too, as torch's `step > 0 || step < 0`
         raise RuntimeError("step must be nonzero")
     if (end - start) * step < 0:
         raise RuntimeError("upper bound and lower bound inconsistent with step sign")

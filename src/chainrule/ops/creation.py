@@ -749,7 +749,7 @@ def arange(start, end=None, step=1, *, out=None, dtype=None, layout=None, device
     if end is None:
         start, end = 0, start
     values = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
-    if step == 0:
+    if values[2] == 0 or values[2] != values[2]:  # torch's check, `step > 0 || step < 0`, refuses nan too
         raise RuntimeError("step must be nonzero")
     if dtype is None:
         is_int = builtins.all(isinstance(v, (builtins.int, np.integer)) and not isinstance(v, builtins.bool) for v in values)
@@ -759,6 +759,9 @@ def arange(start, end=None, step=1, *, out=None, dtype=None, layout=None, device
         raise RuntimeError(f"unsupported range: {start} -> {end}")
     if (end - start) * step < 0:
         raise RuntimeError("upper bound and lower bound inconsistent with step sign")
+    if _dtype.to_dtype(dtype).np.kind in "iu" and not builtins.all(-2**63 <= v < 2**63 for v in values):
+        # every integer kernel reads the bounds and the step as int64 first
+        raise RuntimeError("value cannot be converted to type int64_t without overflow")
     if _dtype.to_dtype(dtype) is _dtype.int64:
         # torch's int64 kernel truncates the bounds and the step first, then counts in integers:
         # arange(0., -8.000001, -4., dtype=int64) is [0, -4], not three values

@@ -586,6 +586,10 @@ def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
     zero gradient), as torch's."""
     if _vmap_frames._frames:
         _vmap_frames.refuse_same_randomness(input)
+    if p is None:
+        _check_probabilities(input)
+    else:
+        _check_probability(p)
     sample = _bernoulli_sample(input, p, generator)
     if p is None and input.requires_grad:
         return BernoulliSample.apply(input, sample=sample._data)
@@ -831,10 +835,48 @@ def normal_values(self: Tensor, mean, std, generator) -> np.ndarray:
 
 
 @_asks_a_wrapper
-def bernoulli_(self: Tensor, p: builtins.float = 0.5, *, generator=None) -> Tensor:
+def bernoulli_(self: Tensor, p: builtins.float | Tensor = 0.5, *, generator=None) -> Tensor:
+    """Fills ``self`` with 1 at probability ``p``: a float, or a tensor of probabilities that
+    broadcasts to ``self``'s shape (torch's two overloads)."""
+    xp = array_module(self)
+    if isinstance(p, Tensor):
+        _check_probabilities(p)
+        probabilities = p.expand(self.shape)._data
+        if xp is not np:
+            return _fill_inplace(self, _rng(generator, xp).random(self._data.shape) < probabilities)
+        # torch's CPU kernel draws a uniform of the probabilities' precision (24 bits below float64)
+        precision = np.float64 if probabilities.dtype == np.float64 else np.float32
+        stream = _rng(generator)
+        uniforms = _in_memory_order(self._data, lambda shape: stream.random(shape, dtype=precision))
+        return _fill_inplace(self, uniforms < probabilities)
+    if isinstance(p, (str, bytes)) or p is None or isinstance(p, (tuple, list)):
+        raise TypeError(f"bernoulli_() received an invalid combination of arguments - got "
+                        f"({_dtype.parser_type_name(p)}), but expected one of:\n"
+                        " * (Tensor p, *, torch.Generator generator = None)\n"
+                        " * (float p = 0.5, *, torch.Generator generator = None)\n")
+    p = _check_probability(p)
     # a double uniform below p, as torch's CPU kernel draws it
-    stream = _rng(generator, array_module(self))
+    stream = _rng(generator, xp)
     return _fill_inplace(self, _in_memory_order(self._data, lambda shape: stream.random(shape, dtype=np.float64) < p))
+
+
+def _check_probability(p) -> builtins.float:
+    """A float probability, refused outside [0, 1] (nan too) as torch's ``bernoulli_`` refuses it."""
+    p = builtins.float(p)
+    if not 0 <= p <= 1:
+        raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p:g}")
+    return p
+
+
+def _check_probabilities(p: Tensor) -> None:
+    """A tensor of probabilities: floating, each in [0, 1] (nan refused), as torch's CPU kernel
+    checks them before drawing."""
+    if p._data.dtype.kind not in _dtype.FLOAT_KINDS:
+        raise NotImplementedError(f"\"bernoulli_tensor_cpu_p_\" not implemented for '{_dtype.scalar_name(p.dtype)}'")
+    xp = array_module(p)
+    if xp is np and not bool(((p._data >= 0) & (p._data <= 1)).all()):
+        raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.  (Could this error message "
+                           "be improved?  If so, please report an enhancement request to PyTorch.)")
 
 
 _RANDOM_OVERLOADS = (" * (*, torch.Generator generator = None)\n{keywords}"

@@ -1177,6 +1177,11 @@ def _softmax_dim(op: str, input: Tensor, dim) -> int:
     ndim = input._data.ndim
     if dim is None:
         dim = implicit_softmax_dim(op, ndim, stacklevel=4)
+    if isinstance(dim, Tensor) and dim._data.dtype.kind in "iu" and dim._data.size == 1:
+        dim = int(dim.item())  # torch's parser reads a one-element integer tensor as an int
+    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
+        # reached from F.softmax, which torch runs as input.softmax(dim): dim is position 1
+        raise TypeError(f"{op}(): argument 'dim' (position 1) must be int, not {type(dim).__name__}")
     return _single_dim(dim, ndim, op)
 
 
@@ -1284,6 +1289,20 @@ def _cumulative(op: str, function_cls, input: Tensor, dim: int, dtype) -> Tensor
         out = function_cls.apply(input.reshape(1), dim=0, dtype=np_dtype).reshape(())
         return name_node(out, function_cls._node_cls.__name__, label=function_cls.label, rule=_ZERO_D_RULE)
     return _note_given(function_cls.apply(input, dim=d, dtype=np_dtype), "given_dim", dim)
+
+
+def check_cumulative_inplace(op: str, self: Tensor, dim, dtype, axis) -> None:
+    """torch's refusals of ``self.cumsum_(dim, dtype=)`` / ``cumprod_`` before anything is written:
+    the dim, then a ``dtype`` other than self's ("Bad in-place call"); the running total is kept in
+    self's own dtype, for which bool has no kernel (a 0-d or empty self has nothing to add)."""
+    if axis is not None or dim is None:
+        dim = _cumulative_dim(op, dim, axis)
+    _single_dim(dim, self._data.ndim, op)
+    if dtype is not None and _dtype.to_dtype(dtype) is not self.dtype:
+        raise RuntimeError(f"Bad in-place call: input tensor dtype {_dtype.cpp_type_name(self.dtype)} and output "
+                           f"tensor dtype {_dtype.cpp_type_name(_dtype.to_dtype(dtype))} should match")
+    if self.dtype is _dtype.bool and self._data.ndim and self._data.size:
+        raise NotImplementedError(f"\"{op}_out_cpu\" not implemented for 'Bool'")
 
 
 def cumsum(input: Tensor, dim: int | None = None, *, dtype=None, axis=None) -> Tensor:

@@ -941,6 +941,11 @@ class Stack(Function):
 
 def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
     """torch.split: equal chunks of ``split_size`` (last may be smaller) or explicit sizes."""
+    if isinstance(split_size_or_sections, Tensor):
+        # torch's Tensor.split reads a one-element tensor as int(size); any other is no list of ints
+        if split_size_or_sections.numel() != 1:
+            raise TypeError("split_with_sizes(): argument 'split_sizes' (position 2) must be tuple of ints, not Tensor")
+        split_size_or_sections = int(split_size_or_sections.item())
     if tensor._data.ndim == 0:
         raise RuntimeError("split expects at least a 1-dimensional tensor")
     if isinstance(split_size_or_sections, int):  # torch's parser: within int64 (ValueError beyond)

@@ -31,15 +31,20 @@ _PARENT_CHECK_INTERVAL = 1.0
 _worker_info: WorkerInfo | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WorkerInfo:
     """Which worker this process is: ``id`` in ``range(num_workers)``, its ``seed``
-    (``base_seed + id``) and its own copy of ``dataset``, as torch's WorkerInfo."""
+    (``base_seed + id``) and its own copy of ``dataset``, as torch's WorkerInfo. Frozen and
+    slotted as torch's: no ``vars()``, no assignment. ``rng`` (torch's per-thread RNG states) and
+    ``worker_method`` are torch's fields too; a worker here is a process, so they are None and
+    "multiprocessing"."""
 
     id: int
     num_workers: int
     seed: int
     dataset: object
+    rng: object | None = None
+    worker_method: str | None = "multiprocessing"
 
 
 def get_worker_info() -> WorkerInfo | None:
