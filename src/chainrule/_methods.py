@@ -194,18 +194,20 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False, name: str = ""
             if isinstance(other, Tensor) and other._data.dtype == data.dtype and not reflected \
                     and type(other._data) is type(data):
                 if type(data) is ndarray and not (state.enabled and (self._requires_grad or other._requires_grad)):
-                    # (a result of operands not both row-major is laid out as torch's TensorIterator lays it out)
-                    laid_out = data.flags.c_contiguous and other._data.flags.c_contiguous
+                    # (a result of operands not both row-major is laid out as torch's TensorIterator lays it out;
+                    # iterator_layout's own test, inline: of under two dims, or of row-major operands, it is)
                     if quiet_now() is QUIET:
                         try:
                             out = ufunc(data, other._data)
-                            return make(out if laid_out else iterator_layout(out, data, other._data))
+                            return make(out if out.ndim < 2 or data.flags.c_contiguous and other._data.flags.c_contiguous
+                                        else iterator_layout(out, data, other._data))
                         except ValueError as error:
                             raise broadcast_error(error, (data, other._data)) from None
                     quiet = numpy_errstate.set(QUIET)
                     try:
                         out = ufunc(data, other._data)
-                        return make(out if laid_out else iterator_layout(out, data, other._data))
+                        return make(out if out.ndim < 2 or data.flags.c_contiguous and other._data.flags.c_contiguous
+                                    else iterator_layout(out, data, other._data))
                     except ValueError as error:
                         raise broadcast_error(error, (data, other._data)) from None
                     finally:

@@ -832,14 +832,17 @@ def checked_signature(impl, home: tuple):
     # a call of the exact types a signature takes runs at once; any other is parsed as torch would
     # first. A value of the right type that torch cannot unpack (an int beyond int64) gets torch's
     # error where the op itself refuses it.
+    # A bare method call (``y.sum()``, the hot one) needs no look when a signature takes no argument:
+    # it runs as a plain call, which CPython makes without another C frame (``impl(self, *args)`` not).
+    bare = any(not signature.required[0] for signature in signatures)
     if method:
         def checked(self, *args, **kwargs):
-            if not _takes(signatures, args, kwargs):
+            if (args or kwargs or not bare) and not _takes(signatures, args, kwargs):
                 refusal = signature_refusal(name, signatures, args, kwargs)
                 if refusal is not None:
                     raise refusal
             try:
-                return impl(self, *args, **kwargs)
+                return impl(self, *args, **kwargs) if args or kwargs else impl(self)
             except Exception:
                 refusal = signature_refusal(name, signatures, args, kwargs)
                 if refusal is not None:

@@ -305,7 +305,9 @@ class Add(Function):
     @staticmethod
     def forward(ctx, a, b):
         out = a + b
-        return out if a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
+        # memory_format.iterator_layout's own test, inline on the hottest ops: a 0-d or 1-d result, or
+        # one of row-major operands, is laid out as torch's already (ndim first: it allocates nothing)
+        return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -323,7 +325,7 @@ class Sub(Function):
     @staticmethod
     def forward(ctx, a, b):
         out = a - b
-        return out if a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
+        return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -342,7 +344,7 @@ class AddScaled(Add):
         ctx.alpha = alpha
         # a and b share the result's dtype (add promotes them first); alpha is rounded to it
         out = a + b * b.dtype.type(alpha)
-        return out if a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
+        return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -360,7 +362,7 @@ class SubScaled(Sub):
     def forward(ctx, a, b, alpha):
         ctx.alpha = alpha
         out = a - b * b.dtype.type(alpha)
-        return out if a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
+        return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -402,7 +404,7 @@ class Mul(Function):
         ctx.save_for_backward(b if ctx.needs_input_grad[0] else None,
                               a if ctx.needs_input_grad[1] else None)
         out = a * b
-        return out if a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
+        return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
 
     @staticmethod
     @conjugate_rule
@@ -435,7 +437,7 @@ class Div(Function):
     def forward(ctx, a, b):
         ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
         out = a / b
-        return out if a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
+        return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
 
     @staticmethod
     @conjugate_rule

@@ -217,9 +217,10 @@ def iterator_strides(shape: tuple, operands) -> tuple | None:
 def iterator_layout(out, a, b, c=None):
     """``out``, the result NumPy computed from operands ``a``, ``b`` (and ``c``), arrays in torch's
     operand order, laid out as torch's TensorIterator lays out that op's output
-    (``iterator_strides``): ``out`` itself when it already is, a relaid copy otherwise. Row-major
-    operands cost a flag read each (this runs on every binary op)."""
-    if a.flags.c_contiguous and b.flags.c_contiguous and (c is None or c.flags.c_contiguous):
+    (``iterator_strides``): ``out`` itself when it already is, a relaid copy otherwise. This runs on
+    every binary op: a result of under two dims (one layout only) costs a read of its ``ndim``, one
+    of row-major operands a flag read each."""
+    if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous and (c is None or c.flags.c_contiguous):
         return out  # (NumPy lays out the result of row-major operands row-major, as torch does)
     return _relaid(out, (a, b) if c is None else (a, b, c))
 

@@ -105,8 +105,10 @@ class Sum(Function):
         ctx.shape = x.shape
         ctx.dims = dims
         ctx.keepdim = keepdim
-        # C order whatever the input's strides: torch's reductions return contiguous tensors
-        return _as_array(xp.sum(x, axis=dims, keepdims=keepdim, dtype=dtype), x)
+        # C order whatever the input's strides: torch's reductions return contiguous tensors (_as_array's
+        # test inline on this hottest reduction: of a 0-d, 1-d or row-major input, C order is all it takes)
+        out = xp.sum(x, axis=dims, keepdims=keepdim, dtype=dtype)
+        return xp.asarray(out, order="C") if x.ndim < 2 or x.flags.c_contiguous else _as_array(out, x)
 
     @staticmethod
     def backward(ctx, grad):
