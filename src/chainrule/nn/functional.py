@@ -815,6 +815,35 @@ native_channel_shuffle = channel_shuffle  # torch's two names for one op
 
 
 # ---------------------------------------------------------------- attention
+def _none_or_dtype(input: Tensor | None):
+    """torch's F._none_or_dtype: the dtype of a mask, or None."""
+    if input is None:
+        return None
+    if isinstance(input, Tensor):
+        return input.dtype
+    raise RuntimeError("input to _none_or_dtype() must be None or torch.Tensor")
+
+
+def _canonical_mask(mask: Tensor | None, mask_name: str, other_type, other_name: str, target_type,
+                    check_other: bool = True) -> Tensor | None:
+    """torch's F._canonical_mask: a bool attention/padding mask as an additive 0 / -inf one of
+    ``target_type``, a float one as is; warns, as torch does, when the mask it is paired with
+    (``other_type``) has the other kind, since torch deprecates mixing bool and float masks."""
+    if mask is None:
+        return None
+    if mask.dtype != _dtype.bool and not mask.is_floating_point():
+        raise AssertionError(f"only bool and floating types of {mask_name} are supported")
+    if check_other and other_type is not None and mask.dtype != other_type:
+        import warnings
+
+        from .._torch_function import user_stacklevel
+        warnings.warn(f"Support for mismatched {mask_name} and {other_name} is deprecated. "
+                      "Use same type for both instead.", stacklevel=user_stacklevel())
+    if not mask.is_floating_point():
+        mask = _mask_to_additive(mask, target_type.np, true_means_masked=True)
+    return mask
+
+
 def _mask_to_additive(mask: Tensor, dtype, true_means_masked: bool) -> Tensor:
     """A boolean mask as 0 / -inf (which positions are masked depends on the API), a float one as is."""
     if mask._data.dtype == np.bool_:
@@ -946,6 +975,8 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
         raise NotImplementedError("multi_head_attention_forward: static_k/v are not supported by chainrule")
     if (bias_k is None) != (bias_v is None):
         raise AssertionError("multi_head_attention_forward: bias_k and bias_v must be given together")
+    key_padding_mask = _canonical_mask(key_padding_mask, "key_padding_mask", _none_or_dtype(attn_mask),
+                                       "attn_mask", query.dtype)
     unbatched = query.dim() == 2
     if unbatched:
         query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)

@@ -1,0 +1,81 @@
+"""Found by the progC corpus programs (transformer_translation): torch's deprecation warning for a
+bool padding mask paired with a float attention mask (or the reverse), raised once per attention
+call as torch raises it, and its refusal of integer masks."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _messages(m, make_call):
+    m.manual_seed(0)
+    call = make_call(m)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = call()
+    out = out[0] if isinstance(out, tuple) else out
+    return [str(w.message) for w in caught if "mismatched" in str(w.message)], out
+
+
+def _kpm(m):
+    return m.tensor([[False, False, False, False, True], [False] * 5])
+
+
+def _x(m):
+    return m.tensor(np.random.default_rng(0).standard_normal((5, 2, 8)).astype(np.float32))
+
+
+CASES = {
+    "mha bool kpm, float attn_mask": lambda m: (lambda mha: lambda: mha(_x(m), _x(m), _x(m), key_padding_mask=_kpm(m),
+                                                                        attn_mask=m.zeros(5, 5)))(
+        m.nn.MultiheadAttention(8, 2)),
+    "mha float kpm, bool attn_mask": lambda m: (lambda mha: lambda: mha(_x(m), _x(m), _x(m),
+                                                                        key_padding_mask=_kpm(m).float(),
+                                                                        attn_mask=m.zeros(5, 5, dtype=m.bool)))(
+        m.nn.MultiheadAttention(8, 2)),
+    "mha matched": lambda m: (lambda mha: lambda: mha(_x(m), _x(m), _x(m), key_padding_mask=_kpm(m),
+                                                      attn_mask=m.zeros(5, 5, dtype=m.bool)))(
+        m.nn.MultiheadAttention(8, 2)),
+    "encoder layer": lambda m: (lambda el: lambda: el(_x(m), src_mask=m.zeros(5, 5), src_key_padding_mask=_kpm(m)))(
+        m.nn.TransformerEncoderLayer(8, 2, 16, 0.0)),
+    "encoder": lambda m: (lambda enc: lambda: enc(_x(m), mask=m.zeros(5, 5), src_key_padding_mask=_kpm(m)))(
+        m.nn.TransformerEncoder(m.nn.TransformerEncoderLayer(8, 2, 16, 0.0), 2, enable_nested_tensor=False)),
+    "decoder": lambda m: (lambda dec: lambda: dec(_x(m), _x(m), tgt_mask=m.zeros(5, 5), tgt_key_padding_mask=_kpm(m),
+                                                  memory_mask=m.zeros(5, 5), memory_key_padding_mask=_kpm(m)))(
+        m.nn.TransformerDecoder(m.nn.TransformerDecoderLayer(8, 2, 16, 0.0), 2)),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_mismatched_mask_warnings_as_torch(case):
+    ours, ours_out = _messages(chainrule, CASES[case])
+    theirs, theirs_out = _messages(torch, CASES[case])
+    assert ours == theirs
+    # the warning changes nothing: the outputs keep their shapes (values depend on each init)
+    assert tuple(ours_out.shape) == tuple(theirs_out.shape)
+
+
+def test_mismatched_warning_text_and_values():
+    """The exact words for the nn.Transformer tutorial's pairing, and the same numbers with and
+    without the mismatch (a bool padding mask means -inf, as a float one spells it)."""
+    mha = chainrule.nn.MultiheadAttention(8, 2)
+    x = _x(chainrule)
+    with pytest.warns(UserWarning, match=r"^Support for mismatched key_padding_mask and attn_mask is deprecated\. "
+                                         r"Use same type for both instead\.$"):
+        mixed = mha(x, x, x, key_padding_mask=_kpm(chainrule), attn_mask=chainrule.zeros(5, 5))[0]
+    additive = _kpm(chainrule).float().masked_fill(_kpm(chainrule), float("-inf"))
+    matched = mha(x, x, x, key_padding_mask=additive, attn_mask=chainrule.zeros(5, 5))[0]
+    np.testing.assert_allclose(mixed.detach().numpy(), matched.detach().numpy(), rtol=0, atol=0)
+
+
+def test_integer_mask_refused_as_torch():
+    for m in (torch, chainrule):
+        mha = m.nn.MultiheadAttention(8, 2)
+        x = _x(m)
+        with pytest.raises(AssertionError, match=r"^only bool and floating types of key_padding_mask are supported$"):
+            mha(x, x, x, key_padding_mask=m.zeros(2, 5, dtype=m.int64))
