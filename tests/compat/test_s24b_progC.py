@@ -79,3 +79,21 @@ def test_integer_mask_refused_as_torch():
         x = _x(m)
         with pytest.raises(AssertionError, match=r"^only bool and floating types of key_padding_mask are supported$"):
             mha(x, x, x, key_padding_mask=m.zeros(2, 5, dtype=m.int64))
+
+
+@pytest.mark.parametrize("query_dtype, mask_dtype", [
+    ("float32", "int64"), ("float32", "float64"), ("float32", "uint8"), ("float32", "float16"), ("float64", "int8"),
+    ("float64", "float32"), ("float16", "float32"), ("float32", "bool"), ("float64", "float64")])
+def test_sdpa_attn_mask_dtype_as_torch(query_dtype, mask_dtype):
+    """A 0/1 integer mask (a common slip when a padding mask is built with .long()) is refused by
+    torch with this message; bool, float32 and the query's own dtype are taken."""
+    results = []
+    for m in (torch, chainrule):
+        q = m.ones(1, 1, 2, 2, dtype=getattr(m, query_dtype))
+        mask = m.ones(2, 2, dtype=getattr(m, mask_dtype))
+        try:
+            out = m.nn.functional.scaled_dot_product_attention(q, q, q, attn_mask=mask)
+            results.append(("ok", str(out.dtype).split(".")[-1], out.float().numpy().tolist()))
+        except RuntimeError as e:
+            results.append(("RuntimeError", str(e)))
+    assert results[0] == results[1]

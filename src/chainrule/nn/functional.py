@@ -873,6 +873,12 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
 
 
 def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa) -> Tensor:
+    if attn_mask is not None and attn_mask.dtype not in (_dtype.bool, _dtype.float32, query.dtype):
+        # torch's kernels take a bool mask, a float32 one, or one of the query's dtype; an integer
+        # mask (a 0/1 LongTensor) is refused rather than added to the scores
+        raise RuntimeError("Expected attn_mask dtype to be bool or float or to match query dtype, but got "
+                           f"attn_mask.dtype: {_dtype.cpp_type_name(attn_mask.dtype)} and  "
+                           f"query.dtype: {_dtype.cpp_type_name(query.dtype)} instead.")
     length, source = query.shape[-2], key.shape[-2]
     low = _half_on_the_cpu(query, key, value)
     if low is not None:  # torch's CPU kernels compute in float32 and round the output once
