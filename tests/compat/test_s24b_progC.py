@@ -97,3 +97,38 @@ def test_sdpa_attn_mask_dtype_as_torch(query_dtype, mask_dtype):
         except RuntimeError as e:
             results.append(("RuntimeError", str(e)))
     assert results[0] == results[1]
+
+
+def _attention_calls(m):
+    m.manual_seed(0)
+    x = _x(m)
+    mha = m.nn.MultiheadAttention(8, 2)
+    F = m.nn.functional
+    args = (x, x, x, 8, 2, mha.in_proj_weight, mha.in_proj_bias, None, None, False, 0.0, mha.out_proj.weight,
+            mha.out_proj.bias)
+    return {
+        "F.mha is_causal without mask": lambda: F.multi_head_attention_forward(*args, is_causal=True),
+        "F.mha int attn_mask": lambda: F.multi_head_attention_forward(*args, attn_mask=m.zeros(5, 5, dtype=m.int64)),
+        "mha is_causal without mask": lambda: mha(x, x, x, is_causal=True),
+        "encoder layer is_causal without mask": lambda: m.nn.TransformerEncoderLayer(8, 2, 16, 0.0)(x, is_causal=True),
+        "transformer tgt_is_causal without mask": lambda: m.nn.Transformer(8, 2, 1, 1, 16, 0.0)(x, x,
+                                                                                               tgt_is_causal=True),
+    }
+
+
+@pytest.mark.parametrize("case", list(_attention_calls(chainrule)))
+def test_attention_refusals_as_torch(case):
+    """torch reads is_causal as a hint about a mask given, and refuses it alone (chainrule used to
+    build the causal mask itself), and refuses an integer attn_mask in multi_head_attention_forward."""
+    outcomes = []
+    for m in (torch, chainrule):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            call = _attention_calls(m)[case]
+            try:
+                call()
+                outcomes.append("ok")
+            except (RuntimeError, AssertionError) as e:
+                outcomes.append((type(e).__name__, str(e)))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0] != "ok"

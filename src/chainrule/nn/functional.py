@@ -981,8 +981,13 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
         raise NotImplementedError("multi_head_attention_forward: static_k/v are not supported by chainrule")
     if (bias_k is None) != (bias_v is None):
         raise AssertionError("multi_head_attention_forward: bias_k and bias_v must be given together")
+    if is_causal and attn_mask is None:
+        # torch takes is_causal only as a hint about the mask given, never in place of one
+        raise RuntimeError("Need attn_mask if specifying the is_causal hint. You may use the Transformer module "
+                           "method `generate_square_subsequent_mask` to create this mask.")
     key_padding_mask = _canonical_mask(key_padding_mask, "key_padding_mask", _none_or_dtype(attn_mask),
                                        "attn_mask", query.dtype)
+    attn_mask = _canonical_mask(attn_mask, "attn_mask", None, "", query.dtype, check_other=False)
     unbatched = query.dim() == 2
     if unbatched:
         query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
@@ -1019,9 +1024,6 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
     added_keys = k.shape[1] - src_len
     dtype = q._data.dtype
     mask = None
-    if is_causal and attn_mask is None:
-        xp = _array_module(q)
-        attn_mask = Tensor._make(xp.triu(xp.ones((tgt_len, src_len), dtype=bool), 1))
     if attn_mask is not None:
         mask = _mask_to_additive(attn_mask, dtype, true_means_masked=True)
         if mask.dim() == 2:
