@@ -99,6 +99,13 @@ def test_sdpa_attn_mask_dtype_as_torch(query_dtype, mask_dtype):
     assert results[0] == results[1]
 
 
+def _names(calls):
+    """The case names, without collection building modules that warn."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return list(calls(chainrule))
+
+
 def _attention_calls(m):
     m.manual_seed(0)
     x = _x(m)
@@ -116,7 +123,7 @@ def _attention_calls(m):
     }
 
 
-@pytest.mark.parametrize("case", list(_attention_calls(chainrule)))
+@pytest.mark.parametrize("case", _names(_attention_calls))
 def test_attention_refusals_as_torch(case):
     """torch reads is_causal as a hint about a mask given, and refuses it alone (chainrule used to
     build the causal mask itself), and refuses an integer attn_mask in multi_head_attention_forward."""
@@ -130,5 +137,40 @@ def test_attention_refusals_as_torch(case):
                 outcomes.append("ok")
             except (RuntimeError, AssertionError) as e:
                 outcomes.append((type(e).__name__, str(e)))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0] != "ok"
+
+
+def _shape_calls(m):
+    m.manual_seed(0)
+    x = _x(m)  # (5, 2, 8): sequence-first, batch 2
+    mha = m.nn.MultiheadAttention(8, 2)
+    tr = m.nn.Transformer(8, 2, 1, 1, 16, 0.0)
+    tr_bf = m.nn.Transformer(8, 2, 1, 1, 16, 0.0, batch_first=True)
+    return {
+        "transformer batch mismatch": lambda: tr(x, x[:, :1]),
+        "transformer batch_first batch mismatch": lambda: tr_bf(x, x[:1]),
+        "transformer feature mismatch": lambda: tr(x[..., :6], x[..., :6]),
+        "mha 2d mask shape": lambda: mha(x, x, x, attn_mask=m.zeros(3, 5, dtype=m.bool)),
+        "mha 3d mask shape": lambda: mha(x, x, x, attn_mask=m.zeros(3, 5, 5, dtype=m.bool)),
+        "mha 1d mask": lambda: mha(x, x, x, attn_mask=m.zeros(5, dtype=m.bool)),
+        "mha 4d mask": lambda: mha(x, x, x, attn_mask=m.zeros(1, 4, 5, 5, dtype=m.bool)),
+        "mha unbatched 3d mask shape": lambda: mha(x[:, 0], x[:, 0], x[:, 0], attn_mask=m.zeros(3, 5, 5, dtype=m.bool)),
+    }
+
+
+@pytest.mark.parametrize("case", _names(_shape_calls))
+def test_attention_shape_errors_as_torch(case):
+    """torch's own words for a src/tgt batch or width mismatch and a wrongly shaped attn_mask,
+    where chainrule used to fail later in a reshape or broadcast naming neither."""
+    outcomes = []
+    for m in (torch, chainrule):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                _shape_calls(m)[case]()
+                outcomes.append("ok")
+            except (RuntimeError, AssertionError) as e:
+                outcomes.append((type(e).__name__, str(e).replace("chainrule.Size", "torch.Size")))
     assert outcomes[0] == outcomes[1]
     assert outcomes[0] != "ok"

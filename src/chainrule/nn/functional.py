@@ -1025,6 +1025,20 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
     dtype = q._data.dtype
     mask = None
     if attn_mask is not None:
+        # torch's shape checks, naming the expected shape (a broadcast failure would name neither)
+        if attn_mask.dim() == 2 and tuple(attn_mask.shape) != (tgt_len, src_len):
+            raise RuntimeError(f"The shape of the 2D attn_mask is {attn_mask.shape!r}, but should be "
+                               f"{(tgt_len, src_len)}.")
+        if unbatched and attn_mask.dim() == 3 and tuple(attn_mask.shape) != (num_heads, tgt_len, src_len):
+            raise AssertionError(f"Expected `attn_mask` shape to be {(num_heads, tgt_len, src_len)} but got "
+                                 f"{attn_mask.shape!r}")
+        if attn_mask.dim() == 3 and tuple(attn_mask.shape) != (bsz * num_heads, tgt_len, src_len):
+            raise RuntimeError(f"The shape of the 3D attn_mask is {attn_mask.shape!r}, but should be "
+                               f"{(bsz * num_heads, tgt_len, src_len)}.")
+        if attn_mask.dim() not in (2, 3):
+            kind = "unbatched (2-D)" if unbatched else "batched (3-D)"
+            raise AssertionError(f"For {kind} `query`, expected `attn_mask` to be `None`, 2-D or 3-D but found "
+                                 f"{attn_mask.dim()}-D tensor instead")
         mask = _mask_to_additive(attn_mask, dtype, true_means_masked=True)
         if mask.dim() == 2:
             mask = mask.unsqueeze(0)
