@@ -815,6 +815,35 @@ native_channel_shuffle = channel_shuffle  # torch's two names for one op
 
 
 # ---------------------------------------------------------------- attention
+def _none_or_dtype(input: Tensor | None):
+    """torch's F._none_or_dtype: the dtype of a mask, or None."""
+    if input is None:
+        return None
+    if isinstance(input, Tensor):
+        return input.dtype
+    raise RuntimeError("input to _none_or_dtype() must be None or torch.Tensor")
+
+
+def _canonical_mask(mask: Tensor | None, mask_name: str, other_type, other_name: str, target_type,
+                    check_other: bool = True) -> Tensor | None:
+    """torch's F._canonical_mask: a bool attention/padding mask as an additive 0 / -inf one of
+    ``target_type``, a float one as is; warns, as torch does, when the mask it is paired with
+    (``other_type``) has the other kind, since torch deprecates mixing bool and float masks."""
+    if mask is None:
+        return None
+    if mask.dtype != _dtype.bool and not mask.is_floating_point():
+        raise AssertionError(f"only bool and floating types of {mask_name} are supported")
+    if check_other and other_type is not None and mask.dtype != other_type:
+        import warnings
+
+        from .._torch_function import user_stacklevel
+        warnings.warn(f"Support for mismatched {mask_name} and {other_name} is deprecated. "
+                      "Use same type for both instead.", stacklevel=user_stacklevel())
+    if not mask.is_floating_point():
+        mask = _mask_to_additive(mask, target_type.np, true_means_masked=True)
+    return mask
+
+
 def _mask_to_additive(mask: Tensor, dtype, true_means_masked: bool) -> Tensor:
     """A boolean mask as 0 / -inf (which positions are masked depends on the API), a float one as is."""
     if mask._data.dtype == np.bool_:
@@ -844,6 +873,12 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
 
 
 def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa) -> Tensor:
+    if attn_mask is not None and attn_mask.dtype not in (_dtype.bool, _dtype.float32, query.dtype):
+        # torch's kernels take a bool mask, a float32 one, or one of the query's dtype; an integer
+        # mask (a 0/1 LongTensor) is refused rather than added to the scores
+        raise RuntimeError("Expected attn_mask dtype to be bool or float or to match query dtype, but got "
+                           f"attn_mask.dtype: {_dtype.cpp_type_name(attn_mask.dtype)} and  "
+                           f"query.dtype: {_dtype.cpp_type_name(query.dtype)} instead.")
     length, source = query.shape[-2], key.shape[-2]
     low = _half_on_the_cpu(query, key, value)
     if low is not None:  # torch's CPU kernels compute in float32 and round the output once
@@ -946,6 +981,13 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
         raise NotImplementedError("multi_head_attention_forward: static_k/v are not supported by chainrule")
     if (bias_k is None) != (bias_v is None):
         raise AssertionError("multi_head_attention_forward: bias_k and bias_v must be given together")
+    if is_causal and attn_mask is None:
+        # torch takes is_causal only as a hint about the mask given, never in place of one
+        raise RuntimeError("Need attn_mask if specifying the is_causal hint. You may use the Transformer module "
+                           "method `generate_square_subsequent_mask` to create this mask.")
+    key_padding_mask = _canonical_mask(key_padding_mask, "key_padding_mask", _none_or_dtype(attn_mask),
+                                       "attn_mask", query.dtype)
+    attn_mask = _canonical_mask(attn_mask, "attn_mask", None, "", query.dtype, check_other=False)
     unbatched = query.dim() == 2
     if unbatched:
         query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
@@ -982,10 +1024,21 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
     added_keys = k.shape[1] - src_len
     dtype = q._data.dtype
     mask = None
-    if is_causal and attn_mask is None:
-        xp = _array_module(q)
-        attn_mask = Tensor._make(xp.triu(xp.ones((tgt_len, src_len), dtype=bool), 1))
     if attn_mask is not None:
+        # torch's shape checks, naming the expected shape (a broadcast failure would name neither)
+        if attn_mask.dim() == 2 and tuple(attn_mask.shape) != (tgt_len, src_len):
+            raise RuntimeError(f"The shape of the 2D attn_mask is {attn_mask.shape!r}, but should be "
+                               f"{(tgt_len, src_len)}.")
+        if unbatched and attn_mask.dim() == 3 and tuple(attn_mask.shape) != (num_heads, tgt_len, src_len):
+            raise AssertionError(f"Expected `attn_mask` shape to be {(num_heads, tgt_len, src_len)} but got "
+                                 f"{attn_mask.shape!r}")
+        if attn_mask.dim() == 3 and tuple(attn_mask.shape) != (bsz * num_heads, tgt_len, src_len):
+            raise RuntimeError(f"The shape of the 3D attn_mask is {attn_mask.shape!r}, but should be "
+                               f"{(bsz * num_heads, tgt_len, src_len)}.")
+        if attn_mask.dim() not in (2, 3):
+            kind = "unbatched (2-D)" if unbatched else "batched (3-D)"
+            raise AssertionError(f"For {kind} `query`, expected `attn_mask` to be `None`, 2-D or 3-D but found "
+                                 f"{attn_mask.dim()}-D tensor instead")
         mask = _mask_to_additive(attn_mask, dtype, true_means_masked=True)
         if mask.dim() == 2:
             mask = mask.unsqueeze(0)
