@@ -174,3 +174,35 @@ def test_attention_shape_errors_as_torch(case):
                 outcomes.append((type(e).__name__, str(e).replace("chainrule.Size", "torch.Size")))
     assert outcomes[0] == outcomes[1]
     assert outcomes[0] != "ok"
+
+
+def _mha_calls(m):
+    m.manual_seed(0)
+    x = _x(m)
+    mha = m.nn.MultiheadAttention(8, 2)
+    return {
+        "kpm length": lambda: mha(x, x, x, key_padding_mask=m.zeros(2, 4, dtype=m.bool)),
+        "kpm batch": lambda: mha(x, x, x, key_padding_mask=m.zeros(3, 5, dtype=m.bool)),
+        "kpm 3-d": lambda: mha(x, x, x, key_padding_mask=m.zeros(2, 5, 1, dtype=m.bool)),
+        "key/value lengths": lambda: mha(x, x[:4], x[:3]),
+        "4-d query": lambda: mha(x[None], x[None], x[None]),
+        "unbatched query, 2-d kpm": lambda: mha(x[:, 0], x[:, 0], x[:, 0], key_padding_mask=m.zeros(1, 5, dtype=m.bool)),
+        "unbatched query, batched key": lambda: mha(x[:, 0], x, x),
+    }
+
+
+@pytest.mark.parametrize("case", _names(_mha_calls))
+def test_mha_shape_check_as_torch(case):
+    """torch's _mha_shape_check and key-padding checks, where chainrule failed in a reshape, a
+    broadcast or a tuple unpack, or (a 2-D padding mask with an unbatched query) returned a result."""
+    outcomes = []
+    for m in (torch, chainrule):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                _mha_calls(m)[case]()
+                outcomes.append("ok")
+            except (RuntimeError, AssertionError, ValueError) as e:
+                outcomes.append((type(e).__name__, str(e).replace("chainrule.Size", "torch.Size")))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0] != "ok"

@@ -970,6 +970,29 @@ def _safe_softmax(scores: Tensor, dim: int) -> Tensor:
     return weights.masked_fill(fully_masked, 0.0)
 
 
+def _mha_shape_check(query, key, value, key_padding_mask, attn_mask, num_heads: int) -> bool:
+    """torch's F._mha_shape_check: the ranks of query/key/value and the masks, before any work."""
+    kind = {3: "batched (3-D)", 2: "unbatched (2-D)"}.get(query.dim())
+    if kind is None:
+        raise AssertionError(f"query should be unbatched 2D or batched 3D tensor but received {query.dim()}-D "
+                             "query tensor")
+    rank = query.dim()
+    if key.dim() != rank or value.dim() != rank:
+        raise AssertionError(f"For {kind} `query`, expected `key` and `value` to be {rank}-D but found "
+                             f"{key.dim()}-D and {value.dim()}-D tensors respectively")
+    if key_padding_mask is not None and key_padding_mask.dim() != rank - 1:
+        raise AssertionError(f"For {kind} `query`, expected `key_padding_mask` to be `None` or {rank - 1}-D but "
+                             f"found {key_padding_mask.dim()}-D tensor instead")
+    if attn_mask is not None and attn_mask.dim() not in (2, 3):
+        raise AssertionError(f"For {kind} `query`, expected `attn_mask` to be `None`, 2-D or 3-D but found "
+                             f"{attn_mask.dim()}-D tensor instead")
+    if rank == 2 and attn_mask is not None and attn_mask.dim() == 3:
+        expected = (num_heads, query.shape[0], key.shape[0])
+        if tuple(attn_mask.shape) != expected:
+            raise AssertionError(f"Expected `attn_mask` shape to be {expected} but got {attn_mask.shape!r}")
+    return rank == 3
+
+
 def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embed_dim_to_check: int, num_heads: int,
                                  in_proj_weight, in_proj_bias, bias_k, bias_v, add_zero_attn: bool, dropout_p: float,
                                  out_proj_weight: Tensor, out_proj_bias, training: bool = True, key_padding_mask=None,
@@ -981,6 +1004,7 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
         raise NotImplementedError("multi_head_attention_forward: static_k/v are not supported by chainrule")
     if (bias_k is None) != (bias_v is None):
         raise AssertionError("multi_head_attention_forward: bias_k and bias_v must be given together")
+    _mha_shape_check(query, key, value, key_padding_mask, attn_mask, num_heads)
     if is_causal and attn_mask is None:
         # torch takes is_causal only as a hint about the mask given, never in place of one
         raise RuntimeError("Need attn_mask if specifying the is_causal hint. You may use the Transformer module "
@@ -998,6 +1022,11 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
     if embed_dim != embed_dim_to_check:
         raise AssertionError(f"was expecting embedding dimension of {embed_dim_to_check}, but got {embed_dim}")
     head_dim = embed_dim // num_heads
+    if use_separate_proj_weight and key.shape[:2] != value.shape[:2]:
+        raise AssertionError(f"key's sequence and batch dims {key.shape[:2]!r} do not match value's "
+                             f"{value.shape[:2]!r}")
+    if not use_separate_proj_weight and key.shape != value.shape:
+        raise AssertionError(f"key shape {key.shape!r} does not match value shape {value.shape!r}")
     if not use_separate_proj_weight:
         w_q, w_k, w_v = in_proj_weight.chunk(3)
     else:
@@ -1029,16 +1058,9 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
         if attn_mask.dim() == 2 and tuple(attn_mask.shape) != (tgt_len, src_len):
             raise RuntimeError(f"The shape of the 2D attn_mask is {attn_mask.shape!r}, but should be "
                                f"{(tgt_len, src_len)}.")
-        if unbatched and attn_mask.dim() == 3 and tuple(attn_mask.shape) != (num_heads, tgt_len, src_len):
-            raise AssertionError(f"Expected `attn_mask` shape to be {(num_heads, tgt_len, src_len)} but got "
-                                 f"{attn_mask.shape!r}")
         if attn_mask.dim() == 3 and tuple(attn_mask.shape) != (bsz * num_heads, tgt_len, src_len):
             raise RuntimeError(f"The shape of the 3D attn_mask is {attn_mask.shape!r}, but should be "
                                f"{(bsz * num_heads, tgt_len, src_len)}.")
-        if attn_mask.dim() not in (2, 3):
-            kind = "unbatched (2-D)" if unbatched else "batched (3-D)"
-            raise AssertionError(f"For {kind} `query`, expected `attn_mask` to be `None`, 2-D or 3-D but found "
-                                 f"{attn_mask.dim()}-D tensor instead")
         mask = _mask_to_additive(attn_mask, dtype, true_means_masked=True)
         if mask.dim() == 2:
             mask = mask.unsqueeze(0)
@@ -1048,6 +1070,10 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
         kpm = _mask_to_additive(key_padding_mask, dtype, true_means_masked=True)
         if added_keys:
             kpm = pad(kpm, (0, added_keys))
+        for axis, expected in enumerate((bsz, k.shape[1])):
+            if kpm.shape[axis] != expected:
+                raise AssertionError(f"Expected key_padded_mask.shape[{axis}] to be {expected}, "
+                                     f"but got {kpm.shape[axis]}")
         src_len = kpm.shape[-1]
         kpm = kpm.reshape(bsz, 1, 1, src_len).expand(bsz, num_heads, 1, src_len).reshape(bsz * num_heads, 1, src_len)
         mask = kpm if mask is None else mask + kpm
