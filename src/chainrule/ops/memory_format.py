@@ -81,6 +81,23 @@ def relaid_as_suggested(result, like, otherwise_stride_order: bool = False):
 
 
 
+def stride_order(ndim: int, order) -> list:
+    """The dims innermost first, as ATen sorts them for a new tensor's strides: a stable insertion
+    sort from the last dim by ``order(d0, d1)`` (1: d0 goes inside d1, -1: stays outside, 0: no
+    opinion, which leaves the dims where they are)."""
+    perm = list(range(ndim - 1, -1, -1))
+    for i in range(1, ndim):
+        d1 = i
+        for d0 in range(i - 1, -1, -1):
+            comparison = order(perm[d0], perm[d1])
+            if comparison > 0:
+                perm[d0], perm[d1] = perm[d1], perm[d0]
+                d1 = d0
+            elif comparison < 0:
+                break
+    return perm
+
+
 def preserved_strides(a) -> tuple:
     """The strides (in elements) torch's preserve_format gives a new tensor like ``a`` (``empty_like``,
     ``clone``): ``a``'s own when it is dense and non-overlapping, size-1 dims' too, else dense strides
@@ -100,16 +117,7 @@ def preserved_strides(a) -> tuple:
             return -1 if s0 < s1 else 1
         return 1 if shape[d0] > shape[d1] else 0
 
-    perm = list(range(a.ndim - 1, -1, -1))  # innermost first
-    for i in range(1, a.ndim):
-        d1 = i
-        for d0 in range(i - 1, -1, -1):
-            comparison = order(perm[d0], perm[d1])
-            if comparison > 0:
-                perm[d0], perm[d1] = perm[d1], perm[d0]
-                d1 = d0
-            elif comparison < 0:
-                break
+    perm = stride_order(a.ndim, order)
     out, step = [0] * a.ndim, 1
     for d in perm:
         out[d] = step
@@ -195,16 +203,7 @@ def iterator_strides(shape: tuple, operands) -> tuple | None:
                 return 1
         return 0
 
-    perm = list(range(ndim - 1, -1, -1))  # innermost first
-    for i in range(1, ndim):
-        d1 = i
-        for d0 in range(i - 1, -1, -1):
-            comparison = order(perm[d0], perm[d1])
-            if comparison > 0:
-                perm[d0], perm[d1] = perm[d1], perm[d0]
-                d1 = d0
-            elif comparison < 0:
-                break
+    perm = stride_order(ndim, order)
     if perm == list(range(ndim - 1, -1, -1)):
         return None
     strides, step = [0] * ndim, 1
