@@ -105,10 +105,8 @@ class Sum(Function):
         ctx.shape = x.shape
         ctx.dims = dims
         ctx.keepdim = keepdim
-        # C order whatever the input's strides: torch's reductions return contiguous tensors (_as_array's
-        # test inline on this hottest reduction: of a 0-d, 1-d or row-major input, C order is all it takes)
-        out = xp.sum(x, axis=dims, keepdims=keepdim, dtype=dtype)
-        return xp.asarray(out, order="C") if x.ndim < 2 or x.flags.c_contiguous else _as_array(out, x)
+        # C order whatever the input's strides: torch's reductions return contiguous tensors
+        return _as_array(xp.sum(x, axis=dims, keepdims=keepdim, dtype=dtype), x, xp)
 
     @staticmethod
     def backward(ctx, grad):
@@ -179,7 +177,7 @@ class Mean(Function):
         ctx.dims = dims
         ctx.keepdim = keepdim
         ctx.count = int(np.prod([x.shape[d] for d in dims])) if dims else 1
-        return _as_array(xp.mean(x, axis=dims, keepdims=keepdim), x)  # as Sum
+        return _as_array(xp.mean(x, axis=dims, keepdims=keepdim), x, xp)  # as Sum
 
     @staticmethod
     def backward(ctx, grad):
@@ -214,12 +212,13 @@ class MeanDim(Mean):
 
 
 # ---------------------------------------------------------------- helpers for the reductions below
-def _as_array(x, reduced=None) -> np.ndarray:
+def _as_array(x, reduced=None, xp=None) -> np.ndarray:
     """A reduction's result as a C-ordered ndarray: NumPy returns scalars for 0-d results, and
     keeps a transposed input's order (and a kept dim's stride) where torch's reductions return
-    contiguous tensors. (NumPy's reduction of a row-major ``reduced`` needs no restriding.)"""
-    if reduced is not None and reduced.flags.c_contiguous:
-        return array_module(x).asarray(x, order="C")
+    contiguous tensors. (NumPy's reduction of a 0-d, 1-d or row-major ``reduced`` needs no
+    restriding; ``xp``, the caller's array module where it has one, spares looking it up.)"""
+    if reduced is not None and (reduced.ndim < 2 or reduced.flags.c_contiguous):
+        return (xp or array_module(reduced)).asarray(x, order="C")
     return row_major(x)
 
 
