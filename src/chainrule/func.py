@@ -24,6 +24,7 @@ Arguments and results may be nested tuples, lists and dicts of tensors (pytrees)
 from __future__ import annotations
 
 import contextlib
+from collections import namedtuple
 
 import numpy as np
 
@@ -40,6 +41,7 @@ from .ops import random as _random
 from .ops.compat import class_repr
 from .ops.shape import stack as _stack
 from .tensor import Tensor
+from .utils._pytree import tree_structure
 
 __all__ = ["grad", "grad_and_value", "vjp", "jvp", "linearize", "jacrev", "jacfwd", "hessian", "vmap", "functional_call",
            "stack_module_state", "functionalize", "rearrange", "replace_all_batch_norm_modules_"]
@@ -69,39 +71,18 @@ def _flatten(tree):
     return [tree], lambda new: new[0]
 
 
-def _spec(tree):
-    """The structure of a pytree as torch's TreeSpec compares it: "*" for a leaf, else (type name,
-    dict keys or None, children's structures)."""
-    if isinstance(tree, (tuple, list)):
-        return type(tree).__name__, None, tuple(_spec(item) for item in tree)
-    if isinstance(tree, dict):
-        return "dict", list(tree), tuple(_spec(tree[key]) for key in tree)
-    return "*"
-
-
-def _spec_repr(spec, indent: int = 0) -> str:
-    """torch's TreeSpec repr: ``TreeSpec(tuple, None, [*,\n  *])``, children after the first on lines
-    of their own, indented two more spaces per level."""
-    if spec == "*":
-        return "*"
-    kind, context, children = spec
-    indent += 2
-    shown = [_spec_repr(child, indent) for child in children]
-    inner = (shown[0] + ("," if len(shown) > 1 else "")
-             + ",".join("\n" + " " * indent + child for child in shown[1:])) if shown else ""
-    return f"TreeSpec({kind}, {context}, [{inner}])"
-
-
 def _spec_pprint(spec) -> str:
-    """torch's treespec_pprint: ``*``, ``(*, *)``, ``(*,)``, ``{'p': *, 'q': [*, *]}``."""
-    if spec == "*":
+    """torch's treespec_pprint: ``*``, ``(*, *)``, ``(*,)``, ``{'p': *, 'q': [*, *]}``, ``P(a=*, b=*)``."""
+    if spec.is_leaf():
         return "*"
-    kind, context, children = spec
-    shown = [_spec_pprint(child) for child in children]
-    if kind == "dict":
-        return "{" + ", ".join(f"{key!r}: {child}" for key, child in zip(context, shown)) + "}"
-    if kind == "list":
+    shown = [_spec_pprint(child) for child in spec.children_specs]
+    if spec.type is dict:
+        return "{" + ", ".join(f"{key!r}: {child}" for key, child in zip(spec.context, shown)) + "}"
+    if spec.type is list:
         return "[" + ", ".join(shown) + "]"
+    if spec.type is namedtuple:  # (its context is the class)
+        fields = ", ".join(f"{field}={child}" for field, child in zip(spec.context._fields, shown))
+        return f"{spec.context.__name__}({fields})"
     return "(" + ", ".join(shown) + ("," if len(shown) == 1 else "") + ")"
 
 
@@ -352,10 +333,10 @@ def _vjp(func, *primals, has_aux: bool = False, outside_records: bool = False):
 
     def vjp_fn(cotangents, retain_graph: bool = True, create_graph: bool | None = None):
         co_leaves, _ = _flatten(cotangents)
-        if _spec(cotangents) != _spec(output):
+        if tree_structure(cotangents) != tree_structure(output):
             raise RuntimeError(f"Expected pytree structure of cotangents to be the same as pytree structure of "
-                               f"outputs to the function. cotangents: {_spec_pprint(_spec(cotangents))}, primal "
-                               f"output: {_spec_pprint(_spec(output))}")
+                               f"outputs to the function. cotangents: {_spec_pprint(tree_structure(cotangents))}, primal "
+                               f"output: {_spec_pprint(tree_structure(output))}")
         for co, out in zip(co_leaves, out_leaves):
             if tuple(co.shape) != tuple(out.shape):
                 raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {_torch_repr(co.shape)} and "
@@ -859,7 +840,7 @@ def _dims_for(in_dims, args, where: str) -> list:
                          f"structure of inputs, got: {type(in_dims)}.")
     if len(in_dims) != len(args):
         raise ValueError(f"{where}: in_dims is not compatible with the structure of `inputs`. in_dims has structure "
-                         f"{_spec_repr(_spec(in_dims))} but inputs has structure {_spec_repr(_spec(tuple(args)))}.")
+                         f"{tree_structure(in_dims)!r} but inputs has structure {tree_structure(tuple(args))!r}.")
     return list(in_dims)
 
 
@@ -1016,8 +997,8 @@ def _stack_results(func, results, out_dims, frame=None):
     dims = _flatten(out_dims)[0] if isinstance(out_dims, (tuple, list, dict)) else [out_dims] * count
     if len(dims) != count:
         raise ValueError(f"vmap({_func_name(func)}, ..., out_dims={out_dims})(<inputs>): out_dims is not compatible "
-                         f"with the structure of `outputs`. out_dims has structure {_spec_repr(_spec(out_dims))} but "
-                         f"outputs has structure {_spec_repr(_spec(results[0]))}.")
+                         f"with the structure of `outputs`. out_dims has structure {tree_structure(out_dims)!r} but "
+                         f"outputs has structure {tree_structure(results[0])!r}.")
     name = getattr(func, "__name__", repr(func))
     stacked = []
     for position, dim in enumerate(dims):

@@ -382,3 +382,24 @@ def _message(lib, case):
     except Exception as error:  # noqa: BLE001 - the message is what is compared
         return str(error)
     return None
+
+
+def _structure_error(lib, call):
+    from collections import namedtuple
+
+    pair = namedtuple("Pair", "a b")
+    x = lib.ones(2, 3)
+    calls = {
+        "in_dims": lambda: lib.func.vmap(lambda a, b: a, in_dims=(0, 0, 0))(x, pair(x, x)),
+        "out_dims": lambda: lib.func.vmap(lambda a: pair(a, a), out_dims=(0, 0, 0))(x),
+        "vjp": lambda: lib.func.vjp(lambda a: pair(a, a), x)[1]((x, x)),
+    }
+    with pytest.raises(Exception) as caught:
+        calls[call]()
+    return caught.type, str(caught.value)
+
+
+@pytest.mark.parametrize("call", ["in_dims", "out_dims", "vjp"])
+def test_structure_mismatch_messages_print_a_namedtuple_as_torch(call):
+    # the structures are utils._pytree's TreeSpecs, which name a namedtuple as torch's do
+    assert _structure_error(chainrule, call) == _structure_error(torch, call)
