@@ -40,7 +40,7 @@ from .ops import special_functions as _special
 from .ops._arg_parser import check_number
 from .ops.linalg import matmul as _matmul
 from .ops.memory_format import channels_last_strides, iterator_layout
-from .tensor import Tensor
+from .tensor import Tensor, _called_by_user
 
 
 def bind_module(module) -> None:
@@ -881,6 +881,8 @@ def _float_power_inplace(self: Tensor, exponent) -> Tensor:
 
 # --- opsB: Tensor misc (queries, index_put/put, sum_to_size, fill_diagonal_, resize_, random fills) ---
 def _is_nonzero(self: Tensor) -> bool:
+    if _vmap_frames._frames and _called_by_user():  # as bool(t): the slices may differ
+        _vmap_frames.refuse_control_flow(self)
     if self._data.size != 1:
         raise RuntimeError(f"Boolean value of Tensor with {'no values' if self._data.size == 0 else 'more than one value'} "
                            "is ambiguous")

@@ -15,7 +15,7 @@ import weakref
 
 __all__ = ["VmapFrame", "batched_value", "current", "entered", "forget_made", "mapped", "note_alias", "note_made",
            "note_results", "refuse_batched_into_unbatched", "refuse_control_flow", "refuse_data_access",
-           "reads_allowed", "refuse_dynamic_shape", "refuse_item", "refuse_same_randomness", "running", "unbatched_target"]
+           "reads_allowed", "refuse_dynamic_shape", "refuse_item", "refuse_same_randomness", "refuse_unbatchable", "running", "unbatched_target"]
 
 
 class VmapFrame:
@@ -282,6 +282,13 @@ def refuse_control_flow(tensor) -> None:
         raise RuntimeError("vmap: It looks like you're attempting to use a Tensor in some data-dependent control flow. "
                            "We don't support that yet, please file an issue at "
                            "https://github.com/pytorch/pytorch/issues .")
+
+
+def refuse_unbatchable(message: str, *tensors) -> None:
+    """torch's refusal (``message``) of an op with no batching rule that answers a Python value
+    (``torch.equal``, ``torch.allclose``) when an operand is batched."""
+    if any(hasattr(t, "_base") and _batched_anywhere(t) for t in tensors):
+        raise RuntimeError(message)
 
 
 def refuse_same_randomness(*tensors) -> None:

@@ -756,6 +756,8 @@ class Tensor:
         return value
 
     def __index__(self) -> int:
+        if _vmap_frames._frames and _called_by_user():  # range(t), seq[t]: a number per slice
+            _vmap_frames.refuse_item(self)
         if self._data.dtype.kind not in "iub" or self._data.size != 1:
             raise TypeError("only integer tensors of a single element can be converted to an index")
         return int(self.item())

@@ -107,3 +107,55 @@ STRUCTURES = {
 @pytest.mark.parametrize("name", sorted(STRUCTURES))
 def test_vmap_matches_in_dims_and_out_dims_to_the_pytrees_as_torch(name):
     _same(STRUCTURES[name])
+
+
+# ---------------------------------------------------------------- reading batched results inside vmap
+
+RS = np.array([[3.0, 1.0, 2.0], [0.5, 4.0, -1.0]], dtype=np.float32)
+
+# results no autograd Function makes (indices, comparisons, counts): batched where their input is
+DERIVED = {
+    "sort indices": lambda lib, a: a.sort().indices[0],
+    "topk indices": lambda lib, a: a.topk(1).indices[0],
+    "argsort": lambda lib, a: a.argsort()[0],
+    "max(dim) indices": lambda lib, a: a.max(0).indices,
+    "kthvalue indices": lambda lib, a: a.kthvalue(1).indices,
+    "mode indices": lambda lib, a: a.mode().indices,
+    "cummax indices": lambda lib, a: a.cummax(0).indices[0],
+    "isclose": lambda lib, a: lib.isclose(a, a)[0],
+    "count_nonzero": lambda lib, a: a.count_nonzero(),
+    "searchsorted": lambda lib, a: lib.searchsorted(lib.tensor([0.0, 1.0, 2.0]), a)[0],
+    "bucketize": lambda lib, a: lib.bucketize(a, lib.tensor([0.0, 1.0]))[0],
+    # unbatched ones still read as numbers
+    "sort values of a factory tensor": lambda lib, a: lib.tensor([2.0, 1.0]).sort().indices[0],
+    "isclose of factory tensors": lambda lib, a: lib.isclose(lib.ones(1), lib.ones(1))[0],
+}
+READS = {"item": lambda t: t.item(), "bool": bool, "int": int, "float": float}
+
+
+def _read_inside_vmap(derive, read):
+    return lambda lib: lib.func.vmap(lambda a: a * 0 + read(derive(lib, a)))(lib.tensor(RS))
+
+
+@pytest.mark.parametrize("read", sorted(READS))
+@pytest.mark.parametrize("name", sorted(DERIVED))
+def test_reading_a_derived_batched_value_inside_vmap_is_refused_as_torch(name, read):
+    _same(_read_inside_vmap(DERIVED[name], READS[read]))
+
+
+OTHER_READS = {
+    "torch.equal": lambda lib, a: a * 0 + lib.equal(a, a),
+    "torch.allclose": lambda lib, a: a * 0 + lib.allclose(a, a),
+    "torch.equal of factory tensors": lambda lib, a: a * 0 + lib.equal(lib.ones(2), lib.ones(2)),
+    "is_nonzero": lambda lib, a: a * 0 + a[0].is_nonzero(),
+    "range of an index": lambda lib, a: a * len(range(a.argmax())),
+    "a list indexed by a tensor": lambda lib, a: a * [1, 2, 3][a.argmax()],
+    "a boolean mask": lambda lib, a: a[a > 0],
+    "an unbatched boolean mask": lambda lib, a: a[lib.tensor([True, False, True])],
+    "a batched tensor index": lambda lib, a: a[a.argmax()],
+}
+
+
+@pytest.mark.parametrize("name", sorted(OTHER_READS))
+def test_python_values_of_batched_tensors_inside_vmap_as_torch(name):
+    _same(lambda lib: lib.func.vmap(lambda a: OTHER_READS[name](lib, a))(lib.tensor(RS)))

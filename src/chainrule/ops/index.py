@@ -695,9 +695,20 @@ def advanced_key(key, shape: tuple):
     return key
 
 
+def _refuse_batched_mask(key) -> None:
+    """torch's vmap refusal of indexing with a batched boolean mask: each slice would select another
+    number of elements."""
+    for item in key if type(key) is tuple else (key,):
+        if isinstance(item, Tensor) and item._data.dtype in (np.bool_, np.uint8) and _vmap_frames.batched_value(item):
+            raise RuntimeError("vmap: We do not support batching operators that can support dynamic shape. "
+                               "Attempting to batch over indexing with a boolean mask.")
+
+
 def getitem(input: Tensor, key) -> Tensor:
     """``input[key]`` with torch semantics; basic indexing returns a view."""
     given = key
+    if _vmap_frames._frames:
+        _refuse_batched_mask(key)
     key = _convert_key(key, array_module(input), input._data.shape)
     basic = _is_basic(key)
     if not basic:
