@@ -15,7 +15,8 @@ import weakref
 
 __all__ = ["VmapFrame", "batched_value", "current", "entered", "forget_made", "mapped", "note_alias", "note_made",
            "note_results", "refuse_batched_into_unbatched", "refuse_control_flow", "refuse_data_access",
-           "reads_allowed", "refuse_dynamic_shape", "refuse_item", "refuse_same_randomness", "refuse_unbatchable", "running", "unbatched_target"]
+           "reads_allowed", "refuse_dynamic_shape", "refuse_inside", "refuse_item", "refuse_same_randomness",
+           "refuse_unbatchable", "running", "unbatched_target"]
 
 
 class VmapFrame:
@@ -282,6 +283,14 @@ def refuse_control_flow(tensor) -> None:
         raise RuntimeError("vmap: It looks like you're attempting to use a Tensor in some data-dependent control flow. "
                            "We don't support that yet, please file an issue at "
                            "https://github.com/pytorch/pytorch/issues .")
+
+
+def refuse_inside(op: str) -> None:
+    """torch's refusal of a random op its vmap does not support (rrelu): refused inside any vmap,
+    whether or not an operand is batched (torch registers it for vmap's mode, not its batched
+    tensors)."""
+    if _frames and not _reads_allowed:
+        raise RuntimeError(f"vmap: we do not yet support {op}. Please file an issue")
 
 
 def refuse_unbatchable(message: str, *tensors) -> None:

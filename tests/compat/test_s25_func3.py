@@ -159,3 +159,44 @@ OTHER_READS = {
 @pytest.mark.parametrize("name", sorted(OTHER_READS))
 def test_python_values_of_batched_tensors_inside_vmap_as_torch(name):
     _same(lambda lib: lib.func.vmap(lambda a: OTHER_READS[name](lib, a))(lib.tensor(RS)))
+
+
+# ---------------------------------------------------------------- rrelu and gaussian_nll_loss under vmap
+
+NEGATIVES = np.array([[3.0, 1.0, -2.0], [0.5, -4.0, -1.0]], dtype=np.float32)
+
+
+def _functional(lib):
+    return lib.nn.functional
+
+
+RANDOMISH = {
+    # torch's vmap supports no rrelu, in any randomness or mode, batched input or not
+    "rrelu training": (lambda lib, a: _functional(lib).rrelu(a, training=True), "error"),
+    "rrelu training, different": (lambda lib, a: _functional(lib).rrelu(a, training=True), "different"),
+    "rrelu training, same": (lambda lib, a: _functional(lib).rrelu(a, training=True), "same"),
+    "rrelu eval": (lambda lib, a: _functional(lib).rrelu(a), "error"),
+    "rrelu in place": (lambda lib, a: _functional(lib).rrelu(a.clone(), training=True, inplace=True), "different"),
+    "torch.rrelu": (lambda lib, a: lib.rrelu(a), "error"),
+    "RReLU module": (lambda lib, a: lib.nn.RReLU()(a), "different"),
+    "rrelu of an unbatched tensor": (lambda lib, a: a + _functional(lib).rrelu(lib.ones(3)), "error"),
+    # its ``if torch.any(var < 0):`` is data-dependent control flow on a batched var
+    "gaussian_nll_loss": (lambda lib, a: _functional(lib).gaussian_nll_loss(a, a * 0.5, a.abs() + 0.1), "error"),
+    "gaussian_nll_loss, negative var": (lambda lib, a: _functional(lib).gaussian_nll_loss(a, a * 0.5, a), "error"),
+    "gaussian_nll_loss, none": (
+        lambda lib, a: _functional(lib).gaussian_nll_loss(a, a * 0.5, a.abs() + 0.1, reduction="none"), "error"),
+    "gaussian_nll_loss, a factory var": (
+        lambda lib, a: _functional(lib).gaussian_nll_loss(a, a * 0.5, lib.ones(1)), "error"),
+    "gaussian_nll_loss, a float var": (lambda lib, a: _functional(lib).gaussian_nll_loss(a, a * 0.5, 0.5), "error"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RANDOMISH))
+def test_rrelu_and_gaussian_nll_loss_under_vmap_as_torch(name):
+    body, randomness = RANDOMISH[name]
+    _same(lambda lib: lib.func.vmap(lambda a: body(lib, a), randomness=randomness)(lib.tensor(NEGATIVES)))
+
+
+def test_gaussian_nll_loss_with_an_unbatched_var_under_vmap():
+    _same(lambda lib: lib.func.vmap(lambda a, v: _functional(lib).gaussian_nll_loss(a, a * 0.5, v), in_dims=(0, None))(
+        lib.tensor(NEGATIVES), lib.tensor(NEGATIVES[0]).abs() + 0.1))
