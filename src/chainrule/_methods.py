@@ -798,6 +798,8 @@ def _make_inplace_from_copy(fn):
     def on_copy(t, *args, **kwargs):
         return fn(t.clone() if t._requires_grad and is_grad_enabled() else t, *args, **kwargs)
 
+    on_copy.__name__ = fn.__name__  # (the op a refusal names, as vmap's)
+
     def method(self, *args, **kwargs):
         return _inplace(self, on_copy, *args, **kwargs)
 
@@ -1125,6 +1127,8 @@ def _set(self: Tensor, source=None, storage_offset: int = 0, size=None, stride=N
     """
     if self._requires_grad and is_grad_enabled():
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+    if _vmap_frames.running() and isinstance(source, Tensor):
+        _vmap_frames.refuse_batched_into_unbatched(self, (source,), "set")
     xp = array_module(self._data)
     if source is None:
         self._data = xp.empty((0,), dtype=self._data.dtype)

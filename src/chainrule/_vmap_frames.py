@@ -319,10 +319,14 @@ def refuse_data_access(tensor) -> None:
 def refuse_batched_into_unbatched(target, operands, op: str | None = None) -> None:
     """torch's vmap error for an in-place write (``add_``, ``copy_``, ``x[i] = v``, ...) of a batched
     operand into an unbatched tensor (one the function made with a factory, or closes over); raised
-    before anything is written. ``add_`` (``op`` "add") fails in torch on the batched shape instead."""
+    before anything is written. ``add_`` and the other ops of _BROADCAST_CHECKED fail in torch on the
+    batched shape instead."""
     batched = [o for o in operands if hasattr(o, "_base") and batched_value(o)]
     if batched and unbatched_target(target):
-        if op == "add":
+        op = op.lstrip("_") if op else op  # (a private helper's name: _index_put is index_put_)
+        if op == "masked_fill" and batched[-1] is not operands[-1]:
+            op = None  # a batched mask with an unbatched value: torch's masked_fill_ rule calls it arithmetic
+        if op in _BROADCAST_CHECKED:
             import numpy as np
 
             try:
@@ -344,8 +348,12 @@ def refuse_batched_into_unbatched(target, operands, op: str | None = None) -> No
 
 # in-place ops whose refusal torch words as "inplace arithmetic" (copy_ and setitem, which name no op,
 # among them), and those with an in-place batching rule of their own, named without "aten::"
-_ARITHMETIC = frozenset({None, "<lambda>", "add", "sub", "mul", "div", "subtract", "multiply", "divide", "true_divide"})
-_OWN_RULES = frozenset({"index_add", "fill"})
+_ARITHMETIC = frozenset({None, "<lambda>", "add", "sub", "mul", "div", "subtract", "multiply", "divide", "true_divide",
+                         "logical_and", "logical_or", "logical_xor", "clamp_min", "clamp_max"})
+_OWN_RULES = frozenset({"index_add", "fill", "index_put", "index_fill", "scatter_add"})
+# in-place binary ops whose batching rule writes the batched result into self and fails on its shape
+_BROADCAST_CHECKED = frozenset({"add", "copysign", "atan2", "arctan2", "bitwise_and", "bitwise_or", "bitwise_xor",
+                                "bitwise_left_shift", "bitwise_right_shift", "gcd", "lcm"})
 
 
 def refuse_dynamic_shape(tensor, aten_op: str) -> None:

@@ -519,7 +519,10 @@ class Tensor:
     def data(self) -> Tensor:
         if self._wrapper_strides is not None:  # a wrapper subclass's values are inside it: its handler detaches
             return self.detach()
-        return Tensor._make(self._data)
+        t = Tensor._make(self._data)
+        if _vmap_frames._frames:  # batched (or not) where self is, as torch's
+            _vmap_frames.note_results((self,), None, t)
+        return t
 
     @data.setter
     def data(self, value: Tensor) -> None:

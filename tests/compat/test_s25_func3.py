@@ -200,3 +200,48 @@ def test_rrelu_and_gaussian_nll_loss_under_vmap_as_torch(name):
 def test_gaussian_nll_loss_with_an_unbatched_var_under_vmap():
     _same(lambda lib: lib.func.vmap(lambda a, v: _functional(lib).gaussian_nll_loss(a, a * 0.5, v), in_dims=(0, None))(
         lib.tensor(NEGATIVES), lib.tensor(NEGATIVES[0]).abs() + 0.1))
+
+
+# ---------------------------------------------------------------- in-place writes of batched values into unbatched tensors
+
+IN_PLACE = {
+    "copysign_": lambda lib, y, a: y.copysign_(a),
+    "atan2_": lambda lib, y, a: y.atan2_(a),
+    "arctan2_": lambda lib, y, a: y.arctan2_(a),
+    "bitwise_or_": lambda lib, y, a: y.long().bitwise_or_(a.long()),
+    "gcd_": lambda lib, y, a: y.long().gcd_(a.long()),
+    "hypot_": lambda lib, y, a: y.hypot_(a),
+    "xlogy_": lambda lib, y, a: y.xlogy_(a),
+    "eq_": lambda lib, y, a: y.eq_(a),
+    "heaviside_": lambda lib, y, a: y.heaviside_(a),
+    "logical_and_": lambda lib, y, a: y.logical_and_(a),
+    "clamp_min_": lambda lib, y, a: y.clamp_min_(a),
+    "masked_fill_, a batched mask": lambda lib, y, a: y.masked_fill_(a > 0, 1.0),
+    "masked_fill_, a batched value": lambda lib, y, a: y.masked_fill_(y > 0, a[0]),
+    "index_put_": lambda lib, y, a: y.index_put_((lib.tensor([0]),), a[:1]),
+    "index_fill_": lambda lib, y, a: y.index_fill_(0, lib.tensor([0]), a[0]),
+    "put_": lambda lib, y, a: y.put_(lib.tensor([0]), a[:1]),
+    "addmv_": lambda lib, y, a: y.addmv_(lib.ones(3, 3), a),
+    "set_": lambda lib, y, a: y.set_(a),
+    "a tensor-indexed setitem": lambda lib, y, a: y.__setitem__(lib.tensor([0]), a[:1]),
+    "a setitem by a batched mask": lambda lib, y, a: y.__setitem__(a > 0, 1.0),
+    ".data.add_": lambda lib, y, a: y.data.add_(a),
+    "scatter_add_": lambda lib, y, a: y.scatter_add_(0, lib.tensor([0]), a[:1]),
+}
+
+
+def _writes_into_a_factory_tensor(body):
+    def case(lib):
+        def f(a):
+            y = lib.ones(3)
+            body(lib, y, a)
+            return a * 2
+
+        return lib.func.vmap(f)(lib.tensor(NEGATIVES))
+
+    return case
+
+
+@pytest.mark.parametrize("name", sorted(IN_PLACE))
+def test_in_place_write_of_a_batched_value_into_an_unbatched_tensor_as_torch(name):
+    _same(_writes_into_a_factory_tensor(IN_PLACE[name]))

@@ -1140,8 +1140,9 @@ def setitem(input: Tensor, key, value) -> None:
     _check_assigned_value(input, value)
     if key is False:
         return  # torch: a bare False key writes nothing, and checks nothing
-    if _vmap_frames.running():  # torch's vmap writes through copy_ and refuses a batched value so
-        _vmap_frames.refuse_batched_into_unbatched(input, (value,))
+    if _vmap_frames.running():  # torch's vmap writes through copy_ (index_put_ for a tensor key) and refuses so
+        keys = [k for k in (key if type(key) is tuple else (key,)) if isinstance(k, Tensor)]
+        _vmap_frames.refuse_batched_into_unbatched(input, (*keys, value), "index_put" if keys else None)
     if key is True:
         key = None  # torch: a bare True key is a copy into x[None] (a basic write: the value is cast)
     raw_key = key
