@@ -15,7 +15,7 @@ import weakref
 
 __all__ = ["VmapFrame", "batched_value", "current", "entered", "forget_made", "mapped", "note_alias", "note_made",
            "note_results", "refuse_batched_into_unbatched", "refuse_control_flow", "refuse_data_access",
-           "reads_allowed", "refuse_dynamic_shape", "refuse_inside", "refuse_item", "refuse_same_randomness",
+           "reads_allowed", "refuse_dynamic_shape", "refuse_inside", "refuse_item", "refuse_out", "refuse_same_randomness",
            "refuse_unbatchable", "running", "unbatched_target"]
 
 
@@ -291,6 +291,31 @@ def refuse_inside(op: str) -> None:
     tensors)."""
     if _frames and not _reads_allowed:
         raise RuntimeError(f"vmap: we do not yet support {op}. Please file an issue")
+
+
+def refuse_out(op: str, operands, result=None) -> None:
+    """torch's vmap refusal of an op's ``out=`` variant (``torch.sin(x, out=y)``) where an operand or
+    ``out`` is batched (or the ``result`` computed from them): its fallback cannot write into ``out``.
+    Named by torch's overload."""
+    if not any(_batched_anywhere(t) for t in _tensors_in((*operands, result), [])):
+        return
+    if op == "pow":  # (called with the operands: self or exponent a number)
+        overload = "Scalar_out" if not hasattr(operands[0], "_base") else "Tensor_Scalar_out" if len(operands) > 1 \
+            and not hasattr(operands[1], "_base") else "Tensor_Tensor_out"
+    else:
+        overload = _OUT_OVERLOADS.get(op, "out")
+    name = f"aten::{_ATEN_NAMES.get(op, op)}.{overload}"
+    if op in ("cat", "stack", "concat", "concatenate", "hstack", "vstack", "dstack"):
+        raise RuntimeError(f"Batching rule not implemented for {name}. We could not generate a fallback.")
+    raise RuntimeError(f"Batching rule not implemented for {name}; the fallback path doesn't work on out= or view "
+                       "ops.")
+
+
+# torch's overload names of out= variants not called "out", and aten names of ops under another name
+_OUT_OVERLOADS = {"sum": "IntList_out", "sort": "values", "topk": "values", "kthvalue": "values", "mode": "values",
+                  "max": "dim_max", "min": "dim_min", "median": "dim_values", "nanmedian": "dim_values",
+                  "cummax": "out", "cummin": "out"}
+_ATEN_NAMES = {"vector_norm": "linalg_vector_norm", "matrix_norm": "linalg_matrix_norm"}
 
 
 def refuse_unbatchable(message: str, *tensors) -> None:

@@ -1005,6 +1005,8 @@ def _check_out(result: Tensor, out: Tensor, op: str) -> None:
     if result.dtype._category > out.dtype._category:
         raise RuntimeError(f"result type {_TYPE_NAMES[result.dtype.name][:-6]} can't be cast to the desired output "
                            f"type {_TYPE_NAMES[out.dtype.name][:-6]}")
+    if _vmap_frames._frames:  # torch's vmap has no rule for out= variants (honours_out names pow's overload)
+        _vmap_frames.refuse_out(op, (out,), result)
 
 
 def _write_checked_out(result: Tensor, out: Tensor) -> Tensor:
@@ -1031,6 +1033,8 @@ def honours_out(fn, name: str | None = None):
     op = name or fn.__name__
 
     def with_out(*args, out, **kwargs):
+        if _vmap_frames._frames:  # torch's vmap has no rule for out= variants
+            _vmap_frames.refuse_out(op, (*args, *kwargs.values(), out))
         result = fn(*args, **kwargs)
         if isinstance(result, tuple):
             return _write_outs(result, out, op)

@@ -245,3 +245,34 @@ def _writes_into_a_factory_tensor(body):
 @pytest.mark.parametrize("name", sorted(IN_PLACE))
 def test_in_place_write_of_a_batched_value_into_an_unbatched_tensor_as_torch(name):
     _same(_writes_into_a_factory_tensor(IN_PLACE[name]))
+
+
+# ---------------------------------------------------------------- out= inside vmap
+
+OUT_CALLS = {
+    "sin into an unbatched out": lambda lib, a: lib.sin(a, out=lib.empty(3)),
+    "sin into a batched out": lambda lib, a: lib.sin(a, out=a.clone()),
+    "sin of an unbatched tensor into a batched out": lambda lib, a: lib.sin(lib.ones(3), out=a.clone()),
+    "sin, nothing batched": lambda lib, a: lib.sin(lib.ones(3), out=lib.empty(3)),
+    "sum over a dim": lambda lib, a: lib.sum(a, 0, out=lib.empty(())),
+    "add": lambda lib, a: lib.add(a, 1, out=lib.empty(3)),
+    "mul": lambda lib, a: lib.mul(a, 2, out=lib.empty(3)),
+    "pow, a number exponent": lambda lib, a: lib.pow(a, 2, out=lib.empty(3)),
+    "pow, a tensor exponent": lambda lib, a: lib.pow(a, a, out=lib.empty(3)),
+    "matmul": lambda lib, a: lib.matmul(lib.ones(3, 3), a, out=lib.empty(3)),
+    "cat": lambda lib, a: lib.cat([a, a], out=lib.empty(6)),
+    "stack": lambda lib, a: lib.stack([a, a], out=lib.empty(2, 3)),
+    "sort": lambda lib, a: lib.sort(a, out=(lib.empty(3), lib.empty(3, dtype=lib.long))),
+    "max over a dim": lambda lib, a: lib.max(a, 0, out=(lib.empty(()), lib.empty((), dtype=lib.long))),
+    "topk": lambda lib, a: lib.topk(a, 1, out=(lib.empty(1), lib.empty(1, dtype=lib.long))),
+    "mean": lambda lib, a: lib.mean(a, 0, out=lib.empty(())),
+    "linalg.vector_norm": lambda lib, a: lib.linalg.vector_norm(a, out=lib.empty(())),
+    "cumsum": lambda lib, a: lib.cumsum(a, 0, out=lib.empty(3)),
+    "maximum": lambda lib, a: lib.maximum(a, a, out=lib.empty(3)),
+    "clamp": lambda lib, a: lib.clamp(a, 0, out=lib.empty(3)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OUT_CALLS))
+def test_out_variants_inside_vmap_as_torch(name):
+    _same(lambda lib: lib.func.vmap(lambda a: (OUT_CALLS[name](lib, a), a * 2)[1])(lib.tensor(NEGATIVES)))
