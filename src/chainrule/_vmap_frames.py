@@ -43,6 +43,9 @@ class VmapFrame:
         # id -> a tensor the mapped function closes over (see note_closed_over): made before this vmap
         # began, so unbatched at this level, as torch's vmap sees it
         self._closed_over = weakref.WeakValueDictionary()
+        # id -> (a tensor from before this vmap that a slice wrote unbatched values into, its values
+        # before the first such write): every slice starts from them, so that the write lands once
+        self._rewound_writes: dict[int, tuple] = {}
 
     def note_generator(self, generator) -> None:
         """Remember ``generator``'s state before a draw, the first time a slice draws from it."""
@@ -126,6 +129,28 @@ class VmapFrame:
                     if hasattr(item, "_base") and hasattr(item, "_data") and self.origin(item) is None:
                         self._closed_over[id(item)] = item
             func = getattr(func, "func", None) or getattr(func, "__wrapped__", None)
+
+    def note_write(self, target) -> None:
+        """``target`` is about to be written with values unbatched at this level: when it is from
+        before this vmap (an unmapped input or a tensor the function closes over, or a view of one),
+        remember its values the first time (see ``rewind_writes``)."""
+        # the whole of an outside tensor a view of it writes (other views of it may be written too); else
+        # the target itself, a view from outside of a tensor that is not (an outer vmap's slice)
+        root = target if target._base is None else target._base
+        for t in (root, target):
+            if id(t) in self._rewound_writes:
+                return
+            found = self.origin(t)
+            if (found is not None and found[1] is None) or self._closed_over.get(id(t)) is t:
+                self._rewound_writes[id(t)] = (t, t._data.copy())
+                return
+
+    def rewind_writes(self) -> None:
+        """Put back the values of the tensors from before this vmap that a slice wrote (``note_write``):
+        torch runs ``y.add_(1)`` on an unbatched ``y`` once for the whole batch; each slice here runs
+        it again, from the same values, so that it lands once, as torch's."""
+        for target, values in self._rewound_writes.values():
+            target._data[...] = values
 
     def surely_unbatched(self, tensor) -> bool:
         """Whether this level surely holds ``tensor`` unbatched: an input it passes unmapped, a tensor
@@ -347,6 +372,9 @@ def refuse_batched_into_unbatched(target, operands, op: str | None = None) -> No
     before anything is written. ``add_`` and the other ops of _BROADCAST_CHECKED fail in torch on the
     batched shape instead."""
     batched = [o for o in operands if hasattr(o, "_base") and batched_value(o)]
+    for frame in _frames:  # an unbatched write into a tensor from before a vmap lands once there
+        if not any(hasattr(o, "_base") and frame.holds_batched(o) for o in operands):
+            frame.note_write(target)
     if batched and unbatched_target(target):
         op = op.lstrip("_") if op else op  # (a private helper's name: _index_put is index_put_)
         if op == "masked_fill" and batched[-1] is not operands[-1]:

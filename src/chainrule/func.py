@@ -933,6 +933,8 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
                     _random.default_generator.set_state(rewind)
                     for generator, state in frame.rewound_generators.values():
                         generator.set_state(state)
+                if i:
+                    frame.rewind_writes()
                 sliced = tree_unflatten([frame.keep(leaf) if dim is None else frame.cut(leaf, dim, i)
                                          for leaf, dim in zip(flat_args, flat_dims)], spec)
                 results.append(func(*sliced, **kwargs))

@@ -276,3 +276,45 @@ OUT_CALLS = {
 @pytest.mark.parametrize("name", sorted(OUT_CALLS))
 def test_out_variants_inside_vmap_as_torch(name):
     _same(lambda lib: lib.func.vmap(lambda a: (OUT_CALLS[name](lib, a), a * 2)[1])(lib.tensor(NEGATIVES)))
+
+
+# ---------------------------------------------------------------- unbatched in-place writes land once
+
+def _writes_once(body, in_dims=0, unmapped=False):
+    def case(lib):
+        y, count = lib.zeros(3), lib.ones(())
+
+        def f(a, *rest):
+            result = body(lib, a, y, count, rest)
+            return a * 2 if result is None else result
+
+        result = lib.func.vmap(f, in_dims=in_dims)(*((lib.tensor(NEGATIVES), y) if unmapped else (lib.tensor(NEGATIVES),)))
+        return result, y, count
+
+    return case
+
+
+ONCE = {
+    "add_": _writes_once(lambda lib, a, y, c, rest: y.add_(1) and None),
+    "a read before the write": _writes_once(lambda lib, a, y, c, rest: (a * y, y.add_(1))[0]),
+    "a read after the write": _writes_once(lambda lib, a, y, c, rest: (y.add_(1), a * y)[1]),
+    "two writes": _writes_once(lambda lib, a, y, c, rest: (y.add_(1), y.mul_(3)) and None),
+    "a view's write": _writes_once(lambda lib, a, y, c, rest: y[0:2].add_(1) and None),
+    "y[0] += 1": _writes_once(lambda lib, a, y, c, rest: y.__setitem__(0, y[0] + 1)),
+    "a 0-d counter": _writes_once(lambda lib, a, y, c, rest: c.add_(1) and None),
+    "an unbatched tensor operand": _writes_once(lambda lib, a, y, c, rest: y.add_(lib.ones(3)) and None),
+    "copy_ of a function of itself": _writes_once(lambda lib, a, y, c, rest: y.copy_(y + 1) and None),
+    "index_add_": _writes_once(lambda lib, a, y, c, rest: y.index_add_(0, lib.tensor([0]), lib.ones(1)) and None),
+    "an unmapped input": _writes_once(lambda lib, a, y, c, rest: rest[0].add_(2) and None, in_dims=(0, None),
+                                      unmapped=True),
+    "nested vmaps": lambda lib: (lambda y: (lib.func.vmap(lambda a: lib.func.vmap(lambda b: (y.add_(1), b * 2)[1])(a))(
+        lib.tensor(NEGATIVES).reshape(2, 3, 1)), y))(lib.zeros(3)),
+    "an outer slice written in an inner vmap": lambda lib: lib.func.vmap(
+        lambda a: (lambda z: (lib.func.vmap(lambda b: (z.add_(1), b)[1])(lib.ones(2)), z)[1])(a.clone()))(
+        lib.tensor(NEGATIVES)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ONCE))
+def test_an_unbatched_in_place_write_inside_vmap_lands_once_as_torch(name):
+    _same(ONCE[name])
