@@ -382,6 +382,8 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         done = _function.inplace_dispatch(fn, self, args, kwargs, _inplace)
         if done is not _function.RUN_UNDISPATCHED:
             return done
+    if _vmap_frames._captures and getattr(fn, "__name__", "<lambda>") != "<lambda>":  # (a lambda's caller checks)
+        _vmap_frames.refuse_captured_write(self, _vmap_frames.in_place_op_name(fn.__name__, args))
     if _vmap_frames.running():
         _refuse_mapped_into_unmapped(self, args, kwargs, fn)
     recording = is_grad_enabled()
@@ -575,6 +577,8 @@ def _writes_one_value(fn):
 def _fill(self: Tensor, value) -> Tensor:
     if _to_wrapper_handler("fill_.Tensor" if isinstance(value, Tensor) else "fill_.Scalar", _fill, self, value):
         return self
+    if _vmap_frames._captures:
+        _vmap_frames.refuse_captured_write(self, _vmap_frames.in_place_op_name("fill", (value,)))
     if isinstance(value, Tensor):
         if value.ndim:
             raise RuntimeError(
@@ -622,6 +626,8 @@ def _fill_diagonal(self: Tensor, fill_value, wrap: bool = False) -> Tensor:
 def _zero(self: Tensor) -> Tensor:
     if _to_wrapper_handler("zero_", _zero, self):
         return self
+    if _vmap_frames._captures:
+        _vmap_frames.refuse_captured_write(self, "zero_")
     zero = ew._as_operand(0, self.dtype, self)
     return _inplace(self, _writes_one_value(lambda t: name_node(_overwrite(t, zero), "ZeroBackward0", label="zero_",
                                                                 rule="the overwritten values get a zero gradient",
@@ -647,6 +653,8 @@ def _copy(self: Tensor, other: Tensor, non_blocking: bool = False) -> Tensor:
     src = other
     if _to_wrapper_handler("copy_", _copy, self, src, non_blocking):
         return self
+    if _vmap_frames._captures:
+        _vmap_frames.refuse_captured_write(self, "copy_")
     if _vmap_frames.running():
         _refuse_mapped_into_unmapped(self, (src,), {})  # (the cast below would hide src's origin)
     if type(src._data) is not type(self._data):

@@ -14,7 +14,8 @@ import contextlib
 import weakref
 
 __all__ = ["VmapFrame", "batched_value", "current", "entered", "forget_made", "mapped", "note_alias", "note_made",
-           "note_results", "refuse_batched_into_unbatched", "refuse_control_flow", "refuse_data_access",
+           "note_results", "refuse_batched_into_unbatched", "capturing", "closed_over", "in_place_op_name",
+           "refuse_captured_write", "refuse_control_flow", "refuse_data_access",
            "reads_allowed", "refuse_dynamic_shape", "refuse_inside", "refuse_item", "refuse_out", "refuse_same_randomness",
            "refuse_unbatchable", "running", "unbatched_target"]
 
@@ -106,29 +107,10 @@ class VmapFrame:
         return self.origin(tensor)
 
     def note_closed_over(self, func) -> None:
-        """Remember the tensors ``func`` reads from outside: its closure's cells, the globals its code
-        names, its defaults (and a partial's arguments), directly or in a list, tuple or dict."""
-        seen = set()
-        while func is not None and id(func) not in seen:
-            seen.add(id(func))
-            values = list(getattr(func, "args", ()) or ()) + list((getattr(func, "keywords", None) or {}).values())
-            code = getattr(func, "__code__", None)
-            for cell in getattr(func, "__closure__", None) or ():
-                try:
-                    values.append(cell.cell_contents)
-                except ValueError:  # an empty cell
-                    pass
-            if code is not None:
-                scope = getattr(func, "__globals__", {})
-                values.extend(scope[name] for name in code.co_names if name in scope)
-            values.extend(getattr(func, "__defaults__", None) or ())
-            for value in values:
-                items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) \
-                    else (value,)
-                for item in items:
-                    if hasattr(item, "_base") and hasattr(item, "_data") and self.origin(item) is None:
-                        self._closed_over[id(item)] = item
-            func = getattr(func, "func", None) or getattr(func, "__wrapped__", None)
+        """Remember the tensors ``func`` reads from outside (``closed_over``)."""
+        for item in closed_over(func):
+            if self.origin(item) is None:
+                self._closed_over[id(item)] = item
 
     def note_write(self, target) -> None:
         """``target`` is about to be written with values unbatched at this level: when it is from
@@ -193,6 +175,97 @@ class VmapFrame:
 
 
 _frames: list[VmapFrame] = []
+
+
+def _is_module(value) -> bool:
+    return hasattr(value, "_parameters") and hasattr(value, "_buffers") and hasattr(value, "named_buffers")
+
+
+def closed_over(func, modules: bool = False) -> list:
+    """The tensors ``func`` reads from outside: its closure's cells, the globals its code names, its
+    defaults (and a partial's arguments), directly or in a list, tuple or dict; with ``modules``, also
+    the parameters and buffers of a module ``func`` is, is bound to, or reads so, and what the Python
+    functions it reads so read in turn."""
+    found, seen, pending = [], set(), [func]
+    while pending:
+        func = pending.pop()
+        if func is None or id(func) in seen:
+            continue
+        seen.add(id(func))
+        values = list(getattr(func, "args", ()) or ()) + list((getattr(func, "keywords", None) or {}).values())
+        code = getattr(func, "__code__", None)
+        for cell in getattr(func, "__closure__", None) or ():
+            try:
+                values.append(cell.cell_contents)
+            except ValueError:  # an empty cell
+                pass
+        if code is not None:
+            scope = getattr(func, "__globals__", {})
+            values.extend(scope[name] for name in code.co_names if name in scope)
+        values.extend(getattr(func, "__defaults__", None) or ())
+        if modules:
+            values.extend((func, getattr(func, "__self__", None)))
+        for value in values:
+            items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) \
+                else (value,)
+            for item in items:
+                if hasattr(item, "_base") and hasattr(item, "_data"):
+                    found.append(item)
+                elif modules and _is_module(item):
+                    found.extend(t for _, t in item.named_parameters(remove_duplicate=False))
+                    found.extend(t for _, t in item.named_buffers(remove_duplicate=False) if t is not None)
+                elif modules and getattr(item, "__code__", None) is not None and len(seen) < 64:
+                    pending.append(item)  # a helper (a lambda, a local function) the function calls
+        pending.append(getattr(func, "func", None) or getattr(func, "__wrapped__", None))
+    return found
+
+
+# per running grad transform (grad, vjp, jvp, jacrev, jacfwd), innermost last: id -> a tensor from
+# outside that its function reads (``closed_over``), which torch's transforms refuse to write in place
+_captures: list = []
+
+
+@contextlib.contextmanager
+def capturing(func):
+    """A grad transform runs ``func``: an in-place write into a tensor ``func`` captured (see
+    ``refuse_captured_write``) is refused meanwhile, as torch's transforms refuse it."""
+    _captures.append(weakref.WeakValueDictionary((id(t), t) for t in closed_over(func, modules=True)))
+    try:
+        yield
+    finally:
+        _captures.pop()
+
+
+def refuse_captured_write(target, op: str) -> None:
+    """torch's refusal of an in-place op (``op``: its aten name and overload, ``add_.Tensor``) inside
+    a grad transform on a tensor its function captured, a view of one or one sharing its memory
+    (``.data``, ``.detach()``); raised before anything is written."""
+    from ._backend import array_module
+
+    xp = array_module(target._data)
+    for captured in _captures:
+        for t in (target, target._base):
+            if t is not None and (captured.get(id(t)) is t or any(
+                    xp.may_share_memory(t._data, other._data) for other in captured.values())):
+                raise RuntimeError(
+                    f"During a grad (vjp, jvp, grad, etc) transform, the function provided attempted to call in-place "
+                    f"operation (aten::{op}) that would mutate a captured Tensor. This is not supported; please rewrite "
+                    "the function being transformed to explicitly accept the mutated Tensor(s) as inputs.")
+
+
+def in_place_op_name(op: str | None, operands) -> str:
+    """torch's aten name and overload of the in-place op ``op`` (a method's name without ``_``) called
+    with ``operands``: ``add_.Tensor`` (a number operand is wrapped), ``fill_.Scalar``, ``relu_``."""
+    op = (op or "copy").lstrip("_")
+    if op in ("add", "sub", "mul", "div"):
+        return f"{op}_.Tensor"
+    if op in _SCALAR_OR_TENSOR:
+        last = operands[-1] if operands else None
+        return f"{op}_.{'Tensor' if hasattr(last, '_base') else 'Scalar'}"
+    return f"{op}_"
+
+
+_SCALAR_OR_TENSOR = frozenset({"fill", "pow", "lerp", "masked_fill"})
 
 
 def current() -> VmapFrame | None:

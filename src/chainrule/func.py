@@ -255,7 +255,8 @@ def grad_and_value(func, argnums=0, has_aux: bool = False):
                 aliases = [_alias(leaf) for leaf in leaves]
                 flat_args[number] = (aliases, rebuild, keeps)
                 args[number] = rebuild(aliases)
-            output, aux = _split_aux(func(*args, **kwargs), has_aux, "grad_and_value(f)(*args)")
+            with _vmap_frames.capturing(func):
+                output, aux = _split_aux(func(*args, **kwargs), has_aux, "grad_and_value(f)(*args)")
             if not isinstance(output, Tensor):
                 raise RuntimeError("grad_and_value(f)(*args): Expected f(*args) to return a Tensor, got "
                                    f"{class_repr(type(output))}")
@@ -322,7 +323,9 @@ def _vjp(func, *primals, has_aux: bool = False, outside_records: bool = False):
         aliases = [[_alias(leaf) for leaf in leaves] for leaves, _ in flat]
         keeps = _keeps_graph([leaf for leaves, _ in flat for leaf in leaves])
         outer_grad = any(isinstance(leaf, Tensor) and leaf.requires_grad for leaves, _ in flat for leaf in leaves)
-        output, aux = _split_aux(func(*[rebuild(a) for a, (_, rebuild) in zip(aliases, flat)]), has_aux, "vjp(f, *primals)")
+        with _vmap_frames.capturing(func):
+            output, aux = _split_aux(func(*[rebuild(a) for a, (_, rebuild) in zip(aliases, flat)]), has_aux,
+                                     "vjp(f, *primals)")
     out_leaves, out_rebuild = _flatten(output)
     for leaf in out_leaves:
         if not isinstance(leaf, Tensor):
@@ -398,7 +401,8 @@ def _run_dual(func, primals, tangents, has_aux: bool, where: str):
         made = [_forward_ad.make_dual(leaf, t) if isinstance(leaf, Tensor) else leaf
                 for leaf, t in zip(leaves, _flatten(tangent)[0])]
         duals.append(rebuild(made))
-    output, aux = _split_aux(func(*duals), has_aux, where)
+    with _vmap_frames.capturing(func):
+        output, aux = _split_aux(func(*duals), has_aux, where)
     out_leaves, out_rebuild = _flatten(output)
     primal_out, tangent_out = [], []
     for leaf in out_leaves:
@@ -493,7 +497,8 @@ def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size=None, _prealloc
             for number, count, rebuild in groups:
                 call_args[number] = rebuild(list(new_leaves[at:at + count]))
                 at += count
-            output, found["aux"] = _split_aux(func(*call_args), has_aux, "vjp(f, *primals)")  # torch words it as vjp
+            with _vmap_frames.capturing(func):  # torch words it as vjp
+                output, found["aux"] = _split_aux(func(*call_args), has_aux, "vjp(f, *primals)")
             found["inside"] = new_leaves
             out_leaves, found["rebuild"] = _flatten(output)
             _refuse_complex_outputs(out_leaves, "jacrev")
@@ -556,7 +561,8 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
             for number, count, rebuild in groups:
                 call_args[number] = rebuild(list(new_leaves[at:at + count]))
                 at += count
-            return func(*call_args)
+            with _vmap_frames.capturing(func):
+                return func(*call_args)
 
         found = {}
         verdict = {}  # "outside": whether the output reaches a closed-over tensor requiring grad

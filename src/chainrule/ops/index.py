@@ -1140,6 +1140,9 @@ def setitem(input: Tensor, key, value) -> None:
     _check_assigned_value(input, value)
     if key is False:
         return  # torch: a bare False key writes nothing, and checks nothing
+    if _vmap_frames._captures:  # torch writes through copy_ (index_put_ for a tensor key)
+        tensor_key = any(isinstance(k, Tensor) for k in (key if type(key) is tuple else (key,)))
+        _vmap_frames.refuse_captured_write(input, "index_put_" if tensor_key else "copy_")
     if _vmap_frames.running():  # torch's vmap writes through copy_ (index_put_ for a tensor key) and refuses so
         keys = [k for k in (key if type(key) is tuple else (key,)) if isinstance(k, Tensor)]
         _vmap_frames.refuse_batched_into_unbatched(input, (*keys, value), "index_put" if keys else None)
