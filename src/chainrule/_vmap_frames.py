@@ -246,7 +246,8 @@ def refuse_captured_write(target, op: str) -> None:
     for captured in _captures:
         for t in (target, target._base):
             if t is not None and (captured.get(id(t)) is t or any(
-                    xp.may_share_memory(t._data, other._data) for other in captured.values())):
+                    type(other._data) is type(t._data) and xp.may_share_memory(t._data, other._data)
+                    for other in captured.values())):
                 raise RuntimeError(
                     f"During a grad (vjp, jvp, grad, etc) transform, the function provided attempted to call in-place "
                     f"operation (aten::{op}) that would mutate a captured Tensor. This is not supported; please rewrite "
