@@ -40,7 +40,7 @@ from .ops import special_functions as _special
 from .ops._arg_parser import check_number
 from .ops.linalg import matmul as _matmul
 from .ops.memory_format import channels_last_strides, iterator_layout
-from .tensor import Tensor
+from .tensor import Tensor, _called_by_user
 
 
 def bind_module(module) -> None:
@@ -382,6 +382,8 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         done = _function.inplace_dispatch(fn, self, args, kwargs, _inplace)
         if done is not _function.RUN_UNDISPATCHED:
             return done
+    if _vmap_frames._captures and getattr(fn, "__name__", "<lambda>") != "<lambda>":  # (a lambda's caller checks)
+        _vmap_frames.refuse_captured_write(self, _vmap_frames.in_place_op_name(fn.__name__, args))
     if _vmap_frames.running():
         _refuse_mapped_into_unmapped(self, args, kwargs, fn)
     recording = is_grad_enabled()
@@ -575,6 +577,8 @@ def _writes_one_value(fn):
 def _fill(self: Tensor, value) -> Tensor:
     if _to_wrapper_handler("fill_.Tensor" if isinstance(value, Tensor) else "fill_.Scalar", _fill, self, value):
         return self
+    if _vmap_frames._captures:
+        _vmap_frames.refuse_captured_write(self, _vmap_frames.in_place_op_name("fill", (value,)))
     if isinstance(value, Tensor):
         if value.ndim:
             raise RuntimeError(
@@ -622,6 +626,8 @@ def _fill_diagonal(self: Tensor, fill_value, wrap: bool = False) -> Tensor:
 def _zero(self: Tensor) -> Tensor:
     if _to_wrapper_handler("zero_", _zero, self):
         return self
+    if _vmap_frames._captures:
+        _vmap_frames.refuse_captured_write(self, "zero_")
     zero = ew._as_operand(0, self.dtype, self)
     return _inplace(self, _writes_one_value(lambda t: name_node(_overwrite(t, zero), "ZeroBackward0", label="zero_",
                                                                 rule="the overwritten values get a zero gradient",
@@ -647,6 +653,8 @@ def _copy(self: Tensor, other: Tensor, non_blocking: bool = False) -> Tensor:
     src = other
     if _to_wrapper_handler("copy_", _copy, self, src, non_blocking):
         return self
+    if _vmap_frames._captures:
+        _vmap_frames.refuse_captured_write(self, "copy_")
     if _vmap_frames.running():
         _refuse_mapped_into_unmapped(self, (src,), {})  # (the cast below would hide src's origin)
     if type(src._data) is not type(self._data):
@@ -798,6 +806,8 @@ def _make_inplace_from_copy(fn):
     def on_copy(t, *args, **kwargs):
         return fn(t.clone() if t._requires_grad and is_grad_enabled() else t, *args, **kwargs)
 
+    on_copy.__name__ = fn.__name__  # (the op a refusal names, as vmap's)
+
     def method(self, *args, **kwargs):
         return _inplace(self, on_copy, *args, **kwargs)
 
@@ -881,6 +891,8 @@ def _float_power_inplace(self: Tensor, exponent) -> Tensor:
 
 # --- opsB: Tensor misc (queries, index_put/put, sum_to_size, fill_diagonal_, resize_, random fills) ---
 def _is_nonzero(self: Tensor) -> bool:
+    if _vmap_frames._frames and _called_by_user():  # as bool(t): the slices may differ
+        _vmap_frames.refuse_control_flow(self)
     if self._data.size != 1:
         raise RuntimeError(f"Boolean value of Tensor with {'no values' if self._data.size == 0 else 'more than one value'} "
                            "is ambiguous")
@@ -1123,6 +1135,8 @@ def _set(self: Tensor, source=None, storage_offset: int = 0, size=None, stride=N
     """
     if self._requires_grad and is_grad_enabled():
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+    if _vmap_frames.running() and isinstance(source, Tensor):
+        _vmap_frames.refuse_batched_into_unbatched(self, (source,), "set")
     xp = array_module(self._data)
     if source is None:
         self._data = xp.empty((0,), dtype=self._data.dtype)

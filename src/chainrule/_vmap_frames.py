@@ -14,8 +14,10 @@ import contextlib
 import weakref
 
 __all__ = ["VmapFrame", "batched_value", "current", "entered", "forget_made", "mapped", "note_alias", "note_made",
-           "note_results", "refuse_batched_into_unbatched", "refuse_control_flow", "refuse_data_access",
-           "reads_allowed", "refuse_dynamic_shape", "refuse_item", "refuse_same_randomness", "running", "unbatched_target"]
+           "note_results", "refuse_batched_into_unbatched", "capturing", "closed_over", "in_place_op_name",
+           "refuse_captured_write", "refuse_control_flow", "refuse_data_access",
+           "reads_allowed", "refuse_dynamic_shape", "refuse_inside", "refuse_item", "refuse_out", "refuse_same_randomness",
+           "refuse_unbatchable", "running", "unbatched_target"]
 
 
 class VmapFrame:
@@ -42,6 +44,9 @@ class VmapFrame:
         # id -> a tensor the mapped function closes over (see note_closed_over): made before this vmap
         # began, so unbatched at this level, as torch's vmap sees it
         self._closed_over = weakref.WeakValueDictionary()
+        # id -> (a tensor from before this vmap that a slice wrote unbatched values into, its values
+        # before the first such write): every slice starts from them, so that the write lands once
+        self._rewound_writes: dict[int, tuple] = {}
 
     def note_generator(self, generator) -> None:
         """Remember ``generator``'s state before a draw, the first time a slice draws from it."""
@@ -102,29 +107,32 @@ class VmapFrame:
         return self.origin(tensor)
 
     def note_closed_over(self, func) -> None:
-        """Remember the tensors ``func`` reads from outside: its closure's cells, the globals its code
-        names, its defaults (and a partial's arguments), directly or in a list, tuple or dict."""
-        seen = set()
-        while func is not None and id(func) not in seen:
-            seen.add(id(func))
-            values = list(getattr(func, "args", ()) or ()) + list((getattr(func, "keywords", None) or {}).values())
-            code = getattr(func, "__code__", None)
-            for cell in getattr(func, "__closure__", None) or ():
-                try:
-                    values.append(cell.cell_contents)
-                except ValueError:  # an empty cell
-                    pass
-            if code is not None:
-                scope = getattr(func, "__globals__", {})
-                values.extend(scope[name] for name in code.co_names if name in scope)
-            values.extend(getattr(func, "__defaults__", None) or ())
-            for value in values:
-                items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) \
-                    else (value,)
-                for item in items:
-                    if hasattr(item, "_base") and hasattr(item, "_data") and self.origin(item) is None:
-                        self._closed_over[id(item)] = item
-            func = getattr(func, "func", None) or getattr(func, "__wrapped__", None)
+        """Remember the tensors ``func`` reads from outside (``closed_over``)."""
+        for item in closed_over(func):
+            if self.origin(item) is None:
+                self._closed_over[id(item)] = item
+
+    def note_write(self, target) -> None:
+        """``target`` is about to be written with values unbatched at this level: when it is from
+        before this vmap (an unmapped input or a tensor the function closes over, or a view of one),
+        remember its values the first time (see ``rewind_writes``)."""
+        # the whole of an outside tensor a view of it writes (other views of it may be written too); else
+        # the target itself, a view from outside of a tensor that is not (an outer vmap's slice)
+        root = target if target._base is None else target._base
+        for t in (root, target):
+            if id(t) in self._rewound_writes:
+                return
+            found = self.origin(t)
+            if (found is not None and found[1] is None) or self._closed_over.get(id(t)) is t:
+                self._rewound_writes[id(t)] = (t, t._data.copy())
+                return
+
+    def rewind_writes(self) -> None:
+        """Put back the values of the tensors from before this vmap that a slice wrote (``note_write``):
+        torch runs ``y.add_(1)`` on an unbatched ``y`` once for the whole batch; each slice here runs
+        it again, from the same values, so that it lands once, as torch's."""
+        for target, values in self._rewound_writes.values():
+            target._data[...] = values
 
     def surely_unbatched(self, tensor) -> bool:
         """Whether this level surely holds ``tensor`` unbatched: an input it passes unmapped, a tensor
@@ -167,6 +175,98 @@ class VmapFrame:
 
 
 _frames: list[VmapFrame] = []
+
+
+def _is_module(value) -> bool:
+    return hasattr(value, "_parameters") and hasattr(value, "_buffers") and hasattr(value, "named_buffers")
+
+
+def closed_over(func, modules: bool = False) -> list:
+    """The tensors ``func`` reads from outside: its closure's cells, the globals its code names, its
+    defaults (and a partial's arguments), directly or in a list, tuple or dict; with ``modules``, also
+    the parameters and buffers of a module ``func`` is, is bound to, or reads so, and what the Python
+    functions it reads so read in turn."""
+    found, seen, pending = [], set(), [func]
+    while pending:
+        func = pending.pop()
+        if func is None or id(func) in seen:
+            continue
+        seen.add(id(func))
+        values = list(getattr(func, "args", ()) or ()) + list((getattr(func, "keywords", None) or {}).values())
+        code = getattr(func, "__code__", None)
+        for cell in getattr(func, "__closure__", None) or ():
+            try:
+                values.append(cell.cell_contents)
+            except ValueError:  # an empty cell
+                pass
+        if code is not None:
+            scope = getattr(func, "__globals__", {})
+            values.extend(scope[name] for name in code.co_names if name in scope)
+        values.extend(getattr(func, "__defaults__", None) or ())
+        if modules:
+            values.extend((func, getattr(func, "__self__", None)))
+        for value in values:
+            items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) \
+                else (value,)
+            for item in items:
+                if hasattr(item, "_base") and hasattr(item, "_data"):
+                    found.append(item)
+                elif modules and _is_module(item):
+                    found.extend(t for _, t in item.named_parameters(remove_duplicate=False))
+                    found.extend(t for _, t in item.named_buffers(remove_duplicate=False) if t is not None)
+                elif modules and getattr(item, "__code__", None) is not None and len(seen) < 64:
+                    pending.append(item)  # a helper (a lambda, a local function) the function calls
+        pending.append(getattr(func, "func", None) or getattr(func, "__wrapped__", None))
+    return found
+
+
+# per running grad transform (grad, vjp, jvp, jacrev, jacfwd), innermost last: id -> a tensor from
+# outside that its function reads (``closed_over``), which torch's transforms refuse to write in place
+_captures: list = []
+
+
+@contextlib.contextmanager
+def capturing(func):
+    """A grad transform runs ``func``: an in-place write into a tensor ``func`` captured (see
+    ``refuse_captured_write``) is refused meanwhile, as torch's transforms refuse it."""
+    _captures.append(weakref.WeakValueDictionary((id(t), t) for t in closed_over(func, modules=True)))
+    try:
+        yield
+    finally:
+        _captures.pop()
+
+
+def refuse_captured_write(target, op: str) -> None:
+    """torch's refusal of an in-place op (``op``: its aten name and overload, ``add_.Tensor``) inside
+    a grad transform on a tensor its function captured, a view of one or one sharing its memory
+    (``.data``, ``.detach()``); raised before anything is written."""
+    from ._backend import array_module
+
+    xp = array_module(target._data)
+    for captured in _captures:
+        for t in (target, target._base):
+            if t is not None and (captured.get(id(t)) is t or any(
+                    type(other._data) is type(t._data) and xp.may_share_memory(t._data, other._data)
+                    for other in captured.values())):
+                raise RuntimeError(
+                    f"During a grad (vjp, jvp, grad, etc) transform, the function provided attempted to call in-place "
+                    f"operation (aten::{op}) that would mutate a captured Tensor. This is not supported; please rewrite "
+                    "the function being transformed to explicitly accept the mutated Tensor(s) as inputs.")
+
+
+def in_place_op_name(op: str | None, operands) -> str:
+    """torch's aten name and overload of the in-place op ``op`` (a method's name without ``_``) called
+    with ``operands``: ``add_.Tensor`` (a number operand is wrapped), ``fill_.Scalar``, ``relu_``."""
+    op = (op or "copy").lstrip("_")
+    if op in ("add", "sub", "mul", "div"):
+        return f"{op}_.Tensor"
+    if op in _SCALAR_OR_TENSOR:
+        last = operands[-1] if operands else None
+        return f"{op}_.{'Tensor' if hasattr(last, '_base') else 'Scalar'}"
+    return f"{op}_"
+
+
+_SCALAR_OR_TENSOR = frozenset({"fill", "pow", "lerp", "masked_fill"})
 
 
 def current() -> VmapFrame | None:
@@ -284,6 +384,46 @@ def refuse_control_flow(tensor) -> None:
                            "https://github.com/pytorch/pytorch/issues .")
 
 
+def refuse_inside(op: str) -> None:
+    """torch's refusal of a random op its vmap does not support (rrelu): refused inside any vmap,
+    whether or not an operand is batched (torch registers it for vmap's mode, not its batched
+    tensors)."""
+    if _frames and not _reads_allowed:
+        raise RuntimeError(f"vmap: we do not yet support {op}. Please file an issue")
+
+
+def refuse_out(op: str, operands, result=None) -> None:
+    """torch's vmap refusal of an op's ``out=`` variant (``torch.sin(x, out=y)``) where an operand or
+    ``out`` is batched (or the ``result`` computed from them): its fallback cannot write into ``out``.
+    Named by torch's overload."""
+    if not any(_batched_anywhere(t) for t in _tensors_in((*operands, result), [])):
+        return
+    if op == "pow":  # (called with the operands: self or exponent a number)
+        overload = "Scalar_out" if not hasattr(operands[0], "_base") else "Tensor_Scalar_out" if len(operands) > 1 \
+            and not hasattr(operands[1], "_base") else "Tensor_Tensor_out"
+    else:
+        overload = _OUT_OVERLOADS.get(op, "out")
+    name = f"aten::{_ATEN_NAMES.get(op, op)}.{overload}"
+    if op in ("cat", "stack", "concat", "concatenate", "hstack", "vstack", "dstack"):
+        raise RuntimeError(f"Batching rule not implemented for {name}. We could not generate a fallback.")
+    raise RuntimeError(f"Batching rule not implemented for {name}; the fallback path doesn't work on out= or view "
+                       "ops.")
+
+
+# torch's overload names of out= variants not called "out", and aten names of ops under another name
+_OUT_OVERLOADS = {"sum": "IntList_out", "sort": "values", "topk": "values", "kthvalue": "values", "mode": "values",
+                  "max": "dim_max", "min": "dim_min", "median": "dim_values", "nanmedian": "dim_values",
+                  "cummax": "out", "cummin": "out"}
+_ATEN_NAMES = {"vector_norm": "linalg_vector_norm", "matrix_norm": "linalg_matrix_norm"}
+
+
+def refuse_unbatchable(message: str, *tensors) -> None:
+    """torch's refusal (``message``) of an op with no batching rule that answers a Python value
+    (``torch.equal``, ``torch.allclose``) when an operand is batched."""
+    if any(hasattr(t, "_base") and _batched_anywhere(t) for t in tensors):
+        raise RuntimeError(message)
+
+
 def refuse_same_randomness(*tensors) -> None:
     """torch's vmap refusal, under randomness="same", of a random op whose draws take a batched tensor's
     values as parameters (bernoulli's probabilities, normal's mean, multinomial's weights)."""
@@ -303,10 +443,17 @@ def refuse_data_access(tensor) -> None:
 def refuse_batched_into_unbatched(target, operands, op: str | None = None) -> None:
     """torch's vmap error for an in-place write (``add_``, ``copy_``, ``x[i] = v``, ...) of a batched
     operand into an unbatched tensor (one the function made with a factory, or closes over); raised
-    before anything is written. ``add_`` (``op`` "add") fails in torch on the batched shape instead."""
+    before anything is written. ``add_`` and the other ops of _BROADCAST_CHECKED fail in torch on the
+    batched shape instead."""
     batched = [o for o in operands if hasattr(o, "_base") and batched_value(o)]
+    for frame in _frames:  # an unbatched write into a tensor from before a vmap lands once there
+        if not any(hasattr(o, "_base") and frame.holds_batched(o) for o in operands):
+            frame.note_write(target)
     if batched and unbatched_target(target):
-        if op == "add":
+        op = op.lstrip("_") if op else op  # (a private helper's name: _index_put is index_put_)
+        if op == "masked_fill" and batched[-1] is not operands[-1]:
+            op = None  # a batched mask with an unbatched value: torch's masked_fill_ rule calls it arithmetic
+        if op in _BROADCAST_CHECKED:
             import numpy as np
 
             try:
@@ -328,8 +475,12 @@ def refuse_batched_into_unbatched(target, operands, op: str | None = None) -> No
 
 # in-place ops whose refusal torch words as "inplace arithmetic" (copy_ and setitem, which name no op,
 # among them), and those with an in-place batching rule of their own, named without "aten::"
-_ARITHMETIC = frozenset({None, "<lambda>", "add", "sub", "mul", "div", "subtract", "multiply", "divide", "true_divide"})
-_OWN_RULES = frozenset({"index_add", "fill"})
+_ARITHMETIC = frozenset({None, "<lambda>", "add", "sub", "mul", "div", "subtract", "multiply", "divide", "true_divide",
+                         "logical_and", "logical_or", "logical_xor", "clamp_min", "clamp_max"})
+_OWN_RULES = frozenset({"index_add", "fill", "index_put", "index_fill", "scatter_add"})
+# in-place binary ops whose batching rule writes the batched result into self and fails on its shape
+_BROADCAST_CHECKED = frozenset({"add", "copysign", "atan2", "arctan2", "bitwise_and", "bitwise_or", "bitwise_xor",
+                                "bitwise_left_shift", "bitwise_right_shift", "gcd", "lcm"})
 
 
 def refuse_dynamic_shape(tensor, aten_op: str) -> None:

@@ -41,7 +41,7 @@ from .ops import random as _random
 from .ops.compat import class_repr
 from .ops.shape import stack as _stack
 from .tensor import Tensor
-from .utils._pytree import tree_structure
+from .utils._pytree import tree_flatten, tree_map_, tree_structure, tree_unflatten
 
 __all__ = ["grad", "grad_and_value", "vjp", "jvp", "linearize", "jacrev", "jacfwd", "hessian", "vmap", "functional_call",
            "stack_module_state", "functionalize", "rearrange", "replace_all_batch_norm_modules_"]
@@ -255,7 +255,8 @@ def grad_and_value(func, argnums=0, has_aux: bool = False):
                 aliases = [_alias(leaf) for leaf in leaves]
                 flat_args[number] = (aliases, rebuild, keeps)
                 args[number] = rebuild(aliases)
-            output, aux = _split_aux(func(*args, **kwargs), has_aux, "grad_and_value(f)(*args)")
+            with _vmap_frames.capturing(func):
+                output, aux = _split_aux(func(*args, **kwargs), has_aux, "grad_and_value(f)(*args)")
             if not isinstance(output, Tensor):
                 raise RuntimeError("grad_and_value(f)(*args): Expected f(*args) to return a Tensor, got "
                                    f"{class_repr(type(output))}")
@@ -322,7 +323,9 @@ def _vjp(func, *primals, has_aux: bool = False, outside_records: bool = False):
         aliases = [[_alias(leaf) for leaf in leaves] for leaves, _ in flat]
         keeps = _keeps_graph([leaf for leaves, _ in flat for leaf in leaves])
         outer_grad = any(isinstance(leaf, Tensor) and leaf.requires_grad for leaves, _ in flat for leaf in leaves)
-        output, aux = _split_aux(func(*[rebuild(a) for a, (_, rebuild) in zip(aliases, flat)]), has_aux, "vjp(f, *primals)")
+        with _vmap_frames.capturing(func):
+            output, aux = _split_aux(func(*[rebuild(a) for a, (_, rebuild) in zip(aliases, flat)]), has_aux,
+                                     "vjp(f, *primals)")
     out_leaves, out_rebuild = _flatten(output)
     for leaf in out_leaves:
         if not isinstance(leaf, Tensor):
@@ -398,7 +401,8 @@ def _run_dual(func, primals, tangents, has_aux: bool, where: str):
         made = [_forward_ad.make_dual(leaf, t) if isinstance(leaf, Tensor) else leaf
                 for leaf, t in zip(leaves, _flatten(tangent)[0])]
         duals.append(rebuild(made))
-    output, aux = _split_aux(func(*duals), has_aux, where)
+    with _vmap_frames.capturing(func):
+        output, aux = _split_aux(func(*duals), has_aux, where)
     out_leaves, out_rebuild = _flatten(output)
     primal_out, tangent_out = [], []
     for leaf in out_leaves:
@@ -493,7 +497,8 @@ def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size=None, _prealloc
             for number, count, rebuild in groups:
                 call_args[number] = rebuild(list(new_leaves[at:at + count]))
                 at += count
-            output, found["aux"] = _split_aux(func(*call_args), has_aux, "vjp(f, *primals)")  # torch words it as vjp
+            with _vmap_frames.capturing(func):  # torch words it as vjp
+                output, found["aux"] = _split_aux(func(*call_args), has_aux, "vjp(f, *primals)")
             found["inside"] = new_leaves
             out_leaves, found["rebuild"] = _flatten(output)
             _refuse_complex_outputs(out_leaves, "jacrev")
@@ -556,7 +561,8 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
             for number, count, rebuild in groups:
                 call_args[number] = rebuild(list(new_leaves[at:at + count]))
                 at += count
-            return func(*call_args)
+            with _vmap_frames.capturing(func):
+                return func(*call_args)
 
         found = {}
         verdict = {}  # "outside": whether the output reaches a closed-over tensor requiring grad
@@ -832,16 +838,66 @@ def _func_name(func) -> str:
     return repr(func)
 
 
-def _dims_for(in_dims, args, where: str) -> list:
-    if isinstance(in_dims, int) or in_dims is None:
-        return [in_dims] * len(args)
-    if not isinstance(in_dims, tuple):
+def _broadcast_to_and_flatten(prefix, spec):
+    """torch's utils._pytree._broadcast_to_and_flatten: the leaves of ``prefix`` (``in_dims`` or
+    ``out_dims``), each repeated over the leaves of the subtree of ``spec`` it stands for, or None
+    where ``prefix`` is not a prefix of ``spec``'s structure (another node type, length or keys)."""
+    found = []
+    full = tree_unflatten([0] * spec.num_leaves, spec)
+    try:
+        tree_map_(lambda dim, subtree: found.extend([dim] * tree_structure(subtree).num_leaves), prefix, full)
+    except ValueError:
+        return None
+    return found
+
+
+def _flat_in_dims(func, in_dims, args) -> tuple:
+    """(flat in_dims, flat args, args' spec) as torch's vmap checks them (_process_batched_inputs):
+    ``in_dims`` a prefix of the arguments' pytree, each leaf an int or None that suits its input."""
+    where = f"vmap({_func_name(func)}, in_dims={in_dims}, ...)(<inputs>)"  # torch's way to name the call
+    if not isinstance(in_dims, (int, tuple)):
         raise ValueError(f"{where}: expected `in_dims` to be int or a (potentially nested) tuple matching the "
                          f"structure of inputs, got: {type(in_dims)}.")
-    if len(in_dims) != len(args):
+    if not args:
+        raise ValueError(f"vmap({_func_name(func)})(<inputs>): got no inputs. Maybe you forgot to add inputs, or you "
+                         "are trying to vmap over a function with no inputs. The latter is unsupported.")
+    flat_args, spec = tree_flatten(args)
+    flat_dims = _broadcast_to_and_flatten(in_dims, spec)
+    if flat_dims is None:
         raise ValueError(f"{where}: in_dims is not compatible with the structure of `inputs`. in_dims has structure "
-                         f"{tree_structure(in_dims)!r} but inputs has structure {tree_structure(tuple(args))!r}.")
-    return list(in_dims)
+                         f"{tree_structure(in_dims)!r} but inputs has structure {spec!r}.")
+    for leaf, dim in zip(flat_args, flat_dims):
+        if dim is not None and not isinstance(dim, int):
+            raise ValueError(f"{where}: Got in_dim={dim} for an input but in_dim must be either an integer dimension "
+                             "or None.")
+        if dim is not None and not isinstance(leaf, Tensor):
+            raise ValueError(f"{where}: Got in_dim={dim} for an input but the input is of type "
+                             f"{class_repr(type(leaf))}. We cannot vmap over non-Tensor arguments, please "
+                             "use None as the respective in_dim")
+        if dim is not None and not -leaf.dim() <= dim < leaf.dim():
+            raise ValueError(f"{where}: Got in_dim={dim} for some input, but that input is a Tensor of "
+                             f"dimensionality {leaf.dim()} so expected in_dim to satisfy "
+                             f"-{leaf.dim()} <= in_dim < {leaf.dim()}.")
+    return flat_dims, flat_args, spec
+
+
+def _flat_out_dims(func, out_dims, output) -> list:
+    """out_dims per leaf of ``output`` as torch's vmap reads them (_unwrap_batched): a single Tensor
+    takes an int, None or a 1-tuple; else ``out_dims`` must be a prefix of the output's pytree."""
+    spec = tree_structure(output)
+    if isinstance(output, Tensor):
+        if isinstance(out_dims, int) or out_dims is None:
+            return [out_dims]
+        if isinstance(out_dims, tuple) and len(out_dims) == 1:
+            return list(out_dims)
+        found = None
+    else:
+        found = _broadcast_to_and_flatten(out_dims, spec)
+    if found is None:
+        raise ValueError(f"vmap({_func_name(func)}, ..., out_dims={out_dims})(<inputs>): out_dims is not compatible "
+                         f"with the structure of `outputs`. out_dims has structure {tree_structure(out_dims)!r} but "
+                         f"outputs has structure {spec!r}.")
+    return found
 
 
 def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=None):
@@ -857,28 +913,13 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
         raise TypeError(f"vmap: chunk_size should be None or an int, got {type(chunk_size).__name__}")
 
     def wrapper(*args, **kwargs):
-        mapped = []  # (argument index, leaves, rebuild, per-leaf dim)
-        size = None
-        sizes = []
-        where = f"vmap({_func_name(func)}, in_dims={in_dims}, ...)(<inputs>)"  # torch's way to name the call
-        for index, (arg, dims) in enumerate(zip(args, _dims_for(in_dims, args, where))):
-            leaves, rebuild = _flatten(arg)
-            dim_leaves = _flatten(dims)[0] if isinstance(dims, (tuple, list, dict)) else [dims] * len(leaves)
-            if len(dim_leaves) != len(leaves):
-                raise ValueError(f"{where}: in_dims is not compatible with the structure of argument {index}")
-            for leaf, dim in zip(leaves, dim_leaves):
-                if dim is None:
-                    continue
-                if not isinstance(leaf, Tensor):
-                    raise ValueError(f"{where}: Got in_dim={dim} for an input but the input is of type "
-                                     f"{class_repr(type(leaf))}. We cannot vmap over non-Tensor arguments, please "
-                                     "use None as the respective in_dim")
-                if not -leaf.dim() <= dim < max(leaf.dim(), 1) or leaf.dim() == 0:
-                    raise ValueError(f"{where}: Got in_dim={dim} for some input, but that input is a Tensor of "
-                                     f"dimensionality {leaf.dim()} so expected in_dim to satisfy "
-                                     f"-{leaf.dim()} <= in_dim < {leaf.dim()}.")
-                sizes.append(leaf.shape[dim])
-            mapped.append((leaves, rebuild, dim_leaves))
+        if not isinstance(out_dims, int) and any(dim is not None and not isinstance(dim, int)
+                                                 for dim in tree_flatten(out_dims)[0]):
+            raise ValueError(f"vmap({_func_name(func)}, ..., out_dims={out_dims}): `out_dims` must be an int, None or "
+                             "a python collection of ints representing where in the outputs the vmapped dimension "
+                             "should appear.")
+        flat_dims, flat_args, spec = _flat_in_dims(func, in_dims, args)
+        sizes = [leaf.size(dim) for leaf, dim in zip(flat_args, flat_dims) if dim is not None]
         if not sizes:
             raise ValueError("vmap: Expected at least one Tensor to vmap over")
         if len(set(sizes)) != 1:
@@ -886,7 +927,7 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
                              f"sizes {sizes} for the mapped dimension")
         size = sizes[0]
         if size == 0:
-            return _empty_batch(func, mapped, kwargs, out_dims)
+            return _empty_batch(func, flat_args, flat_dims, spec, kwargs, out_dims)
         results = []
         # the frame tells operators with a vmap rule (torch.library.register_vmap) where slices came from
         rewind = _random.default_generator.get_state() if randomness == "same" else None
@@ -898,8 +939,10 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
                     _random.default_generator.set_state(rewind)
                     for generator, state in frame.rewound_generators.values():
                         generator.set_state(state)
-                sliced = [rebuild([frame.keep(leaf) if dim is None else frame.cut(leaf, dim, i)
-                                   for leaf, dim in zip(leaves, dims)]) for leaves, rebuild, dims in mapped]
+                if i:
+                    frame.rewind_writes()
+                sliced = tree_unflatten([frame.keep(leaf) if dim is None else frame.cut(leaf, dim, i)
+                                         for leaf, dim in zip(flat_args, flat_dims)], spec)
                 results.append(func(*sliced, **kwargs))
         return _stack_results(func, results, out_dims, frame)
 
@@ -968,7 +1011,7 @@ def _watching_batches():
         watcher.previous = None  # (a profiler started inside and left running carries on by itself)
 
 
-def _empty_batch(func, mapped, kwargs, out_dims):
+def _empty_batch(func, flat_args, flat_dims, spec, kwargs, out_dims):
     """vmap over a batch of size 0: ``func`` runs once on zero-filled slices, for the structure,
     dtypes and shapes of its results (torch runs it once on the empty batch); each mapped result
     is then empty along its out_dim."""
@@ -979,26 +1022,20 @@ def _empty_batch(func, mapped, kwargs, out_dims):
         del shape[dim]
         return leaf.new_zeros(shape)
 
-    sliced = [rebuild([leaf if dim is None else unbatched(leaf, dim) for leaf, dim in zip(leaves, dims)])
-              for leaves, rebuild, dims in mapped]
+    sliced = tree_unflatten([leaf if dim is None else unbatched(leaf, dim) for leaf, dim in zip(flat_args, flat_dims)],
+                            spec)
     probe = func(*sliced, **kwargs)
     stacked = _stack_results(func, [probe], out_dims)
-    leaves, rebuild = _flatten(stacked)
-    count = len(leaves)
-    dims = _flatten(out_dims)[0] if isinstance(out_dims, (tuple, list, dict)) else [out_dims] * count
-    return rebuild([leaf if dim is None else leaf.narrow(dim, 0, 0) for leaf, dim in zip(leaves, dims)])
+    leaves, stacked_spec = tree_flatten(stacked)
+    dims = _flat_out_dims(func, out_dims, stacked)
+    return tree_unflatten([leaf if dim is None else leaf.narrow(dim, 0, 0) for leaf, dim in zip(leaves, dims)],
+                          stacked_spec)
 
 
 def _stack_results(func, results, out_dims, frame=None):
-    flat = [_flatten(result) for result in results]
-    leaves_per_slice = [leaves for leaves, _ in flat]
-    rebuild = flat[0][1]
-    count = len(leaves_per_slice[0])
-    dims = _flatten(out_dims)[0] if isinstance(out_dims, (tuple, list, dict)) else [out_dims] * count
-    if len(dims) != count:
-        raise ValueError(f"vmap({_func_name(func)}, ..., out_dims={out_dims})(<inputs>): out_dims is not compatible "
-                         f"with the structure of `outputs`. out_dims has structure {tree_structure(out_dims)!r} but "
-                         f"outputs has structure {tree_structure(results[0])!r}.")
+    leaves_per_slice = [tree_flatten(result)[0] for result in results]
+    spec = tree_structure(results[0])
+    dims = _flat_out_dims(func, out_dims, results[0])
     name = getattr(func, "__name__", repr(func))
     stacked = []
     for position, dim in enumerate(dims):
@@ -1019,7 +1056,7 @@ def _stack_results(func, results, out_dims, frame=None):
             stacked.append(source if at % source.dim() == dim % source.dim() else source.movedim(at, dim))
             continue
         stacked.append(_stack(column, dim=dim) if whole is None else whole[0].movedim(whole[1], dim))
-    return rebuild(stacked)
+    return tree_unflatten(stacked, spec)
 
 
 # ---------------------------------------------------------------- modules as functions

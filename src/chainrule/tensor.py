@@ -519,7 +519,10 @@ class Tensor:
     def data(self) -> Tensor:
         if self._wrapper_strides is not None:  # a wrapper subclass's values are inside it: its handler detaches
             return self.detach()
-        return Tensor._make(self._data)
+        t = Tensor._make(self._data)
+        if _vmap_frames._frames:  # batched (or not) where self is, as torch's
+            _vmap_frames.note_results((self,), None, t)
+        return t
 
     @data.setter
     def data(self, value: Tensor) -> None:
@@ -756,6 +759,8 @@ class Tensor:
         return value
 
     def __index__(self) -> int:
+        if _vmap_frames._frames and _called_by_user():  # range(t), seq[t]: a number per slice
+            _vmap_frames.refuse_item(self)
         if self._data.dtype.kind not in "iub" or self._data.size != 1:
             raise TypeError("only integer tensors of a single element can be converted to an index")
         return int(self.item())
@@ -1000,6 +1005,8 @@ def _check_out(result: Tensor, out: Tensor, op: str) -> None:
     if result.dtype._category > out.dtype._category:
         raise RuntimeError(f"result type {_TYPE_NAMES[result.dtype.name][:-6]} can't be cast to the desired output "
                            f"type {_TYPE_NAMES[out.dtype.name][:-6]}")
+    if _vmap_frames._frames:  # torch's vmap has no rule for out= variants (honours_out names pow's overload)
+        _vmap_frames.refuse_out(op, (out,), result)
 
 
 def _write_checked_out(result: Tensor, out: Tensor) -> Tensor:
@@ -1026,6 +1033,8 @@ def honours_out(fn, name: str | None = None):
     op = name or fn.__name__
 
     def with_out(*args, out, **kwargs):
+        if _vmap_frames._frames:  # torch's vmap has no rule for out= variants
+            _vmap_frames.refuse_out(op, (*args, *kwargs.values(), out))
         result = fn(*args, **kwargs)
         if isinstance(result, tuple):
             return _write_outs(result, out, op)

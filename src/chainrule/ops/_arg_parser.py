@@ -15,7 +15,7 @@ import operator
 
 import numpy as np
 
-from .. import _dtype
+from .. import _dtype, _vmap_frames
 from .._backend import has_expanded_dims, write_refusal
 
 __all__: list[str] = []
@@ -180,6 +180,8 @@ def _with_out_rule(function, name: str, rule: str):
         for each_out in out if isinstance(out, (tuple, list)) else (out,):  # (values, indices) outs too
             if isinstance(each_out, Tensor):
                 _check_out_overlap(name, each_out, (*args, *kwargs.values()))
+        if _vmap_frames._frames:  # (here, where the operands name pow's overload; write_out checks the rest)
+            _vmap_frames.refuse_out(name, (*args, *kwargs.values(), out))
         if rule == "computes_in" and isinstance(out, Tensor) and kwargs.get("dtype") is None:
             kwargs["dtype"] = out.dtype
         if rule in _OUT_DTYPE_FIXED and isinstance(out, Tensor):

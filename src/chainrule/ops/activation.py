@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from .. import _dtype, _opmath
+from .. import _dtype, _opmath, _vmap_frames
 from .._backend import array_module, subtract_contiguous
 from ..autograd.function import Function, SavedValue, as_uint64, ctx_value, kept_value, name_node, saved
 from ..autograd.grad_mode import is_grad_enabled
@@ -349,6 +349,8 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, trainin
 def randomized_leaky_relu(input: Tensor, lower: float, upper: float, training: bool, inplace: bool,
                           generator=None) -> Tensor:
     """rrelu's body, out of place or in place, the slopes drawn from ``generator``'s stream."""
+    if _vmap_frames._frames:
+        _vmap_frames.refuse_inside("aten::rrelu_" if inplace else "aten::rrelu")
     xp = array_module(input)
     lower, upper = check_number(lower, "rrelu", "lower"), check_number(upper, "rrelu", "upper")
     for name, bound in (("lower", lower), ("upper", upper)):

@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-from .. import _dtype
+from .. import _dtype, _vmap_frames
 from .._backend import array_module
 from ..tensor import Tensor, honours_out
 
@@ -111,7 +111,8 @@ def searchsorted(sorted_sequence: Tensor, input, *, out_int32: bool = False, rig
         # ml_dtypes' bfloat16 promotes with no integer dtype: compare in float64, exact for both
         seq, values = seq.astype(np.float64), values.astype(np.float64)
     found = _searchsorted_array(seq, values, side, order)
-    return Tensor._make(found.astype(np.int32 if out_int32 else np.int64, copy=False))
+    return _batched_where_operands_are(Tensor._make(found.astype(np.int32 if out_int32 else np.int64, copy=False)),
+                                       sorted_sequence, input, sorter)
 
 
 @honours_out
@@ -124,7 +125,16 @@ def bucketize(input, boundaries: Tensor, *, out_int32: bool = False, right: bool
     if values.size:  # torch dispatches no kernel for an empty result
         _refuse_kernel_dtype(boundaries, input)
     found = _searchsorted_array(boundaries._data, values, "right" if right else "left", None)
-    return Tensor._make(found.astype(np.int32 if out_int32 else np.int64, copy=False))
+    return _batched_where_operands_are(Tensor._make(found.astype(np.int32 if out_int32 else np.int64, copy=False)),
+                                       input, boundaries)
+
+
+def _batched_where_operands_are(out: Tensor, *operands) -> Tensor:
+    """``out``, made by no Function: inside vmap, noted as batched where an operand is (``int(i[0])`` of
+    a batched bucket index is refused as torch refuses it)."""
+    if _vmap_frames._frames:
+        _vmap_frames.note_results(operands, None, out)
+    return out
 
 
 def bincount(input: Tensor, weights: Tensor | None = None, minlength: int = 0) -> Tensor:

@@ -2004,6 +2004,9 @@ signbit = out_keyword_front(signbit, _signbit_out)
 
 def equal(input: Tensor, other: Tensor) -> builtins.bool:
     """torch.equal: same shape and the same values."""
+    if _vmap_frames._frames:
+        _vmap_frames.refuse_unbatchable("Batching rule not implemented for aten::equal. We could not generate a "
+                                        "fallback.", input, other)
     xp = array_module(input)
     return input.shape == other.shape and builtins.bool(xp.array_equal(input._data, other._data))
 
@@ -2021,8 +2024,15 @@ def isclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=Fals
     if _FLOAT8_NP:  # torch scales the tolerance by a number, which float8 has no kernel for
         _dtype.refuse_float8(a._data.dtype, "mul_cpu_reduced_float")
     xp = array_module(a, b)
-    return _laid_out(Tensor._make(xp.isclose(a._data, b._data, rtol=rtol, atol=atol, equal_nan=equal_nan)), a, b)
+    out = _laid_out(Tensor._make(xp.isclose(a._data, b._data, rtol=rtol, atol=atol, equal_nan=equal_nan)), a, b)
+    if _vmap_frames._frames:  # no Function saw it: batched where an operand is
+        _vmap_frames.note_results((input, other), None, out)
+    return out
 
 
 def allclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=False) -> builtins.bool:
+    if _vmap_frames._frames:
+        _vmap_frames.refuse_unbatchable("vmap over torch.allclose isn't supported yet. Please file an issue at "
+                                        "https://github.com/pytorch/pytorch/issues if you need this feature.",
+                                        input, other)
     return builtins.bool(isclose(input, other, rtol, atol, equal_nan)._data.all())

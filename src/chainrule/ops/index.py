@@ -695,9 +695,20 @@ def advanced_key(key, shape: tuple):
     return key
 
 
+def _refuse_batched_mask(key) -> None:
+    """torch's vmap refusal of indexing with a batched boolean mask: each slice would select another
+    number of elements."""
+    for item in key if type(key) is tuple else (key,):
+        if isinstance(item, Tensor) and item._data.dtype in (np.bool_, np.uint8) and _vmap_frames.batched_value(item):
+            raise RuntimeError("vmap: We do not support batching operators that can support dynamic shape. "
+                               "Attempting to batch over indexing with a boolean mask.")
+
+
 def getitem(input: Tensor, key) -> Tensor:
     """``input[key]`` with torch semantics; basic indexing returns a view."""
     given = key
+    if _vmap_frames._frames:
+        _refuse_batched_mask(key)
     key = _convert_key(key, array_module(input), input._data.shape)
     basic = _is_basic(key)
     if not basic:
@@ -1129,8 +1140,12 @@ def setitem(input: Tensor, key, value) -> None:
     _check_assigned_value(input, value)
     if key is False:
         return  # torch: a bare False key writes nothing, and checks nothing
-    if _vmap_frames.running():  # torch's vmap writes through copy_ and refuses a batched value so
-        _vmap_frames.refuse_batched_into_unbatched(input, (value,))
+    if _vmap_frames._captures:  # torch writes through copy_ (index_put_ for a tensor key)
+        tensor_key = any(isinstance(k, Tensor) for k in (key if type(key) is tuple else (key,)))
+        _vmap_frames.refuse_captured_write(input, "index_put_" if tensor_key else "copy_")
+    if _vmap_frames.running():  # torch's vmap writes through copy_ (index_put_ for a tensor key) and refuses so
+        keys = [k for k in (key if type(key) is tuple else (key,)) if isinstance(k, Tensor)]
+        _vmap_frames.refuse_batched_into_unbatched(input, (*keys, value), "index_put" if keys else None)
     if key is True:
         key = None  # torch: a bare True key is a copy into x[None] (a basic write: the value is cast)
     raw_key = key

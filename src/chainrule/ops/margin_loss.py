@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .. import _dtype
+from .. import _dtype, _vmap_frames
 from .._backend import array_module
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import name_node
@@ -43,8 +43,11 @@ def gaussian_nll_loss(input: Tensor, target: Tensor, var: Tensor | float, full: 
         if var < 0:
             raise ValueError("var has negative entry/entries")
         var = ew.zeros_like_tensor(input) + var
-    elif ew.on_its_gpu(var._data) or bool((var._data < 0).any()):
-        raise ValueError("var has negative entry/entries")
+    else:
+        if _vmap_frames._frames:  # torch's ``if torch.any(var < 0):`` branches on a batched var's values
+            _vmap_frames.refuse_control_flow(var)
+        if ew.on_its_gpu(var._data) or bool((var._data < 0).any()):
+            raise ValueError("var has negative entry/entries")
     if tuple(var.shape) != tuple(input.shape):
         if tuple(input.shape[:-1]) == tuple(var.shape):
             var = var.unsqueeze(-1)

@@ -754,7 +754,10 @@ def _select_along(cls, input: Tensor, index: np.ndarray, dim: int, keepdim: bool
                                    Tensor._make(xp.zeros((), np.int64)))
     values = cls.apply(input, index=index, dim=dim, keepdim=keepdim)
     indices = index if keepdim else index.squeeze(dim)
-    return _RETURN_TYPES[name](values, Tensor._make(indices.astype(np.int64, copy=False)))
+    result = _RETURN_TYPES[name](values, Tensor._make(indices.astype(np.int64, copy=False)))
+    if _vmap_frames._frames:  # no Function saw the indices: batched where input is (``int(x.sort()[1][0])``)
+        _vmap_frames.note_results((input,), None, result)
+    return result
 
 
 def _max_min(op: str, input: Tensor, dim, keepdim: bool, largest: bool):
@@ -1511,7 +1514,10 @@ def count_nonzero(input: Tensor, dim=None, *more_dims) -> Tensor:
     xp = array_module(input)
     x = input._data
     dims = _dims(dim, x.ndim, "count_nonzero")
-    return Tensor._make(_as_array(xp.sum(x != 0, axis=dims, dtype=np.int64)))
+    out = Tensor._make(_as_array(xp.sum(x != 0, axis=dims, dtype=np.int64)))
+    if _vmap_frames._frames:  # no Function saw it: batched where input is
+        _vmap_frames.note_results((input,), None, out)
+    return out
 
 
 # ---------------------------------------------------------------- sorting and order statistics
@@ -1599,7 +1605,10 @@ def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool
     if x.ndim == 0:
         return Tensor._make(xp.zeros((), np.int64))
     order = _argsort(x, d, descending) if stable else _unstable_order(x, d, descending)
-    return Tensor._make(order.astype(np.int64, copy=False))
+    out = Tensor._make(order.astype(np.int64, copy=False))
+    if _vmap_frames._frames:  # no Function saw it: batched where input is
+        _vmap_frames.note_results((input,), None, out)
+    return out
 
 
 def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):

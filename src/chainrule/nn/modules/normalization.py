@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 
-from ... import _dtype
+from ... import _dtype, _vmap_frames
 from ...ops.creation import empty, ones, tensor, zeros
 from ...ops.cross_map_lrn import cross_map_lrn2d
 from ...tensor import Tensor
@@ -92,6 +92,8 @@ class _BatchNorm(_NormBase):
         training with tracked statistics (``momentum=None`` then averages over all batches)."""
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+            if _vmap_frames._captures:  # torch's num_batches_tracked.add_(1), a captured buffer inside jacrev(model)
+                _vmap_frames.refuse_captured_write(self.num_batches_tracked, "add_.Tensor")
             self.num_batches_tracked._data += 1
             self.num_batches_tracked._version_box[0] += 1
             if self.momentum is None:  # cumulative moving average
