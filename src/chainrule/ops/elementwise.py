@@ -2021,7 +2021,8 @@ def isclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=Fals
     if _FLOAT8_NP:  # torch scales the tolerance by a number, which float8 has no kernel for
         _dtype.refuse_float8(a._data.dtype, "mul_cpu_reduced_float")
     xp = array_module(a, b)
-    return _laid_out(Tensor._make(xp.isclose(a._data, b._data, rtol=rtol, atol=atol, equal_nan=equal_nan)), a, b)
+    x, y = (a._data, b._data) if xp is np else on_one_device([a._data, b._data], "isclose")  # (torch's device check)
+    return _laid_out(Tensor._make(xp.isclose(x, y, rtol=rtol, atol=atol, equal_nan=equal_nan)), a, b)
 
 
 def allclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=False) -> builtins.bool:
