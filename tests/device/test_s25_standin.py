@@ -133,3 +133,45 @@ def test_run_py_puts_a_program_on_the_stand_in_gpu(tmp_path):
     completed = subprocess.run(run.program_command(script, "cuda"), env=env, capture_output=True, text=True,
                                timeout=120, cwd=tmp_path)
     assert completed.stdout.split() == ["True", "cuda:0", "cuda:0", "__main__", "True"], completed.stderr
+
+
+def test_gpu_check_runs_a_whole_program_on_the_stand_in_against_the_cpu(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check_s25", REPO / "scripts" / "gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    monkeypatch.setenv("OUT", str(tmp_path))
+    assert gpu_check.main(["--dry-run", "--standin", "--sections", "programs"]) == 0
+    text = capsys.readouterr().out
+    assert "1 programs (a dry run: a fixed few) with set_default_device('cuda') against cpu" in text
+    assert "   ok   lbfgs_curve_fit: same," in text and "programs: 1 same of 1" in text
+    assert "SECTION FAILED" not in text
+    assert '"same": 1' in (tmp_path / "gpu_check.json").read_text()
+
+
+class _TiedModel(chainrule.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = chainrule.nn.Embedding(5, 3)
+        self.rnn = chainrule.nn.LSTM(3, 3)
+        self.decoder = chainrule.nn.Linear(3, 5)
+        self.decoder.weight = self.encoder.weight  # tied, as word_language_model's tie_weights
+        self.register_buffer("scale", chainrule.ones(3))
+
+
+def test_loading_a_whole_cuda_model_gives_it_back_on_the_device_with_its_ties(cuda, tmp_path):
+    # torch.save(model) / torch.load(weights_only=False): torch restores every storage to its device
+    model = _TiedModel().to("cuda")
+    chainrule.save(model, tmp_path / "model.pt")
+    loaded = chainrule.load(tmp_path / "model.pt", weights_only=False)
+    assert {str(p.device) for p in loaded.parameters()} == {"cuda:0"} and loaded.scale.device.type == "cuda"
+    assert loaded.decoder.weight is loaded.encoder.weight
+    assert all(type(p) is chainrule.nn.Parameter and p.is_leaf and p.grad_fn is None for p in loaded.parameters())
+    tokens = chainrule.tensor([[1], [4]], device="cuda")
+    assert loaded.rnn(loaded.encoder(tokens))[0].tolist() == model.rnn(model.encoder(tokens))[0].tolist()
+    on_cpu = chainrule.load(tmp_path / "model.pt", weights_only=False, map_location="cpu")
+    assert {str(p.device) for p in on_cpu.parameters()} == {"cpu"}
+    chainrule.save(model.encoder.weight, tmp_path / "weight.pt")
+    weight = chainrule.load(tmp_path / "weight.pt", weights_only=False)
+    assert type(weight) is chainrule.nn.Parameter and weight.is_leaf and weight.device.type == "cuda"

@@ -161,13 +161,15 @@ def program_command(path: Path, default_device: str | None = None) -> list[str]:
 
 
 def run_program(program: str, backend: str, seed: int = 0, timeout: float = DEFAULT_TIMEOUT_S, *,
-                standin_cuda: bool = False, default_device: str | None = None) -> Result:
+                standin_cuda: bool = False, default_device: str | None = None,
+                extra_env: dict[str, str] | None = None) -> Result:
     """Run one program in a fresh interpreter, in a scratch working directory; ``standin_cuda``
-    switches chainrule's CPU stand-in for CuPy on, ``default_device`` is set before the program runs."""
+    switches chainrule's CPU stand-in for CuPy on, ``default_device`` is set before the program runs,
+    ``extra_env`` adds environment variables (``CUDA_VISIBLE_DEVICES=''`` hides a GPU)."""
     path = PROGRAMS_DIR / f"{program}.py"
     if not path.is_file():
         raise FileNotFoundError(f"no program {program!r} in {PROGRAMS_DIR}")
-    env = program_environment(backend, seed, standin_cuda)
+    env = {**program_environment(backend, seed, standin_cuda), **(extra_env or {})}
     with tempfile.TemporaryDirectory(prefix=f"program-{program}-") as workdir:
         start = time.perf_counter()
         try:
