@@ -175,3 +175,29 @@ def test_loading_a_whole_cuda_model_gives_it_back_on_the_device_with_its_ties(cu
     chainrule.save(model.encoder.weight, tmp_path / "weight.pt")
     weight = chainrule.load(tmp_path / "weight.pt", weights_only=False)
     assert type(weight) is chainrule.nn.Parameter and weight.is_leaf and weight.device.type == "cuda"
+
+
+def _default_device_makers(lib, array, cpu_tensor):
+    return {"as_tensor(ndarray)": lambda: lib.as_tensor(array), "asarray(ndarray)": lambda: lib.asarray(array),
+            "as_tensor(cpu tensor)": lambda: lib.as_tensor(cpu_tensor), "asarray(cpu tensor)": lambda: lib.asarray(cpu_tensor),
+            "tensor(ndarray)": lambda: lib.tensor(array), "from_numpy": lambda: lib.from_numpy(array),
+            "as_tensor(ndarray, device='cpu')": lambda: lib.as_tensor(array, device="cpu"),
+            "zeros_like(cpu tensor)": lambda: lib.zeros_like(cpu_tensor)}
+
+
+def test_as_tensor_and_asarray_make_tensors_on_the_default_device_as_torch(cuda):
+    # torch's set_default_device covers tensor, as_tensor and asarray (torch.utils._device), not
+    # from_numpy nor *_like; torch is asked with 'meta' as its default (it has no CUDA here)
+    torch = pytest.importorskip("torch")
+    array = np.ones(3, np.float32)
+    torch.set_default_device("meta")
+    try:
+        want = {name: make().device.type != "cpu" for name, make in
+                _default_device_makers(torch, array, torch.ones(2, device="cpu")).items()}
+    finally:
+        torch.set_default_device(None)
+    chainrule.set_default_device("cuda")
+    got = {name: make().device.type != "cpu" for name, make in
+           _default_device_makers(chainrule, array, chainrule.ones(2, device="cpu")).items()}
+    assert got == want
+    assert sum(want.values()) == 5
