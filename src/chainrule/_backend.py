@@ -463,6 +463,15 @@ def on_one_device(arrays: list, op: str, params: dict | None = None, host_params
     return moved
 
 
+def refuse_device_params(params: dict, op: str) -> None:
+    """torch's mixed-device RuntimeError when an op on CPU arrays got a device array (a CUDA index,
+    mask or target) among its keyword arguments; nothing otherwise."""
+    for value in params.values():
+        value = getattr(value, "_data", value)
+        if getattr(value, "ndim", 0) and device_of(value).type == "cuda":
+            raise mixed_device_error(device_of(value), CPU, op)
+
+
 # ---------------------------------------------------------------- the current GPU
 # CuPy allocates and launches on its *current* device; torch runs an op on its tensors' device,
 # whatever device is current (``model.to(rank)`` without ``set_device``, a model split over two

@@ -44,6 +44,16 @@ def test_an_index_mask_or_target_on_the_cpu_for_a_cuda_tensor_is_torchs_runtime_
         calls[op]()
 
 
+@pytest.mark.parametrize("op", ["index_select", "embedding", "masked_fill", "cross_entropy"])
+def test_a_cuda_index_mask_or_target_for_a_cpu_tensor_is_torchs_runtime_error(cuda, op):
+    x, index = chainrule.randn(5, 3), chainrule.tensor([0, 2], device="cuda")
+    calls = {"index_select": lambda: x.index_select(0, index), "embedding": lambda: F.embedding(index, x),
+             "masked_fill": lambda: x.masked_fill(chainrule.ones(5, 3, dtype=chainrule.bool, device="cuda"), 0.0),
+             "cross_entropy": lambda: F.cross_entropy(x, chainrule.tensor([0, 1, 2, 0, 1], device="cuda"))}
+    with pytest.raises(RuntimeError, match=MIXED):
+        calls[op]()
+
+
 def test_the_same_ops_with_the_index_on_the_device_match_the_cpu(cuda):
     data = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
     for device in ("cpu", "cuda"):

@@ -31,7 +31,7 @@ import weakref
 import numpy as np
 
 from .. import _opmath
-from .._backend import autocast_hook, on_one_device
+from .._backend import autocast_hook, on_one_device, refuse_device_params
 from .grad_mode import is_grad_enabled, no_grad
 from .grad_mode import state as _grad_state
 
@@ -940,6 +940,12 @@ def _apply_array_op(cls, *inputs, **params):
             out = opmath_hook(cls, ctx, arrays, params)
     except ValueError as error:
         raise broadcast_error(error, arrays) from None
+    except TypeError:
+        # CPU inputs with a CUDA index or mask among the keyword arguments: CuPy refused the host
+        # math; torch's error is the mixed-device one (looked for only now: the CPU path stays free)
+        if on_cpu and params:
+            refuse_device_params(params, getattr(cls, "label", None) or cls.__name__)
+        raise
     finally:
         numpy_errstate.reset(quiet)
     data = out
