@@ -1341,7 +1341,52 @@ def conv_kernels(report: Report, options) -> None:
 # CPU tensors it makes itself (torch.from_numpy, which the default device does not move; a CPU
 # Generator for DataLoader's or random_split's randperm) with CUDA ones. chainrule raises torch's
 # error there; the section reports these apart from real failures.
-TORCH_FAILS_TOO: dict[str, str] = {}
+TORCH_FAILS_TOO: dict[str, str] = {  # (read off the stand-in's run of every program, 2026-12-03)
+    "actor_critic": "its torch.from_numpy data stay on the CPU",
+    "capsule_net": "its torch.from_numpy data stay on the CPU",
+    "char_rnn_classify": "a CPU torch.Generator() draws randperm for the default device",
+    "checkpoint_resume": "a CPU torch.Generator() draws randperm for the default device",
+    "compile_amp": "its torch.from_numpy data stay on the CPU",
+    "conv_autoencoder": "its torch.from_numpy data stay on the CPU",
+    "custom_function": "its torch.from_numpy data stay on the CPU",
+    "data_pipeline": "a CPU torch.Generator() draws randperm for the default device",
+    "dcgan": "its torch.from_numpy data stay on the CPU",
+    "ddpm_toy": "its torch.from_numpy data stay on the CPU",
+    "distill_data_utils": "its WeightedRandomSampler gets default-device weights and a CPU Generator",
+    "dp_sgd_func": "its torch.from_numpy data stay on the CPU",
+    "dqn_reinforce": "its torch.from_numpy data stay on the CPU",
+    "eval_modes": "its torch.from_numpy data stay on the CPU",
+    "fast_neural_style": "it feeds CPU images to its CUDA model (also without a default device)",
+    "forward_ad_double_backward": "its custom Function calls .numpy() on CUDA tensors",
+    "forward_forward": "its torch.from_numpy data stay on the CPU",
+    "func_ensembling_ntk": "its data are made with its own device='cpu'",
+    "fx_conv_bn_fusion": "its torch.from_numpy data stay on the CPU",
+    "gcn_gat": "its torch.from_numpy data stay on the CPU",
+    "gpt_kv_cache": "its torch.from_numpy data stay on the CPU",
+    "hooks": "its torch.from_numpy data stay on the CPU",
+    "lora_finetune": "its torch.from_numpy data stay on the CPU",
+    "memory_tricks": "its torch.from_numpy data stay on the CPU",
+    "mixture_density": "its torch.from_numpy data stay on the CPU",
+    "mlp_classifier": "its torch.from_numpy data stay on the CPU",
+    "moe_topk": "its torch.from_numpy data stay on the CPU",
+    "nanogpt": "its model goes to its device 'cpu', its probe batch to the default",
+    "pointnet": "its torch.from_numpy data stay on the CPU",
+    "ppo_continuous": "its model goes to its own device 'cpu' (cuda = False)",
+    "realnvp_flow": "its torch.from_numpy data stay on the CPU",
+    "regression_scheduler": "its torch.from_numpy data stay on the CPU",
+    "resnet_blocks": "its torch.from_numpy data stay on the CPU",
+    "rnn_lm": "torch.tensor lengths land on the default device; packing wants them on the CPU",
+    "seq2seq_attention": "its torch.from_numpy data stay on the CPU",
+    "siamese_network": "its torch.from_numpy data stay on the CPU",
+    "simclr_contrastive": "its torch.from_numpy data stay on the CPU",
+    "spatial_transformer": "its torch.from_numpy data stay on the CPU",
+    "super_resolution": "it feeds CPU images to its loaded CUDA model (also without a default device)",
+    "time_sequence_lstm": "its torch.from_numpy data stay on the CPU",
+    "transformer_classifier": "its torch.from_numpy data stay on the CPU",
+    "vae": "its torch.from_numpy data stay on the CPU",
+    "vit_patches": "its torch.from_numpy data stay on the CPU",
+    "word2vec_sgns": "its torch.from_numpy data stay on the CPU",
+}
 # a dry run (CI) runs one fast program (float64, LBFGS's closure, made on the default device): the
 # section's harness, at the cost of two runs of a few seconds
 DRY_RUN_PROGRAMS = ("lbfgs_curve_fit",)
