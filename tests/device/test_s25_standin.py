@@ -211,3 +211,20 @@ def test_as_tensor_and_asarray_make_tensors_on_the_default_device_as_torch(cuda)
            _default_device_makers(chainrule, array, chainrule.ones(2, device="cpu")).items()}
     assert got == want
     assert sum(want.values()) == 5
+
+
+def test_weighted_random_sampler_keeps_cuda_weights_and_draws_there_as_torch(cuda):
+    # torch keeps as_tensor(weights, dtype=double) where it is and draws with torch.multinomial, so a
+    # CPU generator for CUDA weights fails at the first draw (distill_data_utils under a CUDA default)
+    from chainrule.utils.data import WeightedRandomSampler
+
+    weights = chainrule.tensor([0.0, 1.0, 0.0, 3.0], device="cuda")
+    sampler = WeightedRandomSampler(weights, 8)
+    assert sampler.weights.device.type == "cuda" and sampler.weights.dtype == chainrule.float64
+    drawn = list(sampler)
+    assert len(drawn) == 8 and set(drawn) <= {1, 3} and all(type(i) is int for i in drawn)
+    with pytest.raises(RuntimeError, match="Expected a 'cuda' device type for generator but found 'cpu'"):
+        list(WeightedRandomSampler(weights, 8, generator=chainrule.Generator()))
+    assert sorted(WeightedRandomSampler(weights, 2, replacement=False)) == [1, 3]
+    with pytest.raises(ValueError, match=r"weights should be a 1d sequence but given weights have shape \(2, 2\)"):
+        WeightedRandomSampler(chainrule.ones(2, 2, device="cuda"), 2)
