@@ -1408,8 +1408,8 @@ def whole_programs(report: Report, options) -> None:
     CUDA available, so programs that pick 'cuda' themselves go there too) against the same program
     on the CPU: the device run must exit cleanly, print torch's calibrated lines (those naming a
     device aside) and FINAL values within the program's tolerance of the CPU run's and inside its
-    band (expected.json). With torch CUDA installed, torch runs each failing program the same way,
-    to tell chainrule's failures from the program's own. A dry run takes DRY_RUN_PROGRAMS; a GPU
+    band (expected.json). A failure of a program in TORCH_FAILS_TOO is the program's own; with torch
+    CUDA installed, torch runs any other failing program the same way, to tell them apart. A dry run takes DRY_RUN_PROGRAMS; a GPU
     runs every program, fastest first, several at a time, until --programs-seconds has passed."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -1424,7 +1424,7 @@ def whole_programs(report: Report, options) -> None:
     torch_cuda = _torch_cuda() is not None and not options.standin
     report.line(f"   {len(names)} programs{' (a dry run: a fixed few)' if options.dry_run else ''} with "
                 f"set_default_device({options.device!r}) against cpu, {workers} at a time, budget "
-                f"{options.programs_seconds:.0f} s{'; torch CUDA reruns the failures' if torch_cuda else ''}")
+                f"{options.programs_seconds:.0f} s{'; torch CUDA reruns unexplained failures' if torch_cuda else ''}")
     deadline = time.perf_counter() + options.programs_seconds
 
     def run(name: str, where: str):
@@ -1450,11 +1450,12 @@ def whole_programs(report: Report, options) -> None:
         error = device_run.stderr.strip().splitlines()[-1][:200] if device_run.returncode and device_run.stderr.strip() \
             else ""
         status = "same" if not problems else "differs" if device_run.returncode == 0 else "fails"
-        if status == "fails" and torch_cuda:
+        if status == "fails" and name in TORCH_FAILS_TOO:
+            status = "fails as torch does"
+        elif status == "fails" and torch_cuda and time.perf_counter() < deadline + 60:
+            # a failure nobody has explained yet: does torch CUDA fail on this program too?
             torch_run = harness.run_program(name, "torch", default_device=options.device)
             status = "fails as torch does" if torch_run.returncode else status
-        elif status == "fails" and name in TORCH_FAILS_TOO:
-            status = "fails as torch does"
         counts[status] += 1
         outcome[name] = {"status": status, "final": device_run.final, "cpu_final": cpu_run.final,
                          "seconds": round(device_run.seconds, 1), "cpu_seconds": round(cpu_run.seconds, 1),

@@ -228,3 +228,32 @@ def test_weighted_random_sampler_keeps_cuda_weights_and_draws_there_as_torch(cud
     assert sorted(WeightedRandomSampler(weights, 2, replacement=False)) == [1, 3]
     with pytest.raises(ValueError, match=r"weights should be a 1d sequence but given weights have shape \(2, 2\)"):
         WeightedRandomSampler(chainrule.ones(2, 2, device="cuda"), 2)
+
+
+def test_gpu_check_tells_a_programs_own_mix_up_from_a_failure(monkeypatch, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check_s25", REPO / "scripts" / "gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    harness = gpu_check._program_harness()
+    mixed = "RuntimeError: Expected all tensors to be on the same device"
+
+    def fake_run(program, backend, seed=0, timeout=0, *, standin_cuda=False, default_device=None, extra_env=None):
+        on_device = default_device is not None
+        code = 1 if on_device and program in ("capsule_net", "gan") else 0
+        stdout = "" if code else "FINAL loss=0.5\n"
+        return harness.Result(program, backend, seed, code, stdout, mixed if code else "", 1.0,
+                              harness.parse_final(stdout) if not code else None)
+
+    monkeypatch.setattr(harness, "run_program", fake_run)
+    monkeypatch.setattr(harness, "calibration_problems", lambda result, expected, on_device=False:
+                        [] if result.returncode == 0 else [result.stderr])
+    monkeypatch.setattr(harness, "final_differences", lambda result, reference, expected: [])
+    monkeypatch.setattr(gpu_check, "_program_harness", lambda: harness)
+    monkeypatch.setattr(gpu_check, "DRY_RUN_PROGRAMS", ("capsule_net", "gan", "vae"))
+    gpu_check.main(["--dry-run", "--standin", "--sections", "programs"])
+    text = capsys.readouterr().out
+    assert "   ok   capsule_net: fails as torch does, 1.0 s (cpu 1.0 s): " + mixed in text
+    assert "   FAIL gan: fails, 1.0 s (cpu 1.0 s): " + mixed in text and "   ok   vae: same" in text
+    assert "programs: 1 same, 1 fails, 1 fails as torch does of 3" in text
