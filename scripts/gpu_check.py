@@ -33,7 +33,10 @@ fallback) on sys.path itself. It prints a short summary, section by section, and
    geometries, then ``nn.Conv2d`` forward and backward with the switch on against off, and the
    bench conv2d timed with it off and on (torch beside it);
 10. with two GPUs or more: each model's step on cuda:1 while GPU 0 is current, a model split over two;
-11. the benchmark table (chainrule against torch CUDA, issue 12's workloads).
+11. the whole programs of tests/programs with ``torch.set_default_device('cuda')`` against their
+    CPU runs (exit status, printed lines, FINAL values within the program's tolerance), every one
+    on a GPU within ``--programs-seconds``, a fixed few in a dry run;
+12. the benchmark table (chainrule against torch CUDA, issue 12's workloads).
 
 Each section catches its own exceptions and reports them; the script as a whole does not stop
 until every section has run. With ``--dry-run`` the device is the CPU (or ``--device``; 'cuda' with ``--standin``), the
@@ -1332,6 +1335,143 @@ def conv_kernels(report: Report, options) -> None:
         _cuda_conv.set_enabled(saved)
 
 
+# ---- 11. the whole programs on the device ----
+
+# (name) -> why the program fails with torch.set_default_device('cuda') under torch too: it mixes
+# CPU tensors it makes itself (torch.from_numpy, which the default device does not move; a CPU
+# Generator for DataLoader's or random_split's randperm) with CUDA ones. chainrule raises torch's
+# error there; the section reports these apart from real failures.
+TORCH_FAILS_TOO: dict[str, str] = {  # (read off the stand-in's run of every program, 2026-12-03)
+    "actor_critic": "its torch.from_numpy data stay on the CPU",
+    "capsule_net": "its torch.from_numpy data stay on the CPU",
+    "char_rnn_classify": "a CPU torch.Generator() draws randperm for the default device",
+    "checkpoint_resume": "a CPU torch.Generator() draws randperm for the default device",
+    "compile_amp": "its torch.from_numpy data stay on the CPU",
+    "conv_autoencoder": "its torch.from_numpy data stay on the CPU",
+    "custom_function": "its torch.from_numpy data stay on the CPU",
+    "data_pipeline": "a CPU torch.Generator() draws randperm for the default device",
+    "dcgan": "its torch.from_numpy data stay on the CPU",
+    "ddpm_toy": "its torch.from_numpy data stay on the CPU",
+    "distill_data_utils": "its WeightedRandomSampler gets default-device weights and a CPU Generator",
+    "dp_sgd_func": "its torch.from_numpy data stay on the CPU",
+    "dqn_reinforce": "its torch.from_numpy data stay on the CPU",
+    "eval_modes": "its torch.from_numpy data stay on the CPU",
+    "fast_neural_style": "it feeds CPU images to its CUDA model (also without a default device)",
+    "forward_ad_double_backward": "its custom Function calls .numpy() on CUDA tensors",
+    "forward_forward": "its torch.from_numpy data stay on the CPU",
+    "func_ensembling_ntk": "its data are made with its own device='cpu'",
+    "fx_conv_bn_fusion": "its torch.from_numpy data stay on the CPU",
+    "gcn_gat": "its torch.from_numpy data stay on the CPU",
+    "gpt_kv_cache": "its torch.from_numpy data stay on the CPU",
+    "hooks": "its torch.from_numpy data stay on the CPU",
+    "lora_finetune": "its torch.from_numpy data stay on the CPU",
+    "memory_tricks": "its torch.from_numpy data stay on the CPU",
+    "mixture_density": "its torch.from_numpy data stay on the CPU",
+    "mlp_classifier": "its torch.from_numpy data stay on the CPU",
+    "moe_topk": "its torch.from_numpy data stay on the CPU",
+    "nanogpt": "its model goes to its device 'cpu', its probe batch to the default",
+    "pointnet": "its torch.from_numpy data stay on the CPU",
+    "ppo_continuous": "its model goes to its own device 'cpu' (cuda = False)",
+    "realnvp_flow": "its torch.from_numpy data stay on the CPU",
+    "regression_scheduler": "its torch.from_numpy data stay on the CPU",
+    "resnet_blocks": "its torch.from_numpy data stay on the CPU",
+    "rnn_lm": "torch.tensor lengths land on the default device; packing wants them on the CPU",
+    "seq2seq_attention": "its torch.from_numpy data stay on the CPU",
+    "siamese_network": "its torch.from_numpy data stay on the CPU",
+    "simclr_contrastive": "its torch.from_numpy data stay on the CPU",
+    "spatial_transformer": "its torch.from_numpy data stay on the CPU",
+    "super_resolution": "it feeds CPU images to its loaded CUDA model (also without a default device)",
+    "time_sequence_lstm": "its torch.from_numpy data stay on the CPU",
+    "transformer_classifier": "its torch.from_numpy data stay on the CPU",
+    "vae": "its torch.from_numpy data stay on the CPU",
+    "vit_patches": "its torch.from_numpy data stay on the CPU",
+    "word2vec_sgns": "its torch.from_numpy data stay on the CPU",
+}
+# a dry run (CI) runs one fast program (float64, LBFGS's closure, made on the default device): the
+# section's harness, at the cost of two runs of a few seconds
+DRY_RUN_PROGRAMS = ("lbfgs_curve_fit",)
+
+
+def _program_harness():
+    """tests/programs/run.py, imported from the repository (the corpus is not installed)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("programs_run", ROOT / "tests" / "programs" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # (its dataclass looks its module up there)
+    spec.loader.exec_module(module)
+    return module
+
+
+def whole_programs(report: Report, options) -> None:
+    """Each program of tests/programs with ``torch.set_default_device(device)`` before it runs (and
+    CUDA available, so programs that pick 'cuda' themselves go there too) against the same program
+    on the CPU: the device run must exit cleanly, print torch's calibrated lines (those naming a
+    device aside) and FINAL values within the program's tolerance of the CPU run's and inside its
+    band (expected.json). A failure of a program in TORCH_FAILS_TOO is the program's own; with torch
+    CUDA installed, torch runs any other failing program the same way, to tell them apart. A dry run takes DRY_RUN_PROGRAMS; a GPU
+    runs every program, fastest first, several at a time, until --programs-seconds has passed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not options.device.startswith("cuda"):
+        report.line(f"   device {options.device}: skipped (the programs run on the CPU in tests/programs)")
+        return
+    harness = _program_harness()
+    expected = json.loads((ROOT / "tests" / "programs" / "expected.json").read_text())
+    names = list(DRY_RUN_PROGRAMS) if options.dry_run else sorted(
+        harness.program_names(), key=lambda name: min(expected.get(name, {}).get("torch_seconds") or [0.0]))
+    workers = 2 if options.dry_run else max(1, min(12, (os.cpu_count() or 2) - 2))  # (one BLAS thread each)
+    torch_cuda = _torch_cuda() is not None and not options.standin
+    report.line(f"   {len(names)} programs{' (a dry run: a fixed few)' if options.dry_run else ''} with "
+                f"set_default_device({options.device!r}) against cpu, {workers} at a time, budget "
+                f"{options.programs_seconds:.0f} s{'; torch CUDA reruns unexplained failures' if torch_cuda else ''}")
+    deadline = time.perf_counter() + options.programs_seconds
+
+    def run(name: str, where: str):
+        if time.perf_counter() > deadline:
+            return None
+        if where == "cpu":  # with no GPU visible, so a program that picks 'cuda' when it can stays on the CPU
+            return harness.run_program(name, "chainrule", extra_env={"CUDA_VISIBLE_DEVICES": ""})
+        return harness.run_program(name, "chainrule", standin_cuda=options.standin, default_device=options.device)
+
+    with ThreadPoolExecutor(workers) as pool:
+        runs = {(name, where): pool.submit(run, name, where) for name in names for where in ("device", "cpu")}
+        results = {key: future.result() for key, future in runs.items()}
+    outcome, counts = {}, Counter()
+    for name in names:
+        device_run, cpu_run = results[name, "device"], results[name, "cpu"]
+        if device_run is None or cpu_run is None:
+            outcome[name] = {"status": "not run"}
+            counts["not run"] += 1
+            continue
+        problems = harness.calibration_problems(device_run, expected[name], on_device=True)
+        if device_run.returncode == 0:
+            problems += harness.final_differences(device_run, cpu_run, expected[name])
+        error = device_run.stderr.strip().splitlines()[-1][:200] if device_run.returncode and device_run.stderr.strip() \
+            else ""
+        status = "same" if not problems else "differs" if device_run.returncode == 0 else "fails"
+        if status == "fails" and name in TORCH_FAILS_TOO:
+            status = "fails as torch does"
+        elif status == "fails" and torch_cuda and time.perf_counter() < deadline + 60:
+            # a failure nobody has explained yet: does torch CUDA fail on this program too?
+            torch_run = harness.run_program(name, "torch", default_device=options.device)
+            status = "fails as torch does" if torch_run.returncode else status
+        counts[status] += 1
+        outcome[name] = {"status": status, "final": device_run.final, "cpu_final": cpu_run.final,
+                         "seconds": round(device_run.seconds, 1), "cpu_seconds": round(cpu_run.seconds, 1),
+                         "problems": problems[:5], "error": error}
+        finals = " ".join(f"{k}={v:.4g}" for k, v in (device_run.final or {}).items())
+        mark = "ok  " if status in ("same", "fails as torch does") else "FAIL"
+        detail = (f"FINAL {finals}" if status == "same" else
+                  error or "; ".join(problems[:2])[:300]) + (f" ({TORCH_FAILS_TOO[name]})" if name in TORCH_FAILS_TOO
+                                                             and status == "fails as torch does" else "")
+        report.line(f"   {mark} {name}: {status}, {device_run.seconds:.1f} s (cpu {cpu_run.seconds:.1f} s): {detail}")
+    report.line("   programs: " + ", ".join(f"{counts[k]} {k}" for k in ("same", "differs", "fails", "fails as torch does",
+                                                                            "not run") if counts[k])
+                + f" of {len(names)}")
+    report.results["programs"] = {"counts": dict(counts), "programs": outcome}
+
+
 # ---- 10. benchmarks ----
 
 def several_gpus(report: Report, options) -> None:
@@ -1398,7 +1538,7 @@ def benchmarks(report: Report, options) -> None:
 SECTIONS = {"environment": environment, "registry": registry, "models": models,
             "transfers": host_transfers, "kernels": fused_kernels, "later": later_parts,
             "recent": later_features, "distributed": distributed_and_random, "conv": conv_kernels, "gpus": several_gpus,
-            "bench": benchmarks}
+            "programs": whole_programs, "bench": benchmarks}
 
 
 def parse_args(argv=None):
@@ -1411,6 +1551,8 @@ def parse_args(argv=None):
     parser.add_argument("--limit", type=int, default=None, help="at most this many registry cases (dry run: 40)")
     parser.add_argument("--registry-seconds", type=float, default=150.0, help="time budget of the registry section")
     parser.add_argument("--reps", type=int, default=None, help="timed steps per benchmark workload")
+    parser.add_argument("--programs-seconds", type=float, default=300.0,
+                        help="time budget of the whole-programs section (programs not started by then are not run)")
     parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of " + ",".join(SECTIONS))
     options = parser.parse_args(argv)
     if options.device is None:  # the stand-in is there to run 'cuda': a dry run with it checks that
@@ -1463,6 +1605,7 @@ def main(argv=None) -> int:
               "distributed": "collectives and DDP on cuda (an MPI world of size 1), CUDA random streams",
               "conv": "implicit-GEMM conv kernels against im2col and the CPU; conv2d bench off and on",
               "gpus": "several GPUs: steps on cuda:1 while GPU 0 is current, a model split over two",
+              "programs": "whole programs (tests/programs) with set_default_device: device against cpu",
               "bench": "benchmarks: chainrule against torch"}
     no_gpu = None
     with _standin(options, report):

@@ -422,12 +422,15 @@ def autocast_unifies(array) -> bool:
     return autocast_hook.cast is not None
 
 
-def on_one_device(arrays: list, op: str) -> list:
+def on_one_device(arrays: list, op: str, params: dict | None = None, host_params: frozenset = frozenset()) -> list:
     """The arrays of one op application, all on one device, or torch's RuntimeError naming both.
 
     Called only when some array is not a NumPy array (the CPU path never gets here). As in torch,
     a 0-d CPU tensor mixes with device tensors: it joins them as a device scalar, made by a fill
-    on the device rather than a host-to-device copy.
+    on the device rather than a host-to-device copy. ``params``, the op's keyword arguments, may
+    carry more tensors' arrays (an index, a mask, a target): a host one of them is a CPU tensor
+    among CUDA ones too, refused with the same error (CuPy would raise a TypeError in the op),
+    except those named in ``host_params``, host arrays by design (a packed batch's lengths).
     """
     xp = array_module(*arrays)
     if xp is np:
@@ -450,9 +453,23 @@ def on_one_device(arrays: list, op: str) -> list:
         if getattr(array, "ndim", 0) != 0:
             raise mixed_device_error(device("cuda", first), CPU, op)
         moved[i] = _device_scalar(xp, array, first)
+    if params:
+        for name, value in params.items():
+            value = getattr(value, "_data", value)  # (a Tensor parameter: its array)
+            if type(value) is _ndarray and value.ndim and name not in host_params:
+                raise mixed_device_error(device("cuda", first), CPU, op)
     if autocast_hook.cast is not None:
         moved = autocast_hook.cast(moved, op)
     return moved
+
+
+def refuse_device_params(params: dict, op: str) -> None:
+    """torch's mixed-device RuntimeError when an op on CPU arrays got a device array (a CUDA index,
+    mask or target) among its keyword arguments; nothing otherwise."""
+    for value in params.values():
+        value = getattr(value, "_data", value)
+        if getattr(value, "ndim", 0) and device_of(value).type == "cuda":
+            raise mixed_device_error(device_of(value), CPU, op)
 
 
 # ---------------------------------------------------------------- the current GPU

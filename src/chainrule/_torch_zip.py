@@ -593,23 +593,33 @@ def _load_errors(fail, file_code_ran: bool, always: tuple = ()):
         raise fail(f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
 
 
-def _place_all(obj, place, depth: int = 0):
-    """``obj`` with every tensor moved by ``place`` (map_location); containers rebuilt as they are."""
+def _place_all(obj, place, depth: int = 0, placed: dict | None = None):
+    """``obj`` with every tensor moved by ``place`` (map_location); containers rebuilt as they are,
+    and a pickled module's parameters, buffers and submodules too (torch restores every storage to
+    its device, so ``torch.load`` of a whole CUDA model gives a CUDA model). A tensor met twice (tied
+    weights) is moved once: ``placed`` maps its id to the moved tensor."""
     if place is None:
         return obj
+    placed = {} if placed is None else placed
     if isinstance(obj, Tensor):
-        return place(obj)
+        if id(obj) not in placed:
+            placed[id(obj)] = (obj, place(obj))  # (obj kept alive, so its id is not reused meanwhile)
+        return placed[id(obj)][1]
     if depth > 1000:
         return obj
     if isinstance(obj, dict):
         for key in list(obj):
-            obj[key] = _place_all(obj[key], place, depth + 1)
+            obj[key] = _place_all(obj[key], place, depth + 1, placed)
         return obj
     if isinstance(obj, list):
-        obj[:] = [_place_all(v, place, depth + 1) for v in obj]
+        obj[:] = [_place_all(v, place, depth + 1, placed) for v in obj]
         return obj
     if isinstance(obj, tuple):
-        return type(obj)(_place_all(v, place, depth + 1) for v in obj) if type(obj) is tuple else obj
+        return type(obj)(_place_all(v, place, depth + 1, placed) for v in obj) if type(obj) is tuple else obj
+    tables = [getattr(obj, name, None) for name in ("_parameters", "_buffers", "_modules")]
+    if all(isinstance(table, dict) for table in tables):  # an nn.Module (this layer does not import nn)
+        for table in tables:
+            _place_all(table, place, depth + 1, placed)
     return obj
 
 

@@ -259,7 +259,14 @@ def _builtin_restore(t: Tensor, location: str) -> Tensor:
         raise RuntimeError(f"Attempting to deserialize object on CUDA device {target.index} but "
                            f"chainrule.cuda.device_count() is {cuda.device_count()}. Please use chainrule.load with "
                            "map_location to map your storages to an existing device.")
-    return t.to(target)
+    # torch restores the storage, so a loaded leaf stays a leaf (a Parameter a Parameter), not a copy
+    # recorded by autograd
+    from .nn.parameter import Parameter
+
+    moved = t.detach().to(target)
+    if type(t) is Parameter:
+        return Parameter(moved, t.requires_grad)
+    return moved.requires_grad_(t.requires_grad) if t.requires_grad else moved
 
 
 def _placer(map_location):

@@ -7,15 +7,25 @@ from the ``PROGRAM_SEED`` environment variable and ends by printing one machine-
 (in the program and in any process it starts) is answered by chainrule — the program is never
 edited.
 
+On a GPU, or on the CPU's stand-in for CuPy (``--standin-cuda``: ``CHAINRULE_STANDIN_CUDA=1`` in the
+program's environment, so ``torch.cuda.is_available()`` is True and a program that picks
+``'cuda' if torch.cuda.is_available() else 'cpu'`` takes the GPU path), ``--default-device cuda``
+runs every program as a torch user moves a CPU script to the GPU without editing it:
+``torch.set_default_device('cuda')`` before the script runs (a small launcher that then runs the
+script as ``__main__``), so its creation calls with no ``device=`` make CUDA tensors. Processes the
+program starts (DataLoader workers) keep the CPU default, as torch's do.
+
 Command line (prints the corpus table: final values and wall time per backend)::
 
-    python tests/programs/run.py [--backend torch|chainrule|both] [--seed N] [program ...]
+    python tests/programs/run.py [--backend torch|chainrule|both] [--seed N]
+                                 [--standin-cuda] [--default-device DEVICE] [program ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import os
 import re
 import subprocess
@@ -50,6 +60,8 @@ def source_sha256(program: str) -> str:
 # chainrule's reprs name their own package (``chainrule.float32``, ``chainrule.Size([2, 3])``) where
 # torch's name torch: a deliberate difference (README), so the package name is not compared
 _PACKAGE = re.compile(r"\bchainrule\.")
+# a printed line that names the device a program chose (compared only between runs on one device)
+_NAMES_DEVICE = re.compile(r"\b(?:cuda|CUDA|cpu|CPU|GPUs?|mps)\b")
 
 
 def line_shape(line: str) -> str:
@@ -110,7 +122,7 @@ def _chainrule_source_dir() -> str:
     return str(Path(list(spec.submodule_search_locations)[0]).parent)
 
 
-def program_environment(backend: str, seed: int) -> dict[str, str]:
+def program_environment(backend: str, seed: int, standin_cuda: bool = False) -> dict[str, str]:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     env = dict(os.environ)
@@ -125,19 +137,43 @@ def program_environment(backend: str, seed: int) -> dict[str, str]:
     if backend == "chainrule":
         inherited = [str(ALIAS_DIR), _chainrule_source_dir(), *inherited]
     env["PYTHONPATH"] = os.pathsep.join(inherited)
+    if standin_cuda:
+        if backend != "chainrule":
+            raise ValueError("standin_cuda needs the chainrule backend: the stand-in is chainrule's, torch has none")
+        env["CHAINRULE_STANDIN_CUDA"] = "1"
     return env
 
 
-def run_program(program: str, backend: str, seed: int = 0, timeout: float = DEFAULT_TIMEOUT_S) -> Result:
-    """Run one program in a fresh interpreter, in a scratch working directory."""
+# runs the script at argv[2] as __main__ (as `python script.py` would: its directory first on
+# sys.path, its own argv) after setting the default device argv[1]
+_DEFAULT_DEVICE_LAUNCHER = (
+    "import os, runpy, sys, torch; device, path = sys.argv[1:3]; torch.set_default_device(device); "
+    "sys.argv = sys.argv[2:]; sys.path[0] = os.path.dirname(path); runpy.run_path(path, run_name='__main__')"
+)
+
+
+def program_command(path: Path, default_device: str | None = None) -> list[str]:
+    """The command line that runs one program, with ``torch.set_default_device(default_device)``
+    first when one is given."""
+    if default_device is None:
+        return [sys.executable, str(path)]
+    return [sys.executable, "-c", _DEFAULT_DEVICE_LAUNCHER, default_device, str(path)]
+
+
+def run_program(program: str, backend: str, seed: int = 0, timeout: float = DEFAULT_TIMEOUT_S, *,
+                standin_cuda: bool = False, default_device: str | None = None,
+                extra_env: dict[str, str] | None = None) -> Result:
+    """Run one program in a fresh interpreter, in a scratch working directory; ``standin_cuda``
+    switches chainrule's CPU stand-in for CuPy on, ``default_device`` is set before the program runs,
+    ``extra_env`` adds environment variables (``CUDA_VISIBLE_DEVICES=''`` hides a GPU)."""
     path = PROGRAMS_DIR / f"{program}.py"
     if not path.is_file():
         raise FileNotFoundError(f"no program {program!r} in {PROGRAMS_DIR}")
-    env = program_environment(backend, seed)
+    env = {**program_environment(backend, seed, standin_cuda), **(extra_env or {})}
     with tempfile.TemporaryDirectory(prefix=f"program-{program}-") as workdir:
         start = time.perf_counter()
         try:
-            completed = subprocess.run([sys.executable, str(path)], cwd=workdir, env=env,
+            completed = subprocess.run(program_command(path, default_device), cwd=workdir, env=env,
                                        capture_output=True, text=True, timeout=timeout)
             returncode, stdout, stderr = completed.returncode, completed.stdout, completed.stderr
         except subprocess.TimeoutExpired as expired:
@@ -147,6 +183,49 @@ def run_program(program: str, backend: str, seed: int = 0, timeout: float = DEFA
         seconds = time.perf_counter() - start
     final = parse_final(stdout) if returncode == 0 else None
     return Result(program, backend, seed, returncode, stdout, stderr, seconds, final)
+
+
+def calibration_problems(result: Result, expected: dict, on_device: bool = False) -> list[str]:
+    """What differs between a run and torch's calibration (one program's entry of expected.json):
+    the exit status, the printed line shapes and fixed integers, the FINAL keys and whether each
+    value lies in its band; empty when the run prints what torch does. test_programs.py asserts the
+    same with pytest; this form serves scripts/gpu_check.py, which runs without pytest. A run
+    ``on_device`` (calibrated on the CPU) skips the lines that name a device on either side: a
+    program prints its choice ('Using device: cuda', 'using CPU, this will be slow', '1 GPUs seen')."""
+    if result.returncode != 0:
+        return [result.describe_failure()]
+    problems = []
+    lines = list(zip(result.stdout.splitlines(), result.shapes))
+    wanted = list(zip(expected["line_shapes"], expected["fixed_integers"]))
+    if on_device:
+        lines = [(line, shape) for line, shape in lines if not _NAMES_DEVICE.search(line)]
+        wanted = [(shape, fixed) for shape, fixed in wanted if not _NAMES_DEVICE.search(shape)]
+    if len(lines) != len(wanted):
+        problems.append(f"printed {len(lines)} lines, torch printed {len(wanted)}")
+    for number, ((line, got), (want, fixed)) in enumerate(zip(lines, wanted), start=1):
+        if got != want:
+            problems.append(f"line {number} differs in shape from torch's: {got!r}, torch {want!r}")
+        problems.extend(f"line {number} has {printed} where torch printed {integer}: {line!r}"
+                        for printed, integer in zip(line_numbers(line), fixed) if integer is not None and printed != integer)
+    bands = expected["final"]
+    if result.final is None or set(result.final) != set(bands):
+        return [*problems, f"FINAL keys {result.final} differ from torch's {list(bands)}"]
+    problems.extend(f"{key}={value:.6g} outside the band [{bands[key]['low']:.6g}, {bands[key]['high']:.6g}]"
+                    for key, value in result.final.items() if not bands[key]["low"] <= value <= bands[key]["high"])
+    return problems
+
+
+def final_differences(result: Result, reference: Result, expected: dict) -> list[str]:
+    """The FINAL values of ``result`` farther from ``reference``'s (the same program on another
+    device) than the program's tolerance in expected.json (half its band's width)."""
+    if result.final is None or reference.final is None:
+        return [f"no FINAL line to compare ({result.backend} exit {result.returncode}, "
+                f"{reference.backend} exit {reference.returncode})"]
+    bands = expected["final"]
+    return [f"{key}={value:.6g}, {reference.final.get(key, math.nan):.6g} on the reference run "
+            f"(tolerance {bands[key]['tolerance']:.3g})"
+            for key, value in result.final.items()
+            if key in bands and not abs(value - reference.final.get(key, math.nan)) <= bands[key]["tolerance"]]
 
 
 def _text(output) -> str:
@@ -169,14 +248,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=[*BACKENDS, "both"], default="both")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--show-output", action="store_true", help="print each run's stdout and stderr")
+    parser.add_argument("--standin-cuda", action="store_true",
+                        help="chainrule only: device 'cuda' on the CPU stand-in for CuPy (CHAINRULE_STANDIN_CUDA=1)")
+    parser.add_argument("--default-device", default=None, metavar="DEVICE",
+                        help="torch.set_default_device(DEVICE) before each program runs (e.g. cuda)")
     args = parser.parse_args(argv)
+    if args.standin_cuda and args.backend != "chainrule":
+        parser.error("--standin-cuda needs --backend chainrule")
     backends = BACKENDS if args.backend == "both" else (args.backend,)
     programs = args.programs or program_names()
     print("| program | torch final | chainrule final | torch s | chainrule s |")
     print("|---|---|---|---|---|")
     failed = False
     for program in programs:
-        results = {backend: run_program(program, backend, args.seed) for backend in backends}
+        results = {backend: run_program(program, backend, args.seed, standin_cuda=args.standin_cuda,
+                                        default_device=args.default_device) for backend in backends}
         for result in results.values():
             failed |= result.returncode != 0
             if args.show_output or result.returncode != 0:

@@ -31,7 +31,7 @@ import weakref
 import numpy as np
 
 from .. import _opmath
-from .._backend import autocast_hook, on_one_device
+from .._backend import autocast_hook, on_one_device, refuse_device_params
 from .grad_mode import is_grad_enabled, no_grad
 from .grad_mode import state as _grad_state
 
@@ -684,6 +684,10 @@ class Function(metaclass=FunctionMeta):
     # a built-in op's torch names for what its node saved: {"_saved_self": saved(0), ...} (see
     # SavedValue); read lazily from the node, never computed when the op runs
     saved_attributes: dict | None = None
+    # keyword arguments of a built-in op that are host arrays by design on a device too (a packed
+    # batch's lengths, which torch keeps on the CPU); any other host array there is a CPU tensor
+    # among CUDA ones, refused (_backend.on_one_device)
+    host_params: frozenset = frozenset()
 
     def __init__(self, *args, **kwargs) -> None:
         # pre-0.4 scripts built an instance per call (``relu = MyReLU(); relu(x)``); torch still
@@ -915,7 +919,7 @@ def _apply_array_op(cls, *inputs, **params):
                 on_cpu = False
                 break
     if not on_cpu:  # a device array: check every input is on its device (and run there)
-        arrays = on_one_device(arrays, getattr(cls, "label", None) or cls.__name__)
+        arrays = on_one_device(arrays, getattr(cls, "label", None) or cls.__name__, params, cls.host_params)
     ctx = _make_node(cls, inputs) if record else _NULL_CTX
     # forward runs with NumPy's warnings off (torch is silent on x / 0), and NumPy's broadcast
     # ValueError becomes torch's RuntimeError
@@ -936,6 +940,12 @@ def _apply_array_op(cls, *inputs, **params):
             out = opmath_hook(cls, ctx, arrays, params)
     except ValueError as error:
         raise broadcast_error(error, arrays) from None
+    except TypeError:
+        # CPU inputs with a CUDA index or mask among the keyword arguments: CuPy refused the host
+        # math; torch's error is the mixed-device one (looked for only now: the CPU path stays free)
+        if on_cpu and params:
+            refuse_device_params(params, getattr(cls, "label", None) or cls.__name__)
+        raise
     finally:
         numpy_errstate.reset(quiet)
     data = out

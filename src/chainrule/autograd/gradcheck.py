@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._backend import CPU, device_of, to_device
 from .engine import grad as _grad
 from .grad_mode import enable_grad, no_grad
 
@@ -46,8 +47,9 @@ def _evaluate(func, inputs):
 
 
 def _real_view(array) -> np.ndarray:
-    """An array as float64 real numbers, a complex element as its (real, imaginary) pair, flattened."""
-    array = np.asarray(array)
+    """An array as float64 real numbers, a complex element as its (real, imaginary) pair, flattened,
+    on the host (a device array is copied back: the comparison is NumPy's, as torch's reads back)."""
+    array = to_device(array, CPU)
     if array.dtype.kind == "c":
         return np.stack([array.real, array.imag], axis=-1).astype(np.float64).ravel()
     return array.astype(np.float64).ravel()
@@ -95,7 +97,8 @@ def _analytical_jacobian(func, inputs, output_index, input_index):
         for unit in units:
             seed = np.zeros(out._data.size, dtype=out._data.dtype)
             seed[k] = unit
-            (g,) = _grad(out, x, grad_outputs=Tensor._make(seed.reshape(out._data.shape)),
+            seed = _on_device_of(seed.reshape(out._data.shape), out._data)
+            (g,) = _grad(out, x, grad_outputs=Tensor._make(seed),
                          retain_graph=True, allow_unused=True)
             rows.append(np.zeros(_real_size(x._data)) if g is None else _real_view(g._data))
     return np.stack(rows, axis=0) if rows else np.zeros((0, _real_size(x._data)))
@@ -116,7 +119,7 @@ def _forward_jacobians(func, inputs, index):
             seed = np.zeros(x._data.size, dtype=x._data.dtype)
             seed[k] = unit
             with forward_ad.dual_level():
-                dual = forward_ad.make_dual(x, Tensor._make(seed.reshape(x._data.shape)))
+                dual = forward_ad.make_dual(x, Tensor._make(_on_device_of(seed.reshape(x._data.shape), x._data)))
                 outs = [o for o in _as_tuple(func(*inputs[:index], dual, *inputs[index + 1:])) if isinstance(o, Tensor)]
                 column = []
                 for out in outs:
@@ -289,12 +292,18 @@ def _fast_gradcheck(func, inputs, diff_indices, eps, atol, rtol, raise_exception
     return True
 
 
-def _random_like(rng, array) -> np.ndarray:
-    """Standard normal numbers of ``array``'s shape; complex ones for a complex array."""
+def _random_like(rng, array):
+    """Standard normal numbers of ``array``'s shape, on its device; complex ones for a complex array."""
     values = rng.standard_normal(array.shape)
     if array.dtype.kind == "c":
         values = values + 1j * rng.standard_normal(array.shape)
-    return values
+    return _on_device_of(values, array)
+
+
+def _on_device_of(host_array: np.ndarray, array):
+    """``host_array`` on ``array``'s device: gradcheck's seeds and directions meet the checked
+    function's tensors where they are (a CUDA input gets CUDA seeds, as in torch's gradcheck)."""
+    return host_array if type(array) is np.ndarray else to_device(host_array, device_of(array))
 
 
 def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: float = 1e-5,

@@ -262,15 +262,19 @@ def _warn_copy_construct(spelling: str = "torch.tensor") -> None:
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
-    """torch.as_tensor: shares memory with a NumPy array or Tensor when no conversion is needed."""
+    """torch.as_tensor: shares memory with a NumPy array or Tensor when no conversion is needed.
+    Given no ``device``, the default device (set_default_device) is wanted, as torch's: an array or
+    CPU tensor is copied there."""
     dtype, _ = factory_args("as_tensor", dtype, False, device)
+    if device is None:
+        device = default_device.device  # (None for the CPU)
     if isinstance(data, np.ndarray):
         _check_numpy_array(data)
     if isinstance(data, Tensor) and (dtype is None or _dtype.to_dtype(dtype) is data.dtype) and (
         device is None or resolve(device) == data.device
     ):
         return data
-    if isinstance(data, np.ndarray) and dtype is None:
+    if isinstance(data, np.ndarray) and dtype is None and device is None:
         if data.dtype not in _dtype._BY_NP:
             return Tensor._make(_to_array(data, None, copy=False))
         _warn_if_read_only(data)
@@ -286,7 +290,10 @@ def asarray(obj, *, dtype=None, device=None, copy: builtins.bool | None = None,
     """torch.asarray: ``as_tensor`` (memory shared when no conversion is needed) with ``copy=True``
     always copying, ``copy=False`` refusing a conversion, and ``requires_grad``. A tensor keeps its
     graph through a conversion or copy unless ``requires_grad=False`` detaches it; on a leaf (obj
-    itself when shared) ``requires_grad`` sets the flag, as torch does."""
+    itself when shared) ``requires_grad`` sets the flag, as torch does. Given no ``device``, the
+    default device (set_default_device) is wanted, as for ``as_tensor``."""
+    if device is None:
+        device = default_device.device
     if not isinstance(obj, Tensor):
         result = Tensor._make(_to_array(obj, dtype, copy=True, device=device)) if copy else as_tensor(obj, dtype, device)
         if copy is False and isinstance(obj, np.ndarray) and not np.shares_memory(result._data, obj):

@@ -2024,7 +2024,8 @@ def isclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=Fals
     if _FLOAT8_NP:  # torch scales the tolerance by a number, which float8 has no kernel for
         _dtype.refuse_float8(a._data.dtype, "mul_cpu_reduced_float")
     xp = array_module(a, b)
-    out = _laid_out(Tensor._make(xp.isclose(a._data, b._data, rtol=rtol, atol=atol, equal_nan=equal_nan)), a, b)
+    x, y = (a._data, b._data) if xp is np else on_one_device([a._data, b._data], "isclose")  # (torch's device check)
+    out = _laid_out(Tensor._make(xp.isclose(x, y, rtol=rtol, atol=atol, equal_nan=equal_nan)), a, b)
     if _vmap_frames._frames:  # no Function saw it: batched where an operand is
         _vmap_frames.note_results((input, other), None, out)
     return out

@@ -60,6 +60,8 @@ def _convert_key(key, xp=np, shape: tuple | None = None):
         # (one item is checked as torch does by the read itself; a 0-d tensor's lone integer or
         # slice gets torch's own words, in getitem)
         _check_key_in_torch_order(key if isinstance(key, tuple) else (key,), shape)
+    if xp is np:
+        _refuse_device_indices(key)
     if isinstance(key, tuple):
         key = tuple(_convert_key_item(k) for k in key)
         if xp is not np:
@@ -67,6 +69,14 @@ def _convert_key(key, xp=np, shape: tuple | None = None):
         return key
     key = _convert_key_item(key)
     return xp.asarray(key) if xp is not np and type(key) is np.ndarray else key
+
+
+def _refuse_device_indices(key) -> None:
+    """A CPU tensor indexed by a CUDA index tensor: torch copies a CPU index to a CUDA tensor's
+    device, never the reverse, and refuses it with this RuntimeError (a 0-d index is a number)."""
+    for k in key if isinstance(key, tuple) else (key,):
+        if isinstance(k, Tensor) and type(k._data) is not np.ndarray and k._data.ndim and k.device.type == "cuda":
+            raise RuntimeError("indices should be either on cpu or on the same device as the indexed tensor (cpu)")
 
 
 def _with_one_ellipsis(items: tuple, shape: tuple) -> tuple:

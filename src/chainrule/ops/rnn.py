@@ -96,6 +96,7 @@ class RecurrentLayer(Function):
     """
 
     label = "recurrent_layer"
+    host_params = frozenset({"lengths"})  # the packed batch's lengths stay on the CPU, as torch's
     rule = ("backpropagation through time: the cell's chain rule step by step, last step first; the "
             "weights' gradients summed over the steps")
     _array_forward = True
@@ -231,6 +232,7 @@ class RecurrentLayerBackward(Function):
     """
 
     label = "recurrent_layer_backward"
+    host_params = frozenset({"lengths"})
     rule = ("differentiates the pass through time via the layer's Tensor-op composition (the recurrent "
             "layer's backward, recorded as an op under create_graph)")
     _array_forward = True

@@ -142,6 +142,9 @@ def _check_grid_sample(input: Tensor, grid: Tensor, mode: str, padding_mode: str
         raise ValueError(f"nn.functional.grid_sample(): expected padding_mode to be 'zeros', 'border', or "
                          f"'reflection', but got: '{padding_mode}'")
     refuse_0d_sampler_arguments(input, grid)
+    if input.device != grid.device:  # (its own words, checked first of torch's common checks)
+        raise RuntimeError(f"grid_sampler(): expected input and grid to be on same device, but input is on "
+                           f"{input.device} and grid is on {grid.device}")
     if input.ndim not in (4, 5):
         raise RuntimeError(f"grid_sampler(): expected 4D or 5D input and grid with same number of dimensions, "
                            f"but got input with sizes {list(input.shape)} and grid with sizes {list(grid.shape)}")

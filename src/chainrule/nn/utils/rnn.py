@@ -140,6 +140,9 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False,
     """torch.nn.utils.rnn.pack_padded_sequence: ``input`` (T, B, *) or (B, T, *) with
     ``batch_first``, ``lengths`` (B,) a list or CPU int64 tensor. With ``enforce_sorted=False``
     the batch may come in any order; it is sorted here and the permutation recorded."""
+    if isinstance(lengths, Tensor) and lengths.device.type != "cpu":  # torch reads them on the host only
+        raise RuntimeError(f"'lengths' argument should be a 1D CPU int64 tensor, but got {lengths.dim()}D "
+                           f"{lengths.device} Long tensor")
     lengths_np = _lengths_array(lengths)
     if input.numel() == 0:
         raise RuntimeError("Cannot pack empty tensors.")

@@ -191,6 +191,14 @@ class WeightedRandomSampler(Sampler):
             raise ValueError(f"num_samples should be a positive integer value, but got num_samples={num_samples}")
         if not isinstance(replacement, bool):
             raise ValueError(f"replacement should be a boolean value, but got replacement={replacement}")
+        if isinstance(weights, Tensor) and weights.device.type == "cuda":
+            # a CUDA weight tensor stays there, as torch's as_tensor keeps it: the draws are
+            # torch.multinomial's on that device (with the sampler's generator, which must be a CUDA one)
+            if weights.dim() != 1:
+                raise ValueError(f"weights should be a 1d sequence but given weights have shape {tuple(weights.shape)}")
+            self.weights = weights.detach().double()
+            self.num_samples, self.replacement, self.generator = num_samples, replacement, generator
+            return
         data = weights._data if hasattr(weights, "_data") else weights
         if isinstance(data, str) or isinstance(data, (list, tuple)) and any(isinstance(w, str) for w in data):
             # torch.as_tensor refuses strings with a TypeError (NumPy would parse "0.5")
@@ -212,6 +220,12 @@ class WeightedRandomSampler(Sampler):
             multinomial_on_cpu,
         )
 
+        if self.weights.device.type == "cuda":
+            from ...ops.random import multinomial
+
+            drawn = multinomial(self.weights, self.num_samples, self.replacement, generator=self.generator)
+            yield drawn.cpu().numpy()  # (torch reads them back too: rand_tensor.tolist())
+            return
         stream = _given_or_default_rng(_checked_generator("WeightedRandomSampler", self.generator))
         weights = self.weights._data
         if not self.replacement or self.num_samples == 1:
