@@ -806,6 +806,9 @@ def _accumulate(variable, grad, create_graph, exposed=()):
     if wanted is not False and wanted is not None and grad.dtype is not wanted:
         grad = grad.to(wanted)  # torch's grad_dtype: the leaf keeps its gradient in that dtype
     current = variable._grad
+    if grad.is_sparse or (current is not None and current.is_sparse):
+        variable._grad = _accumulate_sparse(current, grad)
+        return
     if current is None:
         # (a wrapper subclass's gradient is kept as its handler made it: its values live in the subclass)
         if _is_wrapper(grad):
@@ -913,3 +916,58 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             for g, t in zip(result, _as_tuple(inputs))
         )
     return result
+
+
+def _accumulate_sparse(current, grad):
+    """torch's AccumulateGrad where a sparse COO gradient is involved (nn.Embedding(sparse=True)):
+    the first one is kept as it is, a second sparse one is merged in (``_merged_entries``), a dense
+    one added to a sparse one gives a dense sum, and a sparse one is added into a dense ``.grad`` in
+    place."""
+    Tensor = _tensor_cls()
+    if current is None:
+        return grad
+    if not current.is_sparse:
+        np.add(current._data, grad._data, out=current._data)
+        current._version_box[0] += 1
+        return current
+    if not grad.is_sparse:
+        return Tensor._make(current._data + grad._data)
+    if grad._nnz() == 0:
+        return current
+    if current._nnz() == 0:
+        return grad
+    (indices, values, coalesced), (more_indices, more_values, more_coalesced) = current._coo, grad._coo
+    merged_indices, merged_values = _merged_entries(indices, values, more_indices, more_values)
+    return type(current)._from_parts(merged_indices, merged_values, tuple(current.shape),
+                                     coalesced and more_coalesced)
+
+
+def _merged_entries(indices, values, more_indices, more_values):
+    """torch's sparse add (add_out_sparse_contiguous): one merge walk over both entry lists, sorted
+    or not, taking the entry with the smaller index and summing the two when their indices are
+    equal, so its result has torch's entries in torch's order. A Python loop over the entries: it
+    runs only when a sparse gradient meets another (a table looked up twice in one graph)."""
+    xp = array_module(values)
+    ours = [tuple(column) for column in indices.T.tolist()]
+    theirs = [tuple(column) for column in more_indices.T.tolist()]
+    i = j = 0
+    picked = []  # (entry of ours or -1, entry of theirs or -1)
+    while i < len(ours) or j < len(theirs):
+        if j == len(theirs) or (i < len(ours) and ours[i] < theirs[j]):
+            picked.append((i, -1))
+            i += 1
+        elif i == len(ours) or theirs[j] < ours[i]:
+            picked.append((-1, j))
+            j += 1
+        else:
+            picked.append((i, j))
+            i += 1
+            j += 1
+    picked = np.asarray(picked)
+    from_ours, from_theirs = picked[:, 0] >= 0, picked[:, 1] >= 0
+    merged_indices = xp.where(xp.asarray(from_ours)[None], indices[:, picked[:, 0]],
+                              more_indices[:, picked[:, 1]])
+    merged_values = xp.zeros((len(picked),) + values.shape[1:], dtype=values.dtype)
+    merged_values[from_ours] += values[picked[from_ours, 0]]
+    merged_values[from_theirs] += more_values[picked[from_theirs, 1]]
+    return merged_indices, merged_values
