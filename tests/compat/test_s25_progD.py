@@ -140,3 +140,39 @@ def test_dense_gradient_refusals_for_sparse_and_dense_optimizers():
         with pytest.raises(RuntimeError, match=r"^add\(sparse, dense\) is not supported"):
             lib.optim.SGD(emb.parameters(), lr=0.1, weight_decay=0.1).step()
         assert emb.weight.grad.is_sparse  # nothing was stepped
+
+
+def test_sparse_gradient_kept_as_a_contiguous_clone_then_appended_as_torchs():
+    # the same graph backward twice: the second gradient's values are a broadcast view, so torch's
+    # sparse add appends its entries instead of merging them
+    results = []
+    for lib in (chainrule, torch):
+        emb = lib.nn.Embedding(6, 2, sparse=True)
+        out = emb(lib.tensor([3]))
+        out.sum().backward(retain_graph=True)
+        out.sum().backward()
+        results.append(_coo(emb.weight.grad))
+    for ours, theirs in zip(*results):
+        np.testing.assert_array_equal(ours, theirs)
+    assert results[0][0].tolist() == [[3, 3]]
+
+
+def test_sparse_gradient_zero_grad_data_and_frequency_refusal():
+    for lib in (chainrule, torch):
+        emb = lib.nn.Embedding(6, 2, sparse=True)
+        emb(lib.tensor([1, 2])).sum().backward()
+        data = emb.weight.grad.data
+        assert data.is_sparse and data._nnz() == 2
+        emb.zero_grad(set_to_none=False)
+        grad = emb.weight.grad
+        assert grad.is_sparse and grad._nnz() == 0 and grad.is_coalesced()
+        assert grad.to_dense().abs().sum().item() == 0
+        emb(lib.tensor([3])).sum().backward()
+        assert emb.weight.grad._nnz() == 1
+        for module in (lib.nn.Embedding(6, 2, sparse=True, scale_grad_by_freq=True),
+                       lib.nn.EmbeddingBag(6, 2, mode="sum", sparse=True, scale_grad_by_freq=True)):
+            out = module(lib.tensor([[1, 1, 2]]))
+            with pytest.raises(RuntimeError, match="^embedding_backward: scale_grad_by_freq not supported with "
+                                                   "sparse gradients$"):
+                out.sum().backward()
+

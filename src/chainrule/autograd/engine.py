@@ -920,12 +920,18 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
 def _accumulate_sparse(current, grad):
     """torch's AccumulateGrad where a sparse COO gradient is involved (nn.Embedding(sparse=True)):
-    the first one is kept as it is, a second sparse one is merged in (``_merged_entries``), a dense
+    the first one is kept as it is, a second sparse one is merged in (``_merged_entries``; appended
+    where either one's values are not contiguous, as torch's sparse add does), a dense
     one added to a sparse one gives a dense sum, and a sparse one is added into a dense ``.grad`` in
     place."""
     Tensor = _tensor_cls()
     if current is None:
-        return grad
+        indices, values, coalesced = grad._coo
+        if values.flags.c_contiguous:
+            return grad
+        # torch keeps a clone of a sparse gradient whose values are not contiguous
+        xp = array_module(values)
+        return type(grad)._from_parts(indices, xp.ascontiguousarray(values), tuple(grad.shape), coalesced)
     if not current.is_sparse:
         np.add(current._data, grad._data, out=current._data)
         current._version_box[0] += 1
@@ -937,6 +943,11 @@ def _accumulate_sparse(current, grad):
     if current._nnz() == 0:
         return grad
     (indices, values, coalesced), (more_indices, more_values, more_coalesced) = current._coo, grad._coo
+    if not (values.flags.c_contiguous and more_values.flags.c_contiguous):
+        # torch's add_out_sparse_non_contiguous: the entries appended, uncoalesced
+        xp = array_module(values)
+        return type(current)._from_parts(xp.concatenate([indices, more_indices], axis=1),
+                                         xp.concatenate([values, more_values]), tuple(current.shape), False)
     merged_indices, merged_values = _merged_entries(indices, values, more_indices, more_values)
     return type(current)._from_parts(merged_indices, merged_values, tuple(current.shape),
                                      coalesced and more_coalesced)
