@@ -176,3 +176,24 @@ def test_sparse_gradient_zero_grad_data_and_frequency_refusal():
                                                    "sparse gradients$"):
                 out.sum().backward()
 
+
+
+def test_autograd_grad_takes_any_iterable_of_inputs_and_a_dict():
+    # learn2learn's maml_update: grad(loss, model.parameters(), create_graph=True)
+    from collections import OrderedDict
+
+    for lib in (chainrule, torch):
+        lib.manual_seed(0)
+        model = lib.nn.Linear(2, 1)
+        loss = (model(lib.ones(3, 2)) ** 2).sum()
+        by_generator = lib.autograd.grad(loss, model.parameters(), create_graph=True)
+        assert type(by_generator) is tuple and len(by_generator) == 2 and by_generator[0].requires_grad
+        by_values = lib.autograd.grad(loss, dict(model.named_parameters()).values(), retain_graph=True)
+        by_dict = lib.autograd.grad(loss, dict(model.named_parameters()), retain_graph=True)
+        assert type(by_dict) is dict and list(by_dict) == ["weight", "bias"]
+        assert lib.equal(by_dict["weight"], by_values[0]) and lib.equal(by_dict["bias"], by_values[1])
+        with pytest.raises(TypeError, match="^`inputs` argument to `grad\\(\\)` must be a dict, not OrderedDict. "
+                                            "Other Mapping types are not supported.$"):
+            lib.autograd.grad(loss, OrderedDict(model.named_parameters()), retain_graph=True)
+        loss.backward(inputs=model.parameters())
+        assert model.weight.grad is not None and model.bias.grad is not None

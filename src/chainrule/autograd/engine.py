@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import Mapping
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING
 
@@ -852,7 +853,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                                "to backward(). Please only use 'grad_tensors'.")
         grad_tensors = grad_variables
     if inputs is not None:
-        inputs = _as_tuple(inputs)
+        # torch's backward takes any iterable (model.parameters()), without grad's dict reading
+        inputs = (inputs,) if isinstance(inputs, _tensor_cls()) or _is_gradient_edge(inputs) else tuple(inputs)
         if len(inputs) == 0:
             raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
     if _function.func_transforms.active:
@@ -887,8 +889,32 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
          allow_unused=None, is_grads_batched=False, materialize_grads=False):
     """torch.autograd.grad: the gradients of ``outputs`` w.r.t. ``inputs``; ``.grad`` is untouched.
 
+    ``inputs`` is one Tensor, any iterable of them (``model.parameters()``, ``params.values()``)
+    or a dict, whose gradients come back as a dict with its keys, as torch's.
     ``only_inputs`` is accepted for torch's positional order (torch ignores it too)."""
-    overridable = (*_as_tuple(outputs), *_as_tuple(inputs))
+    named = inputs if type(inputs) is dict else None
+    inputs = _input_tuple(inputs)
+    result = _grad(outputs, inputs, grad_outputs, retain_graph, create_graph, only_inputs, allow_unused,
+                   is_grads_batched, materialize_grads)
+    return result if named is None else dict(zip(named.keys(), result, strict=True))
+
+
+def _input_tuple(inputs) -> tuple:
+    """torch.autograd.grad's reading of ``inputs``: one Tensor or GradientEdge, a dict's values, or
+    the items of any other iterable (a generator is read once, here); another Mapping is refused."""
+    if isinstance(inputs, _tensor_cls()) or _is_gradient_edge(inputs):
+        return (inputs,)
+    if type(inputs) is dict:
+        return tuple(inputs.values())
+    if isinstance(inputs, Mapping):
+        raise TypeError(f"`inputs` argument to `grad()` must be a dict, not {type(inputs).__name__}. "
+                        "Other Mapping types are not supported.")
+    return tuple(inputs)
+
+
+def _grad(outputs, inputs: tuple, grad_outputs, retain_graph, create_graph, only_inputs, allow_unused,
+          is_grads_batched, materialize_grads):
+    overridable = (*_as_tuple(outputs), *inputs)
     if _torch_function.has_torch_function(overridable):  # torch's: a subclass's handler (or a mode) runs it
         return _torch_function.handle_torch_function(
             grad, overridable, outputs, inputs, grad_outputs=grad_outputs, retain_graph=retain_graph,
@@ -900,20 +926,20 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     if is_grads_batched:
         from .batched_grad import batched_grad  # one unbatched grad per batch row
 
-        return batched_grad(grad, _as_tuple(outputs), _as_tuple(inputs),
+        return batched_grad(grad, _as_tuple(outputs), inputs,
                             None if grad_outputs is None else _seed_tuple(grad_outputs),
                             retain_graph, create_graph, allow_unused, materialize_grads)
     if allow_unused is None:
         allow_unused = materialize_grads
-    if not _as_tuple(inputs):
+    if not inputs:
         raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
     result = run_backward(outputs, grad_outputs, retain_graph, create_graph,
-                          inputs=_as_tuple(inputs), allow_unused=allow_unused, accumulate=False)
+                          inputs=inputs, allow_unused=allow_unused, accumulate=False)
     if materialize_grads:  # torch's zeros_like(input, requires_grad=create_graph)
         Tensor = _tensor_cls()
         result = tuple(
             g if g is not None else Tensor._make(array_module(t).zeros_like(t._data)).requires_grad_(bool(create_graph))
-            for g, t in zip(result, _as_tuple(inputs))
+            for g, t in zip(result, inputs)
         )
     return result
 
