@@ -2,7 +2,7 @@
 
 Tasks are sine waves with random amplitude and phase; each meta-step samples a batch of tasks,
 adapts a copy of the weights with a few hand-written SGD steps on the support set
-(``torch.autograd.grad(loss, params, create_graph=True)``), evaluates the adapted ("fast")
+(``torch.autograd.grad(loss, params.values(), create_graph=True)``), evaluates the adapted ("fast")
 weights on the query set through ``torch.func.functional_call(model, new_params, (x,))``, and
 meta-updates with ``Adam`` on the query loss summed over the task batch -- second order, through
 the inner loop.  A second edition writes the net as ``F.linear(x, w, b)`` on a list of tensors;
@@ -49,7 +49,7 @@ def adapt(model, params, x, y, steps, first_order=False):
     """Inner loop: plain SGD on a dict of named parameters, kept differentiable."""
     for _ in range(steps):
         loss = F.mse_loss(functional_call(model, params, (x,)), y)
-        grads = torch.autograd.grad(loss, list(params.values()), create_graph=not first_order)
+        grads = torch.autograd.grad(loss, params.values(), create_graph=not first_order)
         params = {name: p - inner_lr * g for (name, p), g in zip(params.items(), grads)}
     return params
 
@@ -103,6 +103,11 @@ grads_functional = torch.autograd.grad(loss_functional, weights)
 print("editions agree on the query loss:", torch.allclose(loss_module, loss_functional, atol=1e-5))
 print("editions agree on the meta-gradient:",
       all(torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(grads_module, grads_functional)))
+# learn2learn's maml_update reads the gradients straight off model.parameters()
+first_grads = torch.autograd.grad(F.mse_loss(model(x_s), y_s), model.parameters(), create_graph=True)
+by_name = torch.autograd.grad(F.mse_loss(model(x_s), y_s), dict(model.named_parameters()))
+print("grads by parameters() and by name agree:", type(by_name).__name__,
+      all(torch.allclose(g, by_name[n]) for (n, _), g in zip(model.named_parameters(), first_grads)))
 # the second-order term is really there: first-order gradients differ from the full ones
 fast_fo = adapt(model, dict(model.named_parameters()), x_s, y_s, 2, first_order=True)
 grads_fo = torch.autograd.grad(F.mse_loss(functional_call(model, fast_fo, (x_q,)), y_q), list(model.parameters()))
