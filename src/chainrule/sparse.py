@@ -137,6 +137,29 @@ class SparseCOOTensor(Tensor):
         dense = Tensor._make(self._data.copy())
         return dense if dtype is None else dense.to(dtype)
 
+    @property
+    def data(self) -> SparseCOOTensor:
+        """The same entries, detached and still sparse (``p.grad.data`` of a sparse gradient), as torch's."""
+        tensor = object.__new__(type(self))
+        tensor._init(self._data)
+        tensor._coo = self._coo
+        return tensor
+
+    @data.setter
+    def data(self, value: Tensor) -> None:
+        Tensor.data.fset(self, value)
+
+    def zero_(self) -> SparseCOOTensor:
+        """No entries left (coalesced), as torch's; what ``zero_grad(set_to_none=False)`` does to a
+        sparse gradient."""
+        indices, values, _ = self._coo
+        xp = array_module(values)
+        self._data[...] = 0
+        self._coo = (xp.zeros((indices.shape[0], 0), dtype=indices.dtype),
+                     xp.zeros((0,) + values.shape[1:], dtype=values.dtype), True)
+        self._bump_version()
+        return self
+
     def to_sparse(self, *args, **kwargs) -> SparseCOOTensor:
         return self
 

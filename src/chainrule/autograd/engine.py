@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import Mapping
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING
 
@@ -806,6 +807,9 @@ def _accumulate(variable, grad, create_graph, exposed=()):
     if wanted is not False and wanted is not None and grad.dtype is not wanted:
         grad = grad.to(wanted)  # torch's grad_dtype: the leaf keeps its gradient in that dtype
     current = variable._grad
+    if grad.is_sparse or (current is not None and current.is_sparse):
+        variable._grad = _accumulate_sparse(current, grad)
+        return
     if current is None:
         # (a wrapper subclass's gradient is kept as its handler made it: its values live in the subclass)
         if _is_wrapper(grad):
@@ -849,7 +853,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                                "to backward(). Please only use 'grad_tensors'.")
         grad_tensors = grad_variables
     if inputs is not None:
-        inputs = _as_tuple(inputs)
+        # torch's backward takes any iterable (model.parameters()), without grad's dict reading
+        inputs = (inputs,) if isinstance(inputs, _tensor_cls()) or _is_gradient_edge(inputs) else tuple(inputs)
         if len(inputs) == 0:
             raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
     if _function.func_transforms.active:
@@ -884,8 +889,32 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
          allow_unused=None, is_grads_batched=False, materialize_grads=False):
     """torch.autograd.grad: the gradients of ``outputs`` w.r.t. ``inputs``; ``.grad`` is untouched.
 
+    ``inputs`` is one Tensor, any iterable of them (``model.parameters()``, ``params.values()``)
+    or a dict, whose gradients come back as a dict with its keys, as torch's.
     ``only_inputs`` is accepted for torch's positional order (torch ignores it too)."""
-    overridable = (*_as_tuple(outputs), *_as_tuple(inputs))
+    named = inputs if type(inputs) is dict else None
+    inputs = _input_tuple(inputs)
+    result = _grad(outputs, inputs, grad_outputs, retain_graph, create_graph, only_inputs, allow_unused,
+                   is_grads_batched, materialize_grads)
+    return result if named is None else dict(zip(named.keys(), result, strict=True))
+
+
+def _input_tuple(inputs) -> tuple:
+    """torch.autograd.grad's reading of ``inputs``: one Tensor or GradientEdge, a dict's values, or
+    the items of any other iterable (a generator is read once, here); another Mapping is refused."""
+    if isinstance(inputs, _tensor_cls()) or _is_gradient_edge(inputs):
+        return (inputs,)
+    if type(inputs) is dict:
+        return tuple(inputs.values())
+    if isinstance(inputs, Mapping):
+        raise TypeError(f"`inputs` argument to `grad()` must be a dict, not {type(inputs).__name__}. "
+                        "Other Mapping types are not supported.")
+    return tuple(inputs)
+
+
+def _grad(outputs, inputs: tuple, grad_outputs, retain_graph, create_graph, only_inputs, allow_unused,
+          is_grads_batched, materialize_grads):
+    overridable = (*_as_tuple(outputs), *inputs)
     if _torch_function.has_torch_function(overridable):  # torch's: a subclass's handler (or a mode) runs it
         return _torch_function.handle_torch_function(
             grad, overridable, outputs, inputs, grad_outputs=grad_outputs, retain_graph=retain_graph,
@@ -897,19 +926,85 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     if is_grads_batched:
         from .batched_grad import batched_grad  # one unbatched grad per batch row
 
-        return batched_grad(grad, _as_tuple(outputs), _as_tuple(inputs),
+        return batched_grad(grad, _as_tuple(outputs), inputs,
                             None if grad_outputs is None else _seed_tuple(grad_outputs),
                             retain_graph, create_graph, allow_unused, materialize_grads)
     if allow_unused is None:
         allow_unused = materialize_grads
-    if not _as_tuple(inputs):
+    if not inputs:
         raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
     result = run_backward(outputs, grad_outputs, retain_graph, create_graph,
-                          inputs=_as_tuple(inputs), allow_unused=allow_unused, accumulate=False)
+                          inputs=inputs, allow_unused=allow_unused, accumulate=False)
     if materialize_grads:  # torch's zeros_like(input, requires_grad=create_graph)
         Tensor = _tensor_cls()
         result = tuple(
             g if g is not None else Tensor._make(array_module(t).zeros_like(t._data)).requires_grad_(bool(create_graph))
-            for g, t in zip(result, _as_tuple(inputs))
+            for g, t in zip(result, inputs)
         )
     return result
+
+
+def _accumulate_sparse(current, grad):
+    """torch's AccumulateGrad where a sparse COO gradient is involved (nn.Embedding(sparse=True)):
+    the first one is kept as it is, a second sparse one is merged in (``_merged_entries``; appended
+    where either one's values are not contiguous, as torch's sparse add does), a dense
+    one added to a sparse one gives a dense sum, and a sparse one is added into a dense ``.grad`` in
+    place."""
+    Tensor = _tensor_cls()
+    if current is None:
+        indices, values, coalesced = grad._coo
+        if values.flags.c_contiguous:
+            return grad
+        # torch keeps a clone of a sparse gradient whose values are not contiguous
+        xp = array_module(values)
+        return type(grad)._from_parts(indices, xp.ascontiguousarray(values), tuple(grad.shape), coalesced)
+    if not current.is_sparse:
+        np.add(current._data, grad._data, out=current._data)
+        current._version_box[0] += 1
+        return current
+    if not grad.is_sparse:
+        return Tensor._make(current._data + grad._data)
+    if grad._nnz() == 0:
+        return current
+    if current._nnz() == 0:
+        return grad
+    (indices, values, coalesced), (more_indices, more_values, more_coalesced) = current._coo, grad._coo
+    if not (values.flags.c_contiguous and more_values.flags.c_contiguous):
+        # torch's add_out_sparse_non_contiguous: the entries appended, uncoalesced
+        xp = array_module(values)
+        return type(current)._from_parts(xp.concatenate([indices, more_indices], axis=1),
+                                         xp.concatenate([values, more_values]), tuple(current.shape), False)
+    merged_indices, merged_values = _merged_entries(indices, values, more_indices, more_values)
+    return type(current)._from_parts(merged_indices, merged_values, tuple(current.shape),
+                                     coalesced and more_coalesced)
+
+
+def _merged_entries(indices, values, more_indices, more_values):
+    """torch's sparse add (add_out_sparse_contiguous): one merge walk over both entry lists, sorted
+    or not, taking the entry with the smaller index and summing the two when their indices are
+    equal, so its result has torch's entries in torch's order. A Python loop over the entries: it
+    runs only when a sparse gradient meets another (a table looked up twice in one graph)."""
+    xp = array_module(values)
+    ours = [tuple(column) for column in indices.T.tolist()]
+    theirs = [tuple(column) for column in more_indices.T.tolist()]
+    i = j = 0
+    picked = []  # (entry of ours or -1, entry of theirs or -1)
+    while i < len(ours) or j < len(theirs):
+        if j == len(theirs) or (i < len(ours) and ours[i] < theirs[j]):
+            picked.append((i, -1))
+            i += 1
+        elif i == len(ours) or theirs[j] < ours[i]:
+            picked.append((-1, j))
+            j += 1
+        else:
+            picked.append((i, j))
+            i += 1
+            j += 1
+    picked = np.asarray(picked)
+    from_ours, from_theirs = picked[:, 0] >= 0, picked[:, 1] >= 0
+    merged_indices = xp.where(xp.asarray(from_ours)[None], indices[:, picked[:, 0]],
+                              more_indices[:, picked[:, 1]])
+    merged_values = xp.zeros((len(picked),) + values.shape[1:], dtype=values.dtype)
+    merged_values[from_ours] += values[picked[from_ours, 0]]
+    merged_values[from_theirs] += more_values[picked[from_theirs, 1]]
+    return merged_indices, merged_values

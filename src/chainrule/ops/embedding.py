@@ -30,22 +30,45 @@ class Embedding(Function):
         "_saved_indices": ctx_value("indices", Tensor._make, tensor=True),
         "_saved_padding_idx": ctx_value("padding_idx", lambda index: as_uint64(-1 if index is None else index)),
         "_saved_scale_grad_by_freq": False,
-        "_saved_sparse": False,
+        "_saved_sparse": ctx_value("sparse"),
         "_saved_weight_sym_argsize_0": ctx_value("num_rows"),
     }
 
     @staticmethod
-    def forward(ctx, weight, indices, padding_idx):
+    def forward(ctx, weight, indices, padding_idx, sparse=False, scale_grad_by_freq=False):
         ctx.indices = indices
         ctx.num_rows = weight.shape[0]
         ctx.padding_idx = padding_idx
+        ctx.sparse = sparse
+        ctx.scale_grad_by_freq = scale_grad_by_freq  # applied by a ScaleGradient node after this one
         return weight[indices]
 
     @staticmethod
     def backward(ctx, grad):
         # dW[r] = Σ_{i: idx_i = r} g_i (rows at padding_idx get none)
+        if ctx.sparse:
+            if ctx.scale_grad_by_freq:  # torch refuses the pair only when the gradient is computed
+                raise RuntimeError("embedding_backward: scale_grad_by_freq not supported with sparse gradients")
+            return _sparse_gradient(grad, ctx.indices, ctx.num_rows, ctx.padding_idx)
         return EmbeddingDenseBackward.apply(grad, indices=ctx.indices, num_rows=ctx.num_rows,
                                             padding_idx=ctx.padding_idx)
+
+
+def _sparse_gradient(grad: Tensor, indices, num_rows: int, padding_idx: int | None) -> Tensor:
+    """torch's embedding_sparse_backward: an uncoalesced COO gradient with one entry per looked-up
+    index (in lookup order, padding_idx left out) whose value is that lookup's gradient row. Like
+    torch's, it is not differentiable (SparseAdam and sparse SGD/Adagrad read it as is)."""
+    from ..sparse import SparseCOOTensor  # sparse builds on ops: imported when first needed
+
+    d = grad.shape[-1]
+    flat_idx = indices.reshape(-1)
+    flat_grad = grad._data.reshape(-1, d)
+    if padding_idx is not None:
+        keep = flat_idx != padding_idx
+        flat_idx, flat_grad = flat_idx[keep], flat_grad[keep]
+    # the values are a view of the gradient where a reshape allows one, as torch's (whose sparse add
+    # merges two gradients' entries when both hold contiguous values, and appends them otherwise)
+    return SparseCOOTensor._from_parts(flat_idx.astype(np.int64)[None], flat_grad, (num_rows, d), False)
 
 
 class EmbeddingDenseBackward(Function):
@@ -134,7 +157,8 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
         norms = xp.linalg.norm(picked, ord=norm_type, axis=1, keepdims=True).astype(data.dtype)
         scale = xp.where(norms > max_norm, max_norm / (norms.astype(np.float64) + 1e-7), 1.0)
         data[rows] *= scale.astype(data.dtype)
-    rows = Embedding.apply(weight, indices=indices, padding_idx=padding_idx)
+    rows = Embedding.apply(weight, indices=indices, padding_idx=padding_idx, sparse=sparse,
+                           scale_grad_by_freq=scale_grad_by_freq)
     if scale_grad_by_freq and indices.size:
         # each looked-up row's gradient divided by how often its index occurs in the mini-batch
         xp = array_module(weight)

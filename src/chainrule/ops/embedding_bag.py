@@ -20,7 +20,7 @@ from . import creation
 from ._arg_parser import check_bool
 from .compat import class_repr
 from .elementwise import where
-from .embedding import ScaleGradient, embedding
+from .embedding import embedding
 from .shape import cat
 
 __all__ = ["embedding_bag"]
@@ -87,6 +87,10 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, 
     """
     if mode not in _MODES:
         raise ValueError("mode has to be one of sum, mean or max")
+    if mode == "max" and scale_grad_by_freq:
+        raise ValueError("max mode does not support scaling the gradient by the frequency")
+    if mode == "max" and sparse:
+        raise ValueError("max mode does not support sparse weights")
     if input._data.dtype.kind not in "iu":
         raise RuntimeError(
             "Expected tensor for argument #1 'indices' to have one of the following scalar types: "
@@ -126,10 +130,9 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, 
     kept = bag >= 0
     if padding_idx is not None:
         kept = kept & (indices != padding_idx)
-    rows = embedding(Tensor._make(indices), weight, None, max_norm, norm_type)
-    if scale_grad_by_freq and indices.size:
-        _, inverse, counts = xp.unique(indices, return_inverse=True, return_counts=True)
-        rows = ScaleGradient.apply(rows, scale=(1.0 / counts[inverse.reshape(-1)])[:, None].astype(rows._data.dtype))
+    # padding_idx changes only the gradient (its lookups are left out of the bags, and out of a
+    # sparse gradient's entries, as torch's)
+    rows = embedding(Tensor._make(indices), weight, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse)
     bag_size = xp.zeros(num_bags, dtype=np.int64)
     if num_bags:
         bag_size += xp.bincount(bag[kept], minlength=num_bags)[:num_bags]

@@ -18,6 +18,7 @@ class Adadelta(Optimizer):
     """torch.optim.Adadelta(params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, maximize=False)."""
 
     _step_is_tensor = True  # a loaded step number becomes a float32 tensor, as torch's __setstate__
+    _sparse_gradient_error = "Adadelta does not support sparse gradients"
 
     def __init__(self, params, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0,
                  foreach=None, *, capturable: bool = False, maximize: bool = False,

@@ -16,6 +16,7 @@ class Adafactor(Optimizer):
     """torch.optim.Adafactor(params, lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3), d=1.0, weight_decay=0.0)."""
 
     _step_is_tensor = True  # a loaded step number becomes a float32 tensor, as torch's __setstate__
+    _sparse_gradient_error = "Adafactor does not support sparse gradients"
 
     def __init__(self, params, lr: float = 1e-2, beta2_decay: float = -0.8, eps: tuple = (None, 1e-3),
                  d: float = 1.0, weight_decay: float = 0.0, *, foreach=None, maximize: bool = False) -> None:

@@ -47,6 +47,8 @@ class Adagrad(Optimizer):
             w = p._data
             xp = array_module(w)
             g = p.grad._data
+            if weight_decay != 0 and p.grad.is_sparse:
+                raise RuntimeError("weight_decay option is not compatible with sparse gradients")
             if group["maximize"]:
                 g = -g
             state = self.state[p]

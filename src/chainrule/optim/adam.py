@@ -26,6 +26,7 @@ class Adam(Optimizer):
     """torch.optim.Adam: bias-corrected first and second moments; L2 weight decay added to the gradient."""
 
     _step_is_tensor = True  # a loaded step number becomes a float32 tensor, as torch's __setstate__
+    _sparse_gradient_error = "Adam does not support sparse gradients, please consider SparseAdam instead"
 
     _decoupled = False
 

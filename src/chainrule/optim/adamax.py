@@ -23,6 +23,7 @@ class Adamax(Optimizer):
     """torch.optim.Adamax(params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)."""
 
     _step_is_tensor = True  # a loaded step number becomes a float32 tensor, as torch's __setstate__
+    _sparse_gradient_error = "Adamax does not support sparse gradients"
 
     def __init__(self, params, lr: float = 2e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0, foreach=None, *, maximize: bool = False, differentiable: bool = False,

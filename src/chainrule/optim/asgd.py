@@ -18,6 +18,7 @@ class ASGD(Optimizer):
     """torch.optim.ASGD(params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0)."""
 
     _step_is_tensor = True  # a loaded step number becomes a float32 tensor, as torch's __setstate__
+    _sparse_gradient_error = "ASGD does not support sparse gradients"
 
     def __init__(self, params, lr: float = 1e-2, lambd: float = 1e-4, alpha: float = 0.75, t0: float = 1e6,
                  weight_decay: float = 0, foreach=None, maximize: bool = False, differentiable: bool = False,

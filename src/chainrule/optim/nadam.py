@@ -25,6 +25,7 @@ class NAdam(Optimizer):
     momentum_decay=4e-3, decoupled_weight_decay=False)."""
 
     _step_is_tensor = True  # a loaded step number becomes a float32 tensor, as torch's __setstate__
+    _sparse_gradient_error = "NAdam does not support sparse gradients"
 
     def __init__(self, params, lr: float = 2e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0, momentum_decay: float = 4e-3, decoupled_weight_decay: bool = False,

@@ -274,6 +274,8 @@ class Optimizer:
             _check_fused_params(group)
             _warn_unrecorded_differentiable_step(self, group)
         for group in self.param_groups:
+            if self._sparse_gradient_error is not None and any(p.grad.is_sparse for p in _params_with_grad(group)):
+                raise RuntimeError(self._sparse_gradient_error)
             group = _plain_numbers(group)
             wrappers = [p for p in _params_with_grad(group) if holds_values_inside(p)]
             if wrappers:
@@ -390,6 +392,9 @@ class Optimizer:
     # torch that counts in an int (torch-optimizer's, pytorch_optimizer's) still has an int after a
     # round trip and its `addcdiv_(-step_size, ...)` still gets a Python number
     _step_is_tensor = False
+    # the RuntimeError torch's optimizer raises in step when a parameter has a sparse gradient
+    # (nn.Embedding(sparse=True)); None where it steps on them (SGD, Adagrad, SparseAdam)
+    _sparse_gradient_error: str | None = None
 
     def _flag_defaults(self) -> dict:
         """The value each option takes in a loaded group that lacks it (a state dict from before the

@@ -26,6 +26,7 @@ class RAdam(Optimizer):
     decoupled_weight_decay=False)."""
 
     _step_is_tensor = True  # a loaded step number becomes a float32 tensor, as torch's __setstate__
+    _sparse_gradient_error = "RAdam does not support sparse gradients"
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0, decoupled_weight_decay: bool = False, *, foreach=None,

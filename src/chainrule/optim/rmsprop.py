@@ -17,6 +17,7 @@ class RMSprop(Optimizer):
     """torch.optim.RMSprop: ``v = alpha v + (1 - alpha) g^2``; step ``g / (sqrt(v [- mean^2]) + eps)``."""
 
     _step_is_tensor = True  # a loaded step number becomes a float32 tensor, as torch's __setstate__
+    _sparse_gradient_error = "RMSprop does not support sparse gradients"
 
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0, momentum: float = 0, centered: bool = False,

@@ -40,6 +40,8 @@ class SGD(Optimizer):
             if maximize:
                 g = -g
             if weight_decay != 0:
+                if p.grad.is_sparse:  # torch's grad.add(param, alpha=weight_decay) refuses a sparse grad
+                    raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
                 g = g + weight_decay * w
             if momentum != 0:
                 state = self.state[p]

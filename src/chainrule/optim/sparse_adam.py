@@ -1,11 +1,9 @@
 """SparseAdam (torch.optim.SparseAdam): Adam for embedding tables, updating only the rows a step's
 gradient touches.
 
-torch feeds it the sparse gradients of ``nn.Embedding(sparse=True)``. chainrule stores those
-gradients densely (as all its sparse values), so the touched rows are read off the gradient: a
-``SparseCOOTensor`` gradient names them in its indices; a dense one touches the rows (slices along
-dim 0) with any non-zero entry. Rows looked up but given an exactly-zero gradient therefore keep
-their moments here, where torch would decay them: the one difference, and only for such rows.
+It steps on the sparse COO gradients of ``nn.Embedding(sparse=True)`` and
+``nn.EmbeddingBag(sparse=True)`` and, as torch's, refuses a dense one. The rows a gradient touches
+are the ones its indices name (chainrule also stores the gradient densely, as all its sparse values).
 """
 
 from __future__ import annotations
@@ -51,6 +49,8 @@ class SparseAdam(Optimizer):
             w = p._data
             xp = array_module(w)
             grad = p.grad
+            if not grad.is_sparse:
+                raise RuntimeError("SparseAdam does not support dense gradients, please consider Adam instead")
             g = -grad._data if maximize else grad._data
             rows = _touched_rows(xp, grad)
             state = self.state[p]
@@ -71,11 +71,6 @@ class SparseAdam(Optimizer):
             p._bump_version()
 
 
-def _touched_rows(xp, grad):
-    """The sorted, unique indices along dim 0 that the gradient updates."""
-    if isinstance(grad, SparseCOOTensor):
-        return xp.unique(grad._indices()._data[0]) if grad._data.ndim else xp.zeros(0, dtype=int)
-    data = grad._data
-    if data.ndim == 0:
-        return xp.arange(1) if bool(data != 0) else xp.zeros(0, dtype=int)
-    return xp.flatnonzero((data != 0).reshape(data.shape[0], -1).any(axis=1))
+def _touched_rows(xp, grad: SparseCOOTensor):
+    """The sorted, unique indices along dim 0 that the sparse gradient updates."""
+    return xp.unique(grad._indices()._data[0]) if grad._data.ndim else xp.zeros(0, dtype=int)

@@ -602,6 +602,8 @@ class Module:
             if param._grad is not None:
                 if set_to_none:
                     param._grad = None
+                elif param._grad.is_sparse:
+                    param._grad.zero_()  # no entries left, as torch's sparse zero_()
                 elif param._grad._data.flags.writeable and param._grad.grad_fn is None:
                     param._grad._data[...] = 0  # in place, as torch's grad.zero_()
                     param._grad._version_box[0] += 1
