@@ -356,10 +356,10 @@ class LinearLR(LRScheduler):
         # torch's tests, which a NaN passes
         if start_factor > 1.0 or start_factor <= 0:
             raise ValueError("LinearLR: Starting multiplicative factor expected to be greater than 0 and less or "
-                             f"equal to 1 (start_factor={start_factor!r}).")
+                             f"equal to 1. (start_factor={start_factor!r})")
         if end_factor > 1.0 or end_factor < 0:
-            raise ValueError(f"LinearLR: Ending multiplicative factor expected to be between 0 and 1 "
-                             f"(end_factor={end_factor!r}).")
+            raise ValueError(f"LinearLR: Ending multiplicative factor expected to be between 0 and 1. "
+                             f"(end_factor={end_factor!r})")
         self.start_factor = start_factor
         self.end_factor = end_factor
         self.total_iters = total_iters
@@ -389,8 +389,8 @@ class ConstantLR(LRScheduler):
                  last_epoch: int = -1) -> None:
         _as_number("ConstantLR", "factor", factor)
         if factor > 1.0 or factor < 0:
-            raise ValueError(f"ConstantLR: Constant multiplicative factor expected to be between 0 and 1 "
-                             f"(factor={factor!r}).")
+            raise ValueError(f"ConstantLR: Constant multiplicative factor expected to be between 0 and 1. "
+                             f"(factor={factor!r})")
         self.factor = factor
         self.total_iters = total_iters
         super().__init__(optimizer, last_epoch)
@@ -527,7 +527,7 @@ class ReduceLROnPlateau(LRScheduler):
                  eps: float = 1e-8) -> None:
         _as_number("ReduceLROnPlateau", "factor", factor)
         if factor >= 1.0:
-            raise ValueError(f"ReduceLROnPlateau: Factor should be < 1.0 (factor={factor!r}).")
+            raise ValueError(f"ReduceLROnPlateau: Factor should be < 1.0. (factor={factor!r})")
         for name, value, known in (("mode", mode, ("min", "max")), ("threshold_mode", threshold_mode, ("rel", "abs"))):
             if not isinstance(value, str):
                 raise TypeError(f"ReduceLROnPlateau: {name} must be one of {known}, got {type(value).__name__} "

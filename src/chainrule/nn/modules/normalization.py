@@ -87,6 +87,9 @@ class _NormBase(Module):
 
 
 class _BatchNorm(_NormBase):
+    # the class whose __init__ torch's argument errors name (_naming._name_the_call)
+    _torch_init_owner = "_BatchNorm"
+
     def _momentum_for_this_batch(self) -> float:
         """The running statistics' update factor for this forward; counts the batch when
         training with tracked statistics (``momentum=None`` then averages over all batches)."""
@@ -135,6 +138,8 @@ class _InstanceNorm(_NormBase):
     """torch's instance-norm base: subclasses say which input ranks they take (``_check_input_dim``)
     and the rank of an unbatched input (``_get_no_batch_dim``); libraries subclass it with their own
     (PyTorch Geometric's graph InstanceNorm)."""
+    # the class whose __init__ torch's argument errors name (_naming._name_the_call)
+    _torch_init_owner = "_InstanceNorm"
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = False,
                  track_running_stats: bool = False, device=None, dtype=None, *, bias: bool = True) -> None:
