@@ -26,22 +26,23 @@ import s25_ctorargs_probe as probe  # noqa: E402  (the table sits beside the led
 
 # the cases that still differ, and why they are left
 KNOWN = {
-    # torch.empty's parser words a non-int size by where it sits ("failed to unpack the object at pos
-    # 2" after the first element, "(position 1)"); chainrule's creation functions word every position
-    # alike (same TypeError, naming the element's type and position)
-    "Linear_float_in", "Linear_str_in", "Bilinear_float", "Conv2d_kernel_float", "BatchNorm2d_float",
-    "LayerNorm_str",
     # torch's name for its C++ function ("torch._VariableFunctionsClass.relu is not a Module subclass")
     "Sequential_func",
     # torch's AttributeError ("'list' object has no attribute 'detach'") is an accident of its code;
     # chainrule's TypeError says which argument wants a Tensor
     "Parameter_not_tensor",
     # torch's TypeError is its comparison failing ("'<' not supported between instances of 'str' and
-    # 'float'"); chainrule's says what lr must be
-    "SGD_lr_str",
+    # 'float'", or empty()'s words for a float proj_size); chainrule's says what the value must be
+    "SGD_lr_str", "LSTM(proj_size=2.5)", "LSTM(proj_size=2.0)", "LSTM(proj_size=True)", "LSTM(proj_size=None)",
+    "LSTM(proj_size='3')", "LSTM(proj_size=(2, 2))", "LSTM(proj_size=nan)",
     # torch's RNN, LSTM and GRU hand (mode, *args) to RNNBase: one more positional in the count, and
     # RNN's 4th positional is its nonlinearity; an unknown keyword is refused before the missing sizes
     "RNN_16_args", "LSTM_16_args", "GRU_16_args", "RNN_unknown_keyword", "GRU_unknown_keyword",
+    # the same IndexError, in words of tensor indexing that are not torch's yet ("... None and long or
+    # byte Variables are valid indices (got float)")
+    "Embedding(padding_idx=2.5)", "Embedding(padding_idx=2.0)", "Embedding(padding_idx=nan)",
+    # the same TypeError from fill_, which torch words as an invalid combination of two overloads
+    "PReLU(init='0.5')", "PReLU(init=None)",
 }
 
 
@@ -52,8 +53,9 @@ def outcomes():
 
 
 def test_the_probe_covers_the_brief():
-    # (~200 hand-written calls, plus three per nn module class)
-    assert len(probe.CASES) > 700
+    # (~300 hand-written calls, three per nn module class, optimizer, scheduler and data class, and
+    # ~960 with one argument of 36 modules made hostile)
+    assert len(probe.CASES) > 1800
     assert KNOWN <= probe.CASES.keys()
 
 
@@ -162,3 +164,40 @@ def test_scheduler_messages_keep_torch_s_sentence():
                                         r"<class 'torch\.nn\.parameter\.Parameter'>$"):
         chainrule.optim.SGD([{"params": [chainrule.nn.Parameter(chainrule.ones(2))]},
                              chainrule.nn.Parameter(chainrule.ones(2))], lr=0.1)
+
+
+def test_modules_build_their_parameters_with_torch_s_empty():
+    # Linear(3, 2.5) fails in torch.empty((2.5, 3))... as torch words it, after chainrule's naming
+    cases = [
+        (lambda L: L.nn.Linear(3, 2.5), "empty(): argument 'size' (position 1) must be tuple of ints, but found "
+                                        "element of type float at pos 0"),
+        (lambda L: L.nn.Linear(2.5, 3), "empty(): argument 'size' failed to unpack the object at pos 2 with error "
+                                        '"type must be tuple of ints,but got float"'),
+        (lambda L: L.nn.BatchNorm2d(2.5), "empty(): argument 'size' (position 1) must be tuple of ints, not float"),
+        (lambda L: L.nn.RMSNorm("2"), "empty(): argument 'size' (position 1) must be tuple of ints, but found "
+                                      "element of type str at pos 0"),
+        (lambda L: L.empty((3, 2.5)), "empty(): argument 'size' failed to unpack the object at pos 2 with error "
+                                      '"type must be tuple of ints,but got float"'),
+        (lambda L: L.empty(2.5), "empty(): argument 'size' (position 1) must be tuple of ints, not float"),
+    ]
+    for build, message in cases:
+        for lib in (torch, chainrule):
+            with pytest.raises(TypeError) as caught:
+                build(lib)
+            assert str(caught.value).endswith(message), (lib.__name__, str(caught.value))
+
+
+def test_rms_norm_resets_to_ones_as_torch():
+    norm = chainrule.nn.RMSNorm((2, 3))
+    with chainrule.no_grad():
+        norm.weight.mul_(3.0)
+    norm.reset_parameters()
+    assert norm.weight.tolist() == torch.nn.RMSNorm((2, 3)).weight.tolist() == [[1.0] * 3] * 2
+
+
+def test_an_encoder_layer_keeps_an_activation_that_is_no_string_as_torch():
+    for activation in (None, chainrule.nn.functional.gelu, chainrule.nn.GELU()):
+        layer = chainrule.nn.TransformerEncoderLayer(4, 2, 8, activation=activation)
+        assert layer.activation is activation
+    with pytest.raises(RuntimeError, match=r"activation should be relu/gelu, not bogus"):
+        chainrule.nn.TransformerEncoderLayer(4, 2, 8, activation="bogus")

@@ -8,6 +8,8 @@ the two libraries case by case.
 
 from __future__ import annotations
 
+import functools
+import math
 import re
 import warnings
 
@@ -409,6 +411,109 @@ for _name in MODULE_NAMES:
     CASES[f"{_name}_unknown_keyword"] = lambda L, n=_name: getattr(L.nn, n)(bogus_keyword=1)
 
 
+
+
+# one argument at a time made hostile in an otherwise valid call, per kind of parameter (as
+# tests/fuzz/_ctorfuzz.HOSTILE, which compares only the exception class)
+class _Tensor:
+    """A value built per library: ``_Tensor(0.5)`` is ``lib.tensor(0.5)``."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __repr__(self):
+        return f"tensor({self.value!r})"
+
+
+_HOSTILE = {
+    "size": [0, -1, 2.5, 2.0, True, None, "3", (2, 2), _Tensor(3), math.nan],
+    "ntuple": [0, -1, 2.5, (2,), (2, 2, 2, 2, 2), (), (0, 2), (-1, 2), [2, 2], (2.5, 2), (None, 2), "2", None],
+    "float": [-1.0, 1.5, math.nan, math.inf, "0.5", None, True, _Tensor(0.5), 3],
+    "prob": [-0.1, 1.0, 1.5, math.nan, math.inf, "0.5", None, _Tensor(0.5), 1],
+    "bool": [None, "no", 2, 0.5],
+    "str": ["foo", "", None, 3, "MEAN"],
+}
+
+# (class, {parameter: (valid value, kind)})
+_SWEPT = [
+    ("Linear", dict(in_features=(3, "size"), out_features=(2, "size"), bias=(True, "bool"))),
+    ("Conv2d", dict(in_channels=(2, "size"), out_channels=(2, "size"), kernel_size=(3, "ntuple"), stride=(1, "ntuple"),
+                    padding=(0, "ntuple"), dilation=(1, "ntuple"), groups=(1, "size"), padding_mode=("zeros", "str"))),
+    ("ConvTranspose2d", dict(in_channels=(2, "size"), out_channels=(2, "size"), kernel_size=(3, "ntuple"),
+                             stride=(1, "ntuple"), output_padding=(0, "ntuple"))),
+    ("Embedding", dict(num_embeddings=(5, "size"), embedding_dim=(3, "size"), padding_idx=(None, "size"),
+                       max_norm=(None, "float"))),
+    ("EmbeddingBag", dict(num_embeddings=(5, "size"), embedding_dim=(3, "size"), mode=("mean", "str"))),
+    ("Dropout", dict(p=(0.5, "prob"), inplace=(False, "bool"))),
+    ("BatchNorm2d", dict(num_features=(3, "size"), eps=(1e-5, "float"), momentum=(0.1, "float"))),
+    ("LayerNorm", dict(normalized_shape=(3, "ntuple"), eps=(1e-5, "float"))),
+    ("GroupNorm", dict(num_groups=(2, "size"), num_channels=(4, "size"))),
+    ("RNN", dict(input_size=(3, "size"), hidden_size=(4, "size"), num_layers=(1, "size"), nonlinearity=("tanh", "str"),
+                 dropout=(0.0, "prob"))),
+    ("LSTM", dict(input_size=(3, "size"), hidden_size=(4, "size"), proj_size=(0, "size"))),
+    ("MultiheadAttention", dict(embed_dim=(4, "size"), num_heads=(2, "size"), dropout=(0.0, "prob"))),
+    ("TransformerEncoderLayer", dict(d_model=(4, "size"), nhead=(2, "size"), dim_feedforward=(8, "size"),
+                                     dropout=(0.1, "prob"), activation=("relu", "str"))),
+    ("MaxPool2d", dict(kernel_size=(2, "ntuple"), stride=(None, "ntuple"), padding=(0, "ntuple"),
+                       dilation=(1, "ntuple"))),
+    ("AvgPool2d", dict(kernel_size=(2, "ntuple"), stride=(None, "ntuple"), padding=(0, "ntuple"),
+                       divisor_override=(None, "size"))),
+    ("Upsample", dict(size=(None, "ntuple"), scale_factor=(2.0, "float"), mode=("nearest", "str"))),
+    ("Flatten", dict(start_dim=(1, "size"), end_dim=(-1, "size"))),
+    ("Unflatten", dict(dim=(1, "size"), unflattened_size=((2, 3), "ntuple"))),
+    ("PixelShuffle", dict(upscale_factor=(2, "size"))),
+    ("Fold", dict(output_size=(4, "ntuple"), kernel_size=(2, "ntuple"), stride=(1, "ntuple"))),
+    ("Unfold", dict(kernel_size=(2, "ntuple"), dilation=(1, "ntuple"), stride=(1, "ntuple"))),
+    ("AdaptiveAvgPool2d", dict(output_size=(2, "ntuple"))),
+    ("Softmax", dict(dim=(1, "size"))),
+    ("CrossEntropyLoss", dict(ignore_index=(-100, "size"), reduction=("mean", "str"), label_smoothing=(0.0, "prob"))),
+    ("Hardtanh", dict(min_val=(-1.0, "float"), max_val=(1.0, "float"))),
+    ("ELU", dict(alpha=(1.0, "float"))),
+    ("LeakyReLU", dict(negative_slope=(0.01, "float"))),
+    ("PReLU", dict(num_parameters=(1, "size"), init=(0.25, "float"))),
+    ("Bilinear", dict(in1_features=(2, "size"), in2_features=(2, "size"), out_features=(2, "size"))),
+    ("InstanceNorm2d", dict(num_features=(3, "size"), eps=(1e-5, "float"))),
+    ("LocalResponseNorm", dict(size=(2, "size"), alpha=(1e-4, "float"))),
+    ("CosineSimilarity", dict(dim=(1, "size"), eps=(1e-8, "float"))),
+    ("ZeroPad2d", dict(padding=(1, "ntuple"))),
+    ("ChannelShuffle", dict(groups=(2, "size"))),
+    ("TripletMarginLoss", dict(margin=(1.0, "float"), p=(2.0, "float"))),
+    ("RMSNorm", dict(normalized_shape=(3, "ntuple"), eps=(None, "float"))),
+]
+
+
+def _swept(lib, name: str, arguments: dict):
+    built = {key: lib.tensor(value.value) if isinstance(value, _Tensor) else value for key, value in arguments.items()}
+    return getattr(lib.nn, name)(**built)
+
+
+for _name, _parameters in _SWEPT:
+    _valid = {key: value for key, (value, _) in _parameters.items()}
+    for _key, (_value, _kind) in _parameters.items():
+        for _hostile in _HOSTILE[_kind]:
+            if type(_hostile) is not type(_value) or _hostile != _value:
+                CASES[f"{_name}({_key}={_hostile!r})"] = functools.partial(
+                    _swept, name=_name, arguments={**_valid, _key: _hostile})
+
+# optimizers, schedulers and data classes with no arguments and with an unknown keyword (optimizers
+# also with 16 positional ones)
+OPTIMIZER_NAMES = ("ASGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "LBFGS", "Muon", "NAdam",
+                   "RAdam", "RMSprop", "Rprop", "SGD", "SparseAdam")
+SCHEDULER_NAMES = ("ChainedScheduler", "ConstantLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "CyclicLR",
+                   "ExponentialLR", "LRScheduler", "LambdaLR", "LinearLR", "MultiStepLR", "MultiplicativeLR",
+                   "OneCycleLR", "PolynomialLR", "ReduceLROnPlateau", "SequentialLR", "StepLR")
+DATA_NAMES = ("DataLoader", "BatchSampler", "RandomSampler", "SequentialSampler", "SubsetRandomSampler",
+              "WeightedRandomSampler", "TensorDataset", "ConcatDataset", "Subset", "StackDataset", "ChainDataset")
+for _name in OPTIMIZER_NAMES:
+    CASES[f"{_name}_no_args"] = lambda L, n=_name: getattr(L.optim, n)()
+    CASES[f"{_name}_unknown_keyword"] = lambda L, n=_name: getattr(L.optim, n)(_params(L), bogus_keyword=1)
+    CASES[f"{_name}_16_args"] = lambda L, n=_name: getattr(L.optim, n)(_params(L), *[0.5] * 16)
+for _name in SCHEDULER_NAMES:
+    CASES[f"{_name}_no_args"] = lambda L, n=_name: getattr(L.optim.lr_scheduler, n)()
+    CASES[f"{_name}_unknown_keyword"] = lambda L, n=_name: getattr(L.optim.lr_scheduler, n)(_opt(L), bogus_keyword=1)
+for _name in DATA_NAMES:
+    CASES[f"{_name}_no_args"] = lambda L, n=_name: getattr(L.utils.data, n)()
+    CASES[f"{_name}_unknown_keyword"] = lambda L, n=_name: getattr(L.utils.data, n)(_data(L), bogus_keyword=1)
 
 def _group_after(lib, refused):
     """Whether ``refused(lib, optimizer)`` raised (its class) and the options of the optimizer's param

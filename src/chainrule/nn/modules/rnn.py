@@ -17,7 +17,6 @@ import numpy as np
 from ..._backend import array_module, autocast_unifies
 from ..._opmath import cpu_autocast_policy
 from ...ops._arg_parser import _as_int, check_bool, check_int
-from ...ops.creation import empty
 from ...ops.rnn import recurrent_layer
 from ...ops.shape import cat, stack
 from ...tensor import Tensor
@@ -26,6 +25,7 @@ from ..parameter import Parameter
 from ..utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 from .linear import _factory
 from .module import Module
+from .utils import _checked_empty as empty
 
 __all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
 

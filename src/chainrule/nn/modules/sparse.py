@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ...ops.creation import empty
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
 from .linear import _factory
 from .module import Module
+from .utils import _checked_empty as empty
 
 __all__ = ["Embedding", "EmbeddingBag"]
 
