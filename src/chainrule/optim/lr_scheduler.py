@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from .._torch_function import user_stacklevel
+from ..ops.compat import class_repr
 from .optimizer import Optimizer, _as_number
 
 __all__ = [
@@ -141,8 +142,12 @@ class LRScheduler:
         else:
             for i, group in enumerate(optimizer.param_groups):
                 if "initial_lr" not in group:
+                    # torch's words, which say the two usual causes
                     raise KeyError(f"{type(self).__name__}: param 'initial_lr' is not specified in param_groups[{i}] "
-                                   f"when resuming an optimizer (last_epoch={last_epoch!r}; -1 starts afresh)")
+                                   "when resuming scheduler with last_epoch >= 0.\nThis typically happens when:\n"
+                                   "1. You're trying to resume training from a checkpoint but haven't properly loaded "
+                                   "the optimizer state\n2. You're using last_epoch >= 0 for a fresh training run (not "
+                                   f"recommended) (last_epoch={last_epoch!r}; -1 starts afresh)")
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
         _note_optimizer_steps(optimizer)
@@ -650,7 +655,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         if T_mult < 1 or not isinstance(T_mult, int):
             raise ValueError(f"Expected integer T_mult >= 1, but got {T_mult}")
         if not isinstance(eta_min, (float, int)):
-            raise ValueError(f"Expected float or int eta_min, but got {eta_min} of type {type(eta_min)}")
+            raise ValueError(f"Expected float or int eta_min, but got {eta_min} of type {class_repr(type(eta_min))}")
         self.T_0 = T_0
         self.T_i = T_0
         self.T_mult = T_mult

@@ -319,6 +319,9 @@ CASES = {
     "CAWR_T0_float": lambda L: L.optim.lr_scheduler.CosineAnnealingWarmRestarts(_opt(L), T_0=2.5),
     "CAWR_Tmult_zero": lambda L: L.optim.lr_scheduler.CosineAnnealingWarmRestarts(_opt(L), T_0=2, T_mult=0),
     "CAWR_Tmult_float": lambda L: L.optim.lr_scheduler.CosineAnnealingWarmRestarts(_opt(L), T_0=2, T_mult=1.5),
+    "CAWR_eta_min_tensor": lambda L: L.optim.lr_scheduler.CosineAnnealingWarmRestarts(_opt(L), T_0=2,
+                                                                                    eta_min=L.tensor(0.5)),
+    "StepLR_resume_without_initial_lr": lambda L: L.optim.lr_scheduler.StepLR(_opt(L), 2, last_epoch=0),
     "CAWR_eta_min_str": lambda L: L.optim.lr_scheduler.CosineAnnealingWarmRestarts(_opt(L), T_0=2, eta_min="x"),
     "CyclicLR_mode_bogus": lambda L: L.optim.lr_scheduler.CyclicLR(_opt(L), 0.1, 1.0, mode="bogus"),
     "CyclicLR_momentum_no_key": lambda L: L.optim.lr_scheduler.CyclicLR(
@@ -562,6 +565,8 @@ def outcome(lib, build):
             build(lib)
         except Exception as error:  # noqa: BLE001  (the class is what is compared)
             kind, message = type(error).__name__, str(error)
+            if isinstance(error, KeyError) and len(error.args) == 1:  # (whose str() quotes the message)
+                message = str(error.args[0])
         else:
             kind, message = "returned", ""
     seen = [(w.category.__name__, str(w.message)) for w in caught]
