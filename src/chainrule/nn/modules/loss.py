@@ -9,6 +9,7 @@ import warnings
 from ... import _torch_function
 from ...ops import ctc, margin_loss
 from ...ops import loss as _loss_ops
+from ...ops.compat import class_repr
 from ...tensor import Tensor
 from .. import functional as F  # looked up at each call: the dispatching wrappers, as torch's modules call F
 from .distance import PairwiseDistance
@@ -75,7 +76,7 @@ class SmoothL1Loss(_Loss):
 class HuberLoss(_Loss):
     def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
         if not isinstance(delta, (float, int)):
-            raise TypeError(f"delta must be a float or int, got: {type(delta)}")
+            raise TypeError(f"delta must be a float or int, got: {class_repr(type(delta))}")
         super().__init__(reduction=reduction)
         self.delta = delta
 
