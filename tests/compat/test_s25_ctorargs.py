@@ -198,3 +198,14 @@ def test_an_encoder_layer_keeps_an_activation_that_is_no_string_as_torch():
         assert layer.activation is activation
     with pytest.raises(RuntimeError, match=r"activation should be relu/gelu, not bogus"):
         chainrule.nn.TransformerEncoderLayer(4, 2, 8, activation="bogus")
+
+
+def test_a_parameter_dict_refuses_a_key_before_storing_it():
+    parameters = chainrule.nn.ParameterDict({"a": chainrule.nn.Parameter(chainrule.ones(1))})
+    with pytest.raises(TypeError, match=r"^Index given to ParameterDict cannot be used as a key as it is not a string "
+                                        r"\(type is 'int'\)\. Open an issue on github if you need non-string keys\.$"):
+        parameters[1] = chainrule.ones(1)
+    with pytest.raises(RuntimeError, match=r"^Only Tensors of floating point and complex dtype can require gradients$"):
+        parameters["b"] = chainrule.ones(1, dtype=chainrule.int64)
+    # (torch keeps both refused keys in its key list; chainrule refuses before storing anything)
+    assert list(parameters.keys()) == ["a"]

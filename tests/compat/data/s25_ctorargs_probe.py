@@ -378,6 +378,95 @@ CASES = {
 }
 
 
+
+def _stream(lib):
+    class Stream(lib.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter(range(4))
+
+    return Stream()
+
+
+# deprecated or odd options, dtypes no parameter can take, containers' keys, iterable datasets
+CASES.update({
+    "StepLR_verbose": lambda L: L.optim.lr_scheduler.StepLR(_opt(L), 2, verbose=True),
+    "StepLR_verbose_false": lambda L: L.optim.lr_scheduler.StepLR(_opt(L), 2, verbose=False),
+    "Plateau_verbose": lambda L: L.optim.lr_scheduler.ReduceLROnPlateau(_opt(L), verbose=True),
+    "DL_many_workers": lambda L: L.utils.data.DataLoader(_data(L), num_workers=64),
+    "DL_many_workers_iter": (
+        lambda L: iter(L.utils.data.DataLoader(_data(L), num_workers=64, multiprocessing_context="bogus"))),
+    "MHA_kdim_no_bias": lambda L: L.nn.MultiheadAttention(4, 2, kdim=3, vdim=3),
+    "TEL_norm_first_nested": (
+        lambda L: L.nn.TransformerEncoder(L.nn.TransformerEncoderLayer(4, 2, 8, norm_first=True), 2)),
+    "TEL_batch_first_nested": (
+        lambda L: L.nn.TransformerEncoder(L.nn.TransformerEncoderLayer(4, 2, 8, batch_first=True), 2)),
+    "TEL_nested_off": (
+        lambda L: L.nn.TransformerEncoder(L.nn.TransformerEncoderLayer(4, 2, 8), 2, enable_nested_tensor=False)),
+    "TEL_odd_heads": (
+        lambda L: L.nn.TransformerEncoder(L.nn.TransformerEncoderLayer(4, 1, 8, batch_first=True), 2)),
+    "Transformer_default_small": lambda L: L.nn.Transformer(8, 2, 1, 1, 16),
+    "Transformer_batch_first": lambda L: L.nn.Transformer(8, 2, 1, 1, 16, batch_first=True),
+    "Upsample_align_bilinear": lambda L: L.nn.Upsample(scale_factor=2, mode="bilinear"),
+    "Upsample_recompute": lambda L: L.nn.Upsample(size=4, recompute_scale_factor=True),
+    "GRU_dropout_warn": lambda L: L.nn.GRU(3, 4, dropout=0.3),
+    "RNN_dropout_int1": lambda L: L.nn.RNN(3, 4, dropout=1),
+    "LSTM_dropout_1_2layers": lambda L: L.nn.LSTM(3, 4, 2, dropout=1.0),
+    "SGD_dup_params_warn": lambda L: L.optim.Adam([_params(L)[0]] * 3),
+    "SGD_generator_params": lambda L: L.optim.SGD((p for p in _params(L, 2)), lr=0.1),
+    "SGD_named": lambda L: L.optim.SGD([("a", _params(L)[0])], lr=0.1),
+    "SGD_named_dup": lambda L: L.optim.SGD([("a", _params(L)[0]), ("a", _params(L)[0])], lr=0.1),
+    "SGD_named_mixed": (
+        lambda L: L.optim.SGD([{"params": [("a", _params(L)[0])]}, {"params": _params(L)}], lr=0.1)),
+    "SGD_dict_params": lambda L: L.optim.SGD({"a": _params(L)[0]}, lr=0.1),
+    "SGD_group_params_tensor": lambda L: L.optim.SGD([{"params": _params(L)[0]}], lr=0.1),
+    "SGD_group_unknown": lambda L: L.optim.SGD([{"params": _params(L), "foo": 1}], lr=0.1),
+    "SGD_no_lr": lambda L: L.optim.SGD(_params(L)),
+    "Adam_fused_foreach": lambda L: L.optim.Adam(_params(L), fused=True, foreach=True),
+    "Adam_amsgrad_str": lambda L: L.optim.Adam(_params(L), amsgrad="yes"),
+    "Adam_capturable": lambda L: L.optim.Adam(_params(L), capturable=True),
+    "Adam_differentiable_fused": lambda L: L.optim.Adam(_params(L), differentiable=True, fused=True),
+    "SGD_int_param": (
+        lambda L: L.optim.SGD([L.nn.Parameter(L.ones(2, dtype=L.int64), requires_grad=False)], lr=0.1)),
+    "SGD_no_grad_param": lambda L: L.optim.SGD([L.ones(2)], lr=0.1),
+    "Embedding_from_pretrained_freeze": lambda L: L.nn.Embedding.from_pretrained(L.ones(3, 2), padding_idx=5),
+    "EmbeddingBag_from_pretrained_1d": lambda L: L.nn.EmbeddingBag.from_pretrained(L.ones(4)),
+    "Linear_device_bogus": lambda L: L.nn.Linear(2, 2, device="bogus"),
+    "Linear_dtype_int": lambda L: L.nn.Linear(2, 2, dtype=L.int64),
+    "Conv2d_dtype_str": lambda L: L.nn.Conv2d(1, 1, 2, dtype="float32"),
+    "BatchNorm_dtype_int": lambda L: L.nn.BatchNorm1d(2, dtype=L.int64),
+    "LayerNorm_dtype_int": lambda L: L.nn.LayerNorm(2, dtype=L.int32),
+    "Embedding_dtype_int": lambda L: L.nn.Embedding(3, 2, dtype=L.int64),
+    "LSTM_dtype_int": lambda L: L.nn.LSTM(2, 2, dtype=L.int64),
+    "MHA_dtype_half": lambda L: L.nn.MultiheadAttention(4, 2, dtype=L.float16),
+    "Linear_bias_str": lambda L: L.nn.Linear(2, 2, bias="no"),
+    "Conv2d_bias_none": lambda L: L.nn.Conv2d(1, 1, 2, bias=None),
+    "ParameterList_tensor": lambda L: L.nn.ParameterList(L.ones(3)),
+    "ParameterList_none": lambda L: L.nn.ParameterList([None]),
+    "ModuleList_gen": lambda L: L.nn.ModuleList(m for m in [L.nn.ReLU()]),
+    "Sequential_none": lambda L: L.nn.Sequential(None),
+    "Sequential_kw": lambda L: L.nn.Sequential(a=L.nn.ReLU()),
+    "ModuleDict_bad_key": lambda L: L.nn.ModuleDict({1: L.nn.ReLU()}),
+    "ModuleDict_dot_key": lambda L: L.nn.ModuleDict({"a.b": L.nn.ReLU()}),
+    "ParameterDict_dot_key": lambda L: L.nn.ParameterDict({"a.b": L.nn.Parameter(L.ones(1))}),
+    "ParameterDict_int_key": lambda L: L.nn.ParameterDict({1: L.nn.Parameter(L.ones(1))}),
+    "ModuleList_dup_ok": lambda L: L.nn.ModuleList([L.nn.ReLU()] * 2),
+    "Sequential_empty_key": (
+        lambda L: L.nn.Sequential(__import__("collections").OrderedDict([("", L.nn.ReLU())]))),
+    "DL_sampler_and_batch_sampler": (
+        lambda L: L.utils.data.DataLoader(_data(L), batch_size=None, shuffle=True)),
+    "DL_worker_init_not_callable": lambda L: L.utils.data.DataLoader(_data(L), worker_init_fn=3),
+    "DL_pin_device_no_pin": lambda L: L.utils.data.DataLoader(_data(L), pin_memory_device="cuda"),
+    "DL_prefetch_zero_workers1": (
+        lambda L: L.utils.data.DataLoader(_data(L), num_workers=1, prefetch_factor=0)),
+    "DL_batch_size_none_sampler": (
+        lambda L: L.utils.data.DataLoader(_data(L), batch_size=None, sampler=_sampler(L))),
+    "DL_iterable_shuffle": lambda L: L.utils.data.DataLoader(_stream(L), shuffle=True),
+    "DL_iterable_shuffle_false": lambda L: L.utils.data.DataLoader(_stream(L), shuffle=False),
+    "DL_iterable_sampler": lambda L: L.utils.data.DataLoader(_stream(L), sampler=_sampler(L)),
+    "DL_iterable_batch_sampler": (
+        lambda L: L.utils.data.DataLoader(_stream(L), batch_sampler=_batch_sampler(L))),
+})
+
 # every nn module class built with no arguments, with 16 positional ones and with an unknown keyword:
 # Python's own TypeError for arguments that do not fit names the class (torch's, not chainrule's base)
 MODULE_NAMES = (

@@ -354,10 +354,13 @@ class ParameterDict(Module):
         return getattr(self, key)
 
     def __setitem__(self, key: str, value) -> None:
-        self._keys[key] = None
+        if not isinstance(key, str):
+            raise TypeError("Index given to ParameterDict cannot be used as a key as it is not a string (type is "
+                            f"'{type(key).__name__}'). Open an issue on github if you need non-string keys.")
         if isinstance(value, Tensor) and not isinstance(value, Parameter):
             value = Parameter(value)
         setattr(self, key, value)
+        self._keys[key] = None  # (once stored: a refused value leaves no key behind)
 
     def __delitem__(self, key: str) -> None:
         del self._keys[key]
