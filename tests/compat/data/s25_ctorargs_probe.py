@@ -713,6 +713,22 @@ for _name in DATA_NAMES:
     CASES[f"{_name}_no_args"] = lambda L, n=_name: getattr(L.utils.data, n)()
     CASES[f"{_name}_unknown_keyword"] = lambda L, n=_name: getattr(L.utils.data, n)(_data(L), bogus_keyword=1)
 
+# every distribution class with no arguments, an unknown keyword and 9 positional ones (its
+# constructor is wrapped by _naming as a module's is)
+DISTRIBUTION_NAMES = (
+    "Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Chi2", "ContinuousBernoulli", "Dirichlet",
+    "Distribution", "Exponential", "ExponentialFamily", "FisherSnedecor", "Gamma", "GeneralizedPareto",
+    "Geometric", "Gumbel", "HalfCauchy", "HalfNormal", "Independent", "InverseGamma", "Kumaraswamy",
+    "LKJCholesky", "Laplace", "LogNormal", "LogisticNormal", "LowRankMultivariateNormal", "MixtureSameFamily",
+    "Multinomial", "MultivariateNormal", "NegativeBinomial", "Normal", "OneHotCategorical",
+    "OneHotCategoricalStraightThrough", "Pareto", "Poisson", "RelaxedBernoulli", "RelaxedOneHotCategorical",
+    "StudentT", "TransformedDistribution", "Uniform", "VonMises", "Weibull", "Wishart",
+)
+for _name in DISTRIBUTION_NAMES:
+    CASES[f"{_name}_no_args"] = lambda L, n=_name: getattr(L.distributions, n)()
+    CASES[f"{_name}_unknown_keyword"] = lambda L, n=_name: getattr(L.distributions, n)(bogus_keyword=1)
+    CASES[f"{_name}_9_args"] = lambda L, n=_name: getattr(L.distributions, n)(*[1.0] * 9)
+
 def _group_after(lib, refused):
     """Whether ``refused(lib, optimizer)`` raised (its class) and the options of the optimizer's param
     group after it: a constructor refusing its arguments leaves the optimizer as it was (no
