@@ -4,7 +4,9 @@
 install it from ``__init_subclass__``): a TypeError/ValueError/RuntimeError/IndexError raised
 while building, often deep inside (a parameter's ``empty()``, a broadcast), gets the prefix
 ``Linear(in_features=2.5, out_features=2): ``, so the user sees which call and which value to fix.
-The exception keeps its class, so code that catches torch's exception types still does.
+The exception keeps its class, so code that catches torch's exception types still does. Python's
+own TypeError for arguments that do not fit (missing, extra, unknown keyword) names the class torch's
+does ("Conv2d.__init__() missing 1 required positional argument"), not chainrule's base (_Conv).
 """
 
 from __future__ import annotations
@@ -57,7 +59,10 @@ def _name_the_call(error: TypeError, init, cls: type) -> None:
     __init__, most often the class itself (Conv2d, where chainrule's _Conv defines it). A class
     whose torch counterpart inherits its __init__ says where from in ``_torch_init_owner``
     ("_BatchNorm"), found up the MRO as far as the first class that defines an __init__ of its own."""
-    called = f"{init.__code__.co_qualname}()"
+    code = getattr(init, "__code__", None)  # (a callable object as __init__ has none: left as it is)
+    if code is None:
+        return
+    called = f"{code.co_qualname}()"
     message = error.args[0] if len(error.args) == 1 and isinstance(error.args[0], str) else ""
     if not message.startswith(called):
         return
