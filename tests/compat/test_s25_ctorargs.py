@@ -40,6 +40,8 @@ KNOWN = {
     "RNN_16_args", "LSTM_16_args", "GRU_16_args", "RNN_unknown_keyword", "GRU_unknown_keyword",
     # the same TypeError from fill_, which torch words as an invalid combination of two overloads
     "PReLU(init='0.5')", "PReLU(init=None)",
+    # torch's ModuleList.insert stores anything; chainrule's, like its append and extend, takes modules only
+    "ML_insert_int",
     # torch's abstract bases warn that they define no arg_constraints; chainrule's do not
     "Distribution_no_args", "ExponentialFamily_no_args",
 }
@@ -211,3 +213,21 @@ def test_a_parameter_dict_refuses_a_key_before_storing_it():
         parameters["b"] = chainrule.ones(1, dtype=chainrule.int64)
     # (torch keeps both refused keys in its key list; chainrule refuses before storing anything)
     assert list(parameters.keys()) == ["a"]
+
+
+def test_parameter_dict_has_torch_s_dict_methods():
+    def run(lib):
+        a, b = lib.nn.Parameter(lib.ones(1)), lib.nn.Parameter(lib.zeros(2))
+        parameters = lib.nn.ParameterDict({"b": a, "a": b})
+        copied = parameters.copy()
+        seen = [list(copied.keys()), copied["a"] is parameters["a"], parameters.setdefault("a") is b,
+                tuple(parameters.setdefault("z", lib.ones(3)).shape), type(parameters["z"]).__name__]
+        key, value = parameters.popitem()
+        made = parameters.fromkeys(["x", "y"], lib.ones(2))
+        seen += [key, tuple(value.shape), list(parameters.keys()), type(made).__name__, list(made.keys())]
+        with pytest.raises(KeyError, match="popitem"):
+            lib.nn.ParameterDict().popitem()
+        return seen
+
+    assert run(chainrule) == run(torch) == [["a", "b"], True, True, (3,), "Parameter", "z", (3,), ["a", "b"],
+                                            "ParameterDict", ["x", "y"]]

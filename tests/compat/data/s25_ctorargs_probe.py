@@ -467,6 +467,82 @@ CASES.update({
         lambda L: L.utils.data.DataLoader(_stream(L), batch_sampler=_batch_sampler(L))),
 })
 
+def _module_list(lib):
+    return lib.nn.ModuleList([lib.nn.ReLU()])
+
+
+def _sequential(lib):
+    return lib.nn.Sequential(lib.nn.ReLU())
+
+
+def _module_dict(lib):
+    return lib.nn.ModuleDict({"a": lib.nn.ReLU()})
+
+
+def _parameter_list(lib):
+    return lib.nn.ParameterList([lib.nn.Parameter(lib.ones(1))])
+
+
+def _parameter_dict(lib):
+    return lib.nn.ParameterDict({"a": lib.nn.Parameter(lib.ones(1))})
+
+
+def _setitem(container, key, value):
+    container[key] = value
+
+
+# the containers' (and Module's) methods that take a module, a parameter or a key
+CASES.update({
+    "ML_append_int": lambda L: _module_list(L).append(3),
+    "ML_append_none": lambda L: _module_list(L).append(None),
+    "ML_extend_int": lambda L: _module_list(L).extend(3),
+    "ML_extend_bad_el": lambda L: _module_list(L).extend([3]),
+    "ML_insert_int": lambda L: _module_list(L).insert(0, 3),
+    "ML_insert_strindex": lambda L: _module_list(L).insert("a", L.nn.ReLU()),
+    "ML_setitem_int": lambda L: _setitem(_module_list(L), 0, 3),
+    "ML_setitem_oob": lambda L: _setitem(_module_list(L), 5, L.nn.ReLU()),
+    "ML_getitem_oob": lambda L: _module_list(L)[5],
+    "ML_getitem_str": lambda L: _module_list(L)["a"],
+    "ML_add_list": lambda L: _module_list(L) + [L.nn.ReLU()],
+    "ML_iadd_int": lambda L: _module_list(L).__iadd__(3),
+    "ML_pop_oob": lambda L: _module_list(L).pop(5),
+    "SQ_append_int": lambda L: _sequential(L).append(3),
+    "SQ_extend_int": lambda L: _sequential(L).extend(3),
+    "SQ_insert_int": lambda L: _sequential(L).insert(0, 3),
+    "SQ_insert_oob": lambda L: _sequential(L).insert(5, L.nn.ReLU()),
+    "SQ_add_int": lambda L: _sequential(L) + 3,
+    "SQ_mul_zero": lambda L: _sequential(L) * 0,
+    "SQ_mul_float": lambda L: _sequential(L) * 1.5,
+    "SQ_getitem_oob": lambda L: _sequential(L)[5],
+    "SQ_setitem_int": lambda L: _setitem(_sequential(L), 0, 3),
+    "SQ_getitem_str": lambda L: _sequential(L)["a"],
+    "SQ_pop_oob": lambda L: _sequential(L).pop(5),
+    "MD_setitem_int": lambda L: _setitem(_module_dict(L), "b", 3),
+    "MD_setitem_intkey": lambda L: _setitem(_module_dict(L), 1, L.nn.ReLU()),
+    "MD_getitem_missing": lambda L: _module_dict(L)["zz"],
+    "MD_pop_missing": lambda L: _module_dict(L).pop("zz"),
+    "MD_update_int": lambda L: _module_dict(L).update(3),
+    "PL_append_int": lambda L: _parameter_list(L).append(3),
+    "PL_append_none": lambda L: _parameter_list(L).append(None),
+    "PL_extend_int": lambda L: _parameter_list(L).extend(3),
+    "PL_setitem_oob": lambda L: _setitem(_parameter_list(L), 5, L.ones(1)),
+    "PL_getitem_oob": lambda L: _parameter_list(L)[5],
+    "PL_int_tensor": lambda L: _parameter_list(L).append(L.ones(1, dtype=L.int64)),
+    "PD_setitem_int": lambda L: _setitem(_parameter_dict(L), "b", 3),
+    "PD_setitem_none": lambda L: _setitem(_parameter_dict(L), "b", None),
+    "PD_getitem_missing": lambda L: _parameter_dict(L)["zz"],
+    "PD_update_list_bad": lambda L: _parameter_dict(L).update([("a",)]),
+    "PD_pop_missing": lambda L: _parameter_dict(L).pop("zz"),
+    "PD_fromkeys": lambda L: _parameter_dict(L).fromkeys(["x"], L.ones(1)),
+    "Module_add_module_int": lambda L: L.nn.Module().add_module("a", 3),
+    "Module_add_module_name_int": lambda L: L.nn.Module().add_module(1, L.nn.ReLU()),
+    "Module_register_parameter_tensor": lambda L: L.nn.Module().register_parameter("w", L.ones(1)),
+    "Module_register_buffer_int": lambda L: L.nn.Module().register_buffer("b", 3),
+    "Module_register_parameter_dot": (
+        lambda L: L.nn.Module().register_parameter("a.b", L.nn.Parameter(L.ones(1)))),
+    "Module_register_buffer_empty": lambda L: L.nn.Module().register_buffer("", L.ones(1)),
+})
+
 # every nn module class built with no arguments, with 16 positional ones and with an unknown keyword:
 # Python's own TypeError for arguments that do not fit names the class (torch's, not chainrule's base)
 MODULE_NAMES = (

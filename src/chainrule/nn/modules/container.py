@@ -122,7 +122,7 @@ class Sequential(Module):
 
     def insert(self, index: int, module: Module) -> Sequential:
         if not isinstance(module, Module):
-            raise AssertionError(f"module should be of type: {Module}")
+            raise AssertionError(f"module should be of type: {class_repr(Module)}")
         n = len(self._modules)
         if not -n <= index <= n:
             raise IndexError(f"Index out of range: {index}")
@@ -395,6 +395,25 @@ class ParameterDict(Module):
     def clear(self) -> None:
         for key in list(self._keys):
             del self[key]
+
+    def copy(self) -> ParameterDict:
+        """A new ParameterDict holding the same parameters (not copies of them), in order."""
+        return ParameterDict(OrderedDict((key, self[key]) for key in self._keys))
+
+    def setdefault(self, key: str, default=None):
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def popitem(self) -> tuple:
+        """Remove and return the last (key, parameter) pair."""
+        if not self._keys:
+            raise KeyError("popitem(): dictionary is empty")
+        key = next(reversed(self._keys))
+        return key, self.pop(key)
+
+    def fromkeys(self, keys, default=None) -> ParameterDict:
+        return ParameterDict((key, default) for key in keys)
 
     def update(self, parameters) -> None:
         pairs = _update_pairs(parameters, ParameterDict, "ParametersDict.update")
