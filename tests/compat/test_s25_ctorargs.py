@@ -47,10 +47,35 @@ KNOWN = {
 }
 
 
+def _run_all(lib) -> dict:
+    """Every case's outcome and the random number drawn after it, one generator seeded once for all:
+    a constructor draws what torch's draws (initialising its parameters), a refused one nothing, so
+    the two sequences stay equal up to the first case that differs."""
+    lib.manual_seed(0)
+    return {name: (probe.outcome(lib, build), round(lib.rand(1).item(), 6)) for name, build in probe.CASES.items()}
+
+
 @pytest.fixture(scope="module")
-def outcomes():
-    return {name: (probe.outcome(torch, build), probe.outcome(chainrule, build))
-            for name, build in probe.CASES.items()}
+def seeded():
+    theirs, ours = _run_all(torch), _run_all(chainrule)
+    return {name: (theirs[name], ours[name]) for name in probe.CASES}
+
+
+@pytest.fixture(scope="module")
+def outcomes(seeded):
+    return {name: (theirs[0], ours[0]) for name, (theirs, ours) in seeded.items()}
+
+
+def test_every_constructor_leaves_the_generator_as_torch(seeded):
+    first = next((name for name, (theirs, ours) in seeded.items() if theirs[1] != ours[1]), None)
+    assert first is None, f"from {first} on, chainrule draws other random numbers than torch"
+
+
+def test_a_zero_size_kernel_gets_torch_s_zero_bias():
+    for lib in (torch, chainrule):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (torch's "Initializing zero-element tensors is a no-op")
+            assert lib.nn.Conv2d(1, 2, 0).bias.tolist() == lib.nn.Conv1d(0, 3, 2).bias.tolist()[:2] == [0.0, 0.0]
 
 
 def test_the_probe_covers_the_brief():
