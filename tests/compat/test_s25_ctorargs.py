@@ -10,6 +10,7 @@ same warnings. A refused scheduler or param group leaves the optimizer as torch 
 from __future__ import annotations
 
 import copy
+import math
 import sys
 import warnings
 from collections import OrderedDict
@@ -47,12 +48,32 @@ KNOWN = {
 }
 
 
+def _initial_values(built: list) -> list:
+    """(name, shape, dtype, sum, sum of squares) of each tensor in a built module's state_dict."""
+    module = built[0] if built else None
+    if not callable(getattr(module, "state_dict", None)) or not hasattr(module, "training"):
+        return []
+    values = []
+    for key, value in module.state_dict().items():
+        if "Uninitialized" in type(value).__name__ or not hasattr(value, "dtype"):
+            continue  # (a lazy module's parameters have no values yet)
+        as_double = value.detach().double()
+        values.append((key, tuple(value.shape), str(value.dtype).rpartition(".")[2],
+                       as_double.sum().item(), (as_double * as_double).sum().item()))
+    return values
+
+
 def _run_all(lib) -> dict:
-    """Every case's outcome and the random number drawn after it, one generator seeded once for all:
-    a constructor draws what torch's draws (initialising its parameters), a refused one nothing, so
-    the two sequences stay equal up to the first case that differs."""
+    """Every case's outcome, the values a built module starts with, and the random number drawn after
+    it, one generator seeded once for all: a constructor draws what torch's draws (initialising its
+    parameters), a refused one nothing, so the two sequences stay equal up to the first case that differs."""
     lib.manual_seed(0)
-    return {name: (probe.outcome(lib, build), round(lib.rand(1).item(), 6)) for name, build in probe.CASES.items()}
+    seen = {}
+    for name, build in probe.CASES.items():
+        built = []
+        outcome = probe.outcome(lib, lambda L, build=build, built=built: built.append(build(L)))
+        seen[name] = (outcome, round(lib.rand(1).item(), 6), _initial_values(built))
+    return seen
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +90,25 @@ def outcomes(seeded):
 def test_every_constructor_leaves_the_generator_as_torch(seeded):
     first = next((name for name, (theirs, ours) in seeded.items() if theirs[1] != ours[1]), None)
     assert first is None, f"from {first} on, chainrule draws other random numbers than torch"
+
+
+def _same_values(theirs: list, ours: list) -> bool:
+    return len(theirs) == len(ours) and all(
+        t[:3] == o[:3] and all(math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-5) or a != a and b != b
+                               for a, b in zip(t[3:], o[3:]))
+        for t, o in zip(theirs, ours))
+
+
+# float16 parameters: torch draws uniform_ in half precision, chainrule rounds a float32 draw
+DIFFERENT_VALUES = {"MHA_dtype_half"}
+
+
+def test_every_built_module_starts_with_torch_s_values(seeded):
+    differ = [f"{name}:\n  torch     {theirs[2]}\n  chainrule {ours[2]}" for name, (theirs, ours) in seeded.items()
+              if name not in DIFFERENT_VALUES and not _same_values(theirs[2], ours[2])]
+    built = sum(1 for theirs, _ in seeded.values() if theirs[2])
+    assert built > 500
+    assert not differ, f"{len(differ)} of {built} modules start with other values:\n" + "\n".join(differ)
 
 
 def test_a_zero_size_kernel_gets_torch_s_zero_bias():

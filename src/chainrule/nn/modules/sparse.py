@@ -19,6 +19,8 @@ __all__ = ["Embedding", "EmbeddingBag"]
 def _zero_row(weight: Tensor, padding_idx) -> None:
     """Zero the ``padding_idx`` row, as torch's ``weight[padding_idx].fill_(0)``: an index that is no
     integer (a float padding_idx passes the range checks) is torch's IndexError."""
+    if isinstance(padding_idx, bool):
+        return  # torch's weight[True] is a mask that copies: its fill_ leaves the weight as drawn
     try:
         row = operator.index(padding_idx)
     except TypeError:
