@@ -4,7 +4,9 @@
 install it from ``__init_subclass__``): a TypeError/ValueError/RuntimeError/IndexError raised
 while building, often deep inside (a parameter's ``empty()``, a broadcast), gets the prefix
 ``Linear(in_features=2.5, out_features=2): ``, so the user sees which call and which value to fix.
-The exception keeps its class, so code that catches torch's exception types still does.
+The exception keeps its class, so code that catches torch's exception types still does. Python's
+own TypeError for arguments that do not fit (missing, extra, unknown keyword) names the class torch's
+does ("Conv2d.__init__() missing 1 required positional argument"), not chainrule's base (_Conv).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ def naming_the_class(init):
         try:
             init(self, *args, **kwargs)
         except (TypeError, ValueError, RuntimeError, IndexError, AssertionError, ArithmeticError) as error:
+            if isinstance(error, TypeError) and error.__traceback__.tb_next is None:
+                _name_the_call(error, init, type(self))
             # torch's own words already say which class (theirs, or one it built inside: InverseGamma's
             # Gamma): left as they are
             if type(self).__name__ in str(error):
@@ -46,6 +50,31 @@ def naming_the_class(init):
         finally:
             _constructing.depth = depth
     return constructor
+
+
+def _name_the_call(error: TypeError, init, cls: type) -> None:
+    """Python's own TypeError for arguments that do not fit ``init`` (missing, extra, unknown
+    keyword) names the function's qualname ("_Conv.__init__() missing 1 required positional
+    argument"), one of chainrule's classes; torch's names the class of its own that defines the
+    __init__, most often the class itself (Conv2d, where chainrule's _Conv defines it). A class
+    whose torch counterpart inherits its __init__ says where from in ``_torch_init_owner``
+    ("_BatchNorm"), found up the MRO as far as the first class that defines an __init__ of its own."""
+    code = getattr(init, "__code__", None)  # (a callable object as __init__ has none: left as it is)
+    if code is None:
+        return
+    called = f"{code.co_qualname}()"
+    message = error.args[0] if len(error.args) == 1 and isinstance(error.args[0], str) else ""
+    if not message.startswith(called):
+        return
+    ours = [c for c in cls.__mro__ if c.__module__.startswith("chainrule.")]  # not a user's subclass
+    owner = ours[0].__name__
+    for c in ours:
+        if "_torch_init_owner" in c.__dict__:
+            owner = c._torch_init_owner
+            break
+        if "__init__" in c.__dict__:
+            break
+    error.args = (f"{owner}.__init__(){message[len(called):]}",)
 
 
 def _arguments(init, self, args, kwargs) -> str:

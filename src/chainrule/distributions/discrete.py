@@ -297,6 +297,7 @@ class OneHotCategoricalStraightThrough(OneHotCategorical):
     """OneHotCategorical whose ``rsample`` passes gradients straight through: the one-hot sample
     in the forward pass, the probabilities' gradient in the backward pass."""
 
+    _torch_init_owner = "OneHotCategorical"  # torch's inherits its __init__ too (_naming._name_the_call)
     has_rsample = True
 
     def rsample(self, sample_shape=()) -> Tensor:

@@ -746,6 +746,7 @@ SIGNATURES: dict[str, tuple] = {
                "(Tensor input, int64_t dim, int64_t start, int64_t length)"),
     "full": (f"(IntArrayRef size, Scalar fill_value, *, Tensor out=None, {_CREATION})",),
     "zeros": (f"(IntArrayRef size, *, Tensor out=None, {_CREATION})",),
+    "empty": (f"(IntArrayRef size, *, MemoryFormat? memory_format=None, Tensor out=None, {_CREATION})",),
     "arange": (f"(Scalar end, *, Tensor out=None, {_CREATION})",
                f"(Scalar start, Scalar end, *, {_CREATION})",
                f"(Scalar start, Scalar end, Scalar step=1, *, Tensor out=None, {_CREATION})"),
@@ -794,7 +795,7 @@ METHOD_SIGNATURES: dict[str, tuple] = {
     "clip_": _CLAMP,
     "transpose_": ("(Tensor input, int64_t dim0, int64_t dim1)",),
 }
-_NO_METHOD = {"cat", "concat", "concatenate", "stack", "full", "zeros", "ones", "arange", "linspace", "logspace", "randn", "rand", "randint",
+_NO_METHOD = {"cat", "concat", "concatenate", "stack", "full", "zeros", "empty", "ones", "arange", "linspace", "logspace", "randn", "rand", "randint",
               "randperm"}
 
 

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from .._torch_function import user_stacklevel
+from ..ops.compat import class_repr
 from .optimizer import Optimizer, _as_number
 
 __all__ = [
@@ -141,8 +142,12 @@ class LRScheduler:
         else:
             for i, group in enumerate(optimizer.param_groups):
                 if "initial_lr" not in group:
+                    # torch's words, which say the two usual causes
                     raise KeyError(f"{type(self).__name__}: param 'initial_lr' is not specified in param_groups[{i}] "
-                                   f"when resuming an optimizer (last_epoch={last_epoch!r}; -1 starts afresh)")
+                                   "when resuming scheduler with last_epoch >= 0.\nThis typically happens when:\n"
+                                   "1. You're trying to resume training from a checkpoint but haven't properly loaded "
+                                   "the optimizer state\n2. You're using last_epoch >= 0 for a fresh training run (not "
+                                   f"recommended) (last_epoch={last_epoch!r}; -1 starts afresh)")
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
         _note_optimizer_steps(optimizer)
@@ -356,10 +361,10 @@ class LinearLR(LRScheduler):
         # torch's tests, which a NaN passes
         if start_factor > 1.0 or start_factor <= 0:
             raise ValueError("LinearLR: Starting multiplicative factor expected to be greater than 0 and less or "
-                             f"equal to 1 (start_factor={start_factor!r}).")
+                             f"equal to 1. (start_factor={start_factor!r})")
         if end_factor > 1.0 or end_factor < 0:
-            raise ValueError(f"LinearLR: Ending multiplicative factor expected to be between 0 and 1 "
-                             f"(end_factor={end_factor!r}).")
+            raise ValueError(f"LinearLR: Ending multiplicative factor expected to be between 0 and 1. "
+                             f"(end_factor={end_factor!r})")
         self.start_factor = start_factor
         self.end_factor = end_factor
         self.total_iters = total_iters
@@ -389,8 +394,8 @@ class ConstantLR(LRScheduler):
                  last_epoch: int = -1) -> None:
         _as_number("ConstantLR", "factor", factor)
         if factor > 1.0 or factor < 0:
-            raise ValueError(f"ConstantLR: Constant multiplicative factor expected to be between 0 and 1 "
-                             f"(factor={factor!r}).")
+            raise ValueError(f"ConstantLR: Constant multiplicative factor expected to be between 0 and 1. "
+                             f"(factor={factor!r})")
         self.factor = factor
         self.total_iters = total_iters
         super().__init__(optimizer, last_epoch)
@@ -527,7 +532,7 @@ class ReduceLROnPlateau(LRScheduler):
                  eps: float = 1e-8) -> None:
         _as_number("ReduceLROnPlateau", "factor", factor)
         if factor >= 1.0:
-            raise ValueError(f"ReduceLROnPlateau: Factor should be < 1.0 (factor={factor!r}).")
+            raise ValueError(f"ReduceLROnPlateau: Factor should be < 1.0. (factor={factor!r})")
         for name, value, known in (("mode", mode, ("min", "max")), ("threshold_mode", threshold_mode, ("rel", "abs"))):
             if not isinstance(value, str):
                 raise TypeError(f"ReduceLROnPlateau: {name} must be one of {known}, got {type(value).__name__} "
@@ -650,7 +655,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         if T_mult < 1 or not isinstance(T_mult, int):
             raise ValueError(f"Expected integer T_mult >= 1, but got {T_mult}")
         if not isinstance(eta_min, (float, int)):
-            raise ValueError(f"Expected float or int eta_min, but got {eta_min} of type {type(eta_min)}")
+            raise ValueError(f"Expected float or int eta_min, but got {eta_min} of type {class_repr(type(eta_min))}")
         self.T_0 = T_0
         self.T_i = T_0
         self.T_mult = T_mult

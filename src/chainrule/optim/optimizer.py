@@ -22,7 +22,7 @@ from .._backend import array_module, to_device
 from ..accelerator import current_accelerator
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..autograd.profiler import record_function
-from ..ops.compat import typename
+from ..ops.compat import class_repr, typename
 from ..tensor import Tensor
 from ..utils.hooks import RemovableHandle
 
@@ -131,7 +131,7 @@ class Optimizer:
     def add_param_group(self, param_group: dict) -> None:
         """Add a group of parameters (with its own options) to ``param_groups``."""
         if not isinstance(param_group, dict):
-            raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
+            raise TypeError(f"param_group must be a dict, but got {class_repr(type(param_group))}")
         params = param_group["params"]
         if isinstance(params, Tensor):
             param_group["params"] = [params]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import warnings
 
-from ...ops.creation import empty
 from ...ops.elementwise import sigmoid, tanh
 from ...tensor import Tensor
 from .. import functional as F
@@ -12,6 +11,7 @@ from .. import init
 from ..parameter import Parameter
 from .linear import _factory
 from .module import Module
+from .utils import _checked_empty as empty
 
 __all__ = ["ReLU", "ReLU6", "LeakyReLU", "ELU", "CELU", "SELU", "GELU", "SiLU", "Mish", "Tanh",
            "Sigmoid", "Softplus", "Softmax", "LogSoftmax", "Softmin", "Hardtanh", "Softsign",

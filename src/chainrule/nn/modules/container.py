@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from itertools import islice
 
 from ...ops.compat import class_repr
@@ -12,6 +13,27 @@ from ..parameter import Parameter
 from .module import Module, _addindent
 
 __all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
+
+
+def _update_pairs(entries, owner: type, update: str) -> list:
+    """The (key, value) pairs of ``entries`` (a mapping, an ``owner``, or an iterable of pairs) for
+    ``owner.update``, all checked before any is stored, with torch's TypeError/ValueError for a
+    non-iterable and for an entry that is not a pair (torch's ParameterDict says "ParametersDict.update")."""
+    if not isinstance(entries, Iterable):
+        raise TypeError(f"{update} should be called with an iterable of key/value pairs, but got "
+                        f"{type(entries).__name__}")
+    if isinstance(entries, (Mapping, owner)):
+        return list(entries.items())
+    owner = owner.__name__
+    pairs = []
+    for j, entry in enumerate(entries):
+        if not isinstance(entry, Iterable):
+            # (torch's message has no space after "is")
+            raise TypeError(f"{owner} update sequence element #{j} should be Iterable; is{type(entry).__name__}")
+        if len(entry) != 2:
+            raise ValueError(f"{owner} update sequence element #{j} has length {len(entry)}; 2 is required")
+        pairs.append((entry[0], entry[1]))
+    return pairs
 
 
 def _index(idx, size: int, kind: str) -> int:
@@ -100,7 +122,7 @@ class Sequential(Module):
 
     def insert(self, index: int, module: Module) -> Sequential:
         if not isinstance(module, Module):
-            raise AssertionError(f"module should be of type: {Module}")
+            raise AssertionError(f"module should be of type: {class_repr(Module)}")
         n = len(self._modules)
         if not -n <= index <= n:
             raise IndexError(f"Index out of range: {index}")
@@ -257,9 +279,7 @@ class ModuleDict(Module):
         return self._modules.values()
 
     def update(self, modules) -> None:
-        items = modules.items() if hasattr(modules, "items") else modules
-        for entry in items:
-            key, module = entry
+        for key, module in _update_pairs(modules, ModuleDict, "ModuleDict.update"):
             self[key] = module
 
 
@@ -334,10 +354,13 @@ class ParameterDict(Module):
         return getattr(self, key)
 
     def __setitem__(self, key: str, value) -> None:
-        self._keys[key] = None
+        if not isinstance(key, str):
+            raise TypeError("Index given to ParameterDict cannot be used as a key as it is not a string (type is "
+                            f"'{type(key).__name__}'). Open an issue on github if you need non-string keys.")
         if isinstance(value, Tensor) and not isinstance(value, Parameter):
             value = Parameter(value)
         setattr(self, key, value)
+        self._keys[key] = None  # (once stored: a refused value leaves no key behind)
 
     def __delitem__(self, key: str) -> None:
         del self._keys[key]
@@ -373,9 +396,31 @@ class ParameterDict(Module):
         for key in list(self._keys):
             del self[key]
 
+    def copy(self) -> ParameterDict:
+        """A new ParameterDict holding the same parameters (not copies of them), in order."""
+        return ParameterDict(OrderedDict((key, self[key]) for key in self._keys))
+
+    def setdefault(self, key: str, default=None):
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def popitem(self) -> tuple:
+        """Remove and return the last (key, parameter) pair."""
+        if not self._keys:
+            raise KeyError("popitem(): dictionary is empty")
+        key = next(reversed(self._keys))
+        return key, self.pop(key)
+
+    def fromkeys(self, keys, default=None) -> ParameterDict:
+        return ParameterDict((key, default) for key in keys)
+
     def update(self, parameters) -> None:
-        items = parameters.items() if hasattr(parameters, "items") else parameters
-        for key, value in items:
+        pairs = _update_pairs(parameters, ParameterDict, "ParametersDict.update")
+        # torch keeps the order of an OrderedDict or a ParameterDict, and sorts the keys of any other mapping
+        if isinstance(parameters, Mapping) and not isinstance(parameters, (OrderedDict, ParameterDict)):
+            pairs.sort(key=lambda pair: pair[0])
+        for key, value in pairs:
             self[key] = value
 
     def extra_repr(self) -> str:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import math
 
-from ...ops.creation import empty
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
 from .linear import _factory
 from .module import Module
+from .utils import _checked_empty as empty
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
 
@@ -94,9 +94,10 @@ class _ConvNd(Module):
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
             fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            if fan_in != 0:
-                bound = 1 / math.sqrt(fan_in)
-                init.uniform_(self.bias, -bound, bound)
+            # a zero-size kernel (fan_in 0) gets torch's zero bias, from U(0, 0): it still draws from the
+            # generator, as torch's does, so what follows is the same random numbers
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            init.uniform_(self.bias, -bound, bound)
 
     def extra_repr(self) -> str:
         n = self._dims

@@ -10,6 +10,9 @@ __all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "Fe
 
 
 class _DropoutNd(Module):
+    # the class whose __init__ torch's argument errors name (_naming._name_the_call)
+    _torch_init_owner = "_DropoutNd"
+
     _fn = None
 
     def __init__(self, p: float = 0.5, inplace: bool = False) -> None:

@@ -14,6 +14,7 @@ import itertools
 from collections import OrderedDict
 
 from ... import _dtype
+from ..._naming import naming_the_class
 from ...autograd.grad_mode import no_grad
 from ...ops.creation import tensor
 from ...tensor import Tensor
@@ -190,6 +191,12 @@ class _LazyConvTranspose(_LazyConvXdMixin):
         self._lazy_parameters(out_channels, bias, device, dtype)
 
 
+# these two are no Modules (LazyModuleMixin comes first), so Module.__init_subclass__ left their
+# __init__ unwrapped: an error while building names LazyConv2d and its arguments, as for Conv2d
+_LazyConv.__init__ = naming_the_class(_LazyConv.__init__)
+_LazyConvTranspose.__init__ = naming_the_class(_LazyConvTranspose.__init__)
+
+
 class LazyConv1d(_LazyConv, Conv1d):
     """``nn.LazyConv1d(out_channels, kernel_size, ...)``: ``in_channels`` from the first input."""
 
@@ -227,6 +234,9 @@ class LazyConvTranspose3d(_LazyConvTranspose, ConvTranspose3d):
 
 
 class _LazyNormBase(LazyModuleMixin):
+    # the class whose __init__ torch's argument errors name (_naming._name_the_call)
+    _torch_init_owner = "_LazyNormBase"
+
     def __init__(self, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                  track_running_stats: bool = True, device=None, dtype=None, *, bias: bool = True) -> None:
         # affine and running statistics off at first, so that nothing is allocated and then thrown away

@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 
 from ... import _dtype
-from ...ops.creation import empty
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
 from .module import Module
+from .utils import _checked_empty as empty
 
 __all__ = ["Identity", "Linear", "Bilinear"]
 

@@ -6,8 +6,10 @@ import dataclasses
 import math
 import warnings
 
+from ... import _torch_function
 from ...ops import ctc, margin_loss
 from ...ops import loss as _loss_ops
+from ...ops.compat import class_repr
 from ...tensor import Tensor
 from .. import functional as F  # looked up at each call: the dispatching wrappers, as torch's modules call F
 from .distance import PairwiseDistance
@@ -30,12 +32,18 @@ def _legacy_reduction(size_average, reduce, reduction: str) -> str:
 
 
 class _Loss(Module):
+    # the class whose __init__ torch's argument errors name (_naming._name_the_call)
+    _torch_init_owner = "_Loss"
+
     def __init__(self, size_average=None, reduce=None, reduction: str = "mean") -> None:
         super().__init__()
         self.reduction = _legacy_reduction(size_average, reduce, reduction)
 
 
 class _WeightedLoss(_Loss):
+    # the class whose __init__ torch's argument errors name (_naming._name_the_call)
+    _torch_init_owner = "_WeightedLoss"
+
     def __init__(self, weight: Tensor | None = None, size_average=None, reduce=None,
                  reduction: str = "mean") -> None:
         super().__init__(size_average, reduce, reduction)
@@ -68,7 +76,7 @@ class SmoothL1Loss(_Loss):
 class HuberLoss(_Loss):
     def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
         if not isinstance(delta, (float, int)):
-            raise TypeError(f"delta must be a float or int, got: {type(delta)}")
+            raise TypeError(f"delta must be a float or int, got: {class_repr(type(delta))}")
         super().__init__(reduction=reduction)
         self.delta = delta
 
@@ -213,11 +221,16 @@ class TripletMarginWithDistanceLoss(_Loss):
 class NLLLoss2d(NLLLoss):
     """Deprecated alias of NLLLoss (torch warns with a FutureWarning)."""
 
-    def __init__(self, weight: Tensor | None = None, size_average=None, ignore_index: int = -100,
-                 reduce=None, reduction: str = "mean") -> None:
+    def __new__(cls, *args, **kwargs):
+        # torch's class is @deprecated: it warns on creation, before __init__ looks at the arguments,
+        # naming the user's line (not the constructor wrapper's)
         warnings.warn("`NLLLoss2d` has been deprecated. Please use `NLLLoss` instead as a drop-in replacement and "
                       "see https://pytorch.org/docs/main/nn.html#torch.nn.NLLLoss for more details.",
-                      FutureWarning, stacklevel=2)
+                      FutureWarning, stacklevel=_torch_function.user_stacklevel())
+        return super().__new__(cls)
+
+    def __init__(self, weight: Tensor | None = None, size_average=None, ignore_index: int = -100,
+                 reduce=None, reduction: str = "mean") -> None:
         super().__init__(weight, size_average, ignore_index, reduce, reduction)
 
 

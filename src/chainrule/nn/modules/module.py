@@ -156,8 +156,13 @@ class Module:
             cls.__init__ = naming_the_class(cls.__dict__["__init__"])
 
     def __init__(self, *args, **kwargs) -> None:
-        if args or kwargs:
-            raise TypeError(f"{type(self).__name__}.__init__() got unexpected arguments")
+        # torch's words, keywords first: a class without an __init__ of its own (Tanh, Sigmoid) takes none
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}.__init__() got an unexpected keyword argument "
+                            f"'{next(iter(kwargs))}'")
+        if args:
+            raise TypeError(f"{type(self).__name__}.__init__() takes 1 positional argument but {len(args) + 1} "
+                            "were given")
         setattr_ = object.__setattr__
         setattr_(self, "training", True)
         setattr_(self, "_parameters", OrderedDict())

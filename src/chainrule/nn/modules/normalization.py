@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 
 from ... import _dtype, _vmap_frames
-from ...ops.creation import empty, ones, tensor, zeros
+from ...ops.creation import ones, tensor, zeros
 from ...ops.cross_map_lrn import cross_map_lrn2d
 from ...tensor import Tensor
 from .. import functional as F
@@ -13,6 +13,7 @@ from .. import init
 from ..parameter import Parameter
 from .linear import _factory
 from .module import Module
+from .utils import _checked_empty as empty
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm1d",
            "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm", "RMSNorm", "CrossMapLRN2d"]
@@ -87,6 +88,9 @@ class _NormBase(Module):
 
 
 class _BatchNorm(_NormBase):
+    # the class whose __init__ torch's argument errors name (_naming._name_the_call)
+    _torch_init_owner = "_BatchNorm"
+
     def _momentum_for_this_batch(self) -> float:
         """The running statistics' update factor for this forward; counts the batch when
         training with tracked statistics (``momentum=None`` then averages over all batches)."""
@@ -137,6 +141,8 @@ class _InstanceNorm(_NormBase):
     """torch's instance-norm base: subclasses say which input ranks they take (``_check_input_dim``)
     and the rank of an unbatched input (``_get_no_batch_dim``); libraries subclass it with their own
     (PyTorch Geometric's graph InstanceNorm)."""
+    # the class whose __init__ torch's argument errors name (_naming._name_the_call)
+    _torch_init_owner = "_InstanceNorm"
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = False,
                  track_running_stats: bool = False, device=None, dtype=None, *, bias: bool = True) -> None:
@@ -242,10 +248,16 @@ class RMSNorm(Module):
         self.normalized_shape = tuple(normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
+        # torch's empty() then ones: a size that is no int gets empty()'s words, as in torch
         if elementwise_affine:
-            self.weight = Parameter(ones(self.normalized_shape, **_factory(device, dtype)))
+            self.weight = Parameter(empty(self.normalized_shape, **_factory(device, dtype)))
         else:
             self.register_parameter("weight", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.elementwise_affine:
+            init.ones_(self.weight)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.rms_norm(input, self.normalized_shape, self.weight, self.eps)

@@ -16,6 +16,9 @@ def _single(value) -> tuple:
 
 
 class _MaxPoolNd(Module):
+    # the class whose __init__ torch's argument errors name (_naming._name_the_call)
+    _torch_init_owner = "_MaxPoolNd"
+
     _fn_name = ""
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
@@ -97,6 +100,9 @@ class AvgPool3d(_AvgPoolNd):
 
 
 class _AdaptivePool(Module):
+    # the class whose __init__ torch's argument errors name (_naming._name_the_call)
+    _torch_init_owner = "_AdaptiveAvgPoolNd"
+
     _fn_name = ""
 
     def __init__(self, output_size) -> None:
@@ -111,6 +117,9 @@ class _AdaptivePool(Module):
 
 
 class _AdaptiveMaxPool(_AdaptivePool):
+    # the class whose __init__ torch's argument errors name (_naming._name_the_call)
+    _torch_init_owner = "_AdaptiveMaxPoolNd"
+
     def __init__(self, output_size, return_indices: bool = False) -> None:
         super().__init__(output_size)
         self.return_indices = return_indices
@@ -136,6 +145,9 @@ class AdaptiveMaxPool2d(_AdaptiveMaxPool):
 
 
 class _LPPool(Module):
+    # the class whose __init__ torch's argument errors name (_naming._name_the_call)
+    _torch_init_owner = "_LPPoolNd"
+
     _fn_name = ""
 
     def __init__(self, norm_type: float, kernel_size, stride=None, ceil_mode: bool = False) -> None:

@@ -17,7 +17,6 @@ import numpy as np
 from ..._backend import array_module, autocast_unifies
 from ..._opmath import cpu_autocast_policy
 from ...ops._arg_parser import _as_int, check_bool, check_int
-from ...ops.creation import empty
 from ...ops.rnn import recurrent_layer
 from ...ops.shape import cat, stack
 from ...tensor import Tensor
@@ -26,6 +25,7 @@ from ..parameter import Parameter
 from ..utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 from .linear import _factory
 from .module import Module
+from .utils import _checked_empty as empty
 
 __all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
 
@@ -298,21 +298,23 @@ class RNNBase(Module):
                                f"({h0.dim()}-D, {c0.dim()}-D) tensors")
 
 
-def _refuse_unknown_options(name: str, options: dict) -> None:
+def _refuse_unknown_options(options: dict) -> None:
     # torch's RNN and GRU take (*args, **kwargs) and refuse a projection by name, as a ValueError
     if "proj_size" in options:
         raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
     if options:
-        raise TypeError(f"{name}.__init__() got an unexpected keyword argument {next(iter(options))!r}")
+        raise TypeError(f"RNNBase.__init__() got an unexpected keyword argument {next(iter(options))!r}")
 
 
 class RNN(RNNBase):
     """Elman RNN: ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)`` with act tanh or relu."""
 
+    _torch_init_owner = "RNNBase"  # torch's RNN, LSTM and GRU pass their arguments on to RNNBase.__init__
+
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  device=None, dtype=None, **unknown) -> None:
-        _refuse_unknown_options("RNN", unknown)
+        _refuse_unknown_options(unknown)
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
         self.nonlinearity = nonlinearity
@@ -322,6 +324,8 @@ class RNN(RNNBase):
 
 class LSTM(RNNBase):
     """LSTM with torch's gate order (i, f, g, o); returns ``(output, (h_n, c_n))``."""
+
+    _torch_init_owner = "RNNBase"  # torch's RNN, LSTM and GRU pass their arguments on to RNNBase.__init__
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
@@ -333,10 +337,12 @@ class LSTM(RNNBase):
 class GRU(RNNBase):
     """GRU with torch's gate order (r, z, n); returns ``(output, h_n)``."""
 
+    _torch_init_owner = "RNNBase"  # torch's RNN, LSTM and GRU pass their arguments on to RNNBase.__init__
+
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  device=None, dtype=None, **unknown) -> None:
-        _refuse_unknown_options("GRU", unknown)
+        _refuse_unknown_options(unknown)
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          device=device, dtype=dtype)
 

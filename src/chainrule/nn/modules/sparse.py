@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
-from ...ops.creation import empty
+import operator
+
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
 from .linear import _factory
 from .module import Module
+from .utils import _checked_empty as empty
 
 __all__ = ["Embedding", "EmbeddingBag"]
 
+
+
+def _zero_row(weight: Tensor, padding_idx) -> None:
+    """Zero the ``padding_idx`` row, as torch's ``weight[padding_idx].fill_(0)``: an index that is no
+    integer (a float padding_idx passes the range checks) is torch's IndexError."""
+    if isinstance(padding_idx, bool):
+        return  # torch's weight[True] is a mask that copies: its fill_ leaves the weight as drawn
+    try:
+        row = operator.index(padding_idx)
+    except TypeError:
+        raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are valid "
+                         f"indices (got {type(padding_idx).__name__})") from None
+    weight._data[row] = 0
 
 class Embedding(Module):
     """Rows of a (num_embeddings, embedding_dim) weight, init N(0, 1); ``padding_idx`` row is zero
@@ -49,7 +64,7 @@ class Embedding(Module):
     def reset_parameters(self) -> None:
         init.normal_(self.weight)
         if self.padding_idx is not None:
-            self.weight._data[self.padding_idx] = 0
+            _zero_row(self.weight, self.padding_idx)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type,
@@ -94,10 +109,16 @@ class EmbeddingBag(Module):
         self.max_norm = max_norm
         self.norm_type = norm_type
         self.scale_grad_by_freq = scale_grad_by_freq
+        # torch's tests in torch's order: a str or a tuple fails the first comparison, a float or a NaN
+        # one passes them and fails as an index (_zero_row)
         if padding_idx is not None:
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise AssertionError("padding_idx must be within num_embeddings")
-            padding_idx %= num_embeddings
+            if padding_idx > 0:
+                if padding_idx >= num_embeddings:
+                    raise AssertionError("padding_idx must be within num_embeddings")
+            elif padding_idx < 0:
+                if padding_idx < -num_embeddings:
+                    raise AssertionError("padding_idx must be within num_embeddings")
+                padding_idx = num_embeddings + padding_idx
         self.padding_idx = padding_idx
         if _weight is None:
             self.weight = Parameter(empty((num_embeddings, embedding_dim), **_factory(device, dtype)))
@@ -113,7 +134,7 @@ class EmbeddingBag(Module):
     def reset_parameters(self) -> None:
         init.normal_(self.weight)
         if self.padding_idx is not None:
-            self.weight._data[self.padding_idx] = 0
+            _zero_row(self.weight, self.padding_idx)
 
     def forward(self, input: Tensor, offsets: Tensor | None = None,
                 per_sample_weights: Tensor | None = None) -> Tensor:

@@ -9,7 +9,6 @@ import numpy as np
 
 from ... import _dtype
 from ...autograd.grad_mode import is_grad_enabled
-from ...ops.creation import empty
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
@@ -20,6 +19,7 @@ from .dropout import Dropout
 from .linear import Linear, _factory
 from .module import Module
 from .normalization import LayerNorm
+from .utils import _checked_empty as empty
 
 __all__ = ["MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder", "TransformerDecoderLayer",
            "TransformerDecoder", "Transformer"]
@@ -124,14 +124,9 @@ def _get_activation_fn(activation: str):
     raise RuntimeError(f"activation should be relu/gelu, not {activation}")
 
 
-def _activation(name):
-    if name == "relu":
-        return F.relu
-    if name == "gelu":
-        return F.gelu
-    if callable(name):
-        return name
-    raise RuntimeError(f"activation should be relu/gelu, not {name}")
+def _activation(activation):
+    # torch looks up a string only and keeps anything else as given (a callable, or what fails at forward)
+    return _get_activation_fn(activation) if isinstance(activation, str) else activation
 
 
 class TransformerEncoderLayer(Module):

@@ -5,7 +5,15 @@ from __future__ import annotations
 import collections.abc
 from itertools import repeat
 
+from ...ops import creation as _creation
+from ...ops._arg_parser import checked_signature
+
 __all__: list[str] = []
+
+# torch's modules build their parameters with torch.empty, whose argument parser words a size that is no
+# int (Linear(3, 2.5): "empty(): argument 'size' failed to unpack the object at pos 2 with error ..."):
+# the modules here call the public empty's checked form (ops' own empty skips the check)
+_checked_empty = checked_signature(_creation.empty, ("chainrule", "empty"))
 
 
 def _ntuple(n: int, name: str = "parse"):

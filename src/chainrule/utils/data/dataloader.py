@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ..._torch_function import user_stacklevel
+from ...ops.compat import typename
 from . import _worker
 from .collate import default_collate, default_convert
 from .dataset import Dataset, IterableDataset, _fancy_index_batcher
@@ -53,6 +54,16 @@ def _note_python_exit() -> None:
 
 
 atexit.register(_note_python_exit)
+
+
+
+def _as_torch_prints(value) -> str:
+    """``str(value)`` as torch's message shows it: one of chainrule's objects without a repr of its own
+    (a sampler) under torch's name, "<torch.utils.data.sampler.SequentialSampler object at 0x...>"."""
+    cls = type(value)
+    if cls.__module__.startswith("chainrule.") and cls.__str__ is object.__str__ and cls.__repr__ is object.__repr__:
+        return f"<{typename(value)} object at {hex(id(value))}>"
+    return str(value)
 
 
 class DataLoader:
@@ -116,10 +127,10 @@ class DataLoader:
                                  f"but got shuffle={shuffle}")
             if sampler is not None:
                 raise ValueError(f"DataLoader with IterableDataset: expected unspecified sampler option, "
-                                 f"but got sampler={sampler}")
+                                 f"but got sampler={_as_torch_prints(sampler)}")
             if batch_sampler is not None:
                 raise ValueError(f"DataLoader with IterableDataset: expected unspecified batch_sampler "
-                                 f"option, but got batch_sampler={batch_sampler}")
+                                 f"option, but got batch_sampler={_as_torch_prints(batch_sampler)}")
         if sampler is not None and shuffle:
             raise ValueError("sampler option is mutually exclusive with shuffle")
         if batch_sampler is not None:
