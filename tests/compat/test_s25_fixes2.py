@@ -1,0 +1,98 @@
+"""Session 25, fixes lane 2: small behaviours left from session 24, each compared with torch.
+
+In-place random fills of tensors in the graph (torch's UniformBackward0, BernoulliBackward1...),
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _outcome(lib, call):
+    try:
+        return call(lib)
+    except Exception as error:  # noqa: BLE001  (the class and message are what is compared)
+        return type(error).__name__, str(error).split("\nException raised from")[0]
+
+
+# ---- 1. random fills of tensors that require grad (or from probabilities that do)
+def _graph_of(lib, make):
+    """The fill's node, its edges, and the gradients a weighted sum gives the leaf and the probabilities."""
+    leaf = lib.zeros(3, requires_grad=True)
+    p = lib.full((3,), 0.5, requires_grad=True)
+    y = make(lib, leaf, p)
+    node = y.grad_fn
+    edges = [None if n is None else n.name() for n, _ in node.next_functions]
+    (y * lib.arange(3.0)).sum().backward()
+    grads = [None if g is None else g.tolist() for g in (leaf.grad, p.grad)]
+    return node.name(), type(node).__name__, y.requires_grad, y._version, edges, grads
+
+
+RANDOM_FILLS = {
+    "uniform_": lambda L, w, p: w.clone().uniform_(),
+    "normal_": lambda L, w, p: w.clone().normal_(),
+    "random_": lambda L, w, p: w.clone().random_(),
+    "random_to": lambda L, w, p: w.clone().random_(3),
+    "random_from_to": lambda L, w, p: w.clone().random_(1, 3),
+    "exponential_": lambda L, w, p: w.clone().exponential_(),
+    "cauchy_": lambda L, w, p: w.clone().cauchy_(),
+    "log_normal_": lambda L, w, p: w.clone().log_normal_(),
+    "geometric_": lambda L, w, p: w.clone().geometric_(0.5),
+    "bernoulli_float": lambda L, w, p: w.clone().bernoulli_(0.5),
+    "bernoulli_tensor": lambda L, w, p: w.clone().bernoulli_(p),
+    "bernoulli_tensor_detached_p": lambda L, w, p: w.clone().bernoulli_(p.detach()),
+    "bernoulli_into_plain_tensor": lambda L, w, p: L.zeros(2, 3).bernoulli_(p),
+    "bernoulli_out_of_place": lambda L, w, p: L.bernoulli(p),
+    "bernoulli_method": lambda L, w, p: p.bernoulli(),
+}
+
+
+@pytest.mark.parametrize("case", RANDOM_FILLS)
+def test_random_fill_in_the_graph_is_recorded_as_torch_records_it(case):
+    make = RANDOM_FILLS[case]
+    assert _graph_of(chainrule, make) == _graph_of(torch, make)
+
+
+def test_random_fill_through_a_view_is_recorded_on_its_base():
+    def run(lib):
+        leaf = lib.zeros(3, requires_grad=True)
+        p = lib.full((3,), 0.5, requires_grad=True)
+        base = leaf.clone()
+        base[:2].bernoulli_(p[:2])
+        (base * lib.arange(3.0)).sum().backward()
+        return base.grad_fn.name(), leaf.grad.tolist(), p.grad.tolist()
+
+    assert run(chainrule) == run(torch)
+
+
+@pytest.mark.parametrize("fill", ["uniform_", "bernoulli_"])
+def test_random_fill_of_a_leaf_that_requires_grad_is_refused_before_drawing(fill):
+    def run(lib):
+        lib.manual_seed(0)
+        outcome = _outcome(lib, lambda L: getattr(L.zeros(3, requires_grad=True), fill)())
+        return outcome, lib.rand(2).tolist()  # the stream did not move
+
+    assert run(chainrule) == run(torch)
+
+
+def test_bernoulli_with_a_float_p_records_a_node_without_a_derivative():
+    def run(lib):
+        p = lib.full((3,), 0.5, requires_grad=True)
+        y = lib.bernoulli(p, 0.3)
+        return type(y.grad_fn).__name__, y.requires_grad, _outcome(lib, lambda L: y.sum().backward())
+
+    assert run(chainrule) == run(torch)
+
+
+def test_random_fill_under_no_grad_records_nothing():
+    def run(lib):
+        p = lib.full((3,), 0.5, requires_grad=True)
+        with lib.no_grad():
+            y = lib.zeros(3).bernoulli_(p)
+        return y.requires_grad, y.grad_fn, y._version
+
+    assert run(chainrule) == run(torch)
