@@ -96,3 +96,44 @@ def test_random_fill_under_no_grad_records_nothing():
         return y.requires_grad, y.grad_fn, y._version
 
     assert run(chainrule) == run(torch)
+
+
+# ---- 2. torch.fx prints the functional names bound to torch's C++ functions as torch does
+FX_CALLS = {
+    "gelu": lambda F, x: F.gelu(x),
+    "linear": lambda F, x: F.linear(x, x),
+    "softplus": lambda F, x: F.softplus(x),
+    "softshrink": lambda F, x: F.softshrink(x),
+    "logsigmoid": lambda F, x: F.logsigmoid(x),
+    "one_hot": lambda F, x: F.one_hot(x.abs().long()),
+    "avg_pool2d": lambda F, x: F.avg_pool2d(x.unsqueeze(0), 1),
+    "elu_": lambda F, x: F.elu_(x.clone()),
+    "leaky_relu_": lambda F, x: F.leaky_relu_(x.clone()),
+    "hardtanh_": lambda F, x: F.hardtanh_(x.clone()),
+    "hardshrink": lambda F, x: F.hardshrink(x),
+    "relu_": lambda F, x: F.relu_(x.clone()),
+    "pad": lambda F, x: F.pad(x, (1, 1)),
+    "relu": lambda F, x: F.relu(x),
+}
+
+
+@pytest.mark.parametrize("case", FX_CALLS)
+def test_fx_code_names_a_functional_as_torch_does_and_runs(case):
+    def run(lib):
+        call = FX_CALLS[case]
+
+        class Model(lib.nn.Module):
+            def forward(self, x):
+                return call(lib.nn.functional, x)
+
+        gm = lib.fx.symbolic_trace(Model())
+        x = lib.arange(16.0).reshape(4, 4) / 8 - 1
+        return gm.code, [node.name for node in gm.graph.nodes], gm(x).flatten().tolist()
+
+    import torch.fx  # noqa: F401
+
+    import chainrule.fx  # noqa: F401
+
+    code, names, values = run(chainrule)
+    assert (code, names) == run(torch)[:2]
+    assert values == pytest.approx(run(torch)[2], rel=1e-6)
