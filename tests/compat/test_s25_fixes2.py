@@ -137,3 +137,43 @@ def test_fx_code_names_a_functional_as_torch_does_and_runs(case):
     code, names, values = run(chainrule)
     assert (code, names) == run(torch)[:2]
     assert values == pytest.approx(run(torch)[2], rel=1e-6)
+
+
+# ---- 3. a dim out of range: torch's IndexError names no op
+DIM_CALLS = {
+    "cumsum": lambda L, x, d: L.cumsum(x, dim=d),
+    "cumsum_": lambda L, x, d: x.clone().cumsum_(d),
+    "cumprod": lambda L, x, d: L.cumprod(x, d),
+    "cummax": lambda L, x, d: L.cummax(x, d),
+    "cummin": lambda L, x, d: L.cummin(x, d),
+    "logcumsumexp": lambda L, x, d: L.logcumsumexp(x, d),
+    "softmax": lambda L, x, d: L.softmax(x, d),
+    "log_softmax": lambda L, x, d: L.nn.functional.log_softmax(x, d),
+    "softmin": lambda L, x, d: L.nn.functional.softmin(x, d),
+    "sum": lambda L, x, d: x.sum(d),
+    "argmax": lambda L, x, d: x.argmax(d),
+    "sort": lambda L, x, d: x.sort(d),
+    "flip": lambda L, x, d: x.flip(d),
+    "cumulative_trapezoid": lambda L, x, d: L.cumulative_trapezoid(x, dim=d),
+}
+
+
+@pytest.mark.parametrize("shape", [(2, 3), ()])
+@pytest.mark.parametrize("dim", [5, -3, 2])
+@pytest.mark.parametrize("case", DIM_CALLS)
+def test_dim_out_of_range_message_is_torchs(case, dim, shape):
+    def run(lib):
+        return _outcome(lib, lambda L: DIM_CALLS[case](L, L.ones(shape), dim))
+
+    assert run(chainrule) == run(torch)
+
+
+@pytest.mark.parametrize("spacing", ["none", "dx", "x_0d", "x_1d"])
+@pytest.mark.parametrize("dim", [0, -1, 5])
+@pytest.mark.parametrize("op", ["trapezoid", "cumulative_trapezoid"])
+def test_trapezoid_of_a_scalar_fails_as_torchs_kernels_do(op, dim, spacing):
+    def run(lib):
+        keywords = {"none": {}, "dx": {"dx": 2.0}, "x_0d": {"x": lib.ones(())}, "x_1d": {"x": lib.ones(2)}}[spacing]
+        return _outcome(lib, lambda L: getattr(L, op)(L.ones(()), dim=dim, **keywords))
+
+    assert run(chainrule) == run(torch)
