@@ -177,3 +177,45 @@ def test_trapezoid_of_a_scalar_fails_as_torchs_kernels_do(op, dim, spacing):
         return _outcome(lib, lambda L: getattr(L, op)(L.ones(()), dim=dim, **keywords))
 
     assert run(chainrule) == run(torch)
+
+
+# ---- 5. in-place writes into overlapping unfold windows: torch writes (MemOverlap::TooHard),
+# element by element, each reading the memory as the writes before it left it
+OVERLAPPING_WRITES = [
+    "u.add_(1)", "u.mul_(2)", "u.add_(u.clone())", "u.clamp_(0, 2)", "u.sigmoid_()", "u.masked_fill_(u > 2, 0)",
+    "u.exp_()", "u.copy_(torch.arange(12.).reshape(4, 3))", "u.add_(torch.arange(12.).reshape(4, 3))",
+    "u.fill_(3)", "u.div_(2)", "u.pow_(2)", "u.lerp_(u, 0.5)", "u.addcmul_(u, u)", "u.add_(torch.arange(3.))",
+    "u.add_(1, alpha=3)", "u.t().add_(1)", "u[1:].add_(1)", "u.unfold(1, 2, 1).add_(1)", "x.unfold(0, 2, 2).add_(1)",
+    "x.expand(2, 6).add_(1)", "u.neg_()", "u.remainder_(4)",
+]
+
+
+@pytest.mark.parametrize("op", OVERLAPPING_WRITES)
+def test_elementwise_write_into_overlapping_windows_is_torchs(op):
+    def run(lib):
+        x = lib.arange(6.0)
+        scope = {"torch": lib, "x": x, "u": x.unfold(0, 3, 1)}
+        outcome = _outcome(lib, lambda L: eval(op, scope))  # noqa: S307 - the table's text
+        return outcome if isinstance(outcome, tuple) else [round(v, 4) for v in x.tolist()]
+
+    assert run(chainrule) == run(torch)
+
+
+def test_inplace_operator_into_overlapping_windows_is_torchs():
+    def run(lib):
+        x = lib.arange(40.0)
+        u = x.unfold(0, 3, 1)
+        u += 1
+        u *= u
+        return x.tolist()
+
+    assert run(chainrule) == run(torch)
+
+
+def test_overlapping_write_from_other_elements_of_the_same_memory_is_refused():
+    # torch writes it in an order chainrule does not reproduce: refused with torch's overlap words
+    x = chainrule.arange(6.0)
+    with pytest.raises(RuntimeError, match="some elements of the input tensor and the written-to tensor refer to a "
+                                           "single memory location"):
+        x.unfold(0, 3, 1).add_(x[1:5, None])
+    assert x.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
