@@ -219,3 +219,64 @@ def test_overlapping_write_from_other_elements_of_the_same_memory_is_refused():
                                            "single memory location"):
         x.unfold(0, 3, 1).add_(x[1:5, None])
     assert x.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+# ---- 4. meta and CPU tensors in one matrix product or convolution: torch's kernels check no
+# devices and give the result one argument's device (a CPU result of uninitialised memory)
+META_MIXES = {
+    "mm": (lambda L: L.mm, [(2, 3), (3, 4)]),
+    "matmul": (lambda L: L.matmul, [(2, 3), (3, 4)]),
+    "matmul_batched_left": (lambda L: L.matmul, [(5, 2, 3), (3, 4)]),
+    "matmul_batched": (lambda L: L.matmul, [(2, 2, 3), (2, 3, 4)]),
+    "matmul_broadcast_right": (lambda L: L.matmul, [(2, 3), (5, 3, 4)]),
+    "matmul_vector_left": (lambda L: L.matmul, [(3,), (3, 4)]),
+    "matmul_vector_right": (lambda L: L.matmul, [(2, 3), (3,)]),
+    "matmul_vectors": (lambda L: L.matmul, [(3,), (3,)]),
+    "bmm": (lambda L: L.bmm, [(2, 2, 3), (2, 3, 4)]),
+    "linear": (lambda L: L.nn.functional.linear, [(2, 3), (4, 3)]),
+    "linear_3d": (lambda L: L.nn.functional.linear, [(5, 2, 3), (4, 3)]),
+    "linear_bias": (lambda L: L.nn.functional.linear, [(2, 3), (4, 3), (4,)]),
+    "linear_3d_bias": (lambda L: L.nn.functional.linear, [(5, 2, 3), (4, 3), (4,)]),
+    "linear_scalar_bias": (lambda L: L.nn.functional.linear, [(2, 3), (4, 3), ()]),
+    "conv2d": (lambda L: L.nn.functional.conv2d, [(1, 2, 5, 5), (3, 2, 3, 3)]),
+    "conv2d_bias": (lambda L: L.nn.functional.conv2d, [(1, 2, 5, 5), (3, 2, 3, 3), (3,)]),
+    "conv1d": (lambda L: L.nn.functional.conv1d, [(1, 2, 5), (3, 2, 3)]),
+    "conv_transpose2d": (lambda L: L.nn.functional.conv_transpose2d, [(1, 2, 5, 5), (2, 3, 3, 3)]),
+    "mul": (lambda L: L.mul, [(2, 3), (2, 3)]),
+    "mul_cpu_scalar": (lambda L: L.mul, [(2, 3), ()]),
+}
+
+
+def _device_mixes(count: int) -> list:
+    mixes = [("meta", "cpu"), ("cpu", "meta")] if count == 2 else [
+        (a, b, c) for a in ("meta", "cpu") for b in ("meta", "cpu") for c in ("meta", "cpu") if len({a, b, c}) == 2]
+    return mixes
+
+
+@pytest.mark.parametrize("case", META_MIXES)
+def test_meta_and_cpu_in_one_product_as_torch(case):
+    op, shapes = META_MIXES[case]
+
+    def run(lib, devices):
+        args = [lib.ones(shape, device=device) for shape, device in zip(shapes, devices)]
+        outcome = _outcome(lib, lambda L: op(L)(*args))
+        if isinstance(outcome, tuple):
+            return outcome
+        return str(outcome.device), tuple(outcome.shape), str(outcome.dtype).split(".")[-1]
+
+    for devices in _device_mixes(len(shapes)):
+        assert run(chainrule, devices) == run(torch, devices), devices
+
+
+def test_meta_module_on_a_cpu_input_as_torch():
+    def run(lib):
+        results = []
+        for make in (lambda: lib.nn.Linear(3, 4, bias=False, device="meta")(lib.ones(2, 3)),
+                     lambda: lib.nn.Conv2d(2, 3, 3, device="meta")(lib.ones(1, 2, 5, 5)),
+                     lambda: lib.nn.Linear(3, 4, bias=False)(lib.ones(2, 3, device="meta"))):
+            y = make()
+            results.append((str(y.device), tuple(y.shape), y.requires_grad, type(y.grad_fn).__name__))
+        results.append(_outcome(lib, lambda L: L.nn.Linear(3, 4, device="meta")(L.ones(2, 3))))
+        return results
+
+    assert run(chainrule) == run(torch)
