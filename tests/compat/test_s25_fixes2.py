@@ -280,3 +280,36 @@ def test_meta_module_on_a_cpu_input_as_torch():
         return results
 
     assert run(chainrule) == run(torch)
+
+
+# ---- 7. size-1 dims' strides in an elementwise result: a row-major operand's size-1 dim may
+# carry any stride, and TensorIterator's sort of the dims reads it (its fast set-up, operands of
+# one shape all contiguous, gives a contiguous result)
+SIZE_ONE_OPERANDS = {
+    "permuted_131": "torch.arange(3.).reshape(1, 3, 1).permute(2, 0, 1)",
+    "permuted_1113": "torch.arange(3.).reshape(3, 1, 1, 1).permute(1, 2, 3, 0)",
+    "permuted_132": "torch.arange(6.).reshape(3, 2, 1).permute(2, 0, 1)",
+    "permuted_331": "torch.arange(9.).reshape(1, 3, 3).permute(1, 2, 0)",
+    "permuted_13": "torch.arange(3.).reshape(3, 1).permute(1, 0)",
+}
+# (+, -, *, / keep NumPy's row-major layout of row-major operands on their fast paths, where a
+# check of every size-1 dim's stride would cost each op more than this layout is worth)
+SIZE_ONE_OPS = ["a + torch.zeros(a.shape)", "a.exp()", "torch.addcmul(a, torch.tensor(2.), a)",
+                "a.lerp(torch.tensor(1.), 0.5)", "a.clamp(torch.tensor(0.), torch.tensor(2.))",
+                "torch.where(a > 1, a, torch.tensor(0.))", "torch.maximum(a, torch.tensor(1.))",
+                "torch.atan2(a, torch.tensor(1.))", "torch.fmod(a, torch.tensor(2.))"]
+
+
+@pytest.mark.parametrize("operand", SIZE_ONE_OPERANDS)
+def test_size_one_dims_strides_of_elementwise_results_are_torchs(operand):
+    def run(lib):
+        scope = {"torch": lib}
+        scope["a"] = eval(SIZE_ONE_OPERANDS[operand], scope)  # noqa: S307 - the table's text
+        results = [eval(op, scope) for op in SIZE_ONE_OPS]  # noqa: S307
+        return [(tuple(r.shape), r.stride()) for r in results], [r.flatten().tolist() for r in results]
+
+    layouts, values = run(chainrule)
+    expected_layouts, expected_values = run(torch)
+    assert layouts == expected_layouts
+    for got, expected in zip(values, expected_values):
+        assert got == pytest.approx(expected, rel=1e-6)
