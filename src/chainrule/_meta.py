@@ -488,11 +488,41 @@ class _RandomStream:
 random_stream = _RandomStream()
 
 
+def _unchecked_result_device(arrays: list, op: str) -> int | None:
+    """Which array's device torch's kernel gives the result of ``op`` when it checks no devices:
+    its structured matrix products allocate on one argument's device and run the meta kernel on
+    a mix of meta and CPU tensors (mm and a matmul folded into one: the first's; bmm and a
+    matmul broadcast to one: the second's), as do its convolutions (the input's) and addmm's
+    weight (linear's, its bias checked against the input). None: the devices are checked."""
+    if op == "matmul" and len(arrays) == 2 and getattr(arrays[1], "ndim", 0) >= 2:
+        return 0 if arrays[1].ndim == 2 else 1
+    if op == "bmm" and len(arrays) == 2:
+        return 1
+    if op in ("conv", "conv_transpose"):
+        return 0
+    if op == "linear" and len(arrays) == 3:  # Addmm's (bias, input, weight.t())
+        bias, input = arrays[0], arrays[1]
+        if isinstance(bias, ndarray) != isinstance(input, ndarray) and not (
+                not isinstance(bias, ndarray) and getattr(bias, "ndim", 0) == 0):
+            raise RuntimeError(f"Tensor on device {_device_name(bias)} is not on the expected device "
+                               f"{_device_name(input)}!")
+        return 1
+    return None
+
+
 def on_meta(arrays: list, op: str) -> list:
     """The arrays of one op with a meta array among them, all meta, or torch's RuntimeError: as in
     torch, a 0-d CPU tensor joins them (as a meta scalar); any other array is on another device,
     and torch expects the device of the first array that is no such scalar (Linear(3, 2,
-    device="meta") on a CPU input: "Tensor on device meta is not on the expected device cpu!")."""
+    device="meta") on a CPU input: "Tensor on device meta is not on the expected device cpu!").
+    The ops whose kernels check no devices (see _unchecked_result_device) run instead on the
+    device torch's result has: all meta, or all CPU (a meta array read as zeros, where torch's
+    result is uninitialised memory)."""
+    chosen = _unchecked_result_device(arrays, op)
+    if chosen is not None:
+        if isinstance(arrays[chosen], ndarray):
+            return [None if a is None else from_array(a) for a in arrays]
+        return [a._a if isinstance(a, ndarray) else a for a in arrays]
     moved, expected = list(arrays), None
     for i, array in enumerate(arrays):
         if array is None:

@@ -416,12 +416,18 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         # through the view's elements, as torch's CopySlices makes it
         view_key = _index.covered_elements(self, self._base) if writeable(self._data) else None
     target = self._data
+    overlapping = False
     if not writeable(target) or has_expanded_dims(target):
-        # torch refuses a write into elements sharing memory (an expanded view), except fill_ and
-        # zero_, whose one value makes the order of writes moot (an unfold or expand is filled);
+        # torch refuses a write into elements sharing memory through a zero stride (an expanded
+        # view, its MemOverlap::Yes), except fill_ and zero_, whose one value makes the order of
+        # writes moot; windows overlapping otherwise (an unfold: MemOverlap::TooHard) it writes, an
+        # elementwise op reading each element as the writes before left it (_write_overlapping);
         # through a view of a base in the graph its backward would fail: refused here, before the write
         in_graph = recording and base is not None and base._requires_grad
-        target = _overlapping_alias(target) if getattr(fn, "writes_one_value", False) and not in_graph else None
+        overlapping = not has_expanded_dims(target) and (getattr(fn, "__name__", None) in _ELEMENTWISE_INPLACE
+                                                          or getattr(fn, "copies", False))
+        writes = getattr(fn, "writes_one_value", False) or overlapping
+        target = _overlapping_alias(target) if writes and not in_graph else None
         if target is None:
             raise write_refusal(self._data)
     node = result.grad_fn if recording else None
@@ -431,7 +437,10 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         return _write_through_base(self, result, view_key)
     box = self._version_box
     version = box[0]  # read first: an inference tensor refuses the write before it happens
-    target[...] = result._data
+    if overlapping:
+        _write_overlapping(target, self._data.__array_interface__, fn, args, kwargs, result._data)
+    else:
+        target[...] = result._data
     box[0] = version + 1
     if recording and result.grad_fn is not None:
         old = self._grad_fn
@@ -557,6 +566,52 @@ class _ArrayOver:
         self.base = base
 
 
+# the in-place ops computing each element from that element alone (and the arguments' elements)
+_ELEMENTWISE_INPLACE = frozenset(_INPLACE) - {"index_fill", "scatter", "scatter_add", "index_add",
+                                               "tril", "triu", "t", "transpose", "squeeze", "unsqueeze", "index_copy"}
+
+
+def _write_overlapping(target, self_interface: dict, fn, args: tuple, kwargs: dict, result) -> None:
+    """``fn`` applied in place to ``target``, a writable array whose elements overlap (unfold
+    windows), as torch's loop does it: element by element in row-major order, each reading the
+    memory as the writes before it left it (so a location in k windows is updated k times; a
+    copy's ``result`` leaves each location its last element's value). Run in rounds: round r
+    updates every location's r-th element at once."""
+    offsets = np.zeros(target.shape, dtype=np.int64)
+    for axis, (stride, size) in enumerate(zip(target.strides, target.shape)):
+        offsets = offsets + (np.arange(size) * stride).reshape((-1,) + (1,) * (target.ndim - axis - 1))
+    offsets = offsets.reshape(-1)
+    order = np.argsort(offsets, kind="stable")  # each location's elements together, in row-major order
+    ordered = offsets[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    rank = np.empty(offsets.size, dtype=np.int64)
+    rank[order] = np.arange(offsets.size) - np.repeat(starts, np.diff(np.r_[starts, offsets.size]))
+
+    for value in (*args, *kwargs.values()):
+        # an argument over other elements of the same memory would need torch's exact order of
+        # reads and writes: refused (torch writes it) rather than answered differently
+        if isinstance(value, Tensor) and np.may_share_memory(value._data, target) and (
+                value._data.__array_interface__ != self_interface):
+            raise RuntimeError("unsupported operation: some elements of the input tensor and the written-to tensor "
+                               "refer to a single memory location. Please clone() the tensor before performing the "
+                               "operation.")
+
+    def part(value, index):
+        if isinstance(value, Tensor) and value._data.ndim:
+            return Tensor._make(np.broadcast_to(value._data, target.shape)[index])
+        return value
+
+    for r in range(int(rank.max(initial=-1)) + 1):
+        chosen = np.flatnonzero(rank == r)
+        index = np.unravel_index(chosen, target.shape)
+        if getattr(fn, "copies", False):
+            target[index] = result.reshape(-1)[chosen]
+            continue
+        updated = fn(Tensor._make(target[index]), *(part(a, index) for a in args),
+                     **{key: part(value, index) for key, value in kwargs.items()})
+        target[index] = updated._data
+
+
 def _overlapping_alias(array):
     """A writable NumPy array over ``array``'s elements, whose strides overlap (NumPy made it
     read-only), when the memory under it is a writable NumPy array's; None otherwise (memory
@@ -660,8 +715,12 @@ def _copy(self: Tensor, other: Tensor, non_blocking: bool = False) -> Tensor:
     if type(src._data) is not type(self._data):
         src = src.to(self.device)  # torch's copy_ copies across devices (differentiably)
     src = ew._cast(src, self.dtype)  # differentiable: src's gradient comes back in src's dtype
-    return _inplace(self, lambda t: name_node(_overwrite(t, src), "torch::autograd::CopyBackwards", label="copy_",
-                                              rule=_OVERWRITE_RULE, formula="copy_({0}, {1})"))
+    def copy(t: Tensor) -> Tensor:
+        return name_node(_overwrite(t, src), "torch::autograd::CopyBackwards", label="copy_", rule=_OVERWRITE_RULE,
+                         formula="copy_({0}, {1})")
+
+    copy.copies = True  # into overlapping windows: each location takes its last element's value
+    return _inplace(self, copy)
 
 
 # torch's warnings for the matrix transposes of a 0-D tensor, which it answers with the tensor itself

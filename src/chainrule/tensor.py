@@ -970,10 +970,8 @@ def _wrap_dim(dim: int, ndim: int, op: str = "") -> int:
     if not -rank <= dim < rank:
         if not -2**63 <= dim < 2**63:  # torch's argument parser refuses it before the op sees it
             raise ValueError("Overflow when unpacking long long")
-        raise IndexError(
-            f"{op + ': ' if op else ''}Dimension out of range (expected to be in range of "
-            f"[{-rank}, {rank - 1}], but got {dim})"
-        )
+        # torch's message names no op (``op`` names it in the TypeError above only)
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-rank}, {rank - 1}], but got {dim})")
     return dim + rank if dim < 0 else dim
 
 

@@ -125,8 +125,22 @@ def _are_functorch_transforms_active() -> bool:
     return False
 
 
-# torch._C._nn holds the nn bindings; only the argument parser is wanted from Python
-_nn = types.SimpleNamespace(_parse_to=_parse_to)
+class _NnBindings(types.SimpleNamespace):
+    """torch._C._nn: the nn bindings. From Python torch's argument parser is wanted, and the
+    bindings torch.nn.functional re-exports (F.gelu is torch._C._nn.gelu), which code traced by
+    torch.fx calls by those names."""
+
+    def __getattr__(self, name: str):
+        from ..fx.node import _FUNCTIONAL_BINDINGS
+        from ..nn import functional
+
+        for functional_name, path in _FUNCTIONAL_BINDINGS.items():
+            if path == f"torch._C._nn.{name}":
+                return getattr(functional, functional_name)
+        raise AttributeError(f"module 'torch._C._nn' has no attribute '{name}'")
+
+
+_nn = _NnBindings(_parse_to=_parse_to)
 
 
 # ---- the __torch_function__ switches and checks (chainrule/_torch_function.py; torch.overrides uses them)

@@ -133,6 +133,9 @@ class Graph:
 
     def _target_to_str(self, target: Target) -> str:
         text = target.__name__ if callable(target) else str(target)
+        path = public_path(target) if callable(target) else None
+        if path is not None and path.startswith("torch._C._nn."):  # a binding's own name: F.logsigmoid is log_sigmoid
+            text = path.rpartition(".")[2]
         if text.startswith("__") and text.endswith("__"):
             text = text[2:-2]
         return snake_case(text)

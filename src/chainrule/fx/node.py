@@ -71,6 +71,16 @@ def _qualified_name(target) -> str:
 
 _public_paths: dict[int, str] = {}
 
+# the torch.nn.functional names that are torch's C++ bindings (torch._C._nn's or torch's own),
+# where chainrule's are functions of their own (chainrule._C._nn answers with them)
+_FUNCTIONAL_BINDINGS = {
+    **{name: f"torch._C._nn.{name}" for name in (
+        "avg_pool2d", "avg_pool3d", "elu_", "gelu", "hardtanh_", "leaky_relu_", "linear", "one_hot",
+        "scaled_dot_product_attention", "softplus", "softshrink")},
+    "logsigmoid": "torch._C._nn.log_sigmoid",
+    "hardshrink": "torch.hardshrink", "relu_": "torch.relu_",
+}
+
 
 def public_path(target) -> str | None:
     """The name under which torch's code prints ``target``: ``operator.add``, ``builtins.getattr``,
@@ -91,6 +101,10 @@ def public_path(target) -> str | None:
                 value = getattr(namespace, name, None)
                 if callable(value) and not isinstance(value, type) and not name.startswith("__"):
                     _public_paths.setdefault(id(value), f"{prefix}.{name}")
+        # torch's F binds some names to its C++ functions: F.gelu is torch._C._nn.gelu, F.hardshrink
+        # torch.hardshrink; its code prints them by those names
+        for name, path in _FUNCTIONAL_BINDINGS.items():
+            _public_paths[id(getattr(chainrule.nn.functional, name))] = path
         # the namespace's constant objects (dtypes, memory formats, layouts) print by name too;
         # plain numbers and strings are left out: their identity is shared with unrelated values
         for name in dir(chainrule):

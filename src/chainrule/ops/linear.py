@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from .. import _dtype
+from .. import _dtype, _meta
 from .._backend import array_module, autocast_unifies, on_one_device
 from .._parallel import over_rows
 from ..autograd import function as _function
@@ -262,8 +262,10 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     _check_tensor(input, "linear", "input", 1)
     _check_tensor(weight, "linear", "weight", 2)
     _check_tensor(bias, "linear", "bias", 3, optional=True)
-    if type(weight._data) is not type(input._data) or (bias is not None and type(bias._data) is not type(input._data)):
-        # torch checks the devices in argument order, the input's expected (its addmm puts bias first)
+    if (type(weight._data) is not type(input._data) or (bias is not None and type(bias._data) is not type(input._data))) \
+            and not any(type(t._data) is _meta.ndarray for t in (input, weight, bias) if t is not None):
+        # torch checks the devices in argument order, the input's expected (its addmm puts bias first);
+        # with a meta tensor among them its mm and addmm decide (_meta.on_meta)
         on_one_device([t._data for t in (input, weight, bias) if t is not None], "linear")
     if input.ndim == 0 or weight.ndim not in (1, 2) or input.shape[-1] != weight.shape[-1]:
         rows = math.prod(input.shape[:-1]) if input.ndim else 1

@@ -218,10 +218,29 @@ def iterator_layout(out, a, b, c=None):
     operand order, laid out as torch's TensorIterator lays out that op's output
     (``iterator_strides``): ``out`` itself when it already is, a relaid copy otherwise. This runs on
     every binary op: a result of under two dims (one layout only) costs a read of its ``ndim``, one
-    of row-major operands a flag read each."""
-    if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous and (c is None or c.flags.c_contiguous):
+    of row-major operands (``plain_rows``) a flag read and a look at the shape each. (+, -, *, /
+    inline a flag read only, on their fast paths: a size-1 dim's view stride is left to NumPy there.)"""
+    if out.ndim < 2 or plain_rows(a) and plain_rows(b) and (c is None or plain_rows(c)):
         return out  # (NumPy lays out the result of row-major operands row-major, as torch does)
     return _relaid(out, (a, b) if c is None else (a, b, c))
+
+
+def plain_rows(a) -> bool:
+    """Whether ``a`` is row-major with a fresh tensor's stride on each size-1 dim (the product of
+    the later dims' sizes). Row-major order leaves a size-1 dim's stride free, and a view's (a
+    permuted (3, 1) as (1, 3) has strides (1, 1)) can give TensorIterator's sort of the dims
+    another order than NumPy's: ``a.lerp(b, 0.5)`` of that and a 0-d ``b`` is (1, 1) in torch,
+    (3, 1) row-major."""
+    if not a.flags.c_contiguous:
+        return False
+    if 1 not in a.shape:
+        return True
+    step = a.itemsize
+    for size, stride in zip(reversed(a.shape), reversed(a.strides)):
+        if size == 1 and stride != step:
+            return False
+        step *= size
+    return True
 
 
 def _relaid(out, operands: tuple):

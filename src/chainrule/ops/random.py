@@ -30,6 +30,7 @@ from .._backend import array_module, cuda_available, cuda_module
 from .._backend import device as _device
 from ..autograd import function as _function
 from ..autograd.function import Function
+from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, out_keyword_front, write_out
 from ._arg_parser import check_float, check_int, int_list
 from .creation import (
@@ -579,6 +580,22 @@ class BernoulliSample(Function):
         return zeros_like_tensor(grad)
 
 
+class BernoulliFloatSample(Function):
+    """``bernoulli(input, p)`` of an ``input`` that requires grad: torch records a node with no
+    derivative (aten::bernoulli.p has none), whose backward raises rather than give a zero."""
+    node_name = "NotImplemented"
+    label, rule, formula = "bernoulli", "none: torch defines no derivative, and backward raises", "bernoulli({0}, p)"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, input, sample):
+        return sample
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError("derivative for aten::bernoulli is not implemented")
+
+
 def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
     """1 with probability ``input`` (or ``p``) per value. On the CPU torch's draws: a uniform of the
     input's precision (24 bits below float64) below each probability, or for a float ``p`` a
@@ -591,8 +608,8 @@ def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
     else:
         _check_probability(p)
     sample = _bernoulli_sample(input, p, generator)
-    if p is None and input.requires_grad:
-        return BernoulliSample.apply(input, sample=sample._data)
+    if input.requires_grad:
+        return (BernoulliSample if p is None else BernoulliFloatSample).apply(input, sample=sample._data)
     return sample
 
 
@@ -721,9 +738,34 @@ def _multinomial_on_device(xp, data, num_samples: int, replacement: bool, rng):
     return out if data.ndim == 2 else out[0]
 
 
-# ---- in-place samplers, used by nn.init (always under no_grad, so no graph is involved)
-def _fill_inplace(self: Tensor, values: np.ndarray) -> Tensor:
-    self._data[...] = values.astype(self._data.dtype, copy=False)
+# ---- in-place samplers (nn.init's, under no_grad; in the graph recorded as torch records them)
+class RandomFill(Function):
+    """``self`` filled in place with samples, recorded (as torch's UniformBackward0, BernoulliBackward1...)
+    when ``self`` or the probabilities require grad: the samples depend on neither, so every input
+    gets a zero gradient."""
+    label, rule, formula = "random fill", "zero gradient (a sample)", "random fill({0})"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, self, *probabilities, values):
+        return values.astype(self.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (zeros_like_tensor(grad),) * len(ctx.needs_input_grad)
+
+
+def _fill_inplace(self: Tensor, draw, node_name: str, probabilities: Tensor | None = None) -> Tensor:
+    """Fill ``self`` with ``draw()``'s values. While recording, a ``self`` (or ``probabilities``) that
+    requires grad has the write recorded as torch's in-place ops are (a leaf refused before the draw,
+    a view written through its base), under torch's node name for the fill."""
+    inputs = (self,) if probabilities is None else (self, probabilities)
+    if is_grad_enabled() and builtins.any(t._requires_grad for t in inputs):
+        from .._methods import _inplace  # the in-place recording every op shares (it imports this module)
+
+        return _inplace(self, lambda t: _function.name_node(
+            RandomFill.apply(t, *inputs[1:], values=draw()), node_name))
+    self._data[...] = draw().astype(self._data.dtype, copy=False)
     self._version_box[0] += 1
     return self
 
@@ -773,7 +815,7 @@ def uniform_(self: Tensor, a: builtins.float = 0.0, b: builtins.float = 1.0, /, 
     a, b = _from_to("uniform_", from_to, a, b)
     _floating_only(self, "check_uniform_bounds")
     _check_uniform_bounds(self, a, b)
-    return _fill_inplace(self, uniform_values(self, a, b, generator))
+    return _fill_inplace(self, lambda: uniform_values(self, a, b, generator), "UniformBackward0")
 
 
 _TYPE_META_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16"}
@@ -813,7 +855,7 @@ def normal_(self: Tensor, mean: builtins.float = 0.0, std: builtins.float = 1.0,
     mean, std = check_float(mean, "normal_", "mean"), check_float(std, "normal_", "std")  # a 0-d tensor reads as one
     _check_std(std)
     _floating_only(self, "normal_kernel_cpu")
-    return _fill_inplace(self, normal_values(self, mean, std, generator))
+    return _fill_inplace(self, lambda: normal_values(self, mean, std, generator), "NormalBackward0")
 
 
 def normal_values(self: Tensor, mean, std, generator) -> np.ndarray:
@@ -843,12 +885,15 @@ def bernoulli_(self: Tensor, p: builtins.float | Tensor = 0.5, *, generator=None
         _check_probabilities(p)
         probabilities = p.expand(self.shape)._data
         if xp is not np:
-            return _fill_inplace(self, _rng(generator, xp).random(self._data.shape) < probabilities)
-        # torch's CPU kernel draws a uniform of the probabilities' precision (24 bits below float64)
-        precision = np.float64 if probabilities.dtype == np.float64 else np.float32
-        stream = _rng(generator)
-        uniforms = _in_memory_order(self._data, lambda shape: stream.random(shape, dtype=precision))
-        return _fill_inplace(self, uniforms < probabilities)
+            return _fill_inplace(self, lambda: _rng(generator, xp).random(self._data.shape) < probabilities,
+                                 "BernoulliBackward1", p)
+
+        def draw():  # torch's CPU kernel draws a uniform of the probabilities' precision (24 bits below float64)
+            precision = np.float64 if probabilities.dtype == np.float64 else np.float32
+            stream = _rng(generator)
+            return _in_memory_order(self._data, lambda shape: stream.random(shape, dtype=precision)) < probabilities
+
+        return _fill_inplace(self, draw, "BernoulliBackward1", p)
     if isinstance(p, (str, bytes)) or p is None or isinstance(p, (tuple, list)):
         raise TypeError(f"bernoulli_() received an invalid combination of arguments - got "
                         f"({_dtype.parser_type_name(p)}), but expected one of:\n"
@@ -856,8 +901,8 @@ def bernoulli_(self: Tensor, p: builtins.float | Tensor = 0.5, *, generator=None
                         " * (float p = 0.5, *, torch.Generator generator = None)\n")
     p = _check_probability(p)
     # a double uniform below p, as torch's CPU kernel draws it
-    stream = _rng(generator, xp)
-    return _fill_inplace(self, _in_memory_order(self._data, lambda shape: stream.random(shape, dtype=np.float64) < p))
+    return _fill_inplace(self, lambda: _in_memory_order(
+        self._data, lambda shape: _rng(generator, xp).random(shape, dtype=np.float64) < p), "BernoulliBackward2")
 
 
 def _check_probability(p) -> builtins.float:
@@ -914,10 +959,11 @@ def random_(self: Tensor, *bounds, **keywords) -> Tensor:
             or ("from" in keywords and "to" not in keywords) or (given and given[0] is None):
         raise _random_refusal(bounds, keywords)
     xp = array_module(self)
+    # torch's nodes: RandomBackward0 for random_(from, to), 1 for random_(to), 2 for random_()
+    node_name = f"RandomBackward{2 - len(given)}"
     if not given and xp is np:
-        stream = _rng(generator)
-        return _fill_inplace(self, _in_memory_order(
-            self._data, lambda shape: _full_range_values(self._data.dtype, shape, stream)))
+        return _fill_inplace(self, lambda: _in_memory_order(
+            self._data, lambda shape: _full_range_values(self._data.dtype, shape, _rng(generator))), node_name)
     if len(given) == 2:
         low, high = given
         dt = np.dtype(self._data.dtype)
@@ -933,8 +979,8 @@ def random_(self: Tensor, *bounds, **keywords) -> Tensor:
             if high <= 0:
                 raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from=0 >= to={high}")
             _check_integral_range(np.dtype(self._data.dtype), 0, high - 1)
-    stream = _rng(generator, xp)
-    return _fill_inplace(self, _in_memory_order(self._data, lambda shape: stream.integers(low, high, shape)))
+    return _fill_inplace(self, lambda: _in_memory_order(
+        self._data, lambda shape: _rng(generator, xp).integers(low, high, shape)), node_name)
 
 
 # torch names an integral dtype by its C++ type in random_'s range errors
@@ -981,17 +1027,17 @@ def _continuous_only(self: Tensor, distribution: str, name: str) -> None:
                            f"floating point but you specified {name}")
 
 
-def _fill_from_doubles(self: Tensor, generator, draw_doubles, draw_on_device) -> Tensor:
+def _fill_from_doubles(self: Tensor, generator, draw_doubles, draw_on_device, node_name: str) -> Tensor:
     """Fill ``self`` in place: on the CPU with ``draw_doubles(stream, shape, exact)`` (torch's one
     double per value, in memory order, cast as torch casts), on a device with
     ``draw_on_device(rng, shape)``."""
     xp = array_module(self)
     if xp is np:
-        stream, dtype = _rng(generator), self._data.dtype
+        dtype = self._data.dtype
         exact = dtype.itemsize == 8  # doubles only rounded to float32 or below need not be the C library's
-        return _fill_inplace(self, _in_memory_order(
-            self._data, lambda shape: from_double(draw_doubles(stream, shape, exact), dtype)))
-    return _fill_inplace(self, draw_on_device(_rng(generator, xp), self._data.shape))
+        return _fill_inplace(self, lambda: _in_memory_order(
+            self._data, lambda shape: from_double(draw_doubles(_rng(generator), shape, exact), dtype)), node_name)
+    return _fill_inplace(self, lambda: draw_on_device(_rng(generator, xp), self._data.shape), node_name)
 
 
 @_asks_a_wrapper
@@ -1000,7 +1046,7 @@ def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -
     if not lambd > 0:
         raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd:g}")
     return _fill_from_doubles(self, generator, lambda stream, shape, exact: stream.exponential_draws(lambd, shape, exact),
-                              lambda rng, shape: rng.exponential(1.0 / lambd, shape))
+                              lambda rng, shape: rng.exponential(1.0 / lambd, shape), "ExponentialBackward0")
 
 
 @_asks_a_wrapper
@@ -1009,7 +1055,7 @@ def cauchy_(self: Tensor, median: builtins.float = 0.0, sigma: builtins.float = 
     if not sigma > 0:
         raise RuntimeError(f"cauchy_ expects sigma > 0.0, but found sigma={sigma:g}")
     return _fill_from_doubles(self, generator, lambda stream, shape, exact: stream.cauchy_draws(median, sigma, shape, exact),
-                              lambda rng, shape: median + sigma * _device_tan_of_centred_uniform(rng, shape))
+                              lambda rng, shape: median + sigma * _device_tan_of_centred_uniform(rng, shape), "CauchyBackward0")
 
 
 def _device_tan_of_centred_uniform(rng, shape):
@@ -1036,7 +1082,7 @@ def log_normal_(self: Tensor, mean: builtins.float = 1.0, std: builtins.float = 
     if not std > 0:
         raise RuntimeError(f"log_normal_ expects std > 0.0, but found std={std:g}")
     return _fill_from_doubles(self, generator, lambda stream, shape, exact: stream.log_normal_draws(mean, std, shape, exact),
-                              lambda rng, shape: _device_log_normal(rng.standard_normal(shape), mean, std))
+                              lambda rng, shape: _device_log_normal(rng.standard_normal(shape), mean, std), "LogNormalBackward0")
 
 
 @_asks_a_wrapper
@@ -1046,7 +1092,7 @@ def geometric_(self: Tensor, p: builtins.float, *, generator=None) -> Tensor:
     if not 0 < p < 1:
         raise RuntimeError(f"geometric_ expects p to be in (0, 1), but got p={p:g}")
     return _fill_from_doubles(self, generator, lambda stream, shape, exact: stream.geometric_draws(p, shape, exact),
-                              lambda rng, shape: rng.geometric(p, shape))
+                              lambda rng, shape: rng.geometric(p, shape), "GeometricBackward0")
 
 
 @contextlib.contextmanager

@@ -1807,6 +1807,8 @@ def _cum_extremum(op: str, cls, input: Tensor, dim: int, largest: bool):
     x = input._data
     if x.dtype.kind == "c":
         _refuse(input, f"{op}_cpu")
+    if x.ndim == 0 and type(dim) is int and dim not in (-1, 0):  # torch's own check for a scalar
+        raise IndexError(f"{op}(): Expected reduction dim -1 or 0 for scalar but got {dim}")
     d = _single_dim(dim, x.ndim, op)
     if x.ndim == 0:
         return _select_along(cls, input, xp.zeros((), np.int64), 0, True, op)

@@ -445,10 +445,23 @@ def _spacing(y: Tensor, x: Tensor | None, dx, d: int, op: str):
     return diff(x, dim=d)
 
 
+def _refuse_scalar(y: Tensor, x, dim: int, cumulative: bool, op: str) -> None:
+    """torch's kernels on a 0-d ``y`` fail where they first reach a size or a slice of a scalar:
+    with a tensor ``x`` after wrapping ``dim`` (reading ``y.size(dim)``, or for a cumulative one
+    without a 1-d ``x`` slicing it), without one reading ``y.size(dim)`` or, cumulative, slicing ``y``."""
+    if isinstance(x, Tensor):
+        dim = _wrap_dim(dim, 0, op)
+        if not cumulative or x._data.ndim == 1:
+            raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
+    elif not cumulative:
+        raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
+    raise IndexError("slice() cannot be applied to a 0-dim tensor.")
+
+
 def _trapezoid(op: str, y: Tensor, x, dx, dim: int, cumulative: bool) -> Tensor:
     _check_tensor(y, op, "y")
     if y._data.ndim == 0:
-        raise IndexError(f"{op}: Dimension out of range (expected to be in range of [-1, 0], but got {dim})")
+        _refuse_scalar(y, x, dim, cumulative, op)
     d = _wrap_dim(dim, y._data.ndim, op)
     if x is not None and dx is not None:
         raise TypeError(f"{op}() received both x and dx: pass one")
