@@ -86,3 +86,89 @@ def test_instance_norm_relu_inplace_generator_block_trains_as_torch():
 
     want, got = _both(run)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def _linear_with(lib, weight):
+    module = lib.nn.Linear(weight.shape[1], weight.shape[0])
+    with lib.no_grad():
+        module.weight.copy_(lib.tensor(weight))
+        module.bias.copy_(lib.tensor([0.5, -2.0, 1.0]))
+    return module
+
+
+TIED = (np.arange(12, dtype=np.float32) - 5.5).reshape(3, 4)  # |w| comes in equal pairs
+
+
+def _masks(prune_steps):
+    masks = []
+    for lib in (torch, chainrule):
+        lib.manual_seed(0)
+        prune = __import__(f"{lib.__name__}.nn.utils.prune", fromlist=["prune"])
+        masks.append(prune_steps(lib, prune))
+    return masks
+
+
+def test_l1_unstructured_chooses_among_equal_magnitudes_as_torch():
+    # torch picks the entries with topk(largest=False), whose order among ties is not "first index
+    # first"; chainrule's stable argsort pruned other weights of the same magnitude
+    def steps(lib, prune):
+        module = _linear_with(lib, TIED)
+        prune.l1_unstructured(module, "weight", amount=0.25)
+        first = module.weight_mask.tolist()
+        prune.l1_unstructured(module, "weight", amount=0.5)  # a PruningContainer: among the 9 left
+        return first, module.weight_mask.tolist()
+
+    want, got = _masks(steps)
+    assert got == want
+
+
+def test_global_unstructured_chooses_among_equal_magnitudes_as_torch():
+    def steps(lib, prune):
+        a, b = _linear_with(lib, TIED), _linear_with(lib, TIED)
+        prune.global_unstructured([(a, "weight"), (b, "bias")], pruning_method=prune.L1Unstructured, amount=5)
+        return a.weight_mask.tolist(), b.bias_mask.tolist()
+
+    want, got = _masks(steps)
+    assert got == want
+
+
+@pytest.mark.parametrize("n", [1, 2, float("inf"), "fro"])
+def test_ln_structured_chooses_among_equal_norms_as_torch(n):
+    # channel norms by torch.norm in the weight's dtype, the kept channels by topk
+    weight = np.array([[1, 0, 2, 0], [0, 2, 0, 1], [2, 1, 0, 0], [3, 0, 0, 0], [0, 0, 1, 2], [1, 1, 1, 1]], np.float32)
+
+    def steps(lib, prune):
+        module = lib.nn.Linear(4, 6)
+        with lib.no_grad():
+            module.weight.copy_(lib.tensor(weight))
+        prune.ln_structured(module, "weight", amount=3, n=n, dim=0)
+        return module.weight_mask.sum(1).tolist()
+
+    want, got = _masks(steps)
+    assert got == want
+
+
+def test_random_unstructured_prunes_torchs_entries_for_a_seed():
+    # chainrule's rand_like draws torch's numbers for a seed; topk of them picks torch's entries
+    def steps(lib, prune):
+        module = lib.nn.Conv2d(2, 3, 3)
+        prune.random_unstructured(module, "weight", amount=0.4)
+        return module.weight_mask.flatten().tolist()
+
+    want, got = _masks(steps)
+    assert got == want
+
+
+@pytest.mark.parametrize("call", ["ln_structured", "custom_from_mask"])
+def test_prune_argument_errors_read_as_torchs(call):
+    def steps(lib, prune):
+        module = _linear_with(lib, TIED)
+        with pytest.raises((IndexError, AssertionError)) as info:
+            if call == "ln_structured":
+                prune.ln_structured(module, "weight", amount=1, n=2, dim=5)
+            else:
+                prune.custom_from_mask(module, "bias", lib.tensor([1.0, 0.0]))
+        return type(info.value), str(info.value).replace("chainrule.", "torch.")
+
+    want, got = _masks(steps)
+    assert got == want
