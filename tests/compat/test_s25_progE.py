@@ -172,3 +172,26 @@ def test_prune_argument_errors_read_as_torchs(call):
 
     want, got = _masks(steps)
     assert got == want
+
+
+@pytest.mark.parametrize("case", ["key width", "value width", "no q_proj_weight"])
+def test_multihead_attention_kdim_vdim_mismatch_is_torchs_assertion(case):
+    # a Perceiver's cross-attention with kdim/vdim: torch's _in_projection asserts the separate
+    # projection weights against the key's and value's widths before any matmul
+    def steps(lib, prune):
+        mha = lib.nn.MultiheadAttention(8, 2, kdim=5, vdim=3, batch_first=True)
+        query, key, value = lib.zeros(1, 2, 8), lib.zeros(1, 3, 5), lib.zeros(1, 3, 3)
+        with pytest.raises(AssertionError) as info:
+            if case == "key width":
+                mha(query, lib.zeros(1, 3, 4), value)
+            elif case == "value width":
+                mha(query, key, lib.zeros(1, 3, 6))
+            else:
+                lib.nn.functional.multi_head_attention_forward(
+                    query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1), 8, 2, None, mha.in_proj_bias,
+                    None, None, False, 0.0, mha.out_proj.weight, mha.out_proj.bias, use_separate_proj_weight=True,
+                    q_proj_weight=None, k_proj_weight=mha.k_proj_weight, v_proj_weight=mha.v_proj_weight)
+        return str(info.value).replace("chainrule.", "torch.")
+
+    want, got = _masks(steps)
+    assert got == want
