@@ -234,3 +234,26 @@ def test_special_function_saves_what_torch_saves(op):
         assert got == want
     else:
         np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+@pytest.mark.parametrize("kernel, dilation", [(4, 1), (3, 1), (4, 2), ((3, 4), 1)])
+def test_conv_same_padding_asymmetric_warns_once_as_torch(monkeypatch, kernel, dilation):
+    # mamba's depthwise conv written with padding='same' and an even kernel: torch pads one side
+    # more and says so once per process (TORCH_WARN_ONCE), with its C++ location
+    import warnings
+
+    monkeypatch.setattr(chainrule._config, "_warned_once", set())
+    torch.set_warn_always(True)  # torch's once-per-process warning, on every call while this holds
+    try:
+        messages = []
+        for lib in (torch, chainrule):
+            size = (kernel,) if isinstance(kernel, int) else kernel
+            conv = (lib.nn.functional.conv1d if len(size) == 1 else lib.nn.functional.conv2d)
+            x = lib.ones((1, 2) + (7,) * len(size))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                out = conv(x, lib.ones((2, 1) + size), padding="same", groups=2, dilation=dilation)
+            messages.append(([str(w.message) for w in caught], tuple(out.shape)))
+    finally:
+        torch.set_warn_always(False)
+    assert messages[1] == messages[0]
