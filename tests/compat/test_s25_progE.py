@@ -257,3 +257,41 @@ def test_conv_same_padding_asymmetric_warns_once_as_torch(monkeypatch, kernel, d
     finally:
         torch.set_warn_always(False)
     assert messages[1] == messages[0]
+
+
+DROPOUT_LAYOUTS = {
+    "transposed": lambda lib: lib.ones(5, 2, 3).transpose(0, 1),
+    "channels_last": lambda lib: lib.ones(2, 3, 2, 2).to(memory_format=lib.channels_last),
+    "permuted": lambda lib: lib.ones(2, 3, 4).permute(2, 0, 1),
+    "transposed and sliced": lambda lib: lib.ones(6, 4).t()[:, ::2],
+    "expanded": lambda lib: lib.ones(4, 1).expand(4, 3),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(DROPOUT_LAYOUTS))
+@pytest.mark.parametrize("kind", ["dropout", "alpha_dropout"])
+def test_dropout_of_a_strided_input_draws_torchs_mask_for_a_seed(layout, kind):
+    # torch draws the mask into empty_like(input), in that layout's memory order; chainrule drew it
+    # in logical order, so a seeded transformer layer (its dropout1 on nn.MultiheadAttention's
+    # transposed batch-first output) dropped other units than torch's
+    def run(lib, x):
+        lib.manual_seed(5)
+        out = getattr(lib.nn.functional, kind)(DROPOUT_LAYOUTS[layout](lib), 0.5, training=True)
+        return out.flatten().numpy(), lib.rand(1).item()
+
+    (want, want_next), (got, got_next) = _both(run)
+    np.testing.assert_allclose(got, want, rtol=1e-6)  # (alpha dropout's affine map rounds its own way)
+    assert got_next == want_next
+
+
+def test_transformer_encoder_layer_training_step_is_torchs_for_a_seed():
+    def run(lib, x):
+        lib.manual_seed(0)
+        layer = lib.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.1, activation="gelu", batch_first=True,
+                                               norm_first=True)
+        src = lib.tensor(x[0, :, :, :4]).repeat(1, 1, 2)
+        lib.manual_seed(1)
+        return layer(src, src_key_padding_mask=lib.tensor([[False] * 5] * 3 + [[False] * 3 + [True] * 2])).detach().numpy()
+
+    want, got = _both(run)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
