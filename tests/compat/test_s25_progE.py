@@ -295,3 +295,20 @@ def test_transformer_encoder_layer_training_step_is_torchs_for_a_seed():
 
     want, got = _both(run)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss"])
+def test_regression_loss_warns_of_a_broadcast_target_as_torch(loss):
+    # (N, 1) predictions against (N,) targets broadcast to an (N, N) loss: torch warns, at the
+    # caller's line; chainrule said nothing
+    import warnings
+
+    def run(lib, x):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            value = getattr(lib.nn.functional, loss)(lib.ones(3, 1), lib.zeros(3)).item()
+            getattr(lib.nn.functional, loss)(lib.ones(3), lib.zeros(3))  # same sizes: silent
+        return value, [(w.category, str(w.message), w.filename) for w in caught]
+
+    want, got = _both(run)
+    assert got == want and len(want[1]) == 1 and want[1][0][2] == __file__
