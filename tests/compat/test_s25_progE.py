@@ -312,3 +312,42 @@ def test_regression_loss_warns_of_a_broadcast_target_as_torch(loss):
 
     want, got = _both(run)
     assert got == want and len(want[1]) == 1 and want[1][0][2] == __file__
+
+
+WARNING_CALLS = {
+    "meshgrid without indexing (once)": lambda lib: [lib.meshgrid(lib.arange(2.0), lib.arange(2.0)) for _ in range(2)],
+    "cross without dim (once)": lambda lib: [lib.cross(lib.ones(3, 3), lib.ones(3, 3)) for _ in range(2)],
+    "std and var with no degrees of freedom": lambda lib: (lib.ones(1).std(), lib.ones(3, 1).var(1)),
+    "upsample": lambda lib: lib.nn.functional.upsample(lib.ones(1, 1, 2, 2), scale_factor=2),
+    "upsample_nearest": lambda lib: lib.nn.functional.upsample_nearest(lib.ones(1, 1, 2, 2), scale_factor=2),
+    "upsample_bilinear": lambda lib: lib.nn.functional.upsample_bilinear(lib.ones(1, 1, 2, 2), scale_factor=2),
+}
+
+
+@pytest.mark.parametrize("call", sorted(WARNING_CALLS))
+def test_deprecation_and_numerics_warnings_read_as_torchs(monkeypatch, call):
+    # torch's words (with the C++ location of a TORCH_WARN), category and count: once per process
+    # for a TORCH_WARN_ONCE, on every call otherwise
+    import warnings
+
+    monkeypatch.setattr(chainrule._config, "_warned_once", set())
+
+    def run(lib, x):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            WARNING_CALLS[call](lib)
+        return [(w.category, str(w.message)) for w in caught]
+
+    want, got = _both(run)
+    if "once" in call and not want:  # torch's once-per-process warning already given in this process
+        pytest.skip("torch warned earlier in this process")
+    assert got == want and want
+
+
+def test_integer_parameter_error_reads_as_torchs():
+    messages = []
+    for lib in (torch, chainrule):
+        with pytest.raises(RuntimeError) as info:
+            lib.nn.Parameter(lib.ones(2, dtype=lib.long))
+        messages.append(str(info.value))
+    assert messages[1] == messages[0]

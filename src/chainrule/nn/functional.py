@@ -784,15 +784,28 @@ def _scaled_size(size: int, factor: float) -> int:
     return scaled
 
 
+def _warn_upsample_deprecated(name: str) -> None:
+    """torch's UserWarning (not a DeprecationWarning, which Python hides) for the upsample* functions."""
+    import warnings
+
+    from .._torch_function import user_stacklevel
+
+    warnings.warn(f"`nn.functional.{name}` is deprecated. Use `nn.functional.interpolate` instead.", UserWarning,
+                  stacklevel=user_stacklevel())
+
+
 def upsample(input: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners=None) -> Tensor:
+    _warn_upsample_deprecated("upsample")
     return interpolate(input, size, scale_factor, mode, align_corners)
 
 
 def upsample_nearest(input: Tensor, size=None, scale_factor=None) -> Tensor:
+    _warn_upsample_deprecated("upsample_nearest")
     return interpolate(input, size, scale_factor, mode="nearest")
 
 
 def upsample_bilinear(input: Tensor, size=None, scale_factor=None) -> Tensor:
+    _warn_upsample_deprecated("upsample_bilinear")
     return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
 
 

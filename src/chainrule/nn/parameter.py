@@ -50,6 +50,9 @@ class Parameter(Tensor, metaclass=_ParameterMeta):
             version_box = data._version_box
         else:
             raise TypeError(f"Parameter(): argument 'data' must be Tensor, not {type(data).__name__}")
+        if requires_grad and array.dtype.kind not in _dtype.FLOAT_KINDS + "c":
+            # torch's _make_subclass words it so (Tensor.requires_grad_ differently)
+            raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
         param = object.__new__(cls)
         param._init(array)
         param._version_box = version_box
