@@ -77,7 +77,8 @@ def test_isin_needs_a_tensor():
         chainrule.isin(1, 2)
 
 
-def test_meshgrid_without_indexing_warns_and_uses_ij():
+def test_meshgrid_without_indexing_warns_and_uses_ij(monkeypatch):
+    monkeypatch.setattr(chainrule._config, "_warned_once", set())  # (it warns once per process, as torch's)
     a, b = chainrule.arange(3), chainrule.arange(2)
     with pytest.warns(UserWarning, match="indexing"):
         grid_x, grid_y = chainrule.meshgrid(a, b)

@@ -784,15 +784,28 @@ def _scaled_size(size: int, factor: float) -> int:
     return scaled
 
 
+def _warn_upsample_deprecated(name: str) -> None:
+    """torch's UserWarning (not a DeprecationWarning, which Python hides) for the upsample* functions."""
+    import warnings
+
+    from .._torch_function import user_stacklevel
+
+    warnings.warn(f"`nn.functional.{name}` is deprecated. Use `nn.functional.interpolate` instead.", UserWarning,
+                  stacklevel=user_stacklevel())
+
+
 def upsample(input: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners=None) -> Tensor:
+    _warn_upsample_deprecated("upsample")
     return interpolate(input, size, scale_factor, mode, align_corners)
 
 
 def upsample_nearest(input: Tensor, size=None, scale_factor=None) -> Tensor:
+    _warn_upsample_deprecated("upsample_nearest")
     return interpolate(input, size, scale_factor, mode="nearest")
 
 
 def upsample_bilinear(input: Tensor, size=None, scale_factor=None) -> Tensor:
+    _warn_upsample_deprecated("upsample_bilinear")
     return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
 
 
@@ -1028,12 +1041,28 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
     if not use_separate_proj_weight and key.shape != value.shape:
         raise AssertionError(f"key shape {key.shape!r} does not match value shape {value.shape!r}")
     if not use_separate_proj_weight:
+        if in_proj_weight is None:
+            raise AssertionError("use_separate_proj_weight is False but in_proj_weight is None")
         w_q, w_k, w_v = in_proj_weight.chunk(3)
     else:
+        for name, weight in (("q", q_proj_weight), ("k", k_proj_weight), ("v", v_proj_weight)):
+            if weight is None:
+                raise AssertionError(f"use_separate_proj_weight is True but {name}_proj_weight is None")
         w_q, w_k, w_v = q_proj_weight, k_proj_weight, v_proj_weight
     b_q = b_k = b_v = None
     if in_proj_bias is not None:
         b_q, b_k, b_v = in_proj_bias.chunk(3)
+    if use_separate_proj_weight:
+        # torch's _in_projection checks: kdim/vdim weights against the key's and value's widths
+        # (a mismatch would otherwise surface as linear's "mat1 and mat2" error)
+        widths = {"query": embed_dim, "key": key.shape[-1], "value": value.shape[-1]}
+        for name, weight in (("query", w_q), ("key", w_k), ("value", w_v)):
+            if tuple(weight.shape) != (embed_dim, widths[name]):
+                raise AssertionError(f"expecting {name} weights shape of {(embed_dim, widths[name])}, "
+                                     f"but got {weight.shape}")
+        for name, bias in (("query", b_q), ("key", b_k), ("value", b_v)):
+            if bias is not None and tuple(bias.shape) != (embed_dim,):
+                raise AssertionError(f"expecting {name} bias shape of {(embed_dim,)}, but got {bias.shape}")
     q = linear(query, w_q, b_q)
     k = linear(key, w_k, b_k)
     v = linear(value, w_v, b_v)

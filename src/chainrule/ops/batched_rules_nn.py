@@ -270,11 +270,12 @@ def _layer_norm(node, grad):
 def _normalize(node, grad):
     # x̂ alone (instance norm, an un-fused batch or layer norm): its gradient over node.dims, one
     # dim further in the batched gradient
-    x, xhat = node.saved_values
-    if is_recording(grad, x) or getattr(node, "mean", None) is not None:
+    (x,) = node.saved_values
+    if is_recording(grad, x) or getattr(node, "kernel_mean", None) is not None:
         xhat, invstd = _statistics(x, node.dims, node.eps)
     else:
-        xhat, invstd = Tensor._make(xhat._data), Tensor._make(node.invstd)
+        xhat = Tensor._make(normalization._xhat_unless_written(node, x._data))
+        invstd = Tensor._make(node.invstd)
     return _normalized_grad(grad, xhat, invstd, tuple(_batch_dim(d, x.ndim) for d in node.dims))
 
 
@@ -286,7 +287,8 @@ def _group_norm(node, grad):
     if is_recording(grad, x):
         xhat, invstd = _statistics(x.reshape(grouped), (-1,), node.eps)
     else:
-        xhat, invstd = Tensor._make(node.xhat), Tensor._make(node.invstd)
+        xhat = Tensor._make(normalization._xhat_unless_written(node, x._data.reshape(node.xhat.shape)))
+        invstd = Tensor._make(node.invstd)
     batch = grad.shape[0]
     return _normalized_grad(grad.reshape((batch,) + grouped), xhat, invstd, (-1,)).reshape((batch,) + tuple(x.shape))
 

@@ -38,7 +38,7 @@ import math
 
 import numpy as np
 
-from .. import _dtype
+from .. import _config, _dtype
 from .._backend import array_module, autocast_unifies
 from .._parallel import over_rows
 from ..autograd.function import Function, SavedValue, ctx_value, name_node, saved
@@ -727,6 +727,8 @@ def _convnd(input, weight, bias, stride, padding, dilation, groups, d: int, opna
             total = tuple(dl * (k - 1) for dl, k in zip(dilation, kernel))
             pad_lo = tuple(t // 2 for t in total)
             pad_hi = tuple(t - t // 2 for t in total)
+            if pad_lo != pad_hi:  # torch's TORCH_WARN_ONCE where the padding is not symmetric
+                _config.warn_once(_ASYMMETRIC_SAME_PADDING)
         else:
             raise RuntimeError(f"Invalid padding string: '{padding}'")
     else:
@@ -759,6 +761,11 @@ def _convnd(input, weight, bias, stride, padding, dilation, groups, d: int, opna
     args = (input, weight) if bias is None else (input, weight, bias)
     out = Convolution.apply(*args, geo=geo)
     return out.squeeze(0) if unbatched else out
+
+
+_ASYMMETRIC_SAME_PADDING = (
+    "Using padding='same' with even kernel lengths and odd dilation may require a zero-padded copy of the input be "
+    "created (Triggered internally at /__w/pytorch/pytorch/aten/src/ATen/native/Convolution.cpp:1101.)")
 
 
 def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,

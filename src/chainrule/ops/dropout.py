@@ -17,6 +17,7 @@ from .._backend import array_module
 from ..autograd.function import Function
 from ..tensor import Tensor
 from . import random as _random
+from .memory_format import preserved_strides
 
 __all__ = ["dropout", "alpha_dropout", "feature_alpha_dropout", "feature_dropout", "dropout1d", "dropout2d",
            "dropout3d"]
@@ -63,14 +64,25 @@ def _dropout_mask(x: Tensor, p: float, shape: tuple) -> np.ndarray:
     dtype = x._data.dtype if x._data.dtype.kind in "fV" else np.dtype(_dtype.get_default_dtype().np)
     if p == 1.0:
         return xp.zeros(shape, dtype=dtype)
-    return _keep_mask(xp, shape, p).astype(dtype) * dtype.type(1.0 / (1.0 - p))
+    like = x._data if shape == x._data.shape else None
+    return _keep_mask(xp, shape, p, like).astype(dtype) * dtype.type(1.0 / (1.0 - p))
 
 
-def _keep_mask(xp, shape: tuple, p: float):
+def _keep_mask(xp, shape: tuple, p: float, like=None):
     """Units kept with probability 1 - p: on the CPU torch's ``bernoulli_(1 - p)`` (a double
-    uniform below 1 - p), so a seeded mask is torch's."""
+    uniform below 1 - p), so a seeded mask is torch's. A mask of the input's own shape is drawn,
+    as torch draws it into ``empty_like(input)``, in that tensor's memory order (a transposed
+    input, e.g. nn.MultiheadAttention's batch-first output, gets torch's mask); a feature mask is
+    contiguous."""
     if xp is np:
-        return _random._rng(None).random(shape, dtype=np.float64) < 1.0 - p
+        def draw(size):
+            return _random._rng(None).random(size, dtype=np.float64) < 1.0 - p
+
+        if like is None or like.flags.c_contiguous:
+            return draw(shape)
+        strides = preserved_strides(like)
+        axes = sorted(range(len(shape)), key=lambda axis: -strides[axis])  # outermost first, stable on ties
+        return draw(tuple(shape[axis] for axis in axes)).transpose(tuple(np.argsort(axes).tolist()))
     return _random._rng(None, xp).random(shape, dtype=np.float32) >= p
 
 
@@ -175,7 +187,8 @@ def _alpha_dropout(input: Tensor, p: float, training: bool, mask_shape: tuple, i
         return input.mul_(0) if inplace else input * 0
     alpha = 1.7580993408473766  # SELU's scale · alpha; dropped units land on -alpha before the affine map
     dtype = input._data.dtype
-    keep = _keep_mask(array_module(input), mask_shape, p).astype(dtype)
+    like = input._data if mask_shape == input._data.shape else None
+    keep = _keep_mask(array_module(input), mask_shape, p, like).astype(dtype)
     a = ((1 - p) * (1 + p * alpha ** 2)) ** -0.5
     # y = a·(x·m + (-alpha)(1 - m)) + alpha·a·p keeps mean 0 and variance 1 (torch's formula)
     shift = ((keep - 1) * alpha * a + alpha * a * p).astype(dtype)

@@ -15,7 +15,7 @@ import string
 
 import numpy as np
 
-from .. import _dtype, _opmath, _torch_function, return_types
+from .. import _config, _dtype, _opmath, _torch_function, return_types
 from .._backend import array_module, autocast_unifies, broadcast_solve, checked_linalg, has_values
 from .._opmath import cpu_autocast_policy
 from ..autograd import forward_ad as _forward_ad
@@ -2014,6 +2014,11 @@ def _cross(input: Tensor, other: Tensor, dim: int, op: str) -> Tensor:
 def cross(input: Tensor, other: Tensor, dim=None) -> Tensor:
     """torch.cross: the 3-vector cross product along ``dim`` (default: the first dim of size 3);
     inputs of the same number of dims broadcast."""
+    if dim is None:  # torch's TORCH_WARN_ONCE, before any check
+        _config.warn_once("Using torch.cross without specifying the dim arg is deprecated.\nPlease either pass the dim "
+                          "explicitly or simply use torch.linalg.cross.\nThe default value of dim will change to agree "
+                          "with that of linalg.cross in a future release. (Triggered internally at "
+                          "/__w/pytorch/pytorch/aten/src/ATen/native/Cross.cpp:63.)")
     if input._data.ndim != other._data.ndim:
         raise RuntimeError("linalg.cross: inputs must have the same number of dimensions.")
     if dim is None:

@@ -202,6 +202,7 @@ class _MseLoss(Function):
 def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
              reduction: str = "mean", weight=None) -> Tensor:
     """F.mse_loss: ``(input - target)**2``, reduced."""
+    _warn_if_target_size_differs(input, target)
     _check_float_kernel(input, target, "mse_cpu")
     # one node for the common case; a weight or a broadcast target takes the composition below
     if weight is None and isinstance(input, Tensor) and isinstance(target, Tensor) and input.shape == target.shape:
@@ -222,6 +223,7 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
 def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
             reduction: str = "mean", weight=None) -> Tensor:
     """F.l1_loss: ``|input - target|``, reduced (the gradient at 0 is 0, as torch)."""
+    _warn_if_target_size_differs(input, target)
     loss = ew.abs(input - target)  # torch broadcasts before it reads the reduction
     _check_reduction(reduction)
     if weight is not None:
@@ -234,6 +236,7 @@ def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
 def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
                    reduction: str = "mean", beta: float = 1.0) -> Tensor:
     """F.smooth_l1_loss: ``0.5 d**2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta``."""
+    _warn_if_target_size_differs(input, target)
     _check_reduction(reduction)
     if not beta >= 0:  # NaN too
         raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
@@ -252,6 +255,7 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
 def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
                weight=None) -> Tensor:
     """F.huber_loss: ``0.5 d**2`` where ``|d| <= delta``, else ``delta (|d| - 0.5 delta)``."""
+    _warn_if_target_size_differs(input, target)
     _check_reduction(reduction)
     if not isinstance(delta, (int, float)):  # torch's own check: a bool passes as an int, a tensor does not
         raise TypeError(f"huber_loss: delta must be a float or int, got: {type(delta).__name__}")
@@ -865,6 +869,18 @@ class _BinaryCrossEntropy(Function):
 
 def _size(t: Tensor) -> str:
     return f"torch.Size({list(t.shape)})"
+
+
+def _warn_if_target_size_differs(input, target) -> None:
+    """torch's UserWarning, before anything else, for a regression loss (mse, l1, smooth l1, huber)
+    whose target broadcasts against the input: (N, 1) predictions against (N,) targets give an
+    (N, N) loss, a classic silent bug."""
+    if isinstance(input, Tensor) and isinstance(target, Tensor) and tuple(target.shape) != tuple(input.shape):
+        import warnings
+
+        warnings.warn(f"Using a target size ({_size(target)}) that is different to the input size ({_size(input)}). "
+                      "This will likely lead to incorrect results due to broadcasting. Please ensure they have the "
+                      "same size.", UserWarning, stacklevel=ew.user_stacklevel())
 
 
 @honours_legacy_flags

@@ -76,6 +76,25 @@ def _statistics_as_torch_saves(x: Tensor, invstd, dims: tuple):
     return (x32 - mean) * invstd, invstd
 
 
+def _watch_output(out: Tensor) -> Tensor:
+    """Give the node of a norm without affine map ``out``'s version counter. Its backward reads
+    x̂ from the output's buffer while the output is unchanged; torch saves the statistics, not
+    the output, so ``F.relu_(F.instance_norm(x))`` is allowed, and the backward then recomputes
+    x̂ (a node whose counter was never given recomputes it always)."""
+    if out.grad_fn is not None:
+        out.grad_fn.xhat_version = out._version_box  # shared by out's views: any write through them bumps it
+    return out
+
+
+def _xhat_unless_written(ctx, x):
+    """The forward's x̂, or (x - mean)·(1/σ) again if the output it shares a buffer with was
+    written in place since (the same operations, so the same values)."""
+    version = getattr(ctx, "xhat_version", None)
+    if version is not None and version[0] == 0:
+        return ctx.xhat
+    return (x - ctx.mean) * ctx.invstd
+
+
 # ---------------------------------------------------------------- x̂ alone
 class NormalizeBackward(Function):
     """dx = invstd · (g - mean(g) - x̂ · mean(g x̂)) over ``dims``: Normalize's gradient."""
@@ -169,14 +188,16 @@ class Normalize(Function):
             stats["var"] = var
         if any(ctx.needs_input_grad):  # keep nothing on the shared no-grad ctx
             ctx.dims, ctx.eps, ctx.invstd, ctx.stats = dims, eps, invstd, stats
-        ctx.save_for_backward(x, out)
+            # x̂ is the output: not saved (torch allows writing it in place), see _watch_output
+            ctx.xhat, ctx.mean, ctx.xhat_version = out, mean, None
+        ctx.save_for_backward(x)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        x, xhat = ctx.saved_values
-        return ctx._forward_cls.gradient.apply(grad, x, xhat=xhat._data, invstd=ctx.invstd, dims=ctx.dims,
-                                               eps=ctx.eps)
+        (x,) = ctx.saved_values
+        return ctx._forward_cls.gradient.apply(grad, x, xhat=_xhat_unless_written(ctx, x._data), invstd=ctx.invstd,
+                                               dims=ctx.dims, eps=ctx.eps)
 
 
 class LayerNormalize(Normalize):
@@ -205,15 +226,16 @@ class LayerNormalize(Normalize):
         out, mean, rstd = _cuda_kernels.layer_norm(x, len(dims), eps=eps)
         if any(ctx.needs_input_grad):
             ctx.dims, ctx.eps, ctx.invstd = dims, eps, rstd.reshape(rstd.shape + (1,) * len(dims))
-            ctx.mean = mean  # the backward kernel's input
-        ctx.save_for_backward(x, out)
+            ctx.kernel_mean = mean  # the backward kernel's input (it needs no x̂)
+            ctx.xhat, ctx.mean, ctx.xhat_version = out, mean.reshape(ctx.invstd.shape), None
+        ctx.save_for_backward(x)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        x, xhat = ctx.saved_values
-        mean = getattr(ctx, "mean", None)
-        xhat, invstd = xhat._data, ctx.invstd
+        (x,) = ctx.saved_values
+        mean = getattr(ctx, "kernel_mean", None)
+        xhat, invstd = _xhat_unless_written(ctx, x._data), ctx.invstd
         as_torch = _statistics_as_torch_saves(x, invstd, ctx.dims) if mean is None else None
         if as_torch is not None:
             xhat, invstd = as_torch
@@ -233,18 +255,20 @@ class GroupNormalize(Function):
     def forward(ctx, x, groups, eps):
         xp = array_module(x)
         x3 = x.reshape(x.shape[0], groups, math.prod(x.shape[1:]) // groups)  # -1 fails on a size-0 batch
-        xhat = x3 - x3.mean(axis=2, keepdims=True)
+        mean = x3.mean(axis=2, keepdims=True)
+        xhat = x3 - mean
         invstd = 1.0 / xp.sqrt(xp.mean(xp.square(xhat), axis=2, keepdims=True) + eps)
         xhat *= invstd
-        if any(ctx.needs_input_grad):
-            ctx.xhat, ctx.invstd, ctx.eps = xhat, invstd, eps
+        if any(ctx.needs_input_grad):  # x̂ may be the output's buffer: see _watch_output
+            ctx.xhat, ctx.invstd, ctx.eps, ctx.mean, ctx.xhat_version = xhat, invstd, eps, mean, None
         ctx.save_for_backward(x)
         return in_suggested_format(xhat.reshape(x.shape), x)  # torch's kernel: as the input suggests
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_values
-        return GroupNormalizeBackward.apply(grad, x, xhat=ctx.xhat, invstd=ctx.invstd, eps=ctx.eps)
+        xhat = _xhat_unless_written(ctx, x._data.reshape(ctx.xhat.shape))
+        return GroupNormalizeBackward.apply(grad, x, xhat=xhat, invstd=ctx.invstd, eps=ctx.eps)
 
 
 class GroupNormalizeBackward(Function):
@@ -717,7 +741,8 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
         if weight is not None and bias is not None and weight.dtype is x.dtype and bias.dtype is x.dtype:
             out = BatchNorm.apply(x, weight, bias, dims=dims, eps=eps, stats=stats)
         else:
-            out = _affine(Normalize.apply(x, dims=dims, eps=eps, stats=stats, follow_layout=True), weight, bias, shape)
+            out = _affine(_watch_output(Normalize.apply(x, dims=dims, eps=eps, stats=stats, follow_layout=True)),
+                          weight, bias, shape)
         _update_running_stats(running_mean, running_var, stats["mean"], stats["var"], count, momentum)
         return out
     # eval: y = (x - μ) · w / sqrt(σ² + eps) + b, with constant statistics folded into one scale
@@ -790,7 +815,7 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
     half_on_cpu = _is_half_on_cpu(input)
     if weight is not None and bias is not None and weight.dtype is x.dtype and bias.dtype is x.dtype:
         return LayerNorm.apply(x, weight, bias, dims=dims, eps=eps, half_on_cpu=half_on_cpu)
-    return _affine(LayerNormalize.apply(x, dims=dims, eps=eps, half_on_cpu=half_on_cpu), weight,
+    return _affine(_watch_output(LayerNormalize.apply(x, dims=dims, eps=eps, half_on_cpu=half_on_cpu)), weight,
                    gradient_against(bias, x, weight, node="NativeLayerNormBackwardBackward0"), normalized_shape)
 
 
@@ -817,7 +842,7 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bia
         out = _half_norm(input, weight, bias, view_shape, (2, 3), (1, num_groups, per_group, 1), eps,
                          round_stats=False)[0]
         return relaid_as_suggested(name_node(out, "NativeGroupNormBackward0", label="group_norm"), input)
-    out = GroupNormalize.apply(_float(input), groups=num_groups, eps=eps)
+    out = _watch_output(GroupNormalize.apply(_float(input), groups=num_groups, eps=eps))
     if weight is None and bias is None:
         return out
     # torch's one NativeGroupNormBackward0 takes the affine too: the composed node named so
@@ -869,7 +894,7 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
     shape = (1, c) + (1,) * (input.ndim - 2)
     dims = tuple(range(2, input.ndim))
     stats: dict = {}
-    out = Normalize.apply(_float(input), dims=dims, eps=eps, stats=stats)
+    out = _watch_output(Normalize.apply(_float(input), dims=dims, eps=eps, stats=stats))
     count = math.prod(input.shape[2:])
     if running_mean is not None:
         running_mean._data *= 1 - momentum

@@ -420,7 +420,8 @@ def _var_args(op: str, input: Tensor, dim, unbiased, keepdim, correction):
     n = int(np.prod([input._data.shape[d] for d in dims])) if dims else 1
     if n - correction <= 0:
         warnings.warn(f"{op}(): degrees of freedom is <= 0. Correction should be strictly less than the "
-                      "reduction factor (input numel divided by output numel).", UserWarning, stacklevel=3)
+                      "reduction factor (input numel divided by output numel). (Triggered internally at "
+                      "/__w/pytorch/pytorch/aten/src/ATen/native/ReduceOps.cpp:1861.)", UserWarning, stacklevel=3)
     return dims, correction, keepdim
 
 

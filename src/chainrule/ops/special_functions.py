@@ -100,7 +100,10 @@ class _Unary:
     @classmethod
     def forward(cls, ctx, x):
         y = cls.kernel(x) if cls.any_device else on_device(cls.op, cls.cupy_name, cls.kernel, x)
-        ctx.save_for_backward(x, y)
+        # what torch saves, no more: an unsaved input or output may be written in place after
+        # the forward (F.relu_(torch.sinc(x)) is allowed; ndtri's input may change)
+        saves = cls.saved_attributes
+        ctx.save_for_backward(x if "_saved_self" in saves else None, y if "_saved_result" in saves else None)
         return y
 
     @classmethod
@@ -156,11 +159,13 @@ class Digamma(_Unary, Function):
 
 class Erfinv(_Unary, Function):
     op, cupy_name = "erfinv", "erfinv"
-    label, rule, formula = "erfinv", "∂/∂a = sqrt(π)/2·exp(erfinv(a)²) (from the saved output)", "erfinv({0})"
+    label, rule, formula = "erfinv", "∂/∂a = sqrt(π)/2·exp(erfinv(a)²)", "erfinv({0})"
     kernel = staticmethod(kernels.erfinv)
 
     @staticmethod
     def derivative(grad, x, y):
+        # torch saves the input only and evaluates erfinv again
+        y = erfinv(x)
         return grad * (math.sqrt(math.pi) / 2) * exp(y * y)
 
 

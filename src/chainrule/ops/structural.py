@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import itertools
 import numbers
-import warnings
 
 import numpy as np
 
-from .. import _dtype, _vmap_frames
+from .. import _config, _dtype, _vmap_frames
 from .._backend import array_module
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim, honours_out
@@ -215,8 +214,10 @@ def meshgrid(*tensors, indexing: str | None = None) -> tuple:
     default). Each output is an expanded view of its input."""
     tensors = _tensor_args(tensors, "meshgrid")
     if indexing is None:
-        warnings.warn("torch.meshgrid: in an upcoming release, it will be required to pass the indexing "
-                      "argument.", UserWarning, stacklevel=2)
+        # torch's TORCH_WARN_ONCE: once per process
+        _config.warn_once("torch.meshgrid: in an upcoming release, it will be required to pass the indexing "
+                          "argument. (Triggered internally at /__w/pytorch/pytorch/aten/src/ATen/native/"
+                          "TensorShape.cpp:4215.)")
         indexing = "ij"
     check_str(indexing, "meshgrid", "indexing")
     if indexing not in ("ij", "xy"):

@@ -18,11 +18,10 @@ import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 
-import numpy as np
-
 from ..._backend import array_module
 from ...autograd.grad_mode import no_grad
 from ...ops import random as _random
+from ...ops.reduce import norm, topk
 from ...tensor import Tensor
 
 __all__ = ["BasePruningMethod", "PruningContainer", "Identity", "RandomUnstructured", "L1Unstructured",
@@ -51,7 +50,7 @@ def _check_structured(t: Tensor, dim: int) -> None:
         raise ValueError("Structured pruning can only be applied to multidimensional tensors. Found tensor of "
                          f"shape {tuple(t.shape)} with {t.dim()} dims")
     if dim >= t.dim():
-        raise IndexError(f"Invalid index {dim} for tensor of size {tuple(t.shape)}")
+        raise IndexError(f"Invalid index {dim} for tensor of size {t.shape}")
 
 
 def _channel_slice(ndim: int, dim: int, selection) -> tuple:
@@ -240,23 +239,24 @@ class _Unstructured(BasePruningMethod):
         self.amount = amount
 
     @abstractmethod
-    def _order(self, t: Tensor, xp):
-        """The flat indices of ``t`` in the order they are pruned."""
+    def _pruned(self, t: Tensor, count: int) -> Tensor:
+        """The flat indices of the ``count`` entries of ``t`` to prune. Chosen by ``topk``, as
+        torch chooses them: among equal scores topk's order, not the first index, decides."""
 
     def compute_mask(self, t: Tensor, default_mask: Tensor) -> Tensor:
         count = _count_to_prune(self.amount, t.numel())
         mask = default_mask._data.copy()
         if count:
-            mask.reshape(-1)[self._order(t, array_module(t._data))[:count]] = 0
+            mask.reshape(-1)[self._pruned(t, count)._data] = 0
         return Tensor._make(mask)
 
 
 class RandomUnstructured(_Unstructured):
     """Prunes ``amount`` entries (a count, or a fraction) chosen at random."""
 
-    def _order(self, t: Tensor, xp):
-        # the entries that drew the largest numbers go first
-        return xp.argsort(-_random.rand_like(t)._data.reshape(-1), kind="stable")
+    def _pruned(self, t: Tensor, count: int) -> Tensor:
+        # the entries that drew the largest numbers go
+        return topk(_random.rand_like(t).reshape(-1), count).indices
 
     @classmethod
     def apply(cls, module, name: str, amount):
@@ -266,8 +266,8 @@ class RandomUnstructured(_Unstructured):
 class L1Unstructured(_Unstructured):
     """Prunes the ``amount`` entries of smallest absolute value."""
 
-    def _order(self, t: Tensor, xp):
-        return xp.argsort(xp.abs(t._data).reshape(-1), kind="stable")
+    def _pruned(self, t: Tensor, count: int) -> Tensor:
+        return topk(t.abs().reshape(-1), count, largest=False).indices
 
     @classmethod
     def apply(cls, module, name: str, amount, importance_scores=None):
@@ -323,11 +323,9 @@ class LnStructured(_Structured):
     def _kept(self, t: Tensor, dim: int, count: int, xp):
         if self.n == "nuc":
             raise ValueError("ln_structured: the nuclear norm of a channel is not supported; use a number or 'fro'")
-        channels = t.shape[dim]
-        # torch.norm over every dim but ``dim`` is the vector norm of each channel's entries
-        values = xp.moveaxis(t._data, dim, 0).reshape(channels, -1).astype(np.float64)
-        norms = xp.linalg.norm(values, ord=2 if self.n == "fro" else self.n, axis=1)
-        return xp.argsort(-norms, kind="stable")[:channels - count]
+        # torch.norm over every dim but ``dim``, in t's dtype, and topk's choice among equal norms
+        norms = norm(t, p=self.n, dim=[d for d in range(t.dim()) if d != dim])
+        return topk(norms, t.shape[dim] - count).indices._data
 
     @classmethod
     def apply(cls, module, name: str, amount, n, dim, importance_scores=None):
@@ -344,8 +342,8 @@ class CustomFromMask(BasePruningMethod):
 
     def compute_mask(self, t: Tensor, default_mask: Tensor) -> Tensor:
         if tuple(default_mask.shape) != tuple(self.mask.shape):
-            raise AssertionError(f"mask of shape {tuple(self.mask.shape)} does not match the tensor's shape "
-                                 f"{tuple(default_mask.shape)}")
+            raise AssertionError(f"default_mask shape {default_mask.shape} must match self.mask shape "
+                                 f"{self.mask.shape}")
         return Tensor._make(default_mask._data * self.mask._data.astype(default_mask._data.dtype))
 
     @classmethod
