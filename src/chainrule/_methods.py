@@ -382,7 +382,8 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         done = _function.inplace_dispatch(fn, self, args, kwargs, _inplace)
         if done is not _function.RUN_UNDISPATCHED:
             return done
-    if _vmap_frames._captures and getattr(fn, "__name__", "<lambda>") != "<lambda>":  # (a lambda's caller checks)
+    if _vmap_frames._captures and getattr(fn, "__name__", "<lambda>") != "<lambda>" and not getattr(fn, "copies", False):
+        # (a lambda's caller checks, as copy_ does)
         _vmap_frames.refuse_captured_write(self, _vmap_frames.in_place_op_name(fn.__name__, args))
     if _vmap_frames.running():
         _refuse_mapped_into_unmapped(self, args, kwargs, fn)

@@ -598,7 +598,7 @@ def _dispatch_inplace(function, target, args: tuple, kwargs: dict, run_inplace):
     (``fill_``, ``copy_``) is left alone, its inner op reaching the mode. The method returns
     ``target``, written in place, whatever the handler returns."""
     name = getattr(function, "__name__", "")
-    if not name.isidentifier():
+    if not name.isidentifier() or getattr(function, "copies", False):  # (copy_'s inner op reaches the mode)
         return _into_wrapper_by_copy(function, target, args, kwargs)
     tensors = [target, *args, *kwargs.values()]
     types = _dispatch_types(tensors) if _live_wrappers else ()
