@@ -28,6 +28,21 @@ def _zero_row(weight: Tensor, padding_idx) -> None:
                          f"indices (got {type(padding_idx).__name__})") from None
     weight._data[row] = 0
 
+
+def _wrapped_padding_idx(padding_idx, num_embeddings: int, word: str):
+    """``padding_idx`` checked and wrapped as torch's Embedding (word "Padding_idx") and EmbeddingBag
+    ("padding_idx") do, in torch's order of comparisons."""
+    if padding_idx is not None:
+        if padding_idx > 0:
+            if padding_idx >= num_embeddings:
+                raise AssertionError(f"{word} must be within num_embeddings")
+        elif padding_idx < 0:
+            if padding_idx < -num_embeddings:
+                raise AssertionError(f"{word} must be within num_embeddings")
+            padding_idx = num_embeddings + padding_idx
+    return padding_idx
+
+
 class Embedding(Module):
     """Rows of a (num_embeddings, embedding_dim) weight, init N(0, 1); ``padding_idx`` row is zero
     and receives no gradient."""
@@ -39,15 +54,7 @@ class Embedding(Module):
         super().__init__()
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
-        if padding_idx is not None:
-            if padding_idx > 0:
-                if padding_idx >= num_embeddings:
-                    raise AssertionError("Padding_idx must be within num_embeddings")
-            elif padding_idx < 0:
-                if padding_idx < -num_embeddings:
-                    raise AssertionError("Padding_idx must be within num_embeddings")
-                padding_idx = num_embeddings + padding_idx
-        self.padding_idx = padding_idx
+        self.padding_idx = _wrapped_padding_idx(padding_idx, num_embeddings, "Padding_idx")
         self.max_norm = max_norm
         self.norm_type = norm_type
         self.scale_grad_by_freq = scale_grad_by_freq
@@ -111,15 +118,7 @@ class EmbeddingBag(Module):
         self.scale_grad_by_freq = scale_grad_by_freq
         # torch's tests in torch's order: a str or a tuple fails the first comparison, a float or a NaN
         # one passes them and fails as an index (_zero_row)
-        if padding_idx is not None:
-            if padding_idx > 0:
-                if padding_idx >= num_embeddings:
-                    raise AssertionError("padding_idx must be within num_embeddings")
-            elif padding_idx < 0:
-                if padding_idx < -num_embeddings:
-                    raise AssertionError("padding_idx must be within num_embeddings")
-                padding_idx = num_embeddings + padding_idx
-        self.padding_idx = padding_idx
+        self.padding_idx = _wrapped_padding_idx(padding_idx, num_embeddings, "padding_idx")
         if _weight is None:
             self.weight = Parameter(empty((num_embeddings, embedding_dim), **_factory(device, dtype)))
             self.reset_parameters()
