@@ -78,11 +78,9 @@ def _keep_mask(xp, shape: tuple, p: float, like=None):
         def draw(size):
             return _random._rng(None).random(size, dtype=np.float64) < 1.0 - p
 
-        if like is None or like.flags.c_contiguous:
+        if like is None:
             return draw(shape)
-        strides = preserved_strides(like)
-        axes = sorted(range(len(shape)), key=lambda axis: -strides[axis])  # outermost first, stable on ties
-        return draw(tuple(shape[axis] for axis in axes)).transpose(tuple(np.argsort(axes).tolist()))
+        return _random._in_memory_order(like, draw, preserved_strides(like))
     return _random._rng(None, xp).random(shape, dtype=np.float32) >= p
 
 

@@ -770,13 +770,15 @@ def _fill_inplace(self: Tensor, draw, node_name: str, probabilities: Tensor | No
     return self
 
 
-def _in_memory_order(data: np.ndarray, draw):
+def _in_memory_order(data: np.ndarray, draw, strides: tuple | None = None):
     """``draw(shape)``'s values laid out as torch's CPU kernels fill a strided tensor: in memory
     order (outermost stride first), so a transposed tensor gets the draws a contiguous one would.
-    Returned in ``data``'s own (logical) shape."""
+    Returned in ``data``'s own (logical) shape. ``strides``: those of the tensor torch fills, when
+    it is not ``data`` itself but one made like it (dropout's ``empty_like(input)``)."""
     if data.flags.c_contiguous or data.ndim < 2:
         return draw(data.shape)
-    axes = sorted(range(data.ndim), key=lambda axis: -abs(data.strides[axis]))  # stable on ties
+    strides = data.strides if strides is None else strides
+    axes = sorted(range(data.ndim), key=lambda axis: -abs(strides[axis]))  # stable on ties
     values = draw(tuple(data.shape[axis] for axis in axes))
     return values.transpose(tuple(np.argsort(axes).tolist()))
 
