@@ -49,7 +49,7 @@ class ResNetLayer(nn.Module):
 def forward_iteration(f, x0, max_iter=50, tol=1e-2):
     f0 = f(x0)
     res = []
-    for k in range(max_iter):
+    for k in range(max_iter):  # noqa: B007  (the tutorial's own loop)
         x = f0
         f0 = f(x)
         res.append((f0 - x).norm().item() / (1e-5 + f0.norm().item()))

@@ -225,7 +225,7 @@ def ndcg(gt_item, pred_items):
 
 def metrics(score_fn, test_loader, top_k):
     HR, NDCG = [], []
-    for user, item, label in test_loader:
+    for user, item, label in test_loader:  # noqa: B007  (the repo's own loop)
         predictions = score_fn(user, item)
         _, indices = torch.topk(predictions, top_k)
         recommends = torch.take(item, indices).cpu().numpy().tolist()

@@ -218,7 +218,7 @@ q_params = list(itertools.chain(ac.q1.parameters(), ac.q2.parameters()))
 replay_buffer = ReplayBuffer(obs_dim=obs_dim, act_dim=act_dim, size=replay_size)
 
 var_counts = tuple(count_vars(module) for module in [ac.pi, ac.q1, ac.q2])
-print('Number of parameters: \t pi: %d, \t q1: %d, \t q2: %d' % var_counts)
+print('Number of parameters: \t pi: %d, \t q1: %d, \t q2: %d' % var_counts)  # noqa: UP031  (Spinning Up's own line)
 
 # pranz24's automatic entropy tuning: target entropy = -|A|
 target_entropy = -torch.prod(torch.Tensor((act_dim,))).item()
@@ -380,7 +380,7 @@ for t in range(total_steps):
 
     # Update handling
     if t >= update_after and t % update_every == 0:
-        for j in range(update_every):
+        for j in range(update_every):  # noqa: B007  (Spinning Up's own loop)
             batch = replay_buffer.sample_batch(batch_size)
             loss_q, loss_pi, alpha_loss, q_info, pi_info = update(data=batch)
 
