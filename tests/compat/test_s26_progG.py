@@ -49,3 +49,39 @@ def test_randint_high_by_keyword(call):
         lib.manual_seed(0)
         return call(lib)
     assert _outcome(chainrule, seeded) == _outcome(torch, seeded)
+
+
+# fast.ai-style tabular code run with torch.set_default_device('cuda'): torch.bucketize of a
+# from_numpy (CPU) column against torch.tensor boundaries (CUDA) is refused by torch's
+# searchsorted_pre_check in these words (aten/src/ATen/native/BucketizationUtils.h); chainrule
+# leaked a TypeError from the stand-in array module instead
+def test_bucketize_and_searchsorted_refuse_mixed_devices_in_torch_words():
+    from chainrule import _backend
+
+    with _backend.use_standin_cuda():
+        boundaries = chainrule.tensor([25.0, 35.0, 45.0], device="cuda")
+        values = chainrule.tensor([30.0, 50.0])
+        mixed = ("torch.searchsorted(): boundaries and input value tensors should have same device type, but got "
+                 "boundaries tensor device type cuda:0 and input value tensor device type cpu")
+        for call in (lambda: chainrule.bucketize(values, boundaries),
+                     lambda: chainrule.searchsorted(boundaries, values)):
+            with pytest.raises(RuntimeError) as raised:
+                call()
+            assert str(raised.value) == mixed
+        with pytest.raises(RuntimeError) as raised:
+            chainrule.searchsorted(boundaries.cpu(), values, sorter=chainrule.tensor([0, 1, 2], device="cuda"))
+        assert str(raised.value) == (
+            "torch.searchsorted(): sorter and boundary tensors should have same device type, but got sorter tensor "
+            "device type cuda:0 and input value tensor device type cpu")
+        # a Python number goes to the boundaries' device; tensors on one device are served
+        assert chainrule.bucketize(40.0, boundaries).cpu().item() == 2
+        assert chainrule.bucketize(values.cuda(), boundaries).cpu().tolist() == [1, 3]
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.bucketize(lib.tensor([30.0, 50.0, 25.0]), lib.tensor([25.0, 35.0, 45.0])),
+    lambda lib: lib.bucketize(40.0, lib.tensor([25.0, 35.0, 45.0]), right=True),
+    lambda lib: lib.searchsorted(lib.tensor([1.0, 3.0]), lib.tensor([2.0]), sorter=lib.tensor([0, 1])),
+])
+def test_bucketize_on_one_device_unchanged(call):
+    assert _outcome(chainrule, call) == _outcome(torch, call)
