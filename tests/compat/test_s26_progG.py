@@ -1,6 +1,7 @@
 """Session 26, progG lane: bugs the published-program corpus (sac_continuous, deq_implicit,
 tabular_embeddings, ncf_bpr, transe_kg) exposed, each checked against torch 2.13."""
 
+import numpy as np
 import pytest
 
 import chainrule
@@ -85,3 +86,47 @@ def test_bucketize_and_searchsorted_refuse_mixed_devices_in_torch_words():
 ])
 def test_bucketize_on_one_device_unchanged(call):
     assert _outcome(chainrule, call) == _outcome(torch, call)
+
+
+def _message(lib, call):
+    try:
+        call(lib)
+    except TypeError as error:
+        return str(error).replace("chainrule", "torch")
+    return None
+
+
+# torch lists the keywords of a refused call in the order of the std::unordered_map it copies them
+# into (libstdc++'s hash and buckets), not the call's: arange(end=5, step=2) says
+# "got (step=int, end=int, )"
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.arange(end=5, step=2),
+    lambda lib: lib.arange(step=2, end=5),
+    lambda lib: lib.arange(end=5, step=2, dtype=lib.float32),
+    lambda lib: lib.arange(1, aaa=1, bbb=2, ccc=3),
+    lambda lib: lib.ones(1, 2).view(1, 2, foo=3, bar=4),
+    # torch pairs each keyword with its signature word by name, and keeps the ", " before ")"
+    # of a call without positional arguments in the per-signature line too
+    lambda lib: lib.narrow(length=1, start="x", dim=0, input=lib.ones(3)),
+    lambda lib: lib.arange(end="a", start=1, step=2),
+])
+def test_refused_keywords_listed_in_torch_order(call):
+    assert _message(chainrule, call) == _message(torch, call)
+
+
+def test_refused_keyword_order_matches_torch_on_random_names():
+    rng = np.random.default_rng(0)
+    letters = list("abcdefghijklmnopqrstuvwxyz_")
+    for _ in range(40):
+        names = []
+        while len(names) < rng.integers(2, 17):
+            name = "".join(rng.choice(letters, size=rng.integers(1, 12)))
+            if name not in names and name not in ("start", "end", "step", "out", "dtype", "device", "layout"):
+                names.append(name)
+
+        def call(lib, names=names):
+            return lib.arange(**dict.fromkeys(names, 1))
+
+        expected = _message(torch, call)
+        if expected is not None and "got (" in expected:
+            assert _message(chainrule, call).splitlines()[0] == expected.splitlines()[0]
