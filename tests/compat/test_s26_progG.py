@@ -130,3 +130,35 @@ def test_refused_keyword_order_matches_torch_on_random_names():
         expected = _message(torch, call)
         if expected is not None and "got (" in expected:
             assert _message(chainrule, call).splitlines()[0] == expected.splitlines()[0]
+
+
+def _full_outcome(lib, call):
+    try:
+        result = call(lib)
+    except Exception as error:
+        return "raised", type(error).__name__, str(error).replace("chainrule", "torch")
+    return "ok", str(result.dtype).rpartition(".")[2], result.tolist()
+
+
+# torch's three repeat_interleave overloads, (repeats) alone among them: repeat_interleave(repeats=counts)
+# is the index pattern of the positional call, where chainrule asked for ``input``; refusals in
+# torch's words, function and method
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.repeat_interleave(repeats=lib.tensor([1, 2])),
+    lambda lib: lib.repeat_interleave(repeats=lib.tensor([2, 0, 1]), output_size=3),
+    lambda lib: lib.repeat_interleave(lib.tensor([1, 2])),
+    lambda lib: lib.repeat_interleave(input=lib.tensor([1, 2]), repeats=2, dim=0),
+    lambda lib: lib.repeat_interleave(lib.tensor([1, 2]), lib.tensor([1, 2]), 0),
+    lambda lib: lib.repeat_interleave(lib.ones(2, 2), 2, -1),
+    lambda lib: lib.tensor([1, 2]).repeat_interleave(repeats=lib.tensor([1, 2])),
+    lambda lib: lib.tensor([1, 2]).repeat_interleave(2, dim=0, output_size=4),
+    lambda lib: lib.repeat_interleave(repeats=2),
+    lambda lib: lib.repeat_interleave(),
+    lambda lib: lib.repeat_interleave(lib.tensor([1, 2]), 2.5),
+    lambda lib: lib.repeat_interleave(lib.tensor([1, 2]), [1, 2]),
+    lambda lib: lib.repeat_interleave(lib.tensor([1, 2]), 2, foo=1),
+    lambda lib: lib.tensor([1, 2]).repeat_interleave(2.5),
+    lambda lib: lib.tensor([1, 2]).repeat_interleave(),
+])
+def test_repeat_interleave_overloads(call):
+    assert _full_outcome(chainrule, call) == _full_outcome(torch, call)

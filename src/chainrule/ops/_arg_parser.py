@@ -796,6 +796,9 @@ SIGNATURES: dict[str, tuple] = {
     "amin": ("(Tensor input, IntArrayRef[1] dim=[], bool keepdim=False, *, Tensor out=None)",),
     "logsumexp": ("(Tensor input, IntArrayRef[1] dim, bool keepdim=False, *, Tensor out=None)",),
     "masked_fill": ("(Tensor input, Tensor mask, Tensor value)", "(Tensor input, Tensor mask, Scalar value)"),
+    "repeat_interleave": ("(Tensor input, Tensor repeats, int64_t? dim=None, *, int64_t? output_size=None)",
+                          "(Tensor repeats, *, int64_t? output_size=None)",
+                          "(Tensor input, int64_t repeats, int64_t? dim=None, *, int64_t? output_size=None)"),
     "matmul": ("(Tensor input, Tensor other, *, Tensor out=None)",),
     "mm": ("(Tensor input, Tensor mat2, *, Tensor out=None)",
            "(Tensor input, Tensor mat2, ScalarType out_dtype, *, Tensor out=None)"),
@@ -843,6 +846,8 @@ def check_as(name: str, *args) -> None:
 
 # Tensor methods: the function's signatures without input and out=, but where torch's differ
 METHOD_SIGNATURES: dict[str, tuple] = {
+    "repeat_interleave": ("(Tensor input, Tensor repeats, int64_t? dim=None, *, int64_t? output_size=None)",
+                          "(Tensor input, int64_t repeats, int64_t? dim=None, *, int64_t? output_size=None)"),
     "view": ("(ScalarType dtype)", "(IntArrayRef size)"),
     "expand": ("(IntArrayRef size, *, bool implicit=False)",),
     "repeat": ("(IntArrayRef repeats)",),
