@@ -1370,6 +1370,9 @@ def bind_tensor_misc() -> None:
     Tensor.resize_as_ = lambda self, the_template, memory_format=None: _resize(self, tuple(the_template.shape))
     Tensor.resize = _resize_out_of_place
     Tensor.resize_as = _resize_as_out_of_place
+    # torch defines both in Python on Tensor: a wrong call's TypeError names Tensor.resize(), not ours
+    for method, public in ((_resize_out_of_place, "resize"), (_resize_as_out_of_place, "resize_as")):
+        method.__name__, method.__qualname__ = public, f"Tensor.{public}"
     Tensor.set_ = _set
     Tensor.is_set_to = _is_set_to
     Tensor.as_subclass = _as_subclass

@@ -162,3 +162,19 @@ def _full_outcome(lib, call):
 ])
 def test_repeat_interleave_overloads(call):
     assert _full_outcome(chainrule, call) == _full_outcome(torch, call)
+
+
+# the deprecated out-of-place resize/resize_as are Python methods of torch.Tensor: a wrong call's
+# TypeError names Tensor.resize(), where chainrule named its own helper
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.ones(2, 3).resize(size=(3, 2)),
+    lambda lib: lib.ones(2, 3).resize(3, 2, foo=1),
+    lambda lib: lib.ones(2, 3).resize_as(the_template=lib.ones(3, 2)),
+    lambda lib: lib.ones(2, 3).resize_as(),
+])
+def test_resize_refusals_name_the_tensor_method(call):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert _full_outcome(chainrule, call) == _full_outcome(torch, call)
