@@ -178,3 +178,17 @@ def test_resize_refusals_name_the_tensor_method(call):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert _full_outcome(chainrule, call) == _full_outcome(torch, call)
+
+
+# torch's Python-defined Tensor methods bound from chainrule helpers or lambdas: the names a
+# __torch_function__ handler reads and a wrong call's TypeError prints are torch's
+@pytest.mark.parametrize("name", ["to_sparse_coo", "storage", "storage_type", "resize", "resize_as"])
+def test_python_defined_tensor_methods_carry_torch_names(name):
+    import warnings
+
+    ours, theirs = getattr(chainrule.Tensor, name), getattr(torch.Tensor, name)
+    assert (ours.__name__, ours.__qualname__) == (theirs.__name__, theirs.__qualname__)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert _full_outcome(chainrule, lambda lib: getattr(lib.ones(2), name)(zzz=1)) == _full_outcome(
+            torch, lambda lib: getattr(lib.ones(2), name)(zzz=1))
