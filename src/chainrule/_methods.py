@@ -823,7 +823,7 @@ def bind_all(modules) -> None:
     Tensor.is_sparse = False
     Tensor.is_quantized = False  # chainrule has no quantized tensors (torchvision's nms asks)
     Tensor.to_sparse = _sparse.to_sparse
-    Tensor.to_sparse_coo = lambda self: _sparse.to_sparse(self)
+    Tensor.to_sparse_coo = _as_tensor_method(lambda self: _sparse.to_sparse(self), "to_sparse_coo")
     Tensor.to_sparse_csr = _sparse.to_sparse_csr
     Tensor.to_sparse_csc = _sparse.to_sparse_csc
     Tensor.to_dense = lambda self, dtype=None, *, masked_grad=None: self if dtype is None else self.to(dtype)
@@ -1152,6 +1152,14 @@ def _resize(self: Tensor, *sizes, size=None, memory_format=None) -> Tensor:
     return self
 
 
+def _as_tensor_method(fn, public: str):
+    """``fn`` named as torch's Python-defined Tensor method ``public``: what ``__name__`` tells a
+    __torch_function__ handler, and what a wrong call's TypeError names ("Tensor.resize() got an
+    unexpected keyword argument ...")."""
+    fn.__name__, fn.__qualname__ = public, f"Tensor.{public}"
+    return fn
+
+
 def _resize_out_of_place(self: Tensor, *sizes) -> Tensor:
     """The deprecated Tensor.resize (torch.autograd._functions.Resize): a reshape that keeps the
     number of elements, warning as torch does."""
@@ -1368,20 +1376,20 @@ def bind_tensor_misc() -> None:
     Tensor.put_ = _make_inplace_from_copy(_put)
     Tensor.resize_ = _resize
     Tensor.resize_as_ = lambda self, the_template, memory_format=None: _resize(self, tuple(the_template.shape))
-    Tensor.resize = _resize_out_of_place
-    Tensor.resize_as = _resize_as_out_of_place
+    Tensor.resize = _as_tensor_method(_resize_out_of_place, "resize")
+    Tensor.resize_as = _as_tensor_method(_resize_as_out_of_place, "resize_as")
     Tensor.set_ = _set
     Tensor.is_set_to = _is_set_to
     Tensor.as_subclass = _as_subclass
     Tensor._make_subclass = staticmethod(_make_subclass)
-    Tensor.storage_type = _storage.storage_type
+    Tensor.storage_type = _as_tensor_method(_storage.storage_type, "storage_type")
     Tensor.apply_ = _apply
     Tensor.map_ = _map
     Tensor.log_normal_ = _random.log_normal_
     Tensor.cauchy_ = _random.cauchy_
     Tensor.geometric_ = _random.geometric_
     Tensor.untyped_storage = _storage.untyped_storage
-    Tensor.storage = _storage.typed_storage
+    Tensor.storage = _as_tensor_method(_storage.typed_storage, "storage")
     Tensor._typed_storage = _storage.typed_storage_quietly
     # chainrule's inference_mode is no_grad: it makes no inference tensors
     Tensor.is_inference = lambda self: self._vbox is _grad_mode.INFERENCE_VERSION or (

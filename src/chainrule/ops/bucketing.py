@@ -30,6 +30,19 @@ def _side(right: bool, side: str | None) -> str:
     return side
 
 
+def _check_devices(boundaries: Tensor, input, sorter: Tensor | None = None) -> None:
+    """torch's searchsorted_pre_check (bucketize's too): the operands on one device, named in its
+    words, before any other check of shapes. A Python number goes to the boundaries' device."""
+    if isinstance(input, Tensor) and input.device != boundaries.device:
+        raise RuntimeError("torch.searchsorted(): boundaries and input value tensors should have same device type, "
+                           f"but got boundaries tensor device type {boundaries.device} and input value tensor "
+                           f"device type {input.device}")
+    if sorter is not None and sorter.device != boundaries.device:
+        raise RuntimeError("torch.searchsorted(): sorter and boundary tensors should have same device type, but "
+                           f"got sorter tensor device type {sorter.device} and input value tensor device type "
+                           f"{boundaries.device}")
+
+
 def _values_array(values, like, op: str):
     """``values`` as an array on ``like``'s module: a tensor's data, or a Python number as 0-d."""
     if isinstance(values, Tensor):
@@ -92,6 +105,7 @@ def searchsorted(sorted_sequence: Tensor, input, *, out_int32: bool = False, rig
     side = _side(right, side)
     seq = sorted_sequence._data
     values = _values_array(input, seq, "searchsorted")
+    _check_devices(sorted_sequence, input, sorter)
     if seq.ndim == 0:
         raise RuntimeError("torch.searchsorted(): boundaries tensor should have positive dimension, but got 0 "
                            "dimension")
@@ -122,6 +136,7 @@ def bucketize(input, boundaries: Tensor, *, out_int32: bool = False, right: bool
     if boundaries.ndim != 1:
         raise RuntimeError(f"boundaries tensor must be 1 dimension, but got dim({boundaries.ndim})")
     values = _values_array(input, boundaries._data, "bucketize")
+    _check_devices(boundaries, input)
     if values.size:  # torch dispatches no kernel for an empty result
         _refuse_kernel_dtype(boundaries, input)
     found = _searchsorted_array(boundaries._data, values, "right" if right else "left", None)

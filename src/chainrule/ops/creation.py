@@ -735,7 +735,7 @@ def full_like(input: Tensor, fill_value, *, dtype=None, layout=None, device=None
                  memory_format=memory_format)
 
 
-def arange(start, end=None, step=1, *, out=None, dtype=None, layout=None, device=None, requires_grad=False,
+def arange(start=None, end=None, step=1, *, out=None, dtype=None, layout=None, device=None, requires_grad=False,
            pin_memory=False) -> Tensor:
     """torch.arange: int64 for integer arguments, the default float dtype otherwise (``out``'s
     dtype when given)."""
@@ -753,7 +753,9 @@ def arange(start, end=None, step=1, *, out=None, dtype=None, layout=None, device
     dtype, requires_grad = factory_args("arange", dtype, requires_grad, device, overloaded=True)
     refuse_dtype(dtype, "arange_cpu", complex_too=True)
     _strided_only(layout, "arange")
-    if end is None:
+    if start is None:  # arange(end=n): torch's (Scalar end) signature called by keyword
+        start = 0
+    elif end is None:
         start, end = 0, start
     values = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
     if values[2] == 0 or values[2] != values[2]:  # torch's check, `step > 0 || step < 0`, refuses nan too

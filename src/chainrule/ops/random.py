@@ -315,14 +315,16 @@ def randn(*sizes, size=None, generator=None, dtype=None, layout=None, device=Non
 
 
 @factory_honours_out("randint")
-def randint(low, high=None, size=None, *, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
+def randint(low=None, high=None, size=None, *, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
             pin_memory=False) -> Tensor:
     """Integers uniform on [low, high); ``randint(high, size)`` is accepted too. int64 by default."""
     dtype, requires_grad = factory_args("randint", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "randint")
     if dtype is not None and dtype.is_complex:
         raise RuntimeError("check_random_bounds handles only integral, floating-point and boolean types")
-    if size is None:
+    if low is None:  # randint(high=n, size=s): torch's (high, size) signature called by keyword
+        low = 0
+    elif size is None:
         if high is None or not isinstance(high, (tuple, list)):
             raise TypeError("randint() missing required argument 'size'")
         low, high, size = 0, low, high

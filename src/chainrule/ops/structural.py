@@ -155,11 +155,14 @@ def _repeats_array(repeats, size: int, op: str = "repeat_interleave"):
     return counts
 
 
-def repeat_interleave(input: Tensor, repeats=None, dim: int | None = None, *, output_size: int | None = None) -> Tensor:
+def repeat_interleave(input: Tensor | None = None, repeats=None, dim: int | None = None, *,
+                      output_size: int | None = None) -> Tensor:
     """torch.repeat_interleave: repeat each element (or each slice along ``dim``) ``repeats`` times
     in place, unlike ``repeat``, which tiles the whole tensor. ``repeats`` is an int or a tensor of
     one count per slice; ``dim=None`` works on the flattened input. With only a tensor of counts,
     ``repeat_interleave(counts)`` is the index pattern ``[0]*counts[0] + [1]*counts[1] + ...``."""
+    if input is None:  # repeat_interleave(repeats=counts): torch's (Tensor repeats) overload by keyword
+        input, repeats = repeats, None
     _check_tensor(input, "repeat_interleave")
     if repeats is None:
         counts = _repeats_array(input, input._data.reshape(-1).shape[0])
