@@ -1,0 +1,85 @@
+"""CPU and CUDA tensors in one program, on the stand-in GPU path (session 26, lane devmix).
+
+torch allows exactly one CPU/CUDA mix: a 0-dim CPU tensor in an elementwise op with CUDA tensors
+(a scalar, passed to the kernel by value), and its engine hands that input a gradient on the CPU
+(validate_outputs moves a 0-dim gradient to its input's device). Any other CPU tensor among CUDA
+ones raises "Expected all tensors to be on the same device". torch has no CUDA here: the values are
+checked against the same program on the CPU, and the device words are torch's own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule
+
+MIXED = r"Expected all tensors to be on the same device, but found at least two devices"
+
+
+def _data(*shape):
+    return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("op", ["add", "radd", "sub", "mul", "div", "pow", "maximum", "where", "lerp", "atan2",
+                                "add_", "eq"])
+def test_a_0dim_cpu_tensor_is_a_scalar_for_cuda_tensors(cuda, op):
+    calls = {
+        "add": lambda x, s: x + s, "radd": lambda x, s: s + x, "sub": lambda x, s: s - x,
+        "mul": lambda x, s: x * s, "div": lambda x, s: x / s, "pow": lambda x, s: x.abs() ** s,
+        "maximum": lambda x, s: chainrule.maximum(x, s), "where": lambda x, s: chainrule.where(x > 0, x, s),
+        "lerp": lambda x, s: chainrule.lerp(x, x * 2, s), "atan2": lambda x, s: chainrule.atan2(x, s),
+        "add_": lambda x, s: x.clone().add_(s), "eq": lambda x, s: x == s,
+    }
+    data = _data(3, 4)
+    results = {}
+    for device in ("cpu", "cuda"):
+        x = chainrule.tensor(data, device=device)
+        results[device] = calls[op](x, chainrule.tensor(0.5))  # the scalar always on the CPU
+    assert results["cuda"].device.type == "cuda"
+    assert results["cuda"].dtype == results["cpu"].dtype
+    np.testing.assert_allclose(results["cuda"].cpu().numpy(), results["cpu"].numpy(), rtol=1e-6)
+
+
+def test_a_cpu_tensor_of_one_dim_or_a_0dim_cuda_tensor_with_cpu_ones_is_torchs_runtime_error(cuda):
+    x = chainrule.randn(3, device="cuda")
+    with pytest.raises(RuntimeError, match=MIXED):
+        x + chainrule.tensor([0.5])  # one element, but one dim: not a scalar
+    with pytest.raises(RuntimeError, match=MIXED):
+        chainrule.tensor(0.5, device="cuda") + chainrule.randn(3)  # only a CPU scalar joins the other device
+
+
+def test_the_gradient_of_a_0dim_cpu_input_of_a_cuda_op_is_on_the_cpu(cuda):
+    grads = {}
+    for device in ("cpu", "cuda"):
+        y = chainrule.tensor(_data(3), device=device, requires_grad=True)
+        w = chainrule.tensor(2.0, requires_grad=True)  # a CPU leaf in both runs
+        (y * w).sum().backward()
+        grads[device] = (y.grad, w.grad)
+    assert grads["cuda"][0].device.type == "cuda"
+    assert grads["cuda"][1].device.type == "cpu"
+    assert grads["cuda"][1].item() == pytest.approx(grads["cpu"][1].item(), rel=1e-6)
+
+
+def test_a_cpu_graph_behind_a_0dim_cpu_scalar_gets_cpu_gradients(cuda):
+    # v (CPU, 2 elements) -> a 0-dim sum -> a factor of a CUDA op: v's gradient must arrive on the
+    # CPU (a CUDA gradient would meet v's CPU saved values in MulBackward0 and be refused)
+    grads = {}
+    for device in ("cpu", "cuda"):
+        y = chainrule.tensor(_data(3), device=device)
+        v = chainrule.tensor([1.0, 2.0], requires_grad=True)
+        (chainrule.exp(y) * (v * v).sum()).sum().backward()
+        grads[device] = v.grad
+    assert grads["cuda"].device.type == "cpu"
+    np.testing.assert_allclose(grads["cuda"].numpy(), grads["cpu"].numpy(), rtol=1e-6)
+
+
+def test_second_order_through_a_0dim_cpu_factor_of_a_cuda_op(cuda):
+    y = chainrule.tensor(_data(3), device="cuda")
+    w = chainrule.tensor(1.5, requires_grad=True)
+    (g,) = chainrule.autograd.grad((y * w * w).sum(), w, create_graph=True)
+    assert g.device.type == "cpu" and g.requires_grad
+    g.backward()
+    assert w.grad.device.type == "cpu"
+    # d/dw (2 w sum(y)) = 2 sum(y)
+    assert w.grad.item() == pytest.approx(2 * float(_data(3).sum()), rel=1e-5)
