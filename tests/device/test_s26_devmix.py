@@ -83,3 +83,23 @@ def test_second_order_through_a_0dim_cpu_factor_of_a_cuda_op(cuda):
     assert w.grad.device.type == "cpu"
     # d/dw (2 w sum(y)) = 2 sum(y)
     assert w.grad.item() == pytest.approx(2 * float(_data(3).sum()), rel=1e-5)
+
+
+def test_type_as_takes_the_other_tensors_device_and_dtype(cuda):
+    # torch's type_as is self.to(other.options()): transformer_translation's greedy decoding
+    # (torch.ones(1, 1).type_as(src.data), src on CUDA) concatenates it with CUDA tokens
+    index = chainrule.tensor([1], device="cuda")
+    moved = chainrule.ones(1, 1).type_as(index)
+    assert (moved.device.type, moved.dtype) == ("cuda", chainrule.int64)
+    back = chainrule.ones(2, device="cuda").type_as(chainrule.tensor([1.0], dtype=chainrule.float64))
+    assert (back.device.type, back.dtype) == ("cpu", chainrule.float64)
+    x = chainrule.ones(2)
+    assert x.type_as(chainrule.zeros(1)) is x  # nothing to change: self, as torch's to()
+
+
+def test_legacy_new_makes_a_tensor_on_selfs_device(cuda):
+    x = chainrule.randn(2, 3, device="cuda", dtype=chainrule.float64)
+    for made, shape in ((x.new(4, 2), (4, 2)), (x.new([1, 2]), (2,)), (x.new(), (0,))):
+        assert (made.device.type, made.dtype, tuple(made.shape)) == ("cuda", chainrule.float64, shape)
+    assert x.new([1, 2]).cpu().tolist() == [1.0, 2.0]
+    assert chainrule.ones(1).new(3).device.type == "cpu"
