@@ -103,3 +103,29 @@ def test_legacy_new_makes_a_tensor_on_selfs_device(cuda):
         assert (made.device.type, made.dtype, tuple(made.shape)) == ("cuda", chainrule.float64, shape)
     assert x.new([1, 2]).cpu().tolist() == [1.0, 2.0]
     assert chainrule.ones(1).new(3).device.type == "cpu"
+
+
+@pytest.mark.parametrize("where", [("cpu", "cuda"), ("cuda", "cpu")])
+def test_stft_and_istft_with_the_window_on_another_device_are_torchs_error(cuda, where):
+    # ctc_speech under set_default_device('cuda'): a torch.from_numpy wave (CPU) with a Hann window
+    # made on the default device
+    signal, window = where
+    x = chainrule.randn(400, device=signal)
+    spectrum = chainrule.randn(33, 11, dtype=chainrule.complex64, device=signal)
+    named = {"cpu": "cpu", "cuda": "cuda:0"}
+    words = f"input and window must be on the same device but got self on {named[signal]} and window on {named[window]}"
+    with pytest.raises(RuntimeError, match=f"^stft {words}$"):
+        chainrule.stft(x, n_fft=64, window=chainrule.hann_window(64, device=window), return_complex=True)
+    with pytest.raises(RuntimeError, match=f"^istft {words}$"):
+        chainrule.istft(spectrum, n_fft=64, window=chainrule.hann_window(64, device=window))
+
+
+def test_the_stft_window_check_matches_torchs_words_on_the_meta_device():
+    torch = pytest.importorskip("torch")
+    for library in (torch, chainrule):
+        x = library.randn(400)
+        with pytest.raises(RuntimeError) as caught:
+            library.stft(x, n_fft=64, window=library.hann_window(64, device="meta"), return_complex=True)
+        if library is torch:
+            want = str(caught.value)
+    assert str(caught.value) == want
