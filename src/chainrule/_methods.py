@@ -789,6 +789,12 @@ def _share_memory_(self):
     return self
 
 
+def _legacy_new(self: Tensor, *args) -> Tensor:
+    """torch's legacy ``x.new(*sizes)``/``x.new(data)``: a tensor of x's dtype on x's device."""
+    made = Tensor(*args, dtype=self.dtype) if args else Tensor._make(np.empty((0,), self._data.dtype))
+    return made if type(self._data) is np.ndarray else made.to(self.device)
+
+
 def bind_all(modules) -> None:
     """Bind ``modules``' functions (and the operators, in-place variants and the rest) onto Tensor."""
     # autograd makes Tensors (Function outputs, the engine's seeds) but sits below tensor.py
@@ -816,8 +822,9 @@ def bind_all(modules) -> None:
     Tensor.mH = property(lambda self: _matrix_transpose(self, "mH"))
     Tensor.real = property(_complex.real, _set_part(_complex.real))
     Tensor.imag = property(_complex.imag, _set_part(_complex.imag))
-    Tensor.type_as = lambda self, other: self.to(other.dtype)
-    Tensor.new = lambda self, *args: Tensor(*args, dtype=self.dtype) if args else Tensor._make(np.empty((0,), self._data.dtype))
+    # torch's type_as is self.to(other.options()): other's device as well as its dtype
+    Tensor.type_as = lambda self, other: self.to(other.device, other.dtype)
+    Tensor.new = _legacy_new
     Tensor.get_device = lambda self: -1 if self.device.type == "cpu" else (self.device.index or 0)
     Tensor.layout = property(lambda self: _layout.strided)
     Tensor.is_sparse = False

@@ -337,11 +337,12 @@ for epoch in range(epoch_count, n_epochs + n_epochs_decay + 1):
 netG_A.eval()
 netG_B.eval()
 with torch.no_grad():
-    fake = netG_A(test_A.to(device))
+    real_A = test_A.to(device)
+    fake = netG_A(real_A)
     rec = netG_B(fake)
-    cycle_l1 = (rec - test_A).abs().mean().item()
+    cycle_l1 = (rec - real_A).abs().mean().item()
     # how well A->B inverts the image: the translated image against the exact inversion
-    invert_l1 = (fake - (-test_A)).abs().mean().item()
+    invert_l1 = (fake - (-real_A)).abs().mean().item()
     frozen = all(p.requires_grad for p in itertools.chain(netD_A.parameters(), netD_B.parameters()))
 print(f"pool sizes: {fake_A_pool.num_imgs} {fake_B_pool.num_imgs}; discriminators trainable again: {frozen}")
 print(f"FINAL cycle_l1={cycle_l1:.4f} invert_l1={invert_l1:.4f}")

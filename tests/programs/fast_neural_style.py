@@ -214,7 +214,7 @@ for e in range(2):
 
 transformer.eval()
 with torch.no_grad():
-    output = transformer(train_images[:2].clone()).cpu()
+    output = transformer(train_images[:2].clone().to(device)).cpu()
 img = output[0].clone().clamp(0, 255).numpy()
 img = img.transpose(1, 2, 0).astype("uint8")
 print("stylized", img.shape, img.dtype)

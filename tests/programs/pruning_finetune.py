@@ -89,6 +89,7 @@ def sparsity(module):
 
 x_train, y_train = make_data(512)
 x_test, y_test = make_data(256)
+x_train, y_train, x_test, y_test = (t.to(device) for t in (x_train, y_train, x_test, y_test))
 model = LeNet().to(device=device)
 train(model, 6, 3e-3)
 dense_acc = accuracy(model)

@@ -166,7 +166,7 @@ def visualize_stn():
         out_grid = convert_image_np(transformed_input_tensor[0])
         print('stn images', in_grid.shape, out_grid.shape, out_grid.dtype)
         theta = model.fc_loc(model.localization(data).view(-1, 90)).view(-1, 2, 3)
-        return (theta - torch.tensor([[1., 0, 0], [0, 1, 0]])).abs().mean().item()
+        return (theta - torch.tensor([[1., 0, 0], [0, 1, 0]], device=device)).abs().mean().item()
 
 
 for epoch in range(1, 5 + 1):

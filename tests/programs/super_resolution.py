@@ -114,7 +114,9 @@ print(f"Checkpoint saved to {model_out_path}")
 # super_resolve.py: load the whole pickled model and upscale one image
 loaded = torch.load(model_out_path, weights_only=False)
 loaded.eval()
-out = loaded(test_in[:1])
+input = test_in[:1].to(device)
+out = loaded(input)
+out = out.cpu()
 out_img_y = out[0].detach().numpy()
 out_img_y *= 255.0
 out_img_y = out_img_y.clip(0, 255)

@@ -180,6 +180,9 @@ def evaluate(model):
     with torch.no_grad():
         for i in range(0, len(val_data), BATCH_SIZE):
             src, tgt = collate_fn(val_data[i:i + BATCH_SIZE])
+            src = src.to(DEVICE)
+            tgt = tgt.to(DEVICE)
+
             tgt_input = tgt[:-1, :]
             src_mask, tgt_mask, src_padding_mask, tgt_padding_mask = create_mask(src, tgt_input)
             logits = model(src, tgt_input, src_mask, tgt_mask, src_padding_mask, tgt_padding_mask,

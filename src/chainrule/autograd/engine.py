@@ -665,6 +665,10 @@ def _fixed_gradient(node, i: int, g, meta: tuple):
     Tensor = _tensor_cls()
     if type(g) is not Tensor and not isinstance(g, Tensor):
         g = Tensor._make(np.asarray(g))
+    if node._host_inputs is not None and i in node._host_inputs and type(g._data) is not np.ndarray:
+        # a 0-d CPU input of a device op gets its gradient on the CPU (torch's validate_outputs
+        # moves a 0-dim gradient to its input's device)
+        g = g.to("cpu")
     shape, dtype = meta
     if g._data.shape != shape:
         g = _reduce_to_shape(node, i, g, shape)

@@ -138,9 +138,13 @@ class Node(FunctionCtx):
                  "_freed", "_sequence_number", "__dict__", "__weakref__")
 
     _num_outputs = 1
-    # set on a node given any hook or a retained output: the engine's walk then takes the
-    # general path for it, and tests this one flag instead of four attributes per node
+    # set on a node given any hook, a retained output or a CPU scalar input among device tensors:
+    # the engine's walk then takes the general path for it, and tests this one flag instead of
+    # five attributes per node
     _hooked = False
+    # the positions of the 0-d CPU inputs of an op on device tensors (torch takes them as
+    # scalars), whose gradients the engine moves back to the CPU; None for every other node
+    _host_inputs = None
     _tensor_hooks = None
     _retained = None
     _pre_hooks = None
@@ -918,9 +922,15 @@ def _apply_array_op(cls, *inputs, **params):
             if type(array) is not _ndarray:
                 on_cpu = False
                 break
+    host_inputs = None
     if not on_cpu:  # a device array: check every input is on its device (and run there)
+        if record:  # (a 0-d CPU input joins as a device scalar; its gradient goes back to the CPU)
+            host_inputs = tuple(i for i, array in enumerate(arrays) if type(array) is _ndarray) or None
         arrays = on_one_device(arrays, getattr(cls, "label", None) or cls.__name__, params, cls.host_params)
     ctx = _make_node(cls, inputs) if record else _NULL_CTX
+    if host_inputs is not None:
+        ctx._host_inputs = host_inputs
+        ctx._hooked = True  # (the general path of the walk, whose _fixed_gradient moves them)
     # forward runs with NumPy's warnings off (torch is silent on x / 0), and NumPy's broadcast
     # ValueError becomes torch's RuntimeError
     quiet = numpy_errstate.set(QUIET)

@@ -426,6 +426,14 @@ def _stft_window(window, n_fft: int, win_length: int, like: Tensor, op: str) -> 
     return window
 
 
+def _check_window_device(input: Tensor, window, op: str) -> None:
+    """torch's first check of stft and istft: the window on the input's device (a CPU signal with a
+    window made on the default CUDA device, say)."""
+    if window is not None and window.device != input.device:
+        raise RuntimeError(f"{op} input and window must be on the same device but got self on {input.device} and "
+                           f"window on {window.device}")
+
+
 def stft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=None, center: bool = True,
          pad_mode: str = "reflect", normalized: bool = False, onesided=None, return_complex=None,
          align_to_window=None) -> Tensor:
@@ -440,6 +448,7 @@ def stft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=Non
     from .elementwise import mul
 
     _check_tensor(input, "stft", "input", 1)
+    _check_window_device(input, window, "stft")
     if return_complex is None and input._data.dtype.kind != "c":
         raise RuntimeError("stft requires the return_complex parameter be given for real inputs, and will further "
                            "require that return_complex=True in a future PyTorch release.")
@@ -489,6 +498,7 @@ def istft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=No
     from .index import index_add
 
     _check_tensor(input, "istft", "input", 1)
+    _check_window_device(input, window, "istft")
     if input._data.dtype.kind != "c":
         raise RuntimeError("istft requires a complex-valued input tensor matching the output from stft with "
                            "return_complex=True.")

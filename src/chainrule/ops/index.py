@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from .. import _dtype, _vmap_frames
-from .._backend import array_module, is_array, strided_view, ufunc_at, write_refusal, writeable
+from .._backend import array_module, gpu_in_use, is_array, strided_view, ufunc_at, write_refusal, writeable
 from .._dtype import checked_scalar, refuse_float8, scalar_name
 from ..autograd import forward_ad as _forward_ad
 from ..autograd import function as _function
@@ -60,7 +60,7 @@ def _convert_key(key, xp=np, shape: tuple | None = None):
         # (one item is checked as torch does by the read itself; a 0-d tensor's lone integer or
         # slice gets torch's own words, in getitem)
         _check_key_in_torch_order(key if isinstance(key, tuple) else (key,), shape)
-    if xp is np:
+    if xp is np and gpu_in_use():  # (a CUDA index can exist only once CuPy or the stand-in is in use)
         _refuse_device_indices(key)
     if isinstance(key, tuple):
         key = tuple(_convert_key_item(k) for k in key)
