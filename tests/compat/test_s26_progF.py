@@ -26,3 +26,36 @@ def test_kl_divergence_without_a_rule_names_both_types_in_torchs_words():
     got = _raised(lambda: chainrule.distributions.kl_divergence(*pair(chainrule)))
     assert want == (NotImplementedError, "No KL(p || q) is implemented for p type Normal and q type Categorical")
     assert got == want
+
+
+@pytest.mark.parametrize("size", [1, 7, 8, 33, 4099])
+def test_add_and_sub_with_alpha_round_once_in_float32_as_torchs_fused_multiply_add(size):
+    # torch's CPU add kernel is a fused multiply-add: a + alpha*b rounded once. Rounding the
+    # product first (NumPy's a + b * alpha) differed in about a fifth of the elements, so
+    # hand-written updates (p.data.add_(p.grad, alpha=-lr), the PINN's and the EMA codebooks')
+    # drifted from torch's in the last bit
+    generator = torch.Generator().manual_seed(size)
+    a, b = torch.randn(size, generator=generator), torch.randn(size, generator=generator)
+    mine_a, mine_b = chainrule.tensor(a.numpy()), chainrule.tensor(b.numpy())
+    for alpha in (0.3712345678901, -0.0123, 2.5, 1e-3):
+        assert torch.add(a, b, alpha=alpha).numpy().tobytes() == chainrule.add(mine_a, mine_b, alpha=alpha).numpy().tobytes()
+        assert torch.sub(a, b, alpha=alpha).numpy().tobytes() == chainrule.sub(mine_a, mine_b, alpha=alpha).numpy().tobytes()
+        in_place = mine_a.clone()
+        in_place.add_(mine_b, alpha=alpha)
+        assert a.clone().add_(b, alpha=alpha).numpy().tobytes() == in_place.numpy().tobytes()
+
+
+def test_add_with_alpha_broadcasts_and_keeps_its_gradient():
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.randn(5, 7, generator=generator), torch.randn(7, generator=generator)
+    for x, y in ((a, b), (b, a)):
+        want = torch.add(x, y, alpha=0.37)
+        got = chainrule.add(chainrule.tensor(x.numpy()), chainrule.tensor(y.numpy()), alpha=0.37)
+        assert want.numpy().tobytes() == got.numpy().tobytes()
+    x, y = chainrule.ones(3, requires_grad=True), chainrule.ones(3, requires_grad=True)
+    chainrule.sub(x, y, alpha=0.5).sum().backward()
+    assert x.grad.tolist() == [1.0, 1.0, 1.0] and y.grad.tolist() == [-0.5, -0.5, -0.5]
+    special = chainrule.add(chainrule.tensor([float("inf"), float("nan"), 3e38]), chainrule.tensor([1.0, 1.0, 3e38]),
+                            alpha=2.0)
+    assert str(special) == str(torch.add(torch.tensor([float("inf"), float("nan"), 3e38]),
+                                         torch.tensor([1.0, 1.0, 3e38]), alpha=2.0))

@@ -333,6 +333,24 @@ class Sub(Function):
         return grad, -grad if ctx.needs_input_grad[1] else None
 
 
+def _fused_scaled_add(a, b, alpha):
+    """``a + alpha * b`` with ``alpha`` already in the operands' dtype. float32 rounds once, as
+    torch's CPU add kernel does: its loop is a fused multiply-add (``p.add_(grad, alpha=-lr)``, an
+    SGD step, differs from ``a + alpha * b`` rounded twice in about a fifth of the elements). The
+    float32 product is exact in float64 and the float64 sum is rounded to float32 once more
+    (correctly rounded but for rare near-ties). Other dtypes keep NumPy's two roundings."""
+    if a.dtype != np.float32 or b.dtype != np.float32:
+        return a + b * alpha
+    # plain casts and in-place float64 passes: NumPy's mixed-dtype loops (dtype=) cost three times as much
+    wide = b.astype(np.float64)
+    wide *= np.float64(alpha)
+    if wide.shape == a.shape:
+        wide += a
+    else:  # a broadcasts against b
+        wide = wide + a
+    return wide.astype(np.float32)
+
+
 class AddScaled(Add):
     """``a + alpha * b`` (add with alpha): one node, as torch's, with alpha kept on it."""
 
@@ -343,7 +361,7 @@ class AddScaled(Add):
     def forward(ctx, a, b, alpha):
         ctx.alpha = alpha
         # a and b share the result's dtype (add promotes them first); alpha is rounded to it
-        out = a + b * b.dtype.type(alpha)
+        out = _fused_scaled_add(a, b, b.dtype.type(alpha))
         return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
 
     @staticmethod
@@ -361,7 +379,7 @@ class SubScaled(Sub):
     @staticmethod
     def forward(ctx, a, b, alpha):
         ctx.alpha = alpha
-        out = a - b * b.dtype.type(alpha)
+        out = _fused_scaled_add(a, b, -b.dtype.type(alpha))  # torch's sub is add with -alpha
         return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
 
     @staticmethod
