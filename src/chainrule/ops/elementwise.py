@@ -333,7 +333,7 @@ class Sub(Function):
         return grad, -grad if ctx.needs_input_grad[1] else None
 
 
-def _fused_scaled_add(a, b, alpha):
+def fused_scaled_add(a, b, alpha):
     """``a + alpha * b`` with ``alpha`` already in the operands' dtype. float32 rounds once, as
     torch's CPU add kernel does: its loop is a fused multiply-add (``p.add_(grad, alpha=-lr)``, an
     SGD step, differs from ``a + alpha * b`` rounded twice in about a fifth of the elements). The
@@ -361,7 +361,7 @@ class AddScaled(Add):
     def forward(ctx, a, b, alpha):
         ctx.alpha = alpha
         # a and b share the result's dtype (add promotes them first); alpha is rounded to it
-        out = _fused_scaled_add(a, b, b.dtype.type(alpha))
+        out = fused_scaled_add(a, b, b.dtype.type(alpha))
         return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
 
     @staticmethod
@@ -379,7 +379,7 @@ class SubScaled(Sub):
     @staticmethod
     def forward(ctx, a, b, alpha):
         ctx.alpha = alpha
-        out = _fused_scaled_add(a, b, -b.dtype.type(alpha))  # torch's sub is add with -alpha
+        out = fused_scaled_add(a, b, -b.dtype.type(alpha))  # torch's sub is add with -alpha
         return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
 
     @staticmethod
