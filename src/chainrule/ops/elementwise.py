@@ -1749,22 +1749,33 @@ def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
 
 
 def _lerp_rounded_once(input: Tensor, end: Tensor, weight):
-    """torch's bfloat16/float16 lerp: in float32, from whichever end the weight is nearer
-    (``|w| < 0.5 ? input + w·diff : end + (w - 1)·diff``, its kernel's two branches), rounded once."""
+    """torch's float32, bfloat16 and float16 lerp: from whichever end the weight is nearer
+    (``|w| < 0.5 ? input + w·diff : end + (w - 1)·diff``, its kernel's two branches), each a fused
+    multiply-add; bfloat16/float16 compute in float32 and round once more at the end."""
+    if not isinstance(input, Tensor):
+        return None
+    if input.dtype == _dtype.float32:
+        # float32 is its own compute type: the fused multiply-adds alone, no rounding after
+        def compute(fn, *operands):
+            return fn(*operands)
+        if isinstance(weight, Tensor) and weight.dtype != input.dtype:  # a 0-d weight, converted
+            weight = _cast(weight, input.dtype)
+    elif _opmath.fused_compute_dtype(input.dtype) is None:
+        return None
+    else:
+        compute = rounded_once
     if not isinstance(weight, Tensor):
-        if not isinstance(input, Tensor) or _opmath.fused_compute_dtype(input.dtype) is None:
-            return None
         # the kernel's weight and weight - 1 are float32 numbers
         weight = builtins.float(np.float32(weight))
         if builtins.abs(weight) < 0.5:
-            return rounded_once(lambda a, b: _fma(b - a, weight, a), input, end)
+            return compute(lambda a, b: _fma(b - a, weight, a), input, end)
         coefficient = builtins.float(np.float32(weight) - np.float32(1))
-        return rounded_once(lambda a, b: _fma(b - a, coefficient, b), input, end)
+        return compute(lambda a, b: _fma(b - a, coefficient, b), input, end)
 
     def from_nearer_end(a, b, w):
         diff = b - a
         return where(abs(w) < 0.5, _fma(diff, w, a), _fma(diff, w - 1, b))
-    return rounded_once(from_nearer_end, input, end, weight)
+    return compute(from_nearer_end, input, end, weight)
 
 
 def _fma(x: Tensor, y, z: Tensor) -> Tensor:
