@@ -1715,6 +1715,10 @@ _LAST_SUM_RULE = "%s, its last step the sum: copies the gradient to both terms"
 _LAST_ROUNDING_RULE = ("%s in float32, its last step the rounding to the inputs' dtype: "
                        "passes the gradient through, cast to float32")
 
+# the explainer's text for float32 ops computed as torch's fused multiply-add, in float64 and rounded once
+_FUSED_RULE = ("%s as one fused multiply-add, its last step the rounding from float64 to float32: "
+               "passes the gradient through, cast to float32")
+
 
 def _check_lerp_dtypes(input: Tensor, end, weight) -> None:
     """torch's lerp takes no type promotion: ``end`` must have the input's dtype, and so must a
@@ -1742,7 +1746,8 @@ def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
     name = "LerpBackward1" if isinstance(weight, Tensor) else "LerpBackward0"
     fused = _lerp_rounded_once(input, end, weight)
     if fused is not None:
-        return _laid_out(name_node(fused, name, label="lerp", rule=_LAST_ROUNDING_RULE % "input + weight·(end - input)"),
+        rule = _FUSED_RULE if input.dtype == _dtype.float32 else _LAST_ROUNDING_RULE
+        return _laid_out(name_node(fused, name, label="lerp", rule=rule % "input + weight·(end - input)"),
                          input, end, weight)
     return _laid_out(name_node(input + weight * (end - input), name,
                                label="lerp", rule=_LAST_SUM_RULE % "input + weight·(end - input)"), input, end, weight)
@@ -1801,6 +1806,13 @@ def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
                                    rule=_LAST_ROUNDING_RULE % "input + value·tensor1·tensor2", saved=_ADDCMUL_SAVED,
                                    kept=kept), input, tensor1, tensor2)
     tensor1, tensor2 = _in_common_dtype(input, tensor1, tensor2)
+    if isinstance(input, Tensor) and _dtype.result_type(input, tensor1, tensor2) == _dtype.float32:
+        # torch's float32 kernel: value·tensor1 rounded, then one fused multiply-add with tensor2
+        # (an optimizer's exp_avg_sq.addcmul_(grad, grad, value=1 - beta2))
+        fused = _fma(tensor1 if value == 1 else value * tensor1, tensor2, input)
+        return _laid_out(name_node(fused, "AddcmulBackward0", label="addcmul",
+                                   rule=_FUSED_RULE % "input + value·tensor1·tensor2", saved=_ADDCMUL_SAVED,
+                                   kept=kept), input, tensor1, tensor2)
     product = tensor1 * tensor2
     return _laid_out(name_node(input + (product if value == 1 else value * product), "AddcmulBackward0",
                                label="addcmul", rule=_LAST_SUM_RULE % "input + value·tensor1·tensor2",
