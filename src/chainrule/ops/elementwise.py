@@ -338,7 +338,10 @@ def fused_scaled_add(a, b, alpha):
     torch's CPU add kernel does: its loop is a fused multiply-add (``p.add_(grad, alpha=-lr)``, an
     SGD step, differs from ``a + alpha * b`` rounded twice in about a fifth of the elements). The
     float32 product is exact in float64 and the float64 sum is rounded to float32 once more
-    (correctly rounded but for rare near-ties). Other dtypes keep NumPy's two roundings."""
+    (correctly rounded but for rare near-ties). bfloat16/float16 compute in float32 and round once
+    at the end, as ``add``'s own path for them; other dtypes keep NumPy's two roundings."""
+    if a.dtype == b.dtype and a.dtype.itemsize == 2 and a.dtype.kind in "fV":  # float16, bfloat16
+        return (a.astype(np.float32) + b.astype(np.float32) * np.float32(alpha)).astype(a.dtype)
     if a.dtype != np.float32 or b.dtype != np.float32:
         return a + b * alpha
     # plain casts and in-place float64 passes: NumPy's mixed-dtype loops (dtype=) cost three times as much

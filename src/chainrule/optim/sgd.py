@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .._backend import array_module
 from ..ops.elementwise import fused_scaled_add
 from ..tensor import Tensor
@@ -53,7 +55,11 @@ class SGD(Optimizer):
                     buf = state["momentum_buffer"] = Tensor._make(xp.array(g, dtype=w.dtype, copy=True))
                 else:
                     b = buf._data
-                    b *= momentum
+                    if b.dtype.itemsize == 2 and b.dtype.kind in "fV":
+                        # torch's bfloat16/float16 mul_ takes momentum as a float32, rounding once
+                        b[...] = (b.astype(np.float32) * np.float32(momentum)).astype(b.dtype)
+                    else:
+                        b *= momentum
                     b[...] = fused_scaled_add(b, g, scalar(1 - dampening))
                 g = fused_scaled_add(g, buf._data, scalar(momentum)) if nesterov else buf._data
             w[...] = fused_scaled_add(w, g, scalar(-float(lr)))
