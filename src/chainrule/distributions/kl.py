@@ -29,7 +29,8 @@ def kl_divergence(p, q) -> Tensor:
     matches = [((type(p).__mro__.index(type_p), type(q).__mro__.index(type_q)), rule)
                for (type_p, type_q), rule in _KL_RULES.items() if isinstance(p, type_p) and isinstance(q, type_q)]
     if not matches:
-        raise NotImplementedError(f"No KL(p || q) is implemented for p = {type(p).__name__}, q = {type(q).__name__}")
+        raise NotImplementedError(f"No KL(p || q) is implemented for p type {type(p).__name__} "
+                                  f"and q type {type(q).__name__}")
     return min(matches, key=lambda match: match[0])[1](p, q)
 
 

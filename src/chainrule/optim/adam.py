@@ -7,7 +7,7 @@ import numpy as np
 from .._backend import array_module
 from ..ops import _cuda_kernels
 from ..ops.creation import zeros_like
-from ..ops.elementwise import maximum
+from ..ops.elementwise import fused_multiply_add_float32, fused_scaled_add, maximum
 from ..tensor import Tensor
 from .optimizer import (
     Optimizer,
@@ -67,16 +67,26 @@ class Adam(Optimizer):
                 on_gpu.append((p, state, step))
                 continue
             g = -_as_real(p.grad._data) if maximize else _as_real(p.grad._data)
+            # float32 as torch's kernels round it: add(alpha=), lerp and addcmul each one fused multiply-add
+            torch_rounding = (p._data.dtype == np.float32 and not group.get("differentiable")
+                              and not any(isinstance(v, Tensor) for v in (lr, beta1, beta2)))
             if weight_decay != 0:
                 if decoupled:
                     w *= 1 - lr * weight_decay
+                elif torch_rounding:
+                    g = fused_scaled_add(g, w, np.float32(weight_decay))
                 else:
                     g = g + weight_decay * w
             exp_avg, exp_avg_sq = _as_real(state["exp_avg"]._data), _as_real(state["exp_avg_sq"]._data)
             # m = lerp(m, g, 1 - beta1); v = beta2 v + (1 - beta2) g^2
-            exp_avg += (1 - beta1) * (g - exp_avg)
-            exp_avg_sq *= beta2
-            exp_avg_sq += (1 - beta2) * (g * g)
+            if torch_rounding:
+                exp_avg[...] = _lerp_float32(exp_avg, g, 1 - beta1)
+                exp_avg_sq *= beta2
+                exp_avg_sq[...] = fused_multiply_add_float32(g * np.float32(1 - beta2), g, exp_avg_sq)
+            else:
+                exp_avg += (1 - beta1) * (g - exp_avg)
+                exp_avg_sq *= beta2
+                exp_avg_sq += (1 - beta2) * (g * g)
             if amsgrad:
                 max_sq = _as_real(state["max_exp_avg_sq"]._data)
                 xp.maximum(max_sq, exp_avg_sq, out=max_sq)
@@ -99,7 +109,10 @@ class Adam(Optimizer):
                 bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
                 denom /= bias_correction2_sqrt
                 denom += eps
-                w -= (lr / bias_correction1) * (exp_avg / denom)
+                if torch_rounding:  # torch's addcdiv_(exp_avg, denom, value=-step_size): (value·m) / denom
+                    w += (np.float32(-(lr / bias_correction1)) * exp_avg) / denom
+                else:
+                    w -= (lr / bias_correction1) * (exp_avg / denom)
             p._bump_version()
         if on_gpu:
             # CuPy: fused kernels update w, m, v (, max v) together. torch's foreach/fused Adam is
@@ -171,3 +184,12 @@ class AdamW(Adam):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                          foreach=foreach, maximize=maximize, capturable=capturable,
                          differentiable=differentiable, fused=fused, decoupled_weight_decay=True)
+
+
+def _lerp_float32(start, end, weight: float):
+    """torch's float32 lerp kernel: from whichever end the weight is nearer, one fused multiply-add."""
+    weight = np.float32(weight)
+    diff = end - start
+    if abs(weight) < 0.5:
+        return fused_multiply_add_float32(diff, np.float64(weight), start)
+    return fused_multiply_add_float32(diff, np.float64(weight - np.float32(1)), end)

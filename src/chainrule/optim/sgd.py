@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .._backend import array_module
+from ..ops.elementwise import fused_scaled_add
 from ..tensor import Tensor
 from .optimizer import (
     Optimizer,
@@ -39,10 +42,12 @@ class SGD(Optimizer):
             g = p.grad._data
             if maximize:
                 g = -g
+            # each ``x + alpha * y`` as torch's add(..., alpha=) computes it: rounded once in float32
+            scalar = w.dtype.type
             if weight_decay != 0:
                 if p.grad.is_sparse:  # torch's grad.add(param, alpha=weight_decay) refuses a sparse grad
                     raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
-                g = g + weight_decay * w
+                g = fused_scaled_add(g, w, scalar(weight_decay))
             if momentum != 0:
                 state = self.state[p]
                 buf = state.get("momentum_buffer")
@@ -50,10 +55,14 @@ class SGD(Optimizer):
                     buf = state["momentum_buffer"] = Tensor._make(xp.array(g, dtype=w.dtype, copy=True))
                 else:
                     b = buf._data
-                    b *= momentum
-                    b += (1 - dampening) * g
-                g = g + momentum * buf._data if nesterov else buf._data
-            w -= lr * g
+                    if b.dtype.itemsize == 2 and b.dtype.kind in "fV":
+                        # torch's bfloat16/float16 mul_ takes momentum as a float32, rounding once
+                        b[...] = (b.astype(np.float32) * np.float32(momentum)).astype(b.dtype)
+                    else:
+                        b *= momentum
+                    b[...] = fused_scaled_add(b, g, scalar(1 - dampening))
+                g = fused_scaled_add(g, buf._data, scalar(momentum)) if nesterov else buf._data
+            w[...] = fused_scaled_add(w, g, scalar(-float(lr)))
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:
