@@ -64,3 +64,46 @@ def test_clip_grad_value_one_by_one_clamps_the_dense_gradients_before_the_sparse
                 lib.nn.utils.clip_grad_value_([dense, embedding.weight], 1.0, foreach=foreach)
             results.append(dense.grad.tolist())
         assert results[0] == results[1] == ([1.0, 1.0] if changed else [5.0, 5.0])
+
+
+def _bag_case(lib, mode, padding_idx, form, weighted):
+    F = lib.nn.functional
+    weight = lib.tensor([[0.5 * r + 0.25 * c - 1.0 for c in range(3)] for r in range(6)], requires_grad=True)
+    offsets = None
+    if form == "2d":
+        input = lib.tensor([[0, 2, 2, 1], [2, 3, 3, 0], [5, 5, 2, 4]])
+    else:
+        input = lib.tensor([0, 2, 2, 1, 2, 3, 3, 0, 5, 5, 2, 4])
+        offsets = lib.tensor([0, 4, 8]) if form == "1d" else lib.tensor([0, 3, 5, 12])
+    psw = None
+    if weighted:
+        psw = lib.linspace(0.5, 2.0, input.numel()).reshape(input.shape).requires_grad_()
+    out = F.embedding_bag(input, weight, offsets, mode=mode, padding_idx=padding_idx, scale_grad_by_freq=True,
+                          per_sample_weights=psw, include_last_offset=form == "1d_last")
+    (out * lib.arange(out.numel(), dtype=lib.float32).reshape(out.shape)).sum().backward()
+    grads = [weight.grad.flatten().tolist()]
+    if weighted:
+        grads.append(psw.grad.flatten().tolist())
+    return out.flatten().tolist(), grads
+
+
+@pytest.mark.parametrize("form", ["1d", "2d", "1d_last"])
+@pytest.mark.parametrize("padding_idx", [None, 0, 2, -1])
+@pytest.mark.parametrize(("mode", "weighted"), [("sum", False), ("sum", True), ("mean", False)])
+def test_embedding_bag_scale_grad_by_freq_dense_gradient_as_torch(mode, weighted, padding_idx, form):
+    """torch's CPU kernel divides the i-th distinct index's gradient by the count of the i-th sorted
+    lookup (index 2 of [0, 2, 2, 1] by 1): chainrule gave each index its own count."""
+    expected = _bag_case(torch, mode, padding_idx, form, weighted)
+    got = _bag_case(chainrule, mode, padding_idx, form, weighted)
+    assert got[0] == pytest.approx(expected[0], rel=1e-6)
+    for mine, theirs in zip(got[1], expected[1]):
+        assert mine == pytest.approx(theirs, rel=1e-6, abs=1e-6)
+
+
+def test_embedding_bag_scale_grad_by_freq_concrete_rule():
+    """Lookups [0, 0, 1] in one sum bag: sorted [0, 0, 1], so index 0 (2 lookups) is divided by
+    count(sorted[0] = 0) = 2 and index 1 (1 lookup) by count(sorted[1] = 0) = 2, not its own 1."""
+    weight = chainrule.ones(3, 2, requires_grad=True)
+    chainrule.nn.functional.embedding_bag(chainrule.tensor([[0, 0, 1]]), weight, mode="sum",
+                                          scale_grad_by_freq=True).sum().backward()
+    assert weight.grad.tolist() == [[1.0, 1.0], [0.5, 0.5], [0.0, 0.0]]
