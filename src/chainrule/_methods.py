@@ -1130,6 +1130,8 @@ def _resize(self: Tensor, *sizes, size=None, memory_format=None) -> Tensor:
     xp = array_module(self._data)
     numel = int(np.prod(sizes))
     root, offset = _storage.storage_root(self._data)
+    if not _storage.is_resizable(root) and offset * self._data.itemsize + numel * self._data.itemsize > root.nbytes:
+        raise RuntimeError("Trying to resize storage that is not resizable")
     if type(root) is np.ndarray and root.dtype == self._data.dtype and root.flags.c_contiguous \
             and root.flags.writeable:
         # torch's: the storage kept, read row-major from the storage offset (memory order, so a

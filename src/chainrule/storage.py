@@ -17,7 +17,8 @@ import numpy as np
 from . import _dtype, _meta
 from ._backend import array_module, device_of
 
-__all__ = ["UntypedStorage", "TypedStorage", "storage_root", "note_strided_view", "LEGACY_STORAGES"]
+__all__ = ["UntypedStorage", "TypedStorage", "storage_root", "note_strided_view", "mark_not_resizable", "is_resizable",
+           "LEGACY_STORAGES"]
 
 
 # id(view) -> (weak reference to the view, its root): the roots of as_strided results that have no
@@ -34,6 +35,27 @@ def note_strided_view(view, root) -> None:
         return  # (a meta array has no memory to share)
     key = id(view)
     _strided_roots[key] = (weakref.ref(view, lambda _, key=key: _strided_roots.pop(key, None)), root)
+
+
+# id(root) -> weak reference to it: the memory of NumPy arrays and Python buffers that tensors
+# share (from_numpy, as_tensor, frombuffer). torch wraps such memory in a storage it does not own
+# and so cannot grow: resize_ past its end raises instead of reallocating (the array would no
+# longer see the tensor's writes).
+_not_resizable: dict[int, weakref.ref] = {}
+
+
+def mark_not_resizable(array) -> None:
+    """Record that ``array``'s memory belongs to its owner outside chainrule (torch's non-resizable
+    storage)."""
+    root, _ = storage_root(array)
+    key = id(root)
+    _not_resizable[key] = weakref.ref(root, lambda _, key=key: _not_resizable.pop(key, None))
+
+
+def is_resizable(root) -> bool:
+    """Whether a storage root may be replaced by a larger one (it is not memory shared with NumPy)."""
+    entry = _not_resizable.get(id(root))
+    return entry is None or entry() is not root
 
 
 def _noted_root(array):

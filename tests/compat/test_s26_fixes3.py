@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import chainrule
@@ -107,3 +108,42 @@ def test_embedding_bag_scale_grad_by_freq_concrete_rule():
     chainrule.nn.functional.embedding_bag(chainrule.tensor([[0, 0, 1]]), weight, mode="sum",
                                           scale_grad_by_freq=True).sum().backward()
     assert weight.grad.tolist() == [[1.0, 1.0], [0.5, 0.5], [0.0, 0.0]]
+
+
+def _resize_outcome(lib, make, *size):
+    try:
+        resized = make(lib).resize_(*size)
+    except RuntimeError as error:
+        return "RuntimeError", str(error)
+    return tuple(resized.shape), resized.flatten()[:4].tolist()
+
+
+_SHARED_MEMORY = {
+    "from_numpy": lambda lib: lib.from_numpy(np.arange(6, dtype=np.float32)),
+    "from_numpy_view": lambda lib: lib.from_numpy(np.arange(6, dtype=np.float32))[:3],
+    "from_numpy_empty": lambda lib: lib.from_numpy(np.zeros(0, dtype=np.float32)),
+    "as_tensor": lambda lib: lib.as_tensor(np.arange(6, dtype=np.float32)),
+    "as_tensor_same_dtype": lambda lib: lib.as_tensor(np.arange(6, dtype=np.float32), dtype=lib.float32),
+    "as_tensor_converted": lambda lib: lib.as_tensor(np.arange(6, dtype=np.float32), dtype=lib.float64),
+    "asarray": lambda lib: lib.asarray(np.arange(6, dtype=np.float32)),
+    "tensor_copy": lambda lib: lib.tensor(np.arange(6, dtype=np.float32)),
+    "from_numpy_clone": lambda lib: lib.from_numpy(np.arange(6, dtype=np.float32)).clone(),
+    "frombuffer": lambda lib: lib.frombuffer(bytearray(np.arange(6, dtype=np.float32).tobytes()), dtype=lib.float32),
+}
+
+
+@pytest.mark.parametrize("size", [(10,), (3, 3), (7,), (5,), (3,), (2, 3), (0,)])
+@pytest.mark.parametrize("name", sorted(_SHARED_MEMORY))
+def test_resize_of_memory_shared_with_numpy_as_torch(name, size):
+    """torch cannot grow the storage of memory it shares with NumPy or a buffer: resize_ past its
+    end raises; shrinking, or growing within it, is allowed. A copy grows freely."""
+    assert _resize_outcome(chainrule, _SHARED_MEMORY[name], *size) == _resize_outcome(torch, _SHARED_MEMORY[name],
+                                                                                       *size)
+
+
+def test_resize_of_from_numpy_shrunk_then_grown_back_and_resize_as():
+    for lib in (torch, chainrule):
+        shared = lib.from_numpy(np.arange(6, dtype=np.float32))
+        assert shared.resize_(3).resize_(6).tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+        with pytest.raises(RuntimeError, match="^Trying to resize storage that is not resizable$"):
+            shared.resize_as_(lib.zeros(7))

@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from .. import _dtype, _layout, _vmap_frames
+from .. import storage as _storage
 from .._backend import (
     allocate_on,
     array_module,
@@ -278,8 +279,12 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
         if data.dtype not in _dtype._BY_NP:
             return Tensor._make(_to_array(data, None, copy=False))
         _warn_if_read_only(data)
+        _storage.mark_not_resizable(data)
         return Tensor._make(data)
-    return Tensor._make(_to_array(data, dtype, copy=False, device=device))
+    result = Tensor._make(_to_array(data, dtype, copy=False, device=device))
+    if isinstance(data, np.ndarray) and type(result._data) is np.ndarray and np.may_share_memory(result._data, data):
+        _storage.mark_not_resizable(data)  # shared, as without a dtype: the array's memory
+    return result
 
 
 _asarray_default_warned = False
@@ -327,6 +332,7 @@ def from_numpy(ndarray: np.ndarray, /) -> Tensor:
         raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
     _check_numpy_array(array)
     _warn_if_read_only(array)
+    _storage.mark_not_resizable(array)
     return Tensor._make(array)
 
 
