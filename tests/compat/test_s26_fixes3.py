@@ -147,3 +147,52 @@ def test_resize_of_from_numpy_shrunk_then_grown_back_and_resize_as():
         assert shared.resize_(3).resize_(6).tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
         with pytest.raises(RuntimeError, match="^Trying to resize storage that is not resizable$"):
             shared.resize_as_(lib.zeros(7))
+
+
+_TANGENT_OPS = {
+    "mul_scalar": lambda lib, d, y: d * 2,
+    "mul": lambda lib, d, y: d * y,
+    "mul_self": lambda lib, d, y: d * d,
+    "add": lambda lib, d, y: d + y,
+    "sub": lambda lib, d, y: y - d,
+    "div": lambda lib, d, y: d / y,
+    "rdiv": lambda lib, d, y: y / d,
+    "exp": lambda lib, d, y: lib.exp(d),
+    "sin": lambda lib, d, y: lib.sin(d),
+    "tanh": lambda lib, d, y: lib.tanh(d),
+    "matmul": lambda lib, d, y: lib.tensor([[1.0, 2.0, 0.5], [0.3, -1.0, 2.0]], dtype=lib.float64) @ d,
+    "sum": lambda lib, d, y: d.sum(),
+    "mean": lambda lib, d, y: d.mean(),
+    "pow": lambda lib, d, y: d.pow(3),
+    "pow_tensor": lambda lib, d, y: lib.pow(d * d + 1, y),
+    "chain": lambda lib, d, y: lib.tanh(lib.exp(d) * y + d.sin()).sum(),
+}
+
+
+def _tangent_grads(lib, name):
+    forward_ad = lib.autograd.forward_ad
+    x = lib.tensor([0.5, 1.5, -0.7], dtype=lib.float64, requires_grad=True)
+    t = lib.tensor([0.3, -0.2, 0.9], dtype=lib.float64, requires_grad=True)
+    y = lib.tensor([1.2, -0.4, 2.0], dtype=lib.float64)
+    with forward_ad.dual_level():
+        out = _TANGENT_OPS[name](lib, forward_ad.make_dual(x, t), y)
+        tangent = forward_ad.unpack_dual(out).tangent
+        (tangent * lib.arange(1, tangent.numel() + 1, dtype=lib.float64).reshape(tangent.shape)).sum().backward()
+    return t.grad.tolist()
+
+
+@pytest.mark.parametrize("name", sorted(_TANGENT_OPS))
+def test_forward_ad_tangent_that_requires_grad_gets_torchs_gradient(name):
+    """A dual's tangent that requires grad: unpack_dual(f(dual)).tangent is differentiable in it."""
+    assert _tangent_grads(chainrule, name) == pytest.approx(_tangent_grads(torch, name), rel=1e-12)
+
+
+def test_func_jvp_tangent_that_requires_grad_gets_torchs_gradient():
+    grads = []
+    for lib in (torch, chainrule):
+        t = lib.tensor([0.3, -0.2, 0.9], dtype=lib.float64, requires_grad=True)
+        _, tangent = lib.func.jvp(lambda a, lib=lib: lib.sin(a) * a,
+                                  (lib.tensor([0.5, 1.5, -0.7], dtype=lib.float64),), (t,))
+        tangent.sum().backward()
+        grads.append(t.grad.tolist())
+    assert grads[1] == pytest.approx(grads[0], rel=1e-12)
