@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -196,3 +198,35 @@ def test_func_jvp_tangent_that_requires_grad_gets_torchs_gradient():
         tangent.sum().backward()
         grads.append(t.grad.tolist())
     assert grads[1] == pytest.approx(grads[0], rel=1e-12)
+
+
+_ADD_PRODUCT_SHAPES = {
+    "addmm": ((2, 4), (2, 3), (3, 4)),
+    "addmv": ((2,), (2, 3), (3,)),
+    "baddbmm": ((5, 2, 4), (5, 2, 3), (5, 3, 4)),
+    "addbmm": ((2, 4), (5, 2, 3), (5, 3, 4)),
+    "addr": ((2, 3), (2,), (3,)),
+}
+_MIXED_DEVICES = [d for d in itertools.product(["cpu", "meta"], repeat=3) if len(set(d)) > 1]
+
+
+def _add_product_outcome(lib, name, devices, broadcast_input):
+    shapes = list(_ADD_PRODUCT_SHAPES[name])
+    if broadcast_input:
+        shapes[0] = shapes[0][-1:]
+    args = [lib.ones(shape, device=device) for shape, device in zip(shapes, devices)]
+    try:
+        result = getattr(lib, name)(*args)
+    except RuntimeError as error:
+        return "RuntimeError", str(error)
+    return str(result.device), tuple(result.shape)
+
+
+@pytest.mark.parametrize("broadcast_input", [False, True])
+@pytest.mark.parametrize("devices", _MIXED_DEVICES)
+@pytest.mark.parametrize("name", sorted(_ADD_PRODUCT_SHAPES))
+def test_add_product_ops_mixing_meta_and_cpu_as_torch(name, devices, broadcast_input):
+    """torch's addmm checks input against mat1, addmv input then vec against mat, addr vec2 against
+    vec1 then input; baddbmm and addbmm check nothing and give input's device."""
+    assert _add_product_outcome(chainrule, name, devices, broadcast_input) == _add_product_outcome(
+        torch, name, devices, broadcast_input)
