@@ -230,3 +230,47 @@ def test_add_product_ops_mixing_meta_and_cpu_as_torch(name, devices, broadcast_i
     vec1 then input; baddbmm and addbmm check nothing and give input's device."""
     assert _add_product_outcome(chainrule, name, devices, broadcast_input) == _add_product_outcome(
         torch, name, devices, broadcast_input)
+
+
+def _linspace_cases():
+    rng = np.random.default_rng(26)
+    cases = []
+    for k in range(96):
+        dtype = ["float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "uint8"][k % 8]
+        start, end = (float(v) for v in rng.uniform(-1e3, 1e3, 2) * rng.choice([1e-3, 1.0, 10.0]))
+        if dtype == "uint8":
+            start, end = abs(start) % 200, abs(end) % 250
+        steps = int(rng.choice([1, 2, 3, 7, 16, 17, 33, 50, 100, 129, 1000]))
+        cases.append((start, end, steps, dtype))
+    for dtype in ("float32", "float64", "float16", "bfloat16"):
+        cases += [(0.1, 1.0, 16, dtype), (float("inf"), 0.0, 5, dtype), (0.0, float("-inf"), 9, dtype),
+                  (float("inf"), 0.0, 1, dtype), (1e39, 0.0, 1, dtype), (0.0, 1e39, 2, dtype), (0.0, 7e4, 5, dtype)]
+    return cases
+
+
+def _linspace_bits(lib, start, end, steps, dtype):
+    try:
+        values = lib.linspace(start, end, steps, dtype=getattr(lib, dtype))
+    except RuntimeError as error:
+        return str(error)
+    if dtype in ("float16", "bfloat16"):
+        values = values.view(lib.int16)
+    elif dtype == "float32":
+        values = values.view(lib.int32)
+    elif dtype == "float64":
+        values = values.view(lib.int64)
+    return values.tolist()
+
+
+def test_linspace_bit_for_bit_as_torch():
+    """torch's CPU kernel: start + step·i for the first half, end - step·(steps - 1 - i) for the
+    rest, each a fused multiply-add in the dtype (c10::Half/BFloat16 arithmetic for those), start
+    and end checked for overflow; chainrule rounded np.linspace's float64 values."""
+    differ = [case for case in _linspace_cases()
+              if _linspace_bits(chainrule, *case) != _linspace_bits(torch, *case)]
+    assert differ == []
+
+
+def test_linspace_concrete_float32_value():
+    # torch.linspace(0.1, 1, 16)[6] is fma(0.06, 6, 0.1) in float32: 0.45999998, not 0.46
+    assert chainrule.linspace(0.1, 1.0, 16)[6].item() == np.float32(0.45999998).item()
