@@ -417,20 +417,31 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         # through the view's elements, as torch's CopySlices makes it
         view_key = _index.covered_elements(self, self._base) if writeable(self._data) else None
     target = self._data
-    overlapping = False
-    if not writeable(target) or has_expanded_dims(target):
+    overlapping = selected = False
+    name = getattr(fn, "__name__", None)
+    selective = name in _SELECTIVE_INPLACE
+    if not writeable(target) or has_expanded_dims(target) or selective and _may_overlap(target):
         # torch refuses a write into elements sharing memory through a zero stride (an expanded
         # view, its MemOverlap::Yes), except fill_ and zero_, whose one value makes the order of
-        # writes moot; windows overlapping otherwise (an unfold: MemOverlap::TooHard) it writes, an
-        # elementwise op reading each element as the writes before left it (_write_overlapping);
-        # through a view of a base in the graph its backward would fail: refused here, before the write
+        # writes moot (and the ops of _EXPANDED_WRITES); windows overlapping otherwise (an unfold
+        # or as_strided: MemOverlap::TooHard) it writes, an elementwise op reading each element as
+        # the writes before left it (_write_overlapping), an op writing some elements writing those
+        # alone (_write_selected); through a view of a base in the graph its backward would fail:
+        # refused here, before the write
         in_graph = recording and base is not None and base._requires_grad
-        overlapping = not has_expanded_dims(target) and (getattr(fn, "__name__", None) in _ELEMENTWISE_INPLACE
-                                                          or getattr(fn, "copies", False))
-        writes = getattr(fn, "writes_one_value", False) or overlapping
+        expanded = has_expanded_dims(target)
+        overlapping = not expanded and (name in _ELEMENTWISE_INPLACE or getattr(fn, "copies", False))
+        selected = selective and not overlapping and (not expanded or name in _EXPANDED_WRITES)
+        writes = getattr(fn, "writes_one_value", False) or overlapping or selected
         target = _overlapping_alias(target) if writes and not in_graph else None
         if target is None:
             raise write_refusal(self._data)
+        if selected and expanded and _EXPANDED_WRITES[name]:
+            import warnings
+
+            warnings.warn(f"Use of {name}_ on expanded tensors is deprecated. Please clone() the tensor before "
+                          "performing this operation. This also applies to advanced indexing e.g. "
+                          f"{_EXPANDED_WRITES[name]}", UserWarning, stacklevel=_torch_function.user_stacklevel())
     node = result.grad_fn if recording else None
     if node is not None and node._saved and any(s is self for s in node._saved):
         _save_original(node, self)
@@ -440,6 +451,8 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     version = box[0]  # read first: an inference tensor refuses the write before it happens
     if overlapping:
         _write_overlapping(target, self._data.__array_interface__, fn, args, kwargs, result._data)
+    elif selected:
+        _write_selected(target, self._data, result._data)
     else:
         target[...] = result._data
     box[0] = version + 1
@@ -611,6 +624,42 @@ def _write_overlapping(target, self_interface: dict, fn, args: tuple, kwargs: di
         updated = fn(Tensor._make(target[index]), *(part(a, index) for a in args),
                      **{key: part(value, index) for key, value in kwargs.items()})
         target[index] = updated._data
+
+
+# the in-place ops writing some elements (picked by an index, a mask or a triangle) and leaving
+# the others as they are
+_SELECTIVE_INPLACE = frozenset({"index_fill", "scatter", "scatter_add", "index_add", "index_copy", "tril", "triu",
+                                "masked_fill"})
+# of those, the ones torch writes into an expanded view too: the advanced-indexing example of its
+# deprecation warning, or None where it writes silently
+_EXPANDED_WRITES = {"index_fill": "tensor[mask] = scalar", "masked_fill": "tensor[mask] = scalar", "tril": None,
+                    "triu": None}
+
+
+def _may_overlap(array) -> bool:
+    """Whether ``array``'s elements may share memory (torch's MemOverlap::TooHard or Yes): some
+    stride, in increasing order, less than the extent of the dims below it."""
+    extent = array.itemsize
+    for stride, size in sorted((abs(st), n) for st, n in zip(array.strides, array.shape) if n > 1):
+        if stride < extent:
+            return True
+        extent = stride * (size - 1) + extent
+    return False
+
+
+def _write_selected(target, old, result) -> None:
+    """Write into ``target`` (over overlapping memory) only the elements in which ``result`` differs
+    from ``old`` (bit for bit), as torch's kernels write only the elements they pick: writing the
+    whole result would put back, through another element over the same memory, a value just
+    overwritten. Elements over one location written with different values keep the last in
+    row-major order."""
+    if result.itemsize in (1, 2, 4, 8) and type(result) is np.ndarray:
+        bits = np.dtype(f"u{result.itemsize}")
+        changed = result.view(bits) != np.ascontiguousarray(old).view(bits)
+    else:
+        changed = ~((result == old) | ((result != result) & (old != old)))
+    index = np.nonzero(changed)
+    target[index] = result[index]
 
 
 def _overlapping_alias(array):

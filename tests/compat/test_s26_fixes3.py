@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -274,3 +275,56 @@ def test_linspace_bit_for_bit_as_torch():
 def test_linspace_concrete_float32_value():
     # torch.linspace(0.1, 1, 16)[6] is fma(0.06, 6, 0.1) in float32: 0.45999998, not 0.46
     assert chainrule.linspace(0.1, 1.0, 16)[6].item() == np.float32(0.45999998).item()
+
+
+def _overlapping_views(lib):
+    base = lib.arange(8, dtype=lib.float32)
+    yield "as_strided", base, base.as_strided((3, 4), (2, 1))
+    base = lib.arange(8, dtype=lib.float32)
+    yield "unfold", base, base.unfold(0, 4, 2)
+    base = lib.arange(4, dtype=lib.float32)
+    yield "expand", base, base.expand(3, 4)
+    base = lib.arange(8, dtype=lib.float32)
+    yield "as_strided_zero_stride", base, base.as_strided((3, 4), (0, 1))
+
+
+_SELECTIVE_WRITES = {
+    "index_fill_": lambda lib, v: v.index_fill_(1, lib.tensor([0, 2]), -1.0),
+    "index_fill_rows": lambda lib, v: v.index_fill_(0, lib.tensor([1]), -1.0),
+    "index_fill_tensor": lambda lib, v: v.index_fill_(1, lib.tensor([0]), lib.tensor(-1.0)),
+    "scatter_": lambda lib, v: v.scatter_(1, lib.tensor([[0], [1], [3]]), -1.0),
+    "scatter_src": lambda lib, v: v.scatter_(1, lib.tensor([[0], [1], [3]]), lib.full((3, 1), -1.0)),
+    "scatter_add_": lambda lib, v: v.scatter_add_(1, lib.tensor([[0], [1], [3]]), lib.full((3, 1), 10.0)),
+    "tril_": lambda lib, v: v.tril_(),
+    "triu_": lambda lib, v: v.triu_(),
+    "tril_1": lambda lib, v: v.tril_(1),
+    "triu_-1": lambda lib, v: v.triu_(-1),
+    "index_copy_": lambda lib, v: v.index_copy_(1, lib.tensor([0]), lib.full((3, 1), -1.0)),
+    "index_add_": lambda lib, v: v.index_add_(1, lib.tensor([0]), lib.full((3, 1), 10.0)),
+    "masked_fill_": lambda lib, v: v.masked_fill_(v > 2, -1.0),
+}
+
+
+def _selective_write_outcomes(lib, name):
+    outcomes = []
+    for view_name, base, view in _overlapping_views(lib):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                _SELECTIVE_WRITES[name](lib, view)
+            except RuntimeError as error:
+                outcomes.append((view_name, "RuntimeError", str(error)))
+                continue
+        said = sorted(str(w.message).split(" (Triggered internally")[0] for w in caught
+                      if "expanded tensors" in str(w.message))
+        outcomes.append((view_name, base.tolist(), said))
+    return outcomes
+
+
+@pytest.mark.parametrize("name", sorted(_SELECTIVE_WRITES))
+def test_selective_in_place_writes_into_overlapping_views_as_torch(name):
+    """Into unfold/as_strided windows (MemOverlap::TooHard) torch writes the elements an index, a mask
+    or a triangle picks and only those; into an expanded view index_fill_/masked_fill_ write with a
+    deprecation warning and tril_/triu_ silently, the others refuse. chainrule refused the windows,
+    and over a writable as_strided view wrote the whole result back (undoing writes)."""
+    assert _selective_write_outcomes(chainrule, name) == _selective_write_outcomes(torch, name)
