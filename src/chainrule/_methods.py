@@ -420,7 +420,8 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     overlapping = selected = False
     name = getattr(fn, "__name__", None)
     selective = name in _SELECTIVE_INPLACE
-    if not writeable(target) or has_expanded_dims(target) or selective and _may_overlap(target):
+    if not writeable(target) or has_expanded_dims(target) or (
+            (selective or name in _ELEMENTWISE_INPLACE) and _may_overlap(target)):
         # torch refuses a write into elements sharing memory through a zero stride (an expanded
         # view, its MemOverlap::Yes), except fill_ and zero_, whose one value makes the order of
         # writes moot (and the ops of _EXPANDED_WRITES); windows overlapping otherwise (an unfold
@@ -437,11 +438,7 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         if target is None:
             raise write_refusal(self._data)
         if selected and expanded and _EXPANDED_WRITES[name]:
-            import warnings
-
-            warnings.warn(f"Use of {name}_ on expanded tensors is deprecated. Please clone() the tensor before "
-                          "performing this operation. This also applies to advanced indexing e.g. "
-                          f"{_EXPANDED_WRITES[name]}", UserWarning, stacklevel=_torch_function.user_stacklevel())
+            warn_expanded_write(*_EXPANDED_WRITES[name])
     node = result.grad_fn if recording else None
     if node is not None and node._saved and any(s is self for s in node._saved):
         _save_original(node, self)
@@ -629,16 +626,29 @@ def _write_overlapping(target, self_interface: dict, fn, args: tuple, kwargs: di
 # the in-place ops writing some elements (picked by an index, a mask or a triangle) and leaving
 # the others as they are
 _SELECTIVE_INPLACE = frozenset({"index_fill", "scatter", "scatter_add", "index_add", "index_copy", "tril", "triu",
-                                "masked_fill"})
-# of those, the ones torch writes into an expanded view too: the advanced-indexing example of its
-# deprecation warning, or None where it writes silently
-_EXPANDED_WRITES = {"index_fill": "tensor[mask] = scalar", "masked_fill": "tensor[mask] = scalar", "tril": None,
-                    "triu": None}
+                                "masked_fill", "_index_put", "_put", "masked_scatter", "scatter_reduce"})
+# of those, the ones torch writes into an expanded view too: the op and the advanced-indexing
+# example its deprecation warning names, or None where it writes silently
+_EXPANDED_WRITES = {"index_fill": ("index_fill_", "tensor[mask] = scalar"),
+                    "masked_fill": ("masked_fill_", "tensor[mask] = scalar"),
+                    "_index_put": ("index_put_", "tensor[indices] = tensor"), "tril": None, "triu": None}
+
+
+def warn_expanded_write(op: str, example: str) -> None:
+    """torch's deprecation warning for an in-place write into an expanded view that it still makes."""
+    import warnings
+
+    warnings.warn(f"Use of {op} on expanded tensors is deprecated. Please clone() the tensor before performing this "
+                  f"operation. This also applies to advanced indexing e.g. {example}", UserWarning,
+                  stacklevel=_torch_function.user_stacklevel())
 
 
 def _may_overlap(array) -> bool:
     """Whether ``array``'s elements may share memory (torch's MemOverlap::TooHard or Yes): some
-    stride, in increasing order, less than the extent of the dims below it."""
+    stride, in increasing order, less than the extent of the dims below it. (NumPy arrays only: a
+    GPU array's overlap is left to has_expanded_dims.)"""
+    if type(array) is not np.ndarray or array.flags.forc:  # (contiguous: the common case, answered first)
+        return False
     extent = array.itemsize
     for stride, size in sorted((abs(st), n) for st, n in zip(array.strides, array.shape) if n > 1):
         if stride < extent:

@@ -302,6 +302,21 @@ _SELECTIVE_WRITES = {
     "index_copy_": lambda lib, v: v.index_copy_(1, lib.tensor([0]), lib.full((3, 1), -1.0)),
     "index_add_": lambda lib, v: v.index_add_(1, lib.tensor([0]), lib.full((3, 1), 10.0)),
     "masked_fill_": lambda lib, v: v.masked_fill_(v > 2, -1.0),
+    "index_put_": lambda lib, v: v.index_put_((lib.tensor([0, 2]), lib.tensor([1, 3])), lib.tensor(-1.0)),
+    "index_put_accumulate": lambda lib, v: v.index_put_((lib.tensor([0, 2]), lib.tensor([1, 3])), lib.tensor(5.0),
+                                                        accumulate=True),
+    "put_": lambda lib, v: v.put_(lib.tensor([1]), lib.tensor([-1.0])),
+    "masked_scatter_": lambda lib, v: v.masked_scatter_(v > 4, lib.full((12,), -1.0)),
+    "scatter_reduce_": lambda lib, v: v.scatter_reduce_(1, lib.tensor([[0], [1], [3]]), lib.full((3, 1), 10.0), "sum"),
+    "mul_": lambda lib, v: v.mul_(2),
+    "add_": lambda lib, v: v.add_(1),
+    "setitem": lambda lib, v: v.__setitem__((0, 1), -1.0),
+    "setitem_row": lambda lib, v: v.__setitem__(0, lib.tensor([9.0, 8.0, 7.0, 6.0])),
+    "setitem_column": lambda lib, v: v.__setitem__((slice(None), 0), 5.0),
+    "setitem_index": lambda lib, v: v.__setitem__(lib.tensor([0, 1]), 3.0),
+    "setitem_pairs": lambda lib, v: v.__setitem__((lib.tensor([0, 1]), lib.tensor([2, 3])), lib.tensor([7.0, 8.0])),
+    "setitem_mask": lambda lib, v: v.__setitem__(v > 1, 3.0),
+    "setitem_mask_tensor": lambda lib, v: v.__setitem__(v > 1, lib.tensor(3.0)),
 }
 
 
