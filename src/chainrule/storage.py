@@ -49,7 +49,9 @@ def mark_not_resizable(array) -> None:
     storage)."""
     root, _ = storage_root(array)
     key = id(root)
-    _not_resizable[key] = weakref.ref(root, lambda _, key=key: _not_resizable.pop(key, None))
+    entry = _not_resizable.get(key)
+    if entry is None or entry() is not root:
+        _not_resizable[key] = weakref.ref(root, lambda _, key=key: _not_resizable.pop(key, None))
 
 
 def is_resizable(root) -> bool:

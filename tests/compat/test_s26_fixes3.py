@@ -343,3 +343,28 @@ def test_selective_in_place_writes_into_overlapping_views_as_torch(name):
     deprecation warning and tril_/triu_ silently, the others refuse. chainrule refused the windows,
     and over a writable as_strided view wrote the whole result back (undoing writes)."""
     assert _selective_write_outcomes(chainrule, name) == _selective_write_outcomes(torch, name)
+
+
+_NUMPY_SHARES = {
+    "numpy": lambda t: t.numpy(),
+    "asarray": lambda t: np.asarray(t),
+    "ufunc": lambda t: np.exp(t),
+    "array_copy": lambda t: np.array(t),
+    "tolist": lambda t: t.tolist(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_NUMPY_SHARES))
+def test_resize_after_sharing_with_numpy_as_torch(name):
+    """t.numpy() (and NumPy's own __array__ calls) make torch's storage non-resizable; tolist() does not."""
+    outcomes = []
+    for lib in (torch, chainrule):
+        t = lib.zeros(6)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            _NUMPY_SHARES[name](t)
+        try:
+            outcomes.append(tuple(t.resize_(10).shape))
+        except RuntimeError as error:
+            outcomes.append(str(error))
+    assert outcomes[0] == outcomes[1]
