@@ -47,7 +47,7 @@ _not_resizable: dict[int, weakref.ref] = {}
 def mark_not_resizable(array) -> None:
     """Record that ``array``'s memory belongs to its owner outside chainrule (torch's non-resizable
     storage)."""
-    root, _ = storage_root(array)
+    root = _root_of(array)
     key = id(root)
     entry = _not_resizable.get(key)
     if entry is None or entry() is not root:
@@ -68,6 +68,11 @@ def _noted_root(array):
 def storage_root(array):
     """The root array whose memory ``array`` views, and the element offset of ``array``'s first
     element in it (torch's storage and storage_offset)."""
+    root = _root_of(array)
+    return root, (_address(array) - _address(root)) // array.itemsize
+
+
+def _root_of(array):
     root = array
     while True:
         base = getattr(root, "base", None)
@@ -76,9 +81,8 @@ def storage_root(array):
         if base is None and _strided_roots:
             base = _noted_root(root)
         if not isinstance(base, type(array)):
-            break
+            return root
         root = base
-    return root, (_address(array) - _address(root)) // array.itemsize
 
 
 def _address(array) -> int:

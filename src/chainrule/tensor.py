@@ -21,6 +21,7 @@ from ._backend import device as _device
 from .autograd import function as _autograd_function
 from .autograd.function import AccumulateGrad, is_recording
 from .autograd.grad_mode import INFERENCE_VERSION, INFERENCE_WRITE, check_requires_grad_allowed
+from .storage import mark_not_resizable
 
 __all__ = ["Tensor"]
 
@@ -822,8 +823,6 @@ class Tensor:
 def _shared_with_numpy(array) -> None:
     """The user now holds ``array``, the tensor's memory, as a NumPy array: torch's storage can no
     longer grow (resize_ past its end raises)."""
-    from .storage import mark_not_resizable
-
     mark_not_resizable(array)
 
 
