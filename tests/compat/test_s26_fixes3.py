@@ -368,3 +368,24 @@ def test_resize_after_sharing_with_numpy_as_torch(name):
         except RuntimeError as error:
             outcomes.append(str(error))
     assert outcomes[0] == outcomes[1]
+
+
+def _add_product_in_place_or_out(lib, name, devices, form):
+    args = [lib.ones(shape, device=device) for shape, device in zip(_ADD_PRODUCT_SHAPES[name], devices)]
+    try:
+        if form == "in_place":
+            result = getattr(args[0], name + "_")(*args[1:])
+        else:
+            result = getattr(lib, name)(*args, out=lib.empty(_ADD_PRODUCT_SHAPES[name][0], device=form[4:]))
+    except RuntimeError as error:
+        return "RuntimeError", str(error)
+    return str(result.device), tuple(result.shape)
+
+
+@pytest.mark.parametrize("form", ["in_place", "out_cpu", "out_meta"])
+@pytest.mark.parametrize("devices", _MIXED_DEVICES)
+@pytest.mark.parametrize("name", ["addmm", "addmv", "baddbmm"])
+def test_add_product_in_place_and_out_mixing_meta_and_cpu_as_torch(name, devices, form):
+    """An out= on another device than input: torch's copy of input into it is refused first."""
+    assert _add_product_in_place_or_out(chainrule, name, devices, form) == _add_product_in_place_or_out(
+        torch, name, devices, form)

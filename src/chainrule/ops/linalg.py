@@ -622,6 +622,14 @@ def _expect_device(tensor: Tensor, expected: Tensor) -> None:
         raise RuntimeError(f"Tensor on device {tensor.device} is not on the expected device {expected.device}!")
 
 
+def _refuse_cross_device_out(input: Tensor, out, *others) -> None:
+    """torch's add-a-product ops copy input into ``out`` first: across meta and another device that
+    copy is refused, before any other check."""
+    if isinstance(out, Tensor) and out.device != input.device and _meta_mix(input, out, *others):
+        raise RuntimeError(f"Attempting to copy from device {input.device} to device {out.device}, but cross-device "
+                           "copies are not allowed!")
+
+
 def _on_device_of(input: Tensor, product_of):
     """``product_of`` with its product put on ``input``'s device, for torch's baddbmm and addbmm, which
     check no devices and compute on input's: a meta product moves to meta, and on the CPU a meta
@@ -640,6 +648,7 @@ def _on_device_of(input: Tensor, product_of):
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.addmm: ``beta * input + alpha * (mat1 @ mat2)``."""
     _refuse_out_dtype(out_dtype, "addmm")
+    _refuse_cross_device_out(input, out, mat1, mat2)
     if _meta_mix(input, mat1, mat2):
         _expect_device(input, mat1)  # torch checks input against mat1 only, and computes on mat1's device
     _check_added_product_dtypes("addmm", input, mat1, mat2)
@@ -650,6 +659,7 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, 
 @cpu_autocast_policy("unlisted")
 def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.addmv: ``beta * input + alpha * (mat @ vec)``."""
+    _refuse_cross_device_out(input, out, mat, vec)
     if _meta_mix(input, mat, vec):
         _expect_device(input, mat)  # torch checks input, then vec, against mat
         _expect_device(vec, mat)
@@ -673,6 +683,7 @@ def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None)
 def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, out_dtype=None, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.baddbmm: ``beta * input + alpha * bmm(batch1, batch2)``."""
     _refuse_out_dtype(out_dtype, "baddbmm")
+    _refuse_cross_device_out(input, out, batch1, batch2)
     for batch, dim in ((batch1, 0), (batch2, 2)):  # torch reads these sizes before bmm's dimension checks
         if isinstance(batch, Tensor) and batch._data.ndim == 0:
             raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
