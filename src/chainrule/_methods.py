@@ -626,12 +626,14 @@ def _write_overlapping(target, self_interface: dict, fn, args: tuple, kwargs: di
 # the in-place ops writing some elements (picked by an index, a mask or a triangle) and leaving
 # the others as they are
 _SELECTIVE_INPLACE = frozenset({"index_fill", "scatter", "scatter_add", "index_add", "index_copy", "tril", "triu",
-                                "masked_fill", "_index_put", "_put", "masked_scatter", "scatter_reduce"})
+                                "masked_fill", "_index_put", "_put", "masked_scatter", "scatter_reduce",
+                                "index_reduce", "fill_diagonal"})
 # of those, the ones torch writes into an expanded view too: the op and the advanced-indexing
 # example its deprecation warning names, or None where it writes silently
 _EXPANDED_WRITES = {"index_fill": ("index_fill_", "tensor[mask] = scalar"),
                     "masked_fill": ("masked_fill_", "tensor[mask] = scalar"),
-                    "_index_put": ("index_put_", "tensor[indices] = tensor"), "tril": None, "triu": None}
+                    "_index_put": ("index_put_", "tensor[indices] = tensor"), "tril": None, "triu": None,
+                    "fill_diagonal": None}
 
 
 def warn_expanded_write(op: str, example: str) -> None:
@@ -733,9 +735,13 @@ def _fill_diagonal(self: Tensor, fill_value, wrap: bool = False) -> Tensor:
     np.fill_diagonal(mask, True, wrap=bool(wrap))
     mask = Tensor._make(array_module(self).asarray(mask))
     operand = ew._as_operand(fill_value, self.dtype, self)
-    return _inplace(self, lambda t: name_node(ew.where(mask, operand, t), "torch::autograd::CopySlices", label="fill_diagonal_",
-                                              rule="the filled diagonal gets a zero gradient; the rest passes "
-                                                   "through", formula="fill_diagonal_({0})"))
+
+    def fill_diagonal(t: Tensor) -> Tensor:  # (named: _inplace writes the diagonal alone into overlapping memory)
+        return name_node(ew.where(mask, operand, t), "torch::autograd::CopySlices", label="fill_diagonal_",
+                         rule="the filled diagonal gets a zero gradient; the rest passes through",
+                         formula="fill_diagonal_({0})")
+
+    return _inplace(self, fill_diagonal)
 
 
 def _zero(self: Tensor) -> Tensor:

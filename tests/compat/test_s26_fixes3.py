@@ -317,6 +317,11 @@ _SELECTIVE_WRITES = {
     "setitem_pairs": lambda lib, v: v.__setitem__((lib.tensor([0, 1]), lib.tensor([2, 3])), lib.tensor([7.0, 8.0])),
     "setitem_mask": lambda lib, v: v.__setitem__(v > 1, 3.0),
     "setitem_mask_tensor": lambda lib, v: v.__setitem__(v > 1, lib.tensor(3.0)),
+    "fill_diagonal_": lambda lib, v: v.fill_diagonal_(-1.0),
+    "index_reduce_": lambda lib, v: v.index_reduce_(1, lib.tensor([0]), lib.full((3, 1), 10.0), "prod"),
+    "uniform_": lambda lib, v: (lib.manual_seed(0), v.uniform_()),
+    "normal_": lambda lib, v: (lib.manual_seed(0), v.normal_()),
+    "random_": lambda lib, v: (lib.manual_seed(0), v.random_(0, 10)),
 }
 
 
