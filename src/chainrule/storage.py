@@ -17,8 +17,7 @@ import numpy as np
 from . import _dtype, _meta
 from ._backend import array_module, device_of
 
-__all__ = ["UntypedStorage", "TypedStorage", "storage_root", "note_strided_view", "mark_not_resizable", "is_resizable",
-           "LEGACY_STORAGES"]
+__all__ = ["UntypedStorage", "TypedStorage", "storage_root", "note_strided_view", "LEGACY_STORAGES"]
 
 
 # id(view) -> (weak reference to the view, its root): the roots of as_strided results that have no
