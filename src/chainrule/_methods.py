@@ -421,7 +421,9 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     name = getattr(fn, "__name__", None)
     selective = name in _SELECTIVE_INPLACE
     if not writeable(target) or has_expanded_dims(target) or (
-            (selective or name in _ELEMENTWISE_INPLACE) and _may_overlap(target)):
+            (selective or name in _ELEMENTWISE_INPLACE) and _may_overlap(target)
+            and not (recording and base is not None and base._requires_grad)):
+        # (a writable overlapping view of a base in the graph keeps the write through its base)
         # torch refuses a write into elements sharing memory through a zero stride (an expanded
         # view, its MemOverlap::Yes), except fill_ and zero_, whose one value makes the order of
         # writes moot (and the ops of _EXPANDED_WRITES); windows overlapping otherwise (an unfold

@@ -394,3 +394,16 @@ def test_add_product_in_place_and_out_mixing_meta_and_cpu_as_torch(name, devices
     """An out= on another device than input: torch's copy of input into it is refused first."""
     assert _add_product_in_place_or_out(chainrule, name, devices, form) == _add_product_in_place_or_out(
         torch, name, devices, form)
+
+
+def test_selective_write_into_an_overlapping_view_of_a_base_in_the_graph_still_backpropagates():
+    """A writable as_strided view of a base in the graph keeps the write through its base (recorded):
+    the new overlapping-write path is for writes outside the graph, and does not refuse this one."""
+    grads = []
+    for lib in (torch, chainrule):
+        leaf = lib.arange(8.0).requires_grad_()
+        view = leaf.clone().as_strided((3, 4), (2, 1))
+        view.tril_()
+        view.sum().backward()
+        grads.append(leaf.grad.tolist())
+    assert grads[0] == grads[1] == [1.0, 0.0, 2.0, 2.0, 2.0, 2.0, 1.0, 0.0]
