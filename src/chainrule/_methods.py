@@ -417,20 +417,30 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         # through the view's elements, as torch's CopySlices makes it
         view_key = _index.covered_elements(self, self._base) if writeable(self._data) else None
     target = self._data
-    overlapping = False
-    if not writeable(target) or has_expanded_dims(target):
+    overlapping = selected = False
+    name = getattr(fn, "__name__", None)
+    selective = name in _SELECTIVE_INPLACE
+    if not writeable(target) or has_expanded_dims(target) or (
+            (selective or name in _ELEMENTWISE_INPLACE) and _may_overlap(target)
+            and not (recording and base is not None and base._requires_grad)):
+        # (a writable overlapping view of a base in the graph keeps the write through its base)
         # torch refuses a write into elements sharing memory through a zero stride (an expanded
         # view, its MemOverlap::Yes), except fill_ and zero_, whose one value makes the order of
-        # writes moot; windows overlapping otherwise (an unfold: MemOverlap::TooHard) it writes, an
-        # elementwise op reading each element as the writes before left it (_write_overlapping);
-        # through a view of a base in the graph its backward would fail: refused here, before the write
+        # writes moot (and the ops of _EXPANDED_WRITES); windows overlapping otherwise (an unfold
+        # or as_strided: MemOverlap::TooHard) it writes, an elementwise op reading each element as
+        # the writes before left it (_write_overlapping), an op writing some elements writing those
+        # alone (_write_selected); through a view of a base in the graph its backward would fail:
+        # refused here, before the write
         in_graph = recording and base is not None and base._requires_grad
-        overlapping = not has_expanded_dims(target) and (getattr(fn, "__name__", None) in _ELEMENTWISE_INPLACE
-                                                          or getattr(fn, "copies", False))
-        writes = getattr(fn, "writes_one_value", False) or overlapping
+        expanded = has_expanded_dims(target)
+        overlapping = not expanded and (name in _ELEMENTWISE_INPLACE or getattr(fn, "copies", False))
+        selected = selective and not overlapping and (not expanded or name in _EXPANDED_WRITES)
+        writes = getattr(fn, "writes_one_value", False) or overlapping or selected
         target = _overlapping_alias(target) if writes and not in_graph else None
         if target is None:
             raise write_refusal(self._data)
+        if selected and expanded and _EXPANDED_WRITES[name]:
+            warn_expanded_write(*_EXPANDED_WRITES[name])
     node = result.grad_fn if recording else None
     if node is not None and node._saved and any(s is self for s in node._saved):
         _save_original(node, self)
@@ -440,6 +450,8 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     version = box[0]  # read first: an inference tensor refuses the write before it happens
     if overlapping:
         _write_overlapping(target, self._data.__array_interface__, fn, args, kwargs, result._data)
+    elif selected:
+        _write_selected(target, self._data, result._data)
     else:
         target[...] = result._data
     box[0] = version + 1
@@ -613,6 +625,57 @@ def _write_overlapping(target, self_interface: dict, fn, args: tuple, kwargs: di
         target[index] = updated._data
 
 
+# the in-place ops writing some elements (picked by an index, a mask or a triangle) and leaving
+# the others as they are
+_SELECTIVE_INPLACE = frozenset({"index_fill", "scatter", "scatter_add", "index_add", "index_copy", "tril", "triu",
+                                "masked_fill", "_index_put", "_put", "masked_scatter", "scatter_reduce",
+                                "index_reduce", "fill_diagonal"})
+# of those, the ones torch writes into an expanded view too: the op and the advanced-indexing
+# example its deprecation warning names, or None where it writes silently
+_EXPANDED_WRITES = {"index_fill": ("index_fill_", "tensor[mask] = scalar"),
+                    "masked_fill": ("masked_fill_", "tensor[mask] = scalar"),
+                    "_index_put": ("index_put_", "tensor[indices] = tensor"), "tril": None, "triu": None,
+                    "fill_diagonal": None}
+
+
+def warn_expanded_write(op: str, example: str) -> None:
+    """torch's deprecation warning for an in-place write into an expanded view that it still makes."""
+    import warnings
+
+    warnings.warn(f"Use of {op} on expanded tensors is deprecated. Please clone() the tensor before performing this "
+                  f"operation. This also applies to advanced indexing e.g. {example}", UserWarning,
+                  stacklevel=_torch_function.user_stacklevel())
+
+
+def _may_overlap(array) -> bool:
+    """Whether ``array``'s elements may share memory (torch's MemOverlap::TooHard or Yes): some
+    stride, in increasing order, less than the extent of the dims below it. (NumPy arrays only: a
+    GPU array's overlap is left to has_expanded_dims.)"""
+    if type(array) is not np.ndarray or array.flags.forc:  # (contiguous: the common case, answered first)
+        return False
+    extent = array.itemsize
+    for stride, size in sorted((abs(st), n) for st, n in zip(array.strides, array.shape) if n > 1):
+        if stride < extent:
+            return True
+        extent = stride * (size - 1) + extent
+    return False
+
+
+def _write_selected(target, old, result) -> None:
+    """Write into ``target`` (over overlapping memory) only the elements in which ``result`` differs
+    from ``old`` (bit for bit), as torch's kernels write only the elements they pick: writing the
+    whole result would put back, through another element over the same memory, a value just
+    overwritten. Elements over one location written with different values keep the last in
+    row-major order."""
+    if result.itemsize in (1, 2, 4, 8) and type(result) is np.ndarray:
+        bits = np.dtype(f"u{result.itemsize}")
+        changed = result.view(bits) != np.ascontiguousarray(old).view(bits)
+    else:
+        changed = ~((result == old) | ((result != result) & (old != old)))
+    index = np.nonzero(changed)
+    target[index] = result[index]
+
+
 def _overlapping_alias(array):
     """A writable NumPy array over ``array``'s elements, whose strides overlap (NumPy made it
     read-only), when the memory under it is a writable NumPy array's; None otherwise (memory
@@ -674,9 +737,13 @@ def _fill_diagonal(self: Tensor, fill_value, wrap: bool = False) -> Tensor:
     np.fill_diagonal(mask, True, wrap=bool(wrap))
     mask = Tensor._make(array_module(self).asarray(mask))
     operand = ew._as_operand(fill_value, self.dtype, self)
-    return _inplace(self, lambda t: name_node(ew.where(mask, operand, t), "torch::autograd::CopySlices", label="fill_diagonal_",
-                                              rule="the filled diagonal gets a zero gradient; the rest passes "
-                                                   "through", formula="fill_diagonal_({0})"))
+
+    def fill_diagonal(t: Tensor) -> Tensor:  # (named: _inplace writes the diagonal alone into overlapping memory)
+        return name_node(ew.where(mask, operand, t), "torch::autograd::CopySlices", label="fill_diagonal_",
+                         rule="the filled diagonal gets a zero gradient; the rest passes through",
+                         formula="fill_diagonal_({0})")
+
+    return _inplace(self, fill_diagonal)
 
 
 def _zero(self: Tensor) -> Tensor:
@@ -1137,6 +1204,8 @@ def _resize(self: Tensor, *sizes, size=None, memory_format=None) -> Tensor:
     xp = array_module(self._data)
     numel = int(np.prod(sizes))
     root, offset = _storage.storage_root(self._data)
+    if not _storage.is_resizable(root) and offset * self._data.itemsize + numel * self._data.itemsize > root.nbytes:
+        raise RuntimeError("Trying to resize storage that is not resizable")
     if type(root) is np.ndarray and root.dtype == self._data.dtype and root.flags.c_contiguous \
             and root.flags.writeable:
         # torch's: the storage kept, read row-major from the storage offset (memory order, so a

@@ -36,6 +36,29 @@ def note_strided_view(view, root) -> None:
     _strided_roots[key] = (weakref.ref(view, lambda _, key=key: _strided_roots.pop(key, None)), root)
 
 
+# id(root) -> weak reference to it: the memory of NumPy arrays and Python buffers that tensors
+# share (from_numpy, as_tensor, frombuffer). torch wraps such memory in a storage it does not own
+# and so cannot grow: resize_ past its end raises instead of reallocating (the array would no
+# longer see the tensor's writes).
+_not_resizable: dict[int, weakref.ref] = {}
+
+
+def mark_not_resizable(array) -> None:
+    """Record that ``array``'s memory belongs to its owner outside chainrule (torch's non-resizable
+    storage)."""
+    root = _root_of(array)
+    key = id(root)
+    entry = _not_resizable.get(key)
+    if entry is None or entry() is not root:
+        _not_resizable[key] = weakref.ref(root, lambda _, key=key: _not_resizable.pop(key, None))
+
+
+def is_resizable(root) -> bool:
+    """Whether a storage root may be replaced by a larger one (it is not memory shared with NumPy)."""
+    entry = _not_resizable.get(id(root))
+    return entry is None or entry() is not root
+
+
 def _noted_root(array):
     entry = _strided_roots.get(id(array))
     return entry[1] if entry is not None and entry[0]() is array else None
@@ -44,6 +67,11 @@ def _noted_root(array):
 def storage_root(array):
     """The root array whose memory ``array`` views, and the element offset of ``array``'s first
     element in it (torch's storage and storage_offset)."""
+    root = _root_of(array)
+    return root, (_address(array) - _address(root)) // array.itemsize
+
+
+def _root_of(array):
     root = array
     while True:
         base = getattr(root, "base", None)
@@ -52,9 +80,8 @@ def storage_root(array):
         if base is None and _strided_roots:
             base = _noted_root(root)
         if not isinstance(base, type(array)):
-            break
+            return root
         root = base
-    return root, (_address(array) - _address(root)) // array.itemsize
 
 
 def _address(array) -> int:

@@ -21,6 +21,7 @@ from ._backend import device as _device
 from .autograd import function as _autograd_function
 from .autograd.function import AccumulateGrad, is_recording
 from .autograd.grad_mode import INFERENCE_VERSION, INFERENCE_WRITE, check_requires_grad_allowed
+from .storage import mark_not_resizable
 
 __all__ = ["Tensor"]
 
@@ -566,11 +567,15 @@ class Tensor:
                     "the tensor to host memory first."
                 )
             return _host(self._data)
+        if _called_by_user():
+            _shared_with_numpy(self._data)
         return self._data
 
     def __array__(self, dtype=None, copy=None):
         # torch's __array__ is numpy(): a cuda tensor never converts implicitly
         array = self.numpy()
+        if _called_by_user():  # (np.asarray(t), np.exp(t): NumPy's C code asks)
+            _shared_with_numpy(array)
         # NumPy 2 passes copy=True for np.array(t) and trusts the answer: a copy, as torch's gives
         return array.astype(array.dtype if dtype is None else dtype, copy=bool(copy))
 
@@ -813,6 +818,12 @@ class Tensor:
         t._name = self._name
         memo[id(self)] = t
         return t
+
+
+def _shared_with_numpy(array) -> None:
+    """The user now holds ``array``, the tensor's memory, as a NumPy array: torch's storage can no
+    longer grow (resize_ past its end raises)."""
+    mark_not_resizable(array)
 
 
 def _deepcopied_array(array, memo: dict):

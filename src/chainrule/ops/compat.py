@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from .. import _dtype, _vmap_frames, return_types
+from .. import storage as _storage
 from .._backend import array_module, module_for_device
 from ..autograd.function import name_node
 from ..autograd.grad_mode import is_grad_enabled
@@ -360,6 +361,7 @@ def frombuffer(buffer, *, dtype, count: int = -1, offset: int = 0, requires_grad
                       "it to a tensor. This type of warning will be suppressed for the rest of this program.",
                       UserWarning, stacklevel=2)
     array = np.frombuffer(buffer, dtype=dt.np, count=count, offset=offset)
+    _storage.mark_not_resizable(array)  # the buffer's memory, which torch cannot grow either
     return Tensor._make(array).requires_grad_(requires_grad)
 
 

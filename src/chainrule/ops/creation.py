@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from .. import _dtype, _layout, _vmap_frames
+from .. import storage as _storage
 from .._backend import (
     allocate_on,
     array_module,
@@ -278,8 +279,12 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
         if data.dtype not in _dtype._BY_NP:
             return Tensor._make(_to_array(data, None, copy=False))
         _warn_if_read_only(data)
+        _storage.mark_not_resizable(data)
         return Tensor._make(data)
-    return Tensor._make(_to_array(data, dtype, copy=False, device=device))
+    result = Tensor._make(_to_array(data, dtype, copy=False, device=device))
+    if isinstance(data, np.ndarray) and type(result._data) is np.ndarray and np.may_share_memory(result._data, data):
+        _storage.mark_not_resizable(data)  # shared, as without a dtype: the array's memory
+    return result
 
 
 _asarray_default_warned = False
@@ -327,6 +332,7 @@ def from_numpy(ndarray: np.ndarray, /) -> Tensor:
         raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
     _check_numpy_array(array)
     _warn_if_read_only(array)
+    _storage.mark_not_resizable(array)
     return Tensor._make(array)
 
 
@@ -823,13 +829,32 @@ def linspace(start, end, steps: builtins.int, *, dtype=None, layout=None, device
     refuse_dtype(dtype, "linspace_cpu")
     _strided_only(layout, "linspace")
     _check_space_arguments("linspace", start, end, steps)
-    array = _allocated("linspace", np.linspace, builtins.float(start), builtins.float(end), builtins.int(steps))
     low = _dt(dtype)
+    with np.errstate(invalid="ignore", over="ignore"):  # an infinite start or end gives torch's nan and inf quietly
+        array = _allocated("linspace", np.linspace, builtins.float(start), builtins.float(end), builtins.int(steps))
+        array = _torch_linspace(array, start, end, builtins.int(steps), low, dtype).astype(low)
+    return _finish(_xp(device).asarray(array), requires_grad)
+
+
+def _torch_linspace(array: np.ndarray, start, end, steps: builtins.int, low, dtype) -> np.ndarray:
+    """torch's CPU kernel's values in ``low`` (np.linspace's ``array`` where none is emulated)."""
+    if low.kind in "fV" and steps:
+        # torch converts start and end to the dtype, checked; one step fills start alone (unchecked
+        # in float16/bfloat16, as their fill_ is)
+        target = _dtype.from_numpy_dtype(low)
+        if steps > 1 or low.itemsize > 2:
+            _dtype.checked_scalar(builtins.float(start), target)
+        if steps > 1:
+            _dtype.checked_scalar(builtins.float(end), target)
+    if low.kind in "fV" and steps == 1:
+        return np.array([builtins.float(start)])  # (np.linspace gives nan for an infinite start)
     if low.itemsize == 2 and low.kind in "fV" and steps > 1:  # float16 or ml_dtypes' bfloat16
-        array = _half_linspace(builtins.float(start), builtins.float(end), builtins.int(steps), low)
-    elif low.kind in "iu" and steps:
-        array = _integer_linspace(start, end, builtins.int(steps), dtype)
-    return _finish(_xp(device).asarray(array.astype(low)), requires_grad)
+        return _half_linspace(builtins.float(start), builtins.float(end), steps, low)
+    if low in (np.float32, np.float64) and steps:
+        return _float_linspace(builtins.float(start), builtins.float(end), steps, low.type)
+    if low.kind in "iu" and steps:
+        return _integer_linspace(start, end, steps, dtype)
+    return array
 
 
 def _integer_linspace(start, end, steps: builtins.int, dtype) -> np.ndarray:
@@ -868,18 +893,49 @@ def _fused_multiply_add(x, y: np.ndarray, z) -> np.ndarray:
     return total + (product_error + sum_error)
 
 
+def _float_linspace(start: builtins.float, end: builtins.float, steps: builtins.int, real) -> np.ndarray:
+    """torch's CPU linspace in float32/float64 (its scalar kernel, checked bit for bit against torch
+    2.13): start, end and step = (end - start) / (steps - 1) in the dtype; the first half
+    ``start + step·i``, the rest ``end - step·(steps - 1 - i)``, each one fused multiply-add (the
+    kernel is compiled with contraction), i converted to the dtype first."""
+    first, last = real(start), real(end)
+    if steps == 1:
+        return np.array([first])
+    step = (last - first) / real(steps - 1)
+    half = steps // 2
+    counts = np.arange(steps, dtype=real)
+    counts[half:] = counts[steps - 1 - half::-1]  # steps - 1 - i, i converted from an int64 first
+    factors = np.full(steps, step, dtype=real)
+    factors[half:] = -step
+    addends = np.full(steps, first, dtype=real)
+    addends[half:] = last
+    if real is np.float32:
+        # a float32 product is exact in float64 and the sum exact in the x87 long double, so one
+        # rounding to float32 is the fma's
+        wide = np.longdouble
+        return (factors.astype(wide) * counts + addends).astype(np.float32)
+    fused = _fused_multiply_add(factors, counts, addends)
+    # the exact-product recovery makes nan of an infinite step; an fma there is the plain sum
+    return np.where(np.isfinite(fused), fused, factors * counts + addends)
+
+
 def _half_linspace(start: builtins.float, end: builtins.float, steps: builtins.int, low) -> np.ndarray:
-    """torch's CPU linspace in float16/bfloat16 (checked against torch 2.13): start, end and the step
-    rounded to the dtype; the first half counts up from start, the rest down from end, each
-    product i·step rounded, then each sum."""
+    """torch's CPU linspace in float16/bfloat16 (checked against torch 2.13): c10::Half/BFloat16
+    arithmetic, each operation in float32 rounded to the dtype: start and end (via float32), their
+    difference, steps - 1 and i (each converted to the dtype), the step, each product i·step and
+    each sum; the first half counts up from start, the rest down from end."""
     def rounded(values):
         return np.asarray(values, dtype=np.float32).astype(low).astype(np.float32)
 
-    step = rounded(np.float32((end - start) / (steps - 1)))
-    i = np.arange(steps, dtype=np.float32)
-    up = rounded(start) + rounded(step * i)
-    down = rounded(end) - rounded(step * (steps - 1 - i))
-    return rounded(np.where(i < steps // 2, up, down))
+    first, last = rounded(np.float32(start)), rounded(np.float32(end))
+    step = rounded(rounded(last - first) / rounded(steps - 1))
+    i = np.arange(steps)
+    up = rounded(first + rounded(step * rounded(i)))
+    down = rounded(last - rounded(step * rounded(steps - 1 - i)))
+    values = np.where(i < steps // 2, up, down)
+    if low.kind == "V":  # c10::BFloat16 rounds every NaN to the positive quiet one, 0x7FC0
+        values = np.where(np.isnan(values), np.float32(np.nan), values)
+    return values
 
 
 @factory_honours_out("logspace", keeps_out_shape=True)

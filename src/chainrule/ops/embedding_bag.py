@@ -20,7 +20,7 @@ from . import creation
 from ._arg_parser import check_bool
 from .compat import class_repr
 from .elementwise import where
-from .embedding import embedding
+from .embedding import ScaleGradient, embedding
 from .shape import cat
 
 __all__ = ["embedding_bag"]
@@ -132,7 +132,13 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, 
         kept = kept & (indices != padding_idx)
     # padding_idx changes only the gradient (its lookups are left out of the bags, and out of a
     # sparse gradient's entries, as torch's)
-    rows = embedding(Tensor._make(indices), weight, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse)
+    # a sparse gradient gets embedding's refusal of scale_grad_by_freq, a dense one on the CPU torch's
+    # CPU kernel's rule; elsewhere each index is divided by its own count (embedding's rule)
+    cpu_rule = scale_grad_by_freq and not sparse and weight.device.type == "cpu"
+    rows = embedding(Tensor._make(indices), weight, padding_idx, max_norm, norm_type,
+                     scale_grad_by_freq and not cpu_rule, sparse)
+    if cpu_rule and indices.size:
+        rows = ScaleGradient.apply(rows, scale=_bag_frequency_scale(indices, num_rows, weight._data.dtype))
     bag_size = xp.zeros(num_bags, dtype=np.int64)
     if num_bags:
         bag_size += xp.bincount(bag[kept], minlength=num_bags)[:num_bags]
@@ -157,6 +163,21 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, 
             if mode == "mean":
                 out = _rounded(out.to(_dtype.float32) / Tensor._make(sizes[:, None]), low)
     return name_node(out, "EmbeddingBagBackward0")
+
+
+def _bag_frequency_scale(indices, num_rows: int, dtype):
+    """Each lookup's scale_grad_by_freq factor as torch 2.13's CPU kernel
+    (_embedding_bag_dense_backward_cpu_sum_mean) computes it: the i-th distinct index in ascending
+    order is divided by ``counts[sorted_indices[i]]``, the count of the i-th *sorted lookup*, not of
+    itself (``counts[indices_data[i]]`` where ``start`` was meant). Counts take in every lookup,
+    the padding index's and those past the last offset too. So for lookups [0, 0, 1] index 1's
+    gradient is divided by counts[sorted[1] = 0] = 2, not by its own count 1."""
+    xp = array_module(indices)
+    counts = xp.bincount(indices.reshape(-1), minlength=num_rows)
+    ordered = xp.sort(indices.reshape(-1))
+    distinct = xp.unique(ordered)
+    rank = xp.searchsorted(distinct, indices.reshape(-1))
+    return (1.0 / counts[ordered[rank]])[:, None].astype(dtype)
 
 
 def _rounded(out: Tensor, low) -> Tensor:

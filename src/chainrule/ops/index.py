@@ -13,7 +13,16 @@ import warnings
 import numpy as np
 
 from .. import _dtype, _vmap_frames
-from .._backend import array_module, gpu_in_use, is_array, strided_view, ufunc_at, write_refusal, writeable
+from .._backend import (
+    array_module,
+    gpu_in_use,
+    has_expanded_dims,
+    is_array,
+    strided_view,
+    ufunc_at,
+    write_refusal,
+    writeable,
+)
 from .._dtype import checked_scalar, refuse_float8, scalar_name
 from ..autograd import forward_ad as _forward_ad
 from ..autograd import function as _function
@@ -1173,6 +1182,7 @@ def setitem(input: Tensor, key, value) -> None:
         if basic:
             _check_value_expands(input, key, value)
     split = None
+    masked_fill = not basic and masked_fill_write(key, value)  # (read before the key is converted)
     if not basic:
         key = advanced_key(key, input._data.shape)
         _check_index_put(input, raw_key, key, value)
@@ -1224,14 +1234,15 @@ def setitem(input: Tensor, key, value) -> None:
             write_elements(base, covered, updated)
             rejoin(input, base, covered)  # the view takes base's new graph now (it is read next)
             return
-    if not writeable(input._data):
-        raise write_refusal(input._data)
+    target = input._data
+    if not writeable(target) or not recording and has_expanded_dims(target):
+        target = _overlapping_target(input, key, basic, masked_fill, recording)
     if not recording:
         tangent = None
         if _function.active_extension is not None:  # forward AD may be on: the write's tangent
             tangent = _forward_ad.tangent_of_write(input, value, lambda: IndexPut.apply(input, value, key=key))
         try:
-            input._data[key] = value._data
+            target[key] = value._data
         except (ValueError, TypeError):  # NumPy checks the broadcast before it writes anything
             raise _shape_mismatch(input, key, as_given) from None
         except IndexError as e:
@@ -1265,6 +1276,26 @@ def setitem(input: Tensor, key, value) -> None:
         input._move_retained_grad(old)
     if input._base is None:
         refresh_views(input)
+
+
+def _overlapping_target(input: Tensor, key, basic: bool, masked_fill: bool, recording: bool):
+    """A writable alias of ``input``'s read-only, overlapping memory for ``input[key] = value``, where
+    torch writes it: unfold windows (MemOverlap::TooHard) always; an expanded view through a basic
+    key whose view has no zero stride, or through an advanced key (index_put_, a masked_fill_ for a
+    mask and one value), warning that this is deprecated. torch's refusal otherwise, and for a
+    recorded write (its backward would need the elements apart)."""
+    from .._methods import _overlapping_alias, warn_expanded_write
+
+    data = input._data
+    alias = None if recording else _overlapping_alias(data)
+    expanded = has_expanded_dims(data)
+    if alias is None or expanded and basic and has_expanded_dims(data[key]):
+        raise write_refusal(data)
+    if expanded and not basic:
+        warn_expanded_write("index_put_", "tensor[indices] = tensor")
+        if masked_fill:
+            warn_expanded_write("masked_fill_", "tensor[mask] = scalar")
+    return alias
 
 
 def _dense(array) -> bool:

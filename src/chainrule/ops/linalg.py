@@ -31,6 +31,7 @@ from ..autograd.function import (
     saved,
 )
 from ..tensor import Tensor, _wrap_dim, honours_out, write_out
+from . import creation
 from ._arg_parser import check_bool, out_rule
 from .elementwise import conjugate_rule
 from .shape import torch_empty_slice
@@ -609,10 +610,47 @@ def _scaled_sum(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
     return add(input, product)
 
 
+def _meta_mix(*tensors) -> bool:
+    """Whether a meta tensor meets tensors of another device (torch's add-a-product ops then check
+    only some of them: what each checks is written beside it)."""
+    devices = {t.device for t in tensors if isinstance(t, Tensor)}
+    return len(devices) > 1 and any(d.type == "meta" for d in devices)
+
+
+def _expect_device(tensor: Tensor, expected: Tensor) -> None:
+    if tensor.device != expected.device:
+        raise RuntimeError(f"Tensor on device {tensor.device} is not on the expected device {expected.device}!")
+
+
+def _refuse_cross_device_out(input: Tensor, out, *others) -> None:
+    """torch's add-a-product ops copy input into ``out`` first: across meta and another device that
+    copy is refused, before any other check."""
+    if isinstance(out, Tensor) and out.device != input.device and _meta_mix(input, out, *others):
+        raise RuntimeError(f"Attempting to copy from device {input.device} to device {out.device}, but cross-device "
+                           "copies are not allowed!")
+
+
+def _on_device_of(input: Tensor, product_of):
+    """``product_of`` with its product put on ``input``'s device, for torch's baddbmm and addbmm, which
+    check no devices and compute on input's: a meta product moves to meta, and on the CPU a meta
+    operand reads as zeros (torch reads whatever memory is there)."""
+    def product(*factors):
+        result = product_of(*factors)
+        if result.device == input.device:
+            return result
+        if input.device.type == "meta":
+            return result.to(input.device)
+        return creation.zeros(result.shape, dtype=result.dtype, device=input.device)
+    return product
+
+
 @cpu_autocast_policy("lower")
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.addmm: ``beta * input + alpha * (mat1 @ mat2)``."""
     _refuse_out_dtype(out_dtype, "addmm")
+    _refuse_cross_device_out(input, out, mat1, mat2)
+    if _meta_mix(input, mat1, mat2):
+        _expect_device(input, mat1)  # torch checks input against mat1 only, and computes on mat1's device
     _check_added_product_dtypes("addmm", input, mat1, mat2)
     result = _scaled_add(input, mm, (mat1, mat2), beta, alpha, "AddmmBackward0", "mat1 @ mat2")
     return result if out is None else _exact_out(result, out, "addmm")
@@ -621,6 +659,10 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, 
 @cpu_autocast_policy("unlisted")
 def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.addmv: ``beta * input + alpha * (mat @ vec)``."""
+    _refuse_cross_device_out(input, out, mat, vec)
+    if _meta_mix(input, mat, vec):
+        _expect_device(input, mat)  # torch checks input, then vec, against mat
+        _expect_device(vec, mat)
     _check_added_product_dtypes("addmv", input, mat, vec)
     dtype = _dtype.result_type(input, mat, vec)
     if dtype is _dtype.bool:
@@ -641,11 +683,13 @@ def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None)
 def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, out_dtype=None, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.baddbmm: ``beta * input + alpha * bmm(batch1, batch2)``."""
     _refuse_out_dtype(out_dtype, "baddbmm")
+    _refuse_cross_device_out(input, out, batch1, batch2)
     for batch, dim in ((batch1, 0), (batch2, 2)):  # torch reads these sizes before bmm's dimension checks
         if isinstance(batch, Tensor) and batch._data.ndim == 0:
             raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
     _check_added_product_dtypes("baddbmm", input, batch1, batch2)
-    result = _scaled_add(input, bmm, (batch1, batch2), beta, alpha, "BaddbmmBackward0", "bmm(batch1, batch2)")
+    product_of = _on_device_of(input, bmm) if _meta_mix(input, batch1, batch2) else bmm
+    result = _scaled_add(input, product_of, (batch1, batch2), beta, alpha, "BaddbmmBackward0", "bmm(batch1, batch2)")
     return result if out is None else _exact_out(result, out, "baddbmm")
 
 
@@ -670,7 +714,8 @@ def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) ->
     # sum_b A_b B_b = [A_0 .. A_{b-1}] (n, b*m) @ [B_0; ..; B_{b-1}] (b*m, p)
     left = batch1.permute(1, 0, 2).reshape(n, b * m)
     right = batch2.reshape(b * m, batch2._data.shape[2])
-    return _scaled_add(input, mm, (left, right), beta, alpha, "AddbmmBackward0", "Σ_b batch1_b @ batch2_b",
+    product_of = _on_device_of(input, mm) if _meta_mix(input, batch1, batch2) else mm
+    return _scaled_add(input, product_of, (left, right), beta, alpha, "AddbmmBackward0", "Σ_b batch1_b @ batch2_b",
                        (beta, alpha, batch1, batch2))
 
 

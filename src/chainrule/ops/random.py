@@ -26,7 +26,7 @@ import warnings
 import numpy as np
 
 from .. import _dtype, _meta, _vmap_frames
-from .._backend import array_module, cuda_available, cuda_module
+from .._backend import array_module, cuda_available, cuda_module, has_expanded_dims, write_refusal, writeable
 from .._backend import device as _device
 from ..autograd import function as _function
 from ..autograd.function import Function
@@ -767,7 +767,16 @@ def _fill_inplace(self: Tensor, draw, node_name: str, probabilities: Tensor | No
 
         return _inplace(self, lambda t: _function.name_node(
             RandomFill.apply(t, *inputs[1:], values=draw()), node_name))
-    self._data[...] = draw().astype(self._data.dtype, copy=False)
+    target = self._data
+    if not writeable(target) or has_expanded_dims(target):
+        # torch refuses an expanded view (MemOverlap::Yes) before drawing; into unfold windows
+        # (TooHard) it draws for every element, each location keeping its last element's draw
+        from .._methods import _overlapping_alias
+
+        target = None if has_expanded_dims(self._data) else _overlapping_alias(self._data)
+        if target is None:
+            raise write_refusal(self._data)
+    target[...] = draw().astype(self._data.dtype, copy=False)
     self._version_box[0] += 1
     return self
 

@@ -48,10 +48,24 @@ def _one_by_one(foreach, group: list[Tensor]) -> bool:
     return foreach is False or foreach is None and any(t._wrapper_strides is not None for t in group)
 
 
+def _refuse_sparse(op: str, group: list[Tensor]) -> None:
+    """torch has no sparse COO kernel for the norm and clamp these use (a gradient from
+    nn.Embedding(sparse=True) is one): its dispatcher's NotImplementedError, whose first sentence
+    this is. chainrule stores sparse values densely and could compute them, but would then clip
+    what torch refuses to."""
+    for t in group:
+        if t.is_sparse:
+            raise NotImplementedError(
+                f"Could not run 'aten::{op}' with arguments from the 'Sparse{t.device.type.upper()}' backend. "
+                f"'aten::{op}' has no kernel for sparse COO tensors: clip a sparse gradient densely "
+                "(p.grad = p.grad.to_dense()) or leave it out of the parameters clipped")
+
+
 def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = False, foreach=None) -> Tensor:
     """The ``norm_type``-norm of all ``tensors`` together, as if concatenated into one vector."""
     tensors = _as_list(tensors)
     norm_type = float(norm_type)
+    _refuse_sparse("linalg_vector_norm", tensors)
     if not tensors:
         return tensor(0.0)  # torch.tensor(0.0): the default device, float32
     first_device = tensors[0].device
@@ -125,5 +139,8 @@ def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
     with no_grad():
         for (device, _), group in _by_device_and_dtype(grads).items():
             _check_foreach(foreach, device)
+            if foreach is not False:  # torch's _foreach_clamp_min_ checks the whole group first
+                _refuse_sparse("clamp_min_", group)
             for g in group:
+                _refuse_sparse("clamp_", [g])  # one by one, as torch's loop: earlier ones are clamped
                 g.clamp_(min=-clip_value, max=clip_value)
