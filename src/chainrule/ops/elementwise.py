@@ -333,26 +333,51 @@ class Sub(Function):
         return grad, -grad if ctx.needs_input_grad[1] else None
 
 
-def fused_scaled_add(a, b, alpha):
-    """``a + alpha * b`` with ``alpha`` already in the operands' dtype. float32 rounds once, as
-    torch's CPU add kernel does: its loop is a fused multiply-add (``p.add_(grad, alpha=-lr)``, an
-    SGD step, differs from ``a + alpha * b`` rounded twice in about a fifth of the elements). The
-    float32 product is exact in float64 and the float64 sum is rounded to float32 once more
-    (correctly rounded but for rare near-ties). bfloat16/float16 compute in float32 and round once
-    at the end, as ``add``'s own path for them; other dtypes keep NumPy's two roundings."""
+def fused_scaled_add(a, b, alpha, out=None):
+    """``a + alpha * b`` with ``alpha`` already in the operands' dtype (into ``out`` if given).
+    float32 rounds once, as torch's CPU add kernel does: its loop is a fused multiply-add
+    (``p.add_(grad, alpha=-lr)``, an SGD step, differs from ``a + alpha * b`` rounded twice in about
+    a fifth of the elements). The float32 product is exact in float64 and the float64 sum is
+    rounded to float32 once more (correctly rounded but for rare near-ties). bfloat16/float16
+    compute in float32 and round once at the end, as ``add``'s own path for them; other dtypes keep
+    NumPy's two roundings."""
     if a.dtype == b.dtype and a.dtype.itemsize == 2 and a.dtype.kind in "fV":  # float16, bfloat16
-        return (a.astype(np.float32) + b.astype(np.float32) * np.float32(alpha)).astype(a.dtype)
-    if a.dtype != np.float32 or b.dtype != np.float32:
-        return a + b * alpha
-    return fused_multiply_add_float32(b, np.float64(alpha), a)
+        result = (a.astype(np.float32) + b.astype(np.float32) * np.float32(alpha)).astype(a.dtype)
+    elif a.dtype != np.float32 or b.dtype != np.float32:
+        result = a + b * alpha
+    elif alpha == 1 or alpha == -1:
+        # no product to round: the sum's one rounding is the fma's (SGD's momentum buffer without
+        # dampening, each step)
+        if out is a:
+            if alpha == 1:
+                a += b
+            else:
+                a -= b
+            return a
+        result = a + b if alpha == 1 else a - b
+    else:
+        return fused_multiply_add_float32(b, np.float64(alpha), a, out=out)
+    if out is None:
+        return result
+    out[...] = result
+    return out
 
 
-def fused_multiply_add_float32(x, y, z):
+def fused_multiply_add_float32(x, y, z, out=None):
     """``x * y + z`` for float32 arrays (``y`` an array or a float64 number) rounded once, as a
-    fused multiply-add: the float32 product is exact in float64 and only the float64 sum rounds to
-    float32 (correctly but for rare near-ties). About six times the cost of NumPy's twice-rounded
-    ``z + x * y`` (measured on 10^6 elements; a blocked version with cached scratch was no faster)."""
-    return (x.astype(np.float64) * y + z).astype(np.float32)
+    fused multiply-add, into ``out`` if given: the float32 product is exact in float64 and only
+    the float64 sum rounds to float32 (correctly but for rare near-ties). About three times the
+    cost of NumPy's twice-rounded ``z + x * y`` (measured on 2.7·10^5 elements: 0.20 ms against
+    0.07; a blocked version with cached scratch was no faster)."""
+    wide = x.astype(np.float64) * y
+    if wide.shape == np.broadcast_shapes(wide.shape, np.shape(z)):
+        wide += z
+    else:  # z broadcasts x
+        wide = wide + z
+    if out is None:
+        return wide.astype(np.float32)
+    out[...] = wide  # one rounding, without a float32 temporary
+    return out
 
 
 class AddScaled(Add):

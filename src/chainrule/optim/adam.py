@@ -82,7 +82,7 @@ class Adam(Optimizer):
             if torch_rounding:
                 exp_avg[...] = _lerp_float32(exp_avg, g, 1 - beta1)
                 exp_avg_sq *= beta2
-                exp_avg_sq[...] = fused_multiply_add_float32(g * np.float32(1 - beta2), g, exp_avg_sq)
+                fused_multiply_add_float32(g * np.float32(1 - beta2), g, exp_avg_sq, out=exp_avg_sq)
             else:
                 exp_avg += (1 - beta1) * (g - exp_avg)
                 exp_avg_sq *= beta2

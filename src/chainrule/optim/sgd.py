@@ -60,9 +60,9 @@ class SGD(Optimizer):
                         b[...] = (b.astype(np.float32) * np.float32(momentum)).astype(b.dtype)
                     else:
                         b *= momentum
-                    b[...] = fused_scaled_add(b, g, scalar(1 - dampening))
+                    fused_scaled_add(b, g, scalar(1 - dampening), out=b)
                 g = fused_scaled_add(g, buf._data, scalar(momentum)) if nesterov else buf._data
-            w[...] = fused_scaled_add(w, g, scalar(-float(lr)))
+            fused_scaled_add(w, g, scalar(-float(lr)), out=w)
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:
