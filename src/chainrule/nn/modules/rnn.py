@@ -425,7 +425,7 @@ class RNNCellBase(Module):
                     raise RuntimeError(f"{name}: hidden{index} of shape {list(state.shape)} for an input of "
                                        f"shape {list(input.shape)}; expected ({input.shape[0]}, {self.hidden_size})")
         results = recurrent_layer(self._mode, input.unsqueeze(0), self.weight_ih, self.weight_hh, self.bias_ih,
-                                  self.bias_hh, h0, c0)
+                                  self.bias_hh, h0, c0, cell=True)
         h = results[1] if batched else results[1].squeeze(0)
         if is_lstm:
             return h, (results[2] if batched else results[2].squeeze(0))
