@@ -44,3 +44,36 @@ def test_lstm_cell_is_not_named_after_onednn():
 def test_float64_lstm_keeps_its_own_node_name():
     out, _ = chainrule.nn.LSTM(3, 4).double()(chainrule.randn(5, 2, 3, dtype=chainrule.float64))
     assert out.grad_fn.name() == "LstmBackward0"
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: x.t_(), lambda x: x.transpose_(0, 1), lambda x: x.swapaxes_(0, 1), lambda x: x.swapdims_(1, 0),
+    lambda x: x.squeeze_(), lambda x: x.squeeze_(0), lambda x: x.squeeze_(-1), lambda x: x.squeeze_((0, 1)),
+    lambda x: x.unsqueeze_(0), lambda x: x.unsqueeze_(-1), lambda x: x.as_strided_((2, 1), (1, 1)),
+])
+def test_inplace_view_nodes_are_named_as_torchs(call):
+    # torch records its in-place views under their own overloads' names (t_: TBackward1,
+    # squeeze_(dim): SqueezeBackward4), with the out-of-place node's saved attributes
+    def node(lib):
+        x = lib.ones(2, 1, requires_grad=True).clone()
+        return call(x).grad_fn
+
+    ours, theirs = node(chainrule), node(torch)
+    assert ours.name() == theirs.name() and type(ours).__name__ == type(theirs).__name__
+    theirs_saved = sorted(a for a in dir(theirs) if a.startswith("_saved_"))
+    assert sorted(a for a in dir(ours) if a.startswith("_saved_")) == theirs_saved
+    # (as_strided's _saved_storage_offset is torch's None when not given, chainrule's 0: out-of-place too)
+    for attribute in set(theirs_saved) - {"_saved_storage_offset"}:
+        assert getattr(ours, attribute) == getattr(theirs, attribute)
+
+
+def test_inplace_transpose_keeps_the_gradient():
+    values = [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
+    grads = []
+    for lib in (chainrule, torch):
+        x = lib.tensor(values, requires_grad=True)
+        y = x.clone()
+        y.t_()
+        (y * lib.arange(6.0).view(3, 2)).sum().backward()
+        grads.append(x.grad.tolist())
+    assert grads[0] == grads[1]
