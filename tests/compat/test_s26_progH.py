@@ -77,3 +77,17 @@ def test_inplace_transpose_keeps_the_gradient():
         (y * lib.arange(6.0).view(3, 2)).sum().backward()
         grads.append(x.grad.tolist())
     assert grads[0] == grads[1]
+
+
+@pytest.mark.parametrize("name", ["RNN", "GRU", "LSTM"])
+@pytest.mark.parametrize("kwargs", [{}, {"bidirectional": True}, {"num_layers": 2}])
+def test_batch_first_output_node_is_named_as_torchs(name, kwargs):
+    # torch's GRU/RNN transpose a batch_first output in place (TransposeBackward1), its LSTM not
+    def node(lib):
+        lib.manual_seed(0)
+        out, _ = getattr(lib.nn, name)(3, 4, batch_first=True, **kwargs)(lib.randn(2, 5, 3))
+        return out.grad_fn, out.stride()
+
+    (ours, our_strides), (theirs, their_strides) = node(chainrule), node(torch)
+    assert ours.name() == theirs.name() and our_strides == their_strides
+    assert (ours._saved_dim0, ours._saved_dim1) == (theirs._saved_dim0, theirs._saved_dim1)
