@@ -62,8 +62,7 @@ def test_inplace_view_nodes_are_named_as_torchs(call):
     assert ours.name() == theirs.name() and type(ours).__name__ == type(theirs).__name__
     theirs_saved = sorted(a for a in dir(theirs) if a.startswith("_saved_"))
     assert sorted(a for a in dir(ours) if a.startswith("_saved_")) == theirs_saved
-    # (as_strided's _saved_storage_offset is torch's None when not given, chainrule's 0: out-of-place too)
-    for attribute in set(theirs_saved) - {"_saved_storage_offset"}:
+    for attribute in theirs_saved:
         assert getattr(ours, attribute) == getattr(theirs, attribute)
 
 
@@ -91,3 +90,13 @@ def test_batch_first_output_node_is_named_as_torchs(name, kwargs):
     (ours, our_strides), (theirs, their_strides) = node(chainrule), node(torch)
     assert ours.name() == theirs.name() and our_strides == their_strides
     assert (ours._saved_dim0, ours._saved_dim1) == (theirs._saved_dim0, theirs._saved_dim1)
+
+
+@pytest.mark.parametrize("offset", [None, 0, 1])
+def test_as_strided_saves_the_storage_offset_as_given(offset):
+    # torch's _saved_storage_offset is the optional argument as given: None when left out
+    def saved(lib):
+        x = lib.ones(4, requires_grad=True).clone()[1:]
+        return x.as_strided((2, 1), (1, 1), offset).grad_fn._saved_storage_offset
+
+    assert saved(chainrule) == saved(torch)
