@@ -109,7 +109,7 @@ def _conv_transpose():
 # stops recording its own node cannot pass unnoticed)
 EXTRA_GRAPHS = {
     "rnn": (lambda: _recurrent(nn.RNN), "RnnBackward0"),
-    "lstm": (lambda: _recurrent(nn.LSTM), "LstmBackward0"),
+    "lstm": (lambda: _recurrent(nn.LSTM), "MkldnnRnnLayerBackward0"),  # float32 on the CPU: torch's oneDNN name
     "gru": (lambda: _recurrent(nn.GRU), "GruBackward0"),
     "norms": (_norms, "NativeGroupNormBackward0"),
     "module_hooks": (_hooked_module, "BackwardHookFunctionBackward"),

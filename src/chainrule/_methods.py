@@ -523,6 +523,7 @@ def _make_inplace_view(fn):
         if self._base is None:
             _index.forget_root_keys(self)
         if result.grad_fn is not None:
+            _name_inplace_view_node(result)
             self.grad_fn = result.grad_fn
             self._output_nr = result._output_nr
             self._requires_grad = True
@@ -533,6 +534,21 @@ def _make_inplace_view(fn):
     method.__name__ = fn.__name__ + "_"
     method.__wrapped__ = fn
     return method
+
+
+# torch's in-place views record their own overloads' nodes (t_ TBackward1, squeeze_(dim) SqueezeBackward4),
+# with the same saved attributes as the out-of-place ones
+_INPLACE_VIEW_NODES = {"TBackward0": "TBackward1", "TransposeBackward0": "TransposeBackward1",
+                       "UnsqueezeBackward0": "UnsqueezeBackward1", "SqueezeBackward0": "SqueezeBackward3",
+                       "SqueezeBackward1": "SqueezeBackward4", "SqueezeBackward2": "SqueezeBackward5",
+                       "AsStridedBackward0": "AsStridedBackward1"}
+
+
+def _name_inplace_view_node(result: Tensor) -> None:
+    node_type = type(result.grad_fn)
+    inplace_name = _INPLACE_VIEW_NODES.get(node_type.name())
+    if inplace_name is not None:
+        name_node(result, inplace_name, saved=getattr(node_type, "_torch_saved", None))
 
 
 _INPLACE_VIEWS = ["t", "transpose", "squeeze", "unsqueeze"]

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _dtype
 from .._backend import array_module, is_array
 from ..autograd.engine import grad as _grad
 from ..autograd.function import Function
@@ -450,6 +451,13 @@ class _LSTM(RecurrentLayer):
             "the gates to x, h, c and the weights (summed over the steps)")
 
 
+# torch runs a CPU LSTM in float32 or bfloat16, without a projection and not packed, through oneDNN,
+# and the output's node is then MkldnnRnnLayerBackward0 (printed in `grad_fn=<...>`): the same fused
+# node here, under the name torch gives it
+class _LSTMOneDNN(_LSTM):
+    node_name = "MkldnnRnnLayerBackward0"
+
+
 class _GRU(RecurrentLayer):
     node_name = "GruBackward0"
     label = "gru"
@@ -484,13 +492,14 @@ _BACKWARD_FN = {"RNN_TANH": _RNNBackward, "RNN_RELU": _RNNBackward, "LSTM": _LST
 
 def recurrent_layer(mode: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
                     h0: Tensor, c0: Tensor | None = None, *, reverse: bool = False, lengths=None,
-                    w_hr: Tensor | None = None) -> tuple:
+                    w_hr: Tensor | None = None, cell: bool = False) -> tuple:
     """One layer of ``mode`` ("RNN_TANH", "RNN_RELU", "LSTM", "GRU") in one direction.
 
     x (T, B, I), w_ih (G H, I), w_hh (G H, P), b_ih, b_hh (G H) or None, h0 (B, P), c0 (B, H) for
     LSTM; ``w_hr`` (P, H) an LSTM's projection (torch's ``weight_hr``; without it P is H);
-    ``lengths`` (B,) NumPy ints for a packed batch. Returns (output (T, B, P), h_n (B, P)[, c_n]):
-    one direction of torch's ``_VF.rnn_tanh`` / ``lstm`` / ``gru``.
+    ``lengths`` (B,) NumPy ints for a packed batch; ``cell`` for one step of an ``nn.*Cell`` (torch never
+    runs a cell through oneDNN). Returns (output (T, B, P), h_n (B, P)[, c_n]): one direction of
+    torch's ``_VF.rnn_tanh`` / ``lstm`` / ``gru``.
     """
     xp = array_module(x)
     if mode not in MODES:
@@ -501,4 +510,8 @@ def recurrent_layer(mode: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tens
         b_ih = Tensor._make(xp.zeros(w_ih.shape[0], dtype=w_ih._data.dtype))
         b_hh = Tensor._make(xp.zeros(w_hh.shape[0], dtype=w_hh._data.dtype))
     args = (x, w_ih, w_hh, b_ih, b_hh, h0) + ((c0,) if mode == "LSTM" else ()) + ((w_hr,) if w_hr is not None else ())
-    return _LAYER_FN[mode].apply(*args, mode=mode, reverse=reverse, lengths=lengths)
+    layer = _LAYER_FN[mode]
+    if (layer is _LSTM and not cell and w_hr is None and lengths is None and x.device.type == "cpu"
+            and (x.dtype is _dtype.float32 or x.dtype is _dtype.bfloat16)):
+        layer = _LSTMOneDNN
+    return layer.apply(*args, mode=mode, reverse=reverse, lengths=lengths)

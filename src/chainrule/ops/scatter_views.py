@@ -152,16 +152,19 @@ class AsStrided(Function):
     node_name = "AsStridedBackward0"
     saved_attributes = {"_saved_size": SavedValue(lambda node: tuple(node.geometry[3])),
                         "_saved_stride": SavedValue(lambda node: tuple(node.geometry[4])),
-                        "_saved_storage_offset": SavedValue(lambda node: node.geometry[5])}
+                        # torch saves the optional argument as given: None when left out
+                        "_saved_storage_offset": SavedValue(lambda node: node.geometry[5] if node.offset_given
+                                                            else None)}
     label = "as_strided"
     rule = ("adds each output element's gradient into the storage position it reads (overlaps summed), "
             "then reads the input's positions back")
     formula = "as_strided({0})"
 
     @staticmethod
-    def forward(ctx, x, size, stride, storage_offset):
+    def forward(ctx, x, size, stride, storage_offset, offset_given=True):
         xp = array_module(x)
         root, input_offset = storage_root(x)
+        ctx.offset_given = offset_given
         flat = _storage_as(root, x.dtype)
         ctx.geometry = (x.shape, tuple(s // x.itemsize for s in x.strides), input_offset, size, stride,
                         storage_offset, flat.size)
@@ -240,7 +243,8 @@ def as_strided(input: Tensor, size, stride, storage_offset: int | None = None) -
     if not root.flags.c_contiguous:
         raise RuntimeError("as_strided: the storage under this tensor is not one contiguous block "
                            "(call .contiguous() first)")
-    return _share(AsStrided.apply(input, size=size, stride=stride, storage_offset=offset), input)
+    return _share(AsStrided.apply(input, size=size, stride=stride, storage_offset=offset,
+                                  offset_given=storage_offset is not None), input)
 
 
 def _preserved_clone(x):

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..._backend import array_module, autocast_unifies
 from ..._opmath import cpu_autocast_policy
+from ...autograd.function import name_node
 from ...ops._arg_parser import _as_int, check_bool, check_int
 from ...ops.rnn import recurrent_layer
 from ...ops.shape import cat, stack
@@ -284,6 +285,9 @@ class RNNBase(Module):
             c_n = c_n.squeeze(1) if is_lstm else None
         elif self.batch_first:
             x = x.transpose(0, 1)
+            if not is_lstm and x.grad_fn is not None:
+                # torch's GRU and RNN kernels transpose their output in place: TransposeBackward1
+                name_node(x, "TransposeBackward1", saved=type(x.grad_fn)._torch_saved)
         return (x, (h_n, c_n)) if is_lstm else (x, h_n)
 
     @staticmethod
@@ -425,7 +429,7 @@ class RNNCellBase(Module):
                     raise RuntimeError(f"{name}: hidden{index} of shape {list(state.shape)} for an input of "
                                        f"shape {list(input.shape)}; expected ({input.shape[0]}, {self.hidden_size})")
         results = recurrent_layer(self._mode, input.unsqueeze(0), self.weight_ih, self.weight_hh, self.bias_ih,
-                                  self.bias_hh, h0, c0)
+                                  self.bias_hh, h0, c0, cell=True)
         h = results[1] if batched else results[1].squeeze(0)
         if is_lstm:
             return h, (results[2] if batched else results[2].squeeze(0))
