@@ -186,8 +186,14 @@ def test_meshgrid_shapes_warning_and_errors_match_torch():
         a, b = lib.arange(3.0), lib.arange(2.0)
         assert [tuple(g.shape) for g in lib.meshgrid(a, b, indexing="xy")] == [(2, 3), (2, 3)]
         assert [tuple(g.shape) for g in lib.meshgrid([a, b, a], indexing="ij")] == [(3, 2, 3)] * 3
-        with pytest.warns(UserWarning, match="indexing argument"):
-            lib.meshgrid(a, b)
+        # torch warns once a process (TORCH_WARN_ONCE): an earlier test in this worker may have had it
+        warn_always = lib.is_warn_always_enabled()
+        lib.set_warn_always(True)
+        try:
+            with pytest.warns(UserWarning, match="indexing argument"):
+                lib.meshgrid(a, b)
+        finally:
+            lib.set_warn_always(warn_always)
         for args, kwargs in [((lib.ones(2, 2), a), {"indexing": "ij"}), ((a, lib.arange(2)), {"indexing": "ij"}),
                              ((a, b), {"indexing": "yx"}), ((), {"indexing": "ij"})]:
             with pytest.raises(RuntimeError):

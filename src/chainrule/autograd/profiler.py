@@ -41,11 +41,15 @@ def _op_name(cls) -> str:
     ``aten::max_pool2d_with_indices``)."""
     name = _OP_NAMES.get(cls)
     if name is None:
-        stem = re.sub(r"Backward\d*$", "", cls._node_cls.__name__) or cls.__name__
-        # an underscore before a capital that starts a word: after a lower-case letter, or
-        # after a capital when a lower-case letter follows (never after a digit: Log1P, Pool2D)
-        snake = re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", stem).lower()
-        name = _OP_NAMES[cls] = "aten::" + snake
+        # an op whose node torch names after a kernel beneath the op says which op it is
+        name = getattr(cls, "dispatcher_name", None)
+        if name is None:
+            stem = re.sub(r"Backward\d*$", "", cls._node_cls.__name__) or cls.__name__
+            # an underscore before a capital that starts a word: after a lower-case letter, or
+            # after a capital when a lower-case letter follows (never after a digit: Log1P, Pool2D)
+            snake = re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", stem).lower()
+            name = "aten::" + snake
+        _OP_NAMES[cls] = name
     return name
 
 

@@ -1788,6 +1788,10 @@ def _lerp_rounded_once(input: Tensor, end: Tensor, weight):
     multiply-add; bfloat16/float16 compute in float32 and round once more at the end."""
     if not isinstance(input, Tensor):
         return None
+    if isinstance(weight, Tensor) and weight.device != input.device:
+        # torch's one allowed mix, a 0-d CPU weight on a CUDA lerp: read on the device (its
+        # gradient goes back to the CPU)
+        weight = weight.to(input.device)
     if input.dtype == _dtype.float32:
         # float32 is its own compute type: the fused multiply-adds alone, no rounding after
         def compute(fn, *operands):

@@ -456,6 +456,7 @@ class _LSTM(RecurrentLayer):
 # node here, under the name torch gives it
 class _LSTMOneDNN(_LSTM):
     node_name = "MkldnnRnnLayerBackward0"
+    dispatcher_name = "aten::lstm"  # what torch's profiler and traced graphs call the op
 
 
 class _GRU(RecurrentLayer):

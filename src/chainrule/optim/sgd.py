@@ -62,7 +62,7 @@ class SGD(Optimizer):
                         b *= momentum
                     fused_scaled_add(b, g, scalar(1 - dampening), out=b)
                 g = fused_scaled_add(g, buf._data, scalar(momentum)) if nesterov else buf._data
-            fused_scaled_add(w, g, scalar(-float(lr)), out=w)
+            fused_scaled_add(w, g, scalar(float(-lr)), out=w)  # -lr first: torch's TypeError for a str lr
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:
