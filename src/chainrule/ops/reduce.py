@@ -1247,11 +1247,16 @@ class Cumsum(Function):
     def forward(ctx, x, dim, dtype):
         xp = array_module(x)
         ctx.dim = dim
+        ctx.input_dtype = x.dtype
         return xp.cumsum(xp.asarray(x, order="C"), axis=dim, dtype=dtype)  # contiguous, as torch's
 
     @staticmethod
     def backward(ctx, grad):
-        # y_j = sum_{i <= j} x_i, so dx_i = sum_{j >= i} g_j: a reversed cumulative sum
+        # y_j = sum_{i <= j} x_i, so dx_i = sum_{j >= i} g_j: a reversed cumulative sum, summed in
+        # the input's dtype (torch's cumsum_backward(grad.to(self.scalar_type()), dim): a float64
+        # input summed with dtype=float32 gets its gradient's running sums in float64)
+        if grad._data.dtype != ctx.input_dtype:
+            grad = grad.to(_dtype.from_numpy_dtype(ctx.input_dtype))
         return ReverseCumsum.apply(grad, dim=ctx.dim)
 
 
