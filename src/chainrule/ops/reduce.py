@@ -1236,6 +1236,17 @@ def log_softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
 
 
 # ---------------------------------------------------------------- cumulative ops
+def _running_sum(xp, x, axis: int, dtype):
+    """cumsum as torch's CPU kernel keeps its running total: float32 in float64 and float16/bfloat16
+    in float32 (its acc_type), each total rounded to the result's dtype; NumPy's keeps the total in
+    the result's dtype. The input is converted to ``dtype`` first, as torch's ``self.to(dtype)``."""
+    result = np.dtype(dtype) if dtype is not None else x.dtype
+    if xp is not np or result.kind not in "fV" or result.itemsize > 4:
+        return xp.cumsum(x, axis=axis, dtype=dtype)
+    wide = np.float64 if result == np.float32 else np.float32
+    return np.cumsum(x.astype(result, copy=False), axis=axis, dtype=wide).astype(result)
+
+
 class Cumsum(Function):
     label = "cumsum"
     rule = "reverse cumulative sum of the gradient"
@@ -1248,7 +1259,7 @@ class Cumsum(Function):
         xp = array_module(x)
         ctx.dim = dim
         ctx.input_dtype = x.dtype
-        return xp.cumsum(xp.asarray(x, order="C"), axis=dim, dtype=dtype)  # contiguous, as torch's
+        return _running_sum(xp, xp.asarray(x, order="C"), dim, dtype)  # contiguous, as torch's
 
     @staticmethod
     def backward(ctx, grad):
@@ -1272,7 +1283,7 @@ class ReverseCumsum(Function):
     def forward(ctx, grad, dim):
         xp = array_module(grad)
         ctx.dim = dim
-        return xp.flip(xp.cumsum(xp.flip(grad, dim), axis=dim), dim)
+        return xp.flip(_running_sum(xp, xp.flip(grad, dim), dim, None), dim)
 
     @staticmethod
     def backward(ctx, grad):
