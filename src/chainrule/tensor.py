@@ -568,14 +568,16 @@ class Tensor:
                 )
             return _host(self._data)
         if _called_by_user():
-            _shared_with_numpy(self._data)
+            # the user now holds the tensor's memory as a NumPy array: torch's storage can no
+            # longer grow (resize_ past its end raises)
+            mark_not_resizable(self._data)
         return self._data
 
     def __array__(self, dtype=None, copy=None):
         # torch's __array__ is numpy(): a cuda tensor never converts implicitly
         array = self.numpy()
         if _called_by_user():  # (np.asarray(t), np.exp(t): NumPy's C code asks)
-            _shared_with_numpy(array)
+            mark_not_resizable(array)
         # NumPy 2 passes copy=True for np.array(t) and trusts the answer: a copy, as torch's gives
         return array.astype(array.dtype if dtype is None else dtype, copy=bool(copy))
 
@@ -818,12 +820,6 @@ class Tensor:
         t._name = self._name
         memo[id(self)] = t
         return t
-
-
-def _shared_with_numpy(array) -> None:
-    """The user now holds ``array``, the tensor's memory, as a NumPy array: torch's storage can no
-    longer grow (resize_ past its end raises)."""
-    mark_not_resizable(array)
 
 
 def _deepcopied_array(array, memo: dict):

@@ -26,6 +26,7 @@ from .._backend import (
     to_device,
 )
 from .._backend import device as _device
+from .._opmath import fused_multiply_add_float32
 from ..autograd import function as _function
 from ..tensor import Tensor, _check_out, _check_tensor, _int_sequence, out_keyword_front, write_out
 from .memory_format import empty_preserving_format
@@ -913,7 +914,7 @@ def _float_linspace(start: builtins.float, end: builtins.float, steps: builtins.
         # a float32 product is exact in float64; its sum rounds there and once more to float32,
         # the fma's rounding but for rare near-ties (none in 10^7 values against torch; the x87
         # long double was exact too and twenty times slower)
-        return (factors.astype(np.float64) * counts + addends).astype(np.float32)
+        return fused_multiply_add_float32(factors, counts, addends)
     fused = _fused_multiply_add(factors, counts, addends)
     # the exact-product recovery makes nan of an infinite step; an fma there is the plain sum
     return np.where(np.isfinite(fused), fused, factors * counts + addends)

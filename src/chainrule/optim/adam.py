@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
+from .._opmath import fused_multiply_add_float32
 from ..ops import _cuda_kernels
 from ..ops.creation import zeros_like
-from ..ops.elementwise import fused_multiply_add_float32, fused_scaled_add, maximum
+from ..ops.elementwise import fused_scaled_add, maximum
 from ..tensor import Tensor
 from .optimizer import (
     Optimizer,

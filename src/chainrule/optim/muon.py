@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from .._backend import array_module
+from .._opmath import fused_multiply_add_float32
 from ..ops.linalg import addmm
 from ..tensor import Tensor
 from .optimizer import Optimizer, _check_range, _params_with_grad
@@ -113,7 +114,7 @@ def _fused_multiply_add(x, y, z):
     float32 product is exact in float64, so one float64 multiply-add and one rounding back give the
     fused result (the last bit of Muon's bfloat16 rounding depends on it). Other dtypes: x·y + z."""
     if x.dtype.itemsize == 4 and x.dtype.kind == "f":
-        return (x.astype("float64") * float(x.dtype.type(y)) + z.astype("float64")).astype(x.dtype)
+        return fused_multiply_add_float32(x, float(x.dtype.type(y)), z)
     return x * x.dtype.type(y) + z
 
 
