@@ -311,5 +311,37 @@ def fused_multiply_add_float32(x, y, z, out=None):
     return out
 
 
+
+def fused_lerp(start, end, weight: float):
+    """torch's ``start.lerp(end, weight)`` for a number ``weight``, in ``start``'s dtype: the weight
+    is first taken to that dtype and compared with 0.5 there (torch's ``is_lerp_weight_small`` on
+    its opmath value), then ``start + w·(end - start)`` below it, ``end - (1 - w)·(end - start)``
+    from it on (the form exact at its own end). float32 rounds each as torch's CPU kernel, one
+    fused multiply-add; other dtypes round NumPy's product and sum."""
+    w = start.dtype.type(weight)
+    difference = end - start
+    small = abs(w) < 0.5
+    if start.dtype == _FLOAT32:
+        return fused_multiply_add_float32(difference, np.float64(w if small else w - w.dtype.type(1)),
+                                          start if small else end)
+    if small:
+        return difference * w + start
+    return difference * (w - w.dtype.type(1)) + end
+
+
+def fused_addcmul(start, tensor1, tensor2, value: float, out=None):
+    """torch's ``start.addcmul(tensor1, tensor2, value=value)`` (into ``out`` if given): float32 as
+    its CPU kernel rounds ``start + value * tensor1 * tensor2``, the product ``value·tensor1`` once
+    and the rest as one fused multiply-add; other dtypes NumPy's roundings of the same expression."""
+    if start.dtype == _FLOAT32:
+        scaled = tensor1 if value == 1 else tensor1 * np.float32(value)
+        return fused_multiply_add_float32(scaled, tensor2, start, out=out)
+    result = start + start.dtype.type(value) * tensor1 * tensor2
+    if out is None:
+        return result
+    out[...] = result
+    return out
+
+
 def _round(array, low):
     return array.astype(low) if getattr(array, "dtype", None) == _FLOAT32 else array

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
-from .._opmath import fused_multiply_add_float32
+from .._opmath import fused_addcmul, fused_lerp
 from ..ops import _cuda_kernels
 from ..ops.creation import zeros_like
 from ..ops.elementwise import fused_scaled_add, maximum
@@ -81,9 +81,9 @@ class Adam(Optimizer):
             exp_avg, exp_avg_sq = _as_real(state["exp_avg"]._data), _as_real(state["exp_avg_sq"]._data)
             # m = lerp(m, g, 1 - beta1); v = beta2 v + (1 - beta2) g^2
             if torch_rounding:
-                exp_avg[...] = _lerp_float32(exp_avg, g, 1 - beta1)
+                exp_avg[...] = fused_lerp(exp_avg, g, 1 - beta1)
                 exp_avg_sq *= beta2
-                fused_multiply_add_float32(g * np.float32(1 - beta2), g, exp_avg_sq, out=exp_avg_sq)
+                fused_addcmul(exp_avg_sq, g, g, 1 - beta2, out=exp_avg_sq)
             else:
                 exp_avg += (1 - beta1) * (g - exp_avg)
                 exp_avg_sq *= beta2
@@ -186,11 +186,3 @@ class AdamW(Adam):
                          foreach=foreach, maximize=maximize, capturable=capturable,
                          differentiable=differentiable, fused=fused, decoupled_weight_decay=True)
 
-
-def _lerp_float32(start, end, weight: float):
-    """torch's float32 lerp kernel: from whichever end the weight is nearer, one fused multiply-add."""
-    weight = np.float32(weight)
-    diff = end - start
-    if abs(weight) < 0.5:
-        return fused_multiply_add_float32(diff, np.float64(weight), start)
-    return fused_multiply_add_float32(diff, np.float64(weight - np.float32(1)), end)

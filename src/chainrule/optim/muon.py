@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from .._backend import array_module
-from .._opmath import fused_multiply_add_float32
+from .._opmath import fused_lerp, fused_multiply_add_float32
 from ..ops.linalg import addmm
 from ..tensor import Tensor
 from .optimizer import Optimizer, _check_range, _params_with_grad
@@ -100,8 +100,8 @@ class Muon(Optimizer):
             if "momentum_buffer" not in state:
                 state["momentum_buffer"] = Tensor._make(array_module(g).zeros_like(g))
             buf = state["momentum_buffer"]._data
-            buf[...] = _lerp(buf, g, 1 - momentum)
-            update = Tensor._make(_lerp(g, buf, momentum) if group["nesterov"] else buf)
+            buf[...] = fused_lerp(buf, g, 1 - momentum)
+            update = Tensor._make(fused_lerp(g, buf, momentum) if group["nesterov"] else buf)
             update = _zeropower_via_newtonschulz(update, group["ns_coefficients"], group["ns_steps"], group["eps"])
             adjusted_lr = _adjust_lr(lr, group["adjust_lr_fn"], tuple(p.shape))
             w *= w.dtype.type(1 - lr * group["weight_decay"])
@@ -110,19 +110,10 @@ class Muon(Optimizer):
 
 
 def _fused_multiply_add(x, y, z):
-    """x·y + z rounded once, as torch's vectorised CPU kernels (lerp, add with alpha) compute it: a
+    """x·y + z rounded once, as torch's vectorised CPU add with alpha computes it: a
     float32 product is exact in float64, so one float64 multiply-add and one rounding back give the
     fused result (the last bit of Muon's bfloat16 rounding depends on it). Other dtypes: x·y + z."""
     if x.dtype.itemsize == 4 and x.dtype.kind == "f":
         return fused_multiply_add_float32(x, float(x.dtype.type(y)), z)
     return x * x.dtype.type(y) + z
 
-
-def _lerp(start, end, weight: float):
-    """torch's lerp, to the bit: start + w·(end - start) for w < 0.5, end - (1 - w)·(end - start)
-    otherwise (the form exact at its own end), each a fused multiply-add."""
-    difference = end - start
-    w = start.dtype.type(weight)
-    if abs(weight) < 0.5:
-        return _fused_multiply_add(difference, w, start)
-    return _fused_multiply_add(difference, -(start.dtype.type(1) - w), end)
