@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
+from .._opmath import fused_addcmul
 from ..ops.creation import zeros_like
+from ..ops.elementwise import fused_scaled_add
 from ..tensor import Tensor
 from .adam import _as_real
 from .optimizer import Optimizer, _check_hyper_parameters, _params_with_grad, _step_tensor, _wrapper_gradient
@@ -41,17 +43,20 @@ class Adadelta(Optimizer):
                 state["acc_delta"] = Tensor._make(xp.zeros_like(w))
             _step_tensor(state)
             if weight_decay != 0:
-                g = g + weight_decay * w
+                g = fused_scaled_add(g, w, w.dtype.type(weight_decay))
             # a complex parameter as real pairs, as torch: each part gets its own running averages
             w, g = _as_real(w), _as_real(g)
             square_avg, acc_delta = _as_real(state["square_avg"]._data), _as_real(state["acc_delta"]._data)
-            # E[g^2] = rho E[g^2] + (1 - rho) g^2; delta = sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) g
+            # E[g^2] = rho E[g^2] + (1 - rho) g^2; delta = sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) g, in
+            # torch's order with its roundings (float32 addcmul and add(alpha=) one fused multiply-add each)
             square_avg *= rho
-            square_avg += (1 - rho) * (g * g)
-            delta = xp.sqrt(acc_delta + eps) / xp.sqrt(square_avg + eps) * g
+            fused_addcmul(square_avg, g, g, 1 - rho, out=square_avg)
+            delta = xp.sqrt(acc_delta + eps)
+            delta /= xp.sqrt(square_avg + eps)
+            delta *= g
             acc_delta *= rho
-            acc_delta += (1 - rho) * (delta * delta)
-            w -= lr * delta
+            fused_addcmul(acc_delta, delta, delta, 1 - rho, out=acc_delta)
+            fused_scaled_add(w, delta, w.dtype.type(-lr), out=w)
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:

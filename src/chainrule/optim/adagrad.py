@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
+from .._opmath import fused_addcmul
 from ..ops.creation import full_like
+from ..ops.elementwise import fused_scaled_add
 from ..tensor import Tensor
 from .adam import _as_real
 from .optimizer import (
@@ -56,14 +58,16 @@ class Adagrad(Optimizer):
                 state["sum"] = _initial_sum(w, group["initial_accumulator_value"])
             step = _step_tensor(state)
             w, g = _as_real(w), _as_real(g)  # a complex parameter as real pairs, as torch
+            # torch's ops in its order, each rounded as its CPU kernel (float32: add(alpha=) and
+            # addcmul one fused multiply-add each; addcdiv's (value·g) / std, then the sum)
             if weight_decay != 0:
-                g = g + weight_decay * w
+                g = fused_scaled_add(g, w, w.dtype.type(weight_decay))
             clr = lr / (1 + (step - 1) * lr_decay)
             state_sum = _as_real(state["sum"]._data)
-            state_sum += g * g
+            fused_addcmul(state_sum, g, g, 1, out=state_sum)
             std = xp.sqrt(state_sum)
             std += eps
-            w -= clr * (g / std)
+            w += (g * w.dtype.type(-clr)) / std
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:

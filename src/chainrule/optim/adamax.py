@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from .._backend import array_module
+from .._opmath import fused_lerp
 from ..ops.creation import zeros_like
-from ..ops.elementwise import maximum
+from ..ops.elementwise import fused_scaled_add, maximum
 from ..tensor import Tensor
 from .adam import _as_real
 from .optimizer import (
@@ -44,12 +45,12 @@ class Adamax(Optimizer):
             step = _step_tensor(state)
             w, g = _as_real(w), _as_real(g)  # a complex parameter as real pairs, as torch
             if weight_decay != 0:
-                g = g + weight_decay * w
+                g = fused_scaled_add(g, w, w.dtype.type(weight_decay))
             exp_avg, exp_inf = _as_real(state["exp_avg"]._data), _as_real(state["exp_inf"]._data)
-            # m = lerp(m, g, 1 - beta1); u = max(beta2 u, |g| + eps)
-            exp_avg += (1 - beta1) * (g - exp_avg)
+            # m = lerp(m, g, 1 - beta1); u = max(beta2 u, |g| + eps); rounded as torch's kernels
+            exp_avg[...] = fused_lerp(exp_avg, g, 1 - beta1)
             xp.maximum(exp_inf * beta2, xp.abs(g) + eps, out=exp_inf)
-            w -= (lr / (1 - beta1**step)) * (exp_avg / exp_inf)
+            w += (exp_avg * w.dtype.type(-(lr / (1 - beta1**step)))) / exp_inf  # addcdiv_'s (value·m) / u
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:

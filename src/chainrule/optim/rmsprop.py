@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
+from .._opmath import fused_addcmul, fused_lerp
 from ..ops.creation import zeros_like
+from ..ops.elementwise import fused_scaled_add
 from ..tensor import Tensor
 from .adam import _as_real
 from .optimizer import Optimizer, _check_hyper_parameters, _params_with_grad, _step_tensor, _wrapper_gradient
@@ -48,15 +50,18 @@ class RMSprop(Optimizer):
                     state["grad_avg"] = Tensor._make(xp.zeros_like(w))
             _step_tensor(state)
             w, g = _as_real(w), _as_real(g)  # a complex parameter as real pairs, as torch
+            # torch's ops in its order (the same in its for-loop and foreach steps), each rounded as
+            # its CPU kernel: float32 add(alpha=), addcmul and lerp one fused multiply-add each
+            scalar = w.dtype.type
             if weight_decay != 0:
-                g = g + weight_decay * w
+                g = fused_scaled_add(g, w, scalar(weight_decay))
             square_avg = _as_real(state["square_avg"]._data)
             square_avg *= alpha
-            square_avg += (1 - alpha) * (g * g)
+            fused_addcmul(square_avg, g, g, 1 - alpha, out=square_avg)
             if centered:
                 grad_avg = _as_real(state["grad_avg"]._data)
-                grad_avg += (1 - alpha) * (g - grad_avg)
-                avg = xp.sqrt(square_avg - grad_avg * grad_avg)
+                grad_avg[...] = fused_lerp(grad_avg, g, 1 - alpha)
+                avg = xp.sqrt(fused_addcmul(square_avg, grad_avg, grad_avg, -1))
             else:
                 avg = xp.sqrt(square_avg)
             avg += eps
@@ -64,9 +69,9 @@ class RMSprop(Optimizer):
                 buf = _as_real(state["momentum_buffer"]._data)
                 buf *= momentum
                 buf += g / avg
-                w -= lr * buf
+                fused_scaled_add(w, buf, scalar(-lr), out=w)
             else:
-                w -= lr * (g / avg)
+                w += (g * scalar(-lr)) / avg  # addcdiv_(g, avg, value=-lr)
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:
