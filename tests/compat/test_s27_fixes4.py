@@ -35,20 +35,20 @@ def test_fused_addcmul_is_torchs_float32_addcmul_to_the_bit(value):
 
 
 # ---------------------------------------------------------------- five float32 steps, bit for bit
-def _five_steps(module, name: str, kwargs: dict) -> list:
-    """The float32 parameters after five steps of ``module.optim.<name>`` on fixed gradients."""
+def _steps(module, name: str, kwargs: dict, steps: int = 5) -> list:
+    """The float32 parameters after ``steps`` steps of ``module.optim.<name>`` on fixed gradients."""
     shapes = [(2003,), (20, 30)]
     params = [module.tensor(_random(10 + i, *shape), requires_grad=True) for i, shape in enumerate(shapes)]
     optimizer = getattr(module.optim, name)(params, **kwargs)
-    for step in range(5):
+    for step in range(steps):
         for i, (p, shape) in enumerate(zip(params, shapes)):
             p.grad = module.tensor(_random(100 * step + i, *shape))
         optimizer.step()
     return [p.detach().numpy().copy() for p in params]
 
 
-def _differing(name: str, kwargs: dict) -> int:
-    ours, theirs = _five_steps(cr, name, kwargs), _five_steps(torch, name, kwargs)
+def _differing(name: str, kwargs: dict, steps: int = 5) -> int:
+    ours, theirs = _steps(cr, name, kwargs, steps), _steps(torch, name, kwargs, steps)
     return sum(int((_bits(a) != _bits(b)).sum()) for a, b in zip(ours, theirs))
 
 
@@ -74,6 +74,8 @@ _WITH_SQRT = [
     ("RMSprop", {}), ("RMSprop", {"centered": True}), ("RMSprop", {"momentum": 0.9}),
     ("RMSprop", {"centered": True, "momentum": 0.9, "weight_decay": 0.1, "maximize": True}),
     ("Adadelta", {}), ("Adadelta", {"weight_decay": 0.1, "lr": 0.5, "maximize": True}),
+    ("NAdam", {}), ("NAdam", {"weight_decay": 0.1, "maximize": True}),
+    ("NAdam", {"weight_decay": 0.1, "decoupled_weight_decay": True}),
 ]
 
 
@@ -87,3 +89,27 @@ def test_optimizer_steps_round_as_torchs_but_for_sqrt(torchs_sqrt, name, kwargs,
 @pytest.mark.parametrize("kwargs", [{}, {"weight_decay": 0.1, "maximize": True}])
 def test_adamax_steps_are_torchs_to_the_bit(kwargs, foreach):
     assert _differing("Adamax", {**kwargs, "foreach": foreach}) == 0
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("kwargs", [{}, {"weight_decay": 0.1, "maximize": True}, {"weight_decay": 0.1,
+                                                                                   "decoupled_weight_decay": True}])
+def test_radam_steps_round_as_torchs_but_for_sqrt(torchs_sqrt, kwargs, foreach):
+    # twelve steps: with beta2 = 0.999 the step is rectified (adaptive) from the seventh on
+    assert _differing("RAdam", {**kwargs, "foreach": foreach}, steps=12) == 0
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("kwargs", [{}, {"weight_decay": 0.1, "t0": 2, "maximize": True}])
+def test_asgd_steps_and_average_are_torchs_to_the_bit(kwargs, foreach):
+    # t0=2: the running average ax starts moving at step 3 (mu < 1)
+    def run(module):
+        p = module.tensor(_random(7, 3001), requires_grad=True)
+        optimizer = module.optim.ASGD([p], foreach=foreach, **kwargs)
+        for step in range(6):
+            p.grad = module.tensor(_random(200 + step, 3001))
+            optimizer.step()
+        return [p.detach().numpy().copy(), optimizer.state[p]["ax"].numpy().copy()]
+
+    for ours, theirs in zip(run(cr), run(torch)):
+        assert (_bits(ours) == _bits(theirs)).all()

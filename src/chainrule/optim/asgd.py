@@ -7,7 +7,9 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module
+from .._opmath import fused_addcmul
 from ..ops.creation import zeros_like
+from ..ops.elementwise import fused_scaled_add
 from ..tensor import Tensor
 from .optimizer import Optimizer, _check_hyper_parameters, _params_with_grad, _step_tensor, _wrapper_gradient
 
@@ -41,16 +43,24 @@ class ASGD(Optimizer):
                 state["mu"] = Tensor._make(np.ones((), dtype=np.float32))
                 state["ax"] = Tensor._make(xp.zeros_like(w))
             step = _step_tensor(state)
+            scalar = w.dtype.type
             if group["weight_decay"] != 0:
-                g = g + group["weight_decay"] * w
-            eta = float(state["eta"]._data)
-            w *= 1 - lambd * eta
-            w -= eta * g
-            ax, mu = state["ax"]._data, float(state["mu"]._data)
-            if mu != 1:
-                ax += (w - ax) * mu
+                g = fused_scaled_add(g, w, scalar(group["weight_decay"]))
+            ax, eta_tensor, mu_tensor = state["ax"]._data, state["eta"]._data, state["mu"]._data
+            # torch's ops in its order, rounded as its kernels (float32 add(alpha=) and addcmul one
+            # fused multiply-add each); its foreach step folds the decay into the gradient
+            if group.get("foreach"):
+                g = fused_scaled_add(g, w, scalar(lambd))
+                fused_addcmul(w, -g, eta_tensor.astype(w.dtype), 1, out=w)
+                fused_addcmul(ax, w - ax, mu_tensor.astype(w.dtype), 1, out=ax)
             else:
-                ax[...] = w
+                eta = float(eta_tensor)
+                w *= 1 - lambd * eta
+                fused_scaled_add(w, g, scalar(-eta), out=w)
+                if float(mu_tensor) != 1:
+                    ax += (w - ax) * mu_tensor.astype(w.dtype)
+                else:
+                    ax[...] = w
             # torch writes these through a tensor of the default dtype (as_tensor of a float): a
             # float64 eta (loaded beside a float64 parameter) still takes float32-rounded values
             default = _dtype.get_default_dtype().np

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
+from .._opmath import fused_addcmul, fused_lerp
 from ..ops.creation import zeros_like
+from ..ops.elementwise import fused_scaled_add
 from ..tensor import Tensor
 from .adam import _as_real
 from .optimizer import (
@@ -58,17 +60,24 @@ class NAdam(Optimizer):
                 if group["decoupled_weight_decay"]:
                     w *= 1 - lr * weight_decay
                 else:
-                    g = g + weight_decay * w
+                    g = fused_scaled_add(g, w, w.dtype.type(weight_decay))
             # momentum schedule mu_t = beta1 (1 - 0.96^(t psi) / 2), and its next value
             mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
             mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
             mu_product = state["mu_product"]._data
             mu_product *= mu
             exp_avg, exp_avg_sq = _as_real(state["exp_avg"]._data), _as_real(state["exp_avg_sq"]._data)
-            exp_avg += (1 - beta1) * (g - exp_avg)
+            # rounded as torch's kernels (float32 add(alpha=), lerp and addcmul one fused multiply-add each)
+            exp_avg[...] = fused_lerp(exp_avg, g, 1 - beta1)
             exp_avg_sq *= beta2
-            exp_avg_sq += (1 - beta2) * (g * g)
-            denom = xp.sqrt(exp_avg_sq / (1 - beta2**step)) + eps
+            fused_addcmul(exp_avg_sq, g, g, 1 - beta2, out=exp_avg_sq)
+            if group.get("foreach") and not group.get("differentiable"):
+                # torch's foreach step divides the square root by the bias correction's square root
+                denom = xp.sqrt(exp_avg_sq)
+                denom /= (1 - beta2**step) ** 0.5
+            else:  # its for-loop takes the root of the corrected second moment
+                denom = xp.sqrt(exp_avg_sq / (1 - beta2**step))
+            denom += eps
             # the gradient's share and the (Nesterov) momentum's share of the step, each (value * t) / denom
             # in that order as torch's addcdiv computes it (the same rounding, and the same overflow)
             if group.get("differentiable"):
@@ -81,8 +90,9 @@ class NAdam(Optimizer):
                 w += g * grad_scale.astype(w.dtype) / denom
                 w += exp_avg * momentum_scale.astype(w.dtype) / denom
             else:
-                w -= (lr * (1.0 - mu) / (1.0 - float(mu_product))) * g / denom
-                w -= (lr * mu_next / (1.0 - float(mu_product) * mu_next)) * exp_avg / denom
+                scalar = w.dtype.type
+                w += (g * scalar(-lr * (1.0 - mu) / (1.0 - float(mu_product)))) / denom
+                w += (exp_avg * scalar((-lr * mu_next) / (1.0 - float(mu_product) * mu_next))) / denom
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .._backend import array_module
+from .._opmath import fused_addcmul, fused_lerp
 from ..ops.creation import zeros_like
+from ..ops.elementwise import fused_scaled_add
 from ..tensor import Tensor
 from .adam import _as_real
 from .optimizer import (
@@ -51,23 +55,27 @@ class RAdam(Optimizer):
                 if group["decoupled_weight_decay"]:
                     w *= 1 - lr * weight_decay
                 else:
-                    g = g + weight_decay * w
+                    g = fused_scaled_add(g, w, w.dtype.type(weight_decay))
             exp_avg, exp_avg_sq = _as_real(state["exp_avg"]._data), _as_real(state["exp_avg_sq"]._data)
-            exp_avg += (1 - beta1) * (g - exp_avg)
+            # rounded as torch's kernels (float32 add(alpha=), lerp and addcmul one fused multiply-add each)
+            exp_avg[...] = fused_lerp(exp_avg, g, 1 - beta1)
             exp_avg_sq *= beta2
-            exp_avg_sq += (1 - beta2) * (g * g)
+            fused_addcmul(exp_avg_sq, g, g, 1 - beta2, out=exp_avg_sq)
             bias_correction1 = 1 - beta1**step
             bias_correction2 = 1 - beta2**step
-            corrected_exp_avg = exp_avg / bias_correction1
             # length of the approximated simple moving average, and its limit
             rho_inf = 2 / (1 - beta2) - 1
             rho_t = rho_inf - 2 * step * (beta2**step) / bias_correction2
-            if rho_t > 5.0:
-                rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
-                adaptive_lr = math.sqrt(bias_correction2) / (xp.sqrt(exp_avg_sq) + eps)
-                w -= corrected_exp_avg * lr * adaptive_lr * rect
+            rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) \
+                if rho_t > 5.0 else 0.0
+            if group.get("foreach"):
+                _multi_tensor_update(w, exp_avg, exp_avg_sq, lr, eps, rect, bias_correction1, bias_correction2)
+            elif rect > 0:
+                # torch's number / tensor is the tensor's reciprocal times the number
+                adaptive_lr = 1 / (xp.sqrt(exp_avg_sq) + eps) * w.dtype.type(math.sqrt(bias_correction2))
+                w -= (exp_avg / bias_correction1) * lr * adaptive_lr * rect
             else:
-                w -= corrected_exp_avg * lr
+                w -= (exp_avg / bias_correction1) * lr
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:
@@ -89,3 +97,20 @@ class RAdam(Optimizer):
             p.add_(corrected_exp_avg * lr * adaptive_lr * rect, alpha=-1.0)
         else:
             p.add_(corrected_exp_avg * lr, alpha=-1.0)
+
+
+def _multi_tensor_update(w, exp_avg, exp_avg_sq, lr: float, eps: float, rect: float, bias_correction1: float,
+                         bias_correction2: float) -> None:
+    """torch's foreach RAdam step, as its float32 kernels round it: w += m · (1 / ((sqrt(v) + eps) / a) + b)
+    (one fused multiply-add) with a = -sqrt(bias_correction2)·lr·rect/bias_correction1 and b the
+    unrectified step -lr/bias_correction1, which is 0 once rectified (a 0 makes 1/(x / -0) = -0)."""
+    xp = array_module(w)
+    scalar = w.dtype.type
+    unrectified = 0 if rect > 0 else 1.0
+    buffer = xp.sqrt(exp_avg_sq)
+    buffer += eps
+    with np.errstate(divide="ignore"):
+        buffer /= scalar((bias_correction2 ** 0.5) * (lr * rect / bias_correction1) * -1)
+        buffer = 1 / buffer
+    buffer += scalar((lr * unrectified / bias_correction1) * -1)
+    fused_addcmul(w, exp_avg, buffer, 1, out=w)
