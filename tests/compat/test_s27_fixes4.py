@@ -113,3 +113,23 @@ def test_asgd_steps_and_average_are_torchs_to_the_bit(kwargs, foreach):
 
     for ours, theirs in zip(run(cr), run(torch)):
         assert (_bits(ours) == _bits(theirs)).all()
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"maximize": True, "lr": 0.01}])
+def test_sparse_adam_steps_round_as_torchs_but_for_sqrt(torchs_sqrt, kwargs):
+    weight = _random(20, 50, 16)
+    target = _random(21, 20, 16)
+    rows = [np.random.default_rng(30 + step).integers(0, 50, size=20) for step in range(5)]
+
+    def run(module):
+        embedding = module.nn.Embedding(50, 16, sparse=True)
+        with module.no_grad():
+            embedding.weight.copy_(module.tensor(weight))
+        optimizer = module.optim.SparseAdam(embedding.parameters(), **kwargs)
+        for index in rows:  # repeated rows: their gradients are summed, as torch's coalesce
+            optimizer.zero_grad()
+            ((embedding(module.tensor(index)) - module.tensor(target)) ** 2).sum().backward()
+            optimizer.step()
+        return embedding.weight.detach().numpy().copy()
+
+    assert (_bits(run(cr)) == _bits(run(torch))).all()

@@ -67,7 +67,8 @@ class SparseAdam(Optimizer):
             m[rows] += (1 - beta1) * (g_rows - m[rows])
             v[rows] += (1 - beta2) * (g_rows * g_rows - v[rows])
             step_size = lr * math.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
-            w[rows] -= step_size * m[rows] / (xp.sqrt(v[rows]) + eps)
+            # torch's order: -step_size · (m / (sqrt(v) + eps)), then added to the parameter's rows
+            w[rows] += (m[rows] / (xp.sqrt(v[rows]) + eps)) * w.dtype.type(-step_size)
             p._bump_version()
 
 
