@@ -22,9 +22,11 @@ from . import _dtype
 from ._backend import autocast_hook
 
 # ops that accumulate (sums, products of matrices, normalisation statistics), chain several NumPy
-# steps whose intermediate bfloat16 rounding torch does not have, or order values
+# steps whose intermediate bfloat16 rounding torch does not have, or order values. Not cumsum or its
+# backward: ops.reduce._running_sum keeps a half-precision total in float32 itself and must see the
+# input's own dtype (widened here, a float16 input's gradient was summed as float32 and rounded once)
 ACCUMULATE_IN_FLOAT32 = frozenset({
-    "sum", "mean", "prod", "prod_of_others", "var", "std", "norm", "cumsum", "cumsum_backward", "cumprod",
+    "sum", "mean", "prod", "prod_of_others", "var", "std", "norm", "cumprod",
     "logsumexp", "logcumsumexp", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
     "matmul", "bmm", "dot", "einsum", "trace", "linear", "linear_backward",
     "conv", "conv_transpose", "conv_weight", "unfold", "fold",

@@ -133,3 +133,25 @@ def test_sparse_adam_steps_round_as_torchs_but_for_sqrt(torchs_sqrt, kwargs):
         return embedding.weight.detach().numpy().copy()
 
     assert (_bits(run(cr)) == _bits(run(torch))).all()
+
+
+# ---------------------------------------------------------------- cumsum's gradient for a half-precision input
+@pytest.mark.parametrize("dtypes", [("float16", "float32"), ("float16", "float64"), ("bfloat16", "float32"),
+                                    ("float16", None), ("bfloat16", None)])
+def test_cumsum_gradient_of_a_half_precision_input_is_torchs(dtypes):
+    # torch's cumsum_backward(grad.to(self.scalar_type()), dim): the reversed running sum in the
+    # input's half precision (a float32 total, each value rounded to it)
+    input_dtype, dtype = dtypes
+    rng = np.random.default_rng(5)
+    for _ in range(10):
+        shape = tuple(int(n) for n in rng.integers(1, 9, size=3))
+        dim = int(rng.integers(0, 3))
+        values = (rng.standard_normal(shape) * 3).astype(np.float32)  # float32 -> half rounds as torch's
+        upstream = rng.standard_normal(shape)
+        grads = []
+        for module in (cr, torch):
+            x = module.tensor(values).to(getattr(module, input_dtype)).requires_grad_()
+            y = module.cumsum(x, dim, **({} if dtype is None else {"dtype": getattr(module, dtype)}))
+            y.backward(module.tensor(upstream, dtype=y.dtype))
+            grads.append(x.grad.float().numpy())
+        assert (_bits(grads[0]) == _bits(grads[1])).all()
