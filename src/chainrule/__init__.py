@@ -391,7 +391,7 @@ del _alias, _name
 
 # --- s6 names: torch's top-level spellings of Tensor methods and nn.functional ops
 from .func import vmap  # noqa: E402,F401
-from .nn.functional import embedding_bag, rms_norm  # noqa: E402,F401
+from .nn.functional import rms_norm  # noqa: E402,F401
 # torch's top-level losses take ATen's arguments (an int reduction), not nn.functional's
 from .nn._aten_losses import *  # noqa: E402,F401,F403
 

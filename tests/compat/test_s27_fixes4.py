@@ -155,3 +155,74 @@ def test_cumsum_gradient_of_a_half_precision_input_is_torchs(dtypes):
             y.backward(module.tensor(upstream, dtype=y.dtype))
             grads.append(x.grad.float().numpy())
         assert (_bits(grads[0]) == _bits(grads[1])).all()
+
+
+# ---------------------------------------------------------------- torch.embedding_bag, ATen's form
+def _aten_bag_results(module, call):
+    """``call(module)``'s four results as (dtype name, shape, values), or its error's class and message."""
+    try:
+        results = call(module)
+    except Exception as error:  # noqa: BLE001 - the class is what is compared
+        return type(error).__name__, str(error)
+    assert type(results) is tuple and len(results) == 4
+    return [(str(r.dtype).split(".")[-1], tuple(r.shape), r.tolist()) for r in results]
+
+
+def _weight(module, dtype="float32", requires_grad=False):
+    return module.tensor(_random(40, 6, 3), dtype=getattr(module, dtype)).requires_grad_(requires_grad)
+
+
+_INDICES = [1, 2, 4, 5, 4, 3, 2, 0]
+_OFFSETS = [0, 2, 2, 5]
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: m.embedding_bag(_weight(m), m.tensor(_INDICES), m.tensor(_OFFSETS)),
+    lambda m: m.embedding_bag(_weight(m), m.tensor(_INDICES), m.tensor(_OFFSETS), False, 1),
+    lambda m: m.embedding_bag(_weight(m), m.tensor(_INDICES), m.tensor(_OFFSETS), False, 2),
+    lambda m: m.embedding_bag(_weight(m, requires_grad=True), m.tensor(_INDICES), m.tensor(_OFFSETS), False, 0),
+    lambda m: m.embedding_bag(_weight(m, "float64"), m.tensor(_INDICES), m.tensor(_OFFSETS), False, 0),
+    lambda m: m.embedding_bag(_weight(m), m.tensor(_INDICES), m.tensor([0, 2, 2, 8]), False, 0, False, None, True),
+    lambda m: m.embedding_bag(_weight(m), m.tensor(_INDICES), m.tensor([0, 2, 2, 8]), False, 2, False, None, True),
+    lambda m: m.embedding_bag(_weight(m), m.tensor(_INDICES), m.tensor(_OFFSETS), False, 1, False, None, False, 4),
+    lambda m: m.embedding_bag(_weight(m), m.tensor(_INDICES), m.tensor(_OFFSETS), False, 0, False, None, False, -2),
+    lambda m: m.embedding_bag(_weight(m), m.tensor(_INDICES), m.tensor(_OFFSETS), False, 2, False, None, False, 4),
+    lambda m: m.embedding_bag(_weight(m), m.tensor(_INDICES), m.tensor(_OFFSETS), False, 0, False, m.ones(8)),
+    lambda m: m.embedding_bag(_weight(m), m.tensor(_INDICES, dtype=m.int32), m.tensor(_OFFSETS, dtype=m.int32),
+                              False, 1),
+    lambda m: m.embedding_bag(_weight(m), m.tensor(_INDICES, dtype=m.int32), m.tensor(_OFFSETS), False, 1),
+    lambda m: m.embedding_bag(_weight(m), m.tensor([], dtype=m.int64), m.tensor([0, 0]), False, 1),
+    lambda m: m.embedding_bag(weight=_weight(m), indices=m.tensor(_INDICES), offsets=m.tensor(_OFFSETS), mode=1),
+    lambda m: m.embedding_bag(_weight(m), m.tensor(_INDICES), None),
+    lambda m: m.embedding_bag(_weight(m), m.tensor(_INDICES), m.tensor(_OFFSETS), mode="sum"),
+    lambda m: m.embedding_bag(_weight(m), m.tensor(_INDICES), m.tensor(_OFFSETS), False, 3),
+    lambda m: m.embedding_bag(m.tensor(_INDICES), _weight(m), m.tensor(_OFFSETS)),
+])
+def test_top_level_embedding_bag_takes_atens_arguments_and_returns_its_four_results(call):
+    assert _aten_bag_results(cr, call) == _aten_bag_results(torch, call)
+
+
+def test_top_level_embedding_bag_records_only_its_bags():
+    for module in (cr, torch):
+        weight = _weight(module, requires_grad=True)
+        results = module.embedding_bag(weight, module.tensor(_INDICES), module.tensor(_OFFSETS), False, 1)
+        assert [r.requires_grad for r in results] == [True, False, False, False]
+        assert type(results[0].grad_fn).__name__ == "EmbeddingBagBackward0"
+    assert cr.embedding_bag is not cr.nn.functional.embedding_bag
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_embedding_bag_sums_row_after_row_and_divides_the_sum(mode, dtype):
+    # torch adds a bag's rows one after another and divides a mean's sum once; chainrule summed
+    # more than eight rows blockwise and scaled each row by 1/size before summing
+    rng = np.random.default_rng(8)
+    for _ in range(10):
+        indices = rng.integers(0, 12, size=40)
+        offsets = np.sort(rng.integers(0, 41, size=4))
+        offsets[0] = 0
+        weight = rng.standard_normal((12, 5)).astype(dtype)
+        results = [module.nn.functional.embedding_bag(module.tensor(indices), module.tensor(weight),
+                                                      module.tensor(offsets), mode=mode).numpy()
+                   for module in (cr, torch)]
+        assert np.array_equal(results[0], results[1])

@@ -788,6 +788,11 @@ SIGNATURES: dict[str, tuple] = {
     "squeeze": ("(Tensor input)", "(Tensor input, int64_t dim)", "(Tensor input, IntArrayRef dim)"),
     "flatten": ("(Tensor input, int64_t start_dim=0, int64_t end_dim=-1)",),
     "cumsum": ("(Tensor input, int64_t dim, *, ScalarType? dtype=None, Tensor out=None)",),
+    "embedding_bag": ("(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq, int64_t mode, "
+                      "bool sparse, Tensor? per_sample_weights, bool include_last_offset, int64_t? padding_idx)",
+                      "(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, "
+                      "int64_t mode=0, bool sparse=False, Tensor? per_sample_weights=None, "
+                      "bool include_last_offset=False)"),
     "softmax": ("(Tensor input, int64_t dim, ScalarType? dtype=None, *, Tensor out=None)",),
     "log_softmax": ("(Tensor input, int64_t dim, ScalarType? dtype=None, *, Tensor out=None)",),
     "prod": ("(Tensor input, *, ScalarType? dtype=None)",

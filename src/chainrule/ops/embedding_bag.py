@@ -14,16 +14,16 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module
-from ..autograd.function import name_node
+from ..autograd.function import Function, name_node
 from ..tensor import Tensor
 from . import creation
-from ._arg_parser import check_bool
+from ._arg_parser import check_bool, check_int
 from .compat import class_repr
 from .elementwise import where
 from .embedding import ScaleGradient, embedding
 from .shape import cat
 
-__all__ = ["embedding_bag"]
+__all__ = ["embedding_bag"]  # (torch's top-level, ATen form is ops.nn_toplevel.embedding_bag, on aten_embedding_bag)
 __not_methods__ = set(__all__)
 
 _MODES = ("sum", "mean", "max")
@@ -151,18 +151,78 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, 
             rows = rows.to(_dtype.float32)
         coefficient = kept.astype(rows._data.dtype)
         sizes = xp.maximum(bag_size, 1).astype(coefficient.dtype)
-        if mode == "mean" and low is None:
-            coefficient = coefficient / sizes[xp.maximum(bag, 0)]
         scaled = rows * Tensor._make(coefficient[:, None])
         if per_sample_weights is not None:
             scaled = scaled * per_sample_weights.reshape(-1, 1)
-        out = creation.zeros((num_bags, dim), dtype=rows.dtype, device=weight.device)
-        out = out.index_add(0, Tensor._make(xp.where(kept, bag, 0)), scaled)
+        out = BagSum.apply(scaled, bag=xp.where(kept, bag, -1), num_bags=num_bags)
+        if mode == "mean" and low is None:
+            out = DivideByBagSize.apply(out, sizes=sizes)
         if low is not None:
             out = _rounded(out, low)
             if mode == "mean":
                 out = _rounded(out.to(_dtype.float32) / Tensor._make(sizes[:, None]), low)
     return name_node(out, "EmbeddingBagBackward0")
+
+
+class BagSum(Function):
+    """Each bag's sum of its rows (``bag[j]``: row j's bag, -1 for none), added one row after another
+    in the bags' order, as torch's CPU kernels (fbgemm's and its own loop) add them: a tree or
+    blocked sum (NumPy's for more than eight rows) rounds differently. Gradient: each row gets its
+    bag's (0 for a row in no bag)."""
+
+    _array_forward = True
+    label = "bag_sum"
+    rule = "∂/∂row = the gradient of the row's bag"
+    formula = "sum of {0} by bag"
+
+    @staticmethod
+    def forward(ctx, rows, bag, num_bags):
+        xp = array_module(rows)
+        ctx.bag = bag
+        out = xp.zeros((num_bags,) + rows.shape[1:], dtype=rows.dtype)
+        members = xp.flatnonzero(bag >= 0)
+        if not members.size:
+            return out
+        member_bag = bag[members]
+        # the bags are runs of members (offsets do not decrease): where each starts, its length
+        starts = xp.flatnonzero(xp.concatenate((xp.ones(1, dtype=bool), member_bag[1:] != member_bag[:-1])))
+        lengths = xp.diff(xp.append(starts, members.size))
+        if starts.size < int(lengths.max()):  # a few long bags: each one's running sum (sequential)
+            for start, length in zip(starts.tolist(), lengths.tolist()):
+                out[member_bag[start]] = xp.cumsum(rows[members[start:start + length]], axis=0)[-1]
+            return out
+        slot = xp.arange(members.size) - xp.repeat(starts, lengths)
+        for k in range(int(lengths.max())):  # the k-th row of every bag at once (distinct bags)
+            at = slot == k
+            out[member_bag[at]] += rows[members[at]]
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        bag = ctx.bag
+        xp = array_module(bag)
+        padded = cat([grad, creation.zeros((1,) + tuple(grad.shape[1:]), dtype=grad.dtype, device=grad.device)])
+        return padded[Tensor._make(xp.where(bag >= 0, bag, grad.shape[0]))]
+
+
+class DivideByBagSize(Function):
+    """A mean bag's sum divided by its size, as torch's kernel (apply_bag_size: the sum first, then
+    one division; dividing each row first rounds differently); its gradient is the upstream one
+    times the size's reciprocal, as torch's apply_bag_size_backward."""
+
+    _array_forward = True
+    label = "bag_mean"
+    rule = "∂/∂sum = 1 / bag size"
+    formula = "{0} / bag_size"
+
+    @staticmethod
+    def forward(ctx, total, sizes):
+        ctx.reciprocal = (1 / sizes)[:, None]
+        return total / sizes[:, None]
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * Tensor._make(ctx.reciprocal)
 
 
 def _bag_frequency_scale(indices, num_rows: int, dtype):
@@ -211,3 +271,63 @@ def _bag_max(rows: Tensor, bag, kept, bag_size, num_bags: int, dim: int) -> Tens
     maxima = padded.max(dim=1).values
     empty = Tensor._make((bag_size == 0)[:, None])
     return where(empty, creation.zeros((), dtype=rows.dtype, device=rows.device), maxima)
+
+
+def aten_embedding_bag(weight: Tensor, indices: Tensor, offsets: Tensor, scale_grad_by_freq: bool = False,
+                       mode: int = 0, sparse: bool = False, per_sample_weights: Tensor | None = None,
+                       include_last_offset: bool = False, padding_idx: int | None = None) -> tuple:
+    """torch.embedding_bag, ATen's form of F.embedding_bag: the weight first, offsets required, ``mode``
+    an int (0 sum, 1 mean, 2 max), a negative ``padding_idx`` counted from the end. Returns torch's
+    four results, as its CPU kernel leaves them: the (bags, D) reductions; ``offset2bag``, each
+    index's bag (empty for a sum that torch's float32/half fast path takes: no per-index bags, no
+    padding_idx); ``bag_size``, each bag's count of non-padding indices (zeros for a sum, one per
+    offset when the weight does not require grad); ``max_indices``, the weight row each maximum came
+    from (mode 2), else a copy of ``bag_size``. Index results take the indices' and offsets' common
+    integer dtype."""
+    if weight.dim() != 2:
+        raise RuntimeError(f"weight has to be a 2D Tensor, but got Tensor of dimension {weight.dim()}")
+    mode = check_int(mode, "embedding_bag", "mode")
+    if mode not in (0, 1, 2):
+        raise RuntimeError("`mode` must be sum, mean, or max.")
+    output = embedding_bag(indices, weight, offsets, None, 2, scale_grad_by_freq, _MODES[mode], sparse,
+                           per_sample_weights, include_last_offset, padding_idx)
+    xp = array_module(weight._data)
+    index_dtype = np.promote_types(indices._data.dtype, offsets._data.dtype)
+    starts = offsets._data.astype(index_dtype)
+    length = indices.shape[0]
+    num_bags = starts.shape[0] - 1 if include_last_offset else starts.shape[0]
+    padding = None if padding_idx is None else padding_idx % weight.shape[0]
+    fast_sum = mode == 0 and padding is None and weight.dtype in (_dtype.float32, _dtype.float16, _dtype.bfloat16)
+    # each index's bag; with include_last_offset the last offset ends nothing: what lies beyond it is
+    # counted in the last bag (its sum leaves it out, its mean divides by it: torch's kernel)
+    bag_starts = starts[:num_bags]
+    offset2bag = (xp.searchsorted(bag_starts, xp.arange(length), side="right") - 1).astype(index_dtype)
+    if weight.requires_grad or mode != 0:
+        bag_size = xp.zeros(num_bags, dtype=index_dtype)
+        if mode != 0 and num_bags:
+            bag_size[:-1] = bag_starts[1:] - bag_starts[:-1]
+            bag_size[-1] = length - bag_starts[-1]
+            if padding is not None:  # a padding index is left out of its bag's count
+                flat = indices._data.reshape(-1)
+                bag_size -= xp.bincount(offset2bag[flat == padding], minlength=num_bags)[:num_bags].astype(index_dtype)
+    else:
+        bag_size = xp.zeros(starts.shape[0], dtype=index_dtype)
+    if mode == 2:
+        max_indices = _max_rows(weight._data, indices._data.reshape(-1), offset2bag, padding, num_bags, index_dtype)
+    else:
+        max_indices = bag_size.copy()
+    if fast_sum:
+        offset2bag = offset2bag[:0]
+    return tuple([output] + [Tensor._make(array) for array in (offset2bag, bag_size, max_indices)])
+
+
+def _max_rows(weight, indices, offset2bag, padding, num_bags: int, index_dtype):
+    """For each bag and feature, the weight row holding the bag's maximum (the first of equal ones,
+    as torch's kernel replaces only on a greater value), 0 for an empty bag."""
+    xp = array_module(weight)
+    rows = xp.zeros((num_bags, weight.shape[1]), dtype=index_dtype)
+    for bag in range(num_bags):
+        members = indices[(offset2bag == bag) & (indices != (-1 if padding is None else padding))]
+        if members.size:
+            rows[bag] = members[xp.argmax(weight[members], axis=0)]
+    return rows

@@ -18,10 +18,11 @@ from ..autograd.function import name_node
 from ..tensor import Tensor
 from . import dropout as _dropout
 from . import embedding as _embedding
+from . import embedding_bag as _embedding_bag
 from . import normalization as _normalization
 from ._arg_parser import check_int, int_list
 
-__all__ = ["batch_norm", "instance_norm", "layer_norm", "group_norm", "embedding", "dropout", "alpha_dropout",
+__all__ = ["batch_norm", "instance_norm", "layer_norm", "group_norm", "embedding", "embedding_bag", "dropout", "alpha_dropout",
            "feature_dropout", "dropout_", "alpha_dropout_", "feature_dropout_", "feature_alpha_dropout",
            "feature_alpha_dropout_", "native_dropout", "native_layer_norm", "native_batch_norm", "constant_pad_nd",
            "convolution", "grid_sampler", "grid_sampler_2d", "grid_sampler_3d", "rnn_tanh", "rnn_relu", "lstm", "gru",
@@ -60,6 +61,15 @@ def embedding(weight: Tensor, indices: Tensor, padding_idx: int = -1, scale_grad
               sparse: bool = False) -> Tensor:
     """torch.embedding: F.embedding with the weight first; a negative padding_idx means none."""
     return _embedding.embedding(indices, weight, padding_idx if padding_idx >= 0 else None)
+
+
+def embedding_bag(weight: Tensor, indices: Tensor, offsets: Tensor, scale_grad_by_freq: bool = False,
+                  mode: int = 0, sparse: bool = False, per_sample_weights: Tensor | None = None,
+                  include_last_offset: bool = False, padding_idx: int | None = None) -> tuple:
+    """torch.embedding_bag: F.embedding_bag with the weight first and an int mode (0 sum, 1 mean, 2
+    max), returning (output, offset2bag, bag_size, max_indices) as torch's kernel."""
+    return _embedding_bag.aten_embedding_bag(weight, indices, offsets, scale_grad_by_freq, mode, sparse,
+                                             per_sample_weights, include_last_offset, padding_idx)
 
 
 def dropout(input: Tensor, p: float, train: bool) -> Tensor:

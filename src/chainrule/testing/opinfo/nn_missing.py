@@ -64,6 +64,14 @@ op_db: list[OpInfo] = [
         OpCase("embedding_bag_include_last_offset", _bag(_WORDS, np.array([0, 2, 5, 8]), mode="sum",
                                                          include_last_offset=True), [randn(10, 3)]),
     ]),
+    # torch.embedding_bag: ATen's form (weight first, an int mode), its bags compared (the index
+    # results in tests/compat/test_s27_fixes4.py)
+    OpInfo("embedding_bag", "nn_missing", lambda: [
+        OpCase("aten_embedding_bag_mean", lambda lib, weight: lib.embedding_bag(
+            weight, lib.tensor(_WORDS), lib.tensor(np.array([0, 3, 3, 5])), False, 1)[0], [randn(10, 3)]),
+        OpCase("aten_embedding_bag_max", lambda lib, weight: lib.embedding_bag(
+            weight, lib.tensor(_WORDS), lib.tensor(np.array([0, 3, 5])), False, 2)[0], [distinct(10, 3)]),
+    ]),
     OpInfo("nn.functional.gaussian_nll_loss", "nn_missing", lambda: [
         OpCase("gaussian_nll_loss", _gaussian(), [randn(4, 5), randn(4, 5, seed=1), positive(4, 5, seed=2)]),
         OpCase("gaussian_nll_loss_full_sum", _gaussian(full=True, reduction="sum"),
