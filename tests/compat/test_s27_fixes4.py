@@ -226,3 +226,43 @@ def test_embedding_bag_sums_row_after_row_and_divides_the_sum(mode, dtype):
                                                       module.tensor(offsets), mode=mode).numpy()
                    for module in (cr, torch)]
         assert np.array_equal(results[0], results[1])
+
+
+# ---------------------------------------------------------------- addbmm(..., out=) across meta and the CPU
+def _addbmm_outcome(module, devices, out_dtype="float32"):
+    """addbmm's result device, shape and out-identity (values only on the CPU with CPU operands: torch
+    reads a meta operand's missing memory), or its error's class and message."""
+    input_device, batch1_device, batch2_device, out_device = devices
+    out = module.ones(3, 5, dtype=getattr(module, out_dtype), device=out_device)
+    try:
+        result = module.addbmm(module.ones(3, 5, device=input_device), module.ones(2, 3, 4, device=batch1_device),
+                               module.ones(2, 4, 5, device=batch2_device), beta=0.5, alpha=2, out=out)
+    except Exception as error:  # noqa: BLE001 - the class is what is compared
+        return type(error).__name__, str(error)
+    values = result.tolist() if set(devices) == {"cpu"} else None
+    return result.device.type, tuple(result.shape), result is out, values
+
+
+@pytest.mark.parametrize("devices", [(a, b, c, d) for a in ("cpu", "meta") for b in ("cpu", "meta")
+                                     for c in ("cpu", "meta") for d in ("cpu", "meta")])
+def test_addbmm_out_across_meta_and_cpu_as_torch(devices):
+    # torch copies input into out first: across meta and the CPU that copy is refused, whatever the batches
+    assert _addbmm_outcome(cr, devices) == _addbmm_outcome(torch, devices)
+
+
+@pytest.mark.parametrize("out_dtype", ["float64", "int64", "float16"])
+def test_addbmm_out_of_another_dtype_as_torch(out_dtype):
+    assert _addbmm_outcome(cr, ("cpu",) * 4, out_dtype) == _addbmm_outcome(torch, ("cpu",) * 4, out_dtype)
+
+
+def test_addbmm_resizes_out_silently_and_takes_input_in_outs_dtype():
+    import warnings
+
+    results = []
+    for module in (cr, torch):
+        out = module.ones(7)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # torch's addbmm resizes out without the deprecation warning
+            module.addbmm(module.ones(3, 5, dtype=module.float64), module.ones(2, 3, 4), module.ones(2, 4, 5), out=out)
+        results.append((tuple(out.shape), str(out.dtype).split(".")[-1], out.tolist()))
+    assert results[0] == results[1]

@@ -693,10 +693,22 @@ def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, out_dtype=None, *, be
     return result if out is None else _exact_out(result, out, "baddbmm")
 
 
-@honours_out
 @cpu_autocast_policy("lower")
-def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
+def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.addbmm: ``beta * input + alpha * sum_b batch1[b] @ batch2[b]``."""
+    _refuse_cross_device_out(input, out, batch1, batch2)
+    if not isinstance(out, Tensor):
+        return _addbmm(input, batch1, batch2, beta, alpha) if out is None else write_out(
+            _addbmm(input, batch1, batch2, beta, alpha), out, "addbmm")
+    # torch's kernel resizes out like the sum (silently), copies input into it and adds each batch's
+    # product there: input takes out's dtype, which must then be the batches' ("self and mat2 ...")
+    result = _addbmm(input.to(out.dtype), batch1, batch2, beta, alpha)
+    if tuple(out.shape) != tuple(result.shape):
+        out.resize_(result.shape)
+    return write_out(result, out, "addbmm")
+
+
+def _addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, beta, alpha) -> Tensor:
     _check_added_product_dtypes("addbmm", input, batch1, batch2)
     for batch, dim in ((batch1, 1), (batch2, 2)):  # torch reads these sizes before bmm's dimension checks
         if isinstance(batch, Tensor) and batch._data.ndim == 0:
