@@ -266,3 +266,22 @@ def test_addbmm_resizes_out_silently_and_takes_input_in_outs_dtype():
             module.addbmm(module.ones(3, 5, dtype=module.float64), module.ones(2, 3, 4), module.ones(2, 4, 5), out=out)
         results.append((tuple(out.shape), str(out.dtype).split(".")[-1], out.tolist()))
     assert results[0] == results[1]
+
+
+# ---------------------------------------------------------------- complex parameters, as real pairs
+@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize(("name", "kwargs"), [("ASGD", {"t0": 2}), ("Adam", {}), ("RMSprop", {"centered": True}),
+                                              ("NAdam", {}), ("Adagrad", {"weight_decay": 0.1}), ("RMSprop", {"weight_decay": 0.1}), ("Adadelta", {"weight_decay": 0.1}), ("Adamax", {"weight_decay": 0.1})])
+def test_complex_parameter_steps_round_as_torchs_but_for_sqrt(torchs_sqrt, name, kwargs, foreach):
+    rng = np.random.default_rng(9)
+    start = (rng.standard_normal(300) + 1j * rng.standard_normal(300)).astype(np.complex64)
+    grads = [(rng.standard_normal(300) + 1j * rng.standard_normal(300)).astype(np.complex64) for _ in range(5)]
+    results = []
+    for module in (cr, torch):
+        p = module.tensor(start.copy(), requires_grad=True)
+        optimizer = getattr(module.optim, name)([p], foreach=foreach, **kwargs)
+        for grad in grads:
+            p.grad = module.tensor(grad.copy())
+            optimizer.step()
+        results.append(p.detach().numpy().view(np.uint32).copy())
+    assert (results[0] == results[1]).all()

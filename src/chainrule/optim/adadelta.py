@@ -10,7 +10,7 @@ from .._opmath import fused_addcmul
 from ..ops.creation import zeros_like
 from ..ops.elementwise import fused_scaled_add
 from ..tensor import Tensor
-from .adam import _as_real
+from .adam import _as_real, _decayed_as_real
 from .optimizer import Optimizer, _check_hyper_parameters, _params_with_grad, _step_tensor, _wrapper_gradient
 
 __all__ = ["Adadelta"]
@@ -42,10 +42,8 @@ class Adadelta(Optimizer):
                 state["square_avg"] = Tensor._make(xp.zeros_like(w))
                 state["acc_delta"] = Tensor._make(xp.zeros_like(w))
             _step_tensor(state)
-            if weight_decay != 0:
-                g = fused_scaled_add(g, w, w.dtype.type(weight_decay))
             # a complex parameter as real pairs, as torch: each part gets its own running averages
-            w, g = _as_real(w), _as_real(g)
+            w, g = _decayed_as_real(w, g, weight_decay, group.get("foreach"))
             square_avg, acc_delta = _as_real(state["square_avg"]._data), _as_real(state["acc_delta"]._data)
             # E[g^2] = rho E[g^2] + (1 - rho) g^2; delta = sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) g, in
             # torch's order with its roundings (float32 addcmul and add(alpha=) one fused multiply-add each)

@@ -7,9 +7,8 @@ import numpy as np
 from .._backend import array_module
 from .._opmath import fused_addcmul
 from ..ops.creation import full_like
-from ..ops.elementwise import fused_scaled_add
 from ..tensor import Tensor
-from .adam import _as_real
+from .adam import _as_real, _decayed_as_real
 from .optimizer import (
     Optimizer,
     _check_hyper_parameters,
@@ -57,11 +56,9 @@ class Adagrad(Optimizer):
             if "sum" not in state:  # a parameter added with add_param_group
                 state["sum"] = _initial_sum(w, group["initial_accumulator_value"])
             step = _step_tensor(state)
-            w, g = _as_real(w), _as_real(g)  # a complex parameter as real pairs, as torch
             # torch's ops in its order, each rounded as its CPU kernel (float32: add(alpha=) and
             # addcmul one fused multiply-add each; addcdiv's (value·g) / std, then the sum)
-            if weight_decay != 0:
-                g = fused_scaled_add(g, w, w.dtype.type(weight_decay))
+            w, g = _decayed_as_real(w, g, weight_decay, group.get("foreach"))  # a complex parameter as real pairs
             clr = lr / (1 + (step - 1) * lr_decay)
             state_sum = _as_real(state["sum"]._data)
             fused_addcmul(state_sum, g, g, 1, out=state_sum)

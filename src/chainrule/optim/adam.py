@@ -69,7 +69,7 @@ class Adam(Optimizer):
                 continue
             g = -_as_real(p.grad._data) if maximize else _as_real(p.grad._data)
             # float32 as torch's kernels round it: add(alpha=), lerp and addcmul each one fused multiply-add
-            torch_rounding = (p._data.dtype == np.float32 and not group.get("differentiable")
+            torch_rounding = (w.dtype == np.float32 and not group.get("differentiable")
                               and not any(isinstance(v, Tensor) for v in (lr, beta1, beta2)))
             if weight_decay != 0:
                 if decoupled:
@@ -172,6 +172,18 @@ def _as_real(array):
         return array
     # a 0-d array cannot change its itemsize in place: its 1-element view can (and writes through)
     return (array.reshape(1) if array.ndim == 0 else array).view(array.real.dtype)
+
+
+def _decayed_as_real(w, g, weight_decay, foreach) -> tuple:
+    """(w, g + weight_decay·w) with a complex parameter as real pairs, as torch: its for-loop adds the
+    decay to the complex gradient, then views both as real (a complex product and sum, rounded
+    twice), its foreach step views them first (real: one fused multiply-add)."""
+    if weight_decay != 0 and not foreach:
+        g = fused_scaled_add(g, w, w.dtype.type(weight_decay))
+    w, g = _as_real(w), _as_real(g)
+    if weight_decay != 0 and foreach:
+        g = fused_scaled_add(g, w, w.dtype.type(weight_decay))
+    return w, g
 
 
 class AdamW(Adam):

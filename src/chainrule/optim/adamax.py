@@ -5,9 +5,9 @@ from __future__ import annotations
 from .._backend import array_module
 from .._opmath import fused_lerp
 from ..ops.creation import zeros_like
-from ..ops.elementwise import fused_scaled_add, maximum
+from ..ops.elementwise import maximum
 from ..tensor import Tensor
-from .adam import _as_real
+from .adam import _as_real, _decayed_as_real
 from .optimizer import (
     Optimizer,
     _check_adam_args,
@@ -43,9 +43,7 @@ class Adamax(Optimizer):
             state = self.state[p]
             _zero_state(state, w, "exp_avg", "exp_inf")
             step = _step_tensor(state)
-            w, g = _as_real(w), _as_real(g)  # a complex parameter as real pairs, as torch
-            if weight_decay != 0:
-                g = fused_scaled_add(g, w, w.dtype.type(weight_decay))
+            w, g = _decayed_as_real(w, g, weight_decay, group.get("foreach"))  # a complex parameter as real pairs
             exp_avg, exp_inf = _as_real(state["exp_avg"]._data), _as_real(state["exp_inf"]._data)
             # m = lerp(m, g, 1 - beta1); u = max(beta2 u, |g| + eps); rounded as torch's kernels
             exp_avg[...] = fused_lerp(exp_avg, g, 1 - beta1)

@@ -11,6 +11,7 @@ from .._opmath import fused_addcmul
 from ..ops.creation import zeros_like
 from ..ops.elementwise import fused_scaled_add
 from ..tensor import Tensor
+from .adam import _as_real, _decayed_as_real
 from .optimizer import Optimizer, _check_hyper_parameters, _params_with_grad, _step_tensor, _wrapper_gradient
 
 __all__ = ["ASGD"]
@@ -43,10 +44,9 @@ class ASGD(Optimizer):
                 state["mu"] = Tensor._make(np.ones((), dtype=np.float32))
                 state["ax"] = Tensor._make(xp.zeros_like(w))
             step = _step_tensor(state)
+            w, g = _decayed_as_real(w, g, group["weight_decay"], group.get("foreach"))  # a complex parameter as real pairs
             scalar = w.dtype.type
-            if group["weight_decay"] != 0:
-                g = fused_scaled_add(g, w, scalar(group["weight_decay"]))
-            ax, eta_tensor, mu_tensor = state["ax"]._data, state["eta"]._data, state["mu"]._data
+            ax, eta_tensor, mu_tensor = _as_real(state["ax"]._data), state["eta"]._data, state["mu"]._data
             # torch's ops in its order, rounded as its kernels (float32 add(alpha=) and addcmul one
             # fused multiply-add each); its foreach step folds the decay into the gradient
             if group.get("foreach"):

@@ -9,7 +9,7 @@ from .._opmath import fused_addcmul, fused_lerp
 from ..ops.creation import zeros_like
 from ..ops.elementwise import fused_scaled_add
 from ..tensor import Tensor
-from .adam import _as_real
+from .adam import _as_real, _decayed_as_real
 from .optimizer import Optimizer, _check_hyper_parameters, _params_with_grad, _step_tensor, _wrapper_gradient
 
 __all__ = ["RMSprop"]
@@ -49,12 +49,10 @@ class RMSprop(Optimizer):
                 if centered:
                     state["grad_avg"] = Tensor._make(xp.zeros_like(w))
             _step_tensor(state)
-            w, g = _as_real(w), _as_real(g)  # a complex parameter as real pairs, as torch
+            w, g = _decayed_as_real(w, g, weight_decay, group.get("foreach"))  # a complex parameter as real pairs
             # torch's ops in its order (the same in its for-loop and foreach steps), each rounded as
             # its CPU kernel: float32 add(alpha=), addcmul and lerp one fused multiply-add each
             scalar = w.dtype.type
-            if weight_decay != 0:
-                g = fused_scaled_add(g, w, scalar(weight_decay))
             square_avg = _as_real(state["square_avg"]._data)
             square_avg *= alpha
             fused_addcmul(square_avg, g, g, 1 - alpha, out=square_avg)
