@@ -314,18 +314,27 @@ def fused_multiply_add_float32(x, y, z, out=None):
 
 
 
+def _half(dtype) -> bool:
+    """float16 or bfloat16 (ml_dtypes' is of kind 'V'): torch computes their fused ops in float32."""
+    return dtype.itemsize == 2 and dtype.kind in "fV"
+
+
 def fused_lerp(start, end, weight: float):
-    """torch's ``start.lerp(end, weight)`` for a number ``weight``, in ``start``'s dtype: the weight
-    is first taken to that dtype and compared with 0.5 there (torch's ``is_lerp_weight_small`` on
-    its opmath value), then ``start + w·(end - start)`` below it, ``end - (1 - w)·(end - start)``
-    from it on (the form exact at its own end). float32 rounds each as torch's CPU kernel, one
-    fused multiply-add; other dtypes round NumPy's product and sum."""
+    """torch's ``start.lerp(end, weight)`` for a number ``weight``: compared with 0.5 in the
+    computing dtype (torch's ``is_lerp_weight_small`` on its opmath value), then ``start + w·(end -
+    start)`` below it, ``end - (1 - w)·(end - start)`` from it on (the form exact at its own end).
+    float32 rounds as torch's CPU kernel, one fused multiply-add; float16/bfloat16 compute that in
+    float32 and round once, as torch's opmath; other dtypes round NumPy's product and sum."""
+    low = start.dtype if _half(start.dtype) else None
+    if low is not None:
+        start, end = start.astype(_FLOAT32), end.astype(_FLOAT32)
     w = start.dtype.type(weight)
     difference = end - start
     small = abs(w) < 0.5
     if start.dtype == _FLOAT32:
-        return fused_multiply_add_float32(difference, np.float64(w if small else w - w.dtype.type(1)),
-                                          start if small else end)
+        result = fused_multiply_add_float32(difference, np.float64(w if small else w - w.dtype.type(1)),
+                                            start if small else end)
+        return result if low is None else result.astype(low)
     if small:
         return difference * w + start
     return difference * (w - w.dtype.type(1)) + end
@@ -334,11 +343,50 @@ def fused_lerp(start, end, weight: float):
 def fused_addcmul(start, tensor1, tensor2, value: float, out=None):
     """torch's ``start.addcmul(tensor1, tensor2, value=value)`` (into ``out`` if given): float32 as
     its CPU kernel rounds ``start + value * tensor1 * tensor2``, the product ``value·tensor1`` once
-    and the rest as one fused multiply-add; other dtypes NumPy's roundings of the same expression."""
-    if start.dtype == _FLOAT32:
-        scaled = tensor1 if value == 1 else tensor1 * np.float32(value)
-        return fused_multiply_add_float32(scaled, tensor2, start, out=out)
-    result = start + start.dtype.type(value) * tensor1 * tensor2
+    and the rest as one fused multiply-add; float16/bfloat16 the same in float32, rounded once at
+    the end (torch's opmath); other dtypes NumPy's roundings of the same expression."""
+    if start.dtype == _FLOAT32 or _half(start.dtype):
+        wide = [a.astype(_FLOAT32, copy=False) for a in (start, tensor1, tensor2)]
+        scaled = wide[1] if value == 1 else wide[1] * np.float32(value)
+        if start.dtype == _FLOAT32:
+            return fused_multiply_add_float32(scaled, wide[2], wide[0], out=out)
+        result = fused_multiply_add_float32(scaled, wide[2], wide[0]).astype(start.dtype)
+    else:
+        result = start + start.dtype.type(value) * tensor1 * tensor2
+    if out is None:
+        return result
+    out[...] = result
+    return out
+
+
+def fused_addcdiv(start, tensor1, tensor2, value: float):
+    """torch's ``start.addcdiv(tensor1, tensor2, value=value)``: ``start + (value·tensor1) / tensor2``,
+    each step rounded in the tensors' dtype, but float16/bfloat16 computed in float32 and rounded
+    once (torch's opmath: the number is not rounded to their precision either)."""
+    if _half(start.dtype):
+        wide = [a.astype(_FLOAT32) for a in (start, tensor1, tensor2)]
+        with np.errstate(divide="ignore", invalid="ignore"):  # (float16's eps=1e-8 is 0: torch's inf, unwarned)
+            return (wide[0] + (wide[1] * np.float32(value)) / wide[2]).astype(start.dtype)
+    return start + (tensor1 * start.dtype.type(value)) / tensor2
+
+
+def multiply_by_number(array, factor: float, out=None):
+    """``array * factor`` as torch's ``mul`` by a number: float16/bfloat16 multiply in float32 (the
+    number not rounded to their precision) and round once; other dtypes in their own."""
+    return _with_number(np.multiply, array, factor, out)
+
+
+def add_number(array, number: float, out=None):
+    """``array + number`` as torch's ``add`` of a number (``sqrt(v).add_(eps)``): float16/bfloat16
+    add in float32 (eps=1e-8 is 0 in float16, not in float32) and round once."""
+    return _with_number(np.add, array, number, out)
+
+
+def _with_number(ufunc, array, number: float, out):
+    if _half(array.dtype):
+        result = ufunc(array.astype(_FLOAT32), np.float32(number)).astype(array.dtype)
+    else:
+        result = ufunc(array, array.dtype.type(number))
     if out is None:
         return result
     out[...] = result

@@ -285,3 +285,25 @@ def test_complex_parameter_steps_round_as_torchs_but_for_sqrt(torchs_sqrt, name,
             optimizer.step()
         results.append(p.detach().numpy().view(np.uint32).copy())
     assert (results[0] == results[1]).all()
+
+
+# ---------------------------------------------------------------- float16 / bfloat16 parameters
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize(("name", "kwargs"), [("Adagrad", {}), ("RMSprop", {"centered": True}),
+                                              ("RMSprop", {"weight_decay": 0.1}),
+                                              ("Adadelta", {}), ("Adamax", {})])
+def test_half_precision_steps_are_torchs_to_the_bit(name, kwargs, dtype):
+    # torch computes each fused op (lerp, addcmul, addcdiv, mul by a number) in float32 and rounds once;
+    # chainrule rounded the numbers (beta2 = 0.999 is 1.0 in bfloat16) and each step in the low precision
+    rng = np.random.default_rng(11)
+    start, grads = rng.standard_normal(2000), [rng.standard_normal(2000) for _ in range(5)]
+    results = []
+    for module in (cr, torch):
+        low = getattr(module, dtype)
+        p = module.tensor(start, dtype=module.float32).to(low).requires_grad_()
+        optimizer = getattr(module.optim, name)([p], **kwargs)
+        for grad in grads:
+            p.grad = module.tensor(grad, dtype=module.float32).to(low)
+            optimizer.step()
+        results.append(p.detach().float().numpy())
+    assert (_bits(results[0]) == _bits(results[1])).all()

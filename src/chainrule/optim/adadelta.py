@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
-from .._opmath import fused_addcmul
+from .._opmath import fused_addcmul, multiply_by_number
 from ..ops.creation import zeros_like
 from ..ops.elementwise import fused_scaled_add
 from ..tensor import Tensor
@@ -47,12 +47,12 @@ class Adadelta(Optimizer):
             square_avg, acc_delta = _as_real(state["square_avg"]._data), _as_real(state["acc_delta"]._data)
             # E[g^2] = rho E[g^2] + (1 - rho) g^2; delta = sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) g, in
             # torch's order with its roundings (float32 addcmul and add(alpha=) one fused multiply-add each)
-            square_avg *= rho
+            multiply_by_number(square_avg, rho, out=square_avg)
             fused_addcmul(square_avg, g, g, 1 - rho, out=square_avg)
             delta = xp.sqrt(acc_delta + eps)
             delta /= xp.sqrt(square_avg + eps)
             delta *= g
-            acc_delta *= rho
+            multiply_by_number(acc_delta, rho, out=acc_delta)
             fused_addcmul(acc_delta, delta, delta, 1 - rho, out=acc_delta)
             fused_scaled_add(w, delta, w.dtype.type(-lr), out=w)
             p._bump_version()

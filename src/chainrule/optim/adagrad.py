@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
-from .._opmath import fused_addcmul
+from .._opmath import add_number, fused_addcdiv, fused_addcmul
 from ..ops.creation import full_like
 from ..tensor import Tensor
 from .adam import _as_real, _decayed_as_real
@@ -63,8 +63,8 @@ class Adagrad(Optimizer):
             state_sum = _as_real(state["sum"]._data)
             fused_addcmul(state_sum, g, g, 1, out=state_sum)
             std = xp.sqrt(state_sum)
-            std += eps
-            w += (g * w.dtype.type(-clr)) / std
+            std = add_number(std, eps)
+            w[...] = fused_addcdiv(w, g, std, -clr)
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._backend import array_module
-from .._opmath import fused_lerp
+from .._opmath import add_number, fused_addcdiv, fused_lerp, multiply_by_number
 from ..ops.creation import zeros_like
 from ..ops.elementwise import maximum
 from ..tensor import Tensor
@@ -47,8 +47,8 @@ class Adamax(Optimizer):
             exp_avg, exp_inf = _as_real(state["exp_avg"]._data), _as_real(state["exp_inf"]._data)
             # m = lerp(m, g, 1 - beta1); u = max(beta2 u, |g| + eps); rounded as torch's kernels
             exp_avg[...] = fused_lerp(exp_avg, g, 1 - beta1)
-            xp.maximum(exp_inf * beta2, xp.abs(g) + eps, out=exp_inf)
-            w += (exp_avg * w.dtype.type(-(lr / (1 - beta1**step)))) / exp_inf  # addcdiv_'s (value·m) / u
+            xp.maximum(multiply_by_number(exp_inf, beta2), add_number(xp.abs(g), eps), out=exp_inf)
+            w[...] = fused_addcdiv(w, exp_avg, exp_inf, -(lr / (1 - beta1**step)))
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
-from .._opmath import fused_addcmul, fused_lerp
+from .._opmath import add_number, fused_addcdiv, fused_addcmul, fused_lerp, multiply_by_number
 from ..ops.creation import zeros_like
 from ..ops.elementwise import fused_scaled_add
 from ..tensor import Tensor
@@ -69,7 +69,7 @@ class NAdam(Optimizer):
             exp_avg, exp_avg_sq = _as_real(state["exp_avg"]._data), _as_real(state["exp_avg_sq"]._data)
             # rounded as torch's kernels (float32 add(alpha=), lerp and addcmul one fused multiply-add each)
             exp_avg[...] = fused_lerp(exp_avg, g, 1 - beta1)
-            exp_avg_sq *= beta2
+            multiply_by_number(exp_avg_sq, beta2, out=exp_avg_sq)
             fused_addcmul(exp_avg_sq, g, g, 1 - beta2, out=exp_avg_sq)
             if group.get("foreach") and not group.get("differentiable"):
                 # torch's foreach step divides the square root by the bias correction's square root
@@ -77,7 +77,7 @@ class NAdam(Optimizer):
                 denom /= (1 - beta2**step) ** 0.5
             else:  # its for-loop takes the root of the corrected second moment
                 denom = xp.sqrt(exp_avg_sq / (1 - beta2**step))
-            denom += eps
+            denom = add_number(denom, eps)
             # the gradient's share and the (Nesterov) momentum's share of the step, each (value * t) / denom
             # in that order as torch's addcdiv computes it (the same rounding, and the same overflow)
             if group.get("differentiable"):
@@ -90,9 +90,8 @@ class NAdam(Optimizer):
                 w += g * grad_scale.astype(w.dtype) / denom
                 w += exp_avg * momentum_scale.astype(w.dtype) / denom
             else:
-                scalar = w.dtype.type
-                w += (g * scalar(-lr * (1.0 - mu) / (1.0 - float(mu_product)))) / denom
-                w += (exp_avg * scalar((-lr * mu_next) / (1.0 - float(mu_product) * mu_next))) / denom
+                w[...] = fused_addcdiv(w, g, denom, -lr * (1.0 - mu) / (1.0 - float(mu_product)))
+                w[...] = fused_addcdiv(w, exp_avg, denom, (-lr * mu_next) / (1.0 - float(mu_product) * mu_next))
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:

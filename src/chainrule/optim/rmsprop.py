@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
-from .._opmath import fused_addcmul, fused_lerp
+from .._opmath import add_number, fused_addcdiv, fused_addcmul, fused_lerp, multiply_by_number
 from ..ops.creation import zeros_like
 from ..ops.elementwise import fused_scaled_add
 from ..tensor import Tensor
@@ -52,9 +52,8 @@ class RMSprop(Optimizer):
             w, g = _decayed_as_real(w, g, weight_decay, group.get("foreach"))  # a complex parameter as real pairs
             # torch's ops in its order (the same in its for-loop and foreach steps), each rounded as
             # its CPU kernel: float32 add(alpha=), addcmul and lerp one fused multiply-add each
-            scalar = w.dtype.type
             square_avg = _as_real(state["square_avg"]._data)
-            square_avg *= alpha
+            multiply_by_number(square_avg, alpha, out=square_avg)
             fused_addcmul(square_avg, g, g, 1 - alpha, out=square_avg)
             if centered:
                 grad_avg = _as_real(state["grad_avg"]._data)
@@ -62,14 +61,14 @@ class RMSprop(Optimizer):
                 avg = xp.sqrt(fused_addcmul(square_avg, grad_avg, grad_avg, -1))
             else:
                 avg = xp.sqrt(square_avg)
-            avg += eps
+            avg = add_number(avg, eps)
             if momentum > 0:
                 buf = _as_real(state["momentum_buffer"]._data)
-                buf *= momentum
-                buf += g / avg
-                fused_scaled_add(w, buf, scalar(-lr), out=w)
+                multiply_by_number(buf, momentum, out=buf)
+                buf[...] = fused_addcdiv(buf, g, avg, 1)
+                fused_scaled_add(w, buf, w.dtype.type(-lr), out=w)
             else:
-                w += (g * scalar(-lr)) / avg  # addcdiv_(g, avg, value=-lr)
+                w[...] = fused_addcdiv(w, g, avg, -lr)
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:
