@@ -314,7 +314,7 @@ def fused_multiply_add_float32(x, y, z, out=None):
 
 
 
-def _half(dtype) -> bool:
+def half_precision(dtype) -> bool:
     """float16 or bfloat16 (ml_dtypes' is of kind 'V'): torch computes their fused ops in float32."""
     return dtype.itemsize == 2 and dtype.kind in "fV"
 
@@ -325,7 +325,7 @@ def fused_lerp(start, end, weight: float):
     start)`` below it, ``end - (1 - w)·(end - start)`` from it on (the form exact at its own end).
     float32 rounds as torch's CPU kernel, one fused multiply-add; float16/bfloat16 compute that in
     float32 and round once, as torch's opmath; other dtypes round NumPy's product and sum."""
-    low = start.dtype if _half(start.dtype) else None
+    low = start.dtype if half_precision(start.dtype) else None
     if low is not None:
         start, end = start.astype(_FLOAT32), end.astype(_FLOAT32)
     w = start.dtype.type(weight)
@@ -345,7 +345,7 @@ def fused_addcmul(start, tensor1, tensor2, value: float, out=None):
     its CPU kernel rounds ``start + value * tensor1 * tensor2``, the product ``value·tensor1`` once
     and the rest as one fused multiply-add; float16/bfloat16 the same in float32, rounded once at
     the end (torch's opmath); other dtypes NumPy's roundings of the same expression."""
-    if start.dtype == _FLOAT32 or _half(start.dtype):
+    if start.dtype == _FLOAT32 or half_precision(start.dtype):
         wide = [a.astype(_FLOAT32, copy=False) for a in (start, tensor1, tensor2)]
         scaled = wide[1] if value == 1 else wide[1] * np.float32(value)
         if start.dtype == _FLOAT32:
@@ -363,7 +363,7 @@ def fused_addcdiv(start, tensor1, tensor2, value: float):
     """torch's ``start.addcdiv(tensor1, tensor2, value=value)``: ``start + (value·tensor1) / tensor2``,
     each step rounded in the tensors' dtype, but float16/bfloat16 computed in float32 and rounded
     once (torch's opmath: the number is not rounded to their precision either)."""
-    if _half(start.dtype):
+    if half_precision(start.dtype):
         wide = [a.astype(_FLOAT32) for a in (start, tensor1, tensor2)]
         with np.errstate(divide="ignore", invalid="ignore"):  # (float16's eps=1e-8 is 0: torch's inf, unwarned)
             return (wide[0] + (wide[1] * np.float32(value)) / wide[2]).astype(start.dtype)
@@ -376,6 +376,11 @@ def multiply_by_number(array, factor: float, out=None):
     return _with_number(np.multiply, array, factor, out)
 
 
+def divide_by_number(array, number: float, out=None):
+    """``array / number`` as torch's ``div`` by a number: float16/bfloat16 divide in float32 and round once."""
+    return _with_number(np.divide, array, number, out)
+
+
 def add_number(array, number: float, out=None):
     """``array + number`` as torch's ``add`` of a number (``sqrt(v).add_(eps)``): float16/bfloat16
     add in float32 (eps=1e-8 is 0 in float16, not in float32) and round once."""
@@ -383,7 +388,7 @@ def add_number(array, number: float, out=None):
 
 
 def _with_number(ufunc, array, number: float, out):
-    if _half(array.dtype):
+    if half_precision(array.dtype):
         result = ufunc(array.astype(_FLOAT32), np.float32(number)).astype(array.dtype)
     else:
         result = ufunc(array, array.dtype.type(number))

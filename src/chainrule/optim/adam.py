@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
-from .._opmath import fused_addcmul, fused_lerp
+from .._opmath import (
+    add_number,
+    divide_by_number,
+    fused_addcdiv,
+    fused_addcmul,
+    fused_lerp,
+    half_precision,
+    multiply_by_number,
+)
 from ..ops import _cuda_kernels
 from ..ops.creation import zeros_like
 from ..ops.elementwise import fused_scaled_add, maximum
@@ -68,21 +76,22 @@ class Adam(Optimizer):
                 on_gpu.append((p, state, step))
                 continue
             g = -_as_real(p.grad._data) if maximize else _as_real(p.grad._data)
-            # float32 as torch's kernels round it: add(alpha=), lerp and addcmul each one fused multiply-add
-            torch_rounding = (w.dtype == np.float32 and not group.get("differentiable")
+            # float32 as torch's kernels round it (add(alpha=), lerp and addcmul each one fused
+            # multiply-add), float16/bfloat16 each op computed in float32 and rounded once
+            torch_rounding = ((w.dtype == np.float32 or half_precision(w.dtype)) and not group.get("differentiable")
                               and not any(isinstance(v, Tensor) for v in (lr, beta1, beta2)))
             if weight_decay != 0:
                 if decoupled:
-                    w *= 1 - lr * weight_decay
+                    multiply_by_number(w, 1 - lr * weight_decay, out=w)
                 elif torch_rounding:
-                    g = fused_scaled_add(g, w, np.float32(weight_decay))
+                    g = fused_scaled_add(g, w, w.dtype.type(weight_decay))
                 else:
                     g = g + weight_decay * w
             exp_avg, exp_avg_sq = _as_real(state["exp_avg"]._data), _as_real(state["exp_avg_sq"]._data)
             # m = lerp(m, g, 1 - beta1); v = beta2 v + (1 - beta2) g^2
             if torch_rounding:
                 exp_avg[...] = fused_lerp(exp_avg, g, 1 - beta1)
-                exp_avg_sq *= beta2
+                multiply_by_number(exp_avg_sq, beta2, out=exp_avg_sq)
                 fused_addcmul(exp_avg_sq, g, g, 1 - beta2, out=exp_avg_sq)
             else:
                 exp_avg += (1 - beta1) * (g - exp_avg)
@@ -108,11 +117,12 @@ class Adam(Optimizer):
             else:
                 bias_correction1 = 1 - beta1 ** step
                 bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
-                denom /= bias_correction2_sqrt
-                denom += eps
                 if torch_rounding:  # torch's addcdiv_(exp_avg, denom, value=-step_size): (value·m) / denom
-                    w += (np.float32(-(lr / bias_correction1)) * exp_avg) / denom
+                    denom = add_number(divide_by_number(denom, bias_correction2_sqrt), eps)
+                    w[...] = fused_addcdiv(w, exp_avg, denom, -(lr / bias_correction1))
                 else:
+                    denom /= bias_correction2_sqrt
+                    denom += eps
                     w -= (lr / bias_correction1) * (exp_avg / denom)
             p._bump_version()
         if on_gpu:
