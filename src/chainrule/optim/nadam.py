@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
-from .._opmath import add_number, fused_addcdiv, fused_addcmul, fused_lerp, multiply_by_number
+from .._opmath import (
+    add_number,
+    divide_by_number,
+    fused_addcdiv,
+    fused_addcmul,
+    fused_lerp,
+    multiply_by_number,
+)
 from ..ops.creation import zeros_like
 from ..ops.elementwise import fused_scaled_add
 from ..tensor import Tensor
@@ -58,7 +65,7 @@ class NAdam(Optimizer):
             w, g = _as_real(w), _as_real(g)  # a complex parameter as real pairs, as torch
             if weight_decay != 0:
                 if group["decoupled_weight_decay"]:
-                    w *= 1 - lr * weight_decay
+                    multiply_by_number(w, 1 - lr * weight_decay, out=w)
                 else:
                     g = fused_scaled_add(g, w, w.dtype.type(weight_decay))
             # momentum schedule mu_t = beta1 (1 - 0.96^(t psi) / 2), and its next value
@@ -73,10 +80,9 @@ class NAdam(Optimizer):
             fused_addcmul(exp_avg_sq, g, g, 1 - beta2, out=exp_avg_sq)
             if group.get("foreach") and not group.get("differentiable"):
                 # torch's foreach step divides the square root by the bias correction's square root
-                denom = xp.sqrt(exp_avg_sq)
-                denom /= (1 - beta2**step) ** 0.5
+                denom = divide_by_number(xp.sqrt(exp_avg_sq), (1 - beta2**step) ** 0.5)
             else:  # its for-loop takes the root of the corrected second moment
-                denom = xp.sqrt(exp_avg_sq / (1 - beta2**step))
+                denom = xp.sqrt(divide_by_number(exp_avg_sq, 1 - beta2**step))
             denom = add_number(denom, eps)
             # the gradient's share and the (Nesterov) momentum's share of the step, each (value * t) / denom
             # in that order as torch's addcdiv computes it (the same rounding, and the same overflow)
