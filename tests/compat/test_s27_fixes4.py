@@ -293,7 +293,8 @@ def test_complex_parameter_steps_round_as_torchs_but_for_sqrt(torchs_sqrt, name,
                                               ("RMSprop", {"weight_decay": 0.1}),
                                               ("Adadelta", {}), ("Adamax", {}), ("Adam", {"amsgrad": True}),
                                               ("Adam", {"weight_decay": 0.1}), ("AdamW", {}), ("NAdam", {}),
-                                              ("NAdam", {"weight_decay": 0.1, "decoupled_weight_decay": True})])
+                                              ("NAdam", {"weight_decay": 0.1, "decoupled_weight_decay": True}),
+                                              ("RAdam", {}), ("RAdam", {"weight_decay": 0.1})])
 def test_half_precision_steps_are_torchs_to_the_bit(name, kwargs, dtype):
     # torch computes each fused op (lerp, addcmul, addcdiv, mul by a number) in float32 and rounds once;
     # chainrule rounded the numbers (beta2 = 0.999 is 1.0 in bfloat16) and each step in the low precision

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from .._backend import array_module
-from .._opmath import fused_addcmul, fused_lerp
+from .._opmath import add_number, divide_by_number, fused_addcmul, fused_lerp, multiply_by_number
 from ..ops.creation import zeros_like
 from ..ops.elementwise import fused_scaled_add
 from ..tensor import Tensor
@@ -53,13 +53,13 @@ class RAdam(Optimizer):
             w, g = _as_real(w), _as_real(g)  # a complex parameter as real pairs, as torch
             if weight_decay != 0:
                 if group["decoupled_weight_decay"]:
-                    w *= 1 - lr * weight_decay
+                    multiply_by_number(w, 1 - lr * weight_decay, out=w)
                 else:
                     g = fused_scaled_add(g, w, w.dtype.type(weight_decay))
             exp_avg, exp_avg_sq = _as_real(state["exp_avg"]._data), _as_real(state["exp_avg_sq"]._data)
             # rounded as torch's kernels (float32 add(alpha=), lerp and addcmul one fused multiply-add each)
             exp_avg[...] = fused_lerp(exp_avg, g, 1 - beta1)
-            exp_avg_sq *= beta2
+            multiply_by_number(exp_avg_sq, beta2, out=exp_avg_sq)
             fused_addcmul(exp_avg_sq, g, g, 1 - beta2, out=exp_avg_sq)
             bias_correction1 = 1 - beta1**step
             bias_correction2 = 1 - beta2**step
@@ -72,10 +72,12 @@ class RAdam(Optimizer):
                 _multi_tensor_update(w, exp_avg, exp_avg_sq, lr, eps, rect, bias_correction1, bias_correction2)
             elif rect > 0:
                 # torch's number / tensor is the tensor's reciprocal times the number
-                adaptive_lr = 1 / (xp.sqrt(exp_avg_sq) + eps) * w.dtype.type(math.sqrt(bias_correction2))
-                w -= (exp_avg / bias_correction1) * lr * adaptive_lr * rect
+                # (each product by a number in float32 for float16/bfloat16, as torch's opmath)
+                adaptive_lr = multiply_by_number(1 / add_number(xp.sqrt(exp_avg_sq), eps), math.sqrt(bias_correction2))
+                corrected_lr = multiply_by_number(divide_by_number(exp_avg, bias_correction1), lr)
+                w -= multiply_by_number(corrected_lr * adaptive_lr, rect)
             else:
-                w -= (exp_avg / bias_correction1) * lr
+                w -= multiply_by_number(divide_by_number(exp_avg, bias_correction1), lr)
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:
@@ -105,12 +107,9 @@ def _multi_tensor_update(w, exp_avg, exp_avg_sq, lr: float, eps: float, rect: fl
     (one fused multiply-add) with a = -sqrt(bias_correction2)·lr·rect/bias_correction1 and b the
     unrectified step -lr/bias_correction1, which is 0 once rectified (a 0 makes 1/(x / -0) = -0)."""
     xp = array_module(w)
-    scalar = w.dtype.type
     unrectified = 0 if rect > 0 else 1.0
-    buffer = xp.sqrt(exp_avg_sq)
-    buffer += eps
-    with np.errstate(divide="ignore"):
-        buffer /= scalar((bias_correction2 ** 0.5) * (lr * rect / bias_correction1) * -1)
-        buffer = 1 / buffer
-    buffer += scalar((lr * unrectified / bias_correction1) * -1)
+    buffer = add_number(xp.sqrt(exp_avg_sq), eps)
+    with np.errstate(divide="ignore", invalid="ignore"):  # (torch's inf and nan, unwarned)
+        buffer = 1 / divide_by_number(buffer, (bias_correction2 ** 0.5) * (lr * rect / bias_correction1) * -1)
+    buffer = add_number(buffer, (lr * unrectified / bias_correction1) * -1)
     fused_addcmul(w, exp_avg, buffer, 1, out=w)
