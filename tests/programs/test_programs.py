@@ -55,6 +55,10 @@ PROGRAMS_IN_CI = _programs_in_ci()
 # The one place a program is allowed to fail on chainrule: name -> what breaks (mostly pieces
 # being built on other branches). Delete an entry when its fix lands; a passing entry shows as XPASS.
 KNOWN_FAILING: dict[str, str] = {
+    "gpt_video": "the video notebook's torch.allclose(xbow, xbow2) prints False on torch 2.13 and True on "
+                 "chainrule: xbow's torch.mean(x[b, :t+1], 0) sums a (t, 2) slice in torch's row_sum order (four "
+                 "interleaved partial sums), chainrule's sum in order, so a value on allclose's tolerance edge "
+                 "rounds the other way (the small-bmm side, wei @ x, now matches torch bit for bit)",
 }
 
 

@@ -381,18 +381,13 @@ class Var(Function):
 
     @staticmethod
     def forward(ctx, x, dims, correction, keepdim):
-        xp = array_module(x)
         ctx.save_for_backward(x)
         ctx.dims = dims
         ctx.keepdim = keepdim
         n = int(np.prod([x.shape[d] for d in dims])) if dims else 1
         ctx.dof = builtins.max(0, n - correction)  # torch divides by max(0, N - correction)
         ctx.n_minus_correction = n - correction  # ...but its gradient by N - correction itself
-        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's "mean of empty slice"
-            out = xp.var(x, axis=dims, ddof=correction, keepdims=keepdim) if n - correction > 0 else \
-                xp.sum((x - xp.mean(x, axis=dims, keepdims=True)) ** 2, axis=dims, keepdims=keepdim) / x.dtype.type(ctx.dof)
-        return _as_array(out, x).astype(x.dtype, copy=False)
+        return _variance(x, dims, correction, keepdim, ctx.dof, take_sqrt=False)
 
     @staticmethod
     def backward(ctx, grad):
@@ -403,6 +398,27 @@ class Var(Function):
         # scale before multiplying by the centered values, so huge inputs do not overflow first (as torch)
         scale = 2.0 / ctx.n_minus_correction if ctx.n_minus_correction else float("inf")
         return _keep(grad, x._data.shape, dims, ctx.keepdim) * scale * centered
+
+
+def _variance(x, dims: tuple, correction, keepdim: bool, dof: int, take_sqrt: bool):
+    """var (or std) of ``x`` over ``dims`` in ``x``'s dtype. torch's CPU kernel accumulates float32,
+    float16 and bfloat16 in float64 (Welford over dims; a float64 sum of squared deviations for a
+    full reduction) and takes the root before rounding once to the dtype: a float32 two-pass
+    variance differs from it in the last bit for most inputs."""
+    xp = array_module(x)
+    wide = x.astype(np.float64) if x.dtype.itemsize <= 4 else x
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's "mean of empty slice"
+        if x.dtype == np.float32 and x.size and x.size == int(np.prod([x.shape[d] for d in dims])):
+            # one result: torch centres on the float32 mean (its std_var_all_cpu), which moves the
+            # last bit of a variance small against the mean
+            center = xp.mean(x, axis=dims, keepdims=True).astype(np.float64)
+        else:
+            center = xp.mean(wide, axis=dims, keepdims=True)
+        out = xp.sum((wide - center) ** 2, axis=dims, keepdims=keepdim) / wide.dtype.type(dof)
+        if take_sqrt:
+            out = xp.sqrt(out)
+    return _as_array(out, x).astype(x.dtype, copy=False)
 
 
 def _var_args(op: str, input: Tensor, dim, unbiased, keepdim, correction):
@@ -466,8 +482,8 @@ class Std(Var):
 
     @staticmethod
     def forward(ctx, x, dims, correction, keepdim):
-        xp = array_module(x)
-        out = xp.sqrt(Var.forward(ctx, x, dims, correction, keepdim))
+        Var.forward(ctx, x, dims, correction, keepdim)  # the bookkeeping; the root is taken before rounding
+        out = _variance(x, dims, correction, keepdim, ctx.dof, take_sqrt=True)
         ctx.save_for_backward(x, out)
         return out
 
