@@ -1,0 +1,57 @@
+"""Found by the d2l.ai programs (tests/programs/d2l_*.py) and their preliminaries: what a student of
+"Dive into Deep Learning" calls beside the programs, compared with torch."""
+
+from __future__ import annotations
+
+import inspect
+import pydoc
+
+import pytest
+
+import chainrule
+import chainrule.nn.functional as F
+
+torch = pytest.importorskip("torch")
+
+_NAMESPACES = [("", chainrule, torch), ("nn.functional", F, torch.nn.functional),
+               ("linalg", chainrule.linalg, torch.linalg), ("special", chainrule.special, torch.special)]
+
+
+def _public_functions(ours, theirs):
+    for name in sorted(set(dir(ours)) & set(dir(theirs))):
+        if name.startswith("_"):
+            continue
+        mine, real = getattr(ours, name), getattr(theirs, name)
+        if callable(mine) and callable(real) and not isinstance(mine, type) and not isinstance(real, type):
+            yield name, mine, real
+
+
+@pytest.mark.parametrize("label, ours, theirs", _NAMESPACES, ids=[n or "torch" for n, _, _ in _NAMESPACES])
+def test_public_functions_are_routines_where_torchs_are(label, ours, theirs):
+    # help() documents a routine (its signature and docstring); anything else as an instance of its
+    # class: d2l's "Documentation" section runs help(torch.ones)
+    differ = [name for name, mine, real in _public_functions(ours, theirs)
+              if inspect.isroutine(real) and not inspect.isroutine(mine)]
+    assert differ == []
+
+
+@pytest.mark.parametrize("name", ["ones", "tanh", "cat"])
+def test_help_documents_the_function_not_its_wrapper_class(name):
+    ours = pydoc.render_doc(getattr(chainrule, name), renderer=pydoc.plaintext)
+    theirs = pydoc.render_doc(getattr(torch, name), renderer=pydoc.plaintext)
+    # torch's C++ built-ins show `name(...)` and their docstring; ours the function's signature
+    assert f"\n{name}(" in theirs
+    assert f"\n{name}(" in ours
+    assert "class BuiltinFunction" not in ours and "Method resolution order" not in ours
+
+
+def test_public_functions_still_do_not_bind_in_a_class_body():
+    class Holder:
+        act = chainrule.tanh
+
+    class TorchHolder:
+        act = torch.tanh
+
+    assert Holder().act is chainrule.tanh and Holder.act is chainrule.tanh
+    assert TorchHolder().act is torch.tanh
+    assert Holder().act(chainrule.tensor([0.5])).item() == pytest.approx(torch.tanh(torch.tensor([0.5])).item())
