@@ -55,3 +55,36 @@ def test_public_functions_still_do_not_bind_in_a_class_body():
     assert Holder().act is chainrule.tanh and Holder.act is chainrule.tanh
     assert TorchHolder().act is torch.tanh
     assert Holder().act(chainrule.tensor([0.5])).item() == pytest.approx(torch.tanh(torch.tensor([0.5])).item())
+
+
+def _container_dict_types(nn):
+    def seq():
+        return nn.Sequential(nn.ReLU(), nn.Tanh(), nn.ReLU())
+
+    def mlist():
+        return nn.ModuleList([nn.ReLU(), nn.Tanh()])
+
+    linear = nn.Linear(2, 2)
+    made = {"linear": linear, "sequential": seq(), "slice": seq()[0:2]}
+    deleted = seq()
+    del deleted[0]
+    inserted = seq()
+    inserted.insert(1, nn.ReLU())
+    popped = seq()
+    popped.pop(1)
+    list_deleted = mlist()
+    del list_deleted[0]
+    list_inserted = mlist()
+    list_inserted.insert(0, nn.ReLU())
+    made.update(deleted=deleted, inserted=inserted, popped=popped, list_deleted=list_deleted,
+                list_inserted=list_inserted)
+    types = {name: type(module._modules).__name__ for name, module in made.items()}
+    types.update(parameters=type(linear._parameters).__name__, buffers=type(linear._buffers).__name__,
+                 forward_hooks=type(linear._forward_hooks).__name__)
+    return types
+
+
+def test_module_tables_are_the_dict_types_torch_uses():
+    # d2l's MySequential fills self._modules[str(idx)] and the book shows its type; torch keeps
+    # _parameters/_buffers/_modules as dicts (a deletion from a container makes an OrderedDict)
+    assert _container_dict_types(chainrule.nn) == _container_dict_types(torch.nn)
