@@ -88,3 +88,17 @@ def test_module_tables_are_the_dict_types_torch_uses():
     # d2l's MySequential fills self._modules[str(idx)] and the book shows its type; torch keeps
     # _parameters/_buffers/_modules as dicts (a deletion from a container makes an OrderedDict)
     assert _container_dict_types(chainrule.nn) == _container_dict_types(torch.nn)
+
+
+def test_dir_of_distributions_lists_torchs_names():
+    # d2l's "Documentation" section prints dir(torch.distributions): chainrule's internal modules
+    # (discrete, relaxed, transformed_families) and two families torch keeps in their modules showed
+    ours = {name for name in dir(chainrule.distributions) if not name.startswith("_")}
+    theirs = {name for name in dir(torch.distributions) if not name.startswith("_")}
+    assert ours == theirs
+    assert sorted(chainrule.distributions.__all__) == sorted(torch.distributions.__all__)
+    from chainrule.distributions.relaxed_bernoulli import LogitRelaxedBernoulli
+    from chainrule.distributions.relaxed_categorical import ExpRelaxedCategorical
+
+    assert ExpRelaxedCategorical.__name__ == "ExpRelaxedCategorical"
+    assert LogitRelaxedBernoulli.__name__ == "LogitRelaxedBernoulli"
