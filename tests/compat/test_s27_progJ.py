@@ -102,3 +102,44 @@ def test_dir_of_distributions_lists_torchs_names():
 
     assert ExpRelaxedCategorical.__name__ == "ExpRelaxedCategorical"
     assert LogitRelaxedBernoulli.__name__ == "LogitRelaxedBernoulli"
+
+
+def _ranges():
+    import numpy as np
+
+    rng = np.random.RandomState(1)
+    ranges = [(-8.0, 8.0, 0.1), (-8.0, 1.0, 0.1), (-5, 5, 0.01), (0, 5, 0.1), (10.0, -3.0, -0.37),
+              (0, 1, float("inf")), (-1e300, 1e300, 1e299), (-1e38, 1e39, 1e37)]
+    for _ in range(60):
+        start = float(np.round(rng.randn() * 10, rng.randint(0, 4)))
+        step = float(np.round(rng.rand() * 0.5 + 0.01, rng.randint(2, 5))) * (1 if rng.rand() < 0.8 else -1)
+        ranges.append((start, start + step * rng.randint(1, 300) + step * rng.rand(), step))
+    return ranges
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_float_arange_gives_torchs_values_bit_for_bit(dtype):
+    import warnings
+
+    import numpy as np
+
+    differ = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # values beyond the dtype become ±inf quietly, as torch's
+        for start, end, step in _ranges():
+            ours = chainrule.arange(start, end, step, dtype=getattr(chainrule, dtype)).numpy()
+            theirs = torch.arange(start, end, step, dtype=getattr(torch, dtype)).numpy()
+            if ours.dtype != theirs.dtype or not np.array_equal(ours, theirs):
+                differ.append((start, end, step))
+    assert differ == []
+
+
+def test_relu_gradient_over_d2l_arange_counts_torchs_positive_values():
+    # d2l's activation plots: torch.arange(-8.0, 8.0, 0.1)[80] is 4.4e-16 (an fma in torch's kernel),
+    # so relu's gradient is 1 there: 80 ones, where chainrule's plain start + i·step gave 0 and 79
+    x = chainrule.arange(-8.0, 8.0, 0.1, requires_grad=True)
+    chainrule.relu(x).backward(chainrule.ones_like(x))
+    tx = torch.arange(-8.0, 8.0, 0.1, requires_grad=True)
+    torch.relu(tx).backward(torch.ones_like(tx))
+    assert x.grad.sum().item() == tx.grad.sum().item() == 80.0
+    assert x[80].item() == tx[80].item() > 0
