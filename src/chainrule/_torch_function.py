@@ -517,6 +517,13 @@ class BuiltinFunction(functools.partial):
     def __repr__(self) -> str:
         return f"<built-in function {self.__name__}>"
 
+    def __get__(self, instance, owner=None):
+        # never binds, as torch's C++ functions do not. Being a (non-binding) method descriptor also
+        # makes inspect.isroutine true, as for torch's built-ins, so help(torch.ones) documents the
+        # function (its signature and docstring) rather than this class; and it keeps Python
+        # 3.14's partial, which binds like a function, from binding
+        return self
+
 
 def as_builtin(function, home: tuple[str, str]):
     """``function`` (one that does not dispatch) as a BuiltinFunction public at ``home``."""

@@ -15,7 +15,7 @@ reparameterisation trick) and ``log_prob`` carry gradients to the parameters. Ar
 are validated as torch does by default (``validate_args``), raising its ValueError wording.
 """
 
-from . import constraints, transforms
+from . import constraints, transforms  # noqa: F401  (attributes, as torch's, outside __all__)
 from .bernoulli import Bernoulli
 from .categorical import Categorical
 from .constraint_registry import biject_to, transform_to
@@ -46,7 +46,7 @@ from .multivariate_normal import MultivariateNormal
 from .negative_binomial import NegativeBinomial
 from .normal import Normal
 from .pareto import Pareto
-from .relaxed import ExpRelaxedCategorical, LogitRelaxedBernoulli, RelaxedBernoulli, RelaxedOneHotCategorical
+from .relaxed import RelaxedBernoulli, RelaxedOneHotCategorical
 from .transformed_distribution import TransformedDistribution
 from .transformed_families import Gumbel, HalfCauchy, HalfNormal, LogNormal
 from .transforms import (
@@ -76,11 +76,13 @@ from .von_mises import VonMises
 from .weibull import Weibull
 from .wishart import Wishart
 
+# torch's __all__: constraints and transforms are attributes but not exported by a star import; the
+# helper families ExpRelaxedCategorical and LogitRelaxedBernoulli live in their modules only
 __all__ = ["Distribution", "Normal", "Uniform", "Bernoulli", "Categorical", "Independent", "kl_divergence",
-           "register_kl", "constraints", "transforms", "biject_to", "transform_to", "Binomial", "Geometric",
+           "register_kl", "biject_to", "transform_to", "Binomial", "Geometric",
            "Multinomial", "OneHotCategorical", "OneHotCategoricalStraightThrough", "Poisson", "Cauchy",
-           "Exponential", "Laplace", "Beta", "Chi2", "Dirichlet", "Gamma", "StudentT", "MultivariateNormal", "MixtureSameFamily", "ExpRelaxedCategorical", "LogitRelaxedBernoulli",
-           "RelaxedBernoulli", "RelaxedOneHotCategorical", "TransformedDistribution", "Gumbel", "HalfCauchy",
+           "Exponential", "Laplace", "Beta", "Chi2", "Dirichlet", "Gamma", "StudentT", "MultivariateNormal",
+           "MixtureSameFamily", "RelaxedBernoulli", "RelaxedOneHotCategorical", "TransformedDistribution", "Gumbel", "HalfCauchy",
            "HalfNormal", "LogNormal", "AbsTransform", "AffineTransform", "ComposeTransform", "ExpTransform",
            "IndependentTransform", "PowerTransform", "ReshapeTransform", "SigmoidTransform", "SoftmaxTransform",
            "SoftplusTransform", "StickBreakingTransform", "TanhTransform", "Transform", "identity_transform",
@@ -111,3 +113,10 @@ from . import (  # noqa: E402,F401
     relaxed_categorical,
     studentT,
 )
+
+# discrete, relaxed and transformed_families (modules holding several families) are chainrule's
+# layout, not torch's: importing them bound them here, so they are unbound again and
+# dir(torch.distributions) lists torch's names (d2l.ai's "Documentation" section prints it)
+for _internal in ("discrete", "relaxed", "transformed_families"):
+    globals().pop(_internal, None)
+del _internal

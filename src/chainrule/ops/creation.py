@@ -793,11 +793,54 @@ def arange(start=None, end=None, step=1, *, out=None, dtype=None, layout=None, d
     else:
         # compute the length as torch does (ceil((end - start) / step)) to avoid float surprises
         n = builtins.max(0, math.ceil((end - start) / step))
-    array = (start + np.arange(n, dtype=np.int64 if _dtype.to_dtype(dtype).np.kind in "iu" else np.float64) * step)
-    return _finish(_xp(device).asarray(array.astype(_dt(dtype))), requires_grad)
+    low = _dt(dtype)
+    if low in (np.float32, np.float64):
+        array = _float_arange(builtins.float(start), builtins.float(step), n, low.type)
+    else:
+        array = (start + np.arange(n, dtype=np.int64 if _dtype.to_dtype(dtype).np.kind in "iu" else np.float64) * step)
+    return _finish(_xp(device).asarray(array.astype(low)), requires_grad)
 
 
 arange.honours_out = True  # writes out= itself, with torch's dtype check and resize warning
+
+
+def _float_arange(start: builtins.float, step: builtins.float, n: builtins.int, real) -> np.ndarray:
+    """torch's CPU arange in float32/float64 (checked bit for bit against torch 2.13): it counts in
+    double; its vectorised loop, two vectors (8 floats or 4 doubles each) a pass, starts each vector
+    at ``start + step·i`` rounded to the dtype and gives its k-th lane ``first + k·step`` in double;
+    the last n mod 16 (or 8) values are ``start + step·i``. Each is one fused multiply-add (the
+    kernel is compiled with contraction), so arange(-8.0, 8.0, 0.1)[80] is 4.4e-16, not 0, and
+    relu's gradient there is 1."""
+    lanes = 8 if real is np.float32 else 4
+    vectorised = n // (2 * lanes) * (2 * lanes)
+    with np.errstate(all="ignore"):  # values beyond the dtype become ±inf quietly, as torch's
+        values = np.empty(n, np.float64)
+        # each vector's first value (rounded to the dtype) and the tail: fma(step, i, start)
+        firsts = _fused_or_plain(step, np.arange(0, vectorised, lanes, dtype=np.float64), start)
+        values[vectorised:] = _fused_or_plain(step, np.arange(vectorised, n, dtype=np.float64), start)
+        if vectorised:
+            firsts = firsts.astype(real).astype(np.float64)
+            lane = np.arange(lanes, dtype=np.float64)
+            values[:vectorised] = _fused_or_plain(step, lane[None, :], firsts[:, None]).reshape(-1)
+        return values.astype(real)
+
+
+def _fused_or_plain(x: builtins.float, y: np.ndarray, z) -> np.ndarray:
+    """x·y + z as one fma, for a number x and whole numbers y; where the exact-product recovery
+    fails (an infinite operand or product makes it nan) the plain sum, which is the fma's value."""
+    product = x * y
+    if y.size and np.abs(y).max() < 2.0**26:
+        # y splits into itself and 0: the product's error needs x's halves only, and each product
+        # is computed once (for a lane offset, once per lane rather than once per value)
+        scaled = 134217729.0 * x
+        x_high = scaled - (scaled - x)
+        product_error = (x_high * y - product) + (x - x_high) * y
+        total = product + z
+        z_part = total - product
+        fused = total + (product_error + ((product - (total - z_part)) + (z - z_part)))
+    else:
+        fused = _fused_multiply_add(x, y, z)
+    return np.where(np.isfinite(fused), fused, product + z)
 
 
 def _check_space_arguments(op: str, start, end, steps) -> None:

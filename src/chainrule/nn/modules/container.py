@@ -130,7 +130,9 @@ class Sequential(Module):
             index += n
         modules = list(self._modules.values())
         modules.insert(index, module)
-        self._modules = OrderedDict((str(i), m) for i, m in enumerate(modules))
+        # a dict, as torch's insert (which shifts the entries in place) leaves it; deleting makes an
+        # OrderedDict in both
+        self._modules = {str(i): m for i, m in enumerate(modules)}
         return self
 
     def extend(self, sequential) -> Sequential:
@@ -197,7 +199,7 @@ class ModuleList(Module):
     def insert(self, index: int, module: Module) -> None:
         modules = list(self._modules.values())
         modules.insert(index, module)
-        self._modules = OrderedDict()
+        self._modules = {}
         for i, m in enumerate(modules):
             self.add_module(str(i), m)
 
