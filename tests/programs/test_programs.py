@@ -55,6 +55,11 @@ PROGRAMS_IN_CI = _programs_in_ci()
 # The one place a program is allowed to fail on chainrule: name -> what breaks (mostly pieces
 # being built on other branches). Delete an entry when its fix lands; a passing entry shows as XPASS.
 KNOWN_FAILING: dict[str, str] = {
+    "recipe_func_jacobians": "the tutorial's assert torch.allclose(batch_jacobian0, batch_jacobian1) fails: chainrule's "
+                             "vmap runs predict per slice (one-row GEMMs), whose last bits differ from the batch GEMM "
+                             "of jacrev(predict_with_output_summed); tanh' = 1 - y*y near saturation amplifies one ulp "
+                             "of y past rtol=1e-5 (21 of 8448 entries at seed 0). torch's vmap batches F.linear into "
+                             "that same GEMM. Everything after it runs and prints as torch's when the assert is skipped",
 }
 
 
