@@ -34,3 +34,63 @@ def test_channels_last_of_the_wrong_rank_raises_torchs_message(call):
     expected = _error(torch, call)
     assert expected is not None and expected[0] is RuntimeError
     assert _error(chainrule, call) == expected
+
+
+def _memory_format(lib, ndim):
+    return lib.channels_last if ndim == 4 else lib.channels_last_3d
+
+
+# how the input is laid out in memory, made with each library's own ops from the same values
+_LAYOUTS = {
+    "channels_last": lambda lib, x: x.contiguous(memory_format=_memory_format(lib, x.ndim)),
+    "contiguous": lambda lib, x: x,
+    # a strided slice of a channels-last tensor: not dense, still suggests channels-last
+    "sliced_channels_last": lambda lib, x: lib.cat([x, x], -1).contiguous(
+        memory_format=_memory_format(lib, x.ndim))[..., ::2],
+    # (N, W, H, C) memory: permuted, but not channels-last, so torch's kernels write contiguous
+    "width_major": lambda lib, x: x.transpose(2, -1).contiguous().transpose(2, -1),
+}
+
+_UPSAMPLINGS = [
+    ((2, 3, 6, 7), dict(scale_factor=2, mode="nearest")),
+    ((2, 3, 6, 7), dict(size=(5, 9), mode="nearest-exact")),
+    ((2, 3, 6, 7), dict(scale_factor=2, mode="bilinear", align_corners=False)),
+    ((2, 5, 6, 7), dict(size=(9, 11), mode="bilinear", align_corners=True)),
+    ((2, 3, 6, 7), dict(scale_factor=1.5, mode="bicubic", align_corners=False)),
+    ((2, 3, 6, 7), dict(scale_factor=2, mode="bilinear", antialias=True)),
+    ((2, 3, 4, 5, 6), dict(scale_factor=2, mode="nearest")),
+    ((2, 3, 4, 5, 6), dict(size=(3, 4, 5), mode="trilinear", align_corners=False)),
+]
+
+
+@pytest.mark.parametrize("layout", list(_LAYOUTS))
+@pytest.mark.parametrize("shape,kwargs", _UPSAMPLINGS,
+                         ids=[f"{kw['mode']}{len(s) - 2}d{'-aa' if kw.get('antialias') else ''}" for s, kw in _UPSAMPLINGS])
+def test_upsampling_writes_the_layout_the_input_suggests(shape, kwargs, layout):
+    # the Channels Last tutorial's promise for a U-Net decoder: F.interpolate / nn.Upsample of a
+    # channels-last input is channels-last, as torch's upsample kernels write it (contiguous for a
+    # contiguous or merely permuted input); values, the input's gradient and the node unchanged
+    values = torch.randn(*shape, generator=torch.Generator().manual_seed(0)).numpy()
+    results = {}
+    for lib in (torch, chainrule):
+        x = _LAYOUTS[layout](lib, lib.tensor(values)).requires_grad_()
+        y = lib.nn.functional.interpolate(x, **kwargs)
+        y.backward(lib.ones_like(y))
+        results[lib] = (y, x.grad)
+    (y_t, g_t), (y_c, g_c) = results[torch], results[chainrule]
+    assert y_c.stride() == y_t.stride()
+    assert y_c.is_contiguous(memory_format=_memory_format(chainrule, len(shape))) == \
+        y_t.is_contiguous(memory_format=_memory_format(torch, len(shape)))
+    assert g_c.stride() == g_t.stride()
+    assert type(y_c.grad_fn).__name__ == type(y_t.grad_fn).__name__
+    assert torch.allclose(torch.from_numpy(y_c.detach().numpy()), y_t.detach(), atol=1e-5, rtol=1e-5)
+    assert torch.allclose(torch.from_numpy(g_c.numpy()), g_t, atol=1e-4, rtol=1e-5)
+
+
+def test_upsample_module_output_of_a_channels_last_batch_is_channels_last():
+    # the tutorial's check after model.to(memory_format=torch.channels_last)
+    for lib in (torch, chainrule):
+        x = lib.ones(2, 3, 4, 4).contiguous(memory_format=lib.channels_last)
+        y = lib.nn.Upsample(scale_factor=2)(x)
+        assert y.stride() == (192, 1, 24, 3)
+        assert y.is_contiguous(memory_format=lib.channels_last) and not y.is_contiguous()
