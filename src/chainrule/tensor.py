@@ -638,7 +638,7 @@ class Tensor:
         name = getattr(memory_format, "_name", None)
         # nothing else changing, torch hands back self when its strides suggest the format asked for
         if name not in (None, "preserve_format") and (out is not self or name != _suggested_format(self._data)):
-            out = out.contiguous(memory_format=memory_format)
+            out = out._copy_in_memory_format(memory_format, fresh=out is not self)
         if copy and out is self:
             out = self.clone()
         if out is not self and _vmap_frames._frames:  # a cast is batched where self is (``int(x.long())``)

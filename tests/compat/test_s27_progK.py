@@ -94,3 +94,35 @@ def test_upsample_module_output_of_a_channels_last_batch_is_channels_last():
         y = lib.nn.Upsample(scale_factor=2)(x)
         assert y.stride() == (192, 1, 24, 3)
         assert y.is_contiguous(memory_format=lib.channels_last) and not y.is_contiguous()
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 1, 1), (1, 3, 1, 1), (2, 1, 4, 5), (2, 3, 4, 5), (2, 3, 4, 1), (2, 3, 1, 5)])
+@pytest.mark.parametrize("start", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("call", [
+    lambda lib, t: t.to(memory_format=lib.channels_last),
+    lambda lib, t: t.to(lib.float64, memory_format=lib.channels_last),
+    lambda lib, t: t.double(memory_format=lib.channels_last),
+    lambda lib, t: t.to(memory_format=lib.contiguous_format),
+], ids=["to", "to-float64", "double", "to-contiguous_format"])
+def test_to_memory_format_copies_as_torchs_to_copy(shape, start, call):
+    # the Channels Last tutorial's x.to(memory_format=torch.channels_last) then x.stride(): torch's
+    # _to_copy gives the format's own strides over size-1 dims too ((2, 3, 1, 1) -> (3, 1, 3, 3)),
+    # a new tensor unless the input's strides already suggest the format, one ToCopyBackward0 node
+    seen = {}
+    for lib in (torch, chainrule):
+        x = lib.arange(float(np_prod(shape))).reshape(shape).requires_grad_()
+        if start == "channels_last":
+            x = x.contiguous(memory_format=lib.channels_last)
+        y = call(lib, x)
+        y.sum().backward()
+        grad = x.grad if x.is_leaf else None
+        seen[lib] = (y.stride(), y is x, type(y.grad_fn).__name__ if y is not x else None, y.tolist(),
+                     None if grad is None else grad.tolist())
+    assert seen[chainrule] == seen[torch]
+
+
+def np_prod(shape):
+    count = 1
+    for n in shape:
+        count *= n
+    return count
