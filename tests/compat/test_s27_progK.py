@@ -126,3 +126,36 @@ def np_prod(shape):
     for n in shape:
         count *= n
     return count
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.tensor([1, 2, 3]).histc(3),
+    lambda lib: lib.tensor([1, 2, 3], dtype=lib.int32).histc(3, 0, 3),
+    lambda lib: lib.tensor([0, 0, 0], dtype=lib.uint8).histc(3),
+    lambda lib: lib.tensor([1, 2, 3], dtype=lib.uint8).histc(3),
+    lambda lib: lib.tensor([], dtype=lib.uint8).histc(3),
+    lambda lib: lib.tensor([True, False]).histc(3, 0, 1),
+    lambda lib: lib.tensor([1, 2], dtype=lib.complex64).histc(3),
+    lambda lib: lib.tensor([1, 2], dtype=lib.complex64).histc(3, 0, 3),
+    lambda lib: lib.tensor([1.0, 2.0]).histc(3, 3, 1),
+    lambda lib: lib.tensor([1.0, 2.0]).histc(3, 1.5, 0.5),
+    lambda lib: lib.tensor([1.0, 2.0]).histc(3, float("inf"), 5),
+    lambda lib: lib.tensor([1.0, 2.0]).histc(3, 0, float("nan")),
+], ids=["int64", "int32-range", "uint8-zeros", "uint8", "uint8-empty", "bool", "complex", "complex-range",
+        "max-below-min", "max-below-min-float", "inf", "nan"])
+def test_histc_errors_are_torchs(call):
+    # fast.ai's activation histograms, outp.data.histc(40, 0, 10), on the wrong tensor: torch's class
+    # and text, from the step of its kernel that meets the dtype first
+    expected = _error(torch, call)
+    assert expected is not None
+    assert _error(chainrule, call) == expected
+
+
+def test_histc_of_activation_statistics_counts_as_torch():
+    # get_hist / get_min of the fast.ai hooks notebook: histc(40, 0, 10) of |activations|
+    values = torch.randn(4, 8, 5, 5, generator=torch.Generator().manual_seed(0)).mul(3).numpy()
+    got = chainrule.tensor(values).abs().histc(40, 0, 10)
+    want = torch.tensor(values).abs().histc(40, 0, 10)
+    assert got.tolist() == want.tolist()
+    h1 = chainrule.stack([got, got]).t().float()
+    assert (h1[:2].sum(0) / h1.sum(0)).tolist() == (want[:2].sum() / want.sum()).repeat(2).tolist()
