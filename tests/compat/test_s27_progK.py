@@ -159,3 +159,29 @@ def test_histc_of_activation_statistics_counts_as_torch():
     assert got.tolist() == want.tolist()
     h1 = chainrule.stack([got, got]).t().float()
     assert (h1[:2].sum(0) / h1.sum(0)).tolist() == (want[:2].sum() / want.sum()).repeat(2).tolist()
+
+
+@pytest.mark.parametrize("init_name", ["kaiming_normal_", "kaiming_uniform_"])
+def test_kaiming_of_an_unknown_mode_raises_torchs_message(init_name):
+    # fast.ai's init_cnn with a mistyped mode: torch lists the valid modes as a Python list
+    call = lambda lib: getattr(lib.nn.init, init_name)(lib.empty(3, 3), mode="fan")  # noqa: E731
+    expected = _error(torch, call)
+    assert expected == (ValueError, "Mode fan not supported, please use one of ['fan_in', 'fan_out']")
+    assert _error(chainrule, call) == expected
+
+
+def test_full_backward_hook_warning_names_the_users_line():
+    # the Hooks notebook's backward hooks on a first layer whose input needs no gradient: torch's
+    # UserWarning points at the user's .backward() line, not inside the library
+    import warnings
+
+    for lib in (torch, chainrule):
+        model = lib.nn.Linear(2, 2)
+        model.register_full_backward_hook(lambda module, grad_input, grad_output: None)
+        out = model(lib.ones(3, 2)).sum()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out.backward()  # the line the warning must name
+        firing = [w for w in caught if "Full backward hook is firing" in str(w.message)]
+        assert len(firing) == 1 and firing[0].category is UserWarning
+        assert firing[0].filename == __file__, lib.__name__
