@@ -185,3 +185,29 @@ def test_full_backward_hook_warning_names_the_users_line():
         firing = [w for w in caught if "Full backward hook is firing" in str(w.message)]
         assert len(firing) == 1 and firing[0].category is UserWarning
         assert firing[0].filename == __file__, lib.__name__
+
+
+@pytest.mark.parametrize("make", [
+    lambda lib: lib.amp.GradScaler("cuda"),
+    lambda lib: lib.amp.GradScaler(),
+    lambda lib: lib.cuda.amp.GradScaler(),
+    lambda lib: lib.cuda.amp.GradScaler(enabled=False),
+    lambda lib: lib.cuda.amp.autocast(),
+    lambda lib: lib.autocast("cuda", dtype=lib.float16),
+    lambda lib: lib.amp.autocast("cuda", enabled=False),
+], ids=["amp.GradScaler-cuda", "amp.GradScaler", "cuda.amp.GradScaler", "cuda.amp.GradScaler-disabled",
+        "cuda.amp.autocast", "autocast-cuda", "autocast-cuda-disabled"])
+def test_cuda_amp_on_a_cpu_only_machine_warns_as_torch(make):
+    # the AMP recipe run as written (device 'cuda') on a CPU-only machine: torch's deprecation
+    # FutureWarnings for the torch.cuda.amp spellings, then its 'Disabling' UserWarnings, word for word
+    import warnings
+
+    if torch.cuda.is_available():
+        pytest.skip("a CPU-only machine's warnings")
+    seen = {}
+    for lib in (torch, chainrule):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            make(lib)
+        seen[lib] = [(w.category, str(w.message)) for w in caught]
+    assert seen[chainrule] == seen[torch]
