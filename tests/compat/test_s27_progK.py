@@ -211,3 +211,28 @@ def test_cuda_amp_on_a_cpu_only_machine_warns_as_torch(make):
             make(lib)
         seen[lib] = [(w.category, str(w.message)) for w in caught]
     assert seen[chainrule] == seen[torch]
+
+
+_GLOBAL_POOLS = [
+    ((2, 3, 4, 5), lambda lib, x: lib.nn.functional.adaptive_avg_pool2d(x, 1)),
+    ((2, 3, 4, 5), lambda lib, x: lib.nn.AdaptiveAvgPool2d((1, 1))(x)),
+    ((2, 3, 1, 5), lambda lib, x: lib.nn.functional.adaptive_avg_pool2d(x, 1)),
+    ((2, 3, 4, 5, 6), lambda lib, x: lib.nn.functional.adaptive_avg_pool3d(x, 1)),
+]
+
+
+@pytest.mark.parametrize("layout", list(_LAYOUTS))
+@pytest.mark.parametrize("shape,pool", _GLOBAL_POOLS, ids=["2d", "module-2d", "2d-height-1", "3d"])
+def test_global_average_pool_of_channels_last_is_restrided_as_torchs(shape, pool, layout):
+    # a channels-last ResNet's AdaptiveAvgPool2d((1, 1)): torch takes the mean, then as_strided_s it to
+    # channels-last (C, 1, C, C) when the input suggests that layout, an AsStridedBackward1 node
+    values = torch.randn(*shape, generator=torch.Generator().manual_seed(0)).numpy()
+    seen = {}
+    for lib in (torch, chainrule):
+        x = _LAYOUTS[layout](lib, lib.tensor(values)).requires_grad_()
+        y = pool(lib, x)
+        y.backward(lib.ones_like(y))
+        seen[lib] = (y.stride(), type(y.grad_fn).__name__, x.grad.stride(), y.detach().numpy(), x.grad.numpy())
+    assert seen[chainrule][:3] == seen[torch][:3]
+    assert abs(seen[chainrule][3] - seen[torch][3]).max() < 1e-6
+    assert abs(seen[chainrule][4] - seen[torch][4]).max() < 1e-7
