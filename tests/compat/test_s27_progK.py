@@ -236,3 +236,44 @@ def test_global_average_pool_of_channels_last_is_restrided_as_torchs(shape, pool
     assert seen[chainrule][:3] == seen[torch][:3]
     assert abs(seen[chainrule][3] - seen[torch][3]).max() < 1e-6
     assert abs(seen[chainrule][4] - seen[torch][4]).max() < 1e-7
+
+
+def _outer():
+    class Local:
+        pass
+
+    def local_function():
+        return 1
+
+    return Local, local_function
+
+
+_Local, _local_function = _outer()
+
+
+@pytest.mark.parametrize("make", [
+    lambda lib: {"x": _Local()},
+    lambda lib: {"c": _Local},
+    lambda lib: {"f": _local_function},
+    lambda lib: {"model": lib.nn.Linear(1, 1), "hook": [_local_function]},
+], ids=["instance", "class", "function", "in-a-checkpoint"])
+def test_saving_a_local_object_raises_torchs_pickling_error(make):
+    # the checkpoint recipes' torch.save of something pickle cannot name: torch's C pickler's
+    # AttributeError "Can't pickle local object '_outer.<locals>.Local'", not pickle's pure-Python text
+    import io
+
+    expected = _error(torch, lambda lib: lib.save(make(lib), io.BytesIO()))
+    assert expected is not None and expected[0] is AttributeError
+    assert _error(chainrule, lambda lib: lib.save(make(lib), io.BytesIO())) == expected
+
+
+def test_saved_module_level_functions_still_load():
+    import io
+    import math
+
+    buffer = io.BytesIO()
+    chainrule.save({"f": math.sqrt, "g": test_saved_module_level_functions_still_load, "t": chainrule.ones(2)}, buffer)
+    buffer.seek(0)
+    loaded = chainrule.load(buffer, weights_only=False)
+    assert loaded["f"] is math.sqrt and loaded["g"] is test_saved_module_level_functions_still_load
+    assert loaded["t"].tolist() == [1.0, 1.0]
