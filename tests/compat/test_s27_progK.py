@@ -277,3 +277,69 @@ def test_saved_module_level_functions_still_load():
     loaded = chainrule.load(buffer, weights_only=False)
     assert loaded["f"] is math.sqrt and loaded["g"] is test_saved_module_level_functions_still_load
     assert loaded["t"].tolist() == [1.0, 1.0]
+
+
+class _ToDouble(chainrule.nn.Module):
+    def forward(self, X):
+        return X.double()
+
+
+class _FirstRow(chainrule.nn.Module):
+    def forward(self, X):
+        return X[:1]
+
+
+class _Identity(chainrule.nn.Module):
+    def __init__(self, inverse=None):
+        super().__init__()
+        if inverse is not None:
+            self.right_inverse = inverse
+
+    def forward(self, *Xs):
+        return Xs[0]
+
+
+def _not_implemented(X):
+    raise NotImplementedError
+
+
+_PARAMETRIZATIONS = {
+    "dtype": lambda: _ToDouble(),
+    "shape": lambda: _FirstRow(),
+    "not-a-tensor": lambda: _Identity(inverse=lambda X: 3),
+    "sequence-element": lambda: _Identity(inverse=lambda X: (X, 3)),
+    "right_inverse-dtype": lambda: _Identity(inverse=lambda X: X.double()),
+    "right_inverse-shape": lambda: _Identity(inverse=lambda X: X[:1]),
+    "right_inverse-not-implemented": lambda: _Identity(inverse=_not_implemented),
+}
+
+
+@pytest.mark.parametrize("appended", [False, True], ids=["first", "appended"])
+@pytest.mark.parametrize("unsafe", [False, True], ids=["safe", "unsafe"])
+@pytest.mark.parametrize("kind", list(_PARAMETRIZATIONS))
+def test_register_parametrization_refuses_as_torch(kind, unsafe, appended):
+    # the Parametrizations tutorial's consistency checks: torch's class and words (dtype checked before
+    # shape, right_inverse's own messages, NotImplementedError taken for the identity), with no prefix
+    # naming chainrule's internal ParametrizationList
+    def register(lib):
+        layer = lib.nn.Linear(2, 2)
+        if appended:
+            lib.nn.utils.parametrize.register_parametrization(layer, "weight", lib.nn.Identity())
+        module = _PARAMETRIZATIONS[kind]()
+        if lib is torch:  # the same module, as torch's class
+            module = _as_torch_module(module)
+        lib.nn.utils.parametrize.register_parametrization(layer, "weight", module, unsafe=unsafe)
+
+    expected, got = _error(torch, register), _error(chainrule, register)
+    normalise = (lambda e: e if e is None else (e[0], e[1].replace("torch.Size", "Size").replace("chainrule.Size", "Size")
+                                                .replace("torch.", "").replace("chainrule.", "")))
+    assert normalise(got) == normalise(expected)
+
+
+def _as_torch_module(module):
+    forward, inverse = type(module).forward, module.__dict__.get("right_inverse")
+    namespace = {"forward": forward}
+    made = type(type(module).__name__, (torch.nn.Module,), namespace)()
+    if inverse is not None:
+        made.right_inverse = inverse
+    return made
