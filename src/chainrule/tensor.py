@@ -10,6 +10,7 @@ converts data, ``to()`` casts), it calls a private method that ``_methods.py`` b
 from __future__ import annotations
 
 import operator
+import os
 import sys
 import weakref
 
@@ -1105,7 +1106,8 @@ def out_keyword_front(fn, with_out):
         source = (f"def {name}({', '.join(declared)}):\n"
                   f"    if out is None:\n        return _function({arguments})\n"
                   f"    return _with_out({arguments}{', ' if arguments else ''}out=out)\n")
-        exec(compile(source, f"<out= front of {name}>", "exec"), namespace)
+        # named inside the package, so a warning raised beneath names the user's line (user_stacklevel)
+        exec(compile(source, os.path.join(os.path.dirname(__file__), f"<out= front of {name}>"), "exec"), namespace)
         front = namespace[name]
     functools.update_wrapper(front, fn)
     if "__signature__" in fn.__dict__ and parameters is not None:  # fn's own names, and out=

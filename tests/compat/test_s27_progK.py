@@ -343,3 +343,22 @@ def _as_torch_module(module):
     if inverse is not None:
         made.right_inverse = inverse
     return made
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.tensor([1.0]).std(),
+    lambda lib: lib.std(lib.tensor([1.0])),
+    lambda lib: lib.tensor([[1.0, 2.0]]).var(0),
+    lambda lib: lib.std_mean(lib.tensor([1.0])),
+    lambda lib: lib.tensor([[1.0], [2.0]]).cov(),
+], ids=["Tensor.std", "torch.std", "var-dim", "std_mean", "cov"])
+def test_degrees_of_freedom_warning_names_the_users_line(call):
+    # fast.ai's outp.data.std() of a one-element batch: torch's UserWarning points at the user's line
+    import warnings
+
+    for lib in (torch, chainrule):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call(lib)  # the line the warning must name
+        found = [w for w in caught if "degrees of freedom is <= 0" in str(w.message)]
+        assert len(found) == 1 and found[0].filename == __file__, (lib.__name__, [w.filename for w in found])
