@@ -886,6 +886,7 @@ def bind_all(modules) -> None:
     # what tensor.py's own methods need from the ops: Tensor(data), to(), views sharing a version
     Tensor._to_array = staticmethod(creation._to_array)
     Tensor._cast = ew._cast
+    Tensor._copy_in_memory_format = ew._copy_in_memory_format
     Tensor._to_device = ew._to_device
     Tensor._share = _shape._share
     for module in modules:

@@ -29,6 +29,7 @@ import io
 import pickle
 import struct
 import sys
+import types
 import zipfile
 import zlib
 from collections import Counter, OrderedDict
@@ -713,10 +714,21 @@ class _Pickler(pickle._Pickler):
             return ("storage", obj.kind, obj.key, obj.location, obj.numel)
         return None
 
+    # pickle._Pickler's table sends functions to its own save_global, past this class's
+    dispatch = dict(pickle._Pickler.dispatch)
+    dispatch[types.FunctionType] = lambda self, obj: self.save_global(obj)
+
     def save_global(self, obj, name=None):
         torch_name = _torch_global(obj)
         if torch_name is None:
-            return super().save_global(obj, name)
+            try:
+                return super().save_global(obj, name)
+            except pickle.PicklingError:
+                # an object pickle cannot name (a local class or function, a lambda): torch.save's C
+                # pickler refuses it with its own class and text ("AttributeError: Can't pickle local
+                # object 'outer.<locals>.Foo'"), which users search for; raise that one
+                pickle.dumps(obj, protocol=self.proto)
+                raise
         self.write(pickle.GLOBAL + torch_name.encode("ascii") + b"\n")
         self.memoize(obj)
 

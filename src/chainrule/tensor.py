@@ -10,6 +10,7 @@ converts data, ``to()`` casts), it calls a private method that ``_methods.py`` b
 from __future__ import annotations
 
 import operator
+import os
 import sys
 import weakref
 
@@ -638,7 +639,7 @@ class Tensor:
         name = getattr(memory_format, "_name", None)
         # nothing else changing, torch hands back self when its strides suggest the format asked for
         if name not in (None, "preserve_format") and (out is not self or name != _suggested_format(self._data)):
-            out = out.contiguous(memory_format=memory_format)
+            out = out._copy_in_memory_format(memory_format, fresh=out is not self)
         if copy and out is self:
             out = self.clone()
         if out is not self and _vmap_frames._frames:  # a cast is batched where self is (``int(x.long())``)
@@ -1105,7 +1106,8 @@ def out_keyword_front(fn, with_out):
         source = (f"def {name}({', '.join(declared)}):\n"
                   f"    if out is None:\n        return _function({arguments})\n"
                   f"    return _with_out({arguments}{', ' if arguments else ''}out=out)\n")
-        exec(compile(source, f"<out= front of {name}>", "exec"), namespace)
+        # named inside the package, so a warning raised beneath names the user's line (user_stacklevel)
+        exec(compile(source, os.path.join(os.path.dirname(__file__), f"<out= front of {name}>"), "exec"), namespace)
         front = namespace[name]
     functools.update_wrapper(front, fn)
     if "__signature__" in fn.__dict__ and parameters is not None:  # fn's own names, and out=

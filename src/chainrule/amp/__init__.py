@@ -258,7 +258,7 @@ class autocast:
 
             if not cuda.is_available():
                 # torch's behaviour on a machine without a GPU: warn, then run as if disabled
-                warnings.warn("CUDA is not available. Disabling autocast.", stacklevel=2)
+                warnings.warn("CUDA is not available or torch_xla is imported. Disabling autocast.", stacklevel=2)
                 self._enabled = False
             elif self.fast_dtype is _dtype.bfloat16 and not cuda.is_bf16_supported():
                 raise RuntimeError("Current CUDA Device does not support bfloat16. Please switch dtype to float16.")
@@ -314,7 +314,9 @@ class GradScaler:
             from .. import cuda
 
             if not cuda.is_available():
-                warnings.warn("GradScaler is enabled, but CUDA is not available.  Disabling.", stacklevel=2)
+                # torch's text names the old spelling whichever one was used
+                warnings.warn("torch.cuda.amp.GradScaler is enabled, but CUDA is not available.  Disabling.",
+                              stacklevel=2)
                 enabled = False
         if growth_factor <= 1.0:
             raise ValueError(f"GradScaler: growth_factor should be > 1, got {growth_factor}")

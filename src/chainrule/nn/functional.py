@@ -605,7 +605,8 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
 
         return Tensor._make(resample_uint8(input._data, out_sizes, scales, mode, bool(align_corners), antialias))
     if antialias and mode in ("bilinear", "bicubic") and d == 2:
-        return _interpolate_antialiased(input, in_sizes, out_sizes, scales, mode, bool(align_corners))
+        out = _interpolate_antialiased(input, in_sizes, out_sizes, scales, mode, bool(align_corners))
+        return _upsample_node(_relaid_as_suggested(out, input), input, mode, out_sizes, scales, align_corners, "Aa")
     if antialias and any(o < i for o, i in zip(out_sizes, in_sizes)):
         # downsampling with antialias widens the filter; giving the plain result would differ silently
         raise NotImplementedError("interpolate: antialias=True when downsampling is not supported by chainrule")
@@ -651,10 +652,17 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         out = out.to(low)
     if antialias:
         return out
-    # one node named as torch's upsample kernel (UpsampleNearest2DBackward0...), over our composed parts
+    # torch's upsample kernels write the layout the input suggests: channels-last in, channels-last out
+    return _upsample_node(_relaid_as_suggested(out, input), input, mode, out_sizes, scales, align_corners)
+
+
+def _upsample_node(out: Tensor, input: Tensor, mode: str, out_sizes, scales, align_corners, variant: str = "") -> Tensor:
+    """``out`` as one node named as torch's upsample kernel (UpsampleNearest2DBackward0, with
+    ``variant`` "Aa" the antialiased UpsampleBilinear2DAaBackward0...), over our composed parts."""
+    d = input.ndim - 2
     kernel_name = "".join(part.capitalize() for part in mode.split("-"))
     interpolating = mode not in ("nearest", "nearest-exact")
-    return _name_node(out, f"Upsample{kernel_name}{d}DBackward0", label=f"interpolate ({mode})",
+    return _name_node(out, f"Upsample{kernel_name}{d}D{variant}Backward0", label=f"interpolate ({mode})",
                       saved=_upsample_saved(d, interpolating),
                       kept={"align_corners": bool(align_corners), "output_size": tuple(out_sizes),
                             "scales": tuple(None if f is None else float(f) for f in scales),

@@ -175,6 +175,21 @@ def bincount(input: Tensor, weights: Tensor | None = None, minlength: int = 0) -
                         .astype(dtype, copy=False))
 
 
+def _refuse_histc_dtype(input: Tensor, min, max) -> None:
+    """torch's error for a histc of a non-floating tensor, from the step of its kernel that first
+    meets the dtype: bool in linspace, complex in aminmax (the data's range, taken when min == max),
+    uint8 whose range is [0, 0] in widening it to [-1, 1], any other in histogram itself."""
+    x, name = input._data, _dtype.scalar_name(input.dtype)
+    data_range = float(min) == float(max)
+    if x.dtype.kind == "b":
+        raise NotImplementedError(f"\"linspace_cpu\" not implemented for '{name}'")
+    if x.dtype.kind == "c" and data_range:
+        raise NotImplementedError(f"\"aminmax_cpu\" not implemented for '{name}'")
+    if x.dtype == np.uint8 and data_range and not x.any():
+        raise RuntimeError("value cannot be converted to type uint8_t without overflow")
+    raise NotImplementedError(f"\"histogram_cpu\" not implemented for '{name}'")
+
+
 @honours_out
 def histc(input: Tensor, bins: int = 100, min: float = 0, max: float = 0) -> Tensor:
     """torch.histc: counts of the elements in ``bins`` equal-width bins over [min, max] (the data's
@@ -182,8 +197,7 @@ def histc(input: Tensor, bins: int = 100, min: float = 0, max: float = 0) -> Ten
     outside the range are ignored; the maximum falls in the last bin."""
     x = input._data
     if x.dtype.kind not in "fV":
-        raise NotImplementedError(f'"histogram_cpu" not implemented for \'{input.dtype.name}\': '
-                                  "histc takes a floating tensor")
+        _refuse_histc_dtype(input, min, max)
     if bins <= 0:
         raise RuntimeError(f"torch.histogram(): bins must be > 0, but got {bins} for dimension 0")
     xp = array_module(x)
@@ -193,10 +207,10 @@ def histc(input: Tensor, bins: int = 100, min: float = 0, max: float = 0) -> Ten
         low, high = float(xp.min(flat)), float(xp.max(flat))
     if low == high:
         low, high = low - 1, high + 1
-    if not (np.isfinite(low) and np.isfinite(high)):
-        raise RuntimeError(f"torch.histc: range of [{low}, {high}] is not finite")
+    if not (np.isfinite(low) and np.isfinite(high)):  # the bounds as C++ prints doubles: 5, not 5.0
+        raise RuntimeError(f"torch.histc: range of [{low:g}, {high:g}] is not finite")
     if low > high:
-        raise RuntimeError(f"torch.histc: max must be larger than min, got min={min} and max={max}")
+        raise RuntimeError("torch.histc: max must be larger than min")
     # torch's linear-interpolation bin, computed in the input's dtype from edges in that dtype
     left, right = x.dtype.type(low), x.dtype.type(high)
     inside = flat[(flat >= left) & (flat <= right)]

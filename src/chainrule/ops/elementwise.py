@@ -32,7 +32,7 @@ from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor, _check_tensor, honours_out, out_keyword_front, write_out
 from ._arg_parser import check_int, check_str, out_rule, write_out_same_dtype
 from ._special import erf as _erf_array
-from .memory_format import iterator_layout
+from .memory_format import fresh_in_format, iterator_layout
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
 # (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
@@ -122,6 +122,19 @@ def _cast(t: Tensor, dtype: _dtype.dtype) -> Tensor:
     return ToCopy.apply(t, dtype=dtype.np)
 
 
+def _copy_in_memory_format(t: Tensor, memory_format, fresh: bool) -> Tensor:
+    """``Tensor.to(memory_format=...)`` when it does not hand back ``t``: torch's _to_copy into a
+    tensor with the format's own strides (see fresh_in_format), one ToCopyBackward0 node. ``fresh``:
+    ``t`` is to()'s own new copy (a cast or a device move), relaid where it is."""
+    from .shape import _channels_last_rank
+
+    _channels_last_rank(t, memory_format)  # torch's error for a tensor of the wrong rank
+    if fresh:
+        t._data = fresh_in_format(t._data, memory_format._name)
+        return t
+    return ToCopy.apply(t, dtype=t._data.dtype, memory_format=memory_format._name)
+
+
 def rounded_once(compute, *operands: Tensor):
     """``compute(*operands)`` as torch's fused kernels run it on bfloat16 and float16: in float32,
     rounded once at the end, where the composite's own steps would round after each.
@@ -152,12 +165,14 @@ class ToCopy(Function):
     rule = "passes the gradient through, cast to the input's dtype"
 
     @staticmethod
-    def forward(ctx, x, dtype):
+    def forward(ctx, x, dtype, memory_format=None):
         if x.dtype.kind == "c" and dtype.kind not in "cb":
             # torch keeps the real part (Tensor.to warns that the imaginary one is lost); to bool it
             # tests the whole value for nonzero
             x = x.real
-        return _dtype.cast_array(x, dtype)
+        out = _dtype.cast_array(x, dtype)
+        # to(memory_format=...): a new tensor with that format's strides, even without a cast
+        return out if memory_format is None else fresh_in_format(out, memory_format)
 
     @staticmethod
     def backward(ctx, grad):

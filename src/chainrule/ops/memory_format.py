@@ -36,6 +36,21 @@ def channels_last(a):
     return xp.ascontiguousarray(a.transpose(0, *range(2, d + 2), 1)).transpose(0, d + 1, *range(1, d + 1))
 
 
+def fresh_in_format(a, name: str):
+    """A new array with ``a``'s values and the strides torch gives a fresh tensor of memory format
+    ``name`` ("contiguous_format", "channels_last", "channels_last_3d"), size-1 dims included:
+    (2, 3, 1, 1) channels-last is (3, 1, 3, 3), where NumPy's contiguity flags, which ignore
+    size-1 dims, would keep a contiguous (3, 1, 1, 1)."""
+    xp = array_module(a)
+    if name == "contiguous_format":
+        out = xp.empty(a.shape, dtype=a.dtype)
+    else:
+        d = a.ndim - 2
+        out = xp.empty((a.shape[0], *a.shape[2:], a.shape[1]), dtype=a.dtype).transpose(0, d + 1, *range(1, d + 1))
+    out[...] = a
+    return out
+
+
 def in_suggested_format(out, like):
     """``out`` laid out as torch's kernels lay out an output for input ``like``: channels-last
     when ``like``'s strides suggest it (and ``out`` has its rank), contiguous otherwise."""

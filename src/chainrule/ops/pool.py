@@ -831,7 +831,12 @@ def _adaptive_avg_of_sizes(input: Tensor, sizes: list) -> Tensor:
     d = len(sizes)
     if all(m == 1 for m in sizes):
         # global average pooling: a plain mean over the spatial dims (last first, as torch's)
-        return input.mean(dim=tuple(range(-1, -d - 1, -1)), keepdim=True)
+        out = input.mean(dim=tuple(range(-1, -d - 1, -1)), keepdim=True)
+        if input.ndim == d + 2 and suggests_channels_last(input._data):
+            # torch then restrides the mean in place to channels-last, (C, 1, C, C) (an AsStridedBackward1 node)
+            n, c = input.shape[:2]
+            out.as_strided_((n, c) + (1,) * d, (c, 1) + (c,) * d)
+        return out
     matrices = []
     low = input._data.dtype.itemsize == 2 and input._data.dtype.kind in "fV"
     weight_dtype = np.float32 if low else input._data.dtype

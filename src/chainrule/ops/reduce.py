@@ -19,6 +19,7 @@ import numpy as np
 from .. import _dtype, _vmap_frames, return_types
 from .._backend import accumulate, amax_with_initial, array_module, ufunc_at
 from .._parallel import over_rows
+from .._torch_function import user_stacklevel
 from ..autograd import function as _function_module
 from ..autograd.engine import sum_to_shape  # re-exported: chainrule.sum_to_shape, Tensor.sum_to_shape
 from ..autograd.function import (
@@ -437,7 +438,8 @@ def _var_args(op: str, input: Tensor, dim, unbiased, keepdim, correction):
     if n - correction <= 0:
         warnings.warn(f"{op}(): degrees of freedom is <= 0. Correction should be strictly less than the "
                       "reduction factor (input numel divided by output numel). (Triggered internally at "
-                      "/__w/pytorch/pytorch/aten/src/ATen/native/ReduceOps.cpp:1861.)", UserWarning, stacklevel=3)
+                      "/__w/pytorch/pytorch/aten/src/ATen/native/ReduceOps.cpp:1861.)", UserWarning,
+                      stacklevel=user_stacklevel())
     return dims, correction, keepdim
 
 

@@ -769,13 +769,13 @@ class Clone(Function):
 _CHANNELS_LAST_RANK = {"channels_last": 4, "channels_last_3d": 5}
 
 
-def _channels_last_rank(op: str, input: Tensor, memory_format) -> int | None:
+def _channels_last_rank(input: Tensor, memory_format) -> int | None:
     """The rank ``memory_format`` asks for when it is a channels-last format (else None), after
-    checking ``input`` has it, as torch does."""
+    checking ``input`` has it, as torch does (with torch's message word for word, whichever op
+    asks: a program that prints it prints what torch prints)."""
     rank = _CHANNELS_LAST_RANK.get(getattr(memory_format, "_name", None))
     if rank is not None and input._data.ndim != rank:
-        raise RuntimeError(f"{op}: required rank {rank} tensor to use {memory_format._name} format, "
-                           f"got a tensor of rank {input._data.ndim}")
+        raise RuntimeError(f"required rank {rank} tensor to use {memory_format._name} format")
     return rank
 
 
@@ -788,7 +788,7 @@ def clone(input: Tensor, *, memory_format=None) -> Tensor:
     """A copy that stays in the graph (gradient passes through unchanged); channels-last when
     ``memory_format`` asks for it. preserve_format (the default) keeps a dense input's strides
     (a transposed or channels-last one's), and gives any other dense strides in its stride order, as torch's."""
-    if _channels_last_rank("clone", input, memory_format):
+    if _channels_last_rank(input, memory_format):
         return Clone.apply(input, channels_last=True)
     if getattr(memory_format, "_name", "preserve_format") != "preserve_format":
         return Clone.apply(input)
@@ -798,7 +798,7 @@ def clone(input: Tensor, *, memory_format=None) -> Tensor:
 def contiguous(input: Tensor, memory_format=None) -> Tensor:
     """``input`` itself when already laid out as ``memory_format`` asks (C-contiguous by default,
     or channels-last), else a copy in that layout, in the graph."""
-    if _channels_last_rank("contiguous", input, memory_format):
+    if _channels_last_rank(input, memory_format):
         if is_channels_last(input._data) and (input._data.size or input.is_contiguous(memory_format=memory_format)):
             return input  # (an empty tensor is channels-last by its strides, which NumPy's flags ignore)
         return Clone.apply(input, channels_last=True)

@@ -18,6 +18,7 @@ import numpy as np
 from .. import _dtype, return_types
 from .._backend import accumulate, array_module
 from .._opmath import cpu_autocast_policy
+from .._torch_function import user_stacklevel
 from ..autograd.function import Function, is_recording, name_node
 from ..tensor import Tensor, _wrap_dim, honours_out
 from ._arg_parser import check_int
@@ -284,7 +285,7 @@ def cov(input: Tensor, *, correction: int = 1, fweights: Tensor | None = None,
             norm = weight_sum - correction * (w * aweights).sum() / weight_sum
     if bool(norm <= 0):
         warnings.warn("cov(): degrees of freedom is <= 0. Correction should be strictly less than the number of "
-                      "observations.", UserWarning, stacklevel=2)
+                      "observations.", UserWarning, stacklevel=user_stacklevel())
     norm = norm.clamp(min=0) if isinstance(norm, Tensor) else max(norm, 0.0)
     centred = x - average
     weighted = centred if w is None else centred * w

@@ -1034,7 +1034,7 @@ class _BackwardHookState:
                 "Full backward hook is firing when gradients are computed with respect to module "
                 "outputs since no inputs require gradients. See "
                 "https://docs.pytorch.org/docs/main/generated/torch.nn.Module.html#torch.nn.Module.register_full_backward_hook "
-                "for more details.", UserWarning, stacklevel=2)
+                "for more details.", UserWarning, stacklevel=_torch_function.user_stacklevel())
             self.call_hooks(tuple(None for _ in range(self.n_inputs)))
         return tuple(grad_output[k] for k in self.output_positions)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 
 from ...autograd.grad_mode import no_grad
-from ...tensor import Tensor
+from ...tensor import Size, Tensor
 from ..modules.container import ModuleDict, ModuleList
 from ..modules.module import Module
 from ..parameter import Parameter
@@ -47,6 +47,55 @@ def _set_in_place(target: Tensor, value: Tensor) -> None:
     target.data = value.detach().clone()
 
 
+def _in_torchs_words(error: Exception) -> Exception:
+    """``error`` as torch words it: register_parametrization is the user's call, so the internal
+    ParametrizationList's constructor does not prefix it with its own arguments (_naming)."""
+    error._names_its_class = True
+    return error
+
+
+def _check_consistent(value, original_dtype, original_shape: tuple) -> None:
+    """torch's checks of a parametrization registered without ``unsafe``, in its order and words:
+    it returns a tensor, of the original's dtype, then of its shape."""
+    if not isinstance(value, Tensor):
+        raise _in_torchs_words(ValueError(f"A parametrization must return a tensor. Got {type(value).__name__}."))
+    if value.dtype != original_dtype:
+        raise _in_torchs_words(ValueError(
+            "Registering a parametrization may not change the dtype of the tensor, unless `unsafe` flag is enabled.\n"
+            f"unparametrized dtype: {original_dtype}\nparametrized dtype: {value.dtype}"))
+    if tuple(value.shape) != tuple(original_shape):
+        raise _in_torchs_words(ValueError(
+            "Registering a parametrization may not change the shape of the tensor, unless `unsafe` flag is enabled.\n"
+            f"unparametrized shape: {Size(original_shape)}\nparametrized shape: {Size(value.shape)}"))
+
+
+def _check_appended(module: Module, tensor_name: str, parametrization: Module) -> None:
+    """torch's checks of a parametrization appended without ``unsafe`` to a parametrized tensor Y:
+    X = parametrization(Y) is a tensor of Y's dtype and shape, and so is its right_inverse(X)."""
+    name = f"module.{tensor_name}"
+    Y = getattr(module, tensor_name)
+    X = parametrization(Y)
+    if not isinstance(X, Tensor):
+        raise ValueError(f"A parametrization must return a tensor. Got {type(X).__name__}.")
+    for what, got in (("dtype", X.dtype), ("shape", X.shape)):
+        if got != getattr(Y, what):
+            raise ValueError(f"Registering a parametrization may not change the {what} of the tensor, unless the "
+                             f"`unsafe` flag is enabled.\n{name}.{what}: {getattr(Y, what)}\n"
+                             f"parametrization({name}).{what}: {got}")
+    if hasattr(parametrization, "right_inverse"):
+        try:
+            Z = parametrization.right_inverse(X)
+        except NotImplementedError:
+            return
+        if not isinstance(Z, Tensor):
+            raise ValueError(f"parametrization.right_inverse must return a tensor. Got: {type(Z).__name__}")
+        for what, got in (("dtype", Z.dtype), ("shape", Z.shape)):
+            if got != getattr(Y, what):
+                raise ValueError(f"The tensor returned by parametrization.right_inverse must have the same {what} as "
+                                 f"{name}, unless the `unsafe` flag is enabled.\n{name}.{what}: {getattr(Y, what)}\n"
+                                 f"returned {what}: {got}")
+
+
 class ParametrizationList(ModuleList):
     """The parametrizations of one tensor, applied in order, and the tensor(s) they start from:
     ``original``, or ``original0``, ``original1``, ... when the first one's ``right_inverse``
@@ -62,36 +111,33 @@ class ParametrizationList(ModuleList):
             new = original
             for module in reversed(self):
                 if hasattr(module, "right_inverse"):
-                    new = module.right_inverse(new)
+                    try:
+                        new = module.right_inverse(new)
+                    except NotImplementedError:  # torch takes it for the identity
+                        pass
         if not isinstance(new, (Tensor, tuple, list)):
-            raise ValueError("'right_inverse' must return a Tensor or a Sequence of tensors (list, tuple...). "
-                             f"Got {type(new).__name__}")
+            raise _in_torchs_words(ValueError("'right_inverse' must return a Tensor or a Sequence of tensors "
+                                              f"(list, tuple...). Got {type(new).__name__}"))
         self.is_tensor = isinstance(new, Tensor)
         self.ntensors = 1 if self.is_tensor else len(new)
         if self.is_tensor:
-            if not unsafe and (tuple(new.shape) != original_shape or new.dtype != original_dtype):
-                raise ValueError("When `right_inverse` outputs one tensor, it may not change the dtype or shape.\n"
-                                 f"original.dtype: {original_dtype}\nright_inverse(original).dtype: {new.dtype}\n"
-                                 f"original.shape: {original_shape}\nright_inverse(original).shape: "
-                                 f"{tuple(new.shape)}")
+            if new.dtype != original_dtype:  # torch checks the dtype only here, unsafe or not
+                raise _in_torchs_words(ValueError(
+                    "When `right_inverse` outputs one tensor, it may not change the dtype.\n"
+                    f"original.dtype: {original_dtype}\nright_inverse(original).dtype: {new.dtype}"))
             _set_in_place(original, new)
             _register_tensor(self, "original", original)
         else:
             for index, tensor in enumerate(new):
                 if not isinstance(tensor, Tensor):
-                    raise ValueError(f"'right_inverse' must return a sequence of tensors. Got {type(tensor).__name__}.")
+                    raise _in_torchs_words(ValueError(
+                        "'right_inverse' must return a Tensor or a Sequence of tensors (list, tuple...). "
+                        f"Got element {index} of the sequence with type {type(tensor).__name__}."))
                 stored = Parameter(tensor.detach().clone(), original.requires_grad) \
                     if isinstance(original, Parameter) else tensor.detach().clone()
                 _register_tensor(self, f"original{index}", stored)
         if not unsafe:
-            value = self()
-            if not isinstance(value, Tensor):
-                raise ValueError(f"A parametrization must return a tensor. Got {type(value).__name__}.")
-            if tuple(value.shape) != original_shape or value.dtype != original_dtype:
-                raise ValueError("Registering a parametrization may not change the shape of the tensor, unless "
-                                 f"`unsafe` flag is enabled.\nunparametrized dtype: {original_dtype}\n"
-                                 f"parametrized dtype: {value.dtype}\nunparametrized shape: {original_shape}\n"
-                                 f"parametrized shape: {tuple(value.shape)}")
+            _check_consistent(self(), original_dtype, original_shape)
 
     def originals(self) -> tuple:
         if self.is_tensor:
@@ -177,14 +223,7 @@ def register_parametrization(module: Module, tensor_name: str, parametrization: 
     if is_parametrized(module, tensor_name):
         plist = module.parametrizations[tensor_name]
         if not unsafe:
-            value = getattr(module, tensor_name)
-            new = parametrization(value)
-            if not isinstance(new, Tensor):
-                raise ValueError(f"A parametrization must return a tensor. Got {type(new).__name__}.")
-            if tuple(new.shape) != tuple(value.shape) or new.dtype != value.dtype:
-                raise ValueError("Registering a parametrization may not change the shape of the tensor, unless "
-                                 f"`unsafe` flag is enabled.\nunparametrized shape: {tuple(value.shape)}\n"
-                                 f"parametrized shape: {tuple(new.shape)}")
+            _check_appended(module, tensor_name, parametrization)
         plist.append(parametrization)
         plist.unsafe = plist.unsafe or unsafe
         return module
