@@ -121,8 +121,12 @@ class Reshape(Function):
             x = strided_empty(x)
             return strided_view(out, out.shape, x.strides if out.shape == x.shape
                                 else torch_contiguous_strides(out.shape, out.itemsize))
-        if 1 in out.shape and type(out) is np.ndarray and out.size and np.may_share_memory(out, x):
-            # only a size-1 dim's stride is free in a view; torch's is computeStride's, NumPy's its own
+        if 1 in out.shape and type(out) is np.ndarray and out.size and not (
+                x.flags.c_contiguous and 1 not in x.shape) and np.may_share_memory(out, x):
+            # only a size-1 dim's stride is free in a view; torch's is computeStride's, NumPy's its own.
+            # (Not looked at for a row-major input without size-1 dims: its strides are the contiguous
+            # ones, and NumPy's reshape of it gives every dim of the new shape the contiguous stride,
+            # computeStride's too; a 0-d input's view keeps NumPy's, as computeStride gives none.)
             strides = _view_strides(x.shape, x.strides, out.shape)
             if strides is not None and strides != out.strides:
                 out = strided_view(out, out.shape, strides)
@@ -174,11 +178,15 @@ def reshape(input: Tensor, *sizes, shape=None) -> Tensor:
     out = Reshape.apply(input, shape=shape)
     if not input._data.flags.c_contiguous:
         name_node(out, "ReshapeAliasBackward0", saved=Reshape.saved_attributes)  # torch views a non-contiguous input with _reshape_alias
+    if type(out._data) is np.ndarray and out._data.size:
+        return _share(out, input)  # (Reshape's forward of a viewable input is a view of it: no memory test needed)
     return _mark_view(out, input)
 
 
 def _viewable(array, shape: tuple) -> bool:
     """Whether ``array``'s strides can express ``shape`` without a copy (NumPy's own test)."""
+    if type(array) is np.ndarray and array.flags.c_contiguous:
+        return True  # (row-major memory takes any shape of its size, which the caller has checked)
     probe = array.view()
     try:
         probe.shape = shape
