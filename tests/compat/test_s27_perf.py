@@ -113,3 +113,63 @@ def test_views_of_many_shapes_match_torch():
         ours, theirs = _both(shape, "float64")
         _same_view(ours.view(*sizes), theirs.view(*sizes))
         _same_view(ours.reshape(*sizes), theirs.reshape(*sizes))
+
+
+def _chain(fn) -> list:
+    names = []
+    while fn is not None and type(fn).__name__ != "AccumulateGrad":
+        names.append(type(fn).__name__)
+        fn = fn.next_functions[0][0] if fn.next_functions else None
+    return names
+
+
+@pytest.mark.parametrize("key", [0, -1, 2, (1,), (-3,), (0, 1), (2, -1), (-1, 0, 1), (1, 2, 3), (0, 0, 0)])
+def test_integer_keys_read_and_record_as_torch(key):
+    values = np.arange(60, dtype=np.float32).reshape(3, 4, 5)
+    for requires_grad in (False, True):
+        ours = cr.tensor(values, requires_grad=requires_grad)
+        theirs = torch.tensor(values, requires_grad=requires_grad)
+        base_ours, base_theirs = ours * 1, theirs * 1  # a non-leaf: an in-place op writes through
+        out, expected = base_ours[key], base_theirs[key]
+        _same_view(out, expected)
+        assert out._version == base_ours._version and out._base is base_ours
+        assert _chain(out.grad_fn) == _chain(expected.grad_fn)
+        if requires_grad:
+            out.mul_(3)  # through the view into its base, with the base's graph rebuilt
+            expected.mul_(3)
+            np.testing.assert_array_equal(base_ours.detach().numpy(), base_theirs.detach().numpy())
+            (base_ours * base_ours).sum().backward()
+            (base_theirs * base_theirs).sum().backward()
+            np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())
+
+
+@pytest.mark.parametrize("key", [3, -4, (3,), (0, 4), (0, 1, 5), (0, 1, 2, 0), True, (True,), (0, True), (1, False)])
+def test_integer_keys_out_of_range_or_bool_as_torch(key):
+    ours, theirs = _both((3, 4, 5))
+    try:
+        expected = theirs[key]
+    except IndexError as error:
+        with pytest.raises(IndexError) as raised:
+            ours[key]
+        assert str(raised.value) == str(error)
+    else:
+        _same_view(ours[key], expected)
+
+
+def test_integer_key_of_zero_dim_tensor_as_torch():
+    ours, theirs = _both(())
+    for key in (0, (0,)):
+        with pytest.raises(IndexError) as expected:
+            theirs[key]
+        with pytest.raises(IndexError) as raised:
+            ours[key]
+        assert str(raised.value) == str(expected.value)
+
+
+def test_integer_keys_select_saved_attributes():
+    ours = cr.randn(3, 4, requires_grad=True)
+    theirs = torch.tensor(ours.detach().numpy(), requires_grad=True)
+    for key in (2, -1, (1, -2)):
+        out, expected = ours[key], theirs[key]
+        for name in ("_saved_dim", "_saved_index", "_saved_self_sym_sizes"):
+            assert getattr(out.grad_fn, name) == getattr(expected.grad_fn, name)
