@@ -173,3 +173,32 @@ def test_integer_keys_select_saved_attributes():
         out, expected = ours[key], theirs[key]
         for name in ("_saved_dim", "_saved_index", "_saved_self_sym_sizes"):
             assert getattr(out.grad_fn, name) == getattr(expected.grad_fn, name)
+
+
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "lerp", "maximum"])
+def test_elementwise_layout_with_a_row_major_first_operand(op):
+    """A row-major first operand with distinct strides orders the output's dims by itself (the
+    forward algorithm's ``v + w.expand(1, 5)``); a tie or a broadcast first operand still sorts."""
+    rng = np.random.default_rng(0)
+    source = rng.standard_normal((6, 6)).astype(np.float32)
+    # (shape, the other operand made from a (6, 6) tensor)
+    cases = [((1, 5), lambda t: t[0, :1].view(1, -1).expand(1, 5)),
+             ((2, 3), lambda t: t[:2, :1].expand(2, 3)),
+             ((2, 3), lambda t: t[:3, :2].t()),
+             ((2, 3, 4), lambda t: t.reshape(-1)[:24].view(4, 3, 2).permute(2, 1, 0)),
+             ((1, 1, 4), lambda t: t.reshape(-1)[:4].view(4, 1, 1).permute(2, 1, 0)),
+             ((3, 1), lambda t: t[:1, :3].t())]
+    for shape, make_other in cases:
+        first = rng.standard_normal(shape).astype(np.float32)
+        firsts = [(cr.tensor(first), torch.tensor(first)),  # row-major
+                  (cr.tensor(first[..., :1]).expand(*shape), torch.tensor(first[..., :1]).expand(*shape)),  # broadcast
+                  (cr.tensor(first.T.copy()).permute(*reversed(range(len(shape)))),
+                   torch.tensor(first.T.copy()).permute(*reversed(range(len(shape)))))]  # transposed
+        for ours_first, theirs_first in firsts:
+            args_ours = (ours_first, make_other(cr.tensor(source)))
+            args_theirs = (theirs_first, make_other(torch.tensor(source)))
+            if op == "lerp":
+                args_ours, args_theirs = args_ours + (0.25,), args_theirs + (0.25,)
+            out, expected = getattr(cr, op)(*args_ours), getattr(torch, op)(*args_theirs)
+            assert out.stride() == expected.stride(), (shape, op)
+            np.testing.assert_array_equal(out.numpy(), expected.numpy())
