@@ -202,3 +202,21 @@ def test_elementwise_layout_with_a_row_major_first_operand(op):
             out, expected = getattr(cr, op)(*args_ours), getattr(torch, op)(*args_theirs)
             assert out.stride() == expected.stride(), (shape, op)
             np.testing.assert_array_equal(out.numpy(), expected.numpy())
+
+
+def test_views_of_inference_tensors_keep_torchs_refusal():
+    for lib in (cr, torch):
+        with lib.inference_mode():
+            x = lib.ones(2, 3)
+            y = x.view(3, 2)
+            y.add_(1)  # allowed inside inference mode, through to x
+        assert x.sum().item() == 12.0
+    errors = []
+    for lib in (cr, torch):
+        with lib.inference_mode():
+            y = lib.ones(2, 3).view(6)[1]
+        try:
+            y.add_(1)
+        except RuntimeError as error:
+            errors.append(type(error))
+    assert errors == [RuntimeError, RuntimeError]

@@ -23,7 +23,7 @@ from ..autograd.function import (
     kept_value,
     name_node,
 )
-from ..autograd.grad_mode import is_grad_enabled, is_inference_mode_enabled
+from ..autograd.grad_mode import INFERENCE_VERSION, is_grad_enabled, is_inference_mode_enabled
 from ..storage import note_strided_view, storage_root
 from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out
 from ._arg_parser import _as_int, _fits_int64, check_as, check_float, check_int, int_list, out_rule
@@ -98,7 +98,8 @@ def _infer_shape(shape: tuple, numel: int, op: str) -> tuple:
                                "unspecified dimension size -1 can be any value and is ambiguous")
         if known == 0 or numel % known:
             raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
-        shape = tuple(numel // known if s == -1 else s for s in shape)
+        inferred = shape.index(-1)
+        shape = (*shape[:inferred], numel // known, *shape[inferred + 1:])
     elif known != numel:
         raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
     return shape
@@ -255,7 +256,11 @@ def _share(self: Tensor, base: Tensor, differentiable: bool = True) -> Tensor:
     graph from it (ops/index.py ``refresh_views``); not a view of a leaf that requires grad, whose
     graph no in-place op can change. A bit reinterpretation (``view(dtype)``), and any view of
     one, is a view outside autograd, as torch's: an in-place op on it is one on a plain tensor."""
-    self._version_box = base._version_box
+    box = base._vbox  # (the counter's slot read directly where the _version_box property would return it as is)
+    if box is None or box is INFERENCE_VERSION:
+        self._version_box = base._version_box
+    else:
+        self._vbox = box
     root = base if base._base is None else base._base
     self._base = root
     if not differentiable or base._nondifferentiable_view:
@@ -276,7 +281,8 @@ def _share(self: Tensor, base: Tensor, differentiable: bool = True) -> Tensor:
         self._view_state = MadeWithoutGrad(base._view_state.inference, self._vbox[0], True)
     if base._multi_output_view:  # torch refuses in-place writes to every view of a multi-output view too
         self._multi_output_view = True
-    if root.grad_fn is not None or not root._requires_grad:
+    # (a root's grad_fn is its _grad_fn slot: the property regenerates only a view's)
+    if (root._grad_fn if root._base is None else root.grad_fn) is not None or not root._requires_grad:
         _track_view(root, self)
     return self
 
