@@ -220,3 +220,27 @@ def test_views_of_inference_tensors_keep_torchs_refusal():
         except RuntimeError as error:
             errors.append(type(error))
     assert errors == [RuntimeError, RuntimeError]
+
+
+@pytest.mark.parametrize("dtypes", [("float32",) * 5, ("float64", "float64"), ("float32", "float64", "float32"),
+                                    ("int64", "float32"), ("int32", "int64"), ("bool", "bool"), ("float16", "float32")])
+def test_cat_of_small_tensors_promotes_as_torch(dtypes):
+    rng = np.random.default_rng(1)
+    pieces = [(rng.standard_normal(2) * 3).astype(d) for d in dtypes]
+    differentiable = all(np.dtype(d).kind == "f" for d in dtypes)
+    ours = [cr.tensor(p, requires_grad=differentiable and np.dtype(p.dtype).kind == "f") for p in pieces]
+    theirs = [torch.tensor(p, requires_grad=differentiable and np.dtype(p.dtype).kind == "f") for p in pieces]
+    out, expected = cr.cat(ours), torch.cat(theirs)
+    assert str(out.dtype).rpartition(".")[2] == str(expected.dtype).rpartition(".")[2]
+    np.testing.assert_array_equal(out.detach().numpy(), expected.detach().numpy())
+    if differentiable:
+        assert type(out.grad_fn).__name__ == type(expected.grad_fn).__name__
+        weights = np.arange(out.shape[0], dtype=out.detach().numpy().dtype)
+        (out * cr.tensor(weights)).sum().backward()
+        (expected * torch.tensor(weights)).sum().backward()
+        for a, b in zip(ours, theirs):
+            assert str(a.grad.dtype).rpartition(".")[2] == str(b.grad.dtype).rpartition(".")[2]
+            np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
+    legacy = [cr.tensor(pieces[0]), cr.zeros(0, dtype=cr.float64)]  # a legacy empty still promotes
+    assert str(cr.cat(legacy).dtype) == "chainrule." + str(torch.cat([torch.tensor(pieces[0]),
+                                                                        torch.zeros(0, dtype=torch.float64)]).dtype).rpartition(".")[2]

@@ -896,6 +896,12 @@ def cat(tensors, dim: int = 0, *, out=None) -> Tensor:
                 raise RuntimeError(
                     f"Sizes of tensors must match except in dimension {d}. Expected size {a} but got "
                     f"size {b} for tensor number {i} in the list.")
+    first = every[0]._data.dtype
+    for t in every:
+        if t._data.dtype is not first:
+            break
+    else:  # one dtype (a tensor's dtype is its array's): nothing to promote, no cast
+        return Cat.apply(*every, dim=d, skipped=skipped)
     dtype = result_type(*every)  # the skipped empties count in the promotion, as in torch
     return Cat.apply(*[_cast(t, dtype) for t in every], dim=d, skipped=skipped)
 
