@@ -244,3 +244,23 @@ def test_cat_of_small_tensors_promotes_as_torch(dtypes):
     legacy = [cr.tensor(pieces[0]), cr.zeros(0, dtype=cr.float64)]  # a legacy empty still promotes
     assert str(cr.cat(legacy).dtype) == "chainrule." + str(torch.cat([torch.tensor(pieces[0]),
                                                                         torch.zeros(0, dtype=torch.float64)]).dtype).rpartition(".")[2]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "bool", "float16"])
+def test_sum_and_broadcast_gradients_as_torch(dtype):
+    rng = np.random.default_rng(2)
+    values = (rng.standard_normal((2, 3, 4)) * 4).astype(dtype)
+    ours, theirs = cr.tensor(values), torch.tensor(values)
+    for args in [(), (1,), ((0, 2),), (-1, True), ((), False)]:
+        out, expected = ours.sum(*args), theirs.sum(*args)
+        assert str(out.dtype).rpartition(".")[2] == str(expected.dtype).rpartition(".")[2]
+        assert tuple(out.shape) == tuple(expected.shape) and out.stride() == expected.stride()
+        # (a float sum's order of additions is NumPy's pairwise one, not torch's: the last bit may differ)
+        np.testing.assert_allclose(out.numpy(), expected.numpy(), rtol=1e-3 if dtype == "float16" else 1e-6)
+    if values.dtype.kind == "f":
+        small = rng.standard_normal((3, 1)).astype(dtype)
+        a, b = cr.tensor(small, requires_grad=True), torch.tensor(small, requires_grad=True)
+        (a * ours).sum().backward()  # the gradient of a broadcast input is summed back to (3, 1)
+        (b * theirs).sum().backward()
+        assert a.grad.dtype == getattr(cr, dtype) and tuple(a.grad.shape) == (3, 1)
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-3 if dtype == "float16" else 1e-6)
