@@ -264,3 +264,17 @@ def test_sum_and_broadcast_gradients_as_torch(dtype):
         (b * theirs).sum().backward()
         assert a.grad.dtype == getattr(cr, dtype) and tuple(a.grad.shape) == (3, 1)
         np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-3 if dtype == "float16" else 1e-6)
+
+
+def test_view_backward_under_create_graph_as_torch():
+    values = np.random.default_rng(3).standard_normal((2, 3))
+    ours, theirs = cr.tensor(values, requires_grad=True), torch.tensor(values, requires_grad=True)
+    grads = []
+    for lib, x in ((cr, ours), (torch, theirs)):
+        y = (x.view(3, 2) ** 3).view(-1).sum()
+        (g,) = lib.autograd.grad(y, x, create_graph=True)
+        assert tuple(g.shape) == (2, 3)
+        g.view(6).pow(2).sum().backward()
+        grads.append((g.detach().numpy(), x.grad.numpy()))
+    np.testing.assert_allclose(grads[0][0], grads[1][0], rtol=1e-12)
+    np.testing.assert_allclose(grads[0][1], grads[1][1], rtol=1e-12)

@@ -10,7 +10,7 @@ import weakref
 
 import numpy as np
 
-from .. import _dtype
+from .. import _dtype, _torch_function
 from .._backend import array_module, autocast_hook, strided_view
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import (
@@ -135,6 +135,10 @@ class Reshape(Function):
 
     @staticmethod
     def backward(ctx, grad):
+        if type(grad) is Tensor and not _torch_function.flags.modes_live:
+            # what grad.reshape runs for a plain tensor with no mode on: its dispatch wrapper and
+            # signature check would pass a tuple of ints straight through
+            return reshape(grad, ctx.input_shape)
         return grad.reshape(ctx.input_shape)
 
 
