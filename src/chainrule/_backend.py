@@ -299,7 +299,8 @@ def strided_view(array, shape, strides, writeable: bool = True):
     bytes are strided and viewed as float8 again."""
     if type(array) is not _ndarray:
         return array_module(array).lib.stride_tricks.as_strided(array, shape, strides)
-    if array.dtype.name.startswith("float8_"):
+    # (the element size first: a dtype's name is computed in Python on each read, and float8 is one byte)
+    if array.itemsize == 1 and array.dtype.name.startswith("float8_"):
         raw = np.lib.stride_tricks.as_strided(array.view(np.uint8), shape, strides, writeable=writeable)
         return raw.view(array.dtype)
     return np.lib.stride_tricks.as_strided(array, shape, strides, writeable=writeable)

@@ -1147,6 +1147,13 @@ def _int_sequence(values, op: str, name: str = "size") -> tuple:
         values = (values,)
     if len(values) == 1 and isinstance(values[0], (tuple, list)):
         values = tuple(values[0])
+    # the common call, plain ints (``view(1, -1)``): nothing to convert or refuse, so the tuple is
+    # returned as it is (a bool is not of class int, so a bool first size still takes the loop)
+    for v in values:
+        if v.__class__ is not int or not -2**63 <= v < 2**63:
+            break
+    else:
+        return values if values.__class__ is tuple else tuple(values)
     out = []
     for i, v in enumerate(values):
         try:

@@ -725,6 +725,23 @@ def _refuse_batched_mask(key) -> None:
 
 def getitem(input: Tensor, key) -> Tensor:
     """``input[key]`` with torch semantics; basic indexing returns a view."""
+    # The commonest key, one integer in range (``x[i]``, and each step of ``x[i, j]`` below): a
+    # basic read named SelectBackward0 with nothing to convert and no error to raise first, which
+    # is what the general path's conversion, torch-order checks and naming walk find for it.
+    item = key if key.__class__ is int else key[0] if key.__class__ is tuple and len(key) == 1 else None
+    if item.__class__ is int and input._data.ndim and -input._data.shape[0] <= item < input._data.shape[0]:
+        return _read(input, key, key, Select, "assign")
+    if key.__class__ is tuple and _integers_in_range(key, input._data.shape):
+        # integers only, each in range (``x[0, j]``): torch selects one dim at a time, recording a
+        # SelectBackward0 per integer (_torch_steps' steps), and one read does it unrecorded
+        if input._requires_grad and is_recording(input):
+            out = input
+            for item in key:
+                out = _read(out, (item,), (item,), Select, "assign")
+            if input._base is None:
+                out.grad_fn.root_key = key  # (as below: the whole key, from input)
+            return out
+        return _read(input, key, key, Select, "assign")
     given = key
     if _vmap_frames._frames:
         _refuse_batched_mask(key)
@@ -744,9 +761,26 @@ def getitem(input: Tensor, key) -> Tensor:
             if input._base is None:
                 out.grad_fn.root_key = key  # (as below: the whole key, from input)
             return out
-    read = _basic_read(key, input._data.shape) if basic else Index
+    if not basic:
+        return _read(input, key, given, Index, _scatter_mode(key, basic))
+    return _read(input, key, given, _basic_read(key, input._data.shape), "assign")
+
+
+def _integers_in_range(key: tuple, shape: tuple) -> bool:
+    """Whether ``key`` holds plain integers only (no bools), one per dim at most, each in range."""
+    if not key or len(key) > len(shape):
+        return False
+    for item, size in zip(key, shape):
+        if item.__class__ is not int or not -size <= item < size:
+            return False
+    return True
+
+
+def _read(input: Tensor, key, given, read: type[Index], mode: str) -> Tensor:
+    """``input[key]`` (``key`` converted from the ``given`` one) by ``read``; a basic read (every
+    kind but Index) is a view of ``input``."""
     try:
-        out = read.apply(input, key=key, mode=_scatter_mode(key, basic))
+        out = read.apply(input, key=key, mode=mode)
     except IndexError as e:
         if input.ndim == 0:
             _raise_0d_index_error(given)
@@ -754,9 +788,9 @@ def getitem(input: Tensor, key) -> Tensor:
             raise TypeError(f"a tensor index must be an integer, slice, None, Ellipsis or tensor, not str "
                             f"({given!r})") from None
         raise in_torch_words(e) from None
-    if basic and out.grad_fn is not None and input._base is None:
-        out.grad_fn.root_key = key  # lets an in-place op on this view write through input
-    if basic:
+    if read is not Index:
+        if out.grad_fn is not None and input._base is None:
+            out.grad_fn.root_key = key  # lets an in-place op on this view write through input
         _share(out, input)
     return out
 

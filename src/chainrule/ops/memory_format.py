@@ -201,6 +201,10 @@ def iterator_strides(shape: tuple, operands) -> tuple | None:
                 return first
     if ndim <= 1:
         return None
+    if operands[0].shape == shape and _strictly_row_major(operands[0].strides):
+        # the first operand orders every pair of dims by itself (reorder_dimensions reads the others
+        # only where its strides tie or one is 0), and its order is row-major: the output is contiguous
+        return None
     broadcast = []
     for a in operands:
         offset = ndim - a.ndim
@@ -226,6 +230,18 @@ def iterator_strides(shape: tuple, operands) -> tuple | None:
         strides[d] = step
         step *= shape[d]
     return tuple(strides)
+
+
+def _strictly_row_major(strides: tuple) -> bool:
+    """Whether ``strides`` are positive and strictly decreasing (no two dims tie, none is broadcast)."""
+    previous = strides[0]
+    if previous <= 0:
+        return False
+    for stride in strides[1:]:
+        if not 0 < stride < previous:
+            return False
+        previous = stride
+    return True
 
 
 def iterator_layout(out, a, b, c=None):

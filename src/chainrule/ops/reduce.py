@@ -107,7 +107,10 @@ class Sum(Function):
         ctx.dims = dims
         ctx.keepdim = keepdim
         # C order whatever the input's strides: torch's reductions return contiguous tensors
-        return _as_array(xp.sum(x, axis=dims, keepdims=keepdim, dtype=dtype), x, xp)
+        # (np.sum of an ndarray is this add.reduce, reached through two Python-level wrappers)
+        total = np.add.reduce(x, dims, dtype, None, keepdim) if type(x) is np.ndarray else xp.sum(
+            x, axis=dims, keepdims=keepdim, dtype=dtype)
+        return _as_array(total, x, xp)
 
     @staticmethod
     def backward(ctx, grad):

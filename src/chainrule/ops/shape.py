@@ -10,7 +10,7 @@ import weakref
 
 import numpy as np
 
-from .. import _dtype
+from .. import _dtype, _torch_function
 from .._backend import array_module, autocast_hook, strided_view
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import (
@@ -23,7 +23,7 @@ from ..autograd.function import (
     kept_value,
     name_node,
 )
-from ..autograd.grad_mode import is_grad_enabled, is_inference_mode_enabled
+from ..autograd.grad_mode import INFERENCE_VERSION, is_grad_enabled, is_inference_mode_enabled
 from ..storage import note_strided_view, storage_root
 from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out
 from ._arg_parser import _as_int, _fits_int64, check_as, check_float, check_int, int_list, out_rule
@@ -98,7 +98,8 @@ def _infer_shape(shape: tuple, numel: int, op: str) -> tuple:
                                "unspecified dimension size -1 can be any value and is ambiguous")
         if known == 0 or numel % known:
             raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
-        shape = tuple(numel // known if s == -1 else s for s in shape)
+        inferred = shape.index(-1)
+        shape = (*shape[:inferred], numel // known, *shape[inferred + 1:])
     elif known != numel:
         raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
     return shape
@@ -121,8 +122,12 @@ class Reshape(Function):
             x = strided_empty(x)
             return strided_view(out, out.shape, x.strides if out.shape == x.shape
                                 else torch_contiguous_strides(out.shape, out.itemsize))
-        if 1 in out.shape and type(out) is np.ndarray and out.size and np.may_share_memory(out, x):
-            # only a size-1 dim's stride is free in a view; torch's is computeStride's, NumPy's its own
+        if 1 in out.shape and type(out) is np.ndarray and out.size and not (
+                x.flags.c_contiguous and 1 not in x.shape) and np.may_share_memory(out, x):
+            # only a size-1 dim's stride is free in a view; torch's is computeStride's, NumPy's its own.
+            # (Not looked at for a row-major input without size-1 dims: its strides are the contiguous
+            # ones, and NumPy's reshape of it gives every dim of the new shape the contiguous stride,
+            # computeStride's too; a 0-d input's view keeps NumPy's, as computeStride gives none.)
             strides = _view_strides(x.shape, x.strides, out.shape)
             if strides is not None and strides != out.strides:
                 out = strided_view(out, out.shape, strides)
@@ -130,6 +135,10 @@ class Reshape(Function):
 
     @staticmethod
     def backward(ctx, grad):
+        if type(grad) is Tensor and not _torch_function.flags.modes_live:
+            # what grad.reshape runs for a plain tensor with no mode on: its dispatch wrapper and
+            # signature check would pass a tuple of ints straight through
+            return reshape(grad, ctx.input_shape)
         return grad.reshape(ctx.input_shape)
 
 
@@ -174,11 +183,15 @@ def reshape(input: Tensor, *sizes, shape=None) -> Tensor:
     out = Reshape.apply(input, shape=shape)
     if not input._data.flags.c_contiguous:
         name_node(out, "ReshapeAliasBackward0", saved=Reshape.saved_attributes)  # torch views a non-contiguous input with _reshape_alias
+    if type(out._data) is np.ndarray and out._data.size:
+        return _share(out, input)  # (Reshape's forward of a viewable input is a view of it: no memory test needed)
     return _mark_view(out, input)
 
 
 def _viewable(array, shape: tuple) -> bool:
     """Whether ``array``'s strides can express ``shape`` without a copy (NumPy's own test)."""
+    if type(array) is np.ndarray and array.flags.c_contiguous:
+        return True  # (row-major memory takes any shape of its size, which the caller has checked)
     probe = array.view()
     try:
         probe.shape = shape
@@ -247,7 +260,11 @@ def _share(self: Tensor, base: Tensor, differentiable: bool = True) -> Tensor:
     graph from it (ops/index.py ``refresh_views``); not a view of a leaf that requires grad, whose
     graph no in-place op can change. A bit reinterpretation (``view(dtype)``), and any view of
     one, is a view outside autograd, as torch's: an in-place op on it is one on a plain tensor."""
-    self._version_box = base._version_box
+    box = base._vbox  # (the counter's slot read directly where the _version_box property would return it as is)
+    if box is None or box is INFERENCE_VERSION:
+        self._version_box = base._version_box
+    else:
+        self._vbox = box
     root = base if base._base is None else base._base
     self._base = root
     if not differentiable or base._nondifferentiable_view:
@@ -268,7 +285,8 @@ def _share(self: Tensor, base: Tensor, differentiable: bool = True) -> Tensor:
         self._view_state = MadeWithoutGrad(base._view_state.inference, self._vbox[0], True)
     if base._multi_output_view:  # torch refuses in-place writes to every view of a multi-output view too
         self._multi_output_view = True
-    if root.grad_fn is not None or not root._requires_grad:
+    # (a root's grad_fn is its _grad_fn slot: the property regenerates only a view's)
+    if (root._grad_fn if root._base is None else root.grad_fn) is not None or not root._requires_grad:
         _track_view(root, self)
     return self
 
@@ -882,6 +900,12 @@ def cat(tensors, dim: int = 0, *, out=None) -> Tensor:
                 raise RuntimeError(
                     f"Sizes of tensors must match except in dimension {d}. Expected size {a} but got "
                     f"size {b} for tensor number {i} in the list.")
+    first = every[0]._data.dtype
+    for t in every:
+        if t._data.dtype is not first:
+            break
+    else:  # one dtype (a tensor's dtype is its array's): nothing to promote, no cast
+        return Cat.apply(*every, dim=d, skipped=skipped)
     dtype = result_type(*every)  # the skipped empties count in the promotion, as in torch
     return Cat.apply(*[_cast(t, dtype) for t in every], dim=d, skipped=skipped)
 
