@@ -780,7 +780,9 @@ ALLOWED: dict[str, tuple[Callable, str]] = {
                "returns the empty result"),
     "pad": (lambda theirs, ours: theirs is None and "wrapping around more than once" in str(ours),
             "circular padding wider than what negative pads leave: torch copies the wrapped border from "
-            "output memory it has not written yet (its result is garbage); chainrule refuses"),
+            "output elements it has not written yet (uninitialised memory, or, where its slices are not "
+            "dense, the elements the same copy writes: its result hangs on the copy's order); chainrule "
+            "refuses"),
 }
 
 

@@ -35,7 +35,7 @@ from .complex import ViewAsReal, view_as_complex, view_as_real
 from .elementwise import on_its_gpu, where, zeros_like_tensor
 from .linear import cpp_type_name
 from .second_order import depending_on
-from .shape import MadeWithoutGrad, _share, torch_empty_slice
+from .shape import MadeWithoutGrad, _share, reshape, torch_empty_slice
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
 # (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
@@ -897,7 +897,10 @@ def _check_value_expands(input: Tensor, key, value) -> None:
     """torch's copy_to check of ``x[key] = value`` for a basic key, before anything is written: the
     value, its leading size-1 dims dropped, must expand to the written view's shape (expand's words)."""
     sizes = value._data.shape
-    target = np.shape(input._data[key])
+    try:
+        target = np.shape(input._data[key])
+    except IndexError as e:  # an out-of-range integer (a 0-d tensor's, converted): torch's words
+        raise in_torch_words(e) from None
     if sizes == target:
         return
     sizes = _without_leading_ones(sizes)
@@ -1070,6 +1073,8 @@ def covered_elements(view: Tensor, base: Tensor):
     A view in the other dtype of a complex/real pair (view_as_real, real, imag, view_as_complex)
     gets a _PartsKey instead: read_elements and write_elements take either."""
     view_dtype, base_dtype = view._data.dtype, base._data.dtype
+    if view_dtype == base_dtype and base._data.ndim == 0 and view._data.size == 0:
+        return _NoElementsKey(view._data.shape)
     if view_dtype == base_dtype:
         return _covered(view._data, base._data)
     if base_dtype.kind == "c":  # real parts of a complex base: index its (..., 2) float pairs
@@ -1101,8 +1106,21 @@ class _PartsKey:
         self.key, self.complex_base = key, complex_base
 
 
+class _NoElementsKey:
+    """Where a view with no elements sits in a 0-d base (``x.unsqueeze(0).narrow(0, 1, 0)``): on
+    none of its elements. No index key gives a 0-d base such a view's shape (a False adds one dim
+    of size 0, and several of them broadcast to one), so the elements are ``base[False]``, reshaped."""
+
+    __slots__ = ("shape",)
+
+    def __init__(self, shape: tuple) -> None:
+        self.shape = shape
+
+
 def read_elements(base: Tensor, key) -> Tensor:
     """``base[key]`` for a key from covered_elements, recorded: the view's values in base's graph."""
+    if type(key) is _NoElementsKey:
+        return reshape(getitem(base, (False,)), key.shape)
     if type(key) is not _PartsKey:
         return getitem(base, key)
     if key.complex_base:
@@ -1112,7 +1130,9 @@ def read_elements(base: Tensor, key) -> Tensor:
 
 def write_elements(base: Tensor, key, value: Tensor) -> None:
     """``base[key] = value`` for a key from covered_elements, recorded on base's graph."""
-    if type(key) is not _PartsKey:
+    if type(key) is _NoElementsKey:
+        setitem(base, (False,), reshape(value, (0,)))
+    elif type(key) is not _PartsKey:
         setitem(base, key, value)
     elif not key.complex_base:
         setitem(base, key.key, view_as_real(value))
@@ -1373,7 +1393,10 @@ def _check_write_overlap(input: Tensor, key, value, basic: bool) -> None:
     if not basic:
         _refuse_overlap(input._data, value._data, full_too=True)
         return
-    written = input._data[key]
+    try:
+        written = input._data[key]
+    except IndexError as e:  # an out-of-range integer: torch's words
+        raise in_torch_words(e) from None
     shape = value._data.shape
     while shape and shape[0] == 1 and len(shape) > written.ndim:
         shape = shape[1:]

@@ -1637,22 +1637,19 @@ def padded(input: Tensor, pad: list, mode: str, value) -> Tensor:
     shape = input._data.shape
     pairs = [(pad[2 * i], pad[2 * i + 1]) for i in range(k)]  # pairs[i] pads dim ndim - 1 - i
 
-    def check_output_sizes():
+    if mode == "constant":
+        for i, (a, b) in enumerate(pairs):  # torch crops (narrows) by the negative pads first
+            if shape[ndim - 1 - i] + min(a, 0) + min(b, 0) < 0:
+                raise RuntimeError("narrow(): length must be non-negative.")
         for i, (a, b) in enumerate(pairs):
             d = ndim - 1 - i
             if shape[d] + a + b < 0:
                 raise RuntimeError(
                     f"The input size {shape[d]}, plus negative padding {a} and {b} resulted in a negative "
                     f"output size, which is invalid. Check dimension {d} of your input.")
-
-    if mode == "constant":
-        for i, (a, b) in enumerate(pairs):  # torch crops (narrows) by the negative pads first
-            if shape[ndim - 1 - i] + min(a, 0) + min(b, 0) < 0:
-                raise RuntimeError("narrow(): length must be non-negative.")
-        check_output_sizes()
         widths = tuple([(0, 0)] * (ndim - k) + pairs[::-1])
         return ConstantPad.apply(input, widths=widths, value=0 if value is None else value, pad=tuple(pad))
-    # torch's order for the other modes: the value, the supported ranks, then the sizes
+    # torch's order for the other modes: the value, the supported ranks, then its kernel's own checks
     if value is not None and value != 0:
         raise RuntimeError(f'Padding mode "{mode}" doesn\'t take in value argument')
     if k not in (1, 2, 3) or ndim not in (k + 1, k + 2):
@@ -1662,24 +1659,97 @@ def padded(input: Tensor, pad: list, mode: str, value) -> Tensor:
             "  - 2D or 3D input: padding size = 2 (pads last dimension)\n"
             "  - 3D or 4D input: padding size = 4 (pads last 2 dimensions)\n"
             "  - 4D or 5D input: padding size = 6 (pads last 3 dimensions)")
-    check_output_sizes()
     if mode != "circular":
         return _reflect_or_replicate(input, pairs, mode)
-    # circular: negative pads crop first, and the wrapped borders copy the cropped core (as torch)
+    return _circular(input, pairs)
+
+
+def _circular(input: Tensor, pairs: list) -> Tensor:
+    """Circular padding as torch's _pad_circular: negative pads crop first, and the wrapped
+    borders copy the cropped core. torch checks each padded dim (the first first), then copies
+    slices, whose own checks refuse some pads (see _refuse_circular_copies)."""
+    shape, ndim = input._data.shape, input._data.ndim
+    for d, (a, b) in zip(range(ndim - len(pairs), ndim), pairs[::-1]):
+        if a > shape[d] or b > shape[d]:
+            raise RuntimeError("Padding value causes wrapping around more than once.")
+        if shape[d] + a + b < 0:
+            raise RuntimeError("Negative padding value is resulting in an empty dimension")
+    cores = [shape[ndim - 1 - i] - max(-a, 0) - max(-b, 0) for i, (a, b) in enumerate(pairs)]
+    wrapped_once = all(core >= max(a, b, 0) for core, (a, b) in zip(cores, pairs))
+    if not wrapped_once:
+        _refuse_circular_copies(shape, pairs)
+    out_shape = shape[:ndim - len(pairs)] + tuple(shape[d] + a + b for d, (a, b) in
+                                                  zip(range(ndim - len(pairs), ndim), pairs[::-1]))
+    if 0 in out_shape:
+        # no element to write (even where the core is cropped past its end, torch copies empty slices)
+        x = input
+        for i in range(len(pairs)):
+            x = narrow(x, ndim - 1 - i, 0, 0)
+        widths = tuple((n, 0) if d >= ndim - len(pairs) else (0, 0) for d, n in enumerate(out_shape))
+        return ConstantPad.apply(x, widths=widths, value=0)
+    if not wrapped_once:
+        # a border wider than the cropped core: torch copies it from output elements it has not
+        # written yet (uninitialised memory, or those the same copy writes, in its order): refused
+        raise RuntimeError("Padding value causes wrapping around more than once.")
     x = input
     widths = [(0, 0)] * ndim
-    for i, (a, b) in enumerate(pairs):
+    for i, ((a, b), core) in enumerate(zip(pairs, cores)):
         d = ndim - 1 - i
         if a < 0 or b < 0:
-            start = max(-a, 0)
-            x = narrow(x, d, start, x._data.shape[d] - start - max(-b, 0))
+            x = narrow(x, d, max(-a, 0), core)
         widths[d] = (max(a, 0), max(b, 0))
-    for d, (a, b) in enumerate(widths):
-        if a > x._data.shape[d] or b > x._data.shape[d]:
-            raise RuntimeError("Padding value causes wrapping around more than once.")
-    if mode == "circular" and not any(a or b for a, b in widths):
+    if not any(a or b for a, b in widths):
         return x if x is not input else Clone.apply(input)
-    return ModePad.apply(x, widths=tuple(widths), mode=mode)  # torch's circular pad is slice copies: no name
+    return ModePad.apply(x, widths=tuple(widths), mode="circular")  # torch's circular pad is slice copies: no name
+
+
+def _torch_slice(array, dim: int, start: int, end: int):
+    """``array`` sliced along ``dim`` as torch's Tensor.slice reads the bounds: a negative one
+    counts from the end once, then both are clamped into the dim (an end before the start is it)."""
+    size = array.shape[dim]
+    start, end = start + size if start < 0 else start, end + size if end < 0 else end
+    start = min(max(start, 0), size)
+    end = min(max(end, start), size)
+    return array[(slice(None),) * dim + (slice(start, end),)]
+
+
+def _check_copy(written, read) -> None:
+    """torch's checks of ``written.copy_(read)``, in its order: a partial overlap, then the broadcast."""
+    from .index import _refuse_overlap
+
+    _refuse_overlap(written, read)
+    shape = list(written.shape)
+    for i in range(len(shape) - 1, -1, -1):  # (one ndim here)
+        a, b = shape[i], read.shape[i]
+        if a != b and a != 1 and b != 1:
+            raise RuntimeError(f"The size of tensor a ({a}) must match the size of tensor b ({b}) at "
+                               f"non-singleton dimension {i}")
+        shape[i] = b if a == 1 else a
+    if tuple(shape) != written.shape:
+        raise RuntimeError(f"output with shape {list(written.shape)} doesn't match the broadcast shape {shape}")
+
+
+def _refuse_circular_copies(shape: tuple, pairs: list) -> None:
+    """Where a border is wider than the cropped core, replay torch's slice copies on a stand-in
+    output and raise where one of them does (a slice of a core cropped past its end has another
+    length than its destination's; a border read from memory overlapping the border written)."""
+    ndim = len(shape)
+    out_shape = list(shape)
+    for i, (a, b) in enumerate(pairs):
+        out_shape[ndim - 1 - i] += a + b
+    out, source = np.empty(out_shape, dtype=bool), np.empty(shape, dtype=bool)
+    written, read = out, source
+    for i, (a, b) in enumerate(pairs):
+        d = ndim - 1 - i
+        written = _torch_slice(written, d, max(a, 0), out_shape[d] - max(b, 0))
+        read = _torch_slice(read, d, max(-a, 0), shape[d] - max(-b, 0))
+    _check_copy(written, read)
+    for i, (a, b) in enumerate(pairs):
+        d, n = ndim - 1 - i, out_shape[ndim - 1 - i]
+        if a > 0:
+            _check_copy(_torch_slice(out, d, 0, a), _torch_slice(out, d, n - a - max(b, 0), n - max(b, 0)))
+        if b > 0:
+            _check_copy(_torch_slice(out, d, n - b, n), _torch_slice(out, d, max(a, 0), max(a, 0) + b))
 
 
 # torch's CPU autocast runs reflection_pad1d/2d and replication_pad1d/2d/3d in float32 (not 3-d reflection)
@@ -1691,20 +1761,10 @@ def _reflect_or_replicate(input: Tensor, pairs: list, mode: str) -> Tensor:
     (replicate) into the input: so the positive pads apply to the whole input, then the negative
     ones crop the result."""
     shape, ndim, k = input._data.shape, input._data.ndim, len(pairs)
-    if any(n == 0 for n in shape[1 if ndim == k + 2 else 0:]):  # only a batch dim may be empty
-        raise RuntimeError(f"Expected {k + 1}D or {k + 2}D (batch mode) tensor with possibly 0 batch size and other "
-                           f"non-zero dimensions for input, but got: {list(shape)}")
-    if k == 1 and shape[-1] + pairs[0][0] + pairs[0][1] < 1:  # torch's 1-d kernels want an output
-        raise RuntimeError(f"input (W: {shape[-1]}) is too small. Calculated output W: "
-                           f"{shape[-1] + pairs[0][0] + pairs[0][1]}")
+    _check_mode_pad_sizes(shape, pairs, mode)
     widths = [(0, 0)] * ndim
     for i, (a, b) in enumerate(pairs):
-        d = ndim - 1 - i
-        if mode == "reflect" and (a >= shape[d] or b >= shape[d]):
-            raise RuntimeError(
-                f"Argument #4: Padding size should be less than the corresponding input dimension, "
-                f"but got: padding ({a}, {b}) at dimension {d} of input {list(shape)}")
-        widths[d] = (max(a, 0), max(b, 0))
+        widths[ndim - 1 - i] = (max(a, 0), max(b, 0))
     out = ModePad.apply(input, widths=tuple(widths), mode=mode)
     kept = {"padding": tuple(w for pair in pairs for w in pair), "self": input}
     if any(a < 0 or b < 0 for a, b in pairs):
@@ -1718,6 +1778,39 @@ def _reflect_or_replicate(input: Tensor, pairs: list, mode: str) -> Tensor:
         out = Clone.apply(out, channels_last=suggests_channels_last(input._data))
     return name_node(out, f"{'Reflection' if mode == 'reflect' else 'Replication'}Pad{k}DBackward0",
                      saved=_MODE_PAD_SAVED, kept=kept)
+
+
+def _check_mode_pad_sizes(shape: tuple, pairs: list, mode: str) -> None:
+    """torch's reflection_pad{k}d / replication_pad{k}d checks, in their order: only a batch dim
+    may be empty, a reflected border must be narrower than its dim, some output dim must be
+    positive, then allocating the output refuses a negative one."""
+    ndim, k = len(shape), len(pairs)
+    if any(n == 0 for n in shape[1 if ndim == k + 2 else 0:]):
+        raise RuntimeError(f"Expected {k + 1}D or {k + 2}D (batch mode) tensor with possibly 0 batch size and other "
+                           f"non-zero dimensions for input, but got: {list(shape)}")
+    if mode == "reflect":
+        for i, (a, b) in enumerate(pairs):  # width (argument #4), height (#6), depth (#8)
+            if a >= shape[ndim - 1 - i] or b >= shape[ndim - 1 - i]:
+                raise RuntimeError(
+                    f"Argument #{4 + 2 * i}: Padding size should be less than the corresponding input dimension, "
+                    f"but got: padding ({a}, {b}) at dimension {ndim - 1 - i} of input {list(shape)}")
+    sizes = [shape[ndim - 1 - i] for i in range(k)]  # W, H, D
+    outs = [n + a + b for n, (a, b) in zip(sizes, pairs)]
+    if all(out < 1 for out in outs):
+        if k == 1:
+            raise RuntimeError(f"input (W: {sizes[0]}) is too small. Calculated output W: {outs[0]}")
+        if k == 2:
+            space = " " if mode == "replicate" else ""
+            raise RuntimeError(f"input (H: {sizes[1]}, W: {sizes[0]}{space}) is too small. "
+                               f"Calculated output H: {outs[1]} W: {outs[0]}")
+        raise RuntimeError(f"input (D: {sizes[2]} H: {sizes[1]}, W: {sizes[0]}) is too small. "
+                           f"Calculated output D: {outs[2]} H: {outs[1]} W: {outs[0]}")
+    if any(out < 0 for out in outs):
+        if mode == "reflect" and k == 2:  # (its kernel resizes the output: the byte count overflows)
+            raise RuntimeError("numel: integer multiplication overflow")
+        out_shape = list(shape[:ndim - k]) + outs[::-1]
+        first = next(n for n in out_shape if n < 0)
+        raise RuntimeError(f"Trying to create tensor with negative dimension {first}: {out_shape}")
 
 
 # torch's reflection/replication pad nodes keep the input and the pad as given
