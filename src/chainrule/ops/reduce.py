@@ -386,12 +386,16 @@ class Var(Function):
     @staticmethod
     def forward(ctx, x, dims, correction, keepdim):
         ctx.save_for_backward(x)
+        Var._note_reduction(ctx, x, dims, correction, keepdim)
+        return _variance(x, dims, correction, keepdim, ctx.dof, take_sqrt=False)
+
+    @staticmethod
+    def _note_reduction(ctx, x, dims, correction, keepdim) -> None:
         ctx.dims = dims
         ctx.keepdim = keepdim
         n = int(np.prod([x.shape[d] for d in dims])) if dims else 1
         ctx.dof = builtins.max(0, n - correction)  # torch divides by max(0, N - correction)
         ctx.n_minus_correction = n - correction  # ...but its gradient by N - correction itself
-        return _variance(x, dims, correction, keepdim, ctx.dof, take_sqrt=False)
 
     @staticmethod
     def backward(ctx, grad):
@@ -487,8 +491,8 @@ class Std(Var):
 
     @staticmethod
     def forward(ctx, x, dims, correction, keepdim):
-        Var.forward(ctx, x, dims, correction, keepdim)  # the bookkeeping; the root is taken before rounding
-        out = _variance(x, dims, correction, keepdim, ctx.dof, take_sqrt=True)
+        Var._note_reduction(ctx, x, dims, correction, keepdim)
+        out = _variance(x, dims, correction, keepdim, ctx.dof, take_sqrt=True)  # the root before rounding
         ctx.save_for_backward(x, out)
         return out
 
