@@ -56,3 +56,31 @@ def test_nn_init_all_and_star_import_match_torch():
     exec("from chainrule.nn.init import *", ours)
     exec("from torch.nn.init import *", theirs)
     assert set(ours) - {"__builtins__"} == set(theirs) - {"__builtins__"}
+
+
+def _retained_through_view(lib):
+    x = lib.ones(5, requires_grad=True)
+    y = x * 1
+    y.retain_grad()
+    z = y.view(1, 5)
+    z.retain_grad()
+    (z * 2).sum().backward()
+    return y.grad, z.grad
+
+
+def test_retained_grad_of_a_tensor_used_through_a_view_is_its_own_contiguous_tensor():
+    (ours, ours_view), (theirs, theirs_view) = _retained_through_view(chainrule), _retained_through_view(torch)
+    assert ours._is_view() == theirs._is_view() is False
+    assert ours.tolist() == theirs.tolist() == [2.0] * 5
+    assert (ours.data_ptr() == ours_view.data_ptr()) == (theirs.data_ptr() == theirs_view.data_ptr()) is False
+
+
+@pytest.mark.parametrize("lib", ["chainrule", "torch"])
+def test_retained_grad_of_a_transposed_use_is_contiguous(lib):
+    t = chainrule if lib == "chainrule" else torch
+    x = t.ones(3, 4, requires_grad=True)
+    y = x * 1
+    y.retain_grad()
+    (y.t() * t.arange(12.0).view(4, 3)).sum().backward()
+    assert y.grad.stride() == (4, 1)
+    assert y.grad.tolist() == [[0.0, 3.0, 6.0, 9.0], [1.0, 4.0, 7.0, 10.0], [2.0, 5.0, 8.0, 11.0]]
