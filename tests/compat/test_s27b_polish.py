@@ -84,3 +84,43 @@ def test_retained_grad_of_a_transposed_use_is_contiguous(lib):
     (y.t() * t.arange(12.0).view(4, 3)).sum().backward()
     assert y.grad.stride() == (4, 1)
     assert y.grad.tolist() == [[0.0, 3.0, 6.0, 9.0], [1.0, 4.0, 7.0, 10.0], [2.0, 5.0, 8.0, 11.0]]
+
+
+CLAMP_BOUNDS = ["a", [1], None, 1 + 2j, 1 + 0j, (1,), 1.5, True, b"x", 2 ** 70]
+CLAMP_CALLS = {
+    "Tensor.clamp_min": lambda t, x, b: x.clamp_min(b),
+    "Tensor.clamp_max": lambda t, x, b: x.clamp_max(b),
+    "Tensor.clamp(min)": lambda t, x, b: x.clamp(b),
+    "Tensor.clamp(max=)": lambda t, x, b: x.clamp(max=b),
+    "Tensor.clamp(both)": lambda t, x, b: x.clamp(b, b),
+    "Tensor.clip": lambda t, x, b: x.clip(b),
+    "clamp_min": lambda t, x, b: t.clamp_min(x, b),
+    "clamp_max": lambda t, x, b: t.clamp_max(x, b),
+    "clamp": lambda t, x, b: t.clamp(x, b),
+    "clip(max=)": lambda t, x, b: t.clip(x, max=b),
+    "Tensor.clamp_min_": lambda t, x, b: x.clamp_min_(b),
+    "Tensor.clamp_max_": lambda t, x, b: x.clamp_max_(b),
+    "Tensor.clamp_": lambda t, x, b: x.clamp_(b),
+    "Tensor.clamp_(max=)": lambda t, x, b: x.clamp_(max=b),
+    "Tensor.clip_": lambda t, x, b: x.clip_(b),
+    "clamp_": lambda t, x, b: t.clamp_(x, b),
+}
+
+
+def _clamp_outcome(lib, call, bound):
+    try:
+        return "value", call(lib, lib.arange(4.0), bound).tolist()
+    except Exception as error:  # the class and the whole message are compared
+        return type(error).__name__, str(error)
+
+
+@pytest.mark.filterwarnings("error")  # no NumPy ComplexWarning for a bound of zero imaginary part
+@pytest.mark.parametrize("bound", CLAMP_BOUNDS, ids=repr)
+@pytest.mark.parametrize("call", sorted(CLAMP_CALLS))
+def test_clamp_bound_of_a_wrong_type_is_refused_as_torch(call, bound):
+    assert _clamp_outcome(chainrule, CLAMP_CALLS[call], bound) == _clamp_outcome(torch, CLAMP_CALLS[call], bound)
+
+
+def test_clamp_min_of_a_string_is_torchs_type_error():
+    with pytest.raises(TypeError, match=r"^clamp_min\(\) received an invalid combination of arguments - got \(str\)"):
+        chainrule.arange(4.0).clamp_min("a")

@@ -1544,8 +1544,19 @@ def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
         kernel = "clamp_max_scalar_cpu" if min is None else "clamp_min_scalar_cpu" if max is None else "clamp_scalar_cpu"
         raise NotImplementedError(f'"{kernel}" not implemented for \'Bool\'')
     # torch converts the bounds to the computing dtype and refuses those that overflow it
+    min, max = _real_bound(min), _real_bound(max)
     min, max = _dtype.checked_scalar(min, input.dtype), _dtype.checked_scalar(max, input.dtype)
     return Clamp.apply(input, min=min, max=max)
+
+
+def _real_bound(bound):
+    # torch reads a number bound of a floating clamp as a double first: a complex one overflows
+    # that unless its imaginary part is zero, when its real part is the bound
+    if isinstance(bound, (builtins.complex, np.complexfloating)):
+        if bound.imag:
+            raise RuntimeError("value cannot be converted to type double without overflow")
+        return bound.real
+    return bound
 
 
 def _clamp_bound(x: Tensor, bound, which: str) -> Tensor:
