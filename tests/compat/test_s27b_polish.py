@@ -2,6 +2,7 @@
 clamp's argument errors, index errors' dimension numbers. Each compared with torch."""
 
 import importlib
+import itertools
 
 import pytest
 
@@ -124,3 +125,36 @@ def test_clamp_bound_of_a_wrong_type_is_refused_as_torch(call, bound):
 def test_clamp_min_of_a_string_is_torchs_type_error():
     with pytest.raises(TypeError, match=r"^clamp_min\(\) received an invalid combination of arguments - got \(str\)"):
         chainrule.arange(4.0).clamp_min("a")
+
+
+INDEX_ITEMS = [None, slice(None), 0, 4, -6, "T9", "T1", "T-7", Ellipsis]
+
+
+def _index_outcomes(lib, write: bool) -> list:
+    outcomes = []
+    for key in itertools.chain.from_iterable(itertools.product(INDEX_ITEMS, repeat=n) for n in (1, 2, 3)):
+        if sum(item is Ellipsis for item in key) > 1:
+            continue
+        x = lib.arange(60).reshape(3, 4, 5)
+        key = tuple(lib.tensor([int(item[1:])]) if isinstance(item, str) else item for item in key)
+        try:
+            if write:
+                x[key] = 0
+            else:
+                x[key]
+            outcomes.append("ok")
+        except Exception as error:  # the class and the whole message are compared
+            outcomes.append(f"{type(error).__name__}: {error}")
+    return outcomes
+
+
+@pytest.mark.parametrize("write", [False, True], ids=["getitem", "setitem"])
+def test_out_of_range_index_names_torchs_dimension(write):
+    # an index tensor's "dimension" is its place among the key's index tensors (torch moves the
+    # indexed dims to the front): x[:, tensor([9])] is "dimension 0 with size 4"
+    assert _index_outcomes(chainrule, write) == _index_outcomes(torch, write)
+
+
+def test_out_of_range_index_tensor_after_a_slice_is_dimension_0():
+    with pytest.raises(IndexError, match=r"^index 9 is out of bounds for dimension 0 with size 4$"):
+        chainrule.arange(60).reshape(3, 4, 5)[:, chainrule.tensor([9])]
