@@ -158,3 +158,26 @@ def test_out_of_range_index_names_torchs_dimension(write):
 def test_out_of_range_index_tensor_after_a_slice_is_dimension_0():
     with pytest.raises(IndexError, match=r"^index 9 is out of bounds for dimension 0 with size 4$"):
         chainrule.arange(60).reshape(3, 4, 5)[:, chainrule.tensor([9])]
+
+
+DOCUMENTED = ["zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like", "full_like", "linspace",
+              "logspace", "eye", "abs", "allclose", "atan2", "bitwise_and", "bitwise_or", "bitwise_xor",
+              "bitwise_not", "clamp_min", "clamp_max", "eq", "ne", "lt", "le", "gt", "ge", "logical_and",
+              "logical_or", "logical_xor", "logical_not", "floor_divide", "fmod", "remainder", "fmin", "maximum",
+              "minimum", "hypot", "isclose", "isfinite", "isinf", "isnan", "signbit", "lerp", "logaddexp", "mul",
+              "sub", "neg", "nan_to_num"]
+
+
+@pytest.mark.parametrize("name", DOCUMENTED)
+def test_common_function_has_a_torch_style_docstring(name):
+    # as torch's: the signature first, then what the function does
+    doc = getattr(chainrule, name).__doc__
+    assert doc.startswith(f"{name}(input" if name not in ("zeros", "ones", "empty", "full", "linspace", "logspace",
+                                                          "eye") else f"{name}(")
+    assert f"(torch.{name})" in " ".join(doc.split())
+
+
+@pytest.mark.parametrize("name", ["new_tensor", "new_zeros", "new_ones", "new_empty", "new_full"])
+def test_new_factory_method_has_a_torch_style_docstring(name):
+    doc = getattr(chainrule.Tensor, name).__doc__
+    assert doc.startswith(f"{name}(") and f"(Tensor.{name})" in " ".join(doc.split())
