@@ -487,3 +487,9 @@ _torch_function.wired = True
 del _modules, _module_class, _namespace, _owner, _name, _function, _torch_spelling
 from ._C import DisableTorchFunction, DisableTorchFunctionSubclass  # noqa: E402,F401
 from . import functional  # noqa: E402,F401  (torch.functional names the wired top-level objects)
+
+# the autograd engine's own modules were bound on chainrule.autograd as they loaded (all have by
+# now); torch.autograd has no such names. They stay importable: `from chainrule.autograd.engine import`
+for _name in ("batched_grad", "batched_walk", "engine", "engine_options", "hooks", "second_order"):
+    delattr(autograd, _name)
+del _name
