@@ -114,6 +114,9 @@ def can_cast(from_: dtype, to: dtype) -> bool:
 
 
 def is_tensor(obj) -> bool:
+    """is_tensor(obj) -> bool
+
+    Whether ``obj`` is a Tensor (torch.is_tensor)."""
     return isinstance(obj, Tensor)
 
 
@@ -126,6 +129,9 @@ def is_storage(obj) -> bool:
 
 
 def is_floating_point(input: Tensor) -> bool:
+    """is_floating_point(input) -> bool
+
+    Whether ``input``'s dtype is a floating-point one (torch.is_floating_point)."""
     return input.is_floating_point()
 
 
@@ -139,6 +145,9 @@ def _assert(condition, message) -> None:
 
 
 def numel(input: Tensor) -> int:
+    """numel(input) -> int
+
+    The number of elements of ``input`` (torch.numel)."""
     return input.numel()
 
 
@@ -478,3 +487,9 @@ _torch_function.wired = True
 del _modules, _module_class, _namespace, _owner, _name, _function, _torch_spelling
 from ._C import DisableTorchFunction, DisableTorchFunctionSubclass  # noqa: E402,F401
 from . import functional  # noqa: E402,F401  (torch.functional names the wired top-level objects)
+
+# the autograd engine's own modules were bound on chainrule.autograd as they loaded (all have by
+# now); torch.autograd has no such names. They stay importable: `from chainrule.autograd.engine import`
+for _name in ("batched_grad", "batched_walk", "engine", "engine_options", "hooks", "second_order"):
+    delattr(autograd, _name)
+del _name

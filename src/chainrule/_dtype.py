@@ -375,6 +375,10 @@ def to_dtype(value) -> dtype:
 
 
 def get_default_dtype() -> dtype:
+    """get_default_dtype() -> torch.dtype
+
+    The floating-point dtype tensors get when none is given, float32 unless set
+    (torch.get_default_dtype)."""
     return _default_float
 
 
@@ -384,6 +388,9 @@ def get_default_complex_dtype() -> dtype:
 
 
 def set_default_dtype(d) -> None:
+    """set_default_dtype(d) -> None
+
+    Makes the floating-point dtype ``d`` the default for new tensors (torch.set_default_dtype)."""
     global _default_float
     d = to_dtype(d)
     if not d.is_floating_point:

@@ -30,3 +30,6 @@ from .ops.fft import (  # noqa: F401
 
 __all__ = list(FFT_FUNCTIONS)
 del FFT_FUNCTIONS
+
+# bound by the __future__ import; dir(torch.fft) has no such name
+del annotations

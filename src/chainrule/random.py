@@ -24,3 +24,6 @@ def thread_safe_generator() -> Generator | None:
     None elsewhere (random ops then use the default generator). chainrule's DataLoader runs its
     workers as processes, never threads, so this is always None."""
     return None
+
+# bound by the __future__ import; dir(torch.random) has no such name
+del annotations

@@ -9,13 +9,14 @@ have no gradient, as torch's.
 
 from __future__ import annotations
 
-import math
+import math as _math
 
 from . import logsumexp, softmax  # noqa: F401  (the namespace's, which take out= as torch.special's)
 
 # exp2, expm1, log1p, logsumexp, softmax, log_softmax and xlogy are torch.special names as they are
-from .ops.elementwise import _float_pair, erf, exp2, expm1, log1p, sigmoid, where, xlogy  # noqa: F401
+from .ops.elementwise import erf, exp2, expm1, log1p, xlogy  # noqa: F401
 from .ops.elementwise import refuse_kernel as _refuse_kernel
+from .ops.elementwise import sigmoid as _sigmoid
 from .ops.reduce import log_softmax  # noqa: F401
 from .ops.special_functions import (
     digamma,
@@ -90,13 +91,13 @@ __all__ = ["expit", "logit", "erf", "erfc", "exp2", "expm1", "log1p", "logsumexp
 @honours_out
 def expit(input: Tensor) -> Tensor:
     """The logistic sigmoid 1 / (1 + exp(-x))."""
-    return sigmoid(input)
+    return _sigmoid(input)
 
 
 @honours_out
 def ndtr(input: Tensor) -> Tensor:
     """The standard normal CDF, (1 + erf(x / sqrt 2)) / 2."""
-    return 0.5 * (1 + erf(input * (1 / math.sqrt(2))))
+    return 0.5 * (1 + erf(input * (1 / _math.sqrt(2))))
 
 
 @honours_out
@@ -106,3 +107,5 @@ def round(input: Tensor, *, decimals: int = 0) -> Tensor:
         _refuse_kernel(input, "round_cpu" if decimals else "round_vml_cpu")
     return input.round(decimals=decimals) if decimals else input.round()
 
+# the kernels' own names, bound above only to be renamed: dir(torch.special) has none of them
+del annotations, lgamma, mvlgamma, igamma, igammac, special_xlog1py, honours_out

@@ -564,10 +564,14 @@ def _call_pre_hooks(node, grads, exposed, node_hooks: bool = True):
                 tensor = ref()
                 g = grads[output_nr]
                 if tensor is not None and g is not None:
-                    # a non-leaf's retained grad accumulates out of place, as torch's does
+                    # a non-leaf's retained grad is torch's contiguous clone of the gradient, then
+                    # accumulates out of place: it never aliases (nor is a view of) a gradient the
+                    # walk goes on using, e.g. the one a view of this tensor received
                     current = tensor._grad
-                    exposed.add(id(g))
-                    tensor._grad = g if current is None else current + g
+                    if current is None:
+                        tensor._grad = g.clone() if g.is_contiguous() else g.contiguous()
+                    else:
+                        tensor._grad = current + g
     if node_hooks and node._pre_hooks:
         for hook in list(node._pre_hooks):
             exposed.update(id(g) for g in grads)

@@ -29,6 +29,9 @@ state = _GradState()
 
 
 def is_grad_enabled() -> bool:
+    """is_grad_enabled() -> bool
+
+    Whether gradient recording is on in this thread (torch.is_grad_enabled)."""
     return state.enabled
 
 

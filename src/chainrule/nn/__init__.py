@@ -20,3 +20,11 @@ utils = _importlib.import_module(".utils", __name__)
 # `import chainrule.nn.utils.spectral_norm` later on would otherwise shadow the function (torch
 # imports it eagerly, so its name always means the function)
 utils.spectral_norm = _importlib.import_module(".utils.spectral_norm", __name__).spectral_norm
+
+# the star imports above also bound nn.modules' submodules and the lazy modules' mixin here;
+# torch.nn reaches them only as nn.modules.<name>
+for _name in ("LazyModuleMixin", "activation", "adaptive", "batchnorm", "container", "conv", "distance", "dropout",
+              "flatten", "fold", "instancenorm", "lazy", "linear", "loss", "module", "normalization", "padding",
+              "pixelshuffle", "pooling", "rnn", "sparse", "sync_batchnorm", "transformer", "upsampling"):
+    del globals()[_name]
+del _name, _importlib

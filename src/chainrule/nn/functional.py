@@ -1225,3 +1225,6 @@ def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative
     if swap:
         d_neg = d_neg.minimum(distance(positive, negative))
     return _triplet_loss(distance(anchor, positive), d_neg, margin, reduction)
+
+# bound by the __future__ import; dir(torch.nn.functional) has no such name
+del annotations

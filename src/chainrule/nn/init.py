@@ -5,17 +5,20 @@ from __future__ import annotations
 import math
 import warnings
 
-import numpy as np
+import numpy as _np
 
-from .._backend import array_module
-from ..autograd.grad_mode import no_grad
+from .._backend import array_module as _array_module
+from ..autograd.grad_mode import no_grad as _no_grad
 from ..ops import random as _random
-from ..ops._arg_parser import fill_value
+from ..ops._arg_parser import fill_value as _fill_value
 from ..tensor import Tensor
 
 __all__ = ["calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_",
            "eye_", "dirac_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_",
-           "orthogonal_", "sparse_"]
+           "orthogonal_", "sparse_",
+           # torch's deprecated aliases, defined at the end: torch's __all__ (so its star import) has them too
+           "uniform", "normal", "constant", "eye", "dirac", "xavier_uniform", "xavier_normal", "kaiming_uniform",
+           "kaiming_normal", "orthogonal", "sparse"]
 
 
 def calculate_gain(nonlinearity: str, param=None) -> float:
@@ -43,11 +46,11 @@ def calculate_gain(nonlinearity: str, param=None) -> float:
 
 def _rng(tensor: Tensor, generator):
     """The generator's stream on the tensor's device: the draws are made where the tensor lives."""
-    return _random._rng(generator, array_module(tensor))
+    return _random._rng(generator, _array_module(tensor))
 
 
 def _fill(tensor: Tensor, values) -> Tensor:
-    with no_grad():
+    with _no_grad():
         tensor._data[...] = values.astype(tensor._data.dtype, copy=False)
         tensor._version_box[0] += 1
     return tensor
@@ -75,7 +78,7 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
     def normal_cdf(x: float) -> float:
         return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
 
-    xp = array_module(tensor)
+    xp = _array_module(tensor)
     dtype = tensor._data.dtype
     if normal_cdf((b - mean) / std) - normal_cdf((a - mean) / std) > 0.3:
         low, high = float(dtype.type(a)), float(dtype.type(b))  # the bounds as the tensor holds them
@@ -106,8 +109,8 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
-    val = fill_value(val, tensor._data.dtype)  # torch's constant_ is a fill_: its checks
-    return _fill(tensor, array_module(tensor).full(tensor._data.shape, val))
+    val = _fill_value(val, tensor._data.dtype)  # torch's constant_ is a fill_: its checks
+    return _fill(tensor, _array_module(tensor).full(tensor._data.shape, val))
 
 
 def ones_(tensor: Tensor) -> Tensor:
@@ -121,7 +124,7 @@ def zeros_(tensor: Tensor) -> Tensor:
 def eye_(tensor: Tensor) -> Tensor:
     if tensor.ndim != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
-    return _fill(tensor, array_module(tensor).eye(*tensor._data.shape))
+    return _fill(tensor, _array_module(tensor).eye(*tensor._data.shape))
 
 
 def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
@@ -133,7 +136,7 @@ def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
         raise ValueError("dim 0 must be divisible by groups")
     out_per_group = sizes[0] // groups
     min_dim = min(out_per_group, sizes[1])
-    values = array_module(tensor).zeros(tensor._data.shape)
+    values = _array_module(tensor).zeros(tensor._data.shape)
     centre = tuple(s // 2 for s in sizes[2:])
     for g in range(groups):
         for d in range(min_dim):
@@ -194,7 +197,7 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
         return tensor
     rows = tensor.shape[0]
     cols = tensor.numel() // rows
-    xp = array_module(tensor)
+    xp = _array_module(tensor)
     flat = _random.normal_values(Tensor._make(xp.empty((rows, cols), tensor._data.dtype)), 0.0, 1.0, generator)
     if rows < cols:
         flat = flat.T
@@ -209,14 +212,14 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator=None) 
     if tensor.ndim != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
     rows, cols = tensor.shape
-    xp = array_module(tensor)
+    xp = _array_module(tensor)
     rng = _rng(tensor, generator)
     values = _random.normal_values(tensor, 0.0, std, generator)
     num_zeros = int(math.ceil(sparsity * rows))
     for col in range(cols):
         # the rows to zero: torch's randperm on the CPU; on a device the order of random keys
         # (CuPy's Generator has no permutation)
-        order = rng.permutation(rows) if xp is np else xp.argsort(rng.random(rows))
+        order = rng.permutation(rows) if xp is _np else xp.argsort(rng.random(rows))
         values[order[:num_zeros], col] = 0
     return _fill(tensor, values)
 
@@ -246,3 +249,6 @@ orthogonal = _deprecated(orthogonal_)
 sparse = _deprecated(sparse_)
 dirac = _deprecated(dirac_)
 eye = _deprecated(eye_)
+
+# bound by the __future__ import; dir(torch.nn.init) has no such name
+del annotations

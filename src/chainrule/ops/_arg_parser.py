@@ -779,6 +779,12 @@ SIGNATURES: dict[str, tuple] = {
     "scatter": _SCATTER,
     "clamp": _CLAMP,
     "clip": _CLAMP,
+    "clamp_min": ("(Tensor input, Tensor min, *, Tensor out=None)", "(Tensor input, Scalar min, *, Tensor out=None)"),
+    "clamp_max": ("(Tensor input, Tensor max, *, Tensor out=None)", "(Tensor input, Scalar max, *, Tensor out=None)"),
+    "clamp_min_": ("(Tensor input, Tensor min)", "(Tensor input, Scalar min)"),
+    "clamp_max_": ("(Tensor input, Tensor max)", "(Tensor input, Scalar max)"),
+    "clamp_": ("(Tensor input, Tensor? min=None, Tensor? max=None)", "(Tensor input, Scalar? min=None, Scalar? max=None)"),
+    "clip_": ("(Tensor input, Tensor? min=None, Tensor? max=None)", "(Tensor input, Scalar? min=None, Scalar? max=None)"),
     "topk": ("(Tensor input, int64_t k, int64_t dim=-1, bool largest=True, bool sorted=True, *, "
              "TensorList[2] out=None)",),
     "sort": _SORT,

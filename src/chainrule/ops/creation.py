@@ -514,6 +514,10 @@ def _through_dispatch_mode(name: str, factory, args: tuple, dtype, device, requi
 
 def zeros(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad=False, out=None,
           pin_memory=False) -> Tensor:
+    """zeros(*size, *, out=None, dtype=None, layout=torch.strided, device=None,
+        requires_grad=False) -> Tensor
+
+    A tensor of shape ``size`` filled with 0 (torch.zeros)."""
     dtype, requires_grad = factory_args("zeros", dtype, requires_grad, device)
     _strided_only(layout, "zeros")
     if _function.active_dispatch is not None and out is None:
@@ -530,6 +534,10 @@ def zeros(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad
 
 def ones(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad=False, out=None,
          pin_memory=False) -> Tensor:
+    """ones(*size, *, out=None, dtype=None, layout=torch.strided, device=None,
+        requires_grad=False) -> Tensor
+
+    A tensor of shape ``size`` filled with 1 (torch.ones)."""
     dtype, requires_grad = factory_args("ones", dtype, requires_grad, device)
     _strided_only(layout, "ones")
     if _function.active_dispatch is not None and out is None:
@@ -550,6 +558,10 @@ zeros.honours_out = ones.honours_out = True
 @factory_honours_out("empty", resizes_first=True)
 def empty(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None,
           pin_memory=False) -> Tensor:
+    """empty(*size, *, out=None, dtype=None, layout=torch.strided, device=None, requires_grad=False,
+        pin_memory=False, memory_format=torch.contiguous_format) -> Tensor
+
+    A tensor of shape ``size`` whose values are not initialised (torch.empty)."""
     dtype, requires_grad = factory_args("empty", dtype, requires_grad, device)
     _strided_only(layout, "empty")
     shape = _shape_args(_sizes(sizes, size))
@@ -634,6 +646,11 @@ def empty_permuted(size, physical_layout, *, dtype=None, layout=None, device=Non
 
 @factory_honours_out("full")
 def full(size, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False) -> Tensor:
+    """full(size, fill_value, *, out=None, dtype=None, layout=torch.strided, device=None,
+        requires_grad=False) -> Tensor
+
+    A tensor of shape ``size`` filled with ``fill_value``; its dtype is inferred from the value when not
+    given (torch.full)."""
     dtype, requires_grad = factory_args("full", dtype, requires_grad, device)
     _strided_only(layout, "full")
     if _function.active_dispatch is not None:
@@ -699,6 +716,11 @@ def _like_of_wrapper(name: str, like, args: tuple, dtype, device, requires_grad:
 
 def zeros_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_grad=False,
                memory_format=None, pin_memory=False) -> Tensor:
+    """zeros_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
+        memory_format=torch.preserve_format) -> Tensor
+
+    A tensor of ``input``'s shape (and dtype, device, layout unless given) filled with 0
+    (torch.zeros_like)."""
     dtype, requires_grad = factory_args("zeros_like", dtype, requires_grad, device)
     _strided_only(layout, "zeros_like")
     if input._wrapper_strides is not None and _function.active_dispatch is not None:
@@ -710,6 +732,11 @@ def zeros_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_
 
 def ones_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_grad=False,
               memory_format=None, pin_memory=False) -> Tensor:
+    """ones_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
+        memory_format=torch.preserve_format) -> Tensor
+
+    A tensor of ``input``'s shape (and dtype, device, layout unless given) filled with 1
+    (torch.ones_like)."""
     dtype, requires_grad = factory_args("ones_like", dtype, requires_grad, device)
     _strided_only(layout, "ones_like")
     if input._wrapper_strides is not None and _function.active_dispatch is not None:
@@ -721,6 +748,11 @@ def ones_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_g
 
 def empty_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_grad=False,
                memory_format=None, pin_memory=False) -> Tensor:
+    """empty_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
+        memory_format=torch.preserve_format) -> Tensor
+
+    An uninitialised tensor of ``input``'s shape (and dtype, device, layout unless given)
+    (torch.empty_like)."""
     dtype, requires_grad = factory_args("empty_like", dtype, requires_grad, device)
     _strided_only(layout, "empty_like")
     if input._wrapper_strides is not None and _function.active_dispatch is not None:
@@ -732,6 +764,11 @@ def empty_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_
 
 def full_like(input: Tensor, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False,
               memory_format=None, pin_memory=False) -> Tensor:
+    """full_like(input, fill_value, *, dtype=None, layout=torch.strided, device=None, requires_grad=False,
+        memory_format=torch.preserve_format) -> Tensor
+
+    A tensor of ``input``'s shape (and dtype, device unless given) filled with ``fill_value``
+    (torch.full_like)."""
     dtype, requires_grad = factory_args("full_like", dtype, requires_grad, device)
     _strided_only(layout, "full_like")
     if input._wrapper_strides is not None and _function.active_dispatch is not None:
@@ -869,6 +906,10 @@ def _check_space_arguments(op: str, start, end, steps) -> None:
 @factory_honours_out("linspace", keeps_out_shape=True)
 def linspace(start, end, steps: builtins.int, *, dtype=None, layout=None, device=None,
              requires_grad=False, pin_memory=False) -> Tensor:
+    """linspace(start, end, steps, *, out=None, dtype=None, layout=torch.strided, device=None,
+        requires_grad=False) -> Tensor
+
+    ``steps`` evenly spaced values from ``start`` to ``end``, both included (torch.linspace)."""
     dtype, requires_grad = factory_args("linspace", dtype, requires_grad, device, overloaded=True)
     refuse_dtype(dtype, "linspace_cpu")
     _strided_only(layout, "linspace")
@@ -985,6 +1026,11 @@ def _half_linspace(start: builtins.float, end: builtins.float, steps: builtins.i
 @factory_honours_out("logspace", keeps_out_shape=True)
 def logspace(start, end, steps: builtins.int, base: builtins.float = 10.0, *, dtype=None, layout=None, device=None,
              requires_grad=False, pin_memory=False) -> Tensor:
+    """logspace(start, end, steps, base=10.0, *, out=None, dtype=None, layout=torch.strided, device=None,
+        requires_grad=False) -> Tensor
+
+    ``steps`` values from ``base ** start`` to ``base ** end``, evenly spaced in the exponent
+    (torch.logspace)."""
     dtype, requires_grad = factory_args("logspace", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "logspace")
     refuse_dtype(dtype, "logspace_cpu")
@@ -996,6 +1042,11 @@ def logspace(start, end, steps: builtins.int, base: builtins.float = 10.0, *, dt
 @factory_honours_out("eye")
 def eye(n: builtins.int, m: builtins.int | None = None, *, dtype=None, layout=None, device=None,
         requires_grad=False, pin_memory=False) -> Tensor:
+    """eye(n, m=None, *, out=None, dtype=None, layout=torch.strided, device=None,
+        requires_grad=False) -> Tensor
+
+    An ``n`` x ``m`` (``n`` x ``n`` when ``m`` is not given) matrix with ones on the diagonal and zeros
+    elsewhere (torch.eye)."""
     dtype, requires_grad = factory_args("eye", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "eye")
     if n < 0 or (m is not None and m < 0):
@@ -1005,6 +1056,10 @@ def eye(n: builtins.int, m: builtins.int | None = None, *, dtype=None, layout=No
 
 # --- Tensor.new_* : same dtype and device as self unless given ----------------------------
 def new_tensor(self: Tensor, data, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """new_tensor(data, *, dtype=None, device=None, requires_grad=False, layout=torch.strided,
+        pin_memory=False) -> Tensor
+
+    A copy of ``data`` as a tensor, of this tensor's dtype and device unless given (Tensor.new_tensor)."""
     dtype, requires_grad = factory_args("new_tensor", dtype, requires_grad, device, requires_grad_optional=False)
     if isinstance(data, Tensor):
         _warn_copy_construct("tensor.new_tensor")
@@ -1021,6 +1076,11 @@ def _made_like(self: Tensor, made: Tensor) -> Tensor:
 
 def new_zeros(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False, layout=None,
               pin_memory=False) -> Tensor:
+    """new_zeros(size, *, dtype=None, device=None, requires_grad=False, layout=torch.strided,
+        pin_memory=False) -> Tensor
+
+    A tensor of shape ``size`` filled with 0, of this tensor's dtype and device unless given
+    (Tensor.new_zeros)."""
     dtype, requires_grad = factory_args("new_zeros", dtype, requires_grad, device)
     _strided_only(layout, "new_zeros")
     if self._wrapper_strides is not None and _function.active_dispatch is not None:
@@ -1033,6 +1093,11 @@ def new_zeros(self: Tensor, *sizes, size=None, dtype=None, device=None, requires
 
 def new_ones(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False, layout=None,
              pin_memory=False) -> Tensor:
+    """new_ones(size, *, dtype=None, device=None, requires_grad=False, layout=torch.strided,
+        pin_memory=False) -> Tensor
+
+    A tensor of shape ``size`` filled with 1, of this tensor's dtype and device unless given
+    (Tensor.new_ones)."""
     dtype, requires_grad = factory_args("new_ones", dtype, requires_grad, device)
     _strided_only(layout, "new_ones")
     if self._wrapper_strides is not None and _function.active_dispatch is not None:
@@ -1045,6 +1110,11 @@ def new_ones(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_
 
 def new_empty(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_grad=False, layout=None,
               pin_memory=False) -> Tensor:
+    """new_empty(size, *, dtype=None, device=None, requires_grad=False, layout=torch.strided,
+        pin_memory=False) -> Tensor
+
+    An uninitialised tensor of shape ``size``, of this tensor's dtype and device unless given
+    (Tensor.new_empty)."""
     dtype, requires_grad = factory_args("new_empty", dtype, requires_grad, device)
     _strided_only(layout, "new_empty")
     if self._wrapper_strides is not None and _function.active_dispatch is not None:
@@ -1057,6 +1127,11 @@ def new_empty(self: Tensor, *sizes, size=None, dtype=None, device=None, requires
 
 def new_full(self: Tensor, size, fill_value, *, dtype=None, device=None, requires_grad=False, layout=None,
              pin_memory=False) -> Tensor:
+    """new_full(size, fill_value, *, dtype=None, device=None, requires_grad=False, layout=torch.strided,
+        pin_memory=False) -> Tensor
+
+    A tensor of shape ``size`` filled with ``fill_value``, of this tensor's dtype and device unless
+    given (Tensor.new_full)."""
     dtype, requires_grad = factory_args("new_full", dtype, requires_grad, device)
     _strided_only(layout, "new_full")
     if self._wrapper_strides is not None and _function.active_dispatch is not None:

@@ -733,6 +733,9 @@ def _scaled_sum(input, other, alpha, node_name: str):
 @accepts_scalar_first("alpha", "other")
 @honours_out
 def sub(input, other, *, alpha=1, out=None) -> Tensor:
+    """sub(input, other, *, alpha=1, out=None) -> Tensor
+
+    ``input - alpha * other``, broadcast (torch.sub)."""
     input_is_bool, other_is_bool = _is_bool(input), _is_bool(other)
     if input_is_bool and other_is_bool:
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
@@ -769,6 +772,9 @@ def rsub(input, other, alpha=1) -> Tensor:
 @accepts_two_numbers
 @honours_out
 def mul(input, other, *, out=None) -> Tensor:
+    """mul(input, other, *, out=None) -> Tensor
+
+    The elementwise product of ``input`` and ``other`` (a tensor or a number), broadcast (torch.mul)."""
     if _is_real_number(other) and _is_half(input):
         return _with_number_in_float32(input, lambda x: x * other, "MulBackward0")
     a, b = _pair(input, other)
@@ -881,6 +887,9 @@ true_divide = div
 
 @honours_out
 def floor_divide(input, other) -> Tensor:
+    """floor_divide(input, other, *, out=None) -> Tensor
+
+    ``input / other`` rounded down to an integer value, elementwise (torch.floor_divide)."""
     return div(input, other, rounding_mode="floor")
 
 
@@ -933,6 +942,9 @@ def _check_integer_divisor(divisor: Tensor) -> None:
 
 
 def remainder(input, other) -> Tensor:
+    """remainder(input, other, *, out=None) -> Tensor
+
+    The Python-style remainder of ``input / other``: it has the sign of ``other`` (torch.remainder)."""
     a, b = _pair(input, other)
     refuse_complex(a, '"remainder_cpu" not implemented for \'{dtype}\'')
     if a.dtype is _dtype.bool:
@@ -952,6 +964,9 @@ _REMAINDER_SAVED = {"_saved_other": saved(1, needed=1), "_saved_self": saved(0, 
 
 
 def fmod(input, other) -> Tensor:
+    """fmod(input, other, *, out=None) -> Tensor
+
+    The C-style remainder of ``input / other``: it has the sign of ``input`` (torch.fmod)."""
     _require_tensors("fmod", input)
     a, b = _pair(input, other)
     refuse_complex(a, '"fmod_cpu" not implemented for \'{dtype}\'')
@@ -996,6 +1011,9 @@ def pow(input, exponent) -> Tensor:
 
 
 def neg(input: Tensor) -> Tensor:
+    """neg(input, *, out=None) -> Tensor
+
+    ``-input`` elementwise (torch.neg)."""
     if input._data.dtype == np.bool_:
         raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. "
                            "If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.")
@@ -1336,6 +1354,9 @@ class Abs(Function):
 
 @out_rule("same_or_cast_if_complex")
 def abs(input: Tensor, *, out=None) -> Tensor:
+    """abs(input, *, out=None) -> Tensor
+
+    The absolute value of each element of ``input`` (torch.abs)."""
     if input._data.dtype.kind == "b":
         refuse_kernel(input, "abs_cpu")
     return Abs.apply(input)
@@ -1391,6 +1412,9 @@ class Minimum(Function):
 
 
 def maximum(input: Tensor, other: Tensor) -> Tensor:
+    """maximum(input, other, *, out=None) -> Tensor
+
+    The elementwise maximum of two tensors, NaN where either is NaN (torch.maximum)."""
     _require_tensors("maximum", input, other)
     for t in (input, other):
         refuse_complex(t, "maximum not implemented for complex tensors.", RuntimeError)
@@ -1399,6 +1423,9 @@ def maximum(input: Tensor, other: Tensor) -> Tensor:
 
 
 def minimum(input: Tensor, other: Tensor) -> Tensor:
+    """minimum(input, other, *, out=None) -> Tensor
+
+    The elementwise minimum of two tensors, NaN where either is NaN (torch.minimum)."""
     _require_tensors("minimum", input, other)
     for t in (input, other):
         refuse_complex(t, "minimum not implemented for complex tensors.", RuntimeError)
@@ -1416,6 +1443,9 @@ def fmax(input: Tensor, other: Tensor) -> Tensor:
 
 @honours_out
 def fmin(input: Tensor, other: Tensor) -> Tensor:
+    """fmin(input, other, *, out=None) -> Tensor
+
+    The elementwise minimum, taking the number where one side is NaN (torch.fmin)."""
     _require_tensors("fmin", input, other)
     a, b = _pair(input, other)
     return _laid_out(where(isnan(b) | (a <= b), a, b), a, b)
@@ -1549,8 +1579,19 @@ def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
         kernel = "clamp_max_scalar_cpu" if min is None else "clamp_min_scalar_cpu" if max is None else "clamp_scalar_cpu"
         raise NotImplementedError(f'"{kernel}" not implemented for \'Bool\'')
     # torch converts the bounds to the computing dtype and refuses those that overflow it
+    min, max = _real_bound(min), _real_bound(max)
     min, max = _dtype.checked_scalar(min, input.dtype), _dtype.checked_scalar(max, input.dtype)
     return Clamp.apply(input, min=min, max=max)
+
+
+def _real_bound(bound):
+    # torch reads a number bound of a floating clamp as a double first: a complex one overflows
+    # that unless its imaginary part is zero, when its real part is the bound
+    if isinstance(bound, (builtins.complex, np.complexfloating)):
+        if bound.imag:
+            raise RuntimeError("value cannot be converted to type double without overflow")
+        return bound.real
+    return bound
 
 
 def _clamp_bound(x: Tensor, bound, which: str) -> Tensor:
@@ -1596,6 +1637,9 @@ def _refuse_complex_bound(bound) -> None:
 
 
 def clamp_min(input: Tensor, min) -> Tensor:
+    """clamp_min(input, min) -> Tensor
+
+    ``input`` with every element below ``min`` (a number or a tensor) raised to it (torch.clamp_min)."""
     _require_tensors("clamp_min", input)
     if min is None:  # torch's parser: clamp_min takes a Number or a Tensor, never None
         raise TypeError("clamp_min(): argument 'min' must be Number or Tensor, not NoneType")
@@ -1607,6 +1651,9 @@ def clamp_min(input: Tensor, min) -> Tensor:
 
 
 def clamp_max(input: Tensor, max) -> Tensor:
+    """clamp_max(input, max) -> Tensor
+
+    ``input`` with every element above ``max`` (a number or a tensor) lowered to it (torch.clamp_max)."""
     _require_tensors("clamp_max", input)
     if max is None:  # torch's parser: clamp_max takes a Number or a Tensor, never None
         raise TypeError("clamp_max(): argument 'max' must be Number or Tensor, not NoneType")
@@ -1646,6 +1693,10 @@ class Atan2(Function):
 
 
 def atan2(input: Tensor, other: Tensor) -> Tensor:
+    """atan2(input, other, *, out=None) -> Tensor
+
+    The elementwise arctangent of ``input / other``, in the quadrant of the point (other, input)
+    (torch.atan2)."""
     _require_tensors("atan2", input, other)
     a, b = _float_pair(input, other)
     refuse_complex(a, '"atan2_cpu" not implemented for \'{dtype}\'')
@@ -1677,6 +1728,9 @@ class Hypot(Function):
 
 
 def hypot(input: Tensor, other: Tensor) -> Tensor:
+    """hypot(input, other, *, out=None) -> Tensor
+
+    ``sqrt(input ** 2 + other ** 2)`` elementwise (torch.hypot)."""
     _require_tensors("hypot", input, other)
     a, b = _pair(input, other)
     if a._data.dtype.kind in "biuc":  # torch's kernel is real floating only
@@ -1711,6 +1765,9 @@ class Logaddexp(Function):
 
 
 def logaddexp(input: Tensor, other: Tensor) -> Tensor:
+    """logaddexp(input, other, *, out=None) -> Tensor
+
+    ``log(exp(input) + exp(other))`` elementwise, computed without overflow (torch.logaddexp)."""
     _require_tensors("logaddexp", input, other)
     a, b = _pair(input, other)
     if a._data.dtype.kind in "biu":
@@ -1777,6 +1834,9 @@ def _check_lerp_dtypes(input: Tensor, end, weight) -> None:
 
 
 def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
+    """lerp(input, end, weight, *, out=None) -> Tensor
+
+    Linear interpolation ``input + weight * (end - input)``, elementwise (torch.lerp)."""
     if not (isinstance(input, Tensor) and isinstance(end, Tensor)) or not isinstance(weight, (Tensor, *_POW_SCALARS)):
         raise _dtype.invalid_combination("lerp", input, end, weight)
     if isinstance(input, Tensor):
@@ -1943,6 +2003,10 @@ def _checked_value(value, *tensors):
 
 @honours_out
 def nan_to_num(input: Tensor, nan=None, posinf=None, neginf=None) -> Tensor:
+    """nan_to_num(input, nan=0.0, posinf=None, neginf=None, *, out=None) -> Tensor
+
+    ``input`` with NaN, +inf and -inf replaced by ``nan`` and the dtype's largest and lowest values
+    unless given (torch.nan_to_num)."""
     xp = array_module(input)
     nan = 0.0 if nan is None else nan  # torch's None: zero
     finite = isfinite(input)
@@ -1996,14 +2060,41 @@ def _compare(ufunc, ordered: str = "", aten: str = ""):
 
 
 eq = _compare(np.equal, aten="eq")
+eq.__doc__ = """eq(input, other, *, out=None) -> Tensor
+
+Elementwise ``input == other``, broadcast, as a bool tensor (torch.eq)."""
 ne = _compare(np.not_equal, aten="ne")
+ne.__doc__ = """ne(input, other, *, out=None) -> Tensor
+
+Elementwise ``input != other``, broadcast, as a bool tensor (torch.ne)."""
 lt = _compare(np.less, ordered="lt", aten="lt")
+lt.__doc__ = """lt(input, other, *, out=None) -> Tensor
+
+Elementwise ``input < other``, broadcast, as a bool tensor (torch.lt)."""
 le = _compare(np.less_equal, ordered="le", aten="le")
+le.__doc__ = """le(input, other, *, out=None) -> Tensor
+
+Elementwise ``input <= other``, broadcast, as a bool tensor (torch.le)."""
 gt = _compare(np.greater, ordered="gt", aten="gt")
+gt.__doc__ = """gt(input, other, *, out=None) -> Tensor
+
+Elementwise ``input > other``, broadcast, as a bool tensor (torch.gt)."""
 ge = _compare(np.greater_equal, ordered="ge", aten="ge")
+ge.__doc__ = """ge(input, other, *, out=None) -> Tensor
+
+Elementwise ``input >= other``, broadcast, as a bool tensor (torch.ge)."""
 logical_and = _compare(np.logical_and, aten="logical_and")
+logical_and.__doc__ = """logical_and(input, other, *, out=None) -> Tensor
+
+Elementwise logical AND (nonzero is true), as a bool tensor (torch.logical_and)."""
 logical_or = _compare(np.logical_or, aten="logical_or")
+logical_or.__doc__ = """logical_or(input, other, *, out=None) -> Tensor
+
+Elementwise logical OR (nonzero is true), as a bool tensor (torch.logical_or)."""
 logical_xor = _compare(np.logical_xor, aten="logical_xor")
+logical_xor.__doc__ = """logical_xor(input, other, *, out=None) -> Tensor
+
+Elementwise logical XOR (nonzero is true), as a bool tensor (torch.logical_xor)."""
 
 
 def _bitwise(ufunc):
@@ -2027,12 +2118,24 @@ def _bitwise(ufunc):
 
 
 bitwise_and = honours_out(_bitwise(np.bitwise_and))
+bitwise_and.__doc__ = """bitwise_and(input, other, *, out=None) -> Tensor
+
+The bitwise AND of integer or bool tensors, broadcast (torch.bitwise_and)."""
 bitwise_or = honours_out(_bitwise(np.bitwise_or))
+bitwise_or.__doc__ = """bitwise_or(input, other, *, out=None) -> Tensor
+
+The bitwise OR of integer or bool tensors, broadcast (torch.bitwise_or)."""
 bitwise_xor = honours_out(_bitwise(np.bitwise_xor))
+bitwise_xor.__doc__ = """bitwise_xor(input, other, *, out=None) -> Tensor
+
+The bitwise XOR of integer or bool tensors, broadcast (torch.bitwise_xor)."""
 
 
 @out_rule("same_elementwise")
 def bitwise_not(input: Tensor) -> Tensor:
+    """bitwise_not(input, *, out=None) -> Tensor
+
+    The bitwise NOT of an integer or bool tensor (torch.bitwise_not)."""
     xp = array_module(input)
     if input._data.dtype.kind in "fVc":
         refuse_kernel(input, "bitwise_not_cpu")
@@ -2048,11 +2151,17 @@ def _unbatched_unless(input: Tensor, out: Tensor) -> Tensor:
 
 
 def logical_not(input: Tensor) -> Tensor:
+    """logical_not(input, *, out=None) -> Tensor
+
+    Elementwise logical NOT (zero becomes true), as a bool tensor (torch.logical_not)."""
     xp = array_module(input)
     return _unbatched_unless(input, Tensor._make(xp.logical_not(input._data)))
 
 
 def isnan(input: Tensor) -> Tensor:
+    """isnan(input) -> Tensor
+
+    Whether each element is NaN, as a bool tensor (torch.isnan)."""
     xp = array_module(input)
     return _unbatched_unless(input, Tensor._make(xp.isnan(input._data)))
 
@@ -2063,6 +2172,9 @@ _FLOAT8_ISFINITE = frozenset({"float8_e5m2", "float8_e8m0fnu"})
 
 
 def isinf(input: Tensor) -> Tensor:
+    """isinf(input) -> Tensor
+
+    Whether each element is positive or negative infinity, as a bool tensor (torch.isinf)."""
     if _FLOAT8_NP and input._data.dtype.name not in _FLOAT8_ISINF:
         _dtype.refuse_float8(input._data.dtype, "isinf")
     xp = array_module(input)
@@ -2070,6 +2182,9 @@ def isinf(input: Tensor) -> Tensor:
 
 
 def isfinite(input: Tensor) -> Tensor:
+    """isfinite(input) -> Tensor
+
+    Whether each element is finite (neither infinite nor NaN), as a bool tensor (torch.isfinite)."""
     if _FLOAT8_NP and input._data.dtype.name not in _FLOAT8_ISFINITE:
         _dtype.refuse_float8(input._data.dtype, "isfinite")
     xp = array_module(input)
@@ -2077,6 +2192,9 @@ def isfinite(input: Tensor) -> Tensor:
 
 
 def signbit(input: Tensor) -> Tensor:
+    """signbit(input, *, out=None) -> Tensor
+
+    Whether each element's sign bit is set (true for -0.0), as a bool tensor (torch.signbit)."""
     refuse_complex(input, "signbit is not implemented for complex tensors.")
     xp = array_module(input)
     return Tensor._make(xp.signbit(input._data))
@@ -2090,6 +2208,9 @@ def _signbit_out(input: Tensor, *, out) -> Tensor:
 
 
 signbit = out_keyword_front(signbit, _signbit_out)
+signbit.__doc__ = """signbit(input, *, out=None) -> Tensor
+
+Whether each element's sign bit is set (true for -0.0), as a bool tensor (torch.signbit)."""
 
 
 def equal(input: Tensor, other: Tensor) -> builtins.bool:
@@ -2102,6 +2223,9 @@ def equal(input: Tensor, other: Tensor) -> builtins.bool:
 
 
 def isclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=False) -> Tensor:
+    """isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> Tensor
+
+    Elementwise ``|input - other| <= atol + rtol * |other|``, as a bool tensor (torch.isclose)."""
     _require_tensors("isclose", input, other)
     if input.dtype != other.dtype:  # no promotion: torch compares in one dtype
         raise RuntimeError(f"{_dtype.scalar_name(input.dtype)} did not match {_dtype.scalar_name(other.dtype)}")
@@ -2122,6 +2246,9 @@ def isclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=Fals
 
 
 def allclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=False) -> builtins.bool:
+    """allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool
+
+    Whether every element satisfies ``|input - other| <= atol + rtol * |other|`` (torch.allclose)."""
     if _vmap_frames._frames:
         _vmap_frames.refuse_unbatchable("vmap over torch.allclose isn't supported yet. Please file an issue at "
                                         "https://github.com/pytorch/pytorch/issues if you need this feature.",

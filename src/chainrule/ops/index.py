@@ -612,12 +612,44 @@ _NUMPY_WORDS = [  # NumPy's indexing errors -> torch's wording
 ]
 
 
-def in_torch_words(error: IndexError) -> IndexError:
-    """``error`` (NumPy's, from indexing) reworded as torch words it: tensors and dimensions."""
+def in_torch_words(error: IndexError, key=None, shape: tuple | None = None) -> IndexError:
+    """``error`` (NumPy's, from indexing) reworded as torch words it: tensors and dimensions. Given
+    the ``key`` and the indexed ``shape``, an out-of-range index tensor is named as torch names it."""
+    if key is not None and "is out of bounds for axis" in str(error):
+        refusal = _index_tensor_out_of_range(key, shape)
+        if refusal is not None:
+            return refusal
     message = str(error)
     for pattern, words in _NUMPY_WORDS:
         message = pattern.sub(words, message)
     return IndexError(message)
+
+
+def _index_tensor_out_of_range(key, shape: tuple) -> IndexError | None:
+    """torch's error for an index tensor holding an out-of-range index. torch gathers with the
+    indexed dims moved to the front, so its "dimension" is the tensor's place among the key's
+    index tensors (a mask counting one per dim it covers), not the dim it indexes; the first bad
+    tensor from the left is named (integers, checked before, are all in range here)."""
+    items = [np.asarray(k) if isinstance(k, list) else k for k in (key if type(key) is tuple else (key,))]
+    skipped = len(shape) - sum(_dims_indexed(k) for k in items if k is not Ellipsis)
+    dim = ordinal = 0
+    for k in items:
+        if k is Ellipsis:
+            dim += skipped
+            continue
+        data = k._data if isinstance(k, Tensor) else k
+        if not is_array(data) or data.dtype.kind not in "iu" or data.dtype == np.uint8:
+            if is_array(data) and data.dtype.kind in "bu":  # a mask: as many index tensors as its dims
+                ordinal += data.ndim
+            dim += _dims_indexed(k)
+            continue
+        size = shape[dim] if dim < len(shape) else 0
+        bad = data[(data >= size) | (data < -size)]
+        if bad.size:
+            return IndexError(f"index {int(bad.reshape(-1)[0])} is out of bounds for dimension {ordinal} with size {size}")
+        dim += 1
+        ordinal += 1
+    return None
 
 
 def _raise_0d_index_error(key) -> None:
@@ -787,7 +819,7 @@ def _read(input: Tensor, key, given, read: type[Index], mode: str) -> Tensor:
         if isinstance(given, str):  # torch refuses a string key as no index at all, with a TypeError
             raise TypeError(f"a tensor index must be an integer, slice, None, Ellipsis or tensor, not str "
                             f"({given!r})") from None
-        raise in_torch_words(e) from None
+        raise in_torch_words(e, key, input._data.shape) from None
     if read is not Index:
         if out.grad_fn is not None and input._base is None:
             out.grad_fn.root_key = key  # lets an in-place op on this view write through input
@@ -888,7 +920,7 @@ def _shape_mismatch(input: Tensor, key, value: Tensor) -> RuntimeError:
     try:
         read = xp.empty(input._data.shape, dtype=bool)[key].shape
     except IndexError as e:  # the key itself is bad: that is the error
-        return in_torch_words(e)
+        return in_torch_words(e, key, input._data.shape)
     return RuntimeError(f"shape mismatch: value tensor of shape {list(_without_leading_ones(tuple(value.shape)))} "
                         f"cannot be broadcast to indexing result of shape {list(read)}")
 
@@ -1247,7 +1279,7 @@ def setitem(input: Tensor, key, value) -> None:
         try:
             positions = xp.arange(input._data.size).reshape(input._data.shape)[split[0]][split[1]]
         except IndexError as e:
-            raise in_torch_words(e) from None
+            raise in_torch_words(e, key, input._data.shape) from None
         key = xp.unravel_index(positions, input._data.shape)
     if not isinstance(value, Tensor):
         value = _as_operand(value, input.dtype, input)
@@ -1300,7 +1332,7 @@ def setitem(input: Tensor, key, value) -> None:
         except (ValueError, TypeError):  # NumPy checks the broadcast before it writes anything
             raise _shape_mismatch(input, key, as_given) from None
         except IndexError as e:
-            raise in_torch_words(e) from None
+            raise in_torch_words(e, key, input._data.shape) from None
         input._version_box[0] += 1
         untracked_write(input)
         if tangent is not None:  # forward AD: the write's tangent becomes input's
@@ -1311,7 +1343,7 @@ def setitem(input: Tensor, key, value) -> None:
     except (ValueError, TypeError):
         raise _shape_mismatch(input, key, as_given) from None
     except IndexError as e:
-        raise in_torch_words(e) from None
+        raise in_torch_words(e, key, input._data.shape) from None
     except RuntimeError as e:
         if str(e).startswith("The size of tensor a"):  # the recorded op's broadcast check of the value
             raise _shape_mismatch(input, key, as_given) from None

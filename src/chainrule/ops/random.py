@@ -381,6 +381,11 @@ def _random_like(input: Tensor, memory_format, dtype, device, requires_grad, dra
 
 def rand_like(input: Tensor, *, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
               memory_format=None, pin_memory=False) -> Tensor:
+    """rand_like(input, *, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
+        memory_format=torch.preserve_format) -> Tensor
+
+    Uniform samples on [0, 1) in a tensor of ``input``'s shape (and dtype, device unless given)
+    (torch.rand_like)."""
     dtype, requires_grad = factory_args("rand_like", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "rand_like")
     return _random_like(
@@ -392,6 +397,11 @@ def rand_like(input: Tensor, *, generator=None, dtype=None, layout=None, device=
 
 def randn_like(input: Tensor, *, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
                memory_format=None, pin_memory=False) -> Tensor:
+    """randn_like(input, *, generator=None, dtype=None, layout=None, device=None, requires_grad=False,
+        memory_format=torch.preserve_format) -> Tensor
+
+    Standard normal samples in a tensor of ``input``'s shape (and dtype, device unless given)
+    (torch.randn_like)."""
     dtype, requires_grad = factory_args("randn_like", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "randn_like")
     return _random_like(
@@ -403,6 +413,11 @@ def randn_like(input: Tensor, *, generator=None, dtype=None, layout=None, device
 
 def randint_like(input: Tensor, low=None, high=None, *, generator=None, dtype=None, layout=None, device=None,
                  requires_grad=False, memory_format=None, pin_memory=False) -> Tensor:
+    """randint_like(input, low=0, high, *, generator=None, dtype=None, layout=torch.strided, device=None,
+        requires_grad=False, memory_format=torch.preserve_format) -> Tensor
+
+    Random integers in [``low``, ``high``) in a tensor of ``input``'s shape (and dtype, device unless
+    given) (torch.randint_like)."""
     # torch's overloads are (input, high) and (input, low, high): high alone may come by keyword
     # (Adahessian's randint_like(p, high=2)); low alone may not
     if high is None:
@@ -824,6 +839,9 @@ def _from_to(op: str, keywords: dict, low, high) -> tuple:
 @_asks_a_wrapper
 def uniform_(self: Tensor, a: builtins.float = 0.0, b: builtins.float = 1.0, /, *, generator=None,
              **from_to) -> Tensor:
+    """uniform_(from=0, to=1, *, generator=None) -> Tensor
+
+    Fills this tensor in place with samples uniform on [``from``, ``to``) (torch.Tensor.uniform_)."""
     # a and b are positional only: torch's binding takes its bounds as from= and to= alone (a= refused)
     a, b = _from_to("uniform_", from_to, a, b)
     _floating_only(self, "check_uniform_bounds")
@@ -865,6 +883,10 @@ def uniform_values(self: Tensor, a, b, generator) -> np.ndarray:
 
 @_asks_a_wrapper
 def normal_(self: Tensor, mean: builtins.float = 0.0, std: builtins.float = 1.0, *, generator=None) -> Tensor:
+    """normal_(mean=0, std=1, *, generator=None) -> Tensor
+
+    Fills this tensor in place with normal samples of the given ``mean`` and ``std``
+    (torch.Tensor.normal_)."""
     mean, std = check_float(mean, "normal_", "mean"), check_float(std, "normal_", "std")  # a 0-d tensor reads as one
     _check_std(std)
     _floating_only(self, "normal_kernel_cpu")
@@ -1055,6 +1077,9 @@ def _fill_from_doubles(self: Tensor, generator, draw_doubles, draw_on_device, no
 
 @_asks_a_wrapper
 def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -> Tensor:
+    """exponential_(lambd=1, *, generator=None) -> Tensor
+
+    Fills this tensor in place with exponential samples of rate ``lambd`` (torch.Tensor.exponential_)."""
     _continuous_only(self, "Exponential", _dtype.scalar_name(self._data.dtype))
     if not lambd > 0:
         raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd:g}")

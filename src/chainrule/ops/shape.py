@@ -395,19 +395,32 @@ def _track_view(root: Tensor, view: Tensor) -> None:
 
 
 def view_as(input: Tensor, other: Tensor) -> Tensor:
+    """view_as(input, other) -> Tensor
+
+    ``input`` viewed with ``other``'s shape; ``input.view(other.size())`` (torch.Tensor.view_as)."""
     return view(input, tuple(other.shape))
 
 
 def reshape_as(input: Tensor, other: Tensor) -> Tensor:
+    """reshape_as(input, other) -> Tensor
+
+    ``input`` reshaped to ``other``'s shape, a view where possible (torch.Tensor.reshape_as)."""
     return reshape(input, tuple(other.shape))
 
 
 def ravel(input: Tensor) -> Tensor:
+    """ravel(input) -> Tensor
+
+    ``input`` as a 1-d tensor: a view when it is contiguous, else a contiguous copy (torch.ravel)."""
     # torch's contiguous() then view(-1): a copy of a non-contiguous input, never a view of it
     return name_node(reshape(contiguous(input), -1), "ViewBackward0", saved=Reshape.saved_attributes)
 
 
 def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """flatten(input, start_dim=0, end_dim=-1) -> Tensor
+
+    ``input`` with dims ``start_dim`` to ``end_dim`` merged into one, a view where possible
+    (torch.flatten)."""
     start_dim = check_int(start_dim, "flatten", "start_dim")
     end_dim = check_int(end_dim, "flatten", "end_dim")
     ndim = input._data.ndim
@@ -427,6 +440,9 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 
 def unflatten(input: Tensor, dim: int, sizes) -> Tensor:
+    """unflatten(input, dim, sizes) -> Tensor
+
+    ``input`` with dim ``dim`` split into dims of the given ``sizes`` (one may be -1) (torch.unflatten)."""
     dim = check_int(dim, "unflatten", "dim")
     sizes = int_list(sizes, "unflatten", "sizes", sized=False)
     if not sizes:
@@ -519,6 +535,9 @@ def expand(input: Tensor, *sizes, size=None) -> Tensor:
 
 
 def expand_as(input: Tensor, other: Tensor) -> Tensor:
+    """expand_as(input, other) -> Tensor
+
+    ``input`` broadcast to ``other``'s shape as a view (torch.Tensor.expand_as)."""
     return expand(input, tuple(other.shape))
 
 
@@ -529,6 +548,9 @@ def broadcast_to(input: Tensor, *sizes, size=None) -> Tensor:
 
 
 def broadcast_shapes(*shapes) -> tuple:
+    """broadcast_shapes(*shapes) -> Size
+
+    The shape that tensors of the given ``shapes`` broadcast to together (torch.broadcast_shapes)."""
     from ..tensor import Size
 
     try:
@@ -538,6 +560,9 @@ def broadcast_shapes(*shapes) -> tuple:
 
 
 def broadcast_tensors(*tensors) -> tuple:
+    """broadcast_tensors(*tensors) -> tuple of Tensors
+
+    The ``tensors`` broadcast to their common shape, as views (torch.broadcast_tensors)."""
     if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
         tensors = tuple(tensors[0])
     shape = broadcast_shapes(*[t.shape for t in tensors])
@@ -587,6 +612,9 @@ class Transpose(Function):
 
 
 def permute(input: Tensor, *spread_dims, dims=None) -> Tensor:
+    """permute(input, dims) -> Tensor
+
+    A view of ``input`` with its dims reordered as ``dims`` (torch.permute)."""
     if not spread_dims and dims is None:
         raise TypeError('permute() missing 1 required positional arguments: "dims"')
     dims = _int_sequence(_spread_or_keyword(spread_dims, dims, "dims", "permute"), "permute", "dims")
@@ -607,6 +635,9 @@ def permute(input: Tensor, *spread_dims, dims=None) -> Tensor:
 
 
 def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
+    """transpose(input, dim0, dim1) -> Tensor
+
+    A view of ``input`` with dims ``dim0`` and ``dim1`` swapped (torch.transpose)."""
     ndim = input._data.ndim
     # a 0-d tensor takes dims -1 and 0 and still gets a (trivial) view node, as in torch
     d0, d1 = _wrap_dim(dim0, ndim, "transpose"), _wrap_dim(dim1, ndim, "transpose")
@@ -695,6 +726,9 @@ _SQUEEZE_SAVED: dict = {}
 
 
 def unsqueeze(input: Tensor, dim: int) -> Tensor:
+    """unsqueeze(input, dim) -> Tensor
+
+    A view of ``input`` with a size-1 dim inserted at ``dim`` (torch.unsqueeze)."""
     ndim = input._data.ndim
     d = _wrap_dim(dim, ndim + 1, "unsqueeze")
     shape = input._data.shape

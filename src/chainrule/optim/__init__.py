@@ -24,3 +24,7 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta"
 
 # torch defines these two in private modules (_adafactor, _muon) and names them as torch.optim's
 Adafactor.__module__ = Muon.__module__ = __name__
+
+# importing the classes bound their modules here; torch.optim deletes those names the same way
+del adadelta, adafactor, adagrad, adam, adamax, adamw, asgd, lbfgs, muon, nadam  # noqa: F821
+del optimizer, radam, rmsprop, rprop, sgd, sparse_adam  # noqa: F821

@@ -6,18 +6,21 @@ performs the first step (``last_epoch`` becomes 0), as in torch.
 
 from __future__ import annotations
 
-import functools
 import math
 import types
 import warnings
-import weakref
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Callable
+from functools import wraps
+from typing import TYPE_CHECKING
+from weakref import ref
 
-from .._torch_function import user_stacklevel
-from ..ops.compat import class_repr
+from .._torch_function import user_stacklevel as _user_stacklevel
+from ..ops.compat import class_repr as _class_repr
 from .optimizer import Optimizer, _as_number
+
+if TYPE_CHECKING:  # annotations only: torch's lr_scheduler binds no Callable
+    from collections.abc import Callable
 
 __all__ = [
     "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LambdaLR",
@@ -41,9 +44,9 @@ def _note_optimizer_steps(optimizer: Optimizer) -> None:
         return
     step = optimizer.step.__func__
     # a weak reference: the wrapper lives on the optimizer and must not keep it alive
-    owner = weakref.ref(optimizer)
+    owner = ref(optimizer)
 
-    @functools.wraps(step)
+    @wraps(step)
     def noting_step(*args, **kwargs):
         stepped = owner()
         stepped._opt_called = True
@@ -76,7 +79,7 @@ def _warn_unless_stepping(scheduler: LRScheduler) -> None:
     computes the next lrs (and may move recursive state), so reading the current ones is ``get_last_lr()``."""
     if not scheduler._get_lr_called_within_step:
         warnings.warn("To get the last learning rate computed by the scheduler, please use `get_last_lr()`.",
-                      UserWarning, stacklevel=user_stacklevel())
+                      UserWarning, stacklevel=_user_stacklevel())
 
 
 def _format_param(owner: str, name: str, optimizer: Optimizer, value) -> list:
@@ -181,17 +184,17 @@ class LRScheduler:
                               "initialization. Please, make sure to call `optimizer.step()` before "
                               "`lr_scheduler.step()`. See more details at "
                               "https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate",
-                              UserWarning, stacklevel=user_stacklevel())
+                              UserWarning, stacklevel=_user_stacklevel())
             elif not getattr(self.optimizer, "_opt_called", False):
                 warnings.warn("Detected call of `lr_scheduler.step()` before `optimizer.step()`. In PyTorch 1.1.0 "
                               "and later, you should call them in the opposite order: `optimizer.step()` before "
                               "`lr_scheduler.step()`.  Failure to do this will result in PyTorch skipping the first "
                               "value of the learning rate schedule. See more details at "
                               "https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate",
-                              UserWarning, stacklevel=user_stacklevel())
+                              UserWarning, stacklevel=_user_stacklevel())
         self._step_count += 1
         if epoch is not None:
-            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=user_stacklevel())
+            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=_user_stacklevel())
         self._update_lr(epoch)
 
     def _update_lr(self, epoch: int | None = None) -> None:
@@ -574,7 +577,7 @@ class ReduceLROnPlateau(LRScheduler):
     def step(self, metrics, epoch: int | None = None) -> None:
         current = float(metrics)
         if epoch is not None:
-            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=user_stacklevel())
+            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=_user_stacklevel())
         self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
         if self.is_better(current, self.best):
             self.best = current
@@ -655,7 +658,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         if T_mult < 1 or not isinstance(T_mult, int):
             raise ValueError(f"Expected integer T_mult >= 1, but got {T_mult}")
         if not isinstance(eta_min, (float, int)):
-            raise ValueError(f"Expected float or int eta_min, but got {eta_min} of type {class_repr(type(eta_min))}")
+            raise ValueError(f"Expected float or int eta_min, but got {eta_min} of type {_class_repr(type(eta_min))}")
         self.T_0 = T_0
         self.T_i = T_0
         self.T_mult = T_mult

@@ -27,3 +27,6 @@ from .sampler import (
 __all__ = ["DataLoader", "default_collate", "default_convert", "get_worker_info", "Dataset", "IterableDataset",
            "TensorDataset", "StackDataset", "Subset", "ConcatDataset", "ChainDataset", "random_split", "Sampler",
            "SequentialSampler", "RandomSampler", "SubsetRandomSampler", "WeightedRandomSampler", "BatchSampler", "DistributedSampler"]
+
+# importing default_collate bound its module here; torch.utils.data keeps it as _utils.collate only
+del collate  # noqa: F821
