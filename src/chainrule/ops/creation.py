@@ -863,21 +863,12 @@ def _float_arange(start: builtins.float, step: builtins.float, n: builtins.int, 
 
 
 def _fused_or_plain(x: builtins.float, y: np.ndarray, z) -> np.ndarray:
-    """x·y + z as one fma, for a number x and whole numbers y; where the exact-product recovery
-    fails (an infinite operand or product makes it nan) the plain sum, which is the fma's value."""
-    product = x * y
-    if y.size and np.abs(y).max() < 2.0**26:
-        # y splits into itself and 0: the product's error needs x's halves only, and each product
-        # is computed once (for a lane offset, once per lane rather than once per value)
-        scaled = 134217729.0 * x
-        x_high = scaled - (scaled - x)
-        product_error = (x_high * y - product) + (x - x_high) * y
-        total = product + z
-        z_part = total - product
-        fused = total + (product_error + ((product - (total - z_part)) + (z - z_part)))
-    else:
-        fused = _fused_multiply_add(x, y, z)
-    return np.where(np.isfinite(fused), fused, product + z)
+    """x·y + z as one fma (``_fused_multiply_add``: for arange a number x, whole numbers y and z
+    broadcasting them, so the product and its error are formed once per lane offset, not per
+    value); where the exact-product recovery fails (an infinite operand or product makes it nan)
+    the plain sum, which is the fma's value."""
+    fused = _fused_multiply_add(x, y, z)
+    return np.where(np.isfinite(fused), fused, x * y + z)
 
 
 def _check_space_arguments(op: str, start, end, steps) -> None:
