@@ -81,7 +81,7 @@ def _update(w, g, state_sum, *, clr, eps, weight_decay, maximize, foreach) -> No
     state_sum = _as_real(state_sum)
     fused_addcmul(state_sum, g, g, 1, out=state_sum)
     std = add_number(xp.sqrt(state_sum), eps)
-    w[...] = fused_addcdiv(w, g, std, -clr)
+    fused_addcdiv(w, g, std, -clr, out=w)
 
 
 def _initial_sum(w, initial_accumulator_value) -> Tensor:

@@ -141,7 +141,7 @@ def _update(w, g, exp_avg, exp_avg_sq, max_sq, *, lr, beta1, beta2, eps, weight_
             g = g + weight_decay * w
     # m = lerp(m, g, 1 - beta1); v = beta2 v + (1 - beta2) g^2
     if torch_rounding:
-        exp_avg[...] = fused_lerp(exp_avg, g, 1 - beta1)
+        fused_lerp(exp_avg, g, 1 - beta1, out=exp_avg)
         multiply_by_number(exp_avg_sq, beta2, out=exp_avg_sq)
         fused_addcmul(exp_avg_sq, g, g, 1 - beta2, out=exp_avg_sq)
     else:
@@ -169,7 +169,7 @@ def _update(w, g, exp_avg, exp_avg_sq, max_sq, *, lr, beta1, beta2, eps, weight_
         bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
         if torch_rounding:  # torch's addcdiv_(exp_avg, denom, value=-step_size): (value·m) / denom
             denom = add_number(divide_by_number(denom, bias_correction2_sqrt), eps)
-            w[...] = fused_addcdiv(w, exp_avg, denom, -(lr / bias_correction1))
+            fused_addcdiv(w, exp_avg, denom, -(lr / bias_correction1), out=w)
         else:
             denom /= bias_correction2_sqrt
             denom += eps

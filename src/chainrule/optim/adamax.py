@@ -67,6 +67,6 @@ def _update(w, g, exp_avg, exp_inf, *, beta1, beta2, eps, weight_decay, maximize
     w, g = _decayed_as_real(w, g, weight_decay, foreach)  # a complex parameter as real pairs
     exp_avg, exp_inf = _as_real(exp_avg), _as_real(exp_inf)
     # m = lerp(m, g, 1 - beta1); u = max(beta2 u, |g| + eps); rounded as torch's kernels
-    exp_avg[...] = fused_lerp(exp_avg, g, 1 - beta1)
+    fused_lerp(exp_avg, g, 1 - beta1, out=exp_avg)
     xp.maximum(multiply_by_number(exp_inf, beta2), add_number(xp.abs(g), eps), out=exp_inf)
-    w[...] = fused_addcdiv(w, exp_avg, exp_inf, -step_size)
+    fused_addcdiv(w, exp_avg, exp_inf, -step_size, out=w)

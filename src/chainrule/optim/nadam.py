@@ -110,7 +110,7 @@ def _update(w, g, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay, d
             g = fused_scaled_add(g, w, w.dtype.type(weight_decay))
     exp_avg, exp_avg_sq = _as_real(exp_avg), _as_real(exp_avg_sq)
     # rounded as torch's kernels (float32 add(alpha=), lerp and addcmul one fused multiply-add each)
-    exp_avg[...] = fused_lerp(exp_avg, g, 1 - beta1)
+    fused_lerp(exp_avg, g, 1 - beta1, out=exp_avg)
     multiply_by_number(exp_avg_sq, beta2, out=exp_avg_sq)
     fused_addcmul(exp_avg_sq, g, g, 1 - beta2, out=exp_avg_sq)
     if foreach and not differentiable:
@@ -131,5 +131,5 @@ def _update(w, g, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay, d
         w += g * grad_scale.astype(w.dtype) / denom
         w += exp_avg * momentum_scale.astype(w.dtype) / denom
     else:
-        w[...] = fused_addcdiv(w, g, denom, -lr * (1.0 - mu) / (1.0 - float(mu_product)))
-        w[...] = fused_addcdiv(w, exp_avg, denom, (-lr * mu_next) / (1.0 - float(mu_product) * mu_next))
+        fused_addcdiv(w, g, denom, -lr * (1.0 - mu) / (1.0 - float(mu_product)), out=w)
+        fused_addcdiv(w, exp_avg, denom, (-lr * mu_next) / (1.0 - float(mu_product) * mu_next), out=w)

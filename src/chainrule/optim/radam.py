@@ -91,7 +91,7 @@ def _update(w, g, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay, d
             g = fused_scaled_add(g, w, w.dtype.type(weight_decay))
     exp_avg, exp_avg_sq = _as_real(exp_avg), _as_real(exp_avg_sq)
     # rounded as torch's kernels (float32 add(alpha=), lerp and addcmul one fused multiply-add each)
-    exp_avg[...] = fused_lerp(exp_avg, g, 1 - beta1)
+    fused_lerp(exp_avg, g, 1 - beta1, out=exp_avg)
     multiply_by_number(exp_avg_sq, beta2, out=exp_avg_sq)
     fused_addcmul(exp_avg_sq, g, g, 1 - beta2, out=exp_avg_sq)
     bias_correction1 = 1 - beta1**step

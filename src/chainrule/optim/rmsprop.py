@@ -97,7 +97,7 @@ def _update(w, g, square_avg, grad_avg, momentum_buffer, *, lr, alpha, eps, weig
     fused_addcmul(square_avg, g, g, 1 - alpha, out=square_avg)
     if grad_avg is not None:
         grad_avg = _as_real(grad_avg)
-        grad_avg[...] = fused_lerp(grad_avg, g, 1 - alpha)
+        fused_lerp(grad_avg, g, 1 - alpha, out=grad_avg)
         avg = xp.sqrt(fused_addcmul(square_avg, grad_avg, grad_avg, -1))
     else:
         avg = xp.sqrt(square_avg)
@@ -105,7 +105,7 @@ def _update(w, g, square_avg, grad_avg, momentum_buffer, *, lr, alpha, eps, weig
     if momentum_buffer is not None:
         buf = _as_real(momentum_buffer)
         multiply_by_number(buf, momentum, out=buf)
-        buf[...] = fused_addcdiv(buf, g, avg, 1)
+        fused_addcdiv(buf, g, avg, 1, out=buf)
         fused_scaled_add(w, buf, w.dtype.type(-lr), out=w)
     else:
-        w[...] = fused_addcdiv(w, g, avg, -lr)
+        fused_addcdiv(w, g, avg, -lr, out=w)
