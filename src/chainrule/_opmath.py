@@ -302,14 +302,14 @@ def fused_multiply_add_float32(x, y, z, out=None):
     the float64 sum rounds to float32 (correctly but for rare near-ties). About three times the
     cost of NumPy's twice-rounded ``z + x * y`` (measured on 2.7·10^5 elements: 0.20 ms against
     0.07); the optimizers run it on cache-sized blocks (``optim.optimizer.in_blocks``)."""
-    if type(x) is np.ndarray:
-        # NumPy arrays: the product widened in the ufunc's loop, the sum into it (no float64 copy of x)
-        wide = np.multiply(x, y, dtype=np.float64)
-        if type(wide) is np.ndarray and type(z) is np.ndarray and z.shape == wide.shape:
-            np.add(wide, z, out=wide)
-        else:  # a 0-d product (a NumPy scalar), or z a number or broadcasting x
-            wide = wide + z
-    else:
+    if type(x) is np.ndarray and type(z) is np.ndarray and z.shape == x.shape and (
+            np.ndim(y) == 0 or type(y) is np.ndarray and y.shape == x.shape):
+        # one float64 temporary, the product and the sum made in it (multiplying with dtype=float64
+        # instead, or widening y and z too, measured slower: casting loops and a second allocation)
+        wide = x.astype(np.float64)
+        wide *= y
+        wide += z
+    else:  # y or z broadcasting x, or device arrays
         wide = x.astype(np.float64) * y
         if wide.shape == np.broadcast_shapes(wide.shape, np.shape(z)):
             wide += z
