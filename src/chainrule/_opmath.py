@@ -301,17 +301,24 @@ def fused_multiply_add_float32(x, y, z, out=None):
     fused multiply-add, into ``out`` if given: the float32 product is exact in float64 and only
     the float64 sum rounds to float32 (correctly but for rare near-ties). About three times the
     cost of NumPy's twice-rounded ``z + x * y`` (measured on 2.7·10^5 elements: 0.20 ms against
-    0.07; a blocked version with cached scratch was no faster)."""
-    wide = x.astype(np.float64) * y
-    if wide.shape == np.broadcast_shapes(wide.shape, np.shape(z)):
+    0.07); the optimizers run it on cache-sized blocks (``optim.optimizer.in_blocks``)."""
+    if type(x) is np.ndarray and type(z) is np.ndarray and z.shape == x.shape and (
+            np.ndim(y) == 0 or type(y) is np.ndarray and y.shape == x.shape):
+        # one float64 temporary, the product and the sum made in it (multiplying with dtype=float64
+        # instead, or widening y and z too, measured slower: casting loops and a second allocation)
+        wide = x.astype(np.float64)
+        wide *= y
         wide += z
-    else:  # z broadcasts x
-        wide = wide + z
+    else:  # y or z broadcasting x, or device arrays
+        wide = x.astype(np.float64) * y
+        if wide.shape == np.broadcast_shapes(wide.shape, np.shape(z)):
+            wide += z
+        else:  # z broadcasts x
+            wide = wide + z
     if out is None:
         return wide.astype(np.float32)
     out[...] = wide  # one rounding, without a float32 temporary
     return out
-
 
 
 def half_precision(dtype) -> bool:
@@ -319,12 +326,13 @@ def half_precision(dtype) -> bool:
     return dtype.itemsize == 2 and dtype.kind in "fV"
 
 
-def fused_lerp(start, end, weight: float):
+def fused_lerp(start, end, weight: float, out=None):
     """torch's ``start.lerp(end, weight)`` for a number ``weight``: compared with 0.5 in the
     computing dtype (torch's ``is_lerp_weight_small`` on its opmath value), then ``start + w·(end -
     start)`` below it, ``end - (1 - w)·(end - start)`` from it on (the form exact at its own end).
     float32 rounds as torch's CPU kernel, one fused multiply-add; float16/bfloat16 compute that in
-    float32 and round once, as torch's opmath; other dtypes round NumPy's product and sum."""
+    float32 and round once, as torch's opmath; other dtypes round NumPy's product and sum. Into
+    ``out`` if given (which may be ``start``)."""
     low = start.dtype if half_precision(start.dtype) else None
     if low is not None:
         start, end = start.astype(_FLOAT32), end.astype(_FLOAT32)
@@ -332,12 +340,18 @@ def fused_lerp(start, end, weight: float):
     difference = end - start
     small = abs(w) < 0.5
     if start.dtype == _FLOAT32:
-        result = fused_multiply_add_float32(difference, np.float64(w if small else w - w.dtype.type(1)),
-                                            start if small else end)
-        return result if low is None else result.astype(low)
-    if small:
-        return difference * w + start
-    return difference * (w - w.dtype.type(1)) + end
+        factor, base = np.float64(w if small else w - w.dtype.type(1)), start if small else end
+        if low is None:
+            return fused_multiply_add_float32(difference, factor, base, out=out)
+        result = fused_multiply_add_float32(difference, factor, base).astype(low)
+    elif small:
+        result = difference * w + start
+    else:
+        result = difference * (w - w.dtype.type(1)) + end
+    if out is None:
+        return result
+    out[...] = result
+    return out
 
 
 def fused_addcmul(start, tensor1, tensor2, value: float, out=None):
@@ -359,15 +373,26 @@ def fused_addcmul(start, tensor1, tensor2, value: float, out=None):
     return out
 
 
-def fused_addcdiv(start, tensor1, tensor2, value: float):
+def fused_addcdiv(start, tensor1, tensor2, value: float, out=None):
     """torch's ``start.addcdiv(tensor1, tensor2, value=value)``: ``start + (value·tensor1) / tensor2``,
     each step rounded in the tensors' dtype, but float16/bfloat16 computed in float32 and rounded
-    once (torch's opmath: the number is not rounded to their precision either)."""
+    once (torch's opmath: the number is not rounded to their precision either). Into ``out`` if
+    given (which may be ``start``)."""
     if half_precision(start.dtype):
         wide = [a.astype(_FLOAT32) for a in (start, tensor1, tensor2)]
         with np.errstate(divide="ignore", invalid="ignore"):  # (float16's eps=1e-8 is 0: torch's inf, unwarned)
-            return (wide[0] + (wide[1] * np.float32(value)) / wide[2]).astype(start.dtype)
-    return start + (tensor1 * start.dtype.type(value)) / tensor2
+            result = (wide[0] + (wide[1] * np.float32(value)) / wide[2]).astype(start.dtype)
+    elif start.ndim and _same_arrays(out, start, tensor1, tensor2):
+        # NumPy arrays of one shape and dtype: the same three roundings, in one temporary
+        quotient = np.multiply(tensor1, start.dtype.type(value))
+        np.divide(quotient, tensor2, out=quotient)
+        return np.add(start, quotient, out=out)
+    else:
+        result = start + (tensor1 * start.dtype.type(value)) / tensor2
+    if out is None:
+        return result
+    out[...] = result
+    return out
 
 
 def multiply_by_number(array, factor: float, out=None):
@@ -388,6 +413,8 @@ def add_number(array, number: float, out=None):
 
 
 def _with_number(ufunc, array, number: float, out):
+    if _same_arrays(out, array):  # straight into out: the same rounding, no temporary
+        return ufunc(array, array.dtype.type(number), out=out)
     if half_precision(array.dtype):
         result = ufunc(array.astype(_FLOAT32), np.float32(number)).astype(array.dtype)
     else:
@@ -396,6 +423,14 @@ def _with_number(ufunc, array, number: float, out):
         return result
     out[...] = result
     return out
+
+
+def _same_arrays(*arrays) -> bool:
+    """NumPy arrays (not scalars, not device arrays) of one shape and one dtype, other than
+    float16/bfloat16: a ufunc can write their result into the first without changing a bit."""
+    first = arrays[0]
+    return (type(first) is np.ndarray and not half_precision(first.dtype)
+            and all(type(a) is np.ndarray and a.shape == first.shape and a.dtype == first.dtype for a in arrays))
 
 
 def _round(array, low):

@@ -11,7 +11,14 @@ from ..ops.creation import zeros_like
 from ..ops.elementwise import fused_scaled_add
 from ..tensor import Tensor
 from .adam import _as_real, _decayed_as_real
-from .optimizer import Optimizer, _check_hyper_parameters, _params_with_grad, _step_tensor, _wrapper_gradient
+from .optimizer import (
+    Optimizer,
+    _check_hyper_parameters,
+    _params_with_grad,
+    _step_tensor,
+    _wrapper_gradient,
+    in_blocks,
+)
 
 __all__ = ["Adadelta"]
 
@@ -35,26 +42,15 @@ class Adadelta(Optimizer):
         for p in _params_with_grad(group):
             w = p._data
             xp = array_module(w)
-            g = -p.grad._data if group["maximize"] else p.grad._data
             state = self.state[p]
             if "square_avg" not in state:
                 state["step"] = Tensor._make(np.zeros((), dtype=np.float32))
                 state["square_avg"] = Tensor._make(xp.zeros_like(w))
                 state["acc_delta"] = Tensor._make(xp.zeros_like(w))
             _step_tensor(state)
-            # a complex parameter as real pairs, as torch: each part gets its own running averages
-            w, g = _decayed_as_real(w, g, weight_decay, group.get("foreach"))
-            square_avg, acc_delta = _as_real(state["square_avg"]._data), _as_real(state["acc_delta"]._data)
-            # E[g^2] = rho E[g^2] + (1 - rho) g^2; delta = sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) g, in
-            # torch's order with its roundings (float32 addcmul and add(alpha=) one fused multiply-add each)
-            multiply_by_number(square_avg, rho, out=square_avg)
-            fused_addcmul(square_avg, g, g, 1 - rho, out=square_avg)
-            delta = xp.sqrt(acc_delta + eps)
-            delta /= xp.sqrt(square_avg + eps)
-            delta *= g
-            multiply_by_number(acc_delta, rho, out=acc_delta)
-            fused_addcmul(acc_delta, delta, delta, 1 - rho, out=acc_delta)
-            fused_scaled_add(w, delta, w.dtype.type(-lr), out=w)
+            in_blocks(_update, (w, p.grad._data, state["square_avg"]._data, state["acc_delta"]._data), lr=lr,
+                      rho=rho, eps=eps, weight_decay=weight_decay, maximize=group["maximize"],
+                      foreach=group.get("foreach"))
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:
@@ -70,3 +66,23 @@ class Adadelta(Optimizer):
         delta = state["acc_delta"].add(eps).sqrt_().div_(std).mul_(grad)
         state["acc_delta"].mul_(rho).addcmul_(delta, delta, value=1 - rho)
         p.add_(delta, alpha=-lr)
+
+
+def _update(w, g, square_avg, acc_delta, *, lr, rho, eps, weight_decay, maximize, foreach) -> None:
+    """One Adadelta step of the arrays in place, elementwise."""
+    xp = array_module(w)
+    if maximize:
+        g = -g
+    # a complex parameter as real pairs, as torch: each part gets its own running averages
+    w, g = _decayed_as_real(w, g, weight_decay, foreach)
+    square_avg, acc_delta = _as_real(square_avg), _as_real(acc_delta)
+    # E[g^2] = rho E[g^2] + (1 - rho) g^2; delta = sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) g, in
+    # torch's order with its roundings (float32 addcmul and add(alpha=) one fused multiply-add each)
+    multiply_by_number(square_avg, rho, out=square_avg)
+    fused_addcmul(square_avg, g, g, 1 - rho, out=square_avg)
+    delta = xp.sqrt(acc_delta + eps)
+    delta /= xp.sqrt(square_avg + eps)
+    delta *= g
+    multiply_by_number(acc_delta, rho, out=acc_delta)
+    fused_addcmul(acc_delta, delta, delta, 1 - rho, out=acc_delta)
+    fused_scaled_add(w, delta, w.dtype.type(-lr), out=w)

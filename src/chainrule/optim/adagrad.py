@@ -16,6 +16,7 @@ from .optimizer import (
     _step_tensor,
     _wrapper_gradient,
     holds_values_inside,
+    in_blocks,
 )
 
 __all__ = ["Adagrad"]
@@ -46,25 +47,16 @@ class Adagrad(Optimizer):
         lr, lr_decay, eps, weight_decay = group["lr"], group["lr_decay"], group["eps"], group["weight_decay"]
         for p in _params_with_grad(group):
             w = p._data
-            xp = array_module(w)
             g = p.grad._data
             if weight_decay != 0 and p.grad.is_sparse:
                 raise RuntimeError("weight_decay option is not compatible with sparse gradients")
-            if group["maximize"]:
-                g = -g
             state = self.state[p]
             if "sum" not in state:  # a parameter added with add_param_group
                 state["sum"] = _initial_sum(w, group["initial_accumulator_value"])
             step = _step_tensor(state)
-            # torch's ops in its order, each rounded as its CPU kernel (float32: add(alpha=) and
-            # addcmul one fused multiply-add each; addcdiv's (value·g) / std, then the sum)
-            w, g = _decayed_as_real(w, g, weight_decay, group.get("foreach"))  # a complex parameter as real pairs
             clr = lr / (1 + (step - 1) * lr_decay)
-            state_sum = _as_real(state["sum"]._data)
-            fused_addcmul(state_sum, g, g, 1, out=state_sum)
-            std = xp.sqrt(state_sum)
-            std = add_number(std, eps)
-            w[...] = fused_addcdiv(w, g, std, -clr)
+            in_blocks(_update, (w, g, state["sum"]._data), clr=clr, eps=eps, weight_decay=weight_decay,
+                      maximize=group["maximize"], foreach=group.get("foreach"))
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:
@@ -76,6 +68,20 @@ class Adagrad(Optimizer):
         clr = group["lr"] / (1 + (step - 1) * group["lr_decay"])
         state["sum"].addcmul_(grad, grad, value=1)
         p.addcdiv_(grad, state["sum"].sqrt().add_(group["eps"]), value=-clr)
+
+
+def _update(w, g, state_sum, *, clr, eps, weight_decay, maximize, foreach) -> None:
+    """One Adagrad step of the arrays in place, elementwise: torch's ops in its order, each rounded
+    as its CPU kernel (float32: add(alpha=) and addcmul one fused multiply-add each; addcdiv's
+    (value·g) / std, then the sum)."""
+    xp = array_module(w)
+    if maximize:
+        g = -g
+    w, g = _decayed_as_real(w, g, weight_decay, foreach)  # a complex parameter as real pairs
+    state_sum = _as_real(state_sum)
+    fused_addcmul(state_sum, g, g, 1, out=state_sum)
+    std = add_number(xp.sqrt(state_sum), eps)
+    fused_addcdiv(w, g, std, -clr, out=w)
 
 
 def _initial_sum(w, initial_accumulator_value) -> Tensor:

@@ -26,6 +26,7 @@ from .optimizer import (
     _step_tensor,
     _wrapper_gradient,
     _zero_state,
+    in_blocks,
 )
 
 __all__ = ["Adam", "AdamW"]
@@ -75,55 +76,20 @@ class Adam(Optimizer):
             if xp is not np and _cuda_kernels.available(w) and w is p._data:  # the fused kernels take real arrays
                 on_gpu.append((p, state, step))
                 continue
-            g = -_as_real(p.grad._data) if maximize else _as_real(p.grad._data)
             # float32 as torch's kernels round it (add(alpha=), lerp and addcmul each one fused
             # multiply-add), float16/bfloat16 each op computed in float32 and rounded once
+            plain_numbers = not any(isinstance(v, Tensor) for v in (lr, beta1, beta2))
             torch_rounding = ((w.dtype == np.float32 or half_precision(w.dtype)) and not group.get("differentiable")
-                              and not any(isinstance(v, Tensor) for v in (lr, beta1, beta2)))
-            if weight_decay != 0:
-                if decoupled:
-                    multiply_by_number(w, 1 - lr * weight_decay, out=w)
-                elif torch_rounding:
-                    g = fused_scaled_add(g, w, w.dtype.type(weight_decay))
-                else:
-                    g = g + weight_decay * w
-            exp_avg, exp_avg_sq = _as_real(state["exp_avg"]._data), _as_real(state["exp_avg_sq"]._data)
-            # m = lerp(m, g, 1 - beta1); v = beta2 v + (1 - beta2) g^2
-            if torch_rounding:
-                exp_avg[...] = fused_lerp(exp_avg, g, 1 - beta1)
-                multiply_by_number(exp_avg_sq, beta2, out=exp_avg_sq)
-                fused_addcmul(exp_avg_sq, g, g, 1 - beta2, out=exp_avg_sq)
-            else:
-                exp_avg += (1 - beta1) * (g - exp_avg)
-                exp_avg_sq *= beta2
-                exp_avg_sq += (1 - beta2) * (g * g)
-            if amsgrad:
-                max_sq = _as_real(state["max_exp_avg_sq"]._data)
-                xp.maximum(max_sq, exp_avg_sq, out=max_sq)
-                denom = xp.sqrt(max_sq)
-            else:
-                denom = xp.sqrt(exp_avg_sq)
-            if group.get("differentiable"):
-                # torch's differentiable step reads the float32 step tensor: its bias corrections and
-                # step size are float32 0-d tensors, and it divides by them in one fold
-                step32 = np.float32(step)
-                # (a number divided by a tensor is the tensor's reciprocal times the number)
-                one = np.float32(1)
-                step_size_neg = -((one / (one - np.float32(beta1) ** step32)) * np.float32(lr))
-                bias_correction2_sqrt = np.sqrt(one - np.float32(beta2) ** step32)
-                denom /= (bias_correction2_sqrt * step_size_neg).astype(w.dtype)
-                denom += ((one / step_size_neg) * np.float32(eps)).astype(w.dtype)
-                w += exp_avg / denom
-            else:
-                bias_correction1 = 1 - beta1 ** step
-                bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
-                if torch_rounding:  # torch's addcdiv_(exp_avg, denom, value=-step_size): (value·m) / denom
-                    denom = add_number(divide_by_number(denom, bias_correction2_sqrt), eps)
-                    w[...] = fused_addcdiv(w, exp_avg, denom, -(lr / bias_correction1))
-                else:
-                    denom /= bias_correction2_sqrt
-                    denom += eps
-                    w -= (lr / bias_correction1) * (exp_avg / denom)
+                              and plain_numbers)
+            arrays = (w, _as_real(p.grad._data), _as_real(state["exp_avg"]._data),
+                      _as_real(state["exp_avg_sq"]._data), _as_real(state["max_exp_avg_sq"]._data) if amsgrad else None)
+            numbers = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, decoupled=decoupled,
+                           maximize=maximize, torch_rounding=torch_rounding, step=step,
+                           differentiable=bool(group.get("differentiable")))
+            if plain_numbers:
+                in_blocks(_update, arrays, **numbers)
+            else:  # (tensor hyperparameters: the arrays whole)
+                _update(*arrays, **numbers)
             p._bump_version()
         if on_gpu:
             # CuPy: fused kernels update w, m, v (, max v) together. torch's foreach/fused Adam is
@@ -158,6 +124,56 @@ class Adam(Optimizer):
             second = state["max_exp_avg_sq"] = maximum(state["max_exp_avg_sq"], second)
         denom = (second.sqrt() / (1 - beta2 ** step) ** 0.5).add_(eps)
         p.addcdiv_(state["exp_avg"], denom, value=-lr / (1 - beta1 ** step))
+
+
+def _update(w, g, exp_avg, exp_avg_sq, max_sq, *, lr, beta1, beta2, eps, weight_decay, decoupled, maximize,
+            torch_rounding, step, differentiable) -> None:
+    """One Adam step of the (real) arrays in place, elementwise in torch's order and roundings."""
+    xp = array_module(w)
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        if decoupled:
+            multiply_by_number(w, 1 - lr * weight_decay, out=w)
+        elif torch_rounding:
+            g = fused_scaled_add(g, w, w.dtype.type(weight_decay))
+        else:
+            g = g + weight_decay * w
+    # m = lerp(m, g, 1 - beta1); v = beta2 v + (1 - beta2) g^2
+    if torch_rounding:
+        fused_lerp(exp_avg, g, 1 - beta1, out=exp_avg)
+        multiply_by_number(exp_avg_sq, beta2, out=exp_avg_sq)
+        fused_addcmul(exp_avg_sq, g, g, 1 - beta2, out=exp_avg_sq)
+    else:
+        exp_avg += (1 - beta1) * (g - exp_avg)
+        exp_avg_sq *= beta2
+        exp_avg_sq += (1 - beta2) * (g * g)
+    if max_sq is not None:
+        xp.maximum(max_sq, exp_avg_sq, out=max_sq)
+        denom = xp.sqrt(max_sq)
+    else:
+        denom = xp.sqrt(exp_avg_sq)
+    if differentiable:
+        # torch's differentiable step reads the float32 step tensor: its bias corrections and
+        # step size are float32 0-d tensors, and it divides by them in one fold
+        step32 = np.float32(step)
+        # (a number divided by a tensor is the tensor's reciprocal times the number)
+        one = np.float32(1)
+        step_size_neg = -((one / (one - np.float32(beta1) ** step32)) * np.float32(lr))
+        bias_correction2_sqrt = np.sqrt(one - np.float32(beta2) ** step32)
+        denom /= (bias_correction2_sqrt * step_size_neg).astype(w.dtype)
+        denom += ((one / step_size_neg) * np.float32(eps)).astype(w.dtype)
+        w += exp_avg / denom
+    else:
+        bias_correction1 = 1 - beta1 ** step
+        bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
+        if torch_rounding:  # torch's addcdiv_(exp_avg, denom, value=-step_size): (value·m) / denom
+            denom = add_number(divide_by_number(denom, bias_correction2_sqrt), eps)
+            fused_addcdiv(w, exp_avg, denom, -(lr / bias_correction1), out=w)
+        else:
+            denom /= bias_correction2_sqrt
+            denom += eps
+            w -= (lr / bias_correction1) * (exp_avg / denom)
 
 
 def _check_tensor_hyper_parameters(optimizer: Optimizer, lr, betas, foreach, capturable) -> None:

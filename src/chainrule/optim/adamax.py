@@ -15,6 +15,7 @@ from .optimizer import (
     _step_tensor,
     _wrapper_gradient,
     _zero_state,
+    in_blocks,
 )
 
 __all__ = ["Adamax"]
@@ -38,17 +39,12 @@ class Adamax(Optimizer):
         lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         for p in _params_with_grad(group):
             w = p._data
-            xp = array_module(w)
-            g = -p.grad._data if group["maximize"] else p.grad._data
             state = self.state[p]
             _zero_state(state, w, "exp_avg", "exp_inf")
             step = _step_tensor(state)
-            w, g = _decayed_as_real(w, g, weight_decay, group.get("foreach"))  # a complex parameter as real pairs
-            exp_avg, exp_inf = _as_real(state["exp_avg"]._data), _as_real(state["exp_inf"]._data)
-            # m = lerp(m, g, 1 - beta1); u = max(beta2 u, |g| + eps); rounded as torch's kernels
-            exp_avg[...] = fused_lerp(exp_avg, g, 1 - beta1)
-            xp.maximum(multiply_by_number(exp_inf, beta2), add_number(xp.abs(g), eps), out=exp_inf)
-            w[...] = fused_addcdiv(w, exp_avg, exp_inf, -(lr / (1 - beta1**step)))
+            in_blocks(_update, (w, p.grad._data, state["exp_avg"]._data, state["exp_inf"]._data), beta1=beta1,
+                      beta2=beta2, eps=eps, weight_decay=weight_decay, maximize=group["maximize"],
+                      foreach=group.get("foreach"), step_size=lr / (1 - beta1**step))
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:
@@ -61,3 +57,16 @@ class Adamax(Optimizer):
         state["exp_avg"].lerp_(grad, 1 - beta1)
         state["exp_inf"].copy_(maximum(state["exp_inf"].mul_(beta2), grad.abs().add_(eps)))
         p.addcdiv_(state["exp_avg"], state["exp_inf"], value=-lr / (1 - beta1 ** step))
+
+
+def _update(w, g, exp_avg, exp_inf, *, beta1, beta2, eps, weight_decay, maximize, foreach, step_size) -> None:
+    """One Adamax step of the arrays in place, elementwise."""
+    xp = array_module(w)
+    if maximize:
+        g = -g
+    w, g = _decayed_as_real(w, g, weight_decay, foreach)  # a complex parameter as real pairs
+    exp_avg, exp_inf = _as_real(exp_avg), _as_real(exp_inf)
+    # m = lerp(m, g, 1 - beta1); u = max(beta2 u, |g| + eps); rounded as torch's kernels
+    fused_lerp(exp_avg, g, 1 - beta1, out=exp_avg)
+    xp.maximum(multiply_by_number(exp_inf, beta2), add_number(xp.abs(g), eps), out=exp_inf)
+    fused_addcdiv(w, exp_avg, exp_inf, -step_size, out=w)

@@ -12,7 +12,14 @@ from ..ops.creation import zeros_like
 from ..ops.elementwise import fused_scaled_add
 from ..tensor import Tensor
 from .adam import _as_real, _decayed_as_real
-from .optimizer import Optimizer, _check_hyper_parameters, _params_with_grad, _step_tensor, _wrapper_gradient
+from .optimizer import (
+    Optimizer,
+    _check_hyper_parameters,
+    _params_with_grad,
+    _step_tensor,
+    _wrapper_gradient,
+    in_blocks,
+)
 
 __all__ = ["ASGD"]
 
@@ -36,7 +43,7 @@ class ASGD(Optimizer):
         for p in _params_with_grad(group):
             w = p._data
             xp = array_module(w)
-            g = -p.grad._data if group["maximize"] else p.grad._data
+            g = p.grad._data
             state = self.state[p]
             if "ax" not in state:
                 # eta and mu as 0-d float32 tensors on the CPU, as torch keeps them
@@ -44,23 +51,9 @@ class ASGD(Optimizer):
                 state["mu"] = Tensor._make(np.ones((), dtype=np.float32))
                 state["ax"] = Tensor._make(xp.zeros_like(w))
             step = _step_tensor(state)
-            w, g = _decayed_as_real(w, g, group["weight_decay"], group.get("foreach"))  # a complex parameter as real pairs
-            scalar = w.dtype.type
-            ax, eta_tensor, mu_tensor = _as_real(state["ax"]._data), state["eta"]._data, state["mu"]._data
-            # torch's ops in its order, rounded as its kernels (float32 add(alpha=) and addcmul one
-            # fused multiply-add each); its foreach step folds the decay into the gradient
-            if group.get("foreach"):
-                g = fused_scaled_add(g, w, scalar(lambd))
-                fused_addcmul(w, -g, eta_tensor.astype(w.dtype), 1, out=w)
-                fused_addcmul(ax, w - ax, mu_tensor.astype(w.dtype), 1, out=ax)
-            else:
-                eta = float(eta_tensor)
-                w *= 1 - lambd * eta
-                fused_scaled_add(w, g, scalar(-eta), out=w)
-                if float(mu_tensor) != 1:
-                    ax += (w - ax) * mu_tensor.astype(w.dtype)
-                else:
-                    ax[...] = w
+            in_blocks(_update, (w, g, state["ax"]._data), lambd=lambd, weight_decay=group["weight_decay"],
+                      maximize=group["maximize"], foreach=group.get("foreach"), eta_tensor=state["eta"]._data,
+                      mu_tensor=state["mu"]._data)
             # torch writes these through a tensor of the default dtype (as_tensor of a float): a
             # float64 eta (loaded beside a float64 parameter) still takes float32-rounded values
             default = _dtype.get_default_dtype().np
@@ -93,3 +86,27 @@ class ASGD(Optimizer):
         default = _dtype.get_default_dtype().np  # torch writes them through a tensor of the default dtype
         state["eta"]._data[...] = default.type(lr / ((1 + lambd * lr * step) ** alpha))
         state["mu"]._data[...] = default.type(1 / max(1, step - t0))
+
+
+def _update(w, g, ax, *, lambd, weight_decay, maximize, foreach, eta_tensor, mu_tensor) -> None:
+    """One ASGD step of the arrays in place, elementwise (``eta_tensor`` and ``mu_tensor``: the 0-d
+    state of before the step)."""
+    if maximize:
+        g = -g
+    w, g = _decayed_as_real(w, g, weight_decay, foreach)  # a complex parameter as real pairs
+    scalar = w.dtype.type
+    ax = _as_real(ax)
+    # torch's ops in its order, rounded as its kernels (float32 add(alpha=) and addcmul one
+    # fused multiply-add each); its foreach step folds the decay into the gradient
+    if foreach:
+        g = fused_scaled_add(g, w, scalar(lambd))
+        fused_addcmul(w, -g, eta_tensor.astype(w.dtype), 1, out=w)
+        fused_addcmul(ax, w - ax, mu_tensor.astype(w.dtype), 1, out=ax)
+    else:
+        eta = float(eta_tensor)
+        w *= 1 - lambd * eta
+        fused_scaled_add(w, g, scalar(-eta), out=w)
+        if float(mu_tensor) != 1:
+            ax += (w - ax) * mu_tensor.astype(w.dtype)
+        else:
+            ax[...] = w

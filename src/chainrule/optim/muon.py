@@ -100,7 +100,7 @@ class Muon(Optimizer):
             if "momentum_buffer" not in state:
                 state["momentum_buffer"] = Tensor._make(array_module(g).zeros_like(g))
             buf = state["momentum_buffer"]._data
-            buf[...] = fused_lerp(buf, g, 1 - momentum)
+            fused_lerp(buf, g, 1 - momentum, out=buf)
             update = Tensor._make(fused_lerp(g, buf, momentum) if group["nesterov"] else buf)
             update = _zeropower_via_newtonschulz(update, group["ns_coefficients"], group["ns_steps"], group["eps"])
             adjusted_lr = _adjust_lr(lr, group["adjust_lr_fn"], tuple(p.shape))

@@ -24,6 +24,7 @@ from .optimizer import (
     _params_with_grad,
     _step_tensor,
     _wrapper_gradient,
+    in_blocks,
 )
 
 __all__ = ["NAdam"]
@@ -53,7 +54,7 @@ class NAdam(Optimizer):
         for p in _params_with_grad(group):
             w = p._data
             xp = array_module(w)
-            g = -p.grad._data if group["maximize"] else p.grad._data
+            g = p.grad._data
             state = self.state[p]
             if "exp_avg" not in state:
                 state["step"] = Tensor._make(np.zeros((), dtype=np.float32))
@@ -62,42 +63,16 @@ class NAdam(Optimizer):
                 state["exp_avg"] = Tensor._make(xp.zeros_like(w))
                 state["exp_avg_sq"] = Tensor._make(xp.zeros_like(w))
             step = _step_tensor(state)
-            w, g = _as_real(w), _as_real(g)  # a complex parameter as real pairs, as torch
-            if weight_decay != 0:
-                if group["decoupled_weight_decay"]:
-                    multiply_by_number(w, 1 - lr * weight_decay, out=w)
-                else:
-                    g = fused_scaled_add(g, w, w.dtype.type(weight_decay))
             # momentum schedule mu_t = beta1 (1 - 0.96^(t psi) / 2), and its next value
             mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
             mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
             mu_product = state["mu_product"]._data
             mu_product *= mu
-            exp_avg, exp_avg_sq = _as_real(state["exp_avg"]._data), _as_real(state["exp_avg_sq"]._data)
-            # rounded as torch's kernels (float32 add(alpha=), lerp and addcmul one fused multiply-add each)
-            exp_avg[...] = fused_lerp(exp_avg, g, 1 - beta1)
-            multiply_by_number(exp_avg_sq, beta2, out=exp_avg_sq)
-            fused_addcmul(exp_avg_sq, g, g, 1 - beta2, out=exp_avg_sq)
-            if group.get("foreach") and not group.get("differentiable"):
-                # torch's foreach step divides the square root by the bias correction's square root
-                denom = divide_by_number(xp.sqrt(exp_avg_sq), (1 - beta2**step) ** 0.5)
-            else:  # its for-loop takes the root of the corrected second moment
-                denom = xp.sqrt(divide_by_number(exp_avg_sq, 1 - beta2**step))
-            denom = add_number(denom, eps)
-            # the gradient's share and the (Nesterov) momentum's share of the step, each (value * t) / denom
-            # in that order as torch's addcdiv computes it (the same rounding, and the same overflow)
-            if group.get("differentiable"):
-                # torch's differentiable step scales by 0-d tensors of mu_product's dtype (float32, or
-                # the parameter's once loaded); a number divided by a tensor is its reciprocal times it
-                scalar = mu_product.dtype.type
-                one = scalar(1)
-                grad_scale = (one / (one - mu_product)) * scalar(-lr * (1.0 - mu))
-                momentum_scale = (one / (one - mu_product * scalar(mu_next))) * scalar(-lr * mu_next)
-                w += g * grad_scale.astype(w.dtype) / denom
-                w += exp_avg * momentum_scale.astype(w.dtype) / denom
-            else:
-                w[...] = fused_addcdiv(w, g, denom, -lr * (1.0 - mu) / (1.0 - float(mu_product)))
-                w[...] = fused_addcdiv(w, exp_avg, denom, (-lr * mu_next) / (1.0 - float(mu_product) * mu_next))
+            in_blocks(_update, (w, g, state["exp_avg"]._data, state["exp_avg_sq"]._data), lr=lr, beta1=beta1,
+                      beta2=beta2, eps=eps, weight_decay=weight_decay, decoupled=group["decoupled_weight_decay"],
+                      maximize=group["maximize"], foreach=group.get("foreach"),
+                      differentiable=group.get("differentiable"), step=step, mu=mu, mu_next=mu_next,
+                      mu_product=mu_product)
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:
@@ -119,3 +94,42 @@ class NAdam(Optimizer):
         denom = state["exp_avg_sq"].div(1 - beta2 ** step).sqrt().add_(eps)
         p.addcdiv_(grad, denom, value=-lr * (1.0 - mu) / (1.0 - mu_product))
         p.addcdiv_(state["exp_avg"], denom, value=-lr * mu_next / (1.0 - mu_product * mu_next))
+
+
+def _update(w, g, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, foreach,
+            differentiable, step, mu, mu_next, mu_product) -> None:
+    """One NAdam step of the arrays in place, elementwise (``mu_product`` already multiplied by ``mu``)."""
+    xp = array_module(w)
+    if maximize:
+        g = -g
+    w, g = _as_real(w), _as_real(g)  # a complex parameter as real pairs, as torch
+    if weight_decay != 0:
+        if decoupled:
+            multiply_by_number(w, 1 - lr * weight_decay, out=w)
+        else:
+            g = fused_scaled_add(g, w, w.dtype.type(weight_decay))
+    exp_avg, exp_avg_sq = _as_real(exp_avg), _as_real(exp_avg_sq)
+    # rounded as torch's kernels (float32 add(alpha=), lerp and addcmul one fused multiply-add each)
+    fused_lerp(exp_avg, g, 1 - beta1, out=exp_avg)
+    multiply_by_number(exp_avg_sq, beta2, out=exp_avg_sq)
+    fused_addcmul(exp_avg_sq, g, g, 1 - beta2, out=exp_avg_sq)
+    if foreach and not differentiable:
+        # torch's foreach step divides the square root by the bias correction's square root
+        denom = divide_by_number(xp.sqrt(exp_avg_sq), (1 - beta2**step) ** 0.5)
+    else:  # its for-loop takes the root of the corrected second moment
+        denom = xp.sqrt(divide_by_number(exp_avg_sq, 1 - beta2**step))
+    denom = add_number(denom, eps)
+    # the gradient's share and the (Nesterov) momentum's share of the step, each (value * t) / denom
+    # in that order as torch's addcdiv computes it (the same rounding, and the same overflow)
+    if differentiable:
+        # torch's differentiable step scales by 0-d tensors of mu_product's dtype (float32, or
+        # the parameter's once loaded); a number divided by a tensor is its reciprocal times it
+        scalar = mu_product.dtype.type
+        one = scalar(1)
+        grad_scale = (one / (one - mu_product)) * scalar(-lr * (1.0 - mu))
+        momentum_scale = (one / (one - mu_product * scalar(mu_next))) * scalar(-lr * mu_next)
+        w += g * grad_scale.astype(w.dtype) / denom
+        w += exp_avg * momentum_scale.astype(w.dtype) / denom
+    else:
+        fused_addcdiv(w, g, denom, -lr * (1.0 - mu) / (1.0 - float(mu_product)), out=w)
+        fused_addcdiv(w, exp_avg, denom, (-lr * mu_next) / (1.0 - float(mu_product) * mu_next), out=w)

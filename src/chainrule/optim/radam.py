@@ -20,6 +20,7 @@ from .optimizer import (
     _step_tensor,
     _wrapper_gradient,
     _zero_state,
+    in_blocks,
 )
 
 __all__ = ["RAdam"]
@@ -45,39 +46,13 @@ class RAdam(Optimizer):
         lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         for p in _params_with_grad(group):
             w = p._data
-            xp = array_module(w)
-            g = -p.grad._data if group["maximize"] else p.grad._data
+            g = p.grad._data
             state = self.state[p]
             _zero_state(state, w, "exp_avg", "exp_avg_sq")
             step = _step_tensor(state)
-            w, g = _as_real(w), _as_real(g)  # a complex parameter as real pairs, as torch
-            if weight_decay != 0:
-                if group["decoupled_weight_decay"]:
-                    multiply_by_number(w, 1 - lr * weight_decay, out=w)
-                else:
-                    g = fused_scaled_add(g, w, w.dtype.type(weight_decay))
-            exp_avg, exp_avg_sq = _as_real(state["exp_avg"]._data), _as_real(state["exp_avg_sq"]._data)
-            # rounded as torch's kernels (float32 add(alpha=), lerp and addcmul one fused multiply-add each)
-            exp_avg[...] = fused_lerp(exp_avg, g, 1 - beta1)
-            multiply_by_number(exp_avg_sq, beta2, out=exp_avg_sq)
-            fused_addcmul(exp_avg_sq, g, g, 1 - beta2, out=exp_avg_sq)
-            bias_correction1 = 1 - beta1**step
-            bias_correction2 = 1 - beta2**step
-            # length of the approximated simple moving average, and its limit
-            rho_inf = 2 / (1 - beta2) - 1
-            rho_t = rho_inf - 2 * step * (beta2**step) / bias_correction2
-            rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) \
-                if rho_t > 5.0 else 0.0
-            if group.get("foreach"):
-                _multi_tensor_update(w, exp_avg, exp_avg_sq, lr, eps, rect, bias_correction1, bias_correction2)
-            elif rect > 0:
-                # torch's number / tensor is the tensor's reciprocal times the number
-                # (each product by a number in float32 for float16/bfloat16, as torch's opmath)
-                adaptive_lr = multiply_by_number(1 / add_number(xp.sqrt(exp_avg_sq), eps), math.sqrt(bias_correction2))
-                corrected_lr = multiply_by_number(divide_by_number(exp_avg, bias_correction1), lr)
-                w -= multiply_by_number(corrected_lr * adaptive_lr, rect)
-            else:
-                w -= multiply_by_number(divide_by_number(exp_avg, bias_correction1), lr)
+            in_blocks(_update, (w, g, state["exp_avg"]._data, state["exp_avg_sq"]._data), lr=lr, beta1=beta1,
+                      beta2=beta2, eps=eps, weight_decay=weight_decay, decoupled=group["decoupled_weight_decay"],
+                      maximize=group["maximize"], foreach=group.get("foreach"), step=step)
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:
@@ -99,6 +74,43 @@ class RAdam(Optimizer):
             p.add_(corrected_exp_avg * lr * adaptive_lr * rect, alpha=-1.0)
         else:
             p.add_(corrected_exp_avg * lr, alpha=-1.0)
+
+
+
+def _update(w, g, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, foreach,
+            step) -> None:
+    """One RAdam step of the arrays in place, elementwise."""
+    xp = array_module(w)
+    if maximize:
+        g = -g
+    w, g = _as_real(w), _as_real(g)  # a complex parameter as real pairs, as torch
+    if weight_decay != 0:
+        if decoupled:
+            multiply_by_number(w, 1 - lr * weight_decay, out=w)
+        else:
+            g = fused_scaled_add(g, w, w.dtype.type(weight_decay))
+    exp_avg, exp_avg_sq = _as_real(exp_avg), _as_real(exp_avg_sq)
+    # rounded as torch's kernels (float32 add(alpha=), lerp and addcmul one fused multiply-add each)
+    fused_lerp(exp_avg, g, 1 - beta1, out=exp_avg)
+    multiply_by_number(exp_avg_sq, beta2, out=exp_avg_sq)
+    fused_addcmul(exp_avg_sq, g, g, 1 - beta2, out=exp_avg_sq)
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+    # length of the approximated simple moving average, and its limit
+    rho_inf = 2 / (1 - beta2) - 1
+    rho_t = rho_inf - 2 * step * (beta2**step) / bias_correction2
+    rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) \
+        if rho_t > 5.0 else 0.0
+    if foreach:
+        _multi_tensor_update(w, exp_avg, exp_avg_sq, lr, eps, rect, bias_correction1, bias_correction2)
+    elif rect > 0:
+        # torch's number / tensor is the tensor's reciprocal times the number
+        # (each product by a number in float32 for float16/bfloat16, as torch's opmath)
+        adaptive_lr = multiply_by_number(1 / add_number(xp.sqrt(exp_avg_sq), eps), math.sqrt(bias_correction2))
+        corrected_lr = multiply_by_number(divide_by_number(exp_avg, bias_correction1), lr)
+        w -= multiply_by_number(corrected_lr * adaptive_lr, rect)
+    else:
+        w -= multiply_by_number(divide_by_number(exp_avg, bias_correction1), lr)
 
 
 def _multi_tensor_update(w, exp_avg, exp_avg_sq, lr: float, eps: float, rect: float, bias_correction1: float,

@@ -10,7 +10,14 @@ from ..ops.creation import zeros_like
 from ..ops.elementwise import fused_scaled_add
 from ..tensor import Tensor
 from .adam import _as_real, _decayed_as_real
-from .optimizer import Optimizer, _check_hyper_parameters, _params_with_grad, _step_tensor, _wrapper_gradient
+from .optimizer import (
+    Optimizer,
+    _check_hyper_parameters,
+    _params_with_grad,
+    _step_tensor,
+    _wrapper_gradient,
+    in_blocks,
+)
 
 __all__ = ["RMSprop"]
 
@@ -37,9 +44,6 @@ class RMSprop(Optimizer):
         for p in _params_with_grad(group):
             w = p._data
             xp = array_module(w)
-            g = p.grad._data
-            if group["maximize"]:
-                g = -g
             state = self.state[p]
             if "square_avg" not in state:
                 state["step"] = Tensor._make(np.zeros((), dtype=np.float32))
@@ -49,26 +53,11 @@ class RMSprop(Optimizer):
                 if centered:
                     state["grad_avg"] = Tensor._make(xp.zeros_like(w))
             _step_tensor(state)
-            w, g = _decayed_as_real(w, g, weight_decay, group.get("foreach"))  # a complex parameter as real pairs
-            # torch's ops in its order (the same in its for-loop and foreach steps), each rounded as
-            # its CPU kernel: float32 add(alpha=), addcmul and lerp one fused multiply-add each
-            square_avg = _as_real(state["square_avg"]._data)
-            multiply_by_number(square_avg, alpha, out=square_avg)
-            fused_addcmul(square_avg, g, g, 1 - alpha, out=square_avg)
-            if centered:
-                grad_avg = _as_real(state["grad_avg"]._data)
-                grad_avg[...] = fused_lerp(grad_avg, g, 1 - alpha)
-                avg = xp.sqrt(fused_addcmul(square_avg, grad_avg, grad_avg, -1))
-            else:
-                avg = xp.sqrt(square_avg)
-            avg = add_number(avg, eps)
-            if momentum > 0:
-                buf = _as_real(state["momentum_buffer"]._data)
-                multiply_by_number(buf, momentum, out=buf)
-                buf[...] = fused_addcdiv(buf, g, avg, 1)
-                fused_scaled_add(w, buf, w.dtype.type(-lr), out=w)
-            else:
-                w[...] = fused_addcdiv(w, g, avg, -lr)
+            optional = (state["grad_avg"]._data if centered else None,
+                        state["momentum_buffer"]._data if momentum > 0 else None)
+            in_blocks(_update, (w, p.grad._data, state["square_avg"]._data, *optional), lr=lr, alpha=alpha, eps=eps,
+                      weight_decay=weight_decay, momentum=momentum, maximize=group["maximize"],
+                      foreach=group.get("foreach"))
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:
@@ -92,3 +81,31 @@ class RMSprop(Optimizer):
             p.add_(state["momentum_buffer"], alpha=-lr)
         else:
             p.addcdiv_(grad, avg, value=-lr)
+
+
+def _update(w, g, square_avg, grad_avg, momentum_buffer, *, lr, alpha, eps, weight_decay, momentum, maximize,
+            foreach) -> None:
+    """One RMSprop step of the arrays in place, elementwise: torch's ops in its order (the same in
+    its for-loop and foreach steps), each rounded as its CPU kernel (float32 add(alpha=), addcmul
+    and lerp one fused multiply-add each). ``grad_avg`` (centered) and ``momentum_buffer`` may be None."""
+    xp = array_module(w)
+    if maximize:
+        g = -g
+    w, g = _decayed_as_real(w, g, weight_decay, foreach)  # a complex parameter as real pairs
+    square_avg = _as_real(square_avg)
+    multiply_by_number(square_avg, alpha, out=square_avg)
+    fused_addcmul(square_avg, g, g, 1 - alpha, out=square_avg)
+    if grad_avg is not None:
+        grad_avg = _as_real(grad_avg)
+        fused_lerp(grad_avg, g, 1 - alpha, out=grad_avg)
+        avg = xp.sqrt(fused_addcmul(square_avg, grad_avg, grad_avg, -1))
+    else:
+        avg = xp.sqrt(square_avg)
+    avg = add_number(avg, eps)
+    if momentum_buffer is not None:
+        buf = _as_real(momentum_buffer)
+        multiply_by_number(buf, momentum, out=buf)
+        fused_addcdiv(buf, g, avg, 1, out=buf)
+        fused_scaled_add(w, buf, w.dtype.type(-lr), out=w)
+    else:
+        fused_addcdiv(w, g, avg, -lr, out=w)

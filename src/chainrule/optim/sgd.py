@@ -13,6 +13,7 @@ from .optimizer import (
     _check_hyper_parameters,
     _params_with_grad,
     _wrapper_gradient,
+    in_blocks,
 )
 
 __all__ = ["SGD"]
@@ -37,32 +38,15 @@ class SGD(Optimizer):
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
         weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
         for p in _params_with_grad(group):
-            w = p._data
-            xp = array_module(w)
-            g = p.grad._data
-            if maximize:
-                g = -g
-            # each ``x + alpha * y`` as torch's add(..., alpha=) computes it: rounded once in float32
-            scalar = w.dtype.type
-            if weight_decay != 0:
-                if p.grad.is_sparse:  # torch's grad.add(param, alpha=weight_decay) refuses a sparse grad
-                    raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
-                g = fused_scaled_add(g, w, scalar(weight_decay))
-            if momentum != 0:
-                state = self.state[p]
-                buf = state.get("momentum_buffer")
-                if buf is None:
-                    buf = state["momentum_buffer"] = Tensor._make(xp.array(g, dtype=w.dtype, copy=True))
-                else:
-                    b = buf._data
-                    if b.dtype.itemsize == 2 and b.dtype.kind in "fV":
-                        # torch's bfloat16/float16 mul_ takes momentum as a float32, rounding once
-                        b[...] = (b.astype(np.float32) * np.float32(momentum)).astype(b.dtype)
-                    else:
-                        b *= momentum
-                    fused_scaled_add(b, g, scalar(1 - dampening), out=b)
-                g = fused_scaled_add(g, buf._data, scalar(momentum)) if nesterov else buf._data
-            fused_scaled_add(w, g, scalar(float(-lr)), out=w)  # -lr first: torch's TypeError for a str lr
+            if weight_decay != 0 and p.grad.is_sparse:  # torch's grad.add(param, alpha=weight_decay) refuses it
+                raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
+            numbers = dict(lr=float(-lr), momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                           nesterov=nesterov, maximize=maximize)  # -lr first: torch's TypeError for a str lr
+            buf = self.state[p].get("momentum_buffer") if momentum != 0 else None
+            if momentum != 0 and buf is None:  # the first step (whole arrays): the buffer starts as the gradient
+                self.state[p]["momentum_buffer"] = Tensor._make(_update(p._data, p.grad._data, None, **numbers))
+            else:
+                in_blocks(_update, (p._data, p.grad._data, None if buf is None else buf._data), **numbers)
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:
@@ -79,3 +63,29 @@ class SGD(Optimizer):
                 buf.mul_(momentum).add_(grad, alpha=1 - dampening)
             grad = grad.add(buf, alpha=momentum) if group["nesterov"] else buf
         p.add_(grad, alpha=-lr)
+
+
+def _update(w, g, momentum_buffer, *, lr, momentum, dampening, weight_decay, nesterov, maximize):
+    """One SGD step of the arrays in place, elementwise. With momentum and no ``momentum_buffer``
+    yet (the first step), the new buffer (a copy of the gradient) is returned."""
+    xp = array_module(w)  # (a device array's GPU becomes the current one, for the math below)
+    if maximize:
+        g = -g
+    # each ``x + alpha * y`` as torch's add(..., alpha=) computes it: rounded once in float32
+    scalar = w.dtype.type
+    if weight_decay != 0:
+        g = fused_scaled_add(g, w, scalar(weight_decay))
+    if momentum != 0:
+        if momentum_buffer is None:
+            momentum_buffer = xp.array(g, dtype=w.dtype, copy=True)
+        else:
+            b = momentum_buffer
+            if b.dtype.itemsize == 2 and b.dtype.kind in "fV":
+                # torch's bfloat16/float16 mul_ takes momentum as a float32, rounding once
+                b[...] = (b.astype(np.float32) * np.float32(momentum)).astype(b.dtype)
+            else:
+                b *= momentum
+            fused_scaled_add(b, g, scalar(1 - dampening), out=b)
+        g = fused_scaled_add(g, momentum_buffer, scalar(momentum)) if nesterov else momentum_buffer
+    fused_scaled_add(w, g, scalar(lr), out=w)
+    return momentum_buffer
