@@ -302,8 +302,19 @@ def fused_multiply_add_float32(x, y, z, out=None):
     the float64 sum rounds to float32 (correctly but for rare near-ties). About three times the
     cost of NumPy's twice-rounded ``z + x * y`` (measured on 2.7·10^5 elements: 0.20 ms against
     0.07; a blocked version with cached scratch was no faster)."""
-    wide = x.astype(np.float64) * y
-    if wide.shape == np.broadcast_shapes(wide.shape, np.shape(z)):
+    wide = x.astype(np.float64)
+    if type(x) is np.ndarray and wide.ndim and (type(y) is not np.ndarray or (
+            y.shape == wide.shape and x.flags.c_contiguous and y.flags.c_contiguous)):
+        # a number, or a row-major array of row-major x's shape: the product in place, in the
+        # float64 copy of x (one float64 array fewer), laid out as the operator's result would be.
+        # (NumPy's ufunc given dtype=float64 would skip the copy but costs more on small arrays than
+        # the copy does.) A 0-d x keeps the operator, whose result is a NumPy scalar, as before
+        wide *= y
+    else:  # a device or stand-in array, a 0-d x, a y that broadcasts x or another layout
+        wide = wide * y
+    z_shape = z.shape if type(z) is np.ndarray else np.shape(z)
+    # (a z of wide's shape or a number is the common case, answered without broadcast_shapes' call)
+    if z_shape == wide.shape or not z_shape or wide.shape == np.broadcast_shapes(wide.shape, z_shape):
         wide += z
     else:  # z broadcasts x
         wide = wide + z

@@ -1,0 +1,162 @@
+"""Session 28 (perf): per-op fast paths return what the general paths return, and what torch does.
+
+Each fast path below skips work only where the skipped step cannot change the answer; these tests
+compare it with torch on the same inputs (values bit for bit, dtype, layout, grad_fn name,
+gradient) and, where the general path is still in the code, with that path.
+"""
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule._opmath import fused_addcmul, fused_lerp, fused_multiply_add_float32
+
+torch = pytest.importorskip("torch")
+
+
+def _bits(array) -> np.ndarray:
+    return np.ascontiguousarray(array).view(np.uint32)
+
+
+def _random(seed: int, *shape, order: str = "C") -> np.ndarray:
+    values = np.asarray(np.random.default_rng(seed).standard_normal(shape), np.float32)
+    return np.asfortranarray(values) if order == "F" else values
+
+
+# ---------------------------------------------------------------- tanh's float32 backward
+def _torch_tanh_backward(grad: np.ndarray, output: np.ndarray) -> np.ndarray:
+    """torch's tanh backward rule on our forward's output (NumPy's and torch's float32 tanh differ
+    in the last bit for some inputs, so the rule is compared on one output)."""
+    return torch.ops.aten.tanh_backward(torch.from_numpy(grad), torch.from_numpy(output)).numpy()
+
+
+@pytest.mark.parametrize("shape", [(16,), (3, 5), (), (0, 4), (4, 1, 3)])
+def test_tanh_backward_is_torchs_to_the_bit(shape):
+    x = np.asarray(_random(0, *shape) * 3)
+    g = np.asarray(_random(1, *shape))
+    ours = cr.from_numpy(x.copy()).requires_grad_(True)
+    y = ours.tanh()
+    assert type(y.grad_fn).__name__ == type(torch.from_numpy(x).requires_grad_(True).tanh().grad_fn).__name__
+    y.backward(cr.from_numpy(g.copy()))
+    expected = _torch_tanh_backward(g, y.detach().numpy().copy())
+    assert ours.grad.dtype == cr.float32 and ours.grad.shape == expected.shape
+    assert (_bits(ours.grad.numpy()) == _bits(expected)).all()
+
+
+def test_tanh_backward_of_a_transposed_gradient_is_torchs():
+    x = _random(2, 6, 7)
+    g = _random(3, 7, 6).T
+    ours = cr.from_numpy(x.copy()).requires_grad_(True)
+    y = ours.tanh()
+    y.backward(cr.from_numpy(g))
+    theirs = torch.from_numpy(x.copy()).requires_grad_(True)
+    theirs.tanh().backward(torch.from_numpy(g))
+    assert (_bits(ours.grad.numpy()) == _bits(_torch_tanh_backward(g, y.detach().numpy().copy()))).all()
+    assert ours.grad.stride() == theirs.grad.stride()
+
+
+def test_tanh_double_backward_still_records_torchs_node():
+    x = _random(4, 5)
+    ours = cr.from_numpy(x.copy()).requires_grad_(True)
+    theirs = torch.from_numpy(x.copy()).requires_grad_(True)
+    (grad_ours,) = cr.autograd.grad(ours.tanh().sum(), ours, create_graph=True)
+    (grad_theirs,) = torch.autograd.grad(theirs.tanh().sum(), theirs, create_graph=True)
+    assert type(grad_ours.grad_fn).__name__ == type(grad_theirs.grad_fn).__name__
+    np.testing.assert_allclose(grad_ours.detach().numpy(), grad_theirs.detach().numpy(), rtol=1e-6, atol=1e-7)
+
+
+# ---------------------------------------------------------------- the float32 fused multiply-add
+def _general_fma(x, y, z):
+    """fused_multiply_add_float32's general path (its code before this session): the operator's
+    product, the sum in place where z fits the product's shape, rounded once."""
+    wide = x.astype(np.float64) * y
+    if wide.shape == np.broadcast_shapes(wide.shape, np.shape(z)):
+        wide += z
+    else:
+        wide = wide + z
+    return wide.astype(np.float32)
+
+
+@pytest.mark.parametrize("x_shape, y_shape, z_shape, order", [
+    ((2003,), (), (2003,), "C"),
+    ((20, 30), (20, 30), (20, 30), "C"),
+    ((20, 30), (20, 30), (20, 30), "F"),  # the in-place product keeps only a row-major layout
+    ((20, 30), (30,), (20, 30), "C"),
+    ((20, 1), (20, 30), (30,), "C"),  # y broadcasts x: the operator's path
+    ((), (), (), "C"),
+])
+def test_fused_multiply_add_fast_path_is_the_general_path_and_torchs_addcmul(x_shape, y_shape, z_shape, order):
+    x = _random(4, *x_shape, order=order)
+    y = _random(5, *y_shape, order=order) if y_shape else np.float64(np.float32(-0.37))
+    z = _random(6, *z_shape)
+    ours, general = fused_multiply_add_float32(x, y, z), _general_fma(x, y, z)
+    assert type(ours) is type(general) and ours.dtype == np.float32
+    assert np.shape(ours) == np.shape(general) and (_bits(ours) == _bits(general)).all()
+    if type(general) is np.ndarray:
+        assert ours.strides == general.strides
+    # torch's addcmul(z, x, y) is the same fused multiply-add, rounded once
+    expected = torch.addcmul(torch.from_numpy(np.array(z)), torch.from_numpy(np.array(x)),
+                             torch.from_numpy(np.array(y, dtype=np.float32)))
+    assert (_bits(ours) == _bits(expected.numpy())).all()
+
+
+def test_fused_multiply_add_into_out_is_the_general_path():
+    x, z = _random(7, 50, 40), _random(8, 50, 40)
+    out = np.empty((50, 40), np.float32)
+    assert fused_multiply_add_float32(x, np.float64(0.3), z, out=out) is out
+    assert (_bits(out) == _bits(_general_fma(x, np.float64(0.3), z))).all()
+
+
+@pytest.mark.parametrize("weight", [0.1, 0.9])
+def test_fused_lerp_and_addcmul_still_torchs(weight):
+    start, end = _random(9, 31, 7), _random(10, 31, 7)
+    expected = torch.from_numpy(start).lerp(torch.from_numpy(end), weight).numpy()
+    assert (_bits(fused_lerp(start, end, weight)) == _bits(expected)).all()
+    expected = torch.from_numpy(start).addcmul(torch.from_numpy(end), torch.from_numpy(end), value=weight).numpy()
+    assert (_bits(fused_addcmul(start, end, end, weight)) == _bits(expected)).all()
+
+
+# ---------------------------------------------------------------- optimizer steps, as the workloads run them
+@pytest.fixture
+def torchs_sqrt(monkeypatch):
+    """NumPy's float32 sqrt replaced by torch's (MKL's, not correctly rounded), so that Adam's
+    step is compared on the rest of its arithmetic (as tests/compat/test_s27_fixes4.py does)."""
+    numpy_sqrt = np.sqrt
+
+    def sqrt(array, *args, **kwargs):
+        array = np.asarray(array)
+        if array.dtype != np.float32 or array.ndim == 0 or args or kwargs:
+            return numpy_sqrt(array, *args, **kwargs)
+        return torch.from_numpy(np.ascontiguousarray(array)).sqrt().numpy()
+
+    monkeypatch.setattr(np, "sqrt", sqrt)
+
+
+def _steps(lib, optimizer_name: str, kwargs: dict, steps: int = 4) -> list:
+    """Parameters of several shapes (a 0-d one among them) after each of ``steps`` steps on fixed
+    gradients."""
+    shapes = [(16, 8), (16,), (), (3, 1)]
+    params = [lib.tensor(_random(20 + i, *shape), requires_grad=True) for i, shape in enumerate(shapes)]
+    optimizer = getattr(lib.optim, optimizer_name)(params, **kwargs)
+    history = []
+    for step in range(steps):
+        for i, (p, shape) in enumerate(zip(params, shapes)):
+            p.grad = lib.tensor(_random(100 * step + i, *shape))
+        optimizer.step()
+        history.append([p.detach().numpy().copy() for p in params])
+    return history
+
+
+@pytest.mark.parametrize("optimizer_name, kwargs", [
+    ("SGD", {"lr": 0.05, "momentum": 0.9}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "weight_decay": 1e-3, "nesterov": True}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "dampening": 0.1}),
+    ("AdamW", {"lr": 1e-2}),
+    ("Adam", {"lr": 1e-2, "weight_decay": 1e-2}),
+])
+def test_optimizer_steps_are_torchs_to_the_bit(optimizer_name, kwargs, torchs_sqrt):
+    ours, theirs = _steps(cr, optimizer_name, kwargs), _steps(torch, optimizer_name, kwargs)
+    for step_ours, step_theirs in zip(ours, theirs):
+        for a, b in zip(step_ours, step_theirs):
+            assert a.dtype == b.dtype and a.shape == b.shape
+            assert (_bits(a) == _bits(b)).all()
