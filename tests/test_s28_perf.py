@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule._opmath import fused_addcmul, fused_lerp, fused_multiply_add_float32
+from chainrule._opmath import (
+    add_number,
+    divide_by_number,
+    fused_addcdiv,
+    fused_addcmul,
+    fused_lerp,
+    fused_multiply_add_float32,
+    multiply_by_number,
+)
 
 torch = pytest.importorskip("torch")
 
@@ -116,6 +124,34 @@ def test_fused_lerp_and_addcmul_still_torchs(weight):
     assert (_bits(fused_addcmul(start, end, end, weight)) == _bits(expected)).all()
 
 
+# ---------------------------------------------------------------- in place into an optimizer's buffer
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("shape", [(37, 5), ()])
+def test_in_place_helpers_write_what_the_copies_return(dtype, shape):
+    start, end, divisor = (np.asarray(np.abs(_random(seed, *shape)) + 0.5).astype(dtype) for seed in (12, 13, 14))
+    cases = [
+        (lambda out: fused_lerp(start if out is None else out, end, 0.1, out=out), torch.lerp, (end, 0.1)),
+        (lambda out: fused_lerp(start if out is None else out, end, 0.9, out=out), torch.lerp, (end, 0.9)),
+        (lambda out: fused_addcdiv(start if out is None else out, end, divisor, -0.01, out=out),
+         lambda s, a, b: torch.addcdiv(s, a, b, value=-0.01), (end, divisor)),
+        (lambda out: multiply_by_number(start if out is None else out, 0.999, out=out), torch.mul, (0.999,)),
+        (lambda out: divide_by_number(start if out is None else out, 0.3, out=out), torch.div, (0.3,)),
+        (lambda out: add_number(start if out is None else out, 1e-8, out=out), torch.add, (1e-8,)),
+    ]
+    for run, torch_op, args in cases:
+        copied = np.asarray(run(None))
+        place = start.copy()
+        written = run(place)
+        assert written is place and written.dtype == copied.dtype == dtype
+        assert written.tobytes() == copied.tobytes()
+        torch_args = [torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in args]
+        expected = torch_op(torch.from_numpy(start.copy()), *torch_args).numpy()
+        if dtype == np.float32:  # torch's CPU kernels round float32 as these helpers do
+            assert written.tobytes() == np.asarray(expected).tobytes()
+        else:
+            np.testing.assert_allclose(written, expected, rtol=2e-3 if dtype == np.float16 else 1e-12)
+
+
 # ---------------------------------------------------------------- optimizer steps, as the workloads run them
 @pytest.fixture
 def torchs_sqrt(monkeypatch):
@@ -152,7 +188,9 @@ def _steps(lib, optimizer_name: str, kwargs: dict, steps: int = 4) -> list:
     ("SGD", {"lr": 0.05, "momentum": 0.9, "weight_decay": 1e-3, "nesterov": True}),
     ("SGD", {"lr": 0.05, "momentum": 0.9, "dampening": 0.1}),
     ("AdamW", {"lr": 1e-2}),
+    ("AdamW", {"lr": 1e-2, "amsgrad": True}),
     ("Adam", {"lr": 1e-2, "weight_decay": 1e-2}),
+    ("Adam", {"lr": 1e-2, "weight_decay": 0.1, "maximize": True}),
 ])
 def test_optimizer_steps_are_torchs_to_the_bit(optimizer_name, kwargs, torchs_sqrt):
     ours, theirs = _steps(cr, optimizer_name, kwargs), _steps(torch, optimizer_name, kwargs)

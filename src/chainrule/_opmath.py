@@ -330,12 +330,13 @@ def half_precision(dtype) -> bool:
     return dtype.itemsize == 2 and dtype.kind in "fV"
 
 
-def fused_lerp(start, end, weight: float):
-    """torch's ``start.lerp(end, weight)`` for a number ``weight``: compared with 0.5 in the
-    computing dtype (torch's ``is_lerp_weight_small`` on its opmath value), then ``start + w·(end -
-    start)`` below it, ``end - (1 - w)·(end - start)`` from it on (the form exact at its own end).
-    float32 rounds as torch's CPU kernel, one fused multiply-add; float16/bfloat16 compute that in
-    float32 and round once, as torch's opmath; other dtypes round NumPy's product and sum."""
+def fused_lerp(start, end, weight: float, out=None):
+    """torch's ``start.lerp(end, weight)`` for a number ``weight`` (into ``out`` if given; ``out``
+    may be ``start``): compared with 0.5 in the computing dtype (torch's ``is_lerp_weight_small``
+    on its opmath value), then ``start + w·(end - start)`` below it, ``end - (1 - w)·(end - start)``
+    from it on (the form exact at its own end). float32 rounds as torch's CPU kernel, one fused
+    multiply-add; float16/bfloat16 compute that in float32 and round once, as torch's opmath; other
+    dtypes round NumPy's product and sum."""
     low = start.dtype if half_precision(start.dtype) else None
     if low is not None:
         start, end = start.astype(_FLOAT32), end.astype(_FLOAT32)
@@ -343,12 +344,19 @@ def fused_lerp(start, end, weight: float):
     difference = end - start
     small = abs(w) < 0.5
     if start.dtype == _FLOAT32:
+        if low is None:  # (the float64 sum is complete before it is rounded into out: out may be start)
+            return fused_multiply_add_float32(difference, np.float64(w if small else w - w.dtype.type(1)),
+                                              start if small else end, out=out)
         result = fused_multiply_add_float32(difference, np.float64(w if small else w - w.dtype.type(1)),
-                                            start if small else end)
-        return result if low is None else result.astype(low)
-    if small:
-        return difference * w + start
-    return difference * (w - w.dtype.type(1)) + end
+                                            start if small else end).astype(low)
+    elif small:
+        result = difference * w + start
+    else:
+        result = difference * (w - w.dtype.type(1)) + end
+    if out is None:
+        return result
+    out[...] = result
+    return out
 
 
 def fused_addcmul(start, tensor1, tensor2, value: float, out=None):
@@ -370,15 +378,26 @@ def fused_addcmul(start, tensor1, tensor2, value: float, out=None):
     return out
 
 
-def fused_addcdiv(start, tensor1, tensor2, value: float):
+def fused_addcdiv(start, tensor1, tensor2, value: float, out=None):
     """torch's ``start.addcdiv(tensor1, tensor2, value=value)``: ``start + (value·tensor1) / tensor2``,
     each step rounded in the tensors' dtype, but float16/bfloat16 computed in float32 and rounded
-    once (torch's opmath: the number is not rounded to their precision either)."""
+    once (torch's opmath: the number is not rounded to their precision either). Into ``out`` if
+    given, which may be ``start`` (an optimizer's ``w``)."""
     if half_precision(start.dtype):
         wide = [a.astype(_FLOAT32) for a in (start, tensor1, tensor2)]
         with np.errstate(divide="ignore", invalid="ignore"):  # (float16's eps=1e-8 is 0: torch's inf, unwarned)
-            return (wide[0] + (wide[1] * np.float32(value)) / wide[2]).astype(start.dtype)
-    return start + (tensor1 * start.dtype.type(value)) / tensor2
+            result = (wide[0] + (wide[1] * np.float32(value)) / wide[2]).astype(start.dtype)
+    else:
+        quotient = (tensor1 * start.dtype.type(value)) / tensor2
+        if out is start and type(out) is np.ndarray and quotient.shape == out.shape and quotient.dtype == out.dtype:
+            # the same sum, in place: no result array to copy back (an optimizer's step, per parameter)
+            out += quotient
+            return out
+        result = start + quotient
+    if out is None:
+        return result
+    out[...] = result
+    return out
 
 
 def multiply_by_number(array, factor: float, out=None):
@@ -399,6 +418,9 @@ def add_number(array, number: float, out=None):
 
 
 def _with_number(ufunc, array, number: float, out):
+    if out is array and type(array) is np.ndarray and not half_precision(array.dtype):
+        # in place, the same dtypes and rounding as the copy below, without the result array
+        return ufunc(array, array.dtype.type(number), out=out)
     if half_precision(array.dtype):
         result = ufunc(array.astype(_FLOAT32), np.float32(number)).astype(array.dtype)
     else:

@@ -90,7 +90,7 @@ class Adam(Optimizer):
             exp_avg, exp_avg_sq = _as_real(state["exp_avg"]._data), _as_real(state["exp_avg_sq"]._data)
             # m = lerp(m, g, 1 - beta1); v = beta2 v + (1 - beta2) g^2
             if torch_rounding:
-                exp_avg[...] = fused_lerp(exp_avg, g, 1 - beta1)
+                fused_lerp(exp_avg, g, 1 - beta1, out=exp_avg)
                 multiply_by_number(exp_avg_sq, beta2, out=exp_avg_sq)
                 fused_addcmul(exp_avg_sq, g, g, 1 - beta2, out=exp_avg_sq)
             else:
@@ -118,8 +118,11 @@ class Adam(Optimizer):
                 bias_correction1 = 1 - beta1 ** step
                 bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
                 if torch_rounding:  # torch's addcdiv_(exp_avg, denom, value=-step_size): (value·m) / denom
-                    denom = add_number(divide_by_number(denom, bias_correction2_sqrt), eps)
-                    w[...] = fused_addcdiv(w, exp_avg, denom, -(lr / bias_correction1))
+                    # sqrt's fresh array divided and added to in place (of a 0-d array sqrt gives a
+                    # NumPy scalar, and a device array keeps the copies: no place to write then)
+                    place = denom if type(denom) is np.ndarray else None
+                    denom = add_number(divide_by_number(denom, bias_correction2_sqrt, out=place), eps, out=place)
+                    fused_addcdiv(w, exp_avg, denom, -(lr / bias_correction1), out=w)
                 else:
                     denom /= bias_correction2_sqrt
                     denom += eps
