@@ -198,3 +198,31 @@ def test_optimizer_steps_are_torchs_to_the_bit(optimizer_name, kwargs, torchs_sq
         for a, b in zip(step_ours, step_theirs):
             assert a.dtype == b.dtype and a.shape == b.shape
             assert (_bits(a) == _bits(b)).all()
+
+
+# ---------------------------------------------------------------- TensorIterator's output layout
+def _layouts(lib, seed: int):
+    """Operands of shape (3, 4, 5) in several layouts, as (name, tensor) pairs."""
+    base = _random(seed, 3, 4, 5)
+    t = lib.from_numpy(base.copy())
+    permuted = lib.from_numpy(np.ascontiguousarray(base.transpose(2, 0, 1)).copy()).permute(1, 2, 0)
+    return [
+        ("contiguous", t),
+        ("permuted", permuted),
+        ("transposed", lib.from_numpy(np.ascontiguousarray(base.transpose(0, 2, 1)).copy()).transpose(1, 2)),
+        ("expanded", lib.from_numpy(base[:, :1, :].copy()).expand(3, 4, 5)),
+        ("expanded row", lib.from_numpy(base[0, 0].copy()).expand(3, 4, 5)),
+        ("sliced", lib.from_numpy(np.repeat(base, 2, axis=2).copy())[:, :, ::2]),
+    ]
+
+
+@pytest.mark.parametrize("op", ["add", "mul", "sub", "div", "maximum"])
+def test_binary_results_are_laid_out_as_torchs(op):
+    ours, theirs = _layouts(cr, 15), _layouts(torch, 15)
+    for name_a, a in ours:
+        for name_b, b in ours:
+            a_t = dict(theirs)[name_a]
+            b_t = dict(theirs)[name_b]
+            out, expected = getattr(cr, op)(a, b), getattr(torch, op)(a_t, b_t)
+            assert out.stride() == expected.stride(), (op, name_a, name_b)
+            assert (_bits(out.numpy()) == _bits(expected.numpy())).all(), (op, name_a, name_b)
