@@ -226,3 +226,32 @@ def test_binary_results_are_laid_out_as_torchs(op):
             out, expected = getattr(cr, op)(a, b), getattr(torch, op)(a_t, b_t)
             assert out.stride() == expected.stride(), (op, name_a, name_b)
             assert (_bits(out.numpy()) == _bits(expected.numpy())).all(), (op, name_a, name_b)
+
+
+# ---------------------------------------------------------------- dropout's mask from the uniforms' bits
+@pytest.mark.parametrize("threshold", [0.9, 0.5, 0.1, 1 - 2**-53, 2**-53, 0.0, -0.5, 1.0, 1.5, float("nan")])
+def test_uniforms_below_a_threshold_decided_on_their_bits_are_the_doubles_comparison(threshold):
+    from chainrule.ops.mt19937_stream import MT19937Stream
+
+    by_bits, by_doubles = MT19937Stream(7), MT19937Stream(7)
+    for size in [(1000,), (3, 4, 5), ()]:
+        mask, expected = by_bits.double_uniforms_below(size, threshold), by_doubles.random(size) < threshold
+        assert type(mask) is type(expected) and np.shape(mask) == np.shape(expected)
+        assert (np.asarray(mask) == np.asarray(expected)).all()
+    assert (by_bits.words(4) == by_doubles.words(4)).all()  # both streams left at the same place
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_dropout_masks_are_torchs_after_manual_seed(p, transposed):
+    x = np.abs(_random(16, 6, 40)) + 1
+    ours, theirs = cr.from_numpy(x.copy()).requires_grad_(True), torch.from_numpy(x.copy()).requires_grad_(True)
+    input_ours, input_theirs = (ours.t(), theirs.t()) if transposed else (ours, theirs)
+    cr.manual_seed(3)
+    torch.manual_seed(3)
+    out, expected = cr.nn.functional.dropout(input_ours, p), torch.nn.functional.dropout(input_theirs, p)
+    assert type(out.grad_fn).__name__ == type(expected.grad_fn).__name__
+    assert (_bits(out.detach().numpy()) == _bits(expected.detach().numpy())).all()
+    out.sum().backward()
+    expected.sum().backward()
+    assert (_bits(ours.grad.numpy()) == _bits(theirs.grad.numpy())).all()
