@@ -255,3 +255,27 @@ def test_dropout_masks_are_torchs_after_manual_seed(p, transposed):
     out.sum().backward()
     expected.sum().backward()
     assert (_bits(ours.grad.numpy()) == _bits(theirs.grad.numpy())).all()
+
+
+# ---------------------------------------------------------------- the engine's wrapper test
+def test_plain_tensor_class_has_no_torch_dispatch_so_the_engine_may_skip_the_lookup():
+    # autograd/engine.py's _is_wrapper answers a plain Tensor without looking __torch_dispatch__ up
+    assert getattr(cr.Tensor, "__torch_dispatch__", None) is None
+
+
+def test_fan_out_and_accumulation_match_torch_for_plain_and_wrapper_tensors():
+    x = _random(17, 4, 3)
+    ours, theirs = cr.from_numpy(x.copy()).requires_grad_(True), torch.from_numpy(x.copy()).requires_grad_(True)
+    for t in (ours, theirs):
+        y = t * 2
+        (y.tanh() + y.sin() * y + y[1:].sum()).sum().backward()  # y fans out three ways
+        (t * 3).sum().backward()  # a second backward accumulates into .grad
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-6, atol=1e-6)
+    from chainrule.autograd.engine import _is_wrapper
+
+    class Wrapper(cr.Tensor):
+        @classmethod
+        def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+            return NotImplemented
+
+    assert not _is_wrapper(ours) and _is_wrapper(cr.Tensor._make(x).as_subclass(Wrapper))
