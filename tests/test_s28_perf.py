@@ -279,3 +279,12 @@ def test_fan_out_and_accumulation_match_torch_for_plain_and_wrapper_tensors():
             return NotImplemented
 
     assert not _is_wrapper(ours) and _is_wrapper(cr.Tensor._make(x).as_subclass(Wrapper))
+
+
+def test_in_place_helpers_refuse_a_read_only_array_as_the_copies_did():
+    start = _random(18, 5)
+    start.flags.writeable = False
+    with pytest.raises(ValueError, match="assignment destination is read-only"):
+        multiply_by_number(start, 0.5, out=start)
+    with pytest.raises(ValueError, match="assignment destination is read-only"):
+        fused_addcdiv(start, start, np.ones(5, np.float32), 0.1, out=start)

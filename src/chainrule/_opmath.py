@@ -389,8 +389,10 @@ def fused_addcdiv(start, tensor1, tensor2, value: float, out=None):
             result = (wide[0] + (wide[1] * np.float32(value)) / wide[2]).astype(start.dtype)
     else:
         quotient = (tensor1 * start.dtype.type(value)) / tensor2
-        if out is start and type(out) is np.ndarray and quotient.shape == out.shape and quotient.dtype == out.dtype:
-            # the same sum, in place: no result array to copy back (an optimizer's step, per parameter)
+        if (out is start and type(out) is np.ndarray and quotient.shape == out.shape
+                and quotient.dtype == out.dtype and out.flags.writeable):
+            # the same sum, in place: no result array to copy back (an optimizer's step, per
+            # parameter; a read-only one takes the assignment below, and its error)
             out += quotient
             return out
         result = start + quotient
@@ -418,8 +420,9 @@ def add_number(array, number: float, out=None):
 
 
 def _with_number(ufunc, array, number: float, out):
-    if out is array and type(array) is np.ndarray and not half_precision(array.dtype):
-        # in place, the same dtypes and rounding as the copy below, without the result array
+    if out is array and type(array) is np.ndarray and array.flags.writeable and not half_precision(array.dtype):
+        # in place, the same dtypes and rounding as the copy below, without the result array (a
+        # read-only array takes the copy's path, whose assignment raises NumPy's error for it)
         return ufunc(array, array.dtype.type(number), out=out)
     if half_precision(array.dtype):
         result = ufunc(array.astype(_FLOAT32), np.float32(number)).astype(array.dtype)
