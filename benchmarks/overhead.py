@@ -1,13 +1,16 @@
 """Per-op overhead in eager mode, counted exactly: ``python benchmarks/overhead.py WORKLOAD [--callgrind]``.
 
 Wall time on a shared machine is noise at the scale of one small op; callgrind's instruction count
-is not. Three workloads of many tiny tensors:
+is not. Five workloads of many tiny tensors:
 
 - ``op_overhead``: ``chainrule bench op_overhead``'s step (200 chained mul/add/tanh on 16 elements,
   then backward);
 - ``bilstm_crf``: one training sentence of the PyTorch Bi-LSTM CRF tutorial (the corpus program
   tests/programs/bilstm_crf.py): forward algorithm, gold score, backward, SGD step;
-- ``lstm_cell``: one LSTM step on a (1, 1, E) input, forward and backward.
+- ``lstm_cell``: one LSTM step on a (1, 1, E) input, forward and backward;
+- ``transformer_step``: one training step of a 2-layer ``nn.TransformerEncoder`` (d_model 32, 4 heads,
+  batch 4 x seq 8) with AdamW: forward, backward, step;
+- ``mlp_step``: one training step of a 3-layer MLP 64 wide on a batch of 32, SGD with momentum.
 
 Each is warmed up, ``gc.freeze()`` keeps the collector's walk of old objects out of the count, and
 the measured steps run between ``callgrind_control -i on`` and ``-i off``::
@@ -114,7 +117,49 @@ def bilstm_crf(torch):
     return step
 
 
-WORKLOADS = {"op_overhead": op_overhead, "bilstm_crf": bilstm_crf, "lstm_cell": lstm_cell}
+def transformer_step(torch):
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(d_model=32, nhead=4, batch_first=True)
+    model = torch.nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = torch.randn(4, 8, 32)
+    target = torch.randn(4, 8, 32)
+
+    def step():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), target)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
+def mlp_step(torch):
+    nn = torch.nn
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(32, 64)
+    y = torch.randint(0, 10, (32,))
+
+    def step():
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
+WORKLOADS = {
+    "op_overhead": op_overhead,
+    "bilstm_crf": bilstm_crf,
+    "lstm_cell": lstm_cell,
+    "transformer_step": transformer_step,
+    "mlp_step": mlp_step,
+}
 
 
 def main() -> None:

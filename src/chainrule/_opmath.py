@@ -302,19 +302,22 @@ def fused_multiply_add_float32(x, y, z, out=None):
     the float64 sum rounds to float32 (correctly but for rare near-ties). About three times the
     cost of NumPy's twice-rounded ``z + x * y`` (measured on 2.7·10^5 elements: 0.20 ms against
     0.07); the optimizers run it on cache-sized blocks (``optim.optimizer.in_blocks``)."""
-    if type(x) is np.ndarray and type(z) is np.ndarray and z.shape == x.shape and (
-            np.ndim(y) == 0 or type(y) is np.ndarray and y.shape == x.shape):
-        # one float64 temporary, the product and the sum made in it (multiplying with dtype=float64
-        # instead, or widening y and z too, measured slower: casting loops and a second allocation)
-        wide = x.astype(np.float64)
+    wide = x.astype(np.float64)
+    if type(x) is np.ndarray and wide.ndim and (type(y) is not np.ndarray or (
+            y.shape == wide.shape and x.flags.c_contiguous and y.flags.c_contiguous)):
+        # a number, or a row-major array of row-major x's shape: the product in place, in the
+        # float64 copy of x (one float64 array fewer), laid out as the operator's result would be.
+        # (NumPy's ufunc given dtype=float64 would skip the copy but costs more on small arrays than
+        # the copy does.) A 0-d x keeps the operator, whose result is a NumPy scalar, as before
         wide *= y
+    else:  # a device or stand-in array, a 0-d x, a y that broadcasts x or another layout
+        wide = wide * y
+    z_shape = z.shape if type(z) is np.ndarray else np.shape(z)
+    # (a z of wide's shape or a number is the common case, answered without broadcast_shapes' call)
+    if z_shape == wide.shape or not z_shape or wide.shape == np.broadcast_shapes(wide.shape, z_shape):
         wide += z
-    else:  # y or z broadcasting x, or device arrays
-        wide = x.astype(np.float64) * y
-        if wide.shape == np.broadcast_shapes(wide.shape, np.shape(z)):
-            wide += z
-        else:  # z broadcasts x
-            wide = wide + z
+    else:  # z broadcasts x
+        wide = wide + z
     if out is None:
         return wide.astype(np.float32)
     out[...] = wide  # one rounding, without a float32 temporary
@@ -427,9 +430,10 @@ def _with_number(ufunc, array, number: float, out):
 
 def _same_arrays(*arrays) -> bool:
     """NumPy arrays (not scalars, not device arrays) of one shape and one dtype, other than
-    float16/bfloat16: a ufunc can write their result into the first without changing a bit."""
+    float16/bfloat16: a ufunc can write their result into the first without changing a bit. (A
+    read-only first array takes the copying path, whose assignment raises NumPy's usual error.)"""
     first = arrays[0]
-    return (type(first) is np.ndarray and not half_precision(first.dtype)
+    return (type(first) is np.ndarray and first.flags.writeable and not half_precision(first.dtype)
             and all(type(a) is np.ndarray and a.shape == first.shape and a.dtype == first.dtype for a in arrays))
 
 

@@ -854,7 +854,11 @@ def _accumulate(variable, grad, create_graph, exposed=()):
 
 def _is_wrapper(tensor) -> bool:
     """Whether ``tensor``'s class answers ops through ``__torch_dispatch__`` (a wrapper subclass)."""
-    return getattr(type(tensor), "__torch_dispatch__", None) is not None
+    cls = type(tensor)
+    # chainrule's own Tensor class defines no __torch_dispatch__ (tests/test_s28_perf.py checks it),
+    # so a plain tensor is answered at once: the lookup's miss would cost an AttributeError raised
+    # and cleared inside getattr, on every fan-out sum and every leaf's accumulation
+    return cls is not _function._Tensor and getattr(cls, "__torch_dispatch__", None) is not None
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, grad_variables=None,

@@ -76,7 +76,10 @@ def _keep_mask(xp, shape: tuple, p: float, like=None):
     contiguous."""
     if xp is np:
         def draw(size):
-            return _random._rng(None).random(size, dtype=np.float64) < 1.0 - p
+            stream = _random._rng(None)
+            if type(stream) is _random.MT19937Stream:  # the same comparison on the uniforms' bits
+                return stream.double_uniforms_below(size, 1.0 - p)
+            return stream.random(size, dtype=np.float64) < 1.0 - p
 
         if like is None:
             return draw(shape)

@@ -1227,7 +1227,8 @@ acos = _unary("Acos", np.arccos, lambda g, x, y: -g * rsqrt(1 - x * x))
 atan = _unary("Atan", np.arctan, lambda g, x, y: g / (1 + x * x), arithmetic=True)
 sinh = _unary("Sinh", np.sinh, lambda g, x, y: g * cosh(x))
 cosh = _unary("Cosh", np.cosh, lambda g, x, y: g * sinh(x))
-_ONES = {np.dtype(np.float32): np.ones((), np.float32), np.dtype(np.float64): np.ones((), np.float64)}
+_ONE_FLOAT64 = np.ones((), np.float64)
+_ONES = {np.dtype(np.float32): np.ones((), np.float32), np.dtype(np.float64): _ONE_FLOAT64}
 
 
 def _tanh_array_derivative(g, x, y):
@@ -1235,11 +1236,11 @@ def _tanh_array_derivative(g, x, y):
         # torch's tanh_backward is a * (1 - b * b) with 1 - b * b one fused multiply-add: rounding
         # b * b first (the plain formula) differed from it in 30% of float32 gradients. A float32
         # square is exact in float64, so only the float64 difference rounds (then to float32): the
-        # fused value, in place here because this runs once per tanh in every backward
+        # fused value. This runs once per tanh in every backward: the square is taken in place and
+        # the 1 is a float64 0-d array (a Python 1.0 costs NumPy more; ufuncs given dtype=, more still)
         wide = y.astype(np.float64)
-        np.multiply(wide, wide, out=wide)
-        np.subtract(1.0, wide, out=wide)
-        return g * wide.astype(np.float32)
+        wide *= wide
+        return g * (_ONE_FLOAT64 - wide).astype(np.float32)
     # on a CPU array the 1 is a 0-d array of y's dtype: the operand NEP 50 makes of a Python 1, which
     # NumPy takes about twice as fast (a device array keeps the Python 1)
     one = _ONES.get(y.dtype, 1) if type(y) is np.ndarray else 1

@@ -195,10 +195,12 @@ def iterator_strides(shape: tuple, operands) -> tuple | None:
         if ndim == 4 and all(is_channels_last(a) for a in operands):
             n, c, h, w = shape
             return (h * w * c, 1, w * c, c)
-        if all(dense_non_overlapping(a) for a in operands):
-            first = tuple(abs(st) // operands[0].itemsize for st in operands[0].strides)
-            if all(tuple(abs(st) // a.itemsize for st in a.strides) == first for a in operands):
-                return first
+        # all dense with equal strides: the strides compared first, as an expanded operand (a
+        # stride 0) differs there at once, and the density walk (a sort per operand) then never runs
+        first = tuple(abs(st) // operands[0].itemsize for st in operands[0].strides)
+        if all(tuple(abs(st) // a.itemsize for st in a.strides) == first for a in operands[1:]) and all(
+                dense_non_overlapping(a) for a in operands):
+            return first
     if ndim <= 1:
         return None
     if operands[0].shape == shape and _strictly_row_major(operands[0].strides):

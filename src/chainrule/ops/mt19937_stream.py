@@ -164,6 +164,20 @@ class MT19937Stream:
         values = values.reshape(_shape(size))
         return values[()] if size is None else values
 
+    def double_uniforms_below(self, size, threshold: float):
+        """``random(size) < threshold`` (torch's ``bernoulli_(p)`` of a number: a double uniform below
+        it), decided on each uniform's 53 random bits, without forming the doubles: ``u = bits·2**-53``
+        exactly, so ``u < t`` exactly when ``bits < t·2**53`` (a power of two: exact), that is when
+        ``bits < ceil(t·2**53)``. The same words are taken from the stream."""
+        bits = self.words64(math.prod(_shape(size)))
+        bits &= np.uint64((1 << 53) - 1)
+        if not threshold > 0:  # (nan too: no uniform is below it)
+            limit = 0
+        else:  # (every uniform is below 1 or more: bits < 2**53 always)
+            limit = math.ceil(min(threshold, 1.0) * 2.0 ** 53)
+        # (compared after the reshape, as random()'s values were: a 0-d result is a NumPy bool)
+        return bits.reshape(_shape(size)) < np.uint64(limit)
+
     def unfused_uniform(self, low, high, size) -> np.ndarray:
         """Doubles ``u * (high - low) + low`` of random64 uniforms, rounded twice: torch's
         uniform_real_distribution<double> in its kernels built without FMA (rrelu's)."""
