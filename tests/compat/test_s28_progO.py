@@ -82,3 +82,55 @@ def test_composite_range_keeps_torchs_error_and_closes_its_row():
     with chainrule.profiler.profile(record_shapes=True) as prof, pytest.raises(RuntimeError):
         chainrule.nn.functional.linear(chainrule.from_numpy(x), chainrule.ones(4, 5))
     assert [evt.key for evt in prof.key_averages()] == ["aten::linear"]
+
+
+# -- autograd errors: torch's messages to the letter (autograd_mechanics)
+
+def _in_place_error(lib):
+    a = lib.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    b = a.sigmoid()
+    b.add_(1)
+    with pytest.raises(RuntimeError) as error:
+        b.sum().backward()
+    return str(error.value)
+
+
+def test_modified_in_place_message_is_torchs_exactly():
+    assert _in_place_error(chainrule) == _in_place_error(torch)
+
+
+def test_modified_in_place_message_under_anomaly_mode_is_torchs_exactly():
+    import warnings
+
+    def under_anomaly(lib):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with lib.autograd.set_detect_anomaly(True):
+                return _in_place_error(lib)
+
+    assert under_anomaly(chainrule) == under_anomaly(torch)
+
+
+def _nan_in_backward(lib):
+    import warnings
+
+    x = lib.tensor([0.0, 1.0], requires_grad=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with lib.autograd.set_detect_anomaly(True):
+            with pytest.raises(RuntimeError) as error:
+                (lib.sqrt(x - x.detach()) * x).sum().backward()
+    # the forward call is told in a warning (torch's ends with where in its C++ it was raised)
+    told = [str(w.message) for w in caught if "Error detected in" in str(w.message)]
+    return str(error.value), [message.split(" (Triggered internally")[0] for message in told]
+
+
+def test_anomaly_nan_error_is_torchs_message_and_the_forward_call_a_warning():
+    ours, ours_told = _nan_in_backward(chainrule)
+    theirs, theirs_told = _nan_in_backward(torch)
+    assert ours == theirs == "Function 'SqrtBackward0' returned nan values in its 0th output."
+    assert len(ours_told) == len(theirs_told) == 1
+    # the same first line and innermost frame (torch's lists every frame above it; chainrule the last few)
+    assert ours_told[0].splitlines()[0] == theirs_told[0].splitlines()[0]
+    assert ours_told[0].splitlines()[-1] == theirs_told[0].splitlines()[-1]
+    assert "(lib.sqrt(x - x.detach()) * x).sum().backward()" in ours_told[0]
