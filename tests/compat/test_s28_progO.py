@@ -50,6 +50,17 @@ def test_composite_op_has_torchs_row_count_and_input_shapes(name):
     assert input_shapes[name] == torch_input_shapes[name]
 
 
+def test_max_pool_with_indices_has_no_max_pool_row_as_in_torch():
+    def pool(lib, x):
+        lib.nn.functional.max_pool2d(x, 2, return_indices=True)
+        lib.nn.MaxPool2d(2, return_indices=True)(x)
+
+    x = np.random.default_rng(3).standard_normal((2, 3, 4, 4)).astype(np.float32)
+    (counts, _, _), (torch_counts, _, _) = _both(pool, x)
+    assert "aten::max_pool2d" not in counts and "aten::max_pool2d" not in torch_counts
+    assert counts["aten::max_pool2d_with_indices"] == torch_counts["aten::max_pool2d_with_indices"] == 2
+
+
 def test_composite_rows_nest_the_ops_they_run_as_torchs_do():
     rng = np.random.default_rng(1)
     arrays = [rng.standard_normal(shape).astype(np.float32) for shape in [(5, 12), (4, 12), (4,)]]

@@ -274,12 +274,14 @@ class Recorder:
         self._output_ids[event] = ids
 
 
-def composite_range(name: str, arity: int):
+def composite_range(name: str, arity: int, unless: str | None = None):
     """Decorate a composite op (one that runs other ops, like ``linear`` running ``t`` and
     ``addmm``) so that a profile shows it as torch's does: a range named ``name`` around the
     ops it runs, whose ``input_shapes`` list the op's first ``arity`` arguments in torch's
-    schema order (defaults filled in, ``[]`` for anything not a tensor). Outside a profiler the
-    call costs one check of a module global."""
+    schema order (defaults filled in, ``[]`` for anything not a tensor). ``unless`` names a flag
+    argument that, when true, sends the call to another op of torch's with no such range
+    (``max_pool2d(return_indices=True)`` is torch's ``max_pool2d_with_indices`` alone). Outside a
+    profiler the call costs one check of a module global."""
 
     def decorate(fn):
         signature = inspect.signature(fn)
@@ -289,14 +291,14 @@ def composite_range(name: str, arity: int):
             recorder = _function.active_profiler
             if type(recorder) is not Recorder or not recorder._recording:
                 return fn(*args, **kwargs)
-            inputs = ()
-            if recorder.record_shapes:
-                try:
-                    bound = signature.bind(*args, **kwargs)
-                except TypeError:
-                    return fn(*args, **kwargs)  # the op itself raises torch's error for bad arguments
-                bound.apply_defaults()
-                inputs = tuple(bound.arguments.values())[:arity]
+            try:
+                bound = signature.bind(*args, **kwargs)
+            except TypeError:
+                return fn(*args, **kwargs)  # the op itself raises torch's error for bad arguments
+            bound.apply_defaults()
+            if unless is not None and bound.arguments[unless]:
+                return fn(*args, **kwargs)
+            inputs = tuple(bound.arguments.values())[:arity] if recorder.record_shapes else ()
             event = recorder.begin(name, inputs)
             try:
                 return fn(*args, **kwargs)
