@@ -597,10 +597,8 @@ def _call_rule(node, grads, retain_graph, exposed=None):
         if result is _function.RUN_UNDISPATCHED:
             result = forward_cls.backward(node, *grads)
     except Exception:
-        if _anomaly.enabled and node._traceback:
-            # torch's anomaly mode: the error goes on as it was, the node's forward stack in a warning
-            warnings.warn(f"Error detected in {node.name()}. Traceback of forward call that caused the error:\n"
-                          + "".join(node._traceback[-4:]), stacklevel=2)
+        if _anomaly.enabled:
+            _warn_forward_traceback(node)
         raise
     finally:
         if user_state is not None:
@@ -780,13 +778,19 @@ def _np_to_dtype(np_dtype):
     return from_numpy_dtype(np_dtype)
 
 
+def _warn_forward_traceback(node) -> None:
+    """torch's anomaly mode on an error in ``node``'s backward: the error goes on as it was, and the
+    forward call that made the node is told in a warning, not in the error's message."""
+    if node._traceback:
+        warnings.warn(f"Error detected in {node.name()}. Traceback of forward call that caused the error:\n"
+                      + "".join(node._traceback[-4:]), stacklevel=3)
+
+
 def _check_nan(node, index, grad):
     """torch's anomaly check of a backward result: NaN (an infinite gradient is let through, as torch's)."""
     if array_module(grad._data).isnan(grad._data).any():
-        where = ""
-        if node._traceback:
-            where = "\nThe forward call that created it:\n" + "".join(node._traceback[-4:])
-        raise RuntimeError(f"Function '{node.name()}' returned nan values in its {index}th output.{where}")
+        _warn_forward_traceback(node)
+        raise RuntimeError(f"Function '{node.name()}' returned nan values in its {index}th output.")
 
 
 def _in_leaf_layout(grad, leaf, copy: bool):

@@ -1253,8 +1253,8 @@ def _rebases_through_base(tensor) -> bool:
 def _modified_in_place(node, tensor, expected: int) -> RuntimeError:
     """torch's error for a tensor ``node`` saved that changed in place since: named by its type and
     sizes and, as torch's, by the node that made it (``node`` itself for a saved output, else the
-    tensor's grad_fn now; none for a leaf), without the node's Backward suffix; a second line names
-    the node that saved it, which torch's message leaves out."""
+    tensor's grad_fn now; none for a leaf), without the node's Backward suffix. The message is
+    torch's to the letter: scripts print it and match on it."""
     position = next(i for i, saved in enumerate(node._saved) if saved is tensor)
     producer = node if node._saved_outputs and position in node._saved_outputs else tensor.grad_fn
     which = "" if producer is None else \
@@ -1265,8 +1265,7 @@ def _modified_in_place(node, tensor, expected: int) -> RuntimeError:
         "torch.autograd.set_detect_anomaly(True, check_nan=False).")
     return RuntimeError(f"one of the variables needed for gradient computation has been modified by an inplace "
                         f"operation: [{tensor.type()} {list(tensor.shape)}]{which} is at version {tensor._version}; "
-                        f"expected version {expected} instead. Hint: {hint}\n"
-                        f"(chainrule: it was saved by {node.name()}, whose backward needs its old value)")
+                        f"expected version {expected} instead. Hint: {hint}")
 
 
 # set by chainrule._methods: record_view_write(view, value) records ``view``'s new values ``value``

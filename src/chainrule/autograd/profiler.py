@@ -18,6 +18,7 @@ its pool is part of the op that waits for it, so it is counted in that op's time
 from __future__ import annotations
 
 import functools
+import inspect
 import re
 import sys
 import threading
@@ -271,6 +272,42 @@ class Recorder:
         event.self_cpu_memory_usage = on_host
         event.self_device_memory_usage = on_device
         self._output_ids[event] = ids
+
+
+def composite_range(name: str, arity: int, unless: str | None = None):
+    """Decorate a composite op (one that runs other ops, like ``linear`` running ``t`` and
+    ``addmm``) so that a profile shows it as torch's does: a range named ``name`` around the
+    ops it runs, whose ``input_shapes`` list the op's first ``arity`` arguments in torch's
+    schema order (defaults filled in, ``[]`` for anything not a tensor). ``unless`` names a flag
+    argument that, when true, sends the call to another op of torch's with no such range
+    (``max_pool2d(return_indices=True)`` is torch's ``max_pool2d_with_indices`` alone). Outside a
+    profiler the call costs one check of a module global."""
+
+    def decorate(fn):
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def recorded(*args, **kwargs):
+            recorder = _function.active_profiler
+            if type(recorder) is not Recorder or not recorder._recording:
+                return fn(*args, **kwargs)
+            try:
+                bound = signature.bind(*args, **kwargs)
+            except TypeError:
+                return fn(*args, **kwargs)  # the op itself raises torch's error for bad arguments
+            bound.apply_defaults()
+            if unless is not None and bound.arguments[unless]:
+                return fn(*args, **kwargs)
+            inputs = tuple(bound.arguments.values())[:arity] if recorder.record_shapes else ()
+            event = recorder.begin(name, inputs)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                recorder.end(event)
+
+        return recorded
+
+    return decorate
 
 
 class record_function:

@@ -42,6 +42,7 @@ from .. import _config, _dtype
 from .._backend import array_module, autocast_unifies
 from .._parallel import over_rows
 from ..autograd.function import Function, SavedValue, ctx_value, name_node, saved
+from ..autograd.profiler import composite_range
 from ..tensor import Tensor, _check_tensor
 from . import _cuda_conv
 from ._arg_parser import int_list
@@ -768,18 +769,21 @@ _ASYMMETRIC_SAME_PADDING = (
     "created (Triggered internally at /__w/pytorch/pytorch/aten/src/ATen/native/Convolution.cpp:1101.)")
 
 
+@composite_range("aten::conv1d", 7)
 def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
            groups: int = 1) -> Tensor:
     """torch.nn.functional.conv1d: (N, C, L) ⋆ (O, C/groups, K) → (N, O, L_out); padding int/tuple/'same'/'valid'."""
     return _convnd(input, weight, bias, stride, padding, dilation, groups, 1, "conv1d")
 
 
+@composite_range("aten::conv2d", 7)
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
            groups: int = 1) -> Tensor:
     """torch.nn.functional.conv2d: (N, C, H, W) ⋆ (O, C/groups, kH, kW) → (N, O, H_out, W_out)."""
     return _convnd(input, weight, bias, stride, padding, dilation, groups, 2, "conv2d")
 
 
+@composite_range("aten::conv3d", 7)
 def conv3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
            groups: int = 1) -> Tensor:
     """torch.nn.functional.conv3d: (N, C, D, H, W) ⋆ (O, C/groups, kD, kH, kW) → (N, O, *out)."""

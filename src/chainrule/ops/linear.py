@@ -29,6 +29,7 @@ from ..autograd.function import (
     on_arrays_when_unrecorded,
     saved,
 )
+from ..autograd.profiler import composite_range
 from ..tensor import Tensor, _check_tensor
 from .linalg import _matrix_strides, _save_for_the_other
 from .shape import UnsafeView
@@ -257,6 +258,7 @@ def per_input(node, grad_g, grad_x, grad_w) -> tuple:
     return (grad_g,) + ((grad_x,) if x is not None else ()) + ((grad_w,) if w is not None else ())
 
 
+@composite_range("aten::linear", 3)
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """F.linear: ``input @ weight.T + bias`` for input (*, in_features), weight (out, in)."""
     _check_tensor(input, "linear", "input", 1)

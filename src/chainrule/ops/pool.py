@@ -30,6 +30,7 @@ from .._backend import array_module
 from .._opmath import cpu_autocast_policy
 from .._parallel import over_rows
 from ..autograd.function import Function, SavedValue, ctx_value, kept_value, name_node, saved
+from ..autograd.profiler import composite_range
 from ..tensor import Tensor
 from ._arg_parser import check_bool, int_list
 from .memory_format import in_suggested_format, suggests_channels_last
@@ -692,6 +693,7 @@ def _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, return
     return out
 
 
+@composite_range("aten::max_pool1d", 6, unless="return_indices")
 def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
                return_indices: bool = False):
     """torch.nn.functional.max_pool1d: (N, C, L) → (N, C, L_out); indices are flat per plane."""
@@ -706,6 +708,7 @@ def max_pool1d_with_indices(input: Tensor, kernel_size, stride=None, padding=0, 
     return _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, True, 1, "max_pool1d")
 
 
+@composite_range("aten::max_pool2d", 6, unless="return_indices")
 def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
                return_indices: bool = False):
     """torch.nn.functional.max_pool2d: (N, C, H, W) → (N, C, H_out, W_out); gradient to the first max."""
@@ -713,6 +716,7 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
 
 
 @cpu_autocast_policy("float32")
+@composite_range("aten::max_pool3d", 6, unless="return_indices")
 def max_pool3d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
                return_indices: bool = False):
     """torch.nn.functional.max_pool3d: (N, C, D, H, W) → (N, C, *out)."""

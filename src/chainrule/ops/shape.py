@@ -24,6 +24,7 @@ from ..autograd.function import (
     name_node,
 )
 from ..autograd.grad_mode import INFERENCE_VERSION, is_grad_enabled, is_inference_mode_enabled
+from ..autograd.profiler import composite_range
 from ..storage import note_strided_view, storage_root
 from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out
 from ._arg_parser import _as_int, _fits_int64, check_as, check_float, check_int, int_list, out_rule
@@ -416,6 +417,7 @@ def ravel(input: Tensor) -> Tensor:
     return name_node(reshape(contiguous(input), -1), "ViewBackward0", saved=Reshape.saved_attributes)
 
 
+@composite_range("aten::flatten", 3)
 def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """flatten(input, start_dim=0, end_dim=-1) -> Tensor
 
