@@ -92,3 +92,19 @@ def test_checkpoint_sequential_refuses_unknown_keywords_as_torch():
     expected = _error(torch, call)
     assert expected == (ValueError, "Unexpected keyword arguments: scale")
     assert _error(chainrule, call) == expected
+
+
+@pytest.mark.parametrize("a, b", [(2, -2), (0.5, -0.25), (1e-7, -3.3), (-0.01, -0.02)])
+def test_trunc_normal_with_the_bounds_the_wrong_way_round_raises_torchs_uniform_error(a, b):
+    # timm/Swin call trunc_normal_(w, std=.02) and some pass a=/b= by hand; with b < a torch's
+    # rejection sampler starts by tensor.uniform_(a, b), which refuses the range. chainrule drew
+    # from the reversed interval and returned values quietly
+    def call(lib):
+        with warnings.catch_warnings(record=True) as caught:  # (-0.01, -0.02) also warns "mean is more than 2 std"
+            warnings.simplefilter("always")
+            error = _error(lib, lambda lib: lib.nn.init.trunc_normal_(lib.empty(3), a=a, b=b))
+        return error, [(w.category, str(w.message)) for w in caught]
+
+    expected = call(torch)
+    assert expected[0] is not None and expected[0][0] is RuntimeError
+    assert call(chainrule) == expected
