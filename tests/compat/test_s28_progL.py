@@ -2,6 +2,7 @@
 (llama2c_model, timm_convnext_training, swin_window_attention, clip_contrastive, dgcnn_edgeconv),
 each checked against torch 2.13."""
 
+import math
 import warnings
 
 import pytest
@@ -108,3 +109,80 @@ def test_trunc_normal_with_the_bounds_the_wrong_way_round_raises_torchs_uniform_
     expected = call(torch)
     assert expected[0] is not None and expected[0][0] is RuntimeError
     assert call(chainrule) == expected
+
+
+def _pooled(lib, fn, shape, output_size, dtype="float32"):
+    """``fn`` on an arange of ``shape``: its values, grad_fn name and input gradient, or its error,
+    and the warnings it gave."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            x = lib.arange(float(math.prod(shape))).reshape(shape).to(getattr(lib, dtype))
+            if x.is_floating_point():
+                x.requires_grad_()
+            y = getattr(lib.nn.functional, fn)(x, output_size)
+            result = (tuple(y.shape), str(y.detach().float().numpy().tolist()))  # (str: NaN equals NaN)
+            if y.requires_grad:
+                y.sum().backward()
+                result += (y.grad_fn.name(), x.grad.numpy().tolist())
+        except Exception as e:  # noqa: BLE001  (the class and text are what is compared)
+            result = (type(e), str(e))
+    return result, [(w.category, str(w.message)) for w in caught]
+
+
+@pytest.mark.parametrize("fn, shape, output_size", [
+    # torch's 2-d and 3-d average pools take "every output size 1" as mean over the last dims before
+    # checking anything: any rank from 2 up, empty dims (NaN), an integer input gets mean()'s error
+    ("adaptive_avg_pool2d", (2, 3, 4, 5, 6), 1),
+    ("adaptive_avg_pool2d", (2, 3, 4, 5, 6), (1, 1)),
+    ("adaptive_avg_pool2d", (2, 3, 2, 3, 4, 5), 1),
+    ("adaptive_avg_pool2d", (2, 3), 1),
+    ("adaptive_avg_pool2d", (4,), 1),
+    ("adaptive_avg_pool2d", (2, 3, 0, 4), 1),
+    ("adaptive_avg_pool2d", (2, 3), (1, 1)),
+    ("adaptive_avg_pool2d", (2, 3, 4, 5, 6), 2),
+    ("adaptive_avg_pool3d", (2, 3, 4), 1),
+    ("adaptive_avg_pool3d", (2, 3, 2, 3, 4, 5), (1, 1, 1)),
+    ("adaptive_avg_pool3d", (2, 0, 3, 4), 1),
+    ("adaptive_avg_pool3d", (2, 3, 4), (1, 1, 1)),
+    ("adaptive_avg_pool1d", (2, 3, 0), 1),
+    # the 1-d pools check the rank in torch's checkDimRange words; the max pools' message has a colon
+    ("adaptive_avg_pool1d", (2, 3, 4, 5), 1),
+    ("adaptive_avg_pool1d", (4,), 2),
+    ("adaptive_max_pool1d", (2, 3, 4, 5), 1),
+    ("adaptive_max_pool1d", (2, 3, 4, 5, 6), 2),
+    ("adaptive_max_pool2d", (2, 3), 1),
+    ("adaptive_max_pool2d", (2, 3, 4, 5, 6), 2),
+    ("adaptive_max_pool3d", (2, 3, 4), 1),
+])
+def test_adaptive_pools_at_odd_ranks_behave_as_torchs(fn, shape, output_size):
+    # the global-pooling idiom F.adaptive_avg_pool2d(x, 1) on a 5-d x (DGCNN and point-cloud code
+    # pool feature maps of any rank) raised in chainrule; torch averages the last two dims
+    assert _pooled(chainrule, fn, shape, output_size) == _pooled(torch, fn, shape, output_size)
+
+
+@pytest.mark.parametrize("fn, output_size", [("adaptive_avg_pool2d", 1), ("adaptive_avg_pool3d", (1, 1, 1)),
+                                             ("adaptive_avg_pool1d", 1), ("adaptive_avg_pool2d", 2)])
+def test_adaptive_average_of_an_integer_input_raises_torchs_error(fn, output_size):
+    shape = {"1": (2, 3, 4), "2": (2, 3, 4, 4), "3": (2, 3, 2, 2, 2)}[fn[-2]]
+    ours, theirs = (_pooled(lib, fn, shape, output_size, "int64") for lib in (chainrule, torch))
+    assert theirs[0][0] in (RuntimeError, NotImplementedError)
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("shape, dim, keepdim", [((0,), None, False), ((2, 0), 1, False), ((2, 0), 1, True),
+                                                 ((2, 0, 3), (1, 2), True), ((0, 3), 0, False)])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+def test_mean_over_nothing_is_a_quiet_nan_as_torchs(shape, dim, keepdim, dtype):
+    # NumPy's mean warned "Mean of empty slice" (a RuntimeWarning torch never gives) on the way to
+    # the same NaN; the global pool of an empty feature map goes through it
+    def run(lib):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            x = lib.zeros(shape, dtype=getattr(lib, dtype), requires_grad=True)
+            y = x.mean() if dim is None else x.mean(dim, keepdim=keepdim)
+            y.sum().backward()
+        return (tuple(y.shape), str(y.dtype).split(".")[-1], str(y.detach().float().numpy().tolist()),
+                tuple(x.grad.shape), [str(w.message) for w in caught])
+
+    assert run(chainrule) == run(torch)

@@ -771,7 +771,7 @@ def _with_kept_sizes(output_size, input: Tensor, d: int, opname: str):
     ``output_size`` keeps the input's size, and an input with too few dims is a ValueError."""
     if d > 1 and isinstance(output_size, (tuple, list)):
         if input.ndim <= len(output_size):
-            raise ValueError(f"{opname}: Input dimension should be at least {len(output_size) + 1}")
+            raise ValueError(f"Input dimension should be at least {len(output_size) + 1}")  # torch's words alone
         kept = input.shape[input.ndim - len(output_size):]
         return [n if s is None else s for s, n in zip(output_size, kept)]
     return output_size
@@ -800,11 +800,24 @@ def _output_size(output_size, input: Tensor, d: int, opname: str) -> tuple:
     return sizes
 
 
-def _adaptive_check(input: Tensor, d: int, opname: str) -> None:
+def _adaptive_check_type(input: Tensor, opname: str) -> None:
     if not isinstance(input, Tensor):
         raise TypeError(f"{opname}(): argument 'input' must be Tensor, not {type(input).__name__}")
-    if input.ndim not in (d + 1, d + 2):
-        raise RuntimeError(f"{opname}(): Expected {d + 1}D or {d + 2}D tensor, but got {list(input.shape)}")
+
+
+def _adaptive_check_rank(input: Tensor, d: int, opname: str) -> None:
+    if input.ndim in (d + 1, d + 2):
+        return
+    if d == 1:  # torch's 1-d pools check the rank with checkDimRange, in its words
+        raise RuntimeError(f"Expected 2 to 3 dimensions, but got {input.ndim}-dimensional tensor for argument #1 "
+                           f"'self' (while checking arguments for {opname})")
+    got = ": " if opname.startswith("adaptive_max") else " "  # (the max pools' message has a colon)
+    raise RuntimeError(f"{opname}(): Expected {d + 1}D or {d + 2}D tensor, but got{got}{list(input.shape)}")
+
+
+def _adaptive_check(input: Tensor, d: int, opname: str) -> None:
+    _adaptive_check_type(input, opname)
+    _adaptive_check_rank(input, d, opname)
     for i in range(1 if input.ndim == d + 2 else 0, input.ndim):
         if input.shape[i] == 0:
             raise RuntimeError(f"{opname}(): Expected input to have non-zero size for non-batch dimensions, "
@@ -812,11 +825,20 @@ def _adaptive_check(input: Tensor, d: int, opname: str) -> None:
 
 
 def _adaptive_avg(input: Tensor, output_size, d: int, opname: str) -> Tensor:
-    if isinstance(input, Tensor):
-        output_size = _with_kept_sizes(output_size, input, d, opname)
+    _adaptive_check_type(input, opname)
+    output_size = _with_kept_sizes(output_size, input, d, opname)
+    if d == 1:
+        _adaptive_check_rank(input, d, opname)
+    sizes = _output_size(output_size, input, d, opname)
+    if all(m == 1 for m in sizes):
+        # torch's 2-d and 3-d pools take every output size 1 as a mean over the last dims before any
+        # check of rank, empty dims or dtype: F.adaptive_avg_pool2d(x, 1) pools a 5-d x, a 2-d one to
+        # (1, 1), and an integer x gets mean()'s error
+        if d == 1:
+            return _adaptive_avg_of_sizes(input.unsqueeze(-2), [1, 1]).squeeze(-2)
+        return _adaptive_avg_of_sizes(input, sizes)
     _adaptive_check(input, d, opname)
     _refuse_dtype(input, "adaptive_avg_pool3d_cpu" if d == 3 else "adaptive_avg_pool2d", "bci")
-    sizes = _output_size(output_size, input, d, opname)
     if d == 1:  # torch pools a 1-d input as a row of height 1 (its nodes: unsqueeze, 2-d pool, squeeze)
         return _adaptive_avg_of_sizes(input.unsqueeze(-2), [1, *sizes]).squeeze(-2)
     return _adaptive_avg_of_sizes(input, sizes)
