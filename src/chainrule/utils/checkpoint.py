@@ -1,9 +1,10 @@
-"""chainrule.utils.checkpoint: torch.utils.checkpoint's API, computing the ordinary way.
+"""chainrule.utils.checkpoint: torch.utils.checkpoint's API.
 
 torch's activation checkpointing trades compute for memory: it drops a segment's activations in
-the forward pass and recomputes them during backward. chainrule keeps the activations (the
-graph records them as usual), so ``checkpoint`` gives the same values and the same gradients as
-torch's but saves no memory.
+the forward pass and recomputes them during backward. With ``use_reentrant=False`` chainrule keeps
+the activations (the graph records them as usual), so ``checkpoint`` gives the same values and the
+same gradients as torch's but saves no memory. The reentrant form, torch's default when
+``use_reentrant`` is not given, is torch's CheckpointFunction below, which does recompute.
 """
 
 from __future__ import annotations
