@@ -186,3 +186,27 @@ def test_mean_over_nothing_is_a_quiet_nan_as_torchs(shape, dim, keepdim, dtype):
                 tuple(x.grad.shape), [str(w.message) for w in caught])
 
     assert run(chainrule) == run(torch)
+
+
+@pytest.mark.parametrize("fn", ["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+                                "lp_pool1d", "lp_pool2d", "max_pool1d-indices"])
+@pytest.mark.parametrize("shape", [(4,), (2, 3), (2, 3, 4, 5), (2, 3, 4, 5, 6), (2, 3, 4, 5, 6, 7)])
+def test_pools_of_the_wrong_rank_raise_torchs_exact_error(fn, shape):
+    # chainrule put the op's name before torch's words for every pool; of torch's only max_pool1d
+    # does, its with-indices form speaks checkDimRange's words, and avg_pool2d (so lp_pool2d) of a
+    # 1-d or 2-d input fails on input.size(-3) with an IndexError
+    name, _, indices = fn.partition("-")
+
+    def call(lib):
+        x = lib.zeros(shape)
+        pool = getattr(lib.nn.functional, name)
+        if name.startswith("lp"):
+            return pool(x, 2, 1)
+        return pool(x, 1, return_indices=True) if indices else pool(x, 1)
+
+    ours, theirs = _error(chainrule, call), _error(torch, call)
+    d = int(name[-2])
+    if len(shape) in (d + 1, d + 2):
+        assert theirs is None and ours is None
+    else:
+        assert theirs is not None and ours == theirs

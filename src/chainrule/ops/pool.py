@@ -588,9 +588,15 @@ def _batched(input: Tensor, d: int, opname: str) -> tuple[Tensor, bool]:
     if input.ndim == d + 1:
         return input.unsqueeze(0), True
     if input.ndim != d + 2:
+        if opname == "avg_pool2d" and input.ndim < 3:
+            # torch's avg_pool2d reads input.size(-3) before it checks the rank
+            top = max(input.ndim, 1)
+            raise IndexError(f"Dimension out of range (expected to be in range of [{-top}, {top - 1}], but got -3)")
         default = (f"Expected {d + 1}D or {d + 2}D (batch mode) tensor with optional 0 dim batch size for input, "
                    f"but got:{list(input.shape)}")
-        raise RuntimeError(f"{opname}: " + _RANK_MESSAGES.get(opname, default).format(ndim=input.ndim))
+        message = _RANK_MESSAGES.get(opname, default).format(ndim=input.ndim)
+        # of torch's pools only max_pool1d puts its name before the message
+        raise RuntimeError(f"{opname}: {message}" if opname == "max_pool1d" else message)
     return input, False
 
 
@@ -678,6 +684,10 @@ def refuse_avg_pool_dtype(input: Tensor, d: int) -> None:
 
 
 def _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, d, opname):
+    if d == 1 and return_indices and isinstance(input, Tensor) and input.ndim not in (2, 3):
+        # with indices torch's 1-d max pool is max_pool1d_with_indices, which checks by checkDimRange
+        raise RuntimeError(f"Expected 2 to 3 dimensions, but got {input.ndim}-dimensional tensor for argument #1 "
+                           f"'self' (while checking arguments for {opname})")
     x, unbatched = _batched(input, d, opname)
     # torch's max pools take every real dtype but bool; the plain 1-d one (no indices) no integers
     _refuse_dtype(input, "max_pool3d" if d == 3 else "max_pool2d" if d == 2 or return_indices else "max_pool1d_impl",
