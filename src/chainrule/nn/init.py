@@ -99,6 +99,7 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
     def rejected(candidates):
         return xp.log(_random.uniform_values(tensor, 0.0, 1.0, generator).astype(dtype)) > log_density(candidates)
 
+    _random._check_uniform_bounds(tensor, a, b)  # torch's first draw is tensor.uniform_(a, b): b < a raises there
     values = _random.uniform_values(tensor, a, b, generator).astype(dtype)
     pending = rejected(values)
     while bool(pending.any()):

@@ -589,9 +589,15 @@ def _batched(input: Tensor, d: int, opname: str) -> tuple[Tensor, bool]:
     if input.ndim == d + 1:
         return input.unsqueeze(0), True
     if input.ndim != d + 2:
+        if opname == "avg_pool2d" and input.ndim < 3:
+            # torch's avg_pool2d reads input.size(-3) before it checks the rank
+            top = max(input.ndim, 1)
+            raise IndexError(f"Dimension out of range (expected to be in range of [{-top}, {top - 1}], but got -3)")
         default = (f"Expected {d + 1}D or {d + 2}D (batch mode) tensor with optional 0 dim batch size for input, "
                    f"but got:{list(input.shape)}")
-        raise RuntimeError(f"{opname}: " + _RANK_MESSAGES.get(opname, default).format(ndim=input.ndim))
+        message = _RANK_MESSAGES.get(opname, default).format(ndim=input.ndim)
+        # of torch's pools only max_pool1d puts its name before the message
+        raise RuntimeError(f"{opname}: {message}" if opname == "max_pool1d" else message)
     return input, False
 
 
@@ -679,6 +685,10 @@ def refuse_avg_pool_dtype(input: Tensor, d: int) -> None:
 
 
 def _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, d, opname):
+    if d == 1 and return_indices and isinstance(input, Tensor) and input.ndim not in (2, 3):
+        # with indices torch's 1-d max pool is max_pool1d_with_indices, which checks by checkDimRange
+        raise RuntimeError(f"Expected 2 to 3 dimensions, but got {input.ndim}-dimensional tensor for argument #1 "
+                           f"'self' (while checking arguments for {opname})")
     x, unbatched = _batched(input, d, opname)
     # torch's max pools take every real dtype but bool; the plain 1-d one (no indices) no integers
     _refuse_dtype(input, "max_pool3d" if d == 3 else "max_pool2d" if d == 2 or return_indices else "max_pool1d_impl",
@@ -775,7 +785,7 @@ def _with_kept_sizes(output_size, input: Tensor, d: int, opname: str):
     ``output_size`` keeps the input's size, and an input with too few dims is a ValueError."""
     if d > 1 and isinstance(output_size, (tuple, list)):
         if input.ndim <= len(output_size):
-            raise ValueError(f"{opname}: Input dimension should be at least {len(output_size) + 1}")
+            raise ValueError(f"Input dimension should be at least {len(output_size) + 1}")  # torch's words alone
         kept = input.shape[input.ndim - len(output_size):]
         return [n if s is None else s for s, n in zip(output_size, kept)]
     return output_size
@@ -804,11 +814,24 @@ def _output_size(output_size, input: Tensor, d: int, opname: str) -> tuple:
     return sizes
 
 
-def _adaptive_check(input: Tensor, d: int, opname: str) -> None:
+def _adaptive_check_type(input: Tensor, opname: str) -> None:
     if not isinstance(input, Tensor):
         raise TypeError(f"{opname}(): argument 'input' must be Tensor, not {type(input).__name__}")
-    if input.ndim not in (d + 1, d + 2):
-        raise RuntimeError(f"{opname}(): Expected {d + 1}D or {d + 2}D tensor, but got {list(input.shape)}")
+
+
+def _adaptive_check_rank(input: Tensor, d: int, opname: str) -> None:
+    if input.ndim in (d + 1, d + 2):
+        return
+    if d == 1:  # torch's 1-d pools check the rank with checkDimRange, in its words
+        raise RuntimeError(f"Expected 2 to 3 dimensions, but got {input.ndim}-dimensional tensor for argument #1 "
+                           f"'self' (while checking arguments for {opname})")
+    got = ": " if opname.startswith("adaptive_max") else " "  # (the max pools' message has a colon)
+    raise RuntimeError(f"{opname}(): Expected {d + 1}D or {d + 2}D tensor, but got{got}{list(input.shape)}")
+
+
+def _adaptive_check(input: Tensor, d: int, opname: str) -> None:
+    _adaptive_check_type(input, opname)
+    _adaptive_check_rank(input, d, opname)
     for i in range(1 if input.ndim == d + 2 else 0, input.ndim):
         if input.shape[i] == 0:
             raise RuntimeError(f"{opname}(): Expected input to have non-zero size for non-batch dimensions, "
@@ -816,11 +839,20 @@ def _adaptive_check(input: Tensor, d: int, opname: str) -> None:
 
 
 def _adaptive_avg(input: Tensor, output_size, d: int, opname: str) -> Tensor:
-    if isinstance(input, Tensor):
-        output_size = _with_kept_sizes(output_size, input, d, opname)
+    _adaptive_check_type(input, opname)
+    output_size = _with_kept_sizes(output_size, input, d, opname)
+    if d == 1:
+        _adaptive_check_rank(input, d, opname)
+    sizes = _output_size(output_size, input, d, opname)
+    if all(m == 1 for m in sizes):
+        # torch's 2-d and 3-d pools take every output size 1 as a mean over the last dims before any
+        # check of rank, empty dims or dtype: F.adaptive_avg_pool2d(x, 1) pools a 5-d x, a 2-d one to
+        # (1, 1), and an integer x gets mean()'s error
+        if d == 1:
+            return _adaptive_avg_of_sizes(input.unsqueeze(-2), [1, 1]).squeeze(-2)
+        return _adaptive_avg_of_sizes(input, sizes)
     _adaptive_check(input, d, opname)
     _refuse_dtype(input, "adaptive_avg_pool3d_cpu" if d == 3 else "adaptive_avg_pool2d", "bci")
-    sizes = _output_size(output_size, input, d, opname)
     if d == 1:  # torch pools a 1-d input as a row of height 1 (its nodes: unsqueeze, 2-d pool, squeeze)
         return _adaptive_avg_of_sizes(input.unsqueeze(-2), [1, *sizes]).squeeze(-2)
     return _adaptive_avg_of_sizes(input, sizes)

@@ -181,6 +181,8 @@ class Mean(Function):
         ctx.dims = dims
         ctx.keepdim = keepdim
         ctx.count = int(np.prod([x.shape[d] for d in dims])) if dims else 1
+        if ctx.count == 0:  # torch's mean of nothing is a quiet NaN; NumPy's warns "Mean of empty slice"
+            return _as_array(xp.sum(x, axis=dims, keepdims=keepdim) * xp.nan, x, xp)
         return _as_array(xp.mean(x, axis=dims, keepdims=keepdim), x, xp)  # as Sum
 
     @staticmethod

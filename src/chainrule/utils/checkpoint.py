@@ -1,9 +1,10 @@
-"""chainrule.utils.checkpoint: torch.utils.checkpoint's API, computing the ordinary way.
+"""chainrule.utils.checkpoint: torch.utils.checkpoint's API.
 
 torch's activation checkpointing trades compute for memory: it drops a segment's activations in
-the forward pass and recomputes them during backward. chainrule keeps the activations (the
-graph records them as usual), so ``checkpoint`` gives the same values and the same gradients as
-torch's but saves no memory.
+the forward pass and recomputes them during backward. With ``use_reentrant=False`` chainrule keeps
+the activations (the graph records them as usual), so ``checkpoint`` gives the same values and the
+same gradients as torch's but saves no memory. The reentrant form, torch's default when
+``use_reentrant`` is not given, is torch's CheckpointFunction below, which does recompute.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 
+from .. import _torch_function
 from ..autograd import Function, backward
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..tensor import Tensor
@@ -35,7 +37,15 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism
     """``function(*args, **kwargs)``, differentiable as usual (see the module doc on memory). With
     ``use_reentrant=True`` it is torch's reentrant form, CheckpointFunction: its node is
     CheckpointFunctionBackward, and with no input that requires grad its output requires none
-    (torch warns that the gradients will be None)."""
+    (torch warns that the gradients will be None). Without ``use_reentrant`` torch warns and takes
+    the reentrant form, so a checkpoint whose inputs need no grad leaves its parameters' grads None."""
+    if use_reentrant is None:
+        warnings.warn("torch.utils.checkpoint: the use_reentrant parameter should be passed explicitly. Starting in "
+                      "PyTorch 2.9, calling checkpoint without use_reentrant will raise an exception. "
+                      "use_reentrant=False is recommended, but if you need to preserve the current default behavior, "
+                      "you can pass use_reentrant=True. Refer to docs for more details on the differences between the "
+                      "two variants.", UserWarning, stacklevel=_torch_function.user_stacklevel())
+        use_reentrant = True
     if use_reentrant:
         if kwargs:
             raise ValueError("Unexpected keyword arguments: " + ",".join(kwargs))
@@ -46,13 +56,37 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism
 
 
 def checkpoint_sequential(functions, segments: int, input, use_reentrant=None, **kwargs):
-    """Run ``functions`` (a Sequential or a list of modules) on ``input`` one after another;
-    ``segments`` only groups the recomputation in torch, so it changes nothing here."""
+    """Run ``functions`` (a Sequential or a list of modules) on ``input`` one after another, as
+    torch's: all but the last of ``segments`` equal runs go through ``checkpoint``, so the reentrant
+    form (torch's default, with a warning) leaves those runs' parameters without grads when
+    ``input`` needs none."""
+    if use_reentrant is None:
+        warnings.warn("torch.utils.checkpoint.checkpoint_sequential: the use_reentrant parameter should be passed "
+                      "explicitly. In version 2.9 we will raise an exception if use_reentrant is not passed. "
+                      "use_reentrant=False is recommended, but if you need to preserve the current default behavior, "
+                      "you can pass use_reentrant=True. Refer to docs for more details on the differences between the "
+                      "two variants.", UserWarning, stacklevel=_torch_function.user_stacklevel())
+        use_reentrant = True
+    preserve = kwargs.pop("preserve_rng_state", True)
+    if kwargs:
+        raise ValueError("Unexpected keyword arguments: " + ",".join(kwargs))
     if segments < 1:
         raise ValueError(f"checkpoint_sequential: segments must be at least 1, got {segments}")
-    for function in (list(functions.children()) if hasattr(functions, "children") else list(functions)):
-        input = function(input)
-    return input
+    functions = list(functions.children()) if hasattr(functions, "children") else list(functions)
+
+    def run(start: int, end: int):
+        def forward(value):
+            for function in functions[start:end]:
+                value = function(value)
+            return value
+        return forward
+
+    segment_size = len(functions) // segments
+    end = 0
+    for start in range(0, segment_size * (segments - 1), segment_size):
+        end = start + segment_size
+        input = checkpoint(run(start, end), input, use_reentrant=use_reentrant, preserve_rng_state=preserve)
+    return run(end, len(functions))(input)
 
 
 class CheckpointFunction(Function):
