@@ -281,6 +281,9 @@ def rand(*sizes, size=None, generator=None, dtype=None, layout=None, device=None
     xp = _xp(device)
     shape = _shape_args(_sizes(sizes, size))
     if dt.kind == "c":  # torch: real and imaginary parts each uniform on [0, 1)
+        if xp is np:  # rand's values on view_as_real, in the parts' precision (24 bits for complex64)
+            pairs = _rng(generator).random(shape + (2,), dtype=np.finfo(dt).dtype)
+            return _finish(pairs.view(dt)[..., 0], requires_grad)
         return _finish(_complex_pairs(_rng(generator, xp).random(shape + (2,), dtype=np.float64), dt), requires_grad)
     if xp is np:  # torch's bits: 24 for float32 and below, 53 for float64
         return _finish(_rng(generator).random(shape, dtype=dt), requires_grad)
