@@ -623,10 +623,12 @@ def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
     zero gradient), as torch's."""
     if _vmap_frames._frames:
         _vmap_frames.refuse_same_randomness(input)
-    if p is None:
+    if p is None:  # torch.bernoulli fills empty_like(input): the output's dtype is checked first
+        _refuse_kernel(input, "bernoulli_tensor_cpu_self_", "c")
         _check_probabilities(input)
     else:
         _check_probability(p)
+        _refuse_kernel(input, "bernoulli_scalar_cpu_", "c")
     sample = _bernoulli_sample(input, p, generator)
     if input.requires_grad:
         return (BernoulliSample if p is None else BernoulliFloatSample).apply(input, sample=sample._data)
@@ -812,6 +814,19 @@ def _in_memory_order(data: np.ndarray, draw, strides: tuple | None = None):
     return values.transpose(tuple(np.argsort(axes).tolist()))
 
 
+def _refuse_kernel(self: Tensor, kernel: str, kinds: str) -> None:
+    """torch's NotImplementedError for a random kernel with no version for ``self``'s dtype kind
+    (most have none for complex: only uniform_ and normal_ fill view_as_real)."""
+    if self._data.dtype.kind in kinds:
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(self._data.dtype)}\'')
+
+
+def _refuse_complex_bounds(self: Tensor, check: str) -> None:
+    """random_ with bounds on a complex tensor: torch's bounds check refuses the dtype."""
+    if self._data.dtype.kind == "c":
+        raise RuntimeError(f"{check} handles only integral, floating-point and boolean types")
+
+
 def _floating_only(self: Tensor, kernel: str) -> None:
     if self._data.dtype.kind not in _dtype.FLOAT_KINDS + "c":
         raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(self.dtype)}\'')
@@ -920,6 +935,7 @@ def bernoulli_(self: Tensor, p: builtins.float | Tensor = 0.5, *, generator=None
     broadcasts to ``self``'s shape (torch's two overloads)."""
     xp = array_module(self)
     if isinstance(p, Tensor):
+        _refuse_kernel(self, "bernoulli_tensor_cpu_self_", "c")
         _check_probabilities(p)
         probabilities = p.expand(self.shape)._data
         if xp is not np:
@@ -938,6 +954,7 @@ def bernoulli_(self: Tensor, p: builtins.float | Tensor = 0.5, *, generator=None
                         " * (Tensor p, *, torch.Generator generator = None)\n"
                         " * (float p = 0.5, *, torch.Generator generator = None)\n")
     p = _check_probability(p)
+    _refuse_kernel(self, "bernoulli_scalar_cpu_", "c")
     # a double uniform below p, as torch's CPU kernel draws it
     return _fill_inplace(self, lambda: _in_memory_order(
         self._data, lambda shape: _rng(generator, xp).random(shape, dtype=np.float64) < p), "BernoulliBackward2")
@@ -999,6 +1016,8 @@ def random_(self: Tensor, *bounds, **keywords) -> Tensor:
     xp = array_module(self)
     # torch's nodes: RandomBackward0 for random_(from, to), 1 for random_(to), 2 for random_()
     node_name = f"RandomBackward{2 - len(given)}"
+    if not given:
+        _refuse_kernel(self, "random_kernel_cpu", "c")
     if not given and xp is np:
         return _fill_inplace(self, lambda: _in_memory_order(
             self._data, lambda shape: _full_range_values(self._data.dtype, shape, _rng(generator))), node_name)
@@ -1007,6 +1026,7 @@ def random_(self: Tensor, *bounds, **keywords) -> Tensor:
         dt = np.dtype(self._data.dtype)
         if high is not None and low >= high:
             raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
+        _refuse_complex_bounds(self, "check_random_bounds" if high is not None else "random_from_to_impl")
         if high is None:  # from up to the dtype's largest exact integer
             high = (2 if dt.kind == "b" else builtins.int(np.iinfo(dt).max) + 1 if dt.kind in "iu"
                     else (1 << _dtype_digits(dt)) + 1)
@@ -1016,6 +1036,7 @@ def random_(self: Tensor, *bounds, **keywords) -> Tensor:
         if given:
             if high <= 0:
                 raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from=0 >= to={high}")
+            _refuse_complex_bounds(self, "check_random_bounds")
             _check_integral_range(np.dtype(self._data.dtype), 0, high - 1)
     return _fill_inplace(self, lambda: _in_memory_order(
         self._data, lambda shape: _rng(generator, xp).integers(low, high, shape)), node_name)
@@ -1059,8 +1080,9 @@ def _dtype_digits(dt) -> int:
 
 
 def _continuous_only(self: Tensor, distribution: str, name: str) -> None:
-    """torch's refusal to fill an integer or bool tensor with a continuous distribution."""
-    if self._data.dtype.kind not in "fcV":
+    """torch's refusal to fill an integer, bool or complex tensor with a continuous distribution
+    (only uniform_ and normal_ have complex kernels)."""
+    if self._data.dtype.kind not in "fV":
         raise RuntimeError(f"{distribution} distribution is a continuous probability distribution. dtype must be a "
                            f"floating point but you specified {name}")
 
@@ -1083,18 +1105,18 @@ def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -
     """exponential_(lambd=1, *, generator=None) -> Tensor
 
     Fills this tensor in place with exponential samples of rate ``lambd`` (torch.Tensor.exponential_)."""
-    _continuous_only(self, "Exponential", _dtype.scalar_name(self._data.dtype))
     if not lambd > 0:
         raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd:g}")
+    _continuous_only(self, "Exponential", _dtype.scalar_name(self._data.dtype))
     return _fill_from_doubles(self, generator, lambda stream, shape, exact: stream.exponential_draws(lambd, shape, exact),
                               lambda rng, shape: rng.exponential(1.0 / lambd, shape), "ExponentialBackward0")
 
 
 @_asks_a_wrapper
 def cauchy_(self: Tensor, median: builtins.float = 0.0, sigma: builtins.float = 1.0, *, generator=None) -> Tensor:
-    _continuous_only(self, "Cauchy", _CAUCHY_TYPE_NAMES.get(self._data.dtype.name, self._data.dtype.name))
     if not sigma > 0:
         raise RuntimeError(f"cauchy_ expects sigma > 0.0, but found sigma={sigma:g}")
+    _continuous_only(self, "Cauchy", _CAUCHY_TYPE_NAMES.get(self._data.dtype.name, self._data.dtype.name))
     return _fill_from_doubles(self, generator, lambda stream, shape, exact: stream.cauchy_draws(median, sigma, shape, exact),
                               lambda rng, shape: median + sigma * _device_tan_of_centred_uniform(rng, shape), "CauchyBackward0")
 
@@ -1112,7 +1134,8 @@ def _device_log_normal(normals, mean, std):
 
 # torch's Cauchy check names the C++ type (its Exponential check the scalar type)
 _CAUCHY_TYPE_NAMES = {"int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char",
-                      "uint8": "unsigned char", "bool": "bool"}
+                      "uint8": "unsigned char", "bool": "bool", "complex64": "c10::complex<float>",
+                      "complex128": "c10::complex<double>"}
 
 
 @_asks_a_wrapper
@@ -1128,10 +1151,9 @@ def log_normal_(self: Tensor, mean: builtins.float = 1.0, std: builtins.float = 
 
 @_asks_a_wrapper
 def geometric_(self: Tensor, p: builtins.float, *, generator=None) -> Tensor:
-    if self._data.dtype == np.bool_:
-        raise NotImplementedError("\"geometric_cpu\" not implemented for 'Bool'")
     if not 0 < p < 1:
         raise RuntimeError(f"geometric_ expects p to be in (0, 1), but got p={p:g}")
+    _refuse_kernel(self, "geometric_cpu", "bc")
     return _fill_from_doubles(self, generator, lambda stream, shape, exact: stream.geometric_draws(p, shape, exact),
                               lambda rng, shape: rng.geometric(p, shape), "GeometricBackward0")
 
