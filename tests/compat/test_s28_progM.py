@@ -170,3 +170,54 @@ def test_float16_matrix_exp_keeps_its_dtype():
     assert ours.dtype == chainrule.float16 and torch.linalg.matrix_exp(torch.tensor(A).half()).dtype == torch.float16
     np.testing.assert_allclose(ours.float().numpy(), torch.linalg.matrix_exp(torch.tensor(A)).numpy(), rtol=5e-3,
                                atol=5e-3)
+
+
+_COMPLEX_NORMALS = {
+    "complex mean, float std": lambda lib: lib.normal(lib.ones(3, dtype=lib.complex64), 2.0),
+    "complex mean, real std tensor": lambda lib: lib.normal(lib.ones(3, dtype=lib.complex64), lib.full((3,), 2.0)),
+    "complex128 mean, float64 std tensor": lambda lib: lib.normal(lib.ones(2, dtype=lib.complex128),
+                                                                  lib.ones(2, dtype=lib.float64)),
+    "20 complex means": lambda lib: lib.normal(lib.zeros(20, dtype=lib.complex64), 1.0),
+    "factory complex64": lambda lib: lib.normal(1.0, 2.0, (3,), dtype=lib.complex64),
+    "factory complex128": lambda lib: lib.normal(0.0, 1.0, (2, 2), dtype=lib.complex128),
+    "under no_grad": lambda lib: lib.no_grad()(lambda: lib.normal(lib.ones(3, dtype=lib.complex64,
+                                                                          requires_grad=True), 1.0))(),
+}
+
+
+@pytest.mark.parametrize("name", list(_COMPLEX_NORMALS))
+def test_normal_with_complex_means_draws_torch_complex_numbers(name):
+    # torch.normal of a complex mean fills normal_ on view_as_real (each part N(0, std²/2)) and adds the mean;
+    # chainrule drew real normals and dropped the imaginary part
+    values = {}
+    for lib in (torch, chainrule):
+        lib.manual_seed(0)
+        values[lib] = _to_numpy(_COMPLEX_NORMALS[name](lib))
+    assert values[chainrule].dtype == values[torch].dtype
+    np.testing.assert_allclose(values[chainrule], values[torch], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.normal(lib.ones(3, dtype=lib.complex64), lib.ones(3, dtype=lib.complex64)),
+    lambda lib: lib.normal(lib.ones(3), lib.ones(3, dtype=lib.complex64)),
+    lambda lib: lib.normal(0.0, lib.ones(3, dtype=lib.complex64)),
+    lambda lib: lib.normal(lib.ones(3, dtype=lib.complex64, requires_grad=True), 1.0),
+    lambda lib: lib.normal(lib.ones(3, dtype=lib.complex64), -1.0),
+    lambda lib: lib.nn.functional.dropout(lib.ones(4, dtype=lib.complex64), 0.5),
+    lambda lib: lib.nn.functional.dropout2d(lib.ones(1, 2, 2, 2, dtype=lib.complex128), 0.5),
+    lambda lib: lib.nn.functional.alpha_dropout(lib.ones(4, dtype=lib.complex64), 0.5, training=True),
+])
+def test_complex_normal_and_dropout_refusals_match_torch(call):
+    outcomes = {lib: _outcome(lambda lib=lib: call(lib)) for lib in (torch, chainrule)}
+    assert outcomes[torch] is not None
+    assert outcomes[chainrule] == outcomes[torch]
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.nn.functional.dropout(lib.ones(4, dtype=lib.complex64), 0.0),
+    lambda lib: lib.nn.functional.dropout(lib.ones(4, dtype=lib.complex64), 1.0),
+    lambda lib: lib.nn.functional.dropout(lib.ones(4, dtype=lib.complex64), 0.5, training=False),
+])
+def test_complex_dropout_without_a_mask_still_runs(call):
+    results = [_to_numpy(call(lib)) for lib in (torch, chainrule)]
+    np.testing.assert_array_equal(results[1], results[0])

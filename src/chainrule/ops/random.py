@@ -446,6 +446,11 @@ def _draw_normal(mean, std, generator, dtype):
     xp = array_module(mean, std)
     if xp is not np:
         return (mean + std * _rng(generator, xp).standard_normal(shape)).astype(dtype)
+    if np.dtype(dtype).kind == "c":  # normal_ on view_as_real: each part N(0, std²/2), the variance split evenly
+        scale = 1.0 if isinstance(std, np.ndarray) else std
+        parts = _rng(generator).normal(0.0, scale / math.sqrt(2), shape + (2,), dtype=np.finfo(dtype).dtype)
+        noise = parts.view(dtype)[..., 0]
+        return (noise * std + mean if isinstance(std, np.ndarray) else noise + mean).astype(dtype)
     if isinstance(std, np.ndarray):
         return (_rng(generator).standard_normal(shape, dtype=dtype) * std + mean).astype(dtype)
     return (_rng(generator).normal(0.0, std, shape, dtype=dtype) + mean).astype(dtype)
@@ -518,7 +523,11 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, layout=None,
     mean and std, ``size`` samples drawn on ``device`` (in ``dtype``). A sample from tensors that
     require grad is recorded (NormalBackward1/2/3) with torch's zero gradient for both."""
     _check_float_parameters("normal", mean=mean, std=std)
+    if isinstance(std, Tensor) and std._data.dtype.kind == "c":
+        raise RuntimeError("normal expects standard deviation to be non-complex")
     _check_std(std)
+    if isinstance(mean, Tensor) and mean._data.dtype.kind == "c" and mean.requires_grad and is_grad_enabled():
+        raise RuntimeError("normal does not support automatic differentiation for outputs with complex dtype.")
     if isinstance(mean, Tensor) or isinstance(std, Tensor):
         if _vmap_frames._frames:
             _vmap_frames.refuse_same_randomness(mean, std)
@@ -536,6 +545,9 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, layout=None,
     _strided_only(layout, "normal")
     xp = _xp(device)
     dt = _float_dtype(dtype, "normal_kernel_cpu")
+    if xp is np and dt.kind == "c":  # normal_ on view_as_real: each part N(mean, std²/2)
+        pairs = _rng(generator).normal(mean, std / math.sqrt(2), tuple(size) + (2,), dtype=np.finfo(dt).dtype)
+        return _finish(pairs.view(dt)[..., 0], requires_grad)
     if xp is np:
         return _finish(_rng(generator).normal(mean, std, tuple(size), dtype=dt), requires_grad)
     array = (mean + std * _rng(generator, xp).standard_normal(tuple(size))).astype(dt)
