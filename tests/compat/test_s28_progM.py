@@ -221,3 +221,30 @@ def test_complex_normal_and_dropout_refusals_match_torch(call):
 def test_complex_dropout_without_a_mask_still_runs(call):
     results = [_to_numpy(call(lib)) for lib in (torch, chainrule)]
     np.testing.assert_array_equal(results[1], results[0])
+
+
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+def test_lbfgs_steps_complex_parameters_through_their_real_view_as_torch(line_search_fn):
+    # the FNO's complex weights under LBFGS: chainrule's flat vector stayed complex, so the first directional
+    # derivative gtd = g.dot(d) was complex, the "gtd > -tolerance_change" test stopped the step at once and
+    # the parameters never moved. torch flattens a complex parameter as view_as_real
+    results = {}
+    for lib in (torch, chainrule):
+        lib.manual_seed(0)
+        z = lib.nn.Parameter(lib.randn(4, dtype=lib.complex64))
+        w = lib.nn.Parameter(lib.randn(3))
+        optimizer = lib.optim.LBFGS([z, w], max_iter=6, line_search_fn=line_search_fn)
+
+        def closure(z=z, w=w, optimizer=optimizer, lib=lib):
+            optimizer.zero_grad()
+            loss = ((z - 1j).abs() ** 2).sum() + ((w - z.real[:3]) ** 2).sum() + (w ** 4).sum()
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+        state = optimizer.state[optimizer._params[0]]
+        results[lib] = (_to_numpy(z), _to_numpy(w), state["func_evals"], str(state["d"].dtype).split(".")[-1])
+    ours, theirs = results[chainrule], results[torch]
+    np.testing.assert_allclose(ours[0], theirs[0], atol=1e-5)
+    np.testing.assert_allclose(ours[1], theirs[1], atol=1e-5)
+    assert ours[2:] == theirs[2:]
