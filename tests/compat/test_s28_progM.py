@@ -248,3 +248,43 @@ def test_lbfgs_steps_complex_parameters_through_their_real_view_as_torch(line_se
     np.testing.assert_allclose(ours[0], theirs[0], atol=1e-5)
     np.testing.assert_allclose(ours[1], theirs[1], atol=1e-5)
     assert ours[2:] == theirs[2:]
+
+
+def _failing_matrices():
+    rng = np.random.default_rng(0)
+    a = np.array([[4., 2., 0., 1.], [2., 5., 3., 1.], [0., 3., 1., 2.], [1., 1., 2., 6.]])
+    out = [a, -a]
+    for n, k in [(10, 7), (40, 28), (64, 50)]:
+        m = rng.standard_normal((n, n))
+        s = m @ m.T + n * np.eye(n)
+        s[k, k] = -1e3 * n
+        out.append(s)
+    return out
+
+
+@pytest.mark.parametrize("upper", [False, True])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("index", range(5))
+def test_cholesky_ex_leaves_lapacks_partial_factor_where_it_fails(index, dtype, upper):
+    # GPyTorch's psd_safe_cholesky idiom calls cholesky_ex and reads info; chainrule zeroed everything past the
+    # leading positive-definite block, where torch leaves potf2's state: the first k - 1 columns down to the
+    # last row, the failing pivot unrooted, the rest of the input's lower triangle
+    matrix = _failing_matrices()[index]
+    results = []
+    for lib in (torch, chainrule):
+        factor, info = lib.linalg.cholesky_ex(lib.tensor(matrix, dtype=getattr(lib, dtype)), upper=upper)
+        results.append((_to_numpy(factor).astype(np.float64), int(info)))
+    assert results[1][1] == results[0][1] > 0
+    scale = np.abs(results[0][0]).max()
+    np.testing.assert_allclose(results[1][0], results[0][0], atol=(1e-12 if dtype == "float64" else 1e-5) * scale)
+
+
+def test_cholesky_ex_batch_keeps_the_good_factors_beside_a_failed_one():
+    a = np.array([[4., 2., 0., 1.], [2., 5., 3., 1.], [0., 3., 1., 2.], [1., 1., 2., 6.]])
+    results = []
+    for lib in (torch, chainrule):
+        batch = lib.stack([lib.eye(4, dtype=lib.float64) * 4, lib.tensor(a), lib.tensor(-a)])
+        factor, info = lib.linalg.cholesky_ex(batch)
+        results.append((_to_numpy(factor), info.tolist()))
+    assert results[1][1] == results[0][1] == [0, 3, 1]
+    np.testing.assert_allclose(results[1][0], results[0][0], atol=1e-12)

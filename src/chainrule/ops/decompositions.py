@@ -194,9 +194,27 @@ def _factor(xp, matrix):
     return factor
 
 
+def _partial_factor(xp, matrix, k: int):
+    """What unblocked LAPACK (potf2, which torch's CPU cholesky_ex runs for matrices up to about 100
+    rows) leaves in a matrix whose minor of order ``k`` is not positive-definite: the first k - 1
+    columns of the factor (down to the last row), the failing pivot a_kk - |l_k|² unrooted, and the
+    input's lower triangle untouched below and right of it. Larger matrices go through torch's
+    blocked potrf, whose leftovers differ (torch documents the factor as undefined there)."""
+    partial = xp.tril(matrix).copy()
+    j = k - 1
+    if j > 0:
+        leading = _factor(xp, matrix[:j, :j])
+        below = xp.linalg.solve(leading, _adjoint_array(xp, matrix[j:, :j]))  # L21 = A21 L11⁻ᴴ
+        partial[:j, :j] = leading
+        partial[j:, :j] = _adjoint_array(xp, below)
+        row = partial[j, :j]
+        partial[j, j] = matrix[j, j] - (row * row.conj()).sum()
+    return partial
+
+
 def _cholesky_with_info(xp, A):
     """(L, info) for a batch: info[i] = 0, or the order of the failing minor of matrix i, whose
-    factor then holds the leading PD block's factor (torch leaves LAPACK's partial result there)."""
+    factor then holds LAPACK's partial result, as torch leaves it (see _partial_factor)."""
     batch = A.shape[:-2]
     factor = _factor(xp, A)
     info = np.zeros(batch, dtype=np.int32)
@@ -209,8 +227,7 @@ def _cholesky_with_info(xp, A):
         one = _factor(xp, flat[i])
         if one is None:
             k = flat_info[i] = _first_failing_order(xp, flat[i])
-            if k > 1:
-                factors[i, :k - 1, :k - 1] = _factor(xp, flat[i, :k - 1, :k - 1])
+            factors[i] = _partial_factor(xp, flat[i], k)
         else:
             factors[i] = one
     return factors.reshape(A.shape), info
