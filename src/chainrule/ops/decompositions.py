@@ -152,7 +152,7 @@ def linalg_solve_triangular(input: Tensor, B: Tensor, *, upper: bool, left: bool
     check_bool(unitriangular, "linalg_solve_triangular", "unitriangular")
     A = input  # torch's Python binding takes these keyword names
     _check_tensor(B, "linalg_solve_triangular", "B", 2)
-    _check_square(A, "linalg.solve_triangular")
+    _check_square(A, "linalg.solve_triangular", kernel="triangular_solve_cpu")
     if not isinstance(B, Tensor) or B._data.ndim < 2:
         raise RuntimeError("linalg.solve_triangular: The input tensor B must have at least 2 dimensions.")
     _check_same_dtype("linalg.solve_triangular: ", A, B)
@@ -194,9 +194,27 @@ def _factor(xp, matrix):
     return factor
 
 
+def _partial_factor(xp, matrix, k: int):
+    """What unblocked LAPACK (potf2, which torch's CPU cholesky_ex runs for matrices up to about 100
+    rows) leaves in a matrix whose minor of order ``k`` is not positive-definite: the first k - 1
+    columns of the factor (down to the last row), the failing pivot a_kk - |l_k|² unrooted, and the
+    input's lower triangle untouched below and right of it. Larger matrices go through torch's
+    blocked potrf, whose leftovers differ (torch documents the factor as undefined there)."""
+    partial = xp.tril(matrix).copy()
+    j = k - 1
+    if j > 0:
+        leading = _factor(xp, matrix[:j, :j])
+        below = xp.linalg.solve(leading, _adjoint_array(xp, matrix[j:, :j]))  # L21 = A21 L11⁻ᴴ
+        partial[:j, :j] = leading
+        partial[j:, :j] = _adjoint_array(xp, below)
+        row = partial[j, :j]
+        partial[j, j] = matrix[j, j] - (row * row.conj()).sum()
+    return partial
+
+
 def _cholesky_with_info(xp, A):
     """(L, info) for a batch: info[i] = 0, or the order of the failing minor of matrix i, whose
-    factor then holds the leading PD block's factor (torch leaves LAPACK's partial result there)."""
+    factor then holds LAPACK's partial result, as torch leaves it (see _partial_factor)."""
     batch = A.shape[:-2]
     factor = _factor(xp, A)
     info = np.zeros(batch, dtype=np.int32)
@@ -209,8 +227,7 @@ def _cholesky_with_info(xp, A):
         one = _factor(xp, flat[i])
         if one is None:
             k = flat_info[i] = _first_failing_order(xp, flat[i])
-            if k > 1:
-                factors[i, :k - 1, :k - 1] = _factor(xp, flat[i, :k - 1, :k - 1])
+            factors[i] = _partial_factor(xp, flat[i], k)
         else:
             factors[i] = one
     return factors.reshape(A.shape), info
@@ -328,7 +345,7 @@ def cholesky_solve(input: Tensor, input2: Tensor, upper: bool = False, *, out=No
     upper with upper=True); B (..., n, k), batch dims broadcast."""
     check_bool(upper, "cholesky_solve", "upper")
     B, L = input, input2
-    _check_square(L, "cholesky_solve")
+    _check_square(L, "cholesky_solve", kernel="cholesky_solve_cpu")
     if B._data.ndim < 2:
         raise RuntimeError(f"b should have at least 2 dimensions, but has {B._data.ndim} dimensions instead")
     _check_same_dtype("", L, B)
@@ -592,7 +609,7 @@ def linalg_svd(A: Tensor, full_matrices: bool = True, *, driver=None, out=None):
 
 def linalg_svdvals(A: Tensor, *, driver=None, out=None) -> Tensor:
     """torch.linalg.svdvals: the singular values (..., min(m, n)), descending."""
-    _check_float(A, "linalg.svdvals")
+    _check_float(A, "linalg.svd")  # torch's checks name linalg.svd
     return _copy_out(Svd.apply(A, full_matrices=False)[1], out, "linalg.svdvals")
 
 
@@ -778,7 +795,10 @@ def linalg_lstsq(input: Tensor, b: Tensor, rcond=None, *, driver=None):
     A, B = input, b  # torch's Python binding takes these keyword names
     if driver is not None:
         check_str(driver, "linalg_lstsq", "driver")
-    _check_float(A, "linalg.lstsq")
+    if not isinstance(A, Tensor):
+        raise TypeError(f"linalg.lstsq(): argument 'A' must be Tensor, not {type(A).__name__}")
+    if A._data.ndim < 2:
+        raise RuntimeError("torch.linalg.lstsq: input must have at least 2 dimensions.")
     if not isinstance(B, Tensor):
         raise TypeError(f"linalg.lstsq(): argument 'B' must be Tensor, not {type(B).__name__}")
     driver = "gelsy" if driver is None else driver
@@ -787,6 +807,8 @@ def linalg_lstsq(input: Tensor, b: Tensor, rcond=None, *, driver=None):
     if A._data.dtype != B._data.dtype:
         raise RuntimeError(f"torch.linalg.lstsq: Expected input and other to have the same dtype, but got input's "
                            f"dtype {_dtype.scalar_name(A.dtype)} and other's dtype {_dtype.scalar_name(B.dtype)}")
+    if A._data.dtype.kind not in "fVc":  # torch's LAPACK-backed lstsq names no op here
+        raise RuntimeError("This function doesn't handle types other than float and double")
     vector = B._data.ndim == A._data.ndim - 1
     rhs = B.unsqueeze(-1) if vector else B
     m, n = A._data.shape[-2:]
@@ -823,7 +845,12 @@ def linalg_matrix_rank(input: Tensor, tol=None, hermitian: bool = False, *, atol
     check_bool(hermitian, "linalg_matrix_rank", "hermitian")
     A = input  # torch's Python binding takes these keyword names
     _check_tolerances("linalg_matrix_rank", atol, rtol)
-    _check_float(A, "linalg.matrix_rank")
+    if not isinstance(A, Tensor):
+        raise TypeError(f"linalg.matrix_rank(): argument 'input' must be Tensor, not {type(A).__name__}")
+    if A._data.ndim < 2:
+        raise RuntimeError("torch.linalg.matrix_rank: The input tensor input must have at least 2 dimensions.")
+    if A._data.dtype.kind not in "fVc":  # torch's matrix_rank names no op here
+        raise RuntimeError("This function doesn't handle types other than float and double")
     if tol is not None:
         atol = tol
     xp = array_module(A._data)
@@ -847,8 +874,12 @@ def linalg_cond(input: Tensor, p=None, *, out=None) -> Tensor:
     A = input  # torch's Python binding takes these keyword names
     from .linalg import inv, matrix_norm
 
-    _check_float(A, "linalg.cond")
+    if not isinstance(A, Tensor):
+        raise TypeError(f"linalg.cond(): argument 'A' must be Tensor, not {type(A).__name__}")
+    if A._data.ndim < 2:
+        raise RuntimeError("linalg.cond: The input tensor must have at least 2 dimensions.")
     if p is None or p in (2, -2):
+        _check_float(A, "linalg.svd")  # through svdvals, whose checks name linalg.svd
         S = linalg_svdvals(A)
         ratio = S[..., 0] / S[..., -1] if p != -2 else S[..., -1] / S[..., 0]
         # torch takes the first and last values through a keepdim reduction, then squeezes
@@ -1123,6 +1154,8 @@ class MatrixExp(Function):
     def forward(ctx, A):
         ctx.save_for_backward(A)
         xp = array_module(A)
+        if A.dtype == np.float16:  # torch computes a float16 exponential (by matmuls, no LAPACK); NumPy's solve has none
+            return xp.ascontiguousarray(_expm_array(xp, A.astype(np.float32)).astype(np.float16))
         return xp.ascontiguousarray(_expm_array(xp, A))
 
     @staticmethod
@@ -1219,8 +1252,8 @@ def linalg_inv_ex(A: Tensor, *, check_errors: bool = False, out=None):
     (undefined in torch). ``check_errors=True`` raises torch's LinAlgError instead."""
     from .linalg import inv
 
-    _check_square(A, "linalg.inv_ex")
-    _check_float(A, "linalg.inv_ex")
+    _check_square(A, "linalg.inv")  # torch's checks name linalg.inv
+    _check_float(A, "linalg.inv")
     info, singular = _singular_mask(A)
     if check_errors and bool(singular.any()):
         raise _inversion_error("linalg.inv_ex", info, A._data.ndim > 2)
@@ -1235,8 +1268,8 @@ def linalg_solve_ex(A: Tensor, B: Tensor, *, left: bool = True, check_errors: bo
     check_bool(check_errors, "linalg_solve_ex", "check_errors")
     from .linalg import solve
 
-    _check_square(A, "linalg.solve_ex")
-    _check_float(A, "linalg.solve_ex")
+    _check_square(A, "linalg.solve")  # torch's checks name linalg.solve
+    _check_float(A, "linalg.solve")
     info, singular = _singular_mask(A)
     if check_errors and bool(singular.any()):
         raise _inversion_error("linalg.solve_ex", info, A._data.ndim > 2)

@@ -64,8 +64,16 @@ def _dropout_mask(x: Tensor, p: float, shape: tuple) -> np.ndarray:
     dtype = x._data.dtype if x._data.dtype.kind in "fV" else np.dtype(_dtype.get_default_dtype().np)
     if p == 1.0:
         return xp.zeros(shape, dtype=dtype)
+    _refuse_complex_mask(x)
     like = x._data if shape == x._data.shape else None
     return _keep_mask(xp, shape, p, like).astype(dtype) * dtype.type(1.0 / (1.0 - p))
+
+
+def _refuse_complex_mask(x: Tensor) -> None:
+    """torch's CPU dropout draws its mask by ``bernoulli_`` into a tensor of the input's dtype, which
+    has no complex kernel: a complex input is refused once a mask is needed (0 < p < 1, training)."""
+    if x._data.dtype.kind == "c" and array_module(x) is np:
+        raise NotImplementedError(f"\"bernoulli_scalar_cpu_\" not implemented for '{_dtype.scalar_name(x._data.dtype)}'")
 
 
 def _keep_mask(xp, shape: tuple, p: float, like=None):
@@ -186,6 +194,7 @@ def _alpha_dropout(input: Tensor, p: float, training: bool, mask_shape: tuple, i
         # torch multiplies by zero (the affine map's scale would divide by zero): zeros keeping
         # the input's signs, and a zero gradient
         return input.mul_(0) if inplace else input * 0
+    _refuse_complex_mask(input)
     alpha = 1.7580993408473766  # SELU's scale · alpha; dropped units land on -alpha before the affine map
     dtype = input._data.dtype
     like = input._data if mask_shape == input._data.shape else None

@@ -1478,6 +1478,7 @@ def logdet(input: Tensor) -> Tensor:
     for complex A, log(sign) + log|det A|)."""
     from .elementwise import where
 
+    _check_square(input, "logdet")  # torch's checks name logdet, not the slogdet it calls
     sign, logabsdet = slogdet(input)
     if sign.is_complex():
         return sign.log() + logabsdet
@@ -1874,7 +1875,7 @@ def ldl_factor(input: Tensor, *, hermitian: bool = False):
     an internal assert there)."""
     A = input  # torch's Python binding takes these keyword names
     check_bool(hermitian, "linalg_ldl_factor", "hermitian")
-    _check_ldl_input(A, "ldl_factor")
+    _check_ldl_input(A, "ldl_factor_ex")  # torch's ldl_factor calls ldl_factor_ex, whose checks name it
     ld, pivots, info = LdlFactor.apply(A, hermitian=bool(hermitian))
     if has_values(info._data) and bool((info._data != 0).any()):
         raise RuntimeError("torch.linalg.ldl_factor: The factorization could not be completed because the input "

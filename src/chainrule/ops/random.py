@@ -281,6 +281,9 @@ def rand(*sizes, size=None, generator=None, dtype=None, layout=None, device=None
     xp = _xp(device)
     shape = _shape_args(_sizes(sizes, size))
     if dt.kind == "c":  # torch: real and imaginary parts each uniform on [0, 1)
+        if xp is np:  # rand's values on view_as_real, in the parts' precision (24 bits for complex64)
+            pairs = _rng(generator).random(shape + (2,), dtype=np.finfo(dt).dtype)
+            return _finish(pairs.view(dt)[..., 0], requires_grad)
         return _finish(_complex_pairs(_rng(generator, xp).random(shape + (2,), dtype=np.float64), dt), requires_grad)
     if xp is np:  # torch's bits: 24 for float32 and below, 53 for float64
         return _finish(_rng(generator).random(shape, dtype=dt), requires_grad)
@@ -443,6 +446,11 @@ def _draw_normal(mean, std, generator, dtype):
     xp = array_module(mean, std)
     if xp is not np:
         return (mean + std * _rng(generator, xp).standard_normal(shape)).astype(dtype)
+    if np.dtype(dtype).kind == "c":  # normal_ on view_as_real: each part N(0, std²/2), the variance split evenly
+        scale = 1.0 if isinstance(std, np.ndarray) else std
+        parts = _rng(generator).normal(0.0, scale / math.sqrt(2), shape + (2,), dtype=np.finfo(dtype).dtype)
+        noise = parts.view(dtype)[..., 0]
+        return (noise * std + mean if isinstance(std, np.ndarray) else noise + mean).astype(dtype)
     if isinstance(std, np.ndarray):
         return (_rng(generator).standard_normal(shape, dtype=dtype) * std + mean).astype(dtype)
     return (_rng(generator).normal(0.0, std, shape, dtype=dtype) + mean).astype(dtype)
@@ -515,7 +523,11 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, layout=None,
     mean and std, ``size`` samples drawn on ``device`` (in ``dtype``). A sample from tensors that
     require grad is recorded (NormalBackward1/2/3) with torch's zero gradient for both."""
     _check_float_parameters("normal", mean=mean, std=std)
+    if isinstance(std, Tensor) and std._data.dtype.kind == "c":
+        raise RuntimeError("normal expects standard deviation to be non-complex")
     _check_std(std)
+    if isinstance(mean, Tensor) and mean._data.dtype.kind == "c" and mean.requires_grad and is_grad_enabled():
+        raise RuntimeError("normal does not support automatic differentiation for outputs with complex dtype.")
     if isinstance(mean, Tensor) or isinstance(std, Tensor):
         if _vmap_frames._frames:
             _vmap_frames.refuse_same_randomness(mean, std)
@@ -533,6 +545,9 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, layout=None,
     _strided_only(layout, "normal")
     xp = _xp(device)
     dt = _float_dtype(dtype, "normal_kernel_cpu")
+    if xp is np and dt.kind == "c":  # normal_ on view_as_real: each part N(mean, std²/2)
+        pairs = _rng(generator).normal(mean, std / math.sqrt(2), tuple(size) + (2,), dtype=np.finfo(dt).dtype)
+        return _finish(pairs.view(dt)[..., 0], requires_grad)
     if xp is np:
         return _finish(_rng(generator).normal(mean, std, tuple(size), dtype=dt), requires_grad)
     array = (mean + std * _rng(generator, xp).standard_normal(tuple(size))).astype(dt)
@@ -620,10 +635,12 @@ def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
     zero gradient), as torch's."""
     if _vmap_frames._frames:
         _vmap_frames.refuse_same_randomness(input)
-    if p is None:
+    if p is None:  # torch.bernoulli fills empty_like(input): the output's dtype is checked first
+        _refuse_kernel(input, "bernoulli_tensor_cpu_self_", "c")
         _check_probabilities(input)
     else:
         _check_probability(p)
+        _refuse_kernel(input, "bernoulli_scalar_cpu_", "c")
     sample = _bernoulli_sample(input, p, generator)
     if input.requires_grad:
         return (BernoulliSample if p is None else BernoulliFloatSample).apply(input, sample=sample._data)
@@ -809,6 +826,19 @@ def _in_memory_order(data: np.ndarray, draw, strides: tuple | None = None):
     return values.transpose(tuple(np.argsort(axes).tolist()))
 
 
+def _refuse_kernel(self: Tensor, kernel: str, kinds: str) -> None:
+    """torch's NotImplementedError for a random kernel with no version for ``self``'s dtype kind
+    (most have none for complex: only uniform_ and normal_ fill view_as_real)."""
+    if self._data.dtype.kind in kinds:
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(self._data.dtype)}\'')
+
+
+def _refuse_complex_bounds(self: Tensor, check: str) -> None:
+    """random_ with bounds on a complex tensor: torch's bounds check refuses the dtype."""
+    if self._data.dtype.kind == "c":
+        raise RuntimeError(f"{check} handles only integral, floating-point and boolean types")
+
+
 def _floating_only(self: Tensor, kernel: str) -> None:
     if self._data.dtype.kind not in _dtype.FLOAT_KINDS + "c":
         raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(self.dtype)}\'')
@@ -917,6 +947,7 @@ def bernoulli_(self: Tensor, p: builtins.float | Tensor = 0.5, *, generator=None
     broadcasts to ``self``'s shape (torch's two overloads)."""
     xp = array_module(self)
     if isinstance(p, Tensor):
+        _refuse_kernel(self, "bernoulli_tensor_cpu_self_", "c")
         _check_probabilities(p)
         probabilities = p.expand(self.shape)._data
         if xp is not np:
@@ -935,6 +966,7 @@ def bernoulli_(self: Tensor, p: builtins.float | Tensor = 0.5, *, generator=None
                         " * (Tensor p, *, torch.Generator generator = None)\n"
                         " * (float p = 0.5, *, torch.Generator generator = None)\n")
     p = _check_probability(p)
+    _refuse_kernel(self, "bernoulli_scalar_cpu_", "c")
     # a double uniform below p, as torch's CPU kernel draws it
     return _fill_inplace(self, lambda: _in_memory_order(
         self._data, lambda shape: _rng(generator, xp).random(shape, dtype=np.float64) < p), "BernoulliBackward2")
@@ -996,6 +1028,8 @@ def random_(self: Tensor, *bounds, **keywords) -> Tensor:
     xp = array_module(self)
     # torch's nodes: RandomBackward0 for random_(from, to), 1 for random_(to), 2 for random_()
     node_name = f"RandomBackward{2 - len(given)}"
+    if not given:
+        _refuse_kernel(self, "random_kernel_cpu", "c")
     if not given and xp is np:
         return _fill_inplace(self, lambda: _in_memory_order(
             self._data, lambda shape: _full_range_values(self._data.dtype, shape, _rng(generator))), node_name)
@@ -1004,6 +1038,7 @@ def random_(self: Tensor, *bounds, **keywords) -> Tensor:
         dt = np.dtype(self._data.dtype)
         if high is not None and low >= high:
             raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
+        _refuse_complex_bounds(self, "check_random_bounds" if high is not None else "random_from_to_impl")
         if high is None:  # from up to the dtype's largest exact integer
             high = (2 if dt.kind == "b" else builtins.int(np.iinfo(dt).max) + 1 if dt.kind in "iu"
                     else (1 << _dtype_digits(dt)) + 1)
@@ -1013,6 +1048,7 @@ def random_(self: Tensor, *bounds, **keywords) -> Tensor:
         if given:
             if high <= 0:
                 raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from=0 >= to={high}")
+            _refuse_complex_bounds(self, "check_random_bounds")
             _check_integral_range(np.dtype(self._data.dtype), 0, high - 1)
     return _fill_inplace(self, lambda: _in_memory_order(
         self._data, lambda shape: _rng(generator, xp).integers(low, high, shape)), node_name)
@@ -1056,8 +1092,9 @@ def _dtype_digits(dt) -> int:
 
 
 def _continuous_only(self: Tensor, distribution: str, name: str) -> None:
-    """torch's refusal to fill an integer or bool tensor with a continuous distribution."""
-    if self._data.dtype.kind not in "fcV":
+    """torch's refusal to fill an integer, bool or complex tensor with a continuous distribution
+    (only uniform_ and normal_ have complex kernels)."""
+    if self._data.dtype.kind not in "fV":
         raise RuntimeError(f"{distribution} distribution is a continuous probability distribution. dtype must be a "
                            f"floating point but you specified {name}")
 
@@ -1080,18 +1117,18 @@ def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -
     """exponential_(lambd=1, *, generator=None) -> Tensor
 
     Fills this tensor in place with exponential samples of rate ``lambd`` (torch.Tensor.exponential_)."""
-    _continuous_only(self, "Exponential", _dtype.scalar_name(self._data.dtype))
     if not lambd > 0:
         raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd:g}")
+    _continuous_only(self, "Exponential", _dtype.scalar_name(self._data.dtype))
     return _fill_from_doubles(self, generator, lambda stream, shape, exact: stream.exponential_draws(lambd, shape, exact),
                               lambda rng, shape: rng.exponential(1.0 / lambd, shape), "ExponentialBackward0")
 
 
 @_asks_a_wrapper
 def cauchy_(self: Tensor, median: builtins.float = 0.0, sigma: builtins.float = 1.0, *, generator=None) -> Tensor:
-    _continuous_only(self, "Cauchy", _CAUCHY_TYPE_NAMES.get(self._data.dtype.name, self._data.dtype.name))
     if not sigma > 0:
         raise RuntimeError(f"cauchy_ expects sigma > 0.0, but found sigma={sigma:g}")
+    _continuous_only(self, "Cauchy", _CAUCHY_TYPE_NAMES.get(self._data.dtype.name, self._data.dtype.name))
     return _fill_from_doubles(self, generator, lambda stream, shape, exact: stream.cauchy_draws(median, sigma, shape, exact),
                               lambda rng, shape: median + sigma * _device_tan_of_centred_uniform(rng, shape), "CauchyBackward0")
 
@@ -1109,7 +1146,8 @@ def _device_log_normal(normals, mean, std):
 
 # torch's Cauchy check names the C++ type (its Exponential check the scalar type)
 _CAUCHY_TYPE_NAMES = {"int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char",
-                      "uint8": "unsigned char", "bool": "bool"}
+                      "uint8": "unsigned char", "bool": "bool", "complex64": "c10::complex<float>",
+                      "complex128": "c10::complex<double>"}
 
 
 @_asks_a_wrapper
@@ -1125,10 +1163,9 @@ def log_normal_(self: Tensor, mean: builtins.float = 1.0, std: builtins.float = 
 
 @_asks_a_wrapper
 def geometric_(self: Tensor, p: builtins.float, *, generator=None) -> Tensor:
-    if self._data.dtype == np.bool_:
-        raise NotImplementedError("\"geometric_cpu\" not implemented for 'Bool'")
     if not 0 < p < 1:
         raise RuntimeError(f"geometric_ expects p to be in (0, 1), but got p={p:g}")
+    _refuse_kernel(self, "geometric_cpu", "bc")
     return _fill_from_doubles(self, generator, lambda stream, shape, exact: stream.geometric_draws(p, shape, exact),
                               lambda rng, shape: rng.geometric(p, shape), "GeometricBackward0")
 

@@ -4,7 +4,9 @@ The algorithm is torch's (itself after minFunc): one ``step(closure)`` runs up t
 iterations; each builds a direction with the two-loop recursion over the last ``history_size``
 pairs (s = x_{k+1} - x_k, y = g_{k+1} - g_k), then moves along it by a fixed ``lr`` or by a
 strong-Wolfe line search (cubic interpolation, zoom phase). All parameters are handled as one
-flat vector in their own dtype, so float32 runs round as torch's do.
+flat vector in their own dtype, so float32 runs round as torch's do; a complex parameter enters
+it as its real and imaginary parts (view_as_real), as in torch, so the line search's dot products
+and comparisons stay real.
 """
 
 from __future__ import annotations
@@ -154,8 +156,13 @@ class LBFGS(Optimizer):
     # ---- the parameters as one flat vector
     def _flat_grad(self) -> np.ndarray:
         xp = array_module(self._params[0])
-        return xp.concatenate([xp.zeros(p._data.size, p._data.dtype) if p.grad is None
-                               else p.grad._data.reshape(-1) for p in self._params])
+        views = []
+        for p in self._params:
+            view = xp.zeros(p._data.size, p._data.dtype) if p.grad is None else p.grad._data.reshape(-1)
+            if view.dtype.kind == "c":  # view_as_real: each value's real part, then its imaginary part
+                view = xp.ascontiguousarray(view).view(view.real.dtype)
+            views.append(view)
+        return xp.concatenate(views)
 
     def _add_to_params(self, step: float, direction: np.ndarray) -> None:
         # torch adds with alpha=step: a finite step beyond a parameter's dtype (lr=1e308 in
@@ -164,8 +171,12 @@ class LBFGS(Optimizer):
             checked_scalar(float(step), p.dtype)
         offset = 0
         for p in self._params:
-            size = p._data.size
-            p._data += (step * direction[offset:offset + size]).reshape(p._data.shape).astype(p._data.dtype)
+            data = p._data
+            size = data.size * (2 if data.dtype.kind == "c" else 1)
+            update = step * direction[offset:offset + size]
+            if data.dtype.kind == "c":  # the pairs of view_as_real back into complex values
+                update = array_module(data).ascontiguousarray(update.astype(data.real.dtype)).view(data.dtype)
+            data += update.reshape(data.shape).astype(data.dtype)
             p._bump_version()
             offset += size
 
