@@ -1,0 +1,68 @@
+"""Session 28, lane progN: what the training-infrastructure programs (custom optimizers, LR finder,
+text classification, DataLoader recipes, detection box ops) turned up, each checked against torch 2.13.
+"""
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+# ---------------------------------------------------------------- embedding_bag, a short last offset
+def _short_last_offset_bag(lib, dtype, mode, padding_idx, weighted):
+    """include_last_offset=True with offsets[-1] (5) short of the input's length (8): torch documents
+    the two equal, and runs on when they are not."""
+    weight = (lib.arange(40.0).reshape(10, 4) / 7 - 2).to(getattr(lib, dtype)).requires_grad_()
+    psw = lib.linspace(0.5, 2.0, 8, dtype=getattr(lib, dtype)) if weighted else None
+    out = lib.nn.functional.embedding_bag(lib.tensor([1, 2, 4, 5, 4, 3, 2, 9]), weight, lib.tensor([0, 2, 2, 5]),
+                                          mode=mode, include_last_offset=True, padding_idx=padding_idx,
+                                          per_sample_weights=psw)
+    return out, weight
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+@pytest.mark.parametrize("padding_idx", [None, 2, 7])
+@pytest.mark.parametrize(("mode", "weighted"), [("sum", False), ("sum", True), ("mean", False), ("max", False)])
+def test_embedding_bag_last_bag_runs_to_the_end_of_the_input_as_torch(dtype, padding_idx, mode, weighted):
+    """torch's last bag takes in every index from its offset to the input's end; only its fbgemm
+    sum (float32/float16/bfloat16, no padding_idx, sum or mean) stops at the last offset, and its
+    mean still divides by the full count. chainrule stopped at the last offset everywhere: 42 of
+    these 48 cases differed in the last bag (float64 sum 1.4286 for torch's 3.4286, max 0.8571 for 3.1429)."""
+    expected, _ = _short_last_offset_bag(torch, dtype, mode, padding_idx, weighted)
+    got, _ = _short_last_offset_bag(chainrule, dtype, mode, padding_idx, weighted)
+    assert got.dtype == getattr(chainrule, dtype)
+    np.testing.assert_allclose(got.detach().float().numpy(), expected.detach().float().numpy(),
+                               rtol=1e-2 if dtype in ("float16", "bfloat16") else 1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("padding_idx", [None, 2, 7])
+@pytest.mark.parametrize(("dtype", "mode"), [("float64", "sum"), ("float64", "mean"), ("float32", "max"),
+                                             ("float32", "mean"), ("float64", "max")])
+def test_embedding_bag_last_bag_gradient_reaches_the_indices_past_the_last_offset(dtype, mode, padding_idx):
+    """torch's gradient reaches the rows past a short last offset, also where its fbgemm forward left
+    them out (a float32 mean without padding_idx: 1/6 each, the full count). The fbgemm float32 sum's
+    weight gradient there reads uninitialised memory (1e21 at seed-free inputs): not compared."""
+    expected, theirs = _short_last_offset_bag(torch, dtype, mode, padding_idx, False)
+    got, ours = _short_last_offset_bag(chainrule, dtype, mode, padding_idx, False)
+    expected.sum().backward()
+    got.sum().backward()
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize(("dtype", "padding_idx"), [("float64", None), ("float64", 7), ("float32", 7)])
+def test_embedding_bag_per_sample_weights_gradient_past_a_short_last_offset(dtype, padding_idx):
+    """torch's per_sample_weights gradient past a short last offset is the last bag's: chainrule gave
+    0 at the 3 positions. (torch's fbgemm float32 path without padding_idx reads uninitialised memory
+    there, denormal garbage: not compared.)"""
+    grads = []
+    for lib in (torch, chainrule):
+        weight = (lib.arange(40.0).reshape(10, 4) / 7 - 2).to(getattr(lib, dtype))
+        psw = lib.linspace(0.5, 2.0, 8, dtype=getattr(lib, dtype)).requires_grad_()
+        out = lib.nn.functional.embedding_bag(lib.tensor([1, 2, 4, 5, 4, 3, 2, 9]), weight, lib.tensor([0, 2, 2, 5]),
+                                              mode="sum", include_last_offset=True, padding_idx=padding_idx,
+                                              per_sample_weights=psw)
+        (out * lib.arange(12.0).reshape(3, 4).to(out.dtype)).sum().backward()
+        grads.append(psw.grad.numpy())
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-6)
