@@ -66,3 +66,26 @@ def test_embedding_bag_per_sample_weights_gradient_past_a_short_last_offset(dtyp
         (out * lib.arange(12.0).reshape(3, 4).to(out.dtype)).sum().backward()
         grads.append(psw.grad.numpy())
     np.testing.assert_allclose(grads[1], grads[0], rtol=1e-6)
+
+
+# ---------------------------------------------------------------- optimizer.state is a defaultdict(dict)
+def _optimizer_state_outcome(lib):
+    import collections
+    import copy
+
+    weight = lib.nn.Parameter(lib.ones(2))
+    optimizer = lib.optim.SGD([weight], lr=0.1, momentum=0.9)
+    printed = [repr(optimizer.state)]
+    weight.grad = lib.ones(2)
+    optimizer.step()
+    optimizer.load_state_dict(optimizer.state_dict())
+    state = optimizer.state
+    return (printed, type(state).__name__, isinstance(state, collections.defaultdict), state.default_factory,
+            type(copy.deepcopy(state)).__name__, repr(state).split("{")[0], type(optimizer.state_dict()["state"]))
+
+
+def test_optimizer_state_is_a_defaultdict_of_dict_as_torch():
+    """torch's optimizer.state is a defaultdict(dict), before and after load_state_dict; users print it
+    (``defaultdict(<class 'dict'>, {...})``) and Lookahead-style wrappers test or rebuild it as one.
+    chainrule's was a dict subclass printing as ``{...}``."""
+    assert _optimizer_state_outcome(chainrule) == _optimizer_state_outcome(torch)
