@@ -89,3 +89,15 @@ def test_optimizer_state_is_a_defaultdict_of_dict_as_torch():
     (``defaultdict(<class 'dict'>, {...})``) and Lookahead-style wrappers test or rebuild it as one.
     chainrule's was a dict subclass printing as ``{...}``."""
     assert _optimizer_state_outcome(chainrule) == _optimizer_state_outcome(torch)
+
+
+# ---------------------------------------------------------------- split's message names the dim as given
+@pytest.mark.parametrize(("sizes", "dim"), [([1, 2], -1), ([1, 2], 2), ([1, 1], -2), ([3], 0)])
+def test_split_with_sizes_message_names_the_dimension_as_given(sizes, dim):
+    """DETR's matcher splits its cost matrix by C.split(sizes, -1); when the sizes do not add up torch
+    names dimension -1, chainrule named the wrapped 2."""
+    with pytest.raises(RuntimeError) as theirs:
+        torch.arange(24.0).view(2, 3, 4).split(sizes, dim)
+    with pytest.raises(RuntimeError) as ours:
+        chainrule.arange(24.0).view(2, 3, 4).split(sizes, dim)
+    assert str(ours.value) == str(theirs.value)
