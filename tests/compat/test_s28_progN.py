@@ -101,3 +101,39 @@ def test_split_with_sizes_message_names_the_dimension_as_given(sizes, dim):
     with pytest.raises(RuntimeError) as ours:
         chainrule.arange(24.0).view(2, 3, 4).split(sizes, dim)
     assert str(ours.value) == str(theirs.value)
+
+
+# ---------------------------------------------------------------- cdist's p=inf gradient at ties
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cdist_infinity_norm_gives_every_tied_coordinate_the_whole_gradient(dtype):
+    """torch's cdist backward for p=inf is sign(diff) * (|diff| == dist) * grad: each coordinate tied
+    at the maximum gets the whole gradient (box distances tie often). chainrule split it among the
+    ties as vector_norm's rule does: 16 of 24 gradient entries differed (-0.5 for torch's -2)."""
+    boxes1 = np.array([[0, 0, 1, 1], [0.5, 0.5, 1.5, 1.5], [0, 0, 1, 1]], dtype=dtype)
+    boxes2 = np.array([[0, 0, 1, 1], [2, 2, 3, 3.5]], dtype=dtype)
+    results = []
+    for lib in (torch, chainrule):
+        a = lib.tensor(boxes1, requires_grad=True)
+        b = lib.tensor(boxes2, requires_grad=True)
+        distance = lib.cdist(a, b, p=float("inf"))
+        distance.backward(lib.arange(1.0, 7.0, dtype=distance.dtype).reshape(3, 2))
+        results.append((distance.detach().numpy(), a.grad.numpy(), b.grad.numpy()))
+    for ours, theirs in zip(results[1], results[0]):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_cdist_infinity_norm_values_and_zero_distance_gradient_as_torch():
+    """Batched inputs, a zero distance (gradient 0) and no columns (distance 0, where chainrule raised
+    that the inf norm of an empty dimension has no identity), against torch."""
+    values = np.random.default_rng(3).integers(-2, 3, (2, 3, 4)).astype(np.float32)
+    outcomes = []
+    for lib in (torch, chainrule):
+        a = lib.tensor(values, requires_grad=True)
+        b = lib.tensor(values[:, :2], requires_grad=True)
+        distance = lib.cdist(a, b, p=float("inf"))
+        distance.sum().backward()
+        empty = lib.cdist(lib.zeros(2, 0), lib.zeros(3, 0), p=float("inf"))
+        outcomes.append((distance.detach().numpy(), a.grad.numpy(), b.grad.numpy(), empty.numpy(),
+                         type(distance.grad_fn).__name__))
+    for ours, theirs in zip(outcomes[1], outcomes[0]):
+        np.testing.assert_array_equal(ours, theirs)
