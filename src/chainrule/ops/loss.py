@@ -515,7 +515,9 @@ class _IndexClassLoss(Function):
         M, C = ctx.rows_shape
         eps = ctx.eps
         A = xp.zeros((M, C), ctx.input.dtype)  # (the row weights' dtype)
-        picked = _weighted_rows(ctx, g_row) * (1.0 - eps)
+        # an ignored row's 0 weight times a negated gradient is -0.0: masked to torch's +0.0, which
+        # its kernel leaves unwritten (printed gradients show the sign)
+        picked = _masked(ctx.valid, _weighted_rows(ctx, g_row) * (1.0 - eps))
         if M:
             A[xp.arange(M), ctx.safe] = picked
         rowsum = picked
