@@ -39,6 +39,9 @@ def _bags(input: Tensor, offsets: Tensor | None, include_last_offset: bool):
                 "if input is 2D, then offsets has to be None, as input is treated is a mini-batch of fixed "
                 f"length sequences. However, found offsets of type {class_repr(type(offsets))}"
             )
+        if input.dtype is _dtype.bool:  # torch builds the offsets by arange in the input's dtype
+            raise NotImplementedError("\"arange_cpu\" not implemented for 'Bool'")
+        _index_dtype(input.dtype)
         num_bags, length = input.shape
         indices = input._data.reshape(-1)
         return indices, xp.repeat(xp.arange(num_bags), length), num_bags, None
@@ -46,18 +49,15 @@ def _bags(input: Tensor, offsets: Tensor | None, include_last_offset: bool):
         raise ValueError(f"input has to be 1D or 2D Tensor, but got Tensor of dimension {input.dim()}")
     if offsets is None or offsets.dim() != 1:
         raise ValueError("offsets has to be a 1D Tensor" + ("" if offsets is not None else " but got None"))
-    if offsets._data.dtype.kind not in "iu":
-        raise RuntimeError(
-            "Expected tensor for argument #2 'offsets' to have one of the following scalar types: Long, Int; "
-            f"but got {offsets.dtype} instead (while checking arguments for embedding_bag)"
-        )
-    starts = offsets._data
+    index_dtype = _dtype.promote_types(input.dtype, offsets.dtype)
+    common = _index_dtype(index_dtype)
+    starts = offsets._data.astype(common, copy=False)
     length = input.shape[0]
     if isinstance(starts, np.ndarray) and starts.size:  # on a device the checks would wait for the GPU
         if starts[0] != 0:
             raise RuntimeError(
                 "offsets[0] has to be 0, i.e., the first sequence in the mini-batch has to start from "
-                f"position 0. However, got {int(starts[0])}"
+                f"position 0. However, got {int(starts[0])}\n[ {_legacy_name(index_dtype)}{{}} ]"
             )
         if starts[-1] > length:
             raise RuntimeError(
@@ -66,6 +66,7 @@ def _bags(input: Tensor, offsets: Tensor | None, include_last_offset: bool):
         if (np.diff(starts) < 0).any():
             raise RuntimeError(f"embedding_bag: offsets must be non-decreasing, got {starts.tolist()}")
     num_bags = starts.shape[0] - 1 if include_last_offset else starts.shape[0]
+    indices = input._data.astype(common, copy=False)
     positions = xp.arange(length)
     bag = xp.searchsorted(starts, positions, side="right") - 1
     if include_last_offset and starts.size:
@@ -73,8 +74,25 @@ def _bags(input: Tensor, offsets: Tensor | None, include_last_offset: bool):
         # kernels run the last bag on to the input's end (its fbgemm sum alone stops at the offset:
         # embedding_bag leaves those indices out there)
         past_last = positions >= starts[-1]
-        return input._data, xp.where(past_last, num_bags - 1, bag), max(num_bags, 0), past_last
-    return input._data, bag, max(num_bags, 0), None
+        return indices, xp.where(past_last, num_bags - 1, bag), max(num_bags, 0), past_last
+    return indices, bag, max(num_bags, 0), None
+
+
+def _index_dtype(common):
+    """torch's embedding_bag takes its indices and offsets in their common dtype, which must be
+    int64 or int32 (named as argument #1, the indices, whichever of the two made it otherwise);
+    the NumPy dtype."""
+    if common not in (_dtype.int64, _dtype.int32):
+        raise RuntimeError(
+            "Expected tensor for argument #1 'indices' to have one of the following scalar types: Long, Int; "
+            f"but got {_legacy_name(common)} instead (while checking arguments for embedding_bag)"
+        )
+    return np.int64 if common is _dtype.int64 else np.int32
+
+
+def _legacy_name(dtype) -> str:
+    """torch.LongTensor and the like, as torch's kernel messages name a tensor's type."""
+    return creation.empty(0, dtype=dtype).type()
 
 
 def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, max_norm: float | None = None,
@@ -94,11 +112,6 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, 
         raise ValueError("max mode does not support scaling the gradient by the frequency")
     if mode == "max" and sparse:
         raise ValueError("max mode does not support sparse weights")
-    if input._data.dtype.kind not in "iu":
-        raise RuntimeError(
-            "Expected tensor for argument #1 'indices' to have one of the following scalar types: "
-            f"Long, Int; but got {input.dtype} instead (while checking arguments for embedding_bag)"
-        )
     if per_sample_weights is not None:
         if mode != "sum":
             raise NotImplementedError(
