@@ -247,3 +247,33 @@ def test_python_ints_beyond_int64_raise_torchs_value_error(case):
     converted to type int64 without overflow), and default_collate NumPy's OverflowError: 9 of these
     14 cases differed, now 0."""
     assert _big_int_outcome(chainrule, case) == _big_int_outcome(torch, case)
+
+
+# ---------------------------------------------------------------- NumPy's stream in DataLoader workers
+class _NumpyDrawingDataset:
+    """A map-style dataset drawing from NumPy's global stream, as augmentation code does."""
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, index):
+        import random
+
+        return index, int(np.random.randint(0, 10**6)), random.randint(0, 10**6)
+
+
+def _worker_draws(lib):
+    generator = lib.Generator()
+    generator.manual_seed(123)
+    loader = lib.utils.data.DataLoader(_NumpyDrawingDataset(), batch_size=2, num_workers=2, generator=generator,
+                                       shuffle=True, collate_fn=lambda batch: batch)
+    return [sample for batch in loader for sample in batch]
+
+
+def test_dataloader_workers_seed_numpy_as_torch():
+    """torch seeds each worker's NumPy stream with _generate_state(base_seed, worker_id), NumPy's
+    SeedSequence hash over [worker_id, base_seed's low and high 32 bits, 0]; chainrule hashed
+    SeedSequence(base_seed, spawn_key=(worker_id,)), so np.random draws in a Dataset (random crops,
+    noise) differed from torch's in every worker: 8 of 8 here, now 0 (random and torch's own draws
+    already agreed)."""
+    assert _worker_draws(chainrule) == _worker_draws(torch)
