@@ -277,3 +277,24 @@ def test_dataloader_workers_seed_numpy_as_torch():
     noise) differed from torch's in every worker: 8 of 8 here, now 0 (random and torch's own draws
     already agreed)."""
     assert _worker_draws(chainrule) == _worker_draws(torch)
+
+
+# ---------------------------------------------------------------- kl_div's 'mean' warning
+@pytest.mark.parametrize("options", [{}, {"reduction": "mean"}, {"reduction": "batchmean"}, {"reduction": "sum"},
+                                     {"size_average": True}, {"reduce": False}, {"size_average": False}])
+def test_kl_div_warns_about_mean_as_torch(options):
+    """torch warns that kl_div's default reduction='mean' is not the KL divergence (use 'batchmean')
+    whenever 'mean' is asked or defaulted and no legacy flag is given, F.kl_div and nn.KLDivLoss alike;
+    chainrule never did: 3 of these 7 cases differed in their warnings, now 0."""
+    import warnings
+
+    outcomes = []
+    for lib in (torch, chainrule):
+        log_p = lib.tensor([[0.2, 0.5, 0.3]]).log()
+        q = lib.tensor([[0.1, 0.6, 0.3]])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            values = [lib.nn.functional.kl_div(log_p, q, **options).tolist(), lib.nn.KLDivLoss(**options)(log_p, q).tolist()]
+        outcomes.append((values, [(w.category.__name__, str(w.message)) for w in caught]))
+    assert outcomes[1][1] == outcomes[0][1]
+    np.testing.assert_allclose(np.array(outcomes[1][0]), np.array(outcomes[0][0]), rtol=1e-6)
