@@ -134,12 +134,22 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
             _check_ragged(data)
             raise
         except OverflowError:
+            if target is not _dtype.uint64 and not target.is_floating_point and _holds_int_beyond_int64(data):
+                # torch reads every Python int as a C long long first, whatever the dtype asked
+                raise ValueError("Overflow when unpacking long long") from None
             raise RuntimeError(f"value cannot be converted to type {target.name} without overflow") from None
     if device is None:
         device = default_device.device
     if device is not None:
         array = to_device(array, _device(device))
     return array
+
+
+def _holds_int_beyond_int64(data) -> builtins.bool:
+    """Whether nested Python data holds an int outside int64's range."""
+    if isinstance(data, (list, tuple)):
+        return any(_holds_int_beyond_int64(item) for item in data)
+    return isinstance(data, int) and not -2**63 <= data < 2**63
 
 
 _list_of_arrays_warned = False  # torch warns once a process

@@ -30,7 +30,8 @@ _MODES = ("sum", "mean", "max")
 
 
 def _bags(input: Tensor, offsets: Tensor | None, include_last_offset: bool):
-    """The flat indices, each one's bag (-1: after the last offset, in no bag) and the bag count."""
+    """The flat indices, each one's bag (-1: in no bag), the bag count, and with include_last_offset
+    which indices lie at or past the last offset (else None)."""
     xp = array_module(input._data)
     if input.dim() == 2:
         if offsets is not None:
@@ -38,25 +39,25 @@ def _bags(input: Tensor, offsets: Tensor | None, include_last_offset: bool):
                 "if input is 2D, then offsets has to be None, as input is treated is a mini-batch of fixed "
                 f"length sequences. However, found offsets of type {class_repr(type(offsets))}"
             )
+        if input.dtype is _dtype.bool:  # torch builds the offsets by arange in the input's dtype
+            raise NotImplementedError("\"arange_cpu\" not implemented for 'Bool'")
+        _index_dtype(input.dtype)
         num_bags, length = input.shape
         indices = input._data.reshape(-1)
-        return indices, xp.repeat(xp.arange(num_bags), length), num_bags
+        return indices, xp.repeat(xp.arange(num_bags), length), num_bags, None
     if input.dim() != 1:
         raise ValueError(f"input has to be 1D or 2D Tensor, but got Tensor of dimension {input.dim()}")
     if offsets is None or offsets.dim() != 1:
         raise ValueError("offsets has to be a 1D Tensor" + ("" if offsets is not None else " but got None"))
-    if offsets._data.dtype.kind not in "iu":
-        raise RuntimeError(
-            "Expected tensor for argument #2 'offsets' to have one of the following scalar types: Long, Int; "
-            f"but got {offsets.dtype} instead (while checking arguments for embedding_bag)"
-        )
-    starts = offsets._data
+    index_dtype = _dtype.promote_types(input.dtype, offsets.dtype)
+    common = _index_dtype(index_dtype)
+    starts = offsets._data.astype(common, copy=False)
     length = input.shape[0]
     if isinstance(starts, np.ndarray) and starts.size:  # on a device the checks would wait for the GPU
         if starts[0] != 0:
             raise RuntimeError(
                 "offsets[0] has to be 0, i.e., the first sequence in the mini-batch has to start from "
-                f"position 0. However, got {int(starts[0])}"
+                f"position 0. However, got {int(starts[0])}\n[ {_legacy_name(index_dtype)}{{}} ]"
             )
         if starts[-1] > length:
             raise RuntimeError(
@@ -65,13 +66,33 @@ def _bags(input: Tensor, offsets: Tensor | None, include_last_offset: bool):
         if (np.diff(starts) < 0).any():
             raise RuntimeError(f"embedding_bag: offsets must be non-decreasing, got {starts.tolist()}")
     num_bags = starts.shape[0] - 1 if include_last_offset else starts.shape[0]
+    indices = input._data.astype(common, copy=False)
     positions = xp.arange(length)
     bag = xp.searchsorted(starts, positions, side="right") - 1
     if include_last_offset and starts.size:
-        # the last offset ends the last bag (CSR); torch documents it equal to the input's length, and
-        # its float32 kernel leaves out what lies beyond it (its float64 one does not)
-        bag = xp.where(positions >= starts[-1], -1, bag)
-    return input._data, bag, max(num_bags, 0)
+        # torch documents the last offset equal to the input's length; where it falls short, torch's
+        # kernels run the last bag on to the input's end (its fbgemm sum alone stops at the offset:
+        # embedding_bag leaves those indices out there)
+        past_last = positions >= starts[-1]
+        return indices, xp.where(past_last, num_bags - 1, bag), max(num_bags, 0), past_last
+    return indices, bag, max(num_bags, 0), None
+
+
+def _index_dtype(common):
+    """torch's embedding_bag takes its indices and offsets in their common dtype, which must be
+    int64 or int32 (named as argument #1, the indices, whichever of the two made it otherwise);
+    the NumPy dtype."""
+    if common not in (_dtype.int64, _dtype.int32):
+        raise RuntimeError(
+            "Expected tensor for argument #1 'indices' to have one of the following scalar types: Long, Int; "
+            f"but got {_legacy_name(common)} instead (while checking arguments for embedding_bag)"
+        )
+    return np.int64 if common is _dtype.int64 else np.int32
+
+
+def _legacy_name(dtype) -> str:
+    """torch.LongTensor and the like, as torch's kernel messages name a tensor's type."""
+    return creation.empty(0, dtype=dtype).type()
 
 
 def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, max_norm: float | None = None,
@@ -91,11 +112,6 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, 
         raise ValueError("max mode does not support scaling the gradient by the frequency")
     if mode == "max" and sparse:
         raise ValueError("max mode does not support sparse weights")
-    if input._data.dtype.kind not in "iu":
-        raise RuntimeError(
-            "Expected tensor for argument #1 'indices' to have one of the following scalar types: "
-            f"Long, Int; but got {input.dtype} instead (while checking arguments for embedding_bag)"
-        )
     if per_sample_weights is not None:
         if mode != "sum":
             raise NotImplementedError(
@@ -118,7 +134,7 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, 
                 f"but got {padding_idx}"
             )
         padding_idx %= num_rows
-    indices, bag, num_bags = _bags(input, offsets, include_last_offset)
+    indices, bag, num_bags, past_last = _bags(input, offsets, include_last_offset)
     xp = array_module(weight._data)
     if isinstance(indices, np.ndarray) and indices.size:
         bad = np.flatnonzero((indices < 0) | (indices >= num_rows))
@@ -130,6 +146,12 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, 
     kept = bag >= 0
     if padding_idx is not None:
         kept = kept & (indices != padding_idx)
+    counted = kept
+    if past_last is not None and mode != "max" and padding_idx is None and weight.dtype in (
+            _dtype.float32, _dtype.float16, _dtype.bfloat16):
+        # torch's fbgemm sum (these dtypes, no padding_idx) stops at a last offset short of the input's
+        # end, yet its mean divides by the count up to the end and its backward runs on to the end
+        kept = kept & ~past_last
     # padding_idx changes only the gradient (its lookups are left out of the bags, and out of a
     # sparse gradient's entries, as torch's)
     # a sparse gradient gets embedding's refusal of scale_grad_by_freq, a dense one on the CPU torch's
@@ -141,7 +163,7 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, 
         rows = ScaleGradient.apply(rows, scale=_bag_frequency_scale(indices, num_rows, weight._data.dtype))
     bag_size = xp.zeros(num_bags, dtype=np.int64)
     if num_bags:
-        bag_size += xp.bincount(bag[kept], minlength=num_bags)[:num_bags]
+        bag_size += xp.bincount(bag[counted], minlength=num_bags)[:num_bags]
     if mode == "max":
         out = _bag_max(rows, bag, kept, bag_size, num_bags, dim)
     else:
@@ -149,12 +171,13 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, 
         low = weight.dtype if weight.dtype is _dtype.float16 or weight.dtype is _dtype.bfloat16 else None
         if low is not None:
             rows = rows.to(_dtype.float32)
-        coefficient = kept.astype(rows._data.dtype)
+        coefficient = counted.astype(rows._data.dtype)
         sizes = xp.maximum(bag_size, 1).astype(coefficient.dtype)
         scaled = rows * Tensor._make(coefficient[:, None])
         if per_sample_weights is not None:
             scaled = scaled * per_sample_weights.reshape(-1, 1)
-        out = BagSum.apply(scaled, bag=xp.where(kept, bag, -1), num_bags=num_bags)
+        out = BagSum.apply(scaled, bag=xp.where(kept, bag, -1), num_bags=num_bags,
+                           gradient_bag=xp.where(counted, bag, -1))
         if mode == "mean" and low is None:
             out = DivideByBagSize.apply(out, sizes=sizes)
         if low is not None:
@@ -168,7 +191,8 @@ class BagSum(Function):
     """Each bag's sum of its rows (``bag[j]``: row j's bag, -1 for none), added one row after another
     in the bags' order, as torch's CPU kernels (fbgemm's and its own loop) add them: a tree or
     blocked sum (NumPy's for more than eight rows) rounds differently. Gradient: each row gets its
-    bag's (0 for a row in no bag)."""
+    bag's (0 for a row in no bag), its bag in ``gradient_bag`` where that is given (torch's fbgemm
+    sum leaves out rows past a short last offset that its backward reaches)."""
 
     _array_forward = True
     label = "bag_sum"
@@ -176,9 +200,9 @@ class BagSum(Function):
     formula = "sum of {0} by bag"
 
     @staticmethod
-    def forward(ctx, rows, bag, num_bags):
+    def forward(ctx, rows, bag, num_bags, gradient_bag=None):
         xp = array_module(rows)
-        ctx.bag = bag
+        ctx.bag = bag if gradient_bag is None else gradient_bag
         out = xp.zeros((num_bags,) + rows.shape[1:], dtype=rows.dtype)
         members = xp.flatnonzero(bag >= 0)
         if not members.size:

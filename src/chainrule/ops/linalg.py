@@ -2136,6 +2136,17 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0,
         raise RuntimeError(f"expected scalar type {_dtype.scalar_name(x1.dtype)} but found {_dtype.scalar_name(x2.dtype)}")
     # every pair's difference (..., P, R, M), then its norm over M
     diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)
+    if p == math.inf:
+        # torch's cdist backward gives each coordinate tied at the maximum the whole gradient,
+        # sign(diff) * (|diff| == dist), where the norm's rule (and amax's) splits it among them:
+        # the maximum's value, plus a zero whose gradient is the tied coordinates' sign
+        magnitude = diff.abs()
+        if not diff.shape[-1]:  # no coordinates: distance 0 (torch's), where the norm has no identity
+            return name_node(magnitude.sum(-1), "CdistBackward0", label="cdist")
+        largest = magnitude.detach().amax(-1, keepdim=True)
+        tied = magnitude.detach() == largest
+        out = largest.squeeze(-1) + ((magnitude - magnitude.detach()) * tied).sum(-1)
+        return name_node(out, "CdistBackward0", label="cdist")
     return name_node(_vector_norm(diff, p, (-1,), False, None, "cdist"), "CdistBackward0", label="cdist")
 
 

@@ -515,7 +515,9 @@ class _IndexClassLoss(Function):
         M, C = ctx.rows_shape
         eps = ctx.eps
         A = xp.zeros((M, C), ctx.input.dtype)  # (the row weights' dtype)
-        picked = _weighted_rows(ctx, g_row) * (1.0 - eps)
+        # an ignored row's 0 weight times a negated gradient is -0.0: masked to torch's +0.0, which
+        # its kernel leaves unwritten (printed gradients show the sign)
+        picked = _masked(ctx.valid, _weighted_rows(ctx, g_row) * (1.0 - eps))
         if M:
             A[xp.arange(M), ctx.safe] = picked
         rowsum = picked
@@ -914,11 +916,19 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
 
 
 # ---------------------------------------------------------------- divergences and others
-@honours_legacy_flags
 @cpu_autocast_policy("float32")
 def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
            log_target: bool = False) -> Tensor:
     """F.kl_div with ``input`` = log-probabilities: ``target (log target - input)``, 0 where target is 0."""
+    if size_average is not None or reduce is not None:
+        reduction = legacy_reduction(size_average, reduce, reduction)
+    elif reduction == "mean":  # torch's warning, given only when no legacy flag chose the mean
+        import warnings
+
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the support size."
+                      "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+                      "'mean' will be changed to behave the same as 'batchmean' in the next major release.",
+                      UserWarning, stacklevel=ew.user_stacklevel())
     _check_reduction(reduction, _REDUCTIONS + ("batchmean",))
     if not (input.dtype.is_floating_point or input.dtype.is_complex) or not (
             target.dtype.is_floating_point or target.dtype.is_complex):

@@ -1029,10 +1029,10 @@ def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
         if any(s < 0 for s in sizes):
             raise RuntimeError(f"split_with_sizes expects split_sizes have only non-negative entries, but got "
                                f"split_sizes={sizes}")
-        if sum(sizes) != length:
+        if sum(sizes) != length:  # the dimension as the caller gave it (-1 stays -1), as torch's
             raise RuntimeError(
                 f"split_with_sizes expects split_sizes to sum exactly to {length} (input tensor's size "
-                f"at dimension {d}), but got split_sizes={sizes}")
+                f"at dimension {int(dim)}), but got split_sizes={sizes}")
     if isinstance(split_size_or_sections, int):
         pieces = Split.apply(tensor, sizes=sizes, dim=d, given_dim=dim, split_size=split_size_or_sections)
     else:

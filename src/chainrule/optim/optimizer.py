@@ -11,7 +11,7 @@ import functools
 import inspect
 import numbers
 import warnings
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
 from itertools import chain
 
@@ -82,14 +82,6 @@ class _Required:
 required = _Required()
 
 
-class _ParamState(dict):
-    """``optimizer.state``: a dict keyed by parameter (Tensors hash by identity)."""
-
-    def __missing__(self, key):
-        value = self[key] = {}
-        return value
-
-
 class Optimizer:
     """Base class of all optimizers (torch.optim.Optimizer).
 
@@ -107,7 +99,9 @@ class Optimizer:
         for table in _HOOK_TABLES:
             setattr(self, table, OrderedDict())
         self._patch_step_function()
-        self.state: dict = _ParamState()
+        # keyed by parameter (Tensors hash by identity); a defaultdict(dict) as torch's, which users
+        # print and which wrappers such as Lookahead rebuild as one
+        self.state: defaultdict = defaultdict(dict)
         self.param_groups: list[dict] = []
         if isinstance(params, Tensor):
             raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, "
@@ -363,7 +357,7 @@ class Optimizer:
         for group, saved in zip(self.param_groups, saved_groups):
             for p, i in zip(group["params"], saved["params"]):
                 id_map[i] = p
-        state = _ParamState()
+        state = defaultdict(dict)
         for key, value in state_dict["state"].items():
             if key in id_map:
                 p = id_map[key]

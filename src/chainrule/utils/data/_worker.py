@@ -198,7 +198,9 @@ def _seed_everything(base_seed: int, worker_id: int) -> int:
     seed = base_seed + worker_id
     random.seed(seed)
     manual_seed(seed)
-    np.random.seed(np.random.SeedSequence(base_seed, spawn_key=(worker_id,)).generate_state(4))
+    # torch's _generate_state is NumPy's SeedSequence hash over these four 32-bit words: the same
+    # NumPy stream per worker as torch's, so np.random draws in a Dataset agree
+    np.random.seed(np.random.SeedSequence([worker_id, base_seed & 0xFFFFFFFF, base_seed >> 32, 0]).generate_state(4))
     return seed
 
 

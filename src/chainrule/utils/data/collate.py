@@ -132,9 +132,10 @@ def collate_int_fn(batch, *, collate_fn_map: dict | None = None) -> Tensor:
     # int makes it the default float dtype, as torch.tensor infers it (int64 truncated 1.5 to 1)
     if all(type(b) is bool for b in batch):
         return Tensor._make(np.asarray(batch, dtype=np.bool_))
-    if all(isinstance(b, int) for b in batch):
-        return Tensor._make(np.asarray(batch, dtype=np.int64))
     from ...ops.creation import tensor
+
+    if all(isinstance(b, int) for b in batch) and all(-2**63 <= b < 2**63 for b in batch):
+        return Tensor._make(np.asarray(batch, dtype=np.int64))
 
     return tensor(list(batch))
 
