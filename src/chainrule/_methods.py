@@ -372,6 +372,11 @@ def _refuse_mapped_into_unmapped(self: Tensor, args, kwargs, fn=None) -> None:
     _vmap_frames.refuse_batched_into_unbatched(self, (*args, *kwargs.values()), getattr(fn, "__name__", None))
 
 
+# torch's BLAS in-place ops (addmm_, baddbmm_, addmv_) check their output size in the out= kernel,
+# not by broadcasting, and say so in that kernel's words
+_RESIZE_CHECKED_INPLACE = frozenset({"addmm", "baddbmm", "addmv"})
+
+
 def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     """Run ``fn(self, ...)`` out of place, then write the result into ``self``.
 
@@ -402,6 +407,9 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         view_key = _index.view_write_key(self)
     result = fn(self, *args, **kwargs)
     if result._data.shape != self._data.shape:
+        if getattr(fn, "__name__", None) in _RESIZE_CHECKED_INPLACE:
+            raise RuntimeError(f"Bad in-place call: input tensor size {list(self.shape)} and output tensor size "
+                               f"{list(result.shape)} should match")
         raise RuntimeError(
             f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(result.shape)}"
         )

@@ -27,3 +27,34 @@ def _error(library, call):
 def test_adaptive_pool_negative_output_size_says_what_torch_says(call):
     # torch's avg kernels name themselves (1-d runs as 2-d over (1, size)) and print the sizes in braces
     assert _error(chainrule, call) == _error(torch, call)
+
+
+# ---------------------------------------------------------------- BLAS in-place ops' size check
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.zeros(3).addmm_(lib.zeros(3, 2), lib.zeros(2, 3)),
+    lambda lib: lib.zeros(1, 3).addmm_(lib.zeros(3, 2), lib.zeros(2, 3)),
+    lambda lib: lib.zeros(3, 3).baddbmm_(lib.zeros(2, 3, 2), lib.zeros(2, 2, 3)),
+    lambda lib: lib.zeros(1).addmv_(lib.zeros(3, 2), lib.zeros(2)),
+    lambda lib: lib.addmv_(lib.zeros(1), lib.zeros(3, 2), lib.zeros(2)),
+    lambda lib: lib.zeros(3).add_(lib.zeros(3, 3)),
+], ids=["addmm_", "addmm_-row", "baddbmm_", "addmv_", "torch.addmv_", "add_"])
+def test_in_place_blas_ops_refuse_a_broadcast_self_in_torch_words(call):
+    assert _error(chainrule, call) == _error(torch, call)
+
+
+def test_refused_addmm_leaves_self_unchanged():
+    ours = chainrule.ones(1, 3)
+    with pytest.raises(RuntimeError, match="Bad in-place call"):
+        ours.addmm_(chainrule.ones(3, 2), chainrule.ones(2, 3))
+    assert ours.tolist() == [[1.0, 1.0, 1.0]]
+    assert ours._version == 0
+
+
+def test_addmm_in_place_of_the_right_shape_matches_torch():
+    values = [[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]]
+    ours = chainrule.tensor(values)
+    theirs = torch.tensor(values)
+    a, b = [[1.0, 2.0], [3.0, 4.0]], [[0.5, 0.0, 1.0], [-1.0, 2.0, 0.5]]
+    ours.addmm_(chainrule.tensor(a), chainrule.tensor(b), beta=1, alpha=-2)
+    theirs.addmm_(torch.tensor(a), torch.tensor(b), beta=1, alpha=-2)
+    assert ours.tolist() == theirs.tolist()
