@@ -372,6 +372,46 @@ def _refuse_mapped_into_unmapped(self: Tensor, args, kwargs, fn=None) -> None:
     _vmap_frames.refuse_batched_into_unbatched(self, (*args, *kwargs.values()), getattr(fn, "__name__", None))
 
 
+# torch's BLAS in-place ops (addmm_, baddbmm_, addmv_) check their output size in the out= kernel,
+# not by broadcasting, and say so in that kernel's words
+_RESIZE_CHECKED_INPLACE = frozenset({"addmm", "baddbmm", "addmv"})
+
+
+def _shape_refusal(name, self: Tensor, result: Tensor) -> str:
+    """torch's message for an in-place op whose result does not have self's shape."""
+    if name in _RESIZE_CHECKED_INPLACE:
+        return f"Bad in-place call: input tensor size {list(self.shape)} and output tensor size {list(result.shape)} " \
+               "should match"
+    return f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(result.shape)}"
+
+
+def _refuse_addr_into_another_shape(self: Tensor, args, kwargs) -> None:
+    """addr_ wants self to be the outer product's own 2-d shape, unbroadcast, checked first."""
+    vec1 = args[0] if len(args) > 0 else kwargs.get("vec1")
+    vec2 = args[1] if len(args) > 1 else kwargs.get("vec2")
+    if not (isinstance(vec1, Tensor) and isinstance(vec2, Tensor) and vec1.ndim == vec2.ndim == 1):
+        return  # addr's own refusals
+    if self.ndim != 2:
+        raise RuntimeError(f"2D tensor expected, got {self.ndim}D tensor for input")
+    if tuple(self.shape) != (vec1.shape[0], vec2.shape[0]):
+        raise RuntimeError(f"size mismatch, input: {list(self.shape)}, v1: {list(vec1.shape)}, v2: {list(vec2.shape)}")
+
+
+def _refuse_addmm_into_another_shape(self: Tensor, args, kwargs) -> None:
+    """addmm_ checks self against the product's shape before it expands self (which would refuse first)."""
+    mat1 = args[0] if len(args) > 0 else kwargs.get("mat1")
+    mat2 = args[1] if len(args) > 1 else kwargs.get("mat2")
+    if not (isinstance(mat1, Tensor) and isinstance(mat2, Tensor) and mat1.ndim == mat2.ndim == 2
+            and mat1.shape[1] == mat2.shape[0]):
+        return  # addmm's own refusals come first
+    if tuple(self.shape) != (mat1.shape[0], mat2.shape[1]):
+        raise RuntimeError(f"Bad in-place call: input tensor size {list(self.shape)} and output tensor size "
+                           f"{[mat1.shape[0], mat2.shape[1]]} should match")
+
+
+_INPLACE_PRECHECKS = {"addr": _refuse_addr_into_another_shape, "addmm": _refuse_addmm_into_another_shape}
+
+
 def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     """Run ``fn(self, ...)`` out of place, then write the result into ``self``.
 
@@ -400,11 +440,12 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         if _index.unread_leaf_like(self):
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
         view_key = _index.view_write_key(self)
+    precheck = _INPLACE_PRECHECKS.get(getattr(fn, "__name__", None))
+    if precheck is not None:
+        precheck(self, args, kwargs)
     result = fn(self, *args, **kwargs)
     if result._data.shape != self._data.shape:
-        raise RuntimeError(
-            f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(result.shape)}"
-        )
+        raise RuntimeError(_shape_refusal(getattr(fn, "__name__", None), self, result))
     if result.dtype._category > self.dtype._category:
         raise RuntimeError(
             f"result type {_TORCH_TYPE_NAMES[result.dtype.name]} can't be cast to the desired output "

@@ -606,7 +606,24 @@ _SCALED_ADD_SAVED = {
 }
 
 
+def _refuse_unexpandable(input: Tensor, shape: tuple) -> None:
+    """torch's add-a-product kernels expand input to the product's shape first (not a broadcast
+    of the two), so a mismatch is refused in expand's words."""
+    sizes, current = list(shape), list(input.shape)
+    if len(current) > len(sizes):
+        raise RuntimeError(f"expand({input.type()}{{{current}}}, size={sizes}): the number of sizes provided "
+                           f"({len(sizes)}) must be greater or equal to the number of dimensions in the tensor "
+                           f"({len(current)})")
+    lead = len(sizes) - len(current)
+    for i in reversed(range(lead, len(sizes))):  # torch reports the last mismatching dim
+        if current[i - lead] not in (1, sizes[i]):
+            raise RuntimeError(f"The expanded size of the tensor ({sizes[i]}) must match the existing size "
+                               f"({current[i - lead]}) at non-singleton dimension {i}.  Target sizes: {sizes}.  "
+                               f"Tensor sizes: {current}")
+
+
 def _scaled_sum(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
+    _refuse_unexpandable(input, tuple(product.shape))
     xp = array_module(input)
     from .elementwise import add, mul, number_in_dtype, where
 
@@ -686,6 +703,9 @@ def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None)
     dtype = _dtype.result_type(input, mat, vec)
     if dtype is _dtype.bool:
         raise NotImplementedError("\"addmv_impl_cpu\" not implemented for 'Bool'")
+    if input.ndim == 1 and mat.ndim == 2 and vec.ndim == 1 and input.shape[0] not in (1, mat.shape[0]):
+        raise RuntimeError(f"size mismatch, got input ({input.shape[0]}), mat ({mat.shape[0]}x{mat.shape[1]}), "
+                           f"vec ({vec.shape[0]})")
     torch_args = (beta, alpha, mat, vec)
     if beta != 0 and _opmath.fused_compute_dtype(dtype) is not None:
         # torch's low-precision gemv takes beta and alpha in the tensors' dtype and rounds

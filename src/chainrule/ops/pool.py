@@ -809,8 +809,12 @@ def _output_size(output_size, input: Tensor, d: int, opname: str) -> tuple:
         if opname.startswith("adaptive_max"):  # torch's max pool allocates its output before any check
             shape = [*input.shape[:input.ndim - d], *([1] if d == 1 else []), *sizes]
             raise RuntimeError(f"Trying to create tensor with negative dimension {min(sizes)}: {shape}")
-        raise RuntimeError(f"adaptive pool: elements of output_size must be greater than or equal to 0 but "
-                           f"received {list(sizes)}")
+        # torch's avg kernels: 1-d runs as 2-d over (1, size); the 3-d message drops its last space
+        if d == 3:
+            name, shown = "adaptive_avg_pool3d", f"{{{sizes[0]}, {sizes[1]},{sizes[2]}}}"
+        else:
+            name, shown = "adaptive_avg_pool2d", "{" + ", ".join(str(s) for s in ([1] if d == 1 else []) + list(sizes)) + "}"
+        raise RuntimeError(f"{name}: elements of output_size must be greater than or equal to 0 but received {shown}")
     return sizes
 
 
