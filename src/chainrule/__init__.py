@@ -452,8 +452,8 @@ def __getattr__(name: str):
         return _importlib.import_module(".nested", __name__)
     if name == "masked":  # torch.masked: also imported on first use, like torch.nested
         return _importlib.import_module(".masked", __name__)
-    if name == "ao":  # torch.ao (quantization): on first use, most programs never quantize
-        return _importlib.import_module(".ao", __name__)
+    if name in ("ao", "quantization"):  # torch.ao (and its old alias): on first use, most programs never quantize
+        return _importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
