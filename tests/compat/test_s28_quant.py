@@ -244,3 +244,35 @@ def test_quantize_dynamic_warns_as_torch():
             lib.ao.quantization.quantize_dynamic(lib.nn.Sequential(lib.nn.Linear(2, 2)))
         return {(w.category.__name__, str(w.message)) for w in caught if w.category is DeprecationWarning}
     assert warned(chainrule) == warned(torch) and warned(chainrule)
+
+
+def test_quantize_dynamic_moves_the_generator_as_torch():
+    # torch's dynamic LSTM constructor fills its weights with randn draws before from_float replaces them
+    def next_draws(lib):
+        lib.manual_seed(0)
+        model = lib.nn.Sequential(lib.nn.LSTM(5, 7, 2, bidirectional=True), lib.nn.Linear(7, 3))
+        lib.ao.quantization.quantize_dynamic(model, {lib.nn.LSTM, lib.nn.Linear})
+        return lib.randn(4).tolist()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert next_draws(chainrule) == next_draws(torch)
+
+
+def test_bidirectional_batch_first_lstm_matches_torch():
+    torch.manual_seed(3)
+    theirs = torch.nn.LSTM(5, 7, 2, batch_first=True, bidirectional=True)
+    ours = chainrule.nn.LSTM(5, 7, 2, batch_first=True, bidirectional=True)
+    ours.load_state_dict({k: chainrule.tensor(v.detach().numpy()) for k, v in theirs.state_dict().items()})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantized_theirs = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(theirs), {torch.nn.LSTM})
+        quantized_ours = chainrule.ao.quantization.quantize_dynamic(chainrule.nn.Sequential(ours), {chainrule.nn.LSTM})
+    x = np.random.default_rng(4).standard_normal((3, 6, 5)).astype(np.float32)
+    h0 = np.random.default_rng(5).standard_normal((4, 3, 7)).astype(np.float32)
+    c0 = np.random.default_rng(6).standard_normal((4, 3, 7)).astype(np.float32)
+    with torch.no_grad():
+        out_t, (h_t, c_t) = quantized_theirs[0](torch.from_numpy(x), (torch.from_numpy(h0), torch.from_numpy(c0)))
+    out_o, (h_o, c_o) = quantized_ours[0](chainrule.from_numpy(x), (chainrule.from_numpy(h0), chainrule.from_numpy(c0)))
+    for got, expected in ((out_o, out_t), (h_o, h_t), (c_o, c_t)):
+        assert tuple(got.shape) == tuple(expected.shape)
+        assert np.abs(got.numpy() - expected.numpy()).max() < 1e-5

@@ -13,6 +13,8 @@ import numpy as np
 
 from ...... import _dtype
 from ......nn.modules.module import Module
+from ......ops import quantized as _quantized
+from ......ops.random import randn
 from ......tensor import Tensor
 from .linear import linear_dynamic, quantize_weight
 
@@ -37,8 +39,20 @@ class LSTM(Module):
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.dtype = bidirectional, dtype
         self.proj_size = 0
-        # one (w_ih, w_hh, b_ih, b_hh) per layer and direction, torch's _all_weight_values order
+        # one (w_ih, w_hh, b_ih, b_hh) per layer and direction, torch's _all_weight_values order;
+        # torch fills them with randn draws quantized at scale 0.1 (from_float then replaces them),
+        # so making the module moves the global generator as torch's does
         self._all_weight_values: list[tuple] = []
+        directions = 2 if bidirectional else 1
+        for layer in range(num_layers):
+            for _ in range(directions):
+                layer_input_size = input_size if layer == 0 else hidden_size * directions
+                w_ih, w_hh = randn(4 * hidden_size, layer_input_size), randn(4 * hidden_size, hidden_size)
+                b_ih, b_hh = randn(4 * hidden_size), randn(4 * hidden_size)
+                self._all_weight_values.append((
+                    *(_quantized.make_quantized(_quantized.quantize_array(w._data, 0.1, 0, _dtype.qint8), _dtype.qint8,
+                                                _quantized.per_tensor_affine, 0.1, 0) for w in (w_ih, w_hh)),
+                    b_ih._data, b_hh._data))
 
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant: bool = False):
@@ -46,6 +60,7 @@ class LSTM(Module):
             raise NotImplementedError("chainrule's dynamic quantized LSTM has no proj_size")
         qlstm = cls(mod.input_size, mod.hidden_size, mod.num_layers, mod.bias, mod.batch_first, mod.dropout,
                     mod.bidirectional)
+        qlstm._all_weight_values = []
         for layer in range(mod.num_layers):
             for suffix in ("", "_reverse")[: 2 if mod.bidirectional else 1]:
                 def weight(kind, layer=layer, suffix=suffix):
