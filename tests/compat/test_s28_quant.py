@@ -276,3 +276,12 @@ def test_bidirectional_batch_first_lstm_matches_torch():
     for got, expected in ((out_o, out_t), (h_o, h_t), (c_o, c_t)):
         assert tuple(got.shape) == tuple(expected.shape)
         assert np.abs(got.numpy() - expected.numpy()).max() < 1e-5
+
+
+@pytest.mark.parametrize("attribute", ["T", "mT", "data"])
+def test_layout_properties_stay_quantized(attribute):
+    def read(lib):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return repr(getattr(_q(lib), attribute)).replace("chainrule.", "torch.")
+    assert read(chainrule) == read(torch)

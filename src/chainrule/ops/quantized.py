@@ -183,6 +183,10 @@ _PASSTHROUGH = frozenset({"__get__", "size", "dim", "numel", "nelement", "ndimen
                           "dequantize", "int_repr", "q_scale", "q_zero_point", "qscheme"})
 
 
+def _layout_properties() -> tuple:
+    return tuple(Tensor.__dict__[name] for name in ("T", "mT", "data") if name in Tensor.__dict__)
+
+
 def _not_implemented(name: str) -> NotImplementedError:
     kernel = _ATEN_NAMES.get(name, f"aten::{name.strip('_')}")
     return NotImplementedError(
@@ -212,6 +216,8 @@ def _define_quantized_tensor_class() -> type:
             kwargs = kwargs or {}
             name = getattr(func, "__name__", "")
             with _torch_function.DisableTorchFunctionSubclass():
+                if name == "__get__" and getattr(func, "__self__", None) in _layout_properties():
+                    return _on_integers(func, args, kwargs)  # q.T, q.mT, q.data stay quantized
                 if name in _PASSTHROUGH or func in _OWN_METHODS:
                     return func(*args, **kwargs)
                 if name in _LAYOUT_OPS:
