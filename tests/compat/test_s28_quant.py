@@ -285,3 +285,19 @@ def test_layout_properties_stay_quantized(attribute):
             warnings.simplefilter("ignore")
             return repr(getattr(_q(lib), attribute)).replace("chainrule.", "torch.")
     assert read(chainrule) == read(torch)
+
+
+def test_deepcopy_keeps_quantization():
+    import copy
+
+    def copied(lib):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = lib.ao.quantization.quantize_dynamic(lib.nn.Sequential(lib.nn.Linear(4, 3)))
+            per_channel = lib.quantize_per_channel(_sample(lib), lib.tensor([0.1, 0.2], dtype=lib.float64),
+                                                   lib.tensor([0, 1]), 0, lib.quint8)
+        weight = copy.deepcopy(model)[0].weight()
+        return (weight.dtype.name if lib is chainrule else str(weight.dtype).removeprefix("torch."),
+                weight.q_scale() == model[0].weight().q_scale(),
+                repr(copy.deepcopy(per_channel)).replace("chainrule.", "torch."))
+    assert copied(chainrule) == copied(torch)

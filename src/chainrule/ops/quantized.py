@@ -16,6 +16,7 @@ should not pay for it.
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
@@ -246,6 +247,13 @@ def _define_quantized_tensor_class() -> type:
         @property
         def requires_grad(self) -> bool:
             return False
+
+        def __deepcopy__(self, memo):
+            quantizer = self._quantizer
+            copied = make_quantized(self._data.copy(), quantizer.dtype, quantizer.scheme, copy.copy(quantizer.scale),
+                                    copy.copy(quantizer.zero_point), quantizer.axis)
+            memo[id(self)] = copied
+            return copied
 
         def int_repr(self) -> Tensor:
             return Tensor._make(self._data.copy())
