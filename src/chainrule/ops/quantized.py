@@ -88,7 +88,8 @@ def quantize_array(values: np.ndarray, scale, zero_point, dtype) -> np.ndarray:
     half to even and clamped to the dtype's range. torch's x86 kernels differ by type: the 8-bit ones
     (fbgemm, AVX2) take ``fma(x, 1 / scale, zero_point)`` rounded once to float32, which float64
     arithmetic reproduces (a float32 product is exact there); qint32's multiplies and adds in float32.
-    Measured on 60 million values against torch: 0 differ (division instead of the inverse: 27)."""
+    Measured on 20 scales x 1 million values per type against torch: 0 differ (the 8-bit types with
+    float32 multiply then add: 8; rounding before adding the zero point: 27 to 40 per type)."""
     inverse_scale = np.float32(1.0) / np.asarray(scale, dtype=np.float32)
     zero_point = np.asarray(zero_point, dtype=np.float32)
     with np.errstate(over="ignore", invalid="ignore"):
