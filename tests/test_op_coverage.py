@@ -158,6 +158,13 @@ NOT_OPS.update(_group(
     "nn.functional.sigmoid", "nn.functional.tanh",
 ))
 
+# --- s28 quant: quantized tensors ---
+NOT_OPS.update(_group(
+    "make or unpack a quantized tensor (integers plus scale/zero point): no float op and no gradient, as in "
+    "torch; values compared with torch element by element (tests/compat/test_s28_quant.py)",
+    "quantize_per_tensor", "quantize_per_channel", "dequantize", "Tensor.dequantize",
+))
+
 # --- bf16: autocast state ---
 NOT_OPS.update(_group(
     "autocast state (torch.set_autocast_enabled and friends): switch a mode, compute no tensor "

@@ -43,7 +43,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                    "chainrule.models", "chainrule.func", "chainrule.multiprocessing", "chainrule._spawn_child",
                    "chainrule.version", "chainrule.torch_version", "chainrule.__config__", "chainrule._subclasses",
                    "chainrule.profiler", "chainrule.quasirandom", "chainrule.signal", "chainrule.overrides",
-                   "chainrule.library", "chainrule._custom_ops", "chainrule._custom_op", "chainrule.ao", "chainrule.nested",
+                   "chainrule.library", "chainrule._custom_ops", "chainrule._custom_op", "chainrule.ao", "chainrule.quantization", "chainrule.nested",
                    "chainrule.masked", "chainrule.functional",
                    "chainrule._higher_order_ops", "chainrule._export")),
     ("tools", ("chainrule.viz", "chainrule.commands", "chainrule.cli", "chainrule.benchmark",

@@ -17,6 +17,7 @@ from ._dtype import (
     float4_e2m1fn_x2, float8_e4m3fn, float8_e4m3fnuz, float8_e5m2, float8_e5m2fnuz, float8_e8m0fnu,
 )
 from ._dtype import cdouble, cfloat, chalf, complex32, complex64, complex128, get_default_complex_dtype
+from ._dtype import qint8, qint32, quint4x2, quint8
 from ._dtype import int1, int2, int3, int4, int5, int6, int7, uint1, uint2, uint3, uint4, uint5, uint6, uint7
 from .tensor import Size, Tensor
 from .autograd.grad_mode import (
@@ -42,6 +43,10 @@ from .ops.reduce import *  # noqa: E402,F401,F403
 from .ops.shape import *  # noqa: E402,F401,F403
 from .ops.random import *  # noqa: E402,F401,F403
 from .ops.index import *  # noqa: E402,F401,F403
+from .ops.quantized import (  # noqa: E402,F401
+    dequantize, per_channel_affine, per_channel_affine_float_qparams, per_channel_symmetric, per_tensor_affine,
+    per_tensor_symmetric, qscheme, quantize_per_channel, quantize_per_tensor,
+)
 from .ops.linalg import *  # noqa: E402,F401,F403
 from .ops.decompositions import *  # noqa: E402,F401,F403
 from .ops.activation import *  # noqa: E402,F401,F403
@@ -447,6 +452,8 @@ def __getattr__(name: str):
         return _importlib.import_module(".nested", __name__)
     if name == "masked":  # torch.masked: also imported on first use, like torch.nested
         return _importlib.import_module(".masked", __name__)
+    if name in ("ao", "quantization"):  # torch.ao (and its old alias): on first use, most programs never quantize
+        return _importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -274,6 +274,36 @@ int1, int2, int3, int4, int5, int6, int7 = (_SubByteInteger(bits, signed=True) f
 _SUB_BYTE = (uint1, uint2, uint3, uint4, uint5, uint6, uint7, int1, int2, int3, int4, int5, int6, int7)
 
 
+# ---- the quantized integer types (torch.qint8, quint8, qint32, quint4x2)
+# A quantized tensor (ops/quantized.py) stores its integers in the NumPy type below and carries its
+# scale and zero point beside them; these dtypes name that pairing. They map no NumPy dtype back
+# (_BY_NP), so an int8 array is never taken for a qint8 tensor.
+class _QuantizedInteger(dtype):
+    __slots__ = ("_scalar_name", "_np", "quant_min", "quant_max")
+
+    def __init__(self, name: str, scalar_name: str, np_dtype, quant_min: builtins.int,
+                 quant_max: builtins.int) -> None:
+        self.name, self.is_floating_point, self.is_signed, self._category = name, False, True, 1
+        self._scalar_name, self._np = scalar_name, np.dtype(np_dtype)
+        self.itemsize = self._np.itemsize
+        self.quant_min, self.quant_max = quant_min, quant_max
+
+    @property
+    def np(self):
+        return self._np
+
+    @property
+    def is_complex(self) -> builtins.bool:
+        return False
+
+
+qint8 = _QuantizedInteger("qint8", "QInt8", np.int8, -128, 127)
+quint8 = _QuantizedInteger("quint8", "QUInt8", np.uint8, 0, 255)
+qint32 = _QuantizedInteger("qint32", "QInt32", np.int32, -(2 ** 31), 2 ** 31 - 1)
+quint4x2 = _QuantizedInteger("quint4x2", "QUInt4x2", np.uint8, 0, 15)
+_QUANTIZED = (qint8, quint8, qint32, quint4x2)
+
+
 def to_float8(array: np.ndarray, np_dtype) -> np.ndarray:
     """``array`` cast to an ml_dtypes float8 dtype with torch's conversion: round to nearest even
     (ml_dtypes' cast), then torch's own rules where they differ: float8_e4m3fn saturates every
@@ -323,8 +353,9 @@ def cast_array(array, np_dtype):
 
 
 _ALL = (float16, float32, float64, uint8, int8, int16, int32, int64, bool, complex64, complex128, bfloat16,
-        uint16, uint32, uint64, *_UNSTORED, *_SUB_BYTE)
-_BY_NP = {d.np: d for d in _ALL if d is not bfloat16 and d is not float16 and d not in _UNSTORED and d not in _SUB_BYTE}
+        uint16, uint32, uint64, *_UNSTORED, *_SUB_BYTE, *_QUANTIZED)
+_BY_NP = {d.np: d for d in _ALL if d is not bfloat16 and d is not float16 and d not in _UNSTORED and d not in _SUB_BYTE
+          and d not in _QUANTIZED}
 _BY_NP[_FLOAT16_NP] = float16  # without touching float16.np, which installs the opmath hook
 _BY_NAME = {d.name: d for d in _ALL}
 _default_float = float32

@@ -953,7 +953,8 @@ def bind_all(modules) -> None:
     Tensor.get_device = lambda self: -1 if self.device.type == "cpu" else (self.device.index or 0)
     Tensor.layout = property(lambda self: _layout.strided)
     Tensor.is_sparse = False
-    Tensor.is_quantized = False  # chainrule has no quantized tensors (torchvision's nms asks)
+    Tensor.is_quantized = False  # a quantized tensor (ops/quantized.py) overrides it
+    Tensor.dequantize = lambda self: self  # torch's on a float tensor: the tensor itself
     Tensor.to_sparse = _sparse.to_sparse
     Tensor.to_sparse_coo = _as_tensor_method(lambda self: _sparse.to_sparse(self), "to_sparse_coo")
     Tensor.to_sparse_csr = _sparse.to_sparse_csr

@@ -38,6 +38,7 @@ import numpy as np
 
 from . import _dtype, _layout
 from ._backend import contiguous_strides, strided_view
+from .ops import quantized as _quantized
 from .tensor import Tensor
 
 # the byte order of a checkpoint that records none (torch.serialization.set_default_load_endianness)
@@ -97,6 +98,12 @@ ComplexFloatStorage = StorageType("ComplexFloatStorage", np.complex64)
 ComplexDoubleStorage = StorageType("ComplexDoubleStorage", np.complex128)
 _STORAGE_TYPES.update({s.name: s for s in (ComplexFloatStorage, ComplexDoubleStorage)})
 _BY_DTYPE = {s.dtype: s for s in _STORAGE_TYPES.values() if s is not BFloat16Storage}
+# a quantized tensor's integers, in torch's storage classes for them (never chosen by NumPy dtype)
+QInt8Storage = StorageType("QInt8Storage", np.int8)
+QUInt8Storage = StorageType("QUInt8Storage", np.uint8)
+QInt32Storage = StorageType("QInt32Storage", np.int32)
+_QUANTIZED_STORAGES = {"qint8": QInt8Storage, "quint8": QUInt8Storage, "qint32": QInt32Storage}
+_STORAGE_TYPES.update({s.name: s for s in _QUANTIZED_STORAGES.values()})
 _STORAGE_TYPES[UntypedStorage.name] = UntypedStorage
 
 
@@ -208,6 +215,30 @@ def _dtypes() -> dict:
     return {f"torch.{d.name}": d for d in _dtype._ALL}
 
 
+def _rebuild_qtensor(storage, storage_offset, size, stride, quantizer_params, requires_grad, backward_hooks):
+    """torch._utils._rebuild_qtensor: a quantized tensor over ``storage``'s integers with the scheme,
+    scale(s), zero point(s) (and axis) of ``quantizer_params``."""
+    integers = _rebuild_tensor_v2(storage, storage_offset, size, stride, False, backward_hooks)
+    dtypes = {"int8": _dtype.qint8, "uint8": _dtype.quint8, "int32": _dtype.qint32}
+    dtype = dtypes.get(integers._data.dtype.name)
+    if dtype is None or not isinstance(quantizer_params, tuple) or not quantizer_params:
+        raise _invalid("a quantized tensor has a bad storage or quantizer")
+    scheme, *values = quantizer_params
+    if scheme is _quantized.per_tensor_affine and len(values) == 2:
+        scale, zero_point = values
+        return _quantized.make_quantized(integers._data, dtype, scheme, float(scale), int(zero_point))
+    if scheme is _quantized.per_channel_affine and len(values) == 3 and all(isinstance(v, Tensor) for v in values[:2]):
+        scales, zero_points, axis = values
+        return _quantized.make_quantized(integers._data, dtype, scheme, np.asarray(scales._data, np.float64),
+                                         np.asarray(zero_points._data, np.int64), int(axis))
+    raise _invalid(f"a quantized tensor's scheme {str(scheme)[:40]} is not one chainrule reads")
+
+
+def _qschemes() -> dict:
+    return {f"torch.{name}": getattr(_quantized, name) for name in ("per_tensor_affine", "per_channel_affine",
+                                                                    "per_tensor_symmetric", "per_channel_symmetric")}
+
+
 def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, backward_hooks, dtype, metadata=None):
     """torch._utils._rebuild_tensor_v3, what torch writes for the dtypes without a typed storage
     (uint16/32/64): an untyped (byte) storage viewed as ``dtype``, then as _rebuild_tensor_v2."""
@@ -273,6 +304,7 @@ _CALLABLES = {
     "torch._utils._rebuild_wrapper_subclass": _rebuild_wrapper_subclass,
     "torch._utils._rebuild_tensor_v2": _rebuild_tensor_v2,
     "torch._utils._rebuild_tensor_v3": _rebuild_tensor_v3,
+    "torch._utils._rebuild_qtensor": _rebuild_qtensor,
     "torch._utils._rebuild_parameter": _rebuild_parameter,
     "torch._utils._rebuild_parameter_with_state": _rebuild_parameter_with_state,
     "collections.OrderedDict": OrderedDict,
@@ -295,6 +327,7 @@ def _allowed_globals() -> dict:
     allowed["torch.storage.UntypedStorage"] = UntypedStorage
     allowed.update({f"{__name__}.{name}": s for name, s in _STORAGE_TYPES.items()})
     allowed.update(_dtypes())
+    allowed.update(_qschemes())
     allowed["torch.strided"] = _layout.strided
     return allowed
 
@@ -641,6 +674,7 @@ class _TorchGlobal:
 
 _WRITE_TENSOR_V2 = _TorchGlobal("torch._utils", "_rebuild_tensor_v2", _rebuild_tensor_v2)
 _WRITE_TENSOR_V3 = _TorchGlobal("torch._utils", "_rebuild_tensor_v3", _rebuild_tensor_v3)
+_WRITE_QTENSOR = _TorchGlobal("torch._utils", "_rebuild_qtensor", _rebuild_qtensor)
 _WRITE_PARAMETER = _TorchGlobal("torch._utils", "_rebuild_parameter", _rebuild_parameter)
 _WRITE_FROM_TYPE = _TorchGlobal("torch._tensor", "_rebuild_from_type_v2", _rebuild_from_type_v2)
 _WRITE_WRAPPER = _TorchGlobal("torch._utils", "_rebuild_wrapper_subclass", _rebuild_wrapper_subclass)
@@ -665,6 +699,8 @@ def _torch_global(obj) -> str | None:
         return f"torch\n{obj.name}"
     if obj is _layout.strided:
         return "torch\nstrided"
+    if kind is _quantized.qscheme:
+        return f"torch\n{obj.name}"
     return None
 
 
@@ -736,7 +772,8 @@ class _Pickler(pickle._Pickler):
         kind = type(obj)
         if kind in _PLAIN:  # called for every object: the common ones leave first
             return NotImplemented
-        if kind is _TorchGlobal or kind is StorageType or isinstance(obj, _dtype.dtype) or obj is _layout.strided:
+        if (kind is _TorchGlobal or kind is StorageType or isinstance(obj, _dtype.dtype) or obj is _layout.strided
+                or kind is _quantized.qscheme):
             return "written by save_global"
         if isinstance(obj, Tensor):
             return self.reduce_tensor(obj)
@@ -758,6 +795,8 @@ class _Pickler(pickle._Pickler):
         if isinstance(t, Parameter) and type(t).__module__.startswith("chainrule"):
             # its data pickles through this method again, as a tensor
             return (_WRITE_PARAMETER, (t.detach(), bool(t.requires_grad), OrderedDict()))
+        if t.is_quantized:
+            return self.reduce_quantized(t)
         if type(t) is not Tensor and not type(t).__module__.startswith("chainrule"):
             return self.reduce_subclass(t)
         record, offset, stride = self.storage_of(t)
@@ -765,6 +804,18 @@ class _Pickler(pickle._Pickler):
         if record.kind is UntypedStorage:
             return (_WRITE_TENSOR_V3, (*args, t.dtype))
         return (_WRITE_TENSOR_V2, args)
+
+    def reduce_quantized(self, t: Tensor):
+        """A quantized tensor as torch writes it: its integers in a QInt8/QUInt8/QInt32 storage and
+        ``(scheme, scale, zero_point)`` (per channel: scales, zero points as tensors, and the axis)."""
+        quantizer = t._quantizer
+        record, offset, stride = self.storage_of(Tensor._make(t._data), _QUANTIZED_STORAGES[quantizer.dtype.name])
+        if quantizer.axis is None:
+            params = (quantizer.scheme, float(quantizer.scale), int(quantizer.zero_point))
+        else:
+            params = (quantizer.scheme, Tensor._make(quantizer.scale), Tensor._make(quantizer.zero_point),
+                      int(quantizer.axis))
+        return (_WRITE_QTENSOR, (record, offset, tuple(t._data.shape), stride, params, False, OrderedDict()))
 
     def reduce_subclass(self, t: Tensor):
         """A user's subclass as torch writes it: ``_rebuild_from_type_v2`` of its class, the rebuild of its
@@ -783,14 +834,16 @@ class _Pickler(pickle._Pickler):
             rebuild = self.reduce_tensor(t._plain_detach().requires_grad_(bool(t.requires_grad)))
         return (_WRITE_FROM_TYPE, (rebuild[0], type(t), rebuild[1], state))
 
-    def storage_of(self, t: Tensor) -> tuple[_StorageRecord, int, tuple]:
+    def storage_of(self, t: Tensor, kind: StorageType | None = None) -> tuple[_StorageRecord, int, tuple]:
         """The storage ``t`` views, its offset and strides in elements: the memory of the array
-        that owns ``t``'s data when ``t`` is a plain view of it, else a contiguous copy."""
+        that owns ``t``'s data when ``t`` is a plain view of it, else a contiguous copy. ``kind``
+        overrides the storage class the array's dtype picks (a quantized tensor's integers)."""
         array = t._data
         on_host = type(array) is np.ndarray
         if not on_host:
             array = array.get()  # a device array: a host copy, a storage of its own
         dtype = array.dtype
+        kind_override = kind
         if dtype.name == "bfloat16":
             kind = BFloat16Storage
         elif dtype.name.startswith("float8_"):  # torch writes float8 tensors as bytes with their dtype
@@ -799,6 +852,7 @@ class _Pickler(pickle._Pickler):
             kind = UntypedStorage
         else:
             kind = _BY_DTYPE.get(dtype.newbyteorder("="))
+        kind = kind_override if kind_override is not None else kind
         if kind is None:
             raise pickle.PicklingError(f"chainrule.save: can't store a tensor of dtype {dtype}")
         if kind is UntypedStorage and self.legacy:
@@ -816,7 +870,7 @@ class _Pickler(pickle._Pickler):
             last = delta // itemsize + sum((n - 1) * s for n, s in zip(array.shape, stride))
             if (delta >= 0 and delta % itemsize == 0 and all(s >= 0 and s % itemsize == 0 for s in array.strides)
                     and last < root.size):
-                identity = (begin, root.nbytes, dtype.str, location)
+                identity = (begin, root.nbytes, dtype.str, location, kind.name)
                 record = self.storages.get(identity)
                 if record is None:
                     record = _StorageRecord(kind, str(len(self.storages)), location, root.ravel(order="K"))

@@ -1,3 +1,5 @@
-"""torch.ao: torch's "architecture optimization" (quantization, sparsity). chainrule has no quantized
-tensors or kernels; only the float-model pieces that model code builds before any quantization
-pass are here (see quantization/)."""
+"""torch.ao: torch's "architecture optimization". chainrule has quantized tensors
+(ops/quantized.py) and dynamic quantization (quantization.quantize_dynamic swapping in the
+modules of nn.quantized.dynamic); no static quantization or sparsity."""
+
+from . import nn, quantization  # noqa: F401

@@ -1,13 +1,14 @@
-"""torch.ao.quantization: only the stubs a float model carries (torchvision's quantizable
-MobileNets put a QuantStub before the network and a DeQuantStub after it). Until a quantization
-pass (prepare / convert, which chainrule does not have) replaces them, torch's stubs pass their
-input through unchanged, and so do these."""
+"""torch.ao.quantization: dynamic quantization (quantize_dynamic, quantize.py) and the stubs a
+float model carries (torchvision's quantizable MobileNets put a QuantStub before the network and a
+DeQuantStub after it). Static quantization (prepare / convert) is not here: until such a pass
+replaces them, torch's stubs pass their input through unchanged, and so do these."""
 
 from __future__ import annotations
 
 from ...nn.modules.module import Module
+from .quantize import QConfig, default_dynamic_qconfig, quantize_dynamic
 
-__all__ = ["DeQuantStub", "QuantStub"]
+__all__ = ["DeQuantStub", "QConfig", "QuantStub", "default_dynamic_qconfig", "quantize_dynamic"]
 
 
 class _Stub(Module):
