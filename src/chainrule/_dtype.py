@@ -449,6 +449,16 @@ def scalar_name(value) -> str:
     return TORCH_SCALAR_NAMES.get(name, name)
 
 
+_LEGACY_TENSOR_TYPES = {"Float", "Double", "Half", "Byte", "Char", "Short", "Int", "Long"}
+
+
+def type_string(value) -> str:
+    """How torch's C++ messages print a CPU tensor's type (``expand(torch.FloatTensor{[2, 3]}, ...)``):
+    the legacy ``torch.<Name>Tensor`` where one exists, else ``CPU<Name>Type`` (Bool, BFloat16, complex)."""
+    name = scalar_name(value)
+    return f"torch.{name}Tensor" if name in _LEGACY_TENSOR_TYPES else f"CPU{name}Type"
+
+
 _CPP_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
                    "int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char",
                    "uint8": "unsigned char", "bool": "bool", "complex64": "c10::complex<float>",
