@@ -1,8 +1,6 @@
 """Fixes found while writing the progQ programs (hf_gpt2_conv1d, neural_cellular_automata,
 jem_energy_langevin, autoformer_decomposition, lightning_style_trainer), each against torch."""
 
-import warnings
-
 import numpy as np
 import pytest
 
@@ -75,3 +73,30 @@ def test_setitem_value_with_too_many_dims_names_it_as_torch(dtype):
         return target
 
     assert _outcome(chainrule, fn) == _outcome(torch, fn)
+
+
+@pytest.mark.parametrize("mode", [1, 0, None, 1.0, "yes", np.bool_(True)], ids=repr)
+def test_set_grad_enabled_takes_only_a_bool(mode):
+    def fn(t):
+        with t.set_grad_enabled(mode):
+            pass
+        return t.ones(1)
+
+    assert _outcome(chainrule, fn) == _outcome(torch, fn)
+    assert chainrule.is_grad_enabled()
+
+
+def test_set_grad_enabled_with_a_tensor_refused_as_torch():
+    ours = _outcome(chainrule, lambda t: t.set_grad_enabled(t.tensor(True)))
+    theirs = _outcome(torch, lambda t: t.set_grad_enabled(t.tensor(True)))
+    assert ours == theirs
+    assert chainrule.is_grad_enabled()
+
+
+@pytest.mark.parametrize("mode", [True, False])
+def test_set_grad_enabled_bool_still_switches(mode):
+    x = chainrule.ones(2, requires_grad=True)
+    with chainrule.autograd.set_grad_enabled(mode):
+        y = x * 2
+    assert y.requires_grad is mode
+    assert chainrule.is_grad_enabled()
