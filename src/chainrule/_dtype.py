@@ -319,7 +319,9 @@ def cast_array(array, np_dtype):
         # relative-position buckets take .long() of log(0) = -inf and mask it away); NumPy would warn
         with np.errstate(invalid="ignore", over="ignore"):
             return array.astype(np_dtype)
-    return array.astype(np_dtype)
+    # torch narrows a float beyond the target's range (float32 -> float16, finfo.min masks) to +-inf without a word
+    with np.errstate(over="ignore"):
+        return array.astype(np_dtype)
 
 
 _ALL = (float16, float32, float64, uint8, int8, int16, int32, int64, bool, complex64, complex128, bfloat16,

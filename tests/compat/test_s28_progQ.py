@@ -1,6 +1,8 @@
 """Fixes found while writing the progQ programs (hf_gpt2_conv1d, neural_cellular_automata,
 jem_energy_langevin, autoformer_decomposition, lightning_style_trainer), each against torch."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -100,3 +102,46 @@ def test_set_grad_enabled_bool_still_switches(mode):
         y = x * 2
     assert y.requires_grad is mode
     assert chainrule.is_grad_enabled()
+
+
+@pytest.mark.parametrize("dtype", ["int64", "float32", "int32", "float64"])
+def test_where_names_a_non_bool_condition_dtype_as_torch(dtype):
+    def fn(t):
+        return t.where(t.zeros(2, dtype=getattr(t, dtype)), t.ones(2), t.zeros(2))
+
+    assert _outcome(chainrule, fn) == _outcome(torch, fn)
+
+
+FFT_CASES = {
+    "irfft_n0": lambda t: t.fft.irfft(t.ones(3, dtype=t.complex64), n=0),
+    "fft_n0": lambda t: t.fft.fft(t.ones(3), n=0),
+    "rfftn_s0": lambda t: t.fft.rfftn(t.ones(3), s=[0]),
+    "irfft2_s0": lambda t: t.fft.irfft2(t.ones(3, 3, dtype=t.complex64), s=[0, 2]),
+    "hfft_n0": lambda t: t.fft.hfft(t.ones(3, dtype=t.complex64), n=0),
+    "rfft_bad_norm": lambda t: t.fft.rfft(t.ones(4), norm="bad"),
+    "ifft_bad_norm": lambda t: t.fft.ifft(t.ones(4), norm="x"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FFT_CASES))
+def test_fft_argument_errors_in_torch_words(case):
+    fn = FFT_CASES[case]
+    assert _outcome(chainrule, fn) == _outcome(torch, fn)
+
+
+@pytest.mark.parametrize(("source", "target"), [("float32", "float16"), ("float32", "bfloat16"),
+                                                ("float64", "float16"), ("float64", "bfloat16"),
+                                                ("float64", "float32")])
+def test_float_cast_beyond_range_gives_inf_without_a_warning(source, target):
+    # HF code casts masks holding finfo(float32).min (or 1e10) to half precision: torch says nothing
+    values = [3e38, -3e38, 1e10, 1.5] if source == "float32" else [1e300, -1e300, 1e10, 1.5]
+    expected = torch.tensor(values, dtype=getattr(torch, source)).to(getattr(torch, target))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours = chainrule.tensor(values, dtype=getattr(chainrule, source)).to(getattr(chainrule, target))
+        where = chainrule.where(chainrule.tensor([True, False]), chainrule.ones(2, dtype=chainrule.float16),
+                                chainrule.tensor(1e10))
+    np.testing.assert_array_equal(ours.float().numpy(), expected.float().numpy())
+    assert where.dtype == chainrule.float16
+    assert where.tolist() == torch.where(torch.tensor([True, False]), torch.ones(2, dtype=torch.float16),
+                                         torch.tensor(1e10)).tolist()

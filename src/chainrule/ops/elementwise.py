@@ -1496,7 +1496,7 @@ def where(condition: Tensor, input=None, other=None) -> Tensor:
     if not isinstance(condition, Tensor):
         raise TypeError(f"where(): argument 'condition' (position 1) must be Tensor, not {type(condition).__name__}")
     if condition._data.dtype != np.bool_:
-        raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {condition.dtype.name}")
+        raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {_dtype.scalar_name(condition.dtype)}")
     if not isinstance(input, Tensor) and not isinstance(other, Tensor):
         # torch.where(mask, 1.0, 0.0): two numbers take their promoted dtype (float -> the default
         # float, int -> int64, bool -> bool) and the condition's device
