@@ -145,3 +145,65 @@ def test_float_cast_beyond_range_gives_inf_without_a_warning(source, target):
     assert where.dtype == chainrule.float16
     assert where.tolist() == torch.where(torch.tensor([True, False]), torch.ones(2, dtype=torch.float16),
                                          torch.tensor(1e10)).tolist()
+
+
+INFO_CASES = {
+    "finfo_int32": lambda t: t.finfo(t.int32),
+    "finfo_bool": lambda t: t.finfo(t.bool),
+    "finfo_name": lambda t: t.finfo("float32"),
+    "finfo_numpy_type": lambda t: t.finfo(np.float32),
+    "finfo_numpy_dtype": lambda t: t.finfo(np.dtype("float32")),
+    "finfo_number": lambda t: t.finfo(3),
+    "iinfo_bool": lambda t: t.iinfo(t.bool),
+    "iinfo_float32": lambda t: t.iinfo(t.float32),
+    "iinfo_complex64": lambda t: t.iinfo(t.complex64),
+    "iinfo_python_float": lambda t: t.iinfo(float),
+    "iinfo_name": lambda t: t.iinfo("int32"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INFO_CASES))
+def test_finfo_iinfo_refusals_in_torch_words(case):
+    fn = INFO_CASES[case]
+    assert _outcome(chainrule, lambda t: fn(t).bits) == _outcome(torch, lambda t: fn(t).bits)
+
+
+@pytest.mark.parametrize("name", ["float32", "float64", "float16", "bfloat16", "complex64", "complex128",
+                                  "float8_e4m3fn", None, "python_float"])
+def test_finfo_fields_and_dtype_name_as_torch(name):
+    def info(t):
+        if name is None:
+            return t.finfo()
+        return t.finfo(float if name == "python_float" else getattr(t, name))
+
+    ours, theirs = info(chainrule), info(torch)
+    # torch's finfo.dtype is the name as a str ('float32' for complex64 too)
+    assert ours.dtype == theirs.dtype and isinstance(ours.dtype, str)
+    for field in ("bits", "eps", "max", "min", "tiny", "smallest_normal", "resolution"):
+        assert getattr(ours, field) == getattr(theirs, field), field
+
+
+@pytest.mark.parametrize("name", ["int8", "uint8", "int16", "int32", "int64", "python_int"])
+def test_iinfo_fields_and_dtype_name_as_torch(name):
+    def info(t):
+        return t.iinfo(int if name == "python_int" else getattr(t, name))
+
+    ours, theirs = info(chainrule), info(torch)
+    assert (ours.dtype, ours.bits, ours.min, ours.max) == (theirs.dtype, theirs.bits, theirs.min, theirs.max)
+    assert isinstance(ours.dtype, str)
+
+
+POOL_CASES = {
+    "avg_pool1d": lambda t: t.nn.functional.avg_pool1d(t.ones(1, 2, 3), 5),
+    "avg_pool1d_unbatched": lambda t: t.nn.functional.avg_pool1d(t.ones(2, 3), 5),
+    "lp_pool1d": lambda t: t.nn.functional.lp_pool1d(t.ones(1, 2, 3), 2, 5),
+    "avg_pool2d": lambda t: t.nn.functional.avg_pool2d(t.ones(1, 2, 3, 3), 5),
+    "AvgPool1d_module": lambda t: t.nn.AvgPool1d(kernel_size=7, stride=1, padding=0)(t.ones(4, 3, 5)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(POOL_CASES))
+def test_pool_output_too_small_message_as_torch(case):
+    # Autoformer's moving_avg: an AvgPool1d kernel longer than the padded series
+    fn = POOL_CASES[case]
+    assert _outcome(chainrule, fn) == _outcome(torch, fn)
