@@ -207,3 +207,35 @@ def test_pool_output_too_small_message_as_torch(case):
     # Autoformer's moving_avg: an AvgPool1d kernel longer than the padded series
     fn = POOL_CASES[case]
     assert _outcome(chainrule, fn) == _outcome(torch, fn)
+
+
+@pytest.mark.parametrize("form", ["tensors", "numbers", "method", "grad"])
+def test_where_takes_a_uint8_condition_with_torchs_deprecation_warning(form):
+    def run(t):
+        condition = t.tensor([2, 0, 1], dtype=t.uint8)
+        x = t.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        if form == "tensors":
+            out = t.where(condition, x, t.zeros(3))
+        elif form == "numbers":
+            out = t.where(condition, 1.0, 0.0)
+        elif form == "method":
+            out = x.where(condition, -1.0)
+        else:
+            t.where(condition, x * x, 0.0).sum().backward()
+            out = x.grad
+        return out.detach().numpy()
+
+    results = []
+    for lib in (torch, chainrule):
+        previous = lib.is_warn_always_enabled()
+        lib.set_warn_always(True)  # TORCH_WARN_ONCE would stay silent after an earlier test's warning
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                values = run(lib)
+        finally:
+            lib.set_warn_always(previous)
+        results.append((values, [(w.category, str(w.message)) for w in caught]))
+    np.testing.assert_array_equal(results[1][0], results[0][0])
+    assert results[1][1] == results[0][1]
+    assert results[0][1], "torch warned"
