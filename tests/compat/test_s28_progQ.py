@@ -239,3 +239,34 @@ def test_where_takes_a_uint8_condition_with_torchs_deprecation_warning(form):
     np.testing.assert_array_equal(results[1][0], results[0][0])
     assert results[1][1] == results[0][1]
     assert results[0][1], "torch warned"
+
+
+LEGACY_CASES = {
+    "float_size": (2, 3.0),
+    "none_size": (2, None),
+    "list_size": (2, [3]),
+    "str_third": (2, 3, "a"),
+    "float_data": (2.0,),
+    "str_data": ("a",),
+    "dict_data": ({2: 1},),
+    "tensor_first_size": "tensor(2), 3",
+    "tensor_one_element_size": "2, tensor([3])",
+    "tensor_two_element_size": "2, tensor([3, 4])",
+    "bool_second_size": (2, True),
+    "plain_sizes": (2, 3),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LEGACY_CASES))
+def test_legacy_constructor_sizes_and_refusals_as_torch(case):
+    # JEM's replay buffer: t.FloatTensor(bs, n_ch, im_sz, im_sz).uniform_(-1, 1)
+    spec = LEGACY_CASES[case]
+
+    def fn(t):
+        if isinstance(spec, str):
+            args = eval(f"({spec},)", {"tensor": t.tensor})  # noqa: S307 - the case's own literal
+        else:
+            args = spec
+        return t.FloatTensor(*args)
+
+    assert _outcome(chainrule, fn) == _outcome(torch, fn)
