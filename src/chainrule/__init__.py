@@ -288,19 +288,29 @@ pi = _math.pi
 e = _math.e
 
 
+def _info_dtype(name: str, type):
+    """The dtype ``finfo``/``iinfo`` were given: a torch dtype or a Python scalar type (float -> float64),
+    as torch's parser takes; a name, a NumPy type or a number is refused in its words."""
+    if isinstance(type, _dtype.dtype) or type in (_builtins.float, _builtins.int, _builtins.bool, _builtins.complex):
+        return _dtype.to_dtype(type)
+    raise TypeError(f"{name}(): argument 'type' (position 1) must be torch.dtype, not {_dtype.parser_type_name(type)}")
+
+
 class finfo:
     """torch.finfo(dtype): machine limits of a floating dtype (the default dtype if omitted)."""
 
     def __init__(self, type=None) -> None:
         # in this module float and int are chainrule dtypes, hence _builtins.float and _builtins.int
-        self.dtype = _dtype.to_dtype(type) if type is not None else get_default_dtype()
-        self.dtype = self.dtype.to_real()  # torch: a complex dtype's limits are its parts' (finfo(cfloat) is float32's)
-        if not self.dtype.is_floating_point:
-            raise TypeError(f"finfo: expected a floating point dtype, got {self.dtype!r}")
-        limits = _dtype.finfo_of(self.dtype.np)
+        dtype = _info_dtype("finfo", type) if type is not None else get_default_dtype()
+        dtype = dtype.to_real()  # torch: a complex dtype's limits are its parts' (finfo(cfloat) is float32's)
+        if not dtype.is_floating_point:
+            raise TypeError("torch.finfo() requires a floating point input type. Use torch.iinfo to handle "
+                            "'torch.finfo'")
+        self.dtype = dtype.name  # torch's finfo.dtype is the name, a str
+        limits = _dtype.finfo_of(dtype.np)
         self.bits = limits.bits
         # c10 gives float8_e5m2fnuz an epsilon of 2^-3 (ml_dtypes the spacing above 1, 2^-2): torch's is reported
-        self.eps = 0.125 if self.dtype.name == "float8_e5m2fnuz" else _builtins.float(limits.eps)
+        self.eps = 0.125 if dtype.name == "float8_e5m2fnuz" else _builtins.float(limits.eps)
         self.max = _builtins.float(limits.max)
         self.min = _builtins.float(limits.min)
         self.tiny = self.smallest_normal = _builtins.float(limits.smallest_normal)
@@ -310,25 +320,26 @@ class finfo:
 
     def __repr__(self) -> str:
         return (f"finfo(resolution={self.resolution:g}, min={self.min:g}, max={self.max:g}, eps={self.eps:g}, "
-                f"smallest_normal={self.smallest_normal:g}, tiny={self.tiny:g}, dtype={self.dtype.name})")
+                f"smallest_normal={self.smallest_normal:g}, tiny={self.tiny:g}, dtype={self.dtype})")
 
 
 class iinfo:
     """torch.iinfo(dtype): the range of an integer dtype."""
 
     def __init__(self, type) -> None:
-        self.dtype = _dtype.to_dtype(type)
-        if self.dtype is bool:
-            raise TypeError(f"iinfo: {self.dtype!r} is not supported, only the integer dtypes are")
-        if self.dtype.is_floating_point or self.dtype.is_complex:
-            raise TypeError(f"iinfo: expected an integer dtype, got {self.dtype!r} (finfo takes it)")
-        limits = _np.iinfo(self.dtype.np)
+        dtype = _info_dtype("iinfo", type)
+        if dtype is bool:
+            raise TypeError("torch.bool is not supported by torch.iinfo")
+        if dtype.is_floating_point or dtype.is_complex:
+            raise TypeError("torch.iinfo() requires an integer input type. Use torch.finfo to handle 'torch.iinfo'")
+        self.dtype = dtype.name  # a str, as torch's iinfo.dtype
+        limits = _np.iinfo(dtype.np)
         self.bits = limits.bits
         self.max = _builtins.int(limits.max)
         self.min = _builtins.int(limits.min)
 
     def __repr__(self) -> str:
-        return f"iinfo(min={self.min:g}, max={self.max:g}, dtype={self.dtype.name})"
+        return f"iinfo(min={self.min:g}, max={self.max:g}, dtype={self.dtype})"
 
 
 # ---- torch's legacy tensor types (FloatTensor, ..., torch.cuda.FloatTensor) and autograd.Variable

@@ -349,7 +349,9 @@ def cast_array(array, np_dtype):
         # relative-position buckets take .long() of log(0) = -inf and mask it away); NumPy would warn
         with np.errstate(invalid="ignore", over="ignore"):
             return array.astype(np_dtype)
-    return array.astype(np_dtype)
+    # torch narrows a float beyond the target's range (float32 -> float16, finfo.min masks) to +-inf without a word
+    with np.errstate(over="ignore"):
+        return array.astype(np_dtype)
 
 
 _ALL = (float16, float32, float64, uint8, int8, int16, int32, int64, bool, complex64, complex128, bfloat16,
@@ -478,6 +480,16 @@ def scalar_name(value) -> str:
     as torch's messages print it: the one table for every op's error text."""
     name = value if isinstance(value, str) else getattr(value, "name", None) or np.dtype(value).name
     return TORCH_SCALAR_NAMES.get(name, name)
+
+
+_LEGACY_TENSOR_TYPES = {"Float", "Double", "Half", "Byte", "Char", "Short", "Int", "Long"}
+
+
+def type_string(value) -> str:
+    """How torch's C++ messages print a CPU tensor's type (``expand(torch.FloatTensor{[2, 3]}, ...)``):
+    the legacy ``torch.<Name>Tensor`` where one exists, else ``CPU<Name>Type`` (Bool, BFloat16, complex)."""
+    name = scalar_name(value)
+    return f"torch.{name}Tensor" if name in _LEGACY_TENSOR_TYPES else f"CPU{name}Type"
 
 
 _CPP_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16",

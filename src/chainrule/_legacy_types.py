@@ -67,6 +67,14 @@ class tensortype(type):
                 raise TypeError(f"{name}(): expected a tensor of dtype {cls.dtype!r}, got {source.dtype!r}; "
                                 f"convert it first with .to({cls.dtype!r})")
             return source.view_as(source)  # torch returns an alias: the same memory, and its history
+        if len(args) > 1 and _size_like(args[0]) and not isinstance(args[0], bool):
+            # torch's parser reads FloatTensor(2, 3) as one size list: a bool or a one-element integer
+            # tensor counts as an int after the first place; anything else fails to unpack
+            for position, a in enumerate(args[1:], start=2):
+                if not _size_like(a):
+                    raise TypeError(f"new(): argument 'size' failed to unpack the object at pos {position} with "
+                                    f"error \"type must be tuple of ints,but got {type(a).__name__}\"")
+            args = tuple(int(a) for a in args)
         if len(args) == 1 and isinstance(args[0], Size) or all(
                 isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in args):
             sizes = [int(s) for s in (args[0] if isinstance(args[0], Size) else args)]
@@ -77,10 +85,18 @@ class tensortype(type):
             raise TypeError(f"{name}(): sizes must be ints, got {args!r}")
         data = args[0]
         if isinstance(data, str):
-            raise TypeError(f"{name}(): invalid data type 'str'")
+            raise TypeError("new(): invalid data type 'str'")
         if not isinstance(data, (list, tuple, np.ndarray)):
-            raise TypeError(f"{name}(): data must be a sequence (got {type(data).__name__})")
+            raise TypeError(f"new(): data must be a sequence (got {type(data).__name__})")
         return creation.tensor(data, dtype=cls.dtype, device=on)
+
+
+def _size_like(value) -> bool:
+    """An int for a legacy constructor's size list: a Python/NumPy integer (bool included) or an
+    integer tensor of one element, as torch's parser unpacks."""
+    if isinstance(value, Tensor):
+        return value.numel() == 1 and not value.dtype.is_floating_point and not value.dtype.is_complex
+    return isinstance(value, numbers.Integral)
 
 
 def _legacy_type(name: str, dtype: _dtype.dtype, cuda: bool) -> tensortype:

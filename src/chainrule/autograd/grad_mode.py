@@ -136,8 +136,13 @@ class set_grad_enabled(_GradModeContext):
     """
 
     def __init__(self, mode: bool) -> None:
+        if not isinstance(mode, bool):  # torch's binding takes no int, numpy bool or 0-d tensor either
+            from .._dtype import parser_type_name
+
+            raise TypeError(f"set_grad_enabled(): argument 'enabled' (position 1) must be bool, "
+                            f"not {parser_type_name(mode)}")
         self._previous = state.enabled
-        self._target = bool(mode)
+        self._target = mode
         state.enabled = self._target
 
     def __enter__(self):

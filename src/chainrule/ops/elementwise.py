@@ -12,7 +12,7 @@ import builtins
 
 import numpy as np
 
-from .. import _dtype, _opmath, _vmap_frames
+from .. import _config, _dtype, _opmath, _vmap_frames
 from .._backend import array_module, follow_device, on_one_device
 from .._torch_function import user_stacklevel
 from ..autograd import function as _function_module
@@ -1495,8 +1495,14 @@ def where(condition: Tensor, input=None, other=None) -> Tensor:
         return condition.nonzero(as_tuple=True)
     if not isinstance(condition, Tensor):
         raise TypeError(f"where(): argument 'condition' (position 1) must be Tensor, not {type(condition).__name__}")
-    if condition._data.dtype != np.bool_:
-        raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {condition.dtype.name}")
+    if condition._data.dtype == np.uint8:
+        # torch still takes a byte mask, nonzero as True, with a TORCH_WARN_ONCE deprecation; the mask is
+        # kept as it is (saved for backward, whose where warns again as torch's does)
+        _config.warn_once("where received a uint8 condition tensor. This behavior is deprecated and will be removed "
+                          "in a future version of PyTorch. Use a boolean condition instead. (Triggered internally at "
+                          "/__w/pytorch/pytorch/aten/src/ATen/native/TensorCompare.cpp:621.)")
+    elif condition._data.dtype != np.bool_:
+        raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {_dtype.scalar_name(condition.dtype)}")
     if not isinstance(input, Tensor) and not isinstance(other, Tensor):
         # torch.where(mask, 1.0, 0.0): two numbers take their promoted dtype (float -> the default
         # float, int -> int64, bool -> bool) and the condition's device

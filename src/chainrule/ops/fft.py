@@ -42,7 +42,7 @@ def _norm(norm, op: str) -> str:
         return "backward"
     check_str(norm, f"fft_{op}", "norm")
     if norm not in _NORMS:
-        raise RuntimeError(f"{op}: Invalid normalization mode: \"{norm}\"")
+        raise RuntimeError(f"Invalid normalization mode: \"{norm}\"")
     return norm
 
 
@@ -153,7 +153,7 @@ def _resize(x: Tensor, dims: tuple, sizes: tuple, op: str) -> Tensor:
     """Crop or zero-pad ``x`` along ``dims`` to ``sizes`` (torch's ``n``/``s``), differentiably."""
     for d, n in zip(dims, sizes):
         if n < 1:
-            raise RuntimeError(f"{op}: Invalid number of data points ({n}) specified")
+            raise RuntimeError(f"Invalid number of data points ({n}) specified")
         have = x._data.shape[d]
         if n < have:
             x = narrow(x, d, 0, n)
@@ -217,7 +217,7 @@ def _c2r(input, s, dim, norm, op: str, default_dim=None) -> Tensor:
         sizes = sizes[:-1] + (last,)
     last = sizes[-1]
     if last < 1:
-        raise RuntimeError(f"{op}: Invalid number of data points ({last}) specified")
+        raise RuntimeError(f"Invalid number of data points ({last}) specified")
     x = _resize(x, dims, sizes[:-1] + (last // 2 + 1,), op)
     return C2R.apply(x, dims=dims, norm=_norm(norm, op), last_size=last)
 

@@ -939,7 +939,7 @@ def _check_value_expands(input: Tensor, key, value) -> None:
     if sizes == target[len(target) - len(sizes):] if len(sizes) <= len(target) else False:
         return
     if len(sizes) > len(target):
-        raise RuntimeError(f"expand(torch.{scalar_name(value._data.dtype)}Tensor{{{list(sizes)}}}, size={list(target)}): "
+        raise RuntimeError(f"expand({_dtype.type_string(value._data.dtype)}{{{list(sizes)}}}, size={list(target)}): "
                            f"the number of sizes provided ({len(target)}) must be greater or equal to the number of "
                            f"dimensions in the tensor ({len(sizes)})")
     for i in range(len(target) - 1, -1, -1):  # torch names the last dim that does not fit

@@ -680,6 +680,21 @@ def _on_device_of(input: Tensor, product_of):
     return product
 
 
+def _check_addmm_shapes(input, mat1: Tensor, mat2: Tensor) -> None:
+    """torch's addmm checks both factors are matrices that multiply, then expands ``input`` to the
+    product's shape: an input with more dims or a wider shape is refused in expand's words, where a
+    plain broadcast sum would have grown the result instead."""
+    for name, factor in (("mat1", mat1), ("mat2", mat2)):
+        if isinstance(factor, Tensor) and factor.dim() != 2:
+            raise RuntimeError(f"{name} must be a matrix, got {factor.dim()}-D tensor")
+    if not (isinstance(input, Tensor) and isinstance(mat1, Tensor) and isinstance(mat2, Tensor)):
+        return
+    if mat1.shape[1] != mat2.shape[0]:
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({mat1.shape[0]}x{mat1.shape[1]} and "
+                           f"{mat2.shape[0]}x{mat2.shape[1]})")
+    input.expand(mat1.shape[0], mat2.shape[1])
+
+
 @cpu_autocast_policy("lower")
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.addmm: ``beta * input + alpha * (mat1 @ mat2)``."""
@@ -687,6 +702,7 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, 
     _refuse_cross_device_out(input, out, mat1, mat2)
     if _meta_mix(input, mat1, mat2):
         _expect_device(input, mat1)  # torch checks input against mat1 only, and computes on mat1's device
+    _check_addmm_shapes(input, mat1, mat2)
     _check_added_product_dtypes("addmm", input, mat1, mat2)
     result = _scaled_add(input, mm, (mat1, mat2), beta, alpha, "AddmmBackward0", "mat1 @ mat2")
     return result if out is None else _exact_out(result, out, "addmm")

@@ -659,8 +659,11 @@ def _pool_geometry(input: Tensor, kernel_size, stride, padding, dilation, ceil_m
         raise RuntimeError(f"{opname}() Invalid computed output size: {geo.out_shape[0]}")
     if any(m <= 0 for m in geo.out_shape):
         channels = input.shape[1]
-        raise RuntimeError(f"Given input size: ({'x'.join(map(str, (channels, *geo.in_shape)))}). Calculated "
-                           f"output size: ({'x'.join(map(str, (channels, *geo.out_shape)))}). Output size is too small")
+        # torch pools one dim (avg_pool1d, lp_pool1d) as two with a unit height, and says so: (2x1x3)
+        unit = (1,) if d == 1 else ()
+        raise RuntimeError(f"Given input size: ({'x'.join(map(str, (channels, *unit, *geo.in_shape)))}). Calculated "
+                           f"output size: ({'x'.join(map(str, (channels, *unit, *geo.out_shape)))}). "
+                           f"Output size is too small")
     return geo
 
 

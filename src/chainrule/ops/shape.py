@@ -512,7 +512,8 @@ def expand(input: Tensor, *sizes, size=None) -> Tensor:
     shape = input._data.shape
     if len(sizes) < len(shape):
         raise RuntimeError(
-            f"expand: the number of sizes provided ({len(sizes)}) must be greater or equal to the "
+            f"expand({_dtype.type_string(input._data.dtype)}{{{list(shape)}}}, size={list(sizes)}): "
+            f"the number of sizes provided ({len(sizes)}) must be greater or equal to the "
             f"number of dimensions in the tensor ({len(shape)})"
         )
     lead = len(sizes) - len(shape)
