@@ -270,3 +270,19 @@ def test_legacy_constructor_sizes_and_refusals_as_torch(case):
         return t.FloatTensor(*args)
 
     assert _outcome(chainrule, fn) == _outcome(torch, fn)
+
+
+@pytest.mark.parametrize("shape, sizes", [
+    ((2, 2), (3, 3)), ((2, 2, 2), (3, 2, 3)), ((2, 3), (-1, 4)), ((2, 1, 3), (5, 3, 4, 2)),
+    ((2, 2), (-1, 2, 3)), ((2, 2), (-2, 2, 3)), ((1, 2), (4, -1, 5)),
+])
+def test_expand_reports_the_last_mismatching_dim_as_torch(shape, sizes):
+    # torch's infer_expand_geometry walks the dims from the last: with several mismatches (or a
+    # negative leading size beside one) its message names the last
+    def call(lib):
+        try:
+            return tuple(lib.zeros(shape).expand(*sizes).shape)
+        except RuntimeError as error:
+            return str(error)
+
+    assert call(chainrule) == call(torch)

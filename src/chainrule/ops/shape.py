@@ -517,22 +517,21 @@ def expand(input: Tensor, *sizes, size=None) -> Tensor:
             f"number of dimensions in the tensor ({len(shape)})"
         )
     lead = len(sizes) - len(shape)
-    target = []
-    for i, s in enumerate(sizes):
+    target = list(sizes)
+    for i in reversed(range(len(sizes))):  # torch's infer_expand_geometry checks from the last dim
+        s = sizes[i]
         if i < lead:
             if s < 0:
                 raise RuntimeError(f"expand: the expanded size {s} is not allowed in a leading, non-existing dimension")
-            target.append(s)
             continue
         current = shape[i - lead]
         if s == -1:
-            s = current
+            s = target[i] = current
         if current != s and current != 1:
             raise RuntimeError(
                 f"The expanded size of the tensor ({s}) must match the existing size ({current}) at "
                 f"non-singleton dimension {i}.  Target sizes: {list(sizes)}.  Tensor sizes: {list(shape)}"
             )
-        target.append(s)
     # the same shape still gives a new view with its own node, as torch's ExpandBackward0
     return _share(Expand.apply(input, shape=tuple(target)), input)
 
