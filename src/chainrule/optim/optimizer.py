@@ -499,17 +499,22 @@ def in_few_updates(update, rows: list, written: tuple) -> None:
     packable, written_owners, read_owners, count = [], set(), set(), 0
     for _, arrays in rows:
         first = arrays[0]
-        packable.append(first.size <= PACKED_SIZE and all(
-            a is None or type(a) is np.ndarray and a.dtype == first.dtype and a.shape == first.shape
-            and a.flags.c_contiguous for a in arrays))
+        small = type(first) is np.ndarray and first.size <= PACKED_SIZE and first.flags.c_contiguous
+        if small:  # (the others C-contiguous too: the strides of ``first``, cheaper than their flags)
+            dtype, shape, strides = first.dtype, first.shape, first.strides
         for index, a in enumerate(arrays):
-            if a is not None:
-                owner = id(a if getattr(a, "base", None) is None else a.base)
-                if index in written:
-                    written_owners.add(owner)
-                    count += 1
-                else:
-                    read_owners.add(owner)  # (read only: gradients may share memory with each other)
+            if a is None:
+                continue
+            if small and (type(a) is not np.ndarray or a.dtype is not dtype or a.shape != shape
+                          or a.strides != strides):
+                small = False
+            base = getattr(a, "base", None)
+            if index in written:
+                written_owners.add(id(a if base is None else base))
+                count += 1
+            else:  # (read only: gradients may share memory with each other)
+                read_owners.add(id(a if base is None else base))
+        packable.append(small)
     if len(written_owners) != count or not written_owners.isdisjoint(read_owners):
         packable = [False] * len(rows)
     batches: dict = {}  # (id(scalars), dtype): (scalars, the arrays of the small parameters updated with them)
