@@ -7,9 +7,9 @@ chainrule/torch) only when torch is installed. torch runs single-threaded, like 
 elementwise loops, so the ratio compares kernels, not thread counts.
 
 Then the many-small-parameters case, where the per-parameter Python cost is what counts: 200
-parameters of 100 float32 values, and the 16 parameters of a 2-layer ``nn.TransformerEncoder``
-(d_model 32, 4 heads, feed-forward 2048: two 65,536-element matrices, the rest 32 to 3,072
-elements). CPU ms of one step (state already made), best of ``repeats`` runs of 20 steps.
+parameters of 100 float32 values, and the 24 parameters of a 2-layer ``nn.TransformerEncoder``
+(d_model 32, 4 heads, feed-forward 2048: four 65,536-element matrices, the other 20 of 32 to
+3,072 elements). CPU ms of one step (state already made), best of ``repeats`` runs of 20 steps.
 
 One step's instruction count (exact where the shared machine's times are noise), after three
 warm-up steps and ``gc.freeze()``, between ``callgrind_control -i on`` and ``-i off``::
