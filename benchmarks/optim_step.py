@@ -78,6 +78,7 @@ SMALL_OPTIMIZERS = [
     ("AdamW", "AdamW", dict(lr=1e-3)),
     ("Adagrad", "Adagrad", dict(lr=0.01)),
     ("RMSprop", "RMSprop", dict(lr=0.01)),
+    ("NAdam", "NAdam", dict()),
     ("Rprop", "Rprop", dict()),
     ("Adafactor", "Adafactor", dict()),
 ]

@@ -23,6 +23,8 @@ CASES = [
     ("Adadelta", dict(weight_decay=0.01)),
     ("Adamax", dict(lr=0.01, weight_decay=0.01)),
     ("RAdam", dict(lr=0.01, weight_decay=0.01)),
+    ("NAdam", dict(lr=0.01, decoupled_weight_decay=True, weight_decay=0.01)),
+    ("NAdam", dict(lr=0.01, foreach=True)),
     ("Rprop", dict(lr=0.01)),
     ("Rprop", dict(lr=0.01, maximize=True)),
 ]
