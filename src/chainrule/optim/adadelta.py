@@ -17,7 +17,7 @@ from .optimizer import (
     _params_with_grad,
     _step_tensor,
     _wrapper_gradient,
-    in_blocks,
+    in_few_updates,
 )
 
 __all__ = ["Adadelta"]
@@ -39,6 +39,9 @@ class Adadelta(Optimizer):
 
     def _step_group(self, group: dict) -> None:
         lr, rho, eps, weight_decay = group["lr"], group["rho"], group["eps"], group["weight_decay"]
+        numbers = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=group["maximize"],
+                       foreach=group.get("foreach"))
+        rows, stepped = [], []
         for p in _params_with_grad(group):
             w = p._data
             xp = array_module(w)
@@ -48,9 +51,10 @@ class Adadelta(Optimizer):
                 state["square_avg"] = Tensor._make(xp.zeros_like(w))
                 state["acc_delta"] = Tensor._make(xp.zeros_like(w))
             _step_tensor(state)
-            in_blocks(_update, (w, p.grad._data, state["square_avg"]._data, state["acc_delta"]._data), lr=lr,
-                      rho=rho, eps=eps, weight_decay=weight_decay, maximize=group["maximize"],
-                      foreach=group.get("foreach"))
+            rows.append((numbers, (w, p.grad._data, state["square_avg"]._data, state["acc_delta"]._data)))
+            stepped.append(p)
+        in_few_updates(_update, rows, written=(0, 2, 3))
+        for p in stepped:
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:

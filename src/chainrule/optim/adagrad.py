@@ -16,7 +16,7 @@ from .optimizer import (
     _step_tensor,
     _wrapper_gradient,
     holds_values_inside,
-    in_blocks,
+    in_few_updates,
 )
 
 __all__ = ["Adagrad"]
@@ -45,18 +45,26 @@ class Adagrad(Optimizer):
 
     def _step_group(self, group: dict) -> None:
         lr, lr_decay, eps, weight_decay = group["lr"], group["lr_decay"], group["eps"], group["weight_decay"]
+        maximize, foreach = group["maximize"], group.get("foreach")
+        numbers_for: dict = {}  # step: the update's numbers, one dict for each
+        rows, stepped = [], []
+        if weight_decay != 0 and any(p.grad.is_sparse for p in _params_with_grad(group)):
+            raise RuntimeError("weight_decay option is not compatible with sparse gradients")
         for p in _params_with_grad(group):
             w = p._data
             g = p.grad._data
-            if weight_decay != 0 and p.grad.is_sparse:
-                raise RuntimeError("weight_decay option is not compatible with sparse gradients")
             state = self.state[p]
             if "sum" not in state:  # a parameter added with add_param_group
                 state["sum"] = _initial_sum(w, group["initial_accumulator_value"])
             step = _step_tensor(state)
-            clr = lr / (1 + (step - 1) * lr_decay)
-            in_blocks(_update, (w, g, state["sum"]._data), clr=clr, eps=eps, weight_decay=weight_decay,
-                      maximize=group["maximize"], foreach=group.get("foreach"))
+            numbers = numbers_for.get(step)
+            if numbers is None:
+                numbers = numbers_for[step] = dict(clr=lr / (1 + (step - 1) * lr_decay), eps=eps,
+                                                   weight_decay=weight_decay, maximize=maximize, foreach=foreach)
+            rows.append((numbers, (w, g, state["sum"]._data)))
+            stepped.append(p)
+        in_few_updates(_update, rows, written=(0, 2))
+        for p in stepped:
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:

@@ -26,7 +26,7 @@ from .optimizer import (
     _step_tensor,
     _wrapper_gradient,
     _zero_state,
-    in_blocks,
+    in_few_updates,
 )
 
 __all__ = ["Adam", "AdamW"]
@@ -64,6 +64,11 @@ class Adam(Optimizer):
         weight_decay, amsgrad, maximize = group["weight_decay"], group["amsgrad"], group["maximize"]
         decoupled = group.get("decoupled_weight_decay", self._decoupled)
         on_gpu = []  # (param, state, step) of the parameters the fused CuPy kernels update
+        differentiable = bool(group.get("differentiable"))
+        plain_numbers = not any(isinstance(v, Tensor) for v in (lr, beta1, beta2))
+        numbers_for: dict = {}  # (step, torch_rounding): the update's numbers, one dict for each
+        rows = []  # (numbers, arrays) per parameter
+        stepped = []
         for p in _params_with_grad(group):
             w = _as_real(p._data)
             xp = array_module(w)
@@ -78,18 +83,23 @@ class Adam(Optimizer):
                 continue
             # float32 as torch's kernels round it (add(alpha=), lerp and addcmul each one fused
             # multiply-add), float16/bfloat16 each op computed in float32 and rounded once
-            plain_numbers = not any(isinstance(v, Tensor) for v in (lr, beta1, beta2))
-            torch_rounding = ((w.dtype == np.float32 or half_precision(w.dtype)) and not group.get("differentiable")
+            torch_rounding = ((w.dtype == np.float32 or half_precision(w.dtype)) and not differentiable
                               and plain_numbers)
+            numbers = numbers_for.get((step, torch_rounding))
+            if numbers is None:
+                numbers = numbers_for[step, torch_rounding] = dict(
+                    lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, decoupled=decoupled,
+                    maximize=maximize, torch_rounding=torch_rounding, step=step, differentiable=differentiable)
             arrays = (w, _as_real(p.grad._data), _as_real(state["exp_avg"]._data),
                       _as_real(state["exp_avg_sq"]._data), _as_real(state["max_exp_avg_sq"]._data) if amsgrad else None)
-            numbers = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, decoupled=decoupled,
-                           maximize=maximize, torch_rounding=torch_rounding, step=step,
-                           differentiable=bool(group.get("differentiable")))
-            if plain_numbers:
-                in_blocks(_update, arrays, **numbers)
-            else:  # (tensor hyperparameters: the arrays whole)
+            rows.append((numbers, arrays))
+            stepped.append(p)
+        if plain_numbers:
+            in_few_updates(_update, rows, written=(0, 2, 3, 4))
+        else:  # (tensor hyperparameters: the arrays whole)
+            for numbers, arrays in rows:
                 _update(*arrays, **numbers)
+        for p in stepped:
             p._bump_version()
         if on_gpu:
             # CuPy: fused kernels update w, m, v (, max v) together. torch's foreach/fused Adam is

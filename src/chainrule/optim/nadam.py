@@ -24,7 +24,7 @@ from .optimizer import (
     _params_with_grad,
     _step_tensor,
     _wrapper_gradient,
-    in_blocks,
+    in_few_updates,
 )
 
 __all__ = ["NAdam"]
@@ -51,6 +51,8 @@ class NAdam(Optimizer):
     def _step_group(self, group: dict) -> None:
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         weight_decay, momentum_decay = group["weight_decay"], group["momentum_decay"]
+        numbers_for: dict = {}  # (step, mu_product's dtype and bytes): the update's numbers, one dict for each
+        rows, stepped = [], []
         for p in _params_with_grad(group):
             w = p._data
             xp = array_module(w)
@@ -68,11 +70,19 @@ class NAdam(Optimizer):
             mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
             mu_product = state["mu_product"]._data
             mu_product *= mu
-            in_blocks(_update, (w, g, state["exp_avg"]._data, state["exp_avg_sq"]._data), lr=lr, beta1=beta1,
-                      beta2=beta2, eps=eps, weight_decay=weight_decay, decoupled=group["decoupled_weight_decay"],
-                      maximize=group["maximize"], foreach=group.get("foreach"),
-                      differentiable=group.get("differentiable"), step=step, mu=mu, mu_next=mu_next,
-                      mu_product=mu_product)
+            # parameters whose step and mu_product (dtype and bits) agree share one update's numbers
+            key = (step, mu_product.dtype, mu_product.tobytes())
+            numbers = numbers_for.get(key)
+            if numbers is None:
+                numbers = numbers_for[key] = dict(
+                    lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                    decoupled=group["decoupled_weight_decay"], maximize=group["maximize"],
+                    foreach=group.get("foreach"), differentiable=group.get("differentiable"), step=step, mu=mu,
+                    mu_next=mu_next, mu_product=mu_product)
+            rows.append((numbers, (w, g, state["exp_avg"]._data, state["exp_avg_sq"]._data)))
+            stepped.append(p)
+        in_few_updates(_update, rows, written=(0, 2, 3))
+        for p in stepped:
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:

@@ -20,7 +20,7 @@ from .optimizer import (
     _step_tensor,
     _wrapper_gradient,
     _zero_state,
-    in_blocks,
+    in_few_updates,
 )
 
 __all__ = ["RAdam"]
@@ -44,15 +44,23 @@ class RAdam(Optimizer):
 
     def _step_group(self, group: dict) -> None:
         lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        numbers_for: dict = {}  # step: the update's numbers, one dict for each
+        rows, stepped = [], []
         for p in _params_with_grad(group):
             w = p._data
             g = p.grad._data
             state = self.state[p]
             _zero_state(state, w, "exp_avg", "exp_avg_sq")
             step = _step_tensor(state)
-            in_blocks(_update, (w, g, state["exp_avg"]._data, state["exp_avg_sq"]._data), lr=lr, beta1=beta1,
-                      beta2=beta2, eps=eps, weight_decay=weight_decay, decoupled=group["decoupled_weight_decay"],
-                      maximize=group["maximize"], foreach=group.get("foreach"), step=step)
+            numbers = numbers_for.get(step)
+            if numbers is None:
+                numbers = numbers_for[step] = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                                                   decoupled=group["decoupled_weight_decay"],
+                                                   maximize=group["maximize"], foreach=group.get("foreach"), step=step)
+            rows.append((numbers, (w, g, state["exp_avg"]._data, state["exp_avg_sq"]._data)))
+            stepped.append(p)
+        in_few_updates(_update, rows, written=(0, 2, 3))
+        for p in stepped:
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:

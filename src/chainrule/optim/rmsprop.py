@@ -16,7 +16,7 @@ from .optimizer import (
     _params_with_grad,
     _step_tensor,
     _wrapper_gradient,
-    in_blocks,
+    in_few_updates,
 )
 
 __all__ = ["RMSprop"]
@@ -41,6 +41,9 @@ class RMSprop(Optimizer):
     def _step_group(self, group: dict) -> None:
         lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
         weight_decay, momentum, centered = group["weight_decay"], group["momentum"], group["centered"]
+        numbers = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                       maximize=group["maximize"], foreach=group.get("foreach"))
+        rows, stepped = [], []
         for p in _params_with_grad(group):
             w = p._data
             xp = array_module(w)
@@ -55,9 +58,10 @@ class RMSprop(Optimizer):
             _step_tensor(state)
             optional = (state["grad_avg"]._data if centered else None,
                         state["momentum_buffer"]._data if momentum > 0 else None)
-            in_blocks(_update, (w, p.grad._data, state["square_avg"]._data, *optional), lr=lr, alpha=alpha, eps=eps,
-                      weight_decay=weight_decay, momentum=momentum, maximize=group["maximize"],
-                      foreach=group.get("foreach"))
+            rows.append((numbers, (w, p.grad._data, state["square_avg"]._data, *optional)))
+            stepped.append(p)
+        in_few_updates(_update, rows, written=(0, 2, 3, 4))
+        for p in stepped:
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:

@@ -14,6 +14,7 @@ from .optimizer import (
     _params_with_grad,
     _step_tensor,
     _wrapper_gradient,
+    in_few_updates,
 )
 
 __all__ = ["Rprop"]
@@ -41,10 +42,10 @@ class Rprop(Optimizer):
     def _step_group(self, group: dict) -> None:
         eta_minus, eta_plus = group["etas"]
         step_size_min, step_size_max = group["step_sizes"]
+        numbers = dict(eta_minus=eta_minus, eta_plus=eta_plus, step_size_min=step_size_min,
+                       step_size_max=step_size_max, maximize=group["maximize"])
+        rows, stepped = [], []
         for p in _params_with_grad(group):
-            w = p._data
-            xp = array_module(w)
-            g = -p.grad._data if group["maximize"] else p.grad._data
             state = self.state[p]
             if "prev" not in state:
                 state["prev"] = p.new_zeros(tuple(p.shape))
@@ -52,17 +53,10 @@ class Rprop(Optimizer):
                 # a complex parameter's step size is lr in both parts, as torch's complex(lr, lr)
                 state["step_size"] = p.new_full(tuple(p.shape), complex(lr, lr) if p.is_complex() else lr)
             _step_tensor(state)
-            # a complex parameter as real pairs, as torch: each part keeps its own sign and step size
-            w, g = _as_real(w), _as_real(g)
-            prev, step_size = _as_real(state["prev"]._data), _as_real(state["step_size"]._data)
-            # same sign as last step: grow the step; flipped: shrink it and skip this element once
-            agreement = xp.sign(g * prev)
-            factor = xp.where(agreement > 0, eta_plus, xp.where(agreement < 0, eta_minus, 1.0)).astype(w.dtype)
-            step_size *= factor
-            xp.clip(step_size, step_size_min, step_size_max, out=step_size)
-            g = xp.where(agreement < 0, 0, g).astype(w.dtype)
-            w -= xp.sign(g) * step_size
-            prev[...] = g
+            rows.append((numbers, (p._data, p.grad._data, state["prev"]._data, state["step_size"]._data)))
+            stepped.append(p)
+        in_few_updates(_update, rows, written=(0, 2, 3))
+        for p in stepped:
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:
@@ -81,3 +75,21 @@ class Rprop(Optimizer):
         grad = grad.masked_fill(agreement.lt(0), 0)
         p.addcmul_(grad.sign(), state["step_size"], value=-1)
         state["prev"].copy_(grad)
+
+
+def _update(w, g, prev, step_size, *, eta_minus, eta_plus, step_size_min, step_size_max, maximize) -> None:
+    """One Rprop step of the arrays in place, elementwise."""
+    xp = array_module(w)
+    if maximize:
+        g = -g
+    # a complex parameter as real pairs, as torch: each part keeps its own sign and step size
+    w, g = _as_real(w), _as_real(g)
+    prev, step_size = _as_real(prev), _as_real(step_size)
+    # same sign as last step: grow the step; flipped: shrink it and skip this element once
+    agreement = xp.sign(g * prev)
+    factor = xp.where(agreement > 0, eta_plus, xp.where(agreement < 0, eta_minus, 1.0)).astype(w.dtype)
+    step_size *= factor
+    xp.clip(step_size, step_size_min, step_size_max, out=step_size)
+    g = xp.where(agreement < 0, 0, g).astype(w.dtype)
+    w -= xp.sign(g) * step_size
+    prev[...] = g

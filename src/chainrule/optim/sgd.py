@@ -14,6 +14,7 @@ from .optimizer import (
     _params_with_grad,
     _wrapper_gradient,
     in_blocks,
+    in_few_updates,
 )
 
 __all__ = ["SGD"]
@@ -37,16 +38,26 @@ class SGD(Optimizer):
     def _step_group(self, group: dict) -> None:
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
         weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
-        for p in _params_with_grad(group):
-            if weight_decay != 0 and p.grad.is_sparse:  # torch's grad.add(param, alpha=weight_decay) refuses it
-                raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
-            numbers = dict(lr=float(-lr), momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                           nesterov=nesterov, maximize=maximize)  # -lr first: torch's TypeError for a str lr
-            buf = self.state[p].get("momentum_buffer") if momentum != 0 else None
-            if momentum != 0 and buf is None:  # the first step (whole arrays): the buffer starts as the gradient
-                self.state[p]["momentum_buffer"] = Tensor._make(_update(p._data, p.grad._data, None, **numbers))
-            else:
-                in_blocks(_update, (p._data, p.grad._data, None if buf is None else buf._data), **numbers)
+        params = list(_params_with_grad(group))
+        if weight_decay != 0 and any(p.grad.is_sparse for p in params):  # torch's grad.add(param, alpha=) refuses it
+            raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
+        if not params:
+            return
+        numbers = dict(lr=float(-lr), momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                       nesterov=nesterov, maximize=maximize)  # -lr first: torch's TypeError for a str lr
+        buffers = [self.state[p].get("momentum_buffer") if momentum != 0 else None for p in params]
+        if momentum != 0 and any(buf is None for buf in buffers):
+            # a first step (whole arrays): a new buffer starts as the gradient. One parameter after
+            # the other, as the others' updates then run in their order too
+            for p, buf in zip(params, buffers):
+                if buf is None:
+                    self.state[p]["momentum_buffer"] = Tensor._make(_update(p._data, p.grad._data, None, **numbers))
+                else:
+                    in_blocks(_update, (p._data, p.grad._data, buf._data), **numbers)
+        else:
+            in_few_updates(_update, [(numbers, (p._data, p.grad._data, None if buf is None else buf._data))
+                                     for p, buf in zip(params, buffers)], written=(0, 2))
+        for p in params:
             p._bump_version()
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:
