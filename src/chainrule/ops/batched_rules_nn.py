@@ -220,7 +220,7 @@ def _index_class_loss(node, grad):
     # of the target for reduction="none", one number otherwise), the batch dim in front
     shape = node.x_shape
     unit = grad.new_ones(tuple(grad.shape[1:]))
-    per_unit = loss._IndexClassLoss._input_grad(node, unit, *node.saved_values)
+    per_unit = loss._IndexClassLoss._input_grad(node, unit, node.saved_values[0])
     if node.reduction == "none" and len(shape) > 1:
         grad = grad.unsqueeze(2)  # (the class dim)
     else:
