@@ -85,3 +85,101 @@ def test_writing_the_target_or_weight_in_place_before_backward_raises_as_torch(n
         messages.append(str(error.value))
     assert messages[1] == messages[0]
     assert "modified by an inplace operation" in messages[0]
+
+
+# ---------------------------------------------------------------- float16/bfloat16 linalg
+_SPD = [[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 2.0]]
+_LINALG_CASES = {
+    "linalg.cholesky": lambda lib, a, b: lib.linalg.cholesky(a),
+    "linalg.cholesky_ex": lambda lib, a, b: lib.linalg.cholesky_ex(a)[0],
+    "linalg.inv": lambda lib, a, b: lib.linalg.inv(a),
+    "linalg.inv_ex": lambda lib, a, b: lib.linalg.inv_ex(a)[0],
+    "linalg.solve": lambda lib, a, b: lib.linalg.solve(a, b),
+    "linalg.solve_ex": lambda lib, a, b: lib.linalg.solve_ex(a, b)[0],
+    "linalg.det": lambda lib, a, b: lib.linalg.det(a),
+    "linalg.slogdet": lambda lib, a, b: lib.linalg.slogdet(a)[1],
+    "linalg.eigh": lambda lib, a, b: lib.linalg.eigh(a)[0],
+    "linalg.eigvalsh": lambda lib, a, b: lib.linalg.eigvalsh(a),
+    "linalg.svd": lambda lib, a, b: lib.linalg.svd(a)[1],
+    "linalg.svdvals": lambda lib, a, b: lib.linalg.svdvals(a),
+    "linalg.qr": lambda lib, a, b: lib.linalg.qr(a)[0],
+    "linalg.lstsq": lambda lib, a, b: lib.linalg.lstsq(a, b)[0],
+    "linalg.pinv": lambda lib, a, b: lib.linalg.pinv(a),
+    "linalg.matrix_rank": lambda lib, a, b: lib.linalg.matrix_rank(a),
+    "linalg.matrix_norm 2": lambda lib, a, b: lib.linalg.matrix_norm(a, 2),
+    "linalg.matrix_norm nuc": lambda lib, a, b: lib.linalg.matrix_norm(a, "nuc"),
+    "linalg.norm 2": lambda lib, a, b: lib.linalg.norm(a, 2),
+    "linalg.cond": lambda lib, a, b: lib.linalg.cond(a),
+    "linalg.cond fro": lambda lib, a, b: lib.linalg.cond(a, "fro"),
+    "linalg.lu_factor": lambda lib, a, b: lib.linalg.lu_factor(a)[0],
+    "linalg.lu_factor_ex": lambda lib, a, b: lib.linalg.lu_factor_ex(a)[0],
+    "linalg.lu": lambda lib, a, b: lib.linalg.lu(a)[1],
+    "linalg.lu_solve": lambda lib, a, b: lib.linalg.lu_solve(a, lib.tensor([1, 2, 3], dtype=lib.int32), b),
+    "linalg.ldl_factor": lambda lib, a, b: lib.linalg.ldl_factor(a)[0],
+    "linalg.ldl_factor_ex": lambda lib, a, b: lib.linalg.ldl_factor_ex(a)[0],
+    "linalg.ldl_solve": lambda lib, a, b: lib.linalg.ldl_solve(a, lib.tensor([1, 2, 3], dtype=lib.int32), b),
+    "linalg.householder_product": lambda lib, a, b: lib.linalg.householder_product(a, a[:, 0]),
+    "linalg.matrix_power -1": lambda lib, a, b: lib.linalg.matrix_power(a, -1),
+    "linalg.tensorinv": lambda lib, a, b: lib.linalg.tensorinv(a, 1),
+    "linalg.tensorsolve": lambda lib, a, b: lib.linalg.tensorsolve(a, b[:, 0]),
+    "linalg.solve_triangular": lambda lib, a, b: lib.linalg.solve_triangular(a, b, upper=True),
+    "linalg.eig": lambda lib, a, b: lib.linalg.eig(a)[0],
+    "linalg.vander": lambda lib, a, b: lib.linalg.vander(a[0]),
+    "inverse": lambda lib, a, b: lib.inverse(a),
+    "det": lambda lib, a, b: lib.det(a),
+    "logdet": lambda lib, a, b: lib.logdet(a),
+    "slogdet": lambda lib, a, b: lib.slogdet(a)[1],
+    "pinverse": lambda lib, a, b: lib.pinverse(a),
+    "svd": lambda lib, a, b: lib.svd(a)[1],
+    "qr": lambda lib, a, b: lib.qr(a)[0],
+    "cholesky": lambda lib, a, b: lib.cholesky(a),
+    "cholesky_inverse": lambda lib, a, b: lib.cholesky_inverse(a),
+    "cholesky_solve": lambda lib, a, b: lib.cholesky_solve(b, a),
+    "triangular_solve": lambda lib, a, b: lib.triangular_solve(b, a)[0],
+    "geqrf": lambda lib, a, b: lib.geqrf(a)[0],
+    "ormqr": lambda lib, a, b: lib.ormqr(a, a[:, 0], a),
+    # computed by torch in the low precision: chainrule too, in that dtype (never float64)
+    "linalg.matrix_norm fro": lambda lib, a, b: lib.linalg.matrix_norm(a),
+    "linalg.vector_norm": lambda lib, a, b: lib.linalg.vector_norm(a),
+    "linalg.matrix_power 2": lambda lib, a, b: lib.linalg.matrix_power(a, 2),
+    "linalg.multi_dot": lambda lib, a, b: lib.linalg.multi_dot([a, a]),
+    "linalg.vecdot": lambda lib, a, b: lib.linalg.vecdot(a, a),
+}
+
+
+def _run_linalg(lib, name, dtype, autocast):
+    a = lib.tensor(_SPD).to(getattr(lib, dtype))
+    b = lib.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]).to(getattr(lib, dtype))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            if autocast:
+                with lib.autocast("cpu", dtype=getattr(lib, dtype)):
+                    return _LINALG_CASES[name](lib, a, b)
+            return _LINALG_CASES[name](lib, a, b)
+        except Exception as error:  # noqa: BLE001 - the error is the result compared
+            return error
+
+
+@pytest.mark.parametrize("autocast", [False, True], ids=["plain", "cpu_autocast"])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("name", list(_LINALG_CASES))
+def test_low_precision_linalg_refuses_or_computes_as_torch(name, dtype, autocast):
+    """torch's LAPACK-backed kernels refuse float16/bfloat16 with an error per function (chainrule
+    computed them in float64, or raised NumPy's TypeError for float16); CPU autocast's float32 list
+    casts first, so there they compute in float32."""
+    theirs = _run_linalg(torch, name, dtype, autocast)
+    ours = _run_linalg(chainrule, name, dtype, autocast)
+    if isinstance(theirs, Exception):
+        assert type(ours) is type(theirs), ours
+        assert str(ours) == str(theirs)
+        return
+    assert not isinstance(ours, Exception), ours
+    assert str(ours.dtype).split(".")[1] == str(theirs.dtype).split(".")[1]
+    if theirs.dtype.is_floating_point or theirs.dtype.is_complex:
+        as_array = (lambda t: t.numpy()) if theirs.dtype.is_complex else (lambda t: t.float().numpy())
+        np.testing.assert_allclose(as_array(ours), as_array(theirs), rtol=2e-2, atol=2e-2)
+    else:
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
