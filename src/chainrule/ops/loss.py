@@ -295,6 +295,8 @@ class _LogSigmoid(Function):
     def backward(ctx, grad):
         # d log(sigmoid(x)) = sigmoid(-x) dx
         (x,) = ctx.saved_values
+        if _function.unwatched_on_arrays(grad):  # a plain walk: torch's kernel, rounded as it rounds
+            return Tensor._make(ew._log_sigmoid_grad_array(x._data, grad._data))
         return grad * ew.sigmoid(-x)
 
 
