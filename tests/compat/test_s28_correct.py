@@ -191,11 +191,15 @@ def _logit_grid(dtype):
                                                           16.6, 36.7, -36.7]]).astype(dtype)
 
 
-def _within_ulps(ours, theirs, ulps=2):
+def _within_ulps(ours, theirs, ulps=2, scale=None):
     """Equal up to ``ulps`` units in the last place (torch's SIMD exp and NumPy's round apart by
-    that much), and zero exactly where torch's is: a saturated value is no rounding matter."""
+    that much) of the larger of the values and ``scale`` (the operands of a difference, whose
+    ulps it inherits), and zero exactly where torch's is: a saturated value is no rounding matter."""
     assert ((ours == 0) == (theirs == 0)).all()
-    spacing = np.spacing(np.maximum(np.abs(ours), np.abs(theirs)).astype(ours.dtype))
+    magnitude = np.maximum(np.abs(ours), np.abs(theirs))
+    if scale is not None:
+        magnitude = np.maximum(magnitude, np.abs(scale))
+    spacing = np.spacing(magnitude.astype(ours.dtype))
     apart = np.abs(ours.astype(np.float64) - theirs) > ulps * spacing
     assert not apart.any(), f"{apart.sum()} values more than {ulps} ulps from torch's, first at {np.argmax(apart)}"
 
@@ -220,3 +224,23 @@ def test_logsigmoid_gradient_rounds_as_torchs_kernel(dtype):
         grads.append(x.grad.numpy())
     _within_ulps(grads[1], grads[0])
     np.testing.assert_array_equal(grads[1][grid < -17], grads[0][grid < -17])
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+@pytest.mark.parametrize("target", [0.0, 1.0, 0.3])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_bce_with_logits_gradient_is_torchs_sigmoid_minus_target(dtype, target, reduction):
+    """torch's input gradient is (σ(x) - t)·w·g: 3.0e-39 at x = -88.7 for t = 0 (float32), where
+    chainrule's composition gave (1 - t) - σ(-x) = 0 (870 of 4011 float32 logits, 1980 float64)."""
+    grid = _logit_grid(dtype)
+    grads = []
+    for lib in (torch, chainrule):
+        x = lib.tensor(grid, requires_grad=True)
+        weight = lib.linspace(0.5, 2.0, grid.size, dtype=x.dtype)
+        loss = lib.nn.functional.binary_cross_entropy_with_logits(x, lib.full_like(x, target), weight=weight,
+                                                                  reduction=reduction)
+        loss.sum().backward()
+        grads.append(x.grad.numpy())
+    # σ(x) - t inherits the ulps of σ(x), where torch's SIMD exp and NumPy's differ by one
+    sigmoid_scale = torch.sigmoid(torch.tensor(grid)).numpy() * np.linspace(0.5, 2.0, grid.size)
+    _within_ulps(grads[1], grads[0], ulps=4, scale=sigmoid_scale / (grid.size if reduction == "mean" else 1))

@@ -720,7 +720,7 @@ class LogSigmoid(Function):
     def backward(ctx, grad):
         # d log s(x) = 1 - s(x) = s(-x)
         (x,) = ctx.saved_values
-        if _function.unwatched_on_arrays(grad):  # a plain walk: torch's kernel, rounded as it rounds
+        if _function.on_arrays(grad):  # a plain walk: torch's kernel, rounded as it rounds
             return Tensor._make(_log_sigmoid_grad_array(x._data, grad._data))
         return grad * sigmoid(-x)
 

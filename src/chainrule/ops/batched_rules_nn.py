@@ -20,7 +20,7 @@ __all__: list = []
 # and the fused norms' and nll_loss's recorded gradients: their backward differentiates the rule
 # in Tensor ops by autograd.second_order, which takes batched cotangents in one batched walk
 register_batched_rule(
-    loss._LogSigmoid, loss._BinaryCrossEntropy, embedding.ScaleGradient, pool.SeparableLinear,
+    loss._LogSigmoid, loss._LogitCrossEntropyTerms, loss._BinaryCrossEntropy, embedding.ScaleGradient, pool.SeparableLinear,
     normalization.NormalizeBackward, normalization.LayerNormalizeBackward, normalization.GroupNormalizeBackward,
     normalization.BatchNormBackward, normalization.LayerNormBackward, loss._IndexClassLossBackward,
 )(broadcasting_rule)

@@ -295,9 +295,38 @@ class _LogSigmoid(Function):
     def backward(ctx, grad):
         # d log(sigmoid(x)) = sigmoid(-x) dx
         (x,) = ctx.saved_values
-        if _function.unwatched_on_arrays(grad):  # a plain walk: torch's kernel, rounded as it rounds
+        if _function.on_arrays(grad):  # a plain walk: torch's kernel, rounded as it rounds
             return Tensor._make(ew._log_sigmoid_grad_array(x._data, grad._data))
         return grad * ew.sigmoid(-x)
+
+
+class _LogitCrossEntropyTerms(Function):
+    """The unreduced, unweighted binary cross-entropy of logits, ``(1 - t) x - log σ(x)``, rounded
+    step by step as torch's composite forward (the target's dtype for each step), with torch's
+    gradient formulas: ∂/∂x = σ(x) - t (the composition's (1 - t) - σ(-x) is 0 where σ(x) is
+    not, at x = -100 say) and ∂/∂t = -x."""
+
+    _array_forward = True
+    # (named BinaryCrossEntropyWithLogitsBackward0 by the loss when it is the last node, unreduced
+    # and unweighted; under a reduction or a weight that node carries torch's name)
+    node_name = "LogitCrossEntropyTermsBackward0"
+    label = "binary_cross_entropy_with_logits"
+    rule = "∂/∂x = σ(x) - t, ∂/∂t = -x"
+    formula = "(1 - {1})·{0} - logsigmoid({0})"
+
+    @staticmethod
+    def forward(ctx, x, t, loss_dtype):
+        xp = array_module(x)
+        ctx.save_for_backward(x, t)
+        log_sig = -xp.logaddexp(x.dtype.type(0), -x)
+        return (((1 - t) * x).astype(loss_dtype, copy=False) - log_sig).astype(loss_dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, t = ctx.saved_values
+        grad_x = (ew.sigmoid(x) - t) * grad if ctx.needs_input_grad[0] else None
+        grad_t = -x * grad if ctx.needs_input_grad[1] else None
+        return grad_x, grad_t
 
 
 # ---------------------------------------------------------------- nll / cross entropy
@@ -925,11 +954,13 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     if not loss_dtype.is_floating_point:
         raise RuntimeError(f"result type {_dtype.scalar_name(_dtype.result_type(target, input))} can't be cast to "
                            f"the desired output type {_dtype.scalar_name(loss_dtype)}")
-    # log(1 - sigmoid(x)) = log sigmoid(x) - x
-    log_sig = _LogSigmoid.apply(input)
-    if pos_weight is not None:
+    if pos_weight is None:
+        loss = _LogitCrossEntropyTerms.apply(input, target, loss_dtype=loss_dtype.np)
+    else:
+        # log(1 - sigmoid(x)) = log sigmoid(x) - x
+        log_sig = _LogSigmoid.apply(input)
         log_sig = _in_place_dtype(((pos_weight - 1) * target + 1) * log_sig, input.dtype)
-    loss = _in_place_dtype(_in_place_dtype((1 - target) * input, loss_dtype) - log_sig, loss_dtype)
+        loss = _in_place_dtype(_in_place_dtype((1 - target) * input, loss_dtype) - log_sig, loss_dtype)
     if weight is not None:
         loss = _in_place_dtype(loss * weight, loss_dtype)
     return name_node(_reduce(loss, reduction), "BinaryCrossEntropyWithLogitsBackward0",
