@@ -226,10 +226,11 @@ def test_logsigmoid_gradient_rounds_as_torchs_kernel(dtype):
     np.testing.assert_array_equal(grads[1][grid < -17], grads[0][grid < -17])
 
 
+@pytest.mark.parametrize("pos_weight", [None, 2.5])
 @pytest.mark.parametrize("reduction", ["none", "mean"])
 @pytest.mark.parametrize("target", [0.0, 1.0, 0.3])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_bce_with_logits_gradient_is_torchs_sigmoid_minus_target(dtype, target, reduction):
+def test_bce_with_logits_gradient_is_torchs_sigmoid_minus_target(dtype, target, reduction, pos_weight):
     """torch's input gradient is (σ(x) - t)·w·g: 3.0e-39 at x = -88.7 for t = 0 (float32), where
     chainrule's composition gave (1 - t) - σ(-x) = 0 (870 of 4011 float32 logits, 1980 float64)."""
     grid = _logit_grid(dtype)
@@ -237,10 +238,33 @@ def test_bce_with_logits_gradient_is_torchs_sigmoid_minus_target(dtype, target, 
     for lib in (torch, chainrule):
         x = lib.tensor(grid, requires_grad=True)
         weight = lib.linspace(0.5, 2.0, grid.size, dtype=x.dtype)
-        loss = lib.nn.functional.binary_cross_entropy_with_logits(x, lib.full_like(x, target), weight=weight,
-                                                                  reduction=reduction)
+        loss = lib.nn.functional.binary_cross_entropy_with_logits(
+            x, lib.full_like(x, target), weight=weight, reduction=reduction,
+            pos_weight=None if pos_weight is None else lib.tensor(pos_weight, dtype=x.dtype))
         loss.sum().backward()
         grads.append(x.grad.numpy())
     # σ(x) - t inherits the ulps of σ(x), where torch's SIMD exp and NumPy's differ by one
-    sigmoid_scale = torch.sigmoid(torch.tensor(grid)).numpy() * np.linspace(0.5, 2.0, grid.size)
+    factor = 1 if pos_weight is None else pos_weight * target + 1 - target
+    sigmoid_scale = torch.sigmoid(torch.tensor(grid)).numpy() * np.linspace(0.5, 2.0, grid.size) * factor
     _within_ulps(grads[1], grads[0], ulps=4, scale=sigmoid_scale / (grid.size if reduction == "mean" else 1))
+
+
+@pytest.mark.parametrize("argument", ["weight", "pos_weight"])
+def test_bce_with_logits_refuses_a_weight_that_requires_grad_as_torch(argument):
+    messages = []
+    for lib in (torch, chainrule):
+        x = lib.zeros(2, 3, requires_grad=True)
+        with pytest.raises(RuntimeError) as error:
+            lib.nn.functional.binary_cross_entropy_with_logits(x, lib.ones(2, 3),
+                                                               **{argument: lib.ones(3, requires_grad=True)})
+        messages.append(str(error.value))
+    assert messages[1] == messages[0]
+
+
+def test_bce_with_logits_pos_weight_of_the_wrong_size_raises_torchs_error():
+    messages = []
+    for lib in (torch, chainrule):
+        with pytest.raises(RuntimeError) as error:
+            lib.nn.functional.binary_cross_entropy_with_logits(lib.zeros(2, 3), lib.ones(2, 3), pos_weight=lib.ones(2))
+        messages.append(str(error.value))
+    assert messages[1] == messages[0]

@@ -315,17 +315,32 @@ class _LogitCrossEntropyTerms(Function):
     formula = "(1 - {1})·{0} - logsigmoid({0})"
 
     @staticmethod
-    def forward(ctx, x, t, loss_dtype):
+    def forward(ctx, x, t, loss_dtype, pos_weight):
         xp = array_module(x)
         ctx.save_for_backward(x, t)
+        ctx.pos_weight = pos_weight
         log_sig = -xp.logaddexp(x.dtype.type(0), -x)
+        if pos_weight is not None:  # log σ(x) scaled in place by (p - 1) t + 1: the input's dtype
+            log_sig = (((pos_weight - 1) * t + 1) * log_sig).astype(x.dtype, copy=False)
         return (((1 - t) * x).astype(loss_dtype, copy=False) - log_sig).astype(loss_dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
+        # with pos_weight p: ∂/∂x = (p t + 1 - t) σ(x) - p t, ∂/∂t = log σ(-x) - p log σ(x)
         x, t = ctx.saved_values
-        grad_x = (ew.sigmoid(x) - t) * grad if ctx.needs_input_grad[0] else None
-        grad_t = -x * grad if ctx.needs_input_grad[1] else None
+        pos_weight = None if ctx.pos_weight is None else Tensor._make(ctx.pos_weight)
+        grad_x = grad_t = None
+        if ctx.needs_input_grad[0]:
+            if pos_weight is None:
+                grad_x = (ew.sigmoid(x) - t) * grad
+            else:
+                weighted = pos_weight * t
+                grad_x = ((weighted + 1 - t) * ew.sigmoid(x) - weighted) * grad
+        if ctx.needs_input_grad[1]:
+            if pos_weight is None:
+                grad_t = -x * grad
+            else:
+                grad_t = (_LogSigmoid.apply(-x) - _LogSigmoid.apply(x) * pos_weight) * grad
         return grad_x, grad_t
 
 
@@ -954,13 +969,18 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     if not loss_dtype.is_floating_point:
         raise RuntimeError(f"result type {_dtype.scalar_name(_dtype.result_type(target, input))} can't be cast to "
                            f"the desired output type {_dtype.scalar_name(loss_dtype)}")
-    if pos_weight is None:
-        loss = _LogitCrossEntropyTerms.apply(input, target, loss_dtype=loss_dtype.np)
-    else:
-        # log(1 - sigmoid(x)) = log sigmoid(x) - x
-        log_sig = _LogSigmoid.apply(input)
-        log_sig = _in_place_dtype(((pos_weight - 1) * target + 1) * log_sig, input.dtype)
-        loss = _in_place_dtype(_in_place_dtype((1 - target) * input, loss_dtype) - log_sig, loss_dtype)
+    # torch has no gradient for the weights
+    _check_not_differentiated(weight, "binary_cross_entropy_with_logits", "weight")
+    _check_not_differentiated(pos_weight, "binary_cross_entropy_with_logits", "pos_weight")
+    if pos_weight is not None and not isinstance(pos_weight, Tensor):
+        pos_weight = Tensor._make(array_module(input._data).asarray(pos_weight))
+    if pos_weight is not None:  # torch's error for (pos_weight - 1) * target, before any work
+        try:
+            np.broadcast_shapes(pos_weight._data.shape, target._data.shape)
+        except ValueError as error:
+            raise _function.broadcast_error(error, (pos_weight._data, target._data)) from None
+    loss = _LogitCrossEntropyTerms.apply(input, target, loss_dtype=loss_dtype.np,
+                                         pos_weight=None if pos_weight is None else pos_weight._data)
     if weight is not None:
         loss = _in_place_dtype(loss * weight, loss_dtype)
     return name_node(_reduce(loss, reduction), "BinaryCrossEntropyWithLogitsBackward0",
