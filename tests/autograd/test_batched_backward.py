@@ -209,6 +209,8 @@ _CASES = (
         ("deg2rad and frexp", lambda a: chainrule.deg2rad(a) * chainrule.frexp(a).mantissa, [(3, 4)], (-2, 2)),
         ("logsigmoid_loss", lambda a: F.binary_cross_entropy_with_logits(a, a.detach().sigmoid(), reduction="none"),
          [(3, 4)], (-2, 2)),
+        ("logsigmoid_loss multilabel_soft_margin", lambda a: F.multilabel_soft_margin_loss(
+            a, (a.detach() > 0).to(a.dtype), reduction="none"), [(3, 4)], (-2, 2)),
         ("tril_triu", lambda a: a.tril(-1) * 2 + a.triu(1), [(2, 3, 4)], (-2, 2)),
         *[(name, fn, [(3, 4)], bounds) for name, fn, bounds in (
             ("acosh", chainrule.acosh, (1.5, 3)), ("asinh", chainrule.asinh, (-2, 2)),

@@ -51,10 +51,9 @@ KNOWN_DIFFERENCES = [
     (lambda row: row["entry"] == "cache: float16 region inside a bfloat16 one",
      "torch's cache is keyed by the weight alone and hands the bfloat16 cast to a float16 region's mm, which "
      "then raises; chainrule keys it by dtype too"),
-    (lambda row: row["list"] == "beyond_lists" and row["kind"] == "torch_raised" and row["op"] in (
-        "pdist", "linalg.det", "linalg.slogdet", "linalg.pinv", "linalg.lu_factor"),
-     "torch has no bfloat16 CPU kernel for these and they are on no autocast list; chainrule computes them, as "
-     "it does outside autocast (README, bfloat16)"),
+    (lambda row: row["list"] == "beyond_lists" and row["kind"] == "torch_raised" and row["op"] == "pdist",
+     "torch has no bfloat16 CPU kernel for pdist and it is on no autocast list; chainrule computes it, as it does "
+     "outside autocast (README, bfloat16)"),
     (lambda row: row["kind"] == "torch_raised" and "could not create a primitive descriptor" in row["detail"],
      "torch's bfloat16 LSTM goes to oneDNN, which has no such primitive on CPUs without AVX-512 (seen on an "
      "AMD EPYC with AVX2); chainrule computes it"),

@@ -55,11 +55,6 @@ PROGRAMS_IN_CI = _programs_in_ci()
 # The one place a program is allowed to fail on chainrule: name -> what breaks (mostly pieces
 # being built on other branches). Delete an entry when its fix lands; a passing entry shows as XPASS.
 KNOWN_FAILING: dict[str, str] = {
-    "autograd_mechanics": "the training loop's 'saved tensors packed per step' prints 8 on torch and 6 on chainrule: "
-                          "saved_tensors_hooks' pack_hook sees only the tensors in a node's _saved, and chainrule's "
-                          "NllLossBackward0 keeps the target and total_weight as arrays in its ctx (torch's node saves "
-                          "self, target and total_weight as SavedVariables, so its hooks pack all three; "
-                          "grad_fn._saved_target/_saved_total_weight already read as torch's)",
     "gpt_video": "the video notebook's torch.allclose(xbow, xbow2) prints False on torch 2.13 and True on "
                  "chainrule: xbow's torch.mean(x[b, :t+1], 0) sums a (t, 2) slice in torch's row_sum order (four "
                  "interleaved partial sums), chainrule's sum in order, so a value on allclose's tolerance edge "

@@ -18,12 +18,24 @@ import numpy as np
 
 from .. import _dtype, _opmath, _vmap_frames
 from .._backend import array_module, subtract_contiguous
+from ..autograd import function as _function
 from ..autograd.function import Function, SavedValue, as_uint64, ctx_value, kept_value, name_node, saved
 from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, _wrap_dim
 from . import _cuda_kernels
 from ._arg_parser import check_int, check_number
-from .elementwise import _float_input, erf, exp, float_kernel_input, refuse_kernel, sigmoid, sub, tanh, where
+from .elementwise import (
+    _float_input,
+    _log_sigmoid_grad_array,
+    erf,
+    exp,
+    float_kernel_input,
+    refuse_kernel,
+    sigmoid,
+    sub,
+    tanh,
+    where,
+)
 from .second_order import depending_on
 
 __all__ = ["relu", "selu", "celu", "prelu", "rrelu", "hardshrink", "threshold"]
@@ -708,6 +720,8 @@ class LogSigmoid(Function):
     def backward(ctx, grad):
         # d log s(x) = 1 - s(x) = s(-x)
         (x,) = ctx.saved_values
+        if _function.on_arrays(grad):  # a plain walk: torch's kernel, rounded as it rounds
+            return Tensor._make(_log_sigmoid_grad_array(x._data, grad._data))
         return grad * sigmoid(-x)
 
 

@@ -20,7 +20,7 @@ __all__: list = []
 # and the fused norms' and nll_loss's recorded gradients: their backward differentiates the rule
 # in Tensor ops by autograd.second_order, which takes batched cotangents in one batched walk
 register_batched_rule(
-    loss._LogSigmoid, loss._BinaryCrossEntropy, embedding.ScaleGradient, pool.SeparableLinear,
+    loss._LogSigmoid, loss._LogitCrossEntropyTerms, loss._BinaryCrossEntropy, embedding.ScaleGradient, pool.SeparableLinear,
     normalization.NormalizeBackward, normalization.LayerNormalizeBackward, normalization.GroupNormalizeBackward,
     normalization.BatchNormBackward, normalization.LayerNormBackward, loss._IndexClassLossBackward,
 )(broadcasting_rule)
@@ -220,7 +220,7 @@ def _index_class_loss(node, grad):
     # of the target for reduction="none", one number otherwise), the batch dim in front
     shape = node.x_shape
     unit = grad.new_ones(tuple(grad.shape[1:]))
-    per_unit = loss._IndexClassLoss._input_grad(node, unit, *node.saved_values)
+    per_unit = loss._IndexClassLoss._input_grad(node, unit, node.saved_values[0])
     if node.reduction == "none" and len(shape) > 1:
         grad = grad.unsqueeze(2)  # (the class dim)
     else:

@@ -26,7 +26,25 @@ from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _check_tensor, honours_out, write_out
 from ._arg_parser import check_bool, check_int, check_str, out_rule
 from .elementwise import conjugate_rule
-from .linalg import _adjoint, _check_square, _checked_lu_pivots, _column_major, _cross, _mat, matmul
+from .linalg import (
+    _INV_LOW_PRECISION,
+    _LU_CPU,
+    _SLOGDET_LOW_PRECISION,
+    _adjoint,
+    _check_square,
+    _checked_lu_pivots,
+    _column_major,
+    _cross,
+    _kernel_refusal,
+    _mat,
+    _refuses_low_precision,
+    matmul,
+)
+
+_SVD_CPU = _kernel_refusal("linalg_svd_cpu")
+_FLOAT_AND_DOUBLE_ONLY = (RuntimeError, "This function doesn't handle types other than float and double")
+_PINV_LOW_PRECISION = (RuntimeError, "linalg.pinv({dtype}{{{shape}}}): expected a tensor with 2 or more dimensions of float, "
+                                     "double, cfloat or cdouble types")
 
 __all__ = ["cholesky", "cholesky_solve", "cholesky_inverse", "qr", "svd", "pinverse", "matrix_exp", "orgqr", "lu_unpack",
            "lu", "lu_solve", "triangular_solve", "nuclear_norm", "frobenius_norm", "svd_lowrank", "pca_lowrank"]
@@ -142,6 +160,7 @@ class SolveTriangular(Function):
         return grad_a, (grad_b if ctx.needs_input_grad[1] else None)
 
 
+@_refuses_low_precision(_kernel_refusal("triangular_solve_cpu"))
 def linalg_solve_triangular(input: Tensor, B: Tensor, *, upper: bool, left: bool = True, unitriangular: bool = False,
                             out=None) -> Tensor:
     """torch.linalg.solve_triangular: X with ``A X = B`` (``X A = B`` when ``left=False``) for a
@@ -269,6 +288,8 @@ class Cholesky(Function):
         return linalg_solve_triangular(lower, grad_a, upper=False, left=False)
 
 
+@cpu_autocast_policy("float32")
+@_refuses_low_precision(_kernel_refusal("cholesky_cpu"))
 def linalg_cholesky_ex(input: Tensor, *, upper: bool = False, check_errors: bool = False, out=None):
     """torch.linalg.cholesky_ex: ``(L, info)``; info (int32, batch shape) is 0 where the factor
     exists and the order of the first leading minor that is not positive-definite elsewhere."""
@@ -281,6 +302,8 @@ def linalg_cholesky_ex(input: Tensor, *, upper: bool = False, check_errors: bool
     return _copy_out(return_types.linalg_cholesky_ex(L, info), out, "linalg.cholesky_ex")
 
 
+@cpu_autocast_policy("float32")
+@_refuses_low_precision(_kernel_refusal("cholesky_cpu"))
 def linalg_cholesky(input: Tensor, *, upper: bool = False, out=None) -> Tensor:
     """torch.linalg.cholesky: L (..., n, n) lower triangular with ``A = L Lᵀ`` (U = Lᵀ with
     upper=True), reading only A's lower (upper) triangle; raises torch.linalg.LinAlgError when A
@@ -292,6 +315,8 @@ def linalg_cholesky(input: Tensor, *, upper: bool = False, out=None) -> Tensor:
     return _copy_out(Cholesky.apply(A, upper=bool(upper), raise_errors=True, op="linalg.cholesky")[0], out, "linalg.cholesky")
 
 
+@cpu_autocast_policy("float32")
+@_refuses_low_precision(_kernel_refusal("cholesky_cpu"))
 def cholesky(input: Tensor, upper: bool = False, *, out=None) -> Tensor:
     """torch.cholesky (deprecated in torch for torch.linalg.cholesky, and warns once as torch does)."""
     check_bool(upper, "cholesky", "upper")
@@ -340,6 +365,8 @@ class CholeskySolve(Function):
         return (grad_b if ctx.needs_input_grad[0] else None), grad_l
 
 
+@cpu_autocast_policy("float32")
+@_refuses_low_precision(_kernel_refusal("cholesky_solve_cpu"))
 def cholesky_solve(input: Tensor, input2: Tensor, upper: bool = False, *, out=None) -> Tensor:
     """torch.cholesky_solve: X with ``A X = B`` given A's Cholesky factor (``input2``, lower, or
     upper with upper=True); B (..., n, k), batch dims broadcast."""
@@ -382,6 +409,8 @@ class CholeskyInverse(Function):
         return -_mat(L, common) if ctx.upper else -_mat(common, L)
 
 
+@cpu_autocast_policy("float32")
+@_refuses_low_precision(_kernel_refusal("cholesky_inverse_out_cpu"))
 def cholesky_inverse(input: Tensor, upper: bool = False, *, out=None) -> Tensor:
     """torch.cholesky_inverse: ``A⁻¹`` from A's Cholesky factor (lower, or upper with upper=True)."""
     check_bool(upper, "cholesky_inverse", "upper")
@@ -450,6 +479,8 @@ class Qr(Function):
         return cat([grad_x, _mat(Q, grad_v)], -1)
 
 
+@cpu_autocast_policy("float32")
+@_refuses_low_precision(_kernel_refusal("geqrf_cpu"))
 def linalg_qr(A: Tensor, mode: str = "reduced", *, out=None):
     """torch.linalg.qr: ``(Q, R)`` with A = QR; mode 'reduced' (Q (..., m, k), R (..., k, n),
     k = min(m, n)), 'complete' (Q square) or 'r' (R only; Q is an empty tensor)."""
@@ -461,6 +492,8 @@ def linalg_qr(A: Tensor, mode: str = "reduced", *, out=None):
     return _copy_out(return_types.linalg_qr(Q, R), out, "linalg.qr")
 
 
+@cpu_autocast_policy("float32")
+@_refuses_low_precision(_kernel_refusal("geqrf_cpu"))
 def qr(input: Tensor, some: bool = True, *, out=None):
     """torch.qr (deprecated in torch): linalg.qr with mode 'reduced' (some=True) or 'complete'."""
     check_bool(some, "qr", "some")
@@ -514,6 +547,8 @@ class Eigh(Function):
         return _mat(_mat(vectors, inner), _adjoint(vectors))
 
 
+@cpu_autocast_policy("float32")
+@_refuses_low_precision(_kernel_refusal("linalg_eigh_cpu"))
 def linalg_eigh(input: Tensor, UPLO: str = "L", *, out=None):
     """torch.linalg.eigh: ``(eigenvalues, eigenvectors)`` of a symmetric matrix, eigenvalues
     ascending, reading A's lower (UPLO='L') or upper ('U') triangle. Eigenvectors are defined up
@@ -527,6 +562,8 @@ def linalg_eigh(input: Tensor, UPLO: str = "L", *, out=None):
     return _copy_out(return_types.linalg_eigh(values, vectors), out, "linalg.eigh")
 
 
+@cpu_autocast_policy("float32")
+@_refuses_low_precision(_kernel_refusal("linalg_eigh_cpu"))
 def linalg_eigvalsh(input: Tensor, UPLO: str = "L", *, out=None) -> Tensor:
     """torch.linalg.eigvalsh: the eigenvalues of a symmetric matrix, ascending."""
     A = input  # torch's Python binding takes these keyword names
@@ -597,6 +634,8 @@ class Svd(Function):
         return _mat(_mat(U, inner), Vh)
 
 
+@cpu_autocast_policy("float32")
+@_refuses_low_precision(_SVD_CPU)
 def linalg_svd(A: Tensor, full_matrices: bool = True, *, driver=None, out=None):
     """torch.linalg.svd: ``(U, S, Vh)`` with A = U diag(S) Vh, S descending; U (..., m, m) and
     Vh (..., n, n) with full_matrices (the default), else (..., m, k) and (..., k, n). Singular
@@ -607,12 +646,16 @@ def linalg_svd(A: Tensor, full_matrices: bool = True, *, driver=None, out=None):
     return _copy_out(return_types.linalg_svd(U, S, Vh), out, "linalg.svd")
 
 
+@cpu_autocast_policy("float32")
+@_refuses_low_precision(_SVD_CPU)
 def linalg_svdvals(A: Tensor, *, driver=None, out=None) -> Tensor:
     """torch.linalg.svdvals: the singular values (..., min(m, n)), descending."""
     _check_float(A, "linalg.svd")  # torch's checks name linalg.svd
     return _copy_out(Svd.apply(A, full_matrices=False)[1], out, "linalg.svdvals")
 
 
+@cpu_autocast_policy("float32")
+@_refuses_low_precision(_SVD_CPU)
 def svd(input: Tensor, some: bool = True, compute_uv: bool = True, *, out=None):
     """torch.svd: ``(U, S, V)`` (V, not Vh) with reduced U and V when ``some``; with
     compute_uv=False, U and V are zero-filled (m, m) and (n, n) matrices, as in torch."""
@@ -711,6 +754,7 @@ def _check_tolerances(op: str, atol, rtol) -> None:
             raise _dtype.invalid_combination(op, value)
 
 
+@_refuses_low_precision(_PINV_LOW_PRECISION)
 def linalg_pinv(input: Tensor, rcond=None, hermitian: bool = False, *, atol=None, rtol=None, out=None) -> Tensor:
     """torch.linalg.pinv: the Moore-Penrose pseudoinverse (..., n, m); singular values at most
     max(atol, rtol·σ₁) count as zero (rtol defaults to eps·max(m, n)); ``rcond`` is torch's old
@@ -733,6 +777,8 @@ def linalg_pinv(input: Tensor, rcond=None, hermitian: bool = False, *, atol=None
     return _copy_out(Pinv.apply(A, atol=atol, rtol=rtol, hermitian=bool(hermitian)), out, "linalg.pinv")
 
 
+@cpu_autocast_policy("float32")  # (torch lists pinverse, not linalg.pinv)
+@_refuses_low_precision(_PINV_LOW_PRECISION)
 def pinverse(input: Tensor, rcond: float = 1e-15) -> Tensor:
     """torch.pinverse: linalg.pinv with ``rtol=rcond`` (default 1e-15)."""
     return linalg_pinv(input, rtol=rcond)
@@ -786,6 +832,7 @@ class EmptyLstsqResiduals(Function):
 
 @honours_out
 @cpu_autocast_policy("float32")
+@_refuses_low_precision(_FLOAT_AND_DOUBLE_ONLY)
 def linalg_lstsq(input: Tensor, b: Tensor, rcond=None, *, driver=None):
     """torch.linalg.lstsq on CPU: the minimum-norm least-squares solution of ``A X = B`` (A
     (..., m, n), B (..., m, k), batch dims broadcast) with torch's extra outputs for each driver:
@@ -839,6 +886,7 @@ def linalg_lstsq(input: Tensor, b: Tensor, rcond=None, *, driver=None):
 
 
 @cpu_autocast_policy("float32")
+@_refuses_low_precision(_FLOAT_AND_DOUBLE_ONLY)
 def linalg_matrix_rank(input: Tensor, tol=None, hermitian: bool = False, *, atol=None, rtol=None, out=None) -> Tensor:
     """torch.linalg.matrix_rank: the number of singular values above max(atol, rtol·σ₁) (int64,
     batch shape); ``tol`` is torch's old name for atol."""
@@ -868,6 +916,7 @@ def linalg_matrix_rank(input: Tensor, tol=None, hermitian: bool = False, *, atol
     return _copy_out(_const(xp.asarray(rank)), out, "linalg.matrix_rank")
 
 
+@cpu_autocast_policy("float32")
 def linalg_cond(input: Tensor, p=None, *, out=None) -> Tensor:
     """torch.linalg.cond: σ₁/σₙ for p None/2 (σₙ/σ₁ for -2), else ‖A‖ₚ‖A⁻¹‖ₚ (square A) for
     'fro', 'nuc', inf, -inf, 1, -1."""
@@ -1026,6 +1075,7 @@ def _check_lu_input(A: Tensor, op: str, pivot: bool) -> None:
         raise RuntimeError(f"{op}: LU without pivoting is not implemented on the CPU")
 
 
+@_refuses_low_precision(_LU_CPU)
 def linalg_lu_factor_ex(A: Tensor, *, pivot: bool = True, check_errors: bool = False, out=None):
     """torch.linalg.lu_factor_ex: ``(LU, pivots, info)``, LAPACK's packed factors of A = P L U
     (L unit lower, U upper), the 1-based row swaps (int32, (..., min(m, n))) and info (int32):
@@ -1035,6 +1085,7 @@ def linalg_lu_factor_ex(A: Tensor, *, pivot: bool = True, check_errors: bool = F
     return _copy_out(return_types.linalg_lu_factor_ex(LU, pivots, info), out, "linalg.lu_factor_ex")
 
 
+@_refuses_low_precision(_LU_CPU)
 def linalg_lu_factor(A: Tensor, *, pivot: bool = True, out=None):
     """torch.linalg.lu_factor: ``(LU, pivots)`` as lu_factor_ex; a zero on U's diagonal raises."""
     _check_lu_input(A, "linalg.lu_factor", pivot)
@@ -1068,6 +1119,7 @@ class Lu(Function):
         return _lu_backward(P, L, U, grad_l, grad_u)
 
 
+@_refuses_low_precision(_LU_CPU)
 def linalg_lu(A: Tensor, *, pivot: bool = True, out=None):
     """torch.linalg.lu: ``(P, L, U)`` with A = P L U, P a permutation (..., m, m), L unit lower
     (..., m, k), U upper (..., k, n), k = min(m, n)."""
@@ -1076,6 +1128,7 @@ def linalg_lu(A: Tensor, *, pivot: bool = True, out=None):
     return _copy_out(return_types.linalg_lu(P, L, U), out, "linalg.lu")
 
 
+@_refuses_low_precision(_kernel_refusal("linalg.lu_solve_cpu"))
 def linalg_lu_solve(LU: Tensor, pivots: Tensor, B: Tensor, *, left: bool = True, adjoint: bool = False,
                     out=None) -> Tensor:
     """torch.linalg.lu_solve: X with ``A X = B`` (``X A = B`` when left=False; Aᴴ for adjoint)
@@ -1185,6 +1238,7 @@ def linalg_cross(input: Tensor, other: Tensor, *, dim: int = -1) -> Tensor:
     return _cross(input, other, dim, "linalg.cross")
 
 
+@_refuses_low_precision((RuntimeError, "linalg.vander supports floating point, complex, and integer tensors, but got {dtype}"))
 def linalg_vander(x: Tensor, *, N: int | None = None) -> Tensor:
     """torch.linalg.vander: (..., n, N) with columns x⁰, x¹, ..., x^(N-1) (N defaults to n)."""
     from .creation import ones_like
@@ -1246,6 +1300,8 @@ def _on_nonsingular(A: Tensor, singular, compute):
     return where(mask, Tensor._make(xp.asarray(np.nan, dtype=result._data.dtype)), result)
 
 
+@cpu_autocast_policy("float32")
+@_refuses_low_precision(_INV_LOW_PRECISION)
 def linalg_inv_ex(A: Tensor, *, check_errors: bool = False, out=None):
     """torch.linalg.inv_ex: ``(inverse, info)``; info (int32, A's batch shape) is 0 for an
     invertible matrix and LAPACK's index of the zero pivot otherwise, where the inverse is NaN
@@ -1261,6 +1317,7 @@ def linalg_inv_ex(A: Tensor, *, check_errors: bool = False, out=None):
     return _copy_out(return_types.linalg_inv_ex(inverse, _const(info)), out, "linalg.inv_ex")
 
 
+@_refuses_low_precision(_LU_CPU)
 def linalg_solve_ex(A: Tensor, B: Tensor, *, left: bool = True, check_errors: bool = False, out=None):
     """torch.linalg.solve_ex: ``(result, info)`` as linalg.solve, with LAPACK's info per matrix
     (the result is NaN where A is singular) instead of an error unless ``check_errors``."""
@@ -1278,6 +1335,7 @@ def linalg_solve_ex(A: Tensor, B: Tensor, *, left: bool = True, check_errors: bo
 
 
 @out_rule("same")
+@_refuses_low_precision(_LU_CPU)
 def linalg_det(A: Tensor) -> Tensor:
     """torch.linalg.det: torch.det under the keyword name torch.linalg's binding takes (A, not input)."""
     from .linalg import det
@@ -1286,6 +1344,7 @@ def linalg_det(A: Tensor) -> Tensor:
 
 
 @out_rule("same")
+@_refuses_low_precision(_SLOGDET_LOW_PRECISION)
 def linalg_slogdet(A: Tensor):
     """torch.linalg.slogdet: torch.slogdet under the keyword name torch.linalg's binding takes (A), its
     result named ``linalg_slogdet`` as torch's is."""
@@ -1294,6 +1353,8 @@ def linalg_slogdet(A: Tensor):
     return return_types.linalg_slogdet(*slogdet(A))
 
 
+@cpu_autocast_policy("float32")
+@_refuses_low_precision(_INV_LOW_PRECISION)
 def linalg_tensorinv(input: Tensor, ind: int = 2, *, out=None) -> Tensor:
     """torch.linalg.tensorinv: the inverse of A viewed as a (prod(shape[:ind]), prod(shape[ind:]))
     matrix, shaped ``shape[ind:] + shape[:ind]`` (so tensordot(inv, A, ind) is the identity)."""
@@ -1312,6 +1373,8 @@ def linalg_tensorinv(input: Tensor, ind: int = 2, *, out=None) -> Tensor:
     return _copy_out(result, out, "linalg.tensorinv")
 
 
+@cpu_autocast_policy("float32")
+@_refuses_low_precision(_LU_CPU)
 def linalg_tensorsolve(input: Tensor, other: Tensor, dims=None, *, out=None) -> Tensor:
     """torch.linalg.tensorsolve: X with ``tensordot(A, X, X.ndim) = B``; ``dims`` of A are moved
     to the end first. X has shape ``A.shape[B.ndim:]``."""
@@ -1350,6 +1413,7 @@ class NoReflectors(Function):
 
 
 @cpu_autocast_policy("float32")  # torch's CPU autocast lists orgqr
+@_refuses_low_precision(_kernel_refusal("orgqr_cpu"))
 def linalg_householder_product(input: Tensor, tau: Tensor, *, out=None) -> Tensor:
     """torch.linalg.householder_product (LAPACK orgqr): the first n columns of H₁ ⋯ H_k with
     Hᵢ = I - τᵢ vᵢ vᵢᴴ, vᵢ = (0, ..., 0, 1, A[i+1:, i]) — the Q of geqrf's packed reflectors.
@@ -1406,6 +1470,7 @@ def lu_unpack(LU_data: Tensor, LU_pivots: Tensor, unpack_data: bool = True, unpa
     return return_types.lu_unpack(P, name_node(L, "LuUnpackBackward0"), name_node(U, "LuUnpackBackward0"))
 
 
+@_refuses_low_precision(_LU_CPU)
 def lu(A: Tensor, pivot: bool = True, get_infos: bool = False, out=None):
     """torch.lu (deprecated): ``(LU, pivots)``, or ``(LU, pivots, infos)`` with ``get_infos``, as
     linalg.lu_factor_ex."""
@@ -1432,6 +1497,8 @@ def lu_solve(input: Tensor, LU_data: Tensor, LU_pivots: Tensor, *, out=None) -> 
     return _copy_out(linalg_lu_solve(LU_data, LU_pivots, b), out, "lu_solve")
 
 
+@cpu_autocast_policy("float32")
+@_refuses_low_precision(_kernel_refusal("triangular_solve_cpu"))
 def triangular_solve(input: Tensor, A: Tensor, upper: bool = True, transpose: bool = False, unitriangular: bool = False,
                      *, out=None):
     """torch.triangular_solve (deprecated): ``(solution, cloned_coefficient)`` with op(A) X = b,

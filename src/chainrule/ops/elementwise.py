@@ -1263,12 +1263,24 @@ erf = _unary("Erf", _erf_array, lambda g, x, y: g * (2.0 / np.sqrt(np.pi)) * exp
 
 
 def _sigmoid_array(x):
-    # exp of a non-positive number only: no overflow for large |x|
     xp = array_module(x)
-    if x.dtype.kind == "c":
-        return 1 / (1 + xp.exp(-x))  # no order on complex numbers to pick a stable branch by
+    if x.dtype.kind == "c" or (x.dtype.kind == "f" and x.dtype.itemsize >= 4):
+        # torch's CPU kernel, 1 / (1 + e^-x), rounded as it rounds: e^-x overflowing to inf gives
+        # 0 below x = -88.7 (float32), where e^x / (1 + e^x) would go on into the subnormals
+        with np.errstate(over="ignore"):
+            return 1 / (1 + xp.exp(-x))
+    # (float16 and bfloat16 arrays, whose e^-x overflows early: exp of a non-positive number only)
     e = xp.exp(-xp.abs(x))
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def _log_sigmoid_grad_array(x, grad):
+    """The gradient of log σ(x) on arrays, as torch's log_sigmoid_backward kernel rounds it: with
+    z = e^-|x| (its forward's buffer), ``(1 - z/(1+z)) g`` for x < 0 and ``z/(1+z) g`` otherwise."""
+    xp = array_module(x)
+    z = xp.exp(-xp.abs(x))
+    ratio = z / (1 + z)
+    return (xp.where(x < 0, 1 - ratio, ratio) * grad).astype(xp.result_type(x, grad), copy=False)
 
 
 sigmoid = _unary("Sigmoid", _sigmoid_array, lambda g, x, y: g * y * (1 - y), saves="output", arithmetic=True,

@@ -10,6 +10,7 @@ contracts the output gradient with every other operand, so it serves any equatio
 from __future__ import annotations
 
 import builtins
+import functools
 import math
 import string
 
@@ -1320,6 +1321,8 @@ def matrix_norm(input: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *
     if ord == "fro":
         return vector_norm(A, 2, (d0, d1), keepdim, dtype=dtype)
     if ord in (2, -2, "nuc"):
+        if dtype is None:  # (the singular values come from LAPACK; the other orders are sums)
+            _refuse_low_precision(A, (RuntimeError, "linalg.matrix_norm: Low precision dtypes not supported. Got {dtype}"))
         return _spectral_matrix_norm(A, ord, d0, d1, keepdim, dtype)
     if ord not in (1, -1, float("inf"), float("-inf")):
         raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
@@ -1353,6 +1356,43 @@ def norm(input: Tensor, ord=None, dim=None, keepdim: bool = False, *, dtype=None
             (dim is None and ord is None):
         return vector_norm(input, 2 if ord is None else ord, dim, keepdim, dtype=dtype)
     return matrix_norm(input, "fro" if ord is None else ord, (-2, -1) if dim is None else dim, keepdim, dtype=dtype)
+
+
+# ---------------------------------------------------------------- low-precision refusals
+_LU_CPU = (NotImplementedError, "\"lu_cpu\" not implemented for '{dtype}'")
+_INV_LOW_PRECISION = (RuntimeError, "linalg.inv: Low precision dtypes not supported. Got {dtype}")
+_SLOGDET_LOW_PRECISION = (RuntimeError, "linalg.slogdet: Low precision dtypes not supported. Got {dtype}")
+
+
+def _kernel_refusal(kernel: str) -> tuple:
+    return NotImplementedError, f"\"{kernel}\" not implemented for '{{dtype}}'"
+
+
+def _is_low_precision(tensor) -> bool:
+    """A float16 or bfloat16 tensor, which torch's LAPACK-backed linalg kernels do not take."""
+    return isinstance(tensor, Tensor) and tensor._data.dtype.kind in "fV" and tensor._data.dtype.itemsize < 4
+
+
+def _refuse_low_precision(tensor, refusal: tuple) -> None:
+    """torch's error for a float16/bfloat16 ``tensor``: ``refusal`` is (type, message with {dtype}
+    and {shape})."""
+    if _is_low_precision(tensor):
+        error, message = refusal
+        raise error(message.format(dtype=_dtype.scalar_name(tensor.dtype), shape=list(tensor._data.shape)))
+
+
+def _refuses_low_precision(refusal: tuple, argument: int = 0):
+    """Decorates a linalg function whose torch kernel has no float16/bfloat16 version (LAPACK has
+    none): such an argument at position ``argument`` gets torch's error before anything runs, where
+    NumPy would compute in float64 (a silent upcast) or raise its own TypeError."""
+    def decorate(function):
+        @functools.wraps(function)
+        def checked(*args, **kwargs):
+            if len(args) > argument:
+                _refuse_low_precision(args[argument], refusal)
+            return function(*args, **kwargs)
+        return checked
+    return decorate
 
 
 # ---------------------------------------------------------------- inverse, determinants, solve
@@ -1430,6 +1470,8 @@ def _column_major(matrices: np.ndarray) -> np.ndarray:
 
 
 @out_rule("same")
+@cpu_autocast_policy("float32")
+@_refuses_low_precision(_INV_LOW_PRECISION)
 def inv(A: Tensor) -> Tensor:
     """torch.linalg.inv: the inverse of a (batch of) square matrix; singular input raises."""
     _check_square(A, "linalg.inv")
@@ -1437,6 +1479,8 @@ def inv(A: Tensor) -> Tensor:
 
 
 @out_rule("same")
+@cpu_autocast_policy("float32")
+@_refuses_low_precision(_INV_LOW_PRECISION)
 def inverse(input: Tensor) -> Tensor:
     """torch.inverse (the same as torch.linalg.inv)."""
     return inv(input)
@@ -1465,6 +1509,7 @@ class Det(Function):
         return scale * inv(A).mT
 
 
+@_refuses_low_precision(_LU_CPU)
 def det(input: Tensor) -> Tensor:
     """torch.det (torch.linalg.det, whose binding names the matrix A, calls it). The gradient needs an
     invertible matrix (chainrule does not implement torch's SVD-based gradient at singular matrices)."""
@@ -1500,6 +1545,7 @@ class Slogdet(Function):
 
 
 @honours_out
+@_refuses_low_precision(_SLOGDET_LOW_PRECISION)
 def slogdet(input: Tensor):
     """torch.slogdet (torch.linalg.slogdet, whose binding names the matrix A, calls it): ``(sign,
     logabsdet)`` of the determinant, without overflow."""
@@ -1509,6 +1555,7 @@ def slogdet(input: Tensor):
     return return_types.slogdet(sign, logabsdet)
 
 
+@_refuses_low_precision((RuntimeError, "logdet: Low precision dtypes not supported. Got {dtype}"))
 def logdet(input: Tensor) -> Tensor:
     """torch.logdet: ``log(det(A))`` (NaN for a negative determinant, -inf for a singular matrix;
     for complex A, log(sign) + log|det A|)."""
@@ -1549,6 +1596,8 @@ class Solve(Function):
 
 
 @out_rule("same")
+@cpu_autocast_policy("float32")
+@_refuses_low_precision(_LU_CPU)
 def solve(A: Tensor, B: Tensor, *, left: bool = True) -> Tensor:
     """torch.linalg.solve: X with ``A X = B`` (``X A = B`` when ``left=False``); B may be a
     (batch of) vector(s) of A's size, and batch dims broadcast."""
@@ -1647,6 +1696,7 @@ def _eig_backward(values: Tensor, vectors: Tensor, grad_values: Tensor, grad_vec
 
 
 @honours_out
+@cpu_autocast_policy("float32")
 def eig(input: Tensor):
     """torch.linalg.eig: ``(eigenvalues, eigenvectors)`` of a general square matrix, both complex
     (complex64 for float32 input, complex128 for float64), eigenvectors of unit norm in columns.
@@ -1888,6 +1938,7 @@ def _check_ldl_input(A: Tensor, op: str) -> None:
 
 
 @honours_out
+@_refuses_low_precision(_kernel_refusal("ldl_factor_kernel_cpu"))
 def ldl_factor_ex(input: Tensor, *, hermitian: bool = False, check_errors: bool = False):
     """torch.linalg.ldl_factor_ex: ``(LD, pivots, info)`` of the symmetric A's lower triangle,
     A = P L D Lᵀ Pᵀ with D of 1x1 and 2x2 blocks (LAPACK's sytrf, Bunch-Kaufman pivoting): L below LD's
@@ -1906,6 +1957,7 @@ def ldl_factor_ex(input: Tensor, *, hermitian: bool = False, check_errors: bool 
 
 
 @honours_out
+@_refuses_low_precision(_kernel_refusal("ldl_factor_kernel_cpu"))
 def ldl_factor(input: Tensor, *, hermitian: bool = False):
     """torch.linalg.ldl_factor: ldl_factor_ex's ``(LD, pivots)``; a singular A raises (torch 2.13 fails
     an internal assert there)."""
@@ -1946,6 +1998,7 @@ class LdlSolve(Function):
 
 
 @out_rule("same")
+@_refuses_low_precision(_kernel_refusal("ldl_solve_kernel_cpu"))
 def ldl_solve(LD: Tensor, pivots: Tensor, B: Tensor, *, hermitian: bool = False) -> Tensor:
     """torch.linalg.ldl_solve: X with A X = B from ldl_factor's ``(LD, pivots)``; batch dims broadcast."""
     check_bool(hermitian, "linalg_ldl_solve", "hermitian")
@@ -2028,18 +2081,21 @@ class Geqrf(Function):
 
 
 @honours_out
+@cpu_autocast_policy("float32")
 def geqrf(input: Tensor):
     """torch.geqrf: LAPACK's QR in packed form, ``(a, tau)``: R on and above a's diagonal, below it
     the Householder vectors whose product (with tau) is Q — see linalg.householder_product and
     ormqr. Its outputs are recorded but, as torch's, have no derivative: backward raises."""
     if input._data.ndim < 2:
         raise RuntimeError("torch.geqrf: input must have at least 2 dimensions.")
-    if input._data.dtype.kind not in "fc":
+    if input._data.dtype.kind not in "fc" or _is_low_precision(input):
         raise NotImplementedError(f'"geqrf_cpu" not implemented for \'{_dtype.scalar_name(input.dtype)}\'')
     return return_types.geqrf(*Geqrf.apply(input))
 
 
 @honours_out
+@cpu_autocast_policy("float32")
+@_refuses_low_precision(_kernel_refusal("ormqr_cpu"))
 def ormqr(input: Tensor, input2: Tensor, input3: Tensor, left: bool = True, transpose: bool = False) -> Tensor:
     """torch.ormqr: ``input3`` (C) multiplied by the Q of geqrf's ``(input, input2)`` (its tau) — Q C,
     Qᴴ C (transpose), C Q or C Qᴴ (left=False) — with Q the full square product of the Householder

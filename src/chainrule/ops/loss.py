@@ -295,7 +295,53 @@ class _LogSigmoid(Function):
     def backward(ctx, grad):
         # d log(sigmoid(x)) = sigmoid(-x) dx
         (x,) = ctx.saved_values
+        if _function.on_arrays(grad):  # a plain walk: torch's kernel, rounded as it rounds
+            return Tensor._make(ew._log_sigmoid_grad_array(x._data, grad._data))
         return grad * ew.sigmoid(-x)
+
+
+class _LogitCrossEntropyTerms(Function):
+    """The unreduced, unweighted binary cross-entropy of logits, ``(1 - t) x - log σ(x)``, rounded
+    step by step as torch's composite forward (the target's dtype for each step), with torch's
+    gradient formulas: ∂/∂x = σ(x) - t (the composition's (1 - t) - σ(-x) is 0 where σ(x) is
+    not, at x = -100 say) and ∂/∂t = -x."""
+
+    _array_forward = True
+    # (named BinaryCrossEntropyWithLogitsBackward0 by the loss when it is the last node, unreduced
+    # and unweighted; under a reduction or a weight that node carries torch's name)
+    node_name = "LogitCrossEntropyTermsBackward0"
+    label = "binary_cross_entropy_with_logits"
+    rule = "∂/∂x = σ(x) - t, ∂/∂t = -x"
+    formula = "(1 - {1})·{0} - logsigmoid({0})"
+
+    @staticmethod
+    def forward(ctx, x, t, loss_dtype, pos_weight):
+        xp = array_module(x)
+        ctx.save_for_backward(x, t)
+        ctx.pos_weight = pos_weight
+        log_sig = -xp.logaddexp(x.dtype.type(0), -x)
+        if pos_weight is not None:  # log σ(x) scaled in place by (p - 1) t + 1: the input's dtype
+            log_sig = (((pos_weight - 1) * t + 1) * log_sig).astype(x.dtype, copy=False)
+        return (((1 - t) * x).astype(loss_dtype, copy=False) - log_sig).astype(loss_dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # with pos_weight p: ∂/∂x = (p t + 1 - t) σ(x) - p t, ∂/∂t = log σ(-x) - p log σ(x)
+        x, t = ctx.saved_values
+        pos_weight = None if ctx.pos_weight is None else Tensor._make(ctx.pos_weight)
+        grad_x = grad_t = None
+        if ctx.needs_input_grad[0]:
+            if pos_weight is None:
+                grad_x = (ew.sigmoid(x) - t) * grad
+            else:
+                weighted = pos_weight * t
+                grad_x = ((weighted + 1 - t) * ew.sigmoid(x) - weighted) * grad
+        if ctx.needs_input_grad[1]:
+            if pos_weight is None:
+                grad_t = -x * grad
+            else:
+                grad_t = (_LogSigmoid.apply(-x) - _LogSigmoid.apply(x) * pos_weight) * grad
+        return grad_x, grad_t
 
 
 # ---------------------------------------------------------------- nll / cross entropy
@@ -361,6 +407,14 @@ def _class_weights(weight, C: int, dtype) -> np.ndarray | None:
     return w.astype(dtype, copy=False)
 
 
+def _weight_tensor(weight, w):
+    """The class weights as the NLL node saves them: the caller's tensor where ``w`` is its data
+    (so writing it in place is caught, as torch catches it), else ``w`` wrapped; None for none."""
+    if w is None:
+        return None
+    return weight if isinstance(weight, Tensor) and weight._data is w else Tensor._make(w)
+
+
 def _check_class_weight_shape(w, C: int) -> None:
     if w.ndim != 1 or w.shape[0] != C:
         raise RuntimeError(f"weight tensor should be defined either for all {C} classes or no classes but got "
@@ -413,21 +467,25 @@ class _IndexClassLoss(Function):
             "times its class weight, label smoothing mixed in): softmax(x) - onehot(t) for plain targets")
     _array_forward = True
 
-    # the target is a parameter, not an input: torch's node has one edge, for the input; the
-    # dispatch layer still hands it over as a tensor, second, as torch's nll_loss_forward takes it
+    # the target and the class weights are parameters, not inputs: torch's node has one edge, for
+    # the input. They come as the caller's tensors, which the node saves (below); the dispatch
+    # layer hands the target over second, as torch's nll_loss_forward takes it
     @staticmethod
     def to_aten_arguments(inputs, params) -> tuple:
         rest = dict(params)
-        return (*inputs, Tensor._make(rest.pop("target"))), rest
+        return (*inputs, rest.pop("target")), rest
 
     @staticmethod
     def from_aten_arguments(args, kwargs) -> tuple:
         x, target = args
-        return (x,), {**kwargs, "target": target._data if isinstance(target, Tensor) else target}
+        return (x,), {**kwargs, "target": target if isinstance(target, Tensor) else Tensor._make(target)}
 
     @staticmethod
     def forward(ctx, x, target, weight, ignore_index, reduction, label_smoothing, log_softmax):
         xp = array_module(x)
+        target_tensor, weight_tensor = target, weight
+        target = target._data
+        weight = None if weight is None else weight._data
         C = x.shape[1] if x.ndim > 1 else x.shape[0]
         dtype = x.dtype
         rows = _rows(x)
@@ -502,10 +560,15 @@ class _IndexClassLoss(Function):
             ctx.rows_shape = rows.shape
             ctx.safe, ctx.valid, ctx.w_row = safe, valid, w_row
             ctx.probs = probs  # the input gradient reuses the forward's softmax
-            ctx.input, ctx.target, ctx.ignore_index = x, target, ignore_index  # (grad_fn._saved_*)
-            # kept without log_softmax too, as torch's node keeps self: the gradient's second
-            # order then has its (zero) edge to the input, as NllLossBackwardBackward0's
-            ctx.save_for_backward(x)
+            ctx.input, ctx.ignore_index = x, ignore_index  # (grad_fn._saved_*)
+            # torch's node saves self, target, weight and total_weight (0 unreduced, the summed
+            # row weights otherwise, 'sum' too), so saved_tensors_hooks pack all of them and
+            # writing the target or the weights in place before backward is refused. self is kept
+            # without log_softmax too: the gradient's second order then has its (zero) edge to
+            # the input, as NllLossBackwardBackward0's
+            total_weight = xp.asarray(dtype.type(0) if reduction == "none" else
+                                      denom if reduction == "mean" else _total_weight(w_row, t.size, dtype), dtype)
+            ctx.save_for_backward(x, target_tensor, weight_tensor, Tensor._make(total_weight))
         return out
 
     @staticmethod
@@ -534,7 +597,7 @@ class _IndexClassLoss(Function):
         if _function.unwatched_on_arrays(grad):
             # a plain walk that nothing watches: the unrecorded apply would only wrap these arrays
             return Tensor._make(_IndexClassLoss._input_grad_array(ctx, grad._data))
-        return _IndexClassLossBackward.apply(grad, *saved, loss=ctx)
+        return _IndexClassLossBackward.apply(grad, saved[0], loss=ctx)
 
     @staticmethod
     def _input_grad_array(ctx, grad):
@@ -621,9 +684,9 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     C = input._data.shape[1] if input._data.ndim > 1 else input._data.shape[0]
     w = _class_weights(weight, C, input._data.dtype)
     _check_weight_not_differentiated(weight)
-    loss = _NllLoss.apply(input, target=target._data, weight=w, ignore_index=ignore_index, reduction=reduction,
+    loss = _NllLoss.apply(input, target=target, weight=_weight_tensor(weight, w), ignore_index=ignore_index, reduction=reduction,
                           label_smoothing=0.0, log_softmax=False)
-    return name_node(loss, _nll_node_name(input._data.ndim, reduction))
+    return _name_nll_node(loss, input._data.ndim, reduction)
 
 
 class _NllLoss(_IndexClassLoss):
@@ -634,13 +697,17 @@ class _NllLoss(_IndexClassLoss):
     saved_attributes = {
         "_saved_ignore_index": ctx_value("ignore_index", as_uint64),
         "_saved_reduction": ctx_value("reduction", _REDUCTIONS.index),
-        "_saved_self": ctx_value("input", Tensor._make, tensor=True),
-        "_saved_target": ctx_value("target", Tensor._make, tensor=True),
-        "_saved_total_weight": SavedValue(lambda node: Tensor._make(array_module(node.input).asarray(
-            _total_weight(node.w_row, node.safe.size, node.input.dtype))), tensor=True),
-        "_saved_weight": ctx_value("weight", lambda weight: None if weight is None else Tensor._make(weight),
-                                   tensor=True),
+        "_saved_self": saved(0),
+        "_saved_target": saved(1),
+        "_saved_weight": saved(2),
+        "_saved_total_weight": saved(3),
     }
+
+
+def _name_nll_node(loss: Tensor, ndim: int, reduction: str) -> Tensor:
+    """The loss with torch's node name; nll_loss2d's node saves what nll_loss's does, by the same names."""
+    name = _nll_node_name(ndim, reduction)
+    return name_node(loss, name, saved=_NllLoss.saved_attributes if name == "NllLoss2DBackward0" else None)
 
 
 def _nll_node_name(ndim: int, reduction: str) -> str:
@@ -703,12 +770,12 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     # walked by user code look the same
     # (straight to the node: log_softmax's own dim and dtype parsing has nothing left to do here)
     logp = LogSoftmax.apply(input, dim=1 if input._data.ndim > 1 else 0)
-    loss = _NllLoss.apply(logp, target=target._data, weight=w, ignore_index=ignore_index, reduction=reduction,
+    loss = _NllLoss.apply(logp, target=target, weight=_weight_tensor(weight, w), ignore_index=ignore_index, reduction=reduction,
                           label_smoothing=float(label_smoothing), log_softmax=False)
     # with label smoothing torch adds the smoothing term to the nll loss in a last node
     if label_smoothing:
         return name_node(loss, "AddBackward0", label="cross_entropy", rule=_SMOOTHED_NLL_RULE)
-    return name_node(loss, _nll_node_name(input._data.ndim, reduction))
+    return _name_nll_node(loss, input._data.ndim, reduction)
 
 
 def _check_not_differentiated(tensor, function: str, argument: str) -> None:
@@ -902,11 +969,18 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     if not loss_dtype.is_floating_point:
         raise RuntimeError(f"result type {_dtype.scalar_name(_dtype.result_type(target, input))} can't be cast to "
                            f"the desired output type {_dtype.scalar_name(loss_dtype)}")
-    # log(1 - sigmoid(x)) = log sigmoid(x) - x
-    log_sig = _LogSigmoid.apply(input)
-    if pos_weight is not None:
-        log_sig = _in_place_dtype(((pos_weight - 1) * target + 1) * log_sig, input.dtype)
-    loss = _in_place_dtype(_in_place_dtype((1 - target) * input, loss_dtype) - log_sig, loss_dtype)
+    # torch has no gradient for the weights
+    _check_not_differentiated(weight, "binary_cross_entropy_with_logits", "weight")
+    _check_not_differentiated(pos_weight, "binary_cross_entropy_with_logits", "pos_weight")
+    if pos_weight is not None and not isinstance(pos_weight, Tensor):
+        pos_weight = Tensor._make(array_module(input._data).asarray(pos_weight))
+    if pos_weight is not None:  # torch's error for (pos_weight - 1) * target, before any work
+        try:
+            np.broadcast_shapes(pos_weight._data.shape, target._data.shape)
+        except ValueError as error:
+            raise _function.broadcast_error(error, (pos_weight._data, target._data)) from None
+    loss = _LogitCrossEntropyTerms.apply(input, target, loss_dtype=loss_dtype.np,
+                                         pos_weight=None if pos_weight is None else pos_weight._data)
     if weight is not None:
         loss = _in_place_dtype(loss * weight, loss_dtype)
     return name_node(_reduce(loss, reduction), "BinaryCrossEntropyWithLogitsBackward0",
