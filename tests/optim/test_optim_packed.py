@@ -63,6 +63,7 @@ def _arrays(dtype):
 @pytest.mark.parametrize("name, kwargs", CASES)
 def test_a_packed_step_is_the_per_parameter_step_and_torchs(name, kwargs, dtype, monkeypatch):
     arrays = _arrays(dtype)
+    monkeypatch.setattr(optimizer_module, "PACKED_COUNT", 2)  # pack these few parameters too
     packed = _run(chainrule, name, kwargs, dtype, arrays)
     monkeypatch.setattr(optimizer_module, "PACKED_SIZE", -1)  # nothing packed: one update per parameter
     one_by_one = _run(chainrule, name, kwargs, dtype, arrays)
@@ -74,8 +75,9 @@ def test_a_packed_step_is_the_per_parameter_step_and_torchs(name, kwargs, dtype,
 
 
 @pytest.mark.parametrize("name, kwargs", [("SGD", dict(lr=0.1)), ("Adam", dict(lr=0.1)), ("Rprop", dict(lr=0.1))])
-def test_parameters_sharing_memory_are_updated_one_after_the_other_as_torchs(name, kwargs):
+def test_parameters_sharing_memory_are_updated_one_after_the_other_as_torchs(name, kwargs, monkeypatch):
     # overlapping views of one storage: the second update reads what the first wrote (torch's for-loop)
+    monkeypatch.setattr(optimizer_module, "PACKED_COUNT", 2)  # two parameters would be packed
     def run(lib):
         storage = lib.tensor(np.linspace(-1, 1, 12, dtype=np.float32))
         first, second = storage[:8], storage[4:]

@@ -485,6 +485,10 @@ def in_blocks(update, arrays: tuple, **numbers) -> None:
 # Python cost of one update per parameter (a dozen NumPy calls, microseconds each) outweighs copying
 # its arrays in and out (200 Adam parameters of 100 elements: 3.5 ms a step one by one, ~1 ms packed)
 PACKED_SIZE = 1 << 12
+# fewer small parameters than this (of one dtype and step) are updated one by one: the concatenation
+# and the copies back cost more than the few updates they save (benchmarks/overhead.py's mlp_step, six
+# SGD parameters: 14.35M instructions for 5 steps one by one, 14.58M packed)
+PACKED_COUNT = 8
 
 
 def in_few_updates(update, rows: list, written: tuple) -> None:
@@ -524,8 +528,9 @@ def in_few_updates(update, rows: list, written: tuple) -> None:
         else:
             in_blocks(update, arrays, **scalars)
     for scalars, batch in batches.values():
-        if len(batch) == 1:
-            update(*batch[0], **scalars)
+        if len(batch) < PACKED_COUNT:
+            for arrays in batch:
+                update(*arrays, **scalars)
             continue
         columns = list(zip(*batch))
         flat = [None if column[0] is None else np.concatenate(column, axis=None) for column in columns]
