@@ -201,6 +201,26 @@ def _check_tensor_hyper_parameters(optimizer: Optimizer, lr, betas, foreach, cap
                              "foreach=True (pass float betas, or foreach=False)")
 
 
+def _real_moments(w, g, exp_avg, exp_avg_sq, *, lr, beta1, beta2, weight_decay, decoupled, maximize):
+    """The start NAdam's and RAdam's steps share with Adam's, in torch's roundings: the gradient
+    negated for ``maximize``, complex arrays as real pairs, weight decay (decoupled: the weight scaled;
+    otherwise added to the gradient as one fused multiply-add), then ``m = lerp(m, g, 1 - beta1)`` and
+    ``v = beta2·v + (1 - beta2)·g²`` in place. Returns the real views ``(w, g, exp_avg, exp_avg_sq)``."""
+    if maximize:
+        g = -g
+    w, g = _as_real(w), _as_real(g)
+    if weight_decay != 0:
+        if decoupled:
+            multiply_by_number(w, 1 - lr * weight_decay, out=w)
+        else:
+            g = fused_scaled_add(g, w, w.dtype.type(weight_decay))
+    exp_avg, exp_avg_sq = _as_real(exp_avg), _as_real(exp_avg_sq)
+    fused_lerp(exp_avg, g, 1 - beta1, out=exp_avg)
+    multiply_by_number(exp_avg_sq, beta2, out=exp_avg_sq)
+    fused_addcmul(exp_avg_sq, g, g, 1 - beta2, out=exp_avg_sq)
+    return w, g, exp_avg, exp_avg_sq
+
+
 def _as_real(array):
     """A complex array as its (real, imaginary) pairs: torch's Adam updates a complex parameter as
     view_as_real of it, so each part gets its own second moment (g·g of a complex g would mix them)."""

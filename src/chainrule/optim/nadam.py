@@ -9,14 +9,10 @@ from .._opmath import (
     add_number,
     divide_by_number,
     fused_addcdiv,
-    fused_addcmul,
-    fused_lerp,
-    multiply_by_number,
 )
 from ..ops.creation import zeros_like
-from ..ops.elementwise import fused_scaled_add
 from ..tensor import Tensor
-from .adam import _as_real
+from .adam import _real_moments
 from .optimizer import (
     Optimizer,
     _check_adam_args,
@@ -110,19 +106,10 @@ def _update(w, g, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay, d
             differentiable, step, mu, mu_next, mu_product) -> None:
     """One NAdam step of the arrays in place, elementwise (``mu_product`` already multiplied by ``mu``)."""
     xp = array_module(w)
-    if maximize:
-        g = -g
-    w, g = _as_real(w), _as_real(g)  # a complex parameter as real pairs, as torch
-    if weight_decay != 0:
-        if decoupled:
-            multiply_by_number(w, 1 - lr * weight_decay, out=w)
-        else:
-            g = fused_scaled_add(g, w, w.dtype.type(weight_decay))
-    exp_avg, exp_avg_sq = _as_real(exp_avg), _as_real(exp_avg_sq)
-    # rounded as torch's kernels (float32 add(alpha=), lerp and addcmul one fused multiply-add each)
-    fused_lerp(exp_avg, g, 1 - beta1, out=exp_avg)
-    multiply_by_number(exp_avg_sq, beta2, out=exp_avg_sq)
-    fused_addcmul(exp_avg_sq, g, g, 1 - beta2, out=exp_avg_sq)
+    # a complex parameter as real pairs, rounded as torch's kernels (float32 add(alpha=), lerp and
+    # addcmul one fused multiply-add each)
+    w, g, exp_avg, exp_avg_sq = _real_moments(w, g, exp_avg, exp_avg_sq, lr=lr, beta1=beta1, beta2=beta2,
+                                              weight_decay=weight_decay, decoupled=decoupled, maximize=maximize)
     if foreach and not differentiable:
         # torch's foreach step divides the square root by the bias correction's square root
         denom = divide_by_number(xp.sqrt(exp_avg_sq), (1 - beta2**step) ** 0.5)
