@@ -500,6 +500,10 @@ def in_few_updates(update, rows: list, written: tuple) -> None:
     C-contiguous NumPy arrays of one dtype and shape, go through ``in_blocks`` one by one; so does
     every row, in order, when an array the update writes shares memory with another (updated one
     after the other, a later row would see an earlier one's writes)."""
+    if len(rows) < PACKED_COUNT:  # too few to pack any: one by one, without the scan below
+        for scalars, arrays in rows:
+            in_blocks(update, arrays, **scalars)
+        return
     packable, written_owners, read_owners, count = [], set(), set(), 0
     for _, arrays in rows:
         first = arrays[0]
