@@ -283,10 +283,15 @@ class _QuantizedInteger(dtype):
 
     def __init__(self, name: str, scalar_name: str, np_dtype, quant_min: builtins.int,
                  quant_max: builtins.int) -> None:
-        self.name, self.is_floating_point, self.is_signed, self._category = name, False, True, 1
+        self.name, self.is_floating_point, self._category = name, False, 1
         self._scalar_name, self._np = scalar_name, np.dtype(np_dtype)
         self.itemsize = self._np.itemsize
         self.quant_min, self.quant_max = quant_min, quant_max
+
+    @property
+    def is_signed(self) -> builtins.bool:
+        # torch's isSignedType refuses the quantized types rather than answer for their integers
+        raise RuntimeError("isSignedType not supported for quantized types")
 
     @property
     def np(self):

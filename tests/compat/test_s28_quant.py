@@ -301,3 +301,29 @@ def test_deepcopy_keeps_quantization():
                 weight.q_scale() == model[0].weight().q_scale(),
                 repr(copy.deepcopy(per_channel)).replace("chainrule.", "torch."))
     assert copied(chainrule) == copied(torch)
+
+
+@pytest.mark.parametrize("expression", ["qint8.is_signed", "quint8.is_signed", "qint32.is_signed", "quint4x2.is_signed"])
+def test_quantized_dtypes_refuse_is_signed_as_torch(expression):
+    def read(lib):
+        try:
+            return eval(f"lib.{expression}")
+        except RuntimeError as error:
+            return str(error)
+
+    assert read(chainrule) == read(torch) == "isSignedType not supported for quantized types"
+
+
+@pytest.mark.parametrize("engine", ["none", "qnnpack", "onednn", "fbgemm", "x86", "bogus", 3])
+def test_quantized_engine_assignment_is_checked_as_torch(engine):
+    def assign(lib):
+        before = lib.backends.quantized.engine
+        try:
+            lib.backends.quantized.engine = engine
+            return lib.backends.quantized.engine
+        except RuntimeError as error:
+            return str(error)
+        finally:
+            lib.backends.quantized.engine = before
+
+    assert assign(chainrule) == assign(torch)
