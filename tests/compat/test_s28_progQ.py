@@ -286,3 +286,14 @@ def test_expand_reports_the_last_mismatching_dim_as_torch(shape, sizes):
             return str(error)
 
     assert call(chainrule) == call(torch)
+
+
+def test_add_a_product_ops_name_a_bool_input_as_expand_does():
+    # addr's input check shares expand's geometry and words: a bool tensor is CPUBoolType there
+    def call(lib):
+        try:
+            lib.addr(lib.ones(2, 2, 2, dtype=lib.bool), lib.ones(2, dtype=lib.bool), lib.ones(2, dtype=lib.bool))
+        except RuntimeError as error:
+            return str(error)
+
+    assert call(chainrule) == call(torch)

@@ -35,7 +35,7 @@ from ..tensor import Tensor, _wrap_dim, honours_out, write_out
 from . import creation
 from ._arg_parser import check_bool, out_rule
 from .elementwise import conjugate_rule
-from .shape import torch_empty_slice
+from .shape import expanded_shape, torch_empty_slice
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
 # (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
@@ -607,24 +607,10 @@ _SCALED_ADD_SAVED = {
 }
 
 
-def _refuse_unexpandable(input: Tensor, shape: tuple) -> None:
-    """torch's add-a-product kernels expand input to the product's shape first (not a broadcast
-    of the two), so a mismatch is refused in expand's words."""
-    sizes, current = list(shape), list(input.shape)
-    if len(current) > len(sizes):
-        raise RuntimeError(f"expand({input.type()}{{{current}}}, size={sizes}): the number of sizes provided "
-                           f"({len(sizes)}) must be greater or equal to the number of dimensions in the tensor "
-                           f"({len(current)})")
-    lead = len(sizes) - len(current)
-    for i in reversed(range(lead, len(sizes))):  # torch reports the last mismatching dim
-        if current[i - lead] not in (1, sizes[i]):
-            raise RuntimeError(f"The expanded size of the tensor ({sizes[i]}) must match the existing size "
-                               f"({current[i - lead]}) at non-singleton dimension {i}.  Target sizes: {sizes}.  "
-                               f"Tensor sizes: {current}")
-
-
 def _scaled_sum(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
-    _refuse_unexpandable(input, tuple(product.shape))
+    # torch's add-a-product kernels expand input to the product's shape first (not a broadcast of
+    # the two), so a mismatch is refused in expand's words
+    expanded_shape(input._data.shape, tuple(product.shape), input._data.dtype)
     xp = array_module(input)
     from .elementwise import add, mul, number_in_dtype, where
 
@@ -693,7 +679,7 @@ def _check_addmm_shapes(input, mat1: Tensor, mat2: Tensor) -> None:
     if mat1.shape[1] != mat2.shape[0]:
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({mat1.shape[0]}x{mat1.shape[1]} and "
                            f"{mat2.shape[0]}x{mat2.shape[1]})")
-    input.expand(mat1.shape[0], mat2.shape[1])
+    expanded_shape(input._data.shape, (mat1.shape[0], mat2.shape[1]), input._data.dtype)
 
 
 @cpu_autocast_policy("lower")

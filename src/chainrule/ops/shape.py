@@ -509,10 +509,18 @@ def _expanded_strides(x, shape: tuple) -> tuple:
 def expand(input: Tensor, *sizes, size=None) -> Tensor:
     """torch.Tensor.expand: -1 keeps a dim; new leading dims may be added. Returns a view."""
     sizes = _shape_arg(_spread_or_keyword(sizes, size, "size", "expand"), "expand")
-    shape = input._data.shape
+    target = expanded_shape(input._data.shape, sizes, input._data.dtype)
+    # the same shape still gives a new view with its own node, as torch's ExpandBackward0
+    return _share(Expand.apply(input, shape=target), input)
+
+
+def expanded_shape(shape: tuple, sizes: tuple, dtype) -> tuple:
+    """The shape ``expand(*sizes)`` gives a tensor of ``shape`` and ``dtype`` (which the first error
+    names), or torch's error, as its infer_expand_geometry: the ops that expand an operand before
+    computing (addmm's input) check it here without recording an expand."""
     if len(sizes) < len(shape):
         raise RuntimeError(
-            f"expand({_dtype.type_string(input._data.dtype)}{{{list(shape)}}}, size={list(sizes)}): "
+            f"expand({_dtype.type_string(dtype)}{{{list(shape)}}}, size={list(sizes)}): "
             f"the number of sizes provided ({len(sizes)}) must be greater or equal to the "
             f"number of dimensions in the tensor ({len(shape)})"
         )
@@ -532,8 +540,7 @@ def expand(input: Tensor, *sizes, size=None) -> Tensor:
                 f"The expanded size of the tensor ({s}) must match the existing size ({current}) at "
                 f"non-singleton dimension {i}.  Target sizes: {list(sizes)}.  Tensor sizes: {list(shape)}"
             )
-    # the same shape still gives a new view with its own node, as torch's ExpandBackward0
-    return _share(Expand.apply(input, shape=tuple(target)), input)
+    return tuple(target)
 
 
 def expand_as(input: Tensor, other: Tensor) -> Tensor:
