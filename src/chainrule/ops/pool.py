@@ -573,13 +573,15 @@ def _tuple(value, d: int, name: str, opname: str, int64: bool = True) -> tuple:
     return value
 
 
+# torch's checkDimRange, which its 1-d pools (avg_pool1d, max_pool1d_with_indices, the adaptive ones) use
+_CHECK_DIM_RANGE = ("Expected 2 to 3 dimensions, but got {ndim}-dimensional tensor for argument #1 'self' "
+                    "(while checking arguments for {op})")
 # torch's words for an input of the wrong rank differ between its pooling kernels
 _RANK_MESSAGES = {
     "max_pool2d": "non-empty 3D or 4D (batch mode) tensor expected for input",
     "max_pool3d": "non-empty 4D or 5D (batch mode) tensor expected for input",
     "avg_pool3d": "non-empty 4D or 5D (batch mode) tensor expected for input",
-    "avg_pool1d": "Expected 2 to 3 dimensions, but got {ndim}-dimensional tensor for argument #1 'self' "
-                  "(while checking arguments for avg_pool1d)",
+    "avg_pool1d": _CHECK_DIM_RANGE,
 }
 
 
@@ -595,7 +597,7 @@ def _batched(input: Tensor, d: int, opname: str) -> tuple[Tensor, bool]:
             raise IndexError(f"Dimension out of range (expected to be in range of [{-top}, {top - 1}], but got -3)")
         default = (f"Expected {d + 1}D or {d + 2}D (batch mode) tensor with optional 0 dim batch size for input, "
                    f"but got:{list(input.shape)}")
-        message = _RANK_MESSAGES.get(opname, default).format(ndim=input.ndim)
+        message = _RANK_MESSAGES.get(opname, default).format(ndim=input.ndim, op=opname)
         # of torch's pools only max_pool1d puts its name before the message
         raise RuntimeError(f"{opname}: {message}" if opname == "max_pool1d" else message)
     return input, False
@@ -690,8 +692,7 @@ def refuse_avg_pool_dtype(input: Tensor, d: int) -> None:
 def _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, d, opname):
     if d == 1 and return_indices and isinstance(input, Tensor) and input.ndim not in (2, 3):
         # with indices torch's 1-d max pool is max_pool1d_with_indices, which checks by checkDimRange
-        raise RuntimeError(f"Expected 2 to 3 dimensions, but got {input.ndim}-dimensional tensor for argument #1 "
-                           f"'self' (while checking arguments for {opname})")
+        raise RuntimeError(_CHECK_DIM_RANGE.format(ndim=input.ndim, op=opname))
     x, unbatched = _batched(input, d, opname)
     # torch's max pools take every real dtype but bool; the plain 1-d one (no indices) no integers
     _refuse_dtype(input, "max_pool3d" if d == 3 else "max_pool2d" if d == 2 or return_indices else "max_pool1d_impl",
@@ -829,9 +830,8 @@ def _adaptive_check_type(input: Tensor, opname: str) -> None:
 def _adaptive_check_rank(input: Tensor, d: int, opname: str) -> None:
     if input.ndim in (d + 1, d + 2):
         return
-    if d == 1:  # torch's 1-d pools check the rank with checkDimRange, in its words
-        raise RuntimeError(f"Expected 2 to 3 dimensions, but got {input.ndim}-dimensional tensor for argument #1 "
-                           f"'self' (while checking arguments for {opname})")
+    if d == 1:  # torch's 1-d pools check the rank with checkDimRange
+        raise RuntimeError(_CHECK_DIM_RANGE.format(ndim=input.ndim, op=opname))
     got = ": " if opname.startswith("adaptive_max") else " "  # (the max pools' message has a colon)
     raise RuntimeError(f"{opname}(): Expected {d + 1}D or {d + 2}D tensor, but got{got}{list(input.shape)}")
 
