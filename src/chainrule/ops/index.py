@@ -35,7 +35,7 @@ from .complex import ViewAsReal, view_as_complex, view_as_real
 from .elementwise import on_its_gpu, where, zeros_like_tensor
 from .linear import cpp_type_name
 from .second_order import depending_on
-from .shape import MadeWithoutGrad, _share, reshape, torch_empty_slice
+from .shape import MadeWithoutGrad, _share, expanded_shape, reshape, torch_empty_slice
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
 # (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
@@ -935,19 +935,7 @@ def _check_value_expands(input: Tensor, key, value) -> None:
         raise in_torch_words(e) from None
     if sizes == target:
         return
-    sizes = _without_leading_ones(sizes)
-    if sizes == target[len(target) - len(sizes):] if len(sizes) <= len(target) else False:
-        return
-    if len(sizes) > len(target):
-        raise RuntimeError(f"expand({_dtype.type_string(value._data.dtype)}{{{list(sizes)}}}, size={list(target)}): "
-                           f"the number of sizes provided ({len(target)}) must be greater or equal to the number of "
-                           f"dimensions in the tensor ({len(sizes)})")
-    for i in range(len(target) - 1, -1, -1):  # torch names the last dim that does not fit
-        j = i - (len(target) - len(sizes))
-        if j >= 0 and sizes[j] != 1 and sizes[j] != target[i]:
-            raise RuntimeError(f"The expanded size of the tensor ({target[i]}) must match the existing size "
-                               f"({sizes[j]}) at non-singleton dimension {i}.  Target sizes: {list(target)}.  "
-                               f"Tensor sizes: {list(sizes)}")
+    expanded_shape(_without_leading_ones(sizes), target, value._data.dtype)
 
 
 # torch's multi-output view functions, whose outputs it refuses to change in place
