@@ -25,6 +25,7 @@ from ..tensor import Tensor, _wrap_dim
 from . import _cuda_kernels
 from ._arg_parser import check_int, check_number
 from .elementwise import (
+    LogSigmoidAdjoint,
     _float_input,
     _log_sigmoid_grad_array,
     erf,
@@ -722,7 +723,7 @@ class LogSigmoid(Function):
         (x,) = ctx.saved_values
         if _function.on_arrays(grad):  # a plain walk: torch's kernel, rounded as it rounds
             return Tensor._make(_log_sigmoid_grad_array(x._data, grad._data))
-        return grad * sigmoid(-x)
+        return LogSigmoidAdjoint.apply(grad, x)
 
 
 def logsigmoid(input: Tensor) -> Tensor:

@@ -1283,6 +1283,30 @@ def _log_sigmoid_grad_array(x, grad):
     return (xp.where(x < 0, 1 - ratio, ratio) * grad).astype(xp.result_type(x, grad), copy=False)
 
 
+class LogSigmoidAdjoint(Function):
+    """log σ's backward as an op (torch's log_sigmoid_backward), so that a walk that records (create_graph)
+    or runs under dispatch rounds the first-order gradient as a plain walk does."""
+
+    _array_forward = True
+    node_name = "LogSigmoidBackwardBackward0"
+    label = "log_sigmoid_backward"
+    rule = "∂/∂g = σ(-x), ∂/∂x = g σ(x) (σ(x) - 1)"
+
+    @staticmethod
+    def forward(ctx, grad, x):
+        ctx.save_for_backward(grad, x)
+        return _log_sigmoid_grad_array(x, grad)
+
+    @staticmethod
+    def backward(ctx, grad_grad):
+        grad, x = ctx.saved_values
+        needs_grad, needs_x = ctx.needs_input_grad
+        s = sigmoid(x) if needs_x else None
+        # torch's log_sigmoid_double_backward: (ḡ g) (s - 1) s, in that order
+        return (LogSigmoidAdjoint.apply(grad_grad, x) if needs_grad else None,
+                grad_grad * grad * (s - 1) * s if needs_x else None)
+
+
 sigmoid = _unary("Sigmoid", _sigmoid_array, lambda g, x, y: g * y * (1 - y), saves="output", arithmetic=True,
                  recorded_node="SigmoidBackwardBackward0")
 

@@ -297,7 +297,7 @@ class _LogSigmoid(Function):
         (x,) = ctx.saved_values
         if _function.on_arrays(grad):  # a plain walk: torch's kernel, rounded as it rounds
             return Tensor._make(ew._log_sigmoid_grad_array(x._data, grad._data))
-        return grad * ew.sigmoid(-x)
+        return ew.LogSigmoidAdjoint.apply(grad, x)
 
 
 class _LogitCrossEntropyTerms(Function):
