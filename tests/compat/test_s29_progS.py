@@ -2,6 +2,8 @@
 (packed_sequence_tagging, stft_audio_classifier, conformer_block, nbeats_forecasting,
 deepar_distributions), each checked against torch 2.13."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -83,3 +85,93 @@ def test_packed_output_keeps_the_inputs_permutation_among_equal_lengths():
     np.testing.assert_allclose(actual[0], expected[0], rtol=1e-6, atol=1e-6)
     assert actual[1] == expected[1]
     np.testing.assert_allclose(actual[2], expected[2], rtol=1e-6, atol=1e-6)
+
+
+# stft / istft: torch's C++ checks print the call (its REPR macro) before the complaint, in its order
+_SIGNAL = np.random.RandomState(0).randn(2, 300).astype(np.float32)
+_SPECTRUM = (np.random.RandomState(1).randn(2, 33, 15) + 1j * np.random.RandomState(2).randn(2, 33, 15)).astype(
+    np.complex64)
+
+_SPECTRAL_ERRORS = {
+    "stft 3-d": lambda l: l.stft(l.tensor(_SIGNAL[None]), 64, window=l.hann_window(64), return_complex=True),
+    "stft 0-d": lambda l: l.stft(l.tensor(1.0), 64, window=l.hann_window(64), return_complex=True),
+    "stft hop 0": lambda l: l.stft(l.tensor(_SIGNAL), 64, 0, window=l.hann_window(64), return_complex=True),
+    "stft float64 hop -3": lambda l: l.stft(l.tensor(_SIGNAL.astype(np.float64)), 64, -3,
+                                            window=l.hann_window(64, dtype=l.float64), return_complex=True),
+    "stft n_fft too big": lambda l: l.stft(l.tensor(_SIGNAL), 700, 16, return_complex=True, center=False,
+                                           align_to_window=False),
+    "stft win_length 0": lambda l: l.stft(l.tensor(_SIGNAL), 64, 0, win_length=0, return_complex=True),
+    "stft window size": lambda l: l.stft(l.tensor(_SIGNAL), 64, 16, win_length=70, window=l.ones(3),
+                                         return_complex=True),
+    "stft 2-d window": lambda l: l.stft(l.tensor(_SIGNAL), 64, 16, window=l.ones(64, 1), return_complex=True),
+    "stft integer signal": lambda l: l.stft(l.tensor([[1, 2, 3]] * 2), 2, 1, return_complex=True, center=False),
+    "stft onesided complex window": lambda l: l.stft(l.tensor(_SIGNAL), 64, 16, window=l.ones(64, dtype=l.complex64),
+                                                     onesided=True, return_complex=True),
+    "istft 1-d": lambda l: l.istft(l.tensor(_SPECTRUM[0, 0]), 64, 16, window=l.ones(64)),
+    "istft empty": lambda l: l.istft(l.zeros(2, 33, 0, dtype=l.complex64), 64, 16, window=l.ones(64)),
+    "istft 4-d": lambda l: l.istft(l.tensor(_SPECTRUM[None]), 64, 16, window=l.ones(64)),
+    "istft onesided bins": lambda l: l.istft(l.tensor(_SPECTRUM), 62, 0),
+    "istft two-sided bins": lambda l: l.istft(l.tensor(_SPECTRUM), 64, 16, onesided=False),
+    "istft hop 0": lambda l: l.istft(l.tensor(_SPECTRUM), 64, 0),
+    "istft hop > win_length": lambda l: l.istft(l.tensor(_SPECTRUM), 64, 40, win_length=32),
+    "istft win_length > n_fft": lambda l: l.istft(l.tensor(_SPECTRUM), 64, 16, win_length=70),
+    "istft window size": lambda l: l.istft(l.tensor(_SPECTRUM), 64, 16, window=l.ones(63), return_complex=True),
+    "istft onesided complex output": lambda l: l.istft(l.tensor(_SPECTRUM), 64, 16, window=l.ones(64),
+                                                       return_complex=True),
+    "istft complex window": lambda l: l.istft(l.tensor(_SPECTRUM), 64, 16, window=l.ones(64, dtype=l.complex64)),
+    "istft NOLA": lambda l: l.istft(l.tensor(_SPECTRUM), 64, 16, window=l.hann_window(64), center=False),
+    "istft NOLA float64 length": lambda l: l.istft(l.tensor(_SPECTRUM.astype(np.complex128)), 64, 16,
+                                                   window=l.hann_window(64, dtype=l.float64), center=False, length=50,
+                                                   onesided=True),
+    "istft length 0": lambda l: l.istft(l.tensor(_SPECTRUM), 64, 16, window=l.ones(64), length=0),
+}
+
+
+def _error(lib, call):
+    try:
+        call(lib)
+    except Exception as e:  # noqa: BLE001  (the class is what is compared)
+        return type(e), str(e)
+    return None
+
+
+@pytest.mark.parametrize("case", list(_SPECTRAL_ERRORS))
+def test_stft_and_istft_refuse_bad_arguments_with_torchs_error(case):
+    expected = _error(torch, _SPECTRAL_ERRORS[case])
+    assert expected is not None
+    assert _error(chainrule, _SPECTRAL_ERRORS[case]) == expected
+
+
+def _warnings(lib, call):
+    lib.set_warn_always(True)  # torch warns these once per process; always, to compare each call
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call(lib)
+    finally:
+        lib.set_warn_always(False)
+    return [(w.category, str(w.message)) for w in caught]
+
+
+@pytest.mark.parametrize("call", [
+    lambda l: l.stft(l.tensor(_SIGNAL), 64, 16, return_complex=True),
+    lambda l: l.stft(l.tensor(_SIGNAL), 64, 16, window=l.hann_window(64), return_complex=False),
+    lambda l: l.istft(l.tensor(_SPECTRUM), 64, 16),
+    lambda l: l.istft(l.tensor(_SPECTRUM), 64, 16, window=l.hann_window(64), length=400),
+], ids=["stft without window", "stft return_complex=False", "istft without window", "istft length past the end"])
+def test_stft_and_istft_warn_as_torch(call):
+    expected = _warnings(torch, call)
+    assert expected
+    assert _warnings(chainrule, call) == expected
+
+
+@pytest.mark.parametrize("onesided", [None, False])
+def test_stft_of_a_real_signal_with_a_complex_window_is_two_sided_and_complex(onesided):
+    # a complex window makes the transform complex: return_complex defaults to True and onesided to False
+    def call(lib):
+        window = lib.hann_window(64) * (1 + 0.5j)
+        return lib.stft(lib.tensor(_SIGNAL), 64, 16, window=window, onesided=onesided).numpy()
+
+    expected, actual = call(torch), call(chainrule)
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-4)
