@@ -315,10 +315,13 @@ def _dropout_between_layers(x: Tensor, p: float, packing: PackedSequence | None)
 def _packed_like(x: Tensor, packing: PackedSequence) -> PackedSequence:
     """Packs a (time, batch, features) block, in the caller's batch order, with the batch sizes
     and permutation of ``packing`` (not re-sorted: equal lengths keep packing's order)."""
-    sorted_indices = packing.sorted_indices
-    in_sorted_order = x if sorted_indices is None else x.index_select(1, sorted_indices.to(x.device))
-    steps = [in_sorted_order[t, :size] for t, size in enumerate(packing.batch_sizes.tolist())]
-    return packing._replace(data=cat(steps, 0))
+    batch_sizes = np.asarray(packing.batch_sizes.tolist(), dtype=np.int64)
+    order = (np.arange(x.shape[1]) if packing.sorted_indices is None
+             else np.asarray(packing.sorted_indices.tolist(), dtype=np.int64))
+    # step-major (time, sequence) pairs, one gather as pack_padded_sequence does
+    time_index = np.repeat(np.arange(len(batch_sizes)), batch_sizes)
+    batch_index = order[np.concatenate([np.arange(n) for n in batch_sizes])]
+    return packing._replace(data=x[Tensor._make(time_index), Tensor._make(batch_index)])
 
 
 def _refuse_unknown_options(options: dict) -> None:
