@@ -202,3 +202,25 @@ def test_cosine_windows_round_as_torchs_step_by_step_kernels(name, dtype):
             differing += int((actual != expected).sum())
             total += n
     assert differing <= (0.05 if dtype == "float32" else 0.005) * total
+
+
+_HALF_FFTS = {
+    "fft.fft half": lambda l: l.fft.fft(l.ones(8).half()),
+    "fft.rfft half": lambda l: l.fft.rfft(l.ones(8).half()),
+    "fft.irfft half": lambda l: l.fft.irfft(l.ones(8).half()),
+    "fft.fft2 bfloat16": lambda l: l.fft.fft2(l.ones(8, 8).bfloat16()),
+    "fft.ihfft bfloat16": lambda l: l.fft.ihfft(l.ones(8).bfloat16()),
+    "stft half": lambda l: l.stft(l.ones(100).half(), 16, return_complex=True, window=l.ones(16).half()),
+    "stft bfloat16": lambda l: l.stft(l.ones(100).bfloat16(), 16, return_complex=True, window=l.ones(16).bfloat16()),
+    "stft bfloat16 hop 0": lambda l: l.stft(l.ones(100).bfloat16(), 16, 0, return_complex=True,
+                                            window=l.ones(16).bfloat16()),
+}
+
+
+@pytest.mark.parametrize("case", list(_HALF_FFTS))
+def test_ffts_of_half_and_bfloat16_on_the_cpu_are_refused_as_torch(case):
+    # torch's CPU FFTs refuse both ("Unsupported dtype Half"; stft, past its own checks, "MKL FFT
+    # doesn't support ..."); chainrule transformed bfloat16 in float32 and said its own words for half
+    expected = _error(torch, _HALF_FFTS[case])
+    assert expected is not None
+    assert _error(chainrule, _HALF_FFTS[case]) == expected

@@ -128,11 +128,13 @@ class C2R(Function):
 # ---------------------------------------------------------------- argument handling
 def _input(x, op: str) -> Tensor:
     _check_tensor(x, op, "input", 1)
-    if x._data.dtype.kind not in "fc":
-        return _cast(x, _dtype.get_default_dtype())
-    if x._data.dtype == np.float16:
+    if x.dtype in (_dtype.float16, _dtype.bfloat16):
+        if x.device.type == "cpu" or x.dtype == _dtype.bfloat16:
+            raise RuntimeError(f"Unsupported dtype {_dtype.scalar_name(x.dtype)}")  # torch's CPU FFT (and cuFFT's bf16)
         raise RuntimeError(f"{op}: half-precision FFTs need CUDA in torch; chainrule computes them in float32 "
                            "only when asked: call .float() first")
+    if x._data.dtype.kind not in "fc":
+        return _cast(x, _dtype.get_default_dtype())
     return x
 
 
@@ -503,7 +505,7 @@ def stft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=Non
     call = _spectral_call("stft", shape, input.dtype, n_fft, hop_length, win_length, window,
                           normalized=normalized, onesided=onesided, return_complex=return_complex,
                           align_to_window=align_to_window)
-    if input._data.dtype.kind not in "fc":
+    if not (input.dtype.is_floating_point or input.dtype.is_complex):
         raise RuntimeError(call + ": expected a tensor of floating point or complex values")
     if input._data.ndim not in (1, 2):
         raise RuntimeError(call + ": expected a 1D or 2D tensor")
@@ -519,6 +521,9 @@ def stft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=Non
     onesided = not complex_fft if onesided is None else onesided
     if onesided and complex_fft:
         raise RuntimeError("Cannot have onesided output if window or input is complex")
+    if input.dtype in (_dtype.float16, _dtype.bfloat16) and input.device.type == "cpu":
+        # torch's checks pass a half signal on to its CPU FFT, which refuses it
+        raise RuntimeError(f"MKL FFT doesn't support tensors of type: {_dtype.scalar_name(input.dtype)}")
     x = _input(input, "stft")
     batched = x._data.ndim == 2
     if not batched:
