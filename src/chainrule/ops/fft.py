@@ -128,11 +128,13 @@ class C2R(Function):
 # ---------------------------------------------------------------- argument handling
 def _input(x, op: str) -> Tensor:
     _check_tensor(x, op, "input", 1)
-    if x._data.dtype.kind not in "fc":
-        return _cast(x, _dtype.get_default_dtype())
-    if x._data.dtype == np.float16:
+    if x.dtype in (_dtype.float16, _dtype.bfloat16):
+        if x.device.type == "cpu" or x.dtype == _dtype.bfloat16:
+            raise RuntimeError(f"Unsupported dtype {_dtype.scalar_name(x.dtype)}")  # torch's CPU FFT (and cuFFT's bf16)
         raise RuntimeError(f"{op}: half-precision FFTs need CUDA in torch; chainrule computes them in float32 "
                            "only when asked: call .float() first")
+    if x._data.dtype.kind not in "fc":
+        return _cast(x, _dtype.get_default_dtype())
     return x
 
 
@@ -409,17 +411,42 @@ def ifftshift(input: Tensor, dim=None) -> Tensor:
 
 
 # ---------------------------------------------------------------- short-time transforms
-def _stft_window(window, n_fft: int, win_length: int, like: Tensor, op: str) -> Tensor:
-    """The window padded (centred) to n_fft; a rectangular one when None, as torch."""
+_NO_WINDOW_STFT = ("A window was not provided. A rectangular window will be applied,which is known to cause spectral "
+                   "leakage. Other windows such as torch.hann_window or torch.hamming_window are recommended to reduce "
+                   "spectral leakage.To suppress this warning and use a rectangular window, explicitly set "
+                   "`window=torch.ones(n_fft, device=<device>)`. (Triggered internally at "
+                   "/__w/pytorch/pytorch/aten/src/ATen/native/SpectralOps.cpp:835.)")
+_NO_WINDOW_ISTFT = ("A window was not provided. A rectangular window will be applied.Please provide the same window "
+                    "used by stft to make the inversion lossless.To suppress this warning and use a rectangular window, "
+                    "explicitly set `window=torch.ones(n_fft, device=<device>)`. (Triggered internally at "
+                    "/__w/pytorch/pytorch/aten/src/ATen/native/SpectralOps.cpp:1035.)")
+_REAL_STFT_DEPRECATED = ("stft with return_complex=False is deprecated. In a future pytorch release, stft will return "
+                         "complex tensors for all inputs, and return_complex=False will raise an error.\nNote: you can "
+                         "still call torch.view_as_real on the complex output to recover the old return format. "
+                         "(Triggered internally at /__w/pytorch/pytorch/aten/src/ATen/native/SpectralOps.cpp:874.)")
+_ISTFT_PADDED = ("The length of signal is shorter than the length parameter. Result is being padded with zeros in the "
+                 "tail. Please check your center and hop_length settings. (Triggered internally at "
+                 "/__w/pytorch/pytorch/aten/src/ATen/native/SpectralOps.cpp:1199.)")
+
+
+def _spectral_call(op: str, shape, dtype, n_fft: int, hop_length: int, win_length: int, window, **flags) -> str:
+    """The call as torch's stft/istft messages print it before the complaint (their REPR macro):
+    tensor types as torch's C++ names them, flags as 0/1, unset optionals as None."""
+    def flag(value):
+        return "None" if value is None else str(int(value))
+    window_text = "None" if window is None else f"{_dtype.type_string(window.dtype)}{{{list(window.shape)}}}"
+    parts = [f"{_dtype.type_string(dtype)}{list(shape)}", f"n_fft={n_fft}", f"hop_length={hop_length}",
+             f"win_length={win_length}", f"window={window_text}"] + [f"{k}={flag(v)}" for k, v in flags.items()]
+    return f"{op}({', '.join(parts)}) "
+
+
+def _stft_window(window, n_fft: int, win_length: int, like: Tensor) -> Tensor:
+    """The window padded (centred) to n_fft; a rectangular one when None, as torch. The caller
+    has checked win_length and the window's shape."""
     from . import creation
 
-    if not 0 < win_length <= n_fft:
-        raise RuntimeError(f"{op}: expected 0 < win_length <= n_fft, but got win_length={win_length}")
     if window is None:
         window = creation.ones(win_length, dtype=_dtype.from_numpy_dtype(_real_dtype(like._data)), device=like.device)
-    elif window._data.ndim != 1 or window._data.shape[0] != win_length:
-        raise RuntimeError(f"{op}: expected a 1D window tensor of size equal to win_length={win_length}, but got "
-                           f"window with size {list(window.shape)}")
     left = (n_fft - win_length) // 2
     if left or n_fft - win_length - left:
         window = pad(window, [left, n_fft - win_length - left])
@@ -434,6 +461,10 @@ def _check_window_device(input: Tensor, window, op: str) -> None:
                            f"window on {window.device}")
 
 
+def _is_complex(t) -> bool:
+    return t is not None and t._data.dtype.kind == "c"
+
+
 def stft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=None, center: bool = True,
          pad_mode: str = "reflect", normalized: bool = False, onesided=None, return_complex=None,
          align_to_window=None) -> Tensor:
@@ -444,26 +475,59 @@ def stft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=Non
     for real input, as in torch 2.x; ``False`` gives the (..., 2) real view (deprecated there too).
     ``align_to_window`` (only without ``center``): frames start where a window shorter than n_fft
     starts, not where its zero-padded n_fft span does, so frame t windows samples t·hop onwards.
+    Checks, messages and warnings follow torch's, in its order.
     """
+    from .. import _config
     from .elementwise import mul
 
     _check_tensor(input, "stft", "input", 1)
     _check_window_device(input, window, "stft")
-    if return_complex is None and input._data.dtype.kind != "c":
-        raise RuntimeError("stft requires the return_complex parameter be given for real inputs, and will further "
-                           "require that return_complex=True in a future PyTorch release.")
-    if input._data.ndim not in (1, 2):
-        raise RuntimeError(f"stft: expected a 1D or 2D tensor, but got {input._data.ndim}D")
+    if center and align_to_window is not None:
+        raise RuntimeError("stft align_to_window should only be set when center = false")
+    if window is None:
+        _config.warn_once(_NO_WINDOW_STFT)
+    complex_fft = _is_complex(input) or _is_complex(window)
+    if return_complex is None:
+        if not complex_fft:
+            raise RuntimeError("stft requires the return_complex parameter be given for real inputs, and will "
+                               "further require that return_complex=True in a future PyTorch release.")
+        return_complex = True
+    if not return_complex:
+        _config.warn_once(_REAL_STFT_DEPRECATED)
     hop_length = n_fft // 4 if hop_length is None else hop_length
     win_length = n_fft if win_length is None else win_length
+    # torch's Python wrapper pads a centred signal before its C++ checks, which print the padded size
+    shape = tuple(input.shape)
+    if center and not shape:
+        pad(input.reshape(1, 1, 1), [n_fft // 2, n_fft // 2], mode=pad_mode)  # a 0-d signal: pad's own error
+    if center and shape:
+        shape = shape[:-1] + (shape[-1] + 2 * (n_fft // 2),)
+    call = _spectral_call("stft", shape, input.dtype, n_fft, hop_length, win_length, window,
+                          normalized=normalized, onesided=onesided, return_complex=return_complex,
+                          align_to_window=align_to_window)
+    if not (input.dtype.is_floating_point or input.dtype.is_complex):
+        raise RuntimeError(call + ": expected a tensor of floating point or complex values")
+    if input._data.ndim not in (1, 2):
+        raise RuntimeError(call + ": expected a 1D or 2D tensor")
+    if not 0 < n_fft <= shape[-1]:
+        raise RuntimeError(call + f": expected 0 < n_fft < {shape[-1]}, but got n_fft={n_fft}")
     if hop_length <= 0:
-        raise RuntimeError(f"stft: expected hop_length > 0, but got hop_length={hop_length}")
+        raise RuntimeError(call + f": expected hop_length > 0, but got hop_length={hop_length}")
+    if not 0 < win_length <= n_fft:
+        raise RuntimeError(call + f": expected 0 < win_length <= n_fft, but got win_length={win_length}")
+    if window is not None and (window._data.ndim != 1 or window._data.shape[0] != win_length):
+        raise RuntimeError(call + f": expected a 1D window tensor of size equal to win_length={win_length}, but "
+                           f"got window with size {list(window.shape)}")
+    onesided = not complex_fft if onesided is None else onesided
+    if onesided and complex_fft:
+        raise RuntimeError("Cannot have onesided output if window or input is complex")
+    if input.dtype in (_dtype.float16, _dtype.bfloat16) and input.device.type == "cpu":
+        # torch's checks pass a half signal on to its CPU FFT, which refuses it
+        raise RuntimeError(f"MKL FFT doesn't support tensors of type: {_dtype.scalar_name(input.dtype)}")
     x = _input(input, "stft")
     batched = x._data.ndim == 2
     if not batched:
         x = x.unsqueeze(0)
-    if center and align_to_window is not None:
-        raise RuntimeError("stft align_to_window should only be set when center = false")
     if center:
         half = n_fft // 2
         x = pad(x.unsqueeze(0), [half, half], mode=pad_mode).squeeze(0)
@@ -472,11 +536,7 @@ def stft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=Non
         # signal move every frame's window onto samples t·hop ... t·hop + win_length
         left = (n_fft - win_length) // 2
         x = pad(x, [left, n_fft - win_length - left])
-    length = x._data.shape[-1]
-    if not 0 < n_fft <= length:
-        raise RuntimeError(f"stft: expected 0 < n_fft < {length}, but got n_fft={n_fft}")
-    frames = mul(x.unfold(-1, n_fft, hop_length), _stft_window(window, n_fft, win_length, x, "stft"))
-    onesided = x._data.dtype.kind != "c" if onesided is None else onesided
+    frames = mul(x.unfold(-1, n_fft, hop_length), _stft_window(window, n_fft, win_length, x))
     norm = "ortho" if normalized else "backward"
     spectrum = rfft(frames, dim=-1, norm=norm) if onesided else fft(frames, dim=-1, norm=norm)
     spectrum = spectrum.transpose(-1, -2)
@@ -492,29 +552,53 @@ def stft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=Non
 def istft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=None, center: bool = True,
           normalized: bool = False, onesided=None, length=None, return_complex: bool = False) -> Tensor:
     """torch.istft: the signal whose stft is ``input``, by inverse transforms of the frames,
-    windowed overlap-add and division by the summed squared window (which must not vanish)."""
+    windowed overlap-add and division by the summed squared window (which must not vanish).
+    Checks, messages and warnings follow torch's, in its order."""
+    from .. import _config
     from . import creation
     from .elementwise import mul
     from .index import index_add
 
     _check_tensor(input, "istft", "input", 1)
     _check_window_device(input, window, "istft")
+    if window is None:
+        _config.warn_once(_NO_WINDOW_ISTFT)
     if input._data.dtype.kind != "c":
         raise RuntimeError("istft requires a complex-valued input tensor matching the output from stft with "
                            "return_complex=True.")
-    if input._data.ndim not in (2, 3):
-        raise RuntimeError(f"istft: expected a tensor with 2 or 3 dimensions of complex, but got {input._data.ndim}")
     hop_length = n_fft // 4 if hop_length is None else hop_length
     win_length = n_fft if win_length is None else win_length
+    call = _spectral_call("istft", input.shape, input.dtype, n_fft, hop_length, win_length, window, center=center,
+                          normalized=normalized, onesided=onesided, length=length, return_complex=return_complex)
+    # torch reads the sizes off view_as_real(input): one more dim, and (frequency, frames) from its end
+    real_dims = input._data.ndim + 1
+    if real_dims < 3:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-real_dims}, {real_dims - 1}], "
+                         f"but got {-3 if real_dims == 2 else -2})")
+    if input._data.size == 0:
+        raise RuntimeError(call + ": input tensor cannot be empty.")
+    if real_dims not in (3, 4):
+        raise RuntimeError(call + f": expected a tensor with 3 or 4 dimensions, but got {real_dims}")
     batched = input._data.ndim == 3
     spectrum = input if batched else input.unsqueeze(0)
     n_freq, n_frames = spectrum._data.shape[-2:]
     onesided = n_freq != n_fft if onesided is None else onesided
     if onesided and n_freq != n_fft // 2 + 1:
-        raise RuntimeError(f"istft: expected the frequency dimension (3rd to the last) of the input tensor to match "
+        raise RuntimeError(call + ": expected the frequency dimension (3rd to the last) of the input tensor to match "
                            f"n_fft / 2 + 1 when onesided=True, but got {n_freq}")
-    if onesided and return_complex:
-        raise RuntimeError("cannot have onesided output if window or input is complex")
+    if not onesided and n_freq != n_fft:
+        raise RuntimeError(call + ": expected the frequency dimension (3rd to the last) of the input tensor to match "
+                           f"n_fft when onesided=False, but got {n_freq}")
+    if not 0 < hop_length <= win_length:
+        raise RuntimeError(call + ": expected 0 < hop_length <= win_length")
+    if not 0 < win_length <= n_fft:
+        raise RuntimeError(call + ": expected 0 < win_length <= n_fft")
+    if window is not None and (window._data.ndim != 1 or window._data.shape[0] != win_length):
+        raise RuntimeError(call + ": Invalid window shape. window has to be 1D and length of `win_length`")
+    if return_complex and onesided:
+        raise RuntimeError("Cannot have onesided output if window or input is complex")
+    if not return_complex and _is_complex(window):
+        raise RuntimeError("Complex windows are incompatible with return_complex=False")
     norm = "ortho" if normalized else "backward"
     columns = spectrum.transpose(-1, -2)
     if return_complex:
@@ -524,7 +608,7 @@ def istft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=No
         # does (the real part of a full inverse differs when the spectrum is not Hermitian)
         half = columns if onesided else columns.narrow(-1, 0, n_fft // 2 + 1)
         frames = irfft(half, n=n_fft, dim=-1, norm=norm)
-    window = _stft_window(window, n_fft, win_length, frames, "istft")
+    window = _stft_window(window, n_fft, win_length, frames)
     frames = mul(frames, window)
     xp = array_module(frames)
     total = n_fft + hop_length * (n_frames - 1)
@@ -541,11 +625,15 @@ def istft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=No
     end_in = builtins.min(end, total)
     signal = signal[:, start:end_in]
     envelope = envelope[start:end_in]
-    if envelope._data.size and float(xp.abs(envelope._data).min()) < 1e-11:
-        raise RuntimeError("istft(...): window overlap add min: the squared window sums to ~0 somewhere; choose "
-                           "a window and hop_length that satisfy the NOLA constraint")
+    if envelope._data.size == 0:  # torch takes the envelope's min() unguarded
+        raise RuntimeError("min(): Expected reduction dim to be specified for input.numel() == 0. Specify the "
+                           "reduction dim with the 'dim' argument.")
+    if float(xp.abs(envelope._data).min()) < 1e-11:
+        # torch prints the 0-d bool tensor of its test after the call
+        raise RuntimeError(call + "window overlap add min: 1\n[ CPUBoolType{} ]")
     signal = signal / envelope
     if end > total:
+        _config.warn_once(_ISTFT_PADDED)
         signal = pad(signal, [0, end - total])
     return signal if batched else signal.squeeze(0)
 

@@ -29,45 +29,70 @@ def _window(op: str, window_length: int, periodic: bool, dtype, layout, device, 
         values = np.ones(window_length)
     else:
         n = window_length + 1 if periodic else window_length
-        # the symmetric window of n points, evaluated in float64 on the host like linspace
-        values = formula(np.arange(n, dtype=np.float64), n)[:window_length]
+        # the symmetric window of n points, step by step in the window's dtype as torch's kernels
+        # go (float32 rounds after each op); narrower dtypes are evaluated in float64 and rounded once
+        compute = np.float32 if dtype.np == np.float32 else np.float64
+        values = formula(np.arange(n, dtype=compute), n)[:window_length]
     array = creation._xp(device).asarray(values.astype(dtype.np))
     return creation._finish(array, requires_grad)
 
 
-def _cosine_sum(*coefficients):
+def _cos(x: np.ndarray) -> np.ndarray:
+    # torch's float32 cos (SLEEF, within one ulp) rounds as the double cosine rounded to float32
+    # far more often than NumPy's float32 cos does
+    return np.cos(x.astype(np.float64)).astype(x.dtype)
+
+
+def _hamming(alpha: float, beta: float):
+    # torch: arange(n).mul_(2π / (n - 1)).cos_().mul_(-beta).add_(alpha)
     def formula(k, n):
-        phase = 2 * np.pi * k / (n - 1)
-        return sum(((-1) ** i) * a * np.cos(i * phase) for i, a in enumerate(coefficients))
+        real = k.dtype.type
+        return _cos(k * real(2 * np.pi / (n - 1))) * real(-beta) + real(alpha)
 
     return formula
+
+
+def _blackman(k, n):
+    # torch: w = arange(n) * π / (n - 1); cos(4w) * 0.08 - cos(2w) * 0.5 + 0.42
+    real = k.dtype.type
+    phase = k * real(np.pi / (n - 1))
+    return _cos(phase * real(4)) * real(0.08) - _cos(phase * real(2)) * real(0.5) + real(0.42)
+
+
+def _bartlett(k, n):
+    # torch: arange(n) * 2 / (n - 1), its second half mapped by 2 - w
+    real = k.dtype.type
+    window = k * real(2.0 / (n - 1))
+    first_half = ((n - 1) >> 1) + 1
+    window[first_half:] = window[first_half:] * real(-1) + real(2)
+    return window
 
 
 def hann_window(window_length: int, periodic: bool = True, *, dtype=None, layout=None, device=None,
                 requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
     """torch.hann_window: 0.5 - 0.5 cos(2πk/(N-1))."""
-    return _window("hann_window", window_length, periodic, dtype, layout, device, requires_grad, _cosine_sum(0.5, 0.5))
+    return _window("hann_window", window_length, periodic, dtype, layout, device, requires_grad, _hamming(0.5, 0.5))
 
 
 def hamming_window(window_length: int, periodic: bool = True, alpha: float = 0.54, beta: float = 0.46, *,
                    dtype=None, layout=None, device=None, requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
     """torch.hamming_window: alpha - beta cos(2πk/(N-1))."""
     return _window("hamming_window", window_length, periodic, dtype, layout, device, requires_grad,
-                   _cosine_sum(alpha, beta))
+                   _hamming(alpha, beta))
 
 
 def blackman_window(window_length: int, periodic: bool = True, *, dtype=None, layout=None, device=None,
                     requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
     """torch.blackman_window: 0.42 - 0.5 cos(2πk/(N-1)) + 0.08 cos(4πk/(N-1))."""
     return _window("blackman_window", window_length, periodic, dtype, layout, device, requires_grad,
-                   _cosine_sum(0.42, 0.5, 0.08))
+                   _blackman)
 
 
 def bartlett_window(window_length: int, periodic: bool = True, *, dtype=None, layout=None, device=None,
                     requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
     """torch.bartlett_window: the triangle 1 - |2k/(N-1) - 1|."""
     return _window("bartlett_window", window_length, periodic, dtype, layout, device, requires_grad,
-                   lambda k, n: 1 - np.abs(2 * k / (n - 1) - 1))
+                   _bartlett)
 
 
 def kaiser_window(window_length: int, periodic: bool = True, beta: float = 12.0, *, dtype=None, layout=None,

@@ -23,7 +23,7 @@ from ...ops.shape import cat, stack
 from ...tensor import Tensor
 from .. import init
 from ..parameter import Parameter
-from ..utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from ..utils.rnn import PackedSequence, pad_packed_sequence
 from .linear import _factory
 from .module import Module
 from .utils import _checked_empty as empty
@@ -209,13 +209,12 @@ class RNNBase(Module):
         padded, lengths = pad_packed_sequence(input)
         was_batch_first, self.batch_first = self.batch_first, False
         try:
-            output, hidden = self._forward_padded(padded, hx, lengths=np.asarray(lengths._data))
+            output, hidden = self._forward_padded(padded, hx, lengths=np.asarray(lengths._data), packing=input)
         finally:
             self.batch_first = was_batch_first
-        data = pack_padded_sequence(output, lengths, enforce_sorted=input.unsorted_indices is None).data
-        return PackedSequence(data, input.batch_sizes, input.sorted_indices, input.unsorted_indices), hidden
+        return _packed_like(output, input), hidden
 
-    def _forward_padded(self, input: Tensor, hx=None, lengths=None):
+    def _forward_padded(self, input: Tensor, hx=None, lengths=None, packing: PackedSequence | None = None):
         is_lstm = self.mode == "LSTM"
         # torch's lstm()/gru()/rnn_tanh() parse these two as an int and a bool at the first forward
         op = {"LSTM": "lstm", "GRU": "gru"}.get(self.mode, self.mode.lower())
@@ -274,9 +273,7 @@ class RNNBase(Module):
                     c_n.append(results[2])
             x = outputs[0] if num_directions == 1 else cat(outputs, 2)
             if self.dropout and self.training and layer < self.num_layers - 1:
-                from .. import functional as F
-
-                x = F.dropout(x, self.dropout, training=True)
+                x = _dropout_between_layers(x, self.dropout, packing)
         h_n = stack(h_n, 0)
         c_n = stack(c_n, 0) if is_lstm else None
         if not batched:
@@ -300,6 +297,31 @@ class RNNBase(Module):
         elif h0.dim() != want or c0.dim() != want:
             raise RuntimeError(f"For {kind} input, hx and cx should also be {want}-D but got "
                                f"({h0.dim()}-D, {c0.dim()}-D) tensors")
+
+
+def _dropout_between_layers(x: Tensor, p: float, packing: PackedSequence | None) -> Tensor:
+    """Dropout on a layer's (time, batch, features) output. For a packed batch torch draws the
+    mask over the packed data (one row per real time step, in packed order), so the same seed drops
+    the same units only if the mask is drawn there too, not over the padded block."""
+    from .. import functional as F
+
+    if packing is None:
+        return F.dropout(x, p, training=True)
+    packed = _packed_like(x, packing)
+    dropped = packed._replace(data=F.dropout(packed.data, p, training=True))
+    return pad_packed_sequence(dropped, total_length=x.shape[0])[0]
+
+
+def _packed_like(x: Tensor, packing: PackedSequence) -> PackedSequence:
+    """Packs a (time, batch, features) block, in the caller's batch order, with the batch sizes
+    and permutation of ``packing`` (not re-sorted: equal lengths keep packing's order)."""
+    batch_sizes = np.asarray(packing.batch_sizes.tolist(), dtype=np.int64)
+    order = (np.arange(x.shape[1]) if packing.sorted_indices is None
+             else np.asarray(packing.sorted_indices.tolist(), dtype=np.int64))
+    # step-major (time, sequence) pairs, one gather as pack_padded_sequence does
+    time_index = np.repeat(np.arange(len(batch_sizes)), batch_sizes)
+    batch_index = order[np.concatenate([np.arange(n) for n in batch_sizes])]
+    return packing._replace(data=x[Tensor._make(time_index), Tensor._make(batch_index)])
 
 
 def _refuse_unknown_options(options: dict) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 
 from ... import _dtype
 from ...ops.creation import full, tensor
+from ...ops.reduce import _unstable_order
 from ...ops.shape import cat, stack
 from ...tensor import Tensor
 
@@ -161,7 +162,8 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False,
         order = np.arange(len(lengths_np))
         sorted_indices = unsorted_indices = None
     else:
-        order = np.argsort(-lengths_np, kind="stable")
+        # torch sorts by its unstable sort, whose order among equal lengths is not argsort's
+        order = _unstable_order(lengths_np.astype(np.int64), 0, descending=True)
         sorted_indices = tensor(order, dtype=_dtype.int64)
         unsorted_indices = tensor(np.argsort(order), dtype=_dtype.int64)
     steps = int(lengths_np.max()) if len(lengths_np) else 0
