@@ -1,0 +1,102 @@
+"""Session 29, lane progT: chainrule bugs found around the graph, recommender and generative
+programs (graphsage_scatter, deepfm_ctr, made_maf_flow, gumbel_softmax_vae, neural_process), each
+checked against torch."""
+
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _outcome(call):
+    """What a call gives: its values (and dtype name), or its exception's class and message."""
+    try:
+        result = call()
+    except Exception as error:  # noqa: BLE001 - the class is part of what is compared
+        return type(error).__name__, str(error)
+    return str(result.dtype).split(".")[-1], result.tolist()
+
+
+def _same_on_both(make):
+    assert _outcome(lambda: make(chainrule)) == _outcome(lambda: make(torch))
+
+
+# ---- index_add_ / index_copy_: no dtype promotion of source, torch's order of checks ----
+@pytest.mark.parametrize("make", [
+    lambda lib: lib.zeros(3, 2).index_add_(0, lib.tensor([0, 1]), lib.ones(2, 2, dtype=lib.float64)),
+    lambda lib: lib.zeros(3, 2).index_add(0, lib.tensor([0, 1]), lib.ones(2, 2, dtype=lib.int32)),
+    lambda lib: lib.index_add(lib.zeros(3, 2), 0, lib.tensor([0, 1]), lib.ones(2, 2, dtype=lib.float64),
+                              out=lib.zeros(3, 2)),
+    lambda lib: lib.zeros(3, 2, dtype=lib.long).index_add_(0, lib.tensor([0, 1]), lib.ones(2, 2)),
+    lambda lib: lib.zeros(3, 2).index_add_(0, lib.tensor([0, 1, 2]), lib.ones(2, 3, dtype=lib.bool)),
+    lambda lib: lib.zeros(3, 2).index_add_(0, lib.tensor([0, 1]), lib.ones(2, 2, dtype=lib.float64), alpha=2),
+    lambda lib: lib.zeros(()).index_add_(0, lib.tensor([0]), lib.ones(2, dtype=lib.float64)),
+    lambda lib: lib.zeros(()).index_add_(0, lib.tensor([0, 0]), lib.tensor(1.0, dtype=lib.float64)),
+    lambda lib: lib.zeros(()).index_add_(0, lib.tensor([0.0]), lib.ones(2, dtype=lib.float64)),
+    lambda lib: lib.zeros(()).index_add_(0, lib.tensor([0]), lib.ones(2)),
+    lambda lib: lib.zeros(()).index_add_(0, lib.tensor([[0]]), lib.ones(2)),
+    lambda lib: lib.zeros(()).index_add_(0, lib.tensor([5]), lib.ones(1)),
+    lambda lib: lib.zeros(3, 2).index_add_(0, lib.tensor([[0, 1]]), lib.ones(2, 2, dtype=lib.float64)),
+    lambda lib: lib.zeros(3, 2).index_add_(0, lib.tensor([[0.0, 1.0]]), lib.ones(2, 2)),
+    lambda lib: lib.zeros(3, 2).index_add_(0, lib.tensor([[[0, 1]]], dtype=lib.int32), lib.ones(2, 2)),
+    lambda lib: lib.zeros(3, 2).index_add_(7, lib.tensor([0, 1]), lib.ones(2, 2, dtype=lib.float64)),
+    lambda lib: lib.zeros(3, 2).index_copy_(0, lib.tensor([0, 1]), lib.ones(2, 2, dtype=lib.float64)),
+    lambda lib: lib.zeros(3, 2).index_copy(0, lib.tensor([0, 1, 2]), lib.ones(2, 3, dtype=lib.float64)),
+    lambda lib: lib.zeros(()).index_copy_(0, lib.tensor([0, 1]), lib.ones(2, 2, dtype=lib.float64)),
+    lambda lib: lib.zeros(3, 2).index_copy_(0, lib.tensor([0.0, 1.0]), lib.ones(2, 2, dtype=lib.float64)),
+    lambda lib: lib.zeros(3, 2).index_copy_(0, lib.tensor([[0.0, 1.0]]), lib.ones(2, 2)),
+    lambda lib: lib.zeros(3, 2).index_fill_(0, lib.tensor([[0, 1]]), 1.0),
+    lambda lib: lib.zeros(3, 2).index_add_(0, lib.tensor([0, 0, 2]), lib.ones(3, 2), alpha=2),
+])
+def test_index_add_and_copy_refuse_another_source_dtype_as_torch(make):
+    _same_on_both(make)
+
+
+# ---- bincount's messages ----
+@pytest.mark.parametrize("make", [
+    lambda lib: lib.bincount(lib.tensor([1.0, 2.0])),
+    lambda lib: lib.bincount(lib.tensor([True, False])),
+    lambda lib: lib.bincount(lib.tensor([[1, 2]])),
+    lambda lib: lib.bincount(lib.tensor([1, -2])),
+    lambda lib: lib.bincount(lib.tensor(3)),
+    lambda lib: lib.bincount(lib.tensor([1, 2]), weights=lib.tensor([1.0])),
+    lambda lib: lib.bincount(lib.tensor([0, 1, 1, 3]), weights=lib.tensor([0.5, 1.0, 2.0, 3.0]), minlength=6),
+    lambda lib: lib.bincount(lib.tensor([0, 3, 3]), minlength=5).clamp(min=1),
+])
+def test_bincount_words_its_errors_as_torch(make):
+    _same_on_both(make)
+
+
+# ---- scatter_reduce reads "max" / "min" as amax / amin; their backward is refused ----
+@pytest.mark.parametrize("reduce", ["max", "min"])
+@pytest.mark.parametrize("include_self", [True, False])
+def test_scatter_reduce_accepts_max_and_min_as_torch_forward(reduce, include_self):
+    def make(lib):
+        base = lib.tensor([[0.0, 3.0], [1.0, 1.0], [2.0, 2.0]])
+        index = lib.tensor([[0, 0], [0, 0], [1, 2], [1, 2]])
+        src = lib.tensor([[1.0, 2.0], [3.0, 2.0], [3.0, 5.0], [0.0, 1.0]])
+        return base.scatter_reduce(0, index, src, reduce=reduce, include_self=include_self)
+
+    _same_on_both(make)
+
+    def in_place(lib):
+        base = lib.zeros(3)
+        base.scatter_reduce_(0, lib.tensor([0, 0, 1]), lib.tensor([1.0, 2.0, 4.0]), reduce=reduce,
+                             include_self=include_self)
+        return base
+
+    _same_on_both(in_place)
+
+
+@pytest.mark.parametrize("reduce", ["max", "min"])
+def test_scatter_reduce_max_backward_raises_as_torch(reduce):
+    outcomes = []
+    for lib in (torch, chainrule):
+        src = lib.tensor([1.0, 2.0, 2.0, 4.0], requires_grad=True)
+        out = lib.zeros(3).scatter_reduce(0, lib.tensor([0, 0, 0, 1]), src, reduce=reduce)
+        assert type(out.grad_fn).__name__ == "ScatterReduceBackward0"
+        with pytest.raises(RuntimeError) as caught:
+            out.sum().backward()
+        outcomes.append(str(caught.value))
+    assert outcomes[1] == outcomes[0]
