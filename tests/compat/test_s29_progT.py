@@ -100,3 +100,18 @@ def test_scatter_reduce_max_backward_raises_as_torch(reduce):
             out.sum().backward()
         outcomes.append(str(caught.value))
     assert outcomes[1] == outcomes[0]
+
+
+# ---- from_numpy names a non-array as CPython's tp_name (numpy.float64, not float64) ----
+@pytest.mark.parametrize("make", [
+    lambda: __import__("numpy").float64(2.0), lambda: __import__("numpy").int32(3), lambda: 1.5, lambda: [1],
+    lambda: None, lambda: __import__("decimal").Decimal(1), lambda: __import__("collections").OrderedDict(),
+    lambda: __import__("numpy").bool_(True),
+])
+def test_from_numpy_names_the_type_it_refuses_as_torch(make):
+    messages = []
+    for lib in (torch, chainrule):
+        with pytest.raises(TypeError) as caught:
+            lib.from_numpy(make())
+        messages.append(str(caught.value))
+    assert messages[1] == messages[0]
