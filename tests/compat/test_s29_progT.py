@@ -115,3 +115,53 @@ def test_from_numpy_names_the_type_it_refuses_as_torch(make):
             lib.from_numpy(make())
         messages.append(str(caught.value))
     assert messages[1] == messages[0]
+
+
+# ---- an in-place op on a view that is its whole base reshaped (nn.Linear of a 3-d input, then
+# ReLU(inplace=True), as neural_process's encoders) writes through the base by a reshape ----
+def _view_writes(lib):
+    lib.manual_seed(0)
+    linear = lib.nn.Linear(3, 4)
+    x = lib.randn(2, 5, 3, requires_grad=True)
+    hidden = linear(x)
+    hidden.relu_()
+    weights = lib.arange(40.0).view(2, 5, 4)
+    (hidden * weights).sum().backward()
+    leaf = lib.randn(6, requires_grad=True)
+    base = leaf * 2
+    first, second = base.view(3, 2), base.view(2, 3)
+    first.mul_(lib.arange(6.0).view(3, 2))
+    (second * lib.arange(6.0).view(2, 3)).sum().backward()
+    twice = lib.randn(4, requires_grad=True)
+    square = twice * twice
+    square.view(2, 2).mul_(twice.view(2, 2))
+    (grad,) = lib.autograd.grad(square.sum(), twice, create_graph=True)
+    grad.sum().backward()
+    return {
+        "values": hidden.tolist(), "x.grad": x.grad.tolist(), "weight.grad": linear.weight.grad.tolist(),
+        "names": [type(hidden.grad_fn).__name__, type(base.grad_fn).__name__, type(second.grad_fn).__name__,
+                  [type(n).__name__ for n, _ in hidden.grad_fn.next_functions]],
+        "leaf.grad": leaf.grad.tolist(), "second": second.tolist(), "double": twice.grad.tolist(),
+        "version": base._version,
+    }
+
+
+def test_inplace_on_a_whole_reshape_view_matches_torch():
+    ours, theirs = _view_writes(chainrule), _view_writes(torch)
+    assert ours.keys() == theirs.keys()
+    for key in theirs:
+        if key in ("names", "version"):
+            assert ours[key] == theirs[key], key
+        else:
+            assert torch.allclose(torch.tensor(ours[key]), torch.tensor(theirs[key]), rtol=1e-6, atol=1e-6), key
+
+
+def test_a_whole_reshape_view_is_written_without_an_index_map():
+    from chainrule.ops import index as index_ops
+
+    base = chainrule.randn(6, requires_grad=True) * 1
+    assert type(index_ops.covered_elements(base.view(2, 3), base)) is index_ops._ReshapeKey
+    # a transpose, a part, or an offset view still needs the general key
+    assert type(index_ops.covered_elements(base.view(2, 3).t(), base)) is tuple
+    assert type(index_ops.covered_elements(base[1:], base)) is tuple
+    assert type(index_ops.covered_elements(base[:3].view(3, 1), base)) is tuple

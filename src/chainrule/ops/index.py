@@ -1096,6 +1096,8 @@ def covered_elements(view: Tensor, base: Tensor):
     if view_dtype == base_dtype and base._data.ndim == 0 and view._data.size == 0:
         return _NoElementsKey(view._data.shape)
     if view_dtype == base_dtype:
+        if _is_whole_reshape(view._data, base._data):
+            return _ReshapeKey(view._data.shape)
         return _covered(view._data, base._data)
     if base_dtype.kind == "c":  # real parts of a complex base: index its (..., 2) float pairs
         return _PartsKey(_covered(view._data, ViewAsReal.forward(None, base._data)), complex_base=True)
@@ -1112,6 +1114,24 @@ def _covered(view, base) -> tuple:
     owner[_storage_positions(base, base_offset).reshape(-1)] = xp.arange(base.size)
     flat = owner[_storage_positions(view, storage_root(view)[1])]
     return tuple(Tensor._make(index) for index in xp.unravel_index(flat, base.shape))
+
+
+def _is_whole_reshape(view, base) -> bool:
+    """Whether ``view`` is every element of ``base`` in base's own order, only shaped otherwise (a
+    view of a contiguous result, as linear's of a 3-d input): both C-contiguous, one start, one size."""
+    return (view.size == base.size and view.size > 0 and base.ndim > 0 and view.flags.c_contiguous
+            and base.flags.c_contiguous and storage_root(view)[1] == storage_root(base)[1])
+
+
+class _ReshapeKey:
+    """Where a view that is its whole base reshaped sits in it: everywhere. Reading it is a
+    reshape and writing it one assignment to the whole base, where the general advanced-index key
+    of covered_elements would map every storage position and scatter the gradient back by index."""
+
+    __slots__ = ("shape",)
+
+    def __init__(self, shape: tuple) -> None:
+        self.shape = shape
 
 
 class _PartsKey:
@@ -1141,6 +1161,8 @@ def read_elements(base: Tensor, key) -> Tensor:
     """``base[key]`` for a key from covered_elements, recorded: the view's values in base's graph."""
     if type(key) is _NoElementsKey:
         return reshape(getitem(base, (False,)), key.shape)
+    if type(key) is _ReshapeKey:
+        return reshape(base, key.shape)
     if type(key) is not _PartsKey:
         return getitem(base, key)
     if key.complex_base:
@@ -1152,6 +1174,8 @@ def write_elements(base: Tensor, key, value: Tensor) -> None:
     """``base[key] = value`` for a key from covered_elements, recorded on base's graph."""
     if type(key) is _NoElementsKey:
         setitem(base, (False,), reshape(value, (0,)))
+    elif type(key) is _ReshapeKey:
+        setitem(base, Ellipsis, reshape(value, base._data.shape))
     elif type(key) is not _PartsKey:
         setitem(base, key, value)
     elif not key.complex_base:
