@@ -165,3 +165,58 @@ def test_a_whole_reshape_view_is_written_without_an_index_map():
     assert type(index_ops.covered_elements(base.view(2, 3).t(), base)) is tuple
     assert type(index_ops.covered_elements(base[1:], base)) is tuple
     assert type(index_ops.covered_elements(base[:3].view(3, 1), base)) is tuple
+
+
+# ---- a sparse COO tensor built from values that require grad passes the gradient to them ----
+_SPARSE_USES = {
+    "sparse.mm": lambda lib, a, x: lib.sparse.mm(a, x),
+    "spmm": lambda lib, a, x: lib.spmm(a, x),
+    "matmul": lambda lib, a, x: a @ x,
+    "mm of coalesced": lambda lib, a, x: lib.mm(a.coalesce(), x),
+    "to_dense": lambda lib, a, x: a.to_dense() * lib.arange(6.0).view(2, 3),
+    "sparse.sum": lambda lib, a, x: lib.sparse.sum(a) * 3,
+    "values": lambda lib, a, x: a.coalesce().values() * lib.arange(3.0),
+    "transpose then mm": lambda lib, a, x: lib.sparse.mm(a.t(), lib.ones(2, 2)),
+    "dense + sparse": lambda lib, a, x: lib.ones(2, 3) + a,
+}
+
+
+@pytest.mark.parametrize("use", list(_SPARSE_USES))
+def test_sparse_coo_tensor_passes_the_gradient_to_its_values(use):
+    results = []
+    for lib in (torch, chainrule):
+        values = lib.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)  # (0, 1) twice: the two add up
+        x = lib.arange(6.0).view(3, 2).requires_grad_()
+        a = lib.sparse_coo_tensor(lib.tensor([[0, 1, 1, 0], [1, 0, 2, 1]]), values, (2, 3))
+        out = _SPARSE_USES[use](lib, a, x)
+        out = out.to_dense() if out.is_sparse else out
+        (out * lib.arange(float(out.numel())).view(out.shape)).sum().backward()
+        results.append((a.requires_grad, a.is_leaf, type(a.grad_fn).__name__, out.tolist(), values.grad.tolist(),
+                        None if x.grad is None else x.grad.tolist()))
+    assert results[1] == results[0]
+
+
+def test_sparse_coo_tensor_of_grad_values_names_and_prints_its_nodes_as_torch():
+    shown = []
+    for lib in (torch, chainrule):
+        indices = lib.tensor([[0, 1, 1, 0], [1, 0, 2, 1]])
+        a = lib.sparse_coo_tensor(indices, lib.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True), (2, 3))
+        coalesced = a.coalesce()
+        with lib.no_grad():
+            untracked = lib.sparse_coo_tensor(indices, lib.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True), (2, 3))
+        shown.append((repr(a).replace(lib.__name__, "torch"), repr(coalesced).replace(lib.__name__, "torch"),
+                      type(coalesced.grad_fn).__name__, type(coalesced.values().grad_fn).__name__,
+                      type(a.to_dense().grad_fn).__name__, untracked.requires_grad))
+    assert shown[1] == shown[0]
+
+
+def test_sparse_values_gradient_passes_gradcheck():
+    indices = chainrule.tensor([[0, 1, 1, 0], [1, 0, 2, 1]])
+    values = chainrule.rand(4, dtype=chainrule.float64, requires_grad=True)
+    x = chainrule.rand(3, 2, dtype=chainrule.float64, requires_grad=True)
+
+    def product(values, x):
+        return chainrule.sparse.mm(chainrule.sparse_coo_tensor(indices, values, (2, 3)).coalesce(), x) ** 2
+
+    assert chainrule.autograd.gradcheck(product, (values, x))
+    assert chainrule.autograd.gradgradcheck(product, (values, x))
