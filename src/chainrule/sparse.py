@@ -38,7 +38,7 @@ from .ops.linalg import matmul as _matmul
 from .ops.shape import clone
 from .tensor import Size, Tensor
 
-__all__ = ["mm", "sum", "spmm", "sparse_coo_tensor", "SparseCOOTensor", "sparse_csr_tensor", "SparseCSRTensor",
+__all__ = ["mm", "sum", "spmm", "softmax", "log_softmax", "sparse_coo_tensor", "SparseCOOTensor", "sparse_csr_tensor", "SparseCSRTensor",
            "MAX_DENSE_ELEMENTS",
            "check_sparse_tensor_invariants",
            "FloatTensor", "DoubleTensor", "HalfTensor", "ByteTensor", "CharTensor", "ShortTensor", "IntTensor",
@@ -567,6 +567,42 @@ def sum(input: Tensor, dim=None, dtype=None) -> Tensor:  # noqa: A001 (torch.spa
     dense = input.to_dense() if isinstance(input, SparseCOOTensor) else Tensor._make(input._data)
     result = dense.sum() if dim is None else dense.sum(dim)
     return result if dtype is None else result.to(dtype)
+
+
+def _softmax_over_entries(input: Tensor, dim: int, dtype, name: str) -> SparseCOOTensor:
+    """torch.sparse.softmax / log_softmax: over ``dim`` among the specified entries only (the
+    unspecified ones count as -inf), a coalesced sparse tensor with input's indices."""
+    from .ops.elementwise import where
+    from .ops.reduce import log_softmax as dense_log_softmax
+    from .ops.reduce import softmax as dense_softmax
+
+    if not isinstance(input, SparseCOOTensor):
+        raise NotImplementedError(f"Could not run 'aten::_sparse_{name}' with arguments from the 'CPU' backend.")
+    coalesced = input.coalesce()
+    indices = coalesced._coo[0]
+    xp = array_module(indices)
+    specified = xp.zeros(tuple(input.shape[:indices.shape[0]]), dtype=bool)
+    specified[tuple(indices)] = True
+    specified = Tensor._make(specified.reshape(specified.shape + (1,) * coalesced.dense_dim()))
+    dense = Tensor._make(coalesced._data, coalesced.grad_fn, coalesced._output_nr)
+    if dtype is not None:
+        dense = dense.to(dtype)
+    reduce = dense_softmax if name == "softmax" else dense_log_softmax
+    entries = where(specified, reduce(where(specified, dense, float("-inf")), dim), 0.0)
+    node = "SparseSoftmaxBackward0" if name == "softmax" else "SparseLogSoftmaxBackward0"
+    result = SparseCOOTensor._from_parts(indices, entries._data[tuple(indices)], tuple(input.shape), True)
+    return _joined_graph(result, name_node(entries, node))
+
+
+def softmax(input: Tensor, dim: int, *, dtype=None) -> SparseCOOTensor:
+    """torch.sparse.softmax: softmax over ``dim`` among the specified entries of a sparse COO tensor
+    (the unspecified ones ignored, as if -inf); the result keeps input's (coalesced) indices."""
+    return _softmax_over_entries(input, dim, dtype, "softmax")
+
+
+def log_softmax(input: Tensor, dim: int, *, dtype=None) -> SparseCOOTensor:
+    """torch.sparse.log_softmax: log of torch.sparse.softmax, computed stably."""
+    return _softmax_over_entries(input, dim, dtype, "log_softmax")
 
 
 class _SparseLegacyType(type):

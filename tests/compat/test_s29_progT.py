@@ -220,3 +220,51 @@ def test_sparse_values_gradient_passes_gradcheck():
 
     assert chainrule.autograd.gradcheck(product, (values, x))
     assert chainrule.autograd.gradgradcheck(product, (values, x))
+
+
+# ---- torch.sparse.softmax / log_softmax: over the specified entries only ----
+def _sparse_softmax_run(lib, name, dim):
+    indices = lib.tensor([[0, 1, 1, 0, 2], [1, 0, 2, 1, 2]])  # (0, 1) twice; row 0 and column 0 hold one entry
+    values = lib.tensor([1.0, 2.0, 3.0, 4.0, -1.0], requires_grad=True)
+    a = lib.sparse_coo_tensor(indices, values, (4, 3))  # row 3 holds none
+    out = getattr(lib.sparse, name)(a, dim)
+    dense = out.to_dense()
+    (dense * lib.arange(12.0).view(4, 3)).sum().backward()
+    return (out.is_sparse, out.is_coalesced(), type(out.grad_fn).__name__, out.indices().tolist(), dense.tolist(),
+            values.grad.tolist())
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("dim", [0, 1])
+def test_sparse_softmax_matches_torch(name, dim):
+    ours, theirs = _sparse_softmax_run(chainrule, name, dim), _sparse_softmax_run(torch, name, dim)
+    assert ours[:4] == theirs[:4]
+    for mine, its in zip(ours[4:], theirs[4:]):
+        assert torch.allclose(torch.tensor(mine), torch.tensor(its), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_sparse_softmax_over_the_last_dim_by_a_negative_dim(name):
+    # torch 2.13's backward of sparse softmax with dim=-1 returns gradients whose row sums are not 0
+    # (softmax is shift-invariant, so they must be): its values are dim=1's, its gradient is not.
+    # Ours gives dim=1's values and gradient.
+    ours_last, ours_one = _sparse_softmax_run(chainrule, name, -1), _sparse_softmax_run(chainrule, name, 1)
+    theirs_last = _sparse_softmax_run(torch, name, -1)
+    assert ours_last[4:] == ours_one[4:]
+    assert torch.allclose(torch.tensor(ours_last[4]), torch.tensor(theirs_last[4]), atol=1e-6)
+
+
+def test_sparse_softmax_with_dense_dims_and_its_errors_match_torch():
+    outcomes = []
+    for lib in (torch, chainrule):
+        hybrid = lib.sparse_coo_tensor(lib.tensor([[0, 1]]), lib.tensor([[1.0, 2.0], [3.0, 4.0]]), (3, 2))
+        by_rows = lib.sparse.softmax(hybrid, 1).to_dense()
+        by_entries = lib.sparse.softmax(hybrid, 0, dtype=lib.float64)
+        with pytest.raises(IndexError) as caught:
+            lib.sparse.softmax(hybrid, 2)
+        outcomes.append((by_rows.tolist(), by_entries.dtype == lib.float64, by_entries.to_dense().tolist(),
+                         str(caught.value)))
+    (rows, wide, entries, message), (rows_t, wide_t, entries_t, message_t) = outcomes[1], outcomes[0]
+    assert (wide, message) == (wide_t, message_t)
+    assert torch.allclose(torch.tensor(rows), torch.tensor(rows_t)) and torch.allclose(
+        torch.tensor(entries, dtype=torch.float64), torch.tensor(entries_t, dtype=torch.float64))
