@@ -198,6 +198,10 @@ class SparseCOOTensor(Tensor):
     def data(self, value: Tensor) -> None:
         Tensor.data.fset(self, value)
 
+    def detach(self) -> SparseCOOTensor:
+        """The same entries out of the graph, still sparse, as torch's."""
+        return self.data
+
     def zero_(self) -> SparseCOOTensor:
         """No entries left (coalesced), as torch's; what ``zero_grad(set_to_none=False)`` does to a
         sparse gradient."""
@@ -218,7 +222,10 @@ class SparseCOOTensor(Tensor):
         if moved._data is values:
             return self
         moved_indices = Tensor._make(indices).to(moved.device)._data
-        return SparseCOOTensor._from_parts(moved_indices, moved._data, tuple(self.shape), coalesced)
+        result = SparseCOOTensor._from_parts(moved_indices, moved._data, tuple(self.shape), coalesced)
+        if self._requires_grad and is_grad_enabled():  # the dense backing, converted in the graph
+            _joined_graph(result, Tensor._make(self._data, self.grad_fn, self._output_nr).to(*args, **kwargs))
+        return result
 
     def requires_grad_(self, requires_grad: bool = True):
         if requires_grad:

@@ -268,3 +268,17 @@ def test_sparse_softmax_with_dense_dims_and_its_errors_match_torch():
     assert (wide, message) == (wide_t, message_t)
     assert torch.allclose(torch.tensor(rows), torch.tensor(rows_t)) and torch.allclose(
         torch.tensor(entries, dtype=torch.float64), torch.tensor(entries_t, dtype=torch.float64))
+
+
+def test_sparse_to_keeps_the_graph_and_detach_stays_sparse():
+    outcomes = []
+    for lib in (torch, chainrule):
+        values = lib.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+        a = lib.sparse_coo_tensor(lib.tensor([[0, 1, 1, 0], [1, 0, 2, 1]]), values, (2, 3))
+        wide = a.to(lib.float64)
+        (wide.to_dense() * lib.arange(6.0, dtype=lib.float64).view(2, 3)).sum().backward()
+        detached = a.detach()
+        outcomes.append((wide.is_sparse, str(wide.dtype).split(".")[-1], type(wide.grad_fn).__name__,
+                         values.grad.tolist(), detached.is_sparse, detached.requires_grad, detached._nnz(),
+                         detached.to_dense().tolist()))
+    assert outcomes[1] == outcomes[0]
