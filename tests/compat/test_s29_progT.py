@@ -282,3 +282,17 @@ def test_sparse_to_keeps_the_graph_and_detach_stays_sparse():
                          values.grad.tolist(), detached.is_sparse, detached.requires_grad, detached._nnz(),
                          detached.to_dense().tolist()))
     assert outcomes[1] == outcomes[0]
+
+
+@pytest.mark.parametrize("make", [
+    lambda lib: (1.0, 0.0), lambda lib: (lib.tensor([1.0, 0.0]), lib.tensor([0.0, 1.0])),
+    lambda lib: (lib.tensor(1.0), 0.5), lambda lib: (2, 1), lambda lib: (lib.tensor([[1.0, 0.0]], dtype=lib.float64), 0.5),
+])
+def test_uniform_names_its_upper_bound_as_torch(make):
+    # torch's arg_constraints are less_than(self.high): the bound printed is high's value
+    messages = []
+    for lib in (torch, chainrule):
+        with pytest.raises(ValueError) as caught:
+            lib.distributions.Uniform(*make(lib))
+        messages.append(str(caught.value).replace(lib.__name__ + ".", "torch."))
+    assert messages[1] == messages[0]
