@@ -296,3 +296,21 @@ def test_uniform_names_its_upper_bound_as_torch(make):
             lib.distributions.Uniform(*make(lib))
         messages.append(str(caught.value).replace(lib.__name__ + ".", "torch."))
     assert messages[1] == messages[0]
+
+
+@pytest.mark.parametrize("make", [
+    lambda np: "a", lambda np: None, lambda np: [1.0, 2.0], lambda np: np.array([1.0]), lambda np: np.float32(2.0),
+    lambda np: np.bool_(True), lambda np: np.int64(2), lambda np: 1 + 2j,
+    lambda np: np.float64(1.0), lambda np: 3, lambda np: True,
+])
+def test_distribution_parameters_are_refused_as_torch(make):
+    # torch's broadcast_all takes Python int/float/bool (np.float64 is a float) and tensor-likes only
+    import numpy as np
+
+    outcomes = []
+    for lib in (torch, chainrule):
+        try:
+            outcomes.append(repr(lib.distributions.Normal(make(np), 1.0)))
+        except ValueError as error:
+            outcomes.append(str(error).split("): ")[-1])  # (chainrule names the constructor call first)
+    assert outcomes[1] == outcomes[0]
