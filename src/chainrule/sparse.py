@@ -561,7 +561,9 @@ def to_sparse(self, sparse_dim: int | None = None, *, layout=None, blocksize=Non
 
 def mm(sparse: Tensor, dense: Tensor) -> Tensor:
     """torch.sparse.mm: sparse (n × m) @ dense (m × p), a dense result."""
-    return _matmul(sparse, dense)
+    product = _matmul(sparse, dense)
+    # torch runs a sparse left operand through addmm's sparse kernel, whose node users see
+    return name_node(product, "SparseAddmmBackward0") if isinstance(sparse, SparseCOOTensor) else product
 
 
 def spmm(input: Tensor, mat2: Tensor) -> Tensor:

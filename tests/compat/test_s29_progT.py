@@ -314,3 +314,13 @@ def test_distribution_parameters_are_refused_as_torch(make):
         except ValueError as error:
             outcomes.append(str(error).split("): ")[-1])  # (chainrule names the constructor call first)
     assert outcomes[1] == outcomes[0]
+
+
+def test_sparse_mm_names_its_node_as_torch():
+    names = []
+    for lib in (torch, chainrule):
+        a = lib.sparse_coo_tensor(lib.tensor([[0, 1, 1], [1, 0, 2]]), lib.tensor([1.0, 2.0, 3.0]), (2, 3))
+        x = lib.ones(3, 2, requires_grad=True)
+        names.append([type(lib.sparse.mm(a, x).grad_fn).__name__, type(lib.spmm(a, x).grad_fn).__name__,
+                      type((a @ x).grad_fn).__name__, lib.sparse.mm(a, lib.ones(3, 2)).grad_fn])
+    assert names[1] == names[0]
