@@ -33,13 +33,16 @@ from ._torch_function import disabled_torch_function_impl
 from .autograd.function import Function, name_node
 from .autograd.grad_mode import is_grad_enabled
 from .ops.creation import _to_array
+from .ops.elementwise import where
 from .ops.index import getitem
 from .ops.linalg import matmul as _matmul
+from .ops.reduce import log_softmax as dense_log_softmax
+from .ops.reduce import softmax as dense_softmax
 from .ops.shape import clone
 from .tensor import Size, Tensor
 
-__all__ = ["mm", "sum", "spmm", "softmax", "log_softmax", "sparse_coo_tensor", "SparseCOOTensor", "sparse_csr_tensor", "SparseCSRTensor",
-           "MAX_DENSE_ELEMENTS",
+__all__ = ["mm", "sum", "spmm", "softmax", "log_softmax", "sparse_coo_tensor", "SparseCOOTensor", "sparse_csr_tensor",
+           "SparseCSRTensor", "MAX_DENSE_ELEMENTS",
            "check_sparse_tensor_invariants",
            "FloatTensor", "DoubleTensor", "HalfTensor", "ByteTensor", "CharTensor", "ShortTensor", "IntTensor",
            "LongTensor"]
@@ -581,10 +584,6 @@ def sum(input: Tensor, dim=None, dtype=None) -> Tensor:  # noqa: A001 (torch.spa
 def _softmax_over_entries(input: Tensor, dim: int, dtype, name: str) -> SparseCOOTensor:
     """torch.sparse.softmax / log_softmax: over ``dim`` among the specified entries only (the
     unspecified ones count as -inf), a coalesced sparse tensor with input's indices."""
-    from .ops.elementwise import where
-    from .ops.reduce import log_softmax as dense_log_softmax
-    from .ops.reduce import softmax as dense_softmax
-
     if not isinstance(input, SparseCOOTensor):
         raise NotImplementedError(f"Could not run 'aten::_sparse_{name}' with arguments from the 'CPU' backend.")
     coalesced = input.coalesce()
