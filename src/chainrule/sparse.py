@@ -11,8 +11,10 @@ and gives torch's numbers: ``sparse @ dense``, ``torch.spmm``, ``torch.sparse.mm
 (``sparse * 2``, ``torch.sum(sparse, dim)``, ``sparse + sparse``) chainrule returns it dense —
 the same values in the strided layout. Memory is that of the dense matrix, so a sparse tensor
 larger than ``MAX_DENSE_ELEMENTS`` is refused with a message rather than exhausting memory.
-Gradients flow through the dense operands of a product; a sparse tensor itself cannot require
-grad.
+Gradients flow through the dense operands of a product, and to the ``values`` a sparse tensor was
+built from when they require grad (an attention-weighted adjacency): through ``coalesce()``,
+``values()``, ``to_dense()``, ``torch.sparse.sum`` and every op on it, as in torch. A sparse tensor
+itself cannot be a leaf that requires grad.
 """
 
 from __future__ import annotations
@@ -28,12 +30,19 @@ from ._backend import array_module, ufunc_at
 from ._format import add_suffixes, array_body
 from ._layout import sparse_coo, sparse_csc, sparse_csr
 from ._torch_function import disabled_torch_function_impl
+from .autograd.function import Function, name_node
+from .autograd.grad_mode import is_grad_enabled
 from .ops.creation import _to_array
+from .ops.elementwise import where
+from .ops.index import getitem
 from .ops.linalg import matmul as _matmul
+from .ops.reduce import log_softmax as dense_log_softmax
+from .ops.reduce import softmax as dense_softmax
+from .ops.shape import clone
 from .tensor import Size, Tensor
 
-__all__ = ["mm", "sum", "spmm", "sparse_coo_tensor", "SparseCOOTensor", "sparse_csr_tensor", "SparseCSRTensor",
-           "MAX_DENSE_ELEMENTS",
+__all__ = ["mm", "sum", "spmm", "softmax", "log_softmax", "sparse_coo_tensor", "SparseCOOTensor", "sparse_csr_tensor",
+           "SparseCSRTensor", "MAX_DENSE_ELEMENTS",
            "check_sparse_tensor_invariants",
            "FloatTensor", "DoubleTensor", "HalfTensor", "ByteTensor", "CharTensor", "ShortTensor", "IntTensor",
            "LongTensor"]
@@ -60,6 +69,38 @@ def _densely_stored(cls, op: str, size: tuple, positions: tuple, values):
     tensor = object.__new__(cls)
     tensor._init(dense)
     return tensor
+
+
+class _ScatterValues(Function):
+    """The dense backing of a sparse tensor, made from its ``values`` (nnz × dense dims) added at
+    ``positions``: recorded when the values require grad, so the gradient reaches them."""
+
+    node_name = "SparseCooTensorWithDimsAndTensorsBackward0"
+    label = "sparse_coo_tensor"
+    rule = "each value gets the gradient at its position"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, values, positions, dense):
+        ctx.positions = positions
+        return dense
+
+    @staticmethod
+    def backward(ctx, grad):
+        # the dense backing sums the values at their positions: each reads the gradient there
+        return grad[ctx.positions]
+
+
+def _joined_graph(tensor: Tensor, recorded: Tensor) -> Tensor:
+    """``tensor`` takes ``recorded``'s place in the graph (the same values, another class)."""
+    if recorded.grad_fn is not None:
+        tensor.grad_fn, tensor._output_nr, tensor._requires_grad = recorded.grad_fn, recorded._output_nr, True
+    return tensor
+
+
+def _recorded_copy(tensor: Tensor, node: str) -> Tensor:
+    """A plain dense copy of ``tensor``'s values in its graph, the node named ``node``."""
+    return name_node(clone(Tensor._make(tensor._data, tensor.grad_fn, tensor._output_nr)), node)
 
 
 class SparseCOOTensor(Tensor):
@@ -116,6 +157,10 @@ class SparseCOOTensor(Tensor):
     def values(self) -> Tensor:
         if not self._coo[2]:
             raise RuntimeError("Cannot get values on an uncoalesced tensor, please call .coalesce() first")
+        if self._requires_grad and is_grad_enabled():
+            # coalesced: each value is the dense backing at its (unique) position
+            plain = Tensor._make(self._data, self.grad_fn, self._output_nr)
+            return name_node(getitem(plain, tuple(Tensor._make(i) for i in self._coo[0])), "ValuesBackward0")
         return self._values()
 
     def coalesce(self) -> SparseCOOTensor:
@@ -125,16 +170,23 @@ class SparseCOOTensor(Tensor):
         indices, values, _ = self._coo
         xp = array_module(values)
         if indices.shape[1] == 0:
-            return SparseCOOTensor._from_parts(indices, values, tuple(self.shape), True)
-        flat = xp.ravel_multi_index(tuple(indices), tuple(self.shape[:indices.shape[0]]))
-        order = xp.argsort(flat, kind="stable")
-        flat = flat[order]
-        starts = xp.concatenate([xp.asarray([0]), xp.nonzero(xp.diff(flat))[0] + 1])
-        summed = xp.add.reduceat(values[order], starts, axis=0)
-        return SparseCOOTensor._from_parts(indices[:, order][:, starts], summed, tuple(self.shape), True)
+            coalesced = SparseCOOTensor._from_parts(indices, values, tuple(self.shape), True)
+        else:
+            flat = xp.ravel_multi_index(tuple(indices), tuple(self.shape[:indices.shape[0]]))
+            order = xp.argsort(flat, kind="stable")
+            flat = flat[order]
+            starts = xp.concatenate([xp.asarray([0]), xp.nonzero(xp.diff(flat))[0] + 1])
+            summed = xp.add.reduceat(values[order], starts, axis=0)
+            coalesced = SparseCOOTensor._from_parts(indices[:, order][:, starts], summed, tuple(self.shape), True)
+        if self._requires_grad and is_grad_enabled():  # the same dense values: the same gradient
+            _joined_graph(coalesced, _recorded_copy(self, "CoalesceBackward0"))
+        return coalesced
 
     def to_dense(self, dtype=None, *, masked_grad=None) -> Tensor:
-        dense = Tensor._make(self._data.copy())
+        if self._requires_grad and is_grad_enabled():
+            dense = _recorded_copy(self, "ToDenseBackward0")
+        else:
+            dense = Tensor._make(self._data.copy())
         return dense if dtype is None else dense.to(dtype)
 
     @property
@@ -148,6 +200,10 @@ class SparseCOOTensor(Tensor):
     @data.setter
     def data(self, value: Tensor) -> None:
         Tensor.data.fset(self, value)
+
+    def detach(self) -> SparseCOOTensor:
+        """The same entries out of the graph, still sparse, as torch's."""
+        return self.data
 
     def zero_(self) -> SparseCOOTensor:
         """No entries left (coalesced), as torch's; what ``zero_grad(set_to_none=False)`` does to a
@@ -169,7 +225,10 @@ class SparseCOOTensor(Tensor):
         if moved._data is values:
             return self
         moved_indices = Tensor._make(indices).to(moved.device)._data
-        return SparseCOOTensor._from_parts(moved_indices, moved._data, tuple(self.shape), coalesced)
+        result = SparseCOOTensor._from_parts(moved_indices, moved._data, tuple(self.shape), coalesced)
+        if self._requires_grad and is_grad_enabled():  # the dense backing, converted in the graph
+            _joined_graph(result, Tensor._make(self._data, self.grad_fn, self._output_nr).to(*args, **kwargs))
+        return result
 
     def requires_grad_(self, requires_grad: bool = True):
         if requires_grad:
@@ -194,6 +253,8 @@ class SparseCOOTensor(Tensor):
         if self.dtype not in (_dtype.get_default_dtype(), _dtype.int64, _dtype.bool):
             suffixes.append(f"dtype={self.dtype!r}")
         suffixes.append(f"layout={sparse_coo}")
+        if self.grad_fn is not None:
+            suffixes.append(f"grad_fn=<{type(self.grad_fn).__name__}>")
         return add_suffixes("tensor(" + (",\n" + " " * indent).join(parts), suffixes, indent, force_newline=True)
 
 
@@ -471,7 +532,10 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
     if tuple(value_array.shape[1:]) != size[sparse_dims:]:
         raise RuntimeError(f"values has incorrect size, expected {[index.shape[1], *size[sparse_dims:]]}, got "
                            f"{list(value_array.shape)}")
-    return SparseCOOTensor._from_parts(index, value_array, size, bool(is_coalesced))
+    tensor = SparseCOOTensor._from_parts(index, value_array, size, bool(is_coalesced))
+    if value._requires_grad and is_grad_enabled():
+        _joined_graph(tensor, _ScatterValues.apply(value, positions=tuple(index), dense=tensor._data))
+    return tensor
 
 
 def to_sparse(self, sparse_dim: int | None = None, *, layout=None, blocksize=None, dense_dim=None):
@@ -500,7 +564,9 @@ def to_sparse(self, sparse_dim: int | None = None, *, layout=None, blocksize=Non
 
 def mm(sparse: Tensor, dense: Tensor) -> Tensor:
     """torch.sparse.mm: sparse (n × m) @ dense (m × p), a dense result."""
-    return _matmul(sparse, dense)
+    product = _matmul(sparse, dense)
+    # torch runs a sparse left operand through addmm's sparse kernel, whose node users see
+    return name_node(product, "SparseAddmmBackward0") if isinstance(sparse, SparseCOOTensor) else product
 
 
 def spmm(input: Tensor, mat2: Tensor) -> Tensor:
@@ -510,9 +576,41 @@ def spmm(input: Tensor, mat2: Tensor) -> Tensor:
 
 def sum(input: Tensor, dim=None, dtype=None) -> Tensor:  # noqa: A001 (torch.sparse.sum's name)
     """torch.sparse.sum: the sum of the entries (over ``dim``), as a dense tensor."""
-    dense = Tensor._make(input._data)
+    dense = input.to_dense() if isinstance(input, SparseCOOTensor) else Tensor._make(input._data)
     result = dense.sum() if dim is None else dense.sum(dim)
     return result if dtype is None else result.to(dtype)
+
+
+def _softmax_over_entries(input: Tensor, dim: int, dtype, name: str) -> SparseCOOTensor:
+    """torch.sparse.softmax / log_softmax: over ``dim`` among the specified entries only (the
+    unspecified ones count as -inf), a coalesced sparse tensor with input's indices."""
+    if not isinstance(input, SparseCOOTensor):
+        raise NotImplementedError(f"Could not run 'aten::_sparse_{name}' with arguments from the 'CPU' backend.")
+    coalesced = input.coalesce()
+    indices = coalesced._coo[0]
+    xp = array_module(indices)
+    specified = xp.zeros(tuple(input.shape[:indices.shape[0]]), dtype=bool)
+    specified[tuple(indices)] = True
+    specified = Tensor._make(specified.reshape(specified.shape + (1,) * coalesced.dense_dim()))
+    dense = Tensor._make(coalesced._data, coalesced.grad_fn, coalesced._output_nr)
+    if dtype is not None:
+        dense = dense.to(dtype)
+    reduce = dense_softmax if name == "softmax" else dense_log_softmax
+    entries = where(specified, reduce(where(specified, dense, float("-inf")), dim), 0.0)
+    node = "SparseSoftmaxBackward0" if name == "softmax" else "SparseLogSoftmaxBackward0"
+    result = SparseCOOTensor._from_parts(indices, entries._data[tuple(indices)], tuple(input.shape), True)
+    return _joined_graph(result, name_node(entries, node))
+
+
+def softmax(input: Tensor, dim: int, *, dtype=None) -> SparseCOOTensor:
+    """torch.sparse.softmax: softmax over ``dim`` among the specified entries of a sparse COO tensor
+    (the unspecified ones ignored, as if -inf); the result keeps input's (coalesced) indices."""
+    return _softmax_over_entries(input, dim, dtype, "softmax")
+
+
+def log_softmax(input: Tensor, dim: int, *, dtype=None) -> SparseCOOTensor:
+    """torch.sparse.log_softmax: log of torch.sparse.softmax, computed stably."""
+    return _softmax_over_entries(input, dim, dtype, "log_softmax")
 
 
 class _SparseLegacyType(type):

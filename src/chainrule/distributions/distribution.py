@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from .. import _dtype
@@ -21,9 +19,11 @@ def broadcast_all(*values) -> list:
     from ..ops.shape import broadcast_tensors
 
     for value in values:
-        if not isinstance(value, (Tensor, numbers.Number, np.ndarray, np.generic)):
-            raise ValueError("Input arguments must all be instances of Number or Tensor, got "
-                             f"{type(value).__name__} {value!r}")
+        # torch's test: a Python int, float or bool (np.float64 is a float, np.float32 is not) or
+        # anything tensor-like (a NumPy array is neither)
+        if not (isinstance(value, (Tensor, int, float, bool)) or hasattr(type(value), "__torch_function__")):
+            raise ValueError("Input arguments must all be instances of Number, torch.Tensor or objects "
+                             "implementing __torch_function__.")
     dtype = next((v.dtype for v in values if isinstance(v, Tensor)), _dtype.get_default_dtype())
     tensors = [v if isinstance(v, Tensor) else Tensor._make(np.asarray(v, dtype=dtype.np)) for v in values]
     return list(broadcast_tensors(*tensors))

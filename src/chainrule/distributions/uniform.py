@@ -25,7 +25,7 @@ class Uniform(Distribution):
         super().__init__(self.low.shape, validate_args=validate_args)
         if self._validate_args and not np.all(self.low._data < self.high._data):
             raise ValueError(f"Expected parameter low (Tensor of shape {tuple(self.low.shape)}) of distribution "
-                             f"{self!r} to satisfy the constraint LessThan(upper_bound=high), but found "
+                             f"{self!r} to satisfy the constraint LessThan(upper_bound={self.high}), but found "
                              f"invalid values:\n{self.low}")
 
     @property

@@ -335,12 +335,20 @@ def asarray(obj, *, dtype=None, device=None, copy: builtins.bool | None = None,
     return result if requires_grad else result.detach()
 
 
+def _c_type_name(kind: type) -> str:
+    """A type's name as CPython's tp_name spells it in torch's messages: a class made at run time
+    (any Python class) and a builtin by its bare name, a static C type with its module (numpy.float64)."""
+    if kind.__flags__ & (1 << 9) or kind.__module__ == "builtins":  # Py_TPFLAGS_HEAPTYPE
+        return kind.__name__
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
 def from_numpy(ndarray: np.ndarray, /) -> Tensor:
     """torch.from_numpy: a tensor sharing memory with ``ndarray`` (no copy, dtype kept); torch takes
     no keyword here."""
     array = ndarray
     if not isinstance(array, np.ndarray):
-        raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
+        raise TypeError(f"expected np.ndarray (got {_c_type_name(type(array))})")
     _check_numpy_array(array)
     _warn_if_read_only(array)
     _storage.mark_not_resizable(array)

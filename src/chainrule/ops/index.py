@@ -1096,6 +1096,8 @@ def covered_elements(view: Tensor, base: Tensor):
     if view_dtype == base_dtype and base._data.ndim == 0 and view._data.size == 0:
         return _NoElementsKey(view._data.shape)
     if view_dtype == base_dtype:
+        if _is_whole_reshape(view._data, base._data):
+            return _ReshapeKey(view._data.shape)
         return _covered(view._data, base._data)
     if base_dtype.kind == "c":  # real parts of a complex base: index its (..., 2) float pairs
         return _PartsKey(_covered(view._data, ViewAsReal.forward(None, base._data)), complex_base=True)
@@ -1112,6 +1114,24 @@ def _covered(view, base) -> tuple:
     owner[_storage_positions(base, base_offset).reshape(-1)] = xp.arange(base.size)
     flat = owner[_storage_positions(view, storage_root(view)[1])]
     return tuple(Tensor._make(index) for index in xp.unravel_index(flat, base.shape))
+
+
+def _is_whole_reshape(view, base) -> bool:
+    """Whether ``view`` is every element of ``base`` in base's own order, only shaped otherwise (a
+    view of a contiguous result, as linear's of a 3-d input): both C-contiguous, one start, one size."""
+    return (view.size == base.size and view.size > 0 and base.ndim > 0 and view.flags.c_contiguous
+            and base.flags.c_contiguous and storage_root(view)[1] == storage_root(base)[1])
+
+
+class _ReshapeKey:
+    """Where a view that is its whole base reshaped sits in it: everywhere. Reading it is a
+    reshape and writing it one assignment to the whole base, where the general advanced-index key
+    of covered_elements would map every storage position and scatter the gradient back by index."""
+
+    __slots__ = ("shape",)
+
+    def __init__(self, shape: tuple) -> None:
+        self.shape = shape
 
 
 class _PartsKey:
@@ -1141,6 +1161,8 @@ def read_elements(base: Tensor, key) -> Tensor:
     """``base[key]`` for a key from covered_elements, recorded: the view's values in base's graph."""
     if type(key) is _NoElementsKey:
         return reshape(getitem(base, (False,)), key.shape)
+    if type(key) is _ReshapeKey:
+        return reshape(base, key.shape)
     if type(key) is not _PartsKey:
         return getitem(base, key)
     if key.complex_base:
@@ -1152,6 +1174,8 @@ def write_elements(base: Tensor, key, value: Tensor) -> None:
     """``base[key] = value`` for a key from covered_elements, recorded on base's graph."""
     if type(key) is _NoElementsKey:
         setitem(base, (False,), reshape(value, (0,)))
+    elif type(key) is _ReshapeKey:
+        setitem(base, Ellipsis, reshape(value, base._data.shape))
     elif type(key) is not _PartsKey:
         setitem(base, key, value)
     elif not key.complex_base:
@@ -1466,6 +1490,8 @@ def _index_array(index, op: str, vector: bool = False) -> np.ndarray:
     if not isinstance(index, Tensor):
         raise TypeError(f"{op}(): argument 'index' must be Tensor, not {type(index).__name__}")
     array = index._data
+    if vector and array.ndim > 1 and op in _VECTOR_FIRST:  # these kernels check the rank before the dtype
+        raise IndexError(_VECTOR_FIRST[op](array))
     accepted, error, words = _INDEX_DTYPES.get(op, ((np.int64, np.int32), RuntimeError,
                                                     f"{op}(): Expected dtype int32 or int64 for index"))
     if array.dtype not in accepted:
@@ -1473,9 +1499,31 @@ def _index_array(index, op: str, vector: bool = False) -> np.ndarray:
     on_its_gpu(array)  # its range check runs where it is
     if vector:
         if array.ndim > 1:
+            if op == "index_fill":
+                raise RuntimeError("Index has to be a vector/scalar")
             raise IndexError(f"{op}(): Index is supposed to be a vector")
         array = array.reshape(-1)
     return array
+
+
+# torch's index_add_ and index_copy_ refuse an index of rank 2 or more before looking at its dtype
+_VECTOR_FIRST = {
+    "index_add": lambda array: (f"index_add_(): Index is supposed to be a vector, but got dim: {array.ndim} "
+                                f"with type: {scalar_name(array.dtype)} and size: {list(array.shape)}"),
+    "index_copy": lambda array: f"index_copy_(): Index should have dimension 1 or 0 (got {array.ndim})",
+}
+
+
+def _refuse_other_source_dtype(op: str, input: Tensor, source) -> None:
+    """torch's index_add_ / index_copy_ add or copy only a source of self's own dtype (no promotion),
+    checked after the index and before any shape."""
+    if not isinstance(source, Tensor) or source._data.dtype == input._data.dtype:
+        return
+    mine, theirs = scalar_name(input._data.dtype), scalar_name(source._data.dtype)
+    if op == "index_add":
+        raise RuntimeError(f"index_add_(): self ({mine}) and source ({theirs}) must have the same scalar type")
+    raise RuntimeError(f"index_copy_(): self and source expected to have the same dtype, but got (self) {mine} "
+                       f"and (source) {theirs}")
 
 
 def _scatter_gather_index(index, op: str) -> np.ndarray:
@@ -1825,6 +1873,8 @@ def scatter(input: Tensor, dim: int, index: Tensor, src=None, value=None, *, red
 
 
 _REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
+# torch's scatter_reduce kernel also reads "max" and "min" as amax and amin (the backward refuses them)
+_REDUCTION_ALIASES = {"max": "amax", "min": "amin"}
 
 
 def _touched(shape: tuple, index: np.ndarray, dim: int) -> np.ndarray:
@@ -1851,6 +1901,8 @@ class ScatterReduce(Function):
     @staticmethod
     def forward(ctx, x, src, index, dim, reduce, include_self):
         xp = array_module(x)
+        ctx.given_reduce = reduce
+        reduce = _REDUCTION_ALIASES.get(reduce, reduce)
         ufunc_name = {"prod": "multiply", "amax": "maximum", "amin": "minimum"}[reduce]
         out = x.copy()
         touched = _touched(x.shape, index, dim)
@@ -1873,6 +1925,10 @@ class ScatterReduce(Function):
     @staticmethod
     def backward(ctx, grad):
         from .elementwise import where
+
+        if ctx.given_reduce in _REDUCTION_ALIASES:  # torch's forward accepts them, its derivative formula does not
+            raise RuntimeError(f"Expected 'reduce' to be one of 'sum', 'prod', 'mean', 'amax', 'amin' but got "
+                               f"{ctx.given_reduce}.")
 
         x, src, out = ctx.saved_values
         xp = array_module(x._data)
@@ -1925,7 +1981,7 @@ def scatter_reduce(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: 
     from .elementwise import where
 
     check_str(reduce, "scatter_reduce", "reduce")
-    if reduce not in _REDUCTIONS:
+    if reduce not in _REDUCTIONS and reduce not in _REDUCTION_ALIASES:
         raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
     d = _wrap_dim(dim, input._data.ndim, "scatter_reduce")
     array = _scatter_gather_index(index, "scatter_reduce")
@@ -2002,11 +2058,12 @@ class IndexAddInto(Function):
         return IndexSelect.apply(grad, index=ctx.index, dim=ctx.dim)
 
 
-def _index_dim(input: Tensor, dim: int, index: Tensor, op: str, alpha=1) -> tuple:
+def _index_dim(input: Tensor, dim: int, index: Tensor, op: str, alpha=1, source=None) -> tuple:
     if op != "index_fill":  # torch's index_fill_ checks the index's dtype first, the others the dim
         _wrap_dim(dim, input._data.ndim, op)
     array = _index_array(index, op, vector=True)
     d = _wrap_dim(dim, input._data.ndim, op)
+    _refuse_other_source_dtype(op, input, source)
     size = _as_1d(input._data).shape[d]
     low = -size if op == "index_fill" else 0  # index_add and index_copy refuse negative indices
     if op == "index_add" and input._data.ndim > 1 and not input._data.size:
@@ -2117,7 +2174,14 @@ class IndexAdd(Function):
 def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1) -> Tensor:
     """torch.index_add: a copy of ``input`` with ``alpha * source`` slabs added at ``index``
     along ``dim`` (repeated indices accumulate)."""
-    if isinstance(source, Tensor) and input._data.ndim == 0 and source._data.ndim != 0:  # (before the index)
+    # torch checks the dim, the index's rank and dtype, then source's dtype, before any shape
+    _wrap_dim(dim, input._data.ndim, "index_add")
+    _index_array(index, "index_add", vector=True)
+    _refuse_other_source_dtype("index_add", input, source)
+    if isinstance(source, Tensor) and input._data.ndim == 0 and source._data.ndim != 0:  # (before the index's range)
+        if index._data.size != source._data.shape[0]:
+            raise RuntimeError(f"index_add_(): Number of indices ({index._data.size}) should be equal to "
+                               f"source.size(dim): ({source._data.shape[0]}), for dim: 0")
         raise RuntimeError(f"source tensor shape must match self tensor shape, excluding the specified dimension. "
                            f"Got self.shape = [] source.shape = {list(source._data.shape)}")
     if (input._data.ndim == 0 and isinstance(source, Tensor) and source._data.ndim == 0 and isinstance(index, Tensor)
@@ -2126,7 +2190,6 @@ def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1
         raise IndexError("Dimension specified as 0 but tensor has no dimensions")
     array, d = _index_dim(input, dim, index, "index_add", alpha)
     _check_source("index_add_", input, source, array, d)
-    source = _same_dtype(source, input)
     alpha = checked_scalar(alpha, input.dtype)  # -1 on uint8 adds 255 times, wrapping, as torch
     return IndexAdd.apply(input, source, index=array, dim=d, alpha=alpha)
 
@@ -2211,9 +2274,9 @@ def index_copy(input: Tensor, dim: int, index: Tensor, source: Tensor) -> Tensor
     if isinstance(source, Tensor) and source._data.ndim == 0 and isinstance(index, Tensor) and index._data.size != 1:
         raise IndexError(f"index_copy_(): When source is scalar, index should have one element "
                          f"(got {index._data.size})")
-    array, d = _index_dim(input, dim, index, "index_copy")
+    array, d = _index_dim(input, dim, index, "index_copy", source=source)
     _check_source("index_copy_", input, source, array, d)
-    return IndexCopy.apply(input, _same_dtype(source, input), index=array, dim=d)
+    return IndexCopy.apply(input, source, index=array, dim=d)
 
 
 # ---------------------------------------------------------------- masks
