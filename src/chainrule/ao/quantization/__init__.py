@@ -6,9 +6,12 @@ replaces them, torch's stubs pass their input through unchanged, and so do these
 from __future__ import annotations
 
 from ...nn.modules.module import Module
-from .quantize import QConfig, default_dynamic_qconfig, quantize_dynamic
+from . import observer, qconfig
+from .observer import *  # noqa: F403
+from .qconfig import *  # noqa: F403
+from .quantize import quantize_dynamic
 
-__all__ = ["DeQuantStub", "QConfig", "QuantStub", "default_dynamic_qconfig", "quantize_dynamic"]
+__all__ = ["DeQuantStub", "QuantStub", "quantize_dynamic", *observer.__all__, *qconfig.__all__]
 
 
 class _Stub(Module):

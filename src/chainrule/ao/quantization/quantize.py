@@ -5,26 +5,15 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections import namedtuple
 
 from ... import _dtype, _torch_function
 from ...nn.modules.linear import Linear as _FloatLinear
 from ...nn.modules.rnn import GRU, LSTM, GRUCell, LSTMCell, RNNCell
 from ..nn.quantized import dynamic as _dynamic
+from .qconfig import default_dynamic_qconfig
 
-__all__ = ["QConfig", "default_dynamic_qconfig", "quantize_dynamic"]
+__all__ = ["quantize_dynamic"]
 
-
-class QConfig(namedtuple("QConfig", ["activation", "weight"])):
-    """torch.ao.quantization.QConfig: how to observe activations and weights. chainrule's dynamic
-    path knows one pairing, torch's default (per-call quint8 activations, symmetric per-tensor
-    qint8 weights); the fields are kept for code that reads them."""
-
-    __slots__ = ()
-
-
-default_dynamic_qconfig = QConfig(activation="PlaceholderObserver(dtype=torch.quint8, is_dynamic=True)",
-                                  weight="MinMaxObserver(dtype=torch.qint8, qscheme=torch.per_tensor_symmetric)")
 
 # the float modules torch's default dynamic mapping swaps, and chainrule's counterparts (None: not here yet)
 _DYNAMIC_MAPPING = {_FloatLinear: _dynamic.Linear, LSTM: _dynamic.LSTM, GRU: None, LSTMCell: None,
