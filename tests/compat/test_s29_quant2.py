@@ -163,3 +163,223 @@ def _outcome(call):
 def test_observer_errors_warnings_and_reprs_as_torch(call):
     ours, theirs = _outcome(lambda: call(chainrule)), _outcome(lambda: call(torch))
     assert ours == theirs
+
+
+# ---- step 2: quantized layers, QFunctional, fuse_modules, prepare / convert
+
+def _quantized_input(lib, x, scale=0.031, zero_point=67):
+    return lib.quantize_per_tensor(lib.from_numpy(x.copy()), scale, zero_point, lib.quint8)
+
+
+def _per_channel_weight(lib, w):
+    scales = (np.abs(w.reshape(w.shape[0], -1)).max(1) / 127.5).astype(np.float64)
+    return lib.quantize_per_channel(lib.from_numpy(w.copy()), lib.from_numpy(scales),
+                                    lib.zeros(w.shape[0], dtype=lib.int64), 0, lib.qint8)
+
+
+def _per_tensor_weight(lib, w):
+    return lib.quantize_per_tensor(lib.from_numpy(w.copy()), float(np.abs(w).max() / 127.5), 0, lib.qint8)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("fused_relu", [False, True])
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("bias", [False, True])
+def test_quantized_linear_outputs_equal_torchs(seed, fused_relu, per_channel, bias):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((6, 5, 48)) * 2).astype(np.float32)
+    w = (rng.standard_normal((40, 48)) * 0.2).astype(np.float32)
+    b = rng.standard_normal(40).astype(np.float32)
+
+    def run(lib):
+        family = lib.ao.nn.intrinsic.quantized.LinearReLU if fused_relu else lib.ao.nn.quantized.Linear
+        layer = family(48, 40, bias)
+        weight = (_per_channel_weight if per_channel else _per_tensor_weight)(lib, w)
+        layer.set_weight_bias(weight, lib.from_numpy(b.copy()) if bias else None)
+        layer.scale, layer.zero_point = 0.05, 60
+        return layer, layer(_quantized_input(lib, x))
+    (our_layer, ours), (their_layer, theirs) = run(chainrule), run(torch)
+    np.testing.assert_array_equal(ours.int_repr().numpy(), theirs.int_repr().numpy())  # 0 of 1200 differ
+    assert (ours.q_scale(), ours.q_zero_point(), ours.shape) == (theirs.q_scale(), theirs.q_zero_point(),
+                                                                 tuple(theirs.shape))
+    assert repr(our_layer).replace("chainrule.", "torch.") == repr(their_layer)
+
+
+@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize("fused_relu", [False, True])
+@pytest.mark.parametrize("config", [dict(kernel_size=3, padding=1), dict(kernel_size=3, stride=2),
+                                    dict(kernel_size=5, padding=2, dilation=2, groups=2),
+                                    dict(kernel_size=1, bias=False), dict(kernel_size=(3, 1), padding=(1, 0))])
+def test_quantized_conv2d_outputs_equal_torchs(seed, fused_relu, config):
+    rng = np.random.default_rng(seed)
+    groups = config.get("groups", 1)
+    kernel = config["kernel_size"] if isinstance(config["kernel_size"], tuple) else (config["kernel_size"],) * 2
+    x = (rng.standard_normal((2, 4, 11, 12)) * 2).astype(np.float32)
+    w = (rng.standard_normal((6, 4 // groups, *kernel)) * 0.2).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+
+    def run(lib):
+        family = lib.ao.nn.intrinsic.quantized.ConvReLU2d if fused_relu else lib.ao.nn.quantized.Conv2d
+        layer = family(4, 6, **config)
+        layer.set_weight_bias(_per_channel_weight(lib, w), lib.from_numpy(b.copy()) if config.get("bias", True)
+                              else None)
+        layer.scale, layer.zero_point = 0.07, 61
+        return layer, layer(_quantized_input(lib, x))
+    (our_layer, ours), (their_layer, theirs) = run(chainrule), run(torch)
+    np.testing.assert_array_equal(ours.int_repr().numpy(), theirs.int_repr().numpy())
+    assert repr(our_layer).replace("chainrule.", "torch.") == repr(their_layer)
+    assert list(our_layer.state_dict()) == list(their_layer.state_dict())
+
+
+@pytest.mark.parametrize("operation", ["add", "mul", "add_relu", "cat"])
+def test_qfunctional_equals_torchs(operation):
+    rng = np.random.default_rng(5)
+    a, b = (rng.standard_normal((3, 4, 50)) * 2).astype(np.float32), rng.standard_normal((3, 4, 50)).astype(np.float32)
+
+    def run(lib):
+        functional = lib.ao.nn.quantized.QFunctional()
+        functional.scale, functional.zero_point = 0.043, 80
+        qa, qb = _quantized_input(lib, a, 0.031, 67), _quantized_input(lib, b, 0.017, 120)
+        result = functional.cat([qa, qb], dim=1) if operation == "cat" else getattr(functional, operation)(qa, qb)
+        return functional, result
+    (our_module, ours), (their_module, theirs) = run(chainrule), run(torch)
+    np.testing.assert_array_equal(ours.int_repr().numpy(), theirs.int_repr().numpy())
+    assert (ours.q_scale(), ours.q_zero_point()) == (theirs.q_scale(), theirs.q_zero_point())
+    assert repr(our_module) == repr(their_module)
+    assert list(our_module.state_dict()) == list(their_module.state_dict())
+
+
+def test_quantize_dequantize_relu6_dropout_as_torch():
+    x = (np.random.default_rng(6).standard_normal((4, 30)) * 5).astype(np.float32)
+
+    def run(lib):
+        quantize = lib.ao.nn.quantized.Quantize(0.05, 70, lib.quint8)
+        q = quantize(lib.from_numpy(x.copy()))
+        relu6 = lib.ao.nn.quantized.ReLU6()(q)
+        dropped = lib.ao.nn.quantized.Dropout(0.3)(q)
+        return (repr(quantize), q.int_repr().numpy(), relu6.int_repr().numpy(), dropped.int_repr().numpy(),
+                lib.ao.nn.quantized.DeQuantize()(q).numpy(), repr(lib.ao.nn.quantized.Dropout(0.3)),
+                list(quantize.state_dict()))
+    ours, theirs = run(chainrule), run(torch)
+    assert ours[0].replace("chainrule.", "torch.") == theirs[0]
+    for mine, expected in zip(ours[1:5], theirs[1:5]):
+        np.testing.assert_array_equal(mine, expected)
+    assert ours[5:] == theirs[5:]
+
+
+def _small_cnn(lib):
+    nn, stubs = lib.nn, lib.ao.quantization
+
+    class SmallCNN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.quant = stubs.QuantStub()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.bn = nn.BatchNorm2d(4)
+            self.relu = nn.ReLU()
+            self.conv2 = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+            self.skip = lib.ao.nn.quantized.FloatFunctional()
+            self.pool = nn.MaxPool2d(2)
+            self.fc = nn.Linear(64, 10)
+            self.relu2 = nn.ReLU()
+            self.fc2 = nn.Linear(10, 5)
+            self.dequant = stubs.DeQuantStub()
+
+        def forward(self, x):
+            x = self.relu(self.bn(self.conv(self.quant(x))))
+            x = self.pool(self.skip.add(x, self.conv2(x)))
+            return self.dequant(self.fc2(self.relu2(self.fc(lib.flatten(x, 1)))))
+    return SmallCNN
+
+
+def _twin_models():
+    torch.manual_seed(0)
+    theirs = _small_cnn(torch)().eval()
+    with torch.no_grad():
+        theirs.bn.running_mean.uniform_(-0.5, 0.5)
+        theirs.bn.running_var.uniform_(0.5, 2)
+        theirs.bn.weight.uniform_(0.5, 1.5)
+    ours = _small_cnn(chainrule)().eval()
+    ours.load_state_dict({k: chainrule.from_numpy(v.numpy().copy()) for k, v in theirs.state_dict().items()})
+    return ours, theirs
+
+
+def _without_numbers(text: str) -> str:
+    import re
+
+    return re.sub(r"-?\d+\.\d+(e-?\d+)?", "N", text.replace("chainrule.", "torch."))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_fuse_prepare_calibrate_convert_as_torch():
+    rng = np.random.default_rng(0)
+    calibration = [rng.standard_normal((4, 3, 8, 8)).astype(np.float32) for _ in range(3)]
+    test = rng.standard_normal((16, 3, 8, 8)).astype(np.float32)
+    stages = {}
+    for lib, model in zip((chainrule, torch), _twin_models()):
+        quantization = lib.ao.quantization
+        model.qconfig = quantization.get_default_qconfig("x86")
+        fused = quantization.fuse_modules(model, [["conv", "bn", "relu"], ["fc", "relu2"]])
+        prepared = quantization.prepare(fused)
+        for batch in calibration:
+            prepared(lib.from_numpy(batch.copy()))
+        converted = quantization.convert(prepared)
+        stages[lib.__name__] = (fused, prepared, converted, converted(lib.from_numpy(test.copy())).numpy())
+    ours, theirs = stages["chainrule"], stages["torch"]
+    assert repr(ours[0]).replace("chainrule.", "torch.") == repr(theirs[0])
+    np.testing.assert_allclose(ours[0].conv[0].weight.detach().numpy(), theirs[0].conv[0].weight.detach().numpy(),
+                               rtol=1e-6, atol=1e-7)
+    # the float layers round their last bits as BLAS does, so observed ranges may differ by an ulp
+    assert _without_numbers(repr(ours[1])) == _without_numbers(repr(theirs[1]))
+    assert list(ours[1].state_dict()) == list(theirs[1].state_dict())
+    assert _without_numbers(repr(ours[2])) == _without_numbers(repr(theirs[2]))
+    assert list(ours[2].state_dict()) == list(theirs[2].state_dict())
+    assert not hasattr(ours[2].conv, "qconfig") and not hasattr(ours[2], "qconfig")
+    for name in ("quant", "conv", "conv2", "skip", "fc", "fc2"):
+        our_layer, their_layer = getattr(ours[2], name), getattr(theirs[2], name)
+        our_scale = float(our_layer.scale[0] if name == "quant" else our_layer.scale)
+        their_scale = float(their_layer.scale[0] if name == "quant" else their_layer.scale)
+        assert our_scale == pytest.approx(their_scale, rel=1e-5), name
+    np.testing.assert_array_equal(ours[2].conv.weight().int_repr().numpy(), theirs[2].conv.weight().int_repr().numpy())
+    differing = int((ours[3] != theirs[3]).sum())
+    assert differing <= ours[3].size // 50, f"{differing} of {ours[3].size} outputs differ from torch's"
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_convert_of_torchs_calibration_gives_torchs_integers():
+    """With the observers' statistics copied from torch's calibration, every quantized layer's
+    output equals torch's, integer for integer."""
+    rng = np.random.default_rng(1)
+    calibration = [rng.standard_normal((4, 3, 8, 8)).astype(np.float32) for _ in range(2)]
+    test = rng.standard_normal((32, 3, 8, 8)).astype(np.float32)
+    ours, theirs = _twin_models()
+    prepared = {}
+    for lib, model in ((chainrule, ours), (torch, theirs)):
+        model.qconfig = lib.ao.quantization.get_default_qconfig("x86")
+        fused = lib.ao.quantization.fuse_modules(model, [["conv", "bn", "relu"], ["fc", "relu2"]])
+        prepared[lib.__name__] = lib.ao.quantization.prepare(fused)
+    for batch in calibration:
+        prepared["torch"](torch.from_numpy(batch.copy()))
+    prepared["chainrule"].load_state_dict({k: chainrule.from_numpy(v.numpy().copy())
+                                           for k, v in prepared["torch"].state_dict().items()})
+    converted_ours = chainrule.ao.quantization.convert(prepared["chainrule"])
+    converted_theirs = torch.ao.quantization.convert(prepared["torch"])
+    assert repr(converted_ours).replace("chainrule.", "torch.") == repr(converted_theirs)
+    np.testing.assert_array_equal(converted_ours(chainrule.from_numpy(test.copy())).numpy(),
+                                  converted_theirs(torch.from_numpy(test.copy())).numpy())
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.ao.quantization.fuse_modules(lib.nn.Sequential(lib.nn.ReLU(), lib.nn.Linear(2, 2)), ["0", "1"]),
+    lambda lib: lib.ao.quantization.fuse_modules(lib.nn.Sequential(lib.nn.Conv2d(2, 2, 1), lib.nn.BatchNorm2d(2)),
+                                                 ["0", "1"]),
+    lambda lib: lib.ao.quantization.fuse_modules(lib.nn.Sequential(lib.nn.Linear(2, 2), lib.nn.ReLU()).eval(),
+                                                 [["0", "1"]]),
+    lambda lib: lib.ao.quantization.prepare(lib.nn.Sequential(lib.nn.Linear(2, 2))),
+    lambda lib: lib.ao.nn.quantized.FloatFunctional()(lib.ones(2)),
+    lambda lib: lib.ao.nn.quantized.Conv2d(2, 2, 1)(lib.quantize_per_tensor(lib.ones(2, 2, 2), 0.1, 0, lib.quint8)),
+])
+def test_fusion_and_prepare_errors_as_torch(call):
+    ours, theirs = _outcome(lambda: call(chainrule)), _outcome(lambda: call(torch))
+    assert ours[:2] == theirs[:2]
+    assert [w for w in ours[2] if "deprecated" not in w] == [w for w in theirs[2] if "deprecated" not in w]

@@ -177,7 +177,9 @@ _ATEN_NAMES = {"add": "aten::add.out", "__add__": "aten::add.out", "__radd__": "
 # ops that only move or select the stored integers: run on them and keep the quantizer (per tensor)
 _LAYOUT_OPS = frozenset({"view", "reshape", "t", "transpose", "permute", "__getitem__", "clone", "contiguous",
                          "flatten", "squeeze", "unsqueeze", "expand", "detach", "narrow", "select", "cat",
-                         "stack", "flip", "chunk", "split", "unbind", "view_as", "reshape_as", "relu"})
+                         "stack", "flip", "chunk", "split", "unbind", "view_as", "reshape_as", "relu",
+                         # the largest integer is the largest value: max pooling picks among the stored ints
+                         "max_pool1d", "max_pool2d"})
 # ops whose answer does not depend on the values, or reads them through the quantizer
 _PASSTHROUGH = frozenset({"__get__", "size", "dim", "numel", "nelement", "ndimension", "element_size",
                           "is_contiguous", "stride", "__len__", "storage_offset", "data_ptr", "__hash__",
