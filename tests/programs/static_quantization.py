@@ -12,7 +12,8 @@ calibration by ``evaluate`` on training batches, ``convert(inplace=True)`` with 
 printed, ``print_size_of_model`` by ``torch.save(model.state_dict(), "temp.p")`` +
 ``os.path.getsize``, and float vs int8 accuracy.
 """
-# ruff: noqa: UP008, E721  (the tutorial's own spelling: super(ConvBNReLU, self), type(m) == ConvBNReLU)
+# ruff: noqa: UP008, E721, UP004, UP031, F841  (the tutorial's own spelling: super(ConvBNReLU, self),
+# type(m) == ConvBNReLU, AverageMeter(object), %-formatted prints, the unused loss in evaluate)
 
 import copy
 import os
