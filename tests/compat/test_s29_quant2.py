@@ -383,3 +383,83 @@ def test_fusion_and_prepare_errors_as_torch(call):
     ours, theirs = _outcome(lambda: call(chainrule)), _outcome(lambda: call(torch))
     assert ours[:2] == theirs[:2]
     assert [w for w in ours[2] if "deprecated" not in w] == [w for w in theirs[2] if "deprecated" not in w]
+
+
+# ---- step 4: dynamic quantization of GRU and the cells
+
+def _dynamic_pair(make):
+    """The same float module on both sides (torch's weights copied), quantized dynamically; the
+    generator is seeded alike first, since torch's quantized modules draw placeholder weights."""
+    torch.manual_seed(0)
+    theirs = make(torch)
+    chainrule.manual_seed(0)
+    ours = make(chainrule)
+    ours.load_state_dict({k: chainrule.from_numpy(v.detach().numpy().copy()) for k, v in theirs.state_dict().items()})
+    wrap = {"ours": chainrule.nn.Sequential(ours), "theirs": torch.nn.Sequential(theirs)}
+    kinds = {type(theirs)}
+    their_q = torch.ao.quantization.quantize_dynamic(wrap["theirs"], kinds, dtype=torch.qint8)
+    our_q = chainrule.ao.quantization.quantize_dynamic(wrap["ours"], {type(ours)}, dtype=chainrule.qint8)
+    return our_q[0], their_q[0]
+
+
+def _assert_close_to_torch(ours, theirs) -> None:
+    # the products are torch's integers; the gates' sigmoid/tanh round as NumPy's, within ulps
+    if isinstance(theirs, tuple):
+        for mine, expected in zip(ours, theirs):
+            _assert_close_to_torch(mine, expected)
+        return
+    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-5, atol=2e-6)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("config", [dict(), dict(num_layers=2, bidirectional=True), dict(batch_first=True)])
+def test_dynamic_gru_matches_torch(config):
+    ours, theirs = _dynamic_pair(lambda lib: lib.nn.GRU(6, 5, **config))
+    assert repr(ours) == repr(theirs)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((7, 3, 6)).astype(np.float32)
+    layers = (2 if config.get("bidirectional") else 1) * config.get("num_layers", 1)
+    h0 = rng.standard_normal((layers, 7 if config.get("batch_first") else 3, 5)).astype(np.float32)
+    _assert_close_to_torch(ours(chainrule.from_numpy(x.copy())), theirs(torch.from_numpy(x.copy())))
+    _assert_close_to_torch(ours(chainrule.from_numpy(x.copy()), chainrule.from_numpy(h0.copy())),
+                           theirs(torch.from_numpy(x.copy()), torch.from_numpy(h0.copy())))
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    # the placeholder draws leave the generator where torch's leave it
+    assert chainrule.randn(3).numpy().tolist() == torch.randn(3).numpy().tolist()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("make", [lambda lib: lib.nn.LSTMCell(6, 5), lambda lib: lib.nn.GRUCell(6, 5),
+                                  lambda lib: lib.nn.RNNCell(6, 5), lambda lib: lib.nn.RNNCell(6, 5, nonlinearity="relu")])
+def test_dynamic_cells_match_torch(make):
+    ours, theirs = _dynamic_pair(make)
+    assert repr(ours) == repr(theirs)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert chainrule.randn(3).numpy().tolist() == torch.randn(3).numpy().tolist()
+    rng = np.random.default_rng(4)
+    x, h = rng.standard_normal((4, 6)).astype(np.float32), rng.standard_normal((4, 5)).astype(np.float32)
+    _assert_close_to_torch(ours(chainrule.from_numpy(x.copy())), theirs(torch.from_numpy(x.copy())))
+    hidden = {"ours": chainrule.from_numpy(h.copy()), "theirs": torch.from_numpy(h.copy())}
+    if isinstance(theirs, torch.ao.nn.quantized.dynamic.LSTMCell):
+        hidden = {key: (value, value * 0.5) for key, value in hidden.items()}
+    # a short unrolled sequence: each step's output feeds the next
+    our_state, their_state = hidden["ours"], hidden["theirs"]
+    for _ in range(5):
+        our_state, their_state = ours(chainrule.from_numpy(x.copy()), our_state), theirs(torch.from_numpy(x.copy()),
+                                                                                          their_state)
+        _assert_close_to_torch(our_state, their_state)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.ao.quantization.quantize_dynamic(lib.nn.Sequential(lib.nn.GRUCell(3, 2, bias=False)),
+                                                     {lib.nn.GRUCell}),
+    lambda lib: lib.ao.quantization.quantize_dynamic(lib.nn.Sequential(lib.nn.GRU(3, 2, bias=False)), {lib.nn.GRU}),
+    lambda lib: lib.ao.quantization.quantize_dynamic(lib.nn.Sequential(lib.nn.LSTM(3, 2, bias=False)),
+                                                     {lib.nn.LSTM}),
+    lambda lib: lib.ao.quantization.quantize_dynamic(lib.nn.Sequential(lib.nn.LSTMCell(3, 2)),
+                                                     {lib.nn.LSTMCell})[0](lib.ones(2, 4)),
+])
+def test_dynamic_cell_errors_as_torch(call):
+    ours, theirs = _outcome(lambda: call(chainrule)), _outcome(lambda: call(torch))
+    assert ours[:2] == theirs[:2]

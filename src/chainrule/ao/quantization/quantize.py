@@ -34,9 +34,9 @@ from .stubs import DeQuantStub, QuantStub
 __all__ = ["convert", "prepare", "propagate_qconfig_", "quantize_dynamic"]
 
 
-# the float modules torch's default dynamic mapping swaps, and chainrule's counterparts (None: not here yet)
-_DYNAMIC_MAPPING = {_FloatLinear: _dynamic.Linear, LSTM: _dynamic.LSTM, GRU: None, LSTMCell: None,
-                    RNNCell: None, GRUCell: None}
+# the float modules torch's default dynamic mapping swaps, and their dynamic quantized counterparts
+_DYNAMIC_MAPPING = {_FloatLinear: _dynamic.Linear, LSTM: _dynamic.LSTM, GRU: _dynamic.GRU,
+                    LSTMCell: _dynamic.LSTMCell, RNNCell: _dynamic.RNNCell, GRUCell: _dynamic.GRUCell}
 
 
 _DEPRECATION = (
@@ -78,9 +78,6 @@ def _swap_children(module, prefix: str, inherited, qconfig_spec: dict, mapping: 
         full_name = prefix + name
         qconfig = qconfig_spec.get(full_name, qconfig_spec.get(type(child), inherited))
         target = mapping.get(type(child), False)
-        if qconfig is not None and target is None:
-            raise NotImplementedError(f"chainrule has no dynamic quantized {type(child).__name__} yet "
-                                      "(Linear and LSTM are quantized); leave it out of qconfig_spec")
         if qconfig is not None and target:
             module._modules[name] = target.from_float(child)
         else:
