@@ -17,6 +17,7 @@ import numpy as np
 
 from ... import _dtype, _torch_function
 from ...nn.modules.module import Module
+from ...ops import bucketing, creation, reduce
 from ...ops import quantized as _quantized
 from ...tensor import Tensor
 
@@ -421,8 +422,6 @@ class HistogramObserver(UniformQuantizationObserverBase):
         histogram = self.histogram._data
         if old_min == old_max:  # everything seen so far was one value: one spike
             return _histc(np.asarray([old_min], np.float32), self.bins, new_min, new_max) * histogram.sum()
-        from ...ops import creation
-
         fine_bins = self.bins * self.upsample_rate
         fine = np.repeat(histogram, self.upsample_rate) / np.float32(self.upsample_rate)
         fine_width = (old_max - old_min) / np.float32(fine_bins)
@@ -529,14 +528,10 @@ class HistogramObserver(UniformQuantizationObserverBase):
 
 
 def _histc(x: np.ndarray, bins: int, low, high) -> np.ndarray:
-    from ...ops import bucketing
-
     return bucketing.histc(Tensor._make(np.asarray(x, np.float32)), bins, float(low), float(high))._data
 
 
 def _torch_sum(values: np.ndarray):
-    from ...ops import reduce
-
     return reduce.sum(Tensor._make(values))._data
 
 

@@ -16,17 +16,19 @@ class _FusedModule(Sequential):
     """torch.ao.nn.intrinsic._FusedModule: a Sequential that quantization treats as one layer."""
 
 
-def _check_types(name: str, *pairs) -> None:
-    for module, expected in pairs:
-        if type(module) is not expected:
-            raise AssertionError(f"Incorrect types for input modules{name}")
+def _check_types(*pairs) -> None:
+    if any(type(module) is not expected for module, expected in pairs):
+        names = " and ".join(type(module).__name__ for module, _ in pairs)
+        error = AssertionError(f"Incorrect types for input modules: {names}")
+        error._names_its_class = True  # torch's words, without the constructor's call in front
+        raise error
 
 
 class ConvReLU2d(_FusedModule):
     """torch.ao.nn.intrinsic.ConvReLU2d: a Conv2d (BatchNorm already folded in) then a ReLU."""
 
     def __init__(self, conv, relu) -> None:
-        _check_types(f"{type(conv)}{type(relu)}".replace("chainrule.", "torch."), (conv, Conv2d), (relu, ReLU))
+        _check_types((conv, Conv2d), (relu, ReLU))
         super().__init__(conv, relu)
 
 
@@ -34,7 +36,7 @@ class LinearReLU(_FusedModule):
     """torch.ao.nn.intrinsic.LinearReLU: a Linear then a ReLU."""
 
     def __init__(self, linear, relu) -> None:
-        _check_types(f"{type(linear)}{type(relu)}".replace("chainrule.", "torch."), (linear, Linear), (relu, ReLU))
+        _check_types((linear, Linear), (relu, ReLU))
         super().__init__(linear, relu)
 
 

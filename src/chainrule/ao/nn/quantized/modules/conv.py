@@ -66,6 +66,7 @@ class Conv2d(Module):
     def forward(self, input: Tensor) -> Tensor:
         if input.dim() != 4:
             raise ValueError("Input shape must be `(N, C, H, W)`!")
+        kernels.refuse_float_input(input, "quantized::conv2d.new")
         sums = F.conv2d(Tensor._make(kernels.centred_input(input)), Tensor._make(kernels.centred_weight(self._weight)),
                         None, self.stride, self.padding, self.dilation, self.groups)._data
         bias = None if self._bias is None else self._bias._data

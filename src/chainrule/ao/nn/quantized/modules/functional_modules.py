@@ -6,19 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from .....nn import functional as F
 from .....nn.modules.linear import Identity
 from .....nn.modules.module import Module
+from .....ops import elementwise, linalg, shape
 from .....ops import quantized as _quantized
 from .....tensor import Tensor
 from . import kernels
 
 __all__ = ["FloatFunctional", "QFunctional"]
-
-
-def _ops_namespace():
-    import chainrule
-
-    return chainrule
 
 
 class FloatFunctional(Module):
@@ -34,26 +30,25 @@ class FloatFunctional(Module):
         raise RuntimeError("FloatFunctional is not intended to use the 'forward'. Please use the underlying operation")
 
     def add(self, x: Tensor, y: Tensor) -> Tensor:
-        return self.activation_post_process(_ops_namespace().add(x, y))
+        return self.activation_post_process(elementwise.add(x, y))
 
     def add_scalar(self, x: Tensor, y: float) -> Tensor:
-        return _ops_namespace().add(x, y)  # torch leaves it unobserved: the quantized op needs no new range
+        return elementwise.add(x, y)  # torch leaves it unobserved: the quantized op needs no new range
 
     def mul(self, x: Tensor, y: Tensor) -> Tensor:
-        return self.activation_post_process(_ops_namespace().mul(x, y))
+        return self.activation_post_process(elementwise.mul(x, y))
 
     def mul_scalar(self, x: Tensor, y: float) -> Tensor:
-        return _ops_namespace().mul(x, y)
+        return elementwise.mul(x, y)
 
     def cat(self, x, dim: int = 0) -> Tensor:
-        return self.activation_post_process(_ops_namespace().cat(x, dim=dim))
+        return self.activation_post_process(shape.cat(x, dim=dim))
 
     def add_relu(self, x: Tensor, y: Tensor) -> Tensor:
-        chainrule = _ops_namespace()
-        return self.activation_post_process(chainrule.nn.functional.relu(chainrule.add(x, y)))
+        return self.activation_post_process(F.relu(elementwise.add(x, y)))
 
     def matmul(self, x: Tensor, y: Tensor) -> Tensor:
-        return self.activation_post_process(_ops_namespace().matmul(x, y))
+        return self.activation_post_process(linalg.matmul(x, y))
 
 
 class QFunctional(Module):

@@ -22,6 +22,17 @@ from .....ops import quantized as _quantized
 from .....tensor import Tensor
 
 
+def refuse_float_input(x: Tensor, kernel: str) -> None:
+    """torch's error for a float tensor reaching a quantized layer (a missing QuantStub)."""
+    if not _quantized.is_quantized(x):
+        raise NotImplementedError(
+            f"Could not run '{kernel}' with arguments from the 'CPU' backend. This could be because the operator "
+            "doesn't exist for this backend, or was omitted during the selective/custom build process (if using "
+            "custom build). If you are a Facebook employee using PyTorch on mobile, please visit "
+            f"https://fburl.com/ptmfixes for possible resolutions. '{kernel}' is only available for these "
+            "backends: [QuantizedCPU, ...].")
+
+
 def weight_scales(qweight: Tensor) -> np.ndarray:
     """The weight's scales as float32, one per output channel (per-tensor weights repeat theirs)."""
     quantizer = qweight._quantizer

@@ -48,13 +48,7 @@ class Linear(Module):
         self._bias = None if b is None else Tensor._make(np.array(b.detach()._data, dtype=np.float32))
 
     def forward(self, x: Tensor) -> Tensor:
-        if not _quantized.is_quantized(x):
-            raise NotImplementedError(
-                "Could not run 'quantized::linear' with arguments from the 'CPU' backend. This could be because the "
-                "operator doesn't exist for this backend, or was omitted during the selective/custom build process "
-                "(if using custom build). If you are a Facebook employee using PyTorch on mobile, please visit "
-                "https://fburl.com/ptmfixes for possible resolutions. 'quantized::linear' is only available for "
-                "these backends: [QuantizedCPU, ...].")
+        kernels.refuse_float_input(x, "quantized::linear")
         flat = kernels.centred_input(x).reshape(-1, x.shape[-1])
         sums = flat @ kernels.centred_weight(self._weight).T
         bias = None if self._bias is None else self._bias._data
