@@ -470,3 +470,34 @@ def test_dynamic_cells_match_torch(make):
 def test_dynamic_cell_errors_as_torch(call):
     ours, theirs = _outcome(lambda: call(chainrule)), _outcome(lambda: call(torch))
     assert ours[:2] == theirs[:2]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_unfused_batchnorm_converts_to_torchs_quantized_batchnorm():
+    rng = np.random.default_rng(8)
+    calibration, test = (rng.standard_normal((8, 3, 6, 6)).astype(np.float32) for _ in range(2))
+
+    def build(lib):
+        stubs = lib.ao.quantization
+        lib.manual_seed(0)
+        model = lib.nn.Sequential(stubs.QuantStub(), lib.nn.Conv2d(3, 4, 3), lib.nn.BatchNorm2d(4),
+                                  stubs.DeQuantStub()).eval()
+        with lib.no_grad():
+            model[2].running_mean.copy_(lib.tensor([0.1, -0.2, 0.3, 0.0]))
+            model[2].running_var.copy_(lib.tensor([0.5, 1.5, 2.0, 1.0]))
+            model[2].weight.copy_(lib.tensor([1.2, 0.8, 1.0, 0.6]))
+        model.qconfig = stubs.get_default_qconfig("x86")
+        return stubs.prepare(model)
+    ours, theirs = build(chainrule), build(torch)
+    ours.load_state_dict({k: chainrule.from_numpy(v.numpy().copy()) for k, v in theirs.state_dict().items()})
+    theirs(torch.from_numpy(calibration.copy()))
+    ours.load_state_dict({k: chainrule.from_numpy(v.numpy().copy()) for k, v in theirs.state_dict().items()})
+    ours, theirs = chainrule.ao.quantization.convert(ours), torch.ao.quantization.convert(theirs)
+    assert repr(ours).replace("chainrule.", "torch.") == repr(theirs)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    # the layer-by-layer integers: quantized conv output into the quantized batch norm
+    np.testing.assert_array_equal(ours(chainrule.from_numpy(test.copy())).numpy(),
+                                  theirs(torch.from_numpy(test.copy())).numpy())
+    q_ours = ours[1](ours[0](chainrule.from_numpy(test.copy())))
+    q_theirs = theirs[1](theirs[0](torch.from_numpy(test.copy())))
+    np.testing.assert_array_equal(ours[2](q_ours).int_repr().numpy(), theirs[2](q_theirs).int_repr().numpy())

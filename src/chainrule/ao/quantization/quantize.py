@@ -88,11 +88,12 @@ def _swap_children(module, prefix: str, inherited, qconfig_spec: dict, mapping: 
 # as chainrule has the quantized modules)
 _STATIC_MAPPING = {QuantStub: _static.Quantize, DeQuantStub: _static.DeQuantize, _FloatLinear: _static.Linear,
                    Conv2d: _static.Conv2d, ReLU6: _static.ReLU6, Dropout: _static.Dropout,
+                   BatchNorm2d: _static.BatchNorm2d,
                    _intrinsic.ConvReLU2d: _intrinsic_quantized.ConvReLU2d,
                    _intrinsic.LinearReLU: _intrinsic_quantized.LinearReLU,
                    _static.FloatFunctional: _static.QFunctional}
 # layers torch's prepare observes and convert swaps but chainrule has no quantized module for yet
-_NOT_YET_STATIC = (BatchNorm2d, BatchNorm3d, Conv1d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d,
+_NOT_YET_STATIC = (BatchNorm3d, Conv1d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d,
                    ELU, GroupNorm, Hardswish, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm,
                    LeakyReLU, PReLU)
 

@@ -2,6 +2,16 @@
 the ones quantize_dynamic swaps in."""
 
 from . import dynamic  # noqa: F401
-from .modules import Conv2d, DeQuantize, Dropout, FloatFunctional, Linear, QFunctional, Quantize, ReLU6
+from .modules import (
+    BatchNorm2d,
+    Conv2d,
+    DeQuantize,
+    Dropout,
+    FloatFunctional,
+    Linear,
+    QFunctional,
+    Quantize,
+    ReLU6,
+)
 
-__all__ = ["Conv2d", "DeQuantize", "Dropout", "FloatFunctional", "Linear", "QFunctional", "Quantize", "ReLU6", "dynamic"]
+__all__ = ["BatchNorm2d", "Conv2d", "DeQuantize", "Dropout", "FloatFunctional", "Linear", "QFunctional", "Quantize", "ReLU6", "dynamic"]

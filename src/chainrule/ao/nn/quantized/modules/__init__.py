@@ -8,11 +8,12 @@ import numpy as np
 from .....nn.modules.module import Module
 from .....ops import quantized as _quantized
 from .....tensor import Tensor
+from .batchnorm import BatchNorm2d
 from .conv import Conv2d
 from .functional_modules import FloatFunctional, QFunctional
 from .linear import Linear
 
-__all__ = ["Conv2d", "DeQuantize", "Dropout", "FloatFunctional", "Linear", "QFunctional", "Quantize", "ReLU6"]
+__all__ = ["BatchNorm2d", "Conv2d", "DeQuantize", "Dropout", "FloatFunctional", "Linear", "QFunctional", "Quantize", "ReLU6"]
 
 
 class Quantize(Module):

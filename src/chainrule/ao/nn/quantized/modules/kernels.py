@@ -77,7 +77,13 @@ def requantize_float(values: np.ndarray, scale: float, zero_point: int, dtype=_d
     them: ``round_half_even(v * (1 / scale)) + zero_point``, the inverse scale in float32."""
     inverse = np.float32(1) / np.float32(scale)
     with np.errstate(over="ignore", invalid="ignore"):
-        rounded = np.rint((values.astype(np.float32) * inverse).astype(np.float64)) + zero_point
+        return store_rounded(values.astype(np.float32) * inverse, scale, zero_point, dtype)
+
+
+def store_rounded(levels: np.ndarray, scale: float, zero_point: int, dtype=_dtype.quint8) -> Tensor:
+    """The quantized tensor whose integers are ``round_half_even(levels) + zero_point``, clamped."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        rounded = np.rint(np.asarray(levels, np.float32).astype(np.float64)) + zero_point
     integers = np.clip(rounded, dtype.quant_min, dtype.quant_max).astype(dtype.np)
     return _quantized.make_quantized(integers, dtype, _quantized.per_tensor_affine, float(scale), int(zero_point))
 
