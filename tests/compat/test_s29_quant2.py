@@ -501,3 +501,29 @@ def test_unfused_batchnorm_converts_to_torchs_quantized_batchnorm():
     q_ours = ours[1](ours[0](chainrule.from_numpy(test.copy())))
     q_theirs = theirs[1](theirs[0](torch.from_numpy(test.copy())))
     np.testing.assert_array_equal(ours[2](q_ours).int_repr().numpy(), theirs[2](q_theirs).int_repr().numpy())
+
+
+@pytest.mark.parametrize("distribution", ["student_t3", "student_t2", "relu", "growing"])
+def test_histogram_observer_on_millions_of_values_matches_torch(distribution):
+    """Two million observed values: the re-binned counts pass float32's exact integers (torch adds
+    them one by one in float32) and the search's error sums need torch's summation order."""
+    rng = np.random.default_rng(11)
+
+    def batch(i):
+        if distribution == "relu":
+            return np.maximum(rng.standard_normal((64, 32, 16, 16)) * (3 + i), 0)
+        return rng.standard_t(2 if distribution == "student_t2" else 3, (64, 32, 16, 16)) * \
+            (1 + i if distribution == "growing" else 1)
+    batches = [batch(i).astype(np.float32) for i in range(4)]
+    _assert_same_observer(_observe(chainrule, lambda q: q.HistogramObserver(reduce_range=True), batches),
+                          _observe(torch, lambda q: q.HistogramObserver(reduce_range=True), batches))
+
+
+@pytest.mark.parametrize("size", [1, 7, 8, 15, 33, 256, 2047, 2048, 5000, 20000])
+def test_observer_sums_in_torchs_order(size):
+    from chainrule.ao.quantization.observer import _torch_sum
+
+    rng = np.random.default_rng(size)
+    for _ in range(6):
+        values = (rng.standard_normal(size) * 10 ** rng.uniform(-3, 6, size)).astype(np.float32)
+        assert float(_torch_sum(values)) == torch.from_numpy(values).sum().item()
