@@ -527,3 +527,26 @@ def test_observer_sums_in_torchs_order(size):
     for _ in range(6):
         values = (rng.standard_normal(size) * 10 ** rng.uniform(-3, 6, size)).astype(np.float32)
         assert float(_torch_sum(values)) == torch.from_numpy(values).sum().item()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_quantize_in_one_call_with_default_eval_fn_matches_torch():
+    rng = np.random.default_rng(12)
+    calibration = [(rng.standard_normal((8, 6)).astype(np.float32), None) for _ in range(3)]
+    test = rng.standard_normal((20, 6)).astype(np.float32)
+    results = {}
+    for lib in (torch, chainrule):
+        lib.manual_seed(0)
+        model = lib.ao.quantization.QuantWrapper(lib.nn.Sequential(lib.nn.Linear(6, 5), lib.nn.ReLU6(),
+                                                                   lib.nn.Linear(5, 3)))
+        model.qconfig = lib.ao.quantization.default_qconfig
+        if lib is chainrule:
+            model.load_state_dict({k: chainrule.from_numpy(v.numpy().copy()) for k, v in results["torch"][2].items()})
+        batches = [(lib.from_numpy(x.copy()), y) for x, y in calibration]
+        quantized = lib.ao.quantization.quantize(model, lib.ao.quantization.default_eval_fn, [batches])
+        results[lib.__name__] = (repr(quantized).replace("chainrule.", "torch."),
+                                 quantized(lib.from_numpy(test.copy())).numpy(), model.state_dict(), model.training)
+    ours, theirs = results["chainrule"], results["torch"]
+    assert ours[0] == theirs[0]
+    np.testing.assert_array_equal(ours[1], theirs[1])
+    assert ours[3] == theirs[3]  # the float model is left as it was (a copy was quantized)

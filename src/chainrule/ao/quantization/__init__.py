@@ -9,8 +9,8 @@ from . import observer, qconfig
 from .fuse_modules import fuse_modules
 from .observer import *  # noqa: F403
 from .qconfig import *  # noqa: F403
-from .quantize import convert, prepare, propagate_qconfig_, quantize_dynamic
+from .quantize import convert, default_eval_fn, prepare, propagate_qconfig_, quantize, quantize_dynamic
 from .stubs import DeQuantStub, QuantStub, QuantWrapper
 
-__all__ = ["DeQuantStub", "QuantStub", "QuantWrapper", "convert", "fuse_modules", "prepare", "propagate_qconfig_",
-           "quantize_dynamic", *observer.__all__, *qconfig.__all__]
+__all__ = ["DeQuantStub", "QuantStub", "QuantWrapper", "convert", "default_eval_fn", "fuse_modules", "prepare",
+           "propagate_qconfig_", "quantize", "quantize_dynamic", *observer.__all__, *qconfig.__all__]

@@ -31,7 +31,7 @@ from .observer import ObserverBase
 from .qconfig import default_dynamic_qconfig
 from .stubs import DeQuantStub, QuantStub
 
-__all__ = ["convert", "prepare", "propagate_qconfig_", "quantize_dynamic"]
+__all__ = ["convert", "default_eval_fn", "prepare", "propagate_qconfig_", "quantize", "quantize_dynamic"]
 
 
 # the float modules torch's default dynamic mapping swaps, and their dynamic quantized counterparts
@@ -211,3 +211,23 @@ def _remove_qconfig(module) -> None:
         for key, hook in list(module._forward_hooks.items()):
             if hook is _observer_forward_hook:
                 del module._forward_hooks[key]
+
+
+def quantize(model, run_fn, run_args, mapping=None, inplace: bool = False):
+    """torch.ao.quantization.quantize: post-training static quantization in one call: ``model`` (a
+    copy unless ``inplace``) in eval mode, prepared, calibrated by ``run_fn(model, *run_args)``,
+    converted."""
+    if not inplace:
+        model = copy.deepcopy(model)
+    model.eval()
+    prepare(model, inplace=True)
+    run_fn(model, *run_args)
+    convert(model, mapping, inplace=True)
+    return model
+
+
+def default_eval_fn(model, calib_data) -> None:
+    """torch.ao.quantization.default_eval_fn: runs ``model`` on the inputs of ``(data, target)``
+    pairs (a calibration loop for ``quantize``)."""
+    for data, _target in calib_data:
+        model(data)
