@@ -550,3 +550,19 @@ def test_quantize_in_one_call_with_default_eval_fn_matches_torch():
     assert ours[0] == theirs[0]
     np.testing.assert_array_equal(ours[1], theirs[1])
     assert ours[3] == theirs[3]  # the float model is left as it was (a copy was quantized)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_quantized_adaptive_avg_pool2d_matches_torch(seed):
+    rng = np.random.default_rng(seed)
+    height, width = (int(v) for v in rng.integers(3, 20, 2))
+    output_size = tuple(int(v) for v in rng.integers(1, 5, 2)) if seed % 2 else int(rng.integers(1, 4))
+    x = (rng.standard_normal((2, 6, height, width)) * 3).astype(np.float32)
+    zero_point = int(rng.integers(0, 200))
+    results = []
+    for lib in (chainrule, torch):
+        q = lib.quantize_per_tensor(lib.from_numpy(x.copy()), 0.05, zero_point, lib.quint8)
+        pooled = lib.nn.AdaptiveAvgPool2d(output_size)(q)
+        results.append((pooled.int_repr().numpy(), pooled.q_scale(), pooled.q_zero_point(), tuple(pooled.shape)))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    assert results[0][1:] == results[1][1:]
