@@ -566,3 +566,18 @@ def test_quantized_adaptive_avg_pool2d_matches_torch(seed):
         results.append((pooled.int_repr().numpy(), pooled.q_scale(), pooled.q_zero_point(), tuple(pooled.shape)))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     assert results[0][1:] == results[1][1:]
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, q: lib.nn.ReLU(inplace=True)(q), lambda lib, q: lib.relu_(q), lambda lib, q: q.relu_(),
+    lambda lib, q: lib.nn.functional.relu(q, inplace=True), lambda lib, q: lib.nn.ReLU()(q),
+])
+def test_quantized_relu_in_place_or_not_as_torch(call):
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 4)).astype(np.float32)
+    outcomes = []
+    for lib in (chainrule, torch):
+        q = lib.quantize_per_tensor(lib.from_numpy(x.copy()), 0.05, 30, lib.quint8)
+        result = call(lib, q)
+        outcomes.append((result.int_repr().numpy(), q.int_repr().numpy(), result is q))
+    for ours, theirs in zip(outcomes[0], outcomes[1]):
+        np.testing.assert_array_equal(ours, theirs)

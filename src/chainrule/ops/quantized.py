@@ -230,6 +230,8 @@ def _define_quantized_tensor_class() -> type:
                     return func(*[dequantize(a) for a in args], **kwargs)
                 if name == "mean":
                     return _requantized(func, args, kwargs)
+                if name == "relu_" and args[0]._quantizer.axis is None:
+                    return _relu(args[0], inplace=True)
                 if name == "adaptive_avg_pool2d" and args[0]._quantizer.axis is None:
                     return _adaptive_avg_pool2d(*args, **kwargs)
                 if name == "item":
@@ -363,10 +365,7 @@ def _on_integers(func, args, kwargs):
     if quantizer.axis is not None and getattr(func, "__name__", "") not in ("clone", "contiguous", "detach"):
         raise _not_implemented(getattr(func, "__name__", ""))
     if getattr(func, "__name__", "") == "relu":
-        # relu of an affine-quantized value: integers below the zero point become the zero point
-        (tensor,) = args
-        return make_quantized(np.maximum(tensor._data, tensor._data.dtype.type(quantizer.zero_point)),
-                              quantizer.dtype, quantizer.scheme, quantizer.scale, quantizer.zero_point)
+        return _relu(args[0], args[1] if len(args) > 1 else kwargs.get("inplace", False))
     result = func(*[_plain(a) for a in args], **kwargs)
 
     def wrap(value):
@@ -385,6 +384,18 @@ def _requantized(func, args, kwargs):
     result = func(dequantize(args[0]), *args[1:], **kwargs)
     integers = quantize_array(np.asarray(result._data), quantizer.scale, quantizer.zero_point, quantizer.dtype)
     return make_quantized(integers, quantizer.dtype, quantizer.scheme, quantizer.scale, quantizer.zero_point)
+
+
+def _relu(tensor, inplace: bool):
+    """relu of an affine-quantized tensor: integers below the zero point become the zero point; in
+    place (nn.ReLU(inplace=True), torch.relu_) the tensor's own integers change, as in torch."""
+    quantizer = tensor._quantizer
+    zero = tensor._data.dtype.type(quantizer.zero_point)
+    if inplace:
+        np.maximum(tensor._data, zero, out=tensor._data)
+        return tensor
+    return make_quantized(np.maximum(tensor._data, zero), quantizer.dtype, quantizer.scheme, quantizer.scale,
+                          quantizer.zero_point)
 
 
 def _adaptive_avg_pool2d(input, output_size):
