@@ -28,3 +28,14 @@ for _name in ("LazyModuleMixin", "activation", "adaptive", "batchnorm", "contain
               "pixelshuffle", "pooling", "rnn", "sparse", "sync_batchnorm", "transformer", "upsampling"):
     del globals()[_name]
 del _name, _importlib
+
+
+def __getattr__(name: str):
+    # torch.nn.quantized / torch.nn.intrinsic: torch's older spellings of torch.ao.nn's (the static
+    # quantization tutorial writes nn.quantized.FloatFunctional()); ao sits above nn, so the
+    # import waits until the name is asked for
+    if name in ("quantized", "intrinsic"):
+        from .. import ao
+
+        return getattr(ao.nn, name)
+    raise AttributeError(f"module 'chainrule.nn' has no attribute '{name}'")

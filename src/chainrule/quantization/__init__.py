@@ -1,6 +1,5 @@
 """torch.quantization: torch's older spelling of torch.ao.quantization (the Dynamic Quantization
 tutorials call ``torch.quantization.quantize_dynamic``); the same objects."""
 
-from ..ao.quantization import DeQuantStub, QConfig, QuantStub, default_dynamic_qconfig, quantize_dynamic
-
-__all__ = ["DeQuantStub", "QConfig", "QuantStub", "default_dynamic_qconfig", "quantize_dynamic"]
+from ..ao.quantization import *  # noqa: F403
+from ..ao.quantization import __all__  # noqa: F401

@@ -1,5 +1,6 @@
-"""torch.ao.nn: the quantized module families (quantized.dynamic for now)."""
+"""torch.ao.nn: the quantized module families: quantized (static; .dynamic for quantize_dynamic)
+and intrinsic (fused layers, and their quantized forms)."""
 
-from . import quantized  # noqa: F401
+from . import intrinsic, quantized  # noqa: F401
 
-__all__ = ["quantized"]
+__all__ = ["intrinsic", "quantized"]

@@ -1,31 +1,16 @@
-"""torch.ao.quantization: dynamic quantization (quantize_dynamic, quantize.py) and the stubs a
-float model carries (torchvision's quantizable MobileNets put a QuantStub before the network and a
-DeQuantStub after it). Static quantization (prepare / convert) is not here: until such a pass
-replaces them, torch's stubs pass their input through unchanged, and so do these."""
+"""torch.ao.quantization: eager-mode quantization. Static: observers and qconfigs choose scales
+from calibration data; fuse_modules, prepare and convert turn a float model with QuantStub /
+DeQuantStub into one of quantized layers. Dynamic: quantize_dynamic swaps Linear and LSTM layers
+for ones that quantize their input per call."""
 
 from __future__ import annotations
 
-from ...nn.modules.module import Module
-from .quantize import QConfig, default_dynamic_qconfig, quantize_dynamic
+from . import observer, qconfig
+from .fuse_modules import fuse_modules
+from .observer import *  # noqa: F403
+from .qconfig import *  # noqa: F403
+from .quantize import convert, default_eval_fn, prepare, propagate_qconfig_, quantize, quantize_dynamic
+from .stubs import DeQuantStub, QuantStub, QuantWrapper
 
-__all__ = ["DeQuantStub", "QConfig", "QuantStub", "default_dynamic_qconfig", "quantize_dynamic"]
-
-
-class _Stub(Module):
-    """A marker module: the identity on a float model; keeps a ``qconfig`` when given one."""
-
-    def __init__(self, qconfig=None) -> None:
-        super().__init__()
-        if qconfig:
-            self.qconfig = qconfig
-
-    def forward(self, x):
-        return x
-
-
-class QuantStub(_Stub):
-    """Marks where a quantized model would quantize its input; the identity on a float model."""
-
-
-class DeQuantStub(_Stub):
-    """Marks where a quantized model would dequantize; the identity on a float model."""
+__all__ = ["DeQuantStub", "QuantStub", "QuantWrapper", "convert", "default_eval_fn", "fuse_modules", "prepare",
+           "propagate_qconfig_", "quantize", "quantize_dynamic", *observer.__all__, *qconfig.__all__]

@@ -1,4 +1,4 @@
 from .linear import Linear
-from .rnn import LSTM
+from .rnn import GRU, LSTM, GRUCell, LSTMCell, RNNCell
 
-__all__ = ["LSTM", "Linear"]
+__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "Linear", "RNNCell"]

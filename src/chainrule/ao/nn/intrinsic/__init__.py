@@ -1,0 +1,43 @@
+"""torch.ao.nn.intrinsic: fused float modules (a layer and the ReLU after it as one module, so
+that quantization observes and requantizes once), made by fuse_modules; ``quantized`` holds their
+quantized counterparts."""
+
+from __future__ import annotations
+
+from ....nn.modules.activation import ReLU
+from ....nn.modules.container import Sequential
+from ....nn.modules.conv import Conv2d
+from ....nn.modules.linear import Linear
+
+__all__ = ["ConvReLU2d", "LinearReLU", "quantized"]
+
+
+class _FusedModule(Sequential):
+    """torch.ao.nn.intrinsic._FusedModule: a Sequential that quantization treats as one layer."""
+
+
+def _check_types(*pairs) -> None:
+    if any(type(module) is not expected for module, expected in pairs):
+        names = " and ".join(type(module).__name__ for module, _ in pairs)
+        error = AssertionError(f"Incorrect types for input modules: {names}")
+        error._names_its_class = True  # torch's words, without the constructor's call in front
+        raise error
+
+
+class ConvReLU2d(_FusedModule):
+    """torch.ao.nn.intrinsic.ConvReLU2d: a Conv2d (BatchNorm already folded in) then a ReLU."""
+
+    def __init__(self, conv, relu) -> None:
+        _check_types((conv, Conv2d), (relu, ReLU))
+        super().__init__(conv, relu)
+
+
+class LinearReLU(_FusedModule):
+    """torch.ao.nn.intrinsic.LinearReLU: a Linear then a ReLU."""
+
+    def __init__(self, linear, relu) -> None:
+        _check_types((linear, Linear), (relu, ReLU))
+        super().__init__(linear, relu)
+
+
+from . import quantized  # noqa: E402  (its modules name the fused classes above)

@@ -1,0 +1,59 @@
+"""torch.ao.quantization.qconfig: a QConfig names the observers (as factories) that watch a layer's
+activations and its weight; prepare() makes one of each per layer."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+from ...nn.modules.module import Module
+from .observer import (
+    HistogramObserver,
+    default_dynamic_quant_observer,
+    default_float_qparams_observer,
+    default_observer,
+    default_per_channel_weight_observer,
+    default_placeholder_observer,
+    default_weight_observer,
+)
+
+__all__ = ["QConfig", "default_dynamic_qconfig", "default_per_channel_qconfig", "default_qconfig",
+           "float_qparams_weight_only_qconfig", "get_default_qconfig"]
+
+
+class QConfig(namedtuple("QConfig", ["activation", "weight"])):
+    """torch.ao.quantization.QConfig: the observer classes (or ``with_args`` factories) for a
+    layer's activations and its weight; instances are refused, since each layer needs its own."""
+
+    __slots__ = ()
+
+    def __new__(cls, activation, weight):
+        if isinstance(activation, Module) or isinstance(weight, Module):
+            raise ValueError("QConfig received observer instance, please pass observer class instead. "
+                             "Use MyObserver.with_args(x=1) to override arguments to constructor if needed")
+        return super().__new__(cls, activation, weight)
+
+
+default_qconfig = QConfig(activation=default_observer, weight=default_weight_observer)
+default_per_channel_qconfig = QConfig(activation=default_observer, weight=default_per_channel_weight_observer)
+default_dynamic_qconfig = QConfig(activation=default_dynamic_quant_observer, weight=default_weight_observer)
+float_qparams_weight_only_qconfig = QConfig(activation=default_placeholder_observer,
+                                            weight=default_float_qparams_observer)
+
+_SUPPORTED_BACKENDS = ["fbgemm", "x86", "qnnpack", "onednn"]
+
+
+def get_default_qconfig(backend: str = "x86", version: int = 0) -> QConfig:
+    """torch.ao.quantization.get_default_qconfig: the post-training qconfig torch recommends for
+    ``backend``: a histogram observer on activations (the range halved on x86/fbgemm, whose
+    16-bit intermediate sums could otherwise saturate), symmetric qint8 weights, per channel
+    except on qnnpack."""
+    if backend not in _SUPPORTED_BACKENDS:
+        raise AssertionError(f"backend: {backend} not supported. backend must be one of {_SUPPORTED_BACKENDS}")
+    if version != 0:
+        raise AssertionError(f"Version number: {version} in get_default_qconfig is not supported. "
+                             "Version number must be 0")
+    if backend == "qnnpack":
+        return QConfig(activation=HistogramObserver.with_args(reduce_range=False), weight=default_weight_observer)
+    reduce_range = backend in ("fbgemm", "x86")
+    return QConfig(activation=HistogramObserver.with_args(reduce_range=reduce_range),
+                   weight=default_per_channel_weight_observer)
