@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import math
 import numbers
-import warnings
 
 import numpy as np
 
-from . import _dtype
+from . import _config, _dtype
 from ._backend import array_module, ufunc_at
 from ._format import add_suffixes, array_body
 from ._layout import sparse_coo, sparse_csc, sparse_csr
@@ -536,8 +535,7 @@ class _SparseLegacyType(type):
             if size is not None and not (isinstance(size, (tuple, list))
                                          and all(isinstance(s, numbers.Integral) for s in size)):
                 raise TypeError(f"{name}(indices, values, size): size must be a tuple of ints, got {size!r}")
-            warnings.warn(f"{name}(indices, values, shape) is deprecated. Please use "
-                          "chainrule.sparse_coo_tensor(indices, values, shape)", UserWarning, stacklevel=2)
+            _warn_legacy_sparse(len(args))
             return sparse_coo_tensor(args[0], args[1], size, device=device)
         sizes = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list, Size)) else args
         if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in sizes):
@@ -546,11 +544,28 @@ class _SparseLegacyType(type):
         sizes = tuple(int(s) for s in sizes) or (0,)  # torch: no arguments is an empty 1-d tensor
         if any(s < 0 for s in sizes):
             raise RuntimeError(f"{name}(): negative dimension {min(sizes)} in size {list(sizes)}")
-        warnings.warn(f"{name}(shape) is deprecated. Please use chainrule.sparse_coo_tensor(shape)",
-                      UserWarning, stacklevel=2)
+        _warn_legacy_sparse(1 if args else 0)
         no_entries = np.zeros((len(sizes), 0), dtype=np.int64)
         return sparse_coo_tensor(no_entries, Tensor._make(np.zeros(0, dtype=cls.dtype.np)), sizes,
                                  device=device)
+
+
+# torch's TORCH_WARN_ONCE texts (torch/csrc/utils/tensor_new.cpp), one per signature and whatever
+# the type's name, by the number of positional arguments: none, sizes, (indices, values), and a size
+_LEGACY_SPARSE_WARNINGS = {
+    0: ("torch.sparse.SparseTensor() is deprecated.  Please use torch.sparse_coo_tensor((0,), dtype=).", 623),
+    1: ("torch.sparse.SparseTensor(shape, *, device=) is deprecated.  Please use "
+        "torch.sparse_coo_tensor(shape, dtype=, device=).", 684),
+    2: ("torch.sparse.SparseTensor(indices, values, *, device=) is deprecated.  Please use "
+        "torch.sparse_coo_tensor(indices, values, dtype=, device=).", 641),
+    3: ("torch.sparse.SparseTensor(indices, values, shape, *, device=) is deprecated.  Please use "
+        "torch.sparse_coo_tensor(indices, values, shape, dtype=, device=).", 653),
+}
+
+
+def _warn_legacy_sparse(signature: int) -> None:
+    text, line = _LEGACY_SPARSE_WARNINGS[signature]
+    _config.warn_once(f"{text} (Triggered internally at /__w/pytorch/pytorch/torch/csrc/utils/tensor_new.cpp:{line}.)")
 
 
 def _sparse_legacy_type(name: str, dtype: _dtype.dtype) -> _SparseLegacyType:

@@ -90,3 +90,48 @@ def test_grad_scaler_grows_and_backs_off_in_float32_as_torch():
     # in a float32 tensor, so every value is a float32 (1000.2999877929688, 1700.510009765625, ...)
     expected = _scale_history(torch)
     assert _scale_history(chainrule) == expected
+
+
+# ----------------------------------------------------------------- pygcn's legacy constructors (sparse_coo_gcn)
+
+@pytest.mark.parametrize("data", [range(4), range(0), bytearray(b"ab"), [range(2), range(2)], (1, 2),
+                                  iter([1, 2]), {1, 2}, {1: 2}, "ab", b"ab", 2.5, None],
+                         ids=["range", "empty-range", "bytearray", "list-of-ranges", "tuple", "iterator", "set",
+                              "dict", "str", "bytes", "float", "None"])
+@pytest.mark.parametrize("type_name", ["LongTensor", "FloatTensor", "ByteTensor"])
+def test_legacy_constructor_takes_any_sequence_as_torch(type_name, data):
+    # pygcn's idx_train = torch.LongTensor(range(140)): torch takes any Python sequence and refuses
+    # sets, dicts and iterators with its TypeError
+    def make(lib):
+        if isinstance(data, type(iter([]))):
+            return getattr(lib, type_name)(iter([1, 2]))  # a fresh iterator for each library
+        return getattr(lib, type_name)(data).tolist()
+
+    expected = _outcome(torch, make)
+    assert _outcome(chainrule, make) == expected
+
+
+@pytest.mark.parametrize("args", [
+    lambda lib: (lib.tensor([[0, 1], [1, 0]]), lib.tensor([1.0, 2.0]), lib.Size([2, 2])),
+    lambda lib: (lib.tensor([[0, 1], [1, 0]]), lib.tensor([1.0, 2.0])),
+    lambda lib: (2, 3),
+    lambda lib: (),
+], ids=["indices-values-shape", "indices-values", "sizes", "no-arguments"])
+def test_legacy_sparse_constructor_warns_torchs_text(args):
+    # torch.sparse.FloatTensor(indices, values, shape) as pygcn's utils.py calls it: torch's
+    # deprecation names torch.sparse.SparseTensor, one text per signature (TORCH_WARN_ONCE, so asked
+    # for again by set_warn_always)
+    import warnings
+
+    seen = {}
+    for lib in (torch, chainrule):
+        lib.set_warn_always(True)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                built = lib.sparse.FloatTensor(*args(lib))
+        finally:
+            lib.set_warn_always(False)
+        seen[lib] = ([(w.category, str(w.message), w.filename) for w in caught], built.to_dense().tolist())
+    assert seen[chainrule] == seen[torch]
+    assert len(seen[torch][0]) == 1 and seen[torch][0][0][2] == __file__
