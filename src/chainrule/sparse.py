@@ -7,9 +7,11 @@ chainrule stores a sparse tensor's values densely as well: its indices and value
 given (``indices()``, ``values()``, ``coalesce()``, ``_nnz()`` and the repr are torch's), and
 its array is the dense matrix they describe. Every op therefore runs on it as on a dense tensor
 and gives torch's numbers: ``sparse @ dense``, ``torch.spmm``, ``torch.sparse.mm`` and
-``dense + sparse`` return dense tensors, as in torch. Where torch keeps the result sparse
-(``sparse * 2``, ``torch.sum(sparse, dim)``, ``sparse + sparse``) chainrule returns it dense —
-the same values in the strided layout. Memory is that of the dense matrix, so a sparse tensor
+``dense + sparse`` return dense tensors, as in torch. ``sparse + sparse`` and ``sparse - sparse``
+(operators and methods), ``sparse * number``, ``sparse / number``, ``-sparse``, ``t()``/``transpose``
+of sparse dims and ``torch.sparse.sum(sparse, dim)`` stay sparse, with torch's indices, order and
+coalesced flag; elsewhere (``torch.add(sparse, sparse)``, ``torch.sum(sparse, dim)``,
+``sparse * sparse``) chainrule returns a dense result — the same values in the strided layout. Memory is that of the dense matrix, so a sparse tensor
 larger than ``MAX_DENSE_ELEMENTS`` is refused with a message rather than exhausting memory.
 Gradients flow through the dense operands of a product; a sparse tensor itself cannot require
 grad.
@@ -131,6 +133,70 @@ class SparseCOOTensor(Tensor):
         starts = xp.concatenate([xp.asarray([0]), xp.nonzero(xp.diff(flat))[0] + 1])
         summed = xp.add.reduceat(values[order], starts, axis=0)
         return SparseCOOTensor._from_parts(indices[:, order][:, starts], summed, tuple(self.shape), True)
+
+    # --------------------------------------------------------------- ops that stay sparse in torch
+    def add(self, other, *, alpha=1):
+        """sparse + sparse is sparse; anything else is computed densely (a dense result)."""
+        if not isinstance(other, SparseCOOTensor):
+            return super().add(other, alpha=alpha)
+        return _add_sparse(self, other, alpha)
+
+    def sub(self, other, *, alpha=1):
+        if not isinstance(other, SparseCOOTensor):
+            return super().sub(other, alpha=alpha)
+        return _add_sparse(self, other, -alpha)
+
+    def __add__(self, other):
+        return self.add(other)
+
+    def __sub__(self, other):
+        return self.sub(other)
+
+    def mul(self, other):
+        """sparse * a Python number is sparse: the values scaled, indices (and coalesced-ness) kept."""
+        if not isinstance(other, numbers.Number):
+            return super().mul(other)
+        return self._with_values((Tensor._make(self._coo[1]) * other)._data)
+
+    def div(self, other, *, rounding_mode=None):
+        if not isinstance(other, numbers.Number) or rounding_mode is not None:
+            return super().div(other, rounding_mode=rounding_mode)
+        return self._with_values((Tensor._make(self._coo[1]) / other)._data)
+
+    def __mul__(self, other):
+        return self.mul(other)
+
+    def __rmul__(self, other):
+        return self.mul(other)
+
+    def __truediv__(self, other):
+        return self.div(other)
+
+    def __neg__(self):
+        return self._with_values(-self._coo[1])
+
+    def transpose(self, dim0, dim1):
+        """Two sparse dims swapped: the index rows exchanged, no longer marked coalesced (as torch's)."""
+        sparse_dims = self.sparse_dim()
+        first, second = (d + self.dim() if d < 0 else d for d in (dim0, dim1))
+        if not (first < sparse_dims and second < sparse_dims):
+            return super().transpose(dim0, dim1)
+        indices, values, _ = self._coo
+        order = list(range(sparse_dims))
+        order[first], order[second] = order[second], order[first]
+        size = list(self.shape)
+        size[first], size[second] = size[second], size[first]
+        return SparseCOOTensor._from_parts(indices[order], values, tuple(size), False)
+
+    def t(self):
+        if self.sparse_dim() > 2 or self.dense_dim() > 0:
+            raise RuntimeError(f"t() expects a tensor with <= 2 sparse and 0 dense dimensions, but got "
+                               f"{self.sparse_dim()} sparse and {self.dense_dim()} dense dimensions")
+        return self if self.dim() < 2 else self.transpose(0, 1)
+
+    def _with_values(self, values) -> SparseCOOTensor:
+        indices, _, coalesced = self._coo
+        return SparseCOOTensor._from_parts(indices, values, tuple(self.shape), coalesced)
 
     def to_dense(self, dtype=None, *, masked_grad=None) -> Tensor:
         dense = Tensor._make(self._data.copy())
@@ -508,10 +574,71 @@ def spmm(input: Tensor, mat2: Tensor) -> Tensor:
 
 
 def sum(input: Tensor, dim=None, dtype=None) -> Tensor:  # noqa: A001 (torch.sparse.sum's name)
-    """torch.sparse.sum: the sum of the entries (over ``dim``), as a dense tensor."""
+    """torch.sparse.sum: the sum of the entries (over ``dim``). Dense when every sparse dim is summed
+    over; otherwise sparse and coalesced, with an entry for every index left (even one summing to 0),
+    as torch's."""
     dense = Tensor._make(input._data)
-    result = dense.sum() if dim is None else dense.sum(dim)
-    return result if dtype is None else result.to(dtype)
+    if dtype is not None:
+        dense = dense.to(dtype)
+    if dim is None or not isinstance(input, SparseCOOTensor):
+        return dense.sum() if dim is None else dense.sum(dim)
+    dims = sorted({d + input.dim() if d < 0 else d for d in ((dim,) if isinstance(dim, int) else dim)})
+    sparse_dims = input.sparse_dim()
+    if all(d in dims for d in range(sparse_dims)):
+        return dense.sum(dims)
+    coalesced = input.coalesce()
+    indices, values, _ = coalesced._coo
+    if dtype is not None:
+        values = Tensor._make(values).to(dtype)._data
+    kept = [d for d in range(sparse_dims) if d not in dims]
+    dense_summed = tuple(d - sparse_dims + 1 for d in dims if d >= sparse_dims)
+    if dense_summed:
+        values = values.sum(axis=dense_summed)
+    size = tuple(n for d, n in enumerate(input.shape) if d not in dims)
+    return SparseCOOTensor._from_parts(indices[kept], values, size, False).coalesce()
+
+
+def _add_sparse(self: SparseCOOTensor, other: SparseCOOTensor, alpha) -> SparseCOOTensor:
+    """torch's add_out_sparse_contiguous: one walk down both index lists in step, taking the
+    lexicographically smaller entry (``self``'s first on a tie, the two summed), so the result is
+    sorted when both inputs are and marked coalesced only then."""
+    if self.sparse_dim() != other.sparse_dim():
+        raise RuntimeError(f"add: expected 'self' and 'other' to have same density, but 'self' has "
+                           f"{self.sparse_dim()} sparse dimensions while 'other' has {other.sparse_dim()} "
+                           "sparse dimensions")
+    if tuple(self.shape) != tuple(other.shape):
+        raise RuntimeError(f"add: expected sizes of 'self' and 'other' to match, but {list(self.shape)} != "
+                           f"{list(other.shape)}")
+    scaled = Tensor._make(other._coo[1]) * alpha
+    dtype = _dtype.promote_types(self.dtype, scaled.dtype)
+    self_values = Tensor._make(self._coo[1]).to(dtype)._data
+    other_values = scaled.to(dtype)._data
+    xp = array_module(self_values)
+    shape = tuple(self.shape[:self.sparse_dim()])
+    self_keys = _host_list(xp.ravel_multi_index(tuple(self._coo[0]), shape)) if self._nnz() else []
+    other_keys = _host_list(xp.ravel_multi_index(tuple(other._coo[0]), shape)) if other._nnz() else []
+    take_self, take_other, out = [], [], 0   # output slot of each input entry
+    i = j = 0
+    while i < len(self_keys) or j < len(other_keys):
+        left = self_keys[i] if i < len(self_keys) else None
+        right = other_keys[j] if j < len(other_keys) else None
+        if right is None or (left is not None and left <= right):
+            take_self.append(out)
+            i += 1
+        if left is None or (right is not None and right <= left):
+            take_other.append(out)
+            j += 1
+        out += 1
+    keys = xp.zeros(out, dtype=np.int64)
+    values = xp.zeros((out,) + self_values.shape[1:], dtype=self_values.dtype)
+    if take_self:
+        keys[xp.asarray(take_self)] = xp.asarray(self_keys)
+        values[xp.asarray(take_self)] = self_values
+    if take_other:
+        keys[xp.asarray(take_other)] = xp.asarray(other_keys)
+        values[xp.asarray(take_other)] += other_values
+    indices = xp.stack(xp.unravel_index(keys, shape)).astype(np.int64) if out else self._coo[0][:, :0]
+    return SparseCOOTensor._from_parts(indices, values, tuple(self.shape), self.is_coalesced() and other.is_coalesced())
 
 
 class _SparseLegacyType(type):

@@ -135,3 +135,88 @@ def test_legacy_sparse_constructor_warns_torchs_text(args):
         seen[lib] = ([(w.category, str(w.message), w.filename) for w in caught], built.to_dense().tolist())
     assert seen[chainrule] == seen[torch]
     assert len(seen[torch][0]) == 1 and seen[torch][0][0][2] == __file__
+
+
+# ----------------------------------------------------------------- sparse COO ops that stay sparse (sparse_coo_gcn)
+
+def _sparse_summary(result):
+    """Layout, coalesced flag, raw indices and values, dtype name and shape: all torch shows of a result."""
+    if result.is_sparse:
+        return ("sparse", result.is_coalesced(), result._indices().tolist(), result._values().tolist(),
+                str(result.dtype).split(".")[-1], tuple(result.shape))
+    return ("strided", result.tolist(), str(result.dtype).split(".")[-1])
+
+
+def _uncoalesced(lib):
+    return lib.sparse_coo_tensor(lib.tensor([[0, 1, 1, 0], [1, 0, 2, 1]]), lib.tensor([1.0, 2.0, 3.0, 4.0]), (2, 3))
+
+
+def _other(lib):
+    return lib.sparse_coo_tensor(lib.tensor([[1, 0], [2, 0]]), lib.tensor([10.0, 20.0]), (2, 3))
+
+
+def _hybrid(lib):
+    # two sparse dims and one dense dim
+    return lib.sparse_coo_tensor(lib.tensor([[0, 1, 1], [1, 0, 1]]),
+                                 lib.tensor([[1.0, 2.0], [3.0, -3.0], [5.0, 6.0]]), (2, 2, 2))
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: _uncoalesced(lib) + _other(lib),
+    lambda lib: _uncoalesced(lib).coalesce() + _other(lib).coalesce(),
+    lambda lib: _other(lib).coalesce() + _uncoalesced(lib),
+    lambda lib: _uncoalesced(lib) - _other(lib),
+    lambda lib: _uncoalesced(lib).add(_other(lib), alpha=2),
+    lambda lib: _uncoalesced(lib).sub(_other(lib), alpha=3),
+    lambda lib: lib.eye(2, dtype=lib.long).to_sparse() + lib.eye(2).to_sparse(),
+    lambda lib: _hybrid(lib) + _hybrid(lib),
+    lambda lib: _uncoalesced(lib) * 2,
+    lambda lib: 2 * _uncoalesced(lib).coalesce(),
+    lambda lib: lib.eye(2, dtype=lib.long).to_sparse() * 2.5,
+    lambda lib: lib.eye(2, dtype=lib.long).to_sparse() / 2,
+    lambda lib: -_uncoalesced(lib),
+    lambda lib: _uncoalesced(lib).t(),
+    lambda lib: _uncoalesced(lib).coalesce().t(),
+    lambda lib: lib.eye(3).to_sparse().transpose(-1, 0),
+    lambda lib: lib.ones(3).to_sparse().t(),
+    lambda lib: lib.ones(3, 3).to_sparse(1).t(),
+    lambda lib: lib.eye(3).to_sparse() + lib.ones(2, 3).to_sparse(),
+    lambda lib: lib.eye(3).to_sparse() + lib.ones(3, 3).to_sparse(1),
+    lambda lib: lib.ones(2, 3) + _uncoalesced(lib),
+], ids=["add", "add-coalesced", "add-mixed", "sub", "add-alpha", "sub-alpha", "add-promotes", "add-hybrid",
+        "mul", "rmul-coalesced", "mul-float-of-long", "div", "neg", "t", "t-coalesced", "transpose-negative",
+        "t-1d", "t-hybrid", "add-size-mismatch", "add-density-mismatch", "dense-plus-sparse"])
+def test_sparse_arithmetic_and_transpose_stay_sparse_as_torch(call):
+    # pygcn-era code adds sparse adjacencies (A + I), scales and transposes them, then calls
+    # .coalesce()/.indices(): torch keeps them sparse, with its merge order and coalesced flag
+    def run(lib):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's sparse-invariants notice
+            return _sparse_summary(call(lib))
+
+    expected = _outcome(torch, run)
+    assert _outcome(chainrule, run) == expected
+
+
+@pytest.mark.parametrize("args", [
+    lambda lib: (_uncoalesced(lib), 1), lambda lib: (_uncoalesced(lib), 0), lambda lib: (lib.eye(3).to_sparse(), -1),
+    lambda lib: (_uncoalesced(lib), (0, 1)), lambda lib: (_uncoalesced(lib),),
+    lambda lib: (lib.eye(3).to_sparse(), 1, lib.float64), lambda lib: (lib.ones(3, 3).to_sparse(1), 1),
+    lambda lib: (_hybrid(lib), 2), lambda lib: (_hybrid(lib), 0), lambda lib: (_hybrid(lib), (0, 2)),
+    lambda lib: (_hybrid(lib), (0, 1)),
+    lambda lib: (lib.sparse_coo_tensor(lib.tensor([[0, 0], [1, 1]]), lib.tensor([1.0, -1.0]), (2, 2)), 1),
+], ids=["dim1", "dim0", "dim-neg", "all-dims", "no-dim", "dtype", "hybrid-1-sparse-dim", "dense-dim",
+        "sparse-dim-of-hybrid", "both-kinds", "every-sparse-dim", "sums-to-zero"])
+def test_sparse_sum_over_some_sparse_dims_is_sparse_as_torch(args):
+    # torch.sparse.sum(adj, dim=1), a GCN's degree vector: sparse and coalesced while a sparse dim is
+    # left (an index whose entries cancel keeps an explicit 0), dense once every sparse dim is summed
+    def run(lib):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _sparse_summary(lib.sparse.sum(*args(lib)))
+
+    assert _outcome(chainrule, run) == _outcome(torch, run)
