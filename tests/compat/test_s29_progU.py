@@ -220,3 +220,31 @@ def test_sparse_sum_over_some_sparse_dims_is_sparse_as_torch(args):
             return _sparse_summary(lib.sparse.sum(*args(lib)))
 
     assert _outcome(chainrule, run) == _outcome(torch, run)
+
+
+# ----------------------------------------------------------------- linalg.norm's argument checks (tensor_network_mps)
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.linalg.norm(lib.arange(24.0).reshape(2, 3, 4), ord=2),
+    lambda lib: lib.linalg.norm(lib.arange(24.0).reshape(2, 3, 4), ord="fro"),
+    lambda lib: lib.linalg.norm(lib.arange(24.0).reshape(2, 3, 4), ord=float("inf"), keepdim=True),
+    lambda lib: lib.linalg.norm(lib.tensor(2.0), ord=2),
+    lambda lib: lib.linalg.norm(lib.ones(3), ord="nuc"),
+    lambda lib: lib.linalg.matrix_norm(lib.ones(3)),
+    lambda lib: lib.linalg.norm(lib.arange(24.0).reshape(2, 3, 4), dim=(1,)),
+    lambda lib: lib.linalg.norm(lib.arange(24.0).reshape(2, 3, 4), ord=2, dim=(1,)),
+    lambda lib: lib.linalg.norm(lib.arange(24.0).reshape(2, 3, 4), dim=(0, 1, 2)),
+    lambda lib: lib.linalg.norm(lib.arange(24.0).reshape(2, 3, 4), ord=2, dim=[]),
+    lambda lib: lib.linalg.norm(lib.arange(24.0).reshape(2, 3, 4), ord=1, dim=[0, 1]),
+    lambda lib: lib.linalg.norm(lib.arange(24.0).reshape(2, 3, 4)),
+    lambda lib: lib.linalg.norm(lib.arange(6.0).reshape(2, 3), ord=1),
+    lambda lib: lib.linalg.norm(lib.arange(6.0), ord=0),
+], ids=["ord-3d", "fro-3d", "inf-3d-keepdim", "ord-0d", "nuc-1d", "matrix_norm-1d", "dim-1-tuple", "ord-dim-1-tuple",
+        "dim-3", "dim-empty", "ord-1-two-dims", "no-ord-3d", "ord-1-2d", "ord-0-1d"])
+def test_linalg_norm_checks_its_arguments_as_torch(call):
+    # torch.linalg.norm(site, ord=2) on a 3-d MPS site tensor: torch refuses an ord without dim on a
+    # 3-d input (chainrule took the last two dims), and a dim of other than 1 or 2 entries
+    def run(lib):
+        return call(lib).tolist()
+
+    assert _outcome(chainrule, run) == _outcome(torch, run)
