@@ -248,3 +248,18 @@ def test_linalg_norm_checks_its_arguments_as_torch(call):
         return call(lib).tolist()
 
     assert _outcome(chainrule, run) == _outcome(torch, run)
+
+
+@pytest.mark.parametrize("sizes", [(2, 3), (4,), (9,), (8, 1)], ids=["short-in-weight", "short-in-bias", "exact-plus-one",
+                                                                   "two-dim-vector"])
+def test_vector_to_parameters_of_a_wrong_length_as_torch(sizes):
+    # func_hessian_newton's vector_to_parameters(theta, model.parameters()) given a vector of the
+    # wrong size: torch's view error for the first parameter the vector runs short for
+    def run(lib):
+        lib.manual_seed(0)
+        model = lib.nn.Linear(3, 2)
+        lib.nn.utils.vector_to_parameters(lib.arange(float(sizes[0])).reshape(sizes), model.parameters())
+        return [p.tolist() for p in model.parameters()]
+
+    expected = _outcome(torch, run)
+    assert _outcome(chainrule, run) == expected
