@@ -2,6 +2,8 @@
 torch.func, sparse and tensor-network programs (distributions_vi, amp_gradscaler_accumulation,
 func_hessian_newton, sparse_coo_gcn, tensor_network_mps), each checked against torch 2.13."""
 
+import math
+
 import pytest
 
 import chainrule
@@ -258,7 +260,7 @@ def test_vector_to_parameters_of_a_wrong_length_as_torch(sizes):
     def run(lib):
         lib.manual_seed(0)
         model = lib.nn.Linear(3, 2)
-        lib.nn.utils.vector_to_parameters(lib.arange(float(sizes[0])).reshape(sizes), model.parameters())
+        lib.nn.utils.vector_to_parameters(lib.arange(float(math.prod(sizes))).reshape(sizes), model.parameters())
         return [p.tolist() for p in model.parameters()]
 
     expected = _outcome(torch, run)
