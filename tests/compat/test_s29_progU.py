@@ -265,3 +265,49 @@ def test_vector_to_parameters_of_a_wrong_length_as_torch(sizes):
 
     expected = _outcome(torch, run)
     assert _outcome(chainrule, run) == expected
+
+
+# ----------------------------------------------------------------- autocast state (amp_gradscaler_accumulation)
+
+@pytest.mark.parametrize("dtype_name", ["float64", "float32", "int32", "float16", "bfloat16"])
+@pytest.mark.parametrize("enabled", [True, False])
+def test_autocast_region_sets_its_dtype_even_when_off_as_torch(dtype_name, enabled):
+    # torch.autocast("cpu", dtype=torch.float64) warns and runs disabled, yet inside it
+    # get_autocast_dtype("cpu") answers float64, as it does for any region entered with enabled=False
+    import warnings
+
+    def run(lib):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with lib.autocast("cpu", dtype=getattr(lib, dtype_name), enabled=enabled):
+                inside = (str(lib.get_autocast_dtype("cpu")).split(".")[-1], lib.is_autocast_enabled("cpu"),
+                          str((lib.ones(2, 2) @ lib.ones(2, 2)).dtype).split(".")[-1])
+        after = (str(lib.get_autocast_dtype("cpu")).split(".")[-1], lib.is_autocast_enabled("cpu"))
+        return inside, after, [(w.category, str(w.message)) for w in caught]
+
+    assert run(chainrule) == run(torch)
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.is_autocast_cpu_enabled(),
+    lambda lib: lib.set_autocast_cpu_enabled(False),
+    lambda lib: str(lib.get_autocast_cpu_dtype()).split(".")[-1],
+    lambda lib: lib.set_autocast_cpu_dtype(lib.bfloat16),
+    lambda lib: str(lib.get_autocast_gpu_dtype()).split(".")[-1],
+    lambda lib: lib.set_autocast_gpu_dtype(lib.float16),
+], ids=["is_autocast_cpu_enabled", "set_autocast_cpu_enabled", "get_autocast_cpu_dtype", "set_autocast_cpu_dtype",
+        "get_autocast_gpu_dtype", "set_autocast_gpu_dtype"])
+def test_deprecated_autocast_spellings_warn_torchs_text(call):
+    # torch's DeprecationWarning for the per-device spellings, its "(Triggered internally at ...)" included,
+    # on every call and pointing at the caller
+    import warnings
+
+    seen = {}
+    for lib in (torch, chainrule):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = call(lib)
+            call(lib)
+        seen[lib] = (result, [(w.category, str(w.message), w.filename) for w in caught])
+    assert seen[chainrule] == seen[torch]
+    assert len(seen[torch][1]) == 2 and seen[torch][1][0][2] == __file__

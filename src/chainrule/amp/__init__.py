@@ -153,8 +153,15 @@ def set_autocast_dtype(device_type: str, dtype) -> None:
     _sync(device_type)
 
 
+# where torch 2.13 raises each deprecation (torch/csrc/autograd/init.cpp), named in its text
+_DEPRECATION_LINES = {"is_autocast_cpu_enabled": 883, "set_autocast_cpu_enabled": 874, "get_autocast_cpu_dtype": 1016,
+                      "set_autocast_cpu_dtype": 967, "get_autocast_gpu_dtype": 1007, "set_autocast_gpu_dtype": 952}
+
+
 def _deprecated(old: str, new: str) -> None:
-    warnings.warn(f"torch.{old} is deprecated. Please use torch.{new} instead.", DeprecationWarning, stacklevel=3)
+    line = _DEPRECATION_LINES[old.partition("(")[0]]
+    warnings.warn(f"torch.{old} is deprecated. Please use torch.{new} instead. (Triggered internally at "
+                  f"/__w/pytorch/pytorch/torch/csrc/autograd/init.cpp:{line}.)", DeprecationWarning, stacklevel=3)
 
 
 # torch's older per-device spellings, deprecated in torch (they warn as torch's do)
@@ -279,8 +286,9 @@ class autocast:
         # a region of the other device type leaves this one's state alone
         self._previous = (_enabled[self.device_type], _lower_dtype[self.device_type], is_autocast_cache_enabled())
         _enabled[self.device_type] = self._enabled
-        if self._enabled:
-            _lower_dtype[self.device_type] = self.fast_dtype
+        # torch sets the dtype even for a region that is off (a refused float64 is still what
+        # get_autocast_dtype answers inside it)
+        _lower_dtype[self.device_type] = self.fast_dtype
         autocast_increment_nesting()
         set_autocast_cache_enabled(self._cache_enabled)
         _sync(self.device_type)
