@@ -153,10 +153,17 @@ class SparseCOOTensor(Tensor):
         return self.sub(other)
 
     def mul(self, other):
-        """sparse * a Python number is sparse: the values scaled, indices (and coalesced-ness) kept."""
-        if not isinstance(other, numbers.Number):
-            return super().mul(other)
-        return self._with_values((Tensor._make(self._coo[1]) * other)._data)
+        """sparse * a number, a 0-d tensor or a dense tensor of the same shape (or broadcasting to
+        it) is sparse: each stored value times the factor at its index, indices (and coalesced-ness)
+        kept, as torch's."""
+        if isinstance(other, numbers.Number) or (type(other) is Tensor and other.dim() == 0):
+            return self._with_values((Tensor._make(self._coo[1]) * other)._data)
+        if type(other) is Tensor and self.dense_dim() == 0 and other.dim() <= self.dim() and all(
+                size in (1, full) for size, full in zip(other.shape[::-1], self.shape[::-1])):
+            xp = array_module(self._coo[1])
+            factors = xp.broadcast_to(other._data, tuple(self.shape))[tuple(self._coo[0])]
+            return self._with_values((Tensor._make(self._coo[1]) * Tensor._make(factors))._data)
+        return super().mul(other)
 
     def div(self, other, *, rounding_mode=None):
         if not isinstance(other, numbers.Number) or rounding_mode is not None:
@@ -180,6 +187,9 @@ class SparseCOOTensor(Tensor):
         sparse_dims = self.sparse_dim()
         first, second = (d + self.dim() if d < 0 else d for d in (dim0, dim1))
         if not (first < sparse_dims and second < sparse_dims):
+            if first < sparse_dims or second < sparse_dims:
+                raise RuntimeError(f"sparse transpose: transposed dimensions must be sparse Got sparse_dim: "
+                                   f"{sparse_dims}, d0: {first}, d1: {second}")
             return super().transpose(dim0, dim1)
         indices, values, _ = self._coo
         order = list(range(sparse_dims))
@@ -193,6 +203,62 @@ class SparseCOOTensor(Tensor):
             raise RuntimeError(f"t() expects a tensor with <= 2 sparse and 0 dense dimensions, but got "
                                f"{self.sparse_dim()} sparse and {self.dense_dim()} dense dimensions")
         return self if self.dim() < 2 else self.transpose(0, 1)
+
+    # in place: the new parts replace the old ones (the dense backing and the indices/values must
+    # never disagree)
+    def _become(self, result: SparseCOOTensor) -> SparseCOOTensor:
+        if tuple(result.shape) != tuple(self.shape) or result.dtype is not self.dtype:
+            raise RuntimeError(f"result type {result.dtype!r} of shape {list(result.shape)} can't be cast to the "
+                               f"desired output of type {self.dtype!r} and shape {list(self.shape)}")
+        self._data[...] = result._data
+        self._coo = result._coo
+        self._bump_version()
+        return self
+
+    def mul_(self, other):
+        return self._become(self.mul(other))
+
+    def div_(self, other, *, rounding_mode=None):
+        return self._become(self.div(other, rounding_mode=rounding_mode))
+
+    def add_(self, other, *, alpha=1):
+        return self._become(self.add(other, alpha=alpha))
+
+    def sub_(self, other, *, alpha=1):
+        return self._become(self.sub(other, alpha=alpha))
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return self.div_(other)
+
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def t_(self) -> SparseCOOTensor:
+        result = self.t()
+        self._data, self._coo = result._data, result._coo
+        return self
+
+    def transpose_(self, dim0, dim1) -> SparseCOOTensor:
+        result = self.transpose(dim0, dim1)
+        self._data, self._coo = result._data, result._coo
+        return self
+
+    def clone(self, *, memory_format=None) -> SparseCOOTensor:
+        """A sparse copy: the same indices, values and coalesced flag in new memory."""
+        indices, values, coalesced = self._coo
+        return SparseCOOTensor._from_parts(indices.copy(), values.copy(), tuple(self.shape), coalesced)
+
+    def detach(self) -> SparseCOOTensor:
+        return self.data
+
+    def __matmul__(self, other):
+        return mm(self, other) if isinstance(other, SparseCOOTensor) else super().__matmul__(other)
 
     def _with_values(self, values) -> SparseCOOTensor:
         indices, _, coalesced = self._coo
@@ -564,8 +630,31 @@ def to_sparse(self, sparse_dim: int | None = None, *, layout=None, blocksize=Non
 
 
 def mm(sparse: Tensor, dense: Tensor) -> Tensor:
-    """torch.sparse.mm: sparse (n × m) @ dense (m × p), a dense result."""
+    """torch.sparse.mm: sparse (n × m) @ dense (m × p), a dense result; sparse @ sparse is sparse
+    and coalesced, with an entry wherever the two index patterns meet (even one summing to 0)."""
+    if isinstance(sparse, SparseCOOTensor) and isinstance(dense, SparseCOOTensor) and \
+            sparse.dim() == dense.dim() == 2 and sparse.sparse_dim() == dense.sparse_dim() == 2:
+        return _sparse_times_sparse(sparse, dense)
     return _matmul(sparse, dense)
+
+
+def _sparse_times_sparse(left: SparseCOOTensor, right: SparseCOOTensor) -> SparseCOOTensor:
+    # the structure is the product of the two index patterns (as torch's spgemm builds it), the
+    # values those of the dense product there
+    if left.shape[1] != right.shape[0]:
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({left.shape[0]}x{left.shape[1]} and "
+                           f"{right.shape[0]}x{right.shape[1]})")
+    xp = array_module(left._data)
+    patterns = []
+    for operand in (left, right):
+        pattern = xp.zeros(tuple(operand.shape), dtype=np.int64)
+        pattern[tuple(operand._coo[0])] = 1
+        patterns.append(pattern)
+    present = (patterns[0] @ patterns[1]) > 0
+    product = _matmul(Tensor._make(left._data), Tensor._make(right._data))._data
+    index = xp.stack(xp.nonzero(present)).astype(np.int64)
+    return SparseCOOTensor._from_parts(index, xp.ascontiguousarray(product[tuple(index)]),
+                                       (left.shape[0], right.shape[1]), True)
 
 
 def spmm(input: Tensor, mat2: Tensor) -> Tensor:

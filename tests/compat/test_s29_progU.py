@@ -311,3 +311,43 @@ def test_deprecated_autocast_spellings_warn_torchs_text(call):
         seen[lib] = (result, [(w.category, str(w.message), w.filename) for w in caught])
     assert seen[chainrule] == seen[torch]
     assert len(seen[torch][1]) == 2 and seen[torch][1][0][2] == __file__
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: _uncoalesced(lib).clone(),
+    lambda lib: _uncoalesced(lib).coalesce().clone(),
+    lambda lib: _uncoalesced(lib).detach(),
+    lambda lib: _uncoalesced(lib) * lib.tensor([1.0, 2.0, 3.0]),
+    lambda lib: _uncoalesced(lib).coalesce() * lib.full((2, 3), 2.0),
+    lambda lib: lib.ones(2, 3) * _uncoalesced(lib),
+    lambda lib: _uncoalesced(lib).mul(lib.tensor(2.0)),
+    lambda lib: _uncoalesced(lib) * lib.ones(2, 3, dtype=lib.float64),
+    lambda lib: lib.sparse.mm(lib.eye(3).to_sparse() * 2,
+                              lib.sparse_coo_tensor([[0, 1, 2], [2, 0, 1]], [1.0, 2.0, 3.0], (3, 3))),
+    lambda lib: lib.sparse_coo_tensor([[0, 0], [0, 1]], [1.0, -1.0], (3, 3)) @ lib.sparse_coo_tensor(
+        [[0, 1], [0, 0]], [1.0, 1.0], (3, 3)),
+    lambda lib: lib.sparse.mm(lib.eye(2).to_sparse(), lib.ones(3, 2).to_sparse()),
+    lambda lib: lib.sparse_coo_tensor([[0, 1]], lib.ones(2, 3), (2, 3)).transpose(0, 1),
+    lambda lib: _uncoalesced(lib).clone().mul_(2),
+    lambda lib: _uncoalesced(lib).clone().div_(2),
+    lambda lib: _uncoalesced(lib).clone().mul_(lib.full((2, 3), 3.0)),
+    lambda lib: _uncoalesced(lib).clone().add_(_other(lib)),
+    lambda lib: _uncoalesced(lib).clone().sub_(_other(lib), alpha=2),
+    lambda lib: _uncoalesced(lib).clone().t_(),
+    lambda lib: _uncoalesced(lib).clone().transpose_(1, 0),
+], ids=["clone", "clone-coalesced", "detach", "mul-broadcast-row", "mul-dense-coalesced", "dense-times-sparse",
+        "mul-0d", "mul-promotes", "sparse-mm-sparse", "matmul-cancelling", "mm-shape-mismatch",
+        "transpose-dense-dim", "mul_", "div_", "mul_-dense", "add_", "sub_-alpha", "t_", "transpose_"])
+def test_more_sparse_ops_stay_sparse_as_torch(call):
+    # adj.clone(), adj * edge_weights, adj @ adj (two hops) and in-place updates of a sparse
+    # adjacency: torch keeps them sparse; in place, chainrule's parts and dense backing must agree
+    def run(lib):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = call(lib)
+            return _sparse_summary(result), result.to_dense().tolist() if result.is_sparse else None
+
+    expected = _outcome(torch, run)
+    assert _outcome(chainrule, run) == expected
