@@ -8,10 +8,11 @@ given (``indices()``, ``values()``, ``coalesce()``, ``_nnz()`` and the repr are 
 its array is the dense matrix they describe. Every op therefore runs on it as on a dense tensor
 and gives torch's numbers: ``sparse @ dense``, ``torch.spmm``, ``torch.sparse.mm`` and
 ``dense + sparse`` return dense tensors, as in torch. ``sparse + sparse`` and ``sparse - sparse``
-(operators and methods), ``sparse * number``, ``sparse / number``, ``-sparse``, ``t()``/``transpose``
-of sparse dims and ``torch.sparse.sum(sparse, dim)`` stay sparse, with torch's indices, order and
-coalesced flag; elsewhere (``torch.add(sparse, sparse)``, ``torch.sum(sparse, dim)``,
-``sparse * sparse``) chainrule returns a dense result — the same values in the strided layout. Memory is that of the dense matrix, so a sparse tensor
+(operators, methods and their in-place forms), ``sparse * number`` / ``* dense`` / ``/ number``,
+``-sparse``, ``sparse @ sparse``, ``t()``/``transpose`` of sparse dims, ``clone()``, ``detach()``
+and ``torch.sparse.sum(sparse, dim)`` stay sparse, with torch's indices, order and coalesced flag;
+elsewhere (``torch.add(sparse, sparse)``, ``torch.sum(sparse, dim)``, ``sparse * sparse``, unary
+math, indexing) chainrule returns a dense result — the same values in the strided layout. Memory is that of the dense matrix, so a sparse tensor
 larger than ``MAX_DENSE_ELEMENTS`` is refused with a message rather than exhausting memory.
 Gradients flow through the dense operands of a product; a sparse tensor itself cannot require
 grad.
