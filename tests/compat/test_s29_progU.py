@@ -351,3 +351,56 @@ def test_more_sparse_ops_stay_sparse_as_torch(call):
 
     expected = _outcome(torch, run)
     assert _outcome(chainrule, run) == expected
+
+
+# ----------------------------------------------------------------- broadcasting errors (distributions_vi)
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.broadcast_shapes((2,), (3,)),
+    lambda lib: lib.broadcast_shapes((2, 1), (3,), (4,)),
+    lambda lib: lib.broadcast_shapes(),
+    lambda lib: lib.broadcast_shapes(3, (1, 3)),
+    lambda lib: lib.broadcast_shapes((2,), None),
+    lambda lib: lib.broadcast_shapes((4, 2), (3, 1)),
+    lambda lib: lib.broadcast_shapes((1,), (-1,)),
+    lambda lib: lib.broadcast_shapes((2,), (0,)),
+    lambda lib: lib.broadcast_shapes(2.5),
+    lambda lib: lib.broadcast_tensors(lib.zeros(2), lib.ones(3)),
+    lambda lib: lib.broadcast_tensors(lib.zeros(2, 1), lib.ones(3), lib.ones(4)),
+    lambda lib: lib.broadcast_tensors(lib.zeros(2, 3), lib.ones(3, 2)),
+    lambda lib: lib.broadcast_tensors(lib.zeros(2, 1), lib.ones(1, 3)),
+    lambda lib: lib.distributions.utils.broadcast_all(lib.zeros(2), lib.ones(3)),
+], ids=["shapes-1d", "shapes-three", "shapes-none-given", "shapes-int", "shapes-None", "shapes-2d", "shapes-negative",
+        "shapes-zero", "shapes-float", "tensors-1d", "tensors-three", "tensors-2d", "tensors-ok", "broadcast_all"])
+def test_broadcast_shapes_and_tensors_fail_with_torchs_text(call):
+    # Normal(torch.zeros(2), torch.ones(3)) and friends: torch's broadcast_tensors names the two sizes and
+    # the dim (infer_size), broadcast_shapes the argument (torch._refs._broadcast_shapes)
+    def run(lib):
+        result = call(lib)
+        return ("size", tuple(result)) if isinstance(result, lib.Size) else [tuple(t.shape) for t in result]
+
+    expected = _outcome(torch, run)
+    assert _outcome(chainrule, run) == expected
+
+
+@pytest.mark.parametrize("keyword", ["covariance_matrix", "precision_matrix", "scale_tril"])
+def test_multivariate_normal_refuses_a_1d_matrix_with_torchs_text(keyword):
+    def run(lib):
+        return lib.distributions.MultivariateNormal(lib.zeros(2), **{keyword: lib.ones(2)})
+
+    expected = _outcome(torch, run)
+    outcome = _outcome(chainrule, run)
+    # chainrule's constructors name the class and arguments before torch's text (chainrule._naming)
+    assert outcome[0] is expected[0] is ValueError and outcome[1].endswith(": " + expected[1])
+
+
+def test_multivariate_normal_matrix_of_the_wrong_size_fails_validation_as_torch():
+    # torch expands the matrix by (-1, -1): a 3x3 scale_tril beside a 2-vector loc reaches the
+    # constraint check (ValueError), where chainrule's expand to (2, 2) raised a RuntimeError
+    def run(lib):
+        return lib.distributions.MultivariateNormal(lib.zeros(2), scale_tril=lib.ones(3, 3), validate_args=True)
+
+    expected = _outcome(torch, run)
+    outcome = _outcome(chainrule, run)
+    assert outcome[0] is expected[0] is ValueError
+    assert outcome[1].split("to satisfy the constraint")[1] == expected[1].split("to satisfy the constraint")[1]
