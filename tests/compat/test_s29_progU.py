@@ -404,3 +404,12 @@ def test_multivariate_normal_matrix_of_the_wrong_size_fails_validation_as_torch(
     outcome = _outcome(chainrule, run)
     assert outcome[0] is expected[0] is ValueError
     assert outcome[1].split("to satisfy the constraint")[1] == expected[1].split("to satisfy the constraint")[1]
+
+
+def test_masked_select_of_unbroadcastable_shapes_names_mask_first_as_torch():
+    # torch expands (mask, self) in that order: tensor a is the mask
+    def run(lib):
+        return lib.masked_select(lib.ones(2, 3), lib.ones(3, 2, dtype=lib.bool))
+
+    expected = _outcome(torch, run)
+    assert expected[0] is RuntimeError and _outcome(chainrule, run) == expected
