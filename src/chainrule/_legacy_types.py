@@ -13,6 +13,7 @@ import importlib.machinery
 import numbers
 import types
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -84,10 +85,14 @@ class tensortype(type):
         if len(args) > 1:
             raise TypeError(f"{name}(): sizes must be ints, got {args!r}")
         data = args[0]
-        if isinstance(data, str):
-            raise TypeError("new(): invalid data type 'str'")
-        if not isinstance(data, (list, tuple, np.ndarray)):
+        if isinstance(data, (str, bytes)):
+            raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
+        # torch takes any Python sequence (pygcn's LongTensor(range(140)), a bytearray), not a set,
+        # dict or iterator
+        if not isinstance(data, (Sequence, np.ndarray)):
             raise TypeError(f"new(): data must be a sequence (got {type(data).__name__})")
+        if isinstance(data, (range, bytearray)):
+            data = list(data)
         return creation.tensor(data, dtype=cls.dtype, device=on)
 
 

@@ -7,9 +7,12 @@ chainrule stores a sparse tensor's values densely as well: its indices and value
 given (``indices()``, ``values()``, ``coalesce()``, ``_nnz()`` and the repr are torch's), and
 its array is the dense matrix they describe. Every op therefore runs on it as on a dense tensor
 and gives torch's numbers: ``sparse @ dense``, ``torch.spmm``, ``torch.sparse.mm`` and
-``dense + sparse`` return dense tensors, as in torch. Where torch keeps the result sparse
-(``sparse * 2``, ``torch.sum(sparse, dim)``, ``sparse + sparse``) chainrule returns it dense —
-the same values in the strided layout. Memory is that of the dense matrix, so a sparse tensor
+``dense + sparse`` return dense tensors, as in torch. ``sparse + sparse`` and ``sparse - sparse``
+(operators, methods and their in-place forms), ``sparse * number`` / ``* dense`` / ``/ number``,
+``-sparse``, ``sparse @ sparse``, ``t()``/``transpose`` of sparse dims, ``clone()``, ``detach()``
+and ``torch.sparse.sum(sparse, dim)`` stay sparse, with torch's indices, order and coalesced flag;
+elsewhere (``torch.add(sparse, sparse)``, ``torch.sum(sparse, dim)``, ``sparse * sparse``, unary
+math, indexing) chainrule returns a dense result — the same values in the strided layout. Memory is that of the dense matrix, so a sparse tensor
 larger than ``MAX_DENSE_ELEMENTS`` is refused with a message rather than exhausting memory.
 Gradients flow through the dense operands of a product, and to the ``values`` a sparse tensor was
 built from when they require grad (an attention-weighted adjacency): through ``coalesce()``,
@@ -21,16 +24,15 @@ from __future__ import annotations
 
 import math
 import numbers
-import warnings
 
 import numpy as np
 
-from . import _dtype
+from . import _config, _dtype
 from ._backend import array_module, ufunc_at
 from ._format import add_suffixes, array_body
 from ._layout import sparse_coo, sparse_csc, sparse_csr
 from ._torch_function import disabled_torch_function_impl
-from .autograd.function import Function, name_node
+from .autograd.function import Function, is_recording, name_node
 from .autograd.grad_mode import is_grad_enabled
 from .ops.creation import _to_array
 from .ops.elementwise import where
@@ -96,6 +98,14 @@ def _joined_graph(tensor: Tensor, recorded: Tensor) -> Tensor:
     if recorded.grad_fn is not None:
         tensor.grad_fn, tensor._output_nr, tensor._requires_grad = recorded.grad_fn, recorded._output_nr, True
     return tensor
+
+
+def _keeping_graph(result: Tensor, dense_op, *inputs) -> Tensor:
+    """A sparse result in the graph of the same op computed densely, when that would record (the
+    values a sparse input was built from require grad): the same values, so the same gradient."""
+    if is_recording(*(t for t in inputs if isinstance(t, Tensor))):
+        _joined_graph(result, dense_op())
+    return result
 
 
 def _recorded_copy(tensor: Tensor, node: str) -> Tensor:
@@ -181,6 +191,138 @@ class SparseCOOTensor(Tensor):
         if self._requires_grad and is_grad_enabled():  # the same dense values: the same gradient
             _joined_graph(coalesced, _recorded_copy(self, "CoalesceBackward0"))
         return coalesced
+
+    # --------------------------------------------------------------- ops that stay sparse in torch
+    def add(self, other, *, alpha=1):
+        """sparse + sparse is sparse; anything else is computed densely (a dense result)."""
+        if not isinstance(other, SparseCOOTensor):
+            return super().add(other, alpha=alpha)
+        return _keeping_graph(_add_sparse(self, other, alpha), lambda: Tensor.add(self, other, alpha=alpha), self, other)
+
+    def sub(self, other, *, alpha=1):
+        if not isinstance(other, SparseCOOTensor):
+            return super().sub(other, alpha=alpha)
+        return _keeping_graph(_add_sparse(self, other, -alpha), lambda: Tensor.sub(self, other, alpha=alpha), self, other)
+
+    def __add__(self, other):
+        return self.add(other)
+
+    def __sub__(self, other):
+        return self.sub(other)
+
+    def mul(self, other):
+        """sparse * a number, a 0-d tensor or a dense tensor of the same shape (or broadcasting to
+        it) is sparse: each stored value times the factor at its index, indices (and coalesced-ness)
+        kept, as torch's."""
+        if isinstance(other, numbers.Number) or (type(other) is Tensor and other.dim() == 0):
+            result = self._with_values((Tensor._make(self._coo[1]) * other)._data)
+        elif type(other) is Tensor and self.dense_dim() == 0 and other.dim() <= self.dim() and all(
+                size in (1, full) for size, full in zip(other.shape[::-1], self.shape[::-1])):
+            xp = array_module(self._coo[1])
+            factors = xp.broadcast_to(other._data, tuple(self.shape))[tuple(self._coo[0])]
+            result = self._with_values((Tensor._make(self._coo[1]) * Tensor._make(factors))._data)
+        else:
+            return super().mul(other)
+        return _keeping_graph(result, lambda: Tensor.mul(self, other), self, other)
+
+    def div(self, other, *, rounding_mode=None):
+        if not isinstance(other, numbers.Number) or rounding_mode is not None:
+            return super().div(other, rounding_mode=rounding_mode)
+        return _keeping_graph(self._with_values((Tensor._make(self._coo[1]) / other)._data),
+                              lambda: Tensor.div(self, other), self)
+
+    def __mul__(self, other):
+        return self.mul(other)
+
+    def __rmul__(self, other):
+        return self.mul(other)
+
+    def __truediv__(self, other):
+        return self.div(other)
+
+    def __neg__(self):
+        return _keeping_graph(self._with_values(-self._coo[1]), lambda: Tensor.__neg__(self), self)
+
+    def transpose(self, dim0, dim1):
+        """Two sparse dims swapped: the index rows exchanged, no longer marked coalesced (as torch's)."""
+        sparse_dims = self.sparse_dim()
+        first, second = (d + self.dim() if d < 0 else d for d in (dim0, dim1))
+        if not (first < sparse_dims and second < sparse_dims):
+            if first < sparse_dims or second < sparse_dims:
+                raise RuntimeError(f"sparse transpose: transposed dimensions must be sparse Got sparse_dim: "
+                                   f"{sparse_dims}, d0: {first}, d1: {second}")
+            return super().transpose(dim0, dim1)
+        indices, values, _ = self._coo
+        order = list(range(sparse_dims))
+        order[first], order[second] = order[second], order[first]
+        size = list(self.shape)
+        size[first], size[second] = size[second], size[first]
+        return _keeping_graph(SparseCOOTensor._from_parts(indices[order], values, tuple(size), False),
+                              lambda: Tensor.transpose(self, dim0, dim1), self)
+
+    def t(self):
+        if self.sparse_dim() > 2 or self.dense_dim() > 0:
+            raise RuntimeError(f"t() expects a tensor with <= 2 sparse and 0 dense dimensions, but got "
+                               f"{self.sparse_dim()} sparse and {self.dense_dim()} dense dimensions")
+        return self if self.dim() < 2 else self.transpose(0, 1)
+
+    # in place: the new parts replace the old ones (the dense backing and the indices/values must
+    # never disagree)
+    def _become(self, result: SparseCOOTensor) -> SparseCOOTensor:
+        if tuple(result.shape) != tuple(self.shape) or result.dtype is not self.dtype:
+            raise RuntimeError(f"result type {result.dtype!r} of shape {list(result.shape)} can't be cast to the "
+                               f"desired output of type {self.dtype!r} and shape {list(self.shape)}")
+        self._data[...] = result._data
+        self._coo = result._coo
+        self._bump_version()
+        return self
+
+    def mul_(self, other):
+        return self._become(self.mul(other))
+
+    def div_(self, other, *, rounding_mode=None):
+        return self._become(self.div(other, rounding_mode=rounding_mode))
+
+    def add_(self, other, *, alpha=1):
+        return self._become(self.add(other, alpha=alpha))
+
+    def sub_(self, other, *, alpha=1):
+        return self._become(self.sub(other, alpha=alpha))
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return self.div_(other)
+
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def t_(self) -> SparseCOOTensor:
+        result = self.t()
+        self._data, self._coo = result._data, result._coo
+        return self
+
+    def transpose_(self, dim0, dim1) -> SparseCOOTensor:
+        result = self.transpose(dim0, dim1)
+        self._data, self._coo = result._data, result._coo
+        return self
+
+    def clone(self, *, memory_format=None) -> SparseCOOTensor:
+        """A sparse copy: the same indices, values and coalesced flag in new memory."""
+        indices, values, coalesced = self._coo
+        return _keeping_graph(SparseCOOTensor._from_parts(indices.copy(), values.copy(), tuple(self.shape), coalesced),
+                              lambda: Tensor.clone(self), self)
+
+    def __matmul__(self, other):
+        return mm(self, other) if isinstance(other, SparseCOOTensor) else super().__matmul__(other)
+
+    def _with_values(self, values) -> SparseCOOTensor:
+        indices, _, coalesced = self._coo
+        return SparseCOOTensor._from_parts(indices, values, tuple(self.shape), coalesced)
 
     def to_dense(self, dtype=None, *, masked_grad=None) -> Tensor:
         if self._requires_grad and is_grad_enabled():
@@ -563,10 +705,34 @@ def to_sparse(self, sparse_dim: int | None = None, *, layout=None, blocksize=Non
 
 
 def mm(sparse: Tensor, dense: Tensor) -> Tensor:
-    """torch.sparse.mm: sparse (n × m) @ dense (m × p), a dense result."""
+    """torch.sparse.mm: sparse (n × m) @ dense (m × p), a dense result; sparse @ sparse is sparse
+    and coalesced, with an entry wherever the two index patterns meet (even one summing to 0)."""
+    if isinstance(sparse, SparseCOOTensor) and isinstance(dense, SparseCOOTensor) and \
+            sparse.dim() == dense.dim() == 2 and sparse.sparse_dim() == dense.sparse_dim() == 2:
+        return _sparse_times_sparse(sparse, dense)
     product = _matmul(sparse, dense)
     # torch runs a sparse left operand through addmm's sparse kernel, whose node users see
     return name_node(product, "SparseAddmmBackward0") if isinstance(sparse, SparseCOOTensor) else product
+
+
+def _sparse_times_sparse(left: SparseCOOTensor, right: SparseCOOTensor) -> SparseCOOTensor:
+    # the structure is the product of the two index patterns (as torch's spgemm builds it), the
+    # values those of the dense product there
+    if left.shape[1] != right.shape[0]:
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({left.shape[0]}x{left.shape[1]} and "
+                           f"{right.shape[0]}x{right.shape[1]})")
+    xp = array_module(left._data)
+    patterns = []
+    for operand in (left, right):
+        pattern = xp.zeros(tuple(operand.shape), dtype=np.int64)
+        pattern[tuple(operand._coo[0])] = 1
+        patterns.append(pattern)
+    present = (patterns[0] @ patterns[1]) > 0
+    product = _matmul(Tensor._make(left._data), Tensor._make(right._data))._data
+    index = xp.stack(xp.nonzero(present)).astype(np.int64)
+    result = SparseCOOTensor._from_parts(index, xp.ascontiguousarray(product[tuple(index)]),
+                                         (left.shape[0], right.shape[1]), True)
+    return _keeping_graph(result, lambda: _matmul(left, right), left, right)
 
 
 def spmm(input: Tensor, mat2: Tensor) -> Tensor:
@@ -575,10 +741,72 @@ def spmm(input: Tensor, mat2: Tensor) -> Tensor:
 
 
 def sum(input: Tensor, dim=None, dtype=None) -> Tensor:  # noqa: A001 (torch.sparse.sum's name)
-    """torch.sparse.sum: the sum of the entries (over ``dim``), as a dense tensor."""
+    """torch.sparse.sum: the sum of the entries (over ``dim``). Dense when every sparse dim is summed
+    over; otherwise sparse and coalesced, with an entry for every index left (even one summing to 0),
+    as torch's."""
     dense = input.to_dense() if isinstance(input, SparseCOOTensor) else Tensor._make(input._data)
-    result = dense.sum() if dim is None else dense.sum(dim)
-    return result if dtype is None else result.to(dtype)
+    if dtype is not None:
+        dense = dense.to(dtype)
+    if dim is None or not isinstance(input, SparseCOOTensor):
+        return dense.sum() if dim is None else dense.sum(dim)
+    dims = sorted({d + input.dim() if d < 0 else d for d in ((dim,) if isinstance(dim, int) else dim)})
+    sparse_dims = input.sparse_dim()
+    if all(d in dims for d in range(sparse_dims)):
+        return dense.sum(dims)
+    coalesced = input.coalesce()
+    indices, values, _ = coalesced._coo
+    if dtype is not None:
+        values = Tensor._make(values).to(dtype)._data
+    kept = [d for d in range(sparse_dims) if d not in dims]
+    dense_summed = tuple(d - sparse_dims + 1 for d in dims if d >= sparse_dims)
+    if dense_summed:
+        values = values.sum(axis=dense_summed)
+    size = tuple(n for d, n in enumerate(input.shape) if d not in dims)
+    return _keeping_graph(SparseCOOTensor._from_parts(indices[kept], values, size, False).coalesce(),
+                          lambda: dense.sum(dims), input)
+
+
+def _add_sparse(self: SparseCOOTensor, other: SparseCOOTensor, alpha) -> SparseCOOTensor:
+    """torch's add_out_sparse_contiguous: one walk down both index lists in step, taking the
+    lexicographically smaller entry (``self``'s first on a tie, the two summed), so the result is
+    sorted when both inputs are and marked coalesced only then."""
+    if self.sparse_dim() != other.sparse_dim():
+        raise RuntimeError(f"add: expected 'self' and 'other' to have same density, but 'self' has "
+                           f"{self.sparse_dim()} sparse dimensions while 'other' has {other.sparse_dim()} "
+                           "sparse dimensions")
+    if tuple(self.shape) != tuple(other.shape):
+        raise RuntimeError(f"add: expected sizes of 'self' and 'other' to match, but {list(self.shape)} != "
+                           f"{list(other.shape)}")
+    scaled = Tensor._make(other._coo[1]) * alpha
+    dtype = _dtype.promote_types(self.dtype, scaled.dtype)
+    self_values = Tensor._make(self._coo[1]).to(dtype)._data
+    other_values = scaled.to(dtype)._data
+    xp = array_module(self_values)
+    shape = tuple(self.shape[:self.sparse_dim()])
+    self_keys = _host_list(xp.ravel_multi_index(tuple(self._coo[0]), shape)) if self._nnz() else []
+    other_keys = _host_list(xp.ravel_multi_index(tuple(other._coo[0]), shape)) if other._nnz() else []
+    take_self, take_other, out = [], [], 0   # output slot of each input entry
+    i = j = 0
+    while i < len(self_keys) or j < len(other_keys):
+        left = self_keys[i] if i < len(self_keys) else None
+        right = other_keys[j] if j < len(other_keys) else None
+        if right is None or (left is not None and left <= right):
+            take_self.append(out)
+            i += 1
+        if left is None or (right is not None and right <= left):
+            take_other.append(out)
+            j += 1
+        out += 1
+    keys = xp.zeros(out, dtype=np.int64)
+    values = xp.zeros((out,) + self_values.shape[1:], dtype=self_values.dtype)
+    if take_self:
+        keys[xp.asarray(take_self)] = xp.asarray(self_keys)
+        values[xp.asarray(take_self)] = self_values
+    if take_other:
+        keys[xp.asarray(take_other)] = xp.asarray(other_keys)
+        values[xp.asarray(take_other)] += other_values
+    indices = xp.stack(xp.unravel_index(keys, shape)).astype(np.int64) if out else self._coo[0][:, :0]
+    return SparseCOOTensor._from_parts(indices, values, tuple(self.shape), self.is_coalesced() and other.is_coalesced())
 
 
 def _softmax_over_entries(input: Tensor, dim: int, dtype, name: str) -> SparseCOOTensor:
@@ -634,8 +862,7 @@ class _SparseLegacyType(type):
             if size is not None and not (isinstance(size, (tuple, list))
                                          and all(isinstance(s, numbers.Integral) for s in size)):
                 raise TypeError(f"{name}(indices, values, size): size must be a tuple of ints, got {size!r}")
-            warnings.warn(f"{name}(indices, values, shape) is deprecated. Please use "
-                          "chainrule.sparse_coo_tensor(indices, values, shape)", UserWarning, stacklevel=2)
+            _warn_legacy_sparse(len(args))
             return sparse_coo_tensor(args[0], args[1], size, device=device)
         sizes = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list, Size)) else args
         if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in sizes):
@@ -644,11 +871,28 @@ class _SparseLegacyType(type):
         sizes = tuple(int(s) for s in sizes) or (0,)  # torch: no arguments is an empty 1-d tensor
         if any(s < 0 for s in sizes):
             raise RuntimeError(f"{name}(): negative dimension {min(sizes)} in size {list(sizes)}")
-        warnings.warn(f"{name}(shape) is deprecated. Please use chainrule.sparse_coo_tensor(shape)",
-                      UserWarning, stacklevel=2)
+        _warn_legacy_sparse(1 if args else 0)
         no_entries = np.zeros((len(sizes), 0), dtype=np.int64)
         return sparse_coo_tensor(no_entries, Tensor._make(np.zeros(0, dtype=cls.dtype.np)), sizes,
                                  device=device)
+
+
+# torch's TORCH_WARN_ONCE texts (torch/csrc/utils/tensor_new.cpp), one per signature and whatever
+# the type's name, by the number of positional arguments: none, sizes, (indices, values), and a size
+_LEGACY_SPARSE_WARNINGS = {
+    0: ("torch.sparse.SparseTensor() is deprecated.  Please use torch.sparse_coo_tensor((0,), dtype=).", 623),
+    1: ("torch.sparse.SparseTensor(shape, *, device=) is deprecated.  Please use "
+        "torch.sparse_coo_tensor(shape, dtype=, device=).", 684),
+    2: ("torch.sparse.SparseTensor(indices, values, *, device=) is deprecated.  Please use "
+        "torch.sparse_coo_tensor(indices, values, dtype=, device=).", 641),
+    3: ("torch.sparse.SparseTensor(indices, values, shape, *, device=) is deprecated.  Please use "
+        "torch.sparse_coo_tensor(indices, values, shape, dtype=, device=).", 653),
+}
+
+
+def _warn_legacy_sparse(signature: int) -> None:
+    text, line = _LEGACY_SPARSE_WARNINGS[signature]
+    _config.warn_once(f"{text} (Triggered internally at /__w/pytorch/pytorch/torch/csrc/utils/tensor_new.cpp:{line}.)")
 
 
 def _sparse_legacy_type(name: str, dtype: _dtype.dtype) -> _SparseLegacyType:

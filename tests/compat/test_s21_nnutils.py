@@ -218,12 +218,15 @@ def test_functional_call_refuses_two_values_for_one_tied_weight():
 
 
 def test_vector_to_parameters_refuses_a_short_vector_before_writing():
+    # torch's error is the view of the second slice failing (after the first parameter was written);
+    # chainrule raises the same text before writing anything
     params = [chainrule.ones(2), chainrule.ones(3)]
-    with pytest.raises(RuntimeError, match="vector_to_parameters: the vector has 3 elements, the parameters need 5"):
+    with pytest.raises(RuntimeError) as mine:
         chainrule.nn.utils.vector_to_parameters(chainrule.zeros(3), params)
     assert params[0].tolist() == [1.0, 1.0]
-    with pytest.raises(RuntimeError):  # torch: the view of the second slice fails
+    with pytest.raises(RuntimeError) as theirs:
         torch.nn.utils.vector_to_parameters(torch.zeros(3), [torch.ones(2), torch.ones(3)])
+    assert str(mine.value) == str(theirs.value) == "shape '[3]' is invalid for input of size 1"
 
 
 def test_rnn_utils_invert_permutation_empty_pack_and_pad_dtype_match_torch():

@@ -84,3 +84,36 @@ def test_logsigmoid_gradgradcheck():
     x = chainrule.tensor([-3.0, -0.5, 0.0, 0.7, 4.0], dtype=chainrule.float64, requires_grad=True)
     assert chainrule.autograd.gradgradcheck(chainrule.nn.functional.logsigmoid, (x,))
     assert chainrule.autograd.gradgradcheck(lambda t: chainrule.nn.functional.soft_margin_loss(t, -chainrule.ones_like(t)), (x,))
+
+
+# sparse ops that stay sparse (progU's lane) on a sparse tensor built from values that require grad
+# (progT's lane): the result is sparse and the gradient reaches the values, as torch's
+_SPARSE_OPS = {
+    "add": lambda lib, a, b: a + b,
+    "sub": lambda lib, a, b: a - b,
+    "mul_number": lambda lib, a, b: a * 3.0,
+    "mul_dense": lambda lib, a, b: a * lib.arange(12.0, dtype=lib.float64).reshape(3, 4),
+    "div": lambda lib, a, b: a / 4.0,
+    "neg": lambda lib, a, b: -a,
+    "t": lambda lib, a, b: a.t(),
+    "clone": lambda lib, a, b: a.clone(),
+    "sparse_sum_dim": lambda lib, a, b: lib.sparse.sum(a, 1),
+}
+
+
+@pytest.mark.parametrize("op", sorted(_SPARSE_OPS))
+def test_sparse_results_keep_the_values_graph(op):
+    results = []
+    for lib in (torch, chainrule):
+        values = lib.tensor([1.0, -2.0, 3.0, 0.5], dtype=lib.float64, requires_grad=True)
+        a = lib.sparse_coo_tensor(lib.tensor([[0, 1, 2, 2], [1, 0, 3, 1]]), values, (3, 4))
+        b = lib.sparse_coo_tensor(lib.tensor([[0, 2], [1, 2]]), lib.tensor([5.0, 7.0], dtype=lib.float64), (3, 4))
+        out = _SPARSE_OPS[op](lib, a, b)
+        dense = out.to_dense()
+        weights = lib.arange(1.0, dense.numel() + 1, dtype=lib.float64).reshape(dense.shape)
+        (grad,) = lib.autograd.grad((dense * weights).sum(), values)
+        results.append((out.layout is lib.sparse_coo, dense.detach().numpy(), grad.numpy()))
+    (torch_sparse, torch_dense, torch_grad), (ours_sparse, ours_dense, ours_grad) = results
+    assert ours_sparse and torch_sparse
+    np.testing.assert_array_equal(ours_dense, torch_dense)
+    np.testing.assert_array_equal(ours_grad, torch_grad)

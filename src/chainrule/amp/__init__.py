@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -152,8 +153,15 @@ def set_autocast_dtype(device_type: str, dtype) -> None:
     _sync(device_type)
 
 
+# where torch 2.13 raises each deprecation (torch/csrc/autograd/init.cpp), named in its text
+_DEPRECATION_LINES = {"is_autocast_cpu_enabled": 883, "set_autocast_cpu_enabled": 874, "get_autocast_cpu_dtype": 1016,
+                      "set_autocast_cpu_dtype": 967, "get_autocast_gpu_dtype": 1007, "set_autocast_gpu_dtype": 952}
+
+
 def _deprecated(old: str, new: str) -> None:
-    warnings.warn(f"torch.{old} is deprecated. Please use torch.{new} instead.", DeprecationWarning, stacklevel=3)
+    line = _DEPRECATION_LINES[old.partition("(")[0]]
+    warnings.warn(f"torch.{old} is deprecated. Please use torch.{new} instead. (Triggered internally at "
+                  f"/__w/pytorch/pytorch/torch/csrc/autograd/init.cpp:{line}.)", DeprecationWarning, stacklevel=3)
 
 
 # torch's older per-device spellings, deprecated in torch (they warn as torch's do)
@@ -278,8 +286,9 @@ class autocast:
         # a region of the other device type leaves this one's state alone
         self._previous = (_enabled[self.device_type], _lower_dtype[self.device_type], is_autocast_cache_enabled())
         _enabled[self.device_type] = self._enabled
-        if self._enabled:
-            _lower_dtype[self.device_type] = self.fast_dtype
+        # torch sets the dtype even for a region that is off (a refused float64 is still what
+        # get_autocast_dtype answers inside it)
+        _lower_dtype[self.device_type] = self.fast_dtype
         autocast_increment_nesting()
         set_autocast_cache_enabled(self._cache_enabled)
         _sync(self.device_type)
@@ -302,11 +311,24 @@ class autocast:
         return run_in_autocast
 
 
+# where an optimizer is in the current iteration (torch's OptState): each call may only move forward
+_READY, _UNSCALED, _STEPPED = "ready", "unscaled", "stepped"
+
+
+def _float32(value: float) -> float:
+    """``value`` rounded as torch's float32 scale tensor holds it."""
+    return float(np.float32(value))
+
+
 class GradScaler:
     """torch.amp.GradScaler: multiply the loss by ``scale`` before backward, divide the gradients
     by it before the step, skip steps whose gradients hold inf/NaN and shrink the scale then, and
     grow it after ``growth_interval`` clean steps. ``enabled=False`` passes everything through.
-    For device 'cuda' without a GPU it warns and disables itself, as torch does."""
+    For device 'cuda' without a GPU it warns and disables itself, as torch does.
+
+    As in torch, the scale is held in float32 and only comes to life at the first ``scale()``:
+    ``unscale_``, ``step`` and ``update`` before it raise, and each optimizer moves through
+    ready -> unscaled -> stepped once per iteration, misordered calls raising torch's errors."""
 
     def __init__(self, device: str = "cuda", init_scale: float = 2.0**16, growth_factor: float = 2.0,
                  backoff_factor: float = 0.5, growth_interval: int = 2000, enabled: bool = True) -> None:
@@ -318,45 +340,74 @@ class GradScaler:
                 warnings.warn("torch.cuda.amp.GradScaler is enabled, but CUDA is not available.  Disabling.",
                               stacklevel=2)
                 enabled = False
-        if growth_factor <= 1.0:
-            raise ValueError(f"GradScaler: growth_factor should be > 1, got {growth_factor}")
-        if not 0.0 < backoff_factor < 1.0:
-            raise ValueError(f"GradScaler: backoff_factor should be in (0, 1), got {backoff_factor}")
+        # torch checks the factors only for a scaler that stays enabled
+        if enabled:
+            if growth_factor <= 1.0:
+                raise AssertionError("The growth factor must be > 1.0.")
+            if backoff_factor >= 1.0:
+                raise AssertionError("The backoff factor must be < 1.0.")
         self._device = device
         self._enabled = enabled
-        self._scale = float(init_scale)
-        self._growth_factor = float(growth_factor)
-        self._backoff_factor = float(backoff_factor)
-        self._growth_interval = int(growth_interval)
-        self._growth_tracker = 0
-        # id(optimizer) -> {"unscaled": bool, "found_inf_per_device": {device: bool tensor},
-        #                  "found_inf": bool once read, None before}
+        self._init_scale = init_scale
+        self._scale = None            # float32 value once scale() has run
+        self._growth_factor = growth_factor
+        self._backoff_factor = backoff_factor
+        self._growth_interval = growth_interval
+        self._init_growth_tracker = 0
+        self._growth_tracker = None   # int once scale() has run
+        # id(optimizer) -> {"stage": _READY/_UNSCALED/_STEPPED,
+        #                  "found_inf_per_device": {device: bool tensor}, "found_inf": bool once read}
         self._per_optimizer = {}
+
+    def _optimizer_state(self, optimizer) -> dict:
+        return self._per_optimizer.setdefault(id(optimizer), {"stage": _READY, "found_inf_per_device": {},
+                                                              "found_inf": None})
+
+    def _check_started(self, funcname: str) -> None:
+        if self._scale is None:
+            raise AssertionError(f"Attempted {funcname} but _scale is None.  This may indicate your script "
+                                 "did not use scaler.scale(loss or outputs) earlier in the iteration.")
 
     def is_enabled(self) -> bool:
         return self._enabled
 
     def get_scale(self) -> float:
-        return self._scale if self._enabled else 1.0
+        if not self._enabled:
+            return 1.0
+        return self._init_scale if self._scale is None else self._scale
 
     def scale(self, outputs):
-        """``outputs * scale`` for a tensor or a (nested) list/tuple of tensors."""
+        """``outputs * scale`` for a tensor or a (nested) iterable of tensors; lists and tuples keep
+        their type, other iterables come back as a lazy ``map`` (as torch's)."""
         if not self._enabled:
             return outputs
+        from ..tensor import Tensor
+
+        if isinstance(outputs, Tensor):
+            if self._scale is None:
+                self._scale = _float32(self._init_scale)
+                self._growth_tracker = int(self._init_growth_tracker)
+            return outputs * self._scale
         if isinstance(outputs, (list, tuple)):
             return type(outputs)(self.scale(output) for output in outputs)
-        return outputs * self._scale
+        if isinstance(outputs, Iterable):
+            return map(self.scale, outputs)
+        raise ValueError("outputs must be a Tensor or an iterable of Tensors")
 
     def unscale_(self, optimizer) -> None:
         """Divide ``optimizer``'s gradients by the scale, once per step, noting any inf/NaN."""
         if not self._enabled:
             return
-        state = self._per_optimizer.setdefault(id(optimizer), {"unscaled": False, "found_inf_per_device": {},
-                                                               "found_inf": None})
-        if state["unscaled"]:
+        self._check_started("unscale_")
+        state = self._optimizer_state(optimizer)
+        if state["stage"] == _UNSCALED:
             raise RuntimeError("unscale_() has already been called on this optimizer since the last update().")
+        if state["stage"] == _STEPPED:
+            raise RuntimeError("unscale_() is being called after step().")
+        from .. import float16
         from ..ops.elementwise import isfinite
 
+        inverse_scale = _float32(1.0 / self._scale)
         # one "any non-finite" flag per device, kept on that device as torch's found_inf_per_device:
         # reading it back is step()'s single host read, not one per gradient here
         found_inf_per_device: dict = {}
@@ -365,12 +416,14 @@ class GradScaler:
                 for param in group["params"]:
                     if param.grad is None:
                         continue
-                    param.grad.mul_(1.0 / self._scale)
+                    if param.grad.dtype == float16:
+                        raise ValueError("Attempting to unscale FP16 gradients.")
+                    param.grad.mul_(inverse_scale)
                     nonfinite = isfinite(param.grad).all().logical_not()
                     previous = found_inf_per_device.get(param.grad.device)
                     found_inf_per_device[param.grad.device] = (nonfinite if previous is None
                                                                else previous.logical_or(nonfinite))
-        state.update(unscaled=True, found_inf_per_device=found_inf_per_device, found_inf=None)
+        state.update(stage=_UNSCALED, found_inf_per_device=found_inf_per_device, found_inf=None)
 
     @staticmethod
     def _found_inf(state: dict) -> bool:
@@ -385,45 +438,76 @@ class GradScaler:
             return optimizer.step(*args, **kwargs)
         if "closure" in kwargs:
             raise RuntimeError("Closure use is not currently supported if GradScaler is enabled.")
-        state = self._per_optimizer.get(id(optimizer))
-        if state is None or not state["unscaled"]:
+        self._check_started("step")
+        state = self._optimizer_state(optimizer)
+        if state["stage"] == _STEPPED:
+            raise RuntimeError("step() has already been called since the last update().")
+        if state["stage"] == _READY:
             self.unscale_(optimizer)
-            state = self._per_optimizer[id(optimizer)]
-        if self._found_inf(state):
-            return None
-        return optimizer.step(*args, **kwargs)
+        if not state["found_inf_per_device"]:
+            raise AssertionError("No inf checks were recorded for this optimizer.")
+        result = None if self._found_inf(state) else optimizer.step(*args, **kwargs)
+        state["stage"] = _STEPPED
+        return result
 
     def update(self, new_scale=None) -> None:
         """Back off after an overflow, grow after ``growth_interval`` clean steps (or set ``new_scale``)."""
         if not self._enabled:
             return
+        self._check_started("update")
         if new_scale is not None:
-            self._scale = float(new_scale.item() if hasattr(new_scale, "item") else new_scale)
-        elif any(self._found_inf(state) for state in self._per_optimizer.values()):
-            self._scale *= self._backoff_factor
-            self._growth_tracker = 0
+            if not isinstance(new_scale, float):
+                reason = ("new_scale should be a float or a 1-element torch.cuda.FloatTensor or "
+                          "torch.FloatTensor with requires_grad=False.")
+                if new_scale.device.type != self._device or new_scale.numel() != 1 or new_scale.requires_grad:
+                    raise AssertionError(reason)
+            self._scale = _float32(new_scale if isinstance(new_scale, float) else new_scale.item())
         else:
-            self._growth_tracker += 1
-            if self._growth_tracker == self._growth_interval:
-                self._scale *= self._growth_factor
+            states = [state for state in self._per_optimizer.values() if state["found_inf_per_device"]]
+            if not states:
+                raise AssertionError("No inf checks were recorded prior to update.")
+            # torch's _amp_update_scale_, in float32: a grown scale that overflows is not taken
+            if any(self._found_inf(state) for state in states):
+                self._scale = _float32(self._scale * self._backoff_factor)
                 self._growth_tracker = 0
+            elif self._growth_tracker + 1 == self._growth_interval:
+                grown = _float32(self._scale * self._growth_factor)
+                if np.isfinite(grown):
+                    self._scale = grown
+                self._growth_tracker = 0
+            else:
+                self._growth_tracker += 1
         self._per_optimizer = {}
 
     def get_growth_factor(self) -> float:
         return self._growth_factor
 
+    def set_growth_factor(self, new_factor: float) -> None:
+        self._growth_factor = new_factor
+
     def get_backoff_factor(self) -> float:
         return self._backoff_factor
+
+    def set_backoff_factor(self, new_factor: float) -> None:
+        self._backoff_factor = new_factor
 
     def get_growth_interval(self) -> int:
         return self._growth_interval
 
+    def set_growth_interval(self, new_interval: int) -> None:
+        self._growth_interval = new_interval
+
+    def _get_growth_tracker(self) -> int:
+        if not self._enabled:
+            return 0
+        return self._init_growth_tracker if self._growth_tracker is None else self._growth_tracker
+
     def state_dict(self) -> dict:
         if not self._enabled:
             return {}
-        return {"scale": self._scale, "growth_factor": self._growth_factor,
+        return {"scale": self.get_scale(), "growth_factor": self._growth_factor,
                 "backoff_factor": self._backoff_factor, "growth_interval": self._growth_interval,
-                "_growth_tracker": self._growth_tracker}
+                "_growth_tracker": self._get_growth_tracker()}
 
     def load_state_dict(self, state_dict: dict) -> None:
         if not self._enabled:
@@ -431,12 +515,15 @@ class GradScaler:
         if len(state_dict) == 0:
             raise RuntimeError("The source state dict is empty, possibly because it was saved "
                                "from a disabled instance of GradScaler.")
-        self._scale = float(state_dict["scale"])
-        self._growth_factor = float(state_dict["growth_factor"])
-        self._backoff_factor = float(state_dict["backoff_factor"])
-        self._growth_interval = int(state_dict["growth_interval"])
-        self._growth_tracker = int(state_dict["_growth_tracker"])
-
+        self._init_scale = state_dict["scale"]
+        if self._scale is not None:
+            self._scale = _float32(state_dict["scale"])
+        self._growth_factor = state_dict["growth_factor"]
+        self._backoff_factor = state_dict["backoff_factor"]
+        self._growth_interval = state_dict["growth_interval"]
+        self._init_growth_tracker = state_dict["_growth_tracker"]
+        if self._growth_tracker is not None:
+            self._growth_tracker = int(state_dict["_growth_tracker"])
 
 
 def custom_fwd(fwd=None, *, device_type: str, cast_inputs=None):

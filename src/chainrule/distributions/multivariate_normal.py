@@ -57,17 +57,20 @@ class MultivariateNormal(Distribution):
             raise ValueError("Exactly one of covariance_matrix or precision_matrix or scale_tril may be specified.")
         matrix = next(m for m in (scale_tril, covariance_matrix, precision_matrix) if m is not None)
         if matrix.dim() < 2:
-            name = ("scale_tril" if scale_tril is not None else
+            # torch's three texts: only scale_tril's says "matrix"
+            name = ("scale_tril matrix" if scale_tril is not None else
                     "covariance_matrix" if covariance_matrix is not None else "precision_matrix")
-            raise ValueError(f"{name} matrix must be at least two-dimensional, with optional leading batch dimensions")
+            raise ValueError(f"{name} must be at least two-dimensional, with optional leading batch dimensions")
         batch_shape = tuple(np.broadcast_shapes(tuple(matrix.shape[:-2]), tuple(loc.shape[:-1])))
         k = loc.shape[-1]
+        # the matrix keeps its own size (torch's expand(batch_shape + (-1, -1))): one that does not
+        # fit loc fails the constraint check with torch's ValueError, not an expand error
         if scale_tril is not None:
-            self.scale_tril = scale_tril.expand(batch_shape + (k, k))
+            self.scale_tril = scale_tril.expand(batch_shape + (-1, -1))
         elif covariance_matrix is not None:
-            self.covariance_matrix = covariance_matrix.expand(batch_shape + (k, k))
+            self.covariance_matrix = covariance_matrix.expand(batch_shape + (-1, -1))
         else:
-            self.precision_matrix = precision_matrix.expand(batch_shape + (k, k))
+            self.precision_matrix = precision_matrix.expand(batch_shape + (-1, -1))
         self.loc = loc.expand(batch_shape + (k,))
         super().__init__(batch_shape, (k,), validate_args=validate_args)
         if scale_tril is not None:

@@ -2374,7 +2374,7 @@ def masked_select(input: Tensor, mask: Tensor) -> Tensor:
                            "this because for each batch this would return a differently shaped Tensor. Please file an "
                            "issue at https://github.com/pytorch/pytorch/issues if you need this feature.")
     if input._data.shape != mask._data.shape:
-        input, mask = broadcast_tensors(input, mask)
+        mask, input = broadcast_tensors(mask, input)  # torch's order (expand_outplace(mask, self)): its error's a and b
     return name_node(getitem(input, mask), "MaskedSelectBackward0", label="masked_select")
 
 

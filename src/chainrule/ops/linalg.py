@@ -1301,6 +1301,8 @@ def matrix_norm(input: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *
     if not isinstance(ord, (str, int, float, np.number)) or isinstance(dim, bool) or not isinstance(
             dim, (tuple, list, int)):
         raise _dtype.invalid_combination("linalg_matrix_norm", A, ord, dim)
+    if A._data.ndim < 2:
+        raise RuntimeError("linalg.matrix_norm: The input tensor A must have at least 2 dimensions.")
     if not isinstance(dim, (tuple, list)) or len(dim) != 2:
         raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {dim}")
     d0, d1 = (_wrap_dim(d, A._data.ndim, "linalg.matrix_norm") for d in dim)
@@ -1337,11 +1339,20 @@ def _spectral_matrix_norm(A: Tensor, ord, d0: int, d1: int, keepdim: bool, dtype
 @out_rule("same_norm")
 def norm(input: Tensor, ord=None, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     """torch.linalg.norm: a vector norm (1-D input or an int dim) or a matrix norm (2-D / 2 dims).
-    torch names its tensor ``input`` here (``A`` in matrix_norm)."""
-    if isinstance(dim, int) or (dim is None and input._data.ndim == 1 and not isinstance(ord, str)) or \
-            (dim is None and ord is None):
-        return vector_norm(input, 2 if ord is None else ord, dim, keepdim, dtype=dtype)
-    return matrix_norm(input, "fro" if ord is None else ord, (-2, -1) if dim is None else dim, keepdim, dtype=dtype)
+    torch names its tensor ``input`` here (``A`` in matrix_norm). As torch's linalg_norm: an ``ord``
+    without ``dim`` needs a 1-D or 2-D input, a ``dim`` has 1 or 2 entries, and a string ``ord``
+    is always a matrix norm."""
+    dims = None if dim is None else ([dim] if isinstance(dim, int) else list(dim))
+    if dims is not None and len(dims) not in (1, 2):
+        raise RuntimeError(f"linalg.norm: If dim is specified, it must be of length 1 or 2. Got {dims}")
+    if dims is None and (ord is not None) and input._data.ndim not in (1, 2):
+        raise RuntimeError(f"linalg.norm: If dim is not specified but ord is, the input must be 1D or 2D. "
+                           f"Got {input._data.ndim}D.")
+    if isinstance(ord, str):
+        return matrix_norm(input, ord, (0, 1) if dim is None else dim, keepdim, dtype=dtype)
+    if ord is not None and (len(dims) == 2 if dims is not None else input._data.ndim == 2):
+        return matrix_norm(input, ord, (0, 1) if dim is None else dim, keepdim, dtype=dtype)
+    return vector_norm(input, 2 if ord is None else ord, dim, keepdim, dtype=dtype)
 
 
 # ---------------------------------------------------------------- low-precision refusals

@@ -5,6 +5,7 @@ share storage; their gradients undo the reshaping.
 
 from __future__ import annotations
 
+import numbers
 import re
 import weakref
 
@@ -560,12 +561,47 @@ def broadcast_shapes(*shapes) -> tuple:
     """broadcast_shapes(*shapes) -> Size
 
     The shape that tensors of the given ``shapes`` broadcast to together (torch.broadcast_shapes)."""
+    from collections.abc import Sequence
+
     from ..tensor import Size
 
-    try:
-        return Size(np.broadcast_shapes(*[tuple(s) if not isinstance(s, int) else (s,) for s in shapes]))
-    except ValueError:
-        raise RuntimeError(f"Shape mismatch: objects cannot be broadcast to a single shape: {shapes}") from None
+    # torch._refs._broadcast_shapes, its walk and its texts: None is skipped, an int is a 1-d shape
+    shapes = tuple((s,) if isinstance(s, numbers.Integral) else s for s in shapes if s is not None)
+    if not shapes:
+        return Size([])
+    for shape in shapes:
+        if not isinstance(shape, Sequence):
+            raise RuntimeError(f"Input shapes should be of type ints, a tuple of ints, or a list of ints, got {shape}")
+    common = [1] * max(len(shape) for shape in shapes)
+    for position, shape in enumerate(shapes):
+        for i in range(-1, -1 - len(shape), -1):
+            if shape[i] == common[i]:
+                continue
+            if common[i] == 1:
+                if shape[i] < 0:
+                    raise ValueError("Attempting to broadcast a dimension with negative length!")
+                common[i] = shape[i]
+            if shape[i] != 1 and common[i] != shape[i]:
+                raise RuntimeError(f"Attempting to broadcast a dimension of length {shape[i]} at {i}! Mismatching "
+                                   f"argument at index {position} had {shape}; but expected shape should be "
+                                   f"broadcastable to {common}")
+    return Size(common)
+
+
+def _infer_size(a: tuple, b: tuple) -> tuple:
+    """torch's infer_size (ExpandUtils.cpp): the broadcast of two shapes, a mismatch reported at the
+    rightmost dim where it occurs, numbered in the result."""
+    ndim = max(len(a), len(b))
+    result = [0] * ndim
+    for i in range(ndim - 1, -1, -1):
+        offset = ndim - 1 - i
+        size_a = a[len(a) - 1 - offset] if len(a) - 1 - offset >= 0 else 1
+        size_b = b[len(b) - 1 - offset] if len(b) - 1 - offset >= 0 else 1
+        if size_a != size_b and size_a != 1 and size_b != 1:
+            raise RuntimeError(f"The size of tensor a ({size_a}) must match the size of tensor b ({size_b}) at "
+                               f"non-singleton dimension {i}")
+        result[i] = size_b if size_a == 1 else size_a
+    return tuple(result)
 
 
 def broadcast_tensors(*tensors) -> tuple:
@@ -574,7 +610,13 @@ def broadcast_tensors(*tensors) -> tuple:
     The ``tensors`` broadcast to their common shape, as views (torch.broadcast_tensors)."""
     if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
         tensors = tuple(tensors[0])
-    shape = broadcast_shapes(*[t.shape for t in tensors])
+    from ..tensor import Size
+
+    # torch's expand_outplace: the shapes folded left to right by infer_size
+    shape = tuple(tensors[0].shape) if tensors else ()
+    for t in tensors[1:]:
+        shape = _infer_size(shape, tuple(t.shape))
+    shape = Size(shape)
     # torch hands back a tensor already of the broadcast shape itself, no view and no node
     return tuple(t if t.shape == shape else expand(t, shape) for t in tensors)
 

@@ -18,10 +18,14 @@ def vector_to_parameters(vec: Tensor, parameters) -> None:
     if not isinstance(vec, Tensor):
         raise TypeError(f"expected torch.Tensor, but got: {type(vec).__name__}")
     parameters = list(parameters)
-    needed = sum(param.numel() for param in parameters)
-    if vec.numel() < needed:  # checked before any parameter changes (torch fails midway, in view)
-        raise RuntimeError(f"vector_to_parameters: the vector has {vec.numel()} elements, the parameters "
-                           f"need {needed}")
+    # checked before any parameter changes (torch fails midway, in the view of the first parameter
+    # the vector runs short for): that view's error, word for word
+    pointer = 0
+    for param in parameters:
+        if vec.numel() - pointer < param.numel():
+            raise RuntimeError(f"shape '{list(param.shape)}' is invalid for input of size "
+                               f"{max(vec.numel() - pointer, 0)}")
+        pointer += param.numel()
     pointer = 0
     data = vec._data
     for param in parameters:
