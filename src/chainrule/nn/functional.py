@@ -722,10 +722,15 @@ def _aa_bicubic(x: np.ndarray) -> np.ndarray:
                     np.where(x < 2.0, (((x - 5) * x + 8) * x - 4) * a, 0.0))
 
 
-def _aa_weights(in_size: int, out_size: int, scale_factor, mode: str) -> np.ndarray:
+def _aa_weights(in_size: int, out_size: int, scale_factor, mode: str, align_corners: bool) -> np.ndarray:
     """(out, in): torch's antialiased interpolation weights along one axis (UpSampleKernel.cpp's
-    _compute_weights_aa): a filter stretched by the scale when downsampling, each row normalised."""
-    scale = in_size / out_size if scale_factor is None else 1.0 / scale_factor
+    _compute_weights_aa): a filter stretched by the scale when downsampling, each row normalised.
+    align_corners changes only the scale (area_pixel_compute_scale: (in - 1) / (out - 1), the
+    scale factor ignored); the filter stays centred on scale * (i + 1/2)."""
+    if align_corners:
+        scale = (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
+    else:
+        scale = in_size / out_size if scale_factor is None or scale_factor <= 0 else 1.0 / scale_factor
     support = (1.0 if mode == "bilinear" else 2.0) * max(scale, 1.0)
     invscale = 1.0 / scale if scale >= 1.0 else 1.0
     weights = np.zeros((out_size, in_size))
@@ -743,14 +748,12 @@ def _aa_weights(in_size: int, out_size: int, scale_factor, mode: str) -> np.ndar
 def _interpolate_antialiased(input: Tensor, in_sizes, out_sizes, scales, mode: str, align_corners: bool) -> Tensor:
     """torch's _upsample_bilinear2d_aa / _upsample_bicubic2d_aa: separable, each axis a weight
     matrix (so the gradient is the transposed matrices), up- and downsampling alike."""
-    if align_corners:
-        raise NotImplementedError("interpolate: antialias=True with align_corners=True is not supported by chainrule")
     if not input.dtype.is_floating_point:
         # torch rounds uint8 images through its own fixed-point weights, not reproduced here
         raise NotImplementedError(f"interpolate: antialias=True on {input.dtype} input is not supported by chainrule")
     xp = _array_module(input)
     dtype = input._data.dtype
-    rows, cols = (xp.asarray(_aa_weights(i, o, s, mode).astype(dtype))
+    rows, cols = (xp.asarray(_aa_weights(i, o, s, mode, align_corners).astype(dtype))
                   for i, o, s in zip(in_sizes, out_sizes, scales))
     return Tensor._make(rows) @ input @ Tensor._make(cols.T.copy())
 

@@ -1,0 +1,47 @@
+"""Session 29, lane progV: chainrule gaps found around the dense-prediction and image-op programs
+(pix2pix_patchgan, deeplab_aspp, raft_correlation_warp, image_augment_ops, sparse_autoencoder),
+each checked against torch 2.13 on the same inputs."""
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+_ANTIALIAS_ALIGNED = [
+    ((2, 3, 7, 9), dict(size=(3, 4), mode="bilinear")),
+    ((2, 3, 7, 9), dict(size=(11, 13), mode="bilinear")),
+    ((2, 3, 7, 9), dict(size=(2, 20), mode="bicubic")),
+    ((2, 3, 7, 9), dict(size=(5, 4), mode="bicubic")),
+    # with align_corners the scale is (in - 1) / (out - 1), whatever scale factor was given
+    ((1, 2, 8, 8), dict(scale_factor=0.5, mode="bicubic")),
+    ((1, 2, 8, 8), dict(scale_factor=(0.3, 1.7), mode="bilinear")),
+    # one output row: torch's scale 0, the filter at its narrowest
+    ((1, 2, 6, 5), dict(size=(1, 3), mode="bilinear")),
+    ((1, 2, 6, 5), dict(size=(1, 1), mode="bicubic")),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape,kwargs", _ANTIALIAS_ALIGNED)
+def test_antialiased_interpolate_with_align_corners_matches_torch(shape, kwargs, dtype):
+    # F.interpolate(..., antialias=True, align_corners=True) raised NotImplementedError; torch
+    # resizes with its antialiased filter on the align_corners scale (in - 1) / (out - 1)
+    data = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    grad_out = None
+    results = {}
+    for lib in (torch, chainrule):
+        x = lib.tensor(data, requires_grad=True)
+        out = lib.nn.functional.interpolate(x, antialias=True, align_corners=True, **kwargs)
+        if grad_out is None:
+            grad_out = np.random.default_rng(1).standard_normal(tuple(out.shape)).astype(dtype)
+        out.backward(lib.tensor(grad_out))
+        results[lib] = (out.detach().numpy(), x.grad.numpy(), type(out.grad_fn).__name__, str(out.dtype))
+    expected, got = results[torch], results[chainrule]
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(got[0], expected[0], rtol=tol, atol=tol)
+    np.testing.assert_allclose(got[1], expected[1], rtol=tol, atol=tol)
+    assert got[2] == expected[2]
+    assert got[3].split(".")[-1] == expected[3].split(".")[-1]
