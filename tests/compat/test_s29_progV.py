@@ -10,6 +10,14 @@ import chainrule
 torch = pytest.importorskip("torch")
 
 
+def _error(lib, call):
+    try:
+        call(lib)
+    except Exception as e:  # noqa: BLE001  (the class and text are what is compared)
+        return type(e).__name__, str(e)
+    return None
+
+
 _ANTIALIAS_ALIGNED = [
     ((2, 3, 7, 9), dict(size=(3, 4), mode="bilinear")),
     ((2, 3, 7, 9), dict(size=(11, 13), mode="bilinear")),
@@ -45,3 +53,21 @@ def test_antialiased_interpolate_with_align_corners_matches_torch(shape, kwargs,
     np.testing.assert_allclose(got[1], expected[1], rtol=tol, atol=tol)
     assert got[2] == expected[2]
     assert got[3].split(".")[-1] == expected[3].split(".")[-1]
+
+
+@pytest.mark.parametrize("size", [(7, 9), (7, 8), (6, 9)], ids=["both", "height", "width"])
+def test_pixel_unshuffle_names_the_indivisible_side_as_torch(size):
+    # torch checks the height first, then the width, each with its own message naming input.size(d)
+    def call(lib):
+        return lib.nn.functional.pixel_unshuffle(lib.zeros(1, 2, *size), 2)
+
+    expected = _error(torch, call)
+    assert expected is not None and expected[0] == "RuntimeError"
+    assert _error(chainrule, call) == expected
+
+
+def test_pixel_unshuffle_of_divisible_sizes_still_matches_torch():
+    data = np.arange(2 * 3 * 4 * 6, dtype=np.float32).reshape(2, 3, 4, 6)
+    expected = torch.nn.functional.pixel_unshuffle(torch.tensor(data), 2).numpy()
+    got = chainrule.nn.functional.pixel_unshuffle(chainrule.tensor(data), 2).numpy()
+    np.testing.assert_array_equal(got, expected)

@@ -316,11 +316,11 @@ def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:
     r = _check_int(downscale_factor, "pixel_unshuffle", "downscale_factor")
     _check_pixel_shuffle(input, r, "pixel_unshuffle", "downscale_factor")
     *batch, c, h, w = input.shape
-    if h % r or w % r:
-        raise RuntimeError(
-            f"pixel_unshuffle expects height and width to be divisible by downscale_factor, but got "
-            f"{h} and {w} for downscale_factor={r}"
-        )
+    # torch checks the height, then the width, each with its own message
+    for side, dim, size in (("height", -2, h), ("width", -1, w)):
+        if size % r:
+            raise RuntimeError(f"pixel_unshuffle expects {side} to be divisible by downscale_factor, but "
+                               f"input.size({dim})={size} is not divisible by {r}")
     n = len(batch)
     x = input.reshape(*batch, c, h // r, r, w // r, r)
     x = x.permute(*range(n), n, n + 2, n + 4, n + 1, n + 3)
