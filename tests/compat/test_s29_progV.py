@@ -71,3 +71,37 @@ def test_pixel_unshuffle_of_divisible_sizes_still_matches_torch():
     expected = torch.nn.functional.pixel_unshuffle(torch.tensor(data), 2).numpy()
     got = chainrule.nn.functional.pixel_unshuffle(chainrule.tensor(data), 2).numpy()
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.bincount(lib.tensor([1.0, 2.0])),
+    lambda lib: lib.bincount(lib.tensor([1.0], dtype=lib.float64)),
+    lambda lib: lib.bincount(lib.tensor([True, False])),
+    lambda lib: lib.bincount(lib.tensor([1, -1, 2])),
+    lambda lib: lib.bincount(lib.tensor([[1, 2], [0, 1]])),
+    lambda lib: lib.bincount(lib.tensor(3)),
+    lambda lib: lib.bincount(lib.tensor([1, 2]), minlength=-1),
+    lambda lib: lib.bincount(lib.tensor([1, 2]), lib.tensor([1.0, 2.0, 3.0])),
+    lambda lib: lib.bincount(lib.tensor([1, 2]), lib.tensor([[1.0, 2.0]])),
+], ids=["float", "double", "bool", "negative", "2-d", "0-d", "minlength", "weights-length", "weights-2-d"])
+def test_bincount_refuses_with_torchs_messages(call):
+    # the confusion-matrix idiom bincount(n * label[mask] + pred[mask]) fails on a float label or a
+    # negative (unmasked void) one; torch's texts carry no shapes and name the dtype as 'Float'
+    expected = _error(torch, call)
+    assert expected is not None
+    assert _error(chainrule, call) == expected
+
+
+def test_bincount_confusion_matrix_matches_torch():
+    rng = np.random.default_rng(0)
+    label = rng.integers(0, 4, size=200)
+    label[:20] = 255
+    pred = rng.integers(0, 4, size=200)
+    results = []
+    for lib in (torch, chainrule):
+        a, b = lib.tensor(label), lib.tensor(pred)
+        mask = (a >= 0) & (a < 4)
+        hist = lib.bincount(4 * a[mask] + b[mask], minlength=4 ** 2).reshape(4, 4)
+        results.append((hist.numpy(), str(hist.dtype).split(".")[-1]))
+    np.testing.assert_array_equal(results[1][0], results[0][0])
+    assert results[1][1] == results[0][1]

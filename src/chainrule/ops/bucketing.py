@@ -157,19 +157,17 @@ def bincount(input: Tensor, weights: Tensor | None = None, minlength: int = 0) -
     ``minlength``); with ``weights``, their sums, as float64 unless the weights are floating."""
     x = input._data
     if x.dtype.kind not in "iu":
-        raise NotImplementedError(f'"bincount_cpu" not implemented for \'{input.dtype.name}\': '
-                                  "bincount counts integers")
+        raise NotImplementedError(f'"bincount_cpu" not implemented for \'{_dtype.scalar_name(input.dtype)}\'')
     if minlength < 0:
         raise RuntimeError("minlength should be >= 0")
     xp = array_module(x)
     if x.ndim != 1 or (x.size and bool(xp.min(x) < 0)):
-        raise RuntimeError(f"bincount only supports 1-d non-negative integral inputs, got shape {list(x.shape)}")
+        raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
     if weights is None:
         return Tensor._make(xp.bincount(x, minlength=minlength).astype(np.int64, copy=False))
     w = weights._data
     if w.shape != x.shape:
-        raise RuntimeError(f"weights should be 1-d and have the same length as input, got {list(w.shape)} for "
-                           f"input {list(x.shape)}")
+        raise RuntimeError("weights should be 1-d and have the same length as input")
     dtype = w.dtype if w.dtype.kind == "f" and w.dtype != np.float16 else np.float64
     return Tensor._make(xp.bincount(x, weights=w.astype(np.float64, copy=False), minlength=minlength)
                         .astype(dtype, copy=False))
