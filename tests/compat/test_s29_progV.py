@@ -105,3 +105,19 @@ def test_bincount_confusion_matrix_matches_torch():
         results.append((hist.numpy(), str(hist.dtype).split(".")[-1]))
     np.testing.assert_array_equal(results[1][0], results[0][0])
     assert results[1][1] == results[0][1]
+
+
+@pytest.mark.parametrize("loss", ["nll_loss", "cross_entropy"])
+@pytest.mark.parametrize("shape", [(4,), (5, 4), (2, 4, 3), (2, 4, 3, 5), (2, 4, 3, 5, 2)])
+def test_class_weight_requiring_grad_names_torchs_kernel(shape, loss):
+    # segmentation losses (N, C, H, W) go through torch's nll_loss2d kernel, which its message names
+    target_shape = shape[:1] + shape[2:] if len(shape) > 1 else ()
+
+    def call(lib):
+        fn = getattr(lib.nn.functional, loss)
+        return fn(lib.zeros(shape), lib.zeros(target_shape, dtype=lib.long),
+                  weight=lib.ones(4, requires_grad=True))
+
+    expected = _error(torch, call)
+    assert expected is not None and expected[0] == "RuntimeError"
+    assert _error(chainrule, call) == expected
