@@ -121,3 +121,73 @@ def test_class_weight_requiring_grad_names_torchs_kernel(shape, loss):
     expected = _error(torch, call)
     assert expected is not None and expected[0] == "RuntimeError"
     assert _error(chainrule, call) == expected
+
+
+_INTERPOLATE_ARGUMENTS = [
+    ((2, 3, 7, 9), dict(size=(3, 4, 5), mode="bilinear")),
+    ((2, 3, 7, 9), dict(size=[3], mode="nearest")),
+    # a scale factor per dim, of the wrong length: torch refuses, chainrule used the ones it had
+    ((2, 3, 7, 9), dict(scale_factor=(2, 2, 2), mode="bilinear")),
+    ((2, 3, 7), dict(scale_factor=(2, 2, 2), mode="bilinear")),
+    ((2, 3, 7, 9), dict(scale_factor=(2,), mode="nearest")),
+    ((2, 3, 7, 9), dict(size=(3, 4), recompute_scale_factor=True, mode="bilinear")),
+    # antialias is for 4-d bilinear, bicubic and lanczos only
+    ((2, 3, 7, 9), dict(size=(4, 5), mode="nearest", antialias=True)),
+    ((2, 3, 7, 9), dict(size=(12, 13), mode="nearest", antialias=True)),
+    ((2, 3, 7, 9), dict(size=(12, 13), mode="area", antialias=True)),
+    ((2, 3, 7), dict(size=(4,), mode="linear", antialias=True)),
+    ((2, 3, 7, 9), dict(size=(4, 5), mode="linear", antialias=True)),
+    ((2, 3, 7), dict(size=4, mode="bilinear", antialias=True)),
+    ((1, 2, 4, 5, 6), dict(size=(2, 3, 3), mode="trilinear", antialias=True)),
+    # bicubic of a 3-d input falls through to torch's general message, as lanczos does
+    ((2, 3, 7), dict(size=4, mode="bicubic")),
+    ((1, 2, 4, 5, 6), dict(size=2, mode="lanczos")),
+    ((2, 3, 7, 9), dict(size=(4, 5), mode="bogus")),
+    ((2, 3, 7, 9), dict(size=(4, 5), mode="lanczos")),
+    ((2, 3, 7, 9), dict(size=(4, 5), mode="lanczos", antialias=True, align_corners=True)),
+]
+
+
+@pytest.mark.parametrize("shape,kwargs", _INTERPOLATE_ARGUMENTS)
+def test_interpolate_refuses_arguments_as_torch(shape, kwargs):
+    def call(lib):
+        return lib.nn.functional.interpolate(lib.zeros(shape), **kwargs)
+
+    expected = _error(torch, call)
+    assert expected is not None
+    assert _error(chainrule, call) == expected
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "int32"])
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic", "lanczos"])
+def test_antialiased_interpolate_refuses_dtypes_torch_has_no_kernel_for(mode, dtype):
+    # torch's antialiased weights exist for float, double and uint8 only; chainrule resized float16
+    def call(lib):
+        return lib.nn.functional.interpolate(lib.ones(1, 2, 6, 6, dtype=getattr(lib, dtype)), size=(3, 4),
+                                             mode=mode, antialias=True)
+
+    expected = _error(torch, call)
+    assert expected is not None and expected[0] == "NotImplementedError"
+    assert _error(chainrule, call) == expected
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kwargs", [dict(size=(3, 4)), dict(size=(12, 20)), dict(size=(1, 9)),
+                                    dict(scale_factor=0.5), dict(scale_factor=(1.5, 0.4))])
+def test_lanczos_interpolate_matches_torch(kwargs, dtype):
+    # torch 2.13's mode="lanczos" (antialias=True): a Lanczos-3 filter on the antialiased grid
+    data = np.random.default_rng(0).standard_normal((2, 3, 7, 9)).astype(dtype)
+    grad_out = None
+    results = {}
+    for lib in (torch, chainrule):
+        x = lib.tensor(data, requires_grad=True)
+        out = lib.nn.functional.interpolate(x, mode="lanczos", antialias=True, **kwargs)
+        if grad_out is None:
+            grad_out = np.random.default_rng(1).standard_normal(tuple(out.shape)).astype(dtype)
+        out.backward(lib.tensor(grad_out))
+        results[lib] = (out.detach().numpy(), x.grad.numpy(), type(out.grad_fn).__name__)
+    expected, got = results[torch], results[chainrule]
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(got[0], expected[0], rtol=tol, atol=tol)
+    np.testing.assert_allclose(got[1], expected[1], rtol=tol, atol=tol)
+    assert got[2] == expected[2]
