@@ -191,3 +191,56 @@ def test_lanczos_interpolate_matches_torch(kwargs, dtype):
     np.testing.assert_allclose(got[0], expected[0], rtol=tol, atol=tol)
     np.testing.assert_allclose(got[1], expected[1], rtol=tol, atol=tol)
     assert got[2] == expected[2]
+
+
+_FOLD_REFUSALS = {
+    "unfold-too-big": lambda F, L: F.unfold(L.zeros(2, 3, 7, 9), 10),
+    "unfold-dilated": lambda F, L: F.unfold(L.zeros(2, 3, 7, 9), (2, 10), padding=1, dilation=2),
+    "unfold-unbatched-too-big": lambda F, L: F.unfold(L.zeros(3, 7, 9), 10),
+    "unfold-kernel": lambda F, L: F.unfold(L.zeros(2, 3, 7, 9), 0, stride=0, dilation=0, padding=-1),
+    # im2col checks the stride last
+    "unfold-dilation-before-stride": lambda F, L: F.unfold(L.zeros(2, 3, 7, 9), 3, stride=0, dilation=0),
+    "unfold-padding-before-stride": lambda F, L: F.unfold(L.zeros(2, 3, 7, 9), 3, stride=0, padding=-1),
+    "unfold-stride": lambda F, L: F.unfold(L.zeros(2, 3, 7, 9), 3, stride=0),
+    "unfold-empty-channels": lambda F, L: F.unfold(L.zeros(2, 0, 7, 9), 3),
+    "unfold-empty-height": lambda F, L: F.unfold(L.zeros(2, 3, 0, 9), 3),
+    "unfold-unbatched-empty": lambda F, L: F.unfold(L.zeros(0, 7, 9), 3),
+    "unfold-kernel-length": lambda F, L: F.unfold(L.zeros(2, 3, 7, 9), (3, 3, 3)),
+    "fold-blocks": lambda F, L: F.fold(L.zeros(2, 27, 5), (7, 9), 3),
+    "fold-too-small": lambda F, L: F.fold(L.zeros(2, 27, 35), (2, 2), 3),
+    "fold-non-positive": lambda F, L: F.fold(L.zeros(2, 27, 1), (1, 1), 3),
+    "fold-divisible": lambda F, L: F.fold(L.zeros(2, 26, 35), (7, 9), 3),
+    "fold-unbatched-divisible": lambda F, L: F.fold(L.zeros(26, 35), (7, 9), 3),
+    "fold-unbatched-blocks": lambda F, L: F.fold(L.zeros(27, 34), (7, 9), 3),
+    # col2im checks the stride right after the kernel
+    "fold-stride-before-dilation": lambda F, L: F.fold(L.zeros(2, 27, 35), (7, 9), 3, stride=0, dilation=0),
+    "fold-dilation": lambda F, L: F.fold(L.zeros(2, 27, 35), (7, 9), 3, dilation=0, padding=-1),
+    "fold-padding": lambda F, L: F.fold(L.zeros(2, 27, 35), (7, 9), 3, padding=-1),
+    "fold-empty-length": lambda F, L: F.fold(L.zeros(2, 27, 0), (7, 9), 3),
+    "fold-unbatched-empty": lambda F, L: F.fold(L.zeros(27, 0), (7, 9), 3),
+    "fold-output-size-length": lambda F, L: F.fold(L.zeros(2, 27, 35), (7, 9, 3), 3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_FOLD_REFUSALS))
+def test_fold_and_unfold_refuse_with_torchs_messages(name):
+    # torch 2.13's im2col/col2im shape checks: pairs printed "(7, 9)", kernel/stride/dilation/padding
+    # named by height and width, each op's own order, only the batch dim allowed to be empty
+    def call(lib):
+        return _FOLD_REFUSALS[name](lib.nn.functional, lib)
+
+    expected = _error(torch, call)
+    assert expected is not None and expected[0] == "RuntimeError"
+    assert _error(chainrule, call) == expected
+
+
+@pytest.mark.parametrize("shape,op", [((0, 3, 7, 9), "unfold"), ((0, 27, 35), "fold"), ((27, 35), "fold")])
+def test_fold_and_unfold_of_allowed_shapes_match_torch(shape, op):
+    data = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    outputs = []
+    for lib in (torch, chainrule):
+        x = lib.tensor(data)
+        out = lib.nn.functional.unfold(x, 3) if op == "unfold" else lib.nn.functional.fold(x, (7, 9), 3)
+        outputs.append(out.numpy())
+    assert outputs[1].shape == outputs[0].shape
+    np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-6, atol=1e-6)
