@@ -244,3 +244,29 @@ def test_fold_and_unfold_of_allowed_shapes_match_torch(shape, op):
         outputs.append(out.numpy())
     assert outputs[1].shape == outputs[0].shape
     np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("input_dtype,grid_dtype,shape,mode", [
+    ("float64", "float32", (2, 3, 7, 9), "bilinear"),
+    ("float32", "float64", (2, 3, 7, 9), "nearest"),
+    ("float64", "float32", (2, 3, 7, 9), "bicubic"),
+    ("float16", "float32", (2, 3, 7, 9), "bilinear"),
+    ("bfloat16", "float16", (2, 3, 7, 9), "bilinear"),
+    ("float32", "int64", (2, 3, 7, 9), "bilinear"),
+    ("float32", "complex64", (2, 3, 7, 9), "bilinear"),
+    ("float64", "float32", (2, 3, 4, 7, 9), "bilinear"),
+    # torch's earlier checks still come first: the 5-d bicubic, the empty spatial dim
+    ("float64", "float32", (2, 3, 4, 7, 9), "bicubic"),
+    ("float64", "float32", (2, 3, 0, 9), "bilinear"),
+])
+def test_grid_sample_of_mismatched_dtypes_raises_torchs_kernel_error(input_dtype, grid_dtype, shape, mode):
+    # a float64 image warped by a float32 flow grid (RAFT's bilinear_sampler after .double())
+    def call(lib):
+        grid_shape = (shape[0],) + (3,) * (len(shape) - 2) + (len(shape) - 2,)
+        return lib.nn.functional.grid_sample(lib.zeros(shape, dtype=getattr(lib, input_dtype)),
+                                             lib.zeros(grid_shape, dtype=getattr(lib, grid_dtype)),
+                                             mode=mode, align_corners=False)
+
+    expected = _error(torch, call)
+    assert expected is not None and expected[0] == "RuntimeError"
+    assert _error(chainrule, call) == expected
