@@ -270,3 +270,26 @@ def test_grid_sample_of_mismatched_dtypes_raises_torchs_kernel_error(input_dtype
     expected = _error(torch, call)
     assert expected is not None and expected[0] == "RuntimeError"
     assert _error(chainrule, call) == expected
+
+
+@pytest.mark.parametrize("kwargs", [dict(k=1.0), dict(k=True), dict(k=None), dict(k=1, dims=0)],
+                         ids=["float-k", "bool-k", "none-k", "int-dims"])
+def test_rot90_refuses_arguments_as_torchs_parser(kwargs):
+    # torch.rot90(x, 1.0) rotated once in chainrule; torch's parser refuses a non-int k
+    def call(lib):
+        return lib.rot90(lib.zeros(2, 3), **kwargs)
+
+    expected = _error(torch, call)
+    assert expected is not None and expected[0] == "TypeError"
+    assert _error(chainrule, call) == expected
+
+
+@pytest.mark.parametrize("k", [-5, -1, 0, 1, 2, 3, 6])
+def test_rot90_of_int_k_still_matches_torch(k):
+    data = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    for dims in ((1, 2), (2, 0), (-1, -2)):
+        expected = torch.rot90(torch.tensor(data), k, dims).numpy()
+        got = chainrule.rot90(chainrule.tensor(data), k, dims).numpy()
+        np.testing.assert_array_equal(got, expected)
+    k_tensor = torch.rot90(torch.tensor(data), torch.tensor(k), (1, 2)).numpy()
+    np.testing.assert_array_equal(chainrule.rot90(chainrule.tensor(data), chainrule.tensor(k), (1, 2)).numpy(), k_tensor)
