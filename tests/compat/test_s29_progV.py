@@ -293,3 +293,44 @@ def test_rot90_of_int_k_still_matches_torch(k):
         np.testing.assert_array_equal(got, expected)
     k_tensor = torch.rot90(torch.tensor(data), torch.tensor(k), (1, 2)).numpy()
     np.testing.assert_array_equal(chainrule.rot90(chainrule.tensor(data), chainrule.tensor(k), (1, 2)).numpy(), k_tensor)
+
+
+_CONV_TRANSPOSE_OUTPUT_SIZES = [
+    ("ConvTranspose2d", (2, 4, 5, 7), (10, 14), dict(stride=2, padding=1)),
+    ("ConvTranspose2d", (2, 4, 5, 7), [2, 3, 11, 15], dict(stride=2, padding=1)),
+    ("ConvTranspose2d", (4, 5, 7), (3, 11, 15), dict(stride=2, padding=1)),
+    ("ConvTranspose2d", (2, 4, 5, 7), (11, 13), dict(dilation=3)),
+    ("ConvTranspose1d", (2, 4, 7), (16,), dict(stride=2)),
+    ("ConvTranspose3d", (2, 4, 3, 5, 7), (8, 12, 16), dict(stride=2)),
+    # refused: outside [min, min + stride - 1] in any dim (the dilation does not widen it)
+    ("ConvTranspose2d", (2, 4, 5, 7), (12, 14), dict(stride=2, padding=1)),
+    ("ConvTranspose2d", (2, 4, 5, 7), [2, 3, 9, 15], dict(stride=2, padding=1)),
+    ("ConvTranspose2d", (2, 4, 5, 7), (12, 14), dict(dilation=3)),
+    ("ConvTranspose2d", (4, 5, 7), (12, 15), dict(stride=2, padding=1)),
+    ("ConvTranspose1d", (2, 4, 7), (18,), dict(stride=2)),
+    ("ConvTranspose3d", (2, 4, 3, 5, 7), (9, 11, 15), dict(stride=2)),
+    # an output_size of neither the spatial nor the full length
+    ("ConvTranspose2d", (2, 4, 5, 7), (2, 11, 15), dict(stride=2, padding=1)),
+    ("ConvTranspose2d", (4, 5, 7), (2, 3, 11, 15), dict(stride=2, padding=1)),
+]
+
+
+@pytest.mark.parametrize("cls,shape,output_size,kwargs", _CONV_TRANSPOSE_OUTPUT_SIZES)
+def test_conv_transpose_output_size_as_torch(cls, shape, output_size, kwargs):
+    # the U-Net idiom up(x, output_size=skip.size()): torch's accepted range, message and result
+    data = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    results = []
+    for lib in (torch, chainrule):
+        lib.manual_seed(0)
+        module = getattr(lib.nn, cls)(4, 3, 3, **kwargs)
+        try:
+            out = module(lib.tensor(data), output_size=output_size)
+        except ValueError as e:
+            results.append(str(e).replace("chainrule.", "torch."))
+            continue
+        results.append(out.detach().numpy())
+    if isinstance(results[0], str):
+        assert results[1] == results[0]
+    else:
+        assert not isinstance(results[1], str), results[1]
+        np.testing.assert_allclose(results[1], results[0], rtol=1e-5, atol=1e-5)
