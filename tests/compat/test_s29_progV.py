@@ -334,3 +334,17 @@ def test_conv_transpose_output_size_as_torch(cls, shape, output_size, kwargs):
     else:
         assert not isinstance(results[1], str), results[1]
         np.testing.assert_allclose(results[1], results[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("given", ["neither", "mean", "var"])
+def test_instance_norm_without_running_stats_when_not_using_input_stats_raises_torchs_error(given):
+    # InstanceNorm2d(track_running_stats=False).eval() never gets here (it uses input stats), but
+    # F.instance_norm(x, use_input_stats=False) does: at::instance_norm's own message, not batch norm's
+    def call(lib):
+        stats = {"running_mean": lib.zeros(3) if given == "mean" else None,
+                 "running_var": lib.ones(3) if given == "var" else None}
+        return lib.nn.functional.instance_norm(lib.ones(2, 3, 4, 4), use_input_stats=False, **stats)
+
+    expected = _error(torch, call)
+    assert expected is not None and expected[0] == "RuntimeError"
+    assert _error(chainrule, call) == expected
