@@ -482,8 +482,8 @@ def test_interpolate_errors():
         F.interpolate(x, size=2, mode="linear")
     with pytest.raises(ValueError, match="align_corners option can only be set"):
         F.interpolate(x, size=2, mode="area", align_corners=False)
-    # antialiased downsampling of 3-d input (torch has it for 4-d bilinear/bicubic only) is refused
-    with pytest.raises(NotImplementedError, match="antialias=True when downsampling"):
+    # antialias of a 3-d input: torch has it for 4-d bilinear/bicubic/lanczos only, and says so
+    with pytest.raises(ValueError, match="Anti-alias option is restricted to bilinear, bicubic, and lanczos"):
         F.interpolate(chainrule.zeros(1, 1, 6), size=2, mode="linear", antialias=True)
     assert tuple(F.interpolate(x, size=8, mode="bilinear", antialias=True).shape) == (1, 1, 8, 8)
 

@@ -316,11 +316,11 @@ def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:
     r = _check_int(downscale_factor, "pixel_unshuffle", "downscale_factor")
     _check_pixel_shuffle(input, r, "pixel_unshuffle", "downscale_factor")
     *batch, c, h, w = input.shape
-    if h % r or w % r:
-        raise RuntimeError(
-            f"pixel_unshuffle expects height and width to be divisible by downscale_factor, but got "
-            f"{h} and {w} for downscale_factor={r}"
-        )
+    # torch checks the height, then the width, each with its own message
+    for side, dim, size in (("height", -2, h), ("width", -1, w)):
+        if size % r:
+            raise RuntimeError(f"pixel_unshuffle expects {side} to be divisible by downscale_factor, but "
+                               f"input.size({dim})={size} is not divisible by {r}")
     n = len(batch)
     x = input.reshape(*batch, c, h // r, r, w // r, r)
     x = x.permute(*range(n), n, n + 2, n + 4, n + 1, n + 3)
@@ -508,7 +508,10 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps:
 
 
 # ---------------------------------------------------------------- resampling
-_INTERP_DIMS = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
+# the modes whose wrong rank torch names ("Got 3D input, but bilinear mode needs 4D input"); a
+# 3-d or 5-d bicubic or lanczos falls through to its general "Input Error"
+_INTERP_DIMS = {"linear": 1, "bilinear": 2, "trilinear": 3}
+_INTERP_MODES = ("nearest", "linear", "bilinear", "bicubic", "trilinear", "lanczos", "area", "nearest-exact")
 
 
 def _source_index(out_size: int, in_size: int, scale, align_corners: bool, mode: str, xp=np):
@@ -548,28 +551,45 @@ def _cubic_weights(t, xp):
 def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners: bool | None = None,
                 recompute_scale_factor: bool | None = None, antialias: bool = False) -> Tensor:
     """F.interpolate for modes nearest, nearest-exact, linear, bilinear, bicubic, trilinear (separable, one dim
-    at a time) and area (adaptive average pooling)."""
-    # torch's order: the argument checks, then the input's rank against the mode, then the sizes
+    at a time), area (adaptive average pooling) and, antialiased, lanczos (a = 3)."""
+    # torch's order: its Python checks of the arguments, then the input's rank against the mode,
+    # then the upsample kernel's own checks
     if mode in ("nearest", "nearest-exact", "area") and align_corners is not None:
         raise ValueError("align_corners option can only be set with the interpolating modes: "
                          "linear | bilinear | bicubic | trilinear")
-    if size is not None and scale_factor is not None:
-        raise ValueError("only one of size or scale_factor should be defined")
-    if size is None and scale_factor is None:
-        raise ValueError("either size or scale_factor should be defined")
     d = input.ndim - 2
     in_sizes = tuple(input.shape[2:])
+    if size is not None and scale_factor is not None:
+        raise ValueError("only one of size or scale_factor should be defined")
     if isinstance(size, (list, tuple)):
         if len(size) != d:
             raise ValueError(f"Input and output must have the same number of spatial dimensions, but got input "
-                             f"with spatial dimensions of {list(in_sizes)} and output size of {tuple(size)}.")
+                             f"with spatial dimensions of {list(in_sizes)} and output size of {size}. Please "
+                             "provide input tensor in (N, C, d1, d2, ...,dK) format and output size in "
+                             "(o1, o2, ...,oK) format.")
         if not all(_is_integer(n) for n in size):
             raise TypeError("expected size to be one of int or Tuple[int] or Tuple[int, int] or Tuple[int, int, int], "
                             f"but got size with types {[type(n) for n in size]}")
-    if d < 1 or mode not in ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area"):
+    elif size is None and isinstance(scale_factor, (list, tuple)) and len(scale_factor) != d:
+        raise ValueError(f"Input and scale_factor must have the same number of spatial dimensions, but got input "
+                         f"with spatial dimensions of {list(in_sizes)} and scale_factor of shape {scale_factor}. "
+                         "Please provide input tensor in (N, C, d1, d2, ...,dK) format and scale_factor in "
+                         "(s1, s2, ...,sK) format.")
+    if size is None and scale_factor is None:
+        raise ValueError("either size or scale_factor should be defined")
+    if recompute_scale_factor and size is not None:
+        raise ValueError("recompute_scale_factor is not meaningful with an explicit size.")
+    if antialias and not (mode in ("bilinear", "bicubic", "lanczos") and input.ndim == 4):
+        raise ValueError("Anti-alias option is restricted to bilinear, bicubic, and lanczos modes and requires a "
+                         "4-D tensor as input")
+    if mode == "lanczos" and d == 2:
+        if align_corners:
+            raise ValueError("Lanczos mode does not support align_corners=True")
+        if not antialias:
+            raise ValueError("Lanczos mode requires antialias=True")
+    if d < 1 or mode not in _INTERP_MODES or (mode in ("bicubic", "lanczos") and d != 2):
         raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.ndim}D) for "
-                                  f"the modes: nearest | linear | bilinear | bicubic | trilinear | area | "
-                                  f"nearest-exact (got {mode})")
+                                  f"the modes: {' | '.join(_INTERP_MODES)} (got {mode})")
     if mode in _INTERP_DIMS and _INTERP_DIMS[mode] != d:
         raise NotImplementedError(
             f"Got {input.ndim}D input, but {mode} mode needs {_INTERP_DIMS[mode] + 2}D input"
@@ -598,18 +618,19 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
             raise RuntimeError("Input and output sizes should be greater than 0, but got input ("
                                + ", ".join(f"{k}: {n}" for k, n in zip(names, in_sizes)) + ") output ("
                                + ", ".join(f"{k}: {n}" for k, n in zip(names, out_sizes)) + ")")
+    if antialias and input._data.dtype not in (np.float32, np.float64, np.uint8):
+        # torch's antialiased kernels compute their weights for float, double and uint8 only
+        raise NotImplementedError(f"\"compute_index_ranges_weights\" not implemented for "
+                                  f"'{_dtype.scalar_name(input.dtype)}'")
     _refuse_interpolation_dtype(input, mode, d)
     if input.dtype is _dtype.uint8 and mode in ("bilinear", "bicubic") and type(input._data) is np.ndarray:
         # torch's CPU kernel resizes uint8 images with fixed-point weights, one axis at a time
         from ._resample_uint8 import resample_uint8
 
         return Tensor._make(resample_uint8(input._data, out_sizes, scales, mode, bool(align_corners), antialias))
-    if antialias and mode in ("bilinear", "bicubic") and d == 2:
+    if antialias:  # bilinear, bicubic or lanczos of a 4-d input (checked above)
         out = _interpolate_antialiased(input, in_sizes, out_sizes, scales, mode, bool(align_corners))
         return _upsample_node(_relaid_as_suggested(out, input), input, mode, out_sizes, scales, align_corners, "Aa")
-    if antialias and any(o < i for o, i in zip(out_sizes, in_sizes)):
-        # downsampling with antialias widens the filter; giving the plain result would differ silently
-        raise NotImplementedError("interpolate: antialias=True when downsampling is not supported by chainrule")
     if mode == "area":  # torch's 'area' is adaptive average pooling to the output size
         from ..ops import adaptive_pool3d, pool
 
@@ -650,8 +671,6 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         out = out[lead + (Tensor._make(lo),)] * w_lo + out[lead + (Tensor._make(hi),)] * w_hi
     if low is not None:
         out = out.to(low)
-    if antialias:
-        return out
     # torch's upsample kernels write the layout the input suggests: channels-last in, channels-last out
     return _upsample_node(_relaid_as_suggested(out, input), input, mode, out_sizes, scales, align_corners)
 
@@ -722,14 +741,27 @@ def _aa_bicubic(x: np.ndarray) -> np.ndarray:
                     np.where(x < 2.0, (((x - 5) * x + 8) * x - 4) * a, 0.0))
 
 
-def _aa_weights(in_size: int, out_size: int, scale_factor, mode: str) -> np.ndarray:
+def _aa_lanczos(x: np.ndarray) -> np.ndarray:
+    a = 3.0  # torch's lanczos2d_aa: Lanczos-3, sinc(x) sinc(x / 3) inside |x| < 3
+    return np.where(np.abs(x) < a, np.sinc(x) * np.sinc(x / a), 0.0)
+
+
+_AA_FILTERS = {"bilinear": (_aa_bilinear, 1.0), "bicubic": (_aa_bicubic, 2.0), "lanczos": (_aa_lanczos, 3.0)}
+
+
+def _aa_weights(in_size: int, out_size: int, scale_factor, mode: str, align_corners: bool) -> np.ndarray:
     """(out, in): torch's antialiased interpolation weights along one axis (UpSampleKernel.cpp's
-    _compute_weights_aa): a filter stretched by the scale when downsampling, each row normalised."""
-    scale = in_size / out_size if scale_factor is None else 1.0 / scale_factor
-    support = (1.0 if mode == "bilinear" else 2.0) * max(scale, 1.0)
+    _compute_weights_aa): a filter stretched by the scale when downsampling, each row normalised.
+    align_corners changes only the scale (area_pixel_compute_scale: (in - 1) / (out - 1), the
+    scale factor ignored); the filter stays centred on scale * (i + 1/2)."""
+    if align_corners:
+        scale = (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
+    else:
+        scale = in_size / out_size if scale_factor is None or scale_factor <= 0 else 1.0 / scale_factor
+    kernel, half_width = _AA_FILTERS[mode]
+    support = half_width * max(scale, 1.0)
     invscale = 1.0 / scale if scale >= 1.0 else 1.0
     weights = np.zeros((out_size, in_size))
-    kernel = _aa_bilinear if mode == "bilinear" else _aa_bicubic
     for i in range(out_size):
         center = scale * (i + 0.5)
         lo = max(int(center - support + 0.5), 0)
@@ -741,16 +773,14 @@ def _aa_weights(in_size: int, out_size: int, scale_factor, mode: str) -> np.ndar
 
 
 def _interpolate_antialiased(input: Tensor, in_sizes, out_sizes, scales, mode: str, align_corners: bool) -> Tensor:
-    """torch's _upsample_bilinear2d_aa / _upsample_bicubic2d_aa: separable, each axis a weight
+    """torch's _upsample_bilinear2d_aa / _upsample_bicubic2d_aa / _upsample_lanczos2d_aa: separable, each axis a weight
     matrix (so the gradient is the transposed matrices), up- and downsampling alike."""
-    if align_corners:
-        raise NotImplementedError("interpolate: antialias=True with align_corners=True is not supported by chainrule")
     if not input.dtype.is_floating_point:
         # torch rounds uint8 images through its own fixed-point weights, not reproduced here
         raise NotImplementedError(f"interpolate: antialias=True on {input.dtype} input is not supported by chainrule")
     xp = _array_module(input)
     dtype = input._data.dtype
-    rows, cols = (xp.asarray(_aa_weights(i, o, s, mode).astype(dtype))
+    rows, cols = (xp.asarray(_aa_weights(i, o, s, mode, align_corners).astype(dtype))
                   for i, o, s in zip(in_sizes, out_sizes, scales))
     return Tensor._make(rows) @ input @ Tensor._make(cols.T.copy())
 

@@ -639,7 +639,7 @@ def _fold_tuple(value, name: str, opname: str) -> tuple:
     if not isinstance(value, (tuple, list)):
         return sizes * 2
     if len(sizes) != 2:
-        raise RuntimeError(f"{opname}: It is expected {name} equals to 2, but got size {len(sizes)}")
+        raise RuntimeError(f"It is expected {name} equals to 2, but got size {len(sizes)}")
     return sizes
 
 
@@ -955,19 +955,34 @@ class Col2Im(Function):
 
 
 def _fold_geometry(kernel_size, dilation, padding, stride, in_shape, opname: str) -> _Geometry:
+    """The 2-d geometry of unfold (im2col) or fold (col2im), refused as torch's shape checks do:
+    each names height and width, and im2col checks the stride last, col2im right after the kernel."""
     kernel = _fold_tuple(kernel_size, "kernel_size", opname)
     dilation = _fold_tuple(dilation, "dilation", opname)
     padding = _fold_tuple(padding, "padding", opname)
     stride = _fold_tuple(stride, "stride", opname)
-    if any(k <= 0 for k in kernel):
-        raise RuntimeError(f"kernel size should be greater than zero, but got kernel_size: {_fmt(kernel)}")
-    if any(s <= 0 for s in stride):
-        raise RuntimeError(f"stride should be greater than zero, but got stride: {_fmt(stride)}")
-    if any(dl <= 0 for dl in dilation):
-        raise RuntimeError(f"dilation should be greater than zero, but got dilation: {_fmt(dilation)}")
-    if any(p < 0 for p in padding):
-        raise RuntimeError(f"padding should be non-negative, but got padding: {_fmt(padding)}")
+    checks = {
+        "kernel": (min(kernel) > 0, f"kernel size should be greater than zero, but got kernel_height: {kernel[0]} "
+                                    f"kernel_width: {kernel[1]}"),
+        "stride": (min(stride) > 0, f"stride should be greater than zero, but got stride_height: {stride[0]} "
+                                    f"stride_width: {stride[1]}"),
+        "dilation": (min(dilation) > 0, f"dilation should be greater than zero, but got dilation_height: "
+                                        f"{dilation[0]} dilation_width: {dilation[1]}"),
+        "padding": (min(padding) >= 0, f"padding should be non-negative, but got pad_height: {padding[0]} "
+                                       f"pad_width: {padding[1]}"),
+    }
+    order = ("kernel", "dilation", "padding", "stride") if opname == "im2col" else ("kernel", "stride", "dilation",
+                                                                                   "padding")
+    for name in order:
+        ok, message = checks[name]
+        if not ok:
+            raise RuntimeError(message)
     return _Geometry(kernel, stride, padding, padding, dilation, 1, in_shape)
+
+
+def _paren(sizes) -> str:
+    """A pair as torch's im2col/col2im messages print it: (7, 9)."""
+    return "(" + ", ".join(str(s) for s in sizes) + ")"
 
 
 def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
@@ -978,18 +993,20 @@ def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tenso
     if input.ndim < 3:
         raise IndexError(f"Dimension out of range (expected to be in range of [{-input.ndim}, {input.ndim - 1}], "
                          f"but got {input.ndim})")
-    if input.ndim > 4:
+    shape = tuple(input.shape)
+    geo = _fold_geometry(kernel_size, dilation, padding, stride, shape[-2:], "im2col")
+    # only the batch dim may be empty
+    if input.ndim > 4 or 0 in shape[-3:]:
         raise RuntimeError("Expected 3D or 4D (batch mode) tensor with possibly 0 batch size and other non-zero "
-                           f"dimensions for input, but got: {list(input.shape)}")
+                           f"dimensions for input, but got: {list(shape)}")
+    if any(m <= 0 for m in geo.out_shape):
+        raise RuntimeError(f"Given input with spatial size {_paren(shape[-2:])}, kernel_size="
+                           f"{_paren(geo.kernel)}, dilation={_paren(geo.dilation)}, padding={_paren(geo.pad_lo)}, "
+                           "calculated shape of the array of sliding blocks as "
+                           f"{_paren(geo.out_shape)}, but its components must be at least one.")
     unbatched = input.ndim == 3
     if unbatched:
         input = input.unsqueeze(0)
-    geo = _fold_geometry(kernel_size, dilation, padding, stride, tuple(input.shape[2:]), "im2col")
-    if any(m <= 0 for m in geo.out_shape):
-        raise RuntimeError(f"Given input with spatial size {_fmt(input.shape[2:])}, kernel_size="
-                           f"{_fmt(geo.kernel)}, dilation={_fmt(geo.dilation)}, padding={_fmt(geo.pad_lo)}, "
-                           "calculated shape of the array of sliding blocks as "
-                           f"{_fmt(geo.out_shape)}, but its components must be at least one.")
     if input._data.dtype.kind in "iu":  # torch's kernel: floats, complex and bool
         raise NotImplementedError(f"\"im2col_out_cpu\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     out = Im2Col.apply(input, geo=geo)
@@ -1001,21 +1018,30 @@ def fold(input: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=
     if input.ndim not in (2, 3):
         raise RuntimeError("Input Error: Only unbatched (2D) or batched (3D) input Tensors are supported "
                            f"(got {input.ndim}D)")
+    geo = _fold_geometry(kernel_size, dilation, padding, stride, _fold_tuple(output_size, "output_size", "col2im"),
+                         "col2im")
+    # the empty-dims check reads the input as given; the rest the batched (N, C·kH·kW, L) one
+    if 0 in input.shape[-2:]:
+        raise RuntimeError("Expected 2D or 3D (batch mode) tensor for input with possibly 0 batch size and non-zero "
+                           f"dimensions for input, but got: {list(input.shape)}")
     unbatched = input.ndim == 2
     if unbatched:
         input = input.unsqueeze(0)
-    geo = _fold_geometry(kernel_size, dilation, padding, stride, _fold_tuple(output_size, "output_size", "col2im"),
-                         "col2im")
     k = math.prod(geo.kernel)
     if input.shape[1] % k:
-        raise RuntimeError("Expected size of input's dimension 1 to be divisible by the product of "
-                           f"kernel_size, but got input.size(1)={input.shape[1]} and kernel_size={_fmt(geo.kernel)}")
-    if math.prod(geo.out_shape) != input.shape[2] or any(m <= 0 for m in geo.out_shape):
-        raise RuntimeError(f"Given output_size={_fmt(geo.in_shape)}, kernel_size={_fmt(geo.kernel)}, "
-                           f"dilation={_fmt(geo.dilation)}, padding={_fmt(geo.pad_lo)}, stride={_fmt(geo.stride)}, "
-                           f"expected size of input's dimension 2 to match the calculated number of sliding "
-                           f"blocks {' * '.join(map(str, geo.out_shape))} = {math.prod(geo.out_shape)}, but got "
+        raise RuntimeError("Expected size of input's dimension 1 to be divisible by the product of kernel_size, but "
+                           f"got input.size(1)={input.shape[1]} and kernel_size={_paren(geo.kernel)}.")
+    if math.prod(geo.out_shape) != input.shape[2]:
+        raise RuntimeError(f"Given output_size={_paren(geo.in_shape)}, kernel_size={_paren(geo.kernel)}, "
+                           f"dilation={_paren(geo.dilation)}, padding={_paren(geo.pad_lo)}, stride={_paren(geo.stride)}, "
+                           "expected size of input's dimension 2 to match the calculated number of sliding blocks "
+                           f"{' * '.join(map(str, geo.out_shape))} = {math.prod(geo.out_shape)}, but got "
                            f"input.size(2)={input.shape[2]}.")
+    if any(m <= 0 for m in geo.out_shape):  # two negative counts whose product is the length
+        raise RuntimeError(f"Given output_size={_paren(geo.in_shape)}, kernel_size={_paren(geo.kernel)}, "
+                           f"dilation={_paren(geo.dilation)}, padding={_paren(geo.pad_lo)}, stride={_paren(geo.stride)}, "
+                           f"calculated shape of the array of sliding blocks as {_paren(geo.out_shape)}, which is "
+                           "too small (non-positive)")
     if input._data.dtype.kind in "iu":  # torch's kernel: floats, complex and bool
         raise NotImplementedError(f"\"col2im_out_cpu\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     out = Col2Im.apply(input, geo=geo)

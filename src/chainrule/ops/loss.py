@@ -683,7 +683,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     _class_layout(input, target, "nll_loss")
     C = input._data.shape[1] if input._data.ndim > 1 else input._data.shape[0]
     w = _class_weights(weight, C, input._data.dtype)
-    _check_weight_not_differentiated(weight)
+    _check_weight_not_differentiated(weight, input)
     loss = _NllLoss.apply(input, target=target, weight=_weight_tensor(weight, w), ignore_index=ignore_index, reduction=reduction,
                           label_smoothing=0.0, log_softmax=False)
     return _name_nll_node(loss, input._data.ndim, reduction)
@@ -758,7 +758,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
             raise RuntimeError("ignore_index is not supported for floating point target")
         return _probability_cross_entropy(input, target, weight, reduction, label_smoothing)
     _class_layout(input, target, "cross_entropy")
-    _check_weight_not_differentiated(weight)
+    _check_weight_not_differentiated(weight, input)
     w = _class_weights(weight, C, input._data.dtype)
     if w is not None and label_smoothing and target._data.dtype == np.uint8:
         # torch smooths weighted byte targets by a gather, which takes int32/int64 indices only
@@ -786,9 +786,11 @@ def _check_not_differentiated(tensor, function: str, argument: str) -> None:
                            f"'{argument}'. This input cannot have requires_grad True.")
 
 
-def _check_weight_not_differentiated(weight) -> None:
-    """torch has no gradient for the class weights of the class-index NLL."""
-    _check_not_differentiated(weight, "nll_loss_forward", "weight")
+def _check_weight_not_differentiated(weight, input) -> None:
+    """torch has no gradient for the class weights of the class-index NLL. Its kernel for inputs
+    of more than 2 dims (the spatial losses, a 3-d or 5-d input reshaped to 4-d) is nll_loss2d."""
+    kernel = "nll_loss2d_forward" if input._data.ndim > 2 else "nll_loss_forward"
+    _check_not_differentiated(weight, kernel, "weight")
 
 
 def _probability_cross_entropy(input, target, weight, reduction, label_smoothing):

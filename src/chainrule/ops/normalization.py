@@ -860,6 +860,8 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
     eps = check_float(eps, "instance_norm", "eps")
     if momentum is not None:  # chainrule's modules pass None for a cumulative average
         momentum = check_float(momentum, "instance_norm", "momentum")
+    if not use_input_stats and (running_mean is None or running_var is None):  # at::instance_norm's first check
+        raise RuntimeError("Expected running_mean and running_var to be defined when use_input_stats is false")
     # torch checks the affine parameters' dtypes (the running statistics take any float dtype, with
     # or without use_input_stats), but with running statistics it takes a bias without a weight
     # only in the input's dtype

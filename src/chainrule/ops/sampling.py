@@ -159,9 +159,6 @@ def _check_grid_sample(input: Tensor, grid: Tensor, mode: str, padding_mode: str
                            f"grid with sizes {list(grid.shape)}")
     if input._data.dtype.kind in "biuc":  # torch's CPU kernels refuse them before comparing the dtypes
         refuse_kernel(input, "grid_sampler_2d_cpu_kernel_impl" if input.ndim == 4 else "grid_sampler3d_cpu")
-    if input.dtype is not grid.dtype:
-        raise RuntimeError(f"grid_sampler(): expected input and grid to have same dtype, but input has "
-                           f"{input.dtype} and grid has {grid.dtype}")
     if not input.is_floating_point():
         raise RuntimeError(f"grid_sampler(): expected a floating input, got {input.dtype}")
     if any(s == 0 for s in input.shape[2:]):
@@ -169,6 +166,9 @@ def _check_grid_sample(input: Tensor, grid: Tensor, mode: str, padding_mode: str
                            f"sizes {list(input.shape)} with dimension {2 + list(input.shape[2:]).index(0)} being empty")
     if mode == "bicubic" and input.ndim != 4:
         raise RuntimeError("grid_sampler(): bicubic interpolation only supports 4D input")
+    if input.dtype is not grid.dtype:  # torch 2.13's CPU kernel, reading the grid as the input's type
+        raise RuntimeError(f"expected scalar type {_dtype.scalar_name(input.dtype)} but found "
+                           f"{_dtype.scalar_name(grid.dtype)}")
 
 
 @cpu_autocast_policy("float32")

@@ -22,7 +22,7 @@ from .._backend import array_module
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim, honours_out
 from . import creation
-from ._arg_parser import check_int, check_str
+from ._arg_parser import check_int, check_str, int_list
 from .elementwise import _cast, ne, sub
 from .index import index_select
 from .shape import cat, clone, contiguous, expand, flip, movedim, narrow, reshape, stack, transpose
@@ -399,7 +399,9 @@ def rot90(input: Tensor, k: int = 1, dims=(0, 1)) -> Tensor:
     """torch.rot90: rotate by 90° ``k`` times in the plane of ``dims``, from the first dim's
     direction towards the second's (NumPy's rot90)."""
     _check_tensor(input, "rot90")
-    dims = list(dims)
+    # torch's argument parser: k an int (not a float, nor a bool), dims a tuple of ints
+    k = check_int(k, "rot90", "k")
+    dims = list(int_list(dims, "rot90", "dims", sized=False))
     if len(dims) != 2:
         raise RuntimeError(f"expected total rotation dims == 2, but got dims = {len(dims)}")
     ndim = input._data.ndim

@@ -176,24 +176,27 @@ class _ConvTranspose(_ConvNd):
                          output_padding, groups, bias, padding_mode, device, dtype)
 
     def _output_padding(self, input: Tensor, output_size) -> tuple:
+        """torch's _ConvTransposeNd._output_padding: the output_padding that makes ``output_size``
+        (the spatial sizes, or all of the output's) between the smallest output and that plus
+        stride - 1; outside, its ValueError printing the size as given and the ranges as lists."""
         if output_size is None:
             return self.output_padding
         n = self._dims
-        output_size = list(output_size)[-n:]
-        spatial = input.shape[-n:]
-        result = []
-        for d in range(n):
-            minimum = ((spatial[d] - 1) * self.stride[d] - 2 * self.padding[d]
-                       + self.dilation[d] * (self.kernel_size[d] - 1) + 1)
-            extra = output_size[d] - minimum
-            if not 0 <= extra < max(self.stride[d], self.dilation[d]):
-                raise ValueError(
-                    f"requested an output size of {output_size}, but valid sizes range from "
-                    f"{minimum} to {minimum + max(self.stride[d], self.dilation[d]) - 1} "
-                    f"(for an input of {list(spatial)})"
-                )
-            result.append(extra)
-        return tuple(result)
+        batched = input.ndim == n + 2
+        non_spatial = 2 if batched else 1
+        if len(output_size) == non_spatial + n:
+            output_size = output_size[non_spatial:]
+        if len(output_size) != n:
+            raise ValueError(f"ConvTranspose{n}D: for {input.ndim}D input, output_size must have {n} or "
+                             f"{non_spatial + n} elements (got {len(output_size)})")
+        min_sizes = [(input.shape[d + non_spatial] - 1) * self.stride[d] - 2 * self.padding[d]
+                     + self.dilation[d] * (self.kernel_size[d] - 1) + 1 for d in range(n)]
+        max_sizes = [minimum + self.stride[d] - 1 for d, minimum in enumerate(min_sizes)]
+        for size, minimum, maximum in zip(output_size, min_sizes, max_sizes):
+            if size < minimum or size > maximum:
+                raise ValueError(f"requested an output size of {output_size}, but valid sizes range from "
+                                 f"{min_sizes} to {max_sizes} (for an input of {input.shape[2:]})")
+        return tuple(size - minimum for size, minimum in zip(output_size, min_sizes))
 
     def forward(self, input: Tensor, output_size=None) -> Tensor:
         output_padding = self._output_padding(input, output_size)
