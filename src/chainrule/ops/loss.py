@@ -277,7 +277,7 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
 
 
 class _LogSigmoid(Function):
-    """log(sigmoid(x)) = -logaddexp(0, -x): finite for any x."""
+    """log(sigmoid(x)), finite for any x, as F.logsigmoid computes it."""
 
     _array_forward = True
     node_name = "LogSigmoidBackward0"
@@ -287,9 +287,8 @@ class _LogSigmoid(Function):
 
     @staticmethod
     def forward(ctx, x):
-        xp = array_module(x)
         ctx.save_for_backward(x)
-        return -xp.logaddexp(x.dtype.type(0), -x)
+        return ew._log_sigmoid_array(x)  # torch's composite losses call the log_sigmoid kernel
 
     @staticmethod
     def backward(ctx, grad):
