@@ -482,6 +482,8 @@ class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
+        if b.dtype.kind in "biu" and a.dtype.kind in "fc":  # an integer divisor, in a's dtype as torch's kernel
+            b = b.astype(a.dtype)
         out = a / b
         return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
 
@@ -816,6 +818,9 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
         if _is_real_number(other) and _is_half(input):
             return _with_number_in_float32(input, lambda x: x / other, "DivBackward0")
         a, b = _float_pair(input, other)
+        if b is not other and isinstance(other, Tensor) and other._data.dtype.kind in "biu" and a._data.dtype.kind in "fc":
+            # torch's node saves an integer divisor as given (a count stays int64): Div casts it
+            b = other
         return Div.apply(a, b)
     check_str(rounding_mode, "div", "rounding_mode")
     if rounding_mode not in ("trunc", "floor"):
