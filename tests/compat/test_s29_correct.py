@@ -160,3 +160,43 @@ def test_division_by_an_integer_tensor_saves_it_as_given():
         results.append((packed, saved_dtype, y.detach().numpy().tolist(),
                         z.detach().numpy().tolist(), x.grad.numpy().tolist()))
     assert results[1] == results[0]
+
+
+# ---------------------------------------------------------------- torch's words, without chainrule's additions
+def _outcome(make, lib):
+    try:
+        make(lib)
+    except Exception as error:  # noqa: BLE001 - the class and the words are what is compared
+        return type(error).__name__, str(error)
+    return None
+
+
+_BAD_HYPER_PARAMETERS = {
+    "lr": [-1, -0.5, float("nan"), None], "momentum": [-1], "weight_decay": [-1],
+    "betas": [(-0.1, 0.9), (0.9, 1.0), (0.9, -1), (1.0, 0.5), (0.9,), 0.9], "eps": [-1, -1e-8],
+    "rho": [-0.1, 1.1], "lr_decay": [-1], "initial_accumulator_value": [-1], "alpha": [-1],
+    "etas": [(1.1, 0.5), (0.5, 1.2, 3), (float("nan"), 1.2)], "momentum_decay": [-1], "beta2_decay": [0.5], "d": [0.5],
+}
+
+
+def _optimizer_cases():
+    import inspect
+
+    cases = []
+    for name in sorted(dir(torch.optim)):
+        cls = getattr(torch.optim, name)
+        if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)) or name == "Optimizer":
+            continue
+        parameters = inspect.signature(cls.__init__).parameters
+        cases += [(name, argument, value) for argument, values in _BAD_HYPER_PARAMETERS.items()
+                  if argument in parameters for value in values]
+    return cases
+
+
+@pytest.mark.parametrize(("name", "argument", "value"), _optimizer_cases())
+def test_bad_optimizer_hyper_parameters_raise_torchs_words(name, argument, value):
+    """torch's "Invalid learning rate: -1" (chainrule added "SGD: " before and "(lr must lie in
+    [0.0, inf))" after: 141 of 145 bad calls differed, now 0); SGD's lr < 0 lets NaN pass."""
+    def make(lib):
+        return getattr(lib.optim, name)([lib.nn.Parameter(lib.ones(2, 2))], **{argument: value})
+    assert _outcome(make, chainrule) == _outcome(make, torch)
