@@ -200,3 +200,28 @@ def test_bad_optimizer_hyper_parameters_raise_torchs_words(name, argument, value
     def make(lib):
         return getattr(lib.optim, name)([lib.nn.Parameter(lib.ones(2, 2))], **{argument: value})
     assert _outcome(make, chainrule) == _outcome(make, torch)
+
+
+_BAD_SHAPES = [(-2, 3), (2, -2), (-3, -1), (-1, -1), (-1, -1, -3), (-3, -1, -1), (4,), (-1, 4), (0, -1), (-1, 0),
+               (6, 1, -1), (2, -1, 3), (1, -1, -1), (-5,), (12,), (3, -1, -4)]
+
+
+@pytest.mark.parametrize("how", ["view", "reshape", "transposed view"])
+@pytest.mark.parametrize("shape", _BAD_SHAPES)
+def test_view_and_reshape_refuse_shapes_in_torchs_words(shape, how):
+    """torch names a negative size's index and the shape, checks the dimensions in order (a second
+    -1 or a negative size, whichever comes first), and its stride refusal ends at "Use .reshape(...)
+    instead." (chainrule added the shapes and strides on a line of its own): 22 of 51 differed."""
+    def make(lib):
+        x = lib.arange(6.0)
+        if how == "transposed view":
+            return x.reshape(2, 3).t().view(*shape)
+        return getattr(x, how)(*shape)
+    assert _outcome(make, chainrule) == _outcome(make, torch)
+
+
+@pytest.mark.parametrize("make", [lambda lib: lib.ones(3, 1).expand(3, 4).view(12),
+                                  lambda lib: lib.ones(2, 3, 4).transpose(0, 2).view(4, 6),
+                                  lambda lib: lib.ones(0, 3).view(-1, 0)])
+def test_views_the_strides_cannot_express_raise_torchs_words(make):
+    assert _outcome(make, chainrule) == _outcome(make, torch)

@@ -84,22 +84,25 @@ def _spread_or_keyword(spread: tuple, keyword, name: str, op: str) -> tuple:
 
 
 def _infer_shape(shape: tuple, numel: int, op: str) -> tuple:
-    """Resolve one -1 and check the element count, with torch's error message."""
-    if shape.count(-1) > 1:
-        raise RuntimeError("only one dimension can be inferred")
+    """Resolve one -1 and check the element count, with torch's error messages, checked dimension
+    by dimension as torch's infer_size does (a second -1 or a negative size, whichever comes first)."""
     known = 1
-    for s in shape:
-        if s != -1:
-            if s < 0:
-                raise RuntimeError(f"invalid shape dimension {s}")
+    inferred = None
+    for index, s in enumerate(shape):
+        if s == -1:
+            if inferred is not None:
+                raise RuntimeError("only one dimension can be inferred")
+            inferred = index
+        elif s >= 0:
             known *= s
-    if -1 in shape:
+        else:
+            raise RuntimeError(f"invalid shape dimension {s} at index {index} of shape {list(shape)}")
+    if inferred is not None:
         if known == 0 and numel == 0:
             raise RuntimeError(f"cannot reshape tensor of 0 elements into shape {list(shape)} because the "
                                "unspecified dimension size -1 can be any value and is ambiguous")
         if known == 0 or numel % known:
             raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
-        inferred = shape.index(-1)
         shape = (*shape[:inferred], numel // known, *shape[inferred + 1:])
     elif known != numel:
         raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
@@ -216,9 +219,7 @@ def view(input: Tensor, *sizes, size=None, dtype=None) -> Tensor:
     if not _viewable(input._data, shape):
         raise RuntimeError(
             "view size is not compatible with input tensor's size and stride (at least one dimension spans "
-            "across two contiguous subspaces). Use .reshape(...) instead.\n"
-            f"(shape {list(input.shape)}, strides {list(input.stride())} -> {list(shape)})"
-        )
+            "across two contiguous subspaces). Use .reshape(...) instead.")
     return _share(Reshape.apply(input, shape=shape), input)
 
 

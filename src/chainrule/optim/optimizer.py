@@ -615,7 +615,8 @@ def _check_hyper_parameters(optimizer: Optimizer, boolean_alpha: tuple = ("weigh
 def _check_range(value, label: str, low: float | None = 0.0, high: float | None = None, low_included: bool = True,
                  high_included: bool = False, only_below: bool = False) -> None:
     """torch's check that ``value`` lies in the interval from ``low`` to ``high``, compared as its
-    optimizers compare (``not 0.0 <= lr``, ``not 0.0 <= beta < 1.0``; ``only_below``: SGD's
+    optimizers compare (``not 0.0 <= lr``, ``not 0.0 <= beta < 1.0``, ``not 0.0 >= beta2_decay``,
+    the bound on the left where it is the first comparison; ``only_below``: SGD's
     ``lr < 0.0``, which NaN passes). A value outside raises torch's ``ValueError("<label>: <value>")``
     (``label`` is its words, "Invalid learning rate"); one that does not compare (None, a string) the
     comparison's own TypeError, and a tensor of several elements its truth value's RuntimeError."""
@@ -623,7 +624,7 @@ def _check_range(value, label: str, low: float | None = 0.0, high: float | None 
         inside = not value < low
     else:
         inside = ((low is None or (low <= value if low_included else low < value))
-                  and (high is None or (value <= high if high_included else value < high)))
+                  and (high is None or (high >= value if high_included else high > value)))
     if not inside:
         raise ValueError(f"{label}: {value}")
 
