@@ -377,6 +377,13 @@ def _refuse_mapped_into_unmapped(self: Tensor, args, kwargs, fn=None) -> None:
 _RESIZE_CHECKED_INPLACE = frozenset({"addmm", "baddbmm", "addmv"})
 
 
+# torch's addbmm_ writes through addbmm's out= kernel, which resizes self (a (3,) self broadcast
+# into a (3, 3) result becomes (3, 3)). Refused here: a view (torch grows the storage it shares
+# with its base) and a column (n, 1) self, whose broadcast torch copies over its own resized
+# memory, reading elements it has already overwritten
+_RESIZING_INPLACE = frozenset({"addbmm"})
+
+
 def _shape_refusal(name, self: Tensor, result: Tensor) -> str:
     """torch's message for an in-place op whose result does not have self's shape."""
     if name in _RESIZE_CHECKED_INPLACE:
@@ -445,7 +452,10 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         precheck(self, args, kwargs)
     result = fn(self, *args, **kwargs)
     if result._data.shape != self._data.shape:
-        raise RuntimeError(_shape_refusal(getattr(fn, "__name__", None), self, result))
+        if (getattr(fn, "__name__", None) not in _RESIZING_INPLACE or base is not None
+                or self._data.ndim == 2 and self._data.shape[0] != 1):
+            raise RuntimeError(_shape_refusal(getattr(fn, "__name__", None), self, result))
+        _resize_storage(self, result._data.shape)
     if result.dtype._category > self.dtype._category:
         raise RuntimeError(
             f"result type {_TORCH_TYPE_NAMES[result.dtype.name]} can't be cast to the desired output "
@@ -1260,6 +1270,16 @@ def _resize(self: Tensor, *sizes, size=None, memory_format=None) -> Tensor:
     if memory_format is None and sizes == self._data.shape:
         self._version_box[0] += 1
         return self
+    _resize_storage(self, sizes)
+    if rank is not None:
+        self._data = strided_view(self._data.reshape(-1), sizes, channels_last_strides(sizes, self._data.itemsize))
+    self._version_box[0] += 1
+    return self
+
+
+def _resize_storage(self: Tensor, sizes: tuple) -> None:
+    """Give ``self`` the shape ``sizes`` over its storage, as torch's resize: the first elements (in
+    memory order) kept, the storage grown (new elements zero) when it is too small."""
     xp = array_module(self._data)
     numel = int(np.prod(sizes))
     root, offset = _storage.storage_root(self._data)
@@ -1281,10 +1301,6 @@ def _resize(self: Tensor, *sizes, size=None, memory_format=None) -> Tensor:
         kept = min(flat.size, resized.size)
         resized[:kept] = flat[:kept]
         self._data = resized.reshape(sizes)
-    if rank is not None:
-        self._data = strided_view(self._data.reshape(-1), sizes, channels_last_strides(sizes, self._data.itemsize))
-    self._version_box[0] += 1
-    return self
 
 
 def _as_tensor_method(fn, public: str):

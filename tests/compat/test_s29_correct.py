@@ -266,3 +266,32 @@ def test_legacy_constructors_refuse_as_torch(call):
     cpu ..." (chainrule said "Tensor(): expected data or sizes" or added its own hint): 19 of these
     27 calls differed, now 0."""
     assert _outcome(_LEGACY_CALLS[call], chainrule) == _outcome(_LEGACY_CALLS[call], torch)
+
+
+# ---------------------------------------------------------------- in-place add-a-product ops on a broadcast self
+_PRODUCT_INPLACE = {
+    "addbmm_": (lambda lib: (lib.ones(2, 3, 4), lib.arange(24.0).reshape(2, 4, 3)), [(3,), (1, 3), (), (1, 1), (3, 3), (4,), (2, 3)]),
+    "baddbmm_": (lambda lib: (lib.ones(2, 3, 4), lib.arange(24.0).reshape(2, 4, 3)), [(3,), (3, 3), (1, 3, 3), (2, 3, 3)]),
+    "addmm_": (lambda lib: (lib.ones(3, 4), lib.arange(12.0).reshape(4, 3)), [(3,), (1, 3), (3, 1), (), (3, 3)]),
+    "addmv_": (lambda lib: (lib.ones(3, 4), lib.arange(4.0)), [(), (1,), (3,)]),
+    "addr_": (lambda lib: (lib.arange(2.0), lib.arange(3.0)), [(3,), (2, 1), (1, 3), (2, 3)]),
+}
+
+
+@pytest.mark.parametrize(("name", "shape"), [(name, shape) for name, (_, shapes) in _PRODUCT_INPLACE.items()
+                                             for shape in shapes])
+def test_add_a_product_in_place_on_a_broadcast_self_is_torchs(name, shape):
+    """torch's addmm_/baddbmm_/addmv_/addr_ refuse a self of another shape; its addbmm_ writes through
+    addbmm's out= kernel, which resizes self to the product's shape (chainrule refused the 3 such
+    selves, (3,), (1, 3) and ()); a self that does not broadcast fails in expand's words. (A column
+    self, (3, 1), stays refused: torch's result there reads memory its own copy overwrote.)"""
+    def run(lib):
+        operands = _PRODUCT_INPLACE[name][0](lib)
+        self = lib.arange(float(np.prod(shape))).reshape(shape).clone()  # (not a view: see _RESIZING_INPLACE)
+        result = getattr(self, name)(*operands, beta=0.5, alpha=2)
+        assert result is self
+        return tuple(self.shape), self.numpy().tolist(), self._version
+
+    assert _outcome(run, chainrule) == _outcome(run, torch)
+    if _outcome(run, torch) is None:
+        assert run(chainrule) == run(torch)
