@@ -21,7 +21,8 @@ import numpy as np
 from . import _config, _dtype, _layout, _shared, _torch_function, _vmap_frames
 from . import sparse as _sparse
 from . import storage as _storage
-from ._backend import array_module, has_expanded_dims, strided_view, write_refusal, writeable
+from ._backend import array_module, cuda_available, has_expanded_dims, strided_view, write_refusal, writeable
+from ._backend import device as _device
 from .autograd import forward_ad as _forward_ad
 from .autograd import function as _function
 from .autograd import grad_mode as _grad_mode
@@ -906,14 +907,35 @@ def _is_shared(self) -> bool:
 
 
 def _pin_memory(self, device=None):
-    """Tensor.pin_memory: self (chainrule never allocates page-locked host memory). torch's
-    ``device`` argument is deprecated: warned about as torch does, and otherwise ignored."""
+    """Tensor.pin_memory, as torch's: without an accelerator there is no pinned memory to copy into,
+    so it raises torch's RuntimeError; with one (a GPU through CuPy) it returns self (chainrule never
+    allocates page-locked host memory). torch's ``device`` argument is deprecated: warned about as
+    torch does (by pin_memory and by the is_pinned it calls)."""
     if device is not None:
         import warnings
 
+        stacklevel = _torch_function.user_stacklevel()
         warnings.warn("The argument 'device' of Tensor.pin_memory() is deprecated. Please do not pass this argument.",
-                      DeprecationWarning, stacklevel=_torch_function.user_stacklevel())
+                      DeprecationWarning, stacklevel=stacklevel)
+        warnings.warn(_IS_PINNED_DEVICE_DEPRECATED, DeprecationWarning, stacklevel=stacklevel)
+        if _device(device).type == "cpu":
+            raise RuntimeError("CPU device type not an accelerator.")
+    if not cuda_available():
+        raise RuntimeError("Cannot access accelerator device when none is available.")
     return self
+
+
+_IS_PINNED_DEVICE_DEPRECATED = "The argument 'device' of Tensor.is_pinned() is deprecated. Please do not pass this argument."
+
+
+def _is_pinned(self, device=None) -> bool:
+    """Tensor.is_pinned: False (chainrule never allocates page-locked host memory); torch's ``device``
+    argument is deprecated and warned about."""
+    if device is not None:
+        import warnings
+
+        warnings.warn(_IS_PINNED_DEVICE_DEPRECATED, DeprecationWarning, stacklevel=_torch_function.user_stacklevel())
+    return False
 
 
 def _share_memory_(self):
@@ -972,6 +994,7 @@ def bind_all(modules) -> None:
     Tensor.to_dense = lambda self, dtype=None, *, masked_grad=None: self if dtype is None else self.to(dtype)
     Tensor.is_shared = _is_shared
     Tensor.pin_memory = _pin_memory
+    Tensor.is_pinned = _is_pinned
     Tensor.share_memory_ = _share_memory_
 
 

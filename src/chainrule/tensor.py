@@ -207,10 +207,6 @@ class Tensor:
         """Bytes of the elements (numel * itemsize), as torch's: a view counts its own elements."""
         return self._data.size * self._data.itemsize
 
-    def is_pinned(self, device=None) -> bool:
-        """False: chainrule never allocates page-locked host memory (pin_memory() returns self)."""
-        return False
-
     def stride(self, dim: int | None = None):
         if self._wrapper_strides is not None:
             strides = self._wrapper_strides

@@ -295,3 +295,51 @@ def test_add_a_product_in_place_on_a_broadcast_self_is_torchs(name, shape):
     assert _outcome(run, chainrule) == _outcome(run, torch)
     if _outcome(run, torch) is None:
         assert run(chainrule) == run(torch)
+
+
+# ---------------------------------------------------------------- pinned memory without an accelerator
+def _outcome_and_warnings(make, lib):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        outcome = _outcome(make, lib)
+    # torch's C++ warnings end with where they were raised, which chainrule's do not
+    return outcome, [(w.category.__name__, str(w.message).split(" (Triggered internally")[0]) for w in caught]
+
+
+_PINNING_CALLS = {
+    "pin_memory()": lambda lib: lib.ones(3).pin_memory(),
+    "pin_memory('cpu')": lambda lib: lib.ones(3).pin_memory("cpu"),
+    "int pin_memory()": lambda lib: lib.ones(2, dtype=lib.int64).pin_memory(),
+    "is_pinned()": lambda lib: lib.ones(3).is_pinned(),
+    "is_pinned('cuda')": lambda lib: lib.ones(3).is_pinned("cuda"),
+    "empty": lambda lib: lib.empty(3, pin_memory=True),
+    "zeros": lambda lib: lib.zeros(3, pin_memory=True),
+    "ones": lambda lib: lib.ones(3, pin_memory=True),
+    "full": lambda lib: lib.full((3,), 2.0, pin_memory=True),
+    "tensor": lambda lib: lib.tensor([1.0], pin_memory=True),
+    "empty_like": lambda lib: lib.empty_like(lib.ones(2), pin_memory=True),
+    "zeros_like": lambda lib: lib.zeros_like(lib.ones(2), pin_memory=True),
+    "arange": lambda lib: lib.arange(3, pin_memory=True),
+    "linspace": lambda lib: lib.linspace(0, 1, 3, pin_memory=True),
+    "eye": lambda lib: lib.eye(2, pin_memory=True),
+    "new_zeros": lambda lib: lib.ones(2).new_zeros(2, pin_memory=True),
+    "hann_window": lambda lib: lib.hann_window(3, pin_memory=True),
+    "tril_indices": lambda lib: lib.tril_indices(3, 3, pin_memory=True),
+    "fftfreq": lambda lib: lib.fft.fftfreq(3, pin_memory=True),
+    "zeros, pin_memory=False": lambda lib: lib.zeros(3, pin_memory=False),
+    "DataLoader": lambda lib: next(iter(lib.utils.data.DataLoader(lib.utils.data.TensorDataset(lib.ones(4, 2)),
+                                                                  batch_size=2, pin_memory=True)))[0].is_pinned(),
+    "DataLoader, pin_memory_device": lambda lib: next(iter(lib.utils.data.DataLoader(
+        lib.utils.data.TensorDataset(lib.ones(4, 2)), batch_size=2, pin_memory=True, pin_memory_device="cuda")))[0].shape,
+}
+
+
+@pytest.mark.skipif(chainrule.cuda.is_available(), reason="torch 2.13 CPU-only is the oracle")
+@pytest.mark.parametrize("call", sorted(_PINNING_CALLS))
+def test_pinning_without_an_accelerator_is_torchs(call):
+    """torch's pin_memory() raises "Cannot access accelerator device when none is available." and its
+    factories refuse pin_memory=True (chainrule returned the tensor: 18 of these 22 calls differed)."""
+    make = _PINNING_CALLS[call]
+    assert _outcome_and_warnings(make, chainrule) == _outcome_and_warnings(make, torch)
