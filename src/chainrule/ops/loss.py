@@ -973,8 +973,9 @@ def _size(t: Tensor) -> str:
 def _warn_if_target_size_differs(input, target) -> None:
     """torch's UserWarning, before anything else, for a regression loss (mse, l1, smooth l1, huber)
     whose target broadcasts against the input: (N, 1) predictions against (N,) targets give an
-    (N, N) loss, a classic silent bug."""
-    if isinstance(input, Tensor) and isinstance(target, Tensor) and tuple(target.shape) != tuple(input.shape):
+    (N, N) loss, a classic silent bug. Sizes are read as torch's Python code reads them, so a target
+    or input that is no tensor fails with its AttributeError (an int has no attribute 'size')."""
+    if not (target.size() == input.size()):
         import warnings
 
         warnings.warn(f"Using a target size ({_size(target)}) that is different to the input size ({_size(input)}). "

@@ -1315,14 +1315,14 @@ class Roll(Function):
 
 def roll(input: Tensor, shifts, dims=None) -> Tensor:
     """torch.roll: shift elements cyclically along ``dims``; without dims, over the flattened tensor."""
-    shifts = (int(shifts),) if isinstance(shifts, (int, np.integer)) else tuple(int(s) for s in shifts)
+    shifts = int_list(shifts, "roll", "shifts", position=2)
     if not shifts:
         raise RuntimeError("`shifts` required")
     if dims is None:
         if len(shifts) != 1:
             raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:0")
         return Roll.apply(input, shifts=shifts[0], dims=None)
-    dims = (int(dims),) if isinstance(dims, (int, np.integer)) else tuple(dims)
+    dims = int_list(dims, "roll", "dims", position=3)
     if len(shifts) != len(dims):
         raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:{len(dims)}")
     if input._data.size == 0:  # torch returns an empty tensor as it is, without checking dims
@@ -1366,16 +1366,18 @@ class Triu(Tril):
 
 def tril(input: Tensor, diagonal: int = 0) -> Tensor:
     """torch.tril: keep the lower triangle (on and below ``diagonal``) of the last two dims."""
+    diagonal = check_int(diagonal, "tril", "diagonal", position=2)
     if input._data.ndim < 2:
         raise RuntimeError("tril: input tensor must have at least 2 dimensions")
-    return Tril.apply(input, diagonal=int(diagonal), upper=False)
+    return Tril.apply(input, diagonal=diagonal, upper=False)
 
 
 def triu(input: Tensor, diagonal: int = 0) -> Tensor:
     """torch.triu: keep the upper triangle (on and above ``diagonal``) of the last two dims."""
+    diagonal = check_int(diagonal, "triu", "diagonal", position=2)
     if input._data.ndim < 2:
         raise RuntimeError("triu: input tensor must have at least 2 dimensions")
-    return Triu.apply(input, diagonal=int(diagonal), upper=True)
+    return Triu.apply(input, diagonal=diagonal, upper=True)
 
 
 # ---------------------------------------------------------------- views: narrow, select, unfold
@@ -1659,7 +1661,7 @@ def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:
     the edge (pads must be smaller than the dim), ``replicate`` repeats the edge, ``circular``
     wraps around. The non-constant modes pad the last 1-3 dims of a batched (or unbatched) input.
     """
-    pad = int_list(pad, "pad", "pad", sized=False)
+    pad = int_list(pad, "pad", "pad", sized=False, position=2)
     if autocast_hook.cpu_dtype is not None and (mode == "replicate" or (mode == "reflect" and len(pad) <= 4)):
         return _pad_in_float32(input, pad, mode, value)
     if value is not None:
