@@ -214,6 +214,13 @@ def cuda_available() -> bool:
     return cp is not None and _device_count(cp) > 0
 
 
+def refuse_pinning(pin_memory) -> None:
+    """torch's factories asked for pinned (page-locked) host memory where no accelerator can use it."""
+    if pin_memory and not cuda_available():
+        raise RuntimeError("pin_memory=True requires a CUDA or other accelerator backend; no pinned memory "
+                           "allocator is available on this system.")
+
+
 def array_module(*arrays):
     """The module that runs math on these arrays: numpy, cupy or the stand-in.
 

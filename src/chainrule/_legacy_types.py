@@ -10,16 +10,19 @@ Calling it builds a tensor of that pair, and ``isinstance(x, torch.FloatTensor)`
 from __future__ import annotations
 
 import importlib.machinery
-import numbers
 import types
 import warnings
-from collections.abc import Sequence
-
-import numpy as np
 
 from . import _dtype
 from .ops import creation
-from .tensor import _TYPE_NAMES, Size, Tensor, legacy_type_of
+from .tensor import (
+    _TYPE_NAMES,
+    Tensor,
+    check_legacy_device,
+    legacy_arguments,
+    legacy_type_of,
+    tensor_options_error,
+)
 
 __all__ = ["tensortype", "Variable", "resolve", "check_available", "cpu_types", "cuda_types"]
 
@@ -58,50 +61,18 @@ class tensortype(type):
         ``FloatTensor(data)`` (a copy as this dtype), ``FloatTensor(tensor)`` (an alias of a
         tensor of this dtype), as torch's legacy constructor."""
         check_available(cls)
-        on = "cuda" if cls.is_cuda else (device or "cpu")
-        name = cls.__qualname__
+        on = "cuda" if cls.is_cuda else "cpu"
+        check_legacy_device(device, on)
         if not args:
             return creation.empty(0, dtype=cls.dtype, device=on)
-        if len(args) == 1 and isinstance(args[0], Tensor):
-            source = args[0]
-            if source.dtype is not cls.dtype:
-                raise TypeError(f"{name}(): expected a tensor of dtype {cls.dtype!r}, got {source.dtype!r}; "
-                                f"convert it first with .to({cls.dtype!r})")
-            return source.view_as(source)  # torch returns an alias: the same memory, and its history
-        if len(args) > 1 and _size_like(args[0]) and not isinstance(args[0], bool):
-            # torch's parser reads FloatTensor(2, 3) as one size list: a bool or a one-element integer
-            # tensor counts as an int after the first place; anything else fails to unpack
-            for position, a in enumerate(args[1:], start=2):
-                if not _size_like(a):
-                    raise TypeError(f"new(): argument 'size' failed to unpack the object at pos {position} with "
-                                    f"error \"type must be tuple of ints,but got {type(a).__name__}\"")
-            args = tuple(int(a) for a in args)
-        if len(args) == 1 and isinstance(args[0], Size) or all(
-                isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in args):
-            sizes = [int(s) for s in (args[0] if isinstance(args[0], Size) else args)]
-            if any(s < 0 for s in sizes):
-                raise RuntimeError(f"Trying to create tensor with negative dimension {min(sizes)}: {sizes}")
+        sizes, data = legacy_arguments(args)
+        if sizes is not None:
             return creation.empty(*sizes, dtype=cls.dtype, device=on)
-        if len(args) > 1:
-            raise TypeError(f"{name}(): sizes must be ints, got {args!r}")
-        data = args[0]
-        if isinstance(data, (str, bytes)):
-            raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
-        # torch takes any Python sequence (pygcn's LongTensor(range(140)), a bytearray), not a set,
-        # dict or iterator
-        if not isinstance(data, (Sequence, np.ndarray)):
-            raise TypeError(f"new(): data must be a sequence (got {type(data).__name__})")
-        if isinstance(data, (range, bytearray)):
-            data = list(data)
+        if isinstance(data, Tensor):
+            if data.dtype is not cls.dtype:
+                raise tensor_options_error(cls.dtype, data.dtype, on)
+            return data.view_as(data)  # torch returns an alias: the same memory, and its history
         return creation.tensor(data, dtype=cls.dtype, device=on)
-
-
-def _size_like(value) -> bool:
-    """An int for a legacy constructor's size list: a Python/NumPy integer (bool included) or an
-    integer tensor of one element, as torch's parser unpacks."""
-    if isinstance(value, Tensor):
-        return value.numel() == 1 and not value.dtype.is_floating_point and not value.dtype.is_complex
-    return isinstance(value, numbers.Integral)
 
 
 def _legacy_type(name: str, dtype: _dtype.dtype, cuda: bool) -> tensortype:

@@ -21,7 +21,8 @@ import numpy as np
 from . import _config, _dtype, _layout, _shared, _torch_function, _vmap_frames
 from . import sparse as _sparse
 from . import storage as _storage
-from ._backend import array_module, has_expanded_dims, strided_view, write_refusal, writeable
+from ._backend import array_module, cuda_available, has_expanded_dims, strided_view, write_refusal, writeable
+from ._backend import device as _device
 from .autograd import forward_ad as _forward_ad
 from .autograd import function as _function
 from .autograd import grad_mode as _grad_mode
@@ -377,6 +378,13 @@ def _refuse_mapped_into_unmapped(self: Tensor, args, kwargs, fn=None) -> None:
 _RESIZE_CHECKED_INPLACE = frozenset({"addmm", "baddbmm", "addmv"})
 
 
+# torch's addbmm_ writes through addbmm's out= kernel, which resizes self (a (3,) self broadcast
+# into a (3, 3) result becomes (3, 3)). Refused here: a view (torch grows the storage it shares
+# with its base) and a column (n, 1) self, whose broadcast torch copies over its own resized
+# memory, reading elements it has already overwritten
+_RESIZING_INPLACE = frozenset({"addbmm"})
+
+
 def _shape_refusal(name, self: Tensor, result: Tensor) -> str:
     """torch's message for an in-place op whose result does not have self's shape."""
     if name in _RESIZE_CHECKED_INPLACE:
@@ -445,7 +453,10 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         precheck(self, args, kwargs)
     result = fn(self, *args, **kwargs)
     if result._data.shape != self._data.shape:
-        raise RuntimeError(_shape_refusal(getattr(fn, "__name__", None), self, result))
+        if (getattr(fn, "__name__", None) not in _RESIZING_INPLACE or base is not None
+                or self._data.ndim == 2 and self._data.shape[0] != 1):
+            raise RuntimeError(_shape_refusal(getattr(fn, "__name__", None), self, result))
+        _resize_storage(self, result._data.shape)
     if result.dtype._category > self.dtype._category:
         raise RuntimeError(
             f"result type {_TORCH_TYPE_NAMES[result.dtype.name]} can't be cast to the desired output "
@@ -896,14 +907,35 @@ def _is_shared(self) -> bool:
 
 
 def _pin_memory(self, device=None):
-    """Tensor.pin_memory: self (chainrule never allocates page-locked host memory). torch's
-    ``device`` argument is deprecated: warned about as torch does, and otherwise ignored."""
+    """Tensor.pin_memory, as torch's: without an accelerator there is no pinned memory to copy into,
+    so it raises torch's RuntimeError; with one (a GPU through CuPy) it returns self (chainrule never
+    allocates page-locked host memory). torch's ``device`` argument is deprecated: warned about as
+    torch does (by pin_memory and by the is_pinned it calls)."""
     if device is not None:
         import warnings
 
+        stacklevel = _torch_function.user_stacklevel()
         warnings.warn("The argument 'device' of Tensor.pin_memory() is deprecated. Please do not pass this argument.",
-                      DeprecationWarning, stacklevel=_torch_function.user_stacklevel())
+                      DeprecationWarning, stacklevel=stacklevel)
+        warnings.warn(_IS_PINNED_DEVICE_DEPRECATED, DeprecationWarning, stacklevel=stacklevel)
+        if _device(device).type == "cpu":
+            raise RuntimeError("CPU device type not an accelerator.")
+    if not cuda_available():
+        raise RuntimeError("Cannot access accelerator device when none is available.")
     return self
+
+
+_IS_PINNED_DEVICE_DEPRECATED = "The argument 'device' of Tensor.is_pinned() is deprecated. Please do not pass this argument."
+
+
+def _is_pinned(self, device=None) -> bool:
+    """Tensor.is_pinned: False (chainrule never allocates page-locked host memory); torch's ``device``
+    argument is deprecated and warned about."""
+    if device is not None:
+        import warnings
+
+        warnings.warn(_IS_PINNED_DEVICE_DEPRECATED, DeprecationWarning, stacklevel=_torch_function.user_stacklevel())
+    return False
 
 
 def _share_memory_(self):
@@ -962,6 +994,7 @@ def bind_all(modules) -> None:
     Tensor.to_dense = lambda self, dtype=None, *, masked_grad=None: self if dtype is None else self.to(dtype)
     Tensor.is_shared = _is_shared
     Tensor.pin_memory = _pin_memory
+    Tensor.is_pinned = _is_pinned
     Tensor.share_memory_ = _share_memory_
 
 
@@ -1260,6 +1293,16 @@ def _resize(self: Tensor, *sizes, size=None, memory_format=None) -> Tensor:
     if memory_format is None and sizes == self._data.shape:
         self._version_box[0] += 1
         return self
+    _resize_storage(self, sizes)
+    if rank is not None:
+        self._data = strided_view(self._data.reshape(-1), sizes, channels_last_strides(sizes, self._data.itemsize))
+    self._version_box[0] += 1
+    return self
+
+
+def _resize_storage(self: Tensor, sizes: tuple) -> None:
+    """Give ``self`` the shape ``sizes`` over its storage, as torch's resize: the first elements (in
+    memory order) kept, the storage grown (new elements zero) when it is too small."""
     xp = array_module(self._data)
     numel = int(np.prod(sizes))
     root, offset = _storage.storage_root(self._data)
@@ -1281,10 +1324,6 @@ def _resize(self: Tensor, *sizes, size=None, memory_format=None) -> Tensor:
         kept = min(flat.size, resized.size)
         resized[:kept] = flat[:kept]
         self._data = resized.reshape(sizes)
-    if rank is not None:
-        self._data = strided_view(self._data.reshape(-1), sizes, channels_last_strides(sizes, self._data.itemsize))
-    self._version_box[0] += 1
-    return self
 
 
 def _as_tensor_method(fn, public: str):

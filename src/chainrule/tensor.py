@@ -9,6 +9,8 @@ converts data, ``to()`` casts), it calls a private method that ``_methods.py`` b
 
 from __future__ import annotations
 
+import collections.abc
+import numbers
 import operator
 import os
 import sys
@@ -130,12 +132,8 @@ class Tensor:
         if subclass_arguments:
             raise TypeError(f"Tensor.__init__() got an unexpected keyword argument '{next(iter(subclass_arguments))}'")
         dt = _dtype.to_dtype(dtype) if dtype is not None else _dtype.get_default_dtype()
-        if len(args) == 1 and not isinstance(args[0], (Size, int)) or not args:
-            array = self._to_array([] if not args else args[0], dt)
-        elif all(isinstance(a, int) and not isinstance(a, bool) for a in (args[0] if isinstance(args[0], Size) else args)):
-            array = np.zeros(tuple(args[0]) if isinstance(args[0], Size) else args, dtype=dt.np)
-        else:
-            raise TypeError(f"Tensor(): expected data or sizes, got {args!r}")
+        sizes, data = legacy_arguments(args) if args else (None, [])
+        array = np.zeros(sizes, dtype=dt.np) if sizes is not None else self._to_array(data, dt)
         self._init(array, requires_grad)
 
     def _init(self, array, requires_grad: bool = False, grad_fn=None, output_nr: int = 0) -> None:
@@ -209,10 +207,6 @@ class Tensor:
     def nbytes(self) -> int:
         """Bytes of the elements (numel * itemsize), as torch's: a view counts its own elements."""
         return self._data.size * self._data.itemsize
-
-    def is_pinned(self, device=None) -> bool:
-        """False: chainrule never allocates page-locked host memory (pin_memory() returns self)."""
-        return False
 
     def stride(self, dim: int | None = None):
         if self._wrapper_strides is not None:
@@ -901,6 +895,72 @@ _TYPE_NAMES = {"float16": "HalfTensor", "bfloat16": "BFloat16Tensor", "float32":
                "uint8": "ByteTensor", "int8": "CharTensor", "int16": "ShortTensor",
                "int32": "IntTensor", "int64": "LongTensor", "bool": "BoolTensor",
                "complex64": "ComplexFloatTensor", "complex128": "ComplexDoubleTensor"}
+
+
+# torch's C++ names of the dtypes, as its legacy constructors' TensorOptions errors print them
+_CPP_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
+                   "int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char",
+                   "uint8": "unsigned char", "uint16": "short unsigned int", "uint32": "unsigned int",
+                   "uint64": "long unsigned int", "bool": "bool", "complex64": "c10::complex<float>",
+                   "complex128": "c10::complex<double>", "complex32": "c10::complex<c10::Half>",
+                   "float8_e4m3fn": "c10::Float8_e4m3fn", "float8_e5m2": "c10::Float8_e5m2",
+                   "float8_e4m3fnuz": "c10::Float8_e4m3fnuz", "float8_e5m2fnuz": "c10::Float8_e5m2fnuz"}
+
+
+def tensor_options_error(expected: _dtype.dtype, got: _dtype.dtype, device: str = "cpu") -> TypeError:
+    """torch's error for a legacy constructor given a tensor of another dtype (``FloatTensor(long_tensor)``)."""
+    def options(dtype):
+        return (f"TensorOptions(dtype={_CPP_TYPE_NAMES.get(dtype.name, dtype.name)}, device={device}, "
+                "layout=Strided, requires_grad=false (default), pinned_memory=false (default), "
+                "memory_format=(nullopt))")
+    return TypeError(f"expected {options(expected)} (got {options(got)})")
+
+
+def legacy_arguments(args: tuple) -> tuple:
+    """torch's parser of the legacy constructors' positional arguments (``Tensor(...)``,
+    ``FloatTensor(...)``, ``x.new(...)``): ``(sizes, None)`` for sizes (ints, spread or one
+    ``Size``), ``(None, data)`` for data (a sequence, an array or a tensor), with torch's errors for
+    what is neither and for negative sizes."""
+    first = args[0]
+    if len(args) > 1:
+        if not _size_like(first) or isinstance(first, bool):
+            given = ", ".join(type(a).__name__ for a in args)
+            raise TypeError(f"new() received an invalid combination of arguments - got ({given})")
+        # torch reads Tensor(2, 3) as one size list: a bool or a one-element integer tensor counts as
+        # an int after the first place; anything else fails to unpack
+        for position, a in enumerate(args[1:], start=2):
+            if not _size_like(a):
+                raise TypeError(f"new(): argument 'size' failed to unpack the object at pos {position} with "
+                                f"error \"type must be tuple of ints,but got {type(a).__name__}\"")
+        sizes = [int(a) for a in args]
+    elif isinstance(first, Size) or _size_like(first) and not isinstance(first, (bool, Tensor)):
+        sizes = [int(s) for s in first] if isinstance(first, Size) else [int(first)]
+    elif isinstance(first, (str, bytes)):
+        raise TypeError(f"new(): invalid data type '{type(first).__name__}'")
+    elif isinstance(first, (Tensor, np.ndarray, collections.abc.Sequence)):
+        # torch takes any Python sequence (pygcn's LongTensor(range(140)), a bytearray), not a set,
+        # dict or iterator
+        return None, list(first) if isinstance(first, (range, bytearray)) else first
+    else:
+        raise TypeError(f"new(): data must be a sequence (got {type(first).__name__})")
+    if any(s < 0 for s in sizes):
+        raise RuntimeError(f"Trying to create tensor with negative dimension {min(sizes)}: {sizes}")
+    return tuple(sizes), None
+
+
+def check_legacy_device(device, expected: str) -> None:
+    """torch's legacy constructors build on their own device type only (``FloatTensor(device='cuda')`` fails)."""
+    if device is not None and _device(device).type != expected:
+        raise RuntimeError(f"legacy constructor expects device type: {expected} but device type: "
+                           f"{_device(device).type} was passed")
+
+
+def _size_like(value) -> bool:
+    """An int for a legacy constructor's size list: a Python/NumPy integer (bool included) or an
+    integer tensor of one element, as torch's parser unpacks."""
+    if isinstance(value, Tensor):
+        return value.numel() == 1 and not value.dtype.is_floating_point and not value.dtype.is_complex
+    return isinstance(value, numbers.Integral)
 
 
 def legacy_type_of(name_or_type) -> tuple[_dtype.dtype, bool]:

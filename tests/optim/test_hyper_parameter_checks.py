@@ -23,26 +23,26 @@ def _raised(make):
     return None
 
 
+def _outcome(error):
+    return None if error is None else (type(error), str(error))
+
+
 @pytest.mark.parametrize("name", OPTIMIZERS)
 @pytest.mark.parametrize("lr", ["0.1", None, -1.0, float("nan")])
-def test_a_bad_learning_rate_raises_torchs_class_naming_the_optimizer_and_lr(name, lr):
+def test_a_bad_learning_rate_raises_torchs_error(name, lr):
+    """torch's class and words ("Invalid learning rate: -1.0", the comparison's own TypeError for
+    "0.1" or None); SGD's check is lr < 0, which NaN passes, in chainrule too."""
     theirs = _raised(lambda: getattr(torch.optim, name)([torch.zeros(2, requires_grad=True)], lr=lr))
     ours = _raised(lambda: getattr(chainrule.optim, name)([chainrule.zeros(2, requires_grad=True)], lr=lr))
-    if theirs is None:  # torch's SGD checks lr < 0, which NaN passes: chainrule refuses it on purpose
-        assert name == "SGD" and isinstance(ours, ValueError)
-    else:
-        assert type(ours) is type(theirs), (theirs, ours)
-    assert name in str(ours) and "lr" in str(ours)
+    assert _outcome(ours) == _outcome(theirs)
 
 
-@pytest.mark.parametrize("betas, expected", [((0.9,), IndexError), (0.9, TypeError), ("ab", TypeError),
-                                             ((0.9, 1.0), ValueError), ((float("nan"), 0.9), ValueError)])
-def test_betas_that_are_no_pair_in_range_raise_torchs_class(betas, expected):
-    for lib in (torch, chainrule):
-        with pytest.raises(expected):
-            lib.optim.Adam([lib.zeros(2, requires_grad=True)], betas=betas)
-    with pytest.raises(expected, match="Adam: .*betas"):
-        chainrule.optim.Adam([chainrule.zeros(2, requires_grad=True)], betas=betas)
+@pytest.mark.parametrize("betas", [(0.9,), 0.9, "ab", (0.9, 1.0), (float("nan"), 0.9)])
+def test_betas_that_are_no_pair_in_range_raise_torchs_error(betas):
+    outcomes = [_outcome(_raised(lambda lib=lib: lib.optim.Adam([lib.zeros(2, requires_grad=True)], betas=betas)))
+                for lib in (torch, chainrule)]
+    assert outcomes[0] is not None
+    assert outcomes[1] == outcomes[0]
 
 
 def test_a_refused_param_group_leaves_the_optimizer_as_it_was():

@@ -33,7 +33,13 @@ def _as_int(value, bool_is_int: bool = False):
         return None
 
 
-def int_list(value, op: str, name: str, sized: bool = True, int64: bool = True) -> tuple:
+def _argument(name: str, position: int | None) -> str:
+    """How torch's parser names an argument: ``'dim'``, or ``'dim' (position 2)`` where it was given
+    positionally (``position``, counted from 1 with the tensor first)."""
+    return f"'{name}'" if position is None else f"'{name}' (position {position})"
+
+
+def int_list(value, op: str, name: str, sized: bool = True, int64: bool = True, position: int | None = None) -> tuple:
     """``value`` of an ``int[N]`` argument (an int, or a tuple/list of ints) as a tuple of ints, not
     yet expanded to the op's dims; torch's TypeError for a float, a string, None or a non-int element,
     or (``int64``: the value goes through torch's C++ parser) one beyond int64. An unsized ``int[]``
@@ -52,7 +58,7 @@ def int_list(value, op: str, name: str, sized: bool = True, int64: bool = True) 
         return tuple(items)
     as_int = _as_int(value) if sized else None
     if as_int is None:
-        raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, not {type(value).__name__}")
+        raise TypeError(f"{op}(): argument {_argument(name, position)} must be tuple of ints, not {type(value).__name__}")
     if int64 and not _fits_int64(as_int):
         raise TypeError(f"{op}(): argument '{name}' failed to unpack the object at pos 1 with error "
                         '"Overflow when unpacking long long"')
@@ -64,11 +70,11 @@ def _fits_int64(value: int) -> bool:
     return -2**63 <= value < 2**63
 
 
-def check_int(value, op: str, name: str) -> int:
+def check_int(value, op: str, name: str, position: int | None = None) -> int:
     """``value`` of an ``int`` argument; torch's TypeError for a float, a bool, a string or None."""
     as_int = _as_int(value)
     if as_int is None:
-        raise TypeError(f"{op}(): argument '{name}' must be int, not {type(value).__name__}")
+        raise TypeError(f"{op}(): argument {_argument(name, position)} must be int, not {type(value).__name__}")
     if not _fits_int64(as_int):
         raise ValueError("Overflow when unpacking long long")
     return as_int
@@ -89,14 +95,14 @@ def check_bool(value, op: str, name: str) -> bool:
     return bool(value)
 
 
-def check_number(value, op: str, name: str):
+def check_number(value, op: str, name: str, position: int | None = None):
     """``value`` of a ``Scalar`` argument: a Python or NumPy number as it is, a 0-d tensor as its
     value; torch's TypeError for a string, None, a sequence, an array or a tensor with dimensions."""
     if isinstance(value, (bool, int, float, complex, np.number, np.bool_)):
         return value
     if not isinstance(value, np.ndarray) and hasattr(value, "item") and getattr(value, "ndim", None) == 0:
         return value.item()
-    raise TypeError(f"{op}(): argument '{name}' must be Number, not {type(value).__name__}")
+    raise TypeError(f"{op}(): argument {_argument(name, position)} must be Number, not {type(value).__name__}")
 
 
 _C10_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16"}

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from .. import _dtype, _opmath, _vmap_frames
-from .._backend import array_module, subtract_contiguous
+from .._backend import array_module
 from ..autograd import function as _function
 from ..autograd.function import Function, SavedValue, as_uint64, ctx_value, kept_value, name_node, saved
 from ..autograd.grad_mode import is_grad_enabled
@@ -27,6 +27,7 @@ from ._arg_parser import check_int, check_number
 from .elementwise import (
     LogSigmoidAdjoint,
     _float_input,
+    _log_sigmoid_array,
     _log_sigmoid_grad_array,
     erf,
     exp,
@@ -711,11 +712,8 @@ class LogSigmoid(Function):
 
     @staticmethod
     def forward(ctx, x):
-        xp = array_module(x)
         ctx.save_for_backward(x)
-        # log s(x) = -softplus(-x) = min(x, 0) - log1p(e^-|x|): stable both ways; C order whatever
-        # the input's layout, as torch's log_sigmoid_forward writes a fresh contiguous output
-        return subtract_contiguous(xp, xp.minimum(x, 0), xp.log1p(xp.exp(-xp.abs(x))))
+        return _log_sigmoid_array(x)
 
     @staticmethod
     def backward(ctx, grad):

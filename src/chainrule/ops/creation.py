@@ -22,6 +22,7 @@ from .._backend import (
     dense_non_overlapping,
     follow_device,
     module_for_device,
+    refuse_pinning,
     resolve,
     to_device,
 )
@@ -252,6 +253,7 @@ def _finish(array, requires_grad: builtins.bool) -> Tensor:
 
 def tensor(data, *, dtype=None, device=None, requires_grad: builtins.bool = False, pin_memory=False) -> Tensor:
     """torch.tensor: always copies ``data``; infers float32 / int64 / bool."""
+    refuse_pinning(pin_memory)
     dtype, requires_grad = factory_args("tensor", dtype, requires_grad, device, requires_grad_optional=False)
     if isinstance(data, np.ndarray):
         _check_numpy_array(data)
@@ -536,6 +538,7 @@ def zeros(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad
         requires_grad=False) -> Tensor
 
     A tensor of shape ``size`` filled with 0 (torch.zeros)."""
+    refuse_pinning(pin_memory)
     dtype, requires_grad = factory_args("zeros", dtype, requires_grad, device)
     _strided_only(layout, "zeros")
     if _function.active_dispatch is not None and out is None:
@@ -556,6 +559,7 @@ def ones(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad=
         requires_grad=False) -> Tensor
 
     A tensor of shape ``size`` filled with 1 (torch.ones)."""
+    refuse_pinning(pin_memory)
     dtype, requires_grad = factory_args("ones", dtype, requires_grad, device)
     _strided_only(layout, "ones")
     if _function.active_dispatch is not None and out is None:
@@ -580,6 +584,7 @@ def empty(*sizes, size=None, dtype=None, layout=None, device=None, requires_grad
         pin_memory=False, memory_format=torch.contiguous_format) -> Tensor
 
     A tensor of shape ``size`` whose values are not initialised (torch.empty)."""
+    refuse_pinning(pin_memory)
     dtype, requires_grad = factory_args("empty", dtype, requires_grad, device)
     _strided_only(layout, "empty")
     shape = _shape_args(_sizes(sizes, size))
@@ -643,6 +648,7 @@ def empty_permuted(size, physical_layout, *, dtype=None, layout=None, device=Non
                    pin_memory=False) -> Tensor:
     """torch.empty_permuted: an uninitialised tensor of shape ``size`` whose memory runs over the dims
     in ``physical_layout`` order, outermost first ((0, 2, 3, 1) is channels-last for NCHW)."""
+    refuse_pinning(pin_memory)
     dtype, requires_grad = factory_args("empty_permuted", dtype, requires_grad, device)
     _strided_only(layout, "empty_permuted")
     size, physical_layout = tuple(size), tuple(physical_layout)
@@ -669,6 +675,7 @@ def full(size, fill_value, *, dtype=None, layout=None, device=None, requires_gra
 
     A tensor of shape ``size`` filled with ``fill_value``; its dtype is inferred from the value when not
     given (torch.full)."""
+    refuse_pinning(pin_memory)
     dtype, requires_grad = factory_args("full", dtype, requires_grad, device)
     _strided_only(layout, "full")
     if _function.active_dispatch is not None:
@@ -695,6 +702,7 @@ def checked_fill_value(value, dtype: _dtype.dtype, numel: builtins.int):
 def scalar_tensor(s, *, dtype=None, layout=None, device=None, pin_memory=False, requires_grad=False) -> Tensor:
     """torch.scalar_tensor: a 0-d tensor of ``s`` (the default float dtype unless ``dtype``);
     a negative integer wraps into an unsigned dtype, an out-of-range one is refused, as torch's fill."""
+    refuse_pinning(pin_memory)
     _strided_only(layout, "scalar_tensor")
     value = checked_fill_value(s, _dtype.to_dtype(dtype) if dtype is not None else _dtype.get_default_dtype(), 1)
     return _finish(_xp(device).asarray(value, dtype=_dt(dtype)), requires_grad)
@@ -739,6 +747,7 @@ def zeros_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_
 
     A tensor of ``input``'s shape (and dtype, device, layout unless given) filled with 0
     (torch.zeros_like)."""
+    refuse_pinning(pin_memory)
     dtype, requires_grad = factory_args("zeros_like", dtype, requires_grad, device)
     _strided_only(layout, "zeros_like")
     if input._wrapper_strides is not None and _function.active_dispatch is not None:
@@ -755,6 +764,7 @@ def ones_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_g
 
     A tensor of ``input``'s shape (and dtype, device, layout unless given) filled with 1
     (torch.ones_like)."""
+    refuse_pinning(pin_memory)
     dtype, requires_grad = factory_args("ones_like", dtype, requires_grad, device)
     _strided_only(layout, "ones_like")
     if input._wrapper_strides is not None and _function.active_dispatch is not None:
@@ -771,6 +781,7 @@ def empty_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_
 
     An uninitialised tensor of ``input``'s shape (and dtype, device, layout unless given)
     (torch.empty_like)."""
+    refuse_pinning(pin_memory)
     dtype, requires_grad = factory_args("empty_like", dtype, requires_grad, device)
     _strided_only(layout, "empty_like")
     if input._wrapper_strides is not None and _function.active_dispatch is not None:
@@ -787,6 +798,7 @@ def full_like(input: Tensor, fill_value, *, dtype=None, layout=None, device=None
 
     A tensor of ``input``'s shape (and dtype, device unless given) filled with ``fill_value``
     (torch.full_like)."""
+    refuse_pinning(pin_memory)
     dtype, requires_grad = factory_args("full_like", dtype, requires_grad, device)
     _strided_only(layout, "full_like")
     if input._wrapper_strides is not None and _function.active_dispatch is not None:
@@ -801,6 +813,7 @@ def arange(start=None, end=None, step=1, *, out=None, dtype=None, layout=None, d
            pin_memory=False) -> Tensor:
     """torch.arange: int64 for integer arguments, the default float dtype otherwise (``out``'s
     dtype when given)."""
+    refuse_pinning(pin_memory)
     if out is not None:
         _check_tensor(out, "arange", "out", 4)
         dtype = out_dtype("arange", out, dtype)
@@ -919,6 +932,7 @@ def linspace(start, end, steps: builtins.int, *, dtype=None, layout=None, device
         requires_grad=False) -> Tensor
 
     ``steps`` evenly spaced values from ``start`` to ``end``, both included (torch.linspace)."""
+    refuse_pinning(pin_memory)
     dtype, requires_grad = factory_args("linspace", dtype, requires_grad, device, overloaded=True)
     refuse_dtype(dtype, "linspace_cpu")
     _strided_only(layout, "linspace")
@@ -1040,6 +1054,7 @@ def logspace(start, end, steps: builtins.int, base: builtins.float = 10.0, *, dt
 
     ``steps`` values from ``base ** start`` to ``base ** end``, evenly spaced in the exponent
     (torch.logspace)."""
+    refuse_pinning(pin_memory)
     dtype, requires_grad = factory_args("logspace", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "logspace")
     refuse_dtype(dtype, "logspace_cpu")
@@ -1056,6 +1071,7 @@ def eye(n: builtins.int, m: builtins.int | None = None, *, dtype=None, layout=No
 
     An ``n`` x ``m`` (``n`` x ``n`` when ``m`` is not given) matrix with ones on the diagonal and zeros
     elsewhere (torch.eye)."""
+    refuse_pinning(pin_memory)
     dtype, requires_grad = factory_args("eye", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "eye")
     if n < 0 or (m is not None and m < 0):
@@ -1090,6 +1106,7 @@ def new_zeros(self: Tensor, *sizes, size=None, dtype=None, device=None, requires
 
     A tensor of shape ``size`` filled with 0, of this tensor's dtype and device unless given
     (Tensor.new_zeros)."""
+    refuse_pinning(pin_memory)
     dtype, requires_grad = factory_args("new_zeros", dtype, requires_grad, device)
     _strided_only(layout, "new_zeros")
     if self._wrapper_strides is not None and _function.active_dispatch is not None:
@@ -1107,6 +1124,7 @@ def new_ones(self: Tensor, *sizes, size=None, dtype=None, device=None, requires_
 
     A tensor of shape ``size`` filled with 1, of this tensor's dtype and device unless given
     (Tensor.new_ones)."""
+    refuse_pinning(pin_memory)
     dtype, requires_grad = factory_args("new_ones", dtype, requires_grad, device)
     _strided_only(layout, "new_ones")
     if self._wrapper_strides is not None and _function.active_dispatch is not None:
@@ -1124,6 +1142,7 @@ def new_empty(self: Tensor, *sizes, size=None, dtype=None, device=None, requires
 
     An uninitialised tensor of shape ``size``, of this tensor's dtype and device unless given
     (Tensor.new_empty)."""
+    refuse_pinning(pin_memory)
     dtype, requires_grad = factory_args("new_empty", dtype, requires_grad, device)
     _strided_only(layout, "new_empty")
     if self._wrapper_strides is not None and _function.active_dispatch is not None:
@@ -1141,6 +1160,7 @@ def new_full(self: Tensor, size, fill_value, *, dtype=None, device=None, require
 
     A tensor of shape ``size`` filled with ``fill_value``, of this tensor's dtype and device unless
     given (Tensor.new_full)."""
+    refuse_pinning(pin_memory)
     dtype, requires_grad = factory_args("new_full", dtype, requires_grad, device)
     _strided_only(layout, "new_full")
     if self._wrapper_strides is not None and _function.active_dispatch is not None:

@@ -9,11 +9,12 @@ tensors computes in the default float dtype, as torch does.
 from __future__ import annotations
 
 import builtins
+import math
 
 import numpy as np
 
 from .. import _config, _dtype, _opmath, _vmap_frames
-from .._backend import array_module, follow_device, on_one_device
+from .._backend import array_module, follow_device, on_one_device, subtract_contiguous
 from .._torch_function import user_stacklevel
 from ..autograd import function as _function_module
 from ..autograd.function import (
@@ -481,6 +482,8 @@ class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
+        if b.dtype.kind in "biu" and a.dtype.kind in "fc":  # an integer divisor, in a's dtype as torch's kernel
+            b = b.astype(a.dtype)
         out = a / b
         return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
 
@@ -815,6 +818,9 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
         if _is_real_number(other) and _is_half(input):
             return _with_number_in_float32(input, lambda x: x / other, "DivBackward0")
         a, b = _float_pair(input, other)
+        if b is not other and isinstance(other, Tensor) and other._data.dtype.kind in "biu" and a._data.dtype.kind in "fc":
+            # torch's node saves an integer divisor as given (a count stays int64): Div casts it
+            b = other
         return Div.apply(a, b)
     check_str(rounding_mode, "div", "rounding_mode")
     if rounding_mode not in ("trunc", "floor"):
@@ -1272,6 +1278,60 @@ def _sigmoid_array(x):
     # (float16 and bfloat16 arrays, whose e^-x overflows early: exp of a non-positive number only)
     e = xp.exp(-xp.abs(x))
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def _log_sigmoid_array(x):
+    """log σ(x) = min(x, 0) - log1p(e^-|x|) on an array, stable both ways, as torch's CPU kernel
+    (log_sigmoid_forward) computes it. Its vectorised exp and log1p round the subnormal range their
+    own way, which decides where the result flushes to 0 (float32 from x ≈ 102.9, float64 from
+    x ≈ 744.1): float32 and float64 NumPy arrays follow them (``_kernel_exp_of_negative``,
+    ``_kernel_log1p_of_tiny``). C order whatever the input's layout, as torch writes a fresh
+    contiguous output."""
+    xp = array_module(x)
+    if xp is not np or x.dtype not in (np.float32, np.float64):
+        return subtract_contiguous(xp, xp.minimum(x, 0), xp.log1p(xp.exp(-xp.abs(x))))
+    return subtract_contiguous(np, np.minimum(x, 0), _kernel_log1p_of_tiny(_kernel_exp_of_negative(np.abs(x))))
+
+
+# where the kernel's exp gives 0 (its argument below -104 in float32, -1000 in float64)
+_EXP_FLUSH_BELOW = {np.dtype(np.float32): 104.0, np.dtype(np.float64): 1000.0}
+
+
+def _kernel_exp_of_negative(a: np.ndarray) -> np.ndarray:
+    """e^-a for a >= 0 (or NaN), rounded as torch's vectorised exp: nearly always the correctly rounded
+    value (float32 is computed in float64 for that; NumPy's float32 exp is off by an ulp more
+    often), and where it is subnormal, the mantissa u = e^-a / 2^q (q = rint(-a / ln 2)) rounded to
+    the dtype first and then scaled by 2^q in two halves, so rounded twice."""
+    dtype = a.dtype
+    with np.errstate(under="ignore"):
+        wide = np.exp(-a.astype(np.float64))
+        result = wide.astype(dtype)
+        subnormal = (result < np.finfo(dtype).tiny) & (a < _EXP_FLUSH_BELOW[dtype])
+        if not subnormal.any():
+            return result
+        a_sub = a[subnormal]
+        q = np.rint(-a_sub * dtype.type(1 / math.log(2))).astype(np.int64)
+        if dtype == np.float32:
+            mantissa = np.ldexp(wide[subnormal], -q).astype(dtype)
+        else:  # float64's e^-a is itself subnormal here: the mantissa needs the wider long double
+            mantissa = np.ldexp(np.exp(-a_sub.astype(np.longdouble)), -q).astype(dtype)
+        half = q >> 1
+        result[subnormal] = mantissa * np.ldexp(dtype.type(1), half) * np.ldexp(dtype.type(1), q - half)
+    return result
+
+
+def _kernel_log1p_of_tiny(z: np.ndarray) -> np.ndarray:
+    """log1p(z) for z in [0, 1] (or NaN), rounded as torch's vectorised log1p: float32 through
+    float64. Below twice the smallest normal number it is z itself, but the kernel's first step
+    halves z, which in the subnormal range rounds (half to even), so an odd multiple of the
+    smallest subnormal loses its last bit (the smallest subnormal becomes 0)."""
+    dtype = z.dtype
+    result = np.log1p(z.astype(np.float64)).astype(dtype)
+    tiny = z < 2 * np.finfo(dtype).tiny
+    if tiny.any():
+        with np.errstate(under="ignore"):
+            result[tiny] = (z[tiny] * dtype.type(0.5)) * dtype.type(2)
+    return result
 
 
 def _log_sigmoid_grad_array(x, grad):

@@ -22,7 +22,7 @@ import builtins
 import numpy as np
 
 from .. import _dtype
-from .._backend import array_module
+from .._backend import array_module, refuse_pinning
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function
 from ..tensor import Tensor, _check_tensor, _wrap_dim, out_keyword_front, write_out
@@ -380,6 +380,7 @@ def _frequencies(op: str, values: np.ndarray, dtype, device, requires_grad: bool
 def fftfreq(n: int, d: float = 1.0, *, dtype=None, layout=None, device=None, requires_grad: bool = False,
             pin_memory: bool | None = None) -> Tensor:
     """torch.fft.fftfreq: the sample frequencies of an n-point fft, [0, 1, ..., -1] / (d·n)."""
+    refuse_pinning(pin_memory)
     return _frequencies("fftfreq", np.fft.fftfreq(n, d), dtype, device, requires_grad)
 
 
@@ -387,6 +388,7 @@ def fftfreq(n: int, d: float = 1.0, *, dtype=None, layout=None, device=None, req
 def rfftfreq(n: int, d: float = 1.0, *, dtype=None, layout=None, device=None, requires_grad: bool = False,
              pin_memory: bool | None = None) -> Tensor:
     """torch.fft.rfftfreq: the n // 2 + 1 non-negative sample frequencies of an n-point rfft."""
+    refuse_pinning(pin_memory)
     return _frequencies("rfftfreq", np.fft.rfftfreq(n, d), dtype, device, requires_grad)
 
 

@@ -36,6 +36,7 @@ from . import elementwise as ew
 from ._arg_parser import check_bool, check_float, check_int
 from .reduce import LogSoftmax, Softmax
 from .reduce import sum as _sum
+from .special_functions import ScaledBy
 
 __all__ = [
     "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "cross_entropy", "nll_loss",
@@ -277,7 +278,7 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
 
 
 class _LogSigmoid(Function):
-    """log(sigmoid(x)) = -logaddexp(0, -x): finite for any x."""
+    """log(sigmoid(x)), finite for any x, as F.logsigmoid computes it."""
 
     _array_forward = True
     node_name = "LogSigmoidBackward0"
@@ -287,9 +288,8 @@ class _LogSigmoid(Function):
 
     @staticmethod
     def forward(ctx, x):
-        xp = array_module(x)
         ctx.save_for_backward(x)
-        return -xp.logaddexp(x.dtype.type(0), -x)
+        return ew._log_sigmoid_array(x)  # torch's composite losses call the log_sigmoid kernel
 
     @staticmethod
     def backward(ctx, grad):
@@ -454,17 +454,17 @@ def _masked(valid, values: np.ndarray) -> np.ndarray:
 
 
 class _IndexClassLoss(Function):
-    """Fused (log-softmax +) weighted, label-smoothed NLL with class-index targets.
+    """Fused (log-softmax +) weighted NLL with class-index targets.
 
-    Per row i: ``loss_i = -sum_c A_ic logp_ic`` with
-    ``A_ic = valid_i ((1 - eps) w_{t_i} [c == t_i] + eps / C w_c)``; 'mean' divides by
-    ``sum_i valid_i w_{t_i}``. With ``log_softmax=False`` the input already is ``logp`` (nll_loss).
-    The input gradient is ``g_i (rowsum(A)_i softmax(x)_ic - A_ic)`` (``-g_i A_ic`` for nll_loss).
+    Per row i: ``loss_i = -sum_c A_ic logp_ic`` with ``A_ic = valid_i w_{t_i} [c == t_i]``; 'mean'
+    divides by ``sum_i valid_i w_{t_i}``. With ``log_softmax=False`` the input already is ``logp``
+    (nll_loss). The input gradient is ``g_i (rowsum(A)_i softmax(x)_ic - A_ic)`` (``-g_i A_ic`` for
+    nll_loss). (cross_entropy's label smoothing is torch's composition around it: ``_smoothed_nll``.)
     """
 
     label = "cross_entropy"
     rule = ("log_softmax and NLL fused: ∂/∂x = g·(ΣA·softmax(x) - A) per row, A the target row (onehot(t) "
-            "times its class weight, label smoothing mixed in): softmax(x) - onehot(t) for plain targets")
+            "times its class weight): softmax(x) - onehot(t) for plain targets")
     _array_forward = True
 
     # the target and the class weights are parameters, not inputs: torch's node has one edge, for
@@ -481,7 +481,7 @@ class _IndexClassLoss(Function):
         return (x,), {**kwargs, "target": target if isinstance(target, Tensor) else Tensor._make(target)}
 
     @staticmethod
-    def forward(ctx, x, target, weight, ignore_index, reduction, label_smoothing, log_softmax):
+    def forward(ctx, x, target, weight, ignore_index, reduction, log_softmax):
         xp = array_module(x)
         target_tensor, weight_tensor = target, weight
         target = target._data
@@ -512,32 +512,21 @@ class _IndexClassLoss(Function):
         else:
             # None: every row weighs 1 (no array of ones to multiply by and sum)
             w_row = None if all_valid else valid.astype(dtype)
-        eps = label_smoothing
-        wc_sum = float(weight.sum()) if weight is not None else float(C)
         probs = None
         if rows.size:
             if log_softmax:
                 shifted = rows - rows.max(axis=1, keepdims=True)
                 picked = shifted[arange, safe]
-                if eps:
-                    summed = shifted @ weight if weight is not None else shifted.sum(axis=1)
                 e = xp.exp(shifted, out=shifted)
                 s = e.sum(axis=1)
-                lse = xp.log(s)
-                picked = picked - lse
-                if eps:
-                    summed = summed - lse * dtype.type(wc_sum)
+                picked = picked - xp.log(s)
                 if ctx.needs_input_grad[0]:
                     e /= s[:, None]
                     probs = e
             else:
                 picked = rows[arange, safe]
-                if eps:
-                    summed = rows @ weight if weight is not None else rows.sum(axis=1)
             loss = picked if w_row is None else w_row * picked  # (picked is a fresh array)
-            loss *= -(1.0 - eps)
-            if eps:
-                loss -= _masked(valid, summed) * dtype.type(eps / C)
+            loss *= -1.0
         else:
             loss = xp.zeros(t.shape, dtype)
         loss = loss.astype(dtype, copy=False)
@@ -556,7 +545,6 @@ class _IndexClassLoss(Function):
             ctx.reduction = reduction
             ctx.denom = denom
             ctx.log_softmax = log_softmax
-            ctx.eps, ctx.weight, ctx.wc_sum = eps, weight, wc_sum
             ctx.rows_shape = rows.shape
             ctx.safe, ctx.valid, ctx.w_row = safe, valid, w_row
             ctx.probs = probs  # the input gradient reuses the forward's softmax
@@ -576,20 +564,13 @@ class _IndexClassLoss(Function):
         """``g_i A_ic`` (M, C) and the row sums ``g_i rowsum(A)_i`` (M,)."""
         xp = array_module(g_row)
         M, C = ctx.rows_shape
-        eps = ctx.eps
         A = xp.zeros((M, C), ctx.input.dtype)  # (the row weights' dtype)
         # an ignored row's 0 weight times a negated gradient is -0.0: masked to torch's +0.0, which
         # its kernel leaves unwritten (printed gradients show the sign)
-        picked = _masked(ctx.valid, _weighted_rows(ctx, g_row) * (1.0 - eps))
+        picked = _masked(ctx.valid, _weighted_rows(ctx, g_row))
         if M:
             A[xp.arange(M), ctx.safe] = picked
-        rowsum = picked
-        if eps:
-            smooth = _masked(ctx.valid, g_row) * (eps / C)
-            wc = ctx.weight if ctx.weight is not None else xp.ones(C, A.dtype)
-            A += smooth[:, None] * wc
-            rowsum = rowsum + smooth * ctx.wc_sum
-        return A, rowsum
+        return A, picked
 
     @staticmethod
     def backward(ctx, grad):
@@ -614,14 +595,9 @@ class _IndexClassLoss(Function):
             # ignored elements get no gradient, even when all are ignored and 'mean' divides by 0
             g_row = _masked(ctx.valid, g_row)
         if ctx.log_softmax and M:
-            eps = ctx.eps
             picked = _weighted_rows(ctx, g_row)
-            rowsum = picked if not eps else (1.0 - eps) * picked + _masked(ctx.valid, g_row) * (eps * ctx.wc_sum / C)
-            coef = ctx.probs * rowsum[:, None].astype(dtype, copy=False)
-            coef[xp.arange(M), ctx.safe] -= (1.0 - eps) * picked
-            if eps:
-                wc = ctx.weight if ctx.weight is not None else xp.ones(C, dtype)
-                coef -= (_masked(ctx.valid, g_row) * (eps / C))[:, None] * wc
+            coef = ctx.probs * picked[:, None].astype(dtype, copy=False)
+            coef[xp.arange(M), ctx.safe] -= picked
         else:
             # A is linear in g: A(-g) is -A(g) without a negating pass over the (M, C) array
             coef = _IndexClassLoss._coefficients(ctx, -g_row)[0]
@@ -685,7 +661,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     w = _class_weights(weight, C, input._data.dtype)
     _check_weight_not_differentiated(weight, input)
     loss = _NllLoss.apply(input, target=target, weight=_weight_tensor(weight, w), ignore_index=ignore_index, reduction=reduction,
-                          label_smoothing=0.0, log_softmax=False)
+                          log_softmax=False)
     return _name_nll_node(loss, input._data.ndim, reduction)
 
 
@@ -716,11 +692,6 @@ def _nll_node_name(ndim: int, reduction: str) -> str:
     if ndim <= 2:
         return "NllLossBackward0"
     return "ViewBackward0" if ndim != 4 and reduction == "none" else "NllLoss2DBackward0"
-
-
-# cross_entropy with label smoothing: the fused NLL node (torch names its last node AddBackward0)
-_SMOOTHED_NLL_RULE = ("NLL of the log-probabilities with label smoothing ε: ∂/∂logp_c = -((1 - ε)·w_t·[c = t] "
-                      "+ ε·w_c/C) per row (divided by Σw_t for 'mean')")
 
 
 @honours_legacy_flags
@@ -760,9 +731,6 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     _class_layout(input, target, "cross_entropy")
     _check_weight_not_differentiated(weight, input)
     w = _class_weights(weight, C, input._data.dtype)
-    if w is not None and label_smoothing and target._data.dtype == np.uint8:
-        # torch smooths weighted byte targets by a gather, which takes int32/int64 indices only
-        raise RuntimeError("gather(): Expected dtype int32/int64 for index")
     if (w is None and not label_smoothing and input._data.ndim == 2 and array_module(input._data) is not np
             and _cuda_kernels.available(input._data)):
         return _FusedCrossEntropy.apply(input, target, ignore_index=ignore_index, reduction=reduction)
@@ -770,12 +738,48 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     # walked by user code look the same
     # (straight to the node: log_softmax's own dim and dtype parsing has nothing left to do here)
     logp = LogSoftmax.apply(input, dim=1 if input._data.ndim > 1 else 0)
-    loss = _NllLoss.apply(logp, target=target, weight=_weight_tensor(weight, w), ignore_index=ignore_index, reduction=reduction,
-                          label_smoothing=float(label_smoothing), log_softmax=False)
-    # with label smoothing torch adds the smoothing term to the nll loss in a last node
+    weight = _weight_tensor(weight, w)
+    loss = _NllLoss.apply(logp, target=target, weight=weight, ignore_index=ignore_index, reduction=reduction,
+                          log_softmax=False)
+    loss = _name_nll_node(loss, input._data.ndim, reduction)
     if label_smoothing:
-        return name_node(loss, "AddBackward0", label="cross_entropy", rule=_SMOOTHED_NLL_RULE)
-    return _name_nll_node(loss, input._data.ndim, reduction)
+        return _smoothed_nll(loss, logp, target, weight, ignore_index, reduction, label_smoothing)
+    return loss
+
+
+def _smoothed_nll(nll: Tensor, logp: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int,
+                  reduction: str, label_smoothing: float) -> Tensor:
+    """cross_entropy's label smoothing: ``(1 - ε) nll + ε/C · smooth``, smooth the (weighted) sum of
+    -logp over the classes, 0 at ignored targets, reduced as the NLL is ('mean' by the summed target
+    weights, or the count of targets kept). The composition torch's cross_entropy records, node for
+    node, so its graph, saved tensors and rounding are torch's."""
+    class_dim = 1 if logp._data.ndim > 1 else 0
+    C = logp._data.shape[class_dim]
+    if weight is not None:
+        weight_shape = [1] * logp._data.ndim
+        weight_shape[class_dim] = C
+        smooth = -(logp * weight.view(weight_shape)).sum(class_dim)
+    else:
+        smooth = -logp.sum(class_dim)
+    ignored = target == ignore_index
+    smooth.masked_fill_(ignored, 0.0)
+    if reduction == "mean":
+        if weight is not None:
+            smooth = smooth.sum() / weight.gather(0, target.masked_select(~ignored).flatten()).sum()
+        else:
+            smooth = smooth.sum() / (~ignored).sum()
+    elif reduction == "sum":
+        smooth = smooth.sum()
+    return _times_number(nll, 1 - label_smoothing) + _times_number(smooth, label_smoothing / C)
+
+
+# torch's mul.Scalar node: one edge, the number kept as a number (no tensor saved)
+_MUL_SCALAR_SAVED = {"_saved_other": ctx_value("factor")}
+
+
+def _times_number(x: Tensor, number: float) -> Tensor:
+    """``x * number`` as torch's C++ composites record it (MulBackward1, the Scalar overload)."""
+    return name_node(ScaledBy.apply(x, factor=number), "MulBackward1", label="mul", saved=_MUL_SCALAR_SAVED)
 
 
 def _check_not_differentiated(tensor, function: str, argument: str) -> None:
@@ -795,8 +799,9 @@ def _check_weight_not_differentiated(weight, input) -> None:
 
 def _probability_cross_entropy(input, target, weight, reduction, label_smoothing):
     """Class-probability targets: ``-sum_c w_c t'_c logp_c`` with ``t' = (1-eps) t + eps/C``
-    (differentiable in the weight too, as torch's). A composition in torch: the target is smoothed
-    in its own dtype, and log-probabilities, target and weight promote as any product does."""
+    (differentiable in the weight too, as torch's). A composition in torch, recorded here node for
+    node: the target is smoothed in its own dtype, log-probabilities, target and weight promote as
+    any product does, and 'mean' sums everything before dividing by the number of rows."""
     class_dim = 1 if input._data.ndim > 1 else 0
     C = input._data.shape[class_dim]
     logp = LogSoftmax.apply(input, dim=class_dim)
@@ -809,11 +814,36 @@ def _probability_cross_entropy(input, target, weight, reduction, label_smoothing
         wshape = [1] * input._data.ndim
         wshape[class_dim] = C
         terms = terms * weight.reshape(wshape)
-    loss = -_sum(terms, class_dim)
-    if reduction == "mean":
-        n = max(input._data.size // C, 1) if input._data.size else 0
-        return loss.sum() / n if n else loss.sum() / 0.0
-    return _reduce(loss, reduction)
+    if reduction == "none":
+        return -_sum(terms, class_dim)
+    total = -terms.sum()
+    if reduction == "sum":
+        return total
+    if not input._data.size:
+        return total / 0.0  # torch fills the empty sum with NaN
+    return _DivideByNumber.apply(total, number=input._data.size // C)
+
+
+class _DivideByNumber(Function):
+    """``x / number``, torch's div.Scalar node as its C++ composites record it: one edge, the number
+    kept as a number (no tensor saved)."""
+
+    _array_forward = True
+    node_name = "DivBackward1"
+    label = "div"
+    rule = "∂/∂a = 1/number"
+    formula = "{0} / {number}"
+    saved_attributes = {"_saved_other": ctx_value("number")}
+
+    @staticmethod
+    def forward(ctx, x, number):
+        ctx.number = number
+        return x / x.dtype.type(number)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(a / n) = da / n
+        return _DivideByNumber.apply(grad, number=ctx.number)
 
 
 class _FusedCrossEntropy(Function):
@@ -945,8 +975,9 @@ def _size(t: Tensor) -> str:
 def _warn_if_target_size_differs(input, target) -> None:
     """torch's UserWarning, before anything else, for a regression loss (mse, l1, smooth l1, huber)
     whose target broadcasts against the input: (N, 1) predictions against (N,) targets give an
-    (N, N) loss, a classic silent bug."""
-    if isinstance(input, Tensor) and isinstance(target, Tensor) and tuple(target.shape) != tuple(input.shape):
+    (N, N) loss, a classic silent bug. Sizes are read as torch's Python code reads them, so a target
+    or input that is no tensor fails with its AttributeError (an int has no attribute 'size')."""
+    if not (target.size() == input.size()):
         import warnings
 
         warnings.warn(f"Using a target size ({_size(target)}) that is different to the input size ({_size(input)}). "

@@ -183,7 +183,7 @@ def constant_pad_nd(input: Tensor, pad, value=0) -> Tensor:
     value = _dtype.checked_scalar(builtins.complex(value), input.dtype)  # 1j does not fit a real tensor
     if not input.is_complex():
         value = value.real
-    return padded(input, int_list(pad, "constant_pad_nd", "pad", sized=False), "constant", value)
+    return padded(input, int_list(pad, "constant_pad_nd", "pad", sized=False, position=2), "constant", value)
 
 
 def convolution(input: Tensor, weight: Tensor, bias: Tensor | None, stride, padding, dilation, transposed: bool,

@@ -35,7 +35,7 @@ from ..autograd.function import (
 from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out, preserve_layout
 from . import _cuda_kernels, cpu_sort_order
-from ._arg_parser import int_list
+from ._arg_parser import check_number, int_list
 from .elementwise import conjugate_rule
 from .memory_format import row_major
 
@@ -1513,6 +1513,8 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
     """
     if dim is not None:  # torch.norm hands dim to linalg's functions, whose parser unpacks each as an int64
         dim = int_list(dim, "linalg_vector_norm", "dim")
+    if not isinstance(p, str) and p is not None:  # (and p to linalg_vector_norm's ord, a Number)
+        p = check_number(p, "linalg_vector_norm", "ord", position=2)
     if p == "fro" or p is None:
         if dim is not None and len(dim) > 2:  # torch takes 'fro' over a tuple of dims as a matrix norm
             raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {' '.join(str(d) for d in dim)}")

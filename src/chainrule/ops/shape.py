@@ -85,22 +85,25 @@ def _spread_or_keyword(spread: tuple, keyword, name: str, op: str) -> tuple:
 
 
 def _infer_shape(shape: tuple, numel: int, op: str) -> tuple:
-    """Resolve one -1 and check the element count, with torch's error message."""
-    if shape.count(-1) > 1:
-        raise RuntimeError("only one dimension can be inferred")
+    """Resolve one -1 and check the element count, with torch's error messages, checked dimension
+    by dimension as torch's infer_size does (a second -1 or a negative size, whichever comes first)."""
     known = 1
-    for s in shape:
-        if s != -1:
-            if s < 0:
-                raise RuntimeError(f"invalid shape dimension {s}")
+    inferred = None
+    for index, s in enumerate(shape):
+        if s == -1:
+            if inferred is not None:
+                raise RuntimeError("only one dimension can be inferred")
+            inferred = index
+        elif s >= 0:
             known *= s
-    if -1 in shape:
+        else:
+            raise RuntimeError(f"invalid shape dimension {s} at index {index} of shape {list(shape)}")
+    if inferred is not None:
         if known == 0 and numel == 0:
             raise RuntimeError(f"cannot reshape tensor of 0 elements into shape {list(shape)} because the "
                                "unspecified dimension size -1 can be any value and is ambiguous")
         if known == 0 or numel % known:
             raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
-        inferred = shape.index(-1)
         shape = (*shape[:inferred], numel // known, *shape[inferred + 1:])
     elif known != numel:
         raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
@@ -217,9 +220,7 @@ def view(input: Tensor, *sizes, size=None, dtype=None) -> Tensor:
     if not _viewable(input._data, shape):
         raise RuntimeError(
             "view size is not compatible with input tensor's size and stride (at least one dimension spans "
-            "across two contiguous subspaces). Use .reshape(...) instead.\n"
-            f"(shape {list(input.shape)}, strides {list(input.stride())} -> {list(shape)})"
-        )
+            "across two contiguous subspaces). Use .reshape(...) instead.")
     return _share(Reshape.apply(input, shape=shape), input)
 
 
@@ -1356,14 +1357,14 @@ class Roll(Function):
 
 def roll(input: Tensor, shifts, dims=None) -> Tensor:
     """torch.roll: shift elements cyclically along ``dims``; without dims, over the flattened tensor."""
-    shifts = (int(shifts),) if isinstance(shifts, (int, np.integer)) else tuple(int(s) for s in shifts)
+    shifts = int_list(shifts, "roll", "shifts", position=2)
     if not shifts:
         raise RuntimeError("`shifts` required")
     if dims is None:
         if len(shifts) != 1:
             raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:0")
         return Roll.apply(input, shifts=shifts[0], dims=None)
-    dims = (int(dims),) if isinstance(dims, (int, np.integer)) else tuple(dims)
+    dims = int_list(dims, "roll", "dims", position=3)
     if len(shifts) != len(dims):
         raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:{len(dims)}")
     if input._data.size == 0:  # torch returns an empty tensor as it is, without checking dims
@@ -1407,16 +1408,18 @@ class Triu(Tril):
 
 def tril(input: Tensor, diagonal: int = 0) -> Tensor:
     """torch.tril: keep the lower triangle (on and below ``diagonal``) of the last two dims."""
+    diagonal = check_int(diagonal, "tril", "diagonal", position=2)
     if input._data.ndim < 2:
         raise RuntimeError("tril: input tensor must have at least 2 dimensions")
-    return Tril.apply(input, diagonal=int(diagonal), upper=False)
+    return Tril.apply(input, diagonal=diagonal, upper=False)
 
 
 def triu(input: Tensor, diagonal: int = 0) -> Tensor:
     """torch.triu: keep the upper triangle (on and above ``diagonal``) of the last two dims."""
+    diagonal = check_int(diagonal, "triu", "diagonal", position=2)
     if input._data.ndim < 2:
         raise RuntimeError("triu: input tensor must have at least 2 dimensions")
-    return Triu.apply(input, diagonal=int(diagonal), upper=True)
+    return Triu.apply(input, diagonal=diagonal, upper=True)
 
 
 # ---------------------------------------------------------------- views: narrow, select, unfold
@@ -1700,7 +1703,7 @@ def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:
     the edge (pads must be smaller than the dim), ``replicate`` repeats the edge, ``circular``
     wraps around. The non-constant modes pad the last 1-3 dims of a batched (or unbatched) input.
     """
-    pad = int_list(pad, "pad", "pad", sized=False)
+    pad = int_list(pad, "pad", "pad", sized=False, position=2)
     if autocast_hook.cpu_dtype is not None and (mode == "replicate" or (mode == "reflect" and len(pad) <= 4)):
         return _pad_in_float32(input, pad, mode, value)
     if value is not None:

@@ -18,7 +18,7 @@ import numbers
 import numpy as np
 
 from .. import _config, _dtype, _vmap_frames
-from .._backend import array_module
+from .._backend import array_module, refuse_pinning
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim, honours_out
 from . import creation
@@ -294,12 +294,14 @@ def tril_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None
                  pin_memory: bool = False, requires_grad: bool = False) -> Tensor:
     """torch.tril_indices: the (2, N) row and column indices of the lower triangle of a row x col
     matrix, on and below diagonal ``offset``, in row-major order."""
+    refuse_pinning(pin_memory)
     return _triangle_indices("tril_indices", np.tril_indices, row, col, offset, dtype, device, layout, requires_grad)
 
 
 def triu_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None, layout=None,
                  pin_memory: bool = False, requires_grad: bool = False) -> Tensor:
     """torch.triu_indices: as ``tril_indices``, for the upper triangle, on and above ``offset``."""
+    refuse_pinning(pin_memory)
     return _triangle_indices("triu_indices", np.triu_indices, row, col, offset, dtype, device, layout, requires_grad)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _dtype
+from .._backend import refuse_pinning
 from ..tensor import Tensor
 from . import _special_math, creation
 
@@ -71,12 +72,14 @@ def _bartlett(k, n):
 def hann_window(window_length: int, periodic: bool = True, *, dtype=None, layout=None, device=None,
                 requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
     """torch.hann_window: 0.5 - 0.5 cos(2πk/(N-1))."""
+    refuse_pinning(pin_memory)
     return _window("hann_window", window_length, periodic, dtype, layout, device, requires_grad, _hamming(0.5, 0.5))
 
 
 def hamming_window(window_length: int, periodic: bool = True, alpha: float = 0.54, beta: float = 0.46, *,
                    dtype=None, layout=None, device=None, requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
     """torch.hamming_window: alpha - beta cos(2πk/(N-1))."""
+    refuse_pinning(pin_memory)
     return _window("hamming_window", window_length, periodic, dtype, layout, device, requires_grad,
                    _hamming(alpha, beta))
 
@@ -84,6 +87,7 @@ def hamming_window(window_length: int, periodic: bool = True, alpha: float = 0.5
 def blackman_window(window_length: int, periodic: bool = True, *, dtype=None, layout=None, device=None,
                     requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
     """torch.blackman_window: 0.42 - 0.5 cos(2πk/(N-1)) + 0.08 cos(4πk/(N-1))."""
+    refuse_pinning(pin_memory)
     return _window("blackman_window", window_length, periodic, dtype, layout, device, requires_grad,
                    _blackman)
 
@@ -91,6 +95,7 @@ def blackman_window(window_length: int, periodic: bool = True, *, dtype=None, la
 def bartlett_window(window_length: int, periodic: bool = True, *, dtype=None, layout=None, device=None,
                     requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
     """torch.bartlett_window: the triangle 1 - |2k/(N-1) - 1|."""
+    refuse_pinning(pin_memory)
     return _window("bartlett_window", window_length, periodic, dtype, layout, device, requires_grad,
                    _bartlett)
 
@@ -100,6 +105,7 @@ def kaiser_window(window_length: int, periodic: bool = True, beta: float = 12.0,
     """torch.kaiser_window: I0(beta sqrt(1 - (2k/(N-1) - 1)²)) / I0(beta), I0 the modified Bessel
     function of order 0, computed as torch's CPU kernel in float32 for float32 and narrower windows
     (whose I0 overflows past beta = 88.7: NaN where both do, 0 where only I0(beta) does)."""
+    refuse_pinning(pin_memory)
     resolved = _dtype.get_default_dtype() if dtype is None else _dtype.to_dtype(dtype)
     real = np.float64 if resolved.np == np.float64 else np.float32
 

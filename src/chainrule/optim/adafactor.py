@@ -7,7 +7,7 @@ import math
 
 from .. import _dtype
 from .._backend import array_module
-from .optimizer import Optimizer, _check_pair, _check_range, _params_with_grad, _step_tensor
+from .optimizer import Optimizer, _check_range, _params_with_grad, _step_tensor, check_one_element
 
 __all__ = ["Adafactor"]
 
@@ -20,15 +20,14 @@ class Adafactor(Optimizer):
 
     def __init__(self, params, lr: float = 1e-2, beta2_decay: float = -0.8, eps: tuple = (None, 1e-3),
                  d: float = 1.0, weight_decay: float = 0.0, *, foreach=None, maximize: bool = False) -> None:
-        owner = type(self).__name__
-        _check_range(owner, "lr", lr, "Learning rate should be >= 0 but is")
-        _check_range(owner, "beta2_decay", beta2_decay, "beta2_decay should be <= 0 but is", None, 0.0, True, True)
-        eps1, eps2 = _check_pair(owner, "eps", eps)
-        if eps1 is not None:  # None: the dtype's machine epsilon
-            _check_range(owner, "eps[0]", eps1, "epsilon1 should be >= 0 but is")
-        _check_range(owner, "eps[1]", eps2, "epsilon2 should be >= 0 but is")
-        _check_range(owner, "d", d, "Clipping threshold d should be >= 1 but is", 1.0)
-        _check_range(owner, "weight_decay", weight_decay, "weight_decay should be >= 0 but is")
+        check_one_element(lr, "lr")
+        _check_range(lr, "Learning rate should be >= 0 but is")
+        _check_range(beta2_decay, "beta2_decay should be <= 0 but is", None, 0.0, True, True)
+        if eps[0] is not None:  # None: the dtype's machine epsilon
+            _check_range(eps[0], "epsilon1 should be >= 0 but is")
+        _check_range(eps[1], "epsilon2 should be >= 0 but is")
+        _check_range(d, "Clipping threshold d should be >= 1 but is", 1.0)
+        _check_range(weight_decay, "weight_decay should be >= 0 but is")
         defaults = dict(lr=lr, beta2_decay=beta2_decay, eps=eps, d=d, weight_decay=weight_decay, foreach=foreach,
                         maximize=maximize)
         super().__init__(params, defaults)

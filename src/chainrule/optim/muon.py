@@ -8,7 +8,7 @@ from .._backend import array_module
 from .._opmath import fused_lerp, fused_multiply_add_float32
 from ..ops.linalg import addmm
 from ..tensor import Tensor
-from .optimizer import Optimizer, _check_range, _params_with_grad
+from .optimizer import Optimizer, _check_range, _params_with_grad, check_one_element
 
 __all__ = ["Muon"]
 
@@ -70,10 +70,10 @@ class Muon(Optimizer):
     def __init__(self, params, lr: float = 1e-3, weight_decay: float = 0.1, momentum: float = 0.95,
                  nesterov: bool = True, ns_coefficients: tuple = (DEFAULT_A, DEFAULT_B, DEFAULT_C),
                  eps: float = EPS, ns_steps: int = DEFAULT_NS_STEPS, adjust_lr_fn: str | None = None) -> None:
-        owner = type(self).__name__
-        _check_range(owner, "lr", lr, "Learning rate should be >= 0 but is")
-        _check_range(owner, "momentum", momentum, "momentum should be >= 0 but is")
-        _check_range(owner, "weight_decay", weight_decay, "weight decay should be >= 0 but is")
+        check_one_element(lr, "lr")
+        _check_range(lr, "Learning rate should be >= 0 but is")
+        _check_range(momentum, "momentum should be >= 0 but is")
+        _check_range(weight_decay, "weight decay should be >= 0 but is")
         if adjust_lr_fn is not None and adjust_lr_fn not in ("original", "match_rms_adamw"):
             raise ValueError(f"Adjust learning rate function {adjust_lr_fn} is not supported")
         defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,

@@ -597,33 +597,36 @@ _HYPER_PARAMETERS = {
 }
 
 
-def _check_hyper_parameters(optimizer: Optimizer, boolean_alpha: tuple = ("weight_decay",), **values) -> None:
+def _check_hyper_parameters(optimizer: Optimizer, boolean_alpha: tuple = ("weight_decay",), only_below: bool = False,
+                            **values) -> None:
     """Check an optimizer's hyper-parameters by name (``_HYPER_PARAMETERS``), before anything is
-    built: a non-number is a TypeError, a value outside its interval (NaN included) a ValueError,
-    each naming the optimizer and the argument. ``boolean_alpha``: the names torch's step passes as
-    the ``alpha`` of an add (``g + weight_decay * w``), which refuses True with a RuntimeError."""
+    built, as torch's constructors do (``_check_range``). ``boolean_alpha``: the names torch's step
+    passes as the ``alpha`` of an add (``g + weight_decay * w``), which refuses True with a
+    RuntimeError; ``only_below``: torch's SGD, whose checks read ``lr < 0.0``."""
     owner = type(optimizer).__name__
     for name, value in values.items():
         if name in boolean_alpha and value is True:
             raise RuntimeError(f"{owner}: {name} must be a number, got the bool True (torch's step refuses "
                                "a Boolean alpha)")
         label, low, high, low_included, high_included = _HYPER_PARAMETERS[name]
-        _check_range(owner, name, value, label, low, high, low_included, high_included)
+        _check_range(value, label, low, high, low_included, high_included, only_below=only_below)
 
 
-def _check_range(owner: str, name: str, value, label: str, low: float | None = 0.0, high: float | None = None,
-                 low_included: bool = True, high_included: bool = False) -> float:
-    """``value`` (a number or a 1-element Tensor) as a float, checked to lie in the interval from
-    ``low`` to ``high``; raises torch's ``ValueError("<label>: <value>")`` (``label`` is torch's
-    words, "Invalid learning rate") naming ``owner`` and ``name`` otherwise (NaN lies in no interval)."""
-    number = _as_number(owner, name, value)
-    above = low is None or (number >= low if low_included else number > low)
-    below = high is None or (number <= high if high_included else number < high)
-    if not (above and below):
-        interval = ("[" if low_included else "(") + f"{low if low is not None else '-inf'}, " \
-            f"{high if high is not None else 'inf'}" + ("]" if high_included else ")")
-        raise ValueError(f"{owner}: {label}: {value} ({name} must lie in {interval})")
-    return number
+def _check_range(value, label: str, low: float | None = 0.0, high: float | None = None, low_included: bool = True,
+                 high_included: bool = False, only_below: bool = False) -> None:
+    """torch's check that ``value`` lies in the interval from ``low`` to ``high``, compared as its
+    optimizers compare (``not 0.0 <= lr``, ``not 0.0 <= beta < 1.0``, ``not 0.0 >= beta2_decay``,
+    the bound on the left where it is the first comparison; ``only_below``: SGD's
+    ``lr < 0.0``, which NaN passes). A value outside raises torch's ``ValueError("<label>: <value>")``
+    (``label`` is its words, "Invalid learning rate"); one that does not compare (None, a string) the
+    comparison's own TypeError, and a tensor of several elements its truth value's RuntimeError."""
+    if only_below:
+        inside = not value < low
+    else:
+        inside = ((low is None or (low <= value if low_included else low < value))
+                  and (high is None or (high >= value if high_included else high > value)))
+    if not inside:
+        raise ValueError(f"{label}: {value}")
 
 
 def _as_number(owner: str, name: str, value) -> float:
@@ -638,27 +641,21 @@ def _as_number(owner: str, name: str, value) -> float:
     raise TypeError(f"{owner}: {name} must be a number or a 1-element Tensor, got {type(value).__name__} {value!r}")
 
 
-def _check_pair(owner: str, name: str, value) -> tuple:
-    """The two entries of a pair argument (``betas``, ``etas``, ``step_sizes``): a TypeError for a
-    non-sequence and an IndexError for one shorter than two, as torch's ``value[1]`` raises them,
-    naming the optimizer and the argument."""
-    if isinstance(value, str) or not hasattr(value, "__getitem__") or not hasattr(value, "__len__"):
-        raise TypeError(f"{owner}: {name} must be a pair of numbers such as (0.9, 0.999), "
-                        f"got {type(value).__name__} {value!r}")
-    if len(value) < 2:
-        raise IndexError(f"{owner}: {name} must be a pair of numbers, got {len(value)} of them: {value!r}")
-    return value[0], value[1]
+def check_one_element(value, name: str) -> None:
+    """torch's check of a tensor hyper-parameter (Adam's, Adafactor's and Muon's ``lr`` and betas)."""
+    if isinstance(value, Tensor) and value.numel() != 1:
+        raise ValueError(f"Tensor {name} must be 1-element")
 
 
 def _check_adam_args(optimizer: Optimizer, lr, eps, betas, weight_decay, l2_weight_decay: bool = True) -> None:
-    """The argument checks the Adam family shares, with torch's messages; ``l2_weight_decay``: the
-    decay is added to the gradient (not decoupled), so a bool True fails as in torch."""
+    """The argument checks the Adam family shares, in torch's order with torch's messages (betas
+    indexed as torch indexes them, so a number or a 1-tuple fails as there); ``l2_weight_decay``:
+    the decay is added to the gradient (not decoupled), so a bool True fails as in torch."""
     boolean_alpha = ("weight_decay",) if l2_weight_decay else ()
+    check_one_element(lr, "lr")
     _check_hyper_parameters(optimizer, boolean_alpha, lr=lr, eps=eps)
-    owner = type(optimizer).__name__
-    beta1, beta2 = _check_pair(owner, "betas", betas)
-    _check_range(owner, "betas[0]", beta1, "Invalid beta parameter at index 0", 0.0, 1.0)
-    _check_range(owner, "betas[1]", beta2, "Invalid beta parameter at index 1", 0.0, 1.0)
+    _check_range(betas[0], "Invalid beta parameter at index 0", 0.0, 1.0)
+    _check_range(betas[1], "Invalid beta parameter at index 1", 0.0, 1.0)
     _check_hyper_parameters(optimizer, boolean_alpha, weight_decay=weight_decay)
 
 

@@ -8,9 +8,7 @@ from ..tensor import Tensor
 from .adam import _as_real
 from .optimizer import (
     Optimizer,
-    _as_number,
     _check_hyper_parameters,
-    _check_pair,
     _params_with_grad,
     _step_tensor,
     _wrapper_gradient,
@@ -29,12 +27,8 @@ class Rprop(Optimizer):
     def __init__(self, params, lr: float = 1e-2, etas: tuple = (0.5, 1.2), step_sizes: tuple = (1e-6, 50), *,
                  capturable: bool = False, foreach=None, maximize: bool = False, differentiable: bool = False) -> None:
         _check_hyper_parameters(self, lr=lr)
-        eta_minus, eta_plus = _check_pair(type(self).__name__, "etas", etas)
-        owner = type(self).__name__
-        low, high = _as_number(owner, "etas[0]", eta_minus), _as_number(owner, "etas[1]", eta_plus)
-        if not 0.0 < low < 1.0 < high:  # NaN fails too
-            raise ValueError(f"{owner}: Invalid eta values: {eta_minus}, {eta_plus} "
-                             "(etas must satisfy 0 < etas[0] < 1 < etas[1])")
+        if not 0.0 < etas[0] < 1.0 < etas[1]:  # (NaN fails too) torch's check, word for word
+            raise ValueError(f"Invalid eta values: {etas[0]}, {etas[1]}")
         defaults = dict(lr=lr, etas=etas, step_sizes=step_sizes, foreach=foreach, maximize=maximize,
                         differentiable=differentiable, capturable=capturable)
         super().__init__(params, defaults)

@@ -12,7 +12,7 @@ import math
 
 from .._backend import array_module
 from ..sparse import SparseCOOTensor
-from .optimizer import Optimizer, _check_pair, _check_range, _params_with_grad
+from .optimizer import Optimizer, _check_range, _params_with_grad
 
 __all__ = ["SparseAdam"]
 
@@ -23,13 +23,11 @@ class SparseAdam(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  maximize: bool = False) -> None:
-        owner = type(self).__name__
         # torch's SparseAdam wants lr and eps strictly positive
-        _check_range(owner, "lr", lr, "Invalid learning rate", 0.0, None, False)
-        _check_range(owner, "eps", eps, "Invalid epsilon value", 0.0, None, False)
-        beta1, beta2 = _check_pair(owner, "betas", betas)
-        _check_range(owner, "betas[0]", beta1, "Invalid beta parameter at index 0", 0.0, 1.0)
-        _check_range(owner, "betas[1]", beta2, "Invalid beta parameter at index 1", 0.0, 1.0)
+        _check_range(lr, "Invalid learning rate", 0.0, None, False)
+        _check_range(eps, "Invalid epsilon value", 0.0, None, False)
+        _check_range(betas[0], "Invalid beta parameter at index 0", 0.0, 1.0)
+        _check_range(betas[1], "Invalid beta parameter at index 1", 0.0, 1.0)
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, maximize=maximize))
         where = [[i, j] for i, group in enumerate(self.param_groups) for j, p in enumerate(group["params"])]
         sparse = [index for index, p in zip(where, self._all_params()) if p.is_sparse]
