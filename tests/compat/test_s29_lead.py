@@ -117,3 +117,21 @@ def test_sparse_results_keep_the_values_graph(op):
     assert ours_sparse and torch_sparse
     np.testing.assert_array_equal(ours_dense, torch_dense)
     np.testing.assert_array_equal(ours_grad, torch_grad)
+
+
+def test_dynamic_quantized_linear_is_a_static_quantized_linear_as_torchs():
+    """torch's dynamic Linear subclasses the static one (its packed weight, state_dict layout and
+    accessors); chainrule's had its own copies of them."""
+    answers = []
+    for lib in (torch, chainrule):
+        lib.manual_seed(0)
+        model = lib.ao.quantization.quantize_dynamic(lib.nn.Sequential(lib.nn.Linear(4, 3)), {lib.nn.Linear},
+                                                     dtype=lib.qint8)
+        layer = model[0]
+        again = lib.ao.quantization.quantize_dynamic(lib.nn.Sequential(lib.nn.Linear(4, 3)), {lib.nn.Linear},
+                                                     dtype=lib.qint8)
+        again.load_state_dict(model.state_dict())
+        answers.append((isinstance(layer, lib.ao.nn.quantized.Linear), list(model.state_dict()),
+                        lib.equal(again[0].weight().int_repr(), layer.weight().int_repr())))
+    assert answers[1] == answers[0] == (True, ["0.scale", "0.zero_point", "0._packed_params.dtype",
+                                                 "0._packed_params._packed_params"], True)

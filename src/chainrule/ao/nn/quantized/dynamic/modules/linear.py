@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from ...... import _dtype
-from ......nn.modules.module import Module
 from ......ops import quantized as _quantized
 from ......tensor import Tensor
+from ...modules.linear import Linear as _StaticLinear
 
 __all__ = ["Linear"]
 
@@ -81,21 +81,13 @@ def quantize_weight(weight: Tensor):
     return _quantized.make_quantized(integers, _dtype.qint8, _quantized.per_tensor_affine, float(scale), 0)
 
 
-class Linear(Module):
+class Linear(_StaticLinear):
     """torch.ao.nn.quantized.dynamic.Linear: int8 weight, float32 input and output; the input is
-    quantized afresh at every call. Made by ``from_float`` (what quantize_dynamic calls)."""
+    quantized afresh at every call. Made by ``from_float`` (what quantize_dynamic calls). A subclass
+    of the static layer, as torch's: the same packed weight and bias, state_dict layout and accessors;
+    its ``scale``/``zero_point`` (of the output) go unused."""
 
     _version = 4
-
-    def __init__(self, in_features: int, out_features: int, bias_: bool = True, dtype=_dtype.qint8) -> None:
-        super().__init__()
-        self.in_features, self.out_features = in_features, out_features
-        weight = _quantized.make_quantized(np.zeros((out_features, in_features), np.int8), dtype,
-                                           _quantized.per_tensor_affine, 1.0, 0)
-        self._weight = weight
-        self._bias = Tensor._make(np.zeros(out_features, np.float32)) if bias_ else None
-        self._dtype = dtype
-        self.scale, self.zero_point = 1.0, 0
 
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant: bool = False):
@@ -110,16 +102,6 @@ class Linear(Module):
         return (f"in_features={self.in_features}, out_features={self.out_features}, dtype=torch.{self._dtype.name}, "
                 f"qscheme=torch.{self._weight.qscheme().name}")
 
-    def weight(self):
-        return self._weight
-
-    def bias(self):
-        return self._bias
-
-    def set_weight_bias(self, weight, bias) -> None:
-        self._weight = weight
-        self._bias = None if bias is None else Tensor._make(np.array(bias.detach()._data, dtype=np.float32))
-
     def forward(self, x: Tensor) -> Tensor:
         if x.dtype is not _dtype.float32:
             raise RuntimeError(f"quantized::linear_dynamic (fbgemm): expected float input, got {x.dtype}")
@@ -129,23 +111,3 @@ class Linear(Module):
         bias = None if self._bias is None else self._bias._data
         return Tensor._make(linear_dynamic(np.asarray(x._data), self._weight, bias))
 
-    # torch's layout: scale and zero_point (of the output; unused by the dynamic path) as tensors,
-    # then the packed parameters' dtype and (weight, bias)
-    def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
-        destination[prefix + "scale"] = Tensor._make(np.array(self.scale, dtype=np.float32))
-        destination[prefix + "zero_point"] = Tensor._make(np.array(self.zero_point, dtype=np.int64))
-        destination[prefix + "_packed_params.dtype"] = self._dtype
-        destination[prefix + "_packed_params._packed_params"] = (self._weight, self._bias)
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs) -> None:
-        keys = ("scale", "zero_point", "_packed_params.dtype", "_packed_params._packed_params")
-        for key in keys:
-            if prefix + key not in state_dict:
-                if strict:
-                    missing_keys.append(prefix + key)
-                return
-        self.scale = float(state_dict[prefix + "scale"])
-        self.zero_point = int(state_dict[prefix + "zero_point"])
-        weight, bias = state_dict[prefix + "_packed_params._packed_params"]
-        self.set_weight_bias(weight, bias)
