@@ -14,6 +14,7 @@ import numpy as np
 
 from ...... import _dtype
 from ......nn.modules.module import Module
+from ......nn.modules.rnn import RNNCellBase
 from ......ops import quantized as _quantized
 from ......ops.random import randn
 from ......tensor import Tensor
@@ -241,13 +242,7 @@ class _RNNCellBase(Module):
     def _like(cls, mod):
         return cls(mod.input_size, mod.hidden_size, bias=mod.bias)
 
-    def extra_repr(self) -> str:
-        text = f"{self.input_size}, {self.hidden_size}"
-        if self.bias is not True:
-            text += f", bias={self.bias}"
-        if getattr(self, "nonlinearity", "tanh") != "tanh":
-            text += f", nonlinearity={self.nonlinearity}"
-        return text
+    extra_repr = RNNCellBase.extra_repr  # the float cell's: the same sizes, bias and nonlinearity
 
     def _check_input(self, input: Tensor) -> None:
         if input.size(1) != self.input_size:
