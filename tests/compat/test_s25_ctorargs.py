@@ -32,9 +32,9 @@ KNOWN = {
     # torch's AttributeError ("'list' object has no attribute 'detach'") is an accident of its code;
     # chainrule's TypeError says which argument wants a Tensor
     "Parameter_not_tensor",
-    # torch's TypeError is its comparison failing ("'<' not supported between instances of 'str' and
-    # 'float'", or empty()'s words for a float proj_size); chainrule's says what the value must be
-    "SGD_lr_str", "LSTM(proj_size=2.5)", "LSTM(proj_size=2.0)", "LSTM(proj_size=True)", "LSTM(proj_size=None)",
+    # torch's TypeError for a float proj_size is empty()'s words; chainrule's says what the value must
+    # be (an lr string now fails in torch's comparison, as torch's: no longer a difference)
+    "LSTM(proj_size=2.5)", "LSTM(proj_size=2.0)", "LSTM(proj_size=True)", "LSTM(proj_size=None)",
     "LSTM(proj_size='3')", "LSTM(proj_size=(2, 2))", "LSTM(proj_size=nan)",
     # torch's RNN, LSTM and GRU hand (mode, *args) to RNNBase: one more positional in the count, and
     # RNN's 4th positional is its nonlinearity; an unknown keyword is refused before the missing sizes

@@ -605,6 +605,8 @@ def _check_hyper_parameters(optimizer: Optimizer, boolean_alpha: tuple = ("weigh
     RuntimeError; ``only_below``: torch's SGD, whose checks read ``lr < 0.0``."""
     owner = type(optimizer).__name__
     for name, value in values.items():
+        if name == "lr":
+            check_one_element(value, "lr")
         if name in boolean_alpha and value is True:
             raise RuntimeError(f"{owner}: {name} must be a number, got the bool True (torch's step refuses "
                                "a Boolean alpha)")
@@ -652,7 +654,6 @@ def _check_adam_args(optimizer: Optimizer, lr, eps, betas, weight_decay, l2_weig
     indexed as torch indexes them, so a number or a 1-tuple fails as there); ``l2_weight_decay``:
     the decay is added to the gradient (not decoupled), so a bool True fails as in torch."""
     boolean_alpha = ("weight_decay",) if l2_weight_decay else ()
-    check_one_element(lr, "lr")
     _check_hyper_parameters(optimizer, boolean_alpha, lr=lr, eps=eps)
     _check_range(betas[0], "Invalid beta parameter at index 0", 0.0, 1.0)
     _check_range(betas[1], "Invalid beta parameter at index 1", 0.0, 1.0)

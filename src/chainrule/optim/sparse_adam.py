@@ -12,7 +12,7 @@ import math
 
 from .._backend import array_module
 from ..sparse import SparseCOOTensor
-from .optimizer import Optimizer, _check_range, _params_with_grad
+from .optimizer import Optimizer, _check_range, _params_with_grad, check_one_element
 
 __all__ = ["SparseAdam"]
 
@@ -24,6 +24,7 @@ class SparseAdam(Optimizer):
     def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  maximize: bool = False) -> None:
         # torch's SparseAdam wants lr and eps strictly positive
+        check_one_element(lr, "lr")
         _check_range(lr, "Invalid learning rate", 0.0, None, False)
         _check_range(eps, "Invalid epsilon value", 0.0, None, False)
         _check_range(betas[0], "Invalid beta parameter at index 0", 0.0, 1.0)
