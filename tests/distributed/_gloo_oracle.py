@@ -26,8 +26,13 @@ def run_on_gloo_and_mpi(worker: str, folder: Path, ranks: int = 2) -> tuple[list
                OPENBLAS_NUM_THREADS="1")
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "TORCH_DISTRIBUTED_DEBUG"):
         env.pop(name, None)
-    theirs = subprocess.run([sys.executable, worker, "--torch", str(folder), _free_port()], env=env,
-                            capture_output=True, text=True, timeout=120)
+    # torch's gloo processes now and then abort as they exit ("terminate called without an active
+    # exception", SIGABRT; seen once in a clean-clone CI, not in 3 reruns): the oracle runs once more
+    for _attempt in range(2):
+        theirs = subprocess.run([sys.executable, worker, "--torch", str(folder), _free_port()], env=env,
+                                capture_output=True, text=True, timeout=120)
+        if theirs.returncode == 0:
+            break
     assert theirs.returncode == 0, theirs.stdout + theirs.stderr
     ours = subprocess.run([sys.executable, "-m", "chainrule.distributed.run", "--nproc-per-node", str(ranks), worker,
                            str(folder)], env=env, capture_output=True, text=True, timeout=120)
