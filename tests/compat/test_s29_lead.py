@@ -135,3 +135,23 @@ def test_dynamic_quantized_linear_is_a_static_quantized_linear_as_torchs():
                         lib.equal(again[0].weight().int_repr(), layer.weight().int_repr())))
     assert answers[1] == answers[0] == (True, ["0.scale", "0.zero_point", "0._packed_params.dtype",
                                                  "0._packed_params._packed_params"], True)
+
+
+def test_a_device_run_of_a_program_is_compared_with_the_cpu_calibration_line_for_line():
+    """scripts/gpu_check.py's programs section: a device run prints "tensor([True], device='cuda:0')"
+    and "[torch.cuda.FloatTensor [3]]" where the CPU calibration has "tensor([True])" and
+    "[torch.FloatTensor [3]]"; the device lines were dropped while the CPU's stayed, so
+    autograd_mechanics on the stand-in read "printed 33 lines, torch printed 41"."""
+    from tests.programs.run import Result, calibration_problems, line_numbers, line_shape
+
+    cpu_lines = ["tensor([True, True])", "Using CPU", "modified: [torch.FloatTensor [3]], output 0", "FINAL loss=0.5"]
+    device_lines = ["tensor([True, True], device='cuda:0')", "Using device: cuda",
+                    "modified: [torch.cuda.FloatTensor [3]], output 0", "FINAL loss=0.5"]
+    expected = {"line_shapes": [line_shape(line) for line in cpu_lines],
+                "fixed_integers": [[None] * len(line_numbers(line)) for line in cpu_lines],
+                "final": {"loss": {"low": 0.4, "high": 0.6}}}
+    run = Result("p", "chainrule", 0, 0, "\n".join(device_lines) + "\n", "", 1.0, {"loss": 0.5})
+    assert calibration_problems(run, expected, on_device=True) == []
+    other = Result("p", "chainrule", 0, 0, "\n".join(device_lines[:1] + ["tensor([1, 2], device='cuda:0')"]
+                                                      + device_lines[2:]) + "\n", "", 1.0, {"loss": 0.5})
+    assert calibration_problems(other, expected, on_device=True)  # a different line still counts

@@ -120,10 +120,10 @@ def _lengths_array(lengths) -> np.ndarray:
 
 def _sorted_positions(sequence: PackedSequence) -> np.ndarray:
     """For each batch entry in the caller's order, its position in the length-sorted batch."""
-    batch_size = int(sequence.batch_sizes._data[0]) if sequence.batch_sizes.numel() else 0
+    batch_size = int(sequence.batch_sizes.cpu()._data[0]) if sequence.batch_sizes.numel() else 0
     if sequence.unsorted_indices is None:
         return np.arange(batch_size)
-    return np.asarray(sequence.unsorted_indices._data, dtype=np.int64)
+    return np.asarray(sequence.unsorted_indices.cpu()._data, dtype=np.int64)  # (moved with .to(device))
 
 
 def _packed_rows(batch_sizes: np.ndarray, positions: np.ndarray, total_length: int) -> np.ndarray:
@@ -164,8 +164,10 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False,
     else:
         # torch sorts by its unstable sort, whose order among equal lengths is not argsort's
         order = _unstable_order(lengths_np.astype(np.int64), 0, descending=True)
-        sorted_indices = tensor(order, dtype=_dtype.int64)
-        unsorted_indices = tensor(np.argsort(order), dtype=_dtype.int64)
+        # on the CPU whatever the default device (torch's follow the input to its device: reading
+        # them back here would then cost a host transfer)
+        sorted_indices = tensor(order, dtype=_dtype.int64, device="cpu")
+        unsorted_indices = tensor(np.argsort(order), dtype=_dtype.int64, device="cpu")
     steps = int(lengths_np.max()) if len(lengths_np) else 0
     if steps > input.shape[1 - batch_dim]:
         raise RuntimeError(f"pack_padded_sequence: a length of {steps} exceeds the padded length "
@@ -175,18 +177,18 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False,
     # step-major order of (time, sequence) pairs that are not padding
     time_index = np.repeat(np.arange(steps), batch_sizes)
     batch_index = order[np.concatenate([np.arange(n) for n in batch_sizes])] if steps else np.zeros(0, np.int64)
-    if batch_first:
-        data = input[tensor(batch_index), tensor(time_index)]
-    else:
-        data = input[tensor(time_index), tensor(batch_index)]
-    return PackedSequence(data, tensor(batch_sizes, dtype=_dtype.int64), sorted_indices, unsorted_indices)
+    rows, steps_index = tensor(batch_index, device="cpu"), tensor(time_index, device="cpu")
+    data = input[rows, steps_index] if batch_first else input[steps_index, rows]
+    # batch_sizes live on the CPU whatever the data's device, as torch's
+    return PackedSequence(data, tensor(batch_sizes, dtype=_dtype.int64, device="cpu"), sorted_indices,
+                          unsorted_indices)
 
 
 def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, padding_value: float = 0.0,
                         total_length: int | None = None) -> tuple[Tensor, Tensor]:
     """torch.nn.utils.rnn.pad_packed_sequence: the inverse of pack_padded_sequence. Returns the
     padded tensor (T, B, *) or (B, T, *) in the caller's batch order and the lengths (B,) int64."""
-    batch_sizes = np.asarray(sequence.batch_sizes._data, dtype=np.int64)
+    batch_sizes = np.asarray(sequence.batch_sizes.cpu()._data, dtype=np.int64)  # (a user's may be elsewhere)
     steps = len(batch_sizes)
     if total_length is None:
         total_length = steps
@@ -200,9 +202,9 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, pad
     # one gather from data with a padding row appended: differentiable back to data
     extended = cat([data, filler], 0)
     rows[rows < 0] = data.shape[0]
-    padded = extended[tensor(rows.T if batch_first else rows)]
+    padded = extended[tensor(rows.T if batch_first else rows, device="cpu")]
     sorted_lengths = (batch_sizes[None, :] > np.arange(len(positions))[:, None]).sum(1)
-    return padded, tensor(sorted_lengths[positions], dtype=_dtype.int64)
+    return padded, tensor(sorted_lengths[positions], dtype=_dtype.int64, device="cpu")  # on the CPU, as torch's
 
 
 def pad_sequence(sequences, batch_first: bool = False, padding_value: float = 0.0,
