@@ -13,6 +13,7 @@ MNIST is replaced by a ``torch.utils.data.Dataset`` subclass of binarised 28x28 
 stroke prototypes per digit with a few pixels flipped, from a fixed NumPy seed. The command line
 the script runs with is fixed (smaller batches, three epochs); ``--seed`` comes from PROGRAM_SEED.
 """
+# ruff: noqa: UP008, UP032  (the example's own spelling: super(VAE, self), str.format log lines)
 
 import argparse
 import os
