@@ -1,0 +1,54 @@
+"""Session 29, lane progW: chainrule gaps found around the whole programs pytorch_examples_vae_mnist_cli,
+gpt2_sampling_utils and tabnet_sparsemax, each checked against torch 2.13 on the same calls."""
+
+import inspect
+
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+NO_ACCELERATOR = not chainrule.accelerator.is_available()
+
+
+def _outcome(lib, call):
+    """What a call gives: ('ok', value) or (exception class name, first line of its message)."""
+    try:
+        return "ok", call(lib)
+    except Exception as e:  # noqa: BLE001  (the class and text are what is compared)
+        return type(e).__name__, str(e).splitlines()[0]
+
+
+def _enter(lib, index):
+    with lib.accelerator.device_index(index) as value:
+        return value
+
+
+@pytest.mark.skipif(not NO_ACCELERATOR, reason="compares with torch's answers on a machine without one")
+@pytest.mark.parametrize("index", [None, 0, -1, "cuda:0"])
+def test_accelerator_device_index_context_matches_torch(index):
+    # torch.accelerator.device_index was missing (AttributeError); torch's is a no-op for None and
+    # refuses any index when there is no accelerator, a non-int one with a TypeError
+    assert _outcome(chainrule, lambda lib: _enter(lib, index)) == _outcome(torch, lambda lib: _enter(lib, index))
+
+
+def test_accelerator_device_index_is_a_class_taking_one_positional_argument():
+    assert isinstance(chainrule.accelerator.device_index, type)
+    def parameters(cls):
+        return [(p.name, p.kind, p.default) for p in inspect.signature(cls).parameters.values()]
+
+    assert parameters(chainrule.accelerator.device_index) == parameters(torch.accelerator.device_index)
+
+
+@pytest.mark.skipif(not NO_ACCELERATOR, reason="compares with torch's answers on a machine without one")
+@pytest.mark.parametrize("name", ["memory_allocated", "max_memory_allocated", "memory_reserved",
+                                  "max_memory_reserved", "memory_stats", "get_memory_info", "empty_cache",
+                                  "empty_host_cache", "current_stream", "reset_peak_memory_stats"])
+def test_accelerator_memory_and_stream_queries_refuse_without_an_accelerator_as_torch(name):
+    # memory_allocated/max_memory_allocated/memory_reserved answered 0 and empty_cache None where
+    # torch raises; max_memory_reserved, memory_stats, get_memory_info, empty_host_cache and
+    # current_stream were missing
+    expected = _outcome(torch, lambda lib: getattr(lib.accelerator, name)())
+    assert expected[0] == "RuntimeError"
+    assert _outcome(chainrule, lambda lib: getattr(lib.accelerator, name)()) == expected
