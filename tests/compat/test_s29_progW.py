@@ -52,3 +52,37 @@ def test_accelerator_memory_and_stream_queries_refuse_without_an_accelerator_as_
     expected = _outcome(torch, lambda lib: getattr(lib.accelerator, name)())
     assert expected[0] == "RuntimeError"
     assert _outcome(chainrule, lambda lib: getattr(lib.accelerator, name)()) == expected
+
+
+_GENERATOR_MISUSES = {
+    "multinomial": lambda lib: lib.multinomial(lib.ones(3), 1, generator=1),
+    "Tensor.multinomial": lambda lib: lib.ones(3).multinomial(2, generator="g"),
+    "Tensor.normal_": lambda lib: lib.ones(3).normal_(generator=1),
+    "Tensor.uniform_": lambda lib: lib.ones(3).uniform_(generator=0),
+    "Tensor.exponential_": lambda lib: lib.ones(3).exponential_(generator=1),
+    "Tensor.cauchy_": lambda lib: lib.ones(3).cauchy_(generator=1),
+    "poisson": lambda lib: lib.poisson(lib.ones(2), generator=1),
+}
+
+
+@pytest.mark.parametrize("call", _GENERATOR_MISUSES.values(), ids=_GENERATOR_MISUSES.keys())
+def test_a_generator_that_is_no_generator_is_named_as_torch_names_it(call):
+    # torch.multinomial(probs, 1, generator=1) blamed 'num_samples' ("must be Tensor, not int"):
+    # the int 1 given as generator is the very object passed as num_samples
+    assert _outcome(chainrule, call) == _outcome(torch, call)
+
+
+# torch's overloaded factories answer with their 'invalid combination of arguments' listing, which
+# chainrule does not reproduce: the class is the same, the text names the generator plainly
+_OVERLOADED_GENERATOR_MISUSES = {
+    "randn": lambda lib: lib.randn(2, generator=1),
+    "randperm": lambda lib: lib.randperm(3, generator=1),
+    "bernoulli": lambda lib: lib.bernoulli(lib.ones(2) * 0.5, generator=1),
+}
+
+
+@pytest.mark.parametrize("call", _OVERLOADED_GENERATOR_MISUSES.values(), ids=_OVERLOADED_GENERATOR_MISUSES.keys())
+def test_a_generator_that_is_no_generator_raises_torch_type_error_in_overloaded_factories(call):
+    kind, message = _outcome(chainrule, call)
+    assert (kind, _outcome(torch, call)[0]) == ("TypeError", "TypeError")
+    assert "argument 'generator' must be torch.Generator, not int" in message
