@@ -86,3 +86,39 @@ def test_a_generator_that_is_no_generator_raises_torch_type_error_in_overloaded_
     kind, message = _outcome(chainrule, call)
     assert (kind, _outcome(torch, call)[0]) == ("TypeError", "TypeError")
     assert "argument 'generator' must be torch.Generator, not int" in message
+
+
+def _custom_function(lib, backward_result):
+    class Custom(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, y):
+            return x * y
+
+        @staticmethod
+        def backward(ctx, grad):
+            return backward_result(lib, grad)
+
+    return Custom
+
+
+_BAD_GRADIENTS = {
+    "too short": (lambda lib, g: (g[:1], None), (2,)),
+    "second input, other shape": (lambda lib, g: (g, lib.ones(4, 5)), (3, 4)),
+    "second input, a row": (lambda lib, g: (g, g.sum(0)), (3, 2)),
+    # broadcastable to the input: summed back to its shape, no error
+    "larger, broadcastable": (lambda lib, g: (lib.ones(5, 2), None), (2,)),
+}
+
+
+@pytest.mark.parametrize("backward_result,shape", _BAD_GRADIENTS.values(), ids=_BAD_GRADIENTS.keys())
+def test_a_backward_gradient_of_the_wrong_shape_is_refused_in_torch_words(backward_result, shape):
+    # a custom Function's backward returning a gradient that does not fit its input (as Sparsemax's
+    # can if its support size is squeezed wrong) raised chainrule's own text; torch's engine says
+    # "Function CustomBackward returned an invalid gradient at index 0 - got [1] but expected shape
+    # compatible with [2]"
+    def run(lib):
+        x, y = lib.ones(shape, requires_grad=True), lib.ones(shape, requires_grad=True)
+        _custom_function(lib, backward_result).apply(x, y).sum().backward()
+        return tuple(x.grad.shape)
+
+    assert _outcome(chainrule, run) == _outcome(torch, run)
