@@ -122,3 +122,26 @@ def test_a_backward_gradient_of_the_wrong_shape_is_refused_in_torch_words(backwa
         return tuple(x.grad.shape)
 
     assert _outcome(chainrule, run) == _outcome(torch, run)
+
+
+def test_a_generator_on_device_none_is_the_cpu_one_as_torch():
+    # torch.Generator(device=None) raised chainrule.device's TypeError; torch gives a CPU generator
+    draws = []
+    for lib in (chainrule, torch):
+        generator = lib.Generator(device=None).manual_seed(7)
+        assert str(generator.device) == "cpu"
+        draws.append(lib.rand(4, generator=generator).tolist())
+    assert draws[0] == draws[1]
+
+
+@pytest.mark.parametrize("device", ["meta", "meta:0", "mps", "xpu", "mtia", "hpu", "lazy", "ipu", "vulkan"])
+def test_a_generator_on_a_device_type_without_one_is_refused_as_torch(device):
+    # these said "Generator(device='meta') needs a CUDA GPU: CuPy is not installed...", and with a
+    # GPU present a meta generator was made
+    assert _outcome(chainrule, lambda lib: lib.Generator(device=device)) == _outcome(
+        torch, lambda lib: lib.Generator(device=device))
+
+
+def test_an_xla_generator_is_refused_with_the_first_sentence_of_torch_message():
+    kind, message = _outcome(torch, lambda lib: lib.Generator(device="xla"))
+    assert _outcome(chainrule, lambda lib: lib.Generator(device="xla")) == (kind, message.split(" This error")[0])
