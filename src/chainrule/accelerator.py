@@ -10,8 +10,10 @@ from . import cuda as _cuda
 from ._backend import device as _device
 
 __all__ = ["is_available", "current_accelerator", "device_count", "current_device_index",
-           "current_device_idx", "set_device_index", "set_device_idx", "synchronize", "empty_cache",
-           "memory_allocated", "max_memory_allocated", "memory_reserved", "reset_peak_memory_stats"]
+           "current_device_idx", "set_device_index", "set_device_idx", "device_index", "current_stream",
+           "synchronize", "empty_cache", "empty_host_cache", "memory_allocated", "max_memory_allocated",
+           "memory_reserved", "max_memory_reserved", "memory_stats", "get_memory_info",
+           "reset_peak_memory_stats"]
 
 _NONE_AVAILABLE = "Cannot access accelerator device when none is available."
 
@@ -50,28 +52,83 @@ def set_device_index(device) -> None:
 set_device_idx = set_device_index
 
 
+class device_index:  # noqa: N801  (torch's name: a lower-case context-manager class)
+    """``with torch.accelerator.device_index(i):`` makes device ``i`` current for the block and
+    restores the previous one after; ``None`` switches nothing. Without an accelerator any index
+    raises torch's RuntimeError on entering."""
+
+    def __init__(self, device: int | None, /) -> None:
+        self.idx = device
+        self.prev_idx = -1
+
+    def __enter__(self) -> None:
+        if self.idx is None:
+            return
+        if isinstance(self.idx, bool) or not isinstance(self.idx, int):
+            raise TypeError("_accelerator_exchangeDevice(): incompatible function arguments. The following "
+                            "argument types are supported:\n    1. (arg0: typing.SupportsInt | "
+                            f"typing.SupportsIndex) -> int\n\nInvoked with: {self.idx!r}")
+        _require_accelerator()
+        self.prev_idx = _cuda.current_device()
+        _cuda.set_device(self.idx)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.idx is not None:
+            _cuda.set_device(self.prev_idx)
+
+
+def current_stream(device=None, /):
+    _require_accelerator()
+    return _cuda.current_stream(device)
+
+
 def synchronize(device=None) -> None:
     _require_accelerator()
     _cuda.synchronize(device)
 
 
+# torch's memory queries all refuse to answer, rather than say 0, when there is no accelerator
 def empty_cache() -> None:
+    _require_accelerator()
     _cuda.empty_cache()
 
 
-def memory_allocated(device_index=None) -> int:
+def empty_host_cache() -> None:
+    _require_accelerator()
+
+
+def memory_allocated(device_index=None, /) -> int:
+    _require_accelerator()
     return _cuda.memory_allocated(device_index)
 
 
-def max_memory_allocated(device_index=None) -> int:
+def max_memory_allocated(device_index=None, /) -> int:
+    _require_accelerator()
     return _cuda.max_memory_allocated(device_index)
 
 
-def memory_reserved(device_index=None) -> int:
+def memory_reserved(device_index=None, /) -> int:
+    _require_accelerator()
     return _cuda.memory_reserved(device_index)
 
 
-def reset_peak_memory_stats(device_index=None) -> None:
+def max_memory_reserved(device_index=None, /) -> int:
+    _require_accelerator()
+    return _cuda.max_memory_reserved(device_index)
+
+
+def memory_stats(device_index=None, /):
+    _require_accelerator()
+    return _cuda.memory_stats(device_index)
+
+
+def get_memory_info(device_index=None, /) -> tuple[int, int]:
+    """(free, total) bytes of the device, as ``torch.cuda.mem_get_info``."""
+    _require_accelerator()
+    return _cuda.mem_get_info(device_index)
+
+
+def reset_peak_memory_stats(device_index=None, /) -> None:
     _require_accelerator()
     _cuda.reset_peak_memory_stats(device_index)
 

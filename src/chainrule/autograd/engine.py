@@ -706,9 +706,9 @@ def _materialize_grads(node, grads):
 
 def _reduce_to_shape(node, index, grad, shape):
     if not _broadcastable_to(shape, grad._data.shape):
-        raise RuntimeError(
-            f"{node.name()} returned a gradient of shape {tuple(grad.shape)} for input {index} of "
-            f"shape {tuple(shape)}; the shapes are not broadcast-compatible"
+        raise RuntimeError(  # torch's words (its engine's validate_outputs), naming the node
+            f"Function {node.name()} returned an invalid gradient at index {index} - got "
+            f"{list(grad.shape)} but expected shape compatible with {list(shape)}"
         )
     return sum_to_shape(grad, shape)
 

@@ -153,10 +153,26 @@ def _checked_seed(seed) -> int:
     return seed % 2**64
 
 
+# torch's refusal of a generator on a device type without one; the rest say "<TYPE> device type
+# not an accelerator." (CUDA keeps chainrule's own message: the fix there is installing CuPy)
+_NO_GENERATOR = {
+    "mps": "Cannot execute getNewGenerator() without MPS backend.",
+    "mtia": "Cannot execute getNewGenerator() without MTIA backend.",
+    "xpu": "Cannot get XPU generator without ATen_xpu library.",
+    "xla": "Cannot get XLA generator without torch_xla library.",
+    "hpu": "Backend doesn`t support getNewGenerator()",
+    "hip": "Backend doesn`t support getNewGenerator()",
+}
+
+
 def _generator_device(device) -> _device:
+    if device is None:  # torch.Generator(device=None) is the CPU's, as torch.Generator()
+        return _device("cpu")
     dev = _device(device)
     if dev.type == "cpu":
         return dev
+    if dev.type != "cuda":
+        raise RuntimeError(_NO_GENERATOR.get(dev.type, f"{dev.type.upper()} device type not an accelerator."))
     if not cuda_available():
         raise RuntimeError(f"Generator(device={str(dev)!r}) needs a CUDA GPU: CuPy is not installed or sees no "
                            "device (install it with pip install 'chainrule[cuda13]', see docs/gpu.md)")
