@@ -1320,27 +1320,29 @@ def _kernel_exp_of_negative(a: np.ndarray) -> np.ndarray:
     result = wide if dtype == np.float64 else wide.astype(dtype)
     if a.size == 0 or a.max() < _EXP_NORMAL_BELOW[dtype]:  # (NaN fails the test: checked below)
         return result
+    # positions in the flat views: NumPy gathers and scatters by index 4 to 6 times faster than by mask
+    flat_a, flat_result = a.reshape(-1), result.reshape(-1)
     with np.errstate(under="ignore"):
         if dtype == np.float64:
-            clamped = a > clamp
-            a_clamped = a[clamped]
+            clamped = np.flatnonzero(flat_a > clamp)
+            a_clamped = flat_a[clamped]
             # up to 708.5 NumPy's exp decides whether e^-a is subnormal; beyond, it certainly is (0
             # stands in for it: the subnormal path below, or the flush, gives the value)
             exact = np.zeros_like(a_clamped)
             edge = a_clamped <= 708.5
             exact[edge] = np.exp(-a_clamped[edge])
-            result[clamped] = exact
-        subnormal = (result < np.finfo(dtype).tiny) & (a < _EXP_FLUSH_BELOW[dtype])
-        if not subnormal.any():
+            flat_result[clamped] = exact
+        subnormal = np.flatnonzero((flat_result < np.finfo(dtype).tiny) & (flat_a < _EXP_FLUSH_BELOW[dtype]))
+        if not subnormal.size:
             return result
-        a_sub = a[subnormal]
+        a_sub = flat_a[subnormal]
         q = np.rint(-a_sub * dtype.type(1 / math.log(2))).astype(np.int64)
         if dtype == np.float32:
-            mantissa = np.ldexp(wide[subnormal], -q).astype(dtype)
+            mantissa = np.ldexp(wide.reshape(-1)[subnormal], -q).astype(dtype)
         else:  # float64's e^-a is itself subnormal here: the mantissa needs the wider long double
             mantissa = np.ldexp(np.exp(-a_sub.astype(np.longdouble)), -q).astype(dtype)
         half = q >> 1
-        result[subnormal] = mantissa * np.ldexp(dtype.type(1), half) * np.ldexp(dtype.type(1), q - half)
+        flat_result[subnormal] = mantissa * np.ldexp(dtype.type(1), half) * np.ldexp(dtype.type(1), q - half)
     return result
 
 
