@@ -1363,7 +1363,8 @@ def _kernel_log1p_of_tiny(z: np.ndarray) -> np.ndarray:
     if dtype == np.float64:  # NumPy's float64 log1p is 50 times slower on subnormals: they stay z
         return np.log1p(z, out=z, where=not_tiny)
     wide = np.log1p(z, dtype=np.float64, out=np.empty(z.shape, np.float64))
-    return np.copyto(z, wide, casting="same_kind") or z
+    np.copyto(z, wide, casting="same_kind")  # rounded to float32 in z's buffer
+    return z
 
 
 def _log_sigmoid_grad_array(x, grad):
