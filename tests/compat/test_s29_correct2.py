@@ -1,0 +1,83 @@
+"""Session 29, lane correct2: small differences from torch 2.13 the first wave noticed, each checked
+against torch on the same inputs (values, or the exception's type and words)."""
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _outcome(fn, lib):
+    """What ``fn(lib)`` gives: ('ok', values) or (exception type name, message)."""
+    try:
+        out = fn(lib)
+    except Exception as error:  # noqa: BLE001 - the exception itself is what is compared
+        return type(error).__name__, str(error)
+    if isinstance(out, (tuple, list)):
+        return "ok", [np.asarray(t.tolist()).tolist() for t in out]
+    return "ok", np.asarray(out.tolist()).tolist()
+
+
+def _same_as_torch(fn):
+    assert _outcome(fn, chainrule) == _outcome(fn, torch)
+
+
+# ---------------------------------------------------------------- flip's dims
+def _x(lib):
+    return lib.arange(6.0).reshape(2, 3)
+
+
+_FLIP_CASES = {
+    "function, int": lambda lib: lib.flip(_x(lib), 1),
+    "function, int by keyword": lambda lib: lib.flip(_x(lib), dims=1),
+    "function, float": lambda lib: lib.flip(_x(lib), 1.0),
+    "function, None": lambda lib: lib.flip(_x(lib), None),
+    "function, bool": lambda lib: lib.flip(_x(lib), True),
+    "function, numpy int": lambda lib: lib.flip(_x(lib), np.int64(1)),
+    "function, 0-d tensor": lambda lib: lib.flip(_x(lib), lib.tensor(1)),
+    "function, two ints": lambda lib: lib.flip(_x(lib), 0, 1),
+    "function, no dims": lambda lib: lib.flip(_x(lib)),
+    "function, list": lambda lib: lib.flip(_x(lib), [1]),
+    "function, tuple by keyword": lambda lib: lib.flip(input=_x(lib), dims=(0, 1)),
+    "function, empty tuple": lambda lib: lib.flip(_x(lib), ()),
+    "function, float element first": lambda lib: lib.flip(_x(lib), [1.0]),
+    "function, float element second": lambda lib: lib.flip(_x(lib), [0, 1.0]),
+    "function, str element second": lambda lib: lib.flip(_x(lib), [0, "a"]),
+    "function, bool element first": lambda lib: lib.flip(_x(lib), [True]),
+    "function, numpy int element": lambda lib: lib.flip(_x(lib), [np.int64(1)]),
+    "function, unknown keyword": lambda lib: lib.flip(_x(lib), [1], foo=1),
+    "function, out": lambda lib: lib.flip(_x(lib), [1], out=None),
+    "function, dim out of range": lambda lib: lib.flip(_x(lib), [5]),
+    "method, int": lambda lib: _x(lib).flip(1),
+    "method, ints": lambda lib: _x(lib).flip(0, 1),
+    "method, repeated int": lambda lib: _x(lib).flip(0, 0),
+    "method, int by keyword": lambda lib: _x(lib).flip(dims=1),
+    "method, list by keyword": lambda lib: _x(lib).flip(dims=[1]),
+    "method, int and keyword": lambda lib: _x(lib).flip(1, dims=0),
+    "method, float": lambda lib: _x(lib).flip(1.0),
+    "method, None": lambda lib: _x(lib).flip(None),
+    "method, bool": lambda lib: _x(lib).flip(True),
+    "method, numpy int": lambda lib: _x(lib).flip(np.int64(1)),
+    "method, 0-d tensor": lambda lib: _x(lib).flip(lib.tensor(1)),
+    "method, int then float": lambda lib: _x(lib).flip(0, 1.0),
+    "method, no dims": lambda lib: _x(lib).flip(),
+    "method, empty tuple": lambda lib: _x(lib).flip(()),
+    "method, unknown keyword": lambda lib: _x(lib).flip(1, foo=1),
+    "method, dim out of range": lambda lib: _x(lib).flip(5),
+}
+
+
+@pytest.mark.parametrize("case", list(_FLIP_CASES))
+def test_flip_dims_parsed_as_torch(case):
+    _same_as_torch(_FLIP_CASES[case])
+
+
+def test_flip_method_gradient_matches_torch():
+    grads = []
+    for lib in (chainrule, torch):
+        x = lib.arange(6.0).reshape(2, 3).requires_grad_()
+        (x.flip(1) * lib.arange(6.0).reshape(2, 3)).sum().backward()
+        grads.append(x.grad.tolist())
+    assert grads[0] == grads[1]
