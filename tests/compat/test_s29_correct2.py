@@ -81,3 +81,34 @@ def test_flip_method_gradient_matches_torch():
         (x.flip(1) * lib.arange(6.0).reshape(2, 3)).sum().backward()
         grads.append(x.grad.tolist())
     assert grads[0] == grads[1]
+
+
+# ---------------------------------------------------------------- broadcast_tensors takes tensors, not a list
+def _a(lib):
+    return lib.ones(2, 1)
+
+
+def _b(lib):
+    return lib.ones(3)
+
+
+_BROADCAST_CASES = {
+    "tensors": lambda lib: lib.broadcast_tensors(_a(lib), _b(lib)),
+    "one tensor": lambda lib: lib.broadcast_tensors(_a(lib)),
+    "nothing": lambda lib: lib.broadcast_tensors(),
+    "a list": lambda lib: lib.broadcast_tensors([_a(lib), _b(lib)]),
+    "a tuple": lambda lib: lib.broadcast_tensors((_a(lib), _b(lib))),
+    "a list of one": lambda lib: lib.broadcast_tensors([_a(lib)]),
+    "an empty list": lambda lib: lib.broadcast_tensors([]),
+    "an int second": lambda lib: lib.broadcast_tensors(_a(lib), 1),
+    "an int first": lambda lib: lib.broadcast_tensors(1, _a(lib)),
+    "None second": lambda lib: lib.broadcast_tensors(_a(lib), None),
+    "an ndarray second": lambda lib: lib.broadcast_tensors(_a(lib), np.ones(2)),
+    "a list second": lambda lib: lib.broadcast_tensors(_a(lib), [_b(lib)]),
+    "shapes that do not broadcast": lambda lib: lib.broadcast_tensors(lib.ones(2), lib.ones(3)),
+}
+
+
+@pytest.mark.parametrize("case", list(_BROADCAST_CASES))
+def test_broadcast_tensors_arguments_as_torch(case):
+    _same_as_torch(_BROADCAST_CASES[case])

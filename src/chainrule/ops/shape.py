@@ -609,9 +609,11 @@ def _infer_size(a: tuple, b: tuple) -> tuple:
 def broadcast_tensors(*tensors) -> tuple:
     """broadcast_tensors(*tensors) -> tuple of Tensors
 
-    The ``tensors`` broadcast to their common shape, as views (torch.broadcast_tensors)."""
-    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
-        tensors = tuple(tensors[0])
+    The ``tensors`` broadcast to their common shape, as views (torch.broadcast_tensors). Each
+    argument is a tensor: a list or tuple of them is refused, as torch's ``TensorList`` parser does."""
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"expected Tensor as element {i} in argument 0, but got {_type_name(t)}")
     from ..tensor import Size
 
     # torch's expand_outplace: the shapes folded left to right by infer_size
@@ -820,7 +822,7 @@ def _each_at_least(one, tensors: tuple, op: str):
                         "(tuple of Tensors tensors)")
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
-            raise TypeError(f"expected Tensor as element {i} in argument 0, but got {type(t).__name__}")
+            raise TypeError(f"expected Tensor as element {i} in argument 0, but got {_type_name(t)}")
     return tuple(one(t) for t in tensors)
 
 
