@@ -947,7 +947,7 @@ def _share_memory_(self):
 
 def _legacy_new(self: Tensor, *args) -> Tensor:
     """torch's legacy ``x.new(*sizes)``/``x.new(data)``: a tensor of x's dtype on x's device."""
-    made = Tensor(*args, dtype=self.dtype) if args else Tensor._make(np.empty((0,), self._data.dtype))
+    made = Tensor._legacy_of_dtype(args, self.dtype) if args else Tensor._make(np.empty((0,), self._data.dtype))
     return made if type(self._data) is np.ndarray else made.to(self.device)
 
 

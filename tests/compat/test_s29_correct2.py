@@ -112,3 +112,66 @@ _BROADCAST_CASES = {
 @pytest.mark.parametrize("case", list(_BROADCAST_CASES))
 def test_broadcast_tensors_arguments_as_torch(case):
     _same_as_torch(_BROADCAST_CASES[case])
+
+
+# ---------------------------------------------------------------- the legacy constructors' data and keywords
+def _shape_and_dtype(fn):
+    def made(lib):
+        out = fn(lib)
+        return lib.tensor(list(out.shape) + [str(out.dtype).rpartition(".")[2] == "float32"])
+    return made
+
+
+_LEGACY_CASES = {
+    "LongTensor, a str second": lambda lib: lib.LongTensor([1, "a"]),
+    "LongTensor, a str first": lambda lib: lib.LongTensor(["a"]),
+    "LongTensor, a str in the second row": lambda lib: lib.LongTensor([[1], ["a"]]),
+    "LongTensor, None second": lambda lib: lib.LongTensor([1, None]),
+    "IntTensor, a str second": lambda lib: lib.IntTensor([1, "a"]),
+    "BoolTensor, a str second": lambda lib: lib.BoolTensor([1, "a"]),
+    "Tensor, a str second": lambda lib: lib.Tensor([1, "a"]),
+    "Tensor, None second": lambda lib: lib.Tensor([1, None]),
+    "Tensor, a str first": lambda lib: lib.Tensor(["a"]),
+    "Tensor, a str": lambda lib: lib.Tensor("a"),
+    "FloatTensor, a str first": lambda lib: lib.FloatTensor(["a"]),
+    "DoubleTensor, a str second": lambda lib: lib.DoubleTensor([1, "a"]),
+    "LongTensor, numbers": lambda lib: lib.LongTensor([1, 2, np.int64(3)]),
+    "Tensor, numbers and bools": lambda lib: lib.Tensor([[1, 2.5], [True, np.float32(0.5)]]),
+    "Tensor, size by keyword": _shape_and_dtype(lambda lib: lib.Tensor(size=(2, 3))),
+    "Tensor, a list size by keyword": _shape_and_dtype(lambda lib: lib.Tensor(size=[2, 3])),
+    "Tensor, a Size by keyword": _shape_and_dtype(lambda lib: lib.Tensor(size=lib.Size([2]))),
+    "Tensor, an int size by keyword": lambda lib: lib.Tensor(size=2),
+    "Tensor, a size both ways": lambda lib: lib.Tensor(2, size=(3,)),
+    "LongTensor, size by keyword": _shape_and_dtype(lambda lib: lib.LongTensor(size=(2, 3))),
+    "Tensor, data by keyword": lambda lib: lib.Tensor(data=[1.0]),
+    "Tensor, data and size by keyword": lambda lib: lib.Tensor(data=[1.0], size=(2,)),
+    "Tensor, a dtype": lambda lib: lib.Tensor([1.0], dtype=lib.float64),
+    "Tensor, sizes and a dtype": lambda lib: lib.Tensor(2, 3, dtype=lib.float64),
+    "Tensor, three sizes and a dtype": lambda lib: lib.Tensor(2, 3, 4, dtype=lib.float64),
+    "Tensor, only a dtype": lambda lib: lib.Tensor(dtype=lib.float64),
+    "Tensor, a size and a dtype by keyword": lambda lib: lib.Tensor(size=(2, 3), dtype=lib.float64),
+    "Tensor, a Size and a dtype": lambda lib: lib.Tensor(lib.Size([2]), dtype=lib.float64),
+    "Tensor, a tensor and a dtype": lambda lib: lib.Tensor(lib.ones(2), dtype=lib.float64),
+    "Tensor, requires_grad": lambda lib: lib.Tensor([1.0], requires_grad=True),
+    "Tensor, a dtype and requires_grad": lambda lib: lib.Tensor([1.0], dtype=lib.float64, requires_grad=True),
+    "Tensor, a dtype and a device": lambda lib: lib.Tensor([1.0], dtype=lib.float64, device="cpu"),
+    "Tensor, an unknown keyword": lambda lib: lib.Tensor(2, 3, foo=1),
+    "LongTensor, a dtype": lambda lib: lib.LongTensor([1], dtype=lib.float64),
+    "Tensor, data on the cpu": lambda lib: lib.Tensor([1.0], device="cpu"),
+    "Tensor, sizes on the cpu": _shape_and_dtype(lambda lib: lib.Tensor(2, 3, device="cpu")),
+    "Tensor, nothing on the cpu": _shape_and_dtype(lambda lib: lib.Tensor(device="cpu")),
+    "Tensor, data on the meta device": lambda lib: lib.Tensor([1.0], device="meta"),
+    "Tensor, a tensor and a device": lambda lib: lib.Tensor(lib.ones(2), device="cpu"),
+}
+
+
+@pytest.mark.parametrize("case", list(_LEGACY_CASES))
+def test_legacy_constructor_as_torch(case):
+    _same_as_torch(_LEGACY_CASES[case])
+
+
+def test_new_keeps_the_dtype_and_refuses_what_torch_refuses():
+    for lib in (chainrule, torch):
+        made = lib.ones(2, dtype=lib.float64).new([1, 2])
+        assert str(made.dtype).endswith("float64") and made.tolist() == [1.0, 2.0]
+    _same_as_torch(lambda lib: lib.ones(2, dtype=lib.int32).new([1, "a"]))
