@@ -1,6 +1,8 @@
 """Session 29, lane correct2: small differences from torch 2.13 the first wave noticed, each checked
 against torch on the same inputs (values, or the exception's type and words)."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -175,3 +177,62 @@ def test_new_keeps_the_dtype_and_refuses_what_torch_refuses():
         made = lib.ones(2, dtype=lib.float64).new([1, 2])
         assert str(made.dtype).endswith("float64") and made.tolist() == [1.0, 2.0]
     _same_as_torch(lambda lib: lib.ones(2, dtype=lib.int32).new([1, "a"]))
+
+
+# ---------------------------------------------------------------- sparse COO with a dense addend
+def _sparse(lib):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's note on its invariant checks
+        return lib.sparse_coo_tensor(lib.tensor([[0, 1], [1, 0]]), lib.tensor([1.0, 2.0]), (2, 2))
+
+
+def _dense(lib, *shape, dtype=None):
+    return lib.ones(*(shape or (2, 2)), dtype=dtype)
+
+
+def _densified(fn):
+    def made(lib):
+        out = fn(lib)
+        assert out.layout == lib.strided and str(out.dtype).rpartition(".")[2] in ("float32", "float64")
+        return out.to(lib.float64)
+    return made
+
+
+_SPARSE_ADDITION_CASES = {
+    "sparse + dense": lambda lib: _sparse(lib) + _dense(lib),
+    "dense + sparse": _densified(lambda lib: _dense(lib) + _sparse(lib)),
+    "float64 dense + sparse": _densified(lambda lib: _dense(lib, 2, 2, dtype=lib.float64) + _sparse(lib)),
+    "sparse + float64 dense": lambda lib: _sparse(lib) + _dense(lib, 2, 2, dtype=lib.float64),
+    "add(sparse, dense)": lambda lib: lib.add(_sparse(lib), _dense(lib)),
+    "add(dense, sparse)": _densified(lambda lib: lib.add(_dense(lib), _sparse(lib))),
+    "add(sparse, dense, alpha=2)": lambda lib: lib.add(_sparse(lib), _dense(lib), alpha=2),
+    "sparse.add(dense)": lambda lib: _sparse(lib).add(_dense(lib)),
+    "dense.add(sparse)": _densified(lambda lib: _dense(lib).add(_sparse(lib))),
+    "sparse - dense": lambda lib: _sparse(lib) - _dense(lib),
+    "dense - sparse": _densified(lambda lib: _dense(lib) - _sparse(lib)),
+    "sub(sparse, dense)": lambda lib: lib.sub(_sparse(lib), _dense(lib)),
+    "sparse + broadcasting dense": lambda lib: _sparse(lib) + _dense(lib, 2),
+    "broadcasting dense + sparse": lambda lib: _dense(lib, 2) + _sparse(lib),
+    "broadcasting dense - sparse": lambda lib: _dense(lib, 2) - _sparse(lib),
+    "sparse + number": lambda lib: _sparse(lib) + 1,
+    "number + sparse": lambda lib: 1 + _sparse(lib),
+    "number - sparse": lambda lib: 1 - _sparse(lib),
+    "add(number, sparse)": lambda lib: lib.add(1, _sparse(lib)),
+    "dense += sparse": _densified(lambda lib: _dense(lib).add_(_sparse(lib))),
+    "sparse += dense": lambda lib: _sparse(lib).add_(_dense(lib)),
+    "sparse + sparse": _densified(lambda lib: (_sparse(lib) + _sparse(lib)).to_dense()),
+}
+
+
+@pytest.mark.parametrize("case", list(_SPARSE_ADDITION_CASES))
+def test_sparse_coo_and_dense_addition_as_torch(case):
+    _same_as_torch(_SPARSE_ADDITION_CASES[case])
+
+
+def test_dense_plus_sparse_gradient_matches_torch():
+    grads = []
+    for lib in (chainrule, torch):
+        w = lib.arange(4.0).reshape(2, 2).requires_grad_()
+        ((w + _sparse(lib)) * w).sum().backward()
+        grads.append(w.grad.tolist())
+    assert grads[0] == grads[1]
