@@ -236,3 +236,58 @@ def test_dense_plus_sparse_gradient_matches_torch():
         ((w + _sparse(lib)) * w).sum().backward()
         grads.append(w.grad.tolist())
     assert grads[0] == grads[1]
+
+
+# ---------------------------------------------------------------- a complex lr in step
+def _lambda_lr_run(lib, name, kwargs):
+    """SGD/Adam/AdamW under a LambdaLR whose ``(1 - it / max_it) ** 0.9`` turns complex past max_it:
+    the weights and lrs of each step, then what the failing step raised."""
+    weight = lib.nn.Parameter(lib.ones(3))
+    optimizer = getattr(lib.optim, name)([weight], lr=0.1, **kwargs)
+    scheduler = lib.optim.lr_scheduler.LambdaLR(optimizer, lambda it: (1 - it / 2) ** 0.9)
+    seen = []
+    for _ in range(4):
+        (weight * weight).sum().backward()
+        try:
+            optimizer.step()
+        except Exception as error:  # noqa: BLE001 - the exception itself is what is compared
+            return seen, (type(error).__name__, str(error))
+        optimizer.zero_grad()
+        scheduler.step()
+        seen.append((weight.tolist(), optimizer.param_groups[0]["lr"]))
+    return seen, None
+
+
+@pytest.mark.parametrize("name, kwargs", [("SGD", {}), ("SGD", {"momentum": 0.9}), ("Adam", {}), ("AdamW", {}),
+                                          ("Adam", {"foreach": False}), ("AdamW", {"foreach": False})])
+def test_lambda_lr_turning_complex_fails_the_step_as_torch(name, kwargs):
+    ours, theirs = _lambda_lr_run(chainrule, name, kwargs), _lambda_lr_run(torch, name, kwargs)
+    assert theirs[1] is not None and ours[1] == theirs[1]
+    assert len(ours[0]) == len(theirs[0])
+    for (our_weights, our_lr), (their_weights, their_lr) in zip(ours[0], theirs[0]):
+        assert our_weights == pytest.approx(their_weights, rel=1e-6) and our_lr == pytest.approx(their_lr)
+
+
+_OPTIMIZERS_REFUSING_A_COMPLEX_LR = ["SGD", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Adadelta", "Adagrad", "ASGD",
+                                     "RMSprop", "Rprop"]
+
+
+def _complex_lr_step(lib, name, dtype_name):
+    weight = lib.nn.Parameter(lib.ones(3, dtype=getattr(lib, dtype_name)))
+    optimizer = getattr(lib.optim, name)([weight], lr=0.1)
+    optimizer.param_groups[0]["lr"] = -0.05 + 0.01j
+    (weight * weight).sum().backward()
+    try:
+        optimizer.step()
+    except Exception as error:  # noqa: BLE001 - the exception itself is what is compared
+        return (type(error).__name__, str(error)), weight
+    return None, weight
+
+
+@pytest.mark.parametrize("dtype_name", ["float32", "float64"])
+@pytest.mark.parametrize("name", _OPTIMIZERS_REFUSING_A_COMPLEX_LR)
+def test_complex_lr_step_error_as_torch_and_nothing_changed(name, dtype_name):
+    ours, weight = _complex_lr_step(chainrule, name, dtype_name)
+    theirs, _ = _complex_lr_step(torch, name, dtype_name)
+    assert theirs is not None and ours == theirs
+    assert weight.tolist() == [1.0, 1.0, 1.0]  # chainrule refuses before the update (torch midway)
