@@ -291,3 +291,29 @@ def test_complex_lr_step_error_as_torch_and_nothing_changed(name, dtype_name):
     theirs, _ = _complex_lr_step(torch, name, dtype_name)
     assert theirs is not None and ours == theirs
     assert weight.tolist() == [1.0, 1.0, 1.0]  # chainrule refuses before the update (torch midway)
+
+
+# ---------------------------------------------------------------- jacfwd's signed zeros
+_JACFWD_FUNCTIONS = {
+    "abs": lambda lib: lib.abs,
+    "sin": lambda lib: lib.sin,
+    "x * x": lambda lib: lambda x: x * x,
+    "x * -x": lambda lib: lambda x: x * (-x),
+    "square": lambda lib: lambda x: x.square(),
+    "sqrt(x ** 2 + 1)": lambda lib: lambda x: (x ** 2 + 1).sqrt(),
+    "gelu": lambda lib: lib.nn.functional.gelu,
+    "x * 0": lambda lib: lambda x: x * 0,
+    "where": lambda lib: lambda x: lib.where(x > 0, x, lib.zeros_like(x)),
+    "x @ W (more outputs)": lambda lib: lambda x: lib.outer(x, lib.tensor([1.0, -1.0, 0.0, 2.0, -3.0])).flatten(),
+}
+
+
+@pytest.mark.parametrize("case", list(_JACFWD_FUNCTIONS))
+def test_jacfwd_zeros_carry_torchs_signs(case):
+    def jacobian(lib):
+        return lib.func.jacfwd(_JACFWD_FUNCTIONS[case](lib))(lib.tensor([1.0, -2.0, 0.0, 3.0])).flatten().tolist()
+    ours, theirs = jacobian(chainrule), jacobian(torch)
+    assert ours == pytest.approx(theirs, rel=1e-6)
+    # the exact zeros, each with its sign
+    assert [np.copysign(1.0, v) for v in ours if v == 0] == [np.copysign(1.0, v) for v in theirs if v == 0]
+    assert [i for i, v in enumerate(ours) if v == 0] == [i for i, v in enumerate(theirs) if v == 0]
