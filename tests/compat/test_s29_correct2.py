@@ -317,3 +317,10 @@ def test_jacfwd_zeros_carry_torchs_signs(case):
     # the exact zeros, each with its sign
     assert [np.copysign(1.0, v) for v in ours if v == 0] == [np.copysign(1.0, v) for v in theirs if v == 0]
     assert [i for i, v in enumerate(ours) if v == 0] == [i for i, v in enumerate(theirs) if v == 0]
+
+
+# ---------------------------------------------------------------- atleast_*d's words for a non-tensor
+@pytest.mark.parametrize("name", ["atleast_1d", "atleast_2d", "atleast_3d"])
+@pytest.mark.parametrize("second", [np.ones(2), 1, np.int64(1), None], ids=["ndarray", "int", "numpy int", "None"])
+def test_atleast_names_a_non_tensor_as_torch(name, second):
+    _same_as_torch(lambda lib: getattr(lib, name)(lib.ones(2), second))

@@ -613,7 +613,7 @@ def broadcast_tensors(*tensors) -> tuple:
     argument is a tensor: a list or tuple of them is refused, as torch's ``TensorList`` parser does."""
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
-            raise TypeError(f"expected Tensor as element {i} in argument 0, but got {_type_name(t)}")
+            raise TypeError(f"expected Tensor as element {i} in argument 0, but got {_dtype.parser_type_name(t)}")
     from ..tensor import Size
 
     # torch's expand_outplace: the shapes folded left to right by infer_size
@@ -822,7 +822,7 @@ def _each_at_least(one, tensors: tuple, op: str):
                         "(tuple of Tensors tensors)")
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
-            raise TypeError(f"expected Tensor as element {i} in argument 0, but got {_type_name(t)}")
+            raise TypeError(f"expected Tensor as element {i} in argument 0, but got {_dtype.parser_type_name(t)}")
     return tuple(one(t) for t in tensors)
 
 
@@ -1296,7 +1296,7 @@ def _flip_dims(value, position: int | None, method: bool = False) -> tuple:
                 return (operator.index(value),)
             except TypeError:
                 pass
-        raise TypeError(f"flip(): argument {argument} must be tuple of ints, not {_type_name(value)}")
+        raise TypeError(f"flip(): argument {argument} must be tuple of ints, not {_dtype.parser_type_name(value)}")
     dims = []
     for i, item in enumerate(value):
         try:
@@ -1307,17 +1307,10 @@ def _flip_dims(value, position: int | None, method: bool = False) -> tuple:
         except TypeError:
             if i == 0:
                 raise TypeError(f"flip(): argument {argument} must be tuple of ints, but found element of type "
-                                f"{_type_name(item)} at pos 0") from None
+                                f"{_dtype.parser_type_name(item)} at pos 0") from None
             raise TypeError(f"flip(): argument 'dims' failed to unpack the object at pos {i + 1} with error "
-                            f'"type must be tuple of ints,but got {_type_name(item)}"') from None
+                            f'"type must be tuple of ints,but got {_dtype.parser_type_name(item)}"') from None
     return tuple(dims)
-
-
-def _type_name(value) -> str:
-    # torch names NumPy scalars by module (numpy.int64), builtins bare
-    cls = type(value)
-    return cls.__name__ if cls.__module__ in ("builtins", "chainrule") or isinstance(value, Tensor) \
-        else f"{cls.__module__}.{cls.__name__}"
 
 
 def flip(input: Tensor, *args, **kwargs) -> Tensor:
