@@ -34,6 +34,7 @@ from ._layout import sparse_coo, sparse_csc, sparse_csr
 from ._torch_function import disabled_torch_function_impl
 from .autograd.function import Function, is_recording, name_node
 from .autograd.grad_mode import is_grad_enabled
+from .ops import elementwise as _elementwise
 from .ops.creation import _to_array
 from .ops.elementwise import add as dense_add
 from .ops.elementwise import sub as dense_sub
@@ -410,6 +411,9 @@ class SparseCOOTensor(Tensor):
         if self.grad_fn is not None:
             suffixes.append(f"grad_fn=<{type(self.grad_fn).__name__}>")
         return add_suffixes("tensor(" + (",\n" + " " * indent).join(parts), suffixes, indent, force_newline=True)
+
+
+_elementwise.SPARSE_COO_TYPES.add(SparseCOOTensor)
 
 
 class _CompressedTensor(Tensor):

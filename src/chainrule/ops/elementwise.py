@@ -691,7 +691,7 @@ def _warn_scalar_first_once(name: str, keyword: str, names: list) -> None:
 @honours_out
 def add(input, other, *, alpha=1, out=None) -> Tensor:
     """torch.add: ``input + alpha * other`` with broadcasting and type promotion."""
-    if input.__class__ is not Tensor or other.__class__ is not Tensor:
+    if input.__class__ in SPARSE_COO_TYPES or other.__class__ in SPARSE_COO_TYPES:
         _check_sparse_addition(input, other)
     if type(alpha) is not builtins.int or alpha != 1:
         alpha = _check_alpha(input, other, alpha)
@@ -704,6 +704,11 @@ def add(input, other, *, alpha=1, out=None) -> Tensor:
         return AddScaled.apply(*_pair(input, other), alpha=alpha)
     a, b = _pair(input, other)
     return Add.apply(a, b)
+
+
+# the sparse COO tensor class, registered by sparse.py (above this module): add and sub look an
+# operand's class up here, which costs a dense call less than asking each operand is_sparse
+SPARSE_COO_TYPES: set = set()
 
 
 def _check_sparse_addition(input, other) -> None:
@@ -755,7 +760,7 @@ def sub(input, other, *, alpha=1, out=None) -> Tensor:
     """sub(input, other, *, alpha=1, out=None) -> Tensor
 
     ``input - alpha * other``, broadcast (torch.sub)."""
-    if input.__class__ is not Tensor or other.__class__ is not Tensor:
+    if input.__class__ in SPARSE_COO_TYPES or other.__class__ in SPARSE_COO_TYPES:
         _check_sparse_addition(input, other)
     input_is_bool, other_is_bool = _is_bool(input), _is_bool(other)
     if input_is_bool and other_is_bool:
