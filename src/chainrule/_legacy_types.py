@@ -18,8 +18,10 @@ from .ops import creation
 from .tensor import (
     _TYPE_NAMES,
     Tensor,
+    check_legacy_data,
     check_legacy_device,
     legacy_arguments,
+    legacy_keywords,
     legacy_type_of,
     tensor_options_error,
 )
@@ -56,11 +58,12 @@ class tensortype(type):
     def __repr__(cls) -> str:
         return f"<class '{cls.__module__}.{cls.__qualname__}'>"
 
-    def __call__(cls, *args, device=None) -> Tensor:
+    def __call__(cls, *args, **kwargs) -> Tensor:
         """``FloatTensor()`` (empty), ``FloatTensor(3, 4)`` or ``FloatTensor(Size)`` (uninitialised),
         ``FloatTensor(data)`` (a copy as this dtype), ``FloatTensor(tensor)`` (an alias of a
         tensor of this dtype), as torch's legacy constructor."""
         check_available(cls)
+        args, device = legacy_keywords(args, kwargs)
         on = "cuda" if cls.is_cuda else "cpu"
         check_legacy_device(device, on)
         if not args:
@@ -72,6 +75,7 @@ class tensortype(type):
             if data.dtype is not cls.dtype:
                 raise tensor_options_error(cls.dtype, data.dtype, on)
             return data.view_as(data)  # torch returns an alias: the same memory, and its history
+        check_legacy_data(data, cls.dtype)
         return creation.tensor(data, dtype=cls.dtype, device=on)
 
 

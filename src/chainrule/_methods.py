@@ -143,6 +143,8 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False, name: str = ""
     quiet_now = numpy_errstate.get
     ndarray = np.ndarray
     takes_number = function_cls is ew.RSub  # number - tensor: the number is a parameter, not an edge
+    # dense ± sparse goes to the general op, which refuses a sparse addend of another shape as torch
+    adds = function_cls is ew.Add or function_cls is ew.Sub
 
     def method(self, other) -> Tensor:
         if _routed_to_general:
@@ -193,7 +195,8 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False, name: str = ""
                     numpy_errstate.reset(quiet)
             # (arrays of one type: a device tensor meeting a CPU one goes through the op's device check)
             if isinstance(other, Tensor) and other._data.dtype == data.dtype and not reflected \
-                    and type(other._data) is type(data):
+                    and type(other._data) is type(data) \
+                    and (other.__class__ is Tensor or not (adds and other.is_sparse)):
                 if type(data) is ndarray and not (state.enabled and (self._requires_grad or other._requires_grad)):
                     # (a result of operands not both row-major is laid out as torch's TensorIterator lays it out;
                     # iterator_layout's own test, inline: of under two dims, or of row-major operands, it is)
@@ -947,7 +950,7 @@ def _share_memory_(self):
 
 def _legacy_new(self: Tensor, *args) -> Tensor:
     """torch's legacy ``x.new(*sizes)``/``x.new(data)``: a tensor of x's dtype on x's device."""
-    made = Tensor(*args, dtype=self.dtype) if args else Tensor._make(np.empty((0,), self._data.dtype))
+    made = Tensor._legacy_of_dtype(args, self.dtype) if args else Tensor._make(np.empty((0,), self._data.dtype))
     return made if type(self._data) is np.ndarray else made.to(self.device)
 
 

@@ -692,9 +692,12 @@ def _jacobian_by_reverse(of_leaves, leaves, has_aux: bool, outside_records: bool
     same numbers cheaper, all rows or all columns at once by the batched walk, recorded when an
     outer transform differentiates through (hessian = jacfwd(jacrev(f)) and jacfwd(jacfwd(f))):
     rows (one walk with a cotangent per output element: the tutorial's 2,048-input jacfwd in
-    milliseconds, not seconds) when the outputs are no more than the inputs, else columns
+    milliseconds, not seconds) when the outputs are fewer than the inputs, else columns
     (``_columns_by_double_vjp``: a walk with a cotangent per input element — the 512-input
-    Hessian's outer Jacobian has 16,384 outputs). Blocks that depend on a closed-over tensor
+    Hessian's outer Jacobian has 16,384 outputs). A square Jacobian goes by columns too: they
+    multiply as forward mode does (f'(x_i)·v_i), so an exact zero off the diagonal of an
+    elementwise f's Jacobian takes the sign of f'(x_i) in its row, as torch's jvps give it,
+    where a row's product (u_j·f'(x_j)) would take its column's. Blocks that depend on a closed-over tensor
     requiring grad keep their graph to it when grad mode is on at the call (``outside_records``);
     whether they do goes into ``verdict["outside"]`` for the forward columns, when given."""
     record = any(leaf.requires_grad for leaf in leaves)
@@ -715,7 +718,7 @@ def _jacobian_by_reverse(of_leaves, leaves, has_aux: bool, outside_records: bool
         outputs = sum(out.numel() for out in out_leaves)
         inputs = sum(leaf.numel() for leaf in leaves)
         blocks_per_output = None
-        if outputs > inputs and _batched_walk.has_batched_rules(out_leaves):
+        if outputs >= inputs and _batched_walk.has_batched_rules(out_leaves):
             blocks_per_output = _columns_by_double_vjp(out_leaves, stand_ins, recording)
         if blocks_per_output is None:
             if recording and outputs > 3 * inputs:

@@ -34,7 +34,10 @@ from ._layout import sparse_coo, sparse_csc, sparse_csr
 from ._torch_function import disabled_torch_function_impl
 from .autograd.function import Function, is_recording, name_node
 from .autograd.grad_mode import is_grad_enabled
+from .ops import elementwise as _elementwise
 from .ops.creation import _to_array
+from .ops.elementwise import add as dense_add
+from .ops.elementwise import sub as dense_sub
 from .ops.elementwise import where
 from .ops.index import getitem
 from .ops.linalg import matmul as _matmul
@@ -194,14 +197,15 @@ class SparseCOOTensor(Tensor):
 
     # --------------------------------------------------------------- ops that stay sparse in torch
     def add(self, other, *, alpha=1):
-        """sparse + sparse is sparse; anything else is computed densely (a dense result)."""
+        """sparse + sparse is sparse; sparse + dense (or a number) is refused, as torch refuses it
+        (dense + sparse is dense)."""
         if not isinstance(other, SparseCOOTensor):
-            return super().add(other, alpha=alpha)
+            raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
         return _keeping_graph(_add_sparse(self, other, alpha), lambda: Tensor.add(self, other, alpha=alpha), self, other)
 
     def sub(self, other, *, alpha=1):
         if not isinstance(other, SparseCOOTensor):
-            return super().sub(other, alpha=alpha)
+            raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
         return _keeping_graph(_add_sparse(self, other, -alpha), lambda: Tensor.sub(self, other, alpha=alpha), self, other)
 
     def __add__(self, other):
@@ -209,6 +213,15 @@ class SparseCOOTensor(Tensor):
 
     def __sub__(self, other):
         return self.sub(other)
+
+    # Python asks these first for dense ± sparse (a subclass's reflected operator wins): dense +
+    # sparse is torch.add(dense, sparse); number + sparse is sparse + number (refused); number -
+    # sparse is torch.sub(number, sparse), refused as a dense addend of another size
+    def __radd__(self, other):
+        return dense_add(other, self) if isinstance(other, Tensor) else self.add(other)
+
+    def __rsub__(self, other):
+        return dense_sub(other, self)
 
     def mul(self, other):
         """sparse * a number, a 0-d tensor or a dense tensor of the same shape (or broadcasting to
@@ -398,6 +411,9 @@ class SparseCOOTensor(Tensor):
         if self.grad_fn is not None:
             suffixes.append(f"grad_fn=<{type(self.grad_fn).__name__}>")
         return add_suffixes("tensor(" + (",\n" + " " * indent).join(parts), suffixes, indent, force_newline=True)
+
+
+_elementwise.SPARSE_COO_TYPES.add(SparseCOOTensor)
 
 
 class _CompressedTensor(Tensor):

@@ -121,10 +121,31 @@ class Tensor:
                 return result
             return _convert(result, cls)
 
-    def __init__(self, *args, requires_grad: bool = False, dtype=None, **subclass_arguments) -> None:
-        """``Tensor(data)`` copies data as the default float dtype; ``Tensor(2, 3)`` and
-        ``Tensor(Size)`` make a zero-filled tensor of that shape (torch's is uninitialised)."""
-        if type(self) is not Tensor and _is_built(self):
+    def __init__(self, *args, **kwargs) -> None:
+        """``Tensor(data)`` copies data as the default float dtype; ``Tensor(2, 3)``, ``Tensor(Size)``
+        and ``Tensor(size=...)`` make a zero-filled tensor of that shape (torch's is uninitialised).
+        As torch's legacy constructor, it takes ``device`` (a CPU one) and no ``dtype`` or
+        ``requires_grad``."""
+        if type(self) is not Tensor:
+            self._init_subclass_instance(args, **kwargs)
+            return
+        args, device = legacy_keywords(args, kwargs)
+        check_legacy_device(device, "cpu")
+        if device is not None and args and isinstance(args[0], Tensor):
+            raise RuntimeError("Legacy tensor constructor of the form torch.Tensor(tensor, device=device) is not "
+                               "supported.  Use torch.tensor(...) or torch.as_tensor(...) instead.")
+        dt = _dtype.get_default_dtype()
+        sizes, data = legacy_arguments(args) if args else (None, [])
+        if sizes is not None:
+            array = np.zeros(sizes, dtype=dt.np)
+        else:
+            check_legacy_data(data, dt)
+            array = self._to_array(data, dt)
+        self._init(array)
+
+    def _init_subclass_instance(self, args: tuple, requires_grad: bool = False, dtype=None,
+                                **subclass_arguments) -> None:
+        if _is_built(self):
             # a subclass's __new__ built it (tv_tensors.BoundingBoxes(data, format=...) returns
             # ``tensor.as_subclass(cls)``) and Python now calls __init__ with __new__'s arguments:
             # torch's Tensor does all its construction in __new__, so there is nothing left to do
@@ -135,6 +156,15 @@ class Tensor:
         sizes, data = legacy_arguments(args) if args else (None, [])
         array = np.zeros(sizes, dtype=dt.np) if sizes is not None else self._to_array(data, dt)
         self._init(array, requires_grad)
+
+    @classmethod
+    def _legacy_of_dtype(cls, args: tuple, dtype: _dtype.dtype) -> Tensor:
+        """``x.new(*args)``'s tensor of ``dtype`` (the legacy constructor's parse of ``args``)."""
+        sizes, data = legacy_arguments(args)
+        if sizes is not None:
+            return cls._make(np.zeros(sizes, dtype=dtype.np))
+        check_legacy_data(data, dtype)
+        return cls._make(cls._to_array(data, dtype))
 
     def _init(self, array, requires_grad: bool = False, grad_fn=None, output_nr: int = 0) -> None:
         self._data = array
@@ -946,6 +976,88 @@ def legacy_arguments(args: tuple) -> tuple:
     if any(s < 0 for s in sizes):
         raise RuntimeError(f"Trying to create tensor with negative dimension {min(sizes)}: {sizes}")
     return tuple(sizes), None
+
+
+# the signatures of torch's legacy constructor, as its parser lists them when none matches; the
+# notes "didn't match because some of the keywords were incorrect" go beside some of them, chosen
+# by the count of the arguments (positional and keyword together) as torch's parser chooses
+_LEGACY_SIGNATURES = ("(*, torch.device device = None)", "(torch.Storage storage)", "(Tensor other)",
+                      "(tuple of ints size, *, torch.device device = None)",
+                      "(object data, *, torch.device device = None)")
+_LEGACY_NOTED_BY_COUNT = {1: (1, 2), 2: (0,), 3: (3, 4)}
+
+
+def legacy_keywords(args: tuple, kwargs: dict) -> tuple:
+    """The positional arguments and the device of a legacy constructor's call (``Tensor(...)``,
+    ``FloatTensor(...)``), its keywords read as torch's parser reads them: ``device``, and the
+    size, data or tensor by keyword when nothing is positional (``Tensor(size=(2, 3))``). Anything
+    else (``dtype``, ``requires_grad``, an int ``size``) is torch's TypeError."""
+    device = kwargs.get("device")
+    others = [key for key in kwargs if key != "device"]
+    if not others:
+        return args, device
+    if not args and len(others) == 1:
+        key = others[0]
+        value = kwargs[key]
+        if key == "size" and isinstance(value, (tuple, list)) and all(_size_like(v) for v in value):
+            return (Size(int(v) for v in value),), device
+        if key == "data" or key == "other" and isinstance(value, Tensor):
+            return (value,), device
+    raise legacy_combination_error(args, kwargs)
+
+
+def legacy_combination_error(args: tuple, kwargs: dict) -> TypeError:
+    # torch's parser lists the keywords last given first
+    kwargs = dict(reversed(kwargs.items()))
+    given = [_legacy_type_name(a) for a in args] + [f"{key}={_legacy_type_name(v)}" for key, v in kwargs.items()]
+    got = ", ".join(given) + (", " if kwargs and not args else "")
+    noted = _LEGACY_NOTED_BY_COUNT.get(len(args) + len(kwargs), ())
+    lines = []
+    for i, signature in enumerate(_LEGACY_SIGNATURES):
+        lines.append(f" * {signature}\n")
+        if i in noted:
+            lines.append(f"      didn't match because some of the keywords were incorrect: {', '.join(kwargs)}\n")
+    return TypeError(f"new() received an invalid combination of arguments - got ({got}), but expected one of:\n"
+                     + "".join(lines))
+
+
+def _legacy_type_name(value) -> str:
+    if isinstance(value, Tensor):
+        return "Tensor"
+    for kind, name in ((Size, "torch.Size"), (_dtype.dtype, "torch.dtype"), (_device, "torch.device")):
+        if isinstance(value, kind):
+            return name
+    return _dtype.parser_type_name(value)
+
+
+def check_legacy_data(data, dtype: _dtype.dtype) -> None:
+    """torch's errors for legacy constructor data holding what is no number (``LongTensor([1, 'a'])``,
+    ``Tensor([1, None])``): its dims are read off the first element at each depth, so a string
+    there is "too many dimensions"; any other non-number is refused as the dtype's C++ unpacking
+    refuses it (as an integer for integral and bool dtypes, a real number for floating ones)."""
+    if not isinstance(data, (list, tuple)) or dtype.is_complex:
+        return
+    try:
+        items = np.array(data, dtype=object).ravel()
+        if set(map(type, items)) <= {float, int, bool}:
+            return  # the common case, plain Python numbers, in one C-level pass
+    except (ValueError, TypeError):
+        pass
+    first = data
+    while isinstance(first, (list, tuple)) and first:
+        first = first[0]
+    if isinstance(first, str):
+        raise ValueError(f"too many dimensions '{type(first).__name__}'")
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(reversed(item))
+        elif not isinstance(item, (numbers.Number, np.generic, np.ndarray, Tensor)):
+            name = _dtype.parser_type_name(item)
+            if dtype.is_floating_point:
+                raise TypeError(f"must be real number, not {name}")
+            raise TypeError(f"'{name}' object cannot be interpreted as an integer")
 
 
 def check_legacy_device(device, expected: str) -> None:

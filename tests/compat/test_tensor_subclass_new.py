@@ -27,10 +27,11 @@ def test_a_subclass_built_in_new_keeps_its_data_dtype_and_attributes(lib):
 
 
 def test_plain_tensor_still_rejects_unknown_keywords():
-    with pytest.raises(TypeError, match="unexpected keyword argument 'format'"):
-        chainrule.Tensor([1.0], format="XYXY")
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError) as theirs:
         torch.Tensor([1.0], format="XYXY")
+    with pytest.raises(TypeError) as ours:
+        chainrule.Tensor([1.0], format="XYXY")
+    assert str(ours.value) == str(theirs.value)
 
 
 @pytest.mark.parametrize("lib", [chainrule, torch], ids=["chainrule", "torch"])

@@ -72,9 +72,6 @@ OPS = {
 
 # deliberate or known differences, each with its reason
 ALLOWED = {
-    # torch.flip's parser takes a tuple of dims, Tensor.flip spreads ints; chainrule binds one function
-    # to both, so torch.flip(x, -1) works here (its dims checks are torch's)
-    "flip",
     # torch's Python loss reads target.size(): a non-tensor target is its AttributeError, which
     # chainrule's dispatch layer reports as torch's argument parser does (a TypeError)
     F + "l1_loss",

@@ -691,6 +691,8 @@ def _warn_scalar_first_once(name: str, keyword: str, names: list) -> None:
 @honours_out
 def add(input, other, *, alpha=1, out=None) -> Tensor:
     """torch.add: ``input + alpha * other`` with broadcasting and type promotion."""
+    if input.__class__ in SPARSE_COO_TYPES or other.__class__ in SPARSE_COO_TYPES:
+        _check_sparse_addition(input, other)
     if type(alpha) is not builtins.int or alpha != 1:
         alpha = _check_alpha(input, other, alpha)
     if alpha != 1:
@@ -702,6 +704,25 @@ def add(input, other, *, alpha=1, out=None) -> Tensor:
         return AddScaled.apply(*_pair(input, other), alpha=alpha)
     a, b = _pair(input, other)
     return Add.apply(a, b)
+
+
+# the sparse COO tensor class, registered by sparse.py (above this module): add and sub look an
+# operand's class up here, which costs a dense call less than asking each operand is_sparse
+SPARSE_COO_TYPES: set = set()
+
+
+def _check_sparse_addition(input, other) -> None:
+    """torch's refusals of a sparse COO addend: added to anything but another sparse tensor (a dense
+    one, a number), it must come second; added into a dense tensor, it does not broadcast."""
+    input_is_sparse, other_is_sparse = getattr(input, "is_sparse", False), getattr(other, "is_sparse", False)
+    if input_is_sparse and not other_is_sparse:
+        raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
+    # (a number is a 0-d tensor here)
+    input_shape = list(input.shape) if isinstance(input, Tensor) else []
+    if other_is_sparse and not input_is_sparse and input_shape != list(other.shape):
+        raise RuntimeError(f"add: expected 'self' and 'other' to have same size, but self has size {input_shape} "
+                           f"while other has size {list(other.shape)} (FYI: dense-sparse addition does not "
+                           "currently support broadcasting)")
 
 
 def _check_alpha(input, other, alpha):
@@ -739,6 +760,8 @@ def sub(input, other, *, alpha=1, out=None) -> Tensor:
     """sub(input, other, *, alpha=1, out=None) -> Tensor
 
     ``input - alpha * other``, broadcast (torch.sub)."""
+    if input.__class__ in SPARSE_COO_TYPES or other.__class__ in SPARSE_COO_TYPES:
+        _check_sparse_addition(input, other)
     input_is_bool, other_is_bool = _is_bool(input), _is_bool(other)
     if input_is_bool and other_is_bool:
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "

@@ -6,6 +6,7 @@ share storage; their gradients undo the reshaping.
 from __future__ import annotations
 
 import numbers
+import operator
 import re
 import weakref
 
@@ -56,7 +57,7 @@ __not_methods__ = {"cat", "concat", "concatenate", "stack", "broadcast_tensors",
                    "hstack", "vstack", "dstack", "column_stack", "pad", "atleast_1d", "atleast_2d", "atleast_3d"}
 # Tensor-only methods (torch has no torch.repeat; torch.unfold is nn.functional's im2col)
 # Tensor.split names its size argument split_size where torch.split says split_size_or_sections
-__tensor_methods__ = {"repeat": "repeat", "unfold": "unfold", "split": "_split_method"}
+__tensor_methods__ = {"repeat": "repeat", "unfold": "unfold", "split": "_split_method", "flip": "_flip_method"}
 
 
 def _mark_view(out: Tensor, base: Tensor) -> Tensor:
@@ -608,9 +609,11 @@ def _infer_size(a: tuple, b: tuple) -> tuple:
 def broadcast_tensors(*tensors) -> tuple:
     """broadcast_tensors(*tensors) -> tuple of Tensors
 
-    The ``tensors`` broadcast to their common shape, as views (torch.broadcast_tensors)."""
-    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
-        tensors = tuple(tensors[0])
+    The ``tensors`` broadcast to their common shape, as views (torch.broadcast_tensors). Each
+    argument is a tensor: a list or tuple of them is refused, as torch's ``TensorList`` parser does."""
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"expected Tensor as element {i} in argument 0, but got {_dtype.parser_type_name(t)}")
     from ..tensor import Size
 
     # torch's expand_outplace: the shapes folded left to right by infer_size
@@ -819,7 +822,7 @@ def _each_at_least(one, tensors: tuple, op: str):
                         "(tuple of Tensors tensors)")
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
-            raise TypeError(f"expected Tensor as element {i} in argument 0, but got {type(t).__name__}")
+            raise TypeError(f"expected Tensor as element {i} in argument 0, but got {_dtype.parser_type_name(t)}")
     return tuple(one(t) for t in tensors)
 
 
@@ -1282,15 +1285,73 @@ class Flip(Function):
         return flip(grad, ctx.dims)
 
 
-def flip(input: Tensor, *dims, **kwargs) -> Tensor:
-    """torch.flip: reverse the order along ``dims`` (a copy, as in torch). ``dims`` is a sequence,
-    or, as the Tensor method takes them, several ints (``x.flip(0, 1)``)."""
-    if "dims" in kwargs:
-        dims = (kwargs.pop("dims"),)
+def _flip_dims(value, position: int | None, method: bool = False) -> tuple:
+    """flip's ``dims`` parsed as torch's ``IntArrayRef`` argument: a tuple or list of ints; a lone
+    int only where the Tensor method took it positionally (``x.flip(1)``), the function refusing it
+    with torch's TypeError. ``position`` counts from 1 as torch names it (None: given by keyword)."""
+    argument = "'dims'" if position is None else f"'dims' (position {position})"
+    if not isinstance(value, (tuple, list)):
+        if method and position is not None and not isinstance(value, (bool, np.bool_)):
+            try:
+                return (operator.index(value),)
+            except TypeError:
+                pass
+        raise TypeError(f"flip(): argument {argument} must be tuple of ints, not {_dtype.parser_type_name(value)}")
+    dims = []
+    for i, item in enumerate(value):
+        try:
+            # torch's parser checks only the first element's type for a bool
+            if i == 0 and isinstance(item, (bool, np.bool_)):
+                raise TypeError
+            dims.append(operator.index(item))
+        except TypeError:
+            if i == 0:
+                raise TypeError(f"flip(): argument {argument} must be tuple of ints, but found element of type "
+                                f"{_dtype.parser_type_name(item)} at pos 0") from None
+            raise TypeError(f"flip(): argument 'dims' failed to unpack the object at pos {i + 1} with error "
+                            f'"type must be tuple of ints,but got {_dtype.parser_type_name(item)}"') from None
+    return tuple(dims)
+
+
+def flip(input: Tensor, *args, **kwargs) -> Tensor:
+    """flip(input, dims) -> Tensor
+
+    torch.flip: reverse the order along ``dims``, a tuple or list of ints (a copy, as in torch).
+    (``dims`` is taken apart from ``*args`` only to name its position in torch's errors.)"""
+    if len(args) > 1:
+        raise TypeError(f"flip() takes 2 positional arguments but {len(args) + 1} were given")
+    if args and "dims" in kwargs:
+        raise TypeError("flip() got multiple values for argument 'dims'")
+    if args:
+        dims = _flip_dims(args[0], position=2)
+    elif "dims" in kwargs:
+        dims = _flip_dims(kwargs.pop("dims"), position=None)
+    else:
+        raise TypeError('flip() missing 1 required positional arguments: "dims"')
     if kwargs:
         raise TypeError(f"flip() got an unexpected keyword argument '{next(iter(kwargs))}'")
-    dims = dims[0] if len(dims) == 1 else dims
-    given = (dims,) if isinstance(dims, int) else tuple(dims)
+    return _flip(input, dims)
+
+
+def _flip_method(self: Tensor, *dims, **kwargs) -> Tensor:
+    """Tensor.flip: as torch.flip, but the dims may also come as several ints or one
+    (``x.flip(0, 1)``, ``x.flip(1)``), as torch's method takes them."""
+    if "dims" in kwargs:
+        if dims:
+            raise TypeError("flip() got multiple values for argument 'dims'")
+        dims = _flip_dims(kwargs.pop("dims"), position=None)
+    elif not dims:
+        if not kwargs:
+            raise TypeError('flip() missing 1 required positional arguments: "dims"')
+    else:
+        dims = _flip_dims(dims[0] if len(dims) == 1 else dims, position=1, method=True)
+    if kwargs:
+        raise TypeError(f"flip() got an unexpected keyword argument '{next(iter(kwargs))}'")
+    return _flip(self, dims)
+
+
+def _flip(input: Tensor, dims: tuple) -> Tensor:
+    given = dims
     dims = _unique_dims(dims, input._data.ndim, "flip")
     out = Flip.apply(input, dims=dims if input._data.ndim else ())
     if out._grad_fn is not None:

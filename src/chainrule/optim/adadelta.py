@@ -25,6 +25,7 @@ __all__ = ["Adadelta"]
 
 class Adadelta(Optimizer):
     """torch.optim.Adadelta(params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, maximize=False)."""
+    _complex_lr_refusal = "alpha"
 
     _step_is_tensor = True  # a loaded step number becomes a float32 tensor, as torch's __setstate__
     _sparse_gradient_error = "Adadelta does not support sparse gradients"

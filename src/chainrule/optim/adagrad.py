@@ -24,6 +24,7 @@ __all__ = ["Adagrad"]
 
 class Adagrad(Optimizer):
     """torch.optim.Adagrad: ``sum += g^2``; step ``lr / (1 + (t - 1) lr_decay) * g / (sqrt(sum) + eps)``."""
+    _complex_lr_refusal = "overflow"
 
     _step_is_tensor = True  # a loaded step number becomes a float32 tensor, as torch's __setstate__
 

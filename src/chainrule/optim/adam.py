@@ -34,6 +34,7 @@ __all__ = ["Adam", "AdamW"]
 
 class Adam(Optimizer):
     """torch.optim.Adam: bias-corrected first and second moments; L2 weight decay added to the gradient."""
+    _complex_lr_refusal = "overflow"
 
     _step_is_tensor = True  # a loaded step number becomes a float32 tensor, as torch's __setstate__
     _sparse_gradient_error = "Adam does not support sparse gradients, please consider SparseAdam instead"
@@ -244,6 +245,7 @@ def _decayed_as_real(w, g, weight_decay, foreach) -> tuple:
 
 class AdamW(Adam):
     """torch.optim.AdamW: Adam with decoupled weight decay ``w -= lr * weight_decay * w``."""
+    _complex_lr_refusal = "cast"
 
     _decoupled = True
 

@@ -23,6 +23,7 @@ __all__ = ["Adamax"]
 
 class Adamax(Optimizer):
     """torch.optim.Adamax(params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)."""
+    _complex_lr_refusal = "overflow"
 
     _step_is_tensor = True  # a loaded step number becomes a float32 tensor, as torch's __setstate__
     _sparse_gradient_error = "Adamax does not support sparse gradients"

@@ -26,6 +26,7 @@ __all__ = ["ASGD"]
 
 class ASGD(Optimizer):
     """torch.optim.ASGD(params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0)."""
+    _complex_lr_refusal = "real"
 
     _step_is_tensor = True  # a loaded step number becomes a float32 tensor, as torch's __setstate__
     _sparse_gradient_error = "ASGD does not support sparse gradients"

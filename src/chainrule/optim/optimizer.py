@@ -267,6 +267,7 @@ class Optimizer:
             _check_capturable(self, group)
             _check_fused_params(group)
             _warn_unrecorded_differentiable_step(self, group)
+            _check_real_lr(self, group)
         for group in self.param_groups:
             if self._sparse_gradient_error is not None and any(p.grad.is_sparse for p in _params_with_grad(group)):
                 raise RuntimeError(self._sparse_gradient_error)
@@ -389,6 +390,10 @@ class Optimizer:
     # the RuntimeError torch's optimizer raises in step when a parameter has a sparse gradient
     # (nn.Embedding(sparse=True)); None where it steps on them (SGD, Adagrad, SparseAdam)
     _sparse_gradient_error: str | None = None
+    # how torch's step fails on a complex lr (a LambdaLR's ``(1 - it / max_it) ** 0.9`` past
+    # max_it): the op of its update that first meets the number refuses it (see _check_real_lr);
+    # None where that was not checked against torch (the update then fails as it fails)
+    _complex_lr_refusal: str | None = None
 
     def _flag_defaults(self) -> dict:
         """The value each option takes in a loaded group that lacks it (a state dict from before the
@@ -686,6 +691,34 @@ _CAPTURE_DEVICES = ['cuda', 'xpu', 'hpu', 'privateuseone']
 # RMSprop's and Rprop's foreach steps too
 _XLA_LISTED = ({(name, False) for name in ("Adam", "AdamW", "NAdam", "RAdam", "Adamax", "ASGD", "RMSprop", "Rprop")}
                | {("RMSprop", True), ("Rprop", True)})
+
+
+# torch's ScalarType and C++ names of a parameter's dtype, as its errors print them
+_SCALAR_TYPE_NAMES = {"float32": ("Float", "float", "ComplexFloat"), "float64": ("Double", "double", "ComplexDouble"),
+                      "float16": ("Half", "c10::Half", "ComplexHalf"), "bfloat16": ("BFloat16", "c10::BFloat16", "ComplexFloat")}
+
+
+def _check_real_lr(optimizer, group: dict) -> None:
+    """torch's error for a complex lr, raised before any parameter or state changes (torch's is
+    raised midway, by the first op of the update given the number): ``alpha`` where it is an add's
+    alpha (SGD, Adadelta), ``overflow`` where it is cast to the parameter's dtype (Adam, RMSprop,
+    Adagrad, ...), ``cast`` where a complex tensor is written into the real parameter (AdamW, RAdam),
+    ``real`` where Python's float() reads it (ASGD). A fused step's own TypeError is left as it is."""
+    lr = group.get("lr")
+    if not isinstance(lr, (complex, np.complexfloating)) or group.get("fused") or optimizer._complex_lr_refusal is None:
+        return
+    params = [p for p in group["params"] if p.grad is not None]
+    if not params:
+        return
+    scalar, cpp, complex_scalar = _SCALAR_TYPE_NAMES.get(params[0].dtype.name, ("Float", "float", "ComplexFloat"))
+    refusal = optimizer._complex_lr_refusal
+    if refusal == "alpha":
+        raise RuntimeError("For non-complex input tensors, argument alpha must not be a complex number.")
+    if refusal == "overflow":
+        raise RuntimeError(f"value cannot be converted to type {cpp} without overflow")
+    if refusal == "real":
+        raise TypeError("must be real number, not complex")
+    raise RuntimeError(f"result type {complex_scalar} can't be cast to the desired output type {scalar}")
 
 
 def _check_capturable(optimizer: Optimizer, group: dict) -> None:

@@ -28,6 +28,7 @@ __all__ = ["RAdam"]
 class RAdam(Optimizer):
     """torch.optim.RAdam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
     decoupled_weight_decay=False)."""
+    _complex_lr_refusal = "cast"
 
     _step_is_tensor = True  # a loaded step number becomes a float32 tensor, as torch's __setstate__
     _sparse_gradient_error = "RAdam does not support sparse gradients"

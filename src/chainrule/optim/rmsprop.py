@@ -24,6 +24,7 @@ __all__ = ["RMSprop"]
 
 class RMSprop(Optimizer):
     """torch.optim.RMSprop: ``v = alpha v + (1 - alpha) g^2``; step ``g / (sqrt(v [- mean^2]) + eps)``."""
+    _complex_lr_refusal = "overflow"
 
     _step_is_tensor = True  # a loaded step number becomes a float32 tensor, as torch's __setstate__
     _sparse_gradient_error = "RMSprop does not support sparse gradients"

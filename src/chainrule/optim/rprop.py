@@ -20,6 +20,7 @@ __all__ = ["Rprop"]
 
 class Rprop(Optimizer):
     """torch.optim.Rprop(params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50))."""
+    _complex_lr_refusal = "overflow"
 
     _step_is_tensor = True  # a loaded step number becomes a float32 tensor, as torch's __setstate__
     _sparse_gradient_error = "Rprop does not support sparse gradients"
