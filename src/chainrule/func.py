@@ -39,6 +39,7 @@ from .autograd.function import Function
 from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad
 from .ops import random as _random
 from .ops.compat import class_repr
+from .ops.creation import eye as _eye
 from .ops.shape import stack as _stack
 from .tensor import Tensor
 from .utils._pytree import tree_flatten, tree_map_, tree_structure, tree_unflatten
@@ -778,8 +779,7 @@ def _columns_by_double_vjp(out_leaves, stand_ins, record: bool):
             continue
         if not g.requires_grad:  # Jᵀu is linear in u: a rule that recorded nothing (never silent zeros)
             return None
-        seeds = leaf.detach().new_zeros((n, n))
-        seeds.diagonal().fill_(1)
+        seeds = _eye(n, dtype=leaf.dtype, device=leaf.device)  # (a diagonal view of a device array may be read-only)
         found = _batched_walk.batched_backward((g,), dummies, (seeds.reshape((n,) + tuple(leaf.shape)),),
                                                retain_graph=True, create_graph=record)
         if found is None:
