@@ -88,8 +88,10 @@ def test_hogwild_processes_train_the_same_shared_weights(start_method):
     assert model.share_memory() is model
     assert all(p.is_shared() for p in model.parameters())
     mp.spawn(_hogwild_worker, args=(model, 4), nprocs=2, start_method=start_method)
-    # every step of both processes landed on the parent's bias, none on a copy
-    assert model.bias.item() == pytest.approx(-0.5 * 4 * 2)
+    # the steps land on the parent's bias, not on a copy (which would leave it at 0). Hogwild's updates
+    # race without a lock, in torch too: two processes may read the same value and one step is lost
+    # (-2.5 instead of -4.0 once in a loaded clean-clone CI), so the sum is bounded, not exact
+    assert -0.5 * 4 * 2 <= model.bias.item() <= -0.5
 
 
 def test_a_shared_tensor_travels_by_name_and_others_by_value():
