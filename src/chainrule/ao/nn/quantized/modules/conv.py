@@ -6,7 +6,6 @@ import numpy as np
 
 from ..... import _dtype
 from .....nn import functional as F
-from .....nn.modules.module import Module
 from .....nn.modules.utils import _pair
 from .....ops import quantized as _quantized
 from .....tensor import Tensor
@@ -15,7 +14,7 @@ from . import kernels
 __all__ = ["Conv2d"]
 
 
-class Conv2d(Module):
+class Conv2d(kernels.WeightedLayer):
     """torch.ao.nn.quantized.Conv2d: a convolution of a quint8 (N, C, H, W) input with an int8
     weight (per tensor or per output channel), stored with the output ``scale``/``zero_point``."""
 
@@ -52,16 +51,6 @@ class Conv2d(Module):
         if self._bias is None:
             text += ", bias=False"
         return text
-
-    def weight(self) -> Tensor:
-        return self._weight
-
-    def bias(self):
-        return self._bias
-
-    def set_weight_bias(self, w: Tensor, b) -> None:
-        self._weight = w
-        self._bias = None if b is None else Tensor._make(np.array(b.detach()._data, dtype=np.float32))
 
     def forward(self, input: Tensor) -> Tensor:
         if input.dim() != 4:

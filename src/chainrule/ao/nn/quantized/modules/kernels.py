@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..... import _dtype
+from .....nn.modules.module import Module
 from .....ops import quantized as _quantized
 from .....tensor import Tensor
 
@@ -102,3 +103,18 @@ def quantize_weight(weight: Tensor, observer) -> Tensor:
                                                Tensor._make(zero_point._data.astype(np.int64)), observer.ch_axis,
                                                observer.dtype)
     raise NotImplementedError(f"chainrule cannot quantize a weight with qscheme {scheme!r} yet")
+
+
+class WeightedLayer(Module):
+    """What the quantized Linear and Conv2d share: the int8 weight and the float32 bias, read through
+    ``weight()``/``bias()`` and set together, as torch's."""
+
+    def weight(self) -> Tensor:
+        return self._weight
+
+    def bias(self):
+        return self._bias
+
+    def set_weight_bias(self, w: Tensor, b) -> None:
+        self._weight = w
+        self._bias = None if b is None else Tensor._make(np.array(b.detach()._data, dtype=np.float32))

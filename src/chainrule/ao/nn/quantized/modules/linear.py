@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..... import _dtype
-from .....nn.modules.module import Module
 from .....ops import quantized as _quantized
 from .....tensor import Tensor
 from . import kernels
@@ -13,7 +12,7 @@ from . import kernels
 __all__ = ["Linear"]
 
 
-class Linear(Module):
+class Linear(kernels.WeightedLayer):
     """torch.ao.nn.quantized.Linear: ``y = x W^T + b`` on a quint8 ``x`` with an int8 ``W``, stored
     with the output ``scale``/``zero_point`` calibration chose. Made by ``from_float`` (convert)."""
 
@@ -36,16 +35,6 @@ class Linear(Module):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, scale={self.scale}, "
                 f"zero_point={self.zero_point}, qscheme={self._weight.qscheme()}").replace("chainrule.", "torch.")
-
-    def weight(self) -> Tensor:
-        return self._weight
-
-    def bias(self):
-        return self._bias
-
-    def set_weight_bias(self, w: Tensor, b) -> None:
-        self._weight = w
-        self._bias = None if b is None else Tensor._make(np.array(b.detach()._data, dtype=np.float32))
 
     def forward(self, x: Tensor) -> Tensor:
         kernels.refuse_float_input(x, "quantized::linear")
