@@ -120,3 +120,42 @@ def test_index_add_and_reduce_refuse_bad_arguments_in_torchs_words(call):
 def test_scatter_variants_name_scatter_for_another_source_dtype(call):
     # torch's scatter_add and scatter_reduce share scatter's check: "scatter(): Expected self.dtype ..."
     assert _outcome(chainrule, call) == _outcome(torch, call)
+
+
+# s4d_diagonal_ssm convolves by rfft/irfft with n=2*L. A 1-D transform's n=-1 is refused by torch
+# ("Invalid number of data points (-1) specified"); ours read it as an n-d s's -1, keep the size.
+def _spectrum_outcome(lib, transform):
+    """('ok', shape, flat values as real numbers, dtype name), or the exception's class and message."""
+    try:
+        result = transform(lib)
+    except Exception as e:  # noqa: BLE001  (the class and text are what is compared)
+        return type(e).__name__, str(e)
+    values = lib.view_as_real(result.resolve_conj()) if result.is_complex() else result
+    return "ok", tuple(result.shape), values.reshape(-1).tolist(), str(result.dtype).rpartition(".")[2]
+
+
+def _same_spectrum(transform):
+    ours, theirs = _spectrum_outcome(chainrule, transform), _spectrum_outcome(torch, transform)
+    if theirs[0] != "ok":
+        assert ours == theirs
+        return
+    assert ours[0] == "ok" and (ours[1], ours[3]) == (theirs[1], theirs[3]), (ours, theirs)
+    assert ours[2] == pytest.approx(theirs[2], abs=1e-5)
+
+
+@pytest.mark.parametrize("n", [-1, -5, 0, 3, None])
+@pytest.mark.parametrize("name", ["fft", "ifft", "rfft", "irfft", "hfft", "ihfft"])
+def test_one_dimensional_fft_refuses_n_of_minus_one_as_torch(name, n):
+    for kind in ("real", "complex", "0-d", "int"):
+        for dim in (-1, 0, 5):
+            def transform(L, kind=kind, dim=dim):
+                real = L.arange(8.0).reshape(2, 4)
+                x = {"real": real, "complex": L.fft.fft(real), "0-d": L.tensor(1.0), "int": L.arange(4)}[kind]
+                return getattr(L.fft, name)(x, n=n, dim=dim)
+            _same_spectrum(transform)
+
+
+@pytest.mark.parametrize("s", [(-1,), (-1, -1), (2, -1)])
+@pytest.mark.parametrize("name", ["fftn", "rfftn", "irfftn", "ihfftn"])
+def test_n_dimensional_fft_still_keeps_a_dim_for_minus_one(name, s):
+    _same_spectrum(lambda L: getattr(L.fft, name)(L.arange(8.0).reshape(2, 4), s=s))
