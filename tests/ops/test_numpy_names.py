@@ -49,6 +49,7 @@ CALLS = {
     "renorm": lambda lib, x, **k: lib.renorm(x, p=2, maxnorm=1, **k),
     "trapezoid": lambda lib, x, **k: lib.trapezoid(x, **k),
     "cumulative_trapezoid": lambda lib, x, **k: lib.cumulative_trapezoid(x, **k),
+    "trapz": lambda lib, x, **k: lib.trapz(x, **k),
     "take_along_dim": lambda lib, x, **k: lib.take_along_dim(x, lib.zeros(3, 4, dtype=lib.long), **k),
     "tensor_split": lambda lib, x, **k: lib.tensor_split(x, 2, **k),
     "unflatten": lambda lib, x, **k: lib.unflatten(x, sizes=(2, 2), **k),

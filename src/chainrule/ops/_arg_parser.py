@@ -762,6 +762,8 @@ _SORT = ("(Tensor input, *, bool? stable, int64_t dim=-1, bool descending=False,
 _LINSPACE = tuple(f"({start} start, {end} end, int64_t steps, *, Tensor out=None, {_CREATION})"
                   for start, end in (("Tensor", "Tensor"), ("Scalar", "Tensor"), ("Tensor", "Scalar"),
                                      ("Scalar", "Scalar")))
+# torch takes samples ``x`` or a spacing ``dx``, never both, and no None for either
+_TRAPEZOID = ("(Tensor y, Tensor x, *, int64_t dim=-1)", "(Tensor y, *, Scalar dx=1, int64_t dim=-1)")
 _RANDOM_SIZED = (f"(IntArrayRef size, *, Generator? generator, Tensor out=None, {_CREATION})",
                  f"(IntArrayRef size, *, Tensor out=None, {_CREATION})")
 
@@ -805,6 +807,9 @@ SIGNATURES: dict[str, tuple] = {
                       "(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, "
                       "int64_t mode=0, bool sparse=False, Tensor? per_sample_weights=None, "
                       "bool include_last_offset=False)"),
+    "trapezoid": _TRAPEZOID,
+    "cumulative_trapezoid": _TRAPEZOID,
+    "trapz": ("(Tensor y, *, double dx=1, int64_t dim=-1)", "(Tensor y, Tensor x, *, int64_t dim=-1)"),
     "softmax": ("(Tensor input, int64_t dim, ScalarType? dtype=None, *, Tensor out=None)",),
     "log_softmax": ("(Tensor input, int64_t dim, ScalarType? dtype=None, *, Tensor out=None)",),
     "prod": ("(Tensor input, *, ScalarType? dtype=None)",

@@ -23,7 +23,7 @@ from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out
 from . import creation, elementwise
 from ._arg_parser import check_str, int_list
 from .count_sampling import torch_binomial_draws, torch_poisson_draws
-from .index import nonzero_indices, scatter_reduce
+from .index import index_func_meta, nonzero_indices, scatter_reduce
 from .mt19937_stream import from_double
 from .random import _rng
 from .reduce import sort
@@ -161,12 +161,10 @@ def index_reduce(input: Tensor, dim: int, index: Tensor, source: Tensor, reduce:
     check_str(reduce, "index_reduce", "reduce")
     if reduce not in ("prod", "mean", "amax", "amin"):
         raise RuntimeError(f"index_reduce(): Expected reduce to be one of prod, mean, amax or amin but got {reduce}.")
-    if index._data.ndim > 1:
-        raise IndexError("index_reduce_(): Index is supposed to be a vector")
-    d = _wrap_dim(dim, max(input._data.ndim, 1), "index_reduce")
-    if source._data.ndim and source._data.shape[d] != index._data.size:
-        raise RuntimeError(f"index_reduce_(): Number of indices ({index._data.size}) should be equal to "
-                           f"source.size(dim) ({source._data.shape[d]})")
+    d = index_func_meta("index_reduce", input, dim, index, source)
+    size = input._data.shape[d] if input._data.ndim else 1
+    if index._data.size and (builtins.int(index._data.max()) >= size or builtins.int(index._data.min()) < 0):
+        raise IndexError("index out of range in self")  # torch's kernel's words, not scatter_reduce's
     shape = [1] * source._data.ndim
     if shape:
         shape[d] = index._data.size

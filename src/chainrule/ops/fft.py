@@ -164,10 +164,15 @@ def _resize(x: Tensor, dims: tuple, sizes: tuple, op: str) -> Tensor:
     return x
 
 
+class _Length(tuple):
+    """A 1-D transform's ``n`` as its ``s``. Unlike an n-d ``s``, where -1 keeps a dim's size, torch
+    takes no -1 for ``n``: it is an invalid number of data points, as 0 is."""
+
+
 def _length(n, op: str):
     """A 1-D transform's ``n`` as its ``s``: an int (torch's parser refuses a float, a bool, a str, and
     one beyond int64 with its ValueError), or None."""
-    return None if n is None else (check_int(n, f"fft_{op}", "n"),)
+    return None if n is None else _Length((check_int(n, f"fft_{op}", "n"),))
 
 
 def _dims_and_sizes(x: Tensor, s, dim, op: str, default_dim=None) -> tuple:
@@ -179,6 +184,7 @@ def _dims_and_sizes(x: Tensor, s, dim, op: str, default_dim=None) -> tuple:
         dim = int_list(dim, f"fft_{op}", "dim")
     if ndim == 0 and dim:  # torch names the first dim it looked for
         raise IndexError(f"Dimension specified as {dim[0]} but tensor has no dimensions")
+    keeps_on_minus_one = not isinstance(s, _Length)
     if s is not None:
         s = int_list(s, f"fft_{op}", "s")
         if dim is None:
@@ -193,7 +199,7 @@ def _dims_and_sizes(x: Tensor, s, dim, op: str, default_dim=None) -> tuple:
     if not dims:
         raise RuntimeError(f"{op}: must transform at least one axis")
     sizes = s if s is not None else tuple(x._data.shape[d] for d in dims)
-    if s is not None:
+    if s is not None and keeps_on_minus_one:
         sizes = tuple(x._data.shape[d] if n == -1 else n for d, n in zip(dims, sizes))
     return dims, sizes
 
@@ -214,7 +220,7 @@ def _r2c(input, s, dim, norm, op: str, default_dim=None) -> Tensor:
 def _c2r(input, s, dim, norm, op: str, default_dim=None) -> Tensor:
     x = _as_complex(_input(input, op))
     dims, sizes = _dims_and_sizes(x, s, dim, op, default_dim)
-    if s is None or (isinstance(s, (tuple, list)) and s[-1] == -1):
+    if s is None or (isinstance(s, (tuple, list)) and not isinstance(s, _Length) and s[-1] == -1):
         last = 2 * (x._data.shape[dims[-1]] - 1)  # the default output length from the one-sided input
         sizes = sizes[:-1] + (last,)
     last = sizes[-1]

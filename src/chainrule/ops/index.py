@@ -1478,6 +1478,8 @@ def _made_without_grad_write_refusal(view: Tensor, raw_key, key) -> RuntimeError
 # and put take int64 only, and the in-place form's name is in the message of both forms
 _INDEX_DTYPES = {
     "index_add": ((np.int64, np.int32), RuntimeError, "index_add_(): Expected dtype int32/int64 for index but got: {}"),
+    "index_reduce": ((np.int64, np.int32), RuntimeError,
+                     "index_reduce_(): Expected dtype int32/int64 for index but got: {}"),
     "index_copy": ((np.int64,), RuntimeError, "index_copy_(): Expected a long tensor for index, but got {}"),
     "index_fill": ((np.int64,), IndexError, "index_fill_(): Expected dtype int64 for index."),
     "take": ((np.int64,), RuntimeError, "take(): Expected a long tensor for index, but got {}"),
@@ -1508,20 +1510,21 @@ def _index_array(index, op: str, vector: bool = False) -> np.ndarray:
 
 # torch's index_add_ and index_copy_ refuse an index of rank 2 or more before looking at its dtype
 _VECTOR_FIRST = {
-    "index_add": lambda array: (f"index_add_(): Index is supposed to be a vector, but got dim: {array.ndim} "
-                                f"with type: {scalar_name(array.dtype)} and size: {list(array.shape)}"),
+    **{op: lambda array, op=op: (f"{op}_(): Index is supposed to be a vector, but got dim: {array.ndim} "
+                                 f"with type: {scalar_name(array.dtype)} and size: {list(array.shape)}")
+       for op in ("index_add", "index_reduce")},
     "index_copy": lambda array: f"index_copy_(): Index should have dimension 1 or 0 (got {array.ndim})",
 }
 
 
 def _refuse_other_source_dtype(op: str, input: Tensor, source) -> None:
-    """torch's index_add_ / index_copy_ add or copy only a source of self's own dtype (no promotion),
-    checked after the index and before any shape."""
+    """torch's index_add_ / index_reduce_ / index_copy_ take only a source of self's own dtype (no
+    promotion), checked after the index and before any shape."""
     if not isinstance(source, Tensor) or source._data.dtype == input._data.dtype:
         return
     mine, theirs = scalar_name(input._data.dtype), scalar_name(source._data.dtype)
-    if op == "index_add":
-        raise RuntimeError(f"index_add_(): self ({mine}) and source ({theirs}) must have the same scalar type")
+    if op in ("index_add", "index_reduce"):
+        raise RuntimeError(f"{op}_(): self ({mine}) and source ({theirs}) must have the same scalar type")
     raise RuntimeError(f"index_copy_(): self and source expected to have the same dtype, but got (self) {mine} "
                        f"and (source) {theirs}")
 
@@ -1740,7 +1743,8 @@ def _scatter_src(input: Tensor, src: Tensor, op: str) -> Tensor:
     if not isinstance(src, Tensor):
         raise TypeError(f"{op}(): argument 'src' must be Tensor, not {type(src).__name__}")
     if src._data.dtype != input._data.dtype:
-        raise RuntimeError(f"{op}(): Expected self.dtype to be equal to src.dtype")
+        # torch's scatter_add and scatter_reduce share scatter's meta check, and its name
+        raise RuntimeError("scatter(): Expected self.dtype to be equal to src.dtype")
     return src
 
 
@@ -2144,6 +2148,34 @@ def _check_source(op: str, input: Tensor, source: Tensor, index: np.ndarray, dim
                            f"source.size(dim): ({src_shape[dim]}), for dim: {dim}")
 
 
+def index_func_meta(op: str, input: Tensor, dim: int, index: Tensor, source) -> int:
+    """torch's checks of index_add_ and index_reduce_ before any index is read (its
+    index_func_meta_impl), in its order: the dim on self, the index's rank and dtype, source's type
+    and dtype, the dim within source (or 0), one index per slice of source along it (one for a 0-d
+    source), then the other dims equal (every dim where either tensor is 0-d). Returns the dim."""
+    d = _wrap_dim(dim, input._data.ndim, op)
+    _index_array(index, op, vector=True)
+    if not isinstance(source, Tensor):
+        raise TypeError(f"{op}_(): argument 'source' (position 3) must be Tensor, not {type(source).__name__}")
+    _refuse_other_source_dtype(op, input, source)
+    self_sizes, source_sizes = list(input._data.shape), list(source._data.shape)
+    if d != 0 and d >= len(source_sizes):
+        raise RuntimeError(f"{op}_(): Indexing dim {d} is out of bounds of the source tensor with dim "
+                           f"{len(source_sizes)}")
+    numel = index._data.size
+    if numel != (source_sizes[d] if source_sizes else 1):
+        if not source_sizes:  # torch's message reads source.size(0) of a 0-d source, which fails first
+            raise IndexError("Dimension specified as 0 but tensor has no dimensions")
+        raise RuntimeError(f"{op}_(): Number of indices ({numel}) should be equal to source.size(dim): "
+                           f"({source_sizes[d]}), for dim: {d}")
+    if self_sizes and source_sizes:
+        del self_sizes[d], source_sizes[d]
+    if self_sizes != source_sizes:
+        raise RuntimeError(f"source tensor shape must match self tensor shape, excluding the specified dimension. "
+                           f"Got self.shape = {list(input._data.shape)} source.shape = {list(source._data.shape)}")
+    return d
+
+
 class IndexAdd(Function):
     label = "index_add"
     rule = "∂/∂self = G; ∂/∂source = α·G read at the slabs it was added to"
@@ -2174,22 +2206,8 @@ class IndexAdd(Function):
 def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1) -> Tensor:
     """torch.index_add: a copy of ``input`` with ``alpha * source`` slabs added at ``index``
     along ``dim`` (repeated indices accumulate)."""
-    # torch checks the dim, the index's rank and dtype, then source's dtype, before any shape
-    _wrap_dim(dim, input._data.ndim, "index_add")
-    _index_array(index, "index_add", vector=True)
-    _refuse_other_source_dtype("index_add", input, source)
-    if isinstance(source, Tensor) and input._data.ndim == 0 and source._data.ndim != 0:  # (before the index's range)
-        if index._data.size != source._data.shape[0]:
-            raise RuntimeError(f"index_add_(): Number of indices ({index._data.size}) should be equal to "
-                               f"source.size(dim): ({source._data.shape[0]}), for dim: 0")
-        raise RuntimeError(f"source tensor shape must match self tensor shape, excluding the specified dimension. "
-                           f"Got self.shape = [] source.shape = {list(source._data.shape)}")
-    if (input._data.ndim == 0 and isinstance(source, Tensor) and source._data.ndim == 0 and isinstance(index, Tensor)
-            and index._data.dtype in (np.int32, np.int64) and index._data.size != 1 and type(dim) is int and dim in (0, -1)):
-        # (after the index's dtype check) torch reads a 0-d self's slab at dim 0 for several indices
-        raise IndexError("Dimension specified as 0 but tensor has no dimensions")
+    index_func_meta("index_add", input, dim, index, source)
     array, d = _index_dim(input, dim, index, "index_add", alpha)
-    _check_source("index_add_", input, source, array, d)
     alpha = checked_scalar(alpha, input.dtype)  # -1 on uint8 adds 255 times, wrapping, as torch
     return IndexAdd.apply(input, source, index=array, dim=d, alpha=alpha)
 

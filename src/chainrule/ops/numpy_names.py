@@ -29,7 +29,7 @@ PUBLIC_NAMES = {
         "squeeze", "unsqueeze", "cat", "stack", "concat", "concatenate", "chunk", "unbind", "index_select",
         "gather", "diff", "narrow", "select", "nanquantile", "quantile", "scatter", "scatter_add", "index_fill",
         "cross", "renorm", "trapezoid", "take_along_dim", "tensor_split", "unflatten", "repeat_interleave",
-        "cumulative_trapezoid", "cosine_similarity",
+        "cumulative_trapezoid", "trapz", "cosine_similarity",
     ),
     "linalg": ("norm", "vector_norm"),
     "special": ("logsumexp", "softmax", "log_softmax"),

@@ -464,10 +464,6 @@ def _trapezoid(op: str, y: Tensor, x, dx, dim: int, cumulative: bool) -> Tensor:
     if y._data.ndim == 0:
         _refuse_scalar(y, x, dim, cumulative, op)
     d = _wrap_dim(dim, y._data.ndim, op)
-    if x is not None and dx is not None:
-        raise TypeError(f"{op}() received both x and dx: pass one")
-    if isinstance(x, numbers.Number):
-        x, dx = None, x
     if y._data.dtype == np.bool_ or (x is not None and x._data.dtype == np.bool_):
         operands = "`y`" if x is None else "`x` or `y`"
         raise RuntimeError(f"{op}: received a bool input for {operands}, but bool is not supported")
@@ -498,8 +494,9 @@ def trapezoid(y: Tensor, x=None, *, dx=None, dim: int = -1) -> Tensor:
 
 
 def trapz(y: Tensor, x=None, *, dx=None, dim: int = -1) -> Tensor:
-    """torch.trapz: the older name of ``trapezoid``."""
-    return _trapezoid("trapz", y, x, dx, dim, cumulative=False)
+    """torch.trapz: the older name of ``trapezoid``, whose ``dx`` torch parses as a float (so
+    ``dx=True`` is a spacing of 1.0, which ``trapezoid`` refuses)."""
+    return _trapezoid("trapz", y, x, None if dx is None else float(dx), dim, cumulative=False)
 
 
 def cumulative_trapezoid(y: Tensor, x=None, *, dx=None, dim: int = -1) -> Tensor:
