@@ -8,7 +8,9 @@ NotImplementedError pointing at ``chainrule.save`` (state dicts).
 """
 
 import builtins
+import functools
 import inspect
+import types
 import warnings
 
 from ..nn import Module
@@ -19,7 +21,7 @@ from . import annotations  # noqa: F401
 from ._container_types import isinstance
 
 __all__ = ["script", "trace", "trace_module", "ignore", "unused", "export", "is_scripting", "is_tracing", "save", "load",
-           "Final", "ScriptModule", "script_method", "annotate", "interface", "TracerWarning", "isinstance"]
+           "Final", "ScriptModule", "RecursiveScriptModule", "script_method", "annotate", "interface", "TracerWarning", "isinstance"]
 
 _NO_TORCHSCRIPT = ("chainrule.jit.{}: chainrule has no TorchScript format; save the state dict "
                    "with chainrule.save(model.state_dict(), path) instead")
@@ -125,7 +127,106 @@ def _script_if_tracing(fn):
 
 
 class ScriptModule(Module):
-    """torch.jit.ScriptModule: a Module; its ``@script_method``s run eagerly (no compiler)."""
+    """torch.jit.ScriptModule: a Module; its ``@script_method``s run eagerly (no compiler).
+
+    When the outermost ``__init__`` of a subclass returns, its submodules are replaced, at every depth,
+    by ``RecursiveScriptModule``s, as torch's compiler replaces them: code that walks ``modules()``
+    then sees what it sees on torch (no ``isinstance(m, nn.Linear)``, but ``original_name == "Linear"``),
+    sharing the same parameters, buffers and attributes.
+    """
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("_compiled_submodule", False):
+            return
+        init = cls.__init__
+
+        @functools.wraps(init)
+        def init_then_script(self, *args, **kwargs):
+            init(self, *args, **kwargs)
+            # each subclass wraps the __init__ it inherits: only the most derived one scripts (torch's ScriptMeta)
+            if type(self) is cls:
+                _script_submodules(self)
+
+        cls.__init__ = init_then_script
+
+    @property
+    def original_name(self) -> str:
+        return type(self).__name__
+
+
+class RecursiveScriptModule(ScriptModule):
+    """torch.jit.RecursiveScriptModule: a submodule of a ``ScriptModule``, compiled on torch. Here the
+    same module (its ``__dict__`` shared: parameters, buffers, hooks, attributes like ``in_features``)
+    under a class named RecursiveScriptModule that carries its original class's methods and class
+    attributes but is no subclass of it (``isinstance(m, nn.Linear)`` is False, as on torch). Its repr
+    is torch's, ``RecursiveScriptModule(original_name=Linear)``."""
+
+    # built from a module by _from_module, never by __init__, so there is no __init__ to wrap
+    _compiled_submodule = True
+
+    @classmethod
+    def _from_module(cls, module: Module) -> "RecursiveScriptModule":
+        scripted = object.__new__(_compiled_class(type(module)))
+        scripted.__dict__.update(module.__dict__)
+        object.__setattr__(scripted, "_modules", dict(module._modules))
+        _script_submodules(scripted)
+        return scripted
+
+    @property
+    def original_name(self) -> str:
+        return self._original_class.__name__
+
+    def extra_repr(self) -> str:
+        return f"original_name={self.original_name}"
+
+
+# what a compiled submodule keeps of its own: its identity, repr and attribute protocol
+_NOT_COPIED = frozenset({"__init__", "__new__", "__dict__", "__weakref__", "__module__", "__qualname__", "__doc__",
+                         "__annotations__", "__slots__", "__init_subclass__", "__class_getitem__", "__repr__",
+                         "extra_repr", "_get_name", "original_name", "__getattr__", "__setattr__", "__delattr__",
+                         "__getstate__", "__setstate__", "__reduce__", "__reduce_ex__", "__orig_bases__",
+                         "__parameters__", "__abstractmethods__", "_abc_impl"})
+
+
+@functools.cache
+def _compiled_class(original: type) -> type:
+    """A class per module class, mirroring its hierarchy down to Module (RecursiveScriptModule takes
+    Module's place), so each method's zero-argument super() still finds the next class's method."""
+    bases = tuple(_compiled_class(base) if issubclass(base, Module) else base
+                  for base in original.__bases__ if base is not Module)
+    if not any(issubclass(base, RecursiveScriptModule) for base in bases):
+        bases += (RecursiveScriptModule,)
+    class_cell = types.CellType()
+    namespace = {name: _with_class_cell(value, class_cell) for name, value in vars(original).items()
+                 if name not in _NOT_COPIED}
+    namespace.update(_original_class=original, _compiled_submodule=True, __module__=__name__)
+    compiled = type("RecursiveScriptModule", bases, namespace)
+    class_cell.cell_contents = compiled
+    return compiled
+
+
+def _with_class_cell(value, class_cell):
+    """``value`` with its functions' ``__class__`` cell (what zero-argument super() reads) swapped."""
+    if builtins.isinstance(value, types.FunctionType) and "__class__" in value.__code__.co_freevars:
+        cells = tuple(class_cell if name == "__class__" else cell
+                      for name, cell in zip(value.__code__.co_freevars, value.__closure__, strict=True))
+        swapped = types.FunctionType(value.__code__, value.__globals__, value.__name__, value.__defaults__, cells)
+        swapped.__kwdefaults__ = value.__kwdefaults__
+        return functools.update_wrapper(swapped, value)
+    if builtins.isinstance(value, (staticmethod, classmethod)):
+        return type(value)(_with_class_cell(value.__func__, class_cell))
+    if builtins.isinstance(value, property):
+        return property(*(_with_class_cell(f, class_cell) if f is not None else None
+                          for f in (value.fget, value.fset, value.fdel)), value.__doc__)
+    return value
+
+
+def _script_submodules(module: Module) -> None:
+    modules = module._modules
+    for name, child in modules.items():
+        if child is not None and not builtins.isinstance(child, ScriptModule):
+            modules[name] = RecursiveScriptModule._from_module(child)
 
 
 def script_method(fn):
