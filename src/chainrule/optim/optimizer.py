@@ -370,15 +370,18 @@ class Optimizer:
                 state[key] = value
         self.state = state
         missing_defaults = self._flag_defaults()
+        # the loaded groups are new dicts in a new list, as torch's: a wrapper that shared our list
+        # (SAM's base optimizer, Lookahead) is left holding the old groups until it re-shares
+        loaded_groups = []
         for group, saved in zip(self.param_groups, saved_groups):
-            params, names = group["params"], group.get("param_names")
-            group.clear()
-            group.update({k: v for k, v in saved.items() if k != "params"})
+            loaded = dict(saved)
+            loaded["params"] = group["params"]
+            if "param_names" in group and "param_names" not in loaded:  # a dict saved without names keeps ours
+                loaded["param_names"] = group["param_names"]
             for key, default in missing_defaults.items():  # flags added after the dict was written
-                group.setdefault(key, default)
-            group["params"] = params
-            if names is not None and "param_names" not in group:  # a dict saved without names keeps ours
-                group["param_names"] = names
+                loaded.setdefault(key, default)
+            loaded_groups.append(loaded)
+        self.param_groups = loaded_groups
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():
             post_hook(self)
 
