@@ -54,3 +54,37 @@ def test_tensor_dataset_size_mismatch_message_is_torchs():
     ours = _raised(lambda: cr_data.TensorDataset(chainrule.zeros(3), chainrule.zeros(4)))
     theirs = _raised(lambda: torch_data.TensorDataset(torch.zeros(3), torch.zeros(4)))
     assert ours == theirs == (AssertionError, "Size mismatch between tensors")
+
+
+# ---------------------------------------------------------------- pack_padded_sequence's lengths
+@pytest.mark.parametrize("lengths", ["list2d", "tensor2d", "tensor0d"])
+def test_pack_padded_sequence_lengths_not_1d_says_torchs_words(lengths):
+    def call(lib):
+        given = {"list2d": [[3], [1]], "tensor2d": lib.tensor([[3], [1]]), "tensor0d": lib.tensor(3)}[lengths]
+        return lib.nn.utils.rnn.pack_padded_sequence(lib.zeros(2, 3), given, batch_first=True)
+
+    ours, theirs = _raised(lambda: call(chainrule)), _raised(lambda: call(torch))
+    assert ours == theirs
+    assert theirs[1].startswith("'lengths' argument should be a 1D CPU int64 tensor")
+
+
+def test_pack_padded_sequence_lengths_as_list_or_tensor_still_pack_as_torch():
+    values = [[1.0, 2.0, 3.0], [4.0, 5.0, 0.0]]
+    for lengths in ([3, 2], "tensor"):
+        packed = [lib.nn.utils.rnn.pack_padded_sequence(
+            lib.tensor(values), lib.tensor([3, 2]) if lengths == "tensor" else lengths, batch_first=True)
+            for lib in (chainrule, torch)]
+        assert packed[0].data.tolist() == packed[1].data.tolist()
+        assert packed[0].batch_sizes.tolist() == packed[1].batch_sizes.tolist()
+
+
+# ---------------------------------------------------------------- errors of private modules
+@pytest.mark.parametrize("build", [
+    lambda lib: lib.nn.utils.parametrizations.spectral_norm(lib.nn.Linear(3, 4), n_power_iterations=0),
+    lambda lib: lib.nn.utils.parametrizations.spectral_norm(lib.nn.Linear(3, 4), n_power_iterations=-2),
+])
+def test_an_error_raised_inside_a_private_module_keeps_torchs_message(build):
+    """chainrule names a module's class and arguments in its constructor's errors; for a private one
+    (``_SpectralNorm``, built by ``spectral_norm``), that prefixed the whole weight's repr to torch's
+    'Expected n_power_iterations to be positive, but got n_power_iterations=0'."""
+    assert _raised(lambda: build(chainrule)) == _raised(lambda: build(torch))
