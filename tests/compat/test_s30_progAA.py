@@ -88,3 +88,35 @@ def test_an_error_raised_inside_a_private_module_keeps_torchs_message(build):
     (``_SpectralNorm``, built by ``spectral_norm``), that prefixed the whole weight's repr to torch's
     'Expected n_power_iterations to be positive, but got n_power_iterations=0'."""
     assert _raised(lambda: build(chainrule)) == _raised(lambda: build(torch))
+
+
+# ---------------------------------------------------------------- a DataLoader over an IterableDataset
+@pytest.mark.parametrize(("batch_size", "drop_last"), [(None, False), (1, False), (3, False), (1, True), (3, True)])
+def test_loader_over_an_iterable_dataset_holds_torchs_samplers(batch_size, drop_last):
+    """torch gives such a loader an ``_InfiniteConstantSampler`` and, when batching, a ``BatchSampler``
+    over it; chainrule held None in both, so code reading ``loader.sampler`` or
+    ``loader.batch_sampler.batch_size`` (as Lightning does) found nothing."""
+
+    def describe(lib, data):
+        class Stream(data.IterableDataset):
+            def __iter__(self):
+                return iter(range(7))
+
+        loader = data.DataLoader(Stream(), batch_size=batch_size, drop_last=drop_last)
+        batch_sampler = loader.batch_sampler
+        return (type(loader.sampler).__name__, type(batch_sampler).__name__,
+                None if batch_sampler is None else (batch_sampler.batch_size, batch_sampler.drop_last),
+                [b.tolist() if hasattr(b, "tolist") else b for b in loader])
+
+    assert describe(chainrule, cr_data) == describe(torch, torch_data)
+
+
+def test_infinite_constant_sampler_yields_none_as_torchs():
+    import itertools
+
+    from torch.utils.data.dataloader import _InfiniteConstantSampler as Theirs
+
+    from chainrule.utils.data.dataloader import _InfiniteConstantSampler as Ours
+
+    assert list(itertools.islice(Ours(), 4)) == list(itertools.islice(Theirs(), 4)) == [None] * 4
+    assert isinstance(Ours(), cr_data.Sampler)
