@@ -120,3 +120,76 @@ def test_infinite_constant_sampler_yields_none_as_torchs():
 
     assert list(itertools.islice(Ours(), 4)) == list(itertools.islice(Theirs(), 4)) == [None] * 4
     assert isinstance(Ours(), cr_data.Sampler)
+
+
+# ---------------------------------------------------------------- torch.func: stack_module_state, functional_call
+def test_stack_module_state_refuses_models_that_disagree_on_requires_grad():
+    def stack(lib):
+        lib.manual_seed(0)
+        models = [lib.nn.Linear(2, 1), lib.nn.Linear(2, 1)]
+        models[0].weight.requires_grad_(False)
+        return lib.func.stack_module_state(models)
+
+    ours, theirs = _raised(lambda: stack(chainrule)), _raised(lambda: stack(torch))
+    assert ours == theirs == (RuntimeError, "Expected weight from each model to have the same .requires_grad")
+
+
+def test_stack_module_state_stacks_frozen_models_as_torch():
+    def stack(lib):
+        lib.manual_seed(0)
+        models = [lib.nn.Linear(2, 1).requires_grad_(False) for _ in range(3)]
+        params, _ = lib.func.stack_module_state(models)
+        return {name: (p.requires_grad, p.is_leaf, p.tolist()) for name, p in params.items()}
+
+    assert stack(chainrule) == stack(torch)
+
+
+def _scaled_module(lib):
+    class Scaled(lib.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = lib.nn.Linear(2, 1)
+
+        def forward(self, x):
+            return self.l(x) * (self.scale if hasattr(self, "scale") else 1)
+
+    lib.manual_seed(0)
+    return Scaled()
+
+
+def test_functional_call_sets_a_name_that_is_no_parameter_as_an_attribute_for_the_call():
+    """torch's functional_call sets any other name as an attribute during the call and removes it
+    after; chainrule ignored it, so a module reading ``self.scale`` ran without it."""
+    def call(lib):
+        module = _scaled_module(lib)
+        out = lib.func.functional_call(module, {"scale": lib.tensor(10.0)}, (lib.ones(1, 2),))
+        return out.tolist(), hasattr(module, "scale")
+
+    assert call(chainrule) == call(torch)
+
+
+@pytest.mark.parametrize("values", [
+    lambda lib: {"foo.bar": lib.tensor(1.0)},
+    lambda lib: {"training": lib.tensor(1.0)},
+    lambda lib: {"l.weight": 3},
+])
+def test_functional_call_refuses_what_torch_refuses(values):
+    def call(lib):
+        return lib.func.functional_call(_scaled_module(lib), values(lib), (lib.ones(1, 2),))
+
+    assert _raised(lambda: call(chainrule)) == _raised(lambda: call(torch))
+
+
+def test_functional_call_with_a_parametrized_name_assigns_through_right_inverse_as_torch():
+    """The documented way to bypass a parametrization: the value given for ``weight`` goes through
+    the property, as in torch; chainrule ran the module's own weight_norm weight instead."""
+    def call(lib):
+        lib.manual_seed(0)
+        module = lib.nn.utils.parametrizations.weight_norm(lib.nn.Linear(3, 2))
+        x = lib.arange(6.0).view(2, 3) / 6
+        out = lib.func.functional_call(module, {"weight": lib.ones(2, 3)}, (x,))
+        return out, module(x)
+
+    (ours, ours_after), (theirs, theirs_after) = call(chainrule), call(torch)
+    assert torch.allclose(torch.tensor(ours.tolist()), theirs, atol=1e-6)
+    assert torch.allclose(torch.tensor(ours_after.tolist()), theirs_after, atol=1e-6)
