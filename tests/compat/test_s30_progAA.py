@@ -1,6 +1,7 @@
 """Session 30, lane progAA (data pipelines, parametrizations, torch.func): fixes found while writing
 the lane's programs, each checked against torch 2.13 on the same inputs."""
 
+import numpy as np
 import pytest
 
 import chainrule
@@ -193,3 +194,31 @@ def test_functional_call_with_a_parametrized_name_assigns_through_right_inverse_
     (ours, ours_after), (theirs, theirs_after) = call(chainrule), call(torch)
     assert torch.allclose(torch.tensor(ours.tolist()), theirs, atol=1e-6)
     assert torch.allclose(torch.tensor(ours_after.tolist()), theirs_after, atol=1e-6)
+
+
+# ---------------------------------------------------------------- default_collate / default_convert refusals
+@pytest.mark.parametrize("call", [
+    lambda lib, data: data.default_collate([np.array(["2020-01-01"], dtype="datetime64[D]")]),
+    lambda lib, data: data.default_convert(np.array(["2020-01-01"], dtype="datetime64[D]")),
+    lambda lib, data: data.default_collate([np.arange(3)[::-1]]),
+    lambda lib, data: data.default_convert(np.arange(3)[::-1]),
+    lambda lib, data: data.default_collate([lib.zeros(2), np.zeros(2)]),
+    lambda lib, data: data.default_collate(lib.arange(4).view(2, 2)),
+    lambda lib, data: data.default_collate([np.zeros(2, dtype=">f4")]),
+])
+def test_default_collate_refuses_as_torch(call):
+    """torch's collate converts arrays by torch.as_tensor and stacks by torch.stack, so their
+    refusals are theirs: a datetime64 array, a negative stride or a big-endian array (chainrule
+    copied them), a NumPy
+    array among tensors (an AttributeError here), a Tensor given as the batch (stacked here)."""
+    assert _raised(lambda: call(chainrule, cr_data)) == _raised(lambda: call(torch, torch_data))
+
+
+def test_default_collate_of_arrays_and_tensors_still_batches_as_torch():
+    def batches(lib, data):
+        return [data.default_collate([np.arange(3.0)[::2], np.ones(2)]).tolist(),
+                data.default_collate([np.zeros((2, 2)).T, np.ones((2, 2))]).tolist(),
+                data.default_collate((lib.zeros(1), lib.ones(1))).tolist(),
+                str(data.default_collate([np.float32(1), np.float32(2)]).dtype).split(".")[-1]]
+
+    assert batches(chainrule, cr_data) == batches(torch, torch_data)
