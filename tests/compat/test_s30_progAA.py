@@ -222,3 +222,16 @@ def test_default_collate_of_arrays_and_tensors_still_batches_as_torch():
                 str(data.default_collate([np.float32(1), np.float32(2)]).dtype).split(".")[-1]]
 
     assert batches(chainrule, cr_data) == batches(torch, torch_data)
+
+
+# ---------------------------------------------------------------- vmap's randomness error inside a constructor
+def test_module_built_under_vmap_raises_torchs_randomness_error_unprefixed():
+    """A Linear built inside a vmapped function draws its init: torch's RuntimeError reads the
+    same whether the draw is the user's or a constructor's; chainrule put 'Linear(in_features=3,
+    out_features=1): ' in front."""
+    def call(lib):
+        return lib.vmap(lambda x: lib.nn.Linear(3, 1)(x))(lib.ones(2, 3))
+
+    ours, theirs = _raised(lambda: call(chainrule)), _raised(lambda: call(torch))
+    assert ours == theirs
+    assert theirs[1].startswith("vmap: called random operation while in randomness error mode")
