@@ -43,7 +43,10 @@ def naming_the_class(init):
             named = getattr(error, "_names_its_class", False)
             # an arithmetic error may carry an errno and its text (math's OverflowError): its text is the message
             plain = len(error.args) == 1 and isinstance(error.args[0], str)
-            if depth == 0 and not named and (plain or isinstance(error, ArithmeticError)):
+            # a private class (``_SpectralNorm``) is built by a function the user called, never by the
+            # user: its arguments are not theirs to read, so torch's words stay as they are
+            public = not type(self).__name__.startswith("_")
+            if depth == 0 and public and not named and (plain or isinstance(error, ArithmeticError)):
                 message = error.args[0] if plain else str(error)
                 error.args = (f"{type(self).__name__}({_arguments(init, self, args, kwargs)}): {message}",)
             raise

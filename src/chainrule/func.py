@@ -1085,6 +1085,9 @@ def _reparametrized(module, values: dict, tie_weights: bool, strict: bool):
             if missing:
                 lines.append("\tMissing key(s): " + ", ".join(repr(k) for k in missing) + ".")
             raise RuntimeError("\n".join(lines))
+    for value in values.values():
+        if value is not None and not isinstance(value, Tensor):
+            raise TypeError(f"{value} is not an instance of torch.Tensor")
     replacement = dict((name, values[name]) for name in known if name in values)
     if tie_weights:
         # a weight shared under two names takes the value given for either name; two different
@@ -1101,16 +1104,47 @@ def _reparametrized(module, values: dict, tie_weights: bool, strict: bool):
             if name not in replacement and id(tensor) in by_identity:
                 replacement[name] = by_identity[id(tensor)]
     saved = []
+    assigned = []
     try:
         for name, value in replacement.items():
             owner, leaf = _owner(module, name)
             table = owner._parameters if leaf in owner._parameters else owner._buffers
             saved.append((table, leaf, table[leaf]))
             table[leaf] = value
+        for name in values:
+            if name not in known:
+                assigned.append(_assign_attribute(module, name, values[name]))
         yield
     finally:
+        for owner, leaf, original in reversed(assigned):
+            if original is _ABSENT:
+                if hasattr(owner, leaf):
+                    delattr(owner, leaf)
+            else:
+                setattr(owner, leaf, original)
         for table, leaf, original in reversed(saved):
             table[leaf] = original
+
+
+_ABSENT = object()
+
+
+def _assign_attribute(module, name: str, value):
+    """A name that is no parameter or buffer is set as an attribute for the call, as torch's
+    functional_call does: a parametrized tensor's name goes through its property (the
+    parametrization's right_inverse), any other name is added and removed afterwards. Returns
+    what to restore: (owner, attribute, its value before, or _ABSENT)."""
+    *path, leaf = name.split(".")
+    owner = module
+    for part in path:
+        if not hasattr(owner, part):
+            raise AttributeError(f"{owner._get_name()} has no attribute `{part}`")
+        owner = getattr(owner, part)
+    original = getattr(owner, leaf) if hasattr(owner, leaf) else _ABSENT
+    if original is not _ABSENT and original is not None and not isinstance(original, Tensor):
+        raise TypeError(f"attribute `{leaf}`: {original} is not an instance of torch.Tensor")
+    setattr(owner, leaf, value)
+    return owner, leaf, original
 
 
 def functional_call(module, parameter_and_buffer_dicts, args=None, kwargs=None, *, tie_weights: bool = True,
@@ -1147,12 +1181,20 @@ def stack_module_state(models) -> tuple:
         raise RuntimeError("stack_module_state: Expected all models to have the same training/eval mode.")
     if len({type(m) for m in models}) != 1:
         raise RuntimeError("stack_module_state: Expected all models to be of the same class.")
-    params = {}
-    for name, _ in models[0].named_parameters():
-        parts = [dict(m.named_parameters())[name] for m in models]
-        params[name] = _stack([p.detach() for p in parts]).requires_grad_(all(p.requires_grad for p in parts))
-    buffers = {name: _stack([dict(m.named_buffers())[name] for m in models]) for name, _ in models[0].named_buffers()}
+    all_params = [dict(m.named_parameters()) for m in models]
+    all_buffers = [dict(m.named_buffers()) for m in models]
+    params = {name: _stacked_leaf([p[name] for p in all_params], name) for name in all_params[0]}
+    buffers = {name: _stacked_leaf([b[name] for b in all_buffers], name) for name in all_buffers[0]}
     return params, buffers
+
+
+def _stacked_leaf(tensors: list, name: str):
+    """One stacked leaf: requiring grad when every part did; a mix is refused, as torch does,
+    since the ensemble's gradients could not mean the same thing for every member."""
+    requiring = [t.requires_grad for t in tensors]
+    if any(requiring) and not all(requiring):
+        raise RuntimeError(f"Expected {name} from each model to have the same .requires_grad")
+    return _stack([t.detach() for t in tensors]).requires_grad_(all(requiring))
 
 
 def replace_all_batch_norm_modules_(root):

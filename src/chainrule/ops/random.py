@@ -228,9 +228,13 @@ def _rng(generator, xp=np):
     A generator of the other device type is refused, as torch refuses it; so is any draw inside a
     vmap left in its default ``randomness="error"`` mode, as torch's vmap refuses it."""
     if any(frame.randomness == "error" for frame in _vmap_frames.running()):
-        raise RuntimeError("vmap: called random operation while in randomness error mode. Please either use the "
-                           "'same' or 'different' randomness flags on vmap or perform the randomness operation out "
-                           "of vmap")
+        error = RuntimeError("vmap: called random operation while in randomness error mode. Please either use the "
+                             "'same' or 'different' randomness flags on vmap or perform the randomness operation out "
+                             "of vmap")
+        # a module built under vmap (its init draws) raises this in torch's words, without the
+        # constructor's call in front (_naming): the complaint is the vmap's, not the arguments'
+        error._names_its_class = True
+        raise error
     if xp is _meta.module:
         return _meta.random_stream  # shapes only: no generator advances, as on torch's meta device
     if generator is not None:

@@ -111,11 +111,11 @@ def invert_permutation(permutation: Tensor | None) -> Tensor | None:
 
 
 def _lengths_array(lengths) -> np.ndarray:
-    if isinstance(lengths, Tensor):
-        if lengths.dim() != 1:
-            raise RuntimeError(f"pack_padded_sequence: 'lengths' must be 1-D, got {lengths.dim()}-D")
-        return np.asarray(lengths._data, dtype=np.int64)
-    return np.asarray(list(lengths), dtype=np.int64)
+    # torch first makes any lengths a CPU int64 tensor, so its complaint always says "Long"
+    array = np.asarray(lengths._data if isinstance(lengths, Tensor) else list(lengths), dtype=np.int64)
+    if array.ndim != 1:
+        raise RuntimeError(f"'lengths' argument should be a 1D CPU int64 tensor, but got {array.ndim}D cpu Long tensor")
+    return array
 
 
 def _sorted_positions(sequence: PackedSequence) -> np.ndarray:

@@ -10,7 +10,6 @@ import re
 
 import numpy as np
 
-from ... import _dtype
 from ...tensor import Tensor
 
 __all__ = ["default_collate", "default_convert"]
@@ -24,7 +23,11 @@ default_collate_err_msg_format = (
 def _from_numpy(array: np.ndarray) -> Tensor:
     if array.dtype.kind in "SUO":
         raise TypeError(default_collate_err_msg_format.format(array.dtype))
-    _dtype.from_numpy_dtype(array.dtype)  # TypeError for dtypes chainrule does not have
+    # torch.as_tensor's refusals, in its words: a dtype torch has no type for (datetime64), a
+    # negative stride
+    from ...ops.creation import _check_numpy_array
+
+    _check_numpy_array(array)
     # np.asarray, not np.ascontiguousarray: that one makes a 0-d array (a NumPy scalar's) 1-d
     return Tensor._make(np.asarray(array, order="C"))
 
@@ -47,7 +50,13 @@ def default_convert(data):
     return data
 
 
-def _stack(tensors: list) -> Tensor:
+def _stack(tensors) -> Tensor:
+    # torch.stack's own TypeErrors for what is not a sequence of tensors (a Tensor given as the
+    # batch, a NumPy array among tensors)
+    if not isinstance(tensors, (list, tuple)) or not all(isinstance(t, Tensor) for t in tensors):
+        from ... import stack  # the public one: its argument errors are worded as torch's
+
+        return stack(tensors, 0)
     if any(t.requires_grad for t in tensors):
         from ...ops.shape import stack
 
@@ -109,7 +118,7 @@ def collate(batch, *, collate_fn_map: dict | None = None):
 
 
 def collate_tensor_fn(batch, *, collate_fn_map: dict | None = None) -> Tensor:
-    return _stack(list(batch))
+    return _stack(batch if isinstance(batch, Tensor) else list(batch))
 
 
 def collate_numpy_array_fn(batch, *, collate_fn_map: dict | None = None):

@@ -142,13 +142,14 @@ class DataLoader:
         elif batch_size is None and drop_last:
             raise ValueError("batch_size=None option disables auto-batching and is mutually exclusive "
                              "with drop_last")
-        if sampler is None and not self._iterable:
+        if sampler is None and self._iterable:
+            # torch's placeholders: the dataset's own __iter__ decides the samples, but code that reads
+            # loader.sampler / loader.batch_sampler finds what torch's DataLoader holds
+            sampler = _InfiniteConstantSampler()
+        elif sampler is None:
             sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
-        if batch_size is not None and batch_sampler is None and not self._iterable:
+        if batch_size is not None and batch_sampler is None:
             batch_sampler = BatchSampler(sampler, batch_size, drop_last)
-        elif batch_size is not None and self._iterable and (
-                isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0):
-            raise ValueError(f"batch_size should be a positive integer value, but got batch_size={batch_size}")
 
         self.dataset = dataset
         self.batch_size = batch_size
@@ -249,6 +250,14 @@ class DataLoader:
         else:
             self._iterator._reset(self)
         return self._iterator
+
+
+class _InfiniteConstantSampler(Sampler):
+    """The sampler of a DataLoader over an IterableDataset, as torch's: ``None`` forever."""
+
+    def __iter__(self):
+        while True:
+            yield None
 
 
 def _draw_base_seed(loader: DataLoader) -> int:

@@ -6,7 +6,7 @@ import bisect
 import itertools
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -32,11 +32,9 @@ class Dataset(Generic[_T_co]):
         return ConcatDataset([self, other])
 
 
-class IterableDataset(Dataset):
-    """A stream of samples: subclasses define ``__iter__``."""
-
-    def __iter__(self):
-        raise NotImplementedError("Subclasses of IterableDataset should implement __iter__.")
+class IterableDataset(Dataset[_T_co], Iterable[_T_co]):
+    """A stream of samples: subclasses define ``__iter__``. Abstract, as torch's (it is an
+    ``Iterable``): ``IterableDataset()`` itself, or a subclass without ``__iter__``, raises TypeError."""
 
     def __add__(self, other: Dataset) -> ChainDataset:
         return ChainDataset([self, other])
@@ -52,8 +50,7 @@ class TensorDataset(Dataset):
             if t._data.ndim == 0:  # torch reads t.size(0) of each
                 raise IndexError("Dimension specified as 0 but tensor has no dimensions")
         if any(tensors[0]._data.shape[:1] != t._data.shape[:1] for t in tensors):
-            sizes = [t._data.shape[0] if t._data.ndim else None for t in tensors]
-            raise AssertionError(f"Size mismatch between tensors: first dimensions are {sizes}")
+            raise AssertionError("Size mismatch between tensors")
         self.tensors = tensors
 
     def __getitem__(self, index):
