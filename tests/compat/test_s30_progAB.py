@@ -42,3 +42,61 @@ def test_multinomial_without_replacement_rows_with_zero_weights_match_torch():
         chainrule.manual_seed(seed)
         got = chainrule.multinomial(chainrule.tensor(weights), 6)
         assert got.tolist() == expected.tolist(), seed
+
+
+def _outcome(module, make, *args, **kwargs):
+    try:
+        result = make(module)(*args, **kwargs)
+    except Exception as error:  # noqa: BLE001  (the error is what is compared)
+        return type(error).__name__, str(error)
+    return "value", result.detach().numpy().tolist(), str(result.dtype).rsplit(".", 1)[-1]
+
+
+_SINGULAR = [[1.0, 1.0], [1.0, 1.0]]
+_REGULAR = [[2.0, 1.0], [1.0, 3.0]]
+
+
+# linalg.cond of a singular matrix is inf for the orders computed through the inverse (torch fills a
+# failed inv_ex with inf); chainrule raised linalg.inv's LinAlgError. 'nuc' is torch's sum(S) * sum(1/S)
+@pytest.mark.parametrize("ord", [1, -1, float("inf"), float("-inf"), "fro", "nuc", 2, -2, None, True, -1.0])
+@pytest.mark.parametrize("matrix", [_SINGULAR, _REGULAR, [_REGULAR, _SINGULAR], [[0.0, 0.0], [0.0, 0.0]]])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_linalg_cond_of_singular_and_regular_matrices_matches_torch(ord, matrix, dtype):
+    if dtype == "float32" and matrix in (_SINGULAR, [_REGULAR, _SINGULAR]) and ord in ("nuc", 2, -2, None):
+        pytest.skip("through the smallest singular value of a singular matrix: LAPACK's rounding (1e-8 or 1e-17)")
+    results = [_outcome(m, lambda m: lambda: m.linalg.cond(m.tensor(matrix, dtype=getattr(m, dtype)), ord))
+               for m in (torch, chainrule)]
+    expected, got = results
+    assert got[0] == expected[0] == "value", results
+    np.testing.assert_allclose(got[1], expected[1], rtol=2e-6)
+    assert got[2] == expected[2]
+
+
+@pytest.mark.parametrize("shape, ord", [
+    ((3, 2), "fro"), ((3, 2), "nuc"), ((3, 2), 1), ((3, 2), 1.0), ((3, 2), -1.0), ((3, 2), float("inf")),
+    ((3, 2), float("-inf")), ((3, 2), True), ((3, 2), 3), ((3, 2), 3.5), ((3, 2), 1e20), ((3, 2), False),
+    ((3, 2), "bad"), ((2, 2), "bad"), ((2, 2), 0), ((2, 2), float("nan")), ((0, 3), 1), ((3, 0), "fro"),
+    ((0, 0), "nuc"), ((2, 0, 0), 1), ((0, 2, 2), "bad"), ((0, 0), 3), ((0, 3), "bad"), ((3,), 1),
+])
+def test_linalg_cond_errors_and_empty_matrices_match_torch(shape, ord):
+    results = [_outcome(m, lambda m: lambda: m.linalg.cond(m.ones(shape), ord)) for m in (torch, chainrule)]
+    assert results[1] == results[0]
+
+
+# torch names the nodes so; its backward through the inverse orders fails (its own in-place masked_fill_
+# on inv_ex's output), so those gradients are checked against the formula ||A|| ||A^-1|| by torch
+@pytest.mark.parametrize("ord", [1, -1, float("inf"), "fro", "nuc", None, -2])
+def test_linalg_cond_gradients_and_nodes_match_torch(ord):
+    values = np.array([[2.0, 1.0, 0.5], [1.0, 3.0, -1.0], [0.3, 0.2, 1.5]])
+    a = torch.tensor(values, requires_grad=True)
+    cond = torch.linalg.cond(a, ord)
+    node = type(cond.grad_fn).__name__
+    if node == "NanToNumBackward0":
+        cond = torch.linalg.matrix_norm(a, ord) * torch.linalg.matrix_norm(torch.linalg.inv(a), ord)
+    cond.backward()
+    ours = chainrule.tensor(values, requires_grad=True)
+    our_cond = chainrule.linalg.cond(ours, ord)
+    our_cond.backward()
+    assert our_cond.item() == pytest.approx(cond.item(), rel=1e-12)
+    np.testing.assert_allclose(ours.grad.numpy(), a.grad.numpy(), rtol=1e-10, atol=1e-12)
+    assert type(our_cond.grad_fn).__name__ == node

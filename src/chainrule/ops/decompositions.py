@@ -916,25 +916,61 @@ def linalg_matrix_rank(input: Tensor, tol=None, hermitian: bool = False, *, atol
     return _copy_out(_const(xp.asarray(rank)), out, "linalg.matrix_rank")
 
 
+_COND_ORDERS = (1.0, -1.0, 2.0, -2.0, math.inf, -math.inf)
+
+
+def _scalar_text(value) -> str:
+    """A Python number as torch's C++ Scalar prints it (ostream: 3, 3.5, 1e+20, nan)."""
+    return str(int(value)) if isinstance(value, (bool, int)) else format(value, "g")
+
+
 @cpu_autocast_policy("float32")
 def linalg_cond(input: Tensor, p=None, *, out=None) -> Tensor:
-    """torch.linalg.cond: σ₁/σₙ for p None/2 (σₙ/σ₁ for -2), else ‖A‖ₚ‖A⁻¹‖ₚ (square A) for
-    'fro', 'nuc', inf, -inf, 1, -1."""
+    """torch.linalg.cond: σ₁/σₙ for p None/2 (σₙ/σ₁ for -2); Σσ · Σ1/σ for 'nuc'; else ‖A‖ₚ‖A⁻¹‖ₚ
+    (square A) for 'fro', inf, -inf, 1, -1, infinite for a singular A (torch's inv_ex with the
+    failed inverses filled with inf, 0·inf read as inf). Empty matrices give 0."""
     A = input  # torch's Python binding takes these keyword names
-    from .linalg import inv, matrix_norm
+    from .linalg import matrix_norm
 
     if not isinstance(A, Tensor):
         raise TypeError(f"linalg.cond(): argument 'A' must be Tensor, not {type(A).__name__}")
     if A._data.ndim < 2:
         raise RuntimeError("linalg.cond: The input tensor must have at least 2 dimensions.")
-    if p is None or p in (2, -2):
+    rows, cols = A._data.shape[-2:]
+    by_name = isinstance(p, str)
+    if by_name:
+        # torch checks the shape before the name, and a number's value before the shape
+        if rows != cols:
+            raise RuntimeError(f"linalg.cond(ord={p}): A must be batches of square matrices, but they are "
+                               f"{rows} by {cols} matrices")
+        if p not in ("fro", "nuc"):
+            raise RuntimeError(f"linalg.cond got an invalid norm type: {p}")
+    elif p is not None and float(p) not in _COND_ORDERS:
+        raise RuntimeError(f"linalg.cond got an invalid norm type: {_scalar_text(p)}")
+    if A._data.size == 0:
+        xp = array_module(A._data)
+        empty = xp.zeros(A._data.shape[:-2], dtype=A._data.real.dtype)
+        return _copy_out(_const(empty), out, "linalg.cond")
+    if p is None or (not by_name and abs(float(p)) == 2):
         _check_float(A, "linalg.svd")  # through svdvals, whose checks name linalg.svd
         S = linalg_svdvals(A)
-        ratio = S[..., 0] / S[..., -1] if p != -2 else S[..., -1] / S[..., 0]
+        ratio = S[..., 0] / S[..., -1] if p is None or float(p) > 0 else S[..., -1] / S[..., 0]
         # torch takes the first and last values through a keepdim reduction, then squeezes
         return _copy_out(name_node(ratio, "SqueezeBackward1"), out, "linalg.cond")
-    _check_square(A, "linalg.cond")
-    return _copy_out(matrix_norm(A, p) * matrix_norm(inv(A), p), out, "linalg.cond")
+    if p == "nuc":
+        # torch's own definition, finite where an inverse's norm would not be
+        S = linalg_svdvals(A)
+        return _copy_out(S.sum(-1) * S.reciprocal().sum(-1), out, "linalg.cond")
+    if rows != cols:
+        # (std::to_string of the order: 1 for an int, 1.000000 for a float, inf)
+        shown = f"{p:f}" if isinstance(p, float) else str(int(p))
+        raise RuntimeError(f"linalg.cond(ord={shown}): A must be batches of square matrices, but they are "
+                           f"{rows} by {cols} matrices")
+    inverse, info = linalg_inv_ex(A)
+    inverse = inverse.masked_fill((info > 0)[..., None, None], math.inf)
+    result = matrix_norm(A, p) * matrix_norm(inverse, p)
+    # 0 · inf (a zero matrix) is inf, as NumPy's cond
+    return _copy_out(result.nan_to_num(math.inf, math.inf, -math.inf), out, "linalg.cond")
 
 
 # ---------------------------------------------------------------- lu
