@@ -100,3 +100,35 @@ def test_linalg_cond_gradients_and_nodes_match_torch(ord):
     assert our_cond.item() == pytest.approx(cond.item(), rel=1e-12)
     np.testing.assert_allclose(ours.grad.numpy(), a.grad.numpy(), rtol=1e-10, atol=1e-12)
     assert type(our_cond.grad_fn).__name__ == node
+
+
+# linalg.lstsq reads other as torch does: a vector right-hand side only when other is 1-d or has
+# input's shape without the last dim; other may have at most one dim fewer than input, and one that
+# is not a vector has all its dims but the last as its batch (torch's broadcast error or its result)
+@pytest.mark.parametrize("a_shape, b_shape", [
+    ((2, 6, 4), (6, 3)), ((2, 6, 4), (2, 6)), ((2, 6, 4), (6,)), ((6, 4), (6,)), ((2, 6, 4), (3, 6)),
+    ((2, 6, 4), (1, 6)), ((2, 6, 4), (5,)), ((6, 4), (5,)), ((2, 6, 4), (2, 5)), ((3, 2, 6, 4), (2, 6, 3)),
+    ((3, 2, 6, 4), (6, 3)), ((1, 6, 4), (3, 6, 2)), ((6, 4), (2, 6, 3)), ((6, 4), (3, 6)), ((1, 6, 4), (6, 6)),
+    ((1, 6, 4), (1, 6)), ((6, 6, 4), (6, 6)), ((1, 1, 6, 4), (1, 6, 6)), ((2, 1, 6, 4), (3, 6, 5)), ((6, 4), ()),
+    ((4, 6), (4,)), ((2, 4, 6), (2, 4)),
+])
+def test_linalg_lstsq_right_hand_side_shapes_match_torch(a_shape, b_shape):
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(a_shape), rng.standard_normal(b_shape)
+    results = []
+    for m in (torch, chainrule):
+        A, B = m.tensor(a, requires_grad=True), m.tensor(b, requires_grad=True)
+        try:
+            solution = m.linalg.lstsq(A, B).solution
+        except Exception as error:  # noqa: BLE001  (the error is what is compared)
+            results.append((type(error).__name__, str(error)))
+            continue
+        solution.sum().backward()
+        results.append((solution.detach().numpy(), A.grad.numpy(), B.grad.numpy()))
+    expected, got = results
+    if isinstance(expected[0], str):
+        assert got == expected
+        return
+    for ours, theirs in zip(got, expected):
+        assert ours.shape == theirs.shape
+        np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-10)

@@ -31,6 +31,7 @@ from .linalg import (
     _LU_CPU,
     _SLOGDET_LOW_PRECISION,
     _adjoint,
+    _broadcast_batch,
     _check_square,
     _checked_lu_pivots,
     _column_major,
@@ -835,7 +836,8 @@ class EmptyLstsqResiduals(Function):
 @_refuses_low_precision(_FLOAT_AND_DOUBLE_ONLY)
 def linalg_lstsq(input: Tensor, b: Tensor, rcond=None, *, driver=None):
     """torch.linalg.lstsq on CPU: the minimum-norm least-squares solution of ``A X = B`` (A
-    (..., m, n), B (..., m, k), batch dims broadcast) with torch's extra outputs for each driver:
+    (..., m, n), B (..., m, k), batch dims broadcast; B (m,) or of A's shape less its last dim is a
+    vector right-hand side) with torch's extra outputs for each driver:
     residuals ‖AX - B‖² per column (when m > n, every A has full rank and the driver is not
     'gelsy'), rank (not for 'gels'), singular_values ('gelsd', 'gelss'); the rest are empty.
     The gradient is torch's: through pinv(A) B (the residuals pass none back)."""
@@ -856,11 +858,22 @@ def linalg_lstsq(input: Tensor, b: Tensor, rcond=None, *, driver=None):
                            f"dtype {_dtype.scalar_name(A.dtype)} and other's dtype {_dtype.scalar_name(B.dtype)}")
     if A._data.dtype.kind not in "fVc":  # torch's LAPACK-backed lstsq names no op here
         raise RuntimeError("This function doesn't handle types other than float and double")
-    vector = B._data.ndim == A._data.ndim - 1
+    if B._data.ndim < 1:
+        raise RuntimeError("torch.linalg.lstsq: other must have at least 1 dimension.")
+    dim_diff = A._data.ndim - B._data.ndim
+    if not 0 <= dim_diff <= 1:
+        raise RuntimeError("torch.linalg.lstsq: input.dim() must be greater or equal to other.dim() and "
+                           "(input.dim() - other.dim()) <= 1")
+    # torch's vector case: other is (m,) or has input's shape without its last dim
+    vector = B._data.ndim == 1 or (dim_diff == 1 and B._data.shape == A._data.shape[:-1])
     rhs = B.unsqueeze(-1) if vector else B
     m, n = A._data.shape[-2:]
-    if rhs._data.ndim < 2 or rhs._data.shape[-2] != m:
-        raise RuntimeError("torch.linalg.lstsq: input.size(-2) should match other.size(-2)")
+    if rhs._data.shape[-2] != m:
+        raise RuntimeError(f"torch.linalg.lstsq: input.size(-2) should match other.size({-1 if vector else -2})")
+    if dim_diff == 1 and not vector:
+        # torch reads the batch of such an other as all its dims but the last, its matrix as its last two
+        batch = _broadcast_batch(A._data.shape[:-2], B._data.shape[:-1])
+        rhs = B.expand(*batch, *B._data.shape[-2:])
     xp = array_module(A._data)
     dtype = A._data.real.dtype  # of the singular values and residuals (real for complex A)
     rtol = np.finfo(dtype).eps * max(m, n) if rcond is None or rcond < 0 else rcond
