@@ -168,3 +168,40 @@ def test_wishart_samples_match_torch(df, sample_shape):
         np.testing.assert_allclose(our_grad, grad, rtol=1e-4)
     assert our_caught == caught
 
+
+_DTYPES = ["bool", "uint8", "int8", "int16", "int32", "int64", "uint16", "uint32", "uint64", "float16", "bfloat16",
+           "float32", "float64", "complex64", "complex128", "float8_e4m3fn", "float8_e5m2"]
+
+
+@pytest.mark.parametrize("dtype", _DTYPES)
+def test_tensor_type_names_match_torch(dtype):
+    assert chainrule.ones(1, dtype=getattr(chainrule, dtype)).type() == \
+        torch.ones(1, dtype=getattr(torch, dtype)).type()
+
+
+# the in-place error names a saved tensor as torch's C++ toString() does: its legacy Python name for
+# eight dtypes, 'CPUBoolType', 'CPUBFloat16Type', 'CPUComplexFloatType' ... for the others
+@pytest.mark.parametrize("dtype", _DTYPES)
+def test_modified_in_place_error_names_the_saved_type_as_torch(dtype):
+    messages = []
+    for m in (torch, chainrule):
+        class Scale(m.autograd.Function):
+            @staticmethod
+            def forward(ctx, x, w):
+                ctx.save_for_backward(w)
+                return x * 2
+
+            @staticmethod
+            def backward(ctx, grad):
+                ctx.saved_tensors  # noqa: B018  (the access that refuses)
+                return grad, None
+
+        x = m.zeros(3, requires_grad=True)
+        w = m.zeros(3, dtype=getattr(m, dtype))
+        y = Scale.apply(x, w)
+        w.fill_(1)
+        with pytest.raises(RuntimeError) as caught:
+            y.sum().backward()
+        messages.append(str(caught.value))
+    assert messages[1] == messages[0]
+
