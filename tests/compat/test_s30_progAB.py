@@ -205,3 +205,24 @@ def test_modified_in_place_error_names_the_saved_type_as_torch(dtype):
         messages.append(str(caught.value))
     assert messages[1] == messages[0]
 
+
+# index_put saves its index tensors: one written in place before backward refuses, as in torch, where
+# chainrule read the changed index and routed the gradient to other places (or failed on its shape)
+@pytest.mark.parametrize("index", [[0, 2], [True, False, True, False], 1, True])
+def test_index_put_refuses_an_index_written_in_place_before_backward(index):
+    messages = []
+    for m in (torch, chainrule):
+        x = m.zeros(4, requires_grad=True)
+        y = x * 1
+        i = m.tensor(index)
+        y[i] = m.tensor(5.0)
+        if i.dim():
+            i[1] = i[0]
+        else:  # a 0-d index is read as a number: torch saves no tensor of the user's, nothing refuses
+            i.fill_(0)
+        try:
+            y.sum().backward()
+            messages.append(x.grad.tolist())
+        except RuntimeError as error:
+            messages.append(str(error))
+    assert messages[1] == messages[0]
