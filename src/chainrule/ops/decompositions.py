@@ -1626,8 +1626,9 @@ def _svd_lowrank(A: Tensor, q: int, niter: int, M: Tensor | None):
 
 def svd_lowrank(A: Tensor, q: int | None = 6, niter: int = 2, M: Tensor | None = None):
     """torch.svd_lowrank: ``(U, S, V)`` of a randomized rank-``q`` SVD of A - M (A ≈ U diag(S) Vᴴ),
-    from a Gaussian sketch and ``niter`` power iterations; exact when rank(A - M) <= q. The draws
-    come from chainrule's generator, so the factors are not torch's bit for bit."""
+    from a Gaussian sketch and ``niter`` power iterations; exact when rank(A - M) <= q. The sketch
+    is torch's for a seed (torch's randn stream) and the steps are torch's, but the last SVD runs in
+    NumPy's LAPACK, not torch's MKL: singular values agree, singular vectors may differ in sign."""
     return _svd_lowrank(A, 6 if q is None else int(q), int(niter), M)
 
 
