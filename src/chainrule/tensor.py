@@ -680,7 +680,7 @@ class Tensor:
             raise TypeError(f"type() got unexpected keyword arguments {sorted(kwargs)}")
         if dtype is None:
             layout = "sparse." if self.is_sparse else ""  # torch.sparse.FloatTensor, torch.cuda.sparse.FloatTensor
-            name = _TYPE_NAMES.get(self.dtype.name) or f"UI{self.dtype.name[2:]}Tensor"  # uint16 -> UInt16Tensor
+            name = _TYPE_NAMES.get(self.dtype.name) or f"{_dtype.scalar_name(self.dtype)}Tensor"  # UInt16Tensor
             return f"torch.{'cuda.' if self.is_cuda else ''}{layout}{name}"
         if dtype is Tensor:  # the default tensor type, as torch.Tensor names it (nflows' `mask.type(torch.Tensor)`)
             dtype = "torch.Tensor"

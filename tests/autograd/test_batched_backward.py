@@ -355,7 +355,7 @@ _CASES = (
          + chainrule.linalg.solve(a + 3 * chainrule.eye(3, dtype=a.dtype), b[:, 0])[..., None]
          + chainrule.linalg.solve_triangular(a.triu() + 3 * chainrule.eye(3, dtype=a.dtype), b, upper=True)
          + chainrule.cholesky_solve(b, a.tril() + 3 * chainrule.eye(3, dtype=a.dtype))
-         + chainrule.linalg.lstsq(a[None] + 3 * chainrule.eye(3, dtype=a.dtype), b).solution[0],
+         + chainrule.linalg.lstsq(a + 3 * chainrule.eye(3, dtype=a.dtype), b[None]).solution,
          [(2, 3, 3), (3, 2)], (-1, 1)),
         ("lstsq_batch_of_one_rhs", lambda a, b: chainrule.linalg.lstsq(a, b).solution, [(2, 4, 3), (1, 4, 2)], (-1, 1)),
         ("cholesky_solve_and_inverse", lambda a, b: chainrule.cholesky_solve(b, a.tril() + 3 * chainrule.eye(

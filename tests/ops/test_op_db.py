@@ -73,7 +73,6 @@ NODE_NAME_NOT_YET_MATCHED: dict[str, str] = {
     "fmax": _COMPOSED,
     "fmin": _COMPOSED,
     "logaddexp": _COMPOSED,
-    "nan_to_num": _COMPOSED,
     "cross_entropy_probabilities": "torch divides by a Python number (DivBackward1); ours by a tensor (DivBackward0)",
     "linear_cross_entropy_probabilities": "its cross_entropy_probabilities: torch divides by a Python number (DivBackward1)",
     "batch_norm_eval": _COMPOSED,

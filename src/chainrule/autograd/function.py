@@ -1264,8 +1264,23 @@ def _modified_in_place(node, tensor, expected: int) -> RuntimeError:
         "enable anomaly detection to find the operation that failed to compute its gradient, with "
         "torch.autograd.set_detect_anomaly(True, check_nan=False).")
     return RuntimeError(f"one of the variables needed for gradient computation has been modified by an inplace "
-                        f"operation: [{tensor.type()} {list(tensor.shape)}]{which} is at version {tensor._version}; "
-                        f"expected version {expected} instead. Hint: {hint}")
+                        f"operation: [{_type_text(tensor)} {list(tensor.shape)}]{which} is at version "
+                        f"{tensor._version}; expected version {expected} instead. Hint: {hint}")
+
+
+# the eight dtypes whose tensors torch's C++ toString() prints by their legacy Python name
+_LEGACY_TYPE_SCALARS = {"Byte", "Char", "Short", "Int", "Long", "Half", "Float", "Double"}
+
+
+def _type_text(tensor) -> str:
+    """A tensor's type as torch's toString() gives it: 'torch.FloatTensor' for the legacy dtypes,
+    else the dispatch key and scalar name, 'CPUBoolType', 'CPUBFloat16Type', 'CPUComplexFloatType'."""
+    from .. import _dtype
+
+    scalar = _dtype.scalar_name(tensor.dtype)
+    if scalar in _LEGACY_TYPE_SCALARS:
+        return tensor.type()
+    return f"{'CUDA' if tensor.is_cuda else 'CPU'}{scalar}Type"
 
 
 # set by chainrule._methods: record_view_write(view, value) records ``view``'s new values ``value``

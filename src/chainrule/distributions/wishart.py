@@ -132,18 +132,30 @@ class Wishart(ExponentialFamily):
         return chol @ chol.transpose(-2, -1)
 
     def rsample(self, sample_shape=(), max_try_correction=None) -> Tensor:
-        """Bartlett draws; a draw that is not numerically positive definite (possible when
-        ndim - 1 < df < ndim) is redrawn up to ``max_try_correction`` times (default 10), with a
-        warning, and may still be singular after that (its log_prob then -inf)."""
+        """Bartlett draws, redrawn up to ``max_try_correction`` times (default 10), with a warning,
+        where torch's check calls them singular; a redraw may still be singular (log_prob -inf).
+
+        torch 2.13 tests the first draw with ``support.check`` not negated: a valid draw (nearly
+        every one) counts as singular, warns "Singular sample detected." and is replaced by a second
+        draw, which is the sample it returns. This does the same, for torch's numbers and warning."""
         max_try_correction = _MAX_TRY_CORRECTION if max_try_correction is None else max_try_correction
+        batch_dims = tuple(range(-1, -len(self._batch_shape) - 1, -1))
         sample = self._bartlett_sampling(sample_shape)
-        singular = ~self.support.check(sample)
-        if bool(singular.any()):
+        is_singular = self.support.check(sample)
+        if self._batch_shape:
+            is_singular = is_singular.amax(batch_dims)
+        if bool(is_singular.any()):
             warnings.warn("Singular sample detected.", stacklevel=2)
             for _ in range(max_try_correction):
-                sample = where(singular.unsqueeze(-1).unsqueeze(-1), self._bartlett_sampling(sample_shape), sample)
-                singular = ~self.support.check(sample)
-                if not bool(singular.any()):
+                sample_new = self._bartlett_sampling(is_singular[is_singular].shape)
+                # (a copy of the mask, which changes below: torch's index_put saves the mask itself,
+                # so its backward refuses any rsample with a sample or batch shape; this one does not)
+                sample[is_singular.clone()] = sample_new
+                is_singular_new = ~self.support.check(sample_new)
+                if self._batch_shape:
+                    is_singular_new = is_singular_new.amax(batch_dims)
+                is_singular[is_singular.clone()] = is_singular_new
+                if not bool(is_singular.any()):
                     break
         return sample
 

@@ -31,6 +31,7 @@ from .linalg import (
     _LU_CPU,
     _SLOGDET_LOW_PRECISION,
     _adjoint,
+    _broadcast_batch,
     _check_square,
     _checked_lu_pivots,
     _column_major,
@@ -835,7 +836,8 @@ class EmptyLstsqResiduals(Function):
 @_refuses_low_precision(_FLOAT_AND_DOUBLE_ONLY)
 def linalg_lstsq(input: Tensor, b: Tensor, rcond=None, *, driver=None):
     """torch.linalg.lstsq on CPU: the minimum-norm least-squares solution of ``A X = B`` (A
-    (..., m, n), B (..., m, k), batch dims broadcast) with torch's extra outputs for each driver:
+    (..., m, n), B (..., m, k), batch dims broadcast; B (m,) or of A's shape less its last dim is a
+    vector right-hand side) with torch's extra outputs for each driver:
     residuals ‖AX - B‖² per column (when m > n, every A has full rank and the driver is not
     'gelsy'), rank (not for 'gels'), singular_values ('gelsd', 'gelss'); the rest are empty.
     The gradient is torch's: through pinv(A) B (the residuals pass none back)."""
@@ -856,11 +858,22 @@ def linalg_lstsq(input: Tensor, b: Tensor, rcond=None, *, driver=None):
                            f"dtype {_dtype.scalar_name(A.dtype)} and other's dtype {_dtype.scalar_name(B.dtype)}")
     if A._data.dtype.kind not in "fVc":  # torch's LAPACK-backed lstsq names no op here
         raise RuntimeError("This function doesn't handle types other than float and double")
-    vector = B._data.ndim == A._data.ndim - 1
+    if B._data.ndim < 1:
+        raise RuntimeError("torch.linalg.lstsq: other must have at least 1 dimension.")
+    dim_diff = A._data.ndim - B._data.ndim
+    if not 0 <= dim_diff <= 1:
+        raise RuntimeError("torch.linalg.lstsq: input.dim() must be greater or equal to other.dim() and "
+                           "(input.dim() - other.dim()) <= 1")
+    # torch's vector case: other is (m,) or has input's shape without its last dim
+    vector = B._data.ndim == 1 or (dim_diff == 1 and B._data.shape == A._data.shape[:-1])
     rhs = B.unsqueeze(-1) if vector else B
     m, n = A._data.shape[-2:]
-    if rhs._data.ndim < 2 or rhs._data.shape[-2] != m:
-        raise RuntimeError("torch.linalg.lstsq: input.size(-2) should match other.size(-2)")
+    if rhs._data.shape[-2] != m:
+        raise RuntimeError(f"torch.linalg.lstsq: input.size(-2) should match other.size({-1 if vector else -2})")
+    if dim_diff == 1 and not vector:
+        # torch reads the batch of such an other as all its dims but the last, its matrix as its last two
+        batch = _broadcast_batch(A._data.shape[:-2], B._data.shape[:-1])
+        rhs = B.expand(*batch, *B._data.shape[-2:])
     xp = array_module(A._data)
     dtype = A._data.real.dtype  # of the singular values and residuals (real for complex A)
     rtol = np.finfo(dtype).eps * max(m, n) if rcond is None or rcond < 0 else rcond
@@ -916,25 +929,61 @@ def linalg_matrix_rank(input: Tensor, tol=None, hermitian: bool = False, *, atol
     return _copy_out(_const(xp.asarray(rank)), out, "linalg.matrix_rank")
 
 
+_COND_ORDERS = (1.0, -1.0, 2.0, -2.0, math.inf, -math.inf)
+
+
+def _scalar_text(value) -> str:
+    """A Python number as torch's C++ Scalar prints it (ostream: 3, 3.5, 1e+20, nan)."""
+    return str(int(value)) if isinstance(value, (bool, int)) else format(value, "g")
+
+
 @cpu_autocast_policy("float32")
 def linalg_cond(input: Tensor, p=None, *, out=None) -> Tensor:
-    """torch.linalg.cond: σ₁/σₙ for p None/2 (σₙ/σ₁ for -2), else ‖A‖ₚ‖A⁻¹‖ₚ (square A) for
-    'fro', 'nuc', inf, -inf, 1, -1."""
+    """torch.linalg.cond: σ₁/σₙ for p None/2 (σₙ/σ₁ for -2); Σσ · Σ1/σ for 'nuc'; else ‖A‖ₚ‖A⁻¹‖ₚ
+    (square A) for 'fro', inf, -inf, 1, -1, infinite for a singular A (torch's inv_ex with the
+    failed inverses filled with inf, 0·inf read as inf). Empty matrices give 0."""
     A = input  # torch's Python binding takes these keyword names
-    from .linalg import inv, matrix_norm
+    from .linalg import matrix_norm
 
     if not isinstance(A, Tensor):
         raise TypeError(f"linalg.cond(): argument 'A' must be Tensor, not {type(A).__name__}")
     if A._data.ndim < 2:
         raise RuntimeError("linalg.cond: The input tensor must have at least 2 dimensions.")
-    if p is None or p in (2, -2):
+    rows, cols = A._data.shape[-2:]
+    by_name = isinstance(p, str)
+    if by_name:
+        # torch checks the shape before the name, and a number's value before the shape
+        if rows != cols:
+            raise RuntimeError(f"linalg.cond(ord={p}): A must be batches of square matrices, but they are "
+                               f"{rows} by {cols} matrices")
+        if p not in ("fro", "nuc"):
+            raise RuntimeError(f"linalg.cond got an invalid norm type: {p}")
+    elif p is not None and float(p) not in _COND_ORDERS:
+        raise RuntimeError(f"linalg.cond got an invalid norm type: {_scalar_text(p)}")
+    if A._data.size == 0:
+        xp = array_module(A._data)
+        empty = xp.zeros(A._data.shape[:-2], dtype=A._data.real.dtype)
+        return _copy_out(_const(empty), out, "linalg.cond")
+    if p is None or (not by_name and abs(float(p)) == 2):
         _check_float(A, "linalg.svd")  # through svdvals, whose checks name linalg.svd
         S = linalg_svdvals(A)
-        ratio = S[..., 0] / S[..., -1] if p != -2 else S[..., -1] / S[..., 0]
+        ratio = S[..., 0] / S[..., -1] if p is None or float(p) > 0 else S[..., -1] / S[..., 0]
         # torch takes the first and last values through a keepdim reduction, then squeezes
         return _copy_out(name_node(ratio, "SqueezeBackward1"), out, "linalg.cond")
-    _check_square(A, "linalg.cond")
-    return _copy_out(matrix_norm(A, p) * matrix_norm(inv(A), p), out, "linalg.cond")
+    if p == "nuc":
+        # torch's own definition, finite where an inverse's norm would not be
+        S = linalg_svdvals(A)
+        return _copy_out(S.sum(-1) * S.reciprocal().sum(-1), out, "linalg.cond")
+    if rows != cols:
+        # (std::to_string of the order: 1 for an int, 1.000000 for a float, inf)
+        shown = f"{p:f}" if isinstance(p, float) else str(int(p))
+        raise RuntimeError(f"linalg.cond(ord={shown}): A must be batches of square matrices, but they are "
+                           f"{rows} by {cols} matrices")
+    inverse, info = linalg_inv_ex(A)
+    inverse = inverse.masked_fill((info > 0)[..., None, None], math.inf)
+    result = matrix_norm(A, p) * matrix_norm(inverse, p)
+    # 0 · inf (a zero matrix) is inf, as NumPy's cond
+    return _copy_out(result.nan_to_num(math.inf, math.inf, -math.inf), out, "linalg.cond")
 
 
 # ---------------------------------------------------------------- lu
@@ -1577,8 +1626,9 @@ def _svd_lowrank(A: Tensor, q: int, niter: int, M: Tensor | None):
 
 def svd_lowrank(A: Tensor, q: int | None = 6, niter: int = 2, M: Tensor | None = None):
     """torch.svd_lowrank: ``(U, S, V)`` of a randomized rank-``q`` SVD of A - M (A ≈ U diag(S) Vᴴ),
-    from a Gaussian sketch and ``niter`` power iterations; exact when rank(A - M) <= q. The draws
-    come from chainrule's generator, so the factors are not torch's bit for bit."""
+    from a Gaussian sketch and ``niter`` power iterations; exact when rank(A - M) <= q. The sketch
+    is torch's for a seed (torch's randn stream) and the steps are torch's, but the last SVD runs in
+    NumPy's LAPACK, not torch's MKL: singular values agree, singular vectors may differ in sign."""
     return _svd_lowrank(A, 6 if q is None else int(q), int(niter), M)
 
 

@@ -2176,7 +2176,7 @@ def nan_to_num(input: Tensor, nan=None, posinf=None, neginf=None) -> Tensor:
         neginf = float(limits.min) if neginf is None else neginf
         data = data.astype(np.float32)
     replaced = Tensor._make(xp.nan_to_num(data, nan=nan, posinf=posinf, neginf=neginf).astype(input._data.dtype))
-    return where(finite, input, replaced)
+    return name_node(where(finite, input, replaced), "NanToNumBackward0")
 
 
 # ---------------------------------------------------------------- comparisons and logic (no grad)

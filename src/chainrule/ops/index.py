@@ -840,6 +840,11 @@ class IndexPut(Function):
     @staticmethod
     def forward(ctx, x, value, key, raw_key=None):
         ctx.key, ctx.raw_key = key, raw_key
+        # the index tensors are saved as torch saves them: the rule reads their arrays (in ``key``),
+        # so one written in place since must refuse, as torch does, not route the gradient anew. A
+        # 0-d one torch reads as a number or a Python bool, saving no tensor of the user's
+        items = raw_key if isinstance(raw_key, tuple) else (raw_key,)
+        ctx.save_for_backward(*(item for item in items if isinstance(item, Tensor) and item._data.ndim))
         x[key] = value
         return x
 
@@ -847,6 +852,7 @@ class IndexPut(Function):
     def backward(ctx, grad):
         # overwritten elements get no gradient; the value gets what flowed to its slots
         xp = array_module(grad)
+        ctx.saved_values  # noqa: B018  (refuses index tensors written in place since forward)
         key = ctx.key
         grad_x = grad_value = None
         if ctx.needs_input_grad[0]:

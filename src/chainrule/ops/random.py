@@ -32,6 +32,7 @@ from ..autograd import function as _function
 from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, out_keyword_front, write_out
+from . import cpu_sort_order
 from ._arg_parser import check_float, check_int, int_list
 from .creation import (
     _dt,
@@ -706,8 +707,7 @@ def multinomial_on_cpu(data: np.ndarray, num_samples: int, replacement: bool, st
     (in memory order, as ``empty_like(self).exponential_()``), the largest ``num_samples`` keys
     first; with replacement per row the cumulative weights (summed in order, divided by their
     total, the last set to 1) and a double uniform per sample, the first category whose
-    cumulative weight reaches it. Zero-weight categories, tied at key 0, come in index order
-    where torch's topk leaves their order unspecified."""
+    cumulative weight reaches it."""
     check_multinomial_weights(data, num_samples, replacement)
     rows = np.atleast_2d(data)
     if not replacement or num_samples == 1:
@@ -719,7 +719,7 @@ def multinomial_on_cpu(data: np.ndarray, num_samples: int, replacement: bool, st
         if num_samples == 1:
             out = np.argmax(keys, axis=1)[:, None]
         else:
-            out = np.argsort(-keys, axis=1, kind="stable")[:, :num_samples]
+            out = _top_keys(keys, num_samples)
     else:
         uniforms = stream.random((len(rows), num_samples))
         out = np.empty((len(rows), num_samples), dtype=np.int64)
@@ -727,6 +727,18 @@ def multinomial_on_cpu(data: np.ndarray, num_samples: int, replacement: bool, st
             row[:] = np.searchsorted(multinomial_cumulative_weights(weights), draws, side="left")
     out = out.astype(np.int64, copy=False)
     return out if data.ndim == 2 else out[0]
+
+
+def _top_keys(keys: np.ndarray, num_samples: int) -> np.ndarray:
+    """The indices of each row's ``num_samples`` largest keys in the order torch's ``topk`` gives
+    them: zero weights all tie at key 0, and once the non-zero ones are drawn torch returns the
+    zeros in its nth_element / partial_sort order, which ``cpu_sort_order`` replays."""
+    out = np.argsort(-keys, axis=1, kind="stable")[:, :num_samples]
+    tied = cpu_sort_order.rows_with_ties(keys)
+    if int(tied.sum()) * keys.shape[1] <= cpu_sort_order.REPLAY_LIMIT:
+        for row in np.flatnonzero(tied):
+            out[row] = cpu_sort_order.topk_order(keys[row].tolist(), num_samples, largest=True, sorted=True)
+    return out
 
 
 def multinomial_cumulative_weights(weights: np.ndarray) -> np.ndarray:
