@@ -1229,7 +1229,20 @@ _UNARY_RULES = {
 }
 
 
-exp = _unary("Exp", np.exp, lambda g, x, y: g * y, saves="output", arithmetic=True)
+
+
+def _exp_array(x):
+    """e^x as torch's CPU kernel rounds it: its vectorised float32 exp is nearly always the correctly
+    rounded value, which the float64 exp rounded back to float32 gives too, while NumPy's own
+    float32 exp is an ulp off in about two values of five (of 1e6 randn floats 392,081 differed from
+    torch that way, 10,958 this way; e^1 was 2.7182820 for torch's 2.7182817). It costs about
+    1 ms more per million values."""
+    if x.dtype == np.float32 and array_module(x) is np:
+        return np.exp(x, dtype=np.float64).astype(np.float32)
+    return np.exp(x)
+
+
+exp = _unary("Exp", _exp_array, lambda g, x, y: g * y, saves="output", arithmetic=True)
 exp2 = _unary("Exp2", np.exp2, lambda g, x, y: g * y * float(np.log(2.0)), saves="output", arithmetic=True)
 expm1 = _unary("Expm1", np.expm1, lambda g, x, y: g * (y + 1), saves="output", arithmetic=True)
 log = _unary("Log", np.log, lambda g, x, y: g / x, arithmetic=True)
