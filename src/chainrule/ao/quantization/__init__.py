@@ -5,7 +5,8 @@ for ones that quantize their input per call."""
 
 from __future__ import annotations
 
-from . import observer, qconfig
+from . import fake_quantize, observer, qconfig
+from .fake_quantize import *  # noqa: F403
 from .fuse_modules import fuse_modules
 from .observer import *  # noqa: F403
 from .qconfig import *  # noqa: F403
@@ -13,4 +14,5 @@ from .quantize import convert, default_eval_fn, prepare, propagate_qconfig_, qua
 from .stubs import DeQuantStub, QuantStub, QuantWrapper
 
 __all__ = ["DeQuantStub", "QuantStub", "QuantWrapper", "convert", "default_eval_fn", "fuse_modules", "prepare",
-           "propagate_qconfig_", "quantize", "quantize_dynamic", *observer.__all__, *qconfig.__all__]
+           "propagate_qconfig_", "quantize", "quantize_dynamic", *fake_quantize.__all__, *observer.__all__,
+           *qconfig.__all__]

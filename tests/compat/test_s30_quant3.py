@@ -1,0 +1,253 @@
+"""Session 30, quant3 lane: quantization-aware training compared with torch.
+
+Fake quantization must give torch's floats bit for bit (they are what the trained weights and
+the converted integers are computed from) and torch's straight-through gradient; the fake
+quantizers must track the same statistics, choose the same scales and zero points, and print
+and save as torch's do.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+pytestmark = [pytest.mark.filterwarnings("ignore:Please use quant_min:UserWarning"),
+              pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor:UserWarning"),
+              pytest.mark.filterwarnings("ignore:torch.ao.quantization is deprecated:DeprecationWarning")]
+
+
+def _same_floats(ours, theirs) -> int:
+    """How many elements differ (NaN equal to NaN)."""
+    ours, theirs = np.asarray(ours), np.asarray(theirs)
+    assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
+    return int((~((ours == theirs) | (np.isnan(ours) & np.isnan(theirs)))).sum())
+
+
+def _with_edges(values: np.ndarray, scale: float, quant_max: int) -> np.ndarray:
+    # NaN, both infinities, signed zeros, exact halves (round half to even) and the clamp boundary
+    values.flat[:10] = [np.nan, np.inf, -np.inf, 0.0, -0.0, scale * 0.5, scale * 1.5, -scale * 2.5,
+                        scale * quant_max, scale * (quant_max + 0.5)]
+    return values
+
+
+def _run_both(fn_name, values, grad, *args, torch_args=None, chainrule_args=None):
+    results = []
+    for lib, extra in ((torch, torch_args), (chainrule, chainrule_args)):
+        x = lib.tensor(values, requires_grad=True)
+        y = getattr(lib, fn_name)(x, *(extra if extra is not None else args))
+        y.backward(lib.tensor(grad))
+        results.append((y.detach().numpy(), x.grad.numpy(), type(y.grad_fn).__name__))
+    return results
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+@pytest.mark.parametrize("scale,zero_point,quant_min,quant_max",
+                         [(0.1, 3, 0, 255), (0.0371, 0, -128, 127), (0.013, 64, 0, 127), (1.7, -3, -8, 7)])
+@pytest.mark.parametrize("tensor_qparams", [False, True])
+def test_fake_quantize_per_tensor_matches_torch_bit_for_bit(dtype, scale, zero_point, quant_min, quant_max,
+                                                            tensor_qparams):
+    rng = np.random.default_rng(abs(hash((dtype, scale, tensor_qparams))) % 2 ** 32)
+    values = _with_edges((rng.standard_normal(2000) * 3).astype(dtype), scale, quant_max)
+    grad = rng.standard_normal(2000).astype(dtype)
+    if tensor_qparams:  # the overload taking one-element tensors has its own node name
+        torch_args = (torch.tensor(scale), torch.tensor(zero_point), quant_min, quant_max)
+        ours_args = (chainrule.tensor(scale), chainrule.tensor(zero_point), quant_min, quant_max)
+    else:
+        torch_args = ours_args = (scale, zero_point, quant_min, quant_max)
+    (t_out, t_grad, t_node), (c_out, c_grad, c_node) = _run_both(
+        "fake_quantize_per_tensor_affine", values, grad, torch_args=torch_args, chainrule_args=ours_args)
+    assert _same_floats(c_out, t_out) == 0
+    assert _same_floats(c_grad, t_grad) == 0
+    assert c_node == t_node
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+@pytest.mark.parametrize("zero_point_dtype", ["int32", "float32"])
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_fake_quantize_per_channel_matches_torch_bit_for_bit(dtype, zero_point_dtype, axis):
+    rng = np.random.default_rng(axis + 3 * len(dtype) + len(zero_point_dtype))
+    values = (rng.standard_normal((4, 5, 6)) * 3).astype(dtype)
+    values[0, 0, :3] = [np.nan, np.inf, -np.inf]  # this kernel sends all three to quant_min
+    grad = rng.standard_normal(values.shape).astype(dtype)
+    channels = values.shape[axis]
+    scale = rng.uniform(0.01, 0.5, channels).astype(np.float32)
+    zero_point = rng.integers(0, 20, channels).astype(zero_point_dtype)
+    if zero_point_dtype == "float32":
+        zero_point += rng.uniform(-0.5, 0.5, channels).astype(np.float32)
+    (t_out, t_grad, t_node), (c_out, c_grad, c_node) = _run_both(
+        "fake_quantize_per_channel_affine", values, grad,
+        torch_args=(torch.tensor(scale), torch.tensor(zero_point), axis, 0, 63),
+        chainrule_args=(chainrule.tensor(scale), chainrule.tensor(zero_point), axis, 0, 63))
+    assert _same_floats(c_out, t_out) == 0
+    assert _same_floats(c_grad, t_grad) == 0
+    assert c_node == t_node
+
+
+def _error_of(call):
+    try:
+        call()
+    except Exception as error:  # noqa: BLE001 - the class is what is compared
+        return type(error), str(error)
+    return None
+
+
+_X = np.linspace(-2, 2, 12, dtype=np.float32).reshape(3, 4)
+_FAKE_QUANTIZE_ERRORS = [
+    lambda lib: lib.fake_quantize_per_tensor_affine(lib.tensor(_X), 0.1, 3, 10, 5),
+    lambda lib: lib.fake_quantize_per_tensor_affine(lib.tensor(_X), 0.1, 300, 0, 255),
+    lambda lib: lib.fake_quantize_per_tensor_affine(lib.tensor(_X).long(), 0.1, 3, 0, 255),
+    lambda lib: lib.fake_quantize_per_tensor_affine(lib.tensor(_X), lib.tensor([0.1, 0.2]), lib.tensor(3), 0, 255),
+    lambda lib: lib.fake_quantize_per_channel_affine(lib.tensor(_X), lib.ones(3),
+                                                     lib.zeros(3, dtype=lib.int64), 0, 0, 255),
+    lambda lib: lib.fake_quantize_per_channel_affine(lib.tensor(_X), lib.ones(3, dtype=lib.float64),
+                                                     lib.zeros(3, dtype=lib.int32), 0, 0, 255),
+    lambda lib: lib.fake_quantize_per_channel_affine(lib.tensor(_X), lib.ones(4), lib.zeros(3, dtype=lib.int32),
+                                                     0, 0, 255),
+    lambda lib: lib.fake_quantize_per_channel_affine(lib.tensor(_X), lib.ones(4), lib.zeros(4, dtype=lib.int32),
+                                                     0, 0, 255),
+    lambda lib: lib.fake_quantize_per_channel_affine(lib.tensor(_X), lib.ones(3), lib.zeros(3, dtype=lib.int32),
+                                                     2, 0, 255),
+    lambda lib: lib.fake_quantize_per_channel_affine(lib.tensor(_X), lib.ones(3),
+                                                     lib.full((3,), 300, dtype=lib.int32), 0, 0, 255),
+    lambda lib: lib.fake_quantize_per_channel_affine(lib.tensor(_X), lib.ones(3), lib.zeros(3, dtype=lib.int32),
+                                                     0, 5, 2),
+    lambda lib: lib.fake_quantize_per_channel_affine(lib.tensor(_X), lib.ones(3), lib.zeros(3, dtype=lib.int32),
+                                                     -2, 0, 255),
+]
+
+
+@pytest.mark.parametrize("index", range(len(_FAKE_QUANTIZE_ERRORS)))
+def test_fake_quantize_errors_match_torch(index):
+    theirs = _error_of(lambda: _FAKE_QUANTIZE_ERRORS[index](torch))
+    ours = _error_of(lambda: _FAKE_QUANTIZE_ERRORS[index](chainrule))
+    assert theirs is not None
+    assert ours[0].__name__ == theirs[0].__name__ and ours[1] == theirs[1]
+
+
+def test_fake_quantize_gradient_is_the_derivative_where_the_clamp_holds():
+    # outside [quant_min, quant_max] the output is constant, so the straight-through gradient (0
+    # there) is the true derivative and finite differences must agree; inside, the STE passes the
+    # gradient unchanged, which torch defines and the comparisons above check
+    below = -1.0 - chainrule.rand(6, dtype=chainrule.float64)
+    above = 60.0 + chainrule.rand(6, dtype=chainrule.float64)  # beyond 255 steps of either scale
+    x = chainrule.cat([below, above]).requires_grad_()
+    assert chainrule.autograd.gradcheck(lambda t: chainrule.fake_quantize_per_tensor_affine(t, 0.1, 0, 0, 255), (x,))
+    channels = chainrule.tensor([0.1, 0.2], dtype=chainrule.float32)
+    zeros = chainrule.zeros(2, dtype=chainrule.int32)
+    assert chainrule.autograd.gradcheck(
+        lambda t: chainrule.fake_quantize_per_channel_affine(t, channels, zeros, 1, 0, 255), (x.view(6, 2),))
+    # in range: the gradient is the upstream one, element for element
+    inside = chainrule.tensor([0.05, 1.0, 2.0], requires_grad=True)
+    chainrule.fake_quantize_per_tensor_affine(inside, 0.1, 0, 0, 255).sum().backward()
+    np.testing.assert_array_equal(inside.grad.numpy(), np.ones(3, np.float32))
+
+
+def _fake_quantizer_trace(lib, maker_name, backend=None, part=None):
+    """A fake quantizer's repr, state_dict keys, and per call its output, input gradient, scale,
+    zero point and node name over six calls that switch the observer and fake quantization off and
+    on again as a QAT schedule does."""
+    quantization = lib.ao.quantization
+    make = getattr(quantization.get_default_qat_qconfig(backend), part) if backend else getattr(quantization,
+                                                                                                maker_name)
+    fake_quantizer = make()
+    trace = [repr(fake_quantizer).replace("chainrule", "torch"), list(fake_quantizer.state_dict())]
+    rng = np.random.default_rng(len(maker_name) + len(backend or ""))
+    weight_like = part == "weight" or "weight" in maker_name
+    switches = {2: quantization.disable_observer, 3: quantization.disable_fake_quant,
+                4: quantization.enable_fake_quant, 5: quantization.enable_observer}
+    for step in range(6):
+        shape = (4, 3, 5) if weight_like else (6, 7)
+        values = (rng.standard_normal(shape) * (1 + step) + (0.5 if step % 2 else 0)).astype(np.float32)
+        if step in switches:
+            fake_quantizer.apply(switches[step])
+        x = lib.tensor(values, requires_grad=True)
+        y = fake_quantizer(x)
+        y.backward(lib.tensor(rng.standard_normal(shape).astype(np.float32)))
+        trace.append((y.detach().numpy().copy(), x.grad.numpy().copy(), fake_quantizer.scale.numpy().copy(),
+                      fake_quantizer.zero_point.numpy().copy(), type(y.grad_fn).__name__))
+    scale, zero_point = fake_quantizer.calculate_qparams()
+    trace += [repr(fake_quantizer).replace("chainrule", "torch"), scale.numpy(), zero_point.numpy(),
+              {key: value.numpy().copy() for key, value in fake_quantizer.state_dict().items()}]
+    return trace
+
+
+_FAKE_QUANTIZERS = [("default_fake_quant", None, None), ("default_weight_fake_quant", None, None),
+                    ("default_per_channel_weight_fake_quant", None, None),
+                    ("default_fused_act_fake_quant", None, None), ("default_fused_wt_fake_quant", None, None),
+                    ("fused_wt_fake_quant_range_neg_127_to_127", None, None),
+                    ("fused_per_channel_wt_fake_quant_range_neg_127_to_127", None, None),
+                    ("x86", "x86", "activation"), ("x86", "x86", "weight"), ("qnnpack", "qnnpack", "activation"),
+                    ("qnnpack", "qnnpack", "weight"), ("fbgemm", "fbgemm", "weight")]
+
+
+def _assert_same_trace(ours, theirs) -> None:
+    assert len(ours) == len(theirs)
+    for our_item, their_item in zip(ours, theirs):
+        if isinstance(their_item, dict):
+            assert list(our_item) == list(their_item)
+            for key in their_item:
+                np.testing.assert_array_equal(our_item[key], their_item[key], err_msg=key)
+                assert our_item[key].dtype == their_item[key].dtype, key
+        elif isinstance(their_item, tuple):
+            for ours_part, theirs_part in zip(our_item, their_item):
+                if isinstance(theirs_part, str):
+                    assert ours_part == theirs_part
+                else:
+                    assert _same_floats(ours_part, theirs_part) == 0
+        elif isinstance(their_item, np.ndarray):
+            np.testing.assert_array_equal(our_item, their_item)
+            assert our_item.dtype == their_item.dtype
+        else:
+            assert our_item == their_item
+
+
+@pytest.mark.parametrize("maker_name,backend,part", _FAKE_QUANTIZERS)
+def test_fake_quantizers_track_torch_through_a_qat_schedule(maker_name, backend, part):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = _fake_quantizer_trace(torch, maker_name, backend, part)
+        ours = _fake_quantizer_trace(chainrule, maker_name, backend, part)
+    _assert_same_trace(ours, theirs)
+
+
+@pytest.mark.parametrize("backend", ["x86", "fbgemm", "qnnpack", "onednn"])
+@pytest.mark.parametrize("version", [0, 1])
+def test_default_qat_qconfigs_name_torchs_fake_quantizers(backend, version):
+    ours = chainrule.ao.quantization.get_default_qat_qconfig(backend, version)
+    theirs = torch.ao.quantization.get_default_qat_qconfig(backend, version)
+    assert repr(ours).replace("chainrule", "torch") == repr(theirs)
+    assert type(ours.activation()).__name__ == type(theirs.activation()).__name__
+
+
+def test_qat_qconfig_constants_and_errors_match_torch():
+    for name in ("default_qat_qconfig", "default_qat_qconfig_v2"):
+        ours = getattr(chainrule.ao.quantization, name)
+        assert repr(ours).replace("chainrule", "torch") == repr(getattr(torch.ao.quantization, name))
+    for lib_call in (lambda q: q.get_default_qat_qconfig("cuda"), lambda q: q.get_default_qat_qconfig("x86", 2),
+                     lambda q: q.FakeQuantize(quant_min=-1, quant_max=255),
+                     lambda q: q.FakeQuantize(quant_min=0, quant_max=256),
+                     lambda q: q.FakeQuantize(quant_min=5, quant_max=2),
+                     lambda q: q.FusedMovingAvgObsFakeQuantize(observer=q.MinMaxObserver)):
+        theirs = _error_of(lambda call=lib_call: call(torch.ao.quantization))
+        ours = _error_of(lambda call=lib_call: call(chainrule.ao.quantization))
+        assert theirs is not None and ours == theirs
+
+
+def test_fake_quantizer_state_dict_round_trips_per_channel_qparams():
+    make = chainrule.ao.quantization.default_per_channel_weight_fake_quant
+    trained = make()
+    trained(chainrule.randn(5, 3))
+    fresh = make()
+    fresh.load_state_dict(trained.state_dict())
+    np.testing.assert_array_equal(fresh.scale.numpy(), trained.scale.numpy())
+    assert fresh.scale.shape == (5,) and fresh.zero_point.dtype is chainrule.int32
+    # torch accepts the same state_dict into a fresh module
+    theirs = torch.ao.quantization.default_per_channel_weight_fake_quant()
+    theirs.load_state_dict({key: torch.from_numpy(value.numpy()) for key, value in trained.state_dict().items()})
+    np.testing.assert_array_equal(theirs.scale.numpy(), trained.scale.numpy())
