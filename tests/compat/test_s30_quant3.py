@@ -251,3 +251,98 @@ def test_fake_quantizer_state_dict_round_trips_per_channel_qparams():
     theirs = torch.ao.quantization.default_per_channel_weight_fake_quant()
     theirs.load_state_dict({key: torch.from_numpy(value.numpy()) for key, value in trained.state_dict().items()})
     np.testing.assert_array_equal(theirs.scale.numpy(), trained.scale.numpy())
+
+
+def _qat_net(lib):
+    nn, quantization = lib.nn, lib.ao.quantization
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.quant = quantization.QuantStub()
+            self.conv1, self.bn1, self.relu1 = nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU()
+            self.conv2, self.bn2 = nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4)
+            self.conv3, self.relu3 = nn.Conv2d(4, 4, 1), nn.ReLU()
+            self.fc, self.relu4, self.fc2 = nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 3)
+            self.dequant = quantization.DeQuantStub()
+
+        def forward(self, x):
+            x = self.quant(x)
+            x = self.relu1(self.bn1(self.conv1(x)))
+            x = self.relu3(self.conv3(self.bn2(self.conv2(x))))
+            return self.dequant(self.fc2(self.relu4(self.fc(x.reshape(x.shape[0], -1)))))
+
+    return Net()
+
+
+_FUSIONS = [["conv1", "bn1", "relu1"], ["conv2", "bn2"], ["conv3", "relu3"], ["fc", "relu4"]]
+
+
+def _prepared(lib, float_state, backend):
+    quantization = lib.ao.quantization
+    net = _qat_net(lib)
+    net.load_state_dict({key: lib.tensor(value) for key, value in float_state.items()})
+    net.train()
+    net = quantization.fuse_modules_qat(net, _FUSIONS)
+    net.qconfig = quantization.get_default_qat_qconfig(backend)
+    return quantization.prepare_qat(net)
+
+
+@pytest.mark.parametrize("backend", ["x86", "qnnpack"])
+def test_prepare_qat_and_convert_match_torch(backend):
+    """fuse_modules_qat + prepare_qat build torch's modules (reprs and state_dict keys); a QAT
+    schedule (observers off after 3 batches, BatchNorm frozen after 4) gives torch's outputs to 1e-6; the
+    converted model, from the same trained state, gives torch's reprs and integers."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.manual_seed(0)
+        float_state = {key: value.numpy().copy() for key, value in _qat_net(torch).state_dict().items()}
+        rng = np.random.default_rng(0)
+        batches = [rng.standard_normal((6, 2, 6, 6)).astype(np.float32) for _ in range(6)]
+        theirs, ours = _prepared(torch, float_state, backend), _prepared(chainrule, float_state, backend)
+        assert repr(ours).replace("chainrule", "torch") == repr(theirs)
+        assert list(ours.state_dict()) == list(theirs.state_dict())
+        for step, batch in enumerate(batches):
+            for net, lib in ((theirs, torch), (ours, chainrule)):
+                if step == 3:
+                    net.apply(lib.ao.quantization.disable_observer)
+                if step == 4:
+                    net.apply(lib.ao.nn.intrinsic.qat.freeze_bn_stats)
+            their_out = theirs(torch.tensor(batch)).detach().numpy()
+            our_out = ours(chainrule.tensor(batch)).detach().numpy()
+            # train-mode BatchNorm2d rounds its batch statistics a last bit apart from torch's (a
+            # BatchNorm matter, not QAT's: plain BatchNorm2d shows it), and the running statistics
+            # carry that bit on after the freeze
+            np.testing.assert_allclose(our_out, their_out, rtol=0, atol=1e-6)
+        # convert from one trained state, so the comparison is of the QAT -> quantized path alone
+        ours.load_state_dict({key: chainrule.tensor(value.numpy()) for key, value in theirs.state_dict().items()})
+        theirs_q = torch.ao.quantization.convert(theirs.eval())
+        ours_q = chainrule.ao.quantization.convert(ours.eval())
+        assert repr(ours_q).replace("chainrule", "torch") == repr(theirs_q)
+        assert list(ours_q.state_dict()) == list(theirs_q.state_dict())
+        for name in ("conv1", "conv2", "conv3", "fc", "fc2"):
+            np.testing.assert_array_equal(getattr(ours_q, name).weight().int_repr().numpy(),
+                                          getattr(theirs_q, name).weight().int_repr().numpy(), err_msg=name)
+        for batch in batches:
+            np.testing.assert_array_equal(ours_q(chainrule.tensor(batch)).numpy(), theirs_q(torch.tensor(batch)).numpy())
+
+
+def test_qat_modules_train_and_freeze_as_torch():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for lib in (torch, chainrule):
+            qconfig = lib.ao.quantization.get_default_qat_qconfig("x86")
+            layer = lib.ao.nn.intrinsic.qat.ConvBnReLU2d(3, 4, 3, qconfig=qconfig)
+            assert layer.bn.training and not layer.freeze_bn
+            layer.apply(lib.ao.nn.intrinsic.qat.freeze_bn_stats)
+            layer.train()
+            assert not layer.bn.training and layer.freeze_bn and layer.training  # a frozen BN stays in eval
+            layer.apply(lib.ao.nn.intrinsic.qat.update_bn_stats)
+            assert layer.bn.training
+        for call in (lambda lib: lib.ao.nn.qat.Linear(3, 2),
+                     lambda lib: lib.ao.nn.intrinsic.ConvBn2d(lib.nn.Conv2d(3, 4, 3), lib.nn.ReLU()),
+                     lambda lib: lib.ao.quantization.prepare_qat(lib.nn.Linear(2, 2).eval()),
+                     lambda lib: lib.ao.quantization.fuse_modules_qat(
+                         lib.nn.Sequential(lib.nn.Conv2d(3, 4, 3), lib.nn.BatchNorm2d(5)), ["0", "1"])):
+            theirs, ours = _error_of(lambda call=call: call(torch)), _error_of(lambda call=call: call(chainrule))
+            assert theirs is not None and ours == theirs
