@@ -346,3 +346,31 @@ def test_qat_modules_train_and_freeze_as_torch():
                          lib.nn.Sequential(lib.nn.Conv2d(3, 4, 3), lib.nn.BatchNorm2d(5)), ["0", "1"])):
             theirs, ours = _error_of(lambda call=call: call(torch)), _error_of(lambda call=call: call(chainrule))
             assert theirs is not None and ours == theirs
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("per_tensor", [False, True])
+def test_depthwise_quantized_conv_matches_torch(stride, relu, per_tensor):
+    # groups == channels runs fbgemm's depthwise kernel; its integers must be torch's too
+    rng = np.random.default_rng(stride + 2 * relu + 4 * per_tensor)
+    channels = 16
+    x = (rng.standard_normal((4, channels, 12, 12)) * 2).astype(np.float32)
+    w = (rng.standard_normal((channels, 1, 3, 3)) * 0.7).astype(np.float32)
+    b = (rng.standard_normal(channels) * 0.5).astype(np.float32)
+    w_scales = (np.abs(w).reshape(channels, -1).max(1) / 127).astype(np.float32)
+    outputs = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for lib in (torch, chainrule):
+            if per_tensor:
+                qw = lib.quantize_per_tensor(lib.tensor(w), float(w_scales.max()), 0, lib.qint8)
+            else:
+                qw = lib.quantize_per_channel(lib.tensor(w), lib.tensor(w_scales.astype(np.float64)),
+                                              lib.zeros(channels, dtype=lib.int64), 0, lib.qint8)
+            cls = lib.ao.nn.intrinsic.quantized.ConvReLU2d if relu else lib.ao.nn.quantized.Conv2d
+            conv = cls(channels, channels, 3, stride=stride, padding=1, groups=channels)
+            conv.set_weight_bias(qw, lib.tensor(b))
+            conv.scale, conv.zero_point = 0.04, 0 if relu else 64
+            outputs.append(conv(lib.quantize_per_tensor(lib.tensor(x), 0.03, 70, lib.quint8)).int_repr().numpy())
+    np.testing.assert_array_equal(outputs[1], outputs[0])
