@@ -374,3 +374,17 @@ def test_depthwise_quantized_conv_matches_torch(stride, relu, per_tensor):
             conv.scale, conv.zero_point = 0.04, 0 if relu else 64
             outputs.append(conv(lib.quantize_per_tensor(lib.tensor(x), 0.03, 70, lib.quint8)).int_repr().numpy())
     np.testing.assert_array_equal(outputs[1], outputs[0])
+
+
+def test_prepare_qat_warns_its_deprecation_at_the_callers_line_as_torch():
+    def user_warnings(lib):
+        model = lib.nn.Sequential(lib.ao.quantization.QuantStub(), lib.nn.Linear(2, 2))
+        model.qconfig = lib.ao.quantization.get_default_qat_qconfig("x86")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            lib.ao.quantization.prepare_qat(model)
+        return [(w.category, str(w.message)) for w in caught if w.filename == __file__]
+
+    theirs = [item for item in user_warnings(torch) if item[0] is DeprecationWarning]
+    ours = [item for item in user_warnings(chainrule) if item[0] is DeprecationWarning]
+    assert theirs and ours == theirs

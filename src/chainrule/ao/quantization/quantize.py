@@ -235,6 +235,7 @@ def prepare_qat(model, mapping=None, inplace: bool = False):
     qconfigs propagated, each layer swapped for its QAT module (``weight_fake_quant`` on its
     weight) and a fake quantizer (the qconfig's activation one) on each output, as prepare
     attaches observers. Train it, then convert(model.eval())."""
+    warnings.warn(_DEPRECATION, DeprecationWarning, stacklevel=_torch_function.user_stacklevel())
     if not model.training:
         raise AssertionError("prepare_qat only works on models in training mode")
     if not inplace:
