@@ -388,3 +388,13 @@ def test_prepare_qat_warns_its_deprecation_at_the_callers_line_as_torch():
     theirs = [item for item in user_warnings(torch) if item[0] is DeprecationWarning]
     ours = [item for item in user_warnings(chainrule) if item[0] is DeprecationWarning]
     assert theirs and ours == theirs
+
+
+def test_torch_nn_spellings_of_the_qat_modules_are_torch_ao_nn_ones():
+    for lib in (torch, chainrule):
+        assert lib.nn.qat.Linear is lib.ao.nn.qat.Linear
+        assert lib.nn.qat.Conv2d is lib.ao.nn.qat.Conv2d
+        assert lib.nn.intrinsic.qat.freeze_bn_stats is lib.ao.nn.intrinsic.qat.freeze_bn_stats
+        assert lib.nn.intrinsic.qat.ConvBnReLU2d is lib.ao.nn.intrinsic.qat.ConvBnReLU2d
+        assert lib.ao.quantization.fake_quantize.FakeQuantize is lib.ao.quantization.FakeQuantize
+        assert lib.quantization.FakeQuantize is lib.ao.quantization.FakeQuantize
