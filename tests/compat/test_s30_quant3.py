@@ -398,3 +398,29 @@ def test_torch_nn_spellings_of_the_qat_modules_are_torch_ao_nn_ones():
         assert lib.nn.intrinsic.qat.ConvBnReLU2d is lib.ao.nn.intrinsic.qat.ConvBnReLU2d
         assert lib.ao.quantization.fake_quantize.FakeQuantize is lib.ao.quantization.FakeQuantize
         assert lib.quantization.FakeQuantize is lib.ao.quantization.FakeQuantize
+
+
+@pytest.mark.parametrize("kind", ["Conv2d", "ConvReLU2d", "ConvBn2d", "ConvBnReLU2d"])
+def test_qat_conv_to_float_matches_torch(kind):
+    rng = np.random.default_rng(len(kind))
+    results = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for lib in (torch, chainrule):
+            qconfig = lib.ao.quantization.default_qat_qconfig
+            module = lib.ao.nn.qat if kind == "Conv2d" else lib.ao.nn.intrinsic.qat
+            layer = getattr(module, kind)(3, 4, 3, bias=True, qconfig=qconfig)
+            state = {key: lib.tensor(rng.standard_normal(tuple(value.shape)).astype(np.float32))
+                     for key, value in layer.state_dict().items() if key.endswith(("weight", "bias", "running_mean"))}
+            if "Bn" in kind:
+                state["bn.running_var"] = lib.tensor(np.linspace(0.5, 2, 4, dtype=np.float32))
+            layer.load_state_dict(state, strict=False)
+            rng = np.random.default_rng(len(kind))  # the same values for the other library
+            float_layer = layer.to_float()
+            conv = float_layer[0] if kind.endswith("ReLU2d") else float_layer
+            results.append((repr(float_layer).replace("chainrule", "torch"), float_layer.training,
+                            conv.weight.detach().numpy(), conv.bias.detach().numpy()))
+    (their_repr, their_mode, their_w, their_b), (our_repr, our_mode, our_w, our_b) = results
+    assert our_repr == their_repr and our_mode == their_mode
+    np.testing.assert_array_equal(our_w, their_w)
+    np.testing.assert_array_equal(our_b, their_b)

@@ -4,8 +4,10 @@ them in and convert turns them into quantized layers."""
 
 from __future__ import annotations
 
+from ....nn import functional as F
 from ....nn.modules.conv import Conv2d as _FloatConv2d
 from ....nn.modules.linear import Linear as _FloatLinear
+from ....nn.parameter import Parameter
 
 __all__ = ["Conv2d", "Linear"]
 
@@ -41,8 +43,6 @@ class Linear(_FloatLinear):
         self.weight_fake_quant = qconfig.weight(factory_kwargs=factory_kwargs)
 
     def forward(self, input):
-        from ....nn import functional as F
-
         return F.linear(input, self.weight_fake_quant(self.weight), self.bias)
 
     @classmethod
@@ -57,8 +57,6 @@ class Linear(_FloatLinear):
         return qat_linear
 
     def to_float(self):
-        from ....nn.parameter import Parameter
-
         linear = _FloatLinear(self.in_features, self.out_features, self.bias is not None)
         linear.weight = Parameter(self.weight.detach())
         if self.bias is not None:
@@ -98,3 +96,12 @@ class Conv2d(_FloatConv2d):
         qat_conv.weight = mod.weight
         qat_conv.bias = mod.bias
         return qat_conv
+
+    def to_float(self):
+        """The float Conv2d with this layer's weight and bias (detached copies' Parameters)."""
+        conv = _FloatConv2d(self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding,
+                            self.dilation, self.groups, self.bias is not None, self.padding_mode)
+        conv.weight = Parameter(self.weight.detach())
+        if self.bias is not None:
+            conv.bias = Parameter(self.bias.detach())
+        return conv

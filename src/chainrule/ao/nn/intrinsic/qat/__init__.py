@@ -10,6 +10,7 @@ import math
 
 from .....nn import functional as F
 from .....nn import init
+from .....nn.modules.activation import ReLU
 from .....nn.modules.conv import Conv2d as _FloatConv2d
 from .....nn.modules.normalization import BatchNorm2d
 from .....nn.parameter import Parameter
@@ -127,6 +128,20 @@ class ConvBn2d(_FloatConv2d):
         qat_convbn.bn.num_batches_tracked = bn.num_batches_tracked
         return qat_convbn
 
+    def to_float(self):
+        """The float Conv2d with the BatchNorm's running statistics folded in (ConvReLU2d with a
+        ReLU for ConvBnReLU2d), in this layer's train/eval mode."""
+        conv = _FloatConv2d(self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding,
+                            self.dilation, self.groups, self.bias is not None, self.padding_mode)
+        conv.weight = Parameter(self.weight.detach())
+        if self.bias is not None:
+            conv.bias = Parameter(self.bias.detach())
+        conv.weight, conv.bias = fuse_conv_bn_weights(conv.weight, conv.bias, self.bn.running_mean,
+                                                      self.bn.running_var, self.bn.eps, self.bn.weight, self.bn.bias)
+        float_module = _intrinsic.ConvReLU2d(conv, ReLU()) if self._relu else conv
+        float_module.train(self.training)
+        return float_module
+
     def fold_bn_weights(self) -> tuple:
         """(weight, bias) with the BatchNorm's running statistics folded in, as convert uses them."""
         return fuse_conv_bn_weights(self.weight, self.bias, self.bn.running_mean, self.bn.running_var,
@@ -144,6 +159,11 @@ class ConvReLU2d(_qat.Conv2d):
     """torch.ao.nn.intrinsic.qat.ConvReLU2d: the QAT Conv2d with a ReLU after it."""
 
     _FLOAT_MODULE = _intrinsic.ConvReLU2d
+
+    def to_float(self):
+        fused = _intrinsic.ConvReLU2d(super().to_float(), ReLU())
+        fused.train(self.training)
+        return fused
 
     def forward(self, input):
         return F.relu(self._conv_forward(input, self.weight_fake_quant(self.weight), self.bias))
