@@ -284,11 +284,13 @@ def _prepared(lib, float_state, backend):
     net.load_state_dict({key: lib.tensor(value) for key, value in float_state.items()})
     net.train()
     net = quantization.fuse_modules_qat(net, _FUSIONS)
-    net.qconfig = quantization.get_default_qat_qconfig(backend)
+    name, version = backend
+    net.qconfig = (quantization.default_qat_qconfig if name == "default"
+                   else quantization.get_default_qat_qconfig(name, version))
     return quantization.prepare_qat(net)
 
 
-@pytest.mark.parametrize("backend", ["x86", "qnnpack"])
+@pytest.mark.parametrize("backend", [("x86", 1), ("qnnpack", 1), ("x86", 0), ("default", None)])
 def test_prepare_qat_and_convert_match_torch(backend):
     """fuse_modules_qat + prepare_qat build torch's modules (reprs and state_dict keys); a QAT
     schedule (observers off after 3 batches, BatchNorm frozen after 4) gives torch's outputs to 1e-6; the
