@@ -426,3 +426,28 @@ def test_qat_conv_to_float_matches_torch(kind):
     assert our_repr == their_repr and our_mode == their_mode
     np.testing.assert_array_equal(our_w, their_w)
     np.testing.assert_array_equal(our_b, their_b)
+
+
+def test_fused_fake_quantizer_edge_inputs_as_torch():
+    def outcomes(lib):
+        quantization = lib.ao.quantization
+        calls = (
+            lambda: quantization.FusedMovingAvgObsFakeQuantize(
+                observer=quantization.MovingAveragePerChannelMinMaxObserver, ch_axis=1, quant_min=-128, quant_max=127,
+                dtype=lib.qint8, qscheme=lib.per_channel_symmetric)(lib.ones(3, 4)),
+            lambda: quantization.default_fused_per_channel_wt_fake_quant()(lib.ones(3)),
+        )
+        results = [_error_of(call) for call in calls]
+        # an empty batch changes neither the statistics nor the qparams
+        fake_quantizer = quantization.default_fused_act_fake_quant()
+        fake_quantizer(lib.full((2, 3), 2.0))
+        empty_out = fake_quantizer(lib.ones(0, 3))
+        state = {key: value.numpy().tolist() for key, value in fake_quantizer.state_dict().items()}
+        return results, tuple(empty_out.shape), state
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (their_errors, their_shape, their_state), (our_errors, our_shape, our_state) = outcomes(torch), outcomes(chainrule)
+    assert all(error is not None for error in their_errors)
+    assert [(t.__name__, m) for t, m in our_errors] == [(t.__name__, m) for t, m in their_errors]
+    assert our_shape == their_shape and our_state == their_state

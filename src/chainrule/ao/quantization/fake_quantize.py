@@ -250,8 +250,15 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
         observer = self.activation_post_process
         if self.ch_axis >= X.dim():
             raise RuntimeError("Error in fused_moving_avg_obs_fake_quant_cpu: ch_axis must be < self.dim()")
+        if X.numel() == 0:  # torch's fused op leaves statistics and qparams alone
+            return FusedMovingAvgObsFqHelper.apply(X)
         values = np.asarray(X.detach()._data)
         if self.is_per_channel:
+            if X.dim() == 1:  # torch reduces the flattened rows along dim 1, which a vector lacks
+                raise IndexError("Dimension out of range (expected to be in range of [-1, 0], but got 1)")
+            if self.ch_axis != 0 and self.observer_enabled[0] == 1:
+                raise RuntimeError("Per-channel FakeQuant in fused_moving_avg_obs_fake_quant is only supported on "
+                                   "axis == 0")
             rows = np.moveaxis(values, self.ch_axis, 0).reshape(values.shape[self.ch_axis], -1)
             if observer.min_val._data.size == 0:
                 channels = values.shape[self.ch_axis]
