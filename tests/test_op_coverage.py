@@ -165,6 +165,14 @@ NOT_OPS.update(_group(
     "quantize_per_tensor", "quantize_per_channel", "dequantize", "Tensor.dequantize",
 ))
 
+# --- s30 quant3: fake quantization ---
+NOT_OPS.update(_group(
+    "fake quantization: a step function whose straight-through gradient is not its derivative, so the "
+    "registry's gradcheck cannot hold; forward, gradient, node names and errors compared with torch element "
+    "by element on 100,000 values, gradcheck where it is smooth (tests/compat/test_s30_quant3.py)",
+    "fake_quantize_per_tensor_affine", "fake_quantize_per_channel_affine",
+))
+
 # --- bf16: autocast state ---
 NOT_OPS.update(_group(
     "autocast state (torch.set_autocast_enabled and friends): switch a mode, compute no tensor "

@@ -47,6 +47,7 @@ from .ops.quantized import (  # noqa: E402,F401
     dequantize, per_channel_affine, per_channel_affine_float_qparams, per_channel_symmetric, per_tensor_affine,
     per_tensor_symmetric, qscheme, quantize_per_channel, quantize_per_tensor,
 )
+from .ops.fake_quantize import *  # noqa: E402,F401,F403
 from .ops.linalg import *  # noqa: E402,F401,F403
 from .ops.decompositions import *  # noqa: E402,F401,F403
 from .ops.activation import *  # noqa: E402,F401,F403

@@ -31,10 +31,11 @@ del _name, _importlib
 
 
 def __getattr__(name: str):
-    # torch.nn.quantized / torch.nn.intrinsic: torch's older spellings of torch.ao.nn's (the static
-    # quantization tutorial writes nn.quantized.FloatFunctional()); ao sits above nn, so the
-    # import waits until the name is asked for
-    if name in ("quantized", "intrinsic"):
+    # torch.nn.quantized / torch.nn.intrinsic / torch.nn.qat: torch's older spellings of
+    # torch.ao.nn's (the static quantization tutorial writes nn.quantized.FloatFunctional() and
+    # torch.nn.intrinsic.qat.freeze_bn_stats); ao sits above nn, so the import waits until the
+    # name is asked for
+    if name in ("quantized", "intrinsic", "qat"):
         from .. import ao
 
         return getattr(ao.nn, name)

@@ -5,12 +5,22 @@ for ones that quantize their input per call."""
 
 from __future__ import annotations
 
-from . import observer, qconfig
-from .fuse_modules import fuse_modules
+from . import fake_quantize, observer, qconfig
+from .fake_quantize import *  # noqa: F403
+from .fuse_modules import fuse_modules, fuse_modules_qat
 from .observer import *  # noqa: F403
 from .qconfig import *  # noqa: F403
-from .quantize import convert, default_eval_fn, prepare, propagate_qconfig_, quantize, quantize_dynamic
+from .quantize import (
+    convert,
+    default_eval_fn,
+    prepare,
+    prepare_qat,
+    propagate_qconfig_,
+    quantize,
+    quantize_dynamic,
+)
 from .stubs import DeQuantStub, QuantStub, QuantWrapper
 
-__all__ = ["DeQuantStub", "QuantStub", "QuantWrapper", "convert", "default_eval_fn", "fuse_modules", "prepare",
-           "propagate_qconfig_", "quantize", "quantize_dynamic", *observer.__all__, *qconfig.__all__]
+__all__ = ["DeQuantStub", "QuantStub", "QuantWrapper", "convert", "default_eval_fn", "fuse_modules", "fuse_modules_qat",
+           "prepare", "prepare_qat", "propagate_qconfig_", "quantize", "quantize_dynamic", *fake_quantize.__all__, *observer.__all__,
+           *qconfig.__all__]

@@ -6,8 +6,19 @@ from __future__ import annotations
 from collections import namedtuple
 
 from ...nn.modules.module import Module
+from .fake_quantize import (
+    FakeQuantize,
+    FusedMovingAvgObsFakeQuantize,
+    default_fake_quant,
+    default_fused_act_fake_quant,
+    default_fused_per_channel_wt_fake_quant,
+    default_fused_wt_fake_quant,
+    default_per_channel_weight_fake_quant,
+    default_weight_fake_quant,
+)
 from .observer import (
     HistogramObserver,
+    MovingAverageMinMaxObserver,
     default_dynamic_quant_observer,
     default_float_qparams_observer,
     default_observer,
@@ -16,8 +27,9 @@ from .observer import (
     default_weight_observer,
 )
 
-__all__ = ["QConfig", "default_dynamic_qconfig", "default_per_channel_qconfig", "default_qconfig",
-           "float_qparams_weight_only_qconfig", "get_default_qconfig"]
+__all__ = ["QConfig", "default_dynamic_qconfig", "default_per_channel_qconfig", "default_qat_qconfig",
+           "default_qat_qconfig_v2", "default_qconfig", "float_qparams_weight_only_qconfig", "get_default_qat_qconfig",
+           "get_default_qconfig"]
 
 
 class QConfig(namedtuple("QConfig", ["activation", "weight"])):
@@ -38,6 +50,9 @@ default_per_channel_qconfig = QConfig(activation=default_observer, weight=defaul
 default_dynamic_qconfig = QConfig(activation=default_dynamic_quant_observer, weight=default_weight_observer)
 float_qparams_weight_only_qconfig = QConfig(activation=default_placeholder_observer,
                                             weight=default_float_qparams_observer)
+default_qat_qconfig = QConfig(activation=default_fake_quant, weight=default_weight_fake_quant)
+# the fused observer + fake quantizer: the same statistics in one step per call
+default_qat_qconfig_v2 = QConfig(activation=default_fused_act_fake_quant, weight=default_fused_wt_fake_quant)
 
 _SUPPORTED_BACKENDS = ["fbgemm", "x86", "qnnpack", "onednn"]
 
@@ -57,3 +72,26 @@ def get_default_qconfig(backend: str = "x86", version: int = 0) -> QConfig:
     reduce_range = backend in ("fbgemm", "x86")
     return QConfig(activation=HistogramObserver.with_args(reduce_range=reduce_range),
                    weight=default_per_channel_weight_observer)
+
+
+def get_default_qat_qconfig(backend: str = "x86", version: int = 1) -> QConfig:
+    """torch.ao.quantization.get_default_qat_qconfig: the quantization-aware-training qconfig torch
+    recommends for ``backend``: moving-average fake quantizers on activations (the range halved
+    on x86/fbgemm) and symmetric qint8 weights, per channel except on qnnpack; version 1 (the
+    default) builds the fused observer + fake quantizer, version 0 the separate FakeQuantize."""
+    if backend not in _SUPPORTED_BACKENDS:
+        raise AssertionError(f"backend: {backend} not supported. backend must be one of {_SUPPORTED_BACKENDS}")
+    if version not in (0, 1):
+        raise AssertionError(f"Version number: {version}in get_default_qat_qconfig is not supported. "
+                             "Version number must be 0 or 1")
+    fake_quantize = FusedMovingAvgObsFakeQuantize if version == 1 else FakeQuantize
+    if backend == "onednn":
+        activation = fake_quantize.with_args(observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=255)
+    else:
+        activation = fake_quantize.with_args(observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=255,
+                                             reduce_range=backend != "qnnpack")
+    if backend == "qnnpack":
+        weight = default_fused_wt_fake_quant if version == 1 else default_weight_fake_quant
+    else:
+        weight = default_fused_per_channel_wt_fake_quant if version == 1 else default_per_channel_weight_fake_quant
+    return QConfig(activation=activation, weight=weight)

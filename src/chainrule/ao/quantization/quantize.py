@@ -24,14 +24,18 @@ from ...nn.modules.normalization import (
 )
 from ...nn.modules.rnn import GRU, LSTM, GRUCell, LSTMCell, RNNCell
 from ..nn import intrinsic as _intrinsic
+from ..nn import qat as _qat
 from ..nn import quantized as _static
+from ..nn.intrinsic import qat as _intrinsic_qat
 from ..nn.intrinsic import quantized as _intrinsic_quantized
 from ..nn.quantized import dynamic as _dynamic
+from .fake_quantize import FakeQuantizeBase
 from .observer import ObserverBase
 from .qconfig import default_dynamic_qconfig
 from .stubs import DeQuantStub, QuantStub
 
-__all__ = ["convert", "default_eval_fn", "prepare", "propagate_qconfig_", "quantize", "quantize_dynamic"]
+__all__ = ["convert", "default_eval_fn", "prepare", "prepare_qat", "propagate_qconfig_", "quantize",
+           "quantize_dynamic"]
 
 
 # the float modules torch's default dynamic mapping swaps, and their dynamic quantized counterparts
@@ -91,7 +95,17 @@ _STATIC_MAPPING = {QuantStub: _static.Quantize, DeQuantStub: _static.DeQuantize,
                    BatchNorm2d: _static.BatchNorm2d,
                    _intrinsic.ConvReLU2d: _intrinsic_quantized.ConvReLU2d,
                    _intrinsic.LinearReLU: _intrinsic_quantized.LinearReLU,
-                   _static.FloatFunctional: _static.QFunctional}
+                   _static.FloatFunctional: _static.QFunctional,
+                   _qat.Linear: _static.Linear, _qat.Conv2d: _static.Conv2d,
+                   _intrinsic_qat.ConvBn2d: _static.Conv2d,
+                   _intrinsic_qat.ConvBnReLU2d: _intrinsic_quantized.ConvReLU2d,
+                   _intrinsic_qat.ConvReLU2d: _intrinsic_quantized.ConvReLU2d,
+                   _intrinsic_qat.LinearReLU: _intrinsic_quantized.LinearReLU}
+# what prepare_qat swaps in: layers that fake-quantize their weight (torch's default QAT mapping,
+# as far as chainrule has the QAT modules)
+_QAT_MAPPING = {_FloatLinear: _qat.Linear, Conv2d: _qat.Conv2d,
+                _intrinsic.ConvBn2d: _intrinsic_qat.ConvBn2d, _intrinsic.ConvBnReLU2d: _intrinsic_qat.ConvBnReLU2d,
+                _intrinsic.ConvReLU2d: _intrinsic_qat.ConvReLU2d, _intrinsic.LinearReLU: _intrinsic_qat.LinearReLU}
 # layers torch's prepare observes and convert swaps but chainrule has no quantized module for yet
 _NOT_YET_STATIC = (BatchNorm3d, Conv1d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d,
                    ELU, GroupNorm, Hardswish, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm,
@@ -134,8 +148,10 @@ def _add_observers(module) -> None:
         if type(child) in (_static.FloatFunctional, _static.QFunctional):
             if _needs_observation(child):  # its methods call the observer themselves
                 child.activation_post_process = child.qconfig.activation()
-        elif isinstance(child, _intrinsic._FusedModule):
-            _attach_output_observer(child)  # the fused layer is observed once, after its ReLU
+        elif isinstance(child, (_intrinsic._FusedModule, *_intrinsic_qat.QAT_MODULES)):
+            # a fused layer is observed once, after its ReLU; a QAT layer's own child is its
+            # weight's fake quantizer, not a layer to observe
+            _attach_output_observer(child)
         else:
             _add_observers(child)
     is_leaf = not module._modules and not isinstance(module, Sequential)
@@ -182,7 +198,8 @@ def convert(module, mapping=None, inplace: bool = False, remove_qconfig: bool = 
 def _convert(module, mapping: dict) -> None:
     swapped = {}
     for name, child in module.named_children():
-        if not isinstance(child, _intrinsic._FusedModule):
+        # fused layers (a QAT ConvBn2d's BatchNorm included) are swapped whole
+        if not isinstance(child, (_intrinsic._FusedModule, _intrinsic_qat.ConvBn2d)):
             _convert(child, mapping)
         swapped[name] = _swap_module(child, mapping)
     module._modules.update(swapped)
@@ -206,11 +223,27 @@ def _remove_qconfig(module) -> None:
         _remove_qconfig(child)
     if hasattr(module, "qconfig"):
         del module.qconfig
-    if isinstance(getattr(module, "activation_post_process", None), ObserverBase):
+    if isinstance(getattr(module, "activation_post_process", None), (ObserverBase, FakeQuantizeBase)):
         del module.activation_post_process
         for key, hook in list(module._forward_hooks.items()):
             if hook is _observer_forward_hook:
                 del module._forward_hooks[key]
+
+
+def prepare_qat(model, mapping=None, inplace: bool = False):
+    """torch.ao.quantization.prepare_qat: ``model`` (a copy unless ``inplace``; in train mode) with
+    qconfigs propagated, each layer swapped for its QAT module (``weight_fake_quant`` on its
+    weight) and a fake quantizer (the qconfig's activation one) on each output, as prepare
+    attaches observers. Train it, then convert(model.eval())."""
+    warnings.warn(_DEPRECATION, DeprecationWarning, stacklevel=_torch_function.user_stacklevel())
+    if not model.training:
+        raise AssertionError("prepare_qat only works on models in training mode")
+    if not inplace:
+        model = copy.deepcopy(model)
+    propagate_qconfig_(model)
+    _convert(model, _QAT_MAPPING if mapping is None else mapping)
+    prepare(model, inplace=True)
+    return model
 
 
 def quantize(model, run_fn, run_args, mapping=None, inplace: bool = False):

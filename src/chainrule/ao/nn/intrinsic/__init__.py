@@ -1,6 +1,7 @@
 """torch.ao.nn.intrinsic: fused float modules (a layer and the ReLU after it as one module, so
 that quantization observes and requantizes once), made by fuse_modules; ``quantized`` holds their
-quantized counterparts."""
+quantized counterparts, ``qat`` (imported by chainrule.ao.nn, as it builds on these) their
+quantization-aware-training forms."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from ....nn.modules.activation import ReLU
 from ....nn.modules.container import Sequential
 from ....nn.modules.conv import Conv2d
 from ....nn.modules.linear import Linear
+from ....nn.modules.normalization import BatchNorm2d
 
-__all__ = ["ConvReLU2d", "LinearReLU", "quantized"]
+__all__ = ["ConvBn2d", "ConvBnReLU2d", "ConvReLU2d", "LinearReLU", "quantized"]
 
 
 class _FusedModule(Sequential):
@@ -22,6 +24,23 @@ def _check_types(*pairs) -> None:
         error = AssertionError(f"Incorrect types for input modules: {names}")
         error._names_its_class = True  # torch's words, without the constructor's call in front
         raise error
+
+
+class ConvBn2d(_FusedModule):
+    """torch.ao.nn.intrinsic.ConvBn2d: a Conv2d then its BatchNorm2d, kept apart (fuse_modules_qat
+    makes it) so quantization-aware training can fold them in its forward."""
+
+    def __init__(self, conv, bn) -> None:
+        _check_types((conv, Conv2d), (bn, BatchNorm2d))
+        super().__init__(conv, bn)
+
+
+class ConvBnReLU2d(_FusedModule):
+    """torch.ao.nn.intrinsic.ConvBnReLU2d: a Conv2d, its BatchNorm2d, then a ReLU."""
+
+    def __init__(self, conv, bn, relu) -> None:
+        _check_types((conv, Conv2d), (bn, BatchNorm2d), (relu, ReLU))
+        super().__init__(conv, bn, relu)
 
 
 class ConvReLU2d(_FusedModule):

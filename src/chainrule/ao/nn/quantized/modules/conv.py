@@ -66,10 +66,18 @@ class Conv2d(kernels.WeightedLayer):
     def from_float(cls, mod, use_precomputed_fake_quant: bool = False):
         """The quantized layer for a calibrated float ``mod`` (a Conv2d, or a ConvReLU2d whose first
         child is the Conv2d): weight quantized by ``mod.qconfig.weight``, output parameters from
-        ``mod.activation_post_process``."""
+        ``mod.activation_post_process``. A QAT layer brings its trained ``weight_fake_quant``
+        instead, and a QAT ConvBn2d first folds its BatchNorm's running statistics into the weight."""
+        from ...intrinsic import qat as _intrinsic_qat
+
         activation_observer = mod.activation_post_process
-        conv = mod[0] if cls._relu else mod
-        weight_observer = mod.qconfig.weight()
+        if hasattr(mod, "weight_fake_quant"):
+            if isinstance(mod, _intrinsic_qat.ConvBn2d):
+                mod.weight, mod.bias = mod.fold_bn_weights()
+            conv, weight_observer = mod, mod.weight_fake_quant
+        else:
+            conv = mod[0] if cls._relu else mod
+            weight_observer = mod.qconfig.weight()
         weight_observer(conv.weight)
         qconv = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
                     conv.groups, conv.bias is not None, conv.padding_mode)

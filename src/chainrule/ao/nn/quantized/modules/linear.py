@@ -49,10 +49,14 @@ class Linear(kernels.WeightedLayer):
     def from_float(cls, mod, use_precomputed_fake_quant: bool = False):
         """The quantized layer for a calibrated float ``mod`` (a Linear, or a LinearReLU whose first
         child is the Linear): its weight observed and quantized by ``mod.qconfig.weight``, its
-        output scale and zero point from ``mod.activation_post_process``."""
+        output scale and zero point from ``mod.activation_post_process``. A QAT layer brings its
+        trained ``weight_fake_quant`` instead."""
         activation_observer = mod.activation_post_process
-        linear = mod[0] if cls._relu else mod
-        weight_observer = mod.qconfig.weight()
+        if hasattr(mod, "weight_fake_quant"):
+            linear, weight_observer = mod, mod.weight_fake_quant
+        else:
+            linear = mod[0] if cls._relu else mod
+            weight_observer = mod.qconfig.weight()
         weight_observer(linear.weight)
         qlinear = cls(linear.in_features, linear.out_features, linear.bias is not None, dtype=weight_observer.dtype)
         qlinear.set_weight_bias(kernels.quantize_weight(linear.weight, weight_observer), linear.bias)
