@@ -16,8 +16,10 @@ math, indexing) chainrule returns a dense result — the same values in the stri
 larger than ``MAX_DENSE_ELEMENTS`` is refused with a message rather than exhausting memory.
 Gradients flow through the dense operands of a product, and to the ``values`` a sparse tensor was
 built from when they require grad (an attention-weighted adjacency): through ``coalesce()``,
-``values()``, ``to_dense()``, ``torch.sparse.sum`` and every op on it, as in torch. A sparse tensor
-itself cannot be a leaf that requires grad.
+``values()``, ``to_dense()``, ``torch.sparse.sum`` and every op on it, as in torch. A sparse COO
+leaf may require grad: ``torch.sparse.mm``/``addmm``/``sum``, ``to_dense()``, ``values()`` and the
+sparse arithmetic give it a sparse gradient at its entries, ``torch.mm`` and ``@`` a dense one, as
+torch's; SGD steps its entries.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from .ops.reduce import softmax as dense_softmax
 from .ops.shape import clone
 from .tensor import Size, Tensor
 
-__all__ = ["mm", "sum", "spmm", "softmax", "log_softmax", "sparse_coo_tensor", "SparseCOOTensor", "sparse_csr_tensor",
+__all__ = ["mm", "addmm", "sum", "spmm", "softmax", "log_softmax", "sparse_coo_tensor", "SparseCOOTensor", "sparse_csr_tensor",
            "SparseCSRTensor", "MAX_DENSE_ELEMENTS",
            "check_sparse_tensor_invariants",
            "FloatTensor", "DoubleTensor", "HalfTensor", "ByteTensor", "CharTensor", "ShortTensor", "IntTensor",
@@ -104,16 +106,58 @@ def _joined_graph(tensor: Tensor, recorded: Tensor) -> Tensor:
 
 
 def _keeping_graph(result: Tensor, dense_op, *inputs) -> Tensor:
-    """A sparse result in the graph of the same op computed densely, when that would record (the
-    values a sparse input was built from require grad): the same values, so the same gradient."""
+    """A sparse result in the graph of the same op computed densely, when that would record (a
+    sparse input requires grad, or the values it was built from do): the same values, so the same
+    gradient. ``dense_op`` takes ``inputs``, each sparse one as its dense backing in its graph."""
     if is_recording(*(t for t in inputs if isinstance(t, Tensor))):
-        _joined_graph(result, dense_op())
+        _joined_graph(result, dense_op(*(_in_graph(t) if isinstance(t, SparseCOOTensor) else t for t in inputs)))
     return result
 
 
-def _recorded_copy(tensor: Tensor, node: str) -> Tensor:
+class _SparseLeafGradient(Function):
+    """A sparse leaf's dense backing, read by an op whose gradient torch makes sparse: the
+    gradient at the leaf's (coalesced) entries only, as a sparse COO tensor (torch's sparse_mask)."""
+
+    node_name = "SparseMaskBackward0"
+    label = "sparse leaf"
+    rule = "the gradient at the leaf's entries, sparse"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, dense, leaf, coalesced):
+        ctx.indices, ctx.size, ctx.coalesced = _unique_indices(leaf), tuple(leaf.shape), coalesced
+        return dense
+
+    @staticmethod
+    def backward(ctx, grad):
+        xp = array_module(grad._data)
+        values = xp.ascontiguousarray(grad._data[tuple(ctx.indices)])
+        return SparseCOOTensor._from_parts(ctx.indices, values, ctx.size, ctx.coalesced)
+
+
+def _unique_indices(tensor: SparseCOOTensor):
+    """The sorted, unique indices of ``tensor``'s entries (its coalesced indices)."""
+    indices, _, coalesced = tensor._coo
+    if coalesced or indices.shape[1] == 0:
+        return indices
+    xp = array_module(indices)
+    shape = tuple(tensor.shape[:indices.shape[0]])
+    flat = xp.unique(xp.ravel_multi_index(tuple(indices), shape))
+    return xp.stack(xp.unravel_index(flat, shape)).astype(np.int64)
+
+
+def _in_graph(tensor: Tensor, coalesced_grad: bool = False) -> Tensor:
+    """``tensor``'s dense backing as a plain tensor in its graph; a sparse leaf's through the node
+    that gives it a sparse gradient (marked coalesced when ``coalesced_grad``, as some of torch's)."""
+    if isinstance(tensor, SparseCOOTensor) and tensor.grad_fn is None and tensor._requires_grad \
+            and is_grad_enabled():
+        return _SparseLeafGradient.apply(tensor, leaf=tensor, coalesced=coalesced_grad)
+    return Tensor._make(tensor._data, tensor.grad_fn, tensor._output_nr)
+
+
+def _recorded_copy(tensor: Tensor, node: str, coalesced_grad: bool = False) -> Tensor:
     """A plain dense copy of ``tensor``'s values in its graph, the node named ``node``."""
-    return name_node(clone(Tensor._make(tensor._data, tensor.grad_fn, tensor._output_nr)), node)
+    return name_node(clone(_in_graph(tensor, coalesced_grad)), node)
 
 
 class SparseCOOTensor(Tensor):
@@ -172,7 +216,7 @@ class SparseCOOTensor(Tensor):
             raise RuntimeError("Cannot get values on an uncoalesced tensor, please call .coalesce() first")
         if self._requires_grad and is_grad_enabled():
             # coalesced: each value is the dense backing at its (unique) position
-            plain = Tensor._make(self._data, self.grad_fn, self._output_nr)
+            plain = _in_graph(self, coalesced_grad=True)
             return name_node(getitem(plain, tuple(Tensor._make(i) for i in self._coo[0])), "ValuesBackward0")
         return self._values()
 
@@ -192,7 +236,7 @@ class SparseCOOTensor(Tensor):
             summed = xp.add.reduceat(values[order], starts, axis=0)
             coalesced = SparseCOOTensor._from_parts(indices[:, order][:, starts], summed, tuple(self.shape), True)
         if self._requires_grad and is_grad_enabled():  # the same dense values: the same gradient
-            _joined_graph(coalesced, _recorded_copy(self, "CoalesceBackward0"))
+            _joined_graph(coalesced, _recorded_copy(self, "CoalesceBackward0", coalesced_grad=True))
         return coalesced
 
     # --------------------------------------------------------------- ops that stay sparse in torch
@@ -201,12 +245,12 @@ class SparseCOOTensor(Tensor):
         (dense + sparse is dense)."""
         if not isinstance(other, SparseCOOTensor):
             raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
-        return _keeping_graph(_add_sparse(self, other, alpha), lambda: Tensor.add(self, other, alpha=alpha), self, other)
+        return _keeping_graph(_add_sparse(self, other, alpha), lambda a, b: Tensor.add(a, b, alpha=alpha), self, other)
 
     def sub(self, other, *, alpha=1):
         if not isinstance(other, SparseCOOTensor):
             raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
-        return _keeping_graph(_add_sparse(self, other, -alpha), lambda: Tensor.sub(self, other, alpha=alpha), self, other)
+        return _keeping_graph(_add_sparse(self, other, -alpha), lambda a, b: Tensor.sub(a, b, alpha=alpha), self, other)
 
     def __add__(self, other):
         return self.add(other)
@@ -236,13 +280,13 @@ class SparseCOOTensor(Tensor):
             result = self._with_values((Tensor._make(self._coo[1]) * Tensor._make(factors))._data)
         else:
             return super().mul(other)
-        return _keeping_graph(result, lambda: Tensor.mul(self, other), self, other)
+        return _keeping_graph(result, Tensor.mul, self, other)
 
     def div(self, other, *, rounding_mode=None):
         if not isinstance(other, numbers.Number) or rounding_mode is not None:
             return super().div(other, rounding_mode=rounding_mode)
         return _keeping_graph(self._with_values((Tensor._make(self._coo[1]) / other)._data),
-                              lambda: Tensor.div(self, other), self)
+                              lambda a: Tensor.div(a, other), self)
 
     def __mul__(self, other):
         return self.mul(other)
@@ -254,7 +298,7 @@ class SparseCOOTensor(Tensor):
         return self.div(other)
 
     def __neg__(self):
-        return _keeping_graph(self._with_values(-self._coo[1]), lambda: Tensor.__neg__(self), self)
+        return _keeping_graph(self._with_values(-self._coo[1]), Tensor.__neg__, self)
 
     def transpose(self, dim0, dim1):
         """Two sparse dims swapped: the index rows exchanged, no longer marked coalesced (as torch's)."""
@@ -271,7 +315,7 @@ class SparseCOOTensor(Tensor):
         size = list(self.shape)
         size[first], size[second] = size[second], size[first]
         return _keeping_graph(SparseCOOTensor._from_parts(indices[order], values, tuple(size), False),
-                              lambda: Tensor.transpose(self, dim0, dim1), self)
+                              lambda a: Tensor.transpose(a, dim0, dim1), self)
 
     def t(self):
         if self.sparse_dim() > 2 or self.dense_dim() > 0:
@@ -328,7 +372,7 @@ class SparseCOOTensor(Tensor):
         """A sparse copy: the same indices, values and coalesced flag in new memory."""
         indices, values, coalesced = self._coo
         return _keeping_graph(SparseCOOTensor._from_parts(indices.copy(), values.copy(), tuple(self.shape), coalesced),
-                              lambda: Tensor.clone(self), self)
+                              Tensor.clone, self)
 
     def __matmul__(self, other):
         return mm(self, other) if isinstance(other, SparseCOOTensor) else super().__matmul__(other)
@@ -382,13 +426,8 @@ class SparseCOOTensor(Tensor):
         moved_indices = Tensor._make(indices).to(moved.device)._data
         result = SparseCOOTensor._from_parts(moved_indices, moved._data, tuple(self.shape), coalesced)
         if self._requires_grad and is_grad_enabled():  # the dense backing, converted in the graph
-            _joined_graph(result, Tensor._make(self._data, self.grad_fn, self._output_nr).to(*args, **kwargs))
+            _joined_graph(result, _in_graph(self).to(*args, **kwargs))
         return result
-
-    def requires_grad_(self, requires_grad: bool = True):
-        if requires_grad:
-            raise RuntimeError(_NO_GRAD)
-        return self
 
     def __repr__(self) -> str:
         # torch's _str_intern for sparse COO: the parts' bodies without their own dtype (the
@@ -656,9 +695,8 @@ class check_sparse_tensor_invariants:  # noqa: N801 - torch's name
 def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pin_memory: bool = False,
                       requires_grad: bool = False, check_invariants=None, is_coalesced=None) -> SparseCOOTensor:
     """A sparse COO tensor with entries ``values`` at ``indices`` (sparse_dim × nnz); ``size``
-    defaults to one past the largest index in each sparse dim."""
-    if requires_grad:
-        raise RuntimeError(_NO_GRAD)
+    defaults to one past the largest index in each sparse dim. With ``requires_grad`` it is a leaf
+    whose gradient is sparse where torch's is (see ``_SparseLeafGradient``)."""
     index = _index_array(indices)
     value = values if isinstance(values, Tensor) else Tensor._make(_to_array(values, None))
     if dtype is not None or device is not None:
@@ -693,6 +731,8 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
     tensor = SparseCOOTensor._from_parts(index, value_array, size, bool(is_coalesced))
     if value._requires_grad and is_grad_enabled():
         _joined_graph(tensor, _ScatterValues.apply(value, positions=tuple(index), dense=tensor._data))
+    elif requires_grad:
+        tensor._requires_grad = True
     return tensor
 
 
@@ -726,9 +766,18 @@ def mm(sparse: Tensor, dense: Tensor) -> Tensor:
     if isinstance(sparse, SparseCOOTensor) and isinstance(dense, SparseCOOTensor) and \
             sparse.dim() == dense.dim() == 2 and sparse.sparse_dim() == dense.sparse_dim() == 2:
         return _sparse_times_sparse(sparse, dense)
-    product = _matmul(sparse, dense)
-    # torch runs a sparse left operand through addmm's sparse kernel, whose node users see
-    return name_node(product, "SparseAddmmBackward0") if isinstance(sparse, SparseCOOTensor) else product
+    if not isinstance(sparse, SparseCOOTensor):
+        return _matmul(sparse, dense)
+    # torch runs a sparse left operand through addmm's sparse kernel, whose node users see and which
+    # gives a sparse leaf a sparse gradient (torch.mm and @ give it a dense one)
+    return name_node(_matmul(_in_graph(sparse), dense), "SparseAddmmBackward0")
+
+
+def addmm(mat: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1.0, alpha=1.0) -> Tensor:
+    """torch.sparse.addmm: ``beta * mat + alpha * (mat1 @ mat2)`` for a sparse COO ``mat1`` and dense
+    ``mat`` and ``mat2``, a dense result; a sparse leaf ``mat1`` gets a sparse gradient."""
+    product = _matmul(_in_graph(mat1) if isinstance(mat1, SparseCOOTensor) else mat1, mat2)
+    return name_node(mat * beta + product * alpha, "SparseAddmmBackward0")
 
 
 def _sparse_times_sparse(left: SparseCOOTensor, right: SparseCOOTensor) -> SparseCOOTensor:
@@ -748,7 +797,7 @@ def _sparse_times_sparse(left: SparseCOOTensor, right: SparseCOOTensor) -> Spars
     index = xp.stack(xp.nonzero(present)).astype(np.int64)
     result = SparseCOOTensor._from_parts(index, xp.ascontiguousarray(product[tuple(index)]),
                                          (left.shape[0], right.shape[1]), True)
-    return _keeping_graph(result, lambda: _matmul(left, right), left, right)
+    return _keeping_graph(result, _matmul, left, right)
 
 
 def spmm(input: Tensor, mat2: Tensor) -> Tensor:
@@ -760,7 +809,12 @@ def sum(input: Tensor, dim=None, dtype=None) -> Tensor:  # noqa: A001 (torch.spa
     """torch.sparse.sum: the sum of the entries (over ``dim``). Dense when every sparse dim is summed
     over; otherwise sparse and coalesced, with an entry for every index left (even one summing to 0),
     as torch's."""
-    dense = input.to_dense() if isinstance(input, SparseCOOTensor) else Tensor._make(input._data)
+    if not isinstance(input, SparseCOOTensor):
+        dense = Tensor._make(input._data)
+    elif dim is None:  # torch's gradient of the whole sum is marked coalesced, of the others not
+        dense = _in_graph(input, coalesced_grad=True)
+    else:
+        dense = input.to_dense()
     if dtype is not None:
         dense = dense.to(dtype)
     if dim is None or not isinstance(input, SparseCOOTensor):
@@ -779,7 +833,7 @@ def sum(input: Tensor, dim=None, dtype=None) -> Tensor:  # noqa: A001 (torch.spa
         values = values.sum(axis=dense_summed)
     size = tuple(n for d, n in enumerate(input.shape) if d not in dims)
     return _keeping_graph(SparseCOOTensor._from_parts(indices[kept], values, size, False).coalesce(),
-                          lambda: dense.sum(dims), input)
+                          lambda _: dense.sum(dims), input)
 
 
 def _add_sparse(self: SparseCOOTensor, other: SparseCOOTensor, alpha) -> SparseCOOTensor:
@@ -836,7 +890,7 @@ def _softmax_over_entries(input: Tensor, dim: int, dtype, name: str) -> SparseCO
     specified = xp.zeros(tuple(input.shape[:indices.shape[0]]), dtype=bool)
     specified[tuple(indices)] = True
     specified = Tensor._make(specified.reshape(specified.shape + (1,) * coalesced.dense_dim()))
-    dense = Tensor._make(coalesced._data, coalesced.grad_fn, coalesced._output_nr)
+    dense = _in_graph(coalesced)
     if dtype is not None:
         dense = dense.to(dtype)
     reduce = dense_softmax if name == "softmax" else dense_log_softmax

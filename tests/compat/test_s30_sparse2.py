@@ -1,0 +1,133 @@
+"""Sparse COO tensors as torch 2.13 makes them: leaves that require grad and get sparse gradients,
+arithmetic that stays sparse, indexing. Each case runs the same function on torch and on chainrule
+and compares what a user sees: the layout, ``is_coalesced()``, ``_nnz()``, the shape and dtype, and
+the indices and values after ``coalesce()`` (or the dense values), or the error's type and words."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+pytestmark = pytest.mark.filterwarnings("ignore:Sparse invariant checks")
+
+
+def _seen(x):
+    """What a user sees of ``x``."""
+    if isinstance(x, (bool, int, float)) or x is None:
+        return x
+    if isinstance(x, tuple):
+        return tuple(_seen(y) for y in x)
+    dtype = str(x.dtype).split(".")[-1]
+    if x.is_sparse:
+        coalesced = x.coalesce()
+        values = np.asarray(coalesced.detach().values().tolist(), dtype=float)
+        return ("sparse", x.is_coalesced(), x._nnz(), tuple(x.shape), dtype, coalesced.indices().tolist(),
+                np.round(values, 4).tolist())
+    return ("strided", tuple(x.shape), dtype, np.round(np.asarray(x.detach().tolist(), dtype=float), 4).tolist())
+
+
+def _outcome(case, lib):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _seen(case(lib))
+    except Exception as error:  # the error is part of what is compared
+        return ("error", type(error).__name__, str(error).split("\n")[0])
+
+
+def _leaf(lib, coalesced=False):
+    """A 3 × 3 leaf requiring grad; uncoalesced (entry (0, 2) given twice) unless ``coalesced``."""
+    indices = lib.tensor([[0, 1, 1, 2, 0], [2, 0, 2, 1, 2]])
+    values = lib.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+    if coalesced:
+        return lib.sparse_coo_tensor(indices, values, (3, 3)).coalesce().requires_grad_()
+    return lib.sparse_coo_tensor(indices, values, (3, 3), requires_grad=True)
+
+
+def _dense(lib, *shape):
+    return lib.arange(float(np.prod(shape))).reshape(*shape) / 7 - 0.5
+
+
+def _grad_of(loss, coalesced=False):
+    def case(lib):
+        leaf = _leaf(lib, coalesced)
+        loss(lib, leaf).backward()
+        return leaf.grad
+    return case
+
+
+def _stepped(optimizer, loss, **options):
+    def case(lib):
+        leaf = _leaf(lib, coalesced=True)
+        loss(lib, leaf).backward()
+        getattr(lib.optim, optimizer)([leaf], lr=0.1, **options).step()
+        return leaf
+    return case
+
+
+def _sparse_mm_loss(lib, s):
+    return lib.sparse.mm(s, _dense(lib, 3, 4)).sum()
+
+
+def _accumulated(*losses):
+    def case(lib):
+        leaf = _leaf(lib)
+        for loss in losses:
+            loss(lib, leaf).backward()
+        return leaf.grad
+    return case
+
+
+def _sparse_adam_embedding(lib):
+    lib.manual_seed(0)
+    table = lib.nn.Embedding(5, 3, sparse=True)
+    optimizer = lib.optim.SparseAdam(list(table.parameters()), lr=0.1)
+    table(lib.tensor([[0, 2], [2, 4]])).pow(2).sum().backward()
+    optimizer.step()
+    return table.weight
+
+
+LEAVES = {
+    "requires_grad=True is a leaf": lambda lib: (_leaf(lib).requires_grad, _leaf(lib).is_leaf),
+    "requires_grad_()": lambda lib: (_leaf(lib, True).requires_grad, _leaf(lib, True).is_leaf),
+    "sparse.mm": _grad_of(_sparse_mm_loss),
+    "sparse.mm of a coalesced leaf": _grad_of(_sparse_mm_loss, coalesced=True),
+    "torch.mm gives a dense gradient": _grad_of(lambda lib, s: lib.mm(s, _dense(lib, 3, 4)).sum()),
+    "@ gives a dense gradient": _grad_of(lambda lib, s: (s @ _dense(lib, 3, 4)).pow(2).sum()),
+    "sparse.sum": _grad_of(lambda lib, s: lib.sparse.sum(s)),
+    "sparse.sum over dim 1": _grad_of(lambda lib, s: lib.sparse.sum(s, 1).to_dense().pow(2).sum()),
+    "to_dense": _grad_of(lambda lib, s: (s.to_dense() * _dense(lib, 3, 3)).sum()),
+    "sparse.addmm": _grad_of(lambda lib, s: lib.sparse.addmm(lib.ones(3, 4), s, _dense(lib, 3, 4),
+                                                             beta=0.5, alpha=2.0).pow(2).sum()),
+    "sparse.addmm forward": lambda lib: lib.sparse.addmm(lib.ones(3, 4), _leaf(lib), _dense(lib, 3, 4),
+                                                         beta=0.5, alpha=2.0),
+    "coalesce().values()": _grad_of(lambda lib, s: (s.coalesce().values() ** 2).sum()),
+    "two backward calls accumulate": _accumulated(_sparse_mm_loss, _sparse_mm_loss),
+    "sparse then to_dense accumulate": _accumulated(_sparse_mm_loss, lambda lib, s: (s.to_dense() * 2).sum()),
+    "SGD steps the entries": _stepped("SGD", _sparse_mm_loss),
+    "SGD with momentum": _stepped("SGD", _sparse_mm_loss, momentum=0.9),
+    "SGD refuses a dense gradient on a sparse parameter": _stepped(
+        "SGD", lambda lib, s: lib.mm(s, _dense(lib, 3, 4)).sum()),
+    "SparseAdam on nn.Embedding(sparse=True)": _sparse_adam_embedding,
+}
+
+
+@pytest.mark.parametrize("name", list(LEAVES))
+def test_sparse_leaf_gradients_match_torch(name):
+    assert _outcome(LEAVES[name], chainrule) == _outcome(LEAVES[name], torch)
+
+
+def test_sparse_leaf_gradient_agrees_with_a_dense_leaf():
+    """The sparse gradient's values are the dense gradient at the leaf's entries."""
+    leaf = _leaf(chainrule)
+    dense_leaf = leaf.detach().to_dense().requires_grad_()
+    weights = _dense(chainrule, 3, 4)
+    chainrule.sparse.mm(leaf, weights).pow(2).sum().backward()
+    chainrule.mm(dense_leaf, weights).pow(2).sum().backward()
+    indices = leaf.grad.coalesce().indices()
+    np.testing.assert_allclose(leaf.grad.coalesce().values().numpy(),
+                               dense_leaf.grad[indices[0], indices[1]].numpy(), rtol=1e-6)
