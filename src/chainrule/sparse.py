@@ -114,22 +114,26 @@ def _keeping_graph(result: Tensor, dense_op, *inputs) -> Tensor:
     return result
 
 
-class _SparseLeafGradient(Function):
-    """A sparse leaf's dense backing, read by an op whose gradient torch makes sparse: the
-    gradient at the leaf's (coalesced) entries only, as a sparse COO tensor (torch's sparse_mask)."""
+class _SparseGradient(Function):
+    """A sparse tensor's dense backing, read by an op whose gradient torch makes sparse: a dense
+    gradient becomes the gradient at the tensor's (coalesced) entries only, a sparse COO tensor
+    (torch's sparse_mask); a sparse one, made further down, passes on as it is, so a leaf gets the
+    pattern torch's sparse ops carry back to it (``(a + b).to_dense()``: ``a`` gets ``b``'s entries too)."""
 
     node_name = "SparseMaskBackward0"
-    label = "sparse leaf"
-    rule = "the gradient at the leaf's entries, sparse"
+    label = "sparse entries"
+    rule = "the gradient at the tensor's entries, sparse"
     _array_forward = True
 
     @staticmethod
-    def forward(ctx, dense, leaf, coalesced):
-        ctx.indices, ctx.size, ctx.coalesced = _unique_indices(leaf), tuple(leaf.shape), coalesced
+    def forward(ctx, dense, sparse, coalesced):
+        ctx.indices, ctx.size, ctx.coalesced = _unique_indices(sparse), tuple(sparse.shape), coalesced
         return dense
 
     @staticmethod
     def backward(ctx, grad):
+        if grad.is_sparse:
+            return grad
         xp = array_module(grad._data)
         values = xp.ascontiguousarray(grad._data[tuple(ctx.indices)])
         return SparseCOOTensor._from_parts(ctx.indices, values, ctx.size, ctx.coalesced)
@@ -147,11 +151,10 @@ def _unique_indices(tensor: SparseCOOTensor):
 
 
 def _in_graph(tensor: Tensor, coalesced_grad: bool = False) -> Tensor:
-    """``tensor``'s dense backing as a plain tensor in its graph; a sparse leaf's through the node
-    that gives it a sparse gradient (marked coalesced when ``coalesced_grad``, as some of torch's)."""
-    if isinstance(tensor, SparseCOOTensor) and tensor.grad_fn is None and tensor._requires_grad \
-            and is_grad_enabled():
-        return _SparseLeafGradient.apply(tensor, leaf=tensor, coalesced=coalesced_grad)
+    """``tensor``'s dense backing as a plain tensor in its graph; a sparse one's through the node
+    that makes its gradient sparse (marked coalesced when ``coalesced_grad``, as some of torch's)."""
+    if isinstance(tensor, SparseCOOTensor) and tensor._requires_grad and is_grad_enabled():
+        return _SparseGradient.apply(tensor, sparse=tensor, coalesced=coalesced_grad)
     return Tensor._make(tensor._data, tensor.grad_fn, tensor._output_nr)
 
 
@@ -271,7 +274,9 @@ class SparseCOOTensor(Tensor):
         """sparse * a number, a 0-d tensor or a dense tensor of the same shape (or broadcasting to
         it) is sparse: each stored value times the factor at its index, indices (and coalesced-ness)
         kept, as torch's."""
-        if isinstance(other, numbers.Number) or (type(other) is Tensor and other.dim() == 0):
+        if isinstance(other, SparseCOOTensor):
+            result = _intersection_product(self, other)
+        elif isinstance(other, numbers.Number) or (type(other) is Tensor and other.dim() == 0):
             result = self._with_values((Tensor._make(self._coo[1]) * other)._data)
         elif type(other) is Tensor and self.dense_dim() == 0 and other.dim() <= self.dim() and all(
                 size in (1, full) for size, full in zip(other.shape[::-1], self.shape[::-1])):
@@ -279,12 +284,12 @@ class SparseCOOTensor(Tensor):
             factors = xp.broadcast_to(other._data, tuple(self.shape))[tuple(self._coo[0])]
             result = self._with_values((Tensor._make(self._coo[1]) * Tensor._make(factors))._data)
         else:
-            return super().mul(other)
+            return Tensor.mul(_in_graph(self), other)  # dense (torch.mul's delegation would come back here)
         return _keeping_graph(result, Tensor.mul, self, other)
 
     def div(self, other, *, rounding_mode=None):
         if not isinstance(other, numbers.Number) or rounding_mode is not None:
-            return super().div(other, rounding_mode=rounding_mode)
+            return Tensor.div(_in_graph(self), other, rounding_mode=rounding_mode)
         return _keeping_graph(self._with_values((Tensor._make(self._coo[1]) / other)._data),
                               lambda a: Tensor.div(a, other), self)
 
@@ -299,6 +304,27 @@ class SparseCOOTensor(Tensor):
 
     def __neg__(self):
         return _keeping_graph(self._with_values(-self._coo[1]), Tensor.__neg__, self)
+
+    def neg(self):
+        return -self
+
+    def neg_(self):
+        return self._become(-self.detach())
+
+    def _valuewise(self, dense_op):
+        """``dense_op`` (one with ``dense_op(0) == 0``) of each entry of the coalesced tensor: sparse,
+        coalesced, as torch's abs, sqrt, sin, tanh, relu, pow(number) ... of a sparse COO tensor."""
+        indices, values, _ = self.detach().coalesce()._coo
+        result = SparseCOOTensor._from_parts(indices, dense_op(Tensor._make(values))._data, tuple(self.shape), True)
+        return _keeping_graph(result, dense_op, self)
+
+    def pow(self, exponent):
+        if not isinstance(exponent, numbers.Number) or exponent <= 0:
+            return super().pow(exponent)
+        return self._valuewise(lambda dense: Tensor.pow(dense, exponent))
+
+    def __pow__(self, exponent):
+        return self.pow(exponent)
 
     def transpose(self, dim0, dim1):
         """Two sparse dims swapped: the index rows exchanged, no longer marked coalesced (as torch's)."""
@@ -333,6 +359,12 @@ class SparseCOOTensor(Tensor):
         self._coo = result._coo
         self._bump_version()
         return self
+
+    def abs_(self):
+        return self._become(self.detach().abs())
+
+    def sqrt_(self):
+        return self._become(self.detach().sqrt())
 
     def mul_(self, other):
         return self._become(self.mul(other))
@@ -453,6 +485,36 @@ class SparseCOOTensor(Tensor):
 
 
 _elementwise.SPARSE_COO_TYPES.add(SparseCOOTensor)
+
+# the entry-by-entry math torch runs on a sparse COO tensor (each maps 0 to 0, so the result keeps
+# the entries), and math it refuses there (each would fill the unspecified entries)
+_VALUEWISE = ("abs", "sqrt", "sin", "tanh", "relu", "square", "log1p", "expm1", "floor", "ceil", "round", "trunc",
+              "sign", "sgn", "asin", "atan", "sinh", "asinh", "atanh", "erf", "erfinv", "deg2rad", "rad2deg", "frac",
+              "signbit", "isnan", "isinf", "nan_to_num", "tan")
+_REFUSED = ("exp", "sigmoid", "cos", "log", "cosh", "acos", "log2", "log10", "exp2", "reciprocal", "rsqrt")
+
+
+def _valuewise_method(name: str):
+    def method(self, *args, **kwargs):
+        return self._valuewise(lambda dense: getattr(Tensor, name)(dense, *args, **kwargs))
+    method.__name__ = name
+    method.__doc__ = f"Tensor.{name} of each entry, sparse (as torch's)."
+    return method
+
+
+def _refused_method(name: str):
+    def method(self, *args, **kwargs):
+        raise NotImplementedError(f"Could not run 'aten::{name}' with arguments from the 'SparseCPU' backend. This "
+                                  "could be because the operator doesn't exist for this backend, or was omitted "
+                                  "during the selective/custom build process (if using custom build).")
+    method.__name__ = name
+    return method
+
+
+for _name in _VALUEWISE:
+    setattr(SparseCOOTensor, _name, _valuewise_method(_name))
+for _name in _REFUSED:
+    setattr(SparseCOOTensor, _name, _refused_method(_name))
 
 
 class _CompressedTensor(Tensor):
@@ -696,7 +758,7 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
                       requires_grad: bool = False, check_invariants=None, is_coalesced=None) -> SparseCOOTensor:
     """A sparse COO tensor with entries ``values`` at ``indices`` (sparse_dim × nnz); ``size``
     defaults to one past the largest index in each sparse dim. With ``requires_grad`` it is a leaf
-    whose gradient is sparse where torch's is (see ``_SparseLeafGradient``)."""
+    whose gradient is sparse where torch's is (see ``_SparseGradient``)."""
     index = _index_array(indices)
     value = values if isinstance(values, Tensor) else Tensor._make(_to_array(values, None))
     if dtype is not None or device is not None:
@@ -834,6 +896,23 @@ def sum(input: Tensor, dim=None, dtype=None) -> Tensor:  # noqa: A001 (torch.spa
     size = tuple(n for d, n in enumerate(input.shape) if d not in dims)
     return _keeping_graph(SparseCOOTensor._from_parts(indices[kept], values, size, False).coalesce(),
                           lambda _: dense.sum(dims), input)
+
+
+def _intersection_product(self: SparseCOOTensor, other: SparseCOOTensor) -> SparseCOOTensor:
+    """sparse * sparse: an entry wherever both have one (their coalesced indices met), the product
+    of the two values there; coalesced, as torch's of coalesced operands."""
+    if tuple(self.shape) != tuple(other.shape):
+        raise RuntimeError(f"mul: expected 'self' and 'other' to have same sizes, but {list(self.shape)} != "
+                           f"{list(other.shape)}")
+    left, right = self.detach().coalesce(), other.detach().coalesce()
+    xp = array_module(left._data)
+    shape = tuple(self.shape[:self.sparse_dim()])
+    keys = [xp.ravel_multi_index(tuple(t._coo[0]), shape) if t._nnz() else xp.zeros(0, dtype=np.int64)
+            for t in (left, right)]
+    common, at_left, at_right = xp.intersect1d(keys[0], keys[1], assume_unique=True, return_indices=True)
+    values = (Tensor._make(left._coo[1][at_left]) * Tensor._make(right._coo[1][at_right]))._data
+    indices = xp.stack(xp.unravel_index(common, shape)).astype(np.int64) if common.size else left._coo[0][:, :0]
+    return SparseCOOTensor._from_parts(indices, values, tuple(self.shape), True)
 
 
 def _add_sparse(self: SparseCOOTensor, other: SparseCOOTensor, alpha) -> SparseCOOTensor:
