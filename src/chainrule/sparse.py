@@ -8,18 +8,23 @@ given (``indices()``, ``values()``, ``coalesce()``, ``_nnz()`` and the repr are 
 its array is the dense matrix they describe. Every op therefore runs on it as on a dense tensor
 and gives torch's numbers: ``sparse @ dense``, ``torch.spmm``, ``torch.sparse.mm`` and
 ``dense + sparse`` return dense tensors, as in torch. ``sparse + sparse`` and ``sparse - sparse``
-(operators, methods and their in-place forms), ``sparse * number`` / ``* dense`` / ``/ number``,
-``-sparse``, ``sparse @ sparse``, ``t()``/``transpose`` of sparse dims, ``clone()``, ``detach()``
-and ``torch.sparse.sum(sparse, dim)`` stay sparse, with torch's indices, order and coalesced flag;
-elsewhere (``torch.add(sparse, sparse)``, ``torch.sum(sparse, dim)``, ``sparse * sparse``, unary
-math, indexing) chainrule returns a dense result — the same values in the strided layout. Memory is that of the dense matrix, so a sparse tensor
+(operators, methods, torch.add/torch.sub and their in-place forms), ``sparse * sparse``,
+``sparse * number`` / ``* dense`` / ``/ number``, ``-sparse``, the entry-wise math torch keeps
+sparse (abs, sqrt, sin, tanh, relu, pow(number), ...), ``sparse @ sparse``, ``t()``/``transpose`` of
+sparse dims, ``clone()``, ``detach()``, ``zeros_like`` and ``torch.sparse.sum``/``sum`` over some dims
+stay sparse, with torch's indices, order and coalesced flag; the math torch refuses on a sparse
+tensor (exp, sigmoid, log, mean, ...) raises its NotImplementedError; elsewhere (indexing)
+chainrule returns a dense result, the same values in the strided layout. Memory is that of the dense matrix, so a sparse tensor
 larger than ``MAX_DENSE_ELEMENTS`` is refused with a message rather than exhausting memory.
 Gradients flow through the dense operands of a product, and to the ``values`` a sparse tensor was
 built from when they require grad (an attention-weighted adjacency): through ``coalesce()``,
 ``values()``, ``to_dense()``, ``torch.sparse.sum`` and every op on it, as in torch. A sparse COO
 leaf may require grad: ``torch.sparse.mm``/``addmm``/``sum``, ``to_dense()``, ``values()`` and the
 sparse arithmetic give it a sparse gradient at its entries, ``torch.mm`` and ``@`` a dense one, as
-torch's; SGD steps its entries.
+torch's; SGD steps its entries. A gradient made sparse (by ``to_dense()``, ``values()``,
+``torch.sparse.mm``) keeps its entries through the ops linear in the entries (``+``, ``-``, times
+a number, transpose, clone) as torch's does, so ``a`` in ``(a + b).to_dense()`` gets ``b``'s
+entries too.
 """
 
 from __future__ import annotations
@@ -126,17 +131,46 @@ class _SparseGradient(Function):
     _array_forward = True
 
     @staticmethod
-    def forward(ctx, dense, sparse, coalesced):
+    def forward(ctx, dense, sparse, coalesced, remask):
         ctx.indices, ctx.size, ctx.coalesced = _unique_indices(sparse), tuple(sparse.shape), coalesced
+        ctx.remask = remask
         return dense
 
     @staticmethod
     def backward(ctx, grad):
-        if grad.is_sparse:
+        if grad.is_sparse and not ctx.remask:
             return grad
         xp = array_module(grad._data)
         values = xp.ascontiguousarray(grad._data[tuple(ctx.indices)])
         return SparseCOOTensor._from_parts(ctx.indices, values, ctx.size, ctx.coalesced)
+
+
+class _LinearInEntries(Function):
+    """An op linear in a sparse tensor's entries (times a number, negation, transpose, clone), its
+    result's dense backing given: the adjoint runs as a tensor op on the gradient, so a sparse
+    gradient stays sparse with its entries, as torch's."""
+
+    label = "linear in the entries"
+    rule = "the adjoint of the op, on the gradient as it comes (sparse stays sparse)"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, dense, result, adjoint):
+        ctx.adjoint = adjoint
+        return result
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.adjoint(grad)
+
+
+def _linear_in_entries(result: SparseCOOTensor, input: SparseCOOTensor, adjoint, node: str) -> SparseCOOTensor:
+    """``result``, made from ``input`` by an op linear in its entries whose adjoint is ``adjoint``,
+    in the graph under torch's node name ``node``, when ``input`` records."""
+    if is_recording(input):
+        recorded = _LinearInEntries.apply(_in_graph(input), result=result._data, adjoint=adjoint)
+        _joined_graph(result, name_node(recorded, node))
+    return result
 
 
 def _unique_indices(tensor: SparseCOOTensor):
@@ -150,11 +184,12 @@ def _unique_indices(tensor: SparseCOOTensor):
     return xp.stack(xp.unravel_index(flat, shape)).astype(np.int64)
 
 
-def _in_graph(tensor: Tensor, coalesced_grad: bool = False) -> Tensor:
+def _in_graph(tensor: Tensor, coalesced_grad: bool = False, remask: bool = False) -> Tensor:
     """``tensor``'s dense backing as a plain tensor in its graph; a sparse one's through the node
-    that makes its gradient sparse (marked coalesced when ``coalesced_grad``, as some of torch's)."""
+    that makes its gradient sparse (marked coalesced when ``coalesced_grad``, as some of torch's;
+    a sparse gradient masked again to its entries when ``remask``)."""
     if isinstance(tensor, SparseCOOTensor) and tensor._requires_grad and is_grad_enabled():
-        return _SparseGradient.apply(tensor, sparse=tensor, coalesced=coalesced_grad)
+        return _SparseGradient.apply(tensor, sparse=tensor, coalesced=coalesced_grad, remask=remask)
     return Tensor._make(tensor._data, tensor.grad_fn, tensor._output_nr)
 
 
@@ -274,9 +309,12 @@ class SparseCOOTensor(Tensor):
         """sparse * a number, a 0-d tensor or a dense tensor of the same shape (or broadcasting to
         it) is sparse: each stored value times the factor at its index, indices (and coalesced-ness)
         kept, as torch's."""
+        if isinstance(other, numbers.Number):
+            return _linear_in_entries(self._with_values((Tensor._make(self._coo[1]) * other)._data), self,
+                                      lambda grad: grad * other, "MulBackward0")
         if isinstance(other, SparseCOOTensor):
             result = _intersection_product(self, other)
-        elif isinstance(other, numbers.Number) or (type(other) is Tensor and other.dim() == 0):
+        elif type(other) is Tensor and other.dim() == 0:
             result = self._with_values((Tensor._make(self._coo[1]) * other)._data)
         elif type(other) is Tensor and self.dense_dim() == 0 and other.dim() <= self.dim() and all(
                 size in (1, full) for size, full in zip(other.shape[::-1], self.shape[::-1])):
@@ -290,8 +328,8 @@ class SparseCOOTensor(Tensor):
     def div(self, other, *, rounding_mode=None):
         if not isinstance(other, numbers.Number) or rounding_mode is not None:
             return Tensor.div(_in_graph(self), other, rounding_mode=rounding_mode)
-        return _keeping_graph(self._with_values((Tensor._make(self._coo[1]) / other)._data),
-                              lambda a: Tensor.div(a, other), self)
+        return _linear_in_entries(self._with_values((Tensor._make(self._coo[1]) / other)._data), self,
+                                  lambda grad: grad / other, "DivBackward0")
 
     def __mul__(self, other):
         return self.mul(other)
@@ -303,7 +341,7 @@ class SparseCOOTensor(Tensor):
         return self.div(other)
 
     def __neg__(self):
-        return _keeping_graph(self._with_values(-self._coo[1]), Tensor.__neg__, self)
+        return _linear_in_entries(self._with_values(-self._coo[1]), self, lambda grad: -grad, "NegBackward0")
 
     def neg(self):
         return -self
@@ -316,7 +354,9 @@ class SparseCOOTensor(Tensor):
         coalesced, as torch's abs, sqrt, sin, tanh, relu, pow(number) ... of a sparse COO tensor."""
         indices, values, _ = self.detach().coalesce()._coo
         result = SparseCOOTensor._from_parts(indices, dense_op(Tensor._make(values))._data, tuple(self.shape), True)
-        return _keeping_graph(result, dense_op, self)
+        if is_recording(self):  # torch's derivative here is at the input's entries, whatever the gradient's
+            _joined_graph(result, dense_op(_in_graph(self, remask=True)))
+        return result
 
     def pow(self, exponent):
         if not isinstance(exponent, numbers.Number) or exponent <= 0:
@@ -340,8 +380,8 @@ class SparseCOOTensor(Tensor):
         order[first], order[second] = order[second], order[first]
         size = list(self.shape)
         size[first], size[second] = size[second], size[first]
-        return _keeping_graph(SparseCOOTensor._from_parts(indices[order], values, tuple(size), False),
-                              lambda a: Tensor.transpose(a, dim0, dim1), self)
+        return _linear_in_entries(SparseCOOTensor._from_parts(indices[order], values, tuple(size), False), self,
+                                  lambda grad: grad.transpose(dim0, dim1), "TransposeBackward0")
 
     def t(self):
         if self.sparse_dim() > 2 or self.dense_dim() > 0:
@@ -403,8 +443,8 @@ class SparseCOOTensor(Tensor):
     def clone(self, *, memory_format=None) -> SparseCOOTensor:
         """A sparse copy: the same indices, values and coalesced flag in new memory."""
         indices, values, coalesced = self._coo
-        return _keeping_graph(SparseCOOTensor._from_parts(indices.copy(), values.copy(), tuple(self.shape), coalesced),
-                              Tensor.clone, self)
+        return _linear_in_entries(SparseCOOTensor._from_parts(indices.copy(), values.copy(), tuple(self.shape),
+                                                              coalesced), self, lambda grad: grad, "CloneBackward0")
 
     def __matmul__(self, other):
         return mm(self, other) if isinstance(other, SparseCOOTensor) else super().__matmul__(other)
@@ -435,6 +475,20 @@ class SparseCOOTensor(Tensor):
     def detach(self) -> SparseCOOTensor:
         """The same entries out of the graph, still sparse, as torch's."""
         return self.data
+
+    def sum(self, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+        """Over every dim a dense 0-d tensor; over some, as torch.sparse.sum (sparse), as torch's."""
+        if dim is None or keepdim:
+            return super().sum(dim, keepdim, dtype=dtype) if dim is not None else super().sum(dtype=dtype)
+        return sum(self, dim, dtype)
+
+    def _without_entries(self, dtype=None) -> SparseCOOTensor:
+        """torch.zeros_like of a sparse tensor: its size, no entries, coalesced."""
+        indices, values, _ = self._coo
+        xp = array_module(values)
+        dtype = self.dtype if dtype is None else dtype
+        return SparseCOOTensor._from_parts(xp.zeros((indices.shape[0], 0), dtype=indices.dtype),
+                                           xp.zeros((0,) + values.shape[1:], dtype=dtype.np), tuple(self.shape), True)
 
     def zero_(self) -> SparseCOOTensor:
         """No entries left (coalesced), as torch's; what ``zero_grad(set_to_none=False)`` does to a
@@ -502,9 +556,9 @@ def _valuewise_method(name: str):
     return method
 
 
-def _refused_method(name: str):
+def _refused_method(name: str, kernel: str | None = None):
     def method(self, *args, **kwargs):
-        raise NotImplementedError(f"Could not run 'aten::{name}' with arguments from the 'SparseCPU' backend. This "
+        raise NotImplementedError(f"Could not run 'aten::{kernel or name}' with arguments from the 'SparseCPU' backend. This "
                                   "could be because the operator doesn't exist for this backend, or was omitted "
                                   "during the selective/custom build process (if using custom build).")
     method.__name__ = name
@@ -515,6 +569,7 @@ for _name in _VALUEWISE:
     setattr(SparseCOOTensor, _name, _valuewise_method(_name))
 for _name in _REFUSED:
     setattr(SparseCOOTensor, _name, _refused_method(_name))
+SparseCOOTensor.mean = _refused_method("mean", "mean.dim")
 
 
 class _CompressedTensor(Tensor):
@@ -899,11 +954,22 @@ def sum(input: Tensor, dim=None, dtype=None) -> Tensor:  # noqa: A001 (torch.spa
 
 
 def _intersection_product(self: SparseCOOTensor, other: SparseCOOTensor) -> SparseCOOTensor:
-    """sparse * sparse: an entry wherever both have one (their coalesced indices met), the product
-    of the two values there; coalesced, as torch's of coalesced operands."""
+    """sparse * sparse as torch's: of two coalesced tensors, an entry wherever both have one, the
+    product of the two values there, coalesced. Otherwise the entries of the uncoalesced one (of the
+    one with fewer entries when both are), each times the other's summed value at its index (0
+    where it has none), uncoalesced."""
     if tuple(self.shape) != tuple(other.shape):
         raise RuntimeError(f"mul: expected 'self' and 'other' to have same sizes, but {list(self.shape)} != "
                            f"{list(other.shape)}")
+    if not (self.is_coalesced() and other.is_coalesced()):
+        if self.is_coalesced() or (not other.is_coalesced() and other._nnz() < self._nnz()):
+            kept, looked_up = other, self
+        else:
+            kept, looked_up = self, other
+        indices, values, _ = kept._coo
+        factors = looked_up._data[tuple(indices)]  # the dense backing holds the summed values
+        product = (Tensor._make(values) * Tensor._make(factors))._data
+        return SparseCOOTensor._from_parts(indices, product, tuple(self.shape), False)
     left, right = self.detach().coalesce(), other.detach().coalesce()
     xp = array_module(left._data)
     shape = tuple(self.shape[:self.sparse_dim()])

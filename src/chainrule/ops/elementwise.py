@@ -1528,6 +1528,8 @@ def abs(input: Tensor, *, out=None) -> Tensor:
     The absolute value of each element of ``input`` (torch.abs)."""
     if input._data.dtype.kind == "b":
         refuse_kernel(input, "abs_cpu")
+    if input.__class__ in SPARSE_COO_TYPES and out is None:
+        return input.abs()
     return Abs.apply(input)
 
 
