@@ -13,8 +13,10 @@ and gives torch's numbers: ``sparse @ dense``, ``torch.spmm``, ``torch.sparse.mm
 sparse (abs, sqrt, sin, tanh, relu, pow(number), ...), ``sparse @ sparse``, ``t()``/``transpose`` of
 sparse dims, ``clone()``, ``detach()``, ``zeros_like`` and ``torch.sparse.sum``/``sum`` over some dims
 stay sparse, with torch's indices, order and coalesced flag; the math torch refuses on a sparse
-tensor (exp, sigmoid, log, mean, ...) raises its NotImplementedError; elsewhere (indexing)
-chainrule returns a dense result, the same values in the strided layout. Memory is that of the dense matrix, so a sparse tensor
+tensor (exp, sigmoid, log, mean, ...) raises its NotImplementedError. Indexing by integers and
+full slices, ``select``, ``index_select`` and ``narrow_copy`` are sparse too (their backward refused
+with torch's words), slices and tensor indices and ``narrow`` refused as torch refuses them;
+elsewhere (``s[None]``) chainrule returns a dense result, the same values in the strided layout. Memory is that of the dense matrix, so a sparse tensor
 larger than ``MAX_DENSE_ELEMENTS`` is refused with a message rather than exhausting memory.
 Gradients flow through the dense operands of a product, and to the ``values`` a sparse tensor was
 built from when they require grad (an attention-weighted adjacency): through ``coalesce()``,
@@ -169,6 +171,33 @@ def _linear_in_entries(result: SparseCOOTensor, input: SparseCOOTensor, adjoint,
     in the graph under torch's node name ``node``, when ``input`` records."""
     if is_recording(input):
         recorded = _LinearInEntries.apply(_in_graph(input), result=result._data, adjoint=adjoint)
+        _joined_graph(result, name_node(recorded, node))
+    return result
+
+
+class _NoSparseBackward(Function):
+    """An op torch runs on a sparse COO tensor but cannot differentiate there (select,
+    index_select, narrow_copy): recorded under torch's node name, its backward raises torch's
+    NotImplementedError, naming the kernel torch lacks."""
+
+    label = "no sparse derivative"
+    rule = "refused: torch has no sparse kernel for this derivative"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, dense, result, kernel):
+        ctx.kernel = kernel
+        return result
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise NotImplementedError(_not_on_sparse(ctx.kernel))
+
+
+def _without_sparse_backward(result: SparseCOOTensor, input: SparseCOOTensor, kernel: str, node: str):
+    """``result`` in the graph of ``input`` through a node whose backward torch refuses."""
+    if is_recording(input):
+        recorded = _NoSparseBackward.apply(_in_graph(input), result=result._data, kernel=kernel)
         _joined_graph(result, name_node(recorded, node))
     return result
 
@@ -482,6 +511,86 @@ class SparseCOOTensor(Tensor):
             return super().sum(dim, keepdim, dtype=dtype) if dim is not None else super().sum(dtype=dtype)
         return sum(self, dim, dtype)
 
+    # ------------------------------------------------------------------ indexing, as torch's
+    def select(self, dim: int, index: int) -> Tensor:
+        """The entries at ``index`` along ``dim``: sparse with that dim gone (dense where it was the
+        only sparse dim, or from the values where ``dim`` is a dense dim), as torch's."""
+        sparse_dims, size = self.sparse_dim(), self.shape[dim] if -self.dim() <= dim < self.dim() else None
+        if size is None or not -size <= index < size or (dim % self.dim() < sparse_dims and sparse_dims == 1):
+            return Tensor.select(_in_graph(self), dim, index)  # torch's error, or its dense row
+        dim, index = dim % self.dim(), index % size
+        indices, values, coalesced = self._coo
+        if dim >= sparse_dims:
+            result = SparseCOOTensor._from_parts(indices, _take(values, dim - sparse_dims + 1, index),
+                                                 tuple(n for d, n in enumerate(self.shape) if d != dim), coalesced)
+        else:
+            chosen = indices[dim] == index
+            kept = [d for d in range(sparse_dims) if d != dim]
+            result = _entries_of(indices[kept][:, chosen], values[chosen],
+                                 tuple(n for d, n in enumerate(self.shape) if d != dim))
+        return _without_sparse_backward(result, self, "select_backward", "SelectBackward0")
+
+    def index_select(self, dim: int, index: Tensor) -> SparseCOOTensor:
+        """The entries whose index along ``dim`` is in ``index``, renumbered by their place there
+        (an index given twice gives its entries twice), as torch's."""
+        dim = dim % self.dim()
+        wanted = index._data if isinstance(index, Tensor) else np.asarray(index)
+        indices, values, coalesced = self._coo
+        xp = array_module(values)
+        size = list(self.shape)
+        size[dim] = wanted.shape[0]
+        sparse_dims = self.sparse_dim()
+        if dim >= sparse_dims:
+            result = SparseCOOTensor._from_parts(indices, xp.take(values, wanted, axis=dim - sparse_dims + 1),
+                                                 tuple(size), coalesced)
+        else:
+            places, entries = xp.nonzero(wanted[:, None] == indices[dim][None, :])
+            selected = indices[:, entries].copy()
+            selected[dim] = places
+            result = _entries_of(selected, values[entries], tuple(size))
+        return _without_sparse_backward(result, self, "index_add_", "IndexSelectBackward0")
+
+    def narrow_copy(self, dim: int, start: int, length: int) -> SparseCOOTensor:
+        """The entries with ``start <= index < start + length`` along ``dim``, shifted to start at 0."""
+        dim = dim % self.dim()
+        start = start % self.shape[dim] if start < 0 else start
+        indices, values, coalesced = self._coo
+        size = list(self.shape)
+        size[dim] = length
+        sparse_dims = self.sparse_dim()
+        if dim >= sparse_dims:
+            axis = dim - sparse_dims + 1
+            taken = values[(slice(None),) * axis + (slice(start, start + length),)]
+            result = SparseCOOTensor._from_parts(indices, array_module(values).ascontiguousarray(taken),
+                                                 tuple(size), coalesced)
+        else:
+            chosen = (indices[dim] >= start) & (indices[dim] < start + length)
+            narrowed = indices[:, chosen].copy()
+            narrowed[dim] -= start
+            result = _entries_of(narrowed, values[chosen], tuple(size))
+        return _without_sparse_backward(result, self, "as_strided", "NarrowCopyBackward0")
+
+    def __getitem__(self, item):
+        """An integer, or full slices then integers, select as torch's; torch refuses other slices
+        and tensor indices of a sparse tensor (its as_strided and index kernels are dense only)."""
+        keys = item if isinstance(item, tuple) else (item,)
+        if any(isinstance(key, Tensor) for key in keys):
+            raise NotImplementedError(_not_on_sparse("index.Tensor"))
+        if any(isinstance(key, slice) and key != slice(None) for key in keys):
+            raise NotImplementedError(_not_on_sparse("as_strided"))
+        if not all(isinstance(key, (numbers.Integral, slice)) for key in keys) or len(keys) > self.dim():
+            return super().__getitem__(item)  # (the engine's own indexing of a gradient by arrays)
+        result, dim = self, 0
+        for key in keys:
+            if isinstance(key, slice):
+                dim += 1
+            else:
+                result = result.select(dim, key)
+        return result
+
+    def narrow(self, dim: int, start, length: int):
+        raise NotImplementedError(_not_on_sparse("as_strided"))
+
     def _without_entries(self, dtype=None) -> SparseCOOTensor:
         """torch.zeros_like of a sparse tensor: its size, no entries, coalesced."""
         indices, values, _ = self._coo
@@ -556,13 +665,31 @@ def _valuewise_method(name: str):
     return method
 
 
+def _not_on_sparse(kernel: str) -> str:
+    """torch's words for a kernel it has no sparse COO version of."""
+    return (f"Could not run 'aten::{kernel}' with arguments from the 'SparseCPU' backend. This could be because the "
+            "operator doesn't exist for this backend, or was omitted during the selective/custom build process (if "
+            "using custom build).")
+
+
 def _refused_method(name: str, kernel: str | None = None):
     def method(self, *args, **kwargs):
-        raise NotImplementedError(f"Could not run 'aten::{kernel or name}' with arguments from the 'SparseCPU' backend. This "
-                                  "could be because the operator doesn't exist for this backend, or was omitted "
-                                  "during the selective/custom build process (if using custom build).")
+        raise NotImplementedError(_not_on_sparse(kernel or name))
     method.__name__ = name
     return method
+
+
+def _take(values, axis: int, index: int):
+    """``values`` at ``index`` along ``axis``, contiguous."""
+    return array_module(values).ascontiguousarray(values[(slice(None),) * axis + (index,)])
+
+
+def _entries_of(indices, values, size: tuple) -> SparseCOOTensor:
+    """A sparse tensor of these entries as torch's indexing kernels make it: marked coalesced only
+    when it has fewer than two."""
+    xp = array_module(values)
+    return SparseCOOTensor._from_parts(xp.ascontiguousarray(indices), xp.ascontiguousarray(values), size,
+                                       indices.shape[1] < 2)
 
 
 for _name in _VALUEWISE:

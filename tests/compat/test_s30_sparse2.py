@@ -279,3 +279,41 @@ def test_sparse_gradients_have_torchs_entries(name):
     abs and pow only the operand's own entries; through s.sum() a dense one, as torch's."""
     ours = _without_coalesced_flags(_outcome(GRADIENTS[name], chainrule))
     assert ours == _without_coalesced_flags(_outcome(GRADIENTS[name], torch))
+
+
+def _with_a_dense_dim(lib):
+    return lib.sparse_coo_tensor(lib.tensor([[0, 2, 0]]), lib.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), (3, 2))
+
+
+INDEXING = {
+    "s[0]": lambda lib: _entries(lib)[0],
+    "coalesced s[1]": lambda lib: _coalesced(lib)[1],
+    "s[-1]": lambda lib: _entries(lib)[-1],
+    "s[0, 2]": lambda lib: _entries(lib)[0, 2],
+    "s[:, 1]": lambda lib: _entries(lib)[:, 1],
+    "s[0:2] is refused": lambda lib: _entries(lib)[0:2],
+    "s[tensor] is refused": lambda lib: _entries(lib)[lib.tensor([0, 2])],
+    "select(0, 1)": lambda lib: _entries(lib).select(0, 1),
+    "select(1, 2)": lambda lib: _entries(lib).select(1, 2),
+    "coalesced select(1, 2)": lambda lib: _coalesced(lib).select(1, 2),
+    "torch.select": lambda lib: lib.select(_entries(lib), 0, 0),
+    "select out of range": lambda lib: _entries(lib).select(0, 5),
+    "index_select(0) with a repeated index": lambda lib: _entries(lib).index_select(0, lib.tensor([2, 0, 0])),
+    "index_select(1)": lambda lib: _coalesced(lib).index_select(1, lib.tensor([2, 1])),
+    "torch.index_select": lambda lib: lib.index_select(_entries(lib), 1, lib.tensor([0])),
+    "narrow is refused": lambda lib: _entries(lib).narrow(0, 0, 2),
+    "torch.narrow is refused": lambda lib: lib.narrow(_entries(lib), 1, 2, 1),
+    "narrow_copy": lambda lib: _entries(lib).narrow_copy(0, 1, 2),
+    "the only sparse dim selected is dense": lambda lib: _with_a_dense_dim(lib)[0],
+    "select of a dense dim": lambda lib: _with_a_dense_dim(lib).select(1, 1),
+    "index_select with a dense dim": lambda lib: _with_a_dense_dim(lib).index_select(0, lib.tensor([0, 2])),
+    "select's backward is refused": _gradients_through(lambda lib, a, b: a.select(0, 1)),
+    "s[:, 2]'s backward is refused": _gradients_through(lambda lib, a, b: a[:, 2]),
+    "index_select's backward is refused": _gradients_through(lambda lib, a, b: a.index_select(0, lib.tensor([2, 0]))),
+    "narrow_copy's backward is refused": _gradients_through(lambda lib, a, b: a.narrow_copy(1, 1, 2)),
+}
+
+
+@pytest.mark.parametrize("name", list(INDEXING))
+def test_sparse_indexing_matches_torch(name):
+    assert _outcome(INDEXING[name], chainrule) == _outcome(INDEXING[name], torch)
