@@ -317,3 +317,50 @@ INDEXING = {
 @pytest.mark.parametrize("name", list(INDEXING))
 def test_sparse_indexing_matches_torch(name):
     assert _outcome(INDEXING[name], chainrule) == _outcome(INDEXING[name], torch)
+
+
+def _trained(optimizer, steps=5, set_to_none=True, **options):
+    """A sparse weight learned through torch.sparse.mm: the losses, then the weight."""
+    def case(lib):
+        indices = lib.tensor([[0, 1, 2, 3, 4, 0, 2, 4], [1, 2, 3, 4, 0, 3, 0, 2]])
+        weight = lib.sparse_coo_tensor(indices, lib.linspace(-1, 1, 8), (5, 5)).coalesce().requires_grad_()
+        inputs, targets = lib.linspace(-2, 2, 15).reshape(5, 3), lib.linspace(1, -1, 15).reshape(5, 3)
+        step = getattr(lib.optim, optimizer)([weight], **options)
+        losses = []
+        for _ in range(steps):
+            step.zero_grad(set_to_none=set_to_none)
+            loss = ((lib.sparse.mm(weight, inputs) - targets) ** 2).mean()
+            loss.backward()
+            step.step()
+            losses.append(round(loss.item(), 5))
+        return (*losses, weight)
+    return case
+
+
+def _embedding_trained_without_none(lib):
+    """nn.Embedding(sparse=True) with SGD, its gradient zeroed in place between steps."""
+    lib.manual_seed(0)
+    table = lib.nn.Embedding(6, 2, sparse=True)
+    step = lib.optim.SGD(table.parameters(), lr=0.5)
+    for rows in ([[0, 2], [2, 5]], [[1, 2], [4, 4]], [[0, 5], [3, 3]]):
+        step.zero_grad(set_to_none=False)
+        table(lib.tensor(rows)).pow(2).sum().backward()
+        step.step()
+    return table.weight
+
+
+TRAINING = {
+    "SGD": _trained("SGD", lr=0.1),
+    "SGD with momentum": _trained("SGD", lr=0.1, momentum=0.9),
+    "SGD with Nesterov momentum": _trained("SGD", lr=0.1, momentum=0.9, nesterov=True),
+    "SGD, gradients zeroed in place": _trained("SGD", lr=0.1, set_to_none=False),
+    "SGD maximizing": _trained("SGD", lr=0.01, maximize=True),
+    "SGD refuses weight decay": _trained("SGD", lr=0.1, weight_decay=0.1),
+    "Adam refuses a sparse gradient": _trained("Adam", lr=0.1),
+    "sparse Embedding, gradients zeroed in place": _embedding_trained_without_none,
+}
+
+
+@pytest.mark.parametrize("name", list(TRAINING))
+def test_training_a_sparse_weight_matches_torch(name):
+    assert _outcome(TRAINING[name], chainrule) == _outcome(TRAINING[name], torch)

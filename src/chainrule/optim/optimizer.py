@@ -172,8 +172,8 @@ class Optimizer:
                     continue
                 if set_to_none:
                     p.grad = None
-                elif holds_values_inside(p.grad):
-                    p.grad.zero_()
+                elif holds_values_inside(p.grad) or p.grad.is_sparse:
+                    p.grad.zero_()  # a sparse gradient's entries go too, not only its dense backing
                 else:
                     p.grad._data[...] = 0
 
