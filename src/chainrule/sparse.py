@@ -185,19 +185,23 @@ class _NoSparseBackward(Function):
     _array_forward = True
 
     @staticmethod
-    def forward(ctx, dense, result, kernel):
-        ctx.kernel = kernel
+    def forward(ctx, dense, result, refusal):
+        ctx.refusal = refusal
         return result
 
     @staticmethod
     def backward(ctx, grad):
-        raise NotImplementedError(_not_on_sparse(ctx.kernel))
+        error, message = ctx.refusal
+        raise error(message)
 
 
-def _without_sparse_backward(result: SparseCOOTensor, input: SparseCOOTensor, kernel: str, node: str):
-    """``result`` in the graph of ``input`` through a node whose backward torch refuses."""
+def _without_sparse_backward(result: SparseCOOTensor, input: SparseCOOTensor, kernel: str, node: str,
+                             refusal: tuple | None = None):
+    """``result`` in the graph of ``input`` through a node whose backward torch refuses: for want of
+    the sparse ``kernel``, or with ``refusal`` (an exception class and its words)."""
     if is_recording(input):
-        recorded = _NoSparseBackward.apply(_in_graph(input), result=result._data, kernel=kernel)
+        refusal = refusal or (NotImplementedError, _not_on_sparse(kernel))
+        recorded = _NoSparseBackward.apply(_in_graph(input), result=result._data, refusal=refusal)
         _joined_graph(result, name_node(recorded, node))
     return result
 
@@ -378,11 +382,20 @@ class SparseCOOTensor(Tensor):
     def neg_(self):
         return self._become(-self.detach())
 
-    def _valuewise(self, dense_op):
+    def _valuewise(self, dense_op, name: str | None = None):
         """``dense_op`` (one with ``dense_op(0) == 0``) of each entry of the coalesced tensor: sparse,
-        coalesced, as torch's abs, sqrt, sin, tanh, relu, pow(number) ... of a sparse COO tensor."""
+        coalesced, as torch's abs, sqrt, sin, tanh, relu, pow(number) ... of a sparse COO tensor;
+        differentiable where torch's is, its backward refused with torch's words elsewhere."""
         indices, values, _ = self.detach().coalesce()._coo
         result = SparseCOOTensor._from_parts(indices, dense_op(Tensor._make(values))._data, tuple(self.shape), True)
+        if name in _ZERO_DERIVATIVE:  # torch's gradient: a sparse tensor with no entries
+            detached = self.detach()
+            return _linear_in_entries(result, self, lambda grad: detached._without_entries(),
+                                      f"{name.capitalize()}Backward0")
+        if name in _BACKWARD_REFUSED:
+            error, message = _BACKWARD_REFUSED[name]
+            return _without_sparse_backward(result, self, "", f"{name.capitalize()}Backward0",
+                                            (error, message.format(shape=list(self.shape))))
         if is_recording(self):  # torch's derivative here is at the input's entries, whatever the gradient's
             _joined_graph(result, dense_op(_in_graph(self, remask=True)))
         return result
@@ -657,19 +670,39 @@ _VALUEWISE = ("abs", "sqrt", "sin", "tanh", "relu", "square", "log1p", "expm1", 
 _REFUSED = ("exp", "sigmoid", "cos", "log", "cosh", "acos", "log2", "log10", "exp2", "reciprocal", "rsqrt")
 
 
-def _valuewise_method(name: str):
-    def method(self, *args, **kwargs):
-        return self._valuewise(lambda dense: getattr(Tensor, name)(dense, *args, **kwargs))
-    method.__name__ = name
-    method.__doc__ = f"Tensor.{name} of each entry, sparse (as torch's)."
-    return method
-
-
 def _not_on_sparse(kernel: str) -> str:
     """torch's words for a kernel it has no sparse COO version of."""
     return (f"Could not run 'aten::{kernel}' with arguments from the 'SparseCPU' backend. This could be because the "
             "operator doesn't exist for this backend, or was omitted during the selective/custom build process (if "
             "using custom build).")
+
+
+# the entry-wise ops whose sparse backward torch refuses, and its words: its derivative formula
+# reaches a kernel torch has no sparse version of, or adds a dense tensor to a sparse one
+_ZERO_DERIVATIVE = frozenset({"floor", "ceil", "round", "trunc", "sign"})
+_ADD_SPARSE_DENSE = (RuntimeError, "add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
+_BACKWARD_REFUSED = {
+    "sqrt": (RuntimeError, "Sparse division requires a scalar or zero-dim dense tensor divisor (got shape {shape} for "
+                           "divisor)"),
+    "sin": (NotImplementedError, _not_on_sparse("cos")),
+    "sinh": (NotImplementedError, _not_on_sparse("cosh")),
+    "tanh": (NotImplementedError, _not_on_sparse("tanh_backward")),
+    "erf": (NotImplementedError, _not_on_sparse("exp")),
+    "erfinv": (NotImplementedError, _not_on_sparse("exp")),
+    "sgn": (NotImplementedError, _not_on_sparse("_efficientzerotensor")),
+    "nan_to_num": (NotImplementedError, _not_on_sparse("ne.Scalar")),
+    "atanh": (RuntimeError, "memory format option is only supported by strided tensors"),
+    "expm1": _ADD_SPARSE_DENSE, "asin": _ADD_SPARSE_DENSE, "atan": _ADD_SPARSE_DENSE, "asinh": _ADD_SPARSE_DENSE,
+    "tan": _ADD_SPARSE_DENSE,
+}
+
+
+def _valuewise_method(name: str):
+    def method(self, *args, **kwargs):
+        return self._valuewise(lambda dense: getattr(Tensor, name)(dense, *args, **kwargs), name)
+    method.__name__ = name
+    method.__doc__ = f"Tensor.{name} of each entry, sparse (as torch's)."
+    return method
 
 
 def _refused_method(name: str, kernel: str | None = None):

@@ -364,3 +364,21 @@ TRAINING = {
 @pytest.mark.parametrize("name", list(TRAINING))
 def test_training_a_sparse_weight_matches_torch(name):
     assert _outcome(TRAINING[name], chainrule) == _outcome(TRAINING[name], torch)
+
+
+ENTRYWISE = ("abs", "sqrt", "sin", "tanh", "relu", "square", "log1p", "expm1", "floor", "ceil", "round", "trunc",
+             "sign", "sgn", "asin", "atan", "sinh", "asinh", "atanh", "erf", "erfinv", "deg2rad", "rad2deg", "frac",
+             "nan_to_num", "tan")
+
+
+@pytest.mark.parametrize("name", ENTRYWISE)
+def test_entrywise_gradient_or_its_refusal_matches_torch(name):
+    """Entry-wise math of a sparse leaf: torch's sparse gradient (none for floor, sign, ...: a sparse
+    tensor without entries), or the error torch's derivative formula meets on a sparse tensor."""
+    def case(lib):
+        leaf = lib.sparse_coo_tensor(lib.tensor([[0, 1, 1], [2, 0, 2]]), lib.tensor([0.5, -0.25, 0.3]),
+                                     (3, 3)).coalesce().requires_grad_()
+        result = getattr(leaf, name)()
+        result.to_dense().pow(2).sum().backward()
+        return result, leaf.grad
+    assert _outcome(case, chainrule) == _outcome(case, torch)
