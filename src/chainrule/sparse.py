@@ -15,8 +15,9 @@ sparse dims, ``clone()``, ``detach()``, ``zeros_like`` and ``torch.sparse.sum``/
 stay sparse, with torch's indices, order and coalesced flag; the math torch refuses on a sparse
 tensor (exp, sigmoid, log, mean, ...) raises its NotImplementedError. Indexing by integers and
 full slices, ``select``, ``index_select`` and ``narrow_copy`` are sparse too (their backward refused
-with torch's words), slices and tensor indices and ``narrow`` refused as torch refuses them;
-elsewhere (``s[None]``) chainrule returns a dense result, the same values in the strided layout. Memory is that of the dense matrix, so a sparse tensor
+with torch's words), as are ``unsqueeze`` and ``None`` in an index; slices and tensor indices and
+``narrow`` are refused as torch refuses them. Elsewhere (``torch.unsqueeze(s, d)``) chainrule returns a
+dense result, the same values in the strided layout. Memory is that of the dense matrix, so a sparse tensor
 larger than ``MAX_DENSE_ELEMENTS`` is refused with a message rather than exhausting memory.
 Gradients flow through the dense operands of a product, and to the ``values`` a sparse tensor was
 built from when they require grad (an attention-weighted adjacency): through ``coalesce()``,
@@ -31,6 +32,7 @@ entries too.
 
 from __future__ import annotations
 
+import builtins
 import math
 import numbers
 
@@ -591,15 +593,38 @@ class SparseCOOTensor(Tensor):
             raise NotImplementedError(_not_on_sparse("index.Tensor"))
         if any(isinstance(key, slice) and key != slice(None) for key in keys):
             raise NotImplementedError(_not_on_sparse("as_strided"))
-        if not all(isinstance(key, (numbers.Integral, slice)) for key in keys) or len(keys) > self.dim():
+        if not all(isinstance(key, (numbers.Integral, slice)) or key is None for key in keys) \
+                or builtins.sum(key is not None for key in keys) > self.dim():
             return super().__getitem__(item)  # (the engine's own indexing of a gradient by arrays)
         result, dim = self, 0
         for key in keys:
-            if isinstance(key, slice):
+            if key is None:
+                result = result.unsqueeze(dim)
+                dim += 1
+            elif isinstance(key, slice):
                 dim += 1
             else:
                 result = result.select(dim, key)
         return result
+
+    def unsqueeze(self, dim: int) -> SparseCOOTensor:
+        """A dim of size 1 at ``dim``: a sparse dim (an index row of zeros) among or right after the
+        sparse dims, else a dense one; its backward refused with torch's words."""
+        if not -self.dim() - 1 <= dim <= self.dim():
+            return Tensor.unsqueeze(_in_graph(self), dim)  # torch's error
+        dim = dim % (self.dim() + 1)
+        indices, values, coalesced = self._coo
+        xp = array_module(values)
+        size = tuple(self.shape[:dim]) + (1,) + tuple(self.shape[dim:])
+        sparse_dims = self.sparse_dim()
+        if dim <= sparse_dims:
+            zeros = xp.zeros((1, indices.shape[1]), dtype=indices.dtype)
+            result = SparseCOOTensor._from_parts(xp.concatenate([indices[:dim], zeros, indices[dim:]]), values, size,
+                                                 coalesced)
+        else:
+            result = SparseCOOTensor._from_parts(indices, xp.expand_dims(values, dim - sparse_dims + 1), size,
+                                                 coalesced)
+        return _without_sparse_backward(result, self, "as_strided", "UnsqueezeBackward0")
 
     def narrow(self, dim: int, start, length: int):
         raise NotImplementedError(_not_on_sparse("as_strided"))

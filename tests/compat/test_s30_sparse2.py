@@ -382,3 +382,24 @@ def test_entrywise_gradient_or_its_refusal_matches_torch(name):
         result.to_dense().pow(2).sum().backward()
         return result, leaf.grad
     assert _outcome(case, chainrule) == _outcome(case, torch)
+
+
+def _unsqueezed(dim):
+    return lambda lib: _entries(lib).unsqueeze(dim)
+
+
+UNSQUEEZING = {
+    **{f"unsqueeze({dim})": _unsqueezed(dim) for dim in (0, 1, 2, -1, -4, 3)},
+    "unsqueeze after a dense dim": lambda lib: _with_a_dense_dim(lib).unsqueeze(2),
+    "unsqueeze before a dense dim": lambda lib: _with_a_dense_dim(lib).unsqueeze(1),
+    "s[None]": lambda lib: _entries(lib)[None],
+    "s[None, 0]": lambda lib: _entries(lib)[None, 0],
+    "s[:, None]": lambda lib: _entries(lib)[:, None],
+    "s[0, None]": lambda lib: _entries(lib)[0, None],
+    "unsqueeze's backward is refused": _gradients_through(lambda lib, a, b: a.unsqueeze(0)),
+}
+
+
+@pytest.mark.parametrize("name", list(UNSQUEEZING))
+def test_sparse_unsqueeze_matches_torch(name):
+    assert _outcome(UNSQUEEZING[name], chainrule) == _outcome(UNSQUEEZING[name], torch)
