@@ -102,8 +102,6 @@ def test_errors():
         chainrule.sparse_coo_tensor([[0, -1]], [1.0, 2.0], (2,))
     with pytest.raises(RuntimeError, match="stores sparse tensors densely"):
         chainrule.sparse_coo_tensor([[0], [0]], [1.0], (100_000, 100_000))
-    with pytest.raises(RuntimeError, match="cannot require grad"):
-        chainrule.sparse_coo_tensor([[0]], [1.0], (2,), requires_grad=True)
 
 
 @pytest.mark.filterwarnings("ignore:.*is deprecated")

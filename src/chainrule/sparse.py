@@ -8,20 +8,31 @@ given (``indices()``, ``values()``, ``coalesce()``, ``_nnz()`` and the repr are 
 its array is the dense matrix they describe. Every op therefore runs on it as on a dense tensor
 and gives torch's numbers: ``sparse @ dense``, ``torch.spmm``, ``torch.sparse.mm`` and
 ``dense + sparse`` return dense tensors, as in torch. ``sparse + sparse`` and ``sparse - sparse``
-(operators, methods and their in-place forms), ``sparse * number`` / ``* dense`` / ``/ number``,
-``-sparse``, ``sparse @ sparse``, ``t()``/``transpose`` of sparse dims, ``clone()``, ``detach()``
-and ``torch.sparse.sum(sparse, dim)`` stay sparse, with torch's indices, order and coalesced flag;
-elsewhere (``torch.add(sparse, sparse)``, ``torch.sum(sparse, dim)``, ``sparse * sparse``, unary
-math, indexing) chainrule returns a dense result — the same values in the strided layout. Memory is that of the dense matrix, so a sparse tensor
+(operators, methods, torch.add/torch.sub and their in-place forms), ``sparse * sparse``,
+``sparse * number`` / ``* dense`` / ``/ number``, ``-sparse``, the entry-wise math torch keeps
+sparse (abs, sqrt, sin, tanh, relu, pow(number), ...), ``sparse @ sparse``, ``t()``/``transpose`` of
+sparse dims, ``clone()``, ``detach()``, ``zeros_like`` and ``torch.sparse.sum``/``sum`` over some dims
+stay sparse, with torch's indices, order and coalesced flag; the math torch refuses on a sparse
+tensor (exp, sigmoid, log, mean, ...) raises its NotImplementedError. Indexing by integers and
+full slices, ``select``, ``index_select`` and ``narrow_copy`` are sparse too (their backward refused
+with torch's words), as are ``unsqueeze`` and ``None`` in an index; slices and tensor indices and
+``narrow`` are refused as torch refuses them. Elsewhere (``torch.unsqueeze(s, d)``) chainrule returns a
+dense result, the same values in the strided layout. Memory is that of the dense matrix, so a sparse tensor
 larger than ``MAX_DENSE_ELEMENTS`` is refused with a message rather than exhausting memory.
 Gradients flow through the dense operands of a product, and to the ``values`` a sparse tensor was
 built from when they require grad (an attention-weighted adjacency): through ``coalesce()``,
-``values()``, ``to_dense()``, ``torch.sparse.sum`` and every op on it, as in torch. A sparse tensor
-itself cannot be a leaf that requires grad.
+``values()``, ``to_dense()``, ``torch.sparse.sum`` and every op on it, as in torch. A sparse COO
+leaf may require grad: ``torch.sparse.mm``/``addmm``/``sum``, ``to_dense()``, ``values()`` and the
+sparse arithmetic give it a sparse gradient at its entries, ``torch.mm`` and ``@`` a dense one, as
+torch's; SGD steps its entries. A gradient made sparse (by ``to_dense()``, ``values()``,
+``torch.sparse.mm``) keeps its entries through the ops linear in the entries (``+``, ``-``, times
+a number, transpose, clone) as torch's does, so ``a`` in ``(a + b).to_dense()`` gets ``b``'s
+entries too.
 """
 
 from __future__ import annotations
 
+import builtins
 import math
 import numbers
 
@@ -46,7 +57,7 @@ from .ops.reduce import softmax as dense_softmax
 from .ops.shape import clone
 from .tensor import Size, Tensor
 
-__all__ = ["mm", "sum", "spmm", "softmax", "log_softmax", "sparse_coo_tensor", "SparseCOOTensor", "sparse_csr_tensor",
+__all__ = ["mm", "addmm", "sum", "spmm", "softmax", "log_softmax", "sparse_coo_tensor", "SparseCOOTensor", "sparse_csr_tensor",
            "SparseCSRTensor", "MAX_DENSE_ELEMENTS",
            "check_sparse_tensor_invariants",
            "FloatTensor", "DoubleTensor", "HalfTensor", "ByteTensor", "CharTensor", "ShortTensor", "IntTensor",
@@ -104,16 +115,122 @@ def _joined_graph(tensor: Tensor, recorded: Tensor) -> Tensor:
 
 
 def _keeping_graph(result: Tensor, dense_op, *inputs) -> Tensor:
-    """A sparse result in the graph of the same op computed densely, when that would record (the
-    values a sparse input was built from require grad): the same values, so the same gradient."""
+    """A sparse result in the graph of the same op computed densely, when that would record (a
+    sparse input requires grad, or the values it was built from do): the same values, so the same
+    gradient. ``dense_op`` takes ``inputs``, each sparse one as its dense backing in its graph."""
     if is_recording(*(t for t in inputs if isinstance(t, Tensor))):
-        _joined_graph(result, dense_op())
+        _joined_graph(result, dense_op(*(_in_graph(t) if isinstance(t, SparseCOOTensor) else t for t in inputs)))
     return result
 
 
-def _recorded_copy(tensor: Tensor, node: str) -> Tensor:
+class _SparseGradient(Function):
+    """A sparse tensor's dense backing, read by an op whose gradient torch makes sparse: a dense
+    gradient becomes the gradient at the tensor's (coalesced) entries only, a sparse COO tensor
+    (torch's sparse_mask); a sparse one, made further down, passes on as it is, so a leaf gets the
+    pattern torch's sparse ops carry back to it (``(a + b).to_dense()``: ``a`` gets ``b``'s entries too)."""
+
+    node_name = "SparseMaskBackward0"
+    label = "sparse entries"
+    rule = "the gradient at the tensor's entries, sparse"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, dense, sparse, coalesced, remask):
+        ctx.indices, ctx.size, ctx.coalesced = _unique_indices(sparse), tuple(sparse.shape), coalesced
+        ctx.remask = remask
+        return dense
+
+    @staticmethod
+    def backward(ctx, grad):
+        if grad.is_sparse and not ctx.remask:
+            return grad
+        xp = array_module(grad._data)
+        values = xp.ascontiguousarray(grad._data[tuple(ctx.indices)])
+        return SparseCOOTensor._from_parts(ctx.indices, values, ctx.size, ctx.coalesced)
+
+
+class _LinearInEntries(Function):
+    """An op linear in a sparse tensor's entries (times a number, negation, transpose, clone), its
+    result's dense backing given: the adjoint runs as a tensor op on the gradient, so a sparse
+    gradient stays sparse with its entries, as torch's."""
+
+    label = "linear in the entries"
+    rule = "the adjoint of the op, on the gradient as it comes (sparse stays sparse)"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, dense, result, adjoint):
+        ctx.adjoint = adjoint
+        return result
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.adjoint(grad)
+
+
+def _linear_in_entries(result: SparseCOOTensor, input: SparseCOOTensor, adjoint, node: str) -> SparseCOOTensor:
+    """``result``, made from ``input`` by an op linear in its entries whose adjoint is ``adjoint``,
+    in the graph under torch's node name ``node``, when ``input`` records."""
+    if is_recording(input):
+        recorded = _LinearInEntries.apply(_in_graph(input), result=result._data, adjoint=adjoint)
+        _joined_graph(result, name_node(recorded, node))
+    return result
+
+
+class _NoSparseBackward(Function):
+    """An op torch runs on a sparse COO tensor but cannot differentiate there (select,
+    index_select, narrow_copy): recorded under torch's node name, its backward raises torch's
+    NotImplementedError, naming the kernel torch lacks."""
+
+    label = "no sparse derivative"
+    rule = "refused: torch has no sparse kernel for this derivative"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, dense, result, refusal):
+        ctx.refusal = refusal
+        return result
+
+    @staticmethod
+    def backward(ctx, grad):
+        error, message = ctx.refusal
+        raise error(message)
+
+
+def _without_sparse_backward(result: SparseCOOTensor, input: SparseCOOTensor, kernel: str, node: str,
+                             refusal: tuple | None = None):
+    """``result`` in the graph of ``input`` through a node whose backward torch refuses: for want of
+    the sparse ``kernel``, or with ``refusal`` (an exception class and its words)."""
+    if is_recording(input):
+        refusal = refusal or (NotImplementedError, _not_on_sparse(kernel))
+        recorded = _NoSparseBackward.apply(_in_graph(input), result=result._data, refusal=refusal)
+        _joined_graph(result, name_node(recorded, node))
+    return result
+
+
+def _unique_indices(tensor: SparseCOOTensor):
+    """The sorted, unique indices of ``tensor``'s entries (its coalesced indices)."""
+    indices, _, coalesced = tensor._coo
+    if coalesced or indices.shape[1] == 0:
+        return indices
+    xp = array_module(indices)
+    shape = tuple(tensor.shape[:indices.shape[0]])
+    flat = xp.unique(xp.ravel_multi_index(tuple(indices), shape))
+    return xp.stack(xp.unravel_index(flat, shape)).astype(np.int64)
+
+
+def _in_graph(tensor: Tensor, coalesced_grad: bool = False, remask: bool = False) -> Tensor:
+    """``tensor``'s dense backing as a plain tensor in its graph; a sparse one's through the node
+    that makes its gradient sparse (marked coalesced when ``coalesced_grad``, as some of torch's;
+    a sparse gradient masked again to its entries when ``remask``)."""
+    if isinstance(tensor, SparseCOOTensor) and tensor._requires_grad and is_grad_enabled():
+        return _SparseGradient.apply(tensor, sparse=tensor, coalesced=coalesced_grad, remask=remask)
+    return Tensor._make(tensor._data, tensor.grad_fn, tensor._output_nr)
+
+
+def _recorded_copy(tensor: Tensor, node: str, coalesced_grad: bool = False) -> Tensor:
     """A plain dense copy of ``tensor``'s values in its graph, the node named ``node``."""
-    return name_node(clone(Tensor._make(tensor._data, tensor.grad_fn, tensor._output_nr)), node)
+    return name_node(clone(_in_graph(tensor, coalesced_grad)), node)
 
 
 class SparseCOOTensor(Tensor):
@@ -172,7 +289,7 @@ class SparseCOOTensor(Tensor):
             raise RuntimeError("Cannot get values on an uncoalesced tensor, please call .coalesce() first")
         if self._requires_grad and is_grad_enabled():
             # coalesced: each value is the dense backing at its (unique) position
-            plain = Tensor._make(self._data, self.grad_fn, self._output_nr)
+            plain = _in_graph(self, coalesced_grad=True)
             return name_node(getitem(plain, tuple(Tensor._make(i) for i in self._coo[0])), "ValuesBackward0")
         return self._values()
 
@@ -192,7 +309,7 @@ class SparseCOOTensor(Tensor):
             summed = xp.add.reduceat(values[order], starts, axis=0)
             coalesced = SparseCOOTensor._from_parts(indices[:, order][:, starts], summed, tuple(self.shape), True)
         if self._requires_grad and is_grad_enabled():  # the same dense values: the same gradient
-            _joined_graph(coalesced, _recorded_copy(self, "CoalesceBackward0"))
+            _joined_graph(coalesced, _recorded_copy(self, "CoalesceBackward0", coalesced_grad=True))
         return coalesced
 
     # --------------------------------------------------------------- ops that stay sparse in torch
@@ -201,12 +318,12 @@ class SparseCOOTensor(Tensor):
         (dense + sparse is dense)."""
         if not isinstance(other, SparseCOOTensor):
             raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
-        return _keeping_graph(_add_sparse(self, other, alpha), lambda: Tensor.add(self, other, alpha=alpha), self, other)
+        return _keeping_graph(_add_sparse(self, other, alpha), lambda a, b: Tensor.add(a, b, alpha=alpha), self, other)
 
     def sub(self, other, *, alpha=1):
         if not isinstance(other, SparseCOOTensor):
             raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
-        return _keeping_graph(_add_sparse(self, other, -alpha), lambda: Tensor.sub(self, other, alpha=alpha), self, other)
+        return _keeping_graph(_add_sparse(self, other, -alpha), lambda a, b: Tensor.sub(a, b, alpha=alpha), self, other)
 
     def __add__(self, other):
         return self.add(other)
@@ -227,7 +344,12 @@ class SparseCOOTensor(Tensor):
         """sparse * a number, a 0-d tensor or a dense tensor of the same shape (or broadcasting to
         it) is sparse: each stored value times the factor at its index, indices (and coalesced-ness)
         kept, as torch's."""
-        if isinstance(other, numbers.Number) or (type(other) is Tensor and other.dim() == 0):
+        if isinstance(other, numbers.Number):
+            return _linear_in_entries(self._with_values((Tensor._make(self._coo[1]) * other)._data), self,
+                                      lambda grad: grad * other, "MulBackward0")
+        if isinstance(other, SparseCOOTensor):
+            result = _intersection_product(self, other)
+        elif type(other) is Tensor and other.dim() == 0:
             result = self._with_values((Tensor._make(self._coo[1]) * other)._data)
         elif type(other) is Tensor and self.dense_dim() == 0 and other.dim() <= self.dim() and all(
                 size in (1, full) for size, full in zip(other.shape[::-1], self.shape[::-1])):
@@ -235,14 +357,14 @@ class SparseCOOTensor(Tensor):
             factors = xp.broadcast_to(other._data, tuple(self.shape))[tuple(self._coo[0])]
             result = self._with_values((Tensor._make(self._coo[1]) * Tensor._make(factors))._data)
         else:
-            return super().mul(other)
-        return _keeping_graph(result, lambda: Tensor.mul(self, other), self, other)
+            return Tensor.mul(_in_graph(self), other)  # dense (torch.mul's delegation would come back here)
+        return _keeping_graph(result, Tensor.mul, self, other)
 
     def div(self, other, *, rounding_mode=None):
         if not isinstance(other, numbers.Number) or rounding_mode is not None:
-            return super().div(other, rounding_mode=rounding_mode)
-        return _keeping_graph(self._with_values((Tensor._make(self._coo[1]) / other)._data),
-                              lambda: Tensor.div(self, other), self)
+            return Tensor.div(_in_graph(self), other, rounding_mode=rounding_mode)
+        return _linear_in_entries(self._with_values((Tensor._make(self._coo[1]) / other)._data), self,
+                                  lambda grad: grad / other, "DivBackward0")
 
     def __mul__(self, other):
         return self.mul(other)
@@ -254,7 +376,39 @@ class SparseCOOTensor(Tensor):
         return self.div(other)
 
     def __neg__(self):
-        return _keeping_graph(self._with_values(-self._coo[1]), lambda: Tensor.__neg__(self), self)
+        return _linear_in_entries(self._with_values(-self._coo[1]), self, lambda grad: -grad, "NegBackward0")
+
+    def neg(self):
+        return -self
+
+    def neg_(self):
+        return self._become(-self.detach())
+
+    def _valuewise(self, dense_op, name: str | None = None):
+        """``dense_op`` (one with ``dense_op(0) == 0``) of each entry of the coalesced tensor: sparse,
+        coalesced, as torch's abs, sqrt, sin, tanh, relu, pow(number) ... of a sparse COO tensor;
+        differentiable where torch's is, its backward refused with torch's words elsewhere."""
+        indices, values, _ = self.detach().coalesce()._coo
+        result = SparseCOOTensor._from_parts(indices, dense_op(Tensor._make(values))._data, tuple(self.shape), True)
+        if name in _ZERO_DERIVATIVE:  # torch's gradient: a sparse tensor with no entries
+            detached = self.detach()
+            return _linear_in_entries(result, self, lambda grad: detached._without_entries(),
+                                      f"{name.capitalize()}Backward0")
+        if name in _BACKWARD_REFUSED:
+            error, message = _BACKWARD_REFUSED[name]
+            return _without_sparse_backward(result, self, "", f"{name.capitalize()}Backward0",
+                                            (error, message.format(shape=list(self.shape))))
+        if is_recording(self):  # torch's derivative here is at the input's entries, whatever the gradient's
+            _joined_graph(result, dense_op(_in_graph(self, remask=True)))
+        return result
+
+    def pow(self, exponent):
+        if not isinstance(exponent, numbers.Number) or exponent <= 0:
+            return super().pow(exponent)
+        return self._valuewise(lambda dense: Tensor.pow(dense, exponent))
+
+    def __pow__(self, exponent):
+        return self.pow(exponent)
 
     def transpose(self, dim0, dim1):
         """Two sparse dims swapped: the index rows exchanged, no longer marked coalesced (as torch's)."""
@@ -270,8 +424,8 @@ class SparseCOOTensor(Tensor):
         order[first], order[second] = order[second], order[first]
         size = list(self.shape)
         size[first], size[second] = size[second], size[first]
-        return _keeping_graph(SparseCOOTensor._from_parts(indices[order], values, tuple(size), False),
-                              lambda: Tensor.transpose(self, dim0, dim1), self)
+        return _linear_in_entries(SparseCOOTensor._from_parts(indices[order], values, tuple(size), False), self,
+                                  lambda grad: grad.transpose(dim0, dim1), "TransposeBackward0")
 
     def t(self):
         if self.sparse_dim() > 2 or self.dense_dim() > 0:
@@ -289,6 +443,12 @@ class SparseCOOTensor(Tensor):
         self._coo = result._coo
         self._bump_version()
         return self
+
+    def abs_(self):
+        return self._become(self.detach().abs())
+
+    def sqrt_(self):
+        return self._become(self.detach().sqrt())
 
     def mul_(self, other):
         return self._become(self.mul(other))
@@ -327,8 +487,8 @@ class SparseCOOTensor(Tensor):
     def clone(self, *, memory_format=None) -> SparseCOOTensor:
         """A sparse copy: the same indices, values and coalesced flag in new memory."""
         indices, values, coalesced = self._coo
-        return _keeping_graph(SparseCOOTensor._from_parts(indices.copy(), values.copy(), tuple(self.shape), coalesced),
-                              lambda: Tensor.clone(self), self)
+        return _linear_in_entries(SparseCOOTensor._from_parts(indices.copy(), values.copy(), tuple(self.shape),
+                                                              coalesced), self, lambda grad: grad, "CloneBackward0")
 
     def __matmul__(self, other):
         return mm(self, other) if isinstance(other, SparseCOOTensor) else super().__matmul__(other)
@@ -360,6 +520,123 @@ class SparseCOOTensor(Tensor):
         """The same entries out of the graph, still sparse, as torch's."""
         return self.data
 
+    def sum(self, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+        """Over every dim a dense 0-d tensor; over some, as torch.sparse.sum (sparse), as torch's."""
+        if dim is None or keepdim:
+            return super().sum(dim, keepdim, dtype=dtype) if dim is not None else super().sum(dtype=dtype)
+        return sum(self, dim, dtype)
+
+    # ------------------------------------------------------------------ indexing, as torch's
+    def select(self, dim: int, index: int) -> Tensor:
+        """The entries at ``index`` along ``dim``: sparse with that dim gone (dense where it was the
+        only sparse dim, or from the values where ``dim`` is a dense dim), as torch's."""
+        sparse_dims, size = self.sparse_dim(), self.shape[dim] if -self.dim() <= dim < self.dim() else None
+        if size is None or not -size <= index < size or (dim % self.dim() < sparse_dims and sparse_dims == 1):
+            return Tensor.select(_in_graph(self), dim, index)  # torch's error, or its dense row
+        dim, index = dim % self.dim(), index % size
+        indices, values, coalesced = self._coo
+        if dim >= sparse_dims:
+            result = SparseCOOTensor._from_parts(indices, _take(values, dim - sparse_dims + 1, index),
+                                                 tuple(n for d, n in enumerate(self.shape) if d != dim), coalesced)
+        else:
+            chosen = indices[dim] == index
+            kept = [d for d in range(sparse_dims) if d != dim]
+            result = _entries_of(indices[kept][:, chosen], values[chosen],
+                                 tuple(n for d, n in enumerate(self.shape) if d != dim))
+        return _without_sparse_backward(result, self, "select_backward", "SelectBackward0")
+
+    def index_select(self, dim: int, index: Tensor) -> SparseCOOTensor:
+        """The entries whose index along ``dim`` is in ``index``, renumbered by their place there
+        (an index given twice gives its entries twice), as torch's."""
+        dim = dim % self.dim()
+        wanted = index._data if isinstance(index, Tensor) else np.asarray(index)
+        indices, values, coalesced = self._coo
+        xp = array_module(values)
+        size = list(self.shape)
+        size[dim] = wanted.shape[0]
+        sparse_dims = self.sparse_dim()
+        if dim >= sparse_dims:
+            result = SparseCOOTensor._from_parts(indices, xp.take(values, wanted, axis=dim - sparse_dims + 1),
+                                                 tuple(size), coalesced)
+        else:
+            places, entries = xp.nonzero(wanted[:, None] == indices[dim][None, :])
+            selected = indices[:, entries].copy()
+            selected[dim] = places
+            result = _entries_of(selected, values[entries], tuple(size))
+        return _without_sparse_backward(result, self, "index_add_", "IndexSelectBackward0")
+
+    def narrow_copy(self, dim: int, start: int, length: int) -> SparseCOOTensor:
+        """The entries with ``start <= index < start + length`` along ``dim``, shifted to start at 0."""
+        dim = dim % self.dim()
+        start = start % self.shape[dim] if start < 0 else start
+        indices, values, coalesced = self._coo
+        size = list(self.shape)
+        size[dim] = length
+        sparse_dims = self.sparse_dim()
+        if dim >= sparse_dims:
+            axis = dim - sparse_dims + 1
+            taken = values[(slice(None),) * axis + (slice(start, start + length),)]
+            result = SparseCOOTensor._from_parts(indices, array_module(values).ascontiguousarray(taken),
+                                                 tuple(size), coalesced)
+        else:
+            chosen = (indices[dim] >= start) & (indices[dim] < start + length)
+            narrowed = indices[:, chosen].copy()
+            narrowed[dim] -= start
+            result = _entries_of(narrowed, values[chosen], tuple(size))
+        return _without_sparse_backward(result, self, "as_strided", "NarrowCopyBackward0")
+
+    def __getitem__(self, item):
+        """An integer, or full slices then integers, select as torch's; torch refuses other slices
+        and tensor indices of a sparse tensor (its as_strided and index kernels are dense only)."""
+        keys = item if isinstance(item, tuple) else (item,)
+        if any(isinstance(key, Tensor) for key in keys):
+            raise NotImplementedError(_not_on_sparse("index.Tensor"))
+        if any(isinstance(key, slice) and key != slice(None) for key in keys):
+            raise NotImplementedError(_not_on_sparse("as_strided"))
+        if not all(isinstance(key, (numbers.Integral, slice)) or key is None for key in keys) \
+                or builtins.sum(key is not None for key in keys) > self.dim():
+            return super().__getitem__(item)  # (the engine's own indexing of a gradient by arrays)
+        result, dim = self, 0
+        for key in keys:
+            if key is None:
+                result = result.unsqueeze(dim)
+                dim += 1
+            elif isinstance(key, slice):
+                dim += 1
+            else:
+                result = result.select(dim, key)
+        return result
+
+    def unsqueeze(self, dim: int) -> SparseCOOTensor:
+        """A dim of size 1 at ``dim``: a sparse dim (an index row of zeros) among or right after the
+        sparse dims, else a dense one; its backward refused with torch's words."""
+        if not -self.dim() - 1 <= dim <= self.dim():
+            return Tensor.unsqueeze(_in_graph(self), dim)  # torch's error
+        dim = dim % (self.dim() + 1)
+        indices, values, coalesced = self._coo
+        xp = array_module(values)
+        size = tuple(self.shape[:dim]) + (1,) + tuple(self.shape[dim:])
+        sparse_dims = self.sparse_dim()
+        if dim <= sparse_dims:
+            zeros = xp.zeros((1, indices.shape[1]), dtype=indices.dtype)
+            result = SparseCOOTensor._from_parts(xp.concatenate([indices[:dim], zeros, indices[dim:]]), values, size,
+                                                 coalesced)
+        else:
+            result = SparseCOOTensor._from_parts(indices, xp.expand_dims(values, dim - sparse_dims + 1), size,
+                                                 coalesced)
+        return _without_sparse_backward(result, self, "as_strided", "UnsqueezeBackward0")
+
+    def narrow(self, dim: int, start, length: int):
+        raise NotImplementedError(_not_on_sparse("as_strided"))
+
+    def _without_entries(self, dtype=None) -> SparseCOOTensor:
+        """torch.zeros_like of a sparse tensor: its size, no entries, coalesced."""
+        indices, values, _ = self._coo
+        xp = array_module(values)
+        dtype = self.dtype if dtype is None else dtype
+        return SparseCOOTensor._from_parts(xp.zeros((indices.shape[0], 0), dtype=indices.dtype),
+                                           xp.zeros((0,) + values.shape[1:], dtype=dtype.np), tuple(self.shape), True)
+
     def zero_(self) -> SparseCOOTensor:
         """No entries left (coalesced), as torch's; what ``zero_grad(set_to_none=False)`` does to a
         sparse gradient."""
@@ -382,13 +659,8 @@ class SparseCOOTensor(Tensor):
         moved_indices = Tensor._make(indices).to(moved.device)._data
         result = SparseCOOTensor._from_parts(moved_indices, moved._data, tuple(self.shape), coalesced)
         if self._requires_grad and is_grad_enabled():  # the dense backing, converted in the graph
-            _joined_graph(result, Tensor._make(self._data, self.grad_fn, self._output_nr).to(*args, **kwargs))
+            _joined_graph(result, _in_graph(self).to(*args, **kwargs))
         return result
-
-    def requires_grad_(self, requires_grad: bool = True):
-        if requires_grad:
-            raise RuntimeError(_NO_GRAD)
-        return self
 
     def __repr__(self) -> str:
         # torch's _str_intern for sparse COO: the parts' bodies without their own dtype (the
@@ -414,6 +686,75 @@ class SparseCOOTensor(Tensor):
 
 
 _elementwise.SPARSE_COO_TYPES.add(SparseCOOTensor)
+
+# the entry-by-entry math torch runs on a sparse COO tensor (each maps 0 to 0, so the result keeps
+# the entries), and math it refuses there (each would fill the unspecified entries)
+_VALUEWISE = ("abs", "sqrt", "sin", "tanh", "relu", "square", "log1p", "expm1", "floor", "ceil", "round", "trunc",
+              "sign", "sgn", "asin", "atan", "sinh", "asinh", "atanh", "erf", "erfinv", "deg2rad", "rad2deg", "frac",
+              "signbit", "isnan", "isinf", "nan_to_num", "tan")
+_REFUSED = ("exp", "sigmoid", "cos", "log", "cosh", "acos", "log2", "log10", "exp2", "reciprocal", "rsqrt")
+
+
+def _not_on_sparse(kernel: str) -> str:
+    """torch's words for a kernel it has no sparse COO version of."""
+    return (f"Could not run 'aten::{kernel}' with arguments from the 'SparseCPU' backend. This could be because the "
+            "operator doesn't exist for this backend, or was omitted during the selective/custom build process (if "
+            "using custom build).")
+
+
+# the entry-wise ops whose sparse backward torch refuses, and its words: its derivative formula
+# reaches a kernel torch has no sparse version of, or adds a dense tensor to a sparse one
+_ZERO_DERIVATIVE = frozenset({"floor", "ceil", "round", "trunc", "sign"})
+_ADD_SPARSE_DENSE = (RuntimeError, "add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
+_BACKWARD_REFUSED = {
+    "sqrt": (RuntimeError, "Sparse division requires a scalar or zero-dim dense tensor divisor (got shape {shape} for "
+                           "divisor)"),
+    "sin": (NotImplementedError, _not_on_sparse("cos")),
+    "sinh": (NotImplementedError, _not_on_sparse("cosh")),
+    "tanh": (NotImplementedError, _not_on_sparse("tanh_backward")),
+    "erf": (NotImplementedError, _not_on_sparse("exp")),
+    "erfinv": (NotImplementedError, _not_on_sparse("exp")),
+    "sgn": (NotImplementedError, _not_on_sparse("_efficientzerotensor")),
+    "nan_to_num": (NotImplementedError, _not_on_sparse("ne.Scalar")),
+    "atanh": (RuntimeError, "memory format option is only supported by strided tensors"),
+    "expm1": _ADD_SPARSE_DENSE, "asin": _ADD_SPARSE_DENSE, "atan": _ADD_SPARSE_DENSE, "asinh": _ADD_SPARSE_DENSE,
+    "tan": _ADD_SPARSE_DENSE,
+}
+
+
+def _valuewise_method(name: str):
+    def method(self, *args, **kwargs):
+        return self._valuewise(lambda dense: getattr(Tensor, name)(dense, *args, **kwargs), name)
+    method.__name__ = name
+    method.__doc__ = f"Tensor.{name} of each entry, sparse (as torch's)."
+    return method
+
+
+def _refused_method(name: str, kernel: str | None = None):
+    def method(self, *args, **kwargs):
+        raise NotImplementedError(_not_on_sparse(kernel or name))
+    method.__name__ = name
+    return method
+
+
+def _take(values, axis: int, index: int):
+    """``values`` at ``index`` along ``axis``, contiguous."""
+    return array_module(values).ascontiguousarray(values[(slice(None),) * axis + (index,)])
+
+
+def _entries_of(indices, values, size: tuple) -> SparseCOOTensor:
+    """A sparse tensor of these entries as torch's indexing kernels make it: marked coalesced only
+    when it has fewer than two."""
+    xp = array_module(values)
+    return SparseCOOTensor._from_parts(xp.ascontiguousarray(indices), xp.ascontiguousarray(values), size,
+                                       indices.shape[1] < 2)
+
+
+for _name in _VALUEWISE:
+    setattr(SparseCOOTensor, _name, _valuewise_method(_name))
+for _name in _REFUSED:
+    setattr(SparseCOOTensor, _name, _refused_method(_name))
+SparseCOOTensor.mean = _refused_method("mean", "mean.dim")
 
 
 class _CompressedTensor(Tensor):
@@ -656,9 +997,8 @@ class check_sparse_tensor_invariants:  # noqa: N801 - torch's name
 def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pin_memory: bool = False,
                       requires_grad: bool = False, check_invariants=None, is_coalesced=None) -> SparseCOOTensor:
     """A sparse COO tensor with entries ``values`` at ``indices`` (sparse_dim × nnz); ``size``
-    defaults to one past the largest index in each sparse dim."""
-    if requires_grad:
-        raise RuntimeError(_NO_GRAD)
+    defaults to one past the largest index in each sparse dim. With ``requires_grad`` it is a leaf
+    whose gradient is sparse where torch's is (see ``_SparseGradient``)."""
     index = _index_array(indices)
     value = values if isinstance(values, Tensor) else Tensor._make(_to_array(values, None))
     if dtype is not None or device is not None:
@@ -693,6 +1033,8 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
     tensor = SparseCOOTensor._from_parts(index, value_array, size, bool(is_coalesced))
     if value._requires_grad and is_grad_enabled():
         _joined_graph(tensor, _ScatterValues.apply(value, positions=tuple(index), dense=tensor._data))
+    elif requires_grad:
+        tensor._requires_grad = True
     return tensor
 
 
@@ -726,9 +1068,18 @@ def mm(sparse: Tensor, dense: Tensor) -> Tensor:
     if isinstance(sparse, SparseCOOTensor) and isinstance(dense, SparseCOOTensor) and \
             sparse.dim() == dense.dim() == 2 and sparse.sparse_dim() == dense.sparse_dim() == 2:
         return _sparse_times_sparse(sparse, dense)
-    product = _matmul(sparse, dense)
-    # torch runs a sparse left operand through addmm's sparse kernel, whose node users see
-    return name_node(product, "SparseAddmmBackward0") if isinstance(sparse, SparseCOOTensor) else product
+    if not isinstance(sparse, SparseCOOTensor):
+        return _matmul(sparse, dense)
+    # torch runs a sparse left operand through addmm's sparse kernel, whose node users see and which
+    # gives a sparse leaf a sparse gradient (torch.mm and @ give it a dense one)
+    return name_node(_matmul(_in_graph(sparse), dense), "SparseAddmmBackward0")
+
+
+def addmm(mat: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1.0, alpha=1.0) -> Tensor:
+    """torch.sparse.addmm: ``beta * mat + alpha * (mat1 @ mat2)`` for a sparse COO ``mat1`` and dense
+    ``mat`` and ``mat2``, a dense result; a sparse leaf ``mat1`` gets a sparse gradient."""
+    product = _matmul(_in_graph(mat1) if isinstance(mat1, SparseCOOTensor) else mat1, mat2)
+    return name_node(mat * beta + product * alpha, "SparseAddmmBackward0")
 
 
 def _sparse_times_sparse(left: SparseCOOTensor, right: SparseCOOTensor) -> SparseCOOTensor:
@@ -748,7 +1099,7 @@ def _sparse_times_sparse(left: SparseCOOTensor, right: SparseCOOTensor) -> Spars
     index = xp.stack(xp.nonzero(present)).astype(np.int64)
     result = SparseCOOTensor._from_parts(index, xp.ascontiguousarray(product[tuple(index)]),
                                          (left.shape[0], right.shape[1]), True)
-    return _keeping_graph(result, lambda: _matmul(left, right), left, right)
+    return _keeping_graph(result, _matmul, left, right)
 
 
 def spmm(input: Tensor, mat2: Tensor) -> Tensor:
@@ -760,7 +1111,12 @@ def sum(input: Tensor, dim=None, dtype=None) -> Tensor:  # noqa: A001 (torch.spa
     """torch.sparse.sum: the sum of the entries (over ``dim``). Dense when every sparse dim is summed
     over; otherwise sparse and coalesced, with an entry for every index left (even one summing to 0),
     as torch's."""
-    dense = input.to_dense() if isinstance(input, SparseCOOTensor) else Tensor._make(input._data)
+    if not isinstance(input, SparseCOOTensor):
+        dense = Tensor._make(input._data)
+    elif dim is None:  # torch's gradient of the whole sum is marked coalesced, of the others not
+        dense = _in_graph(input, coalesced_grad=True)
+    else:
+        dense = input.to_dense()
     if dtype is not None:
         dense = dense.to(dtype)
     if dim is None or not isinstance(input, SparseCOOTensor):
@@ -779,7 +1135,35 @@ def sum(input: Tensor, dim=None, dtype=None) -> Tensor:  # noqa: A001 (torch.spa
         values = values.sum(axis=dense_summed)
     size = tuple(n for d, n in enumerate(input.shape) if d not in dims)
     return _keeping_graph(SparseCOOTensor._from_parts(indices[kept], values, size, False).coalesce(),
-                          lambda: dense.sum(dims), input)
+                          lambda _: dense.sum(dims), input)
+
+
+def _intersection_product(self: SparseCOOTensor, other: SparseCOOTensor) -> SparseCOOTensor:
+    """sparse * sparse as torch's: of two coalesced tensors, an entry wherever both have one, the
+    product of the two values there, coalesced. Otherwise the entries of the uncoalesced one (of the
+    one with fewer entries when both are), each times the other's summed value at its index (0
+    where it has none), uncoalesced."""
+    if tuple(self.shape) != tuple(other.shape):
+        raise RuntimeError(f"mul: expected 'self' and 'other' to have same sizes, but {list(self.shape)} != "
+                           f"{list(other.shape)}")
+    if not (self.is_coalesced() and other.is_coalesced()):
+        if self.is_coalesced() or (not other.is_coalesced() and other._nnz() < self._nnz()):
+            kept, looked_up = other, self
+        else:
+            kept, looked_up = self, other
+        indices, values, _ = kept._coo
+        factors = looked_up._data[tuple(indices)]  # the dense backing holds the summed values
+        product = (Tensor._make(values) * Tensor._make(factors))._data
+        return SparseCOOTensor._from_parts(indices, product, tuple(self.shape), False)
+    left, right = self.detach().coalesce(), other.detach().coalesce()
+    xp = array_module(left._data)
+    shape = tuple(self.shape[:self.sparse_dim()])
+    keys = [xp.ravel_multi_index(tuple(t._coo[0]), shape) if t._nnz() else xp.zeros(0, dtype=np.int64)
+            for t in (left, right)]
+    common, at_left, at_right = xp.intersect1d(keys[0], keys[1], assume_unique=True, return_indices=True)
+    values = (Tensor._make(left._coo[1][at_left]) * Tensor._make(right._coo[1][at_right]))._data
+    indices = xp.stack(xp.unravel_index(common, shape)).astype(np.int64) if common.size else left._coo[0][:, :0]
+    return SparseCOOTensor._from_parts(indices, values, tuple(self.shape), True)
 
 
 def _add_sparse(self: SparseCOOTensor, other: SparseCOOTensor, alpha) -> SparseCOOTensor:
@@ -836,7 +1220,7 @@ def _softmax_over_entries(input: Tensor, dim: int, dtype, name: str) -> SparseCO
     specified = xp.zeros(tuple(input.shape[:indices.shape[0]]), dtype=bool)
     specified[tuple(indices)] = True
     specified = Tensor._make(specified.reshape(specified.shape + (1,) * coalesced.dense_dim()))
-    dense = Tensor._make(coalesced._data, coalesced.grad_fn, coalesced._output_nr)
+    dense = _in_graph(coalesced)
     if dtype is not None:
         dense = dense.to(dtype)
     reduce = dense_softmax if name == "softmax" else dense_log_softmax

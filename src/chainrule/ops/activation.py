@@ -116,6 +116,8 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
         raise NotImplementedError("clamp is not supported for complex types")  # torch's relu is clamp_min
     if inplace:
         return _run_inplace(input, relu)
+    if getattr(input, "is_sparse", False):
+        return input.relu()  # sparse COO: each entry's relu, sparse, as torch's
     return Relu.apply(input)
 
 

@@ -754,6 +754,8 @@ def zeros_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_
         made = _like_of_wrapper("zeros_like", zeros_like, (input,), dtype, device, requires_grad, memory_format)
         if made is not _function.RUN_UNDISPATCHED:
             return made
+    if layout is None and input.layout is _layout.sparse_coo:
+        return input._without_entries(dtype)  # sparse with no entries, as torch's
     return _like(zeros, input, dtype, device, requires_grad, tuple(input.shape), memory_format=memory_format)
 
 

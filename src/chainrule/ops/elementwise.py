@@ -693,6 +693,8 @@ def add(input, other, *, alpha=1, out=None) -> Tensor:
     """torch.add: ``input + alpha * other`` with broadcasting and type promotion."""
     if input.__class__ in SPARSE_COO_TYPES or other.__class__ in SPARSE_COO_TYPES:
         _check_sparse_addition(input, other)
+        if input.__class__ in SPARSE_COO_TYPES and other.__class__ in SPARSE_COO_TYPES and out is None:
+            return input.add(other, alpha=alpha)  # sparse + sparse stays sparse, as torch's
     if type(alpha) is not builtins.int or alpha != 1:
         alpha = _check_alpha(input, other, alpha)
     if alpha != 1:
@@ -762,6 +764,8 @@ def sub(input, other, *, alpha=1, out=None) -> Tensor:
     ``input - alpha * other``, broadcast (torch.sub)."""
     if input.__class__ in SPARSE_COO_TYPES or other.__class__ in SPARSE_COO_TYPES:
         _check_sparse_addition(input, other)
+        if input.__class__ in SPARSE_COO_TYPES and other.__class__ in SPARSE_COO_TYPES and out is None:
+            return input.sub(other, alpha=alpha)
     input_is_bool, other_is_bool = _is_bool(input), _is_bool(other)
     if input_is_bool and other_is_bool:
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
@@ -803,6 +807,8 @@ def mul(input, other, *, out=None) -> Tensor:
     The elementwise product of ``input`` and ``other`` (a tensor or a number), broadcast (torch.mul)."""
     if _is_real_number(other) and _is_half(input):
         return _with_number_in_float32(input, lambda x: x * other, "MulBackward0")
+    if input.__class__ in SPARSE_COO_TYPES and out is None:
+        return input.mul(other)  # sparse, as torch's
     a, b = _pair(input, other)
     return Mul.apply(a, b)
 
@@ -840,6 +846,8 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
     if rounding_mode is None:
         if _is_real_number(other) and _is_half(input):
             return _with_number_in_float32(input, lambda x: x / other, "DivBackward0")
+        if input.__class__ in SPARSE_COO_TYPES and out is None:
+            return input.div(other)  # by a number: sparse, as torch's
         a, b = _float_pair(input, other)
         if b is not other and isinstance(other, Tensor) and other._data.dtype.kind in "biu" and a._data.dtype.kind in "fc":
             # torch's node saves an integer divisor as given (a count stays int64): Div casts it
@@ -1046,6 +1054,8 @@ def neg(input: Tensor) -> Tensor:
     if input._data.dtype == np.bool_:
         raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. "
                            "If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.")
+    if input.__class__ in SPARSE_COO_TYPES:
+        return -input
     return Neg.apply(input)
 
 
@@ -1145,6 +1155,8 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     if float_only:
         def op(input: Tensor, *, out=None) -> Tensor:
             if type(input) is not Tensor or input._data.dtype.kind not in "fV":
+                if input.__class__ in SPARSE_COO_TYPES and out is None:
+                    return getattr(input, op_name)()  # sparse, or torch's refusal
                 if name in _FLOAT_KERNELS and isinstance(input, Tensor) and input._data.dtype.kind in "biu":
                     refuse_kernel(input, _FLOAT_KERNELS[name])
                 input = _float_input(input)  # checks the type; casts an integer tensor
@@ -1154,6 +1166,8 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
             return result if out is None else write_result(result, out, op_name)
     elif real_only:
         def op(input: Tensor, *, out=None) -> Tensor:
+            if type(input) is not Tensor and input.__class__ in SPARSE_COO_TYPES and out is None:
+                return getattr(input, op_name)()
             if input._data.dtype.kind in "cb":
                 refuse_complex(input, _REAL_ONLY[name])
                 if name in _NO_BOOL_KERNELS:
@@ -1162,6 +1176,8 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
             return result if out is None else write_result(result, out, op_name)
     else:
         def op(input: Tensor, *, out=None) -> Tensor:
+            if type(input) is not Tensor and input.__class__ in SPARSE_COO_TYPES and out is None:
+                return getattr(input, op_name)()
             result = cls.apply(input)
             return result if out is None else write_result(result, out, op_name)
 
@@ -1525,6 +1541,8 @@ def abs(input: Tensor, *, out=None) -> Tensor:
     The absolute value of each element of ``input`` (torch.abs)."""
     if input._data.dtype.kind == "b":
         refuse_kernel(input, "abs_cpu")
+    if input.__class__ in SPARSE_COO_TYPES and out is None:
+        return input.abs()
     return Abs.apply(input)
 
 

@@ -32,7 +32,7 @@ from ..storage import storage_root
 from ..tensor import Tensor, _wrap_dim, honours_out
 from ._arg_parser import check_str
 from .complex import ViewAsReal, view_as_complex, view_as_real
-from .elementwise import on_its_gpu, where, zeros_like_tensor
+from .elementwise import SPARSE_COO_TYPES, on_its_gpu, where, zeros_like_tensor
 from .linear import cpp_type_name
 from .second_order import depending_on
 from .shape import MadeWithoutGrad, _share, expanded_shape, reshape, torch_empty_slice
@@ -2101,6 +2101,8 @@ def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
     made = _answered_by_wrapper_index("index_select", index_select, index, (input, dim, index))
     if made is not None:
         return made
+    if input.__class__ in SPARSE_COO_TYPES:
+        return input.index_select(dim, index)  # sparse, as torch's
     ndim = input._data.ndim
     if isinstance(index, Tensor):  # torch checks the dim, the index's rank and count, then its dtype
         _wrap_dim(dim, ndim, "index_select")

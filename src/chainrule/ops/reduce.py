@@ -36,7 +36,7 @@ from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out, preserve_layout
 from . import _cuda_kernels, cpu_sort_order
 from ._arg_parser import check_number, int_list
-from .elementwise import conjugate_rule
+from .elementwise import SPARSE_COO_TYPES, conjugate_rule
 from .memory_format import row_major
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
@@ -141,6 +141,8 @@ def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=None
     dims = _dims(dim, input._data.ndim, "sum")
     if dim is None:
         return Sum.apply(input, dims=dims, keepdim=keepdim, dtype=np_dtype)
+    if input.__class__ in SPARSE_COO_TYPES and not keepdim:
+        return input.sum(dim, dtype=dtype)  # over some dims: sparse, as torch's
     return _keep_given_dims(SumDim.apply(input, dims=dims, keepdim=keepdim, dtype=np_dtype), dim, dims)
 
 

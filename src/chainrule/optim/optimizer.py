@@ -172,8 +172,8 @@ class Optimizer:
                     continue
                 if set_to_none:
                     p.grad = None
-                elif holds_values_inside(p.grad):
-                    p.grad.zero_()
+                elif holds_values_inside(p.grad) or p.grad.is_sparse:
+                    p.grad.zero_()  # a sparse gradient's entries go too, not only its dense backing
                 else:
                     p.grad._data[...] = 0
 
@@ -272,7 +272,8 @@ class Optimizer:
             if self._sparse_gradient_error is not None and any(p.grad.is_sparse for p in _params_with_grad(group)):
                 raise RuntimeError(self._sparse_gradient_error)
             group = _plain_numbers(group)
-            wrappers = [p for p in _params_with_grad(group) if holds_values_inside(p)]
+            # a sparse parameter too: its entries, not only its dense backing, must take the step
+            wrappers = [p for p in _params_with_grad(group) if holds_values_inside(p) or p.is_sparse]
             if wrappers:
                 with no_grad():
                     for p in wrappers:
