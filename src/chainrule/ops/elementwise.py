@@ -1231,14 +1231,23 @@ _UNARY_RULES = {
 
 
 
+# float64 values that fit a core's L2 cache (2 MiB) beside their float32 input
+_EXP_WIDE_TEMPORARY_FITS_CACHE = 1 << 17
+
+
 def _exp_array(x):
     """e^x as torch's CPU kernel rounds it: its vectorised float32 exp is nearly always the correctly
     rounded value, which the float64 exp rounded back to float32 gives too, while NumPy's own
     float32 exp is an ulp off in about two values of five (of 1e6 randn floats 392,081 differed from
     torch that way, 10,958 this way; e^1 was 2.7182820 for torch's 2.7182817). It costs about
-    1 ms more per million values."""
+    0.6 ms more per million values."""
     if x.dtype == np.float32 and array_module(x) is np:
-        return np.exp(x, dtype=np.float64).astype(np.float32)
+        if x.size < _EXP_WIDE_TEMPORARY_FITS_CACHE:
+            return np.exp(x, dtype=np.float64).astype(np.float32)
+        # a large array's float64 temporary would leave the cache between the exp and the rounding:
+        # the ufunc's own buffering widens, exponentiates and rounds back 8192 values at a time
+        # instead (the same float64 exp and the same rounding, so the same bits)
+        return np.exp(x, out=np.empty_like(x), dtype=np.float64, casting="same_kind")
     return np.exp(x)
 
 
