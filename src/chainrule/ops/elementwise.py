@@ -1247,14 +1247,23 @@ _UNARY_RULES = {
 
 
 
+# float64 values that fit a core's L2 cache (2 MiB) beside their float32 input
+_EXP_WIDE_TEMPORARY_FITS_CACHE = 1 << 17
+
+
 def _exp_array(x):
     """e^x as torch's CPU kernel rounds it: its vectorised float32 exp is nearly always the correctly
     rounded value, which the float64 exp rounded back to float32 gives too, while NumPy's own
     float32 exp is an ulp off in about two values of five (of 1e6 randn floats 392,081 differed from
     torch that way, 10,958 this way; e^1 was 2.7182820 for torch's 2.7182817). It costs about
-    1 ms more per million values."""
+    0.6 ms more per million values."""
     if x.dtype == np.float32 and array_module(x) is np:
-        return np.exp(x, dtype=np.float64).astype(np.float32)
+        if x.size < _EXP_WIDE_TEMPORARY_FITS_CACHE:
+            return np.exp(x, dtype=np.float64).astype(np.float32)
+        # a large array's float64 temporary would leave the cache between the exp and the rounding:
+        # the ufunc's own buffering widens, exponentiates and rounds back 8192 values at a time
+        # instead (the same float64 exp and the same rounding, so the same bits)
+        return np.exp(x, out=np.empty_like(x), dtype=np.float64, casting="same_kind")
     return np.exp(x)
 
 
@@ -1336,12 +1345,14 @@ def _log_sigmoid_array(x):
     """log σ(x) = min(x, 0) - log1p(e^-|x|) on an array, stable both ways, as torch's CPU kernel
     (log_sigmoid_forward) computes it. Its vectorised exp and log1p round the subnormal range their
     own way, which decides where the result flushes to 0 (float32 from x ≈ 102.9, float64 from
-    x ≈ 744.1): float32 and float64 NumPy arrays follow them (``_kernel_exp_of_negative``,
-    ``_kernel_log1p_of_tiny``). C order whatever the input's layout, as torch writes a fresh
-    contiguous output."""
+    x ≈ 744.1): float32 and float64 NumPy arrays follow them (``_log_sigmoid_float32``;
+    ``_kernel_exp_of_negative`` and ``_kernel_log1p_of_tiny``). C order whatever the input's layout,
+    as torch writes a fresh contiguous output."""
     xp = array_module(x)
     if xp is not np or x.dtype not in (np.float32, np.float64):
         return subtract_contiguous(xp, xp.minimum(x, 0), xp.log1p(xp.exp(-xp.abs(x))))
+    if x.dtype == np.float32:
+        return _log_sigmoid_float32(x)
     # one fresh C-order buffer holds |x| and then the result; out= keeps a 0-d input an array
     buffer = np.abs(x, out=np.empty(x.shape, x.dtype))
     log1p = _kernel_log1p_of_tiny(_kernel_exp_of_negative(buffer))
@@ -1349,74 +1360,113 @@ def _log_sigmoid_array(x):
     return np.subtract(buffer, log1p, out=buffer)
 
 
-# where the kernel's exp gives 0: its argument below -104 in float32; in float64 its cut-off is
-# -1000, but from -746 on its two-step scaling of the subnormal range rounds to 0 already
-_EXP_FLUSH_BELOW = {np.dtype(np.float32): 104.0, np.dtype(np.float64): 746.0}
-# below these e^-a is a normal number of the dtype
-_EXP_NORMAL_BELOW = {np.dtype(np.float32): 87.0, np.dtype(np.float64): 708.0}
+# where the kernel's exp gives 0: e^-a for a above 104 in float32; in float64 its cut-off is 1000,
+# but from 746 on its two-step scaling of the subnormal range rounds to 0 already
+_FLOAT32_EXP_FLUSH_ABOVE = np.float32(104.0)
+# the float32 constants as 0-d arrays, which NumPy's ufuncs take about twice as fast as scalars
+_FLOAT32_EXP_CLAMP = np.full((), -_FLOAT32_EXP_FLUSH_ABOVE, np.float32)
+_FLOAT32_ZERO, _FLOAT32_HALF, _FLOAT32_TWO = (np.full((), value, np.float32) for value in (0.0, 0.5, 2.0))
+_FLOAT64_EXP_FLUSH_ABOVE = 746.0
+# below this float64's e^-a is a normal number
+_FLOAT64_EXP_NORMAL_BELOW = 708.0
+_FLOAT32_TINY = np.finfo(np.float32).tiny
+_FLOAT64_TINY = np.finfo(np.float64).tiny
+
+
+def _log_sigmoid_float32(x: np.ndarray) -> np.ndarray:
+    """``_log_sigmoid_array`` of a float32 NumPy array. The kernel's exp and log1p are nearly always
+    the correctly rounded values, which float64's rounded back to float32 give too (NumPy's float32
+    exp is an ulp off more often). -|x| and its clamp are exact in float32, so the float64 exp and
+    log1p run through the ufuncs' own 8192-value buffers (widened, computed and rounded back while
+    in the cache) rather than over float64 arrays twice the input's size. Only two float32 buffers,
+    both fresh and C-order; out= keeps a 0-d input an array."""
+    z = np.abs(x, out=np.empty(x.shape, np.float32))
+    np.negative(z, out=z)
+    # e^-104 rounds to 0 in float32; the clamp keeps NumPy's float64 exp off its slow underflow path
+    np.maximum(z, _FLOAT32_EXP_CLAMP, out=z)
+    np.exp(z, out=z, dtype=np.float64, casting="same_kind")
+    if z.size == 0:
+        return z
+    smallest = np.fmin.reduce(z, axis=None)  # (fmin skips NaN)
+    if smallest < _FLOAT32_TINY:
+        _round_subnormal_exp_as_kernel(x.reshape(-1), z.reshape(-1))
+    if smallest < 2 * _FLOAT32_TINY:  # the kernel's log1p halves z first: see _kernel_log1p_of_tiny
+        with np.errstate(under="ignore"):
+            np.multiply(z, _FLOAT32_HALF, out=z)
+            np.multiply(z, _FLOAT32_TWO, out=z)
+    np.log1p(z, out=z, dtype=np.float64, casting="same_kind")
+    result = np.minimum(x, _FLOAT32_ZERO, out=np.empty(x.shape, np.float32))
+    return np.subtract(result, z, out=result)
+
+
+def _round_subnormal_exp_as_kernel(flat_x: np.ndarray, flat_exp: np.ndarray) -> None:
+    """Where float32 e^-|x| is subnormal (not flushed to 0), the kernel's value written into
+    ``flat_exp``: the mantissa u = e^-a / 2^q (q = rint(-a / ln 2)) rounded to float32 first and
+    then scaled by 2^q in two halves, so rounded twice. Flat C-order views of the same shape."""
+    with np.errstate(under="ignore"):
+        # positions, not masks: NumPy gathers and scatters by index 4 to 6 times faster
+        below_tiny = np.flatnonzero(flat_exp < _FLOAT32_TINY)
+        a = np.abs(flat_x[below_tiny])
+        not_flushed = a < _FLOAT32_EXP_FLUSH_ABOVE
+        subnormal, a = below_tiny[not_flushed], a[not_flushed]
+        if not subnormal.size:
+            return
+        q = np.rint(-a * np.float32(1 / math.log(2))).astype(np.int64)
+        mantissa = np.ldexp(np.exp(-a.astype(np.float64)), -q).astype(np.float32)
+        half = q >> 1
+        flat_exp[subnormal] = mantissa * np.ldexp(np.float32(1), half) * np.ldexp(np.float32(1), q - half)
 
 
 def _kernel_exp_of_negative(a: np.ndarray) -> np.ndarray:
-    """e^-a for a >= 0 (or NaN), rounded as torch's vectorised exp: nearly always the correctly rounded
-    value (float32 is computed in float64 for that; NumPy's float32 exp is off by an ulp more
-    often), and where it is subnormal, the mantissa u = e^-a / 2^q (q = rint(-a / ln 2)) rounded to
-    the dtype first and then scaled by 2^q in two halves, so rounded twice. A fresh C-order array."""
-    dtype = a.dtype
+    """e^-a for float64 a >= 0 (or NaN), rounded as torch's vectorised exp: NumPy's float64 exp, and
+    where it is subnormal, the mantissa u = e^-a / 2^q (q = rint(-a / ln 2)) rounded to float64
+    first and then scaled by 2^q in two halves, so rounded twice. A fresh C-order array."""
     # NumPy's float64 exp leaves its vectorised loop where the result underflows (100 times slower
-    # in the subnormal range, 15 times below it), so the argument is clamped where float32's e^-a
-    # has flushed to 0 (e^-104 rounds to 0) and float64's is still normal (those clamped are redone)
-    clamp = _EXP_FLUSH_BELOW[dtype] if dtype == np.float32 else _EXP_NORMAL_BELOW[dtype]
-    wide = np.negative(a, dtype=np.float64, out=np.empty(a.shape, np.float64))
-    np.maximum(wide, -clamp, out=wide)
-    np.exp(wide, out=wide)
-    result = wide if dtype == np.float64 else wide.astype(dtype)
-    if a.size == 0 or a.max() < _EXP_NORMAL_BELOW[dtype]:  # (NaN fails the test: checked below)
+    # in the subnormal range, 15 times below it), so the argument is clamped where e^-a is still
+    # normal (those clamped are redone)
+    result = np.negative(a, out=np.empty(a.shape, np.float64))
+    np.maximum(result, -_FLOAT64_EXP_NORMAL_BELOW, out=result)
+    np.exp(result, out=result)
+    if a.size == 0 or a.max() < _FLOAT64_EXP_NORMAL_BELOW:  # (NaN fails the test: checked below)
         return result
     # positions in the flat views: NumPy gathers and scatters by index 4 to 6 times faster than by mask
     flat_a, flat_result = a.reshape(-1), result.reshape(-1)
     with np.errstate(under="ignore"):
-        if dtype == np.float64:
-            clamped = np.flatnonzero(flat_a > clamp)
-            a_clamped = flat_a[clamped]
-            # up to 708.5 NumPy's exp decides whether e^-a is subnormal; beyond, it certainly is (0
-            # stands in for it: the subnormal path below, or the flush, gives the value)
-            exact = np.zeros_like(a_clamped)
-            edge = a_clamped <= 708.5
-            exact[edge] = np.exp(-a_clamped[edge])
-            flat_result[clamped] = exact
-        subnormal = np.flatnonzero((flat_result < np.finfo(dtype).tiny) & (flat_a < _EXP_FLUSH_BELOW[dtype]))
+        clamped = np.flatnonzero(flat_a > _FLOAT64_EXP_NORMAL_BELOW)
+        a_clamped = flat_a[clamped]
+        # up to 708.5 NumPy's exp decides whether e^-a is subnormal; beyond, it certainly is (0
+        # stands in for it: the subnormal path below, or the flush, gives the value)
+        exact = np.zeros_like(a_clamped)
+        edge = a_clamped <= 708.5
+        exact[edge] = np.exp(-a_clamped[edge])
+        flat_result[clamped] = exact
+        subnormal = np.flatnonzero((flat_result < _FLOAT64_TINY) & (flat_a < _FLOAT64_EXP_FLUSH_ABOVE))
         if not subnormal.size:
             return result
         a_sub = flat_a[subnormal]
-        q = np.rint(-a_sub * dtype.type(1 / math.log(2))).astype(np.int64)
-        if dtype == np.float32:
-            mantissa = np.ldexp(wide.reshape(-1)[subnormal], -q).astype(dtype)
-        else:  # float64's e^-a is itself subnormal here: the mantissa needs the wider long double
-            mantissa = np.ldexp(np.exp(-a_sub.astype(np.longdouble)), -q).astype(dtype)
+        q = np.rint(-a_sub * np.float64(1 / math.log(2))).astype(np.int64)
+        # e^-a is itself subnormal here: the mantissa needs the wider long double
+        mantissa = np.ldexp(np.exp(-a_sub.astype(np.longdouble)), -q).astype(np.float64)
         half = q >> 1
-        flat_result[subnormal] = mantissa * np.ldexp(dtype.type(1), half) * np.ldexp(dtype.type(1), q - half)
+        flat_result[subnormal] = mantissa * np.ldexp(np.float64(1), half) * np.ldexp(np.float64(1), q - half)
     return result
 
 
 def _kernel_log1p_of_tiny(z: np.ndarray) -> np.ndarray:
-    """log1p(z) for z in [0, 1] (or NaN), rounded as torch's vectorised log1p: float32 through
-    float64. Below twice the smallest normal number it is z itself, but the kernel's first step
-    halves z, which in the subnormal range rounds (half to even), so an odd multiple of the
-    smallest subnormal loses its last bit (the smallest subnormal becomes 0). Overwrites z."""
-    dtype = z.dtype
-    twice_tiny = 2 * np.finfo(dtype).tiny
+    """log1p(z) for float64 z in [0, 1] (or NaN), rounded as torch's vectorised log1p. Below twice
+    the smallest normal number it is z itself, but the kernel's first step halves z, which in the
+    subnormal range rounds (half to even), so an odd multiple of the smallest subnormal loses its
+    last bit (the smallest subnormal becomes 0). Overwrites z."""
+    twice_tiny = 2 * _FLOAT64_TINY
     not_tiny = True
     # fmin skips NaN; halving and doubling leave every other z as it is, and log1p keeps a tiny z
     if z.size and np.fmin.reduce(z, axis=None) < twice_tiny:
         with np.errstate(under="ignore"):
-            np.multiply(z, dtype.type(0.5), out=z)
-            np.multiply(z, dtype.type(2), out=z)
+            np.multiply(z, np.float64(0.5), out=z)
+            np.multiply(z, np.float64(2), out=z)
         not_tiny = z >= twice_tiny
-    if dtype == np.float64:  # NumPy's float64 log1p is 50 times slower on subnormals: they stay z
-        return np.log1p(z, out=z, where=not_tiny)
-    wide = np.log1p(z, dtype=np.float64, out=np.empty(z.shape, np.float64))
-    np.copyto(z, wide, casting="same_kind")  # rounded to float32 in z's buffer
-    return z
+    # NumPy's float64 log1p is 50 times slower on subnormals: they stay z
+    return np.log1p(z, out=z, where=not_tiny)
 
 
 def _log_sigmoid_grad_array(x, grad):
