@@ -930,6 +930,9 @@ def linalg_cond(input: Tensor, p=None, *, out=None) -> Tensor:
         raise TypeError(f"linalg.cond(): argument 'A' must be Tensor, not {type(A).__name__}")
     if A._data.ndim < 2:
         raise RuntimeError("linalg.cond: The input tensor must have at least 2 dimensions.")
+    # torch checks a numeric order before A's shape, a string one after its squareness
+    if not isinstance(p, str) and p is not None and p not in (1, -1, 2, -2, math.inf, -math.inf):
+        raise RuntimeError(f"linalg.cond got an invalid norm type: {p:g}")
     if p is None or p in (2, -2):
         _check_float(A, "linalg.svd")  # through svdvals, whose checks name linalg.svd
         S = linalg_svdvals(A)
@@ -937,6 +940,8 @@ def linalg_cond(input: Tensor, p=None, *, out=None) -> Tensor:
         # torch takes the first and last values through a keepdim reduction, then squeezes
         return _copy_out(name_node(ratio, "SqueezeBackward1"), out, "linalg.cond")
     _check_square(A, "linalg.cond")
+    if isinstance(p, str) and p not in ("fro", "nuc"):
+        raise RuntimeError(f"linalg.cond got an invalid norm type: {p}")
     return _copy_out(matrix_norm(A, p) * matrix_norm(inv(A), p), out, "linalg.cond")
 
 
