@@ -69,3 +69,141 @@ def test_linalg_cond_names_an_invalid_order_as_torch_does(p):
 
     ours, theirs = outcome(chainrule), outcome(torch)
     assert ours == pytest.approx(theirs, rel=1e-5) if isinstance(theirs, float) else ours == theirs
+
+
+# ---------------------------------------------------------------- scripted modules
+def _scripted_model(lib):
+    class Model(lib.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = lib.nn.Linear(2, 2)
+            self.seq = lib.nn.Sequential(lib.nn.Linear(2, 2), lib.nn.ReLU())
+
+        def reset_parameters(self):
+            self.l.reset_parameters()
+
+        def forward(self, x):
+            return self.seq(self.l(x))
+
+    return lib.jit.script(Model())
+
+
+def _script_module(lib):
+    class Block(lib.jit.ScriptModule):
+        def __init__(self):
+            super().__init__()
+            self.l = lib.nn.Linear(2, 2)
+            self.seq = lib.nn.Sequential(lib.nn.Linear(2, 2), lib.nn.ReLU())
+            self.ml = lib.nn.ModuleList([lib.nn.Linear(2, 2)])
+
+        def plain_method(self):
+            return "plain"
+
+        @lib.jit.script_method
+        def forward(self, x):
+            return self.seq(self.l(x))
+
+    return Block()
+
+
+# what a user does with a compiled module after building it; each is run on a fresh one
+_SCRIPTED_STATEMENTS = [
+    "m.reset_parameters()", "m.l.reset_parameters()", "m.seq.append(nn.ReLU())", "tuple(m.l.weight.shape)",
+    "m.newmod = nn.Linear(2, 2)", "m.l = nn.Linear(2, 2)", "m.seq = None", "m.seq.extra = nn.ReLU()",
+    "m.foo = 3", "m.new = nn.Parameter(lib.ones(1))", "m.l.weight = nn.Parameter(lib.zeros(2, 2))",
+    "m.seq[0] = nn.Linear(2, 2)", "type(m.seq[0]).__name__", "type(m.seq[-1]).__name__", "type(m.seq[0:1]).__name__",
+    "len(m.seq)", "[type(x).__name__ for x in m.seq]", "[type(x).__name__ for x in m.seq.children()]",
+    "m.seq[0].weight is m.seq._modules['0'].weight", "m.seq[0].reset_parameters()", "type(m).__name__",
+    "m.original_name if type(m).__name__ == 'RecursiveScriptModule' else 'subclass'", "m.seq.original_name",
+]
+
+
+def _statement_outcome(lib, build, statement: str) -> str:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        m = build(lib)
+    try:
+        return repr(eval(compile(statement, "<statement>", "eval" if "=" not in statement.replace("==", "")
+                                 else "exec"), {"m": m, "nn": lib.nn, "lib": lib}))
+    except Exception as error:  # noqa: BLE001 - the class and words are what is compared
+        return f"{type(error).__name__}: {error}"
+
+
+@pytest.mark.parametrize("statement", _SCRIPTED_STATEMENTS)
+@pytest.mark.parametrize("build", [_scripted_model, _script_module], ids=["jit.script(model)", "ScriptModule"])
+def test_scripted_modules_refuse_and_answer_as_torch_does(build, statement):
+    assert _statement_outcome(chainrule, build, statement) == _statement_outcome(torch, build, statement)
+
+
+def test_scripted_module_keeps_methods_its_compiled_code_calls_and_computes_as_torch():
+    def build(lib):
+        class Inner(lib.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.l = lib.nn.Linear(3, 3)
+
+            def step(self, x):
+                return self.l(x).tanh()
+
+            def unused_helper(self):
+                return 0
+
+            @lib.jit.export
+            def exported(self, x):
+                return x * 2
+
+        class Outer(lib.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.inner = Inner()
+
+            def forward(self, x):
+                return self.inner.step(x)
+
+        return lib.jit.script(Outer())
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ours, theirs = build(chainrule), build(torch)
+    ours.load_state_dict({k: chainrule.tensor(v.numpy()) for k, v in theirs.state_dict().items()})
+    x = [[0.5, -1.0, 2.0]]
+    assert ours(chainrule.tensor(x)).tolist()[0] == pytest.approx(theirs(torch.tensor(x)).tolist()[0], abs=1e-6)
+    assert ours.inner.exported(chainrule.tensor(x)).tolist() == theirs.inner.exported(torch.tensor(x)).tolist()
+    for scripted in (ours, theirs):
+        with pytest.raises(AttributeError, match="'RecursiveScriptModule' object has no attribute 'unused_helper'"):
+            scripted.inner.unused_helper()
+
+
+def test_jit_deprecation_warnings_are_hidden_from_a_users_script_as_torchs(tmp_path):
+    # torch attributes them to its own lines, so Python's default filters show them only under
+    # "always" (pytest, -W): a user's script sees none, with either library
+    import subprocess
+    import sys
+
+    program = ("import {lib} as torch\n"
+               "class Block(torch.jit.ScriptModule):\n"
+               "    def __init__(self):\n"
+               "        super().__init__()\n"
+               "        self.l = torch.nn.Linear(2, 2)\n"
+               "    @torch.jit.script_method\n"
+               "    def forward(self, x):\n"
+               "        return self.l(x)\n"
+               "Block()\n"
+               "torch.jit.script(torch.nn.Linear(2, 2))\n"
+               "torch.jit.trace(torch.nn.Linear(2, 2), torch.ones(1, 2))\n")
+
+    def stderr(lib, *options):
+        script = tmp_path / f"{lib}_script.py"  # (torch compiles script_methods from their source file)
+        script.write_text(program.format(lib=lib))
+        run = subprocess.run([sys.executable, *options, str(script)], capture_output=True, text=True, check=True)
+        return sorted({line.split("DeprecationWarning: ")[1] for line in run.stderr.splitlines()
+                       if "DeprecationWarning: " in line})
+
+    assert stderr("chainrule") == stderr("torch") == []
+    assert stderr("chainrule", "-W", "always") == stderr("torch", "-W", "always") == sorted(
+        f"`torch.jit.{name}` is deprecated. Please switch to `torch.compile` or `torch.export`."
+        for name in ("script", "script_method", "trace", "trace_method"))
