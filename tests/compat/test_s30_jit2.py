@@ -1,6 +1,7 @@
 """Session 30, lane jit2: small differences from torch 2.13 the first wave noticed, each checked
 against torch on the same calls."""
 
+import numpy as np
 import pytest
 
 import chainrule
@@ -207,3 +208,25 @@ def test_jit_deprecation_warnings_are_hidden_from_a_users_script_as_torchs(tmp_p
     assert stderr("chainrule", "-W", "always") == stderr("torch", "-W", "always") == sorted(
         f"`torch.jit.{name}` is deprecated. Please switch to `torch.compile` or `torch.export`."
         for name in ("script", "script_method", "trace", "trace_method"))
+
+
+# ---------------------------------------------------------------- batch norm's float32 rounding
+@pytest.mark.parametrize("module, shape", [("BatchNorm1d", (8, 16, 50)), ("BatchNorm2d", (8, 16, 10, 10)),
+                                           ("BatchNorm2d", (2, 5, 3, 3)), ("BatchNorm3d", (4, 8, 4, 5, 6))])
+def test_batch_norm_training_rounds_as_torchs_cpu_kernel(module, shape):
+    # torch: float64 sums, mean and var_sum/N in float32, 1/σ from float64, and the output as one
+    # fused multiply-add x·α + β per channel: every output and running statistic bit for bit
+    rng = np.random.default_rng(0)
+    channels = shape[1]
+    weight, bias = (rng.standard_normal(channels).astype(np.float32) for _ in range(2))
+    ours, theirs = getattr(chainrule.nn, module)(channels), getattr(torch.nn, module)(channels)
+    ours.weight.data, ours.bias.data = chainrule.tensor(weight), chainrule.tensor(bias)
+    with torch.no_grad():
+        theirs.weight.copy_(torch.from_numpy(weight))
+        theirs.bias.copy_(torch.from_numpy(bias))
+    for _ in range(3):
+        x = (rng.standard_normal(shape) * 3 + 1).astype(np.float32)
+        np.testing.assert_array_equal(ours(chainrule.tensor(x)).detach().numpy(),
+                                      theirs(torch.from_numpy(x)).detach().numpy())
+    np.testing.assert_array_equal(ours.running_mean.numpy(), theirs.running_mean.numpy())
+    np.testing.assert_array_equal(ours.running_var.numpy(), theirs.running_var.numpy())
