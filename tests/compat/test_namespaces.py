@@ -136,7 +136,11 @@ def test_compile_and_jit_return_their_argument_and_run_eagerly():
         return x * 2
 
     assert double(chainrule.tensor([1.0])).item() == 2.0
-    assert chainrule.jit.script(model) is model
+    # a scripted module is torch's RecursiveScriptModule, sharing the module's parameters
+    # (tests/compat/test_s30_jit2.py compares it with torch's)
+    scripted = chainrule.jit.script(model)
+    assert type(scripted).__name__ == "RecursiveScriptModule" and scripted.weight is model.weight
+    assert chainrule.jit.script(double) is double
     assert chainrule.jit.trace(model, chainrule.zeros(1, 3)) is model
     assert chainrule.jit.is_scripting() is False and chainrule.jit.is_tracing() is False
     assert chainrule.jit.ignore(double) is double and chainrule.jit.ignore(drop=True)(double) is double

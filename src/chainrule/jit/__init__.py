@@ -1,19 +1,21 @@
 """chainrule.jit: torch.jit's decorators and queries, without a compiler.
 
-``script`` and ``trace`` return their argument unchanged (the model runs eagerly with the same
-numbers); ``ignore``/``unused``/``export`` are pass-through decorators; ``is_scripting`` and
-``is_tracing`` are False; a ``ScriptModule`` subclass is a Module whose ``@script_method``s run
-eagerly. A TorchScript file cannot be written or read: ``save`` and ``load`` raise
+``trace`` returns its argument unchanged and ``script`` a module as torch's ``RecursiveScriptModule``
+(the model runs eagerly with the same numbers); ``ignore``/``unused`` are pass-through decorators,
+``export`` marks a method compiled; ``is_scripting`` and ``is_tracing`` are False; a ``ScriptModule``
+subclass is a Module whose ``@script_method``s run eagerly. A TorchScript file cannot be written or read: ``save`` and ``load`` raise
 NotImplementedError pointing at ``chainrule.save`` (state dicts).
 """
 
+import ast
 import builtins
 import functools
 import inspect
+import textwrap
 import types
 import warnings
 
-from ..nn import Module
+from ..nn import Module, Parameter
 
 # torch.jit.annotations is bound on ``import torch`` (and a ``from __future__ import annotations``
 # here would shadow the submodule's name)
@@ -36,20 +38,27 @@ class TracerWarning(Warning):
         warnings.filterwarnings("ignore", category=TracerWarning, module="torch.(?!jit)")
 
 
-# torch 2.10+ deprecates TorchScript; its entry points say so (DeprecationWarning, shown by default
-# only for calls from __main__)
+# torch 2.10+ deprecates TorchScript; its entry points say so with a DeprecationWarning attributed to
+# torch's own line, which Python's default filters hide from a user's script (pytest shows it). These
+# point at chainrule's line (stacklevel=1) for the same reason, not at the caller's.
 _DEPRECATED = "`torch.jit.{}` is deprecated. Please switch to `torch.compile` or `torch.export`."
 
 
 def script(obj, optimize=None, _frames_up: int = 0, _rcb=None, example_inputs=None):
-    """Returns ``obj`` unchanged: it runs eagerly."""
-    warnings.warn(_DEPRECATED.format("script"), DeprecationWarning, stacklevel=2)
+    """A module comes back as torch's compiler returns it, a ``RecursiveScriptModule`` sharing its
+    parameters, buffers and attributes, whose methods torch would not compile are absent; it runs
+    eagerly. Anything else (a function, a ScriptModule) comes back unchanged."""
+    warnings.warn(_DEPRECATED.format("script"), DeprecationWarning, stacklevel=1)
+    if builtins.isinstance(obj, Module) and not builtins.isinstance(obj, ScriptModule):
+        return RecursiveScriptModule._from_module(obj, _compiled_names(obj))
     return obj
 
 
 def trace(func, example_inputs=None, *args, **kwargs):
     """Returns ``func`` unchanged (no graph is recorded): it runs eagerly on any input."""
-    warnings.warn(_DEPRECATED.format("trace"), DeprecationWarning, stacklevel=2)
+    warnings.warn(_DEPRECATED.format("trace"), DeprecationWarning, stacklevel=1)
+    if builtins.isinstance(func, Module):  # torch traces a module through trace_module, which warns too
+        warnings.warn(_DEPRECATED.format("trace_method"), DeprecationWarning, stacklevel=1)
     return func
 
 
@@ -58,7 +67,7 @@ def trace_module(mod, inputs, optimize=None, check_trace: bool = True, check_inp
                  example_inputs_is_kwarg: bool = False, _store_inputs: bool = True):
     """torch.jit.trace_module: ``mod`` comes back unchanged, as ``trace``'s (its methods run eagerly),
     after torch's checks of the arguments (e3nn's ``trace`` of a module calls it)."""
-    warnings.warn(_DEPRECATED.format("trace_method"), DeprecationWarning, stacklevel=2)
+    warnings.warn(_DEPRECATED.format("trace_method"), DeprecationWarning, stacklevel=1)
     if not builtins.isinstance(mod, Module):
         raise AttributeError("expected torch.nn.Module as the first argument")
     if not builtins.isinstance(inputs, dict):
@@ -76,6 +85,8 @@ def unused(fn):
 
 
 def export(fn):
+    """Marks ``fn`` as compiled on a scripted module, as forward is: it stays callable there."""
+    fn._torchscript_export = True
     return fn
 
 
@@ -88,7 +99,7 @@ def interface(obj):
     """torch.jit.interface: the class comes back unchanged (there is no compiler to declare it to),
     after torch's deprecation warning and its checks on what may be an interface."""
     warnings.warn("`torch.jit.interface` is deprecated. Please use `torch.compile` instead.",
-                  DeprecationWarning, stacklevel=2)
+                  DeprecationWarning, stacklevel=1)
     if not inspect.isclass(obj):
         raise RuntimeError("interface must be applied to a class")
     # an interface derives from object directly, or from nn.Module directly (MRO: itself, Module, object)
@@ -146,9 +157,30 @@ class ScriptModule(Module):
             init(self, *args, **kwargs)
             # each subclass wraps the __init__ it inherits: only the most derived one scripts (torch's ScriptMeta)
             if type(self) is cls:
-                _script_submodules(self)
+                _script_submodules(self, _compiled_names(self))
 
         cls.__init__ = init_then_script
+
+    def __setattr__(self, name: str, value) -> None:
+        # once compiled, torch's module has a fixed type: a new parameter, or a module it could not
+        # compile in place of one, is refused (plain attributes may still change)
+        if self.__dict__.get("_scripted", False):
+            if builtins.isinstance(value, Parameter) and name not in self._parameters:
+                raise RuntimeError(f"Can't add a new parameter after ScriptModule construction. Tried to add '{name}")
+            replaces_module = value is None and name in self._modules
+            if replaces_module or builtins.isinstance(value, Module) and not builtins.isinstance(value, ScriptModule):
+                raise RuntimeError("Cannot re-assign modules in a ScriptModule with non-scripted module, tried to "
+                                   f"replace existing module '{name}': {value}")
+        super().__setattr__(name, value)
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            # once compiled, torch's module answers as the RecursiveScriptModule it has become
+            if self.__dict__.get("_scripted", False):
+                raise AttributeError(f"'RecursiveScriptModule' object has no attribute '{name}'") from None
+            raise
 
     @property
     def original_name(self) -> str:
@@ -166,11 +198,13 @@ class RecursiveScriptModule(ScriptModule):
     _compiled_submodule = True
 
     @classmethod
-    def _from_module(cls, module: Module) -> "RecursiveScriptModule":
-        scripted = object.__new__(_compiled_class(type(module)))
+    def _from_module(cls, module: Module, compiled_names: frozenset | None) -> "RecursiveScriptModule":
+        scripted = object.__new__(_compiled_class(type(module), compiled_names))
         scripted.__dict__.update(module.__dict__)
         object.__setattr__(scripted, "_modules", dict(module._modules))
-        _script_submodules(scripted)
+        # a container's items, indexed or iterated, are the modules it was scripted from, as on torch
+        object.__setattr__(scripted, "_original_module", module)
+        _script_submodules(scripted, compiled_names)
         return scripted
 
     @property
@@ -186,20 +220,31 @@ _NOT_COPIED = frozenset({"__init__", "__new__", "__dict__", "__weakref__", "__mo
                          "__annotations__", "__slots__", "__init_subclass__", "__class_getitem__", "__repr__",
                          "extra_repr", "_get_name", "original_name", "__getattr__", "__setattr__", "__delattr__",
                          "__getstate__", "__setstate__", "__reduce__", "__reduce_ex__", "__orig_bases__",
-                         "__parameters__", "__abstractmethods__", "_abc_impl"})
+                         "__parameters__", "__abstractmethods__", "_abc_impl",
+                         # a compiled container's items are fixed: torch's "does not support item assignment"
+                         "__setitem__", "__delitem__"})
+
+
+# what a container's compiled class answers from the module it was scripted from
+_FROM_ORIGINAL = ("__getitem__", "__iter__")
 
 
 @functools.cache
-def _compiled_class(original: type) -> type:
+def _compiled_class(original: type, compiled_names: frozenset | None) -> type:
     """A class per module class, mirroring its hierarchy down to Module (RecursiveScriptModule takes
-    Module's place), so each method's zero-argument super() still finds the next class's method."""
-    bases = tuple(_compiled_class(base) if issubclass(base, Module) else base
+    Module's place), so each method's zero-argument super() still finds the next class's method.
+    A public method torch would not compile (in no ``compiled_names``: ``reset_parameters``) is left
+    out, so calling it raises torch's AttributeError; None keeps them all."""
+    bases = tuple(_compiled_class(base, compiled_names) if issubclass(base, Module) else base
                   for base in original.__bases__ if base is not Module)
     if not any(issubclass(base, RecursiveScriptModule) for base in bases):
         bases += (RecursiveScriptModule,)
     class_cell = types.CellType()
     namespace = {name: _with_class_cell(value, class_cell) for name, value in vars(original).items()
-                 if name not in _NOT_COPIED}
+                 if name not in _NOT_COPIED and _is_compiled(name, value, compiled_names)}
+    for name in _FROM_ORIGINAL:
+        if name in vars(original):
+            namespace[name] = _answered_by_original(vars(original)[name])
     namespace.update(_original_class=original, _compiled_submodule=True, __module__=__name__)
     compiled = type("RecursiveScriptModule", bases, namespace)
     class_cell.cell_contents = compiled
@@ -222,15 +267,77 @@ def _with_class_cell(value, class_cell):
     return value
 
 
-def _script_submodules(module: Module) -> None:
+def _is_compiled(name: str, value, compiled_names: frozenset | None) -> bool:
+    # (an override of Module's own API, train() or load_state_dict(), stays: the module machinery calls it)
+    return (compiled_names is None or name.startswith("_") or not builtins.isinstance(value, types.FunctionType)
+            or name in compiled_names or hasattr(Module, name))
+
+
+def _answered_by_original(method):
+    @functools.wraps(method)
+    def from_original(self, *args):
+        return method(self._original_module, *args)
+    return from_original
+
+
+def _script_submodules(module: Module, compiled_names: frozenset | None) -> None:
     modules = module._modules
     for name, child in modules.items():
         if child is not None and not builtins.isinstance(child, ScriptModule):
-            modules[name] = RecursiveScriptModule._from_module(child)
+            modules[name] = RecursiveScriptModule._from_module(child, compiled_names)
+    object.__setattr__(module, "_scripted", True)
+
+
+def _compiled_names(root: Module) -> frozenset | None:
+    """The attribute names the code torch compiles for ``root``'s tree mentions: each module's
+    ``forward`` and ``@export``ed methods and the methods of its own they reach through ``self``.
+    torch compiles a submodule's method wherever compiled code calls it (``self.block.step(x)``),
+    so a public method is kept when any of that code names it; None (keep every method) where a
+    method's source cannot be read."""
+    names: set = set()
+    for module in root.modules():
+        reached = _reached_names(type(module))
+        if reached is None:
+            return None
+        names |= reached
+    return frozenset(names)
+
+
+@functools.cache
+def _reached_names(cls: type) -> frozenset | None:
+    roots = {name for klass in cls.__mro__ for name, value in vars(klass).items()
+             if getattr(value, "_torchscript_export", False)}
+    pending, seen, mentioned = ["forward", *roots], set(), set()
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for klass in cls.__mro__:
+            function = vars(klass).get(name)
+            if not builtins.isinstance(function, types.FunctionType):
+                continue
+            attributes = _attributes_named(function)
+            if attributes is None:
+                return None
+            mentioned |= attributes
+            pending.extend(attributes)
+    return frozenset(mentioned | seen)
+
+
+@functools.cache
+def _attributes_named(function) -> frozenset | None:
+    """Every ``x.name`` in ``function``'s source, or None when the source cannot be read."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    return frozenset(node.attr for node in ast.walk(tree) if builtins.isinstance(node, ast.Attribute))
 
 
 def script_method(fn):
     """Returns ``fn`` unchanged: a ScriptModule's method runs eagerly."""
+    warnings.warn(_DEPRECATED.format("script_method"), DeprecationWarning, stacklevel=1)
     return fn
 
 

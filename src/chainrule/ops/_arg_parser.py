@@ -847,6 +847,53 @@ SIGNATURES: dict[str, tuple] = {
                 f"(int64_t low, int64_t high, IntArrayRef size, *, Tensor out=None, {_CREATION})"),
 }
 
+# torch.linalg's signatures (python_linalg_functions), by name in torch.linalg; torch names each
+# ``linalg_<name>`` in its messages. Written from aten's schemas (torch.ops.aten.linalg_*), an out=
+# overload adding ``out``, and, where there are several, copied from torch 2.13's own listing.
+LINALG_SIGNATURES: dict[str, tuple] = {
+    "cholesky": ('(Tensor input, *, bool upper=False, Tensor out=None)',),
+    "cholesky_ex": ('(Tensor input, *, bool upper=False, bool check_errors=False, TensorList[2] out=None)',),
+    "cond": ('(Tensor input, Scalar? p=None, *, Tensor? out=None)', '(Tensor input, str p, *, Tensor? out=None)'),
+    "cross": ('(Tensor input, Tensor other, *, int64_t dim=-1, Tensor out=None)',),
+    "det": ('(Tensor A, *, Tensor out=None)',),
+    "diagonal": ('(Tensor A, *, int64_t offset=0, int64_t dim1=-2, int64_t dim2=-1)',),
+    "eig": ('(Tensor input, *, TensorList[2] out=None)',),
+    "eigh": ('(Tensor input, str UPLO="L", *, TensorList[2] out=None)',),
+    "eigvals": ('(Tensor input, *, Tensor out=None)',),
+    "eigvalsh": ('(Tensor input, str UPLO="L", *, Tensor out=None)',),
+    "householder_product": ('(Tensor input, Tensor tau, *, Tensor out=None)',),
+    "inv": ('(Tensor A, *, Tensor out=None)',),
+    "inv_ex": ('(Tensor A, *, bool check_errors=False, TensorList[2] out=None)',),
+    "ldl_factor": ('(Tensor input, *, bool hermitian=False, TensorList[2] out=None)',),
+    "ldl_factor_ex": ('(Tensor input, *, bool hermitian=False, bool check_errors=False, TensorList[3] out=None)',),
+    "ldl_solve": ('(Tensor LD, Tensor pivots, Tensor B, *, bool hermitian=False, Tensor out=None)',),
+    "lstsq": ('(Tensor input, Tensor b, double? rcond=None, *, str? driver=None, TensorList[4] out=None)',),
+    "lu": ('(Tensor A, *, bool pivot=True, TensorList[3] out=None)',),
+    "lu_factor": ('(Tensor A, *, bool pivot=True, TensorList[2] out=None)',),
+    "lu_factor_ex": ('(Tensor A, *, bool pivot=True, bool check_errors=False, TensorList[3] out=None)',),
+    "lu_solve": ('(Tensor LU, Tensor pivots, Tensor B, *, bool left=True, bool adjoint=False, Tensor out=None)',),
+    "matmul": ('(Tensor input, Tensor other, *, Tensor out=None)',),
+    "matrix_exp": ('(Tensor input, *, Tensor out=None)',),
+    "matrix_norm": ('(Tensor input, Scalar ord, IntArrayRef dim={-2,-1}, bool keepdim=False, *, ScalarType? dtype=None, Tensor? out=None)', '(Tensor input, str ord="fro", IntArrayRef dim={-2,-1}, bool keepdim=False, *, ScalarType? dtype=None, Tensor? out=None)'),
+    "matrix_power": ('(Tensor input, int64_t n, *, Tensor out=None)',),
+    "matrix_rank": ('(Tensor input, *, Tensor? atol=None, Tensor? rtol=None, bool hermitian=False, Tensor? out=None)', '(Tensor input, *, double? atol=None, double? rtol=None, bool hermitian=False, Tensor? out=None)', '(Tensor input, Tensor tol, bool hermitian=False, *, Tensor? out=None)', '(Tensor input, double tol, bool hermitian=False, *, Tensor? out=None)'),
+    "multi_dot": ('(TensorList tensors, *, Tensor out=None)',),
+    "norm": ('(Tensor input, Scalar? ord=None, IntArrayRef[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None, Tensor? out=None)', '(Tensor input, str ord, IntArrayRef[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None, Tensor? out=None)'),
+    "pinv": ('(Tensor input, *, Tensor? atol=None, Tensor? rtol=None, bool hermitian=False, Tensor? out=None)', '(Tensor input, *, double? atol=None, double? rtol=None, bool hermitian=False, Tensor? out=None)', '(Tensor input, Tensor rcond, bool hermitian=False, *, Tensor? out=None)', '(Tensor input, double rcond, bool hermitian=False, *, Tensor? out=None)'),
+    "qr": ('(Tensor A, str mode="reduced", *, TensorList[2] out=None)',),
+    "slogdet": ('(Tensor A, *, TensorList[2] out=None)',),
+    "solve": ('(Tensor A, Tensor B, *, bool left=True, Tensor out=None)',),
+    "solve_ex": ('(Tensor A, Tensor B, *, bool left=True, bool check_errors=False, TensorList[2] out=None)',),
+    "solve_triangular": ('(Tensor input, Tensor B, *, bool upper, bool left=True, bool unitriangular=False, Tensor out=None)',),
+    "svd": ('(Tensor A, bool full_matrices=True, *, str? driver=None, TensorList[3] out=None)',),
+    "svdvals": ('(Tensor A, *, str? driver=None, Tensor out=None)',),
+    "tensorinv": ('(Tensor input, int64_t ind=2, *, Tensor out=None)',),
+    "tensorsolve": ('(Tensor input, Tensor other, IntArrayRef? dims=None, *, Tensor out=None)',),
+    "vander": ('(Tensor x, *, int64_t? N=None)',),
+    "vecdot": ('(Tensor x, Tensor y, *, int64_t dim=-1, Tensor out=None)',),
+    "vector_norm": ('(Tensor input, Scalar ord=2, IntArrayRef[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None, Tensor out=None)',),
+}
+
 # torch's internal functions that its Python ones call with positional arguments (torch.split calls
 # _VF.split for an int size, _VF.split_with_sizes for anything else): checked by ``check_as``
 INTERNAL_SIGNATURES: dict[str, tuple] = {
@@ -896,10 +943,13 @@ def _method_form(text: str) -> str:
 _PARSED: dict = {}
 
 
-def _signatures(name: str, method: bool) -> list | None:
-    key = (name, method)
+def _signatures(name: str, method: bool, linalg: bool = False) -> list | None:
+    key = (name, method, linalg)
     if key not in _PARSED:
-        if method:
+        if linalg:
+            texts = LINALG_SIGNATURES.get(name)
+            name = f"linalg_{name}"
+        elif method:
             texts = METHOD_SIGNATURES.get(name) or (SIGNATURES.get(name) if name not in _NO_METHOD else None)
             texts = texts and [_method_form(t) for t in texts]
         else:
@@ -914,9 +964,11 @@ def checked_signature(impl, home: tuple):
     module, qualified = home
     method = qualified.startswith("Tensor.")
     name = qualified.rpartition(".")[2]
-    if module not in ("chainrule", "chainrule.tensor") or _signatures(name, method) is None:
+    linalg = module == "chainrule.linalg"
+    if module not in ("chainrule", "chainrule.tensor", "chainrule.linalg") or _signatures(name, method, linalg) is None:
         return impl
-    signatures = _signatures(name, method)
+    signatures = _signatures(name, method, linalg)
+    name = signatures[0].name
 
     # a call of the exact types a signature takes runs at once; any other is parsed as torch would
     # first. A value of the right type that torch cannot unpack (an int beyond int64) gets torch's

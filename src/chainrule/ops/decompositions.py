@@ -640,7 +640,9 @@ class Svd(Function):
 def linalg_svd(A: Tensor, full_matrices: bool = True, *, driver=None, out=None):
     """torch.linalg.svd: ``(U, S, Vh)`` with A = U diag(S) Vh, S descending; U (..., m, m) and
     Vh (..., n, n) with full_matrices (the default), else (..., m, k) and (..., k, n). Singular
-    vectors are defined up to sign: a loss must not depend on it."""
+    vectors are defined up to sign (a phase for complex A), and the sign each LAPACK build picks
+    differs: torch's (MKL) and NumPy's (OpenBLAS) disagree on some columns, most often for wide
+    matrices, so a loss or a test must not depend on it (compare U diag(S) Vh, or |U|)."""
     check_bool(full_matrices, "linalg_svd", "full_matrices")
     _check_float(A, "linalg.svd")
     U, S, Vh = Svd.apply(A, full_matrices=bool(full_matrices))
@@ -659,7 +661,8 @@ def linalg_svdvals(A: Tensor, *, driver=None, out=None) -> Tensor:
 @_refuses_low_precision(_SVD_CPU)
 def svd(input: Tensor, some: bool = True, compute_uv: bool = True, *, out=None):
     """torch.svd: ``(U, S, V)`` (V, not Vh) with reduced U and V when ``some``; with
-    compute_uv=False, U and V are zero-filled (m, m) and (n, n) matrices, as in torch."""
+    compute_uv=False, U and V are zero-filled (m, m) and (n, n) matrices, as in torch. The singular
+    vectors' signs are LAPACK's choice, not torch's (see ``linalg_svd``)."""
     check_bool(some, "svd", "some")
     check_bool(compute_uv, "svd", "compute_uv")
     _check_float(input, "linalg.svd")
@@ -1635,7 +1638,8 @@ def svd_lowrank(A: Tensor, q: int | None = 6, niter: int = 2, M: Tensor | None =
 def pca_lowrank(A: Tensor, q: int | None = None, center: bool = True, niter: int = 2):
     """torch.pca_lowrank: ``(U, S, V)`` of svd_lowrank on A with its column means removed
     (``center``); V's columns are the principal directions, S²/(m-1) the variances.
-    ``q`` defaults to min(6, m, n)."""
+    ``q`` defaults to min(6, m, n). The principal directions' signs are LAPACK's choice, not
+    torch's (see ``linalg_svd``): compare subspaces or |V|, not V."""
     m, n = A._data.shape[-2:]
     if q is None:
         q = min(6, m, n)

@@ -307,6 +307,32 @@ class GroupNormalizeBackward(Function):
 
 
 # ---------------------------------------------------------------- x̂ with its affine map
+def _float32_batch_statistics(xp, x3, count: int, eps: float):
+    """A float32 (N, C, L) batch's per-channel mean, biased variance, Σ(x - mean)², 1/σ and centred copy, rounded as
+    torch's contiguous CPU kernel rounds them: the sums of x and of float32 (x - mean)² accumulated
+    in float64 (which makes the order of summation immaterial), the mean rounded to float32 from
+    sum/N, the variance as float32 var_sum / N, and 1/σ computed in float64 then rounded."""
+    float64 = np.float64
+    mean = (x3.sum(axis=2, dtype=float64).sum(axis=0) / count).astype(np.float32)
+    centred = x3 - mean[:, None]
+    var_sum = xp.square(centred).sum(axis=2, dtype=float64).sum(axis=0).astype(np.float32)
+    var = var_sum / np.float32(count)
+    invstd = (1.0 / xp.sqrt(var.astype(float64) + eps)).astype(np.float32)
+    return mean, var, var_sum, invstd, centred
+
+
+def _float32_fused_affine(xp, x3, mean, invstd, w, b):
+    """torch's CPU batch norm output, x · α + β per channel with α = 1/σ · w and β = b - mean · α,
+    each of its multiply-adds fused (rounded once): float64 holds the float32 products exactly, so
+    one rounding of the float64 sum to float32 is the fused one's. The unfused (x - mean) · 1/σ · w + b
+    differed from torch in the last bit on about a third of the outputs."""
+    alpha = invstd * w
+    beta = (b.astype(np.float64) - mean.astype(np.float64) * alpha).astype(np.float32)
+    product = xp.multiply(x3, alpha[:, None].astype(np.float64))
+    out = xp.empty(x3.shape, dtype=np.float32)
+    return xp.add(product, beta[:, None].astype(np.float64), out=out, casting="same_kind")
+
+
 class BatchNorm(Function):
     """Training-mode batch norm with its affine map in one node: y = x̂ · w + b, x̂ over ``dims``.
 
@@ -338,16 +364,24 @@ class BatchNorm(Function):
         n, c = x.shape[0], x.shape[1]
         x3 = xp.ascontiguousarray(x).reshape(n, c, -1)
         count = n * x3.shape[2]
-        mean = x3.sum(axis=2).sum(axis=0) / count
-        xhat = x3 - mean[:, None]
-        var = xp.einsum("ncl,ncl->nc", xhat, xhat).sum(axis=0) / count
-        invstd = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
+        if x.dtype == np.float32 and w.dtype == np.float32 and b.dtype == np.float32:
+            mean, var, var_sum, invstd, xhat = _float32_batch_statistics(xp, x3, count, eps)
+            out = _float32_fused_affine(xp, x3, mean, invstd, w, b)
+        else:
+            mean = x3.sum(axis=2).sum(axis=0) / count
+            xhat = x3 - mean[:, None]
+            var = xp.einsum("ncl,ncl->nc", xhat, xhat).sum(axis=0) / count
+            invstd = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
+            out = None
         xhat *= invstd[:, None]
         shape = (1, c) + (1,) * (x.ndim - 2)
         stats["mean"] = mean.reshape(shape)
         stats["var"] = var.reshape(shape)
-        out = xhat * w[:, None]
-        out += b[:, None]
+        if out is not None:  # (the running variance takes torch's float32 var_sum / (N - 1))
+            stats["unbiased_var"] = var_sum / np.float32(count - 1)
+        if out is None:
+            out = xhat * w[:, None]
+            out += b[:, None]
         if any(ctx.needs_input_grad):
             ctx.xhat, ctx.invstd, ctx.dims, ctx.eps, ctx.stats = xhat, invstd, dims, eps, stats
         ctx.save_for_backward(x, w)
@@ -743,7 +777,8 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
         else:
             out = _affine(_watch_output(Normalize.apply(x, dims=dims, eps=eps, stats=stats, follow_layout=True)),
                           weight, bias, shape)
-        _update_running_stats(running_mean, running_var, stats["mean"], stats["var"], count, momentum)
+        _update_running_stats(running_mean, running_var, stats["mean"], stats["var"], count, momentum,
+                              stats.get("unbiased_var"))
         return out
     # eval: y = (x - μ) · w / sqrt(σ² + eps) + b, with constant statistics folded into one scale
     xp = array_module(running_var._data)
@@ -760,9 +795,19 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
     return relaid_as_suggested(out, input)
 
 
-def _update_running_stats(running_mean, running_var, mean, var, count: int, momentum: float) -> None:
+def _update_running_stats(running_mean, running_var, mean, var, count: int, momentum: float,
+                          unbiased_var=None) -> None:
     """Batch norm's running estimates, moved ``momentum`` of the way to this batch's mean and
-    unbiased variance (``mean`` and biased ``var`` are arrays with one value per channel)."""
+    unbiased variance (``mean`` and biased ``var`` are arrays with one value per channel).
+    ``unbiased_var``: the float32 kernel's own, combined with a float32 running variance as torch's
+    is, its momentum term in float64 (the old value's term in float32)."""
+    if unbiased_var is not None and running_var is not None and running_var._data.dtype == np.float32 \
+            and count > 1:
+        momentum32 = np.float32(momentum)
+        kept = (np.float32(1) - momentum32) * running_var._data
+        running_var._data[...] = momentum32.astype(np.float64) * unbiased_var + kept.astype(np.float64)
+        running_var._version_box[0] += 1
+        running_var = None
     if running_mean is not None:
         running_mean._data *= 1 - momentum
         running_mean._data += momentum * mean.reshape(-1).astype(running_mean._data.dtype)
