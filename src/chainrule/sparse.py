@@ -41,6 +41,7 @@ import numpy as np
 from . import _config, _dtype
 from ._backend import array_module, ufunc_at
 from ._format import add_suffixes, array_body
+from ._layout import not_on_sparse as _not_on_sparse
 from ._layout import sparse_coo, sparse_csc, sparse_csr
 from ._torch_function import disabled_torch_function_impl
 from .autograd.function import Function, is_recording, name_node
@@ -693,13 +694,6 @@ _VALUEWISE = ("abs", "sqrt", "sin", "tanh", "relu", "square", "log1p", "expm1", 
               "sign", "sgn", "asin", "atan", "sinh", "asinh", "atanh", "erf", "erfinv", "deg2rad", "rad2deg", "frac",
               "signbit", "isnan", "isinf", "nan_to_num", "tan")
 _REFUSED = ("exp", "sigmoid", "cos", "log", "cosh", "acos", "log2", "log10", "exp2", "reciprocal", "rsqrt")
-
-
-def _not_on_sparse(kernel: str) -> str:
-    """torch's words for a kernel it has no sparse COO version of."""
-    return (f"Could not run 'aten::{kernel}' with arguments from the 'SparseCPU' backend. This could be because the "
-            "operator doesn't exist for this backend, or was omitted during the selective/custom build process (if "
-            "using custom build).")
 
 
 # the entry-wise ops whose sparse backward torch refuses, and its words: its derivative formula

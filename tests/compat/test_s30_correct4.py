@@ -1,0 +1,108 @@
+"""Small differences from torch 2.13 that this session's lanes noticed: the function forms and
+``*_like`` factories of a sparse COO tensor, the optimizers' refusals of a sparse parameter. Each
+case runs the same function on torch and on chainrule and compares what a user sees: the layout,
+``_nnz()``, shape, dtype, ``requires_grad`` and dense values, or the error's type and words."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _seen(x):
+    """What a user sees of ``x``."""
+    if not hasattr(x, "layout"):
+        return x
+    layout = str(x.layout).split(".")[-1]
+    nnz = x._nnz() if x.is_sparse else None
+    return (layout, nnz, tuple(x.shape), str(x.dtype).split(".")[-1], x.requires_grad,
+            np.round(np.asarray(x.detach().to_dense().tolist(), dtype=float), 4).tolist())
+
+
+def _outcome(case, lib):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _seen(case(lib))
+    except Exception as error:  # the error is part of what is compared
+        # (torch's "Could not run" goes on to list its backends: its first sentences are compared)
+        return ("error", type(error).__name__, str(error).split("\n")[0][:200])
+
+
+def _sparse(lib, requires_grad=False):
+    """A 2 × 3 sparse COO tensor with three entries."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's note that invariant checks are off
+        made = lib.sparse_coo_tensor(lib.tensor([[0, 1, 1], [2, 0, 2]]), lib.tensor([3.0, 4.0, 5.0]), (2, 3))
+    return made.requires_grad_(requires_grad)
+
+
+SPARSE_CASES = {
+    **{f"torch.unsqueeze(s, {dim})": (lambda lib, dim=dim: lib.unsqueeze(_sparse(lib), dim))
+       for dim in (0, 1, 2, -1, -3, 3, -4)},
+    "torch.unsqueeze of a leaf keeps it sparse": lambda lib: lib.unsqueeze(_sparse(lib, True), 1),
+    "full_like": lambda lib: lib.full_like(_sparse(lib), 2.0),
+    "full_like float64": lambda lib: lib.full_like(_sparse(lib), 2.0, dtype=lib.float64),
+    "full_like with a memory format": lambda lib: lib.full_like(_sparse(lib), 2.0,
+                                                                 memory_format=lib.preserve_format),
+    "full_like strided": lambda lib: lib.full_like(_sparse(lib), 2.0, layout=lib.strided),
+    "ones_like": lambda lib: lib.ones_like(_sparse(lib)),
+    "ones_like int64": lambda lib: lib.ones_like(_sparse(lib), dtype=lib.int64),
+    "ones_like contiguous_format": lambda lib: lib.ones_like(_sparse(lib), memory_format=lib.contiguous_format),
+    "ones_like strided": lambda lib: lib.ones_like(_sparse(lib), layout=lib.strided),
+    "empty_like has no entries": lambda lib: lib.empty_like(_sparse(lib)),
+    "empty_like float64 requiring grad": lambda lib: lib.empty_like(_sparse(lib), dtype=lib.float64,
+                                                                    requires_grad=True),
+    "empty_like preserve_format": lambda lib: lib.empty_like(_sparse(lib), memory_format=lib.preserve_format),
+    "zeros_like requiring grad": lambda lib: lib.zeros_like(_sparse(lib), requires_grad=True),
+    "zeros_like contiguous_format": lambda lib: lib.zeros_like(_sparse(lib), memory_format=lib.contiguous_format),
+    "zeros_like strided contiguous_format": lambda lib: lib.zeros_like(
+        _sparse(lib), layout=lib.strided, memory_format=lib.contiguous_format),
+    "rand_like": lambda lib: lib.rand_like(_sparse(lib)),
+    "randn_like": lambda lib: lib.randn_like(_sparse(lib)),
+    "randint_like": lambda lib: lib.randint_like(_sparse(lib), 5),
+    "rand_like contiguous_format": lambda lib: lib.rand_like(_sparse(lib), memory_format=lib.contiguous_format),
+    "rand_like strided shape": lambda lib: lib.rand_like(_sparse(lib), layout=lib.strided).shape,
+}
+
+
+def _stepped(optimizer, mixed=False, **options):
+    """One step of ``optimizer`` on a sparse leaf (after a dense one when ``mixed``) with a sparse gradient."""
+    def case(lib):
+        leaf = _sparse(lib, True)
+        leaf.grad = _sparse(lib)
+        params = [lib.ones(2, 3, requires_grad=True), leaf] if mixed else [leaf]
+        getattr(lib.optim, optimizer)(params, **options).step()
+        return leaf
+    return case
+
+
+def _two_groups(optimizer):
+    def case(lib):
+        groups = [{"params": [lib.ones(2, 3, requires_grad=True), _sparse(lib, True)]},
+                  {"params": [_sparse(lib, True)]}]
+        getattr(lib.optim, optimizer)(groups)
+        return "built"
+    return case
+
+
+OPTIMIZER_CASES = {
+    "SparseAdam on a sparse parameter": _stepped("SparseAdam"),
+    "SparseAdam on a dense and a sparse parameter": _stepped("SparseAdam", mixed=True),
+    "SparseAdam on sparse parameters in two groups": _two_groups("SparseAdam"),
+    "Adagrad on a sparse parameter": _stepped("Adagrad"),
+    "Adagrad on a dense and a sparse parameter": _stepped("Adagrad", mixed=True),
+    "Adagrad on sparse parameters in two groups": _two_groups("Adagrad"),
+    "Adagrad with an initial accumulator": _stepped("Adagrad", initial_accumulator_value=0.5),
+    "SGD steps a sparse parameter": _stepped("SGD", lr=0.1),
+}
+
+
+@pytest.mark.parametrize("name", list(SPARSE_CASES) + list(OPTIMIZER_CASES))
+def test_sparse_coo_as_torch(name):
+    case = SPARSE_CASES.get(name) or OPTIMIZER_CASES[name]
+    assert _outcome(case, chainrule) == _outcome(case, torch)
