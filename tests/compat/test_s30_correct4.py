@@ -3,6 +3,7 @@
 case runs the same function on torch and on chainrule and compares what a user sees: the layout,
 ``_nnz()``, shape, dtype, ``requires_grad`` and dense values, or the error's type and words."""
 
+import re
 import warnings
 
 import numpy as np
@@ -23,14 +24,14 @@ def _seen(x):
             np.round(np.asarray(x.detach().to_dense().tolist(), dtype=float), 4).tolist())
 
 
-def _outcome(case, lib):
+def _outcome(case, lib, keep=200):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return _seen(case(lib))
     except Exception as error:  # the error is part of what is compared
         # (torch's "Could not run" goes on to list its backends: its first sentences are compared)
-        return ("error", type(error).__name__, str(error).split("\n")[0][:200])
+        return ("error", type(error).__name__, str(error).split("\n")[0][:keep])
 
 
 def _sparse(lib, requires_grad=False):
@@ -106,3 +107,81 @@ OPTIMIZER_CASES = {
 def test_sparse_coo_as_torch(name):
     case = SPARSE_CASES.get(name) or OPTIMIZER_CASES[name]
     assert _outcome(case, chainrule) == _outcome(case, torch)
+
+
+def _scripted_classes(lib):
+    """A module to script and a ScriptModule subclass, made once per library (torch names a second
+    class of the same name differently)."""
+    if lib not in _SCRIPTED_CLASSES:
+        class Scaled(lib.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = lib.nn.Linear(2, 2)
+                self.k = 3
+
+            def forward(self, x):
+                return self.lin(x) * self.k
+
+        class ScaledScript(lib.jit.ScriptModule):
+            def __init__(self):
+                super().__init__()
+                self.lin = lib.nn.Linear(2, 2)
+
+            @lib.jit.script_method
+            def forward(self, x):
+                return self.lin(x)
+
+        _SCRIPTED_CLASSES[lib] = (Scaled, ScaledScript)
+    return _SCRIPTED_CLASSES[lib]
+
+
+_SCRIPTED_CLASSES: dict = {}
+
+
+def _assigned(name, value, subclass=False):
+    """``module.<name> = value(lib)`` on a scripted module (on a ScriptModule subclass when ``subclass``)."""
+    def case(lib):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit's deprecation
+            scaled, scaled_script = _scripted_classes(lib)
+            module = scaled_script() if subclass else lib.jit.script(scaled())
+            setattr(module, name, value(lib))
+            return type(getattr(module, name)).__name__
+    return case
+
+
+def _scripted(lib, module_class):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return lib.jit.script(module_class())
+
+
+SCRIPT_MODULE_CASES = {
+    "a new scripted submodule": _assigned("sub", lambda lib: _scripted(lib, lambda: lib.nn.ReLU())),
+    "a new scripted module of the same class": _assigned("sub", lambda lib: _scripted(lib, _scripted_classes(lib)[0])),
+    "a new scripted submodule on a ScriptModule subclass": _assigned(
+        "sub", lambda lib: _scripted(lib, lambda: lib.nn.ReLU()), subclass=True),
+    "a scripted module of another class in place of one": _assigned(
+        "lin", lambda lib: _scripted(lib, lambda: lib.nn.ReLU())),
+    "a scripted module of its class in place of one": _assigned(
+        "lin", lambda lib: _scripted(lib, lambda: lib.nn.Linear(2, 2))),
+    "a new plain attribute": _assigned("extra", lambda lib: 5),
+    "a plain attribute changed": _assigned("k", lambda lib: 4),
+    "a new tensor attribute": _assigned("t", lambda lib: lib.ones(2)),
+    "a new eager module": _assigned("sub", lambda lib: lib.nn.ReLU()),
+    "None for a submodule": _assigned("lin", lambda lib: None),
+}
+
+
+def _words(outcome):
+    """An error's words with torch's addresses taken out, and the library's own module path named
+    as torch's (a chainrule class lives in chainrule.nn where torch's lives in torch.nn)."""
+    if outcome[0] != "error":
+        return outcome
+    return outcome[:2] + (re.sub(r"0x[0-9a-f]+", "0x…", outcome[2]).replace("__torch__.chainrule.", "__torch__.torch."),)
+
+
+@pytest.mark.parametrize("name", SCRIPT_MODULE_CASES)
+def test_assigning_to_a_scripted_module_as_torch(name):
+    case = SCRIPT_MODULE_CASES[name]
+    assert _words(_outcome(case, chainrule, keep=None)) == _words(_outcome(case, torch, keep=None))

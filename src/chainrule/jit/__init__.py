@@ -171,6 +171,8 @@ class ScriptModule(Module):
             if replaces_module or builtins.isinstance(value, Module) and not builtins.isinstance(value, ScriptModule):
                 raise RuntimeError("Cannot re-assign modules in a ScriptModule with non-scripted module, tried to "
                                    f"replace existing module '{name}': {value}")
+            if builtins.isinstance(value, ScriptModule):
+                _check_compiled_submodule_slot(self, name, value)
         super().__setattr__(name, value)
 
     def __getattr__(self, name: str):
@@ -185,6 +187,31 @@ class ScriptModule(Module):
     @property
     def original_name(self) -> str:
         return type(self).__name__
+
+
+# the address torch prints for its Python compilation unit; one for all compiled types, as torch's
+_PYTHON_COMPILATION_UNIT = object()
+
+
+def _jit_type_name(module: Module) -> str:
+    """torch's name for a compiled module's type: ``__torch__.`` and its class's module (none for
+    ``__main__``) and name, with the compilation unit it lives in."""
+    original = getattr(module, "_original_class", type(module))
+    where = "" if original.__module__ == "__main__" else f".{original.__module__}"
+    return f"__torch__{where}.{original.__name__} (of Python compilation unit at: {id(_PYTHON_COMPILATION_UNIT):#x})"
+
+
+def _check_compiled_submodule_slot(module: ScriptModule, name: str, value: ScriptModule) -> None:
+    """A compiled module's type is fixed: a scripted module may replace a submodule of its class only,
+    and there is no slot for a new one (torch's ``_c.setattr``, with its words)."""
+    if name in module._modules:
+        current = module._modules[name]
+        if current is not None and getattr(current, "_original_class", type(current)) is not \
+                getattr(value, "_original_class", type(value)):
+            raise RuntimeError(f"Expected a value of type '{_jit_type_name(current)}' for field '{name}', but found "
+                               f"'{_jit_type_name(value)}'")
+    elif name not in module.__dict__ and name not in module._parameters and name not in module._buffers:
+        raise RuntimeError(f"{_jit_type_name(module)} does not have an attribute with name '{name}'")
 
 
 class RecursiveScriptModule(ScriptModule):
