@@ -185,3 +185,16 @@ def _words(outcome):
 def test_assigning_to_a_scripted_module_as_torch(name):
     case = SCRIPT_MODULE_CASES[name]
     assert _words(_outcome(case, chainrule, keep=None)) == _words(_outcome(case, torch, keep=None))
+
+
+def test_linalg_names_are_torch_linalgs():
+    """chainrule.linalg exposes the functions of ops/linalg.py; the top-level ones defined there
+    (mm, dot, einsum, ...) are no part of torch.linalg."""
+    ours = {name for name in dir(chainrule.linalg) if not name.startswith("_")}
+    theirs = {name for name in dir(torch.linalg) if not name.startswith("_")}
+    assert ours - theirs == set()
+    for name in ("mm", "addmm", "dot", "einsum", "trace", "inverse"):
+        assert not hasattr(torch.linalg, name)
+        with pytest.raises(AttributeError, match=f"has no attribute '{name}'"):
+            getattr(chainrule.linalg, name)
+    assert chainrule.linalg.matmul(chainrule.eye(2), chainrule.ones(2, 2)).tolist() == [[1.0, 1.0], [1.0, 1.0]]
