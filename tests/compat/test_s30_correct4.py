@@ -170,7 +170,34 @@ SCRIPT_MODULE_CASES = {
     "a new tensor attribute": _assigned("t", lambda lib: lib.ones(2)),
     "a new eager module": _assigned("sub", lambda lib: lib.nn.ReLU()),
     "None for a submodule": _assigned("lin", lambda lib: None),
+    "None for a new attribute": _assigned("extra", lambda lib: None),
 }
+
+
+def _added(method, name, value):
+    """``module.<method>(name, value(lib))`` on a scripted module."""
+    def case(lib):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit's deprecation
+            module = lib.jit.script(_scripted_classes(lib)[0]())
+            getattr(module, method)(name, value(lib))
+            return type(getattr(module, name)).__name__
+    return case
+
+
+for _method in ("add_module", "register_module"):
+    SCRIPT_MODULE_CASES.update({
+        f"{_method} of a new scripted module": _added(_method, "sub", lambda lib: _scripted(lib, lambda: lib.nn.ReLU())),
+        f"{_method} of a new eager module": _added(_method, "sub", lambda lib: lib.nn.ReLU()),
+        f"{_method} of None": _added(_method, "sub", lambda lib: None),
+        f"{_method} of its class in place of one": _added(
+            _method, "lin", lambda lib: _scripted(lib, lambda: lib.nn.Linear(2, 2))),
+        f"{_method} of another class in place of one": _added(
+            _method, "lin", lambda lib: _scripted(lib, lambda: lib.nn.ReLU())),
+        f"{_method} of an eager module in place of one": _added(_method, "lin", lambda lib: lib.nn.Linear(2, 2)),
+        f"{_method} under a plain attribute's name": _added(
+            _method, "k", lambda lib: _scripted(lib, lambda: lib.nn.ReLU())),
+    })
 
 
 def _words(outcome):

@@ -168,12 +168,15 @@ class ScriptModule(Module):
             if builtins.isinstance(value, Parameter) and name not in self._parameters:
                 raise RuntimeError(f"Can't add a new parameter after ScriptModule construction. Tried to add '{name}")
             replaces_module = value is None and name in self._modules
-            if replaces_module or builtins.isinstance(value, Module) and not builtins.isinstance(value, ScriptModule):
-                raise RuntimeError("Cannot re-assign modules in a ScriptModule with non-scripted module, tried to "
-                                   f"replace existing module '{name}': {value}")
-            if builtins.isinstance(value, ScriptModule):
+            if replaces_module or builtins.isinstance(value, Module):
                 _check_compiled_submodule_slot(self, name, value)
         super().__setattr__(name, value)
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        self._check_submodule_name(name, module)
+        if self.__dict__.get("_scripted", False):
+            _check_compiled_submodule_slot(self, name, module)
+        self._modules[name] = module
 
     def __getattr__(self, name: str):
         try:
@@ -201,9 +204,12 @@ def _jit_type_name(module: Module) -> str:
     return f"__torch__{where}.{original.__name__} (of Python compilation unit at: {id(_PYTHON_COMPILATION_UNIT):#x})"
 
 
-def _check_compiled_submodule_slot(module: ScriptModule, name: str, value: ScriptModule) -> None:
-    """A compiled module's type is fixed: a scripted module may replace a submodule of its class only,
-    and there is no slot for a new one (torch's ``_c.setattr``, with its words)."""
+def _check_compiled_submodule_slot(module: ScriptModule, name: str, value: Module | None) -> None:
+    """A compiled module's type is fixed: only a scripted module may take a submodule's place, one of
+    its class, and there is no slot for a new one (torch's ``_c.setattr``, with its words)."""
+    if not builtins.isinstance(value, ScriptModule):
+        raise RuntimeError("Cannot re-assign modules in a ScriptModule with non-scripted module, tried to "
+                           f"replace existing module '{name}': {value}")
     if name in module._modules:
         current = module._modules[name]
         if current is not None and getattr(current, "_original_class", type(current)) is not \
