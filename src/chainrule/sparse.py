@@ -508,7 +508,7 @@ class SparseCOOTensor(Tensor):
     @property
     def data(self) -> SparseCOOTensor:
         """The same entries, detached and still sparse (``p.grad.data`` of a sparse gradient), as torch's."""
-        tensor = object.__new__(type(self))
+        tensor = object.__new__(SparseCOOTensor)  # (a sparse Parameter's data is no Parameter)
         tensor._init(self._data)
         tensor._coo = self._coo
         return tensor

@@ -3,6 +3,7 @@
 case runs the same function on torch and on chainrule and compares what a user sees: the layout,
 ``_nnz()``, shape, dtype, ``requires_grad`` and dense values, or the error's type and words."""
 
+import copy
 import re
 import warnings
 
@@ -103,9 +104,48 @@ OPTIMIZER_CASES = {
 }
 
 
-@pytest.mark.parametrize("name", list(SPARSE_CASES) + list(OPTIMIZER_CASES))
+def _parameter_stepped(optimizer):
+    """``nn.Parameter`` of a sparse tensor, its sparse.mm gradient and one step of ``optimizer``."""
+    def case(lib):
+        parameter = lib.nn.Parameter(_sparse(lib))
+        lib.sparse.mm(parameter, lib.ones(3, 2)).sum().backward()
+        getattr(lib.optim, optimizer)([parameter], lr=0.1).step()
+        return parameter
+    return case
+
+
+def _module_with_sparse_parameter(lib):
+    module = lib.nn.Module()
+    module.w = lib.nn.Parameter(_sparse(lib))
+    return module
+
+
+PARAMETER_CASES = {
+    "nn.Parameter of a sparse tensor is sparse": lambda lib: lib.nn.Parameter(_sparse(lib)),
+    "nn.Parameter(requires_grad=False) of a sparse tensor": lambda lib: lib.nn.Parameter(_sparse(lib), False),
+    "it is a Parameter": lambda lib: (isinstance(lib.nn.Parameter(_sparse(lib)), lib.nn.Parameter),
+                                      type(lib.nn.Parameter(_sparse(lib))).__name__),
+    "its repr's first line": lambda lib: repr(lib.nn.Parameter(_sparse(lib))).splitlines()[0],
+    "its data is no Parameter": lambda lib: isinstance(lib.nn.Parameter(_sparse(lib)).data, lib.nn.Parameter),
+    "a module registers it": lambda lib: _module_with_sparse_parameter(lib).w,
+    "its state_dict entry": lambda lib: _module_with_sparse_parameter(lib).state_dict()["w"],
+    "its sparse.mm gradient is sparse": lambda lib: _grad_of_parameter(lib),
+    "SGD steps its entries": _parameter_stepped("SGD"),
+    "SparseAdam refuses it": _parameter_stepped("SparseAdam"),
+    "Adagrad refuses it": _parameter_stepped("Adagrad"),
+    "deepcopy refuses it": lambda lib: copy.deepcopy(lib.nn.Parameter(_sparse(lib))),
+}
+
+
+def _grad_of_parameter(lib):
+    parameter = lib.nn.Parameter(_sparse(lib))
+    lib.sparse.mm(parameter, lib.ones(3, 2)).sum().backward()
+    return parameter.grad
+
+
+@pytest.mark.parametrize("name", list(SPARSE_CASES) + list(OPTIMIZER_CASES) + list(PARAMETER_CASES))
 def test_sparse_coo_as_torch(name):
-    case = SPARSE_CASES.get(name) or OPTIMIZER_CASES[name]
+    case = SPARSE_CASES.get(name) or OPTIMIZER_CASES.get(name) or PARAMETER_CASES[name]
     assert _outcome(case, chainrule) == _outcome(case, torch)
 
 
