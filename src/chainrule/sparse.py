@@ -33,6 +33,7 @@ entries too.
 from __future__ import annotations
 
 import builtins
+import copy
 import math
 import numbers
 
@@ -56,7 +57,7 @@ from .ops.linalg import matmul as _matmul
 from .ops.reduce import log_softmax as dense_log_softmax
 from .ops.reduce import softmax as dense_softmax
 from .ops.shape import clone
-from .tensor import Size, Tensor
+from .tensor import Size, Tensor, _host
 
 __all__ = ["mm", "addmm", "sum", "spmm", "softmax", "log_softmax", "sparse_coo_tensor", "SparseCOOTensor", "sparse_csr_tensor",
            "SparseCSRTensor", "MAX_DENSE_ELEMENTS",
@@ -521,6 +522,23 @@ class SparseCOOTensor(Tensor):
         """The same entries out of the graph, still sparse, as torch's."""
         return self.data
 
+    def __deepcopy__(self, memo):
+        """A sparse copy with its flags and gradient, as torch's (a non-leaf is refused as a dense one is)."""
+        if self.grad_fn is not None:
+            return Tensor.__deepcopy__(self, memo)
+        indices, values, coalesced = self._coo
+        copied = SparseCOOTensor._from_parts(indices.copy(), values.copy(), tuple(self.shape), coalesced)
+        copied._requires_grad = self._requires_grad
+        memo[id(self)] = copied
+        if self._grad is not None:
+            copied._grad = copy.deepcopy(self._grad, memo)
+        return copied
+
+    def __reduce_ex__(self, protocol):
+        # torch pickles a sparse tensor as its parts (torch._utils._rebuild_sparse_tensor): no requires_grad
+        indices, values, coalesced = self._coo
+        return (_rebuild_sparse_coo, (_host(indices), _host(values), tuple(self.shape), coalesced, str(self.device)))
+
     def sum(self, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
         """Over every dim a dense 0-d tensor; over some, as torch.sparse.sum (sparse), as torch's."""
         if dim is None or keepdim:
@@ -749,6 +767,11 @@ for _name in _VALUEWISE:
 for _name in _REFUSED:
     setattr(SparseCOOTensor, _name, _refused_method(_name))
 SparseCOOTensor.mean = _refused_method("mean", "mean.dim")
+
+
+def _rebuild_sparse_coo(indices, values, size: tuple, coalesced: bool, device: str) -> SparseCOOTensor:
+    moved = [Tensor._make(part).to(device)._data for part in (indices, values)]
+    return SparseCOOTensor._from_parts(*moved, size, coalesced)
 
 
 class _CompressedTensor(Tensor):

@@ -4,6 +4,7 @@ case runs the same function on torch and on chainrule and compares what a user s
 ``_nnz()``, shape, dtype, ``requires_grad`` and dense values, or the error's type and words."""
 
 import copy
+import pickle
 import re
 import warnings
 
@@ -143,9 +144,31 @@ def _grad_of_parameter(lib):
     return parameter.grad
 
 
-@pytest.mark.parametrize("name", list(SPARSE_CASES) + list(OPTIMIZER_CASES) + list(PARAMETER_CASES))
+def _with_grad(lib):
+    leaf = _sparse(lib, True)
+    leaf.grad = _sparse(lib) * 2
+    return leaf
+
+
+COPY_CASES = {
+    "deepcopy": lambda lib: copy.deepcopy(_sparse(lib)),
+    "deepcopy of a coalesced tensor": lambda lib: copy.deepcopy(_sparse(lib).coalesce()),
+    "deepcopy keeps requires_grad": lambda lib: copy.deepcopy(_sparse(lib, True)),
+    "deepcopy copies the gradient": lambda lib: copy.deepcopy(_with_grad(lib)).grad,
+    "deepcopy refuses a non-leaf": lambda lib: copy.deepcopy(_sparse(lib, True) * 2),
+    "pickle": lambda lib: pickle.loads(pickle.dumps(_sparse(lib))),
+    "pickle of a coalesced tensor": lambda lib: pickle.loads(pickle.dumps(_sparse(lib).coalesce())),
+    "pickle drops requires_grad": lambda lib: pickle.loads(pickle.dumps(_sparse(lib, True))),
+    "the copies are coalesced as the original": lambda lib: (copy.deepcopy(_sparse(lib)).is_coalesced(),
+                                                             pickle.loads(pickle.dumps(_sparse(lib))).is_coalesced()),
+}
+
+ALL_SPARSE_CASES = {**SPARSE_CASES, **OPTIMIZER_CASES, **PARAMETER_CASES, **COPY_CASES}
+
+
+@pytest.mark.parametrize("name", ALL_SPARSE_CASES)
 def test_sparse_coo_as_torch(name):
-    case = SPARSE_CASES.get(name) or OPTIMIZER_CASES.get(name) or PARAMETER_CASES[name]
+    case = ALL_SPARSE_CASES[name]
     assert _outcome(case, chainrule) == _outcome(case, torch)
 
 
