@@ -27,3 +27,10 @@ sparse_csc = layout("sparse_csc")
 sparse_bsr = layout("sparse_bsr")
 sparse_bsc = layout("sparse_bsc")
 jagged = layout("jagged")
+
+
+def not_on_sparse(kernel: str) -> str:
+    """torch's words for a kernel it has no sparse COO version of."""
+    return (f"Could not run 'aten::{kernel}' with arguments from the 'SparseCPU' backend. This could be because the "
+            "operator doesn't exist for this backend, or was omitted during the selective/custom build process (if "
+            "using custom build).")

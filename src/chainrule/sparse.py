@@ -33,6 +33,7 @@ entries too.
 from __future__ import annotations
 
 import builtins
+import copy
 import math
 import numbers
 
@@ -41,6 +42,7 @@ import numpy as np
 from . import _config, _dtype
 from ._backend import array_module, ufunc_at
 from ._format import add_suffixes, array_body
+from ._layout import not_on_sparse as _not_on_sparse
 from ._layout import sparse_coo, sparse_csc, sparse_csr
 from ._torch_function import disabled_torch_function_impl
 from .autograd.function import Function, is_recording, name_node
@@ -55,7 +57,7 @@ from .ops.linalg import matmul as _matmul
 from .ops.reduce import log_softmax as dense_log_softmax
 from .ops.reduce import softmax as dense_softmax
 from .ops.shape import clone
-from .tensor import Size, Tensor
+from .tensor import Size, Tensor, _host
 
 __all__ = ["mm", "addmm", "sum", "spmm", "softmax", "log_softmax", "sparse_coo_tensor", "SparseCOOTensor", "sparse_csr_tensor",
            "SparseCSRTensor", "MAX_DENSE_ELEMENTS",
@@ -507,7 +509,7 @@ class SparseCOOTensor(Tensor):
     @property
     def data(self) -> SparseCOOTensor:
         """The same entries, detached and still sparse (``p.grad.data`` of a sparse gradient), as torch's."""
-        tensor = object.__new__(type(self))
+        tensor = object.__new__(SparseCOOTensor)  # (a sparse Parameter's data is no Parameter)
         tensor._init(self._data)
         tensor._coo = self._coo
         return tensor
@@ -519,6 +521,23 @@ class SparseCOOTensor(Tensor):
     def detach(self) -> SparseCOOTensor:
         """The same entries out of the graph, still sparse, as torch's."""
         return self.data
+
+    def __deepcopy__(self, memo):
+        """A sparse copy with its flags and gradient, as torch's (a non-leaf is refused as a dense one is)."""
+        if self.grad_fn is not None:
+            return Tensor.__deepcopy__(self, memo)
+        indices, values, coalesced = self._coo
+        copied = SparseCOOTensor._from_parts(indices.copy(), values.copy(), tuple(self.shape), coalesced)
+        copied._requires_grad = self._requires_grad
+        memo[id(self)] = copied
+        if self._grad is not None:
+            copied._grad = copy.deepcopy(self._grad, memo)
+        return copied
+
+    def __reduce_ex__(self, protocol):
+        # torch pickles a sparse tensor as its parts (torch._utils._rebuild_sparse_tensor): no requires_grad
+        indices, values, coalesced = self._coo
+        return (_rebuild_sparse_coo, (_host(indices), _host(values), tuple(self.shape), coalesced, str(self.device)))
 
     def sum(self, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
         """Over every dim a dense 0-d tensor; over some, as torch.sparse.sum (sparse), as torch's."""
@@ -695,13 +714,6 @@ _VALUEWISE = ("abs", "sqrt", "sin", "tanh", "relu", "square", "log1p", "expm1", 
 _REFUSED = ("exp", "sigmoid", "cos", "log", "cosh", "acos", "log2", "log10", "exp2", "reciprocal", "rsqrt")
 
 
-def _not_on_sparse(kernel: str) -> str:
-    """torch's words for a kernel it has no sparse COO version of."""
-    return (f"Could not run 'aten::{kernel}' with arguments from the 'SparseCPU' backend. This could be because the "
-            "operator doesn't exist for this backend, or was omitted during the selective/custom build process (if "
-            "using custom build).")
-
-
 # the entry-wise ops whose sparse backward torch refuses, and its words: its derivative formula
 # reaches a kernel torch has no sparse version of, or adds a dense tensor to a sparse one
 _ZERO_DERIVATIVE = frozenset({"floor", "ceil", "round", "trunc", "sign"})
@@ -755,6 +767,11 @@ for _name in _VALUEWISE:
 for _name in _REFUSED:
     setattr(SparseCOOTensor, _name, _refused_method(_name))
 SparseCOOTensor.mean = _refused_method("mean", "mean.dim")
+
+
+def _rebuild_sparse_coo(indices, values, size: tuple, coalesced: bool, device: str) -> SparseCOOTensor:
+    moved = [Tensor._make(part).to(device)._data for part in (indices, values)]
+    return SparseCOOTensor._from_parts(*moved, size, coalesced)
 
 
 class _CompressedTensor(Tensor):

@@ -168,10 +168,15 @@ class ScriptModule(Module):
             if builtins.isinstance(value, Parameter) and name not in self._parameters:
                 raise RuntimeError(f"Can't add a new parameter after ScriptModule construction. Tried to add '{name}")
             replaces_module = value is None and name in self._modules
-            if replaces_module or builtins.isinstance(value, Module) and not builtins.isinstance(value, ScriptModule):
-                raise RuntimeError("Cannot re-assign modules in a ScriptModule with non-scripted module, tried to "
-                                   f"replace existing module '{name}': {value}")
+            if replaces_module or builtins.isinstance(value, Module):
+                _check_compiled_submodule_slot(self, name, value)
         super().__setattr__(name, value)
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        self._check_submodule_name(name, module)
+        if self.__dict__.get("_scripted", False):
+            _check_compiled_submodule_slot(self, name, module)
+        self._modules[name] = module
 
     def __getattr__(self, name: str):
         try:
@@ -185,6 +190,34 @@ class ScriptModule(Module):
     @property
     def original_name(self) -> str:
         return type(self).__name__
+
+
+# the address torch prints for its Python compilation unit; one for all compiled types, as torch's
+_PYTHON_COMPILATION_UNIT = object()
+
+
+def _jit_type_name(module: Module) -> str:
+    """torch's name for a compiled module's type: ``__torch__.`` and its class's module (none for
+    ``__main__``) and name, with the compilation unit it lives in."""
+    original = getattr(module, "_original_class", type(module))
+    where = "" if original.__module__ == "__main__" else f".{original.__module__}"
+    return f"__torch__{where}.{original.__name__} (of Python compilation unit at: {id(_PYTHON_COMPILATION_UNIT):#x})"
+
+
+def _check_compiled_submodule_slot(module: ScriptModule, name: str, value: Module | None) -> None:
+    """A compiled module's type is fixed: only a scripted module may take a submodule's place, one of
+    its class, and there is no slot for a new one (torch's ``_c.setattr``, with its words)."""
+    if not builtins.isinstance(value, ScriptModule):
+        raise RuntimeError("Cannot re-assign modules in a ScriptModule with non-scripted module, tried to "
+                           f"replace existing module '{name}': {value}")
+    if name in module._modules:
+        current = module._modules[name]
+        if current is not None and getattr(current, "_original_class", type(current)) is not \
+                getattr(value, "_original_class", type(value)):
+            raise RuntimeError(f"Expected a value of type '{_jit_type_name(current)}' for field '{name}', but found "
+                               f"'{_jit_type_name(value)}'")
+    elif name not in module.__dict__ and name not in module._parameters and name not in module._buffers:
+        raise RuntimeError(f"{_jit_type_name(module)} does not have an attribute with name '{name}'")
 
 
 class RecursiveScriptModule(ScriptModule):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _dtype
+from .. import _dtype, _layout
 from .._backend import allocate_on, array_module, module_for_device
 from .._torch_function import disabled_torch_function_impl
 from ..ops.creation import _shape_args, empty
+from ..ops.elementwise import SPARSE_COO_TYPES
+from ..sparse import SparseCOOTensor
 from ..tensor import Size, Tensor
 
 __all__ = ["Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer"]
@@ -42,6 +44,8 @@ class Parameter(Tensor, metaclass=_ParameterMeta):
     def __new__(cls, data: Tensor | None = None, requires_grad: bool = True):
         if isinstance(data, Tensor) and type(data) is not Tensor and not type(data).__module__.startswith("chainrule"):
             return _custom_tensor_parameter(data, requires_grad)
+        if isinstance(data, Tensor) and data.layout is _layout.sparse_coo:
+            return _sparse_coo_parameter(data, requires_grad)
         if data is None:
             array = np.empty((0,), dtype=np.float32)
             version_box = [0]
@@ -87,6 +91,30 @@ def _custom_tensor_parameter(data: Tensor, requires_grad: bool) -> Tensor:
             "type as a Parameter, please correct the detach() semantics defined by its __torch_dispatch__() "
             "implementation.")
     made._is_param = True
+    return made
+
+
+class _SparseCOOParameter(SparseCOOTensor):
+    """``nn.Parameter`` of a sparse COO tensor: sparse, as torch's (its entries take the gradient and
+    the optimizer's step), named and printed as a Parameter."""
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+    def __deepcopy__(self, memo):
+        # torch's Parameter.__deepcopy__ clones its data with memory_format=preserve_format, which a
+        # sparse tensor refuses
+        raise RuntimeError("unsupported memory format option Preserve")
+
+
+_SparseCOOParameter.__name__ = _SparseCOOParameter.__qualname__ = "Parameter"
+SPARSE_COO_TYPES.add(_SparseCOOParameter)
+
+
+def _sparse_coo_parameter(data: Tensor, requires_grad: bool) -> Tensor:
+    made = data.detach().requires_grad_(requires_grad)
+    made.__class__ = _SparseCOOParameter
+    made._is_param = True  # isinstance(made, Parameter), by _ParameterMeta
     return made
 
 

@@ -740,6 +740,20 @@ def _like_of_wrapper(name: str, like, args: tuple, dtype, device, requires_grad:
     return made
 
 
+def sparse_like(input: Tensor, layout, memory_format, fill_kernel: str | None, dtype=None,
+                requires_grad: builtins.bool = False) -> Tensor | None:
+    """torch's ``*_like`` of a sparse COO tensor that stays sparse (no ``layout`` asked): it refuses
+    a memory format, then the in-place ``fill_kernel`` it has no sparse version of; with none
+    (empty_like, zeros_like) the result is sparse with no entries. None for any other input."""
+    if layout is not None or input.layout is not _layout.sparse_coo:
+        return None
+    if memory_format is not None:  # even preserve_format, as torch's empty_like of a sparse tensor
+        raise RuntimeError("memory format option is only supported by strided tensors")
+    if fill_kernel is not None:
+        raise NotImplementedError(_layout.not_on_sparse(fill_kernel))
+    return input._without_entries(dtype).requires_grad_(requires_grad)
+
+
 def zeros_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_grad=False,
                memory_format=None, pin_memory=False) -> Tensor:
     """zeros_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
@@ -754,8 +768,9 @@ def zeros_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_
         made = _like_of_wrapper("zeros_like", zeros_like, (input,), dtype, device, requires_grad, memory_format)
         if made is not _function.RUN_UNDISPATCHED:
             return made
-    if layout is None and input.layout is _layout.sparse_coo:
-        return input._without_entries(dtype)  # sparse with no entries, as torch's
+    made = sparse_like(input, layout, memory_format, None, dtype, requires_grad)
+    if made is not None:
+        return made
     return _like(zeros, input, dtype, device, requires_grad, tuple(input.shape), memory_format=memory_format)
 
 
@@ -773,6 +788,9 @@ def ones_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_g
         made = _like_of_wrapper("ones_like", ones_like, (input,), dtype, device, requires_grad, memory_format)
         if made is not _function.RUN_UNDISPATCHED:
             return made
+    made = sparse_like(input, layout, memory_format, "fill_.Scalar")
+    if made is not None:
+        return made
     return _like(ones, input, dtype, device, requires_grad, tuple(input.shape), memory_format=memory_format)
 
 
@@ -790,6 +808,9 @@ def empty_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_
         made = _like_of_wrapper("empty_like", empty_like, (input,), dtype, device, requires_grad, memory_format)
         if made is not _function.RUN_UNDISPATCHED:
             return made
+    made = sparse_like(input, layout, memory_format, None, dtype, requires_grad)
+    if made is not None:
+        return made
     return _like(empty, input, dtype, device, requires_grad, tuple(input.shape), memory_format=memory_format)
 
 
@@ -807,6 +828,9 @@ def full_like(input: Tensor, fill_value, *, dtype=None, layout=None, device=None
         made = _like_of_wrapper("full_like", full_like, (input, fill_value), dtype, device, requires_grad, memory_format)
         if made is not _function.RUN_UNDISPATCHED:
             return made
+    made = sparse_like(input, layout, memory_format, "fill_.Scalar")
+    if made is not None:
+        return made
     return _like(full, input, dtype, device, requires_grad, tuple(input.shape), fill_value,
                  memory_format=memory_format)
 

@@ -47,6 +47,7 @@ from .creation import (
     factory_honours_out,
     out_dtype,
     refuse_dtype,
+    sparse_like,
     write_factory_out,
 )
 from .elementwise import zeros_like_tensor
@@ -412,6 +413,7 @@ def rand_like(input: Tensor, *, generator=None, dtype=None, layout=None, device=
     (torch.rand_like)."""
     dtype, requires_grad = factory_args("rand_like", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "rand_like")
+    sparse_like(input, layout, memory_format, "uniform_")  # a sparse input: torch's refusal
     return _random_like(
         input, memory_format, dtype, device, requires_grad,
         lambda shape: rand(shape, generator=generator, dtype=dtype or input.dtype,
@@ -428,6 +430,7 @@ def randn_like(input: Tensor, *, generator=None, dtype=None, layout=None, device
     (torch.randn_like)."""
     dtype, requires_grad = factory_args("randn_like", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "randn_like")
+    sparse_like(input, layout, memory_format, "normal_")  # a sparse input: torch's refusal
     return _random_like(
         input, memory_format, dtype, device, requires_grad,
         lambda shape: randn(shape, generator=generator, dtype=dtype or input.dtype,
@@ -453,6 +456,7 @@ def randint_like(input: Tensor, low=None, high=None, *, generator=None, dtype=No
     elif low is None:
         low = 0
     _strided_only(layout, "randint_like")
+    sparse_like(input, layout, memory_format, "random_.from")  # a sparse input: torch's refusal
     return _random_like(
         input, memory_format, dtype, device, requires_grad,
         lambda shape: randint(low, high, shape, generator=generator, dtype=dtype or input.dtype,

@@ -30,6 +30,7 @@ from ..autograd.profiler import composite_range
 from ..storage import note_strided_view, storage_root
 from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out
 from ._arg_parser import _as_int, _fits_int64, check_as, check_float, check_int, int_list, out_rule
+from .elementwise import SPARSE_COO_TYPES
 from .memory_format import (
     channels_last,
     channels_last_strides,
@@ -784,6 +785,8 @@ def unsqueeze(input: Tensor, dim: int) -> Tensor:
     """unsqueeze(input, dim) -> Tensor
 
     A view of ``input`` with a size-1 dim inserted at ``dim`` (torch.unsqueeze)."""
+    if input.__class__ in SPARSE_COO_TYPES:
+        return input.unsqueeze(dim)  # sparse in, sparse out, as the method
     ndim = input._data.ndim
     d = _wrap_dim(dim, ndim + 1, "unsqueeze")
     shape = input._data.shape

@@ -37,6 +37,9 @@ class Adagrad(Optimizer):
                         initial_accumulator_value=initial_accumulator_value, foreach=foreach,
                         maximize=maximize, differentiable=differentiable, fused=fused)
         super().__init__(params, defaults)
+        if any(p.is_sparse for group in self.param_groups for p in group["params"]):
+            # torch's words: its full_like(p, memory_format=preserve_format) for the sum refuses a sparse p
+            raise RuntimeError("memory format option is only supported by strided tensors")
         for group in self.param_groups:
             for p in group["params"]:
                 state = self.state[p]

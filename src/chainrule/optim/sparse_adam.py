@@ -34,8 +34,7 @@ class SparseAdam(Optimizer):
         sparse = [index for index, p in zip(where, self._all_params()) if p.is_sparse]
         complex_ = [index for index, p in zip(where, self._all_params()) if p.is_complex()]
         if sparse:
-            raise ValueError(f"Sparse params at indices {sparse}: SparseAdam requires dense parameter tensors "
-                             "(its gradients are the sparse ones)")
+            raise ValueError(f"Sparse params at indices {sparse}: SparseAdam requires dense parameter tensors")
         if complex_:
             raise ValueError(f"Complex params at indices {complex_}: SparseAdam does not support complex parameters")
 

@@ -231,6 +231,14 @@ class Module:
             self._non_persistent_buffers_set.add(name)
 
     def add_module(self, name: str, module: Module | None) -> None:
+        self._check_submodule_name(name, module)
+        self._modules[name] = module
+
+    def register_module(self, name: str, module: Module | None) -> None:
+        self.add_module(name, module)  # (an override of add_module, a ScriptModule's, serves both)
+
+    def _check_submodule_name(self, name: str, module: Module | None) -> None:
+        """torch's checks of ``add_module``'s arguments, in its order."""
         if not isinstance(module, Module) and module is not None:
             raise TypeError(f"{typename(module)} is not a Module subclass")
         if not isinstance(name, str):
@@ -241,9 +249,6 @@ class Module:
             raise KeyError(f'module name can\'t contain ".", got: {name}')
         if name == "":
             raise KeyError('module name can\'t be empty string ""')
-        self._modules[name] = module
-
-    register_module = add_module
 
     def get_submodule(self, target: str) -> Module:
         """The submodule at the dotted path ``target`` ("" is ``self``); AttributeError naming the
