@@ -223,11 +223,15 @@ def _pair(a, b):
     if a_is_tensor:
         if not isinstance(b, (builtins.int, builtins.float, builtins.bool, builtins.complex, np.number, np.bool_)):
             raise TypeError(f"unsupported operand type: Tensor and {type(b).__name__}")
+        if b.__class__ is builtins.int:
+            _dtype.check_int_scalar(b)
         dtype = _dtype.result_type(a, b)
         return _cast(a, dtype), _as_operand(b, dtype, a)
     if b_is_tensor:
         if not isinstance(a, (builtins.int, builtins.float, builtins.bool, builtins.complex, np.number, np.bool_)):
             raise TypeError(f"unsupported operand type: {type(a).__name__} and Tensor")
+        if a.__class__ is builtins.int:
+            _dtype.check_int_scalar(a)
         dtype = _dtype.result_type(a, b)
         return _as_operand(a, dtype, b), _cast(b, dtype)
     raise TypeError("expected at least one Tensor operand")
@@ -766,6 +770,7 @@ def sub(input, other, *, alpha=1, out=None) -> Tensor:
         _check_sparse_addition(input, other)
         if input.__class__ in SPARSE_COO_TYPES and other.__class__ in SPARSE_COO_TYPES and out is None:
             return input.sub(other, alpha=alpha)
+    _check_int_operands(input, other, alpha)
     input_is_bool, other_is_bool = _is_bool(input), _is_bool(other)
     if input_is_bool and other_is_bool:
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
@@ -785,6 +790,13 @@ def sub(input, other, *, alpha=1, out=None) -> Tensor:
         return SubScaled.apply(*_pair(input, other), alpha=alpha)
     a, b = _pair(input, other)
     return Sub.apply(a, b)
+
+
+def _check_int_operands(*values) -> None:
+    """torch's argument parser refuses a Python int past int64 and uint64 before the op's own checks."""
+    for value in values:
+        if value.__class__ is builtins.int:
+            _dtype.check_int_scalar(value)
 
 
 def _is_bool(x) -> builtins.bool:
@@ -1022,6 +1034,7 @@ _POW_SCALARS = (builtins.int, builtins.float, builtins.complex, np.number, np.bo
 
 def pow(input, exponent) -> Tensor:
     """torch.pow: tensor ** tensor, tensor ** number or number ** tensor."""
+    _check_int_operands(input, exponent)
     if isinstance(input, Tensor) and not isinstance(exponent, Tensor):
         if not isinstance(exponent, _POW_SCALARS):  # NumPy would parse '0.5' and take None as NaN
             raise TypeError(f"pow(): argument 'exponent' must be Tensor or Number, not {type(exponent).__name__}")

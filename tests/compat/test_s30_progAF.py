@@ -1,0 +1,103 @@
+"""Python ints past int64 and uint64 in tensor arithmetic, against torch 2.13.
+
+Found writing the instant_ngp_hash_grid program (int64 spatial hashes whose products wrap):
+torch's argument parser unpacks a Python int Scalar as an int64 or, above that, a uint64, and
+refuses anything past both with CPython's OverflowError ("int too big to convert", "can't
+convert negative int to unsigned") before the op runs, whatever the tensor's dtype; chainrule
+wrapped such a number silently (``int64 * 2**64`` was 0, ``float32 + 2**70`` a float).
+Numbers inside the two ranges still wrap as torch's do.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+OPS = {
+    "mul": lambda t, v: t * v,
+    "rmul": lambda t, v: v * t,
+    "add": lambda t, v: t + v,
+    "radd": lambda t, v: v + t,
+    "sub": lambda t, v: t - v,
+    "rsub": lambda t, v: v - t,
+    "div": lambda t, v: t / v,
+    "floordiv": lambda t, v: t // v,
+    "mod": lambda t, v: t % v,
+    "pow": lambda t, v: t ** v,
+    "rpow": lambda t, v: v ** t,
+    "imul": lambda t, v: t.clone().__imul__(v),
+    "add_": lambda t, v: t.clone().add_(v),
+    "torch.mul": lambda t, v: t.mul(v),
+    "xor": lambda t, v: t ^ v,
+    "and": lambda t, v: t & v,
+    "eq": lambda t, v: t == v,
+    "bitwise_xor": lambda t, v: t.bitwise_xor(v),
+    "remainder": lambda t, v: t.remainder(v),
+    "sub alpha": lambda t, v: t.sub(1, alpha=v),
+}
+DTYPES = ["int64", "int32", "uint8", "float32", "float64", "float16", "bool"]
+PAST_BOTH = [2**64, 2**70, -2**63 - 1, -2**80]
+# the edges that fit: int64's least and uint64's greatest, wrapped as torch wraps them
+INSIDE = [-2**63, 2**64 - 1, 2**63 - 1]
+
+
+def _outcome(lib, op, dtype_name, value):
+    x = lib.tensor([3, 5], dtype=getattr(lib, dtype_name))
+    try:
+        result = OPS[op](x, value)
+    except Exception as error:  # noqa: BLE001 - the class and text are what is compared
+        return type(error).__name__, str(error)
+    return str(result.dtype).split(".")[-1], result.tolist()
+
+
+@pytest.mark.parametrize("value", PAST_BOTH)
+def test_an_int_past_int64_and_uint64_is_refused_as_torch_refuses_it(value):
+    mismatches = []
+    for dtype_name in DTYPES:
+        for op in OPS:
+            expected = _outcome(torch, op, dtype_name, value)
+            got = _outcome(chainrule, op, dtype_name, value)
+            if got != expected:
+                mismatches.append(f"{op} {dtype_name} {value}: torch {expected}, chainrule {got}")
+    assert not mismatches, "\n".join(mismatches)
+
+
+@pytest.mark.parametrize("value", INSIDE)
+def test_ints_at_the_edges_of_the_parsed_range_still_wrap_as_torch(value):
+    mismatches = []
+    for dtype_name in ["int64", "int32", "float32", "float64"]:
+        for op in ["mul", "rmul", "add", "sub", "xor", "bitwise_xor", "remainder", "eq", "floordiv"]:
+            expected = _outcome(torch, op, dtype_name, value)
+            got = _outcome(chainrule, op, dtype_name, value)
+            if got != expected:
+                mismatches.append(f"{op} {dtype_name} {value}: torch {expected}, chainrule {got}")
+    assert not mismatches, "\n".join(mismatches)
+
+
+def test_the_refusal_comes_before_the_tensor_is_written():
+    x = chainrule.tensor([3, 5])
+    with pytest.raises(OverflowError, match="int too big to convert"):
+        x.mul_(2**64)
+    with pytest.raises(OverflowError, match="can't convert negative int to unsigned"):
+        x.add_(-2**63 - 1)
+    assert x.tolist() == [3, 5] and x._version == 0
+
+
+def test_fill_names_a_too_negative_int_as_torch_does():
+    for lib in (torch, chainrule):
+        with pytest.raises(OverflowError, match="can't convert negative int to unsigned"):
+            lib.zeros(2, dtype=lib.int64).fill_(-2**63 - 1)
+
+
+def test_the_hash_grids_int64_products_wrap_as_torchs():
+    # instant_ngp_hash_grid: corners times a 64-bit odd multiplier overflow int64, then % T
+    corners = [[0, 0], [47, 48], [-3, 1 << 40]]
+    results = []
+    for lib in (torch, chainrule):
+        c = lib.tensor(corners)
+        mixed = lib.bitwise_xor(c[:, 0] * -7046029254386353131, c[:, 1] * 0x5851F42D4C957F2D)
+        results.append(((mixed % 512).tolist(), mixed.tolist()))
+    assert results[0] == results[1]
