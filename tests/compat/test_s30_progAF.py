@@ -113,3 +113,20 @@ def test_a_shift_of_a_floating_tensor_names_torchs_scalar_type(op, dtype_name):
             getattr(lib.ones(2, dtype=getattr(lib, dtype_name)), op)(1)
         messages.append(str(caught.value))
     assert messages[0] == messages[1]
+
+
+@pytest.mark.parametrize("dtype_name", ["float16", "bfloat16", "float32"])
+@pytest.mark.parametrize("value", [1e40, 70000, 2**63, 1e300])
+def test_a_number_past_a_float_dtype_becomes_inf_without_a_numpy_warning(dtype_name, value):
+    # float16 // 70000, float32 == 1e40: the number is cast to the tensor's dtype (inf) silently
+    import warnings
+
+    ops = {"floordiv": lambda t: t // value, "mod": lambda t: t % value, "eq": lambda t: t == value,
+           "lt": lambda t: t < value, "rdiv": lambda t: value / t}
+    results = []
+    for lib in (torch, chainrule):
+        t = lib.tensor([3.0, -2.0], dtype=getattr(lib, dtype_name))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            results.append({name: op(t).tolist() for name, op in ops.items()})
+    assert results[0] == results[1]

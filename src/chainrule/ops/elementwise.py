@@ -61,6 +61,13 @@ def _as_operand(x, dtype: _dtype.dtype, like: Tensor | None = None) -> Tensor:
     """A Python number as a 0-d tensor of ``dtype`` on ``like``'s device (never requires grad).
     An integer outside an integer dtype's range wraps, as torch's arithmetic does (int8 + 300 is
     int8 + 44); the ops that refuse such numbers check them first (``_dtype.checked_scalar``)."""
+    if dtype._category >= 2 and x.__class__ in (builtins.float, builtins.int) and not -65504.0 <= x <= 65504.0:
+        with np.errstate(over="ignore"):  # torch casts a number past the dtype's range to inf without a word
+            return _as_operand_unchecked(x, dtype, like)
+    return _as_operand_unchecked(x, dtype, like)
+
+
+def _as_operand_unchecked(x, dtype: _dtype.dtype, like: Tensor | None = None) -> Tensor:
     try:
         if like is None or type(like._data) is np.ndarray:
             if dtype.itemsize == 1 and dtype.is_floating_point:  # float8: torch's rounding (0 is 2^-127 in e8m0)
