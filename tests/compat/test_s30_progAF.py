@@ -130,3 +130,23 @@ def test_a_number_past_a_float_dtype_becomes_inf_without_a_numpy_warning(dtype_n
             warnings.simplefilter("error")
             results.append({name: op(t).tolist() for name, op in ops.items()})
     assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("dtype_name", ["float32", "float64"])
+@pytest.mark.parametrize("exponent", [3, 3.0, -2, -0.5])
+def test_pow_by_the_special_cased_exponents_rounds_as_torchs_kernel(exponent, dtype_name):
+    # torch's pow_tensor_scalar multiplies (x * x * x) or divides (1 / (x * x), 1 / sqrt(x)) for
+    # these exponents: GELU's tanh form (0.044715 * torch.pow(x, 3.0)) rounds as torch's does
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    base = np.concatenate([rng.uniform(0.1, 100, 2000), rng.normal(0, 3, 2000),
+                           [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-30, 1e30]]).astype(dtype_name)
+    expected = (torch.from_numpy(base) ** exponent).numpy()
+    got = (chainrule.from_numpy(base) ** exponent).numpy()
+    np.testing.assert_array_equal(got, expected)
+    x = chainrule.from_numpy(base[:50].copy()).requires_grad_()
+    tx = torch.from_numpy(base[:50].copy()).requires_grad_()
+    x.pow(exponent).sum().backward()
+    tx.pow(exponent).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-6)
