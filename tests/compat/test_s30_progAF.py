@@ -150,3 +150,16 @@ def test_pow_by_the_special_cased_exponents_rounds_as_torchs_kernel(exponent, dt
     x.pow(exponent).sum().backward()
     tx.pow(exponent).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("exponent", [3, 3.0, -2])
+def test_bfloat16_pow_rounds_each_step_as_torchs_kernel(exponent):
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    base = np.concatenate([rng.uniform(0.1, 100, 4000), rng.normal(0, 3, 4000), [0.0, -0.0, np.inf, np.nan]])
+    base = base.astype(np.float32)
+    expected = (torch.from_numpy(base).bfloat16() ** exponent).float().numpy()
+    got = chainrule.from_numpy(base).bfloat16() ** exponent
+    assert got.dtype == chainrule.bfloat16
+    np.testing.assert_array_equal(got.float().numpy(), expected)

@@ -594,6 +594,10 @@ class PowScalar(Function):
                 return 1 / (x * x)
             if exponent == -0.5:
                 return 1 / xp.sqrt(x)
+        elif x.dtype == _dtype.bfloat16.np and (exponent == 3 or exponent == -2):
+            # torch's bfloat16 kernel takes the same steps, each rounded to bfloat16
+            square = x * x
+            return square * x if exponent == 3 else x.dtype.type(1) / square
         if x.dtype == np.bool_:  # bool ** bool stays bool (NumPy's would be int8)
             return xp.power(x, builtins.int(exponent)).astype(np.bool_)
         return xp.power(x, x.dtype.type(exponent)) if x.dtype.kind in "fVc" else xp.power(x, exponent)
