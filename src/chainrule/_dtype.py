@@ -544,7 +544,8 @@ def result_type(*operands) -> dtype:
             else:
                 zero_result = d if zero_result is None else promote_types(zero_result, d)
         else:
-            s = scalar_dtype(op)
+            # torch's parser reads an int past int64 as a uint64 Scalar, which a bool tensor cannot promote with
+            s = uint64 if op.__class__ is builtins.int and op >= 1 << 63 else scalar_dtype(op)
             scalar_result = s if scalar_result is None else promote_types(scalar_result, s)
     return _combine(dim_result, _combine(zero_result, scalar_result))
 

@@ -163,3 +163,19 @@ def test_bfloat16_pow_rounds_each_step_as_torchs_kernel(exponent):
     got = chainrule.from_numpy(base).bfloat16() ** exponent
     assert got.dtype == chainrule.bfloat16
     np.testing.assert_array_equal(got.float().numpy(), expected)
+
+
+@pytest.mark.parametrize("value", [2**63, 2**64 - 1])
+def test_an_int_read_as_uint64_does_not_promote_with_a_bool_tensor(value):
+    # torch's Scalar holds it as a uint64, and Bool with UInt64 is a promotion torch refuses;
+    # integer and floating tensors keep their own dtype (checked above), bool ** it is refused as int64
+    mismatches = []
+    for op in [name for name in OPS if name != "sub alpha"]:
+        expected = _outcome(torch, op, "bool", value)
+        got = _outcome(chainrule, op, "bool", value)
+        if got != expected:
+            mismatches.append(f"{op} bool {value}: torch {expected}, chainrule {got}")
+    assert not mismatches, "\n".join(mismatches)
+    for lib in (torch, chainrule):
+        assert lib.result_type(lib.tensor([1, 2]), value) == lib.int64
+        assert lib.result_type(lib.tensor(1, dtype=lib.int8), value) == lib.int8

@@ -1061,7 +1061,9 @@ def pow(input, exponent) -> Tensor:
         if isinstance(exponent, (builtins.float, np.floating, builtins.complex, np.complexfloating)) or (
                 input._data.dtype == np.bool_ and not isinstance(exponent, (builtins.bool, np.bool_))):
             # the exponent's kind promotes as in torch.result_type: bool ** 2 is Long, float32 ** 1j complex64
-            input = _cast(input, _dtype.result_type(input, exponent))
+            # (bool ** 2**63 too, whose exponent is then refused as an int64, not promoted as a uint64)
+            wide = exponent.__class__ is builtins.int and exponent >= 1 << 63
+            input = _cast(input, _dtype.int64 if wide else _dtype.result_type(input, exponent))
         if input._data.dtype.kind in "iub" and exponent < 0:
             raise RuntimeError("Integers to negative integer powers are not allowed.")
         if input._data.dtype.kind in "iuV" or input._data.dtype == np.float16:
