@@ -544,7 +544,8 @@ def result_type(*operands) -> dtype:
             else:
                 zero_result = d if zero_result is None else promote_types(zero_result, d)
         else:
-            s = scalar_dtype(op)
+            # torch's parser reads an int past int64 as a uint64 Scalar, which a bool tensor cannot promote with
+            s = uint64 if op.__class__ is builtins.int and op >= 1 << 63 else scalar_dtype(op)
             scalar_result = s if scalar_result is None else promote_types(scalar_result, s)
     return _combine(dim_result, _combine(zero_result, scalar_result))
 
@@ -574,6 +575,13 @@ _C10_TYPE_NAMES = {"float16": "c10::Half", "bfloat16": "c10::BFloat16", "float32
 _FLOAT_MAX = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38, "float32": 3.4028234663852886e38}
 
 
+def check_int_scalar(value: builtins.int) -> None:
+    """Refuse a Python int that torch's argument parser cannot unpack into a Scalar, whatever the
+    dtype: it reads an int64 or, above that, a uint64; past both, CPython's own OverflowError."""
+    if not -(1 << 63) <= value < (1 << 64):
+        raise OverflowError("int too big to convert" if value > 0 else "can't convert negative int to unsigned")
+
+
 def checked_scalar(value, target: dtype):
     """The Python number ``value`` converted for an op computing in ``target``, as torch's
     ``checked_convert``: a RuntimeError "value cannot be converted to type c10::Half without
@@ -587,8 +595,8 @@ def checked_scalar(value, target: dtype):
         return value  # fits every floating type: the common case, kept short
     if not isinstance(value, (builtins.int, builtins.float, builtins.complex)):
         return value
-    if isinstance(value, builtins.int) and not -(1 << 63) <= value < (1 << 64):
-        raise OverflowError("int too big to convert")  # torch's argument parser, whatever the dtype
+    if isinstance(value, builtins.int):
+        check_int_scalar(value)
     if target is bool:
         return builtins.bool(value)
     parts = (value.real, value.imag) if isinstance(value, builtins.complex) else (value,)

@@ -245,7 +245,7 @@ def _shift(input, other, left: bool) -> Tensor:
     name = "lshift" if left else "rshift"
     a, b = elementwise._pair(input, other)
     if a._data.dtype.kind not in "iub":
-        raise NotImplementedError(f'"{name}_cpu" not implemented for \'{_dtype._BY_NP[a._data.dtype].name}\'')
+        raise NotImplementedError(f'"{name}_cpu" not implemented for \'{_dtype.scalar_name(_dtype._BY_NP[a._data.dtype])}\'')
     x, s = a._data, b._data
     xp = array_module(x)
     if x.dtype == np.bool_:  # torch shifts bools as their integer type of the result: int64 here

@@ -61,6 +61,13 @@ def _as_operand(x, dtype: _dtype.dtype, like: Tensor | None = None) -> Tensor:
     """A Python number as a 0-d tensor of ``dtype`` on ``like``'s device (never requires grad).
     An integer outside an integer dtype's range wraps, as torch's arithmetic does (int8 + 300 is
     int8 + 44); the ops that refuse such numbers check them first (``_dtype.checked_scalar``)."""
+    if dtype._category >= 2 and x.__class__ in (builtins.float, builtins.int) and not -65504.0 <= x <= 65504.0:
+        with np.errstate(over="ignore"):  # torch casts a number past the dtype's range to inf without a word
+            return _as_operand_unchecked(x, dtype, like)
+    return _as_operand_unchecked(x, dtype, like)
+
+
+def _as_operand_unchecked(x, dtype: _dtype.dtype, like: Tensor | None = None) -> Tensor:
     try:
         if like is None or type(like._data) is np.ndarray:
             if dtype.itemsize == 1 and dtype.is_floating_point:  # float8: torch's rounding (0 is 2^-127 in e8m0)
@@ -223,11 +230,15 @@ def _pair(a, b):
     if a_is_tensor:
         if not isinstance(b, (builtins.int, builtins.float, builtins.bool, builtins.complex, np.number, np.bool_)):
             raise TypeError(f"unsupported operand type: Tensor and {type(b).__name__}")
+        if b.__class__ is builtins.int:
+            _dtype.check_int_scalar(b)
         dtype = _dtype.result_type(a, b)
         return _cast(a, dtype), _as_operand(b, dtype, a)
     if b_is_tensor:
         if not isinstance(a, (builtins.int, builtins.float, builtins.bool, builtins.complex, np.number, np.bool_)):
             raise TypeError(f"unsupported operand type: {type(a).__name__} and Tensor")
+        if a.__class__ is builtins.int:
+            _dtype.check_int_scalar(a)
         dtype = _dtype.result_type(a, b)
         return _as_operand(a, dtype, b), _cast(b, dtype)
     raise TypeError("expected at least one Tensor operand")
@@ -574,6 +585,19 @@ class PowScalar(Function):
         ctx.exponent = exponent
         if exponent == 2:
             return x * x
+        if x.dtype.char in "fd":
+            # torch's pow_tensor_scalar kernel (PowKernel.cpp) multiplies or divides for these
+            # exponents, which rounds differently from pow (x ** 3 differed in 1 of 3 elements)
+            if exponent == 3:
+                return x * x * x
+            if exponent == -2:
+                return 1 / (x * x)
+            if exponent == -0.5:
+                return 1 / xp.sqrt(x)
+        elif x.dtype == _dtype.bfloat16.np and (exponent == 3 or exponent == -2):
+            # torch's bfloat16 kernel takes the same steps, each rounded to bfloat16
+            square = x * x
+            return square * x if exponent == 3 else x.dtype.type(1) / square
         if x.dtype == np.bool_:  # bool ** bool stays bool (NumPy's would be int8)
             return xp.power(x, builtins.int(exponent)).astype(np.bool_)
         return xp.power(x, x.dtype.type(exponent)) if x.dtype.kind in "fVc" else xp.power(x, exponent)
@@ -766,6 +790,7 @@ def sub(input, other, *, alpha=1, out=None) -> Tensor:
         _check_sparse_addition(input, other)
         if input.__class__ in SPARSE_COO_TYPES and other.__class__ in SPARSE_COO_TYPES and out is None:
             return input.sub(other, alpha=alpha)
+    _check_int_operands(input, other, alpha)
     input_is_bool, other_is_bool = _is_bool(input), _is_bool(other)
     if input_is_bool and other_is_bool:
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
@@ -785,6 +810,13 @@ def sub(input, other, *, alpha=1, out=None) -> Tensor:
         return SubScaled.apply(*_pair(input, other), alpha=alpha)
     a, b = _pair(input, other)
     return Sub.apply(a, b)
+
+
+def _check_int_operands(*values) -> None:
+    """torch's argument parser refuses a Python int past int64 and uint64 before the op's own checks."""
+    for value in values:
+        if value.__class__ is builtins.int:
+            _dtype.check_int_scalar(value)
 
 
 def _is_bool(x) -> builtins.bool:
@@ -1022,13 +1054,16 @@ _POW_SCALARS = (builtins.int, builtins.float, builtins.complex, np.number, np.bo
 
 def pow(input, exponent) -> Tensor:
     """torch.pow: tensor ** tensor, tensor ** number or number ** tensor."""
+    _check_int_operands(input, exponent)
     if isinstance(input, Tensor) and not isinstance(exponent, Tensor):
         if not isinstance(exponent, _POW_SCALARS):  # NumPy would parse '0.5' and take None as NaN
             raise TypeError(f"pow(): argument 'exponent' must be Tensor or Number, not {type(exponent).__name__}")
         if isinstance(exponent, (builtins.float, np.floating, builtins.complex, np.complexfloating)) or (
                 input._data.dtype == np.bool_ and not isinstance(exponent, (builtins.bool, np.bool_))):
             # the exponent's kind promotes as in torch.result_type: bool ** 2 is Long, float32 ** 1j complex64
-            input = _cast(input, _dtype.result_type(input, exponent))
+            # (bool ** 2**63 too, whose exponent is then refused as an int64, not promoted as a uint64)
+            wide = exponent.__class__ is builtins.int and exponent >= 1 << 63
+            input = _cast(input, _dtype.int64 if wide else _dtype.result_type(input, exponent))
         if input._data.dtype.kind in "iub" and exponent < 0:
             raise RuntimeError("Integers to negative integer powers are not allowed.")
         if input._data.dtype.kind in "iuV" or input._data.dtype == np.float16:
