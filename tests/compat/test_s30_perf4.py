@@ -138,3 +138,15 @@ def test_eval_batch_norm_rounds_as_torchs_fused_kernel(shape, affine, channels_l
     # rounds g · 1/σ · w twice (about a third of the input gradients differ in the last bit)
     for got, expected in zip([ours[1], *ours[2]], [theirs[1], *theirs[2]]):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
+
+
+# ---------------------------------------------------------------- exp of a small tensor, widened by astype
+@pytest.mark.parametrize("size", [1, 16, 1000, 1 << 17, (1 << 17) + 5])
+def test_float32_exp_keeps_the_float64_rounding(size):
+    """exp widens a small float32 tensor by astype rather than the ufunc's dtype= (fewer
+    instructions per call); the values stay the float64 exp rounded once, and torch's."""
+    x = np.random.default_rng(size).standard_normal(size).astype(np.float32) * 4
+    ours = chainrule.exp(chainrule.tensor(x)).numpy()
+    np.testing.assert_array_equal(ours, np.exp(x, dtype=np.float64).astype(np.float32), strict=True)
+    theirs = torch.exp(torch.tensor(x)).numpy()
+    assert (ours != theirs).sum() <= size // 50  # torch's SLEEF exp is within an ulp of it
