@@ -307,15 +307,51 @@ class GroupNormalizeBackward(Function):
 
 
 # ---------------------------------------------------------------- x̂ with its affine map
-def _float32_batch_statistics(xp, x3, count: int, eps: float):
+# elements per block of the float32 kernels' elementwise work: 512 KiB of float64, inside a core's L2 cache
+_BLOCK_ELEMENTS = 65536
+
+
+def _rows_per_block(length: int) -> int:
+    return max(1, _BLOCK_ELEMENTS // length)
+
+
+def _in_blocks(xp, x3) -> bool:
+    """Whether a float32 kernel works through ``x3`` block by block: a big NumPy one (under a
+    block, the whole-array calls cost less than the blocks' bookkeeping)."""
+    return xp is np and x3.size > _BLOCK_ELEMENTS
+
+
+def _row_blocks(row_count: int, length: int):
+    """(start, stop) of consecutive blocks of whole rows of ``length`` elements."""
+    step = _rows_per_block(length)
+    return ((start, min(start + step, row_count)) for start in range(0, row_count, step))
+
+
+def _float32_batch_statistics(xp, x3, count: int, eps: float, keep_centred: bool = True):
     """A float32 (N, C, L) batch's per-channel mean, biased variance, Σ(x - mean)², 1/σ and centred copy, rounded as
     torch's contiguous CPU kernel rounds them: the sums of x and of float32 (x - mean)² accumulated
     in float64 (which makes the order of summation immaterial), the mean rounded to float32 from
-    sum/N, the variance as float32 var_sum / N, and 1/σ computed in float64 then rounded."""
+    sum/N, the variance as float32 var_sum / N, and 1/σ computed in float64 then rounded. Without
+    ``keep_centred`` (no gradient to come) a big input's centred copy is not kept: None in its place."""
     float64 = np.float64
     mean = (x3.sum(axis=2, dtype=float64).sum(axis=0) / count).astype(np.float32)
-    centred = x3 - mean[:, None]
-    var_sum = xp.square(centred).sum(axis=2, dtype=float64).sum(axis=0).astype(np.float32)
+    if not _in_blocks(xp, x3):
+        centred = x3 - mean[:, None]
+        var_sum = xp.square(centred).sum(axis=2, dtype=float64).sum(axis=0).astype(np.float32)
+    else:  # the squares of a big input one cache-sized block at a time, never a full-size temporary
+        n, c, length = x3.shape
+        rows, mean_rows = x3.reshape(n * c, length), xp.tile(mean, n)[:, None]
+        block_rows = min(_rows_per_block(length), n * c)
+        centred = xp.empty(rows.shape if keep_centred else (block_rows, length), dtype=np.float32)
+        row_sums = xp.empty(n * c, dtype=float64)
+        squares = xp.empty((block_rows, length), dtype=np.float32)
+        for start, stop in _row_blocks(n * c, length):
+            part = centred[start:stop] if keep_centred else centred[:stop - start]
+            xp.subtract(rows[start:stop], mean_rows[start:stop], out=part)
+            xp.square(part, out=squares[:stop - start])
+            xp.add.reduce(squares[:stop - start], axis=1, dtype=float64, out=row_sums[start:stop])
+        centred = centred.reshape(x3.shape) if keep_centred else None
+        var_sum = row_sums.reshape(n, c).sum(axis=0).astype(np.float32)
     var = var_sum / np.float32(count)
     invstd = (1.0 / xp.sqrt(var.astype(float64) + eps)).astype(np.float32)
     return mean, var, var_sum, invstd, centred
@@ -326,11 +362,65 @@ def _float32_fused_affine(xp, x3, mean, invstd, w, b):
     each of its multiply-adds fused (rounded once): float64 holds the float32 products exactly, so
     one rounding of the float64 sum to float32 is the fused one's. The unfused (x - mean) · 1/σ · w + b
     differed from torch in the last bit on about a third of the outputs."""
+    float64 = np.float64
     alpha = invstd * w
-    beta = (b.astype(np.float64) - mean.astype(np.float64) * alpha).astype(np.float32)
-    product = xp.multiply(x3, alpha[:, None].astype(np.float64))
-    out = xp.empty(x3.shape, dtype=np.float32)
-    return xp.add(product, beta[:, None].astype(np.float64), out=out, casting="same_kind")
+    beta = (b.astype(float64) - mean.astype(float64) * alpha).astype(np.float32)
+    return _fused_multiply_add(xp, x3, alpha, beta)
+
+
+def _fused_multiply_add(xp, x3, alpha, beta):
+    """float32 x · α + β of a contiguous (N, C, L) ``x3`` with one float32 α and β per channel,
+    each element rounded once as a fused multiply-add rounds it."""
+    float64 = np.float64
+    if not _in_blocks(xp, x3):
+        product = xp.multiply(x3, alpha[:, None].astype(float64))
+        out = xp.empty(x3.shape, dtype=np.float32)
+        return xp.add(product, beta[:, None].astype(float64), out=out, casting="same_kind")
+    # A big input goes through one float64 block at a time, (sample, channel) rows together: a
+    # full-size float64 product costs twice the input's memory traffic, and casting float32 inside
+    # a mixed-dtype multiply is slower than one copy into float64. Same arithmetic, element by
+    # element, so the same bits.
+    n, c, length = x3.shape
+    rows = x3.reshape(n * c, length)
+    alpha_rows = xp.tile(alpha.astype(float64), n)[:, None]
+    beta_rows = xp.tile(beta.astype(float64), n)[:, None]
+    out = xp.empty(rows.shape, dtype=np.float32)
+    block = xp.empty((min(_rows_per_block(length), n * c), length), dtype=float64)
+    for start, stop in _row_blocks(n * c, length):
+        part = block[:stop - start]
+        xp.copyto(part, rows[start:stop])
+        part *= alpha_rows[start:stop]
+        part += beta_rows[start:stop]
+        xp.copyto(out[start:stop], part, casting="same_kind")
+    return out.reshape(x3.shape)
+
+
+class FusedScaleShift(Function):
+    """x · scale + shift, scale and shift broadcast against x, each float32 element rounded once as
+    torch's CPU batch norm kernels' fused multiply-add rounds it (its eval-mode output x · α + β
+    and its β = b - mean · α). The gradients are those of the unfused multiply and add."""
+
+    _array_forward = True
+    label = "batch_norm (eval)"
+    rule = "∂/∂x = scale, ∂/∂scale = x, ∂/∂shift = 1"
+    formula = None
+
+    @staticmethod
+    def forward(ctx, x, scale, shift):
+        ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, scale if ctx.needs_input_grad[0] else None)
+        float64 = np.float64
+        if x.ndim >= 2 and x.flags.c_contiguous and scale.shape == shift.shape == (1, x.shape[1]) + (1,) * (x.ndim - 2):
+            x3 = x.reshape(x.shape[0], x.shape[1], -1)
+            return _fused_multiply_add(np, x3, scale.reshape(-1), shift.reshape(-1)).reshape(x.shape)
+        product = np.multiply(x, scale.astype(float64))
+        out = np.empty_like(x) if x.shape == product.shape else np.empty(product.shape, dtype=np.float32)
+        return np.add(product, shift.astype(float64), out=out, casting="same_kind")
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(x · scale + shift) = scale dx + x dscale + dshift (the engine sums each to its input's shape)
+        x, scale = ctx.saved_values
+        return (grad * scale if scale is not None else None), (grad * x if x is not None else None), grad
 
 
 class BatchNorm(Function):
@@ -365,7 +455,8 @@ class BatchNorm(Function):
         x3 = xp.ascontiguousarray(x).reshape(n, c, -1)
         count = n * x3.shape[2]
         if x.dtype == np.float32 and w.dtype == np.float32 and b.dtype == np.float32:
-            mean, var, var_sum, invstd, xhat = _float32_batch_statistics(xp, x3, count, eps)
+            mean, var, var_sum, invstd, xhat = _float32_batch_statistics(xp, x3, count, eps,
+                                                                          keep_centred=any(ctx.needs_input_grad))
             out = _float32_fused_affine(xp, x3, mean, invstd, w, b)
         else:
             mean = x3.sum(axis=2).sum(axis=0) / count
@@ -373,7 +464,8 @@ class BatchNorm(Function):
             var = xp.einsum("ncl,ncl->nc", xhat, xhat).sum(axis=0) / count
             invstd = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
             out = None
-        xhat *= invstd[:, None]
+        if xhat is not None:
+            xhat *= invstd[:, None]
         shape = (1, c) + (1,) * (x.ndim - 2)
         stats["mean"] = mean.reshape(shape)
         stats["var"] = var.reshape(shape)
@@ -785,14 +877,32 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
     scale = Tensor._make((1.0 / xp.sqrt(running_var._data + eps)).astype(input._data.dtype))
     if weight is not None:
         scale = scale * weight
-    shift = -Tensor._make(running_mean._data.astype(input._data.dtype)) * scale
-    if bias is not None:
-        shift = shift + gradient_against(bias, input, weight, node="NativeBatchNormBackwardBackward0")
+    fused = _eval_rounds_fused(input, running_mean, running_var, weight, bias)
+    if fused:  # torch's float32 kernel: β = b - mean · α and x · α + β, each a fused multiply-add
+        shift = FusedScaleShift.apply(-Tensor._make(running_mean._data), scale,
+                                      gradient_against(bias, input, weight, node="NativeBatchNormBackwardBackward0")
+                                      if bias is not None else Tensor._make(np.zeros_like(running_mean._data)))
+    else:
+        shift = -Tensor._make(running_mean._data.astype(input._data.dtype)) * scale
+        if bias is not None:
+            shift = shift + gradient_against(bias, input, weight, node="NativeBatchNormBackwardBackward0")
     # torch records one NativeBatchNormBackward0 here; ours is the composed scale-and-shift, named
     # so, and laid out as torch's kernel lays it out
-    out = name_node(input * scale.reshape(shape) + shift.reshape(shape), "NativeBatchNormBackward0",
-                    label="batch_norm (eval)")
+    if fused:
+        out = FusedScaleShift.apply(input, scale.reshape(shape), shift.reshape(shape))
+    else:
+        out = input * scale.reshape(shape) + shift.reshape(shape)
+    out = name_node(out, "NativeBatchNormBackward0", label="batch_norm (eval)")
     return relaid_as_suggested(out, input)
+
+
+def _eval_rounds_fused(input: Tensor, *tensors) -> bool:
+    """Whether eval-mode batch norm rounds as torch's float32 CPU kernel: a float32 NumPy input with
+    float32 statistics and parameters (or none). The unfused multiply and add differed from torch
+    in the last bit on about a third of the outputs."""
+    float32 = _dtype.float32
+    return input.dtype is float32 and array_module(input._data) is np and all(
+        t is None or t.dtype is float32 for t in tensors)
 
 
 def _update_running_stats(running_mean, running_var, mean, var, count: int, momentum: float,
