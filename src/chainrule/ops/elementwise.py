@@ -1280,8 +1280,6 @@ _UNARY_RULES = {
 }
 
 
-
-
 # float64 values that fit a core's L2 cache (2 MiB) beside their float32 input
 _EXP_WIDE_TEMPORARY_FITS_CACHE = 1 << 17
 
