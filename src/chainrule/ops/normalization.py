@@ -404,6 +404,8 @@ class FusedScaleShift(Function):
     label = "batch_norm (eval)"
     rule = "∂/∂x = scale, ∂/∂scale = x, ∂/∂shift = 1"
     formula = None
+    # torch's op of the same arithmetic (shift + x · scale), for the profiler and traced graphs
+    dispatcher_name = "aten::addcmul"
 
     @staticmethod
     def forward(ctx, x, scale, shift):
