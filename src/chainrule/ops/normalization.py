@@ -471,11 +471,11 @@ class BatchNorm(Function):
         shape = (1, c) + (1,) * (x.ndim - 2)
         stats["mean"] = mean.reshape(shape)
         stats["var"] = var.reshape(shape)
-        if out is not None:  # (the running variance takes torch's float32 var_sum / (N - 1))
-            stats["unbiased_var"] = var_sum / np.float32(count - 1)
         if out is None:
             out = xhat * w[:, None]
             out += b[:, None]
+        else:  # (the running variance takes torch's float32 var_sum / (N - 1))
+            stats["unbiased_var"] = var_sum / np.float32(count - 1)
         if any(ctx.needs_input_grad):
             ctx.xhat, ctx.invstd, ctx.dims, ctx.eps, ctx.stats = xhat, invstd, dims, eps, stats
         ctx.save_for_backward(x, w)
