@@ -1,7 +1,9 @@
 """Session 31, lane progAK (statistics and optimiser programs): fixes found while writing the lane's
 programs (deepsurv_cox, ...), each checked against torch 2.13 on the same inputs."""
 
+import importlib
 import math
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -63,3 +65,45 @@ def test_lbfgs_strong_wolfe_recovers_from_a_nan_gradient_as_torch():
     # depends on last bits (torch 13, chainrule 9), not on this fix
     assert ours[0][:3] == theirs[0][:3] == [False, False, True]
     np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------- zero_grad hooks a wrapper's step
+def _wrapper_hook_calls(lib):
+    """A Lookahead-style wrapper that never calls ``Optimizer.__init__``: torch's ``zero_grad`` wraps
+    its class's ``step`` in the hook-running ``profile_hook_step`` on first use, so the global and the
+    wrapper's own post-hooks run from then on; chainrule's zero_grad did not (lamb_adan_foreach's
+    global hook counted 835 steps on chainrule, 910 on torch)."""
+
+    class Wrapper(lib.optim.Optimizer):
+        def __init__(self, optimizer):
+            self.optimizer = optimizer
+            self.param_groups = optimizer.param_groups
+            self.defaults = optimizer.defaults
+            self.state = {}
+            self._optimizer_step_pre_hooks = OrderedDict()
+            self._optimizer_step_post_hooks = OrderedDict()
+
+        def step(self, closure=None):
+            return self.optimizer.step(closure)
+
+    weight = lib.ones(3, requires_grad=True)
+    wrapper = Wrapper(lib.optim.SGD([weight], lr=0.1))
+    calls = []
+    register = importlib.import_module(f"{lib.__name__}.optim.optimizer").register_optimizer_step_post_hook
+    global_handle = register(lambda opt, args, kwargs: calls.append(type(opt).__name__))
+    try:
+        wrapper.step()  # before any zero_grad: only SGD's step is hooked
+        wrapper.register_step_post_hook(lambda opt, args, kwargs: calls.append("own"))
+        for _ in range(2):
+            wrapper.zero_grad()
+            (weight * weight).sum().backward()
+            wrapper.step()
+    finally:
+        global_handle.remove()
+    return calls, weight.tolist(), hasattr(wrapper, "_zero_grad_profile_name")
+
+
+def test_zero_grad_hooks_the_step_of_a_wrapper_that_skipped_init_as_torch():
+    ours, theirs = _wrapper_hook_calls(chainrule), _wrapper_hook_calls(torch)
+    assert ours == theirs
+    assert theirs[0] == ["SGD", "SGD", "own", "Wrapper", "SGD", "own", "Wrapper"]
