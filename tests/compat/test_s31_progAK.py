@@ -107,3 +107,19 @@ def test_zero_grad_hooks_the_step_of_a_wrapper_that_skipped_init_as_torch():
     ours, theirs = _wrapper_hook_calls(chainrule), _wrapper_hook_calls(torch)
     assert ours == theirs
     assert theirs[0] == ["SGD", "SGD", "own", "Wrapper", "SGD", "own", "Wrapper"]
+
+
+# ---------------------------------------------------------------- kthvalue's out-of-range message
+@pytest.mark.parametrize(("shape", "k", "dim"), [((2,), 3, None), ((2, 3), 4, None), ((2, 3), 4, -1), ((2, 3), 3, -2),
+                                                 ((2, 3), 0, -1), ((), 2, None), ((), 2, -1), ((2, 3), 4, 1)])
+def test_kthvalue_out_of_range_names_the_wrapped_dimension_as_torch(shape, k, dim):
+    """torch names the dimension after wrapping (``dim=-1`` of a 2-d input is 'dimension 1', a 0-d
+    input's is 'dimension 0'); chainrule printed the ``dim`` argument as given ('dimension -1')."""
+
+    def call(lib):
+        args = (lib.ones(shape), k) if dim is None else (lib.ones(shape), k, dim)
+        with pytest.raises(RuntimeError) as info:
+            lib.kthvalue(*args)
+        return str(info.value)
+
+    assert call(chainrule) == call(torch)

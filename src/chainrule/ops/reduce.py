@@ -1761,7 +1761,7 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
     if x.ndim:
         _check_nonempty(x, (d,), "kthvalue")
     if not 1 <= k <= size:
-        raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {dim}")
+        raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {d}")  # wrapped, as torch
     if x.ndim == 0:
         return _select_along(KthvalueValues, input, xp.zeros((), np.int64), 0, keepdim, "kthvalue")
     index = _replayed_order(x, d, _kth_index(x, d, k - 1), lambda keys: [cpu_sort_order.kthvalue_index(keys, k - 1)])
