@@ -107,7 +107,8 @@ def _quantile(op: str, input: Tensor, q, dim, keepdim: bool, interpolation: str,
             weight = where(_constant(xp.broadcast_to(undefined, rank.shape)), 0.0,
                            rank_tensor - _constant(xp.floor(rank).astype(x.dtype)))
         above = ordered.gather(-1, _constant(high))
-        out = below + weight * (above - below)
+        # torch's lerp_, whose two formulas (from the nearer end) round as torch's quantile does
+        out = below.lerp(above, weight)
     out = out.movedim(-1, 0)  # (Q, ...): torch puts the quantiles first
     if keepdim:
         kept = [1] * x.ndim if dim is None else list(x.shape or (1,))
