@@ -369,7 +369,10 @@ class Logcumsumexp(Function):
         elif x.dtype.kind == "c":
             out = _complex_logcumsumexp(xp, x, dim)
         else:
-            out = xp.ascontiguousarray(accumulate(xp, "logaddexp", x, dim))
+            # torch's CPU kernel runs the sum in its accumulation type (float64 for float32, float32
+            # for the half types) and rounds each running value as it stores it
+            wide = np.float64 if x.dtype == np.float32 else np.float32 if x.dtype.itemsize == 2 else x.dtype
+            out = xp.ascontiguousarray(accumulate(xp, "logaddexp", x.astype(wide), dim).astype(x.dtype))
         ctx.save_for_backward(x, out)  # the output array itself: saved as the output Tensor
         return out
 
