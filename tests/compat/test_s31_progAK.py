@@ -291,3 +291,15 @@ def test_float32_logcumsumexp_runs_in_float64_as_torch(shape, dim):
     ours = chainrule.logcumsumexp(chainrule.tensor(x), dim)
     theirs = torch.logcumsumexp(torch.tensor(x), dim)
     np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+# ---------------------------------------------------------------- cumprod accumulates as torch's kernel
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_cumprod_keeps_its_running_product_in_torchs_accumulation_type(dtype):
+    """torch's CPU cumprod, like its cumsum, keeps the running product in acc_type (float64 for
+    float32) and rounds each stored value; chainrule multiplied in float32: 933 of 1000 entries of a
+    float32 Kaplan-Meier-like product of factors near 1 differed from torch, now 0."""
+    x = 1 + np.random.RandomState(0).randn(1000) / 50
+    ours = chainrule.cumprod(chainrule.tensor(x).to(getattr(chainrule, dtype)), 0).double().numpy()
+    theirs = torch.cumprod(torch.tensor(x).to(getattr(torch, dtype)), 0).double().numpy()
+    np.testing.assert_array_equal(ours, theirs)
