@@ -201,12 +201,40 @@ def _unrecorded_outside(result, outside_records: bool):
     return rebuild([_tangent_only(leaf) for leaf in leaves])
 
 
-def _split_aux(result, has_aux: bool, where: str):
+def _split_aux(result, has_aux: bool, where: str, check_aux: bool = True):
     if not has_aux:
         return result, None
     if not isinstance(result, tuple) or len(result) != 2:
         raise RuntimeError(f"{where}: output of function f should be a tuple: (output, aux) if has_aux is True")
+    if check_aux:
+        _aux_only_tensors(result[1])
     return result
+
+
+def _aux_only_tensors(aux) -> None:
+    """torch's transforms hand aux back unwrapped, leaf by leaf, and refuse a leaf that is no
+    tensor (a float, an int, None)."""
+    for leaf in _flatten(aux)[0]:
+        if not isinstance(leaf, Tensor):
+            raise RuntimeError(f"Expected tensors, got unsupported type {type(leaf)}")
+
+
+def _only_tensors_differentiated(leaves) -> None:
+    """torch's check of the differentiated arguments of grad, vjp and jacrev, before f runs."""
+    for leaf in leaves:
+        if not isinstance(leaf, Tensor):
+            raise ValueError(f"Thing passed to transform API must be Tensor, got {type(leaf)}")
+
+
+def _only_tensor_outputs(out_leaves, where: str) -> None:
+    """torch's check of a reverse transform's outputs: at least one, and tensors only."""
+    if not out_leaves or (len(out_leaves) == 1 and out_leaves[0] is None):
+        raise RuntimeError(f"{where}: Expected f to be a function that has non-empty output (got output = "
+                           f"{out_leaves})")
+    for leaf in out_leaves:
+        if not isinstance(leaf, Tensor):
+            raise RuntimeError(f"{where}: expected f(*primals) to return only tensors, got unsupported type "
+                               f"{type(leaf)}")
 
 
 # ---------------------------------------------------------------- grad, vjp, jvp
@@ -251,13 +279,14 @@ def grad_and_value(func, argnums=0, has_aux: bool = False):
             args = list(args)
             for number in numbers:
                 leaves, rebuild = _flatten(args[number])
+                _only_tensors_differentiated(leaves)
                 keeps = _keeps_graph(leaves)
                 keeps_any = keeps_any or keeps
                 aliases = [_alias(leaf) for leaf in leaves]
                 flat_args[number] = (aliases, rebuild, keeps)
                 args[number] = rebuild(aliases)
             with _vmap_frames.capturing(func):
-                output, aux = _split_aux(func(*args, **kwargs), has_aux, "grad_and_value(f)(*args)")
+                output, aux = _split_aux(func(*args, **kwargs), has_aux, "grad_and_value(f)(*args)", check_aux=False)
             if not isinstance(output, Tensor):
                 raise RuntimeError("grad_and_value(f)(*args): Expected f(*args) to return a Tensor, got "
                                    f"{class_repr(type(output))}")
@@ -265,6 +294,8 @@ def grad_and_value(func, argnums=0, has_aux: bool = False):
                 raise RuntimeError("grad_and_value(f)(*args): Expected f(*args) to return a scalar Tensor, got "
                                    f"tensor with {output.dim()} dims. Maybe you wanted to use the vjp or jacrev "
                                    "APIs instead?")
+            if has_aux:  # torch checks the output first, then unwraps aux
+                _aux_only_tensors(aux)
             # one backward pass for every differentiated argument
             everything = [leaf for number in numbers for leaf in flat_args[number][0]]
             outside = _outside_graph(outside_records, [output], everything)
@@ -321,6 +352,7 @@ def vjp(func, *primals, has_aux: bool = False):
 def _vjp(func, *primals, has_aux: bool = False, outside_records: bool = False):
     with enable_grad(), _transform_running():
         flat = [_flatten(primal) for primal in primals]
+        _only_tensors_differentiated([leaf for leaves, _ in flat for leaf in leaves])
         aliases = [[_alias(leaf) for leaf in leaves] for leaves, _ in flat]
         keeps = _keeps_graph([leaf for leaves, _ in flat for leaf in leaves])
         outer_grad = any(isinstance(leaf, Tensor) and leaf.requires_grad for leaves, _ in flat for leaf in leaves)
@@ -328,10 +360,7 @@ def _vjp(func, *primals, has_aux: bool = False, outside_records: bool = False):
             output, aux = _split_aux(func(*[rebuild(a) for a, (_, rebuild) in zip(aliases, flat)]), has_aux,
                                      "vjp(f, *primals)")
     out_leaves, out_rebuild = _flatten(output)
-    for leaf in out_leaves:
-        if not isinstance(leaf, Tensor):
-            raise RuntimeError("vjp(f, *primals): expected f(*primals) to return only tensors, got unsupported "
-                               f"type {type(leaf)}")
+    _only_tensor_outputs(out_leaves, "vjp(f, *primals)")
     all_aliases = [leaf for group in aliases for leaf in group]
     outside = not outer_grad and _outside_graph(outside_records, out_leaves, all_aliases)
 
@@ -491,6 +520,7 @@ def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size=None, _prealloc
             arg_leaves, rebuild = _flatten(args[number])
             groups.append((number, len(arg_leaves), rebuild))
             leaves.extend(arg_leaves)
+        _only_tensors_differentiated(leaves)
         found = {}
 
         def of_leaves(*new_leaves):
@@ -502,6 +532,7 @@ def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size=None, _prealloc
                 output, found["aux"] = _split_aux(func(*call_args), has_aux, "vjp(f, *primals)")
             found["inside"] = new_leaves
             out_leaves, found["rebuild"] = _flatten(output)
+            _only_tensor_outputs(out_leaves, "vjp(f, *primals)")
             _refuse_complex_outputs(out_leaves, "jacrev")
             return tuple(out_leaves)
 

@@ -2143,8 +2143,10 @@ def _lerp_rounded_once(input: Tensor, end: Tensor, weight):
         # torch's one allowed mix, a 0-d CPU weight on a CUDA lerp: read on the device (its
         # gradient goes back to the CPU)
         weight = weight.to(input.device)
-    if input.dtype == _dtype.float32:
-        # float32 is its own compute type: the fused multiply-adds alone, no rounding after
+    if input.dtype in (_dtype.float32, _dtype.float64):
+        if input.dtype == _dtype.float64 and array_module(input) is not np:
+            return None
+        # float32 and float64 are their own compute types: the fused multiply-adds alone, no rounding after
         def compute(fn, *operands):
             return fn(*operands)
         if isinstance(weight, Tensor) and weight.dtype != input.dtype:  # a 0-d weight, converted
@@ -2154,11 +2156,12 @@ def _lerp_rounded_once(input: Tensor, end: Tensor, weight):
     else:
         compute = rounded_once
     if not isinstance(weight, Tensor):
-        # the kernel's weight and weight - 1 are float32 numbers
-        weight = builtins.float(np.float32(weight))
+        # the kernel's weight and weight - 1 are numbers of the compute type (float32 below float64)
+        real = np.float64 if input.dtype == _dtype.float64 else np.float32
+        weight = builtins.float(real(weight))
         if builtins.abs(weight) < 0.5:
             return compute(lambda a, b: _fma(b - a, weight, a), input, end)
-        coefficient = builtins.float(np.float32(weight) - np.float32(1))
+        coefficient = builtins.float(real(weight) - real(1))
         return compute(lambda a, b: _fma(b - a, coefficient, b), input, end)
 
     def from_nearer_end(a, b, w):
@@ -2169,7 +2172,15 @@ def _lerp_rounded_once(input: Tensor, end: Tensor, weight):
 
 def _fma(x: Tensor, y, z: Tensor) -> Tensor:
     """float32 ``x * y + z`` rounded once, as the fused multiply-add of torch's vectorised kernels:
-    float64 holds the float32 product exactly, so only the sum rounds (to float32)."""
+    float64 holds the float32 product exactly, so only the sum rounds (to float32). float64 (NumPy
+    arrays): the product's and the sum's rounding errors recovered exactly and added back, as a
+    constant correction to the differentiable ``x * y + z``, whose derivatives are the fma's."""
+    if x.dtype == _dtype.float64:
+        from .creation import _fused_multiply_add  # creation imports this module
+
+        plain = x * y + z
+        fused = _fused_multiply_add(x._data, y._data if isinstance(y, Tensor) else y, z._data)
+        return plain + Tensor._make(np.asarray(fused - plain._data))
     wide = _dtype.float64
     y = _cast(y, wide) if isinstance(y, Tensor) else y
     return _cast(_cast(x, wide) * y + _cast(z, wide), x.dtype)

@@ -65,7 +65,12 @@ def _recorded_as_foreach(outputs: tuple, name: str, other=None, *, suffix: str |
     return name_node(outputs, f"Foreach{camel}Backward{suffix}")
 
 
-def _tensors(tensors) -> list[Tensor]:
+def _tensors(tensors, name: str) -> list[Tensor]:
+    """The tensor list a foreach op was given: a list or tuple, as torch's parser takes (a Tensor,
+    whose rows would iterate as tensors, is refused)."""
+    if not isinstance(tensors, (list, tuple)):
+        raise TypeError(f"_foreach_{name}(): argument 'self' (position 1) must be tuple of Tensors, "
+                        f"not {type(tensors).__name__}")
     tensors = list(tensors)
     if not tensors:
         raise RuntimeError("Tensor list must have at least one tensor.")
@@ -96,6 +101,14 @@ def _per_tensor(count: int, other, *, allow_scalars: bool = True) -> list:
                     f"tensors, got {type(other).__name__}")
 
 
+def _zero_dim_operand(other) -> None:
+    """add/sub/mul/div's one-tensor overload takes a 0-d tensor (a scalar kept on the device), not a
+    tensor broadcast against each of the list's."""
+    if isinstance(other, Tensor) and other.dim() != 0:
+        raise RuntimeError(f"scalar tensor expected to be 0 dim but it has {other.dim()} dimensions and "
+                           f"{other.numel()} elements.")
+
+
 def _scalar_values(count: int, values) -> list:
     """addcmul/addcdiv's ``value``: a number, a list of numbers, or a 1-D tensor of one per tensor.
 
@@ -117,10 +130,10 @@ def _scalar_values(count: int, values) -> list:
 
 def _unary(name: str):
     def out_of_place(self):
-        return _recorded_as_foreach(tuple(getattr(t, name)() for t in _tensors(self)), name)
+        return _recorded_as_foreach(tuple(getattr(t, name)() for t in _tensors(self, name)), name)
 
     def in_place(self):
-        for t in _tensors(self):
+        for t in _tensors(self, name + "_"):
             getattr(t, name + "_")()
         return self
 
@@ -166,13 +179,17 @@ def _binary(name: str):
 
     def out_of_place(self, other):
         if name == "pow" and _is_number(self):  # _foreach_pow(base, exponents)
-            return _recorded_as_foreach(tuple(_elementwise.pow(self, e) for e in _tensors(other)), name, suffix="2")
-        tensors = _tensors(self)
+            return _recorded_as_foreach(tuple(_elementwise.pow(self, e) for e in _tensors(other, name)), name, suffix="2")
+        tensors = _tensors(self, name)
+        if name in ("mul", "div"):
+            _zero_dim_operand(other)
         return _recorded_as_foreach(tuple(apply(t, o) for t, o in zip(tensors, _per_tensor(len(tensors), other))),
                                     name, other)
 
     def in_place(self, other):
-        tensors = _tensors(self)
+        tensors = _tensors(self, name + "_")
+        if name in ("mul", "div"):
+            _zero_dim_operand(other)
         others = _per_tensor(len(tensors), other)
         if name in _CLAMPS:
             _check_clamp_numbers_fit(tensors, others)
@@ -199,10 +216,14 @@ _FOREACH_ADD_OVERLOADS = (
     " * (tuple of Tensors self, tuple of Tensors other, *, Number alpha = 1)\n")
 
 
-def _with_alpha(self, other, alpha, name: str) -> tuple[list, list, object]:
+def _with_alpha(self, other, alpha, name: str, suffix: str = "") -> tuple[list, list, object]:
     """The tensors, the operands and the alpha to use: torch's number overloads take no alpha at all
-    (not even 1), which its parser reports in its words."""
-    tensors = _tensors(self)
+    (not even 1), which its parser reports in its words. ``suffix``: "_" for the in-place form."""
+    tensors = _tensors(self, name + suffix)
+    if name == "sub" and isinstance(other, Tensor) and other.dim() != 0:
+        # sub has no one-tensor overload: a 0-d tensor is read as a number, another one refused
+        raise TypeError(f"_foreach_sub{suffix}(): argument 'other' (position 2) must be tuple of Tensors, not Tensor")
+    _zero_dim_operand(other)
     others = _per_tensor(len(tensors), other)
     if alpha is not None and _is_number(others[0]):
         if isinstance(other, (list, tuple)):
@@ -223,7 +244,7 @@ def _foreach_add(self, other, *, alpha=None):
 
 
 def _foreach_add_(self, other, *, alpha=None):
-    tensors, others, alpha = _with_alpha(self, other, alpha, "add")
+    tensors, others, alpha = _with_alpha(self, other, alpha, "add", "_")
     for t, o in zip(tensors, others):
         t.add_(o, alpha=alpha)
     return self
@@ -236,7 +257,7 @@ def _foreach_sub(self, other, *, alpha=None):
 
 
 def _foreach_sub_(self, other, *, alpha=None):
-    tensors, others, alpha = _with_alpha(self, other, alpha, "sub")
+    tensors, others, alpha = _with_alpha(self, other, alpha, "sub", "_")
     for t, o in zip(tensors, others):
         t.sub_(o, alpha=alpha)
     return self
@@ -246,7 +267,7 @@ def _pointwise(name: str, symbol: str):
     """addcmul/addcdiv: ``t + value * t1 {symbol} t2`` per tensor; ``value`` a number, or (torch's
     ``scalars``, positional or by keyword) a list of numbers or a packed CPU tensor of them."""
     def rows(self, tensor1, tensor2, value, scalars):
-        tensors = _tensors(self)
+        tensors = _tensors(self, name)
         firsts, seconds = _per_tensor(len(tensors), tensor1), _per_tensor(len(tensors), tensor2)
         values = value if scalars is None else scalars
         return zip(tensors, firsts, seconds, _scalar_values(len(tensors), values))
@@ -274,13 +295,13 @@ _foreach_addcdiv, _foreach_addcdiv_ = _pointwise("addcdiv", "/")
 
 def _foreach_lerp(self, tensors1, weight):
     """torch._foreach_lerp: ``t + weight * (end - t)`` for each tensor, as a tuple."""
-    tensors = _tensors(self)
+    tensors = _tensors(self, "lerp")
     ends, weights = _per_tensor(len(tensors), tensors1), _per_tensor(len(tensors), weight)
     return _recorded_as_foreach(tuple(t.lerp(e, w) for t, e, w in zip(tensors, ends, weights)), "lerp", weight)
 
 
 def _foreach_lerp_(self, tensors1, weight):
-    tensors = _tensors(self)
+    tensors = _tensors(self, "lerp_")
     ends, weights = _per_tensor(len(tensors), tensors1), _per_tensor(len(tensors), weight)
     for t, e, w in zip(tensors, ends, weights):
         t.lerp_(e, w)
@@ -289,12 +310,14 @@ def _foreach_lerp_(self, tensors1, weight):
 
 def _foreach_norm(self, ord=2, dtype=None):
     """torch._foreach_norm: the vector ``ord``-norm of each tensor (0-d tensors), as a tuple."""
-    return _recorded_as_foreach(tuple(_vector_norm(t, ord, dtype=dtype) for t in _tensors(self)), "norm")
+    if not _is_number(ord):
+        raise TypeError(f"_foreach_norm(): argument 'ord' (position 2) must be Number, not {type(ord).__name__}")
+    return _recorded_as_foreach(tuple(_vector_norm(t, ord, dtype=dtype) for t in _tensors(self, "norm")), "norm")
 
 
 def _foreach_max(self):
     """torch._foreach_max: the largest element of each tensor (0-d tensors), as a tuple."""
-    tensors = _tensors(self)
+    tensors = _tensors(self, "max")
     if any(t._data.size == 0 for t in tensors):
         raise RuntimeError("_foreach_max cannot compute the maximum of an empty tensor; max over zero elements is "
                            "undefined.")
@@ -303,14 +326,14 @@ def _foreach_max(self):
 
 def _foreach_zero_(self):
     """torch._foreach_zero_: fills each tensor with zeros."""
-    for t in _tensors(self):
+    for t in _tensors(self, "zero_"):
         t.zero_()
     return self
 
 
 def _foreach_copy_(self, src, non_blocking: bool = False):
     """torch._foreach_copy_: copies each source into its tensor."""
-    tensors = _tensors(self)
+    tensors = _tensors(self, "copy_")
     for t, s in zip(tensors, _per_tensor(len(tensors), src, allow_scalars=False)):
         t.copy_(s, non_blocking=non_blocking)
     return self
@@ -318,7 +341,7 @@ def _foreach_copy_(self, src, non_blocking: bool = False):
 
 def _foreach_clone(self):
     """torch._foreach_clone: a copy of each tensor, as a tuple."""
-    return tuple(t.clone() for t in _tensors(self))
+    return tuple(t.clone() for t in _tensors(self, "clone"))
 
 
 def _foreach_mm(self, mat2):
@@ -336,7 +359,7 @@ def _foreach_powsum(self, ord=2, dtype=None):
     before its root (``ord`` 0 counts every element, as ``0 ** 0`` is 1). In ``dtype`` when given,
     which may be narrower than the input's. torch has no gradient for it (its backward raises);
     chainrule's is that of the composition."""
-    tensors = _tensors(self)
+    tensors = _tensors(self, "powsum")
     results = []
     for t in tensors:
         if t.dtype._category < 2 or (dtype is not None and dtype._category < 2):

@@ -1265,15 +1265,16 @@ def log_softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
 
 
 # ---------------------------------------------------------------- cumulative ops
-def _running_sum(xp, x, axis: int, dtype):
-    """cumsum as torch's CPU kernel keeps its running total: float32 in float64 and float16/bfloat16
-    in float32 (its acc_type), each total rounded to the result's dtype; NumPy's keeps the total in
-    the result's dtype. The input is converted to ``dtype`` first, as torch's ``self.to(dtype)``."""
+def _running_sum(xp, x, axis: int, dtype, running: str = "cumsum"):
+    """cumsum (cumprod with ``running="cumprod"``) as torch's CPU kernel keeps its running total:
+    float32 in float64 and float16/bfloat16 in float32 (its acc_type), each total rounded to the
+    result's dtype; NumPy's keeps the total in the result's dtype. The input is converted to
+    ``dtype`` first, as torch's ``self.to(dtype)``."""
     result = np.dtype(dtype) if dtype is not None else x.dtype
     if xp is not np or result.kind not in "fV" or result.itemsize > 4:
-        return xp.cumsum(x, axis=axis, dtype=dtype)
+        return getattr(xp, running)(x, axis=axis, dtype=dtype)
     wide = np.float64 if result == np.float32 else np.float32
-    return np.cumsum(x.astype(result, copy=False), axis=axis, dtype=wide).astype(result)
+    return getattr(np, running)(x.astype(result, copy=False), axis=axis, dtype=wide).astype(result)
 
 
 class Cumsum(Function):
@@ -1374,7 +1375,7 @@ class Cumprod(Function):
     @staticmethod
     def forward(ctx, x, dim, dtype):
         xp = array_module(x)
-        out = xp.cumprod(xp.asarray(x, order="C"), axis=dim, dtype=dtype)  # contiguous, as torch's
+        out = _running_sum(xp, xp.asarray(x, order="C"), dim, dtype, "cumprod")  # contiguous, as torch's
         ctx.save_for_backward(x, out)
         ctx.dim = dim
         return out
@@ -1761,7 +1762,7 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
     if x.ndim:
         _check_nonempty(x, (d,), "kthvalue")
     if not 1 <= k <= size:
-        raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {dim}")
+        raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {d}")  # wrapped, as torch
     if x.ndim == 0:
         return _select_along(KthvalueValues, input, xp.zeros((), np.int64), 0, keepdim, "kthvalue")
     index = _replayed_order(x, d, _kth_index(x, d, k - 1), lambda keys: [cpu_sort_order.kthvalue_index(keys, k - 1)])

@@ -107,7 +107,8 @@ def _quantile(op: str, input: Tensor, q, dim, keepdim: bool, interpolation: str,
             weight = where(_constant(xp.broadcast_to(undefined, rank.shape)), 0.0,
                            rank_tensor - _constant(xp.floor(rank).astype(x.dtype)))
         above = ordered.gather(-1, _constant(high))
-        out = below + weight * (above - below)
+        # torch's lerp_, whose two formulas (from the nearer end) round as torch's quantile does
+        out = below.lerp(above, weight)
     out = out.movedim(-1, 0)  # (Q, ...): torch puts the quantiles first
     if keepdim:
         kept = [1] * x.ndim if dim is None else list(x.shape or (1,))
@@ -368,7 +369,10 @@ class Logcumsumexp(Function):
         elif x.dtype.kind == "c":
             out = _complex_logcumsumexp(xp, x, dim)
         else:
-            out = xp.ascontiguousarray(accumulate(xp, "logaddexp", x, dim))
+            # torch's CPU kernel runs the sum in its accumulation type (float64 for float32, float32
+            # for the half types) and rounds each running value as it stores it
+            wide = np.float64 if x.dtype == np.float32 else np.float32 if x.dtype.itemsize == 2 else x.dtype
+            out = xp.ascontiguousarray(accumulate(xp, "logaddexp", x.astype(wide), dim).astype(x.dtype))
         ctx.save_for_backward(x, out)  # the output array itself: saved as the output Tensor
         return out
 

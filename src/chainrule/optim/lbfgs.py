@@ -28,11 +28,12 @@ __all__ = ["LBFGS"]
 
 def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
     """The minimiser of the cubic through (x1, f1, f1'=g1) and (x2, f2, f2'=g2), clipped to
-    ``bounds`` (the interval between x1 and x2 by default); the midpoint if the cubic has none."""
+    ``bounds`` (the interval between x1 and x2 by default); the midpoint if the cubic has none, or
+    if a NaN slope (a gradient that overflowed at a trial point) leaves it undefined, as torch's."""
     low, high = bounds if bounds is not None else (min(x1, x2), max(x1, x2))
     d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
     d2_square = d1 * d1 - g1 * g2
-    if d2_square < 0:
+    if not d2_square >= 0:
         return (low + high) / 2.0
     d2 = np.sqrt(d2_square)
     if x1 <= x2:

@@ -166,6 +166,10 @@ class Optimizer:
     @_profiled
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset every parameter's gradient: to None (default) or to zeros in place."""
+        if not hasattr(self, "_zero_grad_profile_name"):
+            # a subclass that skipped Optimizer.__init__ (a Lookahead wrapper) gets its step hooked
+            # here, as torch's zero_grad does: its later steps run the step hooks
+            self._patch_step_function()
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
