@@ -628,10 +628,11 @@ def _call_rule(node, grads, retain_graph, exposed=None):
     return fixed
 
 
-def _checked_hook_result(hook, result, values: tuple) -> tuple:
+def _checked_hook_result(hook, result, values: tuple, name: str | None = None) -> tuple:
     """What a node post-hook returned in place of ``values``, checked as torch checks it: a tuple
-    of as many values, each None where the original was, else of the original's size and type."""
-    name = getattr(hook, "__name__", type(hook).__name__)
+    of as many values, each None where the original was, else of the original's size and type.
+    The errors name the hook (``name``, else its ``__name__``)."""
+    name = name or getattr(hook, "__name__", type(hook).__name__)
     if type(result) is not tuple:
         raise TypeError(f"expected tuple, but hook returned '{type(result).__name__}'")
     if len(result) != len(values):

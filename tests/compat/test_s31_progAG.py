@@ -1,0 +1,150 @@
+"""Interpretability idioms (Grad-CAM, guided backprop, influence functions), against torch 2.13.
+
+Found writing the gradcam_guided_backprop, integrated_gradients_smoothgrad, influence_functions_lissa
+and activation_maximization programs and probing the idioms around them:
+
+* a module's full backward hook gets one ``grad_input`` entry per positional argument, as
+  torch's BackwardHook packs it: None for a non-tensor, zeros (the input's shape and dtype) for a
+  tensor that needs no gradient while another input does; chainrule gave one entry per tensor
+  needing a gradient. What a hook returns is checked as torch's node hook checks it (type and
+  size, "hook 'hook' ..."), and a hook of a module none of whose inputs needs a gradient may
+  return only Nones; a backward pre-hook returning the wrong count is refused;
+* two different tensors over one array (``x`` and ``x.detach()``, as
+  ``autograd.functional.hessian(f, (x, x))`` makes them) saved by an op were both taken for the
+  first input, so under ``create_graph`` the rule's graph went to the wrong one: the Hessian of
+  ``(a * b).sum()`` at ``(x, x)`` came out as ``[[I, 0], [I, 0]]`` instead of ``[[0, I], [I, 0]]``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+LIBS = (torch, chainrule)
+
+
+def _outcome(fn, lib):
+    try:
+        return "ok", fn(lib)
+    except Exception as error:  # noqa: BLE001 - the class and text are what is compared
+        return type(error).__name__, str(error)
+
+
+def _plain(value):
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "detach"):
+        return ("tensor", str(value.dtype).split(".")[-1], value.detach().tolist())
+    return value
+
+
+def _same_in_both(fn):
+    ours, theirs = _outcome(fn, chainrule), _outcome(fn, torch)
+    assert _plain(ours) == _plain(theirs)
+    return theirs
+
+
+def _two_input_module(lib, body):
+    class Pair(lib.nn.Module):
+        def forward(self, a, b, c=None):
+            return body(a, b, c)
+
+    return Pair()
+
+
+def _grad_inputs(lib, body, make_args, make_kwargs=lambda lib: {}):
+    module = _two_input_module(lib, body)
+    seen = []
+    module.register_full_backward_hook(lambda mod, grad_input, grad_output: seen.append(grad_input))
+    module(*make_args(lib), **make_kwargs(lib)).sum().backward()
+    return seen
+
+
+GRAD_INPUT_CASES = {
+    "second tensor needs no gradient": (
+        lambda a, b, c: a * b,
+        lambda lib: (lib.ones(2, requires_grad=True), lib.full((2,), 3.0))),
+    "first tensor needs no gradient": (
+        lambda a, b, c: a * b,
+        lambda lib: (lib.full((2,), 3.0), lib.ones(2, requires_grad=True))),
+    "an integer index": (
+        lambda a, b, c: a[b],
+        lambda lib: (lib.ones(3, requires_grad=True), lib.tensor([0, 2]))),
+    "a float64 tensor beside": (
+        lambda a, b, c: a * b.float(),
+        lambda lib: (lib.ones(2, requires_grad=True), lib.ones(2, dtype=lib.float64))),
+    "a non-tensor argument": (
+        lambda a, b, c: a * b,
+        lambda lib: (lib.ones(2, requires_grad=True), 3.0)),
+    "a non-tensor then a tensor": (
+        lambda a, b, c: a * b * c,
+        lambda lib: (lib.ones(2, requires_grad=True), 3.0, lib.full((2,), 2.0))),
+}
+
+
+@pytest.mark.parametrize("name", GRAD_INPUT_CASES)
+def test_full_backward_hook_grad_input_has_one_entry_per_positional_argument(name):
+    body, make_args = GRAD_INPUT_CASES[name]
+    kind, seen = _same_in_both(lambda lib: _grad_inputs(lib, body, make_args))
+    assert kind == "ok" and len(seen) == 1
+
+
+def test_tensors_passed_by_keyword_are_not_in_grad_input():
+    kind, seen = _same_in_both(lambda lib: _grad_inputs(
+        lib, lambda a, b, c: a * b * c, lambda lib: (lib.ones(2, requires_grad=True), 3.0),
+        lambda lib: {"c": lib.full((2,), 2.0, requires_grad=True)}))
+    assert kind == "ok" and len(seen[0]) == 2
+
+
+def _hook_returning(lib, make_result, input_requires_grad=True):
+    lib.manual_seed(0)
+    module = lib.nn.Linear(2, 2)
+    module.register_full_backward_hook(lambda mod, grad_input, grad_output: make_result(lib, grad_input))
+    x = lib.ones(1, 2, requires_grad=input_requires_grad)
+    module(x).sum().backward()
+    return x.grad if input_requires_grad else module.bias.grad
+
+
+@pytest.mark.parametrize("make_result", [
+    lambda lib, gi: (gi[0].double(),),
+    lambda lib, gi: (lib.ones(3),),
+    lambda lib, gi: [gi[0] * 2],
+    lambda lib, gi: (None,),
+    lambda lib, gi: (gi[0], gi[0]),
+], ids=["changed type", "changed size", "a list", "None", "too many"])
+def test_what_a_full_backward_hook_returns_is_checked_as_torch_checks_it(make_result):
+    _same_in_both(lambda lib: _hook_returning(lib, make_result))
+
+
+@pytest.mark.filterwarnings("ignore:Full backward hook is firing")
+@pytest.mark.parametrize("make_result", [
+    lambda lib, gi: (lib.ones(1, 2),),
+    lambda lib, gi: (None,),
+    lambda lib, gi: None,
+], ids=["a tensor", "all None", "None"])
+def test_a_hook_of_a_module_whose_inputs_need_no_gradient_may_return_only_nones(make_result):
+    kind, _ = _same_in_both(lambda lib: _hook_returning(lib, make_result, input_requires_grad=False))
+    assert kind == ("RuntimeError" if make_result(torch, (None,)) not in (None, (None,)) else "ok")
+
+
+def test_a_size_changed_by_a_hook_is_refused_for_a_tensor_that_needs_no_gradient_too():
+    def run(lib):
+        module = _two_input_module(lib, lambda a, b, c: a * b)
+        module.register_full_backward_hook(lambda mod, grad_input, grad_output: (grad_input[0], lib.ones(5)))
+        a = lib.ones(2, requires_grad=True)
+        module(a, lib.ones(2)).sum().backward()
+        return a.grad
+
+    assert _same_in_both(run)[0] == "RuntimeError"
+
+
+def test_a_backward_pre_hook_returning_the_wrong_count_is_refused():
+    def run(lib):
+        module = lib.nn.Linear(2, 2)
+        module.register_full_backward_pre_hook(lambda mod, grad_output: (grad_output[0], grad_output[0]))
+        module(lib.ones(1, 2, requires_grad=True)).sum().backward()
+
+    assert _same_in_both(run)[0] == "RuntimeError"
