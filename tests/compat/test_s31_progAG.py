@@ -148,3 +148,40 @@ def test_a_backward_pre_hook_returning_the_wrong_count_is_refused():
         module(lib.ones(1, 2, requires_grad=True)).sum().backward()
 
     assert _same_in_both(run)[0] == "RuntimeError"
+
+
+def test_two_tensors_over_one_array_keep_their_own_graphs_under_create_graph():
+    def run(lib):
+        x = lib.tensor([1.0, 2.0])
+        a, b = x.detach().requires_grad_(), x.detach().requires_grad_()
+        grad_a, grad_b = lib.autograd.grad((a * b * b).sum(), (a, b), create_graph=True)
+        return [grad_a, grad_b, lib.autograd.grad(grad_a.sum(), (a, b), allow_unused=True, retain_graph=True),
+                lib.autograd.grad(grad_b.sum(), (a, b), allow_unused=True)]
+
+    _same_in_both(run)
+
+
+@pytest.mark.parametrize("func", [
+    lambda a, b: (a * b).sum(),
+    lambda a, b: (a * a * b).sum(),
+    lambda a, b: (a - b).pow(2).sum(),
+    lambda a, b: torch_or_chainrule(a).dot(a, b),
+    lambda a, b: (a / b).sum(),
+], ids=["a*b", "a*a*b", "(a-b)^2", "dot", "a/b"])
+def test_hessian_at_the_same_tensor_twice_is_torchs(func):
+    _same_in_both(lambda lib: lib.autograd.functional.hessian(func, (lib.tensor([1.0, 2.0]),) * 2))
+
+
+def torch_or_chainrule(tensor):
+    return chainrule if isinstance(tensor, chainrule.Tensor) else torch
+
+
+def test_an_op_on_three_tensors_two_of_them_over_one_array():
+    def run(lib):
+        x = lib.tensor([1.0, 2.0])
+        a, b = x.detach().requires_grad_(), x.detach().requires_grad_()
+        w = lib.tensor([0.5, 3.0], requires_grad=True)
+        (grad_b,) = lib.autograd.grad(lib.addcmul(w, a, b).sum(), (b,), create_graph=True)
+        return lib.autograd.grad(grad_b.sum(), (a, b, w), allow_unused=True)
+
+    _same_in_both(run)
