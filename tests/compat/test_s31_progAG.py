@@ -185,3 +185,52 @@ def test_an_op_on_three_tensors_two_of_them_over_one_array():
         return lib.autograd.grad(grad_b.sum(), (a, b, w), allow_unused=True)
 
     _same_in_both(run)
+
+
+def _two_outputs(lib, materialize, seen):
+    class Two(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.set_materialize_grads(materialize)
+            return x * 2, x * 3
+
+        @staticmethod
+        def backward(ctx, grad_doubled, grad_tripled):
+            seen.append((grad_doubled is None, grad_tripled is None))
+            parts = [g * k for g, k in ((grad_doubled, 2), (grad_tripled, 3)) if g is not None]
+            return parts[0] if len(parts) == 1 else parts[0] + parts[1]
+
+    return Two
+
+
+@pytest.mark.parametrize("materialize", [False, True])
+@pytest.mark.parametrize("used", [0, 1])
+def test_set_materialize_grads_false_hands_backward_none_for_an_unused_output(materialize, used):
+    def run(lib):
+        seen = []
+        x = lib.ones(2, requires_grad=True)
+        outputs = _two_outputs(lib, materialize, seen).apply(x)
+        return [lib.autograd.grad(outputs[used].sum(), x), seen]
+
+    _same_in_both(run)
+
+
+@pytest.mark.parametrize("make_outputs", [
+    lambda lib, x: (x * 2, x * 3),
+    lambda lib, x: (x * 2, lib.ones(3)),
+    lambda lib, x: (x * 2, 3),
+], ids=["unused output", "output needing no gradient", "non-tensor output"])
+def test_full_backward_hooks_see_none_for_an_output_no_gradient_reached(make_outputs):
+    def run(lib):
+        class Split(lib.nn.Module):
+            def forward(self, x):
+                return make_outputs(lib, x)
+
+        module, seen = Split(), []
+        module.register_full_backward_pre_hook(lambda mod, grad_output: seen.append(("pre", grad_output)))
+        module.register_full_backward_hook(lambda mod, grad_input, grad_output: seen.append((grad_input, grad_output)))
+        x = lib.ones(2, requires_grad=True)
+        module(x)[0].sum().backward()
+        return seen
+
+    _same_in_both(run)

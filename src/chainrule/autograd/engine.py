@@ -584,7 +584,8 @@ def _call_pre_hooks(node, grads, exposed, node_hooks: bool = True):
 def _call_rule(node, grads, retain_graph, exposed=None):
     for g in grads:
         if g is None:
-            grads = _materialize_grads(node, grads)
+            if getattr(node, "_materialize", True):  # ctx.set_materialize_grads(False) keeps the Nones
+                grads = _materialize_grads(node, grads)
             break
     # the walk runs with NumPy's warnings off (see run_backward); a user Function's backward is
     # user code and gets the caller's NumPy error state back

@@ -1025,7 +1025,8 @@ class _BackwardHookState:
             return output
         self.n_outputs = len(outs)
         self.output_positions = positions
-        wrapped = BackwardHookFunction.apply(*[outs[k] for k in positions], on_backward=self.received_grad_outputs)
+        wrapped = BackwardHookFunction.apply(*[outs[k] for k in positions], on_backward=self.received_grad_outputs,
+                                             materialize_grads=False)
         wrapped = wrapped if isinstance(wrapped, tuple) else (wrapped,)
         for k, w in zip(positions, wrapped):
             as_input_view(w, outs[k], several=len(wrapped) > 1)
