@@ -234,3 +234,25 @@ def test_full_backward_hooks_see_none_for_an_output_no_gradient_reached(make_out
         return seen
 
     _same_in_both(run)
+
+
+@pytest.mark.parametrize("scale", [None, 10.0], ids=["observing", "scaling"])
+def test_full_backward_hooks_stay_silent_in_a_double_backward_reaching_only_the_inputs(scale):
+    def run(lib):
+        class Square(lib.nn.Module):
+            def forward(self, x):
+                return x * x
+
+        module, seen = Square(), []
+
+        def hook(mod, grad_input, grad_output):
+            seen.append(grad_input[0].tolist())
+            return None if scale is None else (grad_input[0] * scale,)
+
+        module.register_full_backward_hook(hook)
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        (grad,) = lib.autograd.grad(module(x).sum(), x, create_graph=True)
+        grad.sum().backward()
+        return [grad, x.grad, seen]
+
+    _same_in_both(run)

@@ -1061,9 +1061,14 @@ class _BackwardHookState:
                 if result is not None and not (isinstance(result, tuple) and all(r is None for r in result)):
                     raise RuntimeError("Backward hook for Modules where no input requires gradient should "
                                        "always return None or None for all gradients.")
+            self.grad_outputs = None
         return tuple(grad_output[k] for k in self.output_positions)
 
     def received_grad_inputs(self, grads: tuple) -> tuple:
+        if self.grad_outputs is None:
+            # a gradient reaching the inputs without passing the outputs (a double backward through
+            # the module's first backward): torch's hooks stay silent
+            return grads
         full = [None] * self.n_inputs
         for k, g in zip(self.input_positions, grads):
             full[k] = g
@@ -1084,6 +1089,7 @@ class _BackwardHookState:
         checked = _checked_hook_result(None, tuple(grad_input[k] for k in tensor_positions),
                                        tuple(full[k] for k in tensor_positions), name="hook")
         by_position = dict(zip(tensor_positions, checked))
+        self.grad_outputs = None
         return tuple(by_position[k] for k in self.input_positions)
 
 
