@@ -584,7 +584,8 @@ def _call_pre_hooks(node, grads, exposed, node_hooks: bool = True):
 def _call_rule(node, grads, retain_graph, exposed=None):
     for g in grads:
         if g is None:
-            grads = _materialize_grads(node, grads)
+            if getattr(node, "_materialize", True):  # ctx.set_materialize_grads(False) keeps the Nones
+                grads = _materialize_grads(node, grads)
             break
     # the walk runs with NumPy's warnings off (see run_backward); a user Function's backward is
     # user code and gets the caller's NumPy error state back
@@ -628,10 +629,11 @@ def _call_rule(node, grads, retain_graph, exposed=None):
     return fixed
 
 
-def _checked_hook_result(hook, result, values: tuple) -> tuple:
+def _checked_hook_result(hook, result, values: tuple, name: str | None = None) -> tuple:
     """What a node post-hook returned in place of ``values``, checked as torch checks it: a tuple
-    of as many values, each None where the original was, else of the original's size and type."""
-    name = getattr(hook, "__name__", type(hook).__name__)
+    of as many values, each None where the original was, else of the original's size and type.
+    The errors name the hook (``name``, else its ``__name__``)."""
+    name = name or getattr(hook, "__name__", type(hook).__name__)
     if type(result) is not tuple:
         raise TypeError(f"expected tuple, but hook returned '{type(result).__name__}'")
     if len(result) != len(values):

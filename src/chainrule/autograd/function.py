@@ -927,6 +927,10 @@ def _apply_array_op(cls, *inputs, **params):
         if record:  # (a 0-d CPU input joins as a device scalar; its gradient goes back to the CPU)
             host_inputs = tuple(i for i, array in enumerate(arrays) if type(array) is _ndarray) or None
         arrays = on_one_device(arrays, getattr(cls, "label", None) or cls.__name__, params, cls.host_params)
+    if record and n >= 2 and (n > 2 or arrays[0] is arrays[1]) and _shares_an_array(arrays, inputs):
+        # two tensors over one array (x and x.detach()): a view of it each, so the arrays forward
+        # saves still tell which input they were (the rule's graph under create_graph goes to it)
+        arrays = [array if k == 0 else array.view() for k, array in enumerate(arrays)]
     ctx = _make_node(cls, inputs) if record else _NULL_CTX
     if host_inputs is not None:
         ctx._host_inputs = host_inputs
@@ -1058,6 +1062,17 @@ def broadcast_error(error: ValueError, arrays) -> Exception:
             return RuntimeError(f"The size of tensor a ({a}) must match the size of tensor b ({b}) at "
                                 f"non-singleton dimension {dim}")
     return error
+
+
+def _shares_an_array(arrays, inputs) -> bool:
+    """Whether two different input tensors hold the very same array object."""
+    if len(arrays) == 2:
+        return arrays[0] is arrays[1] and inputs[0] is not inputs[1]
+    for i in range(len(arrays)):
+        for j in range(i):
+            if arrays[i] is arrays[j] and inputs[i] is not inputs[j]:
+                return True
+    return False
 
 
 def _resolve_saved(saved, arrays, inputs, out, outputs):

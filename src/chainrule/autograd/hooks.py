@@ -20,9 +20,12 @@ class BackwardHookFunction(Function):
     formula = "{0}"
 
     @staticmethod
-    def forward(ctx, *arrays, on_backward):
+    def forward(ctx, *arrays, on_backward, materialize_grads=True):
         if any(ctx.needs_input_grad):  # keep nothing on the shared no-grad ctx
             ctx.on_backward = on_backward
+            # the outputs' node hands the hooks None for an output no gradient reached, as torch's
+            # (its hook reads the node's incoming gradients, before materialisation)
+            ctx.set_materialize_grads(materialize_grads)
         return arrays if len(arrays) > 1 else arrays[0]
 
     @staticmethod

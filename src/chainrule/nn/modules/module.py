@@ -15,11 +15,12 @@ import numpy as np
 
 from ... import _dtype, _torch_function
 from ..._naming import naming_the_class
+from ...autograd.engine import _checked_hook_result
 from ...autograd.function import as_input_view, is_recording
 from ...autograd.grad_mode import no_grad
 from ...autograd.hooks import BackwardHookFunction
 from ...ops.compat import typename
-from ...ops.creation import empty_like
+from ...ops.creation import empty_like, zeros
 from ...tensor import Tensor
 from ..parameter import Buffer, Parameter
 
@@ -983,7 +984,10 @@ class _BackwardHookState:
 
     Outputs pass through one node (which sees grad_output); tensor inputs that require grad pass
     through another, whose backward runs after the module's own graph and calls the hooks with
-    (grad_input, grad_output) — the same pair and order torch's BackwardHook gives.
+    (grad_input, grad_output) — the same pair and order torch's BackwardHook gives: one entry per
+    positional argument, None for a non-tensor, zeros for a tensor that needs no gradient while
+    another does (torch's node materialises them); what a hook returns is checked as torch's
+    node hook checks it.
     """
 
     def __init__(self, module: Module, full_hooks: list, pre_hooks: list) -> None:
@@ -993,16 +997,18 @@ class _BackwardHookState:
         self.grad_outputs = None
         self.n_inputs = 0
         self.input_positions: list = []
+        self.untracked_inputs: list = []
         self.has_input_node = False
 
     def wrap_inputs(self, args: tuple) -> tuple:
+        self.n_inputs = len(args)
         tensors = [(i, a) for i, a in enumerate(args) if isinstance(a, Tensor)]
-        self.n_inputs = len(tensors)
         wanted = [(i, a) for i, a in tensors if a.requires_grad]
         if not is_recording(*[a for _, a in wanted]):
             return args
         self.has_input_node = True
-        self.input_positions = [k for k, (i, _) in enumerate(tensors) if tensors[k][1].requires_grad]
+        self.input_positions = [i for i, _ in wanted]
+        self.untracked_inputs = [(i, a.shape, a.dtype, a.device) for i, a in tensors if not a.requires_grad]
         wrapped = BackwardHookFunction.apply(*[a for _, a in wanted], on_backward=self.received_grad_inputs)
         wrapped = wrapped if isinstance(wrapped, tuple) else (wrapped,)
         for (_, a), w in zip(wanted, wrapped):  # torch's BackwardHookFunction returns its inputs as-is
@@ -1019,7 +1025,8 @@ class _BackwardHookState:
             return output
         self.n_outputs = len(outs)
         self.output_positions = positions
-        wrapped = BackwardHookFunction.apply(*[outs[k] for k in positions], on_backward=self.received_grad_outputs)
+        wrapped = BackwardHookFunction.apply(*[outs[k] for k in positions], on_backward=self.received_grad_outputs,
+                                             materialize_grads=False)
         wrapped = wrapped if isinstance(wrapped, tuple) else (wrapped,)
         for k, w in zip(positions, wrapped):
             as_input_view(w, outs[k], several=len(wrapped) > 1)
@@ -1036,7 +1043,10 @@ class _BackwardHookState:
         for hook in self.pre_hooks:
             result = hook(self.module, grad_output)
             if result is not None:
-                grad_output = tuple(result) if isinstance(result, (tuple, list)) else (result,)
+                if len(result) != len(grad_output):
+                    raise RuntimeError("Backward pre hook returned an invalid number of grad_output, "
+                                       f"got {len(result)}, but expected {len(grad_output)}")
+                grad_output = result
         self.grad_outputs = grad_output
         if not self.has_input_node:
             # no input needs a gradient: torch calls the hooks now, with grad_input all None
@@ -1045,28 +1055,42 @@ class _BackwardHookState:
                 "outputs since no inputs require gradients. See "
                 "https://docs.pytorch.org/docs/main/generated/torch.nn.Module.html#torch.nn.Module.register_full_backward_hook "
                 "for more details.", UserWarning, stacklevel=_torch_function.user_stacklevel())
-            self.call_hooks(tuple(None for _ in range(self.n_inputs)))
+            grad_input = (None,) * self.n_inputs
+            for hook in self.full_hooks:
+                result = hook(self.module, grad_input, self.grad_outputs)
+                if result is not None and not (isinstance(result, tuple) and all(r is None for r in result)):
+                    raise RuntimeError("Backward hook for Modules where no input requires gradient should "
+                                       "always return None or None for all gradients.")
+            self.grad_outputs = None
         return tuple(grad_output[k] for k in self.output_positions)
 
     def received_grad_inputs(self, grads: tuple) -> tuple:
+        if self.grad_outputs is None:
+            # a gradient reaching the inputs without passing the outputs (a double backward through
+            # the module's first backward): torch's hooks stay silent
+            return grads
         full = [None] * self.n_inputs
         for k, g in zip(self.input_positions, grads):
             full[k] = g
-        grad_input = self.call_hooks(tuple(full))
-        return tuple(grad_input[k] for k in self.input_positions)
-
-    def call_hooks(self, grad_input: tuple):
+        for k, shape, dtype, device in self.untracked_inputs:
+            full[k] = zeros(shape, dtype=dtype, device=device)
+        grad_input = tuple(full)
         for hook in self.full_hooks:
             result = hook(self.module, grad_input, self.grad_outputs)
             if result is not None:
-                result = tuple(result) if isinstance(result, (tuple, list)) else (result,)
                 if len(result) != len(grad_input):
                     raise RuntimeError(
                         f"Backward hook returned an invalid number of grad_input, got {len(result)}, "
                         f"but expected {len(grad_input)}"
                     )
                 grad_input = result
-        return grad_input
+        # torch's hook is a node hook named 'hook' over the node's tensors: each checked for type and size
+        tensor_positions = sorted(self.input_positions + [k for k, *_ in self.untracked_inputs])
+        checked = _checked_hook_result(None, tuple(grad_input[k] for k in tensor_positions),
+                                       tuple(full[k] for k in tensor_positions), name="hook")
+        by_position = dict(zip(tensor_positions, checked))
+        self.grad_outputs = None
+        return tuple(by_position[k] for k in self.input_positions)
 
 
 # ---------------------------------------------------------------- non-full (deprecated) backward hooks
