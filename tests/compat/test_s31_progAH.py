@@ -1,0 +1,78 @@
+"""Fixes found by session 31's reinforcement-learning programs (lane progAH), each checked against torch.
+
+Probing the idioms of the td3_continuous, c51_rainbow, decision_transformer and a2c_vectorized_gae
+programs: ``Categorical(logits=...)`` with masked actions (logits of ``-inf``, as invalid-action
+masking writes them) had a NaN entropy, where torch clamps the logits to the dtype's least finite
+value first; and a NaN logit was reported against ``Real()`` where torch's constraint is
+``IndependentConstraint(Real(), 1)``.
+"""
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+INF = float("inf")
+MASKED_LOGITS = [
+    [[0.0, -INF, 1.0]],
+    [[-INF, 2.0, -INF, 0.5], [0.3, 0.2, -INF, -INF]],
+    [[-INF, 0.0]],
+    [[3.0, -1e38, -INF]],
+]
+
+
+def _entropy_and_gradient(lib, logits, dtype_name, one_hot):
+    leaf = lib.tensor(logits, dtype=getattr(lib, dtype_name), requires_grad=True)
+    family = lib.distributions.OneHotCategorical if one_hot else lib.distributions.Categorical
+    entropy = family(logits=leaf).entropy()
+    entropy.sum().backward()
+    return entropy.detach().numpy(), leaf.grad.numpy()
+
+
+@pytest.mark.parametrize("one_hot", [False, True])
+@pytest.mark.parametrize("dtype_name", ["float32", "float64"])
+@pytest.mark.parametrize("logits", MASKED_LOGITS)
+def test_entropy_of_masked_logits_is_finite_as_torch(logits, dtype_name, one_hot):
+    ours, our_grad = _entropy_and_gradient(chainrule, logits, dtype_name, one_hot)
+    theirs, their_grad = _entropy_and_gradient(torch, logits, dtype_name, one_hot)
+    assert np.isfinite(theirs).all()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(our_grad, their_grad, rtol=1e-6, atol=1e-7)
+
+
+def test_entropy_of_zero_probabilities_and_plain_logits_unchanged():
+    probs = [[0.5, 0.0, 0.5], [0.2, 0.3, 0.5]]
+    ours = chainrule.distributions.Categorical(probs=chainrule.tensor(probs)).entropy()
+    theirs = torch.distributions.Categorical(probs=torch.tensor(probs)).entropy()
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+    logits = np.random.default_rng(0).standard_normal((5, 7)).astype(np.float32)
+    ours = chainrule.distributions.Categorical(logits=chainrule.tensor(logits)).entropy()
+    theirs = torch.distributions.Categorical(logits=torch.tensor(logits)).entropy()
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+
+
+def test_masked_logits_sample_and_log_prob_as_torch():
+    # CleanRL's invalid-action masking: logits of masked actions set to -inf (or a large negative)
+    logits = [[0.0, -INF, 1.0], [-INF, 0.5, 0.5]]
+    ours = chainrule.distributions.Categorical(logits=chainrule.tensor(logits))
+    theirs = torch.distributions.Categorical(logits=torch.tensor(logits))
+    chainrule.manual_seed(0)
+    torch.manual_seed(0)
+    assert ours.sample((50,)).tolist() == theirs.sample((50,)).tolist()
+    actions = [0, 2]
+    np.testing.assert_allclose(ours.log_prob(chainrule.tensor(actions)).numpy(),
+                               theirs.log_prob(torch.tensor(actions)).numpy(), rtol=1e-6)
+
+
+def _constraint_error(lib):
+    with pytest.raises(ValueError) as caught:
+        lib.distributions.Categorical(logits=lib.tensor([0.5, float("nan")]), validate_args=True)
+    return str(caught.value).split("\n")[0].replace("chainrule.", "torch.")
+
+
+def test_nan_logits_are_refused_naming_torch_s_constraint():
+    assert _constraint_error(chainrule) == _constraint_error(torch)
+    assert repr(chainrule.distributions.Categorical.arg_constraints["logits"]) == \
+        repr(torch.distributions.Categorical.arg_constraints["logits"])
