@@ -28,7 +28,7 @@ def _entropy_and_gradient(lib, logits, dtype_name, one_hot):
     family = lib.distributions.OneHotCategorical if one_hot else lib.distributions.Categorical
     entropy = family(logits=leaf).entropy()
     entropy.sum().backward()
-    return entropy.detach().numpy(), leaf.grad.numpy()
+    return entropy.detach().double().numpy(), leaf.grad.double().numpy()  # exact for every float type
 
 
 @pytest.mark.parametrize("one_hot", [False, True])
@@ -76,3 +76,13 @@ def test_nan_logits_are_refused_naming_torch_s_constraint():
     assert _constraint_error(chainrule) == _constraint_error(torch)
     assert repr(chainrule.distributions.Categorical.arg_constraints["logits"]) == \
         repr(torch.distributions.Categorical.arg_constraints["logits"])
+
+
+@pytest.mark.parametrize("dtype_name", ["float16", "bfloat16"])
+def test_entropy_of_masked_logits_in_half_types_as_torch(dtype_name):
+    # the clamp's floor is the half type's own least finite value (-65504 for float16)
+    logits = [[0.0, -INF, 1.0], [2.0, -3e4, -INF]]
+    ours, our_grad = _entropy_and_gradient(chainrule, logits, dtype_name, False)
+    theirs, their_grad = _entropy_and_gradient(torch, logits, dtype_name, False)
+    np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_array_equal(our_grad, their_grad)
