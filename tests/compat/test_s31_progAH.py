@@ -3,8 +3,9 @@
 Probing the idioms of the td3_continuous, c51_rainbow, decision_transformer and a2c_vectorized_gae
 programs: ``Categorical(logits=...)`` with masked actions (logits of ``-inf``, as invalid-action
 masking writes them) had a NaN entropy, where torch clamps the logits to the dtype's least finite
-value first; and a NaN logit was reported against ``Real()`` where torch's constraint is
-``IndependentConstraint(Real(), 1)``.
+value first; a NaN logit was reported against ``Real()`` where torch's constraint is
+``IndependentConstraint(Real(), 1)``; ``vector_to_parameters`` (TRPO's flat parameter vectors) copied
+where torch makes views, and ``Tensor.data =`` took an integer tensor for a parameter.
 """
 
 import numpy as np
