@@ -9,7 +9,8 @@ from ..autograd.grad_mode import enable_grad
 from ..ops.random import multinomial
 from ..ops.reduce import logsumexp, softmax
 from ..tensor import Tensor
-from .distribution import Constraint, Distribution, real, simplex
+from .constraints import real_vector
+from .distribution import Constraint, Distribution, simplex
 from .utils import probs_to_logits
 
 __all__ = ["Categorical"]
@@ -19,7 +20,7 @@ class Categorical(Distribution):
     """torch.distributions.Categorical(probs=None, logits=None, validate_args=None): exactly one,
     over the last dim (probs are normalised to sum to 1, logits to log-probabilities)."""
 
-    arg_constraints = {"probs": simplex, "logits": real}
+    arg_constraints = {"probs": simplex, "logits": real_vector}
 
     def __init__(self, probs=None, logits=None, validate_args=None) -> None:
         if (probs is None) == (logits is None):
@@ -95,7 +96,10 @@ class Categorical(Distribution):
         return logits.gather(-1, value).squeeze(-1)
 
     def entropy(self) -> Tensor:
-        return -(self.logits * self.probs).sum(-1)
+        # masked classes (logits of -inf, probability 0) would give -inf * 0 = NaN: torch clamps the
+        # logits to the dtype's least finite value first, so they add 0 to the sum
+        least = float(_dtype.finfo_of(self.logits._data.dtype).min)
+        return -(self.logits.clamp(min=least) * self.probs).sum(-1)
 
     has_enumerate_support = True
 

@@ -14,21 +14,19 @@ def parameters_to_vector(parameters) -> Tensor:
 
 
 def vector_to_parameters(vec: Tensor, parameters) -> None:
-    """Copy consecutive slices of ``vec`` into the parameters' data (shares nothing with ``vec``)."""
+    """Make consecutive slices of ``vec`` (along its first dim) the parameters' data, as torch's
+    ``param.data = vec[pointer:pointer + n].view_as(param).data``: each parameter becomes a view of
+    ``vec`` (writing to ``vec`` later changes it) with ``vec``'s dtype."""
     if not isinstance(vec, Tensor):
         raise TypeError(f"expected torch.Tensor, but got: {type(vec).__name__}")
     parameters = list(parameters)
-    # checked before any parameter changes (torch fails midway, in the view of the first parameter
-    # the vector runs short for): that view's error, word for word
+    # every view is made before any parameter changes (torch fails midway, at the view of the
+    # first parameter the vector runs short for): that view's error, word for word
+    pieces = []
     pointer = 0
-    for param in parameters:
-        if vec.numel() - pointer < param.numel():
-            raise RuntimeError(f"shape '{list(param.shape)}' is invalid for input of size "
-                               f"{max(vec.numel() - pointer, 0)}")
-        pointer += param.numel()
-    pointer = 0
-    data = vec._data
     for param in parameters:
         n = param.numel()
-        param.data = Tensor._make(data[pointer:pointer + n].reshape(param._data.shape).astype(param._data.dtype))
+        pieces.append(vec[pointer:pointer + n].view_as(param))
         pointer += n
+    for param, piece in zip(parameters, pieces):
+        param.data = piece.data
