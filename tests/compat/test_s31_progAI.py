@@ -1,0 +1,91 @@
+"""Found writing the generative-model programs (flow_matching_rectified, score_matching_ncsn,
+beta_vae_tc, consistency_model_toy), against torch 2.13.
+
+The consistency model's EMA (``torch._foreach_lerp_(target_params, online_params, 1 - mu)``) given
+a target of the wrong shape named the clash the other way round ("tensor a (2) ... tensor b (3)"
+where torch says "a (3) ... b (2)"): lerp, addcmul and addcdiv are composed of steps whose first
+one meets two operands in another order than torch's TensorIterator, which broadcasts self, then
+each operand in turn. ``where`` and tensor-bounded ``clamp`` with three operands named another
+clash than torch's for shapes that clash in two dims.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+# shape triples whose first clash depends on the order the operands are broadcast in
+CLASHING_TRIPLES = [((3, 4), (2, 4), (3, 4)), ((2, 4), (3, 4), (3, 4)), ((3, 4), (2, 1), (1, 5)),
+                    ((2, 1), (3, 4), (1, 5)), ((1, 5), (2, 1), (3, 4)), ((3, 1), (1, 2), (4, 5)),
+                    ((4,), (3, 1), (2, 5)), ((), (3, 4), (2, 4))]
+
+TERNARY = {
+    "lerp": lambda lib, a, b, c: lib.lerp(a, b, c),
+    "lerp scalar weight": lambda lib, a, b, c: a.lerp(b, 0.3),
+    "lerp_": lambda lib, a, b, c: a.lerp_(b, c),
+    "lerp out": lambda lib, a, b, c: lib.lerp(a, b, c, out=lib.empty(0)),
+    "addcmul": lambda lib, a, b, c: lib.addcmul(a, b, c),
+    "addcmul value": lambda lib, a, b, c: lib.addcmul(a, b, c, value=0.5),
+    "addcmul_": lambda lib, a, b, c: a.addcmul_(b, c),
+    "addcdiv": lambda lib, a, b, c: lib.addcdiv(a, b, c),
+    "addcdiv_": lambda lib, a, b, c: a.addcdiv_(b, c, value=2.0),
+    "where": lambda lib, a, b, c: lib.where(a > 0, b, c),
+    "clamp": lambda lib, a, b, c: lib.clamp(a, b, c),
+    "clamp min": lambda lib, a, b, c: lib.clamp(a, min=b),
+    "clamp max": lambda lib, a, b, c: lib.clamp(a, max=c),
+    "_foreach_lerp_": lambda lib, a, b, c: lib._foreach_lerp_([a], [b], 0.3),
+    "_foreach_lerp tensors": lambda lib, a, b, c: lib._foreach_lerp([a], [b], [c]),
+    "_foreach_addcmul_": lambda lib, a, b, c: lib._foreach_addcmul_([a], [b], [c], value=0.1),
+    "_foreach_addcdiv": lambda lib, a, b, c: lib._foreach_addcdiv([a], [b], [c]),
+}
+
+
+def _outcome(lib, op, shapes):
+    operands = [lib.ones(shape) for shape in shapes]
+    try:
+        result = TERNARY[op](lib, *operands)
+    except Exception as error:  # noqa: BLE001 - the class and text are what is compared
+        return type(error).__name__, str(error)
+    return "ok", [tuple(t.shape) for t in result] if isinstance(result, (list, tuple)) else tuple(result.shape)
+
+
+@pytest.mark.parametrize("op", TERNARY)
+def test_a_broadcast_clash_of_three_operands_is_named_as_torch_names_it(op):
+    mismatches = []
+    for shapes in CLASHING_TRIPLES:
+        expected, got = _outcome(torch, op, shapes), _outcome(chainrule, op, shapes)
+        if got != expected:
+            mismatches.append(f"{op} {shapes}: torch {expected}, chainrule {got}")
+    assert not mismatches, "\n".join(mismatches)
+
+
+def test_the_consistency_models_ema_of_a_wrong_shape_names_torchs_sizes():
+    # the program's EMA step with a target parameter of another shape than the online one
+    messages = []
+    for lib in (torch, chainrule):
+        target, online = [lib.zeros(3, 4), lib.zeros(8)], [lib.ones(2, 4), lib.ones(8)]
+        with pytest.raises(RuntimeError) as caught:
+            lib._foreach_lerp_(target, online, 1 - 0.99)
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1] == (
+        "The size of tensor a (3) must match the size of tensor b (2) at non-singleton dimension 0")
+
+
+def test_operands_that_broadcast_still_give_torchs_values_and_gradients():
+    # the early check must refuse nothing torch accepts: broadcasting in every position
+    shapes = [(3, 1), (1, 4), (3, 4)]
+    values = {}
+    for lib in (torch, chainrule):
+        gen = torch.Generator().manual_seed(0)
+        arrays = [torch.rand(shape, generator=gen).numpy() for shape in shapes]
+        a, b, c = (lib.tensor(x, requires_grad=True) for x in arrays)
+        out = lib.lerp(a, b, c) + lib.addcmul(a, b, c, value=0.5) + lib.addcdiv(c, a, b + 1) \
+            + lib.clamp(c, a, b) + lib.where(c > 0.5, a, b)
+        out.sum().backward()
+        values[lib.__name__] = [out.detach().numpy(), a.grad.numpy(), b.grad.numpy(), c.grad.numpy()]
+    for want, got in zip(values["torch"], values["chainrule"]):
+        assert got.shape == want.shape
+        assert abs(got - want).max() <= 1e-6
