@@ -7,6 +7,10 @@ where torch says "a (3) ... b (2)"): lerp, addcmul and addcdiv are composed of s
 one meets two operands in another order than torch's TensorIterator, which broadcasts self, then
 each operand in turn. ``where`` and tensor-bounded ``clamp`` with three operands named another
 clash than torch's for shapes that clash in two dims.
+
+beta_vae_tc's Bernoulli likelihoods led to ``kl_divergence`` between Bernoullis at the edges: where
+q gives probability 0 to an outcome p allows, torch's divergence is inf, chainrule's was finite
+(its clamped logits, e.g. 10.55 for p = 0.3 against q = 1), and its gradient took those terms in.
 """
 
 from __future__ import annotations
@@ -89,3 +93,31 @@ def test_operands_that_broadcast_still_give_torchs_values_and_gradients():
     for want, got in zip(values["torch"], values["chainrule"]):
         assert got.shape == want.shape
         assert abs(got - want).max() <= 1e-6
+
+
+# (p, q) probabilities at and off the edges: where q gives probability 0 to an outcome p allows,
+# the divergence is infinite; where p gives an outcome probability 0, its term is 0
+BERNOULLI_P = [0.0, 1.0, 0.3, 0.0, 1.0, 0.3, 0.0, 1.0, 0.3]
+BERNOULLI_Q = [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5]
+
+
+def test_bernoulli_kl_is_infinite_where_q_rules_out_what_p_allows_as_torchs():
+    # beta_vae_tc's binarised pixels: a decoder saturated at 0 or 1 against a data Bernoulli
+    results = []
+    for lib in (torch, chainrule):
+        p = lib.distributions.Bernoulli(probs=lib.tensor(BERNOULLI_P))
+        q = lib.distributions.Bernoulli(probs=lib.tensor(BERNOULLI_Q))
+        results.append(lib.distributions.kl_divergence(p, q).tolist())
+    assert results[1] == pytest.approx(results[0], abs=1e-6)
+    assert results[1][:6] == [0.0, float("inf"), float("inf"), float("inf"), 0.0, float("inf")]
+
+
+def test_bernoulli_kl_gradient_past_the_infinite_terms_is_torchs():
+    grads = []
+    for lib in (torch, chainrule):
+        logits = lib.tensor([-1.0, 2.0, 0.3, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0], requires_grad=True)
+        p = lib.distributions.Bernoulli(logits=logits)
+        q = lib.distributions.Bernoulli(probs=lib.tensor(BERNOULLI_Q))
+        lib.distributions.kl_divergence(p, q).sum().backward()
+        grads.append(logits.grad.tolist())
+    assert grads[1] == pytest.approx(grads[0], abs=1e-6)
