@@ -11,6 +11,10 @@ clash than torch's for shapes that clash in two dims.
 beta_vae_tc's Bernoulli likelihoods led to ``kl_divergence`` between Bernoullis at the edges: where
 q gives probability 0 to an outcome p allows, torch's divergence is inf, chainrule's was finite
 (its clamped logits, e.g. 10.55 for p = 0.3 against q = 1), and its gradient took those terms in.
+
+Probing the losses beside them: ``soft_margin_loss`` broadcast the input up to a
+larger target where torch, which multiplies the target into a tensor of the input's shape, refuses
+("output with shape [1, 5] doesn't match the broadcast shape [2, 5]").
 """
 
 from __future__ import annotations
@@ -121,3 +125,27 @@ def test_bernoulli_kl_gradient_past_the_infinite_terms_is_torchs():
         lib.distributions.kl_divergence(p, q).sum().backward()
         grads.append(logits.grad.tolist())
     assert grads[1] == pytest.approx(grads[0], abs=1e-6)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("shapes", [((1, 5), (2, 5)), ((5,), (2, 5)), ((2, 1), (2, 5)), ((), (3,)),
+                                    ((2, 5), (1, 5)), ((2, 5), (5,)), ((2, 5), (2, 5)), ((2, 5), (3, 5))])
+def test_soft_margin_loss_refuses_a_target_that_grows_the_input_as_torch(shapes, reduction):
+    # probing the losses beside beta_vae_tc's: torch multiplies the target into the input's shape
+    outcomes = []
+    for lib in (torch, chainrule):
+        gen = torch.Generator().manual_seed(1)
+        x = lib.tensor(torch.randn(shapes[0], generator=gen).numpy(), requires_grad=True)
+        y = lib.tensor(torch.randn(shapes[1], generator=gen).sign().numpy())
+        try:
+            loss = lib.nn.functional.soft_margin_loss(x, y, reduction=reduction)
+            loss.sum().backward()
+            outcomes.append(("ok", loss.detach().numpy(), x.grad.numpy()))
+        except RuntimeError as error:
+            outcomes.append(("RuntimeError", str(error)))
+    if outcomes[0][0] == "ok":
+        assert outcomes[1][0] == "ok", outcomes[1]
+        for want, got in zip(outcomes[0][1:], outcomes[1][1:]):
+            assert got.shape == want.shape and abs(got - want).max() <= 1e-5
+    else:
+        assert outcomes[1] == outcomes[0]
