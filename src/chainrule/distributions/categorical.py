@@ -95,7 +95,10 @@ class Categorical(Distribution):
         return logits.gather(-1, value).squeeze(-1)
 
     def entropy(self) -> Tensor:
-        return -(self.logits * self.probs).sum(-1)
+        # a class ruled out by a -inf logit has probability 0: its term is 0 (not -inf * 0 = nan),
+        # as torch's, which clamps the logits at the dtype's lowest finite value first
+        lowest = float(_dtype.finfo_of(self.logits._data.dtype).min)
+        return -(self.logits.clamp(min=lowest) * self.probs).sum(-1)
 
     has_enumerate_support = True
 
