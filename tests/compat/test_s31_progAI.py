@@ -17,6 +17,12 @@ larger target where torch, which multiplies the target into a tensor of the inpu
 ("output with shape [1, 5] doesn't match the broadcast shape [2, 5]"); and the entropy of a
 ``Categorical``/``OneHotCategorical`` with a class masked by a ``-inf`` logit was nan, torch's the
 entropy of the classes left (it clamps the logits at the dtype's lowest finite value).
+
+The programs' MMDs take ``torch.cdist`` of hundreds of points: past 25 rows (or with
+``compute_mode='use_mm_for_euclid_dist'``) torch's p=2 cdist is one matrix product of padded rows
+(``_euclidean_dist``, its graph EuclideanDistBackward0 under a ViewBackward0), whose cancellation
+leaves small nonzero distances where points nearly coincide; chainrule always took the exact
+differences.
 """
 
 from __future__ import annotations
@@ -168,3 +174,73 @@ def test_entropy_with_a_class_masked_by_a_minus_inf_logit_is_torchs(family, dtyp
     # rounding order this test is not about)
     tolerance = {"float16": 1e-2, "bfloat16": 2e-2}.get(dtype_name, 1e-6)
     assert results[1] == pytest.approx(results[0], abs=tolerance, nan_ok=True)
+
+
+def _cdist_run(lib, a1, a2, **kwargs):
+    x1, x2 = lib.tensor(a1, requires_grad=True), lib.tensor(a2, requires_grad=True)
+    distances = lib.cdist(x1, x2, **kwargs)
+    weights = lib.tensor(torch.rand(distances.shape, generator=torch.Generator().manual_seed(2),
+                                    dtype=getattr(torch, str(a1.dtype))).numpy())
+    distances.backward(weights)
+    names = [type(distances.grad_fn).__name__, type(distances.grad_fn.next_functions[0][0]).__name__]
+    return distances.detach().numpy(), x1.grad.numpy(), x2.grad.numpy(), names, distances.is_contiguous()
+
+
+@pytest.mark.parametrize("shapes, kwargs", [
+    (((300, 2), (300, 2)), {}),  # the MMD of the flow-matching and consistency programs: x against itself
+    (((300, 2), (40, 2)), {}),
+    (((30, 5), (10, 5)), {}),
+    (((5, 3), (7, 3)), {"compute_mode": "use_mm_for_euclid_dist"}),
+    (((3, 100, 2), (3, 40, 2)), {}),
+    (((3, 100, 2), (40, 2)), {}),
+    (((2, 1, 30, 4), (3, 8, 4)), {}),
+])
+def test_cdist_past_25_rows_takes_torchs_matrix_product_path(shapes, kwargs):
+    import numpy as np
+
+    gen = np.random.default_rng(0)
+    a1 = (gen.standard_normal(shapes[0]) * 3).astype(np.float32)
+    a2 = a1 if shapes[0] == shapes[1] else (gen.standard_normal(shapes[1]) * 3).astype(np.float32)
+    want, got = _cdist_run(torch, a1, a2, **kwargs), _cdist_run(chainrule, a1, a2, **kwargs)
+    assert got[3] == want[3] == ["ViewBackward0", "EuclideanDistBackward0"]
+    assert got[4] == want[4]
+    # the product form's rounding: where two points nearly coincide it leaves ~1e-3, as torch's
+    # (the exact form gave 0 there; 34,595 of 90,000 distances of x against itself differed, by
+    # up to 0.0039); now they differ only where the GEMM's summation order rounds another way
+    assert got[0].shape == want[0].shape
+    assert np.abs(got[0] - want[0]).max() <= 2e-6
+    for want_grad, got_grad in zip(want[1:3], got[1:3]):
+        scale = np.abs(want_grad).max()
+        assert np.abs(got_grad - want_grad).max() <= 1e-5 * scale
+
+
+def test_cdist_matrix_product_path_is_twice_differentiable_in_float64():
+    x1 = chainrule.randn(30, 3, dtype=chainrule.float64, requires_grad=True)
+    x2 = chainrule.randn(4, 3, dtype=chainrule.float64, requires_grad=True)
+    assert chainrule.autograd.gradcheck(chainrule.cdist, (x1, x2))
+    assert chainrule.autograd.gradgradcheck(chainrule.cdist, (x1, x2))
+
+
+def test_cdist_of_a_point_against_itself_is_torchs_small_nonzero_number():
+    # torch's product path cancels |a|² - 2 a·a + |a|² to a rounding error, not 0
+    import numpy as np
+
+    points = (np.random.RandomState(0).randn(300, 2) * 3).astype(np.float32)
+    want = torch.cdist(torch.tensor(points), torch.tensor(points)).diagonal().numpy()
+    got = chainrule.cdist(chainrule.tensor(points), chainrule.tensor(points)).diagonal().numpy()
+    assert (want > 0).sum() >= 10  # (point 12's distance to itself is 0.0039 on torch)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype_name", ["bfloat16", "float16", "float64"])
+def test_cdist_matrix_product_path_rounds_each_step_in_the_dtype_as_torch(dtype_name):
+    # bfloat16: torch's sums and product accumulate in float32 and round to bfloat16 (51 of these
+    # 150 distances differed, by up to 0.15, when every difference was summed in bfloat16)
+    import numpy as np
+
+    points = np.random.RandomState(0).randn(30, 3).astype(np.float32)
+    results = []
+    for lib in (torch, chainrule):
+        x = lib.tensor(points).to(getattr(lib, dtype_name))
+        results.append(lib.cdist(x, x[:5]).double().numpy())
+    np.testing.assert_array_equal(results[1], results[0])
