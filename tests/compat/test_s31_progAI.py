@@ -244,3 +244,14 @@ def test_cdist_matrix_product_path_rounds_each_step_in_the_dtype_as_torch(dtype_
         x = lib.tensor(points).to(getattr(lib, dtype_name))
         results.append(lib.cdist(x, x[:5]).double().numpy())
     np.testing.assert_array_equal(results[1], results[0])
+
+
+@pytest.mark.parametrize("shapes", [((0, 2), (30, 2)), ((30, 0), (26, 0)), ((0, 30, 2), (30, 2)), ((2, 0, 3), (2, 30, 3))])
+def test_cdist_of_an_empty_operand_keeps_torchs_direct_path(shapes):
+    outcomes = []
+    for lib in (torch, chainrule):
+        x1, x2 = lib.ones(shapes[0], requires_grad=True), lib.ones(shapes[1])
+        distances = lib.cdist(x1, x2)
+        distances.sum().backward()
+        outcomes.append((tuple(distances.shape), type(distances.grad_fn).__name__, tuple(x1.grad.shape)))
+    assert outcomes[1] == outcomes[0]

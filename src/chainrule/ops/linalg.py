@@ -2277,8 +2277,10 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0,
     if x1.dtype != x2.dtype:
         raise RuntimeError(f"expected scalar type {_dtype.scalar_name(x1.dtype)} but found {_dtype.scalar_name(x2.dtype)}")
     rows = (x1._data.shape[-2], x2._data.shape[-2])
-    if p == 2 and (compute_mode == "use_mm_for_euclid_dist"
-                   or compute_mode == "use_mm_for_euclid_dist_if_necessary" and max(rows) > 25):
+    # (an empty operand keeps the direct path in torch, whose graph is then CdistBackward0)
+    if p == 2 and x1._data.size and x2._data.size and (
+            compute_mode == "use_mm_for_euclid_dist"
+            or compute_mode == "use_mm_for_euclid_dist_if_necessary" and max(rows) > 25):
         return _euclidean_cdist(x1, x2)
     # every pair's difference (..., P, R, M), then its norm over M
     diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)
