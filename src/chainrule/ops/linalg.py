@@ -1556,8 +1556,6 @@ def slogdet(input: Tensor):
 def logdet(input: Tensor) -> Tensor:
     """torch.logdet: ``log(det(A))`` (NaN for a negative determinant, -inf for a singular matrix;
     for complex A, log(sign) + log|det A|)."""
-    from .elementwise import where
-
     _check_square(input, "logdet")  # torch's checks name logdet, not the slogdet it calls
     sign, logabsdet = slogdet(input)
     if sign.is_complex():
@@ -2304,8 +2302,6 @@ def matrix_power(input: Tensor, n: int) -> Tensor:
     """torch.matrix_power / torch.linalg.matrix_power: A^n by repeated squaring (n < 0 inverts,
     n = 0 gives identities)."""
     xp = array_module(input)
-    from .elementwise import where
-
     A = input
     if A._data.ndim < 2 or A._data.shape[-1] != A._data.shape[-2]:
         raise RuntimeError(f"linalg.matrix_power: A must be batches of square matrices, but they are "
