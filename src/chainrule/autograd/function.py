@@ -1051,17 +1051,46 @@ def broadcast_error(error: ValueError, arrays) -> Exception:
     other ValueError is returned unchanged (to be re-raised)."""
     if "broadcast" not in str(error):
         return error
-    shapes = [a.shape for a in arrays if hasattr(a, "shape")]
-    ndim = max(len(s) for s in shapes)
-    padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
-    # torch compares the sizes from the last dim backwards and names the first clash
-    for dim in range(ndim - 1, -1, -1):
-        sizes = [s[dim] for s in padded if s[dim] != 1]
-        if len(set(sizes)) > 1:
-            a, b = sizes[0], next(n for n in sizes if n != sizes[0])
-            return RuntimeError(f"The size of tensor a ({a}) must match the size of tensor b ({b}) at "
-                                f"non-singleton dimension {dim}")
-    return error
+    return _broadcast_clash([a.shape for a in arrays if hasattr(a, "shape")]) or error
+
+
+def _broadcast_clash(shapes) -> RuntimeError | None:
+    """torch's error for operands whose ``shapes`` do not broadcast, or None when they do.
+
+    torch's TensorIterator broadcasts its operands one at a time, in their order (``where``'s
+    condition, self, other; ``addcmul``'s self, tensor1, tensor2), each against the shape of those
+    before it, comparing sizes from the last dim backwards: the clash it names is the first one in
+    that walk (tensor a: the shape so far, tensor b: the operand)."""
+    common: tuple = ()
+    for shape in shapes:
+        ndim = max(len(common), len(shape))
+        so_far = (1,) * (ndim - len(common)) + tuple(common)
+        operand = (1,) * (ndim - len(shape)) + tuple(shape)
+        merged = list(so_far)
+        for dim in range(ndim - 1, -1, -1):
+            a, b = so_far[dim], operand[dim]
+            if a != b and a != 1 and b != 1:
+                return RuntimeError(f"The size of tensor a ({a}) must match the size of tensor b ({b}) at "
+                                    f"non-singleton dimension {dim}")
+            merged[dim] = b if a == 1 else a
+        common = tuple(merged)
+    return None
+
+
+def check_broadcast_in_order(*operands) -> None:
+    """Raise torch's broadcast error for ``operands`` (tensors; numbers and None are skipped) as
+    torch's TensorIterator would name it. For ops composed of several steps (lerp, addcmul), whose
+    first step would otherwise meet the clash between two operands in another order."""
+    first = None
+    for t in operands:  # (the common case, one shape, in a single cheap pass: optimizers call addcmul_)
+        if isinstance(t, _Tensor):
+            if first is None:
+                first = t._data.shape
+            elif t._data.shape != first:
+                clash = _broadcast_clash([t._data.shape for t in operands if isinstance(t, _Tensor)])
+                if clash is not None:
+                    raise clash
+                return
 
 
 def _shares_an_array(arrays, inputs) -> bool:

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..ops.elementwise import log
+from ..ops.elementwise import log, where
 from ..tensor import Tensor
 
 __all__ = ["kl_divergence", "register_kl"]
@@ -57,9 +57,15 @@ def _register_closed_forms() -> None:
     def _kl_bernoulli_bernoulli(p, q):
         from ..nn.functional import softplus
 
-        # p log(p/q) + (1-p) log((1-p)/(1-q)) in logits, stable: softplus(-l) = -log sigmoid(l)
-        return (p.probs * (softplus(-q.logits) - softplus(-p.logits))
-                + (1 - p.probs) * (softplus(q.logits) - softplus(p.logits)))
+        # p log(p/q) + (1-p) log((1-p)/(1-q)) in logits, stable: softplus(-l) = -log sigmoid(l).
+        # The logits of a probability 0 or 1 are clamped (finite), so the edges are set as torch
+        # sets them: a term is inf where q gives its outcome probability 0, and 0 where p does
+        inf = float("inf")
+        t1 = p.probs * (softplus(-q.logits) - softplus(-p.logits))
+        t1 = where(p.probs == 0, 0.0, where(q.probs == 0, inf, t1))
+        t2 = (1 - p.probs) * (softplus(q.logits) - softplus(p.logits))
+        t2 = where(p.probs == 1, 0.0, where(q.probs == 1, inf, t2))
+        return t1 + t2
 
     @register_kl(Independent, Independent)
     def _kl_independent_independent(p, q):

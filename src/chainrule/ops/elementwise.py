@@ -21,6 +21,7 @@ from ..autograd.function import (
     Function,
     SavedValue,
     broadcast_error,
+    check_broadcast_in_order,
     ctx_value,
     is_recording,
     kept_value,
@@ -1833,6 +1834,7 @@ def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     refuse_complex(input, "clamp is not supported for complex types")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
+        check_broadcast_in_order(input, min, max)
         if min is not None and max is not None:
             if not (isinstance(min, Tensor) and isinstance(max, Tensor)):  # torch has no mixed overload
                 raise TypeError(_mixed_bounds_message(input, min, max))
@@ -2116,6 +2118,7 @@ def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
         raise _dtype.invalid_combination("lerp", input, end, weight)
     if isinstance(input, Tensor):
         _check_lerp_dtypes(input, end, weight)
+    check_broadcast_in_order(input, end, weight)
     if isinstance(input, Tensor) and not isinstance(weight, Tensor):
         if input.dtype._category < 2:
             raise NotImplementedError(f'"lerp_kernel_scalar" not implemented for \'{_dtype.scalar_name(input.dtype)}\'')
@@ -2192,6 +2195,7 @@ def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
     """torch.addcmul: input + value * tensor1 * tensor2 (value=1 adds no op and no promotion)."""
     if all(isinstance(t, Tensor) and t.dtype._category == 0 for t in (input, tensor1, tensor2)):
         raise NotImplementedError('"addcmul_cpu_out" not implemented for \'Bool\'')
+    check_broadcast_in_order(input, tensor1, tensor2)
     kept = _kept_factors(value, tensor1, tensor2)
     if type(value) is not builtins.int or value != 1:
         value = _checked_value(value, input, tensor1, tensor2)
@@ -2249,6 +2253,7 @@ def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
     """torch.addcdiv: input + value * tensor1 / tensor2."""
     if all(isinstance(t, Tensor) and t.dtype._category < 2 for t in (tensor1, tensor2)):
         raise RuntimeError(_ADDCDIV_INTEGER_DIVISION)
+    check_broadcast_in_order(input, tensor1, tensor2)
     kept = _kept_factors(value, tensor1, tensor2)
     if type(value) is not builtins.int or value != 1:
         value = _checked_value(value, input, tensor1, tensor2)

@@ -34,8 +34,8 @@ from ..autograd.function import (
 from ..tensor import Tensor, _wrap_dim, honours_out, write_out
 from . import creation
 from ._arg_parser import check_bool, out_rule
-from .elementwise import conjugate_rule
-from .shape import expanded_shape, torch_empty_slice
+from .elementwise import conjugate_rule, where
+from .shape import _infer_size, expanded_shape, torch_empty_slice
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
 # (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
@@ -1556,8 +1556,6 @@ def slogdet(input: Tensor):
 def logdet(input: Tensor) -> Tensor:
     """torch.logdet: ``log(det(A))`` (NaN for a negative determinant, -inf for a singular matrix;
     for complex A, log(sign) + log|det A|)."""
-    from .elementwise import where
-
     _check_square(input, "logdet")  # torch's checks name logdet, not the slogdet it calls
     sign, logabsdet = slogdet(input)
     if sign.is_complex():
@@ -2201,6 +2199,59 @@ def cross(input: Tensor, other: Tensor, dim=None) -> Tensor:
 _CDIST_MODES = ("use_mm_for_euclid_dist_if_necessary", "use_mm_for_euclid_dist", "donot_use_mm_for_euclid_dist")
 
 
+class EuclideanDist(Function):
+    """torch's _euclidean_dist: the p=2 cdist of (B, P, M) and (B, R, M) as one matrix product of
+    padded rows, ``[-2 a, |a|², 1] · [b, 1, |b|²]`` = ``|a - b|²``, clamped at 0, square-rooted.
+    torch takes it past 25 rows (or with compute_mode='use_mm_for_euclid_dist'); its cancellation
+    is torch's rounding: a distance far below the points' norms comes out of the order of
+    sqrt(eps)·|a| rather than exactly (torch.cdist(x, x)'s diagonal is not all 0)."""
+
+    _array_forward = True
+    label = "cdist"
+    rule = "r = g / dist (0 where dist = 0): ∂/∂x1 = x1·Σⱼ r - r x2, ∂/∂x2 = x2·Σᵢ r - rᵀ x1"
+    formula = "cdist({0}, {1})"
+
+    @staticmethod
+    def forward(ctx, x1, x2):
+        xp = array_module(x1)
+        dtype = x1.dtype
+        # bfloat16/float16: each step rounded to the dtype, its sums and products accumulated in
+        # float32, as torch's kernels do
+        wide = np.float32 if dtype.kind == "V" or dtype == np.float16 else dtype
+
+        def norm(x):
+            return (x * x).astype(wide, copy=False).sum(-1, keepdims=True).astype(dtype, copy=False)
+
+        x1_norm, x2_norm = norm(x1), norm(x2)
+        x1_padded = xp.concatenate([x1 * dtype.type(-2), x1_norm, xp.ones_like(x1_norm)], -1)
+        x2_padded = xp.concatenate([x2, xp.ones_like(x2_norm), x2_norm], -1)
+        squared = xp.matmul(x1_padded.astype(wide, copy=False),
+                            xp.swapaxes(x2_padded, -1, -2).astype(wide, copy=False)).astype(dtype, copy=False)
+        result = xp.sqrt(xp.maximum(squared.astype(wide, copy=False), 0)).astype(dtype, copy=False)
+        ctx.save_for_backward(x1, x2, result)
+        return result
+
+    @staticmethod
+    def backward(ctx, grad):
+        x1, x2, result = ctx.saved_values
+        # d|a - b| = (a - b)·(da - db) / |a - b|, a subgradient 0 where the distance is 0
+        ratio = where(result == 0, 0.0, grad / result)
+        return (x1 * ratio.sum(-1, keepdim=True) - ratio.matmul(x2),
+                x2 * ratio.sum(-2).unsqueeze(-1) - ratio.mT.matmul(x1))
+
+
+def _euclidean_cdist(x1: Tensor, x2: Tensor) -> Tensor:
+    """p=2 cdist by torch's matrix-product path: both operands broadcast over their batch dims and
+    flattened to one batch, the distances viewed back to the result's shape (as torch does, so its
+    graph is EuclideanDistBackward0 under a ViewBackward0)."""
+    batch = _infer_size(tuple(x1.shape[:-2]), tuple(x2.shape[:-2]))
+    (p, m), r = x1.shape[-2:], x2.shape[-2]
+    count = math.prod(batch)
+    x1 = x1.expand(batch + (p, m)).reshape(count, p, m)
+    x2 = x2.expand(batch + (r, m)).reshape(count, r, m)
+    return EuclideanDist.apply(x1, x2).view(batch + (p, r))
+
+
 @cpu_autocast_policy("float32")
 def cdist(x1: Tensor, x2: Tensor, p: float = 2.0,
           compute_mode: str = "use_mm_for_euclid_dist_if_necessary") -> Tensor:
@@ -2223,6 +2274,12 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0,
         raise RuntimeError("cdist only supports non-negative p values")
     if x1.dtype != x2.dtype:
         raise RuntimeError(f"expected scalar type {_dtype.scalar_name(x1.dtype)} but found {_dtype.scalar_name(x2.dtype)}")
+    rows = (x1._data.shape[-2], x2._data.shape[-2])
+    # (an empty operand keeps the direct path in torch, whose graph is then CdistBackward0)
+    if p == 2 and x1._data.size and x2._data.size and (
+            compute_mode == "use_mm_for_euclid_dist"
+            or compute_mode == "use_mm_for_euclid_dist_if_necessary" and max(rows) > 25):
+        return _euclidean_cdist(x1, x2)
     # every pair's difference (..., P, R, M), then its norm over M
     diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)
     if p == math.inf:
@@ -2245,8 +2302,6 @@ def matrix_power(input: Tensor, n: int) -> Tensor:
     """torch.matrix_power / torch.linalg.matrix_power: A^n by repeated squaring (n < 0 inverts,
     n = 0 gives identities)."""
     xp = array_module(input)
-    from .elementwise import where
-
     A = input
     if A._data.ndim < 2 or A._data.shape[-1] != A._data.shape[-2]:
         raise RuntimeError(f"linalg.matrix_power: A must be batches of square matrices, but they are "

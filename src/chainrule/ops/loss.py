@@ -1102,6 +1102,11 @@ def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=No
     _check_not_differentiated(target, "soft_margin_loss", "target")
     # torch computes -x·y into a tensor of the input's dtype, then log(1 + exp(·)) there
     product = _in_input_dtype(input * target, input)  # input first: torch names it "tensor a" in a shape error
+    if product.shape != input.shape:
+        # torch's kernel multiplies the target into a tensor of the input's shape in place: a target
+        # that broadcasts the input to a larger shape is refused, not broadcast
+        raise RuntimeError(f"output with shape {list(input.shape)} doesn't match the broadcast shape "
+                           f"{list(product.shape)}")
     if not (product.dtype.is_floating_point or product.dtype.is_complex):  # (exp_ in place, in x's dtype)
         raise RuntimeError(f"result type {_dtype.scalar_name(_dtype.get_default_dtype())} can't be cast to the "
                            f"desired output type {_dtype.scalar_name(product.dtype)}")
