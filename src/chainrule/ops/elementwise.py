@@ -1369,9 +1369,10 @@ def _sigmoid_array(x):
     xp = array_module(x)
     if x.dtype.kind == "c" or (x.dtype.kind == "f" and x.dtype.itemsize >= 4):
         # torch's CPU kernel, 1 / (1 + e^-x), rounded as it rounds: e^-x overflowing to inf gives
-        # 0 below x = -88.7 (float32), where e^x / (1 + e^x) would go on into the subnormals
+        # 0 below x = -88.7 (float32), where e^x / (1 + e^x) would go on into the subnormals. Its
+        # e^-x is torch's exp (_exp_array), not NumPy's float32 one (an ulp off in two values of five)
         with np.errstate(over="ignore"):
-            return 1 / (1 + xp.exp(-x))
+            return 1 / (1 + _exp_array(-x))
     # (float16 and bfloat16 arrays, whose e^-x overflows early: exp of a non-positive number only)
     e = xp.exp(-xp.abs(x))
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
