@@ -1,0 +1,44 @@
+"""Whole programs on the stand-in GPU path, session 31 (lane standinA): the chainrule bugs they found.
+
+Each test runs the program's idiom on the CPU and on the stand-in 'cuda' device and compares the two
+(and torch's CPU result where torch has the op): torch has no CUDA here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _data(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("family", ["Normal", "Laplace", "Cauchy"])
+def test_a_number_parameter_of_a_distribution_joins_its_tensor_parameter_on_the_device(cuda, family):
+    # dreamer_rssm: td.Normal(decoder(feat), 1).log_prob(obs) on the device raised the mixed-device
+    # error in div: broadcast_all made the number 1 a CPU tensor of loc's shape; torch makes it with
+    # the first tensor's dtype and device
+    loc, value = _data(4, 3), _data(4, 3, seed=1)
+    results = {}
+    for device in ("cpu", "cuda"):
+        dist = getattr(chainrule.distributions, family)(chainrule.tensor(loc, device=device), 1)
+        assert dist.scale.device.type == device
+        results[device] = dist.log_prob(chainrule.tensor(value, device=device))
+    expected = getattr(torch.distributions, family)(torch.tensor(loc), 1).log_prob(torch.tensor(value))
+    assert results["cuda"].device.type == "cuda"
+    np.testing.assert_allclose(results["cuda"].cpu().numpy(), results["cpu"].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(results["cpu"].numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_distribution_of_numbers_only_is_made_on_the_default_device(cuda):
+    # torch.distributions.utils.broadcast_all makes numbers with torch.tensor: the default device
+    chainrule.set_default_device("cuda")
+    dist = chainrule.distributions.Normal(0.0, 2.0)
+    assert dist.loc.device.type == "cuda" and dist.scale.device.type == "cuda"
+    assert dist.log_prob(chainrule.tensor(0.5)).item() == pytest.approx(
+        torch.distributions.Normal(0.0, 2.0).log_prob(torch.tensor(0.5)).item(), rel=1e-6)
