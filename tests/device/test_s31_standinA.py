@@ -42,3 +42,33 @@ def test_a_distribution_of_numbers_only_is_made_on_the_default_device(cuda):
     assert dist.loc.device.type == "cuda" and dist.scale.device.type == "cuda"
     assert dist.log_prob(chainrule.tensor(0.5)).item() == pytest.approx(
         torch.distributions.Normal(0.0, 2.0).log_prob(torch.tensor(0.5)).item(), rel=1e-6)
+
+
+def test_a_repr_whose_device_suffix_wraps_a_line_passes_the_device_check(cuda, capsys):
+    # d2l_attention_seq2seq on the device: "..., device='cuda:0',\n       grad_fn=<...>)" where torch's
+    # CPU run prints ", grad_fn=<...>)" on the line before (the device suffix passes the 80 columns):
+    # calibration_problems(on_device=True) counted one line more and failed every line after it
+    from tests.programs.run import Result, calibration_problems, line_numbers, line_shape, parse_final
+
+    data = np.arange(8, dtype=np.float32).reshape(2, 1, 4) * 1.5 + 10
+
+    def program(lib, device):
+        x = lib.tensor(data, device=device)
+        w = lib.ones(2, 4, 1, device=device, requires_grad=True)
+        print(lib.bmm(x, w).reshape(2, 1, 1) + x)
+        print(x.long())
+        print("FINAL total=1.5")
+        return capsys.readouterr().out
+
+    on_cpu = program(torch, "cpu")
+    expected = {"line_shapes": [line_shape(line) for line in on_cpu.splitlines()],
+                "fixed_integers": [[None] * len(line_numbers(line)) for line in on_cpu.splitlines()],
+                "final": {"total": {"low": 1.0, "high": 2.0}}}
+    on_device = program(chainrule, "cuda")
+    assert "device='cuda:0',\n       grad_fn=<AddBackward0>)" in on_device
+    assert len(on_device.splitlines()) == len(on_cpu.splitlines()) + 1
+    run = Result("wrapped", "chainrule", 0, 0, on_device, "", 0.0, parse_final(on_device))
+    assert calibration_problems(run, expected, on_device=True) == []
+    other = Result("wrapped", "chainrule", 0, 0, on_device.replace("59.0000", "59.0000, 1.0"), "", 0.0,
+                   parse_final(on_device))
+    assert calibration_problems(other, expected, on_device=True)  # a line that differs still counts
