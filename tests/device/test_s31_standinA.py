@@ -88,3 +88,16 @@ def test_torch_fails_too_names_programs_in_alphabetical_order():
     assert names == sorted(names)
     assert set(names) <= set(program_names())
     assert {"dreamer_rssm", "d2l_attention_seq2seq"}.isdisjoint(names)  # fixed in chainrule, not the programs'
+
+
+@pytest.mark.parametrize("moment", ["mean", "variance"])
+def test_a_categoricals_nan_mean_and_variance_are_on_its_device(cuda, moment):
+    # torch makes them with torch.full(..., nan, device=probs.device); they were CPU tensors
+    probs = np.array([[0.2, 0.8], [0.5, 0.5], [0.9, 0.1]], dtype=np.float32)
+    results = {device: getattr(chainrule.distributions.Categorical(probs=chainrule.tensor(probs, device=device)), moment)
+               for device in ("cpu", "cuda")}
+    expected = getattr(torch.distributions.Categorical(probs=torch.tensor(probs)), moment)
+    assert results["cuda"].device.type == "cuda"
+    assert results["cuda"].dtype == results["cpu"].dtype == chainrule.float32
+    assert tuple(results["cuda"].shape) == tuple(expected.shape) == (3,)
+    np.testing.assert_array_equal(results["cuda"].cpu().numpy(), expected.numpy())  # all NaN
