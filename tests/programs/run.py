@@ -68,6 +68,25 @@ _DEVICE_SUFFIX = re.compile(r",\s*device='(?:cuda|mps|xpu)(?::\d+)?'")
 _DEVICE_TYPE_NAME = re.compile(r"\b(torch|chainrule)\.cuda\.(\w+Tensor)\b")
 
 
+# a tensor repr's suffix (", device='cuda:0'", ", grad_fn=<...>") that passed the line width goes on
+# a line of its own; the device suffix makes the line longer on the device, so the two runs wrap
+# differently: both are compared with such lines joined to the line before
+_WRAPPED_SUFFIX = re.compile(r"^\s+(?:device|dtype|grad_fn|requires_grad|layout|size|nnz)=")
+
+
+def _join_wrapped_suffixes(lines: list[str]) -> list[tuple[str, list[int]]]:
+    """Each line with the suffix lines of a tensor repr that follow it joined on (one space
+    between), and the indices of the lines joined."""
+    joined: list[tuple[str, list[int]]] = []
+    for index, line in enumerate(lines):
+        if joined and joined[-1][0].endswith(",") and _WRAPPED_SUFFIX.match(line):
+            text, indices = joined[-1]
+            joined[-1] = (f"{text} {line.lstrip()}", [*indices, index])
+        else:
+            joined.append((line, [index]))
+    return joined
+
+
 def _without_device_suffix(line: str) -> str:
     """``line`` as the CPU prints it: no device in a tensor's repr, the CPU's legacy type name in a
     message ([torch.FloatTensor [3]] for [torch.cuda.FloatTensor [3]])."""
@@ -210,8 +229,10 @@ def calibration_problems(result: Result, expected: dict, on_device: bool = False
     if on_device:
         # a tensor printed on the device says so in its repr ("tensor([1.], device='cuda:0')"), the
         # same line on the CPU does not: that is dropped first, then lines naming a device skipped
-        lines = [(line, line_shape(line)) for line in map(_without_device_suffix, result.stdout.splitlines())]
-        lines = [(line, shape) for line, shape in lines if not _NAMES_DEVICE.search(line)]
+        joined = (_without_device_suffix(line) for line, _ in _join_wrapped_suffixes(result.stdout.splitlines()))
+        lines = [(line, line_shape(line)) for line in joined if not _NAMES_DEVICE.search(line)]
+        wanted = [(shape, [integer for index in indices for integer in expected["fixed_integers"][index]])
+                  for shape, indices in _join_wrapped_suffixes(expected["line_shapes"])]
         wanted = [(shape, fixed) for shape, fixed in wanted if not _NAMES_DEVICE.search(shape)]
     if len(lines) != len(wanted):
         problems.append(f"printed {len(lines)} lines, torch printed {len(wanted)}")

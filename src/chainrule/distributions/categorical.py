@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import _dtype
 from ..autograd.grad_mode import enable_grad
+from ..ops.creation import full
 from ..ops.random import multinomial
 from ..ops.reduce import logsumexp, softmax
 from ..tensor import Tensor
@@ -66,7 +69,7 @@ class Categorical(Distribution):
 
     @property
     def mean(self) -> Tensor:
-        return Tensor._make(np.full(tuple(self.batch_shape), np.nan, dtype=self.probs._data.dtype))
+        return full(tuple(self.batch_shape), math.nan, dtype=self.probs.dtype, device=self.probs.device)
 
     @property
     def mode(self) -> Tensor:
@@ -75,7 +78,7 @@ class Categorical(Distribution):
     @property
     def variance(self) -> Tensor:
         # class indices are labels, not quantities: NaN, as torch's (and as the mean)
-        return Tensor._make(np.full(tuple(self.batch_shape), np.nan, dtype=self.probs._data.dtype))
+        return full(tuple(self.batch_shape), math.nan, dtype=self.probs.dtype, device=self.probs.device)
 
     def sample(self, sample_shape=()) -> Tensor:
         """Class indices (int64) of shape ``sample_shape + batch_shape``, drawn as torch draws them:

@@ -14,8 +14,9 @@ __all__ = ["Distribution", "Constraint", "broadcast_all"]
 
 
 def broadcast_all(*values) -> list:
-    """Tensors broadcast to one shape; Python numbers become tensors of the tensors' dtype (the
-    default dtype if none is a tensor), as torch.distributions.utils.broadcast_all."""
+    """Tensors broadcast to one shape; Python numbers become tensors of the first tensor's dtype and
+    device (the default dtype and device if none is a tensor), as torch.distributions.utils.broadcast_all."""
+    from ..ops.creation import tensor
     from ..ops.shape import broadcast_tensors
 
     for value in values:
@@ -24,8 +25,9 @@ def broadcast_all(*values) -> list:
         if not (isinstance(value, (Tensor, int, float, bool)) or hasattr(type(value), "__torch_function__")):
             raise ValueError("Input arguments must all be instances of Number, torch.Tensor or objects "
                              "implementing __torch_function__.")
-    dtype = next((v.dtype for v in values if isinstance(v, Tensor)), _dtype.get_default_dtype())
-    tensors = [v if isinstance(v, Tensor) else Tensor._make(np.asarray(v, dtype=dtype.np)) for v in values]
+    first = next((v for v in values if isinstance(v, Tensor)), None)
+    dtype, device = (first.dtype, first.device) if first is not None else (_dtype.get_default_dtype(), None)
+    tensors = [v if isinstance(v, Tensor) else tensor(v, dtype=dtype, device=device) for v in values]
     return list(broadcast_tensors(*tensors))
 
 
