@@ -1,0 +1,52 @@
+"""Whole programs on the stand-in GPU path, session 31 (lane standinB): the bugs they found.
+
+Each test runs the same code on the CPU and on the stand-in 'cuda' device and compares the two,
+and with torch's CPU result where torch has the same call. torch has no CUDA here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule
+from chainrule._backend import array_module
+
+
+def test_a_diagonal_view_on_the_device_writes_through_as_cupys_does(cuda):
+    # NumPy's diagonal is a read-only view; CuPy's (and torch's) writes into its base.
+    # parametrizations_orthogonal on the default device raised 'assignment destination is read-only'
+    # from orthogonal's right_inverse (zeros_like(weight).diagonal().fill_(-1))
+    torch = pytest.importorskip("torch")
+    results = {}
+    for device in ("cpu", "cuda"):
+        x = chainrule.zeros(3, 4, device=device)
+        x.diagonal().fill_(-1.0)
+        x.diagonal(offset=1).add_(2.0)
+        results[device] = x.cpu().numpy()
+    expected = torch.zeros(3, 4)
+    expected.diagonal().fill_(-1.0)
+    expected.diagonal(offset=1).add_(2.0)
+    np.testing.assert_array_equal(results["cuda"], results["cpu"])
+    np.testing.assert_array_equal(results["cuda"], expected.numpy())
+
+
+def test_the_standins_diagonal_function_and_method_give_writable_views(cuda):
+    x = chainrule.zeros(2, 3, 3, device="cuda")._data
+    xp = array_module(x)
+    xp.diagonal(x, 0, 1, 2).fill(5.0)
+    x.diagonal(0, 1, 2)[...] = x.diagonal(0, 1, 2) + 1.0
+    np.testing.assert_array_equal(xp.asnumpy(x), np.broadcast_to(np.eye(3, dtype=np.float32) * 6.0, (2, 3, 3)))
+    assert cuda.transfers() == 1  # the one asnumpy above
+
+
+def test_orthogonal_parametrization_on_the_device_equals_the_cpu(cuda):
+    results = {}
+    for device in ("cpu", "cuda"):
+        chainrule.manual_seed(0)
+        layer = chainrule.nn.Linear(5, 4).to(device)
+        chainrule.nn.utils.parametrizations.orthogonal(layer)
+        weight = layer.weight
+        results[device] = (weight.detach().cpu().numpy(), (weight @ weight.T).detach().cpu().numpy())
+    np.testing.assert_allclose(results["cuda"][0], results["cpu"][0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(results["cuda"][1], np.eye(4, dtype=np.float32), atol=1e-5)
