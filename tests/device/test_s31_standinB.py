@@ -50,3 +50,39 @@ def test_orthogonal_parametrization_on_the_device_equals_the_cpu(cuda):
         results[device] = (weight.detach().cpu().numpy(), (weight @ weight.T).detach().cpu().numpy())
     np.testing.assert_allclose(results["cuda"][0], results["cpu"][0], rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(results["cuda"][1], np.eye(4, dtype=np.float32), atol=1e-5)
+
+
+def _sparse(module, device=None):
+    indices = module.tensor([[0, 2, 1, 2], [1, 0, 1, 0]])
+    values = module.tensor([1.0, 2.0, 3.0, 4.0])
+    if device is not None:
+        indices, values = indices.to(device), values.to(device)
+    return module.sparse_coo_tensor(indices, values, (3, 2))
+
+
+def test_sparse_plus_sparse_on_the_device_equals_the_cpu_and_torch(cuda):
+    torch = pytest.importorskip("torch")
+    results = {}
+    for device in ("cpu", "cuda"):
+        a, b = _sparse(chainrule, device), _sparse(chainrule, device).coalesce()
+        total = (a + b).coalesce()
+        results[device] = (total.indices().cpu().numpy(), total.values().cpu().numpy(), (a - b).to_dense().cpu().numpy())
+    expected = (_sparse(torch) + _sparse(torch).coalesce()).coalesce()
+    np.testing.assert_array_equal(results["cuda"][0], results["cpu"][0])
+    np.testing.assert_array_equal(results["cuda"][1], results["cpu"][1])
+    np.testing.assert_array_equal(results["cuda"][2], results["cpu"][2])
+    np.testing.assert_array_equal(results["cuda"][0], expected.indices().numpy())
+    np.testing.assert_array_equal(results["cuda"][1], expected.values().numpy())
+
+
+def test_a_cpu_sparse_tensor_plus_a_cuda_one_is_torchs_runtime_error(cuda):
+    # sparse_coo_gcn under --default-device cuda adds its CPU adjacency (from_numpy) to a sparse
+    # identity made on the default device: the stand-in raised CuPy's TypeError 'Unsupported type
+    # numpy.ndarray' from inside the add; torch's CUDA kernel (add_out_sparse_cuda) checks first
+    host, device = _sparse(chainrule), _sparse(chainrule, "cuda")
+    with pytest.raises(RuntimeError, match=r"^add: expected 'self' to be CUDA, but got CPU$"):
+        host + device
+    with pytest.raises(RuntimeError, match=r"^add: expected 'other' to be CUDA, but got CPU$"):
+        device + host
+    with pytest.raises(RuntimeError, match=r"^add: expected 'other' to be CUDA, but got CPU$"):
+        device.sub(host)
