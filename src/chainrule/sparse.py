@@ -1160,6 +1160,9 @@ def _intersection_product(self: SparseCOOTensor, other: SparseCOOTensor) -> Spar
     product of the two values there, coalesced. Otherwise the entries of the uncoalesced one (of the
     one with fewer entries when both are), each times the other's summed value at its index (0
     where it has none), uncoalesced."""
+    if self.device.type != other.device.type:  # torch's CUDA kernel: its out is made on self's device
+        raise RuntimeError("mul: expected 'out' to be CUDA, but got CPU" if self.device.type == "cpu"
+                           else "mul: expected 'other' to be CUDA, but got CPU")
     if tuple(self.shape) != tuple(other.shape):
         raise RuntimeError(f"mul: expected 'self' and 'other' to have same sizes, but {list(self.shape)} != "
                            f"{list(other.shape)}")

@@ -86,3 +86,22 @@ def test_a_cpu_sparse_tensor_plus_a_cuda_one_is_torchs_runtime_error(cuda):
         device + host
     with pytest.raises(RuntimeError, match=r"^add: expected 'other' to be CUDA, but got CPU$"):
         device.sub(host)
+
+
+def test_sparse_times_sparse_on_the_device_equals_the_cpu_and_across_devices_is_torchs_error(cuda):
+    torch = pytest.importorskip("torch")
+    results = {}
+    for device in ("cpu", "cuda"):
+        product = (_sparse(chainrule, device).coalesce() * _sparse(chainrule, device).coalesce()).coalesce()
+        results[device] = (product.indices().cpu().numpy(), product.values().cpu().numpy())
+    expected = (_sparse(torch).coalesce() * _sparse(torch).coalesce()).coalesce()
+    np.testing.assert_array_equal(results["cuda"][0], results["cpu"][0])
+    np.testing.assert_array_equal(results["cuda"][1], results["cpu"][1])
+    np.testing.assert_array_equal(results["cuda"][1], expected.values().numpy())
+    # the stand-in raised CuPy's TypeError 'Unsupported type numpy.ndarray'; torch's mul_out_sparse_cuda
+    # makes its out on self's device and checks it first
+    host, device = _sparse(chainrule), _sparse(chainrule, "cuda")
+    with pytest.raises(RuntimeError, match=r"^mul: expected 'out' to be CUDA, but got CPU$"):
+        host * device
+    with pytest.raises(RuntimeError, match=r"^mul: expected 'other' to be CUDA, but got CPU$"):
+        device * host
