@@ -105,3 +105,22 @@ def test_sparse_times_sparse_on_the_device_equals_the_cpu_and_across_devices_is_
         host * device
     with pytest.raises(RuntimeError, match=r"^mul: expected 'other' to be CUDA, but got CPU$"):
         device * host
+
+
+def test_torch_equal_on_the_device_and_across_devices(cuda):
+    # torch.equal(cuda, cpu) raised the stand-in's TypeError 'Unsupported type numpy.ndarray' from
+    # array_equal; torch's cuda_equal checks the devices first, before the shapes
+    torch = pytest.importorskip("torch")
+    data = np.arange(6, dtype=np.float32).reshape(2, 3)
+    changed = data.copy()
+    changed[1, 2] = -1.0
+    for device in ("cpu", "cuda"):
+        x = chainrule.tensor(data, device=device)
+        assert chainrule.equal(x, chainrule.tensor(data, device=device)) is torch.equal(torch.tensor(data), torch.tensor(data))
+        assert chainrule.equal(x, chainrule.tensor(changed, device=device)) is torch.equal(torch.tensor(data), torch.tensor(changed))
+        assert chainrule.equal(x, x.view(3, 2)) is torch.equal(torch.tensor(data), torch.tensor(data).view(3, 2))
+    host, device = chainrule.tensor(data), chainrule.tensor(data, device="cuda")
+    with pytest.raises(RuntimeError, match=r"^Cannot compare two tensors on different devices\. Got: cuda:0 and cpu$"):
+        chainrule.equal(device, host)
+    with pytest.raises(RuntimeError, match=r"^Cannot compare two tensors on different devices\. Got: cpu and cuda:0$"):
+        host.equal(device.view(3, 2))

@@ -2493,6 +2493,9 @@ def equal(input: Tensor, other: Tensor) -> builtins.bool:
     if _vmap_frames._frames:
         _vmap_frames.refuse_unbatchable("Batching rule not implemented for aten::equal. We could not generate a "
                                         "fallback.", input, other)
+    if input.device != other.device and "cuda" in (input.device.type, other.device.type):
+        # torch's CUDA kernel (cuda_equal) checks the devices before the shapes
+        raise RuntimeError(f"Cannot compare two tensors on different devices. Got: {input.device} and {other.device}")
     xp = array_module(input)
     return input.shape == other.shape and builtins.bool(xp.array_equal(input._data, other._data))
 
