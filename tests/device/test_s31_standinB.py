@@ -124,3 +124,30 @@ def test_torch_equal_on_the_device_and_across_devices(cuda):
         chainrule.equal(device, host)
     with pytest.raises(RuntimeError, match=r"^Cannot compare two tensors on different devices\. Got: cpu and cuda:0$"):
         host.equal(device.view(3, 2))
+
+
+INTEGER_OPS = {
+    "gcd": lambda m, x, y: m.gcd(x, y), "lcm": lambda m, x, y: m.lcm(x, y),
+    "floor_divide": lambda m, x, y: x // y, "div_trunc": lambda m, x, y: m.div(x, y, rounding_mode="trunc"),
+    "remainder": lambda m, x, y: x % y, "fmod": lambda m, x, y: m.fmod(x, y),
+    "left_shift": lambda m, x, y: x << y, "right_shift": lambda m, x, y: x >> y,
+}
+
+
+@pytest.mark.parametrize("op", sorted(INTEGER_OPS))
+def test_integer_binary_ops_on_the_device_equal_the_cpu_and_refuse_a_cpu_operand(cuda, op):
+    # the integer kernels skip Function.apply's device check: a CPU operand with a CUDA one raised
+    # the stand-in's TypeError (x // y and x % y: "unsupported operand type(s)"), not torch's error
+    torch = pytest.importorskip("torch")
+    call = INTEGER_OPS[op]
+    left, right = np.array([12, -7, 9, 30, 5], dtype=np.int64), np.array([8, 3, -4, 4, 1], dtype=np.int64)
+    results = {device: call(chainrule, chainrule.tensor(left, device=device), chainrule.tensor(right, device=device))
+               for device in ("cpu", "cuda")}
+    assert results["cuda"].device.type == "cuda"
+    np.testing.assert_array_equal(results["cuda"].cpu().numpy(), results["cpu"].numpy())
+    np.testing.assert_array_equal(results["cpu"].numpy(), call(torch, torch.tensor(left), torch.tensor(right)).numpy())
+    scalar = call(chainrule, chainrule.tensor(left, device="cuda"), chainrule.tensor(3))  # a 0-dim CPU tensor joins
+    np.testing.assert_array_equal(scalar.cpu().numpy(), call(torch, torch.tensor(left), torch.tensor(3)).numpy())
+    with pytest.raises(RuntimeError, match=r"^Expected all tensors to be on the same device, but found at least two "
+                                           r"devices, cuda:0 and cpu!"):
+        call(chainrule, chainrule.tensor(left, device="cuda"), chainrule.tensor(right))
