@@ -128,6 +128,14 @@ def _view(source: ndarray, array: numpy.ndarray) -> ndarray:
     return view
 
 
+def _writable_diagonal(source: ndarray, array: numpy.ndarray) -> numpy.ndarray:
+    """NumPy's diagonal is a read-only view; CuPy's writes through (CuPy has no read-only arrays),
+    so ``x.diagonal().fill(-1)`` and torch's ``x.diagonal().fill_(-1)`` on the device write ``x``."""
+    if source._array.flags.writeable:
+        array.flags.writeable = True
+    return array
+
+
 def _views_of(source: ndarray, value):
     """NumPy results of a view function wrapped on ``source``'s device (lists and tuples too)."""
     if isinstance(value, numpy.ndarray):
@@ -384,6 +392,8 @@ class ndarray:
                 if kwargs:
                     _refuse_keywords(f"ndarray.{name}", kwargs)
                 result = method(*_unwrap(args), **_unwrap_kwargs(kwargs))
+                if name == "diagonal":
+                    result = _writable_diagonal(self, result)
                 return _view(self, result) if isinstance(result, numpy.ndarray) else _wrap(result)
 
             return view_method
@@ -604,6 +614,8 @@ def _function(fn, host_first: bool = False, qualified: str = ""):
             result = fn(*_unwrap(args), **_unwrap_kwargs(kwargs))
             if type(source) is not ndarray:
                 return _wrap(result)
+            if name == "diagonal":
+                result = _writable_diagonal(source, result)
             return _views_of(source, result)
 
         view_function.__name__ = name

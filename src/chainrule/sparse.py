@@ -1160,6 +1160,9 @@ def _intersection_product(self: SparseCOOTensor, other: SparseCOOTensor) -> Spar
     product of the two values there, coalesced. Otherwise the entries of the uncoalesced one (of the
     one with fewer entries when both are), each times the other's summed value at its index (0
     where it has none), uncoalesced."""
+    if self.device.type != other.device.type:  # torch's CUDA kernel: its out is made on self's device
+        raise RuntimeError("mul: expected 'out' to be CUDA, but got CPU" if self.device.type == "cpu"
+                           else "mul: expected 'other' to be CUDA, but got CPU")
     if tuple(self.shape) != tuple(other.shape):
         raise RuntimeError(f"mul: expected 'self' and 'other' to have same sizes, but {list(self.shape)} != "
                            f"{list(other.shape)}")
@@ -1187,6 +1190,9 @@ def _add_sparse(self: SparseCOOTensor, other: SparseCOOTensor, alpha) -> SparseC
     """torch's add_out_sparse_contiguous: one walk down both index lists in step, taking the
     lexicographically smaller entry (``self``'s first on a tie, the two summed), so the result is
     sorted when both inputs are and marked coalesced only then."""
+    if self.device.type != other.device.type:  # torch dispatches to the CUDA kernel, which wants both there
+        which = "self" if self.device.type == "cpu" else "other"
+        raise RuntimeError(f"add: expected '{which}' to be CUDA, but got CPU")
     if self.sparse_dim() != other.sparse_dim():
         raise RuntimeError(f"add: expected 'self' and 'other' to have same density, but 'self' has "
                            f"{self.sparse_dim()} sparse dimensions while 'other' has {other.sparse_dim()} "

@@ -896,12 +896,12 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
     xp = array_module(a, b)
     _check_broadcast(a, b)
     if a._data.dtype.kind in "iu":
-        _check_integer_divisor(b)
+        x, y = on_one_device([a._data, b._data], "div")  # (the integer kernels skip Function.apply's check)
+        _check_integer_divisor(y)
         if rounding_mode == "floor":
-            return _laid_out(Tensor._make(xp.floor_divide(a._data, b._data)), a, b)
-        quotient = xp.abs(a._data) // xp.abs(b._data)
-        return _laid_out(Tensor._make(xp.where((a._data < 0) ^ (b._data < 0), -quotient, quotient).astype(a._data.dtype)),
-                         a, b)
+            return _laid_out(Tensor._make(xp.floor_divide(x, y)), a, b)
+        quotient = xp.abs(x) // xp.abs(y)
+        return _laid_out(Tensor._make(xp.where((x < 0) ^ (y < 0), -quotient, quotient).astype(x.dtype)), a, b)
     return RoundedDiv.apply(a, b, rounding_mode=rounding_mode)
 
 
@@ -1004,10 +1004,10 @@ class Fmod(Function):
         return grad, grad_b
 
 
-def _check_integer_divisor(divisor: Tensor) -> None:
+def _check_integer_divisor(divisor) -> None:
     """Integer division by zero has no value; torch raises where NumPy would return 0 and warn."""
     xp = array_module(divisor)
-    if divisor._data.dtype.kind in "iu" and not xp.all(divisor._data):
+    if divisor.dtype.kind in "iu" and not xp.all(divisor):
         raise RuntimeError("ZeroDivisionError")
 
 
@@ -1022,8 +1022,9 @@ def remainder(input, other) -> Tensor:
     xp = array_module(a, b)
     if a._data.dtype.kind in "iub":
         _check_broadcast(a, b)
-        _check_integer_divisor(b)
-        return _laid_out(Tensor._make(xp.mod(a._data, b._data)), a, b)
+        x, y = on_one_device([a._data, b._data], "remainder")
+        _check_integer_divisor(y)
+        return _laid_out(Tensor._make(xp.mod(x, y)), a, b)
     out = Remainder.apply(a, b)
     # torch's Tensor-Tensor overload records RemainderBackward1, its Tensor-Scalar one RemainderBackward0
     return name_node(out, "RemainderBackward1", saved=_REMAINDER_SAVED) if isinstance(other, Tensor) else out
@@ -1045,8 +1046,9 @@ def fmod(input, other) -> Tensor:
     xp = array_module(a, b)
     if a._data.dtype.kind in "iub":
         _check_broadcast(a, b)
-        _check_integer_divisor(b)
-        return _laid_out(Tensor._make(xp.fmod(a._data, b._data)), a, b)
+        x, y = on_one_device([a._data, b._data], "fmod")
+        _check_integer_divisor(y)
+        return _laid_out(Tensor._make(xp.fmod(x, y)), a, b)
     return Fmod.apply(a, b)
 
 
@@ -2510,6 +2512,9 @@ def equal(input: Tensor, other: Tensor) -> builtins.bool:
     if _vmap_frames._frames:
         _vmap_frames.refuse_unbatchable("Batching rule not implemented for aten::equal. We could not generate a "
                                         "fallback.", input, other)
+    if input.device != other.device and "cuda" in (input.device.type, other.device.type):
+        # torch's CUDA kernel (cuda_equal) checks the devices before the shapes
+        raise RuntimeError(f"Cannot compare two tensors on different devices. Got: {input.device} and {other.device}")
     xp = array_module(input)
     return input.shape == other.shape and builtins.bool(xp.array_equal(input._data, other._data))
 

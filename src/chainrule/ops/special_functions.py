@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from .. import _dtype, _meta, return_types
-from .._backend import array_module, device_of
+from .._backend import array_module, device_of, on_one_device
 from ..autograd.function import Function, ctx_value, kept_value, name_node, saved
 from ..tensor import Tensor, honours_out, write_out
 from . import _incomplete_gamma as incomplete_gamma
@@ -694,12 +694,13 @@ def nextafter(input: Tensor, other: Tensor) -> Tensor:
 
 
 def _integer_pair(op: str, input, other):
+    """The two operands' arrays, on one device (torch's check: this kernel skips Function.apply)."""
     _require_tensors(op, input, other)
     a, b = _pair(input, other)
     if a._data.dtype.kind not in "iu":
         raise NotImplementedError(f"\"{op}_cpu\" not implemented for '{_dtype.scalar_name(a.dtype)}'")
     _check_broadcast(a, b)
-    return a, b
+    return on_one_device([a._data, b._data], op)
 
 
 
@@ -707,15 +708,15 @@ def _integer_pair(op: str, input, other):
 @honours_out
 def gcd(input: Tensor, other: Tensor) -> Tensor:
     """torch.gcd: the elementwise greatest common divisor of integer tensors (no gradient)."""
-    a, b = _integer_pair("gcd", input, other)
-    return Tensor._make(array_module(a._data).gcd(a._data, b._data))
+    x, y = _integer_pair("gcd", input, other)
+    return Tensor._make(array_module(x).gcd(x, y))
 
 
 @honours_out
 def lcm(input: Tensor, other: Tensor) -> Tensor:
     """torch.lcm: the elementwise least common multiple of integer tensors (no gradient)."""
-    a, b = _integer_pair("lcm", input, other)
-    return Tensor._make(array_module(a._data).lcm(a._data, b._data))
+    x, y = _integer_pair("lcm", input, other)
+    return Tensor._make(array_module(x).lcm(x, y))
 
 
 class ScaledBy(Function):
