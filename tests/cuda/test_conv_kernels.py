@@ -145,6 +145,8 @@ static Barrier block_barrier;
 #define __global__
 #define __forceinline__ inline
 #define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
+struct __attribute__((aligned(16))) float4 { float x, y, z, w; };
 #define __launch_bounds__(...)
 inline void __syncthreads() { block_barrier.wait(); }
 
@@ -573,7 +575,8 @@ def test_gpu_profile_times_every_float32_tiling_with_the_switch_on(monkeypatch):
     before = dict(_cuda_conv.tile)
     gpu_profile.implicit_gemm_phases()
     assert [(enabled, tile) for _, enabled, tile in seen] == [(True, name) for name in _cuda_conv.TILES]
-    assert "8x8 micro-tiles (128 threads)" in seen[1][0] and "8x8x2 micro-tiles (128 threads)" in seen[-1][0]
+    assert [label.split(", ")[-1] for label, _, _ in seen] == [
+        f"{name} micro-tiles ({threads} threads)" for name, (threads, _) in _cuda_conv.TILES.items()]
     assert _cuda_conv.enabled is True and _cuda_conv.tile == before
 
 

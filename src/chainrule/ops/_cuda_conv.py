@@ -81,15 +81,18 @@ _CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 # clock) the 8×4 tiling is bound by shared memory at 2/3 of the FMA rate, the 8×8 one is not.
 # On an H200 (2026-12-04, the bench conv) 8×8 ran forward 0.62 ms, forward and backward 2.45; 8×4
 # 0.64 and 2.48. gpu_profile.py times every float32 tiling; ``tile`` picks each dtype's.
-TILES = {"8x4": (256, 4), "8x8": (128, 8), "8x4x2": (256, 4), "8x8x2": (128, 8)}
+TILES = {"8x4": (256, 4), "8x8": (128, 8), "8x4x2": (256, 4), "8x8x2": (128, 8), "8x8v": (128, 8),
+         "8x8v2": (128, 8)}
 # tilings with two shared-memory buffers (one barrier per K slab instead of two); float32 only:
 # float64's two buffers would pass the 48 KB of static shared memory
-_STAGES = {"8x4x2": 2, "8x8x2": 2}
+_STAGES = {"8x4x2": 2, "8x8x2": 2, "8x8v2": 2}
+# tilings whose threads own runs of four rows and columns, read as float4 (float32 8×8 only)
+_VECTOR = {"8x8v", "8x8v2"}
 # (C type, tiling) -> the blocks per SM that __launch_bounds__ asks registers for (sm_90, no
 # spills): float32 8×8 fits 4 (≤ 128 registers, 16 warps), 8×4 3 (80 registers, 24 warps);
 # float64 8×4 fits 2 (≤ 128), and 8×8 spills at any useful count, so float64 has no 8×8
 _BLOCKS_PER_SM = {("float", "8x8"): 4, ("float", "8x4"): 3, ("float", "8x8x2"): 4, ("float", "8x4x2"): 3,
-                  ("double", "8x4"): 2}
+                  ("float", "8x8v"): 3, ("float", "8x8v2"): 3, ("double", "8x4"): 2}
 tile = {"float": "8x8", "double": "8x4"}
 
 KERNELS = r"""
@@ -104,23 +107,45 @@ typedef CTYPE T;
 // shared-memory buffers per tile: 1 (store, barrier, multiply, barrier per slab) or 2 (the next
 // slab is stored into the other buffer while this one is multiplied: one barrier per slab)
 #define STAGES STAGES_VALUE
-// thread (tm, tn) = (t % ROW_STEP, t / ROW_STEP) owns rows tm + ROW_STEP i and columns
-// tn + COL_STEP j of the block tile
+// thread (tm, tn) = (t % ROW_STEP, t / ROW_STEP) owns rows ROW_OF(tm, i) and columns
+// COL_OF(tn, j) of the block tile
 #define ROW_STEP (BM / TM)
 #define COL_STEP (BN / TN)
+#define VECTOR VECTOR_VALUE
+#if VECTOR
+// (8×8 float32 only) rows 4·tm + i and BM/2 + 4·tm + i, columns likewise, i < 4: each thread
+// reads its a and b of one k as four 16-byte loads, not sixteen 4-byte ones (6 shared-memory
+// wavefronts a warp instead of 16); the padding keeps every row 16-byte aligned
+#define ROW_OF(tm, i) ((i) < 4 ? 4 * (tm) + (i) : BM / 2 + 4 * (tm) + (i) - 4)
+#define COL_OF(tn, j) ((j) < 4 ? 4 * (tn) + (j) : BN / 2 + 4 * (tn) + (j) - 4)
+#define PAD 4
+#else
+// strided rows and columns: a warp's reads of one k are conflict-free broadcasts
+#define ROW_OF(tm, i) ((tm) + ROW_STEP * (i))
+#define COL_OF(tn, j) ((tn) + COL_STEP * (j))
 // one padding column: the k-fast stores of conv_weight's tiles hit different banks
 #define PAD 1
+#endif
 
 // acc += As · Bs over one BK slab
 __device__ __forceinline__ void multiply_slab(const T (*As)[BM + PAD], const T (*Bs)[BN + PAD], T (*acc)[TN],
                                               int tm, int tn) {
 #pragma unroll
     for (int k = 0; k < BK; ++k) {
+#if VECTOR
+        const float4 a_lo = *reinterpret_cast<const float4*>(&As[k][4 * tm]);
+        const float4 a_hi = *reinterpret_cast<const float4*>(&As[k][BM / 2 + 4 * tm]);
+        const float4 b_lo = *reinterpret_cast<const float4*>(&Bs[k][4 * tn]);
+        const float4 b_hi = *reinterpret_cast<const float4*>(&Bs[k][BN / 2 + 4 * tn]);
+        const T a[TM] = {a_lo.x, a_lo.y, a_lo.z, a_lo.w, a_hi.x, a_hi.y, a_hi.z, a_hi.w};
+        const T b[TN] = {b_lo.x, b_lo.y, b_lo.z, b_lo.w, b_hi.x, b_hi.y, b_hi.z, b_hi.w};
+#else
         T a[TM], b[TN];
 #pragma unroll
-        for (int i = 0; i < TM; ++i) a[i] = As[k][tm + ROW_STEP * i];
+        for (int i = 0; i < TM; ++i) a[i] = As[k][ROW_OF(tm, i)];
 #pragma unroll
-        for (int j = 0; j < TN; ++j) b[j] = Bs[k][tn + COL_STEP * j];
+        for (int j = 0; j < TN; ++j) b[j] = Bs[k][COL_OF(tn, j)];
+#endif
 #pragma unroll
         for (int i = 0; i < TM; ++i)
 #pragma unroll
@@ -213,8 +238,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
 conv_forward(const T* __restrict__ x, const T* __restrict__ wmat, T* __restrict__ y,
              int N, int C, int H, int W, int O, int OH, int OW, int KH, int KW,
              int sh, int sw, int ph, int pw, int dh, int dw, int groups) {
-    __shared__ T As[STAGES * BK][BM + PAD];
-    __shared__ T Bs[STAGES * BK][BN + PAD];
+    __shared__ __align__(16) T As[STAGES * BK][BM + PAD];
+    __shared__ __align__(16) T Bs[STAGES * BK][BN + PAD];
     const int g = blockIdx.z, Cg = C / groups, Og = O / groups, KK = KH * KW, K = Cg * KK, L = OH * OW;
     const int M = N * L, m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
     const int tm = (int)threadIdx.x % ROW_STEP, tn = (int)threadIdx.x / ROW_STEP;
@@ -250,12 +275,12 @@ conv_forward(const T* __restrict__ x, const T* __restrict__ wmat, T* __restrict_
     gemm_slabs(load_a, b_group, K, n0, Og, As, Bs, acc, a_regs, b_regs, tm, tn);
 #pragma unroll
     for (int i = 0; i < TM; ++i) {
-        const int m = m0 + tm + ROW_STEP * i;
+        const int m = m0 + ROW_OF(tm, i);
         if (m >= M) continue;
         const int s = m / L, p = m - s * L;
 #pragma unroll
         for (int j = 0; j < TN; ++j) {
-            const int o = n0 + tn + COL_STEP * j;
+            const int o = n0 + COL_OF(tn, j);
             if (o < Og) y[((long long)s * O + (long long)g * Og + o) * L + p] = acc[i][j];
         }
     }
@@ -267,8 +292,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
 conv_input(const T* __restrict__ grad, const T* __restrict__ wmat, T* __restrict__ dx,
            int N, int C, int H, int W, int O, int OH, int OW, int KH, int KW,
            int sh, int sw, int ph, int pw, int dh, int dw, int groups) {
-    __shared__ T As[STAGES * BK][BM + PAD];
-    __shared__ T Bs[STAGES * BK][BN + PAD];
+    __shared__ __align__(16) T As[STAGES * BK][BM + PAD];
+    __shared__ __align__(16) T Bs[STAGES * BK][BN + PAD];
     const int g = blockIdx.z, Cg = C / groups, Og = O / groups, KK = KH * KW, K = Og * KK, L = OH * OW;
     const int HW = H * W, M = N * HW, m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
     const int tm = (int)threadIdx.x % ROW_STEP, tn = (int)threadIdx.x / ROW_STEP;
@@ -308,12 +333,12 @@ conv_input(const T* __restrict__ grad, const T* __restrict__ wmat, T* __restrict
     gemm_slabs(load_a, b_group, K, n0, Cg, As, Bs, acc, a_regs, b_regs, tm, tn);
 #pragma unroll
     for (int i = 0; i < TM; ++i) {
-        const int m = m0 + tm + ROW_STEP * i;
+        const int m = m0 + ROW_OF(tm, i);
         if (m >= M) continue;
         const int s = m / HW, q = m - s * HW;
 #pragma unroll
         for (int j = 0; j < TN; ++j) {
-            const int c = n0 + tn + COL_STEP * j;
+            const int c = n0 + COL_OF(tn, j);
             if (c < Cg) dx[((long long)s * C + (long long)g * Cg + c) * HW + q] = acc[i][j];
         }
     }
@@ -326,8 +351,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
 conv_weight(const T* __restrict__ x, const T* __restrict__ grad, T* __restrict__ partial,
             int N, int C, int H, int W, int O, int OH, int OW, int KH, int KW,
             int sh, int sw, int ph, int pw, int dh, int dw, int groups, int k_chunk) {
-    __shared__ T As[STAGES * BK][BM + PAD];
-    __shared__ T Bs[STAGES * BK][BN + PAD];
+    __shared__ __align__(16) T As[STAGES * BK][BM + PAD];
+    __shared__ __align__(16) T Bs[STAGES * BK][BN + PAD];
     // each row's (channel offset, kh·d, kw·d), found once per block
     __shared__ long long row_offset[BM];
     __shared__ int row_dh[BM], row_dw[BM];
@@ -415,11 +440,11 @@ conv_weight(const T* __restrict__ x, const T* __restrict__ grad, T* __restrict__
     T* out = partial + (long long)slice * O * Mrows;
 #pragma unroll
     for (int i = 0; i < TM; ++i) {
-        const int m = m0 + tm + ROW_STEP * i;
+        const int m = m0 + ROW_OF(tm, i);
         if (m >= Mrows) continue;
 #pragma unroll
         for (int j = 0; j < TN; ++j) {
-            const int o = n0 + tn + COL_STEP * j;
+            const int o = n0 + COL_OF(tn, j);
             if (o < Og) out[((long long)g * Og + o) * Mrows + m] = acc[i][j];
         }
     }
@@ -443,7 +468,7 @@ def kernel_source(dtype, tile_name: str | None = None) -> str:
     name, threads, columns, min_blocks = _tile(dtype, tile_name)
     return (KERNELS.replace("CTYPE", _CTYPES[np.dtype(dtype)]).replace("TN_VALUE", str(columns))
             .replace("THREADS_VALUE", str(threads)).replace("MIN_BLOCKS_VALUE", str(min_blocks))
-            .replace("STAGES_VALUE", str(_STAGES.get(name, 1))))
+            .replace("STAGES_VALUE", str(_STAGES.get(name, 1))).replace("VECTOR_VALUE", str(int(name in _VECTOR))))
 
 
 _modules: dict = {}
