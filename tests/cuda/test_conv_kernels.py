@@ -289,6 +289,8 @@ CASES = [
     ("transpose output_padding", 2, 3, 4, _geometry((3, 3), (2, 2), (1, 1), (1, 1), (1, 1), 1, (8, 10), (4, 5))),
     ("conv1d", 2, 4, 6, _geometry((5,), (2,), (2,), (2,), (1,), 1, (37,))),
     ("conv1d dilated groups", 3, 4, 4, _geometry((3,), (1,), (3,), (1,), (2,), 2, (20,))),
+    # hyena_long_conv's short filter: depthwise Conv1d(k=3, padding=2)
+    ("depthwise conv1d p2", 2, 6, 6, _geometry((3,), (1,), (2,), (2,), (1,), 6, (10,))),
     # padding past d·(k − 1): the stride-1 data gradient is no forward convolution, the input kernel takes it
     ("1x1 p1", 2, 3, 4, _geometry((1, 1), (1, 1), (1, 1), (1, 1), (1, 1), 1, (5, 6))),
 ]

@@ -79,8 +79,9 @@ _CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 # each thread owns 8 rows. Per k, an 8×4 micro-tile reads 12 shared-memory words for 32 FMAs, an
 # 8×8 one 16 for 64: on an H200 SM (128 FP32 lanes, one 128-byte shared-memory wavefront per
 # clock) the 8×4 tiling is bound by shared memory at 2/3 of the FMA rate, the 8×8 one is not.
-# On an H200 (2026-12-04, the bench conv) 8×8 ran forward 0.62 ms, forward and backward 2.45; 8×4
-# 0.64 and 2.48. gpu_profile.py times every float32 tiling; ``tile`` picks each dtype's.
+# On an H200 (2026-12-04, the bench conv, gpu_profile.py's forward / forward and backward): 8×4
+# 0.63 / 2.18 ms, 8×8 0.62 / 2.07, 8×4×2 0.62 / 2.15, 8×8×2 0.62 / 2.07, 8×8v 0.54 / 1.95,
+# 8×8v2 0.56 / 2.01; all within tolerance of the CPU maps there. ``tile`` picks each dtype's.
 TILES = {"8x4": (256, 4), "8x8": (128, 8), "8x4x2": (256, 4), "8x8x2": (128, 8), "8x8v": (128, 8),
          "8x8v2": (128, 8)}
 # tilings with two shared-memory buffers (one barrier per K slab instead of two); float32 only:
@@ -93,7 +94,7 @@ _VECTOR = {"8x8v", "8x8v2"}
 # float64 8×4 fits 2 (≤ 128), and 8×8 spills at any useful count, so float64 has no 8×8
 _BLOCKS_PER_SM = {("float", "8x8"): 4, ("float", "8x4"): 3, ("float", "8x8x2"): 4, ("float", "8x4x2"): 3,
                   ("float", "8x8v"): 3, ("float", "8x8v2"): 3, ("double", "8x4"): 2}
-tile = {"float": "8x8", "double": "8x4"}
+tile = {"float": "8x8v", "double": "8x4"}
 
 KERNELS = r"""
 typedef CTYPE T;
