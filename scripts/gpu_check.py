@@ -28,7 +28,7 @@ fallback) on sys.path itself. It prints a short summary, section by section, and
 8. collectives on cuda tensors in an MPI world of size 1 (this process), a DDP step of a module
    on the GPU against the same step without DDP and on the CPU (both need mpi4py), and the CUDA
    random streams (cuda.manual_seed repeats device draws and leaves the CPU stream alone, ...);
-9. the implicit-GEMM convolution kernels (``ops/_cuda_conv.py``, off by default) against the
+9. the implicit-GEMM convolution kernels (``ops/_cuda_conv.py``, on by default) against the
    im2col path on the device and the CPU maps, forward and both gradients, for a table of
    geometries, then ``nn.Conv2d`` forward and backward with the switch on against off, and the
    bench conv2d timed with it off and on (torch beside it);

@@ -2,12 +2,14 @@
 
     python scripts/gpu_profile.py        # prints to stdout; also $OUT/gpu_profile.txt if $OUT is set
 
-1. conv2d (the bench's 64→64 3×3 on (64, 64, 56, 56)): forward alone, forward + backward, and
-   the same with CuPy's float32 GEMMs in TF32 (what torch's cuDNN convolutions use by default,
-   ``torch.backends.cudnn.allow_tf32``), and with the implicit-GEMM kernels
-   (``chainrule.backends.cuda.conv.implicit_gemm``, off by default) in each of their thread
-   tilings, timed with CUDA events; torch beside it.
-2. op_overhead (200 chained small ops, forward and backward): the Python profile of chainrule's
+1. conv2d (the bench's 64→64 3×3 on (64, 64, 56, 56)): forward alone, forward + backward, on
+   im2col with CuPy's float32 GEMMs, the same in TF32 (what torch's cuDNN convolutions use by
+   default, ``torch.backends.cudnn.allow_tf32``), and with the implicit-GEMM kernels
+   (``chainrule.backends.cuda.conv.implicit_gemm``, on by default) in each of their thread
+   tilings, then each kernel alone (the data gradient both ways), timed with CUDA events; torch
+   beside it.
+2. transformer_step: the step's GPU time against the host time to queue it, and its Python profile.
+3. op_overhead (200 chained small ops, forward and backward): the Python profile of chainrule's
    step on the device, by own time, and one bare CuPy elementwise launch for scale.
 """
 
@@ -86,20 +88,93 @@ def implicit_gemm_phases() -> None:
         _cuda_conv.tile.update(saved_tile)
 
 
+def conv_kernel_phases() -> None:
+    """Each implicit-GEMM kernel of the bench conv alone: the forward, the data gradient by the
+    input kernel and by the forward kernel on the flipped filter (``input_by_forward``), and the
+    filter gradient (its slices' sum included)."""
+    import cupy
+
+    from chainrule.ops.conv import _Geometry
+
+    n, c, h, w, o = bench.SIZES["full"]["conv"]
+    geo = _Geometry((3, 3), (1, 1), (1, 1), (1, 1), (1, 1), 1, (h, w))
+    rng = np.random.default_rng(0)
+    x = cupy.asarray(rng.standard_normal((n, c, h, w), dtype=np.float32))
+    weight = cupy.asarray(rng.standard_normal((o, c, 3, 3), dtype=np.float32))
+    grad = cupy.asarray(rng.standard_normal((n, o, h, w), dtype=np.float32))
+    flops = 2 * n * o * h * w * c * 9
+    saved = _cuda_conv.input_by_forward
+    try:
+        timings = {"forward": lambda: _cuda_conv.conv_forward(x, weight, geo),
+                   "filter gradient": lambda: _cuda_conv.conv_weight(x, grad, geo, weight.shape)}
+        for flag, name in ((False, "data gradient, input kernel"), (True, "data gradient, forward kernel")):
+            _cuda_conv.input_by_forward = flag
+            ms = gpu_ms(chainrule, lambda: _cuda_conv.conv_input(grad, weight, geo, c))
+            say(f"   implicit GEMM {name}: {ms:.3f} ms ({flops / ms / 1e9:.1f} TFLOP/s)")
+        for name, fn in timings.items():
+            ms = gpu_ms(chainrule, fn)
+            say(f"   implicit GEMM {name}: {ms:.3f} ms ({flops / ms / 1e9:.1f} TFLOP/s)")
+    finally:
+        _cuda_conv.input_by_forward = saved
+
+
+def step_profile(workload: str, reps: int = 10) -> None:
+    """A bench workload's step on the GPU: its time by CUDA events, the host time to queue it
+    (when the two are close, the step waits on Python, not on the GPU), and the Python profile."""
+    step, _ = getattr(bench, workload)(chainrule, "cuda", "full")
+    total = gpu_ms(chainrule, step, reps)
+    chainrule.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(reps):
+        step()
+    queued = (time.perf_counter() - start) / reps * 1e3
+    chainrule.cuda.synchronize()
+    say(f"   {workload}: {total:.2f} ms a step on the GPU's clock, {queued:.2f} ms to queue it on the host")
+    profile = cProfile.Profile()
+    profile.enable()
+    for _ in range(reps):
+        step()
+    chainrule.cuda.synchronize()
+    profile.disable()
+    text = io.StringIO()
+    pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(25)
+    for line in text.getvalue().splitlines():
+        if line.strip():
+            say("   " + line[:160])
+
+
+def guarded(fn, *args) -> None:
+    """Run one part; a failure is printed and the profile goes on to the next part."""
+    try:
+        fn(*args)
+    except Exception:  # noqa: BLE001 - a failed part must not hide the rest of the profile
+        import traceback
+
+        say("   FAILED " + traceback.format_exc()[-1500:])
+
+
 def main() -> int:
     import cupy
     from cupy._core import _routines_linalg as cublas_settings
 
     say(f"chainrule GPU profile: {bench.gpu_description()}")
     say("== conv2d 64→64 3×3 on (64, 64, 56, 56)")
-    conv_phases(chainrule, "chainrule, float32 GEMMs")
+    saved = chainrule.backends.cuda.conv.implicit_gemm
+    chainrule.backends.cuda.conv.implicit_gemm = False
+    try:
+        conv_phases(chainrule, "chainrule, im2col, float32 GEMMs")
+    finally:
+        chainrule.backends.cuda.conv.implicit_gemm = saved
     implicit_gemm_phases()
+    guarded(conv_kernel_phases)
     before = cublas_settings.get_compute_type(np.float32)
     cublas_settings.set_compute_type(np.float32, cublas_settings.COMPUTE_TYPE_TF32)
+    chainrule.backends.cuda.conv.implicit_gemm = False
     try:
-        conv_phases(chainrule, "chainrule, TF32 GEMMs")
+        conv_phases(chainrule, "chainrule, im2col, TF32 GEMMs")
     finally:
         cublas_settings.set_compute_type(np.float32, before)
+        chainrule.backends.cuda.conv.implicit_gemm = saved
     torch = bench._load_torch()
     if torch is not None and torch.cuda.is_available():
         say(f"   torch cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}")
@@ -107,6 +182,8 @@ def main() -> int:
         torch.backends.cudnn.allow_tf32 = False
         conv_phases(torch, "torch without TF32")
         torch.backends.cudnn.allow_tf32 = True
+    say("== transformer_step: where its time goes")
+    guarded(step_profile, "transformer_step")
     say("== op_overhead: 200 chained ops, forward and backward")
     step, _ = bench.op_overhead(chainrule, "cuda", "full")
     say(f"   chainrule step: {gpu_ms(chainrule, step, 20):.2f} ms")

@@ -3,6 +3,7 @@
 import csv
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -149,3 +150,11 @@ def test_command_line_entry_point_exits_2_without_traceback(tmp_path):
                             capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip() == "chainrule train: error: --batch-size must be a positive integer, got -3"
+
+
+def test_training_reads_the_loss_without_the_scalar_conversion_warning(tmp_path, capsys):
+    # float(loss) on a tensor that requires grad warns in torch 2.13 (and in chainrule); the loop
+    # reads its loss with item(), which does not
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Converting a tensor with requires_grad=True to a scalar")
+        assert main(["train", "--limit", "120", "--epochs", "1", "--out", str(tmp_path / "run")]) == 0

@@ -145,6 +145,8 @@ static Barrier block_barrier;
 #define __global__
 #define __forceinline__ inline
 #define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
+struct __attribute__((aligned(16))) float4 { float x, y, z, w; };
 #define __launch_bounds__(...)
 inline void __syncthreads() { block_barrier.wait(); }
 
@@ -287,6 +289,10 @@ CASES = [
     ("transpose output_padding", 2, 3, 4, _geometry((3, 3), (2, 2), (1, 1), (1, 1), (1, 1), 1, (8, 10), (4, 5))),
     ("conv1d", 2, 4, 6, _geometry((5,), (2,), (2,), (2,), (1,), 1, (37,))),
     ("conv1d dilated groups", 3, 4, 4, _geometry((3,), (1,), (3,), (1,), (2,), 2, (20,))),
+    # hyena_long_conv's short filter: depthwise Conv1d(k=3, padding=2)
+    ("depthwise conv1d p2", 2, 6, 6, _geometry((3,), (1,), (2,), (2,), (1,), 6, (10,))),
+    # padding past d·(k − 1): the stride-1 data gradient is no forward convolution, the input kernel takes it
+    ("1x1 p1", 2, 3, 4, _geometry((1, 1), (1, 1), (1, 1), (1, 1), (1, 1), 1, (5, 6))),
 ]
 
 
@@ -326,12 +332,15 @@ def emulated_or_none(tmp_path_factory):
     return None if GXX is None else _emulated_kernels(tmp_path_factory)
 
 
+@pytest.mark.parametrize("input_by_forward", [True, False], ids=["input-by-forward", "input-kernel"])
 @pytest.mark.parametrize("dtype, tile", DTYPES_AND_TILES, ids=DTYPE_TILE_IDS)
 @pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
-def test_kernels_match_the_cpu_maps(case, dtype, tile, device, monkeypatch):
+def test_kernels_match_the_cpu_maps(case, dtype, tile, input_by_forward, device, monkeypatch):
     function, xp, to_host = device
     name, n, c, o, geo = case
     monkeypatch.setattr(_cuda_conv, "_function", function)
+    # a stride-1 data gradient runs the forward kernel on the flipped filter, or the input kernel
+    monkeypatch.setattr(_cuda_conv, "input_by_forward", input_by_forward)
     monkeypatch.setitem(_cuda_conv.tile, _cuda_conv._CTYPES[np.dtype(dtype)], tile)
     x, w, grad = _arrays(n, c, o, geo, dtype)
     dx, dw, dgrad = xp.asarray(x), xp.asarray(w), xp.asarray(grad)
@@ -568,8 +577,9 @@ def test_gpu_profile_times_every_float32_tiling_with_the_switch_on(monkeypatch):
     before = dict(_cuda_conv.tile)
     gpu_profile.implicit_gemm_phases()
     assert [(enabled, tile) for _, enabled, tile in seen] == [(True, name) for name in _cuda_conv.TILES]
-    assert "8x8 micro-tiles (128 threads)" in seen[-1][0]
-    assert _cuda_conv.enabled is False and _cuda_conv.tile == before
+    assert [label.split(", ")[-1] for label, _, _ in seen] == [
+        f"{name} micro-tiles ({threads} threads)" for name, (threads, _) in _cuda_conv.TILES.items()]
+    assert _cuda_conv.enabled is True and _cuda_conv.tile == before
 
 
 # ---------------------------------------------------------------- 4. dispatch and the flag
@@ -631,8 +641,8 @@ def test_conv_takes_the_kernels_only_when_enabled_and_eligible(monkeypatch):
 def test_the_flag_and_environment_variable(monkeypatch):
     from chainrule.backends import cuda
 
-    assert _cuda_conv.enabled is False  # off until a GPU has checked and timed the kernels
-    assert cuda.conv.implicit_gemm is False
+    assert _cuda_conv.enabled is True  # on since the 2026-12-04 H200 run checked and timed the kernels
+    assert cuda.conv.implicit_gemm is True
     monkeypatch.setattr(_cuda_conv, "enabled", False)
     cuda.conv.implicit_gemm = True
     assert _cuda_conv.enabled is True and cuda.conv.implicit_gemm is True
@@ -640,14 +650,14 @@ def test_the_flag_and_environment_variable(monkeypatch):
     assert _cuda_conv.enabled is False
     with pytest.raises(TypeError, match="implicit_gemm must be a bool"):
         cuda.conv.implicit_gemm = "yes"
-    for value, expected in (("implicit_gemm", True), (" IMPLICIT_GEMM ", True), ("im2col", False), ("", False)):
+    for value, expected in (("implicit_gemm", True), (" IMPLICIT_GEMM ", True), ("im2col", False), ("", True)):
         monkeypatch.setenv(_cuda_conv.ENV_VAR, value)
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             assert _cuda_conv._enabled_from_env() is expected
     monkeypatch.setenv(_cuda_conv.ENV_VAR, "cudnn")
     with pytest.warns(UserWarning, match="CHAINRULE_CUDA_CONV must be one of implicit_gemm, im2col"):
-        assert _cuda_conv._enabled_from_env() is False
+        assert _cuda_conv._enabled_from_env() is True
 
 
 @pytest.mark.skipif(GXX is None or not sys.platform.startswith("linux"), reason="needs g++ and mprotect")

@@ -161,8 +161,11 @@ def test_cross_entropy_kernels_match_references(cupy_module, reduction, classes)
     grad_loss = np.linspace(0.5, 1.5, 64).astype(np.float32) if reduction == "none" else np.float32(0.7)
     grad = kernels.cross_entropy_backward(cp.asarray(grad_loss), cp.asarray(logits), cp.asarray(target), lse,
                                           reduction=reduction)
+    # the target column is grad·(p − 1) with p near 1 for a confident row: the kernel's lse (|lse|
+    # up to ~10, a float32 ulp of 1e-6) and CUDA's expf differ from NumPy's by a few ulps, so
+    # p − 1 is off by ~1e-6 absolute there (9.3e-7 seen on an H200); 4e-6 covers grad_loss ≤ 1.5
     np.testing.assert_allclose(cp.asnumpy(grad), kernels.cross_entropy_backward_reference(
-        grad_loss, logits, target, ref_lse, reduction=reduction), rtol=1e-5, atol=1e-7)
+        grad_loss, logits, target, ref_lse, reduction=reduction), rtol=1e-5, atol=4e-6)
 
 
 @pytest.mark.parametrize("affine", [True, False])

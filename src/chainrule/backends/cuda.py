@@ -4,9 +4,9 @@ chainrule's CUDA path is CuPy's, which computes float32 matmuls in float32, so t
 reduced-precision flags are kept (torch's defaults) but change nothing.
 
 ``conv.implicit_gemm`` is chainrule's own: it sends 1-d and 2-d float32/float64 convolutions on
-CuPy to the implicit-GEMM kernels of ``ops/_cuda_conv.py`` instead of im2col + cuBLAS. Off by
-default until a GPU run has checked and timed them; ``CHAINRULE_CUDA_CONV=implicit_gemm`` turns it
-on from the environment (docs/gpu.md).
+CuPy to the implicit-GEMM kernels of ``ops/_cuda_conv.py`` instead of im2col + cuBLAS. On by
+default since an H200 run checked and timed them; ``CHAINRULE_CUDA_CONV=im2col`` turns it off from
+the environment (docs/gpu.md).
 """
 
 from __future__ import annotations

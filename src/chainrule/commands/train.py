@@ -432,7 +432,7 @@ def _train(args, split, out: str, resume) -> int:
             if watch is not None:
                 watch.record()
             optimizer.step()
-            value = float(loss)
+            value = loss.item()  # float(loss) would warn: it drops a graph (torch 2.13)
             if not math.isfinite(value):
                 raise CommandError(f"the loss became {value} in epoch {epoch}: lower --lr (now {lr:g})")
             running += value * len(yb)

@@ -150,7 +150,7 @@ def _run_rank(args) -> int:
             if watch is not None:
                 watch.record()
             optimizer.step()
-            value = float(loss)
+            value = loss.item()  # float(loss) would warn: it drops a graph (torch 2.13)
             if not math.isfinite(value):
                 raise CommandError(f"the loss became {value} on rank {rank} in epoch {epoch}: lower --lr (now {lr:g})")
         if lead:

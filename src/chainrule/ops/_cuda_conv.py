@@ -23,9 +23,10 @@ buffer, two barriers per slab); see ``TILES``. FP32 (or FP64) FMAs on the SIMT c
 cores and no TF32: the numbers are torch's with ``torch.backends.cudnn.allow_tf32 = False``. No warp intrinsics, so the CPU emulation of the tests
 (``tests/cuda/test_conv_kernels.py``) runs every line of the kernels.
 
-Off by default until a GPU has checked and timed it: ``chainrule.backends.cuda.conv.implicit_gemm
-= True`` or ``CHAINRULE_CUDA_CONV=implicit_gemm`` turns it on; ``ops/conv.py`` then calls these for
-real CuPy arrays of 1-d and 2-d convolutions in float32 or float64 (3-d stays on im2col).
+On by default since the 2026-12-04 H200 run (all 39 kernel checks against im2col and the CPU within
+tolerance; the bench conv 2.78 ms against im2col's 4.32): ``ops/conv.py`` calls these for real CuPy
+arrays of 1-d and 2-d convolutions in float32 or float64 (3-d stays on im2col).
+``chainrule.backends.cuda.conv.implicit_gemm = False`` or ``CHAINRULE_CUDA_CONV=im2col`` turns them off.
 """
 
 from __future__ import annotations
@@ -48,12 +49,13 @@ _ENV_CHOICES = ("implicit_gemm", "im2col")
 
 def _enabled_from_env() -> bool:
     value = os.environ.get(ENV_VAR, "").strip().lower()
-    if value in ("", "im2col"):
-        return False
-    if value == "implicit_gemm":
+    if value in ("", "implicit_gemm"):
         return True
-    warnings.warn(f"{ENV_VAR} must be one of {', '.join(_ENV_CHOICES)}, got {value!r}; using im2col", stacklevel=2)
-    return False
+    if value == "im2col":
+        return False
+    warnings.warn(f"{ENV_VAR} must be one of {', '.join(_ENV_CHOICES)}, got {value!r}; using implicit_gemm",
+                  stacklevel=2)
+    return True
 
 
 # read by ops/conv.py on every conv: a module global, so the switch costs one lookup when off
@@ -77,13 +79,22 @@ _CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 # each thread owns 8 rows. Per k, an 8×4 micro-tile reads 12 shared-memory words for 32 FMAs, an
 # 8×8 one 16 for 64: on an H200 SM (128 FP32 lanes, one 128-byte shared-memory wavefront per
 # clock) the 8×4 tiling is bound by shared memory at 2/3 of the FMA rate, the 8×8 one is not.
-# Not yet timed on a GPU: gpu_profile.py times both float32 tilings; ``tile`` picks each dtype's.
-TILES = {"8x4": (256, 4), "8x8": (128, 8)}
+# On an H200 (2026-12-04, the bench conv, gpu_profile.py's forward / forward and backward): 8×4
+# 0.63 / 2.18 ms, 8×8 0.62 / 2.07, 8×4×2 0.62 / 2.15, 8×8×2 0.62 / 2.07, 8×8v 0.54 / 1.95,
+# 8×8v2 0.56 / 2.01; all within tolerance of the CPU maps there. ``tile`` picks each dtype's.
+TILES = {"8x4": (256, 4), "8x8": (128, 8), "8x4x2": (256, 4), "8x8x2": (128, 8), "8x8v": (128, 8),
+         "8x8v2": (128, 8)}
+# tilings with two shared-memory buffers (one barrier per K slab instead of two); float32 only:
+# float64's two buffers would pass the 48 KB of static shared memory
+_STAGES = {"8x4x2": 2, "8x8x2": 2, "8x8v2": 2}
+# tilings whose threads own runs of four rows and columns, read as float4 (float32 8×8 only)
+_VECTOR = {"8x8v", "8x8v2"}
 # (C type, tiling) -> the blocks per SM that __launch_bounds__ asks registers for (sm_90, no
 # spills): float32 8×8 fits 4 (≤ 128 registers, 16 warps), 8×4 3 (80 registers, 24 warps);
 # float64 8×4 fits 2 (≤ 128), and 8×8 spills at any useful count, so float64 has no 8×8
-_BLOCKS_PER_SM = {("float", "8x8"): 4, ("float", "8x4"): 3, ("double", "8x4"): 2}
-tile = {"float": "8x8", "double": "8x4"}
+_BLOCKS_PER_SM = {("float", "8x8"): 4, ("float", "8x4"): 3, ("float", "8x8x2"): 4, ("float", "8x4x2"): 3,
+                  ("float", "8x8v"): 3, ("float", "8x8v2"): 3, ("double", "8x4"): 2}
+tile = {"float": "8x8v", "double": "8x4"}
 
 KERNELS = r"""
 typedef CTYPE T;
@@ -94,23 +105,48 @@ typedef CTYPE T;
 #define TN TN_VALUE
 #define THREADS THREADS_VALUE
 #define MIN_BLOCKS MIN_BLOCKS_VALUE
-// thread (tm, tn) = (t % ROW_STEP, t / ROW_STEP) owns rows tm + ROW_STEP i and columns
-// tn + COL_STEP j of the block tile
+// shared-memory buffers per tile: 1 (store, barrier, multiply, barrier per slab) or 2 (the next
+// slab is stored into the other buffer while this one is multiplied: one barrier per slab)
+#define STAGES STAGES_VALUE
+// thread (tm, tn) = (t % ROW_STEP, t / ROW_STEP) owns rows ROW_OF(tm, i) and columns
+// COL_OF(tn, j) of the block tile
 #define ROW_STEP (BM / TM)
 #define COL_STEP (BN / TN)
+#define VECTOR VECTOR_VALUE
+#if VECTOR
+// (8×8 float32 only) rows 4·tm + i and BM/2 + 4·tm + i, columns likewise, i < 4: each thread
+// reads its a and b of one k as four 16-byte loads, not sixteen 4-byte ones (6 shared-memory
+// wavefronts a warp instead of 16); the padding keeps every row 16-byte aligned
+#define ROW_OF(tm, i) ((i) < 4 ? 4 * (tm) + (i) : BM / 2 + 4 * (tm) + (i) - 4)
+#define COL_OF(tn, j) ((j) < 4 ? 4 * (tn) + (j) : BN / 2 + 4 * (tn) + (j) - 4)
+#define PAD 4
+#else
+// strided rows and columns: a warp's reads of one k are conflict-free broadcasts
+#define ROW_OF(tm, i) ((tm) + ROW_STEP * (i))
+#define COL_OF(tn, j) ((tn) + COL_STEP * (j))
 // one padding column: the k-fast stores of conv_weight's tiles hit different banks
 #define PAD 1
+#endif
 
 // acc += As · Bs over one BK slab
 __device__ __forceinline__ void multiply_slab(const T (*As)[BM + PAD], const T (*Bs)[BN + PAD], T (*acc)[TN],
                                               int tm, int tn) {
 #pragma unroll
     for (int k = 0; k < BK; ++k) {
+#if VECTOR
+        const float4 a_lo = *reinterpret_cast<const float4*>(&As[k][4 * tm]);
+        const float4 a_hi = *reinterpret_cast<const float4*>(&As[k][BM / 2 + 4 * tm]);
+        const float4 b_lo = *reinterpret_cast<const float4*>(&Bs[k][4 * tn]);
+        const float4 b_hi = *reinterpret_cast<const float4*>(&Bs[k][BN / 2 + 4 * tn]);
+        const T a[TM] = {a_lo.x, a_lo.y, a_lo.z, a_lo.w, a_hi.x, a_hi.y, a_hi.z, a_hi.w};
+        const T b[TN] = {b_lo.x, b_lo.y, b_lo.z, b_lo.w, b_hi.x, b_hi.y, b_hi.z, b_hi.w};
+#else
         T a[TM], b[TN];
 #pragma unroll
-        for (int i = 0; i < TM; ++i) a[i] = As[k][tm + ROW_STEP * i];
+        for (int i = 0; i < TM; ++i) a[i] = As[k][ROW_OF(tm, i)];
 #pragma unroll
-        for (int j = 0; j < TN; ++j) b[j] = Bs[k][tn + COL_STEP * j];
+        for (int j = 0; j < TN; ++j) b[j] = Bs[k][COL_OF(tn, j)];
+#endif
 #pragma unroll
         for (int i = 0; i < TM; ++i)
 #pragma unroll
@@ -162,6 +198,27 @@ __device__ __forceinline__ void gemm_slabs(LoadA& load_a, const T* __restrict__ 
                                            const T* a_regs, T* b_regs, int tm, int tn) {
     load_a(0);
     load_dense(b_group, 0, n0, K, cols, b_regs);
+#if STAGES == 2
+    store_rows(As, a_regs);
+    store_dense(Bs, b_regs);
+    __syncthreads();
+    int stage = 0;
+    for (int k0 = 0; k0 < K; k0 += BK) {
+        const bool more = k0 + BK < K;
+        if (more) {
+            load_a(k0 + BK);
+            load_dense(b_group, k0 + BK, n0, K, cols, b_regs);
+        }
+        multiply_slab(As + stage * BK, Bs + stage * BK, acc, tm, tn);
+        // the other buffer was last read before the previous barrier: free to fill
+        if (more) {
+            store_rows(As + (stage ^ 1) * BK, a_regs);
+            store_dense(Bs + (stage ^ 1) * BK, b_regs);
+        }
+        __syncthreads();
+        stage ^= 1;
+    }
+#else
     for (int k0 = 0; k0 < K; k0 += BK) {
         store_rows(As, a_regs);
         store_dense(Bs, b_regs);
@@ -173,6 +230,7 @@ __device__ __forceinline__ void gemm_slabs(LoadA& load_a, const T* __restrict__ 
         multiply_slab(As, Bs, acc, tm, tn);
         __syncthreads();
     }
+#endif
 }
 
 // y (N, O, OH, OW) = x (N, C, H, W) ⋆ w; wmat is w as (groups, C/g·KH·KW, O/g), contiguous.
@@ -181,8 +239,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
 conv_forward(const T* __restrict__ x, const T* __restrict__ wmat, T* __restrict__ y,
              int N, int C, int H, int W, int O, int OH, int OW, int KH, int KW,
              int sh, int sw, int ph, int pw, int dh, int dw, int groups) {
-    __shared__ T As[BK][BM + PAD];
-    __shared__ T Bs[BK][BN + PAD];
+    __shared__ __align__(16) T As[STAGES * BK][BM + PAD];
+    __shared__ __align__(16) T Bs[STAGES * BK][BN + PAD];
     const int g = blockIdx.z, Cg = C / groups, Og = O / groups, KK = KH * KW, K = Cg * KK, L = OH * OW;
     const int M = N * L, m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
     const int tm = (int)threadIdx.x % ROW_STEP, tn = (int)threadIdx.x / ROW_STEP;
@@ -218,12 +276,12 @@ conv_forward(const T* __restrict__ x, const T* __restrict__ wmat, T* __restrict_
     gemm_slabs(load_a, b_group, K, n0, Og, As, Bs, acc, a_regs, b_regs, tm, tn);
 #pragma unroll
     for (int i = 0; i < TM; ++i) {
-        const int m = m0 + tm + ROW_STEP * i;
+        const int m = m0 + ROW_OF(tm, i);
         if (m >= M) continue;
         const int s = m / L, p = m - s * L;
 #pragma unroll
         for (int j = 0; j < TN; ++j) {
-            const int o = n0 + tn + COL_STEP * j;
+            const int o = n0 + COL_OF(tn, j);
             if (o < Og) y[((long long)s * O + (long long)g * Og + o) * L + p] = acc[i][j];
         }
     }
@@ -235,8 +293,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
 conv_input(const T* __restrict__ grad, const T* __restrict__ wmat, T* __restrict__ dx,
            int N, int C, int H, int W, int O, int OH, int OW, int KH, int KW,
            int sh, int sw, int ph, int pw, int dh, int dw, int groups) {
-    __shared__ T As[BK][BM + PAD];
-    __shared__ T Bs[BK][BN + PAD];
+    __shared__ __align__(16) T As[STAGES * BK][BM + PAD];
+    __shared__ __align__(16) T Bs[STAGES * BK][BN + PAD];
     const int g = blockIdx.z, Cg = C / groups, Og = O / groups, KK = KH * KW, K = Og * KK, L = OH * OW;
     const int HW = H * W, M = N * HW, m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
     const int tm = (int)threadIdx.x % ROW_STEP, tn = (int)threadIdx.x / ROW_STEP;
@@ -276,12 +334,12 @@ conv_input(const T* __restrict__ grad, const T* __restrict__ wmat, T* __restrict
     gemm_slabs(load_a, b_group, K, n0, Cg, As, Bs, acc, a_regs, b_regs, tm, tn);
 #pragma unroll
     for (int i = 0; i < TM; ++i) {
-        const int m = m0 + tm + ROW_STEP * i;
+        const int m = m0 + ROW_OF(tm, i);
         if (m >= M) continue;
         const int s = m / HW, q = m - s * HW;
 #pragma unroll
         for (int j = 0; j < TN; ++j) {
-            const int c = n0 + tn + COL_STEP * j;
+            const int c = n0 + COL_OF(tn, j);
             if (c < Cg) dx[((long long)s * C + (long long)g * Cg + c) * HW + q] = acc[i][j];
         }
     }
@@ -294,8 +352,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
 conv_weight(const T* __restrict__ x, const T* __restrict__ grad, T* __restrict__ partial,
             int N, int C, int H, int W, int O, int OH, int OW, int KH, int KW,
             int sh, int sw, int ph, int pw, int dh, int dw, int groups, int k_chunk) {
-    __shared__ T As[BK][BM + PAD];
-    __shared__ T Bs[BK][BN + PAD];
+    __shared__ __align__(16) T As[STAGES * BK][BM + PAD];
+    __shared__ __align__(16) T Bs[STAGES * BK][BN + PAD];
     // each row's (channel offset, kh·d, kw·d), found once per block
     __shared__ long long row_offset[BM];
     __shared__ int row_dh[BM], row_dw[BM];
@@ -352,25 +410,42 @@ conv_weight(const T* __restrict__ x, const T* __restrict__ grad, T* __restrict__
             b_regs[r] = (k_valid && o < Og) ? grad_sample[(long long)o * L] : (T)0;
         }
     };
+    auto store = [&](int stage) {
+#pragma unroll
+        for (int r = 0; r < BK * BM / THREADS; ++r) As[stage * BK + k_lane][row_lane + r * (THREADS / BK)] = a_regs[r];
+#pragma unroll
+        for (int r = 0; r < BK * BN / THREADS; ++r) Bs[stage * BK + k_lane][row_lane + r * (THREADS / BK)] = b_regs[r];
+    };
     load(k_begin);
+#if STAGES == 2
+    store(0);
+    __syncthreads();
+    int stage = 0;
     for (int k0 = k_begin; k0 < k_end; k0 += BK) {
-#pragma unroll
-        for (int r = 0; r < BK * BM / THREADS; ++r) As[k_lane][row_lane + r * (THREADS / BK)] = a_regs[r];
-#pragma unroll
-        for (int r = 0; r < BK * BN / THREADS; ++r) Bs[k_lane][row_lane + r * (THREADS / BK)] = b_regs[r];
+        const bool more = k0 + BK < k_end;
+        if (more) load(k0 + BK);
+        multiply_slab(As + stage * BK, Bs + stage * BK, acc, tm, tn);
+        if (more) store(stage ^ 1);  // the other buffer was last read before the previous barrier
+        __syncthreads();
+        stage ^= 1;
+    }
+#else
+    for (int k0 = k_begin; k0 < k_end; k0 += BK) {
+        store(0);
         __syncthreads();
         if (k0 + BK < k_end) load(k0 + BK);
         multiply_slab(As, Bs, acc, tm, tn);
         __syncthreads();
     }
+#endif
     T* out = partial + (long long)slice * O * Mrows;
 #pragma unroll
     for (int i = 0; i < TM; ++i) {
-        const int m = m0 + tm + ROW_STEP * i;
+        const int m = m0 + ROW_OF(tm, i);
         if (m >= Mrows) continue;
 #pragma unroll
         for (int j = 0; j < TN; ++j) {
-            const int o = n0 + tn + COL_STEP * j;
+            const int o = n0 + COL_OF(tn, j);
             if (o < Og) out[((long long)g * Og + o) * Mrows + m] = acc[i][j];
         }
     }
@@ -391,9 +466,10 @@ def _tile(dtype, tile_name: str | None = None) -> tuple[str, int, int, int]:
 def kernel_source(dtype, tile_name: str | None = None) -> str:
     """The CUDA C handed to CuPy's RawModule for ``dtype`` (float32 or float64) and a tiling of
     ``TILES`` (default: the dtype's in ``tile``)."""
-    _, threads, columns, min_blocks = _tile(dtype, tile_name)
+    name, threads, columns, min_blocks = _tile(dtype, tile_name)
     return (KERNELS.replace("CTYPE", _CTYPES[np.dtype(dtype)]).replace("TN_VALUE", str(columns))
-            .replace("THREADS_VALUE", str(threads)).replace("MIN_BLOCKS_VALUE", str(min_blocks)))
+            .replace("THREADS_VALUE", str(threads)).replace("MIN_BLOCKS_VALUE", str(min_blocks))
+            .replace("STAGES_VALUE", str(_STAGES.get(name, 1))).replace("VECTOR_VALUE", str(int(name in _VECTOR))))
 
 
 _modules: dict = {}
@@ -472,8 +548,39 @@ def conv_forward(x, w, geo):
     return y
 
 
+class _AdjointGeometry:
+    """The geometry under which a stride-1 convolution's data gradient is a forward convolution:
+    the output gradient (spatial ``out_shape``) convolved with the flipped, transposed filter,
+    padded by d·(k − 1) − pad_lo on the low side, gives back ``in_shape``."""
+
+    __slots__ = ("kernel", "stride", "pad_lo", "dilation", "groups", "in_shape", "out_shape")
+
+    def __init__(self, geo) -> None:
+        self.kernel, self.stride, self.dilation, self.groups = geo.kernel, geo.stride, geo.dilation, geo.groups
+        self.pad_lo = tuple(d * (k - 1) - p for d, k, p in zip(geo.dilation, geo.kernel, geo.pad_lo))
+        self.in_shape, self.out_shape = geo.out_shape, geo.in_shape
+
+
+# Whether a stride-1 data gradient runs conv_forward on the flipped filter rather than the
+# conv_input kernel, whose gather tests each tap for divisibility by the stride (two integer
+# divisions per element); read per call, so gpu_profile.py can time both.
+input_by_forward = True
+
+
+def _adjoint_filter(w, groups: int):
+    """w (O, C/g, *K) as the filter of the adjoint convolution: (C, O/g, *K), each group's block
+    transposed and every tap flipped."""
+    o, cg, kernel = w.shape[0], w.shape[1], w.shape[2:]
+    blocks = w.reshape(groups, o // groups, cg, *kernel).swapaxes(1, 2)
+    flipped = blocks[(Ellipsis, *(slice(None, None, -1),) * len(kernel))]
+    return array_module(w).ascontiguousarray(flipped).reshape(groups * cg, o // groups, *kernel)
+
+
 def conv_input(grad, w, geo, c: int):
     """x̄ = Cᵀ(grad, w): grad (N, O, *out), w (O, C/g, *K) → (N, C, *in_shape), C-contiguous."""
+    if input_by_forward and all(s == 1 for s in geo.stride) and all(
+            d * (k - 1) >= p for d, k, p in zip(geo.dilation, geo.kernel, geo.pad_lo)):
+        return conv_forward(grad, _adjoint_filter(w, geo.groups), _AdjointGeometry(geo))
     xp = array_module(grad)
     n, o = grad.shape[:2]
     g = geo.groups

@@ -27,7 +27,7 @@ GEMM sliced per offset (1.5× slower adds), transposed-conv-as-conv for stride 1
 F(2×2, 3×3) for the 32→64 3×3 conv (its 16 GEMMs have K = C = 32 and ran at half the direct
 GEMM's speed, so 2.25× fewer multiplications gave a slower forward: 135 ms against 97 ms
 single-threaded on the loaded machine, and its transforms cost as much as the im2col).
-On real CuPy, with ``chainrule.backends.cuda.conv.implicit_gemm`` on (off by default), the maps of
+On real CuPy, with ``chainrule.backends.cuda.conv.implicit_gemm`` on (the default), the maps of
 1-d and 2-d float32/float64 convolutions run as the implicit-GEMM kernels of ``_cuda_conv``
 instead: no columns at all.
 """
