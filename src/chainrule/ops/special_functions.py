@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from .. import _dtype, _meta, return_types
-from .._backend import array_module, device_of, on_one_device
+from .._backend import array_module, device_of
 from ..autograd.function import Function, ctx_value, kept_value, name_node, saved
 from ..tensor import Tensor, honours_out, write_out
 from . import _incomplete_gamma as incomplete_gamma
@@ -22,9 +22,9 @@ from . import _special_math as kernels
 from ._arg_parser import write_out_same_dtype
 from .elementwise import (
     _cast,
-    _check_broadcast,
     _float_input,
     _float_pair,
+    _kernel_arrays,
     _pair,
     _require_tensors,
     cos,
@@ -694,13 +694,12 @@ def nextafter(input: Tensor, other: Tensor) -> Tensor:
 
 
 def _integer_pair(op: str, input, other):
-    """The two operands' arrays, on one device (torch's check: this kernel skips Function.apply)."""
+    """The two integer operands' arrays (``elementwise._kernel_arrays``: broadcast, then one device)."""
     _require_tensors(op, input, other)
     a, b = _pair(input, other)
     if a._data.dtype.kind not in "iu":
         raise NotImplementedError(f"\"{op}_cpu\" not implemented for '{_dtype.scalar_name(a.dtype)}'")
-    _check_broadcast(a, b)
-    return on_one_device([a._data, b._data], op)
+    return _kernel_arrays(op, a, b)
 
 
 

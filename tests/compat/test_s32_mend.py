@@ -1,0 +1,58 @@
+"""Session 32, lane mend: review mends of session 31's work, each checked against torch on the same
+inputs (torch 2.13 CPU here; the device orders below were seen on torch 2.11 with CUDA on an H200)."""
+
+import numpy as np
+import pytest
+
+import chainrule
+from chainrule._backend import use_standin_cuda
+
+torch = pytest.importorskip("torch")
+
+# the integer kernels that call the array module themselves (ops.elementwise._kernel_arrays)
+INTEGER_OPS = {
+    "floor_divide": lambda m, x, y: x // y, "div_trunc": lambda m, x, y: m.div(x, y, rounding_mode="trunc"),
+    "remainder": lambda m, x, y: x % y, "fmod": lambda m, x, y: m.fmod(x, y),
+    "left_shift": lambda m, x, y: x << y, "right_shift": lambda m, x, y: x >> y,
+    "bitwise_left_shift": lambda m, x, y: m.bitwise_left_shift(x, y),
+    "gcd": lambda m, x, y: m.gcd(x, y), "lcm": lambda m, x, y: m.lcm(x, y),
+}
+LEFT = np.array([12, -7, 9, 30, 5], dtype=np.int64)
+RIGHT = np.array([8, 3, -4], dtype=np.int64)
+
+
+def _error(call):
+    with pytest.raises(RuntimeError) as info:
+        call()
+    return str(info.value)
+
+
+@pytest.mark.parametrize("op", sorted(INTEGER_OPS))
+def test_shapes_that_do_not_broadcast_raise_torchs_error(op):
+    # the shifts passed NumPy's ValueError on as "bitwise_left_shift: operands could not be
+    # broadcast together with shapes (5,) (3,) "; torch says which sizes differ, as the others did
+    call = INTEGER_OPS[op]
+    expected = _error(lambda: call(torch, torch.tensor(LEFT), torch.tensor(RIGHT)))
+    assert _error(lambda: call(chainrule, chainrule.tensor(LEFT), chainrule.tensor(RIGHT))) == expected
+    assert expected == "The size of tensor a (5) must match the size of tensor b (3) at non-singleton dimension 0"
+
+
+@pytest.mark.parametrize("op", sorted(set(INTEGER_OPS) - {"gcd", "lcm"}))
+def test_on_the_device_the_broadcast_error_comes_before_the_device_error(op):
+    # torch's TensorIterator computes the shape before the device (CUDA torch: a cuda:0 tensor of 5
+    # and a CPU tensor of 3 raise the size error for the shifts too, which raised the device error)
+    call = INTEGER_OPS[op]
+    expected = _error(lambda: call(torch, torch.tensor(LEFT), torch.tensor(RIGHT)))
+    with use_standin_cuda():
+        try:
+            assert _error(lambda: call(chainrule, chainrule.tensor(LEFT, device="cuda"), chainrule.tensor(RIGHT))) == expected
+            assert _error(lambda: call(chainrule, chainrule.tensor(LEFT), chainrule.tensor(RIGHT, device="cuda"))) == expected
+            same_shape = chainrule.tensor(LEFT[::-1].copy())
+            message = _error(lambda: call(chainrule, chainrule.tensor(LEFT, device="cuda"), same_shape))
+            assert message.startswith("Expected all tensors to be on the same device, but found at least two devices, "
+                                      "cuda:0 and cpu!")
+            joined = call(chainrule, chainrule.tensor(LEFT, device="cuda"), chainrule.tensor(3))  # a 0-d CPU operand joins
+            assert joined.device.type == "cuda"
+            np.testing.assert_array_equal(joined.cpu().numpy(), call(torch, torch.tensor(LEFT), torch.tensor(3)).numpy())
+        finally:
+            chainrule.set_default_device(None)
