@@ -56,3 +56,31 @@ def test_on_the_device_the_broadcast_error_comes_before_the_device_error(op):
             np.testing.assert_array_equal(joined.cpu().numpy(), call(torch, torch.tensor(LEFT), torch.tensor(3)).numpy())
         finally:
             chainrule.set_default_device(None)
+
+
+BOOL_SHIFTS = {
+    "tensor << tensor": lambda m, t: t << t, "tensor >> 0-d tensor": lambda m, t: t >> m.tensor(True),
+    "tensor << True": lambda m, t: t << True, "True << tensor": lambda m, t: True << t,
+    "bitwise_right_shift(True, tensor)": lambda m, t: m.bitwise_right_shift(True, t),
+    "bitwise_left_shift out=int64": lambda m, t: m.bitwise_left_shift(t, t, out=m.empty(2, dtype=m.int64)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BOOL_SHIFTS))
+def test_shifting_bools_by_bools_is_refused_as_torch_refuses_it(case):
+    # two bools promote to bool, which torch's shift kernels have no instance for; chainrule
+    # shifted them as int64 ([True, False] << [True, False] gave [2, 0])
+    call = BOOL_SHIFTS[case]
+    with pytest.raises(NotImplementedError) as expected:
+        call(torch, torch.tensor([True, False]))
+    with pytest.raises(NotImplementedError) as got:
+        call(chainrule, chainrule.tensor([True, False]))
+    assert str(got.value) == str(expected.value)
+
+
+def test_a_bool_tensor_shifted_by_an_integer_is_shifted_in_the_promoted_dtype():
+    for call in (lambda m, t: t << 1, lambda m, t: t << m.tensor(2), lambda m, t: 5 >> t):
+        expected = call(torch, torch.tensor([True, False]))
+        got = call(chainrule, chainrule.tensor([True, False]))
+        assert str(got.dtype).split(".")[1] == str(expected.dtype).split(".")[1] == "int64"
+        np.testing.assert_array_equal(got.numpy(), expected.numpy())

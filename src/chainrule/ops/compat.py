@@ -244,12 +244,10 @@ def isposinf(input: Tensor) -> Tensor:
 def _shift(input, other, left: bool) -> Tensor:
     name = "lshift" if left else "rshift"
     a, b = elementwise._pair(input, other)
-    if a._data.dtype.kind not in "iub":
+    if a._data.dtype.kind not in "iu":  # (two bools promote to bool, which torch's kernels refuse too)
         raise NotImplementedError(f'"{name}_cpu" not implemented for \'{_dtype.scalar_name(_dtype._BY_NP[a._data.dtype])}\'')
     x, s = elementwise._kernel_arrays(f"bitwise_{'left' if left else 'right'}_shift", a, b)
     xp = array_module(x)
-    if x.dtype == np.bool_:  # torch shifts bools as their integer type of the result: int64 here
-        x, s = x.astype(np.int64), s.astype(np.int64)
     bits = x.dtype.itemsize * 8
     # C leaves shifts by a negative or >= width amount undefined; torch defines them: a left shift
     # gives 0, a right shift the sign fill (an arithmetic shift by width - 1; 0 for unsigned types),
