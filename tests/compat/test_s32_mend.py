@@ -84,3 +84,74 @@ def test_a_bool_tensor_shifted_by_an_integer_is_shifted_in_the_promoted_dtype():
         got = call(chainrule, chainrule.tensor([True, False]))
         assert str(got.dtype).split(".")[1] == str(expected.dtype).split(".")[1] == "int64"
         np.testing.assert_array_equal(got.numpy(), expected.numpy())
+
+
+# ---------------------------------------------------------------- full backward hooks' grad_input
+class _TwoInputs:
+    """A module of (x, y, k) for either library: x * y * k + y."""
+
+    @staticmethod
+    def make(module):
+        class TwoInputs(module.nn.Module):
+            def forward(self, x, y, k=2.0):
+                return x * y * k + y
+
+        return TwoInputs()
+
+
+def _hooked_backwards(module, x_requires_grad: bool, y_requires_grad: bool, times: int = 2):
+    layer = _TwoInputs.make(module)
+    seen = []
+
+    def hook(_, grad_input, grad_output):
+        seen.append(tuple(None if g is None else g.clone() for g in grad_input) + (grad_input,))
+
+    layer.register_full_backward_hook(hook)
+    x = module.tensor([1.0, 2.0], requires_grad=x_requires_grad)
+    y = module.tensor([3.0, 4.0], requires_grad=y_requires_grad)
+    out = layer(x, y, 3.0)
+    for _ in range(times):
+        out.sum().backward(retain_graph=True)
+    return seen
+
+
+@pytest.mark.parametrize("requires_grad", [(True, False), (False, True), (True, True)])
+def test_full_backward_hooks_get_fresh_zeros_for_an_input_that_needs_no_gradient(requires_grad):
+    # torch's grad_input holds zeros, not None, for a tensor input that needs no gradient while
+    # another does, new ones on each backward: they are observable, so chainrule builds them too
+    expected = _hooked_backwards(torch, *requires_grad)
+    got = _hooked_backwards(chainrule, *requires_grad)
+    assert len(got) == len(expected) == 2
+    for ours, theirs in zip(got, expected):
+        assert len(ours[-1]) == len(theirs[-1]) == 3 and ours[2] is None and theirs[2] is None
+        for a, b in zip(ours[:2], theirs[:2]):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+        for a, b in zip(ours[-1][:2], theirs[-1][:2]):
+            assert a.requires_grad is b.requires_grad is False
+    zeros_at = {(True, False): 1, (False, True): 0}.get(requires_grad, 0)  # (both: x's gradient)
+    assert got[0][-1][zeros_at] is not got[1][-1][zeros_at]
+    assert expected[0][-1][zeros_at] is not expected[1][-1][zeros_at]
+
+
+def test_only_backward_pre_hooks_build_no_zeros_and_change_no_gradient(monkeypatch):
+    # with no full hook nobody sees grad_input: its zeros were built and dropped on each backward
+    from chainrule.nn.modules import module as module_file
+
+    made = []
+    real_zeros = module_file.zeros
+    monkeypatch.setattr(module_file, "zeros", lambda *a, **k: made.append(a) or real_zeros(*a, **k))
+    results = {}
+    for library in (torch, chainrule):
+        layer = _TwoInputs.make(library)
+        grad_outputs = []
+        layer.register_full_backward_pre_hook(lambda _, grad_output, seen=grad_outputs: seen.append(grad_output))
+        x = library.tensor([1.0, 2.0], requires_grad=True)
+        layer(x, library.tensor([3.0, 4.0]), 3.0).sum().backward()
+        results[library] = (x.grad.numpy(), grad_outputs[0][0].numpy(), str(x.grad_fn))
+    np.testing.assert_array_equal(results[chainrule][0], results[torch][0])
+    np.testing.assert_array_equal(results[chainrule][1], results[torch][1])
+    assert made == []
+    layer = _TwoInputs.make(chainrule)
+    layer.register_full_backward_hook(lambda *_: None)
+    layer(chainrule.tensor([1.0, 2.0], requires_grad=True), chainrule.tensor([3.0, 4.0])).sum().backward()
+    assert made == [((2,),)]  # a full hook: the one untracked input's zeros, once

@@ -986,8 +986,9 @@ class _BackwardHookState:
     through another, whose backward runs after the module's own graph and calls the hooks with
     (grad_input, grad_output) — the same pair and order torch's BackwardHook gives: one entry per
     positional argument, None for a non-tensor, zeros for a tensor that needs no gradient while
-    another does (torch's node materialises them); what a hook returns is checked as torch's
-    node hook checks it.
+    another does (torch's node materialises them: fresh contiguous zeros of the input's shape and
+    dtype on each backward, so they are built then, and only when a full hook will see them);
+    what a hook returns is checked as torch's node hook checks it.
     """
 
     def __init__(self, module: Module, full_hooks: list, pre_hooks: list) -> None:
@@ -1068,6 +1069,11 @@ class _BackwardHookState:
         if self.grad_outputs is None:
             # a gradient reaching the inputs without passing the outputs (a double backward through
             # the module's first backward): torch's hooks stay silent
+            return grads
+        if not self.full_hooks:
+            # only backward pre-hooks, which saw grad_output already: no hook sees grad_input, so
+            # its zeros (built for, and observable by, full hooks alone) are not made
+            self.grad_outputs = None
             return grads
         full = [None] * self.n_inputs
         for k, g in zip(self.input_positions, grads):
