@@ -155,3 +155,37 @@ def test_only_backward_pre_hooks_build_no_zeros_and_change_no_gradient(monkeypat
     layer.register_full_backward_hook(lambda *_: None)
     layer(chainrule.tensor([1.0, 2.0], requires_grad=True), chainrule.tensor([3.0, 4.0])).sum().backward()
     assert made == [((2,),)]  # a full hook: the one untracked input's zeros, once
+
+
+KEPT_BY_HOOKS = {
+    "full hook's grad_input": lambda layer, kept: layer.register_full_backward_hook(
+        lambda _, grad_input, grad_output: kept.append(grad_input[0])),
+    "full hook's grad_output": lambda layer, kept: layer.register_full_backward_hook(
+        lambda _, grad_input, grad_output: kept.append(grad_output[0])),
+    "pre-hook's grad_output": lambda layer, kept: layer.register_full_backward_pre_hook(
+        lambda _, grad_output: kept.append(grad_output[0])),
+}
+
+
+@pytest.mark.parametrize("scale", [None, 3.0])
+@pytest.mark.parametrize("case", sorted(KEPT_BY_HOOKS))
+def test_a_gradient_a_module_hook_kept_is_not_the_leafs_grad_accumulated_later(case, scale):
+    # the leaf's .grad stole the array the hook had been handed, so the second backward's
+    # in-place accumulation into x.grad rewrote what the hook kept ([2, 5] became [4, 10]);
+    # torch's AccumulateGrad copies a gradient someone else still holds
+    results = {}
+    for library in (torch, chainrule):
+        class Layer(library.nn.Module):
+            def forward(self, a):
+                return a + 1.0 if scale is None else a * scale
+
+        layer, kept = Layer(), []
+        KEPT_BY_HOOKS[case](layer, kept)
+        x = library.tensor([1.0, 2.0], requires_grad=True)
+        out = layer(x) * library.tensor([2.0, 5.0])
+        out.sum().backward(retain_graph=True)
+        out.sum().backward()
+        results[library] = [k.numpy().copy() for k in kept] + [x.grad.numpy().copy()]
+    assert len(results[chainrule]) == len(results[torch]) == 3
+    for ours, theirs in zip(results[chainrule], results[torch]):
+        np.testing.assert_array_equal(ours, theirs)
