@@ -189,3 +189,77 @@ def test_a_gradient_a_module_hook_kept_is_not_the_leafs_grad_accumulated_later(c
     assert len(results[chainrule]) == len(results[torch]) == 3
     for ours, theirs in zip(results[chainrule], results[torch]):
         np.testing.assert_array_equal(ours, theirs)
+
+
+# ---------------------------------------------------------------- gcd/lcm's device check
+# torch 2.11 with CUDA (an H200), by hand: gcd and lcm check devices in their generated CUDA
+# wrapper before anything else, in these words, for a 0-d CPU tensor too; the same shapes and
+# dtypes on one device reach the kernel's own checks
+GCD_ON_CUDA = {
+    ("gcd", "cuda 5", "cpu 0-d"): "but got other is on cpu, different from other tensors on cuda:0 "
+                                  "(when checking argument in method wrapper_CUDA_gcd)",
+    ("gcd", "cpu 0-d", "cuda 5"): "but got other is on cuda:0, different from other tensors on cpu "
+                                  "(when checking argument in method wrapper_CUDA_gcd)",
+    ("lcm", "cuda 5", "cpu 0-d"): "but got other is on cpu, different from other tensors on cuda:0 "
+                                  "(when checking argument in method wrapper_CUDA_lcm)",
+    ("gcd", "cuda 5", "cpu 3"): "but got other is on cpu, different from other tensors on cuda:0 "
+                                "(when checking argument in method wrapper_CUDA_gcd)",
+    ("gcd", "cuda 5 float", "cpu 5 float"): "but got other is on cpu, different from other tensors on cuda:0 "
+                                            "(when checking argument in method wrapper_CUDA_gcd)",
+}
+
+
+def _operand(module, spec: str, device_name=None):
+    where, *rest = spec.split()
+    if rest[0] == "0-d":
+        value = module.tensor(3)
+    else:
+        value = module.arange(1, int(rest[0]) + 1)
+    if rest[-1] == "float":
+        value = value.float()
+    return value.to(device_name or where)
+
+
+@pytest.mark.parametrize("case", sorted(GCD_ON_CUDA))
+def test_gcd_and_lcm_refuse_a_cpu_operand_on_cuda_in_torchs_words(case):
+    op, left, right = case
+    with use_standin_cuda():
+        try:
+            message = _error(lambda: getattr(chainrule, op)(_operand(chainrule, left), _operand(chainrule, right)))
+        finally:
+            chainrule.set_default_device(None)
+    assert message == "Expected all tensors to be on the same device, " + GCD_ON_CUDA[case]
+
+
+@pytest.mark.parametrize("op", ["gcd", "lcm"])
+def test_gcd_and_lcm_on_one_device_keep_their_own_checks(op):
+    # the same operands all on the CPU: torch's own error or value, here and (one device) on the stand-in
+    for left, right in (("cpu 5", "cpu 3"), ("cpu 5 float", "cpu 5 float"), ("cpu 5", "cpu 0-d")):
+        theirs = getattr(torch, op)
+        try:
+            expected = theirs(_operand(torch, left), _operand(torch, right)).numpy()
+        except (RuntimeError, NotImplementedError) as error:
+            expected = (type(error), str(error))
+        for device_name in ("cpu", "cuda"):
+            with use_standin_cuda():
+                try:
+                    got = getattr(chainrule, op)(_operand(chainrule, left, device_name),
+                                                 _operand(chainrule, right, device_name)).cpu().numpy()
+                except (RuntimeError, NotImplementedError) as error:
+                    got = (type(error), str(error))
+                finally:
+                    chainrule.set_default_device(None)
+            if isinstance(expected, tuple):  # (on CUDA torch names its gcd_cuda kernel: the type only)
+                assert (got if device_name == "cpu" else got[0]) == (expected if device_name == "cpu" else expected[0])
+            else:
+                np.testing.assert_array_equal(got, expected)
+
+
+def test_gcd_and_lcm_refuse_a_number_or_none_as_other_in_torchs_words():
+    for op in ("gcd", "lcm"):
+        for other in (None, 2):
+            with pytest.raises(TypeError) as expected:
+                getattr(torch, op)(torch.tensor([4]), other)
+            with pytest.raises(TypeError) as got:
+                getattr(chainrule, op)(chainrule.tensor([4]), other)
+            assert str(got.value) == str(expected.value)
