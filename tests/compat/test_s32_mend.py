@@ -263,3 +263,28 @@ def test_gcd_and_lcm_refuse_a_number_or_none_as_other_in_torchs_words():
             with pytest.raises(TypeError) as got:
                 getattr(chainrule, op)(chainrule.tensor([4]), other)
             assert str(got.value) == str(expected.value)
+
+
+# comparisons and bitwise and/or/xor on a device call NumPy's ufunc themselves: they checked the
+# device first; torch's TensorIterator (seen on CUDA torch 2.11) checks the shapes first
+DEVICE_UFUNC_OPS = {
+    "and": lambda m, x, y: x & y, "xor": lambda m, x, y: x ^ y, "eq": lambda m, x, y: x == y,
+    "lt": lambda m, x, y: x < y, "logical_and": lambda m, x, y: m.logical_and(x, y),
+}
+
+
+@pytest.mark.parametrize("op", sorted(DEVICE_UFUNC_OPS))
+def test_comparisons_and_bitwise_ops_on_the_device_check_shapes_before_devices(op):
+    call = DEVICE_UFUNC_OPS[op]
+    expected = _error(lambda: call(torch, torch.tensor(LEFT), torch.tensor(RIGHT)))
+    with use_standin_cuda():
+        try:
+            assert _error(lambda: call(chainrule, chainrule.tensor(LEFT, device="cuda"), chainrule.tensor(RIGHT))) == expected
+            message = _error(lambda: call(chainrule, chainrule.tensor(LEFT, device="cuda"), chainrule.tensor(LEFT)))
+            assert message.startswith("Expected all tensors to be on the same device, but found at least two devices, "
+                                      "cuda:0 and cpu!")
+            joined = call(chainrule, chainrule.tensor(LEFT, device="cuda"), chainrule.tensor(9))  # a 0-d CPU operand joins
+            assert joined.device.type == "cuda"
+            np.testing.assert_array_equal(joined.cpu().numpy(), call(torch, torch.tensor(LEFT), torch.tensor(9)).numpy())
+        finally:
+            chainrule.set_default_device(None)

@@ -941,7 +941,8 @@ def _check_broadcast(a: Tensor, b: Tensor) -> None:
 
 def _kernel_arrays(op: str, a: Tensor, b: Tensor) -> tuple:
     """The two operands' arrays for a binary kernel that calls the array module itself and so
-    skips Function.apply's device check (integer div/remainder/fmod, the bit shifts, gcd/lcm):
+    skips Function.apply's device check (integer div/remainder/fmod, the bit shifts, gcd/lcm;
+    on a device, comparisons and bitwise and/or/xor):
     torch's broadcast error first, then its mixed-device error naming ``op``; on a device a 0-d
     CPU operand joins as a device scalar (``_backend.on_one_device``)."""
     _check_broadcast(a, b)
@@ -2345,10 +2346,8 @@ def _compare(ufunc, ordered: str = "", aten: str = ""):
             refuse_complex(a, f"\"{ordered}_cpu\" not implemented for '{{dtype}}'")
         if ordered and _FLOAT8_NP and x.dtype in _FLOAT8_NP:  # torch does not order float8 values
             _dtype.refuse_float8(x.dtype, f"{ordered}_cpu")
-        if type(x) is not type(y):  # a device array meets a CPU one: the same check as every op's
-            x, y = on_one_device([x, y], ufunc.__name__)
-        elif type(x) is not np.ndarray:
-            x, y = on_one_device([x, y], ufunc.__name__)  # two GPUs' arrays must not meet either
+        if type(x) is not np.ndarray or type(y) is not np.ndarray:  # (a device array, or two GPUs')
+            x, y = _kernel_arrays(ufunc.__name__, a, b)
         try:
             out = Tensor._make(iterator_layout(ufunc(x, y), x, y))
         except ValueError as error:
@@ -2406,7 +2405,7 @@ def _bitwise(ufunc):
             refuse_kernel(a, f"{ufunc.__name__}_cpu")
         x, y = a._data, b._data
         if type(x) is not np.ndarray or type(y) is not np.ndarray:
-            x, y = on_one_device([x, y], ufunc.__name__)
+            x, y = _kernel_arrays(ufunc.__name__, a, b)
         try:
             out = Tensor._make(iterator_layout(ufunc(x, y), x, y))
         except ValueError as error:
