@@ -941,10 +941,10 @@ def _check_broadcast(a: Tensor, b: Tensor) -> None:
 
 def _kernel_arrays(op: str, a: Tensor, b: Tensor) -> tuple:
     """The two operands' arrays for a binary kernel that calls the array module itself and so
-    skips Function.apply's device check (integer div/remainder/fmod, the bit shifts, gcd/lcm;
-    on a device, comparisons and bitwise and/or/xor):
-    torch's broadcast error first, then its mixed-device error naming ``op``; on a device a 0-d
-    CPU operand joins as a device scalar (``_backend.on_one_device``)."""
+    skips Function.apply's device check (integer div/remainder/fmod, the bit shifts, gcd/lcm; on
+    a device, comparisons and bitwise and/or/xor): torch's broadcast error first, then its
+    mixed-device error naming ``op`` (TensorIterator's order); on a device a 0-d CPU operand
+    joins as a device scalar (``_backend.on_one_device``)."""
     _check_broadcast(a, b)
     x, y = on_one_device([a._data, b._data], op)
     return x, y

@@ -984,12 +984,13 @@ class _BackwardHookState:
 
     Outputs pass through one node, whose pre-hook sees grad_output; tensor inputs that require
     grad pass through another, whose post-hook runs after the module's own graph and calls the
-    hooks with (grad_input, grad_output) — node hooks, as torch's, so the engine copies rather
-    than steals a gradient they saw when it becomes a leaf's ``.grad`` — the same pair and order torch's BackwardHook gives: one entry per
-    positional argument, None for a non-tensor, zeros for a tensor that needs no gradient while
-    another does (torch's node materialises them: fresh contiguous zeros of the input's shape and
-    dtype on each backward, so they are built then, and only when a full hook will see them);
-    what a hook returns is checked as torch's node hook checks it.
+    hooks with (grad_input, grad_output), the same pair and order torch's BackwardHook gives: one
+    entry per positional argument, None for a non-tensor, zeros for a tensor that needs no
+    gradient while another does (torch's node materialises them: fresh contiguous zeros of the
+    input's shape and dtype on each backward, so they are built then, and only when a full hook
+    will see them); what a hook returns is checked as torch's node hook checks it. They are node
+    hooks, as torch's, so the engine copies rather than steals a gradient a hook saw when it
+    becomes a leaf's ``.grad`` (a kept one would change with the next accumulation).
     """
 
     def __init__(self, module: Module, full_hooks: list, pre_hooks: list) -> None:
