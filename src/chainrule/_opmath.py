@@ -23,7 +23,7 @@ from ._backend import autocast_hook
 
 # ops that accumulate (sums, products of matrices, normalisation statistics), chain several NumPy
 # steps whose intermediate bfloat16 rounding torch does not have, or order values. Not cumsum or its
-# backward: ops.reduce._running_sum keeps a half-precision total in float32 itself and must see the
+# backward: ops.reduce._running_total keeps a half-precision total in float32 itself and must see the
 # input's own dtype (widened here, a float16 input's gradient was summed as float32 and rounded once)
 ACCUMULATE_IN_FLOAT32 = frozenset({
     "sum", "mean", "prod", "prod_of_others", "var", "std", "norm", "cumprod",

@@ -146,6 +146,15 @@ def test_integer_binary_ops_on_the_device_equal_the_cpu_and_refuse_a_cpu_operand
     assert results["cuda"].device.type == "cuda"
     np.testing.assert_array_equal(results["cuda"].cpu().numpy(), results["cpu"].numpy())
     np.testing.assert_array_equal(results["cpu"].numpy(), call(torch, torch.tensor(left), torch.tensor(right)).numpy())
+    if op in ("gcd", "lcm"):
+        # their generated CUDA wrapper checks devices, naming the argument, and no 0-dim CPU tensor
+        # joins (torch 2.11 on CUDA; tests/compat/test_s32_mend.py)
+        for other in (chainrule.tensor(3), chainrule.tensor(right)):
+            with pytest.raises(RuntimeError, match=r"^Expected all tensors to be on the same device, but got other is "
+                                                   rf"on cpu, different from other tensors on cuda:0 \(when checking "
+                                                   rf"argument in method wrapper_CUDA_{op}\)$"):
+                call(chainrule, chainrule.tensor(left, device="cuda"), other)
+        return
     scalar = call(chainrule, chainrule.tensor(left, device="cuda"), chainrule.tensor(3))  # a 0-dim CPU tensor joins
     np.testing.assert_array_equal(scalar.cpu().numpy(), call(torch, torch.tensor(left), torch.tensor(3)).numpy())
     with pytest.raises(RuntimeError, match=r"^Expected all tensors to be on the same device, but found at least two "

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import _dtype, _vmap_frames, return_types
 from .. import storage as _storage
-from .._backend import array_module, module_for_device, on_one_device
+from .._backend import array_module, module_for_device
 from ..autograd.function import name_node
 from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out
@@ -244,26 +244,21 @@ def isposinf(input: Tensor) -> Tensor:
 def _shift(input, other, left: bool) -> Tensor:
     name = "lshift" if left else "rshift"
     a, b = elementwise._pair(input, other)
-    if a._data.dtype.kind not in "iub":
+    if a._data.dtype.kind not in "iu":  # (two bools promote to bool, which torch's kernels refuse too)
         raise NotImplementedError(f'"{name}_cpu" not implemented for \'{_dtype.scalar_name(_dtype._BY_NP[a._data.dtype])}\'')
-    x, s = on_one_device([a._data, b._data], f"bitwise_{'left' if left else 'right'}_shift")
+    x, s = elementwise._kernel_arrays(f"bitwise_{'left' if left else 'right'}_shift", a, b)
     xp = array_module(x)
-    if x.dtype == np.bool_:  # torch shifts bools as their integer type of the result: int64 here
-        x, s = x.astype(np.int64), s.astype(np.int64)
     bits = x.dtype.itemsize * 8
     # C leaves shifts by a negative or >= width amount undefined; torch defines them: a left shift
     # gives 0, a right shift the sign fill (an arithmetic shift by width - 1; 0 for unsigned types),
     # negative amounts included
     in_range = xp.clip(s, 0, bits - 1).astype(x.dtype)
-    try:
-        if left:
-            out = xp.where((s < 0) | (s >= bits), x.dtype.type(0), xp.left_shift(x, in_range))
-        else:
-            signed = x.dtype.kind == "i"
-            fill = xp.right_shift(x, x.dtype.type(bits - 1)) if signed else xp.zeros_like(x)
-            out = xp.where((s < 0) | (s >= bits - signed), fill, xp.right_shift(x, in_range))
-    except ValueError as error:
-        raise RuntimeError(f"bitwise_{'left' if left else 'right'}_shift: {error}") from None
+    if left:
+        out = xp.where((s < 0) | (s >= bits), x.dtype.type(0), xp.left_shift(x, in_range))
+    else:
+        signed = x.dtype.kind == "i"
+        fill = xp.right_shift(x, x.dtype.type(bits - 1)) if signed else xp.zeros_like(x)
+        out = xp.where((s < 0) | (s >= bits - signed), fill, xp.right_shift(x, in_range))
     return Tensor._make(out.astype(x.dtype, copy=False))
 
 

@@ -894,14 +894,14 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
     if a._data.dtype.kind in "bc":
         refuse_kernel(a, f"div_{rounding_mode}_cpu")
     xp = array_module(a, b)
-    _check_broadcast(a, b)
     if a._data.dtype.kind in "iu":
-        x, y = on_one_device([a._data, b._data], "div")  # (the integer kernels skip Function.apply's check)
+        x, y = _kernel_arrays("div", a, b)
         _check_integer_divisor(y)
         if rounding_mode == "floor":
             return _laid_out(Tensor._make(xp.floor_divide(x, y)), a, b)
         quotient = xp.abs(x) // xp.abs(y)
         return _laid_out(Tensor._make(xp.where((x < 0) ^ (y < 0), -quotient, quotient).astype(x.dtype)), a, b)
+    _check_broadcast(a, b)
     return RoundedDiv.apply(a, b, rounding_mode=rounding_mode)
 
 
@@ -937,6 +937,17 @@ def _check_broadcast(a: Tensor, b: Tensor) -> None:
             np.broadcast_shapes(a._data.shape, b._data.shape)
         except ValueError as error:
             raise broadcast_error(error, (a._data, b._data)) from None
+
+
+def _kernel_arrays(op: str, a: Tensor, b: Tensor) -> tuple:
+    """The two operands' arrays for a binary kernel that calls the array module itself and so
+    skips Function.apply's device check (integer div/remainder/fmod, the bit shifts, gcd/lcm; on
+    a device, comparisons and bitwise and/or/xor): torch's broadcast error first, then its
+    mixed-device error naming ``op`` (TensorIterator's order); on a device a 0-d CPU operand
+    joins as a device scalar (``_backend.on_one_device``)."""
+    _check_broadcast(a, b)
+    x, y = on_one_device([a._data, b._data], op)
+    return x, y
 
 
 def _floor_divide_float(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -1021,8 +1032,7 @@ def remainder(input, other) -> Tensor:
         refuse_kernel(a, "remainder_cpu")
     xp = array_module(a, b)
     if a._data.dtype.kind in "iub":
-        _check_broadcast(a, b)
-        x, y = on_one_device([a._data, b._data], "remainder")
+        x, y = _kernel_arrays("remainder", a, b)
         _check_integer_divisor(y)
         return _laid_out(Tensor._make(xp.mod(x, y)), a, b)
     out = Remainder.apply(a, b)
@@ -1045,8 +1055,7 @@ def fmod(input, other) -> Tensor:
         refuse_kernel(a, "fmod_cpu")
     xp = array_module(a, b)
     if a._data.dtype.kind in "iub":
-        _check_broadcast(a, b)
-        x, y = on_one_device([a._data, b._data], "fmod")
+        x, y = _kernel_arrays("fmod", a, b)
         _check_integer_divisor(y)
         return _laid_out(Tensor._make(xp.fmod(x, y)), a, b)
     return Fmod.apply(a, b)
@@ -2337,10 +2346,8 @@ def _compare(ufunc, ordered: str = "", aten: str = ""):
             refuse_complex(a, f"\"{ordered}_cpu\" not implemented for '{{dtype}}'")
         if ordered and _FLOAT8_NP and x.dtype in _FLOAT8_NP:  # torch does not order float8 values
             _dtype.refuse_float8(x.dtype, f"{ordered}_cpu")
-        if type(x) is not type(y):  # a device array meets a CPU one: the same check as every op's
-            x, y = on_one_device([x, y], ufunc.__name__)
-        elif type(x) is not np.ndarray:
-            x, y = on_one_device([x, y], ufunc.__name__)  # two GPUs' arrays must not meet either
+        if type(x) is not np.ndarray or type(y) is not np.ndarray:  # (a device array, or two GPUs')
+            x, y = _kernel_arrays(ufunc.__name__, a, b)
         try:
             out = Tensor._make(iterator_layout(ufunc(x, y), x, y))
         except ValueError as error:
@@ -2398,7 +2405,7 @@ def _bitwise(ufunc):
             refuse_kernel(a, f"{ufunc.__name__}_cpu")
         x, y = a._data, b._data
         if type(x) is not np.ndarray or type(y) is not np.ndarray:
-            x, y = on_one_device([x, y], ufunc.__name__)
+            x, y = _kernel_arrays(ufunc.__name__, a, b)
         try:
             out = Tensor._make(iterator_layout(ufunc(x, y), x, y))
         except ValueError as error:

@@ -1265,16 +1265,17 @@ def log_softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
 
 
 # ---------------------------------------------------------------- cumulative ops
-def _running_sum(xp, x, axis: int, dtype, running: str = "cumsum"):
-    """cumsum (cumprod with ``running="cumprod"``) as torch's CPU kernel keeps its running total:
-    float32 in float64 and float16/bfloat16 in float32 (its acc_type), each total rounded to the
-    result's dtype; NumPy's keeps the total in the result's dtype. The input is converted to
+def _running_total(xp, x, axis: int, dtype, op: str = "cumsum"):
+    """The running total along ``axis`` that serves both cumulative ops: sums for ``op="cumsum"``
+    (cumsum and its reversed backward), products for ``op="cumprod"``. Kept as torch's CPU kernel
+    keeps it: float32 in float64 and float16/bfloat16 in float32 (its acc_type), each total rounded
+    to the result's dtype; NumPy's keeps the total in the result's dtype. The input is converted to
     ``dtype`` first, as torch's ``self.to(dtype)``."""
     result = np.dtype(dtype) if dtype is not None else x.dtype
     if xp is not np or result.kind not in "fV" or result.itemsize > 4:
-        return getattr(xp, running)(x, axis=axis, dtype=dtype)
+        return getattr(xp, op)(x, axis=axis, dtype=dtype)
     wide = np.float64 if result == np.float32 else np.float32
-    return getattr(np, running)(x.astype(result, copy=False), axis=axis, dtype=wide).astype(result)
+    return getattr(np, op)(x.astype(result, copy=False), axis=axis, dtype=wide).astype(result)
 
 
 class Cumsum(Function):
@@ -1289,7 +1290,7 @@ class Cumsum(Function):
         xp = array_module(x)
         ctx.dim = dim
         ctx.input_dtype = x.dtype
-        return _running_sum(xp, xp.asarray(x, order="C"), dim, dtype)  # contiguous, as torch's
+        return _running_total(xp, xp.asarray(x, order="C"), dim, dtype)  # contiguous, as torch's
 
     @staticmethod
     def backward(ctx, grad):
@@ -1313,7 +1314,7 @@ class ReverseCumsum(Function):
     def forward(ctx, grad, dim):
         xp = array_module(grad)
         ctx.dim = dim
-        return xp.flip(_running_sum(xp, xp.flip(grad, dim), dim, None), dim)
+        return xp.flip(_running_total(xp, xp.flip(grad, dim), dim, None), dim)
 
     @staticmethod
     def backward(ctx, grad):
@@ -1375,7 +1376,7 @@ class Cumprod(Function):
     @staticmethod
     def forward(ctx, x, dim, dtype):
         xp = array_module(x)
-        out = _running_sum(xp, xp.asarray(x, order="C"), dim, dtype, "cumprod")  # contiguous, as torch's
+        out = _running_total(xp, xp.asarray(x, order="C"), dim, dtype, "cumprod")  # contiguous, as torch's
         ctx.save_for_backward(x, out)
         ctx.dim = dim
         return out

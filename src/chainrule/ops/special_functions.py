@@ -14,17 +14,17 @@ import math
 import numpy as np
 
 from .. import _dtype, _meta, return_types
-from .._backend import array_module, device_of, on_one_device
+from .._backend import array_module, device_of
 from ..autograd.function import Function, ctx_value, kept_value, name_node, saved
-from ..tensor import Tensor, honours_out, write_out
+from ..tensor import Tensor, _check_tensor, honours_out, write_out
 from . import _incomplete_gamma as incomplete_gamma
 from . import _special_math as kernels
 from ._arg_parser import write_out_same_dtype
 from .elementwise import (
     _cast,
-    _check_broadcast,
     _float_input,
     _float_pair,
+    _kernel_arrays,
     _pair,
     _require_tensors,
     cos,
@@ -694,13 +694,21 @@ def nextafter(input: Tensor, other: Tensor) -> Tensor:
 
 
 def _integer_pair(op: str, input, other):
-    """The two operands' arrays, on one device (torch's check: this kernel skips Function.apply)."""
-    _require_tensors(op, input, other)
+    """The two integer operands' arrays (``elementwise._kernel_arrays``: broadcast, then one device).
+
+    torch's gcd and lcm have no TensorIterator device check but the one of their generated CUDA
+    wrapper, which runs first (before the dtype and shape checks), names the argument and lets no
+    0-d CPU tensor join a CUDA one."""
+    _require_tensors(op, input)
+    _check_tensor(other, op, "other", 2)  # (None too: _require_tensors takes it for "no other")
+    first, second = device_of(input._data), device_of(other._data)
+    if first != second and "cuda" in (first.type, second.type):
+        raise RuntimeError(f"Expected all tensors to be on the same device, but got other is on {second}, different "
+                           f"from other tensors on {first} (when checking argument in method wrapper_CUDA_{op})")
     a, b = _pair(input, other)
     if a._data.dtype.kind not in "iu":
         raise NotImplementedError(f"\"{op}_cpu\" not implemented for '{_dtype.scalar_name(a.dtype)}'")
-    _check_broadcast(a, b)
-    return on_one_device([a._data, b._data], op)
+    return _kernel_arrays(op, a, b)
 
 
 

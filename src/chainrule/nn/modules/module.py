@@ -982,12 +982,15 @@ def _size(shape) -> str:
 class _BackwardHookState:
     """Identity nodes around a module's call that see the gradients of its inputs and outputs.
 
-    Outputs pass through one node (which sees grad_output); tensor inputs that require grad pass
-    through another, whose backward runs after the module's own graph and calls the hooks with
-    (grad_input, grad_output) — the same pair and order torch's BackwardHook gives: one entry per
-    positional argument, None for a non-tensor, zeros for a tensor that needs no gradient while
-    another does (torch's node materialises them); what a hook returns is checked as torch's
-    node hook checks it.
+    Outputs pass through one node, whose pre-hook sees grad_output; tensor inputs that require
+    grad pass through another, whose post-hook runs after the module's own graph and calls the
+    hooks with (grad_input, grad_output), the same pair and order torch's BackwardHook gives: one
+    entry per positional argument, None for a non-tensor, zeros for a tensor that needs no
+    gradient while another does (torch's node materialises them: fresh contiguous zeros of the
+    input's shape and dtype on each backward, so they are built then, and only when a full hook
+    will see them); what a hook returns is checked as torch's node hook checks it. They are node
+    hooks, as torch's, so the engine copies rather than steals a gradient a hook saw when it
+    becomes a leaf's ``.grad`` (a kept one would change with the next accumulation).
     """
 
     def __init__(self, module: Module, full_hooks: list, pre_hooks: list) -> None:
@@ -1009,8 +1012,13 @@ class _BackwardHookState:
         self.has_input_node = True
         self.input_positions = [i for i, _ in wanted]
         self.untracked_inputs = [(i, a.shape, a.dtype, a.device) for i, a in tensors if not a.requires_grad]
-        wrapped = BackwardHookFunction.apply(*[a for _, a in wanted], on_backward=self.received_grad_inputs)
+        wrapped = BackwardHookFunction.apply(*[a for _, a in wanted])
         wrapped = wrapped if isinstance(wrapped, tuple) else (wrapped,)
+
+        def hook(grad_input, _):  # (torch's node hook, named so in its errors)
+            return self.received_grad_inputs(grad_input)
+
+        wrapped[0].grad_fn.register_hook(hook)
         for (_, a), w in zip(wanted, wrapped):  # torch's BackwardHookFunction returns its inputs as-is
             as_input_view(w, a, several=len(wrapped) > 1)
         args = list(args)
@@ -1025,9 +1033,10 @@ class _BackwardHookState:
             return output
         self.n_outputs = len(outs)
         self.output_positions = positions
-        wrapped = BackwardHookFunction.apply(*[outs[k] for k in positions], on_backward=self.received_grad_outputs,
-                                             materialize_grads=False)
+        wrapped = BackwardHookFunction.apply(*[outs[k] for k in positions], materialize_grads=False)
         wrapped = wrapped if isinstance(wrapped, tuple) else (wrapped,)
+        if wrapped[0].grad_fn is not None:
+            wrapped[0].grad_fn.register_prehook(self.received_grad_outputs)
         for k, w in zip(positions, wrapped):
             as_input_view(w, outs[k], several=len(wrapped) > 1)
         outs = list(outs)
@@ -1036,6 +1045,7 @@ class _BackwardHookState:
         return tuple(outs) if isinstance(output, tuple) else outs[0]
 
     def received_grad_outputs(self, grads: tuple) -> tuple:
+        """The outputs' node pre-hook: the pre-hooks' grad_output, kept for the full hooks."""
         full = [None] * self.n_outputs
         for k, g in zip(self.output_positions, grads):
             full[k] = g
@@ -1064,11 +1074,17 @@ class _BackwardHookState:
             self.grad_outputs = None
         return tuple(grad_output[k] for k in self.output_positions)
 
-    def received_grad_inputs(self, grads: tuple) -> tuple:
+    def received_grad_inputs(self, grads: tuple) -> tuple | None:
+        """The inputs' node post-hook: the full hooks' grad_input (None: the gradients unchanged)."""
         if self.grad_outputs is None:
             # a gradient reaching the inputs without passing the outputs (a double backward through
             # the module's first backward): torch's hooks stay silent
-            return grads
+            return None
+        if not self.full_hooks:
+            # only backward pre-hooks, which saw grad_output already: no hook sees grad_input, so
+            # its zeros (built for, and observable by, full hooks alone) are not made
+            self.grad_outputs = None
+            return None
         full = [None] * self.n_inputs
         for k, g in zip(self.input_positions, grads):
             full[k] = g
