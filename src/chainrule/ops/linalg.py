@@ -338,13 +338,13 @@ def _recorded_matmul(t1: Tensor, t2: Tensor) -> Tensor:
     UnsqueezeBackward0; a batch against a matrix or vector is folded into one mm/mv between
     reshapes (UnsafeViewBackward0 over MmBackward0 over ViewBackward0); other batches are expanded
     to the broadcast batch, reshaped to 3-d and multiplied by one bmm. The shapes are checked."""
-    from .shape import Expand, UnsafeView, _share
+    from .shape import Expand, UnsafeView, _share, reshaped
 
     d1, d2 = t1._data.ndim, t2._data.ndim
     if d1 == 1 and d2 == 2:
         product = Mm.apply(t1.unsqueeze(0), t2)
         return name_node(UnsafeView.apply(product, shape=product._data.shape[1:]), "SqueezeBackward4",
-                         saved={"_saved_dim": 0, "_saved_self_sym_sizes": input_sizes(0)})
+                         saved=_SQUEEZED_SAVED)
     if d1 == 3 and d2 == 3:
         # torch drops a batch of one of an operand that requires grad, against a longer batch
         if t1._data.shape[0] == 1 and t2._data.shape[0] != 1 and t1._requires_grad:
@@ -356,7 +356,7 @@ def _recorded_matmul(t1: Tensor, t2: Tensor) -> Tensor:
         larger = t2.mT if transpose else t1
         smaller = (t1.t() if d1 == 2 else t1) if transpose else t2
         sizes = larger._data.shape
-        folded = larger.reshape(math.prod(sizes[:-1]), sizes[-1])
+        folded = reshaped(larger, (math.prod(sizes[:-1]), sizes[-1]))
         if smaller._data.ndim == 1:
             return UnsafeView.apply(Mv.apply(folded, smaller), shape=sizes[:-1])
         out = UnsafeView.apply(Mm.apply(folded, smaller), shape=sizes[:-1] + smaller._data.shape[1:])
@@ -368,7 +368,7 @@ def _recorded_matmul(t1: Tensor, t2: Tensor) -> Tensor:
 
     def as_batch(t, size):  # torch expands (a node even when no dim grows), then reshapes to 3-d
         expanded = _share(Expand.apply(t, shape=batch + size), t)
-        return expanded.reshape((rows,) + size)
+        return reshaped(expanded, (rows,) + size)
 
     vector_rhs = d2 == 1
     product = Bmm.apply(as_batch(t1, (n[0] if n else 1, a[-1])),
@@ -376,6 +376,11 @@ def _recorded_matmul(t1: Tensor, t2: Tensor) -> Tensor:
     if vector_rhs:
         product = product.squeeze(-1)
     return UnsafeView.apply(product, shape=batch + n + p)
+
+
+# torch's _saved_* of the squeeze(0) that ends a vector-matrix product: one dict for every call, as
+# name_node keys its renamed node classes by the dict's identity (a dict per call made a class per call)
+_SQUEEZED_SAVED = {"_saved_dim": 0, "_saved_self_sym_sizes": input_sizes(0)}
 
 
 def _should_fold(t1: Tensor, t2: Tensor) -> bool:

@@ -32,7 +32,7 @@ from ..autograd.function import (
 from ..autograd.profiler import composite_range
 from ..tensor import Tensor, _check_tensor
 from .linalg import _matrix_strides, _save_for_the_other
-from .shape import UnsafeView
+from .shape import UnsafeView, reshaped, viewed
 
 __all__ = ["linear"]
 __not_methods__ = set(__all__)
@@ -291,11 +291,11 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     w_t = _weight_t(weight)
     if input.ndim == 2:  # torch's graph: addmm(bias, input, weight.t()), or mm(input, weight.t())
         return Mm.apply(input, w_t) if bias is None else Addmm.apply(bias, input, w_t)
-    rows = math.prod(input.shape[:-1])
-    shape = input.shape[:-1] + (weight.shape[0],)
+    rows = math.prod(input._data.shape[:-1])
+    shape = input._data.shape[:-1] + (weight._data.shape[0],)  # (plain tuples of ints, as view's parsing makes them)
     if bias is not None and bias.ndim == 1 and input.is_contiguous() and bias.is_contiguous():
         # torch folds a contiguous input into one (rows, in) matrix for addmm, the result viewed back
-        return Addmm.apply(bias, input.view(rows, input.shape[-1]), w_t).view(shape)
+        return viewed(Addmm.apply(bias, viewed(input, (rows, input._data.shape[-1])), w_t), shape)
     # otherwise torch's matmul(input, weight.t()): the input as rows (a 1-d one unsqueezed), one mm,
     # its result viewed back without being a view (_unsafe_view; a 1-d one squeezed in place), then
     # the bias added
@@ -303,7 +303,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         out = name_node(UnsafeView.apply(Mm.apply(input.unsqueeze(0), w_t), shape=shape), "SqueezeBackward4",
                         saved=_SQUEEZED_SAVED)
     else:
-        out = UnsafeView.apply(Mm.apply(input.reshape(rows, input.shape[-1]), w_t), shape=shape)
+        out = UnsafeView.apply(Mm.apply(reshaped(input, (rows, input._data.shape[-1])), w_t), shape=shape)
     if bias is None:
         return out
     # torch adds the bias in place into the product: a bias of another dtype takes the product's

@@ -5,6 +5,7 @@ share storage; their gradients undo the reshaping.
 
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 import re
@@ -89,6 +90,10 @@ def _spread_or_keyword(spread: tuple, keyword, name: str, op: str) -> tuple:
 def _infer_shape(shape: tuple, numel: int, op: str) -> tuple:
     """Resolve one -1 and check the element count, with torch's error messages, checked dimension
     by dimension as torch's infer_size does (a second -1 or a negative size, whichever comes first)."""
+    # the common shape, no -1, no negative size and the right count, passes on three C-level scans
+    # (every view and reshape, and their backward, comes here); any other is looked at size by size
+    if -1 not in shape and (not shape or min(shape) >= 0) and math.prod(shape) == numel:
+        return shape
     known = 1
     inferred = None
     for index, s in enumerate(shape):
@@ -142,11 +147,13 @@ class Reshape(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        if type(grad) is Tensor and not _torch_function.flags.modes_live:
+        shape = ctx.input_shape
+        if type(grad) is Tensor and not _torch_function.flags.modes_live and grad._data.size == math.prod(shape):
             # what grad.reshape runs for a plain tensor with no mode on: its dispatch wrapper and
-            # signature check would pass a tuple of ints straight through
-            return reshape(grad, ctx.input_shape)
-        return grad.reshape(ctx.input_shape)
+            # signature check would pass a tuple of ints straight through, and the input's shape
+            # (ints, no -1) needs no inference once the sizes agree
+            return _reshape_to(grad, shape)
+        return grad.reshape(shape)
 
 
 def _view_strides(old_shape: tuple, old_strides: tuple, new_shape: tuple):
@@ -184,7 +191,12 @@ class UnsafeView(Reshape):
 def reshape(input: Tensor, *sizes, shape=None) -> Tensor:
     """torch.reshape: a view when the strides allow it, a copy otherwise."""
     sizes = _spread_or_keyword(sizes, shape, "shape", "reshape")
-    shape = _infer_shape(_shape_arg(sizes, "reshape"), input._data.size, "reshape")
+    return _reshape_to(input, _infer_shape(_shape_arg(sizes, "reshape"), input._data.size, "reshape"))
+
+
+def _reshape_to(input: Tensor, shape: tuple) -> Tensor:
+    """reshape's recording for a ``shape`` of ints already resolved against ``input``'s size (no -1):
+    what chainrule's own calls with a known shape run, the arguments' parsing skipped."""
     if input._data.size and not _viewable(input._data, shape):
         return UnsafeView.apply(Clone.apply(input), shape=shape)  # torch's graph: a contiguous clone, viewed
     out = Reshape.apply(input, shape=shape)
@@ -193,6 +205,24 @@ def reshape(input: Tensor, *sizes, shape=None) -> Tensor:
     if type(out._data) is np.ndarray and out._data.size:
         return _share(out, input)  # (Reshape's forward of a viewable input is a view of it: no memory test needed)
     return _mark_view(out, input)
+
+
+def reshaped(input: Tensor, shape: tuple) -> Tensor:
+    """``input.reshape(shape)`` as chainrule's ops call it with a shape of ints they computed from
+    ``input``'s size (no -1): straight to the recording when nothing would dispatch the call (a
+    plain tensor, no mode on), which skips the dispatch wrapper, the signature check and the
+    shape's parsing; else the method, as before."""
+    if type(input) is Tensor and not _torch_function.flags.modes_live:
+        return _reshape_to(input, shape)
+    return input.reshape(shape)
+
+
+def viewed(input: Tensor, shape: tuple) -> Tensor:
+    """``input.view(shape)`` as chainrule's ops call it with a shape of ints they computed from
+    ``input``'s size (no -1), by the same shortcut as ``reshaped``."""
+    if type(input) is Tensor and not _torch_function.flags.modes_live:
+        return _view_to(input, shape)
+    return input.view(shape)
 
 
 def _viewable(array, shape: tuple) -> bool:
@@ -218,7 +248,12 @@ def view(input: Tensor, *sizes, size=None, dtype=None) -> Tensor:
     sizes = _spread_or_keyword(sizes, size if dtype is None else dtype, "size" if dtype is None else "dtype", "view")
     if len(sizes) == 1 and isinstance(sizes[0], _dtype.dtype):
         return _view_as_dtype(input, sizes[0])
-    shape = _infer_shape(_shape_arg(sizes, "view"), input._data.size, "view")
+    return _view_to(input, _infer_shape(_shape_arg(sizes, "view"), input._data.size, "view"))
+
+
+def _view_to(input: Tensor, shape: tuple) -> Tensor:
+    """view's recording for a ``shape`` of ints already resolved against ``input``'s size (no -1):
+    what chainrule's own calls with a known shape run, the arguments' parsing skipped."""
     if not _viewable(input._data, shape):
         raise RuntimeError(
             "view size is not compatible with input tensor's size and stride (at least one dimension spans "
@@ -714,7 +749,12 @@ def t(input: Tensor) -> Tensor:
     """torch.t: transpose of a <= 2-D tensor."""
     if input._data.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input._data.ndim}D")
-    return name_node(transpose(input, 0, -1), "TBackward0", saved={})  # a view node even for 0-d and 1-d, as torch
+    return name_node(transpose(input, 0, -1), "TBackward0", saved=_T_SAVED)  # a view node even for 0-d and 1-d, as torch
+
+
+# t()'s node has no _saved_* names. One dict for every call: name_node keys its renamed classes
+# by the dict's identity, so a dict made per call made a new class per call (9 us each, never freed)
+_T_SAVED: dict = {}
 
 
 def movedim(input: Tensor, source, destination) -> Tensor:
