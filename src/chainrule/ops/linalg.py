@@ -35,7 +35,7 @@ from ..tensor import Tensor, _wrap_dim, honours_out, write_out
 from . import creation
 from ._arg_parser import check_bool, out_rule
 from .elementwise import conjugate_rule, where
-from .shape import _infer_size, expanded_shape, torch_empty_slice
+from .shape import Expand, UnsafeView, _infer_size, _share, expanded_shape, reshaped, torch_empty_slice
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
 # (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
@@ -338,8 +338,6 @@ def _recorded_matmul(t1: Tensor, t2: Tensor) -> Tensor:
     UnsqueezeBackward0; a batch against a matrix or vector is folded into one mm/mv between
     reshapes (UnsafeViewBackward0 over MmBackward0 over ViewBackward0); other batches are expanded
     to the broadcast batch, reshaped to 3-d and multiplied by one bmm. The shapes are checked."""
-    from .shape import Expand, UnsafeView, _share, reshaped
-
     d1, d2 = t1._data.ndim, t2._data.ndim
     if d1 == 1 and d2 == 2:
         product = Mm.apply(t1.unsqueeze(0), t2)

@@ -17,6 +17,7 @@ from .. import _dtype, _torch_function
 from .._backend import array_module, autocast_hook, strided_view
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import (
+    _NULL_CTX,
     Function,
     InputView,
     SavedValue,
@@ -25,13 +26,14 @@ from ..autograd.function import (
     input_sizes,
     kept_value,
     name_node,
+    unwatched_on_arrays,
 )
 from ..autograd.grad_mode import INFERENCE_VERSION, is_grad_enabled, is_inference_mode_enabled
 from ..autograd.profiler import composite_range
 from ..storage import note_strided_view, storage_root
 from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out
 from ._arg_parser import _as_int, _fits_int64, check_as, check_float, check_int, int_list, out_rule
-from .elementwise import SPARSE_COO_TYPES
+from .elementwise import SPARSE_COO_TYPES, _cast
 from .memory_format import (
     channels_last,
     channels_last_strides,
@@ -152,8 +154,21 @@ class Reshape(Function):
             # what grad.reshape runs for a plain tensor with no mode on: its dispatch wrapper and
             # signature check would pass a tuple of ints straight through, and the input's shape
             # (ints, no -1) needs no inference once the sizes agree
+            if type(grad._data) is np.ndarray and unwatched_on_arrays(grad):
+                return _reshaped_gradient(grad, shape)
             return _reshape_to(grad, shape)
         return grad.reshape(shape)
+
+
+def _reshaped_gradient(grad: Tensor, shape: tuple) -> Tensor:
+    """``_reshape_to(grad, shape)`` in a plain backward (nothing records, nothing watches the ops, a
+    NumPy gradient): the same forwards on the same array, and the result a view of ``grad`` as
+    there, without applying the node-less ops around them (one per view node of the graph)."""
+    data = grad._data
+    if data.size and not _viewable(data, shape):  # (UnsafeView of a Clone: a copy, no view)
+        return Tensor._make(Reshape.forward(_NULL_CTX, Clone.forward(_NULL_CTX, data), shape))
+    out = Tensor._make(Reshape.forward(_NULL_CTX, data, shape))
+    return _share(out, grad) if out._data.size else _mark_view(out, grad)
 
 
 def _view_strides(old_shape: tuple, old_strides: tuple, new_shape: tuple):
@@ -301,7 +316,10 @@ def _share(self: Tensor, base: Tensor, differentiable: bool = True) -> Tensor:
     graph no in-place op can change. A bit reinterpretation (``view(dtype)``), and any view of
     one, is a view outside autograd, as torch's: an in-place op on it is one on a plain tensor."""
     box = base._vbox  # (the counter's slot read directly where the _version_box property would return it as is)
-    if box is None or box is INFERENCE_VERSION:
+    if box is None:  # (the property's first use, inline: base's counter made, at version 0, and shared)
+        box = base._vbox = [0]
+        self._vbox = box
+    elif box is INFERENCE_VERSION:
         self._version_box = base._version_box
     else:
         self._vbox = box
@@ -695,10 +713,20 @@ class Transpose(Function):
         ctx.swap = (dim0, dim1)
         if not x.size:  # (an empty array's strides, as torch's, for the view to swap)
             x = strided_empty(x)
+        if type(x) is np.ndarray:  # (the method np.swapaxes calls, without its two Python frames)
+            return x.swapaxes(dim0, dim1) if x.ndim else x.view()
         return xp.swapaxes(x, dim0, dim1) if x.ndim else x.view()
 
     @staticmethod
     def backward(ctx, grad):
+        if type(grad) is Tensor and type(grad._data) is np.ndarray and unwatched_on_arrays(grad):
+            # transpose's steps in a plain backward, without applying a node-less op around the
+            # array: the same swap, and the result a view of ``grad`` as there
+            ndim = grad._data.ndim
+            dim0, dim1 = ctx.swap
+            swapped = Transpose.forward(_NULL_CTX, grad._data, _wrap_dim(dim0, ndim, "transpose"),
+                                        _wrap_dim(dim1, ndim, "transpose"))
+            return _share(Tensor._make(swapped), grad)
         return transpose(grad, *ctx.swap)
 
 
@@ -1008,9 +1036,6 @@ def _tensor_list(tensors, op: str) -> list:
 @out_rule("cat")
 def cat(tensors, dim: int = 0, *, out=None) -> Tensor:
     """torch.cat: join along an existing dim; all other dims must match; dtypes promote."""
-    from .._dtype import result_type
-    from .elementwise import _cast
-
     every = _tensor_list(tensors, "cat")
     # torch skips legacy empty 1-D tensors of shape (0,) when joining (they still get a gradient)
     skipped = tuple(i for i, t in enumerate(every) if t._data.ndim == 1 and t._data.shape[0] == 0)
@@ -1038,7 +1063,7 @@ def cat(tensors, dim: int = 0, *, out=None) -> Tensor:
             break
     else:  # one dtype (a tensor's dtype is its array's): nothing to promote, no cast
         return Cat.apply(*every, dim=d, skipped=skipped)
-    dtype = result_type(*every)  # the skipped empties count in the promotion, as in torch
+    dtype = _dtype.result_type(*every)  # the skipped empties count in the promotion, as in torch
     return Cat.apply(*[_cast(t, dtype) for t in every], dim=d, skipped=skipped)
 
 
