@@ -194,3 +194,68 @@ def test_reshape_backward_of_hooked_gradient_as_torch():
         (y * lib.tensor(_values(8, 2, 12))).sum().backward()
         grads[lib] = x.grad.numpy().tolist()
     assert grads[chainrule] == grads[torch]
+
+
+@pytest.mark.parametrize("make", [
+    lambda lib, x: x.view(2, 12),
+    lambda lib, x: x.transpose(0, 1),
+    lambda lib, x: x.t().reshape(24),  # the backward reshapes a transposed gradient: a copy
+    lambda lib, x: x.view(2, 12).transpose(0, 1),
+    lambda lib, x: x.unsqueeze(0).expand(3, 4, 6),
+])
+def test_view_backward_gradients_as_torch_hooks_see_them(make):
+    """A view's backward in a plain backward runs on the arrays: the gradient a leaf's hook gets
+    is a view of the arriving one exactly where torch's is, with torch's layout and values."""
+    seen = {}
+    for lib in LIBS:
+        x = lib.tensor(_values(11, 4, 6), requires_grad=True)
+        got = []
+        x.register_hook(lambda g, got=got: got.append((g._is_view(), tuple(g.shape), g.is_contiguous(),
+                                                       g.detach().numpy().tolist())))
+        y = make(lib, x)
+        (y * lib.tensor(_values(12, *y.shape))).sum().backward()
+        seen[lib] = got + [x.grad.is_contiguous()]
+    assert seen[chainrule] == seen[torch]
+
+
+@pytest.mark.parametrize("make", [
+    lambda x: x.chunk(3)[0] * 2 + x.chunk(3)[2],  # a piece unused: its gradient zeros
+    lambda x: sum(piece * (i + 1) for i, piece in enumerate(x.split(2, dim=1))),
+    lambda x: x.split([1, 3, 2])[1].sum(0),
+    lambda x: x.t().chunk(2, dim=0)[1],  # pieces of a transposed view
+])
+def test_split_backward_joins_gradients_as_torch(make):
+    """SplitBackward0 joins its pieces' gradients on the arrays in a plain backward: values,
+    layout and the gradient's graph as torch's, under create_graph too."""
+    results = {}
+    for lib in LIBS:
+        x = lib.tensor(_values(13, 6, 4), requires_grad=True)
+        y = make(x)
+        (grad,) = lib.autograd.grad((y * y).sum(), x, create_graph=True)
+        second = lib.autograd.grad(grad.sum(), x, retain_graph=True)[0]
+        x.grad = None
+        (y * y).sum().backward()
+        results[lib] = (x.grad.numpy().tolist(), x.grad.is_contiguous(), grad.detach().numpy().tolist(),
+                        type(grad.grad_fn).__name__, second.numpy().tolist())
+    assert results[chainrule] == results[torch]
+
+
+@pytest.mark.parametrize("make", [
+    lambda lib, x, w: lib.nn.functional.linear(x, w),
+    lambda lib, x, w: lib.nn.functional.linear(x.unsqueeze(0).expand(2, 3, 4), w, w[:, 0]),
+])
+def test_transposed_weight_gradient_graph_under_create_graph_as_torch(make):
+    """Under create_graph the weight's gradient goes back through TBackward0, whose rule is
+    grad.t(): torch records that as TBackward0 (chainrule recorded PermuteBackward0, and
+    TransposeBackward0 for x.t()'s). (Deeper in the double-backward graph chainrule's matrix
+    products' rules still record their own nodes, not yet torch's: only the head is compared.)"""
+    results = {}
+    for lib in LIBS:
+        x = lib.tensor(_values(14, 3, 4), requires_grad=True)
+        w = lib.tensor(_values(15, 5, 4), requires_grad=True)
+        y = make(lib, x, w)
+        (grad_w,) = lib.autograd.grad((y * y).sum(), w, create_graph=True)
+        (second,) = lib.autograd.grad((grad_w * grad_w).sum(), x)
+        results[lib] = (_graph_names(grad_w)[:2], second.numpy())
+    assert results[chainrule][0] == results[torch][0]
+    np.testing.assert_allclose(results[chainrule][1], results[torch][1], rtol=1e-5)

@@ -86,8 +86,9 @@ class WeightT(Function):
         return _transposed(grad, None, None)
 
 
-# gᵀ: on the arrays in a plain backward, a recorded Tensor op under create_graph
-_transposed = on_arrays_when_unrecorded(lambda g, x, y: g.T)
+# gᵀ: on the arrays in a plain backward, a recorded Tensor op under create_graph (torch's grad.t(),
+# whose node is TBackward0)
+_transposed = on_arrays_when_unrecorded(lambda g, x, y: g.T, "TBackward0")
 
 
 def _weight_t(weight: Tensor) -> Tensor:

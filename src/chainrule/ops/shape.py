@@ -727,6 +727,8 @@ class Transpose(Function):
             swapped = Transpose.forward(_NULL_CTX, grad._data, _wrap_dim(dim0, ndim, "transpose"),
                                         _wrap_dim(dim1, ndim, "transpose"))
             return _share(Tensor._make(swapped), grad)
+        if type(ctx).__name__ == "TBackward0":  # t()'s node: torch's rule is grad.t(), recorded as t
+            return name_node(transpose(grad, *ctx.swap), "TBackward0", saved=_T_SAVED)
         return transpose(grad, *ctx.swap)
 
 
@@ -1202,7 +1204,31 @@ class Split(Function):
 
     @staticmethod
     def backward(ctx, *grads):
+        if _joinable_on_arrays(grads, ctx.dim):
+            # cat's steps in a plain backward, without applying a node-less op around the arrays
+            return Tensor._make(Cat.forward(_NULL_CTX, *[g._data for g in grads], dim=ctx.dim))
         return cat(list(grads), ctx.dim)
+
+
+def _joinable_on_arrays(grads: tuple, dim: int) -> bool:
+    """Whether ``cat(grads, dim)`` would only join the arrays, unrecorded and unwatched: plain
+    tensors over NumPy arrays of one dtype and rank (no legacy empty (0,) one, which cat skips),
+    of one shape but along ``dim`` (else cat raises torch's error, which it then does)."""
+    first = grads[0]
+    if type(first) is not Tensor or type(first._data) is not np.ndarray or not unwatched_on_arrays(first):
+        return False
+    dtype, shape = first._data.dtype, first._data.shape
+    if not 0 <= dim < len(shape) or (len(shape) == 1 and shape[0] == 0):
+        return False
+    for g in grads:
+        if type(g) is not Tensor:
+            return False
+        array = g._data
+        if type(array) is not np.ndarray or array.dtype is not dtype or len(array.shape) != len(shape) or (
+                array.shape[:dim] != shape[:dim] or array.shape[dim + 1:] != shape[dim + 1:]) or (
+                len(shape) == 1 and array.shape[0] == 0):
+            return False
+    return True
 
 
 class SplitWithSizes(Split):
