@@ -7,7 +7,11 @@ Found cutting the overhead of the view family, the linear and matmul paths and t
   (9 us each, kept forever; 1000 calls of ``x.t()`` made 1000 classes, now none after the first);
 * the view family's own calls with a shape they computed (linear folding its input into rows,
   matmul reshaping its expanded operands, a view's backward reshaping the gradient back) now skip
-  the dispatch wrapper, the signature check and the shape's parsing when nothing would dispatch.
+  the dispatch wrapper, the signature check and the shape's parsing when nothing would dispatch;
+* in a plain backward the view, transpose and split nodes' rules run their forwards on the arrays
+  (no node-less op applied around them), the results views of the arriving gradient as before;
+* under create_graph, TBackward0's rule recorded TransposeBackward0 (``x.t()``) or PermuteBackward0
+  (linear's weight) where torch records TBackward0.
 
 The tests pin what those shortcuts must keep: torch's node names and graph, views sharing memory
 and the version counter, and the values and gradients torch gives.
@@ -259,3 +263,44 @@ def test_transposed_weight_gradient_graph_under_create_graph_as_torch(make):
         results[lib] = (_graph_names(grad_w)[:2], second.numpy())
     assert results[chainrule][0] == results[torch][0]
     np.testing.assert_allclose(results[chainrule][1], results[torch][1], rtol=1e-5)
+
+
+@pytest.mark.parametrize("left, right", [
+    ((3, 4, 5), (3, 5, 6)),  # bmm: both gradients from the arrays
+    ((4, 5), (5, 6)),
+    ((2, 3, 4, 5), (2, 3, 5, 2)),  # a 4-d batch: matmul's node over the expanded, reshaped operands
+    ((3, 4, 5), (5, 6)),  # a matrix shared over a batch: the rule's folded path, unchanged
+])
+@pytest.mark.parametrize("needs", [(True, True), (True, False), (False, True)])
+def test_product_gradients_on_arrays_as_torch(left, right, needs):
+    """Matrix products' rules run on the arrays in a plain backward: values bit for bit as the
+    Tensor rule gives them (and torch's to float32 rounding), layouts as torch's."""
+    results = {}
+    for lib in LIBS:
+        a = lib.tensor(_values(16, *left), requires_grad=needs[0])
+        b = lib.tensor(_values(17, *right), requires_grad=needs[1])
+        y = a @ b
+        (y * lib.tensor(_values(18, *y.shape))).sum().backward()
+        results[lib] = [(t.grad.numpy(), t.grad.is_contiguous()) for t, need in zip((a, b), needs) if need]
+    for (ours, our_layout), (theirs, their_layout) in zip(results[chainrule], results[torch]):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+        assert our_layout == their_layout
+
+
+def test_product_gradients_on_arrays_equal_the_tensor_rule():
+    """The arrays path gives the Tensor rule's exact bits: compared with the same backward run
+    with a gradient hook that keeps the rule on Tensors (a dispatch-free way to leave the path)."""
+    grads = []
+    for on_arrays in (True, False):
+        a = chainrule.tensor(_values(19, 4, 7, 9), requires_grad=True)
+        b = chainrule.tensor(_values(20, 4, 9, 3), requires_grad=True)
+        y = chainrule.bmm(a, b)
+        weight = chainrule.tensor(_values(21, *y.shape))
+        if on_arrays:
+            (y * weight).sum().backward()
+        else:
+            (grad_a, grad_b) = chainrule.autograd.grad((y * weight).sum(), (a, b), create_graph=True)
+            a.grad, b.grad = grad_a.detach(), grad_b.detach()
+        grads.append((a.grad.numpy(), b.grad.numpy()))
+    for ours, theirs in zip(*grads):
+        assert np.array_equal(ours, theirs)

@@ -21,6 +21,8 @@ from .._backend import array_module, autocast_unifies, broadcast_solve, checked_
 from .._opmath import cpu_autocast_policy
 from ..autograd import forward_ad as _forward_ad
 from ..autograd.function import (
+    _NULL_CTX,
+    QUIET,
     Function,
     SavedValue,
     ctx_value,
@@ -29,13 +31,24 @@ from ..autograd.function import (
     is_recording,
     kept_value,
     name_node,
+    numpy_errstate,
     saved,
+    unwatched_on_arrays,
 )
 from ..tensor import Tensor, _wrap_dim, honours_out, write_out
 from . import creation
 from ._arg_parser import check_bool, out_rule
 from .elementwise import conjugate_rule, where
-from .shape import Expand, UnsafeView, _infer_size, _share, expanded_shape, reshaped, torch_empty_slice
+from .shape import (
+    Expand,
+    Transpose,
+    UnsafeView,
+    _infer_size,
+    _share,
+    expanded_shape,
+    reshaped,
+    torch_empty_slice,
+)
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
 # (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
@@ -120,6 +133,8 @@ class Matmul(Function):
         # d(A B) = dA B + A dB: grad_A = G B^T, grad_B = A^T G (1-D operands as a row / a column)
         b, a = ctx.saved_values
         a_ndim, b_ndim = ctx.ndims
+        if a_ndim >= 2 and b_ndim >= 2 and not (b_ndim == 2 and a_ndim > 2) and _products_on_arrays(grad, a, b):
+            return _matrix_grads_on_arrays(grad._data, a, b)
         grad_a = grad_b = None
         if a_ndim == 1 and b_ndim == 1:
             return (grad * b if b is not None else None), (grad * a if a is not None else None)
@@ -150,6 +165,36 @@ class Matmul(Function):
             else:
                 grad_b = _mat(a.mT, grad)
         return grad_a, grad_b
+
+
+def _products_on_arrays(grad: Tensor, a, b) -> bool:
+    """Whether a product's rule may run on the arrays: a plain backward (nothing records, nothing
+    watches the ops, no mode would see ``mT``, NumPy's warnings off as the walk sets them) of real
+    NumPy gradients and plain saved tensors."""
+    return (type(grad) is Tensor and type(grad._data) is np.ndarray and grad._data.dtype.kind == "f"
+            and (a is None or type(a) is Tensor) and (b is None or type(b) is Tensor)
+            and unwatched_on_arrays(grad) and not _torch_function.flags.modes_live
+            and numpy_errstate.get() is QUIET)
+
+
+def _matrix_grads_on_arrays(g, a, b) -> tuple:
+    """(G Bᵀ, Aᵀ G) of matrices or batches of one rank, as the Tensor rule computes them, on the
+    arrays: each transpose the view ``mT`` makes (Transpose's forward), each product the forward
+    of the node ``_mat`` would apply, unrecorded (one product node of the graph runs two)."""
+    grad_a = grad_b = None
+    if b is not None:
+        grad_a = _product_of_arrays(g, _last_two_swapped(b._data))
+    if a is not None:
+        grad_b = _product_of_arrays(_last_two_swapped(a._data), g)
+    return grad_a, grad_b
+
+
+def _last_two_swapped(x):
+    return Transpose.forward(_NULL_CTX, x, x.ndim - 2, x.ndim - 1)
+
+
+def _product_of_arrays(x, y) -> Tensor:
+    return Tensor._make(_NODE_BY_NDIM.get((x.ndim, y.ndim), Matmul).forward(_NULL_CTX, x, y))
 
 
 def _small_product(a, b) -> bool:
