@@ -8,8 +8,9 @@ Found cutting the overhead of the view family, the linear and matmul paths and t
 * the view family's own calls with a shape they computed (linear folding its input into rows,
   matmul reshaping its expanded operands, a view's backward reshaping the gradient back) now skip
   the dispatch wrapper, the signature check and the shape's parsing when nothing would dispatch;
-* in a plain backward the view, transpose and split nodes' rules run their forwards on the arrays
-  (no node-less op applied around them), the results views of the arriving gradient as before;
+* in a plain backward the view, transpose, split and matrix-product nodes' rules run their
+  forwards on the arrays (no node-less op applied around them), the results views of the arriving
+  gradient where they were before;
 * under create_graph, TBackward0's rule recorded TransposeBackward0 (``x.t()``) or PermuteBackward0
   (linear's weight) where torch records TBackward0.
 
