@@ -342,7 +342,10 @@ def _general_wrapper(impl, handed, face_type=None, numpy_names=False, spell=None
             return dispatch(*spell(public, args, kwargs or {}))
     def public(*args, **kwargs):
         if kwargs:
-            if state.modes_live or arguments_override(args) or arguments_override(kwargs.values()):
+            # (each side asked only when one of its classes is not plain, as the positional path
+            # below: arguments_override answers False for plain classes alone)
+            if state.modes_live or (not plain.issuperset(map(type, args)) and arguments_override(args)) or (
+                    not plain.issuperset(map(type, kwargs.values())) and arguments_override(kwargs.values())):
                 return hand_over(handed or face, args, kwargs)
             try:
                 return impl(*args, **kwargs)

@@ -251,7 +251,7 @@ class Tensor:
         return strides if dim is None else strides[_wrap_dim(dim, self._data.ndim, "stride")]
 
     def is_contiguous(self, memory_format=None) -> bool:
-        rank = {"channels_last": 4, "channels_last_3d": 5}.get(getattr(memory_format, "_name", None))
+        rank = None if memory_format is None else _CHANNELS_LAST_RANKS.get(getattr(memory_format, "_name", None))
         if rank is not None:  # laid out (N, ..., C) in memory; torch answers False for another rank
             if self._data.ndim != rank:
                 return False
@@ -1300,6 +1300,10 @@ def _write_outs(results: tuple, outs, op: str) -> tuple:
         _check_out(result, out, op)
     written = [_write_checked_out(result, out) for result, out in zip(results, outs)]
     return type(results)(*written) if hasattr(type(results), "_fields") else tuple(written)
+
+
+# the memory formats is_contiguous asks about by their rank (a dict made once, not per call)
+_CHANNELS_LAST_RANKS = {"channels_last": 4, "channels_last_3d": 5}
 
 
 def _check_tensor(value, op: str, name: str, position: int, optional: bool = False) -> None:

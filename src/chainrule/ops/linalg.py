@@ -21,6 +21,8 @@ from .._backend import array_module, autocast_unifies, broadcast_solve, checked_
 from .._opmath import cpu_autocast_policy
 from ..autograd import forward_ad as _forward_ad
 from ..autograd.function import (
+    _NULL_CTX,
+    QUIET,
     Function,
     SavedValue,
     ctx_value,
@@ -29,13 +31,24 @@ from ..autograd.function import (
     is_recording,
     kept_value,
     name_node,
+    numpy_errstate,
     saved,
+    unwatched_on_arrays,
 )
 from ..tensor import Tensor, _wrap_dim, honours_out, write_out
 from . import creation
 from ._arg_parser import check_bool, out_rule
 from .elementwise import conjugate_rule, where
-from .shape import _infer_size, expanded_shape, torch_empty_slice
+from .shape import (
+    Expand,
+    Transpose,
+    UnsafeView,
+    _infer_size,
+    _share,
+    expanded_shape,
+    reshaped,
+    torch_empty_slice,
+)
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
 # (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
@@ -120,6 +133,8 @@ class Matmul(Function):
         # d(A B) = dA B + A dB: grad_A = G B^T, grad_B = A^T G (1-D operands as a row / a column)
         b, a = ctx.saved_values
         a_ndim, b_ndim = ctx.ndims
+        if a_ndim >= 2 and b_ndim >= 2 and not (b_ndim == 2 and a_ndim > 2) and _products_on_arrays(grad, a, b):
+            return _matrix_grads_on_arrays(grad._data, a, b)
         grad_a = grad_b = None
         if a_ndim == 1 and b_ndim == 1:
             return (grad * b if b is not None else None), (grad * a if a is not None else None)
@@ -150,6 +165,36 @@ class Matmul(Function):
             else:
                 grad_b = _mat(a.mT, grad)
         return grad_a, grad_b
+
+
+def _products_on_arrays(grad: Tensor, a, b) -> bool:
+    """Whether a product's rule may run on the arrays: a plain backward (nothing records, nothing
+    watches the ops, no mode would see ``mT``, NumPy's warnings off as the walk sets them) of real
+    NumPy gradients and plain saved tensors."""
+    return (type(grad) is Tensor and type(grad._data) is np.ndarray and grad._data.dtype.kind == "f"
+            and (a is None or type(a) is Tensor) and (b is None or type(b) is Tensor)
+            and unwatched_on_arrays(grad) and not _torch_function.flags.modes_live
+            and numpy_errstate.get() is QUIET)
+
+
+def _matrix_grads_on_arrays(g, a, b) -> tuple:
+    """(G Bᵀ, Aᵀ G) of matrices or batches of one rank, as the Tensor rule computes them, on the
+    arrays: each transpose the view ``mT`` makes (Transpose's forward), each product the forward
+    of the node ``_mat`` would apply, unrecorded (one product node of the graph runs two)."""
+    grad_a = grad_b = None
+    if b is not None:
+        grad_a = _product_of_arrays(g, _last_two_swapped(b._data))
+    if a is not None:
+        grad_b = _product_of_arrays(_last_two_swapped(a._data), g)
+    return grad_a, grad_b
+
+
+def _last_two_swapped(x):
+    return Transpose.forward(_NULL_CTX, x, x.ndim - 2, x.ndim - 1)
+
+
+def _product_of_arrays(x, y) -> Tensor:
+    return Tensor._make(_NODE_BY_NDIM.get((x.ndim, y.ndim), Matmul).forward(_NULL_CTX, x, y))
 
 
 def _small_product(a, b) -> bool:
@@ -338,13 +383,11 @@ def _recorded_matmul(t1: Tensor, t2: Tensor) -> Tensor:
     UnsqueezeBackward0; a batch against a matrix or vector is folded into one mm/mv between
     reshapes (UnsafeViewBackward0 over MmBackward0 over ViewBackward0); other batches are expanded
     to the broadcast batch, reshaped to 3-d and multiplied by one bmm. The shapes are checked."""
-    from .shape import Expand, UnsafeView, _share
-
     d1, d2 = t1._data.ndim, t2._data.ndim
     if d1 == 1 and d2 == 2:
         product = Mm.apply(t1.unsqueeze(0), t2)
         return name_node(UnsafeView.apply(product, shape=product._data.shape[1:]), "SqueezeBackward4",
-                         saved={"_saved_dim": 0, "_saved_self_sym_sizes": input_sizes(0)})
+                         saved=_SQUEEZED_SAVED)
     if d1 == 3 and d2 == 3:
         # torch drops a batch of one of an operand that requires grad, against a longer batch
         if t1._data.shape[0] == 1 and t2._data.shape[0] != 1 and t1._requires_grad:
@@ -356,7 +399,7 @@ def _recorded_matmul(t1: Tensor, t2: Tensor) -> Tensor:
         larger = t2.mT if transpose else t1
         smaller = (t1.t() if d1 == 2 else t1) if transpose else t2
         sizes = larger._data.shape
-        folded = larger.reshape(math.prod(sizes[:-1]), sizes[-1])
+        folded = reshaped(larger, (math.prod(sizes[:-1]), sizes[-1]))
         if smaller._data.ndim == 1:
             return UnsafeView.apply(Mv.apply(folded, smaller), shape=sizes[:-1])
         out = UnsafeView.apply(Mm.apply(folded, smaller), shape=sizes[:-1] + smaller._data.shape[1:])
@@ -368,7 +411,7 @@ def _recorded_matmul(t1: Tensor, t2: Tensor) -> Tensor:
 
     def as_batch(t, size):  # torch expands (a node even when no dim grows), then reshapes to 3-d
         expanded = _share(Expand.apply(t, shape=batch + size), t)
-        return expanded.reshape((rows,) + size)
+        return reshaped(expanded, (rows,) + size)
 
     vector_rhs = d2 == 1
     product = Bmm.apply(as_batch(t1, (n[0] if n else 1, a[-1])),
@@ -376,6 +419,11 @@ def _recorded_matmul(t1: Tensor, t2: Tensor) -> Tensor:
     if vector_rhs:
         product = product.squeeze(-1)
     return UnsafeView.apply(product, shape=batch + n + p)
+
+
+# torch's _saved_* of the squeeze(0) that ends a vector-matrix product: one dict for every call, as
+# name_node keys its renamed node classes by the dict's identity (a dict per call made a class per call)
+_SQUEEZED_SAVED = {"_saved_dim": 0, "_saved_self_sym_sizes": input_sizes(0)}
 
 
 def _should_fold(t1: Tensor, t2: Tensor) -> bool:

@@ -32,7 +32,7 @@ from ..autograd.function import (
 from ..autograd.profiler import composite_range
 from ..tensor import Tensor, _check_tensor
 from .linalg import _matrix_strides, _save_for_the_other
-from .shape import UnsafeView
+from .shape import UnsafeView, reshaped, viewed
 
 __all__ = ["linear"]
 __not_methods__ = set(__all__)
@@ -86,8 +86,9 @@ class WeightT(Function):
         return _transposed(grad, None, None)
 
 
-# gᵀ: on the arrays in a plain backward, a recorded Tensor op under create_graph
-_transposed = on_arrays_when_unrecorded(lambda g, x, y: g.T)
+# gᵀ: on the arrays in a plain backward, a recorded Tensor op under create_graph (torch's grad.t(),
+# whose node is TBackward0)
+_transposed = on_arrays_when_unrecorded(lambda g, x, y: g.T, "TBackward0")
 
 
 def _weight_t(weight: Tensor) -> Tensor:
@@ -269,41 +270,42 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         # torch checks the devices in argument order, the input's expected (its addmm puts bias first);
         # with a meta tensor among them its mm and addmm decide (_meta.on_meta)
         on_one_device([t._data for t in (input, weight, bias) if t is not None], "linear")
-    if input.ndim == 0 or weight.ndim not in (1, 2) or input.shape[-1] != weight.shape[-1]:
+    x, w = input._data, weight._data  # (their arrays' shapes read directly: no Size made per read)
+    if x.ndim == 0 or w.ndim not in (1, 2) or x.shape[-1] != w.shape[-1]:
         rows = math.prod(input.shape[:-1]) if input.ndim else 1
         cols = input.shape[-1] if input.ndim else 1
         raise RuntimeError(
             f"mat1 and mat2 shapes cannot be multiplied ({rows}x{cols} and "
             f"{'x'.join(str(s) for s in reversed(tuple(weight.shape)))})"
         )
-    folded = bias is not None and (input.ndim <= 2 or input.is_contiguous())  # torch's addmm path
-    if not autocast_unifies(input._data):
+    folded = bias is not None and (x.ndim <= 2 or input.is_contiguous())  # torch's addmm path
+    if not autocast_unifies(x):
         _check_dtypes(input, weight, bias, folded)
-    if weight.ndim == 1:
+    if w.ndim == 1:
         out = (input * weight).sum(-1)
         return out + bias if bias is not None else out
-    if input._data.dtype.kind == "c" or weight._data.dtype.kind == "c":
+    if x.dtype.kind == "c" or w.dtype.kind == "c":
         # the fused rules below are real GEMMs; matmul's conjugate, as torch's complex gradients do
         from .linalg import matmul
 
         out = matmul(input, weight.t())
         return out + bias if bias is not None else out
     w_t = _weight_t(weight)
-    if input.ndim == 2:  # torch's graph: addmm(bias, input, weight.t()), or mm(input, weight.t())
+    if x.ndim == 2:  # torch's graph: addmm(bias, input, weight.t()), or mm(input, weight.t())
         return Mm.apply(input, w_t) if bias is None else Addmm.apply(bias, input, w_t)
-    rows = math.prod(input.shape[:-1])
-    shape = input.shape[:-1] + (weight.shape[0],)
-    if bias is not None and bias.ndim == 1 and input.is_contiguous() and bias.is_contiguous():
+    rows = math.prod(x.shape[:-1])
+    shape = x.shape[:-1] + (w.shape[0],)  # (plain tuples of ints, as view's parsing makes them)
+    if bias is not None and bias._data.ndim == 1 and input.is_contiguous() and bias.is_contiguous():
         # torch folds a contiguous input into one (rows, in) matrix for addmm, the result viewed back
-        return Addmm.apply(bias, input.view(rows, input.shape[-1]), w_t).view(shape)
+        return viewed(Addmm.apply(bias, viewed(input, (rows, x.shape[-1])), w_t), shape)
     # otherwise torch's matmul(input, weight.t()): the input as rows (a 1-d one unsqueezed), one mm,
     # its result viewed back without being a view (_unsafe_view; a 1-d one squeezed in place), then
     # the bias added
-    if input.ndim == 1:
+    if x.ndim == 1:
         out = name_node(UnsafeView.apply(Mm.apply(input.unsqueeze(0), w_t), shape=shape), "SqueezeBackward4",
                         saved=_SQUEEZED_SAVED)
     else:
-        out = UnsafeView.apply(Mm.apply(input.reshape(rows, input.shape[-1]), w_t), shape=shape)
+        out = UnsafeView.apply(Mm.apply(reshaped(input, (rows, x.shape[-1])), w_t), shape=shape)
     if bias is None:
         return out
     # torch adds the bias in place into the product: a bias of another dtype takes the product's

@@ -5,6 +5,7 @@ share storage; their gradients undo the reshaping.
 
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 import re
@@ -16,6 +17,7 @@ from .. import _dtype, _torch_function
 from .._backend import array_module, autocast_hook, strided_view
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import (
+    _NULL_CTX,
     Function,
     InputView,
     SavedValue,
@@ -24,13 +26,14 @@ from ..autograd.function import (
     input_sizes,
     kept_value,
     name_node,
+    unwatched_on_arrays,
 )
 from ..autograd.grad_mode import INFERENCE_VERSION, is_grad_enabled, is_inference_mode_enabled
 from ..autograd.profiler import composite_range
 from ..storage import note_strided_view, storage_root
 from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out
 from ._arg_parser import _as_int, _fits_int64, check_as, check_float, check_int, int_list, out_rule
-from .elementwise import SPARSE_COO_TYPES
+from .elementwise import SPARSE_COO_TYPES, _cast
 from .memory_format import (
     channels_last,
     channels_last_strides,
@@ -89,6 +92,10 @@ def _spread_or_keyword(spread: tuple, keyword, name: str, op: str) -> tuple:
 def _infer_shape(shape: tuple, numel: int, op: str) -> tuple:
     """Resolve one -1 and check the element count, with torch's error messages, checked dimension
     by dimension as torch's infer_size does (a second -1 or a negative size, whichever comes first)."""
+    # the common shape, no -1, no negative size and the right count, passes on three C-level scans
+    # (every view and reshape, and their backward, comes here); any other is looked at size by size
+    if -1 not in shape and (not shape or min(shape) >= 0) and math.prod(shape) == numel:
+        return shape
     known = 1
     inferred = None
     for index, s in enumerate(shape):
@@ -142,11 +149,26 @@ class Reshape(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        if type(grad) is Tensor and not _torch_function.flags.modes_live:
+        shape = ctx.input_shape
+        if type(grad) is Tensor and not _torch_function.flags.modes_live and grad._data.size == math.prod(shape):
             # what grad.reshape runs for a plain tensor with no mode on: its dispatch wrapper and
-            # signature check would pass a tuple of ints straight through
-            return reshape(grad, ctx.input_shape)
-        return grad.reshape(ctx.input_shape)
+            # signature check would pass a tuple of ints straight through, and the input's shape
+            # (ints, no -1) needs no inference once the sizes agree
+            if type(grad._data) is np.ndarray and unwatched_on_arrays(grad):
+                return _reshaped_gradient(grad, shape)
+            return _reshape_to(grad, shape)
+        return grad.reshape(shape)
+
+
+def _reshaped_gradient(grad: Tensor, shape: tuple) -> Tensor:
+    """``_reshape_to(grad, shape)`` in a plain backward (nothing records, nothing watches the ops, a
+    NumPy gradient): the same forwards on the same array, and the result a view of ``grad`` as
+    there, without applying the node-less ops around them (one per view node of the graph)."""
+    data = grad._data
+    if data.size and not _viewable(data, shape):  # (UnsafeView of a Clone: a copy, no view)
+        return Tensor._make(Reshape.forward(_NULL_CTX, Clone.forward(_NULL_CTX, data), shape))
+    out = Tensor._make(Reshape.forward(_NULL_CTX, data, shape))
+    return _share(out, grad) if out._data.size else _mark_view(out, grad)
 
 
 def _view_strides(old_shape: tuple, old_strides: tuple, new_shape: tuple):
@@ -184,7 +206,12 @@ class UnsafeView(Reshape):
 def reshape(input: Tensor, *sizes, shape=None) -> Tensor:
     """torch.reshape: a view when the strides allow it, a copy otherwise."""
     sizes = _spread_or_keyword(sizes, shape, "shape", "reshape")
-    shape = _infer_shape(_shape_arg(sizes, "reshape"), input._data.size, "reshape")
+    return _reshape_to(input, _infer_shape(_shape_arg(sizes, "reshape"), input._data.size, "reshape"))
+
+
+def _reshape_to(input: Tensor, shape: tuple) -> Tensor:
+    """reshape's recording for a ``shape`` of ints already resolved against ``input``'s size (no -1):
+    what chainrule's own calls with a known shape run, the arguments' parsing skipped."""
     if input._data.size and not _viewable(input._data, shape):
         return UnsafeView.apply(Clone.apply(input), shape=shape)  # torch's graph: a contiguous clone, viewed
     out = Reshape.apply(input, shape=shape)
@@ -193,6 +220,24 @@ def reshape(input: Tensor, *sizes, shape=None) -> Tensor:
     if type(out._data) is np.ndarray and out._data.size:
         return _share(out, input)  # (Reshape's forward of a viewable input is a view of it: no memory test needed)
     return _mark_view(out, input)
+
+
+def reshaped(input: Tensor, shape: tuple) -> Tensor:
+    """``input.reshape(shape)`` as chainrule's ops call it with a shape of ints they computed from
+    ``input``'s size (no -1): straight to the recording when nothing would dispatch the call (a
+    plain tensor, no mode on), which skips the dispatch wrapper, the signature check and the
+    shape's parsing; else the method, as before."""
+    if type(input) is Tensor and not _torch_function.flags.modes_live:
+        return _reshape_to(input, shape)
+    return input.reshape(shape)
+
+
+def viewed(input: Tensor, shape: tuple) -> Tensor:
+    """``input.view(shape)`` as chainrule's ops call it with a shape of ints they computed from
+    ``input``'s size (no -1), by the same shortcut as ``reshaped``."""
+    if type(input) is Tensor and not _torch_function.flags.modes_live:
+        return _view_to(input, shape)
+    return input.view(shape)
 
 
 def _viewable(array, shape: tuple) -> bool:
@@ -218,7 +263,12 @@ def view(input: Tensor, *sizes, size=None, dtype=None) -> Tensor:
     sizes = _spread_or_keyword(sizes, size if dtype is None else dtype, "size" if dtype is None else "dtype", "view")
     if len(sizes) == 1 and isinstance(sizes[0], _dtype.dtype):
         return _view_as_dtype(input, sizes[0])
-    shape = _infer_shape(_shape_arg(sizes, "view"), input._data.size, "view")
+    return _view_to(input, _infer_shape(_shape_arg(sizes, "view"), input._data.size, "view"))
+
+
+def _view_to(input: Tensor, shape: tuple) -> Tensor:
+    """view's recording for a ``shape`` of ints already resolved against ``input``'s size (no -1):
+    what chainrule's own calls with a known shape run, the arguments' parsing skipped."""
     if not _viewable(input._data, shape):
         raise RuntimeError(
             "view size is not compatible with input tensor's size and stride (at least one dimension spans "
@@ -266,7 +316,10 @@ def _share(self: Tensor, base: Tensor, differentiable: bool = True) -> Tensor:
     graph no in-place op can change. A bit reinterpretation (``view(dtype)``), and any view of
     one, is a view outside autograd, as torch's: an in-place op on it is one on a plain tensor."""
     box = base._vbox  # (the counter's slot read directly where the _version_box property would return it as is)
-    if box is None or box is INFERENCE_VERSION:
+    if box is None:  # (the property's first use, inline: base's counter made, at version 0, and shared)
+        box = base._vbox = [0]
+        self._vbox = box
+    elif box is INFERENCE_VERSION:
         self._version_box = base._version_box
     else:
         self._vbox = box
@@ -660,10 +713,22 @@ class Transpose(Function):
         ctx.swap = (dim0, dim1)
         if not x.size:  # (an empty array's strides, as torch's, for the view to swap)
             x = strided_empty(x)
+        if type(x) is np.ndarray:  # (the method np.swapaxes calls, without its two Python frames)
+            return x.swapaxes(dim0, dim1) if x.ndim else x.view()
         return xp.swapaxes(x, dim0, dim1) if x.ndim else x.view()
 
     @staticmethod
     def backward(ctx, grad):
+        if type(grad) is Tensor and type(grad._data) is np.ndarray and unwatched_on_arrays(grad):
+            # transpose's steps in a plain backward, without applying a node-less op around the
+            # array: the same swap, and the result a view of ``grad`` as there
+            ndim = grad._data.ndim
+            dim0, dim1 = ctx.swap
+            swapped = Transpose.forward(_NULL_CTX, grad._data, _wrap_dim(dim0, ndim, "transpose"),
+                                        _wrap_dim(dim1, ndim, "transpose"))
+            return _share(Tensor._make(swapped), grad)
+        if type(ctx).__name__ == "TBackward0":  # t()'s node: torch's rule is grad.t(), recorded as t
+            return name_node(transpose(grad, *ctx.swap), "TBackward0", saved=_T_SAVED)
         return transpose(grad, *ctx.swap)
 
 
@@ -714,7 +779,12 @@ def t(input: Tensor) -> Tensor:
     """torch.t: transpose of a <= 2-D tensor."""
     if input._data.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input._data.ndim}D")
-    return name_node(transpose(input, 0, -1), "TBackward0", saved={})  # a view node even for 0-d and 1-d, as torch
+    return name_node(transpose(input, 0, -1), "TBackward0", saved=_T_SAVED)  # a view node even for 0-d and 1-d, as torch
+
+
+# t()'s node has no _saved_* names. One dict for every call: name_node keys its renamed classes
+# by the dict's identity, so a dict made per call made a new class per call (9 us each, never freed)
+_T_SAVED: dict = {}
 
 
 def movedim(input: Tensor, source, destination) -> Tensor:
@@ -968,9 +1038,6 @@ def _tensor_list(tensors, op: str) -> list:
 @out_rule("cat")
 def cat(tensors, dim: int = 0, *, out=None) -> Tensor:
     """torch.cat: join along an existing dim; all other dims must match; dtypes promote."""
-    from .._dtype import result_type
-    from .elementwise import _cast
-
     every = _tensor_list(tensors, "cat")
     # torch skips legacy empty 1-D tensors of shape (0,) when joining (they still get a gradient)
     skipped = tuple(i for i, t in enumerate(every) if t._data.ndim == 1 and t._data.shape[0] == 0)
@@ -998,7 +1065,7 @@ def cat(tensors, dim: int = 0, *, out=None) -> Tensor:
             break
     else:  # one dtype (a tensor's dtype is its array's): nothing to promote, no cast
         return Cat.apply(*every, dim=d, skipped=skipped)
-    dtype = result_type(*every)  # the skipped empties count in the promotion, as in torch
+    dtype = _dtype.result_type(*every)  # the skipped empties count in the promotion, as in torch
     return Cat.apply(*[_cast(t, dtype) for t in every], dim=d, skipped=skipped)
 
 
@@ -1137,7 +1204,31 @@ class Split(Function):
 
     @staticmethod
     def backward(ctx, *grads):
+        if _joinable_on_arrays(grads, ctx.dim):
+            # cat's steps in a plain backward, without applying a node-less op around the arrays
+            return Tensor._make(Cat.forward(_NULL_CTX, *[g._data for g in grads], dim=ctx.dim))
         return cat(list(grads), ctx.dim)
+
+
+def _joinable_on_arrays(grads: tuple, dim: int) -> bool:
+    """Whether ``cat(grads, dim)`` would only join the arrays, unrecorded and unwatched: plain
+    tensors over NumPy arrays of one dtype and rank (no legacy empty (0,) one, which cat skips),
+    of one shape but along ``dim`` (else cat raises torch's error, which it then does)."""
+    first = grads[0]
+    if type(first) is not Tensor or type(first._data) is not np.ndarray or not unwatched_on_arrays(first):
+        return False
+    dtype, shape = first._data.dtype, first._data.shape
+    if not 0 <= dim < len(shape) or (len(shape) == 1 and shape[0] == 0):
+        return False
+    for g in grads:
+        if type(g) is not Tensor:
+            return False
+        array = g._data
+        if type(array) is not np.ndarray or array.dtype is not dtype or len(array.shape) != len(shape) or (
+                array.shape[:dim] != shape[:dim] or array.shape[dim + 1:] != shape[dim + 1:]) or (
+                len(shape) == 1 and array.shape[0] == 0):
+            return False
+    return True
 
 
 class SplitWithSizes(Split):
