@@ -130,6 +130,11 @@ def step_profile(workload: str, reps: int = 10) -> None:
     queued = (time.perf_counter() - start) / reps * 1e3
     chainrule.cuda.synchronize()
     say(f"   {workload}: {total:.2f} ms a step on the GPU's clock, {queued:.2f} ms to queue it on the host")
+    say_profile(step, reps, 25)
+
+
+def say_profile(step, reps: int, rows: int) -> None:
+    """The Python profile of ``reps`` steps on the device, by own time, its first ``rows`` rows."""
     profile = cProfile.Profile()
     profile.enable()
     for _ in range(reps):
@@ -137,7 +142,7 @@ def step_profile(workload: str, reps: int = 10) -> None:
     chainrule.cuda.synchronize()
     profile.disable()
     text = io.StringIO()
-    pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(25)
+    pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(rows)
     for line in text.getvalue().splitlines():
         if line.strip():
             say("   " + line[:160])
@@ -194,17 +199,7 @@ def main() -> int:
         cupy.add(a, a)
     cupy.cuda.Device().synchronize()
     say(f"   one bare cupy.add launch: {(time.perf_counter() - start) / 2000 * 1e6:.1f} µs")
-    profile = cProfile.Profile()
-    profile.enable()
-    for _ in range(10):
-        step()
-    chainrule.cuda.synchronize()
-    profile.disable()
-    text = io.StringIO()
-    pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(30)
-    for line in text.getvalue().splitlines():
-        if line.strip():
-            say("   " + line[:160])
+    say_profile(step, 10, 30)
     out = os.environ.get("OUT")
     if out:
         Path(out, "gpu_profile.txt").write_text("\n".join(LINES) + "\n")
