@@ -9,6 +9,7 @@ from .._backend import allocate_on, array_module, module_for_device
 from .._torch_function import disabled_torch_function_impl
 from ..ops.creation import _shape_args, empty
 from ..ops.elementwise import SPARSE_COO_TYPES
+from ..ops.memory_format import copy_preserving_format
 from ..sparse import SparseCOOTensor
 from ..tensor import Size, Tensor
 
@@ -72,8 +73,9 @@ class Parameter(Tensor, metaclass=_ParameterMeta):
     def __deepcopy__(self, memo):
         if id(self) in memo:
             return memo[id(self)]
-        # torch's Parameter copies its data and requires_grad only: a deepcopied model has no .grad
-        param = Parameter(Tensor._make(self._data.copy()), self._requires_grad)
+        # torch's Parameter copies its data and requires_grad only: a deepcopied model has no .grad;
+        # the data cloned with preserve_format, so a channels-last weight stays channels-last
+        param = Parameter(Tensor._make(copy_preserving_format(self._data)), self._requires_grad)
         param._name = self._name
         memo[id(self)] = param
         return param

@@ -1,0 +1,82 @@
+"""Convolutional idioms (SegNet unpooling, 3-D video convs, conv/BatchNorm fusion), against torch 2.13.
+
+Found writing the segnet_maxunpool, r2plus1d_video and shufflenet_fusion programs and probing the
+idioms around them:
+
+* ``copy.deepcopy`` of a Parameter laid out channels-last (``model.to(memory_format=
+  torch.channels_last)``, then ``copy.deepcopy(model)`` or ``fuse_conv_bn_eval``, which deep-copies
+  the conv) came back row-major: torch's ``Parameter.__deepcopy__`` clones with
+  ``preserve_format``, so the copy keeps the strides;
+* ``nn.utils.parameters_to_vector`` took ``reshape(-1)`` of each parameter, so a channels-last
+  weight was flattened silently where torch's ``param.view(-1)`` raises its view error.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+LIBS = (torch, chainrule)
+
+
+def _outcome(fn, lib):
+    try:
+        return "ok", fn(lib)
+    except Exception as error:  # noqa: BLE001 - the class and text are what is compared
+        return type(error).__name__, str(error)
+
+
+def _weights(lib, shape=(6, 4, 3, 3)):
+    values = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    return lib.nn.Parameter(lib.tensor(values).contiguous(memory_format=lib.channels_last))
+
+
+@pytest.mark.parametrize("case", ["parameter", "conv", "conv3d", "transposed"])
+def test_deepcopy_keeps_a_parameters_strides(case):
+    def run(lib):
+        if case == "parameter":
+            copied = copy.deepcopy(_weights(lib))
+        elif case == "conv":
+            copied = copy.deepcopy(lib.nn.Conv2d(4, 6, 3).to(memory_format=lib.channels_last)).weight
+        elif case == "conv3d":
+            conv = lib.nn.Conv3d(2, 3, (1, 3, 3)).to(memory_format=lib.channels_last_3d)
+            copied = copy.deepcopy(conv).weight
+        else:  # a transposed (dense, non-overlapping) parameter keeps its strides too
+            copied = copy.deepcopy(lib.nn.Parameter(lib.ones(3, 5).t()))
+        return copied.stride(), type(copied).__name__, copied.requires_grad
+
+    assert run(chainrule) == run(torch)
+
+
+def test_fuse_conv_bn_eval_of_a_channels_last_conv_stays_channels_last():
+    def run(lib):
+        lib.manual_seed(0)
+        conv = lib.nn.Conv2d(4, 6, 3, padding=1).to(memory_format=lib.channels_last).eval()
+        bn = lib.nn.BatchNorm2d(6, eps=1e-3).eval()
+        with lib.no_grad():
+            bn.running_var.fill_(2.0)
+            bn.running_mean.fill_(0.5)
+        fused = lib.nn.utils.fusion.fuse_conv_bn_eval(conv, bn)
+        x = lib.ones(2, 4, 5, 5).contiguous(memory_format=lib.channels_last)
+        out = fused(x)
+        return (fused.weight.stride(), fused.weight.is_contiguous(memory_format=lib.channels_last),
+                out.is_contiguous(memory_format=lib.channels_last), (out - bn(conv(x))).abs().max().item() < 1e-5)
+
+    assert run(chainrule) == run(torch)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_parameters_to_vector_views_each_parameter(layout):
+    def run(lib):
+        conv = lib.nn.Conv2d(4, 6, 3)
+        if layout == "channels_last":
+            conv = conv.to(memory_format=lib.channels_last)
+        return _outcome(lambda lib: tuple(lib.nn.utils.parameters_to_vector(conv.parameters()).shape), lib)
+
+    assert run(chainrule) == run(torch)
