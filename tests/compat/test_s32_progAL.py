@@ -80,3 +80,23 @@ def test_parameters_to_vector_views_each_parameter(layout):
         return _outcome(lambda lib: tuple(lib.nn.utils.parameters_to_vector(conv.parameters()).shape), lib)
 
     assert run(chainrule) == run(torch)
+
+
+@pytest.mark.parametrize("start", ["channels_last", "channels_last_3d"])
+@pytest.mark.parametrize("target", ["contiguous_format", "channels_last", "channels_last_3d", "preserve_format"])
+@pytest.mark.parametrize("module", ["Conv2d", "Conv3d", "Linear"])
+def test_module_to_memory_format_converts_every_4d_and_5d_tensor(module, start, target):
+    # Module.to(memory_format=contiguous_format) turns a channels-last model back (chainrule kept it
+    # channels-last), and a format of the other rank raises Tensor.to's error (chainrule skipped it)
+    def run(lib):
+        def convert():
+            m = lib.nn.Linear(2, 3) if module == "Linear" else getattr(lib.nn, module)(2, 3, 2)
+            rank_format = {"Conv2d": "channels_last", "Conv3d": "channels_last_3d"}.get(module)
+            if rank_format == start:
+                m = m.to(memory_format=getattr(lib, start))
+            m.to(memory_format=getattr(lib, target))
+            return m.weight.stride(), m.bias.stride()
+
+        return _outcome(lambda lib: convert(), lib)
+
+    assert run(chainrule) == run(torch)
