@@ -824,7 +824,13 @@ class Tensor:
         return object.__format__(self, spec)
 
     def __reduce_ex__(self, protocol):
-        return (_rebuild, (_host(self._data), self._requires_grad, str(self.device)))
+        array = _host(self._data)
+        order = _memory_order(array)
+        if order is None:
+            return (_rebuild, (array, self._requires_grad, str(self.device)))
+        # torch pickles the storage with the strides: a channels-last (or transposed) tensor comes
+        # back laid out as it went, so the array travels in memory order and is transposed back
+        return (_rebuild, (np.ascontiguousarray(array.transpose(order)), self._requires_grad, str(self.device), order))
 
     def __deepcopy__(self, memo):
         user_class = type(self) is not Tensor and not type(self).__module__.startswith("chainrule")
@@ -913,7 +919,29 @@ def _convert(result, cls):
     return result
 
 
-def _rebuild(array, requires_grad, device="cpu"):
+def _memory_order(array) -> tuple | None:
+    """The dims of a dense, non-overlapping ``array`` from the outermost in memory to the innermost,
+    where that is not row-major (channels-last, transposed); None for a row-major array or one with
+    gaps, overlaps or negative strides."""
+    if array.ndim < 2 or array.size == 0 or array.flags.c_contiguous:
+        return None
+    order = sorted(range(array.ndim), key=lambda d: -array.strides[d])
+    step = array.itemsize
+    for d in reversed(order):
+        if array.shape[d] != 1 and array.strides[d] != step:
+            return None
+        step *= array.shape[d]
+    return tuple(order)
+
+
+def _in_memory_order(array, order):
+    """``array`` (row-major, dims in ``order``) transposed back to its logical dims: the inverse of
+    ``np.ascontiguousarray(a.transpose(order))``."""
+    return array if order is None else array.transpose(np.argsort(order))
+
+
+def _rebuild(array, requires_grad, device="cpu", order=None):
+    array = _in_memory_order(array, order)
     t = Tensor._make(array if device == "cpu" else to_device(array, _device(device)))
     t._requires_grad = requires_grad
     return t

@@ -7,6 +7,10 @@ idioms around them:
   torch.channels_last)``, then ``copy.deepcopy(model)`` or ``fuse_conv_bn_eval``, which deep-copies
   the conv) came back row-major: torch's ``Parameter.__deepcopy__`` clones with
   ``preserve_format``, so the copy keeps the strides;
+* ``pickle`` (DataLoader workers, ``mp.Queue``) of a channels-last or transposed tensor or
+  Parameter came back row-major; torch's keeps the strides;
+* ``Module.to(memory_format=torch.contiguous_format)`` left a channels-last model channels-last,
+  and a format of the wrong rank (``channels_last`` on a Conv3d) was skipped, not refused;
 * ``nn.utils.parameters_to_vector`` took ``reshape(-1)`` of each parameter, so a channels-last
   weight was flattened silently where torch's ``param.view(-1)`` raises its view error.
 """
@@ -98,5 +102,34 @@ def test_module_to_memory_format_converts_every_4d_and_5d_tensor(module, start, 
             return m.weight.stride(), m.bias.stride()
 
         return _outcome(lambda lib: convert(), lib)
+
+    assert run(chainrule) == run(torch)
+
+
+@pytest.mark.parametrize("case", ["channels_last", "channels_last_3d", "transposed", "permuted", "parameter",
+                                  "conv", "requires_grad"])
+def test_pickle_keeps_a_dense_tensors_strides(case):
+    # torch pickles the storage with the strides; chainrule's pickle came back row-major. (A view
+    # with gaps, x[:, ::2], still comes back row-major: torch pickles its whole storage.)
+    import pickle
+
+    def run(lib):
+        values = lib.arange(2 * 3 * 4 * 5 * 2, dtype=lib.float32)
+        if case == "channels_last":
+            t = values[:120].view(2, 3, 4, 5).contiguous(memory_format=lib.channels_last)
+        elif case == "channels_last_3d":
+            t = values.view(2, 3, 4, 5, 2).contiguous(memory_format=lib.channels_last_3d)
+        elif case == "transposed":
+            t = values[:12].view(3, 4).t()
+        elif case == "permuted":
+            t = values.view(2, 3, 4, 10).permute(2, 0, 3, 1)
+        elif case == "parameter":
+            t = lib.nn.Parameter(values[:120].view(2, 3, 4, 5).contiguous(memory_format=lib.channels_last))
+        elif case == "conv":
+            t = pickle.loads(pickle.dumps(lib.nn.Conv2d(3, 4, 2).to(memory_format=lib.channels_last))).weight
+        else:
+            t = values[:12].view(3, 4).t().requires_grad_()
+        back = pickle.loads(pickle.dumps(t))
+        return type(back).__name__, back.stride(), back.requires_grad, back.tolist() == t.tolist()
 
     assert run(chainrule) == run(torch)

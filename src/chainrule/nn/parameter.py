@@ -11,7 +11,7 @@ from ..ops.creation import _shape_args, empty
 from ..ops.elementwise import SPARSE_COO_TYPES
 from ..ops.memory_format import copy_preserving_format
 from ..sparse import SparseCOOTensor
-from ..tensor import Size, Tensor
+from ..tensor import Size, Tensor, _in_memory_order, _memory_order
 
 __all__ = ["Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer"]
 
@@ -81,7 +81,11 @@ class Parameter(Tensor, metaclass=_ParameterMeta):
         return param
 
     def __reduce_ex__(self, protocol):
-        return (_rebuild_parameter, (np.asarray(self._data), self._requires_grad))
+        array = np.asarray(self._data)
+        order = _memory_order(array)  # a channels-last weight comes back channels-last, as torch's
+        if order is None:
+            return (_rebuild_parameter, (array, self._requires_grad))
+        return (_rebuild_parameter, (np.ascontiguousarray(array.transpose(order)), self._requires_grad, order))
 
 
 def _custom_tensor_parameter(data: Tensor, requires_grad: bool) -> Tensor:
@@ -120,8 +124,8 @@ def _sparse_coo_parameter(data: Tensor, requires_grad: bool) -> Tensor:
     return made
 
 
-def _rebuild_parameter(array, requires_grad):
-    return Parameter(Tensor._make(array), requires_grad)
+def _rebuild_parameter(array, requires_grad, order=None):
+    return Parameter(Tensor._make(_in_memory_order(array, order)), requires_grad)
 
 
 class Buffer(Tensor):
