@@ -11,6 +11,8 @@ idioms around them:
   Parameter came back row-major; torch's keeps the strides;
 * ``Module.to(memory_format=torch.contiguous_format)`` left a channels-last model channels-last,
   and a format of the wrong rank (``channels_last`` on a Conv3d) was skipped, not refused;
+* ``parametrizations.weight_norm`` / ``nn.utils.weight_norm`` of a channels-last conv gave a
+  channels-last weight; torch's ``_weight_norm`` computes on ``v.contiguous()``;
 * ``nn.utils.parameters_to_vector`` took ``reshape(-1)`` of each parameter, so a channels-last
   weight was flattened silently where torch's ``param.view(-1)`` raises its view error.
 """
@@ -131,5 +133,29 @@ def test_pickle_keeps_a_dense_tensors_strides(case):
             t = values[:12].view(3, 4).t().requires_grad_()
         back = pickle.loads(pickle.dumps(t))
         return type(back).__name__, back.stride(), back.requires_grad, back.tolist() == t.tolist()
+
+    assert run(chainrule) == run(torch)
+
+
+@pytest.mark.parametrize("edition", ["parametrizations", "deprecated"])
+@pytest.mark.parametrize("dim", [0, 1, None])
+def test_weight_norm_of_a_channels_last_conv_is_row_major(edition, dim):
+    # torch._weight_norm computes on v.contiguous(): chainrule's weight stayed channels-last
+    import warnings
+
+    def run(lib):
+        lib.manual_seed(0)
+        conv = lib.nn.Conv2d(4, 6, 3).to(memory_format=lib.channels_last)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the deprecated edition's FutureWarning
+            if edition == "parametrizations":
+                conv = lib.nn.utils.parametrizations.weight_norm(conv, dim=dim)
+            else:
+                conv = lib.nn.utils.weight_norm(conv, dim=dim)
+        x = lib.ones(1, 4, 5, 5).contiguous(memory_format=lib.channels_last)
+        out = conv(x)
+        out.sum().backward()
+        grads = [p.grad.stride() for p in conv.parameters()]
+        return conv.weight.stride(), out.stride(), grads, round(out.sum().item(), 3)
 
     assert run(chainrule) == run(torch)
