@@ -19,7 +19,15 @@ import weakref
 import numpy as np
 
 from . import _dtype, _torch_function, _vmap_frames
-from ._backend import array_module, contiguous_strides, device_of, resolve, suggests_channels_last, to_device
+from ._backend import (
+    array_module,
+    contiguous_strides,
+    device_of,
+    memory_order,
+    resolve,
+    suggests_channels_last,
+    to_device,
+)
 from ._backend import device as _device
 from .autograd import function as _autograd_function
 from .autograd.function import AccumulateGrad, is_recording
@@ -825,7 +833,7 @@ class Tensor:
 
     def __reduce_ex__(self, protocol):
         array = _host(self._data)
-        order = _memory_order(array)
+        order = memory_order(array)
         if order is None:
             return (_rebuild, (array, self._requires_grad, str(self.device)))
         # torch pickles the storage with the strides: a channels-last (or transposed) tensor comes
@@ -917,21 +925,6 @@ def _convert(result, cls):
         items = [_convert(item, cls) for item in result]
         return type(result)(*items) if hasattr(result, "_fields") else type(result)(items)
     return result
-
-
-def _memory_order(array) -> tuple | None:
-    """The dims of a dense, non-overlapping ``array`` from the outermost in memory to the innermost,
-    where that is not row-major (channels-last, transposed); None for a row-major array or one with
-    gaps, overlaps or negative strides."""
-    if array.ndim < 2 or array.size == 0 or array.flags.c_contiguous:
-        return None
-    order = sorted(range(array.ndim), key=lambda d: -array.strides[d])
-    step = array.itemsize
-    for d in reversed(order):
-        if array.shape[d] != 1 and array.strides[d] != step:
-            return None
-        step *= array.shape[d]
-    return tuple(order)
 
 
 def _in_memory_order(array, order):

@@ -8,7 +8,8 @@ idioms around them:
   the conv) came back row-major: torch's ``Parameter.__deepcopy__`` clones with
   ``preserve_format``, so the copy keeps the strides;
 * ``pickle`` (DataLoader workers, ``mp.Queue``) of a channels-last or transposed tensor or
-  Parameter came back row-major; torch's keeps the strides;
+  Parameter came back row-major, and so did ``share_memory_()`` / ``Module.share_memory()``;
+  torch's keep the strides;
 * ``Module.to(memory_format=torch.contiguous_format)`` left a channels-last model channels-last,
   and a format of the wrong rank (``channels_last`` on a Conv3d) was skipped, not refused;
 * ``parametrizations.weight_norm`` / ``nn.utils.weight_norm`` of a channels-last conv gave a
@@ -159,3 +160,20 @@ def test_weight_norm_of_a_channels_last_conv_is_row_major(edition, dim):
         return conv.weight.stride(), out.stride(), grads, round(out.sum().item(), 3)
 
     assert run(chainrule) == run(torch)
+
+
+@pytest.mark.parametrize("case", ["tensor", "transposed", "module"])
+def test_share_memory_keeps_the_strides(case):
+    # torch moves the storage into shared memory as it is; chainrule's copy came back row-major
+    def run(lib):
+        if case == "tensor":
+            t = lib.arange(120.0).view(2, 3, 4, 5).contiguous(memory_format=lib.channels_last).share_memory_()
+        elif case == "transposed":
+            t = lib.arange(12.0).view(3, 4).t().share_memory_()
+        else:
+            t = lib.nn.Conv2d(3, 4, 2).to(memory_format=lib.channels_last).share_memory().weight
+        return t.stride(), t.is_shared(), t.flatten().tolist()[:7] if case != "module" else t.shape
+
+    assert run(chainrule)[:2] == run(torch)[:2]
+    if case != "module":
+        assert run(chainrule)[2] == run(torch)[2]

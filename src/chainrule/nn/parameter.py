@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _dtype, _layout
-from .._backend import allocate_on, array_module, module_for_device
+from .._backend import allocate_on, array_module, memory_order, module_for_device
 from .._torch_function import disabled_torch_function_impl
 from ..ops.creation import _shape_args, empty
 from ..ops.elementwise import SPARSE_COO_TYPES
 from ..ops.memory_format import copy_preserving_format
 from ..sparse import SparseCOOTensor
-from ..tensor import Size, Tensor, _in_memory_order, _memory_order
+from ..tensor import Size, Tensor, _in_memory_order
 
 __all__ = ["Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer"]
 
@@ -82,7 +82,7 @@ class Parameter(Tensor, metaclass=_ParameterMeta):
 
     def __reduce_ex__(self, protocol):
         array = np.asarray(self._data)
-        order = _memory_order(array)  # a channels-last weight comes back channels-last, as torch's
+        order = memory_order(array)  # a channels-last weight comes back channels-last, as torch's
         if order is None:
             return (_rebuild_parameter, (array, self._requires_grad))
         return (_rebuild_parameter, (np.ascontiguousarray(array.transpose(order)), self._requires_grad, order))
