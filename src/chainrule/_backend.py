@@ -300,6 +300,21 @@ def contiguous_strides(shape) -> tuple:
     return tuple(reversed(strides))
 
 
+def memory_order(array) -> tuple | None:
+    """The dims of a dense, non-overlapping ``array`` from the outermost in memory to the innermost,
+    where that is not row-major (channels-last, transposed); None for a row-major array or one with
+    gaps, overlaps or negative strides."""
+    if array.ndim < 2 or array.size == 0 or array.flags.c_contiguous:
+        return None
+    order = sorted(range(array.ndim), key=lambda d: -array.strides[d])
+    step = array.itemsize
+    for d in reversed(order):
+        if array.shape[d] != 1 and array.strides[d] != step:
+            return None
+        step *= array.shape[d]
+    return tuple(order)
+
+
 def strided_view(array, shape, strides, writeable: bool = True):
     """``array`` seen with ``shape`` and byte ``strides`` (NumPy's ``as_strided``, the device's on a
     device). ml_dtypes' float8 types have an array-interface name NumPy cannot read back, so their

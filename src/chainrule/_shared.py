@@ -16,6 +16,8 @@ import sys
 
 import numpy as np
 
+from ._backend import memory_order
+
 # name -> (segment, address of its first byte, size); kept open so the arrays stay valid
 _segments: dict[str, tuple] = {}
 # the segments this process made, with its pid: a forked child inherits the list, not the duty
@@ -39,13 +41,19 @@ def _address(segment) -> int:
 
 
 def to_shared(array: np.ndarray) -> np.ndarray:
-    """A copy of ``array`` in a new shared-memory segment (C-contiguous)."""
+    """A copy of ``array`` in a new shared-memory segment: row-major, or laid out as ``array`` is
+    when that is dense in another order (channels-last), as torch moves the storage itself."""
     from multiprocessing import shared_memory  # on first use: most programs share nothing
 
     segment = shared_memory.SharedMemory(create=True, size=max(array.nbytes, 1))
     _segments[segment.name] = (segment, _address(segment), segment.size)
     _created.append(segment.name)
-    shared = np.ndarray(array.shape, dtype=array.dtype, buffer=segment.buf)
+    order = memory_order(array)
+    if order is None:
+        shared = np.ndarray(array.shape, dtype=array.dtype, buffer=segment.buf)
+    else:
+        in_order = np.ndarray(tuple(array.shape[d] for d in order), dtype=array.dtype, buffer=segment.buf)
+        shared = in_order.transpose(np.argsort(order))
     shared[...] = array
     return shared
 

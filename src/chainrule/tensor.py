@@ -19,7 +19,15 @@ import weakref
 import numpy as np
 
 from . import _dtype, _torch_function, _vmap_frames
-from ._backend import array_module, contiguous_strides, device_of, resolve, suggests_channels_last, to_device
+from ._backend import (
+    array_module,
+    contiguous_strides,
+    device_of,
+    memory_order,
+    resolve,
+    suggests_channels_last,
+    to_device,
+)
 from ._backend import device as _device
 from .autograd import function as _autograd_function
 from .autograd.function import AccumulateGrad, is_recording
@@ -824,7 +832,13 @@ class Tensor:
         return object.__format__(self, spec)
 
     def __reduce_ex__(self, protocol):
-        return (_rebuild, (_host(self._data), self._requires_grad, str(self.device)))
+        array = _host(self._data)
+        order = memory_order(array)
+        if order is None:
+            return (_rebuild, (array, self._requires_grad, str(self.device)))
+        # torch pickles the storage with the strides: a channels-last (or transposed) tensor comes
+        # back laid out as it went, so the array travels in memory order and is transposed back
+        return (_rebuild, (np.ascontiguousarray(array.transpose(order)), self._requires_grad, str(self.device), order))
 
     def __deepcopy__(self, memo):
         user_class = type(self) is not Tensor and not type(self).__module__.startswith("chainrule")
@@ -913,7 +927,14 @@ def _convert(result, cls):
     return result
 
 
-def _rebuild(array, requires_grad, device="cpu"):
+def _in_memory_order(array, order):
+    """``array`` (row-major, dims in ``order``) transposed back to its logical dims: the inverse of
+    ``np.ascontiguousarray(a.transpose(order))``."""
+    return array if order is None else array.transpose(np.argsort(order))
+
+
+def _rebuild(array, requires_grad, device="cpu", order=None):
+    array = _in_memory_order(array, order)
     t = Tensor._make(array if device == "cpu" else to_device(array, _device(device)))
     t._requires_grad = requires_grad
     return t

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _dtype, _layout
-from .._backend import allocate_on, array_module, module_for_device
+from .._backend import allocate_on, array_module, memory_order, module_for_device
 from .._torch_function import disabled_torch_function_impl
 from ..ops.creation import _shape_args, empty
 from ..ops.elementwise import SPARSE_COO_TYPES
+from ..ops.memory_format import copy_preserving_format
 from ..sparse import SparseCOOTensor
-from ..tensor import Size, Tensor
+from ..tensor import Size, Tensor, _in_memory_order
 
 __all__ = ["Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer"]
 
@@ -72,14 +73,19 @@ class Parameter(Tensor, metaclass=_ParameterMeta):
     def __deepcopy__(self, memo):
         if id(self) in memo:
             return memo[id(self)]
-        # torch's Parameter copies its data and requires_grad only: a deepcopied model has no .grad
-        param = Parameter(Tensor._make(self._data.copy()), self._requires_grad)
+        # torch's Parameter copies its data and requires_grad only: a deepcopied model has no .grad;
+        # the data cloned with preserve_format, so a channels-last weight stays channels-last
+        param = Parameter(Tensor._make(copy_preserving_format(self._data)), self._requires_grad)
         param._name = self._name
         memo[id(self)] = param
         return param
 
     def __reduce_ex__(self, protocol):
-        return (_rebuild_parameter, (np.asarray(self._data), self._requires_grad))
+        array = np.asarray(self._data)
+        order = memory_order(array)  # a channels-last weight comes back channels-last, as torch's
+        if order is None:
+            return (_rebuild_parameter, (array, self._requires_grad))
+        return (_rebuild_parameter, (np.ascontiguousarray(array.transpose(order)), self._requires_grad, order))
 
 
 def _custom_tensor_parameter(data: Tensor, requires_grad: bool) -> Tensor:
@@ -118,8 +124,8 @@ def _sparse_coo_parameter(data: Tensor, requires_grad: bool) -> Tensor:
     return made
 
 
-def _rebuild_parameter(array, requires_grad):
-    return Parameter(Tensor._make(array), requires_grad)
+def _rebuild_parameter(array, requires_grad, order=None):
+    return Parameter(Tensor._make(_in_memory_order(array, order)), requires_grad)
 
 
 class Buffer(Tensor):

@@ -702,9 +702,10 @@ class Module:
                 out = out.to(device)
             if dtype is not None and out.is_floating_point():
                 out = out.to(dtype)
-            if memory_format is not None and out.dim() in (4, 5) and (out.dim() == 4) == (
-                    getattr(memory_format, "_name", None) == "channels_last"):
-                out = out.contiguous(memory_format=memory_format)  # torch converts the 4-d (5-d) tensors only
+            if memory_format is not None and out.dim() in (4, 5):
+                # torch converts the 4-d and 5-d tensors only, to any format (contiguous_format back
+                # from channels-last); a format of the other rank raises Tensor.to's error
+                out = out.to(memory_format=memory_format)
             return out
 
         return self._apply(convert)

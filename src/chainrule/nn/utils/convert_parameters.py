@@ -9,8 +9,9 @@ __all__ = ["parameters_to_vector", "vector_to_parameters"]
 
 
 def parameters_to_vector(parameters) -> Tensor:
-    """Concatenate the flattened parameters into one vector (differentiable, like torch's)."""
-    return cat([p.reshape(-1) for p in parameters])
+    """Concatenate the flattened parameters into one vector (differentiable, like torch's): each
+    one by ``view(-1)``, so a parameter that is not contiguous (channels-last) raises torch's error."""
+    return cat([p.view(-1) for p in parameters])
 
 
 def vector_to_parameters(vec: Tensor, parameters) -> None:

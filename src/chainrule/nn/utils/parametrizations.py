@@ -42,6 +42,8 @@ class _WeightNorm(Module):
         self.dim = -1 if dim is None else dim
 
     def forward(self, weight_g: Tensor, weight_v: Tensor) -> Tensor:
+        # torch._weight_norm takes v.contiguous(): a channels-last v gives a row-major weight
+        weight_v = weight_v.contiguous()
         return weight_v * (weight_g / _norm_except_dim(weight_v, self.dim))
 
     def right_inverse(self, weight: Tensor):

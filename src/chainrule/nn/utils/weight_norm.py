@@ -34,7 +34,7 @@ class _WeightNorm:
 
     def compute_weight(self, module) -> Tensor:
         g = getattr(module, self.name + "_g")
-        v = getattr(module, self.name + "_v")
+        v = getattr(module, self.name + "_v").contiguous()  # as torch._weight_norm: a row-major weight
         return v * (g / _norm_except_dim(v, self.dim))
 
     def __call__(self, module, inputs) -> None:
