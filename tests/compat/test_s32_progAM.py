@@ -56,3 +56,47 @@ def test_asgd_state_values_match_torch_after_two_steps():
         return {k: v.detach().numpy().tolist() for k, v in optimizer.state[model.weight].items()}
 
     assert run(chainrule) == run(torch)
+
+
+# ---------------------------------------------------------------- scheduler state_dict key order
+_SCHEDULERS = {
+    "StepLR": lambda L, o: L.StepLR(o, 2),
+    "MultiStepLR": lambda L, o: L.MultiStepLR(o, [2, 4]),
+    "LinearLR": lambda L, o: L.LinearLR(o),
+    "PolynomialLR": lambda L, o: L.PolynomialLR(o, total_iters=4, power=2.0),
+    "CosineAnnealingWarmRestarts": lambda L, o: L.CosineAnnealingWarmRestarts(o, 3, T_mult=2),
+    "CyclicLR": lambda L, o: L.CyclicLR(o, 0.01, 0.1, mode="triangular2"),
+    "OneCycleLR": lambda L, o: L.OneCycleLR(o, 0.1, total_steps=20),
+    "OneCycleLR-three-phase": lambda L, o: L.OneCycleLR(o, 0.1, total_steps=20, three_phase=True,
+                                                        anneal_strategy="linear"),
+    "ReduceLROnPlateau": lambda L, o: L.ReduceLROnPlateau(o, mode="max", patience=1),
+    "SequentialLR": lambda L, o: L.SequentialLR(o, [L.ConstantLR(o), L.ExponentialLR(o, 0.9)], [2]),
+}
+
+
+def _stepped_scheduler(lib, name, optimizer_name):
+    model = lib.nn.Linear(3, 2)
+    if optimizer_name == "SGD":
+        optimizer = lib.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    else:
+        optimizer = lib.optim.Adam(model.parameters(), lr=0.1)
+    scheduler = _SCHEDULERS[name](lib.optim.lr_scheduler, optimizer)
+    for _ in range(3):
+        optimizer.step()
+        scheduler.step(1.0) if name == "ReduceLROnPlateau" else scheduler.step()
+    return scheduler, optimizer
+
+
+@pytest.mark.parametrize("optimizer_name", ["SGD", "Adam"])
+@pytest.mark.parametrize("name", sorted(_SCHEDULERS))
+def test_scheduler_state_dict_lists_torchs_keys_in_torchs_order(name, optimizer_name):
+    """OneCycleLR listed ``_anneal_func_type`` before ``_schedule_phases`` and ReduceLROnPlateau its
+    mode/threshold keys before ``last_epoch``/``_last_lr``: torch sets them the other way round, and
+    ``print(scheduler.state_dict())`` shows the order. Also after a ``load_state_dict`` round trip."""
+    ours, our_optimizer = _stepped_scheduler(chainrule, name, optimizer_name)
+    theirs, _ = _stepped_scheduler(torch, name, optimizer_name)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), rel=1e-12)
+    fresh, _ = _stepped_scheduler(chainrule, name, optimizer_name)
+    fresh.load_state_dict(ours.state_dict())
+    assert list(fresh.state_dict()) == list(theirs.state_dict())

@@ -453,7 +453,6 @@ class OneCycleLR(LRScheduler):
             raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start}")
         if anneal_strategy not in ("cos", "linear"):
             raise ValueError(f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}")
-        self._anneal_func_type = anneal_strategy
         total = self.total_steps
         if three_phase:
             self._schedule_phases = [
@@ -471,6 +470,7 @@ class OneCycleLR(LRScheduler):
                 dict(end_step=total - 1, start_lr="max_lr", end_lr="min_lr",
                      start_momentum="base_momentum", end_momentum="max_momentum"),
             ]
+        self._anneal_func_type = anneal_strategy  # after the phases, as torch's state_dict() lists them
         max_lrs = _format_param("OneCycleLR", "max_lr", optimizer, max_lr)
         if last_epoch == -1:
             for lr, group in zip(max_lrs, optimizer.param_groups):
@@ -558,15 +558,16 @@ class ReduceLROnPlateau(LRScheduler):
         if threshold_mode not in ("rel", "abs"):
             raise ValueError(f"ReduceLROnPlateau: threshold mode {threshold_mode} is unknown! (expected 'rel' or "
                              "'abs')")
+        # set in torch's order, which state_dict() keeps (printed by users)
         self.patience = patience
         self.cooldown = cooldown
         self.eps = eps
+        self.last_epoch = 0
+        self._last_lr = _group_values(self.optimizer)
+        self.mode_worse = math.inf if mode == "min" else -math.inf
         self.mode = mode
         self.threshold = threshold
         self.threshold_mode = threshold_mode
-        self.mode_worse = math.inf if mode == "min" else -math.inf
-        self.last_epoch = 0
-        self._last_lr = _group_values(self.optimizer)
         self._reset()
 
     def _reset(self) -> None:
