@@ -100,3 +100,28 @@ def test_scheduler_state_dict_lists_torchs_keys_in_torchs_order(name, optimizer_
     fresh, _ = _stepped_scheduler(chainrule, name, optimizer_name)
     fresh.load_state_dict(ours.state_dict())
     assert list(fresh.state_dict()) == list(theirs.state_dict())
+
+
+# ---------------------------------------------------------------- weights_only loading of Python 2 global names
+@pytest.mark.parametrize("saver", ["torch", "chainrule"])
+def test_safe_globals_allow_a_builtin_saved_under_its_python2_name(saver, tmp_path):
+    """torch.save writes protocol 2, so builtins are named ``__builtin__.slice``; torch's weights-only
+    unpickler maps the Python 2 names to Python 3 ones (``builtins.slice``) before the allowlist, so
+    ``safe_globals([slice])`` lets the file load and ``get_unsafe_globals_in_checkpoint`` says
+    ``builtins.slice``. chainrule looked the raw name up: it refused the file under
+    ``safe_globals([slice])`` and reported ``__builtin__.slice``."""
+    path = tmp_path / "checkpoint.pt"
+    (torch if saver == "torch" else chainrule).save({"window": slice(1, 5, 2), "t": torch.ones(2) if saver == "torch"
+                                                     else chainrule.ones(2)}, path)
+    assert chainrule.serialization.get_unsafe_globals_in_checkpoint(path) == \
+        torch.serialization.get_unsafe_globals_in_checkpoint(path) == ["builtins.slice"]
+    with torch.serialization.safe_globals([slice]):
+        theirs = torch.load(path, weights_only=True)
+    with chainrule.serialization.safe_globals([slice]):
+        ours = chainrule.load(path, weights_only=True)
+    assert ours["window"] == theirs["window"] == slice(1, 5, 2)
+    assert ours["t"].tolist() == theirs["t"].tolist()
+    import pickle
+
+    with pytest.raises(pickle.UnpicklingError, match="builtins.slice"):
+        chainrule.load(path, weights_only=True)
