@@ -519,16 +519,19 @@ class _WeightsOnlyUnpickler(pickle._Unpickler):
         state = self.stack.pop()
         inst = self.stack[-1]
         # torch sets attributes only on allowlisted types (a state dict's _metadata on OrderedDict)
-        if type(inst) is OrderedDict or (type(inst) in self.extra.values() and hasattr(inst, "__dict__")):
+        allowed = type(inst) in self.extra.values()
+        setstate = getattr(inst, "__setstate__", None)
+        if allowed and callable(setstate):
+            # a class the user allowed reads its own state, whatever its form, as pickle hands it over
+            # (numpy's dtype a tuple: torch's recipe for a NumPy scalar allows np.dtypes.Float64DType)
+            setstate(state)
+            return
+        if type(inst) is OrderedDict or (allowed and hasattr(inst, "__dict__")):
             if isinstance(state, tuple) and len(state) == 2 and state[1] is None:
                 state = state[0]
             if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
                 raise _invalid(f"BUILD state for {type(inst).__name__} is not a dict of attributes")
-            setstate = getattr(inst, "__setstate__", None)
-            if type(inst) is not OrderedDict and setstate is not None and callable(setstate):
-                setstate(state)
-            else:
-                inst.__dict__.update(state)
+            inst.__dict__.update(state)
             return
         raise refusal(f"BUILD of {type(inst).__name__} is not allowed")
 

@@ -125,3 +125,32 @@ def test_safe_globals_allow_a_builtin_saved_under_its_python2_name(saver, tmp_pa
 
     with pytest.raises(pickle.UnpicklingError, match="builtins.slice"):
         chainrule.load(path, weights_only=True)
+
+
+def test_safe_globals_recipe_for_numpy_scalars_and_arrays_loads(tmp_path):
+    """torch's documented way to load a checkpoint holding NumPy values with ``weights_only=True``
+    (``best_acc`` kept as ``np.float64``): allow ``np._core.multiarray.scalar``, ``np.dtype`` and the
+    dtype's class (``np.dtypes.Float64DType``). The dtype is rebuilt by BUILD with a tuple state, which
+    torch hands to the allowed class's ``__setstate__``; chainrule took only dict states and refused
+    ("BUILD of Float64DType is not allowed")."""
+    np = pytest.importorskip("numpy")
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"best_acc": np.float64(0.75), "order": np.arange(3), "step": 7}, path)
+    allow = [np._core.multiarray.scalar, np._core.multiarray._reconstruct, np.ndarray, np.dtype,
+             np.dtypes.Float64DType, np.dtypes.Int64DType]
+    with torch.serialization.safe_globals(allow):
+        theirs = torch.load(path, weights_only=True)
+    with chainrule.serialization.safe_globals(allow):
+        ours = chainrule.load(path, weights_only=True)
+    assert type(ours["best_acc"]) is type(theirs["best_acc"]) is np.float64
+    assert ours["best_acc"] == theirs["best_acc"] == 0.75
+    assert ours["order"].dtype == theirs["order"].dtype and ours["order"].tolist() == theirs["order"].tolist()
+    assert ours["step"] == theirs["step"] == 7
+    import pickle
+
+    with chainrule.serialization.safe_globals(allow[:-2]):  # the dtype classes not allowed: refused, as torch
+        with pytest.raises(pickle.UnpicklingError):
+            chainrule.load(path, weights_only=True)
+    with torch.serialization.safe_globals(allow[:-2]):
+        with pytest.raises(pickle.UnpicklingError):
+            torch.load(path, weights_only=True)
