@@ -13,13 +13,16 @@ a ``SequentialLR`` of ``LinearLR`` warm-up into ``CosineAnnealingLR``, and a che
 states, ``epoch``/``step``/``batches_done``, and a ``@dataclass`` ``TrainState`` allowed for
 ``weights_only=True`` by ``torch.serialization.add_safe_globals`` (refused with
 ``pickle.UnpicklingError`` before, listed by ``get_unsafe_globals_in_checkpoint``) and by the
-``safe_globals`` context manager; also loaded with ``weights_only=False`` and ``map_location="cpu"``.
+``safe_globals`` context manager, beside the run's ``argparse.Namespace`` and a NumPy ``np.float64``
+statistic (torch's recipe: ``np._core.multiarray.scalar``, ``np.dtype``, ``np.dtypes.Float64DType``);
+also loaded with ``weights_only=False`` and ``map_location="cpu"``.
 A fresh model, optimiser, scheduler and loader resume by skipping ``batches_done`` batches with
 ``itertools.islice``; the resumed run must equal the uninterrupted one bit for bit.
 
 The data: a three-class problem of noisy rings made with NumPy.
 """
 
+import argparse
 import itertools
 import os
 import pickle
@@ -46,6 +49,7 @@ dataset = TensorDataset(torch.from_numpy(X_np[:400]), torch.from_numpy(radius[:4
 X_test, y_test = torch.from_numpy(X_np[400:]), torch.from_numpy(radius[400:])
 
 EPOCHS, BATCH, ACCUM = 6, 20, 2
+ARGS = argparse.Namespace(epochs=EPOCHS, batch_size=BATCH, accum=ACCUM, lr=1e-2)
 STOP_EPOCH, STOP_BATCH = 2, 10  # where the job is "preempted"
 
 
@@ -94,7 +98,8 @@ def train(model, optimizer, scheduler, generator, loader, state, stop_at=None, c
             if stop_at is not None and (state.epoch, batch_idx) == stop_at:
                 torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                             "scheduler": scheduler.state_dict(), "rng_state": torch.get_rng_state(),
-                            "epoch_generator_state": epoch_generator_state, "train_state": state}, ckpt_path)
+                            "epoch_generator_state": epoch_generator_state, "train_state": state, "args": ARGS,
+                            "mean_norm": np.mean(norms) if norms else np.float64(0.0)}, ckpt_path)
                 return norms
             loss = F.cross_entropy(model(xb), yb) / ACCUM
             loss.backward()
@@ -151,14 +156,16 @@ with tempfile.TemporaryDirectory() as tmp:
     except pickle.UnpicklingError as err:
         print("weights_only refused:", "TrainState" in str(err))
     unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    print("unsafe globals:", [name.rsplit(".", 1)[-1] for name in unsafe])
-    with torch.serialization.safe_globals([TrainState]):
+    print("unsafe globals:", sorted(name.rsplit(".", 1)[-1] for name in unsafe))
+    numpy_scalar = [np._core.multiarray.scalar, np.dtype, np.dtypes.Float64DType]
+    with torch.serialization.safe_globals([TrainState, argparse.Namespace, *numpy_scalar]):
         checkpoint = torch.load(path, weights_only=True)
-    torch.serialization.add_safe_globals([TrainState])
+    torch.serialization.add_safe_globals([TrainState, argparse.Namespace, *numpy_scalar])
     checkpoint_again = torch.load(path, weights_only=True, map_location="cpu")
     full = torch.load(path, weights_only=False, map_location="cpu")
     same = all(torch.equal(checkpoint["model"][k], full["model"][k]) for k in full["model"])
-    same = same and checkpoint_again["train_state"] == full["train_state"]
+    same = same and checkpoint_again["train_state"] == full["train_state"] and checkpoint["args"] == ARGS
+    same = same and type(checkpoint["mean_norm"]) is np.float64 and checkpoint["mean_norm"] == full["mean_norm"]
     print(f"loaded three ways alike: {same}, state {checkpoint['train_state']}")
 
     del model, optimizer, scheduler, generator, loader
