@@ -154,3 +154,62 @@ def test_safe_globals_recipe_for_numpy_scalars_and_arrays_loads(tmp_path):
     with torch.serialization.safe_globals(allow[:-2]):
         with pytest.raises(pickle.UnpicklingError):
             torch.load(path, weights_only=True)
+
+
+# ---------------------------------------------------------------- AveragedModel's multi_avg_fn per dtype group
+def _bn_model(lib):
+    lib.manual_seed(0)
+    model = lib.nn.Sequential(lib.nn.Linear(4, 6), lib.nn.BatchNorm1d(6), lib.nn.ReLU(), lib.nn.Linear(6, 2))
+    x = lib.randn(16, 4)
+    return model, x
+
+
+def _averaging_calls(lib):
+    model, x = _bn_model(lib)
+    calls = []
+
+    def recording_ema(averaged_list, current_list, num_averaged):
+        calls.append(([str(t.dtype).split(".")[-1] for t in averaged_list], int(num_averaged)))
+        lib.optim.swa_utils.get_ema_multi_avg_fn(0.5)(averaged_list, current_list, num_averaged)
+
+    averaged = lib.optim.swa_utils.AveragedModel(model, multi_avg_fn=recording_ema, use_buffers=True)
+    optimizer = lib.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(3):
+        optimizer.zero_grad()
+        model(x).pow(2).mean().backward()
+        optimizer.step()
+        averaged.update_parameters(model)
+    return calls, [t.detach().numpy().tolist() for t in averaged.state_dict().values()]
+
+
+def test_averaged_model_calls_multi_avg_fn_once_per_dtype_group():
+    """torch groups the averaged tensors by (device, dtype) and calls ``multi_avg_fn`` once per group,
+    so a BatchNorm's int64 ``num_batches_tracked`` comes in a list of its own; chainrule passed one
+    list mixing float32 and int64. The averaged values are torch's too. (The order of the groups is
+    that of torch's hash map, not compared.)"""
+    our_calls, ours = _averaging_calls(chainrule)
+    their_calls, theirs = _averaging_calls(torch)
+    assert sorted(our_calls) == sorted(their_calls)
+    assert all(len(set(dtypes)) == 1 for dtypes, _ in our_calls)
+    np = pytest.importorskip("numpy")
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):  # the trained weights agree to float32 rounding, the counts exactly
+        np.testing.assert_allclose(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_swa_multi_avg_fn_on_integer_buffers_raises_torchs_error():
+    """``get_swa_multi_avg_fn()`` with ``use_buffers=True`` reaches BatchNorm's int64 batch count: torch
+    divides it by addcdiv and refuses with its RuntimeError; chainrule truncated silently."""
+    results = []
+    for lib in (chainrule, torch):
+        model, x = _bn_model(lib)
+        averaged = lib.optim.swa_utils.AveragedModel(model, multi_avg_fn=lib.optim.swa_utils.get_swa_multi_avg_fn(),
+                                                     use_buffers=True)
+        model(x)
+        averaged.update_parameters(model)
+        model(x)
+        with pytest.raises(RuntimeError) as caught:
+            averaged.update_parameters(model)
+        results.append(str(caught.value))
+    assert results[0] == results[1] and results[0].startswith("Integer division with addcdiv")
