@@ -213,3 +213,19 @@ def test_swa_multi_avg_fn_on_integer_buffers_raises_torchs_error():
             averaged.update_parameters(model)
         results.append(str(caught.value))
     assert results[0] == results[1] and results[0].startswith("Integer division with addcdiv")
+
+
+# ---------------------------------------------------------------- LambdaLR / MultiplicativeLR refusing a number
+@pytest.mark.parametrize("scheduler", ["LambdaLR", "MultiplicativeLR"])
+@pytest.mark.parametrize("lr_lambda", [0.9, [0.9], ["x"]])
+def test_lr_lambda_that_is_not_a_function_is_refused_in_torchs_words(scheduler, lr_lambda):
+    """``MultiplicativeLR(opt, 0.9)`` (a factor where a function goes): torch says "lr_lambda should be a
+    function, but got float", and LambdaLR fails calling it ("'float' object is not callable");
+    chainrule said it in words of its own. (chainrule's scheduler errors name the scheduler first.)"""
+    messages = []
+    for lib in (chainrule, torch):
+        optimizer = lib.optim.SGD(lib.nn.Linear(2, 2).parameters(), lr=0.1)
+        with pytest.raises(TypeError) as caught:
+            getattr(lib.optim.lr_scheduler, scheduler)(optimizer, lr_lambda)
+        messages.append(str(caught.value))
+    assert messages[0] == f"{scheduler}: {messages[1]}"
