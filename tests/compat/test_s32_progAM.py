@@ -229,3 +229,46 @@ def test_lr_lambda_that_is_not_a_function_is_refused_in_torchs_words(scheduler, 
             getattr(lib.optim.lr_scheduler, scheduler)(optimizer, lr_lambda)
         messages.append(str(caught.value))
     assert messages[0] == f"{scheduler}: {messages[1]}"
+
+
+# ---------------------------------------------------------------- global registration hooks
+def _registration_log(lib):
+    module_py = lib.nn.modules.module
+    log = []
+
+    def on_parameter(module, name, param):
+        log.append(("param", type(module).__name__, name, tuple(param.shape)))
+        if name == "bias":  # a replacement, as meta-device initialisers return one
+            return lib.nn.Parameter(lib.full(tuple(param.shape), 7.0))
+        return None
+
+    def on_buffer(module, name, buffer):
+        log.append(("buffer", type(module).__name__, name, None if buffer is None else str(buffer.dtype).split(".")[-1]))
+        return buffer * 5 if name == "scale" else None  # a replacement
+
+    def on_module(module, name, submodule):
+        log.append(("module", type(module).__name__, name, type(submodule).__name__))
+
+    handles = [module_py.register_module_parameter_registration_hook(on_parameter),
+               module_py.register_module_buffer_registration_hook(on_buffer),
+               module_py.register_module_module_registration_hook(on_module)]
+    lib.manual_seed(0)
+    net = lib.nn.Sequential(lib.nn.Linear(2, 3), lib.nn.BatchNorm1d(3))
+    net.head = lib.nn.Linear(3, 1)
+    net.register_buffer("scale", lib.ones(1))
+    registered_scale = net.scale.tolist()
+    net.scale = lib.full((1,), 2.0)
+    for handle in handles:
+        handle.remove()
+    net.tail = lib.nn.Linear(1, 1)  # after remove(): not seen
+    return log, registered_scale, net.scale.tolist(), type(net.head.bias).__name__
+
+
+def test_global_registration_hooks_see_what_torchs_see():
+    """``nn.modules.module.register_module_{parameter,buffer,module}_registration_hook`` were missing
+    (AttributeError). torch calls them on every registration, by method or by assignment, and a
+    non-None return replaces the value."""
+    ours = _registration_log(chainrule)
+    theirs = _registration_log(torch)
+    assert ours == theirs
+    assert ours[1:] == ([5.0], [10.0], "Parameter")
