@@ -9,7 +9,9 @@
    and running even when the forward raises, ``prepend=True`` ordering, ``register_full_backward_pre_hook``
    scaling ``grad_output`` (the gradient reaching the layer's parameters scales with it), the global
    ``nn.modules.module.register_module_forward_hook`` counting every module call, and the
-   ``RemovableHandle``s (``handle.remove()``, as context managers).
+   ``RemovableHandle``s (``handle.remove()``, as context managers), and the global
+   ``register_module_parameter_registration_hook``/``register_module_module_registration_hook``
+   seeing a model being built (a returned Parameter replacing the registered one).
 3. ``model.get_submodule("blocks.1.fc")``, ``get_parameter``, ``set_submodule`` swapping an activation.
 4. Feature distillation: a trained teacher frozen by ``requires_grad_(False)`` + ``eval()`` and run under
    ``torch.inference_mode()``, intermediate features captured by a forward hook on both networks, the
@@ -180,6 +182,29 @@ with nn.modules.module.register_module_forward_hook(count_calls):
     with torch.no_grad():
         model(X_test)
 print("global forward hook calls:", dict(sorted(calls.items())))
+
+# registration hooks, as deferred-init tools use them: every parameter and submodule of a model being
+# built is seen, and a returned value replaces the one registered (here each bias, which the layer's
+# reset_parameters then initialises in place)
+registered = []
+
+
+def zero_biases(module, name, param):
+    registered.append(f"{type(module).__name__}.{name}")
+    if name == "bias":
+        return nn.Parameter(torch.zeros_like(param))
+    return None
+
+
+def count_submodules(module, name, submodule):
+    registered.append(f"{type(module).__name__}[{name}]")
+
+
+with nn.modules.module.register_module_parameter_registration_hook(zero_biases), \
+        nn.modules.module.register_module_module_registration_hook(count_submodules):
+    built = MLP(8)
+print(f"registration hooks saw {len(registered)} registrations: {registered[:4]}, "
+      f"{sum(p.numel() for p in built.parameters())} parameters built")
 
 # --- 3. submodule access by name --------------------------------------------------------------------
 fc = model.get_submodule("blocks.1.fc")
