@@ -188,6 +188,7 @@ for name in CONFIGS:
     results[name] = mse
     print(f"{name:14s} lr={scheduler.get_last_lr()[0]:.6f} test_mse={mse:.4f} "
           f"sigma={model.log_sigma.exp().item():.4f} resumed_exact={exact}{extra}")
+    print(f"{'':14s} state {list(optimizer.state_dict()['state'][0])} scheduler {list(scheduler.state_dict())[:3]}")
 
 # Rprop is a full-batch method: one step per epoch on the whole training set.
 model = Net()
@@ -200,6 +201,7 @@ for epoch in range(30):
     optimizer.step()
     if epoch % 10 == 0:
         print(f"rprop epoch {epoch:2d} nll={loss.item():.4f}")
+print(f"rprop state {list(optimizer.state[model.fc2.weight])}")
 step_size = optimizer.state[model.fc2.weight]["step_size"]
 print(f"rprop step sizes min={step_size.min().item():.2e} max={step_size.max().item():.2e}")
 results["rprop"] = test_mse(model)
