@@ -272,3 +272,45 @@ def test_global_registration_hooks_see_what_torchs_see():
     theirs = _registration_log(torch)
     assert ours == theirs
     assert ours[1:] == ([5.0], [10.0], "Parameter")
+
+
+# ---------------------------------------------------------------- an inference tensor's _version
+@pytest.mark.parametrize("inside", [False, True])
+def test_reading_an_inference_tensors_version_raises_torchs_error(inside):
+    """``x._version`` of a tensor made under ``torch.inference_mode()``: torch says "Inference tensors
+    do not track version counter."; chainrule raised the saved-for-backward error instead."""
+    messages = []
+    for lib in (chainrule, torch):
+        with lib.inference_mode():
+            x = lib.ones(3)
+        with lib.inference_mode(inside):
+            with pytest.raises(RuntimeError) as caught:
+                x._version  # noqa: B018  (the read is the test)
+        messages.append(str(caught.value))
+        assert lib.ones(3)._version == 0
+    assert messages[0] == messages[1] == "Inference tensors do not track version counter."
+
+
+def test_a_custom_function_saving_an_inference_tensor_still_raises_the_saved_error():
+    """Saving an inference tensor with ``ctx.save_for_backward`` stays torch's "Inference tensors cannot
+    be saved for backward" (the saved version is read apart from ``_version``)."""
+    messages = []
+    for lib in (chainrule, torch):
+        class Mul(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, a, b):
+                ctx.save_for_backward(a, b)
+                return a * b
+
+            @staticmethod
+            def backward(ctx, grad):
+                a, b = ctx.saved_tensors
+                return grad * b, grad * a
+
+        with lib.inference_mode():
+            x = lib.ones(2)
+        w = lib.ones(2, requires_grad=True)
+        with pytest.raises(RuntimeError) as caught:
+            Mul.apply(w, x).sum().backward()
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1] and messages[0].startswith("Inference tensors cannot be saved for backward")
