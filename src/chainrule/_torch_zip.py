@@ -311,14 +311,39 @@ _CALLABLES = {
     "torch.Size": _size,
     "torch.device": _device,
     "_codecs.encode": _encode,
-    "builtins.set": set, "__builtin__.set": set,
-    "builtins.frozenset": frozenset, "__builtin__.frozenset": frozenset,
-    "builtins.complex": complex, "__builtin__.complex": complex,
+    "builtins.set": set,
+    "builtins.frozenset": frozenset,
+    "builtins.complex": complex,
     # what chainrule.save itself writes for tensors and parameters
     f"{__name__}._rebuild_tensor_v2": _rebuild_tensor_v2,
     f"{__name__}._rebuild_parameter": _rebuild_parameter,
 }
 _CLASSES = (OrderedDict, set, frozenset, complex)
+
+
+# torch.save pickles with protocol 2, which names globals as Python 2 did (``__builtin__.slice``);
+# the weights-only unpickler reads them under their Python 3 names before any allowlist, as torch's
+_PY2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg", "Queue": "queue", "repr": "reprlib",
+                "_abcoll": "collections.abc", "UserDict": "collections", "UserList": "collections",
+                "UserString": "collections", "whichdb": "dbm", "StringIO": "io", "cStringIO": "io"}
+_PY2_NAMES = {("__builtin__", "xrange"): ("builtins", "range"), ("__builtin__", "reduce"): ("functools", "reduce"),
+              ("__builtin__", "intern"): ("sys", "intern"), ("__builtin__", "unichr"): ("builtins", "chr"),
+              ("__builtin__", "unicode"): ("builtins", "str"), ("__builtin__", "long"): ("builtins", "int"),
+              ("__builtin__", "basestring"): ("builtins", "str"), ("itertools", "izip"): ("builtins", "zip"),
+              ("itertools", "imap"): ("builtins", "map"), ("itertools", "ifilter"): ("builtins", "filter"),
+              ("itertools", "ifilterfalse"): ("itertools", "filterfalse"),
+              ("itertools", "izip_longest"): ("itertools", "zip_longest"),
+              ("UserDict", "IterableUserDict"): ("collections", "UserDict"),
+              ("UserDict", "UserDict"): ("collections", "UserDict"), ("UserList", "UserList"): ("collections", "UserList"),
+              ("UserString", "UserString"): ("collections", "UserString"),
+              ("exceptions", "StandardError"): ("builtins", "Exception")}
+
+
+def _python3_name(module: str, name: str) -> tuple[str, str]:
+    """A pickled global's (module, name) as Python 3 spells it."""
+    if (module, name) in _PY2_NAMES:
+        return _PY2_NAMES[module, name]
+    return _PY2_MODULES.get(module, module), name
 
 
 def _allowed_globals() -> dict:
@@ -439,6 +464,7 @@ class _WeightsOnlyUnpickler(pickle._Unpickler):
         self.classes_allowed = {v for v in extra_globals.values() if isinstance(v, type)}
 
     def find_class(self, module, name):
+        module, name = _python3_name(module, name)
         key = f"{module}.{name}"
         if key in self.allowed:
             return self.allowed[key]
@@ -493,16 +519,19 @@ class _WeightsOnlyUnpickler(pickle._Unpickler):
         state = self.stack.pop()
         inst = self.stack[-1]
         # torch sets attributes only on allowlisted types (a state dict's _metadata on OrderedDict)
-        if type(inst) is OrderedDict or (type(inst) in self.extra.values() and hasattr(inst, "__dict__")):
+        allowed = type(inst) in self.extra.values()
+        setstate = getattr(inst, "__setstate__", None)
+        if allowed and callable(setstate):
+            # a class the user allowed reads its own state, whatever its form, as pickle hands it over
+            # (numpy's dtype a tuple: torch's recipe for a NumPy scalar allows np.dtypes.Float64DType)
+            setstate(state)
+            return
+        if type(inst) is OrderedDict or (allowed and hasattr(inst, "__dict__")):
             if isinstance(state, tuple) and len(state) == 2 and state[1] is None:
                 state = state[0]
             if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
                 raise _invalid(f"BUILD state for {type(inst).__name__} is not a dict of attributes")
-            setstate = getattr(inst, "__setstate__", None)
-            if type(inst) is not OrderedDict and setstate is not None and callable(setstate):
-                setstate(state)
-            else:
-                inst.__dict__.update(state)
+            inst.__dict__.update(state)
             return
         raise refusal(f"BUILD of {type(inst).__name__} is not allowed")
 
@@ -1030,6 +1059,7 @@ class _GlobalsRecorder(_DryRun):
         self.names: dict[str, None] = {}
 
     def find_class(self, module, name):
+        module, name = _python3_name(module, name)
         self.names[f"{module}.{name}"] = None
         return super().find_class(module, name)
 

@@ -325,6 +325,8 @@ class Tensor:
     @property
     def _version(self) -> int:
         box = self._vbox
+        if box is INFERENCE_VERSION:  # none kept, so none to read (torch's words)
+            raise RuntimeError("Inference tensors do not track version counter.")
         return 0 if box is None else box[0]
 
     def _bump_version(self) -> None:

@@ -110,6 +110,13 @@ copy_tangent = None
 opmath_hook = None
 
 
+def _saved_version(tensor) -> int:
+    """The version a saved tensor is recorded at; an inference tensor's counter refuses the read
+    with torch's "cannot be saved for backward" error (``tensor._version`` says another thing)."""
+    box = tensor._vbox
+    return 0 if box is None else box[0]
+
+
 def _set_opmath_hook(hook) -> None:
     global opmath_hook
     opmath_hook = hook
@@ -1037,7 +1044,7 @@ def _apply_array_op(cls, *inputs, **params):
             t0 = saved[0]
             versions = (None if t0 is None else 0 if t0._vbox is None else t0._vbox[0],)
         else:
-            versions = tuple(None if t is None else t._version for t in saved)
+            versions = tuple(None if t is None else _saved_version(t) for t in saved)
         # mostly all zeros: one shared tuple then, not one more object per node
         node._saved_versions = _COMMON_VERSIONS.get(versions, versions)
     return outputs
@@ -1240,7 +1247,7 @@ def _apply_user_function(cls, args, kwargs, ctx_seen=None):
         if positions:
             saved = tuple(_saved_output(t) if i in positions else t for i, t in enumerate(saved))
             node._saved_outputs = positions
-        node._saved_versions = tuple(t._version if isinstance(t, Tensor) else None for t in saved)
+        node._saved_versions = tuple(_saved_version(t) if isinstance(t, Tensor) else None for t in saved)
         node._saved = tuple(saved)
     return tuple(results) if is_tuple else results[0]
 

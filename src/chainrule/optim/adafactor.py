@@ -7,7 +7,14 @@ import math
 
 from .. import _dtype
 from .._backend import array_module
-from .optimizer import Optimizer, _check_range, _params_with_grad, _step_tensor, check_one_element
+from .optimizer import (
+    Optimizer,
+    _check_range,
+    _params_with_grad,
+    _start_state,
+    _step_tensor,
+    check_one_element,
+)
 
 __all__ = ["Adafactor"]
 
@@ -45,6 +52,7 @@ class Adafactor(Optimizer):
             g = -p.grad._data if group["maximize"] else p.grad._data
             state = self.state[p]
             if "step" not in state:
+                _start_state(state)
                 if g.ndim > 1:
                     state["row_var"] = p.new_zeros(tuple(g.shape[:-1]) + (1,))
                     state["col_var"] = p.new_zeros(tuple(g.shape[:-2]) + (1, g.shape[-1]))

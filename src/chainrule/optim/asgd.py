@@ -16,6 +16,7 @@ from .optimizer import (
     Optimizer,
     _check_hyper_parameters,
     _params_with_grad,
+    _start_state,
     _step_tensor,
     _wrapper_gradient,
     in_blocks,
@@ -48,6 +49,7 @@ class ASGD(Optimizer):
             state = self.state[p]
             if "ax" not in state:
                 # eta and mu as 0-d float32 tensors on the CPU, as torch keeps them
+                _start_state(state)
                 state["eta"] = Tensor._make(np.array(lr, dtype=np.float32))
                 state["mu"] = Tensor._make(np.ones((), dtype=np.float32))
                 state["ax"] = Tensor._make(xp.zeros_like(w))
@@ -72,6 +74,7 @@ class ASGD(Optimizer):
         lr, lambd, alpha, t0 = group["lr"], group["lambd"], group["alpha"], group["t0"]
         state = self.state[p]
         if "ax" not in state:
+            _start_state(state)
             state["eta"] = Tensor._make(np.array(lr, dtype=np.float32))
             state["mu"] = Tensor._make(np.ones((), dtype=np.float32))
             state["ax"] = zeros_like(p)

@@ -97,8 +97,10 @@ def _format_param(owner: str, name: str, optimizer: Optimizer, value) -> list:
     return values
 
 
-def _lr_lambdas(owner: str, optimizer: Optimizer, lr_lambda) -> list:
-    """One function of the epoch per parameter group (one for all, or a list of them)."""
+def _lr_lambdas(owner: str, optimizer: Optimizer, lr_lambda, *, multiplicative: bool) -> list:
+    """One function of the epoch per parameter group (one for all, or a list of them). Something
+    else is refused in torch's words after the scheduler's name: MultiplicativeLR checks each one,
+    LambdaLR fails calling it at its first step."""
     if isinstance(lr_lambda, (list, tuple)):
         if len(lr_lambda) != len(optimizer.param_groups):
             raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got {len(lr_lambda)}")
@@ -106,9 +108,10 @@ def _lr_lambdas(owner: str, optimizer: Optimizer, lr_lambda) -> list:
     else:
         functions = [lr_lambda] * len(optimizer.param_groups)
     for function in functions:
-        if not callable(function):  # torch fails calling it, with a TypeError, at the first step
-            raise TypeError(f"{owner}: lr_lambda must be a function of the epoch (or a list of one per "
-                            f"parameter group), got {type(function).__name__} {function!r}")
+        if not callable(function):
+            if multiplicative:
+                raise TypeError(f"{owner}: lr_lambda should be a function, but got {type(function).__name__}")
+            raise TypeError(f"{owner}: '{type(function).__name__}' object is not callable")
     return functions
 
 
@@ -331,7 +334,7 @@ class LambdaLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, lr_lambda: Callable | list, last_epoch: int = -1) -> None:
         self.optimizer = optimizer
-        self.lr_lambdas = _lr_lambdas(type(self).__name__, optimizer, lr_lambda)
+        self.lr_lambdas = _lr_lambdas(type(self).__name__, optimizer, lr_lambda, multiplicative=False)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
@@ -344,7 +347,7 @@ class MultiplicativeLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, lr_lambda: Callable | list, last_epoch: int = -1) -> None:
         self.optimizer = optimizer
-        self.lr_lambdas = _lr_lambdas(type(self).__name__, optimizer, lr_lambda)
+        self.lr_lambdas = _lr_lambdas(type(self).__name__, optimizer, lr_lambda, multiplicative=True)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
@@ -453,7 +456,6 @@ class OneCycleLR(LRScheduler):
             raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start}")
         if anneal_strategy not in ("cos", "linear"):
             raise ValueError(f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}")
-        self._anneal_func_type = anneal_strategy
         total = self.total_steps
         if three_phase:
             self._schedule_phases = [
@@ -471,6 +473,7 @@ class OneCycleLR(LRScheduler):
                 dict(end_step=total - 1, start_lr="max_lr", end_lr="min_lr",
                      start_momentum="base_momentum", end_momentum="max_momentum"),
             ]
+        self._anneal_func_type = anneal_strategy  # after the phases, as torch's state_dict() lists them
         max_lrs = _format_param("OneCycleLR", "max_lr", optimizer, max_lr)
         if last_epoch == -1:
             for lr, group in zip(max_lrs, optimizer.param_groups):
@@ -558,15 +561,16 @@ class ReduceLROnPlateau(LRScheduler):
         if threshold_mode not in ("rel", "abs"):
             raise ValueError(f"ReduceLROnPlateau: threshold mode {threshold_mode} is unknown! (expected 'rel' or "
                              "'abs')")
+        # set in torch's order, which state_dict() keeps (printed by users)
         self.patience = patience
         self.cooldown = cooldown
         self.eps = eps
+        self.last_epoch = 0
+        self._last_lr = _group_values(self.optimizer)
+        self.mode_worse = math.inf if mode == "min" else -math.inf
         self.mode = mode
         self.threshold = threshold
         self.threshold_mode = threshold_mode
-        self.mode_worse = math.inf if mode == "min" else -math.inf
-        self.last_epoch = 0
-        self._last_lr = _group_values(self.optimizer)
         self._reset()
 
     def _reset(self) -> None:

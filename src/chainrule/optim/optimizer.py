@@ -562,6 +562,12 @@ def in_few_updates(update, rows: list, written: tuple) -> None:
                 start = stop
 
 
+def _start_state(state: dict) -> None:
+    """A parameter's first step: its 0-d float32 ``step`` goes in first, as torch's state lists it
+    first (``state_dict()`` printed, ``state.items()`` iterated), before the buffers the caller adds."""
+    state["step"] = Tensor._make(np.zeros((), dtype=np.float32))  # on the CPU, as torch's
+
+
 def _step_tensor(state: dict) -> float:
     """Increment the state's 0-d float32 ``step`` tensor (torch keeps it as a tensor) and return it."""
     step = state.get("step")

@@ -10,6 +10,7 @@ from .optimizer import (
     Optimizer,
     _check_hyper_parameters,
     _params_with_grad,
+    _start_state,
     _step_tensor,
     _wrapper_gradient,
     in_few_updates,
@@ -43,6 +44,7 @@ class Rprop(Optimizer):
         for p in _params_with_grad(group):
             state = self.state[p]
             if "prev" not in state:
+                _start_state(state)
                 state["prev"] = p.new_zeros(tuple(p.shape))
                 lr = float(group["lr"])
                 # a complex parameter's step size is lr in both parts, as torch's complex(lr, lr)
@@ -58,6 +60,7 @@ class Rprop(Optimizer):
         eta_minus, eta_plus = group["etas"]
         state = self.state[p]
         if "prev" not in state:
+            _start_state(state)
             state["prev"] = p.new_zeros(tuple(p.shape))
             state["step_size"] = p.new_full(tuple(p.shape), float(group["lr"]))
         _step_tensor(state)

@@ -17,6 +17,8 @@ from ..autograd.grad_mode import no_grad
 from ..nn.modules.module import Module
 from ..nn.modules.normalization import _BatchNorm
 from ..ops.creation import tensor as _make_tensor
+from ..ops.foreach import _foreach_add_, _foreach_addcdiv_, _foreach_lerp_, _foreach_sub
+from ..tensor import Tensor
 from .lr_scheduler import LRScheduler, _format_param, _warn_unless_stepping
 from .optimizer import Optimizer
 
@@ -38,25 +40,36 @@ def get_swa_avg_fn():
     return swa_update
 
 
+def _floating_or_complex(tensors) -> bool:
+    return tensors[0].is_floating_point() or tensors[0].is_complex()
+
+
 def get_ema_multi_avg_fn(decay: float = 0.999):
-    """The EMA update over lists of parameters, in place (torch's lerp towards the current)."""
+    """The EMA update over a list of parameters of one dtype (AveragedModel groups them), in place:
+    a lerp towards the current for floating lists, ``ema * decay + current * (1 - decay)`` copied
+    back (truncated) for integer ones."""
     def ema_update(ema_param_list, current_param_list, _num_averaged):
-        for ema, current in zip(ema_param_list, current_param_list):
-            if ema.is_floating_point():
-                ema.lerp_(current, 1 - decay)
-            else:
+        if _floating_or_complex(ema_param_list):
+            _foreach_lerp_(ema_param_list, current_param_list, 1 - decay)
+        else:
+            for ema, current in zip(ema_param_list, current_param_list):
                 ema.copy_(ema * decay + current * (1 - decay))
     return ema_update
 
 
 def get_swa_multi_avg_fn():
-    """The running mean over lists of parameters, in place."""
+    """The running mean over a list of parameters of one dtype, in place. An integer list (BatchNorm's
+    batch count under ``use_buffers=True``) takes torch's route, addcdiv by ``n + 1`` (a tensor), which
+    torch refuses for integers with its RuntimeError."""
     def swa_update(averaged_param_list, current_param_list, num_averaged):
-        for averaged, current in zip(averaged_param_list, current_param_list):
-            if averaged.is_floating_point():
-                averaged.lerp_(current, 1 / (num_averaged + 1))
-            else:  # integer buffers (BatchNorm's batch count) truncate, as torch's copy does
-                averaged.copy_(averaged + (current - averaged) / (num_averaged + 1))
+        if _floating_or_complex(averaged_param_list):
+            _foreach_lerp_(averaged_param_list, current_param_list, 1 / (num_averaged + 1))
+            return
+        diffs = _foreach_sub(current_param_list, averaged_param_list)
+        if isinstance(num_averaged, Tensor):
+            _foreach_addcdiv_(averaged_param_list, diffs, [num_averaged + 1] * len(averaged_param_list))
+        else:
+            _foreach_add_(averaged_param_list, diffs, alpha=1.0 / (num_averaged + 1))
     return swa_update
 
 
@@ -98,7 +111,14 @@ class AveragedModel(Module):
                 averaged.detach().copy_(current)
         if not first:
             if self.multi_avg_fn is not None:
-                self.multi_avg_fn(averaged_params, model_params, self.n_averaged)
+                # one call per (device, dtype) group, as torch's, so a list never mixes dtypes
+                groups: dict = {}
+                for averaged, current in zip(averaged_params, model_params):
+                    pair = groups.setdefault((averaged.device, averaged.dtype), ([], []))
+                    pair[0].append(averaged)
+                    pair[1].append(current)
+                for (device, _), (averaged_group, current_group) in groups.items():
+                    self.multi_avg_fn(averaged_group, current_group, self.n_averaged.to(device))
             else:
                 # one parameter at a time, as torch averages on the CPU (its multi-tensor kernels are GPU-only)
                 average = self.avg_fn or get_swa_avg_fn()

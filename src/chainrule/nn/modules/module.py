@@ -26,7 +26,8 @@ from ..parameter import Buffer, Parameter
 
 __all__ = ["Module", "register_module_forward_pre_hook", "register_module_forward_hook",
            "register_module_full_backward_pre_hook", "register_module_full_backward_hook",
-           "register_module_backward_hook"]
+           "register_module_backward_hook", "register_module_buffer_registration_hook",
+           "register_module_module_registration_hook", "register_module_parameter_registration_hook"]
 
 
 class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -70,10 +71,46 @@ _global_forward_hooks_with_kwargs: OrderedDict = OrderedDict()
 _global_forward_hooks_always_called: OrderedDict = OrderedDict()
 _global_backward_pre_hooks: OrderedDict = OrderedDict()
 _global_backward_hooks: OrderedDict = OrderedDict()
+_global_buffer_registration_hooks: OrderedDict = OrderedDict()
+_global_module_registration_hooks: OrderedDict = OrderedDict()
+_global_parameter_registration_hooks: OrderedDict = OrderedDict()
 _global_is_full_backward_hook = None  # None until a global backward hook says which kind
 
 _MIXED_BACKWARD_HOOKS = "Cannot use both regular backward hooks and full backward hooks as a {}. " \
                         "Please use only one of them."
+
+
+def register_module_buffer_registration_hook(hook) -> RemovableHandle:
+    """``hook(module, name, buffer)`` whenever any module registers a buffer (``register_buffer`` or
+    assignment); a non-None return replaces the buffer."""
+    handle = RemovableHandle(_global_buffer_registration_hooks)
+    _global_buffer_registration_hooks[handle.id] = hook
+    return handle
+
+
+def register_module_module_registration_hook(hook) -> RemovableHandle:
+    """``hook(module, name, submodule)`` whenever any module registers a submodule (``add_module`` or
+    assignment); a non-None return replaces the submodule."""
+    handle = RemovableHandle(_global_module_registration_hooks)
+    _global_module_registration_hooks[handle.id] = hook
+    return handle
+
+
+def register_module_parameter_registration_hook(hook) -> RemovableHandle:
+    """``hook(module, name, param)`` whenever any module registers a parameter (``register_parameter``
+    or assignment of a Parameter); a non-None return replaces the parameter."""
+    handle = RemovableHandle(_global_parameter_registration_hooks)
+    _global_parameter_registration_hooks[handle.id] = hook
+    return handle
+
+
+def _after_registration_hooks(hooks: OrderedDict, module, name: str, value):
+    """``value`` as the global registration hooks leave it (each may return a replacement)."""
+    for hook in list(hooks.values()):
+        output = hook(module, name, value)
+        if output is not None:
+            value = output
+    return value
 
 
 def register_module_forward_pre_hook(hook) -> RemovableHandle:
@@ -210,7 +247,8 @@ class Module:
                 "the value in the forward() method."
             )
         else:
-            self._parameters[name] = param
+            self._parameters[name] = _after_registration_hooks(_global_parameter_registration_hooks, self, name,
+                                                               param)
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         if "_buffers" not in self.__dict__:
@@ -225,7 +263,7 @@ class Module:
             )
         if isinstance(tensor, Buffer):
             tensor = _plain(tensor)
-        self._buffers[name] = tensor
+        self._buffers[name] = _after_registration_hooks(_global_buffer_registration_hooks, self, name, tensor)
         if persistent:
             self._non_persistent_buffers_set.discard(name)
         else:
@@ -233,7 +271,7 @@ class Module:
 
     def add_module(self, name: str, module: Module | None) -> None:
         self._check_submodule_name(name, module)
-        self._modules[name] = module
+        self._modules[name] = _after_registration_hooks(_global_module_registration_hooks, self, name, module)
 
     def register_module(self, name: str, module: Module | None) -> None:
         self.add_module(name, module)  # (an override of add_module, a ScriptModule's, serves both)
@@ -312,7 +350,7 @@ class Module:
             if modules is None:
                 raise AttributeError("cannot assign module before Module.__init__() call")
             _remove_from(name, self.__dict__, self._parameters, self._buffers, self._non_persistent_buffers_set)
-            modules[name] = value
+            modules[name] = _after_registration_hooks(_global_module_registration_hooks, self, name, value)
             return
         if modules is not None and name in modules:
             if value is not None:
@@ -320,7 +358,7 @@ class Module:
                     f"cannot assign '{typename(value)}' as child module '{name}' "
                     "(torch.nn.Module or None expected)"
                 )
-            modules[name] = value
+            modules[name] = _after_registration_hooks(_global_module_registration_hooks, self, name, value)
             return
         buffers = self.__dict__.get("_buffers")
         if isinstance(value, Buffer) or (buffers is not None and name in buffers):
