@@ -150,6 +150,8 @@ typedef CTYPE T;
 typedef unsigned S;
 typedef S ATileRow[BK + 4];
 typedef S BTileRow[BN + 8];
+static_assert(sizeof(ATileRow) % 16 == 0 && (BK * BM / THREADS) % 4 == 0,
+              "store_rows writes A rows as 16-byte vectors: each row and each thread's run must stay aligned");
 #define A_SLAB_ROWS BM
 #define A_AT(tile, k, m) (tile)[m][k]
 // thread t of warp w = t / 32 owns rows (w / 2)·32 + lane/4 + 16·(i/2) + 8·(i%2), i < 4, and
