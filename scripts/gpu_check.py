@@ -1223,20 +1223,23 @@ CONV_GEOMETRIES = [
 
 
 # float32 sums of up to C·K = 576 products (200704 in the bench's filter gradient), in another
-# order than cuBLAS's: errors relative to the largest entry
+# order than cuBLAS's: errors relative to the largest entry. The TF32 tiling is held to the same
+# float32 tolerance against the maps of its operands rounded to TF32 (``round_to_tf32``).
 CONV_TOLERANCE = {"float32": 1e-4, "float64": 1e-10}
 
 
-def _conv_checks(impl, maps, xp, asnumpy, small: bool) -> tuple[dict, list]:
+def _conv_checks(impl, maps, xp, asnumpy, small: bool, tf32: bool = False) -> tuple[dict, list]:
     """Max relative error of each geometry's three maps (``impl``: forward, input gradient,
     filter gradient) against the same maps of ``maps`` on the device (im2col) and on the CPU;
-    and the names of those over ``CONV_TOLERANCE``."""
+    and the names of those over ``CONV_TOLERANCE``. With ``tf32``, of the float32 geometries
+    only, against the maps of the operands rounded to TF32."""
+    from chainrule.ops._cuda_conv import round_to_tf32
     from chainrule.ops.conv import _Geometry
 
     rng = np.random.default_rng(0)
     errors, failed = {}, []
     for label, n, c, o, kernel, stride, lo, hi, dilation, groups, spatial, dtype in CONV_GEOMETRIES:
-        if small and label.startswith("bench"):
+        if small and label.startswith("bench") or tf32 and dtype != "float32":
             continue
         geo = _Geometry(kernel, stride, lo, hi, dilation, groups, spatial)
         x = rng.standard_normal((n, c, *spatial)).astype(dtype)
@@ -1245,10 +1248,13 @@ def _conv_checks(impl, maps, xp, asnumpy, small: bool) -> tuple[dict, list]:
         dx, dw, dgrad = xp.asarray(x), xp.asarray(w), xp.asarray(grad)
         ours = (impl.conv_forward(dx, dw, geo), impl.conv_input(dgrad, dw, geo, c),
                 impl.conv_weight(dx, dgrad, geo, w.shape))
+        if tf32:  # the references see what the tensor cores see
+            x, w, grad = (asnumpy(round_to_tf32(a)) for a in (x, w, grad))
+            dx, dw, dgrad = xp.asarray(x), xp.asarray(w), xp.asarray(grad)
         device = (maps._conv(dx, dw, geo), maps._conv_input(dgrad, dw, geo, c), maps._conv_weight(dx, dgrad, geo, w.shape))
         cpu = (maps._conv(x, w, geo), maps._conv_input(grad, w, geo, c), maps._conv_weight(x, grad, geo, w.shape))
         for what, got, on_device, on_cpu in zip(("forward", "input grad", "filter grad"), ours, device, cpu):
-            name = f"{label} ({dtype}) {what}"
+            name = f"{label} ({'tf32' if tf32 else dtype}) {what}"
             got = asnumpy(got)
             if got.shape != on_cpu.shape:
                 errors[name] = float("inf")
@@ -1301,7 +1307,19 @@ def conv_kernels(report: Report, options) -> None:
     for name in failed:
         report.line(f"   FAIL {name}: max relative error {errors[name]:.2e}")
     device = options.device if on_gpu or options.standin else "cpu"
-    saved = _cuda_conv.enabled
+    saved, saved_tensor_cores = _cuda_conv.enabled, _cuda_conv.tensor_cores
+    if on_gpu:  # the TF32 tensor-core tiling (conv.tensor_cores) against its rounded operands
+        _cuda_conv.set_tensor_cores(True)
+        try:
+            tf32_errors, tf32_failed = _conv_checks(impl, conv, xp, asnumpy, small=False, tf32=True)
+        finally:
+            _cuda_conv.set_tensor_cores(saved_tensor_cores)
+        report.results["conv_kernels"]["tf32_max_relative_error"] = tf32_errors
+        report.line(f"   TF32 tiling: {len(tf32_errors) - len(tf32_failed)} of {len(tf32_errors)} within 1e-4 of the "
+                    f"maps of TF32-rounded operands; worst {max(tf32_errors, key=tf32_errors.get)} "
+                    f"{max(tf32_errors.values()):.1e}")
+        for name in tf32_failed:
+            report.line(f"   FAIL {name}: max relative error {tf32_errors[name]:.2e}")
     try:
         # a small network (Conv2d, ConvTranspose2d, Conv1d, biases) with a gradient penalty:
         # backward and double backward, the switch on against off
@@ -1319,20 +1337,24 @@ def conv_kernels(report: Report, options) -> None:
         warmup = 1 if options.dry_run else benchmark_cuda.WARMUP
         bench_device = "cpu" if options.dry_run else options.device
         timings = {}
-        for flag in (False, True):
+        # im2col, the kernels in float32 (FP32 on the CUDA cores), the kernels in TF32 (tensor cores)
+        for variant, (flag, tensor_cores) in {"im2col": (False, False), "implicit GEMM": (True, False),
+                                              "implicit GEMM, TF32": (True, True)}.items():
             cuda_flags.conv.implicit_gemm = flag
+            cuda_flags.conv.tensor_cores = tensor_cores
             libs = None if not flag else {"chainrule": chainrule}
-            timings[flag] = benchmark_cuda.run_workload("conv2d", reps, bench_device, size, libs, warmup)
-        torch_ms = timings[False].get("torch_ms")
-        report.results["conv_kernels"]["bench"] = {"im2col": timings[False], "implicit_gemm": timings[True]}
-        for flag, name in ((False, "im2col"), (True, "implicit GEMM")):
-            ms = timings[flag].get("chainrule_ms")
+            timings[variant] = benchmark_cuda.run_workload("conv2d", reps, bench_device, size, libs, warmup)
+        torch_ms = timings["im2col"].get("torch_ms")
+        report.results["conv_kernels"]["bench"] = timings
+        for name in timings:
+            ms = timings[name].get("chainrule_ms")
             ratio = f", {ms / torch_ms:.2f}× torch's {torch_ms:.2f} ms" if ms and torch_ms else ""
-            errors_seen = [v for k, v in timings[flag].items() if k.endswith("_error")]
+            errors_seen = [v for k, v in timings[name].items() if k.endswith("_error")]
             report.line(f"   conv2d bench ({bench_device}, {size}), {name}: "
                         + (f"{ms:.2f} ms{ratio}" if ms else f"failed: {errors_seen}"))
     finally:
         _cuda_conv.set_enabled(saved)
+        _cuda_conv.set_tensor_cores(saved_tensor_cores)
 
 
 # ---- 11. the whole programs on the device ----

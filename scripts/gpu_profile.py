@@ -6,8 +6,9 @@
    im2col with CuPy's float32 GEMMs, the same in TF32 (what torch's cuDNN convolutions use by
    default, ``torch.backends.cudnn.allow_tf32``), and with the implicit-GEMM kernels
    (``chainrule.backends.cuda.conv.implicit_gemm``, on by default) in each of their thread
-   tilings, then each kernel alone (the data gradient both ways), timed with CUDA events; torch
-   beside it.
+   tilings (the TF32 tensor-core one, ``conv.tensor_cores``, among them), then each kernel alone
+   (the data gradient both ways) in the default and the TF32 tiling, timed with CUDA events;
+   torch beside it, with and without TF32.
 2. transformer_step: the step's GPU time against the host time to queue it, and its Python profile.
 3. op_overhead (200 chained small ops, forward and backward): the Python profile of chainrule's
    step on the device, by own time, and one bare CuPy elementwise launch for scale.
@@ -89,9 +90,9 @@ def implicit_gemm_phases() -> None:
 
 
 def conv_kernel_phases() -> None:
-    """Each implicit-GEMM kernel of the bench conv alone: the forward, the data gradient by the
-    input kernel and by the forward kernel on the flipped filter (``input_by_forward``), and the
-    filter gradient (its slices' sum included)."""
+    """Each implicit-GEMM kernel of the bench conv alone, in float32's default tiling and in the
+    TF32 one: the forward, the data gradient by the input kernel and by the forward kernel on the
+    flipped filter (``input_by_forward``), and the filter gradient (its slices' sum included)."""
     import cupy
 
     from chainrule.ops.conv import _Geometry
@@ -103,19 +104,23 @@ def conv_kernel_phases() -> None:
     weight = cupy.asarray(rng.standard_normal((o, c, 3, 3), dtype=np.float32))
     grad = cupy.asarray(rng.standard_normal((n, o, h, w), dtype=np.float32))
     flops = 2 * n * o * h * w * c * 9
-    saved = _cuda_conv.input_by_forward
+    saved, saved_tile = _cuda_conv.input_by_forward, dict(_cuda_conv.tile)
     try:
-        timings = {"forward": lambda: _cuda_conv.conv_forward(x, weight, geo),
-                   "filter gradient": lambda: _cuda_conv.conv_weight(x, grad, geo, weight.shape)}
-        for flag, name in ((False, "data gradient, input kernel"), (True, "data gradient, forward kernel")):
-            _cuda_conv.input_by_forward = flag
-            ms = gpu_ms(chainrule, lambda: _cuda_conv.conv_input(grad, weight, geo, c))
-            say(f"   implicit GEMM {name}: {ms:.3f} ms ({flops / ms / 1e9:.1f} TFLOP/s)")
-        for name, fn in timings.items():
-            ms = gpu_ms(chainrule, fn)
-            say(f"   implicit GEMM {name}: {ms:.3f} ms ({flops / ms / 1e9:.1f} TFLOP/s)")
+        for tiling in (saved_tile["float"], "tf32"):
+            _cuda_conv.tile["float"] = tiling
+            timings = {"forward": lambda: _cuda_conv.conv_forward(x, weight, geo),
+                       "filter gradient": lambda: _cuda_conv.conv_weight(x, grad, geo, weight.shape)}
+            for flag, name in ((False, "data gradient, input kernel"), (True, "data gradient, forward kernel")):
+                _cuda_conv.input_by_forward = flag
+                ms = gpu_ms(chainrule, lambda: _cuda_conv.conv_input(grad, weight, geo, c))
+                say(f"   implicit GEMM ({tiling}) {name}: {ms:.3f} ms ({flops / ms / 1e9:.1f} TFLOP/s)")
+            _cuda_conv.input_by_forward = saved
+            for name, fn in timings.items():
+                ms = gpu_ms(chainrule, fn)
+                say(f"   implicit GEMM ({tiling}) {name}: {ms:.3f} ms ({flops / ms / 1e9:.1f} TFLOP/s)")
     finally:
         _cuda_conv.input_by_forward = saved
+        _cuda_conv.tile.update(saved_tile)
 
 
 def step_profile(workload: str, reps: int = 10) -> None:

@@ -186,6 +186,8 @@ def run_workload(name: str, reps: int, device: str = "cuda", size: str = "full",
                 result[f"{label}_us_per_op"] = result[f"{label}_ms"] * 1e3 / OVERHEAD_OPS
     if "chainrule_ms" in result and "torch_ms" in result:
         result["ratio"] = result["chainrule_ms"] / result["torch_ms"]
+    if name == "conv2d":
+        result["precision"] = {label: _conv_precision(lib, device) for label, lib in libs.items()}
     if name == "mlp_step":
         for label in steps:
             try:
@@ -198,6 +200,19 @@ def run_workload(name: str, reps: int, device: str = "cuda", size: str = "full",
         if result.get("torch_peak_mib") and "chainrule_peak_mib" in result:
             result["memory_ratio"] = result["chainrule_peak_mib"] / result["torch_peak_mib"]
     return result
+
+
+def _conv_precision(lib, device: str) -> str:
+    """The arithmetic a float32 convolution of ``lib`` runs in on ``device``: TF32 where torch's
+    cuDNN (``backends.cudnn.allow_tf32``, default True) or chainrule's TF32 tiling
+    (``backends.cuda.conv.tensor_cores`` and the same flag) takes it, else FP32."""
+    if not device.startswith("cuda"):
+        return "FP32"
+    allowed = bool(lib.backends.cudnn.allow_tf32)
+    if lib.__name__ == "chainrule":
+        conv = lib.backends.cuda.conv
+        allowed = allowed and conv.implicit_gemm and conv.tensor_cores
+    return "TF32" if allowed else "FP32"
 
 
 def run_cuda_benchmarks(workloads=None, reps=None, device: str = "cuda", size: str = "full",
@@ -245,9 +260,9 @@ def _ms(result: dict, label: str) -> str:
 
 
 def format_table(results: list[dict]) -> str:
-    """A markdown table: times with TFLOP/s, ratio against the issue's ceiling, peak memory, and
-    any error below it."""
-    lines = ["| workload | chainrule | torch | ratio | target | peak memory |", "|---|---|---|---|---|---|"]
+    """A markdown table: times with TFLOP/s, ratio against the issue's ceiling, notes (peak memory
+    of the MLP step, µs per op, the conv's arithmetic: FP32 or TF32), and any error below it."""
+    lines = ["| workload | chainrule | torch | ratio | target | notes |", "|---|---|---|---|---|---|"]
     errors = []
     for r in results:
         ratio = f"{r['ratio']:.2f}" if "ratio" in r else "–"
@@ -258,6 +273,8 @@ def format_table(results: list[dict]) -> str:
                 memory += f" ({r['memory_ratio']:.2f}, target ≤ {MEMORY_TARGET})"
         if "chainrule_us_per_op" in r:
             memory = f"{r['chainrule_us_per_op']:.1f} vs {r.get('torch_us_per_op', float('nan')):.1f} µs/op"
+        if "precision" in r:
+            memory = "precision " + " vs ".join(r["precision"].values())
         lines.append(f"| {r['workload']} | {_ms(r, 'chainrule')} | {_ms(r, 'torch')} | {ratio} | "
                      f"≤ {TARGETS[r['workload']]} | {memory} |")
         errors += [f"{r['workload']} {key[:-6]}: {value}" for key, value in r.items() if key.endswith("_error")]

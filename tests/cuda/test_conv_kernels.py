@@ -150,6 +150,47 @@ struct __attribute__((aligned(16))) float4 { float x, y, z, w; };
 #define __launch_bounds__(...)
 inline void __syncthreads() { block_barrier.wait(); }
 
+// The TF32 tilings' two PTX instructions. cvt.rna.tf32.f32: round to the nearest TF32 (10
+// mantissa bits), ties away from zero, as a float32 bit pattern with the low 13 bits clear.
+struct __attribute__((aligned(16))) uint4 { unsigned x, y, z, w; };
+inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return {x, y, z, w}; }
+inline unsigned to_tf32(float v) {
+    unsigned bits;
+    __builtin_memcpy(&bits, &v, 4);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return 0x7fffffffu;  // NaN
+    if ((bits & 0x7f800000u) != 0x7f800000u) bits += 0x1000u;  // (adding to the magnitude: ties away)
+    return bits & 0xffffe000u;
+}
+// mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 is warp-collective: every lane puts its
+// fragments on the warp's table, waits for the other 31, reads the whole A (16×8) and B (8×8)
+// back through PTX's fragment layout, adds its own four products, and waits again before the
+// table is reused. A lane missing from the call, or a fragment in the wrong register, shows.
+struct WarpTable { unsigned a[32][4], b[32][2]; };
+static std::vector<WarpTable> warp_tables;
+static std::vector<Barrier> warp_barriers;
+inline float tf32_value(unsigned bits) { float v; __builtin_memcpy(&v, &bits, 4); return v; }
+inline void mma_tf32(float& c0, float& c1, float& c2, float& c3, const unsigned* a, const unsigned* b) {
+    const unsigned warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    WarpTable& table = warp_tables[warp];
+    for (int r = 0; r < 4; ++r) table.a[lane][r] = a[r];
+    for (int r = 0; r < 2; ++r) table.b[lane][r] = b[r];
+    warp_barriers[warp].wait();
+    // A[row][k] is in lane (row % 8)·4 + k % 4, register (row / 8) + 2·(k / 4); B[k][col] in lane
+    // col·4 + k % 4, register k / 4; this lane's C[i] is at row lane/4 + 8·(i / 2), column 2·(lane % 4) + i % 2
+    float* c[4] = {&c0, &c1, &c2, &c3};
+    float out[4];
+    for (int i = 0; i < 4; ++i) {
+        const unsigned row = lane / 4 + 8 * (i / 2), col = 2 * (lane % 4) + i % 2;
+        float sum = *c[i];
+        for (unsigned k = 0; k < 8; ++k)
+            sum += tf32_value(table.a[(row % 8) * 4 + k % 4][row / 8 + 2 * (k / 4)]) *
+                   tf32_value(table.b[col * 4 + k % 4][k / 4]);
+        out[i] = sum;
+    }
+    warp_barriers[warp].wait();
+    for (int i = 0; i < 4; ++i) *c[i] = out[i];
+}
+
 static void fiber_entry() { kernel_body(); fiber_done[current] = 1; }
 
 static void launch(unsigned gx, unsigned gy, unsigned gz, unsigned block, std::function<void()> body) {
@@ -160,6 +201,8 @@ static void launch(unsigned gx, unsigned gy, unsigned gz, unsigned block, std::f
     fibers.assign(block, ucontext_t());
     fiber_stacks.assign(block, std::vector<char>(1 << 16));
     block_barrier = Barrier{block};
+    warp_tables.assign((block + 31) / 32, WarpTable());
+    warp_barriers.assign((block + 31) / 32, Barrier{32});
     for (unsigned bz = 0; bz < gz; ++bz) for (unsigned by = 0; by < gy; ++by) for (unsigned bx = 0; bx < gx; ++bx) {
         blockIdx = {bx, by, bz};
         fiber_done.assign(block, 0);
@@ -304,12 +347,44 @@ def _arrays(n, c, o, geo, dtype, seed=0):
     return x, w, grad
 
 
-def _assert_close(got, want, dtype, what):
+def _assert_close(got, want, dtype, what, tolerance=None):
     assert got.shape == want.shape and got.dtype == want.dtype and got.flags.c_contiguous, what
     scale = max(float(np.abs(want).max()), 1.0)
     error = float(np.abs(got - want).max()) / scale
-    assert error <= (1e-12 if dtype == np.float64 else 1e-5), f"{what}: max error {error:.3g} (relative to {scale:.3g})"
+    tolerance = tolerance or (1e-12 if dtype == np.float64 else 1e-5)
+    assert error <= tolerance, f"{what}: max error {error:.3g} (relative to {scale:.3g})"
     return error
+
+
+# A TF32 tiling's result is the float32 maps of its operands rounded to TF32, up to the order of
+# float32 accumulation (the tensor cores' is unspecified): 1e-4 of the output's scale is far
+# below TF32's own rounding of the operands (~1e-3), so an operand left unrounded, or rounded
+# toward zero, fails; against the unrounded float32 maps the result must lie within TF32's error.
+TF32_TOLERANCE, TF32_AGAINST_FLOAT32 = 1e-4, 5e-3
+
+
+def _assert_maps_close(got, want_of, operands, dtype, tile, what):
+    """``got`` against ``want_of(*operands)``; for a TF32 tiling against the maps of the TF32
+    operands, and within TF32's error of the float32 maps."""
+    if tile not in _cuda_conv._MMA:
+        return _assert_close(got, want_of(*operands), dtype, what)
+    _assert_close(got, want_of(*operands), dtype, f"{what} (TF32 against float32)", TF32_AGAINST_FLOAT32)
+    return _assert_close(got, want_of(*map(_cuda_conv.round_to_tf32, operands)), dtype, f"{what} (TF32)", TF32_TOLERANCE)
+
+
+def _assert_three_maps(arrays, geo, c, dtype, tile, name, to_device=np.asarray, to_host=np.asarray):
+    """The kernels' forward, data gradient and filter gradient of host ``arrays`` (x, w, grad)
+    against the CPU maps."""
+    x, w, grad = arrays
+    dx, dw, dgrad = map(to_device, arrays)
+    _assert_maps_close(to_host(_cuda_conv.conv_forward(dx, dw, geo)),
+                       lambda x, w: np.ascontiguousarray(conv._conv(x, w, geo)), (x, w), dtype, tile, f"{name} forward")
+    _assert_maps_close(to_host(_cuda_conv.conv_input(dgrad, dw, geo, c)),
+                       lambda grad, w: np.ascontiguousarray(conv._conv_input(grad, w, geo, c)), (grad, w), dtype, tile,
+                       f"{name} input gradient")
+    _assert_maps_close(to_host(_cuda_conv.conv_weight(dx, dgrad, geo, w.shape)),
+                       lambda x, grad: conv._conv_weight(x, grad, geo, w.shape), (x, grad), dtype, tile,
+                       f"{name} filter gradient")
 
 
 @pytest.fixture(params=["gpu", "emulated"], scope="module")
@@ -342,14 +417,7 @@ def test_kernels_match_the_cpu_maps(case, dtype, tile, input_by_forward, device,
     # a stride-1 data gradient runs the forward kernel on the flipped filter, or the input kernel
     monkeypatch.setattr(_cuda_conv, "input_by_forward", input_by_forward)
     monkeypatch.setitem(_cuda_conv.tile, _cuda_conv._CTYPES[np.dtype(dtype)], tile)
-    x, w, grad = _arrays(n, c, o, geo, dtype)
-    dx, dw, dgrad = xp.asarray(x), xp.asarray(w), xp.asarray(grad)
-    _assert_close(to_host(_cuda_conv.conv_forward(dx, dw, geo)), np.ascontiguousarray(conv._conv(x, w, geo)), dtype,
-                  f"{name} forward")
-    _assert_close(to_host(_cuda_conv.conv_input(dgrad, dw, geo, c)),
-                  np.ascontiguousarray(conv._conv_input(grad, w, geo, c)), dtype, f"{name} input gradient")
-    _assert_close(to_host(_cuda_conv.conv_weight(dx, dgrad, geo, w.shape)), conv._conv_weight(x, grad, geo, w.shape),
-                  dtype, f"{name} filter gradient")
+    _assert_three_maps(_arrays(n, c, o, geo, dtype), geo, c, dtype, tile, name, xp.asarray, to_host)
 
 
 @pytest.mark.skipif(GXX is None, reason="needs g++ for the CPU emulation")
@@ -431,13 +499,7 @@ def test_kernels_touch_nothing_outside_their_arrays(case, dtype, tile, side, emu
     fenced = type("Fenced", (_FencedFunction,), {"side": side})
     monkeypatch.setattr(_cuda_conv, "_function", lambda dt, name: fenced(library, name, dt))
     name, n, c, o, geo = case
-    x, w, grad = _arrays(n, c, o, geo, dtype, seed=2)
-    _assert_close(_cuda_conv.conv_forward(x, w, geo), np.ascontiguousarray(conv._conv(x, w, geo)), dtype,
-                  f"{name} forward, fenced {side}")
-    _assert_close(_cuda_conv.conv_input(grad, w, geo, c), np.ascontiguousarray(conv._conv_input(grad, w, geo, c)),
-                  dtype, f"{name} input gradient, fenced {side}")
-    _assert_close(_cuda_conv.conv_weight(x, grad, geo, w.shape), conv._conv_weight(x, grad, geo, w.shape), dtype,
-                  f"{name} filter gradient, fenced {side}")
+    _assert_three_maps(_arrays(n, c, o, geo, dtype, seed=2), geo, c, dtype, tile, f"{name}, fenced {side}")
 
 
 def test_a_tiling_float64_cannot_take_is_refused():
@@ -534,6 +596,39 @@ def test_a_whole_program_on_the_emulated_kernels_matches_torch(create_graph, emu
 # ---------------------------------------------------------------- 3. the GPU scripts' conv parts
 
 @pytest.mark.skipif(GXX is None, reason="needs g++ for the CPU emulation")
+def test_a_float32_program_on_the_tf32_tiling_is_within_tf32_error_of_torch(emulated, monkeypatch):
+    """With ``conv.tensor_cores`` on, a float32 program's every convolution (backward and double
+    backward) takes the TF32 tiling through ops/conv.py, and its loss and gradients stay within
+    TF32's error of torch's float64 ones (and are not the FP32 tiling's numbers)."""
+    torch = pytest.importorskip("torch")
+    tilings = []
+
+    def counted(dtype, name):
+        tilings.append(_cuda_conv._tile(dtype)[0])
+        return emulated(dtype, name)
+
+    monkeypatch.setattr(_cuda_conv, "_function", counted)
+    monkeypatch.setattr(_cuda_conv, "enabled", True)
+    monkeypatch.setattr(_cuda_conv, "eligible", lambda geo, *arrays: len(geo.kernel) <= 2)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 11, 10)).astype(np.float32)
+    weights = [(rng.standard_normal(shape) * 0.3).astype(np.float32) for shape in
+               ((8, 3, 3, 3), (8,), (6, 4, 3, 3), (6, 4, 3, 3), (4,), (5, 4, 4))]
+    fp32 = _program(chainrule, x, weights, create_graph=True)
+    assert tilings and set(tilings) == {_cuda_conv.tile["float"]}
+    monkeypatch.setattr(_cuda_conv, "tensor_cores", True)
+    tilings.clear()
+    tf32 = _program(chainrule, x, weights, create_graph=True)
+    assert len(tilings) > 3 and set(tilings) == {"tf32"}
+    expected = _program(torch, x.astype(np.float64), [w.astype(np.float64) for w in weights], create_graph=True)
+    for got, plain, want in zip(tf32, fp32, expected, strict=True):
+        scale = max(1.0, float(np.abs(want).max()))
+        assert float(np.abs(got - want).max()) / scale < 1e-2
+        assert float(np.abs(plain - want).max()) / scale < 1e-4
+    assert any(not np.array_equal(a, b) for a, b in zip(tf32, fp32))
+
+
+@pytest.mark.skipif(GXX is None, reason="needs g++ for the CPU emulation")
 def test_gpu_check_geometry_table_passes_on_the_emulated_kernels(emulated, monkeypatch):
     """scripts/gpu_check.py's conv section, with the emulated kernels as the device's: the
     comparison the next GPU run makes (all but the bench-sized geometry)."""
@@ -548,6 +643,13 @@ def test_gpu_check_geometry_table_passes_on_the_emulated_kernels(emulated, monke
     errors, failed = gpu_check._conv_checks(_cuda_conv, conv, np, np.asarray, small=True)
     assert failed == [] and len(errors) == 3 * (len(gpu_check.CONV_GEOMETRIES) - 1)
     assert max(errors.values()) < 1e-5
+    # the TF32 tiling against the maps of its rounded operands (float32 geometries only)
+    monkeypatch.setattr(_cuda_conv, "tensor_cores", True)
+    errors, failed = gpu_check._conv_checks(_cuda_conv, conv, np, np.asarray, small=True, tf32=True)
+    float32_rows = [g for g in gpu_check.CONV_GEOMETRIES if g[-1] == "float32" and not g[0].startswith("bench")]
+    assert failed == [] and len(errors) == 3 * len(float32_rows) and all("(tf32)" in name for name in errors)
+    assert max(errors.values()) < gpu_check.CONV_TOLERANCE["float32"]
+    monkeypatch.setattr(_cuda_conv, "tensor_cores", False)
     # its network with the switch on against off, the kernels taking every map when on
     from chainrule.backends import cuda
 
@@ -650,14 +752,49 @@ def test_the_flag_and_environment_variable(monkeypatch):
     assert _cuda_conv.enabled is False
     with pytest.raises(TypeError, match="implicit_gemm must be a bool"):
         cuda.conv.implicit_gemm = "yes"
-    for value, expected in (("implicit_gemm", True), (" IMPLICIT_GEMM ", True), ("im2col", False), ("", True)):
+    for value, expected in (("implicit_gemm", "implicit_gemm"), (" IMPLICIT_GEMM ", "implicit_gemm"),
+                            ("im2col", "im2col"), ("", "implicit_gemm"), ("tf32", "tf32")):
         monkeypatch.setenv(_cuda_conv.ENV_VAR, value)
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            assert _cuda_conv._enabled_from_env() is expected
+            assert _cuda_conv._choice_from_env() == expected
     monkeypatch.setenv(_cuda_conv.ENV_VAR, "cudnn")
-    with pytest.warns(UserWarning, match="CHAINRULE_CUDA_CONV must be one of implicit_gemm, im2col"):
-        assert _cuda_conv._enabled_from_env() is True
+    with pytest.warns(UserWarning, match="CHAINRULE_CUDA_CONV must be one of implicit_gemm, im2col, tf32"):
+        assert _cuda_conv._choice_from_env() == "implicit_gemm"
+
+
+def test_the_tensor_core_switch_and_torch_allow_tf32_pick_the_float32_tiling(monkeypatch):
+    from chainrule.backends import cuda, cudnn
+
+    # off until a GPU run has timed the TF32 tiling; torch's allow_tf32 defaults to True for convolutions
+    assert _cuda_conv.tensor_cores is False and cuda.conv.tensor_cores is False and cudnn.allow_tf32 is True
+    assert _cuda_conv._tile(np.float32)[0] == _cuda_conv.tile["float"] != "tf32"
+    monkeypatch.setattr(_cuda_conv, "tensor_cores", False)
+    cuda.conv.tensor_cores = True
+    assert _cuda_conv.tensor_cores is True
+    assert _cuda_conv._tile(np.float32)[0] == "tf32"
+    assert _cuda_conv._tile(np.float64)[0] == _cuda_conv.tile["double"]  # TF32 is for float32 only
+    assert _cuda_conv._tile(np.float32, "8x4")[0] == "8x4"  # a named tiling is taken as named
+    monkeypatch.setattr(cudnn, "allow_tf32", False)  # the user's torch.backends.cudnn.allow_tf32 = False
+    assert _cuda_conv._tile(np.float32)[0] == _cuda_conv.tile["float"]
+    with pytest.raises(TypeError, match="tensor_cores must be a bool"):
+        cuda.conv.tensor_cores = 1
+    with pytest.raises(ValueError, match="no 'tf32' tiling for float64"):
+        _cuda_conv.kernel_source(np.float64, "tf32")
+
+
+def test_round_to_tf32_rounds_to_nearest_ties_away_and_keeps_specials():
+    one_ulp = 2.0 ** -10  # TF32's mantissa spacing at 1
+    values = np.array([1.0, 1 + one_ulp / 2, 1 + one_ulp / 4, 1 + 3 * one_ulp / 4, -(1 + one_ulp / 2),
+                       1 + one_ulp + one_ulp / 2, np.inf, -np.inf, 0.0, -0.0, 3.0e38], dtype=np.float32)
+    got = _cuda_conv.round_to_tf32(values)
+    want = np.array([1.0, 1 + one_ulp, 1.0, 1 + one_ulp, -(1 + one_ulp), 1 + 2 * one_ulp, np.inf, -np.inf, 0.0, -0.0,
+                     np.float32(3.0e38)], dtype=np.float32)
+    want[-1] = _cuda_conv.round_to_tf32(want[-1:])[0]
+    np.testing.assert_array_equal(got, want)
+    assert np.signbit(got[9]) and got.dtype == np.float32
+    assert np.isnan(_cuda_conv.round_to_tf32(np.array([np.nan], np.float32))).all()
+    assert (_cuda_conv.round_to_tf32(np.float32(np.pi) * np.ones(3, np.float32)).view(np.uint32) & 0x1FFF == 0).all()
 
 
 @pytest.mark.skipif(GXX is None or not sys.platform.startswith("linux"), reason="needs g++ and mprotect")

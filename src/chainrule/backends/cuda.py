@@ -6,7 +6,9 @@ reduced-precision flags are kept (torch's defaults) but change nothing.
 ``conv.implicit_gemm`` is chainrule's own: it sends 1-d and 2-d float32/float64 convolutions on
 CuPy to the implicit-GEMM kernels of ``ops/_cuda_conv.py`` instead of im2col + cuBLAS. On by
 default since an H200 run checked and timed them; ``CHAINRULE_CUDA_CONV=im2col`` turns it off from
-the environment (docs/gpu.md).
+the environment (docs/gpu.md). ``conv.tensor_cores`` (off until a GPU run has timed it;
+``CHAINRULE_CUDA_CONV=tf32``) lets float32 convolutions use those kernels' TF32 tensor-core tiling
+wherever ``cudnn.allow_tf32`` (torch's switch, default True) allows it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,14 @@ class _ConvFlags:
     @implicit_gemm.setter
     def implicit_gemm(self, value: bool) -> None:
         _cuda_conv.set_enabled(value)
+
+    @property
+    def tensor_cores(self) -> bool:
+        return _cuda_conv.tensor_cores
+
+    @tensor_cores.setter
+    def tensor_cores(self, value: bool) -> None:
+        _cuda_conv.set_tensor_cores(value)
 
 
 conv = _ConvFlags()

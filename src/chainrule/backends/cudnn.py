@@ -1,4 +1,9 @@
-"""torch.backends.cudnn: chainrule has no cuDNN; the flags are kept (torch's defaults) and unused."""
+"""torch.backends.cudnn: chainrule has no cuDNN; the flags are kept with torch's defaults.
+
+``allow_tf32`` is read as torch reads it for convolutions: with ``backends.cuda.conv.tensor_cores``
+on, float32 convolutions on CuPy run in TF32 on the tensor cores unless it is False. The others
+change nothing.
+"""
 
 enabled = True
 benchmark = False

@@ -19,14 +19,22 @@ The kernels share one tile scheme: a 128×64 block tile, BK = 16, each thread an
 float32) or 8×4 (256 threads, float64) micro-tile whose rows and columns are strided (so its
 shared-memory reads are conflict-free broadcasts and its output writes coalesce along m); the next
 K slab's global loads are issued into registers before the current slab's multiply (one shared
-buffer, two barriers per slab); see ``TILES``. FP32 (or FP64) FMAs on the SIMT cores, no tensor
-cores and no TF32: the numbers are torch's with ``torch.backends.cudnn.allow_tf32 = False``. No warp intrinsics, so the CPU emulation of the tests
-(``tests/cuda/test_conv_kernels.py``) runs every line of the kernels.
+buffer, two barriers per slab); see ``TILES``. FP32 (or FP64) FMAs on the CUDA cores: the numbers
+are torch's with ``torch.backends.cudnn.allow_tf32 = False``. No warp intrinsics, so the CPU
+emulation of the tests (``tests/cuda/test_conv_kernels.py``) runs every line of the kernels.
+
+The ``tf32`` tiling (float32 only) runs the same gathers into the same tiles, rounded to TF32 as
+they are stored, and multiplies them on the tensor cores with PTX's ``mma.m16n8k8`` (eight warps,
+each 32×32 of the block tile): torch's arithmetic for a convolution with ``allow_tf32 = True``,
+its default. It is taken where ``tensor_cores`` and torch's flag allow it; ``tensor_cores`` stays
+off until a GPU run has checked and timed it (the CPU emulation implements the two PTX
+instructions from PTX's documented fragment layout; nvcc and NVRTC compile it for sm_90).
 
 On by default since the 2026-12-04 H200 run (all 39 kernel checks against im2col and the CPU within
 tolerance; the bench conv 2.78 ms against im2col's 4.32): ``ops/conv.py`` calls these for real CuPy
 arrays of 1-d and 2-d convolutions in float32 or float64 (3-d stays on im2col).
-``chainrule.backends.cuda.conv.implicit_gemm = False`` or ``CHAINRULE_CUDA_CONV=im2col`` turns them off.
+``chainrule.backends.cuda.conv.implicit_gemm = False`` or ``CHAINRULE_CUDA_CONV=im2col`` turns them off;
+``chainrule.backends.cuda.conv.tensor_cores = True`` or ``CHAINRULE_CUDA_CONV=tf32`` turns the TF32 tiling on.
 """
 
 from __future__ import annotations
@@ -40,26 +48,30 @@ import numpy as np
 
 from .._backend import array_module
 
-__all__ = ["enabled", "set_enabled", "eligible", "conv_forward", "conv_input", "conv_weight", "kernel_source",
-           "KERNEL_NAMES", "NVRTC_OPTIONS", "BLOCK_M", "BLOCK_N", "BLOCK_K", "TILES", "tile"]
+__all__ = ["enabled", "set_enabled", "tensor_cores", "set_tensor_cores", "round_to_tf32", "eligible", "conv_forward",
+           "conv_input", "conv_weight", "kernel_source", "KERNEL_NAMES", "NVRTC_OPTIONS", "BLOCK_M", "BLOCK_N",
+           "BLOCK_K", "TILES", "tile"]
 
 ENV_VAR = "CHAINRULE_CUDA_CONV"
-_ENV_CHOICES = ("implicit_gemm", "im2col")
+_ENV_CHOICES = ("implicit_gemm", "im2col", "tf32")
 
 
-def _enabled_from_env() -> bool:
-    value = os.environ.get(ENV_VAR, "").strip().lower()
-    if value in ("", "implicit_gemm"):
-        return True
-    if value == "im2col":
-        return False
+def _choice_from_env() -> str:
+    value = os.environ.get(ENV_VAR, "").strip().lower() or "implicit_gemm"
+    if value in _ENV_CHOICES:
+        return value
     warnings.warn(f"{ENV_VAR} must be one of {', '.join(_ENV_CHOICES)}, got {value!r}; using implicit_gemm",
                   stacklevel=2)
-    return True
+    return "implicit_gemm"
 
 
 # read by ops/conv.py on every conv: a module global, so the switch costs one lookup when off
-enabled = _enabled_from_env()
+enabled = _choice_from_env() != "im2col"
+# Whether float32 convolutions take the TF32 tensor-core tiling where torch's
+# ``backends.cudnn.allow_tf32`` (default True, as cuDNN's convolutions in torch) allows it. Off by
+# default until a GPU run has checked and timed it (``CHAINRULE_CUDA_CONV=tf32`` turns it on):
+# every line runs in the CPU emulation of the tests, and nvcc compiles it for sm_90.
+tensor_cores = _choice_from_env() == "tf32"
 
 
 def set_enabled(value: bool) -> None:
@@ -68,6 +80,21 @@ def set_enabled(value: bool) -> None:
     if not isinstance(value, bool):
         raise TypeError(f"conv.implicit_gemm must be a bool, got {type(value).__name__}")
     enabled = value
+
+
+def set_tensor_cores(value: bool) -> None:
+    """Let float32 convolutions use the TF32 tiling (``chainrule.backends.cuda.conv.tensor_cores``)."""
+    global tensor_cores
+    if not isinstance(value, bool):
+        raise TypeError(f"conv.tensor_cores must be a bool, got {type(value).__name__}")
+    tensor_cores = value
+
+
+def _tf32_allowed() -> bool:
+    """torch's switch for TF32 in convolutions, ``backends.cudnn.allow_tf32`` (read where the
+    user sets it; backends sits above ops, so it is looked up, not imported)."""
+    cudnn = sys.modules.get("chainrule.backends.cudnn")
+    return bool(getattr(cudnn, "allow_tf32", True))
 
 
 BLOCK_M, BLOCK_N, BLOCK_K = 128, 64, 16
@@ -83,17 +110,20 @@ _CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 # 0.63 / 2.18 ms, 8×8 0.62 / 2.07, 8×4×2 0.62 / 2.15, 8×8×2 0.62 / 2.07, 8×8v 0.54 / 1.95,
 # 8×8v2 0.56 / 2.01; all within tolerance of the CPU maps there. ``tile`` picks each dtype's.
 TILES = {"8x4": (256, 4), "8x8": (128, 8), "8x4x2": (256, 4), "8x8x2": (128, 8), "8x8v": (128, 8),
-         "8x8v2": (128, 8)}
+         "8x8v2": (128, 8), "tf32": (256, 8)}
 # tilings with two shared-memory buffers (one barrier per K slab instead of two); float32 only:
 # float64's two buffers would pass the 48 KB of static shared memory
-_STAGES = {"8x4x2": 2, "8x8x2": 2, "8x8v2": 2}
+_STAGES = {"8x4x2": 2, "8x8x2": 2, "8x8v2": 2, "tf32": 2}
 # tilings whose threads own runs of four rows and columns, read as float4 (float32 8×8 only)
 _VECTOR = {"8x8v", "8x8v2"}
+# tilings whose products run on the tensor cores in TF32 (float32 only): each thread holds the
+# accumulator fragments of its warp's mma products, 4 rows × 8 columns (the others own 8 rows)
+_MMA = {"tf32"}
 # (C type, tiling) -> the blocks per SM that __launch_bounds__ asks registers for (sm_90, no
 # spills): float32 8×8 fits 4 (≤ 128 registers, 16 warps), 8×4 3 (80 registers, 24 warps);
 # float64 8×4 fits 2 (≤ 128), and 8×8 spills at any useful count, so float64 has no 8×8
 _BLOCKS_PER_SM = {("float", "8x8"): 4, ("float", "8x4"): 3, ("float", "8x8x2"): 4, ("float", "8x4x2"): 3,
-                  ("float", "8x8v"): 3, ("float", "8x8v2"): 3, ("double", "8x4"): 2}
+                  ("float", "8x8v"): 3, ("float", "8x8v2"): 3, ("float", "tf32"): 2, ("double", "8x4"): 2}
 tile = {"float": "8x8v", "double": "8x4"}
 
 KERNELS = r"""
@@ -101,36 +131,119 @@ typedef CTYPE T;
 #define BM 128
 #define BN 64
 #define BK 16
-#define TM 8
+#define TM TM_VALUE
 #define TN TN_VALUE
 #define THREADS THREADS_VALUE
 #define MIN_BLOCKS MIN_BLOCKS_VALUE
 // shared-memory buffers per tile: 1 (store, barrier, multiply, barrier per slab) or 2 (the next
 // slab is stored into the other buffer while this one is multiplied: one barrier per slab)
 #define STAGES STAGES_VALUE
+#define VECTOR VECTOR_VALUE
+// 1: the multiply runs on the tensor cores in TF32 (float32 only, sm_80 and later)
+#define MMA MMA_VALUE
+#if MMA
+// Eight warps as 4 (along m) × 2 (along n), each owning a 32×32 piece of the block tile as 2 × 4
+// products of PTX's mma.m16n8k8 (TF32 in, float32 accumulate). The tiles hold TF32 bit patterns,
+// rounded once as they are stored. A is m-major with rows of BK + 4 words, B k-major with rows of
+// BN + 8: both strides make a warp's fragment reads (8 rows × 4 k, or 4 k × 8 columns) hit 32
+// different banks, and A's row stores go out as 16-byte vectors.
+typedef unsigned S;
+typedef S ATileRow[BK + 4];
+typedef S BTileRow[BN + 8];
+static_assert(sizeof(ATileRow) % 16 == 0 && (BK * BM / THREADS) % 4 == 0,
+              "store_rows writes A rows as 16-byte vectors: each row and each thread's run must stay aligned");
+#define A_SLAB_ROWS BM
+#define A_AT(tile, k, m) (tile)[m][k]
+// thread t of warp w = t / 32 owns rows (w / 2)·32 + lane/4 + 16·(i/2) + 8·(i%2), i < 4, and
+// columns (w % 2)·32 + 2·(lane % 4) + 8·(j/2) + j%2, j < 8: the accumulator fragments of its warp's
+// products (PTX ISA, "Matrix Fragments for mma.m16n8k8")
+#define THREAD_TM ((((int)threadIdx.x >> 5) >> 1) * 32 + (((int)threadIdx.x & 31) >> 2))
+#define THREAD_TN ((((int)threadIdx.x >> 5) & 1) * 32 + (((int)threadIdx.x & 3) << 1))
+#define ROW_OF(tm, i) ((tm) + ((i) >> 1) * 16 + ((i) & 1) * 8)
+#define COL_OF(tn, j) ((tn) + ((j) >> 1) * 8 + ((j) & 1))
+#define STORED(v) to_tf32(v)
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+// (the CPU emulation of the tests supplies these two with the same semantics)
+__device__ __forceinline__ unsigned to_tf32(float v) {
+    unsigned r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(v));
+    return r;
+}
+// (c0, c1, c2, c3) += A · B for one m16n8k8 product: a, b and c in PTX's fragment layout
+__device__ __forceinline__ void mma_tf32(float& c0, float& c1, float& c2, float& c3, const unsigned* a,
+                                         const unsigned* b) {
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                 "{%8, %9}, {%0, %1, %2, %3};"
+                 : "+f"(c0), "+f"(c1), "+f"(c2), "+f"(c3)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+#endif
+#else
+typedef T S;
+// A and B both k-major (the CUDA-core multiply reads a row of each per k)
+#if VECTOR
+#define PAD 4
+#else
+#define PAD 1
+#endif
+typedef S ATileRow[BM + PAD];
+typedef S BTileRow[BN + PAD];
+#define A_SLAB_ROWS BK
+#define A_AT(tile, k, m) (tile)[k][m]
 // thread (tm, tn) = (t % ROW_STEP, t / ROW_STEP) owns rows ROW_OF(tm, i) and columns
 // COL_OF(tn, j) of the block tile
 #define ROW_STEP (BM / TM)
 #define COL_STEP (BN / TN)
-#define VECTOR VECTOR_VALUE
+#define THREAD_TM ((int)threadIdx.x % ROW_STEP)
+#define THREAD_TN ((int)threadIdx.x / ROW_STEP)
 #if VECTOR
 // (8×8 float32 only) rows 4·tm + i and BM/2 + 4·tm + i, columns likewise, i < 4: each thread
 // reads its a and b of one k as four 16-byte loads, not sixteen 4-byte ones (6 shared-memory
 // wavefronts a warp instead of 16); the padding keeps every row 16-byte aligned
 #define ROW_OF(tm, i) ((i) < 4 ? 4 * (tm) + (i) : BM / 2 + 4 * (tm) + (i) - 4)
 #define COL_OF(tn, j) ((j) < 4 ? 4 * (tn) + (j) : BN / 2 + 4 * (tn) + (j) - 4)
-#define PAD 4
 #else
-// strided rows and columns: a warp's reads of one k are conflict-free broadcasts
+// strided rows and columns: a warp's reads of one k are conflict-free broadcasts; one padding
+// column: the k-fast stores of conv_weight's tiles hit different banks
 #define ROW_OF(tm, i) ((tm) + ROW_STEP * (i))
 #define COL_OF(tn, j) ((tn) + COL_STEP * (j))
-// one padding column: the k-fast stores of conv_weight's tiles hit different banks
-#define PAD 1
+#endif
+#define STORED(v) (v)
 #endif
 
+#if MMA
+// acc += As · Bs over one BK slab: BK / 8 steps of the warp's 2 × 4 products
+__device__ __forceinline__ void multiply_slab(const ATileRow* As, const BTileRow* Bs, T (*acc)[TN], int tm, int tn) {
+    const int group = tm & 31, lane_in_group = (tn & 31) >> 1;
+    const int m_base = tm - group, n_base = tn - 2 * lane_in_group;
+#pragma unroll
+    for (int k = 0; k < BK; k += 8) {
+        unsigned a[2][4], b[4][2];
+#pragma unroll
+        for (int mi = 0; mi < 2; ++mi) {
+            const int row = m_base + 16 * mi + group;
+            a[mi][0] = As[row][k + lane_in_group];
+            a[mi][1] = As[row + 8][k + lane_in_group];
+            a[mi][2] = As[row][k + lane_in_group + 4];
+            a[mi][3] = As[row + 8][k + lane_in_group + 4];
+        }
+#pragma unroll
+        for (int ni = 0; ni < 4; ++ni) {
+            const int column = n_base + 8 * ni + group;
+            b[ni][0] = Bs[k + lane_in_group][column];
+            b[ni][1] = Bs[k + lane_in_group + 4][column];
+        }
+#pragma unroll
+        for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+            for (int ni = 0; ni < 4; ++ni)
+                mma_tf32(acc[2 * mi][2 * ni], acc[2 * mi][2 * ni + 1], acc[2 * mi + 1][2 * ni],
+                         acc[2 * mi + 1][2 * ni + 1], a[mi], b[ni]);
+    }
+}
+#else
 // acc += As · Bs over one BK slab
-__device__ __forceinline__ void multiply_slab(const T (*As)[BM + PAD], const T (*Bs)[BN + PAD], T (*acc)[TN],
-                                              int tm, int tn) {
+__device__ __forceinline__ void multiply_slab(const ATileRow* As, const BTileRow* Bs, T (*acc)[TN], int tm, int tn) {
 #pragma unroll
     for (int k = 0; k < BK; ++k) {
 #if VECTOR
@@ -153,6 +266,7 @@ __device__ __forceinline__ void multiply_slab(const T (*As)[BM + PAD], const T (
             for (int j = 0; j < TN; ++j) acc[i][j] += a[i] * b[j];
     }
 }
+#endif
 
 // B[k, n] of a dense row-major (K, cols) matrix into regs, thread t taking column t % BN and rows
 // t / BN + 4 r (coalesced along n)
@@ -166,10 +280,10 @@ __device__ __forceinline__ void load_dense(const T* __restrict__ b, int k0, int 
     }
 }
 
-__device__ __forceinline__ void store_dense(T (*Bs)[BN + PAD], const T* regs) {
+__device__ __forceinline__ void store_dense(BTileRow* Bs, const T* regs) {
 #pragma unroll
     for (int r = 0; r < BK * BN / THREADS; ++r)
-        Bs[(int)threadIdx.x / BN + r * (THREADS / BN)][(int)threadIdx.x % BN] = regs[r];
+        Bs[(int)threadIdx.x / BN + r * (THREADS / BN)][(int)threadIdx.x % BN] = STORED(regs[r]);
 }
 
 // A tiles of the forward and the data gradient: thread t takes row t % BM and the 8 consecutive
@@ -178,9 +292,17 @@ __device__ __forceinline__ void store_dense(T (*Bs)[BN + PAD], const T* regs) {
 #define A_K_FIRST (((int)threadIdx.x / BM) * (BK * BM / THREADS))
 #define A_LOADS (BK * BM / THREADS)
 
-__device__ __forceinline__ void store_rows(T (*As)[BM + PAD], const T* regs) {
+__device__ __forceinline__ void store_rows(ATileRow* As, const T* regs) {
+#if MMA
+    // the row's A_LOADS consecutive k as 16-byte vectors (m-major tile)
+#pragma unroll
+    for (int r = 0; r < A_LOADS; r += 4)
+        *reinterpret_cast<uint4*>(&As[A_ROW][A_K_FIRST + r]) =
+            make_uint4(to_tf32(regs[r]), to_tf32(regs[r + 1]), to_tf32(regs[r + 2]), to_tf32(regs[r + 3]));
+#else
 #pragma unroll
     for (int r = 0; r < A_LOADS; ++r) As[A_K_FIRST + r][A_ROW] = regs[r];
+#endif
 }
 
 __device__ __forceinline__ void zero_tile(T (*acc)[TN]) {
@@ -194,7 +316,7 @@ __device__ __forceinline__ void zero_tile(T (*acc)[TN]) {
 // B a dense (K, cols) matrix; the next slab's loads are in flight during this slab's multiply
 template <class LoadA>
 __device__ __forceinline__ void gemm_slabs(LoadA& load_a, const T* __restrict__ b_group, int K, int n0, int cols,
-                                           T (*As)[BM + PAD], T (*Bs)[BN + PAD], T (*acc)[TN],
+                                           ATileRow* As, BTileRow* Bs, T (*acc)[TN],
                                            const T* a_regs, T* b_regs, int tm, int tn) {
     load_a(0);
     load_dense(b_group, 0, n0, K, cols, b_regs);
@@ -209,10 +331,10 @@ __device__ __forceinline__ void gemm_slabs(LoadA& load_a, const T* __restrict__ 
             load_a(k0 + BK);
             load_dense(b_group, k0 + BK, n0, K, cols, b_regs);
         }
-        multiply_slab(As + stage * BK, Bs + stage * BK, acc, tm, tn);
+        multiply_slab(As + stage * A_SLAB_ROWS, Bs + stage * BK, acc, tm, tn);
         // the other buffer was last read before the previous barrier: free to fill
         if (more) {
-            store_rows(As + (stage ^ 1) * BK, a_regs);
+            store_rows(As + (stage ^ 1) * A_SLAB_ROWS, a_regs);
             store_dense(Bs + (stage ^ 1) * BK, b_regs);
         }
         __syncthreads();
@@ -239,11 +361,11 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
 conv_forward(const T* __restrict__ x, const T* __restrict__ wmat, T* __restrict__ y,
              int N, int C, int H, int W, int O, int OH, int OW, int KH, int KW,
              int sh, int sw, int ph, int pw, int dh, int dw, int groups) {
-    __shared__ __align__(16) T As[STAGES * BK][BM + PAD];
-    __shared__ __align__(16) T Bs[STAGES * BK][BN + PAD];
+    __shared__ __align__(16) ATileRow As[STAGES * A_SLAB_ROWS];
+    __shared__ __align__(16) BTileRow Bs[STAGES * BK];
     const int g = blockIdx.z, Cg = C / groups, Og = O / groups, KK = KH * KW, K = Cg * KK, L = OH * OW;
     const int M = N * L, m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
-    const int tm = (int)threadIdx.x % ROW_STEP, tn = (int)threadIdx.x / ROW_STEP;
+    const int tm = THREAD_TM, tn = THREAD_TN;
     // this thread's output position of the A tile, fixed for the whole K loop
     const int a_m = m0 + A_ROW;
     const bool a_valid = a_m < M;
@@ -293,11 +415,11 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
 conv_input(const T* __restrict__ grad, const T* __restrict__ wmat, T* __restrict__ dx,
            int N, int C, int H, int W, int O, int OH, int OW, int KH, int KW,
            int sh, int sw, int ph, int pw, int dh, int dw, int groups) {
-    __shared__ __align__(16) T As[STAGES * BK][BM + PAD];
-    __shared__ __align__(16) T Bs[STAGES * BK][BN + PAD];
+    __shared__ __align__(16) ATileRow As[STAGES * A_SLAB_ROWS];
+    __shared__ __align__(16) BTileRow Bs[STAGES * BK];
     const int g = blockIdx.z, Cg = C / groups, Og = O / groups, KK = KH * KW, K = Og * KK, L = OH * OW;
     const int HW = H * W, M = N * HW, m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
-    const int tm = (int)threadIdx.x % ROW_STEP, tn = (int)threadIdx.x / ROW_STEP;
+    const int tm = THREAD_TM, tn = THREAD_TN;
     // this thread's input position (h, w) shifted by the padding, fixed for the whole K loop
     const int a_m = m0 + A_ROW;
     const bool a_valid = a_m < M;
@@ -352,8 +474,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
 conv_weight(const T* __restrict__ x, const T* __restrict__ grad, T* __restrict__ partial,
             int N, int C, int H, int W, int O, int OH, int OW, int KH, int KW,
             int sh, int sw, int ph, int pw, int dh, int dw, int groups, int k_chunk) {
-    __shared__ __align__(16) T As[STAGES * BK][BM + PAD];
-    __shared__ __align__(16) T Bs[STAGES * BK][BN + PAD];
+    __shared__ __align__(16) ATileRow As[STAGES * A_SLAB_ROWS];
+    __shared__ __align__(16) BTileRow Bs[STAGES * BK];
     // each row's (channel offset, kh·d, kw·d), found once per block
     __shared__ long long row_offset[BM];
     __shared__ int row_dh[BM], row_dw[BM];
@@ -361,7 +483,7 @@ conv_weight(const T* __restrict__ x, const T* __restrict__ grad, T* __restrict__
     const int Cg = C / groups, Og = O / groups, KK = KH * KW, Mrows = Cg * KK, L = OH * OW;
     const int k_begin = slice * k_chunk, k_end = k_begin + k_chunk < N * L ? k_begin + k_chunk : N * L;
     const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
-    const int tm = (int)threadIdx.x % ROW_STEP, tn = (int)threadIdx.x / ROW_STEP;
+    const int tm = THREAD_TM, tn = THREAD_TN;
     for (int r = threadIdx.x; r < BM; r += THREADS) {
         const int m = m0 + r;
         if (m < Mrows) {
@@ -412,9 +534,11 @@ conv_weight(const T* __restrict__ x, const T* __restrict__ grad, T* __restrict__
     };
     auto store = [&](int stage) {
 #pragma unroll
-        for (int r = 0; r < BK * BM / THREADS; ++r) As[stage * BK + k_lane][row_lane + r * (THREADS / BK)] = a_regs[r];
+        for (int r = 0; r < BK * BM / THREADS; ++r)
+            A_AT(As + stage * A_SLAB_ROWS, k_lane, row_lane + r * (THREADS / BK)) = STORED(a_regs[r]);
 #pragma unroll
-        for (int r = 0; r < BK * BN / THREADS; ++r) Bs[stage * BK + k_lane][row_lane + r * (THREADS / BK)] = b_regs[r];
+        for (int r = 0; r < BK * BN / THREADS; ++r)
+            Bs[stage * BK + k_lane][row_lane + r * (THREADS / BK)] = STORED(b_regs[r]);
     };
     load(k_begin);
 #if STAGES == 2
@@ -424,7 +548,7 @@ conv_weight(const T* __restrict__ x, const T* __restrict__ grad, T* __restrict__
     for (int k0 = k_begin; k0 < k_end; k0 += BK) {
         const bool more = k0 + BK < k_end;
         if (more) load(k0 + BK);
-        multiply_slab(As + stage * BK, Bs + stage * BK, acc, tm, tn);
+        multiply_slab(As + stage * A_SLAB_ROWS, Bs + stage * BK, acc, tm, tn);
         if (more) store(stage ^ 1);  // the other buffer was last read before the previous barrier
         __syncthreads();
         stage ^= 1;
@@ -453,10 +577,22 @@ conv_weight(const T* __restrict__ x, const T* __restrict__ grad, T* __restrict__
 """
 
 
+def round_to_tf32(a):
+    """float32 ``a`` (NumPy or CuPy) rounded as the TF32 tiling rounds its operands
+    (``cvt.rna.tf32.f32``: 10 mantissa bits, ties away from zero; inf and NaN kept): the TF32
+    tiling's maps equal the float32 maps of the rounded operands up to the order of summation."""
+    xp = array_module(a)
+    bits = xp.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
+    finite = (bits & np.uint32(0x7F800000)) != np.uint32(0x7F800000)
+    return xp.where(finite, (bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000), bits).view(np.float32)
+
+
 def _tile(dtype, tile_name: str | None = None) -> tuple[str, int, int, int]:
-    """(tile name, threads per block, micro-tile columns, blocks per SM) for ``dtype``."""
+    """(tile name, threads per block, micro-tile columns, blocks per SM) for ``dtype``: the named
+    tiling, else the TF32 one for float32 where ``tensor_cores`` and torch's allow_tf32 let it,
+    else the dtype's in ``tile``."""
     ctype = _CTYPES[np.dtype(dtype)]
-    name = tile_name or tile[ctype]
+    name = tile_name or ("tf32" if ctype == "float" and tensor_cores and _tf32_allowed() else tile[ctype])
     if (ctype, name) not in _BLOCKS_PER_SM:
         allowed = tuple(t for c, t in _BLOCKS_PER_SM if c == ctype)
         raise ValueError(f"_cuda_conv: no {name!r} tiling for {np.dtype(dtype).name}; expected one of {allowed}")
@@ -469,7 +605,8 @@ def kernel_source(dtype, tile_name: str | None = None) -> str:
     name, threads, columns, min_blocks = _tile(dtype, tile_name)
     return (KERNELS.replace("CTYPE", _CTYPES[np.dtype(dtype)]).replace("TN_VALUE", str(columns))
             .replace("THREADS_VALUE", str(threads)).replace("MIN_BLOCKS_VALUE", str(min_blocks))
-            .replace("STAGES_VALUE", str(_STAGES.get(name, 1))).replace("VECTOR_VALUE", str(int(name in _VECTOR))))
+            .replace("STAGES_VALUE", str(_STAGES.get(name, 1))).replace("VECTOR_VALUE", str(int(name in _VECTOR)))
+            .replace("MMA_VALUE", str(int(name in _MMA))).replace("TM_VALUE", "4" if name in _MMA else "8"))
 
 
 _modules: dict = {}
