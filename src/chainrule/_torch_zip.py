@@ -153,8 +153,12 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
                        f"its storage of {count} elements")
     base = storage.array
     itemsize = base.dtype.itemsize
-    if 0 in size:
+    if 0 in size and storage_offset > count:
         array = np.empty(size, dtype=base.dtype)
+    elif 0 in size:  # an empty view still views its storage at its offset, as torch's (NumPy's empty
+        # slice would point at the storage's start)
+        array = np.ndarray(size, base.dtype, buffer=base, offset=storage_offset * itemsize,
+                           strides=tuple(s * itemsize for s in stride))
     else:
         array = strided_view(base[storage_offset:], size, tuple(s * itemsize for s in stride))
     if storage.bfloat16:
@@ -891,11 +895,12 @@ class _Pickler(pickle._Pickler):
                                        "default zip format")
         location = str(t.device)
         itemsize = dtype.itemsize
-        root = _root(array) if on_host and array.size and dtype.isnative else None
+        # (an empty view keeps its storage too: torch saves x[:, 6:] of a (4, 6) with offset 6 and 24 elements)
+        root = _root(array) if on_host and dtype.isnative else None
         if root is not None and root.dtype == dtype and (root.flags.c_contiguous or root.flags.f_contiguous):
             begin = root.__array_interface__["data"][0]
             delta = array.__array_interface__["data"][0] - begin
-            stride = tuple(s // itemsize for s in array.strides)
+            stride = tuple(s // itemsize for s in array.strides) if array.size else t.stride()
             last = delta // itemsize + sum((n - 1) * s for n, s in zip(array.shape, stride))
             if (delta >= 0 and delta % itemsize == 0 and all(s >= 0 and s % itemsize == 0 for s in array.strides)
                     and last < root.size):
