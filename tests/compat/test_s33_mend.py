@@ -2,6 +2,7 @@
 library (``torch`` or ``chainrule``), run on both, and what a user sees of it (its values, or its
 error's type and first line) must be the same."""
 
+import collections
 import io
 import pickle
 import warnings
@@ -90,3 +91,45 @@ def test_a_copied_expanded_view_refuses_in_place_writes_and_a_gapped_one_takes_t
         columns = _pickled(lib, lib.arange(24.0).reshape(4, 6)[:, ::2]).add_(1)
         return refused, columns.tolist()
     assert_as_torch(case)
+
+
+# --- weights_only=True and a defaultdict ---------------------------------------------------------
+
+DEFAULTDICTS = {
+    "of lists": lambda lib: collections.defaultdict(list, {"a": [lib.ones(2)]}),
+    "without a factory": lambda lib: collections.defaultdict(None, {"a": 1}),
+    "empty, of ints": lambda lib: collections.defaultdict(int),
+    "inside a dict": lambda lib: {"state": collections.defaultdict(dict, {0: {"x": lib.zeros(1)}})},
+}
+ALLOWED = {"nothing": [], "defaultdict": [collections.defaultdict],
+           "defaultdict and list": [collections.defaultdict, list], "list": [list]}
+
+
+@pytest.mark.parametrize("allowed", ALLOWED.values(), ids=ALLOWED.keys())
+@pytest.mark.parametrize("checkpoint", DEFAULTDICTS.values(), ids=DEFAULTDICTS.keys())
+def test_a_defaultdict_under_weights_only_is_refused_as_torch_refuses_it(checkpoint, allowed):
+    """torch refuses the global unless allowed, and an allowed defaultdict at its first item (its
+    unpickler fills only dict, OrderedDict and Counter): the same exception, word for word."""
+    def case(lib):
+        buffer = io.BytesIO()
+        lib.save(checkpoint(lib), buffer)
+        buffer.seek(0)
+        with lib.serialization.safe_globals(allowed):
+            loaded = lib.load(buffer, weights_only=True)
+        return type(loaded).__name__, repr(dict(loaded))
+    outcome = _outcome(case, chainrule)
+    assert outcome[0] == "error" and outcome == _outcome(case, torch)
+
+
+def test_a_list_subclass_the_user_allowed_is_refused_at_its_first_item_as_torch():
+    def case(lib):
+        buffer = io.BytesIO()
+        lib.save({"items": _Items([1, 2])}, buffer)
+        buffer.seek(0)
+        with lib.serialization.safe_globals([_Items]):
+            return lib.load(buffer, weights_only=True)
+    assert_as_torch(case)
+
+
+class _Items(list):
+    """A list subclass a checkpoint may hold."""
