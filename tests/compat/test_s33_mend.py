@@ -133,3 +133,40 @@ def test_a_list_subclass_the_user_allowed_is_refused_at_its_first_item_as_torch(
 
 class _Items(list):
     """A list subclass a checkpoint may hold."""
+
+
+# --- gcd and lcm name their kernel by device ------------------------------------------------------
+
+def _on_standin_cuda(case):
+    """``case(chainrule)`` with the NumPy-backed stand-in for CuPy as the 'cuda' device."""
+    from chainrule._backend import use_standin_cuda
+
+    def on_cuda(lib):
+        with use_standin_cuda():
+            return case(lib)
+    return on_cuda
+
+
+OPERAND_PAIRS = {
+    "float32": lambda lib, device: (lib.tensor([4.0, 6.0], device=device), lib.tensor([2.0, 4.0], device=device)),
+    "float64 and int64": lambda lib, device: (lib.tensor([4.0, 6.0], dtype=lib.float64, device=device),
+                                              lib.tensor([2, 4], device=device)),
+    "bool": lambda lib, device: (lib.tensor([True, False], device=device), lib.tensor([True, True], device=device)),
+    "int64 and a float scalar tensor": lambda lib, device: (lib.tensor([4, 6], device=device),
+                                                            lib.tensor(2.5, device=device)),
+}
+
+
+@pytest.mark.parametrize("op", ["gcd", "lcm"])
+@pytest.mark.parametrize("operands", OPERAND_PAIRS.values(), ids=OPERAND_PAIRS.keys())
+def test_gcd_and_lcm_of_non_integers_name_the_kernel_of_their_device(op, operands):
+    """On 'cuda' torch's error names gcd_cuda/lcm_cuda (its GcdLcmKernel.cu dispatch name) where the
+    CPU one names gcd_cpu; torch here has no GPU, so its CPU error with the device's kernel name is
+    what chainrule on the stand-in must raise, and chainrule's CPU error is torch's as it is."""
+    def case(device):
+        return lambda lib: getattr(lib, op)(*operands(lib, device))
+    on_cpu = _outcome(case("cpu"), torch)
+    assert on_cpu[0] == "error" and f'"{op}_cpu"' in on_cpu[2]
+    assert _outcome(case("cpu"), chainrule) == on_cpu
+    on_cuda = _outcome(_on_standin_cuda(case("cuda")), chainrule)
+    assert on_cuda == (on_cpu[0], on_cpu[1], on_cpu[2].replace(f'"{op}_cpu"', f'"{op}_cuda"'))
