@@ -137,12 +137,13 @@ class _Items(list):
 
 # --- gcd and lcm name their kernel by device ------------------------------------------------------
 
-def _on_standin_cuda(case):
-    """``case(chainrule)`` with the NumPy-backed stand-in for CuPy as the 'cuda' device."""
+def _on_standin_cuda(case, devices=None):
+    """``case(chainrule)`` with the NumPy-backed stand-in for CuPy as the 'cuda' device (``devices``
+    GPUs where given)."""
     from chainrule._backend import use_standin_cuda
 
     def on_cuda(lib):
-        with use_standin_cuda():
+        with use_standin_cuda(devices):
             return case(lib)
     return on_cuda
 
@@ -170,3 +171,65 @@ def test_gcd_and_lcm_of_non_integers_name_the_kernel_of_their_device(op, operand
     assert _outcome(case("cpu"), chainrule) == on_cpu
     on_cuda = _outcome(_on_standin_cuda(case("cuda")), chainrule)
     assert on_cuda == (on_cpu[0], on_cpu[1], on_cpu[2].replace(f'"{op}_cpu"', f'"{op}_cuda"'))
+
+
+# --- isclose checks devices as every binary op does ----------------------------------------------
+
+MIXED_DEVICES = {
+    "cuda and cpu": lambda lib: (lib.ones(3, device="cuda"), lib.ones(3)),
+    "cpu and cuda": lambda lib: (lib.ones(3), lib.ones(3, device="cuda")),
+    "two GPUs": lambda lib: (lib.ones(3, device="cuda:0"), lib.ones(3, device="cuda:1")),
+    "cuda and a cpu 0-d tensor": lambda lib: (lib.ones(3, device="cuda"), lib.tensor(1.0)),
+    "a cuda 0-d tensor and cpu": lambda lib: (lib.tensor(1.0, device="cuda"), lib.ones(3)),
+    "mismatched shapes on two devices": lambda lib: (lib.ones(2, device="cuda"), lib.ones(3)),
+    "mismatched shapes the other way": lambda lib: (lib.ones(3), lib.ones(2, device="cuda")),
+}
+
+
+def _device_outcome(op):
+    def case(lib):
+        result = op(lib)
+        return "ok", str(result.device), result.tolist()
+    return case
+
+
+@pytest.mark.parametrize("operands", MIXED_DEVICES.values(), ids=MIXED_DEVICES.keys())
+def test_isclose_refuses_mixed_devices_as_the_other_comparisons_do(operands):
+    """torch's isclose begins with ``self == other``: on the stand-in its errors (shape first, then
+    devices, a CPU 0-d tensor joining) are eq's, naming isclose."""
+    closeness = _outcome(_on_standin_cuda(_device_outcome(lambda lib: lib.isclose(*operands(lib))), 2), chainrule)
+    equality = _outcome(_on_standin_cuda(_device_outcome(lambda lib: lib.eq(*operands(lib))), 2), chainrule)
+    if equality[0] == "error":
+        equality = (*equality[:2], equality[2].replace("arguments of equal)", "arguments of isclose)"))
+    assert closeness == equality
+
+
+ARGUMENT_ORDER = {
+    "dtype before shape": lambda lib: lib.isclose(lib.ones(2), lib.ones(3, dtype=lib.float64)),
+    "rtol before shape": lambda lib: lib.isclose(lib.ones(2), lib.ones(3), rtol=-1.0),
+    "atol before shape": lambda lib: lib.isclose(lib.ones(2), lib.ones(3), atol=-1.0),
+    "shape": lambda lib: lib.isclose(lib.ones(2), lib.ones(3)),
+}
+
+
+@pytest.mark.parametrize("case", ARGUMENT_ORDER.values(), ids=ARGUMENT_ORDER.keys())
+def test_isclose_checks_its_arguments_before_the_comparison_as_torch(case):
+    """torch's own checks (dtype, rtol, atol) come before its comparison's (shape, devices): the
+    same on 'cuda' with a CPU partner, where the comparison's device check would come next."""
+    assert_as_torch(case)
+    moved = lambda lib: case(_CudaFirst(lib))  # noqa: E731
+    assert _outcome(_on_standin_cuda(moved), chainrule) == _outcome(case, torch)
+
+
+class _CudaFirst:
+    """``lib`` whose ``ones`` puts its first tensor on 'cuda' (the second stays on the CPU)."""
+
+    def __init__(self, lib):
+        self.lib, self.made = lib, 0
+
+    def ones(self, *shape, **kwargs):
+        self.made += 1
+        return self.lib.ones(*shape, device="cuda" if self.made == 1 else "cpu", **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.lib, name)
