@@ -7,6 +7,7 @@ import io
 import pickle
 import warnings
 
+import numpy as np
 import pytest
 
 import chainrule
@@ -233,3 +234,70 @@ class _CudaFirst:
 
     def __getattr__(self, name):
         return getattr(self.lib, name)
+
+
+# --- batch norm's float32 running statistics, bit for bit ----------------------------------------
+
+def _running_statistics_bits(lib, make_module, shape, channels_last, steps=3, seed=0):
+    """The bits of a batch-norm module's float32 running mean and variance after ``steps`` training
+    batches, from random running statistics."""
+    rng = np.random.default_rng(seed)
+    module = make_module(lib)
+    with lib.no_grad():
+        module.running_mean.copy_(lib.tensor(rng.standard_normal(shape[1]).astype(np.float32)))
+        module.running_var.copy_(lib.tensor((rng.random(shape[1]) + 0.5).astype(np.float32)))
+    for _ in range(steps):
+        x = lib.tensor((rng.standard_normal(shape) * 3 + 1.3).astype(np.float32))
+        if channels_last:
+            x = x.contiguous(memory_format=lib.channels_last if len(shape) == 4 else lib.channels_last_3d)
+        module(x)
+    return [module.running_mean.numpy().view(np.uint32).tolist(), module.running_var.numpy().view(np.uint32).tolist()]
+
+
+@pytest.fixture
+def torch_thread_count(monkeypatch):
+    """chainrule reproduces torch's channels-last reduction for torch's thread count: this process's."""
+    monkeypatch.setattr(chainrule._config, "_requested_threads", torch.get_num_threads())
+
+
+BATCH_NORMS = {
+    f"BatchNorm{dims}d {shape}{' channels-last' if cl else ''}{'' if affine else ' affine=False'} momentum={momentum}":
+        (dims, shape, cl, affine, momentum)
+    for dims, shape, cl in [(1, (16, 5), False), (1, (7, 3, 9), False), (1, (40, 11), False),
+                            (2, (4, 3, 5, 5), False), (2, (2, 6, 7, 3), True), (2, (3, 9, 1, 1), False),
+                            (3, (2, 3, 3, 4, 5), False), (3, (3, 2, 2, 2, 7), True)]
+    for affine in (True, False)
+    for momentum in (0.1, 0.3, None)
+}
+
+
+@pytest.mark.parametrize("config", BATCH_NORMS.values(), ids=BATCH_NORMS.keys())
+def test_batch_norm_running_statistics_have_torchs_float32_bits(config, torch_thread_count):
+    dims, shape, channels_last, affine, momentum = config
+
+    def make(lib):
+        return getattr(lib.nn, f"BatchNorm{dims}d")(shape[1], momentum=momentum, affine=affine)
+    assert_as_torch(lambda lib: _running_statistics_bits(lib, make, shape, channels_last))
+
+
+@pytest.mark.parametrize("weighted", [True, False], ids=["weight and bias", "no affine"])
+@pytest.mark.parametrize("shape", [(4, 3), (16, 5, 6), (3, 4, 5, 5)], ids=str)
+def test_functional_batch_norm_updates_running_statistics_as_torch(shape, weighted, torch_thread_count):
+    def case(lib):
+        rng = np.random.default_rng(7)
+        running_mean = lib.tensor(rng.standard_normal(shape[1]).astype(np.float32))
+        running_var = lib.tensor((rng.random(shape[1]) + 0.5).astype(np.float32))
+        weight, bias = ((lib.tensor(rng.standard_normal(shape[1]).astype(np.float32)) for _ in range(2))
+                        if weighted else (None, None))
+        for momentum in (0.05, 0.9):
+            x = lib.tensor((rng.standard_normal(shape) * 2 - 0.7).astype(np.float32))
+            lib.nn.functional.batch_norm(x, running_mean, running_var, weight, bias, training=True, momentum=momentum)
+        return running_mean.numpy().view(np.uint32).tolist(), running_var.numpy().view(np.uint32).tolist()
+    assert_as_torch(case)
+
+
+def test_torchs_thread_count_is_the_one_chainrule_reproduces():
+    """Without a set_num_threads call, chainrule's count of torch's intra-op threads is torch's default."""
+    if chainrule._config._requested_threads is not None:
+        pytest.skip("this process set a thread count")
+    assert chainrule._config.torch_intra_op_threads() == torch.get_num_threads()
