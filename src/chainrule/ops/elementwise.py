@@ -2538,7 +2538,7 @@ def isclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=Fals
     if atol < 0:
         raise RuntimeError(f"atol must be greater than or equal to zero, but got {atol:g}")
     a, b = _pair(input, other)
-    # torch's isclose starts with other == self: the shared binary-kernel checks (broadcast, then
+    # torch's isclose starts with self == other: the shared binary-kernel checks (broadcast, then
     # devices) in TensorIterator's order, before the scaled tolerance meets float8's missing kernel
     x, y = _kernel_arrays("isclose", a, b)
     if _FLOAT8_NP:  # torch scales the tolerance by a number, which float8 has no kernel for
