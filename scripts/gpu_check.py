@@ -33,9 +33,10 @@ fallback) on sys.path itself. It prints a short summary, section by section, and
    geometries, then ``nn.Conv2d`` forward and backward with the switch on against off, and the
    bench conv2d timed with it off and on (torch beside it);
 10. with two GPUs or more: each model's step on cuda:1 while GPU 0 is current, a model split over two;
-11. the whole programs of tests/programs with ``torch.set_default_device('cuda')`` against their
-    CPU runs (exit status, printed lines, FINAL values within the program's tolerance), every one
-    on a GPU within ``--programs-seconds``, a fixed few in a dry run;
+11. the whole programs of tests/programs with ``torch.set_default_device('cuda')``, each judged
+    against its calibration (exit status, printed line shapes, FINAL values inside their bands),
+    every one on a GPU within ``--programs-seconds`` (those that fail as torch does last), a fixed
+    few in a dry run;
 12. the benchmark table (chainrule against torch CUDA, issue 12's workloads).
 
 Each section catches its own exceptions and reports them; the script as a whole does not stop
@@ -1526,7 +1527,7 @@ TORCH_FAILS_TOO: dict[str, str] = {  # (read off the stand-in's run of every pro
     "yolo_v1_loss_nms": "its model goes to DEVICE ('cuda' when available), its torch.from_numpy probe batch stays on the CPU",
 }
 # a dry run (CI) runs one fast program (float64, LBFGS's closure, made on the default device): the
-# section's harness, at the cost of two runs of a few seconds
+# section's harness, at the cost of one run of a few seconds
 DRY_RUN_PROGRAMS = ("lbfgs_curve_fit",)
 
 
@@ -1541,14 +1542,34 @@ def _program_harness():
     return module
 
 
+def program_order(names, expected: dict) -> list:
+    """The order the programs start in: fastest first (torch's calibrated seconds), the programs of
+    TORCH_FAILS_TOO after all the others. Their outcome is known, so when the budget ends first it
+    is they that are left 'not run', not programs that have never run on a device."""
+    def torch_seconds(name: str) -> float:
+        return min(expected.get(name, {}).get("torch_seconds") or [0.0])
+
+    return sorted(names, key=lambda name: (name in TORCH_FAILS_TOO, torch_seconds(name)))
+
+
+def judge_program(harness, device_run, expected: dict) -> tuple[str, list]:
+    """A device run's status against the program's calibration (its entry of expected.json), as its
+    CPU run is judged in tests/programs: 'same' when it exits cleanly, prints torch's line shapes
+    and fixed integers (the lines naming a device aside) and every FINAL value lies in its band;
+    'differs' when it exits cleanly otherwise; 'fails' when it does not. A device run is one more
+    draw, as chainrule's CPU run is, so it is not held to the CPU run's values (no CPU rerun)."""
+    problems = harness.calibration_problems(device_run, expected, on_device=True)
+    status = "same" if not problems else "differs" if device_run.returncode == 0 else "fails"
+    return status, problems
+
+
 def whole_programs(report: Report, options) -> None:
     """Each program of tests/programs with ``torch.set_default_device(device)`` before it runs (and
-    CUDA available, so programs that pick 'cuda' themselves go there too) against the same program
-    on the CPU: the device run must exit cleanly, print torch's calibrated lines (those naming a
-    device aside) and FINAL values within the program's tolerance of the CPU run's and inside its
-    band (expected.json). A failure of a program in TORCH_FAILS_TOO is the program's own; with torch
-    CUDA installed, torch runs any other failing program the same way, to tell them apart. A dry run takes DRY_RUN_PROGRAMS; a GPU
-    runs every program, fastest first, several at a time, until --programs-seconds has passed."""
+    CUDA available, so programs that pick 'cuda' themselves go there too), judged against its
+    calibration (``judge_program``). A failure of a program in TORCH_FAILS_TOO is the program's own;
+    with torch CUDA installed, torch runs any other failing program the same way, to tell them apart.
+    A dry run takes DRY_RUN_PROGRAMS; a GPU runs every program in ``program_order``, several at a time,
+    until --programs-seconds has passed: those not started by then are reported 'not run'."""
     from concurrent.futures import ThreadPoolExecutor
 
     if not options.device.startswith("cuda"):
@@ -1556,38 +1577,34 @@ def whole_programs(report: Report, options) -> None:
         return
     harness = _program_harness()
     expected = json.loads((ROOT / "tests" / "programs" / "expected.json").read_text())
-    names = list(DRY_RUN_PROGRAMS) if options.dry_run else sorted(
-        harness.program_names(), key=lambda name: min(expected.get(name, {}).get("torch_seconds") or [0.0]))
+    names = list(DRY_RUN_PROGRAMS) if options.dry_run else program_order(harness.program_names(), expected)
     workers = 2 if options.dry_run else max(1, min(12, (os.cpu_count() or 2) - 2))  # (one BLAS thread each)
     torch_cuda = _torch_cuda() is not None and not options.standin
+    known = sum(name in TORCH_FAILS_TOO for name in names)
     report.line(f"   {len(names)} programs{' (a dry run: a fixed few)' if options.dry_run else ''} with "
-                f"set_default_device({options.device!r}) against cpu, {workers} at a time, budget "
-                f"{options.programs_seconds:.0f} s{'; torch CUDA reruns unexplained failures' if torch_cuda else ''}")
+                f"set_default_device({options.device!r}), judged against their calibrated bands, {workers} at a "
+                f"time ({known} that fail as torch does last), budget {options.programs_seconds:.0f} s"
+                f"{'; torch CUDA reruns unexplained failures' if torch_cuda else ''}")
     deadline = time.perf_counter() + options.programs_seconds
 
-    def run(name: str, where: str):
+    def run(name: str):
         if time.perf_counter() > deadline:
             return None
-        if where == "cpu":  # with no GPU visible, so a program that picks 'cuda' when it can stays on the CPU
-            return harness.run_program(name, "chainrule", extra_env={"CUDA_VISIBLE_DEVICES": ""})
         return harness.run_program(name, "chainrule", standin_cuda=options.standin, default_device=options.device)
 
-    with ThreadPoolExecutor(workers) as pool:
-        runs = {(name, where): pool.submit(run, name, where) for name in names for where in ("device", "cpu")}
-        results = {key: future.result() for key, future in runs.items()}
+    with ThreadPoolExecutor(workers) as pool:  # (started in submission order: program_order's)
+        runs = {name: pool.submit(run, name) for name in names}
+        results = {name: future.result() for name, future in runs.items()}
     outcome, counts = {}, Counter()
     for name in names:
-        device_run, cpu_run = results[name, "device"], results[name, "cpu"]
-        if device_run is None or cpu_run is None:
+        device_run = results[name]
+        if device_run is None:
             outcome[name] = {"status": "not run"}
             counts["not run"] += 1
             continue
-        problems = harness.calibration_problems(device_run, expected[name], on_device=True)
-        if device_run.returncode == 0:
-            problems += harness.final_differences(device_run, cpu_run, expected[name])
+        status, problems = judge_program(harness, device_run, expected[name])
         error = device_run.stderr.strip().splitlines()[-1][:200] if device_run.returncode and device_run.stderr.strip() \
             else ""
-        status = "same" if not problems else "differs" if device_run.returncode == 0 else "fails"
         if status == "fails" and name in TORCH_FAILS_TOO:
             status = "fails as torch does"
         elif status == "fails" and torch_cuda and time.perf_counter() < deadline + 60:
@@ -1595,15 +1612,14 @@ def whole_programs(report: Report, options) -> None:
             torch_run = harness.run_program(name, "torch", default_device=options.device)
             status = "fails as torch does" if torch_run.returncode else status
         counts[status] += 1
-        outcome[name] = {"status": status, "final": device_run.final, "cpu_final": cpu_run.final,
-                         "seconds": round(device_run.seconds, 1), "cpu_seconds": round(cpu_run.seconds, 1),
+        outcome[name] = {"status": status, "final": device_run.final, "seconds": round(device_run.seconds, 1),
                          "problems": problems[:5], "error": error}
         finals = " ".join(f"{k}={v:.4g}" for k, v in (device_run.final or {}).items())
         mark = "ok  " if status in ("same", "fails as torch does") else "FAIL"
         detail = (f"FINAL {finals}" if status == "same" else
                   error or "; ".join(problems[:2])[:300]) + (f" ({TORCH_FAILS_TOO[name]})" if name in TORCH_FAILS_TOO
                                                              and status == "fails as torch does" else "")
-        report.line(f"   {mark} {name}: {status}, {device_run.seconds:.1f} s (cpu {cpu_run.seconds:.1f} s): {detail}")
+        report.line(f"   {mark} {name}: {status}, {device_run.seconds:.1f} s: {detail}")
     report.line("   programs: " + ", ".join(f"{counts[k]} {k}" for k in ("same", "differs", "fails", "fails as torch does",
                                                                             "not run") if counts[k])
                 + f" of {len(names)}")
@@ -1743,7 +1759,7 @@ def main(argv=None) -> int:
               "distributed": "collectives and DDP on cuda (an MPI world of size 1), CUDA random streams",
               "conv": "implicit-GEMM conv kernels against im2col and the CPU; conv2d bench off and on",
               "gpus": "several GPUs: steps on cuda:1 while GPU 0 is current, a model split over two",
-              "programs": "whole programs (tests/programs) with set_default_device: device against cpu",
+              "programs": "whole programs (tests/programs) with set_default_device, judged against their calibration",
               "bench": "benchmarks: chainrule against torch"}
     no_gpu = None
     with _standin(options, report):

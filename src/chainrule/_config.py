@@ -30,6 +30,7 @@ _THREADS_MISSING = ("chainrule.set_num_threads needs threadpoolctl to limit NumP
                     'pip install "chainrule[threads]"')
 _blas_limits = None  # the threadpoolctl limiter in force; kept alive so the limit holds
 _thread_budget = None  # get_num_threads() as last set or seen, for the hot paths that split work
+_requested_threads = None  # the count set_num_threads was given (torch's intra-op count from then on)
 _interop_threads = os.cpu_count() or 1
 _deterministic = {"mode": False, "warn_only": False}
 _matmul_precision = "highest"
@@ -43,9 +44,10 @@ def _check_positive(value, op: str) -> int:
 
 def set_num_threads(num: int) -> None:
     """Limit the BLAS thread pools NumPy uses (torch.set_num_threads)."""
-    global _blas_limits
+    global _blas_limits, _requested_threads
     num_threads = num
     _check_positive(num_threads, "set_num_threads")
+    _requested_threads = num_threads
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
@@ -66,6 +68,33 @@ def thread_budget() -> int:
     if _thread_budget is None:
         _set_thread_budget(get_num_threads())
     return _thread_budget
+
+
+def torch_intra_op_threads() -> int:
+    """The thread count torch's CPU kernels split their work between (``at::get_num_threads``), for
+    the kernels whose float32 rounding depends on it (batch norm's channels-last statistics): the
+    count given to set_num_threads, else OMP_NUM_THREADS or MKL_NUM_THREADS, else the machine's
+    physical cores, as torch's default (cpuinfo's core count, all of the machine's)."""
+    if _requested_threads is not None:
+        return _requested_threads
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return _physical_cores()
+
+
+def _physical_cores() -> int:
+    cores = set()
+    try:
+        for cpu in os.listdir("/sys/devices/system/cpu"):
+            topology = f"/sys/devices/system/cpu/{cpu}/topology"
+            if cpu[3:].isdigit() and os.path.isdir(topology):
+                with open(f"{topology}/physical_package_id") as package, open(f"{topology}/core_id") as core:
+                    cores.add((package.read().strip(), core.read().strip()))
+    except OSError:
+        cores = set()
+    return len(cores) or os.cpu_count() or 1
 
 
 def get_num_threads() -> int:

@@ -153,8 +153,12 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
                        f"its storage of {count} elements")
     base = storage.array
     itemsize = base.dtype.itemsize
-    if 0 in size:
+    if 0 in size and storage_offset > count:
         array = np.empty(size, dtype=base.dtype)
+    elif 0 in size:  # an empty view still views its storage at its offset, as torch's (NumPy's empty
+        # slice would point at the storage's start)
+        array = np.ndarray(size, base.dtype, buffer=base, offset=storage_offset * itemsize,
+                           strides=tuple(s * itemsize for s in stride))
     else:
         array = strided_view(base[storage_offset:], size, tuple(s * itemsize for s in stride))
     if storage.bfloat16:
@@ -357,14 +361,34 @@ def _allowed_globals() -> dict:
     return allowed
 
 
+# torch.serialization's words around every weights-only refusal
+_UNSAFE_MESSAGE = (
+    "In PyTorch 2.6, we changed the default value of the `weights_only` argument in `torch.load` "
+    "from `False` to `True`. Re-running `torch.load` with `weights_only` set to `False` will likely succeed, "
+    "but it can result in arbitrary code execution. Do it only if you got the file from a trusted source.")
+_DOCS_MESSAGE = ("\n\nCheck the documentation of torch.load to learn more about types accepted by default with "
+                 "weights_only https://pytorch.org/docs/stable/generated/torch.load.html.")
+
+
 def refusal(detail: str) -> pickle.UnpicklingError:
-    """torch's wording when weights_only=True meets something it won't unpickle."""
-    return pickle.UnpicklingError(
-        "Weights only load failed. This file can still be loaded, to do so you have two options, do those "
-        "steps only if you trust the source of the checkpoint. (1) Re-running `chainrule.load` with "
-        "`weights_only` set to `False` will likely succeed, but it can result in arbitrary code execution. "
-        "(2) Alternatively, to load with `weights_only=True` please check the recommended steps in the "
-        "following error message. WeightsUnpickler error: " + detail)
+    """torch's wording when weights_only=True meets something it won't unpickle: an unsupported
+    global gets the two options (allowlist it, or weights_only=False), anything else the request to
+    file an issue, as torch.load's ``_get_wo_message``."""
+    if " was not an allowed global by default." in detail:
+        message = ("Weights only load failed. This file can still be loaded, to do so you have two options, "
+                   "\033[1mdo those steps only if you trust the source of the checkpoint\033[0m. "
+                   f"\n\t(1) {_UNSAFE_MESSAGE}\n\t(2) Alternatively, to load with `weights_only=True` please check "
+                   "the recommended steps in the following error message.\n\tWeightsUnpickler error: " + detail)
+    else:
+        message = (f"Weights only load failed. {_UNSAFE_MESSAGE}\nPlease file an issue with the following so that "
+                   "we can make `weights_only=True` compatible with your use case: WeightsUnpickler error: "
+                   "\n\n" + detail)
+    return pickle.UnpicklingError(message + _DOCS_MESSAGE)
+
+
+def _global_path(module: str, name: str) -> str:
+    """A global's name as torch's refusal prints it: a builtin by its bare name (``list``)."""
+    return name if module == "builtins" else f"{module}.{name}"
 
 
 # ------------------------------------------------------------------------ reading
@@ -472,17 +496,24 @@ class _WeightsOnlyUnpickler(pickle._Unpickler):
             return self.extra[key]
         if key == f"{__name__}._set_module_state" and self.classes_allowed:
             return _set_module_state  # applied only to an allowed class's instance (load_reduce)
-        raise refusal(f"Unsupported global: GLOBAL {key[:200]} was not an allowed global by default. "
-                      f"Please use `chainrule.serialization.add_safe_globals([{name[:100]}])` or the "
-                      f"`chainrule.serialization.safe_globals([{name[:100]}])` context manager to allowlist "
+        path = _global_path(module, name)[:200]
+        raise refusal(f"Unsupported global: GLOBAL {path} was not an allowed global by default. "
+                      f"Please use `torch.serialization.add_safe_globals([{path}])` or the "
+                      f"`torch.serialization.safe_globals([{path}])` context manager to allowlist "
                       "this global if you trust this class/function.")
 
     def persistent_load(self, pid):
         return self.storage(pid)
 
     def _check_callable(self, func, opcode: str) -> None:
-        if id(func) not in self.callables:
+        if id(func) in self.callables:
+            return
+        if opcode != "REDUCE":
             raise refusal(f"{opcode} of {type(func).__name__} {str(func)[:80]} is not allowed")
+        detail = f"Trying to call reduce for unrecognized function {str(func)[:200]}"
+        if hasattr(func, "__self__"):
+            detail += f" which belongs to {str(func.__self__)[:200]}"
+        raise refusal(detail)
 
     def load_reduce(self):
         args = self.stack.pop()
@@ -497,7 +528,8 @@ class _WeightsOnlyUnpickler(pickle._Unpickler):
 
     def _new(self, cls, args, kwargs=None):
         if id(cls) not in self.classes:
-            raise refusal(f"NEWOBJ of {str(cls)[:80]} is not allowed")
+            raise refusal("Can only create new object for nn.Parameter or classes allowlisted via `add_safe_globals` "
+                          f"but got {str(cls)[:200]}")
         if not isinstance(args, tuple) or not isinstance(kwargs or {}, dict):
             raise _invalid("NEWOBJ arguments are not a tuple")
         return cls.__new__(cls, *args, **(kwargs or {}))
@@ -533,7 +565,39 @@ class _WeightsOnlyUnpickler(pickle._Unpickler):
                 raise _invalid(f"BUILD state for {type(inst).__name__} is not a dict of attributes")
             inst.__dict__.update(state)
             return
-        raise refusal(f"BUILD of {type(inst).__name__} is not allowed")
+        raise refusal("Can only build Tensor, Parameter, OrderedDict or types allowlisted via `add_safe_globals`, "
+                      f"but got {type(inst)}")
+
+    # torch fills only plain containers: a dict subclass the user allowed (defaultdict) is refused at
+    # its first item, as its items would go through its own __setitem__
+    def _check_set_item_target(self, opcode: str) -> None:
+        if type(self.stack[-1]) not in (dict, OrderedDict, Counter):
+            raise refusal(f"Can only {opcode} for dict, collections.OrderedDict, collections.Counter, "
+                          f"but got {type(self.stack[-1])}")
+
+    def load_setitem(self):
+        value, key = self.stack.pop(), self.stack.pop()
+        self._check_set_item_target("SETITEM")
+        self.stack[-1][key] = value
+
+    def load_setitems(self):
+        items = self.pop_mark()
+        self._check_set_item_target("SETITEMS")
+        target = self.stack[-1]
+        for i in range(0, len(items), 2):
+            target[items[i]] = items[i + 1]
+
+    def load_append(self):
+        value = self.stack.pop()
+        if type(self.stack[-1]) is not list:
+            raise refusal(f"Can only append to lists, but got {type(self.stack[-1])}")
+        self.stack[-1].append(value)
+
+    def load_appends(self):
+        items = self.pop_mark()
+        if type(self.stack[-1]) is not list:
+            raise refusal(f"Can only extend lists, but got {type(self.stack[-1])}")
+        self.stack[-1].extend(items)
 
     def load_bytearray8(self):
         # pickle's own version allocates the claimed length before reading: found by the fuzzer
@@ -549,6 +613,10 @@ class _WeightsOnlyUnpickler(pickle._Unpickler):
     dispatch[pickle.NEWOBJ[0]] = load_newobj
     dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
     dispatch[pickle.BUILD[0]] = load_build
+    dispatch[pickle.SETITEM[0]] = load_setitem
+    dispatch[pickle.SETITEMS[0]] = load_setitems
+    dispatch[pickle.APPEND[0]] = load_append
+    dispatch[pickle.APPENDS[0]] = load_appends
 
 
 def _answered_by_chainrule(module: str) -> bool:
@@ -891,11 +959,12 @@ class _Pickler(pickle._Pickler):
                                        "default zip format")
         location = str(t.device)
         itemsize = dtype.itemsize
-        root = _root(array) if on_host and array.size and dtype.isnative else None
+        # (an empty view keeps its storage too: torch saves x[:, 6:] of a (4, 6) with offset 6 and 24 elements)
+        root = _root(array) if on_host and dtype.isnative else None
         if root is not None and root.dtype == dtype and (root.flags.c_contiguous or root.flags.f_contiguous):
             begin = root.__array_interface__["data"][0]
             delta = array.__array_interface__["data"][0] - begin
-            stride = tuple(s // itemsize for s in array.strides)
+            stride = tuple(s // itemsize for s in array.strides) if array.size else t.stride()
             last = delta // itemsize + sum((n - 1) * s for n, s in zip(array.shape, stride))
             if (delta >= 0 and delta % itemsize == 0 and all(s >= 0 and s % itemsize == 0 for s in array.strides)
                     and last < root.size):

@@ -15,7 +15,7 @@ import weakref
 import numpy as np
 
 from . import _dtype, _meta
-from ._backend import array_module, device_of
+from ._backend import array_module, device_of, memory_order
 
 __all__ = ["UntypedStorage", "TypedStorage", "storage_root", "note_strided_view", "LEGACY_STORAGES"]
 
@@ -69,6 +69,38 @@ def storage_root(array):
     element in it (torch's storage and storage_offset)."""
     root = _root_of(array)
     return root, (_address(array) - _address(root)) // array.itemsize
+
+
+def pickled_view(array) -> tuple | None:
+    """What pickle sends for a NumPy ``array`` that does not cover its storage densely (a gapped,
+    offset or expanded view, or one of several views of a larger array): ``(storage, byte_offset,
+    shape, byte_strides)``, its storage's whole memory (flat, in memory order) with where and how
+    ``array`` views it — torch pickles a tensor as its whole storage with offset and strides
+    (``_rebuild_tensor_v2``), so the copy has the same ``stride()``, ``storage_offset()`` and
+    storage size. None where ``array`` is its storage's dense layout (it travels as itself) or
+    where a layout cannot be described so (negative strides, a storage that is not contiguous)."""
+    root, _ = storage_root(array)
+    if type(root) is not np.ndarray or not (root.flags.c_contiguous or root.flags.f_contiguous):
+        return None
+    if any(stride < 0 for stride in array.strides):
+        return None
+    byte_offset = _address(array) - _address(root)
+    dense = array.flags.c_contiguous or array.flags.f_contiguous or memory_order(array) is not None
+    if byte_offset == 0 and array.nbytes == root.nbytes and dense:
+        return None
+    # a fresh view object per tensor: pickle's memo keeps one storage per tensor, as torch's pickling
+    # does (torch.save alone keeps views saved together on one storage)
+    storage = root.reshape(-1, order="A").view()
+    return storage, byte_offset, array.shape, array.strides
+
+
+def rebuilt_view(storage: np.ndarray, byte_offset: int, shape: tuple, byte_strides: tuple) -> np.ndarray:
+    """The inverse of ``pickled_view``: ``storage`` viewed with ``shape`` and ``byte_strides`` from
+    ``byte_offset``, read-only where elements overlap (an expanded view, as torch's in-place refusal)."""
+    view = np.ndarray(shape, storage.dtype, buffer=storage, offset=byte_offset, strides=byte_strides)
+    if any(stride == 0 and size > 1 for stride, size in zip(byte_strides, shape)) and view.size:
+        view.flags.writeable = False
+    return view
 
 
 def _root_of(array):

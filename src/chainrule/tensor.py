@@ -32,7 +32,7 @@ from ._backend import device as _device
 from .autograd import function as _autograd_function
 from .autograd.function import AccumulateGrad, is_recording
 from .autograd.grad_mode import INFERENCE_VERSION, INFERENCE_WRITE, check_requires_grad_allowed
-from .storage import mark_not_resizable
+from .storage import mark_not_resizable, pickled_view, rebuilt_view
 
 __all__ = ["Tensor"]
 
@@ -834,6 +834,9 @@ class Tensor:
         return object.__format__(self, spec)
 
     def __reduce_ex__(self, protocol):
+        view = pickled_view(self._data) if type(self._data) is _ndarray else None
+        if view is not None:
+            return (_rebuild_view, (*view, self._requires_grad))
         array = _host(self._data)
         order = memory_order(array)
         if order is None:
@@ -938,6 +941,12 @@ def _in_memory_order(array, order):
 def _rebuild(array, requires_grad, device="cpu", order=None):
     array = _in_memory_order(array, order)
     t = Tensor._make(array if device == "cpu" else to_device(array, _device(device)))
+    t._requires_grad = requires_grad
+    return t
+
+
+def _rebuild_view(storage, byte_offset, shape, byte_strides, requires_grad):
+    t = Tensor._make(rebuilt_view(storage, byte_offset, shape, byte_strides))
     t._requires_grad = requires_grad
     return t
 

@@ -179,3 +179,74 @@ def chainrule_default_device():
     from chainrule._backend import default_device
 
     return default_device.device
+
+
+# ---- the programs section: judged by calibration, known failures last ----
+
+def _fake_programs(gpu_check, monkeypatch, names, finals, torch_fails_too=()):
+    """The programs section over a fake harness: ``run_program`` records each call and returns a
+    clean run printing ``finals[name]`` (or exit 1 for a name in ``torch_fails_too``); the real
+    calibration check judges it against a one-key band [0, 1]."""
+    harness = gpu_check._program_harness()
+    calls = []
+
+    def fake_run(program, backend, seed=0, timeout=0, *, standin_cuda=False, default_device=None, extra_env=None):
+        calls.append((program, backend, default_device, extra_env))
+        if program in torch_fails_too:
+            return harness.Result(program, backend, seed, 1, "", "RuntimeError: mixed devices", 1.0, None)
+        stdout = f"FINAL loss={finals[program]}\n"
+        return harness.Result(program, backend, seed, 0, stdout, "", 1.0, harness.parse_final(stdout))
+
+    band = {"loss": {"low": 0.0, "high": 1.0, "tolerance": 0.01}}
+    expected = {name: {"line_shapes": ["FINAL loss=#"], "fixed_integers": [[None]], "final": band,
+                       "torch_seconds": [float(len(name))]} for name in names}
+    monkeypatch.setattr(harness, "run_program", fake_run)
+    monkeypatch.setattr(gpu_check, "_program_harness", lambda: harness)
+    monkeypatch.setattr(gpu_check, "TORCH_FAILS_TOO", {name: "a CPU tensor of its own" for name in torch_fails_too})
+    monkeypatch.setattr(gpu_check, "DRY_RUN_PROGRAMS", tuple(names))
+    real_loads = gpu_check.json.loads
+    monkeypatch.setattr(gpu_check.json, "loads", lambda text: expected if '"line_shapes"' in text else real_loads(text))
+    return calls
+
+
+def test_a_device_run_is_judged_by_its_band_with_no_cpu_rerun(gpu_check, monkeypatch, capsys, tmp_path):
+    """A FINAL value inside the band is 'same' however far from a CPU run it is (a device run is one
+    more draw); outside it, 'differs'. Each program runs once, on the device, and never on the CPU."""
+    calls = _fake_programs(gpu_check, monkeypatch, ["inside", "outside", "edge"],
+                           {"inside": 0.9, "outside": 1.5, "edge": 1.0})
+    monkeypatch.setenv("OUT", str(tmp_path))
+    gpu_check.main(["--dry-run", "--standin", "--sections", "programs"])
+    text = capsys.readouterr().out
+    assert "   ok   inside: same, 1.0 s: FINAL loss=0.9" in text and "   ok   edge: same" in text
+    assert "   FAIL outside: differs, 1.0 s: loss=1.5 outside the band [0, 1]" in text
+    assert "programs: 2 same, 1 differs of 3" in text and "cpu" not in text.split("== whole programs")[-1].lower()
+    assert sorted(name for name, *_ in calls) == ["edge", "inside", "outside"]
+    assert {(backend, device, env) for _, backend, device, env in calls} == {("chainrule", "cuda", None)}
+    results = (tmp_path / "gpu_check.json").read_text()
+    assert '"cpu_final"' not in results and '"differs": 1' in results
+
+
+def test_programs_that_fail_as_torch_does_run_last_and_are_the_ones_left_when_the_budget_ends(gpu_check):
+    import json
+
+    expected = json.loads((Path(SCRIPT).parents[1] / "tests" / "programs" / "expected.json").read_text())
+    order = gpu_check.program_order(list(expected), expected)
+    known = [name in gpu_check.TORCH_FAILS_TOO for name in order]
+    assert sorted(order) == sorted(expected) and known == sorted(known)  # every unknown before every known
+    first_known = known.index(True)
+    for group in (order[:first_known], order[first_known:]):
+        seconds = [min(expected[name]["torch_seconds"]) for name in group]
+        assert seconds == sorted(seconds)  # fastest first within each group
+
+
+def test_programs_not_started_within_the_budget_are_reported_not_run(gpu_check, monkeypatch, capsys):
+    calls = _fake_programs(gpu_check, monkeypatch, ["a", "bb", "known"], {"a": 0.5, "bb": 0.5},
+                           torch_fails_too=("known",))
+    monkeypatch.setattr(gpu_check, "DRY_RUN_PROGRAMS", ("a", "bb", "known"))
+    gpu_check.main(["--dry-run", "--standin", "--sections", "programs", "--programs-seconds", "-1"])
+    text = capsys.readouterr().out
+    assert "programs: 3 not run of 3" in text and calls == []
+    gpu_check.main(["--dry-run", "--standin", "--sections", "programs"])
+    text = capsys.readouterr().out
+    assert "   ok   known: fails as torch does, 1.0 s: RuntimeError: mixed devices (a CPU tensor of its own)" in text
+    assert "programs: 2 same, 1 fails as torch does of 3" in text

@@ -11,6 +11,7 @@ from ..ops.creation import _shape_args, empty
 from ..ops.elementwise import SPARSE_COO_TYPES
 from ..ops.memory_format import copy_preserving_format
 from ..sparse import SparseCOOTensor
+from ..storage import pickled_view, rebuilt_view
 from ..tensor import Size, Tensor, _in_memory_order
 
 __all__ = ["Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer"]
@@ -81,6 +82,9 @@ class Parameter(Tensor, metaclass=_ParameterMeta):
         return param
 
     def __reduce_ex__(self, protocol):
+        view = pickled_view(self._data) if type(self._data) is np.ndarray else None
+        if view is not None:  # a Parameter over a view keeps its storage, offset and strides, as torch's
+            return (_rebuild_parameter_view, (*view, self._requires_grad))
         array = np.asarray(self._data)
         order = memory_order(array)  # a channels-last weight comes back channels-last, as torch's
         if order is None:
@@ -126,6 +130,10 @@ def _sparse_coo_parameter(data: Tensor, requires_grad: bool) -> Tensor:
 
 def _rebuild_parameter(array, requires_grad, order=None):
     return Parameter(Tensor._make(_in_memory_order(array, order)), requires_grad)
+
+
+def _rebuild_parameter_view(storage, byte_offset, shape, byte_strides, requires_grad):
+    return Parameter(Tensor._make(rebuilt_view(storage, byte_offset, shape, byte_strides)), requires_grad)
 
 
 class Buffer(Tensor):

@@ -2533,17 +2533,17 @@ def isclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=Fals
     _require_tensors("isclose", input, other)
     if input.dtype != other.dtype:  # no promotion: torch compares in one dtype
         raise RuntimeError(f"{_dtype.scalar_name(input.dtype)} did not match {_dtype.scalar_name(other.dtype)}")
-    if rtol < 0:
-        raise RuntimeError(f"rtol must be greater than or equal to zero, but got {rtol}")
+    if rtol < 0:  # (the tolerance a C++ double as torch prints it: -1, -1e-09)
+        raise RuntimeError(f"rtol must be greater than or equal to zero, but got {rtol:g}")
     if atol < 0:
-        raise RuntimeError(f"atol must be greater than or equal to zero, but got {atol}")
+        raise RuntimeError(f"atol must be greater than or equal to zero, but got {atol:g}")
     a, b = _pair(input, other)
-    _check_broadcast(a, b)
+    # torch's isclose starts with self == other: the shared binary-kernel checks (broadcast, then
+    # devices) in TensorIterator's order, before the scaled tolerance meets float8's missing kernel
+    x, y = _kernel_arrays("isclose", a, b)
     if _FLOAT8_NP:  # torch scales the tolerance by a number, which float8 has no kernel for
         _dtype.refuse_float8(a._data.dtype, "mul_cpu_reduced_float")
-    xp = array_module(a, b)
-    x, y = (a._data, b._data) if xp is np else on_one_device([a._data, b._data], "isclose")  # (torch's device check)
-    out = _laid_out(Tensor._make(xp.isclose(x, y, rtol=rtol, atol=atol, equal_nan=equal_nan)), a, b)
+    out = _laid_out(Tensor._make(array_module(x, y).isclose(x, y, rtol=rtol, atol=atol, equal_nan=equal_nan)), a, b)
     if _vmap_frames._frames:  # no Function saw it: batched where an operand is
         _vmap_frames.note_results((input, other), None, out)
     return out

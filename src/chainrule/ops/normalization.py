@@ -15,13 +15,14 @@ import numpy as np
 
 from .. import _dtype, _vmap_frames
 from .._backend import array_module, autocast_unifies, subtract_contiguous
+from .._config import torch_intra_op_threads
 from ..autograd.function import Function, SavedValue, ctx_value, leaf_input, name_node, saved
 from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
 from . import _cuda_kernels
 from ._arg_parser import check_float, int_list
 from .elementwise import rounded_through
-from .memory_format import in_suggested_format, relaid_as_suggested
+from .memory_format import in_suggested_format, relaid_as_suggested, suggests_channels_last
 from .second_order import gradient_against
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm"]
@@ -474,8 +475,8 @@ class BatchNorm(Function):
         if out is None:
             out = xhat * w[:, None]
             out += b[:, None]
-        else:  # (the running variance takes torch's float32 var_sum / (N - 1))
-            stats["unbiased_var"] = var_sum / np.float32(count - 1)
+        else:  # (the running statistics take torch's float32 mean and var_sum: _torch_running_statistics)
+            stats["float32_sums"] = (mean, var_sum)
         if any(ctx.needs_input_grad):
             ctx.xhat, ctx.invstd, ctx.dims, ctx.eps, ctx.stats = xhat, invstd, dims, eps, stats
         ctx.save_for_backward(x, w)
@@ -871,8 +872,11 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
         else:
             out = _affine(_watch_output(Normalize.apply(x, dims=dims, eps=eps, stats=stats, follow_layout=True)),
                           weight, bias, shape)
-        _update_running_stats(running_mean, running_var, stats["mean"], stats["var"], count, momentum,
-                              stats.get("unbiased_var"))
+        if _updates_as_float32_kernel(input, running_mean, running_var):
+            mean32, var_sum32 = _torch_running_statistics(input._data, stats.get("float32_sums"))
+            _update_float32_running_stats(running_mean, running_var, mean32, var_sum32, count, momentum)
+        else:
+            _update_running_stats(running_mean, running_var, stats["mean"], stats["var"], count, momentum)
         return out
     # eval: y = (x - μ) · w / sqrt(σ² + eps) + b, with constant statistics folded into one scale
     xp = array_module(running_var._data)
@@ -907,19 +911,9 @@ def _eval_rounds_fused(input: Tensor, *tensors) -> bool:
         t is None or t.dtype is float32 for t in tensors)
 
 
-def _update_running_stats(running_mean, running_var, mean, var, count: int, momentum: float,
-                          unbiased_var=None) -> None:
+def _update_running_stats(running_mean, running_var, mean, var, count: int, momentum: float) -> None:
     """Batch norm's running estimates, moved ``momentum`` of the way to this batch's mean and
-    unbiased variance (``mean`` and biased ``var`` are arrays with one value per channel).
-    ``unbiased_var``: the float32 kernel's own, combined with a float32 running variance as torch's
-    is, its momentum term in float64 (the old value's term in float32)."""
-    if unbiased_var is not None and running_var is not None and running_var._data.dtype == np.float32 \
-            and count > 1:
-        momentum32 = np.float32(momentum)
-        kept = (np.float32(1) - momentum32) * running_var._data
-        running_var._data[...] = momentum32.astype(np.float64) * unbiased_var + kept.astype(np.float64)
-        running_var._version_box[0] += 1
-        running_var = None
+    unbiased variance (``mean`` and biased ``var`` are arrays with one value per channel)."""
     if running_mean is not None:
         running_mean._data *= 1 - momentum
         running_mean._data += momentum * mean.reshape(-1).astype(running_mean._data.dtype)
@@ -929,6 +923,88 @@ def _update_running_stats(running_mean, running_var, mean, var, count: int, mome
         running_var._data *= 1 - momentum
         running_var._data += momentum * unbiased.astype(running_var._data.dtype)
         running_var._version_box[0] += 1
+
+
+def _updates_as_float32_kernel(input: Tensor, running_mean, running_var) -> bool:
+    """Whether torch's float32 CPU kernel updates these running statistics: a float32 NumPy input
+    and float32 statistics (at least one)."""
+    stats = [t for t in (running_mean, running_var) if t is not None]
+    return (bool(stats) and input._data.dtype == np.float32 and type(input._data) is np.ndarray
+            and all(type(t._data) is np.ndarray and t._data.dtype == np.float32 for t in stats))
+
+
+def _update_float32_running_stats(running_mean, running_var, mean, var_sum, count: int, momentum: float) -> None:
+    """torch's float32 update (batch_norm_cpu_update_stats_template), operation by operation:
+    momentum rounded to float32 first; the mean's terms in float32, m·mean + (1 - m)·running;
+    the unbiased variance float32 var_sum / (N - 1) but its momentum term in float64 (the kernel's
+    accumulation type), added to the float32 (1 - m)·running and rounded once. Measured bit for bit
+    against torch; the float64 (1 - momentum) NumPy applied before differed in the last bit."""
+    momentum32 = np.float32(momentum)
+    kept = np.float32(1) - momentum32
+    if running_mean is not None:
+        running_mean._data[...] = momentum32 * mean + kept * running_mean._data
+        running_mean._version_box[0] += 1
+    if running_var is not None:
+        unbiased = var_sum / np.float32(count - 1)
+        moved = np.float64(momentum32) * unbiased.astype(np.float64)
+        running_var._data[...] = moved + (kept * running_var._data).astype(np.float64)
+        running_var._version_box[0] += 1
+
+
+# The longest run of rows one thread sums in torch's channels-last statistics that chainrule
+# replays step by step (each step a few NumPy calls on one row per thread); a longer one is
+# summed by NumPy in one call without the fused multiply-add, which may differ in the last bit.
+_SEQUENTIAL_ROWS = 1024
+
+
+def _torch_running_statistics(x: np.ndarray, contiguous_sums=None) -> tuple:
+    """A float32 (N, C, ...) batch's per-channel mean and Σ(x - mean)², both float32, as torch's CPU
+    kernel (batch_norm_cpu_collect_stats) computes them for the running statistics. A channels-last
+    input, or one with one value per (sample, channel) (NC, NC11: torch treats it as channels-last),
+    goes through the channels-last reduction, whose rounding depends on torch's thread count
+    (``_channels_last_statistics``); any other through the contiguous one (``contiguous_sums``: its
+    results when the forward already has them)."""
+    n, c = x.shape[0], x.shape[1]
+    if suggests_channels_last(x) or x.size == n * c:
+        rows = np.moveaxis(x, 1, -1).reshape(-1, c)  # (N·spatial, C) in channels-last memory order
+        return _channels_last_statistics(rows, torch_intra_op_threads())
+    if contiguous_sums is not None:
+        return contiguous_sums
+    x3 = np.ascontiguousarray(x).reshape(n, c, -1)
+    mean, _, var_sum, _, _ = _float32_batch_statistics(np, x3, x3.shape[0] * x3.shape[2], 0.0, keep_centred=False)
+    return mean, var_sum
+
+
+def _channels_last_statistics(rows: np.ndarray, threads: int) -> tuple:
+    """torch's batch_norm_cpu_collect_stats_channels_last_impl on (R, C) float32 ``rows``: the rows
+    split into ``threads`` consecutive runs (at::parallel_for's chunks), each summed row by row in a
+    float32 buffer — x for the mean, then (x - mean)² added by a fused multiply-add — and the
+    threads' buffers added in float64; mean = float32(Σ / R)."""
+    rows = np.ascontiguousarray(rows)  # (NumPy sums a contiguous array's outer axis row by row)
+    count, channels = rows.shape
+    runs = 1 if count <= 1 or threads <= 1 else min(threads, count)
+    length = -(-count // runs)
+    starts = range(0, count, length)
+    total = np.zeros(channels)
+    for start in starts:
+        total += rows[start:start + length].sum(axis=0, dtype=np.float32)
+    mean = (total / count).astype(np.float32)
+    if length > _SEQUENTIAL_ROWS:
+        buffers = [np.square(rows[start:start + length] - mean).sum(axis=0, dtype=np.float32) for start in starts]
+        return mean, np.sum(buffers, axis=0, dtype=np.float64).astype(np.float32)
+    # float64 holds each float32 square exactly, so square + buffer rounded from float64 to float32
+    # is the fused multiply-add's one rounding (bar a rare double rounding); the runs step together,
+    # a shorter last one padded with zero squares, which leave its buffer as it is
+    squares = np.zeros((length, len(starts), channels))
+    for run, start in enumerate(starts):
+        centred = rows[start:start + length] - mean
+        np.multiply(centred, centred, out=squares[:len(centred), run], dtype=np.float64)
+    buffers = np.zeros((len(starts), channels), dtype=np.float32)
+    widened = np.empty(buffers.shape)
+    for step_squares in squares:
+        np.add(step_squares, buffers, out=widened)
+        np.copyto(buffers, widened, casting="same_kind")
+    return mean, buffers.astype(np.float64).sum(axis=0).astype(np.float32)
 
 
 def _half_batch_norm(input: Tensor, running_mean, running_var, weight, bias, training: bool, momentum: float,

@@ -707,7 +707,9 @@ def _integer_pair(op: str, input, other):
                            f"from other tensors on {first} (when checking argument in method wrapper_CUDA_{op})")
     a, b = _pair(input, other)
     if a._data.dtype.kind not in "iu":
-        raise NotImplementedError(f"\"{op}_cpu\" not implemented for '{_dtype.scalar_name(a.dtype)}'")
+        # the kernel torch dispatches to is named by its device: gcd_cpu, gcd_cuda
+        kernel = f"{op}_cuda" if "cuda" in (first.type, second.type) else f"{op}_cpu"
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(a.dtype)}'")
     return _kernel_arrays(op, a, b)
 
 
