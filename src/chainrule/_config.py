@@ -15,6 +15,7 @@ all of them (docs/performance.md measures it). A count set by the user — ``set
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 
@@ -84,7 +85,9 @@ def torch_intra_op_threads() -> int:
     return _physical_cores()
 
 
+@functools.cache
 def _physical_cores() -> int:
+    """(read once: the listing costs tens of microseconds, and batch norm asks on every step)"""
     cores = set()
     try:
         for cpu in os.listdir("/sys/devices/system/cpu"):
