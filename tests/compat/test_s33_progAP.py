@@ -75,3 +75,47 @@ def test_new_given_a_tensor_of_another_dtype_is_torchs_type_error(other):
 
     assert outcome(chainrule) == outcome(torch)
 
+
+
+# ---------------------------------------------------------------- the gradient of overwritten elements
+# wav2vec 2.0 masks distractors equal to the positive by ``logits[1:][neg_is_pos] = float("-inf")``:
+# torch's index_put backward writes zeros where the write landed (grad.index_put(indices, 0)), where
+# chainrule multiplied by a 0/1 mask, giving -0 for a negative gradient and nan for an inf or nan one
+# (a sqrt or log at the written values sends one).
+_MASK = [[True, False, True], [False, False, False]]
+
+_WRITE_CASES = {
+    "mask, -inf": lambda lib, y: y.__setitem__(lib.tensor(_MASK), float("-inf")),
+    "mask through a slice": lambda lib, y: y[1:].__setitem__(lib.tensor(_MASK[:1]), 0.5),
+    "mask, 0-d tensor value": lambda lib, y: y.__setitem__(lib.tensor(_MASK), lib.tensor(9.0)),
+    "one element": lambda lib, y: y.__setitem__((0, 1), 3.0),
+    "index tensor": lambda lib, y: y.__setitem__(lib.tensor([0, 1]), 3.0),
+    "columns by slice": lambda lib, y: y.__setitem__((slice(None), slice(1, None)), 0.0),
+}
+
+
+def _grad_after_write(write, upstream, lib):
+    x = lib.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], requires_grad=True)
+    y = x.clone()
+    write(lib, y)
+    y.backward(lib.full((2, 3), upstream))
+    return [repr(v) for v in x.grad.flatten().tolist()]
+
+
+@pytest.mark.parametrize("upstream", [-1.0, float("inf"), float("nan")])
+@pytest.mark.parametrize("case", _WRITE_CASES)
+def test_overwritten_elements_get_torchs_zero_gradient(case, upstream):
+    write = _WRITE_CASES[case]
+    assert _grad_after_write(write, upstream, chainrule) == _grad_after_write(write, upstream, torch)
+
+
+def test_double_backward_through_an_overwrite_names_torchs_node():
+    def report(lib):
+        x = lib.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], requires_grad=True)
+        y = x.clone()
+        y[lib.tensor(_MASK)] = 0.0
+        (g,) = lib.autograd.grad((y * y).sum(), x, create_graph=True)
+        g.sum().backward()
+        return type(g.grad_fn).__name__, g.tolist(), x.grad.tolist()
+
+    assert report(chainrule) == report(torch)
