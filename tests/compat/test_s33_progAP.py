@@ -1,6 +1,7 @@
 """Session 33, lane progAP: what the wav2vec 2.0, Temporal Fusion Transformer and DenseNet programs
 found different from torch 2.13, each checked against torch on the same inputs."""
 
+import numpy as np
 import pytest
 
 import chainrule
@@ -119,3 +120,63 @@ def test_double_backward_through_an_overwrite_names_torchs_node():
         return type(g.grad_fn).__name__, g.tolist(), x.grad.tolist()
 
     assert report(chainrule) == report(torch)
+
+
+# ---------------------------------------------------------------- the non-reentrant checkpoint recomputes
+# torchvision's memory-efficient DenseNet checkpoints its bottleneck with use_reentrant=False. torch
+# reruns the segment in backward, so a BatchNorm there updates its running statistics twice
+# (pytorch/pytorch#96136) and forward hooks fire twice; chainrule kept the activations and reran
+# nothing.
+
+
+def _checkpointed_batchnorm(lib, backwards):
+    lib.manual_seed(0)
+    calls = []
+    norm, conv = lib.nn.BatchNorm2d(3), lib.nn.Conv2d(3, 4, 1, bias=False)
+    conv.register_forward_hook(lambda module, args, out: calls.append("conv"))
+
+    def segment(*inputs):
+        return conv(lib.relu(norm(lib.cat(inputs, 1))))
+
+    a = lib.randn(4, 1, 5, 5, requires_grad=True)
+    b = lib.randn(4, 2, 5, 5)
+    out = lib.utils.checkpoint.checkpoint(segment, a, b, use_reentrant=False)
+    for i in range(backwards):
+        out.pow(2).sum().backward(retain_graph=i < backwards - 1)
+    return {"batches tracked": norm.num_batches_tracked.item(), "running mean": norm.running_mean.tolist(),
+            "hook calls": len(calls), "input grad": a.grad.flatten().tolist()[:6],
+            "weight grad": conv.weight.grad.flatten().tolist()}
+
+
+@pytest.mark.parametrize("backwards", [1, 2])
+def test_non_reentrant_checkpoint_reruns_the_segment_in_each_backward(backwards):
+    ours, theirs = _checkpointed_batchnorm(chainrule, backwards), _checkpointed_batchnorm(torch, backwards)
+    assert (ours["batches tracked"], ours["hook calls"]) == (theirs["batches tracked"], theirs["hook calls"])
+    for key in ("running mean", "input grad", "weight grad"):
+        assert ours[key] == pytest.approx(theirs[key], rel=1e-5, abs=1e-6)
+
+
+def test_non_reentrant_checkpoint_still_differentiates_twice():
+    def second_order(lib):
+        x = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        w = lib.tensor([0.5, -1.0, 2.0], requires_grad=True)
+        y = lib.utils.checkpoint.checkpoint(lambda a: (a * a * w).sin().sum(), x, use_reentrant=False)
+        (g,) = lib.autograd.grad(y, x, create_graph=True)
+        return [t.tolist() for t in (g, *lib.autograd.grad(g.sum(), (x, w)))]
+
+    for ours, theirs in zip(second_order(chainrule), second_order(torch)):
+        assert ours == pytest.approx(theirs, rel=1e-5)
+
+
+def test_non_reentrant_checkpoint_redraws_the_forwards_dropout_mask():
+    def grads(lib):
+        lib.manual_seed(0)
+        linear = lib.nn.Linear(6, 6)
+        x = lib.randn(8, 6, requires_grad=True)
+        out = lib.utils.checkpoint.checkpoint(lambda t: lib.nn.functional.dropout(linear(t), 0.5), x,
+                                              use_reentrant=False)
+        out.sum().backward()
+        return out.tolist(), linear.weight.grad.tolist(), x.grad.tolist()
+
+    for ours, theirs in zip(grads(chainrule), grads(torch)):
+        assert np.asarray(ours) == pytest.approx(np.asarray(theirs), rel=1e-5, abs=1e-6)
