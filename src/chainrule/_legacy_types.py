@@ -74,7 +74,7 @@ class tensortype(type):
         if isinstance(data, Tensor):
             if data.dtype is not cls.dtype:
                 raise tensor_options_error(cls.dtype, data.dtype, on)
-            return data.view_as(data)  # torch returns an alias: the same memory, and its history
+            return Tensor._legacy_alias(data, Tensor)  # torch's alias: the same memory, and its history
         check_legacy_data(data, cls.dtype)
         return creation.tensor(data, dtype=cls.dtype, device=on)
 

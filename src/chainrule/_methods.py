@@ -41,7 +41,7 @@ from .ops import special_functions as _special
 from .ops._arg_parser import check_number
 from .ops.linalg import matmul as _matmul
 from .ops.memory_format import channels_last_strides, iterator_layout
-from .tensor import Tensor, _called_by_user
+from .tensor import Tensor, _called_by_user, tensor_options_error
 
 
 def bind_module(module) -> None:
@@ -951,9 +951,22 @@ def _share_memory_(self):
 
 
 def _legacy_new(self: Tensor, *args) -> Tensor:
-    """torch's legacy ``x.new(*sizes)``/``x.new(data)``: a tensor of x's dtype on x's device."""
+    """torch's legacy ``x.new(*sizes)``/``x.new(data)``: a tensor of x's dtype on x's device;
+    ``x.new(tensor)`` is an alias of a tensor of x's dtype and device (fairseq's GradMultiply returns
+    ``x.new(x)`` from its forward)."""
+    if len(args) == 1 and isinstance(args[0], Tensor):
+        other = args[0]
+        if other.dtype is not self.dtype or other.device.type != self.device.type:
+            raise tensor_options_error(self.dtype, other.dtype, self.device.type, other.device.type)
+        return _legacy_alias(other, Tensor)
     made = Tensor._legacy_of_dtype(args, self.dtype) if args else Tensor._make(np.empty((0,), self._data.dtype))
     return made if type(self._data) is np.ndarray else made.to(self.device)
+
+
+def _legacy_alias(tensor: Tensor, cls) -> Tensor:
+    """The legacy constructors' alias of ``tensor`` (``Tensor(t)``, ``x.new(t)``, ``FloatTensor(t)``):
+    its memory and version counter, on its graph as AliasBackward0, as a ``cls`` instance."""
+    return _retyped(name_node(tensor.view_as(tensor), "AliasBackward0"), cls)
 
 
 def bind_all(modules) -> None:
@@ -987,6 +1000,7 @@ def bind_all(modules) -> None:
     # torch's type_as is self.to(other.options()): other's device as well as its dtype
     Tensor.type_as = lambda self, other: self.to(other.device, other.dtype)
     Tensor.new = _legacy_new
+    Tensor._legacy_alias = staticmethod(_legacy_alias)
     Tensor.get_device = lambda self: -1 if self.device.type == "cpu" else (self.device.index or 0)
     Tensor.layout = property(lambda self: _layout.strided)
     Tensor.is_sparse = False

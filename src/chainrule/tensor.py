@@ -129,11 +129,24 @@ class Tensor:
                 return result
             return _convert(result, cls)
 
+    def __new__(cls, *args, **kwargs):
+        """torch's legacy constructor given one tensor, ``Tensor(t)`` or ``MySubclass(t)``, returns an
+        alias of it: the same memory and version counter, on its autograd graph (AliasBackward0), in
+        its own dtype. Everything else is built by ``__init__``."""
+        if len(args) == 1 and not kwargs and isinstance(args[0], Tensor) and cls.__init__ is Tensor.__init__:
+            return cls._legacy_alias(args[0], cls)
+        return object.__new__(cls)
+
     def __init__(self, *args, **kwargs) -> None:
         """``Tensor(data)`` copies data as the default float dtype; ``Tensor(2, 3)``, ``Tensor(Size)``
         and ``Tensor(size=...)`` make a zero-filled tensor of that shape (torch's is uninitialised).
-        As torch's legacy constructor, it takes ``device`` (a CPU one) and no ``dtype`` or
-        ``requires_grad``."""
+        ``Tensor(tensor)`` is an alias, made by ``__new__``. As torch's legacy constructor, it takes
+        ``device`` (a CPU one) and no ``dtype`` or ``requires_grad``."""
+        if _is_built(self):
+            # __new__ built it (an alias, or a subclass's __new__: tv_tensors.BoundingBoxes(data,
+            # format=...) returns ``tensor.as_subclass(cls)``) and Python now calls __init__ with
+            # __new__'s arguments: torch's Tensor does all its construction in __new__
+            return
         if type(self) is not Tensor:
             self._init_subclass_instance(args, **kwargs)
             return
@@ -153,11 +166,6 @@ class Tensor:
 
     def _init_subclass_instance(self, args: tuple, requires_grad: bool = False, dtype=None,
                                 **subclass_arguments) -> None:
-        if _is_built(self):
-            # a subclass's __new__ built it (tv_tensors.BoundingBoxes(data, format=...) returns
-            # ``tensor.as_subclass(cls)``) and Python now calls __init__ with __new__'s arguments:
-            # torch's Tensor does all its construction in __new__, so there is nothing left to do
-            return
         if subclass_arguments:
             raise TypeError(f"Tensor.__init__() got an unexpected keyword argument '{next(iter(subclass_arguments))}'")
         dt = _dtype.to_dtype(dtype) if dtype is not None else _dtype.get_default_dtype()
@@ -971,13 +979,15 @@ _CPP_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Hal
                    "float8_e4m3fnuz": "c10::Float8_e4m3fnuz", "float8_e5m2fnuz": "c10::Float8_e5m2fnuz"}
 
 
-def tensor_options_error(expected: _dtype.dtype, got: _dtype.dtype, device: str = "cpu") -> TypeError:
-    """torch's error for a legacy constructor given a tensor of another dtype (``FloatTensor(long_tensor)``)."""
-    def options(dtype):
-        return (f"TensorOptions(dtype={_CPP_TYPE_NAMES.get(dtype.name, dtype.name)}, device={device}, "
+def tensor_options_error(expected: _dtype.dtype, got: _dtype.dtype, device: str = "cpu",
+                         got_device: str | None = None) -> TypeError:
+    """torch's error for a legacy constructor given a tensor of another dtype or device
+    (``FloatTensor(long_tensor)``, ``x.new(double_tensor)``)."""
+    def options(dtype, on):
+        return (f"TensorOptions(dtype={_CPP_TYPE_NAMES.get(dtype.name, dtype.name)}, device={on}, "
                 "layout=Strided, requires_grad=false (default), pinned_memory=false (default), "
                 "memory_format=(nullopt))")
-    return TypeError(f"expected {options(expected)} (got {options(got)})")
+    return TypeError(f"expected {options(expected, device)} (got {options(got, got_device or device)})")
 
 
 def legacy_arguments(args: tuple) -> tuple:

@@ -856,9 +856,11 @@ class IndexPut(Function):
         key = ctx.key
         grad_x = grad_value = None
         if ctx.needs_input_grad[0]:
-            kept = xp.ones(grad.shape, dtype=grad._data.dtype)
-            kept[key] = 0
-            grad_x = grad * Tensor._make(kept)
+            # zeros written in (torch's grad.index_put(indices, 0)), not a product with a 0/1 mask,
+            # which would turn a negative gradient into -0 and an inf or nan one into nan
+            kept = xp.ones(grad.shape, dtype=bool)
+            kept[key] = False
+            grad_x = name_node(where(Tensor._make(kept), grad, zeros_like_tensor(grad)), "IndexPutBackward0")
         if ctx.needs_input_grad[1]:
             grad_value = getitem(grad, key)
         return grad_x, grad_value

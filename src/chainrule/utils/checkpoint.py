@@ -1,35 +1,39 @@
 """chainrule.utils.checkpoint: torch.utils.checkpoint's API.
 
 torch's activation checkpointing trades compute for memory: it drops a segment's activations in
-the forward pass and recomputes them during backward. With ``use_reentrant=False`` chainrule keeps
-the activations (the graph records them as usual), so ``checkpoint`` gives the same values and the
-same gradients as torch's but saves no memory. The reentrant form, torch's default when
-``use_reentrant`` is not given, is torch's CheckpointFunction below, which does recompute.
+the forward pass and recomputes them during backward. With ``use_reentrant=False`` the segment is
+recorded as usual but the tensors its nodes save are packed into empty holders (saved_tensors_hooks);
+the backward's first read of one reruns the segment, with the forward's RNG state, to fill them, and
+stops once all are filled (torch's early stop). The rerun's side effects are torch's too: a
+BatchNorm in the segment updates its running statistics a second time (pytorch/pytorch#96136). The
+reentrant form, torch's default when ``use_reentrant`` is not given, is torch's CheckpointFunction
+below.
 """
 
 from __future__ import annotations
 
 import contextlib
 import warnings
+import weakref
 
 from .. import _torch_function
-from ..autograd import Function, backward
+from ..autograd import Function, backward, engine
 from ..autograd.grad_mode import enable_grad, no_grad
+from ..autograd.graph import saved_tensors_hooks
 from ..tensor import Tensor
 
 __all__ = ["checkpoint", "checkpoint_sequential", "CheckpointError", "CheckpointFunction", "check_backward_validity",
            "detach_variable", "get_device_states", "noop_context_fn", "set_checkpoint_debug_enabled",
            "set_checkpoint_early_stop", "set_device_states"]
 
-# torch's switches for its non-reentrant checkpoint; chainrule recomputes nothing, so they are
-# read by nobody, but the context managers set and restore them as torch's do
+# torch's switches for its non-reentrant checkpoint: early stop is honoured, debug is accepted
 _enable_checkpoint_early_stop: bool | None = None  # None: each checkpoint decides (torch stops early)
 _checkpoint_debug_enabled: bool | None = None
 
 
 class CheckpointError(RuntimeError):
-    """torch.utils.checkpoint.CheckpointError: raised by torch when a recomputation differs from the
-    original forward. chainrule never recomputes, so it only raises it where user code does."""
+    """torch.utils.checkpoint.CheckpointError: raised when a recomputation does not give back the
+    tensors the original forward saved."""
 
 
 def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism_check: str = "default",
@@ -52,7 +56,94 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism
         if context_fn not in (None, noop_context_fn) or debug:
             raise ValueError("Passing `context_fn` or `debug` is only supported when use_reentrant=False.")
         return CheckpointFunction.apply(function, preserve_rng_state, *args)
-    return function(*args, **kwargs)
+    forward_context, recompute_context = (context_fn or noop_context_fn)()
+    frame = _RecomputeFrame(function, args, kwargs, preserve_rng_state, recompute_context)
+    with saved_tensors_hooks(frame.pack, frame.unpack), forward_context:
+        return function(*args, **kwargs)
+
+
+class _StopRecomputation(Exception):
+    """Raised inside a rerun once every saved tensor is back (torch's early stop)."""
+
+
+class _Holder:
+    """What a checkpointed node saves in place of a tensor: filled by the rerun."""
+
+    __slots__ = ("recomputed", "__weakref__")
+
+    def __init__(self) -> None:
+        self.recomputed = None
+
+
+class _RecomputeFrame:
+    """One non-reentrant checkpoint call: the holders its nodes saved, in the order they saved
+    them, and what the rerun needs (the function, its inputs, the RNG state at the forward)."""
+
+    def __init__(self, function, args: tuple, kwargs: dict, preserve_rng_state: bool, recompute_context) -> None:
+        from ..ops import random as random_ops
+
+        self.function, self.args, self.kwargs = function, args, kwargs
+        self.rng_state = random_ops.get_rng_state() if preserve_rng_state else None
+        self.recompute_context = recompute_context
+        self.holders: list = []  # weak: a holder whose node was freed needs no refill
+
+    def pack(self, tensor) -> _Holder:
+        holder = _Holder()
+        self.holders.append(weakref.ref(holder))
+        return holder
+
+    def unpack(self, holder: _Holder):
+        if holder.recomputed is None:
+            saved = self.recompute()
+            if holder.recomputed is None:
+                raise CheckpointError("torch.utils.checkpoint: A different number of tensors was saved during the "
+                                      f"original forward and recomputation.\nNumber of tensors saved during forward: "
+                                      f"{len(self.holders)}\nNumber of tensors saved during recomputation: {saved}")
+        return holder.recomputed
+
+    def forget(self) -> None:
+        """Empty the holders when the backward pass ends: another pass over a retained graph
+        reruns the function, as torch's does."""
+        for ref in self.holders:
+            holder = ref()
+            if holder is not None:
+                holder.recomputed = None
+
+    def recompute(self) -> int:
+        """Rerun the function with recording on, on the original inputs, putting each tensor it
+        saves into the next holder; the count it saved. The tensors keep the rerun's graph, which
+        hangs from the inputs' own, so a backward with create_graph=True differentiates through
+        them again (torch reattaches its detached ones to the forward's graph instead)."""
+        from ..ops import random as random_ops
+
+        early_stop = True if _enable_checkpoint_early_stop is None else _enable_checkpoint_early_stop
+        holders = iter(self.holders)
+        remaining = sum(ref() is not None for ref in self.holders)
+        saved = 0
+
+        def fill(tensor):
+            nonlocal remaining, saved
+            saved += 1
+            holder = next(holders, lambda: None)()
+            if holder is not None:
+                holder.recomputed = tensor
+                remaining -= 1
+                if early_stop and remaining == 0:
+                    raise _StopRecomputation
+            return tensor
+
+        with contextlib.suppress(RuntimeError):  # (outside a backward pass there is no end to wait for)
+            engine.queue_callback(self.forget)
+
+        with random_ops.fork_rng(devices=[], enabled=self.rng_state is not None):
+            if self.rng_state is not None:
+                random_ops.set_rng_state(self.rng_state)
+            try:
+                with enable_grad(), self.recompute_context, saved_tensors_hooks(fill, lambda packed: packed):
+                    self.function(*self.args, **self.kwargs)
+            except _StopRecomputation:
+                pass
+        return saved
 
 
 def checkpoint_sequential(functions, segments: int, input, use_reentrant=None, **kwargs):
