@@ -129,3 +129,33 @@ def test_the_darts_finite_difference_step_runs_as_the_repo_writes_it(monkeypatch
         moved.append((plus.numpy(), minus.numpy()))
     for ours, theirs in zip(*moved):
         np.testing.assert_array_equal(ours, theirs)
+
+
+# ---------------------------------------------------------------- addcmul/addcdiv refuse a number operand
+_NUMBER_OPERAND_CALLS = {
+    "addcmul input": ("addcmul(): argument 'input' (position 1) must be Tensor, not float",
+                      lambda m, p, v: m.addcmul(1.0, v, v)),
+    "Tensor.addcmul tensor2": ("addcmul(): argument 'tensor2' (position 2) must be Tensor, not int",
+                               lambda m, p, v: p.addcmul(v, 2)),
+    "addcmul tensor2": ("addcmul(): argument 'tensor2' (position 3) must be Tensor, not int",
+                        lambda m, p, v: m.addcmul(p, v, 2)),
+    "Tensor.addcdiv_ tensor2": ("addcdiv_(): argument 'tensor2' (position 2) must be Tensor, not int",
+                                lambda m, p, v: p.addcdiv_(v, 2)),
+    "addcdiv tensor2 with value": ("addcdiv(): argument 'tensor2' (position 3) must be Tensor, not float",
+                                   lambda m, p, v: m.addcdiv(p, v, 2.0, value=0.5)),
+    "Tensor.addcdiv tensor2 keyword": ("addcdiv(): argument 'tensor2' must be Tensor, not int",
+                                       lambda m, p, v: p.addcdiv(v, tensor2=3)),
+}
+
+
+@pytest.mark.parametrize("call", _NUMBER_OPERAND_CALLS, ids=list(_NUMBER_OPERAND_CALLS))
+def test_addcmul_and_addcdiv_refuse_a_number_where_torch_reads_a_tensor(call):
+    """chainrule broadcast a number given as ``tensor2`` (or ``input``) and returned a result; torch's
+    parser refuses it, naming the argument and its position (after self for a method)."""
+    message, fn = _NUMBER_OPERAND_CALLS[call]
+    for lib in (torch, chainrule):
+        p, v = lib.ones(3), lib.arange(3.0)
+        with pytest.raises(TypeError) as caught:
+            fn(lib, p, v)
+        assert str(caught.value) == message
+        assert p.tolist() == [1.0, 1.0, 1.0]  # refused before the in-place write

@@ -2239,6 +2239,7 @@ def _fma(x: Tensor, y, z: Tensor) -> Tensor:
 @accepts_scalar_first("value", "tensor1, tensor2")
 def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcmul: input + value * tensor1 * tensor2 (value=1 adds no op and no promotion)."""
+    _refuse_non_tensors(input, tensor1, tensor2)
     if all(isinstance(t, Tensor) and t.dtype._category == 0 for t in (input, tensor1, tensor2)):
         raise NotImplementedError('"addcmul_cpu_out" not implemented for \'Bool\'')
     check_broadcast_in_order(input, tensor1, tensor2)
@@ -2262,6 +2263,17 @@ def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
     return _laid_out(name_node(input + (product if value == 1 else value * product), "AddcmulBackward0",
                                label="addcmul", rule=_LAST_SUM_RULE % "input + value·tensor1·tensor2",
                                saved=_ADDCMUL_SAVED, kept=kept), input, tensor1, tensor2)
+
+
+def _refuse_non_tensors(*operands) -> None:
+    """torch's parser takes only tensors for addcmul's and addcdiv's operands (``p.addcmul(v, 2)``
+    is its TypeError; a number broadcast fine here). The AttributeError carries the operand as its
+    ``obj``: the public wrapper turns it into torch's TypeError naming the argument and its position
+    as the function or the method counts it."""
+    for operand in operands:
+        if not isinstance(operand, Tensor):
+            raise AttributeError(f"'{type(operand).__name__}' object has no attribute '_data'", name="_data",
+                                 obj=operand)
 
 
 def _kept_factors(value, tensor1, tensor2) -> dict:
@@ -2297,6 +2309,7 @@ _ADDCDIV_INTEGER_DIVISION = (
 @accepts_scalar_first("value", "tensor1, tensor2")
 def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcdiv: input + value * tensor1 / tensor2."""
+    _refuse_non_tensors(input, tensor1, tensor2)
     if all(isinstance(t, Tensor) and t.dtype._category < 2 for t in (tensor1, tensor2)):
         raise RuntimeError(_ADDCDIV_INTEGER_DIVISION)
     check_broadcast_in_order(input, tensor1, tensor2)
