@@ -563,7 +563,11 @@ def _save_original(node, self: Tensor) -> None:
 
 
 def _make_inplace(fn):
+    scalar_first = getattr(fn, "scalar_first", None)  # add_(alpha, other): warned as add_, not add
+
     def method(self, *args, **kwargs):
+        if scalar_first is not None:
+            (_, *args), kwargs = ew.scalar_first_as_keyword(scalar_first, "inplace", (self, *args), kwargs)
         return _inplace(self, fn, *args, **kwargs)
 
     method.__name__ = fn.__name__ + "_"

@@ -654,8 +654,11 @@ def accepts_scalar_first(keyword: str, tensors: str):
     """Let ``fn`` take torch's deprecated overload that puts the scalar before the tensors,
     ``add(input, alpha, other)`` or ``addcmul(input, value, tensor1, tensor2)``: torch 2.x still
     accepts it (old scripts' ``p.data.add_(-lr, p.grad.data)``, hand-written Adam's
-    ``addcmul_(1 - beta2, grad, grad)``), computes the keyword form and warns once per process.
-    ``tensors`` names the tensor parameters after ``input``, as torch's warning spells them."""
+    ``addcmul_(1 - beta2, grad, grad)``, DARTS's ``p.data.add_(R, v)`` with a 0-d tensor ``R``),
+    computes the keyword form and warns once per process. ``tensors`` names the tensor parameters
+    after ``input``, as torch's warning spells them. The wrapper warns in the method's words and
+    keeps ``(name, keyword, names)`` as ``scalar_first``, for the in-place methods and the
+    functions to rewrite their calls in their own words first."""
     import functools
 
     names = tensors.split(", ")
@@ -663,15 +666,32 @@ def accepts_scalar_first(keyword: str, tensors: str):
     def decorate(fn):
         @functools.wraps(fn)
         def taking_scalar_first(*args, **kwargs):
-            if len(args) == len(names) + 2 and keyword not in kwargs and _is_python_number(args[1]):
-                _warn_scalar_first_once(fn.__name__, keyword, names)
-                kwargs[keyword] = args[1]
-                args = (args[0], *args[2:])
+            args, kwargs = scalar_first_as_keyword(taking_scalar_first.scalar_first, "method", args, kwargs)
             return fn(*args, **kwargs)
 
+        taking_scalar_first.scalar_first = (fn.__name__, keyword, names)
         return taking_scalar_first
 
     return decorate
+
+
+def scalar_first_as_keyword(scalar_first: tuple, form: str, args: tuple, kwargs: dict):
+    """``(input, scalar, *tensors)`` rewritten as ``(input, *tensors)`` with ``keyword=scalar``, warning
+    in ``form``'s words ("method", "inplace", "function"); other calls unchanged."""
+    name, keyword, names = scalar_first
+    if len(args) == len(names) + 2 and keyword not in kwargs and _is_scalar_argument(args[1]):
+        _warn_scalar_first_once(name, form, keyword, names)
+        scalar = args[1].item() if isinstance(args[1], Tensor) else args[1]
+        return (args[0], *args[2:]), {**kwargs, keyword: scalar}
+    return args, kwargs
+
+
+def _is_scalar_argument(value) -> builtins.bool:
+    """What torch's parser takes for a Number: a Python or NumPy number, or a 0-d tensor that does
+    not require grad (a 1-element 1-d tensor, or one that requires grad, is a Tensor there)."""
+    if isinstance(value, Tensor):
+        return value.ndim == 0 and not value.requires_grad
+    return _is_python_number(value)
 
 
 def accepts_two_numbers(fn):
@@ -680,8 +700,13 @@ def accepts_two_numbers(fn):
     (float32), not a TypeError."""
     import functools
 
+    scalar_first = getattr(fn, "scalar_first", None)
+
     @functools.wraps(fn)
     def wrapping_a_number(input, other, *args, **kwargs):
+        if scalar_first is not None and args:  # torch.add(input, alpha, other), warned in the function's words
+            (input, other, *args), kwargs = scalar_first_as_keyword(scalar_first, "function",
+                                                                    (input, other, *args), kwargs)
         if _is_python_number(input) and _is_python_number(other):
             input = _as_operand(input, _dtype.scalar_dtype(input))
         return fn(input, other, *args, **kwargs)
@@ -697,8 +722,9 @@ def _is_python_number(value) -> builtins.bool:
 _scalar_first_warned = False
 
 
-def _warn_scalar_first_once(name: str, keyword: str, names: list) -> None:
-    """torch's words, once per process as torch warns (one warning for all these overloads)."""
+def _warn_scalar_first_once(name: str, form: str, keyword: str, names: list) -> None:
+    """torch's words, once per process as torch warns (one warning for all these overloads): the
+    signatures of the method, the in-place method (``add_``) or the function (``input`` and ``out``)."""
     global _scalar_first_warned
     if _scalar_first_warned:
         return
@@ -706,9 +732,17 @@ def _warn_scalar_first_once(name: str, keyword: str, names: list) -> None:
     import warnings
 
     tensors = ", ".join(f"Tensor {n}" for n in names)
-    warnings.warn(f"This overload of {name} is deprecated:\n\t{name}(Number {keyword}, {tensors})\n"
-                  f"Consider using one of the following signatures instead:\n"
-                  f"\t{name}({tensors}, *, Number {keyword} = 1)", UserWarning, stacklevel=user_stacklevel())
+    if form == "inplace":
+        name = name + "_"
+    if form == "function":
+        deprecated = f"{name}(Tensor input, Number {keyword}, {tensors}, *, Tensor out = None)"
+        instead = f"{name}(Tensor input, {tensors}, *, Number {keyword} = 1, Tensor out = None)"
+    else:
+        deprecated = f"{name}(Number {keyword}, {tensors})"
+        instead = f"{name}({tensors}, *, Number {keyword} = 1)"
+    warnings.warn(f"This overload of {name} is deprecated:\n\t{deprecated}\n"
+                  f"Consider using one of the following signatures instead:\n\t{instead}",
+                  UserWarning, stacklevel=user_stacklevel())
 
 
 @accepts_two_numbers
@@ -2205,6 +2239,7 @@ def _fma(x: Tensor, y, z: Tensor) -> Tensor:
 @accepts_scalar_first("value", "tensor1, tensor2")
 def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcmul: input + value * tensor1 * tensor2 (value=1 adds no op and no promotion)."""
+    _refuse_non_tensors(input, tensor1, tensor2)
     if all(isinstance(t, Tensor) and t.dtype._category == 0 for t in (input, tensor1, tensor2)):
         raise NotImplementedError('"addcmul_cpu_out" not implemented for \'Bool\'')
     check_broadcast_in_order(input, tensor1, tensor2)
@@ -2228,6 +2263,17 @@ def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
     return _laid_out(name_node(input + (product if value == 1 else value * product), "AddcmulBackward0",
                                label="addcmul", rule=_LAST_SUM_RULE % "input + value·tensor1·tensor2",
                                saved=_ADDCMUL_SAVED, kept=kept), input, tensor1, tensor2)
+
+
+def _refuse_non_tensors(*operands) -> None:
+    """torch's parser takes only tensors for addcmul's and addcdiv's operands (``p.addcmul(v, 2)``
+    is its TypeError; a number broadcast fine here). The AttributeError carries the operand as its
+    ``obj``: the public wrapper turns it into torch's TypeError naming the argument and its position
+    as the function or the method counts it."""
+    for operand in operands:
+        if not isinstance(operand, Tensor):
+            raise AttributeError(f"'{type(operand).__name__}' object has no attribute '_data'", name="_data",
+                                 obj=operand)
 
 
 def _kept_factors(value, tensor1, tensor2) -> dict:
@@ -2263,6 +2309,7 @@ _ADDCDIV_INTEGER_DIVISION = (
 @accepts_scalar_first("value", "tensor1, tensor2")
 def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     """torch.addcdiv: input + value * tensor1 / tensor2."""
+    _refuse_non_tensors(input, tensor1, tensor2)
     if all(isinstance(t, Tensor) and t.dtype._category < 2 for t in (tensor1, tensor2)):
         raise RuntimeError(_ADDCDIV_INTEGER_DIVISION)
     check_broadcast_in_order(input, tensor1, tensor2)
