@@ -240,6 +240,13 @@ def array_module(*arrays):
     return np
 
 
+def is_gpu_array(array) -> bool:
+    """Whether ``array`` is exactly the 'cuda' module's array type (CuPy's, or the stand-in's while
+    it is on): no meta array, no subclass, no host array."""
+    gpu = _gpu.module
+    return gpu is not None and type(array) is gpu.ndarray
+
+
 def is_array(value) -> bool:
     """A NumPy or device array (not a scalar, list or Tensor)."""
     if isinstance(value, (_ndarray, _MetaArray)):

@@ -31,7 +31,7 @@ import weakref
 import numpy as np
 
 from .. import _opmath
-from .._backend import autocast_hook, on_one_device, refuse_device_params
+from .._backend import autocast_hook, is_gpu_array, on_one_device, refuse_device_params
 from .grad_mode import is_grad_enabled, no_grad
 from .grad_mode import state as _grad_state
 
@@ -1653,6 +1653,17 @@ def unwatched_on_arrays(grad) -> bool:
     counter, no forward-AD extension, no low-precision hook): a rule may then call its array
     kernel directly instead of applying a node-less op around it."""
     return on_arrays(grad) and active_profiler is None and active_extension is None and opmath_hook is None
+
+
+def unwatched_on_plain_arrays(grad) -> bool:
+    """``unwatched_on_arrays(grad)`` for a gradient over a NumPy array or a GPU array (CuPy's or the
+    stand-in's) with no autocast region to cast it: a rule may call its array forwards directly.
+    What the unrecorded apply would add on the GPU is only on_one_device's check and making the
+    arrays' GPU current, which the walk has done for the node (engine._follow_gradient)."""
+    data = grad._data
+    if type(data) is not _ndarray and (autocast_hook.cast is not None or not is_gpu_array(data)):
+        return False
+    return unwatched_on_arrays(grad)
 
 
 def is_recording(*tensors) -> bool:

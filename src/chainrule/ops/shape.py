@@ -26,7 +26,7 @@ from ..autograd.function import (
     input_sizes,
     kept_value,
     name_node,
-    unwatched_on_arrays,
+    unwatched_on_plain_arrays,
 )
 from ..autograd.grad_mode import INFERENCE_VERSION, is_grad_enabled, is_inference_mode_enabled
 from ..autograd.profiler import composite_range
@@ -154,7 +154,7 @@ class Reshape(Function):
             # what grad.reshape runs for a plain tensor with no mode on: its dispatch wrapper and
             # signature check would pass a tuple of ints straight through, and the input's shape
             # (ints, no -1) needs no inference once the sizes agree
-            if type(grad._data) is np.ndarray and unwatched_on_arrays(grad):
+            if unwatched_on_plain_arrays(grad):
                 return _reshaped_gradient(grad, shape)
             return _reshape_to(grad, shape)
         return grad.reshape(shape)
@@ -162,13 +162,13 @@ class Reshape(Function):
 
 def _reshaped_gradient(grad: Tensor, shape: tuple) -> Tensor:
     """``_reshape_to(grad, shape)`` in a plain backward (nothing records, nothing watches the ops, a
-    NumPy gradient): the same forwards on the same array, and the result a view of ``grad`` as
-    there, without applying the node-less ops around them (one per view node of the graph)."""
+    NumPy or GPU gradient): the same forwards on the same array, and the result a view of ``grad``
+    as there, without applying the node-less ops around them (one per view node of the graph)."""
     data = grad._data
     if data.size and not _viewable(data, shape):  # (UnsafeView of a Clone: a copy, no view)
         return Tensor._make(Reshape.forward(_NULL_CTX, Clone.forward(_NULL_CTX, data), shape))
     out = Tensor._make(Reshape.forward(_NULL_CTX, data, shape))
-    return _share(out, grad) if out._data.size else _mark_view(out, grad)
+    return _share(out, grad) if type(out._data) is np.ndarray and out._data.size else _mark_view(out, grad)
 
 
 def _view_strides(old_shape: tuple, old_strides: tuple, new_shape: tuple):
@@ -719,7 +719,7 @@ class Transpose(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        if type(grad) is Tensor and type(grad._data) is np.ndarray and unwatched_on_arrays(grad):
+        if type(grad) is Tensor and unwatched_on_plain_arrays(grad):
             # transpose's steps in a plain backward, without applying a node-less op around the
             # array: the same swap, and the result a view of ``grad`` as there
             ndim = grad._data.ndim
@@ -1212,11 +1212,14 @@ class Split(Function):
 
 def _joinable_on_arrays(grads: tuple, dim: int) -> bool:
     """Whether ``cat(grads, dim)`` would only join the arrays, unrecorded and unwatched: plain
-    tensors over NumPy arrays of one dtype and rank (no legacy empty (0,) one, which cat skips),
-    of one shape but along ``dim`` (else cat raises torch's error, which it then does)."""
+    tensors over NumPy arrays, or GPU arrays of one GPU, of one dtype and rank (no legacy empty (0,)
+    one, which cat skips), of one shape but along ``dim`` (else cat raises torch's error, which it
+    then does)."""
     first = grads[0]
-    if type(first) is not Tensor or type(first._data) is not np.ndarray or not unwatched_on_arrays(first):
+    if type(first) is not Tensor or not unwatched_on_plain_arrays(first):
         return False
+    kind = type(first._data)
+    gpu = None if kind is np.ndarray else first._data.device.id
     dtype, shape = first._data.dtype, first._data.shape
     if not 0 <= dim < len(shape) or (len(shape) == 1 and shape[0] == 0):
         return False
@@ -1224,9 +1227,9 @@ def _joinable_on_arrays(grads: tuple, dim: int) -> bool:
         if type(g) is not Tensor:
             return False
         array = g._data
-        if type(array) is not np.ndarray or array.dtype is not dtype or len(array.shape) != len(shape) or (
+        if type(array) is not kind or array.dtype is not dtype or len(array.shape) != len(shape) or (
                 array.shape[:dim] != shape[:dim] or array.shape[dim + 1:] != shape[dim + 1:]) or (
-                len(shape) == 1 and array.shape[0] == 0):
+                len(shape) == 1 and array.shape[0] == 0) or (gpu is not None and array.device.id != gpu):
             return False
     return True
 

@@ -1,0 +1,114 @@
+"""The host cost per recorded op on the device path (issue 12's transformer step on an H200).
+
+Found profiling a transformer step on the CPU stand-in for CuPy, which runs the Python a GPU run
+runs: in a plain backward the view, transpose, split, matrix-product and dropout rules ran their
+forwards on NumPy gradients directly, but applied a node-less op around them for GPU gradients
+(82 more applies per step of benchmarks/overhead.py's transformer_step than on the CPU, each with
+its device check). They now take the same array path on GPU arrays.
+
+The tests pin what that shortcut must keep: under a profiler (which watches every op, so the rules
+still apply them) the gradients are the same bits, the same views of the same arrays, on the same
+device; the graph and the values are torch's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule
+from chainrule._backend import use_standin_cuda
+from chainrule.autograd import function as chainrule_function
+
+torch = pytest.importorskip("torch")
+
+
+def _values(seed: int, *shape: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def _graph_names(tensor) -> list:
+    """The node names of ``tensor``'s graph, depth first in edge order (each node once)."""
+    names, seen, stack = [], set(), [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        names.append(type(node).__name__)
+        stack.extend(reversed([child for child, _ in node.next_functions]))
+    return names
+
+
+def _attention_like(lib, device: str):
+    """Heads split by view and transpose, scores by bmm, a split of the scores, the heads joined
+    back by a non-viewable reshape (a copy), as multi-head attention does; the gradient each
+    intermediate receives captured by a tensor hook."""
+    x = lib.tensor(_values(0, 2, 3, 8), device=device, requires_grad=True)
+    w = lib.tensor(_values(1, 8, 8), device=device, requires_grad=True)
+    seen = []
+    heads = (x @ w).view(2, 3, 2, 4).transpose(1, 2)  # (2, 2, 3, 4)
+    heads.register_hook(lambda g: seen.append(g))
+    flat = heads.reshape(4, 3, 4)
+    scores = flat @ flat.transpose(1, 2)  # bmm (4, 3, 3)
+    first, rest = scores.split([1, 2], dim=2)
+    first.register_hook(lambda g: seen.append(g))
+    joined = (first * 2 + rest.sum(2, keepdim=True)).reshape(2, 2, 3).transpose(1, 2).reshape(2, 6)
+    out = (joined * joined).sum()
+    out.backward()
+    return out, [x.grad, w.grad], seen
+
+
+def _layout(tensor) -> tuple:
+    return (tuple(tensor.shape), tensor.stride(), tensor._is_view(), str(tensor.device), str(tensor.dtype))
+
+
+def _same_bits(a, b) -> bool:
+    a, b = a.detach().cpu().numpy(), b.detach().cpu().numpy()
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def test_device_backward_on_arrays_same_bits_and_views_as_applied_rules():
+    with use_standin_cuda():
+        out, grads, seen = _attention_like(chainrule, "cuda")
+        with chainrule.autograd.profiler.profile():  # watched: every rule applies its ops
+            assert chainrule_function.active_profiler is not None
+            watched_out, watched_grads, watched_seen = _attention_like(chainrule, "cuda")
+        assert _same_bits(out, watched_out)
+        assert len(grads) == len(watched_grads) and len(seen) == len(watched_seen) == 2
+        for fast, applied in zip(grads + seen, watched_grads + watched_seen):
+            assert _same_bits(fast, applied)
+            assert _layout(fast) == _layout(applied)
+            assert fast.device.type == "cuda"
+
+
+def test_device_backward_graph_values_and_gradients_as_torch():
+    with use_standin_cuda():
+        out, grads, seen = _attention_like(chainrule, "cuda")
+        names = _graph_names(out)
+        mine = [t.detach().cpu().numpy() for t in [out, *grads, *seen]]
+    theirs, their_grads, their_seen = _attention_like(torch, "cpu")
+    assert names == _graph_names(theirs)
+    for array, expected in zip(mine, [theirs, *their_grads, *their_seen]):
+        assert array.shape == tuple(expected.shape)
+        np.testing.assert_allclose(array, expected.detach().numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_device_dropout_backward_on_arrays_keeps_the_mask_and_double_backward():
+    with use_standin_cuda():
+        chainrule.manual_seed(0)
+        x = chainrule.tensor(_values(2, 6, 5), device="cuda", requires_grad=True)
+        y = chainrule.nn.functional.dropout(x, 0.5, training=True)
+        assert type(y.grad_fn).__name__ == "NativeDropoutBackward0"  # torch's CUDA dropout node
+        kept = (y != 0).cpu().numpy()
+        (y * 3).sum().backward()
+        # the gradient is the scaled keep-mask times the upstream 3, bit for bit
+        expected = np.where(kept, np.float32(2.0) * np.float32(3.0), np.float32(0.0))
+        assert x.grad.device.type == "cuda"
+        assert x.grad.cpu().numpy().tobytes() == expected.tobytes()
+        # under create_graph the rule still applies (and records) dropout's backward node
+        v = chainrule.tensor(_values(3, 6, 5), device="cuda", requires_grad=True)
+        (grad,) = chainrule.autograd.grad((y * v).sum(), x, create_graph=True)
+        assert type(grad.grad_fn).__name__ == "NativeDropoutBackwardBackward0"
+        grad.sum().backward()
+        assert v.grad.cpu().numpy().tobytes() == np.where(kept, np.float32(2.0), np.float32(0.0)).tobytes()
