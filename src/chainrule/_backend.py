@@ -244,7 +244,7 @@ def is_gpu_array(array) -> bool:
     """Whether ``array`` is exactly the 'cuda' module's array type (CuPy's, or the stand-in's while
     it is on): no meta array, no subclass, no host array."""
     gpu = _gpu.module
-    return gpu is not None and type(array) is gpu.ndarray
+    return gpu is not None and _gpu.resolved and type(array) is gpu.ndarray
 
 
 def is_array(value) -> bool:
@@ -462,6 +462,34 @@ def on_one_device(arrays: list, op: str, params: dict | None = None, host_params
     among CUDA ones too, refused with the same error (CuPy would raise a TypeError in the op),
     except those named in ``host_params``, host arrays by design (a packed batch's lengths).
     """
+    gpu = _gpu.module
+    if gpu is not None and _gpu.resolved and autocast_hook.cast is None:
+        # the common case first: every array the GPU module's own, on one GPU, which is made
+        # current, or a 0-d CPU one (a number's constant); what the general steps below would do
+        # for them, with one device read per array
+        first = None
+        host_scalars = False
+        for array in arrays:
+            kind = type(array)
+            if kind is gpu.ndarray:
+                index = array.device.id
+                if first is None:
+                    first = index
+                elif index != first:
+                    break
+            elif kind is _ndarray and not array.ndim:
+                host_scalars = True
+            else:
+                break
+        else:
+            if first is not None:
+                make_current(gpu, first)
+                if host_scalars:
+                    arrays = [_device_scalar(gpu, array, first) if type(array) is _ndarray else array
+                              for array in arrays]
+                if params:
+                    _refuse_host_params(params, host_params, first, op)
+                return arrays
     xp = array_module(*arrays)
     if xp is np:
         return arrays
@@ -484,13 +512,19 @@ def on_one_device(arrays: list, op: str, params: dict | None = None, host_params
             raise mixed_device_error(device("cuda", first), CPU, op)
         moved[i] = _device_scalar(xp, array, first)
     if params:
-        for name, value in params.items():
-            value = getattr(value, "_data", value)  # (a Tensor parameter: its array)
-            if type(value) is _ndarray and value.ndim and name not in host_params:
-                raise mixed_device_error(device("cuda", first), CPU, op)
+        _refuse_host_params(params, host_params, first, op)
     if autocast_hook.cast is not None:
         moved = autocast_hook.cast(moved, op)
     return moved
+
+
+def _refuse_host_params(params: dict, host_params: frozenset, gpu: int, op: str) -> None:
+    """torch's mixed-device RuntimeError for a CPU tensor among an op's keyword arguments on GPU
+    ``gpu`` (but those named in ``host_params``)."""
+    for name, value in params.items():
+        value = getattr(value, "_data", value)  # (a Tensor parameter: its array)
+        if type(value) is _ndarray and value.ndim and name not in host_params:
+            raise mixed_device_error(device("cuda", gpu), CPU, op)
 
 
 def refuse_device_params(params: dict, op: str) -> None:

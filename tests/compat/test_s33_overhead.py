@@ -112,3 +112,33 @@ def test_device_dropout_backward_on_arrays_keeps_the_mask_and_double_backward():
         assert type(grad.grad_fn).__name__ == "NativeDropoutBackwardBackward0"
         grad.sum().backward()
         assert v.grad.cpu().numpy().tobytes() == np.where(kept, np.float32(2.0), np.float32(0.0)).tobytes()
+
+
+MIXED = "Expected all tensors to be on the same device, but found at least two devices"
+
+
+def test_device_check_fast_path_keeps_torchs_devices_and_refusals():
+    """on_one_device's common case (every array on one GPU, or a 0-d CPU constant) runs the op on
+    its arrays' GPU, with a number or 0-d CPU tensor joining as a device scalar; anything else keeps
+    the general check's errors, the first device named first."""
+    data = _values(4, 3, 4)
+    with use_standin_cuda(devices=2):
+        x = chainrule.tensor(data, device="cuda:1", requires_grad=True)
+        scale = chainrule.tensor(0.5, requires_grad=True)  # a CPU 0-d leaf
+        y = ((x * 0.9 + 0.1) * scale).tanh()  # the stand-in refuses a kernel off the current GPU
+        y.sum().backward()
+        assert y.device == chainrule.device("cuda:1") and x.grad.device == chainrule.device("cuda:1")
+        assert scale.grad.device.type == "cpu"
+        got = (y.detach().cpu().numpy(), x.grad.cpu().numpy(), scale.grad.numpy())
+        with pytest.raises(RuntimeError, match=f"{MIXED}, cuda:1 and cuda:0!"):
+            x + chainrule.ones(3, 4, device="cuda:0")
+        with pytest.raises(RuntimeError, match=f"{MIXED}, cuda:1 and cpu!"):
+            x + chainrule.ones(3, 4)
+        logits = chainrule.tensor(data, device="cuda:1")
+        with pytest.raises(RuntimeError, match=f"{MIXED}, cuda:1 and cpu!"):
+            chainrule.nn.functional.cross_entropy(logits, chainrule.tensor([0, 1, 2]))  # a CPU target
+    tx, tscale = torch.tensor(data, requires_grad=True), torch.tensor(0.5, requires_grad=True)
+    ty = ((tx * 0.9 + 0.1) * tscale).tanh()
+    ty.sum().backward()
+    for mine, theirs in zip(got, (ty.detach(), tx.grad, tscale.grad)):
+        np.testing.assert_allclose(mine, theirs.numpy(), rtol=1e-5, atol=1e-6)
