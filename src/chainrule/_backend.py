@@ -230,6 +230,12 @@ def array_module(*arrays):
         kind = type(array)
         if kind is _ndarray or kind is float or kind is int or array is None or isinstance(array, _generic):
             continue
+        gpu = _gpu.module
+        if gpu is not None and kind is gpu.ndarray and _gpu.resolved:
+            # (a GPU array, the common case on the device path: decided without looking for a
+            # Tensor's _data on it, an AttributeError raised and swallowed, dearer on the stand-in)
+            make_current(gpu, array.device.id)
+            return gpu
         data = getattr(array, "_data", array)  # an array or a Tensor
         if type(data) is _MetaArray:
             return _meta.module

@@ -932,7 +932,10 @@ def _apply_array_op(cls, *inputs, **params):
     host_inputs = None
     if not on_cpu:  # a device array: check every input is on its device (and run there)
         if record:  # (a 0-d CPU input joins as a device scalar; its gradient goes back to the CPU)
-            host_inputs = tuple(i for i, array in enumerate(arrays) if type(array) is _ndarray) or None
+            if n == 2:  # (not both: then it would be on the CPU)
+                host_inputs = (0,) if type(arrays[0]) is _ndarray else (1,) if type(arrays[1]) is _ndarray else None
+            elif _ndarray in map(type, arrays):
+                host_inputs = tuple(i for i, array in enumerate(arrays) if type(array) is _ndarray)
         arrays = on_one_device(arrays, getattr(cls, "label", None) or cls.__name__, params, cls.host_params)
     if record and n >= 2 and (n > 2 or arrays[0] is arrays[1]) and _shares_an_array(arrays, inputs):
         # two tensors over one array (x and x.detach()): a view of it each, so the arrays forward
