@@ -142,3 +142,26 @@ def test_device_check_fast_path_keeps_torchs_devices_and_refusals():
     ty.sum().backward()
     for mine, theirs in zip(got, (ty.detach(), tx.grad, tscale.grad)):
         np.testing.assert_allclose(mine, theirs.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_device_view_of_row_major_and_strided_arrays_as_torch():
+    """A row-major GPU array views any shape of its size without NumPy's probe (as on the CPU);
+    a strided one still asks the probe, and refuses with torch's error where torch does."""
+    data = _values(5, 4, 6)
+    with use_standin_cuda():
+        x = chainrule.tensor(data, device="cuda")
+        flat = x.view(2, 12)
+        flat.add_(1)
+        assert flat._base is x and x._version == flat._version == 1
+        assert flat.stride() == (12, 1)
+        swapped = x.t()
+        with pytest.raises(RuntimeError) as ours:
+            swapped.view(24)
+        assert swapped.reshape(24).stride() == (1,) and not swapped.reshape(24)._is_view()
+        strided = swapped.view(6, 1, 4).stride()
+    base = torch.tensor(data)
+    t = base.t()
+    with pytest.raises(RuntimeError) as theirs:
+        t.view(24)
+    assert str(ours.value) == str(theirs.value)
+    assert strided == t.view(6, 1, 4).stride()

@@ -14,7 +14,7 @@ import weakref
 import numpy as np
 
 from .. import _dtype, _torch_function
-from .._backend import array_module, autocast_hook, strided_view
+from .._backend import array_module, autocast_hook, is_gpu_array, strided_view
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import (
     _NULL_CTX,
@@ -242,7 +242,7 @@ def viewed(input: Tensor, shape: tuple) -> Tensor:
 
 def _viewable(array, shape: tuple) -> bool:
     """Whether ``array``'s strides can express ``shape`` without a copy (NumPy's own test)."""
-    if type(array) is np.ndarray and array.flags.c_contiguous:
+    if (type(array) is np.ndarray or is_gpu_array(array)) and array.flags.c_contiguous:
         return True  # (row-major memory takes any shape of its size, which the caller has checked)
     probe = array.view()
     try:
