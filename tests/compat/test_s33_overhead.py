@@ -159,9 +159,17 @@ def test_device_view_of_row_major_and_strided_arrays_as_torch():
             swapped.view(24)
         assert swapped.reshape(24).stride() == (1,) and not swapped.reshape(24)._is_view()
         strided = swapped.view(6, 1, 4).stride()
+        # reshape: a view sharing the counter where torch's is one (row-major or viewable), else a copy
+        ours_reshaped = [(r._is_view(), r._base is x, r.stride())
+                         for r in (x.reshape(3, 8), swapped.reshape(6, 1, 4), swapped.reshape(24))]
+        before = x._version
+        x.reshape(3, 8).mul_(2)
+        assert x._version == before + 1
     base = torch.tensor(data)
     t = base.t()
     with pytest.raises(RuntimeError) as theirs:
         t.view(24)
     assert str(ours.value) == str(theirs.value)
     assert strided == t.view(6, 1, 4).stride()
+    assert ours_reshaped == [(r._is_view(), r._base is base, r.stride())
+                             for r in (base.reshape(3, 8), t.reshape(6, 1, 4), t.reshape(24))]

@@ -168,7 +168,9 @@ def _reshaped_gradient(grad: Tensor, shape: tuple) -> Tensor:
     if data.size and not _viewable(data, shape):  # (UnsafeView of a Clone: a copy, no view)
         return Tensor._make(Reshape.forward(_NULL_CTX, Clone.forward(_NULL_CTX, data), shape))
     out = Tensor._make(Reshape.forward(_NULL_CTX, data, shape))
-    return _share(out, grad) if type(out._data) is np.ndarray and out._data.size else _mark_view(out, grad)
+    if out._data.size and (type(data) is np.ndarray or data.flags.c_contiguous):  # (as _reshape_to)
+        return _share(out, grad)
+    return _mark_view(out, grad)
 
 
 def _view_strides(old_shape: tuple, old_strides: tuple, new_shape: tuple):
@@ -215,10 +217,13 @@ def _reshape_to(input: Tensor, shape: tuple) -> Tensor:
     if input._data.size and not _viewable(input._data, shape):
         return UnsafeView.apply(Clone.apply(input), shape=shape)  # torch's graph: a contiguous clone, viewed
     out = Reshape.apply(input, shape=shape)
-    if not input._data.flags.c_contiguous:
+    row_major = input._data.flags.c_contiguous
+    if not row_major:
         name_node(out, "ReshapeAliasBackward0", saved=Reshape.saved_attributes)  # torch views a non-contiguous input with _reshape_alias
-    if type(out._data) is np.ndarray and out._data.size:
-        return _share(out, input)  # (Reshape's forward of a viewable input is a view of it: no memory test needed)
+    if out._data.size and (type(out._data) is np.ndarray or row_major and is_gpu_array(out._data)):
+        # (Reshape's forward of a viewable input is a view of it, and CuPy's reshape of row-major
+        # memory always one: no memory test needed)
+        return _share(out, input)
     return _mark_view(out, input)
 
 
