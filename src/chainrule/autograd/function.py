@@ -975,8 +975,8 @@ def _apply_array_op(cls, *inputs, **params):
     data = out
     if type(data) is not _ndarray and type(data) is not tuple and isinstance(data, _generic):
         data = _asarray(data)  # NumPy's 0-d math returns scalars (`out` stays: saved arrays are matched to it)
-    if type(data) is _ndarray and not making_inference_tensors:
-        # the common one CPU output: Tensor._make's stores inline (a call fewer per op)
+    if (type(data) is _ndarray or not on_cpu and type(data) is not tuple) and not making_inference_tensors:
+        # the common one output (a CPU or GPU array): Tensor._make's stores inline (a call fewer per op)
         outputs = _new_node(_Tensor)
         outputs._data = data
         outputs._output_nr = 0
