@@ -19,7 +19,10 @@ the measured steps run between ``callgrind_control -i on`` and ``-i off``::
         --callgrind-out-file=/tmp/perf_cg.out python benchmarks/overhead.py bilstm_crf --callgrind | grep Collected
 
 Without ``--callgrind`` it runs the steps under cProfile and prints the top functions by own time.
-``--torch`` runs the same workload on PyTorch (for comparison).
+``--torch`` runs the same workload on PyTorch (for comparison). ``--standin-cuda`` runs it with
+every tensor on 'cuda' under the CPU stand-in for CuPy (``chainrule._backend.use_standin_cuda``): the
+Python a GPU run pays on the host (device checks, array-module lookups, device scalars), which the CPU
+run does not, plus the stand-in's own wrapping, which a real GPU run does not pay.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ def op_overhead(torch):
     from chainrule.benchmark import chained_ops_step
 
     x = torch.from_numpy(np.random.default_rng(0).standard_normal(16).astype(np.float32))
-    return chained_ops_step(x.requires_grad_(True))
+    return chained_ops_step(x.to(torch.get_default_device()).requires_grad_(True))
 
 
 def lstm_cell(torch):
@@ -167,12 +170,18 @@ def main() -> None:
     parser.add_argument("workload", choices=sorted(WORKLOADS))
     parser.add_argument("--callgrind", action="store_true", help="toggle callgrind's collection around the steps")
     parser.add_argument("--torch", action="store_true", help="run on PyTorch instead of chainrule")
+    parser.add_argument("--standin-cuda", action="store_true",
+                        help="every tensor on 'cuda', run by the CPU stand-in for CuPy (chainrule only)")
     parser.add_argument("--steps", type=int, default=STEPS)
     args = parser.parse_args()
+    if args.standin_cuda:
+        os.environ["CHAINRULE_STANDIN_CUDA"] = "1"  # read when chainrule first resolves 'cuda'
     if args.torch:
         import torch
     else:
         import chainrule as torch
+    if args.standin_cuda:
+        torch.set_default_device("cuda")
     step = WORKLOADS[args.workload](torch)
     for _ in range(3):
         step()

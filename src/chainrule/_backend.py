@@ -230,6 +230,12 @@ def array_module(*arrays):
         kind = type(array)
         if kind is _ndarray or kind is float or kind is int or array is None or isinstance(array, _generic):
             continue
+        gpu = _gpu.module
+        if gpu is not None and kind is gpu.ndarray and _gpu.resolved:
+            # (a GPU array, the common case on the device path: decided without looking for a
+            # Tensor's _data on it, an AttributeError raised and swallowed, dearer on the stand-in)
+            make_current(gpu, array.device.id)
+            return gpu
         data = getattr(array, "_data", array)  # an array or a Tensor
         if type(data) is _MetaArray:
             return _meta.module
@@ -238,6 +244,13 @@ def array_module(*arrays):
             make_current(cp, data.device.id)  # the math that follows runs on this array's GPU
             return cp
     return np
+
+
+def is_gpu_array(array) -> bool:
+    """Whether ``array`` is exactly the 'cuda' module's array type (CuPy's, or the stand-in's while
+    it is on): no meta array, no subclass, no host array."""
+    gpu = _gpu.module
+    return gpu is not None and _gpu.resolved and type(array) is gpu.ndarray
 
 
 def is_array(value) -> bool:
@@ -455,6 +468,34 @@ def on_one_device(arrays: list, op: str, params: dict | None = None, host_params
     among CUDA ones too, refused with the same error (CuPy would raise a TypeError in the op),
     except those named in ``host_params``, host arrays by design (a packed batch's lengths).
     """
+    gpu = _gpu.module
+    if gpu is not None and _gpu.resolved and autocast_hook.cast is None:
+        # the common case first: every array the GPU module's own, on one GPU, which is made
+        # current, or a 0-d CPU one (a number's constant); what the general steps below would do
+        # for them, with one device read per array
+        first = None
+        host_scalars = False
+        for array in arrays:
+            kind = type(array)
+            if kind is gpu.ndarray:
+                index = array.device.id
+                if first is None:
+                    first = index
+                elif index != first:
+                    break
+            elif kind is _ndarray and not array.ndim:
+                host_scalars = True
+            else:
+                break
+        else:
+            if first is not None:
+                make_current(gpu, first)
+                if host_scalars:
+                    arrays = [_device_scalar(gpu, array, first) if type(array) is _ndarray else array
+                              for array in arrays]
+                if params:
+                    _refuse_host_params(params, host_params, first, op)
+                return arrays
     xp = array_module(*arrays)
     if xp is np:
         return arrays
@@ -477,13 +518,19 @@ def on_one_device(arrays: list, op: str, params: dict | None = None, host_params
             raise mixed_device_error(device("cuda", first), CPU, op)
         moved[i] = _device_scalar(xp, array, first)
     if params:
-        for name, value in params.items():
-            value = getattr(value, "_data", value)  # (a Tensor parameter: its array)
-            if type(value) is _ndarray and value.ndim and name not in host_params:
-                raise mixed_device_error(device("cuda", first), CPU, op)
+        _refuse_host_params(params, host_params, first, op)
     if autocast_hook.cast is not None:
         moved = autocast_hook.cast(moved, op)
     return moved
+
+
+def _refuse_host_params(params: dict, host_params: frozenset, gpu: int, op: str) -> None:
+    """torch's mixed-device RuntimeError for a CPU tensor among an op's keyword arguments on GPU
+    ``gpu`` (but those named in ``host_params``)."""
+    for name, value in params.items():
+        value = getattr(value, "_data", value)  # (a Tensor parameter: its array)
+        if type(value) is _ndarray and value.ndim and name not in host_params:
+            raise mixed_device_error(device("cuda", gpu), CPU, op)
 
 
 def refuse_device_params(params: dict, op: str) -> None:

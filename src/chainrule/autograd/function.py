@@ -31,7 +31,7 @@ import weakref
 import numpy as np
 
 from .. import _opmath
-from .._backend import autocast_hook, on_one_device, refuse_device_params
+from .._backend import autocast_hook, is_gpu_array, on_one_device, refuse_device_params
 from .grad_mode import is_grad_enabled, no_grad
 from .grad_mode import state as _grad_state
 
@@ -932,7 +932,10 @@ def _apply_array_op(cls, *inputs, **params):
     host_inputs = None
     if not on_cpu:  # a device array: check every input is on its device (and run there)
         if record:  # (a 0-d CPU input joins as a device scalar; its gradient goes back to the CPU)
-            host_inputs = tuple(i for i, array in enumerate(arrays) if type(array) is _ndarray) or None
+            if n == 2:  # (not both: then it would be on the CPU)
+                host_inputs = (0,) if type(arrays[0]) is _ndarray else (1,) if type(arrays[1]) is _ndarray else None
+            elif _ndarray in map(type, arrays):
+                host_inputs = tuple(i for i, array in enumerate(arrays) if type(array) is _ndarray)
         arrays = on_one_device(arrays, getattr(cls, "label", None) or cls.__name__, params, cls.host_params)
     if record and n >= 2 and (n > 2 or arrays[0] is arrays[1]) and _shares_an_array(arrays, inputs):
         # two tensors over one array (x and x.detach()): a view of it each, so the arrays forward
@@ -972,8 +975,8 @@ def _apply_array_op(cls, *inputs, **params):
     data = out
     if type(data) is not _ndarray and type(data) is not tuple and isinstance(data, _generic):
         data = _asarray(data)  # NumPy's 0-d math returns scalars (`out` stays: saved arrays are matched to it)
-    if type(data) is _ndarray and not making_inference_tensors:
-        # the common one CPU output: Tensor._make's stores inline (a call fewer per op)
+    if (type(data) is _ndarray or not on_cpu and type(data) is not tuple) and not making_inference_tensors:
+        # the common one output (a CPU or GPU array): Tensor._make's stores inline (a call fewer per op)
         outputs = _new_node(_Tensor)
         outputs._data = data
         outputs._output_nr = 0
@@ -1653,6 +1656,17 @@ def unwatched_on_arrays(grad) -> bool:
     counter, no forward-AD extension, no low-precision hook): a rule may then call its array
     kernel directly instead of applying a node-less op around it."""
     return on_arrays(grad) and active_profiler is None and active_extension is None and opmath_hook is None
+
+
+def unwatched_on_plain_arrays(grad) -> bool:
+    """``unwatched_on_arrays(grad)`` for a gradient over a NumPy array or a GPU array (CuPy's or the
+    stand-in's) with no autocast region to cast it: a rule may call its array forwards directly.
+    What the unrecorded apply would add on the GPU is only on_one_device's check and making the
+    arrays' GPU current, which the walk has done for the node (engine._follow_gradient)."""
+    data = grad._data
+    if type(data) is not _ndarray and (autocast_hook.cast is not None or not is_gpu_array(data)):
+        return False
+    return unwatched_on_arrays(grad)
 
 
 def is_recording(*tensors) -> bool:

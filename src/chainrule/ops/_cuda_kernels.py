@@ -24,11 +24,20 @@ import numpy as np
 
 def _cupy():
     """CuPy itself (the kernels compile CUDA C, so the seam's CPU stand-in will not do), or None."""
+    global _cupy_missing
+    if _cupy_missing:
+        return None
     try:
         import cupy
     except ImportError:
+        # asked once: a failed import searches sys.path again each time (30 searches per step
+        # of a transformer on the stand-in, each a few stat calls), and CuPy cannot appear later
+        _cupy_missing = True
         return None
     return cupy
+
+
+_cupy_missing = False
 
 __all__ = ["available", "softmax", "log_softmax", "cross_entropy", "cross_entropy_backward", "layer_norm",
            "layer_norm_backward", "gelu", "gelu_backward", "adam_step", "adam_multi_tensor_step",

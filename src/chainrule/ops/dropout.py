@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module
-from ..autograd.function import Function
+from ..autograd.function import _NULL_CTX, QUIET, Function, numpy_errstate, unwatched_on_plain_arrays
 from ..tensor import Tensor
 from . import random as _random
 from .memory_format import preserved_strides
@@ -42,6 +42,9 @@ class Dropout(Function):
     @staticmethod
     def backward(ctx, grad):
         # dy/dx = m / (1 - p): the same constant scaled mask, so the backward is dropout again
+        if type(grad) is Tensor and unwatched_on_plain_arrays(grad) and numpy_errstate.get() is QUIET:
+            # a plain backward: its forward on the arrays (the unrecorded apply would only wrap them)
+            return Tensor._make(DropoutBackward.forward(_NULL_CTX, grad._data, ctx.mask))
         return DropoutBackward.apply(grad, mask=ctx.mask)
 
 

@@ -33,7 +33,7 @@ from ..autograd.function import (
     name_node,
     numpy_errstate,
     saved,
-    unwatched_on_arrays,
+    unwatched_on_plain_arrays,
 )
 from ..tensor import Tensor, _wrap_dim, honours_out, write_out
 from . import creation
@@ -170,10 +170,10 @@ class Matmul(Function):
 def _products_on_arrays(grad: Tensor, a, b) -> bool:
     """Whether a product's rule may run on the arrays: a plain backward (nothing records, nothing
     watches the ops, no mode would see ``mT``, NumPy's warnings off as the walk sets them) of real
-    NumPy gradients and plain saved tensors."""
-    return (type(grad) is Tensor and type(grad._data) is np.ndarray and grad._data.dtype.kind == "f"
+    gradients (NumPy's, or a GPU's, on the GPU the walk made current) and plain saved tensors."""
+    return (type(grad) is Tensor and grad._data.dtype.kind == "f"
             and (a is None or type(a) is Tensor) and (b is None or type(b) is Tensor)
-            and unwatched_on_arrays(grad) and not _torch_function.flags.modes_live
+            and unwatched_on_plain_arrays(grad) and not _torch_function.flags.modes_live
             and numpy_errstate.get() is QUIET)
 
 

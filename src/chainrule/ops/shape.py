@@ -14,7 +14,7 @@ import weakref
 import numpy as np
 
 from .. import _dtype, _torch_function
-from .._backend import array_module, autocast_hook, strided_view
+from .._backend import array_module, autocast_hook, is_gpu_array, strided_view
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import (
     _NULL_CTX,
@@ -26,7 +26,7 @@ from ..autograd.function import (
     input_sizes,
     kept_value,
     name_node,
-    unwatched_on_arrays,
+    unwatched_on_plain_arrays,
 )
 from ..autograd.grad_mode import INFERENCE_VERSION, is_grad_enabled, is_inference_mode_enabled
 from ..autograd.profiler import composite_range
@@ -154,7 +154,7 @@ class Reshape(Function):
             # what grad.reshape runs for a plain tensor with no mode on: its dispatch wrapper and
             # signature check would pass a tuple of ints straight through, and the input's shape
             # (ints, no -1) needs no inference once the sizes agree
-            if type(grad._data) is np.ndarray and unwatched_on_arrays(grad):
+            if unwatched_on_plain_arrays(grad):
                 return _reshaped_gradient(grad, shape)
             return _reshape_to(grad, shape)
         return grad.reshape(shape)
@@ -162,13 +162,15 @@ class Reshape(Function):
 
 def _reshaped_gradient(grad: Tensor, shape: tuple) -> Tensor:
     """``_reshape_to(grad, shape)`` in a plain backward (nothing records, nothing watches the ops, a
-    NumPy gradient): the same forwards on the same array, and the result a view of ``grad`` as
-    there, without applying the node-less ops around them (one per view node of the graph)."""
+    NumPy or GPU gradient): the same forwards on the same array, and the result a view of ``grad``
+    as there, without applying the node-less ops around them (one per view node of the graph)."""
     data = grad._data
     if data.size and not _viewable(data, shape):  # (UnsafeView of a Clone: a copy, no view)
         return Tensor._make(Reshape.forward(_NULL_CTX, Clone.forward(_NULL_CTX, data), shape))
     out = Tensor._make(Reshape.forward(_NULL_CTX, data, shape))
-    return _share(out, grad) if out._data.size else _mark_view(out, grad)
+    if out._data.size and (type(data) is np.ndarray or data.flags.c_contiguous):  # (as _reshape_to)
+        return _share(out, grad)
+    return _mark_view(out, grad)
 
 
 def _view_strides(old_shape: tuple, old_strides: tuple, new_shape: tuple):
@@ -215,10 +217,13 @@ def _reshape_to(input: Tensor, shape: tuple) -> Tensor:
     if input._data.size and not _viewable(input._data, shape):
         return UnsafeView.apply(Clone.apply(input), shape=shape)  # torch's graph: a contiguous clone, viewed
     out = Reshape.apply(input, shape=shape)
-    if not input._data.flags.c_contiguous:
+    row_major = input._data.flags.c_contiguous
+    if not row_major:
         name_node(out, "ReshapeAliasBackward0", saved=Reshape.saved_attributes)  # torch views a non-contiguous input with _reshape_alias
-    if type(out._data) is np.ndarray and out._data.size:
-        return _share(out, input)  # (Reshape's forward of a viewable input is a view of it: no memory test needed)
+    if out._data.size and (type(out._data) is np.ndarray or row_major and is_gpu_array(out._data)):
+        # (Reshape's forward of a viewable input is a view of it, and CuPy's reshape of row-major
+        # memory always one: no memory test needed)
+        return _share(out, input)
     return _mark_view(out, input)
 
 
@@ -242,7 +247,7 @@ def viewed(input: Tensor, shape: tuple) -> Tensor:
 
 def _viewable(array, shape: tuple) -> bool:
     """Whether ``array``'s strides can express ``shape`` without a copy (NumPy's own test)."""
-    if type(array) is np.ndarray and array.flags.c_contiguous:
+    if (type(array) is np.ndarray or is_gpu_array(array)) and array.flags.c_contiguous:
         return True  # (row-major memory takes any shape of its size, which the caller has checked)
     probe = array.view()
     try:
@@ -719,7 +724,7 @@ class Transpose(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        if type(grad) is Tensor and type(grad._data) is np.ndarray and unwatched_on_arrays(grad):
+        if type(grad) is Tensor and unwatched_on_plain_arrays(grad):
             # transpose's steps in a plain backward, without applying a node-less op around the
             # array: the same swap, and the result a view of ``grad`` as there
             ndim = grad._data.ndim
@@ -1212,11 +1217,14 @@ class Split(Function):
 
 def _joinable_on_arrays(grads: tuple, dim: int) -> bool:
     """Whether ``cat(grads, dim)`` would only join the arrays, unrecorded and unwatched: plain
-    tensors over NumPy arrays of one dtype and rank (no legacy empty (0,) one, which cat skips),
-    of one shape but along ``dim`` (else cat raises torch's error, which it then does)."""
+    tensors over NumPy arrays, or GPU arrays of one GPU, of one dtype and rank (no legacy empty (0,)
+    one, which cat skips), of one shape but along ``dim`` (else cat raises torch's error, which it
+    then does)."""
     first = grads[0]
-    if type(first) is not Tensor or type(first._data) is not np.ndarray or not unwatched_on_arrays(first):
+    if type(first) is not Tensor or not unwatched_on_plain_arrays(first):
         return False
+    kind = type(first._data)
+    gpu = None if kind is np.ndarray else first._data.device.id
     dtype, shape = first._data.dtype, first._data.shape
     if not 0 <= dim < len(shape) or (len(shape) == 1 and shape[0] == 0):
         return False
@@ -1224,9 +1232,9 @@ def _joinable_on_arrays(grads: tuple, dim: int) -> bool:
         if type(g) is not Tensor:
             return False
         array = g._data
-        if type(array) is not np.ndarray or array.dtype is not dtype or len(array.shape) != len(shape) or (
+        if type(array) is not kind or array.dtype is not dtype or len(array.shape) != len(shape) or (
                 array.shape[:dim] != shape[:dim] or array.shape[dim + 1:] != shape[dim + 1:]) or (
-                len(shape) == 1 and array.shape[0] == 0):
+                len(shape) == 1 and array.shape[0] == 0) or (gpu is not None and array.device.id != gpu):
             return False
     return True
 
