@@ -1,0 +1,98 @@
+"""Ranking, second-order optimisation and memory-network idioms, against torch 2.13.
+
+Found writing the learning_to_rank, kfac_optimizer and neural_turing_machine programs and probing
+the idioms around them:
+
+* the in-place view ops (``t_``, ``transpose_``, ``squeeze_``, ``unsqueeze_``, ``swapdims_``,
+  ``swapaxes_``, ``as_strided_``) ran on a leaf that requires grad, on a view of one, on a view made
+  under ``no_grad`` and on one of ``chunk``'s or ``unbind``'s outputs; torch refuses each as it refuses
+  every in-place op (K-FAC's patch extraction calls ``transpose_`` on ``unfold`` views: on the
+  ``.data`` of an input it runs, on the input itself it is refused).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+LIBS = (torch, chainrule)
+
+
+def _outcome(fn, lib):
+    try:
+        result = fn(lib)
+    except Exception as error:  # noqa: BLE001 - the class and text are what is compared
+        return type(error).__name__, str(error)
+    return "ok", tuple(result.shape), result.requires_grad, type(result.grad_fn).__name__ if result.grad_fn else None
+
+
+def _under_no_grad(make):
+    def view(lib):
+        base = make(lib)
+        with lib.no_grad():
+            return base[:, :]
+    return view
+
+
+TARGETS = {
+    "leaf": lambda lib: lib.ones(2, 3, requires_grad=True),
+    "parameter": lambda lib: lib.nn.Parameter(lib.ones(2, 3)),
+    "view of a leaf": lambda lib: lib.ones(2, 3, requires_grad=True)[:, :],
+    "view of a view of a leaf": lambda lib: lib.ones(2, 3, requires_grad=True)[:, :][:, :],
+    "expanded leaf": lambda lib: lib.ones(1, 3, requires_grad=True).expand(2, 3),
+    "view made under no_grad": _under_no_grad(lambda lib: lib.ones(2, 3) * lib.ones(1, requires_grad=True)),
+    "chunk output": lambda lib: (lib.ones(2, 6, requires_grad=True) * 1).chunk(2, 1)[0],
+    "unbind output": lambda lib: (lib.ones(2, 3, 1, requires_grad=True) * 1).unbind(0)[0],
+    # accepted by torch: a non-leaf, its view, a parameter's .data, a view of a tensor outside the graph
+    "non-leaf": lambda lib: lib.ones(2, 3, requires_grad=True) * 1,
+    "view of a non-leaf": lambda lib: (lib.ones(2, 3, requires_grad=True) * 1)[:, :],
+    "parameter data": lambda lib: lib.nn.Parameter(lib.ones(2, 3)).data,
+    "view of a plain tensor": lambda lib: lib.ones(2, 3)[:, :],
+}
+INPLACE_VIEWS = {
+    "t_": lambda t: t.t_(),
+    "transpose_": lambda t: t.transpose_(0, 1),
+    "squeeze_": lambda t: t.squeeze_(),
+    "unsqueeze_": lambda t: t.unsqueeze_(0),
+    "swapdims_": lambda t: t.swapdims_(0, 1),
+    "swapaxes_": lambda t: t.swapaxes_(1, 0),
+    "as_strided_": lambda t: t.as_strided_((2,), (1,)),
+}
+
+
+@pytest.mark.parametrize("op", INPLACE_VIEWS)
+@pytest.mark.parametrize("target", TARGETS)
+def test_inplace_view_ops_are_refused_where_torch_refuses_an_inplace_op(target, op):
+    expected, actual = (_outcome(lambda lib: INPLACE_VIEWS[op](TARGETS[target](lib)), lib) for lib in LIBS)
+    assert actual == expected
+
+
+@pytest.mark.parametrize("op", ["transpose_", "t_", "unsqueeze_"])
+def test_inplace_view_ops_on_a_leaf_run_under_no_grad(op):
+    def run(lib):
+        leaf = lib.ones(2, 3, requires_grad=True)
+        with lib.no_grad():
+            return INPLACE_VIEWS[op](leaf)
+    assert _outcome(run, chainrule) == _outcome(run, torch)
+
+
+def test_kfac_patch_extraction_transposes_unfold_views_in_place():
+    def patches(lib, through_data):
+        x = lib.arange(2 * 2 * 4 * 4, dtype=lib.float32).reshape(2, 2, 4, 4).requires_grad_()
+        source = lib.nn.functional.pad(x, (1, 1, 1, 1))
+        if through_data:
+            source = source.data
+        cols = source.unfold(2, 3, 1).unfold(3, 3, 1)
+        cols = cols.transpose_(1, 2).transpose_(2, 3).contiguous()
+        return cols.view(cols.size(0), cols.size(1), cols.size(2), -1)
+
+    expected, actual = patches(torch, True), patches(chainrule, True)
+    assert tuple(actual.shape) == tuple(expected.shape)
+    assert actual.tolist() == expected.tolist()
+    # a view of the graph's (non-leaf) padded input is transposed in place and stays differentiable
+    expected, actual = patches(torch, False), patches(chainrule, False)
+    assert actual.requires_grad and expected.requires_grad
+    assert actual.tolist() == expected.tolist()
