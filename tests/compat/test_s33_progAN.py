@@ -7,7 +7,11 @@ the idioms around them:
   ``swapaxes_``, ``as_strided_``) ran on a leaf that requires grad, on a view of one, on a view made
   under ``no_grad`` and on one of ``chunk``'s or ``unbind``'s outputs; torch refuses each as it refuses
   every in-place op (K-FAC's patch extraction calls ``transpose_`` on ``unfold`` views: on the
-  ``.data`` of an input it runs, on the input itself it is refused).
+  ``.data`` of an input it runs, on the input itself it is refused);
+* ``F.cosine_similarity`` (the NTM's content addressing) refused an integer or bool input with
+  ``linalg.vector_norm``'s words and accepted a complex one; torch checks the common dtype first
+  ("expected common dtype to be floating point, yet common dtype is Long") and casts an integer
+  input to it, so ``cosine_similarity(long, float)`` is a float result.
 """
 
 from __future__ import annotations
@@ -96,3 +100,50 @@ def test_kfac_patch_extraction_transposes_unfold_views_in_place():
     expected, actual = patches(torch, False), patches(chainrule, False)
     assert actual.requires_grad and expected.requires_grad
     assert actual.tolist() == expected.tolist()
+
+
+COSINE_CASES = {
+    "long, long": (("long", (3,)), ("long", (3,)), {}),
+    "long, float": (("long", (3,)), ("float32", (3,)), {}),
+    "bool, long": (("bool", (3,)), ("long", (3,)), {}),
+    "float16, long": (("float16", (3,)), ("long", (3,)), {}),
+    "float64, int32": (("float64", (2, 3)), ("int32", (1, 3)), {"dim": 1}),
+    "long, long, negative eps": (("long", (3,)), ("long", (3,)), {"eps": -1.0}),
+    "long, long, shapes differ": (("long", (3,)), ("long", (4,)), {}),
+    "long, long, dim out of range": (("long", (3,)), ("long", (3,)), {"dim": 3}),
+    "complex64, float": (("complex64", (3,)), ("float32", (3,)), {}),
+    "float, float, negative eps": (("float32", (3,)), ("float32", (3,)), {"eps": -1.0}),
+}
+
+
+@pytest.mark.parametrize("case", COSINE_CASES)
+def test_cosine_similarity_checks_and_casts_the_common_dtype(case):
+    (dtype1, shape1), (dtype2, shape2), kwargs = COSINE_CASES[case]
+    kwargs = {"dim": 0, **kwargs}
+
+    def run(lib):
+        x1 = (lib.arange(1, 1 + _numel(shape1)) % 3).reshape(shape1).to(getattr(lib, dtype1))
+        x2 = (lib.arange(2, 2 + _numel(shape2)) % 4).reshape(shape2).to(getattr(lib, dtype2))
+        result = lib.nn.functional.cosine_similarity(x1, x2, **kwargs)
+        return str(result.dtype).split(".")[-1], result.tolist()
+
+    expected, actual = (_result_or_error(run, lib) for lib in LIBS)
+    if expected[0] == "ok":
+        assert actual[0] == "ok" and actual[1][0] == expected[1][0]
+        assert actual[1][1] == pytest.approx(expected[1][1], rel=1e-3)
+    else:
+        assert actual == expected
+
+
+def _numel(shape):
+    count = 1
+    for size in shape:
+        count *= size
+    return count
+
+
+def _result_or_error(fn, lib):
+    try:
+        return "ok", fn(lib)
+    except Exception as error:  # noqa: BLE001 - the class and text are what is compared
+        return type(error).__name__, str(error)
