@@ -11,7 +11,9 @@ the idioms around them:
 * ``F.cosine_similarity`` (the NTM's content addressing) refused an integer or bool input with
   ``linalg.vector_norm``'s words and accepted a complex one; torch checks the common dtype first
   ("expected common dtype to be floating point, yet common dtype is Long") and casts an integer
-  input to it, so ``cosine_similarity(long, float)`` is a float result.
+  input to it, so ``cosine_similarity(long, float)`` is a float result;
+* ``F.binary_cross_entropy`` / ``nn.BCELoss`` (the NTM's loss) took a target outside [0, 1] (or
+  NaN); torch's kernel refuses it, checking element by element, the input before the target.
 """
 
 from __future__ import annotations
@@ -147,3 +149,31 @@ def _result_or_error(fn, lib):
         return "ok", fn(lib)
     except Exception as error:  # noqa: BLE001 - the class and text are what is compared
         return type(error).__name__, str(error)
+
+
+BCE_CASES = {
+    "target above one": ([0.5, 0.5], [0.0, 2.0]),
+    "target below zero": ([0.5, 0.5], [-0.5, 1.0]),
+    "target NaN": ([0.5, 0.5], [0.0, float("nan")]),
+    "target just above one": ([0.5, 0.5], [0.0, 1.0000001]),
+    "negative zero target": ([0.5, 0.5], [0.0, -0.0]),
+    "bad target first": ([0.5, 1.5], [2.0, 0.0]),
+    "bad input first": ([1.5, 0.5], [0.0, 2.0]),
+    "both bad in one element": ([1.5, 0.5], [2.0, 0.0]),
+}
+
+
+@pytest.mark.parametrize("module", [False, True])
+@pytest.mark.parametrize("case", BCE_CASES)
+def test_binary_cross_entropy_refuses_a_target_outside_zero_one(case, module):
+    probabilities, target = BCE_CASES[case]
+
+    def run(lib):
+        loss = lib.nn.BCELoss() if module else lib.nn.functional.binary_cross_entropy
+        return loss(lib.tensor(probabilities), lib.tensor(target)).item()
+
+    expected, actual = (_result_or_error(run, lib) for lib in LIBS)
+    if expected[0] == "ok":
+        assert actual[0] == "ok" and actual[1] == pytest.approx(expected[1], rel=1e-6)
+    else:
+        assert actual == expected
