@@ -13,7 +13,10 @@ the idioms around them:
   ("expected common dtype to be floating point, yet common dtype is Long") and casts an integer
   input to it, so ``cosine_similarity(long, float)`` is a float result;
 * ``F.binary_cross_entropy`` / ``nn.BCELoss`` (the NTM's loss) took a target outside [0, 1] (or
-  NaN); torch's kernel refuses it, checking element by element, the input before the target.
+  NaN); torch's kernel refuses it, checking element by element, the input before the target;
+* the exponent's gradient of ``torch.pow(0.0, a)`` / ``0 ** a`` (a number base of zero, as in
+  sharpening a weighting with a zero entry by a learned power) was NaN everywhere; torch's rule
+  gives 0 where ``a >= 0`` and ``0 ** a * log 0 = -inf`` where ``a < 0``.
 """
 
 from __future__ import annotations
@@ -177,3 +180,29 @@ def test_binary_cross_entropy_refuses_a_target_outside_zero_one(case, module):
         assert actual[0] == "ok" and actual[1] == pytest.approx(expected[1], rel=1e-6)
     else:
         assert actual == expected
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("spelling", ["torch.pow(0.0, a)", "0 ** a", "torch.pow(0, a)"])
+def test_zero_base_power_gradient_wrt_the_exponent(spelling, dtype):
+    exponents = [2.0, 0.0, -1.0, 0.5, float("nan"), float("inf"), float("-inf")]
+
+    def run(lib):
+        a = lib.tensor(exponents, dtype=getattr(lib, dtype), requires_grad=True)
+        power = {"torch.pow(0.0, a)": lambda: lib.pow(0.0, a), "0 ** a": lambda: 0 ** a,
+                 "torch.pow(0, a)": lambda: lib.pow(0, a)}[spelling]()
+        power.backward(lib.tensor([1.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0], dtype=getattr(lib, dtype)))
+        return power.grad_fn.name(), a.grad.tolist()
+
+    expected, actual = run(torch), run(chainrule)
+    assert actual[0] == expected[0]
+    assert str(actual[1]) == str(expected[1])  # nan and the infinities compared as printed
+
+
+def test_zero_base_power_gradient_is_differentiable():
+    def run(lib):
+        a = lib.tensor([2.0, -1.0, 0.0], dtype=lib.float64, requires_grad=True)
+        (first,) = lib.autograd.grad(lib.pow(0.0, a).sum(), a, create_graph=True)
+        return str(first.tolist()), first.requires_grad
+
+    assert run(chainrule) == run(torch)
