@@ -16,7 +16,10 @@ the idioms around them:
   NaN); torch's kernel refuses it, checking element by element, the input before the target;
 * the exponent's gradient of ``torch.pow(0.0, a)`` / ``0 ** a`` (a number base of zero, as in
   sharpening a weighting with a zero entry by a learned power) was NaN everywhere; torch's rule
-  gives 0 where ``a >= 0`` and ``0 ** a * log 0 = -inf`` where ``a < 0``.
+  gives 0 where ``a >= 0`` and ``0 ** a * log 0 = -inf`` where ``a < 0``;
+* ``detach_()`` on a view refused only a view of a tensor that requires grad, with the first
+  sentence of torch's message; torch refuses every (differentiable) view, a plain tensor's slice,
+  ``view``, ``t()`` or ``unbind`` output too, with its whole message (the DDP bucket-view hint).
 """
 
 from __future__ import annotations
@@ -206,3 +209,26 @@ def test_zero_base_power_gradient_is_differentiable():
         return str(first.tolist()), first.requires_grad
 
     assert run(chainrule) == run(torch)
+
+
+DETACH_TARGETS = {
+    "slice of a plain tensor": lambda lib: lib.ones(2, 3)[:, :],
+    "view of a plain tensor": lambda lib: lib.ones(2, 3).view(6),
+    "transpose of a plain tensor": lambda lib: lib.ones(2, 3).t(),
+    "unbind output": lambda lib: lib.ones(2, 3).unbind(0)[0],
+    "slice of a non-leaf": lambda lib: (lib.ones(2, 3, requires_grad=True) * 1)[0],
+    "slice of a detached leaf": lambda lib: lib.ones(2, 3, requires_grad=True).detach()[0],
+    "dtype view": lambda lib: lib.ones(2, 3, requires_grad=True).view(lib.int32),
+    "data": lambda lib: lib.ones(2, 3, requires_grad=True).data,
+    "reshape copy": lambda lib: lib.ones(2, 3).t().reshape(6),
+    "non-leaf": lambda lib: lib.ones(2, 3, requires_grad=True) * 1,
+}
+
+
+@pytest.mark.parametrize("target", DETACH_TARGETS)
+def test_detach_in_place_refuses_every_view(target):
+    def run(lib):
+        result = DETACH_TARGETS[target](lib).detach_()
+        return result.requires_grad, result.grad_fn is None
+
+    assert _result_or_error(run, chainrule) == _result_or_error(run, torch)
