@@ -19,7 +19,11 @@ the idioms around them:
   gives 0 where ``a >= 0`` and ``0 ** a * log 0 = -inf`` where ``a < 0``;
 * ``detach_()`` on a view refused only a view of a tensor that requires grad, with the first
   sentence of torch's message; torch refuses every (differentiable) view, a plain tensor's slice,
-  ``view``, ``t()`` or ``unbind`` output too, with its whole message (the DDP bucket-view hint).
+  ``view``, ``t()`` or ``unbind`` output too, with its whole message (the DDP bucket-view hint);
+* ``logcumsumexp`` (ListMLE), ``cumprod``, ``cummax``, ``cummin``, ``kron`` (the K-FAC check),
+  ``outer`` (the NTM's erase) and ``take_along_dim`` refused a missing or mistyped argument in
+  Python's words ("missing 1 required positional argument: 'dim'"; "argument 'dim' must be int"
+  without "(position 2)"); they now go through torch's argument parser's signatures.
 """
 
 from __future__ import annotations
@@ -232,3 +236,41 @@ def test_detach_in_place_refuses_every_view(target):
         return result.requires_grad, result.grad_fn is None
 
     assert _result_or_error(run, chainrule) == _result_or_error(run, torch)
+
+
+PARSER_CALLS = {
+    "logcumsumexp()": lambda lib, x: lib.logcumsumexp(x),
+    "logcumsumexp(x, None)": lambda lib, x: lib.logcumsumexp(x, None),
+    "logcumsumexp(x, 0.5)": lambda lib, x: lib.logcumsumexp(x, 0.5),
+    "logcumsumexp(x, dim='a')": lambda lib, x: lib.logcumsumexp(x, dim="a"),
+    "x.logcumsumexp()": lambda lib, x: x.logcumsumexp(),
+    "x.logcumsumexp(None)": lambda lib, x: x.logcumsumexp(None),
+    "logcumsumexp(x, 0, out=)": lambda lib, x: lib.logcumsumexp(x, 0, out=lib.empty(2, 3)),
+    "cumprod(x, 0.5)": lambda lib, x: lib.cumprod(x, 0.5),
+    "cumprod(x, 0, dtype=float64)": lambda lib, x: lib.cumprod(x, 0, dtype=lib.float64),
+    "cummax()": lambda lib, x: lib.cummax(x),
+    "cummax(x, 0.5)": lambda lib, x: lib.cummax(x, 0.5),
+    "x.cummin(dim=1)": lambda lib, x: x.cummin(dim=1).values,
+    "cummin()": lambda lib, x: lib.cummin(x),
+    "kron()": lambda lib, x: lib.kron(x),
+    "kron(x, x)": lambda lib, x: lib.kron(x, x),
+    "outer()": lambda lib, x: lib.outer(x[0]),
+    "outer(a, 0.5)": lambda lib, x: lib.outer(x[0], 0.5),
+    "x.outer(y)": lambda lib, x: x[0].outer(x[1]),
+    "take_along_dim()": lambda lib, x: lib.take_along_dim(x),
+    "take_along_dim(x, i, 0.5)": lambda lib, x: lib.take_along_dim(x, lib.tensor([[0], [1]]), 0.5),
+    "take_along_dim(x, i, 1)": lambda lib, x: lib.take_along_dim(x, lib.tensor([[0], [1]]), 1),
+}
+
+
+@pytest.mark.parametrize("call", PARSER_CALLS)
+def test_argument_parser_refusals_of_cumulative_and_product_ops(call):
+    def run(lib):
+        return PARSER_CALLS[call](lib, lib.tensor([[1.0, 3.0, 2.0], [2.0, 0.5, 4.0]])).reshape(-1).tolist()
+
+    expected, actual = (_result_or_error(run, lib) for lib in LIBS)
+    if expected[0] == "ok":
+        assert actual[0] == "ok"
+        assert actual[1] == pytest.approx(expected[1], rel=1e-6)
+    else:
+        assert actual == expected
