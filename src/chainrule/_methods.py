@@ -563,7 +563,12 @@ def _save_original(node, self: Tensor) -> None:
 
 
 def _make_inplace(fn):
+    scalar_first = getattr(fn, "scalar_first", None)  # add_(alpha, other): torch warns naming add_
+    scalar_first_count = len(scalar_first[1]) + 1 if scalar_first is not None else -1
+
     def method(self, *args, **kwargs):
+        if len(args) == scalar_first_count:
+            args, kwargs = ew.scalar_first_to_keyword(fn.__name__ + "_", scalar_first, args, kwargs)
         return _inplace(self, fn, *args, **kwargs)
 
     method.__name__ = fn.__name__ + "_"

@@ -23,7 +23,10 @@ the idioms around them:
 * ``logcumsumexp`` (ListMLE), ``cumprod``, ``cummax``, ``cummin``, ``kron`` (the K-FAC check),
   ``outer`` (the NTM's erase) and ``take_along_dim`` refused a missing or mistyped argument in
   Python's words ("missing 1 required positional argument: 'dim'"; "argument 'dim' must be int"
-  without "(position 2)"); they now go through torch's argument parser's signatures.
+  without "(position 2)"); they now go through torch's argument parser's signatures;
+* the deprecated scalar-first overloads called in place (K-FAC repos' ``p.data.add_(-lr, d_p)``,
+  ``buf.mul_(momentum).add_(1, d_p)``; hand-written Adam's ``addcmul_(1 - beta2, g, g)``) warned
+  in the out-of-place name ("This overload of add is deprecated"); torch names ``add_``.
 """
 
 from __future__ import annotations
@@ -274,3 +277,36 @@ def test_argument_parser_refusals_of_cumulative_and_product_ops(call):
         assert actual[1] == pytest.approx(expected[1], rel=1e-6)
     else:
         assert actual == expected
+
+
+INPLACE_SCALAR_FIRST = {
+    "add_": "x.add_(-0.5, y)",
+    "sub_": "x.sub_(2, y)",
+    "addcmul_": "x.addcmul_(0.5, y, y)",
+    "addcdiv_": "x.addcdiv_(2, y, y + 1)",
+    "add (method)": "x.add(3, y)",
+}
+_WARNING_PROBE = """
+import warnings
+import {lib} as torch
+x, y = torch.ones(3), torch.arange(3.0)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    result = {call}
+print(repr((result.tolist(), [str(w.message).split(" (Triggered internally")[0] for w in caught])))
+"""
+
+
+@pytest.mark.parametrize("call", INPLACE_SCALAR_FIRST)
+def test_scalar_first_overload_warns_in_the_name_called(call):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # torch warns once per process, so each library runs the call in a fresh interpreter
+    src = str(Path(chainrule.__file__).resolve().parents[1])
+    outputs = [subprocess.run([sys.executable, "-c", _WARNING_PROBE.format(lib=lib, call=INPLACE_SCALAR_FIRST[call])],
+                              capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": src}).stdout
+               for lib in ("torch", "chainrule")]
+    assert outputs[1] == outputs[0]

@@ -666,12 +666,13 @@ def accepts_scalar_first(keyword: str, tensors: str):
     def decorate(fn):
         @functools.wraps(fn)
         def taking_scalar_first(*args, **kwargs):
-            if len(args) == len(names) + 2 and keyword not in kwargs and _is_python_number(args[1]):
-                _warn_scalar_first_once(fn.__name__, keyword, names)
-                kwargs[keyword] = args[1]
-                args = (args[0], *args[2:])
+            if args:
+                rest, kwargs = scalar_first_to_keyword(fn.__name__, (keyword, names), args[1:], kwargs)
+                args = (args[0], *rest)
             return fn(*args, **kwargs)
 
+        # the in-place method (add_) reads it to warn in its own name; wrappers copy it on
+        taking_scalar_first.scalar_first = (keyword, names)
         return taking_scalar_first
 
     return decorate
@@ -698,6 +699,16 @@ def _is_python_number(value) -> builtins.bool:
 
 
 _scalar_first_warned = False
+
+
+def scalar_first_to_keyword(name: str, scalar_first: tuple, args: tuple, kwargs: dict) -> tuple:
+    """``args`` after the input (and ``kwargs``) with torch's deprecated scalar-first overload
+    (``add_(alpha, other)``) moved to the keyword form, warning once in ``name``'s words."""
+    keyword, names = scalar_first
+    if len(args) == len(names) + 1 and keyword not in kwargs and _is_python_number(args[0]):
+        _warn_scalar_first_once(name, keyword, names)
+        return args[1:], {**kwargs, keyword: args[0]}
+    return args, kwargs
 
 
 def _warn_scalar_first_once(name: str, keyword: str, names: list) -> None:
