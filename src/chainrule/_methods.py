@@ -577,8 +577,12 @@ def _make_inplace(fn):
 
 def _make_inplace_view(fn):
     """``t_``, ``transpose_``, ``squeeze_``, ``unsqueeze_``: change self's shape, not its values;
-    self becomes the (recorded) view, sharing memory as before."""
+    self becomes the (recorded) view, sharing memory as before. torch refuses them where it
+    refuses any in-place op (its check_inplace): on a leaf that requires grad or a view of one,
+    a view made under no_grad, one of several views an op returned."""
     def method(self, *args, **kwargs):
+        if is_grad_enabled() and self._requires_grad:
+            _refuse_inplace_view(self)
         result = fn(self, *args, **kwargs)
         self._data = result._data
         if self._base is None:
@@ -595,6 +599,17 @@ def _make_inplace_view(fn):
     method.__name__ = fn.__name__ + "_"
     method.__wrapped__ = fn
     return method
+
+
+def _refuse_inplace_view(self: Tensor) -> None:
+    base = self._base if not self._nondifferentiable_view else None
+    if base is None:
+        if self.grad_fn is None:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+    elif _index.unread_leaf_like(self):
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+    else:
+        _index.refuse_view_write(self)
 
 
 # torch's in-place views record their own overloads' nodes (t_ TBackward1, squeeze_(dim) SqueezeBackward4),

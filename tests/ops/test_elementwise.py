@@ -167,6 +167,7 @@ def test_the_scalar_first_overload_warns_once_in_torchs_words_at_the_callers_lin
         cr.addcmul(a, 0.5, b, b)  # torch warns once per process for all these overloads
     assert a.tolist() == [1.0, -1.0, -3.0]
     assert [str(w.message) for w in caught] == [
+        # the in-place method warns in its own name, as torch's add_ does
         "This overload of add_ is deprecated:\n\tadd_(Number alpha, Tensor other)\n"
         "Consider using one of the following signatures instead:\n\tadd_(Tensor other, *, Number alpha = 1)"]
     assert caught[0].category is UserWarning and caught[0].filename == __file__

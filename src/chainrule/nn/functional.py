@@ -262,6 +262,11 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
 
     dim = _check_int(dim, "cosine_similarity", "dim")
     eps = _check_float(eps, "cosine_similarity", "eps")
+    common = _dtype.result_type(x1, x2)
+    if not common.is_floating_point:
+        raise RuntimeError(f"expected common dtype to be floating point, yet common dtype is {_dtype.scalar_name(common)}")
+    # an integer or bool input is cast to the common dtype (the norms take floating tensors only)
+    x1, x2 = (x if x.dtype.is_floating_point else x.to(common) for x in (x1, x2))
     if not eps >= 0:  # NaN too
         raise RuntimeError(f"eps must be non-negative, got: {eps:g}")
     x1, x2 = broadcast_tensors(x1, x2)

@@ -802,6 +802,13 @@ SIGNATURES: dict[str, tuple] = {
     "squeeze": ("(Tensor input)", "(Tensor input, int64_t dim)", "(Tensor input, IntArrayRef dim)"),
     "flatten": ("(Tensor input, int64_t start_dim=0, int64_t end_dim=-1)",),
     "cumsum": ("(Tensor input, int64_t dim, *, ScalarType? dtype=None, Tensor out=None)",),
+    "logcumsumexp": ("(Tensor input, int64_t dim, *, Tensor out=None)",),
+    "cumprod": ("(Tensor input, int64_t dim, *, ScalarType? dtype=None, Tensor out=None)",),
+    "cummax": ("(Tensor input, int64_t dim, *, TensorList[2] out=None)",),
+    "cummin": ("(Tensor input, int64_t dim, *, TensorList[2] out=None)",),
+    "kron": ("(Tensor input, Tensor other, *, Tensor out=None)",),
+    "outer": ("(Tensor input, Tensor vec2, *, Tensor out=None)",),
+    "take_along_dim": ("(Tensor input, Tensor indices, int64_t? dim=None, *, Tensor out=None)",),
     "embedding_bag": ("(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq, int64_t mode, "
                       "bool sparse, Tensor? per_sample_weights, bool include_last_offset, int64_t? padding_idx)",
                       "(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, "

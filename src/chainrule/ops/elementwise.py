@@ -642,6 +642,9 @@ class RPowScalar(Function):
         # d(c^x) = c^x log(c) dx
         xp = array_module(grad)
         (y,) = ctx.saved_values
+        if ctx.base == 0 and not y.is_complex():
+            # torch's rule for a zero base: 0 where a >= 0 (where 0^a is 0 or 1), else 0^a log 0 = -inf
+            return grad * where(y <= 1, 0.0, y * float("-inf"))
         return grad * y * float(xp.log(ctx.base)) if ctx.base > 0 else grad * y * float("nan")
 
 

@@ -966,11 +966,21 @@ def view_write_key(view: Tensor):
     view's base is in the graph return the base elements the view covers (the key the op will
     write through), with the view's graph rebuilt from the base's current one (an earlier
     in-place op on the base or on another of its views left it stale). None: no write-through."""
+    if not refuse_view_write(view):
+        return None
+    if not writeable(view._data):  # an expanded view: refused with torch's words below
+        return None
+    return rejoin(view, view._base)
+
+
+def refuse_view_write(view: Tensor) -> bool:
+    """torch's refusals (its check_inplace) of an in-place op on ``view`` while recording, in its
+    order, the view's graph left as it is; True when the view's base is in the graph."""
     base = view._base
     if type(view._view_state) is InputView:  # a custom Function's input returned as-is
         raise view._view_state.refusal(view)
     if not base._requires_grad:
-        return None
+        return False
     # torch refuses a multi-output view's write first, even when its base changed since
     multi = _multi_view_maker(view)
     if multi is not None:
@@ -991,9 +1001,7 @@ def view_write_key(view: Tensor):
         )
     if base.grad_fn is None:
         raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
-    if not writeable(view._data):  # an expanded view: refused with torch's words below
-        return None
-    return rejoin(view, base)
+    return True
 
 
 def rejoin(view: Tensor, root: Tensor, key=None):

@@ -926,9 +926,15 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
         raise RuntimeError(f"Found dtype {_dtype.scalar_name(target.dtype)} but expected {_dtype.scalar_name(input.dtype)}")
     if not input.dtype.is_floating_point:  # torch's kernel: real floats only
         raise NotImplementedError(f"\"binary_cross_entropy\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
-    data = input._data
-    if data.size and (xp.any(data < 0) or xp.any(data > 1) or xp.isnan(data).any()):
-        raise RuntimeError("all elements of input should be between 0 and 1")
+    data, labels = input._data, target._data
+    if data.size:
+        bad_input = ~((data >= 0) & (data <= 1))  # NaN too
+        bad_target = ~((labels >= 0) & (labels <= 1))
+        if bad_input.any() or bad_target.any():
+            # torch's kernel checks element by element, the input before the target
+            first = int(xp.argmax((bad_input | bad_target).reshape(-1)))
+            which = "input" if bad_input.reshape(-1)[first] else "target"
+            raise RuntimeError(f"all elements of {which} should be between 0 and 1")
     loss = _BinaryCrossEntropy.apply(input, target)
     if weight is not None:
         loss = _in_place_dtype(loss * weight, loss.dtype)  # torch weighs the loss in place: in the input's dtype
