@@ -21,25 +21,13 @@ import pytest
 import chainrule
 from chainrule._backend import use_standin_cuda
 from chainrule.autograd import function as chainrule_function
+from tests.compat.test_s32_overhead import _graph_names
 
 torch = pytest.importorskip("torch")
 
 
 def _values(seed: int, *shape: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-
-
-def _graph_names(tensor) -> list:
-    """The node names of ``tensor``'s graph, depth first in edge order (each node once)."""
-    names, seen, stack = [], set(), [tensor.grad_fn]
-    while stack:
-        node = stack.pop()
-        if node is None or id(node) in seen:
-            continue
-        seen.add(id(node))
-        names.append(type(node).__name__)
-        stack.extend(reversed([child for child, _ in node.next_functions]))
-    return names
 
 
 def _attention_like(lib, device: str):
