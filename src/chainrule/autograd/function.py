@@ -278,7 +278,8 @@ class Node(FunctionCtx):
         return self.apply_backward(grad_outputs)
 
     def __repr__(self) -> str:
-        return f"<{self.name()} object at {hex(id(self))}>"
+        # a C++ node's repr shows its type's name, the last part of name() (CopySlices, NotImplemented)
+        return f"<{self.name().rpartition('::')[2]} object at {hex(id(self))}>"
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
