@@ -1,11 +1,16 @@
-"""Autograd corner cases, each checked against torch: Tensor.set_ in the graph.
+"""Autograd corner cases, each checked against torch.
 
-set_ on a non-leaf that requires grad: torch records its NotImplemented node (backward raises
-"derivative for set_ is not implemented") and bumps the version once; chainrule refused it as a
-leaf. On a view of a leaf torch says "a view of a leaf Variable"; chainrule said "a leaf Variable".
+1. set_ on a non-leaf that requires grad: torch records its NotImplemented node (backward raises
+   "derivative for set_ is not implemented") and bumps the version once; chainrule refused it as a
+   leaf. On a view of a leaf torch says "a view of a leaf Variable"; chainrule said "a leaf Variable".
+2. Saved-tensor hooks: torch's unpacked tensor takes the original's place in the graph (its grad_fn,
+   or a leaf's accumulator) whatever the unpack hook returns, so a hook returning ``t.detach()`` or a
+   NumPy copy brought back still differentiates twice; chainrule used the hook's tensor as it came.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
@@ -36,8 +41,18 @@ def outcome(case, library):
         return (type(error).__name__, str(error).split("\n")[0])
 
 
+def _same(ours, theirs) -> bool:
+    """Equal structure and text; floats within float32 rounding of each other."""
+    if isinstance(ours, float) and isinstance(theirs, float):
+        return math.isclose(ours, theirs, rel_tol=1e-5, abs_tol=1e-6)
+    if isinstance(ours, (tuple, list)) and type(ours) is type(theirs):
+        return len(ours) == len(theirs) and all(_same(a, b) for a, b in zip(ours, theirs))
+    return ours == theirs
+
+
 def assert_same_as_torch(case):
-    assert outcome(case, chainrule) == outcome(case, torch)
+    ours, theirs = outcome(case, chainrule), outcome(case, torch)
+    assert _same(ours, theirs), (ours, theirs)
 
 
 # ---- 1. Tensor.set_ ----------------------------------------------------------------------------
@@ -162,3 +177,105 @@ def test_set_nonleaf_values_shared_with_source():
     with chainrule.no_grad():
         source.add_(1)
     assert b.tolist() == [1.0, 2.0, 3.0]
+
+
+# ---- 2. saved-tensor hooks: the unpacked tensor takes the original's place in the graph ---------
+
+_HOOKED_OPS = {
+    "mul": lambda lib, x, w: x * w,
+    "mul_self": lambda lib, x, w: x * x,
+    "matmul": lambda lib, x, w: x @ w,
+    "exp": lambda lib, x, w: lib.exp(x * w),
+    "tanh": lambda lib, x, w: lib.tanh(x @ w),
+    "softmax": lambda lib, x, w: lib.softmax(x * w, dim=1),
+}
+
+_HOOKS = {
+    "detach": lambda lib: (lambda t: t.detach(), lambda t: t),
+    "numpy": lambda lib: (lambda t: t.detach().numpy().copy(), lambda a: lib.from_numpy(a)),
+    "identity": lambda lib: (lambda t: t, lambda t: t),
+}
+
+
+def _two_orders_through_hooks(op, hooks):
+    def case(lib):
+        rng = np.random.default_rng(0)
+        x = lib.tensor(rng.standard_normal((3, 3)), requires_grad=True)
+        w = lib.tensor(rng.standard_normal((3, 3)), requires_grad=True)
+        with lib.autograd.graph.saved_tensors_hooks(*_HOOKS[hooks](lib)):
+            y = _HOOKED_OPS[op](lib, x, w)
+        first = lib.autograd.grad((y * y).sum(), (x, w), create_graph=True)
+        second = lib.autograd.grad(first[0].sum() + (first[1] * first[1]).sum(), (x, w), allow_unused=True)
+        return first, second
+    return case
+
+
+@pytest.mark.parametrize("hooks", sorted(_HOOKS))
+@pytest.mark.parametrize("op", sorted(_HOOKED_OPS))
+def test_saved_tensor_hooks_first_and_second_order_as_torch(op, hooks):
+    assert_same_as_torch(_two_orders_through_hooks(op, hooks))
+
+
+def _hooked_leaf_backward_twice(lib):
+    x = lib.tensor([1.0, -2.0, 0.5], requires_grad=True)
+    with lib.autograd.graph.saved_tensors_hooks(lambda t: t.detach().clone(), lambda t: t):
+        y = lib.tanh(x) * x
+    y.sum().backward(create_graph=True)
+    first = x.grad.clone()
+    x.grad.sum().backward()
+    return first, x.grad
+
+
+def _hooked_custom_function(lib):
+    seen = []
+
+    class Cube(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x ** 3
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            seen.append((x.requires_grad, x.is_leaf, x.grad_fn))
+            return grad * 3 * x * x
+
+    x = lib.tensor([1.0, 2.0], requires_grad=True)
+    with lib.autograd.graph.saved_tensors_hooks(lambda t: t.detach(), lambda t: t):
+        y = Cube.apply(x * 1.5)
+    (first,) = lib.autograd.grad(y.sum(), x, create_graph=True)
+    (second,) = lib.autograd.grad(first.sum(), x)
+    return first, second, seen
+
+
+def _raw_saved_register_hooks(lib):
+    x = lib.tensor([1.0, 2.0], requires_grad=True)
+    y = x.exp() * x
+    y.grad_fn._raw_saved_self.register_hooks(lambda t: t.detach(), lambda t: t)
+    (first,) = lib.autograd.grad(y.sum(), x, create_graph=True)
+    return first, lib.autograd.grad(first.sum(), x)
+
+
+def _unpacked_saved_attributes(lib):
+    x = lib.tensor([1.0, 2.0], requires_grad=True)
+    with lib.autograd.graph.saved_tensors_hooks(lambda t: t.detach(), lambda t: t):
+        y = (x * 2) * x
+    made, leaf = y.grad_fn._saved_self, y.grad_fn._saved_other
+    return made.requires_grad, made.grad_fn, leaf.requires_grad, leaf.is_leaf, leaf.grad_fn
+
+
+def _save_on_cpu_twice(lib):
+    x = lib.tensor([[1.0, 2.0], [0.5, -1.0]], requires_grad=True)
+    with lib.autograd.graph.save_on_cpu():
+        y = lib.softmax(x @ x, dim=1)
+    (first,) = lib.autograd.grad((y * y).sum(), x, create_graph=True)
+    return first, lib.autograd.grad(first.sum(), x)
+
+
+@pytest.mark.parametrize("case", [_hooked_leaf_backward_twice, _hooked_custom_function, _raw_saved_register_hooks,
+                                  _unpacked_saved_attributes, _save_on_cpu_twice],
+                         ids=lambda case: case.__name__.lstrip("_"))
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True")  # both libraries warn, as meant
+def test_saved_tensor_hooks_graph_place_as_torch(case):
+    assert_same_as_torch(case)

@@ -111,9 +111,9 @@ class _RecomputeFrame:
 
     def recompute(self) -> int:
         """Rerun the function with recording on, on the original inputs, putting each tensor it
-        saves into the next holder; the count it saved. The tensors keep the rerun's graph, which
-        hangs from the inputs' own, so a backward with create_graph=True differentiates through
-        them again (torch reattaches its detached ones to the forward's graph instead)."""
+        saves into the next holder; the count it saved. Unpacked, each takes the place in the
+        forward's graph of the tensor it stands for (as any saved tensor through hooks does), so a
+        backward with create_graph=True differentiates through the forward's nodes, as torch's."""
         from ..ops import random as random_ops
 
         early_stop = True if _enable_checkpoint_early_stop is None else _enable_checkpoint_early_stop
