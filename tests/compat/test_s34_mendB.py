@@ -279,3 +279,55 @@ def _save_on_cpu_twice(lib):
 @pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True")  # both libraries warn, as meant
 def test_saved_tensor_hooks_graph_place_as_torch(case):
     assert_same_as_torch(case)
+
+
+# ---- 3. checkpoint: the rerun restores the inputs' GPU generators too ----------------------------
+
+
+def _dropout_gradients(checkpointed, use_reentrant=False):
+    """Gradients of a dropout on 'cuda' (the stand-in) with draws between forward and backward."""
+    from chainrule.utils.checkpoint import checkpoint
+
+    chainrule.manual_seed(0)
+    x = chainrule.randn(4, 8, device="cuda", requires_grad=True)
+    w = chainrule.randn(8, 8, device="cuda", requires_grad=True)
+    masks = []
+
+    def segment(x):
+        out = chainrule.nn.functional.dropout(x @ w, p=0.5, training=True)
+        masks.append((out == 0).cpu().numpy())
+        return out.tanh()
+
+    chainrule.cuda.manual_seed(1)
+    y = checkpoint(segment, x, use_reentrant=use_reentrant) if checkpointed else segment(x)
+    chainrule.rand(5, device="cuda")  # moves the device stream between forward and backward
+    y.sum().backward()
+    return masks, x.grad.cpu().numpy(), w.grad.cpu().numpy()
+
+
+@pytest.mark.parametrize("use_reentrant", [False, True])
+def test_checkpoint_rerun_restores_the_cuda_generator(use_reentrant):
+    from chainrule._backend import use_standin_cuda
+
+    with use_standin_cuda():
+        (plain_mask,), plain_x, plain_w = _dropout_gradients(False)
+        (forward_mask, rerun_mask), x_grad, w_grad = _dropout_gradients(True, use_reentrant)
+        after_rerun = chainrule.rand(3, device="cuda").cpu().numpy()
+        _dropout_gradients(False)
+        after_plain = chainrule.rand(3, device="cuda").cpu().numpy()
+    np.testing.assert_array_equal(forward_mask, plain_mask)
+    np.testing.assert_array_equal(rerun_mask, forward_mask)
+    np.testing.assert_array_equal(x_grad, plain_x)
+    np.testing.assert_array_equal(w_grad, plain_w)
+    np.testing.assert_array_equal(after_rerun, after_plain)  # the rerun's draws leave the stream as it was
+
+
+def test_get_device_states_names_each_device_once():
+    from chainrule._backend import use_standin_cuda
+    from chainrule.utils.checkpoint import get_device_states
+
+    assert get_device_states(chainrule.ones(2), [chainrule.ones(1)]) == ([], [])
+    with use_standin_cuda(devices=2):
+        a, b = chainrule.ones(2, device="cuda:1"), chainrule.ones(2, device="cuda:0")
+        devices, states = get_device_states(a, [b, a], {"c": b})
+    assert devices == [0, 1] and len(states) == 2
