@@ -6,6 +6,8 @@
 2. Saved-tensor hooks: torch's unpacked tensor takes the original's place in the graph (its grad_fn,
    or a leaf's accumulator) whatever the unpack hook returns, so a hook returning ``t.detach()`` or a
    NumPy copy brought back still differentiates twice; chainrule used the hook's tensor as it came.
+3. checkpoint(use_reentrant=False): the rerun restores the inputs' GPU generators as torch's does, and
+   runs a line after the segment's last saving op as often as torch's (see the section's note).
 """
 
 from __future__ import annotations
