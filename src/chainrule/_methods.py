@@ -27,7 +27,7 @@ from .autograd import forward_ad as _forward_ad
 from .autograd import function as _function
 from .autograd import grad_mode as _grad_mode
 from .autograd import profiler as _profiler
-from .autograd.function import QUIET, broadcast_error, kept_value, name_node, numpy_errstate
+from .autograd.function import QUIET, Function, broadcast_error, kept_value, name_node, numpy_errstate
 from .autograd.grad_mode import is_grad_enabled
 from .autograd.grad_mode import state as _grad_state
 from .ops import _arg_parser, creation
@@ -1413,15 +1413,14 @@ def _set(self: Tensor, source=None, storage_offset: int = 0, size=None, stride=N
     show in the other, as torch's shared storage does, until an op gives one of them a new array
     (``resize_`` past the end, say), where torch's storage would grow in place.
     """
-    if self._requires_grad and is_grad_enabled():
-        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+    recording = is_grad_enabled() and (self._requires_grad or isinstance(source, Tensor) and source._requires_grad)
+    if recording:
+        _refuse_set_in_graph(self)
     if _vmap_frames.running() and isinstance(source, Tensor):
         _vmap_frames.refuse_batched_into_unbatched(self, (source,), "set")
     xp = array_module(self._data)
     if source is None:
-        self._data = xp.empty((0,), dtype=self._data.dtype)
-        self._version_box[0] += 1
-        return self
+        return _take_memory(self, xp.empty((0,), dtype=self._data.dtype), source, recording)
     if isinstance(source, Tensor):
         array = source._data
         mine, theirs = str(self.dtype).rsplit(".", 1)[-1], str(source.dtype).rsplit(".", 1)[-1]
@@ -1429,9 +1428,7 @@ def _set(self: Tensor, source=None, storage_offset: int = 0, size=None, stride=N
             raise RuntimeError(f"Could not set tensor of type {_CPP_TYPE_NAMES.get(theirs, theirs)} to a tensor of "
                                f"type {_CPP_TYPE_NAMES.get(mine, mine)}")
         if size is None:
-            self._data = array
-            self._version_box[0] += 1
-            return self
+            return _take_memory(self, array, source, recording)
         root, base_offset = _storage.storage_root(array)
         storage_offset += base_offset
     elif isinstance(source, _storage._Storage):
@@ -1454,10 +1451,68 @@ def _set(self: Tensor, source=None, storage_offset: int = 0, size=None, stride=N
         raise RuntimeError(f"setStorage: sizes {list(size)}, strides {list(stride)}, storage offset "
                            f"{storage_offset}, and itemsize {flat.itemsize} requiring a storage size of "
                            f"{needed * flat.itemsize} are out of bounds for storage of size {flat.nbytes}")
-    self._data = xp.lib.stride_tricks.as_strided(flat[storage_offset:], shape=size,
-                                                 strides=tuple(st * flat.itemsize for st in stride))
-    _storage.note_strided_view(self._data, root)  # CuPy's as_strided result has no base
+    memory = xp.lib.stride_tricks.as_strided(flat[storage_offset:], shape=size,
+                                             strides=tuple(st * flat.itemsize for st in stride))
+    _storage.note_strided_view(memory, root)  # CuPy's as_strided result has no base
+    return _take_memory(self, memory, source, recording)
+
+
+class SetNotDifferentiable(Function):
+    """Tensor.set_ while recording: torch defines no derivative for it and records its
+    NotImplemented node (inputs: self's old value and a source tensor), whose backward raises.
+    Its name() is torch's full C++ name, given where it is recorded (name_node)."""
+
+    _array_forward = True
+    node_name = "NotImplemented"
+    label = "set_"
+    rule = "none: torch defines no derivative of set_, and backward raises"
+
+    @staticmethod
+    def forward(ctx, old, *source, memory):
+        return memory
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError("derivative for set_ is not implemented")
+
+
+def _refuse_set_in_graph(self: Tensor) -> None:
+    """torch's check_inplace for set_: a leaf that requires grad, or a view of one, is refused;
+    any other tensor in the graph takes a node that raises in backward."""
+    base = self._base if not self._nondifferentiable_view else None
+    if base is None:
+        if self._requires_grad and self.grad_fn is None:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+    else:
+        _refuse_inplace_view(self)
+
+
+def _take_memory(self: Tensor, memory, source, recording: bool) -> Tensor:
+    """set_'s one state change, after every check: ``self`` holds ``memory`` and its version moves;
+    while recording, its graph ends in set_'s node, as torch's rebase_history makes it."""
+    sources = (source,) if isinstance(source, Tensor) else ()
+    base = self._base if not self._nondifferentiable_view else None
+    view_in_graph = recording and base is not None and base._requires_grad
+    if view_in_graph:
+        # torch records an in-place op on a view on its base (CopySlices, here raising at once as
+        # its set_ node would), and the view's node is regenerated from the base's (as_strided,
+        # the view no longer covering the base's elements)
+        base_recorded = name_node(SetNotDifferentiable.apply(base, *sources, memory=base._data), _index.COPY_SLICES)
+        recorded = name_node(SetNotDifferentiable.apply(base_recorded, memory=memory), "AsStridedBackward0")
+    elif recording:
+        recorded = name_node(SetNotDifferentiable.apply(self, *sources, memory=memory), "torch::autograd::NotImplemented")
+    self._data = memory
     self._version_box[0] += 1
+    if view_in_graph:
+        base.grad_fn, base._output_nr = base_recorded.grad_fn, 0
+        _index.refresh_views(base)
+    if recording:
+        old = self._grad_fn
+        self.grad_fn, self._output_nr, self._requires_grad = recorded.grad_fn, 0, True
+        if self._retains_grad:
+            self._move_retained_grad(old)
+        if base is None:
+            _index.refresh_views(self)
     return self
 
 

@@ -278,7 +278,8 @@ class Node(FunctionCtx):
         return self.apply_backward(grad_outputs)
 
     def __repr__(self) -> str:
-        return f"<{self.name()} object at {hex(id(self))}>"
+        # a C++ node's repr shows its type's name, the last part of name() (CopySlices, NotImplemented)
+        return f"<{self.name().rpartition('::')[2]} object at {hex(id(self))}>"
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -534,7 +535,8 @@ class SavedTensor:
             raise RuntimeError(f"{node.name()}: this saved value is computed from what the node keeps when it is "
                                "read, so there is nothing to pack; register_hooks works on the saved tensors the "
                                "backward reads")
-        packed = _PackedSaved(pack_hook(tensor), unpack_hook)
+        own_output = node._saved_outputs is not None and slot in node._saved_outputs
+        packed = _PackedSaved(pack_hook(tensor), unpack_hook, None if own_output else tensor)
         saved = list(node._saved)
         saved[slot] = packed
         node._saved = tuple(saved)
@@ -1552,20 +1554,33 @@ class _UserNullCtx(FunctionCtx):
 
 
 class _PackedSaved:
-    """A saved tensor as saved_tensors_hooks' pack hook returned it; the engine frees it with the
-    node's other saved tensors. (As in torch, no in-place check is made on packed tensors: what
-    the unpack hook returns is what the backward uses.)"""
+    """A saved tensor as saved_tensors_hooks' pack hook returned it, with the original tensor's
+    place in the graph (its node and output number, or a leaf's accumulator), which torch's
+    SavedVariable keeps beside the packed value; the engine frees it with the node's other saved
+    tensors. (As in torch, no in-place check is made on packed tensors: what the unpack hook
+    returns is what the backward uses.)"""
 
-    __slots__ = ("packed", "unpack")
+    __slots__ = ("packed", "unpack", "grad_fn", "output_nr", "requires_grad", "accumulator")
 
-    def __init__(self, packed, unpack=None) -> None:
+    def __init__(self, packed, unpack=None, original=None) -> None:
         self.packed = packed
         self.unpack = unpack  # this tensor's own unpack hook (SavedTensor.register_hooks), else None
+        # a node's own saved output has none here (its node is the one reading it: _with_grad_fn)
+        self.grad_fn = original.grad_fn if original is not None else None
+        self.output_nr = original._output_nr if original is not None else 0
+        self.requires_grad = original is not None and original._requires_grad
+        self.accumulator = None
+        if self.requires_grad and self.grad_fn is None:
+            accumulator = original._get_accumulator()
+            # weakly, as torch: the packed value must not keep the leaf (the accumulator's variable) alive
+            self.accumulator = None if accumulator is None else weakref.ref(accumulator)
 
 
 def _unpack_saved(node) -> tuple:
     """A packed node's saved tensors, each through the unpack hook (called on every access, as
-    torch's); saved outputs get their place in the graph back under create_graph."""
+    torch's), each put back in the original tensor's place in the graph (a hook returning
+    ``t.detach()`` or a copy still differentiates twice, as torch's); saved outputs get theirs
+    under create_graph."""
     unpack = node._unpack_hook
     unpacked = tuple(None if s is None else (s.unpack or unpack)(s.packed) if type(s) is _PackedSaved else s
                      for s in node._saved)
@@ -1573,9 +1588,28 @@ def _unpack_saved(node) -> tuple:
         if node._saved[i] is not None and not isinstance(t, _Tensor):
             raise TypeError(f"{node.name()}: the unpack hook of saved_tensors_hooks returned a "
                             f"{type(t).__name__}, expected a Tensor")
-    if node._saved_outputs is not None and _grad_state.enabled:
-        return _with_grad_fn(unpacked, node._saved_outputs, node)
+    own_outputs = node._saved_outputs or ()
+    unpacked = tuple(_in_original_place(t, s) if type(s) is _PackedSaved and i not in own_outputs else t
+                     for i, (t, s) in enumerate(zip(unpacked, node._saved)))
+    if own_outputs and _grad_state.enabled:
+        return _with_grad_fn(unpacked, own_outputs, node)
     return unpacked
+
+
+def _in_original_place(tensor, packed: _PackedSaved):
+    """The unpack hook's values, as torch's SavedVariable::unpack makes them: a new tensor on their
+    memory and version counter, with the original's node (or leaf accumulator) whatever graph the
+    hook's tensor had. A subclass instance comes back as the hook made it."""
+    if type(tensor) is not _Tensor:
+        return tensor
+    placed = _Tensor._make(tensor._data, packed.grad_fn, packed.output_nr)
+    placed._vbox = tensor._version_box
+    if packed.grad_fn is None and packed.requires_grad:
+        placed._requires_grad = True
+        accumulator = packed.accumulator() if packed.accumulator is not None else None
+        if accumulator is not None:
+            placed._accumulator = weakref.ref(accumulator)
+    return placed
 
 
 def once_differentiable(backward):

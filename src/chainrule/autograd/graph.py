@@ -97,7 +97,8 @@ def _pack_outputs(out) -> None:
         if i in own_outputs:
             tensor = next((o for o in outputs if isinstance(o, Tensor) and o.grad_fn is node
                            and o._output_nr == saved._output_nr), saved)
-        packed.append(_function._PackedSaved(pack_hook(tensor)))
+        # the original's place in the graph is kept beside what pack returns (an output's is its node)
+        packed.append(_function._PackedSaved(pack_hook(tensor), original=None if i in own_outputs else saved))
     node._saved = tuple(packed)
     node._saved_versions = None  # torch checks no versions through hooks: unpack's result is used
     node._unpack_hook = unpack_hook

@@ -3,11 +3,11 @@
 torch's activation checkpointing trades compute for memory: it drops a segment's activations in
 the forward pass and recomputes them during backward. With ``use_reentrant=False`` the segment is
 recorded as usual but the tensors its nodes save are packed into empty holders (saved_tensors_hooks);
-the backward's first read of one reruns the segment, with the forward's RNG state, to fill them, and
-stops once all are filled (torch's early stop). The rerun's side effects are torch's too: a
-BatchNorm in the segment updates its running statistics a second time (pytorch/pytorch#96136). The
-reentrant form, torch's default when ``use_reentrant`` is not given, is torch's CheckpointFunction
-below.
+the backward's first read of one reruns the segment, with the forward's RNG states (the CPU's and
+those of the inputs' GPUs), to fill them, and stops once all are filled (torch's early stop). The
+rerun's side effects are torch's too: a BatchNorm in the segment updates its running statistics a
+second time (pytorch/pytorch#96136). The reentrant form, torch's default when ``use_reentrant`` is
+not given, is torch's CheckpointFunction below.
 """
 
 from __future__ import annotations
@@ -84,6 +84,8 @@ class _RecomputeFrame:
 
         self.function, self.args, self.kwargs = function, args, kwargs
         self.rng_state = random_ops.get_rng_state() if preserve_rng_state else None
+        # the generators of the inputs' GPUs too, as torch's (a dropout on 'cuda' draws from them)
+        self.devices, self.device_states = get_device_states(*args) if preserve_rng_state else ([], [])
         self.recompute_context = recompute_context
         self.holders: list = []  # weak: a holder whose node was freed needs no refill
 
@@ -111,9 +113,9 @@ class _RecomputeFrame:
 
     def recompute(self) -> int:
         """Rerun the function with recording on, on the original inputs, putting each tensor it
-        saves into the next holder; the count it saved. The tensors keep the rerun's graph, which
-        hangs from the inputs' own, so a backward with create_graph=True differentiates through
-        them again (torch reattaches its detached ones to the forward's graph instead)."""
+        saves into the next holder; the count it saved. Unpacked, each takes the place in the
+        forward's graph of the tensor it stands for (as any saved tensor through hooks does), so a
+        backward with create_graph=True differentiates through the forward's nodes, as torch's."""
         from ..ops import random as random_ops
 
         early_stop = True if _enable_checkpoint_early_stop is None else _enable_checkpoint_early_stop
@@ -135,9 +137,10 @@ class _RecomputeFrame:
         with contextlib.suppress(RuntimeError):  # (outside a backward pass there is no end to wait for)
             engine.queue_callback(self.forget)
 
-        with random_ops.fork_rng(devices=[], enabled=self.rng_state is not None):
+        with random_ops.fork_rng(devices=self.devices, enabled=self.rng_state is not None):
             if self.rng_state is not None:
                 random_ops.set_rng_state(self.rng_state)
+                set_device_states(self.devices, self.device_states)
             try:
                 with enable_grad(), self.recompute_context, saved_tensors_hooks(fill, lambda packed: packed):
                     self.function(*self.args, **self.kwargs)
@@ -185,8 +188,8 @@ class CheckpointFunction(Function):
     preserve_rng_state, *args)``. Unlike ``checkpoint`` above, this one does what torch's does:
     forward runs ``run_function`` without recording, and backward runs it again with recording
     on and backpropagates through that second graph (so activations are not kept between the
-    passes). ``preserve_rng_state`` restores the CPU generator before the rerun so random ops
-    draw the same numbers."""
+    passes). ``preserve_rng_state`` restores the CPU generator, and those of the inputs' GPUs,
+    before the rerun so random ops draw the same numbers."""
 
     label = "checkpoint"
     rule = "reruns the segment with recording on and backpropagates through that second graph"
@@ -200,6 +203,7 @@ class CheckpointFunction(Function):
         ctx.preserve_rng_state = preserve_rng_state
         if preserve_rng_state:
             ctx.forward_rng_state = random_ops.get_rng_state()
+            ctx.forward_devices, ctx.forward_device_states = get_device_states(*args)
         ctx.inputs = [None if isinstance(a, Tensor) else a for a in args]
         ctx.tensor_indices = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
         ctx.save_for_backward(*[a for a in args if isinstance(a, Tensor)])
@@ -214,9 +218,11 @@ class CheckpointFunction(Function):
         for index, tensor in zip(ctx.tensor_indices, ctx.saved_values):
             inputs[index] = tensor
         detached = detach_variable(tuple(inputs))
-        with random_ops.fork_rng(devices=[], enabled=ctx.preserve_rng_state):
+        devices = ctx.forward_devices if ctx.preserve_rng_state else []
+        with random_ops.fork_rng(devices=devices, enabled=ctx.preserve_rng_state):
             if ctx.preserve_rng_state:
                 random_ops.set_rng_state(ctx.forward_rng_state)
+                set_device_states(devices, ctx.forward_device_states)
             with enable_grad():
                 outputs = ctx.run_function(*detached)
         if isinstance(outputs, Tensor):
@@ -257,10 +263,9 @@ def get_device_states(*args) -> tuple[list[int], list[Tensor]]:
     from ..ops import random as random_ops
     from ._pytree import tree_leaves
 
-    indices = []
-    for leaf in tree_leaves(args):
-        if isinstance(leaf, Tensor) and leaf.device.type not in ("cpu", "meta"):
-            indices.append(leaf.get_device())
+    # each device once, as torch's set of them (its ints iterate in ascending order)
+    indices = sorted({leaf.get_device() for leaf in tree_leaves(args)
+                      if isinstance(leaf, Tensor) and leaf.device.type not in ("cpu", "meta")})
     return indices, [random_ops.cuda_default_generator(i).get_state() for i in indices]
 
 
