@@ -2377,7 +2377,7 @@ def nan_to_num(input: Tensor, nan=None, posinf=None, neginf=None) -> Tensor:
 _FLOAT8_NP = _dtype.FLOAT8_NP  # (the loaded float8 types; empty, one cheap test, until one loads)
 
 
-def _compare(ufunc, ordered: str = "", aten: str = ""):
+def _compare(ufunc, ordered: str = "", *, aten: str):
     def op(input, other) -> Tensor:
         if aten.startswith("logical"):
             _require_tensors(aten, input, other)
@@ -2397,7 +2397,7 @@ def _compare(ufunc, ordered: str = "", aten: str = ""):
         if ordered and _FLOAT8_NP and x.dtype in _FLOAT8_NP:  # torch does not order float8 values
             _dtype.refuse_float8(x.dtype, f"{ordered}_cpu")
         if type(x) is not np.ndarray or type(y) is not np.ndarray:  # (a device array, or two GPUs')
-            x, y = _kernel_arrays(ufunc.__name__, a, b)
+            x, y = _kernel_arrays(aten, a, b)  # (the mixed-device error names torch's op, not NumPy's ufunc)
         try:
             out = Tensor._make(iterator_layout(ufunc(x, y), x, y))
         except ValueError as error:
@@ -2406,7 +2406,7 @@ def _compare(ufunc, ordered: str = "", aten: str = ""):
             _vmap_frames.note_results((input, other), None, out)
         return out
 
-    op.__name__ = aten or ufunc.__name__  # torch.eq.__name__ is "eq", not NumPy's "equal" (torch.equal's)
+    op.__name__ = aten  # torch.eq.__name__ is "eq", not NumPy's "equal" (torch.equal's)
     return op
 
 
