@@ -89,3 +89,66 @@ def test_a_refused_dtype_comes_after_the_broadcast_check(op, dtype):
     are the error, whatever the dtype."""
     assert_as_torch(lambda lib: getattr(lib, op)(lib.tensor([1, 2], dtype=getattr(lib, dtype)),
                                                  lib.tensor([1, 2, 3], dtype=getattr(lib, dtype))))
+
+
+# --- 2. the deprecated scalar-first overloads of addcmul and addcdiv -----------------------------
+
+DEPRECATED_CALLS = {
+    "torch.addcmul": "torch.addcmul(p, 0.5, v, v)",
+    "torch.addcdiv": "torch.addcdiv(p, 0.5, v, v + 1)",
+    "torch.addcmul with out=": "torch.addcmul(p, 0.5, v, v, out=torch.empty(3))",
+    "torch.addcdiv with a 0-d value": "torch.addcdiv(p, torch.tensor(0.5), v, v + 1)",
+    "Tensor.addcmul": "p.addcmul(0.5, v, v)",
+    "Tensor.addcdiv_": "p.addcdiv_(0.5, v, v + 1)",
+}
+
+
+def _first_call_of_a_process(lib_name: str, call: str):
+    """``call``'s values and warnings as the first deprecated overload of a fresh process (torch warns
+    once per process for all of them), the warnings' file included: the caller's. (torch's message
+    ends with the C++ line that warned, which chainrule has none of.)"""
+    import subprocess
+    import sys
+
+    source = (f"import warnings, {lib_name} as torch\n"
+              "p, v = torch.ones(3), torch.arange(3.0)\n"
+              "with warnings.catch_warnings(record=True) as caught:\n"
+              "    warnings.simplefilter('always')\n"
+              f"    values = ({call}).tolist()\n"
+              "print(repr((values, [(w.category.__name__, str(w.message).split(' (Triggered internally')[0], w.filename)\n"
+              "                     for w in caught])))\n")
+    return subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.parametrize("call", DEPRECATED_CALLS.values(), ids=DEPRECATED_CALLS.keys())
+def test_the_deprecated_overload_warns_in_the_words_of_the_form_called(call):
+    """torch.addcmul(p, 0.5, v, v) warns with the function's signature (``input``, ``out``); the
+    methods with theirs."""
+    assert _first_call_of_a_process("chainrule", call) == _first_call_of_a_process("torch", call)
+
+
+ADD_PRODUCT_REFUSALS = {
+    "p.addcmul_(0.5, v, 2)": lambda lib, p, v: p.addcmul_(0.5, v, 2),
+    "p.addcdiv_(0.5, v, 2)": lambda lib, p, v: p.addcdiv_(0.5, v, 2),
+    "p.addcmul(0.5, v, 2)": lambda lib, p, v: p.addcmul(0.5, v, 2),
+    "p.addcmul_('a', v, v)": lambda lib, p, v: p.addcmul_("a", v, v),
+    "p.addcmul_(v, v, 2)": lambda lib, p, v: p.addcmul_(v, v, 2),
+    "p.addcmul_(0.5, v, v, value=2)": lambda lib, p, v: p.addcmul_(0.5, v, v, value=2),
+    "p.addcmul_(v, v, value='a')": lambda lib, p, v: p.addcmul_(v, v, value="a"),
+    "p.addcmul_(grad-requiring 0-d, v, v)": lambda lib, p, v: p.addcmul_(lib.tensor(0.5, requires_grad=True), v, v),
+    "p.addcdiv_('a')": lambda lib, p, v: p.addcdiv_("a"),
+    "torch.addcmul(p, 0.5, v, 2)": lambda lib, p, v: lib.addcmul(p, 0.5, v, 2),
+    "torch.addcdiv(p, 0.5, v, 2)": lambda lib, p, v: lib.addcdiv(p, 0.5, v, 2),
+    "torch.addcmul(p, 0.5, v, v, value=2)": lambda lib, p, v: lib.addcmul(p, 0.5, v, v, value=2),
+    "torch.addcmul(p)": lambda lib, p, v: lib.addcmul(p),
+    "torch.addcdiv(p, v, v, valu=1)": lambda lib, p, v: lib.addcdiv(p, v, v, valu=1),
+    "torch.full((2,), grad-requiring 0-d)": lambda lib, p, v: lib.full((2,), lib.tensor(1.0, requires_grad=True)),
+    "torch.histc(p, 4, grad-requiring 0-d, 1)": lambda lib, p, v: lib.histc(p, 4, lib.tensor(0.0, requires_grad=True), 1),
+}
+
+
+@pytest.mark.parametrize("call", ADD_PRODUCT_REFUSALS)
+def test_a_refused_call_of_addcmul_or_addcdiv_is_worded_as_torch(call):
+    """A Scalar argument is a number or a 0-d tensor that does not require grad, as torch's parser
+    takes it; the deprecated overload is hidden from the messages, as in torch."""
+    assert_as_torch(lambda lib: ADD_PRODUCT_REFUSALS[call](lib, lib.ones(3), lib.arange(3.0)))

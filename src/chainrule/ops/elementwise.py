@@ -718,6 +718,22 @@ def accepts_two_numbers(fn):
     return wrapping_a_number
 
 
+def scalar_first_in_function_words(fn):
+    """``fn``, an op taking the deprecated scalar-first overload (``accepts_scalar_first``), as the
+    function ``torch.<name>``: that overload warns with the function's signature, ``input`` and
+    ``out`` in it, as torch's does. The method (``for_a_tensor``, what ``Tensor.<name>`` is bound
+    to) warns with the method's."""
+    import functools
+
+    @functools.wraps(fn)
+    def as_function(*args, **kwargs):
+        args, kwargs = scalar_first_as_keyword(fn.scalar_first, "function", args, kwargs)
+        return fn(*args, **kwargs)
+
+    as_function.for_a_tensor = fn
+    return as_function
+
+
 def _is_python_number(value) -> builtins.bool:
     return isinstance(value, (builtins.int, builtins.float, builtins.complex, np.number)) and not isinstance(value, Tensor)
 
@@ -2238,6 +2254,7 @@ def _fma(x: Tensor, y, z: Tensor) -> Tensor:
     return _cast(_cast(x, wide) * y + _cast(z, wide), x.dtype)
 
 
+@scalar_first_in_function_words
 @honours_out
 @accepts_scalar_first("value", "tensor1, tensor2")
 def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
@@ -2308,6 +2325,7 @@ _ADDCDIV_INTEGER_DIVISION = (
     "tensor2), for all dtypes.")
 
 
+@scalar_first_in_function_words
 @honours_out
 @accepts_scalar_first("value", "tensor1, tensor2")
 def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
