@@ -17,8 +17,8 @@ torch = pytest.importorskip("torch")
 
 
 def _outcome(case, lib, on_standin_cuda=False):
-    """What ``case(lib)`` shows a user: ("ok", its value as a list) or ("error", the exception's
-    type, its message), with the warnings it gives (category and message) last."""
+    """What ``case(lib)`` shows a user: ("ok", its tensor (or tuple of tensors) as lists) or ("error",
+    the exception's type, its message), with the warnings it gives (category and message) last."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -27,7 +27,7 @@ def _outcome(case, lib, on_standin_cuda=False):
                     result = case(lib)
             else:
                 result = case(lib)
-            shown = ("ok", result.tolist() if hasattr(result, "tolist") else result)
+            shown = ("ok", [r.tolist() for r in result] if isinstance(result, tuple) else result.tolist())
         except Exception as error:  # the error is part of what is compared
             shown = ("error", type(error).__name__, str(error))
     return (*shown, [(w.category.__name__, str(w.message)) for w in caught])
@@ -152,3 +152,62 @@ def test_a_refused_call_of_addcmul_or_addcdiv_is_worded_as_torch(call):
     """A Scalar argument is a number or a 0-d tensor that does not require grad, as torch's parser
     takes it; the deprecated overload is hidden from the messages, as in torch."""
     assert_as_torch(lambda lib: ADD_PRODUCT_REFUSALS[call](lib, lib.ones(3), lib.arange(3.0)))
+
+
+# --- 3. torch's parser words the refusals of argsort, roll, diff, log2, unique and ger ------------
+
+PARSER_CALLS = {
+    "argsort()": lambda lib, x, v: lib.argsort(),
+    "argsort(x, 0.5)": lambda lib, x, v: lib.argsort(x, 0.5),
+    "argsort(x, 0, 1)": lambda lib, x, v: lib.argsort(x, 0, 1),
+    "argsort(x, stable=1)": lambda lib, x, v: lib.argsort(x, stable=1),
+    "argsort(x, stable=None)": lambda lib, x, v: lib.argsort(x, stable=None),
+    "x.argsort(0.5)": lambda lib, x, v: x.argsort(0.5),
+    "argsort(x, 0, True, True)": lambda lib, x, v: lib.argsort(x, 0, True, True),
+    "argsort(x, foo=1)": lambda lib, x, v: lib.argsort(x, foo=1),
+    "argsort(x, stable=True, dim=0)": lambda lib, x, v: lib.argsort(x, stable=True, dim=0),
+    "roll(x)": lambda lib, x, v: lib.roll(x),
+    "x.roll()": lambda lib, x, v: x.roll(),
+    "x.roll(1.5)": lambda lib, x, v: x.roll(1.5),
+    "roll(x, 1, 0.5)": lambda lib, x, v: lib.roll(x, 1, 0.5),
+    "roll(x, 1, 0, 2)": lambda lib, x, v: lib.roll(x, 1, 0, 2),
+    "roll(x, 1, dims=None)": lambda lib, x, v: lib.roll(x, 1, dims=None),
+    "diff()": lambda lib, x, v: lib.diff(),
+    "diff(x, 0.5)": lambda lib, x, v: lib.diff(x, 0.5),
+    "diff(x, 1, 'a')": lambda lib, x, v: lib.diff(x, 1, "a"),
+    "diff(x, 1, 0, 5)": lambda lib, x, v: lib.diff(x, 1, 0, 5),
+    "diff(x, n=1.5)": lambda lib, x, v: lib.diff(x, n=1.5),
+    "x.diff(None)": lambda lib, x, v: x.diff(None),
+    "diff(x, 1, 0, x, x, x)": lambda lib, x, v: lib.diff(x, 1, 0, x, x, x),
+    "log2()": lambda lib, x, v: lib.log2(),
+    "log2(2)": lambda lib, x, v: lib.log2(2),
+    "log2([1.0])": lambda lib, x, v: lib.log2([1.0]),
+    "log2(x, x)": lambda lib, x, v: lib.log2(x, x),
+    "x.log2(1)": lambda lib, x, v: x.log2(1),
+    "x.log2(foo=1)": lambda lib, x, v: x.log2(foo=1),
+    "unique(x, sorted=2)": lambda lib, x, v: lib.unique(x, sorted=2),
+    "unique(x, 2)": lambda lib, x, v: lib.unique(x, 2),
+    "unique(x, return_counts=1)": lambda lib, x, v: lib.unique(x, return_counts=1),
+    "unique(x, return_inverse=None)": lambda lib, x, v: lib.unique(x, return_inverse=None),
+    "x.unique(sorted=2)": lambda lib, x, v: x.unique(sorted=2),
+    "unique(x, dim=0.5)": lambda lib, x, v: lib.unique(x, dim=0.5),
+    "x.unique(dim='a')": lambda lib, x, v: x.unique(dim="a"),
+    "unique(x, dim=0, sorted=2)": lambda lib, x, v: lib.unique(x, dim=0, sorted=2),
+    "unique([1, 2])": lambda lib, x, v: lib.unique([1, 2]),
+    "unique(x, True, True, True, 0)": lambda lib, x, v: lib.unique(x, True, True, True, 0),
+    "ger()": lambda lib, x, v: lib.ger(),
+    "ger(v)": lambda lib, x, v: lib.ger(v),
+    "ger(v, 2)": lambda lib, x, v: lib.ger(v, 2),
+    "v.ger(2)": lambda lib, x, v: v.ger(2),
+    "ger(v, v, v)": lambda lib, x, v: lib.ger(v, v, v),
+    "ger(v, vec3=v)": lambda lib, x, v: lib.ger(v, vec3=v),
+}
+
+
+@pytest.mark.parametrize("call", PARSER_CALLS)
+def test_argument_refusals_are_worded_by_torchs_parser(call):
+    """Python's own binding messages ("missing 1 required positional argument: 'shifts'") or NumPy's
+    ("'float' object cannot be interpreted as an integer") where torch's parser has its words; a
+    method torch binds without arguments (x.log2(1)) is refused in CPython's words for it."""
+    assert_as_torch(lambda lib: PARSER_CALLS[call](lib, lib.tensor([[3.0, 1.0, 2.0], [0.0, 5.0, 4.0]]),
+                                                   lib.tensor([1.0, 2.0])))

@@ -376,6 +376,7 @@ class _Signature:
         self.name = name
         text, _, flag = text.partition("|")
         self.hidden = flag == "deprecated"
+        self.bound_without_arguments = False  # (a method torch binds METH_NOARGS: set by _signatures)
         self.params: list[_Parameter] = []
         keyword_only = False
         for item in filter(None, text.strip("()").split(", ")):
@@ -435,6 +436,11 @@ class _Signature:
         """Whether this signature takes ``args``/``kwargs`` (torch's FunctionSignature::parse); with
         ``raise_error``, torch's TypeError for the first argument it refuses instead of False."""
         nargs = len(args)
+        if self.bound_without_arguments and (args or kwargs):
+            if raise_error:  # CPython's words: torch's method takes no arguments at all (x.log2(1))
+                raise TypeError(f"TensorBase.{self.name}() takes no keyword arguments" if kwargs
+                                else f"TensorBase.{self.name}() takes no arguments ({nargs} given)")
+            return False
         if nargs > self.max_pos_args and not self.varargs:
             if raise_error:
                 raise self._extra_args(nargs)
@@ -833,6 +839,13 @@ SIGNATURES: dict[str, tuple] = {
     "take_along_dim": ("(Tensor input, Tensor indices, int64_t? dim=None, *, Tensor out=None)",),
     "addcmul": _ADD_PRODUCT,
     "addcdiv": _ADD_PRODUCT,
+    "argsort": ("(Tensor input, *, bool stable, int64_t dim=-1, bool descending=False, Tensor out=None)",
+                "(Tensor input, int64_t dim=-1, bool descending=False)"),
+    "roll": ("(Tensor input, IntArrayRef[1] shifts, IntArrayRef[1] dims=None)",),
+    "diff": ("(Tensor input, int64_t n=1, int64_t dim=-1, Tensor? prepend=None, Tensor? append=None, *, "
+             "Tensor out=None)",),
+    "log2": ("(Tensor input, *, Tensor out=None)",),
+    "ger": ("(Tensor input, Tensor vec2, *, Tensor out=None)",),  # (outer's old name: its messages name ger)
     "embedding_bag": ("(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq, int64_t mode, "
                       "bool sparse, Tensor? per_sample_weights, bool include_last_offset, int64_t? padding_idx)",
                       "(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, "
@@ -930,16 +943,20 @@ LINALG_SIGNATURES: dict[str, tuple] = {
 INTERNAL_SIGNATURES: dict[str, tuple] = {
     "split": ("(Tensor input, int64_t split_size, int64_t dim=0)", "(Tensor input, IntArrayRef split_size, int64_t dim=0)"),
     "split_with_sizes": ("(Tensor input, IntArrayRef split_sizes, int64_t dim=0)",),
+    # torch.unique (Python) calls _unique2(input, sorted=..., ...) or unique_dim(input, dim, sorted=..., ...)
+    "_unique2": ("(Tensor input, bool sorted=True, bool return_inverse=False, bool return_counts=False)",),
+    "unique_dim": ("(Tensor input, int64_t dim, bool sorted=True, bool return_inverse=False, "
+                   "bool return_counts=False)",),
 }
 
 
-def check_as(name: str, *args) -> None:
-    """torch's refusal of ``args`` by its internal function ``name`` (INTERNAL_SIGNATURES), if any."""
+def check_as(name: str, *args, **kwargs) -> None:
+    """torch's refusal of ``args``/``kwargs`` by its internal function ``name`` (INTERNAL_SIGNATURES), if any."""
     key = (name, "internal")
     if key not in _PARSED:
         _PARSED[key] = [_Signature(name, text) for text in INTERNAL_SIGNATURES[name]]
-    if not _takes(_PARSED[key], args, {}):
-        refusal = signature_refusal(name, _PARSED[key], args, {})
+    if not _takes(_PARSED[key], args, kwargs):
+        refusal = signature_refusal(name, _PARSED[key], args, kwargs)
         if refusal is not None:
             raise refusal
 
@@ -989,6 +1006,8 @@ def _signatures(name: str, method: bool, linalg: bool = False) -> list | None:
         else:
             texts = SIGNATURES.get(name)
         _PARSED[key] = texts and [_Signature(name, t) for t in texts]
+        if method and texts and list(texts) == ["()"]:  # torch's generated method is METH_NOARGS
+            _PARSED[key][0].bound_without_arguments = True
     return _PARSED[key]
 
 
