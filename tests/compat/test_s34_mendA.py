@@ -211,3 +211,46 @@ def test_argument_refusals_are_worded_by_torchs_parser(call):
     method torch binds without arguments (x.log2(1)) is refused in CPython's words for it."""
     assert_as_torch(lambda lib: PARSER_CALLS[call](lib, lib.tensor([[3.0, 1.0, 2.0], [0.0, 5.0, 4.0]]),
                                                    lib.tensor([1.0, 2.0])))
+
+
+# --- 4. a method's arity is counted after self, as torch's parser counts it ----------------------
+
+METHOD_ARITY_CALLS = {
+    "p.add(v, 0.5)": lambda p, v: p.add(v, 0.5),
+    "p.sub(v, 0.5)": lambda p, v: p.sub(v, 0.5),
+    "p.mul(v, 2)": lambda p, v: p.mul(v, 2),
+    "p.add_(v, 0.5)": lambda p, v: p.add_(v, 0.5),
+    "p.mul_(v, v)": lambda p, v: p.mul_(v, v),
+    "p.maximum(v, v)": lambda p, v: p.maximum(v, v),
+    "p.atan2(v, v)": lambda p, v: p.atan2(v, v),
+    "p.hypot(v, v)": lambda p, v: p.hypot(v, v),
+    "p.dot(v, v)": lambda p, v: p.dot(v, v),
+    "p.mul()": lambda p, v: p.mul(),
+    "p.add(v, foo=1)": lambda p, v: p.add(v, foo=1),
+    "p.clone(1)": lambda p, v: p.clone(1),
+    "p.numpy(1)": lambda p, v: p.numpy(1),
+    "p.size(0, 1)": lambda p, v: p.size(0, 1),
+    "p.exp(1)": lambda p, v: p.exp(1),
+    "p.abs(1)": lambda p, v: p.abs(1),
+    "p.neg(1)": lambda p, v: p.neg(1),
+    "p.sqrt(1)": lambda p, v: p.sqrt(1),
+    "p.floor(1)": lambda p, v: p.floor(1),
+    "p.exp_(1)": lambda p, v: p.exp_(1),
+    "p.t(1)": lambda p, v: p.t(1),
+    "p.exp(foo=1)": lambda p, v: p.exp(foo=1),
+    "p.neg(foo=1)": lambda p, v: p.neg(foo=1),
+    "p.detach(1)": lambda p, v: p.detach(1),
+    "p.item(1)": lambda p, v: p.item(1),
+    "p.tolist(1)": lambda p, v: p.tolist(1),
+    "p.dim(1)": lambda p, v: p.dim(1),
+    "p.numel(1)": lambda p, v: p.numel(1),
+    "p.split(1, 0, 5)": lambda p, v: p.split(1, 0, 5),
+}
+
+
+@pytest.mark.parametrize("call", METHOD_ARITY_CALLS)
+def test_a_methods_arity_refusal_counts_the_arguments_after_self(call):
+    """Python counts self ("add() takes 2 positional arguments but 3 were given"); torch's parser
+    does not, and a method of no arguments is refused in CPython's METH_NOARGS words. torch's
+    methods written in Python (split) keep Python's words."""
+    assert_as_torch(lambda lib: METHOD_ARITY_CALLS[call](lib.ones(3), lib.arange(3.0)))

@@ -11,6 +11,7 @@ lengths are each op's own check (its RuntimeError), after these.
 from __future__ import annotations
 
 import functools
+import inspect
 import operator
 
 import numpy as np
@@ -1060,6 +1061,44 @@ def checked_signature(impl, home: tuple):
     return checked
 
 
+# torch's Tensor methods written in Python (torch/_tensor.py): Python words their refusals there too
+_PYTHON_METHODS = frozenset({"backward", "dim_order", "eig", "index", "is_shared", "istft", "lstsq", "lu",
+                             "module_load", "norm", "register_hook", "register_post_accumulate_grad_hook",
+                             "reinforce", "resize", "resize_as", "share_memory_", "solve", "split", "stft",
+                             "storage", "storage_type", "symeig", "to_sparse_coo", "unflatten", "unique",
+                             "unique_consecutive"})
+
+
+def method_binding_refusal(name: str, impl, args: tuple, kwargs: dict) -> TypeError | None:
+    """torch's TypeError for a call of the Tensor method ``name`` whose arguments Python refused to
+    bind to ``impl`` (``args[0]`` is self), or None where they bind or the words are Python's in torch
+    too: the parser's count of the arguments after self, its "missing ... arguments" (see
+    ``_Signature.parse``), and CPython's METH_NOARGS words for a method of no arguments at all."""
+    if name in _PYTHON_METHODS:
+        return None
+    try:
+        parameters = list(inspect.signature(impl).parameters.values())[1:]  # (after self)
+    except (TypeError, ValueError):
+        return None
+    # (a method takes no out=: the function's keyword, where the method shares its impl, is not one of its words)
+    parameters = [p for p in parameters if not (p.name == "out" and p.kind is p.KEYWORD_ONLY)]
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters):
+        return None
+    words, starred = [], False
+    for p in parameters:  # a parameter of any type: only the counts and names are in question
+        if p.kind is p.KEYWORD_ONLY and not starred:
+            words.append("*")
+            starred = True
+        words.append(f"object {p.name}" if p.default is p.empty else f"object {p.name}=None")
+    signature = _Signature(name, f"({', '.join(words)})")
+    signature.bound_without_arguments = not words
+    try:
+        signature.parse(args[1:], kwargs, True)
+    except TypeError as refusal:
+        return refusal
+    return None
+
+
 def _fast_types(param: _Parameter) -> frozenset:
     """The classes ``param`` takes without a closer look (``_ANY``: any; a list or tuple of ints is
     looked into by ``_fast_match``)."""
@@ -1103,6 +1142,7 @@ def _install() -> None:
     from .. import _torch_function
 
     _torch_function.signature_check = checked_signature
+    _torch_function.method_binding_refusal = method_binding_refusal
 
 
 _install()
