@@ -254,3 +254,23 @@ def test_a_methods_arity_refusal_counts_the_arguments_after_self(call):
     does not, and a method of no arguments is refused in CPython's METH_NOARGS words. torch's
     methods written in Python (split) keep Python's words."""
     assert_as_torch(lambda lib: METHOD_ARITY_CALLS[call](lib.ones(3), lib.arange(3.0)))
+
+
+# --- 5. GroupNorm's own check is torch's, bare ---------------------------------------------------
+
+GROUP_NORM_ARGUMENTS = {
+    "3 groups of 4 channels": (3, 4),
+    "4 groups of 2 channels": (4, 2),
+    "2.5 groups": (2.5, 4),
+    "0 groups": (0, 4),
+    "a str of groups": ("a", 4),
+    "None groups": (None, 4),
+    "2 groups of 4 channels": (2, 4),
+}
+
+
+@pytest.mark.parametrize("arguments", GROUP_NORM_ARGUMENTS.values(), ids=GROUP_NORM_ARGUMENTS.keys())
+def test_group_norms_divisibility_check_is_torchs_bare_message(arguments):
+    """torch raises its ValueError (or what ``%`` raises) with no call in front: the constructor's
+    prefix naming the class and its arguments is for errors from deep inside, not for torch's own."""
+    assert_as_torch(lambda lib: lib.nn.GroupNorm(*arguments).weight)
