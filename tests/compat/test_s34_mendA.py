@@ -43,11 +43,12 @@ COMPARISONS = ["eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", 
 COMPARISON_FORMS = {
     "function": lambda lib, op, a, b: getattr(lib, op)(a, b),
     "method": lambda lib, op, a, b: getattr(a, op)(b),
+    "operator": lambda lib, op, a, b: getattr(a, f"__{op}__")(b),  # (a == b: torch's eq)
 }
 
 
-@pytest.mark.parametrize("form", COMPARISON_FORMS)
-@pytest.mark.parametrize("op", COMPARISONS)
+@pytest.mark.parametrize("op, form", [(op, form) for op in COMPARISONS for form in COMPARISON_FORMS
+                                      if form != "operator" or not op.startswith("logical")])
 def test_a_comparison_across_devices_names_torchs_op(op, form):
     """A 'cuda' tensor compared with a CPU one (not 0-d): the error names torch's op (``eq``), not
     NumPy's ufunc (``equal``, ``less``...)."""
