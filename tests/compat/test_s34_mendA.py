@@ -196,6 +196,11 @@ PARSER_CALLS = {
     "unique(x, dim=0, sorted=2)": lambda lib, x, v: lib.unique(x, dim=0, sorted=2),
     "unique([1, 2])": lambda lib, x, v: lib.unique([1, 2]),
     "unique(x, True, True, True, 0)": lambda lib, x, v: lib.unique(x, True, True, True, 0),
+    "relu(x, True)": lambda lib, x, v: lib.relu(x, True),
+    "relu(x, inplace=True)": lambda lib, x, v: lib.relu(x, inplace=True),
+    "x.relu(True)": lambda lib, x, v: x.relu(True),
+    "x.relu_(True)": lambda lib, x, v: x.relu_(True),
+    "F.relu(x, True), and x after": lambda lib, x, v: (lib.nn.functional.relu(x - 2, True), x),
     "ger()": lambda lib, x, v: lib.ger(),
     "ger(v)": lambda lib, x, v: lib.ger(v),
     "ger(v, 2)": lambda lib, x, v: lib.ger(v, 2),
@@ -209,7 +214,8 @@ PARSER_CALLS = {
 def test_argument_refusals_are_worded_by_torchs_parser(call):
     """Python's own binding messages ("missing 1 required positional argument: 'shifts'") or NumPy's
     ("'float' object cannot be interpreted as an integer") where torch's parser has its words; a
-    method torch binds without arguments (x.log2(1)) is refused in CPython's words for it."""
+    method torch binds without arguments (x.log2(1)) is refused in CPython's words for it. torch.relu
+    takes no ``inplace`` (nn.functional's relu does): chainrule's wrote x in place."""
     assert_as_torch(lambda lib: PARSER_CALLS[call](lib, lib.tensor([[3.0, 1.0, 2.0], [0.0, 5.0, 4.0]]),
                                                    lib.tensor([1.0, 2.0])))
 

@@ -846,6 +846,7 @@ SIGNATURES: dict[str, tuple] = {
     "diff": ("(Tensor input, int64_t n=1, int64_t dim=-1, Tensor? prepend=None, Tensor? append=None, *, "
              "Tensor out=None)",),
     "log2": ("(Tensor input, *, Tensor out=None)",),
+    "relu": ("(Tensor input)",),  # (F.relu's inplace is nn.functional's own: torch.relu(x, True) is refused)
     "ger": ("(Tensor input, Tensor vec2, *, Tensor out=None)",),  # (outer's old name: its messages name ger)
     "embedding_bag": ("(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq, int64_t mode, "
                       "bool sparse, Tensor? per_sample_weights, bool include_last_offset, int64_t? padding_idx)",
@@ -978,6 +979,7 @@ METHOD_SIGNATURES: dict[str, tuple] = {
     "transpose_": ("(Tensor input, int64_t dim0, int64_t dim1)",),
     "addcmul_": _ADD_PRODUCT,
     "addcdiv_": _ADD_PRODUCT,
+    "relu_": ("(Tensor input)",),
 }
 _NO_METHOD = {"cat", "concat", "concatenate", "stack", "full", "zeros", "empty", "ones", "arange", "linspace", "logspace", "randn", "rand", "randint",
               "randperm"}
