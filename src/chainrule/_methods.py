@@ -48,7 +48,10 @@ def bind_module(module) -> None:
     skip = set(getattr(module, "__not_methods__", ()))
     for name in module.__all__:
         if name not in skip and not hasattr(Tensor, name):
-            setattr(Tensor, name, getattr(module, name))
+            function = getattr(module, name)
+            # an op whose function and method differ (torch.addcmul warns in other words than p.addcmul) names
+            # its method ``for_a_tensor``
+            setattr(Tensor, name, getattr(function, "for_a_tensor", function))
     for method, function in getattr(module, "__tensor_methods__", {}).items():
         setattr(Tensor, method, getattr(module, function))
 

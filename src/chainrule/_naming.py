@@ -15,7 +15,7 @@ import functools
 import inspect
 import threading
 
-__all__ = ["naming_the_class"]
+__all__ = ["in_torchs_words", "naming_the_class"]
 
 
 # how many chainrule constructors are running on this thread: only the outermost one (the class
@@ -53,6 +53,13 @@ def naming_the_class(init):
         finally:
             _constructing.depth = depth
     return constructor
+
+
+def in_torchs_words(error: BaseException) -> BaseException:
+    """``error``, raised in a constructor in torch's own words (torch raises it there too, bare):
+    left without the prefix naming the class and its arguments."""
+    error._names_its_class = True
+    return error
 
 
 def _name_the_call(error: TypeError, init, cls: type) -> None:

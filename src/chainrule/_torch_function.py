@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import re
 import sys
 import types
 
@@ -321,8 +322,9 @@ def _arguments_override(values) -> bool:
 # The fast path reads one flag and looks each argument's class up in a set; keywords (rarer in hot
 # code) take a second function, so the common call passes no empty dict on; the operators name
 # their two operands instead of packing them. The op's own call sits in a try (free until it
-# raises): an AttributeError read off a non-tensor argument becomes torch's TypeError, NumPy's
-# MemoryError torch's RuntimeError (argument_refusal, out_of_memory); dispatched calls are the
+# raises): an AttributeError read off a non-tensor argument becomes torch's TypeError, Python's
+# refusal to bind a method's arguments torch's words for it, NumPy's MemoryError torch's
+# RuntimeError (argument_refusal, binding_refusal, out_of_memory); dispatched calls are the
 # handlers' own business and are left as they raise.
 _WRAPPER_SOURCE = """
 def _binary_wrapper(impl, handed):
@@ -352,7 +354,10 @@ def _general_wrapper(impl, handed, face_type=None, numpy_names=False, spell=None
             except TypeError as error:
                 renamed = numpy_input_names(impl, kwargs, error) if numpy_names else None
                 if renamed is None:
-                    raise
+                    refusal = binding_refusal(face, impl, args, kwargs, error)
+                    if refusal is None:
+                        raise
+                    raise refusal from None
             except AttributeError as error:
                 refusal = argument_refusal(face, impl, args, kwargs, error)
                 if refusal is None:
@@ -370,6 +375,11 @@ def _general_wrapper(impl, handed, face_type=None, numpy_names=False, spell=None
             return impl(*args)
         except AttributeError as error:
             refusal = argument_refusal(face, impl, args, kwargs, error)
+            if refusal is None:
+                raise
+            raise refusal from None
+        except TypeError as error:
+            refusal = binding_refusal(face, impl, args, None, error)
             if refusal is None:
                 raise
             raise refusal from None
@@ -494,9 +504,28 @@ def _item_index(value, culprit):
     return None
 
 
+# Python's own refusals to bind a call's arguments (the impl's frame never started)
+_BINDING_REFUSAL = re.compile(r"\(\) (takes |missing \d+ required |got an unexpected keyword argument |"
+                              r"got multiple values for argument )")
+
+# ops._arg_parser.method_binding_refusal (set there: this module sits below the ops)
+method_binding_refusal = None
+
+
+def binding_refusal(public, impl, args: tuple, kwargs: dict | None, error: TypeError):
+    """torch's TypeError where Python refused to bind a Tensor method's arguments, or None. Python
+    counts self and names the impl ("add() takes 2 positional arguments but 3 were given"); torch's
+    parser counts the arguments after self and names the method ("add_() takes 1 positional argument
+    but 2 were given"). Runs only when the op raised, so the call itself pays nothing."""
+    if getattr(public, "__torch_owner__", None) != "torch.Tensor" or method_binding_refusal is None \
+            or not _BINDING_REFUSAL.search(str(error)):
+        return None
+    return method_binding_refusal(public.__name__, impl, args, kwargs or {})
+
+
 _wrapper_namespace = {"state": flags, "plain": PLAIN, "dispatch": dispatch, "arguments_override": _arguments_override,
                       "numpy_input_names": _numpy_input_names, "argument_refusal": argument_refusal,
-                      "out_of_memory": out_of_memory}
+                      "binding_refusal": binding_refusal, "out_of_memory": out_of_memory}
 exec(compile(_WRAPPER_SOURCE, WRAPPER_FILE, "exec"), _wrapper_namespace)
 _binary_wrapper = _wrapper_namespace["_binary_wrapper"]
 _general_wrapper = _wrapper_namespace["_general_wrapper"]

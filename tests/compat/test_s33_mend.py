@@ -202,7 +202,7 @@ def test_isclose_refuses_mixed_devices_as_the_other_comparisons_do(operands):
     closeness = _outcome(_on_standin_cuda(_device_outcome(lambda lib: lib.isclose(*operands(lib))), 2), chainrule)
     equality = _outcome(_on_standin_cuda(_device_outcome(lambda lib: lib.eq(*operands(lib))), 2), chainrule)
     if equality[0] == "error":
-        equality = (*equality[:2], equality[2].replace("arguments of equal)", "arguments of isclose)"))
+        equality = (*equality[:2], equality[2].replace("arguments of eq)", "arguments of isclose)"))
     assert closeness == equality
 
 

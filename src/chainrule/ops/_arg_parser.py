@@ -11,6 +11,7 @@ lengths are each op's own check (its RuntimeError), after these.
 from __future__ import annotations
 
 import functools
+import inspect
 import operator
 
 import numpy as np
@@ -337,7 +338,9 @@ def _out_dtype_refusal(name: str, rule: str, input, result, out) -> Exception | 
 # A signature is written in torch's own schema words: a type (``Tensor``, ``Scalar``, ``int64_t``,
 # ``double``, ``bool``, ``str``, ``TensorList``, ``IntArrayRef``, ``ScalarType``, ``Layout``,
 # ``Device``, ``Generator``), ``?`` where None is taken, ``[N]`` where a single int stands for a list
-# of N; ``*`` starts the keyword-only ones. Each prints as torch prints it. (torch's named-tensor
+# of N; ``*`` starts the keyword-only ones. Each prints as torch prints it. A deprecated overload
+# (``|deprecated`` after it, as torch writes it) takes its calls but, as in torch, is left out of
+# the messages and of the plausible signatures that explain a refusal. (torch's named-tensor
 # overloads, hidden from its messages, take no str dim here either: torch 2.13 refuses one.)
 
 _SHOWN_TYPES = {"Tensor": "Tensor", "Scalar": "Number", "int64_t": "int", "double": "float", "bool": "bool",
@@ -372,6 +375,9 @@ class _Parameter:
 class _Signature:
     def __init__(self, name: str, text: str) -> None:
         self.name = name
+        text, _, flag = text.partition("|")
+        self.hidden = flag == "deprecated"
+        self.bound_without_arguments = False  # (a method torch binds METH_NOARGS: set by _signatures)
         self.params: list[_Parameter] = []
         keyword_only = False
         for item in filter(None, text.strip("()").split(", ")):
@@ -431,6 +437,11 @@ class _Signature:
         """Whether this signature takes ``args``/``kwargs`` (torch's FunctionSignature::parse); with
         ``raise_error``, torch's TypeError for the first argument it refuses instead of False."""
         nargs = len(args)
+        if self.bound_without_arguments and (args or kwargs):
+            if raise_error:  # CPython's words: torch's method takes no arguments at all (x.log2(1))
+                raise TypeError(f"TensorBase.{self.name}() takes no keyword arguments" if kwargs
+                                else f"TensorBase.{self.name}() takes no arguments ({nargs} given)")
+            return False
         if nargs > self.max_pos_args and not self.varargs:
             if raise_error:
                 raise self._extra_args(nargs)
@@ -562,8 +573,8 @@ def _check(param: _Parameter, value, index: int):
     if kind == "IntArrayRef":
         return _is_int_list(value, param.size)
     if kind in ("Scalar", "double"):
-        if isinstance(value, Tensor):
-            return None if value.ndim == 0 else True
+        if isinstance(value, Tensor):  # (one that requires grad is no number to torch's parser)
+            return None if value.ndim == 0 and not value.requires_grad else True
         if kind == "double" and isinstance(value, complex):
             return True
         return None if isinstance(value, (bool, int, float, complex, np.number, np.bool_)) or (
@@ -625,12 +636,12 @@ def signature_refusal(name: str, signatures: list, args: tuple, kwargs: dict) ->
             if signature.parse(args, kwargs, False):
                 return _unpack_refusal(name, signature, args, kwargs)
         count = len(args) + len(kwargs)
-        plausible = [s for s in signatures if s.min_args <= count <= s.max_args]
+        plausible = [s for s in signatures if s.min_args <= count <= s.max_args and not s.hidden]
         if len(plausible) == 1:
             plausible[0].parse(args, kwargs, True)
     except TypeError as refusal:
         return refusal
-    return TypeError(_invalid_combination(name, signatures, args, kwargs))
+    return TypeError(_invalid_combination(name, [s for s in signatures if not s.hidden], args, kwargs))
 
 
 _MASK64 = (1 << 64) - 1
@@ -692,34 +703,49 @@ def _torch_keyword_order(names) -> list:
 
 def _invalid_combination(name: str, shown: list, args: tuple, kwargs: dict) -> str:
     """torch's format_invalid_args: what was got, then each signature; one whose number of words
-    matches the call says which arguments (marked !...!) or keywords it did not take."""
+    matches the call says which arguments (marked !...!) or keywords it did not take. A lone
+    signature says it inline: the keywords it does not know, or the arguments marked."""
     keywords = _torch_keyword_order(kwargs)
     got = ", ".join([_type_name(a) for a in args] + [f"{k}={_type_name(kwargs[k])}" for k in keywords])
     if kwargs and not args:
         got += ", "  # (torch trims the last separator only after a positional argument)
     texts = [str(s) for s in shown]
     if len(texts) == 1:
-        return f"{name}() received an invalid combination of arguments - got ({got}), but expected {texts[0]}"
+        unmatched, marked = _mismatch(texts[0], args, kwargs, keywords)
+        if unmatched:
+            return (f"{name}() received an invalid combination of arguments - got unrecognized keyword arguments: "
+                    f"{', '.join(unmatched)}")
+        return (f"{name}() received an invalid combination of arguments - got ({marked or got}), "
+                f"but expected {texts[0]}")
     lines = [f"{name}() received an invalid combination of arguments - got ({got}), but expected one of:"]
     for text in texts:
         lines.append(f" * {text}")
-        words = text[1:-1].split(", ") if text != "()" else [""]
-        if len(args) + len(kwargs) != len(words):
-            continue
-        start = max(len(words) - len(kwargs), 0)
-        unmatched = [k for k in keywords if not any(_word_name(w) == k for w in words[start:])]
+        unmatched, marked = _mismatch(text, args, kwargs, keywords)
         if unmatched:
             lines.append(f"      didn't match because some of the keywords were incorrect: {', '.join(unmatched)}")
-            continue
-        marked = []
-        for i, word in enumerate(words):
-            value = args[i] if i < len(args) else kwargs[_word_name(word)]  # (torch: kwargs.at(its name))
-            shown_type = _described(value)
-            text_value = f"{_word_name(word)}={shown_type}" if i >= len(args) else shown_type
-            marked.append(text_value if _word_matches(word, value) else f"!{text_value}!")
-        described = ", ".join(marked) + (", " if kwargs and not args else "")  # (trimmed as ``got`` is)
-        lines.append(f"      didn't match because some of the arguments have invalid types: ({described})")
+        elif marked:
+            lines.append(f"      didn't match because some of the arguments have invalid types: ({marked})")
     return "\n".join(lines) + "\n"
+
+
+def _mismatch(text: str, args: tuple, kwargs: dict, keywords: list) -> tuple:
+    """Where one printed signature has as many words as the call has arguments: the keywords it
+    does not take (torch's _tryMatchKwargs, looking only at its last words), else the call's
+    arguments with those it refuses marked !...! (_formattedArgDesc); ([], "") for another count."""
+    words = text[1:-1].split(", ") if text != "()" else [""]
+    if len(args) + len(kwargs) != len(words):
+        return [], ""
+    start = max(len(words) - len(kwargs), 0)
+    unmatched = [k for k in keywords if not any(_word_name(w) == k for w in words[start:])]
+    if unmatched:
+        return unmatched, ""
+    marked = []
+    for i, word in enumerate(words):
+        value = args[i] if i < len(args) else kwargs[_word_name(word)]  # (torch: kwargs.at(its name))
+        shown_type = _described(value)
+        text_value = f"{_word_name(word)}={shown_type}" if i >= len(args) else shown_type
+        marked.append(text_value if _word_matches(word, value) else f"!{text_value}!")
+    return [], ", ".join(marked) + (", " if kwargs and not args else "")  # (trimmed as ``got`` is)
 
 
 def _word_name(word: str) -> str:
@@ -764,6 +790,9 @@ _LINSPACE = tuple(f"({start} start, {end} end, int64_t steps, *, Tensor out=None
                                      ("Scalar", "Scalar")))
 # torch takes samples ``x`` or a spacing ``dx``, never both, and no None for either
 _TRAPEZOID = ("(Tensor y, Tensor x, *, int64_t dim=-1)", "(Tensor y, *, Scalar dx=1, int64_t dim=-1)")
+# addcmul and addcdiv, with the overload that puts the value first (old optimizers' addcmul_(1 - beta, g, g))
+_ADD_PRODUCT = ("(Tensor input, Tensor tensor1, Tensor tensor2, *, Scalar value=1, Tensor out=None)",
+                "(Tensor input, Scalar value, Tensor tensor1, Tensor tensor2, *, Tensor out=None)|deprecated")
 _RANDOM_SIZED = (f"(IntArrayRef size, *, Generator? generator, Tensor out=None, {_CREATION})",
                  f"(IntArrayRef size, *, Tensor out=None, {_CREATION})")
 
@@ -809,6 +838,16 @@ SIGNATURES: dict[str, tuple] = {
     "kron": ("(Tensor input, Tensor other, *, Tensor out=None)",),
     "outer": ("(Tensor input, Tensor vec2, *, Tensor out=None)",),
     "take_along_dim": ("(Tensor input, Tensor indices, int64_t? dim=None, *, Tensor out=None)",),
+    "addcmul": _ADD_PRODUCT,
+    "addcdiv": _ADD_PRODUCT,
+    "argsort": ("(Tensor input, *, bool stable, int64_t dim=-1, bool descending=False, Tensor out=None)",
+                "(Tensor input, int64_t dim=-1, bool descending=False)"),
+    "roll": ("(Tensor input, IntArrayRef[1] shifts, IntArrayRef[1] dims=None)",),
+    "diff": ("(Tensor input, int64_t n=1, int64_t dim=-1, Tensor? prepend=None, Tensor? append=None, *, "
+             "Tensor out=None)",),
+    "log2": ("(Tensor input, *, Tensor out=None)",),
+    "relu": ("(Tensor input)",),  # (F.relu's inplace is nn.functional's own: torch.relu(x, True) is refused)
+    "ger": ("(Tensor input, Tensor vec2, *, Tensor out=None)",),  # (outer's old name: its messages name ger)
     "embedding_bag": ("(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq, int64_t mode, "
                       "bool sparse, Tensor? per_sample_weights, bool include_last_offset, int64_t? padding_idx)",
                       "(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, "
@@ -906,16 +945,20 @@ LINALG_SIGNATURES: dict[str, tuple] = {
 INTERNAL_SIGNATURES: dict[str, tuple] = {
     "split": ("(Tensor input, int64_t split_size, int64_t dim=0)", "(Tensor input, IntArrayRef split_size, int64_t dim=0)"),
     "split_with_sizes": ("(Tensor input, IntArrayRef split_sizes, int64_t dim=0)",),
+    # torch.unique (Python) calls _unique2(input, sorted=..., ...) or unique_dim(input, dim, sorted=..., ...)
+    "_unique2": ("(Tensor input, bool sorted=True, bool return_inverse=False, bool return_counts=False)",),
+    "unique_dim": ("(Tensor input, int64_t dim, bool sorted=True, bool return_inverse=False, "
+                   "bool return_counts=False)",),
 }
 
 
-def check_as(name: str, *args) -> None:
-    """torch's refusal of ``args`` by its internal function ``name`` (INTERNAL_SIGNATURES), if any."""
+def check_as(name: str, *args, **kwargs) -> None:
+    """torch's refusal of ``args``/``kwargs`` by its internal function ``name`` (INTERNAL_SIGNATURES), if any."""
     key = (name, "internal")
     if key not in _PARSED:
         _PARSED[key] = [_Signature(name, text) for text in INTERNAL_SIGNATURES[name]]
-    if not _takes(_PARSED[key], args, {}):
-        refusal = signature_refusal(name, _PARSED[key], args, {})
+    if not _takes(_PARSED[key], args, kwargs):
+        refusal = signature_refusal(name, _PARSED[key], args, kwargs)
         if refusal is not None:
             raise refusal
 
@@ -934,17 +977,21 @@ METHOD_SIGNATURES: dict[str, tuple] = {
     "clamp_": _CLAMP,
     "clip_": _CLAMP,
     "transpose_": ("(Tensor input, int64_t dim0, int64_t dim1)",),
+    "addcmul_": _ADD_PRODUCT,
+    "addcdiv_": _ADD_PRODUCT,
+    "relu_": ("(Tensor input)",),
 }
 _NO_METHOD = {"cat", "concat", "concatenate", "stack", "full", "zeros", "empty", "ones", "arange", "linspace", "logspace", "randn", "rand", "randint",
               "randperm"}
 
 
 def _method_form(text: str) -> str:
+    text, bar, flag = text.partition("|")
     params = [p for p in text.strip("()").split(", ")
               if p not in ("Tensor input", "Tensor out=None", "TensorList[2] out=None")]
     if params and params[-1] == "*":
         params.pop()
-    return f"({', '.join(params)})"
+    return f"({', '.join(params)}){bar}{flag}"
 
 
 _PARSED: dict = {}
@@ -962,6 +1009,8 @@ def _signatures(name: str, method: bool, linalg: bool = False) -> list | None:
         else:
             texts = SIGNATURES.get(name)
         _PARSED[key] = texts and [_Signature(name, t) for t in texts]
+        if method and texts and list(texts) == ["()"]:  # torch's generated method is METH_NOARGS
+            _PARSED[key][0].bound_without_arguments = True
     return _PARSED[key]
 
 
@@ -1014,6 +1063,44 @@ def checked_signature(impl, home: tuple):
     return checked
 
 
+# torch's Tensor methods written in Python (torch/_tensor.py): Python words their refusals there too
+_PYTHON_METHODS = frozenset({"backward", "dim_order", "eig", "index", "is_shared", "istft", "lstsq", "lu",
+                             "module_load", "norm", "register_hook", "register_post_accumulate_grad_hook",
+                             "reinforce", "resize", "resize_as", "share_memory_", "solve", "split", "stft",
+                             "storage", "storage_type", "symeig", "to_sparse_coo", "unflatten", "unique",
+                             "unique_consecutive"})
+
+
+def method_binding_refusal(name: str, impl, args: tuple, kwargs: dict) -> TypeError | None:
+    """torch's TypeError for a call of the Tensor method ``name`` whose arguments Python refused to
+    bind to ``impl`` (``args[0]`` is self), or None where they bind or the words are Python's in torch
+    too: the parser's count of the arguments after self, its "missing ... arguments" (see
+    ``_Signature.parse``), and CPython's METH_NOARGS words for a method of no arguments at all."""
+    if name in _PYTHON_METHODS:
+        return None
+    try:
+        parameters = list(inspect.signature(impl).parameters.values())[1:]  # (after self)
+    except (TypeError, ValueError):
+        return None
+    # (a method takes no out=: the function's keyword, where the method shares its impl, is not one of its words)
+    parameters = [p for p in parameters if not (p.name == "out" and p.kind is p.KEYWORD_ONLY)]
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters):
+        return None
+    words, starred = [], False
+    for p in parameters:  # a parameter of any type: only the counts and names are in question
+        if p.kind is p.KEYWORD_ONLY and not starred:
+            words.append("*")
+            starred = True
+        words.append(f"object {p.name}" if p.default is p.empty else f"object {p.name}=None")
+    signature = _Signature(name, f"({', '.join(words)})")
+    signature.bound_without_arguments = not words
+    try:
+        signature.parse(args[1:], kwargs, True)
+    except TypeError as refusal:
+        return refusal
+    return None
+
+
 def _fast_types(param: _Parameter) -> frozenset:
     """The classes ``param`` takes without a closer look (``_ANY``: any; a list or tuple of ints is
     looked into by ``_fast_match``)."""
@@ -1057,6 +1144,7 @@ def _install() -> None:
     from .. import _torch_function
 
     _torch_function.signature_check = checked_signature
+    _torch_function.method_binding_refusal = method_binding_refusal
 
 
 _install()

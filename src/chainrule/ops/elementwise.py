@@ -718,6 +718,22 @@ def accepts_two_numbers(fn):
     return wrapping_a_number
 
 
+def scalar_first_in_function_words(fn):
+    """``fn``, an op taking the deprecated scalar-first overload (``accepts_scalar_first``), as the
+    function ``torch.<name>``: that overload warns with the function's signature, ``input`` and
+    ``out`` in it, as torch's does. The method (``for_a_tensor``, what ``Tensor.<name>`` is bound
+    to) warns with the method's."""
+    import functools
+
+    @functools.wraps(fn)
+    def as_function(*args, **kwargs):
+        args, kwargs = scalar_first_as_keyword(fn.scalar_first, "function", args, kwargs)
+        return fn(*args, **kwargs)
+
+    as_function.for_a_tensor = fn
+    return as_function
+
+
 def _is_python_number(value) -> builtins.bool:
     return isinstance(value, (builtins.int, builtins.float, builtins.complex, np.number)) and not isinstance(value, Tensor)
 
@@ -2238,6 +2254,7 @@ def _fma(x: Tensor, y, z: Tensor) -> Tensor:
     return _cast(_cast(x, wide) * y + _cast(z, wide), x.dtype)
 
 
+@scalar_first_in_function_words
 @honours_out
 @accepts_scalar_first("value", "tensor1, tensor2")
 def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
@@ -2308,6 +2325,7 @@ _ADDCDIV_INTEGER_DIVISION = (
     "tensor2), for all dtypes.")
 
 
+@scalar_first_in_function_words
 @honours_out
 @accepts_scalar_first("value", "tensor1, tensor2")
 def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
@@ -2377,7 +2395,7 @@ def nan_to_num(input: Tensor, nan=None, posinf=None, neginf=None) -> Tensor:
 _FLOAT8_NP = _dtype.FLOAT8_NP  # (the loaded float8 types; empty, one cheap test, until one loads)
 
 
-def _compare(ufunc, ordered: str = "", aten: str = ""):
+def _compare(ufunc, ordered: str = "", *, aten: str):
     def op(input, other) -> Tensor:
         if aten.startswith("logical"):
             _require_tensors(aten, input, other)
@@ -2397,7 +2415,7 @@ def _compare(ufunc, ordered: str = "", aten: str = ""):
         if ordered and _FLOAT8_NP and x.dtype in _FLOAT8_NP:  # torch does not order float8 values
             _dtype.refuse_float8(x.dtype, f"{ordered}_cpu")
         if type(x) is not np.ndarray or type(y) is not np.ndarray:  # (a device array, or two GPUs')
-            x, y = _kernel_arrays(ufunc.__name__, a, b)
+            x, y = _kernel_arrays(aten, a, b)  # (the mixed-device error names torch's op, not NumPy's ufunc)
         try:
             out = Tensor._make(iterator_layout(ufunc(x, y), x, y))
         except ValueError as error:
@@ -2406,7 +2424,7 @@ def _compare(ufunc, ordered: str = "", aten: str = ""):
             _vmap_frames.note_results((input, other), None, out)
         return out
 
-    op.__name__ = aten or ufunc.__name__  # torch.eq.__name__ is "eq", not NumPy's "equal" (torch.equal's)
+    op.__name__ = aten  # torch.eq.__name__ is "eq", not NumPy's "equal" (torch.equal's)
     return op
 
 

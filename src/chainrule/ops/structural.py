@@ -22,7 +22,7 @@ from .._backend import array_module, refuse_pinning
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim, honours_out
 from . import creation
-from ._arg_parser import check_int, check_str, int_list
+from ._arg_parser import check_as, check_int, check_str, int_list
 from .elementwise import _cast, ne, sub
 from .index import index_select
 from .shape import cat, clone, contiguous, expand, flip, movedim, narrow, reshape, stack, transpose
@@ -90,6 +90,12 @@ def unique(input: Tensor, sorted: bool = True, return_inverse: bool = False, ret
     each element's index into them (``return_inverse``, int64, input's shape or (size(dim),)) and
     how often each occurs (``return_counts``). Like torch on the CPU, the result is sorted even
     when ``sorted=False``. The values carry no gradient."""
+    # torch's Python unique hands the flags to _unique2 or unique_dim, whose parser refuses sorted=2
+    flags = {"sorted": sorted, "return_inverse": return_inverse, "return_counts": return_counts}
+    if dim is None:
+        check_as("_unique2", input, **flags)
+    else:
+        check_as("unique_dim", input, dim, **flags)
     _check_tensor(input, "unique")
     _vmap_frames.refuse_dynamic_shape(input, "aten::_unique2" if dim is None else "aten::unique_dim")
     x = input._data

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 from ... import _dtype, _vmap_frames
+from ..._naming import in_torchs_words
 from ...ops.creation import ones, tensor, zeros
 from ...ops.cross_map_lrn import cross_map_lrn2d
 from ...tensor import Tensor
@@ -272,8 +273,15 @@ class GroupNorm(Module):
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
                  device=None, dtype=None, *, bias: bool = True) -> None:
         super().__init__()
-        if num_channels % num_groups != 0:
-            raise ValueError(f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
+        # torch's own check, in its words, bare: its ValueError, and what % raises for 0 groups or a str
+        try:
+            divisible = num_channels % num_groups == 0
+        except (TypeError, ArithmeticError) as error:
+            in_torchs_words(error)
+            raise
+        if not divisible:
+            raise in_torchs_words(ValueError(f"num_channels ({num_channels}) must be divisible by num_groups "
+                                             f"({num_groups})"))
         self.num_groups = num_groups
         self.num_channels = num_channels
         self.eps = eps
