@@ -53,3 +53,16 @@ def test_spectral_norm_power_iteration_keeps_its_buffers_and_versions():
         assert module.parametrizations.weight[0]._v is buffers[1]
     np.testing.assert_allclose(ours.parametrizations.weight[0]._u.numpy(),
                                theirs.parametrizations.weight[0]._u.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("grad_on", ["input", "out"])
+def test_normalize_out_refusal_names_div_as_torch(grad_on):
+    # torch's F.normalize writes out= through torch.div, so its autograd refusal names div()
+    messages = {}
+    for lib in (torch, chainrule):
+        x = lib.ones(2, 3, requires_grad=grad_on == "input")
+        out = lib.empty(2, 3, requires_grad=grad_on == "out")
+        with pytest.raises(RuntimeError) as caught:
+            lib.nn.functional.normalize(x, out=out)
+        messages[lib] = str(caught.value)
+    assert messages[chainrule] == messages[torch]
