@@ -66,3 +66,27 @@ def test_normalize_out_refusal_names_div_as_torch(grad_on):
             lib.nn.functional.normalize(x, out=out)
         messages[lib] = str(caught.value)
     assert messages[chainrule] == messages[torch]
+
+
+@pytest.mark.parametrize("transform", ["jacrev", "jacfwd", "hessian"])
+def test_hook_spectral_norm_in_training_mode_runs_under_a_grad_transform(transform):
+    # torch.nn.utils.spectral_norm (the forward pre-hook edition) also updates weight_u/weight_v
+    # with out=, which torch's grad transforms accept
+    def build(lib):
+        lib.manual_seed(0)
+        return lib.nn.utils.spectral_norm(lib.nn.Linear(3, 4))
+
+    theirs = build(torch)
+    ours = build(chainrule)
+    ours.load_state_dict({k: chainrule.tensor(v.detach().numpy()) for k, v in theirs.state_dict().items()})
+    point = np.array([[0.3, -1.2, 0.7], [1.0, 0.5, -0.2]], dtype=np.float32)
+    results = {}
+    for lib, module in ((torch, theirs), (chainrule, ours)):
+        x = lib.tensor(point)
+        if transform == "hessian":
+            value = lib.func.hessian(lambda inp, m=module: m(inp).square().sum())(x)
+        else:
+            value = getattr(lib.func, transform)(module)(x)
+        results[lib] = (value.detach().numpy(), module.weight_u.numpy().copy(), module.weight_v.numpy().copy())
+    for theirs_array, ours_array in zip(results[torch], results[chainrule]):
+        np.testing.assert_allclose(ours_array, theirs_array, rtol=1e-5, atol=1e-6)
