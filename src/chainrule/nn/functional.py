@@ -249,11 +249,14 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
 
 
 # ---------------------------------------------------------------- distances
-@_honours_out
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None) -> Tensor:
     """F.normalize: x / max(‖x‖_p, eps) along ``dim``."""
     denom = input.norm(p, dim, keepdim=True).clamp_min(eps).expand_as(input)
     return input / denom
+
+
+# torch writes normalize's out= by torch.div(input, denom, out=out): its messages name div
+normalize = _honours_out(normalize, name="div")
 
 
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:

@@ -90,10 +90,12 @@ class _SpectralNorm(Module):
         return weight_as_matrix(weight, self.dim)
 
     def _power_method(self, matrix: Tensor, iterations: int) -> None:
+        # out=, as torch writes it: torch's grad transforms (jacrev of a module in training mode)
+        # accept an out= write into these captured buffers, where they refuse an in-place copy_
         with no_grad():
             for _ in range(iterations):
-                self._u.copy_(F.normalize(_linalg.mv(matrix, self._v), dim=0, eps=self.eps))
-                self._v.copy_(F.normalize(_linalg.mv(matrix.t(), self._u), dim=0, eps=self.eps))
+                F.normalize(_linalg.mv(matrix, self._v), dim=0, eps=self.eps, out=self._u)
+                F.normalize(_linalg.mv(matrix.t(), self._u), dim=0, eps=self.eps, out=self._v)
 
     def forward(self, weight: Tensor) -> Tensor:
         if weight.dim() == 1:

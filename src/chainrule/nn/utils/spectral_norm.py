@@ -38,10 +38,12 @@ class _SpectralNormHook:
         v = getattr(module, self.name + "_v")
         matrix = self.as_matrix(weight)
         if do_power_iteration:
+            # out=, as torch writes it: its grad transforms accept an out= write into these
+            # captured buffers, where they refuse an in-place copy_
             with no_grad():
                 for _ in range(self.n_power_iterations):
-                    v.copy_(F.normalize(_linalg.mv(matrix.t(), u), dim=0, eps=self.eps))
-                    u.copy_(F.normalize(_linalg.mv(matrix, v), dim=0, eps=self.eps))
+                    F.normalize(_linalg.mv(matrix.t(), u), dim=0, eps=self.eps, out=v)
+                    F.normalize(_linalg.mv(matrix, v), dim=0, eps=self.eps, out=u)
                 u, v = u.clone(), v.clone()  # the graph keeps these values, not the buffers' next ones
         sigma = _linalg.dot(u, _linalg.mv(matrix, v))
         return weight / sigma
