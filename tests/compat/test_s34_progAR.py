@@ -3,6 +3,13 @@
 Found writing the nfnet_agc, uncertainty_ensembles and glm_count_losses programs and probing the
 idioms around them:
 
+* ``torch.var`` / ``std`` / ``var_mean`` / ``std_mean`` (weight standardisation) took arguments
+  torch's parser refuses: ``unbiased`` and ``correction`` together (a RuntimeError where torch
+  raises its TypeError listing the three signatures), an int ``unbiased`` (``x.var(0, 1)``, which
+  chainrule read as ``dim=(0, 1)``), a float or str dim, a NumPy bool for a ``bool`` argument
+  (refused by every parsed signature in torch, ``sum(keepdim=np.bool_(True))`` too); and an integer
+  input was refused in other words than torch's ("std and var only support ...", "var_mean only
+  support ...");
 * the mean ``var_mean`` and ``std_mean`` return is torch's Welford mean, accumulated in float64 and
   rounded once; chainrule returned ``torch.mean``'s float32 result, a last-bit difference for most
   inputs (ScaledStdConv2d subtracts it from every weight).
@@ -35,6 +42,45 @@ def same_outcome(fn):
     assert ours == theirs
 
 
+X = np.linspace(-2.0, 3.0, 12, dtype=np.float32).reshape(3, 4) ** 3
+
+
+@pytest.mark.parametrize("op", ["var", "std", "var_mean", "std_mean"])
+@pytest.mark.parametrize("args, kwargs", [
+    ((), {"dim": 1, "unbiased": False, "correction": 0}),  # both: the parser's TypeError
+    ((), {"unbiased": True, "correction": 1}),
+    ((0, 1), {}),  # an int unbiased
+    ((1.5,), {}),
+    ((), {"dim": "rows"}),
+    ((), {"unbiased": np.bool_(False)}),
+    ((0,), {"out": None}),
+    ((0, True, True), {}),
+    ((None, False), {}),
+    ((False,), {}),
+    ((), {"dim": (0, 1), "correction": 2, "keepdim": True}),
+])
+def test_variance_arguments_parse_as_torch(op, args, kwargs):
+    same_outcome(lambda lib: getattr(lib, op)(lib.tensor(X), *args, **kwargs))
+
+
+@pytest.mark.parametrize("op", ["var", "std"])
+@pytest.mark.parametrize("args, kwargs", [((0, 1), {}), ((), {"dim": 0, "unbiased": True, "correction": 0}),
+                                          ((), {"unbiased": np.bool_(True)}), ((1,), {"correction": 0})])
+def test_variance_methods_parse_as_torch(op, args, kwargs):
+    same_outcome(lambda lib: getattr(lib.tensor(X), op)(*args, **kwargs))
+
+
+@pytest.mark.parametrize("op", ["var", "std", "var_mean", "std_mean"])
+@pytest.mark.parametrize("values", [[[1, 2], [3, 4]], [[True, False]]])
+def test_variance_of_integers_is_refused_in_torchs_words(op, values):
+    same_outcome(lambda lib: getattr(lib, op)(lib.tensor(values), dim=1))
+
+
+def test_a_numpy_bool_is_no_bool_to_the_parser():
+    same_outcome(lambda lib: lib.sum(lib.ones(2, 2), 0, keepdim=np.bool_(True)))
+    same_outcome(lambda lib: lib.ones(2, 2).sum(0, np.bool_(True)))
+
+
 @pytest.mark.parametrize("op", ["var_mean", "std_mean"])
 @pytest.mark.parametrize("shape, dim", [((16, 3, 3, 3), [1, 2, 3]), ((7, 50), 1), ((64,), None), ((4, 300), None)])
 def test_the_mean_beside_the_variance_is_torchs_to_the_bit(op, shape, dim):
@@ -62,3 +108,8 @@ def test_the_mean_beside_the_variance_keeps_its_gradient_and_node_name():
         grads.append(np.asarray(w.grad))
     assert names[0] == names[1] == "VarMeanBackward0"
     np.testing.assert_allclose(grads[1], grads[0], rtol=1e-5, atol=1e-5)
+
+
+def test_variance_keepdim_without_dim_is_refused_as_torch():
+    # no signature takes keepdim with unbiased and no dim
+    same_outcome(lambda lib: lib.var_mean(lib.tensor(X), unbiased=False, keepdim=True))

@@ -453,7 +453,9 @@ def _var_args(op: str, input: Tensor, dim, unbiased, keepdim, correction):
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
     if input._data.dtype.kind not in "fVc":
-        raise RuntimeError(f"{op}(): std and var only support floating point and complex dtypes")
+        # torch's words: var and std share theirs, var_mean and std_mean each name itself
+        raise RuntimeError(f"{'std and var' if op in ('var', 'std') else op} only support floating point and "
+                           "complex dtypes")
     if isinstance(dim, (list, tuple)) and len(dim) == 0:
         dim = None
     dims = _dims(dim, input._data.ndim, op)
