@@ -113,3 +113,8 @@ def test_the_mean_beside_the_variance_keeps_its_gradient_and_node_name():
 def test_variance_keepdim_without_dim_is_refused_as_torch():
     # no signature takes keepdim with unbiased and no dim
     same_outcome(lambda lib: lib.var_mean(lib.tensor(X), unbiased=False, keepdim=True))
+
+
+@pytest.mark.parametrize("name", ["abs", "neg", "floor", "acos_"])
+def test_none_for_the_input_is_named_as_the_input_not_the_generator(name):
+    same_outcome(lambda lib: getattr(lib, name)(None))
