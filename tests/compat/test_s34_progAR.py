@@ -115,6 +115,14 @@ def test_variance_keepdim_without_dim_is_refused_as_torch():
     same_outcome(lambda lib: lib.var_mean(lib.tensor(X), unbiased=False, keepdim=True))
 
 
-@pytest.mark.parametrize("name", ["abs", "neg", "floor", "acos_"])
+@pytest.mark.parametrize("name", ["exp", "log", "sqrt", "rsqrt", "sigmoid", "tanh", "erf", "erfinv", "lgamma",
+                                  "digamma", "log1p"])
+@pytest.mark.parametrize("value", [0.5, [0.5]])
+def test_a_number_given_to_a_float_op_is_refused_by_the_parser(name, value):
+    same_outcome(lambda lib: getattr(lib, name)(value))
+
+
+
+@pytest.mark.parametrize("name", ["sin", "abs", "exp", "acosh"])
 def test_none_for_the_input_is_named_as_the_input_not_the_generator(name):
     same_outcome(lambda lib: getattr(lib, name)(None))
