@@ -126,3 +126,9 @@ def test_a_number_given_to_a_float_op_is_refused_by_the_parser(name, value):
 @pytest.mark.parametrize("name", ["sin", "abs", "exp", "acosh"])
 def test_none_for_the_input_is_named_as_the_input_not_the_generator(name):
     same_outcome(lambda lib: getattr(lib, name)(None))
+
+
+def test_normal_icdf_of_a_number_is_refused_in_erfinvs_words():
+    # Normal(mu, sigma).icdf(0.95) for a 90% interval: torch wants the probability as a tensor
+    same_outcome(lambda lib: lib.distributions.Normal(0.0, 1.0).icdf(0.95))
+    same_outcome(lambda lib: lib.distributions.Normal(0.0, 1.0).icdf(lib.tensor([0.05, 0.95])))
