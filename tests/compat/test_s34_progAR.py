@@ -132,3 +132,10 @@ def test_normal_icdf_of_a_number_is_refused_in_erfinvs_words():
     # Normal(mu, sigma).icdf(0.95) for a 90% interval: torch wants the probability as a tensor
     same_outcome(lambda lib: lib.distributions.Normal(0.0, 1.0).icdf(0.95))
     same_outcome(lambda lib: lib.distributions.Normal(0.0, 1.0).icdf(lib.tensor([0.05, 0.95])))
+
+
+@pytest.mark.parametrize("name", ["ndtri", "log_ndtr", "expit", "entr", "erfcx", "i0e", "i1", "softmax", "round"])
+@pytest.mark.parametrize("value", [0.5, None])
+def test_torch_special_refusals_name_the_special_op(name, value):
+    # torch.special.ndtri is aten's special_ndtri, and its parser says so
+    same_outcome(lambda lib: getattr(lib.special, name)(value))
