@@ -139,3 +139,16 @@ def test_normal_icdf_of_a_number_is_refused_in_erfinvs_words():
 def test_torch_special_refusals_name_the_special_op(name, value):
     # torch.special.ndtri is aten's special_ndtri, and its parser says so
     same_outcome(lambda lib: getattr(lib.special, name)(value))
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "int16", "uint8", "bool"])
+def test_gaussian_nll_loss_refuses_an_integer_var_as_torchs_clamp_does(dtype):
+    same_outcome(lambda lib: lib.nn.functional.gaussian_nll_loss(lib.ones(3), lib.zeros(3),
+                                                                 lib.ones(3, dtype=getattr(lib, dtype))))
+    same_outcome(lambda lib: lib.nn.GaussianNLLLoss(full=True)(lib.ones(2, 3), lib.zeros(2, 3),
+                                                              lib.ones(2, 1, dtype=getattr(lib, dtype))))
+
+
+def test_gaussian_nll_loss_of_an_integer_input_and_float_var_runs():
+    same_outcome(lambda lib: lib.nn.functional.gaussian_nll_loss(lib.ones(3, dtype=lib.long), lib.zeros(3, dtype=lib.long),
+                                                                 lib.ones(3), full=True))
