@@ -152,3 +152,18 @@ def test_gaussian_nll_loss_refuses_an_integer_var_as_torchs_clamp_does(dtype):
 def test_gaussian_nll_loss_of_an_integer_input_and_float_var_runs():
     same_outcome(lambda lib: lib.nn.functional.gaussian_nll_loss(lib.ones(3, dtype=lib.long), lib.zeros(3, dtype=lib.long),
                                                                  lib.ones(3), full=True))
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "int8", "uint8", "bool"])
+@pytest.mark.parametrize("call", [
+    lambda lib, x: x.clamp_(min=0.5),
+    lambda lib, x: x.clamp_(0, 2.5),
+    lambda lib, x: x.clamp_min_(0.5),
+    lambda lib, x: x.clip_(0.5, 2.5),
+    lambda lib, x: lib.clamp_(x, 0.5),
+    lambda lib, x: x.clamp_(lib.tensor(0.5)),  # the Tensor overload names the scalar type ("Long")
+    lambda lib, x: x.add_(0.5),
+])
+def test_clamping_an_integer_tensor_in_place_to_a_float_is_refused_in_torchs_words(dtype, call):
+    # torch's Scalar clamp kernels name the C++ type ("long int", "signed char"), as gaussian_nll_loss's clamp_
+    same_outcome(lambda lib: call(lib, lib.ones(3, dtype=getattr(lib, dtype))))
