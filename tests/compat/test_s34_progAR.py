@@ -12,7 +12,14 @@ idioms around them:
   support ...");
 * the mean ``var_mean`` and ``std_mean`` return is torch's Welford mean, accumulated in float64 and
   rounded once; chainrule returned ``torch.mean``'s float32 result, a last-bit difference for most
-  inputs (ScaledStdConv2d subtracts it from every weight).
+  inputs (ScaledStdConv2d subtracts it from every weight);
+* a number or list given to a float-only op (``torch.exp(0.5)``, ``erfinv``) said "expected a Tensor,
+  got float" rather than torch's parser words; ``Normal.icdf(0.95)`` (an interval bound) likewise;
+* a None given for a tensor was named as the ``generator`` argument (``torch.abs(None)``);
+* ``torch.special``'s own functions named themselves ``ndtri()``, not ``special_ndtri()``;
+* ``F.gaussian_nll_loss`` took an integer or bool ``var``, which torch's ``var.clamp_(min=eps)`` refuses,
+  and in-place ``clamp_`` of an integer tensor to a float bound named the type "Long" where torch's
+  Scalar kernels say "long int".
 """
 
 from __future__ import annotations
