@@ -466,9 +466,13 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
             raise RuntimeError(_shape_refusal(getattr(fn, "__name__", None), self, result))
         _resize_storage(self, result._data.shape)
     if result.dtype._category > self.dtype._category:
+        desired = _TORCH_TYPE_NAMES[self.dtype.name]
+        if getattr(fn, "__name__", None) in _SCALAR_CLAMPS and not any(
+                isinstance(bound, Tensor) for bound in (*args, *kwargs.values())):
+            desired = _dtype.cpp_type_name(self.dtype)  # clamp's Scalar kernels name the C++ type ("long int")
         raise RuntimeError(
             f"result type {_TORCH_TYPE_NAMES[result.dtype.name]} can't be cast to the desired output "
-            f"type {_TORCH_TYPE_NAMES[self.dtype.name]}"
+            f"type {desired}"
         )
     if view_key is None and recording and base is not None and result.grad_fn is not None:
         if type(self._view_state) is _shape.MadeWithoutGrad:  # its root outside the graph: torch refuses it too
@@ -554,6 +558,7 @@ def _record_view_write(view: Tensor, value: Tensor) -> None:
 _function.record_view_write = _record_view_write
 
 _TORCH_TYPE_NAMES = _dtype.TORCH_SCALAR_NAMES  # the scalar-type names torch's messages use
+_SCALAR_CLAMPS = frozenset({"clamp", "clip", "clamp_min", "clamp_max"})
 
 
 def _save_original(node, self: Tensor) -> None:

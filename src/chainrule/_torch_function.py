@@ -462,11 +462,13 @@ def argument_refusal(public, impl, args: tuple, kwargs: dict, error: AttributeEr
     if isinstance(culprit, TENSOR_TYPE):
         return None
     name = name or getattr(public, "__name__", None) or getattr(impl, "__name__", "op")
+    if getattr(public, "__module__", None) == "chainrule.special" and not name.startswith("special_"):
+        name = f"special_{name}"  # torch.special's functions are aten's special_* ops, named so
     is_method = getattr(public, "__torch_owner__", None) == "torch.Tensor"
     kind = type(culprit).__name__
     if is_method and args and args[0] is culprit:
         return TypeError(f"descriptor '{name}' for 'Tensor' objects doesn't apply to a '{kind}' object")
-    if kwargs.get("generator") is culprit:
+    if "generator" in kwargs and kwargs["generator"] is culprit:  # (get() would name it for any None)
         # before the positional search: a small int given as generator is the same object as an
         # equal int argument (CPython caches them), which would be named in its place
         return TypeError(f"{name}(): argument 'generator' must be torch.Generator, not {kind}")

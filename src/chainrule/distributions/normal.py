@@ -55,7 +55,10 @@ class Normal(ExponentialFamily):
         return 0.5 * (1 + erf((value - self.loc) * self.scale.reciprocal() / math.sqrt(2)))
 
     def icdf(self, value: Tensor) -> Tensor:
-        return self.loc + self.scale * erfinv(2 * value - 1) * math.sqrt(2)
+        probability = 2 * value - 1
+        if not isinstance(probability, Tensor):  # torch.erfinv's parser refuses a number (icdf(0.95))
+            raise TypeError(f"erfinv(): argument 'input' (position 1) must be Tensor, not {type(probability).__name__}")
+        return self.loc + self.scale * erfinv(probability) * math.sqrt(2)
 
     def entropy(self) -> Tensor:
         return 0.5 + 0.5 * math.log(2 * math.pi) + log(self.scale)

@@ -388,8 +388,9 @@ class _Signature:
         self.min_args = sum(not p.optional for p in self.params)
         self.max_args = len(self.params)
         self.max_pos_args = sum(not p.keyword_only for p in self.params)
-        # expand(5, 3) is expand((5, 3)): a lone positional int list takes the positionals as varargs
-        self.varargs = self.max_pos_args == 1 and self.params[0].kind == "IntArrayRef"
+        # expand(5, 3) is expand((5, 3)): a lone positional int list takes the positionals as varargs.
+        # Not a sized one (var's ``int[1]? dim``): its first int is the whole list, so var(0, 1) is refused
+        self.varargs = self.max_pos_args == 1 and self.params[0].kind == "IntArrayRef" and not self.params[0].size
         self.fast = [_fast_types(p) for p in self.params]
         self.by_name = {p.name: (index, fast) for index, (p, fast) in enumerate(zip(self.params, self.fast))}
         # the required parameters after the first n, for each n
@@ -580,7 +581,7 @@ def _check(param: _Parameter, value, index: int):
         return None if isinstance(value, (bool, int, float, complex, np.number, np.bool_)) or (
             not isinstance(value, (str, bytes, tuple, list, dict)) and hasattr(value, "__float__")) else True
     if kind == "bool":
-        return None if isinstance(value, (bool, np.bool_)) else True
+        return None if isinstance(value, bool) else True  # (a NumPy bool is no Python bool to torch's parser)
     if kind == "str":
         return None if isinstance(value, str) else True
     if kind == "TensorList":
@@ -793,6 +794,11 @@ _TRAPEZOID = ("(Tensor y, Tensor x, *, int64_t dim=-1)", "(Tensor y, *, Scalar d
 # addcmul and addcdiv, with the overload that puts the value first (old optimizers' addcmul_(1 - beta, g, g))
 _ADD_PRODUCT = ("(Tensor input, Tensor tensor1, Tensor tensor2, *, Scalar value=1, Tensor out=None)",
                 "(Tensor input, Scalar value, Tensor tensor1, Tensor tensor2, *, Tensor out=None)|deprecated")
+_VARIANCE = ("(Tensor input, IntArrayRef[1]? dim, bool unbiased=True, bool keepdim=False, *, Tensor out=None)",
+             "(Tensor input, IntArrayRef[1]? dim=None, *, Scalar? correction=None, bool keepdim=False, Tensor out=None)",
+             "(Tensor input, bool unbiased=True)")
+_VARIANCE_AND_MEAN = tuple(text.replace(", *, Tensor out=None)", ")").replace(", Tensor out=None)", ")")
+                           for text in _VARIANCE)
 _RANDOM_SIZED = (f"(IntArrayRef size, *, Generator? generator, Tensor out=None, {_CREATION})",
                  f"(IntArrayRef size, *, Tensor out=None, {_CREATION})")
 
@@ -858,6 +864,10 @@ SIGNATURES: dict[str, tuple] = {
     "trapz": ("(Tensor y, *, double dx=1, int64_t dim=-1)", "(Tensor y, Tensor x, *, int64_t dim=-1)"),
     "softmax": ("(Tensor input, int64_t dim, ScalarType? dtype=None, *, Tensor out=None)",),
     "log_softmax": ("(Tensor input, int64_t dim, ScalarType? dtype=None, *, Tensor out=None)",),
+    "var": _VARIANCE,
+    "std": _VARIANCE,
+    "var_mean": _VARIANCE_AND_MEAN,
+    "std_mean": _VARIANCE_AND_MEAN,
     "prod": ("(Tensor input, *, ScalarType? dtype=None)",
              "(Tensor input, int64_t dim, bool keepdim=False, *, ScalarType? dtype=None, Tensor out=None)"),
     "amax": ("(Tensor input, IntArrayRef[1] dim=[], bool keepdim=False, *, Tensor out=None)",),

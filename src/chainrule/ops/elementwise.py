@@ -258,8 +258,8 @@ def _float_pair(a, b):
 
 
 def _float_input(x: Tensor) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"expected a Tensor, got {type(x).__name__}")
+    # a number or a list fails reading ._data, which the dispatching wrapper turns into torch's parser
+    # error naming the op and the argument ("exp(): argument 'input' (position 1) must be Tensor, not float")
     if x._data.dtype.kind not in "fVc":
         return _cast(x, _dtype.get_default_dtype())
     return x

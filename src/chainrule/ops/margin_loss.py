@@ -55,6 +55,10 @@ def gaussian_nll_loss(input: Tensor, target: Tensor, var: Tensor | float, full: 
                   and sum(v for i, v in zip(input.shape, var.shape) if i != v) == 1):
             raise ValueError("var is of incorrect size")
     _check_reduction(reduction)
+    if not (var.dtype.is_floating_point or var.dtype.is_complex):
+        # torch clamps a clone of var in place (var.clamp_(min=eps)), which an integer or bool var refuses
+        raise RuntimeError(f"result type {_dtype.scalar_name(_dtype.get_default_dtype())} can't be cast to the "
+                           f"desired output type {_dtype.cpp_type_name(var.dtype)}")
     # clamped for the value only: the correction is a constant, so the gradient is var's own
     # (clamp, as torch's var.clamp_(min=eps): eps=None is clamp's RuntimeError, not clamp_min's TypeError)
     var = var + (ew.clamp(var, eps) - var).detach()

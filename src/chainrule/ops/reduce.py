@@ -219,6 +219,18 @@ class MeanDim(Mean):
                         "_saved_keepdim": ctx_value("keepdim")}
 
 
+class MeanBesideVariance(Mean):
+    """The mean var_mean and std_mean return. torch takes it from the variance's Welford pass, which
+    accumulates float32, float16 and bfloat16 in float64 and rounds once: torch.mean's float32 sum
+    differs from it in the last bit for most inputs."""
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim):
+        if x.dtype.itemsize > 4 or x.dtype.kind == "c":
+            return Mean.forward(ctx, x, dims, keepdim)
+        return Mean.forward(ctx, x.astype(np.float64), dims, keepdim).astype(x.dtype, copy=False)
+
+
 # ---------------------------------------------------------------- helpers for the reductions below
 def _as_array(x, reduced=None, xp=None) -> np.ndarray:
     """A reduction's result as a C-ordered ndarray: NumPy returns scalars for 0-d results, and
@@ -441,7 +453,9 @@ def _var_args(op: str, input: Tensor, dim, unbiased, keepdim, correction):
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
     if input._data.dtype.kind not in "fVc":
-        raise RuntimeError(f"{op}(): std and var only support floating point and complex dtypes")
+        # torch's words: var and std share theirs, var_mean and std_mean each name itself
+        raise RuntimeError(f"{'std and var' if op in ('var', 'std') else op} only support floating point and "
+                           "complex dtypes")
     if isinstance(dim, (list, tuple)) and len(dim) == 0:
         dim = None
     dims = _dims(dim, input._data.ndim, op)
@@ -527,7 +541,7 @@ def var_mean(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, c
         return _complex_var(input, dims, correction, keepdim), Mean.apply(input, dims=dims, keepdim=keepdim)
     # torch records one node with two outputs; ours are two, both named as torch's
     return name_node((Var.apply(input, dims=dims, correction=correction, keepdim=keepdim),
-                      Mean.apply(input, dims=dims, keepdim=keepdim)), "VarMeanBackward0")
+                      MeanBesideVariance.apply(input, dims=dims, keepdim=keepdim)), "VarMeanBackward0")
 
 
 def std_mean(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
@@ -536,7 +550,7 @@ def std_mean(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, c
     if input._data.dtype.kind == "c":
         return _complex_var(input, dims, correction, keepdim).sqrt(), Mean.apply(input, dims=dims, keepdim=keepdim)
     return name_node((Std.apply(input, dims=dims, correction=correction, keepdim=keepdim),
-                      Mean.apply(input, dims=dims, keepdim=keepdim)), "StdMeanBackward0")
+                      MeanBesideVariance.apply(input, dims=dims, keepdim=keepdim)), "StdMeanBackward0")
 
 
 # ---------------------------------------------------------------- max, min and friends
