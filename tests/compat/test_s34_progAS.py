@@ -44,3 +44,62 @@ def test_no_error_without_an_ambiguous_reshape_or_without_validation(shape, vali
     got = chainrule.distributions.Categorical(logits=chainrule.zeros(*shape), validate_args=validate)
     expected = torch.distributions.Categorical(logits=torch.zeros(*shape), validate_args=validate)
     assert tuple(got.batch_shape) == tuple(expected.batch_shape)
+
+
+# ---------------------------------------------------------------- nn.init on tensors it cannot fill
+# torch's init functions fill by calling Tensor.uniform_/normal_ (and QR for orthogonal_), so they
+# inherit those refusals: an integer or bool tensor, b < a, a negative std, a half-precision QR, a
+# complex comparison. chainrule's init functions drew the values themselves and cast them into the
+# tensor: silently zeros or +-1 in an integer tensor, or NumPy's own errors.
+
+def _outcome(call):
+    try:
+        result = call()
+    except Exception as error:  # the type and the words are what is compared
+        return type(error).__name__, str(error)
+    return "filled", str(result.dtype).split(".")[-1]
+
+
+INIT_CALLS = {
+    "uniform_": lambda lib, x: lib.nn.init.uniform_(x),
+    "normal_": lambda lib, x: lib.nn.init.normal_(x),
+    "trunc_normal_ wide": lambda lib, x: lib.nn.init.trunc_normal_(x, std=0.02),
+    "trunc_normal_ narrow": lambda lib, x: lib.nn.init.trunc_normal_(x, a=0.0, b=0.1),
+    "xavier_uniform_": lambda lib, x: lib.nn.init.xavier_uniform_(x),
+    "xavier_normal_": lambda lib, x: lib.nn.init.xavier_normal_(x),
+    "kaiming_uniform_": lambda lib, x: lib.nn.init.kaiming_uniform_(x),
+    "kaiming_normal_": lambda lib, x: lib.nn.init.kaiming_normal_(x),
+    "orthogonal_": lambda lib, x: lib.nn.init.orthogonal_(x),
+    "sparse_": lambda lib, x: lib.nn.init.sparse_(x, 0.5),
+}
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "uint8", "bool", "float16", "bfloat16", "complex64"])
+@pytest.mark.parametrize("name", sorted(INIT_CALLS))
+def test_init_functions_refuse_what_tensor_fills_refuse(name, dtype):
+    init = INIT_CALLS[name]
+    expected = _outcome(lambda: init(torch, torch.empty(3, 4, dtype=getattr(torch, dtype))))
+    got = _outcome(lambda: init(chainrule, chainrule.empty(3, 4, dtype=getattr(chainrule, dtype))))
+    assert got == expected
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, x: lib.nn.init.uniform_(x, 2.0, 1.0),
+    lambda lib, x: lib.nn.init.normal_(x, std=-1.0),
+    lambda lib, x: lib.nn.init.sparse_(x, 0.5, std=-1.0),
+])
+def test_init_functions_check_their_bounds_before_filling(call):
+    expected = _outcome(lambda: call(torch, torch.full((3, 3), 7.0)))
+    assert expected[0] == "RuntimeError"
+    target = chainrule.full((3, 3), 7.0)
+    assert _outcome(lambda: call(chainrule, target)) == expected
+    assert bool((target == 7.0).all())
+
+
+def test_init_on_a_float_tensor_still_draws_torchs_values():
+    torch.manual_seed(5)
+    expected = torch.nn.init.trunc_normal_(torch.empty(4, 5), std=0.02)
+    chainrule.manual_seed(5)
+    got = chainrule.nn.init.trunc_normal_(chainrule.empty(4, 5), std=0.02)
+    assert got.tolist() == expected.tolist()
+
