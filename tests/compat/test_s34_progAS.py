@@ -103,3 +103,18 @@ def test_init_on_a_float_tensor_still_draws_torchs_values():
     got = chainrule.nn.init.trunc_normal_(chainrule.empty(4, 5), std=0.02)
     assert got.tolist() == expected.tolist()
 
+
+# ---------------------------------------------------------------- torch.normal with an integer tensor
+# The samples take the mean tensor's dtype (the std tensor's when the mean is a float): torch has no
+# kernel that draws normals into integers and raises; chainrule returned rounded normals.
+
+@pytest.mark.parametrize("make", [
+    lambda lib: lib.normal(lib.zeros(2, dtype=lib.long), 1.0),
+    lambda lib: lib.normal(0.0, lib.ones(2, dtype=lib.long)),
+    lambda lib: lib.normal(lib.zeros(2, dtype=lib.long), lib.ones(2, dtype=lib.long)),
+    lambda lib: lib.normal(lib.zeros(2, dtype=lib.bool), lib.ones(2)),
+    lambda lib: lib.normal(lib.zeros(2), lib.ones(2, dtype=lib.long)),
+    lambda lib: lib.normal(lib.zeros(2, dtype=lib.float64), lib.ones(2)),
+])
+def test_normal_refuses_integer_samples_as_torch(make):
+    assert _outcome(lambda: make(chainrule)) == _outcome(lambda: make(torch))

@@ -558,6 +558,8 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, layout=None,
             _vmap_frames.refuse_same_randomness(mean, std)
         _tensor_overloads_only(mean, std, size, dtype=dtype, layout=layout, device=device, pin_memory=pin_memory,
                                requires_grad=requires_grad)
+        # the samples take mean's dtype (std's when mean is a float): no kernel draws normals into integers
+        _floating_only(mean if isinstance(mean, Tensor) else std, "normal_kernel_cpu")
     if isinstance(mean, Tensor) and isinstance(std, Tensor):
         return NormalTensorTensor.apply(mean, std, generator=generator)
     if isinstance(mean, Tensor):
