@@ -118,3 +118,48 @@ def test_init_on_a_float_tensor_still_draws_torchs_values():
 ])
 def test_normal_refuses_integer_samples_as_torch(make):
     assert _outcome(lambda: make(chainrule)) == _outcome(lambda: make(torch))
+
+
+# ---------------------------------------------------------------- matmul's dtype and shape errors
+# CPC's scores go through bmm/einsum. torch's matmul words a mismatch in the kernel it reaches (dot;
+# mv as addmv; mm; bmm's 'expected scalar type Float but found Double') and checks shapes before
+# dtypes (dot aside); a batch on the right of a matrix or vector folds transposed only when the left
+# operand requires grad. chainrule named every dtype mismatch in mm's words, before the shapes.
+
+LEFT = {1: (4,), 2: (3, 4), 3: (2, 3, 4), 4: (2, 2, 3, 4)}
+RIGHT = {1: (4,), 2: (4, 3), 3: (2, 4, 3), 4: (2, 2, 4, 3)}
+
+
+@pytest.mark.parametrize("dtypes", [("float32", "float64"), ("int64", "float32"), ("float16", "float32")])
+@pytest.mark.parametrize("left", [1, 2, 3, 4])
+@pytest.mark.parametrize("right", [1, 2, 3, 4])
+def test_matmul_names_a_dtype_mismatch_in_its_kernels_words(left, right, dtypes):
+    def call(lib):
+        return lib.matmul(lib.ones(*LEFT[left], dtype=getattr(lib, dtypes[0])),
+                          lib.ones(*RIGHT[right], dtype=getattr(lib, dtypes[1])))
+    assert _outcome(lambda: call(chainrule)) == _outcome(lambda: call(torch))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("left_grad, right_grad", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("left, right", [((5,), (2, 4, 3)), ((3, 5), (2, 4, 3)), ((3, 4), (2, 4, 3)),
+                                         ((4,), (2, 4, 3)), ((2, 3, 5), (2, 4, 3)), ((3, 5), (4,)),
+                                         ((2, 3, 5), (4, 3)), ((5,), (4,))])
+def test_matmul_checks_shapes_before_dtypes_and_folds_as_torch(left, right, left_grad, right_grad, dtype):
+    def call(lib):
+        return lib.matmul(lib.ones(*left, requires_grad=left_grad),
+                          lib.ones(*right, dtype=getattr(lib, dtype), requires_grad=right_grad))
+    assert _outcome(lambda: call(chainrule)) == _outcome(lambda: call(torch))
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.bmm(lib.ones(2, 3, 5), lib.ones(2, 4, 3, dtype=lib.float64)),
+    lambda lib: lib.bmm(lib.ones(2, 3, 4), lib.ones(3, 4, 3, dtype=lib.float64)),
+    lambda lib: lib.bmm(lib.ones(1, 3, 4, dtype=lib.complex64), lib.ones(1, 4, 3)),
+    lambda lib: lib.mv(lib.ones(3, 5), lib.ones(4, dtype=lib.float64)),
+    lambda lib: lib.mv(lib.ones(3, 4, dtype=lib.float64), lib.ones(4)),
+    lambda lib: lib.matmul(lib.ones(2, 3, 4, dtype=lib.bool), lib.ones(2, 4, 3)),
+    lambda lib: lib.ones(1, 3, 4) @ lib.ones(1, 4, 3, dtype=lib.float64),
+])
+def test_bmm_and_mv_word_their_own_mismatches(call):
+    assert _outcome(lambda: call(chainrule)) == _outcome(lambda: call(torch))
