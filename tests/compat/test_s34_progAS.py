@@ -2,6 +2,8 @@
 (and the edges of their idioms) found different from torch 2.13, each checked against torch on the
 same inputs."""
 
+import math
+
 import pytest
 
 import chainrule
@@ -163,3 +165,35 @@ def test_matmul_checks_shapes_before_dtypes_and_folds_as_torch(left, right, left
 ])
 def test_bmm_and_mv_word_their_own_mismatches(call):
     assert _outcome(lambda: call(chainrule)) == _outcome(lambda: call(torch))
+
+
+# ---------------------------------------------------------------- einsum's argument errors
+# A subscript repeated within one operand (a diagonal) needs equal sizes there, size 1 included:
+# torch says which operand; chainrule let NumPy's ValueError out or called it a broadcast. And torch's
+# Python wrapper refuses a call without operands by a ValueError before anything else.
+
+@pytest.mark.parametrize("equation, shapes", [
+    ("ii->", [(2, 3)]), ("ii->", [(1, 3)]), ("ii->i", [(3, 1)]), ("iji", [(2, 3, 1)]),
+    ("ij,ii->", [(1, 2), (2, 3)]), ("ii,i->", [(3, 1), (2,)]), ("ij,jj->", [(2, 3), (3, 1)]),
+    ("i,ii->", [(2,), (3, 3)]), ("ii", [(1, 1)]), ("ii->i", [(3, 3)]),
+])
+def test_einsum_repeated_subscripts_need_equal_sizes_as_torch(equation, shapes):
+    def call(lib):
+        return lib.einsum(equation, *[lib.arange(float(math.prod(s))).reshape(s) for s in shapes]).tolist()
+    assert _outcome_value(lambda: call(chainrule)) == _outcome_value(lambda: call(torch))
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.einsum("ij"),
+    lambda lib: lib.einsum(lib.ones(2)),
+    lambda lib: lib.einsum("ij", []),
+])
+def test_einsum_without_operands_is_a_value_error(call):
+    assert _outcome(lambda: call(chainrule)) == _outcome(lambda: call(torch))
+
+
+def _outcome_value(call):
+    try:
+        return "value", call()
+    except Exception as error:  # the type and the words are what is compared
+        return type(error).__name__, str(error)

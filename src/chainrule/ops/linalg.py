@@ -918,12 +918,16 @@ def _parse_einsum(equation: str, shapes: list) -> tuple:
                                "was given")
         ell = len(shape) - len(letters)
         position = 0
+        own_sizes: dict = {}  # a subscript repeated within one operand takes its diagonal: no broadcasting
         for c in sub:
             if c == "...":
                 position += ell
                 continue
             size = shape[position]
             position += 1
+            if own_sizes.setdefault(c, size) != size:
+                raise RuntimeError(f"einsum(): subscript {c} is repeated for operand {i} but the sizes don't match, "
+                                   f"{size} != {own_sizes[c]}")
             seen = sizes.get(c)
             if seen is not None and seen != size and seen != 1 and size != 1:
                 raise RuntimeError(f"einsum(): subscript {c} has size {size} for operand {i} which does not "
@@ -1113,6 +1117,9 @@ def einsum(equation, *operands) -> Tensor:
     dispatching, and the package's wiring leaves it as it is): after the sublist form is read, and for one list of operands only once the list is
     unpacked, so a handler (an fx Proxy) inside the list sees ``einsum(equation, a, b)``; an active
     mode still sees the list, as torch's."""
+    if not operands:  # torch's Python wrapper counts its arguments first
+        raise ValueError("einsum(): must specify the equation string and at least one operand, "
+                         "or at least one operand and its subscripts list")
     if isinstance(equation, Tensor):
         equation, operands = _sublist_equation((equation,) + operands)
     one_list = len(operands) == 1 and isinstance(operands[0], (list, tuple))
