@@ -197,3 +197,24 @@ def _outcome_value(call):
         return "value", call()
     except Exception as error:  # the type and the words are what is compared
         return type(error).__name__, str(error)
+
+
+# ---------------------------------------------------------------- scatter's size message
+# The GFlowNet moves states by scatter_add. torch 2.13's scatter family words an index too large for
+# self or src in one message ('Expected index [2, 2] to be no larger than self [2, 3] apart from
+# dimension 1 and to be no larger size than src [2, 1]'); gather keeps the older per-dimension one.
+
+@pytest.mark.parametrize("dim", [0, 1])
+@pytest.mark.parametrize("index, src_shape", [([[0, 1], [1, 0]], (2, 1)), ([[0], [1], [0]], (3, 1)),
+                                              ([[0, 1, 0, 1]], (1, 4)), ([[0, 1]], (2, 1)), ([[0, 1]], None)])
+@pytest.mark.parametrize("op", ["scatter_add", "scatter", "scatter_reduce", "scatter_", "gather"])
+def test_scatter_words_an_oversized_index_as_torch(op, index, src_shape, dim):
+    def call(lib):
+        x, idx = lib.zeros(2, 3), lib.tensor(index)
+        if op == "gather":
+            return lib.gather(x, dim, idx)
+        src = 1.0 if src_shape is None else lib.ones(*src_shape)
+        if op == "scatter_reduce":
+            return x.scatter_reduce(dim, idx, src if src_shape else lib.ones(1, 2), "sum")
+        return getattr(x, op)(dim, idx, src) if op != "scatter_add" or src_shape else x.scatter_add(dim, idx, x)
+    assert _outcome_value(lambda: call(chainrule).tolist()) == _outcome_value(lambda: call(torch).tolist())
