@@ -218,3 +218,36 @@ def test_scatter_words_an_oversized_index_as_torch(op, index, src_shape, dim):
             return x.scatter_reduce(dim, idx, src if src_shape else lib.ones(1, 2), "sum")
         return getattr(x, op)(dim, idx, src) if op != "scatter_add" or src_shape else x.scatter_add(dim, idx, x)
     assert _outcome_value(lambda: call(chainrule).tolist()) == _outcome_value(lambda: call(torch).tolist())
+
+
+# ---------------------------------------------------------------- Distribution.expand's refusal
+# torch's families expand their parameters (or their inner distribution's) to the new batch shape
+# and let Tensor.expand refuse in its own words; chainrule's base raised a message of its own.
+# Categorical.param_shape is a torch.Size, as torch's.
+
+FAMILIES = {
+    "Categorical": lambda lib: lib.distributions.Categorical(logits=lib.zeros(2, 3)),
+    "Categorical(probs)": lambda lib: lib.distributions.Categorical(probs=lib.ones(2, 3) / 3),
+    "Normal": lambda lib: lib.distributions.Normal(lib.zeros(2), lib.ones(2)),
+    "MultivariateNormal": lambda lib: lib.distributions.MultivariateNormal(lib.zeros(2, 3), lib.eye(3)),
+    "Independent": lambda lib: lib.distributions.Independent(lib.distributions.Normal(lib.zeros(2, 3), 1.0), 1),
+    "OneHotCategorical": lambda lib: lib.distributions.OneHotCategorical(logits=lib.zeros(2, 3)),
+    "Beta": lambda lib: lib.distributions.Beta(lib.ones(2), lib.ones(2)),
+    "Multinomial": lambda lib: lib.distributions.Multinomial(3, logits=lib.zeros(2, 3)),
+}
+
+
+@pytest.mark.parametrize("batch_shape", [(4, 3), (3,), (), (2, 1), (1,), (4, 2)])
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_expand_refuses_in_tensor_expands_words(family, batch_shape):
+    def call(lib):
+        expanded = FAMILIES[family](lib).expand(batch_shape)
+        return tuple(expanded.batch_shape), tuple(expanded.event_shape)
+    assert _outcome_value(lambda: call(chainrule)) == _outcome_value(lambda: call(torch))
+
+
+def test_categorical_param_shape_is_a_size():
+    got = chainrule.distributions.Categorical(logits=chainrule.zeros(2, 3)).param_shape
+    expected = torch.distributions.Categorical(logits=torch.zeros(2, 3)).param_shape
+    assert type(got).__name__ == type(expected).__name__ == "Size"
+    assert tuple(got) == tuple(expected)
