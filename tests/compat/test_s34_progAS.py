@@ -251,3 +251,26 @@ def test_categorical_param_shape_is_a_size():
     expected = torch.distributions.Categorical(logits=torch.zeros(2, 3)).param_shape
     assert type(got).__name__ == type(expected).__name__ == "Size"
     assert tuple(got) == tuple(expected)
+
+
+# ---------------------------------------------------------------- cartesian_prod and meshgrid
+# The GFlowNet lists every grid state by torch.cartesian_prod, which torch builds on meshgrid: its
+# refusals are meshgrid's ('meshgrid expects all tensors to have the same dtype', '... a non-empty
+# TensorList'), and it takes tensors only, not one list of them as meshgrid does.
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.cartesian_prod(),
+    lambda lib: lib.cartesian_prod(lib.arange(2), lib.tensor([0.5])),
+    lambda lib: lib.cartesian_prod([lib.zeros(2)]),
+    lambda lib: lib.cartesian_prod((lib.zeros(2), lib.zeros(3))),
+    lambda lib: lib.meshgrid(lib.arange(2), lib.tensor([0.5]), indexing="ij"),
+    lambda lib: lib.meshgrid([lib.zeros(2), lib.zeros(3)], indexing="ij"),
+    lambda lib: lib.cartesian_prod(lib.arange(2), lib.arange(3)),
+])
+def test_cartesian_prod_refuses_in_meshgrids_words(call):
+    def run(lib):
+        result = call(lib)
+        return [r.tolist() for r in result] if isinstance(result, tuple) else result.tolist()
+    got, expected = _outcome_value(lambda: run(chainrule)), _outcome_value(lambda: run(torch))
+    # chainrule's argument errors name the op first ("cartesian_prod(): expected Tensor ..."); torch's words follow
+    assert got[0] == expected[0] and (got[1] == expected[1] or got[1].endswith("(): " + expected[1]))
