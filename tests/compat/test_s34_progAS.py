@@ -274,3 +274,23 @@ def test_cartesian_prod_refuses_in_meshgrids_words(call):
     got, expected = _outcome_value(lambda: run(chainrule)), _outcome_value(lambda: run(torch))
     # chainrule's argument errors name the op first ("cartesian_prod(): expected Tensor ..."); torch's words follow
     assert got[0] == expected[0] and (got[1] == expected[1] or got[1].endswith("(): " + expected[1]))
+
+
+# ---------------------------------------------------------------- random fills on the meta device
+# A meta tensor has no storage: torch's trunc_normal_/orthogonal_/sparse_ return it untouched, its
+# meta uniform_ checks no dtype, and its meta normal_ refuses an integer dtype in words of its own.
+
+@pytest.mark.parametrize("dtype", ["int64", "bool", "float32"])
+@pytest.mark.parametrize("fill", ["normal_", "uniform_", "trunc_normal_", "orthogonal_", "xavier_uniform_",
+                                  "kaiming_normal_", "sparse_", "Tensor.normal_", "Tensor.uniform_"])
+def test_random_fills_of_a_meta_tensor_as_torch(fill, dtype):
+    def call(lib):
+        x = lib.empty(3, 3, dtype=getattr(lib, dtype), device="meta")
+        if fill.startswith("Tensor."):
+            result = getattr(x, fill[len("Tensor."):])()
+        elif fill == "sparse_":
+            result = lib.nn.init.sparse_(x, 0.5)
+        else:
+            result = getattr(lib.nn.init, fill)(x)
+        return tuple(result.shape), result.is_meta, result is x
+    assert _outcome_value(lambda: call(chainrule)) == _outcome_value(lambda: call(torch))

@@ -879,6 +879,10 @@ def _refuse_complex_bounds(self: Tensor, check: str) -> None:
 
 def _floating_only(self: Tensor, kernel: str) -> None:
     if self._data.dtype.kind not in _dtype.FLOAT_KINDS + "c":
+        if array_module(self) is _meta.module:  # torch's meta kernels: uniform_ checks no dtype, normal_ its own way
+            if kernel == "check_uniform_bounds":
+                return
+            raise RuntimeError(f"expected a floating-point or complex dtype, but got dtype=torch.{self.dtype.name}")
         raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(self.dtype)}\'')
 
 
@@ -923,6 +927,8 @@ _TYPE_META_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Ha
 def _check_uniform_bounds(self: Tensor, low, high) -> None:
     """torch's check_uniform_bounds, on the real parts' dtype for a complex tensor."""
     real = self._data.real.dtype if self._data.dtype.kind == "c" else self._data.dtype
+    if real.kind not in _dtype.FLOAT_KINDS:  # a meta integer tensor: torch's meta uniform_ checks nothing
+        return
     largest = builtins.float(_dtype.finfo_of(real).max)
     for value, name in ((low, "from"), (high, "to")):
         if not -largest <= value <= largest:
