@@ -294,3 +294,20 @@ def test_random_fills_of_a_meta_tensor_as_torch(fill, dtype):
             result = getattr(lib.nn.init, fill)(x)
         return tuple(result.shape), result.is_meta, result is x
     assert _outcome_value(lambda: call(chainrule)) == _outcome_value(lambda: call(torch))
+
+
+# ---------------------------------------------------------------- randperm into a small dtype
+# torch refuses a permutation whose largest value its dtype cannot hold (n - 1 beyond an integer
+# dtype's maximum, n beyond 2049 in half precision), before drawing; chainrule wrapped the values.
+
+@pytest.mark.parametrize("dtype, n", [("int8", 128), ("int8", 129), ("uint8", 257), ("int16", 32769),
+                                      ("float16", 2049), ("float16", 2050), ("bfloat16", 258), ("int32", 5)])
+def test_randperm_refuses_values_its_dtype_cannot_hold(dtype, n):
+    def call(lib):
+        lib.manual_seed(0)
+        try:
+            drawn = sorted(lib.randperm(n, dtype=getattr(lib, dtype)).tolist())
+        except RuntimeError as error:
+            drawn = str(error)
+        return drawn, lib.rand(2).tolist()  # and the stream is where torch's is
+    assert call(chainrule) == call(torch)

@@ -382,6 +382,7 @@ def randperm(n: int, *, generator=None, dtype=None, layout=None, device=None, re
     refuse_dtype(dtype, "randperm", complex_too=True)
     n = check_int(n, "randperm", "n")
     _check_nonnegative((n,))
+    _check_randperm_fits(n, _dt(dtype, _dtype.int64))
     xp = _xp(device)
     if xp is np:
         array = _rng(generator).permutation(n)  # torch's CPU Fisher–Yates order
@@ -390,6 +391,15 @@ def randperm(n: int, *, generator=None, dtype=None, layout=None, device=None, re
         # has no permutation; torch's CUDA randperm sorts random keys too)
         array = xp.argsort(_rng(generator, xp).random(n), kind="stable")
     return _finish(array.astype(_dt(dtype, _dtype.int64), copy=False), requires_grad)
+
+
+def _check_randperm_fits(n: int, dt: np.dtype) -> None:
+    """torch refuses a permutation whose largest value n - 1 its dtype cannot hold, before drawing:
+    an integer dtype's maximum, and half precision's 2048 (every integer up to it exact)."""
+    if dt.kind in "iu" and n - 1 > np.iinfo(dt).max:
+        raise RuntimeError(f"value cannot be converted to type {dt.name}_t without overflow")
+    if dt == np.float16 and n > 2049:
+        raise RuntimeError("n cannot be greater than 2049 for Half type.")
 
 
 def _random_like(input: Tensor, memory_format, dtype, device, requires_grad, draw, fill_) -> Tensor:
