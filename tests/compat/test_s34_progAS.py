@@ -311,3 +311,18 @@ def test_randperm_refuses_values_its_dtype_cannot_hold(dtype, n):
             drawn = str(error)
         return drawn, lib.rand(2).tolist()  # and the stream is where torch's is
     assert call(chainrule) == call(torch)
+
+
+# ---------------------------------------------------------------- randint into a small dtype
+# torch's randint fills a new tensor by random_, which refuses bounds its integral dtype cannot hold
+# ('to - 1 is out of bounds for signed char', 'from is out of bounds for unsigned char'); chainrule
+# checked bool's upper bound only and wrapped the rest.
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int16", "int32", "bool"])
+@pytest.mark.parametrize("bounds", [(-128, 128), (-129, 0), (0, 256), (0, 257), (-1, 1), (0, 2), (0, 3),
+                                    (2**31 - 1, 2**31)])
+def test_randint_refuses_bounds_its_dtype_cannot_hold(dtype, bounds):
+    def call(lib):
+        lib.manual_seed(0)
+        return lib.randint(*bounds, (3,), dtype=getattr(lib, dtype)).tolist()
+    assert _outcome_value(lambda: call(chainrule)) == _outcome_value(lambda: call(torch))

@@ -360,8 +360,8 @@ def randint(low=None, high=None, size=None, *, generator=None, dtype=None, layou
     _check_nonnegative(size)  # (torch makes the tensor before it draws: this comes first)
     if high <= low:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
-    if dtype is _dtype.bool and high - 1 > 1:
-        raise RuntimeError("to - 1 is out of bounds for bool")
+    # torch's randint is random_ on a new tensor: from and to - 1 must be values of an integral dtype
+    _check_integral_range(np.dtype(_dt(dtype, _dtype.int64)), low, high - 1)
     xp = _xp(device)
     array = _rng(generator, xp).integers(low, high, size=tuple(size))
     return _finish(array.astype(_dt(dtype, _dtype.int64), copy=False), requires_grad)
