@@ -3,6 +3,7 @@
 same inputs."""
 
 import math
+import warnings
 
 import pytest
 
@@ -326,3 +327,28 @@ def test_randint_refuses_bounds_its_dtype_cannot_hold(dtype, bounds):
         lib.manual_seed(0)
         return lib.randint(*bounds, (3,), dtype=getattr(lib, dtype)).tolist()
     assert _outcome_value(lambda: call(chainrule)) == _outcome_value(lambda: call(torch))
+
+
+# ---------------------------------------------------------------- random_/randint into a floating dtype
+# torch refuses bounds beyond a floating dtype's finite range ('to - 1 is out of bounds for c10::Half')
+# and warns past its exact integers, ±2**digits; chainrule drew infinities or inexact integers silently.
+
+@pytest.mark.parametrize("which", ["randint", "random_"])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+@pytest.mark.parametrize("bounds", [(0, 70000), (0, 4096), (-70000, 0), (0, 2**25), (0, 100)])
+def test_random_integers_in_a_floating_dtype_refuse_and_warn_as_torch(which, dtype, bounds):
+    def call(lib):
+        lib.manual_seed(0)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                if which == "randint":
+                    lib.randint(*bounds, (2,), dtype=getattr(lib, dtype))
+                else:
+                    lib.zeros(2, dtype=getattr(lib, dtype)).random_(*bounds)
+                outcome = "drawn"
+            except RuntimeError as error:
+                outcome = str(error)
+        return outcome, [(w.category.__name__, str(w.message)) for w in caught]
+    got = call(chainrule)
+    assert got == call(torch)

@@ -25,7 +25,7 @@ import warnings
 
 import numpy as np
 
-from .. import _dtype, _meta, _vmap_frames
+from .. import _dtype, _meta, _torch_function, _vmap_frames
 from .._backend import array_module, cuda_available, cuda_module, has_expanded_dims, write_refusal, writeable
 from .._backend import device as _device
 from ..autograd import function as _function
@@ -1115,14 +1115,33 @@ _CPP_INTEGRAL_NAMES = {"bool": "bool", "int8": "signed char", "uint8": "unsigned
 
 
 def _check_integral_range(dt: np.dtype, low: int, highest: int) -> None:
-    """torch's check_from_to_in_range for an integral or bool tensor: ``from`` and ``to - 1`` must be
-    values of the dtype (the draws are written without wrapping)."""
+    """torch's check_from_to_in_range: ``from`` and ``to - 1`` must be values of the dtype (the draws
+    are written without wrapping); a floating dtype warns past its exact integers, ±2**digits."""
+    if dt.kind in _dtype.FLOAT_KINDS:
+        _check_floating_range(dt, low, highest)
+        return
     if dt.kind not in "biu":
         return
     least, most = (0, 1) if dt.kind == "b" else (builtins.int(np.iinfo(dt).min), builtins.int(np.iinfo(dt).max))
     for value, name in ((low, "from"), (highest, "to - 1")):
         if not least <= value <= most:
             raise RuntimeError(f"{name} is out of bounds for {_CPP_INTEGRAL_NAMES.get(dt.name, dt.name)}")
+
+
+def _check_floating_range(dt: np.dtype, low: int, highest: int) -> None:
+    type_name = _TYPE_META_NAMES.get(dt.name, dt.name)
+    largest = builtins.float(_dtype.finfo_of(dt).max)
+    for value, name in ((low, "from"), (highest, "to - 1")):
+        if not -largest <= value <= largest:
+            raise RuntimeError(f"{name} is out of bounds for {type_name}")
+    digits = _dtype_digits(dt)
+    for value, name, line in ((low, "from", 110), (highest, "to - 1", 111)):
+        if not -(1 << digits) <= value <= 1 << digits:
+            warnings.warn(f"{name} is out of bounds [-(2^{digits}), 2^{digits}]. Due to precision limitations "
+                          f"{type_name} can support discrete uniform distribution only within this range. This "
+                          "warning will become an error in version 1.7 release, please fix the code in advance "
+                          "(Triggered internally at /__w/pytorch/pytorch/aten/src/ATen/native/"
+                          f"DistributionTemplates.h:{line}.)", UserWarning, stacklevel=_torch_function.user_stacklevel())
 
 
 def _full_range_values(dt, shape, stream) -> np.ndarray:
