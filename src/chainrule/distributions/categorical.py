@@ -11,7 +11,7 @@ from ..autograd.grad_mode import enable_grad
 from ..ops.creation import full
 from ..ops.random import multinomial
 from ..ops.reduce import logsumexp, softmax
-from ..tensor import Tensor
+from ..tensor import Size, Tensor
 from .constraints import real_vector
 from .distribution import Constraint, Distribution, simplex
 from .utils import probs_to_logits
@@ -58,8 +58,8 @@ class Categorical(Distribution):
         raise AttributeError(f"'Categorical' object has no attribute '{name}'")
 
     @property
-    def param_shape(self) -> tuple:
-        return tuple(self.batch_shape) + (self._num_events,)
+    def param_shape(self) -> Size:
+        return Size(tuple(self.batch_shape) + (self._num_events,))
 
     @property
     def support(self) -> Constraint:

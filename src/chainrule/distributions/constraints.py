@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
+from ..ops.shape import _infer_shape
 from ..tensor import Tensor
 
 __all__ = ["Constraint", "MixtureSameFamilyConstraint", "boolean", "cat", "corr_cholesky", "dependent",
@@ -335,7 +336,11 @@ class _IndependentConstraint(Constraint):
     def _holds(self, a):
         result = self.base_constraint._holds(a)
         if self.reinterpreted_batch_ndims:
-            result = result.reshape(result.shape[:result.ndim - self.reinterpreted_batch_ndims] + (-1,)).all(-1)
+            # torch flattens the event dims by reshape(batch + (-1,)), so an empty batch raises its
+            # reshape error ("cannot reshape tensor of 0 elements ..."), a RuntimeError, not NumPy's
+            flat = _infer_shape(result.shape[:result.ndim - self.reinterpreted_batch_ndims] + (-1,), result.size,
+                                "reshape")
+            result = result.reshape(flat).all(-1)
         return result
 
     def __repr__(self) -> str:

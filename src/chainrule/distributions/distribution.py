@@ -89,6 +89,15 @@ class Distribution:
         old_batch = tuple(self._batch_shape)
         if len(batch_shape) < len(old_batch) or any(
                 old not in (1, new) for old, new in zip(old_batch[::-1], batch_shape[::-1])):
+            # torch's families expand their parameters (or the inner distribution holding them: a
+            # Beta's Dirichlet, an Independent's base) and let Tensor.expand's words out
+            for name in self.arg_constraints:
+                value = self.__dict__.get(name)
+                if isinstance(value, Tensor):
+                    value.expand(batch_shape + tuple(value.shape[len(old_batch):]))
+            for value in self.__dict__.values():
+                if isinstance(value, Distribution) and tuple(value.batch_shape[:len(old_batch)]) == old_batch:
+                    value.expand(batch_shape + tuple(value.batch_shape[len(old_batch):]))
             raise RuntimeError(f"The expanded size of the batch {batch_shape} must match the existing size "
                                f"{old_batch} at each non-singleton dimension")
         new = type(self).__new__(type(self)) if _instance is None else _instance

@@ -7,6 +7,7 @@ import warnings
 
 import numpy as _np
 
+from .. import _dtype
 from .._backend import array_module as _array_module
 from ..autograd.grad_mode import no_grad as _no_grad
 from ..ops import random as _random
@@ -57,12 +58,28 @@ def _fill(tensor: Tensor, values) -> Tensor:
 
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
-    # Tensor.uniform_'s values: a complex tensor's real and imaginary parts each drawn, as torch's
+    # Tensor.uniform_'s checks and values: a complex tensor's real and imaginary parts each drawn, as torch's
+    _random._floating_only(tensor, "check_uniform_bounds")
+    _random._check_uniform_bounds(tensor, a, b)
     return _fill(tensor, _random.uniform_values(tensor, a, b, generator))
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
+    _check_normal(tensor, std)
     return _fill(tensor, _random.normal_values(tensor, mean, std, generator))
+
+
+def _check_normal(tensor: Tensor, std: float) -> None:
+    """Tensor.normal_'s refusals, which torch's init functions meet by calling it: a negative std,
+    and an integer or bool tensor (no kernel draws normals into one)."""
+    _random._check_std(std)
+    _random._floating_only(tensor, "normal_kernel_cpu")
+
+
+def _refuse_complex(tensor: Tensor, kernel: str) -> None:
+    """torch's trunc_normal_ compares its draws with the bounds, which no complex kernel does."""
+    if tensor._data.dtype.kind == "c":
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(tensor.dtype)}\'')
 
 
 def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
@@ -75,13 +92,19 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
         warnings.warn("mean is more than 2 std from [a, b] in nn.init.trunc_normal_. "
                       "The distribution of values may be incorrect.", stacklevel=2)
 
+    if tensor.is_meta:  # no storage: nothing drawn, nothing checked, as torch's
+        return tensor
+
     def normal_cdf(x: float) -> float:
         return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
 
     xp = _array_module(tensor)
     dtype = tensor._data.dtype
     if normal_cdf((b - mean) / std) - normal_cdf((a - mean) / std) > 0.3:
-        low, high = float(dtype.type(a)), float(dtype.type(b))  # the bounds as the tensor holds them
+        # the bounds as the tensor holds them, converted as torch's new_tensor(a).item() does
+        low, high = tensor.new_tensor(a, device="cpu").item(), tensor.new_tensor(b, device="cpu").item()
+        _check_normal(tensor, std)
+        _refuse_complex(tensor, "lt_cpu")
         values = _random.normal_values(tensor, mean, std, generator).astype(dtype)
         while True:
             outside = (values < low) | (values > high)
@@ -99,7 +122,10 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
     def rejected(candidates):
         return xp.log(_random.uniform_values(tensor, 0.0, 1.0, generator).astype(dtype)) > log_density(candidates)
 
-    _random._check_uniform_bounds(tensor, a, b)  # torch's first draw is tensor.uniform_(a, b): b < a raises there
+    # torch's first draw is tensor.uniform_(a, b): an integer tensor or b < a raises there
+    _random._floating_only(tensor, "check_uniform_bounds")
+    _random._check_uniform_bounds(tensor, a, b)
+    _refuse_complex(tensor, "gt_cpu")
     values = _random.uniform_values(tensor, a, b, generator).astype(dtype)
     pending = rejected(values)
     while bool(pending.any()):
@@ -194,8 +220,15 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     """A (semi-)orthogonal matrix from the QR of a Gaussian one, sign-corrected as torch does."""
     if tensor.ndim < 2:
         raise ValueError("Only tensors with 2 or more dimensions are supported")
-    if tensor.numel() == 0:
+    if tensor.numel() == 0 or tensor.is_meta:
         return tensor
+    _check_normal(tensor, 1.0)
+    # torch's QR (geqrf) has no half-precision kernel, and its sign correction refuses complex
+    if tensor.dtype in (_dtype.float16, _dtype.bfloat16):
+        raise NotImplementedError(f'"geqrf_cpu" not implemented for \'{_dtype.scalar_name(tensor.dtype)}\'')
+    if tensor._data.dtype.kind == "c":
+        raise NotImplementedError("Unlike NumPy, torch.sign is not intended to support complex numbers. "
+                                  "Please use torch.sgn instead.")
     rows = tensor.shape[0]
     cols = tensor.numel() // rows
     xp = _array_module(tensor)
@@ -212,6 +245,9 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
 def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator=None) -> Tensor:
     if tensor.ndim != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
+    if tensor.is_meta:
+        return tensor
+    _check_normal(tensor, std)
     rows, cols = tensor.shape
     xp = _array_module(tensor)
     rng = _rng(tensor, generator)

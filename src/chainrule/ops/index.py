@@ -1594,6 +1594,14 @@ def _check_gather_shapes(op: str, input: Tensor, index: np.ndarray, dim: int, sr
         raise RuntimeError("Index tensor must have the same number of dimensions as src tensor")
     # a 0-d input or src counts as a vector of one (torch accepts index [0] for both)
     input_shape, src_shape = _as_1d(input._data).shape, None if src is None else _as_1d(src._data).shape
+    if op.startswith("scatter"):  # torch's scatter_shape_check words every size in one message
+        too_large = any(k != dim and index.shape[k] > input_shape[k] for k in range(index.ndim)) or (
+            src is not None and any(index.shape[k] > src_shape[k] for k in range(index.ndim)))
+        if too_large:
+            raise RuntimeError(
+                f"Expected index {list(index.shape)} to be no larger than self {list(input._data.shape)} apart from "
+                f"dimension {dim}" + ("" if src is None else f" and to be no larger size than src {list(src._data.shape)}"))
+        return
     for k in range(index.ndim):
         if k != dim and index.shape[k] > input_shape[k]:
             raise RuntimeError(

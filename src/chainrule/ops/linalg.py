@@ -300,6 +300,21 @@ def _check_same_dtype(a: Tensor, b: Tensor) -> None:
         )
 
 
+def _check_product_dtypes(kernel: str, a: Tensor, b: Tensor) -> None:
+    """torch's product kernels each word a dtype mismatch their own way: dot, mv (as addmv, naming the
+    vector's dtype for the result it would add to), bmm, and mm's (``_check_same_dtype``)."""
+    if a._data.dtype == b._data.dtype or autocast_unifies(a._data):
+        return
+    first, second = _dtype.scalar_name(a.dtype), _dtype.scalar_name(b.dtype)
+    if kernel == "dot":
+        raise RuntimeError(f"dot : expected both vectors to have same dtype, but found {first} and {second}")
+    if kernel == "mv":
+        raise RuntimeError(f"addmv input tensors must have the same dtype, but got {second}, {first}, and {second}")
+    if kernel == "bmm":
+        raise RuntimeError(f"expected scalar type {first} but found {second}")
+    _check_same_dtype(a, b)
+
+
 def _check_added_product_dtypes(op: str, input, first, second) -> None:
     """torch's add-a-product ops neither promote the added input nor the factors; each names the
     mismatch its own way (checked in torch's order)."""
@@ -343,7 +358,8 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     a, b = input._data, other._data
     if a.ndim == 0 or b.ndim == 0:
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {a.ndim}D and {b.ndim}D")
-    _check_same_dtype(input, other)
+    if a.ndim == b.ndim == 1:  # torch's dot checks the dtypes before the lengths
+        _check_product_dtypes("dot", input, other)
     k_a = a.shape[-1]
     k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
     if k_a != k_b:
@@ -360,7 +376,7 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
             if b.ndim == 1:
                 raise RuntimeError(f"size mismatch, got input ({rows}), mat ({rows}x{k_a}), vec ({k_b})")
             raise _mat_shapes((rows, k_a), b.shape)
-        if a.ndim <= 2:  # folded as (b^T a^T)^T
+        if a.ndim <= 2 and input.requires_grad:  # folded as (b^T a^T)^T for input's gradient; else bmm
             rows = int(np.prod(b.shape[:-2])) * b.shape[-1]
             if a.ndim == 1:
                 raise RuntimeError(f"size mismatch, got input ({rows}), mat ({rows}x{k_b}), vec ({k_a})")
@@ -371,6 +387,16 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
                            f"but got: [{n_batch}, {k_b}].")
     if a.ndim > 2 or b.ndim > 2:
         _broadcast_batch(a.shape[:-2], b.shape[:-2])
+    # shapes first, then dtypes, in the words of the kernel torch's matmul reaches: a vector on the
+    # right folds the rest into mv, a matrix on the right into mm, a batch on the right goes to bmm
+    # (a batch on the right of an input that requires grad folds transposed: other's rows first)
+    kernel = "dot" if a.ndim == b.ndim == 1 else "mv" if b.ndim == 1 else "mm" if b.ndim == 2 else "bmm"
+    if kernel == "bmm" and a.ndim <= 2 and input.requires_grad:
+        _check_product_dtypes("mv" if a.ndim == 1 else "mm", other, input)
+    if kernel == "bmm" and a.dtype == np.bool_:
+        raise NotImplementedError('"bmm" not implemented for \'Bool\'')
+    if kernel != "dot":
+        _check_product_dtypes(kernel, input, other)
     if out is None and (a.ndim > 2 or b.ndim > 2 or a.ndim < b.ndim) and is_recording(input, other):
         return _recorded_matmul(input, other)
     result = _NODE_BY_NDIM.get((a.ndim, b.ndim), Matmul).apply(input, other)
@@ -494,11 +520,11 @@ def bmm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
         raise RuntimeError("batch2 must be a 3D tensor")
     if input._data.dtype == np.bool_:  # torch's bmm has no bool kernel, whatever mat2's dtype
         raise NotImplementedError('"bmm" not implemented for \'Bool\'')
-    _check_same_dtype(input, mat2)
     (b, _, m), (b2, m2, _) = input._data.shape, mat2._data.shape
     if (b, m) != (b2, m2):
         raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: [{b}, {m}] "
                            f"but got: [{b2}, {m2}].")
+    _check_product_dtypes("bmm", input, mat2)  # after the shapes, as torch's
     result = Bmm.apply(input, mat2)
     return result if out is None else _exact_out(result, out, "bmm")
 
@@ -510,9 +536,9 @@ def mv(input: Tensor, vec: Tensor, *, out=None) -> Tensor:
     a, v = input._data, vec._data
     if a.ndim != 2 or v.ndim != 1:
         raise RuntimeError(f"vector + matrix @ vector expected, got 1, {a.ndim}, {v.ndim}")
-    _check_same_dtype(input, vec)
     if a.shape[1] != v.shape[0]:
         raise RuntimeError(f"size mismatch, got input ({a.shape[0]}), mat ({a.shape[0]}x{a.shape[1]}), vec ({v.shape[0]})")
+    _check_product_dtypes("mv", input, vec)  # after the shapes, as torch's
     result = Mv.apply(input, vec)
     return result if out is None else _exact_out(result, out, "mv")
 
@@ -892,12 +918,16 @@ def _parse_einsum(equation: str, shapes: list) -> tuple:
                                "was given")
         ell = len(shape) - len(letters)
         position = 0
+        own_sizes: dict = {}  # a subscript repeated within one operand takes its diagonal: no broadcasting
         for c in sub:
             if c == "...":
                 position += ell
                 continue
             size = shape[position]
             position += 1
+            if own_sizes.setdefault(c, size) != size:
+                raise RuntimeError(f"einsum(): subscript {c} is repeated for operand {i} but the sizes don't match, "
+                                   f"{size} != {own_sizes[c]}")
             seen = sizes.get(c)
             if seen is not None and seen != size and seen != 1 and size != 1:
                 raise RuntimeError(f"einsum(): subscript {c} has size {size} for operand {i} which does not "
@@ -1087,6 +1117,9 @@ def einsum(equation, *operands) -> Tensor:
     dispatching, and the package's wiring leaves it as it is): after the sublist form is read, and for one list of operands only once the list is
     unpacked, so a handler (an fx Proxy) inside the list sees ``einsum(equation, a, b)``; an active
     mode still sees the list, as torch's."""
+    if not operands:  # torch's Python wrapper counts its arguments first
+        raise ValueError("einsum(): must specify the equation string and at least one operand, "
+                         "or at least one operand and its subscripts list")
     if isinstance(equation, Tensor):
         equation, operands = _sublist_equation((equation,) + operands)
     one_list = len(operands) == 1 and isinstance(operands[0], (list, tuple))

@@ -25,7 +25,7 @@ import warnings
 
 import numpy as np
 
-from .. import _dtype, _meta, _vmap_frames
+from .. import _dtype, _meta, _torch_function, _vmap_frames
 from .._backend import array_module, cuda_available, cuda_module, has_expanded_dims, write_refusal, writeable
 from .._backend import device as _device
 from ..autograd import function as _function
@@ -360,8 +360,8 @@ def randint(low=None, high=None, size=None, *, generator=None, dtype=None, layou
     _check_nonnegative(size)  # (torch makes the tensor before it draws: this comes first)
     if high <= low:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
-    if dtype is _dtype.bool and high - 1 > 1:
-        raise RuntimeError("to - 1 is out of bounds for bool")
+    # torch's randint is random_ on a new tensor: from and to - 1 must be values of an integral dtype
+    _check_integral_range(np.dtype(_dt(dtype, _dtype.int64)), low, high - 1)
     xp = _xp(device)
     array = _rng(generator, xp).integers(low, high, size=tuple(size))
     return _finish(array.astype(_dt(dtype, _dtype.int64), copy=False), requires_grad)
@@ -382,6 +382,7 @@ def randperm(n: int, *, generator=None, dtype=None, layout=None, device=None, re
     refuse_dtype(dtype, "randperm", complex_too=True)
     n = check_int(n, "randperm", "n")
     _check_nonnegative((n,))
+    _check_randperm_fits(n, _dt(dtype, _dtype.int64))
     xp = _xp(device)
     if xp is np:
         array = _rng(generator).permutation(n)  # torch's CPU Fisher–Yates order
@@ -390,6 +391,15 @@ def randperm(n: int, *, generator=None, dtype=None, layout=None, device=None, re
         # has no permutation; torch's CUDA randperm sorts random keys too)
         array = xp.argsort(_rng(generator, xp).random(n), kind="stable")
     return _finish(array.astype(_dt(dtype, _dtype.int64), copy=False), requires_grad)
+
+
+def _check_randperm_fits(n: int, dt: np.dtype) -> None:
+    """torch refuses a permutation whose largest value n - 1 its dtype cannot hold, before drawing:
+    an integer dtype's maximum, and half precision's 2048 (every integer up to it exact)."""
+    if dt.kind in "iu" and n - 1 > np.iinfo(dt).max:
+        raise RuntimeError(f"value cannot be converted to type {dt.name}_t without overflow")
+    if dt == np.float16 and n > 2049:
+        raise RuntimeError("n cannot be greater than 2049 for Half type.")
 
 
 def _random_like(input: Tensor, memory_format, dtype, device, requires_grad, draw, fill_) -> Tensor:
@@ -558,6 +568,8 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, layout=None,
             _vmap_frames.refuse_same_randomness(mean, std)
         _tensor_overloads_only(mean, std, size, dtype=dtype, layout=layout, device=device, pin_memory=pin_memory,
                                requires_grad=requires_grad)
+        # the samples take mean's dtype (std's when mean is a float): no kernel draws normals into integers
+        _floating_only(mean if isinstance(mean, Tensor) else std, "normal_kernel_cpu")
     if isinstance(mean, Tensor) and isinstance(std, Tensor):
         return NormalTensorTensor.apply(mean, std, generator=generator)
     if isinstance(mean, Tensor):
@@ -877,6 +889,10 @@ def _refuse_complex_bounds(self: Tensor, check: str) -> None:
 
 def _floating_only(self: Tensor, kernel: str) -> None:
     if self._data.dtype.kind not in _dtype.FLOAT_KINDS + "c":
+        if array_module(self) is _meta.module:  # torch's meta kernels: uniform_ checks no dtype, normal_ its own way
+            if kernel == "check_uniform_bounds":
+                return
+            raise RuntimeError(f"expected a floating-point or complex dtype, but got dtype=torch.{self.dtype.name}")
         raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(self.dtype)}\'')
 
 
@@ -921,6 +937,8 @@ _TYPE_META_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Ha
 def _check_uniform_bounds(self: Tensor, low, high) -> None:
     """torch's check_uniform_bounds, on the real parts' dtype for a complex tensor."""
     real = self._data.real.dtype if self._data.dtype.kind == "c" else self._data.dtype
+    if real.kind not in _dtype.FLOAT_KINDS:  # a meta integer tensor: torch's meta uniform_ checks nothing
+        return
     largest = builtins.float(_dtype.finfo_of(real).max)
     for value, name in ((low, "from"), (high, "to")):
         if not -largest <= value <= largest:
@@ -1097,14 +1115,33 @@ _CPP_INTEGRAL_NAMES = {"bool": "bool", "int8": "signed char", "uint8": "unsigned
 
 
 def _check_integral_range(dt: np.dtype, low: int, highest: int) -> None:
-    """torch's check_from_to_in_range for an integral or bool tensor: ``from`` and ``to - 1`` must be
-    values of the dtype (the draws are written without wrapping)."""
+    """torch's check_from_to_in_range: ``from`` and ``to - 1`` must be values of the dtype (the draws
+    are written without wrapping); a floating dtype warns past its exact integers, ±2**digits."""
+    if dt.kind in _dtype.FLOAT_KINDS:
+        _check_floating_range(dt, low, highest)
+        return
     if dt.kind not in "biu":
         return
     least, most = (0, 1) if dt.kind == "b" else (builtins.int(np.iinfo(dt).min), builtins.int(np.iinfo(dt).max))
     for value, name in ((low, "from"), (highest, "to - 1")):
         if not least <= value <= most:
             raise RuntimeError(f"{name} is out of bounds for {_CPP_INTEGRAL_NAMES.get(dt.name, dt.name)}")
+
+
+def _check_floating_range(dt: np.dtype, low: int, highest: int) -> None:
+    type_name = _TYPE_META_NAMES.get(dt.name, dt.name)
+    largest = builtins.float(_dtype.finfo_of(dt).max)
+    for value, name in ((low, "from"), (highest, "to - 1")):
+        if not -largest <= value <= largest:
+            raise RuntimeError(f"{name} is out of bounds for {type_name}")
+    digits = _dtype_digits(dt)
+    for value, name, line in ((low, "from", 110), (highest, "to - 1", 111)):
+        if not -(1 << digits) <= value <= 1 << digits:
+            warnings.warn(f"{name} is out of bounds [-(2^{digits}), 2^{digits}]. Due to precision limitations "
+                          f"{type_name} can support discrete uniform distribution only within this range. This "
+                          "warning will become an error in version 1.7 release, please fix the code in advance "
+                          "(Triggered internally at /__w/pytorch/pytorch/aten/src/ATen/native/"
+                          f"DistributionTemplates.h:{line}.)", UserWarning, stacklevel=_torch_function.user_stacklevel())
 
 
 def _full_range_values(dt, shape, stream) -> np.ndarray:

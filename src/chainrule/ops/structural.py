@@ -206,11 +206,13 @@ def repeat_interleave(input: Tensor | None = None, repeats=None, dim: int | None
 
 
 # ---------------------------------------------------------------- grids and combinations
-def _tensor_args(tensors, op: str) -> list:
-    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+def _tensor_args(tensors, op: str, one_list: bool = True) -> list:
+    """The tensors of ``op(*tensors)``, or of ``op([tensors])`` where torch's signature takes one list;
+    the empty list refused in meshgrid's words (cartesian_prod is built on it, as torch's)."""
+    if one_list and len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
         tensors = tuple(tensors[0])
     if not tensors:
-        raise RuntimeError(f"{op} expects a non-empty TensorList")
+        raise RuntimeError("meshgrid expects a non-empty TensorList")
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
             raise TypeError(f"{op}(): expected Tensor as element {i} in argument 0, but got {type(t).__name__}")
@@ -235,8 +237,10 @@ def meshgrid(*tensors, indexing: str | None = None) -> tuple:
         if t._data.ndim > 1:
             raise RuntimeError(f"torch.meshgrid: Expected 0D or 1D tensor in the tensor list but got: a tensor of "
                                f"shape {tuple(t._data.shape)}")
-        if t.dtype != tensors[0].dtype or t.device != tensors[0].device:
-            raise RuntimeError("torch.meshgrid: expects all tensors to have the same dtype and device")
+        if t.dtype != tensors[0].dtype:
+            raise RuntimeError("meshgrid expects all tensors to have the same dtype")
+        if t.device != tensors[0].device:
+            raise RuntimeError("meshgrid expects all tensors to have the same device")
     swap = indexing == "xy" and len(tensors) >= 2
     if swap:  # 'xy' is 'ij' with the first two inputs swapped, and so their outputs
         tensors[0], tensors[1] = tensors[1], tensors[0]
@@ -255,7 +259,7 @@ def meshgrid(*tensors, indexing: str | None = None) -> tuple:
 def cartesian_prod(*tensors) -> Tensor:
     """torch.cartesian_prod: every combination of one element from each 1-d tensor, as rows of a
     (prod(len), N) tensor in lexicographic order (itertools.product); one tensor is returned as is."""
-    tensors = _tensor_args(tensors, "cartesian_prod")
+    tensors = _tensor_args(tensors, "cartesian_prod", one_list=False)  # torch's takes tensors only
     for t in tensors:
         if t._data.ndim != 1:
             raise RuntimeError(f"Expect a 1D vector, but got shape {list(t._data.shape)}")
