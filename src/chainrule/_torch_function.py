@@ -522,6 +522,12 @@ def binding_refusal(public, impl, args: tuple, kwargs: dict | None, error: TypeE
     if getattr(public, "__torch_owner__", None) != "torch.Tensor" or method_binding_refusal is None \
             or not _BINDING_REFUSAL.search(str(error)):
         return None
+    # raised by the signature parser (ops/_arg_parser.py): torch's words already, not Python's
+    last = error.__traceback__
+    while last is not None and last.tb_next is not None:
+        last = last.tb_next
+    if last is not None and last.tb_frame.f_globals.get("__name__") == "chainrule.ops._arg_parser":
+        return None
     return method_binding_refusal(public.__name__, impl, args, kwargs or {})
 
 
