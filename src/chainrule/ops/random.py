@@ -28,6 +28,7 @@ import numpy as np
 from .. import _dtype, _meta, _torch_function, _vmap_frames
 from .._backend import array_module, cuda_available, cuda_module, has_expanded_dims, write_refusal, writeable
 from .._backend import device as _device
+from .._naming import in_torchs_words
 from ..autograd import function as _function
 from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
@@ -230,13 +231,11 @@ def _rng(generator, xp=np):
     A generator of the other device type is refused, as torch refuses it; so is any draw inside a
     vmap left in its default ``randomness="error"`` mode, as torch's vmap refuses it."""
     if any(frame.randomness == "error" for frame in _vmap_frames.running()):
-        error = RuntimeError("vmap: called random operation while in randomness error mode. Please either use the "
-                             "'same' or 'different' randomness flags on vmap or perform the randomness operation out "
-                             "of vmap")
         # a module built under vmap (its init draws) raises this in torch's words, without the
         # constructor's call in front (_naming): the complaint is the vmap's, not the arguments'
-        error._names_its_class = True
-        raise error
+        raise in_torchs_words(RuntimeError(
+            "vmap: called random operation while in randomness error mode. Please either use the 'same' or "
+            "'different' randomness flags on vmap or perform the randomness operation out of vmap"))
     if xp is _meta.module:
         return _meta.random_stream  # shapes only: no generator advances, as on torch's meta device
     if generator is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 
+from ..._naming import in_torchs_words  # (register_parametrization is the user's call: no constructor prefix)
 from ...autograd.grad_mode import no_grad
 from ...tensor import Size, Tensor
 from ..modules.container import ModuleDict, ModuleList
@@ -47,24 +48,17 @@ def _set_in_place(target: Tensor, value: Tensor) -> None:
     target.data = value.detach().clone()
 
 
-def _in_torchs_words(error: Exception) -> Exception:
-    """``error`` as torch words it: register_parametrization is the user's call, so the internal
-    ParametrizationList's constructor does not prefix it with its own arguments (_naming)."""
-    error._names_its_class = True
-    return error
-
-
 def _check_consistent(value, original_dtype, original_shape: tuple) -> None:
     """torch's checks of a parametrization registered without ``unsafe``, in its order and words:
     it returns a tensor, of the original's dtype, then of its shape."""
     if not isinstance(value, Tensor):
-        raise _in_torchs_words(ValueError(f"A parametrization must return a tensor. Got {type(value).__name__}."))
+        raise in_torchs_words(ValueError(f"A parametrization must return a tensor. Got {type(value).__name__}."))
     if value.dtype != original_dtype:
-        raise _in_torchs_words(ValueError(
+        raise in_torchs_words(ValueError(
             "Registering a parametrization may not change the dtype of the tensor, unless `unsafe` flag is enabled.\n"
             f"unparametrized dtype: {original_dtype}\nparametrized dtype: {value.dtype}"))
     if tuple(value.shape) != tuple(original_shape):
-        raise _in_torchs_words(ValueError(
+        raise in_torchs_words(ValueError(
             "Registering a parametrization may not change the shape of the tensor, unless `unsafe` flag is enabled.\n"
             f"unparametrized shape: {Size(original_shape)}\nparametrized shape: {Size(value.shape)}"))
 
@@ -116,13 +110,13 @@ class ParametrizationList(ModuleList):
                     except NotImplementedError:  # torch takes it for the identity
                         pass
         if not isinstance(new, (Tensor, tuple, list)):
-            raise _in_torchs_words(ValueError("'right_inverse' must return a Tensor or a Sequence of tensors "
+            raise in_torchs_words(ValueError("'right_inverse' must return a Tensor or a Sequence of tensors "
                                               f"(list, tuple...). Got {type(new).__name__}"))
         self.is_tensor = isinstance(new, Tensor)
         self.ntensors = 1 if self.is_tensor else len(new)
         if self.is_tensor:
             if new.dtype != original_dtype:  # torch checks the dtype only here, unsafe or not
-                raise _in_torchs_words(ValueError(
+                raise in_torchs_words(ValueError(
                     "When `right_inverse` outputs one tensor, it may not change the dtype.\n"
                     f"original.dtype: {original_dtype}\nright_inverse(original).dtype: {new.dtype}"))
             _set_in_place(original, new)
@@ -130,7 +124,7 @@ class ParametrizationList(ModuleList):
         else:
             for index, tensor in enumerate(new):
                 if not isinstance(tensor, Tensor):
-                    raise _in_torchs_words(ValueError(
+                    raise in_torchs_words(ValueError(
                         "'right_inverse' must return a Tensor or a Sequence of tensors (list, tuple...). "
                         f"Got element {index} of the sequence with type {type(tensor).__name__}."))
                 stored = Parameter(tensor.detach().clone(), original.requires_grad) \

@@ -5,6 +5,7 @@ quantization-aware-training forms."""
 
 from __future__ import annotations
 
+from ...._naming import in_torchs_words
 from ....nn.modules.activation import ReLU
 from ....nn.modules.container import Sequential
 from ....nn.modules.conv import Conv2d
@@ -21,9 +22,7 @@ class _FusedModule(Sequential):
 def _check_types(*pairs) -> None:
     if any(type(module) is not expected for module, expected in pairs):
         names = " and ".join(type(module).__name__ for module, _ in pairs)
-        error = AssertionError(f"Incorrect types for input modules: {names}")
-        error._names_its_class = True  # torch's words, without the constructor's call in front
-        raise error
+        raise in_torchs_words(AssertionError(f"Incorrect types for input modules: {names}"))
 
 
 class ConvBn2d(_FusedModule):

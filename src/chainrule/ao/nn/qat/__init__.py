@@ -4,6 +4,7 @@ them in and convert turns them into quantized layers."""
 
 from __future__ import annotations
 
+from ...._naming import in_torchs_words
 from ....nn import functional as F
 from ....nn.modules.conv import Conv2d as _FloatConv2d
 from ....nn.modules.linear import Linear as _FloatLinear
@@ -13,9 +14,7 @@ __all__ = ["Conv2d", "Linear"]
 
 
 def missing_qconfig() -> AssertionError:
-    error = AssertionError("qconfig must be provided for QAT module")
-    error._names_its_class = True  # torch's words, without the constructor's call in front
-    return error
+    return in_torchs_words(AssertionError("qconfig must be provided for QAT module"))
 
 
 def _check_float_module(cls, mod) -> None:
