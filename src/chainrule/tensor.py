@@ -99,6 +99,9 @@ class Tensor:
     _post_accumulate_grad_hooks = None
     _accumulator = None
     _retains_grad = False
+    # torch's "wrapped number": a 0-d tensor made from a Python number operand (ops/elementwise.py's
+    # _as_operand); saved-tensor hooks never see one (autograd/graph.py's _pack_outputs)
+    _wrapped_number = False
     _grad_dtype = False  # torch's grad_dtype: False = the tensor's dtype, None = any, else that dtype
     # a wrapper subclass's strides as its constructor gave them (its array is a zero-strided placeholder)
     _wrapper_strides = None

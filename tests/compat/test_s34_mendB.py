@@ -338,35 +338,32 @@ def test_get_device_states_names_each_device_once():
 # ---- 3. checkpoint: how often a line after the last saving op runs (the rerun's early stop) ------
 # torch's rerun stops once every saved tensor is back, so a line after the segment's last saving
 # op runs once (the forward) and not in the rerun. torch saves no Python number (a wrapped number
-# is never handed to saved-tensor hooks); chainrule's mul and div save theirs as a 0-d tensor, so
-# their rerun went one op further and ran the line twice. That fix belongs where a number becomes a
-# tensor (ops/elementwise.py's _as_operand, another engineer's file): those cases are strict xfails.
-
-_NUMBER_SAVED = pytest.mark.xfail(strict=True, reason="mul/div save their Python number as a tensor: "
-                                  "ops/elementwise.py's _as_operand must mark it as torch's wrapped number")
+# is never handed to saved-tensor hooks); nor does chainrule: the 0-d tensor ops/elementwise.py's
+# _as_operand makes of one is marked, and _pack_outputs leaves it out (mul and div by a number ran
+# the line twice before).
 
 _SEGMENT_TAILS = {
-    "v * 2": (lambda lib, v: v * 2, _NUMBER_SAVED),
-    "2 * v": (lambda lib, v: 2 * v, _NUMBER_SAVED),
-    "v.mul(2.5)": (lambda lib, v: v.mul(2.5), _NUMBER_SAVED),
-    "torch.mul(v, 2)": (lambda lib, v: lib.mul(v, 2), _NUMBER_SAVED),
-    "v / 2": (lambda lib, v: v / 2, _NUMBER_SAVED),
-    "v.div(2)": (lambda lib, v: v.div(2), _NUMBER_SAVED),
-    "(v * 2 + 1) / 3 - 4": (lambda lib, v: (v * 2 + 1) / 3 - 4, _NUMBER_SAVED),
-    "v + 1": (lambda lib, v: v + 1, None),
-    "1 + v": (lambda lib, v: 1 + v, None),
-    "v - 1": (lambda lib, v: v - 1, None),
-    "1 - v": (lambda lib, v: 1 - v, None),
-    "v.sub(1, alpha=2)": (lambda lib, v: v.sub(1, alpha=2), None),
-    "v.add(2)": (lambda lib, v: v.add(2), None),
-    "-v": (lambda lib, v: -v, None),
-    "2 / v": (lambda lib, v: 2 / v, None),
-    "v ** 2": (lambda lib, v: v ** 2, None),
-    "v ** 0.5": (lambda lib, v: v.exp() ** 0.5, None),
-    "2 ** v": (lambda lib, v: 2 ** v, None),
-    "v.pow(3)": (lambda lib, v: v.pow(3), None),
-    "torch.pow(v, 2)": (lambda lib, v: lib.pow(v, 2), None),
-    "v * tensor(2.)": (lambda lib, v: v * lib.tensor(2.0), None),
+    "v * 2": lambda lib, v: v * 2,
+    "2 * v": lambda lib, v: 2 * v,
+    "v.mul(2.5)": lambda lib, v: v.mul(2.5),
+    "torch.mul(v, 2)": lambda lib, v: lib.mul(v, 2),
+    "v / 2": lambda lib, v: v / 2,
+    "v.div(2)": lambda lib, v: v.div(2),
+    "(v * 2 + 1) / 3 - 4": lambda lib, v: (v * 2 + 1) / 3 - 4,
+    "v + 1": lambda lib, v: v + 1,
+    "1 + v": lambda lib, v: 1 + v,
+    "v - 1": lambda lib, v: v - 1,
+    "1 - v": lambda lib, v: 1 - v,
+    "v.sub(1, alpha=2)": lambda lib, v: v.sub(1, alpha=2),
+    "v.add(2)": lambda lib, v: v.add(2),
+    "-v": lambda lib, v: -v,
+    "2 / v": lambda lib, v: 2 / v,
+    "v ** 2": lambda lib, v: v ** 2,
+    "v ** 0.5": lambda lib, v: v.exp() ** 0.5,
+    "2 ** v": lambda lib, v: 2 ** v,
+    "v.pow(3)": lambda lib, v: v.pow(3),
+    "torch.pow(v, 2)": lambda lib, v: lib.pow(v, 2),
+    "v * tensor(2.)": lambda lib, v: v * lib.tensor(2.0),
 }
 
 
@@ -385,6 +382,17 @@ def _side_effect_count(tail):
     return case
 
 
-@pytest.mark.parametrize("tail", [pytest.param(name, marks=mark or ()) for name, (_, mark) in _SEGMENT_TAILS.items()])
+@pytest.mark.parametrize("tail", _SEGMENT_TAILS)
 def test_checkpoint_rerun_side_effects_as_torch(tail):
-    assert_same_as_torch(_side_effect_count(_SEGMENT_TAILS[tail][0]))
+    assert_same_as_torch(_side_effect_count(_SEGMENT_TAILS[tail]))
+
+
+def test_a_number_operand_is_never_handed_to_the_pack_hook():
+    def case(lib):
+        shapes = []
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        with lib.autograd.graph.saved_tensors_hooks(lambda t: shapes.append(tuple(t.shape)) or t, lambda t: t):
+            y = (x * 2) / 3 * x + 2.5 * x.exp()
+        y.sum().backward()
+        return shapes, x.grad
+    assert_same_as_torch(case)

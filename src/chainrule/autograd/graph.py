@@ -89,8 +89,8 @@ def _pack_outputs(out) -> None:
     own_outputs = node._saved_outputs or ()
     packed = []
     for i, saved in enumerate(node._saved):
-        if saved is None:
-            packed.append(None)
+        if saved is None or getattr(saved, "_wrapped_number", False):  # torch saves a number as a number: no hook
+            packed.append(saved)
             continue
         # torch hands pack_hook the tensor itself: for a saved output, the output (with its grad_fn)
         tensor = saved

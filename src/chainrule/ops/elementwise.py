@@ -61,11 +61,15 @@ __not_methods__ = {"rsub"}  # torch.Tensor has no rsub method (only __rsub__)
 def _as_operand(x, dtype: _dtype.dtype, like: Tensor | None = None) -> Tensor:
     """A Python number as a 0-d tensor of ``dtype`` on ``like``'s device (never requires grad).
     An integer outside an integer dtype's range wraps, as torch's arithmetic does (int8 + 300 is
-    int8 + 44); the ops that refuse such numbers check them first (``_dtype.checked_scalar``)."""
+    int8 + 44); the ops that refuse such numbers check them first (``_dtype.checked_scalar``).
+    Marked as torch's wrapped number: an op that saves it hands it to no saved-tensor hook."""
     if dtype._category >= 2 and x.__class__ in (builtins.float, builtins.int) and not -65504.0 <= x <= 65504.0:
         with np.errstate(over="ignore"):  # torch casts a number past the dtype's range to inf without a word
-            return _as_operand_unchecked(x, dtype, like)
-    return _as_operand_unchecked(x, dtype, like)
+            operand = _as_operand_unchecked(x, dtype, like)
+    else:
+        operand = _as_operand_unchecked(x, dtype, like)
+    operand._wrapped_number = True
+    return operand
 
 
 def _as_operand_unchecked(x, dtype: _dtype.dtype, like: Tensor | None = None) -> Tensor:
