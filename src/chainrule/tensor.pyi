@@ -21,6 +21,7 @@ class Tensor:
     _post_accumulate_grad_hooks: Any
     _accumulator: Any
     _retains_grad: builtins.bool
+    _wrapped_number: builtins.bool
     _grad_dtype: builtins.bool
     _wrapper_strides: Any
     _name: Any
