@@ -22,6 +22,7 @@ from .._torch_function import user_stacklevel
 from ..autograd.function import Function, is_recording, name_node
 from ..tensor import Tensor, _wrap_dim, honours_out
 from ._arg_parser import check_int
+from .creation import full_like
 from .elementwise import _cast, where
 from .reduce import MedianAll, _single_dim
 from .shape import cat
@@ -617,8 +618,16 @@ def renorm(input: Tensor, p, dim: int, maxnorm) -> Tensor:
         raise RuntimeError(f"renorm: input needs at least 2 dimensions, got {ndim} dimensions")
     d = _single_dim(dim, ndim, "renorm")
     others = tuple(k for k in range(ndim) if k != d)
-    norms = input.norm(p, others, keepdim=True) if not math.isinf(p) else input.abs().amax(others, keepdim=True)
-    factor = where(norms > maxnorm, maxnorm / (norms + 1e-7), 1.0)
+    # torch takes the norm and the scale factor in float32 for a half or bfloat16 input, and divides
+    # maxnorm by the norm (a number over a tensor would multiply by the reciprocal, an ulp apart)
+    wide = _dtype.float32 if input.dtype in (_dtype.float16, _dtype.bfloat16) else None
+    if math.isinf(p):
+        norms = input.abs().amax(others, keepdim=True)
+        norms = norms if wide is None else _cast(norms, wide)
+    else:
+        norms = input.norm(p, others, keepdim=True, dtype=wide)
+    factor = where(norms > maxnorm, full_like(norms, maxnorm) / (norms + 1e-7), 1.0)
+    factor = factor if wide is None else _cast(factor, input.dtype)
     return name_node(input * factor, "RenormBackward0", label="renorm",
                      rule="∂/∂a = the scale factor, and through the norm for the scaled slices")
 
