@@ -94,3 +94,24 @@ def test_packed_projections_give_torchs_outputs_and_gradients(kind, batch_first)
             assert ours is None
         else:
             np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
+# A batched LSTMCell hands hx to torch's lstm_cell, which takes exactly a pair of tensors: one
+# tensor, or a tuple of one or three, is refused (an unbatched hx is indexed in Python instead).
+@pytest.mark.parametrize("make_hx", [
+    lambda lib: (lib.zeros(2, 4),),
+    lambda lib: (lib.zeros(2, 4),) * 3,
+    lambda lib: [lib.zeros(2, 4)],
+    lambda lib: (),
+    lambda lib: lib.zeros(2, 4),
+    lambda lib: lib.zeros(2, 2, 4),
+], ids=["one", "three", "list of one", "empty", "tensor", "stacked tensor"])
+def test_batched_lstm_cell_takes_a_pair_of_states_as_torch(make_hx):
+    def build(lib):
+        return lib.nn.LSTMCell(3, 4)(lib.zeros(2, 3), make_hx(lib))
+
+    _same_error(build)
+
+
+def test_batched_lstm_cell_checks_the_pair_before_the_input_width_as_torch():
+    _same_error(lambda lib: lib.nn.LSTMCell(3, 4)(lib.zeros(2, 5), (lib.zeros(2, 4),)))
