@@ -4,6 +4,7 @@ Multi-head attention projects like torch's _in_projection_packed: when the key a
 one tensor (encoder-decoder attention, DETR's decoder over its memory), the key/value projection
 is one linear over the stacked key and value weights, so a memory of the wrong width fails with
 torch's "mat1 and mat2 shapes cannot be multiplied (.. and E x 2E)", not a single weight's E x E.
+A batched LSTMCell takes its hx as torch's lstm_cell binding does: exactly a pair of tensors.
 """
 
 import numpy as np
