@@ -1109,9 +1109,8 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
         for name, bias in (("query", b_q), ("key", b_k), ("value", b_v)):
             if bias is not None and tuple(bias.shape) != (embed_dim,):
                 raise AssertionError(f"expecting {name} bias shape of {(embed_dim,)}, but got {bias.shape}")
-    q = linear(query, w_q, b_q)
-    k = linear(key, w_k, b_k)
-    v = linear(value, w_v, b_v)
+    q, k, v = _in_projection(query, key, value, in_proj_weight, in_proj_bias, use_separate_proj_weight,
+                             (w_q, w_k, w_v), (b_q, b_k, b_v))
     if bias_k is not None:
         # add_bias_kv: one learned key/value more, at the end of every sequence
         k = _cat([k, bias_k.expand(1, bsz, embed_dim)])
@@ -1172,6 +1171,23 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
     if unbatched:
         weights = weights.squeeze(0)
     return out, weights
+
+
+def _in_projection(query, key, value, in_proj_weight, in_proj_bias, use_separate_proj_weight: bool,
+                   weights, biases):
+    """The q, k, v projections as torch's _in_projection_packed makes them: one linear over the
+    packed weight where the inputs are one tensor (self-attention: q, k, v; encoder-decoder
+    attention: k, v), so a key of the wrong width fails with torch's 'mat1 and mat2' shapes."""
+    (w_q, w_k, w_v), (b_q, b_k, b_v) = weights, biases
+    if use_separate_proj_weight or key is not value:
+        return linear(query, w_q, b_q), linear(key, w_k, b_k), linear(value, w_v, b_v)
+    embed_dim = query.shape[-1]
+    if query is key:
+        return linear(query, in_proj_weight, in_proj_bias).split(embed_dim, dim=-1)
+    w_kv = in_proj_weight[embed_dim:]
+    b_kv = None if in_proj_bias is None else in_proj_bias[embed_dim:]
+    k, v = linear(key, w_kv, b_kv).split(embed_dim, dim=-1)
+    return linear(query, w_q, b_q), k, v
 
 
 def _attention_heads(q, k, v, mask, head_dim: int, dropout_p: float, safe: bool = False):

@@ -420,6 +420,14 @@ class RNNCellBase(Module):
                     label = f"hx[{index}]" if is_lstm else "hidden"
                     raise ValueError(f"{name}: Expected {label} to be 1D or 2D, got {state.dim()}D instead")
         batched = input.dim() == 2
+        if is_lstm and batched and hx is not None:
+            # torch hands a batched hx to lstm_cell, whose binding takes a sequence of tensors and
+            # then exactly two of them (an unbatched hx is indexed in Python, hx[0] and hx[1])
+            if not isinstance(hx, (tuple, list)):
+                raise TypeError(f"lstm_cell(): argument 'hx' (position 2) must be tuple of Tensors, "
+                                f"not {type(hx).__name__}")
+            if len(hx) != 2:
+                raise RuntimeError("lstm_cell expects two hidden states")
         if not batched:
             input = input.unsqueeze(0)
         if input.shape[-1] != self.input_size:

@@ -100,7 +100,15 @@ class MultiheadAttention(Module):
         attn_mask = F._canonical_mask(attn_mask, "attn_mask", None, "", query.dtype, check_other=False)
         batched = query.dim() == 3
         if self.batch_first and batched:
-            query, key, value = (t.transpose(0, 1) for t in (query, key, value))
+            # one transpose per distinct tensor, as torch does: F.multi_head_attention_forward packs
+            # the projections of inputs that are one tensor (self- and encoder-decoder attention)
+            if key is value and query is key:
+                query = key = value = query.transpose(0, 1)
+            elif key is value:
+                query, key = (t.transpose(0, 1) for t in (query, key))
+                value = key
+            else:
+                query, key, value = (t.transpose(0, 1) for t in (query, key, value))
         out, weights = F.multi_head_attention_forward(
             query, key, value, self.embed_dim, self.num_heads, self.in_proj_weight, self.in_proj_bias,
             self.bias_k, self.bias_v, self.add_zero_attn, self.dropout, self.out_proj.weight, self.out_proj.bias,

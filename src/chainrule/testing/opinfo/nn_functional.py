@@ -144,6 +144,16 @@ op_db: list[OpInfo] = [
         OpCase("multi_head_attention_forward", _multi_head_attention,
                [randn(2, 1, 4), randn(3, 1, 4, seed=1), randn(3, 1, 4, seed=2), randn(12, 4, seed=3) * 0.5,
                 randn(12, seed=4), randn(4, 4, seed=5) * 0.5, randn(4, seed=6)], gradgradcheck=False),
+        # one tensor as query, key and value (self-attention), and as key and value (encoder-decoder
+        # attention): torch packs those projections into one linear, and so does chainrule
+        OpCase("multi_head_attention_forward_self",
+               lambda lib, x, *params: _multi_head_attention(lib, x, x, x, *params),
+               [randn(3, 1, 4), randn(12, 4, seed=3) * 0.5, randn(12, seed=4), randn(4, 4, seed=5) * 0.5,
+                randn(4, seed=6)], gradgradcheck=False),
+        OpCase("multi_head_attention_forward_memory",
+               lambda lib, q, memory, *params: _multi_head_attention(lib, q, memory, memory, *params),
+               [randn(2, 1, 4), randn(3, 1, 4, seed=1), randn(12, 4, seed=3) * 0.5, randn(12, seed=4),
+                randn(4, 4, seed=5) * 0.5, randn(4, seed=6)], gradgradcheck=False),
     ]),
     # torch's top-level ATen forms (the weight first for embedding; dropout's train flag is positional)
     OpInfo("embedding", "nn_functional", lambda: [
