@@ -79,3 +79,52 @@ def spectral_metadata(lib):
 
 def test_spectral_norm_records_its_version_in_the_state_dict_metadata():
     assert spectral_metadata(chainrule) == spectral_metadata(torch)
+
+
+# ---------------------------------------------------------------- gradcheck's mismatch in torch's words
+# A surrogate gradient (a Heaviside forward with a fast-sigmoid backward) fails gradcheck by design;
+# snnTorch users print the GradcheckError. torch says "Jacobian mismatch for output 0 with respect to
+# input 0," then both Jacobians as tensors of the input's dtype, laid out (input elements, output
+# elements); chainrule named the worst element first and printed NumPy arrays, output-major.
+
+def surrogate_spike(lib):
+    class Spike(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, mem):
+            ctx.save_for_backward(mem)
+            return (mem[:2] > 0).type(mem.dtype) * mem[2]
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            (mem,) = ctx.saved_tensors
+            grad = lib.zeros_like(mem)
+            grad[:2] = grad_output / (25.0 * mem[:2].abs() + 1.0) ** 2
+            return grad
+
+    return Spike.apply
+
+
+GRADCHECK_CASES = {
+    "float64, one output": (lambda lib: lib.float64, lambda spike: spike),
+    "float32": (lambda lib: lib.float32, lambda spike: spike),
+    "second output": (lambda lib: lib.float64, lambda spike: lambda mem: (mem * 2, spike(mem))),
+}
+
+
+def gradcheck_message(lib, case):
+    dtype, wrap = GRADCHECK_CASES[case]
+    mem = lib.tensor([0.5, -0.3, 0.2], dtype=dtype(lib), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # float32: the "not double precision" warning, in both
+        with pytest.raises(RuntimeError) as raised:
+            lib.autograd.gradcheck(wrap(surrogate_spike(lib)), (mem,))
+        assert not lib.autograd.gradcheck(wrap(surrogate_spike(lib)), (mem,), raise_exception=False)
+    assert type(raised.value).__name__ == "GradcheckError"
+    return str(raised.value)
+
+
+@pytest.mark.parametrize("case", sorted(GRADCHECK_CASES))
+def test_gradchecks_jacobian_mismatch_reads_as_torchs(case):
+    expected = gradcheck_message(torch, case)
+    got = gradcheck_message(chainrule, case).replace("chainrule.", "torch.")
+    assert got == expected

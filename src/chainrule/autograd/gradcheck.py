@@ -205,8 +205,8 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
               check_backward_ad: bool = True, fast_mode: bool = False, masked=None) -> bool:
     """torch.autograd.gradcheck: True if autograd's gradients match finite differences.
 
-    On a mismatch raises GradcheckError (or returns False with ``raise_exception=False``),
-    naming the input and output, the worst element and both values there.
+    On a mismatch raises GradcheckError (or returns False with ``raise_exception=False``) in
+    torch's words, naming the output and input and printing both Jacobians.
     """
     from .function import _Tensor as Tensor
 
@@ -251,20 +251,30 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
             # checks nothing
             mismatched = ~np.isclose(analytical, expected, rtol=rtol, atol=atol)
             if mismatched.any():
-                worst = _worst(analytical, expected, mismatched)
-                # rows and columns count real numbers: a complex element spans two
-                in_pos = (np.unravel_index(worst[1] // (2 if inputs[i].is_complex() else 1), inputs[i].shape)
-                          if inputs[i].ndim else ())
-                out_pos = (np.unravel_index(worst[0] // (2 if outputs[o].is_complex() else 1), outputs[o].shape)
-                           if outputs[o].ndim else ())
-                return _fail(
-                    f"Jacobian mismatch for output {o} with respect to input {i} "
-                    f"(shape {tuple(inputs[i].shape)}): worst at output element {tuple(map(int, out_pos))}, "
-                    f"input element {tuple(map(int, in_pos))}: analytical {analytical[worst]:.10g} vs "
-                    f"numerical {expected[worst]:.10g}.\nnumerical:{expected}\nanalytical:{analytical}",
-                    raise_exception,
-                )
+                if inputs[i].is_complex() or outputs[o].is_complex():
+                    return _fail(_complex_mismatch_message(inputs, outputs, o, i, analytical, expected, mismatched),
+                                 raise_exception)
+                # torch's words; its Jacobians are (input elements, output elements) in the input's dtype
+                dtype = inputs[i]._data.dtype
+                return _fail(f"Jacobian mismatch for output {o} with respect to input {i},\n"
+                             f"numerical:{Tensor._make(expected.T.astype(dtype))!r}\n"
+                             f"analytical:{Tensor._make(analytical.T.astype(dtype))!r}\n", raise_exception)
     return True
+
+
+def _complex_mismatch_message(inputs, outputs, o, i, analytical, expected, mismatched) -> str:
+    """A mismatch of a complex input's or output's Jacobian, named by its worst element (torch
+    compares real and imaginary parts in separate passes; chainrule's Jacobian is one real view)."""
+    worst = _worst(analytical, expected, mismatched)
+    # rows and columns count real numbers: a complex element spans two
+    in_pos = (np.unravel_index(worst[1] // (2 if inputs[i].is_complex() else 1), inputs[i].shape)
+              if inputs[i].ndim else ())
+    out_pos = (np.unravel_index(worst[0] // (2 if outputs[o].is_complex() else 1), outputs[o].shape)
+               if outputs[o].ndim else ())
+    return (f"Jacobian mismatch for output {o} with respect to input {i} "
+            f"(shape {tuple(inputs[i].shape)}): worst at output element {tuple(map(int, out_pos))}, "
+            f"input element {tuple(map(int, in_pos))}: analytical {analytical[worst]:.10g} vs "
+            f"numerical {expected[worst]:.10g}.\nnumerical:{expected}\nanalytical:{analytical}")
 
 
 def _fast_gradcheck(func, inputs, diff_indices, eps, atol, rtol, raise_exception):
