@@ -4,6 +4,7 @@ idioms) found different from torch 2.13, each checked against torch on the same 
 import importlib
 import warnings
 
+import numpy as np
 import pytest
 
 import chainrule
@@ -128,3 +129,40 @@ def test_gradchecks_jacobian_mismatch_reads_as_torchs(case):
     expected = gradcheck_message(torch, case)
     got = gradcheck_message(chainrule, case).replace("chainrule.", "torch.")
     assert got == expected
+
+
+# ---------------------------------------------------------------- nll_loss's summation order
+# The spiking network's loss at a step where no output neuron fired is cross_entropy of all-zero
+# counts: torch prints 1.3862946 for 32 rows, chainrule printed log(4) = 1.3862944. torch's CPU
+# nll_loss adds the picked losses in a cascade of running float sums (16 rows a level), not
+# pairwise as NumPy's sum; the mean, the sum and the weighted mean's total weight all follow it.
+
+def nll_case(lib, rows, reduction, ignore, weighted, dims):
+    rng = np.random.default_rng(rows)
+    shape = (rows, 5) if dims == 2 else (2, 5, rows // 8, 4)
+    log_probs = (rng.normal(size=shape) * 3).astype(np.float32)
+    target = rng.integers(0, 5, size=(shape[0],) + shape[2:])
+    if ignore:
+        flat = target.reshape(-1)
+        flat[::7] = -100
+        flat[::16] = -100  # rows where torch's cascade would move a level up
+    weight = lib.tensor(np.linspace(0.3, 2.0, 5, dtype=np.float32)) if weighted else None
+    out = lib.nn.functional.nll_loss(lib.tensor(log_probs), lib.tensor(target), weight=weight, reduction=reduction)
+    return out.numpy().tobytes()
+
+
+@pytest.mark.parametrize("rows", [17, 32, 257, 4104])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("ignore,weighted", [(False, False), (True, False), (True, True)])
+@pytest.mark.parametrize("dims", [2, 4])
+def test_nll_loss_reduces_in_torchs_order(rows, reduction, ignore, weighted, dims):
+    args = (rows, reduction, ignore, weighted, dims)
+    assert nll_case(chainrule, *args) == nll_case(torch, *args)
+
+
+def test_cross_entropy_of_silent_spike_counts_is_torchs_number():
+    counts = np.zeros((32, 4), np.float32)
+    target = np.arange(32) % 4
+    expected = torch.nn.functional.cross_entropy(torch.tensor(counts), torch.tensor(target))
+    got = chainrule.nn.functional.cross_entropy(chainrule.tensor(counts), chainrule.tensor(target))
+    assert got.item() == expected.item() == np.float32(1.3862946)
