@@ -166,3 +166,26 @@ def test_cross_entropy_of_silent_spike_counts_is_torchs_number():
     expected = torch.nn.functional.cross_entropy(torch.tensor(counts), torch.tensor(target))
     got = chainrule.nn.functional.cross_entropy(chainrule.tensor(counts), chainrule.tensor(target))
     assert got.item() == expected.item() == np.float32(1.3862946)
+
+
+# Older GAN and vocoder code calls the hooks' own constructor, SpectralNorm.apply(module, name,
+# n_power_iterations, dim, eps) and WeightNorm.apply(module, name, dim), which return the hook.
+
+def apply_directly(lib, kind):
+    lib.manual_seed(0)
+    layer = lib.nn.Conv2d(2, 3, 3)
+    if kind == "spectral":
+        hook = importlib.import_module(lib.__name__ + ".nn.utils.spectral_norm").SpectralNorm.apply(
+            layer, "weight", 2, 0, 1e-12)
+    else:
+        hook = importlib.import_module(lib.__name__ + ".nn.utils.weight_norm").WeightNorm.apply(layer, "weight", None)
+    x = lib.ones(1, 2, 5, 5)
+    return type(hook).__name__, vars(hook), sorted(dict(layer.named_parameters())), layer(x).detach().numpy()
+
+
+@pytest.mark.parametrize("kind", ["spectral", "weight"])
+def test_the_hooks_apply_builds_them_as_torchs(kind):
+    name, attributes, parameters, out = apply_directly(chainrule, kind)
+    expected_name, expected_attributes, expected_parameters, expected_out = apply_directly(torch, kind)
+    assert (name, attributes, parameters) == (expected_name, expected_attributes, expected_parameters)
+    np.testing.assert_allclose(out, expected_out, rtol=1e-5, atol=1e-6)

@@ -67,6 +67,29 @@ class SpectralNorm:
     def __call__(self, module, inputs) -> None:
         setattr(module, self.name, self.compute_weight(module, do_power_iteration=module.training))
 
+    @staticmethod
+    def apply(module, name: str, n_power_iterations: int, dim: int, eps: float) -> SpectralNorm:
+        """Move ``module.<name>`` to ``<name>_orig``, add the ``u``/``v`` buffers and the hooks."""
+        for hook in module._forward_pre_hooks.values():
+            if isinstance(hook, SpectralNorm) and hook.name == name:
+                raise RuntimeError(f"Cannot register two spectral_norm hooks on the same parameter {name}")
+        fn = SpectralNorm(name, n_power_iterations, dim, eps)
+        weight = module._parameters.get(name)
+        if weight is None:
+            raise ValueError(f"`SpectralNorm` cannot be applied as parameter `{name}` is None")
+        with no_grad():
+            rows, cols = fn.reshape_weight_to_matrix(weight).shape
+            u = F.normalize(weight.new_empty(rows).normal_(0, 1), dim=0, eps=fn.eps)
+            v = F.normalize(weight.new_empty(cols).normal_(0, 1), dim=0, eps=fn.eps)
+        delattr(module, fn.name)
+        module.register_parameter(fn.name + "_orig", weight)
+        setattr(module, fn.name, weight.detach())
+        module.register_buffer(fn.name + "_u", u)
+        module.register_buffer(fn.name + "_v", v)
+        module.register_forward_pre_hook(fn)
+        module._register_state_dict_hook(SpectralNormStateDictHook(fn))
+        return fn
+
 
 class SpectralNormStateDictHook:
     """Writes ``{'spectral_norm': {'<name>.version': 1}}`` into the module's state-dict metadata."""
@@ -84,26 +107,9 @@ class SpectralNormStateDictHook:
 
 def spectral_norm(module, name: str = "weight", n_power_iterations: int = 1, eps: float = 1e-12, dim=None):
     """Normalise ``module.<name>`` by its spectral norm before every forward; returns the module."""
-    for hook in module._forward_pre_hooks.values():
-        if isinstance(hook, SpectralNorm) and hook.name == name:
-            raise RuntimeError(f"Cannot register two spectral_norm hooks on the same parameter {name}")
     if dim is None:
         dim = 1 if isinstance(module, (ConvTranspose1d, ConvTranspose2d, ConvTranspose3d)) else 0
-    hook = SpectralNorm(name, n_power_iterations, dim, eps)
-    weight = module._parameters.get(name)
-    if weight is None:
-        raise ValueError(f"`SpectralNorm` cannot be applied as parameter `{name}` is None")
-    with no_grad():
-        rows, cols = hook.reshape_weight_to_matrix(weight).shape
-        u = F.normalize(weight.new_empty(rows).normal_(0, 1), dim=0, eps=eps)
-        v = F.normalize(weight.new_empty(cols).normal_(0, 1), dim=0, eps=eps)
-    delattr(module, name)
-    module.register_parameter(name + "_orig", weight)
-    setattr(module, name, weight.detach())
-    module.register_buffer(name + "_u", u)
-    module.register_buffer(name + "_v", v)
-    module.register_forward_pre_hook(hook)
-    module._register_state_dict_hook(SpectralNormStateDictHook(hook))
+    SpectralNorm.apply(module, name, n_power_iterations, dim, eps)
     return module
 
 

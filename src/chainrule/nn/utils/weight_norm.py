@@ -42,6 +42,28 @@ class WeightNorm:
     def __call__(self, module, inputs) -> None:
         setattr(module, self.name, self.compute_weight(module))
 
+    @staticmethod
+    def apply(module, name: str, dim) -> WeightNorm:
+        """Split ``module.<name>`` into the Parameters ``<name>_g`` and ``<name>_v`` and add the hook."""
+        for hook in module._forward_pre_hooks.values():
+            if isinstance(hook, WeightNorm) and hook.name == name:
+                raise RuntimeError(f"Cannot register two weight_norm hooks on the same parameter {name}")
+        weight = getattr(module, name)
+        if not isinstance(weight, Parameter):
+            raise TypeError(f"weight_norm: module.{name} must be a Parameter, got {type(weight).__name__}")
+        if dim is None:
+            dim = -1  # torch's spelling of "over the whole tensor" on the hook
+        fn = WeightNorm(name, dim)
+        with no_grad():
+            g = Parameter(_norm_except_dim(weight, dim).clone())
+            v = Parameter(weight.detach().clone())
+        del module._parameters[name]
+        module.register_parameter(name + "_g", g)
+        module.register_parameter(name + "_v", v)
+        setattr(module, name, fn.compute_weight(module))
+        module.register_forward_pre_hook(fn)
+        return fn
+
 
 def weight_norm(module, name: str = "weight", dim=0):
     """Reparameterise ``module.<name>`` as ``g * v / ||v||`` with the norm taken over all dims but
@@ -49,21 +71,7 @@ def weight_norm(module, name: str = "weight", dim=0):
     deprecates it (FutureWarning) for ``nn.utils.parametrizations.weight_norm``."""
     warnings.warn("`torch.nn.utils.weight_norm` is deprecated in favor of "
                   "`torch.nn.utils.parametrizations.weight_norm`.", FutureWarning, stacklevel=user_stacklevel())
-    for hook in module._forward_pre_hooks.values():
-        if isinstance(hook, WeightNorm) and hook.name == name:
-            raise RuntimeError(f"Cannot register two weight_norm hooks on the same parameter {name}")
-    weight = getattr(module, name)
-    if not isinstance(weight, Parameter):
-        raise TypeError(f"weight_norm: module.{name} must be a Parameter, got {type(weight).__name__}")
-    norm = WeightNorm(name, dim)
-    with no_grad():
-        g = Parameter(_norm_except_dim(weight, dim).clone())
-        v = Parameter(weight.detach().clone())
-    del module._parameters[name]
-    module.register_parameter(name + "_g", g)
-    module.register_parameter(name + "_v", v)
-    setattr(module, name, norm.compute_weight(module))
-    module.register_forward_pre_hook(norm)
+    WeightNorm.apply(module, name, dim)
     return module
 
 
