@@ -444,21 +444,43 @@ def _cascade_sum(values: np.ndarray, counted: np.ndarray | None):
     n = values.shape[0]
     dtype = values.dtype
     power = max(4, (int(n - 1).bit_length() if n > 1 else 0) // _CASCADE_LEVELS)
+    step = 1 << power
+    # every row where a level would move up counted: each level's runs are [0], then `step` items
+    regular = counted is None or bool(counted[::step].all())
     items, positions = values, np.arange(n)
     total = dtype.type(0)
     for level in range(_CASCADE_LEVELS):
+        if len(items) == 1:
+            # a lone item (row 0's run) climbs to the top level unchanged: the levels between add 0
+            return dtype.type(total + items[0])
         if level == _CASCADE_LEVELS - 1:
-            flush = np.zeros(len(items), bool)  # the top level keeps everything
+            sums, remainder = items[:0], np.cumsum(items)[-1]  # the top level keeps everything
+        elif regular:
+            sums, remainder = _regular_run_sums(items, step)
         else:
             flush = (positions & ((1 << (power * (level + 1))) - 1)) == 0
             if level == 0 and counted is not None:
                 flush &= counted  # a row not counted is skipped before the cascade step
-        sums, remainder = _sequential_segment_sums(items, flush)
+            sums, remainder = _sequential_segment_sums(items, flush)
+            positions = positions[flush]
         total = dtype.type(total + remainder)
-        items, positions = sums, positions[flush]
+        items = sums
         if not len(items):
             break
     return total
+
+
+def _regular_run_sums(items: np.ndarray, step: int) -> tuple:
+    """Left-to-right sums of the runs [0], [1, step], [step + 1, 2 step], ... of ``items``, and of
+    the shorter run left at the end; cumsum adds in order (NumPy's sum would add pairwise)."""
+    rest = items[1:]
+    full = len(rest) // step
+    sums = np.empty(full + 1, items.dtype)
+    sums[0] = items[0]
+    if full:
+        sums[1:] = np.cumsum(rest[:full * step].reshape(full, step), axis=1)[:, -1]
+    tail = rest[full * step:]
+    return sums, (np.cumsum(tail)[-1] if len(tail) else items.dtype.type(0))
 
 
 def _sequential_segment_sums(items: np.ndarray, flush: np.ndarray) -> tuple:
