@@ -189,3 +189,36 @@ def test_the_hooks_apply_builds_them_as_torchs(kind):
     expected_name, expected_attributes, expected_parameters, expected_out = apply_directly(torch, kind)
     assert (name, attributes, parameters) == (expected_name, expected_attributes, expected_parameters)
     np.testing.assert_allclose(out, expected_out, rtol=1e-5, atol=1e-6)
+
+
+# With check_forward_ad=True torch checks the backward Jacobians first, then the forward ones, and
+# says "Jacobian computed with forward mode mismatch ..." in the same layout; chainrule checked
+# forward mode first (so a float32 function wrong in both named the wrong mode) and named the worst
+# element in its own words.
+
+def forward_mode_message(lib, dtype_name):
+    class TwiceWithWrongJvp(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            return grad_output * 2
+
+        @staticmethod
+        def jvp(ctx, tangent):
+            return tangent * 3
+
+    x = lib.tensor([0.5, -0.3, 0.2], dtype=getattr(lib, dtype_name), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(RuntimeError) as raised:
+            lib.autograd.gradcheck(lambda a: TwiceWithWrongJvp.apply(a)[:2], (x,), check_forward_ad=True)
+    return str(raised.value)
+
+
+@pytest.mark.parametrize("dtype_name", ["float64", "float32"])
+def test_gradcheck_checks_backward_then_forward_mode_in_torchs_words(dtype_name):
+    expected = forward_mode_message(torch, dtype_name)
+    assert forward_mode_message(chainrule, dtype_name).replace("chainrule.", "torch.") == expected
