@@ -143,6 +143,9 @@ def _worst(computed, expected, mismatched) -> tuple:
 
 def _forward_jacobians_match(func, inputs, diff_indices, eps, atol, rtol, raise_exception) -> bool:
     """check_forward_ad: forward-mode Jacobians against central differences, output by output."""
+    from .function import _Tensor as Tensor
+
+    any_complex_output = any(o.is_complex() for o in _as_tuple(func(*inputs)) if isinstance(o, Tensor))
     for i in diff_indices:
         numerical = _numerical_jacobians(func, inputs, i, eps)
         for o, (forward, expected) in enumerate(zip(_forward_jacobians(func, inputs, i), numerical)):
@@ -153,12 +156,25 @@ def _forward_jacobians_match(func, inputs, diff_indices, eps, atol, rtol, raise_
                              f"input {i}: forward {forward.shape}, numerical {expected.shape}", raise_exception)
             mismatched = ~np.isclose(forward, expected, rtol=rtol, atol=atol)  # NaN fails, as torch's allclose
             if mismatched.any():
-                worst = _worst(forward, expected, mismatched)
-                return _fail(f"Jacobian computed with forward mode mismatch for output {o} with respect to input "
-                             f"{i}: worst at row {int(worst[0])}, column {int(worst[1])}: forward "
-                             f"{forward[worst]:.10g} vs numerical {expected[worst]:.10g}.\nnumerical:{expected}\n"
-                             f"forward:{forward}", raise_exception)
+                if inputs[i].is_complex() or any_complex_output:
+                    worst = _worst(forward, expected, mismatched)
+                    return _fail(f"Jacobian computed with forward mode mismatch for output {o} with respect to "
+                                 f"input {i}: worst at row {int(worst[0])}, column {int(worst[1])}: forward "
+                                 f"{forward[worst]:.10g} vs numerical {expected[worst]:.10g}.\nnumerical:{expected}\n"
+                                 f"forward:{forward}", raise_exception)
+                return _fail(_mismatch_in_torchs_words("computed with forward mode ", o, i, expected, forward,
+                                                       inputs[i]._data.dtype), raise_exception)
     return True
+
+
+def _mismatch_in_torchs_words(mode: str, o: int, i: int, numerical, analytical, dtype) -> str:
+    """torch's GradcheckError text: both Jacobians as tensors of the input's dtype, laid out
+    (input elements, output elements), where chainrule's arrays are (output, input)."""
+    from .function import _Tensor as Tensor
+
+    return (f"Jacobian {mode}mismatch for output {o} with respect to input {i},\n"
+            f"numerical:{Tensor._make(numerical.T.astype(dtype))!r}\n"
+            f"analytical:{Tensor._make(analytical.T.astype(dtype))!r}\n")
 
 
 def _outputs_either_side(func, inputs, x, v, eps) -> tuple:
@@ -205,8 +221,8 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
               check_backward_ad: bool = True, fast_mode: bool = False, masked=None) -> bool:
     """torch.autograd.gradcheck: True if autograd's gradients match finite differences.
 
-    On a mismatch raises GradcheckError (or returns False with ``raise_exception=False``),
-    naming the input and output, the worst element and both values there.
+    On a mismatch raises GradcheckError (or returns False with ``raise_exception=False``) in
+    torch's words, naming the output and input and printing both Jacobians.
     """
     from .function import _Tensor as Tensor
 
@@ -229,13 +245,20 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
     if (check_forward_ad or check_backward_ad) and not _differentiable_outputs(func, inputs):
         # nothing to differentiate: torch then only asks that the outputs really do not move
         return _numerical_gradient_is_zero(func, inputs, diff_indices, eps, fast_mode, nondet_tol, raise_exception)
-    if check_forward_ad and not _forward_jacobians_match(func, inputs, diff_indices, eps, atol, rtol,
-                                                         raise_exception):
+    # backward mode first, then forward mode, as torch checks them
+    if check_backward_ad and not (
+            _fast_gradcheck(func, inputs, diff_indices, eps, atol, rtol, raise_exception) if fast_mode
+            else _backward_jacobians_match(func, inputs, diff_indices, eps, atol, rtol, raise_exception)):
         return False
-    if not check_backward_ad:
-        return True
-    if fast_mode:
-        return _fast_gradcheck(func, inputs, diff_indices, eps, atol, rtol, raise_exception)
+    if check_forward_ad:
+        return _forward_jacobians_match(func, inputs, diff_indices, eps, atol, rtol, raise_exception)
+    return True
+
+
+def _backward_jacobians_match(func, inputs, diff_indices, eps, atol, rtol, raise_exception) -> bool:
+    """Reverse-mode Jacobians, from one backward pass per output element, against central differences."""
+    from .function import _Tensor as Tensor
+
     outputs = _differentiable_outputs(func, inputs)
     for i in diff_indices:
         numerical = _numerical_jacobians(func, inputs, i, eps)
@@ -251,20 +274,27 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
             # checks nothing
             mismatched = ~np.isclose(analytical, expected, rtol=rtol, atol=atol)
             if mismatched.any():
-                worst = _worst(analytical, expected, mismatched)
-                # rows and columns count real numbers: a complex element spans two
-                in_pos = (np.unravel_index(worst[1] // (2 if inputs[i].is_complex() else 1), inputs[i].shape)
-                          if inputs[i].ndim else ())
-                out_pos = (np.unravel_index(worst[0] // (2 if outputs[o].is_complex() else 1), outputs[o].shape)
-                           if outputs[o].ndim else ())
-                return _fail(
-                    f"Jacobian mismatch for output {o} with respect to input {i} "
-                    f"(shape {tuple(inputs[i].shape)}): worst at output element {tuple(map(int, out_pos))}, "
-                    f"input element {tuple(map(int, in_pos))}: analytical {analytical[worst]:.10g} vs "
-                    f"numerical {expected[worst]:.10g}.\nnumerical:{expected}\nanalytical:{analytical}",
-                    raise_exception,
-                )
+                if inputs[i].is_complex() or outputs[o].is_complex():
+                    return _fail(_complex_mismatch_message(inputs, outputs, o, i, analytical, expected, mismatched),
+                                 raise_exception)
+                return _fail(_mismatch_in_torchs_words("", o, i, expected, analytical, inputs[i]._data.dtype),
+                             raise_exception)
     return True
+
+
+def _complex_mismatch_message(inputs, outputs, o, i, analytical, expected, mismatched) -> str:
+    """A mismatch of a complex input's or output's Jacobian, named by its worst element (torch
+    compares real and imaginary parts in separate passes; chainrule's Jacobian is one real view)."""
+    worst = _worst(analytical, expected, mismatched)
+    # rows and columns count real numbers: a complex element spans two
+    in_pos = (np.unravel_index(worst[1] // (2 if inputs[i].is_complex() else 1), inputs[i].shape)
+              if inputs[i].ndim else ())
+    out_pos = (np.unravel_index(worst[0] // (2 if outputs[o].is_complex() else 1), outputs[o].shape)
+               if outputs[o].ndim else ())
+    return (f"Jacobian mismatch for output {o} with respect to input {i} "
+            f"(shape {tuple(inputs[i].shape)}): worst at output element {tuple(map(int, out_pos))}, "
+            f"input element {tuple(map(int, in_pos))}: analytical {analytical[worst]:.10g} vs "
+            f"numerical {expected[worst]:.10g}.\nnumerical:{expected}\nanalytical:{analytical}")
 
 
 def _fast_gradcheck(func, inputs, diff_indices, eps, atol, rtol, raise_exception):

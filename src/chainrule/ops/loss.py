@@ -431,6 +431,78 @@ def _all_classes_below(t: np.ndarray, C: int) -> bool:
 _EXACT_COUNT = {np.dtype(np.float32): 2**24, np.dtype(np.float64): 2**53}
 
 
+# torch's CPU nll_loss/nll_loss2d reduce the picked losses (and the row weights) by a cascade of
+# 8 running float sums: level 0 adds each counted row in order, and after row b (a counted one)
+# level j is added into level j + 1 while b is a multiple of 2**(power * (j + 1)); the levels'
+# remainders are then added from level 0 up. Summing in its order gives its last bits.
+_CASCADE_LEVELS = 8
+
+
+def _cascade_sum(values: np.ndarray, counted: np.ndarray | None):
+    """``values`` (rows in torch's order, 0 at rows not counted) summed as torch's nll_loss does;
+    ``counted`` None is every row counted. A NumPy scalar of ``values``' dtype."""
+    n = values.shape[0]
+    dtype = values.dtype
+    power = max(4, (int(n - 1).bit_length() if n > 1 else 0) // _CASCADE_LEVELS)
+    step = 1 << power
+    # every row where a level would move up counted: each level's runs are [0], then `step` items
+    regular = counted is None or bool(counted[::step].all())
+    items, positions = values, np.arange(n)
+    total = dtype.type(0)
+    for level in range(_CASCADE_LEVELS):
+        if len(items) == 1:
+            # a lone item (row 0's run) climbs to the top level unchanged: the levels between add 0
+            return dtype.type(total + items[0])
+        if level == _CASCADE_LEVELS - 1:
+            sums, remainder = items[:0], np.cumsum(items)[-1]  # the top level keeps everything
+        elif regular:
+            sums, remainder = _regular_run_sums(items, step)
+        else:
+            flush = (positions & ((1 << (power * (level + 1))) - 1)) == 0
+            if level == 0 and counted is not None:
+                flush &= counted  # a row not counted is skipped before the cascade step
+            sums, remainder = _sequential_segment_sums(items, flush)
+            positions = positions[flush]
+        total = dtype.type(total + remainder)
+        items = sums
+        if not len(items):
+            break
+    return total
+
+
+def _regular_run_sums(items: np.ndarray, step: int) -> tuple:
+    """Left-to-right sums of the runs [0], [1, step], [step + 1, 2 step], ... of ``items``, and of
+    the shorter run left at the end; cumsum adds in order (NumPy's sum would add pairwise)."""
+    rest = items[1:]
+    full = len(rest) // step
+    sums = np.empty(full + 1, items.dtype)
+    sums[0] = items[0]
+    if full:
+        sums[1:] = np.cumsum(rest[:full * step].reshape(full, step), axis=1)[:, -1]
+    tail = rest[full * step:]
+    return sums, (np.cumsum(tail)[-1] if len(tail) else items.dtype.type(0))
+
+
+def _sequential_segment_sums(items: np.ndarray, flush: np.ndarray) -> tuple:
+    """Left-to-right sums of the runs of ``items`` that end where ``flush`` is True, and of the run
+    after the last one: (sums of the flushed runs, the remainder)."""
+    n = len(items)
+    ends = np.flatnonzero(flush)
+    starts = np.concatenate(([0], ends + 1))
+    lengths = np.diff(np.concatenate((starts, [n])))
+    width = int(lengths.max())
+    if len(starts) * width <= 4 * n + 64:
+        # one row per run, zero-padded at its end (adding 0 leaves a sum as it is); cumsum is sequential
+        run = np.cumsum(flush) - flush
+        grid = np.zeros((len(starts), max(width, 1)), items.dtype)
+        grid[run, np.arange(n) - starts[run]] = items
+        sums = np.cumsum(grid, axis=1)[:, -1]
+    else:  # a few long runs among many short ones: no padded grid
+        sums = np.array([np.cumsum(items[a:a + k])[-1] if k else 0 for a, k in zip(starts, lengths)],
+                        items.dtype)
+    return sums[:-1], sums[-1]
+
+
 def _total_weight(w_row, rows: int, dtype):
     """The summed row weights of a 'mean' NLL; ``w_row`` None is every row weighing 1, counted
     without an array of ones where the count is exact in ``dtype``."""
@@ -533,6 +605,16 @@ class _IndexClassLoss(Function):
         if reduction == "none":
             out = loss.reshape(target.shape)
             denom = None
+        elif xp is np and dtype in (np.float32, np.float64) and loss.size:
+            # torch's CPU kernel's summation order (see _cascade_sum)
+            total = _cascade_sum(loss, valid)
+            if reduction == "sum":
+                denom = dtype.type(1)
+            elif weight is None:  # torch divides by the count of rows kept, converted once
+                denom = dtype.type(t.size if all_valid else int(valid.sum()))
+            else:
+                denom = _cascade_sum(w_row, valid)
+            out = xp.asarray(total if reduction == "sum" else total / denom, dtype=dtype)
         elif reduction == "sum":
             out = xp.asarray(loss.sum(dtype=dtype))
             denom = dtype.type(1)

@@ -4,7 +4,8 @@
 The weight is stored as the Parameter ``<name>_orig`` with the power-iteration vectors as the
 buffers ``<name>_u`` / ``<name>_v``; a forward pre-hook recomputes ``<name>`` before every call,
 running ``n_power_iterations`` steps in training mode and none in eval mode, so the state dict
-and the numbers are torch's.
+and the numbers are torch's. The hook is torch's public ``SpectralNorm`` (GAN code finds it by
+``isinstance``), and a state-dict hook records the format's version in ``_metadata`` as torch's does.
 """
 
 from __future__ import annotations
@@ -16,10 +17,15 @@ from ..modules.conv import ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from ..parameter import Parameter
 from .parametrizations import weight_as_matrix
 
-__all__ = ["spectral_norm", "remove_spectral_norm"]
+__all__ = ["SpectralNorm", "SpectralNormStateDictHook", "spectral_norm", "remove_spectral_norm"]
 
 
-class _SpectralNormHook:
+class SpectralNorm:
+    """The forward pre-hook that sets ``module.<name>`` to ``<name>_orig / sigma``."""
+
+    # torch's format version, recorded in a state dict's _metadata (1: weight_v is stored)
+    _version = 1
+
     def __init__(self, name: str, n_power_iterations: int, dim: int, eps: float) -> None:
         if n_power_iterations <= 0:
             raise ValueError("Expected n_power_iterations to be positive, but got "
@@ -29,14 +35,14 @@ class _SpectralNormHook:
         self.dim = dim
         self.eps = eps
 
-    def as_matrix(self, weight):
+    def reshape_weight_to_matrix(self, weight):
         return weight_as_matrix(weight, self.dim)
 
     def compute_weight(self, module, do_power_iteration: bool):
         weight = getattr(module, self.name + "_orig")
         u = getattr(module, self.name + "_u")
         v = getattr(module, self.name + "_v")
-        matrix = self.as_matrix(weight)
+        matrix = self.reshape_weight_to_matrix(weight)
         if do_power_iteration:
             # out=, as torch writes it: its grad transforms accept an out= write into these
             # captured buffers, where they refuse an in-place copy_
@@ -48,45 +54,76 @@ class _SpectralNormHook:
         sigma = _linalg.dot(u, _linalg.mv(matrix, v))
         return weight / sigma
 
+    def remove(self, module) -> None:
+        """Fold the normalised weight back into one Parameter ``module.<name>``."""
+        with no_grad():
+            weight = self.compute_weight(module, do_power_iteration=False)
+        module.__dict__.pop(self.name, None)
+        delattr(module, self.name + "_u")
+        delattr(module, self.name + "_v")
+        delattr(module, self.name + "_orig")
+        module.register_parameter(self.name, Parameter(weight.detach()))
+
     def __call__(self, module, inputs) -> None:
         setattr(module, self.name, self.compute_weight(module, do_power_iteration=module.training))
+
+    @staticmethod
+    def apply(module, name: str, n_power_iterations: int, dim: int, eps: float) -> SpectralNorm:
+        """Move ``module.<name>`` to ``<name>_orig``, add the ``u``/``v`` buffers and the hooks."""
+        for hook in module._forward_pre_hooks.values():
+            if isinstance(hook, SpectralNorm) and hook.name == name:
+                raise RuntimeError(f"Cannot register two spectral_norm hooks on the same parameter {name}")
+        fn = SpectralNorm(name, n_power_iterations, dim, eps)
+        weight = module._parameters.get(name)
+        if weight is None:
+            raise ValueError(f"`SpectralNorm` cannot be applied as parameter `{name}` is None")
+        with no_grad():
+            rows, cols = fn.reshape_weight_to_matrix(weight).shape
+            u = F.normalize(weight.new_empty(rows).normal_(0, 1), dim=0, eps=fn.eps)
+            v = F.normalize(weight.new_empty(cols).normal_(0, 1), dim=0, eps=fn.eps)
+        delattr(module, fn.name)
+        module.register_parameter(fn.name + "_orig", weight)
+        setattr(module, fn.name, weight.detach())
+        module.register_buffer(fn.name + "_u", u)
+        module.register_buffer(fn.name + "_v", v)
+        module.register_forward_pre_hook(fn)
+        module._register_state_dict_hook(SpectralNormStateDictHook(fn))
+        return fn
+
+
+class SpectralNormStateDictHook:
+    """Writes ``{'spectral_norm': {'<name>.version': 1}}`` into the module's state-dict metadata."""
+
+    def __init__(self, fn: SpectralNorm) -> None:
+        self.fn = fn
+
+    def __call__(self, module, state_dict, prefix, local_metadata) -> None:
+        versions = local_metadata.setdefault("spectral_norm", {})
+        key = self.fn.name + ".version"
+        if key in versions:
+            raise RuntimeError(f"Unexpected key in metadata['spectral_norm']: {key}")
+        versions[key] = self.fn._version
 
 
 def spectral_norm(module, name: str = "weight", n_power_iterations: int = 1, eps: float = 1e-12, dim=None):
     """Normalise ``module.<name>`` by its spectral norm before every forward; returns the module."""
-    for hook in module._forward_pre_hooks.values():
-        if isinstance(hook, _SpectralNormHook) and hook.name == name:
-            raise RuntimeError(f"Cannot register two spectral_norm hooks on the same parameter {name}")
     if dim is None:
         dim = 1 if isinstance(module, (ConvTranspose1d, ConvTranspose2d, ConvTranspose3d)) else 0
-    hook = _SpectralNormHook(name, n_power_iterations, dim, eps)
-    weight = module._parameters.get(name)
-    if weight is None:
-        raise ValueError(f"`SpectralNorm` cannot be applied as parameter `{name}` is None")
-    with no_grad():
-        rows, cols = hook.as_matrix(weight).shape
-        u = F.normalize(weight.new_empty(rows).normal_(0, 1), dim=0, eps=eps)
-        v = F.normalize(weight.new_empty(cols).normal_(0, 1), dim=0, eps=eps)
-    delattr(module, name)
-    module.register_parameter(name + "_orig", weight)
-    setattr(module, name, weight.detach())
-    module.register_buffer(name + "_u", u)
-    module.register_buffer(name + "_v", v)
-    module.register_forward_pre_hook(hook)
+    SpectralNorm.apply(module, name, n_power_iterations, dim, eps)
     return module
 
 
 def remove_spectral_norm(module, name: str = "weight"):
     """Fold the normalised weight back into one Parameter ``module.<name>`` and drop the hook."""
     for key, hook in list(module._forward_pre_hooks.items()):
-        if isinstance(hook, _SpectralNormHook) and hook.name == name:
-            with no_grad():
-                weight = hook.compute_weight(module, do_power_iteration=False)
+        if isinstance(hook, SpectralNorm) and hook.name == name:
+            hook.remove(module)
             del module._forward_pre_hooks[key]
-            module.__dict__.pop(name, None)
-            delattr(module, name + "_u")
-            delattr(module, name + "_v")
-            delattr(module, name + "_orig")
-            module.register_parameter(name, Parameter(weight.detach()))
-            return module
-    raise ValueError(f"spectral_norm of '{name}' not found in {module}")
+            break
+    else:
+        raise ValueError(f"spectral_norm of '{name}' not found in {module}")
+    for key, hook in list(module._state_dict_hooks.items()):
+        if isinstance(hook, SpectralNormStateDictHook) and hook.fn.name == name:
+            del module._state_dict_hooks[key]
+            break
+    return module

@@ -14,7 +14,7 @@ from ...autograd.grad_mode import no_grad
 from ...tensor import Tensor
 from ..parameter import Parameter
 
-__all__ = ["weight_norm", "remove_weight_norm"]
+__all__ = ["WeightNorm", "weight_norm", "remove_weight_norm"]
 
 
 def _norm_except_dim(v: Tensor, dim) -> Tensor:
@@ -27,7 +27,9 @@ def _norm_except_dim(v: Tensor, dim) -> Tensor:
     return (v * v).sum(others, keepdim=True).sqrt() if others else v.abs()
 
 
-class _WeightNorm:
+class WeightNorm:
+    """The forward pre-hook that sets ``module.<name>`` to ``g * v / ||v||`` (torch's public class)."""
+
     def __init__(self, name: str, dim) -> None:
         self.name = name
         self.dim = dim
@@ -40,6 +42,28 @@ class _WeightNorm:
     def __call__(self, module, inputs) -> None:
         setattr(module, self.name, self.compute_weight(module))
 
+    @staticmethod
+    def apply(module, name: str, dim) -> WeightNorm:
+        """Split ``module.<name>`` into the Parameters ``<name>_g`` and ``<name>_v`` and add the hook."""
+        for hook in module._forward_pre_hooks.values():
+            if isinstance(hook, WeightNorm) and hook.name == name:
+                raise RuntimeError(f"Cannot register two weight_norm hooks on the same parameter {name}")
+        weight = getattr(module, name)
+        if not isinstance(weight, Parameter):
+            raise TypeError(f"weight_norm: module.{name} must be a Parameter, got {type(weight).__name__}")
+        if dim is None:
+            dim = -1  # torch's spelling of "over the whole tensor" on the hook
+        fn = WeightNorm(name, dim)
+        with no_grad():
+            g = Parameter(_norm_except_dim(weight, dim).clone())
+            v = Parameter(weight.detach().clone())
+        del module._parameters[name]
+        module.register_parameter(name + "_g", g)
+        module.register_parameter(name + "_v", v)
+        setattr(module, name, fn.compute_weight(module))
+        module.register_forward_pre_hook(fn)
+        return fn
+
 
 def weight_norm(module, name: str = "weight", dim=0):
     """Reparameterise ``module.<name>`` as ``g * v / ||v||`` with the norm taken over all dims but
@@ -47,28 +71,14 @@ def weight_norm(module, name: str = "weight", dim=0):
     deprecates it (FutureWarning) for ``nn.utils.parametrizations.weight_norm``."""
     warnings.warn("`torch.nn.utils.weight_norm` is deprecated in favor of "
                   "`torch.nn.utils.parametrizations.weight_norm`.", FutureWarning, stacklevel=user_stacklevel())
-    for hook in module._forward_pre_hooks.values():
-        if isinstance(hook, _WeightNorm) and hook.name == name:
-            raise RuntimeError(f"Cannot register two weight_norm hooks on the same parameter {name}")
-    weight = getattr(module, name)
-    if not isinstance(weight, Parameter):
-        raise TypeError(f"weight_norm: module.{name} must be a Parameter, got {type(weight).__name__}")
-    norm = _WeightNorm(name, dim)
-    with no_grad():
-        g = Parameter(_norm_except_dim(weight, dim).clone())
-        v = Parameter(weight.detach().clone())
-    del module._parameters[name]
-    module.register_parameter(name + "_g", g)
-    module.register_parameter(name + "_v", v)
-    setattr(module, name, norm.compute_weight(module))
-    module.register_forward_pre_hook(norm)
+    WeightNorm.apply(module, name, dim)
     return module
 
 
 def remove_weight_norm(module, name: str = "weight"):
     """Fold ``g`` and ``v`` back into one Parameter ``module.<name>`` and drop the hook."""
     for key, hook in list(module._forward_pre_hooks.items()):
-        if isinstance(hook, _WeightNorm) and hook.name == name:
+        if isinstance(hook, WeightNorm) and hook.name == name:
             with no_grad():
                 weight = hook.compute_weight(module).detach().clone()
             del module._forward_pre_hooks[key]
