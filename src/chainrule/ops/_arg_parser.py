@@ -352,10 +352,18 @@ _SHOWN_TYPES = {"Tensor": "Tensor", "Scalar": "Number", "int64_t": "int", "doubl
 _NUMPY_KEYWORDS = {"dim": ("axis",), "keepdim": ("keepdims",), "input": ("x", "a", "x1"), "other": ("x2",)}
 
 
-class _Parameter:
-    __slots__ = ("kind", "name", "allow_none", "size", "optional", "default", "keyword_only", "names")
+# the ops whose Tensor arguments torch's parser also takes as Python or NumPy numbers (its
+# should_allow_numbers_as_tensors): ``x.add(2)`` binds ``(Tensor other)``, ``x.atan2(2)`` is refused
+_NUMBERS_AS_TENSORS = frozenset({"add", "add_", "div", "div_", "divide", "divide_", "mul", "mul_", "multiply",
+                                 "multiply_", "sub", "sub_", "subtract", "subtract_", "true_divide", "true_divide_",
+                                 "floor_divide", "floor_divide_"})
 
-    def __init__(self, text: str, keyword_only: bool) -> None:
+
+class _Parameter:
+    __slots__ = ("kind", "name", "allow_none", "size", "optional", "default", "keyword_only", "names",
+                 "takes_numbers")
+
+    def __init__(self, text: str, keyword_only: bool, takes_numbers: bool = False) -> None:
         kind, _, rest = text.partition(" ")
         self.allow_none = kind.endswith("?")
         kind = kind.rstrip("?")
@@ -366,6 +374,7 @@ class _Parameter:
         self.allow_none = self.allow_none or self.default == "None"
         self.keyword_only = keyword_only
         self.names = (self.name, *_NUMPY_KEYWORDS.get(self.name, ()))
+        self.takes_numbers = takes_numbers and self.kind == "Tensor"
 
     def __str__(self) -> str:
         shown = f"{_SHOWN_TYPES[self.kind]} {self.name}"
@@ -384,7 +393,7 @@ class _Signature:
             if item == "*":
                 keyword_only = True
             else:
-                self.params.append(_Parameter(item, keyword_only))
+                self.params.append(_Parameter(item, keyword_only, name in _NUMBERS_AS_TENSORS))
         self.min_args = sum(not p.optional for p in self.params)
         self.max_args = len(self.params)
         self.max_pos_args = sum(not p.keyword_only for p in self.params)
@@ -565,7 +574,8 @@ def _check(param: _Parameter, value, index: int):
 
     kind = param.kind
     if kind == "Tensor":
-        return None if isinstance(value, Tensor) else True
+        return None if isinstance(value, Tensor) or param.takes_numbers and isinstance(
+            value, (bool, int, float, complex, np.number, np.bool_)) else True
     if kind == "int64_t":
         if isinstance(value, Tensor):
             return None if value.ndim == 0 and not value.dtype.is_floating_point and not value.dtype.is_complex \
@@ -578,8 +588,9 @@ def _check(param: _Parameter, value, index: int):
             return None if value.ndim == 0 and not value.requires_grad else True
         if kind == "double" and isinstance(value, complex):
             return True
+        # (a NumPy array, even a 0-d one, is no number to torch's parser)
         return None if isinstance(value, (bool, int, float, complex, np.number, np.bool_)) or (
-            not isinstance(value, (str, bytes, tuple, list, dict)) and hasattr(value, "__float__")) else True
+            not isinstance(value, (str, bytes, tuple, list, dict, np.ndarray)) and hasattr(value, "__float__")) else True
     if kind == "bool":
         return None if isinstance(value, bool) else True  # (a NumPy bool is no Python bool to torch's parser)
     if kind == "str":
@@ -802,8 +813,50 @@ _VARIANCE_AND_MEAN = tuple(text.replace(", *, Tensor out=None)", ")").replace(",
 _RANDOM_SIZED = (f"(IntArrayRef size, *, Generator? generator, Tensor out=None, {_CREATION})",
                  f"(IntArrayRef size, *, Tensor out=None, {_CREATION})")
 
+# the binary ops torch overloads for a Tensor or a Number other (the comparisons, fmod...)
+_TENSOR_OR_NUMBER = ("(Tensor input, Tensor other, *, Tensor out=None)", "(Tensor input, Scalar other, *, Tensor out=None)")
+# ... and those that also take a Number first (torch.remainder(2, x))
+_EITHER_A_NUMBER = ("(Tensor input, Tensor other, *, Tensor out=None)", "(Scalar self, Tensor other)",
+                    "(Tensor input, Scalar other, *, Tensor out=None)")
+_TENSORS_ONLY = ("(Tensor input, Tensor other, *, Tensor out=None)",)
+# add and sub, with the overload that puts alpha first (x.add(2, y), deprecated in torch)
+_ADD = ("(Tensor input, Tensor other, *, Scalar alpha=1, Tensor out=None)",
+        "(Tensor input, Scalar alpha, Tensor other, *, Tensor out=None)|deprecated")
+_DIV = ("(Tensor input, Tensor other, *, Tensor out=None)",
+        "(Tensor input, Tensor other, *, str? rounding_mode, Tensor out=None)",
+        "(Tensor input, Scalar other, *, str? rounding_mode)")
+_TRUE_DIVIDE = ("(Tensor input, Tensor other, *, Tensor out=None)", "(Tensor input, Scalar other)")
+_POW_METHOD = ("(Tensor input, Tensor exponent)", "(Tensor input, Scalar exponent)")
+_LERP = ("(Tensor input, Tensor end, Tensor weight, *, Tensor out=None)",
+         "(Tensor input, Tensor end, Scalar weight, *, Tensor out=None)")
+_COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge")
+# torch's aliases parsed with their base op's signatures, each naming itself in its refusals
+_ALIAS_OF = {"greater": "gt", "greater_equal": "ge", "less": "lt", "less_equal": "le", "not_equal": "ne",
+             "arctan2": "atan2"}
+
 # torch's signatures (python_torch_functions) of the functions whose arguments are checked here first
 SIGNATURES: dict[str, tuple] = {
+    **{name: _TENSOR_OR_NUMBER for name in (*_COMPARISONS, "fmod", "copysign")},
+    **{name: _EITHER_A_NUMBER for name in ("remainder", "bitwise_and", "bitwise_or", "bitwise_xor")},
+    "xlogy": ("(Tensor input, Tensor other, *, Tensor out=None)", "(Scalar self, Tensor other, *, Tensor out=None)",
+              "(Tensor input, Scalar other, *, Tensor out=None)"),
+    **{name: _TENSORS_ONLY for name in ("atan2", "maximum", "minimum", "fmax", "fmin", "hypot",
+                                        "nextafter", "logical_and", "logical_or", "logical_xor", "mul")},
+    "multiply": (*_TENSORS_ONLY, "(Tensor input, Scalar other)"),
+    "add": _ADD,
+    "sub": _ADD,
+    "subtract": ("(Tensor input, Tensor other, *, Scalar alpha=1, Tensor out=None)",
+                 "(Tensor input, Scalar other, Scalar alpha=1)"),
+    "div": _DIV,
+    "divide": (*_DIV[:2], "(Tensor input, Scalar other)", _DIV[2]),
+    "true_divide": _TRUE_DIVIDE,
+    "floor_divide": _TRUE_DIVIDE,
+    "pow": ("(Tensor input, Tensor exponent, *, Tensor out=None)", "(Scalar self, Tensor exponent, *, Tensor out=None)",
+            "(Tensor input, Scalar exponent, *, Tensor out=None)"),
+    "lerp": _LERP,
+    "where": ("(Tensor condition)", "(Tensor condition, Tensor input, Tensor other, *, Tensor out=None)",
+              "(Tensor condition, Scalar self, Tensor other)", "(Tensor condition, Tensor input, Scalar other)",
+              "(Tensor condition, Scalar self, Scalar other)"),
     "sum": ("(Tensor input, *, ScalarType? dtype=None)", _REDUCTION_BY_DIMS),
     "mean": ("(Tensor input, *, ScalarType? dtype=None, Tensor out=None)", _REDUCTION_BY_DIMS),
     "max": _MAX_MIN,
@@ -990,6 +1043,22 @@ METHOD_SIGNATURES: dict[str, tuple] = {
     "addcmul_": _ADD_PRODUCT,
     "addcdiv_": _ADD_PRODUCT,
     "relu_": ("(Tensor input)",),
+    **{name: ("(Tensor input, Tensor other)", "(Tensor input, Scalar other)")
+       for name in ("remainder", "bitwise_and", "bitwise_or", "bitwise_xor", "xlogy")},
+    "pow": _POW_METHOD,
+    "pow_": _POW_METHOD,
+    "where": ("(Tensor condition, Tensor other)", "(Tensor condition, Scalar other)"),
+    # the in-place methods take what their out-of-place ones take
+    **{f"{name}_": signatures for name, signatures in (
+        *((name, _TENSOR_OR_NUMBER) for name in (*_COMPARISONS, "fmod", "copysign")),
+        *((name, ("(Tensor input, Tensor other)", "(Tensor input, Scalar other)"))
+          for name in ("remainder", "bitwise_and", "bitwise_or", "bitwise_xor", "xlogy")),
+        *((name, _TENSORS_ONLY) for name in ("atan2", "fmax", "fmin", "hypot", "nextafter",
+                                             "logical_and", "logical_or", "logical_xor", "mul")),
+        ("multiply", (*_TENSORS_ONLY, "(Tensor input, Scalar other)")), ("add", _ADD), ("sub", _ADD),
+        ("subtract", ("(Tensor input, Tensor other, *, Scalar alpha=1)", "(Tensor input, Scalar other, Scalar alpha=1)")),
+        ("div", _DIV), ("divide", (*_DIV[:2], "(Tensor input, Scalar other)", _DIV[2])),
+        ("true_divide", _TRUE_DIVIDE), ("floor_divide", _TRUE_DIVIDE), ("lerp", _LERP))},
 }
 _NO_METHOD = {"cat", "concat", "concatenate", "stack", "full", "zeros", "empty", "ones", "arange", "linspace", "logspace", "randn", "rand", "randint",
               "randperm"}
@@ -1007,17 +1076,25 @@ def _method_form(text: str) -> str:
 _PARSED: dict = {}
 
 
+def _alias_base(name: str) -> str:
+    """The op whose signatures torch's alias ``name`` has (``greater_`` -> ``gt_``), else ``name``."""
+    plain = name.removesuffix("_")
+    return name if plain not in _ALIAS_OF else _ALIAS_OF[plain] + name[len(plain):]
+
+
 def _signatures(name: str, method: bool, linalg: bool = False) -> list | None:
     key = (name, method, linalg)
     if key not in _PARSED:
         if linalg:
             texts = LINALG_SIGNATURES.get(name)
             name = f"linalg_{name}"
-        elif method:
-            texts = METHOD_SIGNATURES.get(name) or (SIGNATURES.get(name) if name not in _NO_METHOD else None)
-            texts = texts and [_method_form(t) for t in texts]
         else:
-            texts = SIGNATURES.get(name)
+            base = _alias_base(name)
+            if method:
+                texts = METHOD_SIGNATURES.get(base) or (SIGNATURES.get(base) if base not in _NO_METHOD else None)
+                texts = texts and [_method_form(t) for t in texts]
+            else:
+                texts = SIGNATURES.get(base)
         _PARSED[key] = texts and [_Signature(name, t) for t in texts]
         if method and texts and list(texts) == ["()"]:  # torch's generated method is METH_NOARGS
             _PARSED[key][0].bound_without_arguments = True
@@ -1119,7 +1196,8 @@ def _fast_types(param: _Parameter) -> frozenset:
     global _SIZE, _TENSOR
     _SIZE, _TENSOR = Size, Tensor
     none = {type(None)} if param.allow_none else set()
-    kinds = {"Tensor": {Tensor, _SUBCLASS}, "int64_t": {int}, "double": {int, float, bool}, "Scalar": {int, float, bool, complex},
+    numbers = {int, float, bool, complex} if param.takes_numbers else set()
+    kinds = {"Tensor": {Tensor, _SUBCLASS, *numbers}, "int64_t": {int}, "double": {int, float, bool}, "Scalar": {int, float, bool, complex},
              "bool": {bool}, "str": {str}, "ScalarType": {_dtype.dtype},
              "IntArrayRef": {_INTS, *({int} if param.size else ())}, "TensorList": {_TENSORS}}
     return frozenset(none | kinds.get(param.kind, {_ANY}))

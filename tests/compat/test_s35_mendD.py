@@ -1,0 +1,80 @@
+"""torch's argument parser words for the methods and functions it overloads, compared with torch."""
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def assert_refused_alike(call) -> None:
+    """``call(lib, x, y, index)`` raises the same exception type and message on torch and chainrule
+    (or succeeds on both)."""
+    outcomes = []
+    for lib in (torch, chainrule):
+        x, y = lib.ones(2, 3), lib.ones(2, 3)
+        index = lib.zeros(2, 3, dtype=lib.int64)
+        try:
+            call(lib, x, y, index)
+            outcomes.append(None)
+        except Exception as error:  # noqa: BLE001 - any refusal is compared
+            outcomes.append((type(error), str(error)))
+    assert outcomes[1] == outcomes[0]
+
+
+OVERLOADED_CALLS = {
+    "x.div(y, 2)": lambda L, x, y, i: x.div(y, 2),
+    "x.div(y, rounding_mode=1)": lambda L, x, y, i: x.div(y, rounding_mode=1),
+    "x.div_(y, 2)": lambda L, x, y, i: x.div_(y, 2),
+    "x.true_divide(y, 2)": lambda L, x, y, i: x.true_divide(y, 2),
+    "x.pow(2, 3)": lambda L, x, y, i: x.pow(2, 3),
+    "x.pow()": lambda L, x, y, i: x.pow(),
+    "x.pow('a')": lambda L, x, y, i: x.pow("a"),
+    "x.pow_()": lambda L, x, y, i: x.pow_(),
+    "x.eq(y, y)": lambda L, x, y, i: x.eq(y, y),
+    "x.eq()": lambda L, x, y, i: x.eq(),
+    "x.eq(None)": lambda L, x, y, i: x.eq(None),
+    "x.eq(np.array(1))": lambda L, x, y, i: x.eq(np.array(1)),
+    "x.lt('a')": lambda L, x, y, i: x.lt("a"),
+    "x.gt(y, 1)": lambda L, x, y, i: x.gt(y, 1),
+    "x.add()": lambda L, x, y, i: x.add(),
+    "x.add('a')": lambda L, x, y, i: x.add("a"),
+    "x.add(y, alpha='x')": lambda L, x, y, i: x.add(y, alpha="x"),
+    "x.add_()": lambda L, x, y, i: x.add_(),
+    "x.sub(y, y, y)": lambda L, x, y, i: x.sub(y, y, y),
+    "x.sub_('a')": lambda L, x, y, i: x.sub_("a"),
+    "x.mul(np.array([1., 2.]))": lambda L, x, y, i: x.mul(np.array([1.0, 2.0])),
+    "x.remainder()": lambda L, x, y, i: x.remainder(),
+    "x.fmod(y, y)": lambda L, x, y, i: x.fmod(y, y),
+    "x.lerp(y)": lambda L, x, y, i: x.lerp(y),
+    "x.where(y)": lambda L, x, y, i: x.where(y),
+    "x.atan2(1)": lambda L, x, y, i: x.atan2(1),
+    "x.clamp(np.array(1.))": lambda L, x, y, i: x.clamp(np.array(1.0)),
+    "torch.add(x)": lambda L, x, y, i: L.add(x),
+    "torch.div(x, y, 2)": lambda L, x, y, i: L.div(x, y, 2),
+    "torch.pow(x, 2, 3)": lambda L, x, y, i: L.pow(x, 2, 3),
+    "torch.eq(x)": lambda L, x, y, i: L.eq(x),
+    "torch.eq(x, y, y)": lambda L, x, y, i: L.eq(x, y, y),
+    "torch.sub(x, 'a')": lambda L, x, y, i: L.sub(x, "a"),
+    "torch.where(x > 0, 1)": lambda L, x, y, i: L.where(x > 0, 1),
+    # taken by both: numbers where torch takes them, the deprecated alpha-first add
+    "x.add(2, y)": lambda L, x, y, i: x.add(2, y),
+    "x.add(np.int64(2))": lambda L, x, y, i: x.add(np.int64(2)),
+    "x.div(2, rounding_mode='floor')": lambda L, x, y, i: x.div(2, rounding_mode="floor"),
+    "x.pow(np.float32(2))": lambda L, x, y, i: x.pow(np.float32(2)),
+    "torch.pow(2, x)": lambda L, x, y, i: L.pow(2, x),
+    "torch.remainder(2, x)": lambda L, x, y, i: L.remainder(2, x),
+    "x.where(x > 0, 1.0)": lambda L, x, y, i: x.where(x > 0, 1.0),
+    # an alias names itself, as in torch
+    "torch.greater(x)": lambda L, x, y, i: L.greater(x),
+    "x.greater_()": lambda L, x, y, i: x.greater_(),
+    "x.arctan2(1)": lambda L, x, y, i: x.arctan2(1),
+    "torch.not_equal(x, 'a')": lambda L, x, y, i: L.not_equal(x, "a"),
+}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("call", OVERLOADED_CALLS.values(), ids=OVERLOADED_CALLS.keys())
+def test_overloaded_methods_and_functions_refuse_in_torchs_words(call):
+    assert_refused_alike(call)
