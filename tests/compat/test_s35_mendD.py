@@ -78,3 +78,29 @@ OVERLOADED_CALLS = {
 @pytest.mark.parametrize("call", OVERLOADED_CALLS.values(), ids=OVERLOADED_CALLS.keys())
 def test_overloaded_methods_and_functions_refuse_in_torchs_words(call):
     assert_refused_alike(call)
+
+
+CASTS = ("float", "double", "half", "bfloat16", "long", "int", "short", "bool", "byte", "char", "cfloat", "cdouble",
+         "contiguous")
+KEYWORD_ONLY_CALLS = {
+    "(1)": lambda method, L: method(1),
+    "(1, 2)": lambda method, L: method(1, 2),
+    "(None)": lambda method, L: method(None),
+    "(torch.float64)": lambda method, L: method(L.float64),
+    "(memory_format=1)": lambda method, L: method(memory_format=1),
+    "(memory_format=None)": lambda method, L: method(memory_format=None),
+    "(foo=1)": lambda method, L: method(foo=1),
+    "(memory_format=torch.contiguous_format)": lambda method, L: method(memory_format=L.contiguous_format),
+}
+
+
+@pytest.mark.parametrize("call", KEYWORD_ONLY_CALLS.values(), ids=KEYWORD_ONLY_CALLS.keys())
+@pytest.mark.parametrize("name", CASTS)
+def test_casting_methods_and_contiguous_take_only_a_memory_format_keyword(name, call):
+    assert_refused_alike(lambda L, x, y, i: call(getattr(x, name), L))
+
+
+@pytest.mark.parametrize("call", [lambda L, x: x.softmax(0, None, 3), lambda L, x: x.log_softmax(0, None, 3),
+                                  lambda L, x: x.softmax(0, 1)])
+def test_softmax_refuses_a_third_argument_as_torch(call):
+    assert_refused_alike(lambda L, x, y, i: call(L, x))

@@ -346,7 +346,7 @@ def _out_dtype_refusal(name: str, rule: str, input, result, out) -> Exception | 
 _SHOWN_TYPES = {"Tensor": "Tensor", "Scalar": "Number", "int64_t": "int", "double": "float", "bool": "bool",
                 "str": "str", "TensorList": "tuple of Tensors", "IntArrayRef": "tuple of ints",
                 "ScalarType": "torch.dtype", "Layout": "torch.layout", "Device": "torch.device",
-                "Generator": "torch.Generator"}
+                "Generator": "torch.Generator", "MemoryFormat": "torch.memory_format"}
 
 # NumPy's spellings torch's parser takes for these keywords
 _NUMPY_KEYWORDS = {"dim": ("axis",), "keepdim": ("keepdims",), "input": ("x", "a", "x1"), "other": ("x2",)}
@@ -605,6 +605,10 @@ def _check(param: _Parameter, value, index: int):
         return None
     if kind == "ScalarType":
         return None if isinstance(value, _dtype.dtype) or value in (int, float, bool, complex) else True
+    if kind == "MemoryFormat":
+        from .. import memory_format
+
+        return None if isinstance(value, memory_format) else True
     return None  # Layout, Device, Generator: their own checks, later
 
 
@@ -1043,6 +1047,11 @@ METHOD_SIGNATURES: dict[str, tuple] = {
     "addcmul_": _ADD_PRODUCT,
     "addcdiv_": _ADD_PRODUCT,
     "relu_": ("(Tensor input)",),
+    # the dtype-casting methods and contiguous take only a keyword (x.float(1) is refused)
+    **{name: ("(Tensor input, *, MemoryFormat? memory_format=torch.preserve_format)",)
+       for name in ("float", "double", "half", "bfloat16", "long", "int", "short", "bool", "byte", "char", "cfloat",
+                    "cdouble")},
+    "contiguous": ("(Tensor input, *, MemoryFormat memory_format=torch.contiguous_format)",),
     **{name: ("(Tensor input, Tensor other)", "(Tensor input, Scalar other)")
        for name in ("remainder", "bitwise_and", "bitwise_or", "bitwise_xor", "xlogy")},
     "pow": _POW_METHOD,
@@ -1191,6 +1200,7 @@ def method_binding_refusal(name: str, impl, args: tuple, kwargs: dict) -> TypeEr
 def _fast_types(param: _Parameter) -> frozenset:
     """The classes ``param`` takes without a closer look (``_ANY``: any; a list or tuple of ints is
     looked into by ``_fast_match``)."""
+    from .. import memory_format
     from ..tensor import Size, Tensor
 
     global _SIZE, _TENSOR
@@ -1198,7 +1208,7 @@ def _fast_types(param: _Parameter) -> frozenset:
     none = {type(None)} if param.allow_none else set()
     numbers = {int, float, bool, complex} if param.takes_numbers else set()
     kinds = {"Tensor": {Tensor, _SUBCLASS, *numbers}, "int64_t": {int}, "double": {int, float, bool}, "Scalar": {int, float, bool, complex},
-             "bool": {bool}, "str": {str}, "ScalarType": {_dtype.dtype},
+             "bool": {bool}, "str": {str}, "ScalarType": {_dtype.dtype}, "MemoryFormat": {memory_format},
              "IntArrayRef": {_INTS, *({int} if param.size else ())}, "TensorList": {_TENSORS}}
     return frozenset(none | kinds.get(param.kind, {_ANY}))
 
