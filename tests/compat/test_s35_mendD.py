@@ -1,5 +1,7 @@
 """torch's argument parser words for the methods and functions it overloads, compared with torch."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -104,3 +106,19 @@ def test_casting_methods_and_contiguous_take_only_a_memory_format_keyword(name, 
                                   lambda L, x: x.softmax(0, 1)])
 def test_softmax_refuses_a_third_argument_as_torch(call):
     assert_refused_alike(lambda L, x, y, i: call(L, x))
+
+
+def test_ger_warns_of_its_deprecation_as_torch_only_in_its_out_form():
+    def warned(lib) -> list:
+        a, b = lib.ones(2), lib.ones(3)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            lib.ger(a, b)
+            a.ger(b)
+            lib.ger(a, b, out=lib.empty(2, 3))
+            with pytest.raises(RuntimeError, match="outer: Expected 1-D argument self, but got 2-D"):
+                lib.ger(lib.ones(2, 2), b, out=lib.empty(2, 3))  # (warned before the check, as by torch)
+        return [(w.category, str(w.message), w.filename) for w in caught]
+
+    assert warned(chainrule) == warned(torch)
+    assert len(warned(chainrule)) == 2 and warned(chainrule)[0][2] == __file__
