@@ -122,3 +122,25 @@ def test_ger_warns_of_its_deprecation_as_torch_only_in_its_out_form():
 
     assert warned(chainrule) == warned(torch)
     assert len(warned(chainrule)) == 2 and warned(chainrule)[0][2] == __file__
+
+
+SPECIAL_FUNCTIONS = ("erf", "digamma", "psi", "gammaln", "expit", "log1p", "i0", "logit", "polygamma", "multigammaln",
+                     "xlogy", "xlog1py", "zeta", "gammainc", "chebyshev_polynomial_t", "airy_ai", "softmax",
+                     "logsumexp", "round")
+SPECIAL_CALLS = {
+    "()": lambda f, x: f(),
+    "(str)": lambda f, x: f("a"),
+    "(1)": lambda f, x: f(1),
+    "(x, str)": lambda f, x: f(x, "a"),
+    "(str, x)": lambda f, x: f("a", x),
+    "(x, x, x)": lambda f, x: f(x, x, x),
+    "(x, [1])": lambda f, x: f(x, [1]),
+    "(x, foo=1)": lambda f, x: f(x, foo=1),
+    "(1, x)": lambda f, x: f(1, x),
+}
+
+
+@pytest.mark.parametrize("call", SPECIAL_CALLS.values(), ids=SPECIAL_CALLS.keys())
+@pytest.mark.parametrize("name", SPECIAL_FUNCTIONS)
+def test_special_functions_refuse_under_their_special_names(name, call):
+    assert_refused_alike(lambda L, x, y, i: call(getattr(L.special, name), x))

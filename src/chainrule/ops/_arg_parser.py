@@ -1007,6 +1007,68 @@ LINALG_SIGNATURES: dict[str, tuple] = {
     "vector_norm": ('(Tensor input, Scalar ord=2, IntArrayRef[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None, Tensor out=None)',),
 }
 
+# torch.special's signatures (python_special_functions), by name in torch.special; torch names each
+# ``special_<name>`` in its messages. Copied from torch 2.13's own listings where it has several,
+# else written from aten's schemas (torch.ops.aten.special_*), the out= overload adding ``out``.
+SPECIAL_SIGNATURES: dict[str, tuple] = {
+    "airy_ai": ("(Tensor x, *, Tensor out=None)",),
+    "bessel_j0": ("(Tensor input, *, Tensor out=None)",),
+    "bessel_j1": ("(Tensor input, *, Tensor out=None)",),
+    "bessel_y0": ("(Tensor input, *, Tensor out=None)",),
+    "bessel_y1": ("(Tensor input, *, Tensor out=None)",),
+    "chebyshev_polynomial_t": ("(Tensor x, Tensor n, *, Tensor out=None)", "(Scalar x, Tensor n, *, Tensor out=None)", "(Tensor x, Scalar n, *, Tensor out=None)"),
+    "chebyshev_polynomial_u": ("(Tensor x, Tensor n, *, Tensor out=None)", "(Scalar x, Tensor n, *, Tensor out=None)", "(Tensor x, Scalar n, *, Tensor out=None)"),
+    "chebyshev_polynomial_v": ("(Tensor x, Tensor n, *, Tensor out=None)", "(Scalar x, Tensor n, *, Tensor out=None)", "(Tensor x, Scalar n, *, Tensor out=None)"),
+    "chebyshev_polynomial_w": ("(Tensor x, Tensor n, *, Tensor out=None)", "(Scalar x, Tensor n, *, Tensor out=None)", "(Tensor x, Scalar n, *, Tensor out=None)"),
+    "digamma": ("(Tensor input, *, Tensor out=None)",),
+    "entr": ("(Tensor input, *, Tensor out=None)",),
+    "erf": ("(Tensor input, *, Tensor out=None)",),
+    "erfc": ("(Tensor input, *, Tensor out=None)",),
+    "erfcx": ("(Tensor input, *, Tensor out=None)",),
+    "erfinv": ("(Tensor input, *, Tensor out=None)",),
+    "exp2": ("(Tensor input, *, Tensor out=None)",),
+    "expit": ("(Tensor input, *, Tensor out=None)",),
+    "expm1": ("(Tensor input, *, Tensor out=None)",),
+    "gammainc": ("(Tensor input, Tensor other, *, Tensor out=None)",),
+    "gammaincc": ("(Tensor input, Tensor other, *, Tensor out=None)",),
+    "gammaln": ("(Tensor input, *, Tensor out=None)",),
+    "hermite_polynomial_h": ("(Tensor x, Tensor n, *, Tensor out=None)", "(Scalar x, Tensor n, *, Tensor out=None)", "(Tensor x, Scalar n, *, Tensor out=None)"),
+    "hermite_polynomial_he": ("(Tensor x, Tensor n, *, Tensor out=None)", "(Scalar x, Tensor n, *, Tensor out=None)", "(Tensor x, Scalar n, *, Tensor out=None)"),
+    "i0": ("(Tensor input, *, Tensor out=None)",),
+    "i0e": ("(Tensor input, *, Tensor out=None)",),
+    "i1": ("(Tensor input, *, Tensor out=None)",),
+    "i1e": ("(Tensor input, *, Tensor out=None)",),
+    "laguerre_polynomial_l": ("(Tensor x, Tensor n, *, Tensor out=None)", "(Scalar x, Tensor n, *, Tensor out=None)", "(Tensor x, Scalar n, *, Tensor out=None)"),
+    "legendre_polynomial_p": ("(Tensor x, Tensor n, *, Tensor out=None)", "(Scalar x, Tensor n, *, Tensor out=None)", "(Tensor x, Scalar n, *, Tensor out=None)"),
+    "log1p": ("(Tensor input, *, Tensor out=None)",),
+    "log_ndtr": ("(Tensor input, *, Tensor out=None)",),
+    "log_softmax": ("(Tensor input, int64_t dim, *, ScalarType? dtype=None)",),
+    "logit": ("(Tensor input, double? eps=None, *, Tensor out=None)",),
+    "logsumexp": ("(Tensor input, IntArrayRef[1] dim, bool keepdim=False, *, Tensor out=None)",),
+    "modified_bessel_i0": ("(Tensor input, *, Tensor out=None)",),
+    "modified_bessel_i1": ("(Tensor input, *, Tensor out=None)",),
+    "modified_bessel_k0": ("(Tensor input, *, Tensor out=None)",),
+    "modified_bessel_k1": ("(Tensor input, *, Tensor out=None)",),
+    "multigammaln": ("(Tensor input, int64_t p, *, Tensor out=None)",),
+    "ndtr": ("(Tensor input, *, Tensor out=None)",),
+    "ndtri": ("(Tensor input, *, Tensor out=None)",),
+    "polygamma": ("(int64_t n, Tensor input, *, Tensor out=None)",),
+    "psi": ("(Tensor input, *, Tensor out=None)",),
+    "round": ("(Tensor input, *, int64_t decimals=0, Tensor out=None)",),
+    "scaled_modified_bessel_k0": ("(Tensor x, *, Tensor out=None)",),
+    "scaled_modified_bessel_k1": ("(Tensor x, *, Tensor out=None)",),
+    "shifted_chebyshev_polynomial_t": ("(Tensor x, Tensor n, *, Tensor out=None)", "(Scalar x, Tensor n, *, Tensor out=None)", "(Tensor x, Scalar n, *, Tensor out=None)"),
+    "shifted_chebyshev_polynomial_u": ("(Tensor x, Tensor n, *, Tensor out=None)", "(Scalar x, Tensor n, *, Tensor out=None)", "(Tensor x, Scalar n, *, Tensor out=None)"),
+    "shifted_chebyshev_polynomial_v": ("(Tensor x, Tensor n, *, Tensor out=None)", "(Scalar x, Tensor n, *, Tensor out=None)", "(Tensor x, Scalar n, *, Tensor out=None)"),
+    "shifted_chebyshev_polynomial_w": ("(Tensor x, Tensor n, *, Tensor out=None)", "(Scalar x, Tensor n, *, Tensor out=None)", "(Tensor x, Scalar n, *, Tensor out=None)"),
+    "sinc": ("(Tensor input, *, Tensor out=None)",),
+    "softmax": ("(Tensor input, int64_t dim, ScalarType? dtype=None)",),
+    "spherical_bessel_j0": ("(Tensor x, *, Tensor out=None)",),
+    "xlog1py": ("(Tensor input, Tensor other, *, Tensor out=None)", "(Scalar self, Tensor other, *, Tensor out=None)", "(Tensor input, Scalar other, *, Tensor out=None)"),
+    "xlogy": ("(Tensor input, Tensor other, *, Tensor out=None)", "(Scalar self, Tensor other, *, Tensor out=None)", "(Tensor input, Scalar other, *, Tensor out=None)"),
+    "zeta": ("(Tensor input, Tensor other, *, Tensor out=None)", "(Scalar self, Tensor other, *, Tensor out=None)", "(Tensor input, Scalar other, *, Tensor out=None)"),
+}
+
 # torch's internal functions that its Python ones call with positional arguments (torch.split calls
 # _VF.split for an int size, _VF.split_with_sizes for anything else): checked by ``check_as``
 INTERNAL_SIGNATURES: dict[str, tuple] = {
@@ -1091,12 +1153,18 @@ def _alias_base(name: str) -> str:
     return name if plain not in _ALIAS_OF else _ALIAS_OF[plain] + name[len(plain):]
 
 
-def _signatures(name: str, method: bool, linalg: bool = False) -> list | None:
-    key = (name, method, linalg)
+# the namespaces whose functions torch's parser names ``<namespace>_<name>``, and their signatures
+_NAMESPACE_SIGNATURES = {"chainrule.linalg": ("linalg", LINALG_SIGNATURES),
+                         "chainrule.special": ("special", SPECIAL_SIGNATURES)}
+
+
+def _signatures(name: str, method: bool, module: str = "chainrule") -> list | None:
+    key = (name, method, module)
     if key not in _PARSED:
-        if linalg:
-            texts = LINALG_SIGNATURES.get(name)
-            name = f"linalg_{name}"
+        if module in _NAMESPACE_SIGNATURES:
+            prefix, table = _NAMESPACE_SIGNATURES[module]
+            texts = table.get(name)
+            name = f"{prefix}_{name}"
         else:
             base = _alias_base(name)
             if method:
@@ -1116,10 +1184,9 @@ def checked_signature(impl, home: tuple):
     module, qualified = home
     method = qualified.startswith("Tensor.")
     name = qualified.rpartition(".")[2]
-    linalg = module == "chainrule.linalg"
-    if module not in ("chainrule", "chainrule.tensor", "chainrule.linalg") or _signatures(name, method, linalg) is None:
+    if module not in ("chainrule", "chainrule.tensor", *_NAMESPACE_SIGNATURES) or _signatures(name, method, module) is None:
         return impl
-    signatures = _signatures(name, method, linalg)
+    signatures = _signatures(name, method, module)
     name = signatures[0].name
 
     # a call of the exact types a signature takes runs at once; any other is parsed as torch would
