@@ -510,16 +510,19 @@ def _item_index(value, culprit):
 _BINDING_REFUSAL = re.compile(r"\(\) (takes |missing \d+ required |got an unexpected keyword argument |"
                               r"got multiple values for argument )")
 
-# ops._arg_parser.method_binding_refusal (set there: this module sits below the ops)
-method_binding_refusal = None
+# ops._arg_parser.method_binding_refusal and function_binding_refusal (set there: this module sits below the ops)
+method_binding_refusal = function_binding_refusal = None
 
 
 def binding_refusal(public, impl, args: tuple, kwargs: dict | None, error: TypeError):
-    """torch's TypeError where Python refused to bind a Tensor method's arguments, or None. Python
-    counts self and names the impl ("add() takes 2 positional arguments but 3 were given"); torch's
-    parser counts the arguments after self and names the method ("add_() takes 1 positional argument
-    but 2 were given"). Runs only when the op raised, so the call itself pays nothing."""
-    if getattr(public, "__torch_owner__", None) != "torch.Tensor" or method_binding_refusal is None \
+    """torch's TypeError where Python refused to bind a Tensor method's or a C function's arguments,
+    or None. Python counts self and names the impl ("add() takes 2 positional arguments but 3 were
+    given"); torch's parser counts the arguments after self and names the method ("add_() takes 1
+    positional argument but 2 were given"), and checks the types of those given before it misses
+    one. Runs only when the op raised, so the call itself pays nothing."""
+    method = getattr(public, "__torch_owner__", None) == "torch.Tensor"
+    # (a C function's call is parsed by torch as a method's is; a Python function's words are Python's)
+    if not (method or isinstance(public, BuiltinFunction)) or method_binding_refusal is None \
             or not _BINDING_REFUSAL.search(str(error)):
         return None
     # raised by the signature parser (ops/_arg_parser.py): torch's words already, not Python's
@@ -528,6 +531,8 @@ def binding_refusal(public, impl, args: tuple, kwargs: dict | None, error: TypeE
         last = last.tb_next
     if last is not None and last.tb_frame.f_globals.get("__name__") == "chainrule.ops._arg_parser":
         return None
+    if not method:
+        return function_binding_refusal(public, impl, args, kwargs or {})
     return method_binding_refusal(public.__name__, impl, args, kwargs or {})
 
 

@@ -144,3 +144,19 @@ SPECIAL_CALLS = {
 @pytest.mark.parametrize("name", SPECIAL_FUNCTIONS)
 def test_special_functions_refuse_under_their_special_names(name, call):
     assert_refused_alike(lambda L, x, y, i: call(getattr(L.special, name), x))
+
+
+# a C function's parser checks the types of the arguments given before it misses a later one
+TYPED_BEFORE_MISSED = {
+    "adaptive_avg_pool1d(1)": lambda L, x, y, i: L.adaptive_avg_pool1d(1),
+    "allclose('a')": lambda L, x, y, i: L.allclose("a"),
+    "as_strided(None, None)": lambda L, x, y, i: L.as_strided(None, None),
+    "batch_norm(1.5)": lambda L, x, y, i: L.batch_norm(1.5),
+    "adaptive_avg_pool1d(x)": lambda L, x, y, i: L.adaptive_avg_pool1d(x),
+    "allclose(x, y, 1, 2, 3, 4)": lambda L, x, y, i: L.allclose(x, y, 1, 2, 3, 4),
+}
+
+
+@pytest.mark.parametrize("call", TYPED_BEFORE_MISSED.values(), ids=TYPED_BEFORE_MISSED.keys())
+def test_c_functions_refuse_a_wrong_type_before_a_missing_argument(call):
+    assert_refused_alike(call)

@@ -1264,6 +1264,42 @@ def method_binding_refusal(name: str, impl, args: tuple, kwargs: dict) -> TypeEr
     return None
 
 
+# the namespaces whose C functions torch's parser names ``<prefix><name>``
+_PARSER_PREFIXES = {"chainrule.special": "special_", "chainrule.linalg": "linalg_", "chainrule.fft": "fft_"}
+
+
+def function_binding_refusal(public, impl, args: tuple, kwargs: dict) -> TypeError | None:
+    """torch's TypeError for a call of the C function ``public`` whose arguments Python refused to
+    bind to ``impl``, or None where they bind. torch's parser counts the positional arguments
+    first, then goes through the parameters in order, so a Tensor parameter given a number is
+    refused before a later one is missed (torch.adaptive_avg_pool1d(1) names ``input``, not the
+    missing ``output_size``). Which parameters are Tensors ``impl``'s annotations say; the rest
+    take anything here, as only the counts and names are known of them."""
+    try:
+        parameters = list(inspect.signature(impl).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters):
+        return None
+    words, starred = [], False
+    for p in parameters:
+        if p.kind is p.KEYWORD_ONLY and not starred:
+            words.append("*")
+            starred = True
+        annotation = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
+        kind = {"Tensor": "Tensor", "Tensor | None": "Tensor?"}.get(annotation, "object")
+        words.append(f"{kind} {p.name}" if p.default is p.empty else f"{kind} {p.name}=None")
+    module = getattr(public, "__module__", None)
+    name = public.__name__
+    prefix = _PARSER_PREFIXES.get(module, "")
+    signature = _Signature(name if name.startswith(prefix) else prefix + name, f"({', '.join(words)})")
+    try:
+        signature.parse(args, kwargs, True)
+    except TypeError as refusal:
+        return refusal
+    return None
+
+
 def _fast_types(param: _Parameter) -> frozenset:
     """The classes ``param`` takes without a closer look (``_ANY``: any; a list or tuple of ints is
     looked into by ``_fast_match``)."""
@@ -1310,6 +1346,7 @@ def _install() -> None:
 
     _torch_function.signature_check = checked_signature
     _torch_function.method_binding_refusal = method_binding_refusal
+    _torch_function.function_binding_refusal = function_binding_refusal
 
 
 _install()
