@@ -591,6 +591,9 @@ def ger(input: Tensor, vec2: Tensor, *, out=None) -> Tensor:
     return outer(input, vec2, out=out)
 
 
+ger.honours_out = True  # (outer writes its out=)
+
+
 @honours_out
 def inner(input: Tensor, other: Tensor) -> Tensor:
     """torch.inner: contraction over the last dims (a product when either is 0-d)."""
