@@ -1088,10 +1088,21 @@ def _make_inplace_from_copy(fn):
     return method
 
 
+# the TOP_LEVEL_INPLACE functions that take more than their input (torch.clamp_(x, 0, 1))
+INPLACE_WITH_ARGUMENTS = frozenset({"clamp", "clamp_max", "clamp_min", "clip", "round", "addmv", "xlogy", "logit",
+                                    "gcd", "lcm", "ldexp", "nan_to_num"})
+
+
 def top_level_inplace(name: str):
-    """torch.<name>_(input, ...): input.<name>_(...); no ``out=`` (an in-place op writes its input)."""
-    def function(input: Tensor, *args, **kwargs) -> Tensor:
-        return getattr(input, name + "_")(*args, **kwargs)
+    """torch.<name>_(input, ...): input.<name>_(...); no ``out=`` (an in-place op writes its input).
+    One that takes only its input binds only it, so that a second argument is refused as torch's
+    parser refuses it, by count ("abs_() takes 1 positional argument but 2 were given")."""
+    if name in INPLACE_WITH_ARGUMENTS:
+        def function(input: Tensor, *args, **kwargs) -> Tensor:
+            return getattr(input, name + "_")(*args, **kwargs)
+    else:
+        def function(input: Tensor) -> Tensor:
+            return getattr(input, name + "_")()
 
     function.__name__ = function.__qualname__ = name + "_"
     function.__doc__ = f"torch.{name}_: input.{name}_(...), in place."

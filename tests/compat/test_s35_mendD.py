@@ -160,3 +160,19 @@ TYPED_BEFORE_MISSED = {
 @pytest.mark.parametrize("call", TYPED_BEFORE_MISSED.values(), ids=TYPED_BEFORE_MISSED.keys())
 def test_c_functions_refuse_a_wrong_type_before_a_missing_argument(call):
     assert_refused_alike(call)
+
+
+# torch's top-level in-place functions of one tensor count their arguments first
+INPLACE_FUNCTION_CALLS = {
+    "abs_(x, 'a')": lambda L, x, y, i: L.abs_(x, "a"),
+    "sigmoid_('a', 1)": lambda L, x, y, i: L.sigmoid_("a", 1),
+    "relu_(None, None)": lambda L, x, y, i: L.relu_(None, None),
+    "exp_(x, input=x)": lambda L, x, y, i: L.exp_(x, input=x),
+    "tanh_(1)": lambda L, x, y, i: L.tanh_(1),
+    "clamp_(x, 0, 1)": lambda L, x, y, i: L.clamp_(x, 0, 1),
+}
+
+
+@pytest.mark.parametrize("call", INPLACE_FUNCTION_CALLS.values(), ids=INPLACE_FUNCTION_CALLS.keys())
+def test_top_level_inplace_functions_count_their_arguments_as_torch(call):
+    assert_refused_alike(call)
