@@ -1051,6 +1051,11 @@ ALIASES = {"arccos": "acos", "arcsin": "asin", "arctan": "atan", "arctan2": "ata
            "arcsinh": "asinh", "arctanh": "atanh", "greater": "gt", "greater_equal": "ge", "less": "lt",
            "less_equal": "le", "not_equal": "ne", "fix": "trunc"}
 
+# the top-level aliases that are functions of their own in torch (torch.arccos.__name__ is 'arccos'),
+# bound here to their ops' functions: each is given its own wrapper, which names it
+TOP_LEVEL_ALIASES = frozenset({*ALIASES, "absolute", "negative", "clip", "concat", "concatenate", "divide", "multiply",
+                               "subtract", "true_divide", "moveaxis", "row_stack"})
+
 # in-place variants bound by bind_inplace_variants: Tensor.<name>_ (and chainrule.<name>_ for TOP_LEVEL_INPLACE)
 MORE_INPLACE = ["bitwise_not", "acos", "asin", "atan", "acosh", "asinh", "atanh", "cosh", "sinh", "erfc", "exp2", "log10",
                 "log2", "eq", "ne", "lt", "le", "gt", "ge", "addmm", "addbmm", "baddbmm", "addmv", "addr",

@@ -631,11 +631,12 @@ def dispatching(impl, owner: str | None = None, handed=None, binary: bool = Fals
 
 
 def wrap_module(module, owner: str, skip=frozenset(), builtin=lambda name: False,
-                spelling=lambda name, impl: None) -> None:
+                spelling=lambda name, impl: None, aliases=frozenset()) -> None:
     """Replace ``module``'s public functions by their dispatching wrappers (those in ``skip`` and
     those torch does not dispatch stay as they are). ``builtin(name)``: whether torch's function of
     that name is a C++ built-in, which does not bind in a class body — so neither does ours;
-    ``spelling(name, impl)``: how torch spells a call to the handlers (see ``dispatching``), or None."""
+    ``spelling(name, impl)``: how torch spells a call to the handlers (see ``dispatching``), or None;
+    ``aliases``: the names that torch makes functions of their own, where ``module`` binds another's."""
     for name, value in list(vars(module).items()):
         if name.startswith("_") or not is_function(value) or isinstance(value, BuiltinFunction):
             continue
@@ -645,7 +646,11 @@ def wrap_module(module, owner: str, skip=frozenset(), builtin=lambda name: False
             if builtin(name) and isinstance(value, types.FunctionType):
                 setattr(module, name, as_builtin(value, home))
             continue
-        setattr(module, name, dispatching(value, owner, home=home, builtin=builtin(name), spell=spelling(name, value)))
+        # an alias torch makes a function of its own (torch.arccos is not torch.acos) gets its own
+        # wrapper, named as it is called, so that its refusals name it
+        alias = name if name in aliases and getattr(value, "__name__", name) != name else None
+        setattr(module, name, dispatching(value, owner, home=home, builtin=builtin(name), spell=spelling(name, value),
+                                          name=alias))
 
 
 # torch's public functions written in Python (they bind as methods in a class body); the rest of the

@@ -176,3 +176,24 @@ INPLACE_FUNCTION_CALLS = {
 @pytest.mark.parametrize("call", INPLACE_FUNCTION_CALLS.values(), ids=INPLACE_FUNCTION_CALLS.keys())
 def test_top_level_inplace_functions_count_their_arguments_as_torch(call):
     assert_refused_alike(call)
+
+
+# an alias torch makes a function of its own names itself
+ALIAS_CALLS = {
+    "arccos('a')": lambda L, x, y, i: L.arccos("a"),
+    "negative(x, 1)": lambda L, x, y, i: L.negative(x, 1),
+    "moveaxis(1)": lambda L, x, y, i: L.moveaxis(1),
+    "fix(None, None)": lambda L, x, y, i: L.fix(None, None),
+    "absolute(1.5)": lambda L, x, y, i: L.absolute(1.5),
+    "row_stack('a')": lambda L, x, y, i: L.row_stack("a"),
+}
+
+
+@pytest.mark.parametrize("call", ALIAS_CALLS.values(), ids=ALIAS_CALLS.keys())
+def test_aliases_name_themselves_in_their_refusals(call):
+    assert_refused_alike(call)
+
+
+def test_aliases_carry_their_own_names():
+    for name in ("arccos", "fix", "absolute", "negative", "moveaxis", "row_stack", "greater", "multiply", "clip"):
+        assert getattr(chainrule, name).__name__ == getattr(torch, name).__name__ == name
