@@ -1129,9 +1129,18 @@ def method_as_function(method):
             raise TypeError(f"{method.__name__}() got an unexpected keyword argument '{ours}'")
         if "input" in kwargs:
             args = (kwargs.pop("input"), *args)
-        return method(*args, **kwargs)
+        try:
+            return method(*args, **kwargs)
+        except TypeError:
+            # the method's words count its arguments after self and call a non-tensor self a wrong
+            # "descriptor"; torch's function parses input as its first argument, the count first
+            refusal = _torch_function.function_binding_refusal(function, function, args, kwargs)
+            if refusal is None:
+                raise
+            raise refusal from None
 
-    function.__signature__ = inspect.Signature([parameters[0].replace(name="input"), *parameters[1:]],
+    function.__signature__ = inspect.Signature([parameters[0].replace(name="input", annotation="Tensor"),
+                                                *parameters[1:]],
                                                return_annotation=inspect.signature(method).return_annotation)
     return function
 

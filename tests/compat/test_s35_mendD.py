@@ -197,3 +197,19 @@ def test_aliases_name_themselves_in_their_refusals(call):
 def test_aliases_carry_their_own_names():
     for name in ("arccos", "fix", "absolute", "negative", "moveaxis", "row_stack", "greater", "multiply", "clip"):
         assert getattr(chainrule, name).__name__ == getattr(torch, name).__name__ == name
+
+
+# torch's top-level spellings of Tensor methods parse input first, and count it
+METHOD_AS_FUNCTION_CALLS = {
+    "adjoint(1)": lambda L, x, y, i: L.adjoint(1),
+    "adjoint(x, 'a')": lambda L, x, y, i: L.adjoint(x, "a"),
+    "detach(None, None)": lambda L, x, y, i: L.detach(None, None),
+    "zero_(1.5)": lambda L, x, y, i: L.zero_(1.5),
+    "put('a', 1)": lambda L, x, y, i: L.put("a", 1),
+    "index_put(1)": lambda L, x, y, i: L.index_put(1),
+}
+
+
+@pytest.mark.parametrize("call", METHOD_AS_FUNCTION_CALLS.values(), ids=METHOD_AS_FUNCTION_CALLS.keys())
+def test_top_level_spellings_of_methods_refuse_as_torch(call):
+    assert_refused_alike(call)
