@@ -510,6 +510,25 @@ def _item_index(value, culprit):
 _BINDING_REFUSAL = re.compile(r"\(\) (takes |missing \d+ required |got an unexpected keyword argument |"
                               r"got multiple values for argument )")
 
+# an op's own check of a typed argument, worded as torch's parser words it but for where it was given
+_UNPOSITIONED = re.compile(r"(\w+)\(\): argument '(\w+)' must be ")
+
+
+def _positioned(method: bool, impl, args: tuple, error: TypeError):
+    """``error``, an op's own refusal of an argument's type ("argument 'dim' must be int, not str"),
+    with torch's "(position N)" where the call gave that argument positionally, or None. torch counts
+    a method's arguments after self, a function's from 1."""
+    match = _UNPOSITIONED.match(str(error))
+    if match is None:
+        return None
+    names = _argument_names(impl)
+    index = names.index(match[2]) if match[2] in names else len(args)
+    if index >= len(args) or (method and index == 0):
+        return None
+    text = str(error)
+    return TypeError(f"{text[:match.end(2) + 1]} (position {index if method else index + 1}){text[match.end(2) + 1:]}")
+
+
 # ops._arg_parser.method_binding_refusal and function_binding_refusal (set there: this module sits below the ops)
 method_binding_refusal = function_binding_refusal = None
 
@@ -522,9 +541,10 @@ def binding_refusal(public, impl, args: tuple, kwargs: dict | None, error: TypeE
     one. Runs only when the op raised, so the call itself pays nothing."""
     method = getattr(public, "__torch_owner__", None) == "torch.Tensor"
     # (a C function's call is parsed by torch as a method's is; a Python function's words are Python's)
-    if not (method or isinstance(public, BuiltinFunction)) or method_binding_refusal is None \
-            or not _BINDING_REFUSAL.search(str(error)):
+    if not (method or isinstance(public, BuiltinFunction)) or method_binding_refusal is None:
         return None
+    if not _BINDING_REFUSAL.search(str(error)):
+        return _positioned(method, impl, args, error)
     # raised by the signature parser (ops/_arg_parser.py): torch's words already, not Python's
     last = error.__traceback__
     while last is not None and last.tb_next is not None:

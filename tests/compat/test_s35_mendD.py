@@ -213,3 +213,19 @@ METHOD_AS_FUNCTION_CALLS = {
 @pytest.mark.parametrize("call", METHOD_AS_FUNCTION_CALLS.values(), ids=METHOD_AS_FUNCTION_CALLS.keys())
 def test_top_level_spellings_of_methods_refuse_as_torch(call):
     assert_refused_alike(call)
+
+
+# an op's own type check says where a positional argument was, as torch's parser does
+POSITIONED_CALLS = {
+    "median(x, 'a')": lambda L, x, y, i: L.median(x, "a"),
+    "x.median('a')": lambda L, x, y, i: x.median("a"),
+    "median(x, dim='a')": lambda L, x, y, i: L.median(x, dim="a"),
+    "take(x, 'a')": lambda L, x, y, i: L.take(x, "a"),
+    "layer_norm(x, 'a')": lambda L, x, y, i: L.layer_norm(x, "a"),
+    "pixel_shuffle(x, 'a')": lambda L, x, y, i: L.pixel_shuffle(x, "a"),
+}
+
+
+@pytest.mark.parametrize("call", POSITIONED_CALLS.values(), ids=POSITIONED_CALLS.keys())
+def test_type_refusals_say_where_a_positional_argument_was(call):
+    assert_refused_alike(call)
