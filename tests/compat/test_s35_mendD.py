@@ -229,3 +229,24 @@ POSITIONED_CALLS = {
 @pytest.mark.parametrize("call", POSITIONED_CALLS.values(), ids=POSITIONED_CALLS.keys())
 def test_type_refusals_say_where_a_positional_argument_was(call):
     assert_refused_alike(call)
+
+
+# functions torch overloads list their signatures when none takes the call; valid calls still run
+OVERLOADED_FUNCTION_CALLS = {
+    "all(1)": lambda L, x, y, i: L.all(1),
+    "any('a', 1)": lambda L, x, y, i: L.any("a", 1),
+    "conv2d(None, None)": lambda L, x, y, i: L.conv2d(None, None),
+    "conv2d(x, 'a')": lambda L, x, y, i: L.conv2d(x, "a"),
+    "quantile(1.5)": lambda L, x, y, i: L.quantile(1.5),
+    "tensor_split(x, 'a')": lambda L, x, y, i: L.tensor_split(x, "a"),
+    "isin('a', 1)": lambda L, x, y, i: L.isin("a", 1),
+    "conv2d(x[None], ones(3, 2, 1, 1), None, 1, 'same')":
+        lambda L, x, y, i: L.conv2d(x[None, None], L.ones(3, 1, 1, 1), None, 1, "same"),
+    "tensor_split(x, tensor(2))": lambda L, x, y, i: L.tensor_split(x, L.tensor(2)),
+    "count_nonzero(x, (0, 1))": lambda L, x, y, i: L.count_nonzero(x, (0, 1)),
+}
+
+
+@pytest.mark.parametrize("call", OVERLOADED_FUNCTION_CALLS.values(), ids=OVERLOADED_FUNCTION_CALLS.keys())
+def test_overloaded_functions_list_torchs_signatures(call):
+    assert_refused_alike(call)
