@@ -250,3 +250,10 @@ OVERLOADED_FUNCTION_CALLS = {
 @pytest.mark.parametrize("call", OVERLOADED_FUNCTION_CALLS.values(), ids=OVERLOADED_FUNCTION_CALLS.keys())
 def test_overloaded_functions_list_torchs_signatures(call):
     assert_refused_alike(call)
+
+
+@pytest.mark.parametrize("call", [lambda L, x: L.celu(x, "a"), lambda L, x: L.celu_(x, "a"), lambda L, x: L.logit(x, "a"),
+                                  lambda L, x: x.logit("a"), lambda L, x: L.combinations(x, "a"),
+                                  lambda L, x: L.celu(x, alpha="a"), lambda L, x: L.logit(x, 1, 2)])
+def test_celu_logit_and_combinations_check_their_typed_arguments_first(call):
+    assert_refused_alike(lambda L, x, y, i: call(L, x))

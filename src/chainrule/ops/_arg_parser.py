@@ -861,6 +861,11 @@ SIGNATURES: dict[str, tuple] = {
     **{name: ("(Tensor input, int64_t source, int64_t destination)",
               "(Tensor input, IntArrayRef source, IntArrayRef destination)") for name in ("movedim", "moveaxis")},
     **{name: ("(TensorList tensors, *, Tensor out=None)",) for name in ("vstack", "row_stack")},
+    "celu": ("(Tensor input, Scalar alpha=1.0)",),
+    "celu_": ("(Tensor input, Scalar alpha=1.0)",),
+    "logit": ("(Tensor input, double? eps=None, *, Tensor out=None)",),
+    "logit_": ("(Tensor input, double? eps=None)",),
+    "combinations": ("(Tensor input, int64_t r=2, bool with_replacement=False)",),
     # (copied from torch 2.13's listings of these overloaded functions)
     "all": ("(Tensor input, *, Tensor out=None)", "(Tensor input, IntArrayRef? dim=None, bool keepdim=False, *, Tensor out=None)", "(Tensor input, int64_t dim, bool keepdim=False, *, Tensor out=None)"),
     "any": ("(Tensor input, *, Tensor out=None)", "(Tensor input, IntArrayRef? dim=None, bool keepdim=False, *, Tensor out=None)", "(Tensor input, int64_t dim, bool keepdim=False, *, Tensor out=None)"),
