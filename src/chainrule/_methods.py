@@ -1045,8 +1045,9 @@ def bind_all(modules) -> None:
 
 
 # --- opsB: special/aliases/in-place ---
-# torch's other names for ops chainrule has (each the same function object, so one OpInfo entry
-# covers both); the Tensor-only ones are bound as methods only
+# torch's other names for ops chainrule has (each bound to its op's function, so one OpInfo entry
+# covers both; the wiring then gives each its own wrapper, named as torch names it, see
+# TOP_LEVEL_ALIASES); the Tensor-only ones are bound as methods only
 ALIASES = {"arccos": "acos", "arcsin": "asin", "arctan": "atan", "arctan2": "atan2", "arccosh": "acosh",
            "arcsinh": "asinh", "arctanh": "atanh", "greater": "gt", "greater_equal": "ge", "less": "lt",
            "less_equal": "le", "not_equal": "ne", "fix": "trunc"}
