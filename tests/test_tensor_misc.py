@@ -124,10 +124,19 @@ def test_random_fills_have_their_distributions():
     assert chainrule.equal(first, chainrule.empty(5).cauchy_())
 
 
-def test_aliases_are_the_same_functions_and_inplace_variants_write_in_place():
-    assert chainrule.arccos is chainrule.acos and chainrule.Tensor.arctan2 is chainrule.Tensor.atan2
-    assert chainrule.greater is chainrule.gt and chainrule.not_equal is chainrule.ne and chainrule.fix is chainrule.trunc
-    assert chainrule.multiply is chainrule.mul and chainrule.divide is chainrule.div
+def test_aliases_compute_as_their_ops_and_inplace_variants_write_in_place():
+    # (as in torch, an alias is a function of its own, named as it is called: its refusals name it)
+    for alias in (chainrule.arccos, chainrule.fix, chainrule.greater, chainrule.multiply, chainrule.negative):
+        assert alias.__name__ == [name for name in dir(chainrule) if getattr(chainrule, name) is alias][0]
+    assert chainrule.arccos is not chainrule.acos and chainrule.fix is not chainrule.trunc
+    assert chainrule.greater is not chainrule.gt and chainrule.Tensor.arctan2 is not chainrule.Tensor.atan2
+    a, b = chainrule.tensor([1.0, -2.0]), chainrule.tensor([0.5, 3.0])
+    for alias, op in ((chainrule.greater, chainrule.gt), (chainrule.not_equal, chainrule.ne),
+                      (chainrule.multiply, chainrule.mul), (chainrule.divide, chainrule.div),
+                      (chainrule.Tensor.arctan2, chainrule.Tensor.atan2)):
+        assert chainrule.equal(alias(a, b), op(a, b))
+    assert chainrule.equal(chainrule.arccos(b / 4), chainrule.acos(b / 4))
+    assert chainrule.equal(chainrule.fix(a * 1.5), chainrule.trunc(a * 1.5))
     x = chainrule.tensor([0.25, -0.5])
     version = x._version
     assert chainrule.arcsin_(x) is x and x._version == version + 1

@@ -478,7 +478,8 @@ from . import overrides  # noqa: E402,F401
 
 _methods.bind_torch_function()
 _torch_function.wrap_module(_sys.modules[__name__], "torch", skip=overrides._UNDISPATCHED_TOP_LEVEL,
-                            builtin=lambda name: name not in _torch_function.PYTHON_FUNCTIONS_AT_TOP_LEVEL)
+                            builtin=lambda name: name not in _torch_function.PYTHON_FUNCTIONS_AT_TOP_LEVEL,
+                            aliases=_methods.TOP_LEVEL_ALIASES)
 # the top-level spellings taken from Tensor's methods above stay those methods (built-ins, as torch's)
 # (their tensor keyword is torch's input=, not self=)
 for _name in ("detach", "fill_", "zero_", "detach_", "resize_as_", "as_strided_", "get_device", "is_nonzero",

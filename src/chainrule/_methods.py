@@ -1045,11 +1045,17 @@ def bind_all(modules) -> None:
 
 
 # --- opsB: special/aliases/in-place ---
-# torch's other names for ops chainrule has (each the same function object, so one OpInfo entry
-# covers both); the Tensor-only ones are bound as methods only
+# torch's other names for ops chainrule has (each bound to its op's function, so one OpInfo entry
+# covers both; the wiring then gives each its own wrapper, named as torch names it, see
+# TOP_LEVEL_ALIASES); the Tensor-only ones are bound as methods only
 ALIASES = {"arccos": "acos", "arcsin": "asin", "arctan": "atan", "arctan2": "atan2", "arccosh": "acosh",
            "arcsinh": "asinh", "arctanh": "atanh", "greater": "gt", "greater_equal": "ge", "less": "lt",
            "less_equal": "le", "not_equal": "ne", "fix": "trunc"}
+
+# the top-level aliases that are functions of their own in torch (torch.arccos.__name__ is 'arccos'),
+# bound here to their ops' functions: each is given its own wrapper, which names it
+TOP_LEVEL_ALIASES = frozenset({*ALIASES, "absolute", "negative", "clip", "concat", "concatenate", "divide", "multiply",
+                               "subtract", "true_divide", "moveaxis", "row_stack"})
 
 # in-place variants bound by bind_inplace_variants: Tensor.<name>_ (and chainrule.<name>_ for TOP_LEVEL_INPLACE)
 MORE_INPLACE = ["bitwise_not", "acos", "asin", "atan", "acosh", "asinh", "atanh", "cosh", "sinh", "erfc", "exp2", "log10",
@@ -1088,10 +1094,21 @@ def _make_inplace_from_copy(fn):
     return method
 
 
+# the TOP_LEVEL_INPLACE functions that take more than their input (torch.clamp_(x, 0, 1))
+INPLACE_WITH_ARGUMENTS = frozenset({"clamp", "clamp_max", "clamp_min", "clip", "round", "addmv", "xlogy", "logit",
+                                    "gcd", "lcm", "ldexp", "nan_to_num"})
+
+
 def top_level_inplace(name: str):
-    """torch.<name>_(input, ...): input.<name>_(...); no ``out=`` (an in-place op writes its input)."""
-    def function(input: Tensor, *args, **kwargs) -> Tensor:
-        return getattr(input, name + "_")(*args, **kwargs)
+    """torch.<name>_(input, ...): input.<name>_(...); no ``out=`` (an in-place op writes its input).
+    One that takes only its input binds only it, so that a second argument is refused as torch's
+    parser refuses it, by count ("abs_() takes 1 positional argument but 2 were given")."""
+    if name in INPLACE_WITH_ARGUMENTS:
+        def function(input: Tensor, *args, **kwargs) -> Tensor:
+            return getattr(input, name + "_")(*args, **kwargs)
+    else:
+        def function(input: Tensor) -> Tensor:
+            return getattr(input, name + "_")()
 
     function.__name__ = function.__qualname__ = name + "_"
     function.__doc__ = f"torch.{name}_: input.{name}_(...), in place."
@@ -1113,9 +1130,18 @@ def method_as_function(method):
             raise TypeError(f"{method.__name__}() got an unexpected keyword argument '{ours}'")
         if "input" in kwargs:
             args = (kwargs.pop("input"), *args)
-        return method(*args, **kwargs)
+        try:
+            return method(*args, **kwargs)
+        except TypeError:
+            # the method's words count its arguments after self and call a non-tensor self a wrong
+            # "descriptor"; torch's function parses input as its first argument, the count first
+            refusal = _torch_function.function_binding_refusal(function, function, args, kwargs)
+            if refusal is None:
+                raise
+            raise refusal from None
 
-    function.__signature__ = inspect.Signature([parameters[0].replace(name="input"), *parameters[1:]],
+    function.__signature__ = inspect.Signature([parameters[0].replace(name="input", annotation="Tensor"),
+                                                *parameters[1:]],
                                                return_annotation=inspect.signature(method).return_annotation)
     return function
 

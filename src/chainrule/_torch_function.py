@@ -510,24 +510,49 @@ def _item_index(value, culprit):
 _BINDING_REFUSAL = re.compile(r"\(\) (takes |missing \d+ required |got an unexpected keyword argument |"
                               r"got multiple values for argument )")
 
-# ops._arg_parser.method_binding_refusal (set there: this module sits below the ops)
-method_binding_refusal = None
+# an op's own check of a typed argument, worded as torch's parser words it but for where it was given
+_UNPOSITIONED = re.compile(r"(\w+)\(\): argument '(\w+)' must be ")
+
+
+def _positioned(method: bool, impl, args: tuple, error: TypeError):
+    """``error``, an op's own refusal of an argument's type ("argument 'dim' must be int, not str"),
+    with torch's "(position N)" where the call gave that argument positionally, or None. torch counts
+    a method's arguments after self, a function's from 1."""
+    match = _UNPOSITIONED.match(str(error))
+    if match is None:
+        return None
+    names = _argument_names(impl)
+    index = names.index(match[2]) if match[2] in names else len(args)
+    if index >= len(args) or (method and index == 0):
+        return None
+    text = str(error)
+    return TypeError(f"{text[:match.end(2) + 1]} (position {index if method else index + 1}){text[match.end(2) + 1:]}")
+
+
+# ops._arg_parser.method_binding_refusal and function_binding_refusal (set there: this module sits below the ops)
+method_binding_refusal = function_binding_refusal = None
 
 
 def binding_refusal(public, impl, args: tuple, kwargs: dict | None, error: TypeError):
-    """torch's TypeError where Python refused to bind a Tensor method's arguments, or None. Python
-    counts self and names the impl ("add() takes 2 positional arguments but 3 were given"); torch's
-    parser counts the arguments after self and names the method ("add_() takes 1 positional argument
-    but 2 were given"). Runs only when the op raised, so the call itself pays nothing."""
-    if getattr(public, "__torch_owner__", None) != "torch.Tensor" or method_binding_refusal is None \
-            or not _BINDING_REFUSAL.search(str(error)):
+    """torch's TypeError where Python refused to bind a Tensor method's or a C function's arguments,
+    or None. Python counts self and names the impl ("add() takes 2 positional arguments but 3 were
+    given"); torch's parser counts the arguments after self and names the method ("add_() takes 1
+    positional argument but 2 were given"), and checks the types of those given before it misses
+    one. Runs only when the op raised, so the call itself pays nothing."""
+    method = getattr(public, "__torch_owner__", None) == "torch.Tensor"
+    # (a C function's call is parsed by torch as a method's is; a Python function's words are Python's)
+    if not (method or isinstance(public, BuiltinFunction)) or method_binding_refusal is None:
         return None
+    if not _BINDING_REFUSAL.search(str(error)):
+        return _positioned(method, impl, args, error)
     # raised by the signature parser (ops/_arg_parser.py): torch's words already, not Python's
     last = error.__traceback__
     while last is not None and last.tb_next is not None:
         last = last.tb_next
     if last is not None and last.tb_frame.f_globals.get("__name__") == "chainrule.ops._arg_parser":
         return None
+    if not method:
+        return function_binding_refusal(public, impl, args, kwargs or {})
     return method_binding_refusal(public.__name__, impl, args, kwargs or {})
 
 
@@ -626,11 +651,12 @@ def dispatching(impl, owner: str | None = None, handed=None, binary: bool = Fals
 
 
 def wrap_module(module, owner: str, skip=frozenset(), builtin=lambda name: False,
-                spelling=lambda name, impl: None) -> None:
+                spelling=lambda name, impl: None, aliases=frozenset()) -> None:
     """Replace ``module``'s public functions by their dispatching wrappers (those in ``skip`` and
     those torch does not dispatch stay as they are). ``builtin(name)``: whether torch's function of
     that name is a C++ built-in, which does not bind in a class body — so neither does ours;
-    ``spelling(name, impl)``: how torch spells a call to the handlers (see ``dispatching``), or None."""
+    ``spelling(name, impl)``: how torch spells a call to the handlers (see ``dispatching``), or None;
+    ``aliases``: the names that torch makes functions of their own, where ``module`` binds another's."""
     for name, value in list(vars(module).items()):
         if name.startswith("_") or not is_function(value) or isinstance(value, BuiltinFunction):
             continue
@@ -640,7 +666,11 @@ def wrap_module(module, owner: str, skip=frozenset(), builtin=lambda name: False
             if builtin(name) and isinstance(value, types.FunctionType):
                 setattr(module, name, as_builtin(value, home))
             continue
-        setattr(module, name, dispatching(value, owner, home=home, builtin=builtin(name), spell=spelling(name, value)))
+        # an alias torch makes a function of its own (torch.arccos is not torch.acos) gets its own
+        # wrapper, named as it is called, so that its refusals name it
+        alias = name if name in aliases and getattr(value, "__name__", name) != name else None
+        setattr(module, name, dispatching(value, owner, home=home, builtin=builtin(name), spell=spelling(name, value),
+                                          name=alias))
 
 
 # torch's public functions written in Python (they bind as methods in a class body); the rest of the

@@ -346,16 +346,24 @@ def _out_dtype_refusal(name: str, rule: str, input, result, out) -> Exception | 
 _SHOWN_TYPES = {"Tensor": "Tensor", "Scalar": "Number", "int64_t": "int", "double": "float", "bool": "bool",
                 "str": "str", "TensorList": "tuple of Tensors", "IntArrayRef": "tuple of ints",
                 "ScalarType": "torch.dtype", "Layout": "torch.layout", "Device": "torch.device",
-                "Generator": "torch.Generator"}
+                "Generator": "torch.Generator", "MemoryFormat": "torch.memory_format"}
 
 # NumPy's spellings torch's parser takes for these keywords
 _NUMPY_KEYWORDS = {"dim": ("axis",), "keepdim": ("keepdims",), "input": ("x", "a", "x1"), "other": ("x2",)}
 
 
-class _Parameter:
-    __slots__ = ("kind", "name", "allow_none", "size", "optional", "default", "keyword_only", "names")
+# the ops whose Tensor arguments torch's parser also takes as Python or NumPy numbers (its
+# should_allow_numbers_as_tensors): ``x.add(2)`` binds ``(Tensor other)``, ``x.atan2(2)`` is refused
+_NUMBERS_AS_TENSORS = frozenset({"add", "add_", "div", "div_", "divide", "divide_", "mul", "mul_", "multiply",
+                                 "multiply_", "sub", "sub_", "subtract", "subtract_", "true_divide", "true_divide_",
+                                 "floor_divide", "floor_divide_"})
 
-    def __init__(self, text: str, keyword_only: bool) -> None:
+
+class _Parameter:
+    __slots__ = ("kind", "name", "allow_none", "size", "optional", "default", "keyword_only", "names",
+                 "takes_numbers")
+
+    def __init__(self, text: str, keyword_only: bool, takes_numbers: bool = False) -> None:
         kind, _, rest = text.partition(" ")
         self.allow_none = kind.endswith("?")
         kind = kind.rstrip("?")
@@ -366,6 +374,7 @@ class _Parameter:
         self.allow_none = self.allow_none or self.default == "None"
         self.keyword_only = keyword_only
         self.names = (self.name, *_NUMPY_KEYWORDS.get(self.name, ()))
+        self.takes_numbers = takes_numbers and self.kind == "Tensor"
 
     def __str__(self) -> str:
         shown = f"{_SHOWN_TYPES[self.kind]} {self.name}"
@@ -384,7 +393,7 @@ class _Signature:
             if item == "*":
                 keyword_only = True
             else:
-                self.params.append(_Parameter(item, keyword_only))
+                self.params.append(_Parameter(item, keyword_only, name in _NUMBERS_AS_TENSORS))
         self.min_args = sum(not p.optional for p in self.params)
         self.max_args = len(self.params)
         self.max_pos_args = sum(not p.keyword_only for p in self.params)
@@ -565,7 +574,8 @@ def _check(param: _Parameter, value, index: int):
 
     kind = param.kind
     if kind == "Tensor":
-        return None if isinstance(value, Tensor) else True
+        return None if isinstance(value, Tensor) or param.takes_numbers and isinstance(
+            value, (bool, int, float, complex, np.number, np.bool_)) else True
     if kind == "int64_t":
         if isinstance(value, Tensor):
             return None if value.ndim == 0 and not value.dtype.is_floating_point and not value.dtype.is_complex \
@@ -578,8 +588,9 @@ def _check(param: _Parameter, value, index: int):
             return None if value.ndim == 0 and not value.requires_grad else True
         if kind == "double" and isinstance(value, complex):
             return True
+        # (a NumPy array, even a 0-d one, is no number to torch's parser)
         return None if isinstance(value, (bool, int, float, complex, np.number, np.bool_)) or (
-            not isinstance(value, (str, bytes, tuple, list, dict)) and hasattr(value, "__float__")) else True
+            not isinstance(value, (str, bytes, tuple, list, dict, np.ndarray)) and hasattr(value, "__float__")) else True
     if kind == "bool":
         return None if isinstance(value, bool) else True  # (a NumPy bool is no Python bool to torch's parser)
     if kind == "str":
@@ -594,6 +605,10 @@ def _check(param: _Parameter, value, index: int):
         return None
     if kind == "ScalarType":
         return None if isinstance(value, _dtype.dtype) or value in (int, float, bool, complex) else True
+    if kind == "MemoryFormat":
+        from .. import memory_format
+
+        return None if isinstance(value, memory_format) else True
     return None  # Layout, Device, Generator: their own checks, later
 
 
@@ -802,8 +817,78 @@ _VARIANCE_AND_MEAN = tuple(text.replace(", *, Tensor out=None)", ")").replace(",
 _RANDOM_SIZED = (f"(IntArrayRef size, *, Generator? generator, Tensor out=None, {_CREATION})",
                  f"(IntArrayRef size, *, Tensor out=None, {_CREATION})")
 
+# the binary ops torch overloads for a Tensor or a Number other (the comparisons, fmod...)
+_TENSOR_OR_NUMBER = ("(Tensor input, Tensor other, *, Tensor out=None)", "(Tensor input, Scalar other, *, Tensor out=None)")
+# ... and those that also take a Number first (torch.remainder(2, x))
+_EITHER_A_NUMBER = ("(Tensor input, Tensor other, *, Tensor out=None)", "(Scalar self, Tensor other)",
+                    "(Tensor input, Scalar other, *, Tensor out=None)")
+_TENSORS_ONLY = ("(Tensor input, Tensor other, *, Tensor out=None)",)
+# add and sub, with the overload that puts alpha first (x.add(2, y), deprecated in torch)
+_ADD = ("(Tensor input, Tensor other, *, Scalar alpha=1, Tensor out=None)",
+        "(Tensor input, Scalar alpha, Tensor other, *, Tensor out=None)|deprecated")
+_DIV = ("(Tensor input, Tensor other, *, Tensor out=None)",
+        "(Tensor input, Tensor other, *, str? rounding_mode, Tensor out=None)",
+        "(Tensor input, Scalar other, *, str? rounding_mode)")
+_TRUE_DIVIDE = ("(Tensor input, Tensor other, *, Tensor out=None)", "(Tensor input, Scalar other)")
+_POW_METHOD = ("(Tensor input, Tensor exponent)", "(Tensor input, Scalar exponent)")
+_LERP = ("(Tensor input, Tensor end, Tensor weight, *, Tensor out=None)",
+         "(Tensor input, Tensor end, Scalar weight, *, Tensor out=None)")
+_COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge")
+# torch's aliases parsed with their base op's signatures, each naming itself in its refusals
+_ALIAS_OF = {"greater": "gt", "greater_equal": "ge", "less": "lt", "less_equal": "le", "not_equal": "ne",
+             "arctan2": "atan2"}
+
 # torch's signatures (python_torch_functions) of the functions whose arguments are checked here first
 SIGNATURES: dict[str, tuple] = {
+    **{name: _TENSOR_OR_NUMBER for name in (*_COMPARISONS, "fmod", "copysign")},
+    **{name: _EITHER_A_NUMBER for name in ("remainder", "bitwise_and", "bitwise_or", "bitwise_xor")},
+    "xlogy": ("(Tensor input, Tensor other, *, Tensor out=None)", "(Scalar self, Tensor other, *, Tensor out=None)",
+              "(Tensor input, Scalar other, *, Tensor out=None)"),
+    **{name: _TENSORS_ONLY for name in ("atan2", "maximum", "minimum", "fmax", "fmin", "hypot",
+                                        "nextafter", "logical_and", "logical_or", "logical_xor", "mul")},
+    "multiply": (*_TENSORS_ONLY, "(Tensor input, Scalar other)"),
+    "add": _ADD,
+    "sub": _ADD,
+    "subtract": ("(Tensor input, Tensor other, *, Scalar alpha=1, Tensor out=None)",
+                 "(Tensor input, Scalar other, Scalar alpha=1)"),
+    "div": _DIV,
+    "divide": (*_DIV[:2], "(Tensor input, Scalar other)", _DIV[2]),
+    "true_divide": _TRUE_DIVIDE,
+    "floor_divide": _TRUE_DIVIDE,
+    "pow": ("(Tensor input, Tensor exponent, *, Tensor out=None)", "(Scalar self, Tensor exponent, *, Tensor out=None)",
+            "(Tensor input, Scalar exponent, *, Tensor out=None)"),
+    "lerp": _LERP,
+    **{name: ("(Tensor input, int64_t source, int64_t destination)",
+              "(Tensor input, IntArrayRef source, IntArrayRef destination)") for name in ("movedim", "moveaxis")},
+    **{name: ("(TensorList tensors, *, Tensor out=None)",) for name in ("vstack", "row_stack")},
+    "celu": ("(Tensor input, Scalar alpha=1.0)",),
+    "celu_": ("(Tensor input, Scalar alpha=1.0)",),
+    "logit": ("(Tensor input, double? eps=None, *, Tensor out=None)",),
+    "logit_": ("(Tensor input, double? eps=None)",),
+    "combinations": ("(Tensor input, int64_t r=2, bool with_replacement=False)",),
+    # (copied from torch 2.13's listings of these overloaded functions)
+    "all": ("(Tensor input, *, Tensor out=None)", "(Tensor input, IntArrayRef? dim=None, bool keepdim=False, *, Tensor out=None)", "(Tensor input, int64_t dim, bool keepdim=False, *, Tensor out=None)"),
+    "any": ("(Tensor input, *, Tensor out=None)", "(Tensor input, IntArrayRef? dim=None, bool keepdim=False, *, Tensor out=None)", "(Tensor input, int64_t dim, bool keepdim=False, *, Tensor out=None)"),
+    "conv1d": ("(Tensor input, Tensor weight, Tensor? bias=None, IntArrayRef[1] stride=1, IntArrayRef[1] padding=0, IntArrayRef[1] dilation=1, int64_t groups=1)", "(Tensor input, Tensor weight, Tensor? bias=None, IntArrayRef[1] stride=1, str padding=\"valid\", IntArrayRef[1] dilation=1, int64_t groups=1)"),
+    "conv2d": ("(Tensor input, Tensor weight, Tensor? bias=None, IntArrayRef[2] stride=1, IntArrayRef[2] padding=0, IntArrayRef[2] dilation=1, int64_t groups=1)", "(Tensor input, Tensor weight, Tensor? bias=None, IntArrayRef[2] stride=1, str padding=\"valid\", IntArrayRef[2] dilation=1, int64_t groups=1)"),
+    "conv3d": ("(Tensor input, Tensor weight, Tensor? bias=None, IntArrayRef[3] stride=1, IntArrayRef[3] padding=0, IntArrayRef[3] dilation=1, int64_t groups=1)", "(Tensor input, Tensor weight, Tensor? bias=None, IntArrayRef[3] stride=1, str padding=\"valid\", IntArrayRef[3] dilation=1, int64_t groups=1)"),
+    "bucketize": ("(Tensor input, Tensor boundaries, *, bool out_int32=False, bool right=False, Tensor out=None)", "(Scalar self, Tensor boundaries, *, bool out_int32=False, bool right=False)"),
+    "bitwise_left_shift": ("(Tensor input, Tensor other, *, Tensor out=None)", "(Scalar self, Tensor other)", "(Tensor input, Scalar other, *, Tensor out=None)"),
+    "bitwise_right_shift": ("(Tensor input, Tensor other, *, Tensor out=None)", "(Scalar self, Tensor other)", "(Tensor input, Scalar other, *, Tensor out=None)"),
+    "float_power": ("(Tensor input, Tensor exponent, *, Tensor out=None)", "(Scalar self, Tensor exponent, *, Tensor out=None)", "(Tensor input, Scalar exponent, *, Tensor out=None)"),
+    "isin": ("(Tensor elements, Tensor test_elements, *, bool assume_unique=False, bool invert=False, Tensor out=None)", "(Scalar element, Tensor test_elements, *, bool assume_unique=False, bool invert=False, Tensor out=None)", "(Tensor elements, Scalar test_element, *, bool assume_unique=False, bool invert=False, Tensor out=None)"),
+    "index_fill": ("(Tensor input, int64_t dim, Tensor index, Tensor value)", "(Tensor input, int64_t dim, Tensor index, Scalar value)"),
+    "count_nonzero": ("(Tensor input, int64_t? dim=None)", "(Tensor input, IntArrayRef dim)"),
+    "dsplit": ("(Tensor input, int64_t sections)", "(Tensor input, IntArrayRef indices)"),
+    "hsplit": ("(Tensor input, int64_t sections)", "(Tensor input, IntArrayRef indices)"),
+    "vsplit": ("(Tensor input, int64_t sections)", "(Tensor input, IntArrayRef indices)"),
+    "tensor_split": ("(Tensor input, IntArrayRef indices, int64_t dim=0)", "(Tensor input, Tensor tensor_indices_or_sections, int64_t dim=0)", "(Tensor input, int64_t sections, int64_t dim=0)"),
+    "fill": ("(Tensor input, Tensor value)", "(Tensor input, Scalar value)"),
+    "nanquantile": ("(Tensor input, Tensor q, int64_t? dim=None, bool keepdim=False, *, str interpolation=\"linear\", Tensor out=None)", "(Tensor input, double q, int64_t? dim=None, bool keepdim=False, *, str interpolation=\"linear\", Tensor out=None)"),
+    "quantile": ("(Tensor input, Tensor q, int64_t? dim=None, bool keepdim=False, *, str interpolation=\"linear\", Tensor out=None)", "(Tensor input, double q, int64_t? dim=None, bool keepdim=False, *, str interpolation=\"linear\", Tensor out=None)"),
+    "where": ("(Tensor condition)", "(Tensor condition, Tensor input, Tensor other, *, Tensor out=None)",
+              "(Tensor condition, Scalar self, Tensor other)", "(Tensor condition, Tensor input, Scalar other)",
+              "(Tensor condition, Scalar self, Scalar other)"),
     "sum": ("(Tensor input, *, ScalarType? dtype=None)", _REDUCTION_BY_DIMS),
     "mean": ("(Tensor input, *, ScalarType? dtype=None, Tensor out=None)", _REDUCTION_BY_DIMS),
     "max": _MAX_MIN,
@@ -950,6 +1035,68 @@ LINALG_SIGNATURES: dict[str, tuple] = {
     "vector_norm": ('(Tensor input, Scalar ord=2, IntArrayRef[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None, Tensor out=None)',),
 }
 
+# torch.special's signatures (python_special_functions), by name in torch.special; torch names each
+# ``special_<name>`` in its messages. Copied from torch 2.13's own listings where it has several,
+# else written from aten's schemas (torch.ops.aten.special_*), the out= overload adding ``out``.
+SPECIAL_SIGNATURES: dict[str, tuple] = {
+    "airy_ai": ("(Tensor x, *, Tensor out=None)",),
+    "bessel_j0": ("(Tensor input, *, Tensor out=None)",),
+    "bessel_j1": ("(Tensor input, *, Tensor out=None)",),
+    "bessel_y0": ("(Tensor input, *, Tensor out=None)",),
+    "bessel_y1": ("(Tensor input, *, Tensor out=None)",),
+    "chebyshev_polynomial_t": ("(Tensor x, Tensor n, *, Tensor out=None)", "(Scalar x, Tensor n, *, Tensor out=None)", "(Tensor x, Scalar n, *, Tensor out=None)"),
+    "chebyshev_polynomial_u": ("(Tensor x, Tensor n, *, Tensor out=None)", "(Scalar x, Tensor n, *, Tensor out=None)", "(Tensor x, Scalar n, *, Tensor out=None)"),
+    "chebyshev_polynomial_v": ("(Tensor x, Tensor n, *, Tensor out=None)", "(Scalar x, Tensor n, *, Tensor out=None)", "(Tensor x, Scalar n, *, Tensor out=None)"),
+    "chebyshev_polynomial_w": ("(Tensor x, Tensor n, *, Tensor out=None)", "(Scalar x, Tensor n, *, Tensor out=None)", "(Tensor x, Scalar n, *, Tensor out=None)"),
+    "digamma": ("(Tensor input, *, Tensor out=None)",),
+    "entr": ("(Tensor input, *, Tensor out=None)",),
+    "erf": ("(Tensor input, *, Tensor out=None)",),
+    "erfc": ("(Tensor input, *, Tensor out=None)",),
+    "erfcx": ("(Tensor input, *, Tensor out=None)",),
+    "erfinv": ("(Tensor input, *, Tensor out=None)",),
+    "exp2": ("(Tensor input, *, Tensor out=None)",),
+    "expit": ("(Tensor input, *, Tensor out=None)",),
+    "expm1": ("(Tensor input, *, Tensor out=None)",),
+    "gammainc": ("(Tensor input, Tensor other, *, Tensor out=None)",),
+    "gammaincc": ("(Tensor input, Tensor other, *, Tensor out=None)",),
+    "gammaln": ("(Tensor input, *, Tensor out=None)",),
+    "hermite_polynomial_h": ("(Tensor x, Tensor n, *, Tensor out=None)", "(Scalar x, Tensor n, *, Tensor out=None)", "(Tensor x, Scalar n, *, Tensor out=None)"),
+    "hermite_polynomial_he": ("(Tensor x, Tensor n, *, Tensor out=None)", "(Scalar x, Tensor n, *, Tensor out=None)", "(Tensor x, Scalar n, *, Tensor out=None)"),
+    "i0": ("(Tensor input, *, Tensor out=None)",),
+    "i0e": ("(Tensor input, *, Tensor out=None)",),
+    "i1": ("(Tensor input, *, Tensor out=None)",),
+    "i1e": ("(Tensor input, *, Tensor out=None)",),
+    "laguerre_polynomial_l": ("(Tensor x, Tensor n, *, Tensor out=None)", "(Scalar x, Tensor n, *, Tensor out=None)", "(Tensor x, Scalar n, *, Tensor out=None)"),
+    "legendre_polynomial_p": ("(Tensor x, Tensor n, *, Tensor out=None)", "(Scalar x, Tensor n, *, Tensor out=None)", "(Tensor x, Scalar n, *, Tensor out=None)"),
+    "log1p": ("(Tensor input, *, Tensor out=None)",),
+    "log_ndtr": ("(Tensor input, *, Tensor out=None)",),
+    "log_softmax": ("(Tensor input, int64_t dim, *, ScalarType? dtype=None)",),
+    "logit": ("(Tensor input, double? eps=None, *, Tensor out=None)",),
+    "logsumexp": ("(Tensor input, IntArrayRef[1] dim, bool keepdim=False, *, Tensor out=None)",),
+    "modified_bessel_i0": ("(Tensor input, *, Tensor out=None)",),
+    "modified_bessel_i1": ("(Tensor input, *, Tensor out=None)",),
+    "modified_bessel_k0": ("(Tensor input, *, Tensor out=None)",),
+    "modified_bessel_k1": ("(Tensor input, *, Tensor out=None)",),
+    "multigammaln": ("(Tensor input, int64_t p, *, Tensor out=None)",),
+    "ndtr": ("(Tensor input, *, Tensor out=None)",),
+    "ndtri": ("(Tensor input, *, Tensor out=None)",),
+    "polygamma": ("(int64_t n, Tensor input, *, Tensor out=None)",),
+    "psi": ("(Tensor input, *, Tensor out=None)",),
+    "round": ("(Tensor input, *, int64_t decimals=0, Tensor out=None)",),
+    "scaled_modified_bessel_k0": ("(Tensor x, *, Tensor out=None)",),
+    "scaled_modified_bessel_k1": ("(Tensor x, *, Tensor out=None)",),
+    "shifted_chebyshev_polynomial_t": ("(Tensor x, Tensor n, *, Tensor out=None)", "(Scalar x, Tensor n, *, Tensor out=None)", "(Tensor x, Scalar n, *, Tensor out=None)"),
+    "shifted_chebyshev_polynomial_u": ("(Tensor x, Tensor n, *, Tensor out=None)", "(Scalar x, Tensor n, *, Tensor out=None)", "(Tensor x, Scalar n, *, Tensor out=None)"),
+    "shifted_chebyshev_polynomial_v": ("(Tensor x, Tensor n, *, Tensor out=None)", "(Scalar x, Tensor n, *, Tensor out=None)", "(Tensor x, Scalar n, *, Tensor out=None)"),
+    "shifted_chebyshev_polynomial_w": ("(Tensor x, Tensor n, *, Tensor out=None)", "(Scalar x, Tensor n, *, Tensor out=None)", "(Tensor x, Scalar n, *, Tensor out=None)"),
+    "sinc": ("(Tensor input, *, Tensor out=None)",),
+    "softmax": ("(Tensor input, int64_t dim, ScalarType? dtype=None)",),
+    "spherical_bessel_j0": ("(Tensor x, *, Tensor out=None)",),
+    "xlog1py": ("(Tensor input, Tensor other, *, Tensor out=None)", "(Scalar self, Tensor other, *, Tensor out=None)", "(Tensor input, Scalar other, *, Tensor out=None)"),
+    "xlogy": ("(Tensor input, Tensor other, *, Tensor out=None)", "(Scalar self, Tensor other, *, Tensor out=None)", "(Tensor input, Scalar other, *, Tensor out=None)"),
+    "zeta": ("(Tensor input, Tensor other, *, Tensor out=None)", "(Scalar self, Tensor other, *, Tensor out=None)", "(Tensor input, Scalar other, *, Tensor out=None)"),
+}
+
 # torch's internal functions that its Python ones call with positional arguments (torch.split calls
 # _VF.split for an int size, _VF.split_with_sizes for anything else): checked by ``check_as``
 INTERNAL_SIGNATURES: dict[str, tuple] = {
@@ -990,6 +1137,27 @@ METHOD_SIGNATURES: dict[str, tuple] = {
     "addcmul_": _ADD_PRODUCT,
     "addcdiv_": _ADD_PRODUCT,
     "relu_": ("(Tensor input)",),
+    # the dtype-casting methods and contiguous take only a keyword (x.float(1) is refused)
+    **{name: ("(Tensor input, *, MemoryFormat? memory_format=torch.preserve_format)",)
+       for name in ("float", "double", "half", "bfloat16", "long", "int", "short", "bool", "byte", "char", "cfloat",
+                    "cdouble")},
+    "contiguous": ("(Tensor input, *, MemoryFormat memory_format=torch.contiguous_format)",),
+    **{name: ("(Tensor input, Tensor other)", "(Tensor input, Scalar other)")
+       for name in ("remainder", "bitwise_and", "bitwise_or", "bitwise_xor", "xlogy")},
+    "pow": _POW_METHOD,
+    "pow_": _POW_METHOD,
+    "where": ("(Tensor condition, Tensor other)", "(Tensor condition, Scalar other)"),
+    # the in-place methods take what their out-of-place ones take
+    **{f"{name}_": signatures for name, signatures in (
+        *((name, _TENSOR_OR_NUMBER) for name in (*_COMPARISONS, "fmod", "copysign")),
+        *((name, ("(Tensor input, Tensor other)", "(Tensor input, Scalar other)"))
+          for name in ("remainder", "bitwise_and", "bitwise_or", "bitwise_xor", "xlogy")),
+        *((name, _TENSORS_ONLY) for name in ("atan2", "fmax", "fmin", "hypot", "nextafter",
+                                             "logical_and", "logical_or", "logical_xor", "mul")),
+        ("multiply", (*_TENSORS_ONLY, "(Tensor input, Scalar other)")), ("add", _ADD), ("sub", _ADD),
+        ("subtract", ("(Tensor input, Tensor other, *, Scalar alpha=1)", "(Tensor input, Scalar other, Scalar alpha=1)")),
+        ("div", _DIV), ("divide", (*_DIV[:2], "(Tensor input, Scalar other)", _DIV[2])),
+        ("true_divide", _TRUE_DIVIDE), ("floor_divide", _TRUE_DIVIDE), ("lerp", _LERP))},
 }
 _NO_METHOD = {"cat", "concat", "concatenate", "stack", "full", "zeros", "empty", "ones", "arange", "linspace", "logspace", "randn", "rand", "randint",
               "randperm"}
@@ -1007,17 +1175,31 @@ def _method_form(text: str) -> str:
 _PARSED: dict = {}
 
 
-def _signatures(name: str, method: bool, linalg: bool = False) -> list | None:
-    key = (name, method, linalg)
+def _alias_base(name: str) -> str:
+    """The op whose signatures torch's alias ``name`` has (``greater_`` -> ``gt_``), else ``name``."""
+    plain = name.removesuffix("_")
+    return name if plain not in _ALIAS_OF else _ALIAS_OF[plain] + name[len(plain):]
+
+
+# the namespaces whose functions torch's parser names ``<namespace>_<name>``, and their signatures
+_NAMESPACE_SIGNATURES = {"chainrule.linalg": ("linalg", LINALG_SIGNATURES),
+                         "chainrule.special": ("special", SPECIAL_SIGNATURES)}
+
+
+def _signatures(name: str, method: bool, module: str = "chainrule") -> list | None:
+    key = (name, method, module)
     if key not in _PARSED:
-        if linalg:
-            texts = LINALG_SIGNATURES.get(name)
-            name = f"linalg_{name}"
-        elif method:
-            texts = METHOD_SIGNATURES.get(name) or (SIGNATURES.get(name) if name not in _NO_METHOD else None)
-            texts = texts and [_method_form(t) for t in texts]
+        if module in _NAMESPACE_SIGNATURES:
+            prefix, table = _NAMESPACE_SIGNATURES[module]
+            texts = table.get(name)
+            name = f"{prefix}_{name}"
         else:
-            texts = SIGNATURES.get(name)
+            base = _alias_base(name)
+            if method:
+                texts = METHOD_SIGNATURES.get(base) or (SIGNATURES.get(base) if base not in _NO_METHOD else None)
+                texts = texts and [_method_form(t) for t in texts]
+            else:
+                texts = SIGNATURES.get(base)
         _PARSED[key] = texts and [_Signature(name, t) for t in texts]
         if method and texts and list(texts) == ["()"]:  # torch's generated method is METH_NOARGS
             _PARSED[key][0].bound_without_arguments = True
@@ -1030,10 +1212,9 @@ def checked_signature(impl, home: tuple):
     module, qualified = home
     method = qualified.startswith("Tensor.")
     name = qualified.rpartition(".")[2]
-    linalg = module == "chainrule.linalg"
-    if module not in ("chainrule", "chainrule.tensor", "chainrule.linalg") or _signatures(name, method, linalg) is None:
+    if module not in ("chainrule", "chainrule.tensor", *_NAMESPACE_SIGNATURES) or _signatures(name, method, module) is None:
         return impl
-    signatures = _signatures(name, method, linalg)
+    signatures = _signatures(name, method, module)
     name = signatures[0].name
 
     # a call of the exact types a signature takes runs at once; any other is parsed as torch would
@@ -1111,16 +1292,54 @@ def method_binding_refusal(name: str, impl, args: tuple, kwargs: dict) -> TypeEr
     return None
 
 
+# the namespaces whose C functions torch's parser names ``<prefix><name>``
+_PARSER_PREFIXES = {"chainrule.special": "special_", "chainrule.linalg": "linalg_", "chainrule.fft": "fft_"}
+
+
+def function_binding_refusal(public, impl, args: tuple, kwargs: dict) -> TypeError | None:
+    """torch's TypeError for a call of the C function ``public`` whose arguments Python refused to
+    bind to ``impl``, or None where they bind. torch's parser counts the positional arguments
+    first, then goes through the parameters in order, so a Tensor parameter given a number is
+    refused before a later one is missed (torch.adaptive_avg_pool1d(1) names ``input``, not the
+    missing ``output_size``). Which parameters are Tensors ``impl``'s annotations say; the rest
+    take anything here, as only the counts and names are known of them."""
+    try:
+        parameters = list(inspect.signature(impl).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters):
+        return None
+    words, starred = [], False
+    for p in parameters:
+        if p.kind is p.KEYWORD_ONLY and not starred:
+            words.append("*")
+            starred = True
+        annotation = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
+        kind = {"Tensor": "Tensor", "Tensor | None": "Tensor?"}.get(annotation, "object")
+        words.append(f"{kind} {p.name}" if p.default is p.empty else f"{kind} {p.name}=None")
+    module = getattr(public, "__module__", None)
+    name = public.__name__
+    prefix = _PARSER_PREFIXES.get(module, "")
+    signature = _Signature(name if name.startswith(prefix) else prefix + name, f"({', '.join(words)})")
+    try:
+        signature.parse(args, kwargs, True)
+    except TypeError as refusal:
+        return refusal
+    return None
+
+
 def _fast_types(param: _Parameter) -> frozenset:
     """The classes ``param`` takes without a closer look (``_ANY``: any; a list or tuple of ints is
     looked into by ``_fast_match``)."""
+    from .. import memory_format
     from ..tensor import Size, Tensor
 
     global _SIZE, _TENSOR
     _SIZE, _TENSOR = Size, Tensor
     none = {type(None)} if param.allow_none else set()
-    kinds = {"Tensor": {Tensor, _SUBCLASS}, "int64_t": {int}, "double": {int, float, bool}, "Scalar": {int, float, bool, complex},
-             "bool": {bool}, "str": {str}, "ScalarType": {_dtype.dtype},
+    numbers = {int, float, bool, complex} if param.takes_numbers else set()
+    kinds = {"Tensor": {Tensor, _SUBCLASS, *numbers}, "int64_t": {int}, "double": {int, float, bool}, "Scalar": {int, float, bool, complex},
+             "bool": {bool}, "str": {str}, "ScalarType": {_dtype.dtype}, "MemoryFormat": {memory_format},
              "IntArrayRef": {_INTS, *({int} if param.size else ())}, "TensorList": {_TENSORS}}
     return frozenset(none | kinds.get(param.kind, {_ANY}))
 
@@ -1155,6 +1374,7 @@ def _install() -> None:
 
     _torch_function.signature_check = checked_signature
     _torch_function.method_binding_refusal = method_binding_refusal
+    _torch_function.function_binding_refusal = function_binding_refusal
 
 
 _install()

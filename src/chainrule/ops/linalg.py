@@ -13,6 +13,7 @@ import builtins
 import functools
 import math
 import string
+import warnings
 
 import numpy as np
 
@@ -579,7 +580,18 @@ def outer(input: Tensor, vec2: Tensor, *, out=None) -> Tensor:
     return result if out is None else write_out(result, out, "outer")
 
 
-ger = outer
+
+def ger(input: Tensor, vec2: Tensor, *, out=None) -> Tensor:
+    """torch.ger: ``outer`` under its deprecated name. torch 2.13 warns so only in its out= form, at
+    every call (its TORCH_WARN, not _ONCE) and before any check of the operands."""
+    if out is not None:
+        warnings.warn("torch.ger is deprecated and will be removed in a future PyTorch release. Use torch.outer "
+                      "instead. (Triggered internally at /__w/pytorch/pytorch/aten/src/ATen/native/"
+                      "LinearAlgebra.cpp:1270.)", UserWarning, stacklevel=_torch_function.user_stacklevel())
+    return outer(input, vec2, out=out)
+
+
+ger.honours_out = True  # (outer writes its out=)
 
 
 @honours_out
