@@ -328,6 +328,7 @@ def _laid_out(result: Tensor, *operands: Tensor) -> Tensor:
 # ---------------------------------------------------------------- arithmetic
 class Add(Function):
     label = "+"
+    torch_name = "add"
     rule = "copies the gradient to both inputs (∂/∂a = 1, ∂/∂b = 1)"
     formula = "{0} + {1}"
     _array_forward = True
@@ -349,6 +350,7 @@ class Add(Function):
 
 class Sub(Function):
     label = "-"
+    torch_name = "sub"
     rule = "copies the gradient to a and its negative to b (∂/∂a = 1, ∂/∂b = -1)"
     formula = "{0} - {1}"
     _array_forward = True
@@ -1005,6 +1007,13 @@ def _kernel_arrays(op: str, a: Tensor, b: Tensor) -> tuple:
     _check_broadcast(a, b)
     x, y = on_one_device([a._data, b._data], op)
     return x, y
+
+
+def _one_device(op: str, a: Tensor, b: Tensor) -> None:
+    """A composite's own mixed-device error, naming it (not the first op it is built from); arrays
+    of one type are on one device and cost one comparison."""
+    if type(a._data) is not type(b._data):
+        on_one_device([a._data, b._data], op)
 
 
 def _floor_divide_float(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -1707,6 +1716,7 @@ absolute = abs
 # ---------------------------------------------------------------- binary, selection
 class Maximum(Function):
     label = "max"
+    torch_name = "maximum"
     rule = "routes the gradient to the larger input (split evenly on a tie)"
     formula = "max({0}, {1})"
     _array_forward = True
@@ -1730,6 +1740,7 @@ class Maximum(Function):
 
 class Minimum(Function):
     label = "min"
+    torch_name = "minimum"
     rule = "routes the gradient to the smaller input (split evenly on a tie)"
     formula = "min({0}, {1})"
     _array_forward = True
@@ -1776,6 +1787,7 @@ def minimum(input: Tensor, other: Tensor) -> Tensor:
 def fmax(input: Tensor, other: Tensor) -> Tensor:
     """Like maximum but a NaN loses to a number."""
     _require_tensors("fmax", input, other)
+    _one_device("fmax", input, other)
     a, b = _pair(input, other)
     return _laid_out(where(isnan(b) | (a >= b), a, b), a, b)
 
@@ -1786,6 +1798,7 @@ def fmin(input: Tensor, other: Tensor) -> Tensor:
 
     The elementwise minimum, taking the number where one side is NaN (torch.fmin)."""
     _require_tensors("fmin", input, other)
+    _one_device("fmin", input, other)
     a, b = _pair(input, other)
     return _laid_out(where(isnan(b) | (a <= b), a, b), a, b)
 
