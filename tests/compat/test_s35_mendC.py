@@ -52,3 +52,42 @@ def test_a_binary_op_across_devices_names_torchs_op(op, order):
     assert kind == "RuntimeError"
     assert message.startswith("Expected all tensors to be on the same device, but found at least two devices, ")
     assert message.endswith(f"(when checking the arguments of {getattr(torch, op).__name__})")
+
+
+# --- 2. on the device, a kernel's dtype error names the device's kernel --------------------------
+
+# (op, dtype of the operands, torch's CPU kernel, its CUDA kernel: aten/src/ATen/native/cuda's
+# CompareKernels.cu, BinaryBitwiseOpsKernels.cu, BinaryShiftOpsKernels.cu, UnaryOpsKernel.cu)
+KERNEL_DTYPE_CASES = [
+    *[(op, "complex64", f"{op}_cpu", "compare_cuda") for op in ("lt", "le", "gt", "ge")],
+    *[(op, "float8_e4m3fn", f"{op}_cpu", "compare_cuda") for op in ("lt", "ge")],
+    *[(op, "float32", f"{op}_cpu", f"{op}_cuda") for op in ("bitwise_and", "bitwise_or", "bitwise_xor")],
+    ("bitwise_left_shift", "float32", "lshift_cpu", "lshift_cuda"),
+    ("bitwise_right_shift", "float64", "rshift_cpu", "rshift_cuda"),
+    ("bitwise_not", "float32", "bitwise_not_cpu", "bitwise_not_cuda"),
+]
+
+
+def _kernel_dtype_case(op, dtype, device, other_shape=(3,)):
+    def case(lib):
+        a = lib.ones(3).to(getattr(lib, dtype)).to(device)
+        if op == "bitwise_not":
+            return a.bitwise_not()
+        return getattr(lib, op)(a, lib.ones(other_shape).to(getattr(lib, dtype)).to(device))
+    return case
+
+
+@pytest.mark.parametrize("op, dtype, cpu_kernel, cuda_kernel", KERNEL_DTYPE_CASES)
+def test_a_kernel_dtype_error_names_the_kernel_of_the_device(op, dtype, cpu_kernel, cuda_kernel):
+    on_cpu = outcome(_kernel_dtype_case(op, dtype, "cpu"), torch)
+    assert on_cpu[:2] == ("error", "NotImplementedError") and cpu_kernel in on_cpu[2]
+    assert outcome(_kernel_dtype_case(op, dtype, "cpu"), chainrule) == on_cpu
+    on_device = outcome(_kernel_dtype_case(op, dtype, "cuda"), chainrule, on_standin_cuda=True)
+    assert on_device == (*on_cpu[:2], on_cpu[2].replace(cpu_kernel, cuda_kernel), on_cpu[3])
+
+
+@pytest.mark.parametrize("op, dtype", [("lt", "complex64"), ("ge", "float8_e4m3fn"), ("bitwise_and", "float32")])
+def test_a_kernel_dtype_error_comes_after_the_broadcast_check(op, dtype):
+    """TensorIterator broadcasts the operands before it dispatches to a kernel."""
+    case = _kernel_dtype_case(op, dtype, "cpu", other_shape=(4,))
+    assert outcome(case, chainrule) == outcome(case, torch)

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from .. import _config, _dtype, _opmath, _vmap_frames
-from .._backend import array_module, follow_device, on_one_device, subtract_contiguous
+from .._backend import array_module, device_of, follow_device, on_one_device, subtract_contiguous
 from .._torch_function import user_stacklevel
 from ..autograd import function as _function_module
 from ..autograd.function import (
@@ -1007,6 +1007,20 @@ def _kernel_arrays(op: str, a: Tensor, b: Tensor) -> tuple:
     _check_broadcast(a, b)
     x, y = on_one_device([a._data, b._data], op)
     return x, y
+
+
+def refuse_kernel_dtype(op: str, a: Tensor, b: Tensor | None = None, *, kernel: str | None = None,
+                        cuda_kernel: str | None = None) -> None:
+    """torch's NotImplementedError for an op whose kernel has no instance for the operands' dtype,
+    raised where TensorIterator raises it: after its broadcast and device checks (``_kernel_arrays``;
+    ``b=None``: a unary op), naming the kernel of the device it dispatched to. ``kernel`` is the
+    kernel's name without its device (the op's name if not given: gcd_cpu, gcd_cuda); ``cuda_kernel``
+    where the CUDA one differs (lt's is compare_cuda)."""
+    arrays = (a._data,) if b is None else _kernel_arrays(op, a, b)  # (a 0-d CPU operand joins)
+    on_cuda = type(arrays[0]) is not np.ndarray and device_of(arrays[0]).type == "cuda"
+    kernel = kernel or op
+    name = f"{cuda_kernel or kernel}_cuda" if on_cuda else f"{kernel}_cpu"
+    raise NotImplementedError(f"\"{name}\" not implemented for '{_dtype.scalar_name(a.dtype)}'")
 
 
 def _one_device(op: str, a: Tensor, b: Tensor) -> None:
@@ -2427,10 +2441,10 @@ def _compare(ufunc, ordered: str = "", *, aten: str):
                 return made
         a, b = _pair(input, other)
         x, y = a._data, b._data
-        if ordered and x.dtype.kind == "c":  # NumPy orders complex numbers lexicographically; torch refuses
-            refuse_complex(a, f"\"{ordered}_cpu\" not implemented for '{{dtype}}'")
-        if ordered and _FLOAT8_NP and x.dtype in _FLOAT8_NP:  # torch does not order float8 values
-            _dtype.refuse_float8(x.dtype, f"{ordered}_cpu")
+        # NumPy orders complex numbers lexicographically, and float8 values; torch refuses (its CUDA
+        # kernel for all four orderings is compare_cuda)
+        if ordered and (x.dtype.kind == "c" or _FLOAT8_NP and x.dtype in _FLOAT8_NP):
+            refuse_kernel_dtype(aten, a, b, cuda_kernel="compare")
         if type(x) is not np.ndarray or type(y) is not np.ndarray:  # (a device array, or two GPUs')
             x, y = _kernel_arrays(aten, a, b)  # (the mixed-device error names torch's op, not NumPy's ufunc)
         try:
@@ -2487,7 +2501,7 @@ def _bitwise(ufunc):
     def op(input, other) -> Tensor:
         a, b = _pair(input, other)
         if a._data.dtype.kind in "fVc":  # torch's integer-and-bool kernel, named by the common dtype
-            refuse_kernel(a, f"{ufunc.__name__}_cpu")
+            refuse_kernel_dtype(ufunc.__name__, a, b)
         x, y = a._data, b._data
         if type(x) is not np.ndarray or type(y) is not np.ndarray:
             x, y = _kernel_arrays(ufunc.__name__, a, b)
@@ -2524,7 +2538,7 @@ def bitwise_not(input: Tensor) -> Tensor:
     The bitwise NOT of an integer or bool tensor (torch.bitwise_not)."""
     xp = array_module(input)
     if input._data.dtype.kind in "fVc":
-        refuse_kernel(input, "bitwise_not_cpu")
+        refuse_kernel_dtype("bitwise_not", input)
     return Tensor._make(xp.invert(input._data))
 
 

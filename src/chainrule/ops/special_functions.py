@@ -33,6 +33,7 @@ from .elementwise import (
     mul,
     pow,
     refuse_complex,
+    refuse_kernel_dtype,
     rounded_once,
     rsqrt,
     sign,
@@ -689,18 +690,8 @@ def nextafter(input: Tensor, other: Tensor) -> Tensor:
     _require_tensors("nextafter", input, other)
     a, b = _pair(input, other)
     if a._data.dtype.kind not in "fV":
-        _refuse_kernel_dtype("nextafter", a, b)
+        refuse_kernel_dtype("nextafter", a, b)
     return Nextafter.apply(a, b)
-
-
-def _refuse_kernel_dtype(op: str, a: Tensor, b: Tensor) -> None:
-    """torch's NotImplementedError for a binary op whose kernel has no instance for the operands'
-    dtype, raised where TensorIterator raises it: after its broadcast and device checks
-    (``_kernel_arrays``), and naming the kernel of the device it dispatched to (gcd_cpu, gcd_cuda)."""
-    _kernel_arrays(op, a, b)
-    on_cuda = "cuda" in (device_of(a._data).type, device_of(b._data).type)  # (a 0-d CPU operand joins)
-    kernel = f"{op}_cuda" if on_cuda else f"{op}_cpu"
-    raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(a.dtype)}'")
 
 
 def _integer_pair(op: str, input, other):
@@ -717,7 +708,7 @@ def _integer_pair(op: str, input, other):
                            f"from other tensors on {first} (when checking argument in method wrapper_CUDA_{op})")
     a, b = _pair(input, other)
     if a._data.dtype.kind not in "iu":
-        _refuse_kernel_dtype(op, a, b)
+        refuse_kernel_dtype(op, a, b)
     return _kernel_arrays(op, a, b)
 
 
