@@ -91,3 +91,22 @@ def test_a_kernel_dtype_error_comes_after_the_broadcast_check(op, dtype):
     """TensorIterator broadcasts the operands before it dispatches to a kernel."""
     case = _kernel_dtype_case(op, dtype, "cpu", other_shape=(4,))
     assert outcome(case, chainrule) == outcome(case, torch)
+
+
+# --- 3. small edges ------------------------------------------------------------------------------
+
+def assert_as_torch(case):
+    assert outcome(case, chainrule) == outcome(case, torch)
+
+
+@pytest.mark.parametrize("layer", ["GRU", "RNN"])
+@pytest.mark.parametrize("hx", ["a 1-tuple", "a list", "an int"])
+@pytest.mark.parametrize("batched", [True, False])
+def test_an_rnn_given_a_state_that_is_no_tensor_raises_torchs_attribute_error(layer, hx, batched):
+    def case(lib):
+        lib.manual_seed(0)
+        state = lib.zeros(1, 1, 3) if batched else lib.zeros(1, 3)
+        given = {"a 1-tuple": (state,), "a list": [state], "an int": 3}[hx]
+        return getattr(lib.nn, layer)(2, 3)(lib.zeros(4, 1, 2) if batched else lib.zeros(4, 2), given)[0]
+    assert_as_torch(case)
+
