@@ -110,3 +110,12 @@ def test_an_rnn_given_a_state_that_is_no_tensor_raises_torchs_attribute_error(la
         return getattr(lib.nn, layer)(2, 3)(lib.zeros(4, 1, 2) if batched else lib.zeros(4, 2), given)[0]
     assert_as_torch(case)
 
+
+
+@pytest.mark.parametrize("length, index", [(0, -1), (0, -2), (0, 0), (3, -1), (3, -3), (3, -4), (3, 0), (3, 1), (3, 3)])
+def test_module_list_insert_at_a_negative_index_raises_torchs_key_error(length, index):
+    def case(lib):
+        modules = lib.nn.ModuleList([lib.nn.Linear(1, 1), lib.nn.ReLU(), lib.nn.Tanh()][:length])
+        modules.insert(index, lib.nn.Sigmoid())
+        return [type(m).__name__ for m in modules]
+    assert_as_torch(case)
