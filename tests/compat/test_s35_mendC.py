@@ -29,7 +29,7 @@ def outcome(case, lib, on_standin_cuda=False):
                 result = case(lib)
             if isinstance(result, (lib.Tensor, tuple, list)):
                 result = [r.tolist() if isinstance(r, lib.Tensor) else r for r in result] \
-                    if isinstance(result, (tuple, list)) else (str(result.dtype), result.tolist())
+                    if isinstance(result, (tuple, list)) else (str(result.dtype).split(".")[-1], result.tolist())
             shown = ("ok", result)
         except Exception as error:  # the error is part of what is compared
             shown = ("error", type(error).__name__, str(error))
@@ -118,4 +118,21 @@ def test_module_list_insert_at_a_negative_index_raises_torchs_key_error(length, 
         modules = lib.nn.ModuleList([lib.nn.Linear(1, 1), lib.nn.ReLU(), lib.nn.Tanh()][:length])
         modules.insert(index, lib.nn.Sigmoid())
         return [type(m).__name__ for m in modules]
+    assert_as_torch(case)
+
+
+@pytest.mark.parametrize("batch_shape, reinterpreted", [((0, 3), 1), ((0, 3), 2), ((2, 0), 1), ((2, 0, 3), 1),
+                                                        ((2, 3), 1), ((4, 2, 3), 2)])
+@pytest.mark.parametrize("method", ["log_prob", "entropy", "kl"])
+def test_independent_sums_its_rightmost_dims_as_torch(batch_shape, reinterpreted, method):
+    """torch sums by a reshape to (..., -1), ambiguous (an error) for a batch with no elements."""
+    def case(lib):
+        d = lib.distributions
+        def independent(loc):
+            return d.Independent(d.Normal(lib.full(batch_shape, loc), lib.ones(batch_shape)), reinterpreted)
+        if method == "log_prob":
+            return independent(0.0).log_prob(lib.full(batch_shape, 0.5))
+        if method == "entropy":
+            return independent(0.0).entropy()
+        return d.kl_divergence(independent(0.0), independent(1.0))
     assert_as_torch(case)
