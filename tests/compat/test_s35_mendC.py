@@ -136,3 +136,30 @@ def test_independent_sums_its_rightmost_dims_as_torch(batch_shape, reinterpreted
             return independent(0.0).entropy()
         return d.kl_divergence(independent(0.0), independent(1.0))
     assert_as_torch(case)
+
+
+PRODUCT_SHAPES = {"empty batch": ((0, 2, 3), (0, 3, 4)), "no rows": ((2, 0, 3), (2, 3, 4)),
+                  "no columns": ((2, 2, 3), (2, 3, 0)), "empty inner dim": ((2, 2, 0), (2, 0, 4)),
+                  "full": ((2, 2, 3), (2, 3, 4)), "bad inner dim": ((2, 2, 3), (2, 4, 4))}
+PRODUCT_DTYPES = [("float64", "float32"), ("float32", "float64"), ("int64", "float32"), ("float32", "bool"),
+                  ("bool", "int64"), ("bool", "bool"), ("int32", "int64")]
+
+
+@pytest.mark.parametrize("op", ["bmm", "matmul"])
+@pytest.mark.parametrize("shapes", PRODUCT_SHAPES.values(), ids=PRODUCT_SHAPES.keys())
+@pytest.mark.parametrize("dtypes", PRODUCT_DTYPES, ids="-".join)
+def test_a_batched_product_with_nothing_to_compute_has_mat2s_dtype(op, shapes, dtypes):
+    """torch's bmm returns before its kernel (where dtypes are checked) when the result is empty or
+    the inner dim is: zeros of mat2's dtype, whatever input's."""
+    def case(lib):
+        return getattr(lib, op)(*(lib.zeros(shape, dtype=getattr(lib, dtype)) for shape, dtype in zip(shapes, dtypes)))
+    assert_as_torch(case)
+
+
+@pytest.mark.parametrize("op", ["bmm", "matmul"])
+def test_the_gradient_of_an_empty_mixed_dtype_product_has_its_inputs_dtype(op):
+    def case(lib):
+        a = lib.zeros(2, 2, 0, dtype=lib.float64, requires_grad=True)
+        getattr(lib, op)(a, lib.ones(2, 0, 4)).sum().backward()
+        return a.grad
+    assert_as_torch(case)

@@ -300,6 +300,13 @@ def _check_same_dtype(a: Tensor, b: Tensor) -> None:
         )
 
 
+def _skips_bmm_kernel(result_size: int, inner: int) -> bool:
+    """Whether torch's bmm returns before its kernel, where the dtypes are checked: for an empty
+    result, or zeros over an empty inner dim. The result then has mat2's dtype, whatever input's
+    (bool included), so the caller casts input to it."""
+    return result_size == 0 or inner == 0
+
+
 def _check_product_dtypes(kernel: str, a: Tensor, b: Tensor) -> None:
     """torch's product kernels each word a dtype mismatch their own way: dot, mv (as addmv, naming the
     vector's dtype for the result it would add to), bmm, and mm's (``_check_same_dtype``)."""
@@ -393,9 +400,14 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     kernel = "dot" if a.ndim == b.ndim == 1 else "mv" if b.ndim == 1 else "mm" if b.ndim == 2 else "bmm"
     if kernel == "bmm" and a.ndim <= 2 and input.requires_grad:
         _check_product_dtypes("mv" if a.ndim == 1 else "mm", other, input)
-    if kernel == "bmm" and a.dtype == np.bool_:
+    if kernel == "bmm" and not (a.ndim <= 2 and input.requires_grad) and _skips_bmm_kernel(
+            int(np.prod(_broadcast_batch(a.shape[:-2], b.shape[:-2]))) * (a.shape[-2] if a.ndim > 1 else 1) * b.shape[-1],
+            k_a):
+        input = input.to(other.dtype)
+        a = input._data
+    elif kernel == "bmm" and a.dtype == np.bool_:
         raise NotImplementedError('"bmm" not implemented for \'Bool\'')
-    if kernel != "dot":
+    elif kernel != "dot":
         _check_product_dtypes(kernel, input, other)
     if out is None and (a.ndim > 2 or b.ndim > 2 or a.ndim < b.ndim) and is_recording(input, other):
         return _recorded_matmul(input, other)
@@ -518,12 +530,14 @@ def bmm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
         raise RuntimeError("batch1 must be a 3D tensor")
     if mat2._data.ndim != 3:
         raise RuntimeError("batch2 must be a 3D tensor")
-    if input._data.dtype == np.bool_:  # torch's bmm has no bool kernel, whatever mat2's dtype
-        raise NotImplementedError('"bmm" not implemented for \'Bool\'')
-    (b, _, m), (b2, m2, _) = input._data.shape, mat2._data.shape
+    (b, n, m), (b2, m2, p) = input._data.shape, mat2._data.shape
     if (b, m) != (b2, m2):
         raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: [{b}, {m}] "
                            f"but got: [{b2}, {m2}].")
+    if _skips_bmm_kernel(b * n * p, m):
+        input = input.to(mat2.dtype)
+    elif input._data.dtype == np.bool_:  # torch's bmm has no bool kernel, whatever mat2's dtype
+        raise NotImplementedError('"bmm" not implemented for \'Bool\'')
     _check_product_dtypes("bmm", input, mat2)  # after the shapes, as torch's
     result = Bmm.apply(input, mat2)
     return result if out is None else _exact_out(result, out, "bmm")
