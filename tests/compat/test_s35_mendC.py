@@ -163,3 +163,30 @@ def test_the_gradient_of_an_empty_mixed_dtype_product_has_its_inputs_dtype(op):
         getattr(lib, op)(a, lib.ones(2, 0, 4)).sum().backward()
         return a.grad
     assert_as_torch(case)
+
+
+PRODUCT_OPERAND_SHAPES = [((2, 3), (3, 4)), ((2, 2, 3), (2, 3, 4)), ((3,), (3,)), ((2, 3), (3,)), ((2, 2, 3), (3,))]
+
+
+@pytest.mark.parametrize("op", ["matmul", "mm", "bmm", "mv", "dot"])
+@pytest.mark.parametrize("shapes", PRODUCT_OPERAND_SHAPES, ids=str)
+@pytest.mark.parametrize("out_shape, out_dtype", [((5, 5), "float32"), ((2, 4), "float64"), ((2, 4), "int64")])
+@pytest.mark.parametrize("requiring_grad", ["input", "other", "out"])
+def test_a_product_with_out_refuses_autograd_before_its_kernel_checks(op, shapes, out_shape, out_dtype,
+                                                                      requiring_grad):
+    """torch's autograd layer refuses an out= call before the kernel checks shapes or dtypes."""
+    def case(lib):
+        a = lib.ones(shapes[0], requires_grad=requiring_grad == "input")
+        b = lib.ones(shapes[1], requires_grad=requiring_grad == "other")
+        out = lib.zeros(out_shape, dtype=getattr(lib, out_dtype), requires_grad=requiring_grad == "out")
+        return getattr(lib, op)(a, b, out=out)
+    assert_as_torch(case)
+
+
+@pytest.mark.parametrize("op", ["matmul", "mm"])
+def test_a_product_with_out_under_no_grad_checks_its_out_as_torch(op):
+    def case(lib):
+        a, b = lib.ones(2, 3, requires_grad=True), lib.ones(3, 4)
+        with lib.no_grad():
+            return getattr(lib, op)(a, b, out=lib.zeros(5, 5, dtype=lib.float64))
+    assert_as_torch(case)

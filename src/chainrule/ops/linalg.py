@@ -35,7 +35,7 @@ from ..autograd.function import (
     saved,
     unwatched_on_plain_arrays,
 )
-from ..tensor import Tensor, _wrap_dim, honours_out, write_out
+from ..tensor import Tensor, _wrap_dim, honours_out, refuse_out_under_autograd, write_out
 from . import creation
 from ._arg_parser import check_bool, out_rule
 from .elementwise import conjugate_rule, where
@@ -362,6 +362,7 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     matrix product, and batched products broadcasting the batch dims."""
     _check_tensor("matmul", "input", input)
     _check_tensor("matmul", "other", other)
+    refuse_out_under_autograd("matmul", out, input, other)
     a, b = input._data, other._data
     if a.ndim == 0 or b.ndim == 0:
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {a.ndim}D and {b.ndim}D")
@@ -508,6 +509,7 @@ def mm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
     _refuse_out_dtype(out_dtype, "mm")
     _check_tensor("mm", "input", input)
     _check_tensor("mm", "mat2", mat2)
+    refuse_out_under_autograd("mm", out, input, mat2)
     if input._data.ndim != 2:
         raise RuntimeError("self must be a matrix")
     if mat2._data.ndim != 2:
@@ -526,6 +528,7 @@ def bmm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
     _refuse_out_dtype(out_dtype, "bmm")
     _check_tensor("bmm", "input", input)
     _check_tensor("bmm", "mat2", mat2)
+    refuse_out_under_autograd("bmm", out, input, mat2)
     if input._data.ndim != 3:
         raise RuntimeError("batch1 must be a 3D tensor")
     if mat2._data.ndim != 3:
@@ -547,6 +550,7 @@ def mv(input: Tensor, vec: Tensor, *, out=None) -> Tensor:
     """torch.mv: (n, m) @ (m,) -> (n,)."""
     _check_tensor("mv", "input", input)
     _check_tensor("mv", "vec", vec)
+    refuse_out_under_autograd("mv", out, input, vec)
     a, v = input._data, vec._data
     if a.ndim != 2 or v.ndim != 1:
         raise RuntimeError(f"vector + matrix @ vector expected, got 1, {a.ndim}, {v.ndim}")
@@ -561,6 +565,7 @@ def dot(input: Tensor, tensor: Tensor, *, out=None) -> Tensor:
     """torch.dot: the inner product of two 1-D tensors of the same size (a 0-d result)."""
     _check_tensor("dot", "input", input)
     _check_tensor("dot", "tensor", tensor)
+    refuse_out_under_autograd("dot", out, input, tensor)
     a, b = input._data, tensor._data
     if a.ndim != 1 or b.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {a.ndim}D and {b.ndim}D tensors")
