@@ -190,3 +190,23 @@ def test_a_product_with_out_under_no_grad_checks_its_out_as_torch(op):
         with lib.no_grad():
             return getattr(lib, op)(a, b, out=lib.zeros(5, 5, dtype=lib.float64))
     assert_as_torch(case)
+
+
+EINSUM_CASES = {
+    "ij,jk->ik": [(2, 3), (3, 4)], "i,i->": [(3,), (3,)], "ij,j->i": [(2, 3), (3,)], "ij,kl->": [(2, 3), (3, 4)],
+    "ij,kl->ijkl": [(2, 3), (3, 4)], "bij,bjk->bik": [(2, 2, 3), (2, 3, 4)], "i,j->ij": [(2,), (3,)],
+    "ij,jk,kl->il": [(2, 3), (3, 4), (4, 5)], "ii->i": [(3, 3)], "ij->": [(2, 3)], "ij,ij->": [(2, 3), (2, 3)],
+    "ij,ij->i": [(2, 3), (2, 3)], "ij,jk->i": [(2, 3), (3, 4)], "ij,jk->k": [(2, 3), (3, 4)],
+}
+
+
+@pytest.mark.parametrize("equation", EINSUM_CASES)
+@pytest.mark.parametrize("dtypes", [("bool", "bool", "bool"), ("bool", "float32", "bool"), ("float32", "bool", "bool"),
+                                    ("int64", "bool", "int64"), ("bool", "int64", "int64")], ids="-".join)
+def test_einsum_of_bool_tensors_refuses_a_contraction_as_torch(equation, dtypes):
+    """torch contracts a shared label with bmm, which has no bool kernel; a label summed first
+    counts in int64, and a broadcast product needs no bmm."""
+    def case(lib):
+        return lib.einsum(equation, *(lib.ones(shape, dtype=getattr(lib, dtype))
+                                      for shape, dtype in zip(EINSUM_CASES[equation], dtypes)))
+    assert_as_torch(case)

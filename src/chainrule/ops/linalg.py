@@ -1153,8 +1153,9 @@ def einsum(equation, *operands) -> Tensor:
         raise RuntimeError("einsum(): must provide at least one operand")
     subs, output = _parse_einsum(equation, [t._data.shape for t in operands])
     dtypes = {t._data.dtype for t in operands}
+    if len(operands) > 1 and (len(dtypes) > 1 or np.dtype(np.bool_) in dtypes):
+        _refuse_what_bmm_refuses(subs, output, operands)
     if len(dtypes) > 1:
-        _refuse_contracting_mixed_dtypes(subs, output, operands)
         dtype = operands[0].dtype
         for t in operands[1:]:
             dtype = _dtype.promote_types(dtype, t.dtype)
@@ -1173,11 +1174,12 @@ einsum.__torch_dispatching__ = True
 einsum.__torch_owner__ = "torch"
 
 
-def _refuse_contracting_mixed_dtypes(subs: list, output: list, operands) -> None:
+def _refuse_what_bmm_refuses(subs: list, output: list, operands) -> None:
     """torch's einsum folds the operands in from the left; a pair that contracts a shared label
-    goes through bmm, which refuses operands of different dtypes (only a pair with nothing to
-    contract is a broadcast product, which promotes). Labels of size 1 are left alone here (torch
-    may squeeze them away first)."""
+    goes through bmm, which has no bool kernel and refuses operands of different dtypes (only a
+    pair with nothing to contract is a broadcast product, which promotes). An operand summed first
+    over a label of its own is counted in int64 by then. Labels of size 1 are left alone here
+    (torch may squeeze them away first)."""
     def sizes(labels, shape) -> dict:
         if "..." in labels:
             width = len(shape) - (len(labels) - 1)
@@ -1186,35 +1188,48 @@ def _refuse_contracting_mixed_dtypes(subs: list, output: list, operands) -> None
             labels = labels[:at] + labels[at + 1:]
         return dict(zip(labels, shape))
 
+    summed_first = _lone_label_operands(subs, output, [t._data.shape for t in operands])
+    dtypes = [_dtype.int64 if summed and t._data.dtype.kind in "biu" else t.dtype
+              for t, summed in zip(operands, summed_first)]
     seen = sizes(subs[0], operands[0]._data.shape)
-    dtype = operands[0].dtype
+    dtype = dtypes[0]
     for i in range(1, len(subs)):
         later = set(output).union(*subs[i + 1:])
         mine = sizes(subs[i], operands[i]._data.shape)
         contracted = [label for label in mine if label in seen and label not in later
                       and mine[label] != 1 and seen[label] != 1]
-        if contracted and operands[i].dtype is not dtype:
+        if contracted and dtype is _dtype.bool:
+            raise NotImplementedError('"bmm" not implemented for \'Bool\'')
+        if contracted and dtypes[i] is not dtype:
             raise RuntimeError(f"expected scalar type {_dtype.scalar_name(dtype)} but found "
-                               f"{_dtype.scalar_name(operands[i].dtype)}")
-        dtype = _dtype.promote_types(dtype, operands[i].dtype)
+                               f"{_dtype.scalar_name(dtypes[i])}")
+        dtype = _dtype.promote_types(dtype, dtypes[i])
         seen.update(mine)
 
 
 def _sums_a_lone_label(subs: list, output: list, shapes: list) -> bool:
-    """Whether torch's einsum sums an operand over a label that neither the output nor another
-    operand has: always for one operand; among several, only a label of size > 1 (one of size 1
-    is squeezed away)."""
+    """Whether torch's einsum sums some operand over a label of its own (``_lone_label_operands``)."""
+    return any(_lone_label_operands(subs, output, shapes))
+
+
+def _lone_label_operands(subs: list, output: list, shapes: list) -> list:
+    """For each operand, whether torch's einsum sums it over a label that neither the output nor
+    another operand has: always for one operand; among several, only a label of size > 1 (one of
+    size 1 is squeezed away)."""
+    summed = []
     for i, (labels, shape) in enumerate(zip(subs, shapes)):
         others = {label for j, other in enumerate(subs) if j != i for label in other} | set(output)
         ellipsis_width = len(shape) - (len(labels) - 1) if "..." in labels else 0
         position = 0
+        lone = False
         for label in labels:
             width = ellipsis_width if label == "..." else 1
             sizes = shape[position:position + width]
             position += width
             if label not in others and sizes and (len(subs) == 1 or any(size != 1 for size in sizes)):
-                return True
-    return False
+                lone = True
+        summed.append(lone)
+    return summed
 
 
 @honours_out
