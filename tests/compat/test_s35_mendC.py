@@ -210,3 +210,19 @@ def test_einsum_of_bool_tensors_refuses_a_contraction_as_torch(equation, dtypes)
         return lib.einsum(equation, *(lib.ones(shape, dtype=getattr(lib, dtype))
                                       for shape, dtype in zip(EINSUM_CASES[equation], dtypes)))
     assert_as_torch(case)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "uint32"])
+@pytest.mark.parametrize("value", [-1, -2, -255, -256, -65535, -65536, -2**32 + 1, -2**32, 255, 256, [-2, 3], [[-1], [-256]]],
+                         ids=str)
+@pytest.mark.parametrize("maker", ["new_tensor", "tensor", "full"])
+def test_a_negative_int_wraps_into_an_unsigned_dtype_down_to_minus_its_max(dtype, value, maker):
+    """c10's overflow check lets a negative int down to -max into an unsigned type, wrapped."""
+    def case(lib):
+        target = getattr(lib, dtype)
+        if maker == "new_tensor":
+            return lib.tensor([1], dtype=target).new_tensor(value)
+        if maker == "tensor":
+            return lib.tensor(value, dtype=target)
+        return lib.full((2,), value, dtype=target) if isinstance(value, int) else lib.tensor(0)
+    assert_as_torch(case)
