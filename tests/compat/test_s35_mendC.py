@@ -226,3 +226,33 @@ def test_a_negative_int_wraps_into_an_unsigned_dtype_down_to_minus_its_max(dtype
             return lib.tensor(value, dtype=target)
         return lib.full((2,), value, dtype=target) if isinstance(value, int) else lib.tensor(0)
     assert_as_torch(case)
+
+
+MESHGRID_REFUSED = {
+    "zeros": lambda lib: lib.zeros(2, 3), "arange": lambda lib: lib.arange(6).reshape(2, 3),
+    "fractions": lambda lib: lib.tensor([[1.5, -2.25], [3, 4]]), "wide range": lambda lib: lib.tensor([[1e-5, 1], [100, 2]]),
+    "3-d": lambda lib: lib.arange(8.0).reshape(2, 2, 2), "4-d": lambda lib: lib.ones(2, 1, 2, 2, dtype=lib.int32),
+    "empty": lambda lib: lib.zeros(0, 3), "bool": lambda lib: lib.ones(2, 3, dtype=lib.bool),
+    "big ints": lambda lib: lib.tensor([[1e10, 1]]), "float64": lambda lib: lib.zeros(2, 3, dtype=lib.float64),
+    "signed ints": lambda lib: lib.tensor([[-1, 10], [3, 200]]), "scaled": lambda lib: lib.tensor([[1e6, 2.5e6], [3e6, 4.5e6]]),
+    "small": lambda lib: lib.tensor([[0.001, 0.002], [0.003, 0.0045]]), "nan and inf": lambda lib: lib.tensor([[float("nan"), 1.5], [float("inf"), 2]]),
+    "many columns": lambda lib: lib.arange(30.0).reshape(1, 30) / 7,
+}
+
+
+@pytest.mark.parametrize("refused", MESHGRID_REFUSED.values(), ids=MESHGRID_REFUSED.keys())
+@pytest.mark.parametrize("position", [0, 1])
+def test_meshgrid_prints_a_tensor_of_more_dims_as_torch(refused, position):
+    """torch's message prints the tensor as its C++ operator<< does."""
+    def case(lib):
+        bad = refused(lib)
+        tensors = [lib.zeros(3, dtype=bad.dtype)]
+        tensors.insert(position, bad)
+        return lib.meshgrid(*tensors, indexing="ij")
+    assert_as_torch(case)
+
+
+def test_meshgrid_checks_every_dtype_before_any_dims():
+    def case(lib):
+        return lib.meshgrid(lib.zeros(3), lib.zeros(2, 3, dtype=lib.int64), indexing="ij")
+    assert_as_torch(case)
