@@ -256,3 +256,33 @@ def test_meshgrid_checks_every_dtype_before_any_dims():
     def case(lib):
         return lib.meshgrid(lib.zeros(3), lib.zeros(2, 3, dtype=lib.int64), indexing="ij")
     assert_as_torch(case)
+
+
+def _ctc_double_backward_node(lib):
+    log_probs = lib.randn(5, 1, 3).log_softmax(2).requires_grad_()
+    loss = lib.nn.functional.ctc_loss(log_probs, lib.tensor([[1, 2]]), lib.tensor([5]), lib.tensor([2]))
+    (grad,) = lib.autograd.grad(loss, log_probs, create_graph=True)
+    return grad.grad_fn
+
+
+NOT_IMPLEMENTED_NODES = {
+    "bernoulli(x, p)": lambda lib: lib.bernoulli(lib.full((3,), 0.5, requires_grad=True), 0.3).grad_fn,
+    "ctc_loss's gradient": _ctc_double_backward_node,
+}
+
+
+@pytest.mark.parametrize("build", NOT_IMPLEMENTED_NODES.values(), ids=NOT_IMPLEMENTED_NODES.keys())
+def test_a_node_with_no_derivative_has_torchs_full_name(build):
+    def case(lib):
+        node = build(lib)
+        return [type(node).__name__, node.name()]
+    assert_as_torch(case)
+
+
+@pytest.mark.parametrize("build", [lambda lib: lib.bernoulli(lib.full((3,), 0.5, requires_grad=True)),
+                                   lambda lib: lib.nn.functional.ctc_loss(
+                                       lib.randn(5, 1, 3).log_softmax(2).requires_grad_(), lib.tensor([[1, 2]]),
+                                       lib.tensor([5]), lib.tensor([2]), reduction="none")],
+                         ids=["bernoulli(x)", "ctc_loss"])
+def test_bernoulli_and_ctc_loss_nodes_are_named_as_torch(build):
+    assert_as_torch(lambda lib: build(lib).grad_fn.name())
