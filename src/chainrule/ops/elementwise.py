@@ -888,6 +888,7 @@ def _is_bool(x) -> builtins.bool:
 def rsub(input, other, alpha=1) -> Tensor:
     """torch.rsub: ``other - alpha * input``."""
     _require_tensors("rsub", input)
+    _one_device("rsub", input, other)
     return sub(other, input, alpha=alpha)
 
 
@@ -1023,11 +1024,17 @@ def refuse_kernel_dtype(op: str, a: Tensor, b: Tensor | None = None, *, kernel: 
     raise NotImplementedError(f"\"{name}\" not implemented for '{_dtype.scalar_name(a.dtype)}'")
 
 
-def _one_device(op: str, a: Tensor, b: Tensor) -> None:
-    """A composite's own mixed-device error, naming it (not the first op it is built from); arrays
-    of one type are on one device and cost one comparison."""
-    if type(a._data) is not type(b._data):
-        on_one_device([a._data, b._data], op)
+def _one_device(op: str, *operands) -> None:
+    """A composite's own mixed-device error, naming it (not the first op it is built from); the
+    Tensor operands' arrays of one type are on one device and cost a comparison each."""
+    kind = None
+    for t in operands:
+        if isinstance(t, Tensor):
+            if kind is None:
+                kind = type(t._data)
+            elif type(t._data) is not kind:
+                on_one_device([t._data for t in operands if isinstance(t, Tensor)], op)
+                return
 
 
 def _floor_divide_float(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -1051,6 +1058,7 @@ def floor_divide(input, other) -> Tensor:
     """floor_divide(input, other, *, out=None) -> Tensor
 
     ``input / other`` rounded down to an integer value, elementwise (torch.floor_divide)."""
+    _one_device("floor_divide", input, other)
     return div(input, other, rounding_mode="floor")
 
 
@@ -2215,6 +2223,7 @@ def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
     if isinstance(input, Tensor):
         _check_lerp_dtypes(input, end, weight)
     check_broadcast_in_order(input, end, weight)
+    _one_device("lerp", input, end, weight)
     if isinstance(input, Tensor) and not isinstance(weight, Tensor):
         if input.dtype._category < 2:
             raise NotImplementedError(f'"lerp_kernel_scalar" not implemented for \'{_dtype.scalar_name(input.dtype)}\'')
@@ -2294,6 +2303,7 @@ def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
     if all(isinstance(t, Tensor) and t.dtype._category == 0 for t in (input, tensor1, tensor2)):
         raise NotImplementedError('"addcmul_cpu_out" not implemented for \'Bool\'')
     check_broadcast_in_order(input, tensor1, tensor2)
+    _one_device("addcmul", input, tensor1, tensor2)
     kept = _kept_factors(value, tensor1, tensor2)
     if type(value) is not builtins.int or value != 1:
         value = _checked_value(value, input, tensor1, tensor2)
@@ -2365,6 +2375,7 @@ def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
     if all(isinstance(t, Tensor) and t.dtype._category < 2 for t in (tensor1, tensor2)):
         raise RuntimeError(_ADDCDIV_INTEGER_DIVISION)
     check_broadcast_in_order(input, tensor1, tensor2)
+    _one_device("addcdiv", input, tensor1, tensor2)
     kept = _kept_factors(value, tensor1, tensor2)
     if type(value) is not builtins.int or value != 1:
         value = _checked_value(value, input, tensor1, tensor2)

@@ -38,7 +38,7 @@ from ..autograd.function import (
 from ..tensor import Tensor, _wrap_dim, honours_out, refuse_out_under_autograd, write_out
 from . import creation
 from ._arg_parser import check_bool, out_rule
-from .elementwise import conjugate_rule, where
+from .elementwise import _one_device, conjugate_rule, where
 from .shape import (
     Expand,
     Transpose,
@@ -510,6 +510,7 @@ def mm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
     _check_tensor("mm", "input", input)
     _check_tensor("mm", "mat2", mat2)
     refuse_out_under_autograd("mm", out, input, mat2)
+    _one_device("mm", input, mat2)  # (its node is matmul's, whose label autocast reads)
     if input._data.ndim != 2:
         raise RuntimeError("self must be a matrix")
     if mat2._data.ndim != 2:
@@ -582,6 +583,7 @@ def dot(input: Tensor, tensor: Tensor, *, out=None) -> Tensor:
 
 def vdot(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """torch.vdot: ``dot`` with the first argument conjugated (the same for real tensors)."""
+    _one_device("vdot", input, other)
     result = name_node(dot(input.conj(), other), "VdotBackward0", label="vdot")
     return result if out is None else _exact_out(result, out, "vdot", vector_product=True)
 
