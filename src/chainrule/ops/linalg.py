@@ -510,7 +510,6 @@ def mm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
     _check_tensor("mm", "input", input)
     _check_tensor("mm", "mat2", mat2)
     refuse_out_under_autograd("mm", out, input, mat2)
-    _one_device("mm", input, mat2)  # (its node is matmul's, whose label autocast reads)
     if input._data.ndim != 2:
         raise RuntimeError("self must be a matrix")
     if mat2._data.ndim != 2:
