@@ -231,8 +231,8 @@ def test_einsum_of_bool_tensors_refuses_a_contraction_as_torch(equation, dtypes)
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "uint32"])
-@pytest.mark.parametrize("value", [-1, -2, -255, -256, -65535, -65536, -2**32 + 1, -2**32, 255, 256, [-2, 3], [[-1], [-256]]],
-                         ids=str)
+@pytest.mark.parametrize("value", [-1, -2, -255, -256, -65535, -65536, -2**32 + 1, -2**32, 255, 256, [-2, 3], [[-1], [-256]],
+                                   -2.0, [-1, 2.5], [-1, -2.0]], ids=str)
 @pytest.mark.parametrize("maker", ["new_tensor", "tensor", "full"])
 def test_a_negative_int_wraps_into_an_unsigned_dtype_down_to_minus_its_max(dtype, value, maker):
     """c10's overflow check lets a negative int down to -max into an unsigned type, wrapped."""

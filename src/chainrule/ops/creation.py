@@ -152,11 +152,13 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
 def _wraps_into_unsigned(data, target) -> builtins.bool:
     """Whether every Python int in nested ``data`` is within [-max, max] of the unsigned ``target``:
     c10's overflow check lets a negative one down to -max in, wrapped modulo 2**bits
-    (torch.tensor(-1, dtype=torch.uint8) is 255, -256 overflows)."""
+    (torch.tensor(-1, dtype=torch.uint8) is 255, -256 overflows); no negative float."""
     limit = int(np.iinfo(target.np).max)
     if isinstance(data, (list, tuple)):
         return builtins.all(_wraps_into_unsigned(item, target) for item in data)
-    return not isinstance(data, int) or -limit <= data <= limit
+    if isinstance(data, int):
+        return -limit <= data <= limit
+    return not isinstance(data, float) or data >= 0  # (a negative float overflows: -2.0 as -2.5)
 
 
 def _holds_int_beyond_int64(data) -> builtins.bool:

@@ -1025,14 +1025,16 @@ def refuse_kernel_dtype(op: str, a: Tensor, b: Tensor | None = None, *, kernel: 
 
 
 def _one_device(op: str, *operands) -> None:
-    """A composite's own mixed-device error, naming it (not the first op it is built from); the
-    Tensor operands' arrays of one type are on one device and cost a comparison each."""
+    """A composite's own mixed-device error, naming it (not the first op it is built from), after
+    the broadcast error, as TensorIterator checks; the Tensor operands' arrays of one type are on
+    one device and cost a comparison each."""
     kind = None
     for t in operands:
         if isinstance(t, Tensor):
             if kind is None:
                 kind = type(t._data)
             elif type(t._data) is not kind:
+                check_broadcast_in_order(*operands)
                 on_one_device([t._data for t in operands if isinstance(t, Tensor)], op)
                 return
 
