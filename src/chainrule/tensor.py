@@ -1227,11 +1227,18 @@ def write_out(result: Tensor, out, op: str) -> Tensor:
     return _write_checked_out(result, out)
 
 
-def _check_out(result: Tensor, out: Tensor, op: str) -> None:
-    """torch's refusals of an ``out=``: under autograd, or a dtype that can't hold the result."""
-    if is_recording(result, out):
+def refuse_out_under_autograd(op: str, out, *tensors) -> None:
+    """torch's refusal of an ``out=`` call that autograd would record (``out`` or one of ``tensors``
+    requires grad); an op whose kernel checks shapes and dtypes calls it first, as torch's autograd
+    layer runs before the kernel."""
+    if isinstance(out, Tensor) and is_recording(*tensors, out):
         raise RuntimeError(f"{op}(): functions with out=... arguments don't support automatic differentiation, "
                            "but one of the arguments requires grad.")
+
+
+def _check_out(result: Tensor, out: Tensor, op: str) -> None:
+    """torch's refusals of an ``out=``: under autograd, or a dtype that can't hold the result."""
+    refuse_out_under_autograd(op, out, result)
     if result.dtype._category > out.dtype._category:
         raise RuntimeError(f"result type {_TYPE_NAMES[result.dtype.name][:-6]} can't be cast to the desired output "
                            f"type {_TYPE_NAMES[out.dtype.name][:-6]}")

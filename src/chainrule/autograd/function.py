@@ -694,6 +694,9 @@ class Function(metaclass=FunctionMeta):
     label: str | None = None
     rule: str | None = None
     formula: str | None = None
+    # torch's name for the op where the explainer's label is not it (Add's "+" is torch's add): the
+    # name its mixed-device error gives
+    torch_name: str | None = None
     # a built-in op's torch names for what its node saved: {"_saved_self": saved(0), ...} (see
     # SavedValue); read lazily from the node, never computed when the op runs
     saved_attributes: dict | None = None
@@ -889,6 +892,11 @@ class _Anomaly:
 _anomaly = _Anomaly()
 
 
+def _device_error_name(cls) -> str:
+    """The op a mixed-device error names: torch's name, else the explainer's label, else the class's."""
+    return getattr(cls, "torch_name", None) or getattr(cls, "label", None) or cls.__name__
+
+
 def _apply_array_op(cls, *inputs, **params):
     """Hot path for built-in ops: forward on arrays, record a node only if a gradient can flow.
 
@@ -938,7 +946,7 @@ def _apply_array_op(cls, *inputs, **params):
                 host_inputs = (0,) if type(arrays[0]) is _ndarray else (1,) if type(arrays[1]) is _ndarray else None
             elif _ndarray in map(type, arrays):
                 host_inputs = tuple(i for i, array in enumerate(arrays) if type(array) is _ndarray)
-        arrays = on_one_device(arrays, getattr(cls, "label", None) or cls.__name__, params, cls.host_params)
+        arrays = on_one_device(arrays, _device_error_name(cls), params, cls.host_params)
     if record and n >= 2 and (n > 2 or arrays[0] is arrays[1]) and _shares_an_array(arrays, inputs):
         # two tensors over one array (x and x.detach()): a view of it each, so the arrays forward
         # saves still tell which input they were (the rule's graph under create_graph goes to it)
@@ -970,7 +978,7 @@ def _apply_array_op(cls, *inputs, **params):
         # CPU inputs with a CUDA index or mask among the keyword arguments: CuPy refused the host
         # math; torch's error is the mixed-device one (looked for only now: the CPU path stays free)
         if on_cpu and params:
-            refuse_device_params(params, getattr(cls, "label", None) or cls.__name__)
+            refuse_device_params(params, _device_error_name(cls))
         raise
     finally:
         numpy_errstate.reset(quiet)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from ..tensor import Tensor
 from . import constraints
 from .distribution import Distribution
+from .utils import _sum_rightmost
 
 __all__ = ["Independent"]
 
@@ -52,9 +53,8 @@ class Independent(Distribution):
         return self.base_dist.variance
 
     def _sum_rightmost(self, value: Tensor) -> Tensor:
-        if self.reinterpreted_batch_ndims == 0:
-            return value
-        return value.sum(tuple(range(-self.reinterpreted_batch_ndims, 0)))
+        # torch's helper, a reshape to (..., -1): an empty batch's reshape is ambiguous and raises
+        return _sum_rightmost(value, self.reinterpreted_batch_ndims)
 
     def sample(self, sample_shape=()) -> Tensor:
         return self.base_dist.sample(sample_shape)

@@ -245,7 +245,7 @@ def _shift(input, other, left: bool) -> Tensor:
     name = "lshift" if left else "rshift"
     a, b = elementwise._pair(input, other)
     if a._data.dtype.kind not in "iu":  # (two bools promote to bool, which torch's kernels refuse too)
-        raise NotImplementedError(f'"{name}_cpu" not implemented for \'{_dtype.scalar_name(_dtype._BY_NP[a._data.dtype])}\'')
+        elementwise.refuse_kernel_dtype(f"bitwise_{'left' if left else 'right'}_shift", a, b, kernel=name)
     x, s = elementwise._kernel_arrays(f"bitwise_{'left' if left else 'right'}_shift", a, b)
     xp = array_module(x)
     bits = x.dtype.itemsize * 8

@@ -138,12 +138,27 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
             if target is not _dtype.uint64 and not target.is_floating_point and _holds_int_beyond_int64(data):
                 # torch reads every Python int as a C long long first, whatever the dtype asked
                 raise ValueError("Overflow when unpacking long long") from None
-            raise RuntimeError(f"value cannot be converted to type {target.name} without overflow") from None
+            if target in (_dtype.uint8, _dtype.uint16, _dtype.uint32) and _wraps_into_unsigned(data, target):
+                array = np.array(data, dtype=np.int64).astype(target.np)
+            else:
+                raise RuntimeError(f"value cannot be converted to type {target.name} without overflow") from None
     if device is None:
         device = default_device.device
     if device is not None:
         array = to_device(array, _device(device))
     return array
+
+
+def _wraps_into_unsigned(data, target) -> builtins.bool:
+    """Whether every Python int in nested ``data`` is within [-max, max] of the unsigned ``target``:
+    c10's overflow check lets a negative one down to -max in, wrapped modulo 2**bits
+    (torch.tensor(-1, dtype=torch.uint8) is 255, -256 overflows); no negative float."""
+    limit = int(np.iinfo(target.np).max)
+    if isinstance(data, (list, tuple)):
+        return builtins.all(_wraps_into_unsigned(item, target) for item in data)
+    if isinstance(data, int):
+        return -limit <= data <= limit
+    return not isinstance(data, float) or data >= 0  # (a negative float overflows: -2.0 as -2.5)
 
 
 def _holds_int_beyond_int64(data) -> builtins.bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
-from ..autograd.function import Function
+from ..autograd.function import Function, name_node
 from ..tensor import Tensor
 from ._arg_parser import check_bool, check_int, int_list
 from .elementwise import refuse_kernel
@@ -138,7 +138,9 @@ class CtcLoss(Function):
         if ctx.zero_infinity:
             gradient = xp.where(xp.isinf(nll)[None, :, None], 0.0, gradient)
         (log_probs_tensor,) = ctx.saved_values
-        return CtcGradient.apply(grad, log_probs_tensor, gradient=gradient.astype(log_probs.dtype))
+        # (recorded under create_graph: torch's name() for its C++ NotImplemented node is the full one)
+        return name_node(CtcGradient.apply(grad, log_probs_tensor, gradient=gradient.astype(log_probs.dtype)),
+                         "torch::autograd::NotImplemented")
 
 
 class CtcGradient(Function):

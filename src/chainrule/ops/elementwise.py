@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from .. import _config, _dtype, _opmath, _vmap_frames
-from .._backend import array_module, follow_device, on_one_device, subtract_contiguous
+from .._backend import array_module, device_of, follow_device, on_one_device, subtract_contiguous
 from .._torch_function import user_stacklevel
 from ..autograd import function as _function_module
 from ..autograd.function import (
@@ -328,6 +328,7 @@ def _laid_out(result: Tensor, *operands: Tensor) -> Tensor:
 # ---------------------------------------------------------------- arithmetic
 class Add(Function):
     label = "+"
+    torch_name = "add"
     rule = "copies the gradient to both inputs (∂/∂a = 1, ∂/∂b = 1)"
     formula = "{0} + {1}"
     _array_forward = True
@@ -349,6 +350,7 @@ class Add(Function):
 
 class Sub(Function):
     label = "-"
+    torch_name = "sub"
     rule = "copies the gradient to a and its negative to b (∂/∂a = 1, ∂/∂b = -1)"
     formula = "{0} - {1}"
     _array_forward = True
@@ -886,6 +888,7 @@ def _is_bool(x) -> builtins.bool:
 def rsub(input, other, alpha=1) -> Tensor:
     """torch.rsub: ``other - alpha * input``."""
     _require_tensors("rsub", input)
+    _one_device("rsub", input, other)
     return sub(other, input, alpha=alpha)
 
 
@@ -1007,6 +1010,35 @@ def _kernel_arrays(op: str, a: Tensor, b: Tensor) -> tuple:
     return x, y
 
 
+def refuse_kernel_dtype(op: str, a: Tensor, b: Tensor | None = None, *, kernel: str | None = None,
+                        cuda_kernel: str | None = None) -> None:
+    """torch's NotImplementedError for an op whose kernel has no instance for the operands' dtype,
+    raised where TensorIterator raises it: after its broadcast and device checks (``_kernel_arrays``;
+    ``b=None``: a unary op), naming the kernel of the device it dispatched to. ``kernel`` is the
+    kernel's name without its device (the op's name if not given: gcd_cpu, gcd_cuda); ``cuda_kernel``
+    where the CUDA one differs (lt's is compare_cuda)."""
+    arrays = (a._data,) if b is None else _kernel_arrays(op, a, b)  # (a 0-d CPU operand joins)
+    on_cuda = type(arrays[0]) is not np.ndarray and device_of(arrays[0]).type == "cuda"
+    kernel = kernel or op
+    name = f"{cuda_kernel or kernel}_cuda" if on_cuda else f"{kernel}_cpu"
+    raise NotImplementedError(f"\"{name}\" not implemented for '{_dtype.scalar_name(a.dtype)}'")
+
+
+def _one_device(op: str, *operands) -> None:
+    """A composite's own mixed-device error, naming it (not the first op it is built from), after
+    the broadcast error, as TensorIterator checks; the Tensor operands' arrays of one type are on
+    one device and cost a comparison each."""
+    kind = None
+    for t in operands:
+        if isinstance(t, Tensor):
+            if kind is None:
+                kind = type(t._data)
+            elif type(t._data) is not kind:
+                check_broadcast_in_order(*operands)
+                on_one_device([t._data for t in operands if isinstance(t, Tensor)], op)
+                return
+
+
 def _floor_divide_float(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """torch's (and Python's) floating floor division: from fmod, not floor(a / b), so a quotient
     that rounds to -0 floors to -1, inf // 1 is NaN, and x // 0 is x / 0."""
@@ -1028,6 +1060,7 @@ def floor_divide(input, other) -> Tensor:
     """floor_divide(input, other, *, out=None) -> Tensor
 
     ``input / other`` rounded down to an integer value, elementwise (torch.floor_divide)."""
+    _one_device("floor_divide", input, other)
     return div(input, other, rounding_mode="floor")
 
 
@@ -1707,6 +1740,7 @@ absolute = abs
 # ---------------------------------------------------------------- binary, selection
 class Maximum(Function):
     label = "max"
+    torch_name = "maximum"
     rule = "routes the gradient to the larger input (split evenly on a tie)"
     formula = "max({0}, {1})"
     _array_forward = True
@@ -1730,6 +1764,7 @@ class Maximum(Function):
 
 class Minimum(Function):
     label = "min"
+    torch_name = "minimum"
     rule = "routes the gradient to the smaller input (split evenly on a tie)"
     formula = "min({0}, {1})"
     _array_forward = True
@@ -1776,6 +1811,7 @@ def minimum(input: Tensor, other: Tensor) -> Tensor:
 def fmax(input: Tensor, other: Tensor) -> Tensor:
     """Like maximum but a NaN loses to a number."""
     _require_tensors("fmax", input, other)
+    _one_device("fmax", input, other)
     a, b = _pair(input, other)
     return _laid_out(where(isnan(b) | (a >= b), a, b), a, b)
 
@@ -1786,6 +1822,7 @@ def fmin(input: Tensor, other: Tensor) -> Tensor:
 
     The elementwise minimum, taking the number where one side is NaN (torch.fmin)."""
     _require_tensors("fmin", input, other)
+    _one_device("fmin", input, other)
     a, b = _pair(input, other)
     return _laid_out(where(isnan(b) | (a <= b), a, b), a, b)
 
@@ -2188,6 +2225,7 @@ def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
     if isinstance(input, Tensor):
         _check_lerp_dtypes(input, end, weight)
     check_broadcast_in_order(input, end, weight)
+    _one_device("lerp", input, end, weight)
     if isinstance(input, Tensor) and not isinstance(weight, Tensor):
         if input.dtype._category < 2:
             raise NotImplementedError(f'"lerp_kernel_scalar" not implemented for \'{_dtype.scalar_name(input.dtype)}\'')
@@ -2267,6 +2305,7 @@ def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
     if all(isinstance(t, Tensor) and t.dtype._category == 0 for t in (input, tensor1, tensor2)):
         raise NotImplementedError('"addcmul_cpu_out" not implemented for \'Bool\'')
     check_broadcast_in_order(input, tensor1, tensor2)
+    _one_device("addcmul", input, tensor1, tensor2)
     kept = _kept_factors(value, tensor1, tensor2)
     if type(value) is not builtins.int or value != 1:
         value = _checked_value(value, input, tensor1, tensor2)
@@ -2338,6 +2377,7 @@ def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
     if all(isinstance(t, Tensor) and t.dtype._category < 2 for t in (tensor1, tensor2)):
         raise RuntimeError(_ADDCDIV_INTEGER_DIVISION)
     check_broadcast_in_order(input, tensor1, tensor2)
+    _one_device("addcdiv", input, tensor1, tensor2)
     kept = _kept_factors(value, tensor1, tensor2)
     if type(value) is not builtins.int or value != 1:
         value = _checked_value(value, input, tensor1, tensor2)
@@ -2414,10 +2454,10 @@ def _compare(ufunc, ordered: str = "", *, aten: str):
                 return made
         a, b = _pair(input, other)
         x, y = a._data, b._data
-        if ordered and x.dtype.kind == "c":  # NumPy orders complex numbers lexicographically; torch refuses
-            refuse_complex(a, f"\"{ordered}_cpu\" not implemented for '{{dtype}}'")
-        if ordered and _FLOAT8_NP and x.dtype in _FLOAT8_NP:  # torch does not order float8 values
-            _dtype.refuse_float8(x.dtype, f"{ordered}_cpu")
+        # NumPy orders complex numbers lexicographically, and float8 values; torch refuses (its CUDA
+        # kernel for all four orderings is compare_cuda)
+        if ordered and (x.dtype.kind == "c" or _FLOAT8_NP and x.dtype in _FLOAT8_NP):
+            refuse_kernel_dtype(aten, a, b, cuda_kernel="compare")
         if type(x) is not np.ndarray or type(y) is not np.ndarray:  # (a device array, or two GPUs')
             x, y = _kernel_arrays(aten, a, b)  # (the mixed-device error names torch's op, not NumPy's ufunc)
         try:
@@ -2474,7 +2514,7 @@ def _bitwise(ufunc):
     def op(input, other) -> Tensor:
         a, b = _pair(input, other)
         if a._data.dtype.kind in "fVc":  # torch's integer-and-bool kernel, named by the common dtype
-            refuse_kernel(a, f"{ufunc.__name__}_cpu")
+            refuse_kernel_dtype(ufunc.__name__, a, b)
         x, y = a._data, b._data
         if type(x) is not np.ndarray or type(y) is not np.ndarray:
             x, y = _kernel_arrays(ufunc.__name__, a, b)
@@ -2511,7 +2551,7 @@ def bitwise_not(input: Tensor) -> Tensor:
     The bitwise NOT of an integer or bool tensor (torch.bitwise_not)."""
     xp = array_module(input)
     if input._data.dtype.kind in "fVc":
-        refuse_kernel(input, "bitwise_not_cpu")
+        refuse_kernel_dtype("bitwise_not", input)
     return Tensor._make(xp.invert(input._data))
 
 

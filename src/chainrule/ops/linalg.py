@@ -36,10 +36,10 @@ from ..autograd.function import (
     saved,
     unwatched_on_plain_arrays,
 )
-from ..tensor import Tensor, _wrap_dim, honours_out, write_out
+from ..tensor import Tensor, _wrap_dim, honours_out, refuse_out_under_autograd, write_out
 from . import creation
 from ._arg_parser import check_bool, out_rule
-from .elementwise import conjugate_rule, where
+from .elementwise import _one_device, conjugate_rule, where
 from .shape import (
     Expand,
     Transpose,
@@ -301,6 +301,13 @@ def _check_same_dtype(a: Tensor, b: Tensor) -> None:
         )
 
 
+def _skips_bmm_kernel(result_size: int, inner: int) -> bool:
+    """Whether torch's bmm returns before its kernel, where the dtypes are checked: for an empty
+    result, or zeros over an empty inner dim. The result then has mat2's dtype, whatever input's
+    (bool included), so the caller casts input to it."""
+    return result_size == 0 or inner == 0
+
+
 def _check_product_dtypes(kernel: str, a: Tensor, b: Tensor) -> None:
     """torch's product kernels each word a dtype mismatch their own way: dot, mv (as addmv, naming the
     vector's dtype for the result it would add to), bmm, and mm's (``_check_same_dtype``)."""
@@ -356,6 +363,7 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     matrix product, and batched products broadcasting the batch dims."""
     _check_tensor("matmul", "input", input)
     _check_tensor("matmul", "other", other)
+    refuse_out_under_autograd("matmul", out, input, other)
     a, b = input._data, other._data
     if a.ndim == 0 or b.ndim == 0:
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {a.ndim}D and {b.ndim}D")
@@ -394,9 +402,14 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     kernel = "dot" if a.ndim == b.ndim == 1 else "mv" if b.ndim == 1 else "mm" if b.ndim == 2 else "bmm"
     if kernel == "bmm" and a.ndim <= 2 and input.requires_grad:
         _check_product_dtypes("mv" if a.ndim == 1 else "mm", other, input)
-    if kernel == "bmm" and a.dtype == np.bool_:
+    if kernel == "bmm" and not (a.ndim <= 2 and input.requires_grad) and _skips_bmm_kernel(
+            int(np.prod(_broadcast_batch(a.shape[:-2], b.shape[:-2]))) * (a.shape[-2] if a.ndim > 1 else 1) * b.shape[-1],
+            k_a):
+        input = input.to(other.dtype)
+        a = input._data
+    elif kernel == "bmm" and a.dtype == np.bool_:
         raise NotImplementedError('"bmm" not implemented for \'Bool\'')
-    if kernel != "dot":
+    elif kernel != "dot":
         _check_product_dtypes(kernel, input, other)
     if out is None and (a.ndim > 2 or b.ndim > 2 or a.ndim < b.ndim) and is_recording(input, other):
         return _recorded_matmul(input, other)
@@ -497,6 +510,7 @@ def mm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
     _refuse_out_dtype(out_dtype, "mm")
     _check_tensor("mm", "input", input)
     _check_tensor("mm", "mat2", mat2)
+    refuse_out_under_autograd("mm", out, input, mat2)
     if input._data.ndim != 2:
         raise RuntimeError("self must be a matrix")
     if mat2._data.ndim != 2:
@@ -515,16 +529,19 @@ def bmm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
     _refuse_out_dtype(out_dtype, "bmm")
     _check_tensor("bmm", "input", input)
     _check_tensor("bmm", "mat2", mat2)
+    refuse_out_under_autograd("bmm", out, input, mat2)
     if input._data.ndim != 3:
         raise RuntimeError("batch1 must be a 3D tensor")
     if mat2._data.ndim != 3:
         raise RuntimeError("batch2 must be a 3D tensor")
-    if input._data.dtype == np.bool_:  # torch's bmm has no bool kernel, whatever mat2's dtype
-        raise NotImplementedError('"bmm" not implemented for \'Bool\'')
-    (b, _, m), (b2, m2, _) = input._data.shape, mat2._data.shape
+    (b, n, m), (b2, m2, p) = input._data.shape, mat2._data.shape
     if (b, m) != (b2, m2):
         raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: [{b}, {m}] "
                            f"but got: [{b2}, {m2}].")
+    if _skips_bmm_kernel(b * n * p, m):
+        input = input.to(mat2.dtype)
+    elif input._data.dtype == np.bool_:  # torch's bmm has no bool kernel, whatever mat2's dtype
+        raise NotImplementedError('"bmm" not implemented for \'Bool\'')
     _check_product_dtypes("bmm", input, mat2)  # after the shapes, as torch's
     result = Bmm.apply(input, mat2)
     return result if out is None else _exact_out(result, out, "bmm")
@@ -534,6 +551,7 @@ def mv(input: Tensor, vec: Tensor, *, out=None) -> Tensor:
     """torch.mv: (n, m) @ (m,) -> (n,)."""
     _check_tensor("mv", "input", input)
     _check_tensor("mv", "vec", vec)
+    refuse_out_under_autograd("mv", out, input, vec)
     a, v = input._data, vec._data
     if a.ndim != 2 or v.ndim != 1:
         raise RuntimeError(f"vector + matrix @ vector expected, got 1, {a.ndim}, {v.ndim}")
@@ -548,6 +566,7 @@ def dot(input: Tensor, tensor: Tensor, *, out=None) -> Tensor:
     """torch.dot: the inner product of two 1-D tensors of the same size (a 0-d result)."""
     _check_tensor("dot", "input", input)
     _check_tensor("dot", "tensor", tensor)
+    refuse_out_under_autograd("dot", out, input, tensor)
     a, b = input._data, tensor._data
     if a.ndim != 1 or b.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {a.ndim}D and {b.ndim}D tensors")
@@ -564,6 +583,7 @@ def dot(input: Tensor, tensor: Tensor, *, out=None) -> Tensor:
 
 def vdot(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """torch.vdot: ``dot`` with the first argument conjugated (the same for real tensors)."""
+    _one_device("vdot", input, other)
     result = name_node(dot(input.conj(), other), "VdotBackward0", label="vdot")
     return result if out is None else _exact_out(result, out, "vdot", vector_product=True)
 
@@ -1146,8 +1166,9 @@ def einsum(equation, *operands) -> Tensor:
         raise RuntimeError("einsum(): must provide at least one operand")
     subs, output = _parse_einsum(equation, [t._data.shape for t in operands])
     dtypes = {t._data.dtype for t in operands}
+    if len(operands) > 1 and (len(dtypes) > 1 or np.dtype(np.bool_) in dtypes):
+        _refuse_what_bmm_refuses(subs, output, operands)
     if len(dtypes) > 1:
-        _refuse_contracting_mixed_dtypes(subs, output, operands)
         dtype = operands[0].dtype
         for t in operands[1:]:
             dtype = _dtype.promote_types(dtype, t.dtype)
@@ -1166,11 +1187,12 @@ einsum.__torch_dispatching__ = True
 einsum.__torch_owner__ = "torch"
 
 
-def _refuse_contracting_mixed_dtypes(subs: list, output: list, operands) -> None:
+def _refuse_what_bmm_refuses(subs: list, output: list, operands) -> None:
     """torch's einsum folds the operands in from the left; a pair that contracts a shared label
-    goes through bmm, which refuses operands of different dtypes (only a pair with nothing to
-    contract is a broadcast product, which promotes). Labels of size 1 are left alone here (torch
-    may squeeze them away first)."""
+    goes through bmm, which has no bool kernel and refuses operands of different dtypes (only a
+    pair with nothing to contract is a broadcast product, which promotes). An operand summed first
+    over a label of its own is counted in int64 by then. Labels of size 1 are left alone here
+    (torch may squeeze them away first)."""
     def sizes(labels, shape) -> dict:
         if "..." in labels:
             width = len(shape) - (len(labels) - 1)
@@ -1179,35 +1201,48 @@ def _refuse_contracting_mixed_dtypes(subs: list, output: list, operands) -> None
             labels = labels[:at] + labels[at + 1:]
         return dict(zip(labels, shape))
 
+    summed_first = _lone_label_operands(subs, output, [t._data.shape for t in operands])
+    dtypes = [_dtype.int64 if summed and t._data.dtype.kind in "biu" else t.dtype
+              for t, summed in zip(operands, summed_first)]
     seen = sizes(subs[0], operands[0]._data.shape)
-    dtype = operands[0].dtype
+    dtype = dtypes[0]
     for i in range(1, len(subs)):
         later = set(output).union(*subs[i + 1:])
         mine = sizes(subs[i], operands[i]._data.shape)
         contracted = [label for label in mine if label in seen and label not in later
                       and mine[label] != 1 and seen[label] != 1]
-        if contracted and operands[i].dtype is not dtype:
+        if contracted and dtype is _dtype.bool:
+            raise NotImplementedError('"bmm" not implemented for \'Bool\'')
+        if contracted and dtypes[i] is not dtype:
             raise RuntimeError(f"expected scalar type {_dtype.scalar_name(dtype)} but found "
-                               f"{_dtype.scalar_name(operands[i].dtype)}")
-        dtype = _dtype.promote_types(dtype, operands[i].dtype)
+                               f"{_dtype.scalar_name(dtypes[i])}")
+        dtype = _dtype.promote_types(dtype, dtypes[i])
         seen.update(mine)
 
 
 def _sums_a_lone_label(subs: list, output: list, shapes: list) -> bool:
-    """Whether torch's einsum sums an operand over a label that neither the output nor another
-    operand has: always for one operand; among several, only a label of size > 1 (one of size 1
-    is squeezed away)."""
+    """Whether torch's einsum sums some operand over a label of its own (``_lone_label_operands``)."""
+    return any(_lone_label_operands(subs, output, shapes))
+
+
+def _lone_label_operands(subs: list, output: list, shapes: list) -> list:
+    """For each operand, whether torch's einsum sums it over a label that neither the output nor
+    another operand has: always for one operand; among several, only a label of size > 1 (one of
+    size 1 is squeezed away)."""
+    summed = []
     for i, (labels, shape) in enumerate(zip(subs, shapes)):
         others = {label for j, other in enumerate(subs) if j != i for label in other} | set(output)
         ellipsis_width = len(shape) - (len(labels) - 1) if "..." in labels else 0
         position = 0
+        lone = False
         for label in labels:
             width = ellipsis_width if label == "..." else 1
             sizes = shape[position:position + width]
             position += width
             if label not in others and sizes and (len(subs) == 1 or any(size != 1 for size in sizes)):
-                return True
-    return False
+                lone = True
+        summed.append(lone)
+    return summed
 
 
 @honours_out

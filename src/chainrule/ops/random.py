@@ -679,7 +679,11 @@ def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
         _refuse_kernel(input, "bernoulli_scalar_cpu_", "c")
     sample = _bernoulli_sample(input, p, generator)
     if input.requires_grad:
-        return (BernoulliSample if p is None else BernoulliFloatSample).apply(input, sample=sample._data)
+        if p is None:
+            return BernoulliSample.apply(input, sample=sample._data)
+        # torch's name() for its C++ NotImplemented node is the full one
+        return _function.name_node(BernoulliFloatSample.apply(input, sample=sample._data),
+                                   "torch::autograd::NotImplemented")
     return sample
 
 

@@ -1901,6 +1901,8 @@ def dist(input: Tensor, other: Tensor, p=2) -> Tensor:
     """torch.dist: the p-norm of ``input - other`` (broadcast)."""
     _check_tensor(input, "dist", "input", 1)
     _check_tensor(other, "dist", "other", 2)
-    from .elementwise import sub
+    from .elementwise import _one_device, sub
+
+    _one_device("dist", input, other)
 
     return name_node(norm(sub(input, other), p), "DistBackward0", label="dist")

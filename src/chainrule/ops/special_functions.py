@@ -25,6 +25,7 @@ from .elementwise import (
     _float_input,
     _float_pair,
     _kernel_arrays,
+    _one_device,
     _pair,
     _require_tensors,
     cos,
@@ -33,6 +34,7 @@ from .elementwise import (
     mul,
     pow,
     refuse_complex,
+    refuse_kernel_dtype,
     rounded_once,
     rsqrt,
     sign,
@@ -689,18 +691,8 @@ def nextafter(input: Tensor, other: Tensor) -> Tensor:
     _require_tensors("nextafter", input, other)
     a, b = _pair(input, other)
     if a._data.dtype.kind not in "fV":
-        _refuse_kernel_dtype("nextafter", a, b)
+        refuse_kernel_dtype("nextafter", a, b)
     return Nextafter.apply(a, b)
-
-
-def _refuse_kernel_dtype(op: str, a: Tensor, b: Tensor) -> None:
-    """torch's NotImplementedError for a binary op whose kernel has no instance for the operands'
-    dtype, raised where TensorIterator raises it: after its broadcast and device checks
-    (``_kernel_arrays``), and naming the kernel of the device it dispatched to (gcd_cpu, gcd_cuda)."""
-    _kernel_arrays(op, a, b)
-    on_cuda = "cuda" in (device_of(a._data).type, device_of(b._data).type)  # (a 0-d CPU operand joins)
-    kernel = f"{op}_cuda" if on_cuda else f"{op}_cpu"
-    raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(a.dtype)}'")
 
 
 def _integer_pair(op: str, input, other):
@@ -717,7 +709,7 @@ def _integer_pair(op: str, input, other):
                            f"from other tensors on {first} (when checking argument in method wrapper_CUDA_{op})")
     a, b = _pair(input, other)
     if a._data.dtype.kind not in "iu":
-        _refuse_kernel_dtype(op, a, b)
+        refuse_kernel_dtype(op, a, b)
     return _kernel_arrays(op, a, b)
 
 
@@ -779,6 +771,7 @@ def ldexp(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     # chainrule's is the true 2^other there)
     # an integer exponent takes a floating input's dtype, as torch's promotion gives (bfloat16 stays bfloat16)
     # torch's fused kernel for a real floating input has no bool exponent instance (others go through pow)
+    _one_device("ldexp", input, other)
     if input._data.dtype.kind in "fV" and isinstance(other, Tensor) and other.dtype is _dtype.bool:
         raise NotImplementedError("\"ldexp_cpu_exp\" not implemented for 'Bool'")
     power_dtype = input.dtype if input._data.dtype.kind in "fV" else _dtype.get_default_dtype()
@@ -799,6 +792,7 @@ def float_power(input, exponent, *, out=None) -> Tensor:
     complex_given = builtins.any(v.is_complex() if isinstance(v, Tensor) else isinstance(v, builtins.complex)
                                  for v in (input, exponent))
     wide, scalar = (_dtype.complex128, builtins.complex) if complex_given else (_dtype.float64, builtins.float)
+    _one_device("float_power", input, exponent)
     base = _cast(input, wide) if isinstance(input, Tensor) else scalar(input)
     power = _cast(exponent, wide) if isinstance(exponent, Tensor) else scalar(exponent)
     result = pow(base, power)
@@ -833,6 +827,7 @@ _LOGADDEXP2_SAVED = {"_saved_other": kept_value("other", tensor=True), "_saved_s
 def logaddexp2(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """torch.logaddexp2: log2(2^a + 2^b), as logaddexp of a·ln 2 and b·ln 2 over ln 2."""
     _require_tensors("logaddexp2", input, other)
+    _one_device("logaddexp2", input, other)
     if isinstance(input, Tensor) and isinstance(other, Tensor) and not _dtype.result_type(input, other).is_floating_point:
         raise NotImplementedError(f"\"logaddexp2_cpu\" not implemented for "
                                   f"'{_dtype.scalar_name(_dtype.result_type(input, other))}'")

@@ -13,6 +13,7 @@ and carry no gradient.
 from __future__ import annotations
 
 import itertools
+import math
 import numbers
 
 import numpy as np
@@ -219,6 +220,75 @@ def _tensor_args(tensors, op: str, one_list: bool = True) -> list:
     return list(tensors)
 
 
+def _printed_as_cpp(t: Tensor) -> str:
+    """``t`` as torch's C++ ``operator<<`` prints it into a message (ATen's Formatting.cpp, 80
+    columns): the values in one format chosen over all of them, one 2-d slice at a time under
+    "(i,j,.,.) = ", then ``[ torch.FloatTensor{2,3} ]``."""
+    values = np.array(t.tolist())  # (on any device; ATen prints a copy in double, a complex one's real part)
+    values = (values.real if np.iscomplexobj(values) else values).astype(np.float64).reshape(tuple(t.shape))
+    type_name = _dtype.type_string(t.dtype)
+    if t.device.type == "cuda":
+        type_name = type_name.replace("torch.", "torch.cuda.") if type_name.startswith("torch.") else \
+            "CUDA" + type_name[3:]
+    footer = f"[ {type_name}{{{','.join(str(n) for n in values.shape)}}} ]"
+    if values.size == 0:
+        return footer
+    scale, width, number = _cpp_print_format(values.ravel())
+
+    def matrix(m: np.ndarray, indent: int) -> str:
+        # ATen's __printMatrix, row by row (its first row follows the slice's header unindented)
+        text, per_line, first = "", (80 - indent) // (width + 1), 0
+        while first < m.shape[1]:
+            last = min(first + per_line, m.shape[1]) - 1
+            if per_line < m.shape[1]:
+                text += ("\n" if first else "") + f"Columns {first + 1} to {last + 1}" + " " * indent
+            if scale != 1:
+                text += f"{scale:g} *\n" + " " * indent
+            for row_index, row in enumerate(m):
+                text += " ".join(number(v / scale).rjust(width) for v in row[first:last + 1]) + "\n"
+                if row_index != len(m) - 1:
+                    text += " " * indent + (" " if scale != 1 else "")
+            first = last + 1
+        return text
+
+    if values.ndim == 2:
+        return matrix(values, 0) + footer
+    blocks = []
+    for index in np.ndindex(*values.shape[:-2]):
+        head = "(" + "".join(f"{i + 1}," for i in index) + ".,.) = \n"
+        blocks.append(head + matrix(values[index], 1))
+    return "\n".join(blocks) + footer
+
+
+def _cpp_print_format(flat: np.ndarray):
+    """ATen's __printFormat: (scale, column width, how one value prints) for all of ``flat``."""
+    finite = flat[np.isfinite(flat)]
+    int_mode = bool(np.all(finite == np.ceil(finite)))
+    if finite.size == 0:
+        exp_min = exp_max = 1.0
+    else:
+        magnitudes = np.abs(finite)
+        low = magnitudes.min()
+        # (ATen compares the signed value with the running maximum; kept as it is)
+        high = abs(float(finite[0]))
+        for value, magnitude in zip(finite, magnitudes):
+            if value > high:
+                high = magnitude
+        exp_min = math.floor(math.log10(low)) + 1 if low != 0 else 1
+        exp_max = math.floor(math.log10(high)) + 1 if high != 0 else 1
+    scale = 1.0
+    if int_mode:
+        if exp_max > 9:
+            return scale, 11, lambda v: f"{v:.4e}"
+        return scale, int(exp_max) + 1, lambda v: f"{v:g}"
+    if exp_max - exp_min > 4:
+        width = 12 if abs(exp_max) > 99 or abs(exp_min) > 99 else 11
+        return scale, width, lambda v: f"{v:.4e}"
+    if exp_max > 5 or exp_max < 0:
+        return 10.0 ** (exp_max - 1), 7, lambda v: f"{v:.4f}"
+    return scale, 7 if exp_max == 0 else int(exp_max) + 6, lambda v: f"{v:.4f}"
+
+
 def meshgrid(*tensors, indexing: str | None = None) -> tuple:
     """torch.meshgrid: N 0-d/1-d tensors -> N tensors of shape (len(t0), ..., len(tN-1)), the i-th
     varying along dim i ('ij', the default) or with the first two dims swapped ('xy', NumPy's
@@ -233,14 +303,15 @@ def meshgrid(*tensors, indexing: str | None = None) -> tuple:
     check_str(indexing, "meshgrid", "indexing")
     if indexing not in ("ij", "xy"):
         raise RuntimeError(f'torch.meshgrid: indexing must be one of "xy" or "ij", but received: {indexing}')
-    for t in tensors:
-        if t._data.ndim > 1:
-            raise RuntimeError(f"torch.meshgrid: Expected 0D or 1D tensor in the tensor list but got: a tensor of "
-                               f"shape {tuple(t._data.shape)}")
+    for t in tensors:  # (all of them before any one's dims, as torch)
         if t.dtype != tensors[0].dtype:
             raise RuntimeError("meshgrid expects all tensors to have the same dtype")
         if t.device != tensors[0].device:
             raise RuntimeError("meshgrid expects all tensors to have the same device")
+    for t in tensors:
+        if t._data.ndim > 1:
+            raise RuntimeError("torch.meshgrid: Expected 0D or 1D tensor in the tensor list but got: "
+                               + _printed_as_cpp(t))
     swap = indexing == "xy" and len(tensors) >= 2
     if swap:  # 'xy' is 'ij' with the first two inputs swapped, and so their outputs
         tensors[0], tensors[1] = tensors[1], tensors[0]

@@ -197,6 +197,11 @@ class ModuleList(Module):
         return combined
 
     def insert(self, index: int, module: Module) -> None:
+        if index < 0:
+            # torch shifts the entries from the end down to index, reading str(i - 1) for each i
+            # down to index + 1: a negative index reaches key '-1' and raises (torch after shifting
+            # some; here before any change)
+            raise KeyError("-1")
         modules = list(self._modules.values())
         modules.insert(index, module)
         self._modules = {}

@@ -223,6 +223,10 @@ class RNNBase(Module):
         if input.dim() not in (2, 3):
             raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.dim()}D instead")
         batched = input.dim() == 3
+        if hx is not None and not is_lstm and not isinstance(hx, Tensor):
+            # torch's RNN and GRU read hx.dim() next, in Python: an AttributeError, not the argument
+            # parser's TypeError (raised by hand, so Module.__call__ leaves it as it is)
+            raise AttributeError(f"'{type(hx).__name__}' object has no attribute 'dim'")
         num_directions = 2 if self.bidirectional else 1
         if not batched:
             input = input.unsqueeze(1)
