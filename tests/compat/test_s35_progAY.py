@@ -1,0 +1,69 @@
+"""What the three programs of session 35's lane progAY (prototypical_fewshot, pointer_net_tsp,
+ft_transformer_tabular) showed chainrule answering differently from torch 2.13, each case run on
+both libraries and compared."""
+
+from __future__ import annotations
+
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _refusal(build):
+    """The error type and message a user sees, or None when nothing is raised."""
+    try:
+        build()
+    except Exception as error:  # the error is what is compared
+        return type(error).__name__, str(error)
+    return None
+
+
+# --- the Sampler base class has no __init__ of its own in torch 2.13 ------------------------------
+# torch dropped Sampler's deprecated data_source argument: a subclass that passes its dataset on to
+# super().__init__ fails in object.__init__, and Sampler(...) with an argument is refused.
+
+
+def _sampler_passing_its_dataset(lib):
+    class EpisodeSampler(lib.utils.data.Sampler):
+        def __init__(self, dataset):
+            super().__init__(dataset)
+            self.dataset = dataset
+
+        def __iter__(self):
+            yield [0, 1]
+
+    return EpisodeSampler([10, 20, 30])
+
+
+@pytest.mark.parametrize("build", [
+    _sampler_passing_its_dataset,
+    lambda lib: lib.utils.data.Sampler([1, 2, 3]),
+    lambda lib: lib.utils.data.Sampler(data_source=[1, 2, 3]),
+], ids=["subclass_super_init_with_dataset", "positional_data_source", "keyword_data_source"])
+def test_sampler_refuses_a_data_source_as_torch(build):
+    refused = _refusal(lambda: build(torch))
+    assert refused is not None
+    assert _refusal(lambda: build(chainrule)) == refused
+
+
+def test_sampler_subclass_with_a_bare_super_init_still_feeds_a_batch_sampler():
+    def batches(lib):
+        class PairSampler(lib.utils.data.Sampler):
+            def __init__(self, n):
+                super().__init__()
+                self.n = n
+
+            def __iter__(self):
+                for start in range(0, self.n, 2):
+                    yield [start, start + 1]
+
+            def __len__(self):
+                return self.n // 2
+
+        dataset = lib.utils.data.TensorDataset(lib.arange(6.0))
+        loader = lib.utils.data.DataLoader(dataset, batch_sampler=PairSampler(6))
+        return len(loader), [batch.tolist() for (batch,) in loader]
+
+    assert batches(chainrule) == batches(torch)
