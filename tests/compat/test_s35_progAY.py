@@ -67,3 +67,27 @@ def test_sampler_subclass_with_a_bare_super_init_still_feeds_a_batch_sampler():
         return len(loader), [batch.tolist() for (batch,) in loader]
 
     assert batches(chainrule) == batches(torch)
+
+
+# --- ReduceLROnPlateau's improvement test is torch's private _is_better ---------------------------
+# A subclass that overrides _is_better (a custom notion of "improved") must steer the reductions, and
+# there is no public is_better.
+
+
+def _plateau_lrs_with_a_subclass_rule(lib):
+    class ImprovesOnlyBelowHalf(lib.optim.lr_scheduler.ReduceLROnPlateau):
+        def _is_better(self, a, best):
+            return a < 0.5 and a < best
+
+    parameter = lib.nn.Parameter(lib.zeros(2))
+    optimizer = lib.optim.SGD([parameter], lr=1.0)
+    scheduler = ImprovesOnlyBelowHalf(optimizer, patience=1, factor=0.5)
+    lrs = []
+    for metric in [0.9, 0.8, 0.7, 0.4, 0.3, 0.6, 0.6]:
+        scheduler.step(metric)
+        lrs.append(optimizer.param_groups[0]["lr"])
+    return lrs, scheduler.best, hasattr(scheduler, "is_better")
+
+
+def test_reduce_lr_on_plateau_consults_a_subclass_is_better_as_torch():
+    assert _plateau_lrs_with_a_subclass_rule(chainrule) == _plateau_lrs_with_a_subclass_rule(torch)
