@@ -91,3 +91,29 @@ def _plateau_lrs_with_a_subclass_rule(lib):
 
 def test_reduce_lr_on_plateau_consults_a_subclass_is_better_as_torch():
     assert _plateau_lrs_with_a_subclass_rule(chainrule) == _plateau_lrs_with_a_subclass_rule(torch)
+
+
+# --- ReduceLROnPlateau.load_state_dict derives mode_worse again and refuses an unknown mode -------
+
+
+def _plateau_loaded_from(lib, changes):
+    parameter = lib.nn.Parameter(lib.zeros(1))
+    source = lib.optim.lr_scheduler.ReduceLROnPlateau(lib.optim.SGD([parameter], lr=1.0), mode="max", patience=0)
+    for metric in [1.0, 1.0, 2.0]:
+        source.step(metric)
+    state = {**source.state_dict(), **changes}
+    target = lib.optim.lr_scheduler.ReduceLROnPlateau(lib.optim.SGD([parameter], lr=1.0))
+    try:
+        target.load_state_dict(state)
+    except ValueError:
+        # the message is chainrule's longer one; the type is torch's
+        return "refused"
+    target.step(1.5)
+    return target.mode, target.mode_worse, target.best, target.num_bad_epochs, target.get_last_lr()
+
+
+@pytest.mark.parametrize("changes", [{}, {"mode_worse": 0.0}, {"mode": "min"}, {"mode": "maximum"},
+                                     {"threshold_mode": "relative"}],
+                         ids=["as_saved", "stale_mode_worse", "mode_switched", "unknown_mode", "unknown_threshold_mode"])
+def test_reduce_lr_on_plateau_load_state_dict_as_torch(changes):
+    assert _plateau_loaded_from(chainrule, changes) == _plateau_loaded_from(torch, changes)
