@@ -530,6 +530,13 @@ class OneCycleLR(LRScheduler):
         return lrs
 
 
+def _check_plateau_modes(mode: str, threshold_mode: str) -> None:
+    if mode not in ("min", "max"):
+        raise ValueError(f"ReduceLROnPlateau: mode {mode} is unknown! (expected 'min' or 'max')")
+    if threshold_mode not in ("rel", "abs"):
+        raise ValueError(f"ReduceLROnPlateau: threshold mode {threshold_mode} is unknown! (expected 'rel' or 'abs')")
+
+
 class ReduceLROnPlateau(LRScheduler):
     """Reduce the lr by ``factor`` once a metric has stopped improving for ``patience`` epochs."""
 
@@ -556,22 +563,29 @@ class ReduceLROnPlateau(LRScheduler):
             # one min_lr for every group, also for a group added to the optimizer later (torch's key)
             self.default_min_lr = min_lr
             self.min_lrs = [min_lr] * len(optimizer.param_groups)
-        if mode not in ("min", "max"):
-            raise ValueError(f"ReduceLROnPlateau: mode {mode} is unknown! (expected 'min' or 'max')")
-        if threshold_mode not in ("rel", "abs"):
-            raise ValueError(f"ReduceLROnPlateau: threshold mode {threshold_mode} is unknown! (expected 'rel' or "
-                             "'abs')")
+        _check_plateau_modes(mode, threshold_mode)
         # set in torch's order, which state_dict() keeps (printed by users)
         self.patience = patience
         self.cooldown = cooldown
         self.eps = eps
         self.last_epoch = 0
         self._last_lr = _group_values(self.optimizer)
+        self._init_is_better(mode, threshold, threshold_mode)
+        self._reset()
+
+    def _init_is_better(self, mode: str, threshold: float, threshold_mode: str) -> None:
+        _check_plateau_modes(mode, threshold_mode)
         self.mode_worse = math.inf if mode == "min" else -math.inf
         self.mode = mode
         self.threshold = threshold
         self.threshold_mode = threshold_mode
-        self._reset()
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        # torch derives mode_worse again from the loaded mode, refusing an unknown one; checked first,
+        # so a refused state leaves the scheduler as it was
+        _check_plateau_modes(state_dict.get("mode", self.mode), state_dict.get("threshold_mode", self.threshold_mode))
+        super().load_state_dict(state_dict)
+        self._init_is_better(self.mode, self.threshold, self.threshold_mode)
 
     def _reset(self) -> None:
         self.best = self.mode_worse
@@ -583,7 +597,7 @@ class ReduceLROnPlateau(LRScheduler):
         if epoch is not None:
             warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=_user_stacklevel())
         self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
-        if self.is_better(current, self.best):
+        if self._is_better(current, self.best):
             self.best = current
             self.num_bad_epochs = 0
         else:
@@ -616,7 +630,8 @@ class ReduceLROnPlateau(LRScheduler):
     def in_cooldown(self) -> bool:
         return self.cooldown_counter > 0
 
-    def is_better(self, a: float, best: float) -> bool:
+    # torch's private name: a subclass that overrides _is_better changes the rule, as in torch
+    def _is_better(self, a: float, best: float) -> bool:
         if self.mode == "min" and self.threshold_mode == "rel":
             return a < best * (1.0 - self.threshold)
         if self.mode == "min":

@@ -76,10 +76,10 @@ _T_co = TypeVar("_T_co", covariant=True)
 
 class Sampler(Generic[_T_co]):
     """Base class: subclasses define ``__iter__`` over indices (and usually ``__len__``); generic
-    in the index type, as torch's (``Sampler[int]``)."""
+    in the index type, as torch's (``Sampler[int]``).
 
-    def __init__(self, data_source: Sized | None = None) -> None:
-        pass
+    No ``__init__`` of its own: torch 2.13 removed the deprecated ``data_source`` argument, so
+    ``super().__init__(dataset)`` in a subclass is refused by ``object.__init__``, as there."""
 
     def __iter__(self) -> Iterator:
         raise NotImplementedError
