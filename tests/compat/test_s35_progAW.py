@@ -103,3 +103,44 @@ def test_det_gradient_of_invertible_matrices_is_unchanged_and_gradchecks():
                          requires_grad=True)
     assert chainrule.autograd.gradcheck(chainrule.linalg.det, (A,))
     assert chainrule.autograd.gradgradcheck(chainrule.linalg.det, (A,))
+
+
+# --- 3. F.linear's addmm path: a 1-d weight and a bias that does not fit ------------------------
+# (gaussian_splatting_2d's densification replaces parameters by larger ones: a layer whose weight
+# grew while its bias did not is refused as torch refuses it)
+def _grown_weight(lib):
+    layer = lib.nn.Linear(3, 2)
+    layer.weight = lib.nn.Parameter(lib.ones(5, 3))
+    return layer(lib.ones(4, 3))
+
+
+LINEAR_CASES = {
+    "2-d input, bias too short": lambda lib: lib.nn.functional.linear(lib.ones(1, 3), lib.ones(5, 3), lib.ones(2)),
+    "1-d input, bias too short": lambda lib: lib.nn.functional.linear(lib.ones(3), lib.ones(5, 3), lib.ones(2)),
+    "3-d input, bias too short": lambda lib: lib.nn.functional.linear(lib.ones(2, 4, 3), lib.ones(5, 3), lib.ones(2)),
+    "empty batch, bias too short": lambda lib: lib.nn.functional.linear(lib.ones(0, 3), lib.ones(5, 3), lib.ones(2)),
+    "2-d bias of the wrong rows": lambda lib: lib.nn.functional.linear(lib.ones(4, 3), lib.ones(5, 3), lib.ones(3, 5)),
+    "1-d weight with a bias": lambda lib: lib.nn.functional.linear(lib.ones(4, 3), lib.ones(3), lib.ones(1)),
+    "1-d weight of the wrong length with a bias": lambda lib: lib.nn.functional.linear(lib.ones(4, 2), lib.ones(3),
+                                                                                        lib.ones(1)),
+    "1-d weight, 3-d input, 1-d bias": lambda lib: lib.nn.functional.linear(lib.ones(2, 4, 3), lib.ones(3), lib.ones(4)),
+    "Linear whose weight grew": _grown_weight,
+    # the matmul path (no addmm): the bias is added to the product, so these pass or broadcast
+    "1-d weight, 0-d bias": lambda lib: lib.nn.functional.linear(lib.ones(2, 4, 3), lib.ones(3), lib.ones(())),
+    "3-d input, 2-d bias": lambda lib: lib.nn.functional.linear(lib.ones(2, 4, 3), lib.ones(5, 3), lib.ones(4, 5)),
+    "non-contiguous input, bias too short": lambda lib: lib.nn.functional.linear(
+        lib.ones(2, 4, 3).transpose(0, 1), lib.ones(5, 3), lib.ones(2)),
+}
+
+
+def _outcome(case, lib):
+    try:
+        return ("ok", case(lib).tolist())
+    except RuntimeError as error:
+        return ("error", str(error))
+
+
+@pytest.mark.parametrize("name", list(LINEAR_CASES))
+def test_linear_checks_its_bias_and_weight_as_torchs_addmm_does(name):
+    case = LINEAR_CASES[name]
+    assert _outcome(case, chainrule) == _outcome(case, torch)
