@@ -144,3 +144,18 @@ def _outcome(case, lib):
 def test_linear_checks_its_bias_and_weight_as_torchs_addmm_does(name):
     case = LINEAR_CASES[name]
     assert _outcome(case, chainrule) == _outcome(case, torch)
+
+
+# --- 4. meshgrid reads the dtypes before the ranks ---------------------------------------------
+MESHGRID_MIXED = {
+    "a 2-d float tensor, then a 1-d int64 one": lambda lib: lib.meshgrid(lib.ones(2, 2), lib.arange(3), indexing="ij"),
+    "a 1-d int64 tensor, then a 2-d float one": lambda lib: lib.meshgrid(lib.arange(3), lib.ones(2, 2), indexing="ij"),
+    "a 1-d float tensor, a 2-d float one, a 1-d int64 one": lambda lib: lib.meshgrid(
+        lib.arange(3.0), lib.ones(2, 2), lib.arange(2), indexing="xy"),
+}
+
+
+@pytest.mark.parametrize("name", list(MESHGRID_MIXED))
+def test_meshgrid_refuses_mixed_dtypes_before_a_tensor_of_too_many_dims(name):
+    case = MESHGRID_MIXED[name]
+    assert _error(case, chainrule) == _error(case, torch)

@@ -233,14 +233,16 @@ def meshgrid(*tensors, indexing: str | None = None) -> tuple:
     check_str(indexing, "meshgrid", "indexing")
     if indexing not in ("ij", "xy"):
         raise RuntimeError(f'torch.meshgrid: indexing must be one of "xy" or "ij", but received: {indexing}')
+    # torch compares each tensor's dtype and device with the next one's before it reads any ranks
+    for previous, t in zip(tensors, tensors[1:]):
+        if t.dtype != previous.dtype:
+            raise RuntimeError("meshgrid expects all tensors to have the same dtype")
+        if t.device != previous.device:
+            raise RuntimeError("meshgrid expects all tensors to have the same device")
     for t in tensors:
         if t._data.ndim > 1:
             raise RuntimeError(f"torch.meshgrid: Expected 0D or 1D tensor in the tensor list but got: a tensor of "
                                f"shape {tuple(t._data.shape)}")
-        if t.dtype != tensors[0].dtype:
-            raise RuntimeError("meshgrid expects all tensors to have the same dtype")
-        if t.device != tensors[0].device:
-            raise RuntimeError("meshgrid expects all tensors to have the same device")
     swap = indexing == "xy" and len(tensors) >= 2
     if swap:  # 'xy' is 'ij' with the first two inputs swapped, and so their outputs
         tensors[0], tensors[1] = tensors[1], tensors[0]
