@@ -1057,13 +1057,11 @@ def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tenso
 
 def fold(input: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
     """torch.nn.functional.fold (col2im): (N, C·kH·kW, L) → (N, C, *output_size), overlaps summed."""
-    if input.ndim not in (2, 3):
-        raise RuntimeError("Input Error: Only unbatched (2D) or batched (3D) input Tensors are supported "
-                           f"(got {input.ndim}D)")
     geo = _fold_geometry(kernel_size, dilation, padding, stride, _fold_tuple(output_size, "output_size", "col2im"),
                          "col2im")
-    # the empty-dims check reads the input as given; the rest the batched (N, C·kH·kW, L) one
-    if 0 in input.shape[-2:]:
+    # torch's col2im checks the rank with the empty dims, after the geometry; the empty-dims check
+    # reads the input as given, the rest the batched (N, C·kH·kW, L) one
+    if input.ndim not in (2, 3) or 0 in input.shape[-2:]:
         raise RuntimeError("Expected 2D or 3D (batch mode) tensor for input with possibly 0 batch size and non-zero "
                            f"dimensions for input, but got: {list(input.shape)}")
     unbatched = input.ndim == 2

@@ -1628,16 +1628,51 @@ class Det(Function):
     @staticmethod
     @conjugate_rule  # holomorphic: for complex A, grad_A = g conj(det A) A⁻ᴴ
     def backward(ctx, grad):
-        # d det(A) = det(A) tr(A^-1 dA), so grad_A = grad det(A) A^-T (A must be invertible)
+        # d det(A) = det(A) tr(A^-1 dA), so grad_A = grad det(A) A^-T where A is invertible
         A, out = ctx.saved_values
-        scale = (grad * out).unsqueeze(-1).unsqueeze(-1)
-        return scale * inv(A).mT
+        singular = Tensor._make(out._data == 0)
+        if not bool(singular._data.any()):
+            return (grad * out).unsqueeze(-1).unsqueeze(-1) * inv(A).mT
+        # At a singular A (det exactly 0) torch's plain backward solves A^H X = det(A) g = 0 by LU and
+        # returns zeros; a recorded (create_graph) backward returns the cofactor matrix from an SVD,
+        # the gradient's limit there. The invertible matrices of a batch keep the formula above.
+        from ..autograd.grad_mode import is_grad_enabled
+
+        each_matrix = singular.unsqueeze(-1).unsqueeze(-1)
+        invertible = where(each_matrix, creation.eye(A.shape[-1], dtype=A.dtype), A)
+        gradient = where(each_matrix, 0.0, (grad * out).unsqueeze(-1).unsqueeze(-1) * inv(invertible).mT)
+        if not is_grad_enabled():
+            return gradient
+        if A.ndim == 2:
+            return _cofactors_by_svd(A, grad)
+        cofactors = creation.zeros_like(gradient)
+        cofactors[singular] = _cofactors_by_svd(A[singular], grad[singular])
+        return where(each_matrix, cofactors, gradient)
+
+
+def _cofactors_by_svd(A: Tensor, grad: Tensor) -> Tensor:
+    """grad times the cofactor matrix det(A) A^-T of (a batch of) A, singular or not: with
+    A = U diag(S) Vh it is det(U) det(Vh) conj(U) diag(prod of the other S) conj(Vh), whose product
+    of the other singular values needs no division (torch's singular-matrix det gradient)."""
+    from .decompositions import linalg_svd
+    from .reduce import cumprod
+    from .shape import cat
+
+    U, S, Vh = linalg_svd(A)
+    phase = det(U) * det(Vh)
+    if A.is_complex():
+        U, Vh = U.conj(), Vh.conj()
+    ones = creation.ones_like(S[..., :1])
+    before = cumprod(cat([ones, S[..., :-1]], -1), -1)  # S_0 ... S_{i-1}
+    after = cumprod(cat([ones, S.flip(-1)[..., :-1]], -1), -1).flip(-1)  # S_{i+1} ... S_{n-1}
+    others = (grad * phase).unsqueeze(-1) * before * after
+    return _mat(U * others.unsqueeze(-2), Vh)
 
 
 @_refuses_low_precision(_LU_CPU)
 def det(input: Tensor) -> Tensor:
-    """torch.det (torch.linalg.det, whose binding names the matrix A, calls it). The gradient needs an
-    invertible matrix (chainrule does not implement torch's SVD-based gradient at singular matrices)."""
+    """torch.det (torch.linalg.det, whose binding names the matrix A, calls it). At a singular matrix
+    the gradient is torch's: zeros from a plain backward, the cofactor matrix from a recorded one."""
     A = input
     _check_square(A, "linalg.det")
     return Det.apply(A)

@@ -32,7 +32,7 @@ from ..autograd.function import (
 from ..autograd.profiler import composite_range
 from ..tensor import Tensor, _check_tensor
 from .linalg import _matrix_strides, _save_for_the_other
-from .shape import UnsafeView, reshaped, viewed
+from .shape import UnsafeView, expanded_shape, reshaped, viewed
 
 __all__ = ["linear"]
 __not_methods__ = set(__all__)
@@ -271,6 +271,12 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         # with a meta tensor among them its mm and addmm decide (_meta.on_meta)
         on_one_device([t._data for t in (input, weight, bias) if t is not None], "linear")
     x, w = input._data, weight._data  # (their arrays' shapes read directly: no Size made per read)
+    # torch's linear is addmm(bias, input as rows, weight.t()) for a 2-d input with a bias, and for a
+    # contiguous input with a 1-d bias; addmm refuses a 1-d weight (its t() is no matrix) and expands
+    # the bias to the product's shape, refusing one that does not fit in expand's words
+    addmm_path = bias is not None and (x.ndim == 2 or (x.ndim > 0 and bias._data.ndim == 1 and input.is_contiguous()))
+    if addmm_path and w.ndim == 1:
+        raise RuntimeError("mat2 must be a matrix, got 1-D tensor")
     if x.ndim == 0 or w.ndim not in (1, 2) or x.shape[-1] != w.shape[-1]:
         rows = math.prod(input.shape[:-1]) if input.ndim else 1
         cols = input.shape[-1] if input.ndim else 1
@@ -278,6 +284,8 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             f"mat1 and mat2 shapes cannot be multiplied ({rows}x{cols} and "
             f"{'x'.join(str(s) for s in reversed(tuple(weight.shape)))})"
         )
+    if addmm_path:
+        expanded_shape(bias._data.shape, (math.prod(x.shape[:-1]), w.shape[0]), bias._data.dtype)
     folded = bias is not None and (x.ndim <= 2 or input.is_contiguous())  # torch's addmm path
     if not autocast_unifies(x):
         _check_dtypes(input, weight, bias, folded)
