@@ -908,6 +908,28 @@ def _asks_a_wrapper(fill):
     return filled
 
 
+def _float_arguments(*names: str):
+    """Decorator: read a sampler's float arguments (uniform_'s ``from``/``to``, normal_'s
+    ``mean``/``std``, ...) as torch's parser reads a double before the op runs: a number or a 0-d
+    tensor that does not require grad, as a float; its TypeError otherwise, naming the argument and,
+    when it was given positionally, its position (``x.uniform_(-eps, eps)`` with a (1, 1, 1) ``eps``
+    is refused, not drawn from elementwise bounds)."""
+    def decorate(sampler):
+        @functools.wraps(sampler)
+        def parsed(self: Tensor, *args, **kwargs) -> Tensor:
+            op = sampler.__name__
+            args = tuple(check_float(value, op, names[i], position=i + 1) if i < len(names) else value
+                         for i, value in enumerate(args))
+            for name in names:
+                if name in kwargs:
+                    kwargs[name] = check_float(kwargs[name], op, name)
+            return sampler(self, *args, **kwargs)
+
+        return parsed
+
+    return decorate
+
+
 def _from_to(op: str, keywords: dict, low, high) -> tuple:
     """torch names the bounds ``from`` and ``to`` (``x.uniform_(**{"from": 2, "to": 3})``), which
     Python can't spell as parameters: they arrive as keywords here."""
@@ -917,6 +939,7 @@ def _from_to(op: str, keywords: dict, low, high) -> tuple:
     return keywords.get("from", low), keywords.get("to", high)
 
 
+@_float_arguments("from", "to")
 @_asks_a_wrapper
 def uniform_(self: Tensor, a: builtins.float = 0.0, b: builtins.float = 1.0, /, *, generator=None,
              **from_to) -> Tensor:
@@ -964,13 +987,13 @@ def uniform_values(self: Tensor, a, b, generator) -> np.ndarray:
     return a + (b - a) * _rng(generator, xp).random(self._data.shape)
 
 
+@_float_arguments("mean", "std")
 @_asks_a_wrapper
 def normal_(self: Tensor, mean: builtins.float = 0.0, std: builtins.float = 1.0, *, generator=None) -> Tensor:
     """normal_(mean=0, std=1, *, generator=None) -> Tensor
 
     Fills this tensor in place with normal samples of the given ``mean`` and ``std``
     (torch.Tensor.normal_)."""
-    mean, std = check_float(mean, "normal_", "mean"), check_float(std, "normal_", "std")  # a 0-d tensor reads as one
     _check_std(std)
     _floating_only(self, "normal_kernel_cpu")
     return _fill_inplace(self, lambda: normal_values(self, mean, std, generator), "NormalBackward0")
@@ -1184,6 +1207,7 @@ def _fill_from_doubles(self: Tensor, generator, draw_doubles, draw_on_device, no
     return _fill_inplace(self, lambda: draw_on_device(_rng(generator, xp), self._data.shape), node_name)
 
 
+@_float_arguments("lambd")
 @_asks_a_wrapper
 def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -> Tensor:
     """exponential_(lambd=1, *, generator=None) -> Tensor
@@ -1196,6 +1220,7 @@ def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -
                               lambda rng, shape: rng.exponential(1.0 / lambd, shape), "ExponentialBackward0")
 
 
+@_float_arguments("median", "sigma")
 @_asks_a_wrapper
 def cauchy_(self: Tensor, median: builtins.float = 0.0, sigma: builtins.float = 1.0, *, generator=None) -> Tensor:
     if not sigma > 0:
@@ -1222,9 +1247,9 @@ _CAUCHY_TYPE_NAMES = {"int64": "long int", "int32": "int", "int16": "short int",
                       "complex128": "c10::complex<double>"}
 
 
+@_float_arguments("mean", "std")
 @_asks_a_wrapper
 def log_normal_(self: Tensor, mean: builtins.float = 1.0, std: builtins.float = 2.0, *, generator=None) -> Tensor:
-    mean, std = check_float(mean, "log_normal_", "mean"), check_float(std, "log_normal_", "std")
     if self._data.dtype.kind not in "fV":
         raise NotImplementedError(f'"log_normal_cpu" not implemented for \'{_dtype.scalar_name(self._data.dtype)}\'')
     if not std > 0:
@@ -1233,6 +1258,7 @@ def log_normal_(self: Tensor, mean: builtins.float = 1.0, std: builtins.float = 
                               lambda rng, shape: _device_log_normal(rng.standard_normal(shape), mean, std), "LogNormalBackward0")
 
 
+@_float_arguments("p")
 @_asks_a_wrapper
 def geometric_(self: Tensor, p: builtins.float, *, generator=None) -> Tensor:
     if not 0 < p < 1:

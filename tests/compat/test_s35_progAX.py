@@ -1,0 +1,86 @@
+"""What the programs of lane progAX (PGD/TRADES, NALU, Relation Networks) found, each checked against torch.
+
+1. The in-place samplers' float arguments (uniform_'s from/to, normal_'s mean/std, exponential_,
+   cauchy_, log_normal_, geometric_) are read as torch's parser reads a double: a number or a 0-d
+   tensor that does not require grad. A one-element tensor with dimensions, as locuslab's
+   ``uniform_(-epsilon, epsilon)`` with a (1, 1, 1) epsilon, or a tensor that requires grad, is
+   torch's TypeError naming the argument (and its position when given positionally); chainrule drew
+   from it, or failed in NumPy's words.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def outcome(case, library):
+    """``case(library)``'s values as a list, or the exception's type and message."""
+    try:
+        return ("ok", case(library).tolist())
+    except Exception as error:  # noqa: BLE001 - the type and message are what is compared
+        return (type(error).__name__, str(error))
+
+
+_SAMPLERS = {
+    "uniform_": lambda t, v: t.uniform_(v, 1.5),
+    "uniform_ to": lambda t, v: t.uniform_(-1.5, v),
+    "uniform_ from=": lambda t, v: t.uniform_(**{"from": v}),
+    "normal_": lambda t, v: t.normal_(v, 1.0),
+    "normal_ std=": lambda t, v: t.normal_(std=v),
+    "exponential_": lambda t, v: t.exponential_(v),
+    "exponential_ lambd=": lambda t, v: t.exponential_(lambd=v),
+    "cauchy_": lambda t, v: t.cauchy_(v, 1.0),
+    "log_normal_ std": lambda t, v: t.log_normal_(0.0, v),
+    "geometric_": lambda t, v: t.geometric_(v),
+}
+
+_ARGUMENTS = {
+    "0-d tensor": lambda lib: lib.tensor(0.5),
+    "0-d int tensor": lambda lib: lib.tensor(1),
+    "(1, 1, 1) tensor": lambda lib: lib.full((1, 1, 1), 0.5),
+    "(1,) tensor": lambda lib: lib.tensor([0.5]),
+    "0-d tensor requiring grad": lambda lib: lib.tensor(0.5, requires_grad=True),
+    "bool": lambda lib: True,
+    "numpy float32": lambda lib: np.float32(0.5),
+    "numpy 0-d array": lambda lib: np.array(0.5),
+    "str": lambda lib: "0.5",
+    "None": lambda lib: None,
+    "complex": lambda lib: 0.5j,
+}
+
+
+@pytest.mark.parametrize("argument", list(_ARGUMENTS))
+@pytest.mark.parametrize("sampler", list(_SAMPLERS))
+def test_sampler_float_arguments_are_parsed_as_torch_parses_a_double(sampler, argument):
+    def case(library):
+        library.manual_seed(0)
+        return _SAMPLERS[sampler](library.zeros(4), _ARGUMENTS[argument](library))
+
+    ours, theirs = outcome(case, chainrule), outcome(case, torch)
+    if theirs[0] == "ok" and ours[0] == "ok":  # the same stream: the same draws
+        np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-6)
+    else:
+        assert ours == theirs
+
+
+def test_locuslab_per_channel_epsilon_start_is_refused_then_drawn_per_channel():
+    def refused(library):
+        epsilon = library.full((3, 1, 1), 0.1)
+        return library.zeros(2, 3, 4, 4).uniform_(-epsilon, epsilon)
+
+    assert outcome(refused, chainrule) == outcome(refused, torch)
+
+    def per_channel(library):
+        library.manual_seed(3)
+        epsilon = library.tensor([0.1, 0.2, 0.3]).view(3, 1, 1)
+        delta = library.zeros(2, 3, 4, 4)
+        for j in range(len(epsilon)):
+            delta[:, j, :, :].uniform_(-epsilon[j][0][0].item(), epsilon[j][0][0].item())
+        return delta
+
+    np.testing.assert_allclose(per_channel(chainrule).tolist(), per_channel(torch).tolist(), rtol=1e-6)
