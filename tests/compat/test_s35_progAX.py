@@ -6,6 +6,10 @@
    ``uniform_(-epsilon, epsilon)`` with a (1, 1, 1) epsilon, or a tensor that requires grad, is
    torch's TypeError naming the argument (and its position when given positionally); chainrule drew
    from it, or failed in NumPy's words.
+2. random_'s bounds are read as torch's parser reads an int: a Python or NumPy integer, or a 0-d
+   integer tensor. A float, a bool, a 0-d float or bool tensor or a one-element tensor with
+   dimensions is torch's "invalid combination of arguments" TypeError (with, for two positional
+   bounds, the line marking their types); chainrule truncated it and drew.
 """
 
 from __future__ import annotations
@@ -84,3 +88,35 @@ def test_locuslab_per_channel_epsilon_start_is_refused_then_drawn_per_channel():
         return delta
 
     np.testing.assert_allclose(per_channel(chainrule).tolist(), per_channel(torch).tolist(), rtol=1e-6)
+
+
+_BOUNDS = {
+    "int": lambda lib: 3,
+    "bool": lambda lib: True,
+    "float": lambda lib: 2.0,
+    "0-d int tensor": lambda lib: lib.tensor(3),
+    "0-d uint8 tensor": lambda lib: lib.tensor(3, dtype=lib.uint8),
+    "0-d float tensor": lambda lib: lib.tensor(3.0),
+    "0-d bool tensor": lambda lib: lib.tensor(True),
+    "(1,) int tensor": lambda lib: lib.tensor([3]),
+    "numpy int64": lambda lib: np.int64(3),
+    "numpy float64": lambda lib: np.float64(3.0),
+}
+
+_RANDOM_CALLS = {
+    "random_(to)": lambda t, v: t.random_(v),
+    "random_(from, 10)": lambda t, v: t.random_(v, 10),
+    "random_(0, to)": lambda t, v: t.random_(0, v),
+    "random_(from=0, to=)": lambda t, v: t.random_(**{"from": 0, "to": v}),
+    "random_(from, None)": lambda t, v: t.random_(v, None),
+}
+
+
+@pytest.mark.parametrize("bound", list(_BOUNDS))
+@pytest.mark.parametrize("call", list(_RANDOM_CALLS))
+def test_random_bounds_are_parsed_as_torch_parses_an_int(call, bound):
+    def case(library):
+        library.manual_seed(0)
+        return _RANDOM_CALLS[call](library.zeros(4), _BOUNDS[bound](library))
+
+    assert outcome(case, chainrule) == outcome(case, torch)

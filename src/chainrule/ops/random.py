@@ -1080,9 +1080,20 @@ def _random_refusal(bounds: tuple, keywords: dict) -> TypeError:
     unknown = [name for name in named if name != "generator"]  # those the first overload, (*, generator), lacks
     wrong = (f"      didn't match because some of the keywords were incorrect: {', '.join(unknown)}\n"
              if unknown and len(bounds) + len(keywords) > 1 else "")
+    if len(bounds) == 2 and not keywords:  # torch marks every positional type against the first overload
+        wrong = f"      didn't match because some of the arguments have invalid types: ({', '.join(f'!{g}!' for g in got)})\n"
     listed = ", ".join(got) + (", " if keywords and not bounds else "")
     return TypeError(f"random_() received an invalid combination of arguments - got ({listed}), but expected one of:\n"
                      + _RANDOM_OVERLOADS.format(keywords=wrong))
+
+
+def _parses_as_int(value) -> builtins.bool:
+    """Whether torch's parser binds ``value`` to an ``int`` bound: a Python or NumPy integer (not a
+    bool), or a 0-d integer tensor that does not require grad; a float, a bool or a one-element
+    tensor with dimensions is refused, not truncated."""
+    if isinstance(value, Tensor):
+        return value.ndim == 0 and value._data.dtype.kind in "iu" and not value.requires_grad
+    return isinstance(value, (builtins.int, np.integer)) and not isinstance(value, builtins.bool)
 
 
 @_asks_a_wrapper
@@ -1099,8 +1110,10 @@ def random_(self: Tensor, *bounds, **keywords) -> Tensor:
     named = [keywords[name] for name in ("from", "to") if name in keywords]
     given = (*bounds, *named)
     if builtins.any(name not in ("from", "to", "generator") for name in keywords) \
-            or ("from" in keywords and "to" not in keywords) or (given and given[0] is None):
+            or ("from" in keywords and "to" not in keywords) or (given and given[0] is None) \
+            or not builtins.all(value is None or _parses_as_int(value) for value in given):  # (to=None: from up)
         raise _random_refusal(bounds, keywords)
+    given = tuple(None if value is None else builtins.int(value) for value in given)
     xp = array_module(self)
     # torch's nodes: RandomBackward0 for random_(from, to), 1 for random_(to), 2 for random_()
     node_name = f"RandomBackward{2 - len(given)}"
