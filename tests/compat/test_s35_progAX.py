@@ -10,6 +10,9 @@
    integer tensor. A float, a bool, a 0-d float or bool tensor or a one-element tensor with
    dimensions is torch's "invalid combination of arguments" TypeError (with, for two positional
    bounds, the line marking their types); chainrule truncated it and drew.
+3. randint_like's ``(input, Tensor high)`` overload takes any 0-d CPU tensor as ``high`` (its value
+   truncated: a float, a bool, one that requires grad) and refuses one with dimensions by
+   "high must be a scalar tensor and on CPU"; chainrule took only integer tensors, of any one element.
 """
 
 from __future__ import annotations
@@ -118,5 +121,37 @@ def test_random_bounds_are_parsed_as_torch_parses_an_int(call, bound):
     def case(library):
         library.manual_seed(0)
         return _RANDOM_CALLS[call](library.zeros(4), _BOUNDS[bound](library))
+
+    assert outcome(case, chainrule) == outcome(case, torch)
+
+
+_TENSOR_HIGHS = {
+    "0-d float": lambda lib: lib.tensor(5.0),
+    "0-d float 5.9": lambda lib: lib.tensor(5.9),
+    "0-d int": lambda lib: lib.tensor(5),
+    "0-d bool": lambda lib: lib.tensor(True),
+    "0-d requiring grad": lambda lib: lib.tensor(5.0, requires_grad=True),
+    "0-d negative": lambda lib: lib.tensor(-1),
+    "(1,) int": lambda lib: lib.tensor([5]),
+    "(2,) int": lambda lib: lib.tensor([5, 6]),
+}
+
+
+@pytest.mark.parametrize("by_keyword", [False, True])
+@pytest.mark.parametrize("high", list(_TENSOR_HIGHS))
+def test_randint_like_takes_a_scalar_tensor_high_as_torch(high, by_keyword):
+    def case(library):
+        library.manual_seed(0)
+        value = _TENSOR_HIGHS[high](library)
+        return library.randint_like(library.zeros(2, 3), high=value) if by_keyword \
+            else library.randint_like(library.zeros(2, 3), value)
+
+    assert outcome(case, chainrule) == outcome(case, torch)
+
+
+def test_randint_like_with_two_bounds_still_reads_a_0d_integer_tensor_as_an_int():
+    def case(library):
+        library.manual_seed(0)
+        return library.randint_like(library.zeros(5), library.tensor(1), library.tensor(6))
 
     assert outcome(case, chainrule) == outcome(case, torch)

@@ -456,6 +456,7 @@ def randint_like(input: Tensor, low=None, high=None, *, generator=None, dtype=No
     given) (torch.randint_like)."""
     # torch's overloads are (input, high) and (input, low, high): high alone may come by keyword
     # (Adahessian's randint_like(p, high=2)); low alone may not
+    high_alone = low is None or high is None
     if high is None:
         if low is None:
             raise TypeError("randint_like() received an invalid combination of arguments - got (Tensor), "
@@ -464,6 +465,10 @@ def randint_like(input: Tensor, low=None, high=None, *, generator=None, dtype=No
         low, high = 0, low
     elif low is None:
         low = 0
+    if high_alone and isinstance(high, Tensor):  # (input, Tensor high): any 0-d CPU tensor, its value truncated
+        if high.ndim != 0 or high.device.type != "cpu":
+            raise RuntimeError("high must be a scalar tensor and on CPU")
+        high = builtins.int(high.item())
     _strided_only(layout, "randint_like")
     sparse_like(input, layout, memory_format, "random_.from")  # a sparse input: torch's refusal
     return _random_like(
