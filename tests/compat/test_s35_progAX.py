@@ -13,9 +13,16 @@
 3. randint_like's ``(input, Tensor high)`` overload takes any 0-d CPU tensor as ``high`` (its value
    truncated: a float, a bool, one that requires grad) and refuses one with dimensions by
    "high must be a scalar tensor and on CPU"; chainrule took only integer tensors, of any one element.
+4. The functional ops whose float argument goes through the same parse (pad's value, the norms' eps
+   and momentum, some losses' margin or eps) refuse a one-element tensor, one that requires grad or
+   a Fraction as torch does; before 1. they took it. Their messages still lack torch's
+   "(position N)", which the test drops from torch's message.
 """
 
 from __future__ import annotations
+
+import fractions
+import re
 
 import numpy as np
 import pytest
@@ -155,3 +162,40 @@ def test_randint_like_with_two_bounds_still_reads_a_0d_integer_tensor_as_an_int(
         return library.randint_like(library.zeros(5), library.tensor(1), library.tensor(6))
 
     assert outcome(case, chainrule) == outcome(case, torch)
+
+
+_FLOAT_ARGUMENT_CALLS = {
+    "pad value": lambda lib, v: lib.nn.functional.pad(lib.ones(2, 3), (1, 1), value=v),
+    "batch_norm eps": lambda lib, v: lib.nn.functional.batch_norm(lib.ones(2, 3, 4), None, None, training=True, eps=v),
+    "batch_norm momentum": lambda lib, v: lib.nn.functional.batch_norm(
+        lib.ones(2, 3, 4), lib.zeros(3), lib.ones(3), training=True, momentum=v),
+    "layer_norm eps": lambda lib, v: lib.nn.functional.layer_norm(lib.ones(2, 4), (4,), eps=v),
+    "group_norm eps": lambda lib, v: lib.nn.functional.group_norm(lib.ones(2, 3, 4), 3, eps=v),
+    "instance_norm eps": lambda lib, v: lib.nn.functional.instance_norm(lib.ones(2, 3, 4), eps=v),
+    "poisson_nll_loss eps": lambda lib, v: lib.nn.functional.poisson_nll_loss(lib.ones(3), lib.ones(3), eps=v),
+    "hinge_embedding_loss margin": lambda lib, v: lib.nn.functional.hinge_embedding_loss(lib.ones(3), lib.ones(3), margin=v),
+    "cosine_embedding_loss margin": lambda lib, v: lib.nn.functional.cosine_embedding_loss(
+        lib.ones(2, 3), lib.ones(2, 3), lib.ones(2), margin=v),
+}
+
+_FLOAT_VALUES = {
+    "0-d tensor": lambda lib: lib.tensor(0.5),
+    "(1,) tensor": lambda lib: lib.tensor([0.5]),
+    "0-d tensor requiring grad": lambda lib: lib.tensor(0.5, requires_grad=True),
+    "numpy float64": lambda lib: np.float64(0.5),
+    "Fraction": lambda lib: fractions.Fraction(1, 2),
+}
+
+
+@pytest.mark.parametrize("value", list(_FLOAT_VALUES))
+@pytest.mark.parametrize("call", list(_FLOAT_ARGUMENT_CALLS))
+def test_functional_float_arguments_refuse_what_torch_refuses(call, value):
+    def case(library):
+        return _FLOAT_ARGUMENT_CALLS[call](library, _FLOAT_VALUES[value](library))
+
+    ours, theirs = outcome(case, chainrule), outcome(case, torch)
+    if theirs[0] == "ok":
+        assert ours[0] == "ok"
+        np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-5, atol=1e-6)
+    else:
+        assert ours == (theirs[0], re.sub(r" \(position \d+\)", "", theirs[1]))
