@@ -121,15 +121,20 @@ def fill_value(value, np_dtype, op: str = "fill_", name: str = "value"):
     return value
 
 
-def check_float(value, op: str, name: str) -> float:
-    """``value`` of a ``float`` argument (a real number; a one-element tensor is torch's Scalar too);
-    torch's TypeError for a string, None or a sequence."""
-    if isinstance(value, (str, bytes)) or value is None or isinstance(value, (tuple, list)):
-        raise TypeError(f"{op}(): argument '{name}' must be float, not {type(value).__name__}")
-    try:
+def check_float(value, op: str, name: str, position: int | None = None) -> float:
+    """``value`` of a ``float`` argument, read as torch's parser reads a double: a Python or NumPy
+    real number (a bool too), or a 0-d tensor that does not require grad, as its value; torch's
+    TypeError for anything else (a string, None, a sequence, an array, a tensor with dimensions even
+    of one element, a tensor that requires grad)."""
+    from ..tensor import Tensor
+
+    if isinstance(value, Tensor):
+        if value.ndim == 0 and not value.requires_grad:
+            item = value.item()
+            return float(item.real if isinstance(item, complex) else item)
+    elif isinstance(value, (bool, int, float, np.integer, np.floating, np.bool_)):
         return float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{op}(): argument '{name}' must be float, not {type(value).__name__}") from None
+    raise TypeError(f"{op}(): argument {_argument(name, position)} must be float, not {_dtype.parser_type_name(value)}")
 
 
 # ---------------------------------------------------------------- out=

@@ -456,6 +456,7 @@ def randint_like(input: Tensor, low=None, high=None, *, generator=None, dtype=No
     given) (torch.randint_like)."""
     # torch's overloads are (input, high) and (input, low, high): high alone may come by keyword
     # (Adahessian's randint_like(p, high=2)); low alone may not
+    high_alone = low is None or high is None
     if high is None:
         if low is None:
             raise TypeError("randint_like() received an invalid combination of arguments - got (Tensor), "
@@ -464,6 +465,10 @@ def randint_like(input: Tensor, low=None, high=None, *, generator=None, dtype=No
         low, high = 0, low
     elif low is None:
         low = 0
+    if high_alone and isinstance(high, Tensor):  # (input, Tensor high): any 0-d CPU tensor, its value truncated
+        if high.ndim != 0 or high.device.type != "cpu":
+            raise RuntimeError("high must be a scalar tensor and on CPU")
+        high = builtins.int(high.item())
     _strided_only(layout, "randint_like")
     sparse_like(input, layout, memory_format, "random_.from")  # a sparse input: torch's refusal
     return _random_like(
@@ -912,6 +917,28 @@ def _asks_a_wrapper(fill):
     return filled
 
 
+def _float_arguments(*names: str):
+    """Decorator: read a sampler's float arguments (uniform_'s ``from``/``to``, normal_'s
+    ``mean``/``std``, ...) as torch's parser reads a double before the op runs: a number or a 0-d
+    tensor that does not require grad, as a float; its TypeError otherwise, naming the argument and,
+    when it was given positionally, its position (``x.uniform_(-eps, eps)`` with a (1, 1, 1) ``eps``
+    is refused, not drawn from elementwise bounds)."""
+    def decorate(sampler):
+        @functools.wraps(sampler)
+        def parsed(self: Tensor, *args, **kwargs) -> Tensor:
+            op = sampler.__name__
+            args = tuple(check_float(value, op, names[i], position=i + 1) if i < len(names) else value
+                         for i, value in enumerate(args))
+            for name in names:
+                if name in kwargs:
+                    kwargs[name] = check_float(kwargs[name], op, name)
+            return sampler(self, *args, **kwargs)
+
+        return parsed
+
+    return decorate
+
+
 def _from_to(op: str, keywords: dict, low, high) -> tuple:
     """torch names the bounds ``from`` and ``to`` (``x.uniform_(**{"from": 2, "to": 3})``), which
     Python can't spell as parameters: they arrive as keywords here."""
@@ -921,6 +948,7 @@ def _from_to(op: str, keywords: dict, low, high) -> tuple:
     return keywords.get("from", low), keywords.get("to", high)
 
 
+@_float_arguments("from", "to")
 @_asks_a_wrapper
 def uniform_(self: Tensor, a: builtins.float = 0.0, b: builtins.float = 1.0, /, *, generator=None,
              **from_to) -> Tensor:
@@ -968,13 +996,13 @@ def uniform_values(self: Tensor, a, b, generator) -> np.ndarray:
     return a + (b - a) * _rng(generator, xp).random(self._data.shape)
 
 
+@_float_arguments("mean", "std")
 @_asks_a_wrapper
 def normal_(self: Tensor, mean: builtins.float = 0.0, std: builtins.float = 1.0, *, generator=None) -> Tensor:
     """normal_(mean=0, std=1, *, generator=None) -> Tensor
 
     Fills this tensor in place with normal samples of the given ``mean`` and ``std``
     (torch.Tensor.normal_)."""
-    mean, std = check_float(mean, "normal_", "mean"), check_float(std, "normal_", "std")  # a 0-d tensor reads as one
     _check_std(std)
     _floating_only(self, "normal_kernel_cpu")
     return _fill_inplace(self, lambda: normal_values(self, mean, std, generator), "NormalBackward0")
@@ -1061,9 +1089,20 @@ def _random_refusal(bounds: tuple, keywords: dict) -> TypeError:
     unknown = [name for name in named if name != "generator"]  # those the first overload, (*, generator), lacks
     wrong = (f"      didn't match because some of the keywords were incorrect: {', '.join(unknown)}\n"
              if unknown and len(bounds) + len(keywords) > 1 else "")
+    if len(bounds) == 2 and not keywords:  # torch marks every positional type against the first overload
+        wrong = f"      didn't match because some of the arguments have invalid types: ({', '.join(f'!{g}!' for g in got)})\n"
     listed = ", ".join(got) + (", " if keywords and not bounds else "")
     return TypeError(f"random_() received an invalid combination of arguments - got ({listed}), but expected one of:\n"
                      + _RANDOM_OVERLOADS.format(keywords=wrong))
+
+
+def _parses_as_int(value) -> builtins.bool:
+    """Whether torch's parser binds ``value`` to an ``int`` bound: a Python or NumPy integer (not a
+    bool), or a 0-d integer tensor that does not require grad; a float, a bool or a one-element
+    tensor with dimensions is refused, not truncated."""
+    if isinstance(value, Tensor):
+        return value.ndim == 0 and value._data.dtype.kind in "iu" and not value.requires_grad
+    return isinstance(value, (builtins.int, np.integer)) and not isinstance(value, builtins.bool)
 
 
 @_asks_a_wrapper
@@ -1080,8 +1119,10 @@ def random_(self: Tensor, *bounds, **keywords) -> Tensor:
     named = [keywords[name] for name in ("from", "to") if name in keywords]
     given = (*bounds, *named)
     if builtins.any(name not in ("from", "to", "generator") for name in keywords) \
-            or ("from" in keywords and "to" not in keywords) or (given and given[0] is None):
+            or ("from" in keywords and "to" not in keywords) or (given and given[0] is None) \
+            or not builtins.all(value is None or _parses_as_int(value) for value in given):  # (to=None: from up)
         raise _random_refusal(bounds, keywords)
+    given = tuple(None if value is None else builtins.int(value) for value in given)
     xp = array_module(self)
     # torch's nodes: RandomBackward0 for random_(from, to), 1 for random_(to), 2 for random_()
     node_name = f"RandomBackward{2 - len(given)}"
@@ -1188,6 +1229,7 @@ def _fill_from_doubles(self: Tensor, generator, draw_doubles, draw_on_device, no
     return _fill_inplace(self, lambda: draw_on_device(_rng(generator, xp), self._data.shape), node_name)
 
 
+@_float_arguments("lambd")
 @_asks_a_wrapper
 def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -> Tensor:
     """exponential_(lambd=1, *, generator=None) -> Tensor
@@ -1200,6 +1242,7 @@ def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -
                               lambda rng, shape: rng.exponential(1.0 / lambd, shape), "ExponentialBackward0")
 
 
+@_float_arguments("median", "sigma")
 @_asks_a_wrapper
 def cauchy_(self: Tensor, median: builtins.float = 0.0, sigma: builtins.float = 1.0, *, generator=None) -> Tensor:
     if not sigma > 0:
@@ -1226,9 +1269,9 @@ _CAUCHY_TYPE_NAMES = {"int64": "long int", "int32": "int", "int16": "short int",
                       "complex128": "c10::complex<double>"}
 
 
+@_float_arguments("mean", "std")
 @_asks_a_wrapper
 def log_normal_(self: Tensor, mean: builtins.float = 1.0, std: builtins.float = 2.0, *, generator=None) -> Tensor:
-    mean, std = check_float(mean, "log_normal_", "mean"), check_float(std, "log_normal_", "std")
     if self._data.dtype.kind not in "fV":
         raise NotImplementedError(f'"log_normal_cpu" not implemented for \'{_dtype.scalar_name(self._data.dtype)}\'')
     if not std > 0:
@@ -1237,6 +1280,7 @@ def log_normal_(self: Tensor, mean: builtins.float = 1.0, std: builtins.float = 
                               lambda rng, shape: _device_log_normal(rng.standard_normal(shape), mean, std), "LogNormalBackward0")
 
 
+@_float_arguments("p")
 @_asks_a_wrapper
 def geometric_(self: Tensor, p: builtins.float, *, generator=None) -> Tensor:
     if not 0 < p < 1:
