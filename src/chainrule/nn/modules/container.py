@@ -197,6 +197,7 @@ class ModuleList(Module):
         return combined
 
     def insert(self, index: int, module: Module) -> None:
+        index = operator.index(index)  # torch's range(len, index, -1) refuses a non-integer first
         if index < 0:
             # torch shifts the entries from the end down to index, reading str(i - 1) for each i
             # down to index + 1: a negative index reaches key '-1' and raises (torch after shifting
