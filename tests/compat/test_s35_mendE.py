@@ -91,3 +91,39 @@ def test_renorm_and_embedding_max_norm_decide_on_torchs_norms():
         results.append((embedding(lib.from_numpy(indices)).detach().numpy(), embedding.weight.detach().numpy()))
     assert ulp_distance(results[1][0], results[0][0]).max() == 0
     assert ulp_distance(results[1][1], results[0][1]).max() == 0
+
+
+# --- 3. batch norm's running statistics on an input neither contiguous nor channels-last ----------
+NONCONTIGUOUS_BATCHES = [("BatchNorm2d", {}, (8, 6, 5, 7), lambda t: t.transpose(2, 3)),
+                         ("BatchNorm2d", {}, (8, 6, 5, 10), lambda t: t[..., ::2]),
+                         ("BatchNorm1d", {}, (8, 9, 6), lambda t: t.permute(0, 2, 1)),
+                         ("BatchNorm2d", {"momentum": None}, (8, 6, 5, 7), lambda t: t.transpose(2, 3)),
+                         ("BatchNorm1d", {"momentum": 0.3}, (6, 16), lambda t: t.t())]
+
+
+@pytest.mark.parametrize("module, options, shape, layout", NONCONTIGUOUS_BATCHES)
+def test_noncontiguous_batch_running_var_has_torchs_bits(module, options, shape, layout):
+    # torch's non-contiguous path keeps var_sum and the momentum step in float64; its mean is
+    # at::mean's float32 sum, whose order over a strided input chainrule does not replay: the running
+    # mean is compared within 2 ulps
+    rng = np.random.default_rng(sum(shape))
+    batches = [(rng.standard_normal(shape) * 2 + 1).astype(np.float32) for _ in range(3)]
+    stats = []
+    for lib in (torch, chainrule):
+        norm = getattr(lib.nn, module)(6, **options)
+        for batch in batches:
+            norm(layout(lib.from_numpy(batch.copy())))
+        stats.append((norm.running_mean.numpy(), norm.running_var.numpy()))
+    assert ulp_distance(stats[1][1], stats[0][1]).max() == 0
+    assert ulp_distance(stats[1][0], stats[0][0]).max() <= 2
+
+
+def test_noncontiguous_batch_running_var_far_from_zero_mean():
+    # |mean| ~ 10^5 σ: Σx² - N·mean² would cancel, the centred sum is taken instead
+    x = (np.random.default_rng(3).standard_normal((8, 9, 6)) * 0.01 + 1000).astype(np.float32)
+    variances = []
+    for lib in (torch, chainrule):
+        norm = lib.nn.BatchNorm1d(6)
+        norm(lib.from_numpy(x.copy()).permute(0, 2, 1))
+        variances.append(norm.running_var.numpy())
+    assert ulp_distance(variances[1], variances[0]).max() == 0

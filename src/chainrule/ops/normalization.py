@@ -872,7 +872,9 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
         else:
             out = _affine(_watch_output(Normalize.apply(x, dims=dims, eps=eps, stats=stats, follow_layout=True)),
                           weight, bias, shape)
-        if _updates_as_float32_kernel(input, running_mean, running_var):
+        if _updates_as_float32_kernel(input, running_mean, running_var) and not _batch_norm_contiguous(input._data):
+            _update_noncontiguous_running_stats(running_mean, running_var, input._data, count, momentum)
+        elif _updates_as_float32_kernel(input, running_mean, running_var):
             mean32, var_sum32 = _torch_running_statistics(input._data, stats.get("float32_sums"))
             _update_float32_running_stats(running_mean, running_var, mean32, var_sum32, count, momentum)
         else:
@@ -948,6 +950,37 @@ def _update_float32_running_stats(running_mean, running_var, mean, var_sum, coun
         unbiased = var_sum / np.float32(count - 1)
         moved = np.float64(momentum32) * unbiased.astype(np.float64)
         running_var._data[...] = moved + (kept * running_var._data).astype(np.float64)
+        running_var._version_box[0] += 1
+
+
+def _batch_norm_contiguous(x: np.ndarray) -> bool:
+    """torch's batch norm is_contiguous: contiguous, channels-last or channels-last-3d."""
+    return x.flags.c_contiguous or (x.ndim in (4, 5) and np.moveaxis(x, 1, -1).flags.c_contiguous)
+
+
+def _update_noncontiguous_running_stats(running_mean, running_var, x: np.ndarray, count: int,
+                                        momentum: float) -> None:
+    """torch's update for an input of any other layout (batch_norm_cpu_update_stats_template's
+    non-contiguous path): mean = at::mean (float32), then in the kernel's float64 accumulation type
+    var_sum = Σ (x - mean)², and momentum · mean + (1 - momentum) · running with momentum
+    unrounded, each statistic rounded to float32 once. The mean is the float64 sum's, rounded; torch's
+    float32 sum over a strided input can differ from it in the last bit (see the report of lane mendE)."""
+    dims = (0,) + tuple(range(2, x.ndim))
+    per_channel = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    mean = (x.sum(axis=dims, dtype=np.float64) / count).astype(np.float32).astype(np.float64)
+    if running_mean is not None:
+        running_mean._data[...] = momentum * mean + (1 - momentum) * running_mean._data.astype(np.float64)
+        running_mean._version_box[0] += 1
+    if running_var is not None:
+        # Σ x² - 2 mean Σ x + N mean² in float64 (the float32 squares exact in it) is Σ (x - mean)² to
+        # far below float32's last bit unless |mean| is ~1000 σ; then it is taken the long way
+        letters = "abcdefgh"[:x.ndim]
+        squares = np.einsum(f"{letters},{letters}->b", x, x, dtype=np.float64)
+        var_sum = squares - 2 * mean * x.sum(axis=dims, dtype=np.float64) + count * mean * mean
+        if not np.all(var_sum >= 1e-6 * squares):
+            centred = np.subtract(x, mean.reshape(per_channel), dtype=np.float64)
+            var_sum = np.square(centred, out=centred).sum(axis=dims)
+        running_var._data[...] = momentum * (var_sum / (count - 1)) + (1 - momentum) * running_var._data.astype(np.float64)
         running_var._version_box[0] += 1
 
 
