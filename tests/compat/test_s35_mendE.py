@@ -127,3 +127,19 @@ def test_noncontiguous_batch_running_var_far_from_zero_mean():
         norm(lib.from_numpy(x.copy()).permute(0, 2, 1))
         variances.append(norm.running_var.numpy())
     assert ulp_distance(variances[1], variances[0]).max() == 0
+
+
+def test_batch_norm_without_affine_has_torchs_output_bits():
+    # torch's kernel takes the missing weight as 1 and bias as 0 in its fused x·α + β
+    rng = np.random.default_rng(4)
+    outputs = []
+    for lib in (torch, chainrule):
+        norm = lib.nn.BatchNorm2d(6, affine=False)
+        outputs.append([norm(lib.from_numpy((rng.standard_normal((8, 6, 5, 5)) * 2 + 1).astype(np.float32))).numpy()
+                        for _ in range(3)])
+        rng = np.random.default_rng(4)
+    for got, expected in zip(outputs[1], outputs[0]):
+        assert ulp_distance(got, expected).max() == 0
+    x = chainrule.randn(4, 3, 5, requires_grad=True)
+    node = chainrule.nn.functional.batch_norm(x, None, None, training=True).grad_fn
+    assert node._saved_weight is None

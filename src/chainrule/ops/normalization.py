@@ -447,12 +447,14 @@ class BatchNorm(Function):
         "_saved_running_mean": ctx_value("stats", lambda stats: stats.get("running", (None, None))[0], tensor=True),
         "_saved_running_var": ctx_value("stats", lambda stats: stats.get("running", (None, None))[1], tensor=True),
         "_saved_training": True,
-        "_saved_weight": saved(1),
+        # (None where the caller gave no weight and the kernel's 1 stood in, as torch's reads)
+        "_saved_weight": SavedValue(lambda node: node.saved_values[1] if node.weight_given else None, tensor=True),
     }
 
     @staticmethod
     def forward(ctx, x, w, b, dims, eps, stats):
         xp = array_module(x)
+        ctx.weight_given = not stats.get("unit_weight", False)
         # work on a contiguous (N, C, L) view: reductions along L are fast, pairwise-summed ones
         n, c = x.shape[0], x.shape[1]
         x3 = xp.ascontiguousarray(x).reshape(n, c, -1)
@@ -867,7 +869,11 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
         _refuse_unbatched_running_stats(input, running_mean, running_var)
         stats: dict = {"running": (running_mean, running_var)}  # (read by grad_fn._saved_running_*)
         x = _float(input)
-        if weight is not None and bias is not None and weight.dtype is x.dtype and bias.dtype is x.dtype:
+        if x.dtype is _dtype.float32 and all(p is None or p.dtype is x.dtype for p in (weight, bias)):
+            # torch's float32 kernel takes a missing weight as 1 and bias as 0 in its x·α + β
+            stats["unit_weight"] = weight is None
+            out = BatchNorm.apply(x, *_unit_affine(x, c, weight, bias), dims=dims, eps=eps, stats=stats)
+        elif weight is not None and bias is not None and weight.dtype is x.dtype and bias.dtype is x.dtype:
             out = BatchNorm.apply(x, weight, bias, dims=dims, eps=eps, stats=stats)
         else:
             out = _affine(_watch_output(Normalize.apply(x, dims=dims, eps=eps, stats=stats, follow_layout=True)),
@@ -902,6 +908,13 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
         out = input * scale.reshape(shape) + shift.reshape(shape)
     out = name_node(out, "NativeBatchNormBackward0", label="batch_norm (eval)")
     return relaid_as_suggested(out, input)
+
+
+def _unit_affine(x: Tensor, channels: int, weight, bias) -> tuple:
+    """``weight`` and ``bias``, a missing one as the constant 1 or 0 per channel (no gradient)."""
+    xp = array_module(x._data)
+    return (Tensor._make(xp.ones(channels, np.float32)) if weight is None else weight,
+            Tensor._make(xp.zeros(channels, np.float32)) if bias is None else bias)
 
 
 def _eval_rounds_fused(input: Tensor, *tensors) -> bool:
