@@ -143,3 +143,26 @@ def test_batch_norm_without_affine_has_torchs_output_bits():
     x = chainrule.randn(4, 3, 5, requires_grad=True)
     node = chainrule.nn.functional.batch_norm(x, None, None, training=True).grad_fn
     assert node._saved_weight is None
+
+
+# --- 4. a half-precision uniform_ takes its bounds in float32, as torch's kernel -------------------
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+@pytest.mark.parametrize("shape", [(3, 3), (8, 5), (16, 4, 3, 3)])
+def test_kaiming_uniform_draws_torchs_values(dtype, shape):
+    values = []
+    for lib in (torch, chainrule):
+        lib.manual_seed(0)
+        tensor = lib.empty(shape, dtype=getattr(lib, dtype))
+        lib.nn.init.kaiming_uniform_(tensor)
+        values.append(tensor.float().numpy())
+    assert np.array_equal(values[1], values[0])
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("bound", [0.7745966692414834, 0.3, 1 / 3, 0.1])
+def test_half_uniform_matches_torch_near_the_upper_bound(dtype, bound):
+    values = []
+    for lib in (torch, chainrule):
+        lib.manual_seed(1)
+        values.append(lib.empty(5000, dtype=getattr(lib, dtype)).uniform_(-bound, bound).float().numpy())
+    assert np.array_equal(values[1], values[0])
