@@ -166,3 +166,26 @@ def test_half_uniform_matches_torch_near_the_upper_bound(dtype, bound):
         lib.manual_seed(1)
         values.append(lib.empty(5000, dtype=getattr(lib, dtype)).uniform_(-bound, bound).float().numpy())
     assert np.array_equal(values[1], values[0])
+
+
+# --- 5. renorm's gradient: torch's renorm_backward in float64 -------------------------------------
+@pytest.mark.parametrize("shape, dim, maxnorm", [((600, 5), 0, 1.0), ((8, 20, 3), 1, 2.0), ((40, 7), 1, 0.5)])
+def test_renorm_gradient_has_torchs_bits(shape, dim, maxnorm):
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal(shape).astype(np.float32)
+    g = rng.standard_normal(shape).astype(np.float32)
+    grads = []
+    for lib in (torch, chainrule):
+        leaf = lib.from_numpy(x.copy()).requires_grad_(True)
+        out = lib.renorm(leaf, 2, dim, maxnorm)
+        assert type(out.grad_fn).__name__ == "RenormBackward0"
+        out.backward(lib.from_numpy(g.copy()))
+        grads.append((out.detach().numpy(), leaf.grad.numpy()))
+    assert ulp_distance(grads[1][0], grads[0][0]).max() == 0
+    assert ulp_distance(grads[1][1], grads[0][1]).max() == 0
+
+
+def test_renorm_gradient_twice_differentiable():
+    x = chainrule.randn(6, 4, dtype=chainrule.float64, requires_grad=True)
+    assert chainrule.autograd.gradcheck(lambda t: chainrule.renorm(t, 2, 0, 1.0), (x,))
+    assert chainrule.autograd.gradgradcheck(lambda t: chainrule.renorm(t, 2, 0, 1.0), (x,))
