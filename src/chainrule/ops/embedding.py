@@ -11,6 +11,7 @@ import numpy as np
 from .._backend import array_module
 from ..autograd.function import Function, as_uint64, ctx_value, name_node
 from ..tensor import Tensor
+from . import cpu_norm_order
 from ._arg_parser import check_bool
 from .index import _add_rows
 
@@ -154,7 +155,12 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
             # torch's float16/bfloat16 row norm sums in float32 and rounds to the dtype (NumPy's
             # float16 norm sums in float16)
             picked = picked.astype(np.float32)
-        norms = xp.linalg.norm(picked, ord=norm_type, axis=1, keepdims=True).astype(data.dtype)
+        # torch takes each row's norm (row.norm(norm_type)): float32 in its CPU kernel's order
+        norms = cpu_norm_order.vector_norm(picked, float(norm_type), (1,), True) if type(picked) is np.ndarray \
+            and picked.dtype == np.float32 else None
+        if norms is None:
+            norms = xp.linalg.norm(picked, ord=norm_type, axis=1, keepdims=True)
+        norms = norms.astype(data.dtype)
         scale = xp.where(norms > max_norm, max_norm / (norms.astype(np.float64) + 1e-7), 1.0)
         data[rows] *= scale.astype(data.dtype)
     rows = Embedding.apply(weight, indices=indices, padding_idx=padding_idx, sparse=sparse,

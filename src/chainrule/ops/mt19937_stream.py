@@ -150,8 +150,9 @@ class MT19937Stream:
             bits = self.words(count)
             bits &= np.uint32((1 << 24) - 1)
             acc, scale = np.float32, 2.0 ** -24
-        # torch casts the bounds to the tensor's dtype first, then computes in the accumulation type
-        low, high = acc(dtype.type(low)), acc(dtype.type(high))
+        # the bounds rounded to the accumulation type, float32 for float16 and bfloat16 too (not to
+        # the half dtype first: that differed from torch's draws in 1 of 3 values)
+        low, high = acc(low), acc(high)
         values = bits.astype(acc)
         values *= acc(scale)
         if low != 0 or high != 1:

@@ -447,12 +447,14 @@ class BatchNorm(Function):
         "_saved_running_mean": ctx_value("stats", lambda stats: stats.get("running", (None, None))[0], tensor=True),
         "_saved_running_var": ctx_value("stats", lambda stats: stats.get("running", (None, None))[1], tensor=True),
         "_saved_training": True,
-        "_saved_weight": saved(1),
+        # (None where the caller gave no weight and the kernel's 1 stood in, as torch's reads)
+        "_saved_weight": SavedValue(lambda node: node.saved_values[1] if node.weight_given else None, tensor=True),
     }
 
     @staticmethod
     def forward(ctx, x, w, b, dims, eps, stats):
         xp = array_module(x)
+        ctx.weight_given = not stats.get("unit_weight", False)
         # work on a contiguous (N, C, L) view: reductions along L are fast, pairwise-summed ones
         n, c = x.shape[0], x.shape[1]
         x3 = xp.ascontiguousarray(x).reshape(n, c, -1)
@@ -867,12 +869,18 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
         _refuse_unbatched_running_stats(input, running_mean, running_var)
         stats: dict = {"running": (running_mean, running_var)}  # (read by grad_fn._saved_running_*)
         x = _float(input)
-        if weight is not None and bias is not None and weight.dtype is x.dtype and bias.dtype is x.dtype:
+        if x.dtype is _dtype.float32 and all(p is None or p.dtype is x.dtype for p in (weight, bias)):
+            # torch's float32 kernel takes a missing weight as 1 and bias as 0 in its x·α + β
+            stats["unit_weight"] = weight is None
+            out = BatchNorm.apply(x, *_unit_affine(x, c, weight, bias), dims=dims, eps=eps, stats=stats)
+        elif weight is not None and bias is not None and weight.dtype is x.dtype and bias.dtype is x.dtype:
             out = BatchNorm.apply(x, weight, bias, dims=dims, eps=eps, stats=stats)
         else:
             out = _affine(_watch_output(Normalize.apply(x, dims=dims, eps=eps, stats=stats, follow_layout=True)),
                           weight, bias, shape)
-        if _updates_as_float32_kernel(input, running_mean, running_var):
+        if _updates_as_float32_kernel(input, running_mean, running_var) and not _batch_norm_contiguous(input._data):
+            _update_noncontiguous_running_stats(running_mean, running_var, input._data, count, momentum)
+        elif _updates_as_float32_kernel(input, running_mean, running_var):
             mean32, var_sum32 = _torch_running_statistics(input._data, stats.get("float32_sums"))
             _update_float32_running_stats(running_mean, running_var, mean32, var_sum32, count, momentum)
         else:
@@ -900,6 +908,13 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
         out = input * scale.reshape(shape) + shift.reshape(shape)
     out = name_node(out, "NativeBatchNormBackward0", label="batch_norm (eval)")
     return relaid_as_suggested(out, input)
+
+
+def _unit_affine(x: Tensor, channels: int, weight, bias) -> tuple:
+    """``weight`` and ``bias``, a missing one as the constant 1 or 0 per channel (no gradient)."""
+    xp = array_module(x._data)
+    return (Tensor._make(xp.ones(channels, np.float32)) if weight is None else weight,
+            Tensor._make(xp.zeros(channels, np.float32)) if bias is None else bias)
 
 
 def _eval_rounds_fused(input: Tensor, *tensors) -> bool:
@@ -948,6 +963,37 @@ def _update_float32_running_stats(running_mean, running_var, mean, var_sum, coun
         unbiased = var_sum / np.float32(count - 1)
         moved = np.float64(momentum32) * unbiased.astype(np.float64)
         running_var._data[...] = moved + (kept * running_var._data).astype(np.float64)
+        running_var._version_box[0] += 1
+
+
+def _batch_norm_contiguous(x: np.ndarray) -> bool:
+    """torch's batch norm is_contiguous: contiguous, channels-last or channels-last-3d."""
+    return x.flags.c_contiguous or (x.ndim in (4, 5) and np.moveaxis(x, 1, -1).flags.c_contiguous)
+
+
+def _update_noncontiguous_running_stats(running_mean, running_var, x: np.ndarray, count: int,
+                                        momentum: float) -> None:
+    """torch's update for an input of any other layout (batch_norm_cpu_update_stats_template's
+    non-contiguous path): mean = at::mean (float32), then in the kernel's float64 accumulation type
+    var_sum = Σ (x - mean)², and momentum · mean + (1 - momentum) · running with momentum
+    unrounded, each statistic rounded to float32 once. The mean is the float64 sum's, rounded; torch's
+    float32 sum over a strided input can differ from it in the last bit (see the report of lane mendE)."""
+    dims = (0,) + tuple(range(2, x.ndim))
+    per_channel = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    mean = (x.sum(axis=dims, dtype=np.float64) / count).astype(np.float32).astype(np.float64)
+    if running_mean is not None:
+        running_mean._data[...] = momentum * mean + (1 - momentum) * running_mean._data.astype(np.float64)
+        running_mean._version_box[0] += 1
+    if running_var is not None:
+        # Σ x² - 2 mean Σ x + N mean² in float64 (the float32 squares exact in it) is Σ (x - mean)² to
+        # far below float32's last bit unless |mean| is ~1000 σ; then it is taken the long way
+        letters = "abcdefgh"[:x.ndim]
+        squares = np.einsum(f"{letters},{letters}->b", x, x, dtype=np.float64)
+        var_sum = squares - 2 * mean * x.sum(axis=dims, dtype=np.float64) + count * mean * mean
+        if not np.all(var_sum >= 1e-6 * squares):
+            centred = np.subtract(x, mean.reshape(per_channel), dtype=np.float64)
+            var_sum = np.square(centred, out=centred).sum(axis=dims)
+        running_var._data[...] = momentum * (var_sum / (count - 1)) + (1 - momentum) * running_var._data.astype(np.float64)
         running_var._version_box[0] += 1
 
 

@@ -34,7 +34,7 @@ from ..autograd.function import (
 )
 from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out, preserve_layout
-from . import _cuda_kernels, cpu_sort_order
+from . import _cuda_kernels, cpu_norm_order, cpu_sort_order
 from ._arg_parser import check_number, int_list
 from .elementwise import SPARSE_COO_TYPES, conjugate_rule
 from .memory_format import row_major
@@ -1438,20 +1438,11 @@ class Norm(Function):
     @staticmethod
     def forward(ctx, x, ord, dims, keepdim):
         xp = array_module(x)
-        a = xp.abs(x)
-        if ord == 2:
-            out = xp.sqrt(xp.sum(a * a, axis=dims, keepdims=keepdim))
-        elif ord == 1:
-            out = xp.sum(a, axis=dims, keepdims=keepdim)
-        elif ord == np.inf:
-            out = amax_with_initial(xp, a, dims, keepdim, 0)
-        elif ord == -np.inf:
-            out = xp.min(a, axis=dims, keepdims=keepdim)
-        elif ord == 0:
-            out = xp.sum(a != 0, axis=dims, keepdims=keepdim, dtype=x.dtype)
-        else:
-            with np.errstate(divide="ignore"):
-                out = xp.sum(a ** ord, axis=dims, keepdims=keepdim) ** (1.0 / ord)
+        # float32 accumulates in float32 in torch: its order of additions shows in the last bits
+        out = cpu_norm_order.vector_norm(x, ord, dims, keepdim) if type(x) is np.ndarray and \
+            x.dtype == np.float32 else None
+        if out is None:
+            out = _any_order_norm(xp, x, ord, dims, keepdim)
         out = _as_array(out).astype(x.dtype, copy=False)
         ctx.save_for_backward(x, out)
         ctx.ord = ord
@@ -1487,6 +1478,22 @@ class Norm(Function):
             magnitude = where(Tensor._make(x._data == 0), 0.0, abs(x) ** (ord - 1))
             return grad * sign(x) * magnitude * norm ** (1 - ord)
         return where(norm_is_zero, 0.0, grad / safe ** (ord - 1)) * sign(x) * abs(x) ** (ord - 1)
+
+
+def _any_order_norm(xp, x, ord, dims: tuple, keepdim: bool):
+    a = xp.abs(x)
+    if ord == 2:
+        return xp.sqrt(xp.sum(a * a, axis=dims, keepdims=keepdim))
+    if ord == 1:
+        return xp.sum(a, axis=dims, keepdims=keepdim)
+    if ord == np.inf:
+        return amax_with_initial(xp, a, dims, keepdim, 0)
+    if ord == -np.inf:
+        return xp.min(a, axis=dims, keepdims=keepdim)
+    if ord == 0:
+        return xp.sum(a != 0, axis=dims, keepdims=keepdim, dtype=x.dtype)
+    with np.errstate(divide="ignore"):
+        return xp.sum(a ** ord, axis=dims, keepdims=keepdim) ** (1.0 / ord)
 
 
 def _vector_norm(input: Tensor, ord, dim, keepdim: bool, dtype, op: str) -> Tensor:

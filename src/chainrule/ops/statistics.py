@@ -19,7 +19,7 @@ from .. import _dtype, return_types
 from .._backend import accumulate, array_module
 from .._opmath import cpu_autocast_policy
 from .._torch_function import user_stacklevel
-from ..autograd.function import Function, is_recording, name_node
+from ..autograd.function import Function, is_recording, name_node, on_arrays
 from ..tensor import Tensor, _wrap_dim, honours_out
 from ._arg_parser import check_int
 from .creation import full_like
@@ -628,6 +628,57 @@ def renorm(input: Tensor, p, dim: int, maxnorm) -> Tensor:
         norms = input.norm(p, others, keepdim=True, dtype=wide)
     factor = where(norms > maxnorm, full_like(norms, maxnorm) / (norms + 1e-7), 1.0)
     factor = factor if wide is None else _cast(factor, input.dtype)
+    if p == 2 and input.dtype in (_dtype.float32, _dtype.float64) and is_recording(input):
+        # the value as composed; the gradient as torch's renorm_backward computes it
+        return _Renorm.apply(input, factor.detach(), others, float(maxnorm))
     return name_node(input * factor, "RenormBackward0", label="renorm",
                      rule="∂/∂a = the scale factor, and through the norm for the scaled slices")
+
+
+def _renorm_gradient(x: np.ndarray, g: np.ndarray, others: tuple, maxnorm: float) -> np.ndarray:
+    """_Renorm's rule on NumPy arrays, step for step as its Tensor form."""
+    wide = x.astype(np.float64)
+    norm = np.sqrt(np.add.reduce(wide * wide, axis=others, keepdims=True))
+    projected = np.add.reduce((x * g).astype(np.float64), axis=others, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        through_norm = projected * np.where(norm == 0, 0.0, wide / np.where(norm == 0, 1.0, norm))
+    inverse = 1.0 / (norm + 1e-7)
+    factor = inverse * maxnorm
+    scaled = factor * g - (factor * inverse) * through_norm
+    return np.where(norm > maxnorm, scaled, g).astype(x.dtype)
+
+
+class _Renorm(Function):
+    """renorm's 2-norm gradient, torch's formula in its accumulation type (float64 for float32 on
+    the CPU; a·g itself in the input's dtype) and rounded once to the input's dtype: with n = ‖a‖ over
+    the slice, f = maxnorm/(n + 1e-7),
+    ∂/∂a = f·g - f/(n + 1e-7) · a·Σ(a·g)/n where n > maxnorm, else g. The same rule composed of
+    float32 ops differed from torch in the last bits."""
+
+    node_name = "RenormBackward0"
+    label = "renorm"
+    rule = "∂/∂a = f·g - f/(n + 1e-7)·a·Σ(a·g)/n on the scaled slices (f = maxnorm/(n + 1e-7)), g elsewhere"
+
+    @staticmethod
+    def forward(ctx, input, factor, others, maxnorm):
+        ctx.save_for_backward(input)
+        ctx.others, ctx.maxnorm = others, maxnorm
+        return input * factor
+
+    @staticmethod
+    def backward(ctx, grad):
+        from .linalg import vector_norm
+
+        (input,) = ctx.saved_values
+        if on_arrays(grad) and array_module(grad._data) is np:  # nothing recorded: the same steps on the arrays
+            return Tensor._make(_renorm_gradient(input._data, grad._data, ctx.others, ctx.maxnorm)), None, None, None
+        x, g = _cast(input, _dtype.float64), _cast(grad, _dtype.float64)
+        norm = vector_norm(x, 2, ctx.others, keepdim=True)
+        # a·g in the input's dtype, summed in float64; norm_backward for p = 2: Σ(a·g) · (a / n), 0 where n = 0
+        projected = _cast(input * grad, _dtype.float64).sum(ctx.others, keepdim=True)
+        through_norm = projected * where(norm == 0, 0.0, x / where(norm == 0, 1.0, norm))
+        inverse = (norm + 1e-7).reciprocal()
+        factor = inverse * ctx.maxnorm
+        scaled = factor * g - (factor * inverse) * through_norm
+        return _cast(where(norm > ctx.maxnorm, scaled, g), input.dtype), None, None, None
 
