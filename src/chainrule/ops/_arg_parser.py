@@ -809,6 +809,22 @@ _TRAPEZOID = ("(Tensor y, Tensor x, *, int64_t dim=-1)", "(Tensor y, *, Scalar d
 # addcmul and addcdiv, with the overload that puts the value first (old optimizers' addcmul_(1 - beta, g, g))
 _ADD_PRODUCT = ("(Tensor input, Tensor tensor1, Tensor tensor2, *, Scalar value=1, Tensor out=None)",
                 "(Tensor input, Scalar value, Tensor tensor1, Tensor tensor2, *, Tensor out=None)|deprecated")
+# the BLAS products that add a scaled input, with the overloads that put beta (and alpha) first
+# (torch.addmm(beta, M, m1, m2), old code's ``M.addmm_(0, 1, a, b)``): deprecated in torch, still taken
+_ADDED_PRODUCT_SCALARS = "*, Scalar beta=1, Scalar alpha=1"
+
+
+def _added_product(first: str, second: str, out_dtype: bool = False, out: bool = True) -> tuple:
+    tensors, out_keyword = f"Tensor {first}, Tensor {second}", ", *, Tensor out=None" if out else ""
+    return (f"(Tensor input, {tensors}, {_ADDED_PRODUCT_SCALARS}{', Tensor out=None' if out else ''})",
+            *((f"(Tensor input, {tensors}, ScalarType out_dtype, {_ADDED_PRODUCT_SCALARS}, Tensor out=None)",)
+              if out_dtype else ()),
+            f"(Scalar beta, Tensor input, Scalar alpha, {tensors}{out_keyword})|deprecated",
+            f"(Scalar beta, Tensor input, {tensors}{out_keyword})|deprecated")
+
+
+_ADDED_PRODUCTS = {"addmm": ("mat1", "mat2"), "addbmm": ("batch1", "batch2"), "baddbmm": ("batch1", "batch2"),
+                   "addmv": ("mat", "vec"), "addr": ("vec1", "vec2")}
 _VARIANCE = ("(Tensor input, IntArrayRef[1]? dim, bool unbiased=True, bool keepdim=False, *, Tensor out=None)",
              "(Tensor input, IntArrayRef[1]? dim=None, *, Scalar? correction=None, bool keepdim=False, Tensor out=None)",
              "(Tensor input, bool unbiased=True)")
@@ -969,6 +985,9 @@ SIGNATURES: dict[str, tuple] = {
             "(Tensor input, Tensor mat2, ScalarType out_dtype, *, Tensor out=None)"),
     "narrow": ("(Tensor input, int64_t dim, Tensor start, int64_t length)",
                "(Tensor input, int64_t dim, int64_t start, int64_t length)"),
+    **{name: _added_product(*tensors, out_dtype=name in ("addmm", "baddbmm"))
+       for name, tensors in _ADDED_PRODUCTS.items()},
+    "addmv_": _added_product("mat", "vec", out=False),
     "full": (f"(IntArrayRef size, Scalar fill_value, *, Tensor out=None, {_CREATION})",),
     "zeros": (f"(IntArrayRef size, *, Tensor out=None, {_CREATION})",),
     "empty": (f"(IntArrayRef size, *, MemoryFormat? memory_format=None, Tensor out=None, {_CREATION})",),
@@ -1137,6 +1156,9 @@ METHOD_SIGNATURES: dict[str, tuple] = {
     "addcmul_": _ADD_PRODUCT,
     "addcdiv_": _ADD_PRODUCT,
     "relu_": ("(Tensor input)",),
+    # (the methods take no out_dtype)
+    **{f"{name}{suffix}": _added_product(*tensors, out=False) for name, tensors in _ADDED_PRODUCTS.items()
+       for suffix in ("", "_")},
     # the dtype-casting methods and contiguous take only a keyword (x.float(1) is refused)
     **{name: ("(Tensor input, *, MemoryFormat? memory_format=torch.preserve_format)",)
        for name in ("float", "double", "half", "bfloat16", "long", "int", "short", "bool", "byte", "char", "cfloat",
@@ -1223,6 +1245,8 @@ def checked_signature(impl, home: tuple):
     # A bare method call (``y.sum()``, the hot one) needs no look when a signature takes no argument:
     # it runs as a plain call, which CPython makes without another C frame (``impl(self, *args)`` not).
     bare = any(not signature.required[0] for signature in signatures)
+    if name in _REWRITTEN_DEPRECATED:
+        return _taking_deprecated(impl, name, signatures, method)
     if method:
         def checked(self, *args, **kwargs):
             if (args or kwargs or not bare) and not _takes(signatures, args, kwargs):
@@ -1252,6 +1276,86 @@ def checked_signature(impl, home: tuple):
 
     functools.update_wrapper(checked, impl)
     return checked
+
+
+# the ops whose deprecated overloads (``|deprecated``) the parser takes here, rewritten into their
+# first signature's form (add's and addcmul's are their ops' own: elementwise.accepts_scalar_first)
+_REWRITTEN_DEPRECATED = frozenset({*_ADDED_PRODUCTS, *(f"{name}_" for name in _ADDED_PRODUCTS)})
+_deprecated_overload_warned = False  # (torch warns once per process, for all deprecated overloads)
+
+
+def _taking_deprecated(impl, name: str, signatures: list, method: bool):
+    """``impl`` checking its arguments against torch's signatures first, a call that only a deprecated
+    one takes warned about (as torch's parser warns) and passed on in the first signature's form:
+    ``addmm(2, M, m1, m2)`` runs as ``addmm(M, m1, m2, beta=2)``. Only the calls the visible
+    signatures refuse are looked at twice, so the common call pays nothing more."""
+    visible = [signature for signature in signatures if not signature.hidden]
+
+    def rewritten(args: tuple, kwargs: dict) -> tuple:
+        if _takes(visible, args, kwargs):
+            return args, kwargs
+        deprecated = _deprecated_taking(signatures, args, kwargs)
+        if deprecated is None:
+            refusal = signature_refusal(name, signatures, args, kwargs)
+            if refusal is not None:
+                raise refusal
+            return args, kwargs
+        _warn_deprecated_overload(name, deprecated, visible)
+        return _in_form_of(visible[0], deprecated, args, kwargs)
+
+    if method:
+        def checked(self, *args, **kwargs):
+            args, kwargs = rewritten(args, kwargs)
+            return impl(self, *args, **kwargs)
+    else:
+        def checked(*args, **kwargs):
+            args, kwargs = rewritten(args, kwargs)
+            return impl(*args, **kwargs)
+
+    functools.update_wrapper(checked, impl)
+    return checked
+
+
+def _deprecated_taking(signatures: list, args: tuple, kwargs: dict):
+    """The deprecated signature that takes the call, where none before it does (torch's parser
+    tries them in order), else None."""
+    for signature in signatures:
+        try:
+            if signature.parse(args, kwargs, False):
+                return signature if signature.hidden else None
+        except TypeError:
+            return None
+    return None
+
+
+def _in_form_of(target: _Signature, deprecated: _Signature, args: tuple, kwargs: dict) -> tuple:
+    """A call of ``deprecated`` as a call of ``target``: its required positional parameters in order,
+    the rest by keyword; a 0-d tensor given for a Number as its value, as torch's parser takes it."""
+    from ..tensor import Tensor
+
+    values = dict(zip((p.name for p in deprecated.params if not p.keyword_only), args))
+    values.update(kwargs)
+    for p in deprecated.params:
+        if p.kind == "Scalar" and isinstance(values.get(p.name), Tensor):
+            values[p.name] = values[p.name].item()
+    positional = tuple(values.pop(p.name) for p in target.params if not p.keyword_only and not p.optional)
+    return positional, values
+
+
+def _warn_deprecated_overload(name: str, deprecated: _Signature, visible: list) -> None:
+    """torch's words, once per process: the deprecated signature, then those to use instead."""
+    global _deprecated_overload_warned
+    if _deprecated_overload_warned:
+        return
+    _deprecated_overload_warned = True
+    import warnings
+
+    from .._torch_function import user_stacklevel
+
+    instead = "\n\t".join(f"{name}{signature}" for signature in visible)
+    warnings.warn(f"This overload of {name} is deprecated:\n\t{name}{deprecated}\n"
+                  f"Consider using one of the following signatures instead:\n\t{instead}",
+                  UserWarning, stacklevel=user_stacklevel())
 
 
 # torch's Tensor methods written in Python (torch/_tensor.py): Python words their refusals there too
