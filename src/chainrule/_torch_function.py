@@ -664,7 +664,9 @@ def wrap_module(module, owner: str, skip=frozenset(), builtin=lambda name: False
         if name in skip or value.__module__ == __name__:
             # (this module's own checks, re-exported by nn.functional, never dispatch)
             if builtin(name) and isinstance(value, types.FunctionType):
-                setattr(module, name, as_builtin(value, home))
+                # (a C function torch does not dispatch still parses its arguments first: frombuffer)
+                checked = value if signature_check is None else signature_check(value, home)
+                setattr(module, name, as_builtin(checked, home))
             continue
         # an alias torch makes a function of its own (torch.arccos is not torch.acos) gets its own
         # wrapper, named as it is called, so that its refusals name it

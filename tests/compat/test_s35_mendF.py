@@ -108,3 +108,67 @@ def test_beta_first_overloads_warn_once_in_torchs_words(form, monkeypatch):
         exec(f"{code}; {code}")
     assert [str(w.message) for w in caught] == expected
     assert len(expected) == 1
+
+
+# the wide probe's six bad argument patterns (x is a (2, 3) tensor)
+BAD_PATTERNS = {
+    "(int)": lambda L: (1,), "(str)": lambda L: ("a",), "(str, int)": lambda L: ("a", 1),
+    "(x, str)": lambda L: (L.ones(2, 3), "a"), "(None, None)": lambda L: (None, None), "(float)": lambda L: (1.5,),
+}
+CREATION = ["bartlett_window", "blackman_window", "hamming_window", "hann_window", "kaiser_window", "eye",
+            "tril_indices", "triu_indices", "range", "scalar_tensor", "empty_strided", "empty_permuted", "full_like",
+            "rand_like", "randn_like", "randint_like", "normal", "as_tensor", "frombuffer"]
+
+
+@pytest.mark.parametrize("pattern", BAD_PATTERNS)
+@pytest.mark.parametrize("name", CREATION)
+def test_creation_functions_refuse_bad_arguments_as_torch(name, pattern):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (torch.range's deprecation)
+        expected = outcome(torch, lambda L: getattr(L, name)(*BAD_PATTERNS[pattern](L)))
+        got = outcome(chainrule, lambda L: getattr(L, name)(*BAD_PATTERNS[pattern](L)))
+    if expected[0] == "ok":  # (eye(1), scalar_tensor(1.5), ...: random or empty values are not compared)
+        assert got[0] == "ok"
+    else:
+        assert got == expected
+
+
+CREATION_CALLS = {
+    "hann_window(5, periodic=False, dtype=float64)": lambda L: L.hann_window(5, periodic=False, dtype=L.float64),
+    "hamming_window(5, True, 0.5, 0.4)": lambda L: L.hamming_window(5, True, 0.5, 0.4),
+    "kaiser_window(5, False, beta=3.)": lambda L: L.kaiser_window(5, False, beta=3.0),
+    "blackman_window(4, requires_grad=True)": lambda L: L.blackman_window(4, requires_grad=True),
+    "eye(2, 3, dtype=int32)": lambda L: L.eye(2, 3, dtype=L.int32),
+    "eye(n=2, m=3)": lambda L: L.eye(n=2, m=3),
+    "eye(tensor(2), layout=strided, pin_memory=False)": lambda L: L.eye(L.tensor(2), layout=L.strided, pin_memory=False),
+    "triu_indices(3, 4, 1, dtype=int32)": lambda L: L.triu_indices(3, 4, 1, dtype=L.int32),
+    "range(0, 1, 0.25)": lambda L: L.range(0, 1, 0.25),
+    "scalar_tensor(True, dtype=float64)": lambda L: L.scalar_tensor(True, dtype=L.float64),
+    "empty_permuted((2, 3), (1, 0)).stride()": lambda L: L.empty_permuted((2, 3), (1, 0)).stride(),
+    "full_like(x, 2.5, dtype=int64)": lambda L: L.full_like(L.ones(2, 3), 2.5, dtype=L.int64),
+    "randint_like(x, low=1, high=5).dtype": lambda L: L.randint_like(L.ones(2, 3), low=1, high=5).dtype == L.float32,
+    "normal(tensor(0.), 1, (2,)).shape": lambda L: tuple(L.normal(L.tensor(0.0), 1, (2,)).shape),
+    "normal(2, 3, size=[2], dtype=float64).dtype": lambda L: L.normal(2, 3, size=[2], dtype=L.float64).dtype == L.float64,
+    "as_tensor(data=[1])": lambda L: L.as_tensor(data=[1]),
+    "frombuffer(bytearray(8), dtype=int8, count=3, offset=1)": lambda L: L.frombuffer(bytearray(8), dtype=L.int8,
+                                                                                      count=3, offset=1),
+    # refused
+    "kaiser_window(5, True, 'a')": lambda L: L.kaiser_window(5, True, "a"),
+    "eye(2, dtype='a')": lambda L: L.eye(2, dtype="a"),
+    "tril_indices(3, 3, offset=1.5)": lambda L: L.tril_indices(3, 3, offset=1.5),
+    "hann_window(5, periodic=1)": lambda L: L.hann_window(5, periodic=1),
+    "full_like(x, None)": lambda L: L.full_like(L.ones(2, 3), None),
+    "normal(x, 'a')": lambda L: L.normal(L.ones(2, 3), "a"),
+}
+
+
+@pytest.mark.parametrize("case", CREATION_CALLS)
+def test_creation_functions_take_their_keywords_as_torch(case):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected, got = (outcome(lib, CREATION_CALLS[case]) for lib in (torch, chainrule))
+    if expected[0] == "ok" and isinstance(expected[1], list):
+        assert got[0] == "ok"
+        assert torch.allclose(torch.tensor(got[1]).double(), torch.tensor(expected[1]).double(), atol=1e-6)
+    else:
+        assert got == expected

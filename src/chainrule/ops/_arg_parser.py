@@ -346,7 +346,7 @@ def _out_dtype_refusal(name: str, rule: str, input, result, out) -> Exception | 
 _SHOWN_TYPES = {"Tensor": "Tensor", "Scalar": "Number", "int64_t": "int", "double": "float", "bool": "bool",
                 "str": "str", "TensorList": "tuple of Tensors", "IntArrayRef": "tuple of ints",
                 "ScalarType": "torch.dtype", "Layout": "torch.layout", "Device": "torch.device",
-                "Generator": "torch.Generator", "MemoryFormat": "torch.memory_format"}
+                "Generator": "torch.Generator", "MemoryFormat": "torch.memory_format", "PyObject*": "object"}
 
 # NumPy's spellings torch's parser takes for these keywords
 _NUMPY_KEYWORDS = {"dim": ("axis",), "keepdim": ("keepdims",), "input": ("x", "a", "x1"), "other": ("x2",)}
@@ -988,6 +988,33 @@ SIGNATURES: dict[str, tuple] = {
     **{name: _added_product(*tensors, out_dtype=name in ("addmm", "baddbmm"))
        for name, tensors in _ADDED_PRODUCTS.items()},
     "addmv_": _added_product("mat", "vec", out=False),
+    # the creation functions, with torch's full signatures (dtype, layout, device, pin_memory, requires_grad)
+    **{name: (f"(int64_t window_length, *, {_CREATION})", f"(int64_t window_length, bool periodic, *, {_CREATION})")
+       for name in ("bartlett_window", "blackman_window", "hann_window")},
+    "hamming_window": (f"(int64_t window_length, *, {_CREATION})", f"(int64_t window_length, bool periodic, *, {_CREATION})",
+                       f"(int64_t window_length, bool periodic, double alpha, *, {_CREATION})",
+                       f"(int64_t window_length, bool periodic, double alpha, double beta, *, {_CREATION})"),
+    "kaiser_window": (f"(int64_t window_length, *, {_CREATION})", f"(int64_t window_length, bool periodic, *, {_CREATION})",
+                      f"(int64_t window_length, bool periodic, double beta, *, {_CREATION})"),
+    "eye": (f"(int64_t n, *, Tensor out=None, {_CREATION})", f"(int64_t n, int64_t m, *, Tensor out=None, {_CREATION})"),
+    **{name: (f"(int64_t row, int64_t col, int64_t offset=0, *, {_CREATION})",)
+       for name in ("tril_indices", "triu_indices")},
+    "range": (f"(Scalar start, Scalar end, Scalar step=1, *, Tensor out=None, {_CREATION})",),
+    "scalar_tensor": (f"(Scalar s, *, {_CREATION})",),
+    "empty_strided": (f"(IntArrayRef size, IntArrayRef stride, *, {_CREATION})",),
+    "empty_permuted": (f"(IntArrayRef size, IntArrayRef physical_layout, *, {_CREATION})",),
+    "full_like": (f"(Tensor input, Scalar fill_value, *, MemoryFormat? memory_format=None, {_CREATION})",),
+    **{name: (f"(Tensor input, *, Generator? generator, MemoryFormat? memory_format=None, {_CREATION})",
+              f"(Tensor input, *, MemoryFormat? memory_format=None, {_CREATION})") for name in ("rand_like", "randn_like")},
+    "randint_like": tuple(f"(Tensor input, {bounds}, *, {generator}MemoryFormat? memory_format=None, {_CREATION})"
+                          for bounds in ("int64_t low, int64_t high", "Tensor high", "int64_t high")
+                          for generator in ("Generator? generator, ", "")),
+    "normal": ("(Tensor mean, Tensor std, *, Generator? generator=None, Tensor out=None)",
+               "(Tensor mean, double std=1, *, Generator? generator=None, Tensor out=None)",
+               "(double mean, Tensor std, *, Generator? generator=None, Tensor out=None)",
+               f"(double mean, double std, IntArrayRef size, *, Generator? generator=None, Tensor out=None, {_CREATION})"),
+    "as_tensor": ("(PyObject* data, *, ScalarType? dtype=None, Device? device=None)",),
+    "frombuffer": ("(PyObject* buffer, *, ScalarType dtype, int64_t count=-1, int64_t offset=0, bool requires_grad=False)",),
     "full": (f"(IntArrayRef size, Scalar fill_value, *, Tensor out=None, {_CREATION})",),
     "zeros": (f"(IntArrayRef size, *, Tensor out=None, {_CREATION})",),
     "empty": (f"(IntArrayRef size, *, MemoryFormat? memory_format=None, Tensor out=None, {_CREATION})",),
