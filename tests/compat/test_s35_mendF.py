@@ -172,3 +172,40 @@ def test_creation_functions_take_their_keywords_as_torch(case):
         assert torch.allclose(torch.tensor(got[1]).double(), torch.tensor(expected[1]).double(), atol=1e-6)
     else:
         assert got == expected
+
+
+COPIES = ["alias_copy", "as_strided_copy", "detach_copy", "diagonal_copy", "expand_copy", "index_copy", "narrow_copy",
+          "permute_copy", "select_copy", "slice_copy", "split_copy", "split_with_sizes_copy", "squeeze_copy", "t_copy",
+          "transpose_copy", "unbind_copy", "unfold_copy", "unsqueeze_copy", "view_as_complex_copy",
+          "view_as_real_copy", "view_copy"]
+
+
+@pytest.mark.parametrize("pattern", BAD_PATTERNS)
+@pytest.mark.parametrize("name", COPIES)
+def test_copy_variants_name_themselves_in_refusals(name, pattern):
+    expected = outcome(torch, lambda L: getattr(L, name)(*BAD_PATTERNS[pattern](L)))
+    got = outcome(chainrule, lambda L: getattr(L, name)(*BAD_PATTERNS[pattern](L)))
+    assert got == expected
+
+
+COPY_CALLS = {
+    "view_copy(x, int32)": lambda L, x: L.view_copy(x, L.int32),
+    "view_copy(x, size=(6,))": lambda L, x: L.view_copy(x, size=(6,)),
+    "view_copy(x, (5,))": lambda L, x: L.view_copy(x, (5,)),
+    "transpose_copy(x, dim0=0, dim1=1)": lambda L, x: L.transpose_copy(x, dim0=0, dim1=1),
+    "select_copy(x, 0, tensor(1))": lambda L, x: L.select_copy(x, 0, L.tensor(1)),
+    "squeeze_copy(x, (0, 1))": lambda L, x: L.squeeze_copy(x, (0, 1)),
+    "slice_copy(x, 1, None, None, 2)": lambda L, x: L.slice_copy(x, 1, None, None, 2),
+    "expand_copy(x[:1], (2, 3), implicit=True)": lambda L, x: L.expand_copy(x[:1], (2, 3), implicit=True),
+    "x[:1].expand(2, 3, implicit=True)": lambda L, x: x[:1].expand(2, 3, implicit=True),
+    "as_strided_copy(x, (2, 2), (1, 2), 1)": lambda L, x: L.as_strided_copy(x, (2, 2), (1, 2), 1),
+    "permute_copy(x, [1, 0], out=empty(3, 2))": lambda L, x: L.permute_copy(x, [1, 0], out=L.empty(3, 2)),
+    "t_copy(x, out=empty(3, 2, int64))": lambda L, x: L.t_copy(x, out=L.empty(3, 2, dtype=L.int64)),
+    "t_copy(x, out=3)": lambda L, x: L.t_copy(x, out=3),
+    "unfold_copy(x, 1, 2, 1, out=empty(0))": lambda L, x: L.unfold_copy(x, 1, 2, 1, out=L.empty(0)),
+}
+
+
+@pytest.mark.parametrize("case", COPY_CALLS)
+def test_copy_variants_take_torchs_arguments(case):
+    assert_alike(lambda L: COPY_CALLS[case](L, L.arange(6.0).reshape(2, 3)))
