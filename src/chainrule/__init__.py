@@ -236,7 +236,7 @@ from .amp import (  # noqa: E402
 # module (the same functions, plus NotImplementedError for the decompositions not yet written)
 linalg = _importlib.import_module(".linalg", __name__)
 # the linear-algebra functions torch removed in 1.9 raise its message naming the replacement
-from .ops.decompositions import _removed_lstsq as lstsq, _removed_solve as solve  # noqa: E402
+from .ops.decompositions import lstsq, solve  # noqa: E402
 from .ops.linalg import _removed_eig as eig, _removed_matrix_rank as matrix_rank  # noqa: E402
 from .ops.linalg import _removed_symeig as symeig  # noqa: E402
 # torch's private samplers, which distribution libraries (Pyro, NumPyro's torch backend) call

@@ -346,7 +346,8 @@ def _out_dtype_refusal(name: str, rule: str, input, result, out) -> Exception | 
 _SHOWN_TYPES = {"Tensor": "Tensor", "Scalar": "Number", "int64_t": "int", "double": "float", "bool": "bool",
                 "str": "str", "TensorList": "tuple of Tensors", "IntArrayRef": "tuple of ints",
                 "ScalarType": "torch.dtype", "Layout": "torch.layout", "Device": "torch.device",
-                "Generator": "torch.Generator", "MemoryFormat": "torch.memory_format", "PyObject*": "object"}
+                "Generator": "torch.Generator", "MemoryFormat": "torch.memory_format", "PyObject*": "object",
+                "FloatArrayRef": "tuple of floats"}
 
 # NumPy's spellings torch's parser takes for these keywords
 _NUMPY_KEYWORDS = {"dim": ("axis",), "keepdim": ("keepdims",), "input": ("x", "a", "x1"), "other": ("x2",)}
@@ -371,7 +372,8 @@ class _Parameter:
         self.kind = kind.split("[")[0]
         self.name, has_default, self.default = rest.partition("=")
         self.optional = bool(has_default)
-        self.allow_none = self.allow_none or self.default == "None"
+        # (torch's parser takes None for an int list whose default is empty: amax(x, None), max_pool2d's stride)
+        self.allow_none = self.allow_none or self.default in ("None", "[]")
         self.keyword_only = keyword_only
         self.names = (self.name, *_NUMPY_KEYWORDS.get(self.name, ()))
         self.takes_numbers = takes_numbers and self.kind == "Tensor"
@@ -605,6 +607,8 @@ def _check(param: _Parameter, value, index: int):
         return None
     if kind == "ScalarType":
         return None if isinstance(value, _dtype.dtype) or value in (int, float, bool, complex) else True
+    if kind == "FloatArrayRef":
+        return None if isinstance(value, (tuple, list)) else True
     if kind == "MemoryFormat":
         from .. import memory_format
 
@@ -1038,6 +1042,26 @@ SIGNATURES: dict[str, tuple] = {
     "unsqueeze_copy": ("(Tensor input, int64_t dim, *, Tensor out=None)",),
     "view_copy": ("(Tensor input, ScalarType dtype, *, Tensor out=None)",
                   "(Tensor input, IntArrayRef size, *, Tensor out=None)"),
+    # (written from aten's schemas, or copied from torch 2.13's listings where there are several)
+    "bernoulli": ("(Tensor input, *, Generator? generator=None, Tensor out=None)",
+                  "(Tensor input, double p, *, Generator? generator=None)"),
+    "bincount": ("(Tensor input, Tensor? weights=None, int64_t minlength=0)",),
+    "dequantize": ("(Tensor input)", "(TensorList tensors)"),
+    "histogramdd": tuple(f"(Tensor input, {bins}, FloatArrayRef? range=None, Tensor? weight=None, bool density=False)"
+                         for bins in ("int64_t bins", "IntArrayRef bins", "TensorList bins")),
+    "istft": ("(Tensor input, int64_t n_fft, int64_t? hop_length=None, int64_t? win_length=None, Tensor? window=None, "
+              "bool center=True, bool normalized=False, bool? onesided=None, int64_t? length=None, "
+              "bool return_complex=False)",),
+    "matrix_power": ("(Tensor input, int64_t n, *, Tensor out=None)",),
+    "pdist": ("(Tensor input, double p=2)",),
+    "promote_types": ("(ScalarType type1, ScalarType type2)",),
+    **{name: ("(Tensor input)",) for name in ("resolve_conj", "resolve_neg", "selu", "selu_")},
+    **{name: ("(Tensor input, Scalar lower=0.125, Scalar upper=0.3333333333333333, bool training=False, "
+              "Generator? generator=None)",) for name in ("rrelu", "rrelu_")},
+    "segment_reduce": ("(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, "
+                       "int64_t axis=0, bool unsafe=False, Scalar? initial=None)",),
+    "tile": ("(Tensor input, IntArrayRef dims)",),
+    "vander": ("(Tensor x, int64_t? N=None, bool increasing=False)",),
     "full": (f"(IntArrayRef size, Scalar fill_value, *, Tensor out=None, {_CREATION})",),
     "zeros": (f"(IntArrayRef size, *, Tensor out=None, {_CREATION})",),
     "empty": (f"(IntArrayRef size, *, MemoryFormat? memory_format=None, Tensor out=None, {_CREATION})",),
@@ -1171,6 +1195,9 @@ SPECIAL_SIGNATURES: dict[str, tuple] = {
 INTERNAL_SIGNATURES: dict[str, tuple] = {
     "split": ("(Tensor input, int64_t split_size, int64_t dim=0)", "(Tensor input, IntArrayRef split_size, int64_t dim=0)"),
     "split_with_sizes": ("(Tensor input, IntArrayRef split_sizes, int64_t dim=0)",),
+    # torch.chain_matmul (Python) calls _VF.chain_matmul(matrices), torch.unique_consecutive its _VF twin by keyword
+    "chain_matmul": ("(TensorList matrices, *, Tensor out=None)",),
+    "unique_consecutive": ("(Tensor input, bool return_inverse=False, bool return_counts=False, int64_t? dim=None)",),
     # torch.unique (Python) calls _unique2(input, sorted=..., ...) or unique_dim(input, dim, sorted=..., ...)
     "_unique2": ("(Tensor input, bool sorted=True, bool return_inverse=False, bool return_counts=False)",),
     "unique_dim": ("(Tensor input, int64_t dim, bool sorted=True, bool return_inverse=False, "

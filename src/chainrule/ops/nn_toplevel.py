@@ -358,10 +358,10 @@ def segment_reduce(data: Tensor, reduce: str, *, lengths: Tensor | None = None, 
     from .creation import full
     from .elementwise import maximum, minimum
     from .shape import stack
+    if lengths is None and offsets is None:  # (torch checks them before it reads reduce)
+        raise RuntimeError("segment_reduce(): Either lengths or offsets must be defined.")
     if reduce not in _SEGMENT_REDUCTIONS:
         raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
-    if lengths is None and offsets is None:
-        raise RuntimeError("segment_reduce(): Either lengths or offsets must be defined.")
     given = lengths if lengths is not None else offsets
     if given.ndim != 1 or axis != 0:
         raise NotImplementedError("segment_reduce: chainrule reduces 1-D lengths or offsets along axis 0 only")
