@@ -487,7 +487,8 @@ for _name in ("detach", "fill_", "zero_", "detach_", "resize_as_", "as_strided_"
     _method = getattr(Tensor, _name)
     if getattr(_method, "function_form", None) is not None:  # one numbering its arguments from input
         _method = _torch_function.dispatching(_method.function_form, "torch")
-    _function = _methods.method_as_function(_method)
+    # (parsed as torch's function first where the parser knows its signatures: fill_'s input, value)
+    _function = _torch_function.signature_check(_methods.method_as_function(_method), (__name__, _name))
     globals()[_name] = _torch_function.as_builtin(_function, (__name__, _name))
 from .nn._handler_arguments import torch_spelling as _torch_spelling  # noqa: E402
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import warnings
 
+import numpy as np
 import pytest
 
 import chainrule
@@ -256,3 +257,49 @@ TYPED_CALLS = {
 @pytest.mark.parametrize("case", TYPED_CALLS)
 def test_typed_calls_as_torch(case):
     assert_alike(TYPED_CALLS[case])
+
+
+TENSOR_CALLS = {
+    "x.chalf(1)": lambda L, x: x.chalf(1),
+    "x.chalf(memory_format=1)": lambda L, x: x.chalf(memory_format=1),
+    "x.to(memory_format=1)": lambda L, x: x.to(memory_format=1),
+    "x.to(float64, memory_format='a')": lambda L, x: x.to(L.float64, memory_format="a"),
+    "x.to(memory_format=contiguous_format)": lambda L, x: x.to(memory_format=L.contiguous_format),
+    "x.to('cpu', memory_format=None)": lambda L, x: x.to("cpu", memory_format=None),
+    "x.to(x, 1)": lambda L, x: x.to(x, 1),
+    "x.to(float64, True, True)": lambda L, x: x.to(L.float64, True, True),
+    "x.fill_(np.array(2.))": lambda L, x: x.fill_(np.array(2.0)),
+    "x.fill_(np.float64(2.))": lambda L, x: x.fill_(np.float64(2.0)),
+    "x.fill_('a')": lambda L, x: x.fill_("a"),
+    "x.fill_([1])": lambda L, x: x.fill_([1]),
+    "torch.fill_(x, np.array(2.))": lambda L, x: L.fill_(x, np.array(2.0)),
+    "torch.fill_(x, tensor(3.))": lambda L, x: L.fill_(x, L.tensor(3.0)),
+    "native_channel_shuffle(x4, 2)": lambda L, x: L.native_channel_shuffle(L.arange(16.0).reshape(1, 4, 2, 2), 2),
+    "F.native_channel_shuffle(x4, 'a')": lambda L, x: L.nn.functional.native_channel_shuffle(L.ones(1, 4, 2, 2), "a"),
+    "native_channel_shuffle(1)": lambda L, x: L.native_channel_shuffle(1),
+    "native_channel_shuffle(x4, groups='a')": lambda L, x: L.native_channel_shuffle(L.ones(1, 4, 2, 2), groups="a"),
+    "native_channel_shuffle(x4, 3)": lambda L, x: L.native_channel_shuffle(L.ones(1, 4, 2, 2), 3),
+}
+
+
+@pytest.mark.parametrize("case", TENSOR_CALLS)
+def test_tensor_calls_as_torch(case):
+    assert_alike(lambda L: TENSOR_CALLS[case](L, L.arange(6.0).reshape(2, 3)))
+
+
+def test_chalf_is_a_casting_method_that_names_what_chainrule_lacks():
+    # torch's experimental complex32 has no storage here: the cast says so, after torch's argument checks
+    with pytest.raises(NotImplementedError, match="complex32"):
+        chainrule.ones(2).chalf()
+
+
+def test_native_channel_shuffle_is_its_own_op_with_no_derivative():
+    assert chainrule.native_channel_shuffle is not chainrule.channel_shuffle
+    assert chainrule.nn.functional.native_channel_shuffle is chainrule.native_channel_shuffle
+    for lib in (torch, chainrule):
+        x = lib.arange(16.0).reshape(1, 4, 2, 2).requires_grad_()
+        shuffled = lib.native_channel_shuffle(x, 2)
+        assert lib.native_channel_shuffle.__name__ == "native_channel_shuffle"
+        assert shuffled.grad_fn.name() == "torch::autograd::NotImplemented"
+        with pytest.raises(RuntimeError, match="derivative for aten::native_channel_shuffle is not implemented"):
+            shuffled.sum().backward()

@@ -904,6 +904,7 @@ SIGNATURES: dict[str, tuple] = {
     "vsplit": ("(Tensor input, int64_t sections)", "(Tensor input, IntArrayRef indices)"),
     "tensor_split": ("(Tensor input, IntArrayRef indices, int64_t dim=0)", "(Tensor input, Tensor tensor_indices_or_sections, int64_t dim=0)", "(Tensor input, int64_t sections, int64_t dim=0)"),
     "fill": ("(Tensor input, Tensor value)", "(Tensor input, Scalar value)"),
+    "fill_": ("(Tensor input, Tensor value)", "(Tensor input, Scalar value)"),
     "nanquantile": ("(Tensor input, Tensor q, int64_t? dim=None, bool keepdim=False, *, str interpolation=\"linear\", Tensor out=None)", "(Tensor input, double q, int64_t? dim=None, bool keepdim=False, *, str interpolation=\"linear\", Tensor out=None)"),
     "quantile": ("(Tensor input, Tensor q, int64_t? dim=None, bool keepdim=False, *, str interpolation=\"linear\", Tensor out=None)", "(Tensor input, double q, int64_t? dim=None, bool keepdim=False, *, str interpolation=\"linear\", Tensor out=None)"),
     "where": ("(Tensor condition)", "(Tensor condition, Tensor input, Tensor other, *, Tensor out=None)",
@@ -1239,7 +1240,11 @@ METHOD_SIGNATURES: dict[str, tuple] = {
     # the dtype-casting methods and contiguous take only a keyword (x.float(1) is refused)
     **{name: ("(Tensor input, *, MemoryFormat? memory_format=torch.preserve_format)",)
        for name in ("float", "double", "half", "bfloat16", "long", "int", "short", "bool", "byte", "char", "cfloat",
-                    "cdouble")},
+                    "cdouble", "chalf")},
+    "to": ("(Device? device=None, ScalarType? dtype=None, bool non_blocking=False, bool copy=False, *, "
+           "MemoryFormat? memory_format=None)",
+           "(ScalarType dtype, bool non_blocking=False, bool copy=False, *, MemoryFormat? memory_format=None)",
+           "(Tensor tensor, bool non_blocking=False, bool copy=False, *, MemoryFormat? memory_format=None)"),
     "contiguous": ("(Tensor input, *, MemoryFormat memory_format=torch.contiguous_format)",),
     **{name: ("(Tensor input, Tensor other)", "(Tensor input, Scalar other)")
        for name in ("remainder", "bitwise_and", "bitwise_or", "bitwise_xor", "xlogy")},
