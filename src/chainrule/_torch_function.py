@@ -616,7 +616,9 @@ def dispatching(impl, owner: str | None = None, handed=None, binary: bool = Fals
     if getattr(impl, "__torch_dispatching__", False):
         return impl
     # a method is its own object, as torch.Tensor.add is not torch.add
-    key = (impl, handed, owner == "torch.Tensor", builtin) if name is None else (impl, handed, name)
+    # (a method and a function of one name and impl are two wrappers: Tensor.absolute is not torch.absolute)
+    key = (impl, handed, owner == "torch.Tensor", builtin) if name is None else (impl, handed, name,
+                                                                                 owner == "torch.Tensor")
     # (the wrapper calls the impl checking torch's signatures first, where there is one; it shows the
     # impl. Such a check names its function: clip and clamp, one impl, are two wrappers, as in torch)
     called = impl if home is None or signature_check is None else signature_check(impl, home)

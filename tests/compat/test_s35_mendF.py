@@ -303,3 +303,25 @@ def test_native_channel_shuffle_is_its_own_op_with_no_derivative():
         assert shuffled.grad_fn.name() == "torch::autograd::NotImplemented"
         with pytest.raises(RuntimeError, match="derivative for aten::native_channel_shuffle is not implemented"):
             shuffled.sum().backward()
+
+
+METHOD_ALIASES = ["absolute", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctanh", "fix", "negative",
+                  "absolute_", "arccos_", "fix_", "negative_"]
+
+
+@pytest.mark.parametrize("arguments", ["1", "'a', 1", "None, None", "b=1"])
+@pytest.mark.parametrize("name", METHOD_ALIASES)
+def test_method_aliases_name_themselves_in_their_refusals(name, arguments):
+    # a literal call, as users write it: CPython words a refusal of an argument-free method by the call's form
+    def call(lib):
+        x = lib.ones(2, 3)
+        exec(compile(f"x.{name}({arguments})", "<call>", "exec"), {"x": x})
+
+    assert_alike(call)
+
+
+def test_method_aliases_are_methods_of_their_own():
+    for alias, name in (("absolute", "abs"), ("arccos", "acos"), ("fix", "trunc"), ("greater", "gt")):
+        assert (getattr(chainrule.Tensor, alias) is getattr(chainrule.Tensor, name)) == (
+            getattr(torch.Tensor, alias) is getattr(torch.Tensor, name))
+        assert getattr(chainrule.Tensor, alias) is not getattr(chainrule, alias)
