@@ -325,3 +325,49 @@ def test_method_aliases_are_methods_of_their_own():
         assert (getattr(chainrule.Tensor, alias) is getattr(chainrule.Tensor, name)) == (
             getattr(torch.Tensor, alias) is getattr(torch.Tensor, name))
         assert getattr(chainrule.Tensor, alias) is not getattr(chainrule, alias)
+
+
+# methods checked against aten's method schemas
+SCHEMA_METHODS = ["index_add", "index_add_", "index_copy_", "index_reduce", "index_reduce_", "scatter_add", "scatter_add_",
+                  "scatter_reduce", "scatter_reduce_", "swapaxes", "swapaxes_", "swapdims", "swapdims_", "unfold",
+                  "diag_embed", "kthvalue", "isclose", "allclose", "dist", "renorm", "renorm_", "sum_to_size",
+                  "unsafe_chunk", "unsafe_split", "as_strided_scatter", "select_scatter", "masked_scatter",
+                  "masked_scatter_", "put_", "index_fill_", "squeeze_"]
+
+
+@pytest.mark.parametrize("arguments", ["1", "'a'", "'a', 1", "y, 'a'", "None, None", "1.5"])
+@pytest.mark.parametrize("name", SCHEMA_METHODS)
+def test_methods_refuse_bad_arguments_as_torch(name, arguments):
+    def call(lib):
+        exec(compile(f"x.{name}({arguments})", "<call>", "exec"), {"x": lib.ones(2, 3), "y": lib.ones(2, 3)})
+
+    expected, got = outcome(torch, call), outcome(chainrule, call)
+    if expected[0] == "ok":  # (x.unsafe_chunk(1) and the like: their values are other tests')
+        assert got[0] == "ok"
+    else:
+        assert got == expected
+
+
+METHOD_CALLS = {
+    "x.index_add(0, i, y, alpha=2)": lambda L, x, y, i: x.index_add(0, i, y, alpha=2),
+    "x.scatter_reduce(1, i2, y, 'amax', include_self=False)": lambda L, x, y, i: x.scatter_reduce(
+        1, L.zeros(2, 3, dtype=L.int64), y, "amax", include_self=False),
+    "x.swapaxes(axis0=0, axis1=1)": lambda L, x, y, i: x.swapaxes(axis0=0, axis1=1),
+    "x.kthvalue(2, 1, True)": lambda L, x, y, i: x.kthvalue(2, 1, True).values,
+    "x.isclose(y, rtol=0.1, equal_nan=True)": lambda L, x, y, i: x.isclose(y, rtol=0.1, equal_nan=True),
+    "x.allclose(y, 0.1, 0.2)": lambda L, x, y, i: x.allclose(y, 0.1, 0.2),
+    "x.dist(y, p=1)": lambda L, x, y, i: x.dist(y, p=1),
+    "x.renorm(2, 0, 1.0)": lambda L, x, y, i: x.renorm(2, 0, 1.0),
+    "x.sum_to_size(1, 3)": lambda L, x, y, i: x.sum_to_size(1, 3),
+    "x.sum_to_size((1, 3))": lambda L, x, y, i: x.sum_to_size((1, 3)),
+    "x.index_fill_(1, i, 2.5)": lambda L, x, y, i: x.index_fill_(1, i, 2.5),
+    "x.index_fill_(1, i, tensor(2.5))": lambda L, x, y, i: x.index_fill_(1, i, L.tensor(2.5)),
+    "x[:1].squeeze_(0)": lambda L, x, y, i: x[:1].clone().squeeze_(0),
+    "x.unfold(1, 2, 1)": lambda L, x, y, i: x.unfold(1, 2, 1),
+    "x.diag_embed(dim1=0, dim2=2).shape": lambda L, x, y, i: list(x.diag_embed(dim1=0, dim2=2).shape),
+}
+
+
+@pytest.mark.parametrize("case", METHOD_CALLS)
+def test_methods_take_torchs_arguments(case):
+    assert_alike(lambda L: METHOD_CALLS[case](L, L.arange(6.0).reshape(2, 3), L.ones(2, 3), L.tensor([1, 0])))

@@ -1686,6 +1686,9 @@ def lstsq(input, A, *, out=None):
     raise RuntimeError(_REMOVED_LSTSQ)
 
 
+solve.honours_out = lstsq.honours_out = True  # (they raise before any out= is written)
+
+
 def _removed_solve(*args, **kwargs):
     """Tensor.solve: removed in torch 1.9; raises torch's message pointing to linalg.solve."""
     raise RuntimeError(_REMOVED_SOLVE)
