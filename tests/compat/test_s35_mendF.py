@@ -1,5 +1,7 @@
 """torch's argument parser's answers where chainrule's still differed, compared with torch 2.13: the
-deprecated beta-first overloads of the BLAS products, ..."""
+deprecated beta-first overloads of the BLAS products, the creation functions' full signatures, the
+``*_copy`` functions' own names, refusals of torch's exception type, chalf/to/fill_ and
+native_channel_shuffle, the Tensor method aliases and methods checked against aten's schemas."""
 
 import subprocess
 import sys
