@@ -334,7 +334,7 @@ SCHEMA_METHODS = ["index_add", "index_add_", "index_copy_", "index_reduce", "ind
                   "scatter_reduce", "scatter_reduce_", "swapaxes", "swapaxes_", "swapdims", "swapdims_", "unfold",
                   "diag_embed", "kthvalue", "isclose", "allclose", "dist", "renorm", "renorm_", "sum_to_size",
                   "unsafe_chunk", "unsafe_split", "as_strided_scatter", "select_scatter", "masked_scatter",
-                  "masked_scatter_", "put_", "index_fill_", "squeeze_"]
+                  "masked_scatter_", "put_", "index_fill_", "squeeze_", "cumsum_", "cumprod_"]
 
 
 @pytest.mark.parametrize("arguments", ["1", "'a'", "'a', 1", "y, 'a'", "None, None", "1.5"])
@@ -366,6 +366,9 @@ METHOD_CALLS = {
     "x.index_fill_(1, i, tensor(2.5))": lambda L, x, y, i: x.index_fill_(1, i, L.tensor(2.5)),
     "x[:1].squeeze_(0)": lambda L, x, y, i: x[:1].clone().squeeze_(0),
     "x.unfold(1, 2, 1)": lambda L, x, y, i: x.unfold(1, 2, 1),
+    "x.cumsum_(axis=1)": lambda L, x, y, i: x.cumsum_(axis=1),
+    "x.cumprod_(1, dtype=float32)": lambda L, x, y, i: x.cumprod_(1, dtype=L.float32),
+    "x.cumsum_(1, dtype=float64)": lambda L, x, y, i: x.cumsum_(1, dtype=L.float64),
     "x.diag_embed(dim1=0, dim2=2).shape": lambda L, x, y, i: list(x.diag_embed(dim1=0, dim2=2).shape),
 }
 

@@ -1273,6 +1273,7 @@ METHOD_SIGNATURES: dict[str, tuple] = {
     "put_": ("(Tensor input, Tensor index, Tensor source, bool accumulate=False)",),
     "index_fill_": ("(Tensor input, int64_t dim, Tensor index, Tensor value)", "(Tensor input, int64_t dim, Tensor index, Scalar value)"),
     "squeeze_": ("(Tensor input)", "(Tensor input, int64_t dim)", "(Tensor input, IntArrayRef dim)"),
+    **{name: ("(Tensor input, int64_t dim, *, ScalarType? dtype=None)",) for name in ("cumsum_", "cumprod_")},
     "to": ("(Device? device=None, ScalarType? dtype=None, bool non_blocking=False, bool copy=False, *, "
            "MemoryFormat? memory_format=None)",
            "(ScalarType dtype, bool non_blocking=False, bool copy=False, *, MemoryFormat? memory_format=None)",
