@@ -236,7 +236,7 @@ from .amp import (  # noqa: E402
 # module (the same functions, plus NotImplementedError for the decompositions not yet written)
 linalg = _importlib.import_module(".linalg", __name__)
 # the linear-algebra functions torch removed in 1.9 raise its message naming the replacement
-from .ops.decompositions import _removed_lstsq as lstsq, _removed_solve as solve  # noqa: E402
+from .ops.decompositions import lstsq, solve  # noqa: E402
 from .ops.linalg import _removed_eig as eig, _removed_matrix_rank as matrix_rank  # noqa: E402
 from .ops.linalg import _removed_symeig as symeig  # noqa: E402
 # torch's private samplers, which distribution libraries (Pyro, NumPyro's torch backend) call
@@ -487,7 +487,8 @@ for _name in ("detach", "fill_", "zero_", "detach_", "resize_as_", "as_strided_"
     _method = getattr(Tensor, _name)
     if getattr(_method, "function_form", None) is not None:  # one numbering its arguments from input
         _method = _torch_function.dispatching(_method.function_form, "torch")
-    _function = _methods.method_as_function(_method)
+    # (parsed as torch's function first where the parser knows its signatures: fill_'s input, value)
+    _function = _torch_function.signature_check(_methods.method_as_function(_method), (__name__, _name))
     globals()[_name] = _torch_function.as_builtin(_function, (__name__, _name))
 from .nn._handler_arguments import torch_spelling as _torch_spelling  # noqa: E402
 

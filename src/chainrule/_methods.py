@@ -1785,9 +1785,11 @@ def bind_torch_function() -> None:
         if name.startswith("_") or name in _UNDISPATCHED_METHODS - _IGNORED_BUT_DISPATCHED \
                 or not _torch_function.is_function(value):
             continue
-        # a method bound from a private helper or a lambda (Tensor.fill_ = _fill) shows torch's name to handlers
+        # a method bound from a private helper or a lambda (Tensor.fill_ = _fill), or from another method
+        # (the aliases: Tensor.absolute is abs's op), shows torch's name to handlers and in its refusals:
+        # each is its own method in torch (torch.Tensor.absolute is not torch.Tensor.abs)
         own_name = getattr(value, "__name__", name)
-        shown = name if own_name != name and (own_name.startswith("_") or own_name == "<lambda>") else None
+        shown = name if own_name != name else None
         setattr(Tensor, name, _torch_function.dispatching(value, "torch.Tensor", name=shown, home=_method_home(name)))
     specials = dict(_DISPATCHED_SPECIALS, __rdiv__=None)
     raw = {name: Tensor.__dict__.get(name) for name in specials}

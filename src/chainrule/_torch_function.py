@@ -616,7 +616,9 @@ def dispatching(impl, owner: str | None = None, handed=None, binary: bool = Fals
     if getattr(impl, "__torch_dispatching__", False):
         return impl
     # a method is its own object, as torch.Tensor.add is not torch.add
-    key = (impl, handed, owner == "torch.Tensor", builtin) if name is None else (impl, handed, name)
+    # (a method and a function of one name and impl are two wrappers: Tensor.absolute is not torch.absolute)
+    key = (impl, handed, owner == "torch.Tensor", builtin) if name is None else (impl, handed, name,
+                                                                                 owner == "torch.Tensor")
     # (the wrapper calls the impl checking torch's signatures first, where there is one; it shows the
     # impl. Such a check names its function: clip and clamp, one impl, are two wrappers, as in torch)
     called = impl if home is None or signature_check is None else signature_check(impl, home)
@@ -664,7 +666,9 @@ def wrap_module(module, owner: str, skip=frozenset(), builtin=lambda name: False
         if name in skip or value.__module__ == __name__:
             # (this module's own checks, re-exported by nn.functional, never dispatch)
             if builtin(name) and isinstance(value, types.FunctionType):
-                setattr(module, name, as_builtin(value, home))
+                # (a C function torch does not dispatch still parses its arguments first: frombuffer)
+                checked = value if signature_check is None else signature_check(value, home)
+                setattr(module, name, as_builtin(checked, home))
             continue
         # an alias torch makes a function of its own (torch.arccos is not torch.acos) gets its own
         # wrapper, named as it is called, so that its refusals name it

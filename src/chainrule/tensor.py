@@ -759,6 +759,10 @@ class Tensor:
     def cdouble(self, memory_format=None) -> Tensor:
         return self.to(_dtype.complex128, memory_format=memory_format)
 
+    def chalf(self, memory_format=None) -> Tensor:
+        # (torch's experimental complex32: the cast names what chainrule lacks, after torch's argument checks)
+        return self.to(_dtype.complex32, memory_format=memory_format)
+
     def cpu(self, memory_format=None) -> Tensor:
         return self.to("cpu", memory_format=memory_format)
 

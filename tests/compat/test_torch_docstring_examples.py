@@ -50,12 +50,16 @@ def test_is_storage():
         assert lib.is_storage(t.untyped_storage()) and not lib.is_storage(t) and not lib.is_storage([1])
 
 
-def test_native_channel_shuffle_is_channel_shuffle():
+def test_native_channel_shuffle_shuffles_as_channel_shuffle():
     x = np.arange(16.0, dtype=np.float32).reshape(1, 4, 2, 2)
     ours = F.native_channel_shuffle(chainrule.tensor(x), 2)
     theirs = torch.nn.functional.native_channel_shuffle(torch.tensor(x), 2)
     np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
-    assert chainrule.native_channel_shuffle is F.native_channel_shuffle is F.channel_shuffle
+    # torch's own op, not channel_shuffle under another name (torch.native_channel_shuffle is not F.channel_shuffle)
+    assert chainrule.native_channel_shuffle is F.native_channel_shuffle
+    assert F.native_channel_shuffle is not F.channel_shuffle
+    assert (torch.native_channel_shuffle is torch.nn.functional.native_channel_shuffle
+            and torch.nn.functional.native_channel_shuffle is not torch.nn.functional.channel_shuffle)
 
 
 # ---------------------------------------------------------------- grad_dtype

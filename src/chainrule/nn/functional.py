@@ -100,6 +100,8 @@ from ..ops.margin_loss import (
 )
 from ..ops.memory_format import relaid_as_suggested as _relaid_as_suggested
 from ..ops.memory_format import suggests_channels_last as _suggests_channels_last
+from ..ops.nn_toplevel import native_channel_shuffle
+from ..ops.nn_toplevel import shuffled_channels as _shuffled_channels
 from ..ops.normalization import batch_norm, group_norm, instance_norm, layer_norm
 from ..ops.pool import (
     adaptive_avg_pool1d,
@@ -857,20 +859,7 @@ def upsample_bilinear(input: Tensor, size=None, scale_factor=None) -> Tensor:
 
 def channel_shuffle(input: Tensor, groups: int) -> Tensor:
     """F.channel_shuffle: (N, g·k, *) → channels reordered as (k, g) instead of (g, k)."""
-    groups = _check_int(groups, "channel_shuffle", "groups")
-    if input.dim() <= 2:
-        raise RuntimeError(f"channel_shuffle expects input with > 2 dims, but got input with sizes {list(input.shape)}")
-    if groups <= 0:
-        raise RuntimeError(f"Number of groups to divide channels in must be positive. Value of groups:{groups}")
-    if input.shape[1] % groups:
-        raise RuntimeError(f"Number of channels must be divisible by groups. Got {input.shape[1]} channels and "
-                           f"{groups} groups.")
-    n, c = input.shape[0], input.shape[1]
-    rest = tuple(input.shape[2:])
-    return input.reshape(n, groups, c // groups, *rest).transpose(1, 2).reshape(n, c, *rest)
-
-
-native_channel_shuffle = channel_shuffle  # torch's two names for one op
+    return _shuffled_channels(input, groups, "channel_shuffle")
 
 
 # ---------------------------------------------------------------- attention

@@ -351,7 +351,8 @@ def _out_dtype_refusal(name: str, rule: str, input, result, out) -> Exception | 
 _SHOWN_TYPES = {"Tensor": "Tensor", "Scalar": "Number", "int64_t": "int", "double": "float", "bool": "bool",
                 "str": "str", "TensorList": "tuple of Tensors", "IntArrayRef": "tuple of ints",
                 "ScalarType": "torch.dtype", "Layout": "torch.layout", "Device": "torch.device",
-                "Generator": "torch.Generator", "MemoryFormat": "torch.memory_format"}
+                "Generator": "torch.Generator", "MemoryFormat": "torch.memory_format", "PyObject*": "object",
+                "FloatArrayRef": "tuple of floats"}
 
 # NumPy's spellings torch's parser takes for these keywords
 _NUMPY_KEYWORDS = {"dim": ("axis",), "keepdim": ("keepdims",), "input": ("x", "a", "x1"), "other": ("x2",)}
@@ -376,7 +377,8 @@ class _Parameter:
         self.kind = kind.split("[")[0]
         self.name, has_default, self.default = rest.partition("=")
         self.optional = bool(has_default)
-        self.allow_none = self.allow_none or self.default == "None"
+        # (torch's parser takes None for an int list whose default is empty: amax(x, None), max_pool2d's stride)
+        self.allow_none = self.allow_none or self.default in ("None", "[]")
         self.keyword_only = keyword_only
         self.names = (self.name, *_NUMPY_KEYWORDS.get(self.name, ()))
         self.takes_numbers = takes_numbers and self.kind == "Tensor"
@@ -610,6 +612,8 @@ def _check(param: _Parameter, value, index: int):
         return None
     if kind == "ScalarType":
         return None if isinstance(value, _dtype.dtype) or value in (int, float, bool, complex) else True
+    if kind == "FloatArrayRef":
+        return None if isinstance(value, (tuple, list)) else True
     if kind == "MemoryFormat":
         from .. import memory_format
 
@@ -814,6 +818,22 @@ _TRAPEZOID = ("(Tensor y, Tensor x, *, int64_t dim=-1)", "(Tensor y, *, Scalar d
 # addcmul and addcdiv, with the overload that puts the value first (old optimizers' addcmul_(1 - beta, g, g))
 _ADD_PRODUCT = ("(Tensor input, Tensor tensor1, Tensor tensor2, *, Scalar value=1, Tensor out=None)",
                 "(Tensor input, Scalar value, Tensor tensor1, Tensor tensor2, *, Tensor out=None)|deprecated")
+# the BLAS products that add a scaled input, with the overloads that put beta (and alpha) first
+# (torch.addmm(beta, M, m1, m2), old code's ``M.addmm_(0, 1, a, b)``): deprecated in torch, still taken
+_ADDED_PRODUCT_SCALARS = "*, Scalar beta=1, Scalar alpha=1"
+
+
+def _added_product(first: str, second: str, out_dtype: bool = False, out: bool = True) -> tuple:
+    tensors, out_keyword = f"Tensor {first}, Tensor {second}", ", *, Tensor out=None" if out else ""
+    return (f"(Tensor input, {tensors}, {_ADDED_PRODUCT_SCALARS}{', Tensor out=None' if out else ''})",
+            *((f"(Tensor input, {tensors}, ScalarType out_dtype, {_ADDED_PRODUCT_SCALARS}, Tensor out=None)",)
+              if out_dtype else ()),
+            f"(Scalar beta, Tensor input, Scalar alpha, {tensors}{out_keyword})|deprecated",
+            f"(Scalar beta, Tensor input, {tensors}{out_keyword})|deprecated")
+
+
+_ADDED_PRODUCTS = {"addmm": ("mat1", "mat2"), "addbmm": ("batch1", "batch2"), "baddbmm": ("batch1", "batch2"),
+                   "addmv": ("mat", "vec"), "addr": ("vec1", "vec2")}
 _VARIANCE = ("(Tensor input, IntArrayRef[1]? dim, bool unbiased=True, bool keepdim=False, *, Tensor out=None)",
              "(Tensor input, IntArrayRef[1]? dim=None, *, Scalar? correction=None, bool keepdim=False, Tensor out=None)",
              "(Tensor input, bool unbiased=True)")
@@ -889,6 +909,7 @@ SIGNATURES: dict[str, tuple] = {
     "vsplit": ("(Tensor input, int64_t sections)", "(Tensor input, IntArrayRef indices)"),
     "tensor_split": ("(Tensor input, IntArrayRef indices, int64_t dim=0)", "(Tensor input, Tensor tensor_indices_or_sections, int64_t dim=0)", "(Tensor input, int64_t sections, int64_t dim=0)"),
     "fill": ("(Tensor input, Tensor value)", "(Tensor input, Scalar value)"),
+    "fill_": ("(Tensor input, Tensor value)", "(Tensor input, Scalar value)"),
     "nanquantile": ("(Tensor input, Tensor q, int64_t? dim=None, bool keepdim=False, *, str interpolation=\"linear\", Tensor out=None)", "(Tensor input, double q, int64_t? dim=None, bool keepdim=False, *, str interpolation=\"linear\", Tensor out=None)"),
     "quantile": ("(Tensor input, Tensor q, int64_t? dim=None, bool keepdim=False, *, str interpolation=\"linear\", Tensor out=None)", "(Tensor input, double q, int64_t? dim=None, bool keepdim=False, *, str interpolation=\"linear\", Tensor out=None)"),
     "where": ("(Tensor condition)", "(Tensor condition, Tensor input, Tensor other, *, Tensor out=None)",
@@ -974,6 +995,79 @@ SIGNATURES: dict[str, tuple] = {
             "(Tensor input, Tensor mat2, ScalarType out_dtype, *, Tensor out=None)"),
     "narrow": ("(Tensor input, int64_t dim, Tensor start, int64_t length)",
                "(Tensor input, int64_t dim, int64_t start, int64_t length)"),
+    **{name: _added_product(*tensors, out_dtype=name in ("addmm", "baddbmm"))
+       for name, tensors in _ADDED_PRODUCTS.items()},
+    "addmv_": _added_product("mat", "vec", out=False),
+    # the creation functions, with torch's full signatures (dtype, layout, device, pin_memory, requires_grad)
+    **{name: (f"(int64_t window_length, *, {_CREATION})", f"(int64_t window_length, bool periodic, *, {_CREATION})")
+       for name in ("bartlett_window", "blackman_window", "hann_window")},
+    "hamming_window": (f"(int64_t window_length, *, {_CREATION})", f"(int64_t window_length, bool periodic, *, {_CREATION})",
+                       f"(int64_t window_length, bool periodic, double alpha, *, {_CREATION})",
+                       f"(int64_t window_length, bool periodic, double alpha, double beta, *, {_CREATION})"),
+    "kaiser_window": (f"(int64_t window_length, *, {_CREATION})", f"(int64_t window_length, bool periodic, *, {_CREATION})",
+                      f"(int64_t window_length, bool periodic, double beta, *, {_CREATION})"),
+    "eye": (f"(int64_t n, *, Tensor out=None, {_CREATION})", f"(int64_t n, int64_t m, *, Tensor out=None, {_CREATION})"),
+    **{name: (f"(int64_t row, int64_t col, int64_t offset=0, *, {_CREATION})",)
+       for name in ("tril_indices", "triu_indices")},
+    "range": (f"(Scalar start, Scalar end, Scalar step=1, *, Tensor out=None, {_CREATION})",),
+    "scalar_tensor": (f"(Scalar s, *, {_CREATION})",),
+    "empty_strided": (f"(IntArrayRef size, IntArrayRef stride, *, {_CREATION})",),
+    "empty_permuted": (f"(IntArrayRef size, IntArrayRef physical_layout, *, {_CREATION})",),
+    "full_like": (f"(Tensor input, Scalar fill_value, *, MemoryFormat? memory_format=None, {_CREATION})",),
+    **{name: (f"(Tensor input, *, Generator? generator, MemoryFormat? memory_format=None, {_CREATION})",
+              f"(Tensor input, *, MemoryFormat? memory_format=None, {_CREATION})") for name in ("rand_like", "randn_like")},
+    "randint_like": tuple(f"(Tensor input, {bounds}, *, {generator}MemoryFormat? memory_format=None, {_CREATION})"
+                          for bounds in ("int64_t low, int64_t high", "Tensor high", "int64_t high")
+                          for generator in ("Generator? generator, ", "")),
+    "normal": ("(Tensor mean, Tensor std, *, Generator? generator=None, Tensor out=None)",
+               "(Tensor mean, double std=1, *, Generator? generator=None, Tensor out=None)",
+               "(double mean, Tensor std, *, Generator? generator=None, Tensor out=None)",
+               f"(double mean, double std, IntArrayRef size, *, Generator? generator=None, Tensor out=None, {_CREATION})"),
+    "as_tensor": ("(PyObject* data, *, ScalarType? dtype=None, Device? device=None)",),
+    "frombuffer": ("(PyObject* buffer, *, ScalarType dtype, int64_t count=-1, int64_t offset=0, bool requires_grad=False)",),
+    # the view ops' copying twins (aten's ``*_copy`` schemas), each named in its own refusals
+    **{f"{name}_copy": ("(Tensor input, *, Tensor out=None)",)
+       for name in ("alias", "detach", "t", "view_as_complex", "view_as_real")},
+    "as_strided_copy": ("(Tensor input, IntArrayRef size, IntArrayRef stride, int64_t? storage_offset=None, *, "
+                        "Tensor out=None)",),
+    "diagonal_copy": ("(Tensor input, int64_t offset=0, int64_t dim1=0, int64_t dim2=1, *, Tensor out=None)",),
+    "expand_copy": ("(Tensor input, IntArrayRef size, *, bool implicit=False, Tensor out=None)",),
+    "index_copy": ("(Tensor input, int64_t dim, Tensor index, Tensor source, *, Tensor out=None)",),
+    "narrow_copy": ("(Tensor input, int64_t dim, int64_t start, int64_t length, *, Tensor out=None)",),
+    "permute_copy": ("(Tensor input, IntArrayRef dims, *, Tensor out=None)",),
+    "select_copy": ("(Tensor input, int64_t dim, int64_t index, *, Tensor out=None)",),
+    "slice_copy": ("(Tensor input, int64_t dim=0, int64_t? start=None, int64_t? end=None, int64_t step=1, *, "
+                   "Tensor out=None)",),
+    "split_copy": ("(Tensor input, int64_t split_size, int64_t dim=0, *, TensorList out=None)",),
+    "split_with_sizes_copy": ("(Tensor input, IntArrayRef split_sizes, int64_t dim=0, *, TensorList out=None)",),
+    "squeeze_copy": ("(Tensor input, *, Tensor out=None)", "(Tensor input, int64_t dim, *, Tensor out=None)",
+                     "(Tensor input, IntArrayRef dim, *, Tensor out=None)"),
+    "transpose_copy": ("(Tensor input, int64_t dim0, int64_t dim1, *, Tensor out=None)",),
+    "unbind_copy": ("(Tensor input, int64_t dim=0, *, TensorList out=None)",),
+    "unfold_copy": ("(Tensor input, int64_t dimension, int64_t size, int64_t step, *, Tensor out=None)",),
+    "unsqueeze_copy": ("(Tensor input, int64_t dim, *, Tensor out=None)",),
+    "view_copy": ("(Tensor input, ScalarType dtype, *, Tensor out=None)",
+                  "(Tensor input, IntArrayRef size, *, Tensor out=None)"),
+    # (written from aten's schemas, or copied from torch 2.13's listings where there are several)
+    "bernoulli": ("(Tensor input, *, Generator? generator=None, Tensor out=None)",
+                  "(Tensor input, double p, *, Generator? generator=None)"),
+    "bincount": ("(Tensor input, Tensor? weights=None, int64_t minlength=0)",),
+    "dequantize": ("(Tensor input)", "(TensorList tensors)"),
+    "histogramdd": tuple(f"(Tensor input, {bins}, FloatArrayRef? range=None, Tensor? weight=None, bool density=False)"
+                         for bins in ("int64_t bins", "IntArrayRef bins", "TensorList bins")),
+    "istft": ("(Tensor input, int64_t n_fft, int64_t? hop_length=None, int64_t? win_length=None, Tensor? window=None, "
+              "bool center=True, bool normalized=False, bool? onesided=None, int64_t? length=None, "
+              "bool return_complex=False)",),
+    "matrix_power": ("(Tensor input, int64_t n, *, Tensor out=None)",),
+    "pdist": ("(Tensor input, double p=2)",),
+    "promote_types": ("(ScalarType type1, ScalarType type2)",),
+    **{name: ("(Tensor input)",) for name in ("resolve_conj", "resolve_neg", "selu", "selu_")},
+    **{name: ("(Tensor input, Scalar lower=0.125, Scalar upper=0.3333333333333333, bool training=False, "
+              "Generator? generator=None)",) for name in ("rrelu", "rrelu_")},
+    "segment_reduce": ("(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, "
+                       "int64_t axis=0, bool unsafe=False, Scalar? initial=None)",),
+    "tile": ("(Tensor input, IntArrayRef dims)",),
+    "vander": ("(Tensor x, int64_t? N=None, bool increasing=False)",),
     "full": (f"(IntArrayRef size, Scalar fill_value, *, Tensor out=None, {_CREATION})",),
     "zeros": (f"(IntArrayRef size, *, Tensor out=None, {_CREATION})",),
     "empty": (f"(IntArrayRef size, *, MemoryFormat? memory_format=None, Tensor out=None, {_CREATION})",),
@@ -1107,6 +1201,9 @@ SPECIAL_SIGNATURES: dict[str, tuple] = {
 INTERNAL_SIGNATURES: dict[str, tuple] = {
     "split": ("(Tensor input, int64_t split_size, int64_t dim=0)", "(Tensor input, IntArrayRef split_size, int64_t dim=0)"),
     "split_with_sizes": ("(Tensor input, IntArrayRef split_sizes, int64_t dim=0)",),
+    # torch.chain_matmul (Python) calls _VF.chain_matmul(matrices), torch.unique_consecutive its _VF twin by keyword
+    "chain_matmul": ("(TensorList matrices, *, Tensor out=None)",),
+    "unique_consecutive": ("(Tensor input, bool return_inverse=False, bool return_counts=False, int64_t? dim=None)",),
     # torch.unique (Python) calls _unique2(input, sorted=..., ...) or unique_dim(input, dim, sorted=..., ...)
     "_unique2": ("(Tensor input, bool sorted=True, bool return_inverse=False, bool return_counts=False)",),
     "unique_dim": ("(Tensor input, int64_t dim, bool sorted=True, bool return_inverse=False, "
@@ -1142,10 +1239,50 @@ METHOD_SIGNATURES: dict[str, tuple] = {
     "addcmul_": _ADD_PRODUCT,
     "addcdiv_": _ADD_PRODUCT,
     "relu_": ("(Tensor input)",),
+    # (the methods take no out_dtype)
+    **{f"{name}{suffix}": _added_product(*tensors, out=False) for name, tensors in _ADDED_PRODUCTS.items()
+       for suffix in ("", "_")},
     # the dtype-casting methods and contiguous take only a keyword (x.float(1) is refused)
     **{name: ("(Tensor input, *, MemoryFormat? memory_format=torch.preserve_format)",)
        for name in ("float", "double", "half", "bfloat16", "long", "int", "short", "bool", "byte", "char", "cfloat",
-                    "cdouble")},
+                    "cdouble", "chalf")},
+    # (written from aten's method schemas: the probe of Tensor methods with bad arguments)
+    "index_add": ("(Tensor input, int64_t dim, Tensor index, Tensor source, *, Scalar alpha=1)",),
+    "index_add_": ("(Tensor input, int64_t dim, Tensor index, Tensor source, *, Scalar alpha=1)",),
+    "index_copy_": ("(Tensor input, int64_t dim, Tensor index, Tensor source)",),
+    "index_reduce": ("(Tensor input, int64_t dim, Tensor index, Tensor source, str reduce, *, bool include_self=True)",),
+    "index_reduce_": ("(Tensor input, int64_t dim, Tensor index, Tensor source, str reduce, *, bool include_self=True)",),
+    "scatter_add": ("(Tensor input, int64_t dim, Tensor index, Tensor src)",),
+    "scatter_add_": ("(Tensor input, int64_t dim, Tensor index, Tensor src)",),
+    "scatter_reduce": ("(Tensor input, int64_t dim, Tensor index, Tensor src, str reduce, *, bool include_self=True)",),
+    "scatter_reduce_": ("(Tensor input, int64_t dim, Tensor index, Tensor src, str reduce, *, bool include_self=True)",),
+    "swapaxes": ("(Tensor input, int64_t axis0, int64_t axis1)",),
+    "swapaxes_": ("(Tensor input, int64_t axis0, int64_t axis1)",),
+    "swapdims": ("(Tensor input, int64_t dim0, int64_t dim1)",),
+    "swapdims_": ("(Tensor input, int64_t dim0, int64_t dim1)",),
+    "unfold": ("(Tensor input, int64_t dimension, int64_t size, int64_t step)",),
+    "diag_embed": ("(Tensor input, int64_t offset=0, int64_t dim1=-2, int64_t dim2=-1)",),
+    "kthvalue": ("(Tensor input, int64_t k, int64_t dim=-1, bool keepdim=False)",),
+    "isclose": ("(Tensor input, Tensor other, double rtol=1e-05, double atol=1e-08, bool equal_nan=False)",),
+    "allclose": ("(Tensor input, Tensor other, double rtol=1e-05, double atol=1e-08, bool equal_nan=False)",),
+    "dist": ("(Tensor input, Tensor other, Scalar p=2)",),
+    "renorm": ("(Tensor input, Scalar p, int64_t dim, Scalar maxnorm)",),
+    "renorm_": ("(Tensor input, Scalar p, int64_t dim, Scalar maxnorm)",),
+    "sum_to_size": ("(Tensor input, IntArrayRef size)",),
+    "unsafe_chunk": ("(Tensor input, int64_t chunks, int64_t dim=0)",),
+    "unsafe_split": ("(Tensor input, int64_t split_size, int64_t dim=0)",),
+    "as_strided_scatter": ("(Tensor input, Tensor src, IntArrayRef size, IntArrayRef stride, int64_t? storage_offset=None)",),
+    "select_scatter": ("(Tensor input, Tensor src, int64_t dim, int64_t index)",),
+    "masked_scatter": ("(Tensor input, Tensor mask, Tensor source)",),
+    "masked_scatter_": ("(Tensor input, Tensor mask, Tensor source)",),
+    "put_": ("(Tensor input, Tensor index, Tensor source, bool accumulate=False)",),
+    "index_fill_": ("(Tensor input, int64_t dim, Tensor index, Tensor value)", "(Tensor input, int64_t dim, Tensor index, Scalar value)"),
+    "squeeze_": ("(Tensor input)", "(Tensor input, int64_t dim)", "(Tensor input, IntArrayRef dim)"),
+    **{name: ("(Tensor input, int64_t dim, *, ScalarType? dtype=None)",) for name in ("cumsum_", "cumprod_")},
+    "to": ("(Device? device=None, ScalarType? dtype=None, bool non_blocking=False, bool copy=False, *, "
+           "MemoryFormat? memory_format=None)",
+           "(ScalarType dtype, bool non_blocking=False, bool copy=False, *, MemoryFormat? memory_format=None)",
+           "(Tensor tensor, bool non_blocking=False, bool copy=False, *, MemoryFormat? memory_format=None)"),
     "contiguous": ("(Tensor input, *, MemoryFormat memory_format=torch.contiguous_format)",),
     **{name: ("(Tensor input, Tensor other)", "(Tensor input, Scalar other)")
        for name in ("remainder", "bitwise_and", "bitwise_or", "bitwise_xor", "xlogy")},
@@ -1228,6 +1365,8 @@ def checked_signature(impl, home: tuple):
     # A bare method call (``y.sum()``, the hot one) needs no look when a signature takes no argument:
     # it runs as a plain call, which CPython makes without another C frame (``impl(self, *args)`` not).
     bare = any(not signature.required[0] for signature in signatures)
+    if name in _REWRITTEN_DEPRECATED:
+        return _taking_deprecated(impl, name, signatures, method)
     if method:
         def checked(self, *args, **kwargs):
             if (args or kwargs or not bare) and not _takes(signatures, args, kwargs):
@@ -1257,6 +1396,86 @@ def checked_signature(impl, home: tuple):
 
     functools.update_wrapper(checked, impl)
     return checked
+
+
+# the ops whose deprecated overloads (``|deprecated``) the parser takes here, rewritten into their
+# first signature's form (add's and addcmul's are their ops' own: elementwise.accepts_scalar_first)
+_REWRITTEN_DEPRECATED = frozenset({*_ADDED_PRODUCTS, *(f"{name}_" for name in _ADDED_PRODUCTS)})
+_deprecated_overload_warned = False  # (torch warns once per process, for all deprecated overloads)
+
+
+def _taking_deprecated(impl, name: str, signatures: list, method: bool):
+    """``impl`` checking its arguments against torch's signatures first, a call that only a deprecated
+    one takes warned about (as torch's parser warns) and passed on in the first signature's form:
+    ``addmm(2, M, m1, m2)`` runs as ``addmm(M, m1, m2, beta=2)``. Only the calls the visible
+    signatures refuse are looked at twice, so the common call pays nothing more."""
+    visible = [signature for signature in signatures if not signature.hidden]
+
+    def rewritten(args: tuple, kwargs: dict) -> tuple:
+        if _takes(visible, args, kwargs):
+            return args, kwargs
+        deprecated = _deprecated_taking(signatures, args, kwargs)
+        if deprecated is None:
+            refusal = signature_refusal(name, signatures, args, kwargs)
+            if refusal is not None:
+                raise refusal
+            return args, kwargs
+        _warn_deprecated_overload(name, deprecated, visible)
+        return _in_form_of(visible[0], deprecated, args, kwargs)
+
+    if method:
+        def checked(self, *args, **kwargs):
+            args, kwargs = rewritten(args, kwargs)
+            return impl(self, *args, **kwargs)
+    else:
+        def checked(*args, **kwargs):
+            args, kwargs = rewritten(args, kwargs)
+            return impl(*args, **kwargs)
+
+    functools.update_wrapper(checked, impl)
+    return checked
+
+
+def _deprecated_taking(signatures: list, args: tuple, kwargs: dict):
+    """The deprecated signature that takes the call, where none before it does (torch's parser
+    tries them in order), else None."""
+    for signature in signatures:
+        try:
+            if signature.parse(args, kwargs, False):
+                return signature if signature.hidden else None
+        except TypeError:
+            return None
+    return None
+
+
+def _in_form_of(target: _Signature, deprecated: _Signature, args: tuple, kwargs: dict) -> tuple:
+    """A call of ``deprecated`` as a call of ``target``: its required positional parameters in order,
+    the rest by keyword; a 0-d tensor given for a Number as its value, as torch's parser takes it."""
+    from ..tensor import Tensor
+
+    values = dict(zip((p.name for p in deprecated.params if not p.keyword_only), args))
+    values.update(kwargs)
+    for p in deprecated.params:
+        if p.kind == "Scalar" and isinstance(values.get(p.name), Tensor):
+            values[p.name] = values[p.name].item()
+    positional = tuple(values.pop(p.name) for p in target.params if not p.keyword_only and not p.optional)
+    return positional, values
+
+
+def _warn_deprecated_overload(name: str, deprecated: _Signature, visible: list) -> None:
+    """torch's words, once per process: the deprecated signature, then those to use instead."""
+    global _deprecated_overload_warned
+    if _deprecated_overload_warned:
+        return
+    _deprecated_overload_warned = True
+    import warnings
+
+    from .._torch_function import user_stacklevel
+
+    instead = "\n\t".join(f"{name}{signature}" for signature in visible)
+    warnings.warn(f"This overload of {name} is deprecated:\n\t{name}{deprecated}\n"
+                  f"Consider using one of the following signatures instead:\n\t{instead}",
+                  UserWarning, stacklevel=user_stacklevel())
 
 
 # torch's Tensor methods written in Python (torch/_tensor.py): Python words their refusals there too

@@ -31,7 +31,11 @@ from .scatter_views import as_strided
 from .shape import Clone, _even_split, _split_points, chunk, narrow, split
 
 # torch.<name>'s out= (see _arg_parser.namespace_with_out); the Tensor methods take none
-__out_functions__ = {"narrow_copy": "same_as_self_asserted", "index_reduce": "same", "nonzero_static": "long"}
+__out_functions__ = {"narrow_copy": "same_as_self_asserted", "index_reduce": "same", "nonzero_static": "long",
+                     # (the *_copy variants of views, below; those returning several tensors take no out here)
+                     **{f"{name}_copy": "same" for name in (
+                         "alias", "as_strided", "detach", "diagonal", "expand", "permute", "select", "slice", "squeeze",
+                         "t", "transpose", "unfold", "unsqueeze", "view", "view_as_complex", "view_as_real")}}
 __all__ = ["unravel_index", "dsplit", "unsafe_split_with_sizes", "msort", "isneginf", "isposinf", "range", "fill",
            "empty_strided", "frombuffer", "from_dlpack", "to_dlpack", "typename", "bitwise_left_shift",
            "bitwise_right_shift", "split_with_sizes", "unsafe_chunk", "unsafe_split", "narrow_copy", "cond",

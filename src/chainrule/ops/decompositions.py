@@ -1674,6 +1674,21 @@ _REMOVED_LSTSQ = ("This function was deprecated since version 1.9 and is now rem
                   "\nshould be replaced with:\nX = torch.linalg.lstsq(A, B).solution")
 
 
+def solve(input, A, *, out=None):
+    """torch.solve: removed in torch 1.9 (torch keeps its Python signature, which binds first); raises
+    torch's message pointing to linalg.solve."""
+    raise RuntimeError(_REMOVED_SOLVE)
+
+
+def lstsq(input, A, *, out=None):
+    """torch.lstsq: removed in torch 1.9 (its Python signature binds first); raises torch's message
+    pointing to linalg.lstsq."""
+    raise RuntimeError(_REMOVED_LSTSQ)
+
+
+solve.honours_out = lstsq.honours_out = True  # (they raise before any out= is written)
+
+
 def _removed_solve(*args, **kwargs):
     """Tensor.solve: removed in torch 1.9; raises torch's message pointing to linalg.solve."""
     raise RuntimeError(_REMOVED_SOLVE)

@@ -754,6 +754,9 @@ def _warn_scalar_first_once(name: str, form: str, keyword: str, names: list) -> 
     if _scalar_first_warned:
         return
     _scalar_first_warned = True
+    from . import _arg_parser
+
+    _arg_parser._deprecated_overload_warned = True  # (torch's one warning: addmm's beta-first overload is quiet now)
     import warnings
 
     tensors = ", ".join(f"Tensor {n}" for n in names)

@@ -38,7 +38,7 @@ from ..autograd.function import (
 )
 from ..tensor import Tensor, _wrap_dim, honours_out, refuse_out_under_autograd, write_out
 from . import creation
-from ._arg_parser import check_bool, out_rule
+from ._arg_parser import check_as, check_bool, out_rule
 from .elementwise import _one_device, conjugate_rule, where
 from .shape import (
     Expand,
@@ -2550,6 +2550,9 @@ def _chain_product(tensors: list, split: list, i: int, j: int) -> Tensor:
 @out_rule("same_multi_dot")
 def chain_matmul(*matrices) -> Tensor:
     """torch.chain_matmul (deprecated in torch): ``multi_dot`` of 2-D matrices."""
+    check_as("chain_matmul", matrices)
+    if not matrices:
+        raise RuntimeError("chain_matmul(): Expected one or more matrices")
     if len(matrices) == 1:
         return matrices[0]
     return multi_dot(matrices)

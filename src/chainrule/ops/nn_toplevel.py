@@ -14,7 +14,7 @@ import numpy as np
 from .. import _dtype
 from .._backend import array_module
 from .._opmath import cpu_autocast_policy
-from ..autograd.function import name_node
+from ..autograd.function import Function, name_node
 from ..tensor import Tensor
 from . import dropout as _dropout
 from . import embedding as _embedding
@@ -26,7 +26,7 @@ __all__ = ["batch_norm", "instance_norm", "layer_norm", "group_norm", "embedding
            "feature_dropout", "dropout_", "alpha_dropout_", "feature_dropout_", "feature_alpha_dropout",
            "feature_alpha_dropout_", "native_dropout", "native_layer_norm", "native_batch_norm", "constant_pad_nd",
            "convolution", "grid_sampler", "grid_sampler_2d", "grid_sampler_3d", "rnn_tanh", "rnn_relu", "lstm", "gru",
-           "rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell", "segment_reduce"]
+           "rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell", "segment_reduce", "native_channel_shuffle"]
 __not_methods__ = set(__all__)
 
 
@@ -358,10 +358,10 @@ def segment_reduce(data: Tensor, reduce: str, *, lengths: Tensor | None = None, 
     from .creation import full
     from .elementwise import maximum, minimum
     from .shape import stack
+    if lengths is None and offsets is None:  # (torch checks them before it reads reduce)
+        raise RuntimeError("segment_reduce(): Either lengths or offsets must be defined.")
     if reduce not in _SEGMENT_REDUCTIONS:
         raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
-    if lengths is None and offsets is None:
-        raise RuntimeError("segment_reduce(): Either lengths or offsets must be defined.")
     given = lengths if lengths is not None else offsets
     if given.ndim != 1 or axis != 0:
         raise NotImplementedError("segment_reduce: chainrule reduces 1-D lengths or offsets along axis 0 only")
@@ -395,3 +395,46 @@ def segment_reduce(data: Tensor, reduce: str, *, lengths: Tensor | None = None, 
                      }[kind](value)
         rows.append(value)
     return name_node(stack(rows, 0), "SegmentReduceBackward0", label="segment_reduce")
+
+
+def shuffled_channels(input: Tensor, groups: int, op: str) -> Tensor:
+    """(N, g·k, *) with its channels reordered as (k, g) instead of (g, k), after torch's checks of
+    ``op`` (channel_shuffle, native_channel_shuffle)."""
+    groups = check_int(groups, op, "groups")
+    if input.dim() <= 2:
+        raise RuntimeError(f"channel_shuffle expects input with > 2 dims, but got input with sizes {list(input.shape)}")
+    if groups <= 0:
+        raise RuntimeError(f"Number of groups to divide channels in must be positive. Value of groups:{groups}")
+    if input.shape[1] % groups:
+        raise RuntimeError(f"Number of channels must be divisible by groups. Got {input.shape[1]} channels and "
+                           f"{groups} groups.")
+    n, c = input.shape[0], input.shape[1]
+    rest = tuple(input.shape[2:])
+    return input.reshape(n, groups, c // groups, *rest).transpose(1, 2).reshape(n, c, *rest)
+
+
+class NativeChannelShuffle(Function):
+    """``native_channel_shuffle`` of an input that requires grad: torch records a node with no
+    derivative (aten::native_channel_shuffle has none), whose backward raises."""
+    node_name = "NotImplemented"
+    label, rule = "native_channel_shuffle", "none: torch defines no derivative, and backward raises"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, input, shuffled):
+        return shuffled
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError("derivative for aten::native_channel_shuffle is not implemented")
+
+
+def native_channel_shuffle(input: Tensor, groups: int) -> Tensor:
+    """torch.native_channel_shuffle (and F.native_channel_shuffle): channel_shuffle's values from an
+    op of its own, which torch gives no derivative."""
+    shuffled = shuffled_channels(input, groups, "native_channel_shuffle")
+    if not input.requires_grad:
+        return shuffled
+    # torch's name() for its C++ NotImplemented node is the full one
+    return name_node(NativeChannelShuffle.apply(input, shuffled=shuffled.detach()._data),
+                     "torch::autograd::NotImplemented")

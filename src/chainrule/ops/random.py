@@ -561,6 +561,9 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, layout=None,
     """Samples with the given mean(s) and std(s); tensors broadcast, as torch.normal. With float
     mean and std, ``size`` samples drawn on ``device`` (in ``dtype``). A sample from tensors that
     require grad is recorded (NormalBackward1/2/3) with torch's zero gradient for both."""
+    if size is not None:  # only the float overload takes a size: torch's parser reads a 0-d tensor there as its number
+        mean, std = (value.item() if isinstance(value, Tensor) and value.ndim == 0 and not value.requires_grad else value
+                     for value in (mean, std))
     _check_float_parameters("normal", mean=mean, std=std)
     if isinstance(std, Tensor) and std._data.dtype.kind == "c":
         raise RuntimeError("normal expects standard deviation to be non-complex")

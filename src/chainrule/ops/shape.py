@@ -568,8 +568,9 @@ def _expanded_strides(x, shape: tuple) -> tuple:
     return tuple(strides)
 
 
-def expand(input: Tensor, *sizes, size=None) -> Tensor:
-    """torch.Tensor.expand: -1 keeps a dim; new leading dims may be added. Returns a view."""
+def expand(input: Tensor, *sizes, size=None, implicit: bool = False) -> Tensor:
+    """torch.Tensor.expand: -1 keeps a dim; new leading dims may be added. Returns a view.
+    (``implicit`` marks, for torch's tracer, an expand that broadcasting inserted: nothing to do here.)"""
     sizes = _shape_arg(_spread_or_keyword(sizes, size, "size", "expand"), "expand")
     target = expanded_shape(input._data.shape, sizes, input._data.dtype)
     # the same shape still gives a new view with its own node, as torch's ExpandBackward0

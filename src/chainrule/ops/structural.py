@@ -118,6 +118,7 @@ def unique_consecutive(input: Tensor, return_inverse: bool = False, return_count
     """torch.unique_consecutive: drops every element (or slice along ``dim``) equal to the one before
     it, keeping the order; ``return_inverse`` and ``return_counts`` as in ``unique``."""
     _check_tensor(input, "unique_consecutive")
+    check_as("unique_consecutive", input, return_inverse=return_inverse, return_counts=return_counts, dim=dim)
     _vmap_frames.refuse_dynamic_shape(input, "aten::unique_consecutive")
     xp = array_module(input)
     x = input._data

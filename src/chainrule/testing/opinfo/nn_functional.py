@@ -116,6 +116,11 @@ op_db: list[OpInfo] = [
     _functional("channel_shuffle", lambda: [
         OpCase("channel_shuffle", lambda lib, x: _F(lib).channel_shuffle(x, 3), [randn(2, 6, 2, 2)]),
     ]),
+    # its own op in torch, with no derivative (a backward through it raises: tests/compat/test_s35_mendF.py)
+    _functional("native_channel_shuffle", lambda: [
+        OpCase("native_channel_shuffle", lambda lib, x: _F(lib).native_channel_shuffle(x, 3), [randn(2, 6, 2, 2)],
+               grad=[False], gradcheck=False, gradgradcheck=False),
+    ], aliases=("native_channel_shuffle",), supports_autograd=False),
     _functional("cosine_similarity", lambda: [
         OpCase("cosine_similarity", lambda lib, a, b: _F(lib).cosine_similarity(a, b), [randn(3, 4), randn(3, 4, seed=1)]),
         OpCase("cosine_similarity_broadcast", lambda lib, a, b: _F(lib).cosine_similarity(a, b, dim=-1),
