@@ -1785,6 +1785,53 @@ class Minimum(Function):
         return grad_a, grad_b
 
 
+class Fmax(Function):
+    label = "fmax"
+    torch_name = "fmax"
+    rule = "routes the gradient to the larger input, or to the number where the other is NaN (the first on a tie)"
+    formula = "fmax({0}, {1})"
+    _array_forward = True
+    saved_attributes = Maximum.saved_attributes
+
+    @staticmethod
+    def forward(ctx, a, b):
+        xp = array_module(a)
+        ctx.save_for_backward(a, b)
+        return iterator_layout(xp.fmax(a, b), a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # torch's rule: the first input takes the whole gradient where it won (a >= b) or b is NaN
+        a, b = ctx.saved_values
+        first_won = (a >= b) | isnan(b)
+        grad_a = where(first_won, grad, 0.0) if ctx.needs_input_grad[0] else None
+        grad_b = where(first_won, 0.0, grad) if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+class Fmin(Function):
+    label = "fmin"
+    torch_name = "fmin"
+    rule = "routes the gradient to the smaller input, or to the number where the other is NaN (the first on a tie)"
+    formula = "fmin({0}, {1})"
+    _array_forward = True
+    saved_attributes = Maximum.saved_attributes
+
+    @staticmethod
+    def forward(ctx, a, b):
+        xp = array_module(a)
+        ctx.save_for_backward(a, b)
+        return iterator_layout(xp.fmin(a, b), a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_values
+        first_won = (a <= b) | isnan(b)
+        grad_a = where(first_won, grad, 0.0) if ctx.needs_input_grad[0] else None
+        grad_b = where(first_won, 0.0, grad) if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
 def maximum(input: Tensor, other: Tensor) -> Tensor:
     """maximum(input, other, *, out=None) -> Tensor
 
@@ -1813,7 +1860,7 @@ def fmax(input: Tensor, other: Tensor) -> Tensor:
     _require_tensors("fmax", input, other)
     _one_device("fmax", input, other)
     a, b = _pair(input, other)
-    return _laid_out(where(isnan(b) | (a >= b), a, b), a, b)
+    return Fmax.apply(a, b)
 
 
 @honours_out
@@ -1824,7 +1871,7 @@ def fmin(input: Tensor, other: Tensor) -> Tensor:
     _require_tensors("fmin", input, other)
     _one_device("fmin", input, other)
     a, b = _pair(input, other)
-    return _laid_out(where(isnan(b) | (a <= b), a, b), a, b)
+    return Fmin.apply(a, b)
 
 
 class Where(Function):

@@ -1,0 +1,80 @@
+"""Lane mendG (s35): graph node names, device wording and module edges, each checked against torch."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def on_both(fn):
+    """``fn(lib)`` run with chainrule and with torch: (ours, torch's); an exception is returned as
+    (its type's name, its message), so refusals compare as values do."""
+    results = []
+    for lib in (chainrule, torch):
+        try:
+            results.append(fn(lib))
+        except Exception as error:  # noqa: BLE001 - the refusal is the result being compared
+            results.append((type(error).__name__, str(error)))
+    return tuple(results)
+
+
+def _node_names(output) -> tuple:
+    """The node's name and its edges' names: what a user walking the graph reads."""
+    node = output.grad_fn
+    return node.name(), tuple(None if edge is None else edge.name() for edge, _ in node.next_functions)
+
+
+# ---------------------------------------------------------------- 1. node names
+def _leaf(lib, *shape):
+    return lib.arange(1.0, 1.0 + math.prod(shape)).reshape(shape).sin().requires_grad_()
+
+
+_NAMED_CASES = {
+    "fmax": lambda lib: lib.fmax(_leaf(lib, 3, 4), _leaf(lib, 1, 4)),
+    "fmin": lambda lib: lib.fmin(_leaf(lib, 3, 4), _leaf(lib, 3, 4).detach()),
+    "elu_": lambda lib: lib.nn.functional.elu_(_leaf(lib, 3, 4) * 1),
+    "elu_inplace": lambda lib: lib.nn.functional.elu(_leaf(lib, 3, 4) * 1, inplace=True),
+    "celu_": lambda lib: lib.celu_(_leaf(lib, 3, 4) * 1),
+    "selu_": lambda lib: lib.selu_(_leaf(lib, 3, 4) * 1),
+    "leaky_relu_": lambda lib: lib.nn.functional.leaky_relu_(_leaf(lib, 3, 4) * 1),
+    "threshold_": lambda lib: lib.nn.functional.threshold_(_leaf(lib, 3, 4) * 1, 0.1, 2.0),
+    "rrelu_eval_inplace": lambda lib: lib.nn.functional.rrelu(_leaf(lib, 3, 4) * 1, inplace=True),
+    "rrelu_train_inplace": lambda lib: lib.nn.functional.rrelu(_leaf(lib, 3, 4) * 1, training=True, inplace=True),
+    "elu_into_view": lambda lib: lib.nn.functional.elu_((_leaf(lib, 3, 4) * 1)[1:]),
+    "ndtr": lambda lib: lib.special.ndtr(_leaf(lib, 3, 4)),
+    "trapezoid": lambda lib: lib.trapezoid(_leaf(lib, 3, 5), dx=0.5),
+    "trapezoid_x": lambda lib: lib.trapezoid(_leaf(lib, 3, 5), lib.tensor([0.0, 1.0, 3.0, 4.0, 7.0])),
+    "trapz_x": lambda lib: lib.trapz(_leaf(lib, 3, 5), lib.tensor([0.0, 1.0, 3.0, 4.0, 7.0])),
+    "cumulative_trapezoid_x": lambda lib: lib.cumulative_trapezoid(_leaf(lib, 3, 5), lib.tensor([0.0, 1.0, 3.0])),
+}
+
+
+# the scalar overloads end a composition whose inner nodes (AddBackward0 for torch's AddBackward1)
+# and whose edge to the Python number ((None, 0), as torch's Python-level x * 2.0 has) still differ:
+# their last node's name is compared
+_NAME_ONLY = {"ndtr", "trapezoid", "trapezoid_x", "trapz_x", "cumulative_trapezoid_x"}
+
+
+@pytest.mark.parametrize("case", list(_NAMED_CASES))
+def test_node_name_and_edges_match_torch(case):
+    ours, theirs = on_both(lambda lib: _node_names(_NAMED_CASES[case](lib)))
+    if case in _NAME_ONLY:
+        ours, theirs = ours[0], theirs[0]
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("op", ["fmax", "fmin"])
+def test_fmax_gradient_routes_as_torch(op):
+    def grads(lib):
+        a = lib.tensor([1.0, float("nan"), 3.0, 2.0, float("nan")], requires_grad=True)
+        b = lib.tensor([2.0, 1.0, float("nan"), 2.0, float("nan")], requires_grad=True)
+        getattr(lib, op)(a, b).sum().backward()
+        return a.grad.tolist(), b.grad.tolist()
+
+    ours, theirs = on_both(grads)
+    assert ours == theirs
