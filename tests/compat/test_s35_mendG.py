@@ -78,3 +78,45 @@ def test_fmax_gradient_routes_as_torch(op):
 
     ours, theirs = on_both(grads)
     assert ours == theirs
+
+
+# ---------------------------------------------------------------- 2. mixed-device errors on the stand-in
+# torch here has no GPU; its CUDA error names the op's kernel (wrapper_CUDA_mm for mm and a 2-d
+# matmul); chainrule's says "(when checking the arguments of <op>)" with the op the user called
+_PRODUCT_SHAPES = {"mm": ((2, 2), (2, 2)), "matmul": ((2, 2), (2, 2)), "outer": ((2,), (3,)), "kron": ((2,), (3,)),
+                   "cross": ((3,), (3,)), "inner": ((2, 3), (4, 3)), "true_divide": ((2,), (2,)),
+                   "fmax": ((2,), (2,)), "fmin": ((2,), (2,))}
+_NAMED_AS = {"matmul": "mm"}
+
+
+@pytest.mark.filterwarnings("ignore:Using torch.cross without specifying the dim arg")
+@pytest.mark.parametrize("op", list(_PRODUCT_SHAPES))
+@pytest.mark.parametrize("other_device", ["cpu", "cuda:1"])
+@pytest.mark.parametrize("position", [0, 1])
+def test_a_product_across_devices_names_the_op(op, other_device, position):
+    from chainrule._backend import use_standin_cuda
+
+    with use_standin_cuda(devices=2):
+        operands = [chainrule.ones(shape, device="cuda:0") for shape in _PRODUCT_SHAPES[op]]
+        operands[position] = operands[position].to(other_device)
+        with pytest.raises(RuntimeError) as caught:
+            getattr(chainrule, op)(*operands)
+    first, second = ("cuda:0", other_device) if position == 1 else (other_device, "cuda:0")
+    if other_device == "cpu":
+        first, second = "cuda:0", "cpu"
+    assert str(caught.value) == (f"Expected all tensors to be on the same device, but found at least two devices, "
+                                 f"{first} and {second}! (when checking the arguments of {_NAMED_AS.get(op, op)})")
+
+
+@pytest.mark.parametrize("case", ["values", "number", "out", "rounding_mode", "node", "name"])
+def test_true_divide_is_its_own_function_as_torchs(case):
+    cases = {
+        "values": lambda lib: lib.true_divide(lib.tensor([3, 4]), lib.tensor([2, 8])).tolist(),
+        "number": lambda lib: lib.true_divide(4, 3).item(),
+        "out": lambda lib: lib.true_divide(lib.tensor([3.0]), 2, out=lib.empty(1)).tolist(),
+        "rounding_mode": lambda lib: lib.true_divide(lib.tensor([3]), lib.tensor([2]), rounding_mode="floor"),
+        "node": lambda lib: lib.true_divide(lib.tensor([1.0], requires_grad=True), 2).grad_fn.name(),
+        "name": lambda lib: lib.true_divide.__name__,
+    }
+    ours, theirs = on_both(cases[case])
+    assert ours == theirs

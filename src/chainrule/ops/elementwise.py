@@ -1024,17 +1024,25 @@ def refuse_kernel_dtype(op: str, a: Tensor, b: Tensor | None = None, *, kernel: 
     raise NotImplementedError(f"\"{name}\" not implemented for '{_dtype.scalar_name(a.dtype)}'")
 
 
-def _one_device(op: str, *operands) -> None:
+def _gpu_index(array) -> int | None:
+    device = getattr(array, "device", None)
+    return getattr(device, "id", None)
+
+
+def _one_device(op: str, *operands, broadcasting: bool = True) -> None:
     """A composite's own mixed-device error, naming it (not the first op it is built from), after
-    the broadcast error, as TensorIterator checks; the Tensor operands' arrays of one type are on
-    one device and cost a comparison each."""
-    kind = None
+    the broadcast error, as TensorIterator checks (``broadcasting=False``: an op whose operands
+    need not broadcast, outer's or inner's); the Tensor operands' arrays of one type are on one
+    device and cost a comparison each (device arrays of one type: their GPUs' too)."""
+    kind = first_gpu = None
     for t in operands:
         if isinstance(t, Tensor):
             if kind is None:
                 kind = type(t._data)
-            elif type(t._data) is not kind:
-                check_broadcast_in_order(*operands)
+                first_gpu = None if kind is np.ndarray else _gpu_index(t._data)
+            elif type(t._data) is not kind or (first_gpu is not None and _gpu_index(t._data) != first_gpu):
+                if broadcasting:
+                    check_broadcast_in_order(*operands)
                 on_one_device([t._data for t in operands if isinstance(t, Tensor)], op)
                 return
 
@@ -1052,7 +1060,12 @@ def _floor_divide_float(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return xp.where(b == 0, a / b, xp.where(div != 0, floored, xp.copysign(xp.zeros_like(div), a / b)))
 
 
-true_divide = div
+@accepts_two_numbers
+@honours_out
+def true_divide(input, other) -> Tensor:
+    """torch.true_divide: ``div`` without a rounding mode, its mixed-device error naming itself."""
+    _one_device("true_divide", input, other)
+    return div(input, other)
 
 
 @honours_out

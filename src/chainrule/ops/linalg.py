@@ -223,6 +223,7 @@ def _as_rows(t: Tensor) -> Tensor:
 
 class Mm(Matmul):
     node_name = "MmBackward0"
+    torch_name = "mm"  # torch's mixed-device error names the kernel (a 2-d matmul folds into mm too)
     saved_attributes = {"_saved_self": saved(1), "_saved_self_sym_sizes": input_sizes(0),
                         "_saved_self_sym_strides": _matrix_strides(0, 1), "_saved_mat2": saved(0),
                         "_saved_mat2_sym_sizes": input_sizes(1), "_saved_mat2_sym_strides": _matrix_strides(1, 0)}
@@ -596,6 +597,7 @@ def outer(input: Tensor, vec2: Tensor, *, out=None) -> Tensor:
         raise RuntimeError(f"outer: Expected 1-D argument self, but got {input._data.ndim}-D"
                            if input._data.ndim != 1 else
                            f"outer: Expected 1-D argument vec2, but got {vec2._data.ndim}-D")
+    _one_device("outer", input, vec2, broadcasting=False)
     result = mul(input.reshape(input._data.shape[0], 1), vec2)  # as torch records it: a view, then mul
     return result if out is None else write_out(result, out, "outer")
 
@@ -624,6 +626,7 @@ def inner(input: Tensor, other: Tensor) -> Tensor:
     if input._data.shape[-1] != other._data.shape[-1]:
         raise RuntimeError(f"inner() the last dimension must match on both input tensors but got shapes "
                            f"{list(input._data.shape)} and {list(other._data.shape)}")
+    _one_device("inner", input, other, broadcasting=False)
     return tensordot(input, other, dims=([-1], [-1]))
 
 
@@ -631,6 +634,7 @@ def kron(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """torch.kron: the Kronecker product; shapes are right-aligned and multiplied."""
     from .elementwise import mul
 
+    _one_device("kron", input, other, broadcasting=False)
     n = max(input._data.ndim, other._data.ndim)
     a_shape = (1,) * (n - input._data.ndim) + input._data.shape
     b_shape = (1,) * (n - other._data.ndim) + other._data.shape
@@ -2313,6 +2317,7 @@ def cross(input: Tensor, other: Tensor, dim=None) -> Tensor:
                           "/__w/pytorch/pytorch/aten/src/ATen/native/Cross.cpp:63.)")
     if input._data.ndim != other._data.ndim:
         raise RuntimeError("linalg.cross: inputs must have the same number of dimensions.")
+    _one_device("cross", input, other)
     if dim is None:
         try:
             sizes = np.broadcast_shapes(input._data.shape, other._data.shape)
