@@ -120,3 +120,23 @@ def test_true_divide_is_its_own_function_as_torchs(case):
     }
     ours, theirs = on_both(cases[case])
     assert ours == theirs
+
+
+# ---------------------------------------------------------------- 3. creation and module edges
+_INTEGER_CONVERSIONS = [(-0.5, "uint8"), ([1.0, -0.5], "uint8"), (300.5, "uint8"), (255.7, "uint8"), (256.0, "uint8"),
+                        (float("nan"), "uint8"), ([1.5, float("nan")], "int16"), (-128.5, "int8"), (127.5, "int8"),
+                        (-0.9, "uint16"), (-0.5, "int8"), (-128.0, "int8"), (-0.0, "uint8"), (-1, "uint8"),
+                        (float("inf"), "int32"), (1e300, "bool")]
+
+
+@pytest.mark.parametrize("data, dtype", _INTEGER_CONVERSIONS, ids=str)
+@pytest.mark.parametrize("creator", ["tensor", "as_tensor", "new_tensor"])
+def test_a_float_into_an_integer_dtype_overflows_as_torchs(data, dtype, creator):
+    def make(lib):
+        target = getattr(lib, dtype)
+        if creator == "new_tensor":
+            return lib.zeros(1).new_tensor(data, dtype=target).tolist()
+        return getattr(lib, creator)(data, dtype=target).tolist()
+
+    ours, theirs = on_both(make)
+    assert ours == theirs
