@@ -140,3 +140,67 @@ def test_a_float_into_an_integer_dtype_overflows_as_torchs(data, dtype, creator)
 
     ours, theirs = on_both(make)
     assert ours == theirs
+
+
+def _module_list_after_insert(lib, index, probe):
+    layers = lib.nn.ModuleList([lib.nn.Linear(1, 1), lib.nn.Linear(1, 2)])
+    layers.insert(index, lib.nn.Linear(2, 3))
+    return probe(layers)
+
+
+_MODULE_LIST_PROBES = {
+    "keys": lambda m: list(m._modules),
+    "len": len,
+    "iteration": lambda m: [layer.out_features for layer in m],
+    "state_dict": lambda m: list(m.state_dict()),
+    "named_modules": lambda m: [name for name, _ in m.named_modules()],
+    "index_at_gap": lambda m: m[2].out_features,
+    "last": lambda m: m[-1].out_features,
+    "slice": lambda m: [layer.out_features for layer in m[1:]],
+    "append": lambda m: (m.append(m[0]), list(m._modules), len(m))[1:],
+}
+
+
+@pytest.mark.parametrize("probe", list(_MODULE_LIST_PROBES))
+@pytest.mark.parametrize("index", [0, 1, 2, 3, 5, -1])
+def test_module_list_insert_keys_the_module_as_torch(index, probe):
+    ours, theirs = on_both(lambda lib: _module_list_after_insert(lib, index, _MODULE_LIST_PROBES[probe]))
+    assert ours == theirs
+
+
+_CELL_INPUTS = {
+    "tuple_hx": lambda lib, x, h: (x, (h,)),
+    "list_input": lambda lib, x, h: ([[1.0, 2.0, 3.0]],),
+    "pair_of_none": lambda lib, x, h: (x, (None, None)),
+    "int64_input": lambda lib, x, h: (x.long(),),
+    "int32_unbatched": lambda lib, x, h: (x[0].int(),),
+    "double_input": lambda lib, x, h: (x.double(),),
+    "half_input": lambda lib, x, h: (x.half(),),
+    "double_hx": lambda lib, x, h: (x, h.double()),
+}
+
+
+@pytest.mark.parametrize("case", list(_CELL_INPUTS))
+@pytest.mark.parametrize("cell", ["RNNCell", "GRUCell", "LSTMCell"])
+def test_a_cell_refuses_bad_inputs_as_torch(cell, case):
+    def run(lib):
+        lib.manual_seed(0)
+        module = getattr(lib.nn, cell)(3, 4)
+        x, h = lib.randn(2, 3), lib.randn(2, 4)
+        args = _CELL_INPUTS[case](lib, x, h)
+        if cell == "LSTMCell" and case == "double_hx":
+            args = (x, (h.double(), h.double()))
+        out = module(*args)
+        return [o.shape for o in out] if isinstance(out, tuple) else out.shape
+
+    ours, theirs = on_both(run)
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("build", [
+    lambda nn: nn.MultiheadAttention(5, 2), lambda nn: nn.MultiheadAttention(0, 2),
+    lambda nn: nn.MultiheadAttention(5, -1), lambda nn: nn.TransformerEncoderLayer(5, 2),
+], ids=["not_divisible", "zero_embed_dim", "negative_heads", "in_an_encoder_layer"])
+def test_multihead_attention_refuses_in_torchs_words(build):
+    ours, theirs = on_both(lambda lib: build(lib.nn))
+    assert ours == theirs
