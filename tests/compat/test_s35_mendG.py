@@ -204,3 +204,37 @@ def test_a_cell_refuses_bad_inputs_as_torch(cell, case):
 def test_multihead_attention_refuses_in_torchs_words(build):
     ours, theirs = on_both(lambda lib: build(lib.nn))
     assert ours == theirs
+
+
+# ---------------------------------------------------------------- 4. sparse warnings
+# torch warns once a process, so each library runs in a fresh one. (Its "Sparse invariant checks
+# are implicitly disabled" warning is left out on purpose: chainrule always checks the indices, see
+# check_sparse_tensor_invariants' docstring.)
+_COMPRESSED_WARNINGS_SCRIPT = """
+import importlib, sys, warnings
+lib = importlib.import_module(sys.argv[1])
+if sys.argv[2] == "always":
+    lib.set_warn_always(True)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    lib.eye(2).to_sparse_csc()
+    lib.sparse_csr_tensor(lib.tensor([0, 1, 2]), lib.tensor([0, 1]), lib.tensor([1.0, 2.0]), (2, 2))
+    lib.eye(2).to_sparse(layout=lib.sparse_csr)
+print([(w.category.__name__, str(w.message), w.lineno) for w in caught if "beta state" in str(w.message)])
+"""
+
+
+@pytest.mark.parametrize("mode", ["once", "always"])
+def test_compressed_sparse_tensors_warn_beta_as_torch(mode, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "compressed.py"
+    script.write_text(_COMPRESSED_WARNINGS_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(Path(chainrule.__file__).parents[1])}
+    shown = [subprocess.run([sys.executable, str(script), lib, mode], capture_output=True, text=True, env=env,
+                            check=True).stdout for lib in ("chainrule", "torch")]
+    assert shown[0] == shown[1]
+    assert "Sparse CSC tensor support is in beta state" in shown[0]
