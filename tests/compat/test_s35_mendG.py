@@ -238,3 +238,65 @@ def test_compressed_sparse_tensors_warn_beta_as_torch(mode, tmp_path):
                             check=True).stdout for lib in ("chainrule", "torch")]
     assert shown[0] == shown[1]
     assert "Sparse CSC tensor support is in beta state" in shown[0]
+
+
+# ---------------------------------------------------------------- 5. spectral_norm's old checkpoints
+def _old_spectral_checkpoint(lib, keys=("weight_orig", "bias", "weight_u", "weight")):
+    """A checkpoint of torch's version-None spectral norm (saved after a training forward): the
+    computed weight stored, no weight_v, no version in the metadata."""
+    import collections
+
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    weight_orig = rng.standard_normal((5, 3))
+    v0 = rng.standard_normal(3)
+    u = weight_orig @ v0 / np.linalg.norm(weight_orig @ v0)
+    sigma = u @ weight_orig @ v0
+    values = {"weight_orig": weight_orig, "bias": rng.standard_normal(5), "weight_u": u, "weight": weight_orig / sigma,
+              "weight_v": v0 / np.linalg.norm(v0)}
+    state = collections.OrderedDict((key, lib.tensor(values[key], dtype=lib.float32)) for key in keys)
+    state._metadata = collections.OrderedDict({"": {"version": 1}})
+    return state
+
+
+def _load_into_spectral_linear(lib, state, strict=True):
+    layer = lib.nn.utils.spectral_norm(lib.nn.Linear(3, 5))
+    result = layer.load_state_dict(state, strict=strict)
+    layer.eval()
+    out = layer(lib.ones(2, 3))
+    return (sorted(result.missing_keys), sorted(result.unexpected_keys), layer.weight_v.tolist(), out.tolist())
+
+
+def _close(ours, theirs):
+    import numpy as np
+
+    assert ours[:2] == theirs[:2]
+    for a, b in zip(ours[2:], theirs[2:]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_spectral_norm_converts_an_old_checkpoint_as_torch():
+    ours, theirs = on_both(lambda lib: _load_into_spectral_linear(lib, _old_spectral_checkpoint(lib)))
+    _close(ours, theirs)
+
+
+def test_spectral_norm_loads_the_current_format_without_its_metadata_as_is():
+    keys = ("weight_orig", "bias", "weight_u", "weight_v")
+    ours, theirs = on_both(lambda lib: _load_into_spectral_linear(lib, _old_spectral_checkpoint(lib, keys)))
+    _close(ours, theirs)
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_spectral_norm_old_checkpoint_missing_a_part_as_torch(strict):
+    keys = ("weight_orig", "bias", "weight")
+    ours, theirs = on_both(lambda lib: _load_into_spectral_linear(lib, _old_spectral_checkpoint(lib, keys), strict)[:2])
+    assert ours == theirs
+
+
+def test_remove_spectral_norm_drops_the_load_hook():
+    """torch keeps its pre-hook after remove_spectral_norm (it looks for it by type while it is stored
+    wrapped), so its plain module refuses its own state dict; chainrule's loads it."""
+    layer = chainrule.nn.utils.remove_spectral_norm(chainrule.nn.utils.spectral_norm(chainrule.nn.Linear(3, 5)))
+    assert not layer._load_state_dict_pre_hooks
+    assert layer.load_state_dict(layer.state_dict()).missing_keys == []
