@@ -300,3 +300,59 @@ def test_remove_spectral_norm_drops_the_load_hook():
     layer = chainrule.nn.utils.remove_spectral_norm(chainrule.nn.utils.spectral_norm(chainrule.nn.Linear(3, 5)))
     assert not layer._load_state_dict_pre_hooks
     assert layer.load_state_dict(layer.state_dict()).missing_keys == []
+
+
+# ---------------------------------------------------------------- 6. float8 on the device, dot's out=
+_FLOAT8_SOURCE = [1.0, 2.5, -3.0, 500.0, float("nan"), float("inf"), -1e-9, 0.0, 3e38, -0.0]
+
+
+@pytest.mark.parametrize("source", ["float32", "bfloat16", "float8_e5m2"])
+@pytest.mark.parametrize("dtype", ["float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu"])
+def test_a_device_tensor_casts_to_float8_as_torch_on_the_cpu(dtype, source):
+    """torch's CUDA cast rounds as its CPU one; the stand-in's bytes must be torch's CPU bytes."""
+    from chainrule._backend import use_standin_cuda
+    from chainrule.testing import standin
+
+    def source_tensor(lib):
+        # (torch writes a float32 NaN as the bfloat16 0xFFFF, chainrule as 0x7FC0, on the CPU too: a
+        # difference of its own, left out here)
+        values = [v for v in _FLOAT8_SOURCE if v == v] if source == "bfloat16" else _FLOAT8_SOURCE
+        return lib.tensor(values).to(getattr(lib, source))
+
+    with use_standin_cuda():
+        x = source_tensor(chainrule).to("cuda")
+        standin.reset_transfers()
+        on_device = x.to(getattr(chainrule, dtype))
+        assert standin.transfers() == 0 and on_device.device.type == "cuda"  # cast where it lies
+        ours = on_device.view(chainrule.uint8).cpu().tolist()
+    assert ours == source_tensor(torch).to(getattr(torch, dtype)).view(torch.uint8).tolist()
+
+
+def _out_case(op, out_shape, out_dtype, other_shape=(2,)):
+    def case(lib):
+        out = lib.empty(out_shape, dtype=getattr(lib, out_dtype))
+        with lib.no_grad():
+            try:
+                return getattr(lib, op)(lib.tensor([1.0, 2.0]), lib.ones(other_shape), out=out).tolist(), out.shape
+            except RuntimeError as error:
+                # (torch has resized out by then; chainrule refuses before changing anything)
+                return str(error)
+    return case
+
+
+@pytest.mark.parametrize("op", ["dot", "vdot", "matmul"])
+@pytest.mark.parametrize("out_shape, out_dtype, other_shape", [
+    ((3,), "int64", (2,)), ((), "int64", (2,)), ((3,), "float32", (2,)), ((0,), "int64", (2,)),
+    ((3,), "int64", (3,)), ((3,), "int64", (2, 2)),
+], ids=str)
+def test_a_vector_product_resizes_out_before_its_dtype_check_as_torch(op, out_shape, out_dtype, other_shape):
+    import warnings
+
+    def warned(lib):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = _out_case(op, out_shape, out_dtype, other_shape)(lib)
+        return result, [str(w.message) for w in caught]
+
+    ours, theirs = on_both(warned)
+    assert ours == theirs

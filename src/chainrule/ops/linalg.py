@@ -36,7 +36,7 @@ from ..autograd.function import (
     saved,
     unwatched_on_plain_arrays,
 )
-from ..tensor import Tensor, _wrap_dim, honours_out, refuse_out_under_autograd, write_out
+from ..tensor import Tensor, _wrap_dim, honours_out, refuse_out_under_autograd, warn_resized_out, write_out
 from . import creation
 from ._arg_parser import check_bool, out_rule
 from .elementwise import _one_device, conjugate_rule, where
@@ -77,6 +77,27 @@ def _exact_out(result: Tensor, out, op: str, vector_product: bool = False) -> Te
         raise RuntimeError(f"Expected out tensor to have dtype {_C_TYPE_NAMES.get(result.dtype.name, result.dtype.name)}"
                            f", but got {_C_TYPE_NAMES.get(out.dtype.name, out.dtype.name)} instead")
     return write_out(result, out, op)
+
+
+def _vector_product_out(out, input: Tensor) -> None:
+    """dot_out's first steps (aten's Blas.cpp), before dot checks its operands: resize_output's
+    warning for an ``out`` that is not 0-d, then its dtype checked against the input's. torch
+    resizes ``out`` there, before refusing; chainrule only once every check has passed
+    (``_write_vector_product``), so a refused call leaves it as it was."""
+    if not isinstance(out, Tensor):
+        return
+    if out._data.shape != ():
+        warn_resized_out(out, ())
+    if out.dtype != input.dtype:
+        raise RuntimeError(f"result dtype {_dtype.scalar_name(out.dtype)} does not match input dtype "
+                           f"{_dtype.scalar_name(input.dtype)}")
+
+
+def _write_vector_product(result: Tensor, out, op: str) -> Tensor:
+    """``result`` (0-d) written into ``out``, already warned about by ``_vector_product_out``."""
+    if isinstance(out, Tensor) and out._data.shape != ():
+        out._data = array_module(out._data).empty((), dtype=out._data.dtype)
+    return _exact_out(result, out, op, vector_product=True)
 
 
 def _as_array(x) -> np.ndarray:
@@ -369,6 +390,7 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     if a.ndim == 0 or b.ndim == 0:
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {a.ndim}D and {b.ndim}D")
     if a.ndim == b.ndim == 1:  # torch's dot checks the dtypes before the lengths
+        _vector_product_out(out, input)
         _check_product_dtypes("dot", input, other)
     k_a = a.shape[-1]
     k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
@@ -415,7 +437,9 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     if out is None and (a.ndim > 2 or b.ndim > 2 or a.ndim < b.ndim) and is_recording(input, other):
         return _recorded_matmul(input, other)
     result = _NODE_BY_NDIM.get((a.ndim, b.ndim), Matmul).apply(input, other)
-    return result if out is None else _exact_out(result, out, "matmul", vector_product=a.ndim == b.ndim == 1)
+    if out is None:
+        return result
+    return _write_vector_product(result, out, "matmul") if a.ndim == b.ndim == 1 else _exact_out(result, out, "matmul")
 
 
 def _recorded_matmul(t1: Tensor, t2: Tensor) -> Tensor:
@@ -568,6 +592,7 @@ def dot(input: Tensor, tensor: Tensor, *, out=None) -> Tensor:
     _check_tensor("dot", "input", input)
     _check_tensor("dot", "tensor", tensor)
     refuse_out_under_autograd("dot", out, input, tensor)
+    _vector_product_out(out, input)
     a, b = input._data, tensor._data
     if a.ndim != 1 or b.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {a.ndim}D and {b.ndim}D tensors")
@@ -579,14 +604,16 @@ def dot(input: Tensor, tensor: Tensor, *, out=None) -> Tensor:
     if a.dtype == np.bool_:
         raise NotImplementedError("\"dot\" not implemented for 'Bool'")
     result = Dot.apply(input, tensor)
-    return result if out is None else _exact_out(result, out, "dot", vector_product=True)
+    return result if out is None else _write_vector_product(result, out, "dot")
 
 
 def vdot(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """torch.vdot: ``dot`` with the first argument conjugated (the same for real tensors)."""
     _one_device("vdot", input, other)
+    refuse_out_under_autograd("vdot", out, input, other)
+    _vector_product_out(out, input)
     result = name_node(dot(input.conj(), other), "VdotBackward0", label="vdot")
-    return result if out is None else _exact_out(result, out, "vdot", vector_product=True)
+    return result if out is None else _write_vector_product(result, out, "vdot")
 
 
 def outer(input: Tensor, vec2: Tensor, *, out=None) -> Tensor:
