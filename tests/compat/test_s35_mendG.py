@@ -51,6 +51,11 @@ _NAMED_CASES = {
     "trapezoid_x": lambda lib: lib.trapezoid(_leaf(lib, 3, 5), lib.tensor([0.0, 1.0, 3.0, 4.0, 7.0])),
     "trapz_x": lambda lib: lib.trapz(_leaf(lib, 3, 5), lib.tensor([0.0, 1.0, 3.0, 4.0, 7.0])),
     "cumulative_trapezoid_x": lambda lib: lib.cumulative_trapezoid(_leaf(lib, 3, 5), lib.tensor([0.0, 1.0, 3.0])),
+    "pixel_shuffle": lambda lib: lib.nn.functional.pixel_shuffle(_leaf(lib, 2, 8, 3, 2), 2),
+    "pixel_unshuffle": lambda lib: lib.nn.functional.pixel_unshuffle(_leaf(lib, 2, 2, 4, 6)[:, :, 1:3], 2),
+    "pixel_unshuffle_by_1": lambda lib: lib.nn.functional.pixel_unshuffle(_leaf(lib, 2, 4, 6), 1),
+    "channel_shuffle": lambda lib: lib.nn.functional.channel_shuffle(_leaf(lib, 2, 6, 2, 2), 3),
+    "channel_shuffle_1d": lambda lib: lib.nn.functional.channel_shuffle(_leaf(lib, 2, 6, 2), 2),
 }
 
 
@@ -65,6 +70,28 @@ def test_node_name_and_edges_match_torch(case):
     ours, theirs = on_both(lambda lib: _node_names(_NAMED_CASES[case](lib)))
     if case in _NAME_ONLY:
         ours, theirs = ours[0], theirs[0]
+    assert ours == theirs
+
+
+_REARRANGEMENTS = {
+    "pixel_shuffle": ((2, 8, 3, 2), lambda F, x: F.pixel_shuffle(x, 2)),
+    "pixel_unshuffle": ((1, 2, 4, 6), lambda F, x: F.pixel_unshuffle(x, 2)),
+    "channel_shuffle_1d": ((2, 6, 2), lambda F, x: F.channel_shuffle(x, 3)),
+}
+
+
+@pytest.mark.parametrize("case", list(_REARRANGEMENTS))
+def test_a_rearrangement_node_saves_and_routes_as_torchs(case):
+    shape, rearrange = _REARRANGEMENTS[case]
+
+    def read(lib):
+        x = lib.arange(float(math.prod(shape)), dtype=lib.float64).reshape(shape).requires_grad_()
+        out = rearrange(lib.nn.functional, x)
+        saved = {name: getattr(out.grad_fn, name) for name in dir(out.grad_fn) if name.startswith("_saved_")}
+        (grad,) = lib.autograd.grad((out * lib.arange(float(out.numel())).reshape(out.shape)).sum(), x)
+        return saved, out.is_contiguous(), out.detach().tolist(), grad.tolist()
+
+    ours, theirs = on_both(read)
     assert ours == theirs
 
 

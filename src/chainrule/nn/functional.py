@@ -101,6 +101,9 @@ from ..ops.margin_loss import (
 from ..ops.memory_format import relaid_as_suggested as _relaid_as_suggested
 from ..ops.memory_format import suggests_channels_last as _suggests_channels_last
 from ..ops.normalization import batch_norm, group_norm, instance_norm, layer_norm
+from ..ops.pixel_shuffle import ChannelShuffle as _ChannelShuffle
+from ..ops.pixel_shuffle import PixelShuffle as _PixelShuffle
+from ..ops.pixel_shuffle import PixelUnshuffle as _PixelUnshuffle
 from ..ops.pool import (
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,
@@ -314,9 +317,8 @@ def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:
         )
     oc = c // (r * r)
     n = len(batch)
-    x = input.reshape(*batch, oc, r, r, h, w)
-    x = x.permute(*range(n), n, n + 3, n + 1, n + 4, n + 2)
-    return x.reshape(*batch, oc, h * r, w * r)
+    return _PixelShuffle.apply(input, split=(*batch, oc, r, r, h, w), order=(*range(n), n, n + 3, n + 1, n + 4, n + 2),
+                               merged=(*batch, oc, h * r, w * r), factor=r)
 
 
 def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:
@@ -330,9 +332,9 @@ def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:
             raise RuntimeError(f"pixel_unshuffle expects {side} to be divisible by downscale_factor, but "
                                f"input.size({dim})={size} is not divisible by {r}")
     n = len(batch)
-    x = input.reshape(*batch, c, h // r, r, w // r, r)
-    x = x.permute(*range(n), n, n + 2, n + 4, n + 1, n + 3)
-    return x.reshape(*batch, c * r * r, h // r, w // r)
+    return _PixelUnshuffle.apply(input, split=(*batch, c, h // r, r, w // r, r),
+                                 order=(*range(n), n, n + 2, n + 4, n + 1, n + 3),
+                                 merged=(*batch, c * r * r, h // r, w // r), factor=r)
 
 
 # ---------------------------------------------------------------- in-place activation variants
@@ -867,7 +869,8 @@ def channel_shuffle(input: Tensor, groups: int) -> Tensor:
                            f"{groups} groups.")
     n, c = input.shape[0], input.shape[1]
     rest = tuple(input.shape[2:])
-    return input.reshape(n, groups, c // groups, *rest).transpose(1, 2).reshape(n, c, *rest)
+    return _ChannelShuffle.apply(input, split=(n, groups, c // groups, *rest),
+                                 order=(0, 2, 1, *range(3, 3 + len(rest))), merged=(n, c, *rest), factor=groups)
 
 
 native_channel_shuffle = channel_shuffle  # torch's two names for one op
