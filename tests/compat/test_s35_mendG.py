@@ -56,6 +56,8 @@ _NAMED_CASES = {
     "pixel_unshuffle_by_1": lambda lib: lib.nn.functional.pixel_unshuffle(_leaf(lib, 2, 4, 6), 1),
     "channel_shuffle": lambda lib: lib.nn.functional.channel_shuffle(_leaf(lib, 2, 6, 2, 2), 3),
     "channel_shuffle_1d": lambda lib: lib.nn.functional.channel_shuffle(_leaf(lib, 2, 6, 2), 2),
+    "stft_batched": lambda lib: lib.stft(_leaf(lib, 2, 30), 8, window=lib.hann_window(8), return_complex=True),
+    "stft_one_signal": lambda lib: lib.stft(_leaf(lib, 30), 8, window=lib.hann_window(8), return_complex=True),
 }
 
 
@@ -92,6 +94,16 @@ def test_a_rearrangement_node_saves_and_routes_as_torchs(case):
         return saved, out.is_contiguous(), out.detach().tolist(), grad.tolist()
 
     ours, theirs = on_both(read)
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("case", ["stft_batched", "stft_one_signal"])
+def test_stfts_in_place_nodes_save_as_torchs(case):
+    def saved(lib):
+        node = _NAMED_CASES[case](lib).grad_fn
+        return {name: getattr(node, name) for name in dir(node) if name.startswith("_saved_")}
+
+    ours, theirs = on_both(saved)
     assert ours == theirs
 
 

@@ -88,8 +88,6 @@ NODE_NAME_NOT_YET_MATCHED: dict[str, str] = {
     "ihfft2": "torch runs a multi-dim ihfft as R2C then C2C over the other dims (FftC2CBackward0); ours "
               "conjugates one rfftn (ConjBackward0)",
     "ihfftn": "as ihfft2",
-    "stft": "torch's stft ends in internal overloads of the same squeeze/transpose (SqueezeBackward4, "
-            "TransposeBackward1)",
     # --- s7: torch's top-level recurrent functions compose per-step ops on the CPU (their last node is a
     # stack, an unsqueeze or a gate's arithmetic); ours runs each (layer, direction) as one fused op
     "aten_rnn": "torch's CPU RNN functions end in a per-step composition; ours is one recurrent node",

@@ -24,7 +24,7 @@ import numpy as np
 from .. import _dtype
 from .._backend import array_module, refuse_pinning
 from .._opmath import cpu_autocast_policy
-from ..autograd.function import Function
+from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _check_tensor, _wrap_dim, out_keyword_front, write_out
 from ._arg_parser import check_int, check_str, int_list
 from .creation import factory_honours_out
@@ -474,6 +474,11 @@ def _is_complex(t) -> bool:
 
 
 @cpu_autocast_policy("float32")  # on torch's CPU autocast fp32 list
+def _named_in_place(out: Tensor, name: str) -> Tensor:
+    node = out.grad_fn
+    return out if node is None else name_node(out, name, saved=type(node)._torch_saved)
+
+
 def stft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=None, center: bool = True,
          pad_mode: str = "reflect", normalized: bool = False, onesided=None, return_complex=None,
          align_to_window=None) -> Tensor:
@@ -548,9 +553,11 @@ def stft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=Non
     frames = mul(x.unfold(-1, n_fft, hop_length), _stft_window(window, n_fft, win_length, x))
     norm = "ortho" if normalized else "backward"
     spectrum = rfft(frames, dim=-1, norm=norm) if onesided else fft(frames, dim=-1, norm=norm)
-    spectrum = spectrum.transpose(-1, -2)
+    # torch transposes and squeezes its result in place (transpose_, squeeze_): the same nodes under
+    # the in-place overloads' names
+    spectrum = _named_in_place(spectrum.transpose(1, 2), "TransposeBackward1")
     if not batched:
-        spectrum = spectrum.squeeze(0)
+        spectrum = _named_in_place(spectrum.squeeze(0), "SqueezeBackward4")
     if return_complex is False:
         from .complex import view_as_real
 
