@@ -97,6 +97,35 @@ def test_a_rearrangement_node_saves_and_routes_as_torchs(case):
     assert ours == theirs
 
 
+_REAL_FFTS = {
+    "fft": lambda lib, x: lib.fft.fft(x),
+    "fft_n_pad_ortho": lambda lib, x: lib.fft.fft(x, n=8, norm="ortho"),
+    "ifft": lambda lib, x: lib.fft.ifft(x),
+    "ifft_n_crop_forward": lambda lib, x: lib.fft.ifft(x, n=4, norm="forward"),
+    "ifft_double_ortho": lambda lib, x: lib.fft.ifft(x.double(), norm="ortho"),
+    "fft_dim0": lambda lib, x: lib.fft.fft(x.reshape(2, 3), dim=0),
+    "fftn_one_dim": lambda lib, x: lib.fft.fftn(x, dim=(0,)),
+}
+
+
+@pytest.mark.parametrize("case", list(_REAL_FFTS))
+def test_a_real_inputs_fft_is_torchs_two_sided_r2c(case):
+    import numpy as np
+
+    def run(lib):
+        x = lib.arange(6.0).requires_grad_()
+        y = _REAL_FFTS[case](lib, x)
+        weights = lib.arange(float(y.numel())).reshape(y.shape)
+        (grad,) = lib.autograd.grad((y.real * weights + y.imag * weights * weights).sum(), x)
+        values = lib.view_as_real(y.detach().resolve_conj())
+        return _node_names(y), str(y.dtype).split(".")[-1], values.tolist(), grad.tolist()
+
+    ours, theirs = on_both(run)
+    assert ours[:2] == theirs[:2]
+    np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours[3], theirs[3], rtol=1e-5, atol=1e-4)
+
+
 @pytest.mark.parametrize("case", ["stft_batched", "stft_one_signal"])
 def test_stfts_in_place_nodes_save_as_torchs(case):
     def saved(lib):

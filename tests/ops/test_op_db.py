@@ -82,9 +82,6 @@ NODE_NAME_NOT_YET_MATCHED: dict[str, str] = {
     "affine_grid": _COMPOSED,
     "sum_to_shape": "torch's sum_to_size ends in a view (ViewBackward0); ours is one SumToSize node",
     # --- complex: fft, stft ---
-    "fft_real_input": "torch transforms a real input with a two-sided R2C (FftR2CBackward0); ours casts it to "
-                      "complex and runs C2C (the same values)",
-    "ifft_real_input": "as fft_real_input",
     "ihfft2": "torch runs a multi-dim ihfft as R2C then C2C over the other dims (FftC2CBackward0); ours "
               "conjugates one rfftn (ConjBackward0)",
     "ihfftn": "as ihfft2",

@@ -81,10 +81,12 @@ class R2C(Function):
     formula = "rfft({0})"
 
     @staticmethod
-    def forward(ctx, x, dims, norm):
+    def forward(ctx, x, dims, norm, onesided=True):
+        # onesided=False: the full spectrum of a real input (torch's fft of one), its gradient the same rule
         xp = array_module(x)
         ctx.dims, ctx.norm, ctx.last = dims, norm, x.shape[dims[-1]]
-        return xp.ascontiguousarray(xp.fft.rfftn(x, axes=dims, norm=norm), dtype=_complex_dtype(x))
+        transform = xp.fft.rfftn if onesided else xp.fft.fftn
+        return xp.ascontiguousarray(transform(x, axes=dims, norm=norm), dtype=_complex_dtype(x))
 
     @staticmethod
     def backward(ctx, grad):
@@ -207,6 +209,13 @@ def _dims_and_sizes(x: Tensor, s, dim, op: str, default_dim=None) -> tuple:
 def _c2c(input, s, dim, norm, inverse: bool, op: str, default_dim=None) -> Tensor:
     x = _input(input, op)
     dims, sizes = _dims_and_sizes(x, s, dim, op, default_dim)
+    if op in ("fft", "ifft") and x._data.dtype.kind == "f":
+        # torch's 1-D fft/ifft of a real input is a two-sided R2C (conjugated for the inverse, whose
+        # scaling is the forward transform's dual), not a C2C of the input made complex
+        norm = _norm(norm, op)
+        spectrum = R2C.apply(_resize(x, dims, sizes, op), dims=dims, norm=_DUAL[norm] if inverse else norm,
+                             onesided=False)
+        return spectrum.conj() if inverse else spectrum
     x = _resize(_as_complex(x), dims, sizes, op)
     return C2C.apply(x, dims=dims, norm=_norm(norm, op), inverse=inverse)
 
