@@ -105,6 +105,11 @@ _REAL_FFTS = {
     "ifft_double_ortho": lambda lib, x: lib.fft.ifft(x.double(), norm="ortho"),
     "fft_dim0": lambda lib, x: lib.fft.fft(x.reshape(2, 3), dim=0),
     "fftn_one_dim": lambda lib, x: lib.fft.fftn(x, dim=(0,)),
+    "ihfft2": lambda lib, x: lib.fft.ihfft2(x.reshape(2, 3)),
+    "ihfftn": lambda lib, x: lib.fft.ihfftn(x.reshape(1, 2, 3)),
+    "ihfftn_one_dim": lambda lib, x: lib.fft.ihfftn(x.reshape(2, 3), dim=(0,)),
+    "ihfft2_s_ortho": lambda lib, x: lib.fft.ihfft2(x.reshape(2, 3), s=(3, 4), norm="ortho"),
+    "ihfftn_forward": lambda lib, x: lib.fft.ihfftn(x.reshape(3, 2), norm="forward"),
 }
 
 

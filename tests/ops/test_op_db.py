@@ -82,9 +82,6 @@ NODE_NAME_NOT_YET_MATCHED: dict[str, str] = {
     "affine_grid": _COMPOSED,
     "sum_to_shape": "torch's sum_to_size ends in a view (ViewBackward0); ours is one SumToSize node",
     # --- complex: fft, stft ---
-    "ihfft2": "torch runs a multi-dim ihfft as R2C then C2C over the other dims (FftC2CBackward0); ours "
-              "conjugates one rfftn (ConjBackward0)",
-    "ihfftn": "as ihfft2",
     # --- s7: torch's top-level recurrent functions compose per-step ops on the CPU (their last node is a
     # stack, an unsqueeze or a gate's arithmetic); ours runs each (layer, direction) as one fused op
     "aten_rnn": "torch's CPU RNN functions end in a per-step composition; ours is one recurrent node",

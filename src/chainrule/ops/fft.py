@@ -366,7 +366,7 @@ def hfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
 
 @_fft_out("ihfftn")
 def ihfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
-    return _r2c(input, s, dim, _DUAL[_norm(norm, "ihfft2")], "ihfft2").conj()
+    return _ihfftn(input, s, dim, norm, "ihfft2")
 
 
 @_fft_out("hfftn")
@@ -376,7 +376,19 @@ def hfftn(input, s=None, dim=None, norm=None) -> Tensor:
 
 @_fft_out("ihfftn")
 def ihfftn(input, s=None, dim=None, norm=None) -> Tensor:
-    return _r2c(input, s, dim, _DUAL[_norm(norm, "ihfftn")], "ihfftn").conj()
+    return _ihfftn(input, s, dim, norm, "ihfftn")
+
+
+def _ihfftn(input, s, dim, norm, op: str) -> Tensor:
+    """torch's steps: a one-sided R2C over the last dim (the inverse's scaling for it), conjugated,
+    then an inverse C2C over the other dims (a conjugate view when there are none)."""
+    x = _real_only(_input(input, op), op)
+    dims, sizes = _dims_and_sizes(x, s, dim, op)
+    norm = _norm(norm, op)
+    half = R2C.apply(_resize(x, dims, sizes, op), dims=dims[-1:], norm=_DUAL[norm])
+    if len(dims) == 1:
+        return half.conj()
+    return C2C.apply(half.conj_physical(), dims=dims[:-1], norm=norm, inverse=True)
 
 
 def _frequencies(op: str, values: np.ndarray, dtype, device, requires_grad: bool) -> Tensor:
