@@ -142,6 +142,22 @@ def test_stfts_in_place_nodes_save_as_torchs(case):
 
 
 @pytest.mark.parametrize("op", ["fmax", "fmin"])
+@pytest.mark.parametrize("operands", ["complex", "bool", "int_float", "half_float"])
+def test_fmax_values_and_refusals_as_torch(op, operands):
+    made = {"complex": lambda lib: (lib.tensor([1 + 1j]), lib.tensor([2 + 0j])),
+            "bool": lambda lib: (lib.tensor([True, False]), lib.tensor([False, False])),
+            "int_float": lambda lib: (lib.tensor([1, 5]), lib.tensor([3.0, float("nan")])),
+            "half_float": lambda lib: (lib.tensor([1.0, 3.0]).half(), lib.tensor([2.0]))}[operands]
+
+    def run(lib):
+        out = getattr(lib, op)(*made(lib))
+        return str(out.dtype).split(".")[-1], out.tolist()
+
+    ours, theirs = on_both(run)
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("op", ["fmax", "fmin"])
 def test_fmax_gradient_routes_as_torch(op):
     def grads(lib):
         a = lib.tensor([1.0, float("nan"), 3.0, 2.0, float("nan")], requires_grad=True)

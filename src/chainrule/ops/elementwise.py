@@ -1872,6 +1872,8 @@ def fmax(input: Tensor, other: Tensor) -> Tensor:
     """Like maximum but a NaN loses to a number."""
     _require_tensors("fmax", input, other)
     _one_device("fmax", input, other)
+    for t in (input, other):
+        refuse_complex(t, "fmax not implemented for complex tensors.", RuntimeError)
     a, b = _pair(input, other)
     return Fmax.apply(a, b)
 
@@ -1883,6 +1885,8 @@ def fmin(input: Tensor, other: Tensor) -> Tensor:
     The elementwise minimum, taking the number where one side is NaN (torch.fmin)."""
     _require_tensors("fmin", input, other)
     _one_device("fmin", input, other)
+    for t in (input, other):
+        refuse_complex(t, "fmin not implemented for complex tensors.", RuntimeError)
     a, b = _pair(input, other)
     return Fmin.apply(a, b)
 
