@@ -309,46 +309,52 @@ quint4x2 = _QuantizedInteger("quint4x2", "QUInt4x2", np.uint8, 0, 15)
 _QUANTIZED = (qint8, quint8, qint32, quint4x2)
 
 
-def to_float8(array: np.ndarray, np_dtype) -> np.ndarray:
+def to_float8(array: np.ndarray, np_dtype, xp=np) -> np.ndarray:
     """``array`` cast to an ml_dtypes float8 dtype with torch's conversion: round to nearest even
     (ml_dtypes' cast), then torch's own rules where they differ: float8_e4m3fn saturates every
     value beyond ±448 (infinities too) to ±448, float8_e5m2 writes NaN as 0x7F/0xFF, and
-    float8_e8m0fnu (a power of two, no sign) encodes the magnitude, zero as its smallest 2^-127."""
+    float8_e8m0fnu (a power of two, no sign) encodes the magnitude, zero as its smallest 2^-127.
+    ``xp``: the module of a device array (computed where it lies)."""
     name = np_dtype.name
     if name == "float8_e8m0fnu":
-        return _to_e8m0(array).view(np_dtype)
+        return _to_e8m0(array, xp).view(np_dtype)
     out = array.astype(np_dtype)
     if name == "float8_e4m3fn":
-        overflow = ((out.view(np.uint8) & 0x7F) == 0x7F) & ~np.isnan(array)
-        out = np.where(overflow, (np.signbit(array).astype(np.uint8) << 7 | 0x7E).view(np_dtype), out)
+        overflow = ((out.view(np.uint8) & 0x7F) == 0x7F) & ~xp.isnan(array)
+        out = xp.where(overflow, (xp.signbit(array).astype(np.uint8) << 7 | 0x7E).view(np_dtype), out)
     elif name == "float8_e5m2":
-        out = np.where(np.isnan(array), (np.signbit(array).astype(np.uint8) << 7 | 0x7F).view(np_dtype), out)
+        out = xp.where(xp.isnan(array), (xp.signbit(array).astype(np.uint8) << 7 | 0x7F).view(np_dtype), out)
     return out
 
 
-def _to_e8m0(array: np.ndarray) -> np.ndarray:
+def _to_e8m0(array: np.ndarray, xp=np) -> np.ndarray:
     """The float8_e8m0fnu byte (a biased exponent) of each |value|, rounded from the float32 bits as
     torch's conversion rounds (not through ml_dtypes, whose rounding of subnormal inputs changed
     between its releases): up when the mantissa's top bit is set and the value is not exactly
     halfway on a subnormal; NaN and infinity give NaN (0xFF), zero the smallest 2^-127 (0x00)."""
-    bits = np.abs(np.asarray(array, dtype=np.float32)).view(np.uint32)
+    bits = xp.abs(xp.asarray(array, dtype=np.float32)).view(np.uint32)
     exponent = (bits >> 23).astype(np.uint32)
     mantissa = bits & 0x7FFFFF
     guard = (mantissa >> 22) & 1
     rest = mantissa & 0x3FFFFF  # round and sticky bits
     # round half to even on the exponent's implied bit: normal values (implied 1) round a half up
     round_up = (guard == 1) & ((rest != 0) | (exponent > 0))
-    biased = np.minimum(exponent + round_up, 0xFF)
-    return np.where(exponent == 0xFF, 0xFF, biased).astype(np.uint8)
+    biased = xp.minimum(exponent + round_up, 0xFF)
+    return xp.where(exponent == 0xFF, 0xFF, biased).astype(np.uint8)
 
 
 def cast_array(array, np_dtype):
     """``array.astype(np_dtype)``, with torch's rounding rules when the target is a float8 type."""
     if np_dtype.name in _FLOAT8_NAMES and array.dtype != np_dtype:
-        array = np.asarray(array)
+        if isinstance(array, (np.ndarray, np.generic)):
+            xp, array = np, np.asarray(array)
+        else:  # a device array, cast on its device
+            from ._backend import array_module
+
+            xp = array_module(array)
         # bfloat16 and the other float8 types widen exactly to float32 first
         widen = array.dtype.name == "bfloat16" or array.dtype.name in _FLOAT8_NAMES
-        return to_float8(array.astype(np.float32) if widen else array, np_dtype)
+        return to_float8(array.astype(np.float32) if widen else array, np_dtype, xp)
     if array.dtype.kind in "fc" and np_dtype.kind in "iu":
         # torch converts NaN, infinities and out-of-range floats to integers without a word (x-transformers'
         # relative-position buckets take .long() of log(0) = -inf and mask it away); NumPy would warn

@@ -494,7 +494,7 @@ def _unchecked_result_device(arrays: list, op: str) -> int | None:
     a mix of meta and CPU tensors (mm and a matmul folded into one: the first's; bmm and a
     matmul broadcast to one: the second's), as do its convolutions (the input's) and addmm's
     weight (linear's, its bias checked against the input). None: the devices are checked."""
-    if op == "matmul" and len(arrays) == 2 and getattr(arrays[1], "ndim", 0) >= 2:
+    if op in ("matmul", "mm") and len(arrays) == 2 and getattr(arrays[1], "ndim", 0) >= 2:
         return 0 if arrays[1].ndim == 2 else 1
     if op == "bmm" and len(arrays) == 2:
         return 1

@@ -36,6 +36,7 @@ import builtins
 import copy
 import math
 import numbers
+import warnings
 
 import numpy as np
 
@@ -44,7 +45,7 @@ from ._backend import array_module, ufunc_at
 from ._format import add_suffixes, array_body
 from ._layout import not_on_sparse as _not_on_sparse
 from ._layout import sparse_coo, sparse_csc, sparse_csr
-from ._torch_function import disabled_torch_function_impl
+from ._torch_function import disabled_torch_function_impl, user_stacklevel
 from .autograd.function import Function, is_recording, name_node
 from .autograd.grad_mode import is_grad_enabled
 from .ops import elementwise as _elementwise
@@ -801,6 +802,22 @@ class _CompressedTensor(Tensor):
         return _compressed_repr(self, self._part_names, self._parts)
 
 
+_compressed_beta_warned = False
+
+
+def _warn_compressed_beta(layout: str) -> None:
+    """torch's warning as its first compressed tensor is made: once a process, naming that one's
+    layout (one TORCH_WARN_ONCE for CSR and CSC alike), at every one under set_warn_always(True)."""
+    global _compressed_beta_warned
+    if _compressed_beta_warned and not _config._warn_always:
+        return
+    _compressed_beta_warned = True
+    warnings.warn(f"Sparse {layout} tensor support is in beta state. If you miss a functionality in the sparse tensor "
+                  "support, please submit a feature request to https://github.com/pytorch/pytorch/issues. (Triggered "
+                  "internally at /__w/pytorch/pytorch/aten/src/ATen/SparseCsrTensorImpl.cpp:49.)", UserWarning,
+                  stacklevel=user_stacklevel())
+
+
 class SparseCSRTensor(_CompressedTensor):
     """A matrix in the sparse CSR layout: ``crow_indices`` (row r's entries are stored at
     positions crow[r] to crow[r + 1]), each entry's column in ``col_indices`` and its value in
@@ -814,6 +831,7 @@ class SparseCSRTensor(_CompressedTensor):
         rows = xp.repeat(xp.arange(size[0]), xp.diff(crow))
         tensor = _densely_stored(cls, "sparse_csr_tensor", size, (rows, col), values)
         tensor._parts = (crow, col, values)
+        _warn_compressed_beta("CSR")
         return tensor
 
     @property
@@ -865,6 +883,7 @@ class SparseCSCTensor(_CompressedTensor):
         cols = xp.repeat(xp.arange(size[1]), xp.diff(ccol))
         tensor = _densely_stored(cls, "sparse_csc_tensor", size, (row, cols), values)
         tensor._parts = (ccol, row, values)
+        _warn_compressed_beta("CSC")
         return tensor
 
     @property

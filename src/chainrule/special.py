@@ -14,6 +14,7 @@ import math as _math
 from . import logsumexp, softmax  # noqa: F401  (the namespace's, which take out= as torch.special's)
 
 # exp2, expm1, log1p, logsumexp, softmax, log_softmax and xlogy are torch.special names as they are
+from .autograd.function import name_node as _name_node
 from .ops.elementwise import erf, exp2, expm1, log1p, xlogy  # noqa: F401
 from .ops.elementwise import refuse_kernel as _refuse_kernel
 from .ops.elementwise import sigmoid as _sigmoid
@@ -97,7 +98,8 @@ def expit(input: Tensor) -> Tensor:
 @honours_out
 def ndtr(input: Tensor) -> Tensor:
     """The standard normal CDF, (1 + erf(x / sqrt 2)) / 2."""
-    return 0.5 * (1 + erf(input * (1 / _math.sqrt(2))))
+    # torch scales by a C++ double: mul's Scalar overload (MulBackward1)
+    return _name_node(0.5 * (1 + erf(input * (1 / _math.sqrt(2)))), "MulBackward1", label="ndtr")
 
 
 @honours_out

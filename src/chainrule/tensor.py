@@ -1250,16 +1250,24 @@ def _check_out(result: Tensor, out: Tensor, op: str) -> None:
         _vmap_frames.refuse_out(op, (out,), result)
 
 
+def warn_resized_out(out: Tensor, shape) -> None:
+    """torch's resize_output warning (its C++ TORCH_WARN, so ending where it was raised), for an
+    ``out`` with elements about to take another ``shape``."""
+    if out._data.size:
+        import warnings
+
+        warnings.warn(f"An output with one or more elements was resized since it had shape {list(out.shape)}, "
+                      f"which does not match the required output shape {list(shape)}. This behavior is "
+                      "deprecated, and in a future PyTorch release outputs will not be resized unless they have "
+                      "zero elements. You can explicitly reuse an out tensor t by resizing it, inplace, to zero "
+                      "elements with t.resize_(0). (Triggered internally at "
+                      "/__w/pytorch/pytorch/aten/src/ATen/native/Resize.cpp:30.)", UserWarning,
+                      stacklevel=_torch_function.user_stacklevel())
+
+
 def _write_checked_out(result: Tensor, out: Tensor) -> Tensor:
     if out._data.shape != result._data.shape:
-        if out._data.size:
-            import warnings
-
-            warnings.warn(f"An output with one or more elements was resized since it had shape {list(out.shape)}, "
-                          f"which does not match the required output shape {list(result.shape)}. This behavior is "
-                          "deprecated, and in a future PyTorch release outputs will not be resized unless they have "
-                          "zero elements. You can explicitly reuse an out tensor t by resizing it, inplace, to zero "
-                          "elements with t.resize_(0).", UserWarning, stacklevel=_torch_function.user_stacklevel())
+        warn_resized_out(out, result.shape)
         # (laid out as the result: torch lays a resized out as the op's fresh output)
         out._data = np.empty_like(result._data, dtype=out._data.dtype)
     out._data[...] = result._data

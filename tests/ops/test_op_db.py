@@ -70,41 +70,18 @@ NODE_NAME_ALLOWED: dict[str, str] = {
 _COMPOSED = "composed from chainrule primitives; torch records one fused node"
 _OVERLOAD = "torch's node carries a different overload number (in-place or scalar/tensor variant)"
 NODE_NAME_NOT_YET_MATCHED: dict[str, str] = {
-    "fmax": _COMPOSED,
-    "fmin": _COMPOSED,
     "instance_norm": "torch runs instance norm as batch norm over a reshaped view (ViewBackward0)",
     "aten_instance_norm": "as instance_norm",
     "bilinear": _COMPOSED,
-    "pixel_shuffle": _COMPOSED,
-    "pixel_unshuffle": _COMPOSED,
-    "channel_shuffle": _COMPOSED,
     "pairwise_distance": "torch computes it with norm (NormBackward1); ours with linalg.vector_norm",
     "pdist": _COMPOSED,
     "sdpa": _COMPOSED,
-    "ndtr": _OVERLOAD,
     "clamp_min_fn": _OVERLOAD,
     "clamp_max_fn": _OVERLOAD,
-    "elu_": _OVERLOAD,
-    "celu_": _OVERLOAD,
-    "selu_": _OVERLOAD,
-    "leaky_relu_": _OVERLOAD,
-    "threshold_": _OVERLOAD,
     "grid_sample": _COMPOSED,
     "affine_grid": _COMPOSED,
     "sum_to_shape": "torch's sum_to_size ends in a view (ViewBackward0); ours is one SumToSize node",
-    # --- opsA: structural/statistics ---
-    "trapezoid": "torch ends in a multiply or divide by a Python number (MulBackward1/DivBackward1); ours in a sum",
-    "trapz": "as trapezoid",
-    "cumulative_trapezoid_x": "as trapezoid",
     # --- complex: fft, stft ---
-    "fft_real_input": "torch transforms a real input with a two-sided R2C (FftR2CBackward0); ours casts it to "
-                      "complex and runs C2C (the same values)",
-    "ifft_real_input": "as fft_real_input",
-    "ihfft2": "torch runs a multi-dim ihfft as R2C then C2C over the other dims (FftC2CBackward0); ours "
-              "conjugates one rfftn (ConjBackward0)",
-    "ihfftn": "as ihfft2",
-    "stft": "torch's stft ends in internal overloads of the same squeeze/transpose (SqueezeBackward4, "
-            "TransposeBackward1)",
     # --- s7: torch's top-level recurrent functions compose per-step ops on the CPU (their last node is a
     # stack, an unsqueeze or a gate's arithmetic); ours runs each (layer, direction) as one fused op
     "aten_rnn": "torch's CPU RNN functions end in a per-step composition; ours is one recurrent node",

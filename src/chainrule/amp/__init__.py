@@ -46,8 +46,8 @@ __all__ = ["autocast", "GradScaler", "is_autocast_available", "is_autocast_enabl
 _DEFAULT_DTYPES = {"cpu": "bfloat16", "cuda": "float16"}
 
 # torch's CUDA autocast op lists (torch.amp docs, "CUDA Ops that can autocast to float16" and
-# "... to float32"), as the labels of chainrule's ops
-LOWER_PRECISION_OPS = frozenset({"linear", "matmul", "bmm", "conv", "conv_transpose", "prelu", "rnn", "gru", "lstm",
+# "... to float32"), as the names chainrule's ops give the device seam (Function.torch_name, else the label)
+LOWER_PRECISION_OPS = frozenset({"linear", "matmul", "mm", "bmm", "conv", "conv_transpose", "prelu", "rnn", "gru", "lstm",
                                  "recurrent_layer"})
 FLOAT32_OPS = frozenset({"acos", "asin", "cosh", "sinh", "tan", "exp", "expm1", "log", "log10", "log1p", "log2",
                          "pow", "square", "reciprocal", "rsqrt", "softplus", "softmax", "log_softmax", "logsumexp",

@@ -103,6 +103,8 @@ from ..ops.memory_format import suggests_channels_last as _suggests_channels_las
 from ..ops.nn_toplevel import native_channel_shuffle
 from ..ops.nn_toplevel import shuffled_channels as _shuffled_channels
 from ..ops.normalization import batch_norm, group_norm, instance_norm, layer_norm
+from ..ops.pixel_shuffle import PixelShuffle as _PixelShuffle
+from ..ops.pixel_shuffle import PixelUnshuffle as _PixelUnshuffle
 from ..ops.pool import (
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,
@@ -316,9 +318,8 @@ def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:
         )
     oc = c // (r * r)
     n = len(batch)
-    x = input.reshape(*batch, oc, r, r, h, w)
-    x = x.permute(*range(n), n, n + 3, n + 1, n + 4, n + 2)
-    return x.reshape(*batch, oc, h * r, w * r)
+    return _PixelShuffle.apply(input, split=(*batch, oc, r, r, h, w), order=(*range(n), n, n + 3, n + 1, n + 4, n + 2),
+                               merged=(*batch, oc, h * r, w * r), factor=r)
 
 
 def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:
@@ -332,9 +333,9 @@ def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:
             raise RuntimeError(f"pixel_unshuffle expects {side} to be divisible by downscale_factor, but "
                                f"input.size({dim})={size} is not divisible by {r}")
     n = len(batch)
-    x = input.reshape(*batch, c, h // r, r, w // r, r)
-    x = x.permute(*range(n), n, n + 2, n + 4, n + 1, n + 3)
-    return x.reshape(*batch, c * r * r, h // r, w // r)
+    return _PixelUnshuffle.apply(input, split=(*batch, c, h // r, r, w // r, r),
+                                 order=(*range(n), n, n + 2, n + 4, n + 1, n + 3),
+                                 merged=(*batch, c * r * r, h // r, w // r), factor=r)
 
 
 # ---------------------------------------------------------------- in-place activation variants

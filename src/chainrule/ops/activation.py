@@ -85,6 +85,16 @@ def _run_inplace(input: Tensor, fn, *args, **kwargs) -> Tensor:
     return _inplace(input, fn, *args, **kwargs)
 
 
+def _run_inplace_named(input: Tensor, fn, *args, node: str, saved_names: dict) -> Tensor:
+    """``_run_inplace`` for an op whose in-place kernel torch records as its own overload
+    (``elu_``: EluBackward1, saving the result where EluBackward0 saves the input). A write into
+    a view keeps its CopySlices node, as in torch."""
+    result = _run_inplace(input, fn, *args)
+    if result.grad_fn is not None and type(result.grad_fn).__name__ == node[:-1] + "0":
+        name_node(result, node, saved=saved_names)
+    return result
+
+
 # ---------------------------------------------------------------- piecewise-linear
 class Relu(Function):
     label = "relu"
@@ -150,7 +160,8 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
     """F.leaky_relu: x if x > 0 else negative_slope * x."""
     negative_slope = check_number(negative_slope, "leaky_relu", "negative_slope")
     if inplace:
-        return _run_inplace(input, leaky_relu, negative_slope)
+        return _run_inplace_named(input, leaky_relu, negative_slope, node="LeakyReluBackward1",
+                                  saved_names=_IN_PLACE_SAVED["leaky_relu"])
     return LeakyRelu.apply(float_kernel_input(input, "leaky_relu_cpu"), negative_slope=float(negative_slope))
 
 
@@ -237,7 +248,8 @@ def threshold(input: Tensor, threshold: float, value: float, inplace: bool = Fal
     threshold = _dtype.checked_scalar(threshold, _opmath.fused_compute_dtype(input.dtype) or input.dtype)
     value = _dtype.checked_scalar(value, input.dtype)
     if inplace:
-        return _run_inplace(input, lambda t: Threshold.apply(t, threshold=threshold, value=value))
+        return _run_inplace_named(input, lambda t: Threshold.apply(t, threshold=threshold, value=value),
+                                  node="ThresholdBackward1", saved_names=Threshold.saved_attributes)
     return Threshold.apply(input, threshold=threshold, value=value)
 
 
@@ -377,7 +389,10 @@ def randomized_leaky_relu(input: Tensor, lower: float, upper: float, training: b
                            f"upper={upper}")
     if not training:
         if inplace:
-            return leaky_relu(input, (lower + upper) / 2, inplace)
+            out = leaky_relu(input, (lower + upper) / 2, inplace)
+            # torch's eval rrelu_ is its own in-place node (a write into a view stays CopySlices)
+            in_place_node = type(out.grad_fn).__name__ == "LeakyReluBackward1"
+            return name_node(out, "RreluWithNoiseBackward1", label="rrelu") if in_place_node else out
         out = LeakyRelu.apply(float_kernel_input(input, "leaky_relu_cpu"), negative_slope=float((lower + upper) / 2),
                               second_order_node="RreluWithNoiseBackwardBackward0")
         return name_node(out, "RreluWithNoiseBackward0", label="rrelu")
@@ -389,7 +404,8 @@ def randomized_leaky_relu(input: Tensor, lower: float, upper: float, training: b
         return _run_inplace(input, lambda t: (t.float() * Tensor._make(slopes)).to(t.dtype)) if inplace else (
             (x.float() * Tensor._make(slopes)).to(x.dtype))
     if inplace:
-        return _run_inplace(input, lambda t: RreluWithNoise.apply(t, slopes=slopes))
+        return _run_inplace_named(input, lambda t: RreluWithNoise.apply(t, slopes=slopes), node="RreluWithNoiseBackward1",
+                                  saved_names={})
     return RreluWithNoise.apply(x, slopes=slopes)
 
 
@@ -467,14 +483,14 @@ def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """F.elu: x if x > 0 else alpha * (exp(x) - 1)."""
     alpha = check_number(alpha, "elu", "alpha")
     if inplace:
-        return _run_inplace(input, elu, alpha)
+        return _run_inplace_named(input, elu, alpha, node="EluBackward1", saved_names=_IN_PLACE_SAVED["elu"])
     return Elu.apply(float_kernel_input(input, "elu_cpu"), alpha=float(alpha), scale=1, input_scale=1)
 
 
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
     """torch.selu: scale * elu(x, alpha) with the self-normalising constants."""
     if inplace:
-        return _run_inplace(input, selu)
+        return _run_inplace_named(input, selu, node="EluBackward1", saved_names=_IN_PLACE_SAVED["elu"])
     return Elu.apply(float_kernel_input(input, "elu_cpu"), alpha=_SELU_ALPHA, scale=_SELU_SCALE, input_scale=1)
 
 
@@ -491,8 +507,19 @@ def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     if alpha == 0:
         raise RuntimeError("ZeroDivisionError")
     if inplace:
-        return _run_inplace(input, celu, alpha)
+        return _run_inplace_named(input, celu, alpha, node="CeluBackward1", saved_names=_IN_PLACE_SAVED["celu"])
     return Celu.apply(float_kernel_input(input, "elu_cpu"), alpha=float(alpha), scale=1.0, input_scale=1.0 / alpha)
+
+
+def _without_self(names: dict) -> dict:
+    return {name: value for name, value in names.items() if name != "_saved_self"}
+
+
+# the _saved_* names of torch's in-place overloads: the out-of-place node's arguments; torch's
+# _saved_result (the written tensor) is not declared, as the node would then hold the tensor that
+# holds it
+_IN_PLACE_SAVED = {"elu": _without_self(Elu.saved_attributes), "celu": _without_self(Celu.saved_attributes),
+                   "leaky_relu": _without_self(LeakyRelu.saved_attributes)}
 
 
 # ---------------------------------------------------------------- smooth gates

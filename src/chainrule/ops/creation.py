@@ -126,6 +126,9 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
         target = _dtype.to_dtype(dtype) if dtype is not None else _infer_dtype(data)
         if isinstance(data, (list, tuple)) and _contains_tensor(data):
             data = _unwrap_nested(data)
+        if target.np.kind in "iu" and _float_overflows(data, target.np):
+            # NumPy truncates a float into an integer dtype unchecked (-0.5 -> 0, 300.5 -> 44 in uint8)
+            raise RuntimeError(f"value cannot be converted to type {target.name} without overflow")
         try:
             if target.name in _dtype._FLOAT8_NAMES:  # Python numbers are doubles, rounded once as torch's
                 array = _dtype.cast_array(np.array(data, dtype=np.float64), target.np)
@@ -147,6 +150,18 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
     if device is not None:
         array = to_device(array, _device(device))
     return array
+
+
+def _float_overflows(data, target: np.dtype) -> builtins.bool:
+    """Whether a Python float in nested ``data`` overflows the integer ``target`` by c10's check
+    (c10::overflows): NaN, or below the type's lowest or above its max before truncation, so
+    -0.5 overflows uint8 and 127.5 int8, while -0.0 and -128.0 (int8) convert."""
+    if isinstance(data, (list, tuple)):
+        return any(_float_overflows(item, target) for item in data)
+    if not isinstance(data, float):
+        return False
+    limits = np.iinfo(target)
+    return data != data or data < float(limits.min) or data > float(limits.max)
 
 
 def _wraps_into_unsigned(data, target) -> builtins.bool:

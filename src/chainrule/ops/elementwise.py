@@ -1027,17 +1027,25 @@ def refuse_kernel_dtype(op: str, a: Tensor, b: Tensor | None = None, *, kernel: 
     raise NotImplementedError(f"\"{name}\" not implemented for '{_dtype.scalar_name(a.dtype)}'")
 
 
-def _one_device(op: str, *operands) -> None:
+def _gpu_index(array) -> int | None:
+    device = getattr(array, "device", None)
+    return getattr(device, "id", None)
+
+
+def _one_device(op: str, *operands, broadcasting: bool = True) -> None:
     """A composite's own mixed-device error, naming it (not the first op it is built from), after
-    the broadcast error, as TensorIterator checks; the Tensor operands' arrays of one type are on
-    one device and cost a comparison each."""
-    kind = None
+    the broadcast error, as TensorIterator checks (``broadcasting=False``: an op whose operands
+    need not broadcast, outer's or inner's); the Tensor operands' arrays of one type are on one
+    device and cost a comparison each (device arrays of one type: their GPUs' too)."""
+    kind = first_gpu = None
     for t in operands:
         if isinstance(t, Tensor):
             if kind is None:
                 kind = type(t._data)
-            elif type(t._data) is not kind:
-                check_broadcast_in_order(*operands)
+                first_gpu = None if kind is np.ndarray else _gpu_index(t._data)
+            elif type(t._data) is not kind or (first_gpu is not None and _gpu_index(t._data) != first_gpu):
+                if broadcasting:
+                    check_broadcast_in_order(*operands)
                 on_one_device([t._data for t in operands if isinstance(t, Tensor)], op)
                 return
 
@@ -1055,7 +1063,12 @@ def _floor_divide_float(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return xp.where(b == 0, a / b, xp.where(div != 0, floored, xp.copysign(xp.zeros_like(div), a / b)))
 
 
-true_divide = div
+@accepts_two_numbers
+@honours_out
+def true_divide(input, other) -> Tensor:
+    """torch.true_divide: ``div`` without a rounding mode, its mixed-device error naming itself."""
+    _one_device("true_divide", input, other)
+    return div(input, other)
 
 
 @honours_out
@@ -1788,6 +1801,53 @@ class Minimum(Function):
         return grad_a, grad_b
 
 
+class Fmax(Function):
+    label = "fmax"
+    torch_name = "fmax"
+    rule = "routes the gradient to the larger input, or to the number where the other is NaN (the first on a tie)"
+    formula = "fmax({0}, {1})"
+    _array_forward = True
+    saved_attributes = Maximum.saved_attributes
+
+    @staticmethod
+    def forward(ctx, a, b):
+        xp = array_module(a)
+        ctx.save_for_backward(a, b)
+        return iterator_layout(xp.fmax(a, b), a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # torch's rule: the first input takes the whole gradient where it won (a >= b) or b is NaN
+        a, b = ctx.saved_values
+        first_won = (a >= b) | isnan(b)
+        grad_a = where(first_won, grad, 0.0) if ctx.needs_input_grad[0] else None
+        grad_b = where(first_won, 0.0, grad) if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+class Fmin(Function):
+    label = "fmin"
+    torch_name = "fmin"
+    rule = "routes the gradient to the smaller input, or to the number where the other is NaN (the first on a tie)"
+    formula = "fmin({0}, {1})"
+    _array_forward = True
+    saved_attributes = Maximum.saved_attributes
+
+    @staticmethod
+    def forward(ctx, a, b):
+        xp = array_module(a)
+        ctx.save_for_backward(a, b)
+        return iterator_layout(xp.fmin(a, b), a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_values
+        first_won = (a <= b) | isnan(b)
+        grad_a = where(first_won, grad, 0.0) if ctx.needs_input_grad[0] else None
+        grad_b = where(first_won, 0.0, grad) if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
 def maximum(input: Tensor, other: Tensor) -> Tensor:
     """maximum(input, other, *, out=None) -> Tensor
 
@@ -1815,8 +1875,10 @@ def fmax(input: Tensor, other: Tensor) -> Tensor:
     """Like maximum but a NaN loses to a number."""
     _require_tensors("fmax", input, other)
     _one_device("fmax", input, other)
+    for t in (input, other):
+        refuse_complex(t, "fmax not implemented for complex tensors.", RuntimeError)
     a, b = _pair(input, other)
-    return _laid_out(where(isnan(b) | (a >= b), a, b), a, b)
+    return Fmax.apply(a, b)
 
 
 @honours_out
@@ -1826,8 +1888,10 @@ def fmin(input: Tensor, other: Tensor) -> Tensor:
     The elementwise minimum, taking the number where one side is NaN (torch.fmin)."""
     _require_tensors("fmin", input, other)
     _one_device("fmin", input, other)
+    for t in (input, other):
+        refuse_complex(t, "fmin not implemented for complex tensors.", RuntimeError)
     a, b = _pair(input, other)
-    return _laid_out(where(isnan(b) | (a <= b), a, b), a, b)
+    return Fmin.apply(a, b)
 
 
 class Where(Function):

@@ -24,7 +24,7 @@ import numpy as np
 from .. import _dtype
 from .._backend import array_module, refuse_pinning
 from .._opmath import cpu_autocast_policy
-from ..autograd.function import Function
+from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _check_tensor, _wrap_dim, out_keyword_front, write_out
 from ._arg_parser import check_int, check_str, int_list
 from .creation import factory_honours_out
@@ -81,10 +81,12 @@ class R2C(Function):
     formula = "rfft({0})"
 
     @staticmethod
-    def forward(ctx, x, dims, norm):
+    def forward(ctx, x, dims, norm, onesided=True):
+        # onesided=False: the full spectrum of a real input (torch's fft of one), its gradient the same rule
         xp = array_module(x)
         ctx.dims, ctx.norm, ctx.last = dims, norm, x.shape[dims[-1]]
-        return xp.ascontiguousarray(xp.fft.rfftn(x, axes=dims, norm=norm), dtype=_complex_dtype(x))
+        transform = xp.fft.rfftn if onesided else xp.fft.fftn
+        return xp.ascontiguousarray(transform(x, axes=dims, norm=norm), dtype=_complex_dtype(x))
 
     @staticmethod
     def backward(ctx, grad):
@@ -207,6 +209,13 @@ def _dims_and_sizes(x: Tensor, s, dim, op: str, default_dim=None) -> tuple:
 def _c2c(input, s, dim, norm, inverse: bool, op: str, default_dim=None) -> Tensor:
     x = _input(input, op)
     dims, sizes = _dims_and_sizes(x, s, dim, op, default_dim)
+    if op in ("fft", "ifft") and x._data.dtype.kind == "f":
+        # torch's 1-D fft/ifft of a real input is a two-sided R2C (conjugated for the inverse, whose
+        # scaling is the forward transform's dual), not a C2C of the input made complex
+        norm = _norm(norm, op)
+        spectrum = R2C.apply(_resize(x, dims, sizes, op), dims=dims, norm=_DUAL[norm] if inverse else norm,
+                             onesided=False)
+        return spectrum.conj() if inverse else spectrum
     x = _resize(_as_complex(x), dims, sizes, op)
     return C2C.apply(x, dims=dims, norm=_norm(norm, op), inverse=inverse)
 
@@ -357,7 +366,7 @@ def hfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
 
 @_fft_out("ihfftn")
 def ihfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
-    return _r2c(input, s, dim, _DUAL[_norm(norm, "ihfft2")], "ihfft2").conj()
+    return _ihfftn(input, s, dim, norm, "ihfft2")
 
 
 @_fft_out("hfftn")
@@ -367,7 +376,19 @@ def hfftn(input, s=None, dim=None, norm=None) -> Tensor:
 
 @_fft_out("ihfftn")
 def ihfftn(input, s=None, dim=None, norm=None) -> Tensor:
-    return _r2c(input, s, dim, _DUAL[_norm(norm, "ihfftn")], "ihfftn").conj()
+    return _ihfftn(input, s, dim, norm, "ihfftn")
+
+
+def _ihfftn(input, s, dim, norm, op: str) -> Tensor:
+    """torch's steps: a one-sided R2C over the last dim (the inverse's scaling for it), conjugated,
+    then an inverse C2C over the other dims (a conjugate view when there are none)."""
+    x = _real_only(_input(input, op), op)
+    dims, sizes = _dims_and_sizes(x, s, dim, op)
+    norm = _norm(norm, op)
+    half = R2C.apply(_resize(x, dims, sizes, op), dims=dims[-1:], norm=_DUAL[norm])
+    if len(dims) == 1:
+        return half.conj()
+    return C2C.apply(half.conj_physical(), dims=dims[:-1], norm=norm, inverse=True)
 
 
 def _frequencies(op: str, values: np.ndarray, dtype, device, requires_grad: bool) -> Tensor:
@@ -474,6 +495,11 @@ def _is_complex(t) -> bool:
 
 
 @cpu_autocast_policy("float32")  # on torch's CPU autocast fp32 list
+def _named_in_place(out: Tensor, name: str) -> Tensor:
+    node = out.grad_fn
+    return out if node is None else name_node(out, name, saved=type(node)._torch_saved)
+
+
 def stft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=None, center: bool = True,
          pad_mode: str = "reflect", normalized: bool = False, onesided=None, return_complex=None,
          align_to_window=None) -> Tensor:
@@ -548,9 +574,11 @@ def stft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=Non
     frames = mul(x.unfold(-1, n_fft, hop_length), _stft_window(window, n_fft, win_length, x))
     norm = "ortho" if normalized else "backward"
     spectrum = rfft(frames, dim=-1, norm=norm) if onesided else fft(frames, dim=-1, norm=norm)
-    spectrum = spectrum.transpose(-1, -2)
+    # torch transposes and squeezes its result in place (transpose_, squeeze_): the same nodes under
+    # the in-place overloads' names
+    spectrum = _named_in_place(spectrum.transpose(1, 2), "TransposeBackward1")
     if not batched:
-        spectrum = spectrum.squeeze(0)
+        spectrum = _named_in_place(spectrum.squeeze(0), "SqueezeBackward4")
     if return_complex is False:
         from .complex import view_as_real
 

@@ -36,7 +36,7 @@ from ..autograd.function import (
     saved,
     unwatched_on_plain_arrays,
 )
-from ..tensor import Tensor, _wrap_dim, honours_out, refuse_out_under_autograd, write_out
+from ..tensor import Tensor, _wrap_dim, honours_out, refuse_out_under_autograd, warn_resized_out, write_out
 from . import creation
 from ._arg_parser import check_as, check_bool, out_rule
 from .elementwise import _one_device, conjugate_rule, where
@@ -77,6 +77,27 @@ def _exact_out(result: Tensor, out, op: str, vector_product: bool = False) -> Te
         raise RuntimeError(f"Expected out tensor to have dtype {_C_TYPE_NAMES.get(result.dtype.name, result.dtype.name)}"
                            f", but got {_C_TYPE_NAMES.get(out.dtype.name, out.dtype.name)} instead")
     return write_out(result, out, op)
+
+
+def _vector_product_out(out, input: Tensor) -> None:
+    """dot_out's first steps (aten's Blas.cpp), before dot checks its operands: resize_output's
+    warning for an ``out`` that is not 0-d, then its dtype checked against the input's. torch
+    resizes ``out`` there, before refusing; chainrule only once every check has passed
+    (``_write_vector_product``), so a refused call leaves it as it was."""
+    if not isinstance(out, Tensor):
+        return
+    if out._data.shape != ():
+        warn_resized_out(out, ())
+    if out.dtype != input.dtype:
+        raise RuntimeError(f"result dtype {_dtype.scalar_name(out.dtype)} does not match input dtype "
+                           f"{_dtype.scalar_name(input.dtype)}")
+
+
+def _write_vector_product(result: Tensor, out, op: str) -> Tensor:
+    """``result`` (0-d) written into ``out``, already warned about by ``_vector_product_out``."""
+    if isinstance(out, Tensor) and out._data.shape != ():
+        out._data = array_module(out._data).empty((), dtype=out._data.dtype)
+    return _exact_out(result, out, op, vector_product=True)
 
 
 def _as_array(x) -> np.ndarray:
@@ -223,6 +244,7 @@ def _as_rows(t: Tensor) -> Tensor:
 
 class Mm(Matmul):
     node_name = "MmBackward0"
+    torch_name = "mm"  # torch's mixed-device error names the kernel (a 2-d matmul folds into mm too)
     saved_attributes = {"_saved_self": saved(1), "_saved_self_sym_sizes": input_sizes(0),
                         "_saved_self_sym_strides": _matrix_strides(0, 1), "_saved_mat2": saved(0),
                         "_saved_mat2_sym_sizes": input_sizes(1), "_saved_mat2_sym_strides": _matrix_strides(1, 0)}
@@ -368,6 +390,7 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     if a.ndim == 0 or b.ndim == 0:
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {a.ndim}D and {b.ndim}D")
     if a.ndim == b.ndim == 1:  # torch's dot checks the dtypes before the lengths
+        _vector_product_out(out, input)
         _check_product_dtypes("dot", input, other)
     k_a = a.shape[-1]
     k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
@@ -414,7 +437,9 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     if out is None and (a.ndim > 2 or b.ndim > 2 or a.ndim < b.ndim) and is_recording(input, other):
         return _recorded_matmul(input, other)
     result = _NODE_BY_NDIM.get((a.ndim, b.ndim), Matmul).apply(input, other)
-    return result if out is None else _exact_out(result, out, "matmul", vector_product=a.ndim == b.ndim == 1)
+    if out is None:
+        return result
+    return _write_vector_product(result, out, "matmul") if a.ndim == b.ndim == 1 else _exact_out(result, out, "matmul")
 
 
 def _recorded_matmul(t1: Tensor, t2: Tensor) -> Tensor:
@@ -567,6 +592,7 @@ def dot(input: Tensor, tensor: Tensor, *, out=None) -> Tensor:
     _check_tensor("dot", "input", input)
     _check_tensor("dot", "tensor", tensor)
     refuse_out_under_autograd("dot", out, input, tensor)
+    _vector_product_out(out, input)
     a, b = input._data, tensor._data
     if a.ndim != 1 or b.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {a.ndim}D and {b.ndim}D tensors")
@@ -578,14 +604,16 @@ def dot(input: Tensor, tensor: Tensor, *, out=None) -> Tensor:
     if a.dtype == np.bool_:
         raise NotImplementedError("\"dot\" not implemented for 'Bool'")
     result = Dot.apply(input, tensor)
-    return result if out is None else _exact_out(result, out, "dot", vector_product=True)
+    return result if out is None else _write_vector_product(result, out, "dot")
 
 
 def vdot(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """torch.vdot: ``dot`` with the first argument conjugated (the same for real tensors)."""
     _one_device("vdot", input, other)
+    refuse_out_under_autograd("vdot", out, input, other)
+    _vector_product_out(out, input)
     result = name_node(dot(input.conj(), other), "VdotBackward0", label="vdot")
-    return result if out is None else _exact_out(result, out, "vdot", vector_product=True)
+    return result if out is None else _write_vector_product(result, out, "vdot")
 
 
 def outer(input: Tensor, vec2: Tensor, *, out=None) -> Tensor:
@@ -596,6 +624,7 @@ def outer(input: Tensor, vec2: Tensor, *, out=None) -> Tensor:
         raise RuntimeError(f"outer: Expected 1-D argument self, but got {input._data.ndim}-D"
                            if input._data.ndim != 1 else
                            f"outer: Expected 1-D argument vec2, but got {vec2._data.ndim}-D")
+    _one_device("outer", input, vec2, broadcasting=False)
     result = mul(input.reshape(input._data.shape[0], 1), vec2)  # as torch records it: a view, then mul
     return result if out is None else write_out(result, out, "outer")
 
@@ -624,6 +653,7 @@ def inner(input: Tensor, other: Tensor) -> Tensor:
     if input._data.shape[-1] != other._data.shape[-1]:
         raise RuntimeError(f"inner() the last dimension must match on both input tensors but got shapes "
                            f"{list(input._data.shape)} and {list(other._data.shape)}")
+    _one_device("inner", input, other, broadcasting=False)
     return tensordot(input, other, dims=([-1], [-1]))
 
 
@@ -631,6 +661,7 @@ def kron(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """torch.kron: the Kronecker product; shapes are right-aligned and multiplied."""
     from .elementwise import mul
 
+    _one_device("kron", input, other, broadcasting=False)
     n = max(input._data.ndim, other._data.ndim)
     a_shape = (1,) * (n - input._data.ndim) + input._data.shape
     b_shape = (1,) * (n - other._data.ndim) + other._data.shape
@@ -2348,6 +2379,7 @@ def cross(input: Tensor, other: Tensor, dim=None) -> Tensor:
                           "/__w/pytorch/pytorch/aten/src/ATen/native/Cross.cpp:63.)")
     if input._data.ndim != other._data.ndim:
         raise RuntimeError("linalg.cross: inputs must have the same number of dimensions.")
+    _one_device("cross", input, other)
     if dim is None:
         try:
             sizes = np.broadcast_shapes(input._data.shape, other._data.shape)

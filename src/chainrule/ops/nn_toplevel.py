@@ -21,6 +21,7 @@ from . import embedding as _embedding
 from . import embedding_bag as _embedding_bag
 from . import normalization as _normalization
 from ._arg_parser import check_int, int_list
+from .pixel_shuffle import ChannelShuffle
 
 __all__ = ["batch_norm", "instance_norm", "layer_norm", "group_norm", "embedding", "embedding_bag", "dropout", "alpha_dropout",
            "feature_dropout", "dropout_", "alpha_dropout_", "feature_dropout_", "feature_alpha_dropout",
@@ -410,7 +411,8 @@ def shuffled_channels(input: Tensor, groups: int, op: str) -> Tensor:
                            f"{groups} groups.")
     n, c = input.shape[0], input.shape[1]
     rest = tuple(input.shape[2:])
-    return input.reshape(n, groups, c // groups, *rest).transpose(1, 2).reshape(n, c, *rest)
+    return ChannelShuffle.apply(input, split=(n, groups, c // groups, *rest),
+                                order=(0, 2, 1, *range(3, 3 + len(rest))), merged=(n, c, *rest), factor=groups)
 
 
 class NativeChannelShuffle(Function):

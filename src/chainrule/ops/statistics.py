@@ -485,11 +485,13 @@ def _trapezoid(op: str, y: Tensor, x, dx, dim: int, cumulative: bool) -> Tensor:
         dx = 1.0 if dx is None else dx
         if cumulative:
             return (dx / 2.0 * pairs).cumsum(d)
-        return (y.sum(d) - (y.select(d, 0) + y.select(d, -1)) * 0.5) * dx
+        # torch multiplies by dx as a C++ double: mul's Scalar overload (MulBackward1)
+        return name_node((y.sum(d) - (y.select(d, 0) + y.select(d, -1)) * 0.5) * dx, "MulBackward1", label=op)
     spacing = _spacing(y, x, dx, d, op)
+    # torch halves last, by a C++ double: div's Scalar overload (DivBackward1)
     if cumulative:
-        return (spacing * pairs).cumsum(d) / 2.0
-    return (spacing * pairs / 2.0).sum(d)
+        return name_node((spacing * pairs).cumsum(d) / 2.0, "DivBackward1", label=op)
+    return name_node((spacing * pairs).sum(d) / 2.0, "DivBackward1", label=op)
 
 
 def trapezoid(y: Tensor, x=None, *, dx=None, dim: int = -1) -> Tensor:

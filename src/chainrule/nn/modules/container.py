@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from itertools import islice
 
-from ...ops.compat import class_repr
+from ...ops.compat import class_repr, typename
 from ...tensor import Tensor
 from ..parameter import Parameter
 from .module import Module, _addindent
@@ -197,17 +197,19 @@ class ModuleList(Module):
         return combined
 
     def insert(self, index: int, module: Module) -> None:
-        index = operator.index(index)  # torch's range(len, index, -1) refuses a non-integer first
+        shifts = range(len(self._modules), index, -1)  # (torch's TypeError for an index that is no int)
         if index < 0:
             # torch shifts the entries from the end down to index, reading str(i - 1) for each i
             # down to index + 1: a negative index reaches key '-1' and raises (torch after shifting
             # some; here before any change)
             raise KeyError("-1")
-        modules = list(self._modules.values())
-        modules.insert(index, module)
-        self._modules = {}
-        for i, m in enumerate(modules):
-            self.add_module(str(i), m)
+        if not isinstance(module, Module):  # torch stores anything; chainrule, as its append, modules only
+            raise TypeError(f"{typename(module)} is not a Module subclass")
+        # torch's own steps: past the end, the module is keyed by ``index`` itself, leaving a gap in
+        # the keys that len(), iteration and state_dict() skip and that indexing by position meets
+        for i in shifts:
+            self._modules[str(i)] = self._modules[str(i - 1)]
+        self._modules[str(index)] = module
 
     def append(self, module: Module) -> ModuleList:
         self.add_module(str(len(self)), module)

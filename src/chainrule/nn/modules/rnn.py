@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from ..._backend import array_module, autocast_unifies
+from ..._dtype import scalar_name
 from ..._opmath import cpu_autocast_policy
 from ...autograd.function import name_node
 from ...ops._arg_parser import _as_int, check_bool, check_int
@@ -377,6 +378,15 @@ class GRU(RNNBase):
                          device=device, dtype=dtype)
 
 
+def _python_dim(value) -> int:
+    """``value.dim()`` as torch's cells read it in Python: a value that is no tensor raises the
+    AttributeError torch's forward raises (made here, so Module's TypeError for a C++ op's argument
+    does not replace it)."""
+    if not isinstance(value, Tensor):
+        raise AttributeError(f"'{type(value).__name__}' object has no attribute 'dim'")
+    return value.dim()
+
+
 class RNNCellBase(Module):
     """One time step: parameters weight_ih (G H, I), weight_hh (G H, H), bias_ih, bias_hh."""
 
@@ -414,13 +424,13 @@ class RNNCellBase(Module):
 
     def _step(self, input: Tensor, hx):
         name = type(self).__name__
-        if input.dim() not in (1, 2):
+        if _python_dim(input) not in (1, 2):
             raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.dim()}D instead")
         is_lstm = self._mode == "LSTM"
         if hx is not None:
             states = list(hx) if is_lstm else [hx]
             for index, state in enumerate(states):
-                if state.dim() not in (1, 2):
+                if _python_dim(state) not in (1, 2):
                     label = f"hx[{index}]" if is_lstm else "hidden"
                     raise ValueError(f"{name}: Expected {label} to be 1D or 2D, got {state.dim()}D instead")
         batched = input.dim() == 2
@@ -438,8 +448,9 @@ class RNNCellBase(Module):
             raise RuntimeError(f"input has inconsistent input_size: got {input.shape[-1]} expected "
                                f"{self.input_size}")
         if input.dtype != self.weight_ih.dtype and not autocast_unifies(input._data):
-            raise RuntimeError(f"{name}: input dtype {input.dtype} does not match the weights' dtype "
-                               f"{self.weight_ih.dtype}; convert one of them (input.to() or module.to())")
+            # torch's cells start with the input's matmul by weight_ih
+            raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {scalar_name(input.dtype)} and "
+                               f"{scalar_name(self.weight_ih.dtype)}")
         shape = (input.shape[0], self.hidden_size)
         if hx is None:
             h0 = _zeros(shape, input)
@@ -462,6 +473,9 @@ class RNNCellBase(Module):
                 if state.dim() != 2:
                     raise RuntimeError(f"{name}: hidden{index} of shape {list(state.shape)} for an input of "
                                        f"shape {list(input.shape)}; expected ({input.shape[0]}, {self.hidden_size})")
+            if h0.dtype != self.weight_hh.dtype and not autocast_unifies(h0._data):  # (its matmul by weight_hh)
+                raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {scalar_name(h0.dtype)} and "
+                                   f"{scalar_name(self.weight_hh.dtype)}")
         results = recurrent_layer(self._mode, input.unsqueeze(0), self.weight_ih, self.weight_hh, self.bias_ih,
                                   self.bias_hh, h0, c0, cell=True)
         h = results[1] if batched else results[1].squeeze(0)

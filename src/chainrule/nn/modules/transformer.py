@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 
 from ... import _dtype
+from ..._naming import in_torchs_words
 from ...autograd.grad_mode import is_grad_enabled
 from ...tensor import Tensor
 from .. import functional as F
@@ -39,9 +40,10 @@ class MultiheadAttention(Module):
                  add_bias_kv: bool = False, add_zero_attn: bool = False, kdim: int | None = None,
                  vdim: int | None = None, batch_first: bool = False, device=None, dtype=None) -> None:
         super().__init__()
+        # torch's two refusals name the arguments themselves: left bare, as torch raises them
         if embed_dim <= 0 or num_heads <= 0:
-            raise ValueError(f"embed_dim and num_heads must be greater than 0, got embed_dim={embed_dim} "
-                             f"and num_heads={num_heads} instead")
+            raise in_torchs_words(ValueError(f"embed_dim and num_heads must be greater than 0, got "
+                                             f"embed_dim={embed_dim} and num_heads={num_heads} instead"))
         self.embed_dim = embed_dim
         self.kdim = kdim if kdim is not None else embed_dim
         self.vdim = vdim if vdim is not None else embed_dim
@@ -51,7 +53,7 @@ class MultiheadAttention(Module):
         self.batch_first = batch_first
         self.head_dim = embed_dim // num_heads
         if self.head_dim * num_heads != embed_dim:
-            raise AssertionError("embed_dim must be divisible by num_heads")
+            raise in_torchs_words(AssertionError("embed_dim must be divisible by num_heads"))
         kw = _factory(device, dtype)
         if not self._qkv_same_embed_dim:
             self.q_proj_weight = Parameter(empty((embed_dim, embed_dim), **kw))

@@ -5,7 +5,9 @@ The weight is stored as the Parameter ``<name>_orig`` with the power-iteration v
 buffers ``<name>_u`` / ``<name>_v``; a forward pre-hook recomputes ``<name>`` before every call,
 running ``n_power_iterations`` steps in training mode and none in eval mode, so the state dict
 and the numbers are torch's. The hook is torch's public ``SpectralNorm`` (GAN code finds it by
-``isinstance``), and a state-dict hook records the format's version in ``_metadata`` as torch's does.
+``isinstance``), a state-dict hook records the format's version in ``_metadata`` as torch's does,
+and a load-state-dict pre-hook converts a checkpoint of the format before it (version None: the
+computed ``<name>`` stored, ``<name>_v`` not) as torch's does.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from ..modules.conv import ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from ..parameter import Parameter
 from .parametrizations import weight_as_matrix
 
-__all__ = ["SpectralNorm", "SpectralNormStateDictHook", "spectral_norm", "remove_spectral_norm"]
+__all__ = ["SpectralNorm", "SpectralNormLoadStateDictPreHook", "SpectralNormStateDictHook", "spectral_norm",
+           "remove_spectral_norm"]
 
 
 class SpectralNorm:
@@ -67,6 +70,12 @@ class SpectralNorm:
     def __call__(self, module, inputs) -> None:
         setattr(module, self.name, self.compute_weight(module, do_power_iteration=module.training))
 
+    def _solve_v_and_rescale(self, weight_mat, u, target_sigma):
+        """A ``v`` with ``u = normalize(W v)`` and ``u·W v = target_sigma``: the least-squares
+        solution of ``W v = u`` (a pseudo-inverse, as WᵀW may be singular), rescaled."""
+        v = _linalg.multi_dot([weight_mat.t().mm(weight_mat).pinverse(), weight_mat.t(), u.unsqueeze(1)]).squeeze(1)
+        return v.mul_(target_sigma / _linalg.dot(u, _linalg.mv(weight_mat, v)))
+
     @staticmethod
     def apply(module, name: str, n_power_iterations: int, dim: int, eps: float) -> SpectralNorm:
         """Move ``module.<name>`` to ``<name>_orig``, add the ``u``/``v`` buffers and the hooks."""
@@ -88,7 +97,43 @@ class SpectralNorm:
         module.register_buffer(fn.name + "_v", v)
         module.register_forward_pre_hook(fn)
         module._register_state_dict_hook(SpectralNormStateDictHook(fn))
+        module._register_load_state_dict_pre_hook(SpectralNormLoadStateDictPreHook(fn))
         return fn
+
+
+class SpectralNormLoadStateDictPreHook:
+    """Converts a version-None checkpoint (``<name>_orig``, ``<name>`` and ``<name>_u``, saved
+    after at least one training forward) to the current format before it is loaded, as torch's:
+
+        u = normalize(W_orig v),  W = W_orig / sigma,  sigma = u·W_orig v
+
+    so sigma is mean(W_orig / W), and ``<name>_v`` solves ``W_orig v = u`` rescaled to give it."""
+
+    def __init__(self, fn: SpectralNorm) -> None:
+        self.fn = fn
+
+    def __call__(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                 error_msgs) -> None:
+        fn = self.fn
+        version = local_metadata.get("spectral_norm", {}).get(fn.name + ".version", None)
+        if version is not None and version >= 1:
+            return
+        weight_key = prefix + fn.name
+        if (version is None and all(weight_key + suffix in state_dict for suffix in ("_orig", "_u", "_v"))
+                and weight_key not in state_dict):
+            return  # the current format without its metadata (a state dict made by hand): loaded as is
+        missing = [weight_key + suffix for suffix in ("_orig", "", "_u") if weight_key + suffix not in state_dict]
+        if missing:
+            if strict:
+                missing_keys.extend(missing)
+            return
+        with no_grad():
+            weight_orig = state_dict[weight_key + "_orig"]
+            weight = state_dict.pop(weight_key)
+            sigma = (weight_orig / weight).mean()
+            weight_mat = fn.reshape_weight_to_matrix(weight_orig)
+            u = state_dict[weight_key + "_u"]
+            state_dict[weight_key + "_v"] = fn._solve_v_and_rescale(weight_mat, u, sigma)
 
 
 class SpectralNormStateDictHook:
@@ -125,5 +170,12 @@ def remove_spectral_norm(module, name: str = "weight"):
     for key, hook in list(module._state_dict_hooks.items()):
         if isinstance(hook, SpectralNormStateDictHook) and hook.fn.name == name:
             del module._state_dict_hooks[key]
+            break
+    # torch means to drop its pre-hook here too, but looks for it by type while it is stored wrapped,
+    # so it stays and the plain module then refuses its own state dict (missing weight_orig, weight_u);
+    # chainrule drops it
+    for key, hook in list(module._load_state_dict_pre_hooks.items()):
+        if isinstance(hook, SpectralNormLoadStateDictPreHook) and hook.fn.name == name:
+            del module._load_state_dict_pre_hooks[key]
             break
     return module
