@@ -526,6 +526,10 @@ def _add_to_buffer(buffers, node, output_nr, grad, create_graph):
     previous = slots[output_nr]
     if previous is None:
         slots[output_nr] = grad
+    elif previous.is_sparse or grad.is_sparse:
+        # a table looked up twice in one graph (nn.Embedding(sparse=True)): torch's InputBuffer
+        # adds old + new with the sparse add, never in place
+        slots[output_nr] = _sum_with_sparse(previous, grad)
     elif create_graph or _is_wrapper(grad) or _is_wrapper(previous):
         # (a wrapper subclass keeps its values inside: its __torch_dispatch__ sums them)
         slots[output_nr] = previous + grad
@@ -975,7 +979,6 @@ def _accumulate_sparse(current, grad):
     where either one's values are not contiguous, as torch's sparse add does), a dense
     one added to a sparse one gives a dense sum, and a sparse one is added into a dense ``.grad`` in
     place."""
-    Tensor = _tensor_cls()
     if current is None:
         indices, values, coalesced = grad._coo
         if values.flags.c_contiguous:
@@ -987,21 +990,29 @@ def _accumulate_sparse(current, grad):
         np.add(current._data, grad._data, out=current._data)
         current._version_box[0] += 1
         return current
-    if not grad.is_sparse:
-        return Tensor._make(current._data + grad._data)
-    if grad._nnz() == 0:
-        return current
-    if current._nnz() == 0:
-        return grad
-    (indices, values, coalesced), (more_indices, more_values, more_coalesced) = current._coo, grad._coo
+    return _sum_with_sparse(current, grad)
+
+
+def _sum_with_sparse(first, second):
+    """``first + second`` where one or both are sparse COO, as torch's add gives it: a fresh
+    dense sum when either is dense, else the two entry lists merged (``_merged_entries``;
+    appended where either one's values are not contiguous, as torch's sparse add does). Neither
+    operand is changed: the engine's fan-out buffer sums with it too."""
+    if not (first.is_sparse and second.is_sparse):
+        return _tensor_cls()._make(first._data + second._data)
+    if second._nnz() == 0:
+        return first
+    if first._nnz() == 0:
+        return second
+    (indices, values, coalesced), (more_indices, more_values, more_coalesced) = first._coo, second._coo
     if not (values.flags.c_contiguous and more_values.flags.c_contiguous):
         # torch's add_out_sparse_non_contiguous: the entries appended, uncoalesced
         xp = array_module(values)
-        return type(current)._from_parts(xp.concatenate([indices, more_indices], axis=1),
-                                         xp.concatenate([values, more_values]), tuple(current.shape), False)
+        return type(first)._from_parts(xp.concatenate([indices, more_indices], axis=1),
+                                       xp.concatenate([values, more_values]), tuple(first.shape), False)
     merged_indices, merged_values = _merged_entries(indices, values, more_indices, more_values)
-    return type(current)._from_parts(merged_indices, merged_values, tuple(current.shape),
-                                     coalesced and more_coalesced)
+    return type(first)._from_parts(merged_indices, merged_values, tuple(first.shape),
+                                   coalesced and more_coalesced)
 
 
 def _merged_entries(indices, values, more_indices, more_values):
