@@ -365,13 +365,17 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, value: bool) -> None:
-        self._set_requires_grad(value)
+        # torch's attribute setter (python_variable.cpp) words its dtype refusal apart from requires_grad_()'s
+        self._set_requires_grad(
+            value, dtype_refusal="only Tensors of floating point and complex dtype can require gradients")
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         self._set_requires_grad(requires_grad)
         return self
 
-    def _set_requires_grad(self, value: bool) -> None:
+    def _set_requires_grad(
+        self, value: bool, dtype_refusal: str = "only Tensors of floating point dtype can require gradients"
+    ) -> None:
         value = bool(value)
         if self.grad_fn is not None:
             if not value:
@@ -384,7 +388,7 @@ class Tensor:
         if value:
             check_requires_grad_allowed(self._vbox)
         if value and self._data.dtype.kind not in _dtype.FLOAT_KINDS + "c":
-            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+            raise RuntimeError(dtype_refusal)
         if value and self._view_state is not None:
             self._view_state.leaf = True  # a view made under no_grad, now a leaf of its own (ops/shape.py)
         self._requires_grad = value
