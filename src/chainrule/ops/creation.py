@@ -426,10 +426,13 @@ def _warn_if_read_only(array: np.ndarray) -> None:
     _read_only_warned = True
     import warnings
 
+    from .._torch_function import user_stacklevel
+
     warnings.warn("The given NumPy array is not writable, and PyTorch does not support non-writable tensors. "
                   "This means writing to this tensor will result in undefined behavior. You may want to copy "
                   "the array to protect its data or make it writable before converting it to a tensor. This type "
-                  "of warning will be suppressed for the rest of this program.", UserWarning, stacklevel=3)
+                  "of warning will be suppressed for the rest of this program.", UserWarning,
+                  stacklevel=user_stacklevel())
 
 
 def _sizes(sizes: tuple, size) -> tuple:

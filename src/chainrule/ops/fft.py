@@ -494,12 +494,12 @@ def _is_complex(t) -> bool:
     return t is not None and t._data.dtype.kind == "c"
 
 
-@cpu_autocast_policy("float32")  # on torch's CPU autocast fp32 list
 def _named_in_place(out: Tensor, name: str) -> Tensor:
     node = out.grad_fn
     return out if node is None else name_node(out, name, saved=type(node)._torch_saved)
 
 
+@cpu_autocast_policy("float32")  # on torch's CPU autocast fp32 list
 def stft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=None, center: bool = True,
          pad_mode: str = "reflect", normalized: bool = False, onesided=None, return_complex=None,
          align_to_window=None) -> Tensor:
