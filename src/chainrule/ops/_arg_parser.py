@@ -998,6 +998,21 @@ SIGNATURES: dict[str, tuple] = {
     **{name: _added_product(*tensors, out_dtype=name in ("addmm", "baddbmm"))
        for name, tensors in _ADDED_PRODUCTS.items()},
     "addmv_": _added_product("mat", "vec", out=False),
+    # the top-level norms and losses nn.functional calls positionally: its refusals give positions,
+    # these (called with keywords) do not
+    **{name: (f"(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool {flag}, "
+              "double momentum, double eps, bool cudnn_enabled)",)
+       for name, flag in (("batch_norm", "training"), ("instance_norm", "use_input_stats"))},
+    "native_batch_norm": ("(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, "
+                          "bool training, double momentum, double eps)",),
+    "layer_norm": ("(Tensor input, IntArrayRef normalized_shape, Tensor? weight=None, Tensor? bias=None, "
+                   "double eps=1e-05, bool cudnn_enable=True)",),
+    "group_norm": ("(Tensor input, int64_t num_groups, Tensor? weight=None, Tensor? bias=None, double eps=1e-05, "
+                   "bool cudnn_enabled=True)",),
+    "hinge_embedding_loss": ("(Tensor input, Tensor target, double margin=1.0, int64_t reduction=Mean)",),
+    **{name: ("(Tensor input1, Tensor input2, Tensor target, double margin=0.0, int64_t reduction=Mean)",)
+       for name in ("cosine_embedding_loss", "margin_ranking_loss")},
+    "poisson_nll_loss": ("(Tensor input, Tensor target, bool log_input, bool full, double eps, int64_t reduction)",),
     # the creation functions, with torch's full signatures (dtype, layout, device, pin_memory, requires_grad)
     **{name: (f"(int64_t window_length, *, {_CREATION})", f"(int64_t window_length, bool periodic, *, {_CREATION})")
        for name in ("bartlett_window", "blackman_window", "hann_window")},

@@ -1,0 +1,104 @@
+"""Session 35, lane mendH: leftovers from the day's lanes, each call made on torch 2.13 and on
+chainrule with the same arguments and compared (values, or the exception's type and message)."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _outcome(lib, call):
+    """What ``call(lib)`` gives: ("ok", value as an array) or ("raised", type name, first line)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = call(lib)
+    except Exception as error:
+        return "raised", type(error).__name__, str(error).splitlines()[0] if str(error) else ""
+    if hasattr(result, "detach"):
+        result = result.detach().numpy()
+    return "ok", np.asarray(result)
+
+
+def assert_as_torch(call):
+    """``call(lib)`` gives on chainrule what it gives on torch: the same values, or the same
+    exception class and first line of its message."""
+    expected, actual = _outcome(torch, call), _outcome(chainrule, call)
+    assert expected[0] == actual[0], (expected, actual)
+    if expected[0] == "raised":
+        assert expected[1:] == actual[1:]
+    else:
+        np.testing.assert_array_equal(actual[1], expected[1])
+
+
+# ---- 1. "(position N)" where nn.functional passes a bad argument on positionally
+
+def _x(lib):
+    return lib.ones(2, 3, 4)
+
+
+def _m(lib):
+    return lib.ones(2, 3)
+
+
+def _labels(lib):
+    return lib.zeros(2, dtype=lib.long)
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.nn.functional.batch_norm(_x(lib), None, None, None, None, True, "a"),
+    lambda lib: lib.nn.functional.batch_norm(_x(lib), None, None, training=True, momentum="a"),
+    lambda lib: lib.nn.functional.batch_norm(_x(lib), None, None, training=True, eps="a"),
+    lambda lib: lib.nn.functional.batch_norm(_x(lib), lib.zeros(3), lib.ones(3), eps="a"),
+    lambda lib: lib.nn.functional.layer_norm(_x(lib), (4,), None, None, "a"),
+    lambda lib: lib.nn.functional.layer_norm(_x(lib), (4,), eps="a"),
+    lambda lib: lib.nn.functional.group_norm(_x(lib), 1, eps="a"),
+    lambda lib: lib.nn.functional.instance_norm(_x(lib), None, None, None, None, True, "a"),
+    lambda lib: lib.nn.functional.instance_norm(_x(lib), eps="a"),
+    lambda lib: lib.nn.functional.pad(_x(lib), (1, 1), "constant", "a"),
+    lambda lib: lib.nn.functional.pad(_x(lib), (1, 1), value=lib.ones(1)),
+    lambda lib: lib.nn.functional.poisson_nll_loss(_m(lib), _m(lib), eps="a"),
+    lambda lib: lib.nn.functional.hinge_embedding_loss(_m(lib), _m(lib), "a"),
+    lambda lib: lib.nn.functional.cosine_embedding_loss(_m(lib), _m(lib), lib.ones(2), "a"),
+    lambda lib: lib.nn.functional.multi_margin_loss(_m(lib), _labels(lib), 1, "a"),
+    lambda lib: lib.nn.functional.multi_margin_loss(_m(lib), _labels(lib), margin=lib.ones(1)),
+    lambda lib: lib.nn.functional.multi_margin_loss(_m(lib), _labels(lib), margin=lib.tensor(2.0)),
+    lambda lib: lib.nn.functional.multi_margin_loss(_m(lib), _labels(lib), margin=2),
+    lambda lib: lib.nn.functional.margin_ranking_loss(_m(lib), _m(lib), _m(lib), lib.ones(1)),
+    lambda lib: lib.nn.functional.margin_ranking_loss(_m(lib), _m(lib), _m(lib), lib.tensor(1.0, requires_grad=True)),
+    lambda lib: lib.nn.functional.margin_ranking_loss(_m(lib), _m(lib), _m(lib), "a"),
+    lambda lib: lib.nn.functional.margin_ranking_loss(_m(lib), -_m(lib), _m(lib), lib.tensor(0.5)),
+    lambda lib: lib.nn.functional.pixel_shuffle(lib.ones(1, 4, 2, 2), 2.0),
+    lambda lib: lib.nn.functional.pixel_unshuffle(lib.ones(1, 4, 2, 2), 2.0),
+    lambda lib: lib.nn.functional.channel_shuffle(lib.ones(1, 4, 2, 2), 2.0),
+    lambda lib: lib.nn.functional.cosine_similarity(_m(lib), _m(lib), 1.5),
+    lambda lib: lib.nn.functional.cosine_similarity(_m(lib), _m(lib), 1, "a"),
+])
+def test_functional_refusals_give_the_position_torch_passes_on(call):
+    assert_as_torch(call)
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.layer_norm(_x(lib), (4,), eps="a"),
+    lambda lib: lib.layer_norm(_x(lib), (4,), None, None, "a"),
+    lambda lib: lib.layer_norm(_x(lib), 4),
+    lambda lib: lib.batch_norm(_x(lib), None, None, None, None, True, momentum="a", eps=0.1, cudnn_enabled=False),
+    lambda lib: lib.batch_norm(_x(lib), None, None, None, None, True, 0.1),
+    lambda lib: lib.batch_norm(_x(lib), None, None, None, None, True, 0.1, 1e-5, False),
+    lambda lib: lib.native_batch_norm(_x(lib), None, None, None, None, True, "a", 0.1),
+    lambda lib: lib.instance_norm(_x(lib), None, None, None, None, True, 0.1, "a", False),
+    lambda lib: lib.group_norm(_x(lib), 3.0),
+    lambda lib: lib.hinge_embedding_loss(_m(lib), _m(lib), margin="a"),
+    lambda lib: lib.hinge_embedding_loss(_m(lib), _m(lib), 1.0, "mean"),
+    lambda lib: lib.cosine_embedding_loss(_m(lib), _m(lib), lib.ones(2), margin="a"),
+    lambda lib: lib.poisson_nll_loss(_m(lib), _m(lib), True, False, eps="a", reduction=1),
+    lambda lib: lib.poisson_nll_loss(_m(lib), _m(lib), True, False),
+    lambda lib: lib.margin_ranking_loss(_m(lib), _m(lib), _m(lib), margin=lib.ones(1)),
+    lambda lib: lib.margin_ranking_loss(_m(lib), _m(lib), _m(lib), lib.tensor(0.5), 2),
+])
+def test_top_level_norms_and_losses_parse_as_torch(call):
+    assert_as_torch(call)
