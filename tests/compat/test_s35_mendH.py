@@ -12,13 +12,13 @@ torch = pytest.importorskip("torch")
 
 
 def _outcome(lib, call):
-    """What ``call(lib)`` gives: ("ok", value as an array) or ("raised", type name, first line)."""
+    """What ``call(lib)`` gives: ("ok", value as an array) or ("raised", type name, message)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             result = call(lib)
     except Exception as error:
-        return "raised", type(error).__name__, str(error).splitlines()[0] if str(error) else ""
+        return "raised", type(error).__name__, str(error)
     if hasattr(result, "detach"):
         result = result.detach().numpy()
     return "ok", np.asarray(result)
@@ -26,7 +26,7 @@ def _outcome(lib, call):
 
 def assert_as_torch(call):
     """``call(lib)`` gives on chainrule what it gives on torch: the same values, or the same
-    exception class and first line of its message."""
+    exception class and message."""
     expected, actual = _outcome(torch, call), _outcome(chainrule, call)
     assert expected[0] == actual[0], (expected, actual)
     if expected[0] == "raised":
@@ -101,4 +101,42 @@ def test_functional_refusals_give_the_position_torch_passes_on(call):
     lambda lib: lib.margin_ranking_loss(_m(lib), _m(lib), _m(lib), lib.tensor(0.5), 2),
 ])
 def test_top_level_norms_and_losses_parse_as_torch(call):
+    assert_as_torch(call)
+
+
+# ---- 2. keywords to a method of no arguments; the parser's words for random_ and randint_like
+
+def _generator(lib):
+    generator = lib.Generator()
+    generator.manual_seed(0)
+    return generator
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.ones(2, 3).abs(a=1),
+    lambda lib: lib.ones(2, 3).abs(x=1),
+    lambda lib: lib.ones(2, 3).abs(b=1),
+    lambda lib: lib.ones(2, 3).abs_(a=1),
+    lambda lib: lib.ones(2, 3).neg(a=1),
+    lambda lib: lib.ones(2, 3).t(a=1),
+    lambda lib: lib.ones(2, 3).sum(axis=0),
+    lambda lib: lib.abs(a=lib.ones(2, 3)),
+    lambda lib: lib.ones(2, 3).add(x2=lib.ones(2, 3)),
+])
+def test_numpy_input_names_never_fill_self(call):
+    assert_as_torch(call)
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.ones(2, 3).random_(1.5, generator=_generator(lib)),
+    lambda lib: lib.ones(2, 3).random_("a", generator=_generator(lib)),
+    lambda lib: lib.ones(2, 3).random_(1, 2, 3, generator=_generator(lib)),
+    lambda lib: lib.ones(2, 3).random_(to=1.5, generator=_generator(lib)),
+    lambda lib: lib.ones(2, 3).random_(1.0, 5.0, generator=_generator(lib)),
+    lambda lib: lib.Tensor.random_(lib.ones(2, 3), 1.5, generator=_generator(lib)),
+    lambda lib: lib.ones(2, 3).random_(5, generator=_generator(lib)).lt(5).all(),
+    lambda lib: lib.randint_like(lib.ones(2, 3), 5.5, generator=_generator(lib)),
+    lambda lib: lib.randint_like(lib.ones(2, 3), 1.5, 5, generator=_generator(lib)),
+])
+def test_random_refusals_list_torch_overloads(call):
     assert_as_torch(call)

@@ -550,6 +550,8 @@ def _type_name(value) -> str:
     if cls.__module__.startswith("chainrule") and cls.__name__ in ("dtype", "device", "layout", "memory_format",
                                                                    "Size"):
         return f"torch.{cls.__name__}"
+    if cls.__module__.startswith("chainrule") and cls.__name__ == "Generator":
+        return "torch._C.Generator"  # (torch's parser prints the C type's tp_name)
     return _dtype.parser_type_name(value)
 
 
@@ -1239,6 +1241,8 @@ def check_as(name: str, *args, **kwargs) -> None:
 
 # Tensor methods: the function's signatures without input and out=, but where torch's differ
 METHOD_SIGNATURES: dict[str, tuple] = {
+    "random_": ("(*, Generator? generator=None)", "(int64_t from, int64_t? to, *, Generator? generator=None)",
+                "(int64_t to, *, Generator? generator=None)"),
     "repeat_interleave": ("(Tensor input, Tensor repeats, int64_t? dim=None, *, int64_t? output_size=None)",
                           "(Tensor input, int64_t repeats, int64_t? dim=None, *, int64_t? output_size=None)"),
     "view": ("(ScalarType dtype)", "(IntArrayRef size)"),
