@@ -1,6 +1,9 @@
 """Session 35, lane mendH: leftovers from the day's lanes, each call made on torch 2.13 and on
 chainrule with the same arguments and compared (values, or the exception's type and message)."""
 
+import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -140,3 +143,27 @@ def test_numpy_input_names_never_fill_self(call):
 ])
 def test_random_refusals_list_torch_overloads(call):
     assert_as_torch(call)
+
+
+# ---- 3. one warn-once flag for every deprecated overload, with torch's C++ source suffix
+
+_DEPRECATED_CALLS = {"add": "lib.add(x, 2, x)", "sub": "lib.sub(x, 2, x)", "addcmul": "lib.addcmul(x, 1, x, x)",
+                     "addmm": "lib.addmm(1, x, x, x)", "Tensor.addmm": "x.addmm(1, x, x)", "Tensor.add": "x.add(2, x)"}
+
+
+def _warnings_in_a_fresh_process(module: str, calls: list) -> list:
+    script = (f"import warnings\nimport {module} as lib\nx = lib.ones(2, 2)\n"
+              "with warnings.catch_warnings(record=True) as caught:\n    warnings.simplefilter('always')\n"
+              + "".join(f"    {_DEPRECATED_CALLS[call]}\n" for call in calls)
+              + "print(repr([str(w.message) for w in caught]))")
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=environment)
+    return eval(done.stdout)
+
+
+@pytest.mark.parametrize("calls", [("add", "addmm"), ("addmm", "add"), ("Tensor.addmm", "Tensor.add"),
+                                   ("addcmul", "addmm", "sub")], ids=str)
+def test_deprecated_overloads_share_torchs_one_warning(calls):
+    expected = _warnings_in_a_fresh_process("torch", list(calls))
+    assert len(expected) == 1
+    assert _warnings_in_a_fresh_process("chainrule", list(calls)) == expected

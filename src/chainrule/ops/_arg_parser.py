@@ -1421,6 +1421,8 @@ def checked_signature(impl, home: tuple):
 # first signature's form (add's and addcmul's are their ops' own: elementwise.accepts_scalar_first)
 _REWRITTEN_DEPRECATED = frozenset({*_ADDED_PRODUCTS, *(f"{name}_" for name in _ADDED_PRODUCTS)})
 _deprecated_overload_warned = False  # (torch warns once per process, for all deprecated overloads)
+# where torch's one TORCH_WARN_ONCE for them sits: its warning ends by naming it
+DEPRECATED_OVERLOAD_SOURCE = " (Triggered internally at /__w/pytorch/pytorch/torch/csrc/utils/python_arg_parser.cpp:1841.)"
 
 
 def _taking_deprecated(impl, name: str, signatures: list, method: bool):
@@ -1493,7 +1495,7 @@ def _warn_deprecated_overload(name: str, deprecated: _Signature, visible: list) 
 
     instead = "\n\t".join(f"{name}{signature}" for signature in visible)
     warnings.warn(f"This overload of {name} is deprecated:\n\t{name}{deprecated}\n"
-                  f"Consider using one of the following signatures instead:\n\t{instead}",
+                  f"Consider using one of the following signatures instead:\n\t{instead}{DEPRECATED_OVERLOAD_SOURCE}",
                   UserWarning, stacklevel=user_stacklevel())
 
 
