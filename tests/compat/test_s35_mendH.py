@@ -167,3 +167,26 @@ def test_deprecated_overloads_share_torchs_one_warning(calls):
     expected = _warnings_in_a_fresh_process("torch", list(calls))
     assert len(expected) == 1
     assert _warnings_in_a_fresh_process("chainrule", list(calls)) == expected
+
+
+# ---- 4. torch's top-level max pools: an implicit stride is taken, return_indices is not
+
+def _planes(lib):
+    return lib.tensor(np.arange(32.0, dtype=np.float32).reshape(1, 2, 4, 4) % 7)
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.max_pool2d(_planes(lib), 2),
+    lambda lib: lib.max_pool2d(_planes(lib), 2, None),
+    lambda lib: lib.max_pool2d(_planes(lib), 2, ()),
+    lambda lib: lib.max_pool2d(_planes(lib), kernel_size=2, ceil_mode=True),
+    lambda lib: lib.max_pool2d(_planes(lib), 2, return_indices=True),
+    lambda lib: lib.max_pool2d(_planes(lib), 2, 2, 0, 1, False, True),
+    lambda lib: lib.max_pool2d(_planes(lib), "a"),
+    lambda lib: lib.max_pool1d(_planes(lib)[0], 2, return_indices=True),
+    lambda lib: lib.max_pool3d(_planes(lib)[None], 2, return_indices=True),
+    lambda lib: lib.max_pool1d_with_indices(_planes(lib)[0], 2)[1],
+    lambda lib: lib.nn.functional.max_pool2d(_planes(lib), 2, return_indices=True)[1],
+])
+def test_top_level_max_pools_take_torchs_signature(call):
+    assert_as_torch(call)

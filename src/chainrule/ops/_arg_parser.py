@@ -1015,6 +1015,10 @@ SIGNATURES: dict[str, tuple] = {
     **{name: ("(Tensor input1, Tensor input2, Tensor target, double margin=0.0, int64_t reduction=Mean)",)
        for name in ("cosine_embedding_loss", "margin_ranking_loss")},
     "poisson_nll_loss": ("(Tensor input, Tensor target, bool log_input, bool full, double eps, int64_t reduction)",),
+    # torch's top-level max pools take no return_indices (nn.functional's option: *_with_indices)
+    **{f"max_pool{d}d": (f"(Tensor input, IntArrayRef[{d}] kernel_size, IntArrayRef[{d}] stride=[], "
+                         f"IntArrayRef[{d}] padding=0, IntArrayRef[{d}] dilation=1, bool ceil_mode=False)",)
+       for d in (1, 2, 3)},
     # the creation functions, with torch's full signatures (dtype, layout, device, pin_memory, requires_grad)
     **{name: (f"(int64_t window_length, *, {_CREATION})", f"(int64_t window_length, bool periodic, *, {_CREATION})")
        for name in ("bartlett_window", "blackman_window", "hann_window")},
