@@ -190,3 +190,50 @@ def _planes(lib):
 ])
 def test_top_level_max_pools_take_torchs_signature(call):
     assert_as_torch(call)
+
+
+# ---- 5. out= lists of split_copy/unbind_copy; dequantize of a list with no quantized tensor
+
+def _written_outs(lib, call, outs):
+    """``call(lib, outs)``'s result (None in torch) with the out tensors it wrote."""
+    returned = call(lib, outs)
+    assert returned is None
+    return lib.cat([o.reshape(-1).double() for o in outs])
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: _written_outs(lib, lambda L, o: L.split_copy(L.arange(4.0), 2, out=o), [lib.empty(2), lib.empty(2)]),
+    lambda lib: _written_outs(lib, lambda L, o: L.split_copy(L.arange(4.0), 2, 0, out=o),
+                              (lib.empty(2, dtype=lib.long), lib.empty(2))),
+    lambda lib: _written_outs(lib, lambda L, o: L.unbind_copy(L.arange(4.0).reshape(2, 2), out=o),
+                              [lib.empty(2), lib.empty(2)]),
+    lambda lib: _written_outs(lib, lambda L, o: L.split_with_sizes_copy(L.arange(4.0), [1, 3], out=o),
+                              [lib.empty(1), lib.empty(3)]),
+    lambda lib: lib.split_copy(lib.arange(4.0), 2, out=[lib.empty(2)]),
+    lambda lib: lib.unbind_copy(lib.ones(2, 2), out=[lib.empty(2)]),
+    lambda lib: lib.split_with_sizes_copy(lib.arange(4.0), [1, 3], out=[lib.empty(1)]),
+    lambda lib: lib.split_copy(lib.arange(4.0), 2, out=[lib.empty(3), lib.empty(2)]),
+    lambda lib: lib.split_copy(lib.arange(4.0), 2)[1],
+])
+def test_list_out_of_the_copy_variants(call):
+    assert_as_torch(call)
+
+
+@pytest.mark.parametrize("call", [lambda lib: lib.dequantize([lib.ones(2)]), lambda lib: lib.dequantize([])])
+def test_dequantize_of_a_list_without_quantized_tensors_has_no_kernel(call):
+    # torch goes on to list where each backend's kernel was registered: its first sentence is compared
+    refusals = []
+    for lib in (torch, chainrule):
+        with pytest.raises(NotImplementedError) as refusal:
+            call(lib)
+        refusals.append(str(refusal.value).split(". ")[0])
+    assert refusals[0] == refusals[1]
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.dequantize(lib.ones(2)),
+    lambda lib: lib.cat(lib.dequantize([lib.quantize_per_tensor(lib.ones(2), 0.1, 0, lib.quint8), lib.ones(2)])),
+    lambda lib: type(lib.dequantize((lib.quantize_per_tensor(lib.ones(2), 0.1, 0, lib.quint8),))) is tuple,
+])
+def test_dequantize_of_a_list_dispatches_as_torch(call):
+    assert_as_torch(call)
