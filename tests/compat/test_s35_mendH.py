@@ -237,3 +237,30 @@ def test_dequantize_of_a_list_without_quantized_tensors_has_no_kernel(call):
 ])
 def test_dequantize_of_a_list_dispatches_as_torch(call):
     assert_as_torch(call)
+
+
+# ---- 6. the bfloat16 NaN torch's CPU conversions write
+
+_NAN_BITS = np.array([0x7FC00000, 0xFFC00000, 0x7F800001, 0xFF800001, 0x7FC00001, 0x7FFFFFFF, 0xFFFFFFFF,
+                      0x7FA00000, 0x3F800000, 0x7F800000], dtype=np.uint32)
+
+
+def _bfloat16_bits(lib, make):
+    pytest.importorskip("ml_dtypes")
+    floats = lib.from_numpy(_NAN_BITS.view(np.float32).copy())
+    return make(lib, floats).view(lib.int16)
+
+
+@pytest.mark.parametrize("make", [
+    lambda lib, f: f.to(lib.bfloat16),
+    lambda lib, f: f.bfloat16(),
+    lambda lib, f: f.reshape(2, 5).to(lib.bfloat16),
+    lambda lib, f: f[::2].to(lib.bfloat16),
+    lambda lib, f: f.reshape(2, 5).t().to(lib.bfloat16),
+    lambda lib, f: f.double().to(lib.bfloat16),
+    lambda lib, f: f.half().to(lib.bfloat16),
+    lambda lib, f: lib.full((2,), float("nan"), dtype=lib.bfloat16),
+    lambda lib, f: lib.tensor([float("nan")], dtype=lib.bfloat16),
+], ids=["to", "method", "2-d", "strided", "transposed", "from float64", "from float16", "full", "tensor"])
+def test_nan_to_bfloat16_has_torchs_bits(make):
+    assert_as_torch(lambda lib: _bfloat16_bits(lib, make))
