@@ -362,7 +362,19 @@ def cast_array(array, np_dtype):
             return array.astype(np_dtype)
     # torch narrows a float beyond the target's range (float32 -> float16, finfo.min masks) to +-inf without a word
     with np.errstate(over="ignore"):
-        return array.astype(np_dtype)
+        narrowed = array.astype(np_dtype)
+    if np_dtype.name == "bfloat16" and isinstance(array, np.ndarray) and array.dtype.kind == "f" and array.ndim:
+        # torch's CPU kernels write a NaN as one bfloat16 NaN whatever its sign and payload: 0xFFFF
+        # where the vectorised float32 conversion runs (an input dense along some dim: the all-ones
+        # NaN mask), else 0x7FC0 (the scalar conversion; any float64 or float16 input).
+        # (The device's conversion is left to its own library: torch's CUDA words are not known here.)
+        nan = array != array
+        if nan.any():
+            # (torch's iterator walks the input in memory order: its inner loop is the smallest stride)
+            strides = [abs(stride) for stride, size in zip(array.strides, array.shape) if size > 1]
+            vectorised = array.dtype == np.float32 and min(strides, default=array.itemsize) == array.itemsize
+            narrowed.view(np.uint16)[nan] = 0xFFFF if vectorised else 0x7FC0
+    return narrowed
 
 
 _ALL = (float16, float32, float64, uint8, int8, int16, int32, int64, bool, complex64, complex128, bfloat16,

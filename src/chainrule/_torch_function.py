@@ -352,7 +352,7 @@ def _general_wrapper(impl, handed, face_type=None, numpy_names=False, spell=None
             try:
                 return impl(*args, **kwargs)
             except TypeError as error:
-                renamed = numpy_input_names(impl, kwargs, error) if numpy_names else None
+                renamed = numpy_input_names(impl, len(args), kwargs, error) if numpy_names else None
                 if renamed is None:
                     refusal = binding_refusal(face, impl, args, kwargs, error)
                     if refusal is None:
@@ -393,10 +393,12 @@ def _general_wrapper(impl, handed, face_type=None, numpy_names=False, spell=None
 NUMPY_INPUT_NAMES = {"x": "input", "a": "input", "x1": "input", "x2": "other"}
 
 
-def _numpy_input_names(impl, kwargs: dict, error: TypeError):
+def _numpy_input_names(impl, given_positionally: int, kwargs: dict, error: TypeError):
     """``kwargs`` with NumPy's names for ``input``/``other`` renamed to impl's own, when ``error`` is
     Python's refusal of one of them (raised as the call bound its arguments, before any work); else
-    None. Only a failed call of a built-in or a Tensor method comes here: the common call pays nothing."""
+    None. Only a failed call of a built-in or a Tensor method comes here: the common call pays nothing.
+    A name the first ``given_positionally`` arguments already fill is not renamed into (``x.abs(a=1)``:
+    self is the input, and torch refuses the keyword)."""
     aliases = kwargs.keys() & NUMPY_INPUT_NAMES.keys()
     message = str(error)
     # Python's refusals while binding: the alias unknown, or (past a **kwargs front) its name missing
@@ -409,9 +411,10 @@ def _numpy_input_names(impl, kwargs: dict, error: TypeError):
     except (TypeError, ValueError):
         return None
     renamed = dict(kwargs)
+    filled = list(parameters)[:given_positionally]
     for alias in sorted(aliases):
         name = NUMPY_INPUT_NAMES[alias]
-        if alias in parameters or name not in parameters or name in renamed:
+        if alias in parameters or name not in parameters or name in renamed or name in filled:
             return None
         renamed[name] = renamed.pop(alias)
     return renamed

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import chainrule
-from chainrule.ops import elementwise
+from chainrule.ops import _arg_parser
 
 torch = pytest.importorskip("torch")
 
@@ -30,7 +30,7 @@ _SCALAR_FIRST_CALLS = {
 
 @pytest.mark.parametrize("call", _SCALAR_FIRST_CALLS, ids=list(_SCALAR_FIRST_CALLS))
 def test_a_zero_dim_tensor_is_the_scalar_of_the_deprecated_overload(call, monkeypatch):
-    monkeypatch.setattr(elementwise, "_scalar_first_warned", False)
+    monkeypatch.setattr(_arg_parser, "_deprecated_overload_warned", False)
     results = []
     for lib in (chainrule, torch):
         p, v = lib.tensor([1.0, -2.0, 3.0]), lib.tensor([0.5, 4.0, -1.0])
@@ -52,7 +52,7 @@ def test_a_tensor_that_is_not_a_number_to_the_parser_is_still_refused(scalar):
 
 
 def test_a_fractional_zero_dim_alpha_for_an_integer_tensor_is_torchs_runtime_error(monkeypatch):
-    monkeypatch.setattr(elementwise, "_scalar_first_warned", False)
+    monkeypatch.setattr(_arg_parser, "_deprecated_overload_warned", False)
     for lib in (chainrule, torch):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -87,7 +87,7 @@ def test_the_deprecation_names_the_in_place_method_and_the_functions_signature(c
     import subprocess
     import sys
 
-    monkeypatch.setattr(elementwise, "_scalar_first_warned", False)
+    monkeypatch.setattr(_arg_parser, "_deprecated_overload_warned", False)
     ours = _first_warning(chainrule, call)
     source = ("import warnings, torch\n"
               "p, v = torch.ones(3), torch.arange(3.0)\n"
@@ -112,7 +112,7 @@ _CALL_SOURCE = {
 
 def test_the_darts_finite_difference_step_runs_as_the_repo_writes_it(monkeypatch):
     """The Architect's ``_hessian_vector_product`` parameter moves, legacy overloads and all: same values."""
-    monkeypatch.setattr(elementwise, "_scalar_first_warned", False)
+    monkeypatch.setattr(_arg_parser, "_deprecated_overload_warned", False)
     rng = np.random.default_rng(0)
     weights = rng.normal(size=(4, 3)).astype(np.float32)
     vector = rng.normal(size=(4, 3)).astype(np.float32)

@@ -101,7 +101,6 @@ def test_beta_first_overloads_warn_once_in_torchs_words(form, monkeypatch):
               f"    warnings.simplefilter('always'); {WARNED[form]}; {WARNED[form]}\n"
               "print(repr([str(x.message) for x in w]))")
     expected = eval(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
-    expected = [text.split(" (Triggered internally at")[0] for text in expected]  # (torch's C++ source line)
     monkeypatch.setattr(_arg_parser, "_deprecated_overload_warned", False)
     M, m1, m2 = chainrule.ones(2, 2), chainrule.ones(2, 3), chainrule.ones(3, 2)  # noqa: F841 - the script's names
     v, v2 = chainrule.ones(3), chainrule.ones(2)  # noqa: F841

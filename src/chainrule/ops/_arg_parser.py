@@ -550,6 +550,8 @@ def _type_name(value) -> str:
     if cls.__module__.startswith("chainrule") and cls.__name__ in ("dtype", "device", "layout", "memory_format",
                                                                    "Size"):
         return f"torch.{cls.__name__}"
+    if cls.__module__.startswith("chainrule") and cls.__name__ == "Generator":
+        return "torch._C.Generator"  # (torch's parser prints the C type's tp_name)
     return _dtype.parser_type_name(value)
 
 
@@ -998,6 +1000,25 @@ SIGNATURES: dict[str, tuple] = {
     **{name: _added_product(*tensors, out_dtype=name in ("addmm", "baddbmm"))
        for name, tensors in _ADDED_PRODUCTS.items()},
     "addmv_": _added_product("mat", "vec", out=False),
+    # the top-level norms and losses nn.functional calls positionally: its refusals give positions,
+    # these (called with keywords) do not
+    **{name: (f"(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool {flag}, "
+              "double momentum, double eps, bool cudnn_enabled)",)
+       for name, flag in (("batch_norm", "training"), ("instance_norm", "use_input_stats"))},
+    "native_batch_norm": ("(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, "
+                          "bool training, double momentum, double eps)",),
+    "layer_norm": ("(Tensor input, IntArrayRef normalized_shape, Tensor? weight=None, Tensor? bias=None, "
+                   "double eps=1e-05, bool cudnn_enable=True)",),
+    "group_norm": ("(Tensor input, int64_t num_groups, Tensor? weight=None, Tensor? bias=None, double eps=1e-05, "
+                   "bool cudnn_enabled=True)",),
+    "hinge_embedding_loss": ("(Tensor input, Tensor target, double margin=1.0, int64_t reduction=Mean)",),
+    **{name: ("(Tensor input1, Tensor input2, Tensor target, double margin=0.0, int64_t reduction=Mean)",)
+       for name in ("cosine_embedding_loss", "margin_ranking_loss")},
+    "poisson_nll_loss": ("(Tensor input, Tensor target, bool log_input, bool full, double eps, int64_t reduction)",),
+    # torch's top-level max pools take no return_indices (nn.functional's option: *_with_indices)
+    **{f"max_pool{d}d": (f"(Tensor input, IntArrayRef[{d}] kernel_size, IntArrayRef[{d}] stride=[], "
+                         f"IntArrayRef[{d}] padding=0, IntArrayRef[{d}] dilation=1, bool ceil_mode=False)",)
+       for d in (1, 2, 3)},
     # the creation functions, with torch's full signatures (dtype, layout, device, pin_memory, requires_grad)
     **{name: (f"(int64_t window_length, *, {_CREATION})", f"(int64_t window_length, bool periodic, *, {_CREATION})")
        for name in ("bartlett_window", "blackman_window", "hann_window")},
@@ -1224,6 +1245,8 @@ def check_as(name: str, *args, **kwargs) -> None:
 
 # Tensor methods: the function's signatures without input and out=, but where torch's differ
 METHOD_SIGNATURES: dict[str, tuple] = {
+    "random_": ("(*, Generator? generator=None)", "(int64_t from, int64_t? to, *, Generator? generator=None)",
+                "(int64_t to, *, Generator? generator=None)"),
     "repeat_interleave": ("(Tensor input, Tensor repeats, int64_t? dim=None, *, int64_t? output_size=None)",
                           "(Tensor input, int64_t repeats, int64_t? dim=None, *, int64_t? output_size=None)"),
     "view": ("(ScalarType dtype)", "(IntArrayRef size)"),
@@ -1402,6 +1425,8 @@ def checked_signature(impl, home: tuple):
 # first signature's form (add's and addcmul's are their ops' own: elementwise.accepts_scalar_first)
 _REWRITTEN_DEPRECATED = frozenset({*_ADDED_PRODUCTS, *(f"{name}_" for name in _ADDED_PRODUCTS)})
 _deprecated_overload_warned = False  # (torch warns once per process, for all deprecated overloads)
+# where torch's one TORCH_WARN_ONCE for them sits: its warning ends by naming it
+DEPRECATED_OVERLOAD_SOURCE = " (Triggered internally at /__w/pytorch/pytorch/torch/csrc/utils/python_arg_parser.cpp:1841.)"
 
 
 def _taking_deprecated(impl, name: str, signatures: list, method: bool):
@@ -1474,7 +1499,7 @@ def _warn_deprecated_overload(name: str, deprecated: _Signature, visible: list) 
 
     instead = "\n\t".join(f"{name}{signature}" for signature in visible)
     warnings.warn(f"This overload of {name} is deprecated:\n\t{name}{deprecated}\n"
-                  f"Consider using one of the following signatures instead:\n\t{instead}",
+                  f"Consider using one of the following signatures instead:\n\t{instead}{DEPRECATED_OVERLOAD_SOURCE}",
                   UserWarning, stacklevel=user_stacklevel())
 
 

@@ -746,14 +746,32 @@ def while_loop(cond_fn, body_fn, carried_inputs):
 
 
 # ---------------------------------------------------------------- the *_copy variants of views
+# the *_copy variants whose view gives several tensors: torch takes out= as a list of them, each
+# written (broadcast, cast) as copy_ writes, and names its out kernel in a count mismatch
+_LIST_OUT_KERNELS = {"split": "split_copy_Tensor_out()", "split_with_sizes": "split_with_sizes_copy_out",
+                     "unbind": "unbind_copy_int_out"}
+
+
 def _copy_variant(name: str, view):
     """torch.<name>_copy: the view op's result copied into new memory (torch's functionalised form);
     the node keeps the view's name with ``_copy``, as torch's does."""
-    def function(input: Tensor, *args, **kwargs):
-        result = view(input, *args, **kwargs)
-        pieces = result if isinstance(result, tuple) else (result,)
-        copies = tuple(_named_copy(piece) for piece in pieces)
-        return copies if isinstance(result, tuple) else copies[0]
+    if name not in _LIST_OUT_KERNELS:
+        def function(input: Tensor, *args, **kwargs):
+            result = view(input, *args, **kwargs)
+            pieces = result if isinstance(result, tuple) else (result,)
+            copies = tuple(_named_copy(piece) for piece in pieces)
+            return copies if isinstance(result, tuple) else copies[0]
+    else:
+        def function(input: Tensor, *args, out=None, **kwargs):
+            result = view(input, *args, **kwargs)
+            if out is None:
+                return tuple(_named_copy(piece) for piece in result)
+            if len(out) != len(result):
+                raise RuntimeError(f"{_LIST_OUT_KERNELS[name]} expected an out= argument of size {len(result)}, "
+                                   f"got size {len(out)}")
+            for target, piece in zip(out, result):
+                target.copy_(piece)
+            return None
 
     function.__name__ = function.__qualname__ = f"{name}_copy"
     function.__doc__ = f"torch.{name}_copy: ``{name}`` copied into new memory."

@@ -744,19 +744,15 @@ def _is_python_number(value) -> builtins.bool:
     return isinstance(value, (builtins.int, builtins.float, builtins.complex, np.number)) and not isinstance(value, Tensor)
 
 
-_scalar_first_warned = False
-
-
 def _warn_scalar_first_once(name: str, form: str, keyword: str, names: list) -> None:
-    """torch's words, once per process as torch warns (one warning for all these overloads): the
-    signatures of the method, the in-place method (``add_``) or the function (``input`` and ``out``)."""
-    global _scalar_first_warned
-    if _scalar_first_warned:
-        return
-    _scalar_first_warned = True
+    """torch's words, once per process as torch warns (one flag for all deprecated overloads, the
+    addmm family's beta-first ones too): the signatures of the method, the in-place method
+    (``add_``) or the function (``input`` and ``out``)."""
     from . import _arg_parser
 
-    _arg_parser._deprecated_overload_warned = True  # (torch's one warning: addmm's beta-first overload is quiet now)
+    if _arg_parser._deprecated_overload_warned:
+        return
+    _arg_parser._deprecated_overload_warned = True
     import warnings
 
     tensors = ", ".join(f"Tensor {n}" for n in names)
@@ -769,8 +765,8 @@ def _warn_scalar_first_once(name: str, form: str, keyword: str, names: list) -> 
         deprecated = f"{name}(Number {keyword}, {tensors})"
         instead = f"{name}({tensors}, *, Number {keyword} = 1)"
     warnings.warn(f"This overload of {name} is deprecated:\n\t{deprecated}\n"
-                  f"Consider using one of the following signatures instead:\n\t{instead}",
-                  UserWarning, stacklevel=user_stacklevel())
+                  f"Consider using one of the following signatures instead:\n\t{instead}"
+                  f"{_arg_parser.DEPRECATED_OVERLOAD_SOURCE}", UserWarning, stacklevel=user_stacklevel())
 
 
 @accepts_two_numbers

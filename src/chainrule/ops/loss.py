@@ -1149,7 +1149,8 @@ def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full
     _check_reduction(reduction)
     log_input = check_bool(log_input, "poisson_nll_loss", "log_input")
     full = check_bool(full, "poisson_nll_loss", "full")
-    eps = check_float(eps, "poisson_nll_loss", "eps")
+    # F.* pass these on to torch.* positionally: torch's refusals give their positions there
+    eps = check_float(eps, "poisson_nll_loss", "eps", position=5)
     if log_input:
         loss = ew.exp(input) - target * input
     else:
@@ -1171,6 +1172,9 @@ def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: 
         raise RuntimeError(f"margin_ranking_loss : All input tensors should have same dimension but got sizes: "
                            f"input1: {input1.size()}, input2: {input2.size()}, target: {target.size()} ")
     _check_reduction(reduction)
+    # torch.margin_ranking_loss(input1, input2, target, margin, ...) reads margin as a double: a
+    # tensor with dimensions, or one that requires grad, is refused
+    margin = check_float(margin, "margin_ranking_loss", "margin", position=4)
     return _reduce(_margin_ranking(input1, input2, target, margin), reduction)
 
 
@@ -1214,7 +1218,7 @@ def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, siz
     """F.hinge_embedding_loss: x where y == 1, max(0, margin - x) where y == -1 (both where y is
     neither, as torch's formula adds the two terms)."""
     _check_reduction(reduction)
-    margin = check_float(margin, "hinge_embedding_loss", "margin")
+    margin = check_float(margin, "hinge_embedding_loss", "margin", position=3)
     zero = ew.zeros_like_tensor(input)
     # torch's margin - x fills a tensor like x with the margin first: in x's dtype (truncated for an
     # integer x, whose loss then stays an integer one)
@@ -1232,7 +1236,7 @@ def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin
     _check_reduction(reduction)
     for position, (name, value) in enumerate((("input1", input1), ("input2", input2), ("target", target)), 1):
         _check_tensor(value, "cosine_embedding_loss", name, position)
-    margin = check_float(margin, "cosine_embedding_loss", "margin")
+    margin = check_float(margin, "cosine_embedding_loss", "margin", position=4)
     eps = 1e-12
     dim = input1.dim() - 1
     prod = _sum(input1 * input2, dim)

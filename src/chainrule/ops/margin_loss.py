@@ -17,7 +17,7 @@ from .._opmath import cpu_autocast_policy
 from ..autograd.function import name_node
 from ..tensor import Tensor
 from . import elementwise as ew
-from ._arg_parser import check_float
+from ._arg_parser import check_number
 from .loss import _check_reduction as _check_loss_reduction
 from .loss import _LogSigmoid, _reduce, honours_legacy_flags
 
@@ -98,7 +98,8 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
     if weight is not None and weight.dim() != 1:
         raise ValueError("weight must be one-dimensional")
     _check_loss_reduction(reduction)
-    margin = check_float(margin, "multi_margin_loss", "margin")
+    # torch._C._nn.multi_margin_loss(input, target, p, margin, ...) reads margin as a Scalar
+    margin = float(check_number(margin, "multi_margin_loss", "margin", position=4))
     _check_nonempty_rows(input)
     x, y = _class_targets(input, target)
     classes = x.shape[1]

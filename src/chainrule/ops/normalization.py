@@ -743,8 +743,8 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     """F.batch_norm over (N, C, *): per-channel statistics; updates the running ones in training.
 
     torch's F.batch_norm checks eps's sign in Python, after the batch size (a NaN eps passes both);
-    torch.batch_norm and instance_norm's path through it (``_batch_norm``) do not."""
-    eps = check_float(eps, "batch_norm", "eps")
+    torch.batch_norm and instance_norm's path through it (``_batch_norm``) do not. Those Python
+    comparisons see eps as given, so a string fails them with Python's TypeError, as in torch."""
     _values_per_channel(input, training)
     if training and eps <= 0.0:
         raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
@@ -843,9 +843,10 @@ def _refuse_unbatched_running_stats(input: Tensor, running_mean: Tensor | None, 
 def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
                 weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
                 momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
-    eps = check_float(eps, "batch_norm", "eps")
+    # (F.batch_norm and native_batch_norm pass these on positionally: momentum 7th, eps 8th)
+    eps = check_float(eps, "batch_norm", "eps", position=8)
     if momentum is not None:  # chainrule's modules pass None for a cumulative average
-        momentum = check_float(momentum, "batch_norm", "momentum")
+        momentum = check_float(momentum, "batch_norm", "momentum", position=7)
     count = _values_per_channel(input, training)  # torch checks this first
     if input.numel() == 0:  # torch's shortcut comes before its checks of the parameters
         return _empty_batch_norm(input, weight, bias)
@@ -1076,7 +1077,7 @@ def _half_batch_norm(input: Tensor, running_mean, running_var, weight, bias, tra
 def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bias: Tensor | None = None,
                eps: float = 1e-5) -> Tensor:
     """F.layer_norm: normalise over the trailing ``normalized_shape`` dims."""
-    eps = check_float(eps, "layer_norm", "eps")
+    eps = check_float(eps, "layer_norm", "eps", position=5)  # F.layer_norm calls torch.layer_norm positionally
     normalized_shape = int_list(normalized_shape, "layer_norm", "normalized_shape", sized=False)  # a str, None: TypeError
     k = len(normalized_shape)
     if k == 0:
@@ -1106,7 +1107,7 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
                eps: float = 1e-5) -> Tensor:
     """F.group_norm over (N, C, *): statistics per sample and group of C/num_groups channels."""
-    eps = check_float(eps, "group_norm", "eps")
+    eps = check_float(eps, "group_norm", "eps", position=5)  # F.group_norm calls torch.group_norm positionally
     if input.ndim < 2:
         raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {input.ndim}")
     c = input.shape[1]
@@ -1141,9 +1142,10 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
     if use_input_stats and math.prod(input.shape[2:]) == 1:
         # one value per sample and channel: its variance is 0 and the output all bias (torch refuses)
         raise ValueError(f"Expected more than 1 spatial element when training, got input size {input.shape}")
-    eps = check_float(eps, "instance_norm", "eps")
+    # (F.instance_norm calls torch.instance_norm positionally: momentum 7th, eps 8th)
+    eps = check_float(eps, "instance_norm", "eps", position=8)
     if momentum is not None:  # chainrule's modules pass None for a cumulative average
-        momentum = check_float(momentum, "instance_norm", "momentum")
+        momentum = check_float(momentum, "instance_norm", "momentum", position=7)
     if not use_input_stats and (running_mean is None or running_var is None):  # at::instance_norm's first check
         raise RuntimeError("Expected running_mean and running_var to be defined when use_input_stats is false")
     # torch checks the affine parameters' dtypes (the running statistics take any float dtype, with

@@ -135,9 +135,23 @@ def quantize_per_channel(input: Tensor, scales: Tensor, zero_points: Tensor, axi
 
 def dequantize(tensor):
     """torch.dequantize: the float32 values ``(q - zero_point) * scale``; a float tensor is
-    returned as it is, a list of tensors gives a list."""
+    returned as it is, a list of tensors gives a tuple (torch's TensorList result). torch dispatches a list on its tensors'
+    keys: one with no quantized tensor (or none at all) has no kernel there."""
     if isinstance(tensor, (list, tuple)):
-        return [dequantize(t) for t in tensor]
+        if not tensor:
+            raise NotImplementedError(
+                "There were no tensor arguments to this function (e.g., you passed an empty list of Tensors), but no "
+                "fallback function is registered for schema aten::dequantize.tensors.  This usually means that this "
+                "function requires a non-empty list of Tensors, or that you (the operator writer) forgot to register "
+                "a fallback function.  Available functions are [Meta, QuantizedCPU, ...].")
+        if not any(is_quantized(t) for t in tensor):
+            raise NotImplementedError(
+                "Could not run 'aten::dequantize.tensors' with arguments from the 'CPU' backend. This could be "
+                "because the operator doesn't exist for this backend, or was omitted during the selective/custom "
+                "build process (if using custom build). If you are a Facebook employee using PyTorch on mobile, "
+                "please visit https://fburl.com/ptmfixes for possible resolutions. 'aten::dequantize.tensors' is "
+                "only available for these backends: [Meta, QuantizedCPU, ...].")
+        return tuple(dequantize(t) for t in tensor)
     if not is_quantized(tensor):
         return tensor
     return Tensor._make(tensor._dequantized_array())

@@ -34,7 +34,7 @@ from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, out_keyword_front, write_out
 from . import cpu_sort_order
-from ._arg_parser import check_float, check_int, int_list
+from ._arg_parser import _type_name, check_float, check_int, int_list
 from .creation import (
     _dt,
     _finish,
@@ -1086,9 +1086,9 @@ _RANDOM_OVERLOADS = (" * (*, torch.Generator generator = None)\n{keywords}"
 
 def _random_refusal(bounds: tuple, keywords: dict) -> TypeError:
     """torch's parser's TypeError for random_ arguments none of its three overloads binds."""
-    got = [_dtype.parser_type_name(value) for value in bounds]
+    got = [_type_name(value) for value in bounds]
     named = list(reversed(keywords))  # torch's parser lists them last given first
-    got += [f"{name}={_dtype.parser_type_name(keywords[name])}" for name in named]
+    got += [f"{name}={_type_name(keywords[name])}" for name in named]
     unknown = [name for name in named if name != "generator"]  # those the first overload, (*, generator), lacks
     wrong = (f"      didn't match because some of the keywords were incorrect: {', '.join(unknown)}\n"
              if unknown and len(bounds) + len(keywords) > 1 else "")

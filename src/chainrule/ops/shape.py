@@ -1871,7 +1871,7 @@ def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:
     if autocast_hook.cpu_dtype is not None and (mode == "replicate" or (mode == "reflect" and len(pad) <= 4)):
         return _pad_in_float32(input, pad, mode, value)
     if value is not None:
-        value = check_float(value, "pad", "value")
+        value = check_float(value, "pad", "value", position=4)  # torch._C._nn.pad(input, pad, mode, value)
     return padded(input, pad, mode, value)
 
 
