@@ -264,3 +264,23 @@ def _bfloat16_bits(lib, make):
 ], ids=["to", "method", "2-d", "strided", "transposed", "from float64", "from float16", "full", "tensor"])
 def test_nan_to_bfloat16_has_torchs_bits(make):
     assert_as_torch(lambda lib: _bfloat16_bits(lib, make))
+
+
+@pytest.mark.parametrize("out_requires_grad", [False, True])
+@pytest.mark.parametrize("name", ["split_copy", "unbind_copy"])
+def test_list_out_of_copy_variants_is_written_outside_autograd(name, out_requires_grad):
+    # torch's out kernel writes each piece without a node: the outs stay leaves (one that requires
+    # grad included) and no graph reaches them from the input
+    def run(lib):
+        x = lib.from_numpy(np.arange(12.0, dtype=np.float32).reshape(4, 3)).requires_grad_()
+        shape = (2, 3) if name == "split_copy" else (3,)
+        count = 2 if name == "split_copy" else 4
+        outs = [lib.zeros(shape, requires_grad=out_requires_grad and i == 0) for i in range(count)]
+        args = (2,) if name == "split_copy" else ()
+        try:  # (torch refuses unbind_copy's out= under autograd, split_copy's it writes)
+            returned = getattr(lib, name)(x, *args, out=outs)
+        except RuntimeError as error:
+            returned = str(error)
+        return returned, [(o.requires_grad, o.grad_fn is None, o.detach().numpy().tolist()) for o in outs]
+
+    assert run(chainrule) == run(torch)

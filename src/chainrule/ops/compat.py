@@ -18,7 +18,7 @@ from .. import _dtype, _vmap_frames, return_types
 from .. import storage as _storage
 from .._backend import array_module, module_for_device
 from ..autograd.function import name_node
-from ..autograd.grad_mode import is_grad_enabled
+from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out
 from . import creation, elementwise
 from ._arg_parser import check_str, int_list
@@ -769,9 +769,16 @@ def _copy_variant(name: str, view):
             if len(out) != len(result):
                 raise RuntimeError(f"{_LIST_OUT_KERNELS[name]} expected an out= argument of size {len(result)}, "
                                    f"got size {len(out)}")
-            for target, piece in zip(out, result):
-                target.copy_(piece)
+            if name == "unbind" and is_grad_enabled() and any(o.requires_grad for o in out):
+                # torch's unbind_copy.int_out alone has autograd's out= check, and it reads only the outs
+                raise RuntimeError("unbind_copy(): functions with out=... arguments don't support automatic "
+                                   "differentiation, but one of the arguments requires grad.")
+            with no_grad():  # torch's out kernel writes the list outside autograd: no node, leaves allowed
+                for target, piece in zip(out, result):
+                    target.copy_(piece)
             return None
+
+        function.honours_out = True  # (the list form: each piece written as copy_ writes it)
 
     function.__name__ = function.__qualname__ = f"{name}_copy"
     function.__doc__ = f"torch.{name}_copy: ``{name}`` copied into new memory."
