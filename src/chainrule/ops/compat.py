@@ -19,7 +19,7 @@ from .. import storage as _storage
 from .._backend import array_module, module_for_device
 from ..autograd.function import name_node
 from ..autograd.grad_mode import is_grad_enabled, no_grad
-from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out
+from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out, refuse_out_under_autograd
 from . import creation, elementwise
 from ._arg_parser import check_str, int_list
 from .count_sampling import torch_binomial_draws, torch_poisson_draws
@@ -769,10 +769,9 @@ def _copy_variant(name: str, view):
             if len(out) != len(result):
                 raise RuntimeError(f"{_LIST_OUT_KERNELS[name]} expected an out= argument of size {len(result)}, "
                                    f"got size {len(out)}")
-            if name == "unbind" and is_grad_enabled() and any(o.requires_grad for o in out):
+            if name == "unbind" and out:
                 # torch's unbind_copy.int_out alone has autograd's out= check, and it reads only the outs
-                raise RuntimeError("unbind_copy(): functions with out=... arguments don't support automatic "
-                                   "differentiation, but one of the arguments requires grad.")
+                refuse_out_under_autograd("unbind_copy", out[0], *out[1:])
             with no_grad():  # torch's out kernel writes the list outside autograd: no node, leaves allowed
                 for target, piece in zip(out, result):
                     target.copy_(piece)
