@@ -59,3 +59,33 @@ def test_log_softmax_sums_of_single_rows_add_in_order(count):
     for column in rows.T[1:]:
         running = running + column
     np.testing.assert_array_equal(add_in_order(rows)[:, 0], running)
+
+
+# --- 2. interpolate: torch's float32 source coordinates, weights and multiply-adds ----------------
+
+INTERPOLATIONS = [
+    ("bicubic", (2, 3, 9, 10), dict(scale_factor=2.0)), ("bicubic", (2, 3, 9, 10), dict(scale_factor=1.7)),
+    ("bicubic", (2, 3, 10, 9), dict(size=(40, 50))), ("bicubic", (1, 4, 7, 13), dict(scale_factor=(0.6, 3.3))),
+    ("bicubic", (2, 11, 5, 6), dict(size=(13, 5))), ("bicubic", (1, 1, 1, 9), dict(size=(1, 50))),
+    ("linear", (3, 5, 11), dict(scale_factor=2.5)), ("linear", (2, 3, 17), dict(size=7)),
+    ("trilinear", (2, 3, 4, 5, 6), dict(size=(7, 3, 11))), ("trilinear", (1, 11, 3, 4, 2), dict(scale_factor=1.9)),
+]
+
+
+@pytest.mark.parametrize("mode, shape, size_or_scale", INTERPOLATIONS)
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "transposed"])
+def test_interpolate_float32_matches_torch_bits(mode, shape, size_or_scale, align_corners, layout):
+    # before: 1747 of 2250 bicubic elements (and 4271 of 8498 linear ones) an ulp or more apart
+    x = seeded(shape, seed=len(shape) + shape[-1])
+
+    def run(lib):
+        t = lib.tensor(x)
+        if layout == "channels_last" and t.ndim in (4, 5):
+            t = t.contiguous(memory_format=lib.channels_last if t.ndim == 4 else lib.channels_last_3d)
+        elif layout == "transposed":
+            t = t.transpose(-1, -2)
+        return lib.nn.functional.interpolate(t, mode=mode, align_corners=align_corners, **size_or_scale)
+
+    expected, got = both(run)
+    np.testing.assert_array_equal(got, expected)
