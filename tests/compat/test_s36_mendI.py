@@ -126,3 +126,18 @@ def test_cdist_direct_kernel_of_batches_matches_torch_bits():
     x2 = seeded((3, 7, 5), seed=4)
     expected, got = both(lambda lib: lib.cdist(lib.tensor(x1), lib.tensor(x2)))
     np.testing.assert_array_equal(got, expected)
+
+
+# --- 5. batch norm on a transposed input: the running variance keeps torch's bits ----------------
+
+@pytest.mark.parametrize("layout", ["transposed", "sliced"])
+def test_batch_norm_running_variance_of_a_strided_input_matches_torch(layout):
+    # the update reuses the forward's float64 channel sums (a pass over the strided input fewer);
+    # its float64 variance sum and momentum step keep torch's bits
+    modules = [torch.nn.BatchNorm2d(6), chainrule.nn.BatchNorm2d(6)]
+    for step in range(3):
+        x = seeded((4, 6, 5, 8), seed=step) + np.float32(2.5)
+        for lib, module in zip((torch, chainrule), modules):
+            t = lib.tensor(x)
+            module(t.transpose(2, 3) if layout == "transposed" else t[:, :, :, ::2])
+        np.testing.assert_array_equal(modules[1].running_var.numpy(), modules[0].running_var.numpy())
