@@ -168,3 +168,20 @@ def test_cosine_windows_take_torchs_order_around_its_cosine(name):
     for length in (1, 2, 3):  # cosines of 0, 2π and π only
         expected, got = both(lambda lib, length=length: getattr(lib, name)(length, False))
         np.testing.assert_array_equal(got, expected)
+
+
+# --- 4. norms: float16 batch norm's running statistics --------------------------------------------
+
+@pytest.mark.parametrize("shape", [(8, 4, 5, 5), (16, 6), (4, 3, 7, 9), (32, 5)])
+def test_float16_batch_norm_running_statistics_match_torch(shape):
+    # before: 14 of 24 running means and 13 of 24 variances (BatchNorm2d), 19 and 18 of 36
+    # (BatchNorm1d) differed after three steps
+    channels = shape[1]
+    modules = [(lib.nn.BatchNorm2d(channels) if len(shape) == 4 else lib.nn.BatchNorm1d(channels)).half()
+               for lib in (torch, chainrule)]
+    for step in range(3):
+        x = seeded(shape, seed=step, scale=2.0, dtype=np.float16) + np.float16(1)
+        for lib, module in zip((torch, chainrule), modules):
+            module(lib.tensor(x))
+    for name in ("running_mean", "running_var"):
+        np.testing.assert_array_equal(getattr(modules[1], name).numpy(), getattr(modules[0], name).numpy())
