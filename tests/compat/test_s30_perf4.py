@@ -12,12 +12,13 @@ from chainrule.ops import normalization
 # ---------------------------------------------------------------- the whole-array reference
 def _reference_batch_statistics(xp, x3, count: int, eps: float, keep_centred: bool = True):
     float64 = np.float64
-    mean = (x3.sum(axis=2, dtype=float64).sum(axis=0) / count).astype(np.float32)
+    sums = x3.sum(axis=2, dtype=float64).sum(axis=0)
+    mean = (sums / count).astype(np.float32)
     centred = x3 - mean[:, None]
     var_sum = xp.square(centred).sum(axis=2, dtype=float64).sum(axis=0).astype(np.float32)
     var = var_sum / np.float32(count)
     invstd = (1.0 / xp.sqrt(var.astype(float64) + eps)).astype(np.float32)
-    return mean, var, var_sum, invstd, centred
+    return mean, var, var_sum, invstd, centred, sums
 
 
 def _reference_fused_affine(xp, x3, mean, invstd, w, b):

@@ -101,8 +101,9 @@ def test_float16_batch_norm_with_float16_parameters_on_the_device(cuda):
     for ours, reference in zip(results[1], float32_rounded_once):
         assert ours.dtype == chainrule.float16 and ours.is_cuda
         np.testing.assert_array_equal(_host(ours), _host(reference.half()))
-    # the running variance is updated in float16 on both paths alike
-    np.testing.assert_array_equal(_host(results[1][3]), _host(results[0][3]))
+    # the CPU's running variance takes torch's CPU update (float64 arithmetic, one rounding to
+    # float16); the device's is updated in float16 steps: an ulp apart at most
+    np.testing.assert_allclose(_host(results[1][3]), _host(results[0][3]), rtol=2 ** -10, atol=0)
     # the two roundings differ by the float16 mean and 1/sigma of the CPU's: a few ulps near zero
     np.testing.assert_allclose(_host(results[1][0]), _host(results[0][0]), atol=2e-3, rtol=1e-3)
     module = torch.nn.BatchNorm2d(6).half()

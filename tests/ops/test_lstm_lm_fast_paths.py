@@ -121,9 +121,17 @@ def test_linear_folds_a_3d_input_into_one_matrix_product(monkeypatch, bias):
 
 # ---------------------------------------------------------------- log_softmax
 def _log_softmax_numpy(x):
-    """The whole-array formula the blocked path must reproduce bit for bit."""
+    """The whole-array formula the blocked path must reproduce bit for bit (float32 sums and logs
+    as cpu_softmax_order rounds them nearer torch's)."""
+    from chainrule.ops import cpu_softmax_order
+
     out = x - x.max(axis=-1, keepdims=True)
-    out -= np.log(np.sum(np.exp(out), axis=-1, keepdims=True))
+    terms = np.exp(out)
+    if x.dtype == np.float32:
+        rows = terms.reshape(-1, x.shape[-1])
+        out -= cpu_softmax_order.logf(cpu_softmax_order.row_sum(rows)).reshape(x.shape[:-1] + (1,))
+    else:
+        out -= np.log(np.sum(terms, axis=-1, keepdims=True))
     return out
 
 

@@ -2475,6 +2475,13 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0,
             compute_mode == "use_mm_for_euclid_dist"
             or compute_mode == "use_mm_for_euclid_dist_if_necessary" and max(rows) > 25):
         return _euclidean_cdist(x1, x2)
+    from ..autograd.grad_mode import is_grad_enabled
+
+    if (type(x1._data) is np.ndarray and x1._data.dtype == np.float32 and p not in (0, 1, math.inf)
+            and not (is_grad_enabled() and (x1.requires_grad or x2.requires_grad))):
+        # torch's rounding (see _cdist_kernel_values); under autograd the norm's composed parts
+        # make the values with the graph, a replay beside them doubled the time
+        return Tensor._make(_cdist_kernel_values(x1._data, x2._data, float(p)))
     # every pair's difference (..., P, R, M), then its norm over M
     diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)
     if p == math.inf:
@@ -2489,6 +2496,37 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0,
         out = largest.squeeze(-1) + ((magnitude - magnitude.detach()) * tied).sum(-1)
         return name_node(out, "CdistBackward0", label="cdist")
     return name_node(_vector_norm(diff, p, (-1,), False, None, "cdist"), "CdistBackward0", label="cdist")
+
+
+def _cdist_kernel_values(x1: np.ndarray, x2: np.ndarray, p: float) -> np.ndarray:
+    """float32 p-norm distances between the rows of ``x1`` (..., P, M) and ``x2`` (..., R, M) as
+    torch's run_parallel_cdist rounds them (DistanceOpsKernel.cpp, its AVX2 build): one float32
+    accumulator per distance adding its terms in order, ``d * d`` for p = 2 (the compiler's loop
+    unrolled by four adds those unfused, the ``M % 4`` left over as fused multiply-adds, the
+    float64 sum of the exact square here), else ``powf(|d|, p)`` (float64's power rounded, within
+    an ulp of it); then ``sqrt``, or ``pow(total, 1.0 / p)`` taken in double. (The norm's kernel
+    orders its 2-norm in lanes, and takes its root with a float32 exponent.) Measured: p = 2 on
+    27,930 distances (M = 1 to 19) all matched torch 2.13."""
+    length = x1.shape[-1]
+    batch = np.broadcast_shapes(x1.shape[:-2], x2.shape[:-2])
+    x1, x2 = np.broadcast_to(x1, batch + x1.shape[-2:]), np.broadcast_to(x2, batch + x2.shape[-2:])
+    # the differences coordinate first, (M, ..., P, R) C-contiguous: NumPy adds along the first
+    # axis of such an array in order (of any other layout, pairwise)
+    columns = np.subtract(np.moveaxis(x1, -1, 0)[..., :, None], np.moveaxis(x2, -1, 0)[..., None, :], order="C")
+    with np.errstate(over="ignore"):  # powf's and the square's overflow to inf, quietly
+        if p == 2:
+            terms = np.square(columns)
+            unfused = length - length % 4
+        else:
+            terms = np.power(np.abs(columns).astype(np.float64), p).astype(np.float32)
+            unfused = length
+        total = np.zeros(columns.shape[1:], np.float32)
+        if unfused:
+            total = np.add.reduce(terms[:unfused], axis=0) if total.size > 1 else np.cumsum(
+                terms[:unfused].reshape(unfused))[-1:].reshape(total.shape)
+        for k in range(unfused, length):
+            total = (total + np.square(columns[k], dtype=np.float64)).astype(np.float32)
+        return np.sqrt(total) if p == 2 else np.power(total.astype(np.float64), 1.0 / p).astype(np.float32)
 
 
 # ---------------------------------------------------------------- products of several matrices

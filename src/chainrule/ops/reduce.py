@@ -12,6 +12,7 @@ inf-norm split the gradient evenly among tied elements; ``max(dim)``/``min(dim)`
 from __future__ import annotations
 
 import builtins
+import math
 import warnings
 
 import numpy as np
@@ -34,7 +35,7 @@ from ..autograd.function import (
 )
 from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out, preserve_layout
-from . import _cuda_kernels, cpu_norm_order, cpu_sort_order
+from . import _cuda_kernels, cpu_norm_order, cpu_softmax_order, cpu_sort_order
 from ._arg_parser import check_number, int_list
 from .elementwise import SPARSE_COO_TYPES, conjugate_rule
 from .memory_format import row_major
@@ -1084,7 +1085,18 @@ class LogSoftmax(Function):
         else:
             x = xp.asarray(x, order="C")  # as Softmax
             out = x - xp.max(x, axis=dim, keepdims=True) if x.size else x.copy()
-            out -= xp.log(xp.sum(xp.exp(out), axis=dim, keepdims=True))
+            terms = xp.exp(out)
+            if xp is np and x.dtype == np.float32 and x.size:
+                # torch adds down the dim in order; NumPy does so too unless the dims after it
+                # are all of size 1 (then it adds pairwise, as along a last dim)
+                if math.prod(x.shape[dim:][1:]) == 1 and x.shape[dim] >= 8:
+                    rows = np.moveaxis(terms, dim, -1).reshape(-1, x.shape[dim])
+                    sums = cpu_softmax_order.add_in_order(rows).reshape(out.shape[:dim] + (1,) + out.shape[dim + 1:])
+                else:
+                    sums = np.add.reduce(terms, axis=dim, keepdims=True)
+                out -= cpu_softmax_order.logf(sums)
+            else:
+                out -= xp.log(xp.sum(terms, axis=dim, keepdims=True))
         ctx.save_for_backward(out)
         ctx.dim = dim
         return out
@@ -1155,8 +1167,12 @@ def _log_softmax_last_dim(x: np.ndarray, keep_softmax: bool):
         np.subtract(xb, _row_max(xb), out=ob)  # exp stays in range
         eb = softmax_rows[start:stop] if keep_softmax else np.empty_like(ob)
         np.exp(ob, out=eb)
-        sums = np.add.reduce(eb, axis=1, keepdims=True)
-        ob -= np.log(sums)
+        if x.dtype == np.float32:  # nearer torch's order and logf (see cpu_softmax_order)
+            sums = cpu_softmax_order.row_sum(eb)
+            ob -= cpu_softmax_order.logf(sums)
+        else:
+            sums = np.add.reduce(eb, axis=1, keepdims=True)
+            ob -= np.log(sums)
         if keep_softmax:
             eb /= sums
 
