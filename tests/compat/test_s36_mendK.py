@@ -46,3 +46,88 @@ def test_renorm_gradient_of_unscaled_slices_is_a_fresh_array():
     chainrule.renorm(x, 2, 0, 10.0).backward(g)
     x.grad.add_(1.0)
     assert g.tolist() == [[2.0] * 3] * 4
+
+
+# ---------------------------------------------------------------- 2. the encoder layer's fast path
+def _encoder_pair(nhead=2, norm_first=False, batch_first=True, layers=None, nested=True):
+    torch.manual_seed(0)
+    theirs = torch.nn.TransformerEncoderLayer(8, nhead, 16, dropout=0.0, batch_first=batch_first,
+                                              norm_first=norm_first)
+    ours = chainrule.nn.TransformerEncoderLayer(8, nhead, 16, dropout=0.0, batch_first=batch_first,
+                                                norm_first=norm_first)
+    ours.load_state_dict({k: chainrule.tensor(v.numpy()) for k, v in theirs.state_dict().items()})
+    if layers is not None:
+        theirs = torch.nn.TransformerEncoder(theirs, layers, enable_nested_tensor=nested)
+        ours = chainrule.nn.TransformerEncoder(ours, layers, enable_nested_tensor=nested)
+    return theirs.eval(), ours.eval()
+
+
+def _source(lib):
+    return lib.arange(2 * 3 * 8, dtype=lib.float32).reshape(2, 3, 8).sin()
+
+
+def _assert_same(ours, theirs):
+    np.testing.assert_array_equal(np.isnan(ours.numpy()), np.isnan(theirs.numpy()))
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-5)
+
+
+_FULL_ROW = [[False, False, True], [True, True, True]]
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("case", ["padding", "bool_attn", "float_attn_3d", "both"])
+def test_fast_path_gives_nan_for_queries_without_keys(case, norm_first):
+    theirs, ours = _encoder_pair(norm_first=norm_first)
+    outs = []
+    for lib, layer in ((torch, theirs), (chainrule, ours)):
+        row_mask = lib.tensor([[True, True, True], [False, True, True], [False, False, False]])
+        kwargs = {"padding": {"src_key_padding_mask": lib.tensor(_FULL_ROW)},
+                  "bool_attn": {"src_mask": row_mask},
+                  "float_attn_3d": {"src_mask": lib.zeros(3, 3).masked_fill(row_mask, float("-inf")).expand(4, 3, 3)},
+                  "both": {"src_mask": row_mask, "src_key_padding_mask": lib.tensor(_FULL_ROW)}}[case]
+        with lib.no_grad():
+            outs.append(layer(_source(lib), **kwargs))
+    _assert_same(outs[1], outs[0])
+    assert np.isnan(outs[1].numpy()).any()
+
+
+def test_composed_path_keeps_fully_masked_rows_finite():
+    # training mode, or a gradient wanted: torch's composed path attends to nothing there
+    theirs, ours = _encoder_pair()
+    outs = [layer(_source(lib), src_key_padding_mask=lib.tensor(_FULL_ROW))
+            for lib, layer in ((torch, theirs), (chainrule, ours))]
+    _assert_same(outs[1].detach(), outs[0].detach())
+    assert not np.isnan(outs[1].detach().numpy()).any()
+
+
+@pytest.mark.parametrize("layers", [None, 2])
+def test_fast_path_drops_is_causal_without_a_mask(layers):
+    theirs, ours = _encoder_pair(layers=layers)
+    with torch.no_grad():
+        expected = theirs(_source(torch), is_causal=True)
+    with chainrule.no_grad():
+        got = ours(_source(chainrule), is_causal=True)
+    _assert_same(got, expected)
+
+
+@pytest.mark.parametrize("why", ["grad", "odd_heads", "not_batched", "not_batch_first"])
+def test_composed_path_still_refuses_is_causal_without_a_mask(why):
+    nhead = 1 if why == "odd_heads" else 2
+    pair = _encoder_pair(nhead=nhead, batch_first=why != "not_batch_first")
+    for lib, layer in zip((torch, chainrule), pair):
+        src = _source(lib)[0] if why == "not_batched" else _source(lib)
+        context = lib.enable_grad() if why == "grad" else lib.no_grad()
+        with context, pytest.raises(RuntimeError, match="Need attn_mask if specifying the is_causal hint"):
+            layer(src, is_causal=True)
+
+
+@pytest.mark.parametrize("nested", [True, False])
+def test_encoder_with_a_fully_padded_sequence(nested):
+    # nested: torch packs the rows away and pads the output with zeros; else each layer's fast path
+    theirs, ours = _encoder_pair(layers=2, nested=nested)
+    with torch.no_grad():
+        expected = theirs(_source(torch), src_key_padding_mask=torch.tensor(_FULL_ROW))
+    with chainrule.no_grad():
+        got = ours(_source(chainrule), src_key_padding_mask=chainrule.tensor(_FULL_ROW))
+    assert not expected.is_nested and not got.is_nested
+    _assert_same(got, expected)

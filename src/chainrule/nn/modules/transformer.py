@@ -9,6 +9,7 @@ import numpy as np
 
 from ... import _dtype
 from ..._naming import in_torchs_words
+from ..._torch_function import has_torch_function
 from ...autograd.grad_mode import is_grad_enabled
 from ...tensor import Tensor
 from .. import functional as F
@@ -167,6 +168,10 @@ class TransformerEncoderLayer(Module):
         src_key_padding_mask = F._canonical_mask(src_key_padding_mask, "src_key_padding_mask",
                                                  F._none_or_dtype(src_mask), "src_mask", src.dtype)
         src_mask = F._canonical_mask(src_mask, "src_mask", None, "", src.dtype, check_other=False)
+        fast_path = not self._why_not_sparsity_fast_path(src)
+        if fast_path:
+            # torch._transformer_encoder_layer_fwd takes no causal hint: is_causal is dropped, not refused
+            is_causal = False
         x = src
         if self.norm_first:
             x = x + self._sa_block(self.norm1(x), src_mask, src_key_padding_mask, is_causal)
@@ -174,7 +179,51 @@ class TransformerEncoderLayer(Module):
         else:
             x = self.norm1(x + self._sa_block(x, src_mask, src_key_padding_mask, is_causal))
             x = self.norm2(x + self._ff_block(x))
+        if fast_path and (src_mask is not None or src_key_padding_mask is not None):
+            # its masked softmax gives NaN for a query whose every key is masked (in any head), where the
+            # composed path attends to nothing; the NaN then runs through that position's layers
+            x = x.masked_fill(_queries_without_keys(src_mask, src_key_padding_mask, src.shape).unsqueeze(-1),
+                              float("nan"))
         return x
+
+    def _why_not_sparsity_fast_path(self, src: Tensor) -> str:
+        """torch's reason (TransformerEncoderLayer.forward's why_not_sparsity_fast_path) for not running
+        this layer as one fused kernel; empty when it does. chainrule has no fast-path switch
+        (torch.backends.mha), so the fast path counts as enabled."""
+        from ...amp import is_autocast_enabled  # (amp imports nn)
+
+        attention = self.self_attn
+        if src.dim() != 3:
+            return f"input not batched; expected src.dim() of 3 but got {src.dim()}"
+        if self.training:
+            return "training is enabled"
+        if not attention.batch_first:
+            return "self_attn.batch_first was not True"
+        if attention.in_proj_bias is None:
+            return "self_attn was passed bias=False"
+        if not attention._qkv_same_embed_dim:
+            return "self_attn._qkv_same_embed_dim was not True"
+        if not self.activation_relu_or_gelu:
+            return "activation_relu_or_gelu was not True"
+        if self.norm1.eps != self.norm2.eps:
+            return "norm1.eps is not equal to norm2.eps"
+        if attention.num_heads % 2 == 1:
+            return "num_head is odd"
+        if is_autocast_enabled():
+            return "autocast is enabled"
+        if any(len(getattr(m, "_forward_hooks", {})) + len(getattr(m, "_forward_pre_hooks", {}))
+               for m in self.modules()):
+            return "forward pre-/hooks are attached to the module"
+        tensor_args = (src, attention.in_proj_weight, attention.in_proj_bias, attention.out_proj.weight,
+                       attention.out_proj.bias, self.norm1.weight, self.norm1.bias, self.norm2.weight,
+                       self.norm2.bias, self.linear1.weight, self.linear1.bias, self.linear2.weight,
+                       self.linear2.bias)
+        if has_torch_function(tensor_args):
+            return "some Tensor argument has_torch_function"
+        if is_grad_enabled() and any(t.requires_grad for t in tensor_args):
+            return ("grad is enabled and at least one of query or the input/output projection weights or "
+                    "biases requires_grad")
+        return ""
 
     def _sa_block(self, x: Tensor, attn_mask, key_padding_mask, is_causal: bool) -> Tensor:
         x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
@@ -183,6 +232,26 @@ class TransformerEncoderLayer(Module):
 
     def _ff_block(self, x: Tensor) -> Tensor:
         return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+
+
+def _queries_without_keys(attn_mask: Tensor | None, key_padding_mask: Tensor | None, shape) -> Tensor:
+    """(batch, seq) bool: the queries for which the attention mask (2-d, or 3-d per batch and head),
+    merged with the key padding mask, masks every key, as torch's merge_masks combines them (both
+    canonical here: float, -inf where masked)."""
+    batch, length = shape[0], shape[1]
+    masked = None
+    if attn_mask is not None:
+        masked = (attn_mask == float("-inf")).reshape(-1, length, attn_mask.shape[-1])
+        masked = masked.expand(batch, length, attn_mask.shape[-1]) if masked.shape[0] == 1 else \
+            masked.reshape(batch, -1, length, attn_mask.shape[-1])
+    if key_padding_mask is not None:
+        padded = (key_padding_mask == float("-inf")).reshape(batch, 1, -1)
+        if masked is None:
+            masked = padded.expand(batch, length, padded.shape[-1])
+        else:
+            masked = masked | (padded if masked.dim() == 3 else padded.unsqueeze(1))
+    every_key = masked.all(-1)
+    return every_key.any(1) if every_key.dim() == 3 else every_key
 
 
 class TransformerEncoder(Module):
