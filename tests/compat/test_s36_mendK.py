@@ -131,3 +131,57 @@ def test_encoder_with_a_fully_padded_sequence(nested):
         got = ours(_source(chainrule), src_key_padding_mask=chainrule.tensor(_FULL_ROW))
     assert not expected.is_nested and not got.is_nested
     _assert_same(got, expected)
+
+
+# ---------------------------------------------------------------- 3. vmap over modules with state
+def _stateful_modules(lib):
+    class Counter(lib.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+            self.lin = lib.nn.Linear(5, 2)
+
+        def forward(self, x):
+            self.calls += 1
+            return self.lin(x)
+
+    class StepBuffer(lib.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("steps", lib.zeros(()))
+
+        def forward(self, x):
+            self.steps += 1  # unbatched: lands once
+            return x * 2
+
+    class BatchedIntoBuffer(lib.nn.Module):
+        def __init__(self, write):
+            super().__init__()
+            self.write = write
+            self.register_buffer("mean", lib.zeros(5))
+
+        def forward(self, x):
+            getattr(self.mean, self.write)(x.mean(0))  # batched into unbatched: refused
+            return x
+
+    return Counter, StepBuffer, BatchedIntoBuffer
+
+
+def _vmap_outcome(lib, case):
+    Counter, StepBuffer, BatchedIntoBuffer = _stateful_modules(lib)
+    lib.manual_seed(0)
+    x = lib.arange(60, dtype=lib.float32).reshape(4, 3, 5)
+    module = {"counter": Counter, "buffer": StepBuffer, "add_": lambda: BatchedIntoBuffer("add_"),
+              "copy_": lambda: BatchedIntoBuffer("copy_"),
+              "batchnorm": lambda: lib.nn.BatchNorm1d(5)}[case]()
+    try:
+        out = lib.func.vmap(module)(x)
+    except RuntimeError as error:
+        return "raises", str(error).split("\n")[0]
+    state = module.calls if case == "counter" else module.steps.item()
+    return tuple(out.shape), state
+
+
+@pytest.mark.parametrize("case", ["counter", "buffer", "add_", "copy_", "batchnorm"])
+def test_vmap_runs_a_modules_side_effects_once(case):
+    assert _vmap_outcome(chainrule, case) == _vmap_outcome(torch, case)
