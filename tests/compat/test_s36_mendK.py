@@ -185,3 +185,43 @@ def _vmap_outcome(lib, case):
 @pytest.mark.parametrize("case", ["counter", "buffer", "add_", "copy_", "batchnorm"])
 def test_vmap_runs_a_modules_side_effects_once(case):
     assert _vmap_outcome(chainrule, case) == _vmap_outcome(torch, case)
+
+
+# ---------------------------------------------------------------- 4. *_copy out= lists
+def _copy_into_outs(lib, op, outs_kind):
+    import warnings
+
+    x = lib.arange(10.0).reshape(5, 2)
+    call, count = {"split_copy": (lambda o: lib.split_copy(x, 2, out=o), 3),
+                   "split_with_sizes_copy": (lambda o: lib.split_with_sizes_copy(x, [1, 4], out=o), 2),
+                   "unbind_copy": (lambda o: lib.unbind_copy(x, 1, out=o), 2)}[op]
+    outs = {"empty": lambda: lib.empty(0), "non_empty": lambda: lib.zeros(3),
+            "empty_long": lambda: lib.empty(0, dtype=lib.int64)}[outs_kind]
+    outs = [outs() for _ in range(count)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            call(outs)
+        except RuntimeError as error:
+            return "raises", str(error)
+    return ([(tuple(o.shape), o.tolist()) for o in outs],
+            [(str(w.message), w.filename == __file__) for w in caught])
+
+
+@pytest.mark.parametrize("op", ["split_copy", "split_with_sizes_copy", "unbind_copy"])
+@pytest.mark.parametrize("outs_kind", ["empty", "non_empty", "empty_long"])
+def test_copy_variants_resize_their_out_lists_as_torch(op, outs_kind):
+    # split_with_sizes_copy and unbind_copy resize each out (warning when it held elements) and take
+    # one dtype only; split_copy copies into the outs as they are
+    assert _copy_into_outs(chainrule, op, outs_kind) == _copy_into_outs(torch, op, outs_kind)
+
+
+def test_resized_copy_outs_on_another_device_are_refused():
+    from chainrule._backend import use_standin_cuda
+
+    with use_standin_cuda():
+        x = chainrule.arange(10.0).reshape(5, 2).cuda()
+        outs = [chainrule.empty(0), chainrule.empty(0)]
+        with pytest.raises(RuntimeError, match="Expected out tensor to have device cuda:0, but got cpu instead"):
+            chainrule.unbind_copy(x, 1, out=outs)
+        assert [tuple(o.shape) for o in outs] == [(0,), (0,)]
