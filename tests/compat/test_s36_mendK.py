@@ -121,6 +121,7 @@ def test_composed_path_still_refuses_is_causal_without_a_mask(why):
             layer(src, is_causal=True)
 
 
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")
 @pytest.mark.parametrize("nested", [True, False])
 def test_encoder_with_a_fully_padded_sequence(nested):
     # nested: torch packs the rows away and pads the output with zeros; else each layer's fast path
@@ -225,3 +226,75 @@ def test_resized_copy_outs_on_another_device_are_refused():
         with pytest.raises(RuntimeError, match="Expected out tensor to have device cuda:0, but got cpu instead"):
             chainrule.unbind_copy(x, 1, out=outs)
         assert [tuple(o.shape) for o in outs] == [(0,), (0,)]
+
+
+# ---------------------------------------------------------------- 5. NaN bits of half precision
+def _bits16(lib, t):
+    return [v & 0xFFFF for v in t.reshape(-1).view(lib.int16).tolist()]
+
+
+def _double(bits: int) -> float:
+    return np.array([bits], dtype=np.uint64).view(np.float64)[0].item()
+
+
+_PYTHON_NANS = [float("nan"), -float("nan"), _double(0x7FF8000000000123), _double(0x7FF0000000000001),
+                _double(0xFFF0000000000001)]
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("make", ["tensor", "list", "full"])
+def test_nan_from_python_numbers_has_torchs_bits(dtype, make):
+    pytest.importorskip("ml_dtypes")
+
+    def bits(lib):
+        d = getattr(lib, dtype)
+        made = {"tensor": lambda v: lib.tensor(v, dtype=d), "list": lambda v: lib.tensor([v, 1.0], dtype=d),
+                "full": lambda v: lib.full((2,), v, dtype=d)}[make]
+        return [_bits16(lib, made(v)) for v in _PYTHON_NANS]
+
+    assert bits(chainrule) == bits(torch)
+
+
+_FLOAT32_NANS = np.array([0x7FC00000, 0xFFC00000, 0x7FC12345, 0xFFC12345, 0x7F800001, 0xFF800001, 0x7FA00000,
+                          0x3F800000], dtype=np.uint32)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("source", ["float32", "float64"])
+@pytest.mark.parametrize("layout", ["dense", "0-d", "strided", "long", "rows"])
+def test_nan_cast_to_half_precision_has_torchs_bits(dtype, source, layout):
+    pytest.importorskip("ml_dtypes")
+    with np.errstate(invalid="ignore"):  # (a signalling NaN widened to float64)
+        values = np.tile(_FLOAT32_NANS.view(np.float32), 5).astype(source)  # 40: float64 runs of 16 and a tail
+
+    def bits(lib):
+        t = lib.from_numpy(values.copy())
+        t = {"dense": t, "0-d": t[0], "strided": t[::3], "long": t.reshape(2, 20), "rows": t.reshape(4, 10)[:, :8]}[layout]
+        return _bits16(lib, t.to(getattr(lib, dtype)))
+
+    assert bits(chainrule) == bits(torch)
+
+
+@pytest.mark.parametrize("source_bits", [0x7C01, 0xFC01, 0x7D00, 0x7E00, 0xFE00])
+def test_float16_signalling_nan_is_quieted_when_widened(source_bits):
+    pytest.importorskip("ml_dtypes")
+
+    def bits(lib):
+        signed = source_bits - 0x10000 if source_bits >= 0x8000 else source_bits
+        half = lib.tensor([signed] * 16, dtype=lib.int16).view(lib.float16)
+        return ([v & 0xFFFFFFFF for v in half.float().view(lib.int32).tolist()][:1],
+                [v & 0xFFFFFFFFFFFFFFFF for v in half.double().view(lib.int64).tolist()][:1],
+                _bits16(lib, half.clone())[:1], _bits16(lib, half.to(lib.bfloat16))[:1])
+
+    assert bits(chainrule) == bits(torch)
+
+
+@pytest.mark.parametrize("source_bits", [0x7F81, 0xFF81, 0x7FC1])
+def test_bfloat16_nan_to_float16_keeps_its_payload(source_bits):
+    pytest.importorskip("ml_dtypes")
+
+    def bits(lib):
+        signed = source_bits - 0x10000 if source_bits >= 0x8000 else source_bits
+        return _bits16(lib, lib.tensor([signed] * 16, dtype=lib.int16).view(lib.bfloat16).half())[:1]
+
+    assert bits(chainrule) == bits(torch)
