@@ -298,3 +298,40 @@ def test_bfloat16_nan_to_float16_keeps_its_payload(source_bits):
         return _bits16(lib, lib.tensor([signed] * 16, dtype=lib.int16).view(lib.bfloat16).half())[:1]
 
     assert bits(chainrule) == bits(torch)
+
+
+# ---------------------------------------------------------------- 6. mixed-device errors name the op
+# torch here has no GPU: the words are chainrule's "(when checking the arguments of <op>)", with
+# the op torch's CUDA kernel names, as test_s35_mendG checks for the functions
+_ACROSS_DEVICES = {
+    "true_divide method": lambda lib, a, b: a.true_divide(b),
+    "true_divide_ method": lambda lib, a, b: a.clone().true_divide_(b),
+    "addbmm": lambda lib, a, b: lib.addbmm(a.reshape(2, 2)[:1], a.reshape(1, 1, 4).expand(3, 1, 4),
+                                           b.reshape(1, 4, 1).expand(3, 4, 1)),
+    "addbmm input elsewhere": lambda lib, a, b: lib.addbmm(b.reshape(2, 2), a.reshape(1, 2, 2), a.reshape(1, 2, 2)),
+    "addbmm method": lambda lib, a, b: a.reshape(2, 2).addbmm(a.reshape(1, 2, 2), b.reshape(1, 2, 2)),
+    "addbmm_": lambda lib, a, b: a.reshape(2, 2).clone().addbmm_(a.reshape(1, 2, 2), b.reshape(1, 2, 2)),
+    "addbmm mismatched shapes": lambda lib, a, b: lib.addbmm(a.reshape(2, 2), a.reshape(1, 4, 1), b.reshape(1, 2, 2)),
+}
+
+
+@pytest.mark.parametrize("case", list(_ACROSS_DEVICES))
+@pytest.mark.parametrize("other_device", ["cpu", "cuda:1"])
+def test_mixed_devices_name_true_divide_and_addbmm(case, other_device):
+    from chainrule._backend import use_standin_cuda
+
+    op = case.split()[0].rstrip("_")
+    with use_standin_cuda(devices=2):
+        a = chainrule.ones(4, device="cuda:0")
+        b = chainrule.ones(4, device=other_device)
+        with pytest.raises(RuntimeError, match=rf"\(when checking the arguments of {op}\)$"):
+            _ACROSS_DEVICES[case](chainrule, a, b)
+
+
+def test_true_divide_method_still_divides_as_torch():
+    def run(lib):
+        x = lib.tensor([3.0, 4.0], requires_grad=True)
+        y = x.true_divide(lib.tensor([2.0, 8.0]))
+        return y.tolist(), y.grad_fn.name(), lib.tensor([3, 4]).true_divide(2).tolist()
+
+    assert run(chainrule) == run(torch)
