@@ -335,3 +335,29 @@ def test_true_divide_method_still_divides_as_torch():
         return y.tolist(), y.grad_fn.name(), lib.tensor([3, 4]).true_divide(2).tolist()
 
     assert run(chainrule) == run(torch)
+
+
+# ---------------------------------------------------------------- 1b. normalize without the expand when unwatched
+def _normalize_cases(lib):
+    rng = np.random.default_rng(0)
+    four_d = lib.tensor(rng.standard_normal((2, 3, 4, 5)).astype(np.float32))
+    return [(lib.tensor(rng.standard_normal((64, 32)).astype(np.float32)), 2.0, 1),
+            (four_d.to(memory_format=lib.channels_last), 2.0, 1),
+            (lib.tensor(rng.standard_normal((32, 64)).astype(np.float32)).t(), 2.0, 0),
+            (lib.tensor(rng.standard_normal((5, 7)).astype(np.float32)), 3.0, -1)]
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "grad_mode_on", "recorded"])
+def test_normalize_keeps_torchs_bits_layout_and_graph(mode):
+    def run(lib):
+        found = []
+        for x, p, dim in _normalize_cases(lib):
+            if mode == "recorded":
+                x = x.detach().requires_grad_()
+            with lib.no_grad() if mode == "no_grad" else lib.enable_grad():
+                y = lib.nn.functional.normalize(x, p=p, dim=dim)
+            graph = None if y.grad_fn is None else (y.grad_fn.name(), y.grad_fn.next_functions[1][0].name())
+            found.append((y.detach().numpy().tobytes(), y.stride(), graph))
+        return found
+
+    assert run(chainrule) == run(torch)
