@@ -361,3 +361,47 @@ def test_normalize_keeps_torchs_bits_layout_and_graph(mode):
         return found
 
     assert run(chainrule) == run(torch)
+
+
+# ---------------------------------------------------------------- 2b. MultiheadAttention's own fast path
+def _attention_pair(nhead=2):
+    torch.manual_seed(0)
+    theirs = torch.nn.MultiheadAttention(8, nhead, batch_first=True)
+    ours = chainrule.nn.MultiheadAttention(8, nhead, batch_first=True)
+    ours.load_state_dict({k: chainrule.tensor(v.numpy()) for k, v in theirs.state_dict().items()})
+    return theirs.eval(), ours.eval()
+
+
+_ATTENTION_MASKS = {
+    "padding": lambda lib: {"key_padding_mask": lib.tensor([[False, False, False], [True, True, True]])},
+    "float padding": lambda lib: {"key_padding_mask": lib.zeros(2, 3).masked_fill(
+        lib.tensor([[False, False, False], [True, True, True]]), float("-inf"))},
+    "attention": lambda lib: {"attn_mask": lib.tensor([[True, True, True], [False, True, True],
+                                                       [False, False, False]])},
+    "causal hint alone": lambda lib: {"is_causal": True},
+    "causal hint and padding": lambda lib: {"is_causal": True, "key_padding_mask": lib.tensor(_FULL_ROW)},
+}
+
+
+@pytest.mark.parametrize("need_weights", [False, True])
+@pytest.mark.parametrize("case", list(_ATTENTION_MASKS))
+def test_attention_fast_path_nan_rows_and_causal_hint(case, need_weights):
+    outs = []
+    for lib, attention in zip((torch, chainrule), _attention_pair()):
+        x = _source(lib)
+        with lib.no_grad():
+            out, weights = attention(x, x, x, need_weights=need_weights, **_ATTENTION_MASKS[case](lib))
+        outs.append((out, weights))
+    _assert_same(outs[1][0], outs[0][0])
+    if need_weights:
+        _assert_same(outs[1][1], outs[0][1])
+
+
+@pytest.mark.parametrize("why", ["cross_attention", "grad", "odd_heads"])
+def test_attention_composed_path_still_refuses_a_bare_causal_hint(why):
+    for lib, attention in zip((torch, chainrule), _attention_pair(nhead=1 if why == "odd_heads" else 2)):
+        x = _source(lib)
+        key = x.clone() if why == "cross_attention" else x
+        with lib.enable_grad() if why == "grad" else lib.no_grad(), \
+                pytest.raises(RuntimeError, match="Need attn_mask if specifying the is_causal hint"):
+            attention(x, key, key, is_causal=True)

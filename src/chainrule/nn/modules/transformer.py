@@ -96,11 +96,65 @@ class MultiheadAttention(Module):
     def forward(self, query: Tensor, key: Tensor, value: Tensor, key_padding_mask: Tensor | None = None,
                 need_weights: bool = True, attn_mask: Tensor | None = None, average_attn_weights: bool = True,
                 is_causal: bool = False):
+        fast_path = not self._why_not_fast_path(query, key, value, attn_mask, key_padding_mask)
+        if fast_path:
+            # torch._native_multi_head_attention takes no causal hint: is_causal is dropped, not refused
+            is_causal = False
         # torch turns a bool padding mask additive here, so F.multi_head_attention_forward sees the
         # pair mismatched only when the caller mixed them (it warns once, from this module)
         key_padding_mask = F._canonical_mask(key_padding_mask, "key_padding_mask", F._none_or_dtype(attn_mask),
                                              "attn_mask", query.dtype)
         attn_mask = F._canonical_mask(attn_mask, "attn_mask", None, "", query.dtype, check_other=False)
+        if fast_path and not need_weights and (attn_mask is not None or key_padding_mask is not None):
+            # its attention without weights gives NaN for a query whose every key is masked, where the
+            # composed path (and its own with weights, which the composed one matches) attends to nothing
+            out, weights = self._composed_forward(query, key, value, key_padding_mask, need_weights, attn_mask,
+                                                  average_attn_weights, is_causal)
+            without_keys = _queries_without_keys(attn_mask, key_padding_mask, query.shape)
+            return out.masked_fill(without_keys.unsqueeze(-1), float("nan")), weights
+        return self._composed_forward(query, key, value, key_padding_mask, need_weights, attn_mask,
+                                      average_attn_weights, is_causal)
+
+    def _why_not_fast_path(self, query: Tensor, key: Tensor, value: Tensor, attn_mask, key_padding_mask) -> str:
+        """torch's reason (MultiheadAttention.forward's why_not_fast_path) for not running this
+        attention as torch._native_multi_head_attention; empty when it does (chainrule has no
+        torch.backends.mha switch: the fast path counts as enabled)."""
+        from ...amp import is_autocast_enabled  # (amp imports nn)
+
+        if any(mask is not None and mask.is_floating_point() for mask in (attn_mask, key_padding_mask)):
+            return "floating-point masks are not supported for fast path."
+        if query.dim() != 3:
+            return f"input not batched; expected query.dim() of 3 but got {query.dim()}"
+        if query is not key or key is not value:
+            return "non-self attention was used (query, key, and value are not the same Tensor)"
+        if self.in_proj_bias is None or self.in_proj_weight is None:  # (torch's composed path then)
+            return "in_proj_bias or in_proj_weight was None"
+        if query.dtype != self.in_proj_bias.dtype or query.dtype != self.in_proj_weight.dtype:
+            return f"dtypes of query ({query.dtype}) and the input projection don't match"
+        if self.training:
+            return "training is enabled"
+        if self.num_heads % 2:
+            return "self.num_heads is not even"
+        if not self.batch_first:
+            return "batch_first was not True"
+        if self.bias_k is not None or self.bias_v is not None:
+            return "self.bias_k or self.bias_v was not None"
+        if self.add_zero_attn:
+            return "add_zero_attn was enabled"
+        if not self._qkv_same_embed_dim:
+            return "_qkv_same_embed_dim was not True"
+        if is_autocast_enabled():
+            return "autocast is enabled"
+        tensor_args = (query, self.in_proj_weight, self.in_proj_bias, self.out_proj.weight, self.out_proj.bias)
+        if has_torch_function(tensor_args):
+            return "some Tensor argument has_torch_function"
+        if is_grad_enabled() and any(t is not None and t.requires_grad for t in tensor_args):
+            return ("grad is enabled and at least one of query or the input/output projection weights or biases "
+                    "requires_grad")
+        return ""
+
+    def _composed_forward(self, query: Tensor, key: Tensor, value: Tensor, key_padding_mask, need_weights: bool,
+                          attn_mask, average_attn_weights: bool, is_causal: bool):
         batched = query.dim() == 3
         if self.batch_first and batched:
             # one transpose per distinct tensor, as torch does: F.multi_head_attention_forward packs
