@@ -405,3 +405,27 @@ def test_attention_composed_path_still_refuses_a_bare_causal_hint(why):
         with lib.enable_grad() if why == "grad" else lib.no_grad(), \
                 pytest.raises(RuntimeError, match="Need attn_mask if specifying the is_causal hint"):
             attention(x, key, key, is_causal=True)
+
+
+def test_backends_mha_switch_turns_the_fast_paths_off():
+    def run(lib):
+        lib.manual_seed(0)
+        layer = lib.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True).eval()
+        attention = lib.nn.MultiheadAttention(8, 2, batch_first=True).eval()
+        x = _source(lib)
+        pad = lib.tensor(_FULL_ROW)
+        found = [lib.backends.mha.get_fastpath_enabled()]
+        lib.backends.mha.set_fastpath_enabled(False)
+        try:
+            found.append(lib.backends.mha.get_fastpath_enabled())
+            with lib.no_grad():
+                found.append(np.isnan(layer(x, src_key_padding_mask=pad).numpy()).any())
+                found.append(np.isnan(attention(x, x, x, key_padding_mask=pad, need_weights=False)[0].numpy()).any())
+                for call in (lambda: layer(x, is_causal=True), lambda: attention(x, x, x, is_causal=True)):
+                    with pytest.raises(RuntimeError, match="Need attn_mask if specifying the is_causal hint"):
+                        call()
+        finally:
+            lib.backends.mha.set_fastpath_enabled(True)
+        return found
+
+    assert run(chainrule) == run(torch) == [True, False, False, False]

@@ -11,6 +11,7 @@ from ... import _dtype
 from ..._naming import in_torchs_words
 from ..._torch_function import has_torch_function
 from ...autograd.grad_mode import is_grad_enabled
+from ...backends import mha
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
@@ -117,10 +118,11 @@ class MultiheadAttention(Module):
 
     def _why_not_fast_path(self, query: Tensor, key: Tensor, value: Tensor, attn_mask, key_padding_mask) -> str:
         """torch's reason (MultiheadAttention.forward's why_not_fast_path) for not running this
-        attention as torch._native_multi_head_attention; empty when it does (chainrule has no
-        torch.backends.mha switch: the fast path counts as enabled)."""
+        attention as torch._native_multi_head_attention; empty when it does."""
         from ...amp import is_autocast_enabled  # (amp imports nn)
 
+        if not mha.get_fastpath_enabled():
+            return "torch.backends.mha.get_fastpath_enabled() was not True"
         if any(mask is not None and mask.is_floating_point() for mask in (attn_mask, key_padding_mask)):
             return "floating-point masks are not supported for fast path."
         if query.dim() != 3:
@@ -242,11 +244,12 @@ class TransformerEncoderLayer(Module):
 
     def _why_not_sparsity_fast_path(self, src: Tensor) -> str:
         """torch's reason (TransformerEncoderLayer.forward's why_not_sparsity_fast_path) for not running
-        this layer as one fused kernel; empty when it does. chainrule has no fast-path switch
-        (torch.backends.mha), so the fast path counts as enabled."""
+        this layer as one fused kernel; empty when it does."""
         from ...amp import is_autocast_enabled  # (amp imports nn)
 
         attention = self.self_attn
+        if not mha.get_fastpath_enabled():
+            return "torch.backends.mha.get_fastpath_enabled() was not True"
         if src.dim() != 3:
             return f"input not batched; expected src.dim() of 3 but got {src.dim()}"
         if self.training:
@@ -354,7 +357,7 @@ class TransformerEncoder(Module):
         from ...amp import is_autocast_enabled  # (amp imports nn)
 
         first = self.layers[0]
-        if not self.use_nested_tensor or first.training or src.dim() != 3 or src_key_padding_mask is None \
+        if not mha.get_fastpath_enabled() or not self.use_nested_tensor or first.training or src.dim() != 3 or src_key_padding_mask is None \
                 or mask is not None or src.is_nested or is_autocast_enabled():
             return None
         if is_grad_enabled() and (src.requires_grad or any(p.requires_grad for p in first.parameters())):
