@@ -373,9 +373,11 @@ def _torchs_nan_bits(source: np.ndarray, narrowed: np.ndarray) -> None:
     """The NaNs of ``narrowed`` (cast from ``source`` by NumPy/ml_dtypes) given the bits torch's CPU
     conversions write, in place."""
     target = narrowed.dtype.name
-    if target not in ("bfloat16", "float16", "float32", "float64") or source.dtype == narrowed.dtype:
+    if source.dtype == narrowed.dtype or not (target in ("bfloat16", "float16") or source.dtype.name == "float16"
+                                              and target in ("float32", "float64")):
         return
-    nan = source != source
+    # (NaN-ness survives the cast: found on whichever side NumPy compares natively, float16's being slow)
+    nan = narrowed != narrowed if target in ("float32", "float64") else source != source
     if not nan.any():
         return
     if target == "bfloat16":
@@ -431,10 +433,10 @@ def python_numbers_to_half(data, np_dtype) -> np.ndarray:
     """Python numbers (doubles) as a float16 or bfloat16 array with torch's NaN bits: its scalar
     conversion writes 0x7FC0 for any bfloat16 NaN and quiets a float16 one."""
     array = np.array(data, dtype=np_dtype)
-    wide = np.array(data, dtype=np.float64)
-    nan = wide != wide
+    nan = array != array
     if nan.any():
-        array.view(np.uint16)[nan] = 0x7FC0 if np_dtype.name == "bfloat16" else _half_nan_bits(wide[nan])
+        wide = np.array(data, dtype=np.float64)[nan]
+        array.view(np.uint16)[nan] = 0x7FC0 if np_dtype.name == "bfloat16" else _half_nan_bits(wide)
     return array
 
 

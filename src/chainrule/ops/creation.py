@@ -106,13 +106,6 @@ def _check_ragged(data, depth: int = 0) -> None:
         _check_ragged(item, depth + 1)
 
 
-def _python_numbers(data) -> builtins.bool:
-    """Whether ``data`` is a Python number or a (nested) list or tuple of Python numbers only."""
-    if isinstance(data, (list, tuple)):
-        return all(_python_numbers(item) for item in data)
-    return type(data) in (builtins.float, builtins.int, builtins.bool)
-
-
 def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
     """Convert Python data / arrays / Tensors to an array of the requested or inferred dtype."""
     if isinstance(data, Tensor):
@@ -139,9 +132,10 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
         try:
             if target.name in _dtype._FLOAT8_NAMES:  # Python numbers are doubles, rounded once as torch's
                 array = _dtype.cast_array(np.array(data, dtype=np.float64), target.np)
-            elif target in (_dtype.float16, _dtype.bfloat16) and _python_numbers(data):
+            elif target in (_dtype.float16, _dtype.bfloat16) and not isinstance(data, np.ndarray):
                 array = _dtype.python_numbers_to_half(data, target.np)  # torch's NaN bits
-            elif target in (_dtype.float16, _dtype.bfloat16) and isinstance(data, np.ndarray) and data.dtype.kind == "f":
+            elif target in (_dtype.float16, _dtype.bfloat16) and isinstance(data, np.ndarray) and \
+                    data.dtype.kind == "f" and data.dtype != target.np:
                 array = _dtype.cast_array(data, target.np)  # as a tensor's cast (its NaN bits)
             else:
                 array = np.array(data, dtype=target.np, copy=copy) if copy else np.asarray(data, dtype=target.np)
