@@ -361,20 +361,83 @@ def cast_array(array, np_dtype):
         with np.errstate(invalid="ignore", over="ignore"):
             return array.astype(np_dtype)
     # torch narrows a float beyond the target's range (float32 -> float16, finfo.min masks) to +-inf without a word
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):  # (and a signalling NaN quietly)
         narrowed = array.astype(np_dtype)
-    if np_dtype.name == "bfloat16" and isinstance(array, np.ndarray) and array.dtype.kind == "f" and array.ndim:
-        # torch's CPU kernels write a NaN as one bfloat16 NaN whatever its sign and payload: 0xFFFF
-        # where the vectorised float32 conversion runs (an input dense along some dim: the all-ones
-        # NaN mask), else 0x7FC0 (the scalar conversion; any float64 or float16 input).
+    if isinstance(array, np.ndarray) and _is_float(array.dtype) and _is_float(np_dtype):
         # (The device's conversion is left to its own library: torch's CUDA words are not known here.)
-        nan = array != array
-        if nan.any():
-            # (torch's iterator walks the input in memory order: its inner loop is the smallest stride)
-            strides = [abs(stride) for stride, size in zip(array.strides, array.shape) if size > 1]
-            vectorised = array.dtype == np.float32 and min(strides, default=array.itemsize) == array.itemsize
-            narrowed.view(np.uint16)[nan] = 0xFFFF if vectorised else 0x7FC0
+        _torchs_nan_bits(array, narrowed)
     return narrowed
+
+
+def _torchs_nan_bits(source: np.ndarray, narrowed: np.ndarray) -> None:
+    """The NaNs of ``narrowed`` (cast from ``source`` by NumPy/ml_dtypes) given the bits torch's CPU
+    conversions write, in place."""
+    target = narrowed.dtype.name
+    if source.dtype == narrowed.dtype or not (target in ("bfloat16", "float16") or source.dtype.name == "float16"
+                                              and target in ("float32", "float64")):
+        return
+    # (NaN-ness survives the cast: found on whichever side NumPy compares natively, float16's being slow)
+    nan = narrowed != narrowed if target in ("float32", "float64") else source != source
+    if not nan.any():
+        return
+    if target == "bfloat16":
+        # one bfloat16 NaN whatever its sign and payload: 0xFFFF where the vectorised conversion runs
+        # (the all-ones NaN mask), else 0x7FC0 (the scalar conversion: a 0-d or strided input, any
+        # float16 one, and a float64 input's last run % 16 elements)
+        bits = narrowed.view(np.uint16)
+        bits[nan] = 0x7FC0
+        bits[nan & _bfloat16_vectorised(source)] = 0xFFFF
+    elif target == "float16":
+        # through float32 (a float64 rounded there first, quiet), then sign, quiet bit and the top ten
+        # bits of float32's payload, as c10's fp16_ieee_from_fp32_value: NumPy keeps a signalling NaN
+        narrowed.view(np.uint16)[nan] = _half_nan_bits(source[nan])
+    elif source.dtype.name == "float16":
+        # widening sets the quiet bit, as the hardware's conversion does (NumPy's keeps a signalling NaN)
+        quiet = np.uint32(0x00400000) if target == "float32" else np.uint64(0x0008000000000000)
+        widened = narrowed.view(np.uint32 if target == "float32" else np.uint64)
+        widened[nan] |= quiet
+
+
+def _bfloat16_vectorised(source: np.ndarray) -> np.ndarray | bool:
+    """Where torch's CPU conversion of ``source`` to bfloat16 takes its vectorised loop. Its iterator
+    walks the input in memory order (the inner loop along the smallest stride) and vectorises a
+    dense inner loop; float32 through its last element, float64 in blocks of 16 (two float vectors
+    per bfloat16 vector), the rest of each run one by one."""
+    if source.ndim == 0 or source.dtype.name not in ("float32", "float64"):
+        return False
+    strides = [abs(stride) for stride, size in zip(source.strides, source.shape) if size > 1]
+    if min(strides, default=source.itemsize) != source.itemsize:
+        return False
+    if source.dtype.name == "float32":
+        return True
+    # float64: the runs the iterator coalesces, in memory order (one run when the memory is dense)
+    order = sorted(range(source.ndim), key=lambda axis: -abs(source.strides[axis]))
+    in_memory_order = source.transpose(order)
+    run = in_memory_order.size if in_memory_order.flags.c_contiguous else in_memory_order.shape[-1]
+    position = np.arange(in_memory_order.size).reshape(in_memory_order.shape) % max(run, 1)
+    vectorised = position < run - run % 16
+    return vectorised.transpose(np.argsort(order))
+
+
+def _is_float(np_dtype) -> bool:
+    return np_dtype.kind == "f" or np_dtype.name == "bfloat16"  # (ml_dtypes' bfloat16 is of kind 'V')
+
+
+def _half_nan_bits(nans: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):  # a signalling float64 NaN, quieted as C's cast quiets it
+        single = nans.astype(np.float32).view(np.uint32)
+    return (((single >> 16) & 0x8000) | 0x7E00 | ((single >> 13) & 0x3FF)).astype(np.uint16)
+
+
+def python_numbers_to_half(data, np_dtype) -> np.ndarray:
+    """Python numbers (doubles) as a float16 or bfloat16 array with torch's NaN bits: its scalar
+    conversion writes 0x7FC0 for any bfloat16 NaN and quiets a float16 one."""
+    array = np.array(data, dtype=np_dtype)
+    nan = array != array
+    if nan.any():
+        wide = np.array(data, dtype=np.float64)[nan]
+        array.view(np.uint16)[nan] = 0x7FC0 if np_dtype.name == "bfloat16" else _half_nan_bits(wide)
+    return array
 
 
 _ALL = (float16, float32, float64, uint8, int8, int16, int32, int64, bool, complex64, complex128, bfloat16,

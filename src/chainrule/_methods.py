@@ -278,7 +278,7 @@ def _bind_operators() -> None:
     Tensor.div = Tensor.divide = ew.div
     Tensor.multiply = ew.mul
     Tensor.subtract = ew.sub
-    Tensor.true_divide = ew.div
+    Tensor.true_divide = ew.true_divide  # its mixed-device error names true_divide, as the function's
     # the functions take two Python numbers (torch.add(2, 1.5)); torch's C methods, called unbound
     # on a number (Tensor.add(2.5, t)), refuse it
     for name in ("add", "sub", "mul", "div", "divide", "multiply", "subtract", "true_divide", "floor_divide",

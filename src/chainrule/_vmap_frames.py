@@ -47,6 +47,9 @@ class VmapFrame:
         # id -> (a tensor from before this vmap that a slice wrote unbatched values into, its values
         # before the first such write): every slice starts from them, so that the write lands once
         self._rewound_writes: dict[int, tuple] = {}
+        # id -> (a module the function reads, its int/float/bool attributes before the calls): torch runs a
+        # module's forward once for the batch, so a counter it keeps (self.calls += 1) moves once
+        self._module_numbers: dict[int, tuple] = {}
 
     def note_generator(self, generator) -> None:
         """Remember ``generator``'s state before a draw, the first time a slice draws from it."""
@@ -107,10 +110,16 @@ class VmapFrame:
         return self.origin(tensor)
 
     def note_closed_over(self, func) -> None:
-        """Remember the tensors ``func`` reads from outside (``closed_over``)."""
-        for item in closed_over(func):
+        """Remember the tensors ``func`` reads from outside (``closed_over``), a module's parameters
+        and buffers among them, and the plain numbers each module it reads holds (see ``rewind_writes``)."""
+        modules: list = []
+        for item in closed_over(func, modules=True, module_sink=modules):
             if self.origin(item) is None:
                 self._closed_over[id(item)] = item
+        for module in modules:
+            for sub in module.modules():
+                numbers = {name: value for name, value in vars(sub).items() if type(value) in (int, float, bool)}
+                self._module_numbers.setdefault(id(sub), (sub, numbers))
 
     def note_write(self, target) -> None:
         """``target`` is about to be written with values unbatched at this level: when it is from
@@ -133,6 +142,8 @@ class VmapFrame:
         it again, from the same values, so that it lands once, as torch's."""
         for target, values in self._rewound_writes.values():
             target._data[...] = values
+        for module, numbers in self._module_numbers.values():
+            vars(module).update(numbers)
 
     def surely_unbatched(self, tensor) -> bool:
         """Whether this level surely holds ``tensor`` unbatched: an input it passes unmapped, a tensor
@@ -181,11 +192,11 @@ def _is_module(value) -> bool:
     return hasattr(value, "_parameters") and hasattr(value, "_buffers") and hasattr(value, "named_buffers")
 
 
-def closed_over(func, modules: bool = False) -> list:
+def closed_over(func, modules: bool = False, module_sink: list | None = None) -> list:
     """The tensors ``func`` reads from outside: its closure's cells, the globals its code names, its
     defaults (and a partial's arguments), directly or in a list, tuple or dict; with ``modules``, also
-    the parameters and buffers of a module ``func`` is, is bound to, or reads so, and what the Python
-    functions it reads so read in turn."""
+    the parameters and buffers of a module ``func`` is, is bound to, or reads so (each such module
+    appended to ``module_sink``), and what the Python functions it reads so read in turn."""
     found, seen, pending = [], set(), [func]
     while pending:
         func = pending.pop()
@@ -212,6 +223,8 @@ def closed_over(func, modules: bool = False) -> list:
                 if hasattr(item, "_base") and hasattr(item, "_data"):
                     found.append(item)
                 elif modules and _is_module(item):
+                    if module_sink is not None and not any(m is item for m in module_sink):
+                        module_sink.append(item)
                     found.extend(t for _, t in item.named_parameters(remove_duplicate=False))
                     found.extend(t for _, t in item.named_buffers(remove_duplicate=False) if t is not None)
                 elif modules and getattr(item, "__code__", None) is not None and len(seen) < 64:

@@ -6,9 +6,9 @@ the ``is_available()`` answers are False and the settable flags (``cudnn.benchma
 change no computation; chainrule's kernels are deterministic on the CPU already.
 """
 
-from . import cpu, cuda, cudnn, mkl, mkldnn, mps, openmp, quantized  # noqa: F401
+from . import cpu, cuda, cudnn, mha, mkl, mkldnn, mps, openmp, quantized  # noqa: F401
 
-__all__ = ["cpu", "cuda", "cudnn", "mkl", "mkldnn", "mps", "openmp", "quantized"]
+__all__ = ["cpu", "cuda", "cudnn", "mha", "mkl", "mkldnn", "mps", "openmp", "quantized"]
 
 from contextlib import contextmanager  # noqa: E402
 

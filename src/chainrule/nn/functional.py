@@ -23,7 +23,9 @@ from .._torch_function import (  # noqa: F401  (torch's F re-exports them; not i
     has_torch_function_unary,
     has_torch_function_variadic,
 )
+from ..autograd import function as _function
 from ..autograd.function import SavedValue as _SavedValue
+from ..autograd.function import is_recording as _is_recording
 from ..autograd.function import kept_value as _kept_value
 from ..autograd.function import name_node as _name_node
 from ..autograd.grad_mode import is_grad_enabled as _is_grad_enabled
@@ -256,7 +258,12 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
 # ---------------------------------------------------------------- distances
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None) -> Tensor:
     """F.normalize: x / max(‖x‖_p, eps) along ``dim``."""
-    denom = input.norm(p, dim, keepdim=True).clamp_min(eps).expand_as(input)
+    denom = input.norm(p, dim, keepdim=True).clamp_min(eps)
+    if _is_recording(input) or _function.active_profiler is not None or _function.active_dispatch is not None \
+            or _function.active_extension is not None:
+        # torch expands the denominator first: a view in its graph (ExpandBackward0), an op a profiler
+        # or a dispatch mode sees; unwatched, the division broadcasts it to the same values
+        denom = denom.expand_as(input)
     return input / denom
 
 

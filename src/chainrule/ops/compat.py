@@ -19,7 +19,14 @@ from .. import storage as _storage
 from .._backend import array_module, module_for_device
 from ..autograd.function import name_node
 from ..autograd.grad_mode import is_grad_enabled, no_grad
-from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out, refuse_out_under_autograd
+from ..tensor import (
+    Tensor,
+    _check_tensor,
+    _wrap_dim,
+    honours_out,
+    refuse_out_under_autograd,
+    warn_resized_out,
+)
 from . import creation, elementwise
 from ._arg_parser import check_str, int_list
 from .count_sampling import torch_binomial_draws, torch_poisson_draws
@@ -772,8 +779,14 @@ def _copy_variant(name: str, view):
             if name == "unbind" and out:
                 # torch's unbind_copy.int_out alone has autograd's out= check, and it reads only the outs
                 refuse_out_under_autograd("unbind_copy", out[0], *out[1:])
+            resized = name != "split"  # split_copy's kernel copies into the outs as they are (broadcast, cast)
+            if resized:
+                _check_resized_outs(out, result)
             with no_grad():  # torch's out kernel writes the list outside autograd: no node, leaves allowed
                 for target, piece in zip(out, result):
+                    if resized and target.shape != piece.shape:
+                        warn_resized_out(target, piece.shape)
+                        target.resize_(piece.shape)
                     target.copy_(piece)
             return None
 
@@ -782,6 +795,17 @@ def _copy_variant(name: str, view):
     function.__name__ = function.__qualname__ = f"{name}_copy"
     function.__doc__ = f"torch.{name}_copy: ``{name}`` copied into new memory."
     return function
+
+
+def _check_resized_outs(outs, pieces) -> None:
+    """split_with_sizes_copy's and unbind_copy's out kernels resize each out to its piece and take
+    only its dtype and device (torch checks each after resizing it; here all before any is written)."""
+    for target, piece in zip(outs, pieces):
+        if target.dtype != piece.dtype:
+            raise RuntimeError(f"Expected out tensor to have dtype {_dtype.cpp_type_name(piece.dtype)}, but got "
+                               f"{_dtype.cpp_type_name(target.dtype)} instead")
+        if target.device != piece.device:
+            raise RuntimeError(f"Expected out tensor to have device {piece.device}, but got {target.device} instead")
 
 
 def _named_copy(piece: Tensor) -> Tensor:

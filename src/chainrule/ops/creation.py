@@ -132,6 +132,11 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
         try:
             if target.name in _dtype._FLOAT8_NAMES:  # Python numbers are doubles, rounded once as torch's
                 array = _dtype.cast_array(np.array(data, dtype=np.float64), target.np)
+            elif target in (_dtype.float16, _dtype.bfloat16) and not isinstance(data, np.ndarray):
+                array = _dtype.python_numbers_to_half(data, target.np)  # torch's NaN bits
+            elif target in (_dtype.float16, _dtype.bfloat16) and isinstance(data, np.ndarray) and \
+                    data.dtype.kind == "f" and data.dtype != target.np:
+                array = _dtype.cast_array(data, target.np)  # as a tensor's cast (its NaN bits)
             else:
                 array = np.array(data, dtype=target.np, copy=copy) if copy else np.asarray(data, dtype=target.np)
         except ValueError:
@@ -720,6 +725,9 @@ def full(size, fill_value, *, dtype=None, layout=None, device=None, requires_gra
         dtype = _dtype.scalar_dtype(fill_value.item() if isinstance(fill_value, Tensor) else fill_value)
     shape = _shape_args((size,))
     fill_value = checked_fill_value(fill_value, _dtype.to_dtype(dtype), math.prod(shape))
+    if type(fill_value) is builtins.float and fill_value != fill_value and _xp(device) is np and \
+            _dtype.to_dtype(dtype) in (_dtype.float16, _dtype.bfloat16):
+        fill_value = _dtype.python_numbers_to_half(fill_value, _dt(dtype))[()]  # torch's NaN bits
     return _finish(_allocated("full", _xp(device).full, shape, fill_value, dtype=_dt(dtype)), requires_grad)
 
 

@@ -876,6 +876,10 @@ def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, out_dtype=None, *, be
 def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.addbmm: ``beta * input + alpha * sum_b batch1[b] @ batch2[b]``."""
     _refuse_cross_device_out(input, out, batch1, batch2)
+    if not any(isinstance(t, Tensor) and t.device.type == "meta" for t in (input, batch1, batch2)):
+        # torch's addbmm kernel checks its operands' devices first (its meta kernel mixes meta and the
+        # CPU, as the composition does); the composition's add or mm would name itself
+        _one_device("addbmm", input, batch1, batch2, broadcasting=False)
     if not isinstance(out, Tensor):
         return _addbmm(input, batch1, batch2, beta, alpha) if out is None else write_out(
             _addbmm(input, batch1, batch2, beta, alpha), out, "addbmm")

@@ -9,7 +9,9 @@ import numpy as np
 
 from ... import _dtype
 from ..._naming import in_torchs_words
+from ..._torch_function import has_torch_function
 from ...autograd.grad_mode import is_grad_enabled
+from ...backends import mha
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
@@ -95,11 +97,66 @@ class MultiheadAttention(Module):
     def forward(self, query: Tensor, key: Tensor, value: Tensor, key_padding_mask: Tensor | None = None,
                 need_weights: bool = True, attn_mask: Tensor | None = None, average_attn_weights: bool = True,
                 is_causal: bool = False):
+        fast_path = not self._why_not_fast_path(query, key, value, attn_mask, key_padding_mask)
+        if fast_path:
+            # torch._native_multi_head_attention takes no causal hint: is_causal is dropped, not refused
+            is_causal = False
         # torch turns a bool padding mask additive here, so F.multi_head_attention_forward sees the
         # pair mismatched only when the caller mixed them (it warns once, from this module)
         key_padding_mask = F._canonical_mask(key_padding_mask, "key_padding_mask", F._none_or_dtype(attn_mask),
                                              "attn_mask", query.dtype)
         attn_mask = F._canonical_mask(attn_mask, "attn_mask", None, "", query.dtype, check_other=False)
+        if fast_path and not need_weights and (attn_mask is not None or key_padding_mask is not None):
+            # its attention without weights gives NaN for a query whose every key is masked, where the
+            # composed path (and its own with weights, which the composed one matches) attends to nothing
+            out, weights = self._composed_forward(query, key, value, key_padding_mask, need_weights, attn_mask,
+                                                  average_attn_weights, is_causal)
+            without_keys = _queries_without_keys(attn_mask, key_padding_mask, query.shape)
+            return out.masked_fill(without_keys.unsqueeze(-1), float("nan")), weights
+        return self._composed_forward(query, key, value, key_padding_mask, need_weights, attn_mask,
+                                      average_attn_weights, is_causal)
+
+    def _why_not_fast_path(self, query: Tensor, key: Tensor, value: Tensor, attn_mask, key_padding_mask) -> str:
+        """torch's reason (MultiheadAttention.forward's why_not_fast_path) for not running this
+        attention as torch._native_multi_head_attention; empty when it does."""
+        from ...amp import is_autocast_enabled  # (amp imports nn)
+
+        if not mha.get_fastpath_enabled():
+            return "torch.backends.mha.get_fastpath_enabled() was not True"
+        if any(mask is not None and mask.is_floating_point() for mask in (attn_mask, key_padding_mask)):
+            return "floating-point masks are not supported for fast path."
+        if query.dim() != 3:
+            return f"input not batched; expected query.dim() of 3 but got {query.dim()}"
+        if query is not key or key is not value:
+            return "non-self attention was used (query, key, and value are not the same Tensor)"
+        if self.in_proj_bias is None or self.in_proj_weight is None:  # (torch's composed path then)
+            return "in_proj_bias or in_proj_weight was None"
+        if query.dtype != self.in_proj_bias.dtype or query.dtype != self.in_proj_weight.dtype:
+            return f"dtypes of query ({query.dtype}) and the input projection don't match"
+        if self.training:
+            return "training is enabled"
+        if self.num_heads % 2:
+            return "self.num_heads is not even"
+        if not self.batch_first:
+            return "batch_first was not True"
+        if self.bias_k is not None or self.bias_v is not None:
+            return "self.bias_k or self.bias_v was not None"
+        if self.add_zero_attn:
+            return "add_zero_attn was enabled"
+        if not self._qkv_same_embed_dim:
+            return "_qkv_same_embed_dim was not True"
+        if is_autocast_enabled():
+            return "autocast is enabled"
+        tensor_args = (query, self.in_proj_weight, self.in_proj_bias, self.out_proj.weight, self.out_proj.bias)
+        if has_torch_function(tensor_args):
+            return "some Tensor argument has_torch_function"
+        if is_grad_enabled() and any(t is not None and t.requires_grad for t in tensor_args):
+            return ("grad is enabled and at least one of query or the input/output projection weights or biases "
+                    "requires_grad")
+        return ""
+
+    def _composed_forward(self, query: Tensor, key: Tensor, value: Tensor, key_padding_mask, need_weights: bool,
+                          attn_mask, average_attn_weights: bool, is_causal: bool):
         batched = query.dim() == 3
         if self.batch_first and batched:
             # one transpose per distinct tensor, as torch does: F.multi_head_attention_forward packs
@@ -167,6 +224,10 @@ class TransformerEncoderLayer(Module):
         src_key_padding_mask = F._canonical_mask(src_key_padding_mask, "src_key_padding_mask",
                                                  F._none_or_dtype(src_mask), "src_mask", src.dtype)
         src_mask = F._canonical_mask(src_mask, "src_mask", None, "", src.dtype, check_other=False)
+        fast_path = not self._why_not_sparsity_fast_path(src)
+        if fast_path:
+            # torch._transformer_encoder_layer_fwd takes no causal hint: is_causal is dropped, not refused
+            is_causal = False
         x = src
         if self.norm_first:
             x = x + self._sa_block(self.norm1(x), src_mask, src_key_padding_mask, is_causal)
@@ -174,7 +235,52 @@ class TransformerEncoderLayer(Module):
         else:
             x = self.norm1(x + self._sa_block(x, src_mask, src_key_padding_mask, is_causal))
             x = self.norm2(x + self._ff_block(x))
+        if fast_path and (src_mask is not None or src_key_padding_mask is not None):
+            # its masked softmax gives NaN for a query whose every key is masked (in any head), where the
+            # composed path attends to nothing; the NaN then runs through that position's layers
+            x = x.masked_fill(_queries_without_keys(src_mask, src_key_padding_mask, src.shape).unsqueeze(-1),
+                              float("nan"))
         return x
+
+    def _why_not_sparsity_fast_path(self, src: Tensor) -> str:
+        """torch's reason (TransformerEncoderLayer.forward's why_not_sparsity_fast_path) for not running
+        this layer as one fused kernel; empty when it does."""
+        from ...amp import is_autocast_enabled  # (amp imports nn)
+
+        attention = self.self_attn
+        if not mha.get_fastpath_enabled():
+            return "torch.backends.mha.get_fastpath_enabled() was not True"
+        if src.dim() != 3:
+            return f"input not batched; expected src.dim() of 3 but got {src.dim()}"
+        if self.training:
+            return "training is enabled"
+        if not attention.batch_first:
+            return "self_attn.batch_first was not True"
+        if attention.in_proj_bias is None:
+            return "self_attn was passed bias=False"
+        if not attention._qkv_same_embed_dim:
+            return "self_attn._qkv_same_embed_dim was not True"
+        if not self.activation_relu_or_gelu:
+            return "activation_relu_or_gelu was not True"
+        if self.norm1.eps != self.norm2.eps:
+            return "norm1.eps is not equal to norm2.eps"
+        if attention.num_heads % 2 == 1:
+            return "num_head is odd"
+        if is_autocast_enabled():
+            return "autocast is enabled"
+        if any(len(getattr(m, "_forward_hooks", {})) + len(getattr(m, "_forward_pre_hooks", {}))
+               for m in self.modules()):
+            return "forward pre-/hooks are attached to the module"
+        tensor_args = (src, attention.in_proj_weight, attention.in_proj_bias, attention.out_proj.weight,
+                       attention.out_proj.bias, self.norm1.weight, self.norm1.bias, self.norm2.weight,
+                       self.norm2.bias, self.linear1.weight, self.linear1.bias, self.linear2.weight,
+                       self.linear2.bias)
+        if has_torch_function(tensor_args):
+            return "some Tensor argument has_torch_function"
+        if is_grad_enabled() and any(t.requires_grad for t in tensor_args):
+            return ("grad is enabled and at least one of query or the input/output projection weights or "
+                    "biases requires_grad")
+        return ""
 
     def _sa_block(self, x: Tensor, attn_mask, key_padding_mask, is_causal: bool) -> Tensor:
         x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
@@ -183,6 +289,26 @@ class TransformerEncoderLayer(Module):
 
     def _ff_block(self, x: Tensor) -> Tensor:
         return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+
+
+def _queries_without_keys(attn_mask: Tensor | None, key_padding_mask: Tensor | None, shape) -> Tensor:
+    """(batch, seq) bool: the queries for which the attention mask (2-d, or 3-d per batch and head),
+    merged with the key padding mask, masks every key, as torch's merge_masks combines them (both
+    canonical here: float, -inf where masked)."""
+    batch, length = shape[0], shape[1]
+    masked = None
+    if attn_mask is not None:
+        masked = (attn_mask == float("-inf")).reshape(-1, length, attn_mask.shape[-1])
+        masked = masked.expand(batch, length, attn_mask.shape[-1]) if masked.shape[0] == 1 else \
+            masked.reshape(batch, -1, length, attn_mask.shape[-1])
+    if key_padding_mask is not None:
+        padded = (key_padding_mask == float("-inf")).reshape(batch, 1, -1)
+        if masked is None:
+            masked = padded.expand(batch, length, padded.shape[-1])
+        else:
+            masked = masked | (padded if masked.dim() == 3 else padded.unsqueeze(1))
+    every_key = masked.all(-1)
+    return every_key.any(1) if every_key.dim() == 3 else every_key
 
 
 class TransformerEncoder(Module):
@@ -231,7 +357,7 @@ class TransformerEncoder(Module):
         from ...amp import is_autocast_enabled  # (amp imports nn)
 
         first = self.layers[0]
-        if not self.use_nested_tensor or first.training or src.dim() != 3 or src_key_padding_mask is None \
+        if not mha.get_fastpath_enabled() or not self.use_nested_tensor or first.training or src.dim() != 3 or src_key_padding_mask is None \
                 or mask is not None or src.is_nested or is_autocast_enabled():
             return None
         if is_grad_enabled() and (src.requires_grad or any(p.requires_grad for p in first.parameters())):
