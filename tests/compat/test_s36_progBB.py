@@ -1,0 +1,159 @@
+"""Custom autograd.Function idioms met writing the soft_dtw_alignment program, against torch 2.13.
+
+A Soft-DTW Function takes the cost tensor and a number (``gamma``) and keeps its dynamic-programming
+table for backward. Probing what such Functions get wrong:
+
+* ``backward`` returning a value other than None for a forward input that was no tensor (the
+  ``gamma``, a flag) was silently dropped; torch's PyNode refuses it, naming the 1-based position
+  ("returned a gradient different than None at position 2, but the corresponding forward input
+  was not a Variable"), after its count check;
+* ``ctx.save_for_backward`` given a non-tensor (a float ``gamma``, a NumPy table, a list) kept it;
+  torch refuses it once forward has run, when the call records (not under no_grad, nor when no
+  input requires grad), naming the 0-based argument and its type as CPython's tp_name spells it
+  (``numpy.ndarray``, ``torch.dtype``, a Python class by its bare name);
+* ``gradcheck`` with no input requiring grad said "none of the them"; torch 2.13 says "none of them".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+LIBS = (torch, chainrule)
+
+
+def _outcome(fn):
+    try:
+        return "ok", fn()
+    except Exception as error:  # noqa: BLE001 - the outcome (type and words) is what is compared
+        return type(error).__name__, str(error)
+
+
+def _scaled_by_number(lib, extra_grads):
+    """A Function of (x, gamma, flag) whose backward returns (g * gamma,) + extra_grads."""
+
+    class ScaleByNumber(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, gamma, flag):
+            ctx.gamma = gamma
+            return x * gamma
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            return (grad_output * ctx.gamma,) + extra_grads(lib)
+
+    return ScaleByNumber
+
+
+@pytest.mark.parametrize("extra_grads", [
+    lambda lib: (None, None),
+    lambda lib: (lib.ones(()), None),  # a tensor for the number gamma
+    lambda lib: (None, 0),  # a number for the flag
+    lambda lib: (None, None, None),  # trailing Nones beyond the inputs are dropped
+    lambda lib: (None, None, 1.0),  # the count is checked first
+    lambda lib: (1.0,),
+], ids=["nones", "tensor-for-number", "number-for-flag", "extra-none", "extra-value", "short"])
+@pytest.mark.parametrize("through", ["backward", "grad"])
+def test_a_gradient_for_a_non_tensor_input_is_refused_as_torch(extra_grads, through):
+    outcomes = []
+    for lib in LIBS:
+        fn = _scaled_by_number(lib, extra_grads)
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+
+        def run(lib=lib, fn=fn, x=x):
+            loss = fn.apply(x, 2.0, True).sum()
+            if through == "grad":
+                return lib.autograd.grad(loss, x)[0].tolist()
+            loss.backward()
+            return x.grad.tolist()
+
+        outcomes.append(_outcome(run))
+    assert outcomes[0] == outcomes[1]
+
+
+class _Opaque:
+    pass
+
+
+def _saving_beside_the_cost(lib, saved):
+    """A Function of (D, gamma) that saves D and ``saved`` for backward."""
+
+    class SoftMinTable(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, D, gamma):
+            ctx.save_for_backward(D, saved)
+            return (D * gamma).sum(-1)
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            D, _ = ctx.saved_tensors
+            return grad_output.unsqueeze(-1).expand_as(D) * 0.5, None
+
+    return SoftMinTable
+
+
+@pytest.mark.parametrize("make_saved", [
+    lambda lib: 0.7,
+    lambda lib: 3,
+    lambda lib: "gamma",
+    lambda lib: [lib.ones(2)],
+    lambda lib: np.zeros((2, 3)),
+    lambda lib: np.float64(0.7),
+    lambda lib: lib.float64,
+    lambda lib: lib.Size([2]),
+    lambda lib: _Opaque(),
+    lambda lib: None,  # None is allowed
+], ids=["float", "int", "str", "list", "ndarray", "numpy-scalar", "dtype", "Size", "class", "None"])
+@pytest.mark.parametrize("recording", ["records", "no_grad", "no-input-requires-grad"])
+def test_save_for_backward_refuses_what_is_no_tensor_as_torch(make_saved, recording):
+    outcomes = []
+    for lib in LIBS:
+        fn = _saving_beside_the_cost(lib, make_saved(lib))
+        D = lib.ones(2, 3, requires_grad=recording != "no-input-requires-grad")
+
+        def run(lib=lib, fn=fn, D=D):
+            if recording == "no_grad":
+                with lib.no_grad():
+                    return fn.apply(D, 0.5).tolist()
+            out = fn.apply(D, 0.5)
+            if out.requires_grad:
+                out.sum().backward()
+                return out.tolist(), D.grad.tolist()
+            return out.tolist()
+
+        outcomes.append(_outcome(run))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_save_for_backward_refusal_in_setup_context_as_torch():
+    outcomes = []
+    for lib in LIBS:
+
+        class Scale(lib.autograd.Function):
+            @staticmethod
+            def forward(x, gamma):
+                return x * gamma
+
+            @staticmethod
+            def setup_context(ctx, inputs, output):
+                ctx.save_for_backward(*inputs)
+
+            @staticmethod
+            def backward(ctx, grad_output):
+                return grad_output, None
+
+        x = lib.ones(2, requires_grad=True)
+        outcomes.append(_outcome(lambda fn=Scale, x=x: fn.apply(x, 2.0).tolist()))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0] == "TypeError"
+
+
+def test_gradcheck_without_an_input_requiring_grad_words_it_as_torch():
+    outcomes = [_outcome(lambda lib=lib: lib.autograd.gradcheck(lambda t: t ** 2, (lib.ones(2, dtype=lib.float64),)))
+                for lib in LIBS]
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0] == "ValueError"
