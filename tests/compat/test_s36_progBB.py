@@ -11,7 +11,10 @@ table for backward. Probing what such Functions get wrong:
   torch refuses it once forward has run, when the call records (not under no_grad, nor when no
   input requires grad), naming the 0-based argument and its type as CPython's tp_name spells it
   (``numpy.ndarray``, ``torch.dtype``, a Python class by its bare name);
-* ``gradcheck`` with no input requiring grad said "none of the them"; torch 2.13 says "none of them".
+* ``gradcheck`` with no input requiring grad said "none of the them"; torch 2.13 says "none of them";
+* a gradcheck mismatch named the input by its position among all the inputs ("with respect to
+  input 1" for Soft-DTW's cost after a constant weight); torch counts only the inputs that require
+  grad ("input 0"), in reverse and in forward mode alike.
 """
 
 from __future__ import annotations
@@ -157,3 +160,44 @@ def test_gradcheck_without_an_input_requiring_grad_words_it_as_torch():
                 for lib in LIBS]
     assert outcomes[0] == outcomes[1]
     assert outcomes[0][0] == "ValueError"
+
+
+def _wrong_rules(lib):
+    """w * x ** 2 with a backward and a jvp three and a half times too large in x."""
+
+    class WeightedSquare(lib.autograd.Function):
+        @staticmethod
+        def forward(w, x):
+            return w * x ** 2
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            ctx.save_for_backward(*inputs)
+            ctx.save_for_forward(*inputs)
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            w, x = ctx.saved_tensors
+            return grad_output * x ** 2, grad_output * 7 * w * x
+
+        @staticmethod
+        def jvp(ctx, w_tangent, x_tangent):
+            w, x = ctx.saved_tensors
+            return x_tangent * 7 * w * x
+
+    return WeightedSquare
+
+
+@pytest.mark.parametrize("mode", ["backward", "forward"])
+@pytest.mark.parametrize("weight_requires_grad", [False, True])
+def test_a_gradcheck_mismatch_counts_the_inputs_that_require_grad_as_torch(mode, weight_requires_grad):
+    kwargs = {"check_forward_ad": True, "check_backward_ad": False} if mode == "forward" else {}
+    outcomes = []
+    for lib in LIBS:
+        fn = _wrong_rules(lib)
+        w = lib.tensor([1.0, 1.5], dtype=lib.float64, requires_grad=weight_requires_grad)
+        x = lib.tensor([1.0, 2.0], dtype=lib.float64, requires_grad=True)
+        kind, message = _outcome(lambda lib=lib, fn=fn, w=w, x=x: lib.autograd.gradcheck(fn.apply, (w, x), **kwargs))
+        outcomes.append((kind, message.replace("chainrule.", "torch.")))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0] == "GradcheckError"
