@@ -14,7 +14,11 @@ table for backward. Probing what such Functions get wrong:
 * ``gradcheck`` with no input requiring grad said "none of the them"; torch 2.13 says "none of them";
 * a gradcheck mismatch named the input by its position among all the inputs ("with respect to
   input 1" for Soft-DTW's cost after a constant weight); torch counts only the inputs that require
-  grad ("input 0"), in reverse and in forward mode alike.
+  grad ("input 0"), in reverse and in forward mode alike;
+* ``torch.einsum`` of one operand that only reorders its dims (MAE's ``'nchpwq->nhwpqc'``, a
+  transpose ``'ij->ji'``, with or without an ellipsis) made a contiguous copy under
+  ``EinsumBackward0``; torch's is ``permute``'s view: its strides, its base, a write into it
+  reaching the operand, ``PermuteBackward0``.
 """
 
 from __future__ import annotations
@@ -201,3 +205,27 @@ def test_a_gradcheck_mismatch_counts_the_inputs_that_require_grad_as_torch(mode,
         outcomes.append((kind, message.replace("chainrule.", "torch.")))
     assert outcomes[0] == outcomes[1]
     assert outcomes[0][0] == "GradcheckError"
+
+
+@pytest.mark.parametrize("equation, shape", [
+    ("ij->ji", (2, 3)),
+    ("ij->ij", (2, 3)),
+    ("ba", (2, 3)),
+    ("nchpwq->nhwpqc", (2, 3, 2, 4, 2, 4)),
+    ("...ij->...ji", (2, 3, 4)),
+    ("i...j->j...i", (2, 3, 4, 5)),
+    ("i...->...i", (3,)),
+])
+def test_einsum_that_only_reorders_one_operand_is_a_view_as_torch(equation, shape):
+    seen = []
+    for lib in LIBS:
+        x = lib.arange(float(np.prod(shape))).reshape(shape).clone()
+        out = lib.einsum(equation, x)
+        is_view = out._base is x
+        out.add_(100.0)  # reaches x through a view
+        leaf = lib.arange(float(np.prod(shape))).reshape(shape).requires_grad_()
+        traced = lib.einsum(equation, leaf)
+        (traced * lib.arange(float(traced.numel())).reshape(traced.shape)).sum().backward()
+        seen.append((out.tolist(), out.stride(), out.is_contiguous(), is_view, x.tolist(), traced.grad_fn.name(),
+                     leaf.grad.tolist()))
+    assert seen[0] == seen[1]
