@@ -284,7 +284,8 @@ def _backward_jacobians_match(func, inputs, diff_indices, eps, atol, rtol, raise
 
 def _complex_mismatch_message(inputs, outputs, o, i, k, analytical, expected, mismatched) -> str:
     """A mismatch of a complex input's or output's Jacobian, named by its worst element (torch
-    compares real and imaginary parts in separate passes; chainrule's Jacobian is one real view)."""
+    compares real and imaginary parts in separate passes; chainrule's Jacobian is one real view).
+    Input ``i`` is the ``k``-th that requires grad, the number torch's messages give it."""
     worst = _worst(analytical, expected, mismatched)
     # rows and columns count real numbers: a complex element spans two
     in_pos = (np.unravel_index(worst[1] // (2 if inputs[i].is_complex() else 1), inputs[i].shape)
