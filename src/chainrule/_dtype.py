@@ -732,6 +732,19 @@ def parser_type_name(value) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def c_type_name(value) -> str:
+    """``value``'s type as torch's C++ messages print it (CPython's tp_name): parser_type_name's,
+    with chainrule's stand-ins for torch's C types under torch's names (torch.dtype, torch.Size,
+    torch._C.Generator)."""
+    cls = type(value)
+    if cls.__module__.startswith("chainrule"):
+        if cls.__name__ in ("dtype", "device", "layout", "memory_format", "Size"):
+            return f"torch.{cls.__name__}"
+        if cls.__name__ == "Generator":
+            return "torch._C.Generator"
+    return parser_type_name(value)
+
+
 def invalid_combination(op: str, *args) -> TypeError:
     """torch's parser's TypeError when no signature of an overloaded ``op`` takes these positional
     arguments (``clamp(2, t)``: "got (int, Tensor)")."""

@@ -615,6 +615,8 @@ def _call_rule(node, grads, retain_graph, exposed=None):
     edges = node.next_functions
     if len(result) != len(edges):
         result = _checked_count(node, result)
+    if not forward_cls._array_forward:
+        _refuse_gradients_for_non_tensors(node, result)
     fixed = []
     for i, g in enumerate(result):
         meta = node._input_meta[i]
@@ -665,6 +667,16 @@ def _checked_count(node, result: tuple) -> tuple:
         f"function {node.name()} returned an incorrect number of gradients "
         f"(expected {n_inputs}, got {len(result)})"
     )
+
+
+def _refuse_gradients_for_non_tensors(node, result: tuple) -> None:
+    """A Python Function's backward must give None for each forward input that was no tensor (a
+    number, a module, a flag): torch's PyNode refuses anything else, naming the 1-based position,
+    where dropping it would hide a backward whose outputs are out of step with its inputs."""
+    for i, (g, meta) in enumerate(zip(result, node._input_meta)):
+        if meta is None and g is not None:
+            raise RuntimeError(f"function {node.name()} returned a gradient different than None at position "
+                               f"{i + 1}, but the corresponding forward input was not a Variable")
 
 
 def _fixed_gradient(node, i: int, g, meta: tuple):

@@ -32,6 +32,7 @@ import numpy as np
 
 from .. import _opmath
 from .._backend import autocast_hook, is_gpu_array, on_one_device, refuse_device_params
+from .._dtype import c_type_name
 from .grad_mode import is_grad_enabled, no_grad
 from .grad_mode import state as _grad_state
 
@@ -1256,6 +1257,11 @@ def _apply_user_function(cls, args, kwargs, ctx_seen=None):
         results.append(o)
     saved = node._saved
     if saved:
+        for i, t in enumerate(saved):
+            # torch checks what was saved once forward has run, and only when it records
+            if t is not None and not isinstance(t, Tensor):
+                raise TypeError(f"save_for_backward can only save variables, but argument {i} is of type "
+                                f"{c_type_name(t)}")
         positions = tuple(i for i, t in enumerate(saved) if isinstance(t, Tensor) and t.grad_fn is node)
         if positions:
             saved = tuple(_saved_output(t) if i in positions else t for i, t in enumerate(saved))

@@ -146,23 +146,23 @@ def _forward_jacobians_match(func, inputs, diff_indices, eps, atol, rtol, raise_
     from .function import _Tensor as Tensor
 
     any_complex_output = any(o.is_complex() for o in _as_tuple(func(*inputs)) if isinstance(o, Tensor))
-    for i in diff_indices:
+    for k, i in enumerate(diff_indices):  # (torch's messages count the inputs that require grad: k)
         numerical = _numerical_jacobians(func, inputs, i, eps)
         for o, (forward, expected) in enumerate(zip(_forward_jacobians(func, inputs, i), numerical)):
             if forward is None or expected is None:
                 continue
             if forward.shape != expected.shape:
                 return _fail(f"Jacobian computed with forward mode shape mismatch for output {o} with respect to "
-                             f"input {i}: forward {forward.shape}, numerical {expected.shape}", raise_exception)
+                             f"input {k}: forward {forward.shape}, numerical {expected.shape}", raise_exception)
             mismatched = ~np.isclose(forward, expected, rtol=rtol, atol=atol)  # NaN fails, as torch's allclose
             if mismatched.any():
                 if inputs[i].is_complex() or any_complex_output:
                     worst = _worst(forward, expected, mismatched)
                     return _fail(f"Jacobian computed with forward mode mismatch for output {o} with respect to "
-                                 f"input {i}: worst at row {int(worst[0])}, column {int(worst[1])}: forward "
+                                 f"input {k}: worst at row {int(worst[0])}, column {int(worst[1])}: forward "
                                  f"{forward[worst]:.10g} vs numerical {expected[worst]:.10g}.\nnumerical:{expected}\n"
                                  f"forward:{forward}", raise_exception)
-                return _fail(_mismatch_in_torchs_words("computed with forward mode ", o, i, expected, forward,
+                return _fail(_mismatch_in_torchs_words("computed with forward mode ", o, k, expected, forward,
                                                        inputs[i]._data.dtype), raise_exception)
     return True
 
@@ -232,7 +232,7 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
     inputs = _as_tuple(inputs)
     diff_indices = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t._requires_grad]
     if not diff_indices:
-        raise ValueError("gradcheck expects at least one input tensor to require gradient, but none of the them have requires_grad=True.")
+        raise ValueError("gradcheck expects at least one input tensor to require gradient, but none of them have requires_grad=True.")
     for i in diff_indices:
         if inputs[i]._data.dtype not in (np.float64, np.complex128):
             import warnings
@@ -260,7 +260,7 @@ def _backward_jacobians_match(func, inputs, diff_indices, eps, atol, rtol, raise
     from .function import _Tensor as Tensor
 
     outputs = _differentiable_outputs(func, inputs)
-    for i in diff_indices:
+    for k, i in enumerate(diff_indices):  # (torch's messages count the inputs that require grad: k)
         numerical = _numerical_jacobians(func, inputs, i, eps)
         tensor_outputs = [o for o in _as_tuple(func(*inputs)) if isinstance(o, Tensor)]
         numerical = [n for n, o in zip(numerical, tensor_outputs) if o._requires_grad]
@@ -268,30 +268,31 @@ def _backward_jacobians_match(func, inputs, diff_indices, eps, atol, rtol, raise
             analytical = _analytical_jacobian(func, inputs, o, i)
             expected = numerical[o] if numerical[o] is not None else np.zeros_like(analytical)
             if analytical.shape != expected.shape:
-                return _fail(f"Jacobian shape mismatch for output {o} with respect to input {i}: "
+                return _fail(f"Jacobian shape mismatch for output {o} with respect to input {k}: "
                              f"analytical {analytical.shape}, numerical {expected.shape}", raise_exception)
             # NaN anywhere fails, as torch's allclose without equal_nan: a Jacobian that is NaN on both sides
             # checks nothing
             mismatched = ~np.isclose(analytical, expected, rtol=rtol, atol=atol)
             if mismatched.any():
                 if inputs[i].is_complex() or outputs[o].is_complex():
-                    return _fail(_complex_mismatch_message(inputs, outputs, o, i, analytical, expected, mismatched),
+                    return _fail(_complex_mismatch_message(inputs, outputs, o, i, k, analytical, expected, mismatched),
                                  raise_exception)
-                return _fail(_mismatch_in_torchs_words("", o, i, expected, analytical, inputs[i]._data.dtype),
+                return _fail(_mismatch_in_torchs_words("", o, k, expected, analytical, inputs[i]._data.dtype),
                              raise_exception)
     return True
 
 
-def _complex_mismatch_message(inputs, outputs, o, i, analytical, expected, mismatched) -> str:
+def _complex_mismatch_message(inputs, outputs, o, i, k, analytical, expected, mismatched) -> str:
     """A mismatch of a complex input's or output's Jacobian, named by its worst element (torch
-    compares real and imaginary parts in separate passes; chainrule's Jacobian is one real view)."""
+    compares real and imaginary parts in separate passes; chainrule's Jacobian is one real view).
+    Input ``i`` is the ``k``-th that requires grad, the number torch's messages give it."""
     worst = _worst(analytical, expected, mismatched)
     # rows and columns count real numbers: a complex element spans two
     in_pos = (np.unravel_index(worst[1] // (2 if inputs[i].is_complex() else 1), inputs[i].shape)
               if inputs[i].ndim else ())
     out_pos = (np.unravel_index(worst[0] // (2 if outputs[o].is_complex() else 1), outputs[o].shape)
                if outputs[o].ndim else ())
-    return (f"Jacobian mismatch for output {o} with respect to input {i} "
+    return (f"Jacobian mismatch for output {o} with respect to input {k} "
             f"(shape {tuple(inputs[i].shape)}): worst at output element {tuple(map(int, out_pos))}, "
             f"input element {tuple(map(int, in_pos))}: analytical {analytical[worst]:.10g} vs "
             f"numerical {expected[worst]:.10g}.\nnumerical:{expected}\nanalytical:{analytical}")
@@ -303,7 +304,7 @@ def _fast_gradcheck(func, inputs, diff_indices, eps, atol, rtol, raise_exception
     rng = np.random.default_rng(0)
     outputs = _differentiable_outputs(func, inputs)
     us = [_random_like(rng, o._data) for o in outputs]
-    for i in diff_indices:
+    for k, i in enumerate(diff_indices):
         x = inputs[i]._data
         v = _random_like(rng, x)
         plus, minus = _outputs_either_side(func, inputs, x, v, eps)
@@ -317,7 +318,7 @@ def _fast_gradcheck(func, inputs, diff_indices, eps, atol, rtol, raise_exception
             analytical = 0.0 if g is None else float(np.sum(_real_view(g._data) * _real_view(v)))
             if not abs(analytical - numerical) <= atol + rtol * abs(numerical):
                 return _fail(
-                    f"fast gradcheck: <u, J v> mismatch for output {o} with respect to input {i}: "
+                    f"fast gradcheck: <u, J v> mismatch for output {o} with respect to input {k}: "
                     f"analytical {analytical:.10g} vs numerical {numerical:.10g}", raise_exception)
     return True
 

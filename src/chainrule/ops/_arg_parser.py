@@ -546,13 +546,7 @@ def _type_name(value) -> str:
 
     if isinstance(value, Tensor):
         return type(value).__name__
-    cls = type(value)
-    if cls.__module__.startswith("chainrule") and cls.__name__ in ("dtype", "device", "layout", "memory_format",
-                                                                   "Size"):
-        return f"torch.{cls.__name__}"
-    if cls.__module__.startswith("chainrule") and cls.__name__ == "Generator":
-        return "torch._C.Generator"  # (torch's parser prints the C type's tp_name)
-    return _dtype.parser_type_name(value)
+    return _dtype.c_type_name(value)
 
 
 def _is_index(value) -> bool:

@@ -1210,6 +1210,12 @@ def einsum(equation, *operands) -> Tensor:
         from .elementwise import _cast
 
         operands = tuple(_cast(t, dtype) for t in operands)
+    if len(operands) == 1:
+        order = _reordering_only(subs[0], output, operands[0]._data.ndim)
+        if order is not None:
+            # torch's einsum of one operand that only reorders its dims is a permute: a view of
+            # the operand (a write into it reaches the operand), PermuteBackward0 its node
+            return operands[0].permute(order)
     if operands[0]._data.dtype.kind in "biu" and _sums_a_lone_label(subs, output, [t._data.shape for t in operands]):
         # torch sums such a label with its sum, which counts integers and bools in int64
         from .elementwise import _cast
@@ -1220,6 +1226,21 @@ def einsum(equation, *operands) -> Tensor:
 
 einsum.__torch_dispatching__ = True
 einsum.__torch_owner__ = "torch"
+
+
+def _reordering_only(labels: list, output: list, ndim: int) -> list | None:
+    """The dims of an operand labelled ``labels`` in the order ``output`` lists them, when the
+    output keeps every dim once (no label repeated, none summed away); else None."""
+    if len(set(labels)) != len(labels) or sorted(labels) != sorted(output):
+        return None
+    width = ndim - (len(labels) - 1) if "..." in labels else 0
+    dims = {}
+    at = 0
+    for label in labels:
+        span = width if label == "..." else 1
+        dims[label] = list(range(at, at + span))
+        at += span
+    return [d for label in output for d in dims[label]]
 
 
 def _refuse_what_bmm_refuses(subs: list, output: list, operands) -> None:
