@@ -668,6 +668,8 @@ class FunctionMeta(type):
             # a built-in op's apply goes straight to the array hot path (one call less per op)
             cls.apply = _ARRAY_APPLY if cls._array_forward else Function.__dict__["apply"]
         built_in = {"saved_tensors": _no_saved_tensors} if cls.__module__.startswith("chainrule.") else {}
+        # a user's backward is checked as torch's PyNode checks a Python Function's (engine)
+        cls._written_by_user = not cls.__module__.startswith("chainrule.")
         cls._node_cls = type(node_name, (Node,), {"__slots__": (), "_forward_cls": cls, **built_in,
                                                   "__module__": cls.__module__, "label": label,
                                                   "rule": rule, "formula": formula,
