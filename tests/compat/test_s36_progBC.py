@@ -68,3 +68,26 @@ def test_a_custom_functions_gradients_are_checked_against_its_inputs_as_torch_ch
         return x.grad
 
     assert_as_torch(call)
+
+
+def test_a_custom_functions_node_is_not_callable_but_a_built_in_ops_node_is():
+    def custom_node_called(lib):
+        class GradReverse(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, x, alpha):
+                ctx.alpha = alpha
+                return x.view_as(x)
+
+            @staticmethod
+            def backward(ctx, grad_output):
+                return grad_output.neg() * ctx.alpha, None
+
+        x = lib.tensor([1.0, -2.0, 3.0], requires_grad=True)
+        return GradReverse.apply(x, 0.5).grad_fn(lib.ones(3))
+
+    def built_in_node_called(lib):
+        x = lib.tensor([1.0, -2.0, 3.0], requires_grad=True)
+        return (x * 2).grad_fn(lib.ones(3))[0]
+
+    assert_as_torch(custom_node_called)
+    assert_as_torch(built_in_node_called)
