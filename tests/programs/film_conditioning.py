@@ -182,7 +182,8 @@ print(f"coord map {tuple(coords.shape)} x row {coords[0, 0].tolist()} y column {
 film_gen = FiLMGen(len(VOCAB), num_blocks=3, module_dim=16)
 filmed_net = FiLMedNet(num_blocks=3, dim=16)
 print("parameters", sum(p.numel() for p in film_gen.parameters()), sum(p.numel() for p in filmed_net.parameters()),
-      "bn affine", filmed_net.blocks[0].bn2.weight is None, "buffers", [n for n, _ in filmed_net.named_buffers()][:3])
+      "block norm affine", filmed_net.blocks[0].bn2.affine, "weight", filmed_net.blocks[0].bn2.weight,
+      "buffers", [n for n, _ in filmed_net.named_buffers()][:3])
 
 params = list(film_gen.parameters()) + list(filmed_net.parameters())
 optimizer = torch.optim.Adam(params, lr=3e-3, weight_decay=1e-5)
@@ -227,7 +228,8 @@ acc, per_type = evaluate()
 blind_acc, _ = evaluate(blind=True)
 film = film_gen(test_questions[:8])
 gamma, beta = film[:, 0, :].chunk(2, dim=1)
-print(f"film {tuple(film.shape)} gamma {tuple(gamma.shape)} beta {tuple(beta.shape)} gamma mean {gamma.mean().item():.3f}")
+print(f"film {tuple(film.shape)} gamma {tuple(gamma.shape)} beta {tuple(beta.shape)} "
+      f"gamma mean {gamma.mean().item():.3f}")
 for name, a in zip(QUESTION_TYPES, per_type):
     print(f"accuracy {name:12s} {a:.3f}")
 print(f"question-blind (gamma 1, beta 0) acc {blind_acc:.3f}")
