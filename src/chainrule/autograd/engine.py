@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import _torch_function
 from .._backend import array_module, dense_non_overlapping, follow_device, gpu_in_use, writeable
+from .._dtype import parser_type_name
 from . import function as _function
 from .engine_options import _flags as _engine_flags
 from .function import ACCUMULATE_GRAD_PRIORITY, AccumulateGrad, Function, _anomaly
@@ -615,8 +616,8 @@ def _call_rule(node, grads, retain_graph, exposed=None):
     edges = node.next_functions
     if len(result) != len(edges):
         result = _checked_count(node, result)
-    if not forward_cls._array_forward:
-        _refuse_gradients_for_non_tensors(node, result)
+    if forward_cls._written_by_user:
+        _check_user_gradients(node, result)
     fixed = []
     for i, g in enumerate(result):
         meta = node._input_meta[i]
@@ -669,14 +670,19 @@ def _checked_count(node, result: tuple) -> tuple:
     )
 
 
-def _refuse_gradients_for_non_tensors(node, result: tuple) -> None:
-    """A Python Function's backward must give None for each forward input that was no tensor (a
-    number, a module, a flag): torch's PyNode refuses anything else, naming the 1-based position,
-    where dropping it would hide a backward whose outputs are out of step with its inputs."""
-    for i, (g, meta) in enumerate(zip(result, node._input_meta)):
-        if meta is None and g is not None:
+def _check_user_gradients(node, result: tuple) -> None:
+    """A user Function's gradients as torch takes a Python Function's: None for each forward
+    argument that was not a tensor (alpha, a flag), else None or a Tensor — never a number, an
+    array or a list, which the engine would otherwise turn into a tensor."""
+    Tensor = _tensor_cls()
+    for position, (g, meta) in enumerate(zip(result, node._input_meta), start=1):
+        if g is None:
+            continue
+        if meta is None:
             raise RuntimeError(f"function {node.name()} returned a gradient different than None at position "
-                               f"{i + 1}, but the corresponding forward input was not a Variable")
+                               f"{position}, but the corresponding forward input was not a Variable")
+        if not isinstance(g, Tensor):
+            raise RuntimeError(f"expected Variable or None (got {parser_type_name(g)})")
 
 
 def _fixed_gradient(node, i: int, g, meta: tuple):

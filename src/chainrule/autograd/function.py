@@ -652,6 +652,10 @@ def _no_saved_tensors(node):
     raise AttributeError(f"'{type(node).__name__}' object has no attribute 'saved_tensors'")
 
 
+def _not_callable(node, *grad_outputs):
+    raise TypeError(f"'{type(node).__name__}' object is not callable")
+
+
 class FunctionMeta(type):
     """Creates, for each Function subclass, the Node class its graph nodes are instances of."""
 
@@ -668,8 +672,11 @@ class FunctionMeta(type):
         if "apply" not in namespace and "Function" in globals():
             # a built-in op's apply goes straight to the array hot path (one call less per op)
             cls.apply = _ARRAY_APPLY if cls._array_forward else Function.__dict__["apply"]
-        built_in = {"saved_tensors": _no_saved_tensors} if cls.__module__.startswith("chainrule.") else {}
-        cls._node_cls = type(node_name, (Node,), {"__slots__": (), "_forward_cls": cls, **built_in,
+        # a user's backward is checked as torch's PyNode checks a Python Function's (engine), and
+        # its node, torch's BackwardCFunction, cannot be called as a built-in op's node can
+        cls._written_by_user = not cls.__module__.startswith("chainrule.")
+        overrides = {"__call__": _not_callable} if cls._written_by_user else {"saved_tensors": _no_saved_tensors}
+        cls._node_cls = type(node_name, (Node,), {"__slots__": (), "_forward_cls": cls, **overrides,
                                                   "__module__": cls.__module__, "label": label,
                                                   "rule": rule, "formula": formula,
                                                   "_torch_saved": getattr(cls, "saved_attributes", None)})
