@@ -19,6 +19,7 @@ from .. import _dtype, return_types
 from .._backend import accumulate, array_module
 from .._opmath import cpu_autocast_policy
 from .._torch_function import user_stacklevel
+from ..autograd import forward_ad as _forward_ad
 from ..autograd.function import Function, is_recording, name_node, on_arrays
 from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor, _wrap_dim, honours_out
@@ -625,7 +626,9 @@ def renorm(input: Tensor, p, dim: int, maxnorm) -> Tensor:
     wide = _dtype.float32 if input.dtype in (_dtype.float16, _dtype.bfloat16) else None
     two_norm_rule = p == 2 and input.dtype in (_dtype.float32, _dtype.float64)
     recording = is_recording(input)
-    if recording and not two_norm_rule:  # the gradient flows through the norm: the factor composed
+    # the gradient flows through the norm: the factor composed (and an unrecorded dual tensor's
+    # tangent through it, as a gradient would)
+    if (recording and not two_norm_rule) or (not recording and _forward_ad.carries_tangent(input)):
         norms = _renorm_norms(input, p, others, wide)
         bound = full_like(norms, maxnorm)  # torch compares and divides in the norm's dtype
         factor = where(norms > bound, bound / (norms + 1e-7), 1.0)
