@@ -15,6 +15,7 @@ The data: overlapping Gaussian classes with some flipped labels, made with NumPy
 trained long without regularisation on a small training set becomes over-confident.
 """
 
+# ruff: noqa: UP031  (the repository's % formats)
 import os
 
 import numpy as np
