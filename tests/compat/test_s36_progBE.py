@@ -1,0 +1,69 @@
+"""Edges found while writing the gin_graph_classification, temperature_scaling_ece and xlstm_mlstm
+programs (session 36, lane progBE), each checked against torch 2.13.
+
+A case is a function of the library (``torch`` or ``chainrule``); what a user sees of it (its value,
+or its error's type and message) must be torch's."""
+
+from __future__ import annotations
+
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def outcome(case, lib):
+    """("ok", dtype name, values) or ("error", type name, message) for ``case(lib)``."""
+    try:
+        result = case(lib)
+        return "ok", str(result.dtype).split(".")[-1], result.tolist()
+    except Exception as error:  # the error is part of what is compared
+        return "error", type(error).__name__, str(error)
+
+
+# --- group_norm's weight and bias must be vectors of the channel count ----------------------------
+# torch checks them after the group count and before the dtype; its bias message prints the
+# weight's shape ([0] with no weight), and that text is what a user sees.
+GROUP_NORM_AFFINE_CASES = {
+    "weight too short": lambda m: m.nn.functional.group_norm(m.ones(2, 6), 2, weight=m.ones(5)),
+    "weight of C elements but 2-d": lambda m: m.nn.functional.group_norm(m.ones(2, 6), 2, weight=m.ones(2, 3)),
+    "0-d weight": lambda m: m.nn.functional.group_norm(m.ones(2, 6), 2, weight=m.ones(())),
+    "bias wrong, no weight": lambda m: m.nn.functional.group_norm(m.ones(2, 6), 2, bias=m.ones(5)),
+    "bias wrong, weight right": lambda m: m.nn.functional.group_norm(m.ones(2, 6), 2, weight=m.ones(6),
+                                                                     bias=m.ones(7)),
+    "both wrong": lambda m: m.nn.functional.group_norm(m.ones(2, 6), 2, weight=m.ones(7), bias=m.ones(7)),
+    "integer input, wrong weight": lambda m: m.nn.functional.group_norm(m.ones(2, 6, dtype=m.long), 2,
+                                                                        weight=m.ones(7)),
+    "indivisible groups first": lambda m: m.nn.functional.group_norm(m.ones(2, 6), 4, weight=m.ones(7)),
+    "float16 input": lambda m: m.nn.functional.group_norm(m.ones(2, 6, dtype=m.float16), 2, weight=m.ones(5)),
+    "bfloat16 input": lambda m: m.nn.functional.group_norm(m.ones(2, 6, dtype=m.bfloat16), 2,
+                                                           weight=m.ones(5, dtype=m.bfloat16)),
+    "3-d input, weight of the last dim": lambda m: m.nn.functional.group_norm(m.ones(2, 6, 3), 2, weight=m.ones(3)),
+    "torch.group_norm positionally": lambda m: m.group_norm(m.ones(2, 6, 3), 2, m.ones(3)),
+    "empty batch": lambda m: m.nn.functional.group_norm(m.ones(0, 6, 3), 2, weight=m.ones(3)),
+    "nn.GroupNorm given a wrong-width input": lambda m: m.nn.GroupNorm(2, 4)(m.ones(2, 6)),
+    "right shapes": lambda m: m.nn.functional.group_norm(m.arange(12.0).view(2, 6), 3, weight=m.full((6,), 2.0),
+                                                         bias=m.ones(6)),
+}
+
+
+@pytest.mark.parametrize("name", list(GROUP_NORM_AFFINE_CASES))
+def test_group_norm_refuses_an_affine_that_is_not_a_channel_vector_as_torch_does(name):
+    case = GROUP_NORM_AFFINE_CASES[name]
+    expected, got = outcome(case, torch), outcome(case, chainrule)
+    if expected[0] == "ok":
+        assert got[:2] == expected[:2]
+        assert torch.allclose(torch.tensor(got[2]), torch.tensor(expected[2]), atol=1e-5)
+    else:
+        assert got == expected
+
+
+def test_a_refused_group_norm_leaves_its_input_and_parameters_alone():
+    module = chainrule.nn.GroupNorm(2, 4)
+    before = [p.detach().clone() for p in module.parameters()]
+    x = chainrule.ones(2, 6, requires_grad=True)
+    with pytest.raises(RuntimeError, match="Expected weight to be a vector"):
+        module(x)
+    assert x.grad is None and x._version == 0
+    assert all(chainrule.equal(p, q) for p, q in zip(module.parameters(), before))
