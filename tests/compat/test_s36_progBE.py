@@ -67,3 +67,50 @@ def test_a_refused_group_norm_leaves_its_input_and_parameters_alone():
         module(x)
     assert x.grad is None and x._version == 0
     assert all(chainrule.equal(p, q) for p, q in zip(module.parameters(), before))
+
+
+# --- scatter_reduce / index_reduce amax, amin with include_self=False: torch's tie count ----------
+# A GNN's max readout is torch.zeros(G, F).scatter_reduce(0, index, h, "amax", include_self=False).
+# torch's rule counts the base's own value among the ties even though include_self=False (and then
+# zeroes the base's gradient where src was written), so where a group's maximum equals the base
+# (0 after a ReLU) each of its n tied sources gets 1/(n + 1) of the gradient.
+def scatter_max_readout_gradients(lib, reduce, include_self, via_index_reduce=False):
+    source = lib.tensor([[0.0, 2.0], [0.0, 2.0], [-1.0, 1.0], [0.0, -3.0], [3.0, -3.0]], requires_grad=True)
+    base = lib.tensor([[0.0, 0.0], [5.0, -3.0], [0.0, 1.0]], requires_grad=True)
+    groups = lib.tensor([0, 0, 1, 2, 2])
+    if via_index_reduce:
+        out = base.index_reduce(0, groups, source, reduce, include_self=include_self)
+    else:
+        out = base.scatter_reduce(0, groups.unsqueeze(-1).expand(5, 2), source, reduce, include_self=include_self)
+    weights = lib.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    (out * weights).sum().backward()
+    return out.tolist(), source.grad.tolist(), base.grad.tolist()
+
+
+@pytest.mark.filterwarnings("ignore:index_reduce\\(\\) is in beta")
+@pytest.mark.parametrize("via_index_reduce", [False, True], ids=["scatter_reduce", "index_reduce"])
+@pytest.mark.parametrize("include_self", [False, True])
+@pytest.mark.parametrize("reduce", ["amax", "amin"])
+def test_extreme_reductions_share_ties_with_the_base_as_torch_does(reduce, include_self, via_index_reduce):
+    expected = scatter_max_readout_gradients(torch, reduce, include_self, via_index_reduce)
+    got = scatter_max_readout_gradients(chainrule, reduce, include_self, via_index_reduce)
+    for mine, theirs in zip(got, expected):
+        assert torch.allclose(torch.tensor(mine), torch.tensor(theirs), atol=1e-6), (got, expected)
+
+
+def test_a_graph_readout_whose_maximum_is_the_zeros_base_gets_torchs_gradient():
+    def readout_gradient(lib):
+        lib.manual_seed(3)
+        h = lib.randn(7, 4)
+        h[:3, 0] = 0.0  # graph 0's first channel: three nodes tie at 0, the zeros base's value
+        h.requires_grad_(True)
+        batch = lib.tensor([0, 0, 0, 1, 1, 2, 2])
+        hidden = 2.0 * h
+        pooled = lib.zeros(3, 4).scatter_reduce(0, batch.unsqueeze(-1).expand_as(hidden), hidden,
+                                                reduce="amax", include_self=False)
+        pooled.pow(2).add(pooled).sum().backward()
+        return h.grad
+
+    expected = readout_gradient(torch)
+    assert expected[:3, 0].tolist() == [0.5, 0.5, 0.5]  # 2 * (2 * 0 + 1) / (3 ties + the base)
+    assert torch.allclose(torch.tensor(readout_gradient(chainrule).tolist()), expected, atol=1e-6)

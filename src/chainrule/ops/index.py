@@ -1986,15 +1986,16 @@ class ScatterReduce(Function):
                              Gather.apply(grad * out, index=index, dim=dim)
                              / where(Tensor._make(src_zero), 1.0, src_used))
             return grad_x, _pad_to(grad_src, src._data.shape)
-        # amax / amin: the gradient is shared evenly among every value equal to the result
+        # amax / amin: the gradient is shared evenly among every value equal to the result.
+        # torch counts input's own value among the ties even when include_self=False, then zeroes
+        # input's gradient at the written slots: where input equals the result (a zeros base and
+        # a maximum of 0), each of n src ties gets 1/(n + 1). Kept so the numbers are torch's.
         self_hit = x._data == out._data
-        if not include_self:
-            self_hit &= ~touched
         src_hit = Gather.apply(out, index=index, dim=dim)._data == src_used._data
         count = xp.array(self_hit, dtype=grad._data.dtype)  # an array even for 0-d (== gives a NumPy scalar)
         _scatter_add_array(count, index, dim, src_hit.astype(grad._data.dtype))
         shared = grad / Tensor._make(count)
-        grad_x = where(Tensor._make(self_hit), shared, 0.0)
+        grad_x = where(Tensor._make(self_hit if include_self else self_hit & ~touched), shared, 0.0)
         grad_src = where(Tensor._make(src_hit), Gather.apply(shared, index=index, dim=dim), 0.0)
         return grad_x, _pad_to(grad_src, src._data.shape)
 
