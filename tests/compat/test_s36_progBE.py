@@ -114,3 +114,40 @@ def test_a_graph_readout_whose_maximum_is_the_zeros_base_gets_torchs_gradient():
     expected = readout_gradient(torch)
     assert expected[:3, 0].tolist() == [0.5, 0.5, 0.5]  # 2 * (2 * 0 + 1) / (3 ties + the base)
     assert torch.allclose(torch.tensor(readout_gradient(chainrule).tolist()), expected, atol=1e-6)
+
+
+# --- bucketize / searchsorted out=: only the index dtype out_int32 names ------------------------
+# The vectorised ECE's bucketize(confidences, edges, out=bins) must get torch's refusal of a float
+# (or mismatched integer) out, not a cast into it.
+def bucket_cases():
+    def case(function, out_dtype, out_int32, scalar=False):
+        def run(lib):
+            values = lib.tensor([0.1, 0.5, 0.9]) if not scalar else 0.3
+            edges = lib.tensor([0.2, 0.6])
+            out = lib.empty(() if scalar else 3, dtype=getattr(lib, out_dtype))
+            if function == "bucketize":
+                return lib.bucketize(values, edges, out_int32=out_int32, out=out)
+            return lib.searchsorted(edges, values, out_int32=out_int32, out=out)
+        return run
+
+    return {f"{function} {'0-d ' if scalar else ''}out {out_dtype} out_int32={out_int32}":
+            case(function, out_dtype, out_int32, scalar)
+            for function in ("bucketize", "searchsorted")
+            for out_dtype in ("float32", "int32", "int64", "int16")
+            for out_int32 in (False, True)
+            for scalar in ((False, True) if function == "searchsorted" else (False,))}
+
+
+BUCKET_CASES = bucket_cases()
+
+
+@pytest.mark.parametrize("name", list(BUCKET_CASES))
+def test_bucket_index_out_must_have_the_index_dtype_as_torch_requires(name):
+    assert outcome(BUCKET_CASES[name], chainrule) == outcome(BUCKET_CASES[name], torch)
+
+
+def test_a_refused_bucket_out_is_left_unwritten():
+    out = chainrule.full((3,), 7.0)
+    with pytest.raises(RuntimeError, match="output tensor's dtype is wrong"):
+        chainrule.bucketize(chainrule.tensor([0.1, 0.5, 0.9]), chainrule.tensor([0.2, 0.6]), out=out)
+    assert out.tolist() == [7.0, 7.0, 7.0] and out._version == 0
