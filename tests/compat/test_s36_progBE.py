@@ -151,3 +151,34 @@ def test_a_refused_bucket_out_is_left_unwritten():
     with pytest.raises(RuntimeError, match="output tensor's dtype is wrong"):
         chainrule.bucketize(chainrule.tensor([0.1, 0.5, 0.9]), chainrule.tensor([0.2, 0.6]), out=out)
     assert out.tolist() == [7.0, 7.0, 7.0] and out._version == 0
+
+
+# --- repeat_interleave's output_size: torch's checks and words for each overload ----------------
+# A batch vector is torch.repeat_interleave(torch.arange(G), nodes_per_graph, output_size=N); a
+# wrong N must fail as torch's does (the counts-only overload ignored it).
+REPEAT_INTERLEAVE_CASES = {
+    "tensor counts, too few": lambda m: m.repeat_interleave(m.arange(3), m.tensor([2, 0, 3]), output_size=4),
+    "tensor counts, too many": lambda m: m.repeat_interleave(m.arange(3), m.tensor([2, 0, 3]), output_size=6),
+    "tensor counts, right": lambda m: m.repeat_interleave(m.arange(3), m.tensor([2, 0, 3]), output_size=5),
+    "counts only, wrong": lambda m: m.repeat_interleave(m.tensor([2, 0, 3]), output_size=4),
+    "counts only, right": lambda m: m.repeat_interleave(m.tensor([2, 0, 3]), output_size=5),
+    "counts only, negative": lambda m: m.repeat_interleave(m.tensor([2, 0, 3]), output_size=-2),
+    "int repeats, too few": lambda m: m.repeat_interleave(m.arange(3), 2, output_size=5),
+    "int repeats, too many": lambda m: m.repeat_interleave(m.arange(3), 2, output_size=7),
+    "int repeats, negative": lambda m: m.repeat_interleave(m.arange(3), 2, output_size=-1),
+    "int repeats along a dim": lambda m: m.repeat_interleave(m.arange(6).view(2, 3), 2, dim=1, output_size=5),
+    "tensor counts along a dim": lambda m: m.repeat_interleave(m.arange(6).view(2, 3), m.tensor([1, 2]), dim=0,
+                                                               output_size=2),
+    "one count broadcast": lambda m: m.repeat_interleave(m.arange(6).view(2, 3), m.tensor([1]), dim=0, output_size=2),
+    "0-d count": lambda m: m.repeat_interleave(m.arange(3), m.tensor(2), output_size=5),
+    "the method": lambda m: m.arange(3).repeat_interleave(m.tensor([2, 0, 3]), output_size=4),
+    "tensor counts, negative": lambda m: m.repeat_interleave(m.arange(3), m.tensor([2, 0, 3]), output_size=-1),
+    "negative counts first": lambda m: m.repeat_interleave(m.arange(3), m.tensor([2, -1, 3]), output_size=4),
+    "zero repeats, one asked": lambda m: m.repeat_interleave(m.arange(3), 0, output_size=1),
+}
+
+
+@pytest.mark.parametrize("name", list(REPEAT_INTERLEAVE_CASES))
+def test_repeat_interleave_output_size_is_checked_as_torch_checks_it(name):
+    case = REPEAT_INTERLEAVE_CASES[name]
+    assert outcome(case, chainrule) == outcome(case, torch)
