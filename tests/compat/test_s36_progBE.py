@@ -182,3 +182,33 @@ REPEAT_INTERLEAVE_CASES = {
 def test_repeat_interleave_output_size_is_checked_as_torch_checks_it(name):
     case = REPEAT_INTERLEAVE_CASES[name]
     assert outcome(case, chainrule) == outcome(case, torch)
+
+
+# --- scatter(reduce='add' | 'multiply'): torch's deprecation warning and no derivative -------------
+# A hand-written sum readout by x.scatter(0, index, h, reduce='add') must warn as torch's does and
+# refuse backward ("derivative for aten::scatter is not implemented"), not give scatter_add's gradient.
+def legacy_scatter(lib, src_is_tensor, reduce):
+    import warnings
+
+    lib.set_warn_always(True)  # torch's TORCH_WARN_ONCE, shown on every call while this is set
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            x = lib.ones(3, requires_grad=True)
+            src = lib.tensor([1.0, 2.0], requires_grad=True) if src_is_tensor else 2.0
+            y = x.scatter(0, lib.tensor([0, 0]), src, reduce=reduce)
+            shown = [type(y.grad_fn).__name__, y.requires_grad, y.tolist()]
+            try:
+                y.sum().backward()
+                shown.append(("ok", x.grad.tolist()))
+            except RuntimeError as error:
+                shown.append(("error", str(error)))
+    finally:
+        lib.set_warn_always(False)
+    return shown, [(w.category.__name__, str(w.message)) for w in caught]
+
+
+@pytest.mark.parametrize("reduce", ["add", "multiply"])
+@pytest.mark.parametrize("src_is_tensor", [True, False], ids=["tensor src", "value"])
+def test_legacy_scatter_reduce_warns_and_has_no_derivative_as_in_torch(src_is_tensor, reduce):
+    assert legacy_scatter(chainrule, src_is_tensor, reduce) == legacy_scatter(torch, src_is_tensor, reduce)

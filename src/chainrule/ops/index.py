@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from .. import _dtype, _vmap_frames
+from .. import _config, _dtype, _vmap_frames
 from .._backend import (
     array_module,
     gpu_in_use,
@@ -1843,19 +1843,22 @@ class ScatterValue(Function):
         return ScatterValue.apply(grad, index=ctx.index, dim=ctx.dim, value=0)
 
 
-class _ScatterMultiply(Function):
-    """scatter(reduce='multiply'): forward only; torch has no derivative for it either."""
+class _ScatterLegacyReduce(Function):
+    """scatter(reduce='add' | 'multiply'): forward only. torch has no derivative for either: its
+    node is NotImplemented, whose backward raises."""
 
     _array_forward = True
-    node_name = "ScatterBackward0"
+    node_name = "NotImplemented"
     label = "scatter"
-    rule = "scatter(reduce='multiply') has no derivative (as in torch): its backward raises"
+    rule = "scatter(reduce=...) has no derivative (as in torch): its backward raises"
 
     @staticmethod
-    def forward(ctx, x, src, index, dim):
+    def forward(ctx, x, src, index, dim, reduce):
         xp = array_module(x)
         out = x.copy()
-        if index.size:
+        if reduce == "add":
+            _scatter_add_array(out, index, dim, src)
+        elif index.size:
             ufunc_at(xp, "multiply", _as_1d(out), _dim_index(_as_1d(index), dim),
                      _prefix(_as_1d(src), _as_1d(index).shape))
         return out
@@ -1879,6 +1882,11 @@ def scatter(input: Tensor, dim: int, index: Tensor, src=None, value=None, *, red
         else ("scatter.reduce" if src is not None else "scatter.value_reduce"), scatter, index, (input, dim, index, src if src is not None else value), {} if reduce is None else {"reduce": reduce})
     if made is not None:
         return made
+    if reduce is not None and src is not None:  # torch's TORCH_WARN_ONCE, before its checks
+        _config.warn_once("The reduce argument of torch.scatter with Tensor src is deprecated and will be removed "
+                          "in a future PyTorch release. Use torch.scatter_reduce instead for more reduction "
+                          "options. (Triggered internally at /__w/pytorch/pytorch/aten/src/ATen/native/"
+                          "TensorAdvancedIndexing.cpp:225.)")
     value = checked_scalar(value, input.dtype)
     d = _wrap_dim(dim, input._data.ndim, "scatter")
     array = _scatter_gather_index(index, "scatter")
@@ -1893,8 +1901,7 @@ def scatter(input: Tensor, dim: int, index: Tensor, src=None, value=None, *, red
             from .elementwise import _as_operand
 
             src = _as_operand(value, input.dtype, input).expand(tuple(index.shape))
-        return _ScatterMultiply.apply(input, src, index=array, dim=d) if reduce == "multiply" \
-            else ScatterAdd.apply(input, src, index=array, dim=d)
+        return _ScatterLegacyReduce.apply(input, src, index=array, dim=d, reduce=reduce)
     if src is None:
         return ScatterValue.apply(input, index=array, dim=d, value=value, given_dim=dim)
     return Scatter.apply(input, src, index=array, dim=d, given_dim=dim)
