@@ -152,7 +152,7 @@ def namespace_with_out(modules) -> dict:
     ``"same_scalar_object"`` (complex), ``"same_norm"``, ``"same_vecdot"``, ``"same_multi_dot"``, ``"castable_eigenvalues"``
     (torch.linalg's functions that word it their own way), ``"same_as_self_asserted"`` (narrow_copy),
     ``"histogram"`` (its (hist, bin_edges) in the input's dtype), ``"values_and_long_indices"`` (kthvalue's tuple out),
-    ``"long"`` (nonzero), ``"long_samples"`` (multinomial): each torch's own refusal of any other; ``"cat"`` (cat, stack) a cast
+    ``"long"`` (nonzero), ``"long_samples"`` (multinomial), ``"searchsorted_index"`` (searchsorted, bucketize): each torch's own refusal of any other; ``"cat"`` (cat, stack) a cast
     torch allows, else its TypeError;
     ``"floating"`` any floating dtype (logsumexp); ``"castable"`` torch's canCast check (max());
     ``"same_as_self"`` (take). Every rule first refuses an ``out`` that aliases itself (an expanded
@@ -316,6 +316,10 @@ def _out_dtype_refusal(name: str, rule: str, input, result, out) -> Exception | 
     if rule == "same_scalar_object" and got != expected:
         return RuntimeError(f"Expected object of scalar type {scalar(expected)} but got scalar type {scalar(got)} for "
                             "argument 'out'")
+    if rule == "searchsorted_index" and got != expected:  # searchsorted, bucketize: int64, or int32 by out_int32
+        return RuntimeError("torch.searchsorted(): output tensor's dtype is wrong, it can only be Int(int32) or "
+                            "Long(int64) depending on whether out_int32 flag is True, but we got output tensor's "
+                            f"dtype {scalar(got)} and out_int32 flag is {expected.name == 'int32'}")
     if rule == "long" and got.name != "int64":
         return RuntimeError(f"{name}: Expected out tensor to have scalar type Long but got scalar type{scalar(got)}")
     if rule == "long_samples" and got.name != "int64":

@@ -14,6 +14,7 @@ import numpy as np
 from .. import _dtype, _vmap_frames
 from .._backend import array_module
 from ..tensor import Tensor, honours_out
+from ._arg_parser import out_rule
 
 __all__ = ["searchsorted", "bucketize", "bincount", "histc"]
 __not_methods__ = {"searchsorted", "bucketize"}  # torch.Tensor has neither as a method
@@ -93,7 +94,7 @@ def _refuse_kernel_dtype(sorted_sequence: Tensor, input) -> None:
         raise NotImplementedError(f"\"searchsorted_out_cpu\" not implemented for '{_dtype.scalar_name(common)}'")
 
 
-@honours_out
+@out_rule("searchsorted_index")  # torch refuses an out of any other dtype than the result's
 def searchsorted(sorted_sequence: Tensor, input, *, out_int32: bool = False, right: bool = False,
                  side: str | None = None, sorter: Tensor | None = None) -> Tensor:
     """torch.searchsorted: for each value, the index at which inserting it into the last dimension of
@@ -129,7 +130,7 @@ def searchsorted(sorted_sequence: Tensor, input, *, out_int32: bool = False, rig
                                        sorted_sequence, input, sorter)
 
 
-@honours_out
+@out_rule("searchsorted_index")
 def bucketize(input, boundaries: Tensor, *, out_int32: bool = False, right: bool = False) -> Tensor:
     """torch.bucketize: the bucket of each value among 1-D sorted ``boundaries``: i with
     boundaries[i-1] < x <= boundaries[i] (right=False), or boundaries[i-1] <= x < boundaries[i] (right=True)."""

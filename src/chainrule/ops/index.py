@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from .. import _dtype, _vmap_frames
+from .. import _config, _dtype, _vmap_frames
 from .._backend import (
     array_module,
     gpu_in_use,
@@ -1843,19 +1843,22 @@ class ScatterValue(Function):
         return ScatterValue.apply(grad, index=ctx.index, dim=ctx.dim, value=0)
 
 
-class _ScatterMultiply(Function):
-    """scatter(reduce='multiply'): forward only; torch has no derivative for it either."""
+class _ScatterLegacyReduce(Function):
+    """scatter(reduce='add' | 'multiply'): forward only. torch has no derivative for either: its
+    node is NotImplemented, whose backward raises."""
 
     _array_forward = True
-    node_name = "ScatterBackward0"
+    node_name = "NotImplemented"
     label = "scatter"
-    rule = "scatter(reduce='multiply') has no derivative (as in torch): its backward raises"
+    rule = "scatter(reduce=...) has no derivative (as in torch): its backward raises"
 
     @staticmethod
-    def forward(ctx, x, src, index, dim):
+    def forward(ctx, x, src, index, dim, reduce):
         xp = array_module(x)
         out = x.copy()
-        if index.size:
+        if reduce == "add":
+            _scatter_add_array(out, index, dim, src)
+        elif index.size:
             ufunc_at(xp, "multiply", _as_1d(out), _dim_index(_as_1d(index), dim),
                      _prefix(_as_1d(src), _as_1d(index).shape))
         return out
@@ -1879,6 +1882,11 @@ def scatter(input: Tensor, dim: int, index: Tensor, src=None, value=None, *, red
         else ("scatter.reduce" if src is not None else "scatter.value_reduce"), scatter, index, (input, dim, index, src if src is not None else value), {} if reduce is None else {"reduce": reduce})
     if made is not None:
         return made
+    if reduce is not None and src is not None:  # torch's TORCH_WARN_ONCE, before its checks
+        _config.warn_once("The reduce argument of torch.scatter with Tensor src is deprecated and will be removed "
+                          "in a future PyTorch release. Use torch.scatter_reduce instead for more reduction "
+                          "options. (Triggered internally at /__w/pytorch/pytorch/aten/src/ATen/native/"
+                          "TensorAdvancedIndexing.cpp:225.)")
     value = checked_scalar(value, input.dtype)
     d = _wrap_dim(dim, input._data.ndim, "scatter")
     array = _scatter_gather_index(index, "scatter")
@@ -1893,8 +1901,7 @@ def scatter(input: Tensor, dim: int, index: Tensor, src=None, value=None, *, red
             from .elementwise import _as_operand
 
             src = _as_operand(value, input.dtype, input).expand(tuple(index.shape))
-        return _ScatterMultiply.apply(input, src, index=array, dim=d) if reduce == "multiply" \
-            else ScatterAdd.apply(input, src, index=array, dim=d)
+        return _ScatterLegacyReduce.apply(input, src, index=array, dim=d, reduce=reduce)
     if src is None:
         return ScatterValue.apply(input, index=array, dim=d, value=value, given_dim=dim)
     return Scatter.apply(input, src, index=array, dim=d, given_dim=dim)
@@ -1986,15 +1993,16 @@ class ScatterReduce(Function):
                              Gather.apply(grad * out, index=index, dim=dim)
                              / where(Tensor._make(src_zero), 1.0, src_used))
             return grad_x, _pad_to(grad_src, src._data.shape)
-        # amax / amin: the gradient is shared evenly among every value equal to the result
+        # amax / amin: the gradient is shared evenly among every value equal to the result.
+        # torch counts input's own value among the ties even when include_self=False, then zeroes
+        # input's gradient at the written slots: where input equals the result (a zeros base and
+        # a maximum of 0), each of n src ties gets 1/(n + 1). Kept so the numbers are torch's.
         self_hit = x._data == out._data
-        if not include_self:
-            self_hit &= ~touched
         src_hit = Gather.apply(out, index=index, dim=dim)._data == src_used._data
         count = xp.array(self_hit, dtype=grad._data.dtype)  # an array even for 0-d (== gives a NumPy scalar)
         _scatter_add_array(count, index, dim, src_hit.astype(grad._data.dtype))
         shared = grad / Tensor._make(count)
-        grad_x = where(Tensor._make(self_hit), shared, 0.0)
+        grad_x = where(Tensor._make(self_hit if include_self else self_hit & ~touched), shared, 0.0)
         grad_src = where(Tensor._make(src_hit), Gather.apply(shared, index=index, dim=dim), 0.0)
         return grad_x, _pad_to(grad_src, src._data.shape)
 

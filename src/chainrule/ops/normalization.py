@@ -1134,6 +1134,19 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
                    gradient_against(bias, x, weight, node="NativeLayerNormBackwardBackward0"), normalized_shape)
 
 
+def _check_group_norm_affine(input: Tensor, weight: Tensor | None, bias: Tensor | None) -> None:
+    """torch's check_group_norm_inputs: weight and bias are vectors of C, checked before the dtype."""
+    c = input.shape[1]
+    # torch's bias message prints the weight's shape, [0] for no weight; kept so the text is torch's
+    weight_shape = list(weight.shape) if weight is not None else [0]
+    for name, parameter in (("weight", weight), ("bias", bias)):
+        if parameter is not None and (parameter.ndim != 1 or parameter.numel() != c):
+            raise RuntimeError(
+                f"Expected {name} to be a vector of size equal to the number of channels in input, but got "
+                f"{name} of shape {weight_shape} and input of shape {list(input.shape)}"
+            )
+
+
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
                eps: float = 1e-5) -> Tensor:
     """F.group_norm over (N, C, *): statistics per sample and group of C/num_groups channels."""
@@ -1148,6 +1161,7 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bia
             f"Expected number of channels in input to be divisible by num_groups, but got input of "
             f"shape {list(input.shape)} and num_groups={num_groups}"
         )
+    _check_group_norm_affine(input, weight, bias)
     refuse_non_floating(input, "GroupNormKernelImpl")
     if _runs_in_float32(input, weight, bias, on_autocast_float32_list=True):
         return group_norm(input.to(_dtype.float32), num_groups, weight, bias, eps).to(input.dtype)

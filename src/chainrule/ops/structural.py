@@ -174,6 +174,7 @@ def repeat_interleave(input: Tensor | None = None, repeats=None, dim: int | None
     _check_tensor(input, "repeat_interleave")
     if repeats is None:
         counts = _repeats_array(input, input._data.reshape(-1).shape[0])
+        _check_counted_output_size(output_size, counts.sum().item())
         index = np.repeat(np.arange(counts.size), counts)
         return _index_tensor(array_module(input).asarray(index))
     if dim is None:
@@ -187,6 +188,9 @@ def repeat_interleave(input: Tensor | None = None, repeats=None, dim: int | None
         repeats = check_int(repeats, "repeat_interleave", "repeats")
         if repeats < 0:
             raise RuntimeError("Repeats must be non-negative")
+        if output_size is not None and output_size != size * repeats:
+            raise RuntimeError(f"repeat_interleave: Invalid output_size, expected {size * repeats} but got "
+                               f"{output_size}")
         # each slice gets a new axis after it, expanded ``repeats`` times, then merged: torch's
         # own composition (a view of an expand), so its node is torch's ViewBackward0. The copy
         # comes first: a merge NumPy could do as a view (size-1 dims) would leave zero strides
@@ -196,15 +200,24 @@ def repeat_interleave(input: Tensor | None = None, repeats=None, dim: int | None
         result = name_node(out, "ViewBackward0", label="repeat_interleave")
     elif isinstance(repeats, Tensor):
         counts = _repeats_array(repeats, size)
+        _check_counted_output_size(output_size, counts.sum().item())
         index = array_module(input).asarray(np.repeat(np.arange(size), counts))
         result = index_select(input, d, _index_tensor(index))
     else:
         raise TypeError(f"repeat_interleave(): argument 'repeats' must be int or Tensor, not "
                         f"{type(repeats).__name__}")
-    if output_size is not None and output_size != result._data.shape[d]:
-        raise RuntimeError(f"repeat_interleave(): output_size {output_size} does not match the repeated size "
-                           f"{result._data.shape[d]}")
     return result
+
+
+def _check_counted_output_size(output_size: int | None, total: int) -> None:
+    """torch's kernel for tensor counts allocates ``output_size`` indices, then fills them: a
+    negative size fails the allocation, any other wrong one the fill, in the kernel's words."""
+    if output_size is None:
+        return
+    if output_size < 0:
+        raise RuntimeError(f"Trying to create tensor with negative dimension {output_size}: [{output_size}]")
+    if output_size != total:
+        raise RuntimeError("allocated size does not match required size")
 
 
 # ---------------------------------------------------------------- grids and combinations
