@@ -869,8 +869,14 @@ def _set_part(part):
     return setter
 
 
+_WRAPPED_NUMBER_DTYPES = {bool: _dtype.bool, int: _dtype.int64, float: _dtype.float64, complex: _dtype.complex128}
+
+
 def _copy(self: Tensor, other: Tensor, non_blocking: bool = False) -> Tensor:
-    # torch 2.13's binding names the source ``other`` (its docs say src; copy_(src=) is refused)
+    # torch 2.13's binding names the source ``other`` (its docs say src; copy_(src=) is refused). Its
+    # parser takes a Python number for it, as a 0-d tensor of the number's own type (a float as float64)
+    if isinstance(other, (bool, int, float, complex)):
+        other = ew._as_operand(other, _WRAPPED_NUMBER_DTYPES[type(other)], like=self)
     if not isinstance(other, Tensor):
         raise TypeError(f"copy_(): argument 'other' (position 1) must be Tensor, not {type(other).__name__}")
     src = other

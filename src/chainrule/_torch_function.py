@@ -556,7 +556,7 @@ def binding_refusal(public, impl, args: tuple, kwargs: dict | None, error: TypeE
         return None
     if not method:
         return function_binding_refusal(public, impl, args, kwargs or {})
-    return method_binding_refusal(public.__name__, impl, args, kwargs or {})
+    return method_binding_refusal(public.__name__, impl, args, kwargs or {}, error)
 
 
 _wrapper_namespace = {"state": flags, "plain": PLAIN, "dispatch": dispatch, "arguments_override": _arguments_override,

@@ -1,0 +1,120 @@
+"""Compared with torch 2.13: refusals of bad arguments worded as torch's parser words them (the
+probe tools/torch_bad_arguments_trial.py), and the calls those signatures must keep taking."""
+
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def outcome(lib, call):
+    """What ``call(lib, x)`` does on a float32 (2, 3) tensor ``x`` of ``lib``: ("ok", its result as a
+    list) or (the exception's type name, its message)."""
+    x = lib.arange(6, dtype=lib.float32).reshape(2, 3)
+    try:
+        result = call(lib, x)
+    except Exception as error:  # noqa: BLE001 - any refusal is compared
+        return type(error).__name__, str(error)
+    if isinstance(result, (tuple, list)):
+        return "ok", [item.tolist() if hasattr(item, "tolist") else item for item in result]
+    return "ok", result.tolist() if hasattr(result, "tolist") else result
+
+
+def assert_alike(call) -> None:
+    """``call`` raises the same exception type and message on torch and chainrule, or gives the same result."""
+    assert outcome(chainrule, call) == outcome(torch, call)
+
+
+# functions and methods that had no signature in the table: Python's words, or an op's own error, before
+BAD_ARGUMENTS = {
+    "diag(x, 1.5)": lambda L, x: L.diag(x, 1.5),
+    "diagonal(x, [0, 1])": lambda L, x: L.diagonal(x, [0, 1]),
+    "flip('a')": lambda L, x: L.flip("a"),
+    "dropout(x, [0, 1])": lambda L, x: L.dropout(x, [0, 1]),
+    "index_add(x, 1.5)": lambda L, x: L.index_add(x, 1.5),
+    "select(x, [0, 1])": lambda L, x: L.select(x, [0, 1]),
+    "searchsorted(x, no_such_keyword=1)": lambda L, x: L.searchsorted(x, no_such_keyword=1),
+    "round(x, 1.5)": lambda L, x: L.round(x, 1.5),
+    "median(x, None)": lambda L, x: L.median(x, None),
+    "histogram(x, 1.5)": lambda L, x: L.histogram(x, 1.5),
+    "lstm('a')": lambda L, x: L.lstm("a"),
+    "ctc_loss(x, 1.5)": lambda L, x: L.ctc_loss(x, 1.5),
+    "nan_to_num(x, [0, 1])": lambda L, x: L.nan_to_num(x, [0, 1]),
+    "broadcast_to(x, 1.5)": lambda L, x: L.broadcast_to(x, 1.5),
+    "hstack(x, no_such_keyword=1)": lambda L, x: L.hstack(x, no_such_keyword=1),
+    "qr(None)": lambda L, x: L.qr(None),
+    "svd('a')": lambda L, x: L.svd("a"),
+    "poisson(x, 1.5)": lambda L, x: L.poisson(x, 1.5),
+    "spmm('a')": lambda L, x: L.spmm("a"),
+    "to_dlpack(None)": lambda L, x: L.to_dlpack(None),
+    "x.tril(1.5)": lambda L, x: x.tril(1.5),
+    "x.gcd(1.5)": lambda L, x: x.gcd(1.5),
+    "x.mv([0, 1])": lambda L, x: x.mv([0, 1]),
+    "x.new_zeros('a')": lambda L, x: x.new_zeros("a"),
+    "x.new_ones(x, x)": lambda L, x: x.new_ones(x, x),
+    "x.uniform_('a')": lambda L, x: x.uniform_("a"),
+    "x.unsqueeze_(None)": lambda L, x: x.unsqueeze_(None),
+    "x.bitwise_left_shift(x, x)": lambda L, x: x.bitwise_left_shift(x, x),
+    "x.nonzero(1)": lambda L, x: x.nonzero(1),
+    "x.nonzero(x, x)": lambda L, x: x.nonzero(x, x),
+    "x.is_contiguous(1)": lambda L, x: x.is_contiguous(1),
+    "x.copy_(x, x, x)": lambda L, x: x.copy_(x, x, x),
+    # torch's module functions of no arguments are METH_NOARGS: CPython's words, naming torch
+    "get_default_dtype(1)": lambda L, x: L.get_default_dtype(1),
+    "is_grad_enabled(a=1)": lambda L, x: L.is_grad_enabled(a=1),
+    "clear_autocast_cache('a')": lambda L, x: L.clear_autocast_cache("a"),
+    "is_anomaly_enabled(x, x)": lambda L, x: L.is_anomaly_enabled(x, x),
+    "is_autocast_enabled(x, 1.5)": lambda L, x: L.is_autocast_enabled(x, 1.5),
+    "get_autocast_dtype(None)": lambda L, x: L.get_autocast_dtype(None),
+    # a lone visible signature's keywords are looked at whatever the count of arguments
+    "addmv(x, no_such_keyword=1)": lambda L, x: L.addmv(x, no_such_keyword=1),
+    "addbmm(x, beta=1)": lambda L, x: L.addbmm(x, beta=1),
+    "x.addcmul(no_such_keyword=1)": lambda L, x: x.addcmul(no_such_keyword=1),
+    # the methods torch writes in Python: Python's words, naming Tensor.<method>
+    "x.unique(no_such_keyword=1)": lambda L, x: x.unique(no_such_keyword=1),
+    "x.dim_order(1)": lambda L, x: x.dim_order(1),
+    "x.is_shared(x, x)": lambda L, x: x.is_shared(x, x),
+    "x.norm(*[x] * 9)": lambda L, x: x.norm(*[x] * 9),
+}
+
+
+@pytest.mark.parametrize("case", BAD_ARGUMENTS)
+def test_bad_arguments_are_refused_as_torch_refuses_them(case):
+    assert_alike(BAD_ARGUMENTS[case])
+
+
+# calls the new signatures must keep taking, with torch's results
+TAKEN = {
+    "diag(x, 1)": lambda L, x: L.diag(x, 1),
+    "flip(x, dims=[0])": lambda L, x: L.flip(x, dims=[0]),
+    "dropout(x, 0.0, True)": lambda L, x: L.dropout(x, 0.0, True),
+    "select(x, dim=1, index=-1)": lambda L, x: L.select(x, dim=1, index=-1),
+    "searchsorted(x, x, right=True)": lambda L, x: L.searchsorted(x, x, right=True),
+    "round(x / 7, decimals=2)": lambda L, x: L.round(x / 7, decimals=2),
+    "median(x, 1, keepdim=True)": lambda L, x: L.median(x, 1, keepdim=True),
+    "nansum(x, dim=(0, 1), dtype=float64)": lambda L, x: L.nansum(x, dim=(0, 1), dtype=L.float64),
+    "swapaxes(x, axis0=0, axis1=1)": lambda L, x: L.swapaxes(x, axis0=0, axis1=1),
+    "poisson(x, None)": lambda L, x: L.poisson(x * 0, None),
+    "poisson(x, generator)": lambda L, x: L.poisson(x * 0, L.Generator().manual_seed(0)),
+    "spmm(x, x.T)": lambda L, x: L.spmm(x, x.T),
+    "x.tril(diagonal=-1)": lambda L, x: x.tril(diagonal=-1),
+    "x.new_zeros((2,), dtype=int64)": lambda L, x: x.new_zeros((2,), dtype=L.int64),
+    "x.new_ones(2, 1)": lambda L, x: x.new_ones(2, 1),
+    "x.uniform_(from=1, to=1)": lambda L, x: x.uniform_(**{"from": 1.0, "to": 1.0}),
+    "x.requires_grad_(requires_grad=False)": lambda L, x: x.requires_grad_(requires_grad=False).requires_grad,
+    "x.nonzero(as_tuple=True)": lambda L, x: x.nonzero(as_tuple=True),
+    "x.is_contiguous(memory_format=channels_last)": lambda L, x: x.is_contiguous(memory_format=L.channels_last),
+    "x.copy_(2.5)": lambda L, x: x.copy_(2.5),
+    "x.copy_(True)": lambda L, x: x.copy_(True),
+    "x.to(int32).copy_(7)": lambda L, x: x.to(L.int32).copy_(7),
+    "x.copy_(x.flip(0), non_blocking=True)": lambda L, x: x.copy_(x.flip(0), non_blocking=True),
+    "is_autocast_enabled('cpu')": lambda L, x: L.is_autocast_enabled("cpu"),
+    "get_autocast_dtype('cpu')": lambda L, x: str(L.get_autocast_dtype("cpu")).rpartition(".")[2],
+    "x.bitwise_left_shift(1) of int64": lambda L, x: x.long().bitwise_left_shift(1),
+}
+
+
+@pytest.mark.parametrize("case", TAKEN)
+def test_calls_the_signatures_take_give_torch_results(case):
+    assert_alike(TAKEN[case])
