@@ -1,6 +1,8 @@
 """Compared with torch 2.13: refusals of bad arguments worded as torch's parser words them (the
-probe tools/torch_bad_arguments_trial.py), and the calls those signatures must keep taking."""
+probe tools/torch_bad_arguments_trial.py), the calls those signatures must keep taking, and random_ as
+a method only, its arguments checked by the signature table alone."""
 
+import numpy as np
 import pytest
 
 import chainrule
@@ -118,3 +120,38 @@ TAKEN = {
 @pytest.mark.parametrize("case", TAKEN)
 def test_calls_the_signatures_take_give_torch_results(case):
     assert_alike(TAKEN[case])
+
+
+class IndexLike:
+    """An object with __index__ that is no int: torch's parser takes it in an int list, not for an int."""
+
+    def __index__(self) -> int:
+        return 3
+
+
+def test_random_is_a_method_only_as_in_torch():
+    assert hasattr(torch, "random_") is False
+    assert hasattr(chainrule, "random_") is False
+    assert callable(chainrule.Tensor.random_)
+
+
+RANDOM_CALLS = {
+    "x.random_(index_like)": lambda L, x: x.random_(IndexLike()),
+    "x.random_(0, index_like)": lambda L, x: x.random_(0, IndexLike()),
+    "x.unsqueeze(index_like)": lambda L, x: x.unsqueeze(IndexLike()),
+    "x.random_(0, 1.5)": lambda L, x: x.random_(0, 1.5),
+    "x.random_(1, 2, 3)": lambda L, x: x.random_(1, 2, 3),
+    "x.random_(1, from=1)": lambda L, x: x.random_(1, **{"from": 1}),
+    "x.random_(from=1)": lambda L, x: x.random_(**{"from": 1}),
+    "x.random_(None, 5)": lambda L, x: x.random_(None, 5),
+    "x.random_(3, 4)": lambda L, x: x.random_(3, 4),
+    "x.random_(from=3, to=4)": lambda L, x: x.random_(**{"from": 3, "to": 4}),
+    "x.random_(np.int64(1))": lambda L, x: x.random_(np.int64(1)),
+    "x.random_(tensor(1))": lambda L, x: x.random_(L.tensor(1)),
+    "zeros(index_like)": lambda L, x: L.zeros(IndexLike()),
+}
+
+
+@pytest.mark.parametrize("case", RANDOM_CALLS)
+def test_random_arguments_are_taken_and_refused_as_by_torch(case):
+    assert_alike(RANDOM_CALLS[case])

@@ -592,7 +592,9 @@ def _check(param: _Parameter, value, index: int):
         if isinstance(value, Tensor):
             return None if value.ndim == 0 and not value.dtype.is_floating_point and not value.dtype.is_complex \
                 and value.dtype.name != "bool" else True
-        return None if _is_index(value) else True
+        # torch's THPUtils_checkLong: a Python int (not a bool) or a NumPy integer; unlike an int list's
+        # elements, any other object with __index__ is refused (x.random_(0, index_like), unsqueeze)
+        return None if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else True
     if kind == "IntArrayRef":
         return _is_int_list(value, param.size)
     if kind in ("Scalar", "double"):
