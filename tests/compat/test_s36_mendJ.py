@@ -155,3 +155,20 @@ RANDOM_CALLS = {
 @pytest.mark.parametrize("case", RANDOM_CALLS)
 def test_random_arguments_are_taken_and_refused_as_by_torch(case):
     assert_alike(RANDOM_CALLS[case])
+
+
+def _node_and_edges(lib, p: float, keepdim: bool):
+    """pairwise_distance's node, its edges' nodes, and the gradient of x1 (fixed inputs)."""
+    x1 = lib.tensor([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]], dtype=lib.float64, requires_grad=True)
+    x2 = lib.tensor([[1.0, 1.0, 1.0], [-1.0, 0.5, 0.0]], dtype=lib.float64)
+    distance = lib.nn.functional.pairwise_distance(x1, x2, p=p, keepdim=keepdim)
+    node = distance.grad_fn
+    distance.sum().backward()
+    return node.name(), type(node).__name__, len(node.next_functions), x1.grad.flatten().tolist()
+
+
+@pytest.mark.parametrize("p, keepdim", [(2.0, False), (1.0, True), (3.0, False)])
+def test_pairwise_distance_records_torchs_norm_node(p, keepdim):
+    ours, theirs = _node_and_edges(chainrule, p, keepdim), _node_and_edges(torch, p, keepdim)
+    assert ours[:3] == theirs[:3]
+    assert ours[3] == pytest.approx(theirs[3])
