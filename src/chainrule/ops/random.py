@@ -30,7 +30,7 @@ from .._backend import array_module, cuda_available, cuda_module, has_expanded_d
 from .._backend import device as _device
 from .._naming import in_torchs_words
 from ..autograd import function as _function
-from ..autograd.function import Function
+from ..autograd.function import Function, without_derivative
 from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, out_keyword_front, write_out
 from . import cpu_sort_order
@@ -658,20 +658,15 @@ class BernoulliSample(Function):
         return zeros_like_tensor(grad)
 
 
-class BernoulliFloatSample(Function):
+class BernoulliFloatSample(without_derivative("aten::bernoulli")):
     """``bernoulli(input, p)`` of an ``input`` that requires grad: torch records a node with no
     derivative (aten::bernoulli.p has none), whose backward raises rather than give a zero."""
     node_name = "NotImplemented"
     label, rule, formula = "bernoulli", "none: torch defines no derivative, and backward raises", "bernoulli({0}, p)"
-    _array_forward = True
 
     @staticmethod
     def forward(ctx, input, sample):
         return sample
-
-    @staticmethod
-    def backward(ctx, grad):
-        raise RuntimeError("derivative for aten::bernoulli is not implemented")
 
 
 def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
