@@ -78,6 +78,19 @@ BAD_ARGUMENTS = {
     "x.dim_order(1)": lambda L, x: x.dim_order(1),
     "x.is_shared(x, x)": lambda L, x: x.is_shared(x, x),
     "x.norm(*[x] * 9)": lambda L, x: x.norm(*[x] * 9),
+    # index_put's indices, from_numpy (METH_O: CPython's words), gradient's seven overloads
+    "index_put(x, 1.5)": lambda L, x: L.index_put(x, 1.5),
+    "x.index_put([0, 1], x)": lambda L, x: x.index_put([0, 1], x),
+    "x.index_put_((None,), x)": lambda L, x: x.index_put_((None,), x),
+    "from_numpy(x, 1)": lambda L, x: L.from_numpy(x, 1),
+    "from_numpy(array=x)": lambda L, x: L.from_numpy(array=x),
+    "gradient(x, 1.5)": lambda L, x: L.gradient(x, 1.5),
+    "gradient(x, spacing='a')": lambda L, x: L.gradient(x, spacing="a"),
+    "gradient(x, spacing=[1, 'a'])": lambda L, x: L.gradient(x, spacing=[1, "a"]),
+    "gradient(x, no_such_keyword=1)": lambda L, x: L.gradient(x, no_such_keyword=1),
+    "x.as_subclass('a')": lambda L, x: x.as_subclass("a"),
+    "x.as_subclass(no_such_keyword=1)": lambda L, x: x.as_subclass(no_such_keyword=1),
+    "x.as_subclass(x, x)": lambda L, x: x.as_subclass(x, x),
 }
 
 
@@ -114,6 +127,14 @@ TAKEN = {
     "is_autocast_enabled('cpu')": lambda L, x: L.is_autocast_enabled("cpu"),
     "get_autocast_dtype('cpu')": lambda L, x: str(L.get_autocast_dtype("cpu")).rpartition(".")[2],
     "x.bitwise_left_shift(1) of int64": lambda L, x: x.long().bitwise_left_shift(1),
+    "x.index_put((tensor([1]),), x[0])": lambda L, x: x.index_put((L.tensor([1]),), x[0]),
+    "index_put_(x, [mask], tensor(1.))": lambda L, x: L.index_put_(x, [x > 2], L.tensor(1.0)),
+    "from_numpy(x.numpy())": lambda L, x: L.from_numpy(x.numpy()),
+    "x.as_subclass(cls=Tensor)": lambda L, x: x.as_subclass(cls=L.Tensor),
+    "gradient(x, spacing=2.0, dim=(0, 1))": lambda L, x: L.gradient(x ** 2, spacing=2.0, dim=(0, 1)),
+    "gradient(x, spacing=[1.0, 2.0])": lambda L, x: L.gradient(x ** 2, spacing=[1.0, 2.0]),
+    "gradient(x, spacing=[tensor], dim=1)": lambda L, x: L.gradient(x ** 2, spacing=[L.tensor([0.0, 1.0, 3.0])], dim=1),
+    "gradient(x, dim=[0], edge_order=1)": lambda L, x: L.gradient(x ** 2, dim=[0], edge_order=1),
 }
 
 

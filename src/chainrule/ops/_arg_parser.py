@@ -352,7 +352,7 @@ _SHOWN_TYPES = {"Tensor": "Tensor", "Scalar": "Number", "int64_t": "int", "doubl
                 "str": "str", "TensorList": "tuple of Tensors", "IntArrayRef": "tuple of ints",
                 "ScalarType": "torch.dtype", "Layout": "torch.layout", "Device": "torch.device",
                 "Generator": "torch.Generator", "MemoryFormat": "torch.memory_format", "PyObject*": "object",
-                "FloatArrayRef": "tuple of floats"}
+                "FloatArrayRef": "tuple of floats", "ScalarList": "tuple of Scalars"}
 
 # NumPy's spellings torch's parser takes for these keywords
 _NUMPY_KEYWORDS = {"dim": ("axis",), "keepdim": ("keepdims",), "input": ("x", "a", "x1"), "other": ("x2",)}
@@ -396,6 +396,7 @@ class _Signature:
         # where torch binds the callable METH_NOARGS, the owner CPython names in its refusal
         # ("TensorBase" for a method, "torch" for a function of its module; set by _signatures)
         self.bound_without_arguments: str | None = None
+        self.bound_with_one_argument: str | None = None  # (the same, for torch's METH_O functions)
         self.params: list[_Parameter] = []
         keyword_only = False
         for item in filter(None, text.strip("()").split(", ")):
@@ -432,6 +433,8 @@ class _Signature:
                         value.__class__ is int and not _INT64_MIN <= value <= _INT64_MAX):
                     return False
         if kwargs:
+            if self.bound_with_one_argument:  # (takes no keyword at all)
+                return False
             by_name = self.by_name
             for key, value in kwargs.items():
                 entry = by_name.get(key)
@@ -461,6 +464,12 @@ class _Signature:
                 owner = self.bound_without_arguments
                 raise TypeError(f"{owner}.{self.name}() takes no keyword arguments" if kwargs
                                 else f"{owner}.{self.name}() takes no arguments ({nargs} given)")
+            return False
+        owner = self.bound_with_one_argument
+        if owner and (kwargs or nargs != 1):
+            if raise_error:
+                raise TypeError(f"{owner}.{self.name}() takes no keyword arguments" if kwargs
+                                else f"{owner}.{self.name}() takes exactly one argument ({nargs} given)")
             return False
         if nargs > self.max_pos_args and not self.varargs:
             if raise_error:
@@ -621,6 +630,9 @@ def _check(param: _Parameter, value, index: int):
         return None if isinstance(value, _dtype.dtype) or value in (int, float, bool, complex) else True
     if kind == "FloatArrayRef":
         return None if isinstance(value, (tuple, list)) else True
+    if kind == "ScalarList":  # (a bool is a number to torch's check of each)
+        return None if isinstance(value, (tuple, list)) and all(
+            isinstance(item, (bool, int, float, complex, np.number)) for item in value) else True
     if kind == "MemoryFormat":
         from .. import memory_format
 
@@ -872,6 +884,8 @@ _POW_METHOD = ("(Tensor input, Tensor exponent)", "(Tensor input, Scalar exponen
 _LERP = ("(Tensor input, Tensor end, Tensor weight, *, Tensor out=None)",
          "(Tensor input, Tensor end, Scalar weight, *, Tensor out=None)")
 _COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge")
+# torch's functions of one argument bound METH_O (no parser: CPython counts their arguments)
+_BOUND_WITH_ONE_ARGUMENT = frozenset({"from_numpy"})
 # torch's functions whose parser names another (torch.spmm is mm's binding; torch.to_dlpack, in
 # Python, hands its tensor to _to_dlpack)
 _PARSER_NAMES = {"spmm": "mm", "to_dlpack": "_to_dlpack"}
@@ -1214,6 +1228,16 @@ SIGNATURES: dict[str, tuple] = {
     "unsafe_split": ("(Tensor input, int64_t split_size, int64_t dim=0)",),
     "unsafe_split_with_sizes": ("(Tensor input, IntArrayRef split_sizes, int64_t dim=0)",),
     "to_dlpack": ("(Tensor data)",),
+    **{name: ("(Tensor input, TensorList indices, Tensor values, bool accumulate=False)",)
+       for name in ("index_put", "index_put_")},
+    "from_numpy": ("(PyObject* array)",),
+    "gradient": ("(Tensor input, *, IntArrayRef dim, int64_t edge_order=1)",
+                 "(Tensor input, *, Scalar spacing, IntArrayRef dim, int64_t edge_order=1)",
+                 "(Tensor input, *, Scalar spacing=None, int64_t dim=None, int64_t edge_order=1)",
+                 "(Tensor input, *, ScalarList spacing, int64_t dim=None, int64_t edge_order=1)",
+                 "(Tensor input, *, ScalarList spacing, IntArrayRef dim, int64_t edge_order=1)",
+                 "(Tensor input, *, TensorList spacing, int64_t dim=None, int64_t edge_order=1)",
+                 "(Tensor input, *, TensorList spacing, IntArrayRef dim, int64_t edge_order=1)"),
     "vdot": ("(Tensor input, Tensor other, *, Tensor out=None)",),
     "xlogy_": ("(Tensor input, Tensor other)", "(Tensor input, Scalar other)"),
 }
@@ -1443,6 +1467,7 @@ METHOD_SIGNATURES: dict[str, tuple] = {
     "cauchy_": ("(double median=0, double sigma=1, *, Generator? generator=None)",),
     "copy_": ("(Tensor other, bool non_blocking=False)", "(Tensor other, bool async=False)|deprecated"),
     "is_contiguous": ("(*, MemoryFormat memory_format=torch.contiguous_format)",),
+    "as_subclass": ("(PyObject* cls)",),
     "nonzero": ("()", "(*, bool as_tuple)"),
     "new_ones": ("(IntArrayRef size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, "
                  "bool? pin_memory=False, bool? requires_grad=False)",),
@@ -1526,6 +1551,9 @@ def _signatures(name: str, method: bool, module: str = "chainrule") -> list | No
                 texts = SIGNATURES.get(base)
                 name = _PARSER_NAMES.get(name, name)
         _PARSED[key] = texts and [_Signature(name, t) for t in texts]
+        if not method and module == "chainrule" and name in _BOUND_WITH_ONE_ARGUMENT:
+            # torch binds it METH_O on its functions' class: CPython's words, naming that class
+            _PARSED[key][0].bound_with_one_argument = "torch._VariableFunctionsClass"
         if texts and list(texts) == ["()"] and (method or module == "chainrule"):
             # torch's generated method is METH_NOARGS, and so are its module's functions of no arguments
             # (torch.get_default_dtype, torch.is_grad_enabled)
