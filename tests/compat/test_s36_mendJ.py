@@ -77,6 +77,12 @@ BAD_ARGUMENTS = {
     "x.unique(no_such_keyword=1)": lambda L, x: x.unique(no_such_keyword=1),
     "x.dim_order(1)": lambda L, x: x.dim_order(1),
     "x.is_shared(x, x)": lambda L, x: x.is_shared(x, x),
+    "x.unique('a')": lambda L, x: x.unique("a"),
+    "x.unique_consecutive(None)": lambda L, x: x.unique_consecutive(None),
+    # torch's Python functions handing their tensors to a _VF function, whose parser names no op
+    "meshgrid(x, 'a')": lambda L, x: L.meshgrid(x, "a"),
+    "cartesian_prod(x, None)": lambda L, x: L.cartesian_prod(x, None),
+    "block_diag('a')": lambda L, x: L.block_diag("a"),
     "x.norm(*[x] * 9)": lambda L, x: x.norm(*[x] * 9),
     # index_put's indices, from_numpy (METH_O: CPython's words), gradient's seven overloads
     "index_put(x, 1.5)": lambda L, x: L.index_put(x, 1.5),

@@ -1817,6 +1817,7 @@ def _install() -> None:
     _torch_function.signature_check = checked_signature
     _torch_function.method_binding_refusal = method_binding_refusal
     _torch_function.function_binding_refusal = function_binding_refusal
+    _torch_function.python_methods = _PYTHON_METHODS
 
 
 _install()
