@@ -83,6 +83,8 @@ BAD_ARGUMENTS = {
     "meshgrid(x, 'a')": lambda L, x: L.meshgrid(x, "a"),
     "cartesian_prod(x, None)": lambda L, x: L.cartesian_prod(x, None),
     "block_diag('a')": lambda L, x: L.block_diag("a"),
+    "atleast_1d('a')": lambda L, x: L.atleast_1d("a"),
+    "atleast_3d(None)": lambda L, x: L.atleast_3d(None),
     "x.norm(*[x] * 9)": lambda L, x: x.norm(*[x] * 9),
     # index_put's indices, from_numpy (METH_O: CPython's words), gradient's seven overloads
     "index_put(x, 1.5)": lambda L, x: L.index_put(x, 1.5),

@@ -1363,6 +1363,8 @@ INTERNAL_SIGNATURES: dict[str, tuple] = {
     "_unique2": ("(Tensor input, bool sorted=True, bool return_inverse=False, bool return_counts=False)",),
     "unique_dim": ("(Tensor input, int64_t dim, bool sorted=True, bool return_inverse=False, "
                    "bool return_counts=False)",),
+    # torch.atleast_Nd (Python) hands a lone argument to its C twin
+    **{f"atleast_{n}d": ("(Tensor input)", "(TensorList tensors)") for n in (1, 2, 3)},
 }
 
 
