@@ -152,10 +152,11 @@ def test_calls_the_signatures_take_give_torch_results(case):
 
 
 class IndexLike:
-    """An object with __index__ that is no int: torch's parser takes it in an int list, not for an int."""
+    """An object with __index__ that is no int: torch's parser takes it in an int list or for a SymInt,
+    not for a plain int."""
 
     def __index__(self) -> int:
-        return 3
+        return 1
 
 
 def test_random_is_a_method_only_as_in_torch():
@@ -178,6 +179,10 @@ RANDOM_CALLS = {
     "x.random_(np.int64(1))": lambda L, x: x.random_(np.int64(1)),
     "x.random_(tensor(1))": lambda L, x: x.random_(L.tensor(1)),
     "zeros(index_like)": lambda L, x: L.zeros(IndexLike()),
+    # a SymInt parameter takes it, as an int list does
+    "x.tril(index_like)": lambda L, x: x.tril(IndexLike()),
+    "x.select(0, index_like)": lambda L, x: x.select(0, IndexLike()),
+    "narrow(x, 0, index_like, 1)": lambda L, x: L.narrow(x, 0, IndexLike(), 1),
 }
 
 

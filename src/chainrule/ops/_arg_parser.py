@@ -365,11 +365,26 @@ _NUMBERS_AS_TENSORS = frozenset({"add", "add_", "div", "div_", "divide", "divide
                                  "floor_divide", "floor_divide_", "copy_"})
 
 
+# the int parameters torch's schemas type SymInt (from the overloads in its stubs, torch/_C/*.pyi): its
+# parser takes any object with __index__ for them (is_int_or_symint), where a plain int takes only an
+# int or a NumPy integer (THPUtils_checkLong): x.tril(index_like) runs, x.unsqueeze(index_like) is refused
+_SYMINT_PARAMETERS = {
+    **dict.fromkeys(("as_strided", "as_strided_", "as_strided_copy", "as_strided_scatter"), {"storage_offset"}),
+    "bincount": {"minlength"}, **dict.fromkeys(("conv1d", "conv2d", "conv3d"), {"groups"}), "eye": {"n", "m"},
+    **dict.fromkeys(("kthvalue", "topk"), {"k"}), "multinomial": {"num_samples"},
+    **dict.fromkeys(("narrow", "narrow_copy"), {"start", "length"}), **dict.fromkeys(("randint", "randint_like"), {"low", "high"}),
+    "randperm": {"n"}, "repeat_interleave": {"repeats", "output_size"},
+    **dict.fromkeys(("select", "select_copy", "select_scatter"), {"index"}), "slice_copy": {"start", "end", "step"},
+    **dict.fromkeys(("split_copy", "unsafe_split"), {"split_size"}), "tensor_split": {"sections"},
+    **dict.fromkeys(("tril", "tril_", "triu", "triu_"), {"diagonal"}),
+}
+
+
 class _Parameter:
     __slots__ = ("kind", "name", "allow_none", "size", "optional", "default", "keyword_only", "names",
-                 "takes_numbers")
+                 "takes_numbers", "symint")
 
-    def __init__(self, text: str, keyword_only: bool, takes_numbers: bool = False) -> None:
+    def __init__(self, text: str, keyword_only: bool, takes_numbers: bool = False, symint: bool = False) -> None:
         kind, _, rest = text.partition(" ")
         self.allow_none = kind.endswith("?")
         kind = kind.rstrip("?")
@@ -382,6 +397,7 @@ class _Parameter:
         self.keyword_only = keyword_only
         self.names = (self.name, *_NUMPY_KEYWORDS.get(self.name, ()))
         self.takes_numbers = takes_numbers and self.kind == "Tensor"
+        self.symint = symint and self.kind == "int64_t"
 
     def __str__(self) -> str:
         shown = f"{_SHOWN_TYPES[self.kind]} {self.name}"
@@ -403,7 +419,8 @@ class _Signature:
             if item == "*":
                 keyword_only = True
             else:
-                self.params.append(_Parameter(item, keyword_only, name in _NUMBERS_AS_TENSORS))
+                self.params.append(_Parameter(item, keyword_only, name in _NUMBERS_AS_TENSORS,
+                                              item.partition(" ")[2].partition("=")[0] in _SYMINT_PARAMETERS.get(name, ())))
         self.min_args = sum(not p.optional for p in self.params)
         self.max_args = len(self.params)
         self.max_pos_args = sum(not p.keyword_only for p in self.params)
@@ -602,7 +619,9 @@ def _check(param: _Parameter, value, index: int):
             return None if value.ndim == 0 and not value.dtype.is_floating_point and not value.dtype.is_complex \
                 and value.dtype.name != "bool" else True
         # torch's THPUtils_checkLong: a Python int (not a bool) or a NumPy integer; unlike an int list's
-        # elements, any other object with __index__ is refused (x.random_(0, index_like), unsqueeze)
+        # elements or a SymInt, any other object with __index__ is refused (x.random_(0, index_like))
+        if param.symint:
+            return None if _is_index(value) else True
         return None if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else True
     if kind == "IntArrayRef":
         return _is_int_list(value, param.size)
