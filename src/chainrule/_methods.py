@@ -869,8 +869,14 @@ def _set_part(part):
     return setter
 
 
+_WRAPPED_NUMBER_DTYPES = {bool: _dtype.bool, int: _dtype.int64, float: _dtype.float64, complex: _dtype.complex128}
+
+
 def _copy(self: Tensor, other: Tensor, non_blocking: bool = False) -> Tensor:
-    # torch 2.13's binding names the source ``other`` (its docs say src; copy_(src=) is refused)
+    # torch 2.13's binding names the source ``other`` (its docs say src; copy_(src=) is refused). Its
+    # parser takes a Python number for it, as a 0-d tensor of the number's own type (a float as float64)
+    if isinstance(other, (bool, int, float, complex)):
+        other = ew._as_operand(other, _WRAPPED_NUMBER_DTYPES[type(other)], like=self)
     if not isinstance(other, Tensor):
         raise TypeError(f"copy_(): argument 'other' (position 1) must be Tensor, not {type(other).__name__}")
     src = other
@@ -1559,7 +1565,9 @@ def _is_set_to(self: Tensor, tensor: Tensor) -> bool:
 
 def _as_subclass(self: Tensor, cls) -> Tensor:
     """Tensor.as_subclass: a ``cls`` instance on ``self``'s memory, still on its autograd graph."""
-    if not (isinstance(cls, type) and issubclass(cls, Tensor)):
+    if not isinstance(cls, type):  # (torch's check of the type first, then of its base)
+        raise TypeError(f"cls must be a type (got {type(cls).__name__})")
+    if not issubclass(cls, Tensor):
         raise TypeError("Creating a Tensor subclass from a class that does not inherit from Tensor is not possible. "
                         "Make sure your class inherits from Tensor.")
     return _retyped(name_node(self.view_as(self), "AliasBackward0"), cls)
@@ -1681,7 +1689,8 @@ def bind_tensor_misc() -> None:
     Tensor.resize_as = _as_tensor_method(_resize_as_out_of_place, "resize_as")
     Tensor.set_ = _set
     Tensor.is_set_to = _is_set_to
-    Tensor.as_subclass = _as_subclass
+    # (undispatched, so no wrapper checks its arguments: torch's parser's words come from the table here)
+    Tensor.as_subclass = _arg_parser.checked_signature(_as_subclass, ("chainrule.tensor", "Tensor.as_subclass"))
     Tensor._make_subclass = staticmethod(_make_subclass)
     Tensor.storage_type = _as_tensor_method(_storage.storage_type, "storage_type")
     Tensor.apply_ = _apply

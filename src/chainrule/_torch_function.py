@@ -532,8 +532,10 @@ def _positioned(method: bool, impl, args: tuple, error: TypeError):
     return TypeError(f"{text[:match.end(2) + 1]} (position {index if method else index + 1}){text[match.end(2) + 1:]}")
 
 
-# ops._arg_parser.method_binding_refusal and function_binding_refusal (set there: this module sits below the ops)
+# ops._arg_parser.method_binding_refusal and function_binding_refusal, and the Tensor methods torch
+# writes in Python (set there: this module sits below the ops)
 method_binding_refusal = function_binding_refusal = None
+python_methods: frozenset = frozenset()
 
 
 def binding_refusal(public, impl, args: tuple, kwargs: dict | None, error: TypeError):
@@ -547,7 +549,8 @@ def binding_refusal(public, impl, args: tuple, kwargs: dict | None, error: TypeE
     if not (method or isinstance(public, BuiltinFunction)) or method_binding_refusal is None:
         return None
     if not _BINDING_REFUSAL.search(str(error)):
-        return _positioned(method, impl, args, error)
+        # (a method torch writes in Python hands its arguments on by keyword: its refusals give no position)
+        return None if method and public.__name__ in python_methods else _positioned(method, impl, args, error)
     # raised by the signature parser (ops/_arg_parser.py): torch's words already, not Python's
     last = error.__traceback__
     while last is not None and last.tb_next is not None:
@@ -556,7 +559,7 @@ def binding_refusal(public, impl, args: tuple, kwargs: dict | None, error: TypeE
         return None
     if not method:
         return function_binding_refusal(public, impl, args, kwargs or {})
-    return method_binding_refusal(public.__name__, impl, args, kwargs or {})
+    return method_binding_refusal(public.__name__, impl, args, kwargs or {}, error)
 
 
 _wrapper_namespace = {"state": flags, "plain": PLAIN, "dispatch": dispatch, "arguments_override": _arguments_override,

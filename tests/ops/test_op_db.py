@@ -73,7 +73,6 @@ NODE_NAME_NOT_YET_MATCHED: dict[str, str] = {
     "instance_norm": "torch runs instance norm as batch norm over a reshaped view (ViewBackward0)",
     "aten_instance_norm": "as instance_norm",
     "bilinear": _COMPOSED,
-    "pairwise_distance": "torch computes it with norm (NormBackward1); ours with linalg.vector_norm",
     "pdist": _COMPOSED,
     "sdpa": _COMPOSED,
     "clamp_min_fn": _OVERLOAD,

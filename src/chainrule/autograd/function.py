@@ -763,6 +763,25 @@ class Function(metaclass=FunctionMeta):
         return _apply_user_function(cls, args, kwargs)
 
 
+def without_derivative(op: str) -> type:
+    """The base of a built-in op's Function where torch defines no derivative (``op``: aten's name,
+    as torch's error gives it, ``"aten::heaviside"``): the op's node is recorded as torch's is, and
+    its backward raises torch's RuntimeError instead of returning a wrong (zero) gradient. The
+    subclass gives its forward and its node's name::
+
+        class Heaviside(without_derivative("aten::heaviside")):
+            @staticmethod
+            def forward(ctx, x, values): ...
+    """
+    def backward(ctx, *grad_outputs):
+        raise RuntimeError(f"derivative for {op} is not implemented")
+
+    # (the explainer's text, which each op's own label and rule replace)
+    return FunctionMeta("WithoutDerivative", (Function,), {
+        "__module__": __name__, "_array_forward": True, "backward": staticmethod(backward),
+        "label": op.rpartition("::")[2], "rule": "none: torch defines no derivative, and backward raises"})
+
+
 _NO_EDGE = (None, 0)
 
 

@@ -296,7 +296,9 @@ def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
     p = _check_float(p, "pairwise_distance", "p")
     eps = _check_float(eps, "pairwise_distance", "eps")
     keepdim = _check_bool(keepdim, "pairwise_distance", "keepdim")
-    return (x1 - x2 + eps).norm(p, -1, keepdim=keepdim)
+    # torch calls at::norm here (NormBackward1), not linalg.vector_norm as Tensor.norm does; its one
+    # edge goes to the addition, as ours does
+    return _name_node((x1 - x2 + eps).norm(p, -1, keepdim=keepdim), "NormBackward1")
 
 
 def pdist(input: Tensor, p: float = 2.0) -> Tensor:

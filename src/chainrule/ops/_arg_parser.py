@@ -356,7 +356,7 @@ _SHOWN_TYPES = {"Tensor": "Tensor", "Scalar": "Number", "int64_t": "int", "doubl
                 "str": "str", "TensorList": "tuple of Tensors", "IntArrayRef": "tuple of ints",
                 "ScalarType": "torch.dtype", "Layout": "torch.layout", "Device": "torch.device",
                 "Generator": "torch.Generator", "MemoryFormat": "torch.memory_format", "PyObject*": "object",
-                "FloatArrayRef": "tuple of floats"}
+                "FloatArrayRef": "tuple of floats", "ScalarList": "tuple of Scalars"}
 
 # NumPy's spellings torch's parser takes for these keywords
 _NUMPY_KEYWORDS = {"dim": ("axis",), "keepdim": ("keepdims",), "input": ("x", "a", "x1"), "other": ("x2",)}
@@ -366,14 +366,29 @@ _NUMPY_KEYWORDS = {"dim": ("axis",), "keepdim": ("keepdims",), "input": ("x", "a
 # should_allow_numbers_as_tensors): ``x.add(2)`` binds ``(Tensor other)``, ``x.atan2(2)`` is refused
 _NUMBERS_AS_TENSORS = frozenset({"add", "add_", "div", "div_", "divide", "divide_", "mul", "mul_", "multiply",
                                  "multiply_", "sub", "sub_", "subtract", "subtract_", "true_divide", "true_divide_",
-                                 "floor_divide", "floor_divide_"})
+                                 "floor_divide", "floor_divide_", "copy_"})
+
+
+# the int parameters torch's schemas type SymInt (from the overloads in its stubs, torch/_C/*.pyi): its
+# parser takes any object with __index__ for them (is_int_or_symint), where a plain int takes only an
+# int or a NumPy integer (THPUtils_checkLong): x.tril(index_like) runs, x.unsqueeze(index_like) is refused
+_SYMINT_PARAMETERS = {
+    **dict.fromkeys(("as_strided", "as_strided_", "as_strided_copy", "as_strided_scatter"), {"storage_offset"}),
+    "bincount": {"minlength"}, **dict.fromkeys(("conv1d", "conv2d", "conv3d"), {"groups"}), "eye": {"n", "m"},
+    **dict.fromkeys(("kthvalue", "topk"), {"k"}), "multinomial": {"num_samples"},
+    **dict.fromkeys(("narrow", "narrow_copy"), {"start", "length"}), **dict.fromkeys(("randint", "randint_like"), {"low", "high"}),
+    "randperm": {"n"}, "repeat_interleave": {"repeats", "output_size"},
+    **dict.fromkeys(("select", "select_copy", "select_scatter"), {"index"}), "slice_copy": {"start", "end", "step"},
+    **dict.fromkeys(("split_copy", "unsafe_split"), {"split_size"}), "tensor_split": {"sections"},
+    **dict.fromkeys(("tril", "tril_", "triu", "triu_"), {"diagonal"}),
+}
 
 
 class _Parameter:
     __slots__ = ("kind", "name", "allow_none", "size", "optional", "default", "keyword_only", "names",
-                 "takes_numbers")
+                 "takes_numbers", "symint")
 
-    def __init__(self, text: str, keyword_only: bool, takes_numbers: bool = False) -> None:
+    def __init__(self, text: str, keyword_only: bool, takes_numbers: bool = False, symint: bool = False) -> None:
         kind, _, rest = text.partition(" ")
         self.allow_none = kind.endswith("?")
         kind = kind.rstrip("?")
@@ -386,6 +401,7 @@ class _Parameter:
         self.keyword_only = keyword_only
         self.names = (self.name, *_NUMPY_KEYWORDS.get(self.name, ()))
         self.takes_numbers = takes_numbers and self.kind == "Tensor"
+        self.symint = symint and self.kind == "int64_t"
 
     def __str__(self) -> str:
         shown = f"{_SHOWN_TYPES[self.kind]} {self.name}"
@@ -397,14 +413,18 @@ class _Signature:
         self.name = name
         text, _, flag = text.partition("|")
         self.hidden = flag == "deprecated"
-        self.bound_without_arguments = False  # (a method torch binds METH_NOARGS: set by _signatures)
+        # where torch binds the callable METH_NOARGS, the owner CPython names in its refusal
+        # ("TensorBase" for a method, "torch" for a function of its module; set by _signatures)
+        self.bound_without_arguments: str | None = None
+        self.bound_with_one_argument: str | None = None  # (the same, for torch's METH_O functions)
         self.params: list[_Parameter] = []
         keyword_only = False
         for item in filter(None, text.strip("()").split(", ")):
             if item == "*":
                 keyword_only = True
             else:
-                self.params.append(_Parameter(item, keyword_only, name in _NUMBERS_AS_TENSORS))
+                self.params.append(_Parameter(item, keyword_only, name in _NUMBERS_AS_TENSORS,
+                                              item.partition(" ")[2].partition("=")[0] in _SYMINT_PARAMETERS.get(name, ())))
         self.min_args = sum(not p.optional for p in self.params)
         self.max_args = len(self.params)
         self.max_pos_args = sum(not p.keyword_only for p in self.params)
@@ -434,6 +454,8 @@ class _Signature:
                         value.__class__ is int and not _INT64_MIN <= value <= _INT64_MAX):
                     return False
         if kwargs:
+            if self.bound_with_one_argument:  # (takes no keyword at all)
+                return False
             by_name = self.by_name
             for key, value in kwargs.items():
                 entry = by_name.get(key)
@@ -459,9 +481,16 @@ class _Signature:
         ``raise_error``, torch's TypeError for the first argument it refuses instead of False."""
         nargs = len(args)
         if self.bound_without_arguments and (args or kwargs):
-            if raise_error:  # CPython's words: torch's method takes no arguments at all (x.log2(1))
-                raise TypeError(f"TensorBase.{self.name}() takes no keyword arguments" if kwargs
-                                else f"TensorBase.{self.name}() takes no arguments ({nargs} given)")
+            if raise_error:  # CPython's words: torch's callable takes no arguments at all (x.log2(1))
+                owner = self.bound_without_arguments
+                raise TypeError(f"{owner}.{self.name}() takes no keyword arguments" if kwargs
+                                else f"{owner}.{self.name}() takes no arguments ({nargs} given)")
+            return False
+        owner = self.bound_with_one_argument
+        if owner and (kwargs or nargs != 1):
+            if raise_error:
+                raise TypeError(f"{owner}.{self.name}() takes no keyword arguments" if kwargs
+                                else f"{owner}.{self.name}() takes exactly one argument ({nargs} given)")
             return False
         if nargs > self.max_pos_args and not self.varargs:
             if raise_error:
@@ -587,7 +616,11 @@ def _check(param: _Parameter, value, index: int):
         if isinstance(value, Tensor):
             return None if value.ndim == 0 and not value.dtype.is_floating_point and not value.dtype.is_complex \
                 and value.dtype.name != "bool" else True
-        return None if _is_index(value) else True
+        # torch's THPUtils_checkLong: a Python int (not a bool) or a NumPy integer; unlike an int list's
+        # elements or a SymInt, any other object with __index__ is refused (x.random_(0, index_like))
+        if param.symint:
+            return None if _is_index(value) else True
+        return None if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else True
     if kind == "IntArrayRef":
         return _is_int_list(value, param.size)
     if kind in ("Scalar", "double"):
@@ -614,11 +647,18 @@ def _check(param: _Parameter, value, index: int):
         return None if isinstance(value, _dtype.dtype) or value in (int, float, bool, complex) else True
     if kind == "FloatArrayRef":
         return None if isinstance(value, (tuple, list)) else True
+    if kind == "ScalarList":  # (a bool is a number to torch's check of each)
+        return None if isinstance(value, (tuple, list)) and all(
+            isinstance(item, (bool, int, float, complex, np.number)) for item in value) else True
     if kind == "MemoryFormat":
         from .. import memory_format
 
         return None if isinstance(value, memory_format) else True
-    return None  # Layout, Device, Generator: their own checks, later
+    if kind == "Generator":
+        from .. import Generator
+
+        return None if isinstance(value, Generator) else True
+    return None  # Layout, Device: their own checks, later
 
 
 def _unpack_refusal(name: str, signature: _Signature, args: tuple, kwargs: dict) -> Exception | None:
@@ -735,8 +775,8 @@ def _invalid_combination(name: str, shown: list, args: tuple, kwargs: dict) -> s
     if kwargs and not args:
         got += ", "  # (torch trims the last separator only after a positional argument)
     texts = [str(s) for s in shown]
-    if len(texts) == 1:
-        unmatched, marked = _mismatch(texts[0], args, kwargs, keywords)
+    if len(texts) == 1:  # (its keywords are looked at whatever the count: torch.addmv(x, no_such_keyword=1))
+        unmatched, marked = _mismatch(texts[0], args, kwargs, keywords, any_count=True)
         if unmatched:
             return (f"{name}() received an invalid combination of arguments - got unrecognized keyword arguments: "
                     f"{', '.join(unmatched)}")
@@ -753,16 +793,18 @@ def _invalid_combination(name: str, shown: list, args: tuple, kwargs: dict) -> s
     return "\n".join(lines) + "\n"
 
 
-def _mismatch(text: str, args: tuple, kwargs: dict, keywords: list) -> tuple:
-    """Where one printed signature has as many words as the call has arguments: the keywords it
-    does not take (torch's _tryMatchKwargs, looking only at its last words), else the call's
-    arguments with those it refuses marked !...! (_formattedArgDesc); ([], "") for another count."""
+def _mismatch(text: str, args: tuple, kwargs: dict, keywords: list, any_count: bool = False) -> tuple:
+    """Where one printed signature has as many words as the call has arguments (or, ``any_count``,
+    whatever their number: a lone signature's keywords): the keywords it does not take (torch's
+    _tryMatchKwargs, looking only at its last words), else, for the same count, the call's arguments
+    with those it refuses marked !...! (_formattedArgDesc); ([], "") for another count."""
     words = text[1:-1].split(", ") if text != "()" else [""]
-    if len(args) + len(kwargs) != len(words):
+    same_count = len(args) + len(kwargs) == len(words)
+    if not (same_count or any_count and kwargs):
         return [], ""
     start = max(len(words) - len(kwargs), 0)
     unmatched = [k for k in keywords if not any(_word_name(w) == k for w in words[start:])]
-    if unmatched:
+    if unmatched or not same_count:
         return unmatched, ""
     marked = []
     for i, word in enumerate(words):
@@ -859,6 +901,11 @@ _POW_METHOD = ("(Tensor input, Tensor exponent)", "(Tensor input, Scalar exponen
 _LERP = ("(Tensor input, Tensor end, Tensor weight, *, Tensor out=None)",
          "(Tensor input, Tensor end, Scalar weight, *, Tensor out=None)")
 _COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge")
+# torch's functions of one argument bound METH_O (no parser: CPython counts their arguments)
+_BOUND_WITH_ONE_ARGUMENT = frozenset({"from_numpy"})
+# torch's functions whose parser names another (torch.spmm is mm's binding; torch.to_dlpack, in
+# Python, hands its tensor to _to_dlpack)
+_PARSER_NAMES = {"spmm": "mm", "to_dlpack": "_to_dlpack"}
 # torch's aliases parsed with their base op's signatures, each naming itself in its refusals
 _ALIAS_OF = {"greater": "gt", "greater_equal": "ge", "less": "lt", "less_equal": "le", "not_equal": "ne",
              "arctan2": "atan2"}
@@ -1104,6 +1151,112 @@ SIGNATURES: dict[str, tuple] = {
                 f"(int64_t high, IntArrayRef size, *, Tensor out=None, {_CREATION})",
                 f"(int64_t low, int64_t high, IntArrayRef size, *, Generator? generator, Tensor out=None, {_CREATION})",
                 f"(int64_t low, int64_t high, IntArrayRef size, *, Tensor out=None, {_CREATION})"),
+    # (copied from torch 2.13's listings where it has several, else written from the overload in its stubs,
+    # torch/_C/_VariableFunctions.pyi: the functions tools/torch_bad_arguments_trial.py found refusing otherwise)
+    "adaptive_max_pool1d": ("(Tensor input, IntArrayRef[1] output_size)",),
+    "allclose": ("(Tensor input, Tensor other, double rtol=1e-05, double atol=1e-08, bool equal_nan=False)",),
+    "alpha_dropout": ("(Tensor input, double p, bool train)",),
+    "alpha_dropout_": ("(Tensor input, double p, bool train)",),
+    "as_strided": ("(Tensor input, IntArrayRef size, IntArrayRef stride, int64_t? storage_offset=None)",),
+    "as_strided_": ("(Tensor input, IntArrayRef size, IntArrayRef stride, int64_t? storage_offset=None)",),
+    "avg_pool1d": ("(Tensor input, IntArrayRef[1] kernel_size, IntArrayRef[1] stride=[], IntArrayRef[1] padding=0, bool ceil_mode=False, bool count_include_pad=True)",),
+    "broadcast_to": ("(Tensor input, IntArrayRef size)",),
+    "column_stack": ("(TensorList tensors, *, Tensor out=None)",),
+    "constant_pad_nd": ("(Tensor input, IntArrayRef pad, Scalar value=0)",),
+    "cosine_similarity": ("(Tensor x1, Tensor x2, int64_t dim=1, double eps=1e-08)",),
+    "ctc_loss": ("(Tensor log_probs, Tensor targets, IntArrayRef input_lengths, IntArrayRef target_lengths, int64_t blank=0, int64_t reduction=at::Reduction::Mean, bool zero_infinity=False)", "(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int64_t blank=0, int64_t reduction=at::Reduction::Mean, bool zero_infinity=False)"),
+    "diag": ("(Tensor input, int64_t diagonal=0, *, Tensor out=None)",),
+    "diag_embed": ("(Tensor input, int64_t offset=0, int64_t dim1=-2, int64_t dim2=-1)",),
+    "diagflat": ("(Tensor input, int64_t offset=0)",),
+    "diagonal": ("(Tensor input, int64_t offset=0, int64_t dim1=0, int64_t dim2=1)",),
+    "dropout": ("(Tensor input, double p, bool train)",),
+    "dropout_": ("(Tensor input, double p, bool train)",),
+    "dstack": ("(TensorList tensors, *, Tensor out=None)",),
+    "fake_quantize_per_tensor_affine": ("(Tensor input, Tensor scale, Tensor zero_point, int64_t quant_min, int64_t quant_max)", "(Tensor input, double scale, int64_t zero_point, int64_t quant_min, int64_t quant_max)"),
+    "feature_alpha_dropout": ("(Tensor input, double p, bool train)",),
+    "feature_alpha_dropout_": ("(Tensor input, double p, bool train)",),
+    "feature_dropout": ("(Tensor input, double p, bool train)",),
+    "feature_dropout_": ("(Tensor input, double p, bool train)",),
+    "flip": ("(Tensor input, IntArrayRef dims)",),
+    "frobenius_norm": ("(Tensor input, IntArrayRef[1] dim, bool keepdim=False, *, Tensor out=None)",),
+    "gcd_": ("(Tensor input, Tensor other)",),
+    "get_default_dtype": ("()",),
+    **{name: ("()",) for name in ("clear_autocast_cache", "get_autocast_cpu_dtype", "get_autocast_gpu_dtype",
+                                  "is_anomaly_check_nan_enabled", "is_anomaly_enabled", "is_autocast_cache_enabled",
+                                  "is_autocast_cpu_enabled")},
+    "is_autocast_enabled": ("(str device_type)", "()"),
+    "get_autocast_dtype": ("(str device_type)",),
+    "qr": ("(Tensor input, bool some=True, *, TensorList[2] out=None)",),
+    "svd": ("(Tensor input, bool some=True, bool compute_uv=True, *, TensorList[3] out=None)",),
+    "get_num_interop_threads": ("()",),
+    "get_num_threads": ("()",),
+    "gru": ("(Tensor data, Tensor batch_sizes, Tensor hx, TensorList params, bool has_biases, int64_t num_layers, double dropout, bool train, bool bidirectional)", "(Tensor input, Tensor hx, TensorList params, bool has_biases, int64_t num_layers, double dropout, bool train, bool bidirectional, bool batch_first)"),
+    "heaviside": ("(Tensor input, Tensor values, *, Tensor out=None)",),
+    "histogram": ("(Tensor input, Tensor bins, *, Tensor weight=None, bool density=False, TensorList out=None)", "(Tensor input, int64_t bins=100, *, FloatArrayRef range=None, Tensor weight=None, bool density=False, TensorList out=None)"),
+    "hstack": ("(TensorList tensors, *, Tensor out=None)",),
+    "index_add": ("(Tensor input, int64_t dim, Tensor index, Tensor source, *, Scalar alpha=1, Tensor out=None)",),
+    "index_reduce": ("(Tensor input, int64_t dim, Tensor index, Tensor source, str reduce, *, bool include_self=True, Tensor out=None)",),
+    "is_conj": ("(Tensor input)",),
+    "is_grad_enabled": ("()",),
+    "is_inference_mode_enabled": ("()",),
+    "is_neg": ("(Tensor input)",),
+    "is_same_size": ("(Tensor input, Tensor other)",),
+    "lcm_": ("(Tensor input, Tensor other)",),
+    "ldexp_": ("(Tensor input, Tensor other)",),
+    "lstm": ("(Tensor data, Tensor batch_sizes, TensorList hx, TensorList params, bool has_biases, int64_t num_layers, double dropout, bool train, bool bidirectional)", "(Tensor input, TensorList hx, TensorList params, bool has_biases, int64_t num_layers, double dropout, bool train, bool bidirectional, bool batch_first)"),
+    "lstm_cell": ("(Tensor input, TensorList hx, Tensor w_ih, Tensor w_hh, Tensor? b_ih=None, Tensor? b_hh=None)",),
+    "max_pool1d_with_indices": ("(Tensor input, IntArrayRef[1] kernel_size, IntArrayRef[1] stride=[], IntArrayRef[1] padding=0, IntArrayRef[1] dilation=1, bool ceil_mode=False)",),
+    "median": ("(Tensor input)", "(Tensor input, int64_t dim, bool keepdim=False, *, TensorList out=None)"),
+    "multinomial": ("(Tensor input, int64_t num_samples, bool replacement=False, *, Generator? generator=None, Tensor out=None)",),
+    "nan_to_num": ("(Tensor input, double? nan=None, double? posinf=None, double? neginf=None, *, Tensor out=None)",),
+    "nan_to_num_": ("(Tensor input, double? nan=None, double? posinf=None, double? neginf=None)",),
+    "nanmean": ("(Tensor input, IntArrayRef[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None, Tensor out=None)",),
+    "nanmedian": ("(Tensor input)", "(Tensor input, int64_t dim, bool keepdim=False, *, TensorList out=None)"),
+    "nansum": ("(Tensor input, IntArrayRef[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None, Tensor out=None)",),
+    "native_dropout": ("(Tensor input, double p, bool? train)",),
+    "native_layer_norm": ("(Tensor input, IntArrayRef normalized_shape, Tensor? weight, Tensor? bias, double eps)",),
+    "nuclear_norm": ("(Tensor input, IntArrayRef dim, bool keepdim=False, *, Tensor out=None)", "(Tensor input, bool keepdim=False, *, Tensor out=None)"),
+    "pairwise_distance": ("(Tensor x1, Tensor x2, double p=2, double eps=1e-06, bool keepdim=False)",),
+    "pinverse": ("(Tensor input, double rcond=1e-15)",),
+    "poisson": ("(Tensor input, Generator? generator=None)",),
+    "polygamma": ("(int64_t n, Tensor input, *, Tensor out=None)",),
+    "quantize_per_tensor": ("(Tensor input, Tensor scale, Tensor zero_point, ScalarType dtype)", "(Tensor input, double scale, int64_t zero_point, ScalarType dtype)", "(TensorList tensors, Tensor scales, Tensor zero_points, ScalarType dtype)"),
+    "renorm": ("(Tensor input, Scalar p, int64_t dim, Scalar maxnorm, *, Tensor out=None)",),
+    "resize_as_": ("(Tensor input, Tensor the_template, *, MemoryFormat? memory_format=None)",),
+    "rms_norm": ("(Tensor input, IntArrayRef normalized_shape, Tensor? weight=None, double? eps=None)",),
+    "rnn_relu": ("(Tensor data, Tensor batch_sizes, Tensor hx, TensorList params, bool has_biases, int64_t num_layers, double dropout, bool train, bool bidirectional)", "(Tensor input, Tensor hx, TensorList params, bool has_biases, int64_t num_layers, double dropout, bool train, bool bidirectional, bool batch_first)"),
+    "rnn_tanh": ("(Tensor data, Tensor batch_sizes, Tensor hx, TensorList params, bool has_biases, int64_t num_layers, double dropout, bool train, bool bidirectional)", "(Tensor input, Tensor hx, TensorList params, bool has_biases, int64_t num_layers, double dropout, bool train, bool bidirectional, bool batch_first)"),
+    "round": ("(Tensor input, *, Tensor out=None)", "(Tensor input, *, int64_t decimals, Tensor out=None)"),
+    "round_": ("(Tensor input)", "(Tensor input, *, int64_t decimals)"),
+    "rsub": ("(Tensor input, Tensor other, *, Scalar alpha=1)", "(Tensor input, Scalar other, Scalar alpha=1)"),
+    "scatter_add": ("(Tensor input, int64_t dim, Tensor index, Tensor src, *, Tensor out=None)",),
+    "scatter_reduce": ("(Tensor input, int64_t dim, Tensor index, Tensor src, str reduce, *, bool include_self=True, Tensor out=None)",),
+    "searchsorted": ("(Tensor sorted_sequence, Tensor input, *, bool out_int32=False, bool right=False, str side=None, Tensor sorter=None, Tensor out=None)", "(Tensor sorted_sequence, Scalar self, *, bool out_int32=False, bool right=False, str side=None, Tensor sorter=None, Tensor out=None)"),
+    "select": ("(Tensor input, int64_t dim, int64_t index)",),
+    "sparse_coo_tensor": ("(PyObject* indices, PyObject* values, *, ScalarType dtype=None, Device device=None, bool pin_memory=False, bool requires_grad=False, bool check_invariants=None, bool is_coalesced=None)", "(PyObject* indices, PyObject* values, IntArrayRef size, *, ScalarType dtype=None, Device device=None, bool pin_memory=False, bool requires_grad=False, bool check_invariants=None, bool is_coalesced=None)", "(IntArrayRef size, *, ScalarType dtype=None, Device device=None, bool requires_grad=False, bool check_invariants=None)"),
+    "sparse_csr_tensor": ("(PyObject* crow_indices, PyObject* col_indices, PyObject* values, IntArrayRef size, *, ScalarType dtype=None, Layout layout=None, Device device=None, bool pin_memory=False, bool requires_grad=False, bool check_invariants=None)", "(PyObject* crow_indices, PyObject* col_indices, PyObject* values, *, ScalarType dtype=None, Layout layout=None, Device device=None, bool pin_memory=False, bool requires_grad=False, bool check_invariants=None)"),
+    "spmm": ("(Tensor input, Tensor mat2, *, Tensor out=None)", "(Tensor input, Tensor mat2, ScalarType out_dtype, *, Tensor out=None)"),
+    "swapaxes": ("(Tensor input, int64_t axis0, int64_t axis1)",),
+    "swapdims": ("(Tensor input, int64_t dim0, int64_t dim1)",),
+    "threshold": ("(Tensor input, Scalar threshold, Scalar value, *, Tensor out=None)",),
+    "threshold_": ("(Tensor input, Scalar threshold, Scalar value)",),
+    "unflatten": ("(Tensor input, int64_t dim, IntArrayRef sizes)",),
+    "unsafe_chunk": ("(Tensor input, int64_t chunks, int64_t dim=0)",),
+    "unsafe_split": ("(Tensor input, int64_t split_size, int64_t dim=0)",),
+    "unsafe_split_with_sizes": ("(Tensor input, IntArrayRef split_sizes, int64_t dim=0)",),
+    "to_dlpack": ("(Tensor data)",),
+    **{name: ("(Tensor input, TensorList indices, Tensor values, bool accumulate=False)",)
+       for name in ("index_put", "index_put_")},
+    "from_numpy": ("(PyObject* array)",),
+    "gradient": ("(Tensor input, *, IntArrayRef dim, int64_t edge_order=1)",
+                 "(Tensor input, *, Scalar spacing, IntArrayRef dim, int64_t edge_order=1)",
+                 "(Tensor input, *, Scalar spacing=None, int64_t dim=None, int64_t edge_order=1)",
+                 "(Tensor input, *, ScalarList spacing, int64_t dim=None, int64_t edge_order=1)",
+                 "(Tensor input, *, ScalarList spacing, IntArrayRef dim, int64_t edge_order=1)",
+                 "(Tensor input, *, TensorList spacing, int64_t dim=None, int64_t edge_order=1)",
+                 "(Tensor input, *, TensorList spacing, IntArrayRef dim, int64_t edge_order=1)"),
+    "vdot": ("(Tensor input, Tensor other, *, Tensor out=None)",),
+    "xlogy_": ("(Tensor input, Tensor other)", "(Tensor input, Scalar other)"),
 }
 
 # torch.linalg's signatures (python_linalg_functions), by name in torch.linalg; torch names each
@@ -1227,6 +1380,8 @@ INTERNAL_SIGNATURES: dict[str, tuple] = {
     "_unique2": ("(Tensor input, bool sorted=True, bool return_inverse=False, bool return_counts=False)",),
     "unique_dim": ("(Tensor input, int64_t dim, bool sorted=True, bool return_inverse=False, "
                    "bool return_counts=False)",),
+    # torch.atleast_Nd (Python) hands a lone argument to its C twin
+    **{f"atleast_{n}d": ("(Tensor input)", "(TensorList tensors)") for n in (1, 2, 3)},
 }
 
 
@@ -1321,6 +1476,54 @@ METHOD_SIGNATURES: dict[str, tuple] = {
         ("subtract", ("(Tensor input, Tensor other, *, Scalar alpha=1)", "(Tensor input, Scalar other, Scalar alpha=1)")),
         ("div", _DIV), ("divide", (*_DIV[:2], "(Tensor input, Scalar other)", _DIV[2])),
         ("true_divide", _TRUE_DIVIDE), ("floor_divide", _TRUE_DIVIDE), ("lerp", _LERP))},
+    # (copied from torch 2.13's listings where it has several, else written from TensorBase's overload in its
+    # stubs, torch/_C/__init__.pyi: the methods tools/torch_bad_arguments_trial.py found refusing otherwise)
+    "bernoulli_": ("(Tensor p, *, Generator generator=None)", "(double p=0.5, *, Generator generator=None)"),
+    "bitwise_left_shift": ("(Tensor other)", "(Scalar other)"),
+    "bitwise_left_shift_": ("(Tensor other)", "(Scalar other)"),
+    "bitwise_right_shift": ("(Tensor other)", "(Scalar other)"),
+    "bitwise_right_shift_": ("(Tensor other)", "(Scalar other)"),
+    "cauchy_": ("(double median=0, double sigma=1, *, Generator? generator=None)",),
+    "copy_": ("(Tensor other, bool non_blocking=False)", "(Tensor other, bool async=False)|deprecated"),
+    "is_contiguous": ("(*, MemoryFormat memory_format=torch.contiguous_format)",),
+    "as_subclass": ("(PyObject* cls)",),
+    "nonzero": ("()", "(*, bool as_tuple)"),
+    "new_ones": ("(IntArrayRef size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, "
+                 "bool? pin_memory=False, bool? requires_grad=False)",),
+    "dequantize": ("()",),
+    "dot": ("(Tensor tensor)",),
+    "exponential_": ("(double lambd=1, *, Generator? generator=None)",),
+    "float_power": ("(Tensor exponent)", "(Scalar exponent)"),
+    "float_power_": ("(Tensor exponent)", "(Scalar exponent)"),
+    "gcd": ("(Tensor other)",),
+    "geometric_": ("(double p, *, Generator? generator=None)",),
+    "heaviside_": ("(Tensor values)",),
+    "igamma": ("(Tensor other)",),
+    "igamma_": ("(Tensor other)",),
+    "igammac": ("(Tensor other)",),
+    "igammac_": ("(Tensor other)",),
+    "lcm": ("(Tensor other)",),
+    "log_normal_": ("(double mean=1, double std=2, *, Generator? generator=None)",),
+    "logaddexp": ("(Tensor other)",),
+    "logaddexp2": ("(Tensor other)",),
+    "lu_solve": ("(Tensor LU_data, Tensor LU_pivots)",),
+    "mv": ("(Tensor vec)",),
+    "mvlgamma_": ("(int64_t p)",),
+    "new_empty": ("(IntArrayRef size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False, bool? requires_grad=False)",),
+    "new_empty_strided": ("(IntArrayRef size, IntArrayRef stride, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False, bool? requires_grad=False)",),
+    "new_full": ("(IntArrayRef size, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False, bool? requires_grad=False)",),
+    "new_zeros": ("(IntArrayRef size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False, bool? requires_grad=False)",),
+    "normal_": ("(double mean=0, double std=1, *, Generator? generator=None)",),
+    "ormqr": ("(Tensor input2, Tensor input3, bool left=True, bool transpose=False)",),
+    "polygamma_": ("(int64_t n)",),
+    "put": ("(Tensor index, Tensor source, bool accumulate=False)",),
+    "requires_grad_": ("(bool requires_grad=True)",),
+    "tril": ("(int64_t diagonal=0)",),
+    "tril_": ("(int64_t diagonal=0)",),
+    "triu": ("(int64_t diagonal=0)",),
+    "triu_": ("(int64_t diagonal=0)",),
+    "uniform_": ("(double from=0, double to=1, *, Generator? generator=None)",),
+    "unsqueeze_": ("(int64_t dim)",),
 }
 _NO_METHOD = {"cat", "concat", "concatenate", "stack", "full", "zeros", "empty", "ones", "arange", "linspace", "logspace", "randn", "rand", "randint",
               "randperm"}
@@ -1328,8 +1531,9 @@ _NO_METHOD = {"cat", "concat", "concatenate", "stack", "full", "zeros", "empty",
 
 def _method_form(text: str) -> str:
     text, bar, flag = text.partition("|")
+    # (a method takes no out=, whatever its type: Tensor, Tensor?, TensorList[N])
     params = [p for p in text.strip("()").split(", ")
-              if p not in ("Tensor input", "Tensor out=None", "TensorList[2] out=None")]
+              if p != "Tensor input" and not p.partition("=")[0].endswith(" out")]
     if params and params[-1] == "*":
         params.pop()
     return f"({', '.join(params)}){bar}{flag}"
@@ -1358,14 +1562,21 @@ def _signatures(name: str, method: bool, module: str = "chainrule") -> list | No
             name = f"{prefix}_{name}"
         else:
             base = _alias_base(name)
-            if method:
-                texts = METHOD_SIGNATURES.get(base) or (SIGNATURES.get(base) if base not in _NO_METHOD else None)
+            if method:  # (a method torch writes in Python binds as Python does: not parsed here)
+                texts = METHOD_SIGNATURES.get(base) or (
+                    SIGNATURES.get(base) if base not in _NO_METHOD and base not in _PYTHON_METHODS else None)
                 texts = texts and [_method_form(t) for t in texts]
             else:
                 texts = SIGNATURES.get(base)
+                name = _PARSER_NAMES.get(name, name)
         _PARSED[key] = texts and [_Signature(name, t) for t in texts]
-        if method and texts and list(texts) == ["()"]:  # torch's generated method is METH_NOARGS
-            _PARSED[key][0].bound_without_arguments = True
+        if not method and module == "chainrule" and name in _BOUND_WITH_ONE_ARGUMENT:
+            # torch binds it METH_O on its functions' class: CPython's words, naming that class
+            _PARSED[key][0].bound_with_one_argument = "torch._VariableFunctionsClass"
+        if texts and list(texts) == ["()"] and (method or module == "chainrule"):
+            # torch's generated method is METH_NOARGS, and so are its module's functions of no arguments
+            # (torch.get_default_dtype, torch.is_grad_enabled)
+            _PARSED[key][0].bound_without_arguments = "TensorBase" if method else "torch"
     return _PARSED[key]
 
 
@@ -1509,13 +1720,16 @@ _PYTHON_METHODS = frozenset({"backward", "dim_order", "eig", "index", "is_shared
                              "unique_consecutive"})
 
 
-def method_binding_refusal(name: str, impl, args: tuple, kwargs: dict) -> TypeError | None:
+def method_binding_refusal(name: str, impl, args: tuple, kwargs: dict, error: TypeError | None = None) -> TypeError | None:
     """torch's TypeError for a call of the Tensor method ``name`` whose arguments Python refused to
-    bind to ``impl`` (``args[0]`` is self), or None where they bind or the words are Python's in torch
-    too: the parser's count of the arguments after self, its "missing ... arguments" (see
-    ``_Signature.parse``), and CPython's METH_NOARGS words for a method of no arguments at all."""
+    bind to ``impl`` (``args[0]`` is self), or None where they bind: the parser's count of the
+    arguments after self, its "missing ... arguments" (see ``_Signature.parse``), and CPython's
+    METH_NOARGS words for a method of no arguments at all. A method torch writes in Python gets
+    Python's words (``error``'s), naming it as Python names a function of torch.Tensor's class body:
+    "Tensor.unique() got an unexpected keyword argument 'x'"."""
     if name in _PYTHON_METHODS:
-        return None
+        text, python_name = str(error), f"{impl.__name__}() "
+        return TypeError(f"Tensor.{name}() {text[len(python_name):]}") if text.startswith(python_name) else None
     try:
         parameters = list(inspect.signature(impl).parameters.values())[1:]  # (after self)
     except (TypeError, ValueError):
@@ -1531,7 +1745,7 @@ def method_binding_refusal(name: str, impl, args: tuple, kwargs: dict) -> TypeEr
             starred = True
         words.append(f"object {p.name}" if p.default is p.empty else f"object {p.name}=None")
     signature = _Signature(name, f"({', '.join(words)})")
-    signature.bound_without_arguments = not words
+    signature.bound_without_arguments = None if words else "TensorBase"
     try:
         signature.parse(args[1:], kwargs, True)
     except TypeError as refusal:
@@ -1622,6 +1836,7 @@ def _install() -> None:
     _torch_function.signature_check = checked_signature
     _torch_function.method_binding_refusal = method_binding_refusal
     _torch_function.function_binding_refusal = function_binding_refusal
+    _torch_function.python_methods = _PYTHON_METHODS
 
 
 _install()

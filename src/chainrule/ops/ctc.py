@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
-from ..autograd.function import Function, name_node
+from ..autograd.function import Function, name_node, without_derivative
 from ..tensor import Tensor
 from ._arg_parser import check_bool, check_int, int_list
 from .elementwise import refuse_kernel
@@ -143,11 +143,10 @@ class CtcLoss(Function):
                          "torch::autograd::NotImplemented")
 
 
-class CtcGradient(Function):
+class CtcGradient(without_derivative("aten::_ctc_loss_backward")):
     """The CTC gradient times grad_output. torch has no derivative for it (aten::_ctc_loss_backward):
     a second backward through it raises, as torch's does, rather than return a wrong (zero) one."""
 
-    _array_forward = True
     node_name = "NotImplemented"
     label = "ctc_loss_backward"
     rule = "none: torch defines no derivative of the CTC gradient, and a second backward raises"
@@ -155,10 +154,6 @@ class CtcGradient(Function):
     @staticmethod
     def forward(ctx, grad, log_probs, *, gradient):
         return gradient * grad.reshape(1, -1, 1)
-
-    @staticmethod
-    def backward(ctx, grad):
-        raise RuntimeError("derivative for aten::_ctc_loss_backward is not implemented")
 
 
 def _lengths(value, name: str, xp) -> np.ndarray:

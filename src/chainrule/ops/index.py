@@ -26,7 +26,15 @@ from .._backend import (
 from .._dtype import checked_scalar, refuse_float8, scalar_name
 from ..autograd import forward_ad as _forward_ad
 from ..autograd import function as _function
-from ..autograd.function import Function, InputView, SavedValue, as_uint64, is_recording, name_node
+from ..autograd.function import (
+    Function,
+    InputView,
+    SavedValue,
+    as_uint64,
+    is_recording,
+    name_node,
+    without_derivative,
+)
 from ..autograd.grad_mode import enable_grad, is_grad_enabled
 from ..storage import storage_root
 from ..tensor import Tensor, _wrap_dim, honours_out
@@ -1843,11 +1851,10 @@ class ScatterValue(Function):
         return ScatterValue.apply(grad, index=ctx.index, dim=ctx.dim, value=0)
 
 
-class _ScatterLegacyReduce(Function):
+class _ScatterLegacyReduce(without_derivative("aten::scatter")):
     """scatter(reduce='add' | 'multiply'): forward only. torch has no derivative for either: its
     node is NotImplemented, whose backward raises."""
 
-    _array_forward = True
     node_name = "NotImplemented"
     label = "scatter"
     rule = "scatter(reduce=...) has no derivative (as in torch): its backward raises"
@@ -1862,10 +1869,6 @@ class _ScatterLegacyReduce(Function):
             ufunc_at(xp, "multiply", _as_1d(out), _dim_index(_as_1d(index), dim),
                      _prefix(_as_1d(src), _as_1d(index).shape))
         return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        raise RuntimeError("derivative for aten::scatter is not implemented")
 
 
 @honours_out

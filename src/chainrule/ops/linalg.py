@@ -35,6 +35,7 @@ from ..autograd.function import (
     numpy_errstate,
     saved,
     unwatched_on_plain_arrays,
+    without_derivative,
 )
 from ..tensor import Tensor, _wrap_dim, honours_out, refuse_out_under_autograd, warn_resized_out, write_out
 from . import creation
@@ -627,7 +628,6 @@ def outer(input: Tensor, vec2: Tensor, *, out=None) -> Tensor:
     _one_device("outer", input, vec2, broadcasting=False)
     result = mul(input.reshape(input._data.shape[0], 1), vec2)  # as torch records it: a view, then mul
     return result if out is None else write_out(result, out, "outer")
-
 
 
 def ger(input: Tensor, vec2: Tensor, *, out=None) -> Tensor:
@@ -1594,8 +1594,6 @@ def _check_square(A: Tensor, op: str, kernel: str | None = None) -> None:
                            f"{_dtype.scalar_name(A.dtype)}")
 
 
-
-
 def _singular(op: str, A) -> Exception:
     """torch's LinAlgError for a singular A that LAPACK refused: the batch element and the 1-based
     index of LU's first zero pivot."""
@@ -2111,8 +2109,7 @@ def _sytrs_lower(xp, ld, pivots, b, hermitian: bool = False):
     return b
 
 
-class LdlFactor(Function):
-    _array_forward = True
+class LdlFactor(without_derivative("aten::linalg_ldl_factor_ex")):
     node_name = "LinalgLdlFactorExBackward0"
     label = "ldl_factor"
     rule = "no derivative (torch defines none): backward raises"
@@ -2134,10 +2131,6 @@ class LdlFactor(Function):
         ld = xp.stack(factors).reshape(A.shape) if factors else xp.zeros(A.shape, dtype=A.dtype)
         return (_column_major(ld), xp.asarray(pivots, dtype=xp.int32).reshape(batch + (n,)),
                 xp.asarray(infos, dtype=xp.int32).reshape(batch))
-
-    @staticmethod
-    def backward(ctx, grad_ld, grad_pivots, grad_info):
-        raise RuntimeError("derivative for aten::linalg_ldl_factor_ex is not implemented")
 
 
 def _check_ldl_input(A: Tensor, op: str) -> None:
@@ -2185,8 +2178,7 @@ def ldl_factor(input: Tensor, *, hermitian: bool = False):
     return return_types.linalg_ldl_factor(ld, pivots.detach())
 
 
-class LdlSolve(Function):
-    _array_forward = True
+class LdlSolve(without_derivative("aten::linalg_ldl_solve")):
     node_name = "LinalgLdlSolveBackward0"
     label = "ldl_solve"
     rule = "no derivative (torch defines none): backward raises"
@@ -2205,10 +2197,6 @@ class LdlSolve(Function):
             out[i] = _sytrs_lower(xp, LD[i], [int(p) for p in pivots[i].tolist()], B[i].astype(out.dtype, copy=True),
                                   hermitian)
         return _column_major(out.reshape(batch + out.shape[-2:]))
-
-    @staticmethod
-    def backward(ctx, grad):
-        raise RuntimeError("derivative for aten::linalg_ldl_solve is not implemented")
 
 
 @out_rule("same")

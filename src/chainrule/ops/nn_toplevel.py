@@ -14,7 +14,7 @@ import numpy as np
 from .. import _dtype
 from .._backend import array_module
 from .._opmath import cpu_autocast_policy
-from ..autograd.function import Function, name_node
+from ..autograd.function import name_node, without_derivative
 from ..tensor import Tensor
 from . import dropout as _dropout
 from . import embedding as _embedding
@@ -415,20 +415,15 @@ def shuffled_channels(input: Tensor, groups: int, op: str) -> Tensor:
                                 order=(0, 2, 1, *range(3, 3 + len(rest))), merged=(n, c, *rest), factor=groups)
 
 
-class NativeChannelShuffle(Function):
+class NativeChannelShuffle(without_derivative("aten::native_channel_shuffle")):
     """``native_channel_shuffle`` of an input that requires grad: torch records a node with no
     derivative (aten::native_channel_shuffle has none), whose backward raises."""
     node_name = "NotImplemented"
     label, rule = "native_channel_shuffle", "none: torch defines no derivative, and backward raises"
-    _array_forward = True
 
     @staticmethod
     def forward(ctx, input, shuffled):
         return shuffled
-
-    @staticmethod
-    def backward(ctx, grad):
-        raise RuntimeError("derivative for aten::native_channel_shuffle is not implemented")
 
 
 def native_channel_shuffle(input: Tensor, groups: int) -> Tensor:

@@ -30,11 +30,11 @@ from .._backend import array_module, cuda_available, cuda_module, has_expanded_d
 from .._backend import device as _device
 from .._naming import in_torchs_words
 from ..autograd import function as _function
-from ..autograd.function import Function
+from ..autograd.function import Function, without_derivative
 from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, out_keyword_front, write_out
 from . import cpu_sort_order
-from ._arg_parser import _type_name, check_float, check_int, int_list
+from ._arg_parser import check_float, check_int, int_list
 from .creation import (
     _dt,
     _finish,
@@ -57,10 +57,12 @@ from .mt19937_stream import STATE_BYTES, MT19937Stream, from_double
 __all__ = ["Generator", "manual_seed", "seed", "initial_seed", "get_rng_state", "set_rng_state",
            "default_generator", "rand", "randn", "randint", "randperm", "rand_like", "randn_like",
            "randint_like", "normal", "bernoulli", "multinomial", "uniform_", "normal_",
-           "bernoulli_", "random_", "exponential_"]
+           "bernoulli_", "exponential_"]
 __not_methods__ = {"Generator", "manual_seed", "seed", "initial_seed", "get_rng_state",
                    "set_rng_state", "default_generator", "rand", "randn", "randint", "randperm",
                    "rand_like", "randn_like", "randint_like"}
+# a method only: torch has no torch.random_
+__tensor_methods__ = {"random_": "random_"}
 # torch.multinomial(..., out=) (BoTorch's batched_multinomial); the method takes no out=
 __out_functions__ = {"multinomial": "long_samples", "bernoulli": "cast"}
 
@@ -656,20 +658,15 @@ class BernoulliSample(Function):
         return zeros_like_tensor(grad)
 
 
-class BernoulliFloatSample(Function):
+class BernoulliFloatSample(without_derivative("aten::bernoulli")):
     """``bernoulli(input, p)`` of an ``input`` that requires grad: torch records a node with no
     derivative (aten::bernoulli.p has none), whose backward raises rather than give a zero."""
     node_name = "NotImplemented"
     label, rule, formula = "bernoulli", "none: torch defines no derivative, and backward raises", "bernoulli({0}, p)"
-    _array_forward = True
 
     @staticmethod
     def forward(ctx, input, sample):
         return sample
-
-    @staticmethod
-    def backward(ctx, grad):
-        raise RuntimeError("derivative for aten::bernoulli is not implemented")
 
 
 def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
@@ -1079,53 +1076,16 @@ def _check_probabilities(p: Tensor) -> None:
                            "be improved?  If so, please report an enhancement request to PyTorch.)")
 
 
-_RANDOM_OVERLOADS = (" * (*, torch.Generator generator = None)\n{keywords}"
-                     " * (int from, int to, *, torch.Generator generator = None)\n"
-                     " * (int to, *, torch.Generator generator = None)\n")
-
-
-def _random_refusal(bounds: tuple, keywords: dict) -> TypeError:
-    """torch's parser's TypeError for random_ arguments none of its three overloads binds."""
-    got = [_type_name(value) for value in bounds]
-    named = list(reversed(keywords))  # torch's parser lists them last given first
-    got += [f"{name}={_type_name(keywords[name])}" for name in named]
-    unknown = [name for name in named if name != "generator"]  # those the first overload, (*, generator), lacks
-    wrong = (f"      didn't match because some of the keywords were incorrect: {', '.join(unknown)}\n"
-             if unknown and len(bounds) + len(keywords) > 1 else "")
-    if len(bounds) == 2 and not keywords:  # torch marks every positional type against the first overload
-        wrong = f"      didn't match because some of the arguments have invalid types: ({', '.join(f'!{g}!' for g in got)})\n"
-    listed = ", ".join(got) + (", " if keywords and not bounds else "")
-    return TypeError(f"random_() received an invalid combination of arguments - got ({listed}), but expected one of:\n"
-                     + _RANDOM_OVERLOADS.format(keywords=wrong))
-
-
-def _parses_as_int(value) -> builtins.bool:
-    """Whether torch's parser binds ``value`` to an ``int`` bound: a Python or NumPy integer (not a
-    bool), or a 0-d integer tensor that does not require grad; a float, a bool or a one-element
-    tensor with dimensions is refused, not truncated."""
-    if isinstance(value, Tensor):
-        return value.ndim == 0 and value._data.dtype.kind in "iu" and not value.requires_grad
-    return isinstance(value, (builtins.int, np.integer)) and not isinstance(value, builtins.bool)
-
-
 @_asks_a_wrapper
 def random_(self: Tensor, *bounds, **keywords) -> Tensor:
     """torch's three overloads: ``random_()`` (the dtype's whole range), ``random_(to)`` ([0, to))
     and ``random_(from, to)`` ([from, to), or from the dtype's largest exact integer when ``to``
-    is None); the bounds positional or as ``from=``/``to=``, as torch's binding takes them."""
-    if len(bounds) > 2:
-        raise TypeError(f"random_() takes 2 positional arguments but {len(bounds)} were given")
-    for name in ("from", "to")[:len(bounds)]:
-        if name in keywords:
-            raise TypeError(f"random_() got multiple values for argument '{name}'")
+    is None); the bounds positional or as ``from=``/``to=``, as torch's binding takes them. The
+    arguments were checked against torch's three signatures (METHOD_SIGNATURES in _arg_parser.py):
+    a call none of them takes never comes here."""
     generator = keywords.get("generator")
     named = [keywords[name] for name in ("from", "to") if name in keywords]
-    given = (*bounds, *named)
-    if builtins.any(name not in ("from", "to", "generator") for name in keywords) \
-            or ("from" in keywords and "to" not in keywords) or (given and given[0] is None) \
-            or not builtins.all(value is None or _parses_as_int(value) for value in given):  # (to=None: from up)
-        raise _random_refusal(bounds, keywords)
-    given = tuple(None if value is None else builtins.int(value) for value in given)
+    given = tuple(None if value is None else builtins.int(value) for value in (*bounds, *named))
     xp = array_module(self)
     # torch's nodes: RandomBackward0 for random_(from, to), 1 for random_(to), 2 for random_()
     node_name = f"RandomBackward{2 - len(given)}"

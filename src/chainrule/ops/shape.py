@@ -896,9 +896,7 @@ def _each_at_least(one, tensors: tuple, op: str):
     if len(tensors) == 1 and isinstance(tensors[0], (tuple, list)):
         tensors = tuple(tensors[0])
     elif len(tensors) == 1:
-        raise TypeError(f"{op}() received an invalid combination of arguments - got "
-                        f"({type(tensors[0]).__name__}), but expected one of: (Tensor input) or "
-                        "(tuple of Tensors tensors)")
+        check_as(op, tensors[0])  # (refused: neither a tensor nor a list)
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
             raise TypeError(f"expected Tensor as element {i} in argument 0, but got {_dtype.parser_type_name(t)}")

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import _dtype, _meta, return_types
 from .._backend import array_module, device_of
-from ..autograd.function import Function, ctx_value, kept_value, name_node, saved
+from ..autograd.function import Function, ctx_value, kept_value, name_node, saved, without_derivative
 from ..tensor import Tensor, _check_tensor, honours_out, write_out
 from . import _incomplete_gamma as incomplete_gamma
 from . import _special_math as kernels
@@ -638,20 +638,15 @@ def copysign(input: Tensor, other) -> Tensor:
     return Copysign.apply(a, b)
 
 
-class Heaviside(Function):
+class Heaviside(without_derivative("aten::heaviside")):
     """torch defines no derivative for heaviside: the graph records it, backward raises."""
 
     label, rule, formula = "heaviside", "none: torch has no derivative for heaviside (backward raises)", "heaviside({0}, {1})"
-    _array_forward = True
 
     @staticmethod
     def forward(ctx, x, values):
         xp = array_module(x)
         return xp.where(x == 0, values, (x > 0).astype(x.dtype)).astype(x.dtype, copy=False)
-
-    @staticmethod
-    def backward(ctx, grad):
-        raise RuntimeError("derivative for aten::heaviside is not implemented")
 
 
 @honours_out
@@ -711,8 +706,6 @@ def _integer_pair(op: str, input, other):
     if a._data.dtype.kind not in "iu":
         refuse_kernel_dtype(op, a, b)
     return _kernel_arrays(op, a, b)
-
-
 
 
 @honours_out

@@ -221,16 +221,18 @@ def _check_counted_output_size(output_size: int | None, total: int) -> None:
 
 
 # ---------------------------------------------------------------- grids and combinations
-def _tensor_args(tensors, op: str, one_list: bool = True) -> list:
-    """The tensors of ``op(*tensors)``, or of ``op([tensors])`` where torch's signature takes one list;
-    the empty list refused in meshgrid's words (cartesian_prod is built on it, as torch's)."""
+def _tensor_args(tensors, one_list: bool = True) -> list:
+    """The tensors of ``meshgrid(*tensors)`` or ``cartesian_prod(*tensors)``, or of ``meshgrid([tensors])``
+    where torch's signature takes one list; the empty list refused in meshgrid's words (cartesian_prod
+    is built on it, as torch's)."""
     if one_list and len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
         tensors = tuple(tensors[0])
     if not tensors:
         raise RuntimeError("meshgrid expects a non-empty TensorList")
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
-            raise TypeError(f"{op}(): expected Tensor as element {i} in argument 0, but got {type(t).__name__}")
+            # (torch's words from the parser of the _VF function its Python one calls: no op named)
+            raise TypeError(f"expected Tensor as element {i} in argument 0, but got {type(t).__name__}")
     return list(tensors)
 
 
@@ -307,7 +309,7 @@ def meshgrid(*tensors, indexing: str | None = None) -> tuple:
     """torch.meshgrid: N 0-d/1-d tensors -> N tensors of shape (len(t0), ..., len(tN-1)), the i-th
     varying along dim i ('ij', the default) or with the first two dims swapped ('xy', NumPy's
     default). Each output is an expanded view of its input."""
-    tensors = _tensor_args(tensors, "meshgrid")
+    tensors = _tensor_args(tensors)
     if indexing is None:
         # torch's TORCH_WARN_ONCE: once per process
         _config.warn_once("torch.meshgrid: in an upcoming release, it will be required to pass the indexing "
@@ -344,7 +346,7 @@ def meshgrid(*tensors, indexing: str | None = None) -> tuple:
 def cartesian_prod(*tensors) -> Tensor:
     """torch.cartesian_prod: every combination of one element from each 1-d tensor, as rows of a
     (prod(len), N) tensor in lexicographic order (itertools.product); one tensor is returned as is."""
-    tensors = _tensor_args(tensors, "cartesian_prod", one_list=False)  # torch's takes tensors only
+    tensors = _tensor_args(tensors, one_list=False)  # torch's takes tensors only
     for t in tensors:
         if t._data.ndim != 1:
             raise RuntimeError(f"Expect a 1D vector, but got shape {list(t._data.shape)}")
@@ -435,8 +437,7 @@ def block_diag(*tensors) -> Tensor:
     blocks = []
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
-            raise TypeError(f"block_diag(): expected Tensor as element {i} in argument 0, but got "
-                            f"{type(t).__name__}")
+            raise TypeError(f"expected Tensor as element {i} in argument 0, but got {type(t).__name__}")
         if t._data.ndim > 2:
             raise RuntimeError(f"torch.block_diag: Input tensors must have 2 or fewer dimensions. Input {i} has "
                                f"{t._data.ndim} dimensions")
