@@ -676,7 +676,11 @@ class FunctionMeta(type):
         # its node, torch's BackwardCFunction, cannot be called as a built-in op's node can
         cls._written_by_user = not cls.__module__.startswith("chainrule.")
         overrides = {"__call__": _not_callable} if cls._written_by_user else {"saved_tensors": _no_saved_tensors}
-        cls._node_cls = type(node_name, (Node,), {"__slots__": (), "_forward_cls": cls, **overrides,
+        # torch's C++ nodes (torch::autograd::NotImplemented) are named in full by name() only
+        type_name = node_name.rpartition("::")[2]
+        if type_name != node_name:
+            overrides["name"] = classmethod(lambda _cls: node_name)
+        cls._node_cls = type(type_name, (Node,), {"__slots__": (), "_forward_cls": cls, **overrides,
                                                   "__module__": cls.__module__, "label": label,
                                                   "rule": rule, "formula": formula,
                                                   "_torch_saved": getattr(cls, "saved_attributes", None)})

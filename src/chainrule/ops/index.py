@@ -1855,6 +1855,7 @@ class _ScatterLegacyReduce(without_derivative("aten::scatter")):
     """scatter(reduce='add' | 'multiply'): forward only. torch has no derivative for either: its
     node is NotImplemented, whose backward raises."""
 
+    node_name = "torch::autograd::NotImplemented"
     label = "scatter"
     rule = "scatter(reduce=...) has no derivative (as in torch): its backward raises"
 
@@ -1903,9 +1904,7 @@ def scatter(input: Tensor, dim: int, index: Tensor, src=None, value=None, *, red
             from .elementwise import _as_operand
 
             src = _as_operand(value, input.dtype, input).expand(tuple(index.shape))
-        # torch's name() for its C++ NotImplemented node is the full one
-        return name_node(_ScatterLegacyReduce.apply(input, src, index=array, dim=d, reduce=reduce),
-                         "torch::autograd::NotImplemented")
+        return _ScatterLegacyReduce.apply(input, src, index=array, dim=d, reduce=reduce)
     if src is None:
         return ScatterValue.apply(input, index=array, dim=d, value=value, given_dim=dim)
     return Scatter.apply(input, src, index=array, dim=d, given_dim=dim)

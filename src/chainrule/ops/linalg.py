@@ -2110,7 +2110,7 @@ def _sytrs_lower(xp, ld, pivots, b, hermitian: bool = False):
 
 
 class LdlFactor(without_derivative("aten::linalg_ldl_factor_ex")):
-    node_name = "LinalgLdlFactorExBackward0"
+    node_name = "torch::autograd::NotImplemented"
     label = "ldl_factor"
     rule = "no derivative (torch defines none): backward raises"
     formula = "ldl_factor({0})"
@@ -2179,7 +2179,7 @@ def ldl_factor(input: Tensor, *, hermitian: bool = False):
 
 
 class LdlSolve(without_derivative("aten::linalg_ldl_solve")):
-    node_name = "LinalgLdlSolveBackward0"
+    node_name = "torch::autograd::NotImplemented"
     label = "ldl_solve"
     rule = "no derivative (torch defines none): backward raises"
     formula = "ldl_solve({0}, {1})"

@@ -641,6 +641,8 @@ def copysign(input: Tensor, other) -> Tensor:
 class Heaviside(without_derivative("aten::heaviside")):
     """torch defines no derivative for heaviside: the graph records it, backward raises."""
 
+    node_name = "torch::autograd::NotImplemented"
+
     label, rule, formula = "heaviside", "none: torch has no derivative for heaviside (backward raises)", "heaviside({0}, {1})"
 
     @staticmethod
