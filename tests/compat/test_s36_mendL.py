@@ -118,3 +118,46 @@ def test_two_operand_einsum_view_takes_torchs_view_and_reshape():
     with pytest.raises(RuntimeError):
         got.view(-1)
     np.testing.assert_allclose(got.reshape(-1).numpy(), expected.reshape(-1).numpy(), rtol=1e-6)
+
+
+# ---------------------------------------------------------------- 2. the add* products' device errors
+_PRODUCTS_ACROSS_DEVICES = {
+    "addmm": lambda lib, a, b: lib.addmm(a.reshape(2, 2), a.reshape(2, 2), b.reshape(2, 2)),
+    "addmm input elsewhere": lambda lib, a, b: lib.addmm(b.reshape(2, 2), a.reshape(2, 2), a.reshape(2, 2)),
+    "addmm method": lambda lib, a, b: a.reshape(2, 2).addmm(a.reshape(2, 2), b.reshape(2, 2)),
+    "addmm_": lambda lib, a, b: a.reshape(2, 2).clone().addmm_(a.reshape(2, 2), b.reshape(2, 2)),
+    "addmv": lambda lib, a, b: lib.addmv(a[:2], a.reshape(2, 2), b[:2]),
+    "addmv input elsewhere": lambda lib, a, b: lib.addmv(b[:2], a.reshape(2, 2), a[:2]),
+    "addmv method": lambda lib, a, b: a[:2].addmv(a.reshape(2, 2), b[:2]),
+    "addmv_": lambda lib, a, b: a[:2].clone().addmv_(a.reshape(2, 2), b[:2]),
+    "addr": lambda lib, a, b: lib.addr(a.reshape(2, 2), a[:2], b[:2]),
+    "addr input elsewhere": lambda lib, a, b: lib.addr(b.reshape(2, 2), a[:2], a[:2]),
+    "addr method": lambda lib, a, b: a.reshape(2, 2).addr(a[:2], b[:2]),
+    "addr_": lambda lib, a, b: a.reshape(2, 2).clone().addr_(a[:2], b[:2]),
+    "baddbmm": lambda lib, a, b: lib.baddbmm(a.reshape(1, 2, 2), a.reshape(1, 2, 2), b.reshape(1, 2, 2)),
+    "baddbmm input elsewhere": lambda lib, a, b: lib.baddbmm(b.reshape(1, 2, 2), a.reshape(1, 2, 2),
+                                                             a.reshape(1, 2, 2)),
+    "baddbmm method": lambda lib, a, b: a.reshape(1, 2, 2).baddbmm(a.reshape(1, 2, 2), b.reshape(1, 2, 2)),
+    "baddbmm_": lambda lib, a, b: a.reshape(1, 2, 2).clone().baddbmm_(a.reshape(1, 2, 2), b.reshape(1, 2, 2)),
+}
+
+
+@pytest.mark.parametrize("case", list(_PRODUCTS_ACROSS_DEVICES))
+@pytest.mark.parametrize("other_device", ["cpu", "cuda:1"])
+def test_mixed_devices_name_the_added_product(case, other_device):
+    from chainrule._backend import use_standin_cuda
+
+    op = case.split()[0].rstrip("_")
+    with use_standin_cuda(devices=2):
+        a = chainrule.ones(4, device="cuda:0")
+        b = chainrule.ones(4, device=other_device)
+        with pytest.raises(RuntimeError, match=rf"\(when checking the arguments of {op}\)$"):
+            _PRODUCTS_ACROSS_DEVICES[case](chainrule, a, b)
+
+
+@pytest.mark.parametrize("case", [c for c in _PRODUCTS_ACROSS_DEVICES if "elsewhere" not in c])
+def test_added_products_on_one_device_still_compute_as_torch(case):
+    values = np.arange(1, 5, dtype=np.float32)
+    expected = _PRODUCTS_ACROSS_DEVICES[case](torch, torch.tensor(values), torch.tensor(values[::-1].copy()))
+    got = _PRODUCTS_ACROSS_DEVICES[case](chainrule, chainrule.tensor(values), chainrule.tensor(values[::-1].copy()))
+    np.testing.assert_allclose(got.numpy(), expected.numpy())

@@ -777,6 +777,17 @@ def _meta_mix(*tensors) -> bool:
     return len(devices) > 1 and any(d.type == "meta" for d in devices)
 
 
+def _product_on_one_device(op: str, *operands) -> None:
+    """torch's add-a-product kernels (addmm, addmv, addr, baddbmm) check their operands' devices
+    first, naming themselves, where the composition's product or add would name itself; tensors
+    all on the CPU need no check, a meta one mixed in is left to the composition (torch's meta
+    kernels mix it with other devices)."""
+    if all(type(t._data) is np.ndarray for t in operands if isinstance(t, Tensor)):
+        return
+    if not _meta_mix(*operands):
+        _one_device(op, *operands, broadcasting=False)
+
+
 def _expect_device(tensor: Tensor, expected: Tensor) -> None:
     if tensor.device != expected.device:
         raise RuntimeError(f"Tensor on device {tensor.device} is not on the expected device {expected.device}!")
@@ -826,6 +837,8 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, 
     _refuse_cross_device_out(input, out, mat1, mat2)
     if _meta_mix(input, mat1, mat2):
         _expect_device(input, mat1)  # torch checks input against mat1 only, and computes on mat1's device
+    else:
+        _product_on_one_device("addmm", input, mat1, mat2)
     _check_addmm_shapes(input, mat1, mat2)
     _check_added_product_dtypes("addmm", input, mat1, mat2)
     result = _scaled_add(input, mm, (mat1, mat2), beta, alpha, "AddmmBackward0", "mat1 @ mat2")
@@ -839,6 +852,8 @@ def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None)
     if _meta_mix(input, mat, vec):
         _expect_device(input, mat)  # torch checks input, then vec, against mat
         _expect_device(vec, mat)
+    else:
+        _product_on_one_device("addmv", input, mat, vec)
     _check_added_product_dtypes("addmv", input, mat, vec)
     dtype = _dtype.result_type(input, mat, vec)
     if dtype is _dtype.bool:
@@ -863,6 +878,7 @@ def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, out_dtype=None, *, be
     """torch.baddbmm: ``beta * input + alpha * bmm(batch1, batch2)``."""
     _refuse_out_dtype(out_dtype, "baddbmm")
     _refuse_cross_device_out(input, out, batch1, batch2)
+    _product_on_one_device("baddbmm", input, batch1, batch2)
     for batch, dim in ((batch1, 0), (batch2, 2)):  # torch reads these sizes before bmm's dimension checks
         if isinstance(batch, Tensor) and batch._data.ndim == 0:
             raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
@@ -921,6 +937,7 @@ def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1, out=None
     fused gemm: floating tensors take alpha into vec1 before the outer product, as it does, so a
     bfloat16 result rounds where torch's does.
     """
+    _product_on_one_device("addr", input, vec1, vec2)
     kept = {"alpha": alpha, "beta": beta, "factors": (vec1, vec2), "needs": (vec1.requires_grad, vec2.requires_grad)}
     if alpha != 1 and vec1.is_floating_point():
         from .elementwise import mul, number_in_dtype
