@@ -120,6 +120,24 @@ def test_two_operand_einsum_view_takes_torchs_view_and_reshape():
     np.testing.assert_allclose(got.reshape(-1).numpy(), expected.reshape(-1).numpy(), rtol=1e-6)
 
 
+@pytest.mark.parametrize("equation,shapes", [("bik,oik->bio", [(2, 3, 4), (5, 3, 4)]),
+                                             ("...ij,...kj->...ki", [(3, 4), (2, 5, 4)]),
+                                             ("ij,jk->ki", [(3, 4), (4, 5)])])
+def test_two_operand_einsum_layout_on_the_device_stand_in(equation, shapes):
+    from chainrule._backend import use_standin_cuda
+
+    ts, cs = _pair(shapes)
+    expected = torch.einsum(equation, *ts)
+    with use_standin_cuda():
+        operands = [c.to("cuda").requires_grad_(True) for c in cs]
+        got = chainrule.einsum(equation, *operands)
+        assert got.device.type == "cuda"
+        assert got.stride() == expected.stride()
+        got.sum().backward()
+        np.testing.assert_allclose(got.detach().cpu().numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
+        assert all(o.grad.shape == o.shape for o in operands)
+
+
 # ---------------------------------------------------------------- 2. the add* products' device errors
 _PRODUCTS_ACROSS_DEVICES = {
     "addmm": lambda lib, a, b: lib.addmm(a.reshape(2, 2), a.reshape(2, 2), b.reshape(2, 2)),

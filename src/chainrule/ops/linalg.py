@@ -1067,7 +1067,8 @@ class Einsum(Function):
         # permuted to the output's order: computed in that layout, returned as that view
         equation = _join(subs) + "->" + "".join(output[d] for d in layout)
         in_layout = xp.ascontiguousarray(xp.einsum(equation, *operands, optimize=True))
-        return in_layout.transpose(np.argsort(layout))
+        # the inverse permutation as Python ints: a device array takes no host array for its axes
+        return in_layout.transpose(sorted(range(len(layout)), key=layout.__getitem__))
 
     @staticmethod
     @conjugate_rule  # bilinear: for complex operands, grad_A = G Bᴴ
