@@ -1262,7 +1262,7 @@ def _torch_pair_layout(equation: str, shapes: tuple) -> tuple | None:
     sizes = []
     for labels, shape in zip(subs, shapes):
         if 0 in shape:
-            return None  # torch returns zeros of the output's shape, contiguous
+            return None  # torch's empty result is contiguous (a (0,3,4,5)·(0,3,6,5) attention score)
         width = len(shape) - (len(labels) - 1) if "..." in labels else 0
         by_label: dict = {}
         at = 0
