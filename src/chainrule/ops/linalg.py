@@ -777,6 +777,17 @@ def _meta_mix(*tensors) -> bool:
     return len(devices) > 1 and any(d.type == "meta" for d in devices)
 
 
+def _product_on_one_device(op: str, *operands) -> None:
+    """torch's add-a-product kernels (addmm, addmv, addr, baddbmm) check their operands' devices
+    first, naming themselves, where the composition's product or add would name itself; tensors
+    all on the CPU need no check, a meta one mixed in is left to the composition (torch's meta
+    kernels mix it with other devices)."""
+    if all(type(t._data) is np.ndarray for t in operands if isinstance(t, Tensor)):
+        return
+    if not _meta_mix(*operands):
+        _one_device(op, *operands, broadcasting=False)
+
+
 def _expect_device(tensor: Tensor, expected: Tensor) -> None:
     if tensor.device != expected.device:
         raise RuntimeError(f"Tensor on device {tensor.device} is not on the expected device {expected.device}!")
@@ -826,6 +837,8 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, 
     _refuse_cross_device_out(input, out, mat1, mat2)
     if _meta_mix(input, mat1, mat2):
         _expect_device(input, mat1)  # torch checks input against mat1 only, and computes on mat1's device
+    else:
+        _product_on_one_device("addmm", input, mat1, mat2)
     _check_addmm_shapes(input, mat1, mat2)
     _check_added_product_dtypes("addmm", input, mat1, mat2)
     result = _scaled_add(input, mm, (mat1, mat2), beta, alpha, "AddmmBackward0", "mat1 @ mat2")
@@ -839,6 +852,8 @@ def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None)
     if _meta_mix(input, mat, vec):
         _expect_device(input, mat)  # torch checks input, then vec, against mat
         _expect_device(vec, mat)
+    else:
+        _product_on_one_device("addmv", input, mat, vec)
     _check_added_product_dtypes("addmv", input, mat, vec)
     dtype = _dtype.result_type(input, mat, vec)
     if dtype is _dtype.bool:
@@ -863,6 +878,7 @@ def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, out_dtype=None, *, be
     """torch.baddbmm: ``beta * input + alpha * bmm(batch1, batch2)``."""
     _refuse_out_dtype(out_dtype, "baddbmm")
     _refuse_cross_device_out(input, out, batch1, batch2)
+    _product_on_one_device("baddbmm", input, batch1, batch2)
     for batch, dim in ((batch1, 0), (batch2, 2)):  # torch reads these sizes before bmm's dimension checks
         if isinstance(batch, Tensor) and batch._data.ndim == 0:
             raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
@@ -921,6 +937,7 @@ def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1, out=None
     fused gemm: floating tensors take alpha into vec1 before the outer product, as it does, so a
     bfloat16 result rounds where torch's does.
     """
+    _product_on_one_device("addr", input, vec1, vec2)
     kept = {"alpha": alpha, "beta": beta, "factors": (vec1, vec2), "needs": (vec1.requires_grad, vec2.requires_grad)}
     if alpha != 1 and vec1.is_floating_point():
         from .elementwise import mul, number_in_dtype
@@ -1030,19 +1047,28 @@ class Einsum(Function):
     _array_forward = True
 
     @staticmethod
-    def forward(ctx, *operands, subs, output):
+    def forward(ctx, *operands, subs, output, layout=None):
         xp = array_module(*operands)
         ctx.save_for_backward(*operands)
         ctx.subs = subs
         ctx.output = output
         # NumPy refuses an ellipsis the output drops ("ni...->ni"); torch sums those dims, as
         # it does for any dropped letter, so spelt as letters the output simply omits them
-        if (xp is not np or "..." not in output) and any("..." in sub for sub in subs):
+        if (xp is not np or "..." not in output or layout is not None) and any("..." in sub for sub in subs):
             subs, output, operands = _explicit_ellipsis(subs, output, operands, xp)
-        equation = _join(subs) + "->" + "".join(output)
-        # optimize=True contracts pairwise through BLAS (tensordot) in a good order; the
-        # result may come back transposed, torch's is contiguous
-        return xp.asarray(xp.einsum(equation, *operands, optimize=len(operands) > 1), order="C")
+        if layout is None:
+            equation = _join(subs) + "->" + "".join(output)
+            # optimize=True contracts pairwise through BLAS (tensordot) in a good order; the
+            # result may come back transposed, torch's is contiguous
+            result = xp.einsum(equation, *operands, optimize=len(operands) > 1)
+            # an empty array counts as contiguous in any order to NumPy, torch's is laid out in order
+            return xp.asarray(result, order="C") if result.size else xp.zeros(result.shape, result.dtype)
+        # torch's result is its bmm's, laid out (shared, left-only, right-only dims) and
+        # permuted to the output's order: computed in that layout, returned as that view
+        equation = _join(subs) + "->" + "".join(output[d] for d in layout)
+        in_layout = xp.ascontiguousarray(xp.einsum(equation, *operands, optimize=True))
+        # the inverse permutation as Python ints: a device array takes no host array for its axes
+        return in_layout.transpose(sorted(range(len(layout)), key=layout.__getitem__))
 
     @staticmethod
     @conjugate_rule  # bilinear: for complex operands, grad_A = G Bᴴ
@@ -1211,36 +1237,92 @@ def einsum(equation, *operands) -> Tensor:
 
         operands = tuple(_cast(t, dtype) for t in operands)
     if len(operands) == 1:
-        order = _reordering_only(subs[0], output, operands[0]._data.ndim)
-        if order is not None:
-            # torch's einsum of one operand that only reorders its dims is a permute: a view of
-            # the operand (a write into it reaches the operand), PermuteBackward0 its node
-            return operands[0].permute(order)
+        return _one_operand_einsum(operands[0], subs[0], output)
     if operands[0]._data.dtype.kind in "biu" and _sums_a_lone_label(subs, output, [t._data.shape for t in operands]):
         # torch sums such a label with its sum, which counts integers and bools in int64
         from .elementwise import _cast
 
         operands = tuple(_cast(t, _dtype.int64) for t in operands)
-    return Einsum.apply(*operands, subs=subs, output=output)
+    layout = _torch_pair_layout(equation, tuple(t._data.shape for t in operands)) if len(operands) == 2 else None
+    return Einsum.apply(*operands, subs=subs, output=output, layout=layout)
 
 
 einsum.__torch_dispatching__ = True
 einsum.__torch_owner__ = "torch"
 
 
-def _reordering_only(labels: list, output: list, ndim: int) -> list | None:
-    """The dims of an operand labelled ``labels`` in the order ``output`` lists them, when the
-    output keeps every dim once (no label repeated, none summed away); else None."""
-    if len(set(labels)) != len(labels) or sorted(labels) != sorted(output):
-        return None
-    width = ndim - (len(labels) - 1) if "..." in labels else 0
-    dims = {}
+@functools.lru_cache(maxsize=256)  # a model calls the same equation on the same shapes each step
+def _torch_pair_layout(equation: str, shapes: tuple) -> tuple | None:
+    """The memory order of the output dims of torch's einsum of two operands that contract a
+    label both have (its sumproduct_pair: one bmm): the dims both operands have (size > 1), then
+    the left's own, then the rest (the right's own and those of size 1), each group in the
+    output's order; None when that is the output's own order, or when torch takes another route
+    (a plain product, an empty operand)."""
+    subs, output = _parse_einsum(equation, shapes)
+    sizes = []
+    for labels, shape in zip(subs, shapes):
+        if 0 in shape:
+            return None  # torch's empty result is contiguous (a (0,3,4,5)·(0,3,6,5) attention score)
+        width = len(shape) - (len(labels) - 1) if "..." in labels else 0
+        by_label: dict = {}
+        at = 0
+        for label in labels:
+            if label == "...":
+                # ellipsis dims are right-aligned: key them by their distance from the end
+                for k in range(width):
+                    by_label[("...", width - k)] = shape[at + k]
+                at += width
+            else:
+                by_label[label] = shape[at]
+                at += 1
+        sizes.append(by_label)
+    left, right = sizes
+    width = max((len(shape) - (len(labels) - 1) for labels, shape in zip(subs, shapes) if "..." in labels),
+                default=0)
+    keys = [key for label in output
+            for key in ([("...", width - k) for k in range(width)] if label == "..." else [label])]
+    contracted = {key for side in sizes for key in side if key not in keys}
+    summed = {key for key in contracted if left.get(key, 1) != 1 and right.get(key, 1) != 1}
+    if not summed:
+        return None  # nothing contracted by both: torch multiplies
+    shared, left_only, rest = [], [], []
+    for dim, key in enumerate(keys):
+        in_left, in_right = left.get(key, 1) != 1, right.get(key, 1) != 1
+        (shared if in_left and in_right else left_only if in_left else rest).append(dim)
+    # torch swaps the operands when every right-only dim comes before every left-only one; a
+    # label only one side has is summed first (keeping a dim of size 1), a right-only dim after them
+    if left_only and rest and summed == contracted and rest[-1] < left_only[0]:
+        left_only, rest = rest, left_only
+    layout = tuple(shared + left_only + rest)
+    return None if layout == tuple(sorted(layout)) else layout
+
+
+def _one_operand_einsum(operand: Tensor, labels: list, output: list) -> Tensor:
+    """torch's einsum of one operand, step by step as torch takes it, so the result is its view
+    (strides, ``_base``, an in-place write reaching the operand) and its graph has torch's nodes:
+    a repeated label takes a diagonal moved back to the label's first dim (DiagonalBackward0,
+    PermuteBackward0), the dims are permuted to the output's order followed by the summed ones
+    (PermuteBackward0), and the summed ones are summed (SumBackward1, int64 for integers)."""
+    width = operand.dim() - (len(labels) - 1) if "..." in labels else 0
+    first_dim: dict = {}
     at = 0
     for label in labels:
-        span = width if label == "..." else 1
-        dims[label] = list(range(at, at + span))
-        at += span
-    return [d for label in output for d in dims[label]]
+        if label == "...":
+            first_dim[label] = list(range(at, at + width))
+            at += width
+        elif label in first_dim:
+            dim = first_dim[label][0]
+            operand = operand.diagonal(0, dim, at).movedim(-1, dim)
+        else:
+            first_dim[label] = [at]
+            at += 1
+    summed = [label for label in first_dim if label not in output]
+    order = [d for label in list(output) + summed for d in first_dim[label]]
+    result = operand.permute(order)
+    kept = sum(len(first_dim[label]) for label in output)
+    if kept == result.dim():
+        return result
+    return result.sum(list(range(kept, result.dim())))
 
 
 def _refuse_what_bmm_refuses(subs: list, output: list, operands) -> None:
