@@ -685,9 +685,14 @@ def _backward_agrees_with_jvp(node) -> bool:
     one call of each, whatever the sizes). Anything that stops either call says no, and jacfwd
     then runs the jvp itself, as torch's does."""
     cls = node._forward_cls
-    floating = [meta is not None and meta[1] is not None and meta[1].kind == "f" for meta in node._input_meta]
+    metas = list(node._input_meta)
+    if node._tensor_positions is not None:  # jvp and backward take one value per argument, tensor or not
+        metas = [None] * len(node.needs_input_grad)
+        for meta, position in zip(node._input_meta, node._tensor_positions):
+            metas[position] = meta
+    floating = [meta is not None and meta[1] is not None and meta[1].kind == "f" for meta in metas]
     tangents = [_probe(*meta, offset=i) if is_float else None
-                for i, (meta, is_float) in enumerate(zip(node._input_meta, floating))]
+                for i, (meta, is_float) in enumerate(zip(metas, floating))]
     out_meta = node._output_meta or ()
     cotangents = [None if dtype is None else _probe(shape, dtype, offset=3 + i) if dtype.kind == "f"
                   else Tensor._make(np.zeros(shape, dtype)) for i, (shape, dtype) in enumerate(out_meta)]

@@ -613,6 +613,8 @@ def _call_rule(node, grads, retain_graph, exposed=None):
         _function.release_saved(node)
     if type(result) is not tuple:
         result = (result,)
+    if node._tensor_positions is not None:  # (one value per argument of a custom Function)
+        result = _function.tensor_argument_gradients(node, result)
     edges = node.next_functions
     if len(result) != len(edges):
         result = _checked_count(node, result)

@@ -159,6 +159,9 @@ class Node(FunctionCtx):
     _post_hooks = None
     _non_differentiable = None
     _dirty = None
+    # a custom Function's node called with arguments that are not Tensors: the positions of the
+    # Tensor arguments, which alone have edges (its backward still returns one value per argument)
+    _tensor_positions = None
     _traceback = None
     _metadata = None
     _output_meta = None
@@ -1236,7 +1239,7 @@ def _apply_user_function(cls, args, kwargs, ctx_seen=None):
     Tensor = _Tensor
     tensor_args = [a if isinstance(a, Tensor) else None for a in args]
     record = _grad_state.enabled and any(t is not None and t._requires_grad for t in tensor_args)
-    node = _make_node(cls, tensor_args) if record else _UserNullCtx(tensor_args)
+    node = _make_user_node(cls, tensor_args) if record else _UserNullCtx(tensor_args)
     previous = _grad_state.enabled
     _grad_state.enabled = False
     try:
@@ -1299,6 +1302,41 @@ def _apply_user_function(cls, args, kwargs, ctx_seen=None):
         node._saved_versions = tuple(_saved_version(t) if isinstance(t, Tensor) else None for t in saved)
         node._saved = tuple(saved)
     return tuple(results) if is_tuple else results[0]
+
+
+def _make_user_node(cls, tensor_args: list) -> Node:
+    """A custom Function's node, as torch's: an edge for each Tensor argument only (so
+    ``next_functions`` and a node hook's ``grad_inputs`` skip a module, a number, a string or None
+    passed to ``apply``), while ``ctx.needs_input_grad`` has an entry for every argument.
+    ``tensor_args`` holds None where an argument is not a Tensor."""
+    if None not in tensor_args:
+        return _make_node(cls, tensor_args)
+    positions = tuple(i for i, t in enumerate(tensor_args) if t is not None)
+    node = _make_node(cls, [tensor_args[i] for i in positions])
+    needs = [False] * len(tensor_args)
+    for edge_index, position in enumerate(positions):
+        needs[position] = node.needs_input_grad[edge_index]
+    node.needs_input_grad = tuple(needs)
+    node._tensor_positions = positions
+    return node
+
+
+def tensor_argument_gradients(node, result: tuple) -> tuple:
+    """The gradients for a custom Function node's edges from what its backward returned, one value
+    per forward argument: torch's checks (that count, trailing Nones beyond it dropped; None
+    wherever the argument was not a Tensor), then the values at the Tensor arguments' positions."""
+    n_args = len(node.needs_input_grad)
+    if len(result) > n_args and all(g is None for g in result[n_args:]):
+        result = result[:n_args]
+    if len(result) != n_args:
+        raise RuntimeError(f"function {node.name()} returned an incorrect number of gradients "
+                           f"(expected {n_args}, got {len(result)})")
+    positions = node._tensor_positions
+    for position, g in enumerate(result):
+        if g is not None and position not in positions:
+            raise RuntimeError(f"function {node.name()} returned a gradient different than None at position "
+                               f"{position + 1}, but the corresponding forward input was not a Variable")
+    return tuple(result[i] for i in positions)
 
 
 def _output_without_history(output, args, dirty):

@@ -74,7 +74,8 @@ def _numerical_jacobians(func, inputs, index, eps):
             minus = _evaluate(func, inputs)
             x[position] = original
             columns.append([(p - m) / (2 * eps) if p is not None else None for p, m in zip(plus, minus)])
-    n_outputs = len(_evaluate(func, inputs))
+    # (the perturbed runs already counted the outputs: a run more only for an empty input)
+    n_outputs = len(columns[0]) if columns else len(_evaluate(func, inputs))
     jacobians = []
     for o in range(n_outputs):
         if columns and columns[0][o] is not None:
@@ -84,12 +85,10 @@ def _numerical_jacobians(func, inputs, index, eps):
     return jacobians
 
 
-def _analytical_jacobian(func, inputs, output_index, input_index):
+def _analytical_jacobian(out, x):
+    """d(out)/d(x) by one backward pass per real element of ``out`` through its (retained) graph."""
     from .function import _Tensor as Tensor
 
-    outputs = _differentiable_outputs(func, inputs)
-    out = outputs[output_index]
-    x = inputs[input_index]
     # a complex output's element k gives two rows: seeded with 1 (its real part) and i (its imaginary part)
     units = (1.0, 1j) if out._data.dtype.kind == "c" else (1.0,)
     rows = []
@@ -242,30 +241,34 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
                 "This check will likely fail if all the inputs are not of double precision floating point or complex. ",
                 UserWarning, stacklevel=2,
             )
-    if (check_forward_ad or check_backward_ad) and not _differentiable_outputs(func, inputs):
-        # nothing to differentiate: torch then only asks that the outputs really do not move
-        return _numerical_gradient_is_zero(func, inputs, diff_indices, eps, fast_mode, nondet_tol, raise_exception)
+    tensor_outputs = []
+    if check_forward_ad or check_backward_ad:
+        # one run whose graph serves every backward pass, as torch's one func_out
+        tensor_outputs = [o for o in _as_tuple(func(*inputs)) if isinstance(o, Tensor)]
+        if not any(o._requires_grad for o in tensor_outputs):
+            # nothing to differentiate: torch then only asks that the outputs really do not move
+            return _numerical_gradient_is_zero(func, inputs, diff_indices, eps, fast_mode, nondet_tol, raise_exception)
     # backward mode first, then forward mode, as torch checks them
     if check_backward_ad and not (
             _fast_gradcheck(func, inputs, diff_indices, eps, atol, rtol, raise_exception) if fast_mode
-            else _backward_jacobians_match(func, inputs, diff_indices, eps, atol, rtol, raise_exception)):
+            else _backward_jacobians_match(func, inputs, tensor_outputs, diff_indices, eps, atol, rtol,
+                                           raise_exception)):
         return False
     if check_forward_ad:
         return _forward_jacobians_match(func, inputs, diff_indices, eps, atol, rtol, raise_exception)
     return True
 
 
-def _backward_jacobians_match(func, inputs, diff_indices, eps, atol, rtol, raise_exception) -> bool:
-    """Reverse-mode Jacobians, from one backward pass per output element, against central differences."""
-    from .function import _Tensor as Tensor
-
-    outputs = _differentiable_outputs(func, inputs)
+def _backward_jacobians_match(func, inputs, tensor_outputs, diff_indices, eps, atol, rtol, raise_exception) -> bool:
+    """Reverse-mode Jacobians, from one backward pass per output element through the graph of
+    ``tensor_outputs`` (``func``'s tensor outputs at ``inputs``), against central differences
+    (which restore every input element they move, so that graph's saved values stay right)."""
+    outputs = [o for o in tensor_outputs if o._requires_grad]
     for k, i in enumerate(diff_indices):  # (torch's messages count the inputs that require grad: k)
         numerical = _numerical_jacobians(func, inputs, i, eps)
-        tensor_outputs = [o for o in _as_tuple(func(*inputs)) if isinstance(o, Tensor)]
         numerical = [n for n, o in zip(numerical, tensor_outputs) if o._requires_grad]
         for o in range(len(outputs)):
-            analytical = _analytical_jacobian(func, inputs, o, i)
+            analytical = _analytical_jacobian(outputs[o], inputs[i])
             expected = numerical[o] if numerical[o] is not None else np.zeros_like(analytical)
             if analytical.shape != expected.shape:
                 return _fail(f"Jacobian shape mismatch for output {o} with respect to input {k}: "
