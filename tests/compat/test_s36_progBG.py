@@ -54,3 +54,39 @@ def test_the_same_views_are_written_under_no_grad_or_when_not_requiring_grad():
         with lib.no_grad():
             row.renorm_(2, 0, 3)
     assert torch.equal(torch.tensor(rows[1].tolist()), rows[0].detach())
+
+
+# each refused by torch's own words; chainrule's constructor prefix named Embedding(...) with the
+# private _weight= table and _freeze= that from_pretrained passes on, which the user never typed
+FROM_PRETRAINED_REFUSALS = {
+    "padding_idx past the end": lambda lib: lib.nn.Embedding.from_pretrained(lib.ones(5, 3), padding_idx=7),
+    "padding_idx before the start": lambda lib: lib.nn.Embedding.from_pretrained(lib.ones(5, 3), padding_idx=-6),
+    "bag padding_idx past the end": lambda lib: lib.nn.EmbeddingBag.from_pretrained(lib.ones(5, 3), padding_idx=5),
+    "integer table made trainable": lambda lib: lib.nn.Embedding.from_pretrained(
+        lib.ones(5, 3, dtype=lib.long), freeze=False),
+    "one-dimensional table": lambda lib: lib.nn.Embedding.from_pretrained(lib.ones(5)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FROM_PRETRAINED_REFUSALS))
+def test_from_pretrained_refusals_are_torchs(name):
+    build = FROM_PRETRAINED_REFUSALS[name]
+    outcomes = []
+    for lib in (torch, chainrule):
+        with pytest.raises(Exception) as caught:
+            build(lib)
+        outcomes.append((type(caught.value).__name__, str(caught.value)))
+    assert outcomes[1] == outcomes[0]
+
+
+def test_from_pretrained_padding_row_and_freeze_match_torch():
+    vectors = torch.randn(6, 4)
+    vectors[0] = 0
+    built = [lib.nn.Embedding.from_pretrained(lib.tensor(vectors.tolist()), freeze=False, padding_idx=0)
+             for lib in (torch, chainrule)]
+    tokens = [[0, 2, 0, 5]]
+    for lib, embedding in zip((torch, chainrule), built):
+        embedding(lib.tensor(tokens)).sum().backward()
+    assert built[1].padding_idx == built[0].padding_idx == 0
+    assert built[1].weight.grad.tolist() == built[0].weight.grad.tolist()
+    assert repr(built[1]) == repr(built[0])
