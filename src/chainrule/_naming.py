@@ -11,11 +11,12 @@ does ("Conv2d.__init__() missing 1 required positional argument"), not chainrule
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import threading
 
-__all__ = ["in_torchs_words", "naming_the_class"]
+__all__ = ["built_for_the_user", "in_torchs_words", "naming_the_class"]
 
 
 # how many chainrule constructors are running on this thread: only the outermost one (the class
@@ -53,6 +54,19 @@ def naming_the_class(init):
         finally:
             _constructing.depth = depth
     return constructor
+
+
+@contextlib.contextmanager
+def built_for_the_user():
+    """Constructors run inside do not name themselves in errors: the user called a factory
+    (``Embedding.from_pretrained``), not the class, and never typed the arguments it passes on
+    (``_weight=`` the whole table, ``_freeze=``); torch's words reach them as torch raises them."""
+    depth = getattr(_constructing, "depth", 0)
+    _constructing.depth = depth + 1
+    try:
+        yield
+    finally:
+        _constructing.depth = depth
 
 
 def in_torchs_words(error: BaseException) -> BaseException:

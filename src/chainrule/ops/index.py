@@ -987,8 +987,10 @@ def refuse_view_write(view: Tensor) -> bool:
     base = view._base
     if type(view._view_state) is InputView:  # a custom Function's input returned as-is
         raise view._view_state.refusal(view)
-    if not base._requires_grad:
+    if not base._requires_grad and not view._requires_grad:
         return False
+    # (a view that requires grad of a base outside the graph, so a leaf: requires_grad_() made it
+    # one, or it views such a view; torch refuses its write as a view of a leaf, below)
     # torch refuses a multi-output view's write first, even when its base changed since
     multi = _multi_view_maker(view)
     if multi is not None:
@@ -999,7 +1001,7 @@ def refuse_view_write(view: Tensor) -> bool:
         )
     if type(view._view_state) is MadeWithoutGrad:
         raise view._view_state.refusal(view, "is being")
-    if view.grad_fn is None:
+    if base._requires_grad and view.grad_fn is None:
         raise RuntimeError(
             "A view was created in no_grad mode and is being modified inplace with grad mode enabled. "
             "Given that this use case is ambiguous and error-prone, it is forbidden. You can clarify "

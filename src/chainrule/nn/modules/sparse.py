@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 
+from ..._naming import built_for_the_user
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
@@ -98,8 +99,9 @@ class Embedding(Module):
         if embeddings.dim() != 2:
             raise AssertionError("Embeddings parameter is expected to be 2-dimensional")
         rows, cols = embeddings.shape
-        return cls(rows, cols, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse,
-                   _weight=embeddings, _freeze=freeze)
+        with built_for_the_user():
+            return cls(rows, cols, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse,
+                       _weight=embeddings, _freeze=freeze)
 
 
 class EmbeddingBag(Module):
@@ -162,7 +164,8 @@ class EmbeddingBag(Module):
         if embeddings.dim() != 2:
             raise AssertionError("Embeddings parameter is expected to be 2-dimensional")
         rows, cols = embeddings.shape
-        bag = cls(rows, cols, max_norm, norm_type, scale_grad_by_freq, mode, sparse, embeddings,
-                  include_last_offset, padding_idx)
+        with built_for_the_user():
+            bag = cls(rows, cols, max_norm, norm_type, scale_grad_by_freq, mode, sparse, embeddings,
+                      include_last_offset, padding_idx)
         bag.weight.requires_grad = not freeze
         return bag
