@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-from .. import _dtype, _vmap_frames
+from .. import _config, _dtype, _vmap_frames
 from .._backend import array_module
 from ..tensor import Tensor, honours_out
 from ._arg_parser import out_rule
@@ -87,6 +87,25 @@ def _searchsorted_array(seq, values, side: str, sorter):
     return found.reshape(values.shape)
 
 
+def _non_contiguous_warning(operand: str, line: int) -> str:
+    return (f"torch.searchsorted(): {operand} tensor is non-contiguous, this will lower the performance due to "
+            "extra data copy when converting non-contiguous tensor to contiguous, please use contiguous "
+            f"{operand} tensor if possible. This message will only appear once per program. (Triggered "
+            f"internally at /__w/pytorch/pytorch/aten/src/ATen/native/BucketizationUtils.h:{line}.)")
+
+
+def _warn_non_contiguous(boundaries: Tensor, input, sorter: Tensor | None = None) -> None:
+    """torch copies a non-contiguous operand before its kernel and says so, once per process for each
+    of the three (TORCH_WARN_ONCE); bucketize shares searchsorted's kernel and its words. NeRF's
+    ``sample_pdf`` calls ``u.contiguous()`` before ``searchsorted`` for this warning."""
+    if isinstance(input, Tensor) and not input.is_contiguous():
+        _config.warn_once(_non_contiguous_warning("input value", 32))
+    if not boundaries.is_contiguous():
+        _config.warn_once(_non_contiguous_warning("boundary", 38))
+    if sorter is not None and not sorter.is_contiguous():
+        _config.warn_once(_non_contiguous_warning("sorter", 44))
+
+
 def _refuse_kernel_dtype(sorted_sequence: Tensor, input) -> None:
     """torch's kernel runs in the two operands' common dtype, which has no bool or complex instance."""
     common = _dtype.result_type(sorted_sequence, input)
@@ -121,6 +140,7 @@ def searchsorted(sorted_sequence: Tensor, input, *, out_int32: bool = False, rig
             raise RuntimeError("torch.searchsorted(): sorter must be an integer tensor of the boundaries' shape "
                                f"{list(seq.shape)}, got {list(order.shape)} of dtype {sorter.dtype!r}")
     if values.size:  # torch dispatches no kernel for an empty result
+        _warn_non_contiguous(sorted_sequence, input, sorter)
         _refuse_kernel_dtype(sorted_sequence, input)
     if seq.dtype.kind == "V" or values.dtype.kind == "V":
         # ml_dtypes' bfloat16 promotes with no integer dtype: compare in float64, exact for both
@@ -139,6 +159,7 @@ def bucketize(input, boundaries: Tensor, *, out_int32: bool = False, right: bool
     values = _values_array(input, boundaries._data, "bucketize")
     _check_devices(boundaries, input)
     if values.size:  # torch dispatches no kernel for an empty result
+        _warn_non_contiguous(boundaries, input)
         _refuse_kernel_dtype(boundaries, input)
     found = _searchsorted_array(boundaries._data, values, "right" if right else "left", None)
     return _batched_where_operands_are(Tensor._make(found.astype(np.int32 if out_int32 else np.int64, copy=False)),

@@ -415,10 +415,11 @@ def _weight_tensor(weight, w):
     return weight if isinstance(weight, Tensor) and weight._data is w else Tensor._make(w)
 
 
-def _check_class_weight_shape(w, C: int) -> None:
+def _check_class_weight_shape(w, C: int, op: str = "") -> None:
+    """One weight per class; ``op`` prefixes the message where torch's composite names itself."""
     if w.ndim != 1 or w.shape[0] != C:
-        raise RuntimeError(f"weight tensor should be defined either for all {C} classes or no classes but got "
-                           f"weight tensor of shape: {list(w.shape)}")
+        raise RuntimeError(f"{op}weight tensor should be defined either for all {C} classes or no classes but "
+                           f"got weight tensor of shape: {list(w.shape)}")
 
 
 def _all_classes_below(t: np.ndarray, C: int) -> bool:
@@ -788,28 +789,30 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     """
     _check_reduction(reduction)
     ignore_index = check_int(ignore_index, "cross_entropy", "ignore_index")
-    if label_smoothing > 1.0:
-        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
-    # torch smooths only for a positive value: it ignores a negative or NaN one
-    label_smoothing = label_smoothing if label_smoothing > 0.0 else 0.0
-    if isinstance(input, Tensor) and not input.dtype.is_floating_point and input._data.ndim:
-        # torch's log_softmax over the classes comes first, and takes real floats only
-        kernel = "log_softmax_lastdim_kernel_impl" if input._data.ndim <= 2 else "log_softmax_kernel_impl"
-        raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
-    input = _float(input, "cross_entropy")
-    if input._data.ndim == 0:
-        raise ValueError("Expected 1 or more dimensions (got 0)")
-    C = input._data.shape[1] if input._data.ndim > 1 else input._data.shape[0]
-    if weight is not None:
-        _check_class_weight_shape(weight._data if isinstance(weight, Tensor) else np.asarray(weight), C)
-    if target._data.shape == input._data.shape:
-        # torch reads a target of the input's shape as class probabilities, whatever its dtype
+    if isinstance(input, Tensor) and isinstance(target, Tensor) and target._data.shape == input._data.shape:
+        # torch reads a target of the input's shape as class probabilities, whatever its dtype, and
+        # checks in this order: the target's dtype, ignore_index, the weight (in the words of its
+        # composite, "cross_entropy: ..."), log_softmax's input, then label_smoothing
         if target._data.dtype.kind not in "fV":
             raise RuntimeError("Expected floating point type for target with class probabilities, got "
                                f"{_dtype.scalar_name(target.dtype)}")
         if ignore_index >= 0:  # torch ignores a negative ignore_index here
             raise RuntimeError("ignore_index is not supported for floating point target")
-        return _probability_cross_entropy(input, target, weight, reduction, label_smoothing)
+        if input._data.ndim == 0:
+            raise IndexError("Dimension specified as 1 but tensor has no dimensions")
+        C = input._data.shape[1] if input._data.ndim > 1 else input._data.shape[0]
+        if weight is not None:
+            _check_class_weight_shape(weight._data if isinstance(weight, Tensor) else np.asarray(weight), C,
+                                      op="cross_entropy: ")
+        input = _cross_entropy_input(input)
+        return _probability_cross_entropy(input, target, weight, reduction, _smoothing(label_smoothing))
+    # class indices: label_smoothing is checked first, then log_softmax's input, then nll_loss's
+    # target, then the weight
+    label_smoothing = _smoothing(label_smoothing)
+    input = _cross_entropy_input(input)
+    if input._data.ndim == 0:
+        raise ValueError("Expected 1 or more dimensions (got 0)")
+    C = input._data.shape[1] if input._data.ndim > 1 else input._data.shape[0]
     _class_layout(input, target, "cross_entropy")
     _check_weight_not_differentiated(weight, input)
     w = _class_weights(weight, C, input._data.dtype)
@@ -827,6 +830,23 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     if label_smoothing:
         return _smoothed_nll(loss, logp, target, weight, ignore_index, reduction, label_smoothing)
     return loss
+
+
+def _smoothing(label_smoothing: float) -> float:
+    """cross_entropy's label_smoothing as its kernels use it: above 1 refused (the number as C++
+    prints a double: 2, 1.5); torch smooths only for a positive value, so a negative or NaN one is 0."""
+    if label_smoothing > 1.0:
+        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing:g}")
+    return label_smoothing if label_smoothing > 0.0 else 0.0
+
+
+def _cross_entropy_input(input) -> Tensor:
+    """cross_entropy's logits, refused as torch's log_softmax over the classes refuses them: real
+    floats only."""
+    if isinstance(input, Tensor) and not input.dtype.is_floating_point and input._data.ndim:
+        kernel = "log_softmax_lastdim_kernel_impl" if input._data.ndim <= 2 else "log_softmax_kernel_impl"
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
+    return _float(input, "cross_entropy")
 
 
 def _smoothed_nll(nll: Tensor, logp: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int,
