@@ -242,6 +242,8 @@ from .ops.linalg import _removed_symeig as symeig  # noqa: E402
 # torch's private samplers, which distribution libraries (Pyro, NumPyro's torch backend) call
 from .ops.gamma_sampling import sample_dirichlet as _sample_dirichlet  # noqa: E402
 from .ops.gamma_sampling import standard_gamma as _standard_gamma  # noqa: E402
+from .ops.gamma_sampling import dirichlet_grad_tensor as _dirichlet_grad  # noqa: E402
+from .ops.gamma_sampling import standard_gamma_grad_tensor as _standard_gamma_grad  # noqa: E402
 
 def is_anomaly_enabled() -> bool:
     return autograd.anomaly.is_anomaly_enabled()

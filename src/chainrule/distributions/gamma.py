@@ -9,9 +9,8 @@ import numbers
 
 import numpy as np
 
-from .. import _dtype
 from ..ops.elementwise import log, log1p, xlogy
-from ..ops.gamma_sampling import standard_gamma
+from ..ops.gamma_sampling import dirichlet_sample, standard_gamma
 from ..ops.random import randn
 from ..ops.shape import stack
 from ..tensor import Tensor
@@ -140,15 +139,9 @@ class Dirichlet(ExponentialFamily):
         return self.concentration * (total - self.concentration) / (total.pow(2) * (total + 1))
 
     def rsample(self, sample_shape=()) -> Tensor:
-        # normalised Gamma(αᵢ, 1) draws; the gradient reaches α through each draw and the sum.
-        # As torch's _sample_dirichlet: the draws and their ratios in double, then cast and kept
-        # within [smallest normal, largest value below 1]
-        shape = self._extended_shape(sample_shape)
-        concentration = self.concentration.expand(shape)
-        gammas = standard_gamma(concentration.to(_dtype.float64))
-        ratios = (gammas / gammas.sum(-1, keepdim=True)).to(concentration.dtype)
-        below_one = float(np.nextafter(np.array(1, ratios._data.dtype), 0))
-        return ratios.clamp(min=_tiny(ratios), max=below_one)
+        # torch's _sample_dirichlet values, with torch's implicit-reparameterisation gradient
+        # (_Dirichlet): not the gradient through the internal Gamma draws, which differs
+        return dirichlet_sample(self.concentration.expand(self._extended_shape(sample_shape)))
 
     def log_prob(self, value: Tensor) -> Tensor:
         self._validate_sample(value)
