@@ -123,3 +123,27 @@ def test_gradgradcheck_passes_undefined_check_on():
     x = torch.tensor([0.5, -1.0], dtype=torch.float64, requires_grad=True)
     y = chainrule.tensor([0.5, -1.0], dtype=chainrule.float64, requires_grad=True)
     assert chainrule.autograd.gradgradcheck(f(chainrule), (y,)) == torch.autograd.gradgradcheck(f(torch), (x,))
+
+
+IN_PLACE_SAMPLERS = ["uniform_", "normal_", "bernoulli_", "exponential_", "random_", "cauchy_", "log_normal_",
+                     "geometric_"]
+
+
+@pytest.mark.parametrize("name", IN_PLACE_SAMPLERS)
+def test_in_place_samplers_are_methods_only_as_in_torch(name):
+    assert hasattr(chainrule, name) == hasattr(torch, name)
+    assert hasattr(chainrule.Tensor, name) == hasattr(torch.Tensor, name)
+
+
+@pytest.mark.parametrize(("name", "args"), [("uniform_", (2.0, 3.0)), ("normal_", (0.0, 1.0)),
+                                            ("bernoulli_", (0.5,)), ("exponential_", (2.0,))])
+def test_in_place_sampler_methods_still_fill_in_place(name, args):
+    x = chainrule.zeros(200)
+    result = getattr(x, name)(*args)
+    assert result is x and x.shape == (200,) and x.dtype == chainrule.float32
+    if name == "uniform_":
+        assert bool(((x >= 2.0) & (x < 3.0)).all())
+    elif name == "bernoulli_":
+        assert set(x.tolist()) <= {0.0, 1.0}
+    elif name == "exponential_":
+        assert bool((x >= 0).all())
