@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import CPU, device_of, to_device
+from .._backend import CPU, array_module, device_of, to_device
 from .engine import grad as _grad
 from .grad_mode import enable_grad, no_grad
 
@@ -254,9 +254,81 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
             else _backward_jacobians_match(func, inputs, tensor_outputs, diff_indices, eps, atol, rtol,
                                            raise_exception)):
         return False
-    if check_forward_ad:
-        return _forward_jacobians_match(func, inputs, diff_indices, eps, atol, rtol, raise_exception)
+    if check_forward_ad and not _forward_jacobians_match(func, inputs, diff_indices, eps, atol, rtol,
+                                                         raise_exception):
+        return False
+    if check_undefined_grad and check_backward_ad:
+        return _undefined_output_grads_handled(func, inputs, diff_indices, raise_exception)
     return True
+
+
+_UNDEFINED_GRAD_NOTE = 'Please look at "Notes about undefined output gradients" in "tools/autograd/derivatives.yaml"'
+
+
+def _undefined_output_grads_handled(func, inputs, diff_indices, raise_exception) -> bool:
+    """torch's _test_undefined_backward_mode: a backward must accept undefined (None, or zero
+    where its Function materializes them) output gradients and then give zero or no input grads.
+
+    First every output's gradient is undefined, then, with several outputs, one at a time. torch
+    marks them with its UndefinedGrad op; here the backward is seeded with zeros, and a pre-hook on
+    a node made under ``ctx.set_materialize_grads(False)`` turns an undefined output's zeros into
+    None: each node sees what torch's sees.
+    """
+    from .function import _Tensor as Tensor
+
+    diff_inputs = [inputs[i] for i in diff_indices]
+
+    def backward_handles(outputs, undefined) -> bool:
+        undefined_slots = {}  # node -> the output numbers whose gradient is undefined
+        for k in undefined:
+            node = outputs[k].grad_fn
+            # a node that materializes gradients (every built-in one, a leaf's, a user Function's
+            # by default) turns None into the same zeros, so only the others need the None
+            if node is not None and not getattr(node, "_materialize", True):
+                undefined_slots.setdefault(node, set()).add(outputs[k]._output_nr)
+
+        def undefine(slots):
+            return lambda grads: tuple(None if nr in slots else g for nr, g in enumerate(grads))
+
+        handles = [node.register_prehook(undefine(slots)) for node, slots in undefined_slots.items()]
+        zeros = [Tensor._make(array_module(o._data).zeros_like(o._data)) for o in outputs]
+        try:
+            grads = _grad(outputs, diff_inputs, grad_outputs=zeros, allow_unused=True)
+        except RuntimeError as error:
+            _warn_undefined_check_is_new()
+            if raise_exception:
+                raise GradcheckError(f"Expected backward function to handle undefined output grads. "
+                                     f"{_UNDEFINED_GRAD_NOTE}") from error
+            return False
+        finally:
+            for handle in handles:
+                handle.remove()
+        if any(g is not None and g._data.any() for g in grads):
+            _warn_undefined_check_is_new()
+            return _fail("Expected all input grads to be undefined or zero when all output grads are undefined "
+                         f"or zero. {_UNDEFINED_GRAD_NOTE}", raise_exception)
+        return True
+
+    with enable_grad():
+        outputs = _differentiable_outputs(func, inputs)
+        if not backward_handles(outputs, set(range(len(outputs)))):
+            return False
+        for undefined_index in range(len(outputs) if len(outputs) > 1 else 0):
+            if not backward_handles(_differentiable_outputs(func, inputs), {undefined_index}):
+                return False
+    return True
+
+
+def _warn_undefined_check_is_new() -> None:
+    import warnings
+
+    from .. import _torch_function
+
+    # torch warns before each undefined-gradient failure, in these words
+    warnings.warn("Backwards compatibility: New undefined gradient support checking feature is enabled by "
+                  "default, but it may break existing callers of this function. If this is true for you, you "
+                  'can call this function with "check_undefined_grad=False" to disable the feature',
+                  UserWarning, stacklevel=_torch_function.user_stacklevel())
 
 
 def _backward_jacobians_match(func, inputs, tensor_outputs, diff_indices, eps, atol, rtol, raise_exception) -> bool:
@@ -371,4 +443,5 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: f
         return tuple(g for g in grads if g is not None)
 
     return gradcheck(first_gradient, inputs + grad_outputs, eps=eps, atol=atol, rtol=rtol,
-                     raise_exception=raise_exception, fast_mode=fast_mode)
+                     raise_exception=raise_exception, fast_mode=fast_mode,
+                     check_undefined_grad=check_undefined_grad)

@@ -56,13 +56,13 @@ from .mt19937_stream import STATE_BYTES, MT19937Stream, from_double
 
 __all__ = ["Generator", "manual_seed", "seed", "initial_seed", "get_rng_state", "set_rng_state",
            "default_generator", "rand", "randn", "randint", "randperm", "rand_like", "randn_like",
-           "randint_like", "normal", "bernoulli", "multinomial", "uniform_", "normal_",
-           "bernoulli_", "exponential_"]
+           "randint_like", "normal", "bernoulli", "multinomial"]
 __not_methods__ = {"Generator", "manual_seed", "seed", "initial_seed", "get_rng_state",
                    "set_rng_state", "default_generator", "rand", "randn", "randint", "randperm",
                    "rand_like", "randn_like", "randint_like"}
-# a method only: torch has no torch.random_
-__tensor_methods__ = {"random_": "random_"}
+# methods only: torch has no torch.random_, torch.uniform_, torch.normal_, torch.bernoulli_ or
+# torch.exponential_
+__tensor_methods__ = {name: name for name in ("random_", "uniform_", "normal_", "bernoulli_", "exponential_")}
 # torch.multinomial(..., out=) (BoTorch's batched_multinomial); the method takes no out=
 __out_functions__ = {"multinomial": "long_samples", "bernoulli": "cast"}
 
