@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from .._backend import array_module
-from ..autograd.function import Function
+from ..autograd.function import Function, once_differentiable
 from ..tensor import Tensor
 from . import _special_math
 from . import random as _random
@@ -305,7 +305,28 @@ class StandardGamma(Function):
     @staticmethod
     def backward(ctx, grad):
         x, alpha = ctx.saved_values
-        return grad * _host_rule(standard_gamma_grad, x._data, alpha._data)
+        # (a node of its own under create_graph, which a second differentiation refuses, as torch's)
+        return grad * StandardGammaGrad.apply(alpha, x)
+
+
+class StandardGammaGrad(Function):
+    """torch._standard_gamma_grad(α, x): d x / d α at fixed noise; torch defines no derivative of
+    it, so a second differentiation of a Gamma sample raises rather than treating it as constant."""
+
+    _array_forward = True
+    label = "standard_gamma_grad"
+    rule = "none: torch defines no derivative for _standard_gamma_grad (backward raises)"
+
+    @staticmethod
+    def forward(ctx, alpha, x):
+        xp = array_module(alpha)
+        if xp is np:
+            return standard_gamma_grad(x, alpha)
+        return xp.asarray(standard_gamma_grad(xp.asnumpy(x), xp.asnumpy(alpha)))
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise NotImplementedError("the derivative for '_standard_gamma_grad' is not implemented.")
 
 
 def _host_rule(rule, *arrays):
@@ -348,6 +369,7 @@ class DirichletSample(Function):
         return draws
 
     @staticmethod
+    @once_differentiable  # (as torch's _Dirichlet: a second differentiation raises)
     def backward(ctx, grad):
         x, alpha = ctx.saved_values
         total = alpha.sum(-1, keepdim=True).expand(tuple(alpha.shape))
@@ -371,7 +393,7 @@ def standard_gamma_grad_tensor(concentration: Tensor, output: Tensor) -> Tensor:
     """torch._standard_gamma_grad(self, output): d output / d concentration of Gamma(α, 1) draws
     ``output`` at fixed noise, elementwise; not itself differentiable (as torch's)."""
     _check_floating("_standard_gamma_grad", concentration)
-    return _host_rule(standard_gamma_grad, output._data, concentration._data)
+    return StandardGammaGrad.apply(concentration, output)
 
 
 def dirichlet_grad_tensor(x: Tensor, alpha: Tensor, total: Tensor) -> Tensor:
