@@ -37,7 +37,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .. import _backend, _dtype, _opmath
+from .. import _backend, _dtype, _opmath, _torch_function
 from ..autograd.grad_mode import no_grad
 
 __all__ = ["autocast", "GradScaler", "is_autocast_available", "is_autocast_enabled", "get_autocast_dtype",
@@ -161,7 +161,8 @@ _DEPRECATION_LINES = {"is_autocast_cpu_enabled": 883, "set_autocast_cpu_enabled"
 def _deprecated(old: str, new: str) -> None:
     line = _DEPRECATION_LINES[old.partition("(")[0]]
     warnings.warn(f"torch.{old} is deprecated. Please use torch.{new} instead. (Triggered internally at "
-                  f"/__w/pytorch/pytorch/torch/csrc/autograd/init.cpp:{line}.)", DeprecationWarning, stacklevel=3)
+                  f"/__w/pytorch/pytorch/torch/csrc/autograd/init.cpp:{line}.)", DeprecationWarning,
+                  stacklevel=_torch_function.user_stacklevel())
 
 
 # torch's older per-device spellings, deprecated in torch (they warn as torch's do)
