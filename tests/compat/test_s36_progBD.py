@@ -16,23 +16,13 @@ def _float32_samples(count: int, scale: float, seed: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("scale", [1e-3, 1.0, 3.0])
-def test_float32_tanh_rounds_as_torchs_kernel(scale):
-    # a planar flow's tanh(w.z + b) is the first value where chainrule's run left torch's: NumPy's
-    # float32 tanh is an ulp off torch's in about a third of the values
+def test_float32_tanh_is_within_an_ulp_of_torchs_kernel(scale):
+    # NumPy's float32 tanh, kept for speed: an ulp off torch's in about a third of the values (the
+    # float64 detour that matched torch's bits cost op_overhead's step 6 %), never more than an ulp
     x = _float32_samples(20_000, scale, seed=1)
     ours = chainrule.tanh(chainrule.tensor(x)).numpy()
     theirs = torch.tanh(torch.from_numpy(x)).numpy()
-    differing = int((ours != theirs).sum())
-    # torch's vectorised kernel (SLEEF, 1 ulp) is not always the correctly rounded value, which
-    # chainrule computes: about 1.5% of randn values differ by that ulp, never more
-    assert differing <= 0.03 * x.size, f"{differing} of {x.size} differ"
-    assert np.abs(ours.astype(np.float64) - theirs).max() <= np.spacing(np.abs(theirs)).max()
-
-
-@pytest.mark.parametrize("size", [1, 3, 7])
-def test_float32_tanh_of_a_few_values_equals_torchs(size):
-    x = _float32_samples(size, 1.0, seed=2)
-    np.testing.assert_array_equal(chainrule.tanh(chainrule.tensor(x)).numpy(), torch.tanh(torch.from_numpy(x)).numpy())
+    assert np.all(np.abs(ours.astype(np.float64) - theirs) <= np.spacing(np.abs(theirs)))
 
 
 def test_tanh_method_module_and_in_place_agree_with_torch():
@@ -48,7 +38,7 @@ def test_tanh_method_module_and_in_place_agree_with_torch():
     for name, out in outs.items():
         assert out.dtype == np.float32, name
         np.testing.assert_array_equal(out, outs["method"], err_msg=name)
-    assert int((outs["method"] != theirs).sum()) <= 3
+    assert np.all(np.abs(outs["method"].astype(np.float64) - theirs) <= np.spacing(np.abs(theirs)))
 
 
 def test_float64_and_special_values_of_tanh_are_torchs():
