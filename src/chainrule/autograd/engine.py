@@ -613,13 +613,11 @@ def _call_rule(node, grads, retain_graph, exposed=None):
         _function.release_saved(node)
     if type(result) is not tuple:
         result = (result,)
-    if node._tensor_positions is not None:  # (one value per argument of a custom Function)
-        result = _function.tensor_argument_gradients(node, result)
+    if forward_cls._written_by_user or node._tensor_positions is not None:
+        result = _python_function_gradients(node, result)  # (one value per argument of apply)
     edges = node.next_functions
     if len(result) != len(edges):
         result = _checked_count(node, result)
-    if forward_cls._written_by_user:
-        _check_user_gradients(node, result)
     fixed = []
     for i, g in enumerate(result):
         meta = node._input_meta[i]
@@ -660,10 +658,11 @@ def _checked_hook_result(hook, result, values: tuple, name: str | None = None) -
     return result
 
 
-def _checked_count(node, result: tuple) -> tuple:
-    """A rule's gradients, one per input: trailing Nones beyond the inputs are dropped, any
-    other count raises, naming the node."""
-    n_inputs = len(node.next_functions)
+def _checked_count(node, result: tuple, n_inputs: int | None = None) -> tuple:
+    """A rule's gradients, one per input (``n_inputs``, else one per edge): trailing Nones beyond
+    the inputs are dropped, any other count raises, naming the node."""
+    if n_inputs is None:
+        n_inputs = len(node.next_functions)
     if len(result) > n_inputs and all(r is None for r in result[n_inputs:]):
         return result[:n_inputs]
     raise RuntimeError(
@@ -672,19 +671,28 @@ def _checked_count(node, result: tuple) -> tuple:
     )
 
 
-def _check_user_gradients(node, result: tuple) -> None:
-    """A user Function's gradients as torch takes a Python Function's: None for each forward
-    argument that was not a tensor (alpha, a flag), else None or a Tensor — never a number, an
-    array or a list, which the engine would otherwise turn into a tensor."""
+def _python_function_gradients(node, result: tuple) -> tuple:
+    """A Function applied through its Python ``apply`` (a user's, or one of chainrule's given
+    arguments that are not Tensors): its gradients as torch's PyNode takes a Python Function's,
+    one value per argument of ``apply`` (trailing Nones beyond them dropped), checked in one pass
+    that names the first mistake: None wherever the argument was not a Tensor (alpha, a flag),
+    else None or a Tensor — never a number, an array or a list, which the engine would otherwise
+    turn into a tensor. Returns the values at the Tensor arguments' positions, which alone have
+    edges."""
+    n_args = len(node.needs_input_grad)
+    if len(result) != n_args:
+        result = _checked_count(node, result, n_args)
+    positions = node._tensor_positions  # (None: every argument was a Tensor)
     Tensor = _tensor_cls()
-    for position, (g, meta) in enumerate(zip(result, node._input_meta), start=1):
+    for position, g in enumerate(result):
         if g is None:
             continue
-        if meta is None:
+        if positions is not None and position not in positions:
             raise RuntimeError(f"function {node.name()} returned a gradient different than None at position "
-                               f"{position}, but the corresponding forward input was not a Variable")
+                               f"{position + 1}, but the corresponding forward input was not a Variable")
         if not isinstance(g, Tensor):
             raise RuntimeError(f"expected Variable or None (got {parser_type_name(g)})")
+    return result if positions is None else tuple(result[i] for i in positions)
 
 
 def _fixed_gradient(node, i: int, g, meta: tuple):

@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import _opmath
 from .._backend import autocast_hook, is_gpu_array, on_one_device, refuse_device_params
-from .._dtype import c_type_name, parser_type_name
+from .._dtype import c_type_name
 from .grad_mode import is_grad_enabled, no_grad
 from .grad_mode import state as _grad_state
 
@@ -1319,29 +1319,6 @@ def _make_user_node(cls, tensor_args: list) -> Node:
     node.needs_input_grad = tuple(needs)
     node._tensor_positions = positions
     return node
-
-
-def tensor_argument_gradients(node, result: tuple) -> tuple:
-    """The gradients for a custom Function node's edges from what its backward returned, one value
-    per forward argument: torch's checks (that count, trailing Nones beyond it dropped; None
-    wherever the argument was not a Tensor, else None or a Tensor), then the values at the Tensor
-    arguments' positions."""
-    n_args = len(node.needs_input_grad)
-    if len(result) > n_args and all(g is None for g in result[n_args:]):
-        result = result[:n_args]
-    if len(result) != n_args:
-        raise RuntimeError(f"function {node.name()} returned an incorrect number of gradients "
-                           f"(expected {n_args}, got {len(result)})")
-    positions = node._tensor_positions
-    for position, g in enumerate(result):  # (in one pass, as torch's: the first mistake is named)
-        if g is None:
-            continue
-        if position not in positions:
-            raise RuntimeError(f"function {node.name()} returned a gradient different than None at position "
-                               f"{position + 1}, but the corresponding forward input was not a Variable")
-        if not isinstance(g, _Tensor):
-            raise RuntimeError(f"expected Variable or None (got {parser_type_name(g)})")
-    return tuple(result[i] for i in positions)
 
 
 def _output_without_history(output, args, dirty):
