@@ -319,22 +319,20 @@ class StandardGammaGrad(Function):
 
     @staticmethod
     def forward(ctx, alpha, x):
-        xp = array_module(alpha)
-        if xp is np:
-            return standard_gamma_grad(x, alpha)
-        return xp.asarray(standard_gamma_grad(xp.asnumpy(x), xp.asnumpy(alpha)))
+        return _on_host(standard_gamma_grad, x, alpha)
 
     @staticmethod
     def backward(ctx, grad):
         raise NotImplementedError("the derivative for '_standard_gamma_grad' is not implemented.")
 
 
-def _host_rule(rule, *arrays):
-    """A NumPy gradient rule on arrays of any device: a device array costs one round trip."""
+def _on_host(rule, *arrays):
+    """A NumPy gradient rule on arrays of any device, its result on their device: a device array
+    costs one round trip."""
     xp = array_module(arrays[0])
     if xp is np:
-        return Tensor._make(rule(*arrays))
-    return Tensor._make(xp.asarray(rule(*(xp.asnumpy(a) for a in arrays))))
+        return rule(*arrays)
+    return xp.asarray(rule(*(xp.asnumpy(a) for a in arrays)))
 
 
 def dirichlet_values(alpha: np.ndarray, generator=None) -> np.ndarray:
@@ -373,7 +371,7 @@ class DirichletSample(Function):
     def backward(ctx, grad):
         x, alpha = ctx.saved_values
         total = alpha.sum(-1, keepdim=True).expand(tuple(alpha.shape))
-        local = _host_rule(dirichlet_grad, x._data, alpha._data, total._data)
+        local = Tensor._make(_on_host(dirichlet_grad, x._data, alpha._data, total._data))
         return local * (grad - (x * grad).sum(-1, keepdim=True))
 
 
@@ -402,7 +400,7 @@ def dirichlet_grad_tensor(x: Tensor, alpha: Tensor, total: Tensor) -> Tensor:
     if not (tuple(x.shape) == tuple(alpha.shape) == tuple(total.shape)):
         raise RuntimeError(f"_dirichlet_grad: expected x, alpha and total of one shape, got "
                            f"{tuple(x.shape)}, {tuple(alpha.shape)} and {tuple(total.shape)}")
-    return _host_rule(dirichlet_grad, x._data, alpha._data, total._data)
+    return Tensor._make(_on_host(dirichlet_grad, x._data, alpha._data, total._data))
 
 
 def dirichlet_sample(concentration: Tensor, generator=None) -> Tensor:
