@@ -30,29 +30,27 @@ def naming_the_class(init):
     rather than a bare complaint about a size deep inside; the exception's class is unchanged."""
     @functools.wraps(init)
     def constructor(self, *args, **kwargs):
-        depth = getattr(_constructing, "depth", 0)
-        _constructing.depth = depth + 1
-        try:
-            init(self, *args, **kwargs)
-        except (TypeError, ValueError, RuntimeError, IndexError, AssertionError, ArithmeticError) as error:
-            if isinstance(error, TypeError) and error.__traceback__.tb_next is None:
-                _name_the_call(error, init, type(self))
-            # torch's own words already say which class (theirs, or one it built inside: InverseGamma's
-            # Gamma): left as they are
-            if type(self).__name__ in str(error):
-                error._names_its_class = True
-            named = getattr(error, "_names_its_class", False)
-            # an arithmetic error may carry an errno and its text (math's OverflowError): its text is the message
-            plain = len(error.args) == 1 and isinstance(error.args[0], str)
-            # a private class (``_SpectralNorm``) is built by a function the user called, never by the
-            # user: its arguments are not theirs to read, so torch's words stay as they are
-            public = not type(self).__name__.startswith("_")
-            if depth == 0 and public and not named and (plain or isinstance(error, ArithmeticError)):
-                message = error.args[0] if plain else str(error)
-                error.args = (f"{type(self).__name__}({_arguments(init, self, args, kwargs)}): {message}",)
-            raise
-        finally:
-            _constructing.depth = depth
+        # (what init builds inside is built for the user: those constructors do not name themselves)
+        with built_for_the_user() as depth:
+            try:
+                init(self, *args, **kwargs)
+            except (TypeError, ValueError, RuntimeError, IndexError, AssertionError, ArithmeticError) as error:
+                if isinstance(error, TypeError) and error.__traceback__.tb_next is None:
+                    _name_the_call(error, init, type(self))
+                # torch's own words already say which class (theirs, or one it built inside: InverseGamma's
+                # Gamma): left as they are
+                if type(self).__name__ in str(error):
+                    error._names_its_class = True
+                named = getattr(error, "_names_its_class", False)
+                # an arithmetic error may carry an errno and its text (math's OverflowError): its text is the message
+                plain = len(error.args) == 1 and isinstance(error.args[0], str)
+                # a private class (``_SpectralNorm``) is built by a function the user called, never by the
+                # user: its arguments are not theirs to read, so torch's words stay as they are
+                public = not type(self).__name__.startswith("_")
+                if depth == 0 and public and not named and (plain or isinstance(error, ArithmeticError)):
+                    message = error.args[0] if plain else str(error)
+                    error.args = (f"{type(self).__name__}({_arguments(init, self, args, kwargs)}): {message}",)
+                raise
     return constructor
 
 
@@ -60,11 +58,12 @@ def naming_the_class(init):
 def built_for_the_user():
     """Constructors run inside do not name themselves in errors: the user called a factory
     (``Embedding.from_pretrained``), not the class, and never typed the arguments it passes on
-    (``_weight=`` the whole table, ``_freeze=``); torch's words reach them as torch raises them."""
+    (``_weight=`` the whole table, ``_freeze=``); torch's words reach them as torch raises them.
+    Yields how many constructors deep it was entered (naming_the_class reads it)."""
     depth = getattr(_constructing, "depth", 0)
     _constructing.depth = depth + 1
     try:
-        yield
+        yield depth
     finally:
         _constructing.depth = depth
 
