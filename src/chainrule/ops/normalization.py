@@ -988,10 +988,9 @@ def _update_noncontiguous_running_stats(running_mean, running_var, x: np.ndarray
     per_channel = (1, x.shape[1]) + (1,) * (x.ndim - 2)
     if sums is None:
         sums = x.sum(axis=dims, dtype=np.float64)
-    mean = (sums / count).astype(np.float32).astype(np.float64)
+    mean = _float32_batch_mean(x, count, sums)
     if running_mean is not None:
-        running_mean._data[...] = momentum * mean + (1 - momentum) * running_mean._data.astype(np.float64)
-        running_mean._version_box[0] += 1
+        _move_in_float64(running_mean, mean, momentum)
     if running_var is not None:
         # Σ x² - 2 mean Σ x + N mean² in float64 (the float32 squares exact in it) is Σ (x - mean)² to
         # far below float32's last bit unless |mean| is ~1000 σ; then it is taken the long way
@@ -1001,8 +1000,22 @@ def _update_noncontiguous_running_stats(running_mean, running_var, x: np.ndarray
         if not np.all(var_sum >= 1e-6 * squares):
             centred = np.subtract(x, mean.reshape(per_channel), dtype=np.float64)
             var_sum = np.square(centred, out=centred).sum(axis=dims)
-        running_var._data[...] = momentum * (var_sum / (count - 1)) + (1 - momentum) * running_var._data.astype(np.float64)
-        running_var._version_box[0] += 1
+        _move_in_float64(running_var, var_sum / (count - 1), momentum)
+
+
+def _float32_batch_mean(x: np.ndarray, count: int, sums: np.ndarray | None = None) -> np.ndarray:
+    """The batch's per-channel mean as torch's update takes it, in float64: the float64 Σx (the
+    forward's ``sums`` where it took them) over ``count``, rounded to float32."""
+    if sums is None:
+        sums = x.sum(axis=(0,) + tuple(range(2, x.ndim)), dtype=np.float64)
+    return (sums / count).astype(np.float32).astype(np.float64)
+
+
+def _move_in_float64(running: Tensor, batch_value: np.ndarray, momentum: float) -> None:
+    """``running`` ← momentum · ``batch_value`` + (1 - momentum) · ``running`` in float64 with
+    momentum unrounded, rounded to the running statistic's dtype once."""
+    running._data[...] = momentum * batch_value + (1 - momentum) * running._data.astype(np.float64)
+    running._version_box[0] += 1
 
 
 # The longest run of rows one thread sums in torch's channels-last statistics that chainrule
@@ -1074,16 +1087,11 @@ def _update_float16_running_stats(running_mean, running_var, x: np.ndarray, var:
     ``m·mean + (1 - m)·running`` with the float32 batch mean before its rounding to float16, and
     ``m·Σ/(N - 1) + (1 - m)·running`` with Σ the float32 Σ(x - mean)² (recovered here as the
     float32 biased variance times N), each rounded to float16 once."""
-    float64 = np.float64
     if running_mean is not None:
-        dims = (0,) + tuple(range(2, x.ndim))
-        mean = (x.sum(axis=dims, dtype=float64) / count).astype(np.float32).astype(float64)
-        running_mean._data[...] = momentum * mean + (1 - momentum) * running_mean._data.astype(float64)
-        running_mean._version_box[0] += 1
+        _move_in_float64(running_mean, _float32_batch_mean(x, count), momentum)
     if running_var is not None:
-        var_sum = (var.reshape(-1).astype(np.float32) * np.float32(count)).astype(float64)
-        running_var._data[...] = momentum * (var_sum / (count - 1)) + (1 - momentum) * running_var._data.astype(float64)
-        running_var._version_box[0] += 1
+        var_sum = (var.reshape(-1).astype(np.float32) * np.float32(count)).astype(np.float64)
+        _move_in_float64(running_var, var_sum / (count - 1), momentum)
 
 
 def _half_batch_norm(input: Tensor, running_mean, running_var, weight, bias, training: bool, momentum: float,
