@@ -36,18 +36,16 @@ import itertools
 
 import numpy as np
 
+from .._opmath import fused_multiply_add_float32 as _fma
+
 _F32, _F64 = np.float32, np.float64
 _CUBIC_A = _F32(-0.75)
 _VECTOR_FLOATS = 8  # Vectorized<float>::size() in the AVX2 kernel
 
 
-def _fma(a, b, c) -> np.ndarray:
-    return np.add(np.multiply(a, b, dtype=_F64), c, dtype=_F64).astype(_F32)
-
-
 def _fma_weighted(values: np.ndarray, weight64: np.ndarray, addend: np.ndarray) -> np.ndarray:
     """fma(values, weight, addend) for float32 arrays and a float64 copy of the float32 weights,
-    broadcast along the values: five times faster than ``_fma``'s casting loop there."""
+    broadcast along the values: the product taken in place in a float64 copy of the values."""
     total = values.astype(_F64)
     total *= weight64
     total += addend

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import refuse_pinning
+from .._opmath import fused_multiply_add_float32
 from ..tensor import Tensor
 from . import _special_math, creation
 
@@ -130,11 +131,6 @@ def _glibc_expf(x: np.ndarray) -> np.ndarray:
         return np.where(x > _EXPF_OVERFLOW, np.float32(np.inf), (y * scale).astype(np.float32))
 
 
-def _fma32(a, b, c) -> np.ndarray:
-    # a·b + c rounded once to float32: the float64 product of float32s is exact
-    return (np.asarray(a, np.float64) * b + c).astype(np.float32)
-
-
 def _kaiser_i0(x: np.ndarray) -> np.ndarray:
     """ATen's calc_i0 on float32 ``x`` >= 0 as its AVX2 build computes it: Cephes' Chebyshev
     series (chbevl's ``x·b1 - b2`` one fused multiply-add), glibc's expf."""
@@ -142,7 +138,7 @@ def _kaiser_i0(x: np.ndarray) -> np.ndarray:
         b0, b1, b2 = np.full_like(y, np.float32(coefficients[0])), np.zeros_like(y), np.zeros_like(y)
         for coefficient in coefficients[1:]:
             b2, b1 = b1, b0
-            b0 = _fma32(y, b1, -b2) + np.float32(coefficient)
+            b0 = fused_multiply_add_float32(y, b1, -b2) + np.float32(coefficient)
         return np.float32(0.5) * (b0 - b2)
 
     with np.errstate(all="ignore"):
@@ -169,7 +165,7 @@ def kaiser_window(window_length: int, periodic: bool = True, beta: float = 12.0,
             if real is np.float32:
                 # torch's kernel: calc_i0(β·sqrt(|1 - pow(r, 2)|)) / calc_i0(β), the compiler's r·r
                 # for pow(r, 2) fused into 1 - r·r
-                argument = np.float32(beta) * np.sqrt(np.abs(_fma32(-ratio, ratio, np.float32(1))))
+                argument = np.float32(beta) * np.sqrt(np.abs(fused_multiply_add_float32(-ratio, ratio, np.float32(1))))
                 return _kaiser_i0(np.abs(argument)) / _kaiser_i0(np.abs(np.asarray([beta], np.float32)))
             return _special_math.i0(real(beta) * np.sqrt(np.abs(real(1) - ratio * ratio))) / _special_math.i0(
                 np.asarray(beta, dtype=real))
