@@ -778,7 +778,7 @@ def _meta_mix(*tensors) -> bool:
 
 
 def _product_on_one_device(op: str, *operands) -> None:
-    """torch's add-a-product kernels (addmm, addmv, addr, baddbmm) check their operands' devices
+    """torch's add-a-product kernels (addmm, addmv, addr, baddbmm, addbmm) check their operands' devices
     first, naming themselves, where the composition's product or add would name itself; tensors
     all on the CPU need no check, a meta one mixed in is left to the composition (torch's meta
     kernels mix it with other devices)."""
@@ -892,10 +892,7 @@ def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, out_dtype=None, *, be
 def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.addbmm: ``beta * input + alpha * sum_b batch1[b] @ batch2[b]``."""
     _refuse_cross_device_out(input, out, batch1, batch2)
-    if not any(isinstance(t, Tensor) and t.device.type == "meta" for t in (input, batch1, batch2)):
-        # torch's addbmm kernel checks its operands' devices first (its meta kernel mixes meta and the
-        # CPU, as the composition does); the composition's add or mm would name itself
-        _one_device("addbmm", input, batch1, batch2, broadcasting=False)
+    _product_on_one_device("addbmm", input, batch1, batch2)
     if not isinstance(out, Tensor):
         return _addbmm(input, batch1, batch2, beta, alpha) if out is None else write_out(
             _addbmm(input, batch1, batch2, beta, alpha), out, "addbmm")
