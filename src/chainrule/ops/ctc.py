@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
-from ..autograd.function import Function, name_node, without_derivative
+from ..autograd.function import Function, without_derivative
 from ..tensor import Tensor
 from ._arg_parser import check_bool, check_int, int_list
 from .elementwise import refuse_kernel
@@ -138,16 +138,14 @@ class CtcLoss(Function):
         if ctx.zero_infinity:
             gradient = xp.where(xp.isinf(nll)[None, :, None], 0.0, gradient)
         (log_probs_tensor,) = ctx.saved_values
-        # (recorded under create_graph: torch's name() for its C++ NotImplemented node is the full one)
-        return name_node(CtcGradient.apply(grad, log_probs_tensor, gradient=gradient.astype(log_probs.dtype)),
-                         "torch::autograd::NotImplemented")
+        return CtcGradient.apply(grad, log_probs_tensor, gradient=gradient.astype(log_probs.dtype))
 
 
 class CtcGradient(without_derivative("aten::_ctc_loss_backward")):
     """The CTC gradient times grad_output. torch has no derivative for it (aten::_ctc_loss_backward):
     a second backward through it raises, as torch's does, rather than return a wrong (zero) one."""
 
-    node_name = "NotImplemented"
+    node_name = "torch::autograd::NotImplemented"  # (recorded under create_graph)
     label = "ctc_loss_backward"
     rule = "none: torch defines no derivative of the CTC gradient, and a second backward raises"
 

@@ -418,7 +418,7 @@ def shuffled_channels(input: Tensor, groups: int, op: str) -> Tensor:
 class NativeChannelShuffle(without_derivative("aten::native_channel_shuffle")):
     """``native_channel_shuffle`` of an input that requires grad: torch records a node with no
     derivative (aten::native_channel_shuffle has none), whose backward raises."""
-    node_name = "NotImplemented"
+    node_name = "torch::autograd::NotImplemented"
     label, rule = "native_channel_shuffle", "none: torch defines no derivative, and backward raises"
 
     @staticmethod
@@ -432,6 +432,4 @@ def native_channel_shuffle(input: Tensor, groups: int) -> Tensor:
     shuffled = shuffled_channels(input, groups, "native_channel_shuffle")
     if not input.requires_grad:
         return shuffled
-    # torch's name() for its C++ NotImplemented node is the full one
-    return name_node(NativeChannelShuffle.apply(input, shuffled=shuffled.detach()._data),
-                     "torch::autograd::NotImplemented")
+    return NativeChannelShuffle.apply(input, shuffled=shuffled.detach()._data)

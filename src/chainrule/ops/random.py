@@ -661,7 +661,7 @@ class BernoulliSample(Function):
 class BernoulliFloatSample(without_derivative("aten::bernoulli")):
     """``bernoulli(input, p)`` of an ``input`` that requires grad: torch records a node with no
     derivative (aten::bernoulli.p has none), whose backward raises rather than give a zero."""
-    node_name = "NotImplemented"
+    node_name = "torch::autograd::NotImplemented"
     label, rule, formula = "bernoulli", "none: torch defines no derivative, and backward raises", "bernoulli({0}, p)"
 
     @staticmethod
@@ -686,9 +686,7 @@ def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
     if input.requires_grad:
         if p is None:
             return BernoulliSample.apply(input, sample=sample._data)
-        # torch's name() for its C++ NotImplemented node is the full one
-        return _function.name_node(BernoulliFloatSample.apply(input, sample=sample._data),
-                                   "torch::autograd::NotImplemented")
+        return BernoulliFloatSample.apply(input, sample=sample._data)
     return sample
 
 
