@@ -231,3 +231,94 @@ def test_a_node_pre_hooks_result_is_checked_as_torch_checks_it(kind):
     with pytest.raises(Exception) as got:
         _pre_hook_returning(chainrule, kind)
     assert (type(got.value), str(got.value)) == (type(expected.value), str(expected.value))
+
+
+# -- gradcheck: backward multiplied by grad_output; forward mode with an undefined tangent
+
+
+def _gradcheck_functions(lib):
+    class IgnoresGradOutput(lib.autograd.Function):
+        """A sum of squares whose backward forgets to multiply by grad_output."""
+
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return (x * x).sum()
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return 2 * x
+
+    class UndefinedTangentAsOnes(lib.autograd.Function):
+        """Two outputs; its jvp takes an undefined tangent of x for ones instead of zeros."""
+
+        @staticmethod
+        def forward(ctx, x, y):
+            ctx.set_materialize_grads(False)  # (else jvp is given zeros for the undefined tangent)
+            return x * 2, y.clone()
+
+        @staticmethod
+        def jvp(ctx, tangent_x, tangent_y):
+            return (lib.ones_like(tangent_y) if tangent_x is None else tangent_x * 2), tangent_y
+
+        @staticmethod
+        def backward(ctx, grad_a, grad_b):
+            return (None if grad_a is None else grad_a * 2), grad_b
+
+    class Sound(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, y):
+            return x * 2 + y
+
+        @staticmethod
+        def jvp(ctx, tangent_x, tangent_y):
+            return (0 if tangent_x is None else tangent_x * 2) + (0 if tangent_y is None else tangent_y)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * 2, grad
+
+    return IgnoresGradOutput, UndefinedTangentAsOnes, Sound
+
+
+GRADCHECKS = {
+    "ignores grad_output": (0, 1, {}),
+    "ignores grad_output, returning False": (0, 1, {"raise_exception": False}),
+    "ignores grad_output, no undefined-grad check": (0, 1, {"check_undefined_grad": False}),
+    "ignores grad_output, masked": (0, 1, {"masked": True}),
+    "ignores grad_output, forward mode too": (0, 1, {"check_forward_ad": True}),
+    "neither mode": (0, 1, {"check_backward_ad": False}),
+    "batched forward without forward mode": (0, 1, {"check_batched_forward_grad": True}),
+    "undefined tangent": (1, 2, {"check_forward_ad": True}),
+    "undefined tangent, returning False": (1, 2, {"check_forward_ad": True, "raise_exception": False}),
+    "undefined tangent, forward mode only": (1, 2, {"check_forward_ad": True, "check_backward_ad": False}),
+    "undefined tangent, not checked": (1, 2, {"check_forward_ad": True, "check_undefined_grad": False}),
+    "sound": (2, 2, {"check_forward_ad": True}),
+}
+
+
+def _gradcheck(lib, case):
+    which, n_inputs, options = GRADCHECKS[case]
+    inputs = [lib.tensor(values, dtype=lib.float64, requires_grad=True) for values in ([1.0, 2.0], [3.0, 4.0])]
+    try:
+        return ("returned", lib.autograd.gradcheck(_gradcheck_functions(lib)[which].apply, inputs[:n_inputs],
+                                                   **options))
+    except Exception as error:  # noqa: BLE001 - the error is what is compared
+        # (the undefined-tangent message prints the input tensor, whose dtype names its library)
+        return ("raised", type(error).__name__, str(error).replace("chainrule.", "torch."))
+
+
+@pytest.mark.parametrize("case", list(GRADCHECKS))
+def test_gradcheck_runs_torchs_remaining_checks(case):
+    assert _gradcheck(chainrule, case) == _gradcheck(torch, case)
+
+
+def test_the_cases_reach_the_new_checks():
+    # (guards the comparison above: the programs fail where meant, not at an earlier check)
+    assert _gradcheck(chainrule, "ignores grad_output") == (
+        "raised", "GradcheckError", "backward not multiplied by grad_output")
+    raised = _gradcheck(chainrule, "undefined tangent")
+    assert raised[:2] == ("raised", "GradcheckError") and "has an undefined tangent value." in raised[2]
+    assert _gradcheck(chainrule, "undefined tangent, returning False") == ("returned", False)
+    assert _gradcheck(chainrule, "sound") == ("returned", True)
