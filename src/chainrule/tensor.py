@@ -930,6 +930,8 @@ def _checked_hook(hook):
         result = hook(grad)
         if result is None:
             return None
+        if grad is None:  # no gradient reached the tensor
+            raise RuntimeError("can't replace a None gradient with a non-None value")
         if not isinstance(result, Tensor):
             raise TypeError(f"expected Variable, but hook returned '{type(result).__name__}'")
         name = getattr(hook, "__name__", "<unknown>")

@@ -66,10 +66,7 @@ def _root_grads(outputs, grad_outputs, create_graph: bool):
         g = grad_outputs[i] if i < len(grad_outputs) else None
         if g is None:
             if out._data.size != 1:
-                raise RuntimeError(
-                    f"grad can be implicitly created only for scalar outputs (output {i} has shape "
-                    f"{tuple(out.shape)}); pass gradient= with that shape"
-                )
+                raise RuntimeError("grad can be implicitly created only for scalar outputs")
             if out._data.dtype.kind == "c":
                 raise RuntimeError(f"grad can be implicitly created only for real scalar outputs but got "
                                    f"{_np_to_dtype(out._data.dtype)}")
@@ -367,11 +364,11 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                 continue  # (nothing beyond it is needed either: its inputs are never released)
             if grads is None:
                 grads = buffers.pop(node, None)
-            if grads is None:  # no gradient reached it: it does not run, but its inputs are released
-                for child, _ in node.next_functions:
-                    if child is not None:
-                        following = _release(child, dependencies, ready, following)
-                continue
+            if grads is None:
+                # every edge into it carried None (an undefined gradient): as torch's engine, it
+                # runs all the same — its hooks see None, a built-in rule passes None on
+                # (_call_rule), a user's Function gets zeros or None, its saved tensors are freed
+                grads = [None] * node._num_outputs
             if profiler is not None:
                 node_range = profiler.evaluate_function(node, node_range)
             if on_gpus:  # the node's rule (and the .grad sum) run on its gradient's GPU
@@ -395,10 +392,16 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                 grads = _call_pre_hooks(node, grads, exposed)
             if is_leaf_sink:
                 if accumulate and (not inputs or (id(node), 0) in targets):
-                    _accumulate(node.variable, grads[0], create_graph, exposed)
+                    if grads[0] is not None:
+                        _accumulate(node.variable, grads[0], create_graph, exposed)
                     if node.variable._post_accumulate_grad_hooks:
                         for hook in list(node.variable._post_accumulate_grad_hooks):
                             hook(node.variable)
+                if hooked and node._post_hooks:
+                    for hook in list(node._post_hooks):  # (an AccumulateGrad passes nothing on)
+                        result = hook((), tuple(grads))
+                        if result is not None:
+                            _checked_hook_result(hook, result, ())
                 continue
             if needed is not None and id(node) not in running:
                 continue
@@ -555,9 +558,7 @@ def _call_pre_hooks(node, grads, exposed, node_hooks: bool = True):
     else:
         if node._tensor_hooks:
             for output_nr, hooks in node._tensor_hooks.items():
-                g = grads[output_nr]
-                if g is None:
-                    continue
+                g = grads[output_nr]  # (None when no gradient reached this output: torch's hooks see None)
                 for hook in list(hooks):
                     exposed.add(id(g))
                     result = hook(g)
@@ -582,13 +583,16 @@ def _call_pre_hooks(node, grads, exposed, node_hooks: bool = True):
             exposed.update(id(g) for g in grads)
             result = hook(tuple(grads))
             if result is not None:
-                grads = list(result)
+                grads = list(_checked_hook_result(hook, result, tuple(grads)))
     return grads
 
 
 def _call_rule(node, grads, retain_graph, exposed=None):
     for g in grads:
         if g is None:
+            if not node._forward_cls._written_by_user and all(g is None for g in grads):
+                # torch's built-in nodes answer undefined gradients with undefined ones, rule unrun
+                return _undefined_gradients(node, grads, retain_graph, exposed)
             if getattr(node, "_materialize", True):  # ctx.set_materialize_grads(False) keeps the Nones
                 grads = _materialize_grads(node, grads)
             break
@@ -636,6 +640,22 @@ def _call_rule(node, grads, retain_graph, exposed=None):
     return fixed
 
 
+def _undefined_gradients(node, grads, retain_graph, exposed) -> tuple:
+    """A built-in node none of whose outputs received a gradient: None for every input, as
+    torch's generated nodes return when no gradient is defined; its saved tensors are still
+    freed and its post-hooks still run (they may not replace a None)."""
+    if not retain_graph and (node._saved or node.torch_kept is not None):
+        _function.release_saved(node)
+    fixed = (None,) * len(node.next_functions)
+    for hook in list(node._post_hooks or ()):
+        if exposed is not None:
+            exposed.update(id(g) for g in grads)
+        result = hook(fixed, tuple(grads))
+        if result is not None:
+            fixed = _checked_hook_result(hook, result, fixed)
+    return fixed
+
+
 def _checked_hook_result(hook, result, values: tuple, name: str | None = None) -> tuple:
     """What a node post-hook returned in place of ``values``, checked as torch checks it: a tuple
     of as many values, each None where the original was, else of the original's size and type.
@@ -651,6 +671,8 @@ def _checked_hook_result(hook, result, values: tuple, name: str | None = None) -
             continue
         if value is None:
             raise RuntimeError("can't replace a None gradient with a non-None value")
+        if not isinstance(new, _tensor_cls()):
+            raise TypeError(f"expected Variable, but hook returned '{type(new).__name__}'")
         if new.dtype != value.dtype:
             raise RuntimeError(f"hook '{name}' has changed the type of value (was {value.type()} got {new.type()})")
         if new.shape != value.shape:

@@ -501,9 +501,11 @@ def _run_user_function(cls, args, kwargs):
     seen = []
     out = _function._apply_user_function(cls, args, kwargs, seen)
     ctx = seen[0]
-    # as torch's: a floating input without a tangent gets zeros, an integer or bool one None
+    # as torch's: a floating input without a tangent gets zeros (None under
+    # ctx.set_materialize_grads(False)), an integer or bool one None
+    materialize = getattr(ctx, "_materialize", True)
     full = [None if not isinstance(a, Tensor) or not _is_differentiable_dtype(a) else t if t is not None
-            else Tensor._make(a._data * 0) for a, t in zip(args, tangents)]
+            else Tensor._make(a._data * 0) if materialize else None for a, t in zip(args, tangents)]
     try:
         result = users_jvp(cls, ctx, full)
     finally:

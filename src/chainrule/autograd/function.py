@@ -1614,7 +1614,7 @@ class _UserNullCtx(FunctionCtx):
         self._dirty = tensors
 
     def set_materialize_grads(self, value) -> None:
-        pass
+        self._materialize = bool(value)  # (forward AD's jvp reads it: None for a missing tangent)
 
 
 class _PackedSaved:

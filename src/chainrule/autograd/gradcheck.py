@@ -103,10 +103,11 @@ def _analytical_jacobian(out, x):
     return np.stack(rows, axis=0) if rows else np.zeros((0, _real_size(x._data)))
 
 
-def _forward_jacobians(func, inputs, index):
+def _forward_jacobians(func, inputs, index, diff_indices):
     """d(every output)/d(inputs[index]) by forward-mode AD, one jvp per real direction of each
     input element (as the numerical columns are laid out): one (n_out, n_in) per tensor output,
-    None where the output is not floating point."""
+    None where the output is not floating point. As in torch's check, every input that requires
+    grad carries a tangent, zeros but for ``inputs[index]``'s: a rule sees zeros, never None."""
     from . import forward_ad
     from .function import _Tensor as Tensor
 
@@ -118,8 +119,11 @@ def _forward_jacobians(func, inputs, index):
             seed = np.zeros(x._data.size, dtype=x._data.dtype)
             seed[k] = unit
             with forward_ad.dual_level():
-                dual = forward_ad.make_dual(x, Tensor._make(_on_device_of(seed.reshape(x._data.shape), x._data)))
-                outs = [o for o in _as_tuple(func(*inputs[:index], dual, *inputs[index + 1:])) if isinstance(o, Tensor)]
+                duals = list(inputs)
+                for j in diff_indices:
+                    tangent = seed.reshape(x._data.shape) if j == index else np.zeros_like(inputs[j]._data)
+                    duals[j] = forward_ad.make_dual(inputs[j], Tensor._make(_on_device_of(tangent, inputs[j]._data)))
+                outs = [o for o in _as_tuple(func(*duals)) if isinstance(o, Tensor)]
                 column = []
                 for out in outs:
                     if out._data.dtype.kind not in "fVc":
@@ -147,7 +151,7 @@ def _forward_jacobians_match(func, inputs, diff_indices, eps, atol, rtol, raise_
     any_complex_output = any(o.is_complex() for o in _as_tuple(func(*inputs)) if isinstance(o, Tensor))
     for k, i in enumerate(diff_indices):  # (torch's messages count the inputs that require grad: k)
         numerical = _numerical_jacobians(func, inputs, i, eps)
-        for o, (forward, expected) in enumerate(zip(_forward_jacobians(func, inputs, i), numerical)):
+        for o, (forward, expected) in enumerate(zip(_forward_jacobians(func, inputs, i, diff_indices), numerical)):
             if forward is None or expected is None:
                 continue
             if forward.shape != expected.shape:
@@ -225,6 +229,12 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
     """
     from .function import _Tensor as Tensor
 
+    if not (check_forward_ad or check_backward_ad):
+        raise AssertionError("Expected at least one of check_forward_ad or check_backward_ad to be True")
+    if check_batched_grad and not check_backward_ad:
+        raise AssertionError("Setting check_batched_grad=True requires check_backward_ad to be True")
+    if check_batched_forward_grad and not check_forward_ad:
+        raise AssertionError("Setting check_batched_forward_grad=True requires check_forward_ad to be True")
     if check_batched_forward_grad or check_batched_grad:
         raise NotImplementedError("gradcheck: chainrule has no batched gradients; "
                                   "use check_batched_grad=False, check_batched_forward_grad=False")
@@ -254,12 +264,91 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
             else _backward_jacobians_match(func, inputs, tensor_outputs, diff_indices, eps, atol, rtol,
                                            raise_exception)):
         return False
-    if check_forward_ad and not _forward_jacobians_match(func, inputs, diff_indices, eps, atol, rtol,
-                                                         raise_exception):
+    if check_forward_ad and not (
+            _forward_jacobians_match(func, inputs, diff_indices, eps, atol, rtol, raise_exception)
+            and (not check_undefined_grad or _undefined_tangents_handled(func, inputs, diff_indices,
+                                                                         raise_exception))):
         return False
-    if check_undefined_grad and check_backward_ad:
+    if not check_backward_ad:
+        return True
+    differentiable = [o for o in tensor_outputs if o._requires_grad]
+    if not _backward_multiplied_by_grad_output(differentiable, inputs, diff_indices, masked, raise_exception):
+        return False
+    if check_undefined_grad:
         return _undefined_output_grads_handled(func, inputs, diff_indices, raise_exception)
     return True
+
+
+def _backward_multiplied_by_grad_output(outputs, inputs, diff_indices, masked, raise_exception) -> bool:
+    """torch's _test_backward_mul_by_grad_output: zero output gradients must give zero input
+    gradients (a backward that ignores grad_output passes the Jacobian check of a scalar output,
+    seeded with 1, but not this one), each of its input's dtype, device and size."""
+    from .function import _Tensor as Tensor
+
+    diff_inputs = [inputs[i] for i in diff_indices]
+    zeros = [Tensor._make(array_module(o._data).zeros_like(o._data)) for o in outputs]
+    for g, x in zip(_grad(outputs, diff_inputs, grad_outputs=zeros, allow_unused=True), diff_inputs):
+        if g is None:
+            continue
+        if g.is_sparse != x.is_sparse:
+            return _fail(f"grad is incorrect layout ({g.layout} is not {x.layout})", raise_exception)
+        values = (g.to_dense() if g.is_sparse else g)._data
+        # masked: torch's allclose to zero, else exact zeros
+        nonzero = (not np.allclose(to_device(values, CPU), 0, rtol=1e-5, atol=1e-8) if masked
+                   else bool(values.any()))
+        if nonzero:
+            return _fail("backward not multiplied by grad_output", raise_exception)
+        if g.dtype != x.dtype:
+            return _fail("grad is incorrect type", raise_exception)
+        if g.device != x.device:
+            return _fail("grad is incorrect device", raise_exception)
+        if g.shape != x.shape:
+            return _fail("grad is incorrect size", raise_exception)
+    return True
+
+
+def _undefined_tangents_handled(func, inputs, diff_indices, raise_exception) -> bool:
+    """torch's _test_undefined_forward_mode: with the other inputs carrying random tangents, an
+    input given a zero tangent and the same input given none (a plain tensor) must yield the
+    same output tangents wherever both are defined."""
+    from . import forward_ad
+    from .function import _Tensor as Tensor
+
+    rng = np.random.default_rng(0)
+    with forward_ad.dual_level():
+        duals = list(inputs)
+        for j in diff_indices:
+            duals[j] = forward_ad.make_dual(inputs[j].detach(), Tensor._make(_random_like(rng, inputs[j]._data)))
+        for i in diff_indices:
+            given = duals[i]
+            plain = inputs[i].detach()
+            duals[i] = forward_ad.make_dual(plain, Tensor._make(array_module(plain._data).zeros_like(plain._data)))
+            with_zeros = _float_tensor_outputs(func(*duals))
+            duals[i] = plain
+            without = _float_tensor_outputs(func(*duals))
+            duals[i] = given
+            for o, (zero_tangent, no_tangent) in enumerate(zip(with_zeros, without)):
+                got = forward_ad.unpack_dual(zero_tangent).tangent
+                expected = forward_ad.unpack_dual(no_tangent).tangent
+                if got is not None and expected is not None and not _allclose(got, expected):
+                    if not raise_exception:
+                        return False
+                    # torch raises it with these pieces as separate arguments: its text is their tuple
+                    raise GradcheckError("Mismatch in tangent values for output with index: ", o, " when input: ",
+                                         inputs[i], " has an undefined tangent value. ", " Got: ", got,
+                                         " but expected: ", expected)
+    return True
+
+
+def _float_tensor_outputs(outputs) -> list:
+    from .function import _Tensor as Tensor
+
+    return [o for o in _as_tuple(outputs) if isinstance(o, Tensor) and o._data.dtype.kind in "fVc"]
+
+
+def _allclose(a, b) -> bool:
+    """torch.allclose's defaults (rtol 1e-5, atol 1e-8), NaNs unequal, compared on the host."""
+    return bool(np.allclose(to_device(a._data, CPU), to_device(b._data, CPU), rtol=1e-5, atol=1e-8))
 
 
 _UNDEFINED_GRAD_NOTE = 'Please look at "Notes about undefined output gradients" in "tools/autograd/derivatives.yaml"'
