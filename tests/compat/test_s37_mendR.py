@@ -1,0 +1,170 @@
+"""Graphs a user walks that differed from torch 2.13, mended in lane mendR, each compared with
+torch itself.
+
+* ``torch.clamp`` with tensor bounds is torch's one ``ClampBackward0`` node with an edge to the
+  input and to each bound (an empty edge for a missing bound), and ``clamp_min``/``clamp_max``
+  with a tensor bound are ``ClampMinBackward1``/``ClampMaxBackward1``, where chainrule recorded
+  ``where`` compositions under a renamed node.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _graph(fn) -> list:
+    """Every node a user reaches by walking ``next_functions`` from ``fn``, depth first, as
+    (depth, name) pairs; None for an empty edge, a node reached twice listed once more by name."""
+    seen: set = set()
+    walked: list = []
+
+    def visit(node, depth):
+        if node is None:
+            walked.append((depth, None))
+            return
+        walked.append((depth, node.name()))
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        for child, _ in node.next_functions:
+            visit(child, depth + 1)
+
+    visit(fn, 0)
+    return walked
+
+
+def _both(arrays, requires_grad):
+    """The same arrays as torch and chainrule tensors."""
+    def make(lib):
+        return [lib.tensor(a, requires_grad=r) for a, r in zip(arrays, requires_grad)]
+    return make(torch), make(chainrule)
+
+
+def _assert_same_run(expected, got, inputs_torch, inputs_ours, *, rtol=0.0, atol=0.0):
+    """Values (NaN where torch's is), dtype, contiguity, graph, and gradients for one upstream."""
+    np.testing.assert_array_equal(got.detach().numpy(), expected.detach().numpy())
+    assert str(got.dtype) == str(expected.dtype).replace("torch", "chainrule")
+    assert got.is_contiguous() == expected.is_contiguous()
+    assert _graph(got.grad_fn) == _graph(expected.grad_fn)
+    upstream = np.random.default_rng(5).standard_normal(tuple(expected.shape)).astype(
+        expected.detach().numpy().dtype)
+    wanted_torch = [t for t in inputs_torch if t.requires_grad]
+    wanted_ours = [t for t in inputs_ours if t.requires_grad]
+    grads_torch = torch.autograd.grad(expected, wanted_torch, torch.tensor(upstream), allow_unused=True)
+    grads_ours = chainrule.autograd.grad(got, wanted_ours, chainrule.tensor(upstream), allow_unused=True)
+    assert [g is None for g in grads_ours] == [g is None for g in grads_torch]
+    for g_ours, g_torch in zip(grads_ours, grads_torch):
+        if g_torch is None:
+            continue
+        assert g_ours.dtype.itemsize == g_torch.dtype.itemsize
+        np.testing.assert_allclose(g_ours.numpy(), g_torch.numpy(), rtol=rtol, atol=atol)
+
+
+# ------------------------------------------------------------------ clamp with tensor bounds
+def _clamp_operands(shapes, dtypes, seed=0):
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for k, (shape, dtype) in enumerate(zip(shapes, dtypes)):
+        a = rng.standard_normal(shape) + (1.0 if k == 2 else 0.0)
+        if np.dtype(dtype).kind == "f":
+            a = a.astype(dtype)
+            a.flat[1::5] = 0.25  # ties between x and a bound
+            if a.size > 3:
+                a.flat[::7] = np.nan
+        else:
+            a = (a * 3).astype(dtype)
+        arrays.append(a)
+    return arrays
+
+
+CLAMP_CALLS = {
+    "clamp_both": lambda lib, x, low, high: lib.clamp(x, min=low, max=high),
+    "clamp_swapped_bounds": lambda lib, x, low, high: lib.clamp(x, min=high, max=low),
+    "clamp_min_only": lambda lib, x, low, high: lib.clamp(x, min=low),
+    "method_max_only": lambda lib, x, low, high: x.clamp(max=high),
+    "clip_both": lambda lib, x, low, high: lib.clip(x, low, high),
+    "clamp_min": lambda lib, x, low, high: lib.clamp_min(x, low),
+    "method_clamp_max": lambda lib, x, low, high: x.clamp_max(high),
+}
+CLAMP_SHAPES = [((3, 4), (3, 4), (3, 4)), ((3, 4), (4,), (3, 1)), ((4,), (3, 4), (3, 4)),
+                ((2, 3, 4), (1, 4), ())]
+CLAMP_DTYPES = [("float32",) * 3, ("float64", "float32", "float32"), ("float32", "float64", "float16")]
+
+
+@pytest.mark.parametrize("call", list(CLAMP_CALLS))
+@pytest.mark.parametrize("shapes", CLAMP_SHAPES, ids=lambda s: "_".join("x".join(map(str, d)) or "0d" for d in s))
+@pytest.mark.parametrize("dtypes", CLAMP_DTYPES, ids=lambda d: "_".join(d))
+def test_clamp_with_tensor_bounds_records_torchs_one_node(call, shapes, dtypes):
+    arrays = _clamp_operands(shapes, dtypes)
+    (x_t, low_t, high_t), (x_c, low_c, high_c) = _both(arrays, (True, True, True))
+    expected = CLAMP_CALLS[call](torch, x_t, low_t, high_t)
+    got = CLAMP_CALLS[call](chainrule, x_c, low_c, high_c)
+    # the bounds' gradients are sums over broadcast dims, added in another order than torch's
+    _assert_same_run(expected, got, (x_t, low_t, high_t), (x_c, low_c, high_c), rtol=2e-6, atol=1e-6)
+
+
+def test_clamp_with_bounds_that_need_no_gradient_keeps_their_empty_edges():
+    arrays = _clamp_operands(((3, 4), (4,), (4,)), ("float32",) * 3)
+    (x_t, low_t, high_t), (x_c, low_c, high_c) = _both(arrays, (True, False, False))
+    expected, got = torch.clamp(x_t, low_t, high_t), chainrule.clamp(x_c, low_c, high_c)
+    _assert_same_run(expected, got, (x_t,), (x_c,))
+    assert [n for n, _ in got.grad_fn.next_functions][1:] == [None, None]
+
+
+def test_clamp_of_integer_tensors_needs_no_node_and_keeps_torchs_dtype():
+    arrays = _clamp_operands(((3, 4), (4,), (3, 1)), ("int64", "int32", "int64"))
+    (x_t, low_t, high_t), (x_c, low_c, high_c) = _both(arrays, (False, False, False))
+    expected, got = torch.clamp(x_t, low_t, high_t), chainrule.clamp(x_c, low_c, high_c)
+    np.testing.assert_array_equal(got.numpy(), expected.numpy())
+    assert got.dtype is chainrule.int64 and got.grad_fn is None
+
+
+def test_clamp_nodes_save_what_torchs_save():
+    arrays = _clamp_operands(((3, 4), (4,), (3, 4)), ("float32",) * 3)
+    (x_t, low_t, high_t), (x_c, low_c, high_c) = _both(arrays, (True, True, True))
+    for make in (lambda lib, x, low, high: lib.clamp(x, low, high),
+                 lambda lib, x, low, high: lib.clamp(x, min=low),
+                 lambda lib, x, low, high: lib.clamp_min(x, low),
+                 lambda lib, x, low, high: lib.clamp_max(x, high)):
+        expected, got = make(torch, x_t, low_t, high_t), make(chainrule, x_c, low_c, high_c)
+        names = sorted(a for a in dir(expected.grad_fn) if a.startswith("_saved_"))
+        assert sorted(a for a in dir(got.grad_fn) if a.startswith("_saved_")) == names
+        for attribute in names:
+            theirs, ours = getattr(expected.grad_fn, attribute), getattr(got.grad_fn, attribute)
+            if theirs is None:
+                assert ours is None, attribute
+            else:
+                np.testing.assert_array_equal(ours.detach().numpy(), theirs.detach().numpy())
+
+
+def test_clamp_with_tensor_bounds_twice_differentiable_as_torch():
+    arrays = _clamp_operands(((3, 4), (4,), (3, 4)), ("float64",) * 3)
+    arrays = [np.nan_to_num(a) for a in arrays]
+    (x_t, low_t, high_t), (x_c, low_c, high_c) = _both(arrays, (True, True, True))
+    results = []
+    for lib, x, low, high in ((torch, x_t, low_t, high_t), (chainrule, x_c, low_c, high_c)):
+        y = lib.clamp(x, low, high)
+        (gx,) = lib.autograd.grad((y * y).sum(), x, create_graph=True)
+        results.append([g.detach().numpy() for g in lib.autograd.grad(gx.sum(), (x, low, high), allow_unused=True,
+                                                                           materialize_grads=True)])
+    for ours, theirs in zip(results[1], results[0]):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_clamp_with_tensor_bounds_refuses_as_torch():
+    x, low = torch.zeros(3, 4), torch.zeros(5)
+    with pytest.raises(RuntimeError) as theirs:
+        torch.clamp(x, low)
+    with pytest.raises(RuntimeError) as ours:
+        chainrule.clamp(chainrule.zeros(3, 4), chainrule.zeros(5))
+    assert str(ours.value) == str(theirs.value)
+    with pytest.raises(RuntimeError) as theirs:
+        torch.clamp_min(x, low)
+    with pytest.raises(RuntimeError) as ours:
+        chainrule.clamp_min(chainrule.zeros(3, 4), chainrule.zeros(5))
+    assert str(ours.value) == str(theirs.value)
