@@ -4,10 +4,15 @@ torch itself.
 * ``torch.clamp`` with tensor bounds is torch's one ``ClampBackward0`` node with an edge to the
   input and to each bound (an empty edge for a missing bound), and ``clamp_min``/``clamp_max``
   with a tensor bound are ``ClampMinBackward1``/``ClampMaxBackward1``, where chainrule recorded
-  ``where`` compositions under a renamed node.
+  ``where`` compositions under a renamed node;
+* ``F.affine_grid`` is torch's one ``AffineGridGeneratorBackward0`` node over theta (with its
+  ``_saved_size`` and ``_saved_align_corners``), where chainrule showed the view, bmm and
+  transpose of its composition.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pytest
@@ -168,3 +173,43 @@ def test_clamp_with_tensor_bounds_refuses_as_torch():
     with pytest.raises(RuntimeError) as ours:
         chainrule.clamp_min(chainrule.zeros(3, 4), chainrule.zeros(5))
     assert str(ours.value) == str(theirs.value)
+
+
+# ------------------------------------------------------------------ affine_grid
+AFFINE_SIZES = [[2, 3, 5, 6], [1, 1, 1, 7], [3, 2, 4, 1], [2, 3, 2, 5, 6], [1, 1, 3, 1, 4]]
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("size", AFFINE_SIZES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_affine_grid_is_torchs_one_node(size, align_corners, dtype):
+    spatial = len(size) - 2
+    theta = np.random.default_rng(3).standard_normal((size[0], spatial, spatial + 1)).astype(dtype)
+    (theta_t,), (theta_c,) = _both([theta], (True,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (a unit-size grid with align_corners=True warns, on both)
+        expected = torch.nn.functional.affine_grid(theta_t, size, align_corners=align_corners)
+        got = chainrule.nn.functional.affine_grid(theta_c, size, align_corners=align_corners)
+    assert _graph(got.grad_fn) == _graph(expected.grad_fn)
+    assert got.grad_fn._saved_size == expected.grad_fn._saved_size
+    assert got.grad_fn._saved_align_corners == expected.grad_fn._saved_align_corners
+    assert got.shape == expected.shape and got.is_contiguous() == expected.is_contiguous()
+    # the 3-d grid's three-term dot products round in another order than torch's bmm (1 ulp)
+    tolerance = 1e-6 if dtype == "float32" else 1e-14
+    np.testing.assert_allclose(got.detach().numpy(), expected.detach().numpy(), rtol=tolerance, atol=tolerance)
+    upstream = np.random.default_rng(4).standard_normal(tuple(expected.shape)).astype(dtype)
+    (grad_t,) = torch.autograd.grad(expected, theta_t, torch.tensor(upstream))
+    (grad_c,) = chainrule.autograd.grad(got, theta_c, chainrule.tensor(upstream))
+    np.testing.assert_allclose(grad_c.numpy(), grad_t.numpy(), rtol=10 * tolerance, atol=10 * tolerance)
+
+
+def test_affine_grid_gradient_is_differentiable_as_torchs():
+    theta = np.random.default_rng(6).standard_normal((2, 2, 3))
+    grads = []
+    for lib in (torch, chainrule):
+        t = lib.tensor(theta, requires_grad=True)
+        grid = lib.nn.functional.affine_grid(t, [2, 1, 3, 4], align_corners=False)
+        (g,) = lib.autograd.grad((grid ** 2).sum(), t, create_graph=True)
+        (gg,) = lib.autograd.grad((g ** 2).sum(), t)
+        grads.append(gg.numpy())
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-12, atol=1e-12)

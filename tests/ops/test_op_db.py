@@ -75,7 +75,6 @@ NODE_NAME_NOT_YET_MATCHED: dict[str, str] = {
     "pdist": _COMPOSED,
     "sdpa": _COMPOSED,
     "grid_sample": _COMPOSED,
-    "affine_grid": _COMPOSED,
     "sum_to_shape": "torch's sum_to_size ends in a view (ViewBackward0); ours is one SumToSize node",
     # --- complex: fft, stft ---
     # --- s7: torch's top-level recurrent functions compose per-step ops on the CPU (their last node is a
