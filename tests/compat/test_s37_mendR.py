@@ -7,11 +7,16 @@ torch itself.
   ``where`` compositions under a renamed node;
 * ``F.affine_grid`` is torch's one ``AffineGridGeneratorBackward0`` node over theta (with its
   ``_saved_size`` and ``_saved_align_corners``), where chainrule showed the view, bmm and
-  transpose of its composition.
+  transpose of its composition;
+* ``torch.pdist`` is torch's one ``PdistBackward0`` node (``_saved_p``, ``_saved_result``,
+  ``_saved_self``), its gradient torch's ``_pdist_backward`` (``PdistBackwardBackward0`` under
+  ``create_graph``, whose differentiation raises torch's NotImplementedError), and it refuses
+  what torch's refuses, where chainrule composed index, sub and norm nodes.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -213,3 +218,65 @@ def test_affine_grid_gradient_is_differentiable_as_torchs():
         (gg,) = lib.autograd.grad((g ** 2).sum(), t)
         grads.append(gg.numpy())
     np.testing.assert_allclose(grads[1], grads[0], rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------------ pdist
+PDIST_SHAPES = [(5, 4), (1, 3), (7, 1), (2, 6), (6, 0), (9, 5)]
+PDIST_PS = [2.0, 1.0, 3.0, 0.5, 0.0, math.inf, 1.5]
+
+
+@pytest.mark.parametrize("p", PDIST_PS)
+@pytest.mark.parametrize("shape", PDIST_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_pdist_is_torchs_one_node(shape, p, dtype):
+    x = np.random.default_rng(3).standard_normal(shape).astype(dtype)
+    if shape[0] > 3:
+        x[3] = x[1]  # a zero distance, where torch's gradient is 0
+    (x_t,), (x_c,) = _both([x], (True,))
+    expected, got = torch.pdist(x_t, p), chainrule.pdist(x_c, p)
+    assert _graph(got.grad_fn) == _graph(expected.grad_fn)
+    assert got.grad_fn._saved_p == expected.grad_fn._saved_p
+    np.testing.assert_array_equal(got.grad_fn._saved_result.detach().numpy(), got.detach().numpy())
+    np.testing.assert_array_equal(got.grad_fn._saved_self.detach().numpy(), x)
+    # torch's kernel sums each distance's terms in vector lanes, chainrule's norm in its own order
+    tolerance = 4e-7 if dtype == "float32" else 1e-15
+    np.testing.assert_allclose(got.detach().numpy(), expected.detach().numpy(), rtol=tolerance, atol=tolerance)
+    upstream = np.random.default_rng(4).standard_normal(tuple(expected.shape)).astype(dtype)
+    (grad_t,) = torch.autograd.grad(expected, x_t, torch.tensor(upstream))
+    (grad_c,) = chainrule.autograd.grad(got, x_c, chainrule.tensor(upstream))
+    np.testing.assert_allclose(grad_c.numpy(), grad_t.numpy(), rtol=100 * tolerance, atol=100 * tolerance)
+
+
+def test_pdist_gradient_is_torchs_node_without_a_derivative():
+    x = np.random.default_rng(7).standard_normal((5, 3))
+    messages = []
+    for lib in (torch, chainrule):
+        t = lib.tensor(x, requires_grad=True)
+        (g,) = lib.autograd.grad(lib.pdist(t, 3).sum(), t, create_graph=True)
+        messages.append(_graph(g.grad_fn))
+        with pytest.raises(NotImplementedError) as error:
+            lib.autograd.grad(g.sum(), t)
+        messages.append(str(error.value))
+    assert messages[2:] == messages[:2]
+
+
+PDIST_REFUSALS = {
+    "3d": lambda lib: lib.pdist(lib.randn(2, 3, 4)),
+    "1d_negative_p": lambda lib: lib.pdist(lib.ones(3, dtype=lib.int64), -1),
+    "negative_p": lambda lib: lib.pdist(lib.randn(3, 4), -1),
+    "nan_p": lambda lib: lib.pdist(lib.randn(3, 4), float("nan")),
+    "integer": lambda lib: lib.pdist(lib.ones(3, 4, dtype=lib.int64)),
+    "integer_negative_p": lambda lib: lib.pdist(lib.ones(3, 4, dtype=lib.int64), -1),
+    "float16": lambda lib: lib.pdist(lib.ones(3, 4, dtype=lib.float16)),
+    "bfloat16": lambda lib: lib.pdist(lib.ones(3, 4, dtype=lib.bfloat16), 1.5),
+}
+
+
+@pytest.mark.parametrize("call", list(PDIST_REFUSALS))
+def test_pdist_refuses_as_torch(call):
+    with pytest.raises(Exception) as theirs:
+        PDIST_REFUSALS[call](torch)
+    with pytest.raises(Exception) as ours:
+        PDIST_REFUSALS[call](chainrule)
+    assert type(ours.value) is type(theirs.value)
+    assert str(ours.value) == str(theirs.value)

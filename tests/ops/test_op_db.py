@@ -72,7 +72,6 @@ NODE_NAME_NOT_YET_MATCHED: dict[str, str] = {
     "instance_norm": "torch runs instance norm as batch norm over a reshaped view (ViewBackward0)",
     "aten_instance_norm": "as instance_norm",
     "bilinear": _COMPOSED,
-    "pdist": _COMPOSED,
     "sdpa": _COMPOSED,
     "grid_sample": _COMPOSED,
     "sum_to_shape": "torch's sum_to_size ends in a view (ViewBackward0); ours is one SumToSize node",
