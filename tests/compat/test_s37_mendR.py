@@ -11,7 +11,10 @@ torch itself.
 * ``torch.pdist`` is torch's one ``PdistBackward0`` node (``_saved_p``, ``_saved_result``,
   ``_saved_self``), its gradient torch's ``_pdist_backward`` (``PdistBackwardBackward0`` under
   ``create_graph``, whose differentiation raises torch's NotImplementedError), and it refuses
-  what torch's refuses, where chainrule composed index, sub and norm nodes.
+  what torch's refuses, where chainrule composed index, sub and norm nodes;
+* a broadcast gradient summed back under ``create_graph`` is torch's ``at::sum_to``:
+  ``SumBackward1`` (dims kept), under a ``ViewBackward0`` where leading dims go, ``SumBackward0``
+  to a 0-d shape, where chainrule recorded one ``SumToSizeBackward0`` node of its own.
 """
 
 from __future__ import annotations
@@ -280,3 +283,40 @@ def test_pdist_refuses_as_torch(call):
         PDIST_REFUSALS[call](chainrule)
     assert type(ours.value) is type(theirs.value)
     assert str(ours.value) == str(theirs.value)
+
+
+# ------------------------------------------------------------------ sum_to_shape under create_graph
+BROADCAST_SHAPES = [((3, 1), (4,)), ((2, 3, 4), (3, 1)), ((3, 4), ()), ((1, 4), (3, 1)), ((5, 1, 7), (6, 7))]
+BROADCAST_OPS = {"add": lambda a, b: a + b, "mul": lambda a, b: a * b, "sub": lambda a, b: a - b,
+                 "div": lambda a, b: a / b}
+
+
+@pytest.mark.parametrize("op", list(BROADCAST_OPS))
+@pytest.mark.parametrize("shapes", BROADCAST_SHAPES, ids=lambda s: "_".join("x".join(map(str, d)) or "0d" for d in s))
+def test_broadcast_gradient_under_create_graph_is_torchs_sum_to(op, shapes):
+    rng = np.random.default_rng(8)
+    a, b = (rng.standard_normal(shape) + 2.0 for shape in shapes)
+    upstream = rng.standard_normal(np.broadcast_shapes(*shapes))
+    graphs, grads = [], []
+    for lib in (torch, chainrule):
+        x, y, w = (lib.tensor(v, requires_grad=True) for v in (a, b, upstream))
+        first = lib.autograd.grad(BROADCAST_OPS[op](x, y), (x, y), w, create_graph=True)
+        graphs.append([_graph(g.grad_fn) for g in first])
+        second = lib.autograd.grad(sum((g * g).sum() for g in first), (x, y, w), allow_unused=True)
+        grads.append([g.detach().numpy() for g in first] + [None if g is None else g.numpy() for g in second])
+    assert graphs[1] == graphs[0]
+    for ours, theirs in zip(grads[1], grads[0]):
+        assert (ours is None) == (theirs is None)
+        if theirs is not None:
+            np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+def test_sum_to_shape_saves_what_torchs_sum_to_saves():
+    values = np.random.default_rng(9).standard_normal((2, 3, 4))
+    expected = torch.tensor(values, requires_grad=True).sum_to_size(3, 1)
+    got = chainrule.sum_to_shape(chainrule.tensor(values, requires_grad=True), (3, 1))
+    assert _graph(got.grad_fn) == _graph(expected.grad_fn)
+    summed_t, summed_c = expected.grad_fn.next_functions[0][0], got.grad_fn.next_functions[0][0]
+    for attribute in ("_saved_dim", "_saved_keepdim", "_saved_self_sym_sizes"):
+        assert getattr(summed_c, attribute) == getattr(summed_t, attribute)
+    np.testing.assert_array_equal(got.detach().numpy(), expected.detach().numpy())

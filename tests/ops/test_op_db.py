@@ -74,7 +74,6 @@ NODE_NAME_NOT_YET_MATCHED: dict[str, str] = {
     "bilinear": _COMPOSED,
     "sdpa": _COMPOSED,
     "grid_sample": _COMPOSED,
-    "sum_to_shape": "torch's sum_to_size ends in a view (ViewBackward0); ours is one SumToSize node",
     # --- complex: fft, stft ---
     # --- s7: torch's top-level recurrent functions compose per-step ops on the CPU (their last node is a
     # stack, an unsqueeze or a gate's arithmetic); ours runs each (layer, direction) as one fused op
