@@ -35,7 +35,7 @@ LinAlgError = _LinAlgError
 # diagonal are other functions): torch.mm is no torch.linalg.mm, so they stay out of this namespace
 _TOP_LEVEL_ONLY = {"diag", "geqrf", "ormqr", "vander", "diagonal", "addbmm", "addmm", "addmv", "addr", "baddbmm",
                    "bmm", "cdist", "chain_matmul", "dot", "einsum", "ger", "inner", "inverse", "kron", "logdet", "mm",
-                   "mv", "outer", "tensordot", "trace", "vdot"}
+                   "mv", "outer", "pdist", "tensordot", "trace", "vdot"}
 
 
 def linalg_diagonal(A, *, offset: int = 0, dim1: int = -2, dim2: int = -1):

@@ -68,18 +68,12 @@ NODE_NAME_ALLOWED: dict[str, str] = {
 # difference from torch, listed so the suite stays green while they are fixed; delete a line once
 # its op records torch's node.
 _COMPOSED = "composed from chainrule primitives; torch records one fused node"
-_OVERLOAD = "torch's node carries a different overload number (in-place or scalar/tensor variant)"
 NODE_NAME_NOT_YET_MATCHED: dict[str, str] = {
     "instance_norm": "torch runs instance norm as batch norm over a reshaped view (ViewBackward0)",
     "aten_instance_norm": "as instance_norm",
     "bilinear": _COMPOSED,
-    "pdist": _COMPOSED,
     "sdpa": _COMPOSED,
-    "clamp_min_fn": _OVERLOAD,
-    "clamp_max_fn": _OVERLOAD,
     "grid_sample": _COMPOSED,
-    "affine_grid": _COMPOSED,
-    "sum_to_shape": "torch's sum_to_size ends in a view (ViewBackward0); ours is one SumToSize node",
     # --- complex: fft, stft ---
     # --- s7: torch's top-level recurrent functions compose per-step ops on the CPU (their last node is a
     # stack, an unsqueeze or a gate's arithmetic); ours runs each (layer, direction) as one fused op

@@ -26,7 +26,7 @@ from .._backend import array_module, dense_non_overlapping, follow_device, gpu_i
 from .._dtype import parser_type_name
 from . import function as _function
 from .engine_options import _flags as _engine_flags
-from .function import ACCUMULATE_GRAD_PRIORITY, AccumulateGrad, Function, _anomaly
+from .function import ACCUMULATE_GRAD_PRIORITY, AccumulateGrad, Function, _anomaly, ctx_value, input_sizes
 from .grad_mode import state as _grad_state
 
 if TYPE_CHECKING:
@@ -773,31 +773,44 @@ class SumToSize(Function):
     """Sum a broadcast gradient back to the shape it was broadcast from.
 
     The engine's own op (it undoes broadcasting for every rule), so it lives here rather than
-    in ``ops``: autograd sits below the ops and imports none of them.
+    in ``ops``: autograd sits below the ops and imports none of them. Recorded (under
+    ``create_graph``) it is torch's ``at::sum_to``: a sum over the reduced dims kept as size 1
+    (``SumBackward1``), then a view dropping the leading ones (``ViewBackward0``).
     """
 
+    node_name = "SumBackward1"
     label = "sum_to_size"
     rule = "expands the gradient back over the summed dims"
     formula = None
     _array_forward = True
+    saved_attributes = {"_saved_dim": ctx_value("dims"), "_saved_keepdim": True,
+                        "_saved_self_sym_sizes": input_sizes(0)}
 
     @staticmethod
-    def forward(ctx, x, shape):
+    def forward(ctx, x, shape, keep_leading=False):
         ctx.shape = x.shape
         lead = x.ndim - len(shape)
         dims = tuple(range(lead)) + tuple(
             lead + i for i, s in enumerate(shape) if s == 1 and x.shape[lead + i] != 1
         )
+        ctx.dims = dims
         if not dims:
             return x.reshape(shape)
         # (np.sum of an ndarray is this add.reduce, reached through two Python-level wrappers)
         out = _add_reduce(x, dims, None, None, True) if type(x) is np.ndarray else array_module(x).sum(
             x, axis=dims, keepdims=True)
-        return out.reshape(shape)
+        return out if keep_leading else out.reshape(shape)
 
     @staticmethod
     def backward(ctx, grad):
         return grad.expand(ctx.shape)
+
+
+class SumToScalar(SumToSize):
+    """``sum_to_shape`` to a 0-d shape, recorded: torch's at::sum_to takes ``sum()`` there."""
+
+    node_name = "SumBackward0"
+    saved_attributes = {"_saved_self_sym_sizes": input_sizes(0)}
 
 
 _add_reduce = np.add.reduce
@@ -808,7 +821,12 @@ def sum_to_shape(input: Tensor, shape) -> Tensor:
     shape = tuple(shape)
     if input._data.shape == shape:
         return input
-    return SumToSize.apply(input, shape=shape)
+    if not (input._requires_grad and _grad_state.enabled):  # (a plain backward: one node-less step)
+        return SumToSize.apply(input, shape=shape)
+    if not shape:
+        return SumToScalar.apply(input, shape=shape)
+    summed = SumToSize.apply(input, shape=shape, keep_leading=True)
+    return summed.view(shape) if summed._data.ndim != len(shape) else summed
 
 
 def _broadcastable_to(shape, target) -> bool:

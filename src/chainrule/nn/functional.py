@@ -76,6 +76,7 @@ from ..ops.elementwise import rounded_through as _rounded_through
 from ..ops.embedding import embedding
 from ..ops.embedding_bag import embedding_bag
 from ..ops.fractional_pool import fractional_max_pool2d, fractional_max_pool3d
+from ..ops.linalg import pdist as _pdist
 from ..ops.linear import cpp_type_name as _cpp_type_name
 from ..ops.linear import linear
 from ..ops.loss import (
@@ -302,9 +303,8 @@ def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
 
 
 def pdist(input: Tensor, p: float = 2.0) -> Tensor:
-    n = input.shape[0]
-    rows, cols = np.triu_indices(n, 1)
-    return (input[rows] - input[cols]).norm(p, -1)
+    """F.pdist: the p-norm distance of every pair of rows i < j of an (N, M) input (torch.pdist)."""
+    return _pdist(input, p)
 
 
 def _check_pixel_shuffle(input: Tensor, factor: int, op: str, name: str) -> None:

@@ -2019,13 +2019,7 @@ def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
                 raise TypeError(_mixed_bounds_message(input, min, max))
             if all(t._data.dtype == np.bool_ for t in (input, min, max)):  # torch's one-bound kernels take bool
                 raise NotImplementedError("\"clamp_cpu\" not implemented for 'Bool'")
-            return _laid_out(name_node(_clamp_both(input, min, max), "ClampBackward0", label="clamp"), input, min, max)
-        out = input
-        if min is not None:
-            out = _clamp_bound(out, min, "min")
-        if max is not None:
-            out = _clamp_bound(out, max, "max")
-        return name_node(out, "ClampBackward0", label="clamp") if out is not input else out
+        return _clamp_by_tensors(ClampByTensors, input, min, max)
     if input._data.dtype.kind not in "fV":
         # number bounds take part in type promotion (an int tensor clamped at 2.5 becomes float)
         dtype = _dtype.result_type(input, *[v for v in (min, max) if v is not None])
@@ -2050,29 +2044,106 @@ def _real_bound(bound):
     return bound
 
 
-def _clamp_bound(x: Tensor, bound, which: str) -> Tensor:
-    # where the bound is active the gradient goes to the bound, where x is inside (ties included)
-    # to x; where either is NaN the result is NaN (torch's clamp propagates it) and neither gets any
-    active = x < bound if which == "min" else x > bound
-    inside = x >= bound if which == "min" else x <= bound
-    return where(active, bound, where(inside, x, (x + bound).detach()))
+class ClampByTensors(Function):
+    """clamp(x, min, max) with tensor bounds (either may be None): torch's one clamp.Tensor node,
+    an edge to x and to each bound."""
+    _array_forward = True
+    node_name = "ClampBackward0"  # torch's clamp(Tensor, Tensor?, Tensor?) overload
+    label = "clamp"
+    saved_attributes = {"_saved_max": saved(2), "_saved_min": saved(1), "_saved_self": saved(0)}
+    rule = "x gets the gradient where min <= x <= max; min where x < min < max; max where x > max or max < min"
+    formula = "clamp({0}, {1}, {2})"
+
+    @staticmethod
+    def forward(ctx, x, low, high, dtype, given=(True, True)):
+        xp = array_module(x)
+        low, high = (bound if is_given else None for bound, is_given in zip((low, high), given))
+        ctx.save_for_backward(x, low, high)
+        arrays = [a if a is None or a.dtype == dtype else a.astype(dtype) for a in (x, low, high)]
+        # NumPy's maximum and minimum propagate a NaN from either side, as torch's kernels do
+        out = arrays[0]
+        if low is not None:
+            out = xp.maximum(out, arrays[1])
+        if high is not None:
+            out = xp.minimum(out, arrays[2])
+        return _clamp_layout(out, x, low, high)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, low, high = ctx.saved_values
+        return _clamp_gradients(grad, x, low, high, *ctx.needs_input_grad)
 
 
-def _clamp_both(x: Tensor, low: Tensor, high: Tensor) -> Tensor:
-    # torch's ClampBackward0 with both bounds: x gets the gradient where low <= x <= high, low
-    # where x < low < high, high where x > high or high < low (then the result is high whatever x
-    # is); a NaN anywhere makes the result NaN, though high still gets its gradient where its
-    # condition holds. Elsewhere (a NaN, or x outside low == high) nothing gets any.
-    to_high = (x > high) | (high < low)
-    to_low = (x < low) & (low < high)
-    inside = (x >= low) & (x <= high)
-    high_value = high
-    if any(t._data.dtype.kind in "fVc" for t in (x, low, high)):  # integers have no NaN (nor a float NaN to add)
-        # a 0-d NaN of the three's dtype: a Python NaN would make an integer high float32
-        nan = Tensor._make(array_module(high._data).asarray(np.nan, dtype=_dtype.result_type(x, low, high).np))
-        high_value = where(isnan(x) | isnan(low), high + nan, high)
-    rest = minimum(maximum(x, low), high).detach()
-    return where(to_high, high_value, where(to_low, low, where(inside, x, rest)))
+def _clamp_gradients(grad, x, low, high, needs_x, needs_low, needs_high):
+    # torch's clamp_backward and clamp_backward_min_max: with both bounds, x gets the gradient where
+    # low <= x <= high, low where x < low < high, high where x > high or high < low (the result is
+    # high whatever x is); where a NaN makes the comparisons false nothing gets any
+    if low is not None and high is not None:
+        return (where((x >= low) & (x <= high), grad, 0.0) if needs_x else None,
+                where((x < low) & (low < high), grad, 0.0) if needs_low else None,
+                where((x > high) | (high < low), grad, 0.0) if needs_high else None)
+    if low is not None:
+        return (where(x >= low, grad, 0.0) if needs_x else None,
+                where(x < low, grad, 0.0) if needs_low else None, None)
+    return (where(x <= high, grad, 0.0) if needs_x else None, None,
+            where(x > high, grad, 0.0) if needs_high else None)
+
+
+class ClampMinByTensor(Function):
+    """clamp_min(x, min) with a tensor bound: torch's clamp_min.Tensor node (edges to x and min)."""
+    _array_forward = True
+    node_name = "ClampMinBackward1"
+    label = "clamp_min"
+    saved_attributes = {"_saved_min": saved(1), "_saved_self": saved(0)}
+    rule = "x gets the gradient where x >= min, min where x < min"
+    formula = "clamp_min({0}, {1})"
+
+    @staticmethod
+    def forward(ctx, x, low, dtype):
+        return ClampByTensors.forward(ctx, x, low, None, dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, low, _ = ctx.saved_values
+        return _clamp_gradients(grad, x, low, None, *ctx.needs_input_grad, False)[:2]
+
+
+class ClampMaxByTensor(Function):
+    """clamp_max(x, max) with a tensor bound: torch's clamp_max.Tensor node (edges to x and max)."""
+    _array_forward = True
+    node_name = "ClampMaxBackward1"
+    label = "clamp_max"
+    saved_attributes = {"_saved_max": saved(2), "_saved_self": saved(0)}
+    rule = "x gets the gradient where x <= max, max where x > max"
+    formula = "clamp_max({0}, {1})"
+
+    @staticmethod
+    def forward(ctx, x, high, dtype):
+        return ClampByTensors.forward(ctx, x, None, high, dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, _, high = ctx.saved_values
+        needs_x, needs_high = ctx.needs_input_grad
+        grad_x, _, grad_high = _clamp_gradients(grad, x, None, high, needs_x, False, needs_high)
+        return grad_x, grad_high
+
+
+def _clamp_layout(out, x, low, high):
+    # torch's TensorIterator lays the result out from its operands in order (x, min, max)
+    operands = [a for a in (x, low, high) if a is not None]
+    return iterator_layout(out, *operands) if len(operands) > 1 else out
+
+
+def _clamp_by_tensors(function, input: Tensor, *bounds: Tensor | None) -> Tensor:
+    # computed in the dtype torch's TensorIterator promotes the three to, with no cast node
+    dtype = _dtype.result_type(input, *(b for b in bounds if b is not None)).np
+    if None not in bounds:
+        return function.apply(input, *bounds, dtype=dtype)
+    # torch's node keeps an empty edge for the missing bound: a constant stands in for it
+    absent = Tensor._make(array_module(input._data).zeros((), dtype))
+    return function.apply(input, *(absent if b is None else b for b in bounds), dtype=dtype,
+                          given=tuple(b is not None for b in bounds))
 
 
 def _mixed_bounds_message(input, min, max) -> str:
@@ -2100,8 +2171,12 @@ def clamp_min(input: Tensor, min) -> Tensor:
     if min is None:  # torch's parser: clamp_min takes a Number or a Tensor, never None
         raise TypeError("clamp_min(): argument 'min' must be Number or Tensor, not NoneType")
     _refuse_complex_bound(min)
+    if isinstance(min, Tensor):
+        refuse_complex(input, "clamp is not supported for complex types")
+        check_broadcast_in_order(input, min)
+        return _clamp_by_tensors(ClampMinByTensor, input, min)
     out = clamp(input, min=min)
-    if isinstance(min, Tensor) or out is input:
+    if out is input:
         return out
     return name_node(out, "ClampMinBackward0", saved=_CLAMP_MIN_SAVED)  # torch's clamp_min(Scalar) node
 
@@ -2114,8 +2189,12 @@ def clamp_max(input: Tensor, max) -> Tensor:
     if max is None:  # torch's parser: clamp_max takes a Number or a Tensor, never None
         raise TypeError("clamp_max(): argument 'max' must be Number or Tensor, not NoneType")
     _refuse_complex_bound(max)
+    if isinstance(max, Tensor):
+        refuse_complex(input, "clamp is not supported for complex types")
+        check_broadcast_in_order(input, max)
+        return _clamp_by_tensors(ClampMaxByTensor, input, max)
     out = clamp(input, max=max)
-    if isinstance(max, Tensor) or out is input:
+    if out is input:
         return out
     return name_node(out, "ClampMaxBackward0", saved=_CLAMP_MAX_SAVED)
 

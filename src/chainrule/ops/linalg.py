@@ -40,7 +40,7 @@ from ..autograd.function import (
 from ..tensor import Tensor, _wrap_dim, honours_out, refuse_out_under_autograd, warn_resized_out, write_out
 from . import creation
 from ._arg_parser import check_as, check_bool, out_rule
-from .elementwise import _one_device, conjugate_rule, where
+from .elementwise import _one_device, conjugate_rule, refuse_kernel, where
 from .shape import (
     Expand,
     Transpose,
@@ -2619,6 +2619,99 @@ def _cdist_kernel_values(x1: np.ndarray, x2: np.ndarray, p: float) -> np.ndarray
         for k in range(unfused, length):
             total = (total + np.square(columns[k], dtype=np.float64)).astype(np.float32)
         return np.sqrt(total) if p == 2 else np.power(total.astype(np.float64), 1.0 / p).astype(np.float32)
+
+
+class Pdist(Function):
+    """torch.pdist's one node: the p-norm distance of every pair of rows i < j of an (N, M) input,
+    in row-major pair order, shape (N·(N - 1)/2,)."""
+
+    _array_forward = True
+    label = "pdist"
+    rule = "each pair's distance gradient, torch's _pdist_backward, added to row i and taken from row j"
+    formula = "pdist({0})"
+    saved_attributes = {"_saved_p": ctx_value("p"), "_saved_result": saved(1), "_saved_self": saved(0)}
+
+    @staticmethod
+    def forward(ctx, x, p):
+        from .reduce import _vector_norm
+
+        xp = array_module(x)
+        rows, cols = np.triu_indices(x.shape[0], 1)
+        if x.shape[1]:
+            # (chainrule's norm of the pairs' differences, whose values the composed op gave)
+            result = _vector_norm(Tensor._make(x[rows] - x[cols]), p, (-1,), False, None, "pdist")._data
+        else:  # no coordinates: every distance 0, as torch's kernel gives for any p
+            result = xp.zeros(len(rows), x.dtype)
+        ctx.p = p
+        ctx.save_for_backward(x, result)
+        return result
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, result = ctx.saved_values
+        # (a node of its own under create_graph, which a second differentiation refuses, as torch's)
+        return PdistBackward.apply(grad, x, result, p=ctx.p)
+
+
+class PdistBackward(Function):
+    """torch's _pdist_backward, which has no derivative: row r's gradient adds, in torch's order,
+    -c(i, r) for i < r, then c(r, j) for j > r, where c(i, j) is pair (i, j)'s contribution."""
+
+    _array_forward = True
+    label = "pdist_backward"
+    rule = "none: torch defines no derivative for _pdist_backward (backward raises)"
+
+    @staticmethod
+    def forward(ctx, grad, x, dist, p):
+        xp = array_module(x)
+        n = x.shape[0]
+        rows, cols = np.triu_indices(n, 1)
+        contribution = _pdist_pair_gradient(xp, x[rows] - x[cols], grad.astype(x.dtype, copy=False)[:, None],
+                                            dist[:, None], p)
+        # signed[r, k]: what pair (r, k) or (k, r) adds to row r, in the k order torch adds them
+        signed = xp.zeros((n, n) + x.shape[1:], x.dtype)
+        signed[rows, cols] = contribution
+        signed[cols, rows] = -contribution
+        return xp.cumsum(signed, axis=1, dtype=x.dtype)[:, -1] if n else xp.zeros_like(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise NotImplementedError("the derivative for '_pdist_backward' is not implemented.")
+
+
+def _pdist_pair_gradient(xp, diff, grad, dist, p: float):
+    """torch's per-pair pdist backward (DistanceOpsKernel's map of each norm), in the input's dtype."""
+    dtype = diff.dtype.type
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if p == 0:
+            return xp.zeros_like(diff)
+        sign = xp.sign(diff)
+        if p == 1:
+            return grad * sign
+        if p == math.inf:  # the coordinates at the maximum, each with the whole gradient
+            return grad * sign * (dtype(1) - xp.minimum(dtype(1), xp.ceil(xp.abs(xp.abs(diff) - dist))))
+        if p == 2:
+            out = grad * diff / dist
+        elif p < 2:
+            out = sign * xp.abs(diff) ** dtype(p - 1) * grad / dist ** dtype(p - 1)
+            if p < 1:
+                out = xp.where(diff == 0, dtype(0), out)
+        else:
+            out = diff * xp.abs(diff) ** dtype(p - 2) * grad / dist ** dtype(p - 1)
+        return xp.where(dist == 0, dtype(0), out)
+
+
+def pdist(input: Tensor, p: float = 2.0) -> Tensor:
+    """torch.pdist / F.pdist: the p-norm distance of every pair of rows i < j of an (N, M) input."""
+    if input._data.ndim != 2:  # at::pdist's checks, in its order
+        raise RuntimeError(f"pdist only supports 2D tensors, got: {input._data.ndim}D")
+    if not input.dtype.is_floating_point:
+        raise RuntimeError("pdist only supports floating-point dtypes")
+    if not p >= 0:
+        raise RuntimeError("pdist only supports non-negative p values")
+    if input.dtype.itemsize == 2:  # torch's CPU kernel has float32 and float64 instances only
+        refuse_kernel(input, "pdist")
+    return Pdist.apply(input, p=float(p))
 
 
 # ---------------------------------------------------------------- products of several matrices

@@ -1,10 +1,11 @@
 """Spatial sampling: affine_grid and grid_sample (the spatial-transformer pair), for 2-D and 3-D.
 
-Both are compositions of differentiable primitives (matmul; arithmetic, gather and where), so the
-gradient with respect to the input, the grid and theta, and every higher derivative, comes from
-the primitives' rules with no hand-written rule to keep in step. The only non-differentiable
-pieces are the integer corner indices and the in-bounds masks, which are piecewise constant in
-the grid (torch's gradient treats them the same way).
+affine_grid is one node, as torch's (a batched product with a constant base grid; its rule the
+transposed product). grid_sample is a composition of differentiable primitives (arithmetic,
+gather and where), so the gradient with respect to the input and the grid, and every higher
+derivative, comes from the primitives' rules with no hand-written rule to keep in step. The only
+non-differentiable pieces are the integer corner indices and the in-bounds masks, which are
+piecewise constant in the grid (torch's gradient treats them the same way).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from .. import _dtype
 from .._backend import array_module
 from .._opmath import cpu_autocast_policy
 from .._torch_function import user_stacklevel
+from ..autograd.function import Function, ctx_value
+from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor
 from .creation import linspace
 from .elementwise import refuse_kernel, where
@@ -76,13 +79,34 @@ def affine_grid(theta: Tensor, size, align_corners=None) -> Tensor:
     if theta.shape[0] != size[0]:  # torch's batched matmul of the base grid with theta^T says so
         raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: [{size[0]}, "
                            f"{spatial + 1}] but got: [{theta.shape[0]}, {spatial + 1}].")
-    # (x, y[, z], 1) per output point, x varying fastest: the axes reversed, then a column of ones
-    axes = [_base_coordinates(steps, align, theta) for steps in reversed(size[2:])]
-    mesh = [a.reshape(*[-1 if i == spatial - 1 - k else 1 for i in range(spatial)]).expand(*size[2:])
-            for k, a in enumerate(axes)]
-    base = stack([*mesh, mesh[0].new_ones(size[2:])], dim=-1).reshape(1, -1, spatial + 1)
-    grid = matmul(base, theta.transpose(1, 2))  # (N, points, spatial)
-    return grid.reshape(size[0], *size[2:], spatial)
+    with no_grad():  # (x, y[, z], 1) per output point, x varying fastest: the axes reversed, then ones
+        axes = [_base_coordinates(steps, align, theta) for steps in reversed(size[2:])]
+        mesh = [a.reshape(*[-1 if i == spatial - 1 - k else 1 for i in range(spatial)]).expand(*size[2:])
+                for k, a in enumerate(axes)]
+        base = stack([*mesh, mesh[0].new_ones(size[2:])], dim=-1).reshape(1, -1, spatial + 1)
+    return AffineGridGenerator.apply(theta, base=base, size=size, align_corners=align)
+
+
+class AffineGridGenerator(Function):
+    """affine_grid as torch's one node: grid = base @ thetaᵀ over the (1, points, spatial + 1) base
+    grid, shaped (N, *size[2:], spatial)."""
+    _array_forward = True
+    label = "affine_grid"
+    rule = "∂/∂theta = (baseᵀ @ g)ᵀ per batch, g the grid's gradient as (N, points, spatial)"
+    formula = "affine_grid({0})"
+    saved_attributes = {"_saved_align_corners": ctx_value("align_corners"), "_saved_size": ctx_value("size")}
+
+    @staticmethod
+    def forward(ctx, theta, base, size, align_corners):
+        ctx.base, ctx.size, ctx.align_corners = base, size, align_corners
+        grid = matmul(base, Tensor._make(theta).transpose(1, 2))._data  # (N, points, spatial)
+        return grid.reshape(size[0], *size[2:], len(size) - 2)
+
+    @staticmethod
+    def backward(ctx, grad):
+        points = ctx.base.shape[1]
+        grad_rows = grad.reshape(ctx.size[0], points, len(ctx.size) - 2)
+        return matmul(ctx.base.transpose(1, 2), grad_rows).transpose(1, 2)
 
 
 # ---------------------------------------------------------------- grid_sample

@@ -134,7 +134,7 @@ op_db: list[OpInfo] = [
     _functional("pdist", lambda: [
         OpCase("pdist", lambda lib, x: _F(lib).pdist(x), [randn(4, 3)]),
         OpCase("pdist_p3", lambda lib, x: _F(lib).pdist(x, p=3.0), [randn(5, 2, seed=1)]),
-    ]),
+    ], supports_gradgrad=False),  # torch's _pdist_backward is not differentiable again
     _functional("scaled_dot_product_attention", lambda: [
         OpCase("sdpa", lambda lib, q, k, v: _F(lib).scaled_dot_product_attention(q, k, v),
                [randn(2, 3, 4), randn(2, 5, 4, seed=1), randn(2, 5, 2, seed=2)]),
