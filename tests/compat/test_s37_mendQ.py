@@ -1,0 +1,131 @@
+"""Speed-ups of lane mendQ that keep chainrule's bits, each compared with torch 2.13 itself.
+
+* ``torch.einsum`` of one operand (``'ij->i'``, ``'ii->'``) applies its diagonal, permute and sum
+  nodes directly from a plan cached per equation and shape, instead of through the public
+  functions: the same values, views, nodes and saved attributes as before, which are torch's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _walk(fn) -> list:
+    """Each node down the first inputs to the leaf: its name and the saved attributes torch names."""
+    steps = []
+    while fn is not None:
+        saved = {}
+        for attribute in ("_saved_dims", "_saved_dim", "_saved_keepdim", "_saved_dim1", "_saved_dim2",
+                          "_saved_offset", "_saved_self_sym_sizes"):
+            if hasattr(fn, attribute):
+                value = getattr(fn, attribute)
+                saved[attribute] = tuple(value) if isinstance(value, (tuple, list)) else value
+        steps.append((fn.name(), saved))
+        inputs = [node for node, _ in fn.next_functions if node is not None]
+        fn = inputs[0] if inputs else None
+    return steps
+
+
+def _operand(shape, dtype: str, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    values = rng.standard_normal(shape) * 10
+    if dtype == "bool":
+        return values > 0
+    if dtype == "int64":
+        return values.astype(np.int64)
+    if dtype == "complex64":
+        return (values + 1j * rng.standard_normal(shape)).astype(np.complex64)
+    return values.astype(dtype)
+
+
+def _reference_sum(array: np.ndarray, equation: str) -> np.ndarray:
+    """What chainrule's steps compute, in NumPy: each repeated label's diagonal, the output's dims
+    then the summed ones, summed by add.reduce over the trailing dims (int64 for integers, float32
+    for float16, rounded back)."""
+    labels, output = equation.split("->")
+    seen = []
+    for label in labels:
+        if label in seen:
+            first = seen.index(label)
+            array = np.moveaxis(np.diagonal(array, 0, first, len(seen)), -1, first)
+        else:
+            seen.append(label)
+    summed = [label for label in seen if label not in output]
+    array = array.transpose([seen.index(label) for label in list(output) + summed])
+    dims = tuple(range(len(output), array.ndim))
+    if not dims:
+        return array
+    if array.dtype == np.float16:
+        return np.add.reduce(array, dims, np.float32).astype(np.float16)
+    return np.add.reduce(array, dims, np.int64 if array.dtype.kind in "biu" else None)
+
+
+# the summing cases measured (16x32x64, 32x64x64, 256x256) and smaller ones of each kind
+SUMS = [("ij->i", (256, 256)), ("ijk->ik", (16, 32, 64)), ("bij->b", (32, 64, 64)), ("ii->", (256, 256)),
+        ("ij->", (5, 7)), ("ij->j", (5, 7)), ("ijk->ki", (2, 3, 4)), ("iij->j", (3, 3, 2)), ("iijj->ij", (2, 2, 3, 3)),
+        ("iijj->", (2, 2, 3, 3)), ("bii->bi", (2, 3, 3)), ("ijkl->lj", (2, 3, 4, 5)), ("ij->i", (257, 129)),
+        ("ij->ji", (3, 4)), ("i->", (9,))]
+DTYPES = ["float32", "float64", "float16", "complex64", "int64", "bool"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("equation,shape", SUMS, ids=[f"{e}-{'x'.join(map(str, s))}" for e, s in SUMS])
+def test_one_operand_einsum_keeps_its_bits_views_and_torchs_graph(equation, shape, dtype):
+    array = _operand(shape, dtype)
+    differentiable = dtype in ("float32", "float64", "complex64")
+    t = torch.tensor(array, requires_grad=differentiable)
+    c = chainrule.tensor(array, requires_grad=differentiable)
+    expected, got = torch.einsum(equation, t), chainrule.einsum(equation, c)
+
+    reference = _reference_sum(array, equation)
+    assert got.detach().numpy().tobytes() == np.ascontiguousarray(reference).tobytes()
+    assert str(got.dtype) == str(expected.dtype).replace("torch", "chainrule")
+    assert tuple(got.shape) == tuple(expected.shape)
+    assert got.stride() == expected.stride()
+    assert (got._base is c) == (expected._base is t)
+    if dtype in ("int64", "bool"):
+        assert np.array_equal(got.numpy(), expected.numpy())
+    else:
+        # torch's sums add in another order: the same values to a few ulps
+        tolerance = {"float16": 1e-2, "float32": 1e-5, "complex64": 1e-5, "float64": 1e-12}[dtype]
+        np.testing.assert_allclose(got.detach().numpy(), expected.detach().numpy(), rtol=tolerance,
+                                   atol=tolerance * np.abs(array).sum(dtype=np.float64))
+    if not differentiable:
+        assert got.grad_fn is None and expected.grad_fn is None
+        return
+    assert _walk(got.grad_fn) == _walk(expected.grad_fn)
+    upstream = _operand(tuple(expected.shape), dtype, seed=1)
+    expected.backward(torch.tensor(upstream))
+    got.backward(chainrule.tensor(upstream))
+    # the gradient is the upstream copied out (and onto diagonals): the same bits as torch's
+    assert c.grad.numpy().tobytes() == t.grad.numpy().tobytes()
+    assert c.grad.stride() == t.grad.stride()
+
+
+def test_one_operand_einsum_permutation_is_a_view_a_write_reaches():
+    array = _operand((2, 3, 4), "float32")
+    t, c = torch.tensor(array), chainrule.tensor(array)
+    expected, got = torch.einsum("ijk->kij", t), chainrule.einsum("ijk->kij", c)
+    assert got._base is c and expected._base is t
+    expected[1, 0, 2] = 5.0
+    got[1, 0, 2] = 5.0
+    assert c.numpy().tobytes() == t.numpy().tobytes()
+    assert c._version == t._version
+
+
+@pytest.mark.parametrize("equation,shape", [("ij->k", (2, 3)), ("i->i", (2, 3)), ("ij->ii", (2, 3)),
+                                            ("i.j", (2, 3)), ("ii->i", (2, 3))])
+def test_one_operand_einsum_refuses_each_time_as_torch(equation, shape):
+    # the cached plan caches no refusal: a second call is refused again, in torch's words
+    array = _operand(shape, "float32")
+    with pytest.raises(RuntimeError) as expected:
+        torch.einsum(equation, torch.tensor(array))
+    for _ in range(2):
+        with pytest.raises(RuntimeError) as got:
+            chainrule.einsum(equation, chainrule.tensor(array))
+        assert str(got.value) == str(expected.value)
