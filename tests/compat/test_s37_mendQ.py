@@ -129,3 +129,25 @@ def test_one_operand_einsum_refuses_each_time_as_torch(equation, shape):
         with pytest.raises(RuntimeError) as got:
             chainrule.einsum(equation, chainrule.tensor(array))
         assert str(got.value) == str(expected.value)
+
+
+def _einsum_arguments(library):
+    x, y = library.ones(2, 3), library.ones(3, 4)
+    return [(5, x, y), (b"ij,jk->ik", x, y), (None, [x, y]), (5, 3), (b"ij", x), ("ij", 3), (1.5, x),
+            (b"ij,jk", [x, y]), (["ij->i"], x), ("ij,jk", x, "a"), ("ij,jk", [x, None])]
+
+
+@pytest.mark.parametrize("case", range(len(_einsum_arguments(chainrule))))
+def test_einsum_reads_the_equation_and_operands_as_torchs_parser(case):
+    # torch's parser takes bytes for the str and refuses any other equation, before the operands
+    expected_arguments, got_arguments = _einsum_arguments(torch)[case], _einsum_arguments(chainrule)[case]
+    try:
+        expected = torch.einsum(*expected_arguments)
+    except TypeError as error:
+        with pytest.raises(TypeError) as got:
+            chainrule.einsum(*got_arguments)
+        assert str(got.value) == str(error)
+        return
+    got = chainrule.einsum(*got_arguments)
+    assert got.numpy().tobytes() == expected.numpy().tobytes()
+    assert tuple(got.shape) == tuple(expected.shape)

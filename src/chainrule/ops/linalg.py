@@ -1219,9 +1219,13 @@ def einsum(equation, *operands) -> Tensor:
         return _torch_function.handle_torch_function(einsum, operands, equation, *operands)
     if one_list:
         return einsum(equation, *operands[0])
+    if isinstance(equation, bytes):  # torch's parser reads bytes as a str
+        equation = equation.decode()
+    if not isinstance(equation, str):
+        raise TypeError(f"einsum(): argument 'equation' (position 1) must be str, not {type(equation).__name__}")
     for i, t in enumerate(operands):
         if not isinstance(t, Tensor):
-            raise TypeError(f"einsum(): operand {i} must be a Tensor, not {type(t).__name__}")
+            raise TypeError(f"expected Tensor as element {i} in argument 1, but got {type(t).__name__}")
     if not operands:
         raise RuntimeError("einsum(): must provide at least one operand")
     if len(operands) == 1:
