@@ -3,6 +3,8 @@
 * ``torch.einsum`` of one operand (``'ij->i'``, ``'ii->'``) applies its diagonal, permute and sum
   nodes directly from a plan cached per equation and shape, instead of through the public
   functions: the same values, views, nodes and saved attributes as before, which are torch's.
+* ``torch.renorm``'s 2-norm backward divides by the norms directly when none is zero and widens
+  the gradient once: the same bits, which are torch's for float32.
 """
 
 from __future__ import annotations
@@ -151,3 +153,44 @@ def test_einsum_reads_the_equation_and_operands_as_torchs_parser(case):
     got = chainrule.einsum(*got_arguments)
     assert got.numpy().tobytes() == expected.numpy().tobytes()
     assert tuple(got.shape) == tuple(expected.shape)
+
+
+RENORM_SHAPES = [((64, 32), 0), ((64, 32), 1), ((256, 256), 0), ((3, 5), 1), ((32, 16, 8), 1), ((600, 40), 0),
+                 ((5, 4000), 1)]
+
+
+@pytest.mark.parametrize("maxnorm", [0.5, 1.0, 5.0, 1e9])
+@pytest.mark.parametrize("shape,dim", RENORM_SHAPES, ids=[f"{'x'.join(map(str, s))}-dim{d}" for s, d in RENORM_SHAPES])
+@pytest.mark.parametrize("zero_slice", [False, True])
+def test_renorm_two_norm_gradient_keeps_torchs_float32_bits(shape, dim, maxnorm, zero_slice):
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal(shape).astype(np.float32)
+    index = [slice(None)] * len(shape)
+    index[dim] = 2 % shape[dim]
+    a[tuple(index)] *= 1e-3  # a slice under any maxnorm here: its gradient passes unscaled
+    if zero_slice:
+        index[dim] = 1
+        a[tuple(index)] = 0.0  # a zero norm: no gradient through the norm
+    g = rng.standard_normal(shape).astype(np.float32)
+    t, c = torch.tensor(a, requires_grad=True), chainrule.tensor(a, requires_grad=True)
+    expected, got = torch.renorm(t, 2, dim, maxnorm), chainrule.renorm(c, 2, dim, maxnorm)
+    assert got.grad_fn.name() == expected.grad_fn.name()
+    expected.backward(torch.tensor(g))
+    got.backward(chainrule.tensor(g))
+    assert got.detach().numpy().tobytes() == expected.detach().numpy().tobytes()
+    assert c.grad.numpy().tobytes() == t.grad.numpy().tobytes()
+    assert c.grad.dtype == chainrule.float32
+
+
+@pytest.mark.parametrize("shape,dim", RENORM_SHAPES[:4], ids=[f"{'x'.join(map(str, s))}-dim{d}" for s, d in RENORM_SHAPES[:4]])
+def test_renorm_two_norm_gradient_in_float64_is_torchs_to_an_ulp(shape, dim):
+    # torch adds float64 norms in its own order: the same gradient within an ulp or two
+    rng = np.random.default_rng(8)
+    a, g = rng.standard_normal(shape), rng.standard_normal(shape)
+    index = [slice(None)] * len(shape)
+    index[dim] = 1
+    a[tuple(index)] = 0.0
+    t, c = torch.tensor(a, requires_grad=True), chainrule.tensor(a, requires_grad=True)
+    torch.renorm(t, 2, dim, 1.0).backward(torch.tensor(g))
+    chainrule.renorm(c, 2, dim, 1.0).backward(chainrule.tensor(g))
+    np.testing.assert_allclose(c.grad.numpy(), t.grad.numpy(), rtol=1e-14, atol=1e-15)
