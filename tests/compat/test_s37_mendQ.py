@@ -5,6 +5,10 @@
   functions: the same values, views, nodes and saved attributes as before, which are torch's.
 * ``torch.renorm``'s 2-norm backward divides by the norms directly when none is zero and widens
   the gradient once: the same bits, which are torch's for float32.
+* The gradient of a read by one integer vector after whole dims (``x[:, :, rows]``, each of
+  interpolate's taps) adds each row's repeats in index order in one pass per repeat, where
+  np.add.at added them one element at a time (gradients of 16,384 elements or more, rows
+  repeated at most 16 times): the same bits as np.add.at.
 """
 
 from __future__ import annotations
@@ -194,3 +198,55 @@ def test_renorm_two_norm_gradient_in_float64_is_torchs_to_an_ulp(shape, dim):
     torch.renorm(t, 2, dim, 1.0).backward(torch.tensor(g))
     chainrule.renorm(c, 2, dim, 1.0).backward(chainrule.tensor(g))
     np.testing.assert_allclose(c.grad.numpy(), t.grad.numpy(), rtol=1e-14, atol=1e-15)
+
+
+LATER_ROWS = [((3, 4, 5), 2, [0, 0, 1, 4, 4, 4, -1, 2]), ((3, 4, 5), 1, [3, 3, 0, -4, 1]), ((2, 3, 6, 5), 3, [4] * 16),
+              ((2, 3, 6, 5), 2, [5] * 17 + [0]), ((2, 3, 6, 5), 2, list(range(6))), ((4, 7), 1, [6, 0, 6, 1, 6]),
+              ((2, 3, 6, 5), 3, []),
+              # 16,384 gradient elements and more: added in passes, one per repeat
+              ((4, 8, 64, 64), 3, [min(max(j // 2 - (j % 2 == 0), 0), 63) for j in range(128)]),
+              ((64, 64, 10), 2, [0, 0, 1, 9, 9, 9, -1, 2] * 2), ((16, 64, 6), 2, [5] * 16 + [0, -6]),
+              ((16, 64, 6), 2, [5] * 17 + [0])]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+@pytest.mark.parametrize("shape,axis,rows", LATER_ROWS, ids=[f"{'x'.join(map(str, s))}-dim{a}-{len(r)}" for s, a, r in LATER_ROWS])
+def test_read_by_rows_after_whole_dims_adds_its_gradient_as_add_at(shape, axis, rows, dtype):
+    rng = np.random.default_rng(9)
+    a = rng.standard_normal(shape).astype(dtype)
+    lead = (slice(None),) * axis
+    t, c = torch.tensor(a, requires_grad=True), chainrule.tensor(a, requires_grad=True)
+    expected = t[lead + (torch.tensor(rows, dtype=torch.int64),)]
+    got = c[lead + (chainrule.tensor(rows, dtype=chainrule.int64),)]
+    assert got.grad_fn.name() == expected.grad_fn.name()
+    g = rng.standard_normal(tuple(expected.shape)).astype(dtype)
+    expected.backward(torch.tensor(g))
+    got.backward(chainrule.tensor(g))
+    reference = np.zeros(shape, dtype)
+    np.add.at(reference, lead + (np.array(rows, dtype=np.int64),), g)
+    assert c.grad.numpy().tobytes() == reference.tobytes()
+    tolerance = 1e-2 if dtype == "float16" else 1e-5
+    np.testing.assert_allclose(c.grad.numpy(), t.grad.numpy(), rtol=tolerance, atol=tolerance)
+
+
+INTERPOLATIONS = [("bilinear", (2, 3, 8, 8), (16, 16)), ("bilinear", (2, 3, 8, 8), (5, 7)), ("bilinear", (1, 2, 3, 70), (200, 2)),
+                  ("linear", (2, 3, 10), (20,)), ("trilinear", (1, 2, 4, 5, 6), (8, 10, 12)), ("bicubic", (1, 2, 6, 7), (12, 14)),
+                  ("nearest", (2, 2, 5, 6), (10, 12)), ("nearest-exact", (2, 2, 5, 6), (11, 13))]
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("mode,shape,size", INTERPOLATIONS, ids=[f"{m}-{'x'.join(map(str, z))}" for m, _, z in INTERPOLATIONS])
+def test_interpolate_gradient_is_torchs(mode, shape, size, align_corners):
+    if mode.startswith("nearest"):
+        align_corners = None
+    rng = np.random.default_rng(10)
+    a = rng.standard_normal(shape).astype(np.float32)
+    t, c = torch.tensor(a, requires_grad=True), chainrule.tensor(a, requires_grad=True)
+    expected = torch.nn.functional.interpolate(t, size=size, mode=mode, align_corners=align_corners)
+    got = chainrule.nn.functional.interpolate(c, size=size, mode=mode, align_corners=align_corners)
+    assert got.grad_fn.name() == expected.grad_fn.name()
+    g = rng.standard_normal(tuple(expected.shape)).astype(np.float32)
+    expected.backward(torch.tensor(g))
+    got.backward(chainrule.tensor(g))
+    # torch's kernels add the taps in another order: the same gradient to a few float32 ulps
+    np.testing.assert_allclose(c.grad.numpy(), t.grad.numpy(), rtol=1e-5, atol=1e-5)
