@@ -41,8 +41,10 @@ from ..tensor import Tensor, _wrap_dim, honours_out, refuse_out_under_autograd, 
 from . import creation
 from ._arg_parser import check_as, check_bool, out_rule
 from .elementwise import _one_device, conjugate_rule, refuse_kernel, where
+from .reduce import SumDim
 from .shape import (
     Expand,
+    Permute,
     Transpose,
     UnsafeView,
     _infer_size,
@@ -1217,11 +1219,17 @@ def einsum(equation, *operands) -> Tensor:
         return _torch_function.handle_torch_function(einsum, operands, equation, *operands)
     if one_list:
         return einsum(equation, *operands[0])
+    if isinstance(equation, bytes):  # torch's parser reads bytes as a str
+        equation = equation.decode()
+    if not isinstance(equation, str):
+        raise TypeError(f"einsum(): argument 'equation' (position 1) must be str, not {type(equation).__name__}")
     for i, t in enumerate(operands):
         if not isinstance(t, Tensor):
-            raise TypeError(f"einsum(): operand {i} must be a Tensor, not {type(t).__name__}")
+            raise TypeError(f"expected Tensor as element {i} in argument 1, but got {type(t).__name__}")
     if not operands:
         raise RuntimeError("einsum(): must provide at least one operand")
+    if len(operands) == 1:
+        return _one_operand_einsum(operands[0], *_one_operand_steps(equation, operands[0]._data.shape))
     subs, output = _parse_einsum(equation, [t._data.shape for t in operands])
     dtypes = {t._data.dtype for t in operands}
     if len(operands) > 1 and (len(dtypes) > 1 or np.dtype(np.bool_) in dtypes):
@@ -1233,8 +1241,6 @@ def einsum(equation, *operands) -> Tensor:
         from .elementwise import _cast
 
         operands = tuple(_cast(t, dtype) for t in operands)
-    if len(operands) == 1:
-        return _one_operand_einsum(operands[0], subs[0], output)
     if operands[0]._data.dtype.kind in "biu" and _sums_a_lone_label(subs, output, [t._data.shape for t in operands]):
         # torch sums such a label with its sum, which counts integers and bools in int64
         from .elementwise import _cast
@@ -1294,32 +1300,56 @@ def _torch_pair_layout(equation: str, shapes: tuple) -> tuple | None:
     return None if layout == tuple(sorted(layout)) else layout
 
 
-def _one_operand_einsum(operand: Tensor, labels: list, output: list) -> Tensor:
-    """torch's einsum of one operand, step by step as torch takes it, so the result is its view
-    (strides, ``_base``, an in-place write reaching the operand) and its graph has torch's nodes:
-    a repeated label takes a diagonal moved back to the label's first dim (DiagonalBackward0,
-    PermuteBackward0), the dims are permuted to the output's order followed by the summed ones
-    (PermuteBackward0), and the summed ones are summed (SumBackward1, int64 for integers)."""
-    width = operand.dim() - (len(labels) - 1) if "..." in labels else 0
+@functools.lru_cache(maxsize=256)  # (a model sums with the same equation on the same shape each step)
+def _one_operand_steps(equation: str, shape: tuple) -> tuple:
+    """The steps of torch's einsum of one operand of ``shape``: for each repeated label in turn,
+    the two dims whose diagonal it takes and the permutation (movedim's) that moves the diagonal
+    back to the label's first dim; the permutation to the output's order followed by the summed
+    dims; and how many dims are kept (the rest are summed)."""
+    subs, output = _parse_einsum(equation, [shape])
+    labels = subs[0]
+    width = len(shape) - (len(labels) - 1) if "..." in labels else 0
     first_dim: dict = {}
+    diagonals = []
     at = 0
+    ndim = len(shape)
     for label in labels:
         if label == "...":
             first_dim[label] = list(range(at, at + width))
             at += width
         elif label in first_dim:
             dim = first_dim[label][0]
-            operand = operand.diagonal(0, dim, at).movedim(-1, dim)
+            ndim -= 1
+            moved_back = list(range(ndim - 1))
+            moved_back.insert(dim, ndim - 1)
+            diagonals.append((dim, at, tuple(moved_back)))
         else:
             first_dim[label] = [at]
             at += 1
     summed = [label for label in first_dim if label not in output]
-    order = [d for label in list(output) + summed for d in first_dim[label]]
-    result = operand.permute(order)
+    order = tuple(d for label in list(output) + summed for d in first_dim[label])
     kept = sum(len(first_dim[label]) for label in output)
-    if kept == result.dim():
+    return tuple(diagonals), order, kept
+
+
+def _one_operand_einsum(operand: Tensor, diagonals: tuple, order: tuple, kept: int) -> Tensor:
+    """torch's einsum of one operand, step by step as torch takes it, so the result is its view
+    (strides, ``_base``, an in-place write reaching the operand) and its graph has torch's nodes:
+    a repeated label takes a diagonal moved back to the label's first dim (DiagonalBackward0,
+    PermuteBackward0), the dims are permuted to the output's order followed by the summed ones
+    (PermuteBackward0), and the summed ones are summed (SumBackward1, int64 for integers).
+
+    Each step is its node applied directly: the steps are already checked, and the public
+    functions' argument parsing cost 'ij->i' on 256x256 more than the sum itself."""
+    for dim, later, moved_back in diagonals:
+        diagonal = Diagonal.apply(operand, offset=0, dim1=dim, dim2=later)._share(operand)
+        operand = _share(Permute.apply(diagonal, dims=moved_back), diagonal)
+    result = _share(Permute.apply(operand, dims=order), operand)
+    if kept == len(order):
         return result
-    return result.sum(list(range(kept, result.dim())))
+    # torch sums bools and integers in int64, as sum does
+    dtype = np.int64 if result._data.dtype.kind in "biu" else None
+    return SumDim.apply(result, dims=tuple(range(kept, len(order))), keepdim=False, dtype=dtype)
 
 
 def _refuse_what_bmm_refuses(subs: list, output: list, operands) -> None:

@@ -695,17 +695,23 @@ def _renorm_gradient_block(x: np.ndarray, g: np.ndarray, others: tuple, maxnorm:
     np.copyto(work, result)
     projected = np.add.reduce(work, axis=others, keepdims=True)
     zero_norm = norm == 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        through_norm = np.divide(wide, np.where(zero_norm, 1.0, norm), out=wide)
     if zero_norm.any():
+        with np.errstate(invalid="ignore", divide="ignore"):
+            through_norm = np.divide(wide, np.where(zero_norm, 1.0, norm), out=wide)
         np.copyto(through_norm, 0.0, where=zero_norm)
+    else:  # (no substitute norms to build)
+        through_norm = np.divide(wide, norm, out=wide)
     np.multiply(projected, through_norm, out=through_norm)
     inverse = 1.0 / (norm + 1e-7)
     factor = inverse * maxnorm
-    scaled = np.multiply(factor, g, out=work)
+    # g widened into the buffer first: the product's bits are the same, and a float64-by-float64
+    # multiply is faster than one that widens g as it goes
+    np.copyto(work, g)
+    scaled = np.multiply(factor, work, out=work)
     scaled -= np.multiply(factor * inverse, through_norm, out=through_norm)
     np.copyto(result, scaled, casting="same_kind")
-    np.copyto(result, g, where=~scaled_slices)
+    if not scaled_slices.all():
+        np.copyto(result, g, where=~scaled_slices)
     return result
 
 
