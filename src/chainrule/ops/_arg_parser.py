@@ -1380,6 +1380,8 @@ INTERNAL_SIGNATURES: dict[str, tuple] = {
     "_unique2": ("(Tensor input, bool sorted=True, bool return_inverse=False, bool return_counts=False)",),
     "unique_dim": ("(Tensor input, int64_t dim, bool sorted=True, bool return_inverse=False, "
                    "bool return_counts=False)",),
+    # torch.lu and Tensor.lu (Python) hand their tensor on positionally, their flags by keyword
+    "_lu_with_info": ("(Tensor input, bool pivot=True, bool check_errors=True)",),
     # torch.atleast_Nd (Python) hands a lone argument to its C twin
     **{f"atleast_{n}d": ("(Tensor input)", "(TensorList tensors)") for n in (1, 2, 3)},
 }

@@ -1,0 +1,121 @@
+"""Compared with torch 2.13: bad arguments refused in torch's words where the probe
+tools/torch_bad_arguments_trial.py still found chainrule wording them otherwise (torch's Python
+functions and methods, whose refusals are Python's or those of the C function they hand their
+arguments to), and the calls those refusals must keep taking."""
+
+import warnings
+
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def outcome(lib, call):
+    """What ``call(lib, x)`` does on a float32 (2, 6) tensor ``x`` of ``lib``: ("ok", its result as a
+    list) or (the exception's type name, its message)."""
+    x = lib.arange(12, dtype=lib.float32).reshape(2, 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (torch.lu's deprecation, stft's missing window: compared elsewhere)
+        try:
+            result = call(lib, x)
+        except Exception as error:  # noqa: BLE001 - any refusal is compared
+            return type(error).__name__, str(error)
+    if isinstance(result, (tuple, list)):
+        return "ok", [item.tolist() if hasattr(item, "tolist") else item for item in result]
+    return "ok", result.tolist() if hasattr(result, "tolist") else result
+
+
+def assert_alike(call) -> None:
+    """``call`` raises the same exception type and message on torch and chainrule, or gives the same result."""
+    assert outcome(chainrule, call) == outcome(torch, call)
+
+
+# the functions torch removed in 1.9 keep their Python signatures, which bind (or refuse) first
+REMOVED = {
+    "eig(x, no_such_keyword=1)": lambda L, x: L.eig(x, no_such_keyword=1),
+    "eig(x, x, x)": lambda L, x: L.eig(x, x, x),
+    "eig(x, e=1)": lambda L, x: L.eig(x, e=1),
+    "symeig(x, no_such_keyword=1)": lambda L, x: L.symeig(x, no_such_keyword=1),
+    "symeig(x, x, x, x)": lambda L, x: L.symeig(x, x, x, x),
+    "symeig(x, out=1)": lambda L, x: L.symeig(x, out=1),
+    "matrix_rank(x, no_such_keyword=1)": lambda L, x: L.matrix_rank(x, no_such_keyword=1),
+    "matrix_rank(x, 1, True, x)": lambda L, x: L.matrix_rank(x, 1, True, x),
+    "matrix_rank(x, symmetric=True)": lambda L, x: L.matrix_rank(x, symmetric=True),
+    "x.eig(no_such_keyword=1)": lambda L, x: x.eig(no_such_keyword=1),
+    "x.eig(True, x)": lambda L, x: x.eig(True, x),
+    "x.eig(True)": lambda L, x: x.eig(True),
+    "x.symeig(x, x)": lambda L, x: x.symeig(x, x),
+    "x.symeig(eigenvectors=True)": lambda L, x: x.symeig(eigenvectors=True),
+    "x.solve(x, x)": lambda L, x: x.solve(x, x),
+    "x.solve(no_such_keyword=1)": lambda L, x: x.solve(no_such_keyword=1),
+    "x.solve(x)": lambda L, x: x.solve(x),
+    "x.lstsq()": lambda L, x: x.lstsq(),
+    "x.lstsq(other=x)": lambda L, x: x.lstsq(other=x),
+}
+
+
+@pytest.mark.parametrize("case", REMOVED)
+def test_removed_functions_bind_torchs_python_signatures_first(case):
+    assert_alike(REMOVED[case])
+
+
+def test_removed_functions_are_named_as_torchs():
+    assert chainrule.eig.__name__ == torch.eig.__name__ == "eig"
+    assert chainrule.symeig.__name__ == torch.symeig.__name__ == "_symeig"
+    assert chainrule.matrix_rank.__name__ == torch.matrix_rank.__name__
+    for name in ("eig", "symeig", "solve", "lstsq"):
+        assert getattr(chainrule.Tensor, name).__qualname__ == getattr(torch.Tensor, name).__qualname__
+
+
+# torch.lu and Tensor.lu hand their tensor on positionally and their flags by keyword to _lu_with_info
+LU = {
+    "lu('a')": lambda L, x: L.lu("a"),
+    "lu(None)": lambda L, x: L.lu(None),
+    "lu(x, 1.5)": lambda L, x: L.lu(x, 1.5),
+    "lu(x, [0, 1])": lambda L, x: L.lu(x, [0, 1]),
+    "lu(x, pivot=None)": lambda L, x: L.lu(x, pivot=None),
+    "x.lu('a')": lambda L, x: x.lu("a"),
+    "x.lu(None)": lambda L, x: x.lu(None),
+    "x.lu(True, True, x)": lambda L, x: x.lu(True, True, x),
+    "x.lu(out=x)": lambda L, x: x.lu(out=x),
+    "x.lu(get_infos=1)": lambda L, x: x.lu(get_infos=1)[0].shape,
+    "x[:, :2].lu()": lambda L, x: x[:, :2].lu(),
+    "x[:, :2].lu(get_infos=True)": lambda L, x: x[:, :2].lu(get_infos=True),
+    "lu(x[:, :2], True, True)": lambda L, x: L.lu(x[:, :2], True, True),
+}
+
+
+@pytest.mark.parametrize("case", LU)
+def test_lu_refuses_in_lu_with_infos_words(case):
+    assert_alike(LU[case])
+
+
+@pytest.mark.parametrize("lib", [chainrule, torch], ids=["chainrule", "torch"])
+def test_lu_warns_only_once_its_arguments_are_taken(lib):
+    lib.set_warn_always(True)  # (torch's TORCH_WARN_ONCE, on every call)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(TypeError, match="_lu_with_info"):
+                lib.lu(lib.eye(2), 1.5)
+            lib.lu(lib.eye(2))
+    finally:
+        lib.set_warn_always(False)
+    assert [str(w.message).startswith("torch.lu is deprecated") for w in caught] == [True]
+
+
+RRELU = {
+    "rrelu(x, 1.5)": lambda L, x: L.rrelu(x, 1.5),
+    "rrelu_(x, 1.5)": lambda L, x: L.rrelu_(x.clone(), 1.5),
+    "F.rrelu(x, 0.5, 0.1, training=True)": lambda L, x: L.nn.functional.rrelu(x, 0.5, 0.1, training=True),
+    "RReLU(0.5, 0.1)(x)": lambda L, x: L.nn.RReLU(0.5, 0.1)(x),
+    "F.rrelu(x, inf)": lambda L, x: L.nn.functional.rrelu(x, float("inf")),
+    "F.rrelu(x, 0.5, 0.5)": lambda L, x: L.nn.functional.rrelu(x, 0.5, 0.5),
+}
+
+
+@pytest.mark.parametrize("case", RRELU)
+def test_rrelu_bounds_refused_in_torchs_words(case):
+    assert_alike(RRELU[case])
