@@ -1412,6 +1412,15 @@ def _as_tensor_method(fn, public: str):
     return fn
 
 
+def _unflatten(self: Tensor, dim: int, sizes) -> Tensor:
+    """Tensor.unflatten, which torch writes in Python: it takes no NumPy names, refuses empty sizes
+    itself, then hands its arguments on to TensorBase.unflatten, whose parser counts them after self."""
+    if not sizes:
+        raise RuntimeError("unflatten: sizes must be non-empty")
+    _arg_parser.check_as_method("unflatten", dim, sizes)
+    return _shape.unflatten(self, dim, sizes)
+
+
 def _resize_out_of_place(self: Tensor, *sizes) -> Tensor:
     """The deprecated Tensor.resize (torch.autograd._functions.Resize): a reshape that keeps the
     number of elements, warning as torch does."""
@@ -1691,6 +1700,8 @@ def bind_tensor_misc() -> None:
     Tensor.is_set_to = _is_set_to
     # (undispatched, so no wrapper checks its arguments: torch's parser's words come from the table here)
     Tensor.as_subclass = _arg_parser.checked_signature(_as_subclass, ("chainrule.tensor", "Tensor.as_subclass"))
+    Tensor.stride = _arg_parser.checked_signature(Tensor.stride, ("chainrule.tensor", "Tensor.stride"))
+    Tensor.unflatten = _as_tensor_method(_unflatten, "unflatten")
     Tensor._make_subclass = staticmethod(_make_subclass)
     Tensor.storage_type = _as_tensor_method(_storage.storage_type, "storage_type")
     Tensor.apply_ = _apply

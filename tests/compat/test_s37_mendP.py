@@ -119,3 +119,79 @@ RRELU = {
 @pytest.mark.parametrize("case", RRELU)
 def test_rrelu_bounds_refused_in_torchs_words(case):
     assert_alike(RRELU[case])
+
+
+# torch.stft (Python) pads by n_fft // 2 first, then hands everything but center and pad_mode to
+# _VF.stft; Tensor.stft calls torch.stft, Tensor.istft calls torch.istft, positionally
+STFT = {
+    "stft(x, 1.5)": lambda L, x: L.stft(x, 1.5),
+    "stft(x, [0, 1])": lambda L, x: L.stft(x, [0, 1]),
+    "stft(x, None)": lambda L, x: L.stft(x, None),
+    "stft(x, 4, 1.5, return_complex=True)": lambda L, x: L.stft(x, 4, 1.5, return_complex=True),
+    "stft(x, 1.5, center=False)": lambda L, x: L.stft(x, 1.5, center=False),
+    "stft(x, 4, center=False, return_complex='a')": lambda L, x: L.stft(x, 4, center=False, return_complex="a"),
+    "stft(x, 4, window='a', return_complex=True)": lambda L, x: L.stft(x, 4, window="a", return_complex=True),
+    "stft(x, 4)": lambda L, x: L.stft(x, 4),
+    "x.stft('a')": lambda L, x: x.stft("a"),
+    "x.stft(None)": lambda L, x: x.stft(None),
+    "x.stft(1.5)": lambda L, x: x.stft(1.5),
+    "x.stft(4, hop_length=2.0, return_complex=True)": lambda L, x: x.stft(4, hop_length=2.0, return_complex=True),
+    "x.stft(4, 2, return_complex=True)": lambda L, x: x.stft(4, 2, return_complex=True).abs(),
+    "x.istft('a')": lambda L, x: x.istft("a"),
+    "x.istft(1.5)": lambda L, x: x.istft(1.5),
+    "x.istft(None)": lambda L, x: x.istft(None),
+    "x.istft(4, 'a')": lambda L, x: x.istft(4, "a"),
+    "x.istft(4, length=[1])": lambda L, x: x.istft(4, length=[1]),
+    "x.istft(4)": lambda L, x: x.istft(4),
+    "x.istft(no_such_keyword=1)": lambda L, x: x.istft(no_such_keyword=1),
+    "x.istft(*[x] * 9)": lambda L, x: x.istft(*[x] * 9),
+}
+
+
+@pytest.mark.parametrize("case", STFT)
+def test_stft_and_istft_refuse_as_torchs_python_and_parser(case):
+    assert_alike(STFT[case])
+
+
+def test_istft_method_inverts_stft_as_torchs():
+    signal = [float(v) for v in range(16)]
+    results = []
+    for lib in (chainrule, torch):
+        x = lib.tensor(signal, dtype=lib.float64)
+        window = lib.hann_window(8, dtype=lib.float64)
+        spectrum = x.stft(8, 2, window=window, return_complex=True)
+        results.append(spectrum.istft(8, 2, window=window, length=16).tolist())
+    assert results[0] == pytest.approx(results[1], abs=1e-12)
+
+
+# Tensor.unflatten is torch's Python method (no NumPy names; TensorBase.unflatten's positions);
+# Tensor.stride its C method, of one signature
+UNFLATTEN_AND_STRIDE = {
+    "x.unflatten('a')": lambda L, x: x.unflatten("a"),
+    "x.unflatten(no_such_keyword=1)": lambda L, x: x.unflatten(no_such_keyword=1),
+    "x.unflatten(*[x] * 9)": lambda L, x: x.unflatten(*[x] * 9),
+    "x.unflatten(axis=1, sizes=(3, 2))": lambda L, x: x.unflatten(axis=1, sizes=(3, 2)),
+    "unflatten(x, axis=1, sizes=(3, 2))": lambda L, x: L.unflatten(x, axis=1, sizes=(3, 2)),
+    "x.unflatten(1, ())": lambda L, x: x.unflatten(1, ()),
+    "x.unflatten(1.5, (3, 2))": lambda L, x: x.unflatten(1.5, (3, 2)),
+    "x.unflatten(1, 'ab')": lambda L, x: x.unflatten(1, "ab"),
+    "x.unflatten(1, (3, 'a'))": lambda L, x: x.unflatten(1, (3, "a")),
+    "x.unflatten(dim=1.5, sizes=(3, 2))": lambda L, x: x.unflatten(dim=1.5, sizes=(3, 2)),
+    "x.unflatten(1, 6)": lambda L, x: x.unflatten(1, 6),
+    "x.unflatten(-1, (3, -1))": lambda L, x: x.unflatten(-1, (3, -1)),
+    "x.stride('a')": lambda L, x: x.stride("a"),
+    "x.stride(1.5)": lambda L, x: x.stride(1.5),
+    "x.stride([0, 1])": lambda L, x: x.stride([0, 1]),
+    "x.stride(no_such_keyword=1)": lambda L, x: x.stride(no_such_keyword=1),
+    "x.stride(1, 2)": lambda L, x: x.stride(1, 2),
+    "x.stride(5)": lambda L, x: x.stride(5),
+    "x.stride()": lambda L, x: x.stride(),
+    "x.stride(None)": lambda L, x: x.stride(None),
+    "x.stride(dim=-1)": lambda L, x: x.stride(dim=-1),
+    "x.t().stride(0)": lambda L, x: x.t().stride(0),
+}
+
+
+@pytest.mark.parametrize("case", UNFLATTEN_AND_STRIDE)
+def test_unflatten_and_stride_refuse_as_torch(case):
+    assert_alike(UNFLATTEN_AND_STRIDE[case])

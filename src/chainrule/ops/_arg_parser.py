@@ -1380,6 +1380,12 @@ INTERNAL_SIGNATURES: dict[str, tuple] = {
     "_unique2": ("(Tensor input, bool sorted=True, bool return_inverse=False, bool return_counts=False)",),
     "unique_dim": ("(Tensor input, int64_t dim, bool sorted=True, bool return_inverse=False, "
                    "bool return_counts=False)",),
+    # torch.stft (Python) pads a centred signal, then hands everything but center and pad_mode to _VF.stft
+    "stft": ('(Tensor input, int64_t n_fft, int64_t? hop_length=None, int64_t? win_length=None, Tensor? window=None, '
+             'bool center=True, str pad_mode="reflect", bool normalized=False, bool? onesided=None, '
+             'bool? return_complex=None, bool? align_to_window=None)',
+             "(Tensor input, int64_t n_fft, int64_t? hop_length=None, int64_t? win_length=None, Tensor? window=None, "
+             "bool normalized=False, bool? onesided=None, bool? return_complex=None, bool? align_to_window=None)"),
     # torch.lu and Tensor.lu (Python) hand their tensor on positionally, their flags by keyword
     "_lu_with_info": ("(Tensor input, bool pivot=True, bool check_errors=True)",),
     # torch.atleast_Nd (Python) hands a lone argument to its C twin
@@ -1388,10 +1394,24 @@ INTERNAL_SIGNATURES: dict[str, tuple] = {
 
 
 def check_as(name: str, *args, **kwargs) -> None:
-    """torch's refusal of ``args``/``kwargs`` by its internal function ``name`` (INTERNAL_SIGNATURES), if any."""
+    """torch's refusal of ``args``/``kwargs`` by its internal function ``name`` (INTERNAL_SIGNATURES), or by
+    the public one a Python method of torch's hands them to (SIGNATURES: Tensor.istft's torch.istft), if any."""
     key = (name, "internal")
     if key not in _PARSED:
-        _PARSED[key] = [_Signature(name, text) for text in INTERNAL_SIGNATURES[name]]
+        texts = INTERNAL_SIGNATURES.get(name) or SIGNATURES[name]
+        _PARSED[key] = [_Signature(name, text) for text in texts]
+    if not _takes(_PARSED[key], args, kwargs):
+        refusal = signature_refusal(name, _PARSED[key], args, kwargs)
+        if refusal is not None:
+            raise refusal
+
+
+def check_as_method(name: str, *args, **kwargs) -> None:
+    """torch's refusal of ``args``/``kwargs`` (those after self) by its C Tensor method ``name``, which
+    the Python method of torch's being run hands them to (Tensor.unflatten's TensorBase.unflatten), if any."""
+    key = (name, "C method")
+    if key not in _PARSED:
+        _PARSED[key] = [_Signature(name, _method_form(text)) for text in METHOD_SIGNATURES.get(name) or SIGNATURES[name]]
     if not _takes(_PARSED[key], args, kwargs):
         refusal = signature_refusal(name, _PARSED[key], args, kwargs)
         if refusal is not None:
@@ -1489,6 +1509,7 @@ METHOD_SIGNATURES: dict[str, tuple] = {
     "copy_": ("(Tensor other, bool non_blocking=False)", "(Tensor other, bool async=False)|deprecated"),
     "is_contiguous": ("(*, MemoryFormat memory_format=torch.contiguous_format)",),
     "as_subclass": ("(PyObject* cls)",),
+    "stride": ("(int64_t? dim=None)",),
     "nonzero": ("()", "(*, bool as_tuple)"),
     "new_ones": ("(IntArrayRef size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, "
                  "bool? pin_memory=False, bool? requires_grad=False)",),
