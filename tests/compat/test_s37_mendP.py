@@ -195,3 +195,54 @@ UNFLATTEN_AND_STRIDE = {
 @pytest.mark.parametrize("case", UNFLATTEN_AND_STRIDE)
 def test_unflatten_and_stride_refuse_as_torch(case):
     assert_alike(UNFLATTEN_AND_STRIDE[case])
+
+
+# what users print, run where chainrule answers ``import torch`` (tests/programs/_alias) and with torch
+PRINTED = """
+import torch
+x = torch.ones(2, 3)
+for value in (x.dtype, torch.bfloat16, torch.float8_e4m3fn, torch.Size([2, 3]), x.shape, torch.Size(), torch.strided,
+              torch.sparse_coo, torch.channels_last, torch.contiguous_format, torch.finfo(torch.float32),
+              torch.iinfo(torch.int8), torch.ones(2, dtype=torch.float64), torch.ones(2, dtype=torch.int32),
+              [torch.int64], torch.get_default_dtype(), x.device, torch.max(torch.ones(2, 2), 0)):
+    print(str(value))
+    print(repr(value))
+print(f"{torch.float16}", "{}".format(torch.uint8))
+for call in (lambda: torch.ones(2, 2) @ torch.ones(2, 2, dtype=torch.float64),
+             lambda: torch.ones(2, dtype=torch.int64).add_(torch.ones(2)),
+             lambda: torch.ones(3, dtype=torch.float32).view(torch.float64)):
+    try:
+        call()
+    except Exception as error:
+        print(type(error).__name__, error)
+"""
+
+
+def _printed(pythonpath: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": pythonpath}
+    done = subprocess.run([sys.executable, "-c", PRINTED], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_reprs_print_torchs_names_where_chainrule_answers_import_torch():
+    import os
+
+    source = os.path.dirname(os.path.dirname(chainrule.__file__))
+    alias = os.path.join(os.path.dirname(os.path.dirname(__file__)), "programs", "_alias")
+    theirs = _printed(os.path.dirname(os.path.dirname(torch.__file__)))
+    ours = _printed(os.pathsep.join([alias, source]))
+    assert "torch.Size([2, 3])" in theirs and "torch.return_types.max(" in theirs
+    assert ours == theirs
+
+
+def test_reprs_name_chainrule_where_it_was_imported_as_itself():
+    # (this process holds the real torch: chainrule is not answering ``import torch``)
+    assert repr(chainrule.float32) == "chainrule.float32" and str(chainrule.Size([2])) == "chainrule.Size([2])"
+    assert repr(chainrule.channels_last) == "chainrule.channels_last" and repr(chainrule.strided) == "chainrule.strided"
+    assert repr(chainrule.max(chainrule.ones(2, 2), 0)).startswith("chainrule.return_types.max(")
+
