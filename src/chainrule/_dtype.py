@@ -521,9 +521,10 @@ def set_default_dtype(d) -> None:
 
     Makes the floating-point dtype ``d`` the default for new tensors (torch.set_default_dtype)."""
     global _default_float
-    d = to_dtype(d)
+    if not isinstance(d, dtype):  # (torch takes no Python type, NumPy dtype, name or None here)
+        raise TypeError("invalid dtype object: only floating-point types are supported as the default type")
     if not d.is_floating_point:
-        raise TypeError(f"set_default_dtype: only floating-point types are allowed, got {d}")
+        raise TypeError("only floating-point types are supported as the default type")
     _default_float = d
 
 

@@ -246,3 +246,38 @@ def test_reprs_name_chainrule_where_it_was_imported_as_itself():
     assert repr(chainrule.channels_last) == "chainrule.channels_last" and repr(chainrule.strided) == "chainrule.strided"
     assert repr(chainrule.max(chainrule.ones(2, 2), 0)).startswith("chainrule.return_types.max(")
 
+
+DEFAULT_DTYPE_AND_LAYOUT = {
+    "set_default_dtype(int32)": lambda L, x: L.set_default_dtype(L.int32),
+    "set_default_dtype(complex64)": lambda L, x: L.set_default_dtype(L.complex64),
+    "set_default_dtype(bool)": lambda L, x: L.set_default_dtype(L.bool),
+    "set_default_dtype(float)": lambda L, x: L.set_default_dtype(float),
+    "set_default_dtype('float64')": lambda L, x: L.set_default_dtype("float64"),
+    "set_default_dtype(None)": lambda L, x: L.set_default_dtype(None),
+    "ones(2, layout=float32)": lambda L, x: L.ones(2, layout=L.float32),
+    "zeros(2, 3, layout='a')": lambda L, x: L.zeros(2, 3, layout="a"),
+    "full((2,), 1.0, layout=1)": lambda L, x: L.full((2,), 1.0, layout=1),
+    "x.new_zeros(2, layout=float32)": lambda L, x: x.new_zeros(2, layout=L.float32),
+    "arange(3, layout=float32)": lambda L, x: L.arange(3, layout=L.float32),
+    "eye(2, layout=float32)": lambda L, x: L.eye(2, layout=L.float32),
+    "empty(2, layout=None)": lambda L, x: L.empty(2, layout=None).shape,
+    "randn(2, layout=strided)": lambda L, x: L.randn(2, layout=L.strided).shape,
+}
+
+
+@pytest.mark.parametrize("case", DEFAULT_DTYPE_AND_LAYOUT)
+def test_default_dtype_and_layout_refused_in_torchs_words(case):
+    try:
+        assert_alike(DEFAULT_DTYPE_AND_LAYOUT[case])
+    finally:
+        chainrule.set_default_dtype(chainrule.float32)
+        torch.set_default_dtype(torch.float32)
+
+
+@pytest.mark.parametrize("name", ["float64", "float16", "bfloat16"])
+def test_set_default_dtype_still_takes_each_floating_dtype(name):
+    try:
+        chainrule.set_default_dtype(getattr(chainrule, name))
+        assert chainrule.tensor([1.5]).dtype is getattr(chainrule, name)
+    finally:
+        chainrule.set_default_dtype(chainrule.float32)

@@ -16,7 +16,7 @@ import operator
 
 import numpy as np
 
-from .. import _dtype, _vmap_frames
+from .. import _dtype, _layout, _vmap_frames
 from .._backend import has_expanded_dims, write_refusal
 
 __all__: list[str] = []
@@ -658,7 +658,9 @@ def _check(param: _Parameter, value, index: int):
         from .. import Generator
 
         return None if isinstance(value, Generator) else True
-    return None  # Layout, Device: their own checks, later
+    if kind == "Layout":
+        return None if isinstance(value, _layout.layout) else True
+    return None  # Device: its own checks, later
 
 
 def _unpack_refusal(name: str, signature: _Signature, args: tuple, kwargs: dict) -> Exception | None:

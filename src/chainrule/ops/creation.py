@@ -483,7 +483,7 @@ def _xp(device):
 def _strided_only(layout, op: str) -> None:
     """torch's creation functions take ``layout=``; chainrule creates strided tensors only."""
     if layout is not None and layout is not _layout.strided:
-        raise NotImplementedError(f"{op}: only layout=chainrule.strided is supported here, got {layout}; build "
+        raise NotImplementedError(f"{op}: only layout={_layout.strided} is supported here, got {layout}; build "
                                   "sparse tensors with sparse_coo_tensor or Tensor.to_sparse")
 
 
