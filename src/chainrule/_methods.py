@@ -1235,7 +1235,7 @@ def _sum_to_size(self: Tensor, *sizes, size=None) -> Tensor:
     shape = tuple(self.shape)
     lead = len(shape) - len(size)
     if lead < 0 or any(s not in (1, d) for s, d in zip(size, shape[lead:])):
-        raise RuntimeError(f"size {list(size)} is not expandable to size {list(shape)}.")
+        raise RuntimeError(f"size {{{list(size)}}} is not expandable to size {{{list(shape)}}}.")  # (torch's braces)
     if not size:  # torch's sum_to answers an empty size with a plain sum (integers and bools to int64)
         return self.sum()
     dims = [*range(lead), *(lead + i for i, (s, d) in enumerate(zip(size, shape[lead:])) if s == 1 and d != 1)]

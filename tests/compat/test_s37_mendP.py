@@ -281,3 +281,41 @@ def test_set_default_dtype_still_takes_each_floating_dtype(name):
         assert chainrule.tensor([1.5]).dtype is getattr(chainrule, name)
     finally:
         chainrule.set_default_dtype(chainrule.float32)
+
+
+# one kernel's words for two functions, torch's braces and missing comma, infer_scalar_type's RuntimeError
+MESSAGES = {
+    "nanquantile(x, 1.5)": lambda L, x: L.nanquantile(x, 1.5),
+    "x.nanquantile(-0.5)": lambda L, x: x.nanquantile(-0.5),
+    "nanquantile(x, [[0.5]] tensor)": lambda L, x: L.nanquantile(x, L.tensor([[0.5]])),
+    "nanquantile(x, [1.5] tensor)": lambda L, x: L.nanquantile(x, L.tensor([1.5])),
+    "nanquantile(x, 0.5, interpolation='a')": lambda L, x: L.nanquantile(x, 0.5, interpolation="a"),
+    "nanquantile(x, float64 q)": lambda L, x: L.nanquantile(x, L.tensor(0.5, dtype=L.float64)),
+    "nanquantile(int64, 0.5)": lambda L, x: L.nanquantile(L.ones(2, dtype=L.int64), 0.5),
+    "nanquantile(empty, 0.5)": lambda L, x: L.nanquantile(L.ones(0), 0.5),
+    "nanquantile(x, 'a')": lambda L, x: L.nanquantile(x, "a"),
+    "quantile(x, 1.5)": lambda L, x: L.quantile(x, 1.5),
+    "nanquantile(x, 0.25, dim=1)": lambda L, x: L.nanquantile(x, 0.25, dim=1),
+    "x.sum_to_size([0, 1])": lambda L, x: x.sum_to_size([0, 1]),
+    "x.sum_to_size(2, 4)": lambda L, x: x.sum_to_size(2, 4),
+    "x.sum_to_size(1, 6)": lambda L, x: x.sum_to_size(1, 6),
+    "rms_norm(x, [0, 1])": lambda L, x: L.rms_norm(x, [0, 1]),
+    "F.rms_norm(x, [4])": lambda L, x: L.nn.functional.rms_norm(x, [4]),
+    "F.layer_norm(x, [4])": lambda L, x: L.nn.functional.layer_norm(x, [4]),
+    "F.rms_norm(x, [6])": lambda L, x: L.nn.functional.rms_norm(x, [6], eps=1e-6).sum().item() == 0,
+    "tensor(None)": lambda L, x: L.tensor(None),
+    "as_tensor(None)": lambda L, x: L.as_tensor(None),
+    "asarray(None)": lambda L, x: L.asarray(None),
+    "tensor([1, None])": lambda L, x: L.tensor([1, None]),
+    "tensor([[1], [None]])": lambda L, x: L.tensor([[1], [None]]),
+    "tensor(object())": lambda L, x: L.tensor(object()),
+    "as_tensor([1, object()])": lambda L, x: L.as_tensor([1, object()]),
+    "tensor('a')": lambda L, x: L.tensor("a"),
+    "tensor(b'a')": lambda L, x: L.tensor(b"a"),
+    "tensor([1, 'a'])": lambda L, x: L.tensor([1, "a"]),
+}
+
+
+@pytest.mark.parametrize("case", MESSAGES)
+def test_messages_in_torchs_words(case):
+    assert_alike(MESSAGES[case])

@@ -66,8 +66,10 @@ def _infer_dtype(data) -> _dtype.dtype:
             kind = _dtype.get_default_dtype()
         elif isinstance(item, builtins.complex):
             kind = _dtype.get_default_complex_dtype()
-        else:
+        elif isinstance(item, (str, bytes)):
             raise TypeError(f"new(): invalid data type '{type(item).__name__}'")
+        else:  # (torch's infer_scalar_type: None, an object)
+            raise RuntimeError(f"Could not infer dtype of {type(item).__name__}")
         if kind is not result:
             result = kind if result is None else _dtype.promote_types(result, kind)
     return _dtype.get_default_dtype() if result is None else result
