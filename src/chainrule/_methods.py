@@ -972,6 +972,9 @@ def _is_pinned(self, device=None) -> bool:
     if device is not None:
         import warnings
 
+        if isinstance(device, str):
+            _device(device)  # (torch's parser reads the string first: an unknown device type is refused)
+
         warnings.warn(_IS_PINNED_DEVICE_DEPRECATED, DeprecationWarning, stacklevel=_torch_function.user_stacklevel())
     return False
 
@@ -1645,7 +1648,10 @@ def _record_stream(self, s) -> None:
 
 
 def _no_xpu(self, device=None, non_blocking: bool = False, memory_format=None):
-    """Tensor.xpu: torch built without Intel's XPU device raises this."""
+    """Tensor.xpu: torch built without Intel's XPU device raises this, once its parser has read the
+    arguments (their types, in the table; a device string)."""
+    if isinstance(device, str):
+        _device(device)
     raise AssertionError("Torch not compiled with XPU enabled")
 
 

@@ -319,3 +319,34 @@ MESSAGES = {
 @pytest.mark.parametrize("case", MESSAGES)
 def test_messages_in_torchs_words(case):
     assert_alike(MESSAGES[case])
+
+
+# a Device argument is a device, its string or an index to torch's parser, which reads the string first
+DEVICES = {
+    "x.xpu(1.5)": lambda L, x: x.xpu(1.5),
+    "x.xpu('a')": lambda L, x: x.xpu("a"),
+    "x.xpu([0, 1])": lambda L, x: x.xpu([0, 1]),
+    "x.xpu(*[x] * 9)": lambda L, x: x.xpu(*[x] * 9),
+    "x.xpu(no_such_keyword=1)": lambda L, x: x.xpu(no_such_keyword=1),
+    "x.xpu(None, 1)": lambda L, x: x.xpu(None, 1),
+    "x.xpu()": lambda L, x: x.xpu(),
+    "x.is_pinned('a')": lambda L, x: x.is_pinned("a"),
+    "x.is_pinned(1.5)": lambda L, x: x.is_pinned(1.5),
+    "x.is_pinned([0, 1])": lambda L, x: x.is_pinned([0, 1]),
+    "x.is_pinned(True)": lambda L, x: x.is_pinned(True),
+    "x.is_pinned(x)": lambda L, x: x.is_pinned(x),
+    "x.is_pinned('cuda')": lambda L, x: x.is_pinned("cuda"),
+    "x.is_pinned()": lambda L, x: x.is_pinned(),
+    "ones(2, device=True)": lambda L, x: L.ones(2, device=True),
+    "ones(2, device=[0])": lambda L, x: L.ones(2, device=[0]),
+    "ones(2, device='a')": lambda L, x: L.ones(2, device="a"),
+    "ones(2, device='cpu')": lambda L, x: L.ones(2, device="cpu"),
+    "zeros(2, device=device('cpu'))": lambda L, x: L.zeros(2, device=L.device("cpu")),
+    "empty(2, device=1.5)": lambda L, x: L.empty(2, device=1.5),
+    "arange(3, device=[0])": lambda L, x: L.arange(3, device=[0]),
+}
+
+
+@pytest.mark.parametrize("case", DEVICES)
+def test_device_arguments_refused_in_torchs_words(case):
+    assert_alike(DEVICES[case])

@@ -660,7 +660,12 @@ def _check(param: _Parameter, value, index: int):
         return None if isinstance(value, Generator) else True
     if kind == "Layout":
         return None if isinstance(value, _layout.layout) else True
-    return None  # Device: its own checks, later
+    if kind == "Device":  # (a device, its string or an index: what each names is checked later)
+        from .. import device
+
+        return None if isinstance(value, (device, str)) or isinstance(value, int) and not isinstance(value, bool) \
+            else True
+    return None  # PyObject*: anything
 
 
 def _unpack_refusal(name: str, signature: _Signature, args: tuple, kwargs: dict) -> Exception | None:
@@ -1512,6 +1517,9 @@ METHOD_SIGNATURES: dict[str, tuple] = {
     "is_contiguous": ("(*, MemoryFormat memory_format=torch.contiguous_format)",),
     "as_subclass": ("(PyObject* cls)",),
     "stride": ("(int64_t? dim=None)",),
+    "is_pinned": ("(Device? device=None)",),
+    "xpu": ("(Device? device=None, bool non_blocking=False, *, MemoryFormat? memory_format=None)",
+            "(Device? device=None, bool async=False, *, MemoryFormat? memory_format=None)|deprecated"),
     "nonzero": ("()", "(*, bool as_tuple)"),
     "new_ones": ("(IntArrayRef size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, "
                  "bool? pin_memory=False, bool? requires_grad=False)",),
@@ -1817,7 +1825,7 @@ def function_binding_refusal(public, impl, args: tuple, kwargs: dict) -> TypeErr
 def _fast_types(param: _Parameter) -> frozenset:
     """The classes ``param`` takes without a closer look (``_ANY``: any; a list or tuple of ints is
     looked into by ``_fast_match``)."""
-    from .. import memory_format
+    from .. import device, memory_format
     from ..tensor import Size, Tensor
 
     global _SIZE, _TENSOR
@@ -1826,6 +1834,7 @@ def _fast_types(param: _Parameter) -> frozenset:
     numbers = {int, float, bool, complex} if param.takes_numbers else set()
     kinds = {"Tensor": {Tensor, _SUBCLASS, *numbers}, "int64_t": {int}, "double": {int, float, bool}, "Scalar": {int, float, bool, complex},
              "bool": {bool}, "str": {str}, "ScalarType": {_dtype.dtype}, "MemoryFormat": {memory_format},
+             "Layout": {_layout.layout}, "Device": {device, str, int},
              "IntArrayRef": {_INTS, *({int} if param.size else ())}, "TensorList": {_TENSORS}}
     return frozenset(none | kinds.get(param.kind, {_ANY}))
 
