@@ -72,7 +72,7 @@ class memory_format:
         self._name = name
 
     def __repr__(self) -> str:
-        return f"chainrule.{self._name}"
+        return _dtype.package_prefix() + self._name
 
 
 contiguous_format = memory_format("contiguous_format")

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import builtins
+import sys
 
 import numpy as np
 
 __all__ = ["dtype", "get_default_dtype", "set_default_dtype", "promote_types", "result_type"]
+
+
+def package_prefix() -> str:
+    """What the reprs of dtypes, layouts, memory formats and Size start with: ``torch.`` where
+    chainrule answers ``import torch`` (one module object under both names, as tests/programs/_alias
+    sets up), so that code written for torch prints and parses torch's names; else ``chainrule.``,
+    the package the user imported (README: reprs name the package)."""
+    modules = sys.modules
+    return "torch." if modules.get("torch") is modules.get("chainrule") else "chainrule."
 
 
 class dtype:
@@ -38,7 +48,7 @@ class dtype:
         return complex128 if self.np.itemsize == 8 else complex64
 
     def __repr__(self) -> str:
-        return f"chainrule.{self.name}"
+        return package_prefix() + self.name
 
     def __reduce__(self):
         return (_from_name, (self.name,))
@@ -511,9 +521,10 @@ def set_default_dtype(d) -> None:
 
     Makes the floating-point dtype ``d`` the default for new tensors (torch.set_default_dtype)."""
     global _default_float
-    d = to_dtype(d)
+    if not isinstance(d, dtype):  # (torch takes no Python type, NumPy dtype, name or None here)
+        raise TypeError("invalid dtype object: only floating-point types are supported as the default type")
     if not d.is_floating_point:
-        raise TypeError(f"set_default_dtype: only floating-point types are allowed, got {d}")
+        raise TypeError("only floating-point types are supported as the default type")
     _default_float = d
 
 

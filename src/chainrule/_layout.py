@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from ._dtype import package_prefix
+
 __all__ = ["layout", "strided", "sparse_coo", "sparse_csr", "sparse_csc", "sparse_bsr", "sparse_bsc", "jagged"]
 
 
 class layout:
-    """A storage layout; compared by identity, printed as ``chainrule.<name>``."""
+    """A storage layout; compared by identity, printed as ``chainrule.<name>`` (``torch.<name>`` where
+    chainrule answers ``import torch``)."""
 
     __slots__ = ("_name",)
 
@@ -14,7 +17,7 @@ class layout:
         self._name = name
 
     def __repr__(self) -> str:
-        return f"chainrule.{self._name}"
+        return package_prefix() + self._name
 
     def __reduce__(self):
         return self._name  # unpickles to the module attribute of that name: the same object

@@ -972,6 +972,9 @@ def _is_pinned(self, device=None) -> bool:
     if device is not None:
         import warnings
 
+        if isinstance(device, str):
+            _device(device)  # (torch's parser reads the string first: an unknown device type is refused)
+
         warnings.warn(_IS_PINNED_DEVICE_DEPRECATED, DeprecationWarning, stacklevel=_torch_function.user_stacklevel())
     return False
 
@@ -1235,7 +1238,7 @@ def _sum_to_size(self: Tensor, *sizes, size=None) -> Tensor:
     shape = tuple(self.shape)
     lead = len(shape) - len(size)
     if lead < 0 or any(s not in (1, d) for s, d in zip(size, shape[lead:])):
-        raise RuntimeError(f"size {list(size)} is not expandable to size {list(shape)}.")
+        raise RuntimeError(f"size {{{list(size)}}} is not expandable to size {{{list(shape)}}}.")  # (torch's braces)
     if not size:  # torch's sum_to answers an empty size with a plain sum (integers and bools to int64)
         return self.sum()
     dims = [*range(lead), *(lead + i for i, (s, d) in enumerate(zip(size, shape[lead:])) if s == 1 and d != 1)]
@@ -1410,6 +1413,15 @@ def _as_tensor_method(fn, public: str):
     unexpected keyword argument ...")."""
     fn.__name__, fn.__qualname__ = public, f"Tensor.{public}"
     return fn
+
+
+def _unflatten(self: Tensor, dim: int, sizes) -> Tensor:
+    """Tensor.unflatten, which torch writes in Python: it takes no NumPy names, refuses empty sizes
+    itself, then hands its arguments on to TensorBase.unflatten, whose parser counts them after self."""
+    if not sizes:
+        raise RuntimeError("unflatten: sizes must be non-empty")
+    _arg_parser.check_as_method("unflatten", dim, sizes)
+    return _shape.unflatten(self, dim, sizes)
 
 
 def _resize_out_of_place(self: Tensor, *sizes) -> Tensor:
@@ -1636,7 +1648,10 @@ def _record_stream(self, s) -> None:
 
 
 def _no_xpu(self, device=None, non_blocking: bool = False, memory_format=None):
-    """Tensor.xpu: torch built without Intel's XPU device raises this."""
+    """Tensor.xpu: torch built without Intel's XPU device raises this, once its parser has read the
+    arguments (their types, in the table; a device string)."""
+    if isinstance(device, str):
+        _device(device)
     raise AssertionError("Torch not compiled with XPU enabled")
 
 
@@ -1691,6 +1706,8 @@ def bind_tensor_misc() -> None:
     Tensor.is_set_to = _is_set_to
     # (undispatched, so no wrapper checks its arguments: torch's parser's words come from the table here)
     Tensor.as_subclass = _arg_parser.checked_signature(_as_subclass, ("chainrule.tensor", "Tensor.as_subclass"))
+    Tensor.stride = _arg_parser.checked_signature(Tensor.stride, ("chainrule.tensor", "Tensor.stride"))
+    Tensor.unflatten = _as_tensor_method(_unflatten, "unflatten")
     Tensor._make_subclass = staticmethod(_make_subclass)
     Tensor.storage_type = _as_tensor_method(_storage.storage_type, "storage_type")
     Tensor.apply_ = _apply

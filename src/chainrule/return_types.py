@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import collections
 
+from ._dtype import package_prefix
+
 __all__ = ["max", "min", "sort", "topk", "kthvalue", "mode", "median", "nanmedian", "cummax", "cummin",
            "aminmax", "slogdet", "linalg_slogdet", "histogram", "linalg_cholesky_ex", "linalg_qr", "qr", "linalg_eigh", "linalg_svd",
            "svd", "linalg_lstsq", "linalg_lu_factor", "linalg_lu_factor_ex", "linalg_lu"]
@@ -15,7 +17,7 @@ __all__ = ["max", "min", "sort", "topk", "kthvalue", "mode", "median", "nanmedia
 
 def _repr(self) -> str:
     fields = ",\n".join(f"{name}={value!r}" for name, value in zip(self._fields, self))
-    return f"{__name__}.{type(self).__name__}(\n{fields})"
+    return f"{package_prefix()}return_types.{type(self).__name__}(\n{fields})"
 
 
 def _structseq(name: str, fields: tuple):

@@ -1154,7 +1154,7 @@ class Size(tuple):
     """torch.Size: a tuple of ints with torch's repr and ``numel()``."""
 
     def __repr__(self) -> str:
-        return f"chainrule.Size({list(self)})"
+        return f"{_dtype.package_prefix()}Size({list(self)})"
 
     def numel(self) -> int:
         n = 1

@@ -57,8 +57,9 @@ def source_sha256(program: str) -> str:
     return hashlib.sha256((PROGRAMS_DIR / f"{program}.py").read_bytes()).hexdigest()
 
 
-# chainrule's reprs name their own package (``chainrule.float32``, ``chainrule.Size([2, 3])``) where
-# torch's name torch: a deliberate difference (README), so the package name is not compared
+# chainrule's class names name its own modules (``<class 'chainrule.Tensor'>``) where torch's name torch
+# (its reprs print ``torch.float32`` under the alias, ``chainrule.float32`` without): a deliberate
+# difference (README), so the package name is not compared
 _PACKAGE = re.compile(r"\bchainrule\.")
 # a printed line that names the device a program chose (compared only between runs on one device)
 _NAMES_DEVICE = re.compile(r"\b(?:cuda|CUDA|cpu|CPU|GPUs?|mps)\b")

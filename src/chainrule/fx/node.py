@@ -15,6 +15,7 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
+from .. import _dtype
 from ..ops.namespaces import OpOverload
 
 __all__ = ["Node", "map_arg", "map_aggregate", "Argument", "Target"]
@@ -112,7 +113,7 @@ def public_path(target) -> str | None:
             if not (callable(value) or isinstance(value, (types.ModuleType, type, int, float, str, bytes))
                     or value is None or name.startswith("_")):
                 # an alias (torch.double) yields to the object's own name (torch.float64)
-                own_name = str(value).removeprefix("chainrule.")
+                own_name = str(value).removeprefix(_dtype.package_prefix())
                 _public_paths[id(value)] = f"torch.{own_name if hasattr(chainrule, own_name) else name}"
     return _public_paths.get(id(target))
 

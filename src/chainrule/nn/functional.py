@@ -503,8 +503,9 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps:
     if input.ndim < k:
         raise ValueError(f"Input tensor must have at least {k} dimensions, but got {input.ndim}")
     if tuple(input.shape[-k:]) != normalized_shape:
+        # (torch's rms_norm prints no ", " after the "*", where layer_norm's does)
         raise RuntimeError(f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
-                           f"[*, {', '.join(str(n) for n in normalized_shape)}], but got input of size{list(input.shape)}")
+                           f"[*{', '.join(str(n) for n in normalized_shape)}], but got input of size{list(input.shape)}")
     if weight is not None and tuple(weight.shape) != normalized_shape:
         raise RuntimeError(f"Expected weight to be of same shape as normalized_shape, but got weight of shape "
                            f"{list(weight.shape)} and normalized_shape = {list(normalized_shape)}")

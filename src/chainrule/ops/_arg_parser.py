@@ -16,7 +16,7 @@ import operator
 
 import numpy as np
 
-from .. import _dtype, _vmap_frames
+from .. import _dtype, _layout, _vmap_frames
 from .._backend import has_expanded_dims, write_refusal
 
 __all__: list[str] = []
@@ -658,7 +658,14 @@ def _check(param: _Parameter, value, index: int):
         from .. import Generator
 
         return None if isinstance(value, Generator) else True
-    return None  # Layout, Device: their own checks, later
+    if kind == "Layout":
+        return None if isinstance(value, _layout.layout) else True
+    if kind == "Device":  # (a device, its string or an index: what each names is checked later)
+        from .. import device
+
+        return None if isinstance(value, (device, str)) or isinstance(value, int) and not isinstance(value, bool) \
+            else True
+    return None  # PyObject*: anything
 
 
 def _unpack_refusal(name: str, signature: _Signature, args: tuple, kwargs: dict) -> Exception | None:
@@ -1380,16 +1387,38 @@ INTERNAL_SIGNATURES: dict[str, tuple] = {
     "_unique2": ("(Tensor input, bool sorted=True, bool return_inverse=False, bool return_counts=False)",),
     "unique_dim": ("(Tensor input, int64_t dim, bool sorted=True, bool return_inverse=False, "
                    "bool return_counts=False)",),
+    # torch.stft (Python) pads a centred signal, then hands everything but center and pad_mode to _VF.stft
+    "stft": ('(Tensor input, int64_t n_fft, int64_t? hop_length=None, int64_t? win_length=None, Tensor? window=None, '
+             'bool center=True, str pad_mode="reflect", bool normalized=False, bool? onesided=None, '
+             'bool? return_complex=None, bool? align_to_window=None)',
+             "(Tensor input, int64_t n_fft, int64_t? hop_length=None, int64_t? win_length=None, Tensor? window=None, "
+             "bool normalized=False, bool? onesided=None, bool? return_complex=None, bool? align_to_window=None)"),
+    # torch.lu and Tensor.lu (Python) hand their tensor on positionally, their flags by keyword
+    "_lu_with_info": ("(Tensor input, bool pivot=True, bool check_errors=True)",),
     # torch.atleast_Nd (Python) hands a lone argument to its C twin
     **{f"atleast_{n}d": ("(Tensor input)", "(TensorList tensors)") for n in (1, 2, 3)},
 }
 
 
 def check_as(name: str, *args, **kwargs) -> None:
-    """torch's refusal of ``args``/``kwargs`` by its internal function ``name`` (INTERNAL_SIGNATURES), if any."""
+    """torch's refusal of ``args``/``kwargs`` by its internal function ``name`` (INTERNAL_SIGNATURES), or by
+    the public one a Python method of torch's hands them to (SIGNATURES: Tensor.istft's torch.istft), if any."""
     key = (name, "internal")
     if key not in _PARSED:
-        _PARSED[key] = [_Signature(name, text) for text in INTERNAL_SIGNATURES[name]]
+        texts = INTERNAL_SIGNATURES.get(name) or SIGNATURES[name]
+        _PARSED[key] = [_Signature(name, text) for text in texts]
+    if not _takes(_PARSED[key], args, kwargs):
+        refusal = signature_refusal(name, _PARSED[key], args, kwargs)
+        if refusal is not None:
+            raise refusal
+
+
+def check_as_method(name: str, *args, **kwargs) -> None:
+    """torch's refusal of ``args``/``kwargs`` (those after self) by its C Tensor method ``name``, which
+    the Python method of torch's being run hands them to (Tensor.unflatten's TensorBase.unflatten), if any."""
+    key = (name, "C method")
+    if key not in _PARSED:
+        _PARSED[key] = [_Signature(name, _method_form(text)) for text in METHOD_SIGNATURES.get(name) or SIGNATURES[name]]
     if not _takes(_PARSED[key], args, kwargs):
         refusal = signature_refusal(name, _PARSED[key], args, kwargs)
         if refusal is not None:
@@ -1487,6 +1516,10 @@ METHOD_SIGNATURES: dict[str, tuple] = {
     "copy_": ("(Tensor other, bool non_blocking=False)", "(Tensor other, bool async=False)|deprecated"),
     "is_contiguous": ("(*, MemoryFormat memory_format=torch.contiguous_format)",),
     "as_subclass": ("(PyObject* cls)",),
+    "stride": ("(int64_t? dim=None)",),
+    "is_pinned": ("(Device? device=None)",),
+    "xpu": ("(Device? device=None, bool non_blocking=False, *, MemoryFormat? memory_format=None)",
+            "(Device? device=None, bool async=False, *, MemoryFormat? memory_format=None)|deprecated"),
     "nonzero": ("()", "(*, bool as_tuple)"),
     "new_ones": ("(IntArrayRef size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, "
                  "bool? pin_memory=False, bool? requires_grad=False)",),
@@ -1792,7 +1825,7 @@ def function_binding_refusal(public, impl, args: tuple, kwargs: dict) -> TypeErr
 def _fast_types(param: _Parameter) -> frozenset:
     """The classes ``param`` takes without a closer look (``_ANY``: any; a list or tuple of ints is
     looked into by ``_fast_match``)."""
-    from .. import memory_format
+    from .. import device, memory_format
     from ..tensor import Size, Tensor
 
     global _SIZE, _TENSOR
@@ -1801,6 +1834,7 @@ def _fast_types(param: _Parameter) -> frozenset:
     numbers = {int, float, bool, complex} if param.takes_numbers else set()
     kinds = {"Tensor": {Tensor, _SUBCLASS, *numbers}, "int64_t": {int}, "double": {int, float, bool}, "Scalar": {int, float, bool, complex},
              "bool": {bool}, "str": {str}, "ScalarType": {_dtype.dtype}, "MemoryFormat": {memory_format},
+             "Layout": {_layout.layout}, "Device": {device, str, int},
              "IntArrayRef": {_INTS, *({int} if param.size else ())}, "TensorList": {_TENSORS}}
     return frozenset(none | kinds.get(param.kind, {_ANY}))
 

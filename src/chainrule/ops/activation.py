@@ -385,8 +385,7 @@ def randomized_leaky_relu(input: Tensor, lower: float, upper: float, training: b
         if not math.isfinite(bound):
             raise RuntimeError(f"rrelu: {name} bound must be finite, got {bound}")
     if lower > upper:  # torch checks it in eval mode too
-        raise RuntimeError(f"rrelu: Lower bound should be less than or equal to the upper bound, got lower={lower}, "
-                           f"upper={upper}")
+        raise RuntimeError("Lower bound should be less than or equal to the upper bound")  # (torch names no bounds)
     if not training:
         if inplace:
             out = leaky_relu(input, (lower + upper) / 2, inplace)

@@ -66,8 +66,10 @@ def _infer_dtype(data) -> _dtype.dtype:
             kind = _dtype.get_default_dtype()
         elif isinstance(item, builtins.complex):
             kind = _dtype.get_default_complex_dtype()
-        else:
+        elif isinstance(item, (str, bytes)):
             raise TypeError(f"new(): invalid data type '{type(item).__name__}'")
+        else:  # (torch's infer_scalar_type: None, an object)
+            raise RuntimeError(f"Could not infer dtype of {type(item).__name__}")
         if kind is not result:
             result = kind if result is None else _dtype.promote_types(result, kind)
     return _dtype.get_default_dtype() if result is None else result
@@ -483,7 +485,7 @@ def _xp(device):
 def _strided_only(layout, op: str) -> None:
     """torch's creation functions take ``layout=``; chainrule creates strided tensors only."""
     if layout is not None and layout is not _layout.strided:
-        raise NotImplementedError(f"{op}: only layout=chainrule.strided is supported here, got {layout}; build "
+        raise NotImplementedError(f"{op}: only layout={_layout.strided} is supported here, got {layout}; build "
                                   "sparse tensors with sparse_coo_tensor or Tensor.to_sparse")
 
 

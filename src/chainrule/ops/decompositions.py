@@ -24,7 +24,7 @@ from .._backend import array_module, broadcast_solve, checked_linalg, has_values
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _check_tensor, honours_out, write_out
-from ._arg_parser import check_bool, check_int, check_str, out_rule
+from ._arg_parser import check_as, check_bool, check_int, check_str, out_rule
 from .elementwise import conjugate_rule
 from .linalg import (
     _INV_LOW_PRECISION,
@@ -51,7 +51,7 @@ __all__ = ["cholesky", "cholesky_solve", "cholesky_inverse", "qr", "svd", "pinve
            "lu", "lu_solve", "triangular_solve", "nuclear_norm", "frobenius_norm", "svd_lowrank", "pca_lowrank"]
 __not_methods__ = {"lu_unpack", "nuclear_norm", "frobenius_norm", "svd_lowrank", "pca_lowrank"}
 # torch removed Tensor.solve and Tensor.lstsq in 1.9: they raise its message
-__tensor_methods__ = {"solve": "_removed_solve", "lstsq": "_removed_lstsq"}
+__tensor_methods__ = {"solve": "_removed_solve", "lstsq": "_removed_lstsq", "lu": "_lu_method"}
 
 
 def _linalg_error(message: str) -> Exception:
@@ -1529,18 +1529,33 @@ def lu_unpack(LU_data: Tensor, LU_pivots: Tensor, unpack_data: bool = True, unpa
 def lu(A: Tensor, pivot: bool = True, get_infos: bool = False, out=None):
     """torch.lu (deprecated): ``(LU, pivots)``, or ``(LU, pivots, infos)`` with ``get_infos``, as
     linalg.lu_factor_ex."""
+    result = _lu_with_info(A, pivot, get_infos)
+    if out is None:
+        return result
+    if not isinstance(out, (tuple, list)) or len(out) != len(result):
+        raise TypeError(f"lu(): argument 'out' must be a tuple of {len(result)} Tensors")
+    return tuple(_copy_out(value, target, "lu") for value, target in zip(result, out))
+
+
+def _lu_method(self: Tensor, pivot: bool = True, get_infos: bool = False):
+    """Tensor.lu: torch.lu without out=, its own Python method in torch."""
+    return _lu_with_info(self, pivot, get_infos)
+
+
+_lu_method.__name__, _lu_method.__qualname__ = "lu", "Tensor.lu"  # named as torch's in Python's refusals
+
+
+def _lu_with_info(A, pivot, get_infos) -> tuple:
+    """torch.lu's and Tensor.lu's shared body: torch's Python hands both to _lu_with_info, whose
+    parser words their refusals and which then warns that torch.lu is deprecated."""
+    check_as("_lu_with_info", A, pivot=pivot, check_errors=not get_infos)
     _config.warn_once("torch.lu is deprecated in favor of torch.linalg.lu_factor / torch.linalg.lu_factor_ex and "
                       "will be removed in a future PyTorch release.\nLU, pivots = torch.lu(A, compute_pivots)\n"
                       "should be replaced with\nLU, pivots = torch.linalg.lu_factor(A, compute_pivots)\nand\n"
                       "LU, pivots, info = torch.lu(A, compute_pivots, get_infos=True)\nshould be replaced with\n"
                       "LU, pivots, info = torch.linalg.lu_factor_ex(A, compute_pivots)")
     LU, pivots, info = linalg_lu_factor_ex(A, pivot=pivot)
-    result = (LU, pivots, info) if get_infos else (LU, pivots)
-    if out is None:
-        return result
-    if not isinstance(out, (tuple, list)) or len(out) != len(result):
-        raise TypeError(f"lu(): argument 'out' must be a tuple of {len(result)} Tensors")
-    return tuple(_copy_out(value, target, "lu") for value, target in zip(result, out))
+    return (LU, pivots, info) if get_infos else (LU, pivots)
 
 
 def lu_solve(input: Tensor, LU_data: Tensor, LU_pivots: Tensor, *, out=None) -> Tensor:
@@ -1692,12 +1707,19 @@ def lstsq(input, A, *, out=None):
 solve.honours_out = lstsq.honours_out = True  # (they raise before any out= is written)
 
 
-def _removed_solve(*args, **kwargs):
-    """Tensor.solve: removed in torch 1.9; raises torch's message pointing to linalg.solve."""
+def _removed_solve(self, other):
+    """Tensor.solve: removed in torch 1.9 (its Python signature binds first); raises torch's message
+    pointing to linalg.solve."""
     raise RuntimeError(_REMOVED_SOLVE)
 
 
-def _removed_lstsq(*args, **kwargs):
-    """Tensor.lstsq: removed in torch 1.9; raises torch's message pointing to linalg.lstsq."""
+def _removed_lstsq(self, other):
+    """Tensor.lstsq: removed in torch 1.9 (its Python signature binds first); raises torch's message
+    pointing to linalg.lstsq."""
     raise RuntimeError(_REMOVED_LSTSQ)
+
+
+# named as torch's in Python's refusals
+_removed_solve.__name__, _removed_solve.__qualname__ = "solve", "Tensor.solve"
+_removed_lstsq.__name__, _removed_lstsq.__qualname__ = "lstsq", "Tensor.lstsq"
 

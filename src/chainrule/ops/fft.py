@@ -26,12 +26,13 @@ from .._backend import array_module, refuse_pinning
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _check_tensor, _wrap_dim, out_keyword_front, write_out
-from ._arg_parser import check_int, check_str, int_list
+from ._arg_parser import check_as, check_int, check_str, int_list
 from .creation import factory_honours_out
 from .elementwise import _cast
 from .shape import narrow, pad, roll
 
 __all__ = ["stft", "istft"]
+__tensor_methods__ = {"istft": "_istft_method"}
 
 _NORMS = ("backward", "forward", "ortho")
 _DUAL = {"backward": "forward", "forward": "backward", "ortho": "ortho"}
@@ -516,6 +517,10 @@ def stft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=Non
     from .elementwise import mul
 
     _check_tensor(input, "stft", "input", 1)
+    if center:
+        int(n_fft // 2)  # torch's Python pads by this first: a str or list n_fft is refused in Python's words
+    # then hands its arguments on to _VF.stft positionally, without center and pad_mode
+    check_as("stft", input, n_fft, hop_length, win_length, window, normalized, onesided, return_complex, align_to_window)
     _check_window_device(input, window, "stft")
     if center and align_to_window is not None:
         raise RuntimeError("stft align_to_window should only be set when center = false")
@@ -673,6 +678,18 @@ def istft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=No
         _config.warn_once(_ISTFT_PADDED)
         signal = pad(signal, [0, end - total])
     return signal if batched else signal.squeeze(0)
+
+
+def _istft_method(self, n_fft: int, hop_length=None, win_length=None, window=None, center: bool = True,
+                  normalized: bool = False, onesided=None, length=None, return_complex: bool = False) -> Tensor:
+    """Tensor.istft: torch's Python method hands its arguments on to torch.istft positionally, so its
+    parser words their refusals with positions."""
+    check_as("istft", self, n_fft, hop_length, win_length, window, center, normalized, onesided, length,
+             return_complex=return_complex)
+    return istft(self, n_fft, hop_length, win_length, window, center, normalized, onesided, length, return_complex)
+
+
+_istft_method.__name__, _istft_method.__qualname__ = "istft", "Tensor.istft"  # named as torch's in Python's refusals
 
 
 FFT_FUNCTIONS = ["fft", "ifft", "fft2", "ifft2", "fftn", "ifftn", "rfft", "irfft", "rfft2", "irfft2", "rfftn",

@@ -62,7 +62,7 @@ __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "inner", 
            "det", "slogdet", "logdet", "cross", "cdist", "matrix_power", "chain_matmul", "geqrf", "ormqr", "vander"]
 __not_methods__ = {"einsum", "tensordot", "cdist", "chain_matmul", "vander"}
 # torch removed Tensor.eig and Tensor.symeig in 1.9: they raise its message
-__tensor_methods__ = {"eig": "_removed_eig", "symeig": "_removed_symeig"}
+__tensor_methods__ = {"eig": "_removed_eig_method", "symeig": "_removed_symeig_method"}
 
 _C_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int",
                  "int32": "int", "int16": "short int", "int8": "signed char", "uint8": "unsigned char",
@@ -2064,19 +2064,41 @@ _REMOVED_MATRIX_RANK = ("This function was deprecated since version 1.9 and is n
                         "`torch.linalg.matrix_rank()` to 'hermitian'.")
 
 
-def _removed_eig(*args, **kwargs):
-    """torch.eig / Tensor.eig: removed in torch 1.9; raises torch's message pointing to linalg.eig."""
+# torch keeps the removed functions' Python signatures, so a call they do not bind is refused in
+# Python's words, naming torch's function, before the message pointing to torch.linalg
+
+
+def _removed_eig(self, eigenvectors=False, *, e=None, v=None):
+    """torch.eig: removed in torch 1.9; raises torch's message pointing to linalg.eig."""
     raise RuntimeError(_REMOVED_EIG)
 
 
-def _removed_symeig(*args, **kwargs):
-    """torch.symeig / Tensor.symeig: removed in torch 1.9; raises torch's message pointing to linalg.eigh."""
+def _removed_eig_method(self, eigenvectors=False):
+    """Tensor.eig: removed in torch 1.9; raises torch's message pointing to linalg.eig."""
+    raise RuntimeError(_REMOVED_EIG)
+
+
+def _removed_symeig(input, eigenvectors=False, upper=True, *, out=None):
+    """torch.symeig: removed in torch 1.9; raises torch's message pointing to linalg.eigh."""
     raise RuntimeError(_REMOVED_SYMEIG)
 
 
-def _removed_matrix_rank(*args, **kwargs):
+def _removed_symeig_method(self, eigenvectors=False):
+    """Tensor.symeig: removed in torch 1.9; raises torch's message pointing to linalg.eigh."""
+    raise RuntimeError(_REMOVED_SYMEIG)
+
+
+def _removed_matrix_rank(input, tol=None, symmetric=False, *, out=None):
     """torch.matrix_rank: removed in torch 1.9; raises torch's message pointing to linalg.matrix_rank."""
     raise RuntimeError(_REMOVED_MATRIX_RANK)
+
+
+# named as torch's in Python's refusals (torch.symeig is its _linalg_utils._symeig)
+_removed_eig.__name__ = _removed_eig.__qualname__ = "eig"
+_removed_symeig.__name__ = _removed_symeig.__qualname__ = "_symeig"
+_removed_matrix_rank.__name__ = _removed_matrix_rank.__qualname__ = "matrix_rank"
+_removed_eig_method.__name__, _removed_eig_method.__qualname__ = "eig", "Tensor.eig"
+_removed_symeig_method.__name__, _removed_symeig_method.__qualname__ = "symeig", "Tensor.symeig"
 
 
 # ---------------------------------------------------------------- LDLᵀ (LAPACK sytrf/sytrs, Bunch-Kaufman)

@@ -82,5 +82,6 @@ def install(module, names, tensor_class=None) -> None:
     for name in names:
         setattr(module, name, accepts_numpy_names(getattr(module, name)))
         method = tensor_class.__dict__.get(name) if tensor_class is not None else None
-        if method is not None and inspect.isfunction(method):
+        # (a method torch writes in Python, Tensor.unflatten, binds as Python does: no NumPy names)
+        if method is not None and inspect.isfunction(method) and method.__qualname__ != f"Tensor.{name}":
             setattr(tensor_class, name, accepts_numpy_names(method))

@@ -52,18 +52,19 @@ def _quantile(op: str, input: Tensor, q, dim, keepdim: bool, interpolation: str,
     _check_tensor(input, op)
     xp = array_module(input)
     x = input._data
+    # (torch's kernel checks word nanquantile's refusals as quantile's: the two share them)
     if x.dtype.kind not in "fV":
-        raise RuntimeError(f"{op}() input tensor must be either float or double dtype")
+        raise RuntimeError("quantile() input tensor must be either float or double dtype")
     if x.size == 0:
-        raise RuntimeError(f"{op}() input tensor must be non-empty")
+        raise RuntimeError("quantile() input tensor must be non-empty")
     if interpolation not in _INTERPOLATIONS:
-        raise RuntimeError(f"{op}() interpolation must be one of linear, lower, higher, midpoint or nearest, "
+        raise RuntimeError("quantile() interpolation must be one of linear, lower, higher, midpoint or nearest, "
                            f"but got {interpolation}")
     if isinstance(q, Tensor):
         if q._data.ndim > 1:
-            raise RuntimeError(f"{op}() q must be a scalar or 1D tensor")
+            raise RuntimeError("quantile() q must be a scalar or 1D tensor")
         if q.dtype != input.dtype:
-            raise RuntimeError(f"{op}() q tensor must be same dtype as the input tensor")
+            raise RuntimeError("quantile() q tensor must be same dtype as the input tensor")
         scalar_q, q_tensor = q._data.ndim == 0, q.reshape(-1)
     elif isinstance(q, numbers.Real) and not isinstance(q, bool):
         scalar_q, q_tensor = True, _constant(xp.asarray([q], dtype=x.dtype))
@@ -72,8 +73,8 @@ def _quantile(op: str, input: Tensor, q, dim, keepdim: bool, interpolation: str,
     qs = q_tensor._data
     if bool(((qs < 0) | (qs > 1)).any()):
         bad = float(qs[(qs < 0) | (qs > 1)][0])
-        raise RuntimeError(f"{op}() q must be in the range [0, 1] but got {bad:g}" if scalar_q else
-                           f"{op}() q values must be in the range [0, 1]")
+        raise RuntimeError(f"quantile() q must be in the range [0, 1] but got {bad:g}" if scalar_q else
+                           "quantile() q values must be in the range [0, 1]")
     if dim is None:
         values, d = input.reshape(-1), 0
     else:
