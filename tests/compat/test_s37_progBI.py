@@ -1,0 +1,80 @@
+"""What the session-37 programs adaptive_softmax_lm, tree_lstm_sentiment and multilabel_asymmetric_loss
+found chainrule doing differently from torch 2.13, each case run on both libraries and compared."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def seeded(shape, seed, scale=1.0, dtype=np.float32):
+    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)
+
+
+def raised(call):
+    try:
+        call()
+    except Exception as error:  # noqa: BLE001 - the class and words are what is compared
+        return type(error).__name__, str(error).replace("torch.", "chainrule.")
+    return None
+
+
+# --- 1. AdaptiveLogSoftmaxWithLoss: log_prob's node, predict's and log_prob's unbatched errors ---
+
+def adaptive(lib, head_bias=False, bias_shift=0.0):
+    module = lib.nn.AdaptiveLogSoftmaxWithLoss(8, 20, [4, 10], div_value=2.0, head_bias=head_bias)
+    state = {name: lib.tensor(seeded(tuple(value.shape), seed=i)) for i, (name, value)
+             in enumerate(module.state_dict().items())}
+    if head_bias:
+        # lift the cluster entries so some rows' head argmax is a cluster and some a shortlist word
+        state["head.bias"][4:] += bias_shift
+    module.load_state_dict(state)
+    return module
+
+
+def test_adaptive_log_prob_is_written_slice_by_slice_as_torchs_copy_slices():
+    x = seeded((5, 8), seed=10)
+    results = []
+    for lib in (torch, chainrule):
+        inputs = lib.tensor(x, requires_grad=True)
+        module = adaptive(lib)
+        log_prob = module.log_prob(inputs)
+        (log_prob * lib.tensor(seeded((5, 20), seed=11))).sum().backward()
+        results.append((log_prob.grad_fn.name(), log_prob.detach().numpy(), inputs.grad.numpy(),
+                        module.tail[1][0].weight.grad.numpy()))
+    (name_t, lp_t, gx_t, gw_t), (name_c, lp_c, gx_c, gw_c) = results
+    assert name_c == name_t == "torch::autograd::CopySlices"
+    np.testing.assert_allclose(lp_c, lp_t, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(gx_c, gx_t, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gw_c, gw_t, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shift", [-5.0, 0.6, 5.0])
+def test_adaptive_predict_scores_the_tail_only_where_the_head_picks_a_cluster(shift):
+    # shift -5: every head argmax in the shortlist; +5: every one a cluster; 0.6: a mix
+    x = seeded((40, 8), seed=12)
+    expected, got = (adaptive(lib, head_bias=True, bias_shift=shift).predict(lib.tensor(x)) for lib in (torch, chainrule))
+    assert got.dtype == chainrule.int64 and not got.requires_grad
+    np.testing.assert_array_equal(got.numpy(), expected.numpy())
+    np.testing.assert_array_equal(got.numpy(), adaptive(chainrule, True, shift).log_prob(chainrule.tensor(x)).argmax(1).numpy())
+
+
+@pytest.mark.parametrize("method", ["log_prob", "predict"])
+def test_adaptive_log_prob_and_predict_refuse_one_dimensional_input_as_torch(method):
+    x = seeded((8,), seed=13)
+    expected = raised(lambda: getattr(adaptive(torch), method)(torch.tensor(x)))
+    assert expected[0] == "IndexError"
+    assert raised(lambda: getattr(adaptive(chainrule), method)(chainrule.tensor(x))) == expected
+
+
+@pytest.mark.parametrize("input_shape, target", [((5, 8, 1), [0, 1, 2, 3, 4]), ((5, 8), 3)])
+def test_adaptive_forward_shape_errors_print_the_size_as_torch(input_shape, target):
+    x = seeded(input_shape, seed=14)
+    expected = raised(lambda: adaptive(torch)(torch.tensor(x), torch.tensor(target)))
+    got = raised(lambda: adaptive(chainrule)(chainrule.tensor(x), chainrule.tensor(target)))
+    assert expected[0] == "RuntimeError" and "Size([" in expected[1]
+    assert got == expected
