@@ -78,3 +78,37 @@ def test_adaptive_forward_shape_errors_print_the_size_as_torch(input_shape, targ
     got = raised(lambda: adaptive(chainrule)(chainrule.tensor(x), chainrule.tensor(target)))
     assert expected[0] == "RuntimeError" and "Size([" in expected[1]
     assert got == expected
+
+
+# --- 2. multi_margin_loss / multilabel_margin_loss: no rows, and inputs of more than two dims -----
+
+def margin_call(lib, loss, shape, target_shape, **kwargs):
+    fn = getattr(lib.nn.functional, loss)
+    x = lib.zeros(shape, requires_grad=True)
+    return fn(x, lib.zeros(target_shape, dtype=lib.long), **kwargs), x
+
+
+@pytest.mark.parametrize("loss, target_shape", [("multi_margin_loss", (0,)), ("multilabel_margin_loss", (0, 5))])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_margin_losses_take_no_rows_as_torch(loss, target_shape, reduction):
+    # multi_margin_loss reshaped (0, 5) by -1 and failed. torch's kernels leave the reduced value of
+    # no rows uninitialised (any number, run to run), so only its shape, node and gradient compare
+    (expected, x_t), (got, x_c) = (margin_call(lib, loss, (0, 5), target_shape, reduction=reduction)
+                                   for lib in (torch, chainrule))
+    assert tuple(got.shape) == tuple(expected.shape)
+    assert got.grad_fn.name() == expected.grad_fn.name()
+    expected.sum().backward()
+    got.sum().backward()
+    assert tuple(x_c.grad.shape) == tuple(x_t.grad.shape) == (0, 5)
+
+
+@pytest.mark.parametrize("loss, shape, target_shape", [
+    ("multi_margin_loss", (2, 2, 5), (2, 2)),
+    ("multilabel_margin_loss", (2, 2, 5), (2, 2, 5)),
+    ("multilabel_margin_loss", (2, 2, 5), (2, 2, 4)),
+    ("multilabel_margin_loss", (2, 0, 5), (2, 0, 5)),
+])
+def test_margin_losses_refuse_three_dimensional_input_with_torchs_words(loss, shape, target_shape):
+    expected = raised(lambda: margin_call(torch, loss, shape, target_shape))
+    assert expected[0] == "RuntimeError" and expected[1].startswith("Expected non-empty vector or matrix")
+    assert raised(lambda: margin_call(chainrule, loss, shape, target_shape)) == expected
