@@ -112,3 +112,40 @@ def test_margin_losses_refuse_three_dimensional_input_with_torchs_words(loss, sh
     expected = raised(lambda: margin_call(torch, loss, shape, target_shape))
     assert expected[0] == "RuntimeError" and expected[1].startswith("Expected non-empty vector or matrix")
     assert raised(lambda: margin_call(chainrule, loss, shape, target_shape)) == expected
+
+
+# --- 3. Tensor.new(*sizes, device=...): the legacy constructor's one keyword -----------------------
+
+@pytest.mark.parametrize("call", [
+    lambda lib, x: x.new(2, 3, device="cpu"),
+    lambda lib, x: x.new([1, 2], device=lib.device("cpu")),
+    lambda lib, x: x.new((2, 3), device="cpu"),
+    lambda lib, x: x.new(lib.Size([2]), device=None),
+    lambda lib, x: x.new(device="cpu"),
+    lambda lib, x: x.new(1, 4, device="cpu").fill_(0.).requires_grad_(),
+])
+def test_legacy_new_takes_a_device_of_its_own_type(call):
+    # a size gives torch's uninitialised memory: only shapes, dtypes and flags compare
+    expected, got = (call(lib, lib.ones(2, dtype=lib.float64)) for lib in (torch, chainrule))
+    assert tuple(got.shape) == tuple(expected.shape)
+    assert str(got.dtype) == str(expected.dtype).replace("torch.", "chainrule.")
+    assert got.requires_grad == expected.requires_grad
+
+
+def test_legacy_new_of_data_with_a_device_copies_it_as_torch():
+    expected, got = (lib.ones(2, dtype=lib.float64).new([1, 2], device="cpu") for lib in (torch, chainrule))
+    assert got.dtype == chainrule.float64
+    np.testing.assert_array_equal(got.numpy(), expected.numpy())
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, x: x.new(2, device="meta"),
+    lambda lib, x: x.new(x, device="cpu"),
+    lambda lib, x: x.new(2, foo=1),
+    lambda lib, x: x.new(2, dtype=lib.float64),
+    lambda lib, x: x.new(2, dtype=lib.float64, device="cpu"),
+])
+def test_legacy_new_refuses_other_devices_and_keywords_as_torch(call):
+    expected = raised(lambda: call(torch, torch.ones(2)))
+    assert expected is not None
+    assert raised(lambda: call(chainrule, chainrule.ones(2))) == expected
