@@ -41,7 +41,7 @@ from .ops import special_functions as _special
 from .ops._arg_parser import check_number
 from .ops.linalg import matmul as _matmul
 from .ops.memory_format import channels_last_strides, iterator_layout
-from .tensor import Tensor, _called_by_user, tensor_options_error
+from .tensor import Tensor, _called_by_user, check_legacy_device, legacy_keywords, tensor_options_error
 
 
 def bind_module(module) -> None:
@@ -986,11 +986,16 @@ def _share_memory_(self):
     return self
 
 
-def _legacy_new(self: Tensor, *args) -> Tensor:
+def _legacy_new(self: Tensor, *args, **kwargs) -> Tensor:
     """torch's legacy ``x.new(*sizes)``/``x.new(data)``: a tensor of x's dtype on x's device;
     ``x.new(tensor)`` is an alias of a tensor of x's dtype and device (fairseq's GradMultiply returns
-    ``x.new(x)`` from its forward)."""
+    ``x.new(x)`` from its forward). Its one keyword is ``device``, of x's device type."""
+    args, device = legacy_keywords(args, kwargs)
+    check_legacy_device(device, self.device.type)
     if len(args) == 1 and isinstance(args[0], Tensor):
+        if device is not None:
+            raise RuntimeError("Legacy tensor new of the form tensor.new(tensor, device=device) is not supported.  "
+                               "Use torch.as_tensor(...) instead.")
         other = args[0]
         if other.dtype is not self.dtype or other.device.type != self.device.type:
             raise tensor_options_error(self.dtype, other.dtype, self.device.type, other.device.type)

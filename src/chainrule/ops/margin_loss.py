@@ -85,7 +85,7 @@ def _class_targets(input: Tensor, target: Tensor):
             f"(batch size). Expected target size [{samples}], but got {list(target.shape)}. Input has shape "
             f"{list(input.shape)}."
         )
-    return input.reshape(samples, -1), target.reshape(-1)
+    return input.reshape(samples, input.shape[-1] if input.dim() else 1), target.reshape(-1)
 
 
 @honours_legacy_flags
@@ -132,7 +132,7 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
 def _check_nonempty_rows(input: Tensor) -> None:
     """The margin losses' kernels take a scalar, a non-empty vector or rows of one (any number of rows)."""
     ndim = input.dim()
-    if (ndim == 2 and input.shape[1] == 0) or (ndim == 1 and input.shape[0] == 0):
+    if ndim > 2 or (ndim == 2 and input.shape[1] == 0) or (ndim == 1 and input.shape[0] == 0):
         raise RuntimeError(f"Expected non-empty vector or matrix with optional 0-dim batch size, but got: "
                            f"{list(input.shape)}")
 

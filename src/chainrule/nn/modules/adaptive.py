@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 
-from ...ops.shape import cat
 from ...tensor import Tensor
 from .. import functional as F
 from .container import ModuleList, Sequential
@@ -67,11 +66,11 @@ class AdaptiveLogSoftmaxWithLoss(Module):
                 raise RuntimeError("Input and target should have the same size in the batch dimension.")
             if input.dim() != 2:
                 raise RuntimeError(f"1D target tensor expects 2D input tensors, but found inputs with size "
-                                   f"{list(input.shape)}")
+                                   f"{input.size()}")
         elif target.dim() == 0:
             if input.dim() != 1:
                 raise RuntimeError(f"0D target tensor expects 1D input tensors, but found inputs with size "
-                                   f"{list(input.shape)}")
+                                   f"{input.size()}")
         else:
             raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
         batched = target.dim() > 0
@@ -97,20 +96,32 @@ class AdaptiveLogSoftmaxWithLoss(Module):
         loss = (-output).mean()
         return _ASMoutput(output if batched else output.squeeze(0), loss)
 
-    def _full_log_prob(self, x: Tensor) -> Tensor:
-        head_logprob = F.log_softmax(self.head(x), dim=1)
-        parts = [head_logprob[:, :self.shortlist_size]]
-        for i in range(self.n_clusters):
-            cluster = F.log_softmax(self.tail[i](x), dim=1)
-            parts.append(cluster + head_logprob[:, self.shortlist_size + i].unsqueeze(1))
-        return cat(parts, 1)
+    def _full_log_prob(self, input: Tensor, head_output: Tensor) -> Tensor:
+        # written slice by slice into one buffer, as torch does: the result's node is CopySlices
+        out = input.new_empty((head_output.size(0), self.n_classes))
+        head_logprob = F.log_softmax(head_output, dim=1)
+        out[:, :self.shortlist_size] = head_logprob[:, :self.shortlist_size]
+        for i, (start, stop) in enumerate(zip(self.cutoffs, self.cutoffs[1:])):
+            cluster_logprob = F.log_softmax(self.tail[i](input), dim=1)
+            out[:, start:stop] = cluster_logprob + head_logprob[:, self.shortlist_size + i].unsqueeze(1)
+        return out
 
     def log_prob(self, input: Tensor) -> Tensor:
-        """Log-probabilities of every class: (N, n_classes) for (N, in_features), or (n_classes,)."""
-        batched = input.dim() > 1
-        out = self._full_log_prob(input if batched else input.unsqueeze(0))
-        return out if batched else out.squeeze(0)
+        """Log-probabilities of every class, (N, n_classes) for (N, in_features); torch takes no 1-D input
+        here (an IndexError), unlike ``forward``."""
+        return self._full_log_prob(input, self.head(input))
 
     def predict(self, input: Tensor) -> Tensor:
-        """The most likely class of each row (argmax of log_prob)."""
-        return self.log_prob(input).argmax(dim=-1)
+        """The most likely class of each row (argmax of log_prob). As torch, the tail clusters are scored
+        only for the rows whose head argmax is a cluster: a shortlist word that beats every cluster's
+        total probability beats every word inside them."""
+        head_output = self.head(input)
+        output = head_output.argmax(dim=1)
+        not_in_shortlist = output >= self.shortlist_size
+        if not bool(not_in_shortlist.any()):
+            return output
+        if bool(not_in_shortlist.all()):
+            return self._full_log_prob(input, head_output).argmax(dim=1)
+        log_prob = self._full_log_prob(input[not_in_shortlist], head_output[not_in_shortlist])
+        output[not_in_shortlist] = log_prob.argmax(dim=1)
+        return output
