@@ -52,3 +52,67 @@ def test_mse_loss_other_reductions_of_no_elements_match_torch(reduction):
     assert got_warnings == expected_warnings == []
     assert tuple(got.shape) == tuple(expected.shape)
     np.testing.assert_array_equal(got.numpy(), expected.numpy())
+
+
+# --- 2. legacy constructors share a NumPy array of their dtype, as torch's ---------------------
+
+LEGACY_SHARING = [("FloatTensor", np.float32), ("DoubleTensor", np.float64), ("LongTensor", np.int64),
+                  ("IntTensor", np.int32), ("HalfTensor", np.float16), ("BoolTensor", np.bool_),
+                  ("ByteTensor", np.uint8), ("Tensor", np.float32)]
+
+
+def legacy_write(lib, name, array):
+    """Build ``lib.<name>(array)``, write into the tensor, and report what the array saw."""
+    x = getattr(lib, name)(array)
+    x[(0,) * x.dim()] = 0
+    return bool(array.ravel()[0] == 0), str(x.dtype).split(".")[-1], tuple(x.shape), x.is_contiguous()
+
+
+@pytest.mark.parametrize("name, dtype", LEGACY_SHARING)
+@pytest.mark.parametrize("array_dtype", [np.float32, np.float64, np.int64, np.uint8])
+def test_legacy_constructor_shares_an_array_of_its_dtype(name, dtype, array_dtype):
+    # torch's legacy path reads the array by from_numpy and converts without copy_numpy: shared
+    # when no conversion is needed (dougbrion's and Mine_pytorch's FloatTensor(batch)), else a copy
+    expected = legacy_write(torch, name, np.ones((2, 3), dtype=array_dtype))
+    got = legacy_write(chainrule, name, np.ones((2, 3), dtype=array_dtype))
+    assert got == expected
+    assert got[0] == (np.dtype(array_dtype) == np.dtype(dtype))
+
+
+@pytest.mark.parametrize("view", [lambda a: a[:, ::2], lambda a: a.T])
+def test_legacy_constructor_shares_a_strided_array_as_a_strided_tensor(view):
+    def make(lib):
+        array = np.ones((3, 4), dtype=np.float32)
+        x = lib.FloatTensor(view(array))
+        x[0, 0] = 0
+        return array.copy(), tuple(x.stride()), x.is_contiguous()
+
+    expected, got = make(torch), make(chainrule)
+    np.testing.assert_array_equal(got[0], expected[0])
+    assert got[1:] == expected[1:]
+
+
+def test_tensor_new_shares_an_array_of_its_dtype():
+    def make(lib):
+        array = np.ones(3, dtype=np.float32)
+        lib.ones(2).new(array)[0] = 5
+        return array
+
+    np.testing.assert_array_equal(make(chainrule), make(torch))
+
+
+@pytest.mark.parametrize("name", ["Tensor", "FloatTensor"])
+@pytest.mark.parametrize("array", [np.ones(4, dtype=np.float32)[::-1], np.ones(4, dtype=">f4"),
+                                   np.array([1, "a"], dtype=object)], ids=["negative-stride", "big-endian", "object"])
+def test_legacy_constructor_refuses_what_from_numpy_refuses(name, array):
+    with pytest.raises(Exception) as expected:
+        getattr(torch, name)(array)
+    with pytest.raises(type(expected.value)) as got:
+        getattr(chainrule, name)(array)
+    assert str(got.value) == str(expected.value)
+
+
+def test_legacy_constructor_of_a_shared_array_refuses_a_resize():
+    for lib in (torch, chainrule):
+        with pytest.raises(RuntimeError, match="Trying to resize storage that is not resizable"):
+            lib.FloatTensor(np.ones(3, dtype=np.float32)).resize_(5)
