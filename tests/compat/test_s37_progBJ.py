@@ -116,3 +116,14 @@ def test_legacy_constructor_of_a_shared_array_refuses_a_resize():
     for lib in (torch, chainrule):
         with pytest.raises(RuntimeError, match="Trying to resize storage that is not resizable"):
             lib.FloatTensor(np.ones(3, dtype=np.float32)).resize_(5)
+
+
+# --- 3. expand's error for a negative size in a new leading dimension: torch's words -----------
+
+@pytest.mark.parametrize("sizes", [(-1, 2, 3), (4, -1, 2, 3), (-1, -1, 2, 3), (-1, 5, 2, 3)])
+def test_expand_negative_size_in_a_new_leading_dimension_has_torchs_message(sizes):
+    with pytest.raises(RuntimeError) as expected:
+        torch.ones(2, 3).expand(*sizes)
+    with pytest.raises(RuntimeError) as got:
+        chainrule.ones(2, 3).expand(*sizes)
+    assert str(got.value) == str(expected.value)
