@@ -127,3 +127,39 @@ def test_expand_negative_size_in_a_new_leading_dimension_has_torchs_message(size
     with pytest.raises(RuntimeError) as got:
         chainrule.ones(2, 3).expand(*sizes)
     assert str(got.value) == str(expected.value)
+
+
+# --- 4. set_default_tensor_type (DeepCCA's main): torch's warning once a process, torch's error --
+
+_TWO_CALLS = """
+import warnings
+import {lib} as torch
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    torch.set_default_tensor_type(torch.DoubleTensor)
+    dtype = torch.ones(1).dtype
+    torch.set_default_tensor_type("torch.FloatTensor")
+    print(len(caught), str(dtype).split(".")[-1], torch.ones(1).dtype == torch.float32)
+    print(caught[0].category.__name__, str(caught[0].message))
+"""
+
+
+def test_set_default_tensor_type_warns_once_a_process_as_torch():
+    import subprocess
+    import sys
+
+    def lines(lib):
+        run = subprocess.run([sys.executable, "-c", _TWO_CALLS.format(lib=lib)], capture_output=True, text=True,
+                             check=True)
+        return run.stdout.splitlines()
+
+    assert lines("chainrule") == lines("torch")
+
+
+def test_set_default_tensor_type_of_an_integer_type_has_torchs_error():
+    with pytest.raises(TypeError) as expected:
+        torch.set_default_tensor_type(torch.LongTensor)
+    with pytest.raises(TypeError) as got:
+        chainrule.set_default_tensor_type(chainrule.LongTensor)
+    assert str(got.value) == str(expected.value)
+    assert chainrule.get_default_dtype() == chainrule.float32
