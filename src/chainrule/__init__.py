@@ -360,17 +360,17 @@ _sys_modules.setdefault(__name__ + ".autograd.variable", _legacy_types.variable_
 
 def set_default_tensor_type(t) -> None:
     """torch.set_default_tensor_type (deprecated in torch 2.1): the default floating dtype, and for a
-    CUDA type the default device, from a legacy type (chainrule.DoubleTensor) or its name."""
-    import warnings
+    CUDA type the default device, from a legacy type (chainrule.DoubleTensor) or its name. Its
+    deprecation warning is torch's TORCH_WARN_ONCE: once a process."""
+    from . import _config
 
-    warnings.warn("torch.set_default_tensor_type() is deprecated as of PyTorch 2.1, please use "
-                  "torch.set_default_dtype() and torch.set_default_device() as alternatives.", UserWarning,
-                  stacklevel=2)
+    _config.warn_once("torch.set_default_tensor_type() is deprecated as of PyTorch 2.1, please use "
+                      "torch.set_default_dtype() and torch.set_default_device() as alternatives. (Triggered "
+                      "internally at /__w/pytorch/pytorch/torch/csrc/tensor/python_tensor.cpp:434.)")
     legacy = _legacy_types.resolve(t)
+    _legacy_types.check_available(legacy)  # torch refuses a CUDA type it has no GPU for before its dtype
     if not legacy.dtype.is_floating_point:
-        raise TypeError(f"set_default_tensor_type: only floating-point types are supported as the default "
-                        f"type, got {legacy!r}")
-    _legacy_types.check_available(legacy)
+        raise TypeError("only floating-point types are supported as the default type")
     set_default_device("cuda" if legacy.is_cuda else None)
     set_default_dtype(legacy.dtype)
 

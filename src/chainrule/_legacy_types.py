@@ -60,8 +60,9 @@ class tensortype(type):
 
     def __call__(cls, *args, **kwargs) -> Tensor:
         """``FloatTensor()`` (empty), ``FloatTensor(3, 4)`` or ``FloatTensor(Size)`` (uninitialised),
-        ``FloatTensor(data)`` (a copy as this dtype), ``FloatTensor(tensor)`` (an alias of a
-        tensor of this dtype), as torch's legacy constructor."""
+        ``FloatTensor(data)`` (a copy as this dtype; a NumPy array of this dtype is shared, as by
+        from_numpy), ``FloatTensor(tensor)`` (an alias of a tensor of this dtype), as torch's legacy
+        constructor."""
         check_available(cls)
         args, device = legacy_keywords(args, kwargs)
         on = "cuda" if cls.is_cuda else "cpu"
@@ -76,6 +77,8 @@ class tensortype(type):
                 raise tensor_options_error(cls.dtype, data.dtype, on)
             return Tensor._legacy_alias(data, Tensor)  # torch's alias: the same memory, and its history
         check_legacy_data(data, cls.dtype)
+        if on == "cpu":
+            return Tensor._make(creation._legacy_data_array(data, cls.dtype))
         return creation.tensor(data, dtype=cls.dtype, device=on)
 
 

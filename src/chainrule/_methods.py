@@ -1017,6 +1017,7 @@ def bind_all(modules) -> None:
     _function._make_tensor = Tensor._make
     # what tensor.py's own methods need from the ops: Tensor(data), to(), views sharing a version
     Tensor._to_array = staticmethod(creation._to_array)
+    Tensor._legacy_data_array = staticmethod(creation._legacy_data_array)
     Tensor._cast = ew._cast
     Tensor._copy_in_memory_format = ew._copy_in_memory_format
     Tensor._to_device = ew._to_device

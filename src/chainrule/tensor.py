@@ -164,7 +164,7 @@ class Tensor:
             array = np.zeros(sizes, dtype=dt.np)
         else:
             check_legacy_data(data, dt)
-            array = self._to_array(data, dt)
+            array = self._legacy_data_array(data, dt)
         self._init(array)
 
     def _init_subclass_instance(self, args: tuple, requires_grad: bool = False, dtype=None,
@@ -173,7 +173,7 @@ class Tensor:
             raise TypeError(f"Tensor.__init__() got an unexpected keyword argument '{next(iter(subclass_arguments))}'")
         dt = _dtype.to_dtype(dtype) if dtype is not None else _dtype.get_default_dtype()
         sizes, data = legacy_arguments(args) if args else (None, [])
-        array = np.zeros(sizes, dtype=dt.np) if sizes is not None else self._to_array(data, dt)
+        array = np.zeros(sizes, dtype=dt.np) if sizes is not None else self._legacy_data_array(data, dt)
         self._init(array, requires_grad)
 
     @classmethod
@@ -183,7 +183,7 @@ class Tensor:
         if sizes is not None:
             return cls._make(np.zeros(sizes, dtype=dtype.np))
         check_legacy_data(data, dtype)
-        return cls._make(cls._to_array(data, dtype))
+        return cls._make(cls._legacy_data_array(data, dtype))
 
     def _init(self, array, requires_grad: bool = False, grad_fn=None, output_nr: int = 0) -> None:
         self._data = array

@@ -394,6 +394,21 @@ def from_numpy(ndarray: np.ndarray, /) -> Tensor:
     return Tensor._make(array)
 
 
+def _legacy_data_array(data, dtype: _dtype.dtype):
+    """The array torch's legacy constructors (``Tensor(a)``, ``FloatTensor(a)``, ``x.new(a)``) make
+    of their data: a NumPy array is read as from_numpy reads it (its refusals, its read-only
+    warning) and its memory shared when it already has ``dtype``, else converted into a copy, as
+    torch's legacy path converts without copy_numpy; other data is copied as torch.tensor's."""
+    if not isinstance(data, np.ndarray):
+        return _to_array(data, dtype)
+    _check_numpy_array(data)
+    _warn_if_read_only(data)
+    if data.dtype != dtype.np:
+        return _to_array(data, dtype)
+    _storage.mark_not_resizable(data)
+    return data
+
+
 _TORCH_NUMPY_TYPES = ("float64, float32, float16, complex64, complex128, int64, int32, int16, int8, uint64, uint32, "
                       "uint16, uint8, and bool")
 

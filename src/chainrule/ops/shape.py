@@ -593,7 +593,8 @@ def expanded_shape(shape: tuple, sizes: tuple, dtype) -> tuple:
         s = sizes[i]
         if i < lead:
             if s < 0:
-                raise RuntimeError(f"expand: the expanded size {s} is not allowed in a leading, non-existing dimension")
+                raise RuntimeError(
+                    f"The expanded size of the tensor ({s}) isn't allowed in a leading, non-existing dimension {i}")
             continue
         current = shape[i - lead]
         if s == -1:
