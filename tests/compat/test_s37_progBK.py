@@ -60,3 +60,52 @@ def test_cumsum_with_dtype_on_a_short_axis_matches_torch():
     got, expected = chainrule.cumsum(ours, 1), torch.cumsum(theirs, 1)
     assert got.dtype == chainrule.int64 and expected.dtype == torch.int64
     np.testing.assert_array_equal(got.numpy(), expected.numpy())
+
+
+# ---------------------------------------------------------------- pool argument errors in torch's words and order
+def _pool_call(lib, op, d, kwargs):
+    F = lib.nn.functional
+    x = lib.zeros((2, 3) + (6,) * d)
+    if op == "lp_pool":
+        return getattr(F, f"lp_pool{d}d")(x, 2, **kwargs)
+    return getattr(F, f"{op}{d}d")(x, **kwargs)
+
+
+def _pool_error_cases():
+    for d in (1, 2, 3):
+        for op in ("avg_pool", "max_pool", "lp_pool"):
+            if op == "max_pool" and d == 1:
+                continue  # torch's own max_pool1d kernel: not yet in its words
+            cases = [dict(kernel_size=0), dict(kernel_size=0, stride=1), dict(kernel_size=-1),
+                     dict(kernel_size=2, stride=-1), dict(kernel_size=-2, stride=1),
+                     dict(kernel_size=(2,) * d, stride=(0,) + (1,) * (d - 1)),
+                     dict(kernel_size=(0,) + (2,) * (d - 1), stride=1), dict(kernel_size=(2,) * (d + 1)),
+                     dict(kernel_size=2, stride=(1,) * (d + 1))]
+            if op != "lp_pool":
+                cases += [dict(kernel_size=2, padding=(0,) * (d + 1)), dict(kernel_size=2, padding=-1),
+                          dict(kernel_size=2, padding=2), dict(kernel_size=0, padding=1, stride=1)]
+            if op == "max_pool":
+                cases += [dict(kernel_size=2, dilation=(1,) * (d + 1)), dict(kernel_size=2, dilation=0)]
+            for kwargs in cases:
+                yield op, d, kwargs
+
+
+@pytest.mark.parametrize("op, d, kwargs", list(_pool_error_cases()))
+def test_pool_argument_errors_match_torch(op, d, kwargs):
+    """torch checks each dim's output size first (a zero stride, the padding), then the kernel and
+    stride values (named kH/kW, dH/dW, with a unit height for 1-d), and says how many ints it wanted
+    in words; lp_pool's kernel_size is unpacked in Python (its ValueError)."""
+    with pytest.raises(Exception) as expected:
+        _pool_call(torch, op, d, kwargs)
+    with pytest.raises(type(expected.value)) as got:
+        _pool_call(chainrule, op, d, kwargs)
+    assert str(got.value) == str(expected.value).split("\n")[0]
+
+
+def test_lp_pool_short_kernel_size_matches_torch():
+    x = np.zeros((1, 1, 4, 4, 4), np.float32)
+    with pytest.raises(ValueError) as expected:
+        torch.nn.functional.lp_pool3d(torch.tensor(x), 2, (2, 2))
+    with pytest.raises(ValueError) as got:
+        chainrule.nn.functional.lp_pool3d(chainrule.tensor(x), 2, (2, 2))
+    assert str(got.value) == str(expected.value)
