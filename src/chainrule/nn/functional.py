@@ -441,8 +441,10 @@ def _lp_pool(input: Tensor, norm_type: float, kernel_size, stride, ceil_mode: bo
     if d > 1:
         # torch unpacks a 2-d/3-d kernel_size in Python first (``kw, kh = _pair(kernel_size)``)
         kernel = (kernel_size,) * d if isinstance(kernel_size, int) else tuple(kernel_size)
-        if len(kernel) != d:
-            raise ValueError(f"lp_pool{d}d: kernel_size must be an int or a tuple of {d} ints, got {kernel_size!r}")
+        if len(kernel) > d:  # the unpacking's own words
+            raise ValueError(f"too many values to unpack (expected {d})")
+        if len(kernel) < d:
+            raise ValueError(f"not enough values to unpack (expected {d}, got {len(kernel)})")
     max_pool = getattr(pool, f"max_pool{d}d")
     avg_pool = getattr(pool, f"avg_pool{d}d")
     if norm_type == math.inf:

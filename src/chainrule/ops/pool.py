@@ -564,13 +564,39 @@ class FlatGather(Function):
 
 
 # ---------------------------------------------------------------- public functions
+# torch's words for a pool argument of the wrong length: each kernel phrases its own
+_LENGTH_WORDS = {
+    name: {"kernel_size": "must either be a single int", "stride": "must either be omitted, a single int",
+           "padding": "must either be a single int", "dilation": "must be either a single int"}
+    for name in ("avg_pool2d", "max_pool2d", "max_pool3d")
+}
+_LENGTH_WORDS["avg_pool3d"] = {"kernel_size": "must be a single int", "stride": "must be omitted, a single int",
+                               "padding": "must be a single int"}
+
+
 def _tuple(value, d: int, name: str, opname: str, int64: bool = True) -> tuple:
     value = int_list(value, opname, name, int64=int64)
     if len(value) == 1:
         return value * d
     if len(value) != d:
+        if opname == "avg_pool1d":  # torch's avg_pool1d checks its arguments before it pools as 2-d
+            raise RuntimeError(f"avg_pool1d() argument '{name}' should contain one int (got {len(value)})")
+        words = _LENGTH_WORDS.get(opname, {}).get(name)
+        if words is not None:
+            raise RuntimeError(f"{opname}: {name} {words}, or a tuple of {('two', 'three')[d - 2]} ints")
         raise RuntimeError(f"{opname}: {name} must either be a single int, or a tuple of {d} ints")
     return value
+
+
+def _c_half(n: int) -> int:
+    """``n / 2`` as C++ divides integers: toward zero."""
+    return -(-n // 2) if n < 0 else n // 2
+
+
+def _named_sizes(letter: str, values: tuple) -> str:
+    """torch's "kH: 2 kW: 3" naming of a pool's per-dim values; a 1-d pool runs as 2-d with height 1."""
+    values = (1,) * (2 - len(values)) + tuple(values)
+    return " ".join(f"{letter}{axis}: {v}" for axis, v in zip("THW"[-len(values):], values))
 
 
 # torch's checkDimRange, which its 1-d pools (avg_pool1d, max_pool1d_with_indices, the adaptive ones) use
@@ -634,6 +660,21 @@ def _pool_geometry(input: Tensor, kernel_size, stride, padding, dilation, ceil_m
     check_bool(ceil_mode, opname, "ceil_mode")
     # max_pool1d is its own kernel in torch, with its own wording ("max_pool1d() stride must be ...")
     own_1d = opname == "max_pool1d"
+    if not own_1d:
+        # torch's order: each dim's output size first (pooling_output_shape checks the stride is not
+        # zero and the padding), then pool2d/3d_shape_check's kernel, stride and dilation
+        for k, st, p, dl in zip(kernel, stride, padding, dilation):
+            if st == 0:
+                raise RuntimeError("stride should not be zero")
+            if p < 0:
+                raise RuntimeError(f"pad must be non-negative, but got pad: {p}")
+            if p > _c_half((k - 1) * dl + 1):
+                raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={p}, "
+                                   f"kernel_size={k} and dilation={dl}")
+        if any(k <= 0 for k in kernel):
+            raise RuntimeError(f"kernel size should be greater than zero, but got {_named_sizes('k', kernel)}")
+        if any(st <= 0 for st in stride):
+            raise RuntimeError(f"stride should be greater than zero, but got {_named_sizes('d', stride)}")
     if any(k <= 0 for k in kernel):
         raise RuntimeError(f"{opname}() kernel_size must be greater than zero, but got {kernel[0]}" if own_1d else
                            f"{opname}: kernel_size must be greater than zero, but got {list(kernel)}")
