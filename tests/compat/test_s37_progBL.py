@@ -104,3 +104,16 @@ def test_softplus_gradcheck_and_gradgradcheck():
     x = chainrule.randn(4, 3, dtype=chainrule.float64, requires_grad=True)
     assert chainrule.autograd.gradcheck(lambda t: CF.softplus(t, 2, 1), x)
     assert chainrule.autograd.gradgradcheck(lambda t: CF.softplus(t, 0.5, 3), x)
+
+
+def test_logsumexp_rounds_exp_and_log_as_torch():
+    """torch.logsumexp is log(sum(exp(x - max))) + max with torch's exp and log; chainrule's NumPy
+    float32 exp and log were an ulp off often: on 500 rows of 3, 44 of 500 results differed -> 10
+    (the rest is the order of the sum). [0, 1, 2] gave 2.4076061 for torch's 2.4076059."""
+    assert (chainrule.logsumexp(chainrule.tensor([0.0, 1.0, 2.0]), 0).item()
+            == torch.logsumexp(torch.tensor([0.0, 1.0, 2.0]), 0).item())
+    x = (np.random.default_rng(2).normal(size=(500, 3)) * 3).astype(np.float32)
+    expected = torch.logsumexp(torch.tensor(x), 1).numpy()
+    got = chainrule.logsumexp(chainrule.tensor(x), 1).numpy()
+    assert (got != expected).sum() <= 10
+    np.testing.assert_allclose(got, expected, rtol=3e-7, atol=0)
