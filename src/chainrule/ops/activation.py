@@ -26,7 +26,9 @@ from . import _cuda_kernels
 from ._arg_parser import check_int, check_number
 from .elementwise import (
     LogSigmoidAdjoint,
+    _exp_array,
     _float_input,
+    _log1p_array,
     _log_sigmoid_array,
     _log_sigmoid_grad_array,
     erf,
@@ -664,7 +666,7 @@ def silu(input: Tensor, inplace: bool = False) -> Tensor:
     return Silu.apply(float_kernel_input(input, "silu_cpu", complex_too=False))
 
 
-def _softplus_array(z: np.ndarray) -> np.ndarray:
+def _stable_softplus_array(z: np.ndarray) -> np.ndarray:
     # log(1 + e^z) without overflow: max(z, 0) + log1p(e^-|z|)
     xp = array_module(z)
     return xp.maximum(z, 0) + xp.log1p(xp.exp(-xp.abs(z)))
@@ -680,7 +682,7 @@ class Mish(Function):
     def forward(ctx, x):
         xp = array_module(x)
         ctx.save_for_backward(x)
-        return x * xp.tanh(_softplus_array(x))
+        return x * xp.tanh(_stable_softplus_array(x))
 
     @staticmethod
     def backward(ctx, grad):
@@ -697,6 +699,43 @@ def mish(input: Tensor, inplace: bool = False) -> Tensor:
     return Mish.apply(float_kernel_input(input, "mish_cpu"))
 
 
+def _softplus_compute_array(x: np.ndarray) -> np.ndarray:
+    """``x`` in the dtype torch's softplus kernels compute in: float32 for float16 and bfloat16."""
+    return x.astype(np.float32) if _opmath.half_precision(x.dtype) else x
+
+
+def _softplus_exp_array(z: np.ndarray) -> np.ndarray:
+    # torch's exp of beta x, rounded as its kernel rounds; past the float range it is inf, as torch's
+    # (so a threshold above ~88.7 in float32 gives inf, and a NaN gradient, where torch's do)
+    with np.errstate(over="ignore"):
+        return _exp_array(z)
+
+
+def _softplus_array(x: np.ndarray, beta: float, threshold: float) -> np.ndarray:
+    """torch's softplus kernel: log1p(exp(beta x)) / beta, x itself where beta x > threshold, computed
+    in float32 for half types and rounded once. Not the overflow-free max(z, 0) + log1p(exp(-|z|)),
+    which rounds differently in a quarter of float32 values."""
+    xp = array_module(x)
+    wide = _softplus_compute_array(x)
+    t = wide.dtype.type
+    z = wide * t(beta)
+    result = _log1p_array(_softplus_exp_array(z)) / t(beta)
+    return xp.where(z > threshold, x, result.astype(x.dtype, copy=False))
+
+
+def _softplus_grad_array(x: np.ndarray, grad: np.ndarray, beta: float, threshold: float) -> np.ndarray:
+    """torch's softplus_backward kernel: with z = exp(beta x), ``g z / (z + 1)``, or g where
+    beta x > threshold; float32 for half types."""
+    xp = array_module(x)
+    wide, wide_grad = _softplus_compute_array(x), _softplus_compute_array(grad)
+    t = wide.dtype.type
+    z = wide * t(beta)
+    e = _softplus_exp_array(z)
+    with np.errstate(invalid="ignore"):  # inf / inf: torch's NaN
+        result = wide_grad * e / (e + 1)
+    return xp.where(z > threshold, grad, result.astype(grad.dtype, copy=False))
+
+
 class Softplus(Function):
     label = "softplus"
     rule = "∂/∂a = σ(β·a); 1 where β·a > threshold (the linear regime)"
@@ -706,20 +745,47 @@ class Softplus(Function):
 
     @staticmethod
     def forward(ctx, x, beta, threshold):
-        xp = array_module(x)
         ctx.save_for_backward(x)
         ctx.params = (beta, threshold)
-        t = x.dtype.type
-        z = x * t(beta)
-        return xp.where(z > threshold, x, _softplus_array(z) / t(beta))
+        return _softplus_array(x, beta, threshold)
 
     @staticmethod
     def backward(ctx, grad):
-        # d = sigmoid(beta x), or 1 where beta x > threshold (the linear regime)
         (x,) = ctx.saved_values
         beta, threshold = ctx.params
-        linear = Tensor._make(x._data * x._data.dtype.type(beta) > threshold)
-        return where(linear, grad, grad * sigmoid(x * beta))
+        if _function.on_arrays(grad):  # a plain walk: torch's kernel, rounded as it rounds
+            return Tensor._make(_softplus_grad_array(x._data, grad._data, beta, threshold))
+        return SoftplusAdjoint.apply(grad, x, beta=beta, threshold=threshold)
+
+
+class SoftplusAdjoint(Function):
+    """softplus's backward as an op (torch's softplus_backward), so that a recorded walk rounds the
+    first-order gradient as a plain one does and names its node as torch does."""
+
+    _array_forward = True
+    node_name = "SoftplusBackwardBackward0"
+    label = "softplus_backward"
+    rule = "∂/∂g = σ(β·x), ∂/∂x = g·β·σ(β·x)(1 - σ(β·x)); both 0 past the threshold"
+
+    @staticmethod
+    def forward(ctx, grad, x, beta, threshold):
+        ctx.save_for_backward(grad, x)
+        ctx.params = (beta, threshold)
+        return _softplus_grad_array(x, grad, beta, threshold)
+
+    @staticmethod
+    def backward(ctx, grad_grad):
+        grad, x = ctx.saved_values
+        beta, threshold = ctx.params
+        needs_grad, needs_x = ctx.needs_input_grad
+        grad_x = None
+        if needs_x:
+            # torch's softplus_double_backward: sigmoid_backward(ḡ g, σ(βx)) · (βx < threshold) · β
+            z = x * beta
+            s = sigmoid(z)
+            grad_x = (grad_grad * grad) * (1 - s) * s * (z < threshold).to(grad.dtype) * beta
+        return (SoftplusAdjoint.apply(grad_grad, x, beta=beta, threshold=threshold) if needs_grad else None,
+                grad_x)
 
 
 def softplus(input: Tensor, beta: float = 1, threshold: float = 20) -> Tensor:

@@ -1426,8 +1426,10 @@ _exp_array = _float32_via_float64(np.exp)
 exp = _unary("Exp", _exp_array, lambda g, x, y: g * y, saves="output", arithmetic=True)
 exp2 = _unary("Exp2", np.exp2, lambda g, x, y: g * y * float(np.log(2.0)), saves="output", arithmetic=True)
 expm1 = _unary("Expm1", np.expm1, lambda g, x, y: g * (y + 1), saves="output", arithmetic=True)
-log = _unary("Log", _float32_via_float64(np.log), lambda g, x, y: g / x, arithmetic=True)
-log1p = _unary("Log1p", _float32_via_float64(np.log1p), lambda g, x, y: g / (x + 1), node_name="Log1PBackward0",
+_log_array = _float32_via_float64(np.log)
+log = _unary("Log", _log_array, lambda g, x, y: g / x, arithmetic=True)
+_log1p_array = _float32_via_float64(np.log1p)
+log1p = _unary("Log1p", _log1p_array, lambda g, x, y: g / (x + 1), node_name="Log1PBackward0",
                 arithmetic=True)
 log2 = _unary("Log2", _float32_via_float64(np.log2), lambda g, x, y: g / (x * float(np.log(2.0))), arithmetic=True)
 log10 = _unary("Log10", _float32_via_float64(np.log10), lambda g, x, y: g / (x * float(np.log(10.0))), arithmetic=True)

@@ -37,7 +37,7 @@ from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out, preserve_layout
 from . import _cuda_kernels, cpu_norm_order, cpu_softmax_order, cpu_sort_order
 from ._arg_parser import check_number, int_list
-from .elementwise import SPARSE_COO_TYPES, conjugate_rule
+from .elementwise import SPARSE_COO_TYPES, _exp_array, _log_array, conjugate_rule
 from .memory_format import row_major
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
@@ -959,8 +959,9 @@ def _logsumexp_array(x: np.ndarray, axis, keepdims: bool) -> np.ndarray:
     m = xp.max(x.real if x.dtype.kind == "c" else x, axis=axis, keepdims=True) if x.size else xp.zeros(
         tuple(1 if i in (axis if isinstance(axis, tuple) else (axis,)) else s for i, s in enumerate(x.shape)), x.dtype)
     m = xp.where(xp.isfinite(m), m, 0).astype(x.dtype, copy=False)
+    # torch's exp and log, rounded as its kernels round (NumPy's float32 ones are an ulp off often)
     with np.errstate(divide="ignore"):
-        out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
+        out = _log_array(xp.sum(_exp_array(x - m), axis=axis, keepdims=True)) + m
     return _as_array(out if keepdims else xp.squeeze(out, axis=axis))
 
 
