@@ -23,7 +23,7 @@ import numpy as np
 
 from .._backend import array_module, is_array
 from ..autograd.batched_grad import CatRows, StackRows, UnstackRows, broadcasting_rule, register_batched_rule
-from ..autograd.engine import SumToSize
+from ..autograd.engine import SumToScalar, SumToSize
 from ..autograd.function import is_recording
 from ..tensor import Tensor
 from . import (
@@ -210,7 +210,7 @@ def _sum(node, grad):
     return _spread(node, grad)
 
 
-@register_batched_rule(SumToSize)
+@register_batched_rule(SumToSize, SumToScalar)
 def _sum_to_size(node, grad):
     # the engine's broadcast undone: the gradient expanded back over the dims it summed
     batch, shape = grad.shape[0], tuple(node.shape)
