@@ -2097,6 +2097,7 @@ def _removed_matrix_rank(input, tol=None, symmetric=False, *, out=None):
 _removed_eig.__name__ = _removed_eig.__qualname__ = "eig"
 _removed_symeig.__name__ = _removed_symeig.__qualname__ = "_symeig"
 _removed_matrix_rank.__name__ = _removed_matrix_rank.__qualname__ = "matrix_rank"
+_removed_symeig.honours_out = _removed_matrix_rank.honours_out = True  # (they raise before any out= is written)
 _removed_eig_method.__name__, _removed_eig_method.__qualname__ = "eig", "Tensor.eig"
 _removed_symeig_method.__name__, _removed_symeig_method.__qualname__ = "symeig", "Tensor.symeig"
 
@@ -2688,7 +2689,7 @@ class Pdist(Function):
         from .reduce import _vector_norm
 
         xp = array_module(x)
-        rows, cols = np.triu_indices(x.shape[0], 1)
+        rows, cols = (xp.asarray(pairs) for pairs in np.triu_indices(x.shape[0], 1))  # (on x's device)
         if x.shape[1]:
             # (chainrule's norm of the pairs' differences, whose values the composed op gave)
             result = _vector_norm(Tensor._make(x[rows] - x[cols]), p, (-1,), False, None, "pdist")._data
@@ -2717,7 +2718,7 @@ class PdistBackward(Function):
     def forward(ctx, grad, x, dist, p):
         xp = array_module(x)
         n = x.shape[0]
-        rows, cols = np.triu_indices(n, 1)
+        rows, cols = (xp.asarray(pairs) for pairs in np.triu_indices(n, 1))
         contribution = _pdist_pair_gradient(xp, x[rows] - x[cols], grad.astype(x.dtype, copy=False)[:, None],
                                             dist[:, None], p)
         # signed[r, k]: what pair (r, k) or (k, r) adds to row r, in the k order torch adds them
