@@ -183,6 +183,22 @@ def test_clamp_with_tensor_bounds_refuses_as_torch():
     assert str(ours.value) == str(theirs.value)
 
 
+
+@pytest.mark.parametrize("call", ["clamp_min_bound", "clamp_max_bound", "clamp_both", "clamp_min", "clamp_max"])
+@pytest.mark.parametrize("dtype", ["complex64", "complex128"])
+def test_clamp_of_a_real_tensor_by_a_complex_bound_refuses_as_torch(call, dtype):
+    # the promoted dtype is complex, which torch's maximum/minimum/clamp kernels have no instance for
+    def run(lib):
+        x, bound = lib.ones(2, 3), lib.ones(2, 3, dtype=getattr(lib, dtype))
+        return {"clamp_min_bound": lambda: lib.clamp(x, min=bound), "clamp_max_bound": lambda: lib.clamp(x, max=bound),
+                "clamp_both": lambda: lib.clamp(x, bound, bound), "clamp_min": lambda: lib.clamp_min(x, bound),
+                "clamp_max": lambda: lib.clamp_max(x, bound)}[call]()
+    with pytest.raises(NotImplementedError) as theirs:
+        run(torch)
+    with pytest.raises(NotImplementedError) as ours:
+        run(chainrule)
+    assert str(ours.value) == str(theirs.value)
+
 # ------------------------------------------------------------------ affine_grid
 AFFINE_SIZES = [[2, 3, 5, 6], [1, 1, 1, 7], [3, 2, 4, 1], [2, 3, 2, 5, 6], [1, 1, 3, 1, 4]]
 

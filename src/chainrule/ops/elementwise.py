@@ -2140,6 +2140,12 @@ def _clamp_layout(out, x, low, high):
 def _clamp_by_tensors(function, input: Tensor, *bounds: Tensor | None) -> Tensor:
     # computed in the dtype torch's TensorIterator promotes the three to, with no cast node
     dtype = _dtype.result_type(input, *(b for b in bounds if b is not None)).np
+    if dtype.kind == "c":  # a real input, a complex bound: torch's kernels have no complex instance
+        if function is ClampByTensors:
+            kernel = "clamp" if None not in bounds else "maximum" if bounds[1] is None else "minimum"
+        else:
+            kernel = "maximum" if function is ClampMinByTensor else "minimum"
+        raise NotImplementedError(f"\"{kernel}_{input.device.type}\" not implemented for '{_dtype.scalar_name(dtype)}'")
     if None not in bounds:
         return function.apply(input, *bounds, dtype=dtype)
     # torch's node keeps an empty edge for the missing bound: a constant stands in for it
