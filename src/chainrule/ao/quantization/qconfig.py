@@ -72,8 +72,8 @@ def get_default_qconfig(backend: str = "x86", version: int = 0) -> QConfig:
     if backend == "qnnpack":
         return QConfig(activation=HistogramObserver.with_args(reduce_range=False), weight=default_weight_observer)
     if backend == "onednn" and not cpu._is_vnni_supported():
-        # without VNNI, oneDNN's int8 kernels add pairs of products in saturating int16, which
-        # full-range (reduce_range=False) activations can overflow
+        # torch's caution: without VNNI, x86 int8 kernels add each pair of products saturated to int16
+        # (vpmaddubsw), which this qconfig's full-range (reduce_range=False) activations can overflow
         warnings.warn("Default qconfig of oneDNN backend with reduce_range of false may have accuracy issues "
                       "on CPU without Vector Neural Network Instruction support.", UserWarning,
                       stacklevel=_torch_function.user_stacklevel())
