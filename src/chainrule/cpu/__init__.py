@@ -63,6 +63,12 @@ def get_capabilities() -> types.MappingProxyType:
     return types.MappingProxyType(capabilities)
 
 
+def _is_vnni_supported() -> bool:
+    """torch.cpu._is_vnni_supported: whether the CPU has AVX512-VNNI, the instruction x86 int8
+    kernels add uint8 x int8 products with in int32 (torch asks for this one alone, not AVX-VNNI)."""
+    return bool(get_capabilities().get("avx512_vnni", False))
+
+
 def is_initialized() -> bool:
     return True
 

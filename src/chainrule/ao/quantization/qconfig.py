@@ -3,8 +3,10 @@ activations and its weight; prepare() makes one of each per layer."""
 
 from __future__ import annotations
 
+import warnings
 from collections import namedtuple
 
+from ... import _torch_function, cpu
 from ...nn.modules.module import Module
 from .fake_quantize import (
     FakeQuantize,
@@ -69,6 +71,12 @@ def get_default_qconfig(backend: str = "x86", version: int = 0) -> QConfig:
                              "Version number must be 0")
     if backend == "qnnpack":
         return QConfig(activation=HistogramObserver.with_args(reduce_range=False), weight=default_weight_observer)
+    if backend == "onednn" and not cpu._is_vnni_supported():
+        # torch's caution: without VNNI, x86 int8 kernels add each pair of products saturated to int16
+        # (vpmaddubsw), which this qconfig's full-range (reduce_range=False) activations can overflow
+        warnings.warn("Default qconfig of oneDNN backend with reduce_range of false may have accuracy issues "
+                      "on CPU without Vector Neural Network Instruction support.", UserWarning,
+                      stacklevel=_torch_function.user_stacklevel())
     reduce_range = backend in ("fbgemm", "x86")
     return QConfig(activation=HistogramObserver.with_args(reduce_range=reduce_range),
                    weight=default_per_channel_weight_observer)

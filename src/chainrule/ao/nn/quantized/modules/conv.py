@@ -58,9 +58,36 @@ class Conv2d(kernels.WeightedLayer):
         kernels.refuse_float_input(input, "quantized::conv2d.new")
         sums = F.conv2d(Tensor._make(kernels.centred_input(input)), Tensor._make(kernels.centred_weight(self._weight)),
                         None, self.stride, self.padding, self.dilation, self.groups)._data
+        if kernels.pair_sums_can_saturate(input):
+            batch, _, height, width = sums.shape
+            excess = kernels.saturated_pair_excess(self._input_patches(input), self._grouped_weight())
+            sums += excess.reshape(batch, height, width, self.out_channels).transpose(0, 3, 1, 2)
         bias = None if self._bias is None else self._bias._data
         return kernels.requantize(sums, 1, input.q_scale(), self._weight, bias, self.scale, self.zero_point,
                                   relu=self._relu)
+
+    def _input_patches(self, input: Tensor) -> np.ndarray:
+        """The raw uint8 input under each output position, as fbgemm's NHWC im2col lays it out:
+        (positions, groups, kh * kw * in-channels of the group), in-channel fastest, the padding
+        filled with the input's zero point."""
+        (pad_h, pad_w), (kernel_h, kernel_w) = self.padding, self.kernel_size
+        (dilation_h, dilation_w), (stride_h, stride_w) = self.dilation, self.stride
+        padded = np.pad(input._data, ((0, 0), (0, 0), (pad_h, pad_h), (pad_w, pad_w)),
+                        constant_values=input.q_zero_point()).transpose(0, 2, 3, 1)
+        windows = np.lib.stride_tricks.sliding_window_view(
+            padded, ((kernel_h - 1) * dilation_h + 1, (kernel_w - 1) * dilation_w + 1), axis=(1, 2))
+        windows = windows[:, ::stride_h, ::stride_w, :, ::dilation_h, ::dilation_w]  # N, OH, OW, C, KH, KW
+        batch, out_h, out_w = windows.shape[:3]
+        group_channels = self.in_channels // self.groups
+        windows = windows.reshape(batch, out_h, out_w, self.groups, group_channels, kernel_h, kernel_w)
+        return windows.transpose(0, 1, 2, 3, 5, 6, 4).reshape(batch * out_h * out_w, self.groups,
+                                                               kernel_h * kernel_w * group_channels)
+
+    def _grouped_weight(self) -> np.ndarray:
+        """The raw int8 weight as (groups, out-channels of the group, kh * kw * in-channels), in
+        the order of ``_input_patches``."""
+        weight = self._weight._data.transpose(0, 2, 3, 1)
+        return weight.reshape(self.groups, self.out_channels // self.groups, -1)
 
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant: bool = False):

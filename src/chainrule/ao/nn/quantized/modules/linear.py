@@ -40,6 +40,9 @@ class Linear(kernels.WeightedLayer):
         kernels.refuse_float_input(x, "quantized::linear")
         flat = kernels.centred_input(x).reshape(-1, x.shape[-1])
         sums = flat @ kernels.centred_weight(self._weight).T
+        if kernels.pair_sums_can_saturate(x):
+            integers = x._data.reshape(-1, 1, x.shape[-1])
+            sums += kernels.saturated_pair_excess(integers, self._weight._data[None])[:, 0]
         bias = None if self._bias is None else self._bias._data
         out = kernels.requantize(sums, 1, x.q_scale(), self._weight, bias, self.scale, self.zero_point,
                                  relu=self._relu)
