@@ -63,3 +63,17 @@ def test_log_softmax_rows_of_8_to_15_and_their_gradient_against_torch(length):
     np.testing.assert_allclose(ours, theirs, rtol=4e-7, atol=4e-7)
     np.testing.assert_allclose(our_grad, their_grad, rtol=1e-5, atol=1e-5)
     assert our_node == their_node
+
+
+# --- bfloat16 LSTM: oneDNN only where it has bfloat16 kernels for the CPU ---------------------
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_lstm_takes_onednns_name_exactly_where_torch_takes_onednn(dtype):
+    names = []
+    for lib in (torch, chainrule):
+        lib.manual_seed(0)
+        out, _ = lib.nn.LSTM(3, 4).to(getattr(lib, dtype))(lib.randn(5, 2, 3).to(getattr(lib, dtype)))
+        names.append(out.grad_fn.name())
+    onednn = dtype == "float32" or torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert (names[0] == "MkldnnRnnLayerBackward0") is onednn
+    assert names[1] == ("MkldnnRnnLayerBackward0" if onednn else "LstmBackward0")
