@@ -85,10 +85,12 @@ def test_det_double_backward_at_a_singular_matrix_is_torchs(name, dtype):
                                 .sum()) for lib in (torch, chainrule)]
     if not torch.backends.cpu.get_cpu_capability().startswith("AVX512") and zero_singular_values[0] > max(
             zero_singular_values[1], 1):
-        # without AVX-512 (an AMD EPYC with AVX2) torch's float32 SVD of the rank-1 matrix, MKL's on
-        # its non-Intel path, returns its two small singular values as exact zeros (chainrule's:
-        # 1.3e-15 and 0; float64's: 9.4e-16 and 2.2e-16), and the SVD's double backward divides by
-        # their difference: NaN everywhere. chainrule's stays the limit torch's float64 gives
+        # without AVX-512 (an AMD EPYC with AVX2) torch's float32 SVD of the rank-1 matrix (MKL's
+        # LAPACK) returns its two small singular values as exact zeros (chainrule's: 1.3e-15 and 0;
+        # float64's: 9.4e-16 and 2.2e-16), and the SVD's double backward divides by the gap between
+        # them: NaN everywhere. MKL_CBWR=COMPATIBLE, AVX or SSE4_2 left those zeros as they were, so
+        # which of MKL's paths differs from the AVX-512 machines' is not pinned down here.
+        # chainrule's stays the limit torch's float64 gives
         assert np.isnan(theirs_second).all()
         _, float64_second = _det_gradients(torch, SINGULAR[name], "float64", create_graph=True)
         np.testing.assert_allclose(ours_second, float64_second, rtol=1e-3, atol=1e-3)
