@@ -2,6 +2,8 @@
 cache-sized blocks; every output, running statistic and gradient bit stays that of the whole-array
 version kept here as the reference."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -150,4 +152,13 @@ def test_float32_exp_keeps_the_float64_rounding(size):
     ours = chainrule.exp(chainrule.tensor(x)).numpy()
     np.testing.assert_array_equal(ours, np.exp(x, dtype=np.float64).astype(np.float32), strict=True)
     theirs = torch.exp(torch.tensor(x)).numpy()
-    assert (ours != theirs).sum() <= size // 50  # torch's SLEEF exp is within an ulp of it
+    if torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
+        assert (ours != theirs).sum() <= size // 50  # torch's SLEEF exp is within an ulp of it
+    else:
+        # torch's float32 exp is MKL's vsExp (ATen's vml; the same bits through ctypes, whatever
+        # ATEN_CPU_CAPABILITY says), whose code path follows the CPU: on an AMD EPYC with AVX2 it
+        # missed the correctly rounded value at 1.0-1.05 % of these inputs (10 of 1000, 1326 of
+        # 131072, 1379 of 131077) and at one of the 16: exp(-0.7658841), 0.53 ulp above the lower
+        # neighbour, which it gave
+        ulps = np.abs(ours.view(np.int32).astype(np.int64) - theirs.view(np.int32))
+        assert ulps.max() <= 1 and np.count_nonzero(ulps) <= math.ceil(0.015 * size)

@@ -243,6 +243,26 @@ def test_cdist_matrix_product_path_rounds_each_step_in_the_dtype_as_torch(dtype_
     for lib in (torch, chainrule):
         x = lib.tensor(points).to(getattr(lib, dtype_name))
         results.append(lib.cdist(x, x[:5]).double().numpy())
+    if dtype_name == "float64" and not torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
+        # two kernels follow the CPU there. torch's float64 sqrt_ is MKL's vdSqrt (ATen's vml), not
+        # correctly rounded on MKL's non-Intel path (an AMD EPYC with AVX2: 1260 of 100,000 roots an
+        # ulp off NumPy's; 5 of these 150 distances); and its padded product is MKL's dgemm (MKL_CBWR
+        # changes it), whose path here adds terms 0, 2 and 1, 3 in two chains, then the chains, then
+        # term 4, where OpenBLAS's Haswell kernel adds all 5 in one (1 of the 150 squared distances
+        # an ulp apart)
+        squared = []
+        for lib in (torch, chainrule):
+            x = lib.tensor(points).double()
+            y = x[:5]
+            x_norm, y_norm = x.pow(2).sum(-1, True), y.pow(2).sum(-1, True)
+            squared.append(lib.cat([x.mul(-2), x_norm, lib.ones_like(x_norm)], -1).matmul(
+                lib.cat([y, lib.ones_like(y_norm), y_norm], -1).mT).clamp_min_(0))
+        np.testing.assert_array_equal(results[0], squared[0].sqrt().numpy())
+        np.testing.assert_array_equal(results[1], np.sqrt(squared[1].numpy()))
+        products_apart = np.abs(squared[1].numpy().view(np.int64) - squared[0].numpy().view(np.int64))
+        assert products_apart.max() <= 1 and np.count_nonzero(products_apart) <= 1
+        assert np.abs(results[1].view(np.int64) - results[0].view(np.int64)).max() <= 1
+        return
     np.testing.assert_array_equal(results[1], results[0])
 
 

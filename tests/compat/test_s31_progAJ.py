@@ -50,6 +50,26 @@ ELSEWHERE = [
 ]
 
 
+# Without AVX-512 (an AMD EPYC with AVX2, seen with ONEDNN_VERBOSE=1) torch's kernels for these add
+# in orders of their own, last bits apart from both of chainrule's orders: oneDNN's jit_1x1:avx2 over
+# 256 channels (3368 of 3840 outputs apart), its direct jit:avx2 for a stride (the bias-first chain
+# exactly; 361 of 512 apart from the GEMM) and a 3×3 kernel (1771 of 2048), its gemm:jit for padding
+# (176 of 2048), and for one sample MKL's sgemm onto the bias (MKL_CBWR changes it; 49 of 72)
+OTHER_ORDER_WITHOUT_AVX512 = [POINTWISE[4], *ELSEWHERE]
+
+
+def _torch_kernels_are_avx512() -> bool:
+    return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+
+
+def _assert_within_reordering(got, expected, x, w, b, kwargs):
+    """|got - expected| within 2.5 eps of the sum of the terms' magnitudes, |x| ⋆ |w| + |b|: what
+    adding the same products in another order changes (measured at most 2.01 eps of it, over 257
+    terms; 1.04 over 13)."""
+    magnitudes = _conv(torch, *(np.abs(a).astype(np.float64) for a in (x, w, b)), kwargs)
+    assert np.all(np.abs(got.astype(np.float64) - expected) <= 2.5 * np.finfo(got.dtype).eps * magnitudes)
+
+
 def _conv(lib, x, w, b, kwargs):
     op = {3: lib.nn.functional.conv1d, 4: lib.nn.functional.conv2d, 5: lib.nn.functional.conv3d}[x.ndim]
     return op(lib.from_numpy(x), lib.from_numpy(w), lib.from_numpy(b), **kwargs).numpy()
@@ -68,10 +88,14 @@ def _operands(shape, out_channels, kwargs, seed=0):
 
 @pytest.mark.parametrize(("shape", "out_channels", "kwargs"), POINTWISE + ELSEWHERE)
 def test_pointwise_conv_with_bias_equals_torch_bit_for_bit(shape, out_channels, kwargs):
+    other_order = not _torch_kernels_are_avx512() and (shape, out_channels, kwargs) in OTHER_ORDER_WITHOUT_AVX512
     x, w, b, kwargs = _operands(shape, out_channels, kwargs)
     expected = _conv(torch, x, w, b, kwargs)
     got = _conv(chainrule, x, w, b, kwargs)
     assert got.shape == expected.shape
+    if other_order:
+        _assert_within_reordering(got, expected, x, w, b, kwargs)
+        return
     assert np.count_nonzero(got != expected) == 0
 
 
@@ -106,7 +130,14 @@ def test_width_one_conv1d_module_forward_and_gradients_match_torch():
 def test_float64_pointwise_conv_keeps_the_gemm_then_bias_order_as_torch():
     x, w, b, _ = _operands((4, 12, 6, 6), 8, {})
     x, w, b = x.astype(np.float64), w.astype(np.float64), b.astype(np.float64)
-    assert np.count_nonzero(_conv(chainrule, x, w, b, {}) != _conv(torch, x, w, b, {})) == 0
+    got, expected = _conv(chainrule, x, w, b, {}), _conv(torch, x, w, b, {})
+    if not _torch_kernels_are_avx512():
+        # torch's float64 convolution is MKL's dgemm onto the bias (MKL_CBWR changes it), whose path
+        # without AVX-512 adds in an order of its own: 68 of 1152 outputs apart, by 0.79 eps of the
+        # terms' magnitudes at most
+        _assert_within_reordering(got, expected, x, w, b, {})
+        return
+    assert np.count_nonzero(got != expected) == 0
 
 
 def _sigmoid_inputs():

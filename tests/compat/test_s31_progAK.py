@@ -28,17 +28,27 @@ def test_cubic_interpolate_takes_the_midpoint_when_a_slope_is_nan(slopes):
     assert ours == float(expected) == 0.5
 
 
-def _weibull_aft_lbfgs(lib):
-    """deepsurv_cox's Weibull AFT fit: one trial step of the strong-Wolfe search makes a survival
-    ``1 - cdf`` round to 0, whose log's gradient (through ``nan_to_num``) is NaN."""
+def _weibull_aft_data():
+    """deepsurv_cox's covariates x, times t and event flags e (450 rows), as float32 NumPy arrays."""
     rng = np.random.RandomState(0)
     x_np = rng.randn(600, 6).astype(np.float32)
     risk = 0.8 * x_np[:, 0] - 0.6 * x_np[:, 1] + 0.5 * x_np[:, 2] * x_np[:, 3] + 0.4 * np.sin(2 * x_np[:, 4])
     event_time = (rng.weibull(1.5, 600) * np.exp(-risk / 1.5) * 10.0).astype(np.float32)
     censor_time = rng.uniform(0.0, 25.0, 600).astype(np.float32)
-    x = lib.tensor(x_np[:450])
-    t = lib.tensor((np.ceil(np.minimum(event_time, censor_time) * 4.0) / 4.0)[:450])
-    e = lib.tensor((event_time <= censor_time).astype(np.float32)[:450])
+    return (x_np[:450], (np.ceil(np.minimum(event_time, censor_time) * 4.0) / 4.0)[:450],
+            (event_time <= censor_time).astype(np.float32)[:450])
+
+
+def _weibull_aft_loss(lib, x, t, e, weight, bias, log_k):
+    dist = lib.distributions.Weibull(lib.exp(x @ weight + bias), lib.exp(log_k).expand(450))
+    log_survival = lib.nan_to_num(lib.log(1 - dist.cdf(t)), neginf=-50.0)
+    return -(e * dist.log_prob(t) + (1 - e) * log_survival).mean()
+
+
+def _weibull_aft_lbfgs(lib):
+    """deepsurv_cox's Weibull AFT fit: one trial step of the strong-Wolfe search makes a survival
+    ``1 - cdf`` round to 0, whose log's gradient (through ``nan_to_num``) is NaN."""
+    x, t, e = (lib.tensor(array) for array in _weibull_aft_data())
     weight, bias = lib.zeros(6, requires_grad=True), lib.tensor(math.log(8.0), requires_grad=True)
     log_k = lib.zeros((), requires_grad=True)
     optimizer = lib.optim.LBFGS([weight, bias, log_k], lr=1, max_iter=100, line_search_fn="strong_wolfe")
@@ -46,9 +56,7 @@ def _weibull_aft_lbfgs(lib):
 
     def closure():
         optimizer.zero_grad()
-        dist = lib.distributions.Weibull(lib.exp(x @ weight + bias), lib.exp(log_k).expand(450))
-        log_survival = lib.nan_to_num(lib.log(1 - dist.cdf(t)), neginf=-50.0)
-        loss = -(e * dist.log_prob(t) + (1 - e) * log_survival).mean()
+        loss = _weibull_aft_loss(lib, x, t, e, weight, bias, log_k)
         loss.backward()
         nan_gradients.append(math.isnan(log_k.grad.item()))
         return loss
@@ -64,7 +72,18 @@ def test_lbfgs_strong_wolfe_recovers_from_a_nan_gradient_as_torch():
     # the third evaluation's gradient is NaN on both; how many evaluations the converged end takes
     # depends on last bits (torch 13, chainrule 9), not on this fix
     assert ours[0][:3] == theirs[0][:3] == [False, False, True]
-    np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-4, atol=1e-5)
+    if torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
+        np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-4, atol=1e-5)
+        return
+    # without AVX-512 torch's own end moves with its kernels (MKL's exp and log take their non-Intel
+    # path on an AMD EPYC with AVX2): there it took 18 evaluations and stopped up to 2.45e-4 from
+    # chainrule's end, while with MKL_CBWR=COMPATIBLE or ATEN_CPU_CAPABILITY=default it took 9 or 16
+    # and stopped within 1e-6 of it. Both are the optimum of a flat valley: equal losses in float64
+    np.testing.assert_allclose(ours[1], theirs[1], rtol=0, atol=5e-4)
+    data = [torch.from_numpy(array).double() for array in _weibull_aft_data()]
+    losses = [_weibull_aft_loss(torch, *data, *torch.tensor(end, dtype=torch.float64).split([6, 1, 1])).item()
+              for end in (ours[1], theirs[1])]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
 
 
 # ---------------------------------------------------------------- zero_grad hooks a wrapper's step

@@ -81,6 +81,20 @@ def test_det_double_backward_at_a_singular_matrix_is_torchs(name, dtype):
     ours, ours_second = _det_gradients(chainrule, SINGULAR[name], dtype, create_graph=True)
     theirs, theirs_second = _det_gradients(torch, SINGULAR[name], dtype, create_graph=True)
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+    zero_singular_values = [int((lib.linalg.svdvals(lib.tensor(SINGULAR[name], dtype=getattr(lib, dtype))) == 0)
+                                .sum()) for lib in (torch, chainrule)]
+    if not torch.backends.cpu.get_cpu_capability().startswith("AVX512") and zero_singular_values[0] > max(
+            zero_singular_values[1], 1):
+        # without AVX-512 (an AMD EPYC with AVX2) torch's float32 SVD of the rank-1 matrix (MKL's
+        # LAPACK) returns its two small singular values as exact zeros (chainrule's: 1.3e-15 and 0;
+        # float64's: 9.4e-16 and 2.2e-16), and the SVD's double backward divides by the gap between
+        # them: NaN everywhere. MKL_CBWR=COMPATIBLE, AVX or SSE4_2 left those zeros as they were, so
+        # which of MKL's paths differs from the AVX-512 machines' is not pinned down here.
+        # chainrule's stays the limit torch's float64 gives
+        assert np.isnan(theirs_second).all()
+        _, float64_second = _det_gradients(torch, SINGULAR[name], "float64", create_graph=True)
+        np.testing.assert_allclose(ours_second, float64_second, rtol=1e-3, atol=1e-3)
+        return
     # the zero matrix's second derivative passes through 0/0 in both: NaN where torch's is
     np.testing.assert_allclose(ours_second, theirs_second, rtol=1e-3, atol=1e-3, equal_nan=True)
 

@@ -65,8 +65,17 @@ def test_float32_logarithms_round_as_torchs_kernels(name, kind):
     ours = getattr(chainrule, name)(chainrule.tensor(x)).numpy()
     theirs = getattr(torch, name)(torch.from_numpy(x)).numpy()
     assert ours.dtype == np.float32
-    # SLEEF's own last-ulp misses: at most 1.9% of these values (log2 and log10 near one)
-    assert int((ours != theirs).sum()) <= 0.025 * x.size
+    if torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
+        # SLEEF's own last-ulp misses: at most 1.9% of these values (log2 and log10 near one)
+        assert int((ours != theirs).sum()) <= 0.025 * x.size
+    else:
+        # torch's float32 log, log2 and log10 are MKL's vsLn, vsLog2, vsLog10 (ATen's vml; the same
+        # bits through ctypes, whatever ATEN_CPU_CAPABILITY says; log1p is Sleef's), whose code path
+        # follows the CPU: on an AMD EPYC with AVX2 they missed the correctly rounded value at up to
+        # 8.1 % of these (log of |randn|: 1629 of 20000; log2 and log10 near one: 1014 and 696),
+        # while chainrule's are that value at every one
+        np.testing.assert_array_equal(ours, getattr(np, name)(x.astype(np.float64)).astype(np.float32))
+        assert int((ours != theirs).sum()) <= 0.09 * x.size
     assert np.abs(ours.astype(np.float64) - theirs).max() <= np.spacing(np.abs(theirs).astype(np.float32)).max()
 
 

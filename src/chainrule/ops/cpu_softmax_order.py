@@ -9,9 +9,11 @@ of the sum and writes ``(x - max) - log(sum)``. Along any other dim
 (``serial_vec_logsoftmax_range``) each output adds its terms down the dim in order.
 
 Replayed here where it is cheap: the left-to-right sum of rows shorter than a vector (NumPy adds
-fewer than 8 in order itself, 8 to 15 pairwise), and the log as float64's rounded to float32
-(Sleef's ``logf`` is that value but for about 0.15 % of inputs; NumPy's float32 ``log`` misses
-it far more often). Left as NumPy computes them, measured on this machine: the lane order of
+fewer than 8 in order itself, 8 to 15 pairwise); on an AVX2 CPU the lanes of rows of 8 to 15, one
+vector and a part of another (NumPy's pairwise sum left 43-54 % of 2000 rows of each length an
+ulp or two from torch's, the replay 11-14 %); and the log as float64's rounded to float32 (Sleef's
+``logf`` is that value but for about 0.15 % of inputs; NumPy's float32 ``log`` misses it far more
+often). Left as NumPy computes them, measured on this machine: the lane order of
 longer rows (replayed with NumPy it made the forward 15-65 % slower) and the ``exp``, NumPy's
 where torch's is Sleef's ``expf`` (a replay of its polynomial, some thirty passes over the data,
 matched torch's log-softmax on every row tried); the exp alone leaves about 10 % of rows an ulp
@@ -31,11 +33,14 @@ LANES = 16 if all(_FEATURES.get(name) for name in ("AVX512F", "AVX512VL", "AVX51
 def row_sum(rows: np.ndarray) -> np.ndarray:
     """Each row of a float32 (count, length) array added up as torch's ``map_reduce_all`` adds
     it where that costs no more than NumPy's own sum, as a (count, 1) column: left to right for
-    rows shorter than one vector; NumPy's pairwise order for longer ones (see the module note)."""
+    rows shorter than one vector; in torch's lanes for rows of 8 to 15 on an AVX2 CPU (one vector
+    and a part of another); NumPy's pairwise order for longer ones (see the module note)."""
     count, length = rows.shape
-    if length < 8 or length >= LANES:  # NumPy adds fewer than eight elements left to right too
+    if length < 8 or length >= 16:  # NumPy adds fewer than eight elements left to right too
         return np.add.reduce(rows, axis=1, keepdims=True)
-    return add_in_order(rows)
+    if length < LANES:
+        return add_in_order(rows)
+    return add_in_lanes(rows)
 
 
 def add_in_order(rows: np.ndarray) -> np.ndarray:
@@ -45,6 +50,21 @@ def add_in_order(rows: np.ndarray) -> np.ndarray:
         return np.cumsum(rows[0])[-1:].reshape(1, 1)
     # NumPy adds the rows of an (m, n > 1) array down, in order
     return np.add.reduce(np.ascontiguousarray(rows.T), axis=0).reshape(count, 1)
+
+
+def add_in_lanes(rows: np.ndarray) -> np.ndarray:
+    """Each row of a (count, length) array, ``LANES <= length < 2 * LANES``, added as torch's
+    ``map_reduce_all`` adds it, as a (count, 1) column: lane ``i`` holds element ``i`` plus element
+    ``i + LANES`` where the row has one, then the lanes are folded by halves (``vec_reduce_all``:
+    lane ``i`` plus lane ``i + LANES / 2``, and so on down to one)."""
+    count, length = rows.shape
+    columns = rows.T.copy()  # a lane's elements of every row side by side; added to in place
+    lanes = columns[:LANES]
+    lanes[:length - LANES] += columns[LANES:]
+    while len(lanes) > 1:
+        half = len(lanes) // 2
+        lanes = lanes[:half] + lanes[half:]
+    return lanes.reshape(count, 1)
 
 
 def logf(values: np.ndarray) -> np.ndarray:

@@ -459,6 +459,15 @@ class _LSTMOneDNN(_LSTM):
     dispatcher_name = "aten::lstm"  # what torch's profiler and traced graphs call the op
 
 
+# ...but a bfloat16 one only where oneDNN has bfloat16 kernels for the CPU (torch's
+# mkldnn_bf16_device_check: oneDNN's avx512_core, AVX-512 F, BW, VL and DQ, or its avx2_vnni_2,
+# which NumPy does not report and is taken as absent); elsewhere, as on an AMD EPYC with AVX2
+# alone, torch composes the layer (StackBackward0 over MulBackward0) as it does float64's, named
+# LstmBackward0 here
+_ONEDNN_RUNS_BFLOAT16 = all(np._core._multiarray_umath.__cpu_features__.get(name)
+                            for name in ("AVX512F", "AVX512BW", "AVX512VL", "AVX512DQ"))
+
+
 class _GRU(RecurrentLayer):
     node_name = "GruBackward0"
     label = "gru"
@@ -513,6 +522,6 @@ def recurrent_layer(mode: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tens
     args = (x, w_ih, w_hh, b_ih, b_hh, h0) + ((c0,) if mode == "LSTM" else ()) + ((w_hr,) if w_hr is not None else ())
     layer = _LAYER_FN[mode]
     if (layer is _LSTM and not cell and w_hr is None and lengths is None and x.device.type == "cpu"
-            and (x.dtype is _dtype.float32 or x.dtype is _dtype.bfloat16)):
+            and (x.dtype is _dtype.float32 or (x.dtype is _dtype.bfloat16 and _ONEDNN_RUNS_BFLOAT16))):
         layer = _LSTMOneDNN
     return layer.apply(*args, mode=mode, reverse=reverse, lengths=lengths)
