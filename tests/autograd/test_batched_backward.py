@@ -198,6 +198,8 @@ _CASES = (
             lambda y: (y.sin() * y).exp(), x, create_graph=True), [(3,)], (-2, 2)),
         ("grad_of_log_softmax", lambda x: _flat_grads((F.log_softmax(x, 0) * x).sum(), (x,)), [(3, 4)], (-2, 2)),
         ("grad_of_broadcast_mul", lambda a, b: _flat_grads((a * b).sin().sum(), (a, b)), [(3, 1), (4,)], (-2, 2)),
+        # a 0-d operand's gradient summed back under create_graph: torch's at::sum_to takes sum() there
+        ("grad_of_0d_broadcast_mul", lambda a, b: _flat_grads((a * b).sin().sum(), (a, b)), [(), (3, 4)], (-2, 2)),
         ("grad_of_index", lambda a: _flat_grads((a[[0, 2, 2]] ** 2).sum() + (a[:, 1] ** 3).sum(), (a,)), [(3, 4)],
          (-2, 2)),
         # more elementwise rules: two operands, the special functions at the saved values
