@@ -6,6 +6,12 @@ torch itself.
   AddBackward0 over AddmmBackward0 or MmBackward0 and TBackward0), where chainrule recorded one
   fused RnnBackward0 node; the top-level cell functions refuse mismatched sizes with ATen's
   ``check_rnn_cell_forward_*`` messages.
+* ``Tensor.repeat``'s gradient is summed as torch's ``repeat_backward`` sums it, so a recorded
+  backward (``create_graph=True``) has torch's nodes: SumBackward1 over ViewBackward0 (and one
+  SumBackward1 per new leading dim), where chainrule recorded ViewBackward0 over SumBackward1 over
+  ViewBackward0 (the first thing instance norm's affine gradient meets, as torch runs it).
+* ``F.batch_norm`` of an empty batch with empty affine parameters raises torch's IndexError
+  (``select(): index 0 out of range ...``).
 """
 
 from __future__ import annotations
@@ -138,3 +144,43 @@ def test_top_level_cells_refuse_mismatched_sizes_as_torch(function, sizes):
         call(chainrule)
     assert str(ours.value) == str(theirs.value)
 
+
+
+# ---------------------------------------------------------------- repeat's recorded backward
+_REPEATS = [((3,), (2,)), ((3,), (1,)), ((2, 3), (2, 1)), ((2, 3), (1, 1)), ((2, 3), (3, 2, 2)), ((3,), (2, 1, 4)),
+            ((2, 3), (0, 1)), ((), (3,)), ((2, 3), (1, 2)), ((0, 2), (2, 2))]
+
+
+@pytest.mark.parametrize(("shape", "repeats"), _REPEATS, ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_repeat_backward_records_torchs_repeat_backward(shape, repeats, dtype):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(shape).astype(dtype)
+    results = []
+    for lib in (torch, chainrule):
+        leaf = lib.tensor(x, requires_grad=True)
+        out = leaf.repeat(*repeats)
+        seed = lib.tensor(rng.standard_normal(tuple(out.shape)).astype(dtype), requires_grad=True)
+        (grad,) = lib.autograd.grad(out, leaf, seed, create_graph=True)
+        results.append(grad)
+        rng = np.random.default_rng(5)
+        rng.standard_normal(shape)
+    theirs, ours = results
+    if theirs.grad_fn is None:
+        assert ours.grad_fn is None
+    else:
+        _assert_same_graph(ours, theirs)
+    _assert_close(ours, theirs, rtol=1e-6 if dtype is np.float32 else 1e-14, atol=1e-6 if dtype is np.float32 else 1e-14)
+
+
+def test_empty_batch_norm_with_empty_affine_parameters_raises_torchs_index_error():
+    def run(lib):
+        weight = lib.ones(0, requires_grad=True)
+        return lib.nn.functional.batch_norm(lib.zeros(1, 0, 4, requires_grad=True), None, None, weight, weight,
+                                            training=True)
+
+    with pytest.raises(IndexError) as theirs:
+        run(torch)
+    with pytest.raises(IndexError) as ours:
+        run(chainrule)
+    assert str(ours.value) == str(theirs.value)
