@@ -803,6 +803,10 @@ def _values_per_channel(input: Tensor, training: bool) -> int:
 def _empty_batch_norm(input: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
     """torch's shortcut for an empty input: no statistics to take or record; weight and bias stay
     in the graph (their gradients are zeros), as torch's input.clone() * weight[0] + bias[0]."""
+    for parameter in (weight, bias):
+        if parameter is not None and parameter.numel() == 0:  # (torch's C++ weight[0] is a select)
+            raise IndexError(f"select(): index 0 out of range for tensor of size {list(parameter.shape)} at "
+                             f"dimension 0")
     out = input.clone()
     if weight is not None:
         out = out * weight[0]

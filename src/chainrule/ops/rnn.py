@@ -43,9 +43,10 @@ from ..autograd.grad_mode import enable_grad, is_grad_enabled
 from ..tensor import Tensor
 from .activation import relu
 from .elementwise import sigmoid, tanh, where
+from .linear import linear
 from .shape import stack, view_as
 
-__all__ = ["recurrent_layer"]
+__all__ = ["recurrent_layer", "elman_cell"]
 __not_methods__ = set(__all__)
 
 MODES = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
@@ -525,3 +526,16 @@ def recurrent_layer(mode: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tens
             and (x.dtype is _dtype.float32 or (x.dtype is _dtype.bfloat16 and _ONEDNN_RUNS_BFLOAT16))):
         layer = _LSTMOneDNN
     return layer.apply(*args, mode=mode, reverse=reverse, lengths=lengths)
+
+
+def elman_cell(mode: str, x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
+               b_hh: Tensor | None) -> Tensor:
+    """One step of an RNN_TANH or RNN_RELU cell, x (B, I) and h (B, H): torch's CPU
+    ``rnn_tanh_cell`` / ``rnn_relu_cell``, ``tanh(linear(h, W_hh, b_hh) + linear(x, W_ih, b_ih))``.
+
+    Composed as torch composes it, so a user walking ``grad_fn.next_functions`` sees torch's graph
+    (TanhBackward0 over AddBackward0 over the two products, AddmmBackward0 or MmBackward0, the
+    hidden state's first). The fused ``recurrent_layer`` would record one node instead; for a
+    single step its four ops cost no more than it does."""
+    pre_activation = linear(h, w_hh, b_hh) + linear(x, w_ih, b_ih)
+    return tanh(pre_activation) if mode == "RNN_TANH" else relu(pre_activation)

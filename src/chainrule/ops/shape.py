@@ -1323,11 +1323,21 @@ class Repeat(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        # each input element appears once per tile: view the gradient as (r0, s0, r1, s1, ...)
-        # and sum over the tile axes
-        interleaved = tuple(n for pair in zip(ctx.repeats, ctx.padded) for n in pair)
-        summed = grad.reshape(interleaved).sum(tuple(range(0, len(interleaved), 2)))
-        return summed.reshape(ctx.input_shape)
+        # each input element appears once per tile, summed as torch's repeat_backward sums it (so a
+        # recorded backward has its nodes): the new leading dims one at a time, then the gradient
+        # viewed as (r0, s0, r1, s1, ...), without the axes of repeats of 1, summed over the tile axes
+        if 0 in ctx.repeats:
+            return grad.new_zeros(ctx.input_shape)
+        leading = len(ctx.repeats) - len(ctx.input_shape)
+        for _ in range(leading):
+            grad = grad.sum(0)
+        grad_size, tile_dims = [], []
+        for repeat, size in zip(ctx.repeats[leading:], ctx.input_shape):
+            if repeat != 1:
+                tile_dims.append(len(grad_size))
+                grad_size.append(repeat)
+            grad_size.append(size)
+        return grad.reshape(grad_size).sum(tile_dims) if tile_dims else grad
 
 
 def repeat(input: Tensor, *sizes, repeats=None) -> Tensor:

@@ -19,7 +19,7 @@ from ..._dtype import scalar_name
 from ..._opmath import cpu_autocast_policy
 from ...autograd.function import name_node
 from ...ops._arg_parser import _as_int, check_bool, check_int
-from ...ops.rnn import recurrent_layer
+from ...ops.rnn import elman_cell, recurrent_layer
 from ...ops.shape import cat, stack
 from ...tensor import Tensor
 from .. import init
@@ -476,6 +476,9 @@ class RNNCellBase(Module):
             if h0.dtype != self.weight_hh.dtype and not autocast_unifies(h0._data):  # (its matmul by weight_hh)
                 raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {scalar_name(h0.dtype)} and "
                                    f"{scalar_name(self.weight_hh.dtype)}")
+        if not is_lstm and self._mode != "GRU":
+            h = elman_cell(self._mode, input, h0, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+            return h if batched else h.squeeze(0)
         results = recurrent_layer(self._mode, input.unsqueeze(0), self.weight_ih, self.weight_hh, self.bias_ih,
                                   self.bias_hh, h0, c0, cell=True)
         h = results[1] if batched else results[1].squeeze(0)
