@@ -84,3 +84,69 @@ def test_boolean_dispatch_functions_still_compute_what_torch_does():
     expected = torch_functional.max_pool1d(torch.tensor([[[1.0, 5.0, 2.0, 4.0]]]), 2, return_indices=True)
     assert [g.tolist() for g in got] == [e.tolist() for e in expected]
     assert str(got[1].dtype).split(".")[-1] == str(expected[1].dtype).split(".")[-1]
+
+
+# ---------------------------------------------------------------- in-place ops: the cast check first
+# torch's TensorIterator casts the operands' promoted dtype into self before it picks a kernel, so an
+# in-place op with no kernel for that dtype says "can't be cast" first, and leaves self unchanged
+_CAST_FIRST_OPS = ["atan2_", "arctan2_", "bitwise_and_", "bitwise_or_", "bitwise_xor_", "bitwise_left_shift_",
+                   "bitwise_right_shift_", "clamp_", "clip_", "clamp_min_", "clamp_max_", "copysign_",
+                   "floor_divide_", "fmod_", "gcd_", "hypot_", "igamma_", "igammac_", "lcm_", "ldexp_",
+                   "nextafter_", "remainder_", "xlogy_"]
+_CAST_FIRST_OPERANDS = {
+    "complex128_tensor": lambda lib: lib.full((2, 3), 1 + 2j, dtype=lib.complex128),
+    "complex64_0d": lambda lib: lib.tensor(1 + 2j, dtype=lib.complex64),
+    "python_complex": lambda lib: 1 + 2j,
+    "float64_tensor": lambda lib: lib.full((2, 3), 0.5, dtype=lib.float64),
+    "int64_tensor": lambda lib: lib.full((2, 3), 3, dtype=lib.int64),
+    "python_int": lambda lib: 3,
+    "unbroadcastable_complex": lambda lib: lib.ones(5, dtype=lib.complex64),
+    "complex_broadcast_past_self": lambda lib: lib.ones(4, 2, 3, dtype=lib.complex64),
+    "int_broadcast_past_self": lambda lib: lib.ones(4, 2, 3, dtype=lib.int64),
+}
+
+
+def _in_place_outcome(lib, op, self_dtype, operand, keyword):
+    x = (lib.arange(6).reshape(2, 3) % 3).to(getattr(lib, self_dtype))
+    before = x.tolist()
+    value = _CAST_FIRST_OPERANDS[operand](lib)
+    outcome = _outcome(lambda: getattr(x, op)(**{keyword: value}) if keyword else getattr(x, op)(value))
+    return outcome, x.tolist() == before
+
+
+@pytest.mark.parametrize("self_dtype", ["float32", "int64", "bool"])
+@pytest.mark.parametrize("operand", sorted(_CAST_FIRST_OPERANDS))
+@pytest.mark.parametrize("op", _CAST_FIRST_OPS)
+def test_in_place_op_refuses_an_uncastable_promotion_before_its_kernel(op, operand, self_dtype):
+    """x.clamp_(complex) on a float32 x: torch's "result type ComplexDouble can't be cast to the desired
+    output type Float" (RuntimeError), not the kernel's NotImplementedError; a float tensor into an
+    int64 x.bitwise_and_, an int into a bool x.xlogy_ (computed in float), likewise; an operand that
+    does not broadcast still gets torch's shape error first, and self is never written."""
+    expected, torch_unchanged = _in_place_outcome(torch, op, self_dtype, operand, None)
+    got, unchanged = _in_place_outcome(chainrule, op, self_dtype, operand, None)
+    assert got == expected
+    assert unchanged or not torch_unchanged
+
+
+@pytest.mark.parametrize("self_dtype", ["float32", "int64"])
+@pytest.mark.parametrize("op, keyword", [("clamp_", "min"), ("clamp_", "max"), ("clip_", "min"), ("clip_", "max"),
+                                         ("clamp_min_", "min"), ("clamp_max_", "max")])
+def test_clamp_in_place_by_a_complex_keyword_bound_is_torch_cast_refusal(op, keyword, self_dtype):
+    expected, _ = _in_place_outcome(torch, op, self_dtype, "complex128_tensor", keyword)
+    assert expected[0] == "RuntimeError" and "can't be cast to the desired output type" in expected[1]
+    got, unchanged = _in_place_outcome(chainrule, op, self_dtype, "complex128_tensor", keyword)
+    assert got == expected
+    assert unchanged
+
+
+def test_in_place_ops_that_can_hold_the_promotion_still_compute_torch_values():
+    """The check refuses only what torch refuses: a float32 x.clamp_ by a float64 tensor bound, an
+    int64 x.gcd_ by an int tensor and a float32 x.copysign_ by an int still write torch's values."""
+    for op, self_dtype, operand in [("clamp_", "float32", "float64_tensor"), ("gcd_", "int64", "int64_tensor"),
+                                    ("copysign_", "float32", "python_int"), ("fmod_", "int64", "python_int")]:
+        results = []
+        for lib in (torch, chainrule):
+            x = lib.arange(6, dtype=getattr(lib, self_dtype)).reshape(2, 3) - 2
+            getattr(x, op)(_CAST_FIRST_OPERANDS[operand](lib))
+            results.append((x.tolist(), str(x.dtype).split(".")[-1]))
+        assert results[0] == results[1], op
