@@ -150,3 +150,58 @@ def test_in_place_ops_that_can_hold_the_promotion_still_compute_torch_values():
             getattr(x, op)(_CAST_FIRST_OPERANDS[operand](lib))
             results.append((x.tolist(), str(x.dtype).split(".")[-1]))
         assert results[0] == results[1], op
+
+
+# ---------------------------------------------------------------- smaller refusals of the bad-arguments trial
+@pytest.mark.parametrize("value", ["a", None, [1, 2], 3, 1.5])
+def test_from_dlpack_refuses_what_is_no_capsule_as_torch(value):
+    """torch reads anything without __dlpack__ as a DLPack capsule and refuses it as an invalid one."""
+    _assert_same_refusal(lambda lib, functional: lib.from_dlpack(value))
+
+
+_CHAINS = {
+    "inner_sizes_clash": [(2, 3), (2, 3)],
+    "third_clashes": [(2, 3), (3, 4), (5, 2)],
+    "row_vector_clashes": [(3,), (2, 3)],
+    "column_vector_clashes": [(2, 3), (2,)],
+    "middle_clash_of_four": [(2, 3), (3, 4), (4, 5), (6, 2)],
+    "vector_chained": [(2, 3), (3,)],
+    "three_d_last": [(2, 3), (3, 2), (1, 2, 2)],
+}
+
+
+@pytest.mark.parametrize("chain", sorted(_CHAINS))
+@pytest.mark.parametrize("function", ["linalg.multi_dot", "chain_matmul"])
+def test_matrix_chain_refuses_shapes_that_do_not_chain_in_torch_words(function, chain):
+    """'multi_dot(): tensors 0 and 1 with shapes [2, 3] and [2, 3] cannot be multiplied' (the shapes
+    as given), chain_matmul's 'Tensor dimension is 1, expected 2 instead.' for a vector."""
+    shapes = _CHAINS[chain]
+
+    def call(lib, functional):
+        matrices = [lib.ones(shape) for shape in shapes]
+        return lib.linalg.multi_dot(matrices) if function == "linalg.multi_dot" else lib.chain_matmul(*matrices)
+
+    expected = _outcome(lambda: call(torch, None))
+    assert _outcome(lambda: call(chainrule, None)) == expected
+
+
+@pytest.mark.parametrize("other", ["float64", "float16", "int64", "complex64"])
+def test_multi_dot_refuses_mixed_dtypes_naming_torch_cpp_types(other):
+    _assert_same_refusal(lambda lib, functional: lib.linalg.multi_dot(
+        [lib.ones(2, 3), lib.ones(3, 2, dtype=getattr(lib, other))]))
+
+
+def test_chain_matmul_of_one_matrix_is_a_copy_as_torch():
+    """torch returns a clone of a single matrix: writing to the result leaves the argument alone."""
+    results = []
+    for lib in (torch, chainrule):
+        x = lib.ones(2, 2, requires_grad=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            y = lib.chain_matmul(x)
+        results.append((y is x, y.grad_fn.name(), y.tolist()))
+        with lib.no_grad():
+            y.mul_(3)
+        results.append(x.tolist())
+    assert results[:2] == results[2:]
+    assert results[0][0] is False
