@@ -1,6 +1,8 @@
 """Lane mendT (session 38): differences from torch left noted by earlier sessions — bad arguments
 refused in torch's words — each proven against torch on the same call."""
 
+import functools
+import itertools
 import warnings
 
 import pytest
@@ -205,3 +207,56 @@ def test_chain_matmul_of_one_matrix_is_a_copy_as_torch():
         results.append(x.tolist())
     assert results[:2] == results[2:]
     assert results[0][0] is False
+
+
+# ---------------------------------------------------------------- the max pools' argument checks
+_MAX_POOLS = {
+    "torch.max_pool1d": lambda lib, functional: lib.max_pool1d,
+    "torch.max_pool1d_with_indices": lambda lib, functional: lib.max_pool1d_with_indices,
+    "F.max_pool1d": lambda lib, functional: functional.max_pool1d,
+    "F.max_pool1d(return_indices=True)": lambda lib, functional: functools.partial(functional.max_pool1d,
+                                                                                   return_indices=True),
+    "torch.max_pool2d": lambda lib, functional: lib.max_pool2d,
+    "F.max_pool2d(return_indices=True)": lambda lib, functional: functools.partial(functional.max_pool2d,
+                                                                                   return_indices=True),
+    "torch.max_pool3d": lambda lib, functional: lib.max_pool3d,
+    "F.max_pool3d(return_indices=True)": lambda lib, functional: functools.partial(functional.max_pool3d,
+                                                                                   return_indices=True),
+}
+
+
+@pytest.mark.parametrize("pool", sorted(_MAX_POOLS))
+def test_max_pool_argument_refusals_in_torch_order_and_words(pool):
+    """Each argument of a wrong length, zero or negative, on inputs of rank 2 to 6: torch's 1-d max
+    pool without indices words them as its own kernel ('max_pool1d() kernel_size must be an int, list
+    of ints or tuple of ints of size 1 but got size 2', its padding at most half the kernel), with
+    indices as check1d and then the 2-d kernel ('kernel size should be greater than zero, but got kH:
+    1 kW: -1'); the 2-d and 3-d pools check the lengths before the input's rank."""
+    differing = []
+    for rank, name, bad in itertools.product((2, 3, 4, 5, 6), ("kernel_size", "stride", "padding", "dilation"),
+                                             ([0, 1], [1, 1], [2, 2, 2, 2], [], [2], 0, -1, 3)):
+        def call(lib, functional, rank=rank, name=name, bad=bad):
+            return _MAX_POOLS[pool](lib, functional)(lib.ones((1, 2, 6, 6, 6, 6)[:rank]),
+                                                     **{"kernel_size": 2, name: bad})
+        expected = _outcome(lambda: call(torch, torch_functional))
+        if _outcome(lambda: call(chainrule, chainrule_functional)) != expected:
+            differing.append((rank, name, bad))
+    assert differing == []
+
+
+@pytest.mark.parametrize("shape", [(1, 0, 6), (2, 0), (1, 2, 0), (0, 2, 6)])
+@pytest.mark.parametrize("pool", ["torch.max_pool1d", "torch.max_pool1d_with_indices"])
+def test_max_pool1d_of_empty_planes_as_torch(pool, shape):
+    """With indices torch pools the input as 2-d and names its shape with the unit height inserted."""
+    def call(lib, functional):
+        return _MAX_POOLS[pool](lib, functional)(lib.ones(shape), 2)
+    expected = _outcome(lambda: call(torch, torch_functional))
+    got = _outcome(lambda: call(chainrule, chainrule_functional))
+    assert got == expected
+
+
+def test_max_pool1d_padding_bound_when_recording_is_the_plain_kernel_words():
+    """torch checks max_pool1d's arguments in its own words before it takes the with-indices path
+    that recording needs."""
+    _assert_same_refusal(lambda lib, functional: lib.max_pool1d(lib.ones(1, 2, 6, requires_grad=True), 2,
+                                                                padding=2))
