@@ -2,9 +2,11 @@
 refused in torch's words — each proven against torch on the same call."""
 
 import functools
+import importlib
 import itertools
 import warnings
 
+import numpy as np
 import pytest
 
 import chainrule
@@ -260,3 +262,32 @@ def test_max_pool1d_padding_bound_when_recording_is_the_plain_kernel_words():
     that recording needs."""
     _assert_same_refusal(lambda lib, functional: lib.max_pool1d(lib.ones(1, 2, 6, requires_grad=True), 2,
                                                                 padding=2))
+
+
+# ---------------------------------------------------------------- torch.signal.windows' dtype check
+_WINDOW_DTYPES = {"name": lambda lib: "float32", "str": lambda lib: "hostile", "dict": lambda lib: {"a": 1},
+                  "list_of_str": lambda lib: ["a", "b"], "ragged_list": lambda lib: [[1.0, 2.0], [3.0]],
+                  "bool": lambda lib: True, "numpy_type": lambda lib: np.float32,
+                  "numpy_dtype": lambda lib: np.dtype("float64"), "python_type": lambda lib: float,
+                  "float16": lambda lib: lib.float16, "int64": lambda lib: lib.int64,
+                  "float64": lambda lib: lib.float64, "none": lambda lib: None}
+
+
+@pytest.mark.parametrize("dtype", sorted(_WINDOW_DTYPES))
+@pytest.mark.parametrize("window", ["bartlett", "blackman", "cosine", "exponential", "gaussian", "general_cosine",
+                                    "general_hamming", "hamming", "hann", "kaiser", "nuttall"])
+def test_signal_window_takes_only_a_float_dtype_object_as_torch(window, dtype):
+    """torch.signal.windows accept float32 and float64 dtype objects alone: a dtype's name, a NumPy
+    dtype, a list get its ValueError ('hann expects float32 or float64 dtypes, got: float32'), not
+    NumPy's TypeError; the windows it computes keep their values."""
+    extra = {"a": [0.5, 0.5]} if window == "general_cosine" else {}
+
+    def outcome(lib):
+        windows = importlib.import_module(f"{lib.__name__}.signal.windows")
+        try:
+            result = getattr(windows, window)(5, dtype=_WINDOW_DTYPES[dtype](lib), **extra)
+        except Exception as exc:  # the subject: what each library raises
+            return type(exc).__name__, str(exc).replace("chainrule.", "torch.")
+        return str(result.dtype).split(".")[-1], np.round(result.tolist(), 6).tolist()
+
+    assert outcome(chainrule) == outcome(torch)
