@@ -291,3 +291,45 @@ def test_signal_window_takes_only_a_float_dtype_object_as_torch(window, dtype):
         return str(result.dtype).split(".")[-1], np.round(result.tolist(), 6).tolist()
 
     assert outcome(chainrule) == outcome(torch)
+
+
+# ---------------------------------------------------------------- ints beyond int64, and fft's int dim
+_BEYOND_INT64 = [2**63, -2**63 - 1, 2**64]
+
+
+@pytest.mark.parametrize("value", _BEYOND_INT64)
+@pytest.mark.parametrize("form", ["bare", "first", "second"])
+@pytest.mark.parametrize("call", ["max_pool2d kernel", "max_pool1d kernel", "avg_pool2d kernel", "avg_pool1d kernel",
+                                  "max_pool3d padding", "conv2d padding", "conv2d stride", "conv1d dilation",
+                                  "conv_transpose2d padding", "adaptive_max_pool1d", "adaptive_avg_pool2d"])
+def test_an_int_beyond_int64_is_refused_as_torch_unpacks_it(call, form, value):
+    """A single int is unpacked as an int64_t (ValueError 'Overflow when unpacking long long'); one in
+    a list fails that list's unpacking (TypeError naming the position)."""
+    one_d = "1d" in call
+    sized = value if form == "bare" else [value] if one_d else [value, 1] if form == "first" else [1, value]
+
+    def bad_call(lib, functional):
+        x = lib.ones((1, 2, 6, 6, 6)[:3 if one_d else 5 if "3d" in call else 4])
+        weight = lib.ones((2, 2, 3) if one_d else (2, 2, 3, 3))
+        name = call.split()[0]
+        if name.startswith("conv"):
+            return getattr(functional, name)(x, weight, **{call.split()[1]: sized})
+        if name.startswith("adaptive"):
+            return getattr(functional, name)(x, sized)
+        return getattr(functional, name)(x, 2, **{call.split()[1]: sized}) if call.split()[1] == "padding" else \
+            getattr(functional, name)(x, sized)
+
+    expected = _outcome(lambda: bad_call(torch, torch_functional))
+    got = _outcome(lambda: bad_call(chainrule, chainrule_functional))
+    # (torch's TypeError carries its C++ traceback after the first line)
+    assert (got[0], got[1].split("\n")[0][:100]) == (expected[0], expected[1].split("\n")[0][:100])
+
+
+@pytest.mark.parametrize("value", [*_BEYOND_INT64, 1.5, "a", True, None, [0], (0,), 5])
+@pytest.mark.parametrize("transform", ["fft", "ifft", "rfft", "irfft", "hfft", "ihfft"])
+def test_one_dimensional_fft_dim_is_an_int_to_torch_parser(transform, value):
+    """'fft_fft(): argument 'dim' must be int, not list' (it said 'must be tuple of ints'), an int
+    beyond int64 the ValueError; a dim out of range still the transform's own IndexError."""
+    _assert_same_refusal(lambda lib, functional: getattr(lib.fft, transform)(lib.ones(4), dim=value))
+    if isinstance(value, float):
+        _assert_same_refusal(lambda lib, functional: getattr(lib.fft, transform)(lib.ones(4), None, value))

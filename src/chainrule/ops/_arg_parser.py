@@ -43,7 +43,8 @@ def _argument(name: str, position: int | None) -> str:
 def int_list(value, op: str, name: str, sized: bool = True, int64: bool = True, position: int | None = None) -> tuple:
     """``value`` of an ``int[N]`` argument (an int, or a tuple/list of ints) as a tuple of ints, not
     yet expanded to the op's dims; torch's TypeError for a float, a string, None or a non-int element,
-    or (``int64``: the value goes through torch's C++ parser) one beyond int64. An unsized ``int[]``
+    or (``int64``: the value goes through torch's C++ parser) one beyond int64 (ValueError for a
+    single int beyond it). An unsized ``int[]``
     (``sized=False``: pad's ``pad``) takes no single int."""
     if isinstance(value, (tuple, list)):
         items = []
@@ -61,8 +62,8 @@ def int_list(value, op: str, name: str, sized: bool = True, int64: bool = True, 
     if as_int is None:
         raise TypeError(f"{op}(): argument {_argument(name, position)} must be tuple of ints, not {type(value).__name__}")
     if int64 and not _fits_int64(as_int):
-        raise TypeError(f"{op}(): argument '{name}' failed to unpack the object at pos 1 with error "
-                        '"Overflow when unpacking long long"')
+        # (a single int is unpacked as an int64_t is: Python's ValueError, not the list's TypeError)
+        raise ValueError("Overflow when unpacking long long")
     return (as_int,)
 
 

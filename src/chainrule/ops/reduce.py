@@ -1576,7 +1576,8 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
     is 0, as in torch.
     """
     if dim is not None:  # torch.norm hands dim to linalg's functions, whose parser unpacks each as an int64
-        dim = int_list(dim, "linalg_vector_norm", "dim")
+        # (an int in a list of its own, as torch's Python puts it)
+        dim = int_list([dim] if isinstance(dim, int) else dim, "linalg_vector_norm", "dim")
     if not isinstance(p, str) and p is not None:  # (and p to linalg_vector_norm's ord, a Number)
         p = check_number(p, "linalg_vector_norm", "ord", position=2)
     if p == "fro" or p is None:
