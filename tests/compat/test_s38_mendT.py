@@ -333,3 +333,13 @@ def test_one_dimensional_fft_dim_is_an_int_to_torch_parser(transform, value):
     _assert_same_refusal(lambda lib, functional: getattr(lib.fft, transform)(lib.ones(4), dim=value))
     if isinstance(value, float):
         _assert_same_refusal(lambda lib, functional: getattr(lib.fft, transform)(lib.ones(4), None, value))
+
+
+@pytest.mark.parametrize("shape, dim", [((2, 3), None), ((2, 3), 1), ((4,), None), ((2, 3, 4), None),
+                                        ((2, 3), (0, 1))])
+@pytest.mark.parametrize("order", ["a", "inf", "fro2"])
+def test_norm_of_an_unknown_order_name_is_matrix_norm_refusal(order, shape, dim):
+    """torch.norm and Tensor.norm hand a string order other than 'fro' and 'nuc' to matrix_norm:
+    'linalg.matrix_norm: Order a not supported.' whatever the input's rank."""
+    _assert_same_refusal(lambda lib, functional: lib.norm(lib.ones(shape), order, dim))
+    _assert_same_refusal(lambda lib, functional: lib.ones(shape).norm(order, dim))

@@ -1588,8 +1588,8 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
         from .linalg import matrix_norm
 
         return matrix_norm(input, "nuc", (-2, -1) if dim is None else dim, keepdim, dtype=dtype)
-    elif isinstance(p, str):
-        raise RuntimeError(f"norm: the '{p}' norm is not supported by chainrule")
+    elif isinstance(p, str):  # torch hands any other string to matrix_norm, which refuses it before the dims
+        raise RuntimeError(f"linalg.matrix_norm: Order {p} not supported.")
     return _vector_norm(input, p, dim, keepdim, dtype, "linalg.vector_norm")
 
 
