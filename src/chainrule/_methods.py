@@ -425,7 +425,66 @@ def _refuse_addmm_into_another_shape(self: Tensor, args, kwargs) -> None:
                            f"{[mat1.shape[0], mat2.shape[1]]} should match")
 
 
-_INPLACE_PRECHECKS = {"addr": _refuse_addr_into_another_shape, "addmm": _refuse_addmm_into_another_shape}
+def _refuse_uncastable_promotion(self: Tensor, args, kwargs, bounds_are_scalars_elsewhere: bool = False,
+                                 integers_to_float: bool = False) -> None:
+    """torch's TensorIterator casts the operands' promoted dtype into self before it picks a kernel:
+    a promotion self cannot hold (a complex bound into a float32 x.clamp_, a float tensor into an
+    int64 x.bitwise_and_) is refused in its words before the kernel's own refusal of that dtype.
+    Before either it broadcasts the operands and checks the result has self's shape, as here.
+    ``bounds_are_scalars_elsewhere``: clamp, whose Scalar bounds take other paths in torch (left to it);
+    ``integers_to_float``: an op computing integers in the default float dtype (atan2, copysign, xlogy)."""
+    operands = [value for value in (*args, *kwargs.values()) if isinstance(value, (Tensor, bool, int, float, complex))]
+    shapes = [value.shape for value in operands if isinstance(value, Tensor)]
+    if not operands or (bounds_are_scalars_elsewhere and not shapes):
+        return
+    try:
+        shape = np.broadcast_shapes(tuple(self.shape), *map(tuple, shapes))
+    except ValueError as error:
+        raise broadcast_error(error, (self, *(value for value in operands if isinstance(value, Tensor)))) from None
+    if shape != tuple(self.shape):
+        raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(shape)}")
+    promoted = _dtype.result_type(self, *operands)
+    if integers_to_float and promoted._category < 2:
+        promoted = _dtype.get_default_dtype()
+    if promoted._category > self.dtype._category:
+        raise RuntimeError(f"result type {_TORCH_TYPE_NAMES[promoted.name]} can't be cast to the desired output "
+                           f"type {_TORCH_TYPE_NAMES[self.dtype.name]}")
+
+
+def _refuse_uncastable_clamp(self: Tensor, args, kwargs) -> None:
+    """clamp_'s cast check: its Tensor bounds' as any op's; of its Scalar bounds torch casts a complex
+    one into an integer or bool self first too, naming self's C++ type ("long int"), while a
+    floating self reads it as a double and clamp_min_/clamp_max_ refuse complex bounds outright."""
+    bounds = (*args, *kwargs.values())
+    if not any(isinstance(bound, Tensor) for bound in bounds) and self.dtype._category < 2:
+        if any(isinstance(bound, complex) for bound in bounds):
+            promoted = _dtype.result_type(self, *(bound for bound in bounds if bound is not None))
+            raise RuntimeError(f"result type {_TORCH_TYPE_NAMES[promoted.name]} can't be cast to the desired "
+                               f"output type {_dtype.cpp_type_name(self.dtype)}")
+    _refuse_uncastable_promotion(self, args, kwargs, bounds_are_scalars_elsewhere=True)
+
+
+def _refuse_ldexp_into_integers(self: Tensor, args, kwargs) -> None:
+    """torch's ldexp_ multiplies self by a floating power of two: an integer or bool self can never
+    hold it, which torch says (naming ldexp) before it looks at the exponent's shape."""
+    if self.dtype._category < 2:
+        raise RuntimeError(f"ldexp can't be cast to the desired output type {_TORCH_TYPE_NAMES[self.dtype.name]}")
+
+
+# checks of an in-place call's arguments that torch makes before the op runs, by the op's name
+_INPLACE_PRECHECKS = {
+    "addr": _refuse_addr_into_another_shape, "addmm": _refuse_addmm_into_another_shape,
+    "ldexp": _refuse_ldexp_into_integers,
+    # ops with no kernel for some promoted dtypes (complex above all): torch's cast check comes first
+    **dict.fromkeys(("bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_left_shift", "bitwise_right_shift",
+                     "floor_divide", "fmod", "gcd", "hypot", "igamma", "igammac", "lcm", "nextafter", "remainder"),
+                    _refuse_uncastable_promotion),
+    **dict.fromkeys(("atan2", "copysign", "xlogy"), functools.partial(_refuse_uncastable_promotion,
+                                                                      integers_to_float=True)),
+    **dict.fromkeys(("clamp_min", "clamp_max"),
+                    functools.partial(_refuse_uncastable_promotion, bounds_are_scalars_elsewhere=True)),
+    "clamp": _refuse_uncastable_clamp,
+}
 
 
 def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:

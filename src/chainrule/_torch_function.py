@@ -534,7 +534,7 @@ def _positioned(method: bool, impl, args: tuple, error: TypeError):
 
 # ops._arg_parser.method_binding_refusal and function_binding_refusal, and the Tensor methods torch
 # writes in Python (set there: this module sits below the ops)
-method_binding_refusal = function_binding_refusal = None
+method_binding_refusal = function_binding_refusal = dispatched_binding_refusal = None
 python_methods: frozenset = frozenset()
 
 
@@ -543,11 +543,17 @@ def binding_refusal(public, impl, args: tuple, kwargs: dict | None, error: TypeE
     or None. Python counts self and names the impl ("add() takes 2 positional arguments but 3 were
     given"); torch's parser counts the arguments after self and names the method ("add_() takes 1
     positional argument but 2 were given"), and checks the types of those given before it misses
-    one. Runs only when the op raised, so the call itself pays nothing."""
+    one. A Python function keeps Python's words, but for the name of the branch a boolean_dispatch
+    picked (or that dispatch's RuntimeError). Runs only when the op raised, so the call itself pays
+    nothing."""
     method = getattr(public, "__torch_owner__", None) == "torch.Tensor"
-    # (a C function's call is parsed by torch as a method's is; a Python function's words are Python's)
-    if not (method or isinstance(public, BuiltinFunction)) or method_binding_refusal is None:
+    if method_binding_refusal is None:
         return None
+    # (a C function's call is parsed by torch as a method's is; a Python function's words are Python's,
+    # naming the function torch's boolean_dispatch picked where it built one)
+    if not (method or isinstance(public, BuiltinFunction)):
+        return dispatched_binding_refusal(public, args, kwargs or {}, error) if _BINDING_REFUSAL.search(
+            str(error)) else None
     if not _BINDING_REFUSAL.search(str(error)):
         # (a method torch writes in Python hands its arguments on by keyword: its refusals give no position)
         return None if method and public.__name__ in python_methods else _positioned(method, impl, args, error)

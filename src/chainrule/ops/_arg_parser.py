@@ -43,7 +43,8 @@ def _argument(name: str, position: int | None) -> str:
 def int_list(value, op: str, name: str, sized: bool = True, int64: bool = True, position: int | None = None) -> tuple:
     """``value`` of an ``int[N]`` argument (an int, or a tuple/list of ints) as a tuple of ints, not
     yet expanded to the op's dims; torch's TypeError for a float, a string, None or a non-int element,
-    or (``int64``: the value goes through torch's C++ parser) one beyond int64. An unsized ``int[]``
+    or (``int64``: the value goes through torch's C++ parser) one beyond int64 (ValueError for a
+    single int beyond it). An unsized ``int[]``
     (``sized=False``: pad's ``pad``) takes no single int."""
     if isinstance(value, (tuple, list)):
         items = []
@@ -61,8 +62,8 @@ def int_list(value, op: str, name: str, sized: bool = True, int64: bool = True, 
     if as_int is None:
         raise TypeError(f"{op}(): argument {_argument(name, position)} must be tuple of ints, not {type(value).__name__}")
     if int64 and not _fits_int64(as_int):
-        raise TypeError(f"{op}(): argument '{name}' failed to unpack the object at pos 1 with error "
-                        '"Overflow when unpacking long long"')
+        # (a single int is unpacked as an int64_t is: Python's ValueError, not the list's TypeError)
+        raise ValueError("Overflow when unpacking long long")
     return (as_int,)
 
 
@@ -1786,6 +1787,47 @@ def method_binding_refusal(name: str, impl, args: tuple, kwargs: dict, error: Ty
     return None
 
 
+# torch's Python functions built by boolean_dispatch (torch/_jit_internal.py): a flag, read by keyword
+# or else at its position and taken as a truth value, picks one of two functions, whose names Python's
+# refusals to bind then carry. (module, name) -> (flag, position, if_true, if_false), a branch itself
+# such a dispatch where it is a tuple; every flag's default is False.
+_POOL_DISPATCH_POSITIONS = {"max_pool": 6, "adaptive_max_pool": 2, "fractional_max_pool": 4}
+BOOLEAN_DISPATCH = {
+    ("chainrule", "unique"): ("return_inverse", 2,
+                              ("return_counts", 3, "_return_inverse_and_counts", "_return_inverse"),
+                              ("return_counts", 3, "_return_counts", "_return_output")),
+    # (torch reads unique_consecutive's return_inverse at position 2 and its return_counts at 1, as here)
+    ("chainrule", "unique_consecutive"): (
+        "return_inverse", 2,
+        ("return_counts", 1, "_consecutive_return_inverse_and_counts", "_consecutive_return_inverse"),
+        ("return_counts", 1, "_consecutive_return_counts", "_consecutive_return_output")),
+    ("chainrule", "lu"): ("get_infos", 2, "_lu_with_infos", "_lu_no_infos"),
+    **{("chainrule.nn.functional", f"{pool}{d}d"): ("return_indices", position, f"{pool}{d}d_with_indices",
+                                                    f"_{pool}{d}d")
+       for pool, position in _POOL_DISPATCH_POSITIONS.items() for d in (1, 2, 3)
+       if not (pool == "fractional_max_pool" and d == 1)},
+}
+
+
+def dispatched_binding_refusal(public, args: tuple, kwargs: dict, error: TypeError) -> Exception | None:
+    """torch's refusal of a call of a boolean_dispatch function (``BOOLEAN_DISPATCH``) whose arguments
+    Python refused to bind (``error``, naming ``public``), or None for any other function: Python's
+    words naming the branch the flags pick, or the RuntimeError of a flag with no truth value (a
+    tensor of several elements where ten tensors were passed positionally)."""
+    branch = BOOLEAN_DISPATCH.get((getattr(public, "__module__", None), public.__name__))
+    python_name = f"{public.__name__}() "
+    if branch is None or not str(error).startswith(python_name):
+        return None
+    while isinstance(branch, tuple):
+        flag, position, if_true, if_false = branch
+        value = kwargs[flag] if flag in kwargs else args[position] if position < len(args) else False
+        try:
+            branch = if_true if value else if_false
+        except RuntimeError as ambiguous:
+            return ambiguous
+    return TypeError(f"{branch}() {str(error)[len(python_name):]}")
+
+
 # the namespaces whose C functions torch's parser names ``<prefix><name>``
 _PARSER_PREFIXES = {"chainrule.special": "special_", "chainrule.linalg": "linalg_", "chainrule.fft": "fft_"}
 
@@ -1870,6 +1912,7 @@ def _install() -> None:
     _torch_function.signature_check = checked_signature
     _torch_function.method_binding_refusal = method_binding_refusal
     _torch_function.function_binding_refusal = function_binding_refusal
+    _torch_function.dispatched_binding_refusal = dispatched_binding_refusal
     _torch_function.python_methods = _PYTHON_METHODS
 
 

@@ -590,6 +590,10 @@ def _array_from_capsule(capsule, name: bytes) -> np.ndarray | None:
     return np.asarray(_DLPackOwner(managed, interface))
 
 
+_INVALID_CAPSULE = ("from_dlpack received an invalid capsule. Note that DLTensor capsules can be consumed only once, "
+                    "so you might have already constructed a tensor from it once.")
+
+
 class _Capsule:
     """A bare DLPack capsule (from torch.utils.dlpack.to_dlpack and older libraries) dressed as
     an object with ``__dlpack__``, the form the array modules' ``from_dlpack`` take."""
@@ -598,8 +602,7 @@ class _Capsule:
         api = _capsule_api()
         self._name = api.PyCapsule_GetName(capsule)
         if self._name not in (b"dltensor", b"dltensor_versioned"):  # DLPack renames a capsule "used_..." once read
-            raise RuntimeError("from_dlpack received an invalid capsule. Note that DLTensor capsules can be "
-                               "consumed only once, so you might have already constructed a tensor from it once.")
+            raise RuntimeError(_INVALID_CAPSULE)
         managed_type = _DLManagedTensorVersioned if self._name == b"dltensor_versioned" else _DLManagedTensor
         head = managed_type.from_address(api.PyCapsule_GetPointer(capsule, self._name)).dl_tensor
         self._capsule = capsule
@@ -620,8 +623,8 @@ def from_dlpack(ext_tensor) -> Tensor:
         return Tensor._make(ext_tensor._data)
     if not hasattr(ext_tensor, "__dlpack__"):
         if type(ext_tensor).__name__ != "PyCapsule":
-            raise TypeError(f"from_dlpack: expected an object with __dlpack__ or a DLPack capsule, got "
-                            f"{type(ext_tensor).__name__}")
+            # torch reads anything without __dlpack__ as a capsule, and refuses it as one
+            raise RuntimeError(_INVALID_CAPSULE)
         ext_tensor = _Capsule(ext_tensor)
         if ext_tensor._device[0] in (_DL_CPU, _DL_CUDA_HOST):
             array = _array_from_capsule(ext_tensor._capsule, ext_tensor._name)

@@ -676,10 +676,10 @@ def _per_axis(d: int, **params) -> str:
 
 def _fold_tuple(value, name: str, opname: str) -> tuple:
     """An ``int[2]`` of unfold/fold: one int or exactly two (torch's im2col/col2im do not stretch a
-    one-element list)."""
-    sizes = int_list(value, opname, name)
-    if not isinstance(value, (tuple, list)):
-        return sizes * 2
+    one-element list). torch's Python pairs a single value before its parser sees it, so that one
+    is refused as a list's element ("failed to unpack the object at pos 1", "found element of type
+    float at pos 0")."""
+    sizes = int_list(value if isinstance(value, (tuple, list)) else (value, value), opname, name)
     if len(sizes) != 2:
         raise RuntimeError(f"It is expected {name} equals to 2, but got size {len(sizes)}")
     return sizes

@@ -178,6 +178,12 @@ def _length(n, op: str):
     return None if n is None else _Length((check_int(n, f"fft_{op}", "n"),))
 
 
+def _one_dim(dim, op: str) -> tuple:
+    """A 1-d transform's ``dim``, an int64_t to torch's parser ("argument 'dim' must be int, not
+    list"; an int beyond int64 its ValueError), as the n-d code's tuple of dims."""
+    return (check_int(dim, f"fft_{op}", "dim"),)
+
+
 def _dims_and_sizes(x: Tensor, s, dim, op: str, default_dim=None) -> tuple:
     """torch's (s, dim) rules: dim None means every dim (or the last len(s)); s None keeps sizes."""
     ndim = x._data.ndim
@@ -271,14 +277,14 @@ def _fft_out(kernel: str):
 @_fft_out("fft")
 def fft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.fft: the 1-D discrete Fourier transform along ``dim`` (``n`` crops or zero-pads)."""
-    return _c2c(input, _length(n, "fft"), (dim,), norm, False, "fft")
+    return _c2c(input, _length(n, "fft"), _one_dim(dim, "fft"), norm, False, "fft")
 
 
 @cpu_autocast_policy("float32")
 @_fft_out("ifft")
 def ifft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.ifft: the 1-D inverse transform (scaled by 1/n with the default norm)."""
-    return _c2c(input, _length(n, "ifft"), (dim,), norm, True, "ifft")
+    return _c2c(input, _length(n, "ifft"), _one_dim(dim, "ifft"), norm, True, "ifft")
 
 
 @cpu_autocast_policy("float32")
@@ -310,14 +316,14 @@ def ifftn(input, s=None, dim=None, norm=None) -> Tensor:
 @_fft_out("rfft")
 def rfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.rfft: the one-sided transform of a real signal (n // 2 + 1 bins)."""
-    return _r2c(input, _length(n, "rfft"), (dim,), norm, "rfft")
+    return _r2c(input, _length(n, "rfft"), _one_dim(dim, "rfft"), norm, "rfft")
 
 
 @cpu_autocast_policy("float32")
 @_fft_out("irfft")
 def irfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.irfft: the real signal (length ``n``, default 2·(bins - 1)) of a one-sided spectrum."""
-    return _c2r(input, _length(n, "irfft"), (dim,), norm, "irfft")
+    return _c2r(input, _length(n, "irfft"), _one_dim(dim, "irfft"), norm, "irfft")
 
 
 @cpu_autocast_policy("float32")
@@ -349,7 +355,7 @@ def irfftn(input, s=None, dim=None, norm=None) -> Tensor:
 def hfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.hfft: the real transform of a Hermitian-symmetric signal given by its first half:
     irfft of the conjugate with the dual normalisation."""
-    return _c2r(_as_complex(_input(input, "hfft")).conj(), _length(n, "hfft"), (dim,),
+    return _c2r(_as_complex(_input(input, "hfft")).conj(), _length(n, "hfft"), _one_dim(dim, "hfft"),
                 _DUAL[_norm(norm, "hfft")], "hfft")
 
 
@@ -357,7 +363,7 @@ def hfft(input, n=None, dim=-1, norm=None) -> Tensor:
 @_fft_out("ihfft")
 def ihfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.ihfft: the inverse of hfft, the conjugate of rfft with the dual normalisation."""
-    return _r2c(input, _length(n, "ihfft"), (dim,), _DUAL[_norm(norm, "ihfft")], "ihfft").conj()
+    return _r2c(input, _length(n, "ihfft"), _one_dim(dim, "ihfft"), _DUAL[_norm(norm, "ihfft")], "ihfft").conj()
 
 
 @_fft_out("hfftn")

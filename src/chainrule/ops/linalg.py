@@ -2812,6 +2812,15 @@ def multi_dot(tensors) -> Tensor:
             position = "first" if i == 0 else "last" if i == len(tensors) - 1 else None
             raise RuntimeError(f"multi_dot(): the {position} tensor must be 1D or 2D but got {ndim}D"
                                if position else f"multi_dot(): tensor {i} must be 2D but got {ndim}D")
+    # torch checks each neighbour pair before it multiplies, naming the shapes as given
+    for i in range(1, len(tensors)):
+        if tensors[i].dtype is not tensors[0].dtype:
+            raise RuntimeError(f"multi_dot(): all tensors must have be the same dtype but tensor 0 is "
+                               f"{_dtype.cpp_type_name(tensors[0].dtype)} and tensor {i} "
+                               f"{_dtype.cpp_type_name(tensors[i].dtype)}")
+        if tensors[i - 1]._data.shape[-1] != tensors[i]._data.shape[0]:
+            raise RuntimeError(f"multi_dot(): tensors {i - 1} and {i} with shapes {list(tensors[i - 1].shape)} and "
+                               f"{list(tensors[i].shape)} cannot be multiplied")
     # torch multiplies 2-d matrices in the cheapest order (its rounding follows that order): a row
     # vector first and a column vector last are made matrices and their dims removed at the end
     first_vector, last_vector = tensors[0]._data.ndim == 1, tensors[-1]._data.ndim == 1
@@ -2859,10 +2868,13 @@ def _chain_product(tensors: list, split: list, i: int, j: int) -> Tensor:
 def chain_matmul(*matrices) -> Tensor:
     """torch.chain_matmul (deprecated in torch): ``multi_dot`` of 2-D matrices."""
     check_as("chain_matmul", matrices)
+    for matrix in matrices:
+        if matrix.ndim != 2:
+            raise RuntimeError(f"Tensor dimension is {matrix.ndim}, expected 2 instead.")
     if not matrices:
         raise RuntimeError("chain_matmul(): Expected one or more matrices")
     if len(matrices) == 1:
-        return matrices[0]
+        return matrices[0].clone()  # (torch's result is never its argument)
     return multi_dot(matrices)
 
 

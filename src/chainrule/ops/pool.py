@@ -572,6 +572,14 @@ _LENGTH_WORDS = {
 }
 _LENGTH_WORDS["avg_pool3d"] = {"kernel_size": "must be a single int", "stride": "must be omitted, a single int",
                                "padding": "must be a single int"}
+# torch's max_pool1d (no indices) is its own kernel, wording each length in its own way
+_MAX_POOL1D_LENGTH_WORDS = {"kernel_size": "must be an int, list of ints or tuple of ints",
+                            "stride": "must be None, an int, list of ints, or tuple of ints",
+                            "padding": "must be an int, list of ints, or tuple of ints",
+                            "dilation": "must be an int, list of ints or tuple of ints"}
+# the 1-d pools torch checks by check1d before it pools them as 2-d (``max_pool1d_with_indices``
+# is max_pool1d with indices, named max_pool1d in torch's words)
+_CHECK_1D = {"avg_pool1d": "avg_pool1d", "max_pool1d_with_indices": "max_pool1d"}
 
 
 def _tuple(value, d: int, name: str, opname: str, int64: bool = True) -> tuple:
@@ -579,8 +587,11 @@ def _tuple(value, d: int, name: str, opname: str, int64: bool = True) -> tuple:
     if len(value) == 1:
         return value * d
     if len(value) != d:
-        if opname == "avg_pool1d":  # torch's avg_pool1d checks its arguments before it pools as 2-d
-            raise RuntimeError(f"avg_pool1d() argument '{name}' should contain one int (got {len(value)})")
+        if opname in _CHECK_1D:
+            raise RuntimeError(f"{_CHECK_1D[opname]}() argument '{name}' should contain one int (got {len(value)})")
+        if opname == "max_pool1d":
+            raise RuntimeError(f"max_pool1d() {name} {_MAX_POOL1D_LENGTH_WORDS[name]} of size 1 but got size "
+                               f"{len(value)}")
         words = _LENGTH_WORDS.get(opname, {}).get(name)
         if words is not None:
             raise RuntimeError(f"{opname}: {name} {words}, or a tuple of {('two', 'three')[d - 2]} ints")
@@ -632,6 +643,9 @@ def _batched(input: Tensor, d: int, opname: str) -> tuple[Tensor, bool]:
 def _check_nonempty_planes(input: Tensor, d: int, opname: str) -> None:
     """torch pools no empty plane: every dim but the batch dim has elements (``input`` as given)."""
     shape = list(input.shape)
+    if opname == "max_pool1d_with_indices":  # checked by torch's 2-d kernel, after a unit height is inserted
+        shape.insert(len(shape) - 1, 1)
+        d = 2
     first_plane_dim = 1 if len(shape) == d + 2 else 0
     empty = [i for i in range(first_plane_dim, len(shape)) if shape[i] == 0]
     if not empty:
@@ -675,25 +689,19 @@ def _pool_geometry(input: Tensor, kernel_size, stride, padding, dilation, ceil_m
             raise RuntimeError(f"kernel size should be greater than zero, but got {_named_sizes('k', kernel)}")
         if any(st <= 0 for st in stride):
             raise RuntimeError(f"stride should be greater than zero, but got {_named_sizes('d', stride)}")
-    if any(k <= 0 for k in kernel):
-        raise RuntimeError(f"{opname}() kernel_size must be greater than zero, but got {kernel[0]}" if own_1d else
-                           f"{opname}: kernel_size must be greater than zero, but got {list(kernel)}")
-    if any(s <= 0 for s in stride):
-        if own_1d:
-            raise RuntimeError(f"{opname}() stride must be greater than zero, but got {stride[0]}")
-        raise RuntimeError("stride should not be zero" if 0 in stride else
-                           f"{opname}: stride must be greater than zero, but got {list(stride)}")
+    else:
+        (k,), (st,), (p,), (dl,) = kernel, stride, padding, dilation
+        # max_pool1d_impl's checks, in its order (its padding bound is half the kernel, not the dilated one)
+        for holds, words in ((k > 0, f"kernel_size must be greater than zero, but got {k}"),
+                             (st > 0, f"stride must be greater than zero, but got {st}"),
+                             (p >= 0, f"padding must be non-negative, but got {p}"),
+                             (p <= k // 2, f"padding should be at most half of kernel size, but got padding={p} and "
+                                           f"kernel_size={k}"),
+                             (dl > 0, f"dilation must be greater than zero, but got {dl}")):
+            if not holds:
+                raise RuntimeError(f"{opname}() {words}")
     if any(dl <= 0 for dl in dilation):
-        if own_1d:
-            raise RuntimeError(f"{opname}() dilation must be greater than zero, but got {dilation[0]}")
-        named = " ".join(f"dilation{axis}: {dl}" for axis, dl in zip("TDHW"[-d:] if d < 3 else "THW", dilation))
-        raise RuntimeError(f"dilation should be greater than zero, but got {named}")
-    for k, p, dl in zip(kernel, padding, dilation):
-        if p < 0:
-            raise RuntimeError(f"pad must be non-negative, but got pad: {p}")
-        if p > (dl * (k - 1) + 1) // 2:
-            raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={p}, "
-                               f"kernel_size={k} and dilation={dl}")
+        raise RuntimeError(f"dilation should be greater than zero, but got {_named_sizes('dilation', dilation)}")
     if given is not None:
         _check_nonempty_planes(given, d, opname)
     geo = _PoolGeometry(kernel, stride, padding, dilation, tuple(input.shape[2:]), ceil_mode)
@@ -734,11 +742,19 @@ def _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, return
     if d == 1 and return_indices and isinstance(input, Tensor) and input.ndim not in (2, 3):
         # with indices torch's 1-d max pool is max_pool1d_with_indices, which checks by checkDimRange
         raise RuntimeError(_CHECK_DIM_RANGE.format(ndim=input.ndim, op=opname))
+    if d > 1 and isinstance(input, Tensor) and input.ndim not in (d + 1, d + 2):
+        # torch's 2-d and 3-d max pools check their arguments' lengths before the input's rank
+        for name, value in (("kernel_size", kernel_size), ("stride", stride), ("padding", padding),
+                            ("dilation", dilation)):
+            if not (name == "stride" and (stride is None or int_list(stride, opname, name) == ())):
+                _tuple(value, d, name, opname)
     x, unbatched = _batched(input, d, opname)
     # torch's max pools take every real dtype but bool; the plain 1-d one (no indices) no integers
     _refuse_dtype(input, "max_pool3d" if d == 3 else "max_pool2d" if d == 2 or return_indices else "max_pool1d_impl",
                   "bc" if d > 1 or return_indices else "bci")
-    geo = _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, d, opname, given=input)
+    # (with indices torch's 1-d max pool is max_pool1d_with_indices, checked as avg_pool1d and pooled as 2-d)
+    geometry_name = "max_pool1d_with_indices" if d == 1 and return_indices else opname
+    geo = _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, d, geometry_name, given=input)
     # torch's 2-d and 3-d kernels lay a batched output out as the input suggests
     out = _MAX_POOL[d].apply(x, geo=geo, return_indices=bool(return_indices), follow_layout=d > 1 and not unbatched)
     if not return_indices and out.grad_fn is not None:

@@ -1576,7 +1576,8 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
     is 0, as in torch.
     """
     if dim is not None:  # torch.norm hands dim to linalg's functions, whose parser unpacks each as an int64
-        dim = int_list(dim, "linalg_vector_norm", "dim")
+        # (an int in a list of its own, as torch's Python puts it)
+        dim = int_list([dim] if isinstance(dim, int) else dim, "linalg_vector_norm", "dim")
     if not isinstance(p, str) and p is not None:  # (and p to linalg_vector_norm's ord, a Number)
         p = check_number(p, "linalg_vector_norm", "ord", position=2)
     if p == "fro" or p is None:
@@ -1587,8 +1588,8 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
         from .linalg import matrix_norm
 
         return matrix_norm(input, "nuc", (-2, -1) if dim is None else dim, keepdim, dtype=dtype)
-    elif isinstance(p, str):
-        raise RuntimeError(f"norm: the '{p}' norm is not supported by chainrule")
+    elif isinstance(p, str):  # torch hands any other string to matrix_norm, which refuses it before the dims
+        raise RuntimeError(f"linalg.matrix_norm: Order {p} not supported.")
     return _vector_norm(input, p, dim, keepdim, dtype, "linalg.vector_norm")
 
 

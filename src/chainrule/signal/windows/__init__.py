@@ -18,8 +18,9 @@ __all__ = ["bartlett", "blackman", "cosine", "exponential", "gaussian", "general
 
 
 def _checks(function: str, M: int, dtype, layout):
-    """torch's checks, in its order; the dtype to compute in."""
-    dtype = _dtype.get_default_dtype() if dtype is None else _dtype.to_dtype(dtype)
+    """torch's checks, in its order; the dtype to compute in. As torch's, only a float32 or float64
+    dtype object is one: anything else (a name, a NumPy dtype, a list) is refused by its words."""
+    dtype = _dtype.get_default_dtype() if dtype is None else dtype
     if M < 0:
         raise ValueError(f"{function} requires non-negative window length, got M={M}")
     if layout is not None and layout is not _layout.strided:
