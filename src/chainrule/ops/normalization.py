@@ -832,6 +832,12 @@ def _check_batch_norm_parameters(channels: int, running_mean: Tensor | None, run
             raise RuntimeError(f"{name} should contain {channels} elements not {parameter.numel()}")
 
 
+def _refuse_one_running_statistic(running_mean: Tensor | None, running_var: Tensor | None) -> None:
+    """torch's kernel updates both running statistics or neither (a ValueError, before the dtypes)."""
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must either both be None or neither be None")
+
+
 def _refuse_unbatched_running_stats(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None) -> None:
     """Inside vmap, running statistics that are not mapped would be updated once per slice: torch's
     vmap refuses them when the input is batched (an input vmap passes unmapped is not; one the
@@ -849,10 +855,10 @@ def _refuse_unbatched_running_stats(input: Tensor, running_mean: Tensor | None, 
 def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
                 weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
                 momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
-    # (F.batch_norm and native_batch_norm pass these on positionally: momentum 7th, eps 8th)
+    # (F.batch_norm and native_batch_norm pass these on positionally: momentum 7th, eps 8th, checked
+    # in that order; a module's momentum=None, the cumulative average, reaches here as 1 / batches)
+    momentum = check_float(momentum, "batch_norm", "momentum", position=7)
     eps = check_float(eps, "batch_norm", "eps", position=8)
-    if momentum is not None:  # chainrule's modules pass None for a cumulative average
-        momentum = check_float(momentum, "batch_norm", "momentum", position=7)
     count = _values_per_channel(input, training)  # torch checks this first
     if input.numel() == 0:  # torch's shortcut comes before its checks of the parameters
         return _empty_batch_norm(input, weight, bias)
@@ -862,12 +868,14 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
         raise IndexError("Dimension out of range (expected to be in range of [-1, 0], but got 1)")
     c = input.shape[1]
     _check_batch_norm_parameters(c, running_mean, running_var, weight, bias, training)
+    _refuse_one_running_statistic(running_mean, running_var)
     refuse_non_floating(input, "batch_norm")
     # (torch takes an affine parameter of any shape holding one value per channel)
     weight, bias = (p if p is None or p.ndim == 1 else p.reshape(c) for p in (weight, bias))
     if _runs_in_float32(input, weight, bias, running_mean, running_var):
         out = _batch_norm(input.to(_dtype.float32), running_mean, running_var, weight, bias, training, momentum, eps)
-        return out.to(input.dtype)
+        # torch's mixed kernel is one node, whatever the cast back
+        return name_node(out.to(input.dtype), "NativeBatchNormBackward0", label="batch_norm")
     shape = (1, c) + (1,) * (input.ndim - 2)
     dims = (0,) + tuple(range(2, input.ndim))
     if _is_half_on_cpu(input):
@@ -1199,9 +1207,8 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
         # one value per sample and channel: its variance is 0 and the output all bias (torch refuses)
         raise ValueError(f"Expected more than 1 spatial element when training, got input size {input.shape}")
     # (F.instance_norm calls torch.instance_norm positionally: momentum 7th, eps 8th)
+    momentum = check_float(momentum, "instance_norm", "momentum", position=7)  # (a module's None is 0 here)
     eps = check_float(eps, "instance_norm", "eps", position=8)
-    if momentum is not None:  # chainrule's modules pass None for a cumulative average
-        momentum = check_float(momentum, "instance_norm", "momentum", position=7)
     if not use_input_stats and (running_mean is None or running_var is None):  # at::instance_norm's first check
         raise RuntimeError("Expected running_mean and running_var to be defined when use_input_stats is false")
     # torch checks the affine parameters' dtypes (the running statistics take any float dtype, with

@@ -1,0 +1,113 @@
+"""s39 mendU: differences from torch closed, each checked against torch on the same inputs."""
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+# ---------------------------------------------------------------- batch_norm edges
+
+
+def _refusal(run, *args):
+    try:
+        run(*args)
+    except Exception as error:  # the class and the words are what is compared
+        return type(error).__name__, str(error)
+    return None
+
+
+def _stats(lib):
+    return lib.zeros(3), lib.ones(3)
+
+
+_BATCH_NORM_REFUSALS = {
+    "F.batch_norm momentum=None": lambda lib, x: lib.nn.functional.batch_norm(x, *_stats(lib), training=True,
+                                                                             momentum=None),
+    "F.batch_norm momentum=None eval": lambda lib, x: lib.nn.functional.batch_norm(x, *_stats(lib), momentum=None),
+    "torch.batch_norm momentum=None": lambda lib, x: lib.batch_norm(x, None, None, *_stats(lib), True, None, 1e-5,
+                                                                   False),
+    "instance_norm momentum=None, eps='a'": lambda lib, x: lib.nn.functional.instance_norm(
+        x, *_stats(lib), momentum=None, eps="a"),
+    "running_mean alone": lambda lib, x: lib.nn.functional.batch_norm(x, lib.zeros(3), None, training=True),
+    "running_var alone": lambda lib, x: lib.nn.functional.batch_norm(x, None, lib.ones(3), training=True),
+    "running_mean alone, integer input": lambda lib, x: lib.nn.functional.batch_norm(
+        x.long(), lib.zeros(3), None, training=True),
+    "running_mean alone, float64 stat": lambda lib, x: lib.nn.functional.batch_norm(
+        x, lib.zeros(3, dtype=lib.float64), None, training=True),
+    "running_mean alone, half input": lambda lib, x: lib.nn.functional.batch_norm(
+        x.half(), lib.zeros(3), None, training=True),
+    "running_mean alone, wrong length first": lambda lib, x: lib.nn.functional.batch_norm(
+        x, lib.zeros(4), None, training=True),
+    "running_mean alone, eval": lambda lib, x: lib.nn.functional.batch_norm(x, lib.zeros(3), None),
+    "native_batch_norm running_mean alone, eval": lambda lib, x: lib.native_batch_norm(
+        x, None, None, lib.zeros(3), None, False, 0.1, 1e-5),
+    "native_batch_norm running_var alone": lambda lib, x: lib.native_batch_norm(
+        x, None, None, None, lib.ones(3), True, 0.1, 1e-5),
+    "batch of one": lambda lib, x: lib.nn.BatchNorm1d(3)(x[:1, :, 0]),
+}
+
+
+@pytest.mark.parametrize("case", list(_BATCH_NORM_REFUSALS))
+def test_batch_norm_refusals_as_torch(case):
+    # torch refuses momentum=None outside the modules (its parser wants a float) and a lone running
+    # statistic (its kernel updates both or neither); chainrule took both
+    seen = []
+    for lib in (torch, chainrule):
+        x = lib.tensor(np.random.default_rng(2).standard_normal((4, 3, 2)), dtype=lib.float32)
+        seen.append(_refusal(_BATCH_NORM_REFUSALS[case], lib, x))
+    assert seen[0] is not None
+    assert seen[1] == seen[0]
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_batch_norm_of_a_half_input_with_float32_statistics_is_one_node_as_torch(dtype, training):
+    seen = []
+    for lib in (torch, chainrule):
+        x = lib.tensor(np.random.default_rng(3).standard_normal((4, 3, 2)), dtype=getattr(lib, dtype))
+        x.requires_grad_()
+        mean, var = lib.tensor([0.5, -1.0, 2.0]), lib.tensor([1.5, 0.5, 2.0])
+        y = lib.nn.functional.batch_norm(x, mean, var, training=training)
+        y.backward(lib.ones_like(y))
+        seen.append((y.grad_fn.name(), str(y.dtype).rpartition(".")[2], y.detach().float().numpy(),
+                     x.grad.float().numpy(), mean.numpy(), var.numpy()))
+    assert seen[1][:2] == seen[0][:2]
+    for ours, theirs in zip(seen[1][2:], seen[0][2:]):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-2, atol=1e-2)
+
+
+def test_batch_norm_mixing_float64_and_float32_refused_as_torch():
+    for stats_dtype, input_dtype in (("float32", "float64"), ("float64", "float32")):
+        seen = []
+        for lib in (torch, chainrule):
+            module = lib.nn.BatchNorm1d(3).to(getattr(lib, stats_dtype))
+            x = lib.ones(4, 3, dtype=getattr(lib, input_dtype))
+            seen.append((_refusal(module, x), _refusal(module.eval(), x)))
+        assert seen[0][0] is not None and seen[0][1] is not None
+        assert seen[1] == seen[0]
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_batch_norm_module_cumulative_average_and_batch_count_as_torch(dims):
+    shape = {1: (5, 3), 2: (4, 3, 2, 3), 3: (2, 3, 2, 2, 3)}[dims]
+    seen = []
+    for lib in (torch, chainrule):
+        module = getattr(lib.nn, f"BatchNorm{dims}d")(3, momentum=None).double()
+        for step in range(3):
+            x = lib.tensor(np.random.default_rng(step).standard_normal(shape), dtype=lib.float64)
+            module(x)
+        module.eval()
+        y = module(lib.tensor(np.random.default_rng(9).standard_normal(shape), dtype=lib.float64))
+        seen.append((module.running_mean.numpy(), module.running_var.numpy(), int(module.num_batches_tracked),
+                     str(module.num_batches_tracked.dtype).rpartition(".")[2], str(y.dtype).rpartition(".")[2],
+                     y.detach().numpy()))
+    (mean_t, var_t, count_t, count_dtype_t, out_dtype_t, y_t) = seen[0]
+    (mean_c, var_c, count_c, count_dtype_c, out_dtype_c, y_c) = seen[1]
+    assert (count_c, count_dtype_c, out_dtype_c) == (count_t, count_dtype_t, out_dtype_t)
+    assert mean_c.dtype == mean_t.dtype and var_c.dtype == var_t.dtype
+    np.testing.assert_allclose(mean_c, mean_t, rtol=1e-12)
+    np.testing.assert_allclose(var_c, var_t, rtol=1e-12)
+    np.testing.assert_allclose(y_c, y_t, rtol=1e-12, atol=1e-12)
