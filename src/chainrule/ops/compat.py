@@ -132,19 +132,34 @@ def split_with_sizes(input: Tensor, split_sizes, dim: int = 0) -> tuple:
     return split(input, list(int_list(split_sizes, "split_with_sizes", "split_sizes", sized=False)), dim)
 
 
+def _not_views(pieces: tuple) -> tuple:
+    """torch's unsafe_split pieces: the input's memory, but no views to autograd (no ``_base``, a
+    version counter each), so nothing refuses their in-place writes; the caller promises none of
+    them makes the graph wrong (torch's documentation). Made under no_grad, they are plain tensors."""
+    recording = is_grad_enabled()
+    for piece in pieces:
+        piece._base = None
+        piece._vbox = None
+        piece._view_state = None
+        piece._multi_output_view = False
+        if not recording:
+            piece._requires_grad = False
+    return pieces
+
+
 def unsafe_split(input: Tensor, split_size: int, dim: int = 0) -> tuple:
-    """torch.unsafe_split: split without torch's view-tracking checks; the same pieces here."""
-    return name_node(split(input, split_size, dim), "UnsafeSplitBackward0")
+    """torch.unsafe_split: split's pieces, which autograd does not take for views."""
+    return name_node(_not_views(split(input, split_size, dim)), "UnsafeSplitBackward0")
 
 
 def unsafe_split_with_sizes(input: Tensor, split_sizes, dim: int = 0) -> tuple:
-    """torch.unsafe_split_with_sizes: split_with_sizes without torch's view-tracking checks."""
-    return name_node(split_with_sizes(input, split_sizes, dim), "UnsafeSplitWithSizesBackward0")
+    """torch.unsafe_split_with_sizes: split_with_sizes' pieces, which autograd does not take for views."""
+    return name_node(_not_views(split_with_sizes(input, split_sizes, dim)), "UnsafeSplitWithSizesBackward0")
 
 
 def unsafe_chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
-    """torch.unsafe_chunk: chunk without torch's view-tracking checks; the same pieces here."""
-    return name_node(chunk(input, chunks, dim), "UnsafeSplitBackward0")
+    """torch.unsafe_chunk: chunk's pieces, which autograd does not take for views."""
+    return name_node(_not_views(chunk(input, chunks, dim)), "UnsafeSplitBackward0")
 
 
 def narrow_copy(input: Tensor, dim: int, start: int, length: int) -> Tensor:

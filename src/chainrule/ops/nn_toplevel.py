@@ -158,6 +158,8 @@ def native_batch_norm(input: Tensor, weight: Tensor | None, bias: Tensor | None,
     """torch.native_batch_norm: ``(output, save_mean, save_invstd)``; in training the batch's
     per-channel mean and 1/sqrt(biased var + eps) (the running statistics are updated, as
     F.batch_norm), otherwise two empty tensors, as torch's CPU kernel returns."""
+    if not training:  # torch's kernel refuses a lone statistic before _batch_norm's evaluation checks
+        _normalization._refuse_one_running_statistic(running_mean, running_var)
     output = _normalization._batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
     output = name_node(output, "NativeBatchNormBackward0")  # evaluation composes; torch records one node
     xp = array_module(input._data)

@@ -317,8 +317,8 @@ def _share(self: Tensor, base: Tensor, differentiable: bool = True) -> Tensor:
     """``self`` views ``base``'s memory: one version counter, and base's root as its base (a view
     of a view hangs off the first base, as in torch). A view made while recording is tracked,
     weakly, by its root, so that an in-place op giving the root a new graph can rebuild the view's
-    graph from it (ops/index.py ``refresh_views``); not a view of a leaf that requires grad, whose
-    graph no in-place op can change. A bit reinterpretation (``view(dtype)``), and any view of
+    graph from it (ops/index.py ``refresh_views``), or one under no_grad moving the root's version
+    (an optimizer's step on a leaf) makes torch regenerate it. A bit reinterpretation (``view(dtype)``), and any view of
     one, is a view outside autograd, as torch's: an in-place op on it is one on a plain tensor."""
     box = base._vbox  # (the counter's slot read directly where the _version_box property would return it as is)
     if box is None:  # (the property's first use, inline: base's counter made, at version 0, and shared)
@@ -348,9 +348,7 @@ def _share(self: Tensor, base: Tensor, differentiable: bool = True) -> Tensor:
         self._view_state = MadeWithoutGrad(base._view_state.inference, self._vbox[0], True)
     if base._multi_output_view:  # torch refuses in-place writes to every view of a multi-output view too
         self._multi_output_view = True
-    # (a root's grad_fn is its _grad_fn slot: the property regenerates only a view's)
-    if (root._grad_fn if root._base is None else root.grad_fn) is not None or not root._requires_grad:
-        _track_view(root, self)
+    _track_view(root, self)
     return self
 
 
