@@ -1314,11 +1314,16 @@ def out_keyword_front(fn, with_out):
     except (TypeError, ValueError):
         parameters = None
     name = getattr(fn, "__name__", "")
+    out_in_place = False
     if parameters is not None:
         # an ``out`` keyword ``fn`` declares only for its signature's sake: the front owns it
         parameters = [p for p in parameters if not (p.name == "out" and p.kind is p.KEYWORD_ONLY)]
+        # one ``fn`` declares positionally stands where torch's Python function takes it (torch.norm's
+        # fifth, tensordot's fourth, F.normalize's): the front takes it in that place, and owns it too
+        out_in_place = any(p.name == "out" and p.kind is p.POSITIONAL_OR_KEYWORD for p in parameters)
     if parameters is None or not name.isidentifier() or any(
-            p.name in _FRONT_NAMES or p.name.startswith("_default") for p in parameters):
+            (p.name in _FRONT_NAMES and not (out_in_place and p.name == "out")) or p.name.startswith("_default")
+            for p in parameters):
         def front(*args, out=None, **kwargs):
             if out is None:
                 return fn(*args, **kwargs)
@@ -1327,7 +1332,12 @@ def out_keyword_front(fn, with_out):
         namespace = {"_function": fn, "_with_out": with_out}
         declared, passed = [], []
         star_written = False
+        after_out = False  # (fn's parameters after its ``out`` are passed by keyword: fn is called without it)
         for index, p in enumerate(parameters):
+            if p.name == "out" and out_in_place:
+                declared.append("out=None")
+                after_out = True
+                continue
             default = ""
             if p.default is not inspect.Parameter.empty:
                 namespace[f"_default{index}"] = p.default
@@ -1343,11 +1353,12 @@ def out_keyword_front(fn, with_out):
                 star_written = True
             else:
                 declared.append(p.name + default)
-                passed.append(f"{p.name}={p.name}" if p.kind is p.KEYWORD_ONLY else p.name)
+                passed.append(f"{p.name}={p.name}" if p.kind is p.KEYWORD_ONLY or after_out else p.name)
             if p.kind is p.POSITIONAL_ONLY and (index + 1 == len(parameters)
                                                 or parameters[index + 1].kind is not p.POSITIONAL_ONLY):
                 declared.append("/")
-        declared += ([] if star_written else ["*"]) + ["out=None"]
+        if not out_in_place:
+            declared += ([] if star_written else ["*"]) + ["out=None"]
         if parameters and parameters[-1].kind is inspect.Parameter.VAR_KEYWORD:
             declared.append(f"**{parameters[-1].name}")
             passed.append(f"**{parameters[-1].name}")

@@ -1411,8 +1411,9 @@ def _lone_label_operands(subs: list, output: list, shapes: list) -> list:
 
 
 @honours_out
-def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
-    """torch.tensordot: contract ``dims`` (an int: a's last and b's first dims; or two lists)."""
+def tensordot(a: Tensor, b: Tensor, dims=2, out=None) -> Tensor:
+    """torch.tensordot: contract ``dims`` (an int: a's last and b's first dims; or two lists).
+    ``out`` (torch's Python takes it fourth) is honours_out's."""
     if isinstance(dims, Tensor):
         dims = dims.tolist()
     if isinstance(dims, int):
