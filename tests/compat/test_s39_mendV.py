@@ -87,3 +87,41 @@ _BAD_POSITIONAL_OUT = {
 @pytest.mark.parametrize("case", sorted(_BAD_POSITIONAL_OUT))
 def test_bad_positional_out_calls_are_refused_in_torchs_words(case):
     _assert_same_refusal(_BAD_POSITIONAL_OUT[case])
+
+
+# ---------------------------------------------------------------- svd_lowrank and pca_lowrank
+# torch's Python checks q and niter only as pca_lowrank compares them; the rest falls to torch.randn's
+# parser (q), range() (niter) and torch.matmul (the sketch's dtype meeting A's)
+_MATRIX = [[1.0, 2.0, 3.0], [4.0, 5.0, 7.0]]
+_BAD_LOWRANK = {
+    "q_float": ((1.5,), {}), "q_list": (([0, 1],), {}), "q_str": (("a",), {}),
+    "niter_float": ((2,), {"niter": 1.5}), "niter_str": ((2,), {"niter": "a"}),
+}
+_BAD_PCA = {**_BAD_LOWRANK, "q_beyond_the_rank": ((5,), {}), "q_negative": ((-1,), {}), "niter_none": ((2,), {"niter": None}),
+            "niter_negative": ((2,), {"niter": -1})}
+_BAD_LOWRANK_CALLS = [*(("svd_lowrank", case) for case in _BAD_LOWRANK), *(("pca_lowrank", case) for case in _BAD_PCA)]
+
+
+@pytest.mark.parametrize(("function", "case"), _BAD_LOWRANK_CALLS)
+def test_lowrank_refuses_bad_q_and_niter_in_torchs_words(function, case):
+    args, kwargs = _BAD_PCA[case]
+    _assert_same_refusal(lambda lib, f: getattr(lib, function)(lib.tensor(_MATRIX), *args, **kwargs))
+
+
+@pytest.mark.parametrize("function", ["svd_lowrank", "pca_lowrank"])
+def test_lowrank_of_an_integer_matrix_is_refused_as_torch_does(function):
+    # torch sketches a real input that is not float16/32/64 in float32, and its matmul refuses the
+    # mix (svd_lowrank), or its mean refuses the integers first (pca_lowrank); chainrule sketched in int64
+    _assert_same_refusal(lambda lib, f: getattr(lib, function)(lib.tensor([[1, 2, 3], [4, 5, 7]]), 2))
+
+
+def test_svd_lowrank_with_niter_none_takes_two_iterations():
+    results = []
+    for lib in (torch, chainrule):
+        lib.manual_seed(0)
+        results.append(lib.svd_lowrank(lib.tensor(_MATRIX, dtype=lib.float64), 2, niter=None))
+    torch_u, torch_s, torch_v = results[0]
+    u, s, v = results[1]
+    np.testing.assert_allclose(_values(s), torch_s.numpy(), rtol=1e-12)
+    assert tuple(u.shape) == tuple(torch_u.shape) and tuple(v.shape) == tuple(torch_v.shape)
+    assert u.dtype == chainrule.float64
