@@ -125,3 +125,45 @@ def test_svd_lowrank_with_niter_none_takes_two_iterations():
     np.testing.assert_allclose(_values(s), torch_s.numpy(), rtol=1e-12)
     assert tuple(u.shape) == tuple(torch_u.shape) and tuple(v.shape) == tuple(torch_v.shape)
     assert u.dtype == chainrule.float64
+
+
+# ---------------------------------------------------------------- einsum's sublist form
+# torch's Python reads each subscript 0-25 as 'A'-'Z' and 26-51 as 'a'-'z' (so in its implicit output,
+# sorted upper case first, 27 comes after 0); chainrule read 0 as 'a' and 27 as 'B' and transposed
+_SUBLISTS = {
+    "upper_then_lower": lambda lib, x, y: lib.einsum(x, [0, 27]),
+    "lower_then_upper": lambda lib, x, y: lib.einsum(x, [30, 2]),
+    "contracted_across_cases": lambda lib, x, y: lib.einsum(x, [40, 1], y, [1, 3]),
+    "output_given": lambda lib, x, y: lib.einsum(x, [51, 0], y, [0, 25], [25, 51]),
+    "ellipsis": lambda lib, x, y: lib.einsum(x, [Ellipsis, 1], [1]),
+    "tensor_subscripts": lambda lib, x, y: lib.einsum(x, [0, lib.tensor(27)]),
+    "numpy_subscripts": lambda lib, x, y: lib.einsum(x, [np.int64(30), np.int64(2)]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_SUBLISTS))
+def test_einsum_sublists_read_subscripts_as_torch_does(case):
+    x, y = np.arange(6.0).reshape(2, 3), np.arange(12.0).reshape(3, 4)
+    expected = _SUBLISTS[case](torch, torch.tensor(x), torch.tensor(y))
+    result = _SUBLISTS[case](chainrule, chainrule.tensor(x), chainrule.tensor(y))
+    assert tuple(result.shape) == tuple(expected.shape)
+    np.testing.assert_array_equal(_values(result), expected.numpy())
+
+
+_BAD_SUBLISTS = {
+    "beyond_51": lambda lib: lib.einsum(lib.ones(2, 3), [0, 60]),
+    "negative": lambda lib: lib.einsum(lib.ones(2, 3), [0, -1]),
+    "float": lambda lib: lib.einsum(lib.ones(2, 3), [0, 1.0]),
+    "string": lambda lib: lib.einsum(lib.ones(2, 3), [0, "a"]),
+    "none": lambda lib: lib.einsum(lib.ones(2, 3), [0, None]),
+    "output_beyond_51": lambda lib: lib.einsum(lib.ones(2, 3), [0, 1], [60]),
+    "output_an_int": lambda lib: lib.einsum(lib.ones(2, 3), [0, 1], 1),
+    "output_a_float_tensor": lambda lib: lib.einsum(lib.ones(2, 3), [0, 1], lib.ones(3)),
+    "tensors_only": lambda lib: lib.einsum(*(lib.ones(2, 3),) * 10),
+    "two_tensors": lambda lib: lib.einsum(lib.ones(2, 3), lib.ones(2, 3)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_BAD_SUBLISTS))
+def test_einsum_bad_sublists_are_refused_in_torchs_words(case):
+    _assert_same_refusal(lambda lib, f: _BAD_SUBLISTS[case](lib))
