@@ -167,3 +167,31 @@ _BAD_SUBLISTS = {
 @pytest.mark.parametrize("case", sorted(_BAD_SUBLISTS))
 def test_einsum_bad_sublists_are_refused_in_torchs_words(case):
     _assert_same_refusal(lambda lib, f: _BAD_SUBLISTS[case](lib))
+
+
+# ---------------------------------------------------------------- get_device_module
+# torch's is a functools.cache over a Python function: its cache hashes the arguments first, and the
+# body names anything but a device, a string or None "an invalid value of device"
+_DEVICE_MODULE_CALLS = {
+    "an_int": lambda lib: lib.get_device_module(0), "a_float": lambda lib: lib.get_device_module(1.5),
+    "bytes": lambda lib: lib.get_device_module(b"cpu"), "a_bool": lambda lib: lib.get_device_module(True),
+    "a_tensor": lambda lib: lib.get_device_module(lib.ones(2)),
+    "meta": lambda lib: lib.get_device_module("meta"), "xla": lambda lib: lib.get_device_module("xla"),
+    "hpu": lambda lib: lib.get_device_module(lib.device("hpu")),
+    "negative_index": lambda lib: lib.get_device_module("cuda:-1"), "no_such": lambda lib: lib.get_device_module("foo"),
+    "a_list": lambda lib: lib.get_device_module([0]), "a_list_by_keyword": lambda lib: lib.get_device_module(device=[1]),
+    "two_with_a_list": lambda lib: lib.get_device_module("cpu", [0, 1]),
+    "two": lambda lib: lib.get_device_module("cpu", 1), "unknown_keyword": lambda lib: lib.get_device_module(no_such=1),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_DEVICE_MODULE_CALLS))
+def test_get_device_module_refuses_in_torchs_words(case):
+    _assert_same_refusal(lambda lib, f: _DEVICE_MODULE_CALLS[case](lib))
+
+
+@pytest.mark.parametrize("device", [None, "cpu", "cuda", "cuda:1", "cpu:0", "mps", "xpu"])
+def test_get_device_module_names_torchs_module(device):
+    for given in (device, None if device is None else chainrule.device(device)):
+        assert chainrule.get_device_module(given).__name__ == torch.get_device_module(device).__name__.replace(
+            "torch", "chainrule")
