@@ -195,3 +195,30 @@ def test_get_device_module_names_torchs_module(device):
     for given in (device, None if device is None else chainrule.device(device)):
         assert chainrule.get_device_module(given).__name__ == torch.get_device_module(device).__name__.replace(
             "torch", "chainrule")
+
+
+# ---------------------------------------------------------------- searchsorted of a scalar
+_BOUNDARIES = [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
+_SCALAR_SEARCHES = {
+    "matrix_and_a_number": lambda lib: lib.searchsorted(lib.tensor(_BOUNDARIES), 1.5),
+    "matrix_and_a_0d_tensor": lambda lib: lib.searchsorted(lib.tensor(_BOUNDARIES), lib.tensor(1.5)),
+    "0d_and_a_0d_tensor": lambda lib: lib.searchsorted(lib.tensor(1.0), lib.tensor(1.5)),
+    "0d_and_a_number": lambda lib: lib.searchsorted(lib.tensor(1.0), 1.5),
+    "3d_and_a_0d_tensor": lambda lib: lib.searchsorted(lib.ones(2, 2, 2), lib.tensor(1.5)),
+    "empty_matrix_and_a_number": lambda lib: lib.searchsorted(lib.ones(0, 2), 1.5),
+    "0d_and_a_vector": lambda lib: lib.searchsorted(lib.tensor(1.0), lib.tensor([1.5])),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_SCALAR_SEARCHES))
+def test_searchsorted_of_a_scalar_needs_1d_boundaries_in_torchs_words(case):
+    # torch checks a scalar value against the boundaries' rank first; chainrule said the N-1 dims differ
+    _assert_same_refusal(lambda lib, f: _SCALAR_SEARCHES[case](lib))
+
+
+@pytest.mark.parametrize("value", [1.5, 2, True])
+def test_searchsorted_of_a_scalar_in_a_vector_is_torchs(value):
+    expected = torch.searchsorted(torch.tensor([1.0, 2.0, 3.0]), value, right=True)
+    result = chainrule.searchsorted(chainrule.tensor([1.0, 2.0, 3.0]), value, right=True)
+    assert result.dtype == chainrule.int64 and result.shape == ()
+    assert result.item() == expected.item()
