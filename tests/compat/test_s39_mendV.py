@@ -222,3 +222,43 @@ def test_searchsorted_of_a_scalar_in_a_vector_is_torchs(value):
     result = chainrule.searchsorted(chainrule.tensor([1.0, 2.0, 3.0]), value, right=True)
     assert result.dtype == chainrule.int64 and result.shape == ()
     assert result.item() == expected.item()
+
+
+# ---------------------------------------------------------------- sparse_coo_tensor's indices and values
+# torch's constructor makes the values first (a 0-d one is one entry), then casts the indices, any data
+# of any dtype, to int64 on their device; chainrule refused all but integer indices and 0-d values
+_SPARSE_BUILDS = {
+    "float_indices": lambda lib: lib.sparse_coo_tensor(lib.tensor([[0.0, 1.0], [1.0, 0.0]]), lib.tensor([1.0, 2.0])),
+    "fractional_indices": lambda lib: lib.sparse_coo_tensor(lib.tensor([[0.7, 1.2]]), lib.tensor([1.0, 2.0])),
+    "float_list_indices": lambda lib: lib.sparse_coo_tensor([[0.0, 1.0], [1.0, 0.0]], [1.0, 2.0]),
+    "bool_indices": lambda lib: lib.sparse_coo_tensor(lib.tensor([[False, True]]), lib.tensor([1.0, 2.0])),
+    "int32_indices": lambda lib: lib.sparse_coo_tensor(lib.tensor([[0, 1]], dtype=lib.int32), lib.tensor([1.0, 2.0])),
+    "empty_float_indices": lambda lib: lib.sparse_coo_tensor(lib.zeros(1, 0), lib.zeros(0)),
+    "a_0d_value": lambda lib: lib.sparse_coo_tensor(lib.tensor([[0]]), 2.5),
+    "a_0d_value_and_a_size": lambda lib: lib.sparse_coo_tensor(lib.tensor([[2]]), lib.tensor(2.5), (3,)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_SPARSE_BUILDS))
+def test_sparse_coo_tensor_takes_indices_and_values_as_torch_does(case):
+    expected = _SPARSE_BUILDS[case](torch).coalesce()
+    result = _SPARSE_BUILDS[case](chainrule).coalesce()
+    assert tuple(result.shape) == tuple(expected.shape)
+    assert result.indices().dtype == chainrule.int64 and result.values().dtype == chainrule.float32
+    np.testing.assert_array_equal(result.indices().numpy(), expected.indices().numpy())
+    np.testing.assert_array_equal(result.values().numpy(), expected.values().numpy())
+    np.testing.assert_array_equal(result.to_dense().numpy(), expected.to_dense().numpy())
+
+
+_BAD_SPARSE_BUILDS = {
+    "float_indices_and_a_number": lambda lib: lib.sparse_coo_tensor(lib.ones(2, 3), 1.5),
+    "float_indices_and_a_list": lambda lib: lib.sparse_coo_tensor(lib.ones(2, 3), [0, 1]),
+    "1d_indices": lambda lib: lib.sparse_coo_tensor(lib.tensor([0, 1]), lib.tensor([1.0, 2.0])),
+    "3d_indices": lambda lib: lib.sparse_coo_tensor(lib.zeros(1, 2, 1, dtype=lib.long), lib.zeros(2)),
+    "nnz_differs": lambda lib: lib.sparse_coo_tensor(lib.tensor([[0, 1]]), lib.tensor([1.0, 2.0, 3.0])),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_BAD_SPARSE_BUILDS))
+def test_sparse_coo_tensor_refuses_in_torchs_words(case):
+    _assert_same_refusal(lambda lib, f: _BAD_SPARSE_BUILDS[case](lib))
