@@ -1015,9 +1015,8 @@ def legacy_arguments(args: tuple) -> tuple:
     what is neither and for negative sizes."""
     first = args[0]
     if len(args) > 1:
-        if not _size_like(first) or isinstance(first, bool):
-            given = ", ".join(type(a).__name__ for a in args)
-            raise TypeError(f"new() received an invalid combination of arguments - got ({given})")
+        if not _sizes_first(args):
+            raise legacy_combination_error(args, {})
         # torch reads Tensor(2, 3) as one size list: a bool or a one-element integer tensor counts as
         # an int after the first place; anything else fails to unpack
         for position, a in enumerate(args[1:], start=2):
@@ -1057,6 +1056,8 @@ def legacy_keywords(args: tuple, kwargs: dict) -> tuple:
     device = kwargs.get("device")
     others = [key for key in kwargs if key != "device"]
     if not others:
+        if len(args) > 1 and not _sizes_first(args):  # (refused with the device= the call gave)
+            raise legacy_combination_error(args, kwargs)
         return args, device
     if not args and len(others) == 1:
         key = others[0]
@@ -1068,19 +1069,38 @@ def legacy_keywords(args: tuple, kwargs: dict) -> tuple:
     raise legacy_combination_error(args, kwargs)
 
 
+def _sizes_first(args: tuple) -> bool:
+    """Whether several positional arguments of a legacy constructor can be its size list: torch's
+    parser checks the first one's type (an int, not a bool); a later one fails as it is unpacked."""
+    return _size_like(args[0]) and not isinstance(args[0], bool)
+
+
 def legacy_combination_error(args: tuple, kwargs: dict) -> TypeError:
     # torch's parser lists the keywords last given first
     kwargs = dict(reversed(kwargs.items()))
     given = [_legacy_type_name(a) for a in args] + [f"{key}={_legacy_type_name(v)}" for key, v in kwargs.items()]
     got = ", ".join(given) + (", " if kwargs and not args else "")
     noted = _LEGACY_NOTED_BY_COUNT.get(len(args) + len(kwargs), ())
+    # no printed word of these signatures takes a value by its type name (each has a default, or is a
+    # 'tuple of ints', a 'torch.Storage', an 'object'), so a note marks every argument
+    note = (f"some of the keywords were incorrect: {', '.join(kwargs)}" if kwargs else
+            f"some of the arguments have invalid types: ({', '.join(f'!{_legacy_described(a)}!' for a in args)})")
     lines = []
     for i, signature in enumerate(_LEGACY_SIGNATURES):
         lines.append(f" * {signature}\n")
         if i in noted:
-            lines.append(f"      didn't match because some of the keywords were incorrect: {', '.join(kwargs)}\n")
+            lines.append(f"      didn't match because {note}\n")
     return TypeError(f"new() received an invalid combination of arguments - got ({got}), but expected one of:\n"
                      + "".join(lines))
+
+
+def _legacy_described(value) -> str:
+    """An argument as torch's parser describes it in a note: a sequence with its items' types."""
+    if isinstance(value, tuple):  # (Size too)
+        return f"{_legacy_type_name(value)} of ({', '.join(map(_legacy_type_name, value))}{',' * (len(value) == 1)})"
+    if isinstance(value, list):
+        return f"{_legacy_type_name(value)} of [{', '.join(map(_legacy_type_name, value))}]"
+    return _legacy_type_name(value)
 
 
 def _legacy_type_name(value) -> str:

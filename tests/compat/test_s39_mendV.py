@@ -262,3 +262,29 @@ _BAD_SPARSE_BUILDS = {
 @pytest.mark.parametrize("case", sorted(_BAD_SPARSE_BUILDS))
 def test_sparse_coo_tensor_refuses_in_torchs_words(case):
     _assert_same_refusal(lambda lib, f: _BAD_SPARSE_BUILDS[case](lib))
+
+
+# ---------------------------------------------------------------- legacy constructors' listing
+# several positional arguments that cannot be a size list: torch's parser lists its signatures and
+# notes, beside those with as many words as the call has arguments, what it did not take;
+# chainrule said only what it got
+_LEGACY_ARGUMENTS = {
+    "tensors": lambda lib: (lib.ones(2),) * 9, "two_tensors": lambda lib: (lib.ones(2),) * 2,
+    "a_string_first": lambda lib: ("a", 2), "a_float_first": lambda lib: (1.5, 2), "a_list_first": lambda lib: ([1], 2),
+    "none_first": lambda lib: (None, 2), "a_bool_first": lambda lib: (True, 2), "a_dtype_first": lambda lib: (lib.float32, 2),
+    "three_lists": lambda lib: ([1], [2], [3]), "a_tuple_first": lambda lib: ((2, 3), 2, 3),
+    "a_size_first": lambda lib: (lib.Size([2]), 2, 3), "an_empty_tuple_first": lambda lib: ((), 2, 3),
+}
+_LEGACY_CONSTRUCTORS = {
+    "new": lambda lib: lib.ones(2).new, "Tensor": lambda lib: lib.Tensor,
+    "FloatTensor": lambda lib: lib.FloatTensor, "LongTensor": lambda lib: lib.LongTensor,
+}
+
+
+@pytest.mark.parametrize("constructor", sorted(_LEGACY_CONSTRUCTORS))
+@pytest.mark.parametrize("arguments", sorted(_LEGACY_ARGUMENTS))
+@pytest.mark.parametrize("with_device", [False, True])
+def test_legacy_constructors_list_their_signatures_for_a_bad_combination(constructor, arguments, with_device):
+    keywords = {"device": "cpu"} if with_device else {}
+    _assert_same_refusal(lambda lib, f: _LEGACY_CONSTRUCTORS[constructor](lib)(*_LEGACY_ARGUMENTS[arguments](lib),
+                                                                                 **keywords))
