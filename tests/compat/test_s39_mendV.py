@@ -288,3 +288,20 @@ def test_legacy_constructors_list_their_signatures_for_a_bad_combination(constru
     keywords = {"device": "cpu"} if with_device else {}
     _assert_same_refusal(lambda lib, f: _LEGACY_CONSTRUCTORS[constructor](lib)(*_LEGACY_ARGUMENTS[arguments](lib),
                                                                                  **keywords))
+
+
+# ---------------------------------------------------------------- Python methods called without self
+# torch writes Tensor.unique, unique_consecutive and stft in Python with a first parameter 'self';
+# chainrule's share the function's impl, whose first parameter is 'input'
+_WITHOUT_SELF = {
+    "unique": lambda lib: lib.Tensor.unique(), "unique_sorted": lambda lib: lib.Tensor.unique(sorted=True),
+    "unique_consecutive": lambda lib: lib.Tensor.unique_consecutive(),
+    "unique_consecutive_dim": lambda lib: lib.Tensor.unique_consecutive(dim=0),
+    "stft": lambda lib: lib.Tensor.stft(), "stft_n_fft": lambda lib: lib.Tensor.stft(n_fft=4),
+    "split": lambda lib: lib.Tensor.split(), "norm": lambda lib: lib.Tensor.norm(),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_WITHOUT_SELF))
+def test_python_methods_called_without_self_name_self(case):
+    _assert_same_refusal(lambda lib, f: _WITHOUT_SELF[case](lib))

@@ -1763,7 +1763,13 @@ def method_binding_refusal(name: str, impl, args: tuple, kwargs: dict, error: Ty
     "Tensor.unique() got an unexpected keyword argument 'x'"."""
     if name in _PYTHON_METHODS:
         text, python_name = str(error), f"{impl.__name__}() "
-        return TypeError(f"Tensor.{name}() {text[len(python_name):]}") if text.startswith(python_name) else None
+        if not text.startswith(python_name):
+            return None
+        first = next(iter(inspect.signature(impl).parameters), "self")
+        if first != "self" and " missing " in text:  # (an impl shared with the function names self 'input';
+            # torch's method names it 'self', first of the missing ones where it is missing)
+            text = text.replace(f"'{first}'", "'self'", 1)
+        return TypeError(f"Tensor.{name}() {text[len(python_name):]}")
     try:
         parameters = list(inspect.signature(impl).parameters.values())[1:]  # (after self)
     except (TypeError, ValueError):
