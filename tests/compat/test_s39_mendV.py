@@ -305,3 +305,41 @@ _WITHOUT_SELF = {
 @pytest.mark.parametrize("case", sorted(_WITHOUT_SELF))
 def test_python_methods_called_without_self_name_self(case):
     _assert_same_refusal(lambda lib, f: _WITHOUT_SELF[case](lib))
+
+
+# ---------------------------------------------------------------- resize_'s parser
+# torch parses resize_'s size (IntArrayRef) and memory_format before anything else; chainrule took a
+# float size on, and refused it as a storage that cannot grow or int()'s NaN ValueError
+_BAD_RESIZES = {
+    "a_float": ((1.5,), {}), "an_int_then_a_float": ((2, 1.5), {}), "a_list_holding_a_float": (([2, 1.5],), {}),
+    "nan": ((float("nan"),), {}), "inf": ((float("inf"),), {}), "a_string": (("a",), {}), "none": ((None,), {}),
+    "nothing": ((), {}), "size_twice": ((2,), {"size": 3}), "an_int_memory_format": (((2, 3),), {"memory_format": 1}),
+    "unknown_keyword": ((2,), {"bogus": 1}),
+}
+
+
+@pytest.mark.parametrize("storage", ["own", "numpy"])
+@pytest.mark.parametrize("case", sorted(_BAD_RESIZES))
+def test_resize_refuses_bad_sizes_in_torchs_words(case, storage):
+    args, kwargs = _BAD_RESIZES[case]
+
+    def resize(lib, f):
+        x = lib.ones(2, 3) if storage == "own" else lib.from_numpy(np.ones((2, 3), np.float32))
+        return x.resize_(*args, **kwargs)
+
+    _assert_same_refusal(resize)
+
+
+def test_resize_with_a_2_63_size_is_refused_as_torchs_overflow():
+    for lib in (torch, chainrule):
+        with pytest.raises(TypeError, match="resize_\\(\\): argument 'size' failed to unpack the object at pos 2 with "
+                                            "error \"Overflow when unpacking long long"):
+            lib.ones(2, 3).resize_(2, 2**63)
+
+
+@pytest.mark.parametrize("sizes", [((3, 2), {}), ((6,), {}), (((1, 6),), {}), ((), {"size": (3, 2)})])
+def test_resize_to_good_sizes_is_torchs(sizes):
+    args, kwargs = sizes
+    expected = torch.arange(6.0).reshape(2, 3).resize_(*args, **kwargs)
+    result = chainrule.arange(6.0).reshape(2, 3).resize_(*args, **kwargs)
+    np.testing.assert_array_equal(result.numpy(), expected.numpy())

@@ -1433,6 +1433,7 @@ METHOD_SIGNATURES: dict[str, tuple] = {
     "repeat_interleave": ("(Tensor input, Tensor repeats, int64_t? dim=None, *, int64_t? output_size=None)",
                           "(Tensor input, int64_t repeats, int64_t? dim=None, *, int64_t? output_size=None)"),
     "view": ("(ScalarType dtype)", "(IntArrayRef size)"),
+    "resize_": ("(IntArrayRef size, *, MemoryFormat? memory_format=None)",),
     "expand": ("(IntArrayRef size, *, bool implicit=False)",),
     "repeat": ("(IntArrayRef repeats)",),
     "masked_fill_": ("(Tensor input, Tensor mask, Tensor value)", "(Tensor input, Tensor mask, Scalar value)"),
