@@ -1116,9 +1116,14 @@ def check_legacy_data(data, dtype: _dtype.dtype) -> None:
     """torch's errors for legacy constructor data holding what is no number (``LongTensor([1, 'a'])``,
     ``Tensor([1, None])``): its dims are read off the first element at each depth, so a string
     there is "too many dimensions"; any other non-number is refused as the dtype's C++ unpacking
-    refuses it (as an integer for integral and bool dtypes, a real number for floating ones)."""
-    if not isinstance(data, (list, tuple)) or dtype.is_complex:
+    refuses it (as an integer for integral and bool dtypes, a real number for floating ones).
+    ``torch.tensor(data, dtype=...)`` and ``new_tensor`` read their data so too, a lone value as well."""
+    if isinstance(data, (str, bytes)):
+        raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
+    if dtype.is_complex:
         return
+    if not isinstance(data, (list, tuple)):
+        data = [data]
     try:
         items = np.array(data, dtype=object).ravel()
         if set(map(type, items)) <= {float, int, bool}:
@@ -1135,7 +1140,8 @@ def check_legacy_data(data, dtype: _dtype.dtype) -> None:
         item = stack.pop()
         if isinstance(item, (list, tuple)):
             stack.extend(reversed(item))
-        elif not isinstance(item, (numbers.Number, np.generic, np.ndarray, Tensor)):
+        elif (isinstance(item, complex) and dtype is not _dtype.bool) or \
+                not isinstance(item, (numbers.Number, np.generic, np.ndarray, Tensor)):  # (bool takes a complex)
             name = _dtype.parser_type_name(item)
             if dtype.is_floating_point:
                 raise TypeError(f"must be real number, not {name}")
