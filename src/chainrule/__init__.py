@@ -210,18 +210,27 @@ from . import cpu, mps, quasirandom, signal, xpu  # noqa: E402
 from .amp import GradScaler  # noqa: E402
 from .cuda import OutOfMemoryError  # noqa: E402
 
-_DEVICE_MODULES = {"cpu": cpu, "cuda": cuda, "mps": mps, "xpu": xpu}
+import functools as _functools  # noqa: E402
 
 
+@_functools.cache  # torch caches it too: its cache refuses an unhashable argument before the body runs
 def get_device_module(device=None):
     """torch.get_device_module: the module of a device type (chainrule.cuda for 'cuda:1', ...); without
     an argument, the accelerator's if there is one, else chainrule.cpu."""
-    if device is None:
-        return cuda if cuda.is_available() else cpu
-    kind = device.type if isinstance(device, _backend.device) else str(device).split(":")[0]
-    if kind in _DEVICE_MODULES:
-        return _DEVICE_MODULES[kind]
-    return _DEVICE_MODULES[_backend.device(device).type]  # raises the device error for any other string
+    if isinstance(device, _backend.device):
+        kind = device.type
+    elif isinstance(device, str):
+        kind = _backend.device(device).type
+    elif device is None:
+        kind = "cuda" if cuda.is_available() else "cpu"
+    else:
+        raise RuntimeError(f"Invalid value of device '{device}', expect torch.device, str, or None")
+    module = globals().get(kind)
+    if module is None:
+        raise RuntimeError(f"Device '{kind}' does not have a corresponding module registered as 'torch.{kind}'.")
+    return module
+
+
 from ._format import get_printoptions, set_printoptions  # noqa: E402
 from .compiler import compile  # noqa: E402
 from .compiler import disable as _disable_dynamo  # noqa: E402,F401  (tensor subclasses decorate __init__ with it)

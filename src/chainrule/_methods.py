@@ -1422,6 +1422,9 @@ def _put(self: Tensor, index: Tensor, source: Tensor, accumulate: bool = False) 
 
 def _resize(self: Tensor, *sizes, size=None, memory_format=None) -> Tensor:
     """torch's resize_: the first elements (in memory order) kept, any new ones uninitialized (zero here)."""
+    # its parser first: a float, NaN or 2**63 size is its TypeError, before the storage is looked at
+    _arg_parser.check_as_method("resize_", *sizes, **({} if size is None else {"size": size}),
+                                **({} if memory_format is None else {"memory_format": memory_format}))
     sizes = _shape._spread_or_keyword(sizes, size, "size", "resize_")
     sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else tuple(sizes)
     if self._requires_grad:

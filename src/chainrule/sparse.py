@@ -972,14 +972,15 @@ def to_sparse_csc(self, dense_dim=None) -> SparseCSCTensor:
                                        xp.ascontiguousarray(self._data[rows, cols]), tuple(self.shape))
 
 
-def _index_array(indices):
-    array = indices._data if isinstance(indices, Tensor) else np.asarray(indices)
-    xp = array_module(array)
+def _index_array(indices, device):
+    """sparse_coo_tensor's indices as torch's constructor reads them: any data, a tensor of any dtype
+    too, cast to int64 on the values' device (a float index truncated, as torch's cast does)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", np.exceptions.ComplexWarning)  # (a complex index keeps its real part)
+        array = _to_array(indices, _dtype.int64, copy=False, device=device)
     if array.ndim != 2:
-        raise RuntimeError(f"sparse_coo_tensor: indices must be sparse_dim x nnz, but got: {list(array.shape)}")
-    if array.dtype.kind not in "iu":
-        raise RuntimeError(f"sparse_coo_tensor: indices must be an int64 tensor, got {array.dtype}")
-    return xp.asarray(array, dtype=np.int64)
+        raise RuntimeError(f"indices must be sparse_dim x nnz, but got: {list(array.shape)}")
+    return array
 
 
 class check_sparse_tensor_invariants:  # noqa: N801 - torch's name
@@ -1035,13 +1036,15 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
     """A sparse COO tensor with entries ``values`` at ``indices`` (sparse_dim × nnz); ``size``
     defaults to one past the largest index in each sparse dim. With ``requires_grad`` it is a leaf
     whose gradient is sparse where torch's is (see ``_SparseGradient``)."""
-    index = _index_array(indices)
+    # torch's constructor makes the values first, then the indices on their device; a 0-d value is
+    # one entry (its expand_values_if_needed)
     value = values if isinstance(values, Tensor) else Tensor._make(_to_array(values, None))
     if dtype is not None or device is not None:
         value = value.to(device=device, dtype=dtype)
+    if value.ndim == 0:
+        value = value.reshape(1)
     value_array = value._data
-    if value_array.ndim == 0:
-        raise RuntimeError("sparse_coo_tensor: values must have at least one dim (nnz)")
+    index = _index_array(indices, value.device)
     if index.shape[1] != value_array.shape[0]:
         raise RuntimeError(f"indices and values must have same nnz, but got nnz from indices: {index.shape[1]}, "
                            f"nnz from values: {value_array.shape[0]}")

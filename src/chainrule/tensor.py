@@ -1015,9 +1015,8 @@ def legacy_arguments(args: tuple) -> tuple:
     what is neither and for negative sizes."""
     first = args[0]
     if len(args) > 1:
-        if not _size_like(first) or isinstance(first, bool):
-            given = ", ".join(type(a).__name__ for a in args)
-            raise TypeError(f"new() received an invalid combination of arguments - got ({given})")
+        if not _sizes_first(args):
+            raise legacy_combination_error(args, {})
         # torch reads Tensor(2, 3) as one size list: a bool or a one-element integer tensor counts as
         # an int after the first place; anything else fails to unpack
         for position, a in enumerate(args[1:], start=2):
@@ -1057,6 +1056,8 @@ def legacy_keywords(args: tuple, kwargs: dict) -> tuple:
     device = kwargs.get("device")
     others = [key for key in kwargs if key != "device"]
     if not others:
+        if len(args) > 1 and not _sizes_first(args):  # (refused with the device= the call gave)
+            raise legacy_combination_error(args, kwargs)
         return args, device
     if not args and len(others) == 1:
         key = others[0]
@@ -1068,19 +1069,38 @@ def legacy_keywords(args: tuple, kwargs: dict) -> tuple:
     raise legacy_combination_error(args, kwargs)
 
 
+def _sizes_first(args: tuple) -> bool:
+    """Whether several positional arguments of a legacy constructor can be its size list: torch's
+    parser checks the first one's type (an int, not a bool); a later one fails as it is unpacked."""
+    return _size_like(args[0]) and not isinstance(args[0], bool)
+
+
 def legacy_combination_error(args: tuple, kwargs: dict) -> TypeError:
     # torch's parser lists the keywords last given first
     kwargs = dict(reversed(kwargs.items()))
     given = [_legacy_type_name(a) for a in args] + [f"{key}={_legacy_type_name(v)}" for key, v in kwargs.items()]
     got = ", ".join(given) + (", " if kwargs and not args else "")
     noted = _LEGACY_NOTED_BY_COUNT.get(len(args) + len(kwargs), ())
+    # no printed word of these signatures takes a value by its type name (each has a default, or is a
+    # 'tuple of ints', a 'torch.Storage', an 'object'), so a note marks every argument
+    note = (f"some of the keywords were incorrect: {', '.join(kwargs)}" if kwargs else
+            f"some of the arguments have invalid types: ({', '.join(f'!{_legacy_described(a)}!' for a in args)})")
     lines = []
     for i, signature in enumerate(_LEGACY_SIGNATURES):
         lines.append(f" * {signature}\n")
         if i in noted:
-            lines.append(f"      didn't match because some of the keywords were incorrect: {', '.join(kwargs)}\n")
+            lines.append(f"      didn't match because {note}\n")
     return TypeError(f"new() received an invalid combination of arguments - got ({got}), but expected one of:\n"
                      + "".join(lines))
+
+
+def _legacy_described(value) -> str:
+    """An argument as torch's parser describes it in a note: a sequence with its items' types."""
+    if isinstance(value, tuple):  # (Size too)
+        return f"{_legacy_type_name(value)} of ({', '.join(map(_legacy_type_name, value))}{',' * (len(value) == 1)})"
+    if isinstance(value, list):
+        return f"{_legacy_type_name(value)} of [{', '.join(map(_legacy_type_name, value))}]"
+    return _legacy_type_name(value)
 
 
 def _legacy_type_name(value) -> str:
@@ -1096,9 +1116,14 @@ def check_legacy_data(data, dtype: _dtype.dtype) -> None:
     """torch's errors for legacy constructor data holding what is no number (``LongTensor([1, 'a'])``,
     ``Tensor([1, None])``): its dims are read off the first element at each depth, so a string
     there is "too many dimensions"; any other non-number is refused as the dtype's C++ unpacking
-    refuses it (as an integer for integral and bool dtypes, a real number for floating ones)."""
-    if not isinstance(data, (list, tuple)) or dtype.is_complex:
+    refuses it (as an integer for integral and bool dtypes, a real number for floating ones).
+    ``torch.tensor(data, dtype=...)`` and ``new_tensor`` read their data so too, a lone value as well."""
+    if isinstance(data, (str, bytes)):
+        raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
+    if dtype.is_complex:
         return
+    if not isinstance(data, (list, tuple)):
+        data = [data]
     try:
         items = np.array(data, dtype=object).ravel()
         if set(map(type, items)) <= {float, int, bool}:
@@ -1115,7 +1140,8 @@ def check_legacy_data(data, dtype: _dtype.dtype) -> None:
         item = stack.pop()
         if isinstance(item, (list, tuple)):
             stack.extend(reversed(item))
-        elif not isinstance(item, (numbers.Number, np.generic, np.ndarray, Tensor)):
+        elif (isinstance(item, complex) and dtype is not _dtype.bool) or \
+                not isinstance(item, (numbers.Number, np.generic, np.ndarray, Tensor)):  # (bool takes a complex)
             name = _dtype.parser_type_name(item)
             if dtype.is_floating_point:
                 raise TypeError(f"must be real number, not {name}")
@@ -1314,11 +1340,16 @@ def out_keyword_front(fn, with_out):
     except (TypeError, ValueError):
         parameters = None
     name = getattr(fn, "__name__", "")
+    out_in_place = False
     if parameters is not None:
         # an ``out`` keyword ``fn`` declares only for its signature's sake: the front owns it
         parameters = [p for p in parameters if not (p.name == "out" and p.kind is p.KEYWORD_ONLY)]
+        # one ``fn`` declares positionally stands where torch's Python function takes it (torch.norm's
+        # fifth, tensordot's fourth, F.normalize's): the front takes it in that place, and owns it too
+        out_in_place = any(p.name == "out" and p.kind is p.POSITIONAL_OR_KEYWORD for p in parameters)
     if parameters is None or not name.isidentifier() or any(
-            p.name in _FRONT_NAMES or p.name.startswith("_default") for p in parameters):
+            (p.name in _FRONT_NAMES and not (out_in_place and p.name == "out")) or p.name.startswith("_default")
+            for p in parameters):
         def front(*args, out=None, **kwargs):
             if out is None:
                 return fn(*args, **kwargs)
@@ -1327,7 +1358,12 @@ def out_keyword_front(fn, with_out):
         namespace = {"_function": fn, "_with_out": with_out}
         declared, passed = [], []
         star_written = False
+        after_out = False  # (fn's parameters after its ``out`` are passed by keyword: fn is called without it)
         for index, p in enumerate(parameters):
+            if p.name == "out" and out_in_place:
+                declared.append("out=None")
+                after_out = True
+                continue
             default = ""
             if p.default is not inspect.Parameter.empty:
                 namespace[f"_default{index}"] = p.default
@@ -1343,11 +1379,12 @@ def out_keyword_front(fn, with_out):
                 star_written = True
             else:
                 declared.append(p.name + default)
-                passed.append(f"{p.name}={p.name}" if p.kind is p.KEYWORD_ONLY else p.name)
+                passed.append(f"{p.name}={p.name}" if p.kind is p.KEYWORD_ONLY or after_out else p.name)
             if p.kind is p.POSITIONAL_ONLY and (index + 1 == len(parameters)
                                                 or parameters[index + 1].kind is not p.POSITIONAL_ONLY):
                 declared.append("/")
-        declared += ([] if star_written else ["*"]) + ["out=None"]
+        if not out_in_place:
+            declared += ([] if star_written else ["*"]) + ["out=None"]
         if parameters and parameters[-1].kind is inspect.Parameter.VAR_KEYWORD:
             declared.append(f"**{parameters[-1].name}")
             passed.append(f"**{parameters[-1].name}")

@@ -1433,6 +1433,7 @@ METHOD_SIGNATURES: dict[str, tuple] = {
     "repeat_interleave": ("(Tensor input, Tensor repeats, int64_t? dim=None, *, int64_t? output_size=None)",
                           "(Tensor input, int64_t repeats, int64_t? dim=None, *, int64_t? output_size=None)"),
     "view": ("(ScalarType dtype)", "(IntArrayRef size)"),
+    "resize_": ("(IntArrayRef size, *, MemoryFormat? memory_format=None)",),
     "expand": ("(IntArrayRef size, *, bool implicit=False)",),
     "repeat": ("(IntArrayRef repeats)",),
     "masked_fill_": ("(Tensor input, Tensor mask, Tensor value)", "(Tensor input, Tensor mask, Scalar value)"),
@@ -1763,7 +1764,13 @@ def method_binding_refusal(name: str, impl, args: tuple, kwargs: dict, error: Ty
     "Tensor.unique() got an unexpected keyword argument 'x'"."""
     if name in _PYTHON_METHODS:
         text, python_name = str(error), f"{impl.__name__}() "
-        return TypeError(f"Tensor.{name}() {text[len(python_name):]}") if text.startswith(python_name) else None
+        if not text.startswith(python_name):
+            return None
+        first = next(iter(inspect.signature(impl).parameters), "self")
+        if first != "self" and " missing " in text:  # (an impl shared with the function names self 'input';
+            # torch's method names it 'self', first of the missing ones where it is missing)
+            text = text.replace(f"'{first}'", "'self'", 1)
+        return TypeError(f"Tensor.{name}() {text[len(python_name):]}")
     try:
         parameters = list(inspect.signature(impl).parameters.values())[1:]  # (after self)
     except (TypeError, ValueError):

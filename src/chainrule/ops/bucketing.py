@@ -126,6 +126,9 @@ def searchsorted(sorted_sequence: Tensor, input, *, out_int32: bool = False, rig
     seq = sorted_sequence._data
     values = _values_array(input, seq, "searchsorted")
     _check_devices(sorted_sequence, input, sorter)
+    if values.ndim == 0 and seq.ndim != 1:  # (torch's first check: a 0-d boundaries tensor gets this one too)
+        raise RuntimeError("torch.searchsorted(): input value can be a scalar only when boundaries tensor dimension "
+                           f"is 1, but we got boundaries tensor dim({seq.ndim}) and input value's dim(0) numel(1)")
     if seq.ndim == 0:
         raise RuntimeError("torch.searchsorted(): boundaries tensor should have positive dimension, but got 0 "
                            "dimension")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 import itertools
 import math
+import numbers
 import warnings
 
 import numpy as np
@@ -29,7 +30,15 @@ from .._backend import (
 from .._backend import device as _device
 from .._opmath import fused_multiply_add_float32
 from ..autograd import function as _function
-from ..tensor import Tensor, _check_out, _check_tensor, _int_sequence, out_keyword_front, write_out
+from ..tensor import (
+    Tensor,
+    _check_out,
+    _check_tensor,
+    _int_sequence,
+    check_legacy_data,
+    out_keyword_front,
+    write_out,
+)
 from .memory_format import empty_preserving_format
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "asarray", "zeros", "ones", "full", "empty",
@@ -131,6 +140,11 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
         if target.np.kind in "iu" and _float_overflows(data, target.np):
             # NumPy truncates a float into an integer dtype unchecked (-0.5 -> 0, 300.5 -> 44 in uint8)
             raise RuntimeError(f"value cannot be converted to type {target.name} without overflow")
+        if dtype is not None and (target is _dtype.bool or not isinstance(data, (list, tuple, np.ndarray, np.generic,
+                                                                                    numbers.Number))):
+            # NumPy casts anything to bool (None is False) and takes a lone None or string on: torch
+            # unpacks each value as the dtype asks (a dtype given, it infers none)
+            check_legacy_data(data, target)
         try:
             if target.name in _dtype._FLOAT8_NAMES:  # Python numbers are doubles, rounded once as torch's
                 array = _dtype.cast_array(np.array(data, dtype=np.float64), target.np)
@@ -141,8 +155,10 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
                 array = _dtype.cast_array(data, target.np)  # as a tensor's cast (its NaN bits)
             else:
                 array = np.array(data, dtype=target.np, copy=copy) if copy else np.asarray(data, dtype=target.np)
-        except ValueError:
+        except (ValueError, TypeError):
             _check_ragged(data)
+            if dtype is not None:  # a string or None inside the data: torch's words for it
+                check_legacy_data(data, target)
             raise
         except OverflowError:
             if target is not _dtype.uint64 and not target.is_floating_point and _holds_int_beyond_int64(data):

@@ -1615,16 +1615,23 @@ def frobenius_norm(input: Tensor, dim, keepdim: bool = False, *, out=None) -> Te
 
 
 # ---------------------------------------------------------------- randomized low-rank SVD and PCA
+_SKETCH_DTYPES = (_dtype.float16, _dtype.float32, _dtype.float64)
+
+
 def _approximate_basis(A: Tensor, q: int, niter: int, M: Tensor | None) -> Tensor:
     """Q (..., m, q) with orthonormal columns spanning most of A - M's range: a Gaussian sketch
     refined by ``niter`` power iterations, each re-orthonormalised by QR (Halko, Martinsson and
     Tropp 2011, Algorithm 4.4). Differentiable: QR and matmuls only."""
     from .random import randn
 
-    def apply(B, X):
-        return _mat(A if B is None else _adjoint(A), X) - (0 if M is None else _mat(M if B is None else _adjoint(M), X))
+    def apply(B, X):  # (torch.matmul's checks: the user's A and M meet the sketch here)
+        return matmul(A if B is None else _adjoint(A), X) - (0 if M is None else matmul(M if B is None else _adjoint(M), X))
 
-    Q = linalg_qr(apply(None, randn(A._data.shape[-1], q, dtype=A.dtype, device=A.device))).Q
+    # torch's sketch is float32 for any real A not float16/32/64 (its matmul then refuses the mix), and
+    # q meets torch.randn's parser unchecked (a float q is its TypeError)
+    dtype = A.dtype if A.dtype in _SKETCH_DTYPES or A.dtype.is_complex else _dtype.float32
+    check_as("randn", A._data.shape[-1], q, dtype=dtype)
+    Q = linalg_qr(apply(None, randn(A._data.shape[-1], q, dtype=dtype, device=A.device))).Q
     for _ in range(niter):
         Q = linalg_qr(apply("adjoint", Q)).Q
         Q = linalg_qr(apply(None, Q)).Q
@@ -1649,8 +1656,9 @@ def svd_lowrank(A: Tensor, q: int | None = 6, niter: int = 2, M: Tensor | None =
     """torch.svd_lowrank: ``(U, S, V)`` of a randomized rank-``q`` SVD of A - M (A ≈ U diag(S) Vᴴ),
     from a Gaussian sketch and ``niter`` power iterations; exact when rank(A - M) <= q. The sketch
     is torch's for a seed (torch's randn stream) and the steps are torch's, but the last SVD runs in
-    NumPy's LAPACK, not torch's MKL: singular values agree, singular vectors may differ in sign."""
-    return _svd_lowrank(A, 6 if q is None else int(q), int(niter), M)
+    NumPy's LAPACK, not torch's MKL: singular values agree, singular vectors may differ in sign.
+    Like torch's Python, it checks neither ``q`` nor ``niter`` itself: randn's parser and range() do."""
+    return _svd_lowrank(A, 6 if q is None else q, 2 if niter is None else niter, M)
 
 
 def pca_lowrank(A: Tensor, q: int | None = None, center: bool = True, niter: int = 2):
@@ -1661,7 +1669,7 @@ def pca_lowrank(A: Tensor, q: int | None = None, center: bool = True, niter: int
     m, n = A._data.shape[-2:]
     if q is None:
         q = min(6, m, n)
-    elif not 0 <= q <= min(m, n):
+    elif not (q >= 0 and q <= min(m, n)):  # (in torch's order: a list's q fails at its '>=')
         raise ValueError(f"q(={q}) must be non-negative integer and not greater than min(m, n)={min(m, n)}")
     if not niter >= 0:
         raise ValueError(f"niter(={niter}) must be non-negative integer")

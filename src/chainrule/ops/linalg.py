@@ -1178,26 +1178,25 @@ def _reduce_ellipsis(g: Tensor, kept: list, x: Tensor, target: list) -> Tensor:
     return g
 
 
+def _subscript_letter(n) -> str:
+    """One subscript of torch's sublist form as its Python reads it: Ellipsis, 0-25 as 'A'-'Z', 26-51 as
+    'a'-'z'. Anything else fails where torch's comparisons and chr() fail (a float at chr(), a
+    several-element tensor at its truth value, a string at '>='), so in its words."""
+    if n == Ellipsis:
+        return "..."
+    if n >= 0 and n < 26:
+        return chr(ord("A") + n)
+    if n >= 26 and n < 52:
+        return chr(ord("a") + n - 26)
+    raise ValueError("einsum(): subscript in subscript list is not within the valid range [0, 52)")
+
+
 def _sublist_equation(args: tuple) -> tuple:
     """torch's sublist form ``einsum(a, [0, 1], b, [1, 2], [0, 2])`` as (equation, operands)."""
-
-    def letters(sublist) -> str:
-        out = []
-        for s in sublist:
-            if s is Ellipsis:
-                out.append("...")
-            elif isinstance(s, int) and 0 <= s < len(_LETTERS):
-                out.append(_LETTERS[s])
-            else:
-                raise RuntimeError(f"einsum(): expected subscript to be within the range [0, 52), but got {s}")
-        return "".join(out)
-
-    operands = args[0::2]
-    terms = [letters(sub) for sub in args[1::2]]
+    equation = ",".join("".join(_subscript_letter(s) for s in sublist) for sublist in args[1::2])
     if len(args) % 2:  # an odd count: the last sublist is the output
-        operands = operands[:-1]
-        return ",".join(terms) + "->" + letters(args[-1]), operands
-    return ",".join(terms), operands
+        return equation + "->" + "".join(_subscript_letter(s) for s in args[-1]), args[:-1:2]
+    return equation, args[::2]
 
 
 def einsum(equation, *operands) -> Tensor:
@@ -1411,8 +1410,9 @@ def _lone_label_operands(subs: list, output: list, shapes: list) -> list:
 
 
 @honours_out
-def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
-    """torch.tensordot: contract ``dims`` (an int: a's last and b's first dims; or two lists)."""
+def tensordot(a: Tensor, b: Tensor, dims=2, out=None) -> Tensor:
+    """torch.tensordot: contract ``dims`` (an int: a's last and b's first dims; or two lists).
+    ``out`` (torch's Python takes it fourth) is honours_out's."""
     if isinstance(dims, Tensor):
         dims = dims.tolist()
     if isinstance(dims, int):

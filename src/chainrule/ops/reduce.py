@@ -53,6 +53,7 @@ __all__ = ["sum", "mean", "sum_to_shape", "prod", "var", "std", "var_mean", "std
            "cumprod", "norm", "all", "any", "count_nonzero", "sort", "argsort", "topk", "median",
            "kthvalue", "mode", "nansum", "nanmean", "aminmax", "cummax", "cummin", "dist"]
 __not_methods__ = {"sum_to_shape", "var_mean", "std_mean"}  # torch.Tensor has none of them
+__tensor_methods__ = {"norm": "_norm_method"}
 
 
 def _dims(dim, ndim: int, op: str) -> tuple:
@@ -1568,12 +1569,13 @@ def _check_norm_input(input: Tensor, op: str) -> None:
                            f"Got {_dtype.scalar_name(input.dtype)}")
 
 
-def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
+def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, out=None, dtype=None) -> Tensor:
     """torch.norm: the vector p-norm over ``dim`` (all elements by default); 'fro' is the 2-norm.
 
     ``p`` may be any number, ``inf``/``-inf`` (ties share the gradient evenly), 'fro' or 'nuc'
     (the sum of the singular values over two dims); the gradient of the 2-norm at the zero vector
-    is 0, as in torch.
+    is 0, as in torch. ``out`` stands where torch's Python signature has it, before ``dtype``: the
+    namespace's out= front takes it there (``namespace_with_out``).
     """
     if dim is not None:  # torch.norm hands dim to linalg's functions, whose parser unpacks each as an int64
         # (an int in a list of its own, as torch's Python puts it)
@@ -1591,6 +1593,14 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
     elif isinstance(p, str):  # torch hands any other string to matrix_norm, which refuses it before the dims
         raise RuntimeError(f"linalg.matrix_norm: Order {p} not supported.")
     return _vector_norm(input, p, dim, keepdim, dtype, "linalg.vector_norm")
+
+
+def _norm_method(self: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
+    """Tensor.norm: torch.norm without out=, so ``dtype`` is its fourth argument (torch's Python method)."""
+    return norm(self, p, dim, keepdim, dtype=dtype)
+
+
+_norm_method.__name__, _norm_method.__qualname__ = "norm", "Tensor.norm"  # named as torch's in Python's refusals
 
 
 # ---------------------------------------------------------------- logical reductions, counting
