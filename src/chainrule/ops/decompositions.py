@@ -122,8 +122,28 @@ def _solve_triangular_array(xp, A, B, upper: bool, left: bool, unitriangular: bo
         n = A.shape[-1]
         tri = tri * (1 - xp.eye(n, dtype=A.dtype)) + xp.eye(n, dtype=A.dtype)
     if left:
+        return _triangular_solve_array(xp, tri, B, upper)
+    # X A = B is Aᵀ Xᵀ = Bᵀ, and Aᵀ has the other triangle
+    return _triangular_solve_array(xp, tri.swapaxes(-1, -2), B.swapaxes(-1, -2), not upper).swapaxes(-1, -2)
+
+
+def _triangular_solve_array(xp, tri, B, upper: bool):
+    """X with tri X = B. LAPACK's general solve refuses a singular matrix, but torch's triangular
+    kernel (BLAS trsm) never checks: a zero on the diagonal gives inf and nan. So a singular
+    triangle is solved by substitution, dividing by its zeros as trsm does."""
+    try:
         return broadcast_solve(xp, tri, B)
-    return broadcast_solve(xp, tri.swapaxes(-1, -2), B.swapaxes(-1, -2)).swapaxes(-1, -2)
+    except xp.linalg.LinAlgError:
+        pass
+    batch = xp.broadcast_shapes(tri.shape[:-2], B.shape[:-2])
+    tri = xp.broadcast_to(tri, batch + tri.shape[-2:])
+    x = xp.array(xp.broadcast_to(B, batch + B.shape[-2:]), dtype=xp.result_type(tri, B))
+    n = tri.shape[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for i in (range(n - 1, -1, -1) if upper else range(n)):
+            solved = slice(i + 1, n) if upper else slice(0, i)
+            x[..., i, :] = (x[..., i, :] - (tri[..., i:i + 1, solved] @ x[..., solved, :])[..., 0, :]) / tri[..., i, i, None]
+    return x
 
 
 def _triangle(x: Tensor, upper: bool, strict: bool) -> Tensor:
