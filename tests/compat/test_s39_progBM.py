@@ -49,3 +49,38 @@ def test_solve_triangular_of_a_nonsingular_matrix_is_unchanged_by_the_fallback()
     (tA, cA), (tB, cB) = _both(A, "float64"), _both(B, "float64")
     np.testing.assert_allclose(chainrule.linalg.solve_triangular(cA, cB, upper=False).numpy(),
                                torch.linalg.solve_triangular(tA, tB, upper=False).numpy(), rtol=1e-12)
+
+
+# ---------------------------------------------------------------- solve_triangular, B of another dtype
+@pytest.mark.parametrize("a_dtype, b_dtype", [("float32", "float64"), ("float64", "float32")])
+@pytest.mark.parametrize("left", [True, False])
+def test_solve_triangular_solves_in_as_dtype_when_b_has_another(a_dtype, b_dtype, left):
+    """torch 2.13 solves in A's dtype and hands B its gradient in B's dtype; chainrule refused
+    with 'linalg.solve_triangular: Expected b and A to have the same dtype ...'."""
+    rng = np.random.default_rng(1)
+    A = np.tril(rng.standard_normal((3, 3))) + 3 * np.eye(3)
+    B = rng.standard_normal((3, 2) if left else (2, 3))
+    (tA, cA), (tB, cB) = _both(A, a_dtype, True), _both(B, b_dtype, True)
+    expected = torch.linalg.solve_triangular(tA, tB, upper=False, left=left)
+    got = chainrule.linalg.solve_triangular(cA, cB, upper=False, left=left)
+    assert str(got.dtype) == str(expected.dtype).replace("torch", "chainrule")
+    assert got.grad_fn.name() == expected.grad_fn.name() == "LinalgSolveTriangularBackward0"
+    tol = 1e-5 if "float32" in (a_dtype, b_dtype) else 1e-12
+    np.testing.assert_allclose(got.detach().numpy(), expected.detach().numpy(), rtol=tol)
+    weights = rng.standard_normal(tuple(expected.shape))
+    (expected * torch.tensor(weights, dtype=expected.dtype)).sum().backward()
+    (got * chainrule.tensor(weights, dtype=got.dtype)).sum().backward()
+    for c, t in ((cA, tA), (cB, tB)):
+        assert str(c.grad.dtype) == str(t.grad.dtype).replace("torch", "chainrule")
+        np.testing.assert_allclose(c.grad.numpy(), t.grad.numpy(), rtol=tol, atol=tol)
+
+
+def test_cholesky_solve_still_refuses_b_of_another_dtype_in_torchs_words():
+    A = np.array([[2.0, 0.0], [1.0, 1.0]])
+    B = np.ones((2, 1))
+    (tA, cA), (tB, cB) = _both(A, "float32"), _both(B, "float64")
+    with pytest.raises(RuntimeError) as expected:
+        torch.cholesky_solve(tB, tA)
+    with pytest.raises(RuntimeError) as got:
+        chainrule.cholesky_solve(cB, cA)
+    assert str(got.value) == str(expected.value)
