@@ -84,3 +84,31 @@ def test_cholesky_solve_still_refuses_b_of_another_dtype_in_torchs_words():
     with pytest.raises(RuntimeError) as got:
         chainrule.cholesky_solve(cB, cA)
     assert str(got.value) == str(expected.value)
+
+
+# ---------------------------------------------------------------- sparse_coo_tensor of fewer than two entries
+@pytest.mark.parametrize("nnz", [0, 1, 2])
+@pytest.mark.parametrize("is_coalesced", [None, False, True])
+def test_sparse_coo_tensor_of_fewer_than_two_entries_is_coalesced_as_in_torch(nnz, is_coalesced):
+    """torch's factory marks a COO tensor of 0 or 1 entries coalesced unless told otherwise, so its
+    ``indices()``/``values()`` may be read at once; chainrule marked it uncoalesced and refused."""
+    indices = np.zeros((2, nnz), dtype=np.int64)
+    made = [lib.sparse_coo_tensor(lib.tensor(indices), lib.ones(nnz), (2, 2), is_coalesced=is_coalesced)
+            for lib in (torch, chainrule)]
+    expected, got = made
+    assert got.is_coalesced() == expected.is_coalesced()
+    if expected.is_coalesced():
+        assert np.array_equal(got.indices().numpy(), expected.indices().numpy())
+        assert np.array_equal(got.values().numpy(), expected.values().numpy())
+        assert (got + got).is_coalesced() == (expected + expected).is_coalesced()
+
+
+def test_one_entry_sparse_tensor_with_grad_reads_its_indices_and_backpropagates():
+    grads = []
+    for lib in (torch, chainrule):
+        values = lib.tensor([2.0], requires_grad=True)
+        sparse = lib.sparse_coo_tensor(lib.tensor([[1], [0]]), values, (2, 2))
+        assert sparse.indices().tolist() == [[1], [0]]
+        (lib.sparse.mm(sparse, lib.tensor([[1.0, 2.0], [3.0, 4.0]])) ** 2).sum().backward()
+        grads.append(values.grad.numpy())
+    np.testing.assert_array_equal(grads[1], grads[0])
