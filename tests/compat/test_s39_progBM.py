@@ -112,3 +112,32 @@ def test_one_entry_sparse_tensor_with_grad_reads_its_indices_and_backpropagates(
         (lib.sparse.mm(sparse, lib.tensor([[1.0, 2.0], [3.0, 4.0]])) ** 2).sum().backward()
         grads.append(values.grad.numpy())
     np.testing.assert_array_equal(grads[1], grads[0])
+
+
+# ---------------------------------------------------------------- BCE with logits: weights must be tensors
+@pytest.mark.parametrize("keyword, value", [("pos_weight", 2.0), ("pos_weight", 3), ("pos_weight", [2.0, 1.0]),
+                                            ("weight", 2.0), ("weight", [1.0, 0.5])])
+def test_binary_cross_entropy_with_logits_refuses_weights_that_are_not_tensors(keyword, value):
+    """torch's F hands the weights to its ATen op, whose parser refuses a number or a list with a
+    TypeError; chainrule converted them, so code that fails on torch ran on chainrule."""
+    errors = []
+    for lib in (torch, chainrule):
+        logits, target = lib.tensor([0.5, -1.0], requires_grad=True), lib.tensor([1.0, 0.0])
+        with pytest.raises(TypeError) as info:
+            lib.nn.functional.binary_cross_entropy_with_logits(logits, target, **{keyword: value})
+        errors.append(str(info.value))
+        assert logits.grad is None
+    assert errors[1] == errors[0]
+
+
+def test_binary_cross_entropy_with_logits_keeps_tensor_pos_weight():
+    values = []
+    for lib in (torch, chainrule):
+        logits = lib.tensor([[0.5, -1.0], [2.0, 0.0]], requires_grad=True)
+        loss = lib.nn.functional.binary_cross_entropy_with_logits(
+            logits, lib.tensor([[1.0, 0.0], [1.0, 1.0]]), pos_weight=lib.tensor(4.0))
+        loss.backward()
+        values.append((loss.item(), logits.grad.numpy(), loss.grad_fn.name()))
+    assert values[1][2] == values[0][2]
+    np.testing.assert_allclose(values[1][0], values[0][0], rtol=1e-6)
+    np.testing.assert_allclose(values[1][1], values[0][1], rtol=1e-6)
