@@ -141,3 +141,40 @@ def test_binary_cross_entropy_with_logits_keeps_tensor_pos_weight():
     assert values[1][2] == values[0][2]
     np.testing.assert_allclose(values[1][0], values[0][0], rtol=1e-6)
     np.testing.assert_allclose(values[1][1], values[0][1], rtol=1e-6)
+
+
+# ---------------------------------------------------------------- torch.diff's prepend/append checks
+DIFF_JOIN_CASES = [
+    ((2, 3), dict(prepend=(3,))),
+    ((2, 3), dict(append=(2, 2, 3))),
+    ((2, 3), dict(prepend=(3, 3))),
+    ((2, 3), dict(dim=0, append=(1, 2))),
+    ((2, 3), dict(n=0, prepend=(3,))),
+    ((2, 3), dict(prepend=(3, 1), append=(3,))),
+    ((2, 3, 4), dict(dim=1, prepend=(2, 1, 3))),
+]
+
+
+@pytest.mark.parametrize("shape, options", DIFF_JOIN_CASES)
+def test_diff_refuses_prepend_or_append_of_another_shape_in_torchs_words(shape, options):
+    """torch's diff_check runs before any work (even for n=0) and says which size differs; chainrule
+    added ', but got 1 and 2' to the rank message, let cat report other sizes, and copied for n=0."""
+    errors = []
+    for lib in (torch, chainrule):
+        kwargs = {k: (lib.zeros(*v) if k in ("prepend", "append") else v) for k, v in options.items()}
+        with pytest.raises(RuntimeError) as info:
+            lib.diff(lib.ones(*shape), **kwargs)
+        errors.append(str(info.value))
+    assert errors[1] == errors[0]
+
+
+def test_diff_with_matching_prepend_and_append_still_agrees_with_torch():
+    results = []
+    for lib in (torch, chainrule):
+        x = lib.tensor([[1.0, 3.0, 6.0], [2.0, 2.0, 5.0]], requires_grad=True)
+        out = lib.diff(x, n=2, dim=1, prepend=lib.zeros(2, 1), append=lib.ones(2, 2))
+        out.sum().backward()
+        results.append((out.detach().numpy(), x.grad.numpy(), out.grad_fn.name()))
+    np.testing.assert_array_equal(results[1][0], results[0][0])
+    np.testing.assert_array_equal(results[1][1], results[0][1])
+    assert results[1][2] == results[0][2]
