@@ -1069,6 +1069,8 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
     if tuple(value_array.shape[1:]) != size[sparse_dims:]:
         raise RuntimeError(f"values has incorrect size, expected {[index.shape[1], *size[sparse_dims:]]}, got "
                            f"{list(value_array.shape)}")
+    if is_coalesced is None:  # torch's factory: no two entries can share an index
+        is_coalesced = index.shape[1] < 2
     tensor = SparseCOOTensor._from_parts(index, value_array, size, bool(is_coalesced))
     if value._requires_grad and is_grad_enabled():
         _joined_graph(tensor, _ScatterValues.apply(value, positions=tuple(index), dense=tensor._data))

@@ -93,10 +93,10 @@ def _check_float(A: Tensor, op: str) -> None:
 
 
 
-def _check_same_dtype(op_prefix: str, A: Tensor, B: Tensor) -> None:
-    """torch's message for linalg.solve_triangular's and cholesky_solve's B and A of two dtypes."""
+def _check_same_dtype(A: Tensor, B: Tensor) -> None:
+    """torch's message for cholesky_solve's B and A of two dtypes."""
     if A._data.dtype != B._data.dtype:
-        raise RuntimeError(f"{op_prefix}Expected b and A to have the same dtype, but found b of type "
+        raise RuntimeError(f"Expected b and A to have the same dtype, but found b of type "
                            f"{_dtype.scalar_name(B.dtype)} and A of type {_dtype.scalar_name(A.dtype)} instead.")
 
 
@@ -122,8 +122,28 @@ def _solve_triangular_array(xp, A, B, upper: bool, left: bool, unitriangular: bo
         n = A.shape[-1]
         tri = tri * (1 - xp.eye(n, dtype=A.dtype)) + xp.eye(n, dtype=A.dtype)
     if left:
+        return _triangular_solve_array(xp, tri, B, upper)
+    # X A = B is Aᵀ Xᵀ = Bᵀ, and Aᵀ has the other triangle
+    return _triangular_solve_array(xp, tri.swapaxes(-1, -2), B.swapaxes(-1, -2), not upper).swapaxes(-1, -2)
+
+
+def _triangular_solve_array(xp, tri, B, upper: bool):
+    """X with tri X = B. LAPACK's general solve refuses a singular matrix, but torch's triangular
+    kernel (BLAS trsm) never checks: a zero on the diagonal gives inf and nan. So a singular
+    triangle is solved by substitution, dividing by its zeros as trsm does."""
+    try:
         return broadcast_solve(xp, tri, B)
-    return broadcast_solve(xp, tri.swapaxes(-1, -2), B.swapaxes(-1, -2)).swapaxes(-1, -2)
+    except xp.linalg.LinAlgError:
+        pass
+    batch = xp.broadcast_shapes(tri.shape[:-2], B.shape[:-2])
+    tri = xp.broadcast_to(tri, batch + tri.shape[-2:])
+    x = xp.array(xp.broadcast_to(B, batch + B.shape[-2:]), dtype=xp.result_type(tri, B))
+    n = tri.shape[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for i in (range(n - 1, -1, -1) if upper else range(n)):
+            solved = slice(i + 1, n) if upper else slice(0, i)
+            x[..., i, :] = (x[..., i, :] - (tri[..., i:i + 1, solved] @ x[..., solved, :])[..., 0, :]) / tri[..., i, i, None]
+    return x
 
 
 def _triangle(x: Tensor, upper: bool, strict: bool) -> Tensor:
@@ -141,7 +161,8 @@ class SolveTriangular(Function):
     @staticmethod
     def forward(ctx, A, B, upper, left, unitriangular):
         xp = array_module(A)
-        out = _column_major(_solve_triangular_array(xp, A, B, upper, left, unitriangular))
+        # torch's kernel solves in A's dtype, whatever B's (B's gradient returns in B's dtype)
+        out = _column_major(_solve_triangular_array(xp, A, B.astype(A.dtype, copy=False), upper, left, unitriangular))
         ctx.options = (upper, left, unitriangular)
         ctx.save_for_backward(A, out if ctx.needs_input_grad[0] else None)
         return out
@@ -175,7 +196,6 @@ def linalg_solve_triangular(input: Tensor, B: Tensor, *, upper: bool, left: bool
     _check_square(A, "linalg.solve_triangular", kernel="triangular_solve_cpu")
     if not isinstance(B, Tensor) or B._data.ndim < 2:
         raise RuntimeError("linalg.solve_triangular: The input tensor B must have at least 2 dimensions.")
-    _check_same_dtype("linalg.solve_triangular: ", A, B)
     n, (rows, cols) = A._data.shape[-1], B._data.shape[-2:]
     if (rows if left else cols) != n:
         equation = "AX = B" if left else "XA = B"
@@ -376,7 +396,7 @@ def cholesky_solve(input: Tensor, input2: Tensor, upper: bool = False, *, out=No
     _check_square(L, "cholesky_solve", kernel="cholesky_solve_cpu")
     if B._data.ndim < 2:
         raise RuntimeError(f"b should have at least 2 dimensions, but has {B._data.ndim} dimensions instead")
-    _check_same_dtype("", L, B)
+    _check_same_dtype(L, B)
     if B._data.shape[-2] != L._data.shape[-1]:
         raise RuntimeError(f"Incompatible matrix sizes for cholesky_solve: each A matrix is {L._data.shape[-1]} by "
                            f"{L._data.shape[-1]} but each b matrix is {B._data.shape[-2]} by {B._data.shape[-1]}")

@@ -1104,6 +1104,9 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     _check_reduction(reduction)
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(f"Target size ({_size(target)}) must be the same as input size ({_size(input)})")
+    # torch's F passes the weights positionally to its ATen op, whose parser refuses a number or a list
+    _check_tensor(weight, "binary_cross_entropy_with_logits", "weight", 3, optional=True)
+    _check_tensor(pos_weight, "binary_cross_entropy_with_logits", "pos_weight", 4, optional=True)
     if not (input.dtype.is_floating_point or input.dtype.is_complex):
         raise NotImplementedError(f"\"log_sigmoid_cpu\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     # torch builds the loss in place on (1 - target), so it takes the target's dtype, each step
@@ -1115,8 +1118,6 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     # torch has no gradient for the weights
     _check_not_differentiated(weight, "binary_cross_entropy_with_logits", "weight")
     _check_not_differentiated(pos_weight, "binary_cross_entropy_with_logits", "pos_weight")
-    if pos_weight is not None and not isinstance(pos_weight, Tensor):
-        pos_weight = Tensor._make(array_module(input._data).asarray(pos_weight))
     if pos_weight is not None:  # torch's error for (pos_weight - 1) * target, before any work
         try:
             np.broadcast_shapes(pos_weight._data.shape, target._data.shape)

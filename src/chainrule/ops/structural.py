@@ -531,13 +531,19 @@ def diff(input: Tensor, n: int = 1, dim: int = -1, prepend: Tensor | None = None
     if n < 0:
         raise RuntimeError(f"order must be non-negative but got {n}")
     d = _wrap_dim(dim, input._data.ndim, "diff")
+    for joined in (prepend, append):  # torch's diff_check, before any work (and before n == 0's copy)
+        if joined is None:
+            continue
+        if joined._data.ndim != input._data.ndim:
+            raise RuntimeError("diff expects prepend or append to be the same dimension as input")
+        for i, (size, joined_size) in enumerate(zip(input._data.shape, joined._data.shape)):
+            if i != d and size != joined_size:
+                raise RuntimeError("diff expects the shape of tensor to prepend or append to match that of input "
+                                   f"except along the differencing dimension; input.size({i}) = {size}, but got "
+                                   f"tensor.size({i}) = {joined_size}")
     if n == 0:  # torch returns a copy, recorded as its copy node
         return name_node(clone(input), "torch::autograd::CopyBackwards", label="diff")
     parts = [p for p in (prepend, input, append) if p is not None]
-    for p in parts:
-        if p._data.ndim != input._data.ndim:
-            raise RuntimeError(f"diff expects prepend or append to be the same dimension as input, but got "
-                               f"{p._data.ndim} and {input._data.ndim}")
     x = cat(parts, d) if len(parts) > 1 else input
     for _ in range(n):
         length = x._data.shape[d]
