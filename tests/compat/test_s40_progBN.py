@@ -71,3 +71,36 @@ def test_saved_path_size_and_archive_folder_as_torchs(tmp_path):
     assert zipfile.ZipFile(ours).namelist()[0] == "model/data.pkl"
     state = torch.load(ours)
     assert state["weight"].shape == (3, 5)
+
+
+# ---------------------------------------------------------------- unflatten's errors
+UNFLATTEN_ERRORS = [((2, 12), 1, (5, -1)), ((2, 12), 1, (-1, -1)), ((2, 12), 1, (0, -1)), ((2, 12), -1, (5, -1)),
+                    ((2, 12), 1, (-2, 6)), ((2, 12), 1, (-1, 5)), ((2, 12), 1, [7, -1]), ((2, 12), 1, (3, -1, 3)),
+                    ((2, 12), 1, (24, -1)), ((2, 12), 0, (-1, 3)), ((2, 12), -1, (5, 3)), ((2, 0), 1, (0, -1)),
+                    ((2, 0), 1, (-1, 0))]
+
+
+@pytest.mark.parametrize("shape, dim, sizes", UNFLATTEN_ERRORS)
+def test_unflatten_errors_as_torchs(shape, dim, sizes):
+    """torch runs infer_size on the sizes and rewords only its count mismatch, naming the wrapped dim
+    ("dim 1" for dim=-1); its other errors (two -1s, a negative size, an ambiguous -1 on an empty dim)
+    come as "unflatten got an unexpected error:" and infer_size's words. chainrule said reshape's
+    "shape '[5, -1]' is invalid for input of size 12" whenever a -1 was given, the unwrapped dim
+    otherwise, and the count message for a negative size: 13 of 13 cases differed."""
+    with pytest.raises(RuntimeError) as theirs:
+        torch.zeros(shape).unflatten(dim, sizes)
+    with pytest.raises(RuntimeError) as ours:
+        chainrule.zeros(shape).unflatten(dim, sizes)
+    # torch appends its C++ frames after infer_size's line; the lines before them must be equal
+    our_lines, their_lines = str(ours.value).splitlines(), str(theirs.value).splitlines()
+    assert our_lines == their_lines[:len(our_lines)]
+    assert len(our_lines) == (2 if "unexpected" in their_lines[0] else 1)
+
+
+def test_unflatten_still_infers_and_records_its_node():
+    for lib in (chainrule, torch):
+        x = lib.arange(24.0).reshape(2, 12).requires_grad_()
+        out = x.unflatten(-1, (3, -1))
+        assert tuple(out.shape) == (2, 3, 4)
+        assert out.grad_fn.name() == "ViewBackward0"
+        assert tuple(lib.zeros(2, 0).unflatten(1, (2, -1)).shape) == (2, 2, 0)
