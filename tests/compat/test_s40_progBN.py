@@ -213,3 +213,70 @@ def test_lstm_with_projections_says_why_it_skips_onednn(what, monkeypatch):
         [(message, category.__name__) for message, category in theirs]
     if ours:  # once a process: a second call says nothing
         assert _lstm_warnings(chainrule, kwargs, dtype, form) == []
+
+
+# ---------------------------------------------------------------- pad_sequence / pack_padded_sequence
+PAD_SEQUENCE = {
+    "(2, 2) then (3, 1)": ([(2, 2), (3, 1)], {}),
+    "(2, 1) then (2, 2)": ([(2, 1), (2, 2)], {}),
+    "(2, 2) then (2,)": ([(2, 2), (2,)], {}),
+    "(2, 2) then (2, 2, 1)": ([(2, 2), (2, 2, 1)], {}),
+    "(2, 2) then (2, 3)": ([(2, 2), (2, 3)], {}),
+    "(2, 3, 2) then (1, 1, 3)": ([(2, 3, 2), (1, 1, 3)], {}),
+    "batch_first (2, 2) then (3, 1)": ([(2, 2), (3, 1)], {"batch_first": True}),
+    "left (2, 2) then (3, 1)": ([(2, 2), (3, 1)], {"padding_side": "left", "padding_value": -1.0}),
+    "(2,) then a 0-d": ([(2,), ()], {}),
+    "a 0-d first": ([(), (2,)], {}),
+}
+
+
+def _pad(lib, shapes, kwargs):
+    sequences = [(lib.arange(float(max(1, lib.Size(s).numel()))).reshape(s) + 1).requires_grad_() for s in shapes]
+    out = lib.nn.utils.rnn.pad_sequence(sequences, **kwargs)
+    (out * lib.arange(float(out.numel())).reshape(out.shape)).sum().backward()
+    return out, [s.grad for s in sequences]
+
+
+@pytest.mark.parametrize("what", list(PAD_SEQUENCE))
+def test_pad_sequence_broadcasts_each_sequence_into_its_slot(what):
+    """torch copies each sequence into its slot (its length, the first sequence's trailing dims)
+    with copy_, which broadcasts: a (3, 1) after a (2, 2) pads fine, a (2,) fills its rows; the
+    errors are copy_'s. chainrule demanded equal trailing dims and said another thing, and a
+    0-d sequence got its own words, not torch's IndexError (or RuntimeError when it comes first): 9 of
+    10 cases differed."""
+    shapes, kwargs = PAD_SEQUENCE[what]
+    try:
+        theirs = _pad(torch, shapes, kwargs)
+    except (RuntimeError, IndexError) as error:
+        with pytest.raises(type(error)) as ours:
+            _pad(chainrule, shapes, kwargs)
+        assert str(ours.value) == str(error).splitlines()[0]
+        return
+    ours = _pad(chainrule, shapes, kwargs)
+    assert ours[0].shape == theirs[0].shape and ours[0].dtype == chainrule.float32
+    assert ours[0].detach().numpy().tolist() == theirs[0].detach().numpy().tolist()
+    assert [g.numpy().tolist() for g in ours[1]] == [g.numpy().tolist() for g in theirs[1]]
+
+
+PACK_ERRORS = {
+    "lengths for 3 of a batch of 2": ((3, 2, 1), [3, 2, 1], {}),
+    "batch_first, lengths for 1 of 3": ((3, 2, 1), [3], {"batch_first": True}),
+    "unsorted, lengths for 3 of 2": ((3, 2, 1), [3, 2, 1], {"enforce_sorted": False}),
+    "1-d input": ((3,), [3], {}),
+    "1-d input, batch_first": ((3,), [3], {"batch_first": True}),
+    "1-d input, unsorted": ((3,), [3], {"enforce_sorted": False}),
+    "0-d input": ((), [1], {}),
+}
+
+
+@pytest.mark.parametrize("what", list(PACK_ERRORS))
+def test_pack_padded_sequence_errors_as_torchs(what):
+    """chainrule's own words for a lengths count that is not the batch's ("pack_padded_sequence:
+    expected 2 lengths for a batch of 2 sequences, got 3"), and a Python IndexError ("tuple index
+    out of range") for an input of fewer than 2 dims: 7 of 7 cases differed."""
+    shape, lengths, kwargs = PACK_ERRORS[what]
+    with pytest.raises((RuntimeError, IndexError)) as theirs:
+        torch.nn.utils.rnn.pack_padded_sequence(torch.ones(shape), lengths, **kwargs)
+    with pytest.raises(theirs.type) as ours:
+        chainrule.nn.utils.rnn.pack_padded_sequence(chainrule.ones(shape), lengths, **kwargs)
+    assert str(ours.value) == str(theirs.value).splitlines()[0]
