@@ -1007,9 +1007,120 @@ def write(obj, out, archive_name: str = "archive", protocol: int = 2, skip_data:
     records.append(("version", b"3\n"))
     # without it torch's writer still adds the record when it closes the archive, after version
     records += [] if byteorder_record else byteorder
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for name, data in records:
-            write_aligned(archive, f"{archive_name}/{name}", data)
+    if sum(len(data) + 200 + len(name) for name, data in records) >= _ZIP32_LIMIT:
+        # zip64 records: Python's zipfile lays them out (torch reads both, the bytes differ from torch's)
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for name, data in records:
+                write_aligned(archive, f"{archive_name}/{name}", data)
+        return
+    writer = _StreamWriter(out)
+    for name, data in records:
+        writer.write_record(f"{archive_name}/{name}", data)
+    identity = serialization_id([name for name, _ in records], writer.crcs)
+    writer.write_record(f"{archive_name}/.data/serialization_id", identity.encode())
+    writer.finish()
+
+
+_ZIP32_LIMIT = 0xFFFFFFFF
+_MASK64 = (1 << 64) - 1
+# bucket counts of libstdc++'s unordered_set as it grows (it rehashes when an insert passes the count)
+_BUCKET_COUNTS = (13, 29, 59, 127, 257, 541, 1109, 2357, 5087, 10273, 20753, 42043, 85229, 172933, 351061,
+                  712697, 1447153, 2938679)
+
+
+class _StreamWriter:
+    """Stored records laid out byte for byte as torch's PyTorchStreamWriter (miniz, zip64 end records
+    always) writes them: a local header with zero sizes, the name, an "FB" extra field padding the data
+    to 64 bytes, the data, a data descriptor; then the central directory and the zip64 and plain ends."""
+
+    def __init__(self, out) -> None:
+        self.out = out
+        self.cursor = 0
+        self.central: list[bytes] = []
+        self.crcs: list[int] = []
+
+    def _emit(self, data) -> None:
+        self.out.write(data)
+        self.cursor += len(data)
+
+    def write_record(self, name: str, data) -> None:
+        encoded = name.encode("utf-8")
+        crc, size, offset = zlib.crc32(data), len(data), self.cursor
+        padding = -(offset + 30 + len(encoded) + 4) % ALIGNMENT
+        extra = b"FB" + struct.pack("<H", padding) + b"Z" * padding
+        # version needed 0, flags 0x0808 (data descriptor, UTF-8 names), stored, zero date and time
+        self._emit(struct.pack("<IHHHHHIIIHH", 0x04034B50, 0, 0x0808, 0, 0, 0, 0, 0, 0, len(encoded), len(extra)))
+        self._emit(encoded + extra)
+        self._emit(data)
+        self._emit(struct.pack("<IIII", 0x08074B50, crc, size, size))
+        self.central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 0, 0, 0x0808, 0, 0, 0, crc, size, size,
+                                        len(encoded), 0, 0, 0, 0, 0, offset) + encoded)
+        self.crcs.append(crc)
+
+    def finish(self) -> None:
+        start = self.cursor
+        for entry in self.central:
+            self._emit(entry)
+        size, count, zip64_end = self.cursor - start, len(self.central), self.cursor
+        self._emit(struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 0x031E, 45, 0, 0, count, count, size, start))
+        self._emit(struct.pack("<IIQI", 0x07064B50, 0, zip64_end, 1))
+        short_count = min(count, 0xFFFF)  # the zip64 end record holds the true count
+        self._emit(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, short_count, short_count, size, start, 0))
+
+
+def _std_hash(data: bytes) -> int:
+    """libstdc++'s std::hash of a string (_Hash_bytes, 64-bit MurmurHash2 with seed 0xc70f6907)."""
+    mul = 0xC6A4A7935BD1E995
+    length = len(data)
+    result = 0xC70F6907 ^ (length * mul & _MASK64)
+    whole = length & ~7
+    for start in range(0, whole, 8):
+        word = int.from_bytes(data[start:start + 8], "little") * mul & _MASK64
+        result = (result ^ ((word ^ word >> 47) * mul & _MASK64)) * mul & _MASK64
+    if length & 7:
+        result = (result ^ int.from_bytes(data[whole:], "little")) * mul & _MASK64
+    result = (result ^ result >> 47) * mul & _MASK64
+    return result ^ result >> 47
+
+
+def _hash_combine(seed: int, value: int) -> int:
+    return (seed ^ (value + 0x9E3779B9 + (seed << 6) + (seed >> 2))) & _MASK64
+
+
+def _unordered_set_order(names: list[str]) -> list[str]:
+    """The order in which libstdc++'s unordered_set, filled with ``names`` in turn, iterates them:
+    a new bucket's node goes to the front of the list, a node of a filled bucket to the front of its
+    bucket's run, and a rehash re-inserts the nodes in list order the same way."""
+    hashes = {name: _std_hash(name.encode("utf-8")) for name in names}
+    buckets, runs = 1, {}  # runs: bucket -> its names, newest last; dict order: oldest bucket first
+
+    def insert(runs, name, buckets):
+        runs.setdefault(hashes[name] % buckets, []).append(name)
+
+    def in_order(runs):
+        return [name for run in reversed(runs.values()) for name in reversed(run)]
+
+    for count, name in enumerate(names, 1):
+        if count > buckets or buckets == 1:
+            buckets = _BUCKET_COUNTS[_BUCKET_COUNTS.index(buckets) + 1] if buckets > 1 else _BUCKET_COUNTS[0]
+            rehashed: dict = {}
+            for old in in_order(runs):
+                insert(rehashed, old, buckets)
+            runs = rehashed
+        insert(runs, name, buckets)
+    return in_order(runs)
+
+
+def serialization_id(record_names: list[str], crcs: list[int]) -> str:
+    """torch's ``.data/serialization_id``: 20 digits of the record names' hashes combined in the order
+    its unordered_set holds them, 20 of the records' CRC-32s combined in writing order."""
+    name_hash = 0
+    for name in _unordered_set_order(record_names):
+        name_hash = _hash_combine(name_hash, _std_hash(name.encode("utf-8")))
+    crc_hash = 0
+    for crc in crcs:
+        crc_hash = _hash_combine(crc_hash, crc)
+    return f"{name_hash:020d}{crc_hash:020d}"
 
 
 def write_aligned(archive: zipfile.ZipFile, name: str, data, alignment: int = ALIGNMENT) -> None:

@@ -306,6 +306,7 @@ def grad_and_value(func, argnums=0, has_aux: bool = False):
                 mine = found[at:at + len(aliases)]
                 gradients.append(rebuild(mine if keeps else [_kept_if_outside(g, outside, everything) for g in mine]))
                 at += len(aliases)
+            _functional.retire_leaves(everything)
         gradient = tuple(gradients) if isinstance(argnums, tuple) else gradients[0]
         value = output if keeps_any or outside else _unwatched_detach(output)
         if has_aux and not keeps_any:

@@ -156,8 +156,9 @@ def test_pad_sequence_refuses_zero_dim_sequences_as_torch():
     for lib in (chainrule, torch):
         with pytest.raises(RuntimeError):
             lib.nn.utils.rnn.pad_sequence([lib.tensor(1.0)])
-    with pytest.raises(RuntimeError, match="pad_sequence: every sequence needs a length dimension"):
-        chainrule.nn.utils.rnn.pad_sequence([chainrule.ones(2), chainrule.tensor(1.0)])
+    for lib in (chainrule, torch):  # a later one: torch's size(0) of it raises (test_s40_progBN)
+        with pytest.raises(IndexError, match="Dimension specified as 0 but tensor has no dimensions"):
+            lib.nn.utils.rnn.pad_sequence([lib.ones(2), lib.tensor(1.0)])
 
 
 def test_reprs_of_rnn_bias_and_triplet_distance_default_match_torch():

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 from . import batched_walk as _batched_walk
 from . import function as _function
 from .batched_grad import CatRows as _CatRows
@@ -16,19 +18,41 @@ from .grad_mode import enable_grad
 __all__ = ["vjp", "jvp", "jacobian", "hessian", "hvp", "vhp"]
 
 
+# The leaves that transforms which have returned made to differentiate with respect to, by id,
+# each with a weak reference that checks the id still names that tensor. An inner transform's
+# result keeps a graph to its own leaves when an outer one differentiates it (jacrev(jacrev(f, 1),
+# 0)); the outer's result reaching them reaches no tensor of the caller's, and torch's unwrapped
+# result requires no grad there.
+_retired_leaves: dict[int, weakref.ref] = {}
+
+
+def retire_leaves(leaves) -> None:
+    """Mark the fresh leaves a transform made as its own once it returns (see _retired_leaves)."""
+    for leaf in leaves:
+        if isinstance(leaf, _function._Tensor) and leaf.requires_grad and leaf.grad_fn is None:
+            key = id(leaf)
+            _retired_leaves[key] = weakref.ref(
+                leaf, lambda ref, key=key: _retired_leaves.get(key) is ref and _retired_leaves.pop(key))
+
+
+def _retired(tensor) -> bool:
+    ref = _retired_leaves.get(id(tensor))
+    return ref is not None and ref() is tensor
+
+
 def reaches_outside(tensors, inside) -> bool:
     """Whether the graph of any of ``tensors`` reaches a tensor requiring grad other than the
-    ``inside`` leaves (the ones a transform made to differentiate with respect to): a closed-over
-    parameter, or something computed from one. torch's transforms then keep the graph to it on
-    their results, so an outer backward (a gradient penalty ``grad(f)(x).pow(2).sum().backward()``)
-    reaches the parameters, second order."""
+    ``inside`` leaves (the ones a transform made to differentiate with respect to) and the leaves
+    of transforms that have returned: a closed-over parameter, or something computed from one.
+    torch's transforms then keep the graph to it on their results, so an outer backward (a
+    gradient penalty ``grad(f)(x).pow(2).sum().backward()``) reaches the parameters, second order."""
     inside_ids = {id(x) for x in inside}
     roots = []
     for t in tensors:
         if not getattr(t, "requires_grad", False):
             continue
         if t.grad_fn is None:
-            if id(t) not in inside_ids:
+            if id(t) not in inside_ids and not _retired(t):
                 return True
         else:
             roots.append(t.grad_fn)
@@ -39,7 +63,7 @@ def reaches_outside(tensors, inside) -> bool:
             continue
         seen.add(node)
         if isinstance(node, AccumulateGrad):
-            if id(node.variable) not in inside_ids:
+            if id(node.variable) not in inside_ids and not _retired(node.variable):
                 return True
         elif getattr(node, "_forward_cls", None) is not DelayedError:  # an Error node's inputs: fresh leaves
             roots.extend(child for child, _ in node.next_functions if child is not None)
@@ -290,6 +314,7 @@ def _jacobian(func, inputs, create_graph: bool, chunk_size=None, outside_records
                 kept = create_graph or (outside and reaches_outside([jac], xs))
                 per_input.append(jac if kept else jac.detach())
             result.append(per_input)
+        retire_leaves(xs)
         if vectorize and (create_graph or outside) and len(outputs) > 1:
             result = _one_tensor_per_input(result, outputs)
         result = [tuple(per_input) if in_tuple else per_input[0] for per_input in result]

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _dtype
+from .. import _config, _dtype
 from .._backend import array_module, is_array
 from ..autograd.engine import grad as _grad
 from ..autograd.function import Function
@@ -522,9 +522,13 @@ def recurrent_layer(mode: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tens
         b_hh = Tensor._make(xp.zeros(w_hh.shape[0], dtype=w_hh._data.dtype))
     args = (x, w_ih, w_hh, b_ih, b_hh, h0) + ((c0,) if mode == "LSTM" else ()) + ((w_hr,) if w_hr is not None else ())
     layer = _LAYER_FN[mode]
-    if (layer is _LSTM and not cell and w_hr is None and lengths is None and x.device.type == "cpu"
+    if (layer is _LSTM and not cell and lengths is None and x.device.type == "cpu"
             and (x.dtype is _dtype.float32 or (x.dtype is _dtype.bfloat16 and _ONEDNN_RUNS_BFLOAT16))):
-        layer = _LSTMOneDNN
+        if w_hr is None:
+            layer = _LSTMOneDNN
+        elif x.numel():  # torch says why it composes the layer instead, once a process
+            _config.warn_once("LSTM with projections is not supported with oneDNN. Using default implementation. "
+                              "(Triggered internally at /__w/pytorch/pytorch/aten/src/ATen/native/RNN.cpp:1512.)")
     return layer.apply(*args, mode=mode, reverse=reverse, lengths=lengths)
 
 

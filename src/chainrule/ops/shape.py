@@ -513,13 +513,15 @@ def unflatten(input: Tensor, dim: int, sizes) -> Tensor:
         raise RuntimeError(f"unflatten got an unexpected error:\nDimension specified as {dim} but tensor has no dimensions")
     d = _wrap_dim(dim, input._data.ndim, "unflatten")
     shape = input._data.shape
-    if -1 in sizes:
+    try:
         sizes = _infer_shape(sizes, shape[d], "unflatten")
-    elif int(np.prod(sizes)) != shape[d]:
-        raise RuntimeError(
-            f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of dim {dim} "
-            f"({shape[d]}) in the input tensor"
-        )
+    except RuntimeError as error:
+        # torch rewords only infer_size's count mismatch (naming the wrapped dim); its other errors
+        # (two -1s, a negative size, an ambiguous -1 on an empty dim) it passes on as "unexpected"
+        if "is invalid for input of size" not in str(error):
+            raise RuntimeError(f"unflatten got an unexpected error:\n{error}") from None
+        raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of dim {d} "
+                           f"({shape[d]}) in the input tensor") from None
     return reshape(input, shape[:d] + sizes + shape[d + 1:])
 
 

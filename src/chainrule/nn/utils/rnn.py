@@ -145,12 +145,20 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False,
         raise RuntimeError(f"'lengths' argument should be a 1D CPU int64 tensor, but got {lengths.dim()}D "
                            f"{lengths.device} Long tensor")
     lengths_np = _lengths_array(lengths)
+    if input.dim() < 2:  # torch's transpose(0, 1) or index_select(1, ...) of the input says it
+        raise IndexError("Dimension specified as 1 but tensor has no dimensions" if input.dim() == 0 else
+                         "Dimension out of range (expected to be in range of [-1, 0], but got 1)")
     if input.numel() == 0:
         raise RuntimeError("Cannot pack empty tensors.")
     batch_dim = 0 if batch_first else 1
-    if len(lengths_np) != input.shape[batch_dim]:
-        raise RuntimeError(f"pack_padded_sequence: expected {input.shape[batch_dim]} lengths for a batch of "
-                           f"{input.shape[batch_dim]} sequences, got {len(lengths_np)}")
+    batch = input.shape[batch_dim]
+    if len(lengths_np) > batch and not enforce_sorted:  # torch's index_select of the sorted batch meets it
+        beyond = _unstable_order(lengths_np.astype(np.int64), 0, descending=True)
+        raise RuntimeError(f"INDICES element is out of DATA bounds, id={beyond[beyond >= batch][0]} "
+                           f"axis_dim={batch}")
+    if len(lengths_np) != batch:
+        raise RuntimeError(f"Expected `len(lengths)` to be equal to batch_size, but got {len(lengths_np)} "
+                           f"(batch_size={batch})")
     if len(lengths_np) and lengths_np.min() <= 0:
         raise RuntimeError("Length of all samples has to be greater than 0, but found an element in 'lengths' "
                            "that is <= 0")
@@ -216,25 +224,41 @@ def pad_sequence(sequences, batch_first: bool = False, padding_value: float = 0.
     sequences = list(sequences)
     if not sequences:
         raise RuntimeError("received an empty list of sequences")
-    if any(s.dim() == 0 for s in sequences):
-        raise RuntimeError("pad_sequence: every sequence needs a length dimension (shape (L, *)), got a 0-d tensor")
+    if sequences[0].dim() == 0:  # torch's slice of the first sequence's sizes past its length says it
+        raise RuntimeError("ArrayRef: invalid slice, N = 1; size = 0")
+    if any(s.dim() == 0 for s in sequences):  # torch's size(0) of each sequence says it
+        raise IndexError("Dimension specified as 0 but tensor has no dimensions")
     trailing = tuple(sequences[0].shape[1:])
-    for s in sequences[1:]:
-        for dim, (a, b) in enumerate(zip(trailing, tuple(s.shape[1:])), start=1):
-            if a != b:
-                raise RuntimeError(f"The size of tensor a ({a}) must match the size of tensor b ({b}) at "
-                                   f"non-singleton dimension {dim}")
     max_length = max(s.shape[0] for s in sequences)
     padded = []
     dtype = sequences[0].dtype  # torch fills an output of the first sequence's dtype, no promotion
     for s in sequences:
-        s = s.to(dtype)
+        s = _broadcast_into_slot(s.to(dtype), (s.shape[0], *trailing))
         missing = max_length - s.shape[0]
         if missing:
             filler = full((missing, *s.shape[1:]), padding_value, dtype=s.dtype, device=s.device)
             s = cat([s, filler] if padding_side == "right" else [filler, s], 0)
         padded.append(s)
     return stack(padded, 0 if batch_first else 1)
+
+
+def _broadcast_into_slot(sequence: Tensor, slot: tuple) -> Tensor:
+    """``sequence`` as torch's pad_sequence copies it into its slot (length, *the first sequence's
+    trailing dims*): broadcast, with copy_'s errors where it cannot be."""
+    shape = tuple(sequence.shape)
+    if shape == slot:
+        return sequence
+    ndim = max(len(shape), len(slot))
+    padded_slot, padded_shape = (1,) * (ndim - len(slot)) + slot, (1,) * (ndim - len(shape)) + shape
+    for dim in reversed(range(ndim)):
+        a, b = padded_slot[dim], padded_shape[dim]
+        if a != b and a != 1 and b != 1:
+            raise RuntimeError(f"The size of tensor a ({a}) must match the size of tensor b ({b}) at "
+                               f"non-singleton dimension {dim}")
+    broadcast = tuple(max(a, b) for a, b in zip(padded_slot, padded_shape))
+    if broadcast != slot:
+        raise RuntimeError(f"output with shape {list(slot)} doesn't match the broadcast shape {list(broadcast)}")
+    return sequence.expand(slot)
 
 
 def unpad_sequence(padded_sequences: Tensor, lengths, batch_first: bool = False) -> list[Tensor]:
