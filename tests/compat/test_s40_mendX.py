@@ -130,3 +130,39 @@ def test_a_tensor_of_several_elements_is_no_complex_number():
     _same(lambda lib: complex(lib.tensor([1.0, 2.0])))
     _same(lambda lib: complex(lib.tensor([])))
     assert complex(chainrule.tensor([1.5])) == complex(torch.tensor([1.5])) == 1.5
+
+
+@pytest.mark.parametrize("args", [(True,), (False, True), (True, 3), (0, 3, True), (0, 1.0, True)], ids=repr)
+def test_arange_reads_a_bool_as_an_integer(args):
+    assert _same(lambda lib: lib.arange(*args))[0] in ("int64", "float32")
+
+
+@pytest.mark.parametrize("value", ["1", None])
+@pytest.mark.parametrize("name", ["num_workers", "timeout"])
+def test_dataloader_compares_an_absurd_worker_count_or_timeout_as_torch(name, value):
+    assert _same(lambda lib: lib.utils.data.DataLoader(list(range(5)), **{name: value}))[:2] == ("error", "TypeError")
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+@pytest.mark.parametrize("dataset", ["list", "tensors"])
+def test_a_batch_size_beyond_sys_maxsize_fails_on_the_first_batch(dataset, drop_last):
+    def first_batch(lib):
+        data = list(range(5)) if dataset == "list" else lib.utils.data.TensorDataset(lib.arange(5))
+        loader = lib.utils.data.DataLoader(data, batch_size=2**63, drop_last=drop_last)
+        assert len(loader) == (0 if drop_last else 1)
+        return next(iter(loader))
+
+    assert _same(first_batch)[0] == "error"
+
+
+@pytest.mark.parametrize("call", ["add()", "view()", "sum()", "add_()", "reshape()", "expand()", "matmul()", "relu()",
+                                  "mul(1)", "view('a')", "add(1, 2)"])
+def test_a_tensor_method_called_off_the_class_without_a_tensor(call):
+    def outcome(lib):
+        try:
+            eval(f"lib.Tensor.{call}")
+        except TypeError as error:
+            return str(error).replace("torch._C.TensorBase", "chainrule.Tensor").replace("TensorBase.", "Tensor.")
+        return None
+
+    assert outcome(chainrule) == outcome(torch) is not None

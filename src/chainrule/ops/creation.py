@@ -982,7 +982,8 @@ def arange(start=None, end=None, step=1, *, out=None, dtype=None, layout=None, d
     if values[2] == 0 or values[2] != values[2]:  # torch's check, `step > 0 || step < 0`, refuses nan too
         raise RuntimeError("step must be nonzero")
     if dtype is None:
-        is_int = builtins.all(isinstance(v, (builtins.int, np.integer)) and not isinstance(v, builtins.bool) for v in values)
+        # (a bool is an integer here: arange(True) is int64 in torch)
+        is_int = builtins.all(isinstance(v, (builtins.int, np.integer)) for v in values)
         dtype = _dtype.int64 if is_int else _dtype.get_default_dtype()
     start, end, step = values
     if not builtins.all(math.isfinite(v) for v in (start, end)):
