@@ -166,3 +166,57 @@ def test_a_tensor_method_called_off_the_class_without_a_tensor(call):
         return None
 
     assert outcome(chainrule) == outcome(torch) is not None
+
+
+def _graph_names(node, depth=3):
+    """The node's name and, ``depth`` levels down, its next functions' (None where no gradient flows)."""
+    if node is None or depth == 0:
+        return None if node is None else node.name()
+    return node.name(), [(_graph_names(child, depth - 1), index) for child, index in node.next_functions]
+
+
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("requires_grad", [(True, True), (True, False), (False, True)], ids=str)
+def test_pad_sequence_records_torchs_copyslices_and_gradients(batch_first, padding_side, requires_grad):
+    def padded(lib):
+        # (no sequence of length 1: chainrule's write of one records a ViewBackward0 torch's copy_ has not)
+        sequences = [lib.arange(6.0).reshape(3, 2), lib.arange(4.0).reshape(2, 2) + 10, lib.ones(2, 2)]
+        sequences = [s.requires_grad_(grad) for s, grad in zip(sequences, (*requires_grad, True))]
+        out = lib.nn.utils.rnn.pad_sequence(sequences, batch_first=batch_first, padding_value=-1.0,
+                                            padding_side=padding_side)
+        (out * lib.arange(float(out.numel())).reshape(out.shape)).sum().backward()
+        return (_graph_names(out.grad_fn), tuple(out.shape), out.tolist(),
+                [None if s.grad is None else s.grad.tolist() for s in sequences])
+
+    assert padded(chainrule) == padded(torch)
+
+
+def _pack_beyond_the_padding(lib, then, batch_first=False, enforce_sorted=True):
+    """Pack a (3, 2, 2) batch with lengths [4, 2]: torch checks no length against the padded length."""
+    x = lib.arange(12.0).reshape(2, 3, 2) if batch_first else lib.arange(12.0).reshape(3, 2, 2)
+    packed = lib.nn.utils.rnn.pack_padded_sequence(x, [4, 2], batch_first=batch_first, enforce_sorted=enforce_sorted)
+    if then == "pad":
+        return lib.nn.utils.rnn.pad_packed_sequence(packed)
+    if then == "lstm":
+        return lib.nn.LSTM(2, 3)(packed)
+    return packed.data.tolist(), packed.batch_sizes.tolist(), packed.sorted_indices
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("enforce_sorted", [True, False])
+def test_a_length_beyond_the_padded_length_packs_as_torch_packs_it(batch_first, enforce_sorted):
+    def packed(lib):
+        data, batch_sizes, order = _pack_beyond_the_padding(lib, "pack", batch_first, enforce_sorted)
+        return data, batch_sizes, None if order is None else order.tolist()
+
+    assert packed(chainrule) == packed(torch)
+
+
+@pytest.mark.parametrize("then", ["pad", "lstm"])
+def test_unpacking_data_short_of_its_batch_sizes_fails_as_torch(then):
+    assert _same(lambda lib: _pack_beyond_the_padding(lib, then))[:2] == ("error", "RuntimeError")
+
+
+def test_a_lengths_count_other_than_the_batch_is_torchs_error():
+    _same(lambda lib: lib.nn.utils.rnn.pack_padded_sequence(lib.ones(3, 2, 2), [3]))
