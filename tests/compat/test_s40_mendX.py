@@ -220,3 +220,24 @@ def test_unpacking_data_short_of_its_batch_sizes_fails_as_torch(then):
 
 def test_a_lengths_count_other_than_the_batch_is_torchs_error():
     _same(lambda lib: lib.nn.utils.rnn.pack_padded_sequence(lib.ones(3, 2, 2), [3]))
+
+
+SPARSE_PRODUCTS = {
+    "sparse.mm": lambda lib, s, d: lib.sparse.mm(s, d), "@": lambda lib, s, d: s @ d,
+    "Tensor.matmul": lambda lib, s, d: s.matmul(d), "spmm": lambda lib, s, d: lib.spmm(s, d),
+    "sparse.addmm": lambda lib, s, d: lib.sparse.addmm(lib.ones(2, 2), s, d),
+}
+
+
+@pytest.mark.parametrize("dense_shape", [(2, 2), (3, 2), (2,), (3,), (3, 2, 2)], ids=str)
+@pytest.mark.parametrize("product", list(SPARSE_PRODUCTS))
+def test_a_sparse_product_names_the_sparse_kernel_when_the_dense_operand_does_not_fit(product, dense_shape):
+    if product in ("@", "Tensor.matmul") and len(dense_shape) == 3:
+        pytest.skip("torch refuses it in expand ('expand is unsupported for Sparse tensors'): not this test's subject")
+
+    def multiplied(lib):
+        sparse = lib.tensor([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]]).to_sparse()
+        result = SPARSE_PRODUCTS[product](lib, sparse, lib.arange(float(np.prod(dense_shape))).reshape(dense_shape))
+        return result.to_dense() if result.is_sparse else result
+
+    _same(multiplied)
