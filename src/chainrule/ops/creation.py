@@ -65,8 +65,7 @@ def _infer_dtype(data, kinds: set[type]) -> _dtype.dtype:
     stack = [data]
     while stack:
         item = stack.pop()
-        if isinstance(item, (list, tuple)) or (isinstance(item, collections.abc.Sequence) and not isinstance(
-                item, (str, bytes))):  # (a range, a memoryview: read by items, as torch reads any sequence)
+        if isinstance(item, (list, tuple)):
             stack.extend(item)
             continue
         if isinstance(item, Tensor):
@@ -83,6 +82,9 @@ def _infer_dtype(data, kinds: set[type]) -> _dtype.dtype:
             kind = _dtype.get_default_complex_dtype()
         elif isinstance(item, (str, bytes)):
             raise TypeError(f"new(): invalid data type '{_dtype.parser_type_name(item)}'")
+        elif isinstance(item, collections.abc.Sequence):  # (a range, a memoryview: read by items, as torch reads any)
+            stack.extend(item)
+            continue
         else:  # (torch's infer_scalar_type: None, an object)
             raise RuntimeError(f"Could not infer dtype of {_dtype.parser_type_name(item)}")
         if kind is not result:
