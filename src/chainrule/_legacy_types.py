@@ -18,7 +18,6 @@ from .ops import creation
 from .tensor import (
     _TYPE_NAMES,
     Tensor,
-    check_legacy_data,
     check_legacy_device,
     legacy_arguments,
     legacy_keywords,
@@ -76,7 +75,6 @@ class tensortype(type):
             if data.dtype is not cls.dtype:
                 raise tensor_options_error(cls.dtype, data.dtype, on)
             return Tensor._legacy_alias(data, Tensor)  # torch's alias: the same memory, and its history
-        check_legacy_data(data, cls.dtype)
         if on == "cpu":
             return Tensor._make(creation._legacy_data_array(data, cls.dtype))
         return creation.tensor(data, dtype=cls.dtype, device=on)

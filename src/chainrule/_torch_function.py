@@ -547,6 +547,12 @@ def binding_refusal(public, impl, args: tuple, kwargs: dict | None, error: TypeE
     picked (or that dispatch's RuntimeError). Runs only when the op raised, so the call itself pays
     nothing."""
     method = getattr(public, "__torch_owner__", None) == "torch.Tensor"
+    if method and (not args or not isinstance(args[0], TENSOR_TYPE)) and public.__name__ not in python_methods:
+        # torch's C methods are descriptors on TensorBase: called off the class, they want a tensor first
+        if not args:
+            return TypeError(f"unbound method Tensor.{public.__name__}() needs an argument")
+        return TypeError(f"descriptor '{public.__name__}' for 'chainrule.Tensor' objects doesn't apply to a "
+                         f"'{type(args[0]).__name__}' object")
     if method_binding_refusal is None:
         return None
     # (a C function's call is parsed by torch as a method's is; a Python function's words are Python's,

@@ -163,7 +163,6 @@ class Tensor:
         if sizes is not None:
             array = np.zeros(sizes, dtype=dt.np)
         else:
-            check_legacy_data(data, dt)
             array = self._legacy_data_array(data, dt)
         self._init(array)
 
@@ -182,7 +181,6 @@ class Tensor:
         sizes, data = legacy_arguments(args)
         if sizes is not None:
             return cls._make(np.zeros(sizes, dtype=dtype.np))
-        check_legacy_data(data, dtype)
         return cls._make(cls._legacy_data_array(data, dtype))
 
     def _init(self, array, requires_grad: bool = False, grad_fn=None, output_nr: int = 0) -> None:
@@ -834,6 +832,8 @@ class Tensor:
         return int(self.item())
 
     def __complex__(self) -> complex:
+        if self._data.size != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
         if is_recording(self):
             _warn_scalar_leaves_the_graph()
         return complex(self.item())
@@ -1027,13 +1027,13 @@ def legacy_arguments(args: tuple) -> tuple:
     elif isinstance(first, Size) or _size_like(first) and not isinstance(first, (bool, Tensor)):
         sizes = [int(s) for s in first] if isinstance(first, Size) else [int(first)]
     elif isinstance(first, (str, bytes)):
-        raise TypeError(f"new(): invalid data type '{type(first).__name__}'")
+        raise TypeError(f"new(): invalid data type '{_dtype.parser_type_name(first)}'")
     elif isinstance(first, (Tensor, np.ndarray, collections.abc.Sequence)):
         # torch takes any Python sequence (pygcn's LongTensor(range(140)), a bytearray), not a set,
         # dict or iterator
         return None, list(first) if isinstance(first, (range, bytearray)) else first
     else:
-        raise TypeError(f"new(): data must be a sequence (got {type(first).__name__})")
+        raise TypeError(f"new(): data must be a sequence (got {_dtype.parser_type_name(first)})")
     if any(s < 0 for s in sizes):
         raise RuntimeError(f"Trying to create tensor with negative dimension {min(sizes)}: {sizes}")
     return tuple(sizes), None
@@ -1112,42 +1112,6 @@ def _legacy_type_name(value) -> str:
     return _dtype.parser_type_name(value)
 
 
-def check_legacy_data(data, dtype: _dtype.dtype) -> None:
-    """torch's errors for legacy constructor data holding what is no number (``LongTensor([1, 'a'])``,
-    ``Tensor([1, None])``): its dims are read off the first element at each depth, so a string
-    there is "too many dimensions"; any other non-number is refused as the dtype's C++ unpacking
-    refuses it (as an integer for integral and bool dtypes, a real number for floating ones).
-    ``torch.tensor(data, dtype=...)`` and ``new_tensor`` read their data so too, a lone value as well."""
-    if isinstance(data, (str, bytes)):
-        raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
-    if dtype.is_complex:
-        return
-    if not isinstance(data, (list, tuple)):
-        data = [data]
-    try:
-        items = np.array(data, dtype=object).ravel()
-        if set(map(type, items)) <= {float, int, bool}:
-            return  # the common case, plain Python numbers, in one C-level pass
-    except (ValueError, TypeError):
-        pass
-    first = data
-    while isinstance(first, (list, tuple)) and first:
-        first = first[0]
-    if isinstance(first, str):
-        raise ValueError(f"too many dimensions '{type(first).__name__}'")
-    stack = [data]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, (list, tuple)):
-            stack.extend(reversed(item))
-        elif (isinstance(item, complex) and dtype is not _dtype.bool) or \
-                not isinstance(item, (numbers.Number, np.generic, np.ndarray, Tensor)):  # (bool takes a complex)
-            name = _dtype.parser_type_name(item)
-            if dtype.is_floating_point:
-                raise TypeError(f"must be real number, not {name}")
-            raise TypeError(f"'{name}' object cannot be interpreted as an integer")
-
-
 def check_legacy_device(device, expected: str) -> None:
     """torch's legacy constructors build on their own device type only (``FloatTensor(device='cuda')`` fails)."""
     if device is not None and _device(device).type != expected:
@@ -1157,9 +1121,11 @@ def check_legacy_device(device, expected: str) -> None:
 
 def _size_like(value) -> bool:
     """An int for a legacy constructor's size list: a Python/NumPy integer (bool included) or an
-    integer tensor of one element, as torch's parser unpacks."""
+    integer tensor of one element or a 0-d integer NumPy array, as torch's parser unpacks."""
     if isinstance(value, Tensor):
         return value.numel() == 1 and not value.dtype.is_floating_point and not value.dtype.is_complex
+    if isinstance(value, np.ndarray):
+        return value.ndim == 0 and value.dtype.kind in "iu"
     return isinstance(value, numbers.Integral)
 
 

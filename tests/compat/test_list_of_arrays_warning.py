@@ -92,5 +92,6 @@ def test_plain_data_does_not_warn(monkeypatch):
 def test_long_lists_of_numbers_are_searched_without_a_python_loop_per_number():
     # the search looks at one nesting level at a time; a NumPy array deep inside is still found
     numbers = [[float(j) for j in range(4)] for _ in range(1000)]
-    assert not creation._holds_numpy_array(numbers)
-    assert creation._holds_numpy_array(numbers + [[0.0, 1.0, 2.0, np.float64(3.0)], [np.zeros(4)]])
+    assert creation._nested_types(numbers) == {float}
+    assert creation._nested_types(numbers + [[0.0, 1.0, 2.0, np.float64(3.0)], [np.zeros(4)]]) == {
+        float, np.float64, np.ndarray}

@@ -7,9 +7,11 @@ torch's inference rules. ``requires_grad=True`` is only accepted for floating dt
 from __future__ import annotations
 
 import builtins
+import cmath
+import collections.abc
 import itertools
 import math
-import numbers
+import operator
 import warnings
 
 import numpy as np
@@ -35,7 +37,6 @@ from ..tensor import (
     _check_out,
     _check_tensor,
     _int_sequence,
-    check_legacy_data,
     out_keyword_front,
     write_out,
 )
@@ -48,14 +49,18 @@ __all__ = ["tensor", "as_tensor", "from_numpy", "asarray", "zeros", "ones", "ful
 __not_methods__ = {name for name in __all__ if not name.startswith("new_")}
 
 
-def _infer_dtype(data) -> _dtype.dtype:
+def _infer_dtype(data, kinds: set[type]) -> _dtype.dtype:
     """torch's inference: promote over the items, where a Python float is the default float,
-    a Python int int64, a bool bool, and NumPy scalars/arrays and Tensors keep their dtype."""
+    a Python int int64, a bool bool, and NumPy scalars/arrays and Tensors keep their dtype.
+    ``kinds``: the types of the items (``_nested_types``)."""
     if isinstance(data, np.ndarray):
         return _dtype.from_numpy_dtype(data.dtype)
-    fast = _infer_python_scalars(data)
-    if fast is not None:
-        return fast
+    if kinds <= _PYTHON_NUMBERS:  # the common case, read off the types alone
+        if builtins.complex in kinds:
+            return _dtype.get_default_complex_dtype()
+        if builtins.float in kinds or not kinds:
+            return _dtype.get_default_dtype()
+        return _dtype.int64 if builtins.int in kinds else _dtype.bool
     result = None
     stack = [data]
     while stack:
@@ -76,45 +81,112 @@ def _infer_dtype(data) -> _dtype.dtype:
         elif isinstance(item, builtins.complex):
             kind = _dtype.get_default_complex_dtype()
         elif isinstance(item, (str, bytes)):
-            raise TypeError(f"new(): invalid data type '{type(item).__name__}'")
+            raise TypeError(f"new(): invalid data type '{_dtype.parser_type_name(item)}'")
+        elif isinstance(item, collections.abc.Sequence):  # (a range, a memoryview: read by items, as torch reads any)
+            stack.extend(item)
+            continue
         else:  # (torch's infer_scalar_type: None, an object)
-            raise RuntimeError(f"Could not infer dtype of {type(item).__name__}")
+            raise RuntimeError(f"Could not infer dtype of {_dtype.parser_type_name(item)}")
         if kind is not result:
             result = kind if result is None else _dtype.promote_types(result, kind)
     return _dtype.get_default_dtype() if result is None else result
 
 
-def _infer_python_scalars(data) -> _dtype.dtype | None:
-    """Fast path for (nested) lists of plain Python numbers: the element types in one C-level
-    pass; None when anything else (NumPy scalars, Tensors, ragged lists) needs the full walk."""
-    try:
-        items = np.array(data, dtype=object).ravel()
-    except (ValueError, TypeError):
-        return None
-    types = set(map(type, items))
-    if not types <= {builtins.float, builtins.int, builtins.bool, builtins.complex}:
-        return None
-    if builtins.complex in types:
-        return _dtype.get_default_complex_dtype()
-    if builtins.float in types or not types:
-        return _dtype.get_default_dtype()
-    return _dtype.int64 if builtins.int in types else _dtype.bool
+_PYTHON_NUMBERS = frozenset({builtins.float, builtins.int, builtins.bool, builtins.complex})
 
 
-def _check_ragged(data, depth: int = 0) -> None:
-    """Raise torch's ValueError for nested sequences of unequal lengths."""
-    if not isinstance(data, (list, tuple)) or not data:
+def _nested_types(data: list | tuple) -> set[type]:
+    """The types of everything in nested lists and tuples but the lists and tuples themselves,
+    gathered one nesting level at a time (C-level passes: long lists of numbers stay cheap)."""
+    found: set[type] = set()
+    level = data
+    while level:
+        kinds = set(map(type, level))
+        found |= kinds
+        if not kinds & {list, tuple}:
+            break
+        level = list(itertools.chain.from_iterable(item for item in level if type(item) in (list, tuple)))
+    found -= {list, tuple}
+    return found
+
+
+def _sequence_sizes(data) -> list[int]:
+    """The shape torch reads off nested data before anything else: the lengths of the first item
+    at each depth, while that item is a sequence to CPython (a NumPy array, a string and a range
+    are; a Tensor, a dict, a set and a generator are not). A 0-d NumPy array there has no len(), a
+    string is a sequence of strings down to torch's 128 dimensions."""
+    sizes: list[int] = []
+    item = data
+    while isinstance(item, (collections.abc.Sequence, np.ndarray)) and not isinstance(item, Tensor):
+        sizes.append(len(item))
+        if len(sizes) > _MAX_DIMS:
+            raise ValueError(f"too many dimensions '{_dtype.parser_type_name(item)}'")
+        if not sizes[-1]:
+            break
+        item = item[0]
+    return sizes
+
+
+_MAX_DIMS = 128  # (torch's MAX_DIMS for data read from Python)
+
+
+def _takes_every_value(kinds: set[type], target: _dtype.dtype) -> builtins.bool:
+    """Whether torch's unpacking of a value as ``target`` takes every value of each type in
+    ``kinds``, so that only NumPy's conversion is left to do; False for a type whose values it
+    refuses (None, a string, a NumPy float for an integer dtype) or judges one by one (a Tensor,
+    a NumPy array)."""
+    if target.is_complex:
+        taken = (builtins.float, builtins.int, builtins.complex, np.number, np.bool_)
+    elif target.is_floating_point:
+        taken = (builtins.float, builtins.int, np.integer, np.floating, np.bool_)
+    elif target is _dtype.bool:  # (a float and a complex by their truth, the rest as an index)
+        taken = (builtins.float, builtins.int, builtins.complex, np.integer, np.bool_)
+    else:  # (a float truncated, the rest as an index: a NumPy bool or float32 has none)
+        taken = (builtins.float, builtins.int, np.integer)
+    return builtins.all(issubclass(kind, taken) for kind in kinds)
+
+
+def _check_nested_data(data, target: _dtype.dtype) -> list[int]:
+    """Read nested data as torch reads it into a tensor of ``target`` (``torch.tensor``,
+    ``as_tensor``, ``new_tensor``, the legacy constructors) and raise what it raises, where NumPy
+    would convert without a word (a None to NaN, anything to a bool) or with its own: the shape
+    from the first items, every sequence below of that length ("expected sequence of length 2 at
+    dim 1 (got 1)") and every value unpacked as ``target`` unpacks a Python object (a list where a
+    number goes: "must be real number, not list"). Nothing is read from an empty shape. Returns
+    the shape."""
+    sizes = _sequence_sizes(data)
+    if 0 not in sizes:
+        _read_values(data, sizes, 0, _unpacker(target))
+    return sizes
+
+
+def _read_values(item, sizes: list[int], dim: int, unpack) -> None:
+    if dim == len(sizes):
+        unpack(item)
         return
-    first = data[0]
-    expected = len(first) if isinstance(first, (list, tuple)) else None
-    for item in data:
-        length = len(item) if isinstance(item, (list, tuple)) else None
-        if length != expected:
-            if expected is None or length is None:
-                raise TypeError("not a sequence" if expected is not None else
-                                f"expected a number at dim {depth + 1}, got a sequence")
-            raise ValueError(f"expected sequence of length {expected} at dim {depth + 1} (got {length})")
-        _check_ragged(item, depth + 1)
+    if type(item) not in (list, tuple):
+        try:
+            item = list(item)  # (CPython's PySequence_Fast: any iterable, a Tensor by rows)
+        except TypeError:
+            raise TypeError("not a sequence") from None
+    if len(item) != sizes[dim]:
+        raise ValueError(f"expected sequence of length {sizes[dim]} at dim {dim} (got {len(item)})")
+    for value in item:
+        _read_values(value, sizes, dim + 1, unpack)
+
+
+def _unpacker(target: _dtype.dtype):
+    """A function raising what torch's unpacking of one Python value as ``target`` raises: a real
+    number through ``__float__`` (math.isnan's conversion is CPython's PyFloat_AsDouble, its
+    words "must be real number, not NoneType"), a complex through ``__complex__`` (cmath's), an
+    integer as an index unless it is a float, a bool as a float's, a complex's or an index's truth."""
+    if target.is_complex:
+        return cmath.isnan
+    if target.is_floating_point:
+        return math.isnan
+    if target is _dtype.bool:
+        return lambda value: isinstance(value, (builtins.float, builtins.complex, np.bool_)) or operator.index(value)
+    return lambda value: isinstance(value, builtins.float) or operator.index(value)
 
 
 def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
@@ -130,21 +202,25 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
         elif copy:
             array = array.copy()
     else:
-        if isinstance(data, (list, tuple)) and not _list_of_arrays_warned:
-            _warn_if_list_of_arrays(data)
-        if isinstance(data, (list, tuple)) and _holds_numpy_array(data):
-            _refuse_unsized_arrays(data)
-        target = _dtype.to_dtype(dtype) if dtype is not None else _infer_dtype(data)
-        if isinstance(data, (list, tuple)) and _contains_tensor(data):
-            data = _unwrap_nested(data)
+        kinds = _nested_types(data) if isinstance(data, (list, tuple)) else {type(data)}
+        sizes = None
+        if not kinds <= _PYTHON_NUMBERS and not isinstance(data, np.ndarray):
+            if isinstance(data, (str, bytes)):
+                raise TypeError(f"new(): invalid data type '{_dtype.parser_type_name(data)}'")
+            sizes = _sequence_sizes(data)  # torch reads the shape first: its errors come before the dtype's
+            if isinstance(data, (list, tuple)) and builtins.any(issubclass(kind, np.ndarray) for kind in kinds):
+                _warn_list_of_arrays()
+        target = _dtype.to_dtype(dtype) if dtype is not None else _infer_dtype(data, kinds)
+        if sizes is not None and not _takes_every_value(kinds, target):
+            # NumPy casts anything to bool (None is False), a None to NaN, a NumPy float to an
+            # integer, reads a one-element tensor as a sequence: torch unpacks each value as the
+            # dtype asks
+            sizes = _check_nested_data(data, target)
+        if sizes is not None and builtins.any(issubclass(kind, Tensor) for kind in kinds):
+            data = _unwrap_nested(data, len(sizes))
         if target.np.kind in "iu" and _float_overflows(data, target.np):
             # NumPy truncates a float into an integer dtype unchecked (-0.5 -> 0, 300.5 -> 44 in uint8)
             raise RuntimeError(f"value cannot be converted to type {target.name} without overflow")
-        if dtype is not None and (target is _dtype.bool or not isinstance(data, (list, tuple, np.ndarray, np.generic,
-                                                                                    numbers.Number))):
-            # NumPy casts anything to bool (None is False) and takes a lone None or string on: torch
-            # unpacks each value as the dtype asks (a dtype given, it infers none)
-            check_legacy_data(data, target)
         try:
             if target.name in _dtype._FLOAT8_NAMES:  # Python numbers are doubles, rounded once as torch's
                 array = _dtype.cast_array(np.array(data, dtype=np.float64), target.np)
@@ -156,10 +232,12 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
             else:
                 array = np.array(data, dtype=target.np, copy=copy) if copy else np.asarray(data, dtype=target.np)
         except (ValueError, TypeError):
-            _check_ragged(data)
-            if dtype is not None:  # a string or None inside the data: torch's words for it
-                check_legacy_data(data, target)
-            raise
+            sizes = _check_nested_data(data, target)  # torch's words for a ragged list, a list in place of a number
+            if 0 not in sizes:
+                raise
+            if dtype is None:  # torch's inference takes an empty sequence for the default dtype ([[], [1]])
+                target = _dtype.promote_types(target, _dtype.get_default_dtype())
+            array = np.zeros(sizes, dtype=target.np)  # torch reads nothing when there is nothing to hold
         except OverflowError:
             if target is not _dtype.uint64 and not target.is_floating_point and _holds_int_beyond_int64(data):
                 # torch reads every Python int as a C long long first, whatever the dtype asked
@@ -209,11 +287,11 @@ def _holds_int_beyond_int64(data) -> builtins.bool:
 _list_of_arrays_warned = False  # torch warns once a process
 
 
-def _warn_if_list_of_arrays(data) -> None:
+def _warn_list_of_arrays() -> None:
     """torch's warning for a (nested) sequence holding NumPy arrays, which it copies element by
     element: the scripts that build ``LongTensor([np.asarray(...) for ...])`` see it once."""
     global _list_of_arrays_warned
-    if not _holds_numpy_array(data):
+    if _list_of_arrays_warned:
         return
     _list_of_arrays_warned = True
     import warnings
@@ -225,44 +303,14 @@ def _warn_if_list_of_arrays(data) -> None:
                   UserWarning, stacklevel=user_stacklevel())
 
 
-def _holds_numpy_array(data) -> builtins.bool:
-    """Whether a NumPy array sits anywhere in nested lists and tuples, looked for one nesting
-    level at a time (C-level passes: long lists of numbers stay cheap)."""
-    level = data
-    while level:
-        kinds = set(map(type, level))
-        if builtins.any(issubclass(kind, np.ndarray) for kind in kinds):
-            return True
-        if not kinds & {list, tuple}:
-            return False
-        level = list(itertools.chain.from_iterable(item for item in level if type(item) in (list, tuple)))
-    return False
-
-
-def _contains_tensor(data) -> builtins.bool:
-    return builtins.any(isinstance(x, Tensor) or (isinstance(x, (list, tuple)) and _contains_tensor(x)) for x in data)
-
-
-def _refuse_unsized_arrays(data) -> None:
-    """torch takes the shape from the first item at each depth, reading a NumPy array there as a
-    sequence: a 0-d one has no len() (elsewhere it is read as a number, ``(3, np.array(2))``)."""
-    item = data
-    while isinstance(item, (list, tuple)) and item:
-        item = item[0]
-        if isinstance(item, np.ndarray):
-            if item.ndim == 0:
-                raise TypeError("len() of unsized object")
-            return
-
-
-def _unwrap_nested(data):
+def _unwrap_nested(data, leaf_depth: int, depth: int = 0):
+    """Nested data with its tensors' arrays for NumPy: a tensor where a number goes (at
+    ``leaf_depth``, one element: _check_nested_data saw to it) read as torch reads it, as a
+    number, never as a sequence; a tensor above read by rows."""
     if isinstance(data, Tensor):
-        # torch reads a tensor inside a list as a number (its item()), never as a sequence
-        if data._data.size != 1:
-            raise ValueError("only one element tensors can be converted to Python scalars")
-        return data._data
+        return data._data.reshape(()) if depth == leaf_depth else data._data
     if isinstance(data, (list, tuple)):
-        return [_unwrap_nested(x) for x in data]
+        return [_unwrap_nested(item, leaf_depth, depth + 1) for item in data]
     return data
 
 
@@ -936,7 +984,8 @@ def arange(start=None, end=None, step=1, *, out=None, dtype=None, layout=None, d
     if values[2] == 0 or values[2] != values[2]:  # torch's check, `step > 0 || step < 0`, refuses nan too
         raise RuntimeError("step must be nonzero")
     if dtype is None:
-        is_int = builtins.all(isinstance(v, (builtins.int, np.integer)) and not isinstance(v, builtins.bool) for v in values)
+        # (a bool is an integer here: arange(True) is int64 in torch)
+        is_int = builtins.all(isinstance(v, (builtins.int, np.integer)) for v in values)
         dtype = _dtype.int64 if is_int else _dtype.get_default_dtype()
     start, end, step = values
     if not builtins.all(math.isfinite(v) for v in (start, end)):

@@ -24,7 +24,7 @@ from ...ops.shape import cat, stack
 from ...tensor import Tensor
 from .. import init
 from ..parameter import Parameter
-from ..utils.rnn import PackedSequence, pad_packed_sequence
+from ..utils.rnn import PackedSequence, _refuse_short_steps, pad_packed_sequence
 from .linear import _factory
 from .module import Module
 from .utils import _checked_empty as empty
@@ -207,6 +207,7 @@ class RNNBase(Module):
     def _forward_packed(self, input: PackedSequence, hx):
         """A packed batch runs padded, in the caller's batch order, each sequence for its own
         length; the output is packed with the input's batch sizes and permutation."""
+        _refuse_short_steps(np.asarray(input.batch_sizes.tolist(), dtype=np.int64), input.data)
         padded, lengths = pad_packed_sequence(input)
         was_batch_first, self.batch_first = self.batch_first, False
         try:

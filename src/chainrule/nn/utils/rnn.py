@@ -8,6 +8,8 @@ back to the padded tensors; padding positions receive none.
 
 from __future__ import annotations
 
+import builtins
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -15,7 +17,7 @@ import numpy as np
 from ... import _dtype
 from ...ops.creation import full, tensor
 from ...ops.reduce import _unstable_order
-from ...ops.shape import cat, stack
+from ...ops.shape import cat
 from ...tensor import Tensor
 
 __all__ = ["PackedSequence", "invert_permutation", "pack_padded_sequence", "pad_packed_sequence", "pad_sequence", "unpad_sequence",
@@ -177,19 +179,48 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False,
         sorted_indices = tensor(order, dtype=_dtype.int64, device="cpu")
         unsorted_indices = tensor(np.argsort(order), dtype=_dtype.int64, device="cpu")
     steps = int(lengths_np.max()) if len(lengths_np) else 0
-    if steps > input.shape[1 - batch_dim]:
-        raise RuntimeError(f"pack_padded_sequence: a length of {steps} exceeds the padded length "
-                           f"{input.shape[1 - batch_dim]}")
     sorted_lengths = lengths_np[order]
     batch_sizes = (sorted_lengths[None, :] > np.arange(steps)[:, None]).sum(1)
-    # step-major order of (time, sequence) pairs that are not padding
-    time_index = np.repeat(np.arange(steps), batch_sizes)
-    batch_index = order[np.concatenate([np.arange(n) for n in batch_sizes])] if steps else np.zeros(0, np.int64)
+    # step-major order of (time, sequence) pairs that are not padding; torch does not check a length
+    # against the padded length: its batch sizes count the steps beyond it, its data stops at it
+    padded_steps = builtins.min(steps, input.shape[1 - batch_dim])
+    time_index = np.repeat(np.arange(padded_steps), batch_sizes[:padded_steps])
+    batch_index = order[np.concatenate([np.arange(n) for n in batch_sizes[:padded_steps]])] if padded_steps else \
+        np.zeros(0, np.int64)
     rows, steps_index = tensor(batch_index, device="cpu"), tensor(time_index, device="cpu")
     data = input[rows, steps_index] if batch_first else input[steps_index, rows]
     # batch_sizes live on the CPU whatever the data's device, as torch's
     return PackedSequence(data, tensor(batch_sizes, dtype=_dtype.int64, device="cpu"), sorted_indices,
                           unsorted_indices)
+
+
+def _refuse_short_data(batch_sizes: np.ndarray, data: Tensor) -> None:
+    """torch's error for packed data holding fewer rows than its batch sizes count (what
+    pack_padded_sequence makes of a length beyond the padded length): its unpacking views the rows
+    of each run of steps with one batch size as (steps, batch size, *), and the first run the
+    data cannot fill fails that view."""
+    if int(batch_sizes.sum()) <= data.shape[0]:
+        return
+    offset, start, features = 0, 0, data.shape[1:]
+    for stop in range(1, len(batch_sizes) + 1):
+        if stop < len(batch_sizes) and batch_sizes[stop] == batch_sizes[start]:
+            continue
+        rows = int(batch_sizes[start]) * (stop - start)
+        if offset + rows > data.shape[0]:
+            shape = ", ".join(map(str, (stop - start, int(batch_sizes[start]), *features)))
+            size = builtins.max(0, data.shape[0] - offset) * math.prod(features)
+            raise RuntimeError(f"shape '[{shape}]' is invalid for input of size {size}")
+        offset, start = offset + rows, stop
+
+
+def _refuse_short_steps(batch_sizes: np.ndarray, data: Tensor) -> None:
+    """torch's error when a recurrent layer reads packed data holding fewer rows than its batch
+    sizes count: it narrows the data to each step's rows in turn."""
+    offset = 0
+    for size in batch_sizes.tolist():
+        if offset + size > data.shape[0]:
+            raise RuntimeError(f"start ({offset}) + length ({size}) exceeds dimension size ({data.shape[0]}).")
+        offset += size
 
 
 def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, padding_value: float = 0.0,
@@ -203,6 +234,7 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, pad
     elif total_length < steps:
         raise ValueError("Expected total_length to be at least the length of the longest sequence in input, "
                          f"but got total_length={total_length} and max sequence length being {steps}")
+    _refuse_short_data(batch_sizes, sequence.data)
     positions = _sorted_positions(sequence)
     rows = _packed_rows(batch_sizes, positions, total_length)
     data = sequence.data
@@ -230,16 +262,15 @@ def pad_sequence(sequences, batch_first: bool = False, padding_value: float = 0.
         raise IndexError("Dimension specified as 0 but tensor has no dimensions")
     trailing = tuple(sequences[0].shape[1:])
     max_length = max(s.shape[0] for s in sequences)
-    padded = []
-    dtype = sequences[0].dtype  # torch fills an output of the first sequence's dtype, no promotion
-    for s in sequences:
-        s = _broadcast_into_slot(s.to(dtype), (s.shape[0], *trailing))
-        missing = max_length - s.shape[0]
-        if missing:
-            filler = full((missing, *s.shape[1:]), padding_value, dtype=s.dtype, device=s.device)
-            s = cat([s, filler] if padding_side == "right" else [filler, s], 0)
-        padded.append(s)
-    return stack(padded, 0 if batch_first else 1)
+    # torch fills an output of the first sequence's dtype (no promotion) and copies each sequence
+    # into its slice: the graph is a chain of CopySlices, as torch's
+    shape = (len(sequences), max_length) if batch_first else (max_length, len(sequences))
+    padded = full((*shape, *trailing), padding_value, dtype=sequences[0].dtype, device=sequences[0].device)
+    for i, s in enumerate(sequences):
+        length = s.shape[0]
+        steps = slice(0, length) if padding_side == "right" else slice(max_length - length, max_length)
+        padded[(i, steps) if batch_first else (steps, i)] = _broadcast_into_slot(s, (length, *trailing))
+    return padded
 
 
 def _broadcast_into_slot(sequence: Tensor, slot: tuple) -> Tensor:

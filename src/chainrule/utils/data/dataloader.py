@@ -103,10 +103,7 @@ class DataLoader:
                  timeout: float = 0, worker_init_fn: Callable | None = None, multiprocessing_context=None,
                  generator=None, *, prefetch_factor: int | None = None, persistent_workers: bool = False,
                  pin_memory_device: str = "", in_order: bool = True) -> None:
-        for name, value in (("num_workers", num_workers), ("timeout", timeout)):
-            if isinstance(value, (str, type(None))):  # torch fails comparing it to 0, with a TypeError
-                raise TypeError(f"DataLoader: {name} must be a number, got {value!r}")
-        if num_workers < 0:
+        if num_workers < 0:  # (a str or None: Python's TypeError comparing it to 0, as torch's)
             raise ValueError("num_workers option should be non-negative; use num_workers=0 to disable "
                              "multiprocessing.")
         if timeout < 0:

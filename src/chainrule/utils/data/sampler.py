@@ -13,6 +13,7 @@ loop over indices.
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Iterable, Iterator, Sized
 from typing import Generic, TypeVar
 
@@ -259,8 +260,17 @@ class BatchSampler(Sampler):
         self.batch_size = batch_size
         self.drop_last = drop_last
 
+    def _refuse_unindexable_batch_size(self) -> None:
+        """torch's error, on the first batch, for a batch size beyond sys.maxsize (it cuts a batch
+        with itertools.islice, or zips batch_size references to the indices when dropping the last)."""
+        if self.batch_size > sys.maxsize:
+            if self.drop_last:
+                raise OverflowError("cannot fit 'int' into an index-sized integer")
+            raise ValueError("Stop argument for islice() must be None or an integer: 0 <= x <= sys.maxsize.")
+
     def _index_batches(self) -> Iterator[np.ndarray]:
         """Batches as int64 arrays, cut from the sampler's chunks when it streams them."""
+        self._refuse_unindexable_batch_size()
         if not hasattr(self.sampler, "_index_chunks"):
             for batch in self:
                 indices = np.asarray(batch)
@@ -280,6 +290,7 @@ class BatchSampler(Sampler):
             yield leftover
 
     def __iter__(self) -> Iterator[list]:
+        self._refuse_unindexable_batch_size()
         if hasattr(self.sampler, "_index_chunks"):
             for batch in self._index_batches():
                 yield batch.tolist()
