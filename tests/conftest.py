@@ -5,6 +5,10 @@ case lists choose their CI subset with tests/_profile.py's ``in_ci``."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import pytest
 
 from tests._profile import LONG
@@ -12,6 +16,24 @@ from tests._profile import LONG
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "long: runs only with CHAINRULE_LONG_TESTS=1 (the long profile)")
+    if not hasattr(config, "workerinput"):  # once, in the process that starts pytest-xdist's workers
+        _compile_chainrule_for_every_interpreter()
+
+
+def _compile_chainrule_for_every_interpreter():
+    """Under ``PYTHONDONTWRITEBYTECODE=1`` (the CI machine's environment) no interpreter writes
+    bytecode, so each one the suite starts (MPI ranks and launchers, the program corpus, CLI runs,
+    fresh-process checks, each pytest-xdist worker) compiled chainrule's source again: about 3 s of
+    CPU each on the 2-core machine. Python still reads the bytecode it finds in ``__pycache__``
+    (ignored by git), so one compile of the package here serves them all; a source file changed
+    later is compiled again on import, as always."""
+    if not sys.flags.dont_write_bytecode:
+        return  # the first interpreter to import chainrule writes its bytecode
+    import compileall
+
+    spec = importlib.util.find_spec("chainrule")
+    if spec is not None and spec.submodule_search_locations:
+        compileall.compile_dir(Path(list(spec.submodule_search_locations)[0]), quiet=1)
 
 
 def pytest_collection_modifyitems(config, items):

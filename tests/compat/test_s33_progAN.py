@@ -34,6 +34,7 @@ from __future__ import annotations
 import pytest
 
 import chainrule
+from tests._fresh_process import batched
 
 torch = pytest.importorskip("torch")
 
@@ -297,16 +298,11 @@ print(repr((result.tolist(), [str(w.message).split(" (Triggered internally")[0] 
 """
 
 
+# torch warns once per process, so each call runs first in a fresh interpreter of each library
+_fresh_runs = batched(lambda lib: {call: _WARNING_PROBE.format(lib=lib, call=source)
+                                   for call, source in INPLACE_SCALAR_FIRST.items()})
+
+
 @pytest.mark.parametrize("call", INPLACE_SCALAR_FIRST)
 def test_scalar_first_overload_warns_in_the_name_called(call):
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    # torch warns once per process, so each library runs the call in a fresh interpreter
-    src = str(Path(chainrule.__file__).resolve().parents[1])
-    outputs = [subprocess.run([sys.executable, "-c", _WARNING_PROBE.format(lib=lib, call=INPLACE_SCALAR_FIRST[call])],
-                              capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": src}).stdout
-               for lib in ("torch", "chainrule")]
-    assert outputs[1] == outputs[0]
+    assert _fresh_runs("chainrule")[call].output() == _fresh_runs("torch")[call].output()

@@ -9,6 +9,7 @@ import pytest
 
 import chainrule
 from chainrule.ops import _arg_parser
+from tests._fresh_process import batched
 
 torch = pytest.importorskip("torch")
 
@@ -79,26 +80,6 @@ def _first_warning(lib, call):
     return [str(w.message).split(" (Triggered internally")[0] for w in caught]
 
 
-@pytest.mark.parametrize("call", _WORDED_CALLS, ids=list(_WORDED_CALLS))
-def test_the_deprecation_names_the_in_place_method_and_the_functions_signature(call, monkeypatch):
-    """torch's warning names ``add_(Number alpha, Tensor other)`` for ``p.add_(0.5, v)`` (chainrule
-    said ``add``), and the function's signature, ``input`` and ``out`` included, for
-    ``torch.add(p, 0.5, v)``. (Each call is the first of its process in torch, as here.)"""
-    import subprocess
-    import sys
-
-    monkeypatch.setattr(_arg_parser, "_deprecated_overload_warned", False)
-    ours = _first_warning(chainrule, call)
-    source = ("import warnings, torch\n"
-              "p, v = torch.ones(3), torch.arange(3.0)\n"
-              "with warnings.catch_warnings(record=True) as caught:\n"
-              "    warnings.simplefilter('always')\n"
-              f"    ({_CALL_SOURCE[call]})\n"
-              "print(repr([str(w.message).split(' (Triggered internally')[0] for w in caught]))\n")
-    theirs = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, check=True).stdout
-    assert repr(ours) == theirs.strip()
-
-
 _CALL_SOURCE = {
     "Tensor.add_": "p.add_(0.5, v)",
     "Tensor.sub_": "p.sub_(0.5, v)",
@@ -108,6 +89,24 @@ _CALL_SOURCE = {
     "add": "torch.add(p, 0.5, v)",
     "sub": "torch.sub(p, 0.5, v)",
 }
+# each call the first of a fresh torch process
+_torch_runs = batched(lambda lib: {call: ("import warnings, torch\n"
+                                          "p, v = torch.ones(3), torch.arange(3.0)\n"
+                                          "with warnings.catch_warnings(record=True) as caught:\n"
+                                          "    warnings.simplefilter('always')\n"
+                                          f"    ({source})\n"
+                                          "print(repr([str(w.message).split(' (Triggered internally')[0] for w in caught]))\n")
+                                   for call, source in _CALL_SOURCE.items()})
+
+
+@pytest.mark.parametrize("call", _WORDED_CALLS, ids=list(_WORDED_CALLS))
+def test_the_deprecation_names_the_in_place_method_and_the_functions_signature(call, monkeypatch):
+    """torch's warning names ``add_(Number alpha, Tensor other)`` for ``p.add_(0.5, v)`` (chainrule
+    said ``add``), and the function's signature, ``input`` and ``out`` included, for
+    ``torch.add(p, 0.5, v)``. (Each call is the first of its process in torch, as here.)"""
+    monkeypatch.setattr(_arg_parser, "_deprecated_overload_warned", False)
+    ours = _first_warning(chainrule, call)
+    assert repr(ours) == _torch_runs("torch")[call].output().strip()
 
 
 def test_the_darts_finite_difference_step_runs_as_the_repo_writes_it(monkeypatch):

@@ -12,6 +12,7 @@ import pytest
 
 import chainrule
 from chainrule._backend import use_standin_cuda
+from tests._fresh_process import batched
 
 torch = pytest.importorskip("torch")
 
@@ -104,28 +105,28 @@ DEPRECATED_CALLS = {
 }
 
 
-def _first_call_of_a_process(lib_name: str, call: str):
-    """``call``'s values and warnings as the first deprecated overload of a fresh process (torch warns
-    once per process for all of them), the warnings' file included: the caller's. (torch's message
-    ends with the C++ line that warned, which chainrule has none of.)"""
-    import subprocess
-    import sys
+def _first_calls_of_a_process(lib_name: str) -> dict[str, str]:
+    """Each call's script: its values and warnings as the first deprecated overload of a fresh
+    process (torch warns once per process for all of them), the warnings' file included: the
+    caller's. (torch's message ends with the C++ line that warned, which chainrule has none of.)"""
+    return {call: (f"import warnings, {lib_name} as torch\n"
+                   "p, v = torch.ones(3), torch.arange(3.0)\n"
+                   "with warnings.catch_warnings(record=True) as caught:\n"
+                   "    warnings.simplefilter('always')\n"
+                   f"    values = ({call}).tolist()\n"
+                   "print(repr((values, [(w.category.__name__, str(w.message).split(' (Triggered internally')[0], w.filename)\n"
+                   "                     for w in caught])))\n")
+            for call in DEPRECATED_CALLS.values()}
 
-    source = (f"import warnings, {lib_name} as torch\n"
-              "p, v = torch.ones(3), torch.arange(3.0)\n"
-              "with warnings.catch_warnings(record=True) as caught:\n"
-              "    warnings.simplefilter('always')\n"
-              f"    values = ({call}).tolist()\n"
-              "print(repr((values, [(w.category.__name__, str(w.message).split(' (Triggered internally')[0], w.filename)\n"
-              "                     for w in caught])))\n")
-    return subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, check=True).stdout
+
+_fresh_runs = batched(_first_calls_of_a_process)
 
 
 @pytest.mark.parametrize("call", DEPRECATED_CALLS.values(), ids=DEPRECATED_CALLS.keys())
 def test_the_deprecated_overload_warns_in_the_words_of_the_form_called(call):
     """torch.addcmul(p, 0.5, v, v) warns with the function's signature (``input``, ``out``); the
     methods with theirs."""
-    assert _first_call_of_a_process("chainrule", call) == _first_call_of_a_process("torch", call)
+    assert _fresh_runs("chainrule")[call].output() == _fresh_runs("torch")[call].output()
 
 
 ADD_PRODUCT_REFUSALS = {

@@ -3,8 +3,6 @@ deprecated beta-first overloads of the BLAS products, the creation functions' fu
 ``*_copy`` functions' own names, refusals of torch's exception type, chalf/to/fill_ and
 native_channel_shuffle, the Tensor method aliases and methods checked against aten's schemas."""
 
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -12,6 +10,7 @@ import pytest
 
 import chainrule
 from chainrule.ops import _arg_parser
+from tests._fresh_process import batched
 
 torch = pytest.importorskip("torch")
 
@@ -93,14 +92,18 @@ WARNED = {
 }
 
 
+# torch warns once per process, for all its deprecated overloads: its words come from a fresh one
+_torch_runs = batched(lambda lib: {
+    form: ("import warnings, torch\nM = torch.ones(2, 2); m1 = torch.ones(2, 3); m2 = torch.ones(3, 2)\n"
+           "v = torch.ones(3); v2 = torch.ones(2)\nwith warnings.catch_warnings(record=True) as w:\n"
+           f"    warnings.simplefilter('always'); {call}; {call}\n"
+           "print(repr([str(x.message) for x in w]))")
+    for form, call in WARNED.items()})
+
+
 @pytest.mark.parametrize("form", WARNED)
 def test_beta_first_overloads_warn_once_in_torchs_words(form, monkeypatch):
-    # torch warns once per process, for all its deprecated overloads: its words come from a fresh one
-    script = ("import warnings, torch\nM = torch.ones(2, 2); m1 = torch.ones(2, 3); m2 = torch.ones(3, 2)\n"
-              "v = torch.ones(3); v2 = torch.ones(2)\nwith warnings.catch_warnings(record=True) as w:\n"
-              f"    warnings.simplefilter('always'); {WARNED[form]}; {WARNED[form]}\n"
-              "print(repr([str(x.message) for x in w]))")
-    expected = eval(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
+    expected = eval(_torch_runs("torch")[form].output())
     monkeypatch.setattr(_arg_parser, "_deprecated_overload_warned", False)
     M, m1, m2 = chainrule.ones(2, 2), chainrule.ones(2, 3), chainrule.ones(3, 2)  # noqa: F841 - the script's names
     v, v2 = chainrule.ones(3), chainrule.ones(2)  # noqa: F841

@@ -7,6 +7,7 @@ import math
 import pytest
 
 import chainrule
+from tests._fresh_process import batched
 
 torch = pytest.importorskip("torch")
 
@@ -300,9 +301,9 @@ def test_multihead_attention_refuses_in_torchs_words(build):
 # are implicitly disabled" warning is left out on purpose: chainrule always checks the indices, see
 # check_sparse_tensor_invariants' docstring.)
 _COMPRESSED_WARNINGS_SCRIPT = """
-import importlib, sys, warnings
-lib = importlib.import_module(sys.argv[1])
-if sys.argv[2] == "always":
+import warnings
+import {lib} as lib
+if {always}:
     lib.set_warn_always(True)
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
@@ -311,20 +312,13 @@ with warnings.catch_warnings(record=True) as caught:
     lib.eye(2).to_sparse(layout=lib.sparse_csr)
 print([(w.category.__name__, str(w.message), w.lineno) for w in caught if "beta state" in str(w.message)])
 """
+_compressed_warnings = batched(lambda lib: {mode: _COMPRESSED_WARNINGS_SCRIPT.format(lib=lib, always=mode == "always")
+                                            for mode in ("once", "always")})
 
 
 @pytest.mark.parametrize("mode", ["once", "always"])
-def test_compressed_sparse_tensors_warn_beta_as_torch(mode, tmp_path):
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    script = tmp_path / "compressed.py"
-    script.write_text(_COMPRESSED_WARNINGS_SCRIPT)
-    env = {**os.environ, "PYTHONPATH": str(Path(chainrule.__file__).parents[1])}
-    shown = [subprocess.run([sys.executable, str(script), lib, mode], capture_output=True, text=True, env=env,
-                            check=True).stdout for lib in ("chainrule", "torch")]
+def test_compressed_sparse_tensors_warn_beta_as_torch(mode):
+    shown = [_compressed_warnings(lib)[mode].output() for lib in ("chainrule", "torch")]
     assert shown[0] == shown[1]
     assert "Sparse CSC tensor support is in beta state" in shown[0]
 

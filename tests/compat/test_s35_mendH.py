@@ -1,15 +1,13 @@
 """Session 35, lane mendH: leftovers from the day's lanes, each call made on torch 2.13 and on
 chainrule with the same arguments and compared (values, or the exception's type and message)."""
 
-import os
-import subprocess
-import sys
 import warnings
 
 import numpy as np
 import pytest
 
 import chainrule
+from tests._fresh_process import batched
 
 torch = pytest.importorskip("torch")
 
@@ -151,22 +149,27 @@ _DEPRECATED_CALLS = {"add": "lib.add(x, 2, x)", "sub": "lib.sub(x, 2, x)", "addc
                      "addmm": "lib.addmm(1, x, x, x)", "Tensor.addmm": "x.addmm(1, x, x)", "Tensor.add": "x.add(2, x)"}
 
 
-def _warnings_in_a_fresh_process(module: str, calls: list) -> list:
-    script = (f"import warnings\nimport {module} as lib\nx = lib.ones(2, 2)\n"
-              "with warnings.catch_warnings(record=True) as caught:\n    warnings.simplefilter('always')\n"
-              + "".join(f"    {_DEPRECATED_CALLS[call]}\n" for call in calls)
-              + "print(repr([str(w.message) for w in caught]))")
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=environment)
-    return eval(done.stdout)
+_CALL_SEQUENCES = [("add", "addmm"), ("addmm", "add"), ("Tensor.addmm", "Tensor.add"), ("addcmul", "addmm", "sub")]
 
 
-@pytest.mark.parametrize("calls", [("add", "addmm"), ("addmm", "add"), ("Tensor.addmm", "Tensor.add"),
-                                   ("addcmul", "addmm", "sub")], ids=str)
+def _warning_scripts(module: str) -> dict[str, str]:
+    """For each sequence of calls, a script that runs them first thing in its process and prints the
+    warnings they gave."""
+    return {str(calls): (f"import warnings\nimport {module} as lib\nx = lib.ones(2, 2)\n"
+                         "with warnings.catch_warnings(record=True) as caught:\n    warnings.simplefilter('always')\n"
+                         + "".join(f"    {_DEPRECATED_CALLS[call]}\n" for call in calls)
+                         + "print(repr([str(w.message) for w in caught]))")
+            for calls in _CALL_SEQUENCES}
+
+
+_warnings_in_fresh_processes = batched(_warning_scripts)
+
+
+@pytest.mark.parametrize("calls", _CALL_SEQUENCES, ids=str)
 def test_deprecated_overloads_share_torchs_one_warning(calls):
-    expected = _warnings_in_a_fresh_process("torch", list(calls))
+    expected = eval(_warnings_in_fresh_processes("torch")[str(calls)].output())
     assert len(expected) == 1
-    assert _warnings_in_a_fresh_process("chainrule", list(calls)) == expected
+    assert eval(_warnings_in_fresh_processes("chainrule")[str(calls)].output()) == expected
 
 
 # ---- 4. torch's top-level max pools: an implicit stride is taken, return_indices is not
