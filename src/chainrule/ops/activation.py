@@ -27,6 +27,7 @@ from ._arg_parser import check_int, check_number
 from .elementwise import (
     LogSigmoidAdjoint,
     _exp_array,
+    _float32_via_float64,
     _float_input,
     _log1p_array,
     _log_sigmoid_array,
@@ -666,10 +667,35 @@ def silu(input: Tensor, inplace: bool = False) -> Tensor:
     return Silu.apply(float_kernel_input(input, "silu_cpu", complex_too=False))
 
 
-def _stable_softplus_array(z: np.ndarray) -> np.ndarray:
-    # log(1 + e^z) without overflow: max(z, 0) + log1p(e^-|z|)
-    xp = array_module(z)
-    return xp.maximum(z, 0) + xp.log1p(xp.exp(-xp.abs(z)))
+_tanh_array = _float32_via_float64(np.tanh)
+
+
+def _mish_tanh_softplus_array(x: np.ndarray) -> np.ndarray:
+    """tanh(log1p(exp(x))) as torch's CPU mish kernels compute it: no softplus threshold (e^x past
+    the float range is inf, whose tanh is 1), each function rounded to x's dtype, a float32 one
+    through float64 as torch's vectorised exp, log1p and tanh nearly always round (the overflow-free
+    max(x, 0) + log1p(e^-|x|) and NumPy's float32 loops differed from torch in 28 % of values)."""
+    with np.errstate(over="ignore"):
+        return _tanh_array(_log1p_array(_exp_array(x)))
+
+
+def _mish_grad_array(x: np.ndarray, grad: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """torch's mish_backward kernel, in its order: g (t + x σ (1 - t t)) with t = tanh(log1p(e^x)) (the
+    forward's, the same bits as torch's recomputed one) and σ = 1 / (1 + e^-x); float32 for half types."""
+    wide, wide_grad = _kernel_compute_array(x), _kernel_compute_array(grad)
+    one = wide.dtype.type(1)
+    with np.errstate(over="ignore", invalid="ignore"):  # (-inf · 0: torch's NaN)
+        sigmoid_x = one / (one + _exp_array(-wide))
+        if wide.dtype == np.float32 and array_module(wide) is np:
+            # torch's compiled kernel fuses 1 - t t and (x σ)(1 - t t) + t into multiply-adds (the
+            # plain order differed from it in 19 % of float32 gradients): a float32 product is exact
+            # in float64, so each computed there and rounded once is the fused value
+            t_wide = t.astype(np.float64)
+            slope = (1 - t_wide * t_wide).astype(np.float32)
+            inner = ((wide * sigmoid_x).astype(np.float64) * slope + t_wide).astype(np.float32)
+        else:
+            inner = t + wide * sigmoid_x * (one - t * t)
+        return (wide_grad * inner).astype(grad.dtype, copy=False)
 
 
 class Mish(Function):
@@ -680,14 +706,23 @@ class Mish(Function):
 
     @staticmethod
     def forward(ctx, x):
-        xp = array_module(x)
+        # torch's mish kernel: x tanh(log1p(e^x)), computed in float32 for half types and rounded once
         ctx.save_for_backward(x)
-        return x * xp.tanh(_stable_softplus_array(x))
+        wide = _kernel_compute_array(x)
+        t = _mish_tanh_softplus_array(wide)
+        if any(ctx.needs_input_grad):  # reused by the backward: its three transcendental passes not run twice
+            ctx.tanh_softplus = t
+        return (wide * t).astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
         # d(x tanh(sp(x))) = tanh(sp) + x sigmoid(x) (1 - tanh(sp)^2)
         (x,) = ctx.saved_values
+        if not is_grad_enabled() and _function.active_dispatch is None:
+            # a plain walk: torch's mish_backward kernel, rounded as it rounds (a half type's in float32
+            # inside it, rounded once, where Tensor ops would round each step)
+            return Tensor._make(_mish_grad_array(x._data, grad._data, ctx.tanh_softplus))
+        # create_graph: torch records its infinitely differentiable form, op by op (softplus's threshold too)
         th = tanh(softplus(x))
         return grad * (th + x * sigmoid(x) * (1 - th * th))
 
@@ -699,8 +734,8 @@ def mish(input: Tensor, inplace: bool = False) -> Tensor:
     return Mish.apply(float_kernel_input(input, "mish_cpu"))
 
 
-def _softplus_compute_array(x: np.ndarray) -> np.ndarray:
-    """``x`` in the dtype torch's softplus kernels compute in: float32 for float16 and bfloat16."""
+def _kernel_compute_array(x: np.ndarray) -> np.ndarray:
+    """``x`` in the dtype torch's softplus and mish kernels compute in: float32 for float16 and bfloat16."""
     return x.astype(np.float32) if _opmath.half_precision(x.dtype) else x
 
 
@@ -716,7 +751,7 @@ def _softplus_array(x: np.ndarray, beta: float, threshold: float) -> np.ndarray:
     in float32 for half types and rounded once. Not the overflow-free max(z, 0) + log1p(exp(-|z|)),
     which rounds differently in a quarter of float32 values."""
     xp = array_module(x)
-    wide = _softplus_compute_array(x)
+    wide = _kernel_compute_array(x)
     t = wide.dtype.type
     z = wide * t(beta)
     result = _log1p_array(_softplus_exp_array(z)) / t(beta)
@@ -727,7 +762,7 @@ def _softplus_grad_array(x: np.ndarray, grad: np.ndarray, beta: float, threshold
     """torch's softplus_backward kernel: with z = exp(beta x), ``g z / (z + 1)``, or g where
     beta x > threshold; float32 for half types."""
     xp = array_module(x)
-    wide, wide_grad = _softplus_compute_array(x), _softplus_compute_array(grad)
+    wide, wide_grad = _kernel_compute_array(x), _kernel_compute_array(grad)
     t = wide.dtype.type
     z = wide * t(beta)
     e = _softplus_exp_array(z)
