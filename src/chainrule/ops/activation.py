@@ -718,13 +718,31 @@ class Mish(Function):
     def backward(ctx, grad):
         # d(x tanh(sp(x))) = tanh(sp) + x sigmoid(x) (1 - tanh(sp)^2)
         (x,) = ctx.saved_values
-        if not is_grad_enabled() and _function.active_dispatch is None:
-            # a plain walk: torch's mish_backward kernel, rounded as it rounds (a half type's in float32
-            # inside it, rounded once, where Tensor ops would round each step)
+        if is_grad_enabled():
+            # create_graph: torch records its infinitely differentiable form, op by op (softplus's threshold too)
+            th = tanh(softplus(x))
+            return grad * (th + x * sigmoid(x) * (1 - th * th))
+        if _function.active_dispatch is None:
+            # a plain walk: torch's mish_backward kernel on the forward's t, rounded as it rounds (a half
+            # type's in float32 inside it, rounded once, where Tensor ops would round each step)
             return Tensor._make(_mish_grad_array(x._data, grad._data, ctx.tanh_softplus))
-        # create_graph: torch records its infinitely differentiable form, op by op (softplus's threshold too)
-        th = tanh(softplus(x))
-        return grad * (th + x * sigmoid(x) * (1 - th * th))
+        # watched (a dispatch mode, or any wrapper subclass instance alive, even garbage awaiting the
+        # collector): the same kernel as the op a mode sees, aten.mish_backward; the same bits either
+        # way, so a test's leftover wrapper cannot change them. t is recomputed from x, as torch's
+        # kernel does: a wrapper's forward ran on its placeholder, its handler's x is the real one
+        return MishBackward.apply(grad, x)
+
+
+class MishBackward(Function):
+    """torch's mish_backward: g (t + x σ(x) (1 - t t)) with t = tanh(log1p(e^x)). Applied only by a
+    plain backward that a dispatch mode or wrapper subclass may watch, so never recorded."""
+
+    _array_forward = True
+    label = "mish_backward"
+
+    @staticmethod
+    def forward(ctx, grad, x):
+        return _mish_grad_array(x, grad, _mish_tanh_softplus_array(_kernel_compute_array(x)))
 
 
 def mish(input: Tensor, inplace: bool = False) -> Tensor:
