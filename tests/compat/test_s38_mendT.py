@@ -11,27 +11,10 @@ import pytest
 
 import chainrule
 import chainrule.nn.functional as chainrule_functional
+from tests.compat._refusals import assert_same_refusal, outcome
 
 torch = pytest.importorskip("torch")
 torch_functional = pytest.importorskip("torch.nn.functional")
-
-
-def _outcome(call):
-    """("ok", "") where ``call()`` returned, else its exception's class name and message."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            call()
-        except Exception as exc:  # the subject: whatever each library raises
-            return type(exc).__name__, str(exc)
-    return "ok", ""
-
-
-def _assert_same_refusal(call):
-    """``call(library, functional)`` raises on chainrule what it raises on torch, class and words."""
-    expected = _outcome(lambda: call(torch, torch_functional))
-    assert expected[0] != "ok"
-    assert _outcome(lambda: call(chainrule, chainrule_functional)) == expected
 
 
 # ---------------------------------------------------------------- boolean_dispatch's refusals
@@ -71,8 +54,8 @@ def test_boolean_dispatch_refusals_name_the_branch_torch_picks(pooled, name, pat
     """"_return_output() got an unexpected keyword argument", "max_pool2d_with_indices() takes from 2
     to 7 positional arguments", and the RuntimeError of a several-element tensor read as the flag."""
     bad_call = _BAD_DISPATCHED_CALLS[pattern]
-    _assert_same_refusal(lambda lib, functional: bad_call(_dispatched(lib, functional, pooled, name),
-                                                          _operand(lib, name), lib))
+    assert_same_refusal(lambda lib, functional: bad_call(_dispatched(lib, functional, pooled, name),
+                                                         _operand(lib, name), lib))
 
 
 def test_boolean_dispatch_functions_still_compute_what_torch_does():
@@ -114,8 +97,8 @@ def _in_place_outcome(lib, op, self_dtype, operand, keyword):
     x = (lib.arange(6).reshape(2, 3) % 3).to(getattr(lib, self_dtype))
     before = x.tolist()
     value = _CAST_FIRST_OPERANDS[operand](lib)
-    outcome = _outcome(lambda: getattr(x, op)(**{keyword: value}) if keyword else getattr(x, op)(value))
-    return outcome, x.tolist() == before
+    seen = outcome(lambda: getattr(x, op)(**{keyword: value}) if keyword else getattr(x, op)(value))
+    return seen, x.tolist() == before
 
 
 @pytest.mark.parametrize("self_dtype", ["float32", "int64", "bool"])
@@ -160,7 +143,7 @@ def test_in_place_ops_that_can_hold_the_promotion_still_compute_torch_values():
 @pytest.mark.parametrize("value", ["a", None, [1, 2], 3, 1.5])
 def test_from_dlpack_refuses_what_is_no_capsule_as_torch(value):
     """torch reads anything without __dlpack__ as a DLPack capsule and refuses it as an invalid one."""
-    _assert_same_refusal(lambda lib, functional: lib.from_dlpack(value))
+    assert_same_refusal(lambda lib, functional: lib.from_dlpack(value))
 
 
 _CHAINS = {
@@ -185,13 +168,13 @@ def test_matrix_chain_refuses_shapes_that_do_not_chain_in_torch_words(function, 
         matrices = [lib.ones(shape) for shape in shapes]
         return lib.linalg.multi_dot(matrices) if function == "linalg.multi_dot" else lib.chain_matmul(*matrices)
 
-    expected = _outcome(lambda: call(torch, None))
-    assert _outcome(lambda: call(chainrule, None)) == expected
+    expected = outcome(lambda: call(torch, None))
+    assert outcome(lambda: call(chainrule, None)) == expected
 
 
 @pytest.mark.parametrize("other", ["float64", "float16", "int64", "complex64"])
 def test_multi_dot_refuses_mixed_dtypes_naming_torch_cpp_types(other):
-    _assert_same_refusal(lambda lib, functional: lib.linalg.multi_dot(
+    assert_same_refusal(lambda lib, functional: lib.linalg.multi_dot(
         [lib.ones(2, 3), lib.ones(3, 2, dtype=getattr(lib, other))]))
 
 
@@ -240,8 +223,8 @@ def test_max_pool_argument_refusals_in_torch_order_and_words(pool):
         def call(lib, functional, rank=rank, name=name, bad=bad):
             return _MAX_POOLS[pool](lib, functional)(lib.ones((1, 2, 6, 6, 6, 6)[:rank]),
                                                      **{"kernel_size": 2, name: bad})
-        expected = _outcome(lambda: call(torch, torch_functional))
-        if _outcome(lambda: call(chainrule, chainrule_functional)) != expected:
+        expected = outcome(lambda: call(torch, torch_functional))
+        if outcome(lambda: call(chainrule, chainrule_functional)) != expected:
             differing.append((rank, name, bad))
     assert differing == []
 
@@ -252,16 +235,16 @@ def test_max_pool1d_of_empty_planes_as_torch(pool, shape):
     """With indices torch pools the input as 2-d and names its shape with the unit height inserted."""
     def call(lib, functional):
         return _MAX_POOLS[pool](lib, functional)(lib.ones(shape), 2)
-    expected = _outcome(lambda: call(torch, torch_functional))
-    got = _outcome(lambda: call(chainrule, chainrule_functional))
+    expected = outcome(lambda: call(torch, torch_functional))
+    got = outcome(lambda: call(chainrule, chainrule_functional))
     assert got == expected
 
 
 def test_max_pool1d_padding_bound_when_recording_is_the_plain_kernel_words():
     """torch checks max_pool1d's arguments in its own words before it takes the with-indices path
     that recording needs."""
-    _assert_same_refusal(lambda lib, functional: lib.max_pool1d(lib.ones(1, 2, 6, requires_grad=True), 2,
-                                                                padding=2))
+    assert_same_refusal(lambda lib, functional: lib.max_pool1d(lib.ones(1, 2, 6, requires_grad=True), 2,
+                                                               padding=2))
 
 
 # ---------------------------------------------------------------- torch.signal.windows' dtype check
@@ -319,8 +302,8 @@ def test_an_int_beyond_int64_is_refused_as_torch_unpacks_it(call, form, value):
         return getattr(functional, name)(x, 2, **{call.split()[1]: sized}) if call.split()[1] == "padding" else \
             getattr(functional, name)(x, sized)
 
-    expected = _outcome(lambda: bad_call(torch, torch_functional))
-    got = _outcome(lambda: bad_call(chainrule, chainrule_functional))
+    expected = outcome(lambda: bad_call(torch, torch_functional))
+    got = outcome(lambda: bad_call(chainrule, chainrule_functional))
     # (torch's TypeError carries its C++ traceback after the first line)
     assert (got[0], got[1].split("\n")[0][:100]) == (expected[0], expected[1].split("\n")[0][:100])
 
@@ -330,9 +313,9 @@ def test_an_int_beyond_int64_is_refused_as_torch_unpacks_it(call, form, value):
 def test_one_dimensional_fft_dim_is_an_int_to_torch_parser(transform, value):
     """'fft_fft(): argument 'dim' must be int, not list' (it said 'must be tuple of ints'), an int
     beyond int64 the ValueError; a dim out of range still the transform's own IndexError."""
-    _assert_same_refusal(lambda lib, functional: getattr(lib.fft, transform)(lib.ones(4), dim=value))
+    assert_same_refusal(lambda lib, functional: getattr(lib.fft, transform)(lib.ones(4), dim=value))
     if isinstance(value, float):
-        _assert_same_refusal(lambda lib, functional: getattr(lib.fft, transform)(lib.ones(4), None, value))
+        assert_same_refusal(lambda lib, functional: getattr(lib.fft, transform)(lib.ones(4), None, value))
 
 
 @pytest.mark.parametrize("shape, dim", [((2, 3), None), ((2, 3), 1), ((4,), None), ((2, 3, 4), None),
@@ -341,5 +324,5 @@ def test_one_dimensional_fft_dim_is_an_int_to_torch_parser(transform, value):
 def test_norm_of_an_unknown_order_name_is_matrix_norm_refusal(order, shape, dim):
     """torch.norm and Tensor.norm hand a string order other than 'fro' and 'nuc' to matrix_norm:
     'linalg.matrix_norm: Order a not supported.' whatever the input's rank."""
-    _assert_same_refusal(lambda lib, functional: lib.norm(lib.ones(shape), order, dim))
-    _assert_same_refusal(lambda lib, functional: lib.ones(shape).norm(order, dim))
+    assert_same_refusal(lambda lib, functional: lib.norm(lib.ones(shape), order, dim))
+    assert_same_refusal(lambda lib, functional: lib.ones(shape).norm(order, dim))

@@ -280,3 +280,111 @@ def test_no_grad_step_on_a_leaf_regenerates_its_live_views_as_torch():
     assert seen["chainrule"] == seen["torch"]
 
 
+# ---------------------------------------------------------------- mish
+
+
+def _mish_grid(dtype):
+    finfo = np.finfo(dtype)
+    edges = [0.0, -0.0, np.inf, -np.inf, np.nan, finfo.tiny, -finfo.tiny, finfo.smallest_subnormal,
+             -finfo.smallest_subnormal, finfo.max, -finfo.max, 88.7, 89.0, 709.0, 710.0, -88.0, -104.0, -745.0]
+    rng = np.random.default_rng(39)
+    values = np.concatenate([edges, np.linspace(-30, 30, 6001), np.linspace(19, 21, 401),
+                             rng.standard_normal(4000) * 5, rng.uniform(-1e-3, 1e-3, 1000)])
+    return values.astype(dtype)
+
+
+def _mish_and_gradient(lib, values, upstream, module=False):
+    x = lib.tensor(values).requires_grad_()
+    y = lib.nn.Mish()(x) if module else lib.nn.functional.mish(x)
+    y.backward(lib.tensor(upstream))
+    return y.detach().numpy(), x.grad.numpy(), y.grad_fn.name(), str(y.dtype).rpartition(".")[2]
+
+
+def _bits_differ(a, b):
+    same_nan = np.isnan(a) & np.isnan(b)
+    return (a.view(np.uint8).reshape(a.size, -1) != b.view(np.uint8).reshape(b.size, -1)).any(1) & ~same_nan
+
+
+@pytest.mark.parametrize("module", [False, True], ids=["F.mish", "nn.Mish"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mish_values_and_gradient_follow_torchs_kernel(dtype, module):
+    # torch's CPU kernel is x tanh(log1p(e^x)) with no softplus threshold, and its backward its own
+    # fused formula; chainrule's max(x, 0) + log1p(e^-|x|) form differed in 28 % of float32 values
+    values = _mish_grid(dtype)
+    upstream = np.random.default_rng(1).standard_normal(values.size).astype(dtype)
+    expected = _mish_and_gradient(torch, values, upstream, module)
+    got = _mish_and_gradient(chainrule, values, upstream, module)
+    assert got[2:] == expected[2:]
+    eps, tiny = np.finfo(dtype).eps, np.finfo(dtype).tiny
+    # the gradient's terms, up to |upstream| (1 + |x|) (x σ (1 - t²), its 1 - t² cancelling as t -> 1),
+    # cancel where it crosses 0 (x = -1.19): an ulp of tanh moves it by eps times them
+    scales = (np.zeros_like(values), 8 * eps * np.abs(upstream) * (1 + np.abs(np.nan_to_num(values))))
+    for ours, theirs, scale in zip(got[:2], expected[:2], scales):
+        assert np.array_equal(np.isnan(ours), np.isnan(theirs))
+        assert np.array_equal(np.signbit(ours[ours == 0]), np.signbit(theirs[ours == 0]))
+        finite = np.isfinite(theirs)
+        assert np.array_equal(ours[~finite & ~np.isnan(theirs)], theirs[~finite & ~np.isnan(theirs)])
+        error = np.abs(ours[finite] - theirs[finite])
+        assert (error <= 4 * eps * np.abs(theirs[finite]) + scale[finite] + 4 * tiny).all()
+    if dtype == np.float32:  # the remaining differences: SLEEF's exp, log1p and tanh an ulp off the rounded value
+        assert _bits_differ(got[0], expected[0]).mean() < 0.06
+        assert _bits_differ(got[1], expected[1]).mean() < 0.06
+
+
+def test_mish_edges_bitwise_as_torch():
+    edges = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 20.0, 20.5, 100.0, -100.0, 1e-40, -1e-40], np.float32)
+    for dtype in (np.float32, np.float64):
+        values = edges.astype(dtype)
+        upstream = np.linspace(-2, 2, values.size).astype(dtype)
+        expected = _mish_and_gradient(torch, values, upstream)
+        got = _mish_and_gradient(chainrule, values, upstream)
+        assert not _bits_differ(got[0], expected[0]).any()
+        assert not _bits_differ(got[1], expected[1]).any()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_mish_half_types_round_once_as_torchs_float32_kernel(dtype):
+    values = np.concatenate([np.linspace(-30, 30, 3001), [0.0, -0.0, np.inf, -np.inf, np.nan]]).astype(np.float32)
+    seen = []
+    for lib in (torch, chainrule):
+        x = lib.tensor(values).to(getattr(lib, dtype)).requires_grad_()
+        y = lib.nn.functional.mish(x)
+        y.backward(lib.full_like(y, 0.7))
+        seen.append((y.detach().float().numpy(), x.grad.float().numpy(), str(x.grad.dtype).rpartition(".")[2]))
+    (y_torch, g_torch, dtype_torch), (y_ours, g_ours, dtype_ours) = seen
+    assert dtype_ours == dtype_torch
+    assert not _bits_differ(y_ours, y_torch).any()
+    assert not _bits_differ(g_ours, g_torch).any()
+
+
+def test_mish_non_contiguous_and_0d_inputs_as_torch():
+    base = np.linspace(-25, 25, 60, dtype=np.float32).reshape(6, 10)
+    seen = []
+    for lib in (torch, chainrule):
+        x = lib.tensor(base).requires_grad_()
+        y = lib.nn.functional.mish(x.t()[::2])
+        y.sum().backward()
+        z = lib.tensor(np.float32(-1.25)).requires_grad_()
+        w = lib.nn.functional.mish(z)
+        w.backward()
+        seen.append((y.detach().numpy(), x.grad.numpy(), tuple(y.shape), w.detach().numpy(), z.grad.numpy()))
+    for ours, theirs in zip(seen[1], seen[0]):
+        if isinstance(ours, tuple):
+            assert ours == theirs
+        else:
+            np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+
+
+def test_mish_double_backward_records_torchs_composition():
+    values = np.linspace(-6, 25, 32)
+    seen = []
+    for lib in (torch, chainrule):
+        x = lib.tensor(values).requires_grad_()
+        (g,) = lib.autograd.grad(lib.nn.functional.mish(x).sum(), x, create_graph=True)
+        (gg,) = lib.autograd.grad(g.sum(), x)
+        seen.append((g.detach().numpy(), gg.numpy()))
+    np.testing.assert_allclose(seen[1][0], seen[0][0], rtol=1e-14)
+    # (the second derivative's terms cancel for large x: absolute there)
+    np.testing.assert_allclose(seen[1][1], seen[0][1], rtol=1e-12, atol=1e-13)
+
+

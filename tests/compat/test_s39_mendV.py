@@ -2,34 +2,16 @@
 arguments refused in torch's words, tensors built from hostile data — each proven against torch on
 the same call."""
 
-import warnings
 
 import numpy as np
 import pytest
 
 import chainrule
 import chainrule.nn.functional as chainrule_functional
+from tests.compat._refusals import assert_same_refusal
 
 torch = pytest.importorskip("torch")
 torch_functional = pytest.importorskip("torch.nn.functional")
-
-
-def _outcome(call):
-    """("ok", "") where ``call()`` returned, else its exception's class name and message."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            call()
-        except Exception as exc:  # the subject: whatever each library raises
-            return type(exc).__name__, str(exc)
-    return "ok", ""
-
-
-def _assert_same_refusal(call):
-    """``call(library, functional)`` raises on chainrule what it raises on torch, class and words."""
-    expected = _outcome(lambda: call(torch, torch_functional))
-    assert expected[0] != "ok"
-    assert _outcome(lambda: call(chainrule, chainrule_functional)) == expected
 
 
 def _values(result):
@@ -86,7 +68,7 @@ _BAD_POSITIONAL_OUT = {
 
 @pytest.mark.parametrize("case", sorted(_BAD_POSITIONAL_OUT))
 def test_bad_positional_out_calls_are_refused_in_torchs_words(case):
-    _assert_same_refusal(_BAD_POSITIONAL_OUT[case])
+    assert_same_refusal(_BAD_POSITIONAL_OUT[case])
 
 
 # ---------------------------------------------------------------- svd_lowrank and pca_lowrank
@@ -105,14 +87,14 @@ _BAD_LOWRANK_CALLS = [*(("svd_lowrank", case) for case in _BAD_LOWRANK), *(("pca
 @pytest.mark.parametrize(("function", "case"), _BAD_LOWRANK_CALLS)
 def test_lowrank_refuses_bad_q_and_niter_in_torchs_words(function, case):
     args, kwargs = _BAD_PCA[case]
-    _assert_same_refusal(lambda lib, f: getattr(lib, function)(lib.tensor(_MATRIX), *args, **kwargs))
+    assert_same_refusal(lambda lib, f: getattr(lib, function)(lib.tensor(_MATRIX), *args, **kwargs))
 
 
 @pytest.mark.parametrize("function", ["svd_lowrank", "pca_lowrank"])
 def test_lowrank_of_an_integer_matrix_is_refused_as_torch_does(function):
     # torch sketches a real input that is not float16/32/64 in float32, and its matmul refuses the
     # mix (svd_lowrank), or its mean refuses the integers first (pca_lowrank); chainrule sketched in int64
-    _assert_same_refusal(lambda lib, f: getattr(lib, function)(lib.tensor([[1, 2, 3], [4, 5, 7]]), 2))
+    assert_same_refusal(lambda lib, f: getattr(lib, function)(lib.tensor([[1, 2, 3], [4, 5, 7]]), 2))
 
 
 def test_svd_lowrank_with_niter_none_takes_two_iterations():
@@ -166,7 +148,7 @@ _BAD_SUBLISTS = {
 
 @pytest.mark.parametrize("case", sorted(_BAD_SUBLISTS))
 def test_einsum_bad_sublists_are_refused_in_torchs_words(case):
-    _assert_same_refusal(lambda lib, f: _BAD_SUBLISTS[case](lib))
+    assert_same_refusal(lambda lib, f: _BAD_SUBLISTS[case](lib))
 
 
 # ---------------------------------------------------------------- get_device_module
@@ -187,7 +169,7 @@ _DEVICE_MODULE_CALLS = {
 
 @pytest.mark.parametrize("case", sorted(_DEVICE_MODULE_CALLS))
 def test_get_device_module_refuses_in_torchs_words(case):
-    _assert_same_refusal(lambda lib, f: _DEVICE_MODULE_CALLS[case](lib))
+    assert_same_refusal(lambda lib, f: _DEVICE_MODULE_CALLS[case](lib))
 
 
 @pytest.mark.parametrize("device", [None, "cpu", "cuda", "cuda:1", "cpu:0", "mps", "xpu"])
@@ -213,7 +195,7 @@ _SCALAR_SEARCHES = {
 @pytest.mark.parametrize("case", sorted(_SCALAR_SEARCHES))
 def test_searchsorted_of_a_scalar_needs_1d_boundaries_in_torchs_words(case):
     # torch checks a scalar value against the boundaries' rank first; chainrule said the N-1 dims differ
-    _assert_same_refusal(lambda lib, f: _SCALAR_SEARCHES[case](lib))
+    assert_same_refusal(lambda lib, f: _SCALAR_SEARCHES[case](lib))
 
 
 @pytest.mark.parametrize("value", [1.5, 2, True])
@@ -261,7 +243,7 @@ _BAD_SPARSE_BUILDS = {
 
 @pytest.mark.parametrize("case", sorted(_BAD_SPARSE_BUILDS))
 def test_sparse_coo_tensor_refuses_in_torchs_words(case):
-    _assert_same_refusal(lambda lib, f: _BAD_SPARSE_BUILDS[case](lib))
+    assert_same_refusal(lambda lib, f: _BAD_SPARSE_BUILDS[case](lib))
 
 
 # ---------------------------------------------------------------- legacy constructors' listing
@@ -286,8 +268,8 @@ _LEGACY_CONSTRUCTORS = {
 @pytest.mark.parametrize("with_device", [False, True])
 def test_legacy_constructors_list_their_signatures_for_a_bad_combination(constructor, arguments, with_device):
     keywords = {"device": "cpu"} if with_device else {}
-    _assert_same_refusal(lambda lib, f: _LEGACY_CONSTRUCTORS[constructor](lib)(*_LEGACY_ARGUMENTS[arguments](lib),
-                                                                                 **keywords))
+    assert_same_refusal(lambda lib, f: _LEGACY_CONSTRUCTORS[constructor](lib)(*_LEGACY_ARGUMENTS[arguments](lib),
+                                                                                **keywords))
 
 
 # ---------------------------------------------------------------- Python methods called without self
@@ -304,7 +286,7 @@ _WITHOUT_SELF = {
 
 @pytest.mark.parametrize("case", sorted(_WITHOUT_SELF))
 def test_python_methods_called_without_self_name_self(case):
-    _assert_same_refusal(lambda lib, f: _WITHOUT_SELF[case](lib))
+    assert_same_refusal(lambda lib, f: _WITHOUT_SELF[case](lib))
 
 
 # ---------------------------------------------------------------- resize_'s parser
@@ -327,7 +309,7 @@ def test_resize_refuses_bad_sizes_in_torchs_words(case, storage):
         x = lib.ones(2, 3) if storage == "own" else lib.from_numpy(np.ones((2, 3), np.float32))
         return x.resize_(*args, **kwargs)
 
-    _assert_same_refusal(resize)
+    assert_same_refusal(resize)
 
 
 def test_resize_with_a_2_63_size_is_refused_as_torchs_overflow():
@@ -379,7 +361,7 @@ _DTYPED_REFUSALS = [(build, data) for build in sorted(_DTYPED_BUILDS) for data i
 
 @pytest.mark.parametrize(("build", "data"), _DTYPED_REFUSALS)
 def test_data_read_for_a_given_dtype_is_refused_as_torch_refuses_it(build, data):
-    _assert_same_refusal(lambda lib, f: _DTYPED_BUILDS[build](lib, _hostile(data)))
+    assert_same_refusal(lambda lib, f: _DTYPED_BUILDS[build](lib, _hostile(data)))
 
 
 @pytest.mark.parametrize("data", [[1, 2j], 1j, [0, 1.5], [True, 0]])

@@ -816,20 +816,29 @@ def _empty_batch_norm(input: Tensor, weight: Tensor | None, bias: Tensor | None)
 
 
 def _check_batch_norm_parameters(channels: int, running_mean: Tensor | None, running_var: Tensor | None,
-                                 weight: Tensor | None, bias: Tensor | None, training: bool) -> None:
+                                 weight: Tensor | None, bias: Tensor | None, training: bool,
+                                 repeats: int | None = None) -> None:
     """torch's checks, in its order: each given statistic and affine parameter holds one value per
-    channel (the statistics as 1-d tensors), and evaluation needs both statistics."""
+    channel (the statistics as 1-d tensors), and evaluation needs both statistics. With ``repeats``,
+    instance norm's: torch's is batch norm over N·C channels with each given tensor repeated N times
+    (``tensor.repeat(N)``, which refuses one of more than one dim first), so it counts N copies."""
+    if repeats is not None:
+        for given in (weight, bias, running_mean, running_var):  # (repeat's order in torch)
+            if given is not None and given.ndim > 1:
+                raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of "
+                                   "dimensions of tensor")
+    copies = 1 if repeats is None else repeats
     for name, stat in (("running_mean", running_mean), ("running_var", running_var)):
         if stat is None:
             if not training:
                 raise RuntimeError(f"{name} must be defined in evaluation mode")
-        elif stat.numel() != channels:
-            raise RuntimeError(f"{name} should contain {channels} elements not {stat.numel()}")
-        elif stat.ndim != 1:  # torch's kernel reads the statistics through a 1-d accessor
+        elif copies * stat.numel() != channels:
+            raise RuntimeError(f"{name} should contain {channels} elements not {copies * stat.numel()}")
+        elif stat.ndim != 1 and repeats is None:  # torch's kernel reads the statistics through a 1-d accessor
             raise RuntimeError(f"TensorAccessor expected 1 dims but tensor has {stat.ndim}")
     for name, parameter in (("weight", weight), ("bias", bias)):
-        if parameter is not None and parameter.numel() != channels:
-            raise RuntimeError(f"{name} should contain {channels} elements not {parameter.numel()}")
+        if parameter is not None and copies * parameter.numel() != channels:
+            raise RuntimeError(f"{name} should contain {channels} elements not {copies * parameter.numel()}")
 
 
 def _refuse_one_running_statistic(running_mean: Tensor | None, running_var: Tensor | None) -> None:
@@ -1230,12 +1239,8 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
     eps = check_float(eps, "instance_norm", "eps", position=8)
     if not use_input_stats and (running_mean is None or running_var is None):  # at::instance_norm's first check
         raise RuntimeError("Expected running_mean and running_var to be defined when use_input_stats is false")
-    # torch's is batch norm over the N·C instances, its parameters repeated per sample: checked so
     n, instances = (input.shape[0], input.shape[0] * input.shape[1]) if input.ndim >= 2 else (1, 0)
-    for name, given in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
-                        ("bias", bias)):
-        if given is not None and n * given.numel() != instances:
-            raise RuntimeError(f"{name} should contain {instances} elements not {n * given.numel()}")
+    _check_batch_norm_parameters(instances, running_mean, running_var, weight, bias, use_input_stats, repeats=n)
     if use_input_stats:
         _refuse_one_running_statistic(running_mean, running_var)
     # torch checks the affine parameters' dtypes (the running statistics take any float dtype, with
