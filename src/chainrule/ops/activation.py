@@ -780,6 +780,7 @@ class MishBackward(Function):
 
     _array_forward = True
     label = "mish_backward"
+    rule = "no gradient of its own: applied inside a backward walk that records nothing (create_graph takes Mish's op-by-op form)"
 
     @staticmethod
     def forward(ctx, grad, x):
