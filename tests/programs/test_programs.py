@@ -47,10 +47,22 @@ ALWAYS_IN_CI = ("cnn_classifier", "mlp_classifier", "data_pipeline", "checkpoint
 CI_PROGRAMS = 64
 
 
+# Programs whose chainrule run is far over the corpus' 25 s budget (seconds on the 2-core AMD EPYC CI
+# machine, one run at a time, nothing beside it): when CI's draw takes one, CI leaves it out (the
+# draw itself is unchanged, so the other programs stay the same); the long profile runs them. Each
+# is a chainrule speed problem to fix, not a pass: delete its entry then.
+OVER_BUDGET_ON_CHAINRULE: dict[str, float] = {
+    "film_conditioning": 59.3,
+    "c51_rainbow": 53.8,
+    "beta_vae_tc": 44.3,
+}
+
+
 def _programs_in_ci() -> set[str]:
     others = [name for name in PROGRAMS if name not in ALWAYS_IN_CI]
     spread = in_ci(others, budget=CI_PROGRAMS - len(ALWAYS_IN_CI), seed=26, key=lambda name: "one group")
-    return set(ALWAYS_IN_CI) | set(spread)
+    chosen = set(ALWAYS_IN_CI) | set(spread)
+    return chosen if _profile.LONG else chosen - set(OVER_BUDGET_ON_CHAINRULE)
 
 
 PROGRAMS_IN_CI = _programs_in_ci()
@@ -189,11 +201,12 @@ def _chainrule_run_marks(program: str) -> list[pytest.MarkDecorator]:
 
 
 def test_ci_runs_a_fixed_number_of_programs_with_the_first_wave_programs(monkeypatch):
-    assert set(ALWAYS_IN_CI) <= set(PROGRAMS)
+    assert set(ALWAYS_IN_CI) <= set(PROGRAMS) and set(OVER_BUDGET_ON_CHAINRULE) <= set(PROGRAMS) - set(ALWAYS_IN_CI)
     long_profile = _profile.LONG
     monkeypatch.setattr(_profile, "LONG", False)  # CI's choice, asked for in either profile
     chosen_for_ci = _programs_in_ci()
-    assert len(chosen_for_ci) == min(CI_PROGRAMS, len(PROGRAMS)) and set(ALWAYS_IN_CI) <= chosen_for_ci
+    assert CI_PROGRAMS - len(OVER_BUDGET_ON_CHAINRULE) <= len(chosen_for_ci) <= min(CI_PROGRAMS, len(PROGRAMS))
+    assert set(ALWAYS_IN_CI) <= chosen_for_ci and not chosen_for_ci & set(OVER_BUDGET_ON_CHAINRULE)
     assert _programs_in_ci() == chosen_for_ci  # the same programs on every run
     # the long profile (CHAINRULE_LONG_TESTS=1) runs every program, CI those
     assert PROGRAMS_IN_CI == (set(PROGRAMS) if long_profile else chosen_for_ci)
