@@ -66,3 +66,34 @@ def test_in_ci_kinds_cover_every_kind_and_key_is_unchanged(monkeypatch):
         cases, 30, seed=9, key=lambda case: case[0])
     with pytest.raises(TypeError, match="in_ci takes key or kinds, not both"):
         _profile.in_ci(cases, 30, seed=9, key=lambda case: case[0], kinds=lambda case: [case[0]])
+
+
+def test_workers_share_the_assert_rewrites_and_failures_still_show_both_values(tmp_path):
+    """Under ``PYTHONDONTWRITEBYTECODE=1`` two pytest-xdist workers write the rewritten modules
+    into pytest's cache (tests/_assert_rewrite_cache.py), and a failing ``assert a == b`` still
+    shows both values: on the run that writes the cache and on one that reads it back."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from _pytest.assertion.rewrite import PYC_TAIL
+
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_fails.py").write_text(
+        "def test_compares():\n    left, right = [1, 2, 3], [1, 2, 4]\n    assert left == right\n")
+    for k in range(4):
+        (tmp_path / f"test_passes_{k}.py").write_text(f"def test_passes():\n    assert {k} == {k}\n")
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1",
+               PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    command = [sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider", "-p", "tests._assert_rewrite_cache",
+               "-q", "--rootdir", str(tmp_path), "-c", str(tmp_path / "pytest.ini"), str(tmp_path)]
+    for run in ("writes", "reads"):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+        assert result.returncode == 1, (run, result.stdout[-3000:], result.stderr[-3000:])
+        assert "1 failed, 4 passed" in result.stdout, (run, result.stdout[-3000:])
+        assert "assert [1, 2, 3] == [1, 2, 4]" in result.stdout, (run, result.stdout[-3000:])
+        assert "At index 2 diff: 3 != 4" in result.stdout, (run, result.stdout[-3000:])
+        cached = sorted(path.name for path in (tmp_path / "__pycache__").iterdir())
+        assert cached == sorted(f"{name}{PYC_TAIL}" for name in ("test_fails", *(f"test_passes_{k}" for k in range(4))))
