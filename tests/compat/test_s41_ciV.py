@@ -2,7 +2,8 @@
 
 The emulated CUDA convolution kernels' comparisons run a fixed subset in CI that takes every
 compiled kernel, data-gradient path, fence side and geometry kind at least once; the long profile
-(``CHAINRULE_LONG_TESTS=1``) runs all of them."""
+(``CHAINRULE_LONG_TESTS=1``) runs all of them, as does a GPU the real kernels. Each xdist worker
+writes its share of the assertion rewrites into pytest's cache for the other."""
 
 from __future__ import annotations
 
@@ -33,6 +34,13 @@ def test_conv_kernels_ci_subset_covers_every_kind(choose, everything, kinds_of, 
     assert {(entry[2], entry[3]) for entry in chosen} == {(entry[2], entry[3]) for entry in everything}
     monkeypatch.setattr(_profile, "LONG", True)
     assert choose() == everything
+
+
+def test_the_real_kernels_on_a_gpu_take_every_case_in_every_profile():
+    by_device = {}
+    for where, entry in conv_kernels._DEVICE_AND_MATCH_CASES:
+        by_device.setdefault(where, []).append(entry)
+    assert by_device == {"gpu": conv_kernels.MATCH_ALL, "emulated": conv_kernels.MATCH_CASES}
 
 
 def test_conv_kernels_geometry_kinds_are_the_tables_kinds():
