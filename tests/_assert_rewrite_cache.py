@@ -71,8 +71,8 @@ def share_the_rewrites(config: pytest.Config) -> list[Path]:
             continue  # already there (an earlier run, or a module pytest has imported)
         try:
             source_hash, code = _rewrite._rewrite_test(module, config)
-        except SyntaxError:
-            continue  # collection reports it, as it would have
+        except Exception:  # a module that cannot be read or parsed: its collection reports it, as always
+            continue
         pyc.parent.mkdir(exist_ok=True)
         if _rewrite._write_pyc(state, code, source_hash, pyc):  # written under its own name, then renamed
             written.append(module)
