@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests._assert_rewrite_cache import share_the_rewrites
 from tests._profile import LONG
 
 
@@ -18,6 +19,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "long: runs only with CHAINRULE_LONG_TESTS=1 (the long profile)")
     if not hasattr(config, "workerinput"):  # once, in the process that starts pytest-xdist's workers
         _compile_chainrule_for_every_interpreter()
+    else:  # each worker rewrites its share of the test modules' asserts for all of them
+        share_the_rewrites(config)
 
 
 def _compile_chainrule_for_every_interpreter():

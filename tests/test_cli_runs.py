@@ -2,7 +2,6 @@
 silently overwritten or left empty, interrupted runs resumed bit-identically, stratified --limit,
 and crafted checkpoints given to ``eval`` (issue 14)."""
 
-import os
 import subprocess
 import sys
 
@@ -160,13 +159,19 @@ def test_eval_checks_every_stored_setting(tmp_path, capsys, checkpoint, key, val
 
 
 def test_eval_of_crafted_files_is_one_line_without_traceback(tmp_path):
+    """Each crafted file through the command-line entry point in its own fresh process (forked
+    from one interpreter that has imported chainrule: tests/_fresh_process.py)."""
+    from tests._fresh_process import run_each_fresh
     from tests.test_serialization_security import CRAFTED
 
-    entry = "import sys; from chainrule.cli import main; sys.exit(main())"
-    for name in ("nested 100,000 deep", "shape 2**64", "unhashable key", "structure of the wrong type"):
-        path = tmp_path / "crafted.safetensors"
+    scripts = {}
+    for k, name in enumerate(("nested 100,000 deep", "shape 2**64", "unhashable key", "structure of the wrong type")):
+        path = tmp_path / f"crafted{k}.safetensors"
         path.write_bytes(CRAFTED[name])
-        result = subprocess.run([sys.executable, "-c", entry, "eval", "--checkpoint", str(path)],
-                                capture_output=True, text=True, timeout=120, env={**os.environ})
+        scripts[name] = (f"import sys; sys.argv = ['-c', 'eval', '--checkpoint', {str(path)!r}]\n"
+                         "from chainrule.cli import main; sys.exit(main())\n")
+    results = run_each_fresh("chainrule", scripts, timeout=300)
+    assert sorted(results) == sorted(scripts)
+    for name, result in results.items():
         assert result.returncode == 2, (name, result.stderr)
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, name

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import math
 import mmap
 import os
 import re
@@ -37,6 +38,7 @@ import pytest
 import chainrule
 from chainrule.ops import _cuda_conv, conv
 from chainrule.ops.conv import _Geometry
+from tests._profile import in_ci
 
 NVCC = shutil.which("nvcc")
 GXX = shutil.which("g++")
@@ -339,6 +341,79 @@ CASES = [
 ]
 
 
+def _axis_kind(values, what):
+    if all(v == 1 for v in values):
+        return f"{what} 1"
+    return f"{what} > 1" if len(set(values)) == 1 else f"mixed {what}"
+
+
+def geometry_kinds(case) -> list[str]:
+    """What a kernel does differently for this case's geometry: its rank, its stride, dilation,
+    groups and padding kinds, input no window reaches, and the sizes that take more than one tile."""
+    _, n, c, o, geo = case
+    reach = [d * (k - 1) for d, k in zip(geo.dilation, geo.kernel)]
+    pads = (*geo.pad_lo, *geo.pad_hi)
+    kinds = [f"conv{len(geo.kernel)}d", _axis_kind(geo.stride, "stride"), _axis_kind(geo.dilation, "dilation"),
+             "groups 1" if geo.groups == 1 else "depthwise" if geo.groups == c else "grouped"]
+    if not any(pads):
+        kinds.append("no padding")
+    elif geo.pad_lo == geo.pad_hi:
+        kinds.append("symmetric padding")
+    else:
+        kinds.append("asymmetric padding")
+    if any(p > r for p, r in zip(geo.pad_lo, reach)) or any(p > r for p, r in zip(geo.pad_hi, reach)):
+        kinds.append("padding past the kernel's reach")
+    if any((size + lo + hi - r - 1) % s for size, lo, hi, r, s in zip(geo.in_shape, geo.pad_lo, geo.pad_hi, reach,
+                                                                        geo.stride)):
+        kinds.append("input positions no window reaches")  # a transposed convolution's output_padding
+    kinds.append("several row blocks" if n * math.prod(geo.out_shape) > _cuda_conv.BLOCK_M else "one row block")
+    if o // geo.groups > _cuda_conv.BLOCK_N:
+        kinds.append("several column blocks")
+    if c // geo.groups * math.prod(geo.kernel) > 4 * _cuda_conv.BLOCK_K:
+        kinds.append("long K")
+    if n == 1:
+        kinds.append("batch 1")
+    return kinds
+
+
+def _variant_kinds(kernel: str, variant: str, case) -> list[tuple]:
+    """A kernels test's kinds: every case by name; every compiled kernel (dtype and tiling) with
+    each variant (data-gradient path, fence side) and each geometry kind; each variant with each
+    geometry kind."""
+    geometry = geometry_kinds(case)
+    return [("case", case[0]), (kernel, variant), *((kernel, kind) for kind in geometry),
+            *((variant, kind) for kind in geometry)]
+
+
+# (case, (dtype, tile), kernel id) for every case on every compiled kernel
+_KERNEL_CASES = [(case, dtype_and_tile, kernel) for case in CASES
+                 for dtype_and_tile, kernel in zip(DTYPES_AND_TILES, DTYPE_TILE_IDS, strict=True)]
+MATCH_ALL = [(*entry, by_forward) for entry in _KERNEL_CASES for by_forward in (True, False)]
+FENCED_ALL = [(*entry, side) for entry in _KERNEL_CASES for side in ("after", "before")]
+
+
+def match_kinds(entry) -> list[tuple]:
+    return _variant_kinds(entry[2], "input-by-forward" if entry[3] else "input-kernel", entry[0])
+
+
+def fenced_kinds(entry) -> list[tuple]:
+    return _variant_kinds(entry[2], f"fenced {entry[3]}", entry[0])
+
+
+def match_cases() -> list:
+    """The comparisons with the CPU maps this profile runs: in CI a quarter of them, or more where
+    covering every kind takes more (tests/_profile.py's in_ci); CHAINRULE_LONG_TESTS=1 runs all."""
+    return in_ci(MATCH_ALL, 72, seed=41, kinds=match_kinds)
+
+
+def fenced_cases() -> list:
+    """The fenced runs this profile makes, chosen as ``match_cases``."""
+    return in_ci(FENCED_ALL, 72, seed=41, kinds=fenced_kinds)
+
+
+MATCH_CASES, FENCED_CASES = match_cases(), fenced_cases()
+
+
 def _arrays(n, c, o, geo, dtype, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c, *geo.in_shape)).astype(dtype)
@@ -387,7 +462,7 @@ def _assert_three_maps(arrays, geo, c, dtype, tile, name, to_device=np.asarray, 
                        f"{name} filter gradient")
 
 
-@pytest.fixture(params=["gpu", "emulated"], scope="module")
+@pytest.fixture(scope="module")
 def device(request, emulated_or_none):
     """(kernel getter, array module, to-host): the real kernels on a GPU (the next GPU run's
     ``pytest tests/cuda``), or the emulated ones on NumPy."""
@@ -407,9 +482,17 @@ def emulated_or_none(tmp_path_factory):
     return None if GXX is None else _emulated_kernels(tmp_path_factory)
 
 
-@pytest.mark.parametrize("input_by_forward", [True, False], ids=["input-by-forward", "input-kernel"])
-@pytest.mark.parametrize("dtype, tile", DTYPES_AND_TILES, ids=DTYPE_TILE_IDS)
-@pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
+# the real kernels on a GPU take every case in every profile (a GPU run is where they are proven);
+# the emulated ones take this profile's share
+_DEVICE_AND_MATCH_CASES = [("gpu", entry) for entry in MATCH_ALL] + [("emulated", entry) for entry in MATCH_CASES]
+
+
+@pytest.mark.parametrize("device, case, dtype, tile, input_by_forward",
+                         [(where, case, dtype, tile, by_forward)
+                          for where, (case, (dtype, tile), _, by_forward) in _DEVICE_AND_MATCH_CASES],
+                         ids=[f"{where}-{case[0]}-{kernel}-{'input-by-forward' if by_forward else 'input-kernel'}"
+                              for where, (case, _, kernel, by_forward) in _DEVICE_AND_MATCH_CASES],
+                         indirect=["device"])
 def test_kernels_match_the_cpu_maps(case, dtype, tile, input_by_forward, device, monkeypatch):
     function, xp, to_host = device
     name, n, c, o, geo = case
@@ -489,9 +572,8 @@ class _FencedFunction(_EmulatedFunction):
 
 
 @pytest.mark.skipif(GXX is None or not sys.platform.startswith("linux"), reason="needs g++ and mprotect")
-@pytest.mark.parametrize("side", ["after", "before"])
-@pytest.mark.parametrize("dtype, tile", DTYPES_AND_TILES, ids=DTYPE_TILE_IDS)
-@pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
+@pytest.mark.parametrize("case, dtype, tile, side", [(case, dtype, tile, side) for case, (dtype, tile), _, side in FENCED_CASES],
+                         ids=[f"{case[0]}-{kernel}-{side}" for case, _, kernel, side in FENCED_CASES])
 def test_kernels_touch_nothing_outside_their_arrays(case, dtype, tile, side, emulated, monkeypatch):
     monkeypatch.setitem(_cuda_conv.tile, _cuda_conv._CTYPES[np.dtype(dtype)], tile)
     emulated(dtype, "conv_forward")  # builds the library for this tiling

@@ -5,6 +5,7 @@ check that each collective stages through the host with exactly one copy each wa
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -43,29 +44,58 @@ def passed_ranks(result: subprocess.CompletedProcess) -> set[int]:
     return {int(rank) for rank in re.findall(r"PASS rank (\d+)", result.stdout)}
 
 
-@pytest.mark.parametrize("nprocs", [1, 2])
-def test_collectives_on_cuda_tensors_match_numpy_in_place(nprocs):
-    result = run_on_standin_gpus(nprocs, "cuda_collectives")
+# the two-rank scenarios, run in turn by one launch per pytest process (each launch starts two
+# interpreters that import chainrule: seconds on the 2-core CI machine); each test reads its own
+# scenario's PASS lines, so a failing check fails the test of its scenario (and, as the failure
+# ends the job, those of the scenarios after it, which then did not run)
+TWO_RANK_SCENARIOS = ("cuda_collectives", "point_to_point", "sync_bn_cuda", "ddp_cuda")
+
+
+@functools.cache
+def _two_rank_job() -> subprocess.CompletedProcess:
+    return run_on_standin_gpus(2, ",".join(TWO_RANK_SCENARIOS))
+
+
+def two_rank_result(scenario: str) -> subprocess.CompletedProcess:
+    """The two-rank launch, after checking that ``scenario`` passed on both ranks."""
+    result = _two_rank_job()
+    passed = {int(rank) for rank in re.findall(rf"PASS {scenario} rank (\d+)", result.stdout)}
+    assert passed == {0, 1}, (f"{scenario} did not pass on both ranks (the launch runs "
+                              f"{', '.join(TWO_RANK_SCENARIOS)} in turn; the first failure ends it):\n"
+                              + result.stdout + result.stderr)
+    return result
+
+
+def test_collectives_on_cuda_tensors_match_numpy_in_place_in_one_process():
+    result = run_on_standin_gpus(1, "cuda_collectives")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert passed_ranks(result) == set(range(nprocs)), result.stdout
+    assert passed_ranks(result) == {0}, result.stdout
+
+
+def test_collectives_on_cuda_tensors_match_numpy_in_place_on_two_ranks():
+    two_rank_result("cuda_collectives")
 
 
 def test_ddp_on_cuda_equals_one_process_on_the_whole_batch():
-    result = run_on_standin_gpus(2, "ddp_cuda")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert passed_ranks(result) == {0, 1}, result.stdout
+    result = two_rank_result("ddp_cuda")
     differences = [float(d) for d in re.findall(r"single process\| = (\d\.\d+e[+-]\d+)", result.stdout)]
     assert len(differences) == 5 * 2 and max(differences) < 1e-5
 
 
-@pytest.mark.parametrize("nprocs", [2, 3])
-def test_send_and_recv_on_cpu_and_cuda_tensors(nprocs):
-    result = run_on_standin_gpus(nprocs, "point_to_point")
+def test_send_and_recv_on_cpu_and_cuda_tensors_on_two_ranks():
+    two_rank_result("point_to_point")
+
+
+def test_send_and_recv_on_cpu_and_cuda_tensors_on_three_ranks():
+    result = run_on_standin_gpus(3, "point_to_point")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert passed_ranks(result) == set(range(nprocs)), result.stdout
+    assert passed_ranks(result) == {0, 1, 2}, result.stdout
 
 
 def test_sync_batchnorm_on_cuda_equals_one_batchnorm_over_the_global_batch():
-    result = run_on_standin_gpus(2, "sync_bn_cuda")
+    two_rank_result("sync_bn_cuda")
+
+
+def test_the_two_rank_launch_ends_cleanly():
+    result = _two_rank_job()
     assert result.returncode == 0, result.stdout + result.stderr
-    assert passed_ranks(result) == {0, 1}, result.stdout
