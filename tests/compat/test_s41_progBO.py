@@ -65,3 +65,44 @@ def test_sort_of_tied_rows_keeps_its_gradient_routing():
     (t_values * torch.from_numpy(weights)).sum().backward()
     (c_values * chainrule.from_numpy(weights)).sum().backward()
     np.testing.assert_array_equal(c.grad.numpy(), t.grad.numpy())
+
+
+@pytest.mark.parametrize("equation, shapes", [
+    ("bij,pij->bp", [(2, 2, 2), (3, 2, 2)]),  # kaituoxu's Conv-TasNet PIT: permutations by one-hot matrices
+    ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]),
+    ("ij,jk->ki", [(2, 3), (3, 4)]),
+    ("ij,k->ik", [(2, 3), (4,)]),
+    ("ii,i->", [(3, 3), (3,)]),
+    ("i...,i...->...", [(2, 3), (2, 3)]),
+    ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 5)]),
+    ("ab,c,c,dc->dac", [(2, 3), (4,), (4,), (5, 4)]),
+    ("b l d, d n -> b l d n", [(2, 3, 4), (4, 5)]),  # no label summed: a broadcast product
+    ("ij,ij->ji", [(2, 3), (2, 3)]),
+    ("ii,j->ij", [(3, 3), (2,)]),
+    ("...,...->...", [(2, 3), (3,)]),
+    (",->", [(), ()]),
+])
+def test_einsum_of_several_operands_is_named_as_torchs_last_node(equation, shapes):
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(shape).astype(np.float32) for shape in shapes]
+    t_ops = [torch.tensor(a, requires_grad=True) for a in arrays]
+    c_ops = [chainrule.tensor(a, requires_grad=True) for a in arrays]
+    t_out, c_out = torch.einsum(equation, *t_ops), chainrule.einsum(equation, *c_ops)
+    assert c_out.grad_fn.name() == t_out.grad_fn.name()
+    np.testing.assert_allclose(c_out.detach().numpy(), t_out.detach().numpy(), rtol=1e-5, atol=1e-6)
+    t_out.sum().backward()
+    c_out.sum().backward()
+    for t_op, c_op in zip(t_ops, c_ops):
+        np.testing.assert_allclose(c_op.grad.numpy(), t_op.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_einsum_of_a_list_of_operands_is_named_as_torchs():
+    source = np.random.default_rng(1).standard_normal((4, 2, 2)).astype(np.float32)
+    perms = [[0, 1], [1, 0]]
+    names = []
+    for lib in (torch, chainrule):
+        snr = lib.tensor(source, requires_grad=True)
+        index = lib.tensor(perms).unsqueeze(2)
+        one_hot = snr.new_zeros((*index.shape[:2], 2)).scatter_(2, index, 1)
+        names.append(lib.einsum("bij,pij->bp", [snr, one_hot]).grad_fn.name())
+    assert names[1] == names[0] == "ViewBackward0"
