@@ -229,33 +229,35 @@ def _median_to_first(keys, items, result, x, y, z) -> None:
 
 
 def _ragged(first, last):
-    """Every position of segments [first, last) in one flat array, and each one's segment."""
+    """Every position of segments [first, last) in one flat array, each segment's run in it
+    starting at ``starts``, and each position's segment."""
     lengths = last - first
     segment = np.repeat(np.arange(len(first)), lengths)
     starts = np.cumsum(lengths) - lengths
-    return np.arange(int(lengths.sum())) + (first - starts)[segment], segment
+    return np.arange(int(lengths.sum())) + (first - starts)[segment], starts, segment
 
 
 def _partition_segments(keys, items, first, last) -> np.ndarray:
-    """``_unguarded_partition(first + 1, last, pivot=first)`` for many segments; returns the cuts."""
-    position, segment = _ragged(first, last)
-    value, pivot = keys[position], keys[first][segment]
+    """``_unguarded_partition(first + 1, last, pivot=first)`` for many segments (each longer than
+    the insertion threshold); returns the cuts."""
+    position, starts, segment = _ragged(first, last)
+    value = keys[position]
+    pivot = keys[first][segment]
     stops_left = ~(value < pivot)
-    stops_left[position == first[segment]] = False  # the left scan starts after the pivot
+    stops_left[starts] = False  # the left scan starts after the pivot
     stops_right = ~(pivot < value)  # the pivot itself stops the right scan (unguarded)
-    left, left_segment = position[stops_left], segment[stops_left]
-    right, right_segment = position[stops_right], segment[stops_right]
-    segments = len(first)
-    left_count = np.bincount(left_segment, minlength=segments)
-    right_count = np.bincount(right_segment, minlength=segments)
+    # each segment's stops form one run of the flat lists, in order
+    left, right = position[stops_left], position[stops_right]
+    left_count = np.add.reduceat(stops_left, starts, dtype=np.int64)
+    right_count = np.add.reduceat(stops_right, starts, dtype=np.int64)
     left_start = np.cumsum(left_count) - left_count
     right_end = np.cumsum(right_count) - 1  # the rightmost stop of each segment comes first
-    pair, pair_segment = _ragged(np.zeros(segments, dtype=np.int64), np.minimum(left_count, right_count))
+    pair, _, pair_segment = _ragged(np.zeros(len(first), dtype=np.int64), np.minimum(left_count, right_count))
     left_of_pair = left[left_start[pair_segment] + pair]
     right_of_pair = right[right_end[pair_segment] - pair]
     swapped = left_of_pair < right_of_pair  # true for a prefix of each segment's pairs
     _swap(keys, items, left_of_pair[swapped], right_of_pair[swapped])
-    swaps = np.bincount(pair_segment[swapped], minlength=segments)
+    swaps = np.bincount(pair_segment[swapped], minlength=len(first))
     # after the last swap the left scan stops at the next left stop, or at the last right stop
     # (which now holds a swapped-in element not less than the pivot), whichever comes first
     next_left = np.where(swaps < left_count, left[np.minimum(left_start + swaps, len(left) - 1)], last)
