@@ -289,6 +289,8 @@ _PRODUCT_REFUSALS = {
 def _refuse_mixed_product_tangent(cls, inputs, tangents) -> None:
     """torch's error where a product's tangent has another dtype than the operand it multiplies."""
     name = getattr(cls, "node_name", None) or cls.__name__
+    if any(base.__name__ == "Einsum" for base in cls.__mro__):  # named after torch's last node, refusing as einsum
+        name = "Einsum"
     if name == "MatmulBackward0" and len(inputs) == 2:  # matmul's kernel, by the operands' dims
         ranks = (inputs[0]._data.ndim, inputs[1]._data.ndim)
         name = ("DotBackward0" if ranks == (1, 1) else "MvBackward0" if ranks == (2, 1) else

@@ -1079,6 +1079,16 @@ class Einsum(Function):
                      if ctx.needs_input_grad[k] else None for k in range(len(operands)))
 
 
+class EinsumContraction(Einsum):
+    # torch's einsum of several operands that sums a label ends with a view of its last bmm
+    node_name = "ViewBackward0"
+
+
+class EinsumProduct(Einsum):
+    # with no label summed, torch's einsum of several operands is their broadcast product
+    node_name = "MulBackward0"
+
+
 def _explicit_ellipsis(subs, output, operands, xp):
     """The equation with each ellipsis spelt as letters of its own, right-aligned as NumPy
     broadcasts it, and the operands' size-1 dims broadcast (views). CuPy 14.2's einsum mis-shapes
@@ -1246,7 +1256,8 @@ def einsum(equation, *operands) -> Tensor:
 
         operands = tuple(_cast(t, _dtype.int64) for t in operands)
     layout = _torch_pair_layout(equation, tuple(t._data.shape for t in operands)) if len(operands) == 2 else None
-    return Einsum.apply(*operands, subs=subs, output=output, layout=layout)
+    summed = {label for sub in subs for label in sub} - set(output)
+    return (EinsumContraction if summed else EinsumProduct).apply(*operands, subs=subs, output=output, layout=layout)
 
 
 einsum.__torch_dispatching__ = True

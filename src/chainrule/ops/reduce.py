@@ -1659,11 +1659,12 @@ def _argsort(x: np.ndarray, dim: int, descending: bool) -> np.ndarray:
     return order
 
 
-def _replayed_order(x: np.ndarray, d: int, order: np.ndarray, replay, every_row: bool = False) -> np.ndarray:
+def _replayed_order(x: np.ndarray, d: int, order: np.ndarray, replay, every_row: bool = False,
+                    rows_at_once: bool = False) -> np.ndarray:
     """``order`` (indices along ``d`` from NumPy's stable sort, possibly only the first few) with the
-    rows that hold ties, or ``every_row``, replaced by ``replay(row values)``: the order torch's CPU
-    kernel leaves them in (see cpu_sort_order). Device arrays and rows past the replay limit keep
-    ``order``."""
+    rows that hold ties, or ``every_row``, replaced by ``replay(row values)`` (by ``replay(2-d array
+    of those rows)`` where ``rows_at_once``): the order torch's CPU kernel leaves them in (see
+    cpu_sort_order). Device arrays and rows past the replay limit keep ``order``."""
     if type(x) is not np.ndarray or x.ndim == 0 or x.shape[d] < 2:
         return order
     if x.dtype.name == "bfloat16":  # torch's kernels order bfloat16 as its exact float32 widening
@@ -1672,12 +1673,16 @@ def _replayed_order(x: np.ndarray, d: int, order: np.ndarray, replay, every_row:
         return order
     rows = np.moveaxis(x, d, -1).reshape(-1, x.shape[d])
     chosen = np.ones(len(rows), dtype=bool) if every_row else cpu_sort_order.rows_with_ties(rows)
-    if not chosen.any() or int(chosen.sum()) * rows.shape[1] > cpu_sort_order.REPLAY_LIMIT:
+    limit = cpu_sort_order.ROWS_AT_ONCE_LIMIT if rows_at_once else cpu_sort_order.REPLAY_LIMIT
+    if not chosen.any() or int(chosen.sum()) * rows.shape[1] > limit:
         return order
     moved = np.moveaxis(order, d, -1)
     replayed = moved.reshape(-1, moved.shape[-1]).copy()
-    for row in np.flatnonzero(chosen):
-        replayed[row] = replay(rows[row].tolist())
+    if rows_at_once:
+        replayed[chosen] = replay(rows[chosen])
+    else:
+        for row in np.flatnonzero(chosen):
+            replayed[row] = replay(rows[row].tolist())
     return np.moveaxis(replayed.reshape(moved.shape), -1, d)
 
 
@@ -1687,12 +1692,7 @@ def _unstable_order(x: np.ndarray, d: int, descending: bool) -> np.ndarray:
     order = _argsort(x, d, descending)
     if x.ndim == 1 and x.dtype.kind in "iu" and x.size >= 32768 and not descending:
         return order
-
-    def replay(keys):
-        items = list(range(len(keys)))
-        cpu_sort_order.sort(items, cpu_sort_order.less_than(keys, descending))
-        return items
-    return _replayed_order(x, d, order, replay)
+    return _replayed_order(x, d, order, lambda rows: cpu_sort_order.sort_rows(rows, descending), rows_at_once=True)
 
 
 def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool | None = None):
