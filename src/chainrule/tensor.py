@@ -215,7 +215,11 @@ class Tensor:
     def size(self, dim: int | None = None):
         if dim is None:
             return Size(self._data.shape)
-        return self._data.shape[_wrap_dim(dim, self._data.ndim, "size")]
+        shape = self._data.shape
+        if not shape:  # torch's size(dim) of a 0-d tensor: no dim is in range, not even 0 or -1
+            raise IndexError(f"Dimension specified as {dim if type(dim) is int else _dim_index(dim, 'size')} "
+                             f"but tensor has no dimensions")
+        return shape[_wrap_dim(dim, len(shape), "size")]
 
     @property
     def dtype(self) -> _dtype.dtype:
