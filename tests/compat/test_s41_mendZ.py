@@ -1,6 +1,8 @@
 """Differences from torch 2.13 that earlier sessions noted and this lane closed: a sparse COO left
 operand of a dense product whose dense right operand does not fit it (each product, called as a
-function, a Tensor method or ``@``, refuses it in the words of torch's sparse kernel). Each case
+function, a Tensor method or ``@``, refuses it in the words of torch's sparse kernel); weight
+norm's torch-level ops (torch._weight_norm, torch.norm_except_dim) and the nodes both weight-norm
+APIs record through them. Each case
 runs the same code on torch and on chainrule and compares what a user sees: values, gradients,
 dtypes, shapes and node names, or the error's type and words."""
 
@@ -154,3 +156,123 @@ def test_good_sparse_products_keep_values_gradients_and_nodes(product):
     for index in (1, 3, 4):  # values and both gradients (addmm's sums round in another order: last bits)
         np.testing.assert_allclose(ours[index], expected[index], rtol=0 if product != "torch.addmm" else 1e-13)
 
+
+# ------------------------------------------------------------------ 2. weight norm's torch-level ops
+def _graph(tensor):
+    """The node's name and its inputs' node names, as a user walks them."""
+    node = tensor.grad_fn
+    return (node.name(), tuple((None if n is None else n.name().rpartition("::")[2], i) for n, i in node.next_functions))
+
+
+def _array(lib, shape, dtype, seed):
+    return lib.tensor(np.random.RandomState(seed).randn(*shape), dtype=getattr(lib, dtype))
+
+
+def _close(ours, theirs, dtype):
+    """float64 to its last bits (torch's fused kernels add in their own lane order), float32 to its."""
+    rtol = 1e-12 if dtype == "float64" else 2e-6
+    np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=rtol, atol=rtol)
+
+
+WEIGHT_SHAPES = [(3, 4), (3, 4, 2), (5,), (2, 3, 4, 5)]
+
+
+def _dims(shape):
+    return range(-len(shape) - 1, len(shape) + 1)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", WEIGHT_SHAPES, ids=str)
+def test_norm_except_dim_as_torch(shape, dtype):
+    for dim in _dims(shape):
+        for power in (2, 1, 3):
+            results = {}
+            for lib in (torch, chainrule):
+                v = _array(lib, shape, dtype, 1).requires_grad_()
+                try:
+                    norm = lib.norm_except_dim(v, power, dim)
+                except IndexError as error:
+                    results[lib] = ("error", str(error))
+                    continue
+                norm.sum().backward()
+                results[lib] = (tuple(norm.shape), str(norm.dtype).split(".")[-1], _graph(norm), norm, v.grad)
+            ours, theirs = results[chainrule], results[torch]
+            assert ours[:3] == theirs[:3], (dim, power)
+            if ours[0] != "error":
+                _close(ours[3], theirs[3], dtype)
+                _close(ours[4], theirs[4], dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", WEIGHT_SHAPES, ids=str)
+def test_weight_norm_as_torch(shape, dtype):
+    for dim in _dims(shape):
+        results = {}
+        for lib in (torch, chainrule):
+            v = _array(lib, shape, dtype, 1).requires_grad_()
+            try:
+                g = lib.norm_except_dim(_array(lib, shape, dtype, 2), 2, dim).requires_grad_()
+                weight = lib._weight_norm(v, g, dim)
+            except IndexError as error:
+                results[lib] = ("error", str(error))
+                continue
+            (weight * _array(lib, shape, dtype, 3)).sum().backward()
+            results[lib] = (tuple(weight.shape), str(weight.dtype).split(".")[-1], _graph(weight), weight, v.grad,
+                            g.grad)
+        ours, theirs = results[chainrule], results[torch]
+        assert ours[:3] == theirs[:3], dim
+        if ours[0] != "error":
+            for got, want in zip(ours[3:], theirs[3:]):
+                _close(got, want, dtype)
+
+
+def test_weight_norm_refuses_what_torch_refuses():
+    _same(lambda lib: lib._weight_norm(_dense(lib, 3, 4, dtype="float64"), _dense(lib, 3, 1), 0))
+    _same(lambda lib: lib.norm_except_dim(_dense(lib, 3, 4), 2.0, 0))
+    _same(lambda lib: lib.norm_except_dim(_dense(lib, 3, 4), 2, 0.5))
+
+
+def test_the_fused_weight_norm_saves_torchs_tensors():
+    for lib in (torch, chainrule):
+        v, g = _array(lib, (3, 4), "float64", 1).requires_grad_(), _array(lib, (3, 1), "float64", 2).requires_grad_()
+        node = lib._weight_norm(v, g, 0).grad_fn
+        assert node._saved_dim == 0
+        assert node._saved_v.equal(v) and node._saved_g.equal(g)
+        _close(node._saved_result1, lib.norm_except_dim(v, 2, 0), "float64")
+
+
+@pytest.mark.parametrize("dim, g_shape", [(0, (3, 1, 1)), (2, (1, 1, 2)), (0, (3,))])
+def test_the_fused_weight_norm_passes_gradcheck_twice(dim, g_shape):
+    v = chainrule.tensor(np.random.RandomState(0).randn(3, 4, 2), requires_grad=True)
+    g = chainrule.tensor(np.random.RandomState(1).rand(*g_shape) + 0.5, requires_grad=True)
+    assert v.__class__ is chainrule.Tensor and chainrule._weight_norm(v, g, dim).grad_fn.name() == \
+        "WeightNormInterfaceBackward0"
+    assert chainrule.autograd.gradcheck(lambda v, g: chainrule._weight_norm(v, g, dim), (v, g))
+    assert chainrule.autograd.gradgradcheck(lambda v, g: chainrule._weight_norm(v, g, dim), (v, g))
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1, -2, None])
+@pytest.mark.parametrize("api", ["nn.utils.weight_norm", "nn.utils.parametrizations.weight_norm"])
+def test_both_weight_norm_apis_record_torchs_nodes(api, dim):
+    results = {}
+    for lib in (torch, chainrule):
+        layer = lib.nn.Linear(3, 4)
+        with lib.no_grad():
+            layer.weight.copy_(_array(lib, (4, 3), "float32", 5))
+            layer.bias.zero_()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (nn.utils.weight_norm is deprecated in torch)
+            if api == "nn.utils.weight_norm":
+                layer = lib.nn.utils.weight_norm(layer, dim=dim)
+            else:
+                layer = lib.nn.utils.parametrizations.weight_norm(layer, dim=dim)
+        weight = layer.weight
+        layer(_array(lib, (2, 3), "float32", 6)).pow(2).sum().backward()
+        parameters = {name: p for name, p in layer.named_parameters() if name != "bias"}
+        results[lib] = (_graph(weight), {name: tuple(p.shape) for name, p in parameters.items()}, weight,
+                        [parameters[name].grad for name in sorted(parameters)])
+    ours, theirs = results[chainrule], results[torch]
+    assert ours[:2] == theirs[:2]
+    _close(ours[2], theirs[2], "float32")
+    for got, want in zip(ours[3], theirs[3]):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
