@@ -328,7 +328,7 @@ def _arguments_override(values) -> bool:
 # handlers' own business and are left as they raise.
 _WRAPPER_SOURCE = """
 def _binary_wrapper(impl, handed):
-    def public(self, other):
+    def public(self=not_given, other=not_given):
         if state.modes_live or ((self.__class__ not in plain or other.__class__ not in plain)
                                 and arguments_override((self, other))):
             return dispatch(handed or public, (self, other), None)
@@ -550,7 +550,7 @@ def binding_refusal(public, impl, args: tuple, kwargs: dict | None, error: TypeE
     if method and (not args or not isinstance(args[0], TENSOR_TYPE)) and public.__name__ not in python_methods:
         # torch's C methods are descriptors on TensorBase: called off the class, they want a tensor first
         if not args:
-            return TypeError(f"unbound method Tensor.{public.__name__}() needs an argument")
+            return TypeError(f"unbound method TensorBase.{public.__name__}() needs an argument")
         return TypeError(f"descriptor '{public.__name__}' for 'chainrule.Tensor' objects doesn't apply to a "
                          f"'{type(args[0]).__name__}' object")
     if method_binding_refusal is None:
@@ -574,7 +574,11 @@ def binding_refusal(public, impl, args: tuple, kwargs: dict | None, error: TypeE
     return method_binding_refusal(public.__name__, impl, args, kwargs or {}, error)
 
 
-_wrapper_namespace = {"state": flags, "plain": PLAIN, "dispatch": dispatch, "arguments_override": _arguments_override,
+# what a Python operator called off the class was not given (``Tensor.__add__()``): the operator
+# answers in torch's words (see _methods._no_self), and NotImplemented for a missing other
+NOT_GIVEN = object()
+
+_wrapper_namespace = {"not_given": NOT_GIVEN, "state": flags, "plain": PLAIN, "dispatch": dispatch, "arguments_override": _arguments_override,
                       "numpy_input_names": _numpy_input_names, "argument_refusal": argument_refusal,
                       "binding_refusal": binding_refusal, "out_of_memory": out_of_memory}
 exec(compile(_WRAPPER_SOURCE, WRAPPER_FILE, "exec"), _wrapper_namespace)

@@ -2,7 +2,9 @@
 operand of a dense product whose dense right operand does not fit it (each product, called as a
 function, a Tensor method or ``@``, refuses it in the words of torch's sparse kernel); weight
 norm's torch-level ops (torch._weight_norm, torch.norm_except_dim) and the nodes both weight-norm
-APIs record through them. Each case
+APIs record through them; hostile arguments (expand's negative and overflowing sizes, an index
+beyond int64 through Subset, Tensor methods and operators called off the class without self).
+Each case
 runs the same code on torch and on chainrule and compares what a user sees: values, gradients,
 dtypes, shapes and node names, or the error's type and words."""
 
@@ -276,3 +278,62 @@ def test_both_weight_norm_apis_record_torchs_nodes(api, dim):
     _close(ours[2], theirs[2], "float32")
     for got, want in zip(ours[3], theirs[3]):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------ 3. hostile arguments
+def _first_line_of(outcome):
+    """torch's overflow refusals carry its C++ stack after the words (and close their quote there)."""
+    if outcome[0] == "error" and "\nException raised from" in outcome[2]:
+        return outcome[:2] + (outcome[2].split("\nException raised from")[0] + '"',)
+    return outcome
+
+
+@pytest.mark.parametrize("sizes", [(-3, 3), (-2, 3), (-1, 3), (-3, -1), (2, -2, 3), (2**62, 3), (2**62, 1), (-3,),
+                                   (3, -3), (2**63,), (2**63, 3), (-2**63 - 1,), (2, 3)], ids=str)
+def test_expand_refuses_hostile_sizes_as_torch(sizes):
+    expected = _first_line_of(_outcome(lambda lib: lib.ones(3).expand(*sizes), torch))
+    assert _outcome(lambda lib: lib.ones(3).expand(*sizes), chainrule) == expected
+
+
+@pytest.mark.parametrize("index", [2**63, -2**63 - 1, 2**64, 2**62, 10, -5, 3])
+def test_a_subset_index_beyond_int64_is_refused_as_torch(index):
+    def run(lib):
+        dataset = lib.utils.data.TensorDataset(lib.arange(4.0))
+        return lib.utils.data.Subset(dataset, [index])[0][0]
+
+    _same(run)
+    _same(lambda lib: lib.arange(4.0)[index])
+    _same(lambda lib: lib.arange(4.0)[[index]])
+    _same(lambda lib: lib.ones(2, 4)[0, index])
+
+
+UNBOUND_CALLS = {
+    "Tensor.__add__()": lambda lib: lib.Tensor.__add__(),
+    "Tensor.add()": lambda lib: lib.Tensor.add(),
+    "Tensor.view()": lambda lib: lib.Tensor.view(),
+    "Tensor.sum()": lambda lib: lib.Tensor.sum(),
+    "Tensor.__mul__()": lambda lib: lib.Tensor.__mul__(),
+    "Tensor.__sub__()": lambda lib: lib.Tensor.__sub__(),
+    "Tensor.__iadd__()": lambda lib: lib.Tensor.__iadd__(),
+    "Tensor.__matmul__()": lambda lib: lib.Tensor.__matmul__(),
+    "Tensor.__and__()": lambda lib: lib.Tensor.__and__(),
+    "Tensor.__rsub__()": lambda lib: lib.Tensor.__rsub__(),
+    "Tensor.__rtruediv__()": lambda lib: lib.Tensor.__rtruediv__(),
+    "Tensor.__floordiv__()": lambda lib: lib.Tensor.__floordiv__(),
+    "Tensor.__rfloordiv__()": lambda lib: lib.Tensor.__rfloordiv__(),
+    "Tensor.view(t)": lambda lib: lib.Tensor.view(lib.ones(3)),
+    "Tensor.add(t)": lambda lib: lib.Tensor.add(lib.ones(3)),
+}
+MISSING_OTHER = ["__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__mod__", "__pow__", "__iadd__", "__isub__"]
+
+
+@pytest.mark.parametrize("call", UNBOUND_CALLS)
+def test_a_method_called_off_the_class_without_self_is_refused_in_torchs_words(call):
+    _same(UNBOUND_CALLS[call])
+
+
+@pytest.mark.parametrize("name", MISSING_OTHER)
+def test_an_operator_without_its_other_operand_answers_not_implemented_as_torch(name):
+    assert getattr(torch.Tensor, name)(torch.ones(3)) is NotImplemented
+    assert getattr(chainrule.Tensor, name)(chainrule.ones(3)) is NotImplemented
+
