@@ -337,3 +337,78 @@ def test_an_operator_without_its_other_operand_answers_not_implemented_as_torch(
     assert getattr(torch.Tensor, name)(torch.ones(3)) is NotImplemented
     assert getattr(chainrule.Tensor, name)(chainrule.ones(3)) is NotImplemented
 
+
+# ------------------------------------------------------------------ 4. singular solves and inverses
+def _same_with_nan(run):
+    """The same error, or the same dtype, shape, NaNs and signed infinities; the finite values to
+    their last bits (getrf's multipliers round as LAPACK's blocking orders them)."""
+    expected, ours = _outcome(run, torch), _outcome(run, chainrule)
+    assert ours[:2] == expected[:2]
+    if expected[0] == "error":
+        assert ours == expected
+        return
+    got, want = np.array(ours[2], dtype=float), np.array(expected[2], dtype=float)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    assert np.array_equal(np.where(np.isinf(got), got, 0), np.where(np.isinf(want), want, 0))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-6 if expected[0] == "float32" else 1e-12)
+
+
+SINGULAR = {"rank one": [[1.0, 2.0], [2.0, 4.0]], "zero": [[0.0, 0.0], [0.0, 0.0]],
+            "zero first column": [[0.0, 1.0], [0.0, 2.0]], "zero row": [[1.0, 2.0, 0.5], [0.0, 0.0, 0.0], [3.0, 1.0, 2.0]],
+            "repeated column": [[1.0, 1.0, 2.0], [2.0, 2.0, 1.0], [0.5, 0.5, 3.0]]}
+
+
+def _solve_cases(matrix, dtype):
+    n = len(matrix)
+
+    def a(lib):
+        return lib.tensor(matrix, dtype=getattr(lib, dtype))
+
+    def b(lib):
+        return lib.arange(1.0, n + 1, dtype=getattr(lib, dtype)).reshape(n, 1) + 0.5
+
+    def batch(lib):
+        return lib.stack([lib.eye(n, dtype=getattr(lib, dtype)), a(lib)])
+
+    return {
+        "solve_ex": lambda lib: lib.linalg.solve_ex(a(lib), b(lib)),
+        "solve_ex vector": lambda lib: lib.linalg.solve_ex(a(lib), b(lib).reshape(-1)),
+        "solve_ex left=False": lambda lib: lib.linalg.solve_ex(a(lib), b(lib).reshape(1, -1), left=False),
+        "solve_ex batched": lambda lib: lib.linalg.solve_ex(batch(lib), lib.stack([b(lib), 2 * b(lib)])),
+        "solve_ex broadcast B": lambda lib: lib.linalg.solve_ex(batch(lib), b(lib)),
+        "solve_ex check_errors": lambda lib: lib.linalg.solve_ex(batch(lib), b(lib), check_errors=True),
+        "solve": lambda lib: lib.linalg.solve(batch(lib), b(lib)),
+        "inv_ex": lambda lib: lib.linalg.inv_ex(a(lib)),
+        "inv_ex batched": lambda lib: lib.linalg.inv_ex(batch(lib)),
+        "lu_factor_ex": lambda lib: lib.linalg.lu_factor_ex(a(lib)),
+    }
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("matrix", SINGULAR, ids=str)
+def test_a_singular_solve_leaves_torchs_infinities_and_info(matrix, dtype):
+    for case in _solve_cases(SINGULAR[matrix], dtype).values():
+        def run(lib, case=case):
+            result = case(lib)
+            return lib.cat([t.reshape(-1).to(getattr(lib, dtype)) for t in result]) if isinstance(result, tuple) \
+                else result
+        _same_with_nan(run)
+
+
+def test_random_singular_matrices_solve_as_torch():
+    matrices = []
+    random = np.random.RandomState(0)
+    while len(matrices) < 40:
+        n = random.randint(2, 5)
+        matrix = random.randint(-2, 3, size=(n, n)).astype(float)
+        if np.linalg.matrix_rank(matrix) < n:
+            matrices.append(matrix)
+    for matrix in matrices:
+        for left in (True, False):
+            def run(lib, matrix=matrix, left=left):
+                a = lib.tensor(matrix)
+                b = lib.arange(1.0, len(matrix) + 1, dtype=lib.float64).reshape(-1, 1) + 0.25
+                result, info = lib.linalg.solve_ex(a, b if left else b.mT, left=left)
+                return lib.cat([result.reshape(-1), info.reshape(-1).double()])
+            _same_with_nan(run)
