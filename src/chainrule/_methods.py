@@ -70,9 +70,6 @@ _C_DESCRIPTOR_OPERATORS = frozenset({"__add__", "__radd__", "__iadd__", "__sub__
                                      "__rxor__", "__ixor__"})
 
 
-def _unbound_refusal(name: str, value) -> TypeError:
-    return TypeError(f"descriptor '{name}' for 'chainrule.Tensor' objects doesn't apply to a "
-                     f"'{type(value).__name__}' object")
 
 
 # what an operator called off the class was not given (``Tensor.__add__()``, ``Tensor.__add__(t)``):
@@ -95,7 +92,7 @@ def _operator(fn, name: str = ""):
         if self is _NOT_GIVEN:
             raise _no_self(name)
         if checks_self and not isinstance(self, Tensor):
-            raise _unbound_refusal(name, self)
+            raise _torch_function.descriptor_refusal(name, self)
         try:
             return fn(self, other)
         except TypeError:
@@ -111,7 +108,7 @@ def _inplace_operator(fn, name: str = ""):
         if self is _NOT_GIVEN:
             raise _no_self(name)
         if checks_self and not isinstance(self, Tensor):
-            raise _unbound_refusal(name, self)
+            raise _torch_function.descriptor_refusal(name, self)
         try:
             return _inplace(self, fn, other)
         except TypeError:
@@ -139,7 +136,7 @@ def _reflected(fn, name: str = ""):
         if self is _NOT_GIVEN:
             raise _no_self(name or f"__r{fn.__name__}__")
         if checks_self and not isinstance(self, Tensor):
-            raise _unbound_refusal(name, self)
+            raise _torch_function.descriptor_refusal(name, self)
         try:
             return fn(other, self)
         except TypeError:
@@ -179,7 +176,7 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False, name: str = ""
             if self is _NOT_GIVEN:
                 raise _no_self(name) from None
             if name in _C_DESCRIPTOR_OPERATORS:
-                raise _unbound_refusal(name, self) from None
+                raise _torch_function.descriptor_refusal(name, self) from None
             # torch's Python-level __rsub__ runs rsub(number, other), whose TypeError it answers
             # with NotImplemented
             return NotImplemented
@@ -321,7 +318,7 @@ def _refusing_unbound_number(fn, name: str):
     @functools.wraps(fn)
     def method(self, *args, **kwargs):
         if not isinstance(self, Tensor):
-            raise _unbound_refusal(name, self)
+            raise _torch_function.descriptor_refusal(name, self)
         if kwargs and "out" in kwargs:
             raise _method_out_refusal(name, args, kwargs)
         return tensor_fn(self, *args, **kwargs)

@@ -22,6 +22,8 @@ import re
 import sys
 import types
 
+from ._dtype import c_type_name
+
 __all__ = [
     "DisableTorchFunction", "DisableTorchFunctionSubclass", "disabled_torch_function_impl", "dispatching",
     "handle_torch_function", "has_torch_function", "has_torch_function_unary", "has_torch_function_variadic",
@@ -468,9 +470,9 @@ def argument_refusal(public, impl, args: tuple, kwargs: dict, error: AttributeEr
     if getattr(public, "__module__", None) == "chainrule.special" and not name.startswith("special_"):
         name = f"special_{name}"  # torch.special's functions are aten's special_* ops, named so
     is_method = getattr(public, "__torch_owner__", None) == "torch.Tensor"
-    kind = type(culprit).__name__
+    kind = c_type_name(culprit)  # (as torch's parser prints it: numpy.ndarray, torch.dtype)
     if is_method and args and args[0] is culprit:
-        return TypeError(f"descriptor '{name}' for 'Tensor' objects doesn't apply to a '{kind}' object")
+        return descriptor_refusal(name, culprit)
     if "generator" in kwargs and kwargs["generator"] is culprit:  # (get() would name it for any None)
         # before the positional search: a small int given as generator is the same object as an
         # equal int argument (CPython caches them), which would be named in its place
@@ -551,8 +553,7 @@ def binding_refusal(public, impl, args: tuple, kwargs: dict | None, error: TypeE
         # torch's C methods are descriptors on TensorBase: called off the class, they want a tensor first
         if not args:
             return TypeError(f"unbound method TensorBase.{public.__name__}() needs an argument")
-        return TypeError(f"descriptor '{public.__name__}' for 'chainrule.Tensor' objects doesn't apply to a "
-                         f"'{type(args[0]).__name__}' object")
+        return descriptor_refusal(public.__name__, args[0])
     if method_binding_refusal is None:
         return None
     # (a C function's call is parsed by torch as a method's is; a Python function's words are Python's,
@@ -572,6 +573,15 @@ def binding_refusal(public, impl, args: tuple, kwargs: dict | None, error: TypeE
     if not method:
         return function_binding_refusal(public, impl, args, kwargs or {})
     return method_binding_refusal(public.__name__, impl, args, kwargs or {}, error)
+
+
+def descriptor_refusal(name: str, value) -> TypeError:
+    """torch's words for a Tensor method or operator of its C TensorBase called off the class on
+    what is not a tensor (``Tensor.add(2.5, t)``, ``Tensor.view([1])``): CPython's descriptor
+    check, naming torch's class and the value's type as CPython prints it (numpy.ndarray,
+    torch.dtype)."""
+    return TypeError(f"descriptor '{name}' for 'torch._C.TensorBase' objects doesn't apply to a "
+                     f"'{c_type_name(value)}' object")
 
 
 # what a Python operator called off the class was not given (``Tensor.__add__()``): the operator

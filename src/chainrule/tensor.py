@@ -1391,7 +1391,8 @@ _CHANNELS_LAST_RANKS = {"channels_last": 4, "channels_last_3d": 5}
 def _check_tensor(value, op: str, name: str, position: int, optional: bool = False) -> None:
     """torch's TypeError for a non-Tensor where a Tensor argument is expected (a list as a weight)."""
     if not isinstance(value, Tensor) and not (optional and value is None):
-        raise TypeError(f"{op}(): argument '{name}' (position {position}) must be Tensor, not {type(value).__name__}")
+        raise TypeError(f"{op}(): argument '{name}' (position {position}) must be Tensor, "
+                        f"not {_dtype.c_type_name(value)}")
 
 
 def _int_sequence(values, op: str, name: str = "size") -> tuple:

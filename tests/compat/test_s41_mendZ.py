@@ -3,8 +3,9 @@ operand of a dense product whose dense right operand does not fit it (each produ
 function, a Tensor method or ``@``, refuses it in the words of torch's sparse kernel); weight
 norm's torch-level ops (torch._weight_norm, torch.norm_except_dim) and the nodes both weight-norm
 APIs record through them; hostile arguments (expand's negative and overflowing sizes, an index
-beyond int64 through Subset, Tensor methods and operators called off the class without self).
-Each case
+beyond int64 through Subset, Tensor methods and operators called off the class without self);
+singular solves and inverses (LAPACK's infinities and NaNs, info, the check_errors words); the
+type names in "must be Tensor, not ..." and descriptor refusals. Each case
 runs the same code on torch and on chainrule and compares what a user sees: values, gradients,
 dtypes, shapes and node names, or the error's type and words."""
 
@@ -412,3 +413,32 @@ def test_random_singular_matrices_solve_as_torch():
                 result, info = lib.linalg.solve_ex(a, b if left else b.mT, left=left)
                 return lib.cat([result.reshape(-1), info.reshape(-1).double()])
             _same_with_nan(run)
+
+
+# ------------------------------------------------------------------ 5. type names in error messages
+NOT_TENSORS = {"ndarray": lambda lib: np.ones(3), "numpy scalar": lambda lib: np.float64(1.0),
+               "dtype": lambda lib: lib.float32, "Size": lambda lib: lib.Size([3]),
+               "device": lambda lib: lib.device("cpu"), "list": lambda lib: [1.0], "str": lambda lib: "a"}
+WHERE_A_TENSOR_GOES = {
+    "F.linear input": lambda lib, v: lib.nn.functional.linear(v, lib.ones(2, 3)),
+    "F.linear weight": lambda lib, v: lib.nn.functional.linear(lib.ones(2, 3), v),
+    "nn.Linear": lambda lib, v: lib.nn.Linear(3, 2)(v),
+    "torch.mm": lambda lib, v: lib.mm(v, lib.ones(3, 3)),
+    "torch.matmul": lambda lib, v: lib.matmul(lib.ones(3, 3), v),
+    "torch.quantile": lambda lib, v: lib.quantile(v, 0.5),
+    "torch.movedim": lambda lib, v: lib.movedim(v, 0, 0),
+    "Tensor.add off the class": lambda lib, v: lib.Tensor.add(v, lib.ones(1)),
+    "Tensor.view off the class": lambda lib, v: lib.Tensor.view(v, 1),
+    "Tensor.__and__ off the class": lambda lib, v: lib.Tensor.__and__(v, lib.ones(1)),
+    "Tensor.sum off the class": lambda lib, v: lib.Tensor.sum(v),
+}
+
+
+@pytest.mark.parametrize("value", NOT_TENSORS)
+@pytest.mark.parametrize("call", WHERE_A_TENSOR_GOES)
+def test_a_non_tensor_is_named_as_torch_names_its_type(call, value):
+    def run(lib):
+        return WHERE_A_TENSOR_GOES[call](lib, NOT_TENSORS[value](lib))
+
+    _same(run)
+    assert _outcome(run, chainrule)[0] == "error"

@@ -315,7 +315,7 @@ def _mat(a: Tensor, b: Tensor) -> Tensor:
 def _check_tensor(op: str, name: str, x) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"{op}(): argument '{name}' (position {1 if name in ('input', 'self') else 2}) must be "
-                        f"Tensor, not {type(x).__name__}")
+                        f"Tensor, not {_dtype.c_type_name(x)}")
 
 
 def _check_sparse_product(kernel: str, sparse: Tensor, dense: Tensor, added: Tensor | None = None) -> None:
