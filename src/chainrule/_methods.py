@@ -70,17 +70,29 @@ _C_DESCRIPTOR_OPERATORS = frozenset({"__add__", "__radd__", "__iadd__", "__sub__
                                      "__rxor__", "__ixor__"})
 
 
-def _unbound_refusal(name: str, value) -> TypeError:
-    return TypeError(f"descriptor '{name}' for 'chainrule.Tensor' objects doesn't apply to a "
-                     f"'{type(value).__name__}' object")
+
+
+# what an operator called off the class was not given (``Tensor.__add__()``, ``Tensor.__add__(t)``):
+# a missing other is answered NotImplemented, as any other operand the operator cannot take
+_NOT_GIVEN = _torch_function.NOT_GIVEN
+
+
+def _no_self(name: str) -> TypeError:
+    """torch's words for an operator called off the class with no operand at all: its C operators'
+    own, Python's for those torch writes in Python."""
+    if name in _C_DESCRIPTOR_OPERATORS:
+        return TypeError(f"unbound method TensorBase.{name}() needs an argument")
+    return TypeError(f"Tensor.{name}() missing 1 required positional argument: 'self'")
 
 
 def _operator(fn, name: str = ""):
     checks_self = name in _C_DESCRIPTOR_OPERATORS
 
-    def method(self, other) -> Tensor:
+    def method(self=_NOT_GIVEN, other=_NOT_GIVEN) -> Tensor:
+        if self is _NOT_GIVEN:
+            raise _no_self(name)
         if checks_self and not isinstance(self, Tensor):
-            raise _unbound_refusal(name, self)
+            raise _torch_function.descriptor_refusal(name, self)
         try:
             return fn(self, other)
         except TypeError:
@@ -92,9 +104,11 @@ def _operator(fn, name: str = ""):
 def _inplace_operator(fn, name: str = ""):
     checks_self = name in _C_DESCRIPTOR_OPERATORS
 
-    def method(self, other) -> Tensor:
+    def method(self=_NOT_GIVEN, other=_NOT_GIVEN) -> Tensor:
+        if self is _NOT_GIVEN:
+            raise _no_self(name)
         if checks_self and not isinstance(self, Tensor):
-            raise _unbound_refusal(name, self)
+            raise _torch_function.descriptor_refusal(name, self)
         try:
             return _inplace(self, fn, other)
         except TypeError:
@@ -118,9 +132,11 @@ def _comparison(fn):
 def _reflected(fn, name: str = ""):
     checks_self = name in _C_DESCRIPTOR_OPERATORS
 
-    def method(self, other) -> Tensor:
+    def method(self=_NOT_GIVEN, other=_NOT_GIVEN) -> Tensor:
+        if self is _NOT_GIVEN:
+            raise _no_self(name or f"__r{fn.__name__}__")
         if checks_self and not isinstance(self, Tensor):
-            raise _unbound_refusal(name, self)
+            raise _torch_function.descriptor_refusal(name, self)
         try:
             return fn(other, self)
         except TypeError:
@@ -149,16 +165,18 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False, name: str = ""
     # dense ± sparse goes to the general op, which refuses a sparse addend of another shape as torch
     adds = function_cls is ew.Add or function_cls is ew.Sub
 
-    def method(self, other) -> Tensor:
+    def method(self=_NOT_GIVEN, other=_NOT_GIVEN) -> Tensor:
         if _routed_to_general:
             # a reference taken before a profiler or forward AD switched the operators
             # (``add = Tensor.__add__``) takes the general op too: its node is timed, its tangent carried
             return _GENERAL_OPERATORS[name](self, other)
         try:
             data = self._data
-        except AttributeError:  # called unbound on a non-tensor
+        except AttributeError:  # called unbound on a non-tensor, or on nothing
+            if self is _NOT_GIVEN:
+                raise _no_self(name) from None
             if name in _C_DESCRIPTOR_OPERATORS:
-                raise _unbound_refusal(name, self) from None
+                raise _torch_function.descriptor_refusal(name, self) from None
             # torch's Python-level __rsub__ runs rsub(number, other), whose TypeError it answers
             # with NotImplemented
             return NotImplemented
@@ -300,7 +318,7 @@ def _refusing_unbound_number(fn, name: str):
     @functools.wraps(fn)
     def method(self, *args, **kwargs):
         if not isinstance(self, Tensor):
-            raise _unbound_refusal(name, self)
+            raise _torch_function.descriptor_refusal(name, self)
         if kwargs and "out" in kwargs:
             raise _method_out_refusal(name, args, kwargs)
         return tensor_fn(self, *args, **kwargs)
@@ -357,10 +375,12 @@ def _route_operators(reason: str, general: bool) -> None:
         setattr(Tensor, name, operator if routed else _FAST_OPERATORS[name])
 
 
-def _rtruediv(self, other) -> Tensor:
+def _rtruediv(self=_NOT_GIVEN, other=_NOT_GIVEN) -> Tensor:
     """``number / tensor`` as torch computes it, reciprocal(tensor) * number: the same bits (a
     quotient rounds differently from a product with a rounded reciprocal) and torch's graph,
     MulBackward0 over ReciprocalBackward0."""
+    if self is _NOT_GIVEN:
+        raise _no_self("__rdiv__")  # (torch's __rtruediv__ is its __rdiv__)
     # an ndarray too, as torch: its product with the reciprocal is NumPy's, wrapped back in a tensor
     if not (_is_operand(other) or isinstance(other, (complex, np.ndarray))):
         return NotImplemented

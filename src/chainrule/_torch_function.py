@@ -22,6 +22,8 @@ import re
 import sys
 import types
 
+from ._dtype import c_type_name
+
 __all__ = [
     "DisableTorchFunction", "DisableTorchFunctionSubclass", "disabled_torch_function_impl", "dispatching",
     "handle_torch_function", "has_torch_function", "has_torch_function_unary", "has_torch_function_variadic",
@@ -328,7 +330,7 @@ def _arguments_override(values) -> bool:
 # handlers' own business and are left as they raise.
 _WRAPPER_SOURCE = """
 def _binary_wrapper(impl, handed):
-    def public(self, other):
+    def public(self=not_given, other=not_given):
         if state.modes_live or ((self.__class__ not in plain or other.__class__ not in plain)
                                 and arguments_override((self, other))):
             return dispatch(handed or public, (self, other), None)
@@ -468,9 +470,9 @@ def argument_refusal(public, impl, args: tuple, kwargs: dict, error: AttributeEr
     if getattr(public, "__module__", None) == "chainrule.special" and not name.startswith("special_"):
         name = f"special_{name}"  # torch.special's functions are aten's special_* ops, named so
     is_method = getattr(public, "__torch_owner__", None) == "torch.Tensor"
-    kind = type(culprit).__name__
+    kind = c_type_name(culprit)  # (as torch's parser prints it: numpy.ndarray, torch.dtype)
     if is_method and args and args[0] is culprit:
-        return TypeError(f"descriptor '{name}' for 'Tensor' objects doesn't apply to a '{kind}' object")
+        return descriptor_refusal(name, culprit)
     if "generator" in kwargs and kwargs["generator"] is culprit:  # (get() would name it for any None)
         # before the positional search: a small int given as generator is the same object as an
         # equal int argument (CPython caches them), which would be named in its place
@@ -550,9 +552,8 @@ def binding_refusal(public, impl, args: tuple, kwargs: dict | None, error: TypeE
     if method and (not args or not isinstance(args[0], TENSOR_TYPE)) and public.__name__ not in python_methods:
         # torch's C methods are descriptors on TensorBase: called off the class, they want a tensor first
         if not args:
-            return TypeError(f"unbound method Tensor.{public.__name__}() needs an argument")
-        return TypeError(f"descriptor '{public.__name__}' for 'chainrule.Tensor' objects doesn't apply to a "
-                         f"'{type(args[0]).__name__}' object")
+            return TypeError(f"unbound method TensorBase.{public.__name__}() needs an argument")
+        return descriptor_refusal(public.__name__, args[0])
     if method_binding_refusal is None:
         return None
     # (a C function's call is parsed by torch as a method's is; a Python function's words are Python's,
@@ -574,7 +575,20 @@ def binding_refusal(public, impl, args: tuple, kwargs: dict | None, error: TypeE
     return method_binding_refusal(public.__name__, impl, args, kwargs or {}, error)
 
 
-_wrapper_namespace = {"state": flags, "plain": PLAIN, "dispatch": dispatch, "arguments_override": _arguments_override,
+def descriptor_refusal(name: str, value) -> TypeError:
+    """torch's words for a Tensor method or operator of its C TensorBase called off the class on
+    what is not a tensor (``Tensor.add(2.5, t)``, ``Tensor.view([1])``): CPython's descriptor
+    check, naming torch's class and the value's type as CPython prints it (numpy.ndarray,
+    torch.dtype)."""
+    return TypeError(f"descriptor '{name}' for 'torch._C.TensorBase' objects doesn't apply to a "
+                     f"'{c_type_name(value)}' object")
+
+
+# what a Python operator called off the class was not given (``Tensor.__add__()``): the operator
+# answers in torch's words (see _methods._no_self), and NotImplemented for a missing other
+NOT_GIVEN = object()
+
+_wrapper_namespace = {"not_given": NOT_GIVEN, "state": flags, "plain": PLAIN, "dispatch": dispatch, "arguments_override": _arguments_override,
                       "numpy_input_names": _numpy_input_names, "argument_refusal": argument_refusal,
                       "binding_refusal": binding_refusal, "out_of_memory": out_of_memory}
 exec(compile(_WRAPPER_SOURCE, WRAPPER_FILE, "exec"), _wrapper_namespace)

@@ -54,6 +54,7 @@ from .ops.elementwise import add as dense_add
 from .ops.elementwise import sub as dense_sub
 from .ops.elementwise import where
 from .ops.index import getitem
+from .ops.linalg import _check_sparse_product
 from .ops.linalg import matmul as _matmul
 from .ops.reduce import log_softmax as dense_log_softmax
 from .ops.reduce import softmax as dense_softmax
@@ -496,15 +497,7 @@ class SparseCOOTensor(Tensor):
     def __matmul__(self, other):
         if isinstance(other, SparseCOOTensor):
             return mm(self, other)
-        if isinstance(other, Tensor) and self.dim() == 2 and other.dim() in (1, 2):
-            _check_sparse_product(self, other, vector_product=other.dim() == 1)
         return super().__matmul__(other)
-
-    def matmul(self, other):
-        if isinstance(other, Tensor) and not isinstance(other, SparseCOOTensor) and self.dim() == 2 and \
-                other.dim() in (1, 2):
-            _check_sparse_product(self, other, vector_product=other.dim() == 1)
-        return super().matmul(other)
 
     def _with_values(self, values) -> SparseCOOTensor:
         indices, _, coalesced = self._coo
@@ -1113,23 +1106,6 @@ def to_sparse(self, sparse_dim: int | None = None, *, layout=None, blocksize=Non
     return SparseCOOTensor._from_parts(index, xp.ascontiguousarray(values), tuple(self.shape), True)
 
 
-def _check_sparse_product(sparse: Tensor, dense: Tensor, vector_product: bool = False) -> None:
-    """torch's errors for a 2-d sparse COO matrix times a dense operand that does not fit, named by
-    the sparse kernel that runs it (addmm, or mv for ``sparse @ vector``), before the dense
-    product's own words could be given."""
-    if vector_product:
-        if dense.shape[0] != sparse.shape[1]:
-            raise RuntimeError("mv: expected self.size(-1) == vec.size(-1)")
-        return
-    if dense.dim() < 2:  # (addmm reads the dense operand's size(1))
-        raise IndexError(f"Dimension out of range (expected to be in range of [-{builtins.max(dense.dim(), 1)}, "
-                         f"{builtins.max(dense.dim(), 1) - 1}], but got 1)")
-    if dense.dim() > 2:
-        raise RuntimeError(f"addmm: matrices expected, got {dense.dim()}D tensor")
-    if dense.shape[0] != sparse.shape[1]:
-        raise RuntimeError(f"addmm: Argument #3 (dense): Expected dim 0 size {sparse.shape[1]}, got {dense.shape[0]}")
-
-
 def mm(sparse: Tensor, dense: Tensor) -> Tensor:
     """torch.sparse.mm: sparse (n × m) @ dense (m × p), a dense result; sparse @ sparse is sparse
     and coalesced, with an entry wherever the two index patterns meet (even one summing to 0)."""
@@ -1138,8 +1114,8 @@ def mm(sparse: Tensor, dense: Tensor) -> Tensor:
         return _sparse_times_sparse(sparse, dense)
     if not isinstance(sparse, SparseCOOTensor):
         return _matmul(sparse, dense)
-    if sparse.dim() == 2 and isinstance(dense, Tensor):
-        _check_sparse_product(sparse, dense)
+    if isinstance(dense, Tensor):
+        _check_sparse_product("mm", sparse, dense)
     # torch runs a sparse left operand through addmm's sparse kernel, whose node users see and which
     # gives a sparse leaf a sparse gradient (torch.mm and @ give it a dense one)
     return name_node(_matmul(_in_graph(sparse), dense), "SparseAddmmBackward0")
@@ -1148,8 +1124,8 @@ def mm(sparse: Tensor, dense: Tensor) -> Tensor:
 def addmm(mat: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1.0, alpha=1.0) -> Tensor:
     """torch.sparse.addmm: ``beta * mat + alpha * (mat1 @ mat2)`` for a sparse COO ``mat1`` and dense
     ``mat`` and ``mat2``, a dense result; a sparse leaf ``mat1`` gets a sparse gradient."""
-    if isinstance(mat1, SparseCOOTensor) and mat1.dim() == 2 and isinstance(mat2, Tensor):
-        _check_sparse_product(mat1, mat2)
+    if isinstance(mat1, SparseCOOTensor) and isinstance(mat2, Tensor) and isinstance(mat, Tensor):
+        _check_sparse_product("addmm", mat1, mat2, mat)
     product = _matmul(_in_graph(mat1) if isinstance(mat1, SparseCOOTensor) else mat1, mat2)
     return name_node(mat * beta + product * alpha, "SparseAddmmBackward0")
 
@@ -1176,8 +1152,8 @@ def _sparse_times_sparse(left: SparseCOOTensor, right: SparseCOOTensor) -> Spars
 
 def spmm(input: Tensor, mat2: Tensor) -> Tensor:
     """torch.spmm: the same product as torch.sparse.mm (torch's keywords input= and mat2=)."""
-    if isinstance(input, SparseCOOTensor) and input.dim() == 2 and isinstance(mat2, Tensor):
-        _check_sparse_product(input, mat2)
+    if isinstance(input, SparseCOOTensor) and isinstance(mat2, Tensor):
+        _check_sparse_product("mm", input, mat2)
     return _matmul(input, mat2)
 
 

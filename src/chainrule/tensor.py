@@ -215,7 +215,11 @@ class Tensor:
     def size(self, dim: int | None = None):
         if dim is None:
             return Size(self._data.shape)
-        return self._data.shape[_wrap_dim(dim, self._data.ndim, "size")]
+        shape = self._data.shape
+        if not shape:  # torch's size(dim) of a 0-d tensor: no dim is in range, not even 0 or -1
+            raise IndexError(f"Dimension specified as {dim if type(dim) is int else _dim_index(dim, 'size')} "
+                             f"but tensor has no dimensions")
+        return shape[_wrap_dim(dim, len(shape), "size")]
 
     @property
     def dtype(self) -> _dtype.dtype:
@@ -1387,7 +1391,8 @@ _CHANNELS_LAST_RANKS = {"channels_last": 4, "channels_last_3d": 5}
 def _check_tensor(value, op: str, name: str, position: int, optional: bool = False) -> None:
     """torch's TypeError for a non-Tensor where a Tensor argument is expected (a list as a weight)."""
     if not isinstance(value, Tensor) and not (optional and value is None):
-        raise TypeError(f"{op}(): argument '{name}' (position {position}) must be Tensor, not {type(value).__name__}")
+        raise TypeError(f"{op}(): argument '{name}' (position {position}) must be Tensor, "
+                        f"not {_dtype.c_type_name(value)}")
 
 
 def _int_sequence(values, op: str, name: str = "size") -> tuple:

@@ -177,6 +177,7 @@ def _check_key_in_torch_order(items: tuple, shape: tuple) -> None:
                     raise ValueError("step must be greater than zero")
             dim += 1
         elif type(k) is int or isinstance(k, np.integer) and not isinstance(k, np.bool_):
+            _check_int64(k)
             if not -sizes[dim] <= k < sizes[dim]:
                 raise IndexError(f"index {k} is out of bounds for dimension {position} with size {sizes[dim]}")
             del sizes[dim]
@@ -216,12 +217,25 @@ def _convert_key_item(k):
         return k._data
     if isinstance(k, list):
         return _convert_list(k)
+    if type(k) is int:
+        _check_int64(k)
     return k
+
+
+def _check_int64(index: int) -> None:
+    """torch's parser reads an integer index as an int64: a larger one is refused before any range
+    check (``Subset(dataset, [2**63])[0]`` reaches it through the dataset's indexing)."""
+    if not -2**63 <= index < 2**63:
+        raise ValueError("Overflow when unpacking long long")
 
 
 def _convert_list(k: list):
     # a list index is host data (CuPy copies it to the device too, in the indexing op)
     array = np.asarray([x.item() if isinstance(x, Tensor) else x for x in k])
+    if array.dtype.kind in "uO":  # (NumPy's type for integers beyond int64)
+        for x in k:
+            if type(x) is int:
+                _check_int64(x)
     if array.size == 0:
         return array.astype(np.int64)  # NumPy makes [] float; torch reads it as an empty integer index
     if array.dtype.kind == "f":

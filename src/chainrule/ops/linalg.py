@@ -40,7 +40,7 @@ from ..autograd.function import (
 from ..tensor import Tensor, _wrap_dim, honours_out, refuse_out_under_autograd, warn_resized_out, write_out
 from . import creation
 from ._arg_parser import check_as, check_bool, out_rule
-from .elementwise import _one_device, conjugate_rule, refuse_kernel, where
+from .elementwise import SPARSE_COO_TYPES, _one_device, conjugate_rule, refuse_kernel, where
 from .reduce import SumDim
 from .shape import (
     Expand,
@@ -315,7 +315,73 @@ def _mat(a: Tensor, b: Tensor) -> Tensor:
 def _check_tensor(op: str, name: str, x) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"{op}(): argument '{name}' (position {1 if name in ('input', 'self') else 2}) must be "
-                        f"Tensor, not {type(x).__name__}")
+                        f"Tensor, not {_dtype.c_type_name(x)}")
+
+
+def _check_sparse_product(kernel: str, sparse: Tensor, dense: Tensor, added: Tensor | None = None) -> None:
+    """torch's refusals of a sparse COO left operand and a dense right operand that does not fit it,
+    in the words of the sparse kernel the product reaches: every dense product (mm, mv, bmm, addmm,
+    matmul, ``@``, the Tensor methods, torch.sparse.mm/addmm) checks a sparse left operand here,
+    before it computes on the sparse tensor's dense backing.
+
+    mm sizes a zero result by ``sparse.size(-2)`` and ``dense.size(-1)`` and adds the product to it
+    by addmm, which expands the added tensor to ``(sparse.size(0), dense.size(1))`` before checking
+    the operands; mv checks ranks and lengths, then runs the same addmm; bmm has its own kernel;
+    matmul (composite in torch) reaches mv or mm, and refuses to reshape or expand a sparse operand
+    in its batched paths. The dtypes are checked last, against the sparse operand's."""
+    if dense.__class__ in SPARSE_COO_TYPES:
+        return  # sparse @ sparse has kernels of its own
+    if kernel == "matmul":
+        sparse_ndim, dense_ndim = sparse.dim(), dense.dim()
+        if sparse_ndim == 0 or dense_ndim == 0 or (sparse_ndim == 1 and dense_ndim <= 2):
+            return  # matmul's own rank error; a sparse vector is unsqueezed into mm, which works
+        if sparse_ndim == 2 and dense_ndim <= 2:
+            kernel = "mv" if dense_ndim == 1 else "mm"
+        elif dense_ndim <= 2:  # a batch against a matrix or vector folds into one mm/mv by reshaping
+            raise RuntimeError("reshape is not implemented for sparse tensors")
+        else:
+            _broadcast_batch(sparse.shape[:-2], dense.shape[:-2])
+            raise RuntimeError("expand is unsupported for Sparse tensors")
+    if kernel == "bmm":
+        if sparse.sparse_dim() != 3:
+            raise RuntimeError(f"bmm_sparse: Tensor 'self' must have 3 sparse dims, but has {sparse.sparse_dim()}")
+        if dense.dim() != 3:
+            raise RuntimeError(f"bmm_sparse: Tensor 'mat2' must have 3 dims, but has {dense.dim()}")
+        for first, second in ((0, 0), (2, 1)):
+            if sparse.shape[first] != dense.shape[second]:
+                raise RuntimeError(f"bmm_sparse: 'self.size({first})' and 'mat2.size({second})' must match")
+        _check_sparse_product_dtypes(sparse, dense)
+        return
+    if kernel == "mv":
+        if sparse.dim() != 2 or dense.dim() != 1:
+            raise RuntimeError(f"mv: two tensor dim should be 2 and 1, but got SparseTensor Dim: {sparse.dim()}"
+                               f"Tensor Dim: {dense.dim()}")
+        if sparse.shape[-1] != dense.shape[-1]:
+            raise RuntimeError("mv: expected self.size(-1) == vec.size(-1)")
+        # the vector as a one-column matrix
+        added_shape = product_shape = (sparse.shape[0], 1)
+        added_dtype, dense_ndim = dense.dtype, 2
+    else:
+        if kernel == "mm":
+            added_shape, added_dtype = (sparse.size(-2), dense.size(-1)), dense.dtype
+        else:
+            added_shape, added_dtype = tuple(added.shape), added.dtype
+        product_shape, dense_ndim = (sparse.size(0), dense.size(1)), dense.dim()
+    expanded_shape(added_shape, product_shape, added_dtype)
+    for ndim in (sparse.sparse_dim(), dense_ndim):
+        if ndim != 2:
+            raise RuntimeError(f"addmm: matrices expected, got {ndim}D tensor")
+    if dense.shape[0] != sparse.shape[1]:
+        raise RuntimeError(f"addmm: Argument #3 (dense): Expected dim 0 size {sparse.shape[1]}, got {dense.shape[0]}")
+    if added is not None:
+        _check_sparse_product_dtypes(sparse, added)
+    _check_sparse_product_dtypes(sparse, dense)
+
+
+def _check_sparse_product_dtypes(sparse: Tensor, other: Tensor) -> None:
+    if other.dtype is not sparse.dtype:
+        raise RuntimeError(f"expected scalar type {_dtype.scalar_name(sparse.dtype)} but found "
+                           f"{_dtype.scalar_name(other.dtype)}")
 
 
 def _check_same_dtype(a: Tensor, b: Tensor) -> None:
@@ -389,6 +455,8 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     _check_tensor("matmul", "input", input)
     _check_tensor("matmul", "other", other)
     refuse_out_under_autograd("matmul", out, input, other)
+    if input.__class__ in SPARSE_COO_TYPES:
+        _check_sparse_product("matmul", input, other)
     a, b = input._data, other._data
     if a.ndim == 0 or b.ndim == 0:
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {a.ndim}D and {b.ndim}D")
@@ -539,6 +607,8 @@ def mm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
     _check_tensor("mm", "input", input)
     _check_tensor("mm", "mat2", mat2)
     refuse_out_under_autograd("mm", out, input, mat2)
+    if input.__class__ in SPARSE_COO_TYPES:
+        _check_sparse_product("mm", input, mat2)
     if input._data.ndim != 2:
         raise RuntimeError("self must be a matrix")
     if mat2._data.ndim != 2:
@@ -558,6 +628,8 @@ def bmm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
     _check_tensor("bmm", "input", input)
     _check_tensor("bmm", "mat2", mat2)
     refuse_out_under_autograd("bmm", out, input, mat2)
+    if input.__class__ in SPARSE_COO_TYPES:
+        _check_sparse_product("bmm", input, mat2)
     if input._data.ndim != 3:
         raise RuntimeError("batch1 must be a 3D tensor")
     if mat2._data.ndim != 3:
@@ -580,6 +652,8 @@ def mv(input: Tensor, vec: Tensor, *, out=None) -> Tensor:
     _check_tensor("mv", "input", input)
     _check_tensor("mv", "vec", vec)
     refuse_out_under_autograd("mv", out, input, vec)
+    if input.__class__ in SPARSE_COO_TYPES:
+        _check_sparse_product("mv", input, vec)
     a, v = input._data, vec._data
     if a.ndim != 2 or v.ndim != 1:
         raise RuntimeError(f"vector + matrix @ vector expected, got 1, {a.ndim}, {v.ndim}")
@@ -841,6 +915,8 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, 
         _expect_device(input, mat1)  # torch checks input against mat1 only, and computes on mat1's device
     else:
         _product_on_one_device("addmm", input, mat1, mat2)
+    if mat1.__class__ in SPARSE_COO_TYPES and isinstance(input, Tensor) and isinstance(mat2, Tensor):
+        _check_sparse_product("addmm", mat1, mat2, input)
     _check_addmm_shapes(input, mat1, mat2)
     _check_added_product_dtypes("addmm", input, mat1, mat2)
     result = _scaled_add(input, mm, (mat1, mat2), beta, alpha, "AddmmBackward0", "mat1 @ mat2")

@@ -8,13 +8,14 @@ switches, which change nothing here), so each is a one-line call of the function
 from __future__ import annotations
 
 import builtins
+import math
 
 import numpy as np
 
 from .. import _dtype
 from .._backend import array_module
 from .._opmath import cpu_autocast_policy
-from ..autograd.function import name_node, without_derivative
+from ..autograd.function import Function, ctx_value, name_node, saved, without_derivative
 from ..tensor import Tensor
 from . import dropout as _dropout
 from . import embedding as _embedding
@@ -25,7 +26,7 @@ from .pixel_shuffle import ChannelShuffle
 
 __all__ = ["batch_norm", "instance_norm", "layer_norm", "group_norm", "embedding", "embedding_bag", "dropout", "alpha_dropout",
            "feature_dropout", "dropout_", "alpha_dropout_", "feature_dropout_", "feature_alpha_dropout",
-           "feature_alpha_dropout_", "native_dropout", "native_layer_norm", "native_batch_norm", "constant_pad_nd",
+           "feature_alpha_dropout_", "native_dropout", "norm_except_dim", "_weight_norm", "native_layer_norm", "native_batch_norm", "constant_pad_nd",
            "convolution", "grid_sampler", "grid_sampler_2d", "grid_sampler_3d", "rnn_tanh", "rnn_relu", "lstm", "gru",
            "rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell", "segment_reduce", "native_channel_shuffle"]
 __not_methods__ = set(__all__)
@@ -447,3 +448,84 @@ def native_channel_shuffle(input: Tensor, groups: int) -> Tensor:
     if not input.requires_grad:
         return shuffled
     return NativeChannelShuffle.apply(input, shuffled=shuffled.detach()._data)
+
+
+# ------------------------------------------------------------------------------ weight norm
+def norm_except_dim(v: Tensor, pow: int = 2, dim: int = 0) -> Tensor:  # noqa: A002 (torch's name)
+    """torch.norm_except_dim: the ``pow``-norm of ``v`` over every dim but ``dim``, which stays, the
+    others kept as size-1 dims; for ``dim=-1`` (torch's legacy "no dim", not the last dim) the
+    norm of the whole tensor, 0-d. Recorded as torch's composite records it: the first or last dim's
+    norm of a 2-d view, viewed back; any other dim transposed to the front and back."""
+    pow = check_int(pow, "norm_except_dim", "pow", 2)  # noqa: A001
+    dim = check_int(dim, "norm_except_dim", "dim", 3)
+    if dim == -1:
+        return name_node(v.norm(pow), "NormBackward0")
+    output_size = [1] * v.dim()
+    if dim == 0:
+        output_size[0] = v.size(0)
+        rows = name_node(v.contiguous().view(v.size(0), -1).norm(pow, 1), "NormBackward1")
+        return rows.view(output_size)
+    if dim == v.dim() - 1:
+        output_size[-1] = v.size(-1)
+        columns = name_node(v.contiguous().view(-1, v.size(-1)).norm(pow, 0), "NormBackward1")
+        return columns.view(output_size)
+    return norm_except_dim(v.transpose(0, dim), pow, 0).transpose(0, dim)
+
+
+class WeightNormInterface(Function):
+    """torch's fused weight norm (``_weight_norm_interface``) over a first or last ``dim``:
+    ``w = v · (g / ‖v‖)``, the 2-norm over every other dim, one node for both inputs."""
+
+    _array_forward = True
+    node_name = "WeightNormInterfaceBackward0"
+    saved_attributes = {"_saved_dim": ctx_value("dim"), "_saved_g": saved(1), "_saved_result1": saved(2),
+                        "_saved_v": saved(0)}
+    label = "weight_norm"
+    rule = "∂/∂g = Σ grad·v / ‖v‖; ∂/∂v = (g/‖v‖)·(grad − v·(Σ grad·v)/‖v‖²), sums over the dims but dim"
+    formula = "{0}·({1}/‖{0}‖)"
+
+    @staticmethod
+    def forward(ctx, v, g, dim):
+        xp = array_module(v)
+        ctx.dim, ctx.others = dim, tuple(d for d in range(v.ndim) if d != dim)
+        norm = xp.sqrt(xp.sum(v * v, axis=ctx.others, keepdims=True))
+        ctx.save_for_backward(v, g, norm)
+        return v * (_as_norm(g, norm.shape) / norm)
+
+    @staticmethod
+    def backward(ctx, grad):
+        v, g, _ = ctx.saved_values
+
+        def over_others(t):  # (a 1-d v has no other dim: an empty dim list would sum them all)
+            return t.sum(ctx.others, keepdim=True) if ctx.others else t
+
+        # the norm recomputed from v, so that a gradient of the gradient reaches v through it
+        norm = over_others(v * v).sqrt()
+        # w = v·g/‖v‖, s = Σ grad·v: dg = s/‖v‖, dv = a·grad − b·v with a = g/‖v‖, b = a·s/‖v‖²
+        # (rounded in the order of torch's CPU kernel)
+        grad_dot_v = over_others(grad * v)
+        scale = _as_norm(g, norm.shape) / norm
+        grad_v = scale * grad - (scale * grad_dot_v / (norm * norm)) * v
+        return grad_v, (grad_dot_v / norm).reshape(g.shape)
+
+
+def _as_norm(g, shape: tuple):
+    """g in the norm's kept shape: torch's fused kernel reads g as one value per slice of v, so a
+    flat g of v.size(dim) values serves as well as one of the norm's shape."""
+    return g.reshape(shape) if g.shape != shape and math.prod(g.shape) == math.prod(shape) else g
+
+
+def _weight_norm(v: Tensor, g: Tensor, dim: int = 0) -> Tensor:
+    """torch._weight_norm: ``v · (g / ‖v‖)``, the 2-norm of ``v`` over every dim but ``dim`` (the
+    whole tensor for ``dim=-1``); what nn.utils.weight_norm and parametrizations.weight_norm compute
+    the weight with. Like torch's, a first or last ``dim`` runs one fused node
+    (WeightNormInterfaceBackward0) unless an operand is float16; other dims, -1 included, compose
+    ``norm_except_dim`` (MulBackward0 over DivBackward0)."""
+    dim = check_int(dim, "_weight_norm", "dim", 3)
+    v, g = v.contiguous(), g.contiguous()
+    if _dtype.float16 in (v.dtype, g.dtype) or dim not in (0, v.dim() - 1):
+        return v * (g / norm_except_dim(v, 2, dim))
+    if g.dtype is not v.dtype:
+        raise RuntimeError(f"expected scalar type {_dtype.scalar_name(v.dtype)} but found "
+                           f"{_dtype.scalar_name(g.dtype)}")
+    return WeightNormInterface.apply(v, g, dim=dim)

@@ -592,7 +592,7 @@ def expanded_shape(shape: tuple, sizes: tuple, dtype) -> tuple:
     for i in reversed(range(len(sizes))):  # torch's infer_expand_geometry checks from the last dim
         s = sizes[i]
         if i < lead:
-            if s < 0:
+            if s == -1:  # (any other negative size reaches the element count below)
                 raise RuntimeError(
                     f"The expanded size of the tensor ({s}) isn't allowed in a leading, non-existing dimension {i}")
             continue
@@ -604,7 +604,22 @@ def expanded_shape(shape: tuple, sizes: tuple, dtype) -> tuple:
                 f"The expanded size of the tensor ({s}) must match the existing size ({current}) at "
                 f"non-singleton dimension {i}.  Target sizes: {list(sizes)}.  Tensor sizes: {list(shape)}"
             )
+    if min(target, default=0) < 0 or math.prod(target) >= 2**63:
+        _check_numel(target)
     return tuple(target)
+
+
+def _check_numel(sizes: list) -> None:
+    """torch's element count of a shape, as its TensorImpl computes it: the sizes multiplied as
+    unsigned 64-bit integers (a negative size is a huge one), refused once the product overflows
+    or exceeds int64 (a zero after an overflow does not undo it)."""
+    count, overflowed = 1, False
+    for size in sizes:
+        count *= size % 2**64
+        overflowed |= count >= 2**64
+        count %= 2**64
+    if overflowed or count >= 2**63:
+        raise RuntimeError("numel: integer multiplication overflow")
 
 
 def expand_as(input: Tensor, other: Tensor) -> Tensor:

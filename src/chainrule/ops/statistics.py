@@ -40,7 +40,7 @@ _INTERPOLATIONS = ("linear", "lower", "higher", "midpoint", "nearest")
 
 def _check_tensor(value, op: str, argument: str = "input") -> None:
     if not isinstance(value, Tensor):
-        raise TypeError(f"{op}(): argument '{argument}' (position 1) must be Tensor, not {type(value).__name__}")
+        raise TypeError(f"{op}(): argument '{argument}' (position 1) must be Tensor, not {_dtype.c_type_name(value)}")
 
 
 def _constant(array) -> Tensor:

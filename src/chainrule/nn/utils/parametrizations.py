@@ -19,12 +19,12 @@ from ...ops import linalg as _linalg
 from ...ops import random as _random
 from ...ops import shape as _shape
 from ...ops.elementwise import allclose
+from ...ops.nn_toplevel import _weight_norm, norm_except_dim
 from ...tensor import Tensor
 from .. import functional as F
 from ..modules.conv import ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from ..modules.module import Module
 from . import parametrize
-from .weight_norm import _norm_except_dim
 
 __all__ = ["orthogonal", "weight_norm", "spectral_norm"]
 
@@ -42,12 +42,10 @@ class _WeightNorm(Module):
         self.dim = -1 if dim is None else dim
 
     def forward(self, weight_g: Tensor, weight_v: Tensor) -> Tensor:
-        # torch._weight_norm takes v.contiguous(): a channels-last v gives a row-major weight
-        weight_v = weight_v.contiguous()
-        return weight_v * (weight_g / _norm_except_dim(weight_v, self.dim))
+        return _weight_norm(weight_v, weight_g, self.dim)
 
     def right_inverse(self, weight: Tensor):
-        return _norm_except_dim(weight, self.dim), weight
+        return norm_except_dim(weight, 2, self.dim), weight
 
 
 def weight_norm(module: Module, name: str = "weight", dim: int | None = 0) -> Module:

@@ -1,8 +1,8 @@
 """nn.utils.weight_norm / remove_weight_norm: w = g * v / ||v|| (Salimans & Kingma, 2016).
 
 The weight is split into a magnitude ``<name>_g`` and a direction ``<name>_v`` (both Parameters);
-a forward pre-hook recomputes ``<name>`` from them before every call, so gradients reach g and v
-through ordinary differentiable ops. This is torch's original (hook-based) API.
+a forward pre-hook recomputes ``<name>`` from them before every call with torch._weight_norm, so
+the graph has torch's nodes. This is torch's original (hook-based) API.
 """
 
 from __future__ import annotations
@@ -11,20 +11,11 @@ import warnings
 
 from ..._torch_function import user_stacklevel
 from ...autograd.grad_mode import no_grad
+from ...ops.nn_toplevel import _weight_norm, norm_except_dim
 from ...tensor import Tensor
 from ..parameter import Parameter
 
 __all__ = ["WeightNorm", "weight_norm", "remove_weight_norm"]
-
-
-def _norm_except_dim(v: Tensor, dim) -> Tensor:
-    """The 2-norm of ``v`` over every dim but ``dim`` (kept as size-1 dims); the whole norm, as a
-    0-d tensor, when ``dim`` is None or -1 (torch's legacy meaning of -1 here, not the last dim)."""
-    if dim is None or dim == -1:
-        return (v * v).sum().sqrt()
-    dim = dim % v.dim()
-    others = tuple(d for d in range(v.dim()) if d != dim)
-    return (v * v).sum(others, keepdim=True).sqrt() if others else v.abs()
 
 
 class WeightNorm:
@@ -35,9 +26,7 @@ class WeightNorm:
         self.dim = dim
 
     def compute_weight(self, module) -> Tensor:
-        g = getattr(module, self.name + "_g")
-        v = getattr(module, self.name + "_v").contiguous()  # as torch._weight_norm: a row-major weight
-        return v * (g / _norm_except_dim(v, self.dim))
+        return _weight_norm(getattr(module, self.name + "_v"), getattr(module, self.name + "_g"), self.dim)
 
     def __call__(self, module, inputs) -> None:
         setattr(module, self.name, self.compute_weight(module))
@@ -55,7 +44,7 @@ class WeightNorm:
             dim = -1  # torch's spelling of "over the whole tensor" on the hook
         fn = WeightNorm(name, dim)
         with no_grad():
-            g = Parameter(_norm_except_dim(weight, dim).clone())
+            g = Parameter(norm_except_dim(weight, 2, dim).clone())
             v = Parameter(weight.detach().clone())
         del module._parameters[name]
         module.register_parameter(name + "_g", g)

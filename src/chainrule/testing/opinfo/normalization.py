@@ -81,4 +81,20 @@ op_db: list[OpInfo] = [
         OpCase("aten_group_norm", lambda lib, x, w, b: lib.group_norm(x, 2, w, b, 1e-5),
                [randn(2, 4, 3, 2), randn(4, seed=1), randn(4, seed=2)]),
     ]),
+    # weight norm's torch-level pieces: the first and last dims, one in between (transposed to the
+    # front), -1 (the whole tensor), and the fused node's g of the norm's kept shape
+    OpInfo("norm_except_dim", "normalization", lambda: [
+        OpCase("norm_except_dim_first", lambda lib, v: lib.norm_except_dim(v, 2, 0), [randn(3, 4, 2)]),
+        OpCase("norm_except_dim_middle_pow3", lambda lib, v: lib.norm_except_dim(v, 3, 1), [randn(3, 4, 2, seed=1)]),
+        OpCase("norm_except_dim_last", lambda lib, v: lib.norm_except_dim(v, 2, 2), [randn(3, 4, 2, seed=2)]),
+        OpCase("norm_except_dim_whole", lambda lib, v: lib.norm_except_dim(v, 2, -1), [randn(3, 4, seed=3)]),
+    ]),
+    OpInfo("_weight_norm", "normalization", lambda: [
+        OpCase("weight_norm_first", lambda lib, v, g: lib._weight_norm(v, g, 0),
+               [randn(3, 4, 2), positive(3, 1, 1, seed=1)]),
+        OpCase("weight_norm_last", lambda lib, v, g: lib._weight_norm(v, g, 1), [randn(3, 4), positive(1, 4, seed=2)]),
+        OpCase("weight_norm_middle", lambda lib, v, g: lib._weight_norm(v, g, 1),
+               [randn(3, 4, 2), positive(1, 4, 1, seed=3)]),
+        OpCase("weight_norm_whole", lambda lib, v, g: lib._weight_norm(v, g, -1), [randn(3, 4), positive(seed=4)]),
+    ]),
 ]
