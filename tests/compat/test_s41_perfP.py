@@ -1,0 +1,115 @@
+"""Speed fixes found by profiling the program corpus (session 41, lane perfP): what each must keep
+true, against torch.
+
+Importing chainrule runs one float64 product to fault in NumPy's OpenBLAS scratch buffer (small
+products ran several times slower before a larger one had touched it): the products' values must
+not depend on it, and a beta-VAE's layers must still give torch's values and gradients.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+# beta_vae_tc's encoder and decoder at its batch of 128: (in_features, out_features)
+_VAE_LAYERS = [(256, 256), (256, 128), (128, 8), (4, 128), (128, 256), (256, 256)]
+
+# every product of those layers' forward and backward, in float32 and float64, hashed: the
+# digest a fresh interpreter prints with and without chainrule imported first
+_PRODUCTS_DIGEST = """
+import hashlib, sys
+import numpy as np
+if sys.argv[1] == "chainrule":
+    import chainrule  # noqa: F401
+digest = hashlib.sha256()
+rng = np.random.default_rng(0)
+for dtype in (np.float32, np.float64):
+    for fan_in, fan_out in {layers}:
+        x = rng.standard_normal((128, fan_in)).astype(dtype)
+        w = rng.standard_normal((fan_out, fan_in)).astype(dtype)
+        g = rng.standard_normal((128, fan_out)).astype(dtype)
+        for product in (x @ w.T, g @ w, g.T @ x):
+            digest.update(product.tobytes())
+print(digest.hexdigest())
+"""
+
+
+def _digest(first_import: str) -> str:
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    script = _PRODUCTS_DIGEST.format(layers=_VAE_LAYERS)
+    done = subprocess.run([sys.executable, "-c", script, first_import], capture_output=True, text=True, env=env,
+                          check=True)
+    return done.stdout.strip()
+
+
+def test_blas_scratch_fault_in_changes_no_product():
+    # the same products, bit for bit, whether or not chainrule's import ran its product first
+    with_chainrule = _digest("chainrule")
+    assert len(with_chainrule) == 64
+    assert with_chainrule == _digest("numpy")
+
+
+def test_blas_scratch_fault_in_leaves_numpy_state():
+    # the import's product draws no random numbers and leaves NumPy's error handling as it was
+    script = ("import numpy as np\nnp.random.seed(3)\nstate = np.geterr()\nimport chainrule\n"
+              "print(np.random.rand(), np.geterr() == state)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    np.random.seed(3)
+    assert done.stdout.split() == [repr(float(np.random.rand())), "True"]
+
+
+def _vae_step(lib, params, x):
+    """beta_vae_tc's encoder and decoder (ReLU between the layers), the loss its Bernoulli
+    likelihood gives, and the gradients of every weight and bias."""
+    weights = [lib.tensor(w, requires_grad=True) for w, _ in params]
+    biases = [lib.tensor(b, requires_grad=True) for _, b in params]
+    h = lib.tensor(x)
+    for i in range(3):
+        h = lib.nn.functional.linear(h, weights[i], biases[i])
+        if i < 2:
+            h = lib.relu(h)
+    mu = h[:, :4]
+    z = mu
+    for i in range(3, 6):
+        z = lib.nn.functional.linear(z, weights[i], biases[i])
+        if i < 5:
+            z = lib.relu(z)
+    loss = lib.nn.functional.binary_cross_entropy_with_logits(z, lib.tensor(x), reduction="sum") / 128
+    loss.backward()
+    return loss, h, z, weights, biases
+
+
+def test_vae_layers_match_torch():
+    rng = np.random.default_rng(1)
+    params = [((rng.standard_normal((fan_out, fan_in)) / np.sqrt(fan_in)).astype(np.float32),
+               (rng.standard_normal(fan_out) * 0.1).astype(np.float32)) for fan_in, fan_out in _VAE_LAYERS]
+    x = (rng.random((128, 256)) < 0.2).astype(np.float32)
+    ours = _vae_step(chainrule, params, x)
+    theirs = _vae_step(torch, params, x)
+    loss, h, z, weights, biases = ours
+    t_loss, t_h, t_z, t_weights, t_biases = theirs
+    assert h.grad_fn.name() == t_h.grad_fn.name() == "AddmmBackward0"
+    assert z.grad_fn.name() == t_z.grad_fn.name()
+    assert loss.dtype == chainrule.float32 and tuple(z.shape) == tuple(t_z.shape) == (128, 256)
+    # the GEMMs are OpenBLAS's and MKL's: sums of 256 products in different orders
+    np.testing.assert_allclose(loss.item(), t_loss.item(), rtol=1e-5)
+    np.testing.assert_allclose(h.detach().numpy(), t_h.detach().numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(z.detach().numpy(), t_z.detach().numpy(), rtol=1e-4, atol=1e-4)
+    for ours_p, theirs_p in zip(weights + biases, t_weights + t_biases):
+        assert ours_p.grad.dtype == chainrule.float32
+        np.testing.assert_allclose(ours_p.grad.numpy(), theirs_p.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_products_digest_script_covers_every_layer():
+    # the digest hashes 3 products per layer and dtype: a script that hashed nothing would pass
+    # the equality test above vacuously
+    assert hashlib.sha256().hexdigest() != _digest("numpy")
