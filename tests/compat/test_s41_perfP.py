@@ -157,3 +157,56 @@ def test_dropout_and_noise_after_seed_match_torch():
     assert draws == t_draws and mask == t_mask
     assert noise.dtype == t_noise.dtype and noise.shape == t_noise.shape == (84, 10)
     np.testing.assert_allclose(noise, t_noise, rtol=3e-7, atol=0)
+
+
+@pytest.mark.parametrize("weight", [0.3, 1 - 0.999, 0.5, 0.75, -0.6, 2, 1e-7])
+def test_foreach_lerp_under_no_grad_matches_torch(weight):
+    # consistency_model_toy's target update: fused multiply-adds written into the arrays under
+    # no_grad, bit for bit torch's, with the version counters bumped once, as torch's in-place op
+    rng = np.random.default_rng(5)
+    shapes = [(128, 34), (128,), (128, 128), (2, 128), (2,)]
+    starts = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    ends = [rng.standard_normal(s).astype(np.float32) * 3 for s in shapes]
+    results = {}
+    for lib in (chainrule, torch):
+        targets = [lib.tensor(a, requires_grad=True) for a in starts]
+        online = [lib.tensor(b) for b in ends]
+        with lib.no_grad():
+            returned = lib._foreach_lerp_(targets, online, weight)
+        assert returned is None or returned is targets
+        assert [t._version for t in targets] == [1] * len(shapes)
+        assert all(t.requires_grad and t.grad_fn is None and t.dtype == lib.float32 for t in targets)
+        results[lib] = [t.detach().numpy().tobytes() for t in targets]
+    assert results[chainrule] == results[torch]
+
+
+def test_foreach_lerp_other_cases_keep_per_tensor_path():
+    # grad mode on a leaf that requires grad: torch's refusal, nothing written
+    targets = [chainrule.ones(3, requires_grad=True)]
+    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in an in-place"):
+        chainrule._foreach_lerp_(targets, [chainrule.zeros(3)], 0.5)
+    assert targets[0].detach().numpy().tolist() == [1.0, 1.0, 1.0]
+    # float64, a broadcasting end and a list of weights give torch's values
+    rng = np.random.default_rng(6)
+    a, b = rng.standard_normal((4, 3)), rng.standard_normal(3)
+    for make in (lambda lib: ([lib.tensor(a)], [lib.tensor(a[::-1].copy())], 0.25),
+                 lambda lib: ([lib.tensor(a.astype(np.float32))], [lib.tensor(b.astype(np.float32))], 0.7),
+                 lambda lib: ([lib.tensor(a.astype(np.float32))], [lib.tensor(a[::-1].astype(np.float32))], [0.9])):
+        ours, theirs = make(chainrule), make(torch)
+        with chainrule.no_grad():
+            chainrule._foreach_lerp_(*ours)
+        with torch.no_grad():
+            torch._foreach_lerp_(*theirs)
+        assert ours[0][0].numpy().tobytes() == theirs[0][0].numpy().tobytes()
+
+
+def test_foreach_lerp_refuses_inference_tensor_before_writing():
+    # torch's error; chainrule raises before the write (torch's foreach kernel writes, then its
+    # version bump raises), as its per-tensor lerp_ did
+    targets = {}
+    for lib in (chainrule, torch):
+        with lib.inference_mode():
+            targets[lib] = lib.ones(3)
+        with lib.no_grad(), pytest.raises(RuntimeError, match="Inplace update to inference tensor outside InferenceMode"):
+            lib._foreach_lerp_([targets[lib]], [lib.zeros(3)], 0.5)
+    assert targets[chainrule].numpy().tolist() == [1.0, 1.0, 1.0]
