@@ -49,6 +49,26 @@ class _GpuModule:
 _gpu = _GpuModule()
 
 
+def _fault_in_blas_scratch() -> None:
+    """One float64 (256, 256) by (256, 256) product, once, when chainrule is imported.
+
+    NumPy's OpenBLAS packs each GEMM's operands into a scratch buffer that it maps once and whose
+    pages the kernel faults in as products touch them. While the buffer holds only the pages the
+    process's own small products touch, those products run several times slower than once a larger
+    product has faulted in more of it: measured one process per case on this project's CPU machine
+    (AMD EPYC, OpenBLAS 0.3.31 with its Haswell kernels, one thread), a (128, 256) by (256, 256)
+    float32 product ran at 3.8-4.0 GFLOPS with 268 KB of the buffer faulted in, 32.1-32.6 after this
+    product (560 KB), and a (1024, 1152) by (1152, 128) one at 4.8-4.9 -> 15.2-20.6. An MLP of such
+    layers (a VAE's encoder and decoder at batch 128) never runs a product large enough by itself,
+    so every one of its GEMMs stayed slow for the whole run. This one costs about 8 ms once; it
+    changes no product's value (the same kernels run; only the buffer's pages differ)."""
+    square = np.ones((256, 256))
+    square @ square
+
+
+_fault_in_blas_scratch()
+
+
 def cuda_module():
     """cupy (or the CPU stand-in while it is switched on), or None when neither is there."""
     if not _gpu.resolved:

@@ -14,7 +14,10 @@ from __future__ import annotations
 import numbers
 import re
 
-from .. import _dtype
+import numpy as np
+
+from .. import _dtype, _opmath, _vmap_frames
+from ..autograd import function as _function
 from ..autograd.function import name_node
 from ..tensor import Tensor
 from . import elementwise as _elementwise
@@ -302,10 +305,39 @@ def _foreach_lerp(self, tensors1, weight):
 
 def _foreach_lerp_(self, tensors1, weight):
     tensors = _tensors(self, "lerp_")
+    if _lerps_on_arrays(tensors, tensors1, weight):
+        # an EMA's target update (torch._foreach_lerp_(target, online, 1 - mu) under no_grad): each
+        # tensor's lerp_ would be a recorded-op dispatch, a subtraction and a fused multiply-add as
+        # Tensor ops and a write back; the same fused multiply-add straight into the arrays. (The
+        # version first: an inference tensor's counter refuses the write before it happens.)
+        for t, e in zip(tensors, tensors1):
+            t._bump_version()
+            _opmath.fused_lerp(t._data, e._data, weight, out=t._data)
+        return self
     ends, weights = _per_tensor(len(tensors), tensors1), _per_tensor(len(tensors), weight)
     for t, e, w in zip(tensors, ends, weights):
         t.lerp_(e, w)
     return self
+
+
+def _lerps_on_arrays(tensors: list, ends, weight) -> bool:
+    """Whether ``_foreach_lerp_(tensors, ends, weight)`` may write ``fused_lerp`` into the arrays:
+    nothing records or watches the ops (no grad mode, dispatch mode, profiler, forward AD, vmap),
+    the weight is a real number, and each pair is a writable, row-major, unshared float32 NumPy
+    tensor with an end of its own shape and dtype (torch's float32 kernel is one fused
+    multiply-add; other dtypes and anything unusual take the per-tensor ops, which check it)."""
+    if (type(weight) not in (int, float) or not isinstance(ends, (list, tuple)) or len(ends) != len(tensors)
+            or _vmap_frames._frames or _vmap_frames._captures):
+        return False
+    for t, e in zip(tensors, ends):
+        if type(t) is not Tensor or type(e) is not Tensor or not _function.unwatched_on_arrays(t):
+            return False
+        a, b = t._data, e._data
+        if (type(a) is not np.ndarray or type(b) is not np.ndarray or a.dtype != np.float32 or b.dtype != np.float32
+                or a.shape != b.shape or not a.flags.c_contiguous or not a.flags.writeable
+                or np.may_share_memory(a, b)):
+            return False
+    return True
 
 
 def _foreach_norm(self, ord=2, dtype=None):

@@ -62,8 +62,6 @@ class MT19937Stream:
 
     def __init__(self, seed: int) -> None:
         self._engine = np.random.MT19937()
-        # full-range uint32 integers of a Generator are the engine's raw words, half random_raw's bytes
-        self._words = np.random.Generator(self._engine)
         self.reseed(seed)
 
     def reseed(self, seed: int) -> None:
@@ -82,7 +80,10 @@ class MT19937Stream:
     # ---- raw words
     def words(self, count: int) -> np.ndarray:
         """``count`` of torch's ``random()`` (32-bit words), as uint32."""
-        return self._words.integers(0, 2**32, size=count, dtype=np.uint32)
+        # the engine's raw outputs are its 32-bit words, each in a uint64: the words a Generator's
+        # full-range uint32 integers() would give, without its bounds handling (38.6 -> 4.5 µs
+        # for 20 words), which every draw of a small tensor paid
+        return self._engine.random_raw(count).astype(np.uint32)
 
     def words64(self, count: int) -> np.ndarray:
         """``count`` of torch's ``random64()``: two words each, the first the high half."""
