@@ -108,7 +108,7 @@ def test_tensor_method_called_unbound_on_a_number_refuses_as_torch(name, other):
         call(torch)
     with pytest.raises(TypeError) as actual:
         call(chainrule)
-    assert str(actual.value) == str(expected.value).replace("torch._C.TensorBase", "chainrule.Tensor")
+    assert str(actual.value) == str(expected.value)
 
 
 # ---- logaddexp: torch's gradient formula at infinities; no integer kernel ---------------------

@@ -932,7 +932,7 @@ def _matrix_factorization(node, *grads):
     return node._forward_cls.backward(node, *grads)
 
 
-@register_batched_rule(linalg.Einsum, linalg.EinsumContraction, linalg.EinsumProduct)
+@register_batched_rule(linalg.EinsumContraction, linalg.EinsumProduct)
 def _einsum(node, grad):
     # each operand's gradient is the ordinary rule's contraction with a fresh letter for the batch
     # in front of the output's and of that operand's (whose own values the rule never reads: only
