@@ -70,8 +70,6 @@ _C_DESCRIPTOR_OPERATORS = frozenset({"__add__", "__radd__", "__iadd__", "__sub__
                                      "__rxor__", "__ixor__"})
 
 
-
-
 # what an operator called off the class was not given (``Tensor.__add__()``, ``Tensor.__add__(t)``):
 # a missing other is answered NotImplemented, as any other operand the operator cannot take
 _NOT_GIVEN = _torch_function.NOT_GIVEN
