@@ -3,6 +3,9 @@ torch 2.13 and against the per-tensor path it stands in for.
 
 * clip_grad_norm_ under no_grad: ``_foreach_norm`` and ``_foreach_mul_`` by the clip coefficient
   compute on the arrays directly (c51_rainbow clips 12 gradients a step).
+* small normal draws (c51_rainbow's NoisyLinear calls torch.randn(64) 22,432 times): the scalar
+  sampler on Python floats, NumPy constants as 0-d arrays, a remainder's redrawn block transformed
+  with the rest; every draw still torch's bits.
 """
 
 from __future__ import annotations
@@ -108,3 +111,38 @@ def test_foreach_mul_in_place_matches_torch(factor):
             assert ours.numpy().tobytes() == theirs.numpy().tobytes()
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
 
+
+
+NORMAL_SIZES = [*range(0, 41), 47, 48, 49, 63, 64, 65, 84, 100, 1003]
+
+
+def _normal_draws(lib, seed: int, dtype: str) -> list[bytes]:
+    """Every way of drawing normals at each size, in one stream (so the scalar sampler's cached
+    second value carries from call to call), then the generator's state."""
+    lib.manual_seed(seed)
+    dt = getattr(lib, dtype)
+    draws = []
+    for n in NORMAL_SIZES:
+        draws += [lib.randn(n, dtype=dt), lib.empty(n, dtype=dt).normal_(0.5, 2.0),
+                  lib.randn_like(lib.zeros(2, n, dtype=dt)), lib.normal(1.0, 3.0, (n,), dtype=dt),
+                  lib.normal(lib.arange(n, dtype=dt), 2.0), lib.empty(5, n % 7 + 1, dtype=dt).t().normal_(),
+                  lib.empty(n, dtype=dt).log_normal_(0.1, 0.5)]
+    return [t.numpy().tobytes() for t in draws] + [lib.get_rng_state().numpy().tobytes()]
+
+
+@pytest.mark.parametrize("seed", [0, 42, 2**32 + 5])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_normal_draws_of_every_small_size_are_torchs_bits(seed, dtype):
+    ours, theirs = _normal_draws(chainrule, seed, dtype), _normal_draws(torch, seed, dtype)
+    assert len(ours) == len(theirs) == 7 * len(NORMAL_SIZES) + 1
+    differing = [i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b]
+    assert differing == []
+
+
+def test_randn_of_a_parameter_shape_keeps_torchs_dtype_shape_and_no_node():
+    for lib in (chainrule, torch):
+        lib.manual_seed(3)
+    for n in (10, 64, 84):
+        ours, theirs = chainrule.randn(n, requires_grad=True), torch.randn(n, requires_grad=True)
+        assert ours.detach().numpy().tobytes() == theirs.detach().numpy().tobytes()
+        assert ours.shape == theirs.shape and ours.is_contiguous() and ours.grad_fn is None and ours.requires_grad
