@@ -24,6 +24,7 @@ from . import elementwise as _elementwise
 from .linalg import _C_TYPE_NAMES
 from .linalg import mm as _mm
 from .linalg import vector_norm as _vector_norm
+from .reduce import norm_of_array
 
 # torch's unary foreach ops: each exists as a Tensor method and its in-place twin
 _UNARY = ("abs", "acos", "asin", "atan", "ceil", "cos", "cosh", "erf", "erfc", "exp", "expm1", "floor", "frac",
@@ -193,6 +194,15 @@ def _binary(name: str):
         tensors = _tensors(self, name + "_")
         if name in ("mul", "div"):
             _zero_dim_operand(other)
+        if name == "mul" and _scales_on_arrays(tensors, other):
+            # clip_grad_norm_'s rescale by its clip coefficient under no_grad: each tensor's mul_
+            # would be a recorded-op dispatch and a write back; the same product straight into
+            # the arrays
+            factor = other._data[()] if isinstance(other, Tensor) else other
+            for t in tensors:
+                t._bump_version()
+                np.multiply(t._data, factor, out=t._data)
+            return self
         others = _per_tensor(len(tensors), other)
         if name in _CLAMPS:
             _check_clamp_numbers_fit(tensors, others)
@@ -344,7 +354,41 @@ def _foreach_norm(self, ord=2, dtype=None):
     """torch._foreach_norm: the vector ``ord``-norm of each tensor (0-d tensors), as a tuple."""
     if not _is_number(ord):
         raise TypeError(f"_foreach_norm(): argument 'ord' (position 2) must be Number, not {type(ord).__name__}")
-    return _recorded_as_foreach(tuple(_vector_norm(t, ord, dtype=dtype) for t in _tensors(self, "norm")), "norm")
+    tensors = _tensors(self, "norm")
+    if ord == np.inf and any(t._data.size == 0 for t in tensors):  # (its own words for this order only)
+        raise RuntimeError("_foreach_norm cannot compute the infinity norm on an empty tensor because the operation "
+                           "does not have an identity")
+    if dtype is None and type(ord) in (int, float) and 0 <= ord < np.inf and _unwatched_float_arrays(tensors):
+        # clip_grad_norm_'s per-gradient norms under no_grad: linalg.vector_norm's forward on each
+        # array, without a dispatch and a node-less op around each (orders that refuse an empty
+        # tensor, and dtype=, take the per-tensor op, which checks them)
+        return tuple(Tensor._make(norm_of_array(t._data, float(ord), tuple(range(t._data.ndim)), False))
+                     for t in tensors)
+    return _recorded_as_foreach(tuple(_vector_norm(t, ord, dtype=dtype) for t in tensors), "norm")
+
+
+def _unwatched_float_arrays(tensors: list) -> bool:
+    """Whether nothing would record or watch a per-tensor op on ``tensors`` (no grad mode, dispatch
+    mode, profiler, forward AD, vmap), each a plain tensor over a float32 or float64 NumPy array:
+    a foreach op may then run the op's array kernel on each directly, to the same values."""
+    if _vmap_frames._frames or _vmap_frames._captures:
+        return False
+    return all(type(t) is Tensor and type(t._data) is np.ndarray and t._data.dtype.kind == "f"
+               and _function.unwatched_on_arrays(t) for t in tensors)
+
+
+def _scales_on_arrays(tensors: list, factor) -> bool:
+    """Whether ``_foreach_mul_(tensors, factor)`` may multiply the arrays in place directly: the
+    tensors unwatched float arrays (writable) and ``factor`` a real Python number, or a 0-d tensor
+    of each tensor's dtype (so NumPy computes in the tensor's dtype, as torch's kernel does) that
+    none of them shares memory with."""
+    if type(factor) is Tensor:
+        if factor._data.ndim or type(factor._data) is not np.ndarray or any(
+                t._data.dtype != factor._data.dtype or np.may_share_memory(t._data, factor._data) for t in tensors):
+            return False
+    elif type(factor) not in (int, float):
+        return False
+    return _unwatched_float_arrays(tensors) and all(t._data.flags.writeable for t in tensors)
 
 
 def _foreach_max(self):

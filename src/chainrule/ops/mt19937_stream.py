@@ -43,6 +43,7 @@ _WORDS_AT = 24
 _DOUBLE_NORMAL_AT = _WORDS_AT + 8 * MERSENNE_STATE_N  # normal_x, normal_y, normal_rho, normal_is_valid
 _FLOAT_NORMAL_AT = LEGACY_STATE_BYTES  # next_float_normal_sample, is_next_float_normal_sample_valid
 _VECTORISED_NORMAL_MIN = 16  # torch's normal_ fills 16 at a time from this size (contiguous tensors)
+_PAIRS_IN_PYTHON = 8  # scalar normals (fewer than 16 values) of up to 8 pairs: Python floats, not arrays
 _BLOCKS_PER_CHUNK = 2048  # Box–Muller temporaries of 64-128 KiB: they stay in cache and are reused
 
 
@@ -217,18 +218,26 @@ class MT19937Stream:
         block with j + 8), and when ``count`` is not a multiple of 16 the last 16 values redrawn
         from 16 fresh uniforms and transformed again."""
         acc = np.float64 if dtype == np.float64 else np.float32
-        uniforms = self.uniform(0.0, 1.0, count, acc)
         whole = count - count % 16
-        values = np.empty(count, dtype=acc)
-        blocks, rows = uniforms[:whole].reshape(-1, 16), values[:whole].reshape(-1, 16)
+        if whole == count:
+            blocks = self.uniform(0.0, 1.0, count, acc).reshape(-1, 16)
+        else:
+            # the 16 fresh uniforms follow the ``count`` drawn in the stream: drawn with them, and
+            # transformed as one more row of the same call (a call costs ~120 NumPy calls)
+            uniforms = self.uniform(0.0, 1.0, count + 16, acc)
+            blocks = np.concatenate((uniforms[:whole], uniforms[count:])).reshape(-1, 16)
+        rows = np.empty_like(blocks)
         scratch = _Float32Scratch(8 * min(len(blocks), _BLOCKS_PER_CHUNK)) if acc is np.float32 else None
         for start in range(0, len(blocks), _BLOCKS_PER_CHUNK):  # cache-sized temporaries
             chunk = slice(start, start + _BLOCKS_PER_CHUNK)
             scratch = scratch and scratch.resize(8 * len(blocks[chunk]))
             _box_muller_16(blocks[chunk], rows[chunk], acc, loc, scale, scratch)
-        if whole != count:
-            last = self.uniform(0.0, 1.0, 16, acc).reshape(1, 16)
-            _box_muller_16(last, values[count - 16:].reshape(1, 16), acc, loc, scale)
+        if whole == count:
+            values = rows.reshape(-1)
+        else:  # the last row's values go over the last 16 places
+            values = np.empty(count, dtype=acc)
+            values[:whole] = rows[:-1].reshape(-1)
+            values[count - 16:] = rows[-1]
         return values.astype(dtype, copy=False)
 
     def _normal_blocks_rounded_up(self, count: int, loc, scale) -> np.ndarray:
@@ -254,14 +263,31 @@ class MT19937Stream:
         if count and self.cached_double_normal is not None:
             values[0], start, self.cached_double_normal = self.cached_double_normal, 1, None
         pairs = (count - start + 1) // 2
-        if pairs:
+        if pairs <= _PAIRS_IN_PYTHON:
+            both = self._normal_pairs_in_python(pairs)
+        else:
             u = self.uniform(0.0, 1.0, 2 * pairs, np.float64).reshape(pairs, 2)
             radius = np.sqrt(-2.0 * libm(math.log1p, -u[:, 1]))
             theta = 2.0 * np.pi * u[:, 0]
             both = np.stack([radius * libm(math.cos, theta), radius * libm(math.sin, theta)], axis=1).reshape(-1)
+        if pairs:
             values[start:] = both[:count - start]
             if (count - start) % 2:
                 self.cached_double_normal = float(both[-1])
+        return values
+
+    def _normal_pairs_in_python(self, pairs: int) -> list:
+        """``_normal_scalars``' pairs one at a time on Python floats, the same operations in the
+        same order (a random64 uniform is its 53 low bits times 2**-53, exact either way): for a
+        few pairs (torch.randn(10)) the arrays' setup cost ~20 NumPy calls, these a few us."""
+        words = self._engine.random_raw(4 * pairs).tolist()
+        low_bits, two_pi, values = (1 << 53) - 1, 2.0 * math.pi, []
+        for i in range(0, 4 * pairs, 4):
+            u1 = ((words[i] << 32 | words[i + 1]) & low_bits) * 2.0 ** -53
+            u2 = ((words[i + 2] << 32 | words[i + 3]) & low_bits) * 2.0 ** -53
+            radius = math.sqrt(-2.0 * math.log1p(-u2))
+            theta = two_pi * u1
+            values += (radius * math.cos(theta), radius * math.sin(theta))
         return values
 
     # ---- torch's one-double-per-value kernels (exponential_, cauchy_, log_normal_, geometric_):
@@ -378,13 +404,39 @@ def _box_muller_16(blocks: np.ndarray, out: np.ndarray, acc, loc, scale, scratch
 
 _f32 = np.float32
 _f64 = np.float64
-_LOG_POLYNOMIAL = [_f32(c) for c in (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1,
-                                     1.4249322787e-1, -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1,
-                                     3.3333331174e-1)]
-_COS_POLYNOMIAL = [_f32(c) for c in (2.443315711809948e-5, -1.388731625493765e-3, 4.166664568298827e-2)]
-_SIN_POLYNOMIAL = [_f32(c) for c in (-1.9515295891e-4, 8.3321608736e-3, -1.6666654611e-1)]
-_PI_OVER_4_PARTS = [_f32(c) for c in (-0.78515625, -2.4187564849853515625e-4, -3.77489497744594108e-8)]
-_SIGN_BIT_SHIFT = np.int32(29)  # bit 2 (value 4) of an octant moved to the float32 sign bit
+
+
+def _float32_constant(value) -> np.ndarray:
+    """``value`` rounded to float32, as a 0-d float32 array: NumPy's ufuncs take a 0-d array of the
+    other operand's dtype at about half the per-call cost of a NumPy scalar (2.9 against 4.0-6.9 us
+    on 32 values), which is most of the cost of a small draw."""
+    return np.array(value, _f32)
+
+
+def _widened_constant(value) -> np.ndarray:
+    """``value`` rounded to float32, as a 0-d float64 array: a factor or addend of the float64
+    passes inside ``_fma_into``."""
+    return np.array(_f32(value), _f64)
+
+
+_LOG_POLYNOMIAL = [_widened_constant(c) for c in (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1,
+                                                  -1.2420140846e-1, 1.4249322787e-1, -1.6668057665e-1,
+                                                  2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1)]
+_COS_POLYNOMIAL = [_widened_constant(c) for c in (2.443315711809948e-5, -1.388731625493765e-3, 4.166664568298827e-2)]
+_SIN_POLYNOMIAL = [_widened_constant(c) for c in (-1.9515295891e-4, 8.3321608736e-3, -1.6666654611e-1)]
+# π/4 in three parts: the first two multiply in float32, the third inside a fused multiply-add
+_PI_OVER_4_PARTS = [_float32_constant(-0.78515625), _float32_constant(-2.4187564849853515625e-4),
+                    _widened_constant(-3.77489497744594108e-8)]
+_ONE, _HALF, _MINUS_HALF, _MINUS_TWO = (_float32_constant(c) for c in (1, 0.5, -0.5, -2))
+_TWO_PI = _float32_constant(2.0 * np.pi)  # 2π rounded to float32 first, as torch
+_SQRT_HALF = _float32_constant(0.707106781186547524)
+_LN2_HIGH, _LN2_LOW = _float32_constant(0.693359375), _float32_constant(-2.12194440e-4)
+_FOUR_OVER_PI = _float32_constant(1.27323954473516)
+_SIGN_BIT_SHIFT = np.array(29, np.int32)  # bit 2 (value 4) of an octant moved to the float32 sign bit
+# the integer operands of the bit manipulations, 0-d arrays of their arrays' dtypes for the same reason
+_INT32 = {value: np.array(value, np.int32) for value in (1, 2, 4, ~1)}
+_UINT32 = {value: np.array(value, np.uint32) for value in (23, 0x807FFFFF, 0x3F000000)}
+_EXPONENT_BIAS = _float32_constant(126)
 
 
 class _Float32Scratch:
@@ -405,7 +457,7 @@ class _Float32Scratch:
 
 def _fma_into(out, a, b, c, wide):
     """``out = a * b + c`` for float32 values, rounded once: ``a`` widened to float64 times ``b``
-    (a scalar, or float32 values already widened) is exact, and the float64 sum is rounded to
+    (a ``_widened_constant``, or float32 values already widened) is exact, and the float64 sum is rounded to
     float32 as it is stored. Native float64 passes and plain casts: NumPy's mixed-dtype loops
     cost about twice as much."""
     np.copyto(wide, a)
@@ -418,10 +470,10 @@ def _fma_into(out, a, b, c, wide):
 def _box_muller_16_float32(blocks: np.ndarray, out: np.ndarray, scratch: _Float32Scratch, loc, scale) -> None:
     rows = blocks.shape[0]
     u1, theta, radius, cos, sin = (a.reshape(rows, 8) for a in scratch.floats[:5])
-    np.subtract(_f32(1), blocks[:, :8], out=u1)
-    np.multiply(_f32(2.0 * np.pi), blocks[:, 8:], out=theta)  # 2π rounded to float32 first, as torch
+    np.subtract(_ONE, blocks[:, :8], out=u1)
+    np.multiply(_TWO_PI, blocks[:, 8:], out=theta)
     _log_float32_into(u1.reshape(-1), radius.reshape(-1), scratch)
-    radius *= _f32(-2)
+    radius *= _MINUS_TWO
     np.sqrt(radius, out=radius)
     _sincos_float32_into(theta.reshape(-1), sin.reshape(-1), cos.reshape(-1), scratch)
     for half, trig in ((out[:, :8], cos), (out[:, 8:], sin)):
@@ -429,7 +481,7 @@ def _box_muller_16_float32(blocks: np.ndarray, out: np.ndarray, scratch: _Float3
             np.multiply(radius, trig, out=half)
         else:
             np.multiply(radius, trig, out=trig)
-            _fma_into(trig, trig, _f32(scale), _f32(loc), scratch.wide.reshape(rows, 8))
+            _fma_into(trig, trig, _widened_constant(scale), _widened_constant(loc), scratch.wide.reshape(rows, 8))
             half[...] = trig
 
 
@@ -442,14 +494,14 @@ def _log_float32_into(x: np.ndarray, out: np.ndarray, scratch: _Float32Scratch) 
     wide, widened, mask = scratch.wide, scratch.widened, scratch.mask
     exponent, m, y, m_squared = scratch.floats[5], scratch.floats[6], scratch.floats[3], out
     bits = scratch.ints.view(np.uint32)
-    np.right_shift(x.view(np.uint32), 23, out=bits)
-    np.subtract(bits, 126, out=exponent, dtype=_f32)  # small integers, exact in float32
-    np.bitwise_and(x.view(np.uint32), np.uint32(0x807FFFFF), out=bits)
-    bits |= np.uint32(0x3F000000)
+    np.right_shift(x.view(np.uint32), _UINT32[23], out=bits)
+    np.subtract(bits, _EXPONENT_BIAS, out=exponent, dtype=_f32)  # small integers, exact in float32
+    np.bitwise_and(x.view(np.uint32), _UINT32[0x807FFFFF], out=bits)
+    bits |= _UINT32[0x3F000000]
     mantissa = bits.view(_f32)  # in [0.5, 1)
-    np.less(mantissa, _f32(0.707106781186547524), out=mask)
+    np.less(mantissa, _SQRT_HALF, out=mask)
     np.subtract(exponent, mask, out=exponent, dtype=_f32)
-    np.subtract(mantissa, _f32(1), out=m)
+    np.subtract(mantissa, _ONE, out=m)
     # below √½ m - 1 + m, else m - 1 + 0: a multiply by the mask, as a select (np.where, or a
     # masked ufunc) costs ten times as much on random masks
     np.multiply(mantissa, mask, out=y, dtype=_f32)
@@ -461,15 +513,15 @@ def _log_float32_into(x: np.ndarray, out: np.ndarray, scratch: _Float32Scratch) 
     y *= m
     np.multiply(m, m, out=m_squared)
     tail = mantissa  # the mantissa is spent: its buffer takes e·(-2.12e-4)
-    np.multiply(exponent, _f32(-2.12194440e-4), out=tail)
+    np.multiply(exponent, _LN2_LOW, out=tail)
     np.copyto(widened, m_squared)
     _fma_into(y, y, widened, tail, wide)
     # the last two multiply-adds have products exact in float32 (a power of two; |e| ≤ 24 times
     # ln 2's 9-bit high part), so fused or not they round once, and plain float32 steps do
-    m_squared *= _f32(-0.5)
+    m_squared *= _MINUS_HALF
     y += m_squared
     y += m
-    np.multiply(exponent, _f32(0.693359375), out=out)
+    np.multiply(exponent, _LN2_HIGH, out=out)
     out += y
     return out
 
@@ -481,10 +533,10 @@ def _sincos_float32_into(x: np.ndarray, sin: np.ndarray, cos: np.ndarray, scratc
     (flat); its temporaries are the scratch's floats 5 and 6, ints, wide and widened."""
     wide, widened, octant, flips = scratch.wide, scratch.widened, scratch.ints, scratch.more_ints
     reduced, z = scratch.floats[5], scratch.floats[6]
-    np.multiply(x, _f32(1.27323954473516), out=reduced)  # 4/π, truncated to an integer
+    np.multiply(x, _FOUR_OVER_PI, out=reduced)  # 4/π, truncated to an integer
     np.copyto(octant, reduced, casting="unsafe")
-    octant += 1
-    octant &= ~1
+    octant += _INT32[1]
+    octant &= _INT32[~1]
     np.copyto(z, octant, casting="unsafe")  # exact: small integers
     # j ≤ 8 has 4 bits and the first two parts of π/4 8 and 11: those products are exact in
     # float32, so their multiply-adds round once without fusing; the third part's is fused
@@ -498,12 +550,12 @@ def _sincos_float32_into(x: np.ndarray, sin: np.ndarray, cos: np.ndarray, scratc
     _fma_into(cos, z, _COS_POLYNOMIAL[0], _COS_POLYNOMIAL[1], wide)
     _fma_into(cos, cos, widened, _COS_POLYNOMIAL[2], wide)
     cos *= z
-    np.multiply(z, _f32(0.5), out=sin)
+    np.multiply(z, _HALF, out=sin)
     np.copyto(wide, cos)
     wide *= widened
     wide -= sin  # fma(c·z, z, -(z/2))
     np.copyto(cos, wide, casting="same_kind")
-    cos += _f32(1)
+    cos += _ONE
     _fma_into(sin, z, _SIN_POLYNOMIAL[0], _SIN_POLYNOMIAL[1], wide)
     _fma_into(sin, sin, widened, _SIN_POLYNOMIAL[2], wide)
     sin *= z
@@ -511,20 +563,20 @@ def _sincos_float32_into(x: np.ndarray, sin: np.ndarray, cos: np.ndarray, scratc
     _fma_into(sin, sin, widened, reduced, wide)
     # j & 2 (octants 2 and 6) swaps the polynomials, by an xor under an all-ones mask (cheaper
     # than a select); sin's sign flips with j & 4, cos's with ~(j - 2) & 4
-    np.bitwise_and(octant, 2, out=flips)
-    flips >>= 1
+    np.bitwise_and(octant, _INT32[2], out=flips)
+    flips >>= _INT32[1]
     np.negative(flips, out=flips)
     difference = z.view(np.int32)
     np.bitwise_xor(sin.view(np.int32), cos.view(np.int32), out=difference)
     difference &= flips
     sin.view(np.int32)[...] ^= difference
     cos.view(np.int32)[...] ^= difference
-    np.bitwise_and(octant, 4, out=flips)
+    np.bitwise_and(octant, _INT32[4], out=flips)
     flips <<= _SIGN_BIT_SHIFT
     sin.view(np.int32)[...] ^= flips
-    octant -= 2
+    octant -= _INT32[2]
     np.invert(octant, out=octant)
-    octant &= 4
+    octant &= _INT32[4]
     octant <<= _SIGN_BIT_SHIFT
     cos.view(np.int32)[...] ^= octant
 

@@ -1477,13 +1477,7 @@ class Norm(Function):
 
     @staticmethod
     def forward(ctx, x, ord, dims, keepdim):
-        xp = array_module(x)
-        # float32 accumulates in float32 in torch: its order of additions shows in the last bits
-        out = cpu_norm_order.vector_norm(x, ord, dims, keepdim) if type(x) is np.ndarray and \
-            x.dtype == np.float32 else None
-        if out is None:
-            out = _any_order_norm(xp, x, ord, dims, keepdim)
-        out = _as_array(out).astype(x.dtype, copy=False)
+        out = norm_of_array(x, ord, dims, keepdim)
         ctx.save_for_backward(x, out)
         ctx.ord = ord
         ctx.dims = dims
@@ -1520,6 +1514,17 @@ class Norm(Function):
         return where(norm_is_zero, 0.0, grad / safe ** (ord - 1)) * sign(x) * abs(x) ** (ord - 1)
 
 
+def norm_of_array(x, ord: float, dims: tuple, keepdim: bool):
+    """The ``ord``-norm of the real or float array ``x`` over ``dims``, in its dtype, as
+    linalg.vector_norm's forward computes it (torch's float32 order of additions replayed)."""
+    # float32 accumulates in float32 in torch: its order of additions shows in the last bits
+    out = cpu_norm_order.vector_norm(x, ord, dims, keepdim) if type(x) is np.ndarray and \
+        x.dtype == np.float32 else None
+    if out is None:
+        out = _any_order_norm(array_module(x), x, ord, dims, keepdim)
+    return _as_array(out).astype(x.dtype, copy=False)
+
+
 def _any_order_norm(xp, x, ord, dims: tuple, keepdim: bool):
     a = xp.abs(x)
     if ord == 2:
@@ -1547,7 +1552,7 @@ def _vector_norm(input: Tensor, ord, dim, keepdim: bool, dtype, op: str) -> Tens
     x = input._data
     dims = _dims(dim, x.ndim, op)
     if ord < 0 or ord == np.inf:  # min/max-like norms have no value on empty input
-        ord_name = "inf" if ord == np.inf else "-inf" if ord == -np.inf else ord
+        ord_name = f"{ord:g}"  # as C++ streams a double: -1, -0.5, inf
         if dim is None and x.size == 0:
             raise RuntimeError(f"{op} cannot compute the {ord_name} norm on an empty tensor because the "
                                "operation does not have an identity")

@@ -74,10 +74,12 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
         for (device, _), group in _by_device_and_dtype(tensors).items():
             _check_foreach(foreach, device)
             if _one_by_one(foreach, group):
-                norms.extend(vector_norm(t, norm_type) for t in group)
+                group_norms = [vector_norm(t, norm_type) for t in group]
             else:
-                norms.extend(_foreach_norm(group, norm_type))
-        total_norm = vector_norm(stack([norm.to(first_device) for norm in norms]), norm_type)
+                group_norms = _foreach_norm(group, norm_type)
+            # moved a group at a time: a per-norm .to() cost more than the norm of a small gradient
+            norms.extend(group_norms if device == first_device else [norm.to(first_device) for norm in group_norms])
+        total_norm = vector_norm(stack(norms), norm_type)
         if error_if_nonfinite and bool(total_norm.isnan().logical_or(total_norm.isinf())):
             raise RuntimeError(
                 f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, so it "
