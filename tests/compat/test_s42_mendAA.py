@@ -70,3 +70,71 @@ def test_a_length_beyond_the_padded_length_packs_as_torchs():
             lib.nn.utils.rnn.pad_packed_sequence(packed)
         errors.append(str(caught.value))
     assert errors[1] == errors[0]
+
+
+def _sparse_operands(lib):
+    values = lib.tensor([1.0, 2.0])
+    return {"vector": lib.sparse_coo_tensor(lib.tensor([[0, 2]]), values, (3,)),
+            "matrix": lib.sparse_coo_tensor(lib.tensor([[0, 1], [1, 2]]), values, (2, 3)),
+            "dense vector": lib.tensor([1.0, 2.0, 3.0]), "dense matrix": lib.ones(2, 3)}
+
+
+SPARSE_PRODUCTS = {
+    "vector @ dense vector": lambda lib, o: o["vector"] @ o["dense vector"],
+    "dense vector @ vector": lambda lib, o: o["dense vector"] @ o["vector"],
+    "vector @ vector": lambda lib, o: o["vector"] @ o["vector"],
+    "matmul(vector, dense vector)": lambda lib, o: lib.matmul(o["vector"], o["dense vector"]),
+    "matrix @ vector": lambda lib, o: o["matrix"] @ o["vector"],
+    "dot(vector, dense vector)": lambda lib, o: lib.dot(o["vector"], o["dense vector"]),
+    "dot(dense vector, vector)": lambda lib, o: lib.dot(o["dense vector"], o["vector"]),
+    "dot of mismatched lengths": lambda lib, o: lib.dot(o["vector"], lib.ones(4)),
+    "Tensor.dot": lambda lib, o: o["vector"].dot(o["dense vector"]),
+    "vdot(vector, dense vector)": lambda lib, o: lib.vdot(o["vector"], o["dense vector"]),
+    "inner(vector, dense vector)": lambda lib, o: lib.inner(o["vector"], o["dense vector"]),
+    "inner(matrix, dense vector)": lambda lib, o: lib.inner(o["matrix"], o["dense vector"]),
+    "inner(dense matrix, vector)": lambda lib, o: lib.inner(o["dense matrix"], o["vector"]),
+    "mv(matrix, vector)": lambda lib, o: lib.mv(o["matrix"], o["vector"]),
+    "addmv(sparse matrix)": lambda lib, o: lib.addmv(lib.zeros(2), o["matrix"], o["dense vector"]),
+    "addmv(sparse vector)": lambda lib, o: lib.addmv(lib.zeros(2), o["dense matrix"], o["vector"]),
+    "matrix @ 2": lambda lib, o: o["matrix"] @ 2,
+    "2 @ matrix": lambda lib, o: 2 @ o["matrix"],
+    "vector @ 2.5": lambda lib, o: o["vector"] @ 2.5,
+    "None @ vector": lambda lib, o: None @ o["vector"],
+}
+
+
+def _first_sentences(message: str) -> str:
+    # torch's "Could not run" goes on to list its backends: its first sentences are compared
+    return message.split(" custom build).")[0]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # torch's beta warning for sparse construction
+@pytest.mark.parametrize("case", SPARSE_PRODUCTS)
+def test_sparse_products_torch_refuses_raise_its_error(case):
+    errors = []
+    for lib in (torch, chainrule):
+        with pytest.raises(Exception) as caught:
+            SPARSE_PRODUCTS[case](lib, _sparse_operands(lib))
+        errors.append((type(caught.value).__name__, _first_sentences(str(caught.value))))
+    assert errors[1] == errors[0]
+
+
+SPARSE_PRODUCTS_COMPUTED = {
+    "vector @ dense matrix": lambda lib, o: o["vector"] @ o["dense matrix"].t(),
+    "dense matrix @ vector": lambda lib, o: o["dense matrix"] @ o["vector"],
+    "mv(dense matrix, vector)": lambda lib, o: lib.mv(o["dense matrix"], o["vector"]),
+    "matrix @ dense vector": lambda lib, o: o["matrix"] @ o["dense vector"],
+    "matrix @ matrix.t()": lambda lib, o: (o["matrix"] @ o["matrix"].t()).to_dense(),
+}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("case", SPARSE_PRODUCTS_COMPUTED)
+def test_sparse_products_torch_computes_still_compute(case):
+    results = [SPARSE_PRODUCTS_COMPUTED[case](lib, _sparse_operands(lib)).tolist() for lib in (torch, chainrule)]
+    assert results[1] == results[0]
+
+
+def test_a_sparse_tensors_type_is_named_tensor_as_torchs():
+    assert type(chainrule.ones(2).to_sparse()).__name__ == type(torch.ones(2).to_sparse()).__name__
+    assert chainrule.ones(2).to_sparse().__matmul__(2) is NotImplemented
