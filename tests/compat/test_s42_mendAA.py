@@ -138,3 +138,100 @@ def test_sparse_products_torch_computes_still_compute(case):
 def test_a_sparse_tensors_type_is_named_tensor_as_torchs():
     assert type(chainrule.ones(2).to_sparse()).__name__ == type(torch.ones(2).to_sparse()).__name__
     assert chainrule.ones(2).to_sparse().__matmul__(2) is NotImplemented
+
+
+def _signature_or_none(function):
+    import inspect
+
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # a C built-in of torch's with no signature
+        return None
+    return [(p.name, p.kind, p.default) for p in signature.parameters.values()]
+
+
+def test_every_functional_signature_torch_has_is_torchs():
+    names = [name for name in dir(torch.nn.functional) if not name.startswith("_")
+             and callable(getattr(torch.nn.functional, name)) and hasattr(chainrule.nn.functional, name)]
+    compared, differing = 0, []
+    for name in names:
+        expected = _signature_or_none(getattr(torch.nn.functional, name))
+        if expected is None:
+            continue
+        compared += 1
+        if _signature_or_none(getattr(chainrule.nn.functional, name)) != expected:
+            differing.append(name)
+    assert compared >= 90 and not differing, differing
+
+
+def test_functional_keywords_torch_names_bind():
+    weight = np.arange(12.0).reshape(4, 3)
+    indices = [[0, 3], [2, 1]]
+    results = [lib.nn.functional.embedding(input=lib.tensor(indices), weight=lib.tensor(weight)).numpy()
+               for lib in (torch, chainrule)]
+    np.testing.assert_array_equal(results[1], results[0])
+    for lib in (torch, chainrule):  # margin's default is torch's int 0, the loss unchanged
+        x1, x2, y = lib.tensor([0.5, -1.0]), lib.tensor([0.25, 2.0]), lib.tensor([1.0, -1.0])
+        assert lib.nn.functional.margin_ranking_loss(x1, x2, y).item() == 0.0
+    # torch's max_pool2d is a boolean_dispatch of (*args, **kwargs); its keywords still bind
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    pooled = [lib.nn.functional.max_pool2d(input=lib.tensor(x), kernel_size=2, return_indices=True)[1].numpy()
+              for lib in (torch, chainrule)]
+    np.testing.assert_array_equal(pooled[1], pooled[0])
+
+
+def _raised(call):
+    try:
+        call()
+    except Exception as error:  # noqa: BLE001  (the class is what is compared)
+        return type(error), str(error)
+    return None
+
+
+@pytest.mark.parametrize("operator", ["__rmul__", "__radd__", "__mul__", "__add__"])
+def test_reflected_operators_called_unbound_name_themselves(operator):
+    expected = _raised(lambda: getattr(torch.Tensor, operator)())
+    assert expected is not None and operator in expected[1]
+    assert _raised(lambda: getattr(chainrule.Tensor, operator)()) == expected
+
+
+def test_reflected_operators_keep_their_values_and_nodes():
+    for lib in (torch, chainrule):
+        x = lib.tensor([1.5, -2.0], requires_grad=True)
+        product, total = 3 * x, 2.5 + x
+        assert (product.grad_fn.name(), total.grad_fn.name()) == ("MulBackward0", "AddBackward0")
+        assert product.tolist() == [4.5, -6.0] and total.tolist() == [4.0, 0.5]
+
+
+SIZES = {
+    "a string": "ab", "an empty string": "", "bytes": b"ab", "a float": [1.5], "a string item": ["a"],
+    "a bool": [True], "a negative size": [-1], "an integer tensor": "tensor([2, 3])",
+    "a 0-d integer tensor": "[tensor(2)]", "a float tensor": "[tensor(2.)]", "a numpy integer": [np.int64(3)],
+    "a numpy float": [np.float64(2.0)], "a generator": "generator",
+    "a range": range(3), "an int": 3, "None": None,
+}
+
+
+def _size_argument(lib, spec):
+    if spec == "tensor([2, 3])":
+        return lib.tensor([2, 3])
+    if spec == "[tensor(2)]":
+        return [lib.tensor(2)]
+    if spec == "[tensor(2.)]":
+        return [lib.tensor(2.0)]
+    if spec == "generator":
+        return (n for n in (1, 2))
+    return spec
+
+
+@pytest.mark.parametrize("case", SIZES)
+def test_size_takes_what_torchs_takes(case):
+    outcomes = []
+    for lib in (torch, chainrule):
+        try:
+            outcomes.append(("made", list(lib.Size(_size_argument(lib, SIZES[case])))))
+        except (TypeError, ValueError) as error:
+            outcomes.append((type(error), str(error)))
+    assert outcomes[1] == outcomes[0]
+    if outcomes[0][0] == "made":
+        assert all(type(size) is int for size in chainrule.Size(_size_argument(chainrule, SIZES[case])))
