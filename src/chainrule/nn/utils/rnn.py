@@ -21,6 +21,7 @@ from ...autograd.function import ctx_value
 from ...ops.creation import full, tensor
 from ...ops.index import Index
 from ...ops.reduce import _unstable_order
+from ...ops.shape import cat
 from ...tensor import Tensor
 
 __all__ = ["PackedSequence", "invert_permutation", "pack_padded_sequence", "pad_packed_sequence", "pad_sequence", "unpad_sequence",
@@ -272,6 +273,25 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, pad
         padded = padded.index_select(0 if batch_first else 1, sequence.unsorted_indices.to(data.device))
     sorted_lengths = (batch_sizes[None, :] > np.arange(len(positions))[:, None]).sum(1)
     return padded, tensor(sorted_lengths[positions], dtype=_dtype.int64, device="cpu")  # on the CPU, as torch's
+
+
+def padded_by_gather(sequence: PackedSequence, total_length: int) -> tuple[Tensor, np.ndarray]:
+    """The padded (total_length, B, *) tensor of a packed batch and its lengths (B,), in the caller's
+    batch order, zeros at the padding: pad_packed_sequence's values by one gather, for the recurrent layers' own
+    unpacking, which no user sees; pad_packed_sequence records torch's graph, a CopySlices per run
+    of steps with one batch size, whose backward passes the whole gradient once per run."""
+    batch_sizes = np.asarray(sequence.batch_sizes.cpu()._data, dtype=np.int64)
+    _refuse_short_data(batch_sizes, sequence.data)
+    positions = _sorted_positions(sequence)
+    offsets = np.concatenate([[0], np.cumsum(batch_sizes)[:-1]]).astype(np.int64)
+    data = sequence.data
+    rows = np.full((total_length, len(positions)), data.shape[0], dtype=np.int64)  # the padding row
+    running = positions[None, :] < batch_sizes[:, None]  # (steps, batch)
+    rows[:len(batch_sizes)] = np.where(running, offsets[:, None] + positions[None, :], data.shape[0])
+    # one gather from data with a padding row appended: differentiable back to data
+    extended = cat([data, full((1, *data.shape[1:]), 0.0, dtype=data.dtype, device=data.device)], 0)
+    lengths = running.sum(0) if len(batch_sizes) else np.zeros(len(positions), np.int64)
+    return extended[tensor(rows, device="cpu")], lengths
 
 
 def pad_sequence(sequences, batch_first: bool = False, padding_value: float = 0.0,
