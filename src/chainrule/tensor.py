@@ -1152,7 +1152,7 @@ class Size(tuple):
     as its int, anything else refused with torch's TypeError."""
 
     def __new__(cls, *args, **kwargs):
-        if kwargs or len(args) != 1 or type(args[0]) is cls:  # (tuple's own refusals; a Size is checked)
+        if kwargs or len(args) != 1 or type(args[0]) is cls:  # (tuple's own refusals; a Size was checked when made)
             return tuple.__new__(cls, *args, **kwargs)
         sizes = tuple(args[0])
         for item in sizes:
