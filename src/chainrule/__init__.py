@@ -31,6 +31,7 @@ from .ops import fft as _fft_ops
 from .ops import batched_rules as _batched_rules  # noqa: F401  (registers the Jacobians' batched backward rules)
 from .ops import batched_rules_nn as _batched_rules_nn  # noqa: F401  (and the nn ops')
 from . import _methods
+from .ops._arg_parser import BOOLEAN_DISPATCH as _BOOLEAN_DISPATCH
 from .ops._arg_parser import namespace_with_out as _namespace_with_out
 
 _OP_MODULES = [creation, elementwise, reduce, shape, index, random, linalg, activation, conv, pool, loss, bucketing,
@@ -448,6 +449,7 @@ globals().update(storage.LEGACY_STORAGES)  # torch.FloatStorage, ..., what Tenso
 from .accelerator import Event, Stream  # noqa: E402,F401  torch's accelerator-generic classes
 
 # --- NumPy's axis=/keepdims= on the public functions torch's argument parser gives them to
+import inspect as _inspect  # noqa: E402
 import sys as _sys  # noqa: E402
 
 from .ops import numpy_names as _numpy_names  # noqa: E402
@@ -508,6 +510,13 @@ _torch_function.wrap_module(nn.functional, "torch.nn.functional", skip=overrides
                             spelling=_torch_spelling)
 for _namespace, _owner in ((linalg, "torch.linalg"), (fft, "torch.fft"), (special, "torch.special")):
     _torch_function.wrap_module(_namespace, _owner, builtin=lambda name: True)
+# torch's boolean_dispatch functions (F.max_pool2d, torch.unique, ...) take (*args, **kwargs), read the
+# flag and call one of two functions: inspect.signature shows that, not the branches' parameters
+for _module_name, _name in _BOOLEAN_DISPATCH:
+    _sys.modules[_module_name].__dict__[_name].__signature__ = _inspect.Signature(
+        [_inspect.Parameter("args", _inspect.Parameter.VAR_POSITIONAL),
+         _inspect.Parameter("kwargs", _inspect.Parameter.VAR_KEYWORD)])
+del _inspect, _BOOLEAN_DISPATCH
 for _name in ("constant_", "kaiming_uniform_", "normal_", "uniform_"):  # the nn.init functions torch dispatches
     setattr(nn.init, _name, _torch_function.dispatching(getattr(nn.init, _name), "torch.nn.init",
                                                         home=(nn.init.__name__, _name)))

@@ -274,8 +274,9 @@ def _bind_operators() -> None:
         setattr(Tensor, f"__{name}__", _arithmetic(fn, cls, ufunc, name=f"__{name}__", fast_dtypes=fast_dtypes))
         _GENERAL_OPERATORS[f"__{name}__"] = _operator(fn, f"__{name}__")
         if name in ("add", "mul"):
-            # number + tensor is tensor + number, as torch records it: the tensor's edge first
-            setattr(Tensor, f"__r{name}__", getattr(Tensor, f"__{name}__"))
+            # number + tensor is tensor + number, as torch records it: the tensor's edge first (an
+            # operator of its own name all the same, which its refusals give: Tensor.__rmul__())
+            setattr(Tensor, f"__r{name}__", _arithmetic(fn, cls, ufunc, name=f"__r{name}__", fast_dtypes=fast_dtypes))
             _GENERAL_OPERATORS[f"__r{name}__"] = _GENERAL_OPERATORS[f"__{name}__"]
         else:
             setattr(Tensor, f"__r{name}__", _arithmetic(fn, cls, ufunc, reflected=True, name=f"__r{name}__"))

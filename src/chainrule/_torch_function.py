@@ -673,8 +673,12 @@ def dispatching(impl, owner: str | None = None, handed=None, binary: bool = Fals
     if hasattr(impl, "__wrapped__") and owner != "torch.Tensor":
         # a namespace function that is itself a wrapper with a signature of its own (torch's out=
         # keyword): the outermost object shows it too, as inspect.signature(..., follow_wrapped=False)
-        # reads it (a method's wrapped op, an in-place one's say, is followed instead)
-        public.__signature__ = inspect.signature(impl, follow_wrapped=False)
+        # reads it (a method's wrapped op, an in-place one's say, is followed instead); a wrapper that
+        # passes every argument on (*args, **kwargs: legacy flags, an autocast policy) shows what it wraps
+        signature = inspect.signature(impl, follow_wrapped=False)
+        if all(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in signature.parameters.values()):
+            signature = inspect.signature(impl)
+        public.__signature__ = signature
     if home is not None:
         public.__module__, public.__qualname__ = home
     public.__torch_dispatching__ = True

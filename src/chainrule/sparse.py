@@ -495,7 +495,7 @@ class SparseCOOTensor(Tensor):
                                                               coalesced), self, lambda grad: grad, "CloneBackward0")
 
     def __matmul__(self, other):
-        if isinstance(other, SparseCOOTensor):
+        if isinstance(other, SparseCOOTensor) and self.dim() > 1 and other.dim() > 1:
             return mm(self, other)
         return super().__matmul__(other)
 
@@ -708,6 +708,9 @@ class SparseCOOTensor(Tensor):
         return add_suffixes("tensor(" + (",\n" + " " * indent).join(parts), suffixes, indent, force_newline=True)
 
 
+# torch's sparse tensor is a torch.Tensor, and Python's own messages name an operand by its type's
+# __name__ ("unsupported operand type(s) for @: 'Tensor' and 'int'")
+SparseCOOTensor.__name__ = "Tensor"
 _elementwise.SPARSE_COO_TYPES.add(SparseCOOTensor)
 
 # the entry-by-entry math torch runs on a sparse COO tensor (each maps 0 to 0, so the result keeps

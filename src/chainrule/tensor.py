@@ -210,11 +210,11 @@ class Tensor:
     # ------------------------------------------------------------------ metadata
     @property
     def shape(self) -> Size:
-        return Size(self._data.shape)
+        return tuple.__new__(Size, self._data.shape)  # (an array's sizes are ints: Size() would check them)
 
     def size(self, dim: int | None = None):
         if dim is None:
-            return Size(self._data.shape)
+            return tuple.__new__(Size, self._data.shape)
         shape = self._data.shape
         if not shape:  # torch's size(dim) of a 0-d tensor: no dim is in range, not even 0 or -1
             raise IndexError(f"Dimension specified as {dim if type(dim) is int else _dim_index(dim, 'size')} "
@@ -1147,7 +1147,18 @@ def legacy_type_of(name_or_type) -> tuple[_dtype.dtype, bool]:
 
 
 class Size(tuple):
-    """torch.Size: a tuple of ints with torch's repr and ``numel()``."""
+    """torch.Size: a tuple of ints with torch's repr and ``numel()``. Made of any iterable of
+    integers, as torch's: an object with ``__index__`` or a one-element integer tensor is taken
+    as its int, anything else refused with torch's TypeError."""
+
+    def __new__(cls, *args, **kwargs):
+        if kwargs or len(args) != 1 or type(args[0]) is cls:  # (tuple's own refusals; a Size was checked when made)
+            return tuple.__new__(cls, *args, **kwargs)
+        sizes = tuple(args[0])
+        for item in sizes:
+            if type(item) is not int or not -_INT64_BOUND <= item < _INT64_BOUND:
+                return tuple.__new__(cls, [_size_item(position, item) for position, item in enumerate(sizes)])
+        return tuple.__new__(cls, sizes)
 
     def __repr__(self) -> str:
         return f"{_dtype.package_prefix()}Size({list(self)})"
@@ -1160,7 +1171,7 @@ class Size(tuple):
 
     def __getitem__(self, item):
         out = tuple.__getitem__(self, item)
-        return Size(out) if isinstance(item, slice) else out
+        return tuple.__new__(Size, out) if isinstance(item, slice) else out
 
     # sizes joined or repeated stay sizes (BoTorch: ``shape[:i] + Size([1]) + shape[j:]``, then .numel())
     def __add__(self, other):
@@ -1179,6 +1190,28 @@ class Size(tuple):
         return Size(tuple.__mul__(self, times))
 
     __rmul__ = __mul__
+
+
+_INT64_BOUND = 1 << 63
+_HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class written in Python, whose C name is its __name__
+
+
+def _size_item(position: int, item) -> int:
+    """``item`` of a torch.Size as torch reads it: an int (a bool, an ``__index__``, a one-element
+    integer tensor) in int64's range, or a symbolic size (a nested tensor's ragged one) as it is."""
+    if isinstance(item, Tensor) and item._data.size == 1 and item._data.dtype.kind in "biu":
+        item = item._data.item()
+    elif getattr(type(item), "is_symbolic_size", False):
+        return item
+    elif isinstance(item, Tensor) or not hasattr(type(item), "__index__"):
+        kind = type(item)
+        name = kind.__name__ if kind.__flags__ & _HEAP_TYPE or kind.__module__ == "builtins" else \
+            f"{kind.__module__}.{kind.__qualname__}"
+        raise TypeError(f"torch.Size() takes an iterable of 'int' (item {position} is '{name}')")
+    value = operator.index(item)
+    if not -_INT64_BOUND <= value < _INT64_BOUND:
+        raise ValueError("Overflow when unpacking long long")
+    return value
 
 
 def preserve_layout(array, like):

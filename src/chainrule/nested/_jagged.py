@@ -30,6 +30,7 @@ class RaggedSize:
     when first printed, as torch numbers its nested ints when a shape is first read."""
 
     __slots__ = ("_number",)
+    is_symbolic_size = True  # a torch.Size holds it as it holds torch's nested ints (SymInts)
 
     def __init__(self) -> None:
         self._number = None

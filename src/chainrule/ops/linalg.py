@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import _config, _dtype, _opmath, _torch_function, return_types
 from .._backend import array_module, autocast_unifies, broadcast_solve, checked_linalg, has_values
+from .._layout import not_on_sparse
 from .._opmath import cpu_autocast_policy
 from ..autograd import forward_ad as _forward_ad
 from ..autograd.function import (
@@ -330,6 +331,8 @@ def _check_sparse_product(kernel: str, sparse: Tensor, dense: Tensor, added: Ten
     matmul (composite in torch) reaches mv or mm, and refuses to reshape or expand a sparse operand
     in its batched paths. The dtypes are checked last, against the sparse operand's."""
     if dense.__class__ in SPARSE_COO_TYPES:
+        if dense.dim() == 1 and kernel in ("mv", "matmul") and sparse.dim() == 2:
+            raise NotImplementedError(not_on_sparse("as_strided"))  # torch's mv views a sparse vector as a column
         return  # sparse @ sparse has kernels of its own
     if kernel == "matmul":
         sparse_ndim, dense_ndim = sparse.dim(), dense.dim()
@@ -376,6 +379,14 @@ def _check_sparse_product(kernel: str, sparse: Tensor, dense: Tensor, added: Ten
     if added is not None:
         _check_sparse_product_dtypes(sparse, added)
     _check_sparse_product_dtypes(sparse, dense)
+
+
+def _refuse_sparse(kernel: str, *operands) -> None:
+    """torch's NotImplementedError for an op with no sparse COO kernel when any operand is sparse:
+    its dispatcher refuses before the kernel checks anything."""
+    for operand in operands:
+        if operand.__class__ in SPARSE_COO_TYPES:
+            raise NotImplementedError(not_on_sparse(kernel))
 
 
 def _check_sparse_product_dtypes(sparse: Tensor, other: Tensor) -> None:
@@ -461,6 +472,7 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     if a.ndim == 0 or b.ndim == 0:
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {a.ndim}D and {b.ndim}D")
     if a.ndim == b.ndim == 1:  # torch's dot checks the dtypes before the lengths
+        _refuse_sparse("dot", input, other)
         _vector_product_out(out, input)
         _check_product_dtypes("dot", input, other)
     k_a = a.shape[-1]
@@ -668,6 +680,7 @@ def dot(input: Tensor, tensor: Tensor, *, out=None) -> Tensor:
     """torch.dot: the inner product of two 1-D tensors of the same size (a 0-d result)."""
     _check_tensor("dot", "input", input)
     _check_tensor("dot", "tensor", tensor)
+    _refuse_sparse("dot", input, tensor)
     refuse_out_under_autograd("dot", out, input, tensor)
     _vector_product_out(out, input)
     a, b = input._data, tensor._data
@@ -686,6 +699,7 @@ def dot(input: Tensor, tensor: Tensor, *, out=None) -> Tensor:
 
 def vdot(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """torch.vdot: ``dot`` with the first argument conjugated (the same for real tensors)."""
+    _refuse_sparse("vdot", input, other)
     _one_device("vdot", input, other)
     refuse_out_under_autograd("vdot", out, input, other)
     _vector_product_out(out, input)
@@ -730,6 +744,11 @@ def inner(input: Tensor, other: Tensor) -> Tensor:
         raise RuntimeError(f"inner() the last dimension must match on both input tensors but got shapes "
                            f"{list(input._data.shape)} and {list(other._data.shape)}")
     _one_device("inner", input, other, broadcasting=False)
+    if input.__class__ in SPARSE_COO_TYPES or other.__class__ in SPARSE_COO_TYPES:
+        # torch's tensordot takes a strided view of two vectors and reshapes anything else
+        if input._data.ndim == other._data.ndim == 1:
+            raise NotImplementedError(not_on_sparse("as_strided"))
+        raise RuntimeError("reshape is not implemented for sparse tensors")
     return tensordot(input, other, dims=([-1], [-1]))
 
 
@@ -926,6 +945,7 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, 
 @cpu_autocast_policy("unlisted")
 def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.addmv: ``beta * input + alpha * (mat @ vec)``."""
+    _refuse_sparse("addmv", input, mat, vec)
     _refuse_cross_device_out(input, out, mat, vec)
     if _meta_mix(input, mat, vec):
         _expect_device(input, mat)  # torch checks input, then vec, against mat

@@ -24,7 +24,7 @@ from ...ops.shape import cat, stack
 from ...tensor import Tensor
 from .. import init
 from ..parameter import Parameter
-from ..utils.rnn import PackedSequence, _refuse_short_steps, pad_packed_sequence
+from ..utils.rnn import PackedSequence, _refuse_short_steps, padded_by_gather
 from .linear import _factory
 from .module import Module
 from .utils import _checked_empty as empty
@@ -208,10 +208,10 @@ class RNNBase(Module):
         """A packed batch runs padded, in the caller's batch order, each sequence for its own
         length; the output is packed with the input's batch sizes and permutation."""
         _refuse_short_steps(np.asarray(input.batch_sizes.tolist(), dtype=np.int64), input.data)
-        padded, lengths = pad_packed_sequence(input)
+        padded, lengths = padded_by_gather(input, len(input.batch_sizes))
         was_batch_first, self.batch_first = self.batch_first, False
         try:
-            output, hidden = self._forward_padded(padded, hx, lengths=np.asarray(lengths._data), packing=input)
+            output, hidden = self._forward_padded(padded, hx, lengths=lengths, packing=input)
         finally:
             self.batch_first = was_batch_first
         return _packed_like(output, input), hidden
@@ -315,7 +315,7 @@ def _dropout_between_layers(x: Tensor, p: float, packing: PackedSequence | None)
         return F.dropout(x, p, training=True)
     packed = _packed_like(x, packing)
     dropped = packed._replace(data=F.dropout(packed.data, p, training=True))
-    return pad_packed_sequence(dropped, total_length=x.shape[0])[0]
+    return padded_by_gather(dropped, x.shape[0])[0]
 
 
 def _packed_like(x: Tensor, packing: PackedSequence) -> PackedSequence:

@@ -2,8 +2,9 @@
 
 A ``PackedSequence`` holds the time steps of a batch of sequences sorted by decreasing length,
 concatenated step by step: ``data[offset_t : offset_t + batch_sizes[t]]`` are the sequences still
-running at step t. Packing and unpacking are one differentiable gather each, so gradients flow
-back to the padded tensors; padding positions receive none.
+running at step t. Packing and unpacking record torch's graphs (PackPaddedSequenceBackward0 after
+an IndexSelectBackward0 that sorts the batch; a chain of CopySlices, one per run of steps with one
+batch size), so gradients flow back to the padded tensors; padding positions receive none.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from typing import NamedTuple
 import numpy as np
 
 from ... import _dtype
+from ..._backend import array_module
+from ...autograd.function import ctx_value
 from ...ops.creation import full, tensor
+from ...ops.index import Index
 from ...ops.reduce import _unstable_order
 from ...ops.shape import cat
 from ...tensor import Tensor
@@ -128,16 +132,6 @@ def _sorted_positions(sequence: PackedSequence) -> np.ndarray:
     return np.asarray(sequence.unsorted_indices.cpu()._data, dtype=np.int64)  # (moved with .to(device))
 
 
-def _packed_rows(batch_sizes: np.ndarray, positions: np.ndarray, total_length: int) -> np.ndarray:
-    """(total_length, batch) row numbers into packed data, -1 where a sequence has ended."""
-    offsets = np.concatenate([[0], np.cumsum(batch_sizes)[:-1]]).astype(np.int64)
-    rows = np.full((total_length, len(positions)), -1, dtype=np.int64)
-    steps = len(batch_sizes)
-    running = positions[None, :] < batch_sizes[:, None]  # (steps, batch)
-    rows[:steps] = np.where(running, offsets[:, None] + positions[None, :], -1)
-    return rows
-
-
 def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False,
                          enforce_sorted: bool = True) -> PackedSequence:
     """torch.nn.utils.rnn.pack_padded_sequence: ``input`` (T, B, *) or (B, T, *) with
@@ -181,17 +175,41 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False,
     steps = int(lengths_np.max()) if len(lengths_np) else 0
     sorted_lengths = lengths_np[order]
     batch_sizes = (sorted_lengths[None, :] > np.arange(steps)[:, None]).sum(1)
+    if sorted_indices is not None:  # torch sorts the batch first, a node of its own (IndexSelectBackward0)
+        input = input.index_select(batch_dim, sorted_indices.to(input.device))
     # step-major order of (time, sequence) pairs that are not padding; torch does not check a length
     # against the padded length: its batch sizes count the steps beyond it, its data stops at it
     padded_steps = builtins.min(steps, input.shape[1 - batch_dim])
     time_index = np.repeat(np.arange(padded_steps), batch_sizes[:padded_steps])
-    batch_index = order[np.concatenate([np.arange(n) for n in batch_sizes[:padded_steps]])] if padded_steps else \
+    batch_index = np.concatenate([np.arange(n) for n in batch_sizes[:padded_steps]]) if padded_steps else \
         np.zeros(0, np.int64)
-    rows, steps_index = tensor(batch_index, device="cpu"), tensor(time_index, device="cpu")
-    data = input[rows, steps_index] if batch_first else input[steps_index, rows]
+    xp = array_module(input._data)
+    rows, steps_index = xp.asarray(batch_index), xp.asarray(time_index)
+    data = PackPaddedSequence.apply(input, key=(rows, steps_index) if batch_first else (steps_index, rows),
+                                    mode="assign", batch_first=batch_first, batch_sizes=batch_sizes)
     # batch_sizes live on the CPU whatever the data's device, as torch's
     return PackedSequence(data, tensor(batch_sizes, dtype=_dtype.int64, device="cpu"), sorted_indices,
                           unsorted_indices)
+
+
+class PackPaddedSequence(Index):
+    """The packed rows of a padded batch sorted by decreasing length: torch's
+    ``_pack_padded_sequence`` (its node PackPaddedSequenceBackward0), an index read of distinct
+    (step, sequence) pairs."""
+
+    node_name = "PackPaddedSequenceBackward0"
+    label = "pack_padded_sequence"
+    rule = "places each packed row's gradient at its (step, sequence) position of the padded input, zeros at the padding"
+    host_params = frozenset({"batch_sizes"})  # kept on the CPU, as torch's
+    saved_attributes = {"_saved_batch_first": ctx_value("batch_first"),
+                        "_saved_input_sym_sizes": ctx_value("shape", tuple),
+                        "_saved_result1": ctx_value("batch_sizes", lambda sizes: tensor(sizes, dtype=_dtype.int64),
+                                                    tensor=True)}
+
+    @staticmethod
+    def forward(ctx, x, key, mode, batch_first, batch_sizes):
+        ctx.batch_first, ctx.batch_sizes = batch_first, batch_sizes
+        return Index.forward(ctx, x, key, mode)
 
 
 def _refuse_short_data(batch_sizes: np.ndarray, data: Tensor) -> None:
@@ -235,16 +253,45 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, pad
         raise ValueError("Expected total_length to be at least the length of the longest sequence in input, "
                          f"but got total_length={total_length} and max sequence length being {steps}")
     _refuse_short_data(batch_sizes, sequence.data)
-    positions = _sorted_positions(sequence)
-    rows = _packed_rows(batch_sizes, positions, total_length)
     data = sequence.data
-    filler = full((1, *data.shape[1:]), padding_value, dtype=data.dtype, device=data.device)
-    # one gather from data with a padding row appended: differentiable back to data
-    extended = cat([data, filler], 0)
-    rows[rows < 0] = data.shape[0]
-    padded = extended[tensor(rows.T if batch_first else rows, device="cpu")]
+    batch, features = (int(batch_sizes[0]) if steps else 0), tuple(data.shape[1:])
+    # torch fills a full output and copies each run of steps with one batch size into its block,
+    # viewed (steps, batch size, *): a chain of CopySlices, as torch's
+    padded = full((total_length, batch, *features), padding_value, dtype=data.dtype, device=data.device)
+    offset = start = 0
+    for stop in range(1, steps + 1):
+        if stop < steps and batch_sizes[stop] == batch_sizes[start]:
+            continue
+        size = int(batch_sizes[start])
+        rows = size * (stop - start)
+        padded[start:stop, :size] = data[offset:offset + rows].view(stop - start, size, *features)
+        offset, start = offset + rows, stop
+    if batch_first:
+        padded = padded.transpose(0, 1)
+    positions = _sorted_positions(sequence)
+    if sequence.unsorted_indices is not None:
+        padded = padded.index_select(0 if batch_first else 1, sequence.unsorted_indices.to(data.device))
     sorted_lengths = (batch_sizes[None, :] > np.arange(len(positions))[:, None]).sum(1)
     return padded, tensor(sorted_lengths[positions], dtype=_dtype.int64, device="cpu")  # on the CPU, as torch's
+
+
+def padded_by_gather(sequence: PackedSequence, total_length: int) -> tuple[Tensor, np.ndarray]:
+    """The padded (total_length, B, *) tensor of a packed batch and its lengths (B,), in the caller's
+    batch order, zeros at the padding: pad_packed_sequence's values by one gather, for the recurrent layers' own
+    unpacking, which no user sees; pad_packed_sequence records torch's graph, a CopySlices per run
+    of steps with one batch size, whose backward passes the whole gradient once per run."""
+    batch_sizes = np.asarray(sequence.batch_sizes.cpu()._data, dtype=np.int64)
+    _refuse_short_data(batch_sizes, sequence.data)
+    positions = _sorted_positions(sequence)
+    offsets = np.concatenate([[0], np.cumsum(batch_sizes)[:-1]]).astype(np.int64)
+    data = sequence.data
+    rows = np.full((total_length, len(positions)), data.shape[0], dtype=np.int64)  # the padding row
+    running = positions[None, :] < batch_sizes[:, None]  # (steps, batch)
+    rows[:len(batch_sizes)] = np.where(running, offsets[:, None] + positions[None, :], data.shape[0])
+    # one gather from data with a padding row appended: differentiable back to data
+    extended = cat([data, full((1, *data.shape[1:]), 0.0, dtype=data.dtype, device=data.device)], 0)
+    lengths = running.sum(0) if len(batch_sizes) else np.zeros(len(positions), np.int64)
+    return extended[tensor(rows, device="cpu")], lengths
 
 
 def pad_sequence(sequences, batch_first: bool = False, padding_value: float = 0.0,
