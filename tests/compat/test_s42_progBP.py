@@ -121,3 +121,42 @@ def test_max_pool1d_without_grad_keeps_its_own_kernel():
         out = lib.nn.functional.max_pool1d(lib.arange(24.0).reshape(2, 12, 1).permute(0, 2, 1), 2)
         return out.tolist(), out.stride(), out.grad_fn
     assert run(chainrule) == run(torch)
+
+
+_BOTH = {"probs": [0.3, 0.7], "logits": [0.1, 0.2]}
+DISTRIBUTION_REFUSALS = [
+    *[(name, args, kwargs) for name, args in (("Categorical", ()), ("Bernoulli", ()), ("Binomial", ()),
+                                               ("Geometric", ()), ("NegativeBinomial", (3.0,)),
+                                               ("ContinuousBernoulli", ()), ("OneHotCategorical", ()),
+                                               ("Multinomial", ()), ("RelaxedBernoulli", (1.0,)),
+                                               ("RelaxedOneHotCategorical", (1.0,)))
+      for kwargs in ({}, _BOTH)],
+    ("MultivariateNormal", ([0.0, 0.0],), {}),
+    ("MultivariateNormal", ([0.0, 0.0],), {"covariance_matrix": [[1.0, 0.0], [0.0, 1.0]],
+                                           "scale_tril": [[1.0, 0.0], [0.0, 1.0]]}),
+    ("MultivariateNormal", (0.0,), {"covariance_matrix": [[1.0, 0.0], [0.0, 1.0]]}),
+    ("MultivariateNormal", ([0.0, 0.0],), {"covariance_matrix": [1.0, 1.0]}),
+    ("MultivariateNormal", ([0.0, 0.0],), {"scale_tril": [1.0, 1.0]}),
+    ("MultivariateNormal", ([0.0, 0.0],), {"precision_matrix": [1.0, 1.0]}),
+    ("LowRankMultivariateNormal", ([0.0, 0.0], [[1.0], [1.0], [1.0]], [1.0, 1.0]), {}),
+    ("LowRankMultivariateNormal", (0.0, [[1.0], [1.0]], [1.0, 1.0]), {}),
+    ("LowRankMultivariateNormal", ([0.0, 0.0], [1.0, 1.0], [1.0, 1.0]), {}),
+    ("LowRankMultivariateNormal", ([0.0, 0.0], [[1.0], [1.0]], [1.0, 1.0, 1.0]), {}),
+    ("Wishart", (3.0,), {}),
+    ("Wishart", (3.0,), {"covariance_matrix": [[1.0, 0.0], [0.0, 1.0]], "scale_tril": [[1.0, 0.0], [0.0, 1.0]]}),
+]
+
+
+@pytest.mark.parametrize("name, args, kwargs", DISTRIBUTION_REFUSALS,
+                         ids=[f"{name}-{i}" for i, (name, _, _) in enumerate(DISTRIBUTION_REFUSALS)])
+def test_distribution_argument_refusals_are_torchs_bare_words(name, args, kwargs):
+    # torch's constructors raise these bare: the words already name the argument to fix
+    def build(lib):
+        return getattr(lib.distributions, name)(*(lib.tensor(a) for a in args),
+                                                **{k: lib.tensor(v) for k, v in kwargs.items()})
+
+    expected_type, expected = _raised(torch, build)
+    got_type, got = _raised(chainrule, build)
+    assert got_type is expected_type
+    # (a Size in the words reads torch.Size where chainrule answers ``import torch``)
+    assert got.replace("chainrule.Size", "torch.Size") == expected
