@@ -24,6 +24,8 @@ attention with ``n_top = L_Q`` (every query active) ``torch.allclose`` to full a
 unmasked.
 """
 
+# ruff: noqa: UP008, B007, UP030, UP032  (Informer2020's own spelling: super(Class, self), `for i, (...) in enumerate(train_loader)`, its str.format epoch line)
+
 import copy
 import math
 import os

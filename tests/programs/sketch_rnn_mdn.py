@@ -23,6 +23,8 @@ Checked: the validation reconstruction loss against the untrained model's, the K
 hand-written bivariate log-density against ``torch.distributions.MultivariateNormal(...).log_prob``.
 """
 
+# ruff: noqa: UP008, B007, UP031  (the repository's own spelling: super(Class, self), `for i in range(Nmax)`, a %-formatted value)
+
 import os
 
 import numpy as np
