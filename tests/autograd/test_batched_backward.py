@@ -275,8 +275,10 @@ _CASES = (
         ("max_pool2d", lambda x: F.max_pool2d(x, 2, stride=1, padding=1), [(2, 3, 4, 3)], (-2, 2)),
         ("max_pool_with_indices", lambda x: F.max_pool1d(x, 3, stride=2, return_indices=True)[0]
          + F.max_pool3d(x.unsqueeze(-1).expand(2, 3, 7, 2), (2, 1, 1), return_indices=True)[0].mean(), [(2, 3, 7)], (-2, 2)),
+        # (a batched avg_pool1d runs as avg_pool2d, as torch's does; an unbatched one as its own 1-d node)
         ("avg_pools", lambda x: F.avg_pool2d(x, 2, padding=1, count_include_pad=False).sum() * F.avg_pool1d(x[0], 3)
-         + F.avg_pool3d(x.unsqueeze(0), 2, ceil_mode=True).sum(), [(2, 3, 5, 4)], (-2, 2)),
+         + F.avg_pool3d(x.unsqueeze(0), 2, ceil_mode=True).sum() + F.avg_pool1d(x[0, 0], 2).mean(), [(2, 3, 5, 4)],
+         (-2, 2)),
         ("grad_of_pools", lambda x: _flat_grads((F.max_pool2d(x, 2) ** 2).sum() + (F.avg_pool2d(x, 2) ** 2).sum()
                                                 + (F.max_pool1d(x[0], 2, return_indices=True)[0] ** 2).sum(), (x,)),
          [(2, 3, 4, 4)], (-2, 2)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from .._naming import in_torchs_words
 from ..autograd.grad_mode import enable_grad
 from ..nn.functional import binary_cross_entropy_with_logits
 from ..ops.elementwise import sigmoid
@@ -24,7 +25,7 @@ class ProbsOrLogits:
     def _given(self, probs, logits) -> Tensor:
         """Store whichever of ``probs``/``logits`` was given (exactly one) and return it."""
         if (probs is None) == (logits is None):
-            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+            raise in_torchs_words(ValueError("Either `probs` or `logits` must be specified, but not both."))
         if probs is not None:
             (self.probs,) = broadcast_all(probs)
             return self.probs

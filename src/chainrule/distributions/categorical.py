@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from .. import _dtype
+from .._naming import in_torchs_words
 from ..autograd.grad_mode import enable_grad
 from ..ops.creation import full
 from ..ops.random import multinomial
@@ -27,7 +28,7 @@ class Categorical(Distribution):
 
     def __init__(self, probs=None, logits=None, validate_args=None) -> None:
         if (probs is None) == (logits is None):
-            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+            raise in_torchs_words(ValueError("Either `probs` or `logits` must be specified, but not both."))
         given = probs if probs is not None else logits
         if not isinstance(given, Tensor):  # torch fails on given.dim() (AttributeError)
             raise TypeError(f"`{'probs' if probs is not None else 'logits'}` must be a Tensor (at least "

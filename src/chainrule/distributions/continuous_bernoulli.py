@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from .._naming import in_torchs_words
 from ..autograd.grad_mode import no_grad
 from ..nn.functional import binary_cross_entropy_with_logits
 from ..ops.elementwise import where
@@ -31,7 +32,7 @@ class ContinuousBernoulli(ExponentialFamily):
 
     def __init__(self, probs=None, logits=None, lims=(0.499, 0.501), validate_args=None) -> None:
         if (probs is None) == (logits is None):
-            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+            raise in_torchs_words(ValueError("Either `probs` or `logits` must be specified, but not both."))
         if probs is not None:
             (self.probs,) = broadcast_all(probs)
             if validate_args is not None and not bool(self.arg_constraints["probs"].check(self.probs).all()):

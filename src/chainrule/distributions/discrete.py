@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from .._naming import in_torchs_words
 from ..autograd.grad_mode import no_grad
 from ..nn.functional import binary_cross_entropy_with_logits, one_hot
 from ..ops.compat import binomial, poisson
@@ -123,7 +124,7 @@ class Binomial(ProbsOrLogits, Distribution):
 
     def __init__(self, total_count=1, probs=None, logits=None, validate_args=None) -> None:
         if (probs is None) == (logits is None):
-            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+            raise in_torchs_words(ValueError("Either `probs` or `logits` must be specified, but not both."))
         if probs is not None:
             self.total_count, self.probs = broadcast_all(total_count, probs)
             self.total_count = self.total_count.to(self.probs.dtype)

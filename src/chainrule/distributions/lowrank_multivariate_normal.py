@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from .._naming import in_torchs_words
 from ..ops.creation import eye
 from ..ops.decompositions import linalg_cholesky as cholesky
 from ..ops.decompositions import linalg_solve_triangular as solve_triangular
@@ -53,14 +54,16 @@ class LowRankMultivariateNormal(Distribution):
 
     def __init__(self, loc, cov_factor, cov_diag, validate_args=None) -> None:
         if loc.dim() < 1:
-            raise ValueError("loc must be at least one-dimensional.")
+            raise in_torchs_words(ValueError("loc must be at least one-dimensional."))
         event_shape = tuple(loc.shape[-1:])
         if cov_factor.dim() < 2:
-            raise ValueError("cov_factor must be at least two-dimensional, with optional leading batch dimensions")
+            raise in_torchs_words(ValueError(
+                "cov_factor must be at least two-dimensional, with optional leading batch dimensions"))
         if tuple(cov_factor.shape[-2:-1]) != event_shape:
-            raise ValueError(f"cov_factor must be a batch of matrices with shape {event_shape[0]} x m")
+            raise in_torchs_words(ValueError(
+                f"cov_factor must be a batch of matrices with shape {event_shape[0]} x m"))
         if tuple(cov_diag.shape[-1:]) != event_shape:
-            raise ValueError(f"cov_diag must be a batch of vectors with shape {event_shape}")
+            raise in_torchs_words(ValueError(f"cov_diag must be a batch of vectors with shape {loc.shape[-1:]}"))
         try:
             loc_, self.cov_factor, cov_diag_ = broadcast_tensors(loc.unsqueeze(-1), cov_factor, cov_diag.unsqueeze(-1))
         except RuntimeError as error:

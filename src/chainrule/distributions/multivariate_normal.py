@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from .._naming import in_torchs_words
 from ..ops.creation import eye
 from ..ops.decompositions import cholesky_inverse
 from ..ops.decompositions import linalg_cholesky as cholesky
@@ -52,15 +53,17 @@ class MultivariateNormal(Distribution):
     def __init__(self, loc, covariance_matrix=None, precision_matrix=None, scale_tril=None,
                  validate_args=None) -> None:
         if loc.dim() < 1:
-            raise ValueError("loc must be at least one-dimensional.")
+            raise in_torchs_words(ValueError("loc must be at least one-dimensional."))
         if (covariance_matrix is not None) + (scale_tril is not None) + (precision_matrix is not None) != 1:
-            raise ValueError("Exactly one of covariance_matrix or precision_matrix or scale_tril may be specified.")
+            raise in_torchs_words(ValueError(
+                "Exactly one of covariance_matrix or precision_matrix or scale_tril may be specified."))
         matrix = next(m for m in (scale_tril, covariance_matrix, precision_matrix) if m is not None)
         if matrix.dim() < 2:
             # torch's three texts: only scale_tril's says "matrix"
             name = ("scale_tril matrix" if scale_tril is not None else
                     "covariance_matrix" if covariance_matrix is not None else "precision_matrix")
-            raise ValueError(f"{name} must be at least two-dimensional, with optional leading batch dimensions")
+            raise in_torchs_words(ValueError(
+                f"{name} must be at least two-dimensional, with optional leading batch dimensions"))
         batch_shape = tuple(np.broadcast_shapes(tuple(matrix.shape[:-2]), tuple(loc.shape[:-1])))
         k = loc.shape[-1]
         # the matrix keeps its own size (torch's expand(batch_shape + (-1, -1))): one that does not

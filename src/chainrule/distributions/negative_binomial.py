@@ -3,6 +3,7 @@ number of successes before ``total_count`` failures; sampled as a Gamma-Poisson 
 
 from __future__ import annotations
 
+from .._naming import in_torchs_words
 from ..autograd.grad_mode import no_grad
 from ..ops.activation import logsigmoid
 from ..tensor import Tensor
@@ -25,7 +26,7 @@ class NegativeBinomial(Distribution):
 
     def __init__(self, total_count, probs=None, logits=None, validate_args=None) -> None:
         if (probs is None) == (logits is None):
-            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+            raise in_torchs_words(ValueError("Either `probs` or `logits` must be specified, but not both."))
         if probs is not None:
             self.total_count, self.probs = broadcast_all(total_count, probs)
             self._param = self.probs

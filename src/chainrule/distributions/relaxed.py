@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from .._naming import in_torchs_words
 from ..nn.functional import softplus
 from ..ops.elementwise import log, log1p
 from ..ops.random import rand
@@ -36,7 +37,7 @@ class LogitRelaxedBernoulli(Distribution):
 
     def __init__(self, temperature, probs=None, logits=None, validate_args=None) -> None:
         if (probs is None) == (logits is None):
-            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+            raise in_torchs_words(ValueError("Either `probs` or `logits` must be specified, but not both."))
         self.temperature = temperature
         if probs is not None:
             (self.probs,) = broadcast_all(probs)

@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 
+from .._naming import in_torchs_words
 from ..ops.decompositions import cholesky_inverse, cholesky_solve
 from ..ops.decompositions import linalg_cholesky as cholesky
 from ..ops.elementwise import where
@@ -53,7 +54,8 @@ class Wishart(ExponentialFamily):
     def __init__(self, df, covariance_matrix=None, precision_matrix=None, scale_tril=None,
                  validate_args=None) -> None:
         if (covariance_matrix is not None) + (scale_tril is not None) + (precision_matrix is not None) != 1:
-            raise AssertionError("Exactly one of covariance_matrix or precision_matrix or scale_tril may be specified.")
+            raise in_torchs_words(AssertionError(
+                "Exactly one of covariance_matrix or precision_matrix or scale_tril may be specified."))
         param = next(p for p in (covariance_matrix, precision_matrix, scale_tril) if p is not None)
         if param.dim() < 2:
             raise ValueError("scale_tril must be at least two-dimensional, with optional leading batch dimensions")

@@ -30,6 +30,7 @@ from .._backend import array_module
 from .._opmath import cpu_autocast_policy
 from .._parallel import over_rows
 from ..autograd.function import Function, SavedValue, ctx_value, kept_value, name_node, saved
+from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.profiler import composite_range
 from ..tensor import Tensor
 from ._arg_parser import check_bool, int_list
@@ -70,6 +71,12 @@ class _PoolGeometry:
 
     def padded_shape(self) -> tuple:
         return tuple(n + p + hi for n, p, hi in zip(self.in_shape, self.padding, self.pad_hi))
+
+    def with_unit_height(self) -> _PoolGeometry:
+        """This 1-d geometry as the 2-d one torch pools it with: a height-1 window over a height-1 plane
+        (its 2-d kernel is then given every value, the stride included, so none counts as defaulted)."""
+        return _PoolGeometry((1, *self.kernel), (1, *self.stride), (0, *self.padding), (1, *self.dilation),
+                             (1, *self.in_shape), self.ceil_mode)
 
     def non_overlapping(self) -> bool:
         return all(s >= dl * (k - 1) + 1 for k, s, dl in zip(self.kernel, self.stride, self.dilation))
@@ -755,10 +762,18 @@ def _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, return
     # (with indices torch's 1-d max pool is max_pool1d_with_indices, checked as avg_pool1d and pooled as 2-d)
     geometry_name = "max_pool1d_with_indices" if d == 1 and return_indices else opname
     geo = _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, d, geometry_name, given=input)
+    # torch's max_pool1d_with_indices (taken with indices or for a gradient) is max_pool2d_with_indices on
+    # input.unsqueeze(-2), squeezed after: Unsqueeze -> MaxPool2DWithIndices -> Squeeze nodes, 2-d layout
+    unit_height = d == 1 and not unbatched and (return_indices or (is_grad_enabled() and x.requires_grad))
+    if unit_height:
+        x, geo = x.unsqueeze(-2), geo.with_unit_height()
     # torch's 2-d and 3-d kernels lay a batched output out as the input suggests
-    out = _MAX_POOL[d].apply(x, geo=geo, return_indices=bool(return_indices), follow_layout=d > 1 and not unbatched)
+    out = _MAX_POOL[2 if unit_height else d].apply(x, geo=geo, return_indices=bool(return_indices),
+                                                   follow_layout=(d > 1 or unit_height) and not unbatched)
     if not return_indices and out.grad_fn is not None:
         out.grad_fn.best_version = out._version_box  # shared by out's views: any write through them bumps it
+    if unit_height:
+        return tuple(o.squeeze(-2) for o in out) if return_indices else out.squeeze(-2)
     if unbatched:
         return tuple(o.squeeze(0) for o in out) if return_indices else out.squeeze(0)
     return out
@@ -807,10 +822,18 @@ def _avg_poolnd(input, kernel_size, stride, padding, ceil_mode, count_include_pa
         averaged = _avg_poolnd(x.double(), kernel_size, stride, padding, ceil_mode, count_include_pad,
                                divisor_override, d, opname).trunc().long()
         return averaged.squeeze(0) if unbatched else averaged
+    # torch's avg_pool1d is avg_pool2d on input.unsqueeze(-2), squeezed after: Unsqueeze -> AvgPool2D ->
+    # Squeeze nodes, 2-d layout
+    unit_height = d == 1 and not unbatched
+    if unit_height:
+        x, geo = x.unsqueeze(-2), geo.with_unit_height()
     divisor = _divisor(array_module(x), geo, count_include_pad, divisor_override, x._data.dtype)
     # torch's 2-d kernel lays a batched output out as the input suggests; its 3-d one writes it contiguous
-    out = _AVG_POOL[d].apply(x, geo=geo, divisor=divisor, count_include_pad=count_include_pad,
-                             divisor_override=divisor_override, follow_layout=d == 2 and not unbatched)
+    out = _AVG_POOL[2 if unit_height else d].apply(x, geo=geo, divisor=divisor, count_include_pad=count_include_pad,
+                                                   divisor_override=divisor_override,
+                                                   follow_layout=(d == 2 or unit_height) and not unbatched)
+    if unit_height:
+        return out.squeeze(-2)
     return out.squeeze(0) if unbatched else out
 
 
@@ -1004,6 +1027,12 @@ def _adaptive_max(input: Tensor, output_size, return_indices: bool, d: int, opna
     xp = array_module(input)
     x, unbatched = (input.unsqueeze(0), True) if input.ndim == d + 1 else (input, False)
     sizes = _output_size(output_size, x, d, opname)
+    if d == 1 and not unbatched:
+        # torch's adaptive_max_pool1d is adaptive_max_pool2d on input.unsqueeze(-2), squeezed after:
+        # Unsqueeze -> AdaptiveMaxPool2D -> Squeeze nodes
+        out, indices = _adaptive_max(input.unsqueeze(-2), (1, *sizes), True, 2, "adaptive_max_pool2d")
+        out, indices = out.squeeze(-2), indices.squeeze(-2)
+        return (out, indices) if return_indices else out
     in_shape = tuple(x.shape[2:])
     # per dim: (m, kmax) input positions of each window, the last one repeated to pad short windows
     # (a repeat never changes the first maximum)

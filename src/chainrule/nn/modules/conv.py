@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from ..._naming import in_torchs_words
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
@@ -33,26 +34,28 @@ class _ConvNd(Module):
                  device=None, dtype=None) -> None:
         super().__init__()
         n = self._dims
+        # torch's _ConvNd raises these bare, the argument already named in its words
         if groups <= 0:
-            raise ValueError("groups must be a positive integer")
+            raise in_torchs_words(ValueError("groups must be a positive integer"))
         if in_channels % groups != 0:
-            raise ValueError("in_channels must be divisible by groups")
+            raise in_torchs_words(ValueError("in_channels must be divisible by groups"))
         if out_channels % groups != 0:
-            raise ValueError("out_channels must be divisible by groups")
+            raise in_torchs_words(ValueError("out_channels must be divisible by groups"))
         valid_modes = {"zeros", "reflect", "replicate", "circular"}
         if padding_mode not in valid_modes:
-            raise ValueError(
+            raise in_torchs_words(ValueError(
                 f"padding_mode must be one of {valid_modes}, but got padding_mode='{padding_mode}'"
-            )
+            ))
         kernel_size = _ntuple(kernel_size, n)
         stride = _ntuple(stride, n)
         dilation = _ntuple(dilation, n)
         # torch's ConvTranspose takes no padding string: it tuples one ('2' → ('2',)) and its forward refuses it
         if isinstance(padding, str) and not transposed:
             if padding not in ("same", "valid"):
-                raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}")
+                raise in_torchs_words(
+                    ValueError(f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}"))
             if padding == "same" and any(s != 1 for s in stride):
-                raise ValueError("padding='same' is not supported for strided convolutions")
+                raise in_torchs_words(ValueError("padding='same' is not supported for strided convolutions"))
         else:
             padding = tuple(padding) if isinstance(padding, str) else _ntuple(padding, n)
         self.in_channels = in_channels
