@@ -967,12 +967,37 @@ def _copy(self: Tensor, other: Tensor, non_blocking: bool = False) -> Tensor:
     if type(src._data) is not type(self._data):
         src = src.to(self.device)  # torch's copy_ copies across devices (differentiably)
     src = ew._cast(src, self.dtype)  # differentiable: src's gradient comes back in src's dtype
+    if _copies_unrecorded(self, src):
+        # (a buffer refreshed from values outside the graph, the common case: the values go straight in,
+        # as _inplace would write its where()'s copy of them, a third of the cost on a small tensor)
+        box = self._version_box
+        version = box[0]  # read first: an inference tensor refuses the write before it happens
+        self._data[...] = src._data
+        box[0] = version + 1
+        _index.untracked_write(self)
+        return self
+
     def copy(t: Tensor) -> Tensor:
         return name_node(_overwrite(t, src), "torch::autograd::CopyBackwards", label="copy_", rule=_OVERWRITE_RULE,
                          formula="copy_({0}, {1})")
 
     copy.copies = True  # into overlapping windows: each location takes its last element's value
     return _inplace(self, copy)
+
+
+def _copies_unrecorded(self: Tensor, src: Tensor) -> bool:
+    """Whether ``self.copy_(src)`` (``src`` already in self's dtype and on its device) is a plain
+    write that ``_inplace`` would neither record nor refuse: no node (grad mode off, or no tensor
+    that requires grad and no view, whose write torch records on its base), nothing watching ops
+    (a profiler, a dispatch mode, forward AD), and a contiguous writable NumPy array (no expanded or
+    overlapping elements) taking ``src``'s values in its own shape (or one value from a 0-d src)."""
+    target = self._data
+    data = src._data
+    return (type(target) is np.ndarray and type(data) is np.ndarray and target.flags.forc and target.flags.writeable
+            and (data.shape == target.shape or data.ndim == 0)
+            and (not is_grad_enabled() or not (self._requires_grad or src._requires_grad or self._base is not None))
+            and _function.active_dispatch is None and _function.active_extension is None
+            and _function.active_profiler is None)
 
 
 # torch's warnings for the matrix transposes of a 0-D tensor, which it answers with the tensor itself

@@ -1,0 +1,139 @@
+"""Fast paths taken where corpus programs were slow (session 42, lane perfR), each checked against
+torch 2.13: what the fast path writes, and every rule of the general path it must keep (version
+counters, views and their bases, grad-mode refusals, recorded nodes, errors).
+
+* ``copy_`` that records nothing (c51_rainbow refreshes its NoisyLinear buffers 22,822 times): the
+  values written straight into a contiguous target instead of through a where() node's copy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+COPY_CASES = [  # (target shape, source shape, target dtype, source dtype)
+    ((64,), (64,), "float32", "float32"),
+    ((84,), (84,), "float32", "float32"),
+    ((64, 84), (64, 84), "float32", "float32"),
+    ((64, 84), (64, 84), "float32", "float64"),  # cast as torch's copy_ rounds
+    ((3, 4), (3, 4), "float64", "float32"),
+    ((3, 4), (3, 4), "int64", "float64"),  # truncated toward zero
+    ((5,), (5,), "bool", "float32"),
+    ((3, 4), (), "float32", "float32"),  # one value everywhere
+    ((3, 4), (4,), "float32", "float32"),  # broadcast (the general path)
+    ((2, 0), (2, 0), "float32", "float32"),
+    ((), (), "float64", "float64"),
+]
+
+
+def _source(shape, dtype, seed=0):
+    values = np.random.default_rng(seed).standard_normal(shape) * 3
+    if values.size:
+        values.reshape(-1)[0] = np.nan if dtype.startswith("float") else values.reshape(-1)[0]
+    return values.astype(dtype)
+
+
+def _both(array):
+    return chainrule.tensor(array), torch.tensor(array)
+
+
+def _same(ours, theirs):
+    assert str(ours.dtype).split(".")[1] == str(theirs.dtype).split(".")[1]
+    assert tuple(ours.shape) == tuple(theirs.shape)
+    assert ours.detach().numpy().tobytes() == theirs.detach().numpy().tobytes()
+
+
+@pytest.mark.parametrize("grad_enabled", [True, False])
+@pytest.mark.parametrize(("shape", "src_shape", "dtype", "src_dtype"), COPY_CASES)
+def test_copy_writes_torchs_bits_and_bumps_the_version_once(shape, src_shape, dtype, src_dtype, grad_enabled):
+    source = _source(src_shape, src_dtype)
+    source = np.where(np.isnan(source), 0, source).astype(src_dtype) if dtype in ("int64", "bool") else source
+    (ours, theirs), (our_src, their_src) = _both(np.zeros(shape, dtype)), _both(source)
+    with chainrule.set_grad_enabled(grad_enabled), torch.set_grad_enabled(grad_enabled):
+        assert ours.copy_(our_src) is ours
+        theirs.copy_(their_src)
+    _same(ours, theirs)
+    assert ours._version == theirs._version == 1
+    assert ours.grad_fn is None and not ours.requires_grad
+
+
+@pytest.mark.parametrize("layout", ["transposed", "row_of_base", "strided"])
+def test_copy_into_a_view_under_no_grad_writes_its_base(layout):
+    made = {"transposed": lambda t: t.t(), "row_of_base": lambda t: t[1], "strided": lambda t: t[:, ::2]}[layout]
+    (ours, theirs) = _both(np.arange(24, dtype=np.float32).reshape(4, 6))
+    our_view, their_view = made(ours), made(theirs)
+    (our_src, their_src) = _both(_source(tuple(their_view.shape), "float32", seed=1))
+    with chainrule.no_grad(), torch.no_grad():
+        our_view.copy_(our_src)
+        their_view.copy_(their_src)
+    _same(ours, theirs)
+    _same(our_view, their_view)
+    assert ours._version == theirs._version == our_view._version == 1
+
+
+def test_copy_into_a_buffer_a_node_saved_is_caught_at_backward():
+    def run(lib):
+        weight = lib.ones(3, requires_grad=True)
+        buffer = lib.full((3,), 2.0)
+        out = (weight * buffer).sum()  # MulBackward0 saves the buffer
+        buffer.copy_(lib.zeros(3))
+        with pytest.raises(RuntimeError) as caught:
+            out.backward()
+        return buffer._version, str(caught.value).split(";")[0]
+
+    assert run(chainrule) == run(torch)
+
+
+def test_copy_refusals_are_torchs():
+    for lib in (chainrule, torch):
+        leaf = lib.zeros(3, requires_grad=True)
+        with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in an in-place"):
+            leaf.copy_(lib.ones(3))
+        assert leaf._version == 0
+        with lib.no_grad():  # no_grad lets a leaf be written
+            leaf.copy_(lib.ones(3))
+        assert leaf._version == 1 and leaf.requires_grad and leaf.grad_fn is None
+        with pytest.raises(RuntimeError, match="must match the size"):
+            lib.zeros(3).copy_(lib.ones(4))
+        expanded = lib.zeros(1).expand(3)
+        with pytest.raises(RuntimeError, match="single memory location"):
+            expanded.copy_(lib.ones(3))
+
+
+def test_copy_from_a_tensor_in_the_graph_still_records_its_node():
+    def run(lib):
+        source = lib.tensor([1.0, -2.0, 3.0], requires_grad=True)
+        target = lib.zeros(3)
+        target.copy_(source * 2)
+        (target * lib.tensor([1.0, 2.0, 3.0])).sum().backward()
+        return target.grad_fn.name(), target.requires_grad, target._version, source.grad.numpy().tobytes()
+
+    assert run(chainrule) == run(torch)
+
+
+def test_copy_into_a_view_of_a_tensor_in_the_graph_records_copyslices():
+    def run(lib):
+        x = lib.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+        y = x * 1
+        y[1:3].copy_(lib.tensor([7.0, 8.0]))
+        y.sum().backward()
+        return y.grad_fn.name(), y.detach().numpy().tobytes(), x.grad.numpy().tobytes(), y._version
+
+    assert run(chainrule) == run(torch)
+
+
+def test_copy_into_an_inference_tensor_outside_inference_mode_is_refused_before_the_write():
+    made, messages = {}, {}
+    for lib in (chainrule, torch):
+        with lib.inference_mode():
+            made[lib] = lib.zeros(3)
+        with pytest.raises(RuntimeError) as caught:
+            made[lib].copy_(lib.ones(3))
+        messages[lib] = str(caught.value)
+    assert messages[chainrule] == messages[torch].split("\n")[0]
+    # chainrule refuses before anything changes (torch 2.13 raises after its kernel wrote the ones)
+    assert made[chainrule].numpy().tolist() == [0.0, 0.0, 0.0]
