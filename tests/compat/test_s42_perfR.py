@@ -4,6 +4,8 @@ counters, views and their bases, grad-mode refusals, recorded nodes, errors).
 
 * ``copy_`` that records nothing (c51_rainbow refreshes its NoisyLinear buffers 22,822 times): the
   values written straight into a contiguous target instead of through a where() node's copy.
+* every in-place op (``mul_``, ``clamp_``, ...) on a contiguous writable array skips the checks for
+  expanded and overlapping elements, which only a view can have.
 """
 
 from __future__ import annotations
@@ -137,3 +139,54 @@ def test_copy_into_an_inference_tensor_outside_inference_mode_is_refused_before_
     assert messages[chainrule] == messages[torch].split("\n")[0]
     # chainrule refuses before anything changes (torch 2.13 raises after its kernel wrote the ones)
     assert made[chainrule].numpy().tolist() == [0.0, 0.0, 0.0]
+
+
+INPLACE_CASES = [  # (op, arguments), on a float32 tensor
+    ("mul_", (0.5,)), ("mul_", ("tensor",)), ("add_", ("tensor",)), ("neg_", ()), ("abs_", ()), ("clamp_", (-0.5, 0.5)),
+    ("sign_", ()), ("sub_", ("tensor",)),
+]
+
+
+def _arguments(lib, arguments, shape):
+    other = lib.tensor(_source(shape, "float32", seed=2))
+    return [other if argument == "tensor" else argument for argument in arguments]
+
+
+LAYOUTS = {"contiguous": lambda base: base, "transposed": lambda base: base.t(),
+           "expanded": lambda base: base[:1].expand(4, 6), "unfolded": lambda base: base.view(-1).unfold(0, 4, 2)}
+
+
+@pytest.mark.parametrize(("op", "arguments"), INPLACE_CASES)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_inplace_ops_write_refuse_and_count_versions_as_torchs(op, arguments, layout):
+    outcomes = []
+    for lib in (chainrule, torch):
+        base = lib.tensor(np.abs(_source((4, 6), "float32", seed=3)) + 0.25)
+        target = LAYOUTS[layout](base)
+        try:
+            getattr(target, op)(*_arguments(lib, arguments, tuple(target.shape)))
+        except RuntimeError as error:
+            outcomes.append(("refused", str(error).split("\n")[0], base._version))
+        else:
+            outcomes.append(("wrote", base.numpy().tobytes(), base._version))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_inplace_result_of_a_wider_dtype_is_refused_before_the_write():
+    messages = []
+    for lib in (chainrule, torch):
+        counts = lib.tensor([1, 2, 3])
+        with pytest.raises(RuntimeError) as caught:
+            counts.mul_(lib.tensor([0.5, 0.5, 0.5]))
+        messages.append((str(caught.value), counts.tolist(), counts._version))
+    assert messages[0] == messages[1]
+
+
+def test_inplace_op_under_vmap_into_an_unmapped_tensor_is_torchs_error():
+    messages = []
+    for lib in (chainrule, torch):
+        outside = lib.zeros(3)
+        with pytest.raises(RuntimeError) as caught:
+            lib.vmap(outside.mul_)(lib.ones(2, 3))
+        messages.append(str(caught.value).split("\n")[0])
+    assert messages[0] == messages[1]
