@@ -6,6 +6,8 @@ counters, views and their bases, grad-mode refusals, recorded nodes, errors).
   values written straight into a contiguous target instead of through a where() node's copy.
 * every in-place op (``mul_``, ``clamp_``, ...) on a contiguous writable array skips the checks for
   expanded and overlapping elements, which only a view can have.
+* ``sign`` zeroes NaN in its own new array instead of through a where() (c51_rainbow's noise, 22,432
+  calls); bfloat16's -0.0 signs as torch's, +0.0.
 """
 
 from __future__ import annotations
@@ -190,3 +192,23 @@ def test_inplace_op_under_vmap_into_an_unmapped_tensor_is_torchs_error():
             lib.vmap(outside.mul_)(lib.ones(2, 3))
         messages.append(str(caught.value).split("\n")[0])
     assert messages[0] == messages[1]
+
+
+SIGN_VALUES = [np.nan, -0.0, 0.0, 1.5, -2.0, np.inf, -np.inf, 1e-45, -1e-45]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+@pytest.mark.parametrize("values", [SIGN_VALUES, [np.nan], [[2.0, -np.nan], [-0.0, 3.0]], [], 2.5, float("nan"), -0.0])
+def test_sign_matches_torch_bit_for_bit_with_a_zero_gradient(dtype, values):
+    ours = chainrule.tensor(values, dtype=getattr(chainrule, dtype), requires_grad=True)
+    theirs = torch.tensor(values, dtype=getattr(torch, dtype), requires_grad=True)
+    our_sign, their_sign = ours.sign(), theirs.sign()
+    _same(our_sign.float(), their_sign.float())
+    assert our_sign.dtype == getattr(chainrule, dtype) and our_sign.grad_fn.name() == their_sign.grad_fn.name()
+    our_sign.sum().backward()
+    their_sign.sum().backward()
+    _same(ours.grad.float(), theirs.grad.float())
+    inplace_ours, inplace_theirs = ours.detach().clone(), theirs.detach().clone()
+    inplace_ours.sign_()
+    inplace_theirs.sign_()
+    _same(inplace_ours.float(), inplace_theirs.float())
