@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import sys
 
 import numpy as np
@@ -353,9 +354,16 @@ def _to_e8m0(array: np.ndarray, xp=np) -> np.ndarray:
     return xp.where(exponent == 0xFF, 0xFF, biased).astype(np.uint8)
 
 
+@functools.cache
+def _name_of(np_dtype) -> str:
+    """``np_dtype.name``, remembered: NumPy works a dtype's name out in Python on every read (about
+    as long as the cast of a small array), and every cast asks for it."""
+    return np_dtype.name
+
+
 def cast_array(array, np_dtype):
     """``array.astype(np_dtype)``, with torch's rounding rules when the target is a float8 type."""
-    if np_dtype.name in _FLOAT8_NAMES and array.dtype != np_dtype:
+    if _name_of(np_dtype) in _FLOAT8_NAMES and array.dtype != np_dtype:
         if isinstance(array, (np.ndarray, np.generic)):
             xp, array = np, np.asarray(array)
         else:  # a device array, cast on its device
@@ -382,8 +390,8 @@ def cast_array(array, np_dtype):
 def _torchs_nan_bits(source: np.ndarray, narrowed: np.ndarray) -> None:
     """The NaNs of ``narrowed`` (cast from ``source`` by NumPy/ml_dtypes) given the bits torch's CPU
     conversions write, in place."""
-    target = narrowed.dtype.name
-    if source.dtype == narrowed.dtype or not (target in ("bfloat16", "float16") or source.dtype.name == "float16"
+    target = _name_of(narrowed.dtype)
+    if source.dtype == narrowed.dtype or not (target in ("bfloat16", "float16") or _name_of(source.dtype) == "float16"
                                               and target in ("float32", "float64")):
         return
     # (NaN-ness survives the cast: found on whichever side NumPy compares natively, float16's being slow)
@@ -401,7 +409,7 @@ def _torchs_nan_bits(source: np.ndarray, narrowed: np.ndarray) -> None:
         # through float32 (a float64 rounded there first, quiet), then sign, quiet bit and the top ten
         # bits of float32's payload, as c10's fp16_ieee_from_fp32_value: NumPy keeps a signalling NaN
         narrowed.view(np.uint16)[nan] = _half_nan_bits(source[nan])
-    elif source.dtype.name == "float16":
+    elif _name_of(source.dtype) == "float16":
         # widening sets the quiet bit, as the hardware's conversion does (NumPy's keeps a signalling NaN)
         quiet = np.uint32(0x00400000) if target == "float32" else np.uint64(0x0008000000000000)
         widened = narrowed.view(np.uint32 if target == "float32" else np.uint64)
@@ -430,7 +438,7 @@ def _bfloat16_vectorised(source: np.ndarray) -> np.ndarray | bool:
 
 
 def _is_float(np_dtype) -> bool:
-    return np_dtype.kind == "f" or np_dtype.name == "bfloat16"  # (ml_dtypes' bfloat16 is of kind 'V')
+    return np_dtype.kind == "f" or _name_of(np_dtype) == "bfloat16"  # (ml_dtypes' bfloat16 is of kind 'V')
 
 
 def _half_nan_bits(nans: np.ndarray) -> np.ndarray:

@@ -516,10 +516,11 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         done = _function.inplace_dispatch(fn, self, args, kwargs, _inplace)
         if done is not _function.RUN_UNDISPATCHED:
             return done
-    if _vmap_frames._captures and getattr(fn, "__name__", "<lambda>") != "<lambda>" and not getattr(fn, "copies", False):
+    name = getattr(fn, "__name__", None)
+    if _vmap_frames._captures and name not in (None, "<lambda>") and not getattr(fn, "copies", False):
         # (a lambda's caller checks, as copy_ does)
-        _vmap_frames.refuse_captured_write(self, _vmap_frames.in_place_op_name(fn.__name__, args))
-    if _vmap_frames.running():
+        _vmap_frames.refuse_captured_write(self, _vmap_frames.in_place_op_name(name, args))
+    if _vmap_frames._frames:  # (a vmap running: read as running() would, without building its tuple)
         _refuse_mapped_into_unmapped(self, args, kwargs, fn)
     recording = is_grad_enabled()
     # a view(dtype) shares memory but not the graph: written as a plain tensor
@@ -534,18 +535,18 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         if _index.unread_leaf_like(self):
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
         view_key = _index.view_write_key(self)
-    precheck = _INPLACE_PRECHECKS.get(getattr(fn, "__name__", None))
+    precheck = _INPLACE_PRECHECKS.get(name)
     if precheck is not None:
         precheck(self, args, kwargs)
     result = fn(self, *args, **kwargs)
     if result._data.shape != self._data.shape:
-        if (getattr(fn, "__name__", None) not in _RESIZING_INPLACE or base is not None
+        if (name not in _RESIZING_INPLACE or base is not None
                 or self._data.ndim == 2 and self._data.shape[0] != 1):
-            raise RuntimeError(_shape_refusal(getattr(fn, "__name__", None), self, result))
+            raise RuntimeError(_shape_refusal(name, self, result))
         _resize_storage(self, result._data.shape)
-    if result.dtype._category > self.dtype._category:
+    if result._data.dtype != self._data.dtype and result.dtype._category > self.dtype._category:
         desired = _TORCH_TYPE_NAMES[self.dtype.name]
-        if getattr(fn, "__name__", None) in _SCALAR_CLAMPS and not any(
+        if name in _SCALAR_CLAMPS and not any(
                 isinstance(bound, Tensor) for bound in (*args, *kwargs.values())):
             desired = _dtype.cpp_type_name(self.dtype)  # clamp's Scalar kernels name the C++ type ("long int")
         raise RuntimeError(
@@ -560,11 +561,12 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         view_key = _index.covered_elements(self, self._base) if writeable(self._data) else None
     target = self._data
     overlapping = selected = False
-    name = getattr(fn, "__name__", None)
     selective = name in _SELECTIVE_INPLACE
-    if not writeable(target) or has_expanded_dims(target) or (
+    # (a contiguous writable NumPy array, the common case, needs none of the checks below)
+    plain = type(target) is np.ndarray and target.flags.forc and target.flags.writeable
+    if not plain and (not writeable(target) or has_expanded_dims(target) or (
             (selective or name in _ELEMENTWISE_INPLACE) and _may_overlap(target)
-            and not (recording and base is not None and base._requires_grad)):
+            and not (recording and base is not None and base._requires_grad))):
         # (a writable overlapping view of a base in the graph keeps the write through its base)
         # torch refuses a write into elements sharing memory through a zero stride (an expanded
         # view, its MemOverlap::Yes), except fill_ and zero_, whose one value makes the order of
@@ -967,12 +969,37 @@ def _copy(self: Tensor, other: Tensor, non_blocking: bool = False) -> Tensor:
     if type(src._data) is not type(self._data):
         src = src.to(self.device)  # torch's copy_ copies across devices (differentiably)
     src = ew._cast(src, self.dtype)  # differentiable: src's gradient comes back in src's dtype
+    if _copies_unrecorded(self, src):
+        # (a buffer refreshed from values outside the graph, the common case: the values go straight in,
+        # as _inplace would write its where()'s copy of them, a third of the cost on a small tensor)
+        box = self._version_box
+        version = box[0]  # read first: an inference tensor refuses the write before it happens
+        self._data[...] = src._data
+        box[0] = version + 1
+        _index.untracked_write(self)
+        return self
+
     def copy(t: Tensor) -> Tensor:
         return name_node(_overwrite(t, src), "torch::autograd::CopyBackwards", label="copy_", rule=_OVERWRITE_RULE,
                          formula="copy_({0}, {1})")
 
     copy.copies = True  # into overlapping windows: each location takes its last element's value
     return _inplace(self, copy)
+
+
+def _copies_unrecorded(self: Tensor, src: Tensor) -> bool:
+    """Whether ``self.copy_(src)`` (``src`` already in self's dtype and on its device) is a plain
+    write that ``_inplace`` would neither record nor refuse: no node (grad mode off, or no tensor
+    that requires grad and no view, whose write torch records on its base), nothing watching ops
+    (a profiler, a dispatch mode, forward AD), and a contiguous writable NumPy array (no expanded or
+    overlapping elements) taking ``src``'s values in its own shape (or one value from a 0-d src)."""
+    target = self._data
+    data = src._data
+    return (type(target) is np.ndarray and type(data) is np.ndarray and target.flags.forc and target.flags.writeable
+            and (data.shape == target.shape or data.ndim == 0)
+            and (not is_grad_enabled() or not (self._requires_grad or src._requires_grad or self._base is not None))
+            and _function.active_dispatch is None and _function.active_extension is None
+            and _function.active_profiler is None)
 
 
 # torch's warnings for the matrix transposes of a 0-D tensor, which it answers with the tensor itself
