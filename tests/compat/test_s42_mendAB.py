@@ -84,6 +84,51 @@ def test_vmap_of_grad_through_unbatched_pools_matches_torch():
     data = np.random.default_rng(3).standard_normal((4, 3, 6, 6))
     for pool in (lambda m, t: m.nn.functional.max_pool2d(t, 2), lambda m, t: m.nn.functional.adaptive_max_pool2d(t, 3),
                  lambda m, t: m.nn.functional.avg_pool1d(t[0], 3)):
-        got = {m: m.func.vmap(m.func.grad(lambda t, m=m: (pool(m, t) ** 2).sum()))(m.tensor(data)).numpy()
+        got = {m: m.func.vmap(m.func.grad(lambda t, m=m, pool=pool: (pool(m, t) ** 2).sum()))(m.tensor(data)).numpy()
                for m in (torch, chainrule)}
         np.testing.assert_allclose(got[chainrule], got[torch], rtol=1e-14, atol=0)
+
+
+# ---------------------------------------------------------------- 2. squeeze/unsqueeze/transpose nodes
+_VIEWS = {
+    "unsqueeze(0)": ((3, 4), lambda t: t.unsqueeze(0)),
+    "unsqueeze(-1)": ((3, 4), lambda t: t.unsqueeze(-1)),
+    "unsqueeze of 0-d": ((), lambda t: t.unsqueeze(0)),
+    "squeeze()": ((3, 1, 4, 1), lambda t: t.squeeze()),
+    "squeeze(1)": ((3, 1, 4), lambda t: t.squeeze(1)),
+    "squeeze(-2)": ((3, 1, 4), lambda t: t.squeeze(-2)),
+    "squeeze of a size > 1": ((3, 4), lambda t: t.squeeze(-1)),
+    "squeeze((3, 1))": ((3, 1, 4, 1), lambda t: t.squeeze((3, 1))),
+    "squeeze((1,))": ((3, 1, 4, 1), lambda t: t.squeeze((1,))),
+    "squeeze of 0-d": ((1,), lambda t: t.squeeze()),
+    "flatten": ((2, 3, 4), lambda t: t.flatten(1)),
+    "unflatten": ((2, 12), lambda t: t.unflatten(1, (3, 4))),
+    "view": ((2, 3, 4), lambda t: t.view(6, 4)),
+    "reshape of a transpose": ((2, 3, 4), lambda t: t.transpose(0, 1).reshape(6, 4)),
+    "expand": ((3, 1), lambda t: t.expand(2, 3, 4)),
+    "movedim": ((2, 3, 4), lambda t: t.movedim((0, 1), (2, 0))),
+    "permute": ((2, 3, 4), lambda t: t.permute(2, 0, 1)),
+    "transpose(-2, -1)": ((2, 3, 4), lambda t: t.transpose(-2, -1)),
+    "transpose(0, -1)": ((2, 3, 4), lambda t: t.transpose(0, -1)),
+    "transpose of 0-d": ((), lambda t: t.transpose(-1, 0)),
+    "mT": ((2, 3, 4), lambda t: t.mT),
+    "t": ((3, 4), lambda t: t.t()),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_VIEWS))
+def test_view_ops_record_torchs_nodes_first_and_second_order(case):
+    shape, op = _VIEWS[case]
+    data = np.random.default_rng(5).standard_normal(shape)
+    results = {}
+    for m in (torch, chainrule):
+        x = m.tensor(data, requires_grad=True)
+        y = op(x)
+        first = _graph(y.grad_fn), _saved(y.grad_fn)
+        upstream = m.tensor(np.arange(1.0, y.numel() + 1).reshape(tuple(y.shape)), requires_grad=True)
+        (grad_x,) = m.autograd.grad(y, x, upstream, create_graph=True)
+        # a squeeze of no size-1 dim hands the gradient back as it is: no node
+        second = (_graph(grad_x.grad_fn), _saved(grad_x.grad_fn)) if grad_x.grad_fn is not None else None
+        (grad_upstream,) = m.autograd.grad((grad_x * grad_x).sum(), upstream)
+        results[m] = first, second, tuple(y.shape), grad_x.detach().numpy().tobytes(), grad_upstream.numpy().tobytes()
+    assert results[chainrule] == results[torch]
