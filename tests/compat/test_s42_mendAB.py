@@ -132,3 +132,67 @@ def test_view_ops_record_torchs_nodes_first_and_second_order(case):
         (grad_upstream,) = m.autograd.grad((grad_x * grad_x).sum(), upstream)
         results[m] = first, second, tuple(y.shape), grad_x.detach().numpy().tobytes(), grad_upstream.numpy().tobytes()
     assert results[chainrule] == results[torch]
+
+
+# ---------------------------------------------------------------- 3. refusals left over
+def _refusal(m, build):
+    with pytest.raises(Exception) as caught:
+        build(m)
+    return type(caught.value), str(caught.value)
+
+
+_CONSTRUCTOR_REFUSALS = {
+    "Conv2d groups=2.0": lambda m: m.nn.Conv2d(4, 4, 3, groups=2.0),
+    "Conv1d groups=2.0": lambda m: m.nn.Conv1d(4, 4, 3, groups=2.0),
+    "ConvTranspose2d groups=2.0": lambda m: m.nn.ConvTranspose2d(4, 4, 3, groups=2.0),
+    "Conv2d in_channels=4.0": lambda m: m.nn.Conv2d(4.0, 4, 3),
+    "Conv2d groups='2'": lambda m: m.nn.Conv2d(4, 4, 3, groups="2"),
+    "Wishart 1-d scale_tril": lambda m: m.distributions.Wishart(df=m.tensor(3.0), scale_tril=m.ones(2)),
+    "Wishart 1-d covariance": lambda m: m.distributions.Wishart(df=m.tensor(3.0), covariance_matrix=m.ones(2)),
+    "Wishart 1-d precision": lambda m: m.distributions.Wishart(df=m.tensor(3.0), precision_matrix=m.ones(2)),
+    "Wishart small df": lambda m: m.distributions.Wishart(df=m.tensor(0.5), covariance_matrix=m.eye(2)),
+    "Wishart none given": lambda m: m.distributions.Wishart(df=m.tensor(3.0)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_CONSTRUCTOR_REFUSALS))
+def test_constructor_refusals_in_torchs_bare_words(case):
+    assert _refusal(chainrule, _CONSTRUCTOR_REFUSALS[case]) == _refusal(torch, _CONSTRUCTOR_REFUSALS[case])
+
+
+def test_wishart_df_not_broadcastable_is_torchs_runtime_error():
+    def build(m):
+        return m.distributions.Wishart(df=m.ones(5), covariance_matrix=m.eye(2).expand(3, 2, 2))
+
+    ours, theirs = _refusal(chainrule, build), _refusal(torch, build)
+    assert ours[0] is theirs[0] is RuntimeError
+    # the same words but for the Size's module name (chainrule.Size, torch.Size)
+    assert ours[1] == theirs[1].replace("torch.Size", "chainrule.Size")
+
+
+@pytest.mark.parametrize("name", ["__lshift__", "__rlshift__", "__ilshift__", "__rshift__", "__rrshift__",
+                                  "__irshift__"])
+@pytest.mark.parametrize("operand", ["none", "str", 2])
+def test_shift_operators_answer_not_implemented_as_torchs(name, operand):
+    results = {}
+    for m in (torch, chainrule):
+        t = m.tensor([3, 5], dtype=m.int64)
+        result = getattr(t, name)() if operand == "none" else getattr(t, name)("a" if operand == "str" else operand)
+        results[m] = result if result is NotImplemented else (result.numpy().tolist(), str(result.dtype)[-5:])
+    assert results[chainrule] == results[torch]
+
+
+@pytest.mark.parametrize("expression", ["t << 'a'", "'a' << t", "t >> None", "[1] >> t"])
+def test_shift_operators_on_other_operands_get_pythons_words(expression):
+    def evaluate(m):
+        return eval(expression, {"t": m.tensor([3, 5])})
+
+    assert _refusal(chainrule, evaluate) == _refusal(torch, evaluate)
+
+
+def test_in_place_shift_by_a_str_gets_pythons_words():
+    def shift(m):
+        t = m.tensor([3, 5])
+        t <<= "a"
+
+    assert _refusal(chainrule, shift) == _refusal(torch, shift)

@@ -28,6 +28,8 @@ def _ntuple(value, n: int) -> tuple:
 
 class _ConvNd(Module):
     _dims = 0
+    # torch's _ConvNd names no class in a TypeError (a float size reaching empty(), a str groups compared)
+    _bare_errors = (TypeError,)
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride, padding, dilation,
                  transposed: bool, output_padding, groups: int, bias: bool, padding_mode: str,
