@@ -196,3 +196,38 @@ def test_in_place_shift_by_a_str_gets_pythons_words():
         t <<= "a"
 
     assert _refusal(chainrule, shift) == _refusal(torch, shift)
+
+
+# ---------------------------------------------------------------- 4. pad_packed_sequence's plain backward
+def test_pad_packed_sequence_keeps_torchs_graph_values_and_gradients():
+    rng = np.random.default_rng(11)
+    lengths = np.array(sorted(list(range(50, 29, -1)) + [30] * 11, reverse=True))  # 21 distinct lengths, batch 32
+    data = rng.standard_normal((50, 32, 8)).astype(np.float32)
+    upstream = rng.standard_normal((32, 50, 8)).astype(np.float32)
+    results = {}
+    for m in (torch, chainrule):
+        x = m.tensor(data, requires_grad=True)
+        packed = m.nn.utils.rnn.pack_padded_sequence(x, m.tensor(lengths))
+        padded, sizes = m.nn.utils.rnn.pad_packed_sequence(packed, batch_first=True)
+        chain, node = [], padded.grad_fn
+        while node is not None:  # down the first edges (each CopySlices' base) to the full() it wrote into
+            chain.append((node.name(), [None if n is None else n.name() for n, _ in node.next_functions]))
+            node = node.next_functions[0][0]
+        padded.backward(m.tensor(upstream))
+        results[m] = chain, padded.detach().numpy().tobytes(), sizes.numpy().tolist(), x.grad.numpy().tobytes()
+    assert sum(name == "torch::autograd::CopySlices" for name, _ in results[torch][0]) == 21
+    assert results[chainrule] == results[torch]
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_overwritten_slots_get_zero_gradient_keeping_negative_zero_inf_and_nan(create_graph):
+    upstream = np.array([[-0.0, np.inf, np.nan], [-1.5, -0.0, np.inf]])
+    results = {}
+    for m in (torch, chainrule):
+        base = m.zeros(2, 3, requires_grad=True)
+        value = m.ones(2, requires_grad=True)
+        x = base.clone()
+        x[:, 1] = value
+        grads = m.autograd.grad(x, (base, value), m.tensor(upstream), create_graph=create_graph)
+        results[m] = [g.detach().numpy().tobytes() for g in grads], [g.requires_grad for g in grads]
+    assert results[chainrule] == results[torch]
