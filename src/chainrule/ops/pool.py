@@ -1070,7 +1070,12 @@ def _adaptive_max(input: Tensor, output_size, return_indices: bool, d: int, opna
     follow_layout = d == 2 and not unbatched
     out = FlatGather.apply(x, indices=flat, follow_layout=follow_layout, plane_ndim=d)
     indices = Tensor._make(in_suggested_format(flat, x._data) if follow_layout else flat)
+    out = name_node(out, f"AdaptiveMaxPool{d}DBackward0", saved=_ADAPTIVE_MAX_SAVED, kept={"self": x, "result1": indices})
     return (out, indices) if return_indices else out
+
+
+# torch's adaptive max pool nodes keep their input and the indices they return
+_ADAPTIVE_MAX_SAVED = {"_saved_result1": kept_value("result1", tensor=True), "_saved_self": kept_value("self", tensor=True)}
 
 
 def adaptive_max_pool1d(input: Tensor, output_size, return_indices: bool = False):
