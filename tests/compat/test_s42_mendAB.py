@@ -79,6 +79,22 @@ def test_unbatched_max_pool_indices_and_double_backward_values_match_torch(d):
         assert ours.dtype == theirs.dtype and ours.tobytes() == theirs.tobytes()
 
 
+@pytest.mark.parametrize("shape, pool", [
+    ((3, 5, 5), lambda m, x: m.nn.functional.adaptive_max_pool2d(x, (-1, 2))),
+    ((3, 5, 5, 5), lambda m, x: m.nn.functional.adaptive_max_pool3d(x, (2, -1, 2))),
+    ((3, 5), lambda m, x: m.nn.functional.adaptive_max_pool1d(x, -2)),
+], ids=["2d", "3d", "1d"])
+def test_unbatched_adaptive_max_pool_refusal_names_the_unbatched_shape(shape, pool):
+    assert _refusal(chainrule, lambda m: pool(m, m.zeros(shape))) == _refusal(torch, lambda m: pool(m, m.zeros(shape)))
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_unbatched_int64_avg_pool_matches_torch(d):
+    data = np.arange(3 * 5 ** d).reshape((3,) + (5,) * d) * 7 - 40
+    ours, theirs = (getattr(m.nn.functional, f"avg_pool{d}d")(m.tensor(data), 2) for m in (chainrule, torch))
+    assert ours.dtype == chainrule.int64 and ours.numpy().tolist() == theirs.numpy().tolist()
+
+
 def test_vmap_of_grad_through_unbatched_pools_matches_torch():
     data = np.random.default_rng(3).standard_normal((4, 3, 6, 6))
     for pool in (lambda m, t: m.nn.functional.max_pool2d(t, 2), lambda m, t: m.nn.functional.adaptive_max_pool2d(t, 3),

@@ -821,9 +821,8 @@ def _avg_poolnd(input, kernel_size, stride, padding, ceil_mode, count_include_pa
     if x._data.dtype == np.int64:
         # torch's int64 kernel divides each window's exact sum by the divisor, truncating toward
         # zero; sums of int64 inputs are exact in float64 up to 2**53
-        averaged = _avg_poolnd(x.double(), kernel_size, stride, padding, ceil_mode, count_include_pad,
-                               divisor_override, d, opname).trunc().long()
-        return averaged
+        return _avg_poolnd(x.double(), kernel_size, stride, padding, ceil_mode, count_include_pad,
+                           divisor_override, d, opname).trunc().long()
     # torch's avg_pool1d is avg_pool2d on input.unsqueeze(-2), squeezed after: Unsqueeze -> AvgPool2D ->
     # Squeeze nodes, 2-d layout
     unit_height = d == 1
