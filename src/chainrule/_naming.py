@@ -41,8 +41,7 @@ def naming_the_class(init):
                 # Gamma): left as they are
                 if type(self).__name__ in str(error):
                     error._names_its_class = True
-                # a class whose torch counterpart raises errors of these types bare sets ``_bare_errors``
-                named = getattr(error, "_names_its_class", False) or isinstance(error, getattr(type(self), "_bare_errors", ()))
+                named = getattr(error, "_names_its_class", False)
                 # an arithmetic error may carry an errno and its text (math's OverflowError): its text is the message
                 plain = len(error.args) == 1 and isinstance(error.args[0], str)
                 # a private class (``_SpectralNorm``) is built by a function the user called, never by the
