@@ -1279,7 +1279,13 @@ def bind_inplace_variants() -> None:
     for name in MORE_INPLACE_VIEWS:
         if not hasattr(Tensor, name + "_"):
             setattr(Tensor, name + "_", _make_inplace_view(getattr(Tensor, name)))
-    Tensor.__ilshift__, Tensor.__irshift__ = Tensor.bitwise_left_shift_, Tensor.bitwise_right_shift_
+    # the shift operators as the others: an operand they cannot take (none, a str) answers NotImplemented,
+    # so Python asks the other operand and then refuses in its own words, as torch's do
+    for name, fn, inplace in (("lshift", Tensor.bitwise_left_shift, Tensor.bitwise_left_shift_),
+                              ("rshift", Tensor.bitwise_right_shift, Tensor.bitwise_right_shift_)):
+        setattr(Tensor, f"__{name}__", _operator(fn, f"__{name}__"))
+        setattr(Tensor, f"__r{name}__", _reflected(fn, f"__r{name}__"))
+        setattr(Tensor, f"__i{name}__", _operator(inplace, f"__i{name}__"))
     Tensor.float_power_ = _float_power_inplace
 
 

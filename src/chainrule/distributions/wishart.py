@@ -15,6 +15,7 @@ from ..ops.decompositions import linalg_cholesky as cholesky
 from ..ops.elementwise import where
 from ..ops.linalg import slogdet
 from ..ops.random import randn
+from ..ops.shape import broadcast_shapes
 from ..ops.special_functions import mvlgamma
 from ..tensor import Tensor
 from . import constraints
@@ -57,17 +58,23 @@ class Wishart(ExponentialFamily):
             raise in_torchs_words(AssertionError(
                 "Exactly one of covariance_matrix or precision_matrix or scale_tril may be specified."))
         param = next(p for p in (covariance_matrix, precision_matrix, scale_tril) if p is not None)
+        # torch's Wishart raises its refusals bare, as do its broadcast_shapes and the checks below
         if param.dim() < 2:
-            raise ValueError("scale_tril must be at least two-dimensional, with optional leading batch dimensions")
+            raise in_torchs_words(
+                ValueError("scale_tril must be at least two-dimensional, with optional leading batch dimensions"))
         if isinstance(df, Tensor):
-            batch_shape = tuple(np.broadcast_shapes(tuple(param.shape[:-2]), tuple(df.shape)))
+            try:
+                batch_shape = tuple(broadcast_shapes(param.shape[:-2], df.shape))
+            except RuntimeError as error:
+                raise in_torchs_words(error) from None
             self.df = df.expand(batch_shape)
         else:
             batch_shape = tuple(param.shape[:-2])
             self.df = param.new_tensor(df)
         event_shape = tuple(param.shape[-2:])
         if bool((self.df <= event_shape[-1] - 1).any()):
-            raise ValueError(f"Value of df={df} expected to be greater than ndim - 1 = {event_shape[-1] - 1}.")
+            raise in_torchs_words(
+                ValueError(f"Value of df={df} expected to be greater than ndim - 1 = {event_shape[-1] - 1}."))
         if scale_tril is not None:
             self.scale_tril = param.expand(batch_shape + (-1, -1))
         elif covariance_matrix is not None:

@@ -10,7 +10,6 @@ import numpy as np
 
 from .. import _dtype
 from .._opmath import cpu_autocast_policy
-from ..autograd.function import name_node
 from ..tensor import Tensor
 from .pool import _adaptive_avg, _adaptive_bounds, _adaptive_max
 
@@ -58,7 +57,4 @@ def _window_averages_rounding_each_step(x: np.ndarray, sizes: tuple) -> np.ndarr
 @cpu_autocast_policy("float32")
 def adaptive_max_pool3d(input: Tensor, output_size, return_indices: bool = False):
     """torch.nn.functional.adaptive_max_pool3d (indices flat per (D, H, W) volume, as torch's)."""
-    result = _adaptive_max(input, output_size, return_indices, 3, "adaptive_max_pool3d")
-    if return_indices:
-        return name_node(result[0], "AdaptiveMaxPool3DBackward0"), result[1]
-    return name_node(result, "AdaptiveMaxPool3DBackward0")
+    return _adaptive_max(input, output_size, return_indices, 3, "adaptive_max_pool3d")  # (its node named there)

@@ -266,7 +266,7 @@ def _log_softmax_backward(node, u):
 
 
 # ---------------------------------------------------------------- shapes
-@register_batched_rule(shape.Reshape, shape.UnsafeView)
+@register_batched_rule(shape.Reshape, shape.UnsafeView, shape.SqueezeView, shape.UnsqueezeView)
 def _reshape(node, grad):
     return grad.reshape((grad.shape[0],) + tuple(node.input_shape))
 

@@ -175,8 +175,8 @@ def _flat_gather(node, grad):
 @register_batched_rule(pool.FlatScatter)
 def _flat_scatter(node, grad):
     # (max_unpool, and adaptive max pooling's recorded backward): gathered at the same positions
-    return _unfolded(pool.FlatGather.apply(_as_samples(grad), indices=_tiled(node.indices, grad.shape[0])),
-                     grad.shape[0])
+    return _unfolded(pool.FlatGather.apply(_as_samples(grad), indices=_tiled(node.indices, grad.shape[0]),
+                                           plane_ndim=node.plane_ndim), grad.shape[0])
 
 
 @register_batched_rule(pool.FirstMaxScatter)

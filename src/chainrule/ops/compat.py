@@ -50,8 +50,6 @@ __all__ = ["unravel_index", "dsplit", "unsafe_split_with_sizes", "msort", "isneg
            "_convert_indices_from_coo_to_csr", "_convert_indices_from_csr_to_coo"]
 __not_methods__ = {"_assert_async", "_convert_indices_from_coo_to_csr", "_convert_indices_from_csr_to_coo", "histogramdd", "poisson", "binomial", "unravel_index", "range", "fill", "empty_strided", "frombuffer", "from_dlpack", "to_dlpack",
                    "typename", "cond", "while_loop"}
-__tensor_methods__ = {"__lshift__": "bitwise_left_shift", "__rshift__": "bitwise_right_shift",
-                      "__rlshift__": "_reflected_left_shift", "__rrshift__": "_reflected_right_shift"}
 
 
 # ---------------------------------------------------------------- index arithmetic and splits
@@ -298,14 +296,6 @@ def bitwise_left_shift(input, other) -> Tensor:
 def bitwise_right_shift(input, other) -> Tensor:
     """torch.bitwise_right_shift (``>>``): integer ``input`` shifted right (arithmetically) by ``other`` bits."""
     return _shift(input, other, left=False)
-
-
-def _reflected_left_shift(self, other) -> Tensor:
-    return _shift(other, self, left=True)
-
-
-def _reflected_right_shift(self, other) -> Tensor:
-    return _shift(other, self, left=False)
 
 
 # ---------------------------------------------------------------- creation

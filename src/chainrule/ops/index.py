@@ -925,9 +925,16 @@ class IndexPut(Function):
         if ctx.needs_input_grad[0]:
             # zeros written in (torch's grad.index_put(indices, 0)), not a product with a 0/1 mask,
             # which would turn a negative gradient into -0 and an inf or nan one into nan
-            kept = xp.ones(grad.shape, dtype=bool)
-            kept[key] = False
-            grad_x = name_node(where(Tensor._make(kept), grad, zeros_like_tensor(grad)), "IndexPutBackward0")
+            if not is_grad_enabled():
+                # nothing records: the zeros written into a copy of the gradient, one pass (a chain of
+                # CopySlices, as pad_packed_sequence's, runs this once per write over the whole gradient)
+                zeroed = grad._data.copy(order="K")
+                zeroed[key] = 0
+                grad_x = Tensor._make(zeroed)
+            else:
+                kept = xp.ones(grad.shape, dtype=bool)
+                kept[key] = False
+                grad_x = name_node(where(Tensor._make(kept), grad, zeros_like_tensor(grad)), "IndexPutBackward0")
         if ctx.needs_input_grad[1]:
             grad_value = getitem(grad, key)
         return grad_x, grad_value

@@ -496,30 +496,29 @@ class AvgPoolAdjoint(Function):
         return AvgPool.apply(grad, geo=ctx.geo, divisor=ctx.divisor)
 
 
-# torch names the node after the pool's dimension (MaxPool2DWithIndicesBackward0)
-_MAX_POOL = {d: type(MaxPool)(f"MaxPool{d}D", (MaxPool,), {"node_name": f"MaxPool{d}DWithIndicesBackward0"})
-             for d in (1, 3)}
-_MAX_POOL[2] = MaxPool
-_AVG_POOL = {d: type(AvgPool)(f"AvgPool{d}D", (AvgPool,), {"node_name": f"AvgPool{d}DBackward0"}) for d in (1, 3)}
-_AVG_POOL[2] = AvgPool
+# torch names the node after the pool's dimension (MaxPool2DWithIndicesBackward0); it has no 1-d
+# node: a 1-d pool that records one runs as the 2-d pool on a unit height (see _max_poolnd)
+_MAX_POOL = {2: MaxPool, 3: type(MaxPool)("MaxPool3D", (MaxPool,), {"node_name": "MaxPool3DWithIndicesBackward0"})}
+_AVG_POOL = {2: AvgPool, 3: type(AvgPool)("AvgPool3D", (AvgPool,), {"node_name": "AvgPool3DBackward0"})}
 
 
 # ---------------------------------------------------------------- flat-index scatter / gather
 def _flat_scatter(values: np.ndarray, indices: np.ndarray, plane_shape: tuple) -> np.ndarray:
-    """(N, C, *out) values added at flat plane ``indices`` of (N, C, *plane_shape): one bincount."""
+    """(*lead, *out) values added at flat plane ``indices`` of (*lead, *plane_shape): one bincount."""
     xp = array_module(values)
-    planes = values.shape[0] * values.shape[1]
+    lead = values.shape[:values.ndim - len(plane_shape)]
+    planes = math.prod(lead)
     size = math.prod(plane_shape)
     idx = indices.reshape(planes, -1) + (xp.arange(planes, dtype=np.int64) * size)[:, None]
     summed = xp.bincount(idx.ravel(), weights=values.reshape(-1).astype(np.float64, copy=False),
                          minlength=planes * size)
-    return summed.astype(values.dtype, copy=False).reshape(values.shape[:2] + tuple(plane_shape))
+    return summed.astype(values.dtype, copy=False).reshape(lead + tuple(plane_shape))
 
 
-def _flat_gather(x: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """(N, C, *plane) → (N, C, *out): each plane read at its flat ``indices``."""
+def _flat_gather(x: np.ndarray, indices: np.ndarray, plane_ndim: int) -> np.ndarray:
+    """(*lead, *plane) → (*lead, *out), ``plane_ndim`` dims to a plane: each plane read at its flat ``indices``."""
     xp = array_module(x)
-    flat = x.reshape(x.shape[0] * x.shape[1], -1)
+    flat = x.reshape(math.prod(x.shape[:x.ndim - plane_ndim]), -1)
     return xp.take_along_axis(flat, indices.reshape(flat.shape[0], -1), axis=1).reshape(indices.shape)
 
 
@@ -533,20 +532,21 @@ class FlatScatter(Function):
     def forward(ctx, values, indices, plane_shape, assign=False, follow_layout=False):
         xp = array_module(values)
         if ctx.needs_input_grad[0]:
-            ctx.indices = indices
+            ctx.indices, ctx.plane_ndim = indices, len(plane_shape)
         if assign:
             # max_unpool writes (torch's kernel assigns; repeated indices carry the same max)
-            planes = values.shape[0] * values.shape[1]
+            lead = values.shape[:values.ndim - len(plane_shape)]
+            planes = math.prod(lead)
             out = xp.zeros((planes, math.prod(plane_shape)), dtype=values.dtype)
             xp.put_along_axis(out, indices.reshape(planes, -1), values.reshape(planes, -1), axis=1)
-            out = out.reshape(values.shape[:2] + tuple(plane_shape))
+            out = out.reshape(lead + tuple(plane_shape))
             return in_suggested_format(out, values) if follow_layout else out
         return _flat_scatter(values, indices, plane_shape)
 
     @staticmethod
     def backward(ctx, grad):
         # adjoint of a scatter: gather at the same flat positions
-        return FlatGather.apply(grad, indices=ctx.indices)
+        return FlatGather.apply(grad, indices=ctx.indices, plane_ndim=ctx.plane_ndim)
 
 
 class FlatGather(Function):
@@ -556,11 +556,12 @@ class FlatGather(Function):
     rule = "routes each cell's gradient to its maximum"
 
     @staticmethod
-    def forward(ctx, x, indices, follow_layout=False):
+    def forward(ctx, x, indices, follow_layout=False, plane_ndim=None):
+        plane_ndim = x.ndim - 2 if plane_ndim is None else plane_ndim  # (N, C, *plane) unless told
         if ctx.needs_input_grad[0]:
-            ctx.indices, ctx.plane = indices, x.shape[2:]
+            ctx.indices, ctx.plane = indices, x.shape[x.ndim - plane_ndim:]
             ctx.save_for_backward(x)  # as torch's node keeps self: the second order's edge to it
-        out = _flat_gather(x, indices)
+        out = _flat_gather(x, indices, plane_ndim)
         return in_suggested_format(out, x) if follow_layout else out
 
     @staticmethod
@@ -629,11 +630,13 @@ _RANK_MESSAGES = {
 }
 
 
-def _batched(input: Tensor, d: int, opname: str) -> tuple[Tensor, bool]:
+def _unbatched(input: Tensor, d: int, opname: str) -> bool:
+    """Whether ``input`` is one sample (no batch dim), after torch's check of its type and rank. torch's
+    kernels pool such input as it is, so chainrule's do too: no Unsqueeze/Squeeze node around the pool."""
     if not isinstance(input, Tensor):
         raise TypeError(f"{opname}(): argument 'input' must be Tensor, not {type(input).__name__}")
     if input.ndim == d + 1:
-        return input.unsqueeze(0), True
+        return True
     if input.ndim != d + 2:
         if opname == "avg_pool2d" and input.ndim < 3:
             # torch's avg_pool2d reads input.size(-3) before it checks the rank
@@ -644,7 +647,7 @@ def _batched(input: Tensor, d: int, opname: str) -> tuple[Tensor, bool]:
         message = _RANK_MESSAGES.get(opname, default).format(ndim=input.ndim, op=opname)
         # of torch's pools only max_pool1d puts its name before the message
         raise RuntimeError(f"{opname}: {message}" if opname == "max_pool1d" else message)
-    return input, False
+    return False
 
 
 def _check_nonempty_planes(input: Tensor, d: int, opname: str) -> None:
@@ -711,12 +714,12 @@ def _pool_geometry(input: Tensor, kernel_size, stride, padding, dilation, ceil_m
         raise RuntimeError(f"dilation should be greater than zero, but got {_named_sizes('dilation', dilation)}")
     if given is not None:
         _check_nonempty_planes(given, d, opname)
-    geo = _PoolGeometry(kernel, stride, padding, dilation, tuple(input.shape[2:]), ceil_mode)
+    geo = _PoolGeometry(kernel, stride, padding, dilation, tuple(input.shape[-d:]), ceil_mode)
     geo.stride_defaulted = stride_defaulted
     if own_1d and geo.out_shape[0] <= 0:
         raise RuntimeError(f"{opname}() Invalid computed output size: {geo.out_shape[0]}")
     if any(m <= 0 for m in geo.out_shape):
-        channels = input.shape[1]
+        channels = input.shape[-d - 1]
         # torch pools one dim (avg_pool1d, lp_pool1d) as two with a unit height, and says so: (2x1x3)
         unit = (1,) if d == 1 else ()
         raise RuntimeError(f"Given input size: ({'x'.join(map(str, (channels, *unit, *geo.in_shape)))}). Calculated "
@@ -755,7 +758,7 @@ def _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, return
                             ("dilation", dilation)):
             if not (name == "stride" and (stride is None or int_list(stride, opname, name) == ())):
                 _tuple(value, d, name, opname)
-    x, unbatched = _batched(input, d, opname)
+    x, unbatched = input, _unbatched(input, d, opname)
     # torch's max pools take every real dtype but bool; the plain 1-d one (no indices) no integers
     _refuse_dtype(input, "max_pool3d" if d == 3 else "max_pool2d" if d == 2 or return_indices else "max_pool1d_impl",
                   "bc" if d > 1 or return_indices else "bci")
@@ -764,18 +767,17 @@ def _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, return
     geo = _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, d, geometry_name, given=input)
     # torch's max_pool1d_with_indices (taken with indices or for a gradient) is max_pool2d_with_indices on
     # input.unsqueeze(-2), squeezed after: Unsqueeze -> MaxPool2DWithIndices -> Squeeze nodes, 2-d layout
-    unit_height = d == 1 and not unbatched and (return_indices or (is_grad_enabled() and x.requires_grad))
+    unit_height = d == 1 and (return_indices or (is_grad_enabled() and x.requires_grad))
     if unit_height:
         x, geo = x.unsqueeze(-2), geo.with_unit_height()
     # torch's 2-d and 3-d kernels lay a batched output out as the input suggests
-    out = _MAX_POOL[2 if unit_height else d].apply(x, geo=geo, return_indices=bool(return_indices),
-                                                   follow_layout=(d > 1 or unit_height) and not unbatched)
+    # (a 1-d pool without a unit height records no node: the 2-d class pools its rows as they are)
+    out = _MAX_POOL[max(d, 2)].apply(x, geo=geo, return_indices=bool(return_indices),
+                                     follow_layout=(d > 1 or unit_height) and not unbatched)
     if not return_indices and out.grad_fn is not None:
         out.grad_fn.best_version = out._version_box  # shared by out's views: any write through them bumps it
     if unit_height:
         return tuple(o.squeeze(-2) for o in out) if return_indices else out.squeeze(-2)
-    if unbatched:
-        return tuple(o.squeeze(0) for o in out) if return_indices else out.squeeze(0)
     return out
 
 
@@ -810,7 +812,7 @@ def max_pool3d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
 
 
 def _avg_poolnd(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, d, opname):
-    x, unbatched = _batched(input, d, opname)
+    x, unbatched = input, _unbatched(input, d, opname)
     geo = _pool_geometry(x, kernel_size, stride, padding, 1, ceil_mode, d, opname, given=input)
     check_bool(count_include_pad, opname, "count_include_pad")
     if divisor_override is not None and divisor_override == 0:
@@ -819,22 +821,18 @@ def _avg_poolnd(input, kernel_size, stride, padding, ceil_mode, count_include_pa
     if x._data.dtype == np.int64:
         # torch's int64 kernel divides each window's exact sum by the divisor, truncating toward
         # zero; sums of int64 inputs are exact in float64 up to 2**53
-        averaged = _avg_poolnd(x.double(), kernel_size, stride, padding, ceil_mode, count_include_pad,
-                               divisor_override, d, opname).trunc().long()
-        return averaged.squeeze(0) if unbatched else averaged
+        return _avg_poolnd(x.double(), kernel_size, stride, padding, ceil_mode, count_include_pad,
+                           divisor_override, d, opname).trunc().long()
     # torch's avg_pool1d is avg_pool2d on input.unsqueeze(-2), squeezed after: Unsqueeze -> AvgPool2D ->
     # Squeeze nodes, 2-d layout
-    unit_height = d == 1 and not unbatched
+    unit_height = d == 1
     if unit_height:
         x, geo = x.unsqueeze(-2), geo.with_unit_height()
     divisor = _divisor(array_module(x), geo, count_include_pad, divisor_override, x._data.dtype)
     # torch's 2-d kernel lays a batched output out as the input suggests; its 3-d one writes it contiguous
-    out = _AVG_POOL[2 if unit_height else d].apply(x, geo=geo, divisor=divisor, count_include_pad=count_include_pad,
-                                                   divisor_override=divisor_override,
-                                                   follow_layout=(d == 2 or unit_height) and not unbatched)
-    if unit_height:
-        return out.squeeze(-2)
-    return out.squeeze(0) if unbatched else out
+    out = _AVG_POOL[max(d, 2)].apply(x, geo=geo, divisor=divisor, count_include_pad=count_include_pad,
+                                     divisor_override=divisor_override, follow_layout=(d == 2 or unit_height) and not unbatched)
+    return out.squeeze(-2) if unit_height else out
 
 
 def avg_pool1d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
@@ -1025,15 +1023,15 @@ def _adaptive_max(input: Tensor, output_size, return_indices: bool, d: int, opna
     _adaptive_check(input, d, opname)
     _refuse_dtype(input, "adaptive_max_pool3d_cpu" if d == 3 else "adaptive_max_pool2d", "bci")
     xp = array_module(input)
-    x, unbatched = (input.unsqueeze(0), True) if input.ndim == d + 1 else (input, False)
+    x, unbatched = input, input.ndim == d + 1  # pooled as it is, as torch's kernels do
     sizes = _output_size(output_size, x, d, opname)
-    if d == 1 and not unbatched:
+    if d == 1:
         # torch's adaptive_max_pool1d is adaptive_max_pool2d on input.unsqueeze(-2), squeezed after:
         # Unsqueeze -> AdaptiveMaxPool2D -> Squeeze nodes
         out, indices = _adaptive_max(input.unsqueeze(-2), (1, *sizes), True, 2, "adaptive_max_pool2d")
         out, indices = out.squeeze(-2), indices.squeeze(-2)
         return (out, indices) if return_indices else out
-    in_shape = tuple(x.shape[2:])
+    in_shape = tuple(x.shape[-d:])
     # per dim: (m, kmax) input positions of each window, the last one repeated to pad short windows
     # (a repeat never changes the first maximum)
     positions = []
@@ -1042,13 +1040,14 @@ def _adaptive_max(input: Tensor, output_size, return_indices: bool, d: int, opna
         kmax = int((end - start).max()) if m else 1
         positions.append(xp.minimum(start[:, None] + xp.arange(kmax), end[:, None] - 1))
     data = x._data
-    # gather windows to (N, C, m_1, k_1, ..., m_d, k_d)
+    lead = data.ndim - d  # (N, C) or (C,)
+    # gather windows to (*lead, m_1, k_1, ..., m_d, k_d)
     index = tuple(p.reshape((1,) * (2 * i) + p.shape + (1,) * (2 * (d - 1 - i))) for i, p in enumerate(positions))
-    windows = data[(slice(None), slice(None)) + index]
-    perm = (0, 1, *range(2, 2 + 2 * d, 2), *range(3, 3 + 2 * d, 2))
+    windows = data[(slice(None),) * lead + index]
+    perm = (*range(lead), *range(lead, lead + 2 * d, 2), *range(lead + 1, lead + 2 * d, 2))
     # the window length spelled out: -1 cannot be inferred where an output size is 0
     window = math.prod(p.shape[1] for p in positions)
-    windows = windows.transpose(perm).reshape(data.shape[:2] + tuple(sizes) + (window,))
+    windows = windows.transpose(perm).reshape(data.shape[:lead] + tuple(sizes) + (window,))
     which = windows.argmax(axis=-1) if windows.shape[-1] else xp.zeros(windows.shape[:-1], dtype=np.int64)
     # argmax takes a window's first NaN; torch's kernel (``val > max || isnan(val)``) its last
     if windows.dtype.kind in "fV" and windows.size and (xp is not np or xp.isnan(windows).any()):
@@ -1068,11 +1067,14 @@ def _adaptive_max(input: Tensor, output_size, return_indices: bool, d: int, opna
         plane_stride *= in_shape[i]
     # torch's 2-d kernel writes output and indices as a batched input suggests; its 3-d one contiguous
     follow_layout = d == 2 and not unbatched
-    out = FlatGather.apply(x, indices=flat, follow_layout=follow_layout)
+    out = FlatGather.apply(x, indices=flat, follow_layout=follow_layout, plane_ndim=d)
     indices = Tensor._make(in_suggested_format(flat, x._data) if follow_layout else flat)
-    if unbatched:
-        out, indices = out.squeeze(0), indices.squeeze(0)
+    out = name_node(out, f"AdaptiveMaxPool{d}DBackward0", saved=_ADAPTIVE_MAX_SAVED, kept={"self": x, "result1": indices})
     return (out, indices) if return_indices else out
+
+
+# torch's adaptive max pool nodes keep their input and the indices they return
+_ADAPTIVE_MAX_SAVED = {"_saved_result1": kept_value("result1", tensor=True), "_saved_self": kept_value("self", tensor=True)}
 
 
 def adaptive_max_pool1d(input: Tensor, output_size, return_indices: bool = False):
@@ -1087,7 +1089,8 @@ def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False
 
 # ---------------------------------------------------------------- max unpool
 def _max_unpoolnd(input, indices, kernel_size, stride, padding, output_size, d: int, opname: str) -> Tensor:
-    x, unbatched = _batched(input, d, opname)
+    unbatched = _unbatched(input, d, opname)
+    x = input.unsqueeze(0) if unbatched else input
     idx = indices.unsqueeze(0) if unbatched else indices
     if tuple(idx.shape) != tuple(x.shape):
         raise RuntimeError(f"Expected shape of indices to be same as that of the input tensor "

@@ -205,18 +205,58 @@ class UnsafeView(Reshape):
     rule = "reshapes the gradient back to the input's shape"
 
 
+class SqueezeView(Reshape):
+    """squeeze's node: a reshape, whose backward recorded under create_graph is torch's, not a view:
+    the dropped size-1 dims put back one unsqueeze at a time, lowest first (torch's unsqueeze_to)."""
+
+    node_name = "SqueezeBackward0"
+    label = "squeeze"
+
+    @staticmethod
+    def forward(ctx, x, shape, dims):
+        ctx.dims = dims
+        return Reshape.forward(ctx, x, shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        if not is_grad_enabled():  # nothing records: the cheaper reshape gives the same gradient
+            return Reshape.backward(ctx, grad)
+        for dim in ctx.dims:
+            grad = unsqueeze(grad, dim)
+        return grad
+
+
+class UnsqueezeView(Reshape):
+    """unsqueeze's node: a reshape, whose backward recorded under create_graph is torch's squeeze(dim)."""
+
+    node_name = "UnsqueezeBackward0"
+    label = "unsqueeze"
+
+    @staticmethod
+    def forward(ctx, x, shape, dim):
+        ctx.dim = dim
+        return Reshape.forward(ctx, x, shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        if not is_grad_enabled():  # nothing records: the cheaper reshape gives the same gradient
+            return Reshape.backward(ctx, grad)
+        return squeeze(grad, ctx.dim)  # the dim as given (torch's node saves a negative one so)
+
+
 def reshape(input: Tensor, *sizes, shape=None) -> Tensor:
     """torch.reshape: a view when the strides allow it, a copy otherwise."""
     sizes = _spread_or_keyword(sizes, shape, "shape", "reshape")
     return _reshape_to(input, _infer_shape(_shape_arg(sizes, "reshape"), input._data.size, "reshape"))
 
 
-def _reshape_to(input: Tensor, shape: tuple) -> Tensor:
+def _reshape_to(input: Tensor, shape: tuple, view: type = Reshape, **arguments) -> Tensor:
     """reshape's recording for a ``shape`` of ints already resolved against ``input``'s size (no -1):
-    what chainrule's own calls with a known shape run, the arguments' parsing skipped."""
+    what chainrule's own calls with a known shape run, the arguments' parsing skipped. ``view``: the
+    node of a viewable input (with its ``arguments``), a reshape's unless squeeze or unsqueeze."""
     if input._data.size and not _viewable(input._data, shape):
         return UnsafeView.apply(Clone.apply(input), shape=shape)  # torch's graph: a contiguous clone, viewed
-    out = Reshape.apply(input, shape=shape)
+    out = view.apply(input, shape=shape, **arguments)
     row_major = input._data.flags.c_contiguous
     if not row_major:
         name_node(out, "ReshapeAliasBackward0", saved=Reshape.saved_attributes)  # torch views a non-contiguous input with _reshape_alias
@@ -726,8 +766,9 @@ class Transpose(Function):
     rule = "transposes the gradient back"
     formula = "{0}ᵀ"
     _array_forward = True
-    saved_attributes = {"_saved_dim0": ctx_value("swap", lambda swap: swap[0]),
-                        "_saved_dim1": ctx_value("swap", lambda swap: swap[1])}
+    # the dims as given: torch's node saves a negative one as its C++ unsigned
+    saved_attributes = {"_saved_dim0": ctx_value("swap", lambda swap: as_uint64(swap[0])),
+                        "_saved_dim1": ctx_value("swap", lambda swap: as_uint64(swap[1]))}
 
     @staticmethod
     def forward(ctx, x, dim0, dim1):
@@ -783,8 +824,8 @@ def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
     A view of ``input`` with dims ``dim0`` and ``dim1`` swapped (torch.transpose)."""
     ndim = input._data.ndim
     # a 0-d tensor takes dims -1 and 0 and still gets a (trivial) view node, as in torch
-    d0, d1 = _wrap_dim(dim0, ndim, "transpose"), _wrap_dim(dim1, ndim, "transpose")
-    return _share(Transpose.apply(input, dim0=d0, dim1=d1), input)
+    _wrap_dim(dim0, ndim, "transpose"), _wrap_dim(dim1, ndim, "transpose")  # torch's checks; NumPy swaps negative dims too
+    return _share(Transpose.apply(input, dim0=int(dim0), dim1=int(dim1)), input)
 
 
 def swapaxes(input: Tensor, axis0: int, axis1: int) -> Tensor:
@@ -848,8 +889,8 @@ def squeeze(input: Tensor, dim=None, *more_dims) -> Tensor:
     overload = 0 if dim is None else 1 if isinstance(dim, int) else 2
     key = (overload, None if dim is None else dim if overload == 1 else tuple(dim))
     saved = _SQUEEZE_SAVED.get(key) or _SQUEEZE_SAVED.setdefault(key, _squeeze_saved(*key))
-    result = name_node(reshape(input, tuple(s for i, s in enumerate(shape) if i not in dims)),
-                       f"SqueezeBackward{overload}", saved=saved)
+    result = name_node(_reshape_to(input, tuple(s for i, s in enumerate(shape) if i not in dims), SqueezeView,
+                                   dims=tuple(sorted(dims))), f"SqueezeBackward{overload}", saved=saved)
     data, array = result._data, input._data
     if type(data) is np.ndarray and type(array) is np.ndarray and 1 in data.shape and data.size \
             and np.may_share_memory(data, array):
@@ -885,8 +926,8 @@ def unsqueeze(input: Tensor, dim: int) -> Tensor:
     # torch's _saved_dim is the dim as given (a negative one as the C++ node's unsigned)
     given = int(dim)
     saved = _UNSQUEEZE_SAVED.get(given) or _UNSQUEEZE_SAVED.setdefault(given, {"_saved_dim": as_uint64(given)})
-    result = name_node(reshape(input, shape[:d] + (1,) + shape[d:]), "UnsqueezeBackward0", label="unsqueeze",
-                       saved=saved)
+    result = name_node(_reshape_to(input, shape[:d] + (1,) + shape[d:], UnsqueezeView, dim=given),
+                       "UnsqueezeBackward0", label="unsqueeze", saved=saved)
     data, array = result._data, input._data
     if not data.size and type(data) is np.ndarray:  # torch's strides over an empty tensor's (NumPy's are zeros)
         array = strided_empty(array)

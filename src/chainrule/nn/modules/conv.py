@@ -34,13 +34,18 @@ class _ConvNd(Module):
                  device=None, dtype=None) -> None:
         super().__init__()
         n = self._dims
-        # torch's _ConvNd raises these bare, the argument already named in its words
-        if groups <= 0:
-            raise in_torchs_words(ValueError("groups must be a positive integer"))
-        if in_channels % groups != 0:
-            raise in_torchs_words(ValueError("in_channels must be divisible by groups"))
-        if out_channels % groups != 0:
-            raise in_torchs_words(ValueError("out_channels must be divisible by groups"))
+        # torch's _ConvNd raises these bare, the argument already named in its words, and Python's
+        # TypeError of a comparison or % it cannot make (a str groups) bare too
+        try:
+            if groups <= 0:
+                raise in_torchs_words(ValueError("groups must be a positive integer"))
+            if in_channels % groups != 0:
+                raise in_torchs_words(ValueError("in_channels must be divisible by groups"))
+            if out_channels % groups != 0:
+                raise in_torchs_words(ValueError("out_channels must be divisible by groups"))
+        except TypeError as error:
+            in_torchs_words(error)
+            raise
         valid_modes = {"zeros", "reflect", "replicate", "circular"}
         if padding_mode not in valid_modes:
             raise in_torchs_words(ValueError(
@@ -85,7 +90,14 @@ class _ConvNd(Module):
             shape = (in_channels, out_channels // groups, *kernel_size)
         else:
             shape = (out_channels, in_channels // groups, *kernel_size)
-        self.weight = Parameter(empty(shape, **kw))
+        try:
+            self.weight = Parameter(empty(shape, **kw))
+        except TypeError as error:
+            # a size that is not an int (a float groups or channels) is refused by empty(), bare in torch;
+            # any other refusal (a dtype) keeps the prefix naming the call
+            if "argument 'size'" in str(error):
+                in_torchs_words(error)
+            raise
         if bias:
             self.bias = Parameter(empty(out_channels, **kw))
         else:
