@@ -1043,7 +1043,7 @@ def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1, out=None
     return result if out is None else write_out(result, out, "addr")
 
 
-for _product in (matmul, mm, bmm, mv, dot, vdot, outer, kron, addmm, addmv, baddbmm, addr):
+for _product in (matmul, mm, bmm, mv, dot, vdot, outer, kron, addmm, addmv, baddbmm, addbmm, addr):
     _product.honours_out = True  # each writes its out= itself (see _exact_out)
 del _product
 
