@@ -842,7 +842,9 @@ def t(input: Tensor) -> Tensor:
     """torch.t: transpose of a <= 2-D tensor."""
     if input._data.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input._data.ndim}D")
-    return name_node(transpose(input, 0, -1), "TBackward0", saved=_T_SAVED)  # a view node even for 0-d and 1-d, as torch
+    # dims wrapped here: transpose now records them as given, and a traced t() is transpose(x, 0, 1)
+    last = input._data.ndim - 1 if input._data.ndim else 0
+    return name_node(transpose(input, 0, last), "TBackward0", saved=_T_SAVED)  # a view node even for 0-d and 1-d, as torch
 
 
 # t()'s node has no _saved_* names. One dict for every call: name_node keys its renamed classes
