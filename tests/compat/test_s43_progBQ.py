@@ -1,0 +1,55 @@
+"""Differences from torch found by the programs gru_d_missing_values, han_document_classification
+and pspnet_pyramid_pooling and by probing around the APIs they use, each checked against torch."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import chainrule  # noqa: E402
+
+
+def _raised(lib, build):
+    with pytest.raises(Exception) as info:
+        build(lib)
+    return type(info.value), str(info.value)
+
+
+# torch raises these in its own constructors, bare: chainrule's constructor prefix
+# ("Dropout2d(p=1.5): ...") must not be put in front of torch's own words
+CONSTRUCTOR_REFUSALS = {
+    "Dropout p>1": lambda t: t.nn.Dropout(1.5),
+    "Dropout2d p>1": lambda t: t.nn.Dropout2d(1.5),
+    "Dropout1d p<0": lambda t: t.nn.Dropout1d(-0.1),
+    "Dropout3d p>1": lambda t: t.nn.Dropout3d(2),
+    "AlphaDropout p>1": lambda t: t.nn.AlphaDropout(2),
+    "FeatureAlphaDropout p<0": lambda t: t.nn.FeatureAlphaDropout(-1),
+    "GRU dropout>1": lambda t: t.nn.GRU(2, 3, dropout=2),
+    "GRU bias int": lambda t: t.nn.GRU(2, 3, bias=1),
+    "GRU batch_first None": lambda t: t.nn.GRU(2, 3, batch_first=None),
+    "GRU input_size float": lambda t: t.nn.GRU(2.0, 3),
+    "GRU input_size 0": lambda t: t.nn.GRU(0, 3),
+    "GRU hidden_size float": lambda t: t.nn.GRU(2, 3.0),
+    "GRU hidden_size 0": lambda t: t.nn.GRU(2, 0),
+    "LSTM num_layers 0": lambda t: t.nn.LSTM(2, 3, num_layers=0),
+    "LSTM proj_size negative": lambda t: t.nn.LSTM(2, 3, proj_size=-1),
+    "LSTM proj_size too big": lambda t: t.nn.LSTM(2, 3, proj_size=3),
+    "RNN nonlinearity": lambda t: t.nn.RNN(2, 3, nonlinearity="gelu"),
+    "Embedding padding_idx past the end": lambda t: t.nn.Embedding(4, 2, padding_idx=4),
+    "Embedding padding_idx before the start": lambda t: t.nn.Embedding(4, 2, padding_idx=-5),
+    "Embedding _weight shape": lambda t: t.nn.Embedding(4, 2, _weight=t.zeros(3, 2)),
+    "EmbeddingBag padding_idx": lambda t: t.nn.EmbeddingBag(3, 2, padding_idx=3),
+    "EmbeddingBag _weight shape": lambda t: t.nn.EmbeddingBag(3, 2, _weight=t.zeros(2, 2)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONSTRUCTOR_REFUSALS))
+def test_constructor_refusals_in_torchs_bare_words(case):
+    build = CONSTRUCTOR_REFUSALS[case]
+    assert _raised(chainrule, build) == _raised(torch, build)
+
+
+def test_a_deep_constructor_error_still_names_the_call():
+    # the prefix stays where torch's words do not say which call failed (an empty() deep inside)
+    _, message = _raised(chainrule, lambda t: t.nn.Linear(-1, 2))
+    assert message.startswith("Linear(in_features=-1, out_features=2): ")
+    assert message.endswith(_raised(torch, lambda t: t.nn.Linear(-1, 2))[1])
