@@ -53,3 +53,31 @@ def test_a_deep_constructor_error_still_names_the_call():
     _, message = _raised(chainrule, lambda t: t.nn.Linear(-1, 2))
     assert message.startswith("Linear(in_features=-1, out_features=2): ")
     assert message.endswith(_raised(torch, lambda t: t.nn.Linear(-1, 2))[1])
+
+
+@pytest.mark.parametrize("weights_only", [True, False])
+def test_load_of_an_unrewound_buffer_is_an_eoferror_as_torchs(weights_only):
+    # han_document_classification's checkpoint round trip, without the buffer.seek(0)
+    import io
+
+    raised = {}
+    for lib in (torch, chainrule):
+        buffer = io.BytesIO()
+        lib.save({"epoch": 1, "weight": lib.ones(2)}, buffer)
+        with pytest.raises(Exception) as info:
+            lib.load(buffer, weights_only=weights_only)
+        raised[lib] = info.value
+    assert type(raised[torch]) is EOFError
+    # caught by torch's class, and by the RuntimeError every other unreadable file raises
+    assert isinstance(raised[chainrule], EOFError) and isinstance(raised[chainrule], RuntimeError)
+    assert "seek(0)" in str(raised[chainrule])
+
+
+def test_load_of_an_empty_file_is_an_eoferror_as_torchs(tmp_path):
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    for lib in (torch, chainrule):
+        with pytest.raises(EOFError):
+            lib.load(empty)
+    with pytest.raises(EOFError, match="empty.pt' is empty"):
+        chainrule.load(empty)
