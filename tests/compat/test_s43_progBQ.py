@@ -81,3 +81,30 @@ def test_load_of_an_empty_file_is_an_eoferror_as_torchs(tmp_path):
             lib.load(empty)
     with pytest.raises(EOFError, match="empty.pt' is empty"):
         chainrule.load(empty)
+
+
+def _packed_run(lib, mode, enforce_sorted, bidirectional):
+    lib.manual_seed(0)
+    rnn = getattr(lib.nn, mode)(2, 3, bidirectional=bidirectional)
+    x = lib.randn(4, 3, 2, requires_grad=True)
+    lengths = [4, 3, 2] if enforce_sorted else [2, 4, 3]
+    packed = lib.nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=enforce_sorted)
+    output, hidden = rnn(packed)
+    states = hidden if mode == "LSTM" else (hidden,)
+    (output.data.sum() + sum(s.pow(2).sum() for s in states)).backward()
+    return output, states, x.grad
+
+
+@pytest.mark.parametrize("mode", ["RNN", "GRU", "LSTM"])
+@pytest.mark.parametrize("enforce_sorted", [True, False])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_packed_recurrent_nodes_are_named_as_torchs(mode, enforce_sorted, bidirectional):
+    # han_document_classification's bidirectional GRU on pack_padded_sequence(enforce_sorted=False)
+    ours = _packed_run(chainrule, mode, enforce_sorted, bidirectional)
+    theirs = _packed_run(torch, mode, enforce_sorted, bidirectional)
+    assert ours[0].data.grad_fn.name() == theirs[0].data.grad_fn.name() == "CatBackward0"
+    assert [s.grad_fn.name() for s in ours[1]] == [s.grad_fn.name() for s in theirs[1]]
+    torch.testing.assert_close(torch.from_numpy(ours[0].data.detach().numpy()), theirs[0].data.detach())
+    for mine, reference in zip(ours[1], theirs[1]):
+        torch.testing.assert_close(torch.from_numpy(mine.detach().numpy()), reference.detach())
+    torch.testing.assert_close(torch.from_numpy(ours[2].numpy()), theirs[2])

@@ -215,7 +215,13 @@ class RNNBase(Module):
             output, hidden = self._forward_padded(padded, hx, lengths=lengths, packing=input)
         finally:
             self.batch_first = was_batch_first
-        return _packed_like(output, input), hidden
+        packed = _packed_like(output, input)
+        # torch's packed kernels concatenate the steps' outputs, and index_select the final states of
+        # a batch packed unsorted back into the caller's order: the nodes users see are named so
+        name_node(packed.data, "CatBackward0")
+        if input.unsorted_indices is not None:
+            name_node(hidden, "IndexSelectBackward0")
+        return packed, hidden
 
     def _forward_padded(self, input: Tensor, hx=None, lengths=None, packing: PackedSequence | None = None):
         is_lstm = self.mode == "LSTM"
