@@ -108,3 +108,20 @@ def test_packed_recurrent_nodes_are_named_as_torchs(mode, enforce_sorted, bidire
     for mine, reference in zip(ours[1], theirs[1]):
         torch.testing.assert_close(torch.from_numpy(mine.detach().numpy()), reference.detach())
     torch.testing.assert_close(torch.from_numpy(ours[2].numpy()), theirs[2])
+
+
+@pytest.mark.parametrize("input_shape,weight_shape", [((), (4, 1)), ((), (4,)), ((3,), ()), ((), ()), ((2, 3), ())])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_linear_of_a_0d_argument_is_refused_in_torchs_words(input_shape, weight_shape, with_bias):
+    # GRU-D's F.linear(input, mask.mul(weight), bias), called on a 0-d tensor
+    def call(lib):
+        bias = lib.ones(4) if with_bias else None
+        return lib.nn.functional.linear(lib.ones(input_shape), lib.ones(weight_shape), bias)
+
+    assert _raised(chainrule, call) == _raised(torch, call)
+
+
+def test_linear_of_empty_features_still_sums_to_the_bias():
+    for lib in (torch, chainrule):
+        out = lib.nn.functional.linear(lib.ones(0), lib.ones(4, 0), lib.arange(4.0))
+        assert out.tolist() == [0.0, 1.0, 2.0, 3.0]
