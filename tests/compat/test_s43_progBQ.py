@@ -125,3 +125,16 @@ def test_linear_of_empty_features_still_sums_to_the_bias():
     for lib in (torch, chainrule):
         out = lib.nn.functional.linear(lib.ones(0), lib.ones(4, 0), lib.arange(4.0))
         assert out.tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("args", ["tensor", "list of one", "triple"])
+def test_packed_sequence_without_batch_sizes_asserts_as_torch(args):
+    # the HAN tutorial's PackedSequence(data=..., batch_sizes=...) with batch_sizes left out
+    def build(lib):
+        data = {"tensor": lib.zeros(3), "list of one": [lib.zeros(3)],
+                "triple": (lib.zeros(3), lib.tensor([2, 1]), 1)}[args]
+        return lib.nn.utils.rnn.PackedSequence(data)
+
+    assert _raised(chainrule, build) == _raised(torch, build)
+    pair = chainrule.nn.utils.rnn.PackedSequence((chainrule.zeros(3), chainrule.tensor([2, 1])))
+    assert pair.batch_sizes.tolist() == [2, 1]

@@ -52,8 +52,8 @@ class PackedSequence(_PackedSequenceFields):
             unsorted_indices = invert_permutation(sorted_indices)
         if batch_sizes is None:
             if not (isinstance(data, (list, tuple)) and len(data) == 2):
-                raise TypeError("PackedSequence: without batch_sizes, data must be the pair (data, batch_sizes); "
-                                f"got {type(data).__name__}")
+                # torch asserts it (an AssertionError, in these words)
+                raise AssertionError("Expected data to be a list or tuple of length 2")
             data, batch_sizes = data
         return super().__new__(cls, data, batch_sizes, sorted_indices, unsorted_indices)
 
