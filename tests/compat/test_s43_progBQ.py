@@ -138,3 +138,24 @@ def test_packed_sequence_without_batch_sizes_asserts_as_torch(args):
     assert _raised(chainrule, build) == _raised(torch, build)
     pair = chainrule.nn.utils.rnn.PackedSequence((chainrule.zeros(3), chainrule.tensor([2, 1])))
     assert pair.batch_sizes.tolist() == [2, 1]
+
+
+def _unpad(lib, leaf):
+    x = lib.arange(6.0, requires_grad=True)
+    padded = x.view(3, 2).detach().requires_grad_() if leaf else x.view(3, 2) * 1
+    pieces = lib.nn.utils.rnn.unpad_sequence(padded, lib.tensor([3, 1]))
+    (pieces[0].sum() * 2 + pieces[1].sum()).backward()
+    return pieces, padded, x
+
+
+def test_unpad_sequence_transposes_the_callers_tensor_in_place_as_torch():
+    (ours, ours_padded, ours_x), (theirs, theirs_padded, theirs_x) = _unpad(chainrule, False), _unpad(torch, False)
+    # torch's transpose_ leaves the caller's (time, batch) tensor batch-first
+    assert tuple(ours_padded.shape) == tuple(theirs_padded.shape) == (2, 3)
+    assert [p.grad_fn.name() for p in ours] == [p.grad_fn.name() for p in theirs] == ["IndexBackward0"] * 2
+    assert [p.tolist() for p in ours] == [p.tolist() for p in theirs]
+    assert ours_x.grad.tolist() == theirs_x.grad.tolist()
+
+
+def test_unpad_sequence_of_a_leaf_that_requires_grad_is_refused_as_torch():
+    assert _raised(chainrule, lambda lib: _unpad(lib, True)) == _raised(torch, lambda lib: _unpad(lib, True))

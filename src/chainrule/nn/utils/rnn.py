@@ -342,8 +342,14 @@ def _broadcast_into_slot(sequence: Tensor, slot: tuple) -> Tensor:
 def unpad_sequence(padded_sequences: Tensor, lengths, batch_first: bool = False) -> list[Tensor]:
     """torch.nn.utils.rnn.unpad_sequence: the list of unpadded sequences (L_i, *)."""
     if not batch_first:
-        padded_sequences = padded_sequences.transpose(0, 1)
-    return [padded_sequences[i, :int(length)] for i, length in enumerate(_lengths_array(lengths))]
+        # torch transposes the caller's tensor in place: it is batch-first afterwards, and a leaf
+        # that requires grad is refused as any in-place op on it
+        padded_sequences.transpose_(0, 1)
+    xp = array_module(padded_sequences._data)
+    steps = np.arange(padded_sequences.shape[1])
+    # each row cut by a boolean mask, as torch's: every piece is an IndexBackward0 of its row
+    return [row[Tensor._make(xp.asarray(steps < length))]
+            for row, length in zip(padded_sequences, _lengths_array(lengths))]
 
 
 def pack_sequence(sequences, enforce_sorted: bool = True) -> PackedSequence:
