@@ -318,6 +318,12 @@ def _resolve_weights_only(weights_only: bool | None, pickle_module) -> bool:
     return resolved
 
 
+class _EmptyCheckpointError(EOFError, RuntimeError):
+    """An empty file or an unrewound buffer: torch's unpickler meets the end of input at once and
+    raises EOFError, which callers catch by class; a RuntimeError as well, as every other file
+    chainrule.load cannot read."""
+
+
 def load(f, map_location=None, pickle_module=None, *, weights_only: bool | None = None, mmap=None,
          **pickle_load_args):
     """torch.load: read what ``save`` or ``torch.save`` wrote, from a path or a binary file object.
@@ -326,11 +332,17 @@ def load(f, map_location=None, pickle_module=None, *, weights_only: bool | None 
     PyTorch zip checkpoints. ``weights_only`` (default True, as in torch) restricts unpickling to
     tensors and containers; ``False`` unpickles anything and so runs code the file names — only
     for trusted files. ``map_location`` ("cpu", a device, a dict or a function, see ``_placer``)
-    places the tensors; without it each goes back to the device it was saved from. Raises RuntimeError naming the file for a truncated, garbled or foreign file, and
+    places the tensors; without it each goes back to the device it was saved from. Raises an EOFError
+    (also a RuntimeError) for an empty file or an unrewound buffer, as torch's unpickler does, a
+    RuntimeError naming the file for a truncated, garbled or foreign file, and
     ``pickle.UnpicklingError`` when weights-only loading refuses a global.
     """
     weights_only = _resolve_weights_only(weights_only, pickle_module)
     buffer, name = _read_bytes(f)
+    if len(buffer) == 0:
+        rewind = " (a file object written by save() is read from where it stands: seek(0) first)" \
+            if not isinstance(f, (str, os.PathLike)) else ""
+        raise _EmptyCheckpointError(f"chainrule.load: {name!r} is empty: there is no checkpoint to read{rewind}")
     place = _placer(map_location)
     if _torch_zip.is_zip(buffer):
         extra = dict(_global_name(entry) for entry in _safe_globals)

@@ -21,3 +21,14 @@ def test_packing_under_a_cuda_default_device_keeps_batch_sizes_on_the_cpu(cuda):
     # a CPU batch packs on the CPU although the default device is cuda
     batch = chainrule.zeros(2, 3, device="cpu")
     assert pack_padded_sequence(batch, [3, 1], batch_first=True).data.device.type == "cpu"
+
+
+def test_unpacking_on_the_device_cuts_each_row_there(cuda):
+    from chainrule.nn.utils.rnn import unpack_sequence, unpad_sequence
+
+    sequences = [chainrule.tensor([5.0, 6.0, 7.0], device="cuda"), chainrule.tensor([9.0], device="cuda")]
+    pieces = unpack_sequence(pack_sequence(sequences, enforce_sorted=False))
+    assert [p.device.type for p in pieces] == ["cuda", "cuda"]
+    assert [p.cpu().tolist() for p in pieces] == [[5.0, 6.0, 7.0], [9.0]]
+    padded = chainrule.tensor([[1.0, 2.0], [3.0, 0.0]], device="cuda")  # (time, batch)
+    assert [p.cpu().tolist() for p in unpad_sequence(padded, chainrule.tensor([2, 1]))] == [[1.0, 3.0], [2.0]]

@@ -278,6 +278,9 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if addmm_path and w.ndim == 1:
         raise RuntimeError("mat2 must be a matrix, got 1-D tensor")
     if x.ndim == 0 or w.ndim not in (1, 2) or x.shape[-1] != w.shape[-1]:
+        if x.ndim == 0 or w.ndim == 0:
+            raise RuntimeError(f"both arguments to linear need to be at least 1D, but they are {x.ndim}D and "
+                               f"{w.ndim}D")
         rows = math.prod(input.shape[:-1]) if input.ndim else 1
         cols = input.shape[-1] if input.ndim else 1
         raise RuntimeError(

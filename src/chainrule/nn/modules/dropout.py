@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..._naming import in_torchs_words
 from ...tensor import Tensor
 from .. import functional as F
 from .module import Module
@@ -18,7 +19,7 @@ class _DropoutNd(Module):
     def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
         if p < 0 or p > 1:
-            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+            raise in_torchs_words(ValueError(f"dropout probability has to be between 0 and 1, but got {p}"))
         self.p = p
         self.inplace = inplace
 

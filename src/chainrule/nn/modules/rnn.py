@@ -16,6 +16,7 @@ import numpy as np
 
 from ..._backend import array_module, autocast_unifies
 from ..._dtype import scalar_name
+from ..._naming import in_torchs_words
 from ..._opmath import cpu_autocast_policy
 from ...autograd.function import name_node
 from ...ops._arg_parser import _as_int, check_bool, check_int
@@ -50,26 +51,26 @@ class RNNBase(Module):
         # torch's checks, in torch's order (its float(dropout) comes first: dropout=None is a TypeError)
         dropout_value = float(dropout)
         if not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1 or isinstance(dropout, bool):
-            raise ValueError("dropout should be a number in range [0, 1] representing the probability of an "
-                             "element being zeroed")
+            raise in_torchs_words(ValueError("dropout should be a number in range [0, 1] representing the "
+                                             "probability of an element being zeroed"))
         for name, value in (("bias", bias), ("batch_first", batch_first)):
             if not isinstance(value, bool):
-                raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
+                raise in_torchs_words(TypeError(f"{name} should be of type bool, got: {type(value).__name__}"))
         if dropout > 0 and num_layers == 1:
             # torch warns here (from its own file, as here): dropout only acts between stacked layers
             warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
                           f"expects num_layers greater than 1, but got dropout={dropout} and "
                           f"num_layers={num_layers}", UserWarning, stacklevel=1)
         if not isinstance(input_size, int):
-            raise TypeError(f"input_size should be of type int, got: {type(input_size).__name__}")
+            raise in_torchs_words(TypeError(f"input_size should be of type int, got: {type(input_size).__name__}"))
         if input_size <= 0:
-            raise ValueError("input_size must be greater than zero")
+            raise in_torchs_words(ValueError("input_size must be greater than zero"))
         if not isinstance(hidden_size, int):
-            raise TypeError(f"hidden_size should be of type int, got: {type(hidden_size).__name__}")
+            raise in_torchs_words(TypeError(f"hidden_size should be of type int, got: {type(hidden_size).__name__}"))
         if hidden_size <= 0:
-            raise ValueError("hidden_size must be greater than zero")
+            raise in_torchs_words(ValueError("hidden_size must be greater than zero"))
         if num_layers <= 0:
-            raise ValueError("num_layers must be greater than zero")
+            raise in_torchs_words(ValueError("num_layers must be greater than zero"))
         # torch compares proj_size before it sizes anything: a zero of any type (0.0, False) means
         # no projection, any other value must be an integer (a one-element integer tensor is one)
         try:
@@ -77,9 +78,9 @@ class RNNBase(Module):
         except TypeError:
             raise TypeError(f"proj_size should be of type int, got: {type(proj_size).__name__}") from None
         if negative:
-            raise ValueError("proj_size should be a positive integer or zero to disable projections")
+            raise in_torchs_words(ValueError("proj_size should be a positive integer or zero to disable projections"))
         if proj_size >= hidden_size:
-            raise ValueError("proj_size has to be smaller than hidden_size")
+            raise in_torchs_words(ValueError("proj_size has to be smaller than hidden_size"))
         projection = 0 if proj_size == 0 else _as_int(proj_size)
         if projection is None:
             raise TypeError(f"proj_size should be of type int, got: {type(proj_size).__name__}")
@@ -214,7 +215,13 @@ class RNNBase(Module):
             output, hidden = self._forward_padded(padded, hx, lengths=lengths, packing=input)
         finally:
             self.batch_first = was_batch_first
-        return _packed_like(output, input), hidden
+        packed = _packed_like(output, input)
+        # torch's packed kernels concatenate the steps' outputs, and index_select the final states of
+        # a batch packed unsorted back into the caller's order: the nodes users see are named so
+        name_node(packed.data, "CatBackward0")
+        if input.unsorted_indices is not None:
+            name_node(hidden, "IndexSelectBackward0")
+        return packed, hidden
 
     def _forward_padded(self, input: Tensor, hx=None, lengths=None, packing: PackedSequence | None = None):
         is_lstm = self.mode == "LSTM"
@@ -348,7 +355,7 @@ class RNN(RNNBase):
                  device=None, dtype=None, **unknown) -> None:
         _refuse_unknown_options(unknown)
         if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+            raise in_torchs_words(ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'."))
         self.nonlinearity = nonlinearity
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size,
                          num_layers, bias, batch_first, dropout, bidirectional, device=device, dtype=dtype)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 
-from ..._naming import built_for_the_user
+from ..._naming import built_for_the_user, in_torchs_words
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
@@ -36,10 +36,10 @@ def _wrapped_padding_idx(padding_idx, num_embeddings: int, word: str):
     if padding_idx is not None:
         if padding_idx > 0:
             if padding_idx >= num_embeddings:
-                raise AssertionError(f"{word} must be within num_embeddings")
+                raise in_torchs_words(AssertionError(f"{word} must be within num_embeddings"))
         elif padding_idx < 0:
             if padding_idx < -num_embeddings:
-                raise AssertionError(f"{word} must be within num_embeddings")
+                raise in_torchs_words(AssertionError(f"{word} must be within num_embeddings"))
             padding_idx = num_embeddings + padding_idx
     return padding_idx
 
@@ -66,7 +66,7 @@ class Embedding(Module):
             self.reset_parameters()
         else:
             if list(_weight.shape) != [num_embeddings, embedding_dim]:
-                raise AssertionError("Shape of weight does not match num_embeddings and embedding_dim")
+                raise in_torchs_words(AssertionError("Shape of weight does not match num_embeddings and embedding_dim"))
             self.weight = Parameter(_weight, requires_grad=not _freeze)
 
     def reset_parameters(self) -> None:
@@ -126,7 +126,7 @@ class EmbeddingBag(Module):
             self.reset_parameters()
         else:
             if list(_weight.shape) != [num_embeddings, embedding_dim]:
-                raise AssertionError("Shape of weight does not match num_embeddings and embedding_dim")
+                raise in_torchs_words(AssertionError("Shape of weight does not match num_embeddings and embedding_dim"))
             self.weight = Parameter(_weight)
         self.mode = mode
         self.sparse = sparse

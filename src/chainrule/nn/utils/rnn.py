@@ -52,8 +52,8 @@ class PackedSequence(_PackedSequenceFields):
             unsorted_indices = invert_permutation(sorted_indices)
         if batch_sizes is None:
             if not (isinstance(data, (list, tuple)) and len(data) == 2):
-                raise TypeError("PackedSequence: without batch_sizes, data must be the pair (data, batch_sizes); "
-                                f"got {type(data).__name__}")
+                # torch asserts it (an AssertionError, in these words)
+                raise AssertionError("Expected data to be a list or tuple of length 2")
             data, batch_sizes = data
         return super().__new__(cls, data, batch_sizes, sorted_indices, unsorted_indices)
 
@@ -342,8 +342,14 @@ def _broadcast_into_slot(sequence: Tensor, slot: tuple) -> Tensor:
 def unpad_sequence(padded_sequences: Tensor, lengths, batch_first: bool = False) -> list[Tensor]:
     """torch.nn.utils.rnn.unpad_sequence: the list of unpadded sequences (L_i, *)."""
     if not batch_first:
-        padded_sequences = padded_sequences.transpose(0, 1)
-    return [padded_sequences[i, :int(length)] for i, length in enumerate(_lengths_array(lengths))]
+        # torch transposes the caller's tensor in place: it is batch-first afterwards, and a leaf
+        # that requires grad is refused as any in-place op on it
+        padded_sequences.transpose_(0, 1)
+    xp = array_module(padded_sequences._data)
+    steps = np.arange(padded_sequences.shape[1])
+    # each row cut by a boolean mask, as torch's: every piece is an IndexBackward0 of its row
+    return [row[Tensor._make(xp.asarray(steps < length))]
+            for row, length in zip(padded_sequences, _lengths_array(lengths))]
 
 
 def pack_sequence(sequences, enforce_sorted: bool = True) -> PackedSequence:
