@@ -620,7 +620,8 @@ def _write_through_base(view: Tensor, result: Tensor, key) -> Tensor:
     ``base[key] = result`` on the base (so every later use of the base sees the change in its
     graph), then make the view ``base[key]`` again."""
     base = view._base
-    _index.write_elements(base, key, result)  # writes through the shared memory, bumps the shared version
+    if not _index.write_absorbing(view, key, result):
+        _index.write_elements(base, key, result)  # writes through the shared memory, bumps the shared version
     _index.rejoin(view, base, key)  # the view takes base's new graph now (it is read next)
     return view
 

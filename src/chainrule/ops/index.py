@@ -26,10 +26,12 @@ from .._backend import (
 from .._dtype import checked_scalar, refuse_float8, scalar_name
 from ..autograd import forward_ad as _forward_ad
 from ..autograd import function as _function
+from ..autograd.engine import _fixed_gradient
 from ..autograd.function import (
     Function,
     InputView,
     SavedValue,
+    _make_node,
     as_uint64,
     is_recording,
     name_node,
@@ -1283,6 +1285,79 @@ def write_elements(base: Tensor, key, value: Tensor) -> None:
 
 # torch's node for a write into a view of a tensor, recorded on the tensor (its type is named CopySlices)
 COPY_SLICES = "torch::autograd::CopySlices"
+
+
+class CopySlices(Function):
+    """An in-place op on a view of ``base``, recorded on base as torch records it: one node that
+    holds the op's own node (``absorbed``) and runs its rule on the view's part of the gradient.
+    Its edges are base's previous one, then the op's edges but the first (the view's, which the
+    write replaced), so the graph shows no separate MulBackward0 or CopyBackwards beneath it."""
+
+    _array_forward = True
+    node_name = COPY_SLICES
+    label = "write into a view"
+    rule = "the view's elements get the in-place op's gradient for its input; the rest pass on unchanged"
+
+    @staticmethod
+    def forward(ctx, *args):
+        raise RuntimeError("CopySlices is recorded by an in-place op on a view, never applied")
+
+    @staticmethod
+    def backward(ctx, grad):
+        absorbed = ctx.absorbed
+        if ctx._freed:
+            ctx.saved_values  # noqa: B018  (raises torch's error for a second backward)
+        grads = absorbed._forward_cls.backward(absorbed, read_elements(grad, ctx.key))
+        if type(grads) is not tuple:
+            grads = (grads,)
+        view_shape, view_dtype = absorbed._input_meta[0]
+        grad_view = grads[0]
+        if grad_view is None:  # (fill_, zero_, copy_: the view's old values do not reach the result)
+            grad_view = Tensor._make(array_module(grad).zeros(view_shape, dtype=view_dtype))
+        elif grad_view._data.shape != view_shape or grad_view._data.dtype != view_dtype:
+            grad_view = _fixed_gradient(absorbed, 0, grad_view, absorbed._input_meta[0])
+        # d base = the incoming gradient, its view's elements replaced by the op's gradient for the view
+        if is_grad_enabled():
+            from .shape import clone
+
+            grad_base = clone(grad)
+        else:
+            grad_base = Tensor._make(grad._data.copy(order="K"))
+        write_elements(grad_base, ctx.key, grad_view)
+        return (grad_base, *grads[1:])
+
+
+def write_absorbing(view: Tensor, key, value: Tensor) -> bool:
+    """``view``'s base takes ``value``, an in-place op's result on ``view``, at ``key`` (its elements
+    the view covers), as one CopySlices node holding the op's node; False, nothing written, where
+    the op's node cannot be absorbed (its first edge is not the view's: a composite op's last part; a
+    user's Function; a cast result) or an observer records the write (forward AD, a dispatch mode,
+    the profiler), which write_elements then records as an index_put of the value."""
+    node = value._grad_fn
+    base = view._base
+    if (node is None or not node._forward_cls._array_forward or node._num_outputs != 1
+            or node.next_functions[0][0] is not view._grad_fn or not base._requires_grad or base._base is not None
+            or value._data.dtype != view._data.dtype or _function.active_extension is not None
+            or _function.active_dispatch is not None or _function.active_profiler is not None):
+        return False
+    copy_slices = _make_node(CopySlices, (base,))
+    copy_slices.next_functions += node.next_functions[1:]
+    copy_slices.needs_input_grad = (True, *node.needs_input_grad[1:])
+    copy_slices._input_meta += node._input_meta[1:]
+    copy_slices.absorbed, copy_slices.key = node, key
+    # the op's saved tensors, shared: the engine checks their versions before it runs this node and
+    # frees this node's hold after it (the op's node keeps its own for a second-order graph its saved
+    # outputs join)
+    copy_slices._saved, copy_slices._saved_versions = node._saved, node._saved_versions
+    view._data[...] = value._data  # (the view shares base's memory: this writes base's elements)
+    base._version_box[0] += 1
+    old = base._grad_fn
+    base.grad_fn = copy_slices
+    base._output_nr = 0
+    if base._retains_grad:
+        base._move_retained_grad(old)
+    refresh_views(base)
+    return True
 
 
 def _slices_first(raw_key, shape: tuple | None = None) -> bool:
