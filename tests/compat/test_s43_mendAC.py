@@ -118,3 +118,16 @@ def test_copy_slices_keeps_a_retained_grad_and_the_views_of_the_base():
     assert results[0][0] == results[1][0]
     np.testing.assert_array_equal(results[0][1], results[1][1])
     np.testing.assert_array_equal(results[0][2], results[1][2])
+
+
+def test_a_view_of_a_tensor_outside_the_graph_written_from_one_in_it():
+    results = []
+    for lib in (chainrule, torch):
+        b = lib.zeros(3, 3)
+        c = lib.tensor([1.0, -2.0, 3.0], requires_grad=True)
+        view = b[0]
+        view.add_(c, alpha=2)
+        (b * lib.arange(9.0).reshape(3, 3)).sum().backward()
+        results.append((_tree(b.grad_fn, 3), _tree(view.grad_fn, 1), b._version, c.grad.numpy()))
+    assert results[0][:3] == results[1][:3]
+    np.testing.assert_array_equal(results[0][3], results[1][3])

@@ -1310,6 +1310,8 @@ class CopySlices(Function):
         grads = absorbed._forward_cls.backward(absorbed, read_elements(grad, ctx.key))
         if type(grads) is not tuple:
             grads = (grads,)
+        if not ctx.needs_input_grad[0]:
+            return (None, *grads[1:])
         view_shape, view_dtype = absorbed._input_meta[0]
         grad_view = grads[0]
         if grad_view is None:  # (fill_, zero_, copy_: the view's old values do not reach the result)
@@ -1336,13 +1338,14 @@ def write_absorbing(view: Tensor, key, value: Tensor) -> bool:
     node = value._grad_fn
     base = view._base
     if (node is None or not node._forward_cls._array_forward or node._num_outputs != 1
-            or node.next_functions[0][0] is not view._grad_fn or not base._requires_grad or base._base is not None
+            or node.next_functions[0][0] is not view._grad_fn or base._base is not None
             or value._data.dtype != view._data.dtype or _function.active_extension is not None
             or _function.active_dispatch is not None or _function.active_profiler is not None):
         return False
-    copy_slices = _make_node(CopySlices, (base,))
+    # (a base outside the graph joins it through the view's elements, its own edge None)
+    copy_slices = _make_node(CopySlices, (base if base._requires_grad else None,))
     copy_slices.next_functions += node.next_functions[1:]
-    copy_slices.needs_input_grad = (True, *node.needs_input_grad[1:])
+    copy_slices.needs_input_grad = (copy_slices.needs_input_grad[0], *node.needs_input_grad[1:])
     copy_slices._input_meta += node._input_meta[1:]
     copy_slices.absorbed, copy_slices.key = node, key
     # the op's saved tensors, shared: the engine checks their versions before it runs this node and
@@ -1354,6 +1357,7 @@ def write_absorbing(view: Tensor, key, value: Tensor) -> bool:
     old = base._grad_fn
     base.grad_fn = copy_slices
     base._output_nr = 0
+    base._requires_grad = True
     if base._retains_grad:
         base._move_retained_grad(old)
     refresh_views(base)
