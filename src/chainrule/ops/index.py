@@ -378,7 +378,7 @@ class Index(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return IndexScatter.apply(grad, key=ctx.key, shape=ctx.shape, mode=ctx.mode)
+        return ctx._forward_cls.scatter.apply(grad, key=ctx.key, shape=ctx.shape, mode=ctx.mode)
 
 
 def _torch_size1_strides(xp, x, key, out, view: bool):
@@ -440,6 +440,7 @@ class IndexScatter(Function):
     def forward(ctx, grad, key, shape, mode):
         xp = array_module(grad)
         ctx.key = key
+        ctx.shape = shape  # (the read's: a Select's or Slice's saved names read it)
         ctx.mode = mode
         out = xp.zeros(shape, dtype=grad.dtype)
         if mode == "assign":
@@ -454,7 +455,7 @@ class IndexScatter(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return Index.apply(grad, key=ctx.key, mode=ctx.mode)
+        return ctx._forward_cls.read.apply(grad, key=ctx.key, mode=ctx.mode)
 
 
 class Select(Index):
@@ -521,6 +522,29 @@ class Slice(Index):
     rule = "places the gradient in the sliced window, zeros elsewhere"
     saved_attributes = {name: _slice_value(name) for name in (
         "_saved_dim", "_saved_start", "_saved_end", "_saved_step", "_saved_self_sym_sizes")}
+
+
+class SelectScatter(IndexScatter):
+    """Select's backward recorded under create_graph, named as torch's (its adjoint a select again)."""
+
+    node_name = "SelectBackwardBackward0"
+    label = "select_backward"
+    saved_attributes = {name: Select.saved_attributes[name] for name in ("_saved_dim", "_saved_index")}
+
+
+class SliceScatter(IndexScatter):
+    """Slice's backward recorded under create_graph, named as torch's (its adjoint a slice again)."""
+
+    node_name = "SliceBackwardBackward0"
+    label = "slice_backward"
+    saved_attributes = {name: Slice.saved_attributes[name] for name in ("_saved_dim", "_saved_start", "_saved_end",
+                                                                        "_saved_step")}
+
+
+# each read's backward and that backward's own, so a second-order graph names torch's nodes
+Index.scatter, IndexScatter.read = IndexScatter, Index
+Select.scatter, SelectScatter.read = SelectScatter, Select
+Slice.scatter, SliceScatter.read = SliceScatter, Slice
 
 
 class Unsqueeze(Index):
@@ -1805,29 +1829,47 @@ class Gather(Function):
     @staticmethod
     def backward(ctx, grad):
         # each read element gets the gradient of every output that read it (repeats summed)
-        return ScatterAddInto.apply(grad, index=ctx.index, dim=ctx.dim, shape=ctx.shape)
+        return _given_dim_kept(scatter_add_into(grad, ctx.index, ctx.dim, ctx.shape), ctx)
+
+
+def _given_dim_kept(grad: Tensor, read) -> Tensor:
+    """``grad``, a read's backward, its node (under create_graph) keeping the dim as the read was given
+    it: torch's backward node saves that dim, a negative one as its C++ node's unsigned."""
+    if grad._grad_fn is not None:
+        grad._grad_fn.given_dim = getattr(read, "given_dim", read.dim)
+    return grad
+
+
+_GIVEN_DIM = _function.SavedValue(lambda node: _function.as_uint64(getattr(node, "given_dim", node.dim)))
+
+
+def scatter_add_into(src: Tensor, index, dim: int, shape: tuple) -> Tensor:
+    """zeros(shape) with ``src`` added at ``index`` along ``dim``: gather's adjoint."""
+    zeros = Tensor._make(array_module(src).zeros(shape, dtype=src._data.dtype))
+    return ScatterAddInto.apply(zeros, src, index=index, dim=dim)
 
 
 class ScatterAddInto(Function):
-    """zeros(shape) with ``src`` added at ``index`` along ``dim``: gather's adjoint."""
+    """``zeros.scatter_add_(dim, index, src)`` on zeros of its own, as torch records gather's backward:
+    a ScatterAddBackward0 whose first edge, the zeros', is None."""
 
     _array_forward = True
-    node_name = "GatherBackwardBackward0"
+    node_name = "ScatterAddBackward0"
     label = "gather_backward"
     rule = "gathers the gradient at the same index (gather's backward, recorded as an op under create_graph)"
+    saved_attributes = {"_saved_dim": _GIVEN_DIM,
+                        "_saved_index": _function.SavedValue(lambda node: Tensor._make(node.index), tensor=True)}
 
     @staticmethod
-    def forward(ctx, src, index, dim, shape):
-        xp = array_module(src)
+    def forward(ctx, zeros, src, index, dim):
         ctx.index = index
         ctx.dim = dim
-        out = xp.zeros(shape, dtype=src.dtype)
-        _scatter_add_array(out, index, dim, src)
-        return out
+        _scatter_add_array(zeros, index, dim, src)  # (zeros is this op's own: written, not copied)
+        return zeros
 
     @staticmethod
     def backward(ctx, grad):
-        return Gather.apply(grad, index=ctx.index, dim=ctx.dim)
+        return None, Gather.apply(grad, index=ctx.index, dim=ctx.dim)
 
 
 def _scatter_add_array(out: np.ndarray, index: np.ndarray, dim: int, src: np.ndarray) -> None:
@@ -2218,30 +2260,38 @@ class IndexSelect(Function):
     @staticmethod
     def backward(ctx, grad):
         # rows read k times get k gradients summed
-        return IndexAddInto.apply(grad, index=ctx.index, dim=ctx.dim, shape=ctx.shape)
+        return _given_dim_kept(index_add_into(grad, ctx.index, ctx.dim, ctx.shape), ctx)
+
+
+def index_add_into(src: Tensor, index, dim: int, shape: tuple) -> Tensor:
+    """zeros(shape) with the slabs of ``src`` added at ``index`` along ``dim``: index_select's adjoint."""
+    zeros = Tensor._make(array_module(src).zeros(shape, dtype=src._data.dtype))
+    return IndexAddInto.apply(zeros, src, index=index, dim=dim)
 
 
 class IndexAddInto(Function):
-    """zeros(shape) with the slabs of ``src`` added at ``index`` along ``dim``."""
+    """``zeros.index_add_(dim, index, src)`` on zeros of its own, as torch records index_select's
+    backward: an IndexAddBackward0 whose first edge, the zeros', is None."""
 
     _array_forward = True
-    node_name = "IndexSelectBackwardBackward0"
+    node_name = "IndexAddBackward0"
     label = "index_select_backward"
     rule = ("selects the gradient's slabs at the same indices (index_select's backward, recorded as an op "
             "under create_graph)")
+    saved_attributes = {"_saved_alpha": 1, "_saved_dim": _GIVEN_DIM,
+                        "_saved_index": _function.SavedValue(lambda node: Tensor._make(node.index), tensor=True),
+                        "_saved_source_dim": _function.SavedValue(lambda node: len(node._input_meta[1][0]))}
 
     @staticmethod
-    def forward(ctx, src, index, dim, shape):
-        xp = array_module(src)
+    def forward(ctx, zeros, src, index, dim):
         ctx.index = index
         ctx.dim = dim
-        out = xp.zeros(shape, dtype=src.dtype)
-        _add_rows(_moved(out, dim), index, _moved(src, dim))
-        return out
+        _add_rows(_moved(zeros, dim), index, _moved(src, dim))  # (zeros is this op's own: written, not copied)
+        return zeros
 
     @staticmethod
     def backward(ctx, grad):
-        return IndexSelect.apply(grad, index=ctx.index, dim=ctx.dim)
+        return None, IndexSelect.apply(grad, index=ctx.index, dim=ctx.dim)
 
 
 def _index_dim(input: Tensor, dim: int, index: Tensor, op: str, alpha=1, source=None) -> tuple:
