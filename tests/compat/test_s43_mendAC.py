@@ -178,3 +178,56 @@ def test_second_order_graph_of_a_read_names_torchs_nodes(case):
             except RuntimeError:  # a saved tensor, freed
                 continue
             assert getattr(g.grad_fn, name) == theirs, name
+
+
+# ---------------------------------------------------------------- 3. pools' second-order graphs
+_POOLS = {
+    "max_pool1d": (3, lambda lib, x: lib.nn.functional.max_pool1d(x, 2)),
+    "max_pool2d_indices": (4, lambda lib, x: lib.nn.functional.max_pool2d(x, 2, return_indices=True)[0]),
+    "max_pool3d": (5, lambda lib, x: lib.nn.functional.max_pool3d(x, 2)),
+    "avg_pool1d": (3, lambda lib, x: lib.nn.functional.avg_pool1d(x, 2)),
+    "avg_pool2d": (4, lambda lib, x: lib.nn.functional.avg_pool2d(x, 3, 2, 1, count_include_pad=False)),
+    "avg_pool3d": (5, lambda lib, x: lib.nn.functional.avg_pool3d(x, 2)),
+    "adaptive_avg_pool1d": (3, lambda lib, x: lib.nn.functional.adaptive_avg_pool1d(x, 4)),
+    "adaptive_avg_pool2d": (4, lambda lib, x: lib.nn.functional.adaptive_avg_pool2d(x, 4)),
+    "adaptive_avg_pool3d": (5, lambda lib, x: lib.nn.functional.adaptive_avg_pool3d(x, 3)),
+    "adaptive_max_pool1d": (3, lambda lib, x: lib.nn.functional.adaptive_max_pool1d(x, 4)),
+    "adaptive_max_pool2d": (4, lambda lib, x: lib.nn.functional.adaptive_max_pool2d(x, 3)),
+    "adaptive_max_pool3d": (5, lambda lib, x: lib.nn.functional.adaptive_max_pool3d(x, 3)),
+    "fractional_max_pool2d": (4, lambda lib, x: lib.nn.functional.fractional_max_pool2d(
+        x, 2, output_size=3, _random_samples=lib.tensor([[[0.3, 0.7], [0.6, 0.2]]], dtype=lib.float64))),
+}
+
+
+def _pool_grads(lib, case):
+    ndim, pool = _POOLS[case]
+    shape = (1, 2) + (6,) * (ndim - 2)
+    # distinct values: no ties, so every max pool routes to one element
+    x = lib.tensor(np.random.default_rng(0).permutation(np.prod(shape)).reshape(shape) / 10.0 + 0.1,
+                   requires_grad=True)
+    y = pool(lib, x)
+    w = lib.tensor(np.random.default_rng(1).standard_normal(tuple(y.shape)))
+    (g,) = lib.autograd.grad((y * y * w).sum(), x, create_graph=True)
+    names = _tree(g.grad_fn, 2)
+    (g2,) = lib.autograd.grad((g * g).sum(), x)
+    return names, g, g2
+
+
+@pytest.mark.parametrize("case", sorted(_POOLS))
+def test_pool_backward_recorded_under_create_graph_is_torchs_one_node(case):
+    (names, g, g2), (tnames, tg, tg2) = _pool_grads(chainrule, case), _pool_grads(torch, case)
+    assert names == tnames
+    np.testing.assert_allclose(_values(g), _values(tg), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(_values(g2), _values(tg2), rtol=1e-12, atol=1e-12)
+
+
+def test_pool_backward_of_a_constant_cotangent_still_reaches_the_input():
+    # a gradient penalty's ones: the first gradient requires grad through the pool's input alone
+    results = []
+    for lib in (chainrule, torch):
+        x = lib.arange(16.0).reshape(1, 1, 4, 4).requires_grad_()
+        (g,) = lib.autograd.grad(lib.nn.functional.max_pool2d(x, 2).sum(), x, create_graph=True)
+        (g2,) = lib.autograd.grad(g.sum(), x, allow_unused=True)
+        results.append((_tree(g.grad_fn, 1), g2.numpy()))
+    assert results[0][0] == results[1][0]
+    np.testing.assert_array_equal(results[0][1], results[1][1])
