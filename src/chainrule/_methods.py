@@ -891,8 +891,8 @@ def _fill(self: Tensor, value) -> Tensor:
         name, operand = "FillBackward3", ew._cast(value, self.dtype)
     else:
         value = check_number(value, "fill_", "value")  # torch's TypeError for a non-number
-        name, operand = "FillBackward2", ew._as_operand(creation.checked_fill_value(value, self.dtype, self.numel()),
-                                                          self.dtype, self)
+        number = ew._as_operand(creation.checked_fill_value(value, self.dtype, self.numel()), self.dtype, self)._data
+        return _inplace(self, _writes_one_value(lambda t: name_node(_index.Filled.apply(t, value=number), "FillBackward2")))
     return _inplace(self, _writes_one_value(lambda t: name_node(_overwrite(t, operand), name, label="fill_",
                                                                 rule=_OVERWRITE_RULE, formula="fill_({0}, {1})")))
 
@@ -932,10 +932,8 @@ def _zero(self: Tensor) -> Tensor:
         return self
     if _vmap_frames._captures:
         _vmap_frames.refuse_captured_write(self, "zero_")
-    zero = ew._as_operand(0, self.dtype, self)
-    return _inplace(self, _writes_one_value(lambda t: name_node(_overwrite(t, zero), "ZeroBackward0", label="zero_",
-                                                                rule="the overwritten values get a zero gradient",
-                                                                formula="zero_({0})")))
+    return _inplace(self, _writes_one_value(lambda t: name_node(_index.Filled.apply(t, value=0), "ZeroBackward0",
+                                                                label="zero_", formula="zero_({0})")))
 
 
 def _set_part(part):

@@ -45,6 +45,9 @@ _VIEW_WRITES = {
     "view_of_view": lambda b, c, u, v: b[1:][:, 1:].mul_(c[1:, 1:]),
     "leading_one_slice": lambda b, c, u, v: b[0:1].mul_(c[0:1]),
     "strided_flat_mul": lambda b, c, u, v: b.view(-1)[::2].mul_(3),
+    "diagonal_zero": lambda b, c, u, v: b.diagonal().zero_(),
+    "strided_flat_fill": lambda b, c, u, v: b.view(-1)[::2].fill_(1),
+    "select_fill_tensor": lambda b, c, u, v: b[1].fill_(c[0, 0]),
 }
 
 
@@ -231,3 +234,14 @@ def test_pool_backward_of_a_constant_cotangent_still_reaches_the_input():
         results.append((_tree(g.grad_fn, 1), g2.numpy()))
     assert results[0][0] == results[1][0]
     np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def test_fill_and_zero_record_one_edge_to_the_tensor_written():
+    results = []
+    for lib in (chainrule, torch):
+        a = lib.tensor([1.5, -2.0, 3.0], requires_grad=True)
+        filled, zeroed, ints = a.clone().fill_(2), a.clone().zero_(), lib.arange(3).fill_(7)
+        (g,) = lib.autograd.grad((filled * a + zeroed * a).sum(), a)
+        results.append((_tree(filled.grad_fn, 1), _tree(zeroed.grad_fn, 1), filled.tolist(), zeroed.tolist(),
+                        ints.tolist(), ints.dtype == lib.int64, g.tolist()))
+    assert results[0] == results[1]

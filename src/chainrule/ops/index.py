@@ -2553,6 +2553,22 @@ def _filled(xp, x, mask, value):
         raise _function.broadcast_error(error, (mask._data, x)) from None
 
 
+class Filled(Function):
+    """``x``'s shape filled with one number, as torch records fill_ (a number) and zero_: one edge,
+    to ``x``, whose gradient is zero (no element of the result depends on it)."""
+
+    _array_forward = True
+    label, rule, formula = "fill_", "the overwritten values get a zero gradient", "fill_({0})"
+
+    @staticmethod
+    def forward(ctx, x, value):
+        return array_module(x).full(x.shape, value, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return zeros_like_tensor(grad)
+
+
 class MaskedFill(Function):
     label = "masked_fill"
     rule = "passes the gradient where the mask is False"
