@@ -166,7 +166,7 @@ def test_every_reachable_node_type_has_a_label_and_a_rule(node_types):
         assert expected in names, f"{name} recorded no {expected}"
     # the backward passes' own ops (create_graph) were reached too
     assert {"ConvolutionBackwardBackward0", "GruBackwardBackward0", "PadBackwardBackward0",
-            "MaxPoolWithIndicesBackwardBackward0", "IndexBackwardBackward0"} <= names
+            "MaxPool2DWithIndicesBackwardBackward0", "IndexBackwardBackward0"} <= names
 
 
 def test_formula_templates_name_only_inputs_the_op_has(node_types):

@@ -620,7 +620,8 @@ def _write_through_base(view: Tensor, result: Tensor, key) -> Tensor:
     ``base[key] = result`` on the base (so every later use of the base sees the change in its
     graph), then make the view ``base[key]`` again."""
     base = view._base
-    _index.write_elements(base, key, result)  # writes through the shared memory, bumps the shared version
+    if not _index.write_absorbing(view, key, result):
+        _index.write_elements(base, key, result)  # writes through the shared memory, bumps the shared version
     _index.rejoin(view, base, key)  # the view takes base's new graph now (it is read next)
     return view
 
@@ -1049,8 +1050,8 @@ def _fill(self: Tensor, value) -> Tensor:
         name, operand = "FillBackward3", ew._cast(value, self.dtype)
     else:
         value = check_number(value, "fill_", "value")  # torch's TypeError for a non-number
-        name, operand = "FillBackward2", ew._as_operand(creation.checked_fill_value(value, self.dtype, self.numel()),
-                                                          self.dtype, self)
+        number = ew._as_operand(creation.checked_fill_value(value, self.dtype, self.numel()), self.dtype, self)._data
+        return _inplace(self, _writes_one_value(lambda t: name_node(_index.Filled.apply(t, value=number), "FillBackward2")))
     return _inplace(self, _writes_one_value(lambda t: name_node(_overwrite(t, operand), name, label="fill_",
                                                                 rule=_OVERWRITE_RULE, formula="fill_({0}, {1})")))
 
@@ -1093,10 +1094,8 @@ def _zero(self: Tensor) -> Tensor:
         return self
     if _vmap_frames._captures:
         _vmap_frames.refuse_captured_write(self, "zero_")
-    zero = ew._as_operand(0, self.dtype, self)
-    return _inplace(self, _writes_one_value(lambda t: name_node(_overwrite(t, zero), "ZeroBackward0", label="zero_",
-                                                                rule="the overwritten values get a zero gradient",
-                                                                formula="zero_({0})")))
+    return _inplace(self, _writes_one_value(lambda t: name_node(_index.Filled.apply(t, value=0), "ZeroBackward0",
+                                                                label="zero_", formula="zero_({0})")))
 
 
 def _set_part(part):

@@ -506,12 +506,16 @@ def test_every_batched_rule_is_exercised(monkeypatch):
         monkeypatch.setitem(batched_grad.BATCHED_RULES, cls, recording)
     for _, f, shapes, bounds in _CASES:
         _batched_vs_rows(f, shapes, *bounds)
-    # second_order.depending_on makes one class per torch node name on first use, all sharing one rule:
-    # the family counts as exercised when any member is reached
-    family = [cls for cls in batched_grad.BATCHED_RULES if issubclass(cls, second_order.DependsOn)]
-    missing = {cls.__name__ for cls in batched_grad.BATCHED_RULES if cls not in family} - {cls.__name__ for cls in reached}
-    if family and not any(cls in reached for cls in family):
-        missing.add("DependsOn")
+    # second_order.depending_on and recorded_against make one class per torch node name on first use,
+    # each family sharing one rule: a family counts as exercised when any member is reached
+    families = {base.__name__: [cls for cls in batched_grad.BATCHED_RULES if issubclass(cls, base)]
+                for base in (second_order.DependsOn, second_order.OpAgainst)}
+    in_families = {cls for family in families.values() for cls in family}
+    missing = {cls.__name__ for cls in batched_grad.BATCHED_RULES if cls not in in_families} - \
+        {cls.__name__ for cls in reached}
+    for name, family in families.items():
+        if family and not any(cls in reached for cls in family):
+            missing.add(name)
     assert not missing, f"batched rules no case exercises: {sorted(missing)}"
 
 

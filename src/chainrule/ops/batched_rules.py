@@ -354,7 +354,7 @@ def _index(node, grad):
                                     mode=mode)
 
 
-@register_batched_rule(index.IndexScatter)
+@register_batched_rule(index.IndexScatter, index.SelectScatter, index.SliceScatter)
 def _index_scatter(node, grad):
     # the scatter's adjoint reads the gradient back at the key, behind the batch dim
     key = node.key if isinstance(node.key, tuple) else (node.key,)
@@ -703,14 +703,13 @@ def _index_select(node, grad):
     # rows read k times get k gradients summed
     if not node.shape:
         return NotImplemented  # (a 0-d input)
-    return index.IndexAddInto.apply(grad, index=node.index, dim=node.dim % len(node.shape) + 1,
-                                    shape=(grad.shape[0],) + tuple(node.shape))
+    return index.index_add_into(grad, node.index, node.dim % len(node.shape) + 1, (grad.shape[0],) + tuple(node.shape))
 
 
 @register_batched_rule(index.IndexAddInto)
 def _index_add_into(node, grad):
     # (index_select's backward recorded: its adjoint reads the rows again)
-    return index.IndexSelect.apply(grad, index=node.index, dim=_shifted_dim(node))
+    return None, index.IndexSelect.apply(grad, index=node.index, dim=_shifted_dim(node))
 
 
 @register_batched_rule(index.Gather)
@@ -721,8 +720,7 @@ def _gather(node, grad):
         return NotImplemented
     xp = array_module(node.index)
     rows = xp.broadcast_to(node.index, (grad.shape[0],) + node.index.shape)
-    return index.ScatterAddInto.apply(grad, index=rows, dim=node.dim % len(node.shape) + 1,
-                                      shape=(grad.shape[0],) + tuple(node.shape))
+    return index.scatter_add_into(grad, rows, node.dim % len(node.shape) + 1, (grad.shape[0],) + tuple(node.shape))
 
 
 @register_batched_rule(index.ScatterAddInto)
@@ -730,7 +728,7 @@ def _scatter_add_into(node, grad):
     # (gather's backward recorded: its adjoint gathers at the same index, the same for every row)
     xp = array_module(node.index)
     rows = xp.broadcast_to(node.index, (grad.shape[0],) + node.index.shape)
-    return index.Gather.apply(grad, index=rows, dim=node.dim % node.index.ndim + 1)
+    return None, index.Gather.apply(grad, index=rows, dim=node.dim % node.index.ndim + 1)
 
 
 @register_batched_rule(index.ScatterAdd)

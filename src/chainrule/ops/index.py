@@ -26,10 +26,12 @@ from .._backend import (
 from .._dtype import checked_scalar, refuse_float8, scalar_name
 from ..autograd import forward_ad as _forward_ad
 from ..autograd import function as _function
+from ..autograd.engine import _fixed_gradient
 from ..autograd.function import (
     Function,
     InputView,
     SavedValue,
+    _make_node,
     as_uint64,
     is_recording,
     name_node,
@@ -376,7 +378,7 @@ class Index(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return IndexScatter.apply(grad, key=ctx.key, shape=ctx.shape, mode=ctx.mode)
+        return ctx._forward_cls.scatter.apply(grad, key=ctx.key, shape=ctx.shape, mode=ctx.mode)
 
 
 def _torch_size1_strides(xp, x, key, out, view: bool):
@@ -438,6 +440,7 @@ class IndexScatter(Function):
     def forward(ctx, grad, key, shape, mode):
         xp = array_module(grad)
         ctx.key = key
+        ctx.shape = shape  # (the read's: a Select's or Slice's saved names read it)
         ctx.mode = mode
         out = xp.zeros(shape, dtype=grad.dtype)
         if mode == "assign":
@@ -452,7 +455,7 @@ class IndexScatter(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return Index.apply(grad, key=ctx.key, mode=ctx.mode)
+        return ctx._forward_cls.read.apply(grad, key=ctx.key, mode=ctx.mode)
 
 
 class Select(Index):
@@ -519,6 +522,29 @@ class Slice(Index):
     rule = "places the gradient in the sliced window, zeros elsewhere"
     saved_attributes = {name: _slice_value(name) for name in (
         "_saved_dim", "_saved_start", "_saved_end", "_saved_step", "_saved_self_sym_sizes")}
+
+
+class SelectScatter(IndexScatter):
+    """Select's backward recorded under create_graph, named as torch's (its adjoint a select again)."""
+
+    node_name = "SelectBackwardBackward0"
+    label = "select_backward"
+    saved_attributes = {name: Select.saved_attributes[name] for name in ("_saved_dim", "_saved_index")}
+
+
+class SliceScatter(IndexScatter):
+    """Slice's backward recorded under create_graph, named as torch's (its adjoint a slice again)."""
+
+    node_name = "SliceBackwardBackward0"
+    label = "slice_backward"
+    saved_attributes = {name: Slice.saved_attributes[name] for name in ("_saved_dim", "_saved_start", "_saved_end",
+                                                                        "_saved_step")}
+
+
+# each read's backward and that backward's own, so a second-order graph names torch's nodes
+Index.scatter, IndexScatter.read = IndexScatter, Index
+Select.scatter, SelectScatter.read = SelectScatter, Select
+Slice.scatter, SliceScatter.read = SliceScatter, Slice
 
 
 class Unsqueeze(Index):
@@ -1285,6 +1311,83 @@ def write_elements(base: Tensor, key, value: Tensor) -> None:
 COPY_SLICES = "torch::autograd::CopySlices"
 
 
+class CopySlices(Function):
+    """An in-place op on a view of ``base``, recorded on base as torch records it: one node that
+    holds the op's own node (``absorbed``) and runs its rule on the view's part of the gradient.
+    Its edges are base's previous one, then the op's edges but the first (the view's, which the
+    write replaced), so the graph shows no separate MulBackward0 or CopyBackwards beneath it."""
+
+    _array_forward = True
+    node_name = COPY_SLICES
+    label = "write into a view"
+    rule = "the view's elements get the in-place op's gradient for its input; the rest pass on unchanged"
+
+    @staticmethod
+    def forward(ctx, *args):
+        raise RuntimeError("CopySlices is recorded by an in-place op on a view, never applied")
+
+    @staticmethod
+    def backward(ctx, grad):
+        absorbed = ctx.absorbed
+        if ctx._freed:
+            ctx.saved_values  # noqa: B018  (raises torch's error for a second backward)
+        grads = absorbed._forward_cls.backward(absorbed, read_elements(grad, ctx.key))
+        if type(grads) is not tuple:
+            grads = (grads,)
+        if not ctx.needs_input_grad[0]:
+            return (None, *grads[1:])
+        view_shape, view_dtype = absorbed._input_meta[0]
+        grad_view = grads[0]
+        if grad_view is None:  # (fill_, zero_, copy_: the view's old values do not reach the result)
+            grad_view = Tensor._make(array_module(grad).zeros(view_shape, dtype=view_dtype))
+        elif grad_view._data.shape != view_shape or grad_view._data.dtype != view_dtype:
+            grad_view = _fixed_gradient(absorbed, 0, grad_view, absorbed._input_meta[0])
+        # d base = the incoming gradient, its view's elements replaced by the op's gradient for the view
+        if is_grad_enabled():
+            from .shape import clone
+
+            grad_base = clone(grad)
+        else:
+            grad_base = Tensor._make(grad._data.copy(order="K"))
+        write_elements(grad_base, ctx.key, grad_view)
+        return (grad_base, *grads[1:])
+
+
+def write_absorbing(view: Tensor, key, value: Tensor) -> bool:
+    """``view``'s base takes ``value``, an in-place op's result on ``view``, at ``key`` (its elements
+    the view covers), as one CopySlices node holding the op's node; False, nothing written, where
+    the op's node cannot be absorbed (its first edge is not the view's: a composite op's last part; a
+    user's Function; a cast result) or an observer records the write (forward AD, a dispatch mode,
+    the profiler), which write_elements then records as an index_put of the value."""
+    node = value._grad_fn
+    base = view._base
+    if (node is None or not node._forward_cls._array_forward or node._num_outputs != 1
+            or node.next_functions[0][0] is not view._grad_fn or base._base is not None
+            or value._data.dtype != view._data.dtype or _function.active_extension is not None
+            or _function.active_dispatch is not None or _function.active_profiler is not None):
+        return False
+    # (a base outside the graph joins it through the view's elements, its own edge None)
+    copy_slices = _make_node(CopySlices, (base if base._requires_grad else None,))
+    copy_slices.next_functions += node.next_functions[1:]
+    copy_slices.needs_input_grad = (copy_slices.needs_input_grad[0], *node.needs_input_grad[1:])
+    copy_slices._input_meta += node._input_meta[1:]
+    copy_slices.absorbed, copy_slices.key = node, key
+    # the op's saved tensors, shared: the engine checks their versions before it runs this node and
+    # frees this node's hold after it (the op's node keeps its own for a second-order graph its saved
+    # outputs join)
+    copy_slices._saved, copy_slices._saved_versions = node._saved, node._saved_versions
+    view._data[...] = value._data  # (the view shares base's memory: this writes base's elements)
+    base._version_box[0] += 1
+    old = base._grad_fn
+    base.grad_fn = copy_slices
+    base._output_nr = 0
+    base._requires_grad = True
+    if base._retains_grad:
+        base._move_retained_grad(old)
+    refresh_views(base)
+    return True
+
+
 def _slices_first(raw_key, shape: tuple | None = None) -> bool:
     """Whether torch's ``x[raw_key] = value`` writes into a view of x (an integer, a None, a bool, a
     slice that is not the whole dim of ``shape``): it is then an in-place op on a view, recorded on x
@@ -1726,29 +1829,47 @@ class Gather(Function):
     @staticmethod
     def backward(ctx, grad):
         # each read element gets the gradient of every output that read it (repeats summed)
-        return ScatterAddInto.apply(grad, index=ctx.index, dim=ctx.dim, shape=ctx.shape)
+        return _given_dim_kept(scatter_add_into(grad, ctx.index, ctx.dim, ctx.shape), ctx)
+
+
+def _given_dim_kept(grad: Tensor, read) -> Tensor:
+    """``grad``, a read's backward, its node (under create_graph) keeping the dim as the read was given
+    it: torch's backward node saves that dim, a negative one as its C++ node's unsigned."""
+    if grad._grad_fn is not None:
+        grad._grad_fn.given_dim = getattr(read, "given_dim", read.dim)
+    return grad
+
+
+_GIVEN_DIM = _function.SavedValue(lambda node: _function.as_uint64(getattr(node, "given_dim", node.dim)))
+
+
+def scatter_add_into(src: Tensor, index, dim: int, shape: tuple) -> Tensor:
+    """zeros(shape) with ``src`` added at ``index`` along ``dim``: gather's adjoint."""
+    zeros = Tensor._make(array_module(src).zeros(shape, dtype=src._data.dtype))
+    return ScatterAddInto.apply(zeros, src, index=index, dim=dim)
 
 
 class ScatterAddInto(Function):
-    """zeros(shape) with ``src`` added at ``index`` along ``dim``: gather's adjoint."""
+    """``zeros.scatter_add_(dim, index, src)`` on zeros of its own, as torch records gather's backward:
+    a ScatterAddBackward0 whose first edge, the zeros', is None."""
 
     _array_forward = True
-    node_name = "GatherBackwardBackward0"
+    node_name = "ScatterAddBackward0"
     label = "gather_backward"
     rule = "gathers the gradient at the same index (gather's backward, recorded as an op under create_graph)"
+    saved_attributes = {"_saved_dim": _GIVEN_DIM,
+                        "_saved_index": _function.SavedValue(lambda node: Tensor._make(node.index), tensor=True)}
 
     @staticmethod
-    def forward(ctx, src, index, dim, shape):
-        xp = array_module(src)
+    def forward(ctx, zeros, src, index, dim):
         ctx.index = index
         ctx.dim = dim
-        out = xp.zeros(shape, dtype=src.dtype)
-        _scatter_add_array(out, index, dim, src)
-        return out
+        _scatter_add_array(zeros, index, dim, src)  # (zeros is this op's own: written, not copied)
+        return zeros
 
     @staticmethod
     def backward(ctx, grad):
-        return Gather.apply(grad, index=ctx.index, dim=ctx.dim)
+        return None, Gather.apply(grad, index=ctx.index, dim=ctx.dim)
 
 
 def _scatter_add_array(out: np.ndarray, index: np.ndarray, dim: int, src: np.ndarray) -> None:
@@ -2139,30 +2260,38 @@ class IndexSelect(Function):
     @staticmethod
     def backward(ctx, grad):
         # rows read k times get k gradients summed
-        return IndexAddInto.apply(grad, index=ctx.index, dim=ctx.dim, shape=ctx.shape)
+        return _given_dim_kept(index_add_into(grad, ctx.index, ctx.dim, ctx.shape), ctx)
+
+
+def index_add_into(src: Tensor, index, dim: int, shape: tuple) -> Tensor:
+    """zeros(shape) with the slabs of ``src`` added at ``index`` along ``dim``: index_select's adjoint."""
+    zeros = Tensor._make(array_module(src).zeros(shape, dtype=src._data.dtype))
+    return IndexAddInto.apply(zeros, src, index=index, dim=dim)
 
 
 class IndexAddInto(Function):
-    """zeros(shape) with the slabs of ``src`` added at ``index`` along ``dim``."""
+    """``zeros.index_add_(dim, index, src)`` on zeros of its own, as torch records index_select's
+    backward: an IndexAddBackward0 whose first edge, the zeros', is None."""
 
     _array_forward = True
-    node_name = "IndexSelectBackwardBackward0"
+    node_name = "IndexAddBackward0"
     label = "index_select_backward"
     rule = ("selects the gradient's slabs at the same indices (index_select's backward, recorded as an op "
             "under create_graph)")
+    saved_attributes = {"_saved_alpha": 1, "_saved_dim": _GIVEN_DIM,
+                        "_saved_index": _function.SavedValue(lambda node: Tensor._make(node.index), tensor=True),
+                        "_saved_source_dim": _function.SavedValue(lambda node: len(node._input_meta[1][0]))}
 
     @staticmethod
-    def forward(ctx, src, index, dim, shape):
-        xp = array_module(src)
+    def forward(ctx, zeros, src, index, dim):
         ctx.index = index
         ctx.dim = dim
-        out = xp.zeros(shape, dtype=src.dtype)
-        _add_rows(_moved(out, dim), index, _moved(src, dim))
-        return out
+        _add_rows(_moved(zeros, dim), index, _moved(src, dim))  # (zeros is this op's own: written, not copied)
+        return zeros
 
     @staticmethod
     def backward(ctx, grad):
-        return IndexSelect.apply(grad, index=ctx.index, dim=ctx.dim)
+        return None, IndexSelect.apply(grad, index=ctx.index, dim=ctx.dim)
 
 
 def _index_dim(input: Tensor, dim: int, index: Tensor, op: str, alpha=1, source=None) -> tuple:
@@ -2422,6 +2551,22 @@ def _filled(xp, x, mask, value):
         return xp.asarray(xp.where(mask._data, value, x), order="C")
     except ValueError as error:  # torch names the mask's size first
         raise _function.broadcast_error(error, (mask._data, x)) from None
+
+
+class Filled(Function):
+    """``x``'s shape filled with one number, as torch records fill_ (a number) and zero_: one edge,
+    to ``x``, whose gradient is zero (no element of the result depends on it)."""
+
+    _array_forward = True
+    label, rule, formula = "fill_", "the overwritten values get a zero gradient", "fill_({0})"
+
+    @staticmethod
+    def forward(ctx, x, value):
+        return array_module(x).full(x.shape, value, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return zeros_like_tensor(grad)
 
 
 class MaskedFill(Function):

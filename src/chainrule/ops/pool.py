@@ -35,7 +35,7 @@ from ..autograd.profiler import composite_range
 from ..tensor import Tensor
 from ._arg_parser import check_bool, int_list
 from .memory_format import in_suggested_format, suggests_channels_last
-from .second_order import depending_on
+from .second_order import recorded_against
 
 __all__ = [
     "max_pool1d", "max_pool1d_with_indices", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
@@ -338,9 +338,9 @@ class MaxPool(Function):
             best = ctx.best
             if ctx.best_version is None or ctx.best_version[0] != 0:  # y was written in place
                 best = _max_pool(x._data, ctx.geo, with_offsets=False)[0]
-            return depending_on(FirstMaxScatter.apply(grad, x=x._data, best=best, geo=ctx.geo), x,
+            return recorded_against(FirstMaxScatter.apply(grad, x=x._data, best=best, geo=ctx.geo), x,
                                 node=type(ctx).__name__.removesuffix("0") + "Backward0")
-        return depending_on(WindowScatter.apply(grad, which=ctx.which, geo=ctx.geo), *ctx.saved_values,
+        return recorded_against(WindowScatter.apply(grad, which=ctx.which, geo=ctx.geo), *ctx.saved_values,
                             node=type(ctx).__name__.removesuffix("0") + "Backward0")
 
 
@@ -473,7 +473,7 @@ class AvgPool(Function):
     @staticmethod
     def backward(ctx, grad):
         # y = A x is linear  ⇒  x̄ = Aᵀ ḡ (each window's gradient / divisor spread over it)
-        return depending_on(AvgPoolAdjoint.apply(grad, geo=ctx.geo, divisor=ctx.divisor), *ctx.saved_values,
+        return recorded_against(AvgPoolAdjoint.apply(grad, geo=ctx.geo, divisor=ctx.divisor), *ctx.saved_values,
                             node=type(ctx).__name__.removesuffix("0") + "Backward0")
 
 
@@ -567,7 +567,7 @@ class FlatGather(Function):
     @staticmethod
     def backward(ctx, grad):
         # adjoint of a gather: scatter-add to the same flat positions
-        return depending_on(FlatScatter.apply(grad, indices=ctx.indices, plane_shape=ctx.plane), *ctx.saved_values,
+        return recorded_against(FlatScatter.apply(grad, indices=ctx.indices, plane_shape=ctx.plane), *ctx.saved_values,
                             node=type(ctx).__name__.removesuffix("0") + "Backward0")
 
 
@@ -1003,7 +1003,7 @@ class SeparableLinear(Function):
     def backward(ctx, grad):
         # y = M x is linear  ⇒  x̄ = Mᵀ ḡ
         spread = SeparableLinear.apply(grad, matrices=ctx.matrices, transpose=not ctx.transpose)
-        return depending_on(spread, (getattr(ctx, "torch_kept", None) or {}).get("self"),
+        return recorded_against(spread, (getattr(ctx, "torch_kept", None) or {}).get("self"),
                             node=type(ctx).__name__.removesuffix("0") + "Backward0")
 
 

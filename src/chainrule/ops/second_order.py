@@ -13,8 +13,8 @@ adds the edge.
 from __future__ import annotations
 
 from .._backend import array_module
-from ..autograd.batched_grad import broadcasting_rule, register_batched_rule
-from ..autograd.function import Function
+from ..autograd.batched_grad import BATCHED_RULES, broadcasting_rule, register_batched_rule
+from ..autograd.function import Function, _make_node
 from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor
 
@@ -62,6 +62,72 @@ def depending_on(grad: Tensor, *tensors, node: str) -> Tensor:
                                                {"node_name": node, "__module__": __name__})
         register_batched_rule(named)(_batched)  # jacrev/hessian's batched walk runs it once, not per row
     return named.apply(grad, *tensors)
+
+
+class OpAgainst(Function):
+    """An op's node, given edges to tensors its output depends on with derivative zero (see
+    ``recorded_against``): its rule is the op's, and zeros go to those tensors."""
+
+    _array_forward = True
+    label = "op_against"
+    rule = "the op's own rule; 0 to the saved tensors (constant between kinks)"
+    formula = None
+
+    @staticmethod
+    def forward(ctx, *args):
+        raise RuntimeError("OpAgainst is recorded by recorded_against, never applied")
+
+    @staticmethod
+    def backward(ctx, grad):
+        op = ctx.op
+        grads = op._forward_cls.backward(op, grad)
+        edges = len(op.next_functions)
+        grads = grads[:edges] if type(grads) is tuple else (grads,)
+        xp = array_module(grad._data)
+        return (*grads, *(Tensor._make(xp.zeros(shape, dtype)) for shape, dtype in ctx._input_meta[edges:]))
+
+
+def _batched_op_against(node, grad):
+    # the op's own batched rule, once; nothing reaches the saved tensors
+    op = node.op
+    rule = BATCHED_RULES.get(op._forward_cls)
+    result = NotImplemented if rule is None else rule(op, grad)
+    if result is NotImplemented:
+        return result
+    edges = len(op.next_functions)
+    result = result[:edges] if type(result) is tuple else (result,)
+    return (*result, *(None for _ in node.next_functions[edges:]))
+
+
+_NAMED_OPS = {}
+
+
+def recorded_against(out: Tensor, *tensors, node: str) -> Tensor:
+    """``out``, the output of one op a backward rule just applied to its gradient, recorded (only
+    while that backward is itself recorded) as depending on ``tensors`` too, with derivative zero,
+    in one node named ``node``: torch's max_pool2d_with_indices_backward(grad, self, ...) is one
+    node with edges to both, where ``depending_on`` would put its node above the op's. A gradient
+    that does not require grad gets ``depending_on``'s node (its first edge None, as torch's)."""
+    if out is None or not is_grad_enabled():
+        return out
+    op = out._grad_fn
+    if op is None or op._num_outputs != 1 or not op._forward_cls._array_forward:
+        return depending_on(out, *tensors, node=node)
+    tensors = [t for t in tensors if isinstance(t, Tensor) and t._requires_grad]
+    if not tensors:
+        return out
+    named = _NAMED_OPS.get(node)
+    if named is None:
+        named = _NAMED_OPS[node] = type(OpAgainst)(node.removesuffix("Backward0"), (OpAgainst,),
+                                                   {"node_name": node, "__module__": __name__})
+        register_batched_rule(named)(_batched_op_against)
+    against = _make_node(named, tensors)
+    against.next_functions = op.next_functions + against.next_functions
+    against.needs_input_grad = (*op.needs_input_grad, *against.needs_input_grad)
+    against._input_meta = op._input_meta + against._input_meta
+    against.op = op
+    out.grad_fn = against
+    return out
 
 
 class GradientAgainst(Function):
