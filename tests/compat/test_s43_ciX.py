@@ -8,6 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.internal.conjecture import providers
 
+from tests import _profile
+
 torch = pytest.importorskip("torch")
 
 from tests.fuzz import conftest as fuzz_conftest  # noqa: E402  (after torch: the fuzz module needs it)
@@ -51,3 +53,17 @@ def test_the_fuzz_ci_budget_draws_every_kind_the_long_profile_draws(monkeypatch)
     providers.CONSTANTS_CACHE.cache.clear()
     assert pairs > 900  # every op drew its kinds
     assert len(missed) <= FUZZ_KINDS_CI_MAY_MISS, sorted(missed)
+
+
+def test_the_blocked_batch_norm_ci_subset_takes_every_kind_of_the_grid(monkeypatch):
+    from tests.compat import test_s30_perf4 as perf4
+
+    long_profile = _profile.LONG
+    monkeypatch.setattr(_profile, "LONG", False)  # CI's subset, in either profile
+    runnable = [case for case in perf4._GRID if not (case[0][0] and len(case[2]) < 4)]
+    ci = _profile.in_ci(runnable, 36, seed=43, kinds=perf4._grid_kinds)
+    assert len(runnable) == 80 and len(ci) == 36
+    grid_kinds = {kind for case in runnable for kind in perf4._grid_kinds(case)}
+    assert grid_kinds == {kind for case in ci for kind in perf4._grid_kinds(case)}
+    assert len(grid_kinds) == 22 + 8 + 14  # (dtype, shape), (dtype, settings), (settings, rank)
+    assert perf4._CASES == (perf4._GRID if long_profile else ci)
