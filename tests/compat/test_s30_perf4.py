@@ -9,6 +9,7 @@ import pytest
 
 import chainrule
 from chainrule.ops import normalization
+from tests._profile import LONG, in_ci
 
 
 # ---------------------------------------------------------------- the whole-array reference
@@ -74,12 +75,26 @@ _SHAPES = [(32, 64, 16, 16), (1, 3, 5, 7), (1, 7, 123, 131), (5, 3, 91, 97), (7,
            (2, 3, 70001), (300, 250), (1, 2, 1, 70000), (4, 8, 4, 5, 6), (3, 5, 17, 19, 23), (9, 70000, 1)]
 
 
-@pytest.mark.parametrize("shape", _SHAPES)
-@pytest.mark.parametrize("dtype", [chainrule.float32, chainrule.float64])
-@pytest.mark.parametrize("channels_last, affine, momentum", [(False, True, 0.1), (True, True, 0.1),
-                                                             (False, False, 0.1), (False, True, None)])
-def test_blocked_batch_norm_matches_the_whole_array_version_bit_for_bit(monkeypatch, shape, dtype, channels_last,
-                                                                        affine, momentum):
+_SETTINGS = [(False, True, 0.1), (True, True, 0.1), (False, False, 0.1), (False, True, None)]
+_GRID = [(settings, dtype, shape) for settings in _SETTINGS
+         for dtype in (chainrule.float32, chainrule.float64) for shape in _SHAPES]
+
+
+def _grid_kinds(case):
+    settings, dtype, shape = case
+    return [(dtype, shape), (dtype, settings), (settings, len(shape))]
+
+
+# CI runs a fixed subset of the grid taking every shape in both dtypes, and every setting in both
+# dtypes and at every rank it applies to (tests/_profile.py's in_ci); the long profile all of it
+_CASES = _GRID if LONG else in_ci([case for case in _GRID if not (case[0][0] and len(case[2]) < 4)], 36, seed=43,
+                                  kinds=_grid_kinds)
+
+
+@pytest.mark.parametrize("settings, dtype, shape", _CASES,
+                         ids=[f"{'-'.join(map(str, s))}-{d}-{'x'.join(map(str, shape))}" for s, d, shape in _CASES])
+def test_blocked_batch_norm_matches_the_whole_array_version_bit_for_bit(monkeypatch, settings, dtype, shape):
+    channels_last, affine, momentum = settings
     if channels_last and len(shape) < 4:
         pytest.skip("channels-last is a 4-d and 5-d layout")
     blocked = _train_steps(shape, dtype, channels_last, affine, momentum, seed=len(shape) + shape[1])
