@@ -332,7 +332,7 @@ def test_writes_by_fill_zero_and_copy_are_read_from_the_op_they_run():
         traced_input, eager_input = chainrule.tensor(VALUES[3:6]), chainrule.tensor(VALUES[3:6])
         np.testing.assert_allclose(gm(traced_input).numpy(), f(eager_input).numpy(), rtol=1e-6)
         np.testing.assert_array_equal(traced_input.numpy(), eager_input.numpy())
-        assert ("copy_ = torch.ops.aten.copy_.default(x_1, where)" in gm.code) == copies_back
+        assert ("copy_ = torch.ops.aten.copy_.default(x_1, zero)" in gm.code) == copies_back
 
 
 def test_module_class_is_named_after_the_function():

@@ -276,10 +276,20 @@ def _rsub(input, other, alpha=1):
     return other - (input * alpha if alpha != 1 else input)
 
 
-_ATEN_ADAPTED: dict[str, Callable] = {"_to_copy": _to_copy, "rsub": _rsub, "_softmax": _softmax, "_log_softmax": _log_softmax, "embedding": _embedding,
+def _zero(input):
+    """aten.zero(self): functionalize's out-of-place zero_, a new tensor of ``input``'s zeros."""
+    return input.clone().zero_()
+
+
+def _fill(input, value):
+    """aten.fill.Scalar(self, value): functionalize's out-of-place fill_."""
+    return input.clone().fill_(value)
+
+
+_ATEN_ADAPTED: dict[str, Callable] = {"zero": _zero, "fill": _fill, "_to_copy": _to_copy, "rsub": _rsub, "_softmax": _softmax, "_log_softmax": _log_softmax, "embedding": _embedding,
                                       "layer_norm": _layer_norm, "_unsafe_view": _unsafe_view, "select": _select,
                                       "slice": _slice}
-_ADAPTED_OVERLOADS = {"select": ("int",), "slice": ("Tensor",), "rsub": ("Tensor", "Scalar")}
+_ADAPTED_OVERLOADS = {"fill": ("Scalar",), "select": ("int",), "slice": ("Tensor",), "rsub": ("Tensor", "Scalar")}
 _aten_cache: dict[str, dict[str, OpOverload]] = {}
 
 

@@ -293,7 +293,7 @@ class ProxyTorchDispatchMode(TorchDispatchMode):
                    and np.may_share_memory(out._data, base._data))
         if is_view and _removing_views():
             target = _copy_variant(target)
-        node = self._node(target, schema_args, schema_kwargs, target._op_name if is_view else func._op_name)
+        node = self._node(target, schema_args, schema_kwargs, getattr(target, "_op_name", func._op_name))
         if isinstance(out, Tensor):
             self.bind(out, node)
             self.last_output = (out, node)
@@ -474,6 +474,17 @@ def _named(op_name: str, overload: str, *names: str, extra: Callable = lambda kw
     return form
 
 
+def _filled(args, kwargs):
+    """index.Filled (fill_ with a number, zero_) as torch's functional ops: zero_ passes the int 0,
+    fill_ its number as an array of self's dtype (torch's graph writes fill.Scalar(x, 2.0))."""
+    value = kwargs.get("value")
+    if type(value) is int and value == 0 and len(args) == 1:
+        return "zero", "default", tuple(args), {}
+    if len(args) != 1 or getattr(value, "ndim", 1) != 0:
+        return None
+    return "fill", "Scalar", (args[0], value.item()), {}
+
+
 def _to_copy(args, kwargs):
     if set(kwargs) - {"dtype"}:
         return None
@@ -503,6 +514,7 @@ _SCHEMA_FORMS: dict[str, Callable] = {
     "aten.permute.default": _permute,
     "aten.clamp.default": _clamp,
     "aten.clone.default": _clone,
+    "aten.filled.default": _filled,
     "aten.sum.default": _reduction("sum", "dim_IntList"),
     "aten.mean.default": _reduction("mean", "dim"),
     "aten.max.default": _max_or_min,
