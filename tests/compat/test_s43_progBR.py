@@ -92,3 +92,20 @@ def test_float_dropout_with_p_one_is_unchanged(name):
     out_ours.sum().backward()
     out_theirs.sum().backward()
     assert np.array_equal(ours.grad.numpy(), theirs.grad.numpy())
+
+
+def test_rnnbase_refuses_an_unknown_mode_with_torchs_value_error():
+    """``nn.RNNBase`` (ESIM's ``Seq2SeqEncoder`` asserts ``issubclass(rnn_type, nn.RNNBase)``) built
+    directly with a mode it does not know: torch's ValueError after its size checks, where chainrule
+    raised a bare KeyError from its gate table."""
+    with pytest.raises(ValueError, match="Unrecognized RNN mode: FOO") as theirs:
+        torch.nn.RNNBase("FOO", 3, 4)
+    with pytest.raises(ValueError, match="Unrecognized RNN mode: FOO"):
+        chainrule.nn.RNNBase("FOO", 3, 4)
+    assert str(theirs.value) == "Unrecognized RNN mode: FOO"
+    # the size checks come first in both
+    with pytest.raises(ValueError, match="hidden_size must be greater than zero"):
+        torch.nn.RNNBase("FOO", 3, 0)
+    with pytest.raises(ValueError, match="hidden_size must be greater than zero"):
+        chainrule.nn.RNNBase("FOO", 3, 0)
+    assert type(chainrule.nn.RNNBase("RNN_TANH", 3, 4)).__name__ == type(torch.nn.RNNBase("RNN_TANH", 3, 4)).__name__

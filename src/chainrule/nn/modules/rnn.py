@@ -83,6 +83,8 @@ class RNNBase(Module):
         projection = 0 if proj_size == 0 else _as_int(proj_size)
         if projection is None:
             raise TypeError(f"proj_size should be of type int, got: {type(proj_size).__name__}")
+        if mode not in _GATES:  # a user subclassing RNNBase names the mode; torch refuses others here
+            raise ValueError(f"Unrecognized RNN mode: {mode}")
         self.mode = mode
         self.input_size = input_size
         self.hidden_size = hidden_size
