@@ -109,3 +109,52 @@ def test_rnnbase_refuses_an_unknown_mode_with_torchs_value_error():
     with pytest.raises(ValueError, match="hidden_size must be greater than zero"):
         chainrule.nn.RNNBase("FOO", 3, 0)
     assert type(chainrule.nn.RNNBase("RNN_TANH", 3, 4)).__name__ == type(torch.nn.RNNBase("RNN_TANH", 3, 4)).__name__
+
+
+def _recurrent_outcome(lib, cls, bias, model_dtype, state_dtype, packed, bidirectional, cell_dtype=None):
+    lib.manual_seed(0)
+    module = getattr(lib.nn, cls)(4, 3, num_layers=2, bias=bias, bidirectional=bidirectional)
+    module = module.to(getattr(lib, model_dtype))
+    states = 4 if bidirectional else 2
+    h0 = lib.zeros(states, 2, 3, dtype=getattr(lib, state_dtype))
+    c0 = lib.zeros(states, 2, 3, dtype=getattr(lib, cell_dtype or model_dtype))
+    x = lib.ones(3, 2, 4, dtype=getattr(lib, model_dtype))
+    if packed:
+        x = lib.nn.utils.rnn.pack_padded_sequence(x, [3, 2])
+    try:
+        output = module(x, (h0, c0) if cls == "LSTM" else h0)[0]
+    except RuntimeError as error:
+        return "RuntimeError", str(error)
+    values = output.data if packed else output
+    return str(values.dtype).split(".")[-1], values.detach().numpy()
+
+
+_STATE_CASES = [(model, state) for model, state in [("float32", "float64"), ("float64", "float32"),
+                                                    ("float32", "int64"), ("float32", "bool"),
+                                                    ("float32", "float16"), ("float64", "float64")]]
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("packed", [False, True])
+@pytest.mark.parametrize(("model_dtype", "state_dtype"), _STATE_CASES)
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("cls", ["RNN", "GRU", "LSTM"])
+def test_recurrent_layer_refuses_an_initial_state_of_another_dtype_as_torch(cls, bias, model_dtype, state_dtype,
+                                                                            packed, bidirectional):
+    """A VRNN-style ``self.rnn(x, h)`` with ``h`` of another dtype than the weights: torch refuses it
+    at its first matmul by weight_hh (addmm's or mm's words, oneDNN's for a float32 LSTM), where
+    chainrule ran the layer in the weights' dtype."""
+    theirs = _recurrent_outcome(torch, cls, bias, model_dtype, state_dtype, packed, bidirectional)
+    ours = _recurrent_outcome(chainrule, cls, bias, model_dtype, state_dtype, packed, bidirectional)
+    if theirs[0] == "RuntimeError":
+        assert ours == theirs
+    else:
+        assert ours[0] == theirs[0]
+        np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell_dtype", ["float64", "bfloat16", "int32"])
+def test_onednn_lstm_refuses_a_cell_state_of_another_dtype_as_torch(cell_dtype):
+    theirs = _recurrent_outcome(torch, "LSTM", True, "float32", "float32", False, False, cell_dtype)
+    assert theirs[0] == "RuntimeError"
+    assert _recurrent_outcome(chainrule, "LSTM", True, "float32", "float32", False, False, cell_dtype) == theirs
