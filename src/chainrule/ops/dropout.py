@@ -64,12 +64,25 @@ def _check_p(p: float) -> None:
 
 def _dropout_mask(x: Tensor, p: float, shape: tuple) -> np.ndarray:
     xp = array_module(x)
-    dtype = x._data.dtype if x._data.dtype.kind in "fV" else np.dtype(_dtype.get_default_dtype().np)
     if p == 1.0:
-        return xp.zeros(shape, dtype=dtype)
+        # torch multiplies by a zero of the input's own dtype: an integer or bool input stays one
+        return xp.zeros(shape, dtype=x._data.dtype)
     _refuse_complex_mask(x)
+    _refuse_integer_noise(x)
+    dtype = x._data.dtype if x._data.dtype.kind in "fV" else np.dtype(_dtype.get_default_dtype().np)
     like = x._data if shape == x._data.shape else None
     return _keep_mask(xp, shape, p, like).astype(dtype) * dtype.type(1.0 / (1.0 - p))
+
+
+def _refuse_integer_noise(x: Tensor, alpha: bool = False) -> None:
+    """torch draws the noise into ``empty_like(input)`` and scales it in place (``noise.div_(1 - p)``,
+    alpha dropout's ``noise.add(-1).mul_(alpha * a)``): an integer or bool input's noise cannot hold
+    the float scale, so dropout that draws a mask refuses it in the words of that in-place op."""
+    kind = x._data.dtype.kind
+    if kind in "iub":
+        # alpha dropout's add(-1) has already promoted a bool noise to Long
+        name = "Long" if alpha and kind == "b" else _dtype.scalar_name(x._data.dtype)
+        raise RuntimeError(f"result type Float can't be cast to the desired output type {name}")
 
 
 def _refuse_complex_mask(x: Tensor) -> None:
@@ -194,10 +207,12 @@ def _alpha_dropout(input: Tensor, p: float, training: bool, mask_shape: tuple, i
     if not training or p == 0.0:
         return input
     if p == 1.0:
-        # torch multiplies by zero (the affine map's scale would divide by zero): zeros keeping
-        # the input's signs, and a zero gradient
-        return input.mul_(0) if inplace else input * 0
+        # torch multiplies by a zero of the input's dtype (the affine map's scale would divide by
+        # zero): zeros keeping the input's signs and dtype (a bool stays bool), and a zero gradient
+        zero = Tensor._make(array_module(input).zeros((), dtype=input._data.dtype))
+        return input.mul_(zero) if inplace else input * zero
     _refuse_complex_mask(input)
+    _refuse_integer_noise(input, alpha=True)
     alpha = 1.7580993408473766  # SELU's scale · alpha; dropped units land on -alpha before the affine map
     dtype = input._data.dtype
     like = input._data if mask_shape == input._data.shape else None

@@ -14,8 +14,9 @@ import warnings
 
 import numpy as np
 
+from ... import _dtype
 from ..._backend import array_module, autocast_unifies
-from ..._dtype import scalar_name
+from ..._dtype import cpp_type_name, scalar_name
 from ..._naming import in_torchs_words
 from ..._opmath import cpu_autocast_policy
 from ...autograd.function import name_node
@@ -84,6 +85,8 @@ class RNNBase(Module):
         projection = 0 if proj_size == 0 else _as_int(proj_size)
         if projection is None:
             raise TypeError(f"proj_size should be of type int, got: {type(proj_size).__name__}")
+        if mode not in _GATES:  # a user subclassing RNNBase names the mode; torch refuses others here
+            raise ValueError(f"Unrecognized RNN mode: {mode}")
         self.mode = mode
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -271,6 +274,7 @@ class RNNBase(Module):
             for label, state, expected in checks:
                 if tuple(state.shape) != expected:
                     raise RuntimeError(f"Expected {label} size {expected}, got {list(state.shape)}")
+            self._check_state_dtypes(input, h0, c0, packed=lengths is not None)
         x = input
         h_n, c_n = [], []
         for layer in range(self.num_layers):
@@ -299,6 +303,31 @@ class RNNBase(Module):
                 # torch's GRU and RNN kernels transpose their output in place: TransposeBackward1
                 name_node(x, "TransposeBackward1", saved=type(x.grad_fn)._torch_saved)
         return (x, (h_n, c_n)) if is_lstm else (x, h_n)
+
+    def _check_state_dtypes(self, input: Tensor, h0: Tensor, c0: Tensor | None, packed: bool) -> None:
+        """torch's refusal of an initial state of another dtype than the weights. Its kernels meet h0
+        first in the matmul by weight_hh (addmm, or mm without biases); a float32 LSTM that oneDNN
+        runs (unpacked, no projection) refuses either state in oneDNN's words."""
+        weight = self.weight_hh_l0
+        onednn = (self.mode == "LSTM" and not packed and not self.proj_size and input.device.type == "cpu"
+                  and input.dtype == _dtype.float32)
+        if onednn:
+            for state in (h0, c0):
+                if state.dtype == weight.dtype or autocast_unifies(state._data):
+                    continue
+                if state.dtype in (_dtype.float16, _dtype.bfloat16):
+                    raise RuntimeError("could not create a primitive descriptor for the LSTM forward propagation "
+                                       "primitive. Run workload with environment variable ONEDNN_VERBOSE=all to get "
+                                       "additional diagnostic information.")
+                raise RuntimeError("get_mkldnn_dtype: unsupported data type")
+            return
+        if h0.dtype == weight.dtype or autocast_unifies(h0._data):
+            return
+        if self.bias:
+            raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {scalar_name(h0.dtype)} and "
+                               f"{scalar_name(weight.dtype)}")
+        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {cpp_type_name(h0.dtype)} != "
+                           f"{cpp_type_name(weight.dtype)}")
 
     @staticmethod
     def _check_state_dims(h0: Tensor, c0: Tensor | None, batched: bool) -> None:
