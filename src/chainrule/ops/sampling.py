@@ -1,4 +1,5 @@
-"""Spatial sampling: affine_grid and grid_sample (the spatial-transformer pair), for 2-D and 3-D.
+"""Spatial sampling: affine_grid and grid_sample (the spatial-transformer pair), for 2-D and 3-D,
+and the separable resampling that interpolate's nearest, linear and cubic modes run on.
 
 affine_grid is one node, as torch's (a batched product with a constant base grid; its rule the
 transposed product). grid_sample is a composition of differentiable primitives (arithmetic,
@@ -19,7 +20,7 @@ from .. import _dtype
 from .._backend import array_module
 from .._opmath import cpu_autocast_policy
 from .._torch_function import user_stacklevel
-from ..autograd.function import Function, ctx_value
+from ..autograd.function import Function, ctx_value, name_node
 from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor
 from .creation import linspace
@@ -273,3 +274,96 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
             term = read([f + high for f, high in zip(low, corner)]) * weight.unsqueeze(1)
             out = term if out is None else out + term
     return out.reshape(batch, channels, *out_shape)
+
+
+# ---------------------------------------------------------------- separable resampling
+def _resample_axis(x, axis: int, taps, weights):
+    """``x`` read along ``axis`` at each tap's indices, times the tap's weights (None: one tap,
+    unweighted), the taps added left to right, each product rounded in x's dtype."""
+    xp = array_module(x)
+    out = xp.take(x, taps[0], axis=axis)
+    if weights is None:
+        return out
+    out *= weights[0]
+    for tap, weight in zip(taps[1:], weights[1:]):
+        term = xp.take(x, tap, axis=axis)
+        term *= weight
+        out += term
+    return out
+
+
+# up to this input length, the adjoint of one axis is a product with the dense (output, input)
+# matrix of the weights: BLAS does 2 · length flops an element faster than reduceat's run sums
+# (1M float32 gradients onto 32 positions: 8-17 ms against 30-43 ms on one thread)
+_DENSE_SPREAD_LENGTH = 128
+
+
+def _spread_axis(grad, axis: int, taps, weights, size: int):
+    """The adjoint of _resample_axis: each gradient times its tap's weight, added back to the tap's
+    index along ``axis`` (of ``size``)."""
+    xp = array_module(grad)
+    if size <= _DENSE_SPREAD_LENGTH:
+        outputs = grad.shape[axis]
+        matrix = xp.zeros((outputs, size), dtype=grad.dtype)
+        rows = xp.arange(outputs)
+        for j, tap in enumerate(taps):
+            matrix[rows, tap] += 1 if weights is None else weights[j].reshape(-1)
+        out = xp.moveaxis(xp.tensordot(grad, matrix, axes=([axis], [0])), -1, axis)
+        # an infinite or NaN gradient times the matrix's zeros would be NaN at every index: such
+        # gradients take the sparse sums below, which touch only each gradient's own taps
+        if xp.isfinite(out).all():
+            return out
+    shape = list(grad.shape)
+    shape[axis] = size
+    out = xp.zeros(shape, dtype=grad.dtype)
+    lead = (slice(None),) * axis
+    for j, tap in enumerate(taps):
+        term = grad if weights is None else grad * weights[j]
+        # a tap's indices never decrease along the axis: the gradients reaching one index are one
+        # run, summed by one reduceat (np.add.at is many times slower)
+        starts = xp.flatnonzero(xp.concatenate((xp.ones(1, dtype=bool), tap[1:] != tap[:-1])))
+        out[lead + (tap[starts],)] += xp.add.reduceat(term, starts, axis=axis)
+    return out
+
+
+class Resample(Function):
+    """A linear resampling of some axes, one after another: along each, every output is a weighted
+    sum of a few input taps (interpolate's nearest, linear and cubic modes). ``plan`` holds one
+    (axis, taps, weights, input size) per axis, in the order they are applied; ``interpolate``
+    names the node as torch's (UpsampleBilinear2DBackward0, ...)."""
+    _array_forward = True
+    label = "interpolate"
+    rule = "∂/∂x = the transposed resampling: each gradient times its tap's weight, added back to the tap"
+
+    @staticmethod
+    def forward(ctx, x, plan):
+        if ctx.needs_input_grad[0]:
+            ctx.plan = plan
+        for axis, taps, weights, _ in plan:
+            x = _resample_axis(x, axis, taps, weights)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        # y = R x is linear  ⇒  x̄ = Rᵀ ḡ, recorded under torch's name for the backward's own node
+        return name_node(ResampleAdjoint.apply(grad, plan=ctx.plan),
+                         type(ctx).__name__.removesuffix("0") + "Backward0")
+
+
+class ResampleAdjoint(Function):
+    """Resample's transpose (its backward, recorded as an op under create_graph)."""
+    _array_forward = True
+    label = "interpolate_backward"
+    rule = "∂/∂g = the resampling itself: (Rᵀ)ᵀ = R"
+
+    @staticmethod
+    def forward(ctx, grad, plan):
+        if ctx.needs_input_grad[0]:
+            ctx.plan = plan
+        for axis, taps, weights, size in reversed(plan):
+            grad = _spread_axis(grad, axis, taps, weights, size)
+        return array_module(grad).ascontiguousarray(grad)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return Resample.apply(grad, plan=ctx.plan)
