@@ -151,3 +151,65 @@ def test_interpolate_half_precision_as_torch(mode, dtype):
     else:
         np.testing.assert_array_equal(y_c, y_t)
     np.testing.assert_allclose(g_c, g_t, rtol=1e-2, atol=1e-2)
+
+
+_GRID_CASES = [(d, mode, padding) for d in (2, 3) for mode in ("bilinear", "nearest", "bicubic")
+               for padding in ("zeros", "border", "reflection") if not (mode == "bicubic" and d == 3)]
+
+
+def _grid_sampled(lib, array, grid, layout, grad_out, **kwargs):
+    x = _laid_out(lib, array, layout)
+    g = lib.tensor(grid, requires_grad=True)
+    y = lib.nn.functional.grid_sample(x, g, **kwargs)
+    if grad_out is not None:
+        y.backward(lib.tensor(grad_out))
+    return y, x, g
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "transposed"])
+@pytest.mark.parametrize("d,mode,padding", _GRID_CASES, ids=[f"{m}{d}d-{p}" for d, m, p in _GRID_CASES])
+def test_grid_sample_values_gradients_and_node_as_torch(d, mode, padding, layout, dtype):
+    rng = np.random.default_rng(abs(hash((d, mode, padding, layout, dtype))) % 2**32)
+    array = rng.standard_normal(_shape(d)).astype(dtype)
+    grid = (rng.random((2,) + (4, 3, 2)[:d] + (d,)) * 2.6 - 1.3).astype(dtype)  # some points outside
+    grid[0, 0, 0] = grid[0, 0, 1]  # two points reading the same pixels: their gradients add
+    for align_corners in (False, True):
+        kwargs = {"mode": mode, "padding_mode": padding, "align_corners": align_corners}
+        y_torch, _, _ = _grid_sampled(torch, array, grid, layout, None, **kwargs)
+        grad_out = rng.standard_normal(tuple(y_torch.shape)).astype(dtype)
+        expected, x_expected, g_expected = _grid_sampled(torch, array, grid, layout, grad_out, **kwargs)
+        got, x_got, g_got = _grid_sampled(chainrule, array, grid, layout, grad_out, **kwargs)
+        tolerance = 1e-5 if dtype == "float32" else 1e-10
+        np.testing.assert_allclose(got.detach().numpy(), expected.detach().numpy(), rtol=tolerance, atol=tolerance)
+        np.testing.assert_allclose(x_got.grad.numpy(), x_expected.grad.numpy(), rtol=tolerance, atol=tolerance)
+        np.testing.assert_allclose(g_got.grad.numpy(), g_expected.grad.numpy(), rtol=10 * tolerance, atol=10 * tolerance)
+        assert got.grad_fn.name() == expected.grad_fn.name()
+        assert (got.dtype.itemsize, x_got.grad.stride()) == (expected.dtype.itemsize, x_expected.grad.stride())
+
+
+@pytest.mark.parametrize("mode,padding", [("bilinear", "zeros"), ("bilinear", "reflection"), ("bicubic", "border"),
+                                          ("nearest", "zeros")])
+def test_grid_sample_gradient_and_its_gradient_by_finite_differences(mode, padding):
+    generator = chainrule.Generator().manual_seed(7)
+    x = chainrule.randn(1, 2, 4, 3, dtype=chainrule.float64, generator=generator, requires_grad=True)
+    # kept away from pixel edges, where the gradient in the grid jumps
+    grid = (chainrule.rand(1, 3, 2, 2, dtype=chainrule.float64, generator=generator) * 1.6 - 0.8 + 0.013)
+    grid.requires_grad_(mode != "nearest")
+
+    def fn(x, grid):
+        return chainrule.nn.functional.grid_sample(x, grid, mode=mode, padding_mode=padding, align_corners=False)
+
+    assert chainrule.autograd.gradcheck(fn, (x, grid))
+    assert chainrule.autograd.gradgradcheck(fn, (x, grid))
+
+
+def test_grid_sample_of_no_points_as_torch():
+    results = []
+    for lib in (torch, chainrule):
+        x = lib.ones(2, 3, 4, 4, requires_grad=True)
+        grid = lib.zeros(2, 0, 5, 2, requires_grad=True)
+        y = lib.nn.functional.grid_sample(x, grid, align_corners=False)
+        y.sum().backward()
+        results.append((tuple(y.shape), x.grad.numpy().tolist(), tuple(grid.grad.shape)))
+    assert results[1] == results[0]

@@ -196,6 +196,64 @@ def _check_grid_sample(input: Tensor, grid: Tensor, mode: str, padding_mode: str
                            f"{_dtype.scalar_name(grid.dtype)}")
 
 
+def _flat_positions(positions, shape):
+    """Each batch's plane positions (N, P) as flat indices of every channel's read in (N, C, L)."""
+    xp = array_module(positions)
+    batch, channels, length = shape
+    planes = (xp.arange(batch * channels, dtype=np.int64) * length).reshape(batch, channels, 1)
+    return positions[:, None, :] + planes
+
+
+def _plane_scatter(values, positions, plane_size: int):
+    """(N, C, P) ``values`` added at each batch's flat plane ``positions`` (N, P) of (N, C,
+    plane_size) zeros, repeats summed in order. (NumPy 2's ufunc.at takes a fast path for one flat
+    float index: 1.1 ms for 262,144 float32 values, against 5.9 ms for a float64 bincount.)"""
+    xp = array_module(values)
+    batch, channels, _ = values.shape
+    out = xp.zeros(batch * channels * plane_size, dtype=values.dtype)
+    xp.add.at(out, _flat_positions(positions, (batch, channels, plane_size)).reshape(-1), values.reshape(-1))
+    return out.reshape(batch, channels, plane_size)
+
+
+class PlaneGather(Function):
+    """(N, C, L) read at flat positions (N, P), the same for every channel: (N, C, P)."""
+    _array_forward = True
+    label = "grid_sample (read)"
+    rule = "adds each read's gradient back to the position it was read from"
+
+    @staticmethod
+    def forward(ctx, x, positions):
+        if ctx.needs_input_grad[0]:
+            ctx.positions, ctx.plane_size = positions, x.shape[2]
+        return array_module(x).take(x.reshape(-1), _flat_positions(positions, x.shape))
+
+    @staticmethod
+    def backward(ctx, grad):
+        return PlaneScatter.apply(grad, positions=ctx.positions, plane_size=ctx.plane_size)
+
+
+class PlaneScatter(Function):
+    """PlaneGather's adjoint (its backward, recorded as an op under create_graph)."""
+    _array_forward = True
+    label = "grid_sample_backward (scatter)"
+    rule = "reads the gradient at the positions the values were added to"
+
+    @staticmethod
+    def forward(ctx, values, positions, plane_size):
+        if ctx.needs_input_grad[0]:
+            ctx.positions = positions
+        return _plane_scatter(values, positions, plane_size)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return PlaneGather.apply(grad, positions=ctx.positions)
+
+
+def _grid_sampler_node(out: Tensor) -> Tensor:
+    """The composed parts' last node named as torch's one (GridSampler2DBackward0, GridSampler3DBackward0)."""
+    return name_node(out, f"GridSampler{out.ndim - 2}DBackward0")
+
+
 @cpu_autocast_policy("float32")
 def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mode: str = "zeros",
                 align_corners=None) -> Tensor:
@@ -228,8 +286,7 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
         for d, position in enumerate(corner_index):
             inside &= (position >= 0) & (position < sizes[d])
             flat_index += xp.clip(position, 0, sizes[d] - 1).astype(np.int64) * strides[d]
-        index = Tensor._make(flat_index).unsqueeze(1).expand(batch, channels, points)
-        values = flat.gather(2, index)
+        values = PlaneGather.apply(flat, positions=flat_index)
         return values * Tensor._make(inside.astype(input._data.dtype)).unsqueeze(1)
 
     if mode == "nearest":
@@ -253,7 +310,7 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
                     row = term if row is None else row + term
                 term = row * weights[0][tap_y].unsqueeze(1)
                 out = term if out is None else out + term
-            return out.reshape(batch, channels, *out_shape)
+            return _grid_sampler_node(out.reshape(batch, channels, *out_shape))
         for taps in itertools.product(range(4), repeat=spatial):
             # each tap's integer position, moved inside by the padding mode (a constant of the grid)
             positions = [_pad_coordinate(Tensor._make(f + (tap - 1)), sizes[d], padding_mode, align)._data
@@ -273,7 +330,7 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
                 weight = factor if weight is None else weight * factor
             term = read([f + high for f, high in zip(low, corner)]) * weight.unsqueeze(1)
             out = term if out is None else out + term
-    return out.reshape(batch, channels, *out_shape)
+    return _grid_sampler_node(out.reshape(batch, channels, *out_shape))
 
 
 # ---------------------------------------------------------------- separable resampling
