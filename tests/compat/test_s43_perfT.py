@@ -213,3 +213,20 @@ def test_grid_sample_of_no_points_as_torch():
         y.sum().backward()
         results.append((tuple(y.shape), x.grad.numpy().tolist(), tuple(grid.grad.shape)))
     assert results[1] == results[0]
+
+
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact"])
+@pytest.mark.parametrize("in_size", [3, 7, 13, 131, 257])
+@pytest.mark.parametrize("sizes", [{"scale_factor": 2.7}, {"scale_factor": 1.3}, {"scale_factor": 0.37}, {"size": 11},
+                                   {"size": 500}, {"scale_factor": 3.0}],
+                         ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()))
+def test_nearest_gradient_goes_where_torchs_float32_map_sends_it(mode, in_size, sizes):
+    # torch's nearest forward maps with a double scale, its backward with a float32 one (a copy
+    # where the sizes match): distinct gradients show which input each output's reaches
+    grads = []
+    for lib in (torch, chainrule):
+        x = lib.zeros(1, 2, in_size, dtype=lib.float64, requires_grad=True)
+        y = lib.nn.functional.interpolate(x, mode=mode, **sizes)
+        y.backward(lib.arange(float(y.numel()), dtype=lib.float64).reshape(y.shape))
+        grads.append(x.grad.numpy())
+    np.testing.assert_array_equal(grads[1], grads[0])

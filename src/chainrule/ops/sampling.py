@@ -393,8 +393,10 @@ def _spread_axis(grad, axis: int, taps, weights, size: int):
 class Resample(Function):
     """A linear resampling of some axes, one after another: along each, every output is a weighted
     sum of a few input taps (interpolate's nearest, linear and cubic modes). ``plan`` holds one
-    (axis, taps, weights, input size) per axis, in the order they are applied; ``interpolate``
-    names the node as torch's (UpsampleBilinear2DBackward0, ...)."""
+    (axis, taps, weights, input size, backward's taps) per axis, in the order they are applied:
+    the backward's taps are the taps, but for torch's nearest modes, whose backward maps the
+    outputs back with a float32 scale; ``interpolate`` names the node as torch's
+    (UpsampleBilinear2DBackward0, ...)."""
     _array_forward = True
     label = "interpolate"
     rule = "∂/∂x = the transposed resampling: each gradient times its tap's weight, added back to the tap"
@@ -403,7 +405,7 @@ class Resample(Function):
     def forward(ctx, x, plan):
         if ctx.needs_input_grad[0]:
             ctx.plan = plan
-        for axis, taps, weights, _ in plan:
+        for axis, taps, weights, _, _ in plan:
             x = _resample_axis(x, axis, taps, weights)
         return x
 
@@ -415,7 +417,8 @@ class Resample(Function):
 
 
 class ResampleAdjoint(Function):
-    """Resample's transpose (its backward, recorded as an op under create_graph)."""
+    """Resample's transpose (its backward, recorded as an op under create_graph), through the
+    plan's backward taps; its own backward is Resample through the forward's, as torch's."""
     _array_forward = True
     label = "interpolate_backward"
     rule = "∂/∂g = the resampling itself: (Rᵀ)ᵀ = R"
@@ -424,7 +427,7 @@ class ResampleAdjoint(Function):
     def forward(ctx, grad, plan):
         if ctx.needs_input_grad[0]:
             ctx.plan = plan
-        for axis, taps, weights, size in reversed(plan):
+        for axis, _, weights, size, taps in reversed(plan):
             grad = _spread_axis(grad, axis, taps, weights, size)
         return array_module(grad).ascontiguousarray(grad)
 
