@@ -589,7 +589,10 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     if node is not None and node._saved and any(s is self for s in node._saved):
         _save_original(node, self)
     if view_key is not None:
-        return _write_through_base(self, result, view_key)
+        _write_through_base(self, result, view_key)
+        if _function.active_extension is not None:
+            _forward_ad.write_tangent(result, self)
+        return self
     box = self._version_box
     version = box[0]  # read first: an inference tensor refuses the write before it happens
     if overlapping:
@@ -611,7 +614,7 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     else:
         _index.untracked_write(self)
     if _function.active_extension is not None:  # under forward AD the tangent follows the value
-        _forward_ad.move_tangent(result, self)
+        _forward_ad.write_tangent(result, self)
     return self
 
 

@@ -29,6 +29,7 @@ from ._backend import (
     to_device,
 )
 from ._backend import device as _device
+from .autograd import forward_ad as _forward_ad
 from .autograd import function as _autograd_function
 from .autograd.function import AccumulateGrad, is_recording
 from .autograd.grad_mode import INFERENCE_VERSION, INFERENCE_WRITE, check_requires_grad_allowed
@@ -1278,6 +1279,11 @@ def refuse_out_under_autograd(op: str, out, *tensors) -> None:
 def _check_out(result: Tensor, out: Tensor, op: str) -> None:
     """torch's refusals of an ``out=``: under autograd, or a dtype that can't hold the result."""
     refuse_out_under_autograd(op, out, result)
+    if _autograd_function.active_extension is not None and (
+            _forward_ad.carries_tangent(result) or _forward_ad.carries_tangent(out)):
+        # torch's out= kernels have no forward-AD formula: refused before out is written
+        raise NotImplementedError(f"Trying to use forward AD with {op}_out that does not support it because it "
+                                  "is an out= function")
     if result.dtype._category > out.dtype._category:
         raise RuntimeError(f"result type {_TYPE_NAMES[result.dtype.name][:-6]} can't be cast to the desired output "
                            f"type {_TYPE_NAMES[out.dtype.name][:-6]}")

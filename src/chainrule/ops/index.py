@@ -1543,7 +1543,7 @@ def setitem(input: Tensor, key, value) -> None:
         input._version_box[0] += 1
         untracked_write(input)
         if tangent is not None:  # forward AD: the write's tangent becomes input's
-            _forward_ad.move_tangent(tangent, input)
+            _forward_ad.write_tangent(tangent, input)
         return
     try:
         out = IndexPut.apply(input, value, key=key, raw_key=raw_key)
