@@ -895,7 +895,10 @@ def _overwrite(t: Tensor, value: Tensor) -> Tensor:
     A where() whose condition is never true routes the gradients so, with no arithmetic on ``t``
     (0 * t would turn an inf into NaN)."""
     never = Tensor._make(array_module(t).zeros((), dtype=np.bool_))
-    return ew.where(never, t, value)
+    written = ew.where(never, t, value)
+    if written._grad_fn is not None:
+        written._grad_fn.overwrites = True  # (its rule torch's, not where's: see Where.backward)
+    return written
 
 
 _OVERWRITE_RULE = "the overwritten values get a zero gradient; the written value the gradient summed to its shape"

@@ -2,6 +2,7 @@
 view of its base's tangent, so a write into the view lands in the base's tangent (and one into
 the base is read through every view)."""
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -159,3 +160,53 @@ def test_out_is_refused_under_forward_ad_as_torch_refuses_it(case):
     (ours, unchanged), (theirs, _) = _both(run)
     assert ours == theirs
     assert unchanged
+
+
+# ---------------------------------------------------------------- copy_ into a view, second order
+def _tree(fn, depth):
+    """A node's name with its next_functions' trees, ``depth`` levels down (None for a missing edge)."""
+    if fn is None:
+        return None
+    if depth == 0:
+        return fn.name()
+    return fn.name(), [_tree(child, depth - 1) for child, _ in fn.next_functions]
+
+
+_COPIES_INTO_VIEWS = {
+    "t": lambda b, c: b.t().copy_(c),
+    "transpose": lambda b, c: b.transpose(0, 1).copy_(c),
+    "select": lambda b, c: b[0].copy_(c[0]),
+    "slice": lambda b, c: b[1:].copy_(c[1:]),
+    "diagonal": lambda b, c: b.diagonal().copy_(c[0]),
+    "view": lambda b, c: b.view(9).copy_(c.reshape(9)),
+    "strided": lambda b, c: b.view(-1)[::2].copy_(c.reshape(-1)[:5]),
+    "broadcast": lambda b, c: b[1:].copy_(c[0]),
+    "t_then_slice": lambda b, c: b.t()[1:].copy_(c[1:]),
+    "unsqueeze": lambda b, c: b.unsqueeze(0).copy_(c.unsqueeze(0)),
+    # other ops CopySlices absorbs: its recorded backward is the same for each
+    "mul_scalar_into_t": lambda b, c: b.t().mul_(2),
+    "zero_into_select": lambda b, c: b[1].zero_(),
+    "fill_tensor_into_select": lambda b, c: b[1].fill_(c[0, 0]),
+    "clamp_into_view": lambda b, c: b.view(9).clamp_(0),
+}
+
+
+@pytest.mark.parametrize("case", list(_COPIES_INTO_VIEWS))
+def test_copy_into_a_view_records_torch_second_order_graph(case):
+    def run(lib):
+        rng = np.random.default_rng(0)
+        a, c = (lib.tensor(rng.standard_normal((3, 3)), requires_grad=True) for _ in range(2))
+        b = a.clone()
+        _COPIES_INTO_VIEWS[case](b, c)
+        grad_a, grad_c = lib.autograd.grad((b * b).sum(), (a, c), create_graph=True, allow_unused=True)
+        loss = (grad_a * grad_a).sum() + (0 if grad_c is None else (grad_c * grad_c).sum())
+        second = lib.autograd.grad(loss, (a, c), allow_unused=True)
+        return ([_tree(b.grad_fn, 2), _tree(grad_a.grad_fn, 3), grad_c is not None and _tree(grad_c.grad_fn, 3)],
+                [grad_a, grad_c, *second])
+
+    (ours, our_grads), (theirs, their_grads) = run(chainrule), run(torch)
+    assert ours == theirs
+    for g, tg in zip(our_grads, their_grads):
+        assert (g is None) == (tg is None)
+        if g is not None:
+            np.testing.assert_array_equal(g.detach().numpy(), tg.detach().numpy())
