@@ -210,3 +210,47 @@ def test_copy_into_a_view_records_torch_second_order_graph(case):
         assert (g is None) == (tg is None)
         if g is not None:
             np.testing.assert_array_equal(g.detach().numpy(), tg.detach().numpy())
+
+
+# ---------------------------------------------------------------- writes reading partly overlapping memory
+_OVERLAPPING_WRITES = {
+    "add_": lambda t: t[1:].add_(t[:-1]),
+    "add_reversed": lambda t: t[:-1].add_(t[1:]),
+    "mul_": lambda t: t[1:].mul_(t[:-1]),
+    "sub_": lambda t: t[2:].sub_(t[:-2]),
+    "div_": lambda t: t[1:].div_(t[:-1] + 1),
+    "pow_": lambda t: t[1:].pow_(t[:-1]),
+    "copy_": lambda t: t[1:].copy_(t[:-1]),
+    "copy_reversed": lambda t: t[:-1].copy_(t[1:]),
+    "clamp_": lambda t: t[1:].clamp_(t[:-1]),
+    "lerp_": lambda t: t[1:].lerp_(t[:-1], 0.5),
+    "addcmul_": lambda t: t[1:].addcmul_(t[:-1], t[:-1]),
+    "addcmul_second": lambda t: t[1:].addcmul_(t[1:].clone(), t[:-1]),
+    "masked_fill_": lambda t: t[1:].masked_fill_(t[:-1] > 2, 0.),
+    "rows_of_a_matrix": lambda t: t.view(2, 3)[:, :2].add_(t.view(2, 3)[:, 1:]),
+    # allowed: the same elements, a layout torch does not judge, another root, a 0-d element
+    "add_same_view": lambda t: t[1:].add_(t[1:]),
+    "copy_self": lambda t: t.copy_(t),
+    "add_strided": lambda t: t[::2].add_(t[1::2]),
+    "add_expanded": lambda t: t[1:].add_(t[:1].expand(5)),
+    "add_0d_element": lambda t: t[1:].add_(t[0]),
+    "add_base_into_view": lambda t: t[:3].add_(t.view(2, 3)[0]),
+}
+
+
+@pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.parametrize("case", list(_OVERLAPPING_WRITES))
+def test_a_write_reading_partly_overlapping_memory_is_refused_as_torch_refuses_it(case, grad):
+    def run(lib):
+        t = lib.arange(6.)
+        base = t
+        if grad:
+            base = lib.arange(6., requires_grad=True)
+            t = base * 1
+        try:
+            _OVERLAPPING_WRITES[case](t)
+        except RuntimeError as refusal:
+            return type(refusal), str(refusal), t.tolist(), t._version
+        return None, None, t.tolist(), t._version
+
+    assert run(chainrule) == run(torch)
