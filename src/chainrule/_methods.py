@@ -41,7 +41,15 @@ from .ops import special_functions as _special
 from .ops._arg_parser import check_number
 from .ops.linalg import matmul as _matmul
 from .ops.memory_format import channels_last_strides, iterator_layout
-from .tensor import Tensor, _called_by_user, check_legacy_device, legacy_keywords, tensor_options_error
+from .tensor import (
+    Tensor,
+    _called_by_user,
+    check_legacy_device,
+    legacy_keywords,
+    one_root,
+    refuse_partial_overlap,
+    tensor_options_error,
+)
 
 
 def bind_module(module) -> None:
@@ -506,57 +514,6 @@ _INPLACE_PRECHECKS = {
 }
 
 
-_PARTIAL_OVERLAP = ("unsupported operation: some elements of the input tensor and the written-to tensor refer to a "
-                    "single memory location. Please clone() the tensor before performing the operation.")
-
-
-def _one_root(self: Tensor, operand) -> bool:
-    """Whether ``operand`` is a tensor other than self on the same root (a view of it, or its base):
-    the one case where an elementwise write may read elements it has written (a plain attribute
-    test, so the common call pays almost nothing)."""
-    if operand.__class__ is not Tensor and not isinstance(operand, Tensor) or operand is self:
-        return False
-    root, other_root = self._base, operand._base
-    if root is None and other_root is None:
-        return False
-    return (self if root is None else root) is (operand if other_root is None else other_root)
-
-
-def _dense_span(array):
-    """The bytes [begin, end) a non-overlapping, dense array covers (in some order of its dims), or
-    None where it is not so (torch's is_non_overlapping_and_dense)."""
-    dims = sorted((abs(stride), size) for stride, size in zip(array.strides, array.shape) if size != 1)
-    expected = array.itemsize
-    for stride, size in dims:
-        if stride != expected or any(s < 0 for s in array.strides):
-            return None
-        expected *= size
-    begin = array.__array_interface__["data"][0]
-    return begin, begin + array.size * array.itemsize
-
-
-def _refuse_partial_overlap(self: Tensor, operands) -> None:
-    """torch's refusal of an elementwise write into ``self`` reading an operand whose memory
-    partly overlaps self's (``t[1:].add_(t[:-1])``; its get_overlap_status PARTIAL): the result
-    would depend on the order of the writes. The same elements, as self has them, are allowed, and
-    so is any layout torch cannot judge (an operand or self not dense: its TOO_HARD)."""
-    for operand in operands:
-        if not _one_root(self, operand):
-            continue
-        target, data = self._data, operand._data
-        if type(target) is not np.ndarray or type(data) is not np.ndarray or not target.size or not data.size:
-            continue
-        spans = _dense_span(target), _dense_span(data)
-        if spans[0] is None or spans[1] is None:
-            continue
-        (begin, end), (other_begin, other_end) = spans
-        if begin == other_begin and end == other_end:
-            if target.strides != data.strides:
-                raise RuntimeError(_PARTIAL_OVERLAP)
-        elif begin < other_end and other_begin < end:
-            raise RuntimeError(_PARTIAL_OVERLAP)
-
-
 def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     """Run ``fn(self, ...)`` out of place, then write the result into ``self``.
 
@@ -590,7 +547,7 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     if precheck is not None:
         precheck(self, args, kwargs)
     if name in _ELEMENTWISE_INPLACE or getattr(fn, "copies", False):
-        _refuse_partial_overlap(self, (*args, *kwargs.values()) if kwargs else args)
+        refuse_partial_overlap(self, (*args, *kwargs.values()) if kwargs else args)
     result = fn(self, *args, **kwargs)
     if result._data.shape != self._data.shape:
         if (name not in _RESIZING_INPLACE or base is not None
@@ -734,7 +691,7 @@ def _unwatched_array(self: Tensor, operand=None):
         return None
     target = self._data
     if type(target) is not np.ndarray or target.dtype not in _FLOATS or not (
-            target.flags.forc and target.flags.writeable) or _one_root(self, operand):
+            target.flags.forc and target.flags.writeable) or one_root(self, operand):
         return None  # (an operand on self's memory: _inplace judges its overlap)
     return target
 
@@ -842,7 +799,7 @@ def _addcmul_unrecorded(self: Tensor, args: tuple, kwargs: dict) -> bool:
     value = kwargs.get("value", 1)
     target = _unwatched_array(self, args[0])
     if target is None or target.dtype != _FLOAT32 or not _plain_number(value) or (
-            isinstance(args[1], Tensor) and args[1]._requires_grad and is_grad_enabled()) or _one_root(self, args[1]):
+            isinstance(args[1], Tensor) and args[1]._requires_grad and is_grad_enabled()) or one_root(self, args[1]):
         return False
     tensor1, tensor2 = _operand_array(args[0], target), _operand_array(args[1], target)
     if tensor1 is None or tensor2 is None:
@@ -1186,7 +1143,7 @@ def _copy(self: Tensor, other: Tensor, non_blocking: bool = False) -> Tensor:
         _vmap_frames.refuse_captured_write(self, "copy_")
     if _vmap_frames.running():
         _refuse_mapped_into_unmapped(self, (src,), {})  # (the cast below would hide src's origin)
-    _refuse_partial_overlap(self, (src,))
+    refuse_partial_overlap(self, (src,))
     if type(src._data) is not type(self._data):
         src = src.to(self.device)  # torch's copy_ copies across devices (differentiably)
     src = ew._cast(src, self.dtype)  # differentiable: src's gradient comes back in src's dtype

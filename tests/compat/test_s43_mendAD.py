@@ -235,7 +235,18 @@ _OVERLAPPING_WRITES = {
     "add_expanded": lambda t: t[1:].add_(t[:1].expand(5)),
     "add_0d_element": lambda t: t[1:].add_(t[0]),
     "add_base_into_view": lambda t: t[:3].add_(t.view(2, 3)[0]),
+    # out= of an elementwise op
+    "add_out": lambda t: chainrule_or_torch(t).add(t[:-1], 1, out=t[1:]),
+    "mul_out": lambda t: chainrule_or_torch(t).mul(t[:-1], t[1:], out=t[1:]),
+    "neg_out": lambda t: chainrule_or_torch(t).neg(t[2:], out=t[:-2]),
+    "maximum_out": lambda t: chainrule_or_torch(t).maximum(t[:-1], t[1:], out=t[1:]),
+    "add_out_same": lambda t: chainrule_or_torch(t).add(t, 1, out=t),
+    "abs_out_same_view": lambda t: chainrule_or_torch(t).abs(t[1:], out=t[1:]),
 }
+
+
+def chainrule_or_torch(t):
+    return chainrule if isinstance(t, chainrule.Tensor) else torch
 
 
 @pytest.mark.parametrize("grad", [False, True])
