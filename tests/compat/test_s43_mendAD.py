@@ -242,6 +242,9 @@ _OVERLAPPING_WRITES = {
     "maximum_out": lambda t: chainrule_or_torch(t).maximum(t[:-1], t[1:], out=t[1:]),
     "add_out_same": lambda t: chainrule_or_torch(t).add(t, 1, out=t),
     "abs_out_same_view": lambda t: chainrule_or_torch(t).abs(t[1:], out=t[1:]),
+    "exp_out": lambda t: chainrule_or_torch(t).exp(t[:-1], out=t[1:]),
+    "sigmoid_out": lambda t: chainrule_or_torch(t).sigmoid(t[:-1], out=t[1:]),
+    "sqrt_out_same_view": lambda t: chainrule_or_torch(t).sqrt(t[1:], out=t[1:]),
 }
 
 
