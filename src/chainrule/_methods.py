@@ -41,7 +41,15 @@ from .ops import special_functions as _special
 from .ops._arg_parser import check_number
 from .ops.linalg import matmul as _matmul
 from .ops.memory_format import channels_last_strides, iterator_layout
-from .tensor import Tensor, _called_by_user, check_legacy_device, legacy_keywords, tensor_options_error
+from .tensor import (
+    Tensor,
+    _called_by_user,
+    check_legacy_device,
+    legacy_keywords,
+    one_root,
+    refuse_partial_overlap,
+    tensor_options_error,
+)
 
 
 def bind_module(module) -> None:
@@ -538,6 +546,8 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     precheck = _INPLACE_PRECHECKS.get(name)
     if precheck is not None:
         precheck(self, args, kwargs)
+    if name in _ELEMENTWISE_INPLACE or getattr(fn, "copies", False):
+        refuse_partial_overlap(self, (*args, *kwargs.values()) if kwargs else args)
     result = fn(self, *args, **kwargs)
     if result._data.shape != self._data.shape:
         if (name not in _RESIZING_INPLACE or base is not None
@@ -589,7 +599,10 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     if node is not None and node._saved and any(s is self for s in node._saved):
         _save_original(node, self)
     if view_key is not None:
-        return _write_through_base(self, result, view_key)
+        _write_through_base(self, result, view_key)
+        if _function.active_extension is not None:
+            _forward_ad.write_tangent(result, self)
+        return self
     box = self._version_box
     version = box[0]  # read first: an inference tensor refuses the write before it happens
     if overlapping:
@@ -611,7 +624,7 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     else:
         _index.untracked_write(self)
     if _function.active_extension is not None:  # under forward AD the tangent follows the value
-        _forward_ad.move_tangent(result, self)
+        _forward_ad.write_tangent(result, self)
     return self
 
 
@@ -678,8 +691,8 @@ def _unwatched_array(self: Tensor, operand=None):
         return None
     target = self._data
     if type(target) is not np.ndarray or target.dtype not in _FLOATS or not (
-            target.flags.forc and target.flags.writeable):
-        return None
+            target.flags.forc and target.flags.writeable) or one_root(self, operand):
+        return None  # (an operand on self's memory: _inplace judges its overlap)
     return target
 
 
@@ -786,7 +799,7 @@ def _addcmul_unrecorded(self: Tensor, args: tuple, kwargs: dict) -> bool:
     value = kwargs.get("value", 1)
     target = _unwatched_array(self, args[0])
     if target is None or target.dtype != _FLOAT32 or not _plain_number(value) or (
-            isinstance(args[1], Tensor) and args[1]._requires_grad and is_grad_enabled()):
+            isinstance(args[1], Tensor) and args[1]._requires_grad and is_grad_enabled()) or one_root(self, args[1]):
         return False
     tensor1, tensor2 = _operand_array(args[0], target), _operand_array(args[1], target)
     if tensor1 is None or tensor2 is None:
@@ -892,7 +905,10 @@ def _overwrite(t: Tensor, value: Tensor) -> Tensor:
     A where() whose condition is never true routes the gradients so, with no arithmetic on ``t``
     (0 * t would turn an inf into NaN)."""
     never = Tensor._make(array_module(t).zeros((), dtype=np.bool_))
-    return ew.where(never, t, value)
+    written = ew.where(never, t, value)
+    if written._grad_fn is not None:
+        written._grad_fn.overwrites = True  # (its rule torch's, not where's: see Where.backward)
+    return written
 
 
 _OVERWRITE_RULE = "the overwritten values get a zero gradient; the written value the gradient summed to its shape"
@@ -1127,6 +1143,7 @@ def _copy(self: Tensor, other: Tensor, non_blocking: bool = False) -> Tensor:
         _vmap_frames.refuse_captured_write(self, "copy_")
     if _vmap_frames.running():
         _refuse_mapped_into_unmapped(self, (src,), {})  # (the cast below would hide src's origin)
+    refuse_partial_overlap(self, (src,))
     if type(src._data) is not type(self._data):
         src = src.to(self.device)  # torch's copy_ copies across devices (differentiably)
     src = ew._cast(src, self.dtype)  # differentiable: src's gradient comes back in src's dtype

@@ -29,6 +29,7 @@ from ._backend import (
     to_device,
 )
 from ._backend import device as _device
+from .autograd import forward_ad as _forward_ad
 from .autograd import function as _autograd_function
 from .autograd.function import AccumulateGrad, is_recording
 from .autograd.grad_mode import INFERENCE_VERSION, INFERENCE_WRITE, check_requires_grad_allowed
@@ -1278,6 +1279,11 @@ def refuse_out_under_autograd(op: str, out, *tensors) -> None:
 def _check_out(result: Tensor, out: Tensor, op: str) -> None:
     """torch's refusals of an ``out=``: under autograd, or a dtype that can't hold the result."""
     refuse_out_under_autograd(op, out, result)
+    if _autograd_function.active_extension is not None and (
+            _forward_ad.carries_tangent(result) or _forward_ad.carries_tangent(out)):
+        # torch's out= kernels have no forward-AD formula: refused before out is written
+        raise NotImplementedError(f"Trying to use forward AD with {op}_out that does not support it because it "
+                                  "is an out= function")
     if result.dtype._category > out.dtype._category:
         raise RuntimeError(f"result type {_TYPE_NAMES[result.dtype.name][:-6]} can't be cast to the desired output "
                            f"type {_TYPE_NAMES[out.dtype.name][:-6]}")
@@ -1310,15 +1316,72 @@ def _write_checked_out(result: Tensor, out: Tensor) -> Tensor:
     return out
 
 
+_PARTIAL_OVERLAP = ("unsupported operation: some elements of the input tensor and the written-to tensor refer to a "
+                    "single memory location. Please clone() the tensor before performing the operation.")
+
+
+def one_root(self: Tensor, operand) -> bool:
+    """Whether ``operand`` is a tensor other than self on the same root (a view of it, or its base):
+    the one case where an elementwise write may read elements it has written (a plain attribute
+    test, so the common call pays almost nothing)."""
+    if operand.__class__ is not Tensor and not isinstance(operand, Tensor) or operand is self:
+        return False
+    root, other_root = self._base, operand._base
+    if root is None and other_root is None:
+        return False
+    return (self if root is None else root) is (operand if other_root is None else other_root)
+
+
+def _dense_span(array):
+    """The bytes [begin, end) a non-overlapping, dense array covers (in some order of its dims), or
+    None where it is not so (torch's is_non_overlapping_and_dense)."""
+    dims = sorted((abs(stride), size) for stride, size in zip(array.strides, array.shape) if size != 1)
+    expected = array.itemsize
+    for stride, size in dims:
+        if stride != expected or any(s < 0 for s in array.strides):
+            return None
+        expected *= size
+    begin = array.__array_interface__["data"][0]
+    return begin, begin + array.size * array.itemsize
+
+
+def refuse_partial_overlap(self: Tensor, operands) -> None:
+    """torch's refusal of an elementwise write into ``self`` reading an operand whose memory
+    partly overlaps self's (``t[1:].add_(t[:-1])``; its get_overlap_status PARTIAL): the result
+    would depend on the order of the writes. The same elements, as self has them, are allowed, and
+    so is any layout torch cannot judge (an operand or self not dense: its TOO_HARD)."""
+    for operand in operands:
+        if not one_root(self, operand):
+            continue
+        target, data = self._data, operand._data
+        if type(target) is not np.ndarray or type(data) is not np.ndarray or not target.size or not data.size:
+            continue
+        spans = _dense_span(target), _dense_span(data)
+        if spans[0] is None or spans[1] is None:
+            continue
+        (begin, end), (other_begin, other_end) = spans
+        if begin == other_begin and end == other_end:
+            if target.strides != data.strides:
+                raise RuntimeError(_PARTIAL_OVERLAP)
+        elif begin < other_end and other_begin < end:
+            raise RuntimeError(_PARTIAL_OVERLAP)
+
+
 def honours_out(fn, name: str | None = None):
     """Give ``fn`` torch's keyword ``out=`` (see ``write_out``; a tuple result, max(dim)'s
     (values, indices), goes into a tuple of as many tensors); ``fn`` itself ignores it. ``name``:
     the op's name in messages, when not ``fn.__name__``."""
     op = name or fn.__name__
+    # torch's elementwise kernels (TensorIterator) refuse an out partly overlapping an input
+    elementwise = getattr(fn, "__module__", None) == "chainrule.ops.elementwise"
 
     def with_out(*args, out, **kwargs):
         if _vmap_frames._frames:  # torch's vmap has no rule for out= variants
             _vmap_frames.refuse_out(op, (*args, *kwargs.values(), out))
+        if elementwise and isinstance(out, Tensor):
+            operands = (*args, *kwargs.values()) if kwargs else args
+            refuse_out_under_autograd(op, out, *(a for a in operands if isinstance(a, Tensor)))  # (torch's first)
+            refuse_partial_overlap(out, operands)
         result = fn(*args, **kwargs)
         if isinstance(result, tuple):
             return _write_outs(result, out, op)

@@ -27,6 +27,8 @@ from __future__ import annotations
 import weakref
 from collections import namedtuple
 
+import numpy as np
+
 from .. import _dtype
 from .._backend import array_module
 from . import engine as _engine
@@ -51,7 +53,12 @@ class _Level:
     def tangent_of(self, tensor):
         entry = self.tangents.get(id(tensor))
         if entry is None or entry[0]() is not tensor:
-            return None
+            base = tensor._base
+            if base is None or tensor._nondifferentiable_view:
+                return None
+            # a view made before its base had a tangent reads its elements of the base's (torch
+            # derives a view's forward gradient from its base's on demand)
+            return _elements_of_base_tangent(tensor, base, self.tangent_of(base))
         return entry[1]
 
     def set_tangent(self, tensor, tangent) -> None:
@@ -197,7 +204,9 @@ def unpack_dual(tensor, *, level: int | None = None) -> UnpackedDualTensor:
     tangent = _level.tangent_of(tensor)
     if tangent is None:
         return UnpackedDualTensor(tensor, None)
-    return UnpackedDualTensor(_plain(lambda: tensor.view_as(tensor)), tangent)
+    primal = _plain(lambda: tensor.view_as(tensor))
+    _level.set_tangent(primal, None)  # a view of tensor that does not share its tangent (torch's _fw_primal)
+    return UnpackedDualTensor(primal, tangent)
 
 
 def _torch_name(tensor) -> str:
@@ -228,6 +237,57 @@ def tangent_of_write(target, value, write):
     if _level is None or (_level.tangent_of(target) is None and _level.tangent_of(value) is None):
         return None
     return write()
+
+
+def _elements_of_base_tangent(view, base, base_tangent):
+    """The view's elements of ``base_tangent`` (a tensor sharing its memory), when that tangent is
+    laid out as base itself is; else None."""
+    if base_tangent is None:
+        return None
+    Tensor = _function._Tensor
+    data, base_data, tangent_data = view._data, base._data, base_tangent._data
+    if not (type(data) is type(base_data) is type(tangent_data) is np.ndarray) or \
+            tangent_data.strides != base_data.strides or tangent_data.shape != base_data.shape or \
+            tangent_data.itemsize != base_data.itemsize or tangent_data.size == 0:
+        return None
+    offset = data.__array_interface__["data"][0] - base_data.__array_interface__["data"][0]
+    if offset < 0 or offset % tangent_data.itemsize:
+        return None
+    as_strided = np.lib.stride_tricks.as_strided
+    first = offset // tangent_data.itemsize
+    start = as_strided(tangent_data, shape=(first + 1,), strides=(tangent_data.itemsize,))[first:]
+    return Tensor._make(as_strided(start, shape=data.shape, strides=data.strides))
+
+
+def write_tangent(source, target) -> None:
+    """An in-place op wrote ``source`` (its out-of-place result) into ``target``: ``source``'s
+    tangent (zeros when it has none) is written into ``target``'s, in place, so that a base and
+    its views, whose tangents share memory as their values do, see the write (torch's in-place
+    formulas update ``self_t`` in place). A view of a base without a tangent first gives its base
+    a zero one."""
+    if _level is None:
+        return
+    new = _level.tangent_of(source)
+    old = _level.tangent_of(target)
+    if old is None and new is not None and target._base is not None and not target._nondifferentiable_view:
+        base = target._base
+        if _level.tangent_of(base) is None and type(base._data) is np.ndarray:
+            _level.set_tangent(base, _function._Tensor._make(np.zeros_like(base._data)))
+            old = _level.tangent_of(target)
+    # (a tangent in a graph, forward over reverse, takes the new one whole, keeping its graph)
+    if old is None or old.shape != target.shape or type(old._data) is not np.ndarray \
+            or not old._data.flags.writeable or _expanded(old._data) or old._requires_grad \
+            or new is not None and new._requires_grad:
+        move_tangent(source, target)
+        return
+    if new is None:
+        old._data[...] = 0
+    else:
+        old._data[...] = new._data
+
+
+def _expanded(array) -> bool:
+    return any(stride == 0 and size > 1 for stride, size in zip(array.strides, array.shape))
 
 
 def move_tangent(source, target) -> None:
@@ -350,10 +410,36 @@ def _jvp_of_array_op(cls, inputs, params, tangents):
             node.needs_input_grad = tuple(False if i in aliased else need
                                           for i, need in enumerate(node.needs_input_grad))
     for o, tangent in zip(differentiable, pushed):
-        _level.set_tangent(o, tangent)
+        viewed = _view_tangent(cls, params, inputs, tangents, out, o)
+        # (the view is kept where it reads the tangent's values the rule gave: an as_strided
+        # addressing its input's storage reads other elements of a tangent laid out otherwise)
+        keep = viewed is not None and viewed.shape == tangent.shape and np.array_equal(viewed._data, tangent._data)
+        _level.set_tangent(o, viewed if keep else tangent)
     if node is not None:
         _tangents_to_saved_outputs(node, outputs)
     return out
+
+
+def _view_tangent(cls, params, inputs, tangents, out, output):
+    """For an output that is a view of the op's first input, the same view of that input's
+    tangent (None otherwise, or where the tangent cannot be viewed so): torch's rule for a view
+    op, which makes an in-place write into the view's tangent land in its base's."""
+    first, tangent = inputs[0], tangents[0]
+    # (the op's caller marks its output a view (_base) after this runs: told here by the memory;
+    # an op writing its input's array, as IndexPut does for x[key] = v, returns that very array)
+    if (tangent is None or type(output._data) is not np.ndarray or type(first._data) is not np.ndarray
+            or output._data.dtype != first._data.dtype or tangent._data.dtype != first._data.dtype
+            or output._data is first._data or not np.may_share_memory(output._data, first._data)):
+        return None
+    try:
+        viewed = _function._apply_array_op(cls, tangent, *inputs[1:], **params)
+    except (RuntimeError, ValueError, TypeError):
+        return None
+    if type(viewed) is tuple:
+        viewed = viewed[next(i for i, o in enumerate(out) if o is output) if type(out) is tuple else 0]
+    if viewed.shape != output.shape or not np.may_share_memory(viewed._data, tangent._data):
+        return None
+    return viewed
 
 
 def _tangents_to_saved_outputs(node, outputs) -> None:

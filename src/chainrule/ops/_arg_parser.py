@@ -185,7 +185,17 @@ def write_out_same_dtype(result, out, op: str):
 
 
 def _with_out_rule(function, name: str, rule: str):
-    from ..tensor import Tensor, _write_outs, out_keyword_front, write_out
+    from ..tensor import (
+        Tensor,
+        _write_outs,
+        out_keyword_front,
+        refuse_out_under_autograd,
+        refuse_partial_overlap,
+        write_out,
+    )
+
+    # torch's elementwise kernels (TensorIterator) refuse an out partly overlapping an input
+    elementwise = getattr(function, "__module__", None) == "chainrule.ops.elementwise"
 
     def with_out(*args, out, **kwargs):
         if not isinstance(out, (Tensor, tuple, list)):  # (a tuple out is a tuple result's, checked when written)
@@ -193,6 +203,11 @@ def _with_out_rule(function, name: str, rule: str):
         for each_out in out if isinstance(out, (tuple, list)) else (out,):  # (values, indices) outs too
             if isinstance(each_out, Tensor):
                 _check_out_overlap(name, each_out, (*args, *kwargs.values()))
+                if elementwise:
+                    operands = (*args, *kwargs.values()) if kwargs else args
+                    # (torch refuses out= under autograd first)
+                    refuse_out_under_autograd(name, each_out, *(a for a in operands if isinstance(a, Tensor)))
+                    refuse_partial_overlap(each_out, operands)
         if _vmap_frames._frames:  # (here, where the operands name pow's overload; write_out checks the rest)
             _vmap_frames.refuse_out(name, (*args, *kwargs.values(), out))
         if rule == "computes_in" and isinstance(out, Tensor) and kwargs.get("dtype") is None:

@@ -31,7 +31,15 @@ from ..autograd.function import (
     saved,
 )
 from ..autograd.grad_mode import no_grad
-from ..tensor import Tensor, _check_tensor, honours_out, out_keyword_front, write_out
+from ..tensor import (
+    Tensor,
+    _check_tensor,
+    honours_out,
+    out_keyword_front,
+    refuse_out_under_autograd,
+    refuse_partial_overlap,
+    write_out,
+)
 from ._arg_parser import check_int, check_str, out_rule, write_out_same_dtype
 from ._special import erf as _erf_array
 from .memory_format import fresh_in_format, iterator_layout
@@ -1301,6 +1309,13 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     # out= handled inline rather than by honours_out: these are the hottest calls there are
     real_only = name in _REAL_ONLY
     write_result = write_out_same_dtype if name in _SAME_DTYPE_OUT else write_out
+
+    def write_unary_out(result: Tensor, out, input: Tensor) -> Tensor:
+        if isinstance(out, Tensor):
+            # torch's refusals in its order: out= under autograd, then an out partly over the input
+            refuse_out_under_autograd(op_name, out, result)
+            refuse_partial_overlap(out, (input,))
+        return write_result(result, out, op_name)
     if float_only:
         def op(input: Tensor, *, out=None) -> Tensor:
             if type(input) is not Tensor or input._data.dtype.kind not in "fV":
@@ -1312,7 +1327,7 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
                 if real_only:
                     refuse_complex(input, _REAL_ONLY[name])
             result = cls.apply(input)
-            return result if out is None else write_result(result, out, op_name)
+            return result if out is None else write_unary_out(result, out, input)
     elif real_only:
         def op(input: Tensor, *, out=None) -> Tensor:
             if type(input) is not Tensor and input.__class__ in SPARSE_COO_TYPES and out is None:
@@ -1322,13 +1337,13 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
                 if name in _NO_BOOL_KERNELS:
                     refuse_kernel(input, _NO_BOOL_KERNELS[name])
             result = cls.apply(input)
-            return result if out is None else write_result(result, out, op_name)
+            return result if out is None else write_unary_out(result, out, input)
     else:
         def op(input: Tensor, *, out=None) -> Tensor:
             if type(input) is not Tensor and input.__class__ in SPARSE_COO_TYPES and out is None:
                 return getattr(input, op_name)()
             result = cls.apply(input)
-            return result if out is None else write_result(result, out, op_name)
+            return result if out is None else write_unary_out(result, out, input)
 
     op.__name__ = op.__qualname__ = op_name
     op.__doc__ = f"torch.{op.__name__}, elementwise, with its gradient."
@@ -1941,6 +1956,11 @@ class Where(Function):
         # the gradient goes to whichever input was selected
         (condition,) = ctx.saved_values
         zero = zeros_like_tensor(grad)
+        if getattr(ctx, "overwrites", False):
+            # copy_/fill_'s write (_methods._overwrite, a condition never true): torch's
+            # CopyBackwards/FillBackward rule, zeros for the overwritten values and the gradient
+            # itself for the written one, so a recorded backward holds no where() of its own
+            return (zero if ctx.needs_input_grad[0] else None, grad if ctx.needs_input_grad[1] else None)
         return (where(condition, grad, zero) if ctx.needs_input_grad[0] else None,
                 where(condition, zero, grad) if ctx.needs_input_grad[1] else None)
 

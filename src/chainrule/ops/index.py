@@ -1331,6 +1331,8 @@ class CopySlices(Function):
         absorbed = ctx.absorbed
         if ctx._freed:
             ctx.saved_values  # noqa: B018  (raises torch's error for a second backward)
+        if is_grad_enabled() and getattr(ctx, "view_geometry", None) is not None:
+            return _copy_slices_graph(ctx, grad)
         grads = absorbed._forward_cls.backward(absorbed, read_elements(grad, ctx.key))
         if type(grads) is not tuple:
             grads = (grads,)
@@ -1353,6 +1355,30 @@ class CopySlices(Function):
         return (grad_base, *grads[1:])
 
 
+def _copy_slices_graph(ctx, grad: Tensor) -> tuple:
+    """CopySlices' backward recorded (create_graph) as torch records it, so the second-order graph
+    has torch's nodes: the gradient copied into a tensor laid out as the base (CopyBackwards), the
+    view's part of it taken by as_strided and cloned for the op's rule (AsStridedBackward0,
+    CloneBackward0), and the rule's gradient for the view copied back into that part (CopySlices)."""
+    absorbed = ctx.absorbed
+    base_shape, base_strides, view_shape, view_strides, offset = ctx.view_geometry
+    result = grad.new_empty_strided(base_shape, base_strides)
+    result.copy_(grad)
+    grad_slice = result.as_strided(view_shape, view_strides, offset)
+    grads = absorbed._forward_cls.backward(absorbed, grad_slice.clone())
+    if type(grads) is not tuple:
+        grads = (grads,)
+    if not ctx.needs_input_grad[0]:
+        return (None, *grads[1:])
+    grad_view = grads[0]
+    if grad_view is None:  # (fill_, zero_, copy_: the view's old values do not reach the result)
+        grad_view = grad_slice.new_zeros(view_shape)
+    elif grad_view._data.shape != tuple(view_shape) or grad_view._data.dtype != grad_slice._data.dtype:
+        grad_view = _fixed_gradient(absorbed, 0, grad_view, absorbed._input_meta[0])
+    grad_slice.copy_(grad_view)
+    return (result, *grads[1:])
+
+
 def write_absorbing(view: Tensor, key, value: Tensor) -> bool:
     """``view``'s base takes ``value``, an in-place op's result on ``view``, at ``key`` (its elements
     the view covers), as one CopySlices node holding the op's node; False, nothing written, where
@@ -1372,6 +1398,9 @@ def write_absorbing(view: Tensor, key, value: Tensor) -> bool:
     copy_slices.needs_input_grad = (copy_slices.needs_input_grad[0], *node.needs_input_grad[1:])
     copy_slices._input_meta += node._input_meta[1:]
     copy_slices.absorbed, copy_slices.key = node, key
+    # where the view lies in its base, for a recorded backward (create_graph) that reads it as torch
+    # does; None where its memory is not one strided block of base's (NumPy's element strides)
+    copy_slices.view_geometry = _view_geometry(view, base)
     # the op's saved tensors, shared: the engine checks their versions before it runs this node and
     # frees this node's hold after it (the op's node keeps its own for a second-order graph its saved
     # outputs join)
@@ -1386,6 +1415,19 @@ def write_absorbing(view: Tensor, key, value: Tensor) -> bool:
         base._move_retained_grad(old)
     refresh_views(base)
     return True
+
+
+def _view_geometry(view: Tensor, base: Tensor):
+    """(base's shape and strides, view's shape, strides and offset into base), in elements."""
+    data, base_data = view._data, base._data
+    if type(data) is not np.ndarray or type(base_data) is not np.ndarray or data.itemsize != base_data.itemsize:
+        return None
+    itemsize = data.itemsize
+    offset = data.__array_interface__["data"][0] - base_data.__array_interface__["data"][0]
+    if offset < 0 or offset % itemsize or any(s % itemsize for s in (*data.strides, *base_data.strides)):
+        return None
+    return (base_data.shape, tuple(s // itemsize for s in base_data.strides), data.shape,
+            tuple(s // itemsize for s in data.strides), offset // itemsize)
 
 
 def _slices_first(raw_key, shape: tuple | None = None) -> bool:
@@ -1543,7 +1585,7 @@ def setitem(input: Tensor, key, value) -> None:
         input._version_box[0] += 1
         untracked_write(input)
         if tangent is not None:  # forward AD: the write's tangent becomes input's
-            _forward_ad.move_tangent(tangent, input)
+            _forward_ad.write_tangent(tangent, input)
         return
     try:
         out = IndexPut.apply(input, value, key=key, raw_key=raw_key)
