@@ -2604,7 +2604,10 @@ class Filled(Function):
 
     @staticmethod
     def forward(ctx, x, value):
-        return array_module(x).full(x.shape, value, dtype=x.dtype)
+        xp = array_module(x)
+        if type(value) is int:  # zero_'s 0: zero bits, which float8_e8m0fnu (it has no zero) reads as 2**-127, as torch
+            return xp.zeros(x.shape, dtype=x.dtype)
+        return xp.full(x.shape, value, dtype=x.dtype)
 
     @staticmethod
     def backward(ctx, grad):
