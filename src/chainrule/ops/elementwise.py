@@ -1349,15 +1349,8 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     op.__doc__ = f"torch.{op.__name__}, elementwise, with its gradient."
     op.honours_out = True
     op.function = cls
-    if forward in _CORRECTLY_ROUNDED_UFUNCS:
-        # the in-place method of a float32/float64 tensor that records nothing writes with it (_methods)
-        op.exact_ufunc = forward
     return op
 
-
-# the forwards whose every value is the exact result rounded once (IEEE square root and division) or
-# exact (floor, ceil, trunc): the same bits whether NumPy writes a new array or into its input
-_CORRECTLY_ROUNDED_UFUNCS = frozenset({np.sqrt, np.reciprocal, np.floor, np.ceil, np.trunc})
 
 # unary ops whose out= must have the result's own dtype in torch (the others cast into out)
 _SAME_DTYPE_OUT = {"Sign", "Floor", "Ceil", "Trunc", "Frac"}
@@ -1434,10 +1427,8 @@ def _float32_via_float64(ufunc):
         if x.dtype == np.float32 and array_module(x) is np:
             if x.size < _EXP_WIDE_TEMPORARY_FITS_CACHE:
                 # (widened by astype first: the same float64 op, without the ufunc's casting
-                # set-up, which costs a small tensor more instructions than the op itself; and
-                # into the widened copy, one allocation fewer)
-                wide = x.astype(np.float64)
-                return ufunc(wide, out=wide).astype(np.float32)
+                # set-up, which costs a small tensor more instructions than the op itself)
+                return ufunc(x.astype(np.float64)).astype(np.float32)
             # a large array's float64 temporary would leave the cache between the op and the
             # rounding: the ufunc's own buffering widens, computes and rounds back 8192 values at a
             # time instead (the same float64 op and the same rounding, so the same bits)
@@ -1521,15 +1512,6 @@ def _sigmoid_array(x):
         # 0 below x = -88.7 (float32), where e^x / (1 + e^x) would go on into the subnormals. Its
         # e^-x is torch's exp (_exp_array), not NumPy's float32 one (an ulp off in two values of five)
         with np.errstate(over="ignore"):
-            if x.dtype == np.float32 and xp is np and x.size < _EXP_WIDE_TEMPORARY_FITS_CACHE:
-                # the same steps in two buffers instead of five: the negation is exact in either
-                # width, and each step writes over the array it read (a fresh array of a
-                # hidden layer's size costs more in page faults than the step itself)
-                wide = x.astype(np.float64)
-                np.negative(wide, out=wide)
-                denominator = np.exp(wide, out=wide).astype(np.float32)
-                denominator += 1
-                return np.divide(1, denominator, out=denominator)
             return 1 / (1 + _exp_array(-x))
     # (float16 and bfloat16 arrays, whose e^-x overflows early: exp of a non-positive number only)
     e = xp.exp(-xp.abs(x))
