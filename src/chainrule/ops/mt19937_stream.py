@@ -17,8 +17,10 @@ fused multiply-add is four native NumPy passes (widen, multiply, add in float64,
 selects are integer masks (np.where and masked ufuncs cost ~10× a pass on random masks), and the
 work runs on per-chunk buffers that stay in cache; those functions are only ever fed Box–Muller's
 inputs (1 - u and 2π·u for the 2**24 float32 uniforms), on which they were checked against the
-step-by-step version for every input. randperm's dependent swaps are resolved with one sort and
-pointer jumping (``_fisher_yates_order``) rather than a Python loop.
+step-by-step version for every input. A float32 normal_ of a few values (16 to 496) reads those
+transforms from a table made ahead on the stream's next words (``_NormalLookahead``): its ~120 NumPy
+calls are then paid once per 2048 words, not once per draw. randperm's dependent swaps are
+resolved with one sort and pointer jumping (``_fisher_yates_order``) rather than a Python loop.
 
 ``MT19937Stream`` answers the calls chainrule's random ops make of a NumPy ``Generator``
 (``random``, ``uniform``, ``standard_normal``, ``integers``, ``permutation``); any other
@@ -28,6 +30,7 @@ seeded with words of this stream, so it is reproducible after ``manual_seed`` th
 
 from __future__ import annotations
 
+import ctypes
 import math
 import sys
 
@@ -45,6 +48,8 @@ _FLOAT_NORMAL_AT = LEGACY_STATE_BYTES  # next_float_normal_sample, is_next_float
 _VECTORISED_NORMAL_MIN = 16  # torch's normal_ fills 16 at a time from this size (contiguous tensors)
 _PAIRS_IN_PYTHON = 8  # scalar normals (fewer than 16 values) of up to 8 pairs: Python floats, not arrays
 _BLOCKS_PER_CHUNK = 2048  # Box–Muller temporaries of 64-128 KiB: they stay in cache and are reused
+_LOOKAHEAD_WORDS = 2048  # a small float32 normal_ reads its transforms from this many words made ahead
+_LOOKAHEAD_MAX_DRAW = 512  # ... when it takes at most this many words (a larger one transforms its own)
 
 
 def seeded_key(seed: int) -> np.ndarray:
@@ -63,7 +68,12 @@ class MT19937Stream:
 
     def __init__(self, seed: int) -> None:
         self._engine = np.random.MT19937()
+        self._lookahead = None  # a _NormalLookahead once a small float32 normal_ is drawn
         self.reseed(seed)
+
+    def __getstate__(self) -> dict:
+        # a copy or a pickle makes its own lookahead: this one watches this engine's memory
+        return {**self.__dict__, "_lookahead": None}
 
     def reseed(self, seed: int) -> None:
         self._seed_key = seeded_key(seed)
@@ -219,6 +229,11 @@ class MT19937Stream:
         from 16 fresh uniforms and transformed again."""
         acc = np.float64 if dtype == np.float64 else np.float32
         whole = count - count % 16
+        if acc is np.float32 and count <= _LOOKAHEAD_MAX_DRAW - 16:
+            if self._lookahead is None:
+                self._lookahead = _NormalLookahead.watching(self._engine)
+            if self._lookahead:
+                return self._lookahead.normal(count, loc, scale).astype(dtype, copy=False)
         if whole == count:
             blocks = self.uniform(0.0, 1.0, count, acc).reshape(-1, 16)
         else:
@@ -350,6 +365,104 @@ class MT19937Stream:
             raise AttributeError(name)
         seeded = np.random.Generator(np.random.PCG64(self.words(4).astype(np.uint32)))
         return getattr(seeded, name)
+
+
+class _NormalLookahead:
+    """float32 normal_fill's transforms of the next ``_LOOKAHEAD_WORDS`` words of a stream, made in
+    one pass, for draws of a few values (randn(64) made ~120 NumPy calls on its own 64 words).
+
+    Box–Muller's float32 kernel transforms each uniform on its own: the radius from 1 - u[j] of a
+    block's first eight, cos and sin of 2π·u[j + 8] of its last eight, and which a word becomes
+    depends only on where a draw starts. So every word ahead gets all three, and a draw gathers
+    the ones its blocks use and multiplies them, as ``_box_muller_16_float32`` does on those words
+    (the same elementwise steps, so the same bits). The words ahead come from a second engine set
+    to the stream's state; the stream's own engine moves only by the words each draw uses. The
+    table is good while that engine's state (its 624 words and position, read in place) is the
+    one the last draw left: anything else that moved or set it (another draw, a seed, set_state)
+    makes a new table."""
+
+    def __init__(self, engine, state: np.ndarray, ahead, ahead_state: np.ndarray) -> None:
+        self._engine, self._state = engine, state  # the stream's engine and its state memory
+        self._ahead, self._ahead_state = ahead, ahead_state
+        self._left_at = None  # the stream's state bytes where the table's unused words start
+        self._cursor = _LOOKAHEAD_WORDS
+        self._scratch = _Float32Scratch(_LOOKAHEAD_WORDS)
+        self._rows = {}  # count (not a multiple of 16) -> the positions of its blocks' words
+
+    @classmethod
+    def watching(cls, engine):
+        """A lookahead on ``engine``, or False where its state memory is not NumPy's mt19937_state
+        layout (the 624 key words, then the position) as ``engine.state`` reads it back."""
+        state = _state_memory(engine)
+        known = engine.state["state"]
+        if int(state[-1]) != int(known["pos"]) or not np.array_equal(state[:-1], known["key"]):
+            return False
+        ahead = np.random.MT19937()
+        return cls(engine, state, ahead, _state_memory(ahead))
+
+    def normal(self, count: int, loc, scale) -> np.ndarray:
+        """``_normal_blocks``' float32 values for ``count`` (16 or more, below the lookahead's
+        limit), taking the same words from the stream."""
+        needed = count if count % 16 == 0 else count + 16
+        if self._state.tobytes() != self._left_at or self._cursor + needed > _LOOKAHEAD_WORDS:
+            self._transform_ahead()
+        start, self._cursor = self._cursor, self._cursor + needed
+        self._engine.random_raw(needed)
+        self._left_at = self._state.tobytes()
+        radius, cos, sin = self._scratch.floats[2:5]
+        if count % 16 == 0:  # the blocks are the words in order: views of the table
+            radius, cos, sin = (a[start:start + count].reshape(-1, 16) for a in (radius, cos, sin))
+            radius, cos, sin = radius[:, :8], cos[:, 8:], sin[:, 8:]
+        else:
+            first, second = self._rows.get(count) or self._row_positions(count)
+            radius, cos, sin = radius.take(first + start), cos.take(second + start), sin.take(second + start)
+        rows = np.empty((len(radius), 16), dtype=np.float32)
+        for half, trig in ((rows[:, :8], cos), (rows[:, 8:], sin)):
+            if scale == 1 and loc == 0:
+                np.multiply(radius, trig, out=half)
+            else:
+                product = np.multiply(radius, trig)
+                _fma_into(half, product, _widened_constant(scale), _widened_constant(loc),
+                          np.empty(product.shape, _f64))
+        if count % 16 == 0:
+            return rows.reshape(-1)
+        values = np.empty(count, dtype=np.float32)
+        values[:count - count % 16] = rows[:-1].reshape(-1)
+        values[count - 16:] = rows[-1]
+        return values
+
+    def _row_positions(self, count: int) -> tuple:
+        # the whole blocks' words, then the 16 fresh ones after the ``count`` drawn (as _normal_blocks)
+        whole = count - count % 16
+        words = np.concatenate((np.arange(whole, dtype=np.intp), np.arange(count, count + 16, dtype=np.intp)))
+        words = words.reshape(-1, 16)
+        positions = self._rows[count] = (np.ascontiguousarray(words[:, :8]), np.ascontiguousarray(words[:, 8:]))
+        return positions
+
+    def _transform_ahead(self) -> None:
+        """The radius (scratch float 2), cos (3) and sin (4) of the stream's next words, with the
+        steps and buffers of ``_box_muller_16_float32``."""
+        np.copyto(self._ahead_state, self._state)
+        words = self._ahead.random_raw(_LOOKAHEAD_WORDS).astype(np.uint32)
+        words &= np.uint32((1 << 24) - 1)  # uniform()'s float32 values: 24 bits times 2**-24
+        uniforms = words.astype(np.float32)
+        uniforms *= np.float32(2.0 ** -24)
+        scratch = self._scratch
+        u1, theta, radius, cos, sin = scratch.floats[:5]
+        np.subtract(_ONE, uniforms, out=u1)
+        np.multiply(_TWO_PI, uniforms, out=theta)
+        _log_float32_into(u1, radius, scratch)
+        radius *= _MINUS_TWO
+        np.sqrt(radius, out=radius)
+        _sincos_float32_into(theta, sin, cos, scratch)
+        self._cursor = 0
+        self._left_at = self._state.tobytes()
+
+
+def _state_memory(engine) -> np.ndarray:
+    """NumPy MT19937 ``engine``'s state struct in place, as 625 uint32: key[624], then pos."""
+    words = ctypes.c_uint32 * (MERSENNE_STATE_N + 1)
+    return np.ctypeslib.as_array(words.from_address(engine.ctypes.state_address))
 
 
 class DoubleCursor:
