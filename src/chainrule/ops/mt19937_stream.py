@@ -18,9 +18,10 @@ selects are integer masks (np.where and masked ufuncs cost ~10× a pass on rando
 work runs on per-chunk buffers that stay in cache; those functions are only ever fed Box–Muller's
 inputs (1 - u and 2π·u for the 2**24 float32 uniforms), on which they were checked against the
 step-by-step version for every input. A float32 normal_ of a few values (16 to 496) reads those
-transforms from a table made ahead on the stream's next words (``_NormalLookahead``): its ~120 NumPy
-calls are then paid once per 2048 words, not once per draw. randperm's dependent swaps are
-resolved with one sort and pointer jumping (``_fisher_yates_order``) rather than a Python loop.
+transforms from a table made ahead on the stream's next words (``_NormalLookahead``): its ~120
+NumPy calls are then paid once per table of up to 2048 words, not once per draw. randperm's
+dependent swaps are resolved with one sort and pointer jumping (``_fisher_yates_order``) rather
+than a Python loop.
 
 ``MT19937Stream`` answers the calls chainrule's random ops make of a NumPy ``Generator``
 (``random``, ``uniform``, ``standard_normal``, ``integers``, ``permutation``); any other
@@ -33,6 +34,7 @@ from __future__ import annotations
 import ctypes
 import math
 import sys
+import threading
 
 import numpy as np
 
@@ -48,8 +50,10 @@ _FLOAT_NORMAL_AT = LEGACY_STATE_BYTES  # next_float_normal_sample, is_next_float
 _VECTORISED_NORMAL_MIN = 16  # torch's normal_ fills 16 at a time from this size (contiguous tensors)
 _PAIRS_IN_PYTHON = 8  # scalar normals (fewer than 16 values) of up to 8 pairs: Python floats, not arrays
 _BLOCKS_PER_CHUNK = 2048  # Box–Muller temporaries of 64-128 KiB: they stay in cache and are reused
-_LOOKAHEAD_WORDS = 2048  # a small float32 normal_ reads its transforms from this many words made ahead
-_LOOKAHEAD_MAX_DRAW = 512  # ... when it takes at most this many words (a larger one transforms its own)
+# a small float32 normal_ reads its transforms from a table of the stream's next words: 128 of them
+# after a seed, a state set or another draw, twice as many each time a table is used up, up to 2048
+_LOOKAHEAD_WORDS = (128, 2048)
+_LOOKAHEAD_MAX_DRAW = 512  # the most words a draw takes from the table (a larger one transforms its own)
 
 
 def seeded_key(seed: int) -> np.ndarray:
@@ -368,44 +372,40 @@ class MT19937Stream:
 
 
 class _NormalLookahead:
-    """float32 normal_fill's transforms of the next ``_LOOKAHEAD_WORDS`` words of a stream, made in
-    one pass, for draws of a few values (randn(64) made ~120 NumPy calls on its own 64 words).
+    """float32 normal_fill's transforms of a stream's next words, made in one pass, for draws of a
+    few values (randn(64) made ~120 NumPy calls on its own 64 words).
 
     Box–Muller's float32 kernel transforms each uniform on its own: the radius from 1 - u[j] of a
     block's first eight, cos and sin of 2π·u[j + 8] of its last eight, and which a word becomes
     depends only on where a draw starts. So every word ahead gets all three, and a draw gathers
     the ones its blocks use and multiplies them, as ``_box_muller_16_float32`` does on those words
     (the same elementwise steps, so the same bits). The words ahead come from a second engine set
-    to the stream's state; the stream's own engine moves only by the words each draw uses. The
-    table is good while that engine's state (its 624 words and position, read in place) is the
-    one the last draw left: anything else that moved or set it (another draw, a seed, set_state)
-    makes a new table."""
+    to the stream's state (one for every stream, ``_AHEAD``); the stream's own engine moves only by
+    the words each draw uses. The table is good while that engine's state (its 624 words and
+    position, read in place) is the one the last draw left: anything else that moved or set it
+    (another draw, a seed, set_state) makes a new table, of the smallest size again."""
 
-    def __init__(self, engine, state: np.ndarray, ahead, ahead_state: np.ndarray) -> None:
-        self._engine, self._state = engine, state  # the stream's engine and its state memory
-        self._ahead, self._ahead_state = ahead, ahead_state
+    def __init__(self, engine) -> None:
+        self._engine, self._state = engine, _state_memory(engine)  # the stream's engine, its state memory
         self._left_at = None  # the stream's state bytes where the table's unused words start
-        self._cursor = _LOOKAHEAD_WORDS
-        self._scratch = _Float32Scratch(_LOOKAHEAD_WORDS)
+        self._size = self._cursor = 0  # the table's words, and the first unused one
+        self._scratch = None  # the table (floats 2, 3 and 4) and the buffers it is made in
         self._rows = {}  # count (not a multiple of 16) -> the positions of its blocks' words
 
     @classmethod
     def watching(cls, engine):
-        """A lookahead on ``engine``, or False where its state memory is not NumPy's mt19937_state
-        layout (the 624 key words, then the position) as ``engine.state`` reads it back."""
-        state = _state_memory(engine)
-        known = engine.state["state"]
-        if int(state[-1]) != int(known["pos"]) or not np.array_equal(state[:-1], known["key"]):
-            return False
-        ahead = np.random.MT19937()
-        return cls(engine, state, ahead, _state_memory(ahead))
+        """A lookahead on ``engine``, or False where NumPy's MT19937 state memory is not the
+        mt19937_state layout (the 624 key words, then the position) that ``.state`` reads back."""
+        return _ahead() is not None and cls(engine)
 
     def normal(self, count: int, loc, scale) -> np.ndarray:
         """``_normal_blocks``' float32 values for ``count`` (16 or more, below the lookahead's
         limit), taking the same words from the stream."""
         needed = count if count % 16 == 0 else count + 16
-        if self._state.tobytes() != self._left_at or self._cursor + needed > _LOOKAHEAD_WORDS:
-            self._transform_ahead()
+        if self._state.tobytes() != self._left_at:
+            self._transform_ahead(needed, _LOOKAHEAD_WORDS[0])
+        elif self._cursor + needed > self._size:
+            self._transform_ahead(needed, min(2 * self._size, _LOOKAHEAD_WORDS[1]))
         start, self._cursor = self._cursor, self._cursor + needed
         self._engine.random_raw(needed)
         self._left_at = self._state.tobytes()
@@ -439,15 +439,18 @@ class _NormalLookahead:
         positions = self._rows[count] = (np.ascontiguousarray(words[:, :8]), np.ascontiguousarray(words[:, 8:]))
         return positions
 
-    def _transform_ahead(self) -> None:
-        """The radius (scratch float 2), cos (3) and sin (4) of the stream's next words, with the
-        steps and buffers of ``_box_muller_16_float32``."""
-        np.copyto(self._ahead_state, self._state)
-        words = self._ahead.random_raw(_LOOKAHEAD_WORDS).astype(np.uint32)
+    def _transform_ahead(self, needed: int, size: int) -> None:
+        """The radius (scratch float 2), cos (3) and sin (4) of the stream's next ``size`` words
+        (``needed`` at least), with the steps and buffers of ``_box_muller_16_float32``."""
+        size = max(size, needed)
+        ahead, ahead_state, lock = _ahead()
+        with lock:  # (one engine serves every stream's table)
+            np.copyto(ahead_state, self._state)
+            words = ahead.random_raw(size).astype(np.uint32)
         words &= np.uint32((1 << 24) - 1)  # uniform()'s float32 values: 24 bits times 2**-24
         uniforms = words.astype(np.float32)
         uniforms *= np.float32(2.0 ** -24)
-        scratch = self._scratch
+        scratch = self._scratch = _Float32Scratch(size) if self._scratch is None else self._scratch.resize(size)
         u1, theta, radius, cos, sin = scratch.floats[:5]
         np.subtract(_ONE, uniforms, out=u1)
         np.multiply(_TWO_PI, uniforms, out=theta)
@@ -455,8 +458,23 @@ class _NormalLookahead:
         radius *= _MINUS_TWO
         np.sqrt(radius, out=radius)
         _sincos_float32_into(theta, sin, cos, scratch)
-        self._cursor = 0
+        self._size, self._cursor = size, 0
         self._left_at = self._state.tobytes()
+
+
+_AHEAD: list = []  # [(engine, its state memory, lock)] once made, [None] where the layout differs
+
+
+def _ahead():
+    """The engine every lookahead draws its words ahead on, with its state memory and a lock;
+    None where NumPy's MT19937 state memory is not laid out as expected (checked once, here)."""
+    if not _AHEAD:
+        engine = np.random.MT19937(2013)
+        engine.random_raw(700)  # past a twist: a position and key words that are not the seed's
+        state, known = _state_memory(engine), engine.state["state"]
+        laid_out = int(state[-1]) == int(known["pos"]) and np.array_equal(state[:-1], known["key"])
+        _AHEAD.append((engine, state, threading.Lock()) if laid_out else None)
+    return _AHEAD[0]
 
 
 def _state_memory(engine) -> np.ndarray:
