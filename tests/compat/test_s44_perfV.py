@@ -96,3 +96,23 @@ def test_values_are_the_transform_of_the_draws_own_words(monkeypatch):
     assert looked._lookahead and direct._lookahead is None
     assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
     assert np.array_equal(looked.state_bytes(9), direct.state_bytes(9))
+
+
+def test_the_seeded_key_is_init_genrands():
+    """seeded_key (NumPy's C init_genrand where it has one) against the recurrence written out."""
+    seeds = [0, 1, 5, 2**31, 2**32 - 1, 2**32, 2**32 + 5, 67280421310721, 2**64 - 1]
+    seeds += [int(seed) for seed in np.random.default_rng(44).integers(0, 2**63, 200)]
+    for seed in seeds:
+        assert np.array_equal(mt19937_stream.seeded_key(seed), mt19937_stream._seeded_key_in_python(seed)), seed
+
+
+@pytest.mark.parametrize("seed", [0, 3, 2**32 + 3, -1, 2**63 + 17])
+def test_a_seeded_stream_is_torchs(seeded, seed):
+    seeded(seed)
+    assert np.array_equal(chainrule.get_rng_state().numpy(), torch.get_rng_state().numpy())
+    assert chainrule.initial_seed() == torch.initial_seed()
+    assert _same_bits(chainrule.rand(7), torch.rand(7))
+    assert _same_bits(chainrule.randn(100), torch.randn(100))
+    ours, theirs = chainrule.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+    assert _same_bits(chainrule.randint(0, 100, (50,), generator=ours), torch.randint(0, 100, (50,), generator=theirs))
+    assert np.array_equal(ours.get_state().numpy(), theirs.get_state().numpy())
