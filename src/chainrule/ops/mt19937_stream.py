@@ -397,8 +397,8 @@ class _NormalLookahead:
     depends only on where a draw starts. So every word ahead gets all three, and a draw gathers
     the ones its blocks use and multiplies them, as ``_box_muller_16_float32`` does on those words
     (the same elementwise steps, so the same bits). The words ahead come from a second engine set
-    to the stream's state (one for every stream, ``_AHEAD``); the stream's own engine moves only by
-    the words each draw uses. The table is good while that engine's state (its 624 words and
+    to the stream's state (one shared by all streams, ``_ahead()``); the stream's own engine moves
+    only by the words each draw uses. The table is good while that engine's state (its 624 words and
     position, read in place) is the one the last draw left: anything else that moved or set it
     (another draw, a seed, set_state) makes a new table, of the smallest size again."""
 
