@@ -813,6 +813,17 @@ def _fused_addcmul_into(target, tensor1, tensor2, value) -> None:
     _opmath.fused_multiply_add_float32(scaled, tensor2, target, out=target)
 
 
+def _unary_unrecorded(ufunc):
+    """``sqrt_()`` and the other unary in-place calls whose op's forward is one correctly rounded
+    NumPy ufunc (elementwise's exact_ufunc): that ufunc written into self's array."""
+    def write_unrecorded(self: Tensor, args: tuple, kwargs: dict) -> bool:
+        if args or kwargs:
+            return False
+        target = _unwatched_array(self)
+        return target is not None and _written(self, ufunc, target, target)
+    return write_unrecorded
+
+
 _UNRECORDED_WRITES = {"add": _add_unrecorded, "mul": _mul_unrecorded, "clamp": _clamp_unrecorded,
                       "lerp": _lerp_unrecorded, "addcmul": _addcmul_unrecorded}
 
@@ -820,6 +831,8 @@ _UNRECORDED_WRITES = {"add": _add_unrecorded, "mul": _mul_unrecorded, "clamp": _
 def _make_inplace(fn):
     scalar_first = getattr(fn, "scalar_first", None)  # add_(alpha, other): warned as add_, not add
     write_unrecorded = _UNRECORDED_WRITES.get(fn.__name__)
+    if write_unrecorded is None and getattr(fn, "exact_ufunc", None) is not None:
+        write_unrecorded = _unary_unrecorded(fn.exact_ufunc)
 
     def method(self, *args, **kwargs):
         if write_unrecorded is not None and write_unrecorded(self, args, kwargs):

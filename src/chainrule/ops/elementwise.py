@@ -1349,8 +1349,15 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     op.__doc__ = f"torch.{op.__name__}, elementwise, with its gradient."
     op.honours_out = True
     op.function = cls
+    if forward in _CORRECTLY_ROUNDED_UFUNCS:
+        # the in-place method of a float32/float64 tensor that records nothing writes with it (_methods)
+        op.exact_ufunc = forward
     return op
 
+
+# the forwards whose every value is the exact result rounded once (IEEE square root and division) or
+# exact (floor, ceil, trunc): the same bits whether NumPy writes a new array or into its input
+_CORRECTLY_ROUNDED_UFUNCS = frozenset({np.sqrt, np.reciprocal, np.floor, np.ceil, np.trunc})
 
 # unary ops whose out= must have the result's own dtype in torch (the others cast into out)
 _SAME_DTYPE_OUT = {"Sign", "Floor", "Ceil", "Trunc", "Frac"}

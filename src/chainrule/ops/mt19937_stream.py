@@ -17,8 +17,11 @@ fused multiply-add is four native NumPy passes (widen, multiply, add in float64,
 selects are integer masks (np.where and masked ufuncs cost ~10× a pass on random masks), and the
 work runs on per-chunk buffers that stay in cache; those functions are only ever fed Box–Muller's
 inputs (1 - u and 2π·u for the 2**24 float32 uniforms), on which they were checked against the
-step-by-step version for every input. randperm's dependent swaps are resolved with one sort and
-pointer jumping (``_fisher_yates_order``) rather than a Python loop.
+step-by-step version for every input. A float32 normal_ of a few values (16 to 496) reads those
+transforms from a table made ahead on the stream's next words (``_NormalLookahead``): its ~120
+NumPy calls are then paid once per table of up to 2048 words, not once per draw. randperm's
+dependent swaps are resolved with one sort and pointer jumping (``_fisher_yates_order``) rather
+than a Python loop.
 
 ``MT19937Stream`` answers the calls chainrule's random ops make of a NumPy ``Generator``
 (``random``, ``uniform``, ``standard_normal``, ``integers``, ``permutation``); any other
@@ -28,8 +31,10 @@ seeded with words of this stream, so it is reproducible after ``manual_seed`` th
 
 from __future__ import annotations
 
+import ctypes
 import math
 import sys
+import threading
 
 import numpy as np
 
@@ -45,10 +50,26 @@ _FLOAT_NORMAL_AT = LEGACY_STATE_BYTES  # next_float_normal_sample, is_next_float
 _VECTORISED_NORMAL_MIN = 16  # torch's normal_ fills 16 at a time from this size (contiguous tensors)
 _PAIRS_IN_PYTHON = 8  # scalar normals (fewer than 16 values) of up to 8 pairs: Python floats, not arrays
 _BLOCKS_PER_CHUNK = 2048  # Box–Muller temporaries of 64-128 KiB: they stay in cache and are reused
+# a small float32 normal_ reads its transforms from a table of the stream's next words: 128 of them
+# after a seed, a state set or another draw, twice as many each time a table is used up, up to 2048
+_LOOKAHEAD_WORDS = (128, 2048)
+_LOOKAHEAD_MAX_DRAW = 512  # the most words a draw takes from the table (a larger one transforms its own)
 
 
 def seeded_key(seed: int) -> np.ndarray:
     """MT19937's ``init_genrand`` key for the low 32 bits of ``seed``, as torch's mt19937 seeds."""
+    ahead = _ahead()
+    if ahead is not None and hasattr(ahead[0], "_legacy_seeding"):
+        # NumPy's init_genrand (RandomState's seeding, in C: ~1 us against ~550 us for the loop
+        # below, most of a manual_seed), read from the engine's state memory
+        engine, state, lock = ahead
+        with lock:
+            engine._legacy_seeding(seed & 0xFFFFFFFF)
+            return state[:-1].copy()
+    return _seeded_key_in_python(seed)
+
+
+def _seeded_key_in_python(seed: int) -> np.ndarray:
     key = np.empty(MERSENNE_STATE_N, dtype=np.uint32)
     word = seed & 0xFFFFFFFF
     for index in range(MERSENNE_STATE_N):  # 624 steps once per seeding: each depends on the last
@@ -63,12 +84,22 @@ class MT19937Stream:
 
     def __init__(self, seed: int) -> None:
         self._engine = np.random.MT19937()
+        self._lookahead = None  # a _NormalLookahead once a small float32 normal_ is drawn
         self.reseed(seed)
+
+    def __getstate__(self) -> dict:
+        # a copy or a pickle makes its own lookahead: this one watches this engine's memory
+        return {**self.__dict__, "_lookahead": None}
 
     def reseed(self, seed: int) -> None:
         self._seed_key = seeded_key(seed)
         # position 624: the next word twists the freshly seeded key first, as torch's left == 1
-        self._engine.state = {"bit_generator": "MT19937", "state": {"key": self._seed_key, "pos": MERSENNE_STATE_N}}
+        if _ahead() is not None:  # written in place: the .state setter costs ~30 us
+            state = _state_memory(self._engine)
+            state[:-1] = self._seed_key
+            state[-1] = MERSENNE_STATE_N
+        else:
+            self._engine.state = {"bit_generator": "MT19937", "state": {"key": self._seed_key, "pos": MERSENNE_STATE_N}}
         self.cached_double_normal = None
         self.cached_float_normal = None
 
@@ -219,6 +250,11 @@ class MT19937Stream:
         from 16 fresh uniforms and transformed again."""
         acc = np.float64 if dtype == np.float64 else np.float32
         whole = count - count % 16
+        if acc is np.float32 and count <= _LOOKAHEAD_MAX_DRAW - 16:
+            if self._lookahead is None:
+                self._lookahead = _NormalLookahead.watching(self._engine)
+            if self._lookahead:
+                return self._lookahead.normal(count, loc, scale).astype(dtype, copy=False)
         if whole == count:
             blocks = self.uniform(0.0, 1.0, count, acc).reshape(-1, 16)
         else:
@@ -350,6 +386,118 @@ class MT19937Stream:
             raise AttributeError(name)
         seeded = np.random.Generator(np.random.PCG64(self.words(4).astype(np.uint32)))
         return getattr(seeded, name)
+
+
+class _NormalLookahead:
+    """float32 normal_fill's transforms of a stream's next words, made in one pass, for draws of a
+    few values (randn(64) made ~120 NumPy calls on its own 64 words).
+
+    Box–Muller's float32 kernel transforms each uniform on its own: the radius from 1 - u[j] of a
+    block's first eight, cos and sin of 2π·u[j + 8] of its last eight, and which a word becomes
+    depends only on where a draw starts. So every word ahead gets all three, and a draw gathers
+    the ones its blocks use and multiplies them, as ``_box_muller_16_float32`` does on those words
+    (the same elementwise steps, so the same bits). The words ahead come from a second engine set
+    to the stream's state (one shared by all streams, ``_ahead()``); the stream's own engine moves
+    only by the words each draw uses. The table is good while that engine's state (its 624 words and
+    position, read in place) is the one the last draw left: anything else that moved or set it
+    (another draw, a seed, set_state) makes a new table, of the smallest size again."""
+
+    def __init__(self, engine) -> None:
+        self._engine, self._state = engine, _state_memory(engine)  # the stream's engine, its state memory
+        self._left_at = None  # the stream's state bytes where the table's unused words start
+        self._size = self._cursor = 0  # the table's words, and the first unused one
+        self._scratch = None  # the table (floats 2, 3 and 4) and the buffers it is made in
+        self._rows = {}  # count (not a multiple of 16) -> the positions of its blocks' words
+
+    @classmethod
+    def watching(cls, engine):
+        """A lookahead on ``engine``, or False where NumPy's MT19937 state memory is not the
+        mt19937_state layout (the 624 key words, then the position) that ``.state`` reads back."""
+        return _ahead() is not None and cls(engine)
+
+    def normal(self, count: int, loc, scale) -> np.ndarray:
+        """``_normal_blocks``' float32 values for ``count`` (16 or more, below the lookahead's
+        limit), taking the same words from the stream."""
+        needed = count if count % 16 == 0 else count + 16
+        if self._state.tobytes() != self._left_at:
+            self._transform_ahead(needed, _LOOKAHEAD_WORDS[0])
+        elif self._cursor + needed > self._size:
+            self._transform_ahead(needed, min(2 * self._size, _LOOKAHEAD_WORDS[1]))
+        start, self._cursor = self._cursor, self._cursor + needed
+        self._engine.random_raw(needed)
+        self._left_at = self._state.tobytes()
+        radius, cos, sin = self._scratch.floats[2:5]
+        if count % 16 == 0:  # the blocks are the words in order: views of the table
+            radius, cos, sin = (a[start:start + count].reshape(-1, 16) for a in (radius, cos, sin))
+            radius, cos, sin = radius[:, :8], cos[:, 8:], sin[:, 8:]
+        else:
+            first, second = self._rows.get(count) or self._row_positions(count)
+            radius, cos, sin = radius.take(first + start), cos.take(second + start), sin.take(second + start)
+        rows = np.empty((len(radius), 16), dtype=np.float32)
+        for half, trig in ((rows[:, :8], cos), (rows[:, 8:], sin)):
+            if scale == 1 and loc == 0:
+                np.multiply(radius, trig, out=half)
+            else:
+                product = np.multiply(radius, trig)
+                _fma_into(half, product, _widened_constant(scale), _widened_constant(loc),
+                          np.empty(product.shape, _f64))
+        if count % 16 == 0:
+            return rows.reshape(-1)
+        values = np.empty(count, dtype=np.float32)
+        values[:count - count % 16] = rows[:-1].reshape(-1)
+        values[count - 16:] = rows[-1]
+        return values
+
+    def _row_positions(self, count: int) -> tuple:
+        # the whole blocks' words, then the 16 fresh ones after the ``count`` drawn (as _normal_blocks)
+        whole = count - count % 16
+        words = np.concatenate((np.arange(whole, dtype=np.intp), np.arange(count, count + 16, dtype=np.intp)))
+        words = words.reshape(-1, 16)
+        positions = self._rows[count] = (np.ascontiguousarray(words[:, :8]), np.ascontiguousarray(words[:, 8:]))
+        return positions
+
+    def _transform_ahead(self, needed: int, size: int) -> None:
+        """The radius (scratch float 2), cos (3) and sin (4) of the stream's next ``size`` words
+        (``needed`` at least), with the steps and buffers of ``_box_muller_16_float32``."""
+        size = max(size, needed)
+        ahead, ahead_state, lock = _ahead()
+        with lock:  # (one engine serves every stream's table)
+            np.copyto(ahead_state, self._state)
+            words = ahead.random_raw(size).astype(np.uint32)
+        words &= np.uint32((1 << 24) - 1)  # uniform()'s float32 values: 24 bits times 2**-24
+        uniforms = words.astype(np.float32)
+        uniforms *= np.float32(2.0 ** -24)
+        scratch = self._scratch = _Float32Scratch(size) if self._scratch is None else self._scratch.resize(size)
+        u1, theta, radius, cos, sin = scratch.floats[:5]
+        np.subtract(_ONE, uniforms, out=u1)
+        np.multiply(_TWO_PI, uniforms, out=theta)
+        _log_float32_into(u1, radius, scratch)
+        radius *= _MINUS_TWO
+        np.sqrt(radius, out=radius)
+        _sincos_float32_into(theta, sin, cos, scratch)
+        self._size, self._cursor = size, 0
+        self._left_at = self._state.tobytes()
+
+
+_AHEAD: list = []  # [(engine, its state memory, lock)] once made, [None] where the layout differs
+
+
+def _ahead():
+    """The engine every lookahead draws its words ahead on, with its state memory and a lock;
+    None where NumPy's MT19937 state memory is not laid out as expected (checked once, here)."""
+    if not _AHEAD:
+        engine = np.random.MT19937(2013)
+        engine.random_raw(700)  # past a twist: a position and key words that are not the seed's
+        state, known = _state_memory(engine), engine.state["state"]
+        laid_out = int(state[-1]) == int(known["pos"]) and np.array_equal(state[:-1], known["key"])
+        _AHEAD.append((engine, state, threading.Lock()) if laid_out else None)
+    return _AHEAD[0]
+
+
+def _state_memory(engine) -> np.ndarray:
+    """NumPy MT19937 ``engine``'s state struct in place, as 625 uint32: key[624], then pos."""
+    words = ctypes.c_uint32 * (MERSENNE_STATE_N + 1)
+    return np.ctypeslib.as_array(words.from_address(engine.ctypes.state_address))
 
 
 class DoubleCursor:
