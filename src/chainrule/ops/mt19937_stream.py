@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import os
 import sys
 import threading
 
@@ -480,6 +481,18 @@ class _NormalLookahead:
 
 
 _AHEAD: list = []  # [(engine, its state memory, lock)] once made, [None] where the layout differs
+
+
+def _fresh_lock_in_child() -> None:
+    # a fork (a DataLoader worker) taken while another thread held the lock would leave the
+    # child's copy held forever; the child's engine is its own, so a new lock is safe
+    if _AHEAD and _AHEAD[0] is not None:
+        engine, state, _ = _AHEAD[0]
+        _AHEAD[0] = (engine, state, threading.Lock())
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_lock_in_child)
 
 
 def _ahead():
