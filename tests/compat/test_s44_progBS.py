@@ -1,0 +1,51 @@
+"""Session 44, lane progBS: what the VICReg/SimSiam, HiFi-GAN and stacked-hourglass programs (and the
+edges of their idioms) found different from torch 2.13, each checked against torch on the same inputs."""
+
+import sys
+import warnings
+
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+# ---------------------------------------------------------------- weight_norm's deprecation warning
+# torch deprecates WeightNorm.apply (typing_extensions' @deprecated, stacklevel 1), so the warning
+# names apply's caller: a line of the library when it comes through nn.utils.weight_norm (shown once
+# per process under the default filters: HiFi-GAN's generator calls weight_norm from dozens of
+# lines and torch prints one warning), the user's line when apply is called directly. chainrule
+# warned from weight_norm at the user's line: once per call site, and never from apply.
+
+def _weight_norm_calls(lib, how):
+    weight_norm = lib.nn.utils.weight_norm
+    if how == "three call sites":
+        weight_norm(lib.nn.Linear(2, 2))
+        weight_norm(lib.nn.Conv1d(2, 2, 3))
+        weight_norm(lib.nn.ConvTranspose1d(2, 2, 4, 2, padding=1))
+    elif how == "a loop":
+        for _ in range(4):
+            weight_norm(lib.nn.Conv1d(2, 2, 3, dilation=3, padding=3))
+    elif how == "WeightNorm.apply directly":
+        hook_class = sys.modules[lib.__name__ + ".nn.utils.weight_norm"].WeightNorm
+        for _ in range(2):
+            hook_class.apply(lib.nn.Linear(2, 2), "weight", 0)
+    elif how == "a second hook on one weight":
+        layer = weight_norm(lib.nn.Linear(2, 2))
+        with pytest.raises(RuntimeError, match="Cannot register two weight_norm hooks on the same parameter weight"):
+            weight_norm(layer)
+
+
+@pytest.mark.parametrize("how", ["three call sites", "a loop", "WeightNorm.apply directly",
+                                 "a second hook on one weight"])
+@pytest.mark.parametrize("action", ["default", "always"])
+def test_weight_norm_deprecation_warns_as_often_and_where_torch_does(how, action):
+    seen = {}
+    for lib in (torch, chainrule):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter(action)
+            _weight_norm_calls(lib, how)
+        seen[lib.__name__] = [(w.category, str(w.message), w.filename == __file__) for w in caught]
+    assert seen["torch"], "torch warned nothing: the comparison would be empty"
+    assert seen["chainrule"] == seen["torch"]
