@@ -49,3 +49,30 @@ def test_weight_norm_deprecation_warns_as_often_and_where_torch_does(how, action
         seen[lib.__name__] = [(w.category, str(w.message), w.filename == __file__) for w in caught]
     assert seen["torch"], "torch warned nothing: the comparison would be empty"
     assert seen["chainrule"] == seen["torch"]
+
+
+# ---------------------------------------------------------------- Distribution.sample_n's deprecation
+# Probing the other @deprecated spellings torch warns about (beside weight_norm's): sample_n warned
+# nothing here. torch warns FutureWarning at the caller's line before sampling, once per line under
+# the default filters; the samples are sample((n,))'s.
+
+@pytest.mark.parametrize("build", [lambda lib: lib.distributions.Normal(lib.zeros(2), 1.0),
+                                   lambda lib: lib.distributions.Categorical(logits=lib.zeros(3))],
+                         ids=["Normal", "Categorical"])
+def test_sample_n_warns_and_samples_as_torch(build):
+    seen = {}
+    for lib in (torch, chainrule):
+        dist = build(lib)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            lib.manual_seed(0)
+            first = dist.sample_n(4)
+            for _ in range(2):
+                dist.sample_n(1)
+        lib.manual_seed(0)
+        again = dist.sample((4,))
+        assert lib.equal(first, again)
+        seen[lib.__name__] = (tuple(first.shape), str(first.dtype).split(".")[-1],
+                              [(w.category, str(w.message), w.filename == __file__, w.lineno) for w in caught])
+    assert seen["torch"][2], "torch warned nothing: the comparison would be empty"
+    assert seen["chainrule"] == seen["torch"]
