@@ -76,3 +76,34 @@ def test_sample_n_warns_and_samples_as_torch(build):
                               [(w.category, str(w.message), w.filename == __file__, w.lineno) for w in caught])
     assert seen["torch"][2], "torch warned nothing: the comparison would be empty"
     assert seen["chainrule"] == seen["torch"]
+
+
+# ---------------------------------------------------------------- two deprecated names that were missing
+# The same probe found torch.nn.modules.rnn.apply_permutation (old RNN code's hidden-state reordering)
+# and torch._utils.is_compiling (older libraries' compile guard) missing: AttributeError here.
+
+def test_apply_permutation_reorders_and_warns_as_torch():
+    seen = {}
+    for lib in (torch, chainrule):
+        rnn_module = sys.modules[lib.__name__ + ".nn.modules.rnn"]
+        hidden = lib.arange(24.0).view(2, 3, 4)
+        permutation = lib.tensor([2, 0, 1])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            by_default = rnn_module.apply_permutation(hidden, permutation)
+            along_2 = rnn_module.apply_permutation(hidden, lib.tensor([3, 1]), dim=2)
+        seen[lib.__name__] = (by_default.tolist(), along_2.tolist(),
+                              [(w.category, str(w.message), w.filename == __file__) for w in caught])
+    assert seen["torch"][2], "torch warned nothing: the comparison would be empty"
+    assert seen["chainrule"] == seen["torch"]
+
+
+def test_utils_is_compiling_answers_and_warns_as_torch():
+    seen = {}
+    for lib in (torch, chainrule):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            answer = lib._utils.is_compiling()
+        seen[lib.__name__] = (answer, [(w.category, str(w.message), w.filename == __file__) for w in caught])
+    assert seen["torch"][1], "torch warned nothing: the comparison would be empty"
+    assert seen["chainrule"] == seen["torch"]
