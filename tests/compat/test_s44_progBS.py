@@ -107,3 +107,36 @@ def test_utils_is_compiling_answers_and_warns_as_torch():
         seen[lib.__name__] = (answer, [(w.category, str(w.message), w.filename == __file__) for w in caught])
     assert seen["torch"][1], "torch warned nothing: the comparison would be empty"
     assert seen["chainrule"] == seen["torch"]
+
+
+# ---------------------------------------------------------------- where deprecation warnings point
+# Probing the warnings raised with a fixed stacklevel: torch.range's and torch.frombuffer's (of a
+# read-only buffer) named chainrule's argument parser, where torch names the user's line (the
+# parser's wrapper frame sits between the user and the function); torch.chain_matmul warned nothing,
+# where torch warns once a process (TORCH_WARN_ONCE; every call under set_warn_always(True)).
+
+WARNING_CASES = {
+    "range": lambda lib: lib.range(0, 3),
+    "range with step and dtype": lambda lib: lib.range(0, 3, 0.5, dtype=lib.float64),
+    "frombuffer of bytes": lambda lib: lib.frombuffer(b"abcd", dtype=lib.uint8),
+    "chain_matmul": lambda lib: lib.chain_matmul(lib.eye(2), 2 * lib.eye(2)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WARNING_CASES))
+def test_deprecation_warnings_name_the_users_line_as_torch(case):
+    seen = {}
+    for lib in (torch, chainrule):
+        previous = lib.is_warn_always_enabled()
+        lib.set_warn_always(True)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = WARNING_CASES[case](lib)
+        finally:
+            lib.set_warn_always(previous)
+        seen[lib.__name__] = (result.tolist(), [(w.category, str(w.message), w.filename == __file__) for w in caught])
+    assert seen["torch"][1], "torch warned nothing: the comparison would be empty"
+    if case == "chain_matmul":  # torch's points into its torch/functional.py, chainrule's at the caller
+        seen = {name: (values, [entry[:2] for entry in found]) for name, (values, found) in seen.items()}
+    assert seen["chainrule"] == seen["torch"]
