@@ -140,3 +140,26 @@ def test_deprecation_warnings_name_the_users_line_as_torch(case):
     if case == "chain_matmul":  # torch's points into its torch/functional.py, chainrule's at the caller
         seen = {name: (values, [entry[:2] for entry in found]) for name, (values, found) in seen.items()}
     assert seen["chainrule"] == seen["torch"]
+
+
+# ---------------------------------------------------------------- capturable=True with no gradients
+# Found by the same warnings probe: torch checks capturable's devices over the parameters that have a
+# gradient, so a CPU step before any backward (a scheduler warm-up, an empty first accumulation) is a
+# no-op; chainrule raised the AssertionError for every parameter.
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW", "Adamax", "ASGD", "NAdam", "RAdam", "Rprop", "Adadelta",
+                                  "RMSprop"])
+@pytest.mark.parametrize("foreach", [None, True])
+def test_capturable_step_without_gradients_is_a_no_op_as_torch(name, foreach):
+    seen = {}
+    for lib in (torch, chainrule):
+        param = lib.nn.Parameter(lib.ones(2))
+        options = {"capturable": True} if foreach is None else {"capturable": True, "foreach": foreach}
+        optimizer = getattr(lib.optim, name)([param], **options)
+        optimizer.step()
+        first = (param.tolist(), len(optimizer.state))
+        param.grad = lib.ones(2)
+        with pytest.raises(AssertionError) as raised:
+            optimizer.step()
+        seen[lib.__name__] = (first, str(raised.value).split(". (")[0].rstrip("."))
+    assert seen["chainrule"] == seen["torch"]
