@@ -10,9 +10,12 @@ reader checks every number of the file: chainrule._torch_zip).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from . import _dtype
+from ._torch_function import user_stacklevel
 from .storage import TypedStorage
 from .tensor import Tensor
 
@@ -62,3 +65,13 @@ def _rebuild_parameter(data: Tensor, requires_grad: bool, backward_hooks=None):
     from .nn.parameter import Parameter
 
     return Parameter(data, requires_grad)
+
+
+def is_compiling() -> bool:
+    """torch.compiler.is_compiling() under its old name, which torch deprecates: a UserWarning (torch's
+    TorchScript-friendly ``warnings.warn`` without a category) at the caller's line."""
+    from . import compiler  # above this module: compiler imports nn
+
+    warnings.warn("`torch._utils.is_compiling` is deprecated. Use `torch.compiler.is_compiling` instead.",
+                  stacklevel=user_stacklevel())
+    return compiler.is_compiling()

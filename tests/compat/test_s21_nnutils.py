@@ -179,10 +179,9 @@ def test_older_weight_norm_warns_future_warning_as_torch():
         with pytest.warns(FutureWarning, match=r"`torch.nn.utils.weight_norm` is deprecated in favor of "
                                                r"`torch.nn.utils.parametrizations.weight_norm`") as record:
             lib.nn.utils.weight_norm(lib.nn.Linear(2, 2))
-    assert record[0].filename.endswith("weight_norm.py")  # torch's points into itself; chainrule's at its caller
-    with pytest.warns(FutureWarning) as record:
-        chainrule.nn.utils.weight_norm(chainrule.nn.Linear(2, 2))
-    assert record[0].filename == __file__
+        # both name weight_norm's own line (torch deprecates WeightNorm.apply, which it calls), so the
+        # warning shows once per process, not once per call site (test_s44_progBS)
+        assert record[0].filename.endswith("weight_norm.py")
 
 
 def test_weight_norm_parametrization_loads_an_older_weight_norm_state_dict():

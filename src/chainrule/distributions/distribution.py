@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .. import _dtype
 from .._naming import naming_the_class
+from .._torch_function import user_stacklevel
 from ..autograd.grad_mode import no_grad
 from ..tensor import Size, Tensor
 from .constraints import Constraint, boolean, is_dependent, positive, real, simplex, unit_interval  # noqa: F401 (re-exported)
@@ -150,6 +153,9 @@ class Distribution:
                                   "use sample() together with log_prob for a score-function estimator")
 
     def sample_n(self, n: int) -> Tensor:
+        """``sample((n,))``, which torch deprecates (FutureWarning at the caller's line, before sampling)."""
+        warnings.warn("`sample_n(n)` will be deprecated. Use `sample((n,))` instead.", FutureWarning,
+                      stacklevel=user_stacklevel())
         return self.sample((n,))
 
     def log_prob(self, value: Tensor) -> Tensor:

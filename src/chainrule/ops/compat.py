@@ -14,9 +14,10 @@ import warnings
 
 import numpy as np
 
-from .. import _dtype, _vmap_frames, return_types
+from .. import _config, _dtype, _vmap_frames, return_types
 from .. import storage as _storage
 from .._backend import array_module, module_for_device
+from .._torch_function import user_stacklevel
 from ..autograd.function import name_node
 from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..tensor import (
@@ -310,7 +311,7 @@ def range(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devic
     default float dtype unless ``dtype`` is given. Warns as torch does."""
     if end is None:
         raise TypeError('range() missing 1 required positional arguments: "end"')
-    warnings.warn(_RANGE_DEPRECATION, UserWarning, stacklevel=2)
+    warnings.warn(_RANGE_DEPRECATION, UserWarning, stacklevel=user_stacklevel())
     values = [builtins.float(v.item() if isinstance(v, Tensor) else v) for v in (start, end, step)]
     start, end, step = values
     if step == 0 or step != step:  # nan too, as torch's `step > 0 || step < 0`
@@ -364,11 +365,12 @@ def frombuffer(buffer, *, dtype, count: int = -1, offset: int = 0, requires_grad
         raise ValueError(f"requested buffer length ({count} * {itemsize} bytes) after offset ({offset} bytes) must "
                          f"not be greater than actual buffer length ({length} bytes)")
     if view.readonly:
-        warnings.warn("The given buffer is not writable, and PyTorch does not support non-writable tensors. This "
-                      "means you can write to the underlying (supposedly non-writable) buffer using the tensor. "
-                      "You may want to copy the buffer to protect its data or make it writable before converting "
-                      "it to a tensor. This type of warning will be suppressed for the rest of this program.",
-                      UserWarning, stacklevel=2)
+        _config.warn_once("The given buffer is not writable, and PyTorch does not support non-writable tensors. "
+                          "This means you can write to the underlying (supposedly non-writable) buffer using the "
+                          "tensor. You may want to copy the buffer to protect its data or make it writable before "
+                          "converting it to a tensor. This type of warning will be suppressed for the rest of this "
+                          "program. (Triggered internally at /__w/pytorch/pytorch/torch/csrc/utils/tensor_new.cpp:"
+                          "1556.)")
     array = np.frombuffer(buffer, dtype=dt.np, count=count, offset=offset)
     _storage.mark_not_resizable(array)  # the buffer's memory, which torch cannot grow either
     return Tensor._make(array).requires_grad_(requires_grad)

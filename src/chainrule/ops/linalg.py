@@ -2975,6 +2975,11 @@ def _chain_product(tensors: list, split: list, i: int, j: int) -> Tensor:
 def chain_matmul(*matrices) -> Tensor:
     """torch.chain_matmul (deprecated in torch): ``multi_dot`` of 2-D matrices."""
     check_as("chain_matmul", matrices)
+    # torch's TORCH_WARN_ONCE, before its checks
+    _config.warn_once("torch.chain_matmul is deprecated and will be removed in a future PyTorch release. Use "
+                      "torch.linalg.multi_dot instead, which accepts a list of two or more tensors rather than "
+                      "multiple parameters. (Triggered internally at "
+                      "/__w/pytorch/pytorch/aten/src/ATen/native/LinearAlgebra.cpp:1102.)")
     for matrix in matrices:
         if matrix.ndim != 2:
             raise RuntimeError(f"Tensor dimension is {matrix.ndim}, expected 2 instead.")

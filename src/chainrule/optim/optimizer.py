@@ -738,11 +738,12 @@ def _check_real_lr(optimizer, group: dict) -> None:
 def _check_capturable(optimizer: Optimizer, group: dict) -> None:
     """torch's check of ``capturable`` (any true value): a captured step (CUDA graphs) needs every
     parameter on the GPU. torch raises AssertionError at the step, with its message (here followed
-    by the fix), after creating the state; chainrule raises before anything changes."""
+    by the fix), after creating the state; chainrule raises before anything changes. Like torch's, it
+    looks only at parameters with a gradient: a step with none moves nothing and raises nothing."""
     if not group.get("capturable") or group.get("fused"):  # torch's fused kernels take no capturable
         return
     for p in group["params"]:
-        if p.device.type == "cpu":
+        if p.grad is not None and p.device.type == "cpu":
             name = type(optimizer).__name__
             foreach = bool(group.get("foreach"))
             tensors = _CAPTURED_TENSORS.get(name, ("params and state_steps",) * 2)[foreach]

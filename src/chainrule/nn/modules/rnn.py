@@ -19,6 +19,7 @@ from ..._backend import array_module, autocast_unifies
 from ..._dtype import cpp_type_name, scalar_name
 from ..._naming import in_torchs_words
 from ..._opmath import cpu_autocast_policy
+from ..._torch_function import user_stacklevel
 from ...autograd.function import name_node
 from ...ops._arg_parser import _as_int, check_bool, check_int
 from ...ops.rnn import elman_cell, recurrent_layer
@@ -34,6 +35,18 @@ from .utils import _checked_empty as empty
 __all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+
+
+def _apply_permutation(tensor: Tensor, permutation: Tensor, dim: int = 1) -> Tensor:
+    return tensor.index_select(dim, permutation)
+
+
+def apply_permutation(tensor: Tensor, permutation: Tensor, dim: int = 1) -> Tensor:
+    """``tensor.index_select(dim, permutation)``: the old helper of RNN code that reorders hidden states,
+    which torch deprecates (FutureWarning at the caller's line)."""
+    warnings.warn("`apply_permutation` is deprecated, please use `tensor.index_select(dim, permutation)` instead",
+                  FutureWarning, stacklevel=user_stacklevel())
+    return _apply_permutation(tensor, permutation, dim)
 
 
 def _zeros(shape, like: Tensor) -> Tensor:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import warnings
 
-from ..._torch_function import user_stacklevel
 from ...autograd.grad_mode import no_grad
 from ...ops.nn_toplevel import _weight_norm, norm_except_dim
 from ...tensor import Tensor
 from ..parameter import Parameter
 
 __all__ = ["WeightNorm", "weight_norm", "remove_weight_norm"]
+
+_DEPRECATION = ("`torch.nn.utils.weight_norm` is deprecated in favor of "
+                "`torch.nn.utils.parametrizations.weight_norm`.")
 
 
 class WeightNorm:
@@ -34,6 +36,11 @@ class WeightNorm:
     @staticmethod
     def apply(module, name: str, dim) -> WeightNorm:
         """Split ``module.<name>`` into the Parameters ``<name>_g`` and ``<name>_v`` and add the hook."""
+        # torch deprecates apply itself (typing_extensions' @deprecated): the warning names apply's
+        # caller, so through weight_norm it names one library line and shows once per process under
+        # the default filters (a vocoder's dozens of weight_norm calls warn once); called directly
+        # it names the user's line
+        warnings.warn(_DEPRECATION, FutureWarning, stacklevel=2)
         for hook in module._forward_pre_hooks.values():
             if isinstance(hook, WeightNorm) and hook.name == name:
                 raise RuntimeError(f"Cannot register two weight_norm hooks on the same parameter {name}")
@@ -58,8 +65,6 @@ def weight_norm(module, name: str = "weight", dim=0):
     """Reparameterise ``module.<name>`` as ``g * v / ||v||`` with the norm taken over all dims but
     ``dim`` (over everything when ``dim`` is None or -1); returns the module, as torch's, which
     deprecates it (FutureWarning) for ``nn.utils.parametrizations.weight_norm``."""
-    warnings.warn("`torch.nn.utils.weight_norm` is deprecated in favor of "
-                  "`torch.nn.utils.parametrizations.weight_norm`.", FutureWarning, stacklevel=user_stacklevel())
     WeightNorm.apply(module, name, dim)
     return module
 
