@@ -1,6 +1,7 @@
 """Session 44, lane mendAF: differences from torch closed, each checked against torch on the same inputs."""
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -164,3 +165,68 @@ def test_lerp_names_bfloat16_as_torchs_cpp_type():
     for lib in (chainrule, torch):
         with pytest.raises(RuntimeError, match=r"^expected dtype float for `end` but got dtype c10::BFloat16$"):
             lib.lerp(lib.ones(2), lib.ones(2, dtype=lib.bfloat16), 0.5)
+
+
+# ---------------------------------------------------------------- 3. in-place writes from overlapping sources; out=
+_OVERLAP = ("unsupported operation: some elements of the input tensor and the written-to tensor refer to a single "
+            "memory location. Please clone() the tensor before performing the operation.")
+
+# each writes x = arange(12).reshape(4, 3) in place from a source on x's memory
+_SOURCE_WRITES = {
+    "index_add_view": lambda lib, x: x.index_add_(0, lib.tensor([0, 1]), x[1:3]),
+    "index_add_itself": lambda lib, x: x.index_add_(0, lib.tensor([0, 1, 2, 3]), x, alpha=2),
+    "index_add_detached": lambda lib, x: x.index_add_(0, lib.tensor([0, 1, 2, 3]), x.detach()),
+    "index_add_transposed": lambda lib, x: x[:3].index_add_(0, lib.tensor([0, 1, 2]), x[:3].t()),
+    "index_add_disjoint": lambda lib, x: x[:2].index_add_(0, lib.tensor([0, 1]), x[2:]),
+    "index_add_interleaved": lambda lib, x: x[::2].index_add_(0, lib.tensor([0]), x[1::2][:1]),
+    "index_copy_view": lambda lib, x: x.index_copy_(0, lib.tensor([0, 1]), x[1:3]),
+    "index_reduce_view": lambda lib, x: x.index_reduce_(0, lib.tensor([0, 1]), x[1:3], "prod"),
+    "scatter_view": lambda lib, x: x.scatter_(0, lib.tensor([[0, 1, 2]]), x[1:2]),
+    "scatter_add_view": lambda lib, x: x.scatter_add_(0, lib.tensor([[0, 1, 2]]), src=x[1:2]),
+    "scatter_reduce_view": lambda lib, x: x.scatter_reduce_(0, lib.tensor([[0, 1, 2]]), x[1:2], "sum"),
+    "put_view": lambda lib, x: x.put_(lib.tensor([0, 1]), x.view(-1)[1:3]),
+    "put_accumulate_view": lambda lib, x: x.put_(lib.tensor([0, 1]), x.view(-1)[1:3], accumulate=True),
+    "masked_fill_value_of_x": lambda lib, x: x.masked_fill_(x > 5, x[0, 1]),
+    "index_add_recorded": lambda lib, x: (lambda y: y.index_add_(0, lib.tensor([0, 1]), y[1:3]))(
+        x.requires_grad_().clone()),
+}
+
+
+def _source_write(lib, case):
+    x = lib.arange(12.0).reshape(4, 3)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # (index_reduce_ is in beta, torch says once)
+            result = _SOURCE_WRITES[case](lib, x)
+    except RuntimeError as error:
+        return "RuntimeError", str(error), x.detach().tolist()
+    return "ok", result.tolist(), x.detach().tolist()
+
+
+@pytest.mark.parametrize("case", sorted(_SOURCE_WRITES))
+def test_inplace_write_from_a_source_on_self_memory_is_refused_as_torch(case):
+    ours, theirs = _source_write(chainrule, case), _source_write(torch, case)
+    assert ours == theirs  # refused before anything is written (x unchanged), or the same values
+    if theirs[0] == "RuntimeError":
+        assert theirs[1] == _OVERLAP
+
+
+# in-place methods of no arguments, of one, and a composite one's
+_OUT_CALLS = ["floor_", "abs_", "sqrt_", "acos_", "digamma_", "sigmoid_", "neg_", "exp_"]
+
+
+@pytest.mark.parametrize("name", _OUT_CALLS)
+def test_inplace_method_refuses_out_as_torch(name):
+    outcomes = []
+    for lib in (chainrule, torch):
+        x = lib.rand(3) + 0.5
+        before = x.clone()
+        out = lib.zeros(3)
+        with pytest.raises(TypeError) as refused:
+            eval(f"x.{name}(out=out)")  # (the attribute call: CPython names TensorBase there)
+        with pytest.raises(TypeError) as refused_with_argument:
+            eval(f"x.{name}(x, out=out)")
+        assert lib.equal(x, before) and not out.any()
+        outcomes.append((str(refused.value), str(refused_with_argument.value)))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[1][0] == f"TensorBase.{name}() takes no keyword arguments"
