@@ -498,8 +498,24 @@ def _refuse_ldexp_into_integers(self: Tensor, args, kwargs) -> None:
         raise RuntimeError(f"ldexp can't be cast to the desired output type {_TORCH_TYPE_NAMES[self.dtype.name]}")
 
 
+def _refuse_source_overlap(position: int, keyword: str):
+    """The precheck of an in-place op writing self from ``source`` (argument ``position`` or the
+    ``keyword``): torch's assert_no_overlap refuses a source on any of self's memory, the very
+    same elements too (``x.index_add_(0, i, x)``, ``x.detach()``); only dense layouts are
+    compared, as torch's."""
+    def refuse(self: Tensor, args: tuple, kwargs: dict) -> None:
+        source = args[position] if len(args) > position else kwargs.get(keyword)
+        if isinstance(source, Tensor):
+            _index._refuse_overlap(self._data, source._data, full_too=True)
+
+    return refuse
+
+
 # checks of an in-place call's arguments that torch makes before the op runs, by the op's name
 _INPLACE_PRECHECKS = {
+    **dict.fromkeys(("index_add", "index_copy", "index_reduce"), _refuse_source_overlap(2, "source")),
+    **dict.fromkeys(("scatter", "scatter_add", "scatter_reduce"), _refuse_source_overlap(2, "src")),
+    "_put": _refuse_source_overlap(1, "source"),
     "addr": _refuse_addr_into_another_shape, "addmm": _refuse_addmm_into_another_shape,
     "ldexp": _refuse_ldexp_into_integers,
     # ops with no kernel for some promoted dtypes (complex above all): torch's cast check comes first
@@ -547,7 +563,9 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     if precheck is not None:
         precheck(self, args, kwargs)
     if name in _ELEMENTWISE_INPLACE or getattr(fn, "copies", False):
-        refuse_partial_overlap(self, (*args, *kwargs.values()) if kwargs else args)
+        # (masked_fill_'s value, a 0-d tensor, is read as a number first: torch compares only the mask)
+        refuse_partial_overlap(self, args[:1] if name == "masked_fill" else
+                               (*args, *kwargs.values()) if kwargs else args)
     result = fn(self, *args, **kwargs)
     if result._data.shape != self._data.shape:
         if (name not in _RESIZING_INPLACE or base is not None
@@ -828,6 +846,13 @@ _UNRECORDED_WRITES = {"add": _add_unrecorded, "mul": _mul_unrecorded, "clamp": _
                       "lerp": _lerp_unrecorded, "addcmul": _addcmul_unrecorded}
 
 
+def _out_refusal(name: str) -> TypeError:
+    """torch's in-place methods take no ``out=`` (their out-of-place ops do): refused before
+    anything is written, in the words the wrapper above words it with the method's signatures
+    (``TensorBase.floor_() takes no keyword arguments``), else in its parser's."""
+    return TypeError(f"{name}() got an unexpected keyword argument 'out'")
+
+
 def _make_inplace(fn):
     scalar_first = getattr(fn, "scalar_first", None)  # add_(alpha, other): warned as add_, not add
     write_unrecorded = _UNRECORDED_WRITES.get(fn.__name__)
@@ -835,6 +860,8 @@ def _make_inplace(fn):
         write_unrecorded = _unary_unrecorded(fn.exact_ufunc)
 
     def method(self, *args, **kwargs):
+        if kwargs and "out" in kwargs:
+            raise _out_refusal(method.__name__)
         if write_unrecorded is not None and write_unrecorded(self, args, kwargs):
             return self
         if scalar_first is not None:
@@ -1398,6 +1425,8 @@ def _make_inplace_from_copy(fn):
     on_copy.__name__ = fn.__name__  # (the op a refusal names, as vmap's)
 
     def method(self, *args, **kwargs):
+        if kwargs and "out" in kwargs:
+            raise _out_refusal(method.__name__)
         return _inplace(self, on_copy, *args, **kwargs)
 
     method.__name__ = fn.__name__ + "_"

@@ -2385,19 +2385,6 @@ def xlogy(input, other) -> Tensor:
     return Xlogy.apply(x, y)
 
 
-# the explainer's text for composite ops whose renamed last node is their final sum
-_LAST_SUM_RULE = "%s, its last step the sum: copies the gradient to both terms"
-
-
-# the explainer's text for the same ops on bfloat16/float16, whose renamed last node is the rounding
-_LAST_ROUNDING_RULE = ("%s in float32, its last step the rounding to the inputs' dtype: "
-                       "passes the gradient through, cast to float32")
-
-# the explainer's text for float32 ops computed as torch's fused multiply-add, in float64 and rounded once
-_FUSED_RULE = ("%s as one fused multiply-add, its last step the rounding from float64 to float32: "
-               "passes the gradient through, cast to float32")
-
-
 def _check_lerp_dtypes(input: Tensor, end, weight) -> None:
     """torch's lerp takes no type promotion: ``end`` must have the input's dtype, and so must a
     ``weight`` tensor with dimensions (a 0-d one is converted); torch names the C++ types."""
@@ -2426,14 +2413,94 @@ def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
         weight = _dtype.checked_scalar(weight, _opmath.fused_compute_dtype(input.dtype) or input.dtype)
     elif isinstance(input, Tensor) and input.dtype._category < 2:
         raise NotImplementedError(f'"lerp_kernel_tensor" not implemented for \'{_dtype.scalar_name(input.dtype)}\'')
-    name = "LerpBackward1" if isinstance(weight, Tensor) else "LerpBackward0"
+    if isinstance(weight, Tensor):
+        return _laid_out(_as_one_node(LerpTensor, _lerp_values, (input, end, weight)), input, end, weight)
+    return _laid_out(_as_one_node(LerpScalar, lambda x, y: _lerp_values(x, y, weight), (input, end), weight=weight),
+                     input, end, weight)
+
+
+def _lerp_values(input: Tensor, end: Tensor, weight) -> Tensor:
+    """lerp's values as torch's kernels round them (no graph of its own when recorded: _as_one_node)."""
     fused = _lerp_rounded_once(input, end, weight)
-    if fused is not None:
-        rule = _FUSED_RULE if input.dtype == _dtype.float32 else _LAST_ROUNDING_RULE
-        return _laid_out(name_node(fused, name, label="lerp", rule=rule % "input + weight·(end - input)"),
-                         input, end, weight)
-    return _laid_out(name_node(input + weight * (end - input), name,
-                               label="lerp", rule=_LAST_SUM_RULE % "input + weight·(end - input)"), input, end, weight)
+    return fused if fused is not None else input + weight * (end - input)
+
+
+def _as_one_node(cls, compute, operands: tuple, *, saved: dict | None = None, kept: dict | None = None,
+                 **params) -> Tensor:
+    """``compute(*operands)``, a composite of chainrule ops that rounds as torch's fused kernel
+    does, recorded as torch records that kernel: one node of ``cls``, an edge to each of
+    ``operands`` (None for one that needs no gradient), torch's derivative formulas for its rule
+    and torch's ``_saved_*``; ``params`` go to cls's forward. Where a dispatch mode, the profiler,
+    forward AD or CPU autocast watches the op, the composite runs as it is, each part seen (cast,
+    traced) as before, and its last node takes cls's name (its edges the parts'; ``saved`` and
+    ``kept`` name_node's)."""
+    if not is_recording(*operands):
+        return compute(*operands)
+    if (_function_module.active_dispatch is not None or _function_module.active_profiler is not None
+            or _function_module.active_extension is not None or _opmath.autocast_hook.cpu_dtype is not None):
+        return name_node(compute(*operands), cls.node_name, label=cls.label, rule=_LAST_PART_RULE % cls.label,
+                         saved=saved, kept=kept)
+    return cls.apply(*operands, compute=compute, **params)
+
+
+# the explainer's text for the renamed last node of a fused op's composite, run part by part under a mode
+_LAST_PART_RULE = "%s's last step (its composite run part by part, each part seen): passes the gradient on"
+
+
+def _composite(compute, *arrays):
+    """The array of ``compute``'s composite run on ``arrays`` (tensors outside the graph: nothing recorded)."""
+    return compute(*(Tensor._make(a) for a in arrays))._data
+
+
+class LerpScalar(Function):
+    """torch.lerp with a number for weight (LerpBackward0): its forward the fused composite."""
+
+    _array_forward = True
+    node_name = "LerpBackward0"
+    label = "lerp"
+    rule = "∂/∂input = 1 - weight, ∂/∂end = weight"
+    formula = None
+    saved_attributes = {"_saved_weight": ctx_value("weight")}
+
+    @staticmethod
+    def forward(ctx, input, end, compute, weight):
+        ctx.weight = weight
+        return _composite(compute, input, end)
+
+    @staticmethod
+    @conjugate_rule
+    def backward(ctx, grad):
+        # d(input + w·(end - input)) = (1 - w) d input + w d end  (1 - w in double, as torch's toDouble())
+        weight = ctx.weight
+        needs = ctx.needs_input_grad
+        return (grad * (1 - weight) if needs[0] else None), (grad * weight if needs[1] else None)
+
+
+class LerpTensor(Function):
+    """torch.lerp with a tensor for weight (LerpBackward1): its forward the fused composite."""
+
+    _array_forward = True
+    node_name = "LerpBackward1"
+    label = "lerp"
+    rule = "∂/∂input = 1 - weight, ∂/∂end = weight, ∂/∂weight = end - input"
+    formula = None
+    # torch keeps input and end for weight's gradient, and weight always
+    saved_attributes = {"_saved_self": saved(0), "_saved_end": saved(1), "_saved_weight": saved(2)}
+
+    @staticmethod
+    def forward(ctx, input, end, weight, compute):
+        needs = ctx.needs_input_grad
+        ctx.save_for_backward(input if needs[2] else None, end if needs[2] else None, weight)
+        return _composite(compute, input, end, weight)
+
+    @staticmethod
+    @conjugate_rule
+    def backward(ctx, grad):
+        # d(input + w·(end - input)) = (1 - w) d input + w d end + (end - input) dw
+        input, end, weight = ctx.saved_values
+        needs = ctx.needs_input_grad
+        return ((grad * (1 - weight) if needs[0] else None), (grad * weight if needs[1] else None),
+                (grad * (end - input) if needs[2] else None))
 
 
 def _lerp_rounded_once(input: Tensor, end: Tensor, weight):
@@ -2482,8 +2549,10 @@ def _fma(x: Tensor, y, z: Tensor) -> Tensor:
         from .creation import _fused_multiply_add  # creation imports this module
 
         plain = x * y + z
-        fused = _fused_multiply_add(x._data, y._data if isinstance(y, Tensor) else y, z._data)
-        return plain + Tensor._make(np.asarray(fused - plain._data))
+        with np.errstate(all="ignore"):
+            correction = _fused_multiply_add(x._data, y._data if isinstance(y, Tensor) else y, z._data) - plain._data
+        # (near overflow the exact split itself overflows: the plain result stands there, inf as torch's)
+        return plain + Tensor._make(np.where(np.isfinite(correction), correction, 0.0))
     wide = _dtype.float64
     y = _cast(y, wide) if isinstance(y, Tensor) else y
     return _cast(_cast(x, wide) * y + _cast(z, wide), x.dtype)
@@ -2499,26 +2568,56 @@ def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
         raise NotImplementedError('"addcmul_cpu_out" not implemented for \'Bool\'')
     check_broadcast_in_order(input, tensor1, tensor2)
     _one_device("addcmul", input, tensor1, tensor2)
-    kept = _kept_factors(value, tensor1, tensor2)
+    given = value
     if type(value) is not builtins.int or value != 1:
         value = _checked_value(value, input, tensor1, tensor2)
+    return _laid_out(_as_one_node(Addcmul, lambda x, t1, t2: _addcmul_values(x, t1, t2, value), (input, tensor1, tensor2),
+                                  saved=_ADDCMUL_SAVED, kept=_kept_factors(given, tensor1, tensor2), given=given),
+                     input, tensor1, tensor2)
+
+
+def _addcmul_values(input: Tensor, tensor1: Tensor, tensor2: Tensor, value) -> Tensor:
+    """addcmul's values as torch's kernels round them (no graph of its own when recorded: _as_one_node)."""
     fused = rounded_once(lambda x, t1, t2: x + value * t1 * t2, input, tensor1, tensor2)
     if fused is not None:
-        return _laid_out(name_node(fused, "AddcmulBackward0", label="addcmul",
-                                   rule=_LAST_ROUNDING_RULE % "input + value·tensor1·tensor2", saved=_ADDCMUL_SAVED,
-                                   kept=kept), input, tensor1, tensor2)
+        return fused
     tensor1, tensor2 = _in_common_dtype(input, tensor1, tensor2)
-    if isinstance(input, Tensor) and _dtype.result_type(input, tensor1, tensor2) == _dtype.float32:
-        # torch's float32 kernel: value·tensor1 rounded, then one fused multiply-add with tensor2
-        # (an optimizer's exp_avg_sq.addcmul_(grad, grad, value=1 - beta2))
-        fused = _fma(tensor1 if value == 1 else value * tensor1, tensor2, input)
-        return _laid_out(name_node(fused, "AddcmulBackward0", label="addcmul",
-                                   rule=_FUSED_RULE % "input + value·tensor1·tensor2", saved=_ADDCMUL_SAVED,
-                                   kept=kept), input, tensor1, tensor2)
+    common = _dtype.result_type(input, tensor1, tensor2)
+    if common == _dtype.float32 or common == _dtype.float64 and all(
+            array_module(t) is np for t in (input, tensor1, tensor2)):
+        # torch's float32 and float64 kernels: value·tensor1 rounded, then one fused multiply-add with
+        # tensor2 (an optimizer's exp_avg_sq.addcmul_(grad, grad, value=1 - beta2))
+        return _fma(tensor1 if value == 1 else value * tensor1, tensor2, input)
     product = tensor1 * tensor2
-    return _laid_out(name_node(input + (product if value == 1 else value * product), "AddcmulBackward0",
-                               label="addcmul", rule=_LAST_SUM_RULE % "input + value·tensor1·tensor2",
-                               saved=_ADDCMUL_SAVED, kept=kept), input, tensor1, tensor2)
+    return input + (product if value == 1 else value * product)
+
+
+class Addcmul(Function):
+    """torch.addcmul (AddcmulBackward0): its forward the fused composite."""
+
+    _array_forward = True
+    node_name = "AddcmulBackward0"
+    label = "addcmul"
+    rule = "∂/∂input = 1, ∂/∂tensor1 = value·tensor2, ∂/∂tensor2 = value·tensor1"
+    formula = None
+    # torch keeps each tensor for the other's gradient, and the value as given
+    saved_attributes = {"_saved_tensor1": saved(0), "_saved_tensor2": saved(1), "_saved_value": ctx_value("given")}
+
+    @staticmethod
+    def forward(ctx, input, tensor1, tensor2, compute, given):
+        needs = ctx.needs_input_grad
+        ctx.given = given
+        ctx.save_for_backward(tensor1 if needs[2] else None, tensor2 if needs[1] else None)
+        return _composite(compute, input, tensor1, tensor2)
+
+    @staticmethod
+    @conjugate_rule
+    def backward(ctx, grad):
+        # d(input + v·t1·t2) = d input + v·t2 dt1 + v·t1 dt2
+        tensor1, tensor2 = ctx.saved_values
+        value = ctx.given
+        return ((grad if ctx.needs_input_grad[0] else None), (grad * (tensor2 * value) if tensor2 is not None else None),
+                (grad * (tensor1 * value) if tensor1 is not None else None))
 
 
 def _refuse_non_tensors(*operands) -> None:
@@ -2539,16 +2638,16 @@ def _kept_factors(value, tensor1, tensor2) -> dict:
 
 def _kept_factor(which: int, needed_by) -> SavedValue:
     """addcmul/addcdiv's tensor ``which`` where torch keeps it: when a tensor in ``needed_by``
-    (positions among tensor1, tensor2) needs its gradient."""
+    (positions among tensor1, tensor2; None: always) needs its gradient."""
     return SavedValue(lambda node: node.torch_kept["tensors"][which]
-                      if any(node.torch_kept["needs"][i] for i in needed_by) else None, tensor=True)
+                      if any(i is None or node.torch_kept["needs"][i] for i in needed_by) else None, tensor=True)
 
 
 # torch's _saved_* of addcmul and addcdiv: the value as given and each tensor for the gradients
-# that read it (d/dt1 of t1·t2 reads t2; of t1/t2, d/dt1 reads t2 and d/dt2 both)
+# that read it (d/dt1 of t1·t2 reads t2; of t1/t2, d/dt2 reads t1, and torch keeps t2 always)
 _ADDCMUL_SAVED = {"_saved_tensor1": _kept_factor(0, (1,)), "_saved_tensor2": _kept_factor(1, (0,)),
                   "_saved_value": kept_value("value")}
-_ADDCDIV_SAVED = {"_saved_tensor1": _kept_factor(0, (1,)), "_saved_tensor2": _kept_factor(1, (0, 1)),
+_ADDCDIV_SAVED = {"_saved_tensor1": _kept_factor(0, (1,)), "_saved_tensor2": _kept_factor(1, (None,)),
                   "_saved_value": kept_value("value")}
 
 
@@ -2571,20 +2670,51 @@ def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
         raise RuntimeError(_ADDCDIV_INTEGER_DIVISION)
     check_broadcast_in_order(input, tensor1, tensor2)
     _one_device("addcdiv", input, tensor1, tensor2)
-    kept = _kept_factors(value, tensor1, tensor2)
+    given = value
     if type(value) is not builtins.int or value != 1:
         value = _checked_value(value, input, tensor1, tensor2)
+    return _laid_out(_as_one_node(Addcdiv, lambda x, t1, t2: _addcdiv_values(x, t1, t2, value), (input, tensor1, tensor2),
+                                  saved=_ADDCDIV_SAVED, kept=_kept_factors(given, tensor1, tensor2), given=given),
+                     input, tensor1, tensor2)
+
+
+def _addcdiv_values(input: Tensor, tensor1: Tensor, tensor2: Tensor, value) -> Tensor:
+    """addcdiv's values as torch's kernels round them (no graph of its own when recorded: _as_one_node)."""
     fused = rounded_once(lambda x, t1, t2: x + value * t1 / t2, input, tensor1, tensor2)
     if fused is not None:
-        return _laid_out(name_node(fused, "AddcdivBackward0", label="addcdiv",
-                                   rule=_LAST_ROUNDING_RULE % "input + value·tensor1/tensor2", saved=_ADDCDIV_SAVED,
-                                   kept=kept), input, tensor1, tensor2)
+        return fused
     # torch's kernel: input + (value * tensor1) / tensor2, in that order (1e308 * 2 / 2 is inf)
     tensor1, tensor2 = _in_common_dtype(input, tensor1, tensor2)
-    quotient = tensor1 / tensor2 if value == 1 else value * tensor1 / tensor2
-    return _laid_out(name_node(input + quotient, "AddcdivBackward0", label="addcdiv",
-                               rule=_LAST_SUM_RULE % "input + value·tensor1/tensor2", saved=_ADDCDIV_SAVED, kept=kept),
-                     input, tensor1, tensor2)
+    return input + (tensor1 / tensor2 if value == 1 else value * tensor1 / tensor2)
+
+
+class Addcdiv(Function):
+    """torch.addcdiv (AddcdivBackward0): its forward the fused composite."""
+
+    _array_forward = True
+    node_name = "AddcdivBackward0"
+    label = "addcdiv"
+    rule = "∂/∂input = 1, ∂/∂tensor1 = value/tensor2, ∂/∂tensor2 = -value·tensor1/tensor2²"
+    formula = None
+    # torch keeps tensor1 for tensor2's gradient, tensor2 always (its kernel's derivatives' codegen), the value as given
+    saved_attributes = {"_saved_tensor1": saved(0), "_saved_tensor2": saved(1), "_saved_value": ctx_value("given")}
+
+    @staticmethod
+    def forward(ctx, input, tensor1, tensor2, compute, given):
+        needs = ctx.needs_input_grad
+        ctx.given = given
+        ctx.save_for_backward(tensor1 if needs[2] else None, tensor2)
+        return _composite(compute, input, tensor1, tensor2)
+
+    @staticmethod
+    @conjugate_rule
+    def backward(ctx, grad):
+        # d(input + v·t1/t2) = d input + v/t2 dt1 - v·t1/t2² dt2  (torch's order: t2·t2 first)
+        tensor1, tensor2 = ctx.saved_values
+        value = ctx.given
+        needs = ctx.needs_input_grad
+        return ((grad if needs[0] else None), (grad * (value / tensor2) if needs[1] else None),
+                (-grad * (value * tensor1 / (tensor2 * tensor2)) if needs[2] else None))
 
 
 def _in_common_dtype(input, tensor1, tensor2) -> tuple:

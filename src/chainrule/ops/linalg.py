@@ -65,7 +65,7 @@ __not_methods__ = {"einsum", "tensordot", "cdist", "chain_matmul", "vander"}
 # torch removed Tensor.eig and Tensor.symeig in 1.9: they raise its message
 __tensor_methods__ = {"eig": "_removed_eig_method", "symeig": "_removed_symeig_method"}
 
-_C_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int",
+_C_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16", "int64": "long int",
                  "int32": "int", "int16": "short int", "int8": "signed char", "uint8": "unsigned char",
                  "bool": "bool", "complex64": "c10::complex<float>", "complex128": "c10::complex<double>"}
 

@@ -43,7 +43,19 @@ def _batched(node, grad):
     return (grad, *(None for _ in node.likes))
 
 
+# the node classes depending_on and recorded_against made, by (base class, torch's node name)
 _NAMED = {}
+
+
+def _named(base: type, node: str, batched_rule) -> type:
+    """``base``'s subclass under torch's node name ``node``, made once and cached, with its batched
+    rule registered (jacrev/hessian's batched walk runs it once, not per row)."""
+    named = _NAMED.get((base, node))
+    if named is None:
+        named = _NAMED[base, node] = type(base)(node.removesuffix("Backward0"), (base,),
+                                                {"node_name": node, "__module__": __name__})
+        register_batched_rule(named)(batched_rule)
+    return named
 
 
 def depending_on(grad: Tensor, *tensors, node: str) -> Tensor:
@@ -56,12 +68,7 @@ def depending_on(grad: Tensor, *tensors, node: str) -> Tensor:
     tensors = [t for t in tensors if isinstance(t, Tensor) and t._requires_grad]
     if not tensors:
         return grad
-    named = _NAMED.get(node)
-    if named is None:
-        named = _NAMED[node] = type(DependsOn)(node.removesuffix("Backward0"), (DependsOn,),
-                                               {"node_name": node, "__module__": __name__})
-        register_batched_rule(named)(_batched)  # jacrev/hessian's batched walk runs it once, not per row
-    return named.apply(grad, *tensors)
+    return _named(DependsOn, node, _batched).apply(grad, *tensors)
 
 
 class OpAgainst(Function):
@@ -99,9 +106,6 @@ def _batched_op_against(node, grad):
     return (*result, *(None for _ in node.next_functions[edges:]))
 
 
-_NAMED_OPS = {}
-
-
 def recorded_against(out: Tensor, *tensors, node: str) -> Tensor:
     """``out``, the output of one op a backward rule just applied to its gradient, recorded (only
     while that backward is itself recorded) as depending on ``tensors`` too, with derivative zero,
@@ -116,12 +120,7 @@ def recorded_against(out: Tensor, *tensors, node: str) -> Tensor:
     tensors = [t for t in tensors if isinstance(t, Tensor) and t._requires_grad]
     if not tensors:
         return out
-    named = _NAMED_OPS.get(node)
-    if named is None:
-        named = _NAMED_OPS[node] = type(OpAgainst)(node.removesuffix("Backward0"), (OpAgainst,),
-                                                   {"node_name": node, "__module__": __name__})
-        register_batched_rule(named)(_batched_op_against)
-    against = _make_node(named, tensors)
+    against = _make_node(_named(OpAgainst, node, _batched_op_against), tensors)
     against.next_functions = op.next_functions + against.next_functions
     against.needs_input_grad = (*op.needs_input_grad, *against.needs_input_grad)
     against._input_meta = op._input_meta + against._input_meta
