@@ -398,9 +398,10 @@ def _rsub(number, tensor):
     if not isinstance(tensor, Tensor):  # torch's rsub(self, other) takes self as a tensor: Tensor.__rsub__(2, t)
         raise TypeError("rsub(): argument 'input' must be Tensor")  # (the operator answers NotImplemented)
     kind = type(number)
-    if (kind is float or kind is int) and tensor._data.dtype.char in "fdeE":
-        # the node __rsub__'s fast path records (the tensor's edge only), for the general operator
-        # that stands in for it (a profiler, inference_mode, a dispatch mode or wrapper subclass)
+    if (kind is float or kind is int) and tensor._data.dtype.char in "fdeEFD":
+        # torch's node, the tensor's edge only: the one __rsub__'s fast path records, here for the
+        # general operator that stands in for it (a profiler, inference_mode, a dispatch mode or
+        # wrapper subclass) and for complex tensors, which the fast path leaves to this
         if kind is int and not -9223372036854775808 <= number < 18446744073709551616:
             _dtype.check_int_scalar(number)
         return _function._apply_array_op(ew.RSub, tensor, number=number)

@@ -235,3 +235,21 @@ def test_number_minus_tensor_reaches_a_dispatch_mode_as_torchs_rsub_scalar():
         difference.sum().backward()
         results.append((mode.seen[0], _tree(difference.grad_fn, 1), difference.tolist(), x.grad.tolist()))
     assert results[1] == results[0]
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "complex128"])
+def test_number_minus_a_complex_tensor_has_the_tensors_edge_only_as_torchs(dtype):
+    outcomes = []
+    for lib in (torch, chainrule):
+        x = lib.tensor([1.5 + 1j, -2.0], dtype=getattr(lib, dtype), requires_grad=True)
+        difference = 2.5 - x
+        (difference * difference.conj()).real.sum().backward()
+        outcomes.append((_tree(difference.grad_fn, 1), difference.tolist(), str(difference.dtype).split(".")[1],
+                         x.grad.tolist()))
+    assert outcomes[1] == outcomes[0]
+
+
+def test_number_minus_a_complex_tensor_passes_gradcheck():
+    x = chainrule.tensor([1.5 + 1j, -2.0 - 0.5j], dtype=chainrule.complex128, requires_grad=True)
+    assert chainrule.autograd.gradcheck(lambda t: 2 - t, (x,))
+    assert chainrule.autograd.gradgradcheck(lambda t: (2.5 - t) * t, (x,))
