@@ -61,14 +61,3 @@ def _torch_distributions_validation_restored():
     yield
     if saved is not None and distributions.Distribution._validate_args is not saved:
         distributions.Distribution.set_default_validate_args(saved)
-
-
-@pytest.fixture
-def no_live_wrappers():
-    """An earlier test's wrapper-subclass instances (``__torch_dispatch__``), alive in reference
-    cycles until the collector runs, keep the dispatcher installed, and with it ops on their general
-    paths (operators' own closures swapped out, in-place writes not absorbed by CopySlices): collect
-    them first, for tests that compare those fast paths' graphs and names with torch's."""
-    import gc
-
-    gc.collect()

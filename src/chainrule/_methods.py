@@ -285,12 +285,12 @@ def _bind_operators() -> None:
             # number + tensor is tensor + number, as torch records it: the tensor's edge first (an
             # operator of its own name all the same, which its refusals give: Tensor.__rmul__())
             setattr(Tensor, f"__r{name}__", _arithmetic(fn, cls, ufunc, name=f"__r{name}__", fast_dtypes=fast_dtypes))
-            _GENERAL_OPERATORS[f"__r{name}__"] = _GENERAL_OPERATORS[f"__{name}__"]
+            _GENERAL_OPERATORS[f"__r{name}__"] = _operator(fn, f"__r{name}__")
         else:
             setattr(Tensor, f"__r{name}__", _arithmetic(fn, cls, ufunc, reflected=True, name=f"__r{name}__"))
             _GENERAL_OPERATORS[f"__r{name}__"] = _reflected(fn, f"__r{name}__")
     Tensor.__rsub__ = _arithmetic(_rsub, ew.RSub, np.subtract, reflected=True, name="__rsub__")
-    _GENERAL_OPERATORS["__rsub__"] = _reflected(_rsub)
+    _GENERAL_OPERATORS["__rsub__"] = _reflected(_rsub, "__rsub__")
     Tensor.__rtruediv__ = _GENERAL_OPERATORS["__rtruediv__"] = _rtruediv
     _FAST_OPERATORS.update((name, Tensor.__dict__[name]) for name in _GENERAL_OPERATORS)
     _profiler.recording_switches.append(_operators_for_profiling)
@@ -395,6 +395,16 @@ def _rtruediv(self=_NOT_GIVEN, other=_NOT_GIVEN) -> Tensor:
 
 
 def _rsub(number, tensor):
+    if not isinstance(tensor, Tensor):  # torch's rsub(self, other) takes self as a tensor: Tensor.__rsub__(2, t)
+        raise TypeError("rsub(): argument 'input' must be Tensor")  # (the operator answers NotImplemented)
+    kind = type(number)
+    if (kind is float or kind is int) and tensor._data.dtype.char in "fdeEFD":
+        # torch's node, the tensor's edge only: the one __rsub__'s fast path records, here for the
+        # general operator that stands in for it (a profiler, inference_mode, a dispatch mode or
+        # wrapper subclass) and for complex tensors, which the fast path leaves to this
+        if kind is int and not -9223372036854775808 <= number < 18446744073709551616:
+            _dtype.check_int_scalar(number)
+        return _function._apply_array_op(ew.RSub, tensor, number=number)
     return name_node(ew.sub(number, tensor), "RsubBackward1")  # torch records number - tensor as rsub
 
 

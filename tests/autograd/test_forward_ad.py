@@ -328,6 +328,7 @@ def test_jacfwd_runs_the_function_once_as_torch():
 
 def test_profiler_inside_a_level_keeps_tangents_and_the_fast_operators_return_after():
     x = chainrule.ones(2)
+    before = chainrule.Tensor.__mul__
     with fwAD.dual_level():
         d = fwAD.make_dual(x, chainrule.ones(2))
         with chainrule.profiler.profile():
@@ -335,8 +336,12 @@ def test_profiler_inside_a_level_keeps_tangents_and_the_fast_operators_return_af
         b = d * 3.0  # the profiler stopped: + - * / must still carry tangents
         assert fwAD.unpack_dual(a).tangent.tolist() == [2.0, 2.0]
         assert fwAD.unpack_dual(b).tangent.tolist() == [3.0, 3.0]
-    # the unrecorded fast path is back (under the operator's __torch_function__ wrapper)
-    assert inspect.unwrap(chainrule.Tensor.__mul__).__qualname__.startswith("_arithmetic")
+    # the operators are back as they were: the unrecorded fast path (under the operator's
+    # __torch_function__ wrapper), unless an earlier test's wrapper subclass instance, waiting for the
+    # collector in a reference cycle, still holds the general ones
+    assert chainrule.Tensor.__mul__ is before
+    if _function.active_dispatch is None:
+        assert inspect.unwrap(chainrule.Tensor.__mul__).__qualname__.startswith("_arithmetic")
     assert _function.active_extension is None
 
 

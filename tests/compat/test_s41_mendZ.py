@@ -329,7 +329,6 @@ MISSING_OTHER = ["__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__mod
 
 
 @pytest.mark.parametrize("call", UNBOUND_CALLS)
-@pytest.mark.usefixtures("no_live_wrappers")
 def test_a_method_called_off_the_class_without_self_is_refused_in_torchs_words(call):
     _same(UNBOUND_CALLS[call])
 

@@ -189,7 +189,6 @@ def _raised(call):
 
 
 @pytest.mark.parametrize("operator", ["__rmul__", "__radd__", "__mul__", "__add__"])
-@pytest.mark.usefixtures("no_live_wrappers")
 def test_reflected_operators_called_unbound_name_themselves(operator):
     expected = _raised(lambda: getattr(torch.Tensor, operator)())
     assert expected is not None and operator in expected[1]

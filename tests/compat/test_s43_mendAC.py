@@ -7,7 +7,6 @@ import chainrule
 
 torch = pytest.importorskip("torch")
 
-pytestmark = pytest.mark.usefixtures("no_live_wrappers")  # (tests/conftest.py says why)
 
 
 def _tree(fn, depth):

@@ -7,7 +7,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-pytestmark = pytest.mark.usefixtures("no_live_wrappers")  # (tests/conftest.py says why)
 
 import torch.autograd.forward_ad as th_fwad  # noqa: E402
 

@@ -458,6 +458,16 @@ class RSub(Function):
         # as a scalar of x's dtype: bfloat16 (ml_dtypes) would take a Python float as float32
         return x.dtype.type(number) - x
 
+    # the dispatch layer shows it as torch's rsub.Scalar(self, other)
+    @staticmethod
+    def to_aten_arguments(inputs, params) -> tuple:
+        return (inputs[0], params["number"]), {}
+
+    @staticmethod
+    def from_aten_arguments(args, kwargs) -> tuple:
+        tensor, number = args
+        return (tensor,), {"number": number}
+
     @staticmethod
     def backward(ctx, grad):
         return -grad

@@ -1383,14 +1383,16 @@ def write_absorbing(view: Tensor, key, value: Tensor) -> bool:
     """``view``'s base takes ``value``, an in-place op's result on ``view``, at ``key`` (its elements
     the view covers), as one CopySlices node holding the op's node; False, nothing written, where
     the op's node cannot be absorbed (its first edge is not the view's: a composite op's last part; a
-    user's Function; a cast result) or an observer records the write (forward AD, a dispatch mode,
-    the profiler), which write_elements then records as an index_put of the value."""
+    user's Function; a cast result), an observer records the write (forward AD, the profiler), which
+    write_elements then records as an index_put of the value, or the base is a wrapper subclass (its
+    values live in its handler's tensors). A dispatch mode, or a wrapper subclass alive elsewhere,
+    changes nothing here: torch's CopySlices is autograd's, above the modes."""
     node = value._grad_fn
     base = view._base
     if (node is None or not node._forward_cls._array_forward or node._num_outputs != 1
             or node.next_functions[0][0] is not view._grad_fn or base._base is not None
             or value._data.dtype != view._data.dtype or _function.active_extension is not None
-            or _function.active_dispatch is not None or _function.active_profiler is not None):
+            or _function.active_profiler is not None or base._wrapper_strides is not None):
         return False
     # (a base outside the graph joins it through the view's elements, its own edge None)
     copy_slices = _make_node(CopySlices, (base if base._requires_grad else None,))

@@ -221,6 +221,7 @@ _ATEN_NAMES: dict[str, tuple[str, str]] = {
     "select": ("select", "int"), "slice": ("slice", "Tensor"), "softmax": ("_softmax", "default"),
     "log_softmax": ("_log_softmax", "default"), "nll_loss": ("nll_loss_forward", "default"),
     "log_softmax_backward_data": ("_log_softmax_backward_data", "default"), "to_copy": ("_to_copy", "default"),
+    "rsub": ("rsub", "Scalar"),  # (RSub, number - tensor: torch shows rsub.Scalar(tensor, number))
 }
 
 
@@ -516,6 +517,11 @@ def _dispatch_node(node, grads):
     subclass goes to its ``__torch_dispatch__`` as one backward op (torch runs a wrapper's
     backward through its handler too, op by op); other nodes run their rule as usual."""
     if not _live_wrappers:
+        return _function.RUN_UNDISPATCHED
+    # looked for among what the node holds, not what saved_values gives: that would run a
+    # saved_tensors_hooks unpack hook once more for every node while a wrapper lives anywhere
+    # (torch unpacks once, in the rule); one that unpacks a plain tensor into a wrapper is not seen
+    if not _dispatch_types([t for t in (*grads, *node._saved) if t is not None]):
         return _function.RUN_UNDISPATCHED
     saved = tuple(node.saved_values) if node._saved else ()
     args = (*grads, *saved)
