@@ -1,0 +1,92 @@
+"""Session 44, lane progBT (electra_albert, dkt_knowledge_tracing, vnet_conv3d): fixes found while
+probing the ops around the lane's programs, each checked against torch 2.13 on the same inputs."""
+
+import math
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+INF = math.inf
+VALUES = [[0.0, 1.0, -2.0], [3.0, 0.0, INF]]
+
+
+def _grads(lib, reduce, **grad_kwargs):
+    """autograd.grad of ``reduce(x)`` with respect to x: the gradient (None or a list), or the refusal."""
+    x = lib.tensor(VALUES, requires_grad=True)
+    try:
+        (grad,) = lib.autograd.grad(reduce(lib, x), x, **grad_kwargs)
+    except RuntimeError as error:
+        return ("RuntimeError", str(error))
+    return None if grad is None else grad.tolist()
+
+
+ORD0_REDUCTIONS = {
+    "norm p=0": lambda lib, x: lib.norm(x, p=0),
+    "norm p=0 dim": lambda lib, x: lib.norm(x, p=0, dim=1).sum(),
+    "vector_norm ord=0 dims keepdim": lambda lib, x: lib.linalg.vector_norm(x, 0, (0, 1), True).sum(),
+    "Tensor.norm(0, 0)": lambda lib, x: x.norm(0, 0).sum(),
+    "linalg.norm ord=0": lambda lib, x: lib.linalg.norm(x.flatten(), 0),
+}
+
+
+@pytest.mark.parametrize("grad_kwargs", [{}, {"allow_unused": True}, {"allow_unused": True, "materialize_grads": True}],
+                         ids=["plain", "allow_unused", "materialize_grads"])
+@pytest.mark.parametrize("reduction", list(ORD0_REDUCTIONS))
+def test_zero_norm_gives_no_gradient(reduction, grad_kwargs):
+    """The 0-"norm" counts nonzeros; torch's backward gives an undefined gradient: autograd.grad calls
+    the input unused (None with allow_unused, zeros when materialised). chainrule returned 0 * x, a
+    gradient of zeros, NaN where x is inf."""
+    reduce = ORD0_REDUCTIONS[reduction]
+    assert _grads(chainrule, reduce, **grad_kwargs) == _grads(torch, reduce, **grad_kwargs)
+
+
+def test_zero_norm_beside_other_terms_leaves_their_gradient():
+    def backward(lib):
+        x = lib.tensor(VALUES, requires_grad=True)
+        (lib.norm(x, p=0) + 2 * x[0, 1]).backward()
+        return x.grad.tolist()
+
+    assert backward(chainrule) == backward(torch) == [[0.0, 2.0, 0.0], [0.0, 0.0, 0.0]]
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_cdist_p0_gradient_is_zeros(batched):
+    """torch's cdist backward gives zeros for p = 0 (a count): kept when the 0-norm's own rule stopped
+    giving a gradient, and zeros, not NaN, where a coordinate is inf."""
+    def run(lib):
+        a = lib.tensor([[0.0, 1.0], [2.0, INF]], requires_grad=True)
+        b = lib.tensor([[1.0, 1.0], [0.0, 5.0], [2.0, 2.0]], requires_grad=True)
+        out = lib.cdist(a[None].expand(2, 2, 2), b[None], p=0) if batched else lib.cdist(a, b, p=0)
+        grads = lib.autograd.grad((out * lib.arange(1.0, 1.0 + out.numel()).view(out.shape)).sum(), (a, b))
+        return out.tolist(), type(out.grad_fn).__name__, [g.tolist() for g in grads]
+
+    assert run(chainrule) == run(torch)
+
+
+NUC_CASES = [((2, 3, 4), {}), ((2, 3, 4), {"keepdim": True}), ((2, 3, 4), {"dim": 1}),
+             ((2, 3, 4), {"dim": (0, 1, 2)}), ((3,), {}), ((), {}), ((3,), {"dim": 0}),
+             ((3, 4), {}), ((2, 3, 4), {"dim": (0, 2)}), ((3, 4), {"dim": (1, 0), "keepdim": True})]
+
+
+@pytest.mark.parametrize("shape, kwargs", NUC_CASES, ids=[f"{s}-{k}" for s, k in NUC_CASES])
+def test_norm_nuc_takes_torchs_dims(shape, kwargs):
+    """torch.norm(p="nuc") takes all dims when none are given, so a 3-d input is refused (chainrule
+    took the last two), and names a one-dim ``dim`` as torch prints it ("Got 1", not "Got (1,)")."""
+    x = np.arange(1.0, 1.0 + math.prod(shape)).reshape(shape) % 5
+
+    def run(lib):
+        try:
+            return lib.norm(lib.tensor(x), p="nuc", **kwargs).double().numpy()
+        except RuntimeError as error:
+            return str(error)
+
+    expected, got = run(torch), run(chainrule)
+    if isinstance(expected, str):
+        assert got == expected
+    else:  # an SVD's last bits
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+        assert got.shape == expected.shape
