@@ -90,3 +90,45 @@ def test_norm_nuc_takes_torchs_dims(shape, kwargs):
     else:  # an SVD's last bits
         np.testing.assert_allclose(got, expected, rtol=1e-6)
         assert got.shape == expected.shape
+
+
+# ---------------------------------------------------------------- probed around electra_albert
+BCE_WITH_LOGITS_CALLS = {
+    "plain": lambda lib, z, y: lib.nn.functional.binary_cross_entropy_with_logits(z, y),
+    "pos_weight": lambda lib, z, y: lib.nn.functional.binary_cross_entropy_with_logits(z, y, pos_weight=lib.ones(4)),
+    "weight, none": lambda lib, z, y: lib.nn.functional.binary_cross_entropy_with_logits(
+        z, y, weight=lib.ones(4), reduction="none"),
+    "float64 input": lambda lib, z, y: lib.nn.functional.binary_cross_entropy_with_logits(z.double(), y),
+    "module": lambda lib, z, y: lib.nn.BCEWithLogitsLoss()(z, y),
+    "int target": lambda lib, z, y: lib.nn.functional.binary_cross_entropy_with_logits(z, y.int()),
+}
+
+
+@pytest.mark.parametrize("call", list(BCE_WITH_LOGITS_CALLS))
+def test_bce_with_logits_refuses_a_bool_target_as_torch(call):
+    """ELECTRA's ``is_replaced`` mask passed without ``.float()``: torch's loss starts with ``1 - target``
+    and refuses the bool tensor there; chainrule raised the cast error meant for integer targets."""
+    def run(lib):
+        z = lib.tensor(np.linspace(-2, 2, 12, dtype=np.float32).reshape(3, 4))
+        y = lib.tensor(np.arange(12).reshape(3, 4) % 3 == 0)
+        with pytest.raises(RuntimeError) as caught:
+            BCE_WITH_LOGITS_CALLS[call](lib, z, y)
+        return str(caught.value)
+
+    assert run(chainrule) == run(torch)
+
+
+@pytest.mark.parametrize("build", [
+    lambda lib: lib.nn.TransformerEncoderLayer(8, 2, 16, 0.0, activation="tanh", batch_first=True),
+    lambda lib: lib.nn.TransformerDecoderLayer(8, 2, activation="tanh"),
+    lambda lib: lib.nn.Transformer(8, 2, activation="tanh"),
+], ids=["encoder layer", "decoder layer", "transformer"])
+def test_transformer_activation_refusal_in_torchs_words(build):
+    """torch raises "activation should be relu/gelu, not tanh" bare from the constructor; chainrule's
+    constructor wrapper prefixed it with the layer and its arguments."""
+    def message(lib):
+        with pytest.raises(RuntimeError) as caught:
+            build(lib)
+        return str(caught.value)
+
+    assert message(chainrule) == message(torch) == "activation should be relu/gelu, not tanh"

@@ -1112,6 +1112,9 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     # torch builds the loss in place on (1 - target), so it takes the target's dtype, each step
     # rounded to it; the pos_weight term is multiplied in place into log σ(x), in the input's dtype
     loss_dtype = target.dtype
+    if loss_dtype == _dtype.bool:  # (torch's 1 - target meets a bool target first)
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
     if not loss_dtype.is_floating_point:
         raise RuntimeError(f"result type {_dtype.scalar_name(_dtype.result_type(target, input))} can't be cast to "
                            f"the desired output type {_dtype.scalar_name(loss_dtype)}")
