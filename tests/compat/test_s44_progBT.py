@@ -132,3 +132,59 @@ def test_transformer_activation_refusal_in_torchs_words(build):
         return str(caught.value)
 
     assert message(chainrule) == message(torch) == "activation should be relu/gelu, not tanh"
+
+
+# ---------------------------------------------------------------- probed around dkt_knowledge_tracing
+def _pack_and_unpack(lib, lengths, batch_first, enforce_sorted=False):
+    """pack_padded_sequence -> LSTM -> pad_packed_sequence, with the input's gradient; or the refusal."""
+    x = np.arange(60, dtype=np.float32).reshape(4, 5, 3) / 60
+    if not batch_first:
+        x = np.ascontiguousarray(x.transpose(1, 0, 2))
+    lib.manual_seed(0)
+    lstm = lib.nn.LSTM(3, 2, batch_first=batch_first)
+    inputs = lib.tensor(x, requires_grad=True)
+    rnn = lib.nn.utils.rnn
+    try:
+        packed = rnn.pack_padded_sequence(inputs, lengths(lib), batch_first=batch_first, enforce_sorted=enforce_sorted)
+    except (RuntimeError, IndexError) as error:
+        return type(error).__name__, str(error)
+    out, (h, _) = lstm(packed)
+    padded, out_lengths = rnn.pad_packed_sequence(out, batch_first=batch_first)
+    (padded.sum() + h.sum()).backward()
+    return ([packed.data.tolist(), packed.batch_sizes.tolist(), packed.sorted_indices.tolist(),
+             packed.unsorted_indices.tolist(), out_lengths.tolist(), inputs.grad.tolist()],
+            [np.asarray(padded.tolist()), np.asarray(h.tolist())])
+
+
+PACK_LENGTHS = {
+    "fewer lengths (tensor)": lambda lib: lib.tensor([3, 5, 2]),
+    "fewer lengths (list)": lambda lib: [2, 4],
+    "one length": lambda lib: lib.tensor([4]),
+    "2-d lengths": lambda lib: lib.tensor([[3, 5, 2, 4]]),
+    "2-d list": lambda lib: [[3], [5], [2], [4]],
+    "more lengths": lambda lib: lib.tensor([3, 5, 2, 4, 1]),
+}
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("lengths", list(PACK_LENGTHS))
+def test_pack_padded_sequence_unsorted_takes_lengths_as_torch(lengths, batch_first):
+    """With enforce_sorted=False torch sorts the lengths and index_selects the batch by the sort's
+    indices before its checks: fewer lengths than sequences pack the first len(lengths) sequences
+    (chainrule refused them), and 2-d lengths meet index_select's IndexError (chainrule raised the
+    RuntimeError that torch raises with enforce_sorted=True)."""
+    expected = _pack_and_unpack(torch, PACK_LENGTHS[lengths], batch_first)
+    got = _pack_and_unpack(chainrule, PACK_LENGTHS[lengths], batch_first)
+    if isinstance(expected[0], str):
+        assert got == expected
+    else:
+        assert got[0][:5] == expected[0][:5]
+        np.testing.assert_allclose(got[0][5], expected[0][5], rtol=1e-5, atol=1e-6)
+        for a, b in zip(got[1], expected[1]):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("lengths", ["fewer lengths (tensor)", "2-d lengths"])
+def test_pack_padded_sequence_sorted_refusals_unchanged(lengths):
+    assert (_pack_and_unpack(chainrule, PACK_LENGTHS[lengths], True, enforce_sorted=True)
+            == _pack_and_unpack(torch, PACK_LENGTHS[lengths], True, enforce_sorted=True))
