@@ -188,3 +188,31 @@ def test_pack_padded_sequence_unsorted_takes_lengths_as_torch(lengths, batch_fir
 def test_pack_padded_sequence_sorted_refusals_unchanged(lengths):
     assert (_pack_and_unpack(chainrule, PACK_LENGTHS[lengths], True, enforce_sorted=True)
             == _pack_and_unpack(torch, PACK_LENGTHS[lengths], True, enforce_sorted=True))
+
+
+# ---------------------------------------------------------------- probed around vnet_conv3d
+@pytest.mark.parametrize("weight_shape", [(2,), (4,), (3,), (1, 3), (3, 1)])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+@pytest.mark.parametrize("fn", ["cross_entropy", "nll_loss"])
+@pytest.mark.parametrize("shape", [(2, 3), (2, 3, 4), (2, 3, 4, 2), (2, 3, 2, 2, 2)])
+def test_class_weight_count_checked_as_torch(shape, fn, reduction, weight_shape):
+    """An input of three or more dims goes through torch's nll_loss2d, which only counts the
+    weights ("weight tensor should be defined either for all or no classes", and a (1, C) weight
+    passes); 1-d and 2-d inputs keep nll_loss's longer message. chainrule gave the longer one to all."""
+    def run(lib):
+        x = lib.tensor(np.linspace(-1, 1, math.prod(shape), dtype=np.float32).reshape(shape), requires_grad=True)
+        target = lib.tensor(np.arange(math.prod((shape[0],) + shape[2:])).reshape((shape[0],) + shape[2:]) % 3)
+        weight = lib.arange(1.0, 1.0 + math.prod(weight_shape)).reshape(weight_shape)
+        try:
+            out = getattr(lib.nn.functional, fn)(x, target, weight=weight, reduction=reduction)
+        except RuntimeError as error:
+            return str(error)
+        out.sum().backward()
+        return np.asarray(out.tolist()), np.asarray(x.grad.tolist())
+
+    expected, got = run(torch), run(chainrule)
+    if isinstance(expected, str):
+        assert got == expected
+    else:
+        for a, b in zip(got, expected):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
