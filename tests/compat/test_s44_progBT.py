@@ -216,3 +216,21 @@ def test_class_weight_count_checked_as_torch(shape, fn, reduction, weight_shape)
     else:
         for a, b in zip(got, expected):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("weights_dtype", ["float32", "float64"])
+def test_bincount_of_weights_that_require_grad_records_torchs_node(weights_dtype):
+    """dkt's per-skill counts: torch.bincount(skills, weights=w) with w requiring grad records
+    torch's NotImplemented node (its result requires grad) whose backward raises; chainrule's result
+    had no graph, so backward complained that nothing required grad."""
+    def run(lib):
+        w = lib.tensor(np.linspace(0, 1, 8), dtype=getattr(lib, weights_dtype), requires_grad=True)
+        out = lib.bincount(lib.tensor([3, 1, 4, 1, 5, 9, 2, 6]), weights=w, minlength=12)
+        with lib.no_grad():
+            untracked = lib.bincount(lib.tensor([1, 2]), weights=w[:2])
+        with pytest.raises(RuntimeError) as caught:
+            out.sum().backward()
+        return (out.tolist(), str(out.dtype).split(".")[1], out.requires_grad, out.grad_fn.name(),
+                untracked.requires_grad, str(caught.value))
+
+    assert run(chainrule) == run(torch)
