@@ -234,3 +234,21 @@ def test_bincount_of_weights_that_require_grad_records_torchs_node(weights_dtype
                 untracked.requires_grad, str(caught.value))
 
     assert run(chainrule) == run(torch)
+
+
+@pytest.mark.parametrize("bad", [INF, math.nan])
+@pytest.mark.parametrize("foreach", [None, True, False])
+def test_clip_grad_norm_of_a_nonfinite_gradient_is_silent_as_torch(bad, foreach):
+    """clip_grad_norm_'s rescale of an inf gradient is inf * 0 = NaN: silent in torch, where
+    chainrule's array multiply let NumPy's "invalid value encountered in multiply" through."""
+    import warnings
+
+    def run(lib):
+        p = lib.nn.Parameter(lib.zeros(3))
+        p.grad = lib.tensor([bad, 1.0, -2.0])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            total = lib.nn.utils.clip_grad_norm_([p], 1.0, foreach=foreach)
+        return str(total.item()), [str(v) for v in p.grad.tolist()]
+
+    assert run(chainrule) == run(torch)
