@@ -252,3 +252,37 @@ def test_clip_grad_norm_of_a_nonfinite_gradient_is_silent_as_torch(bad, foreach)
         return str(total.item()), [str(v) for v in p.grad.tolist()]
 
     assert run(chainrule) == run(torch)
+
+
+def _packed_rnn_with_initial_state(lib, mode, hidden_batch, bidirectional):
+    lib.manual_seed(0)
+    sequences = [np.linspace(0, 1, 6).reshape(3, 2), np.linspace(1, 2, 10).reshape(5, 2), np.ones((1, 2))]
+    rnn = getattr(lib.nn, mode)(2, 4, bidirectional=bidirectional)
+    directions = 2 if bidirectional else 1
+    h = lib.tensor(np.linspace(-1, 1, directions * hidden_batch * 4, dtype=np.float32).reshape(
+        directions, hidden_batch, 4), requires_grad=True)
+    hx = (h, h * 2) if mode == "LSTM" else h
+    packed = lib.nn.utils.rnn.pack_sequence([lib.tensor(s, dtype=lib.float32) for s in sequences], enforce_sorted=False)
+    try:
+        out, hn = rnn(packed, hx)
+    except RuntimeError as error:
+        return str(error)
+    hn = hn[0] if mode == "LSTM" else hn
+    (out.data.sum() + hn.sum()).backward()
+    return [np.asarray(out.data.tolist()), np.asarray(hn.tolist()), np.asarray(h.grad.tolist())]
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("hidden_batch", [1, 2, 3, 5])
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+def test_unsorted_packed_rnn_permutes_its_initial_state_first_as_torch(mode, hidden_batch, bidirectional):
+    """torch's permute_hidden index_selects hx by the packed batch's sorted_indices before checking
+    it: a state for fewer sequences meets that kernel's "INDICES element is out of DATA bounds" and
+    one for more keeps the batch's first; chainrule checked the size first ("Expected hidden[0] size")."""
+    expected = _packed_rnn_with_initial_state(torch, mode, hidden_batch, bidirectional)
+    got = _packed_rnn_with_initial_state(chainrule, mode, hidden_batch, bidirectional)
+    if isinstance(expected, str):
+        assert got == expected
+    else:
+        for a, b in zip(got, expected):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
