@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import _config, _dtype, _vmap_frames
 from .._backend import array_module
+from ..autograd.function import without_derivative
 from ..tensor import Tensor, honours_out
 from ._arg_parser import out_rule
 
@@ -194,8 +195,21 @@ def bincount(input: Tensor, weights: Tensor | None = None, minlength: int = 0) -
     if w.shape != x.shape:
         raise RuntimeError("weights should be 1-d and have the same length as input")
     dtype = w.dtype if w.dtype.kind == "f" and w.dtype != np.float16 else np.float64
-    return Tensor._make(xp.bincount(x, weights=w.astype(np.float64, copy=False), minlength=minlength)
-                        .astype(dtype, copy=False))
+    counted = xp.bincount(x, weights=w.astype(np.float64, copy=False), minlength=minlength).astype(dtype, copy=False)
+    if weights.requires_grad:
+        return BincountWeights.apply(weights, counted=counted)
+    return Tensor._make(counted)
+
+
+class BincountWeights(without_derivative("aten::bincount")):
+    """``bincount`` of weights that require grad: torch records a node with no derivative
+    (aten::bincount has none), whose backward raises, where chainrule's result had no graph."""
+    node_name = "torch::autograd::NotImplemented"
+    label, rule = "bincount", "none: torch defines no derivative, and backward raises"
+
+    @staticmethod
+    def forward(ctx, weights, counted):
+        return counted
 
 
 def _refuse_histc_dtype(input: Tensor, min, max) -> None:

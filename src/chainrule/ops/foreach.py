@@ -199,9 +199,10 @@ def _binary(name: str):
             # would be a recorded-op dispatch and a write back; the same product straight into
             # the arrays
             factor = other._data[()] if isinstance(other, Tensor) else other
-            for t in tensors:
-                t._bump_version()
-                np.multiply(t._data, factor, out=t._data)
+            with np.errstate(all="ignore"):  # inf * 0 (a non-finite gradient clipped) is NaN silently, as in torch
+                for t in tensors:
+                    t._bump_version()
+                    np.multiply(t._data, factor, out=t._data)
             return self
         others = _per_tensor(len(tensors), other)
         if name in _CLAMPS:

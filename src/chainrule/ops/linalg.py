@@ -2747,6 +2747,12 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0,
         tied = magnitude.detach() == largest
         out = largest.squeeze(-1) + ((magnitude - magnitude.detach()) * tied).sum(-1)
         return name_node(out, "CdistBackward0", label="cdist")
+    if p == 0:
+        # torch's cdist backward gives zeros for p = 0, where the 0-norm's own rule gives no gradient:
+        # the count, plus a zero (a where on nothing) whose gradient is zeros even at inf
+        count = _vector_norm(diff.detach(), 0, (-1,), False, None, "cdist")
+        nowhere = Tensor._make(array_module(count._data).zeros(count._data.shape, dtype=bool))
+        return name_node(count + where(nowhere, diff.sum(-1), 0.0), "CdistBackward0", label="cdist")
     return name_node(_vector_norm(diff, p, (-1,), False, None, "cdist"), "CdistBackward0", label="cdist")
 
 

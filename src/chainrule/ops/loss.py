@@ -396,13 +396,19 @@ def _unrows(g: np.ndarray, shape: tuple) -> np.ndarray:
     return xp.moveaxis(g.reshape(moved), -1, 1)
 
 
-def _class_weights(weight, C: int, dtype) -> np.ndarray | None:
+def _class_weights(weight, C: int, dtype, ndim: int = 2) -> np.ndarray | None:
     """The class weights of a class-index NLL as an array; torch's kernel casts none, so a tensor of
-    another dtype than the input's (an integer one, float64 ones for float32 logits) is refused."""
+    another dtype than the input's (an integer one, float64 ones for float32 logits) is refused.
+    An input of ``ndim`` >= 3 goes to torch's nll_loss2d, which counts the weights only, in its words."""
     xp = array_module(weight)
     if weight is None:
         return None
     w = weight._data if isinstance(weight, Tensor) else xp.asarray(weight)
+    if ndim >= 3:
+        if w.size != C:
+            raise RuntimeError("weight tensor should be defined either for all or no classes")
+        if w.ndim != 1:  # (a 1-d weight stays the caller's array: the node saves the caller's tensor)
+            w = w.reshape(C)
     _check_class_weight_shape(w, C)
     if w.dtype != dtype and (isinstance(weight, Tensor) or w.dtype.kind not in "fcV"):
         raise RuntimeError(f"expected scalar type {_dtype.scalar_name(dtype)} but found {_dtype.scalar_name(w.dtype)}")
@@ -743,7 +749,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     input = _float(input, "nll_loss")
     _class_layout(input, target, "nll_loss")
     C = input._data.shape[1] if input._data.ndim > 1 else input._data.shape[0]
-    w = _class_weights(weight, C, input._data.dtype)
+    w = _class_weights(weight, C, input._data.dtype, input._data.ndim)
     _check_weight_not_differentiated(weight, input)
     loss = _NllLoss.apply(input, target=target, weight=_weight_tensor(weight, w), ignore_index=ignore_index, reduction=reduction,
                           log_softmax=False)
@@ -817,7 +823,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     C = input._data.shape[1] if input._data.ndim > 1 else input._data.shape[0]
     _class_layout(input, target, "cross_entropy")
     _check_weight_not_differentiated(weight, input)
-    w = _class_weights(weight, C, input._data.dtype)
+    w = _class_weights(weight, C, input._data.dtype, input._data.ndim)
     if (w is None and not label_smoothing and input._data.ndim == 2 and array_module(input._data) is not np
             and _cuda_kernels.available(input._data)):
         return _FusedCrossEntropy.apply(input, target, ignore_index=ignore_index, reduction=reduction)
@@ -1112,6 +1118,9 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     # torch builds the loss in place on (1 - target), so it takes the target's dtype, each step
     # rounded to it; the pos_weight term is multiplied in place into log σ(x), in the input's dtype
     loss_dtype = target.dtype
+    if loss_dtype == _dtype.bool:  # (torch's 1 - target meets a bool target first)
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
     if not loss_dtype.is_floating_point:
         raise RuntimeError(f"result type {_dtype.scalar_name(_dtype.result_type(target, input))} can't be cast to "
                            f"the desired output type {_dtype.scalar_name(loss_dtype)}")

@@ -1493,7 +1493,9 @@ class Norm(Function):
         grad = _keep(grad, shape, dims, ctx.keepdim)
         norm = _keep(out, shape, dims, ctx.keepdim)
         if ord == 0:
-            return grad * 0.0 * x
+            # a count of nonzeros: torch's norm_backward returns an undefined gradient (no grad, not
+            # zeros: never 0 * inf = nan, and autograd.grad calls the input unused)
+            return None
         if ord == 1:
             # d |x|_1 = sign(x) dx
             return grad * sign(x)
@@ -1594,6 +1596,10 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, out=None, dtyp
     elif p == "nuc":
         from .linalg import matrix_norm
 
+        # torch.norm takes all the dims when none are given, and matrix_norm wants exactly two
+        dims = tuple(range(input.dim())) if dim is None else dim
+        if len(dims) != 2 and input.dim() >= 2:
+            raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {' '.join(str(d) for d in dims)}")
         return matrix_norm(input, "nuc", (-2, -1) if dim is None else dim, keepdim, dtype=dtype)
     elif isinstance(p, str):  # torch hands any other string to matrix_norm, which refuses it before the dims
         raise RuntimeError(f"linalg.matrix_norm: Order {p} not supported.")

@@ -225,6 +225,8 @@ class RNNBase(Module):
         """A packed batch runs padded, in the caller's batch order, each sequence for its own
         length; the output is packed with the input's batch sizes and permutation."""
         _refuse_short_steps(np.asarray(input.batch_sizes.tolist(), dtype=np.int64), input.data)
+        if hx is not None and input.sorted_indices is not None:
+            hx = _hidden_as_permuted(hx, input.sorted_indices)
         padded, lengths = padded_by_gather(input, len(input.batch_sizes))
         was_batch_first, self.batch_first = self.batch_first, False
         try:
@@ -365,6 +367,24 @@ def _dropout_between_layers(x: Tensor, p: float, packing: PackedSequence | None)
     packed = _packed_like(x, packing)
     dropped = packed._replace(data=F.dropout(packed.data, p, training=True))
     return padded_by_gather(dropped, x.shape[0])[0]
+
+
+def _hidden_as_permuted(hx, sorted_indices: Tensor):
+    """The initial states of an unsorted packed batch as torch's permute_hidden leaves them, before
+    its checks: index_select(1, sorted_indices) of each, so a state with fewer sequences than the
+    batch meets that kernel's error, and one with more keeps the batch's first (this runs in the
+    caller's order, where torch's sort and unsort cancel)."""
+    order = np.asarray(sorted_indices.tolist(), dtype=np.int64)
+
+    def permuted(h):
+        if not isinstance(h, Tensor) or h.dim() != 3:
+            return h  # (what the checks after it refuse)
+        n = h.shape[1]
+        if len(order) and order.max() >= n:
+            raise RuntimeError(f"INDICES element is out of DATA bounds, id={order[order >= n][0]} axis_dim={n}")
+        return h[:, :len(order)] if n > len(order) else h
+
+    return tuple(permuted(h) for h in hx) if isinstance(hx, tuple) else permuted(hx)
 
 
 def _packed_like(x: Tensor, packing: PackedSequence) -> PackedSequence:

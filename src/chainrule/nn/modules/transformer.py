@@ -188,7 +188,8 @@ def _get_activation_fn(activation: str):
         return F.relu
     if activation == "gelu":
         return F.gelu
-    raise RuntimeError(f"activation should be relu/gelu, not {activation}")
+    # torch raises it bare, from the layer's constructor too
+    raise in_torchs_words(RuntimeError(f"activation should be relu/gelu, not {activation}"))
 
 
 def _activation(activation):

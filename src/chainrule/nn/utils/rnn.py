@@ -140,6 +140,9 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False,
     if isinstance(lengths, Tensor) and lengths.device.type != "cpu":  # torch reads them on the host only
         raise RuntimeError(f"'lengths' argument should be a 1D CPU int64 tensor, but got {lengths.dim()}D "
                            f"{lengths.device} Long tensor")
+    if not enforce_sorted and np.ndim(lengths._data if isinstance(lengths, Tensor) else lengths) >= 2:
+        # torch sorts them (along the last dim) and index_selects the batch with the indices first
+        raise IndexError("index_select(): Index is supposed to be a vector")
     lengths_np = _lengths_array(lengths)
     if input.dim() < 2:  # torch's transpose(0, 1) or index_select(1, ...) of the input says it
         raise IndexError("Dimension specified as 1 but tensor has no dimensions" if input.dim() == 0 else
@@ -149,10 +152,14 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False,
     batch_dim = 0 if batch_first else 1
     batch = input.shape[batch_dim]
     if len(lengths_np) > batch and not enforce_sorted:  # torch's index_select of the sorted batch meets it
+        if batch_first:  # (its kernel along dim 0 says it in other words)
+            raise IndexError("index out of range in self")
         beyond = _unstable_order(lengths_np.astype(np.int64), 0, descending=True)
         raise RuntimeError(f"INDICES element is out of DATA bounds, id={beyond[beyond >= batch][0]} "
                            f"axis_dim={batch}")
-    if len(lengths_np) != batch:
+    # with fewer lengths than sequences and enforce_sorted=False, torch's index_select of the sorted
+    # batch keeps the first len(lengths) sequences, and packs those
+    if len(lengths_np) != batch and (enforce_sorted or len(lengths_np) > batch):
         raise RuntimeError(f"Expected `len(lengths)` to be equal to batch_size, but got {len(lengths_np)} "
                            f"(batch_size={batch})")
     if len(lengths_np) and lengths_np.min() <= 0:
