@@ -10,8 +10,6 @@ import chainrule
 
 torch = pytest.importorskip("torch")
 
-pytestmark = pytest.mark.usefixtures("no_live_wrappers")  # (tests/conftest.py says why)
-
 
 def _tree(fn, depth):
     """A node's name with its next_functions' trees, ``depth`` levels down (None for a missing edge)."""
