@@ -68,7 +68,12 @@ def no_live_wrappers():
     """An earlier test's wrapper-subclass instances (``__torch_dispatch__``), alive in reference
     cycles until the collector runs, keep the dispatcher installed, and with it ops on their general
     paths (operators' own closures swapped out, in-place writes not absorbed by CopySlices): collect
-    them first, for tests that compare those fast paths' graphs and names with torch's."""
+    them first, for tests that compare those fast paths' graphs and names with torch's. Only while the
+    dispatcher is installed: without it there is no wrapper to collect, and a full collection of the
+    worker's heap before each of these tests cost seconds apiece late in the suite."""
     import gc
 
-    gc.collect()
+    from chainrule.autograd import function
+
+    if function.active_dispatch is not None:
+        gc.collect()
