@@ -6,6 +6,7 @@ case lists choose their CI subset with tests/_profile.py's ``in_ci``."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -17,10 +18,21 @@ from tests._profile import LONG
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "long: runs only with CHAINRULE_LONG_TESTS=1 (the long profile)")
+    _idle_openmp_threads_sleep()
     if not hasattr(config, "workerinput"):  # once, in the process that starts pytest-xdist's workers
         _compile_chainrule_for_every_interpreter()
     else:  # each worker rewrites its share of the test modules' asserts for all of them
         share_the_rewrites(config)
+
+
+def _idle_openmp_threads_sleep():
+    """torch's OpenMP threads (GNU libgomp: intra-op kernels and MKL) spin on a core after each
+    parallel region before they sleep; with two pytest-xdist workers on two cores, each worker's
+    spinning threads take the core the other worker runs on. ``OMP_WAIT_POLICY=PASSIVE`` has them
+    sleep at once: the same thread count and the same split of the work (the same bits), without the
+    spin. Set here, before any interpreter of the suite loads libgomp (this process, the workers it
+    starts and every process they start inherit it); a value already in the environment is kept."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _compile_chainrule_for_every_interpreter():

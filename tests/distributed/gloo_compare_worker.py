@@ -1,4 +1,4 @@
-"""The same exchanges run on torch's gloo (``--torch``: 2 processes from ``mp.spawn``) and on
+"""The same exchanges run on torch's gloo (``--torch``: 2 processes forked by ``mp.start_processes``) and on
 chainrule under our launcher; each rank writes what it got to ``OUT_DIR/<library>_<rank>.json``
 and test_exchange_vs_gloo.py compares the two libraries' files entry by entry."""
 
@@ -148,7 +148,8 @@ if __name__ == "__main__":
     if sys.argv[1] == "--torch":
         import torch.multiprocessing as mp
 
-        mp.spawn(_torch_rank, args=(2, sys.argv[2], sys.argv[3]), nprocs=2)
+        # forked from this interpreter, which has imported torch: spawn's children each imported it again
+        mp.start_processes(_torch_rank, args=(2, sys.argv[2], sys.argv[3]), nprocs=2, start_method="fork")
     else:
         import chainrule
         import chainrule.distributed as cdist

@@ -1,4 +1,4 @@
-"""torch.distributed.algorithms, run on torch's gloo (``--torch``: 2 processes from ``mp.spawn``)
+"""torch.distributed.algorithms, run on torch's gloo (``--torch``: 2 processes forked by ``mp.start_processes``)
 and on chainrule under our launcher: uneven inputs under Join (rank 0 has 3 batches, rank 1 has 5),
 DDP communication hooks, model averaging. Each rank writes what it ended with to
 ``OUT_DIR/<library>_<rank>.json``; test_join.py compares the two libraries."""
@@ -257,7 +257,8 @@ if __name__ == "__main__":
     if sys.argv[1] == "--torch":
         import torch.multiprocessing as mp
 
-        mp.spawn(_torch_rank, args=(2, sys.argv[2], sys.argv[3]), nprocs=2)
+        # forked from this interpreter, which has imported torch: spawn's children each imported it again
+        mp.start_processes(_torch_rank, args=(2, sys.argv[2], sys.argv[3]), nprocs=2, start_method="fork")
     else:
         import chainrule
         import chainrule.distributed as cdist

@@ -1,6 +1,6 @@
 """The new collectives, object functions, batch_isend_irecv, the differentiable collectives and
 their errors, compared with torch's own gloo backend: the same script runs as 2 torch processes
-(``mp.spawn``, gloo over localhost) and as 2 chainrule ranks (MPI), and every result must match."""
+(forked by ``mp.start_processes``, gloo over localhost) and as 2 chainrule ranks (MPI), and every result must match."""
 
 from __future__ import annotations
 
