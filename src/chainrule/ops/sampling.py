@@ -11,7 +11,6 @@ piecewise constant in the grid (torch's gradient treats them the same way).
 
 from __future__ import annotations
 
-import itertools
 import warnings
 
 import numpy as np
@@ -20,7 +19,7 @@ from .. import _dtype
 from .._backend import array_module
 from .._opmath import cpu_autocast_policy
 from .._torch_function import user_stacklevel
-from ..autograd.function import Function, ctx_value, name_node
+from ..autograd.function import Function, ctx_value, name_node, on_arrays
 from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor
 from .creation import linspace
@@ -204,14 +203,17 @@ def _flat_positions(positions, shape):
     return positions[:, None, :] + planes
 
 
-def _plane_scatter(values, positions, plane_size: int):
+def _plane_scatter(values, positions, plane_size: int, index=None):
     """(N, C, P) ``values`` added at each batch's flat plane ``positions`` (N, P) of (N, C,
-    plane_size) zeros, repeats summed in order. (NumPy 2's ufunc.at takes a fast path for one flat
-    float index: 1.1 ms for 262,144 float32 values, against 5.9 ms for a float64 bincount.)"""
+    plane_size) zeros, repeats summed in order; ``index``, when given, is _flat_positions of them.
+    (NumPy 2's ufunc.at takes a fast path for one flat float index: 1.1 ms for 262,144 float32
+    values, against 5.9 ms for a float64 bincount.)"""
     xp = array_module(values)
     batch, channels, _ = values.shape
     out = xp.zeros(batch * channels * plane_size, dtype=values.dtype)
-    xp.add.at(out, _flat_positions(positions, (batch, channels, plane_size)).reshape(-1), values.reshape(-1))
+    if index is None:
+        index = _flat_positions(positions, (batch, channels, plane_size))
+    xp.add.at(out, index.reshape(-1), values.reshape(-1))
     return out.reshape(batch, channels, plane_size)
 
 
@@ -223,13 +225,14 @@ class PlaneGather(Function):
 
     @staticmethod
     def forward(ctx, x, positions):
-        if ctx.needs_input_grad[0]:
-            ctx.positions, ctx.plane_size = positions, x.shape[2]
-        return array_module(x).take(x.reshape(-1), _flat_positions(positions, x.shape))
+        index = _flat_positions(positions, x.shape)
+        if ctx.needs_input_grad[0]:  # the flat index is the backward's scatter index too
+            ctx.positions, ctx.plane_size, ctx.index = positions, x.shape[2], index
+        return array_module(x).take(x.reshape(-1), index)
 
     @staticmethod
     def backward(ctx, grad):
-        return PlaneScatter.apply(grad, positions=ctx.positions, plane_size=ctx.plane_size)
+        return PlaneScatter.apply(grad, positions=ctx.positions, plane_size=ctx.plane_size, index=ctx.index)
 
 
 class PlaneScatter(Function):
@@ -239,14 +242,41 @@ class PlaneScatter(Function):
     rule = "reads the gradient at the positions the values were added to"
 
     @staticmethod
-    def forward(ctx, values, positions, plane_size):
+    def forward(ctx, values, positions, plane_size, index=None):
         if ctx.needs_input_grad[0]:
             ctx.positions = positions
-        return _plane_scatter(values, positions, plane_size)
+        return _plane_scatter(values, positions, plane_size, index)
 
     @staticmethod
     def backward(ctx, grad):
         return PlaneGather.apply(grad, positions=ctx.positions)
+
+
+class TapSum(Function):
+    """(N, C, K, P) reads weighed by (N, K, P) weights and summed over the K taps: (N, C, P), in
+    one einsum pass rather than a product and a sum with their (N, C, K, P) temporaries."""
+    _array_forward = True
+    label = "grid_sample (weigh)"
+    rule = "∂/∂values = g times each tap's weight, ∂/∂weights = Σ over channels of g · values"
+
+    @staticmethod
+    def forward(ctx, values, weights):
+        ctx.save_for_backward(weights if ctx.needs_input_grad[0] else None,
+                              values if ctx.needs_input_grad[1] else None)
+        return array_module(values).einsum("nckp,nkp->ncp", values, weights)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # out = Σ_k values[:, :, k] · weights[:, k]
+        weights, values = ctx.saved_values
+        if on_arrays(grad):  # nothing records: the same products on the arrays, the channel sum one einsum
+            g = grad._data
+            return (Tensor._make(g[:, :, None, :] * weights._data[:, None]) if weights is not None else None,
+                    Tensor._make(array_module(g).einsum("ncp,nckp->nkp", g, values._data))
+                    if values is not None else None)
+        grad = grad.unsqueeze(2)
+        return (grad * weights.unsqueeze(1) if weights is not None else None,
+                (values * grad).sum(1) if values is not None else None)
 
 
 def _grid_sampler_node(out: Tensor) -> Tensor:
@@ -289,6 +319,27 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
         values = PlaneGather.apply(flat, positions=flat_index)
         return values * Tensor._make(inside.astype(input._data.dtype)).unsqueeze(1)
 
+    def read_taps(tap_positions: list, tap_weights: Tensor) -> Tensor:
+        """The weighted sum of K reads per point, all in one gather: ``tap_positions`` one integer
+        (N, K, points) array per dimension, ``tap_weights`` (N, K, points); reads outside are 0."""
+        inside, flat_index = None, 0
+        for d, position in enumerate(tap_positions):
+            within = (position >= 0) & (position < sizes[d])
+            inside = within if inside is None else inside & within
+            flat_index = flat_index + xp.clip(position, 0, sizes[d] - 1).astype(np.int64) * strides[d]
+        taps = inside.shape[1]
+        # the mask folded into the small (N, K, points) weights, not applied to every channel's read
+        weights = tap_weights * Tensor._make(inside.astype(input._data.dtype))
+        values = PlaneGather.apply(flat, positions=flat_index.reshape(batch, taps * points))
+        values = values.reshape(batch, channels, taps, points)
+        if input.dtype in (_dtype.float16, _dtype.bfloat16):  # rounded after each add, in tap order, as torch's
+            terms = values * weights.unsqueeze(1)
+            out = terms[:, :, 0]
+            for k in range(1, taps):
+                out = out + terms[:, :, k]
+            return out
+        return TapSum.apply(values, weights)
+
     if mode == "nearest":
         out = read([xp.rint(c._data) for c in coords])  # rint rounds half to even, as nearbyint
         # the grid's gradient is zero, as torch's: connect it through a where that selects nothing
@@ -311,25 +362,34 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
                 term = row * weights[0][tap_y].unsqueeze(1)
                 out = term if out is None else out + term
             return _grid_sampler_node(out.reshape(batch, channels, *out_shape))
-        for taps in itertools.product(range(4), repeat=spatial):
-            # each tap's integer position, moved inside by the padding mode (a constant of the grid)
-            positions = [_pad_coordinate(Tensor._make(f + (tap - 1)), sizes[d], padding_mode, align)._data
-                         for d, (f, tap) in enumerate(zip(low, taps))]
-            weight = weights[0][taps[0]] * weights[1][taps[1]]
-            term = read(positions) * weight.unsqueeze(1)
-            out = term if out is None else out + term
+        # the 4 x 4 taps, y's outer: each tap's integer position moved inside by the padding mode
+        # (a constant of the grid), and its weight y's times x's
+        offsets = xp.arange(-1, 3, dtype=low[0].dtype).reshape(1, 4, 1)
+        along = [_pad_coordinate(Tensor._make(f[:, None, :] + offsets), sizes[d], padding_mode, align)._data
+                 for d, f in enumerate(low)]
+        positions = [xp.broadcast_to(along[0][:, :, None, :], (batch, 4, 4, points)).reshape(batch, 16, points),
+                     xp.broadcast_to(along[1][:, None, :, :], (batch, 4, 4, points)).reshape(batch, 16, points)]
+        tap_weights = stack(weights[0], dim=1).unsqueeze(2) * stack(weights[1], dim=1).unsqueeze(1)
+        out = read_taps(positions, tap_weights.reshape(batch, 16, points))
     else:
         low = [xp.floor(c._data) for c in coords]
-        fractions = [c - Tensor._make(f) for c, f in zip(coords, low)]
-        out = None
-        for corner in itertools.product((0, 1), repeat=spatial):
-            weight = None
-            # x's factor times y's (times z's): torch's order, which rounds so in float16/bfloat16
-            for d, high in reversed(tuple(enumerate(corner))):
-                factor = fractions[d] if high else 1 - fractions[d]
-                weight = factor if weight is None else weight * factor
-            term = read([f + high for f, high in zip(low, corner)]) * weight.unsqueeze(1)
-            out = term if out is None else out + term
+        corners = 2 ** spatial
+        positions, weight = [], None
+        # the 2 ** spatial corners, dimension 0 outermost (its low end first); each weight
+        # x's factor times y's (times z's): torch's order, which rounds so in float16/bfloat16
+        for d in reversed(range(spatial)):
+            axis = [1] * spatial
+            axis[d] = 2
+            fraction = coords[d] - Tensor._make(low[d])
+            factor = stack([1 - fraction, fraction], dim=1).reshape(batch, *axis, points)
+            weight = factor if weight is None else weight * factor
+        for d in range(spatial):
+            axis = [1] * spatial
+            axis[d] = 2
+            corner = low[d][:, None, :] + xp.arange(2, dtype=low[d].dtype).reshape(1, 2, 1)
+            positions.append(xp.broadcast_to(corner.reshape(batch, *axis, points),
+                                             (batch, *[2] * spatial, points)).reshape(batch, corners, points))
+        out = read_taps(positions, weight.reshape(batch, corners, points))
     return _grid_sampler_node(out.reshape(batch, channels, *out_shape))
 
 
