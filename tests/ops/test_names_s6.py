@@ -121,7 +121,8 @@ def test_frombuffer_errors_match_torch(buffer, kwargs, match):
             lib.frombuffer(buffer, dtype=lib.int32, **kwargs)
 
 
-def test_frombuffer_warns_on_a_read_only_buffer():
+def test_frombuffer_warns_on_a_read_only_buffer(monkeypatch):
+    monkeypatch.setattr(chainrule._config, "_warned_once", set())  # (it warns once per process, as torch's)
     with pytest.warns(UserWarning, match="not writable"):
         chainrule.frombuffer(b"\x01\x02", dtype=chainrule.int8)
 

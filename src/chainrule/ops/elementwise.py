@@ -2446,7 +2446,10 @@ def _as_one_node(cls, compute, operands: tuple, *, saved: dict | None = None, ke
     ``kept`` name_node's)."""
     if not is_recording(*operands):
         return compute(*operands)
-    if (_function_module.active_dispatch is not None or _function_module.active_profiler is not None
+    # (a wrapper subclass alive elsewhere sets active_dispatch too: that alone changes no graph)
+    if (_function_module.active_dispatch is not None and (_function_module.dispatch_modes or any(
+            isinstance(t, Tensor) and t._wrapper_strides is not None for t in operands))
+            or _function_module.active_profiler is not None
             or _function_module.active_extension is not None or _opmath.autocast_hook.cpu_dtype is not None):
         return name_node(compute(*operands), cls.node_name, label=cls.label, rule=_LAST_PART_RULE % cls.label,
                          saved=saved, kept=kept)
