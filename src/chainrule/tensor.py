@@ -18,7 +18,7 @@ import weakref
 
 import numpy as np
 
-from . import _dtype, _torch_function, _vmap_frames
+from . import _config, _dtype, _torch_function, _vmap_frames
 from ._backend import (
     array_module,
     contiguous_strides,
@@ -44,16 +44,21 @@ _ndarray = np.ndarray
 _scalar_warned = False
 
 
+_SCALAR_WARNING = ("Converting a tensor with requires_grad=True to a scalar may lead to unexpected behavior.\n"
+                   "Consider using tensor.detach() first. (Triggered internally at "
+                   "/__w/pytorch/pytorch/torch/csrc/autograd/generated/python_variable_methods.cpp:822.)")
+
+
 def _warn_scalar_leaves_the_graph() -> None:
-    """torch's warning, once per process, when float() or complex() of a tensor being recorded
-    drops its graph (``total += float(loss)``, ``'%.3f' % loss``); item() and int() do not warn."""
+    """torch's TORCH_WARN_ONCE, with its "(Triggered internally at ...)" tail, when float() or complex()
+    of a tensor being recorded drops its graph (``total += float(loss)``, ``'%.3f' % loss``): once per
+    process, at every call under set_warn_always(True); item() and int() do not warn."""
     global _scalar_warned
-    if not _scalar_warned:
+    if not _scalar_warned or _config._warn_always:
         _scalar_warned = True
         import warnings
 
-        warnings.warn("Converting a tensor with requires_grad=True to a scalar may lead to unexpected behavior.\n"
-                      "Consider using tensor.detach() first.", UserWarning, stacklevel=3)
+        warnings.warn(_SCALAR_WARNING, UserWarning, stacklevel=_torch_function.user_stacklevel())
 
 _PACKAGE_DIR = __file__.rsplit("tensor.py", 1)[0]
 
