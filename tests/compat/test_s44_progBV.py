@@ -46,3 +46,45 @@ def test_scalar_of_a_recorded_tensor_warns_as_torch_under_warn_always(conversion
     got = _warnings_of(chainrule, convert)
     assert got == expected
     assert all(filename == __file__ for _, _, filename in got)
+
+
+def _read_only_array():
+    import numpy as np
+
+    array = np.arange(3.0)
+    array.setflags(write=False)
+    return array
+
+
+_CXX_WARNINGS = {
+    ".grad of a non-leaf": lambda lib: (lib.ones(2, requires_grad=True) * 2).grad,
+    ".T of a 0-d tensor": lambda lib: lib.tensor(1.0).T,
+    ".T of a 3-d tensor": lambda lib: lib.ones(2, 3, 4).T,
+    "torch.lu": lambda lib: lib.lu(lib.eye(2)),
+    "uint8 mask index": lambda lib: lib.arange(3)[lib.tensor([1, 0, 1], dtype=lib.uint8)],
+    "from_numpy of a read-only array": lambda lib: lib.from_numpy(_read_only_array()),
+    "as_tensor of a read-only array": lambda lib: lib.as_tensor(_read_only_array()),
+}
+
+
+@pytest.mark.parametrize("call", list(_CXX_WARNINGS))
+def test_cxx_warnings_keep_torchs_triggered_internally_tail(call):
+    """The probe around float()'s warning: torch's C++ warnings end in "(Triggered internally at
+    <torch source>:<line>.)"; these five lacked the tail (and .grad's text was an older torch's), and
+    the read-only array warning never repeated under set_warn_always(True)."""
+    make = _CXX_WARNINGS[call]
+
+    def caught(lib):
+        was = lib.is_warn_always_enabled()
+        lib.set_warn_always(True)
+        try:
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                make(lib)
+        finally:
+            lib.set_warn_always(was)
+        return [(w.category, str(w.message)) for w in seen]
+
+    expected = caught(torch)
+    assert expected and all("(Triggered internally at /__w/pytorch/pytorch/" in m for _, m in expected)
+    assert caught(chainrule) == expected

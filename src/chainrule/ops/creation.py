@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from .. import _dtype, _layout, _vmap_frames
+from .. import _config, _dtype, _layout, _vmap_frames
 from .. import storage as _storage
 from .._backend import (
     allocate_on,
@@ -299,7 +299,8 @@ def _warn_list_of_arrays() -> None:
     from .._torch_function import user_stacklevel
 
     warnings.warn("Creating a tensor from a list of numpy.ndarrays is extremely slow. Please consider converting "
-                  "the list to a single numpy.ndarray with numpy.array() before converting to a tensor.",
+                  "the list to a single numpy.ndarray with numpy.array() before converting to a tensor. (Triggered "
+                  "internally at /__w/pytorch/pytorch/torch/csrc/utils/tensor_new.cpp:252.)",
                   UserWarning, stacklevel=user_stacklevel())
 
 
@@ -507,7 +508,7 @@ def _warn_if_read_only(array: np.ndarray) -> None:
     of bytes, a read-only memmap). torch then writes into it anyway (undefined behaviour); here
     the tensor stays read-only and an in-place write to it is refused."""
     global _read_only_warned
-    if array.flags.writeable or _read_only_warned:
+    if array.flags.writeable or (_read_only_warned and not _config._warn_always):
         return
     _read_only_warned = True
     import warnings
@@ -517,7 +518,8 @@ def _warn_if_read_only(array: np.ndarray) -> None:
     warnings.warn("The given NumPy array is not writable, and PyTorch does not support non-writable tensors. "
                   "This means writing to this tensor will result in undefined behavior. You may want to copy "
                   "the array to protect its data or make it writable before converting it to a tensor. This type "
-                  "of warning will be suppressed for the rest of this program.", UserWarning,
+                  "of warning will be suppressed for the rest of this program. (Triggered internally at "
+                  "/__w/pytorch/pytorch/torch/csrc/utils/tensor_numpy.cpp:213.)", UserWarning,
                   stacklevel=user_stacklevel())
 
 
