@@ -55,7 +55,7 @@ def _warn_scalar_leaves_the_graph() -> None:
     process, at every call under set_warn_always(True); item() and int() do not warn."""
     global _scalar_warned
     if not _scalar_warned or _config._warn_always:
-        _scalar_warned = True
+        _scalar_warned = _scalar_warned or not _config._warn_always  # warn_always spends no once
         import warnings
 
         warnings.warn(_SCALAR_WARNING, UserWarning, stacklevel=_torch_function.user_stacklevel())

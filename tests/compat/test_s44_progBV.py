@@ -2,6 +2,7 @@
 what writing the lane's programs found, each checked against torch 2.13 on the same inputs."""
 
 import math
+import sys
 import warnings
 
 import pytest
@@ -88,3 +89,78 @@ def test_cxx_warnings_keep_torchs_triggered_internally_tail(call):
     expected = caught(torch)
     assert expected and all("(Triggered internally at /__w/pytorch/pytorch/" in m for _, m in expected)
     assert caught(chainrule) == expected
+
+
+_NDARRAY_LISTS = {
+    "three 1-d": lambda lib, np: lib.tensor([np.ones(2)] * 3),
+    "nested": lambda lib, np: lib.tensor([[np.ones(2)], [np.ones(2)]]),
+    "beside a list": lambda lib, np: lib.tensor([[1, 2], np.array([3, 4])]),
+    "0-d in a tuple": lambda lib, np: lib.as_tensor((np.int64(3), np.array(2))),
+    "LongTensor": lambda lib, np: lib.LongTensor([np.asarray([3, 1]), np.asarray([1, 5])]),
+    "two 2x2": lambda lib, np: lib.tensor([np.ones((2, 2)), np.ones((2, 2))]),
+    "3-d": lambda lib, np: lib.tensor([np.ones((3, 2, 2))]),
+    "empty rows": lambda lib, np: lib.tensor([np.ones((0, 2))]),
+    "empty columns": lambda lib, np: lib.tensor([np.ones((2, 0))]),
+}
+
+
+@pytest.mark.parametrize("build", list(_NDARRAY_LISTS))
+def test_list_of_ndarrays_warns_per_array_met_under_warn_always(build):
+    """torch's TORCH_WARN_ONCE for a list of ndarrays fires, under set_warn_always(True), at every
+    array it meets copying the values (each row of a 2-d array too), and not at all when there are
+    no values to copy; chainrule warned once a call, and for an empty result."""
+    import numpy as np
+
+    def count(lib):
+        was = lib.is_warn_always_enabled()
+        lib.set_warn_always(True)
+        try:
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                _NDARRAY_LISTS[build](lib, np)
+        finally:
+            lib.set_warn_always(was)
+        return [str(w.message) for w in seen]
+
+    assert count(chainrule) == count(torch)
+
+
+_ONCE_PROBE = """
+import sys, warnings, numpy as np
+import {lib} as lib
+x = lib.ones(1, requires_grad=True) * 2
+array = np.ones(2)
+array.setflags(write=False)
+calls = [lambda: float(x), lambda: lib.from_numpy(array), lambda: lib.tensor([np.ones(2)])]
+def counts():
+    out = []
+    for call in calls:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            call()
+        out.append(len(seen))
+    return out
+lib.set_warn_always(True)
+first = counts()
+lib.set_warn_always(False)
+print([first, counts(), counts()])
+"""
+
+
+def test_warnings_under_warn_always_spend_no_once():
+    """torch's TORCH_WARN_ONCE warns under set_warn_always(True) without using up its once: the next
+    call after it is switched off still warns (float() of a recorded tensor, a read-only array, a
+    list of ndarrays); chainrule had spent it. Each library in a fresh process (the once is a
+    process's)."""
+    import os
+    import subprocess
+
+    def run(lib):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        done = subprocess.run([sys.executable, "-c", _ONCE_PROBE.format(lib=lib)], capture_output=True,
+                              text=True, timeout=120, check=True, env=env)
+        return done.stdout.strip()
+
+    expected = run("torch")
+    assert expected == "[[1, 1, 1], [1, 1, 1], [0, 0, 0]]"
+    assert run("chainrule") == expected
