@@ -300,5 +300,6 @@ def test_a_scalar_taken_out_of_the_graph_warns_as_torch(conversion, monkeypatch)
         convert(x)  # once per process
     assert [str(w.message) for w in caught] == (
         ["Converting a tensor with requires_grad=True to a scalar may lead to unexpected behavior.\n"
-         "Consider using tensor.detach() first."] if warns else [])
+         "Consider using tensor.detach() first. (Triggered internally at "
+         "/__w/pytorch/pytorch/torch/csrc/autograd/generated/python_variable_methods.cpp:822.)"] if warns else [])
     assert all(w.filename == __file__ for w in caught)

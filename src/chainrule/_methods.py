@@ -1259,10 +1259,12 @@ def _matrix_transpose(self: Tensor, op: str = "mT") -> Tensor:
 # torch's two Tensor.T deprecations (each once per process, as torch's TORCH_WARN_ONCE), by whether
 # the tensor is 0-D
 _T_DEPRECATIONS = {
-    True: "Tensor.T is deprecated on 0-D tensors. This function is the identity in these cases.",
+    True: "Tensor.T is deprecated on 0-D tensors. This function is the identity in these cases. (Triggered "
+          "internally at /__w/pytorch/pytorch/aten/src/ATen/native/TensorShape.cpp:4321.)",
     False: "The use of `x.T` on tensors of dimension other than 2 to reverse their shape is deprecated and it "
            "will throw an error in a future release. Consider `x.mT` to transpose batches of matrices or "
-           "`x.permute(*torch.arange(x.ndim - 1, -1, -1))` to reverse the dimensions of a tensor.",
+           "`x.permute(*torch.arange(x.ndim - 1, -1, -1))` to reverse the dimensions of a tensor. (Triggered "
+           "internally at /__w/pytorch/pytorch/aten/src/ATen/native/TensorShape.cpp:4314.)",
 }
 
 

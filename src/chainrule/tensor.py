@@ -18,7 +18,7 @@ import weakref
 
 import numpy as np
 
-from . import _dtype, _torch_function, _vmap_frames
+from . import _config, _dtype, _torch_function, _vmap_frames
 from ._backend import (
     array_module,
     contiguous_strides,
@@ -44,16 +44,21 @@ _ndarray = np.ndarray
 _scalar_warned = False
 
 
+_SCALAR_WARNING = ("Converting a tensor with requires_grad=True to a scalar may lead to unexpected behavior.\n"
+                   "Consider using tensor.detach() first. (Triggered internally at "
+                   "/__w/pytorch/pytorch/torch/csrc/autograd/generated/python_variable_methods.cpp:822.)")
+
+
 def _warn_scalar_leaves_the_graph() -> None:
-    """torch's warning, once per process, when float() or complex() of a tensor being recorded
-    drops its graph (``total += float(loss)``, ``'%.3f' % loss``); item() and int() do not warn."""
+    """torch's TORCH_WARN_ONCE, with its "(Triggered internally at ...)" tail, when float() or complex()
+    of a tensor being recorded drops its graph (``total += float(loss)``, ``'%.3f' % loss``): once per
+    process, at every call under set_warn_always(True); item() and int() do not warn."""
     global _scalar_warned
-    if not _scalar_warned:
-        _scalar_warned = True
+    if not _scalar_warned or _config._warn_always:
+        _scalar_warned = _scalar_warned or not _config._warn_always  # warn_always spends no once
         import warnings
 
-        warnings.warn("Converting a tensor with requires_grad=True to a scalar may lead to unexpected behavior.\n"
-                      "Consider using tensor.detach() first.", UserWarning, stacklevel=3)
+        warnings.warn(_SCALAR_WARNING, UserWarning, stacklevel=_torch_function.user_stacklevel())
 
 _PACKAGE_DIR = __file__.rsplit("tensor.py", 1)[0]
 
@@ -408,7 +413,10 @@ class Tensor:
             warnings.warn(
                 "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its "
                 ".grad attribute won't be populated during autograd.backward(). If you indeed want "
-                "the .grad field to be populated for a non-leaf Tensor, use .retain_grad() on it.",
+                "the .grad field to be populated for a non-leaf Tensor, use .retain_grad() on the non-leaf "
+                "Tensor. If you access the non-leaf Tensor by mistake, make sure you access the leaf Tensor "
+                "instead. See github.com/pytorch/pytorch/pull/30531 for more information. (Triggered "
+                "internally at /__w/pytorch/pytorch/build/aten/src/ATen/core/TensorBody.h:493.)",
                 UserWarning,
                 stacklevel=2,
             )

@@ -41,8 +41,7 @@ for expr in {exprs!r}:
             built = eval(expr)
             again = eval(expr)
         lines = [repr(built.tolist()) + " " + str(built.dtype).split(".")[-1]]
-        lines += [" ".join((w.category.__name__, str(w.message).split(" (Triggered internally")[0],
-                            str(w.filename == "<string>"))) for w in seen]
+        lines += [" ".join((w.category.__name__, str(w.message), str(w.filename == "<string>"))) for w in seen]
         os.write(write_end, "\\n".join(lines).encode())
         os._exit(0)
     os.close(write_end)

@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from .. import _dtype, _layout, _vmap_frames
+from .. import _config, _dtype, _layout, _vmap_frames
 from .. import storage as _storage
 from .._backend import (
     allocate_on,
@@ -208,8 +208,9 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
             if isinstance(data, (str, bytes)):
                 raise TypeError(f"new(): invalid data type '{_dtype.parser_type_name(data)}'")
             sizes = _sequence_sizes(data)  # torch reads the shape first: its errors come before the dtype's
-            if isinstance(data, (list, tuple)) and builtins.any(issubclass(kind, np.ndarray) for kind in kinds):
-                _warn_list_of_arrays()
+            if (isinstance(data, (list, tuple)) and builtins.any(issubclass(kind, np.ndarray) for kind in kinds)
+                    and 0 not in sizes):  # torch warns as it copies the values: an empty result copies none
+                _warn_list_of_arrays(data)
         target = _dtype.to_dtype(dtype) if dtype is not None else _infer_dtype(data, kinds)
         if sizes is not None and not _takes_every_value(kinds, target):
             # NumPy casts anything to bool (None is False), a None to NaN, a NumPy float to an
@@ -287,20 +288,33 @@ def _holds_int_beyond_int64(data) -> builtins.bool:
 _list_of_arrays_warned = False  # torch warns once a process
 
 
-def _warn_list_of_arrays() -> None:
+def _arrays_met(data) -> int:
+    """How many NumPy arrays torch meets reading nested data: each array, and each row of an array
+    of two or more dims as it iterates it (two 2x2 arrays are six)."""
+    if isinstance(data, np.ndarray):
+        return 1 + (data.shape[0] * _arrays_met(data[0]) if data.ndim >= 2 and data.shape[0] else 0)
+    if isinstance(data, (list, tuple)):
+        return builtins.sum(_arrays_met(item) for item in data)
+    return 0
+
+
+def _warn_list_of_arrays(data) -> None:
     """torch's warning for a (nested) sequence holding NumPy arrays, which it copies element by
-    element: the scripts that build ``LongTensor([np.asarray(...) for ...])`` see it once."""
+    element: the scripts that build ``LongTensor([np.asarray(...) for ...])`` see it once; under
+    set_warn_always(True) torch's TORCH_WARN_ONCE fires at every array it meets."""
     global _list_of_arrays_warned
-    if _list_of_arrays_warned:
+    if _list_of_arrays_warned and not _config._warn_always:
         return
-    _list_of_arrays_warned = True
+    _list_of_arrays_warned = _list_of_arrays_warned or not _config._warn_always  # warn_always spends no once
     import warnings
 
     from .._torch_function import user_stacklevel
 
-    warnings.warn("Creating a tensor from a list of numpy.ndarrays is extremely slow. Please consider converting "
-                  "the list to a single numpy.ndarray with numpy.array() before converting to a tensor.",
-                  UserWarning, stacklevel=user_stacklevel())
+    for _ in range(_arrays_met(data) if _config._warn_always else 1):
+        warnings.warn("Creating a tensor from a list of numpy.ndarrays is extremely slow. Please consider converting "
+                      "the list to a single numpy.ndarray with numpy.array() before converting to a tensor. "
+                      "(Triggered internally at /__w/pytorch/pytorch/torch/csrc/utils/tensor_new.cpp:252.)",
+                      UserWarning, stacklevel=user_stacklevel())
 
 
 def _unwrap_nested(data, leaf_depth: int, depth: int = 0):
@@ -507,9 +521,9 @@ def _warn_if_read_only(array: np.ndarray) -> None:
     of bytes, a read-only memmap). torch then writes into it anyway (undefined behaviour); here
     the tensor stays read-only and an in-place write to it is refused."""
     global _read_only_warned
-    if array.flags.writeable or _read_only_warned:
+    if array.flags.writeable or (_read_only_warned and not _config._warn_always):
         return
-    _read_only_warned = True
+    _read_only_warned = _read_only_warned or not _config._warn_always  # warn_always spends no once
     import warnings
 
     from .._torch_function import user_stacklevel
@@ -517,7 +531,8 @@ def _warn_if_read_only(array: np.ndarray) -> None:
     warnings.warn("The given NumPy array is not writable, and PyTorch does not support non-writable tensors. "
                   "This means writing to this tensor will result in undefined behavior. You may want to copy "
                   "the array to protect its data or make it writable before converting it to a tensor. This type "
-                  "of warning will be suppressed for the rest of this program.", UserWarning,
+                  "of warning will be suppressed for the rest of this program. (Triggered internally at "
+                  "/__w/pytorch/pytorch/torch/csrc/utils/tensor_numpy.cpp:213.)", UserWarning,
                   stacklevel=user_stacklevel())
 
 

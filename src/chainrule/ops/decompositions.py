@@ -1625,7 +1625,8 @@ def _lu_with_info(A, pivot, get_infos) -> tuple:
                       "will be removed in a future PyTorch release.\nLU, pivots = torch.lu(A, compute_pivots)\n"
                       "should be replaced with\nLU, pivots = torch.linalg.lu_factor(A, compute_pivots)\nand\n"
                       "LU, pivots, info = torch.lu(A, compute_pivots, get_infos=True)\nshould be replaced with\n"
-                      "LU, pivots, info = torch.linalg.lu_factor_ex(A, compute_pivots)")
+                      "LU, pivots, info = torch.linalg.lu_factor_ex(A, compute_pivots) (Triggered internally at "
+                      "/__w/pytorch/pytorch/aten/src/ATen/native/BatchLinearAlgebra.cpp:2073.)")
     LU, pivots, info = linalg_lu_factor_ex(A, pivot=pivot)
     return (LU, pivots, info) if get_infos else (LU, pivots)
 

@@ -209,7 +209,8 @@ def _convert_key_item(k):
         if k._data.dtype == np.uint8:  # torch reads a uint8 index as a mask (deprecated, still honoured)
             from .._torch_function import user_stacklevel
 
-            warnings.warn("indexing with dtype torch.uint8 is now deprecated, please use a dtype torch.bool instead.",
+            warnings.warn("indexing with dtype torch.uint8 is now deprecated, please use a dtype torch.bool instead. "
+                          "(Triggered internally at /__w/pytorch/pytorch/aten/src/ATen/native/IndexingUtils.h:37.)",
                           UserWarning, stacklevel=user_stacklevel())
             return k._data.astype(bool)
         if k._data.ndim == 0 and k._data.dtype.kind in "iu":
