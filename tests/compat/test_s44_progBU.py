@@ -1,0 +1,63 @@
+"""Lane progBU (session 44): torch.polar's out= takes torch's exact-dtype rule, as torch.complex's does.
+
+Found probing around the rotate_kg_complex corpus program: polar went through the generic
+honours_out cast, so a complex128 out (or, from float64 inputs, a complex64 one) was written where
+torch refuses it, and a real or integer out got a different message.
+"""
+
+import warnings
+
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _outcome(lib, make):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = make(lib)
+        except Exception as exc:  # noqa: BLE001 - the type and message are what is compared
+            return type(exc).__name__, str(exc)
+    # (torch's resize warning ends in "(Triggered internally at ...)"; the sentence before is compared)
+    said = [str(w.message).split(" (Triggered internally")[0] for w in caught]
+    return "ok", str(result.dtype).split(".")[-1], tuple(result.shape), result.detach().numpy().tolist(), said
+
+
+POLAR_OUTS = {
+    "float32 out": lambda L: L.polar(L.ones(2), L.zeros(2), out=L.empty(2)),
+    "complex128 out of float32": lambda L: L.polar(L.ones(2), L.zeros(2), out=L.empty(2, dtype=L.complex128)),
+    "long out": lambda L: L.polar(L.ones(2), L.zeros(2), out=L.empty(2, dtype=L.long)),
+    "complex64 out of float64": lambda L: L.polar(L.ones(2, dtype=L.float64), L.zeros(2, dtype=L.float64),
+                                                  out=L.empty(2, dtype=L.complex64)),
+    "complex128 out of float64": lambda L: L.polar(L.ones(2, dtype=L.float64), L.full((2,), 0.5, dtype=L.float64),
+                                                   out=L.empty(2, dtype=L.complex128)),
+    "resized complex64 out": lambda L: L.polar(L.full((2,), 2.0), L.full((2,), 0.3), out=L.empty(3, dtype=L.complex64)),
+    "broadcast": lambda L: L.polar(L.ones(2, 1), L.zeros(3), out=L.empty(2, 3, dtype=L.complex64)),
+    "keywords": lambda L: L.polar(abs=L.ones(2), angle=L.zeros(2), out=L.empty(2, dtype=L.complex64)),
+    "expanded out": lambda L: L.polar(L.ones(2), L.zeros(2), out=L.empty(1, dtype=L.complex64).expand(2)),
+    "requires grad": lambda L: L.polar(L.ones(2, requires_grad=True), L.zeros(2), out=L.empty(2, dtype=L.complex64)),
+    "out not a tensor": lambda L: L.polar(L.ones(2), L.zeros(2), out=3),
+}
+
+
+@pytest.mark.parametrize("case", sorted(POLAR_OUTS))
+def test_polar_out_matches_torch(case):
+    make = POLAR_OUTS[case]
+    assert _outcome(chainrule, make) == _outcome(torch, make)
+
+
+def test_polar_out_refused_before_writing():
+    out = chainrule.full((2,), 7.0 + 1.0j, dtype=chainrule.complex128)
+    with pytest.raises(RuntimeError, match="Expected object of scalar type ComplexFloat but got scalar type "
+                                           "ComplexDouble for argument 'out'"):
+        chainrule.polar(chainrule.ones(2), chainrule.zeros(2), out=out)
+    assert out.tolist() == [7.0 + 1.0j, 7.0 + 1.0j]
+
+
+def test_polar_without_out_still_differentiable():
+    r = chainrule.tensor([1.0, 2.0], dtype=chainrule.float64, requires_grad=True)
+    theta = chainrule.tensor([0.3, -1.2], dtype=chainrule.float64, requires_grad=True)
+    assert chainrule.autograd.gradcheck(lambda a, b: chainrule.polar(a, b), (r, theta))
