@@ -61,3 +61,42 @@ def test_polar_without_out_still_differentiable():
     r = chainrule.tensor([1.0, 2.0], dtype=chainrule.float64, requires_grad=True)
     theta = chainrule.tensor([0.3, -1.2], dtype=chainrule.float64, requires_grad=True)
     assert chainrule.autograd.gradcheck(lambda a, b: chainrule.polar(a, b), (r, theta))
+
+
+# (values, indices) outs: torch's kernels take no cast, values in the input's dtype and indices int64
+# (found probing out= around the corpus programs' sort/argsort; median/nanmedian are left as they were)
+VALUES_INDICES_OPS = {
+    "sort": lambda L, x, o: L.sort(x, 1, out=o),
+    "sort descending stable": lambda L, x, o: L.sort(x, dim=1, descending=True, stable=True, out=o),
+    "topk": lambda L, x, o: L.topk(x, 2, 1, out=o),
+    "max": lambda L, x, o: L.max(x, 1, out=o),
+    "min": lambda L, x, o: L.min(x, 1, keepdim=True, out=o),
+    "mode": lambda L, x, o: L.mode(x, 1, out=o),
+    "cummax": lambda L, x, o: L.cummax(x, 1, out=o),
+    "cummin": lambda L, x, o: L.cummin(x, 0, out=o),
+}
+OUT_DTYPES = [("float32", "int64"), ("float64", "int64"), ("float32", "int32"), ("float64", "int32"),
+              ("int64", "int64"), ("bool", "int64"), ("float32", "bool"), ("float16", "float32"),
+              ("complex64", "int64"), ("int8", "uint8")]
+
+
+@pytest.mark.parametrize("values_dtype, indices_dtype", OUT_DTYPES)
+@pytest.mark.parametrize("op", sorted(VALUES_INDICES_OPS))
+@pytest.mark.parametrize("input_dtype", ["float32", "int64"])
+def test_values_indices_out_dtypes_match_torch(op, input_dtype, values_dtype, indices_dtype):
+    def make(L):
+        x = L.tensor([[1.0, -2.0, 3.0], [0.5, 0.0, -1.0]]).to(getattr(L, input_dtype))
+        outs = (L.empty(0, dtype=getattr(L, values_dtype)), L.empty(0, dtype=getattr(L, indices_dtype)))
+        values, indices = VALUES_INDICES_OPS[op](L, x, outs)
+        assert values is outs[0] and indices is outs[1]
+        return L.stack([values.double(), indices.double()])
+
+    assert _outcome(chainrule, make) == _outcome(torch, make)
+
+
+def test_values_indices_out_refused_before_writing():
+    values = chainrule.full((2,), 5.0, dtype=chainrule.float64)
+    indices = chainrule.full((2,), 9)
+    with pytest.raises(RuntimeError, match="Expected out tensor to have dtype float, but got double instead"):
+        chainrule.sort(chainrule.tensor([2.0, 1.0]), out=(values, indices))
+    assert values.tolist() == [5.0, 5.0] and indices.tolist() == [9, 9]
