@@ -146,7 +146,7 @@ def namespace_with_out(modules) -> dict:
 
     ``__out_functions__`` maps each name to torch's rule for the out's dtype, which differs by op:
     ``"cast"`` the result is cast into any dtype that can hold it (else "result type Float can't be
-    cast ..."); ``"computes_in"`` the out's dtype is the dtype the op computes in (sum, cumsum: as
+    cast ..."); ``"variance"`` (std, var) as "cast", but a real input's refuses a complex out; ``"computes_in"`` the out's dtype is the dtype the op computes in (sum, cumsum: as
     ``dtype=``); ``"same_as_input"`` (amax), ``"same"`` (norm, argmax: their C++ type names),
     ``"same_elementwise"`` (neg, round), ``"same_or_cast_if_complex"`` (abs: a complex input's real
     result is cast into any real out that can hold it, or written into a complex out of the input's dtype), ``"same_where"``, ``"same_scalar_type"`` (index_select),
@@ -294,6 +294,15 @@ def _out_dtype_refusal(name: str, rule: str, input, result, out) -> Exception | 
 
     scalar = _dtype.scalar_name
     expected, got = (None if result is None else result.dtype), out.dtype  # None: a rule needing no result
+    if rule == "variance":  # (else as "cast")
+        from ..tensor import Tensor
+
+        # torch's std/var kernel over a dim is picked by the out's dtype, and a complex one has none for
+        # a real input; a one-element result (a full reduction) or an empty input takes no kernel
+        if (got.is_complex and isinstance(input, Tensor) and not input.dtype.is_complex
+                and input.numel() > 0 and result.numel() > 1):
+            return NotImplementedError(f"\"std_cpu\" not implemented for '{scalar(got)}'")
+        return None
     if rule == "same_as_input" and got != input.dtype:
         return RuntimeError(f"Expected the dtype for input and out to match, but got {scalar(input.dtype)} for "
                             f"input's dtype and {scalar(got)} for out's dtype.")
