@@ -1477,11 +1477,34 @@ def out_keyword_front(fn, with_out):
     return front
 
 
+# the (values, indices) ops whose kernels take no cast into out=: values in the input's dtype,
+# indices int64, each refused in torch's own words (values first)
+_VALUES_INDICES_OUT_MESSAGES = {
+    **dict.fromkeys(("sort", "topk", "max", "min"),
+                    lambda want, got, what: f"Expected out tensor to have dtype {_dtype.cpp_type_name(want)}, "
+                                            f"but got {_dtype.cpp_type_name(got)} instead"),
+    "mode": lambda want, got, what: (f"expected scalar type '{_dtype.scalar_name(want)}' but got "
+                                     f"'{_dtype.scalar_name(got)}' for {what} output"),
+    **dict.fromkeys(("cummax", "cummin"),
+                    lambda want, got, what: f"expected scalar_type {_dtype.scalar_name(want)} "
+                                            f"but found {_dtype.scalar_name(got)}"),
+}
+
+
+def _refuse_values_indices_out(results: tuple, outs, op: str) -> None:
+    message = _VALUES_INDICES_OUT_MESSAGES[op]
+    for result, out, what in zip(results, outs, ("values", "indices")):
+        if out.dtype != result.dtype:
+            raise RuntimeError(message(result.dtype, out.dtype, what))
+
+
 def _write_outs(results: tuple, outs, op: str) -> tuple:
     """Each of ``results`` written into the matching tensor of ``outs`` (all checked first), as
     the same kind of tuple (torch returns its named tuple of the out tensors)."""
     if not isinstance(outs, (tuple, list)) or len(outs) != len(results) or not all(isinstance(o, Tensor) for o in outs):
         raise TypeError(f"{op}(): argument 'out' must be tuple of {len(results)} Tensors, not {type(outs).__name__}")
+    if op in _VALUES_INDICES_OUT_MESSAGES:
+        _refuse_values_indices_out(results, outs, op)
     for result, out in zip(results, outs):
         _check_out(result, out, op)
     written = [_write_checked_out(result, out) for result, out in zip(results, outs)]

@@ -146,7 +146,7 @@ def namespace_with_out(modules) -> dict:
 
     ``__out_functions__`` maps each name to torch's rule for the out's dtype, which differs by op:
     ``"cast"`` the result is cast into any dtype that can hold it (else "result type Float can't be
-    cast ..."); ``"computes_in"`` the out's dtype is the dtype the op computes in (sum, cumsum: as
+    cast ..."); ``"variance"`` (std, var) computed in a real floating out's dtype, a real input's refusing a complex out; ``"computes_in"`` the out's dtype is the dtype the op computes in (sum, cumsum: as
     ``dtype=``); ``"same_as_input"`` (amax), ``"same"`` (norm, argmax: their C++ type names),
     ``"same_elementwise"`` (neg, round), ``"same_or_cast_if_complex"`` (abs: a complex input's real
     result is cast into any real out that can hold it, or written into a complex out of the input's dtype), ``"same_where"``, ``"same_scalar_type"`` (index_select),
@@ -219,6 +219,8 @@ def _with_out_rule(function, name: str, rule: str):
             if refusal is not None:
                 raise refusal
         result = function(*args, **kwargs)
+        if rule == "variance" and isinstance(out, Tensor):
+            result = _variance_in_out_dtype(function, args, kwargs, result, out)
         if isinstance(result, tuple):  # max(dim)'s (values, indices): each written as it can be cast
             if rule in _TUPLE_OUT_RULES and isinstance(out, (tuple, list)) and all(isinstance(o, Tensor) for o in out):
                 refusal = _tuple_out_refusal(name, rule, args[0] if args else kwargs.get("input"), result, out)
@@ -288,12 +290,41 @@ def _tuple_out_refusal(name: str, rule: str, input, results: tuple, outs) -> Exc
     return None
 
 
+def _variance_in_out_dtype(function, args: tuple, kwargs: dict, result, out):
+    """std/var's result for a real floating ``out`` of another dtype, as torch's kernels give it: over
+    a dim (a result of more than one element) computed in the out's dtype (a float32 input's std into
+    a float64 out is the float64 one); over everything (one element, torch's std_var_all) in the
+    input's dtype and cast, which that kernel refuses for a Half or BFloat16 input into float32/64."""
+    from ..tensor import Tensor
+
+    source = args[0] if args else kwargs.get("input")
+    if not (isinstance(source, Tensor) and source.dtype.is_floating_point and out.dtype.is_floating_point
+            and source.dtype != out.dtype and source.numel() > 0):
+        return result
+    if result.numel() > 1:
+        if args:
+            return function(source.to(out.dtype), *args[1:], **kwargs)
+        return function(**{**kwargs, "input": source.to(out.dtype)})
+    if source.dtype.itemsize == 2 and out.dtype.itemsize > 2:
+        raise RuntimeError(f"std_var_all: Unsupported dtype {_dtype.scalar_name(source.dtype)}")
+    return result
+
+
 def _out_dtype_refusal(name: str, rule: str, input, result, out) -> Exception | None:
     """torch's error where ``out``'s dtype does not suit ``name``'s ``rule``, else None."""
     from .linear import cpp_type_name
 
     scalar = _dtype.scalar_name
     expected, got = (None if result is None else result.dtype), out.dtype  # None: a rule needing no result
+    if rule == "variance":  # (else as "cast")
+        from ..tensor import Tensor
+
+        # torch's std/var kernel over a dim is picked by the out's dtype, and a complex one has none for
+        # a real input; a one-element result (a full reduction) or an empty input takes no kernel
+        if (got.is_complex and isinstance(input, Tensor) and not input.dtype.is_complex
+                and input.numel() > 0 and result.numel() > 1):
+            return NotImplementedError(f"\"std_cpu\" not implemented for '{scalar(got)}'")
+        return None
     if rule == "same_as_input" and got != input.dtype:
         return RuntimeError(f"Expected the dtype for input and out to match, but got {scalar(input.dtype)} for "
                             f"input's dtype and {scalar(got)} for out's dtype.")

@@ -26,7 +26,8 @@ __all__ = ["real", "imag", "view_as_real", "view_as_complex", "conj", "conj_phys
 # real and imag are properties on Tensor (assignable), bound in _methods.py
 __not_methods__ = {"polar", "complex", "view_as_real", "view_as_complex", "real", "imag"}
 # torch.complex(re, im, out=...) and the others' out= (see namespace_with_out)
-__out_functions__ = {"complex": "same_scalar_object", "conj_physical": "same_elementwise"}
+__out_functions__ = {"complex": "same_scalar_object", "polar": "same_scalar_object",
+                     "conj_physical": "same_elementwise"}
 
 
 class Real(Function):
@@ -305,7 +306,6 @@ class Polar(Function):
             (grad_conj * (z * 1j)).real if ctx.needs_input_grad[1] else None
 
 
-@honours_out
 @cpu_autocast_policy("float32")
 def polar(abs: Tensor, angle: Tensor) -> Tensor:
     """torch.polar: abs·(cos(angle) + i·sin(angle)), with torch's gradient (none for abs where it is 0)."""
