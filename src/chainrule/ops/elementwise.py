@@ -2440,20 +2440,21 @@ def _as_one_node(cls, compute, operands: tuple, *, saved: dict | None = None, ke
     """``compute(*operands)``, a composite of chainrule ops that rounds as torch's fused kernel
     does, recorded as torch records that kernel: one node of ``cls``, an edge to each of
     ``operands`` (None for one that needs no gradient), torch's derivative formulas for its rule
-    and torch's ``_saved_*``; ``params`` go to cls's forward. Where a dispatch mode, the profiler,
-    forward AD or CPU autocast watches the op, the composite runs as it is, each part seen (cast,
-    traced) as before, and its last node takes cls's name (its edges the parts'; ``saved`` and
-    ``kept`` name_node's)."""
-    if not is_recording(*operands):
-        return compute(*operands)
-    # (a wrapper subclass alive elsewhere sets active_dispatch too: that alone changes no graph)
-    if (_function_module.active_dispatch is not None and (_function_module.dispatch_modes or any(
-            isinstance(t, Tensor) and t._wrapper_strides is not None for t in operands))
-            or _function_module.active_profiler is not None
-            or _function_module.active_extension is not None or _opmath.autocast_hook.cpu_dtype is not None):
+    and torch's ``_saved_*``; ``params`` go to cls's forward, which computes the same composite.
+    A dispatch mode or a wrapper subclass sees the op as torch's one aten op (cls's
+    ``aten_overload`` and ``to_aten_arguments``), recorded or not. Where the profiler, forward AD
+    or CPU autocast watches the op, the composite runs as it is, each part seen (cast, timed,
+    given a tangent) as before, and its last node takes cls's name (its edges the parts'; ``saved``
+    and ``kept`` name_node's)."""
+    if (_function_module.active_profiler is not None or _function_module.active_extension is not None
+            or _opmath.autocast_hook.cpu_dtype is not None):
+        if not is_recording(*operands):
+            return compute(*operands)
         return name_node(compute(*operands), cls.node_name, label=cls.label, rule=_LAST_PART_RULE % cls.label,
                          saved=saved, kept=kept)
-    return cls.apply(*operands, compute=compute, **params)
+    if _function_module.active_dispatch is None and not is_recording(*operands):
+        return compute(*operands)
+    return cls.apply(*operands, **params)
 
 
 # the explainer's text for the renamed last node of a fused op's composite, run part by part under a mode
@@ -2461,8 +2462,14 @@ _LAST_PART_RULE = "%s's last step (its composite run part by part, each part see
 
 
 def _composite(compute, *arrays):
-    """The array of ``compute``'s composite run on ``arrays`` (tensors outside the graph: nothing recorded)."""
-    return compute(*(Tensor._make(a) for a in arrays))._data
+    """The array of ``compute``'s composite run on ``arrays`` (tensors outside the graph: nothing
+    recorded), its parts below the dispatch layer: the mode or wrapper that saw the op sees none of them."""
+    dispatch = _function_module.active_dispatch
+    _function_module.active_dispatch = None
+    try:
+        return compute(*(Tensor._make(a) for a in arrays))._data
+    finally:
+        _function_module.active_dispatch = dispatch
 
 
 class LerpScalar(Function):
@@ -2474,11 +2481,21 @@ class LerpScalar(Function):
     rule = "∂/∂input = 1 - weight, ∂/∂end = weight"
     formula = None
     saved_attributes = {"_saved_weight": ctx_value("weight")}
+    aten_overload = "Scalar"  # the dispatch layer shows it as torch's lerp.Scalar(self, end, weight)
 
     @staticmethod
-    def forward(ctx, input, end, compute, weight):
+    def forward(ctx, input, end, weight):
         ctx.weight = weight
-        return _composite(compute, input, end)
+        return _composite(lambda x, y: _lerp_values(x, y, weight), input, end)
+
+    @staticmethod
+    def to_aten_arguments(inputs, params) -> tuple:
+        return (*inputs, params["weight"]), {}
+
+    @staticmethod
+    def from_aten_arguments(args, kwargs) -> tuple:
+        input, end, weight = args
+        return (input, end), {"weight": weight}
 
     @staticmethod
     @conjugate_rule
@@ -2499,12 +2516,13 @@ class LerpTensor(Function):
     formula = None
     # torch keeps input and end for weight's gradient, and weight always
     saved_attributes = {"_saved_self": saved(0), "_saved_end": saved(1), "_saved_weight": saved(2)}
+    aten_overload = "Tensor"  # (lerp.Tensor(self, end, weight) to the dispatch layer)
 
     @staticmethod
-    def forward(ctx, input, end, weight, compute):
+    def forward(ctx, input, end, weight):
         needs = ctx.needs_input_grad
         ctx.save_for_backward(input if needs[2] else None, end if needs[2] else None, weight)
-        return _composite(compute, input, end, weight)
+        return _composite(_lerp_values, input, end, weight)
 
     @staticmethod
     @conjugate_rule
@@ -2571,6 +2589,19 @@ def _fma(x: Tensor, y, z: Tensor) -> Tensor:
     return _cast(_cast(x, wide) * y + _cast(z, wide), x.dtype)
 
 
+def _value_as_given(inputs, params) -> tuple:
+    """addcmul's and addcdiv's (args, kwargs) as torch's dispatcher passes them: ``value`` as the
+    caller gave it, a keyword, left out where it is the default int 1 (1.0 and True are passed)."""
+    given = params["given"]
+    return tuple(inputs), ({} if type(given) is builtins.int and given == 1 else {"value": given})
+
+
+def _value_from_aten(args, kwargs) -> tuple:
+    given = kwargs.get("value", 1)
+    value = given if type(given) is builtins.int and given == 1 else _checked_value(given, *args)
+    return tuple(args), {"value": value, "given": given}
+
+
 @scalar_first_in_function_words
 @honours_out
 @accepts_scalar_first("value", "tensor1, tensor2")
@@ -2585,7 +2616,8 @@ def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
     if type(value) is not builtins.int or value != 1:
         value = _checked_value(value, input, tensor1, tensor2)
     return _laid_out(_as_one_node(Addcmul, lambda x, t1, t2: _addcmul_values(x, t1, t2, value), (input, tensor1, tensor2),
-                                  saved=_ADDCMUL_SAVED, kept=_kept_factors(given, tensor1, tensor2), given=given),
+                                  saved=_ADDCMUL_SAVED, kept=_kept_factors(given, tensor1, tensor2), value=value,
+                                  given=given),
                      input, tensor1, tensor2)
 
 
@@ -2617,11 +2649,15 @@ class Addcmul(Function):
     saved_attributes = {"_saved_tensor1": saved(0), "_saved_tensor2": saved(1), "_saved_value": ctx_value("given")}
 
     @staticmethod
-    def forward(ctx, input, tensor1, tensor2, compute, given):
+    def forward(ctx, input, tensor1, tensor2, value, given):
         needs = ctx.needs_input_grad
         ctx.given = given
         ctx.save_for_backward(tensor1 if needs[2] else None, tensor2 if needs[1] else None)
-        return _composite(compute, input, tensor1, tensor2)
+        return _composite(lambda x, t1, t2: _addcmul_values(x, t1, t2, value), input, tensor1, tensor2)
+
+    # the dispatch layer shows it as torch's addcmul(self, tensor1, tensor2, *, value=1): _value_as_given
+    to_aten_arguments = staticmethod(_value_as_given)
+    from_aten_arguments = staticmethod(_value_from_aten)
 
     @staticmethod
     @conjugate_rule
@@ -2687,7 +2723,8 @@ def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
     if type(value) is not builtins.int or value != 1:
         value = _checked_value(value, input, tensor1, tensor2)
     return _laid_out(_as_one_node(Addcdiv, lambda x, t1, t2: _addcdiv_values(x, t1, t2, value), (input, tensor1, tensor2),
-                                  saved=_ADDCDIV_SAVED, kept=_kept_factors(given, tensor1, tensor2), given=given),
+                                  saved=_ADDCDIV_SAVED, kept=_kept_factors(given, tensor1, tensor2), value=value,
+                                  given=given),
                      input, tensor1, tensor2)
 
 
@@ -2713,16 +2750,21 @@ class Addcdiv(Function):
     saved_attributes = {"_saved_tensor1": saved(0), "_saved_tensor2": saved(1), "_saved_value": ctx_value("given")}
 
     @staticmethod
-    def forward(ctx, input, tensor1, tensor2, compute, given):
+    def forward(ctx, input, tensor1, tensor2, value, given):
         needs = ctx.needs_input_grad
         ctx.given = given
         ctx.save_for_backward(tensor1 if needs[2] else None, tensor2)
-        return _composite(compute, input, tensor1, tensor2)
+        return _composite(lambda x, t1, t2: _addcdiv_values(x, t1, t2, value), input, tensor1, tensor2)
+
+    # (addcdiv(self, tensor1, tensor2, *, value=1) to the dispatch layer)
+    to_aten_arguments = staticmethod(_value_as_given)
+    from_aten_arguments = staticmethod(_value_from_aten)
 
     @staticmethod
     @conjugate_rule
     def backward(ctx, grad):
-        # d(input + v·t1/t2) = d input + v/t2 dt1 - v·t1/t2² dt2  (torch's order: t2·t2 first)
+        # d(input + v·t1/t2) = d input + v/t2 dt1 - v·t1/t2² dt2  (torch's order: t2·t2 first; its C++
+        # value / t2 divides the number as a tensor, DivBackward0 with t2's edge only)
         tensor1, tensor2 = ctx.saved_values
         value = ctx.given
         needs = ctx.needs_input_grad

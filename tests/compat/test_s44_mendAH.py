@@ -1,0 +1,126 @@
+"""Session 44, lane mendAH: addcmul, addcdiv and lerp under a dispatch mode, make_fx and second order,
+each checked against torch on the same inputs."""
+
+import importlib
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _inputs(lib, requires_grad, dtype="float64"):
+    rng = np.random.default_rng(0)
+    x, a, b = rng.standard_normal((3, 4))
+    b = np.abs(b) + 0.5
+    return [lib.tensor(v, dtype=getattr(lib, dtype)).requires_grad_(requires_grad) for v in (x, a, b)]
+
+
+# each op out of place and in place, as a function of (lib, x, a, b)
+_CALLS = {
+    "addcmul": lambda lib, x, a, b: lib.addcmul(x, a, b),
+    "addcmul_value": lambda lib, x, a, b: lib.addcmul(x, a, b, value=2),
+    "addcmul_value_float_one": lambda lib, x, a, b: x.addcmul(a, b, value=1.0),
+    "addcdiv": lambda lib, x, a, b: lib.addcdiv(x, a, b),
+    "addcdiv_value": lambda lib, x, a, b: lib.addcdiv(x, a, b, value=-0.5),
+    "lerp_scalar": lambda lib, x, a, b: lib.lerp(x, a, 0.3),
+    "lerp_scalar_far": lambda lib, x, a, b: x.lerp(a, 0.75),
+    "lerp_tensor": lambda lib, x, a, b: lib.lerp(x, a, b),
+    "addcmul_": lambda lib, x, a, b: x.clone().addcmul_(a, b, value=2),
+    "addcdiv_": lambda lib, x, a, b: x.clone().addcdiv_(a, b),
+    "lerp_scalar_": lambda lib, x, a, b: x.clone().lerp_(a, 0.25),
+    "lerp_tensor_": lambda lib, x, a, b: x.clone().lerp_(a, b),
+}
+
+
+def _logged(lib, call, requires_grad):
+    """The (func, kwargs) a logging TorchDispatchMode sees, less clone (whose kwargs are not this lane's), and the result."""
+    seen = []
+
+    class Log(lib.utils._python_dispatch.TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if str(func) != "aten.clone.default":
+                seen.append((str(func), len(args), sorted(kwargs.items()), [type(a).__name__ for a in args[3:]]))
+            return func(*args, **kwargs)
+
+    x, a, b = _inputs(lib, requires_grad)
+    with Log():
+        out = call(lib, x, a, b)
+    return seen, out
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+@pytest.mark.parametrize("name", list(_CALLS))
+def test_a_dispatch_mode_sees_torchs_one_aten_op(name, requires_grad):
+    call = _CALLS[name]
+    seen, out = _logged(chainrule, call, requires_grad)
+    expected, expected_out = _logged(torch, call, requires_grad)
+    assert seen == expected
+    np.testing.assert_array_equal(out.detach().numpy(), expected_out.detach().numpy())
+    if requires_grad:
+        assert out.grad_fn.name() == expected_out.grad_fn.name()
+
+
+@pytest.mark.parametrize("name", [n for n in _CALLS if not n.endswith("_")])
+def test_under_a_mode_the_node_and_gradients_are_the_ones_without_it(name):
+    call = _CALLS[name]
+    inputs = _inputs(chainrule, True)
+    plain = call(chainrule, *inputs)
+    plain_grads = chainrule.autograd.grad(plain.sum(), inputs, allow_unused=True)
+
+    class PassThrough(chainrule.utils._python_dispatch.TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            return func(*args, **(kwargs or {}))
+
+    with PassThrough():
+        traced = call(chainrule, *inputs)
+    grads = chainrule.autograd.grad(traced.sum(), inputs, allow_unused=True)
+    assert type(traced.grad_fn).__name__ == type(plain.grad_fn).__name__
+    assert [f is None for f, _ in traced.grad_fn.next_functions] == [f is None for f, _ in plain.grad_fn.next_functions]
+    np.testing.assert_array_equal(traced.detach().numpy(), plain.detach().numpy())
+    for got, want in zip(grads, plain_grads):
+        assert (got is None) == (want is None)
+        if got is not None:
+            np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def _graph_lines(lib, call):
+    make_fx = importlib.import_module(lib.__name__ + ".fx.experimental.proxy_tensor").make_fx
+    x, a, b = _inputs(lib, False, "float32")
+    graph_module = make_fx(lambda x, a, b: call(lib, x, a, b))(x, a, b)
+    return [line.strip() for line in graph_module.code.strip().splitlines()[1:]], graph_module(x, a, b)
+
+
+@pytest.mark.parametrize("name", list(_CALLS))
+def test_make_fx_graph_is_torchs(name):
+    lines, out = _graph_lines(chainrule, _CALLS[name])
+    expected, expected_out = _graph_lines(torch, _CALLS[name])
+    assert lines == expected
+    np.testing.assert_array_equal(out.numpy(), expected_out.numpy())
+
+
+def _nested_log(lib) -> list:
+    seen = []
+
+    class Log(lib.utils._python_dispatch.TorchDispatchMode):
+        def __init__(self, tag):
+            super().__init__()
+            self.tag = tag
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.append((self.tag, str(func)))
+            return func(*args, **(kwargs or {}))
+
+    x, a, b = _inputs(lib, False)
+    with Log("inner"), Log("outer"):
+        lib.addcdiv(x, a, b, value=3)
+        lib.lerp(x, a, b)
+    return seen
+
+
+def test_nested_modes_each_see_the_one_op():
+    # the composite's parts stay below the dispatch layer: the inner mode sees the op the outer one ran
+    assert _nested_log(chainrule) == _nested_log(torch)
