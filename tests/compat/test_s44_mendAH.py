@@ -124,3 +124,61 @@ def _nested_log(lib) -> list:
 def test_nested_modes_each_see_the_one_op():
     # the composite's parts stay below the dispatch layer: the inner mode sees the op the outer one ran
     assert _nested_log(chainrule) == _nested_log(torch)
+
+
+# ---------------------------------------------------------------- 2. their double-backward graphs
+_SECOND_ORDER = {
+    "addcmul": lambda lib, x, a, b: lib.addcmul(x, a, b),
+    "addcmul_value": lambda lib, x, a, b: lib.addcmul(x, a, b, value=0.5),
+    "addcdiv": lambda lib, x, a, b: lib.addcdiv(x, a, b),
+    "addcdiv_value": lambda lib, x, a, b: lib.addcdiv(x, a, b, value=-2),
+    "lerp_scalar": lambda lib, x, a, b: lib.lerp(x, a, 0.3),
+    "lerp_scalar_far": lambda lib, x, a, b: lib.lerp(x, a, 0.8),
+    "lerp_tensor": lambda lib, x, a, b: lib.lerp(x, a, b),
+}
+
+
+def _walk(fn) -> list:
+    """The names of the nodes reachable from ``fn``, breadth first (each once)."""
+    names, seen, queue = [], set(), [fn]
+    while queue:
+        node = queue.pop(0)
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        names.append(node.name())
+        queue.extend(child for child, _ in node.next_functions)
+    return names
+
+
+def _gradient_graphs(lib, call, dtype):
+    inputs = _inputs(lib, True, dtype)
+    out = call(lib, *inputs)
+    seed = lib.ones_like(out).requires_grad_()
+    grads = lib.autograd.grad(out, inputs, seed, create_graph=True, allow_unused=True)
+    return [None if g is None else _walk(g.grad_fn) for g in grads], grads, inputs, seed
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", list(_SECOND_ORDER))
+def test_double_backward_graph_is_torchs(name, dtype):
+    call = _SECOND_ORDER[name]
+    graphs, grads, inputs, seed = _gradient_graphs(chainrule, call, dtype)
+    expected, expected_grads, expected_inputs, expected_seed = _gradient_graphs(torch, call, dtype)
+    assert graphs == expected
+    # and the second derivatives through them are torch's
+    total = sum((g * g).sum() for g in grads if g is not None)
+    expected_total = sum((g * g).sum() for g in expected_grads if g is not None)
+    second = chainrule.autograd.grad(total, [*inputs, seed], allow_unused=True)
+    expected_second = torch.autograd.grad(expected_total, [*expected_inputs, expected_seed], allow_unused=True)
+    for got, want in zip(second, expected_second):
+        assert (got is None) == (want is None)
+        if got is not None:
+            np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5 if dtype == "float32" else 1e-12)
+
+
+@pytest.mark.parametrize("name", list(_SECOND_ORDER))
+def test_second_order_matches_finite_differences(name):
+    call = _SECOND_ORDER[name]
+    inputs = tuple(_inputs(chainrule, True))
+    assert chainrule.autograd.gradgradcheck(lambda *t: call(chainrule, *t), inputs)

@@ -2503,7 +2503,7 @@ class LerpScalar(Function):
         # d(input + w·(end - input)) = (1 - w) d input + w d end  (1 - w in double, as torch's toDouble())
         weight = ctx.weight
         needs = ctx.needs_input_grad
-        return (grad * (1 - weight) if needs[0] else None), (grad * weight if needs[1] else None)
+        return (_times_number(grad, 1 - weight) if needs[0] else None), (_times_number(grad, weight) if needs[1] else None)
 
 
 class LerpTensor(Function):
@@ -2530,7 +2530,8 @@ class LerpTensor(Function):
         # d(input + w·(end - input)) = (1 - w) d input + w d end + (end - input) dw
         input, end, weight = ctx.saved_values
         needs = ctx.needs_input_grad
-        return ((grad * (1 - weight) if needs[0] else None), (grad * weight if needs[1] else None),
+        # (torch's C++ 1 - weight: sub of the number as a tensor, SubBackward0 with weight's edge only)
+        return ((grad * Sub.apply(*_pair(1, weight)) if needs[0] else None), (grad * weight if needs[1] else None),
                 (grad * (end - input) if needs[2] else None))
 
 
@@ -2665,8 +2666,9 @@ class Addcmul(Function):
         # d(input + v·t1·t2) = d input + v·t2 dt1 + v·t1 dt2
         tensor1, tensor2 = ctx.saved_values
         value = ctx.given
-        return ((grad if ctx.needs_input_grad[0] else None), (grad * (tensor2 * value) if tensor2 is not None else None),
-                (grad * (tensor1 * value) if tensor1 is not None else None))
+        return ((grad if ctx.needs_input_grad[0] else None),
+                (grad * _times_number(tensor2, value) if tensor2 is not None else None),
+                (grad * _times_number(tensor1, value) if tensor1 is not None else None))
 
 
 def _refuse_non_tensors(*operands) -> None:
@@ -2768,8 +2770,21 @@ class Addcdiv(Function):
         tensor1, tensor2 = ctx.saved_values
         value = ctx.given
         needs = ctx.needs_input_grad
-        return ((grad if needs[0] else None), (grad * (value / tensor2) if needs[1] else None),
-                (-grad * (value * tensor1 / (tensor2 * tensor2)) if needs[2] else None))
+        return ((grad if needs[0] else None), (grad * Div.apply(*_float_pair(value, tensor2)) if needs[1] else None),
+                (-grad * (_times_number(tensor1, value) / (tensor2 * tensor2)) if needs[2] else None))
+
+
+# torch's mul.Scalar node: one edge, the number kept as a number (no tensor saved)
+_MUL_SCALAR_SAVED = {"_saved_other": ctx_value("factor")}
+
+
+def _times_number(x: Tensor, number) -> Tensor:
+    """``x * number`` as torch's C++ derivative formulas record it: mul's Scalar overload
+    (MulBackward1, one edge), the number in float32 for float16/bfloat16 as mul's."""
+    from .special_functions import ScaledBy  # special_functions imports this module
+
+    factor = np.float32(number) if _is_half(x) and _is_real_number(number) else number
+    return name_node(ScaledBy.apply(x, factor=factor), "MulBackward1", label="mul", saved=_MUL_SCALAR_SAVED)
 
 
 def _in_common_dtype(input, tensor1, tensor2) -> tuple:
