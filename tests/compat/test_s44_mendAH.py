@@ -15,6 +15,8 @@ def _inputs(lib, requires_grad, dtype="float64"):
     rng = np.random.default_rng(0)
     x, a, b = rng.standard_normal((3, 4))
     b = np.abs(b) + 0.5
+    if dtype.startswith("complex"):
+        x, a, b = x + 1j * a[::-1], a - 0.5j * x, b + 1j * x[::-1]
     return [lib.tensor(v, dtype=getattr(lib, dtype)).requires_grad_(requires_grad) for v in (x, a, b)]
 
 
@@ -159,7 +161,7 @@ def _gradient_graphs(lib, call, dtype):
     return [None if g is None else _walk(g.grad_fn) for g in grads], grads, inputs, seed
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("dtype", ["float64", "float32", "complex128"])
 @pytest.mark.parametrize("name", list(_SECOND_ORDER))
 def test_double_backward_graph_is_torchs(name, dtype):
     call = _SECOND_ORDER[name]
@@ -167,18 +169,37 @@ def test_double_backward_graph_is_torchs(name, dtype):
     expected, expected_grads, expected_inputs, expected_seed = _gradient_graphs(torch, call, dtype)
     assert graphs == expected
     # and the second derivatives through them are torch's
-    total = sum((g * g).sum() for g in grads if g is not None)
-    expected_total = sum((g * g).sum() for g in expected_grads if g is not None)
+    total = sum((g * g.conj()).sum().real for g in grads if g is not None)
+    expected_total = sum((g * g.conj()).sum().real for g in expected_grads if g is not None)
     second = chainrule.autograd.grad(total, [*inputs, seed], allow_unused=True)
     expected_second = torch.autograd.grad(expected_total, [*expected_inputs, expected_seed], allow_unused=True)
     for got, want in zip(second, expected_second):
         assert (got is None) == (want is None)
         if got is not None:
-            np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5 if dtype == "float32" else 1e-12)
+            np.testing.assert_allclose(got.resolve_conj().numpy(), want.resolve_conj().numpy(),
+                                       rtol=1e-5 if dtype == "float32" else 1e-12)
 
 
+_COMPLEX_NUMBERS = {
+    "addcmul_complex_value": lambda lib, x, a, b: lib.addcmul(x, a, b, value=1 - 2j),
+    "addcdiv_complex_value": lambda lib, x, a, b: lib.addcdiv(x, a, b, value=0.5 + 1j),
+    "lerp_complex_weight": lambda lib, x, a, b: lib.lerp(x, a, 0.3 + 0.2j),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "complex128"])
 @pytest.mark.parametrize("name", list(_SECOND_ORDER))
-def test_second_order_matches_finite_differences(name):
+def test_second_order_matches_finite_differences(name, dtype):
     call = _SECOND_ORDER[name]
-    inputs = tuple(_inputs(chainrule, True))
+    inputs = tuple(_inputs(chainrule, True, dtype))
     assert chainrule.autograd.gradgradcheck(lambda *t: call(chainrule, *t), inputs)
+
+
+@pytest.mark.parametrize("name", list(_COMPLEX_NUMBERS))
+def test_a_complex_number_is_conjugated_at_every_order(name):
+    # the number's node (MulBackward1) conjugates it in its own backward too
+    call = _COMPLEX_NUMBERS[name]
+    inputs = tuple(_inputs(chainrule, True, "complex128"))
+    assert chainrule.autograd.gradgradcheck(lambda *t: call(chainrule, *t), inputs)
+    graphs = _gradient_graphs(chainrule, call, "complex128")[0]
+    assert graphs == _gradient_graphs(torch, call, "complex128")[0]

@@ -2498,12 +2498,15 @@ class LerpScalar(Function):
         return (input, end), {"weight": weight}
 
     @staticmethod
-    @conjugate_rule
     def backward(ctx, grad):
-        # d(input + w·(end - input)) = (1 - w) d input + w d end  (1 - w in double, as torch's toDouble())
+        # d(input + w·(end - input)) = (1 - w) d input + w d end, conjugated for complex (torch's formulas:
+        # grad * (1 - w) in double as its toDouble(), grad * w.conj(), a complex w conjugated as a number)
         weight = ctx.weight
+        if isinstance(weight, builtins.complex):
+            weight = weight.conjugate()
         needs = ctx.needs_input_grad
-        return (_times_number(grad, 1 - weight) if needs[0] else None), (_times_number(grad, weight) if needs[1] else None)
+        return ((MulNumber.apply(grad, number=1 - weight) if needs[0] else None),
+                (MulNumber.apply(grad, number=weight) if needs[1] else None))
 
 
 class LerpTensor(Function):
@@ -2525,14 +2528,14 @@ class LerpTensor(Function):
         return _composite(_lerp_values, input, end, weight)
 
     @staticmethod
-    @conjugate_rule
     def backward(ctx, grad):
-        # d(input + w·(end - input)) = (1 - w) d input + w d end + (end - input) dw
+        # d(input + w·(end - input)) = (1 - w) d input + w d end + (end - input) dw, each factor
+        # conjugated (torch's formulas: grad * factor.conj(), no node for a real factor)
         input, end, weight = ctx.saved_values
         needs = ctx.needs_input_grad
         # (torch's C++ 1 - weight: sub of the number as a tensor, SubBackward0 with weight's edge only)
-        return ((grad * Sub.apply(*_pair(1, weight)) if needs[0] else None), (grad * weight if needs[1] else None),
-                (grad * (end - input) if needs[2] else None))
+        return ((grad * Sub.apply(*_pair(1, weight)).conj() if needs[0] else None),
+                (grad * weight.conj() if needs[1] else None), (grad * (end - input).conj() if needs[2] else None))
 
 
 def _lerp_rounded_once(input: Tensor, end: Tensor, weight):
@@ -2661,14 +2664,14 @@ class Addcmul(Function):
     from_aten_arguments = staticmethod(_value_from_aten)
 
     @staticmethod
-    @conjugate_rule
     def backward(ctx, grad):
-        # d(input + v·t1·t2) = d input + v·t2 dt1 + v·t1 dt2
+        # d(input + v·t1·t2) = d input + v·t2 dt1 + v·t1 dt2, each factor conjugated (torch's
+        # formulas: grad * (t2 * value).conj(), no node for a real factor)
         tensor1, tensor2 = ctx.saved_values
         value = ctx.given
         return ((grad if ctx.needs_input_grad[0] else None),
-                (grad * _times_number(tensor2, value) if tensor2 is not None else None),
-                (grad * _times_number(tensor1, value) if tensor1 is not None else None))
+                (grad * MulNumber.apply(tensor2, number=value).conj() if tensor2 is not None else None),
+                (grad * MulNumber.apply(tensor1, number=value).conj() if tensor1 is not None else None))
 
 
 def _refuse_non_tensors(*operands) -> None:
@@ -2763,28 +2766,41 @@ class Addcdiv(Function):
     from_aten_arguments = staticmethod(_value_from_aten)
 
     @staticmethod
-    @conjugate_rule
     def backward(ctx, grad):
-        # d(input + v·t1/t2) = d input + v/t2 dt1 - v·t1/t2² dt2  (torch's order: t2·t2 first; its C++
-        # value / t2 divides the number as a tensor, DivBackward0 with t2's edge only)
+        # d(input + v·t1/t2) = d input + v/t2 dt1 - v·t1/t2² dt2, each factor conjugated (torch's
+        # formulas; its order: t2·t2 first; its C++ value / t2 divides the number as a tensor,
+        # DivBackward0 with t2's edge only)
         tensor1, tensor2 = ctx.saved_values
         value = ctx.given
         needs = ctx.needs_input_grad
-        return ((grad if needs[0] else None), (grad * Div.apply(*_float_pair(value, tensor2)) if needs[1] else None),
-                (-grad * (_times_number(tensor1, value) / (tensor2 * tensor2)) if needs[2] else None))
+        return ((grad if needs[0] else None),
+                (grad * Div.apply(*_float_pair(value, tensor2)).conj() if needs[1] else None),
+                (-grad * (MulNumber.apply(tensor1, number=value) / (tensor2 * tensor2)).conj() if needs[2] else None))
 
 
-# torch's mul.Scalar node: one edge, the number kept as a number (no tensor saved)
-_MUL_SCALAR_SAVED = {"_saved_other": ctx_value("factor")}
-
-
-def _times_number(x: Tensor, number) -> Tensor:
+class MulNumber(Function):
     """``x * number`` as torch's C++ derivative formulas record it: mul's Scalar overload
-    (MulBackward1, one edge), the number in float32 for float16/bfloat16 as mul's."""
-    from .special_functions import ScaledBy  # special_functions imports this module
+    (MulBackward1), one edge, the number kept as a number (no tensor saved); float16 and bfloat16
+    multiply by it in float32, as torch's kernel takes a CPU scalar in its op-math type."""
 
-    factor = np.float32(number) if _is_half(x) and _is_real_number(number) else number
-    return name_node(ScaledBy.apply(x, factor=factor), "MulBackward1", label="mul", saved=_MUL_SCALAR_SAVED)
+    _array_forward = True
+    node_name = "MulBackward1"
+    label = "mul"
+    rule = "∂/∂a = the number (conjugated for complex)"
+    formula = "{0} * {number}"
+    saved_attributes = {"_saved_other": ctx_value("number")}
+
+    @staticmethod
+    def forward(ctx, x, number):
+        ctx.number = number
+        factor = np.float32(number) if x.dtype.itemsize == 2 and x.dtype.kind in "fV" else number
+        return (x * factor).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(a·n) = conj(n) da
+        number = ctx.number
+        return MulNumber.apply(grad, number=number.conjugate() if isinstance(number, builtins.complex) else number)
 
 
 def _in_common_dtype(input, tensor1, tensor2) -> tuple:
