@@ -203,3 +203,51 @@ def test_a_complex_number_is_conjugated_at_every_order(name):
     assert chainrule.autograd.gradgradcheck(lambda *t: call(chainrule, *t), inputs)
     graphs = _gradient_graphs(chainrule, call, "complex128")[0]
     assert graphs == _gradient_graphs(torch, call, "complex128")[0]
+
+
+# ---------------------------------------------------------------- 3. complex values rounded as torch's kernels
+def _complex(n, dtype, shift=0.0):
+    rng = np.random.default_rng(n)
+    return (rng.standard_normal(n) + 1j * rng.standard_normal(n) + shift).astype(dtype)
+
+
+# sizes torch's vectorised loop covers whole (AVX2 and AVX-512 widths): its scalar loop for the last
+# few elements is compiled with contracted multiply-adds that this does not follow
+@pytest.mark.parametrize("n", [64, 1024])
+@pytest.mark.parametrize("value", [1, 0.37, 1 - 2j])
+def test_complex64_addcmul_rounds_as_torchs_unfused_products(value, n):
+    x, a, b = (_complex(n + k, np.complex64)[:n] for k in range(3))
+    expected = torch.addcmul(*(torch.from_numpy(v) for v in (x, a, b)), value=value).numpy()
+    np.testing.assert_array_equal(chainrule.addcmul(*(chainrule.from_numpy(v) for v in (x, a, b)), value=value).numpy(),
+                                  expected)
+    written = chainrule.from_numpy(x.copy()).addcmul_(chainrule.from_numpy(a), chainrule.from_numpy(b), value=value)
+    np.testing.assert_array_equal(written.numpy(), expected)
+    recorded = chainrule.addcmul(chainrule.from_numpy(x).requires_grad_(), chainrule.from_numpy(a),
+                                 chainrule.from_numpy(b), value=value)
+    np.testing.assert_array_equal(recorded.detach().numpy(), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+@pytest.mark.parametrize("n", [64, 1024])
+@pytest.mark.parametrize("weight", [0.3, 0.8])
+def test_complex_lerp_by_a_number_rounds_as_torchs(weight, n, dtype):
+    x, end = _complex(n, dtype), _complex(n + 1, dtype)[:n]
+    expected = torch.lerp(torch.from_numpy(x), torch.from_numpy(end), weight).numpy()
+    np.testing.assert_array_equal(chainrule.lerp(chainrule.from_numpy(x), chainrule.from_numpy(end), weight).numpy(),
+                                  expected)
+    recorded = chainrule.from_numpy(x).requires_grad_().lerp(chainrule.from_numpy(end), weight)
+    np.testing.assert_array_equal(recorded.detach().numpy(), expected)
+
+
+def test_complex_fused_values_keep_their_gradients_under_forward_ad():
+    # forward AD runs the composite part by part: the exact values ride on it as a constant correction
+    fwAD = chainrule.autograd.forward_ad
+    x, a, b = (_complex(64 + k, np.complex64)[:64] for k in range(3))
+    tangent = _complex(70, np.complex64)[:64]
+    with fwAD.dual_level():
+        dual = fwAD.make_dual(chainrule.from_numpy(x), chainrule.from_numpy(tangent))
+        out = chainrule.addcmul(dual, chainrule.from_numpy(a), chainrule.from_numpy(b), value=0.5)
+        primal, out_tangent = fwAD.unpack_dual(out)
+    expected = torch.addcmul(*(torch.from_numpy(v) for v in (x, a, b)), value=0.5).numpy()
+    np.testing.assert_array_equal(primal.numpy(), expected)
+    np.testing.assert_array_equal(out_tangent.numpy(), tangent)

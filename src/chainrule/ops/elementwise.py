@@ -2432,7 +2432,18 @@ def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
 def _lerp_values(input: Tensor, end: Tensor, weight) -> Tensor:
     """lerp's values as torch's kernels round them (no graph of its own when recorded: _as_one_node)."""
     fused = _lerp_rounded_once(input, end, weight)
-    return fused if fused is not None else input + weight * (end - input)
+    if fused is not None:
+        return fused
+    if input.dtype.is_complex and not isinstance(weight, Tensor) and array_module(input) is np:
+        # torch's complex kernel: from the nearer end, input + w·diff or end + (w - 1)·diff, its
+        # complex products unfused (_unfused_complex_product), w a number of the dtype. (A complex
+        # tensor weight is left to the composite: torch's vectorised |w| < 0.5 test was not matched.)
+        w = np.asarray(weight, dtype=input._data.dtype)
+        diff = end._data - input._data
+        near = np.abs(w) < 0.5
+        values = (input._data if near else end._data) + _unfused_complex_product(w if near else w - 1, diff)
+        return _with_values(input + weight * (end - input), values)
+    return input + weight * (end - input)
 
 
 def _as_one_node(cls, compute, operands: tuple, *, saved: dict | None = None, kept: dict | None = None,
@@ -2637,8 +2648,35 @@ def _addcmul_values(input: Tensor, tensor1: Tensor, tensor2: Tensor, value) -> T
         # torch's float32 and float64 kernels: value·tensor1 rounded, then one fused multiply-add with
         # tensor2 (an optimizer's exp_avg_sq.addcmul_(grad, grad, value=1 - beta2))
         return _fma(tensor1 if value == 1 else value * tensor1, tensor2, input)
+    if common.is_complex and all(array_module(t) is np for t in (input, tensor1, tensor2)):
+        return _with_values(input + value * tensor1 * tensor2, input._data + _unfused_complex_product(
+            _unfused_complex_product(np.asarray(value, dtype=common.np), tensor1._data), tensor2._data))
     product = tensor1 * tensor2
     return input + (product if value == 1 else value * product)
+
+
+def _unfused_complex_product(p, q):
+    """``p * q`` as torch's CPU complex kernels multiply (its vectorised and scalar loops alike):
+    (ac - bd) + (ad + bc)i with every real product rounded; NumPy's complex multiply fuses one of
+    them into the sum, so 1 in 4 complex64 results differ from torch's in their last bit."""
+    real = p.real * q.real - p.imag * q.imag
+    imag = p.real * q.imag + p.imag * q.real
+    out = np.empty(real.shape, dtype=np.result_type(p, q))
+    out.real = real
+    out.imag = imag
+    return out
+
+
+def _with_values(composite: Tensor, values) -> Tensor:
+    """``values`` (an array ``composite``'s math rounds differently) with ``composite``'s graph and
+    tangents where it has them (the profiler's and forward AD's part-by-part runs): composite minus
+    itself detached is an exact zero that carries its derivatives (not where it is inf or NaN: the
+    composite's own values stand there)."""
+    if composite.grad_fn is None and _function_module.active_extension is None:
+        return Tensor._make(values)
+    if not np.isfinite(composite._data).all():
+        return composite
+    return (composite - composite.detach()) + Tensor._make(values)
 
 
 class Addcmul(Function):
