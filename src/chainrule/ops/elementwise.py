@@ -2432,7 +2432,18 @@ def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
 def _lerp_values(input: Tensor, end: Tensor, weight) -> Tensor:
     """lerp's values as torch's kernels round them (no graph of its own when recorded: _as_one_node)."""
     fused = _lerp_rounded_once(input, end, weight)
-    return fused if fused is not None else input + weight * (end - input)
+    if fused is not None:
+        return fused
+    if input.dtype.is_complex and not isinstance(weight, Tensor) and array_module(input) is np:
+        # torch's complex kernel: from the nearer end, input + w·diff or end + (w - 1)·diff, its
+        # complex products unfused (_unfused_complex_product), w a number of the dtype. (A complex
+        # tensor weight is left to the composite: torch's vectorised |w| < 0.5 test was not matched.)
+        w = np.asarray(weight, dtype=input._data.dtype)
+        diff = end._data - input._data
+        near = np.abs(w) < 0.5
+        values = (input._data if near else end._data) + _unfused_complex_product(w if near else w - 1, diff)
+        return _with_values(input + weight * (end - input), values)
+    return input + weight * (end - input)
 
 
 def _as_one_node(cls, compute, operands: tuple, *, saved: dict | None = None, kept: dict | None = None,
@@ -2440,20 +2451,21 @@ def _as_one_node(cls, compute, operands: tuple, *, saved: dict | None = None, ke
     """``compute(*operands)``, a composite of chainrule ops that rounds as torch's fused kernel
     does, recorded as torch records that kernel: one node of ``cls``, an edge to each of
     ``operands`` (None for one that needs no gradient), torch's derivative formulas for its rule
-    and torch's ``_saved_*``; ``params`` go to cls's forward. Where a dispatch mode, the profiler,
-    forward AD or CPU autocast watches the op, the composite runs as it is, each part seen (cast,
-    traced) as before, and its last node takes cls's name (its edges the parts'; ``saved`` and
-    ``kept`` name_node's)."""
-    if not is_recording(*operands):
-        return compute(*operands)
-    # (a wrapper subclass alive elsewhere sets active_dispatch too: that alone changes no graph)
-    if (_function_module.active_dispatch is not None and (_function_module.dispatch_modes or any(
-            isinstance(t, Tensor) and t._wrapper_strides is not None for t in operands))
-            or _function_module.active_profiler is not None
-            or _function_module.active_extension is not None or _opmath.autocast_hook.cpu_dtype is not None):
+    and torch's ``_saved_*``; ``params`` go to cls's forward, which computes the same composite.
+    A dispatch mode or a wrapper subclass sees the op as torch's one aten op (cls's
+    ``aten_overload`` and ``to_aten_arguments``), recorded or not. Where the profiler, forward AD
+    or CPU autocast watches the op, the composite runs as it is, each part seen (cast, timed,
+    given a tangent) as before, and its last node takes cls's name (its edges the parts'; ``saved``
+    and ``kept`` name_node's)."""
+    if (_function_module.active_profiler is not None or _function_module.active_extension is not None
+            or _opmath.autocast_hook.cpu_dtype is not None):
+        if not is_recording(*operands):
+            return compute(*operands)
         return name_node(compute(*operands), cls.node_name, label=cls.label, rule=_LAST_PART_RULE % cls.label,
                          saved=saved, kept=kept)
-    return cls.apply(*operands, compute=compute, **params)
+    if _function_module.active_dispatch is None and not is_recording(*operands):
+        return compute(*operands)
+    return cls.apply(*operands, **params)
 
 
 # the explainer's text for the renamed last node of a fused op's composite, run part by part under a mode
@@ -2461,8 +2473,14 @@ _LAST_PART_RULE = "%s's last step (its composite run part by part, each part see
 
 
 def _composite(compute, *arrays):
-    """The array of ``compute``'s composite run on ``arrays`` (tensors outside the graph: nothing recorded)."""
-    return compute(*(Tensor._make(a) for a in arrays))._data
+    """The array of ``compute``'s composite run on ``arrays`` (tensors outside the graph: nothing
+    recorded), its parts below the dispatch layer: the mode or wrapper that saw the op sees none of them."""
+    dispatch = _function_module.active_dispatch
+    _function_module.active_dispatch = None
+    try:
+        return compute(*(Tensor._make(a) for a in arrays))._data
+    finally:
+        _function_module.active_dispatch = dispatch
 
 
 class LerpScalar(Function):
@@ -2474,19 +2492,32 @@ class LerpScalar(Function):
     rule = "∂/∂input = 1 - weight, ∂/∂end = weight"
     formula = None
     saved_attributes = {"_saved_weight": ctx_value("weight")}
+    aten_overload = "Scalar"  # the dispatch layer shows it as torch's lerp.Scalar(self, end, weight)
 
     @staticmethod
-    def forward(ctx, input, end, compute, weight):
+    def forward(ctx, input, end, weight):
         ctx.weight = weight
-        return _composite(compute, input, end)
+        return _composite(lambda x, y: _lerp_values(x, y, weight), input, end)
 
     @staticmethod
-    @conjugate_rule
+    def to_aten_arguments(inputs, params) -> tuple:
+        return (*inputs, params["weight"]), {}
+
+    @staticmethod
+    def from_aten_arguments(args, kwargs) -> tuple:
+        input, end, weight = args
+        return (input, end), {"weight": weight}
+
+    @staticmethod
     def backward(ctx, grad):
-        # d(input + w·(end - input)) = (1 - w) d input + w d end  (1 - w in double, as torch's toDouble())
+        # d(input + w·(end - input)) = (1 - w) d input + w d end, conjugated for complex (torch's formulas:
+        # grad * (1 - w) in double as its toDouble(), grad * w.conj(), a complex w conjugated as a number)
         weight = ctx.weight
+        if isinstance(weight, builtins.complex):
+            weight = weight.conjugate()
         needs = ctx.needs_input_grad
-        return (grad * (1 - weight) if needs[0] else None), (grad * weight if needs[1] else None)
+        return ((MulNumber.apply(grad, number=1 - weight) if needs[0] else None),
+                (MulNumber.apply(grad, number=weight) if needs[1] else None))
 
 
 class LerpTensor(Function):
@@ -2499,21 +2530,23 @@ class LerpTensor(Function):
     formula = None
     # torch keeps input and end for weight's gradient, and weight always
     saved_attributes = {"_saved_self": saved(0), "_saved_end": saved(1), "_saved_weight": saved(2)}
+    aten_overload = "Tensor"  # (lerp.Tensor(self, end, weight) to the dispatch layer)
 
     @staticmethod
-    def forward(ctx, input, end, weight, compute):
+    def forward(ctx, input, end, weight):
         needs = ctx.needs_input_grad
         ctx.save_for_backward(input if needs[2] else None, end if needs[2] else None, weight)
-        return _composite(compute, input, end, weight)
+        return _composite(_lerp_values, input, end, weight)
 
     @staticmethod
-    @conjugate_rule
     def backward(ctx, grad):
-        # d(input + w·(end - input)) = (1 - w) d input + w d end + (end - input) dw
+        # d(input + w·(end - input)) = (1 - w) d input + w d end + (end - input) dw, each factor
+        # conjugated (torch's formulas: grad * factor.conj(), no node for a real factor)
         input, end, weight = ctx.saved_values
         needs = ctx.needs_input_grad
-        return ((grad * (1 - weight) if needs[0] else None), (grad * weight if needs[1] else None),
-                (grad * (end - input) if needs[2] else None))
+        # (torch's C++ 1 - weight: sub of the number as a tensor, SubBackward0 with weight's edge only)
+        return ((grad * Sub.apply(*_pair(1, weight)).conj() if needs[0] else None),
+                (grad * weight.conj() if needs[1] else None), (grad * (end - input).conj() if needs[2] else None))
 
 
 def _lerp_rounded_once(input: Tensor, end: Tensor, weight):
@@ -2571,6 +2604,19 @@ def _fma(x: Tensor, y, z: Tensor) -> Tensor:
     return _cast(_cast(x, wide) * y + _cast(z, wide), x.dtype)
 
 
+def _value_as_given(inputs, params) -> tuple:
+    """addcmul's and addcdiv's (args, kwargs) as torch's dispatcher passes them: ``value`` as the
+    caller gave it, a keyword, left out where it is the default int 1 (1.0 and True are passed)."""
+    given = params["given"]
+    return tuple(inputs), ({} if type(given) is builtins.int and given == 1 else {"value": given})
+
+
+def _value_from_aten(args, kwargs) -> tuple:
+    given = kwargs.get("value", 1)
+    value = given if type(given) is builtins.int and given == 1 else _checked_value(given, *args)
+    return tuple(args), {"value": value, "given": given}
+
+
 @scalar_first_in_function_words
 @honours_out
 @accepts_scalar_first("value", "tensor1, tensor2")
@@ -2585,7 +2631,8 @@ def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
     if type(value) is not builtins.int or value != 1:
         value = _checked_value(value, input, tensor1, tensor2)
     return _laid_out(_as_one_node(Addcmul, lambda x, t1, t2: _addcmul_values(x, t1, t2, value), (input, tensor1, tensor2),
-                                  saved=_ADDCMUL_SAVED, kept=_kept_factors(given, tensor1, tensor2), given=given),
+                                  saved=_ADDCMUL_SAVED, kept=_kept_factors(given, tensor1, tensor2), value=value,
+                                  given=given),
                      input, tensor1, tensor2)
 
 
@@ -2601,8 +2648,35 @@ def _addcmul_values(input: Tensor, tensor1: Tensor, tensor2: Tensor, value) -> T
         # torch's float32 and float64 kernels: value·tensor1 rounded, then one fused multiply-add with
         # tensor2 (an optimizer's exp_avg_sq.addcmul_(grad, grad, value=1 - beta2))
         return _fma(tensor1 if value == 1 else value * tensor1, tensor2, input)
+    if common.is_complex and all(array_module(t) is np for t in (input, tensor1, tensor2)):
+        return _with_values(input + value * tensor1 * tensor2, input._data + _unfused_complex_product(
+            _unfused_complex_product(np.asarray(value, dtype=common.np), tensor1._data), tensor2._data))
     product = tensor1 * tensor2
     return input + (product if value == 1 else value * product)
+
+
+def _unfused_complex_product(p, q):
+    """``p * q`` as torch's CPU complex kernels multiply (its vectorised and scalar loops alike):
+    (ac - bd) + (ad + bc)i with every real product rounded; NumPy's complex multiply fuses one of
+    them into the sum, so 1 in 4 complex64 results differ from torch's in their last bit."""
+    real = p.real * q.real - p.imag * q.imag
+    imag = p.real * q.imag + p.imag * q.real
+    out = np.empty(real.shape, dtype=np.result_type(p, q))
+    out.real = real
+    out.imag = imag
+    return out
+
+
+def _with_values(composite: Tensor, values) -> Tensor:
+    """``values`` (an array ``composite``'s math rounds differently) with ``composite``'s graph and
+    tangents where it has them (the profiler's and forward AD's part-by-part runs): composite minus
+    itself detached is an exact zero that carries its derivatives (not where it is inf or NaN: the
+    composite's own values stand there)."""
+    if composite.grad_fn is None and _function_module.active_extension is None:
+        return Tensor._make(values)
+    if not np.isfinite(composite._data).all():
+        return composite
+    return (composite - composite.detach()) + Tensor._make(values)
 
 
 class Addcmul(Function):
@@ -2617,20 +2691,25 @@ class Addcmul(Function):
     saved_attributes = {"_saved_tensor1": saved(0), "_saved_tensor2": saved(1), "_saved_value": ctx_value("given")}
 
     @staticmethod
-    def forward(ctx, input, tensor1, tensor2, compute, given):
+    def forward(ctx, input, tensor1, tensor2, value, given):
         needs = ctx.needs_input_grad
         ctx.given = given
         ctx.save_for_backward(tensor1 if needs[2] else None, tensor2 if needs[1] else None)
-        return _composite(compute, input, tensor1, tensor2)
+        return _composite(lambda x, t1, t2: _addcmul_values(x, t1, t2, value), input, tensor1, tensor2)
+
+    # the dispatch layer shows it as torch's addcmul(self, tensor1, tensor2, *, value=1): _value_as_given
+    to_aten_arguments = staticmethod(_value_as_given)
+    from_aten_arguments = staticmethod(_value_from_aten)
 
     @staticmethod
-    @conjugate_rule
     def backward(ctx, grad):
-        # d(input + v·t1·t2) = d input + v·t2 dt1 + v·t1 dt2
+        # d(input + v·t1·t2) = d input + v·t2 dt1 + v·t1 dt2, each factor conjugated (torch's
+        # formulas: grad * (t2 * value).conj(), no node for a real factor)
         tensor1, tensor2 = ctx.saved_values
         value = ctx.given
-        return ((grad if ctx.needs_input_grad[0] else None), (grad * (tensor2 * value) if tensor2 is not None else None),
-                (grad * (tensor1 * value) if tensor1 is not None else None))
+        return ((grad if ctx.needs_input_grad[0] else None),
+                (grad * MulNumber.apply(tensor2, number=value).conj() if tensor2 is not None else None),
+                (grad * MulNumber.apply(tensor1, number=value).conj() if tensor1 is not None else None))
 
 
 def _refuse_non_tensors(*operands) -> None:
@@ -2687,7 +2766,8 @@ def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
     if type(value) is not builtins.int or value != 1:
         value = _checked_value(value, input, tensor1, tensor2)
     return _laid_out(_as_one_node(Addcdiv, lambda x, t1, t2: _addcdiv_values(x, t1, t2, value), (input, tensor1, tensor2),
-                                  saved=_ADDCDIV_SAVED, kept=_kept_factors(given, tensor1, tensor2), given=given),
+                                  saved=_ADDCDIV_SAVED, kept=_kept_factors(given, tensor1, tensor2), value=value,
+                                  given=given),
                      input, tensor1, tensor2)
 
 
@@ -2713,21 +2793,52 @@ class Addcdiv(Function):
     saved_attributes = {"_saved_tensor1": saved(0), "_saved_tensor2": saved(1), "_saved_value": ctx_value("given")}
 
     @staticmethod
-    def forward(ctx, input, tensor1, tensor2, compute, given):
+    def forward(ctx, input, tensor1, tensor2, value, given):
         needs = ctx.needs_input_grad
         ctx.given = given
         ctx.save_for_backward(tensor1 if needs[2] else None, tensor2)
-        return _composite(compute, input, tensor1, tensor2)
+        return _composite(lambda x, t1, t2: _addcdiv_values(x, t1, t2, value), input, tensor1, tensor2)
+
+    # (addcdiv(self, tensor1, tensor2, *, value=1) to the dispatch layer)
+    to_aten_arguments = staticmethod(_value_as_given)
+    from_aten_arguments = staticmethod(_value_from_aten)
 
     @staticmethod
-    @conjugate_rule
     def backward(ctx, grad):
-        # d(input + v·t1/t2) = d input + v/t2 dt1 - v·t1/t2² dt2  (torch's order: t2·t2 first)
+        # d(input + v·t1/t2) = d input + v/t2 dt1 - v·t1/t2² dt2, each factor conjugated (torch's
+        # formulas; its order: t2·t2 first; its C++ value / t2 divides the number as a tensor,
+        # DivBackward0 with t2's edge only)
         tensor1, tensor2 = ctx.saved_values
         value = ctx.given
         needs = ctx.needs_input_grad
-        return ((grad if needs[0] else None), (grad * (value / tensor2) if needs[1] else None),
-                (-grad * (value * tensor1 / (tensor2 * tensor2)) if needs[2] else None))
+        return ((grad if needs[0] else None),
+                (grad * Div.apply(*_float_pair(value, tensor2)).conj() if needs[1] else None),
+                (-grad * (MulNumber.apply(tensor1, number=value) / (tensor2 * tensor2)).conj() if needs[2] else None))
+
+
+class MulNumber(Function):
+    """``x * number`` as torch's C++ derivative formulas record it: mul's Scalar overload
+    (MulBackward1), one edge, the number kept as a number (no tensor saved); float16 and bfloat16
+    multiply by it in float32, as torch's kernel takes a CPU scalar in its op-math type."""
+
+    _array_forward = True
+    node_name = "MulBackward1"
+    label = "mul"
+    rule = "∂/∂a = the number (conjugated for complex)"
+    formula = "{0} * {number}"
+    saved_attributes = {"_saved_other": ctx_value("number")}
+
+    @staticmethod
+    def forward(ctx, x, number):
+        ctx.number = number
+        factor = np.float32(number) if x.dtype.itemsize == 2 and x.dtype.kind in "fV" else number
+        return (x * factor).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(a·n) = conj(n) da
+        number = ctx.number
+        return MulNumber.apply(grad, number=number.conjugate() if isinstance(number, builtins.complex) else number)
 
 
 def _in_common_dtype(input, tensor1, tensor2) -> tuple:

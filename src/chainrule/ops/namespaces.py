@@ -217,6 +217,7 @@ _ATEN_SAME: dict[str, tuple[str, ...]] = {
     "cumsum": ("default",), "var": ("default", "dim", "correction"),
     "std": ("default", "dim", "correction"), "contiguous": ("default",), "expand": ("default",),
     "view": ("default",), "logical_and": ("default",), "logical_or": ("default",), "logical_xor": ("default",),
+    "addcmul": ("default",), "addcdiv": ("default",), "lerp": ("Scalar", "Tensor"),
 }
 # the names the Tensor method answers (ATen's view/expand/contiguous are methods, not functions)
 _ATEN_METHODS = {"view", "expand", "contiguous"}
@@ -316,7 +317,8 @@ def _aten_overloads(op_name: str) -> dict[str, OpOverload]:
     return overloads
 
 
-_INPLACE_OVERLOADS = {name + "_": ("Tensor", "Scalar") for name in ("add", "sub", "mul", "div", "pow")}
+_INPLACE_OVERLOADS = {**{name + "_": ("Tensor", "Scalar") for name in ("add", "sub", "mul", "div", "pow")},
+                      "addcmul_": ("default",), "addcdiv_": ("default",), "lerp_": ("Scalar", "Tensor")}
 
 
 def _copying(view: OpOverload) -> Callable:

@@ -268,7 +268,8 @@ def overload_of(op_class) -> DispatchedOverload:
     overload = _overloads.get(op_class)
     if overload is None:
         stem = _op_name(op_class).split("::", 1)[1]
-        op_name, overload_name = _ATEN_NAMES.get(stem, (stem, "default"))
+        # (a class shown as one of several overloads of its op says which: lerp's Scalar and Tensor)
+        op_name, overload_name = _ATEN_NAMES.get(stem, (stem, getattr(op_class, "aten_overload", "default")))
         overload = _overloads[op_class] = DispatchedOverload(op_class, op_name, overload_name)
     return overload
 
@@ -599,7 +600,8 @@ _inplace_overloads: dict = {}
 
 def _dispatch_inplace(function, target, args: tuple, kwargs: dict, run_inplace):
     """``function.inplace_dispatch``: ``target.<name>_(*args)`` to the innermost mode, else to a
-    wrapper subclass among the tensors, as ``aten.<name>_.Tensor`` (``.default`` without arguments).
+    wrapper subclass among the tensors, as ``aten.<name>_.Tensor`` (``.default`` without arguments,
+    else as _inplace_overload_name says).
     The method's own name comes from ``function`` (the out-of-place op); one built from a lambda
     (``fill_``, ``copy_``) is left alone, its inner op reaching the mode. The method returns
     ``target``, written in place, whatever the handler returns."""
@@ -610,11 +612,11 @@ def _dispatch_inplace(function, target, args: tuple, kwargs: dict, run_inplace):
     types = _dispatch_types(tensors) if _live_wrappers else ()
     if not _mode_stack and not types:
         return _function.RUN_UNDISPATCHED
-    key = (function, bool(args))
+    overload_name = _inplace_overload_name(name, args, kwargs)
+    key = (function, overload_name)
     func = _inplace_overloads.get(key)
     if func is None:
-        func = _inplace_overloads[key] = InplaceOverload(function, run_inplace, name + "_",
-                                                         "Tensor" if args else "default")
+        func = _inplace_overloads[key] = InplaceOverload(function, run_inplace, name + "_", overload_name)
     targets = getattr(_pending, "inplace", None)
     if targets is None:
         targets = _pending.inplace = []
@@ -634,6 +636,17 @@ def _dispatch_inplace(function, target, args: tuple, kwargs: dict, run_inplace):
 
 
 _function.inplace_dispatch = _dispatch_inplace
+
+# methods whose in-place overload is not the ``.Tensor`` of one with arguments: torch's schema names
+# it (lerp_ by its weight: ``.Scalar`` for a number, ``.Tensor`` for a tensor)
+_INPLACE_OVERLOAD_NAMES = {"addcmul": "default", "addcdiv": "default"}
+
+
+def _inplace_overload_name(name: str, args: tuple, kwargs: dict) -> str:
+    if name == "lerp":
+        weight = args[1] if len(args) > 1 else kwargs.get("weight")
+        return "Tensor" if isinstance(weight, _function._Tensor) else "Scalar"
+    return _INPLACE_OVERLOAD_NAMES.get(name) or ("Tensor" if args else "default")
 
 
 def _into_wrapper_by_copy(function, target, args: tuple, kwargs: dict):

@@ -509,6 +509,13 @@ def _clamp(args, kwargs):
     return "clamp", "default", (args[0], low, *((high,) if high is not None else ())), {}
 
 
+def _as_dispatched(op_name: str) -> Callable:
+    """An op the dispatch layer hands over in torch's own schema (addcmul's ``value=`` keyword): written as it came."""
+    def form(args, kwargs):
+        return op_name, "default", tuple(args), dict(kwargs)
+    return form
+
+
 _SCHEMA_FORMS: dict[str, Callable] = {
     "aten._to_copy.default": _to_copy,
     "aten.permute.default": _permute,
@@ -530,6 +537,9 @@ _SCHEMA_FORMS: dict[str, Callable] = {
     "aten.pow.Tensor_Tensor": _pow,
     "aten.add.Tensor": _with_alpha("add", "Tensor"),
     "aten.sub.Tensor": _with_alpha("sub", "Tensor"),
+    # ops whose dispatch arguments are already torch's (keywords included)
+    "aten.addcmul.default": _as_dispatched("addcmul"),
+    "aten.addcdiv.default": _as_dispatched("addcdiv"),
 }
 
 
