@@ -91,9 +91,6 @@ active_extension = None
 # answers RUN_UNDISPATCHED for an op it leaves alone
 active_dispatch = None
 RUN_UNDISPATCHED = object()
-# the entered TorchDispatchModes, outermost first: utils._python_dispatch's own stack (the same
-# list), for an op that must tell a mode (which sees its parts) from a wrapper alive elsewhere
-dispatch_modes: list = []
 # node_dispatch(node, grads): while active_dispatch is set, what the engine asks before a node's rule
 # runs; a node whose gradients or saved tensors are wrapper subclasses goes to their
 # __torch_dispatch__ as one backward op, anything else is answered RUN_UNDISPATCHED

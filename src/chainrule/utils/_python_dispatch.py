@@ -63,7 +63,7 @@ def reentrant_dispatch():
         yield
 
 
-_mode_stack: list = _function.dispatch_modes  # (the same list: ops read it there)
+_mode_stack: list = []
 
 
 class TorchDispatchMode:
