@@ -443,34 +443,81 @@ class SubScaled(Sub):
 
 
 class RSub(Function):
-    """``number - tensor`` (the reflected operator): torch records it as rsub of the tensor and a
-    scalar, a node with the tensor's edge only."""
+    """``number - alpha * tensor`` (the reflected operator, torch.rsub of a tensor and a number):
+    torch records it as rsub of the tensor and a scalar, a node with the tensor's edge only."""
 
     _array_forward = True
     node_name = "RsubBackward1"
     label = "rsub"
-    rule = "number - tensor: the tensor gets the negated gradient (∂/∂a = -1)"
+    rule = "number - alpha·tensor: the tensor gets the gradient times -alpha (∂/∂a = -alpha)"
     formula = "{number} - {0}"
+    saved_attributes = Add.saved_attributes
 
     @staticmethod
-    def forward(ctx, x, number):
+    def forward(ctx, x, number, alpha=1):
         ctx.number = number  # (read by the explainer's formula)
-        # as a scalar of x's dtype: bfloat16 (ml_dtypes) would take a Python float as float32
-        return x.dtype.type(number) - x
+        if alpha == 1:
+            # as a scalar of x's dtype: bfloat16 (ml_dtypes) would take a Python float as float32
+            return x.dtype.type(number) - x
+        ctx.alpha = alpha
+        # torch's rsub is sub(number, x, alpha): add with -alpha, the number in x's dtype
+        return fused_scaled_add(np.asarray(number, dtype=x.dtype), x, -x.dtype.type(alpha))
 
-    # the dispatch layer shows it as torch's rsub.Scalar(self, other)
+    # the dispatch layer shows it as torch's rsub.Scalar(self, other, alpha)
     @staticmethod
     def to_aten_arguments(inputs, params) -> tuple:
-        return (inputs[0], params["number"]), {}
+        alpha = params.get("alpha", 1)
+        return ((inputs[0], params["number"]) if alpha == 1 else (inputs[0], params["number"], alpha)), {}
 
     @staticmethod
     def from_aten_arguments(args, kwargs) -> tuple:
-        tensor, number = args
-        return (tensor,), {"number": number}
+        tensor, number = args[:2]
+        alpha = args[2] if len(args) > 2 else kwargs.get("alpha", 1)
+        return (tensor,), ({"number": number} if alpha == 1 else {"number": number, "alpha": alpha})
 
     @staticmethod
     def backward(ctx, grad):
-        return -grad
+        alpha = getattr(ctx, "alpha", 1)
+        return -grad if alpha == 1 else grad * -alpha
+
+
+class RSubTensors(Function):
+    """torch.rsub(input, other, alpha): ``other - alpha * input`` as torch records it, one
+    RsubBackward0 node with input's edge first (sub(other, input) would put other's first)."""
+
+    _array_forward = True
+    node_name = "RsubBackward0"
+    label = "rsub"
+    rule = "other - alpha·input: other gets the gradient, input its product with -alpha"
+    formula = "{1} - alpha * {0}"
+    saved_attributes = Add.saved_attributes
+    aten_overload = ("rsub", "Tensor")  # (RSub is rsub.Scalar)
+
+    @staticmethod
+    def to_aten_arguments(inputs, params) -> tuple:
+        alpha = params.get("alpha", 1)
+        return tuple(inputs), ({} if alpha == 1 else {"alpha": alpha})
+
+    @staticmethod
+    def from_aten_arguments(args, kwargs) -> tuple:
+        alpha = args[2] if len(args) > 2 else kwargs.get("alpha", 1)
+        return tuple(args[:2]), ({} if alpha == 1 else {"alpha": alpha})
+
+    @staticmethod
+    def forward(ctx, a, b, alpha=1):
+        if alpha == 1:
+            out = b - a
+        else:
+            ctx.alpha = alpha
+            out = fused_scaled_add(b, a, -a.dtype.type(alpha))  # torch's rsub is add with -alpha
+        return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, b, a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        alpha = getattr(ctx, "alpha", 1)
+        if not ctx.needs_input_grad[0]:
+            return None, grad
+        return (-grad if alpha == 1 else grad * -alpha), grad
 
 
 class Mul(Function):
@@ -869,13 +916,8 @@ def sub(input, other, *, alpha=1, out=None) -> Tensor:
             return input.sub(other, alpha=alpha)
     _check_int_operands(input, other, alpha)
     input_is_bool, other_is_bool = _is_bool(input), _is_bool(other)
-    if input_is_bool and other_is_bool:
-        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
-                           "Use the `^` or `logical_xor()` operator instead.")
     if input_is_bool or other_is_bool:
-        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. "
-                           "If you are trying to invert a mask, use the `~` or `logical_not()` "
-                           "operator instead.")
+        _checked_sub_operands(input, other, alpha)  # (raises torch's error)
     if type(alpha) is not builtins.int or alpha != 1:
         alpha = _check_alpha(input, other, alpha)
     if alpha != 1:
@@ -887,6 +929,23 @@ def sub(input, other, *, alpha=1, out=None) -> Tensor:
         return SubScaled.apply(*_pair(input, other), alpha=alpha)
     a, b = _pair(input, other)
     return Sub.apply(a, b)
+
+
+def _checked_sub_operands(input, other, alpha):
+    """sub's (and rsub's) checks of ``input - alpha * other``, in torch's order; ``alpha`` as it is
+    used. (sub runs the common case's checks inline, its hot path, and this one for a bool operand.)"""
+    _check_int_operands(input, other, alpha)
+    input_is_bool, other_is_bool = _is_bool(input), _is_bool(other)
+    if input_is_bool and other_is_bool:
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
+    if input_is_bool or other_is_bool:
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. "
+                           "If you are trying to invert a mask, use the `~` or `logical_not()` "
+                           "operator instead.")
+    if type(alpha) is not builtins.int or alpha != 1:
+        alpha = _check_alpha(input, other, alpha)
+    return alpha
 
 
 def _check_int_operands(*values) -> None:
@@ -906,7 +965,17 @@ def rsub(input, other, alpha=1) -> Tensor:
     """torch.rsub: ``other - alpha * input``."""
     _require_tensors("rsub", input)
     _one_device("rsub", input, other)
-    return sub(other, input, alpha=alpha)
+    if input.__class__ in SPARSE_COO_TYPES or other.__class__ in SPARSE_COO_TYPES:
+        return sub(other, input, alpha=alpha)
+    alpha = _checked_sub_operands(other, input, alpha)
+    if isinstance(other, Tensor):
+        # torch's rsub.Tensor: one RsubBackward0 node whose edges are input's, then other's
+        return RSubTensors.apply(*_pair(input, other), alpha=alpha)
+    kind = type(other)
+    if (kind is builtins.int or kind is builtins.float) and input._data.dtype.char in "fdeEFD":
+        # torch's rsub.Scalar: one RsubBackward1 node, the tensor's edge only
+        return RSub.apply(input, number=other, alpha=alpha)
+    return name_node(sub(other, input, alpha=alpha), "RsubBackward1")
 
 
 @accepts_two_numbers

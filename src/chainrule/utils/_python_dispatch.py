@@ -268,7 +268,8 @@ def overload_of(op_class) -> DispatchedOverload:
     overload = _overloads.get(op_class)
     if overload is None:
         stem = _op_name(op_class).split("::", 1)[1]
-        op_name, overload_name = _ATEN_NAMES.get(stem, (stem, "default"))
+        # (an op class may name its overload itself: RSubTensors, torch's rsub.Tensor beside RSub's rsub.Scalar)
+        op_name, overload_name = getattr(op_class, "aten_overload", None) or _ATEN_NAMES.get(stem, (stem, "default"))
         overload = _overloads[op_class] = DispatchedOverload(op_class, op_name, overload_name)
     return overload
 

@@ -1,0 +1,124 @@
+"""Session 44, lane mendAG: rsub's and the reflected operators' graphs, half ``x * number``'s one
+node, cross_entropy's weight check under label_smoothing, masked_scatter_ from an overlapping source."""
+import numpy as np
+import pytest
+import torch
+
+import chainrule
+from chainrule.autograd import gradcheck
+
+
+def _pair_of(mod, dtype, shapes=((2, 3), (2, 3))):
+    rng = np.random.default_rng(4)
+    return [mod.tensor(rng.standard_normal(s), dtype=getattr(mod, dtype), requires_grad=True) for s in shapes]
+
+
+def _graph(result, leaves):
+    """(node name, saved alpha, edges as leaf positions or None) of the result's node."""
+    fn = result.grad_fn
+    edges = []
+    for next_fn, _ in fn.next_functions:
+        if next_fn is None:
+            edges.append(None)
+        elif next_fn.name().endswith("AccumulateGrad"):
+            edges.append(next(i for i, leaf in enumerate(leaves) if leaf is next_fn.variable))
+        else:
+            edges.append(next_fn.name())
+    alpha = getattr(fn, "_saved_alpha", "absent")
+    return fn.name(), alpha, edges
+
+
+RSUB_CASES = [
+    ("tensors", lambda m, a, b: m.rsub(a, b)),
+    ("tensors alpha 2", lambda m, a, b: m.rsub(a, b, alpha=2)),
+    ("tensors alpha 0.5", lambda m, a, b: m.rsub(a, b, alpha=0.5)),
+    ("reversed", lambda m, a, b: m.rsub(b, a)),
+    ("number", lambda m, a, b: m.rsub(a, 2)),
+    ("float number alpha", lambda m, a, b: m.rsub(a, 2.5, alpha=3)),
+    ("number alpha 0.5", lambda m, a, b: m.rsub(a, -1, alpha=0.5)),
+    ("__rsub__ tensor", lambda m, a, b: m.Tensor.__rsub__(a, b)),
+    ("__rsub__ number", lambda m, a, b: m.Tensor.__rsub__(a, 3)),
+    ("operator", lambda m, a, b: 1.5 - a),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+@pytest.mark.parametrize("name, op", RSUB_CASES, ids=[c[0] for c in RSUB_CASES])
+def test_rsub_records_torchs_node_edges_and_values(name, op, dtype):
+    ta, tb = _pair_of(torch, dtype)
+    ca, cb = _pair_of(chainrule, dtype)
+    expected, got = op(torch, ta, tb), op(chainrule, ca, cb)
+    assert _graph(got, [ca, cb]) == _graph(expected, [ta, tb])
+    # With alpha, float64 and the half dtypes may differ from torch in the last bit, as add's and
+    # sub's do (fused_scaled_add): torch's float64 kernel is a fused multiply-add, and its half
+    # kernel rounds the elements past the last full vector (all of them in a tensor this small)
+    # differently from the vectorized ones, which compute in float32 and round once as here.
+    rtol = {"float64": 1e-15, "float16": 1e-3, "bfloat16": 8e-3}.get(dtype, 0) if "alpha" in name else 0
+    np.testing.assert_allclose(got.detach().double().numpy(), expected.detach().double().numpy(), rtol=rtol, atol=0)
+    seed = torch.linspace(-1, 2, 6).reshape(2, 3).to(expected.dtype)
+    expected.backward(seed)
+    got.backward(chainrule.tensor(seed.double().numpy(), dtype=got.dtype))
+    for t_leaf, c_leaf in ((ta, ca), (tb, cb)):
+        if t_leaf.grad is None:
+            assert c_leaf.grad is None
+        else:
+            np.testing.assert_array_equal(c_leaf.grad.double().numpy(), t_leaf.grad.double().numpy())
+
+
+def test_rsub_broadcasts_and_promotes_as_torch():
+    ta, tb = _pair_of(torch, "float64", ((3, 1), (4,)))
+    ca, cb = _pair_of(chainrule, "float64", ((3, 1), (4,)))
+    for mod, a, b in ((torch, ta, tb), (chainrule, ca, cb)):
+        mod.rsub(a, b.float().detach(), alpha=3).sum().backward()
+    np.testing.assert_allclose(ca.grad.numpy(), ta.grad.numpy())
+    assert chainrule.rsub(ca, cb.float()).dtype == chainrule.float64
+
+
+def test_rsub_gradcheck():
+    a, b = _pair_of(chainrule, "float64", ((3, 1), (3, 4)))
+    assert gradcheck(lambda x, y: chainrule.rsub(x, y, alpha=0.5), (a, b))
+    assert gradcheck(lambda x: chainrule.rsub(x, 2.0, alpha=-3), (a,))
+    assert gradcheck(lambda x, y: y.__rsub__(x), (a, b))
+
+
+@pytest.mark.parametrize("call", [
+    lambda m, a: m.rsub(a, True),
+    lambda m, a: m.rsub(a > 0, 1),
+    lambda m, a: m.rsub(a.long(), 1, alpha=0.5),
+    lambda m, a: m.rsub(a, 1, alpha=1j),
+    lambda m, a: m.rsub(a.long(), a.long() > 0),
+])
+def test_rsub_refuses_as_torch(call):
+    with pytest.raises(Exception) as expected:
+        call(torch, torch.ones(2))
+    with pytest.raises(type(expected.value)) as got:
+        call(chainrule, chainrule.ones(2))
+    assert str(got.value) == str(expected.value)
+
+
+@pytest.mark.parametrize("number", [2, 2.5, True])
+def test_rtruediv_unbound_on_a_number_fails_as_torchs(number):
+    with pytest.raises(AttributeError) as expected:
+        torch.Tensor.__rtruediv__(number, torch.ones(2))
+    with pytest.raises(AttributeError) as got:
+        chainrule.Tensor.__rtruediv__(number, chainrule.ones(2))
+    assert str(got.value) == str(expected.value)
+
+
+def _dispatched(mod):
+    mode_cls = __import__(f"{mod.__name__}.utils._python_dispatch", fromlist=["TorchDispatchMode"]).TorchDispatchMode
+    calls = []
+
+    class Recorder(mode_cls):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            calls.append((str(func), [a if isinstance(a, (int, float)) else "T" for a in args], kwargs or {}))
+            return func(*args, **(kwargs or {}))
+
+    a, b = mod.ones(2, requires_grad=True), mod.full((2,), 5.0)
+    with Recorder():
+        results = [mod.rsub(a, b), mod.rsub(a, b, alpha=2), mod.rsub(a, 3, alpha=2), 2 - a, mod.rsub(a, 3)]
+    return calls, [(r.grad_fn.name(), r.tolist()) for r in results]
+
+
+def test_rsub_under_a_dispatch_mode_is_torchs_overloads():
+    assert _dispatched(chainrule) == _dispatched(torch)
