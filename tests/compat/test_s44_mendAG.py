@@ -122,3 +122,51 @@ def _dispatched(mod):
 
 def test_rsub_under_a_dispatch_mode_is_torchs_overloads():
     assert _dispatched(chainrule) == _dispatched(torch)
+
+
+HALF_NUMBER_CASES = [
+    ("x * 2", lambda x: x * 2), ("2.7 * x", lambda x: 2.7 * x), ("x * True", lambda x: x * True),
+    ("x / 3", lambda x: x / 3), ("x / 0.1", lambda x: x / 0.1), ("mul", lambda x: x.mul(-4.7)),
+    ("div", lambda x: x.div(2.5)), ("x * 1e300", lambda x: x * 1e300), ("x / 0", lambda x: x / 0),
+    ("x * 2**63", lambda x: x * 2 ** 63),
+]
+
+
+def _half_input(mod, dtype):
+    return mod.tensor([[1.5, -2.3, 0.7], [4.1, -0.35, 10.2]], dtype=getattr(mod, dtype), requires_grad=True)
+
+
+def _saved(fn, name):
+    value = getattr(fn, name)
+    return None if value is None else (value.dtype.__repr__().split(".")[-1], value.item())
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("name, op", HALF_NUMBER_CASES, ids=[c[0] for c in HALF_NUMBER_CASES])
+def test_half_times_or_over_a_number_is_torchs_one_node(name, op, dtype):
+    tx, cx = _half_input(torch, dtype), _half_input(chainrule, dtype)
+    expected, got = op(tx), op(cx)
+    assert got.grad_fn.name() == expected.grad_fn.name()
+    t_edges, c_edges = expected.grad_fn.next_functions, got.grad_fn.next_functions
+    assert [e[0] is None for e in c_edges] == [e[0] is None for e in t_edges]
+    assert c_edges[0][0].variable is cx and t_edges[0][0].variable is tx
+    for attr in ("_saved_other", "_saved_self"):
+        assert str(_saved(got.grad_fn, attr)) == str(_saved(expected.grad_fn, attr))
+    np.testing.assert_array_equal(got.detach().float().numpy(), expected.detach().float().numpy())
+    seed = [[0.3, -1.7, 2.9], [1e4, -0.01, 7.3]]
+    expected.backward(torch.tensor(seed, dtype=expected.dtype))
+    got.backward(chainrule.tensor(seed, dtype=got.dtype))
+    np.testing.assert_array_equal(cx.grad.float().numpy(), tx.grad.float().numpy())
+
+
+def test_half_times_a_number_double_backward_and_out_of_range_ints():
+    results = []
+    for mod in (torch, chainrule):
+        x = _half_input(mod, "float16")
+        (g,) = mod.autograd.grad(((x * 2.7) * x / 3).sum(), x, create_graph=True)
+        (gg,) = mod.autograd.grad(g.sum(), x)
+        results.append((g.detach().float().numpy(), gg.float().numpy()))
+        with pytest.raises(OverflowError, match="int too big to convert"):
+            x * 2 ** 70
+    for expected, got in zip(*results):
+        np.testing.assert_array_equal(got, expected)

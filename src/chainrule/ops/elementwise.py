@@ -985,7 +985,7 @@ def mul(input, other, *, out=None) -> Tensor:
 
     The elementwise product of ``input`` and ``other`` (a tensor or a number), broadcast (torch.mul)."""
     if _is_real_number(other) and _is_half(input):
-        return _with_number_in_float32(input, lambda x: x * other, "MulBackward0")
+        return _with_number_in_float32(input, other, MulNumberInFloat32)
     if input.__class__ in SPARSE_COO_TYPES and out is None:
         return input.mul(other)  # sparse, as torch's
     a, b = _pair(input, other)
@@ -1009,13 +1009,84 @@ def number_in_dtype(number, tensor: Tensor):
     return number
 
 
-def _with_number_in_float32(tensor: Tensor, compute, node_name: str) -> Tensor:
+def _with_number_in_float32(tensor: Tensor, number, function_cls) -> Tensor:
     """``tensor * number`` or ``tensor / number`` on bfloat16/float16 as torch's CPU kernels compute
     them: the number (the second operand) kept in float32, the op's opmath type, not rounded to the
-    tensor's dtype first (bfloat16 ``3 * -4.7`` is -14.125, not -14.0625), the result rounded once.
+    tensor's dtype first (bfloat16 ``3 * -4.7`` is -14.125, not -14.0625), the result rounded once;
+    one node, as torch's, with the tensor's edge and the number's None.
     add and sub round their number to the tensor's dtype, as torch's do (the plain path)."""
-    with np.errstate(all="ignore"):  # silent as torch's: a number beyond the dtype's range gives inf
-        return name_node(rounded_once(compute, tensor), node_name)
+    if number.__class__ is builtins.int:
+        _dtype.check_int_scalar(number)  # past int64 and uint64: torch's argument parser refuses it
+    with np.errstate(all="ignore"):  # a number past float32's range is inf, silently as torch's
+        return function_cls.apply(tensor, _constant(number, np.float32), number=number)
+
+
+def _number_to_aten(inputs, params) -> tuple:
+    """The dispatch layer shows ``tensor * number`` as torch's mul.Tensor(tensor, number)."""
+    return (inputs[0], params["number"]), {}
+
+
+def _number_from_aten(args, kwargs) -> tuple:
+    tensor, number = args
+    return (tensor, _constant(number, np.float32)), {"number": number}
+
+
+def _wrapped_number(number) -> Tensor:
+    """A Python number as torch's node keeps it (``_saved_other``): a 0-d tensor of its own kind."""
+    kind = np.bool_ if isinstance(number, (builtins.bool, np.bool_)) else \
+        (np.uint64 if number > 9223372036854775807 else np.int64) if isinstance(number, (builtins.int, np.integer)) \
+        else np.float64
+    return Tensor._make(np.asarray(number, dtype=kind))
+
+
+class MulNumberInFloat32(Mul):
+    """bfloat16/float16 ``tensor * number``: computed in float32 with the number unrounded, the
+    product rounded once (torch's kernel); torch's one MulBackward0 node."""
+
+    node_name = "MulBackward0"
+    label = "mul"
+    rule = "∂/∂a = number (the gradient times the number, in float32, rounded once)"
+    formula = "{0} * {number}"
+    saved_attributes = {"_saved_other": SavedValue(lambda node: _wrapped_number(node.number), tensor=True),
+                        "_saved_self": SavedValue(lambda node: None, tensor=True)}
+
+    to_aten_arguments = staticmethod(_number_to_aten)
+    from_aten_arguments = staticmethod(_number_from_aten)
+
+    @staticmethod
+    def forward(ctx, a, b, number):
+        ctx.number = number
+        with np.errstate(all="ignore"):  # silent as torch's: a number beyond the dtype's range gives inf
+            return (a.astype(np.float32) * b).astype(a.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.number, None  # (the same kernel: torch's grad * other)
+
+
+class DivNumberInFloat32(Div):
+    """bfloat16/float16 ``tensor / number``: computed in float32 with the number unrounded, the
+    quotient rounded once (torch's kernel); torch's one DivBackward0 node."""
+
+    node_name = "DivBackward0"
+    label = "div"
+    rule = "∂/∂a = 1/number (the gradient over the number, in float32, rounded once)"
+    formula = "{0} / {number}"
+    saved_attributes = {"_saved_other": SavedValue(lambda node: _wrapped_number(node.number), tensor=True),
+                        "_saved_self": SavedValue(lambda node: None, tensor=True)}
+
+    to_aten_arguments = staticmethod(_number_to_aten)
+    from_aten_arguments = staticmethod(_number_from_aten)
+
+    @staticmethod
+    def forward(ctx, a, b, number):
+        ctx.number = number
+        with np.errstate(all="ignore"):
+            return (a.astype(np.float32) / b).astype(a.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad / ctx.number, None
 
 
 @accepts_two_numbers
@@ -1024,7 +1095,7 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
     """torch.div: true division (ints give floats); rounding_mode 'trunc' or 'floor' rounds."""
     if rounding_mode is None:
         if _is_real_number(other) and _is_half(input):
-            return _with_number_in_float32(input, lambda x: x / other, "DivBackward0")
+            return _with_number_in_float32(input, other, DivNumberInFloat32)
         if input.__class__ in SPARSE_COO_TYPES and out is None:
             return input.div(other)  # by a number: sparse, as torch's
         a, b = _float_pair(input, other)
