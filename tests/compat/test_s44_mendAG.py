@@ -170,3 +170,27 @@ def test_half_times_a_number_double_backward_and_out_of_range_ints():
             x * 2 ** 70
     for expected, got in zip(*results):
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("input_shape", [(2, 3, 4), (2, 3, 2, 2)])
+@pytest.mark.parametrize("weight_shape", [(3,), (1, 3), (3, 1), (1, 1, 3), (1, 3, 1), (3, 1, 1)])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.2])
+def test_cross_entropy_smoothing_weight_of_more_dims_as_torch(input_shape, weight_shape, reduction, label_smoothing):
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal(input_shape), rng.random(weight_shape)
+    t = rng.integers(0, 3, (input_shape[0],) + input_shape[2:])
+    outcomes = []
+    for mod in (torch, chainrule):
+        try:
+            loss = mod.nn.functional.cross_entropy(mod.tensor(x), mod.tensor(t), weight=mod.tensor(w),
+                                                   reduction=reduction, label_smoothing=label_smoothing)
+            outcomes.append(("ok", loss.numpy()))
+        except RuntimeError as error:
+            outcomes.append(("error", str(error)))
+    (t_kind, t_value), (c_kind, c_value) = outcomes
+    assert c_kind == t_kind
+    if t_kind == "ok":
+        np.testing.assert_allclose(c_value, t_value, rtol=1e-12)
+    else:
+        assert c_value == t_value
