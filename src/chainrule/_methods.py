@@ -2039,7 +2039,7 @@ def bind_tensor_misc() -> None:
     Tensor.adjoint = lambda self: _matrix_transpose(self, "adjoint()")
     Tensor.sum_to_size = _sum_to_size
     Tensor.new_empty_strided = lambda self, size, stride, **kwargs: self.new_empty(size, **kwargs)
-    Tensor.masked_scatter_ = _make_inplace(Tensor.masked_scatter)
+    Tensor.masked_scatter_ = _make_inplace(_index.masked_scatter_in_place)
     Tensor.scatter_reduce_ = _make_inplace(Tensor.scatter_reduce)
     Tensor.index_put = _index_put_form("index_put", 1)
     Tensor.index_put_ = _index_put_form("index_put_", 1)

@@ -194,3 +194,45 @@ def test_cross_entropy_smoothing_weight_of_more_dims_as_torch(input_shape, weigh
         np.testing.assert_allclose(c_value, t_value, rtol=1e-12)
     else:
         assert c_value == t_value
+
+
+_MASK = [[1, 0, 1, 0], [0, 1, 1, 0], [1, 1, 0, 1]]
+MASKED_SCATTER_CASES = [
+    ("itself", lambda m, x, mask: x.masked_scatter_(mask, x)),
+    ("its flat view", lambda m, x, mask: x.masked_scatter_(mask, x.view(-1))),
+    ("its flat view shifted", lambda m, x, mask: x.masked_scatter_(mask, x.view(-1)[2:])),
+    ("a mask of its values", lambda m, x, mask: x.masked_scatter_(x > 4, x)),
+    ("a transposed self", lambda m, x, mask: x.t().masked_scatter_(mask.t(), x.view(-1)[1:])),
+    ("a flipped source (a copy)", lambda m, x, mask: x.masked_scatter_(mask, x.flip(0))),
+    ("a transposed source (copied)", lambda m, x, mask: x.masked_scatter_(mask, x.t())),
+    ("rows below", lambda m, x, mask: x[1:].masked_scatter_(mask[1:], x[:2])),
+    ("rows above", lambda m, x, mask: x[:2].masked_scatter_(mask[:2], x[1:])),
+    ("an int tensor", lambda m, x, mask: x.long().masked_scatter_(mask, x.long())),
+    ("a short source", lambda m, x, mask: x.masked_scatter_(mask, x[1])),
+]
+
+
+@pytest.mark.parametrize("name, op", MASKED_SCATTER_CASES, ids=[c[0] for c in MASKED_SCATTER_CASES])
+def test_masked_scatter_from_a_source_over_self_as_torch(name, op):
+    outcomes = []
+    for mod in (torch, chainrule):
+        x = mod.arange(12.0).reshape(3, 4)
+        try:
+            result = op(mod, x, mod.tensor(_MASK, dtype=mod.bool))
+            outcomes.append(("ok", x.tolist(), result.tolist()))
+        except RuntimeError as error:
+            outcomes.append(("error", str(error)))
+    assert outcomes[1] == outcomes[0]
+
+
+def test_masked_scatter_from_an_overlapping_source_records_torchs_graph():
+    outcomes = []
+    for mod in (torch, chainrule):
+        leaf = mod.arange(12.0, requires_grad=True)
+        y = leaf * 1
+        y.masked_scatter_(y > 4, y)
+        edges = [None if fn is None else fn.name() for fn, _ in y.grad_fn.next_functions]
+        values = y.tolist()
+        y.backward(mod.arange(12.0))
+        outcomes.append((values, y.grad_fn.name(), edges, leaf.grad.tolist()))
+    assert outcomes[1] == outcomes[0]
