@@ -236,3 +236,27 @@ def test_masked_scatter_from_an_overlapping_source_records_torchs_graph():
         y.backward(mod.arange(12.0))
         outcomes.append((values, y.grad_fn.name(), edges, leaf.grad.tolist()))
     assert outcomes[1] == outcomes[0]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+@pytest.mark.parametrize("base", [2, 2.5, True, 0, -1.5])
+def test_number_to_a_tensor_power_keeps_torchs_saved_values(base, dtype):
+    kept = []
+    for mod in (torch, chainrule):
+        x = mod.tensor([1.0, 2.0, -0.5], dtype=getattr(mod, dtype), requires_grad=True)
+        fn = (base ** x).grad_fn
+        kept.append((fn.name(), repr(fn._saved_self), fn._saved_exponent is x,
+                     str(fn._saved_result.tolist()), str(fn._saved_result.dtype).split(".")[-1]))
+    assert kept[1] == kept[0]
+
+
+def test_number_to_a_tensor_power_refuses_a_backward_after_its_exponent_was_written():
+    messages = []
+    for mod in (torch, chainrule):
+        z = mod.tensor([1.0, 2.0], requires_grad=True) * 1
+        y = 2 ** z
+        z.add_(1)
+        with pytest.raises(RuntimeError) as error:
+            y.sum().backward()
+        messages.append(str(error.value))
+    assert messages[1] == messages[0]

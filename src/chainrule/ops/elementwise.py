@@ -698,12 +698,14 @@ class RPowScalar(Function):
     label = "pow"
     rule = "∂/∂a = c^a·log c for the constant base c"
     formula = "{base} ** {0}"
+    # torch's node keeps the exponent too (writing it in place then fails the backward, as torch's)
+    saved_attributes = {"_saved_exponent": saved(1), "_saved_result": saved(0), "_saved_self": ctx_value("base")}
 
     @staticmethod
     def forward(ctx, x, base):
         xp = array_module(x)
         y = xp.power(x.dtype.type(base), x)
-        ctx.save_for_backward(y)
+        ctx.save_for_backward(y, x)
         ctx.base = base
         return y
 
@@ -712,7 +714,7 @@ class RPowScalar(Function):
     def backward(ctx, grad):
         # d(c^x) = c^x log(c) dx
         xp = array_module(grad)
-        (y,) = ctx.saved_values
+        y = ctx.saved_values[0]
         if ctx.base == 0 and not y.is_complex():
             # torch's rule for a zero base: 0 where a >= 0 (where 0^a is 0 or 1), else 0^a log 0 = -inf
             return grad * where(y <= 1, 0.0, y * float("-inf"))
