@@ -388,6 +388,8 @@ def _rtruediv(self=_NOT_GIVEN, other=_NOT_GIVEN) -> Tensor:
     MulBackward0 over ReciprocalBackward0."""
     if self is _NOT_GIVEN:
         raise _no_self("__rdiv__")  # (torch's __rtruediv__ is its __rdiv__)
+    if not isinstance(self, Tensor):  # Tensor.__rtruediv__(2, t): torch's self.reciprocal() fails first
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute 'reciprocal'")
     # an ndarray too, as torch: its product with the reciprocal is NumPy's, wrapped back in a tensor
     if not (_is_operand(other) or isinstance(other, (complex, np.ndarray))):
         return NotImplemented
@@ -397,15 +399,10 @@ def _rtruediv(self=_NOT_GIVEN, other=_NOT_GIVEN) -> Tensor:
 def _rsub(number, tensor):
     if not isinstance(tensor, Tensor):  # torch's rsub(self, other) takes self as a tensor: Tensor.__rsub__(2, t)
         raise TypeError("rsub(): argument 'input' must be Tensor")  # (the operator answers NotImplemented)
-    kind = type(number)
-    if (kind is float or kind is int) and tensor._data.dtype.char in "fdeEFD":
-        # torch's node, the tensor's edge only: the one __rsub__'s fast path records, here for the
-        # general operator that stands in for it (a profiler, inference_mode, a dispatch mode or
-        # wrapper subclass) and for complex tensors, which the fast path leaves to this
-        if kind is int and not -9223372036854775808 <= number < 18446744073709551616:
-            _dtype.check_int_scalar(number)
-        return _function._apply_array_op(ew.RSub, tensor, number=number)
-    return name_node(ew.sub(number, tensor), "RsubBackward1")  # torch records number - tensor as rsub
+    # torch's __rsub__ is rsub(tensor, number): of a number, the RsubBackward1 node __rsub__'s fast
+    # path records (here for the general operator that stands in for it: a profiler, inference_mode,
+    # a dispatch mode or wrapper subclass; and for complex tensors); of a tensor, RsubBackward0
+    return ew.rsub(tensor, number)
 
 
 def _is_operand(x) -> bool:
@@ -2044,7 +2041,7 @@ def bind_tensor_misc() -> None:
     Tensor.adjoint = lambda self: _matrix_transpose(self, "adjoint()")
     Tensor.sum_to_size = _sum_to_size
     Tensor.new_empty_strided = lambda self, size, stride, **kwargs: self.new_empty(size, **kwargs)
-    Tensor.masked_scatter_ = _make_inplace(Tensor.masked_scatter)
+    Tensor.masked_scatter_ = _make_inplace(_index.masked_scatter_in_place)
     Tensor.scatter_reduce_ = _make_inplace(Tensor.scatter_reduce)
     Tensor.index_put = _index_put_form("index_put", 1)
     Tensor.index_put_ = _index_put_form("index_put_", 1)

@@ -112,6 +112,7 @@ _CASES = (
         ("add_alpha_broadcast", lambda a, b: chainrule.add(a, b, alpha=0.5), [(3, 1), (4,)], (-2, 2)),
         ("sub_alpha", lambda a, b: chainrule.sub(a, b, alpha=3), [(2, 3), (2, 3)], (-2, 2)),
         ("rsub", lambda a: 1.5 - a, [(2, 3)], (-2, 2)),
+        ("rsub_tensors_alpha", lambda a, b: chainrule.rsub(a, b, alpha=0.5), [(3, 1), (4,)], (-2, 2)),
         ("mul_broadcast", lambda a, b: a * b, [(2, 1, 4), (3, 1)], (-2, 2)),
         ("div_broadcast", lambda a, b: a / b, [(3, 4), (1, 4)], (0.5, 2)),
         ("pow_tensor", lambda a, b: a ** b, [(3, 4), (4,)], (0.5, 2)),

@@ -443,34 +443,81 @@ class SubScaled(Sub):
 
 
 class RSub(Function):
-    """``number - tensor`` (the reflected operator): torch records it as rsub of the tensor and a
-    scalar, a node with the tensor's edge only."""
+    """``number - alpha * tensor`` (the reflected operator, torch.rsub of a tensor and a number):
+    torch records it as rsub of the tensor and a scalar, a node with the tensor's edge only."""
 
     _array_forward = True
     node_name = "RsubBackward1"
     label = "rsub"
-    rule = "number - tensor: the tensor gets the negated gradient (∂/∂a = -1)"
+    rule = "number - alpha·tensor: the tensor gets the gradient times -alpha (∂/∂a = -alpha)"
     formula = "{number} - {0}"
+    saved_attributes = Add.saved_attributes
 
     @staticmethod
-    def forward(ctx, x, number):
+    def forward(ctx, x, number, alpha=1):
         ctx.number = number  # (read by the explainer's formula)
-        # as a scalar of x's dtype: bfloat16 (ml_dtypes) would take a Python float as float32
-        return x.dtype.type(number) - x
+        if alpha == 1:
+            # as a scalar of x's dtype: bfloat16 (ml_dtypes) would take a Python float as float32
+            return x.dtype.type(number) - x
+        ctx.alpha = alpha
+        # torch's rsub is sub(number, x, alpha): add with -alpha, the number in x's dtype
+        return fused_scaled_add(np.asarray(number, dtype=x.dtype), x, -x.dtype.type(alpha))
 
-    # the dispatch layer shows it as torch's rsub.Scalar(self, other)
+    # the dispatch layer shows it as torch's rsub.Scalar(self, other, alpha)
     @staticmethod
     def to_aten_arguments(inputs, params) -> tuple:
-        return (inputs[0], params["number"]), {}
+        alpha = params.get("alpha", 1)
+        return ((inputs[0], params["number"]) if alpha == 1 else (inputs[0], params["number"], alpha)), {}
 
     @staticmethod
     def from_aten_arguments(args, kwargs) -> tuple:
-        tensor, number = args
-        return (tensor,), {"number": number}
+        tensor, number = args[:2]
+        alpha = args[2] if len(args) > 2 else kwargs.get("alpha", 1)
+        return (tensor,), ({"number": number} if alpha == 1 else {"number": number, "alpha": alpha})
 
     @staticmethod
     def backward(ctx, grad):
-        return -grad
+        alpha = getattr(ctx, "alpha", 1)
+        return -grad if alpha == 1 else grad * -alpha
+
+
+class RSubTensors(Function):
+    """torch.rsub(input, other, alpha): ``other - alpha * input`` as torch records it, one
+    RsubBackward0 node with input's edge first (sub(other, input) would put other's first)."""
+
+    _array_forward = True
+    node_name = "RsubBackward0"
+    label = "rsub"
+    rule = "other - alpha·input: other gets the gradient, input its product with -alpha"
+    formula = "{1} - alpha * {0}"
+    saved_attributes = Add.saved_attributes
+    aten_overload = "Tensor"  # (RSub is rsub.Scalar)
+
+    @staticmethod
+    def to_aten_arguments(inputs, params) -> tuple:
+        alpha = params.get("alpha", 1)
+        return tuple(inputs), ({} if alpha == 1 else {"alpha": alpha})
+
+    @staticmethod
+    def from_aten_arguments(args, kwargs) -> tuple:
+        alpha = args[2] if len(args) > 2 else kwargs.get("alpha", 1)
+        return tuple(args[:2]), ({} if alpha == 1 else {"alpha": alpha})
+
+    @staticmethod
+    def forward(ctx, a, b, alpha=1):
+        if alpha == 1:
+            out = b - a
+        else:
+            ctx.alpha = alpha
+            out = fused_scaled_add(b, a, -a.dtype.type(alpha))  # torch's rsub is add with -alpha
+        return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, b, a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        alpha = getattr(ctx, "alpha", 1)
+        if not ctx.needs_input_grad[0]:
+            return None, grad
+        return (-grad if alpha == 1 else grad * -alpha), grad
 
 
 class Mul(Function):
@@ -651,12 +698,14 @@ class RPowScalar(Function):
     label = "pow"
     rule = "∂/∂a = c^a·log c for the constant base c"
     formula = "{base} ** {0}"
+    # torch's node keeps the exponent too (writing it in place then fails the backward, as torch's)
+    saved_attributes = {"_saved_exponent": saved(1), "_saved_result": saved(0), "_saved_self": ctx_value("base")}
 
     @staticmethod
     def forward(ctx, x, base):
         xp = array_module(x)
         y = xp.power(x.dtype.type(base), x)
-        ctx.save_for_backward(y)
+        ctx.save_for_backward(y, x)
         ctx.base = base
         return y
 
@@ -665,7 +714,7 @@ class RPowScalar(Function):
     def backward(ctx, grad):
         # d(c^x) = c^x log(c) dx
         xp = array_module(grad)
-        (y,) = ctx.saved_values
+        y = ctx.saved_values[0]
         if ctx.base == 0 and not y.is_complex():
             # torch's rule for a zero base: 0 where a >= 0 (where 0^a is 0 or 1), else 0^a log 0 = -inf
             return grad * where(y <= 1, 0.0, y * float("-inf"))
@@ -869,13 +918,8 @@ def sub(input, other, *, alpha=1, out=None) -> Tensor:
             return input.sub(other, alpha=alpha)
     _check_int_operands(input, other, alpha)
     input_is_bool, other_is_bool = _is_bool(input), _is_bool(other)
-    if input_is_bool and other_is_bool:
-        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
-                           "Use the `^` or `logical_xor()` operator instead.")
     if input_is_bool or other_is_bool:
-        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. "
-                           "If you are trying to invert a mask, use the `~` or `logical_not()` "
-                           "operator instead.")
+        _checked_sub_operands(input, other, alpha)  # (raises torch's error)
     if type(alpha) is not builtins.int or alpha != 1:
         alpha = _check_alpha(input, other, alpha)
     if alpha != 1:
@@ -887,6 +931,23 @@ def sub(input, other, *, alpha=1, out=None) -> Tensor:
         return SubScaled.apply(*_pair(input, other), alpha=alpha)
     a, b = _pair(input, other)
     return Sub.apply(a, b)
+
+
+def _checked_sub_operands(input, other, alpha):
+    """sub's (and rsub's) checks of ``input - alpha * other``, in torch's order; ``alpha`` as it is
+    used. (sub runs the common case's checks inline, its hot path, and this one for a bool operand.)"""
+    _check_int_operands(input, other, alpha)
+    input_is_bool, other_is_bool = _is_bool(input), _is_bool(other)
+    if input_is_bool and other_is_bool:
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
+    if input_is_bool or other_is_bool:
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. "
+                           "If you are trying to invert a mask, use the `~` or `logical_not()` "
+                           "operator instead.")
+    if type(alpha) is not builtins.int or alpha != 1:
+        alpha = _check_alpha(input, other, alpha)
+    return alpha
 
 
 def _check_int_operands(*values) -> None:
@@ -906,7 +967,17 @@ def rsub(input, other, alpha=1) -> Tensor:
     """torch.rsub: ``other - alpha * input``."""
     _require_tensors("rsub", input)
     _one_device("rsub", input, other)
-    return sub(other, input, alpha=alpha)
+    if input.__class__ in SPARSE_COO_TYPES or other.__class__ in SPARSE_COO_TYPES:
+        return sub(other, input, alpha=alpha)
+    alpha = _checked_sub_operands(other, input, alpha)
+    if isinstance(other, Tensor):
+        # torch's rsub.Tensor: one RsubBackward0 node whose edges are input's, then other's
+        return RSubTensors.apply(*_pair(input, other), alpha=alpha)
+    kind = type(other)
+    if (kind is builtins.int or kind is builtins.float) and input._data.dtype.char in "fdeEFD":
+        # torch's rsub.Scalar: one RsubBackward1 node, the tensor's edge only
+        return RSub.apply(input, number=other, alpha=alpha)
+    return name_node(sub(other, input, alpha=alpha), "RsubBackward1")
 
 
 @accepts_two_numbers
@@ -916,7 +987,7 @@ def mul(input, other, *, out=None) -> Tensor:
 
     The elementwise product of ``input`` and ``other`` (a tensor or a number), broadcast (torch.mul)."""
     if _is_real_number(other) and _is_half(input):
-        return _with_number_in_float32(input, lambda x: x * other, "MulBackward0")
+        return _with_number_in_float32(input, other, MulNumberInFloat32)
     if input.__class__ in SPARSE_COO_TYPES and out is None:
         return input.mul(other)  # sparse, as torch's
     a, b = _pair(input, other)
@@ -940,13 +1011,84 @@ def number_in_dtype(number, tensor: Tensor):
     return number
 
 
-def _with_number_in_float32(tensor: Tensor, compute, node_name: str) -> Tensor:
+def _with_number_in_float32(tensor: Tensor, number, function_cls) -> Tensor:
     """``tensor * number`` or ``tensor / number`` on bfloat16/float16 as torch's CPU kernels compute
     them: the number (the second operand) kept in float32, the op's opmath type, not rounded to the
-    tensor's dtype first (bfloat16 ``3 * -4.7`` is -14.125, not -14.0625), the result rounded once.
+    tensor's dtype first (bfloat16 ``3 * -4.7`` is -14.125, not -14.0625), the result rounded once;
+    one node, as torch's, with the tensor's edge and the number's None.
     add and sub round their number to the tensor's dtype, as torch's do (the plain path)."""
-    with np.errstate(all="ignore"):  # silent as torch's: a number beyond the dtype's range gives inf
-        return name_node(rounded_once(compute, tensor), node_name)
+    if number.__class__ is builtins.int:
+        _dtype.check_int_scalar(number)  # past int64 and uint64: torch's argument parser refuses it
+    with np.errstate(all="ignore"):  # a number past float32's range is inf, silently as torch's
+        return function_cls.apply(tensor, _constant(number, np.float32), number=number)
+
+
+def _number_to_aten(inputs, params) -> tuple:
+    """The dispatch layer shows ``tensor * number`` as torch's mul.Tensor(tensor, number)."""
+    return (inputs[0], params["number"]), {}
+
+
+def _number_from_aten(args, kwargs) -> tuple:
+    tensor, number = args
+    return (tensor, _constant(number, np.float32)), {"number": number}
+
+
+def _wrapped_number(number) -> Tensor:
+    """A Python number as torch's node keeps it (``_saved_other``): a 0-d tensor of its own kind."""
+    kind = np.bool_ if isinstance(number, (builtins.bool, np.bool_)) else \
+        (np.uint64 if number > 9223372036854775807 else np.int64) if isinstance(number, (builtins.int, np.integer)) \
+        else np.float64
+    return Tensor._make(np.asarray(number, dtype=kind))
+
+
+class MulNumberInFloat32(Mul):
+    """bfloat16/float16 ``tensor * number``: computed in float32 with the number unrounded, the
+    product rounded once (torch's kernel); torch's one MulBackward0 node."""
+
+    node_name = "MulBackward0"
+    label = "mul"
+    rule = "∂/∂a = number (the gradient times the number, in float32, rounded once)"
+    formula = "{0} * {number}"
+    saved_attributes = {"_saved_other": SavedValue(lambda node: _wrapped_number(node.number), tensor=True),
+                        "_saved_self": SavedValue(lambda node: None, tensor=True)}
+
+    to_aten_arguments = staticmethod(_number_to_aten)
+    from_aten_arguments = staticmethod(_number_from_aten)
+
+    @staticmethod
+    def forward(ctx, a, b, number):
+        ctx.number = number
+        with np.errstate(all="ignore"):  # silent as torch's: a number beyond the dtype's range gives inf
+            return (a.astype(np.float32) * b).astype(a.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.number, None  # (the same kernel: torch's grad * other)
+
+
+class DivNumberInFloat32(Div):
+    """bfloat16/float16 ``tensor / number``: computed in float32 with the number unrounded, the
+    quotient rounded once (torch's kernel); torch's one DivBackward0 node."""
+
+    node_name = "DivBackward0"
+    label = "div"
+    rule = "∂/∂a = 1/number (the gradient over the number, in float32, rounded once)"
+    formula = "{0} / {number}"
+    saved_attributes = {"_saved_other": SavedValue(lambda node: _wrapped_number(node.number), tensor=True),
+                        "_saved_self": SavedValue(lambda node: None, tensor=True)}
+
+    to_aten_arguments = staticmethod(_number_to_aten)
+    from_aten_arguments = staticmethod(_number_from_aten)
+
+    @staticmethod
+    def forward(ctx, a, b, number):
+        ctx.number = number
+        with np.errstate(all="ignore"):
+            return (a.astype(np.float32) / b).astype(a.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad / ctx.number, None
 
 
 @accepts_two_numbers
@@ -955,7 +1097,7 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
     """torch.div: true division (ints give floats); rounding_mode 'trunc' or 'floor' rounds."""
     if rounding_mode is None:
         if _is_real_number(other) and _is_half(input):
-            return _with_number_in_float32(input, lambda x: x / other, "DivBackward0")
+            return _with_number_in_float32(input, other, DivNumberInFloat32)
         if input.__class__ in SPARSE_COO_TYPES and out is None:
             return input.div(other)  # by a number: sparse, as torch's
         a, b = _float_pair(input, other)

@@ -2701,12 +2701,13 @@ class MaskedScatter(Function):
     _array_forward = True
 
     @staticmethod
-    def forward(ctx, x, source, mask):
+    def forward(ctx, x, source, mask, read=None):
         xp = array_module(x)
         ctx.mask = mask
         ctx.source_shape = source.shape
         out = x.copy()
-        out[mask] = source.reshape(-1)[: int(xp.count_nonzero(mask))]
+        # (read: the source's values as masked_scatter_ reads a source over its own memory)
+        out[mask] = (source if read is None else read).reshape(-1)[: int(xp.count_nonzero(mask))]
         return out
 
     @staticmethod
@@ -2727,6 +2728,10 @@ class MaskedScatter(Function):
 
 def masked_scatter(input: Tensor, mask: Tensor, source: Tensor) -> Tensor:
     """torch.masked_scatter: ``input`` with the masked slots filled, in order, from ``source``."""
+    return _masked_scatter(input, mask, source)
+
+
+def _masked_scatter(input: Tensor, mask: Tensor, source: Tensor, _read=None) -> Tensor:
     xp = array_module(input)
     _check_mask(mask, "masked_scatter")
     shape = np.broadcast_shapes(input._data.shape, mask._data.shape)
@@ -2735,7 +2740,54 @@ def masked_scatter(input: Tensor, mask: Tensor, source: Tensor) -> Tensor:
     mask_array = xp.broadcast_to(mask._data, shape)
     if int(xp.count_nonzero(mask_array)) > source._data.size:
         raise RuntimeError("Number of elements of source < number of ones in mask")
+    if _read is not None:
+        return MaskedScatter.apply(input, _same_dtype(source, input), mask=mask_array, read=_read)
     return MaskedScatter.apply(input, _same_dtype(source, input), mask=mask_array)
+
+
+def source_as_read_in_place(input: Tensor, mask, source):
+    """The source ``input.masked_scatter_(mask, source)`` reads, as torch's CPU kernel reads it.
+
+    The kernel walks input's masked positions in order, writing source element k at step k and
+    reading it only then: a contiguous source over input's own memory (a non-contiguous one is
+    copied first, its ``source.contiguous()``) reads at step k what an earlier step wrote there.
+    The op itself copies its source whole first, so where some step reads an earlier step's write
+    this gives the values the kernel reads (source's array, those steps' elements replaced); else None."""
+    x = input._data
+    s = source._data if isinstance(source, Tensor) else None
+    if (s is None or type(x) is not np.ndarray or type(s) is not np.ndarray or not isinstance(mask, Tensor)
+            or type(mask._data) is not np.ndarray or mask._data.dtype != np.bool_ or s.dtype != x.dtype
+            or not s.flags.c_contiguous or not x.size or not np.may_share_memory(x, s)):
+        return None
+    try:
+        positions = np.flatnonzero(np.broadcast_to(mask._data, x.shape))  # in input's row-major order
+    except ValueError:
+        return None  # (the op refuses it)
+    n = positions.size
+    if not n or n > s.size:
+        return None
+    written = x.__array_interface__["data"][0] + sum(
+        i * stride for i, stride in zip(np.unravel_index(positions, x.shape), x.strides))
+    read = s.__array_interface__["data"][0] + np.arange(n, dtype=np.int64) * s.itemsize
+    order = np.argsort(written, kind="stable")
+    at = np.minimum(np.searchsorted(written[order], read), n - 1)
+    step = np.where(written[order][at] == read, order[at], n)  # the step writing what step k reads
+    chained = np.flatnonzero(step < np.arange(n))
+    if not chained.size:
+        return None
+    values = s.reshape(-1).copy()
+    for k in chained:  # in order: the step it reads from is final already
+        values[k] = values[step[k]]
+    return values.reshape(s.shape)
+
+
+def masked_scatter_in_place(input: Tensor, mask: Tensor, source: Tensor) -> Tensor:
+    """masked_scatter as ``masked_scatter_`` runs it (on input's own memory): a source over that
+    memory read as torch's kernel reads it, the node and its edges masked_scatter's."""
+    return _masked_scatter(input, mask, source, source_as_read_in_place(input, mask, source))
+
+
+masked_scatter_in_place.__name__ = "masked_scatter"  # (the in-place op's name: masked_scatter_)
 
 
 # ---------------------------------------------------------------- flat indexing, nonzero

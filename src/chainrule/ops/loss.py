@@ -831,13 +831,29 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     # walked by user code look the same
     # (straight to the node: log_softmax's own dim and dtype parsing has nothing left to do here)
     logp = LogSoftmax.apply(input, dim=1 if input._data.ndim > 1 else 0)
-    weight = _weight_tensor(weight, w)
+    given_weight, weight = weight, _weight_tensor(weight, w)
     loss = _NllLoss.apply(logp, target=target, weight=weight, ignore_index=ignore_index, reduction=reduction,
                           log_softmax=False)
     loss = _name_nll_node(loss, input._data.ndim, reduction)
     if label_smoothing:
+        if w is not None:
+            _check_smoothing_weight(np.shape(given_weight), input._data.ndim, reduction)
         return _smoothed_nll(loss, logp, target, weight, ignore_index, reduction, label_smoothing)
     return loss
+
+
+def _check_smoothing_weight(shape: tuple, ndim: int, reduction: str) -> None:
+    """The weight of a smoothed class-index cross_entropy, after the NLL took it: nll_loss2d (an input
+    of 3+ dims) counts only its elements, but torch's smoothing then views it as its first dim
+    along the classes, and 'mean' gathers from it as a vector, so a weight of more dims fails there
+    with torch's errors (a (1, C) weight on (N, C, d) logits; (C, 1) under 'mean')."""
+    size = int(np.prod(shape))
+    if shape[0] != size:
+        view = [1] * ndim
+        view[1 if ndim > 1 else 0] = shape[0]
+        raise RuntimeError(f"shape '{view}' is invalid for input of size {size}")
+    if len(shape) != 1 and reduction == "mean":
+        raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
 
 
 def _smoothing(label_smoothing: float) -> float:

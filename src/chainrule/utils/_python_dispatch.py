@@ -268,8 +268,10 @@ def overload_of(op_class) -> DispatchedOverload:
     overload = _overloads.get(op_class)
     if overload is None:
         stem = _op_name(op_class).split("::", 1)[1]
-        # (a class shown as one of several overloads of its op says which: lerp's Scalar and Tensor)
-        op_name, overload_name = _ATEN_NAMES.get(stem, (stem, getattr(op_class, "aten_overload", "default")))
+        # (a class shown as one of several overloads of its op says which: lerp's Scalar and Tensor,
+        # RSubTensors' rsub.Tensor beside RSub's rsub.Scalar)
+        op_name, overload_name = _ATEN_NAMES.get(stem, (stem, "default"))
+        overload_name = getattr(op_class, "aten_overload", overload_name)
         overload = _overloads[op_class] = DispatchedOverload(op_class, op_name, overload_name)
     return overload
 
