@@ -308,8 +308,8 @@ class TapSum(Function):
 
 
 def _grid_coordinates(grid, sizes, padding_mode: str, align_corners: bool, pad: bool):
-    """The grid's coordinates (float32/float64 array (N, ..., k)) as pixel indices (k, N, P), the
-    dimension order reversed (x addresses the last), moved inside by ``padding_mode`` when ``pad``;
+    """The grid's coordinates (float32/float64 array (N, ..., k)) as pixel indices, one (N, P) array
+    per input dimension (x addresses the last), moved inside by ``padding_mode`` when ``pad``;
     with the derivative of each with respect to its grid value, piecewise constant, as torch's
     kernel sets it (clip_coordinates_set_grad, reflect_coordinates_set_grad): the scale, times 0
     where a clamp moved the coordinate or it lies on an end, times -1 for each reflection."""
@@ -342,27 +342,30 @@ def _grid_coordinates(grid, sizes, padding_mode: str, align_corners: bool, pad: 
     return coords, slopes
 
 
-class GridCoordinates(Function):
-    """A float32/float64 grid (N, ..., k) as (k, N, P) pixel indices, unnormalised and padded (see
-    _grid_coordinates) in one node instead of a dozen elementwise ones."""
+class GridValues(Function):
+    """Values worked out from a float32/float64 grid (N, ..., k) on arrays — its pixel indices
+    (k, N, P), or bilinear's factor pairs (k, N, 2, P) — as one node instead of a dozen elementwise
+    ones: each is affine in one grid value with a piecewise-constant ``slope``, of the same shape."""
     _array_forward = True
     label = "grid_sample (grid to pixel indices)"
-    rule = "∂/∂grid = g times each coordinate's slope (piecewise constant), back in the grid's layout"
+    rule = "∂/∂grid = Σ g times each value's slope (piecewise constant), back in the grid's layout"
 
     @staticmethod
-    def forward(ctx, grid, sizes, padding_mode, align_corners, pad):
-        coords, slopes = _grid_coordinates(grid, sizes, padding_mode, align_corners, pad)
-        xp = array_module(grid)
-        ctx.slopes, ctx.grid_shape = xp.stack(slopes), grid.shape
-        return xp.stack(coords)
+    def forward(ctx, grid, value, slope):
+        ctx.slope, ctx.grid_shape = slope, grid.shape
+        return value
 
     @staticmethod
     def backward(ctx, grad):
         spatial = ctx.grid_shape[-1]
         if on_arrays(grad):
-            g = grad._data * ctx.slopes
+            g = grad._data * ctx.slope
+            if g.ndim == 4:
+                g = g[:, :, 0] + g[:, :, 1]
             return Tensor._make(array_module(g).ascontiguousarray(g[::-1].transpose(1, 2, 0)).reshape(ctx.grid_shape))
-        g = grad * Tensor._make(ctx.slopes)
+        g = grad * Tensor._make(ctx.slope)
+        if g.ndim == 4:
+            g = g[:, :, 0] + g[:, :, 1]
         return stack([g[spatial - 1 - k] for k in range(spatial)], dim=-1).reshape(ctx.grid_shape)
 
 
@@ -392,10 +395,18 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
     grid_grad = (grid.requires_grad and is_grad_enabled()) or carries_tangent(grid)
     arrays = (mode == "nearest" or not grid_grad) and input.dtype in (_dtype.float32, _dtype.float64)
     # coordinate k of the grid addresses input dimension -1 - k (x is the last, width)
+    xp = array_module(input._data)
+    factors = None
     if input.dtype in (_dtype.float32, _dtype.float64) and not arrays:  # one node from the grid to them
-        both = GridCoordinates.apply(grid, sizes=tuple(sizes), padding_mode=padding_mode, align_corners=align,
-                                     pad=mode != "bicubic")
-        coords = [both[d] for d in range(spatial)]
+        found, slopes = _grid_coordinates(grid._data, sizes, padding_mode, align, pad=mode != "bicubic")
+        if mode == "bilinear":  # the factor pairs 1 - t, t of the fraction t, (k, N, 2, P)
+            low = [xp.floor(c) for c in found]
+            pairs = [xp.stack([1 - (c - f), c - f], axis=1) for c, f in zip(found, low)]
+            signs = xp.array([-1, 1], dtype=found[0].dtype).reshape(1, 1, 2, 1)
+            factors = GridValues.apply(grid, value=xp.stack(pairs), slope=xp.stack(slopes)[:, :, None, :] * signs)
+        else:
+            both = GridValues.apply(grid, value=xp.stack(found), slope=xp.stack(slopes))
+            coords = [both[d] for d in range(spatial)]
     else:
         source = grid._data if arrays else grid
         coords = [_unnormalize(source[..., spatial - 1 - d].reshape(batch, points), sizes[d], align)
@@ -407,7 +418,6 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
     constant = (lambda a: a) if arrays else Tensor._make
     flat = input.reshape(batch, channels, -1)
     strides = [int(np.prod(sizes[d + 1:], dtype=np.int64)) for d in range(spatial)]
-    xp = array_module(input._data)
 
     def read(corner_index: list) -> Tensor:
         """input at integer positions (one (N, points) array per dimension), zero outside it."""
@@ -484,7 +494,8 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
             tap_weights = stack(weights[0], dim=1).unsqueeze(2) * stack(weights[1], dim=1).unsqueeze(1)
         out = read_taps(positions, tap_weights.reshape(batch, 16, points))
     else:
-        low = [xp.floor(values_of(c)) for c in coords]
+        if factors is None:
+            low = [xp.floor(values_of(c)) for c in coords]
         corners = 2 ** spatial
         positions, weight = [], None
         # the 2 ** spatial corners, dimension 0 outermost (its low end first); each weight
@@ -492,9 +503,12 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
         for d in reversed(range(spatial)):
             axis = [1] * spatial
             axis[d] = 2
-            fraction = coords[d] - constant(low[d])
-            factor = (xp.stack([1 - fraction, fraction], axis=1) if arrays
-                      else stack([1 - fraction, fraction], dim=1)).reshape(batch, *axis, points)
+            if factors is not None:
+                factor = factors[d].reshape(batch, *axis, points)
+            else:
+                fraction = coords[d] - constant(low[d])
+                factor = (xp.stack([1 - fraction, fraction], axis=1) if arrays
+                          else stack([1 - fraction, fraction], dim=1)).reshape(batch, *axis, points)
             weight = factor if weight is None else weight * factor
         for d in range(spatial):
             axis = [1] * spatial
