@@ -19,8 +19,9 @@ from .. import _dtype
 from .._backend import array_module
 from .._opmath import cpu_autocast_policy
 from .._torch_function import user_stacklevel
+from ..autograd.forward_ad import carries_tangent
 from ..autograd.function import Function, ctx_value, name_node, on_arrays
-from ..autograd.grad_mode import no_grad
+from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..tensor import Tensor
 from .creation import linspace
 from .elementwise import refuse_kernel, where
@@ -110,6 +111,13 @@ class AffineGridGenerator(Function):
 
 
 # ---------------------------------------------------------------- grid_sample
+def _even(flips):
+    """Where the whole (non-negative) numbers ``flips`` are even: remainder(flips, 2) == 0 but for
+    infinities (NaN either way where they flow on), in a halving and a floor, not NumPy's
+    float remainder (16x slower)."""
+    return array_module(flips).floor(flips * 0.5) * 2 == flips
+
+
 def _reflect(x: Tensor, twice_low: int, twice_high: int) -> Tensor:
     """Reflect coordinates into [twice_low / 2, twice_high / 2] as often as needed (torch's rule)."""
     if twice_low == twice_high:
@@ -118,7 +126,7 @@ def _reflect(x: Tensor, twice_low: int, twice_high: int) -> Tensor:
     distance = (x - low).abs()
     flips = (distance.detach() / span).floor()
     extra = distance - flips * span
-    even = (flips.remainder(2) == 0)
+    even = Tensor._make(_even(flips._data))
     return where(even, extra + low, span - extra + low)
 
 
@@ -134,6 +142,26 @@ def _pad_coordinate(x: Tensor, size: int, padding_mode: str, align_corners: bool
     elif padding_mode == "reflection":
         x = _reflect(x, 0, 2 * (size - 1)) if align_corners else _reflect(x, -1, 2 * size - 1)
         x = x.clamp(0, size - 1)
+    return x
+
+
+def _pad_coordinate_array(x, size: int, padding_mode: str, align_corners: bool):
+    """_pad_coordinate on a float32/float64 array, for a grid no gradient flows to: the same
+    operations in the same order, so the same values, without a node per step."""
+    xp = array_module(x)
+    if padding_mode == "border":
+        x = xp.clip(x, 0, size - 1)
+    elif padding_mode == "reflection":
+        twice_low, twice_high = (0, 2 * (size - 1)) if align_corners else (-1, 2 * size - 1)
+        if twice_low == twice_high:
+            x = x * 0
+        else:
+            low, span = twice_low / 2, (twice_high - twice_low) / 2
+            distance = xp.abs(x - low)
+            flips = xp.floor(distance / span)
+            extra = distance - flips * span
+            x = xp.where(_even(flips), extra + low, span - extra + low)
+        x = xp.clip(x, 0, size - 1)
     return x
 
 
@@ -279,6 +307,68 @@ class TapSum(Function):
                 (values * grad).sum(1) if values is not None else None)
 
 
+def _grid_coordinates(grid, sizes, padding_mode: str, align_corners: bool, pad: bool):
+    """The grid's coordinates (float32/float64 array (N, ..., k)) as pixel indices, one (N, P) array
+    per input dimension (x addresses the last), moved inside by ``padding_mode`` when ``pad``;
+    with the derivative of each with respect to its grid value, piecewise constant, as torch's
+    kernel sets it (clip_coordinates_set_grad, reflect_coordinates_set_grad): the scale, times 0
+    where a clamp moved the coordinate or it lies on an end, times -1 for each reflection."""
+    xp = array_module(grid)
+    spatial = len(sizes)
+    batch = grid.shape[0]
+    coords, slopes = [], []
+    for d in range(spatial):
+        size = sizes[d]
+        x = _unnormalize(grid[..., spatial - 1 - d].reshape(batch, -1), size, align_corners)
+        slope = xp.full(x.shape, (size - 1) / 2 if align_corners else size / 2, dtype=x.dtype)
+        if pad and padding_mode == "reflection":
+            twice_low, twice_high = (0, 2 * (size - 1)) if align_corners else (-1, 2 * size - 1)
+            if twice_low == twice_high:
+                x, slope = x * 0, slope * 0
+            else:  # _pad_coordinate_array's steps, the slope taking abs's sign and each flip's
+                low, span = twice_low / 2, (twice_high - twice_low) / 2
+                distance = xp.abs(x - low)
+                flips = xp.floor(distance / span)
+                extra = distance - flips * span
+                even = _even(flips)
+                slope = xp.where(x - low < 0, -slope, slope)  # (+1 at low itself, as torch's kernel)
+                x = xp.where(even, extra + low, span - extra + low)
+                slope = xp.where(even, slope, -slope)
+        if pad and padding_mode != "zeros":  # torch's kernel counts the ends as outside (0 there; NaN passes)
+            slope = slope * ~((x <= 0) | (x >= size - 1))
+            x = xp.clip(x, 0, size - 1)
+        coords.append(x)
+        slopes.append(slope)
+    return coords, slopes
+
+
+class GridValues(Function):
+    """Values worked out from a float32/float64 grid (N, ..., k) on arrays — its pixel indices
+    (k, N, P), or bilinear's factor pairs (k, N, 2, P) — as one node instead of a dozen elementwise
+    ones: each is affine in one grid value with a piecewise-constant ``slope``, of the same shape."""
+    _array_forward = True
+    label = "grid_sample (grid to pixel indices)"
+    rule = "∂/∂grid = Σ g times each value's slope (piecewise constant), back in the grid's layout"
+
+    @staticmethod
+    def forward(ctx, grid, value, slope):
+        ctx.slope, ctx.grid_shape = slope, grid.shape
+        return value
+
+    @staticmethod
+    def backward(ctx, grad):
+        spatial = ctx.grid_shape[-1]
+        if on_arrays(grad):
+            g = grad._data * ctx.slope
+            if g.ndim == 4:
+                g = g[:, :, 0] + g[:, :, 1]
+            return Tensor._make(array_module(g).ascontiguousarray(g[::-1].transpose(1, 2, 0)).reshape(ctx.grid_shape))
+        g = grad * Tensor._make(ctx.slope)
+        if g.ndim == 4:
+            g = g[:, :, 0] + g[:, :, 1]
+        return stack([g[spatial - 1 - k] for k in range(spatial)], dim=-1).reshape(ctx.grid_shape)
+
+
 def _grid_sampler_node(out: Tensor) -> Tensor:
     """The composed parts' last node named as torch's one (GridSampler2DBackward0, GridSampler3DBackward0)."""
     return name_node(out, f"GridSampler{out.ndim - 2}DBackward0")
@@ -300,14 +390,34 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
     out_shape = tuple(grid.shape[1:-1])
     points = int(np.prod(out_shape, dtype=np.int64))
     spatial = len(sizes)
+    # a grid no gradient reaches (nearest's never does) is worked on as arrays, without a node per
+    # step: float32/float64 only, as float16/bfloat16's steps round as torch's opmath does
+    grid_grad = (grid.requires_grad and is_grad_enabled()) or carries_tangent(grid)
+    arrays = (mode == "nearest" or not grid_grad) and input.dtype in (_dtype.float32, _dtype.float64)
     # coordinate k of the grid addresses input dimension -1 - k (x is the last, width)
-    coords = [_unnormalize(grid[..., spatial - 1 - d].reshape(batch, points), sizes[d], align)
-              for d in range(spatial)]
-    if mode != "bicubic":  # bicubic pads each tap instead (below)
-        coords = [_pad_coordinate(c, sizes[d], padding_mode, align) for d, c in enumerate(coords)]
+    xp = array_module(input._data)
+    factors = None
+    if input.dtype in (_dtype.float32, _dtype.float64) and not arrays:  # one node from the grid to them
+        found, slopes = _grid_coordinates(grid._data, sizes, padding_mode, align, pad=mode != "bicubic")
+        if mode == "bilinear":  # the factor pairs 1 - t, t of the fraction t, (k, N, 2, P)
+            low = [xp.floor(c) for c in found]
+            pairs = [xp.stack([1 - (c - f), c - f], axis=1) for c, f in zip(found, low)]
+            signs = xp.array([-1, 1], dtype=found[0].dtype).reshape(1, 1, 2, 1)
+            factors = GridValues.apply(grid, value=xp.stack(pairs), slope=xp.stack(slopes)[:, :, None, :] * signs)
+        else:
+            both = GridValues.apply(grid, value=xp.stack(found), slope=xp.stack(slopes))
+            coords = [both[d] for d in range(spatial)]
+    else:
+        source = grid._data if arrays else grid
+        coords = [_unnormalize(source[..., spatial - 1 - d].reshape(batch, points), sizes[d], align)
+                  for d in range(spatial)]
+        if mode != "bicubic":  # bicubic pads each tap instead (below)
+            coords = [_pad_coordinate_array(c, sizes[d], padding_mode, align) if arrays
+                      else _pad_coordinate(c, sizes[d], padding_mode, align) for d, c in enumerate(coords)]
+    values_of = (lambda c: c) if arrays else (lambda c: c._data)
+    constant = (lambda a: a) if arrays else Tensor._make
     flat = input.reshape(batch, channels, -1)
     strides = [int(np.prod(sizes[d + 1:], dtype=np.int64)) for d in range(spatial)]
-    xp = array_module(input._data)
 
     def read(corner_index: list) -> Tensor:
         """input at integer positions (one (N, points) array per dimension), zero outside it."""
@@ -317,6 +427,8 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
             inside &= (position >= 0) & (position < sizes[d])
             flat_index += xp.clip(position, 0, sizes[d] - 1).astype(np.int64) * strides[d]
         values = PlaneGather.apply(flat, positions=flat_index)
+        if inside.all():  # (border and reflection always, zeros mostly): no (N, C, points) product
+            return values
         return values * Tensor._make(inside.astype(input._data.dtype)).unsqueeze(1)
 
     def read_taps(tap_positions: list, tap_weights: Tensor) -> Tensor:
@@ -329,7 +441,10 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
             flat_index = flat_index + xp.clip(position, 0, sizes[d] - 1).astype(np.int64) * strides[d]
         taps = inside.shape[1]
         # the mask folded into the small (N, K, points) weights, not applied to every channel's read
-        weights = tap_weights * Tensor._make(inside.astype(input._data.dtype))
+        if isinstance(tap_weights, Tensor):
+            weights = tap_weights * Tensor._make(inside.astype(input._data.dtype))
+        else:
+            weights = Tensor._make(tap_weights * inside.astype(input._data.dtype))
         values = PlaneGather.apply(flat, positions=flat_index.reshape(batch, taps * points))
         values = values.reshape(batch, channels, taps, points)
         if input.dtype in (_dtype.float16, _dtype.bfloat16):  # rounded after each add, in tap order, as torch's
@@ -341,14 +456,17 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
         return TapSum.apply(values, weights)
 
     if mode == "nearest":
-        out = read([xp.rint(c._data) for c in coords])  # rint rounds half to even, as nearbyint
+        out = read([xp.rint(values_of(c)) for c in coords])  # rint rounds half to even, as nearbyint
         # the grid's gradient is zero, as torch's: connect it through a where that selects nothing
         # (adds exactly 0, even where a coordinate is infinite), so grid.grad is a zero tensor
-        nothing = Tensor._make(xp.zeros((batch, points), dtype=bool))
-        out = out + sum(where(nothing, c, 0.0).sum() for c in coords)
+        if not arrays:
+            nothing = Tensor._make(xp.zeros((batch, points), dtype=bool))
+            out = out + sum(where(nothing, c, 0.0).sum() for c in coords)
+        elif grid_grad:
+            out = out + where(Tensor._make(xp.zeros(grid.shape, dtype=bool)), grid, 0.0).sum()
     elif mode == "bicubic":
-        low = [xp.floor(c._data) for c in coords]
-        weights = [_cubic_coefficients(c - Tensor._make(f)) for c, f in zip(coords, low)]
+        low = [xp.floor(values_of(c)) for c in coords]
+        weights = [_cubic_coefficients(c - constant(f)) for c, f in zip(coords, low)]
         out = None
         if input.dtype in (_dtype.float16, _dtype.bfloat16):
             # torch's kernel for these rounds as it goes: along x for each of the 4 rows, then along y
@@ -365,14 +483,19 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
         # the 4 x 4 taps, y's outer: each tap's integer position moved inside by the padding mode
         # (a constant of the grid), and its weight y's times x's
         offsets = xp.arange(-1, 3, dtype=low[0].dtype).reshape(1, 4, 1)
-        along = [_pad_coordinate(Tensor._make(f[:, None, :] + offsets), sizes[d], padding_mode, align)._data
+        along = [_pad_coordinate_array(f[:, None, :] + offsets, sizes[d], padding_mode, align) if arrays
+                 else _pad_coordinate(Tensor._make(f[:, None, :] + offsets), sizes[d], padding_mode, align)._data
                  for d, f in enumerate(low)]
         positions = [xp.broadcast_to(along[0][:, :, None, :], (batch, 4, 4, points)).reshape(batch, 16, points),
                      xp.broadcast_to(along[1][:, None, :, :], (batch, 4, 4, points)).reshape(batch, 16, points)]
-        tap_weights = stack(weights[0], dim=1).unsqueeze(2) * stack(weights[1], dim=1).unsqueeze(1)
+        if arrays:
+            tap_weights = xp.stack(weights[0], axis=1)[:, :, None] * xp.stack(weights[1], axis=1)[:, None]
+        else:
+            tap_weights = stack(weights[0], dim=1).unsqueeze(2) * stack(weights[1], dim=1).unsqueeze(1)
         out = read_taps(positions, tap_weights.reshape(batch, 16, points))
     else:
-        low = [xp.floor(c._data) for c in coords]
+        if factors is None:
+            low = [xp.floor(values_of(c)) for c in coords]
         corners = 2 ** spatial
         positions, weight = [], None
         # the 2 ** spatial corners, dimension 0 outermost (its low end first); each weight
@@ -380,8 +503,12 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
         for d in reversed(range(spatial)):
             axis = [1] * spatial
             axis[d] = 2
-            fraction = coords[d] - Tensor._make(low[d])
-            factor = stack([1 - fraction, fraction], dim=1).reshape(batch, *axis, points)
+            if factors is not None:
+                factor = factors[d].reshape(batch, *axis, points)
+            else:
+                fraction = coords[d] - constant(low[d])
+                factor = (xp.stack([1 - fraction, fraction], axis=1) if arrays
+                          else stack([1 - fraction, fraction], dim=1)).reshape(batch, *axis, points)
             weight = factor if weight is None else weight * factor
         for d in range(spatial):
             axis = [1] * spatial
