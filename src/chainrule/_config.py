@@ -260,7 +260,10 @@ def warn_once(message: str, category: type = UserWarning) -> None:
     """torch's TORCH_WARN_ONCE: ``message`` is given once per process whatever the warnings filters
     (Python's default filter would repeat it at every new call site), and on every call under
     set_warn_always(True). Points at the first frame outside chainrule."""
-    if message in _warned_once and not _warn_always:
+    if _warn_always:  # (torch's warn-always warns without spending the once: off again, it still warns)
+        warnings.warn(message, category, stacklevel=_torch_function.user_stacklevel())
+        return
+    if message in _warned_once:
         return
     _warned_once.add(message)
     warnings.warn(message, category, stacklevel=_torch_function.user_stacklevel())
