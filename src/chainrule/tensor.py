@@ -41,9 +41,6 @@ _ndarray = np.ndarray
 
 
 
-_scalar_warned = False
-
-
 _SCALAR_WARNING = ("Converting a tensor with requires_grad=True to a scalar may lead to unexpected behavior.\n"
                    "Consider using tensor.detach() first. (Triggered internally at "
                    "/__w/pytorch/pytorch/torch/csrc/autograd/generated/python_variable_methods.cpp:822.)")
@@ -53,12 +50,7 @@ def _warn_scalar_leaves_the_graph() -> None:
     """torch's TORCH_WARN_ONCE, with its "(Triggered internally at ...)" tail, when float() or complex()
     of a tensor being recorded drops its graph (``total += float(loss)``, ``'%.3f' % loss``): once per
     process, at every call under set_warn_always(True); item() and int() do not warn."""
-    global _scalar_warned
-    if not _scalar_warned or _config._warn_always:
-        _scalar_warned = _scalar_warned or not _config._warn_always  # warn_always spends no once
-        import warnings
-
-        warnings.warn(_SCALAR_WARNING, UserWarning, stacklevel=_torch_function.user_stacklevel())
+    _config.warn_once(_SCALAR_WARNING)
 
 _PACKAGE_DIR = __file__.rsplit("tensor.py", 1)[0]
 

@@ -64,7 +64,7 @@ def _torch_run(expr):
 
 
 def _chainrule_run(expr, monkeypatch):
-    monkeypatch.setattr(creation, "_list_of_arrays_warned", False)
+    monkeypatch.setattr(chainrule._config, "_warned_once", set())
     code = compile(expr, __file__, "eval")  # so that the warning's line is in this file, as the script's
     names = {"lib": chainrule, "np": np}
     with warnings.catch_warnings(record=True) as seen:

@@ -42,7 +42,7 @@ def test_align_corners_default_warns_in_torchs_words(op):
 
 
 def test_a_read_only_array_warns_once_a_process_as_torch(monkeypatch):
-    monkeypatch.setattr(creation, "_read_only_warned", False)
+    monkeypatch.setattr(chainrule._config, "_warned_once", set())
     array = np.arange(4.0)
     array.setflags(write=False)
     first = _caught(lambda: chainrule.from_numpy(array))
@@ -54,7 +54,7 @@ def test_a_read_only_array_warns_once_a_process_as_torch(monkeypatch):
 
 
 def test_as_tensor_of_a_read_only_array_warns_and_shares_it(monkeypatch):
-    monkeypatch.setattr(creation, "_read_only_warned", False)
+    monkeypatch.setattr(chainrule._config, "_warned_once", set())
     array = np.arange(3.0)
     array.setflags(write=False)
     caught = _caught(lambda: chainrule.as_tensor(array))
@@ -63,11 +63,11 @@ def test_as_tensor_of_a_read_only_array_warns_and_shares_it(monkeypatch):
 
 
 def test_writable_arrays_and_copies_do_not_warn(monkeypatch):
-    monkeypatch.setattr(creation, "_read_only_warned", False)
+    monkeypatch.setattr(chainrule._config, "_warned_once", set())
     read_only = np.arange(3.0)
     read_only.setflags(write=False)
     assert _caught(lambda: (chainrule.from_numpy(np.arange(3.0)), chainrule.tensor(read_only))) == []
-    assert creation._read_only_warned is False
+    assert creation._READ_ONLY_WARNING not in chainrule._config._warned_once  # its once not spent
 
 
 def _read_only(lib):

@@ -285,9 +285,6 @@ def _holds_int_beyond_int64(data) -> builtins.bool:
     return isinstance(data, int) and not -2**63 <= data < 2**63
 
 
-_list_of_arrays_warned = False  # torch warns once a process
-
-
 def _arrays_met(data) -> int:
     """How many NumPy arrays torch meets reading nested data: each array, and each row of an array
     of two or more dims as it iterates it (two 2x2 arrays are six)."""
@@ -298,23 +295,17 @@ def _arrays_met(data) -> int:
     return 0
 
 
+_LIST_OF_ARRAYS_WARNING = ("Creating a tensor from a list of numpy.ndarrays is extremely slow. Please consider "
+                           "converting the list to a single numpy.ndarray with numpy.array() before converting to "
+                           "a tensor. (Triggered internally at /__w/pytorch/pytorch/torch/csrc/utils/tensor_new.cpp:252.)")
+
+
 def _warn_list_of_arrays(data) -> None:
     """torch's warning for a (nested) sequence holding NumPy arrays, which it copies element by
     element: the scripts that build ``LongTensor([np.asarray(...) for ...])`` see it once; under
     set_warn_always(True) torch's TORCH_WARN_ONCE fires at every array it meets."""
-    global _list_of_arrays_warned
-    if _list_of_arrays_warned and not _config._warn_always:
-        return
-    _list_of_arrays_warned = _list_of_arrays_warned or not _config._warn_always  # warn_always spends no once
-    import warnings
-
-    from .._torch_function import user_stacklevel
-
     for _ in range(_arrays_met(data) if _config._warn_always else 1):
-        warnings.warn("Creating a tensor from a list of numpy.ndarrays is extremely slow. Please consider converting "
-                      "the list to a single numpy.ndarray with numpy.array() before converting to a tensor. "
-                      "(Triggered internally at /__w/pytorch/pytorch/torch/csrc/utils/tensor_new.cpp:252.)",
-                      UserWarning, stacklevel=user_stacklevel())
+        _config.warn_once(_LIST_OF_ARRAYS_WARNING)
 
 
 def _unwrap_nested(data, leaf_depth: int, depth: int = 0):
@@ -513,27 +504,20 @@ def _check_numpy_array(array: np.ndarray) -> None:
                          "between byte orders is currently not supported.")
 
 
-_read_only_warned = False  # torch warns once a process (from_numpy and as_tensor share it)
+_READ_ONLY_WARNING = ("The given NumPy array is not writable, and PyTorch does not support non-writable tensors. "
+                      "This means writing to this tensor will result in undefined behavior. You may want to copy "
+                      "the array to protect its data or make it writable before converting it to a tensor. This type "
+                      "of warning will be suppressed for the rest of this program. (Triggered internally at "
+                      "/__w/pytorch/pytorch/torch/csrc/utils/tensor_numpy.cpp:213.)")
 
 
 def _warn_if_read_only(array: np.ndarray) -> None:
     """torch's warning for sharing a read-only array (PIL's ``np.asarray(image)``, ``np.frombuffer``
-    of bytes, a read-only memmap). torch then writes into it anyway (undefined behaviour); here
-    the tensor stays read-only and an in-place write to it is refused."""
-    global _read_only_warned
-    if array.flags.writeable or (_read_only_warned and not _config._warn_always):
-        return
-    _read_only_warned = _read_only_warned or not _config._warn_always  # warn_always spends no once
-    import warnings
-
-    from .._torch_function import user_stacklevel
-
-    warnings.warn("The given NumPy array is not writable, and PyTorch does not support non-writable tensors. "
-                  "This means writing to this tensor will result in undefined behavior. You may want to copy "
-                  "the array to protect its data or make it writable before converting it to a tensor. This type "
-                  "of warning will be suppressed for the rest of this program. (Triggered internally at "
-                  "/__w/pytorch/pytorch/torch/csrc/utils/tensor_numpy.cpp:213.)", UserWarning,
-                  stacklevel=user_stacklevel())
+    of bytes, a read-only memmap), once a process (from_numpy and as_tensor share it). torch then
+    writes into it anyway (undefined behaviour); here the tensor stays read-only and an in-place
+    write to it is refused."""
+    if not array.flags.writeable:
+        _config.warn_once(_READ_ONLY_WARNING)
 
 
 def _sizes(sizes: tuple, size) -> tuple:
