@@ -299,3 +299,24 @@ def test_a_wrapper_subclass_sees_the_schema_and_runs_on_its_inner_tensors():
     assert lines == ["aten.sum.dim_IntList", "aten.mul.Tensor", "aten.slice.Tensor", "aten.cat.default",
                      "aten._softmax.default"]
     np.testing.assert_allclose(out.inner.numpy(), expected.numpy())
+
+
+def test_a_wrapper_swaps_a_tensor_that_stands_at_several_places():
+    class Wrapper(chainrule.Tensor):
+        @staticmethod
+        def __new__(cls, inner):
+            out = chainrule.Tensor._make_wrapper_subclass(cls, inner.shape, dtype=inner.dtype)
+            out.inner = inner
+            return out
+
+        @classmethod
+        def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+            unwrap = lambda v: v.inner if isinstance(v, Wrapper) else [unwrap(i) for i in v] if isinstance(v, list) else v  # noqa: E731
+            out = func(*[unwrap(a) for a in args], **{k: unwrap(v) for k, v in (kwargs or {}).items()})
+            assert not isinstance(out, Wrapper)  # the op ran on the inner tensors only
+            return Wrapper(out)
+
+    x = chainrule.tensor(np.arange(6.0).reshape(2, 3), dtype=chainrule.float32)
+    w = Wrapper(x)
+    np.testing.assert_allclose((w * w).inner.numpy(), (x * x).numpy())
+    np.testing.assert_allclose(chainrule.cat([w, w], 1).inner.numpy(), chainrule.cat([x, x], 1).numpy())

@@ -610,10 +610,15 @@ def _as_given(overload, args, kwargs):
         return None
     if not swapped:
         return tuple(pending.inputs), dict(pending.params)
-    inputs = tuple(swapped.pop(id(t), t) if t is not None else t for t in pending.inputs)
-    params = {key: swapped.pop(id(value), value) if isinstance(value, _function._Tensor) else value
+    # (a tensor can stand at several places: x * x, cat([x, x]))
+    held = [t for t in pending.inputs if t is not None]
+    held += [value for value in pending.params.values() if isinstance(value, _function._Tensor)]
+    if not set(swapped) <= {id(t) for t in held}:
+        return None  # a tensor the op keeps as an array (index's key) was swapped
+    inputs = tuple(swapped.get(id(t), t) if t is not None else t for t in pending.inputs)
+    params = {key: swapped.get(id(value), value) if isinstance(value, _function._Tensor) else value
               for key, value in pending.params.items()}
-    return None if swapped else (inputs, params)  # (a tensor the op keeps as an array was swapped)
+    return inputs, params
 
 
 # overloads whose torch result is a tuple where chainrule's op gives its first item alone (max.dim's
