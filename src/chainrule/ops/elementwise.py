@@ -77,6 +77,7 @@ def _as_operand(x, dtype: _dtype.dtype, like: Tensor | None = None) -> Tensor:
     else:
         operand = _as_operand_unchecked(x, dtype, like)
     operand._wrapped_number = True
+    operand._wrapped_value = x  # (the number as given: the dispatch layer shows it)
     return operand
 
 

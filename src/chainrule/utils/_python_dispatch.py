@@ -16,9 +16,10 @@ A wrapper subclass (``Tensor._make_wrapper_subclass`` and a classmethod ``__torc
 gets every op on it the same way while any instance is alive, autograd recording above it, and each
 backward node over wrappers as one backward op (``aten.threshold_backward.default``).
 
-docs/extending.md ("The layer below") lists what differs from torch: ``args``/``kwargs`` are the
-chainrule op's, some ops show another overload or no decomposition, only some factory functions
-reach the mode, and the backward is shown as the ops chainrule's rules run.
+``args``/``kwargs`` are torch's schema's for the ops ``_ATEN_SCHEMAS`` lists (the op's own elsewhere).
+docs/extending.md ("The layer below") lists what differs from torch: some ops show another overload
+or no decomposition, only some factory functions reach the mode, and the backward is shown as the
+ops chainrule's rules run.
 """
 
 from __future__ import annotations
@@ -232,14 +233,21 @@ class DispatchedOverload(OpOverload):
     of the same name in ``torch.ops.aten`` (``func == torch.ops.aten.mul.Tensor``), as overloads
     compare by their qualified name."""
 
-    def __init__(self, op_class, op_name: str, overload_name: str) -> None:
+    def __init__(self, op_class, op_name: str, overload_name: str, schema_args: bool = False) -> None:
         super().__init__("aten", op_name, overload_name, self._run_op)
         self._op_class = op_class
+        self._schema_args = schema_args  # (args and kwargs are torch's schema's: _ATEN_SCHEMAS)
 
     def _run_op(self, *args, **kwargs):
-        from_aten = getattr(self._op_class, "from_aten_arguments", None)
-        if from_aten is not None:
-            args, kwargs = from_aten(args, kwargs)
+        if self._schema_args:
+            internal = _as_given(self, args, kwargs)
+            if internal is None:  # the handler changed an argument: torch's overload runs what it asked for
+                return _as_op_result(self, _aten_callable(self._op_name, self._overloadname)(*args, **kwargs))
+            args, kwargs = internal
+        else:
+            from_aten = getattr(self._op_class, "from_aten_arguments", None)
+            if from_aten is not None:
+                args, kwargs = from_aten(args, kwargs)
         pending = _pending.stack[-1] if getattr(_pending, "stack", None) else None
         if (pending is not None and pending.record and pending.output is None
                 and pending.op_class is self._op_class and len(args) == len(pending.inputs)
@@ -263,6 +271,18 @@ def _aten_arguments(op_class, inputs, params) -> tuple:
     return tuple(inputs), dict(params)
 
 
+def _handler_call(op_class, inputs, params) -> tuple:
+    """(func, args, kwargs) a handler gets for the op: the overload and arguments of torch's aten
+    schema where ``_ATEN_SCHEMAS`` knows the op's, else the op's own (``_aten_arguments``)."""
+    schema = _ATEN_SCHEMAS.get(op_class.__name__)
+    if schema is not None:
+        shown = schema(inputs, params)
+        if shown is not None:
+            name, args, kwargs = shown
+            return _schema_overload(op_class, name), args, kwargs
+    return overload_of(op_class), *_aten_arguments(op_class, inputs, params)
+
+
 def overload_of(op_class) -> DispatchedOverload:
     """The aten overload a chainrule op class is shown as (built once per class)."""
     overload = _overloads.get(op_class)
@@ -276,17 +296,440 @@ def overload_of(op_class) -> DispatchedOverload:
     return overload
 
 
+
+# ---- torch's aten schemas: the overload, args and kwargs torch's dispatcher hands a handler
+# Each entry turns an op's inputs and parameters into (overload, args, kwargs) as torch 2.13 passes
+# them: positional arguments up to the last one given, defaults left out, dims as lists, dtypes and
+# memory formats as chainrule's objects; None shows the op's own (for a form without a schema).
+# A handler that calls ``func`` with what it got (tensors swapped for others, as wrapper subclasses
+# do) runs the op itself; one that changed any other argument gets torch.ops.aten's overload of
+# that name run on what it asked for.
+_INT64_MAX = 9223372036854775807
+
+
+def _dims(params) -> list:
+    return list(params["dims"])
+
+
+def _all_dims(inputs, params) -> bool:
+    return not params.get("keepdim") and tuple(params["dims"]) == tuple(range(inputs[0].ndim))
+
+
+def _trailing(args: tuple, defaults: tuple) -> tuple:
+    """``args`` without the trailing ones equal to their default (``defaults`` aligned at the end)."""
+    args = list(args)
+    for default in reversed(defaults):
+        if args and type(args[-1]) is type(default) and args[-1] == default:
+            args.pop()
+        else:
+            break
+    return tuple(args)
+
+
+def _torch_dtype(np_dtype):
+    from .. import _dtype
+
+    return None if np_dtype is None else _dtype.to_dtype(np_dtype)
+
+
+def _as_number(value):
+    """A Python number for a 0-d array or a wrapped-number tensor (torch shows the Scalar)."""
+    data = getattr(value, "_data", value)
+    return np.asarray(data).item()
+
+
+def _binary(name: str, overload: str = "Tensor"):
+    def show(inputs, params):
+        a, b = inputs
+        if getattr(b, "_wrapped_number", False):
+            b = b.__dict__.get("_wrapped_value", b)
+            b = _as_number(b) if isinstance(b, _function._Tensor) else b
+        kwargs = {"alpha": params["alpha"]} if params.get("alpha", 1) != 1 else {}
+        return (name, overload), (a, b), kwargs
+    return show
+
+
+def _reduction(name: str, dim_overload: str, with_dtype: bool = False):
+    def show(inputs, params):
+        dtype = params.get("dtype") if with_dtype else None
+        kwargs = {"dtype": _torch_dtype(dtype)} if dtype is not None else {}
+        if _all_dims(inputs, params):
+            return (name, "default"), (inputs[0],), kwargs
+        return (name, dim_overload), _trailing((inputs[0], _dims(params), bool(params["keepdim"])), (False,)), kwargs
+    return show
+
+
+def _extreme_all(inputs, params):
+    if not _all_dims(inputs, params):
+        return None
+    return ("max" if params["largest"] else "min", "default"), (inputs[0],), {}
+
+
+def _extreme_dims(inputs, params):
+    args = _trailing((inputs[0], _dims(params), bool(params["keepdim"])), (False,))
+    return ("amax" if params["largest"] else "amin", "default"), args, {}
+
+
+def _extreme_dim(name: str):
+    def show(inputs, params):
+        return (name, "dim"), _trailing((inputs[0], params["dim"], bool(params["keepdim"])), (False,)), {}
+    return show
+
+
+def _spread(name: str):
+    def show(inputs, params):
+        if _all_dims(inputs, params) and params["correction"] == 1:
+            return (name, "correction"), (inputs[0],), {}
+        kwargs = {"correction": params["correction"]}
+        if params["keepdim"]:
+            kwargs["keepdim"] = True
+        return (name, "correction"), (inputs[0], _dims(params)), kwargs
+    return show
+
+
+def _norm(inputs, params):
+    x, order = inputs[0], params["ord"]
+    if _all_dims(inputs, params):
+        return ("linalg_vector_norm", "default"), _trailing((x, order), (2.0,)), {}
+    return ("linalg_vector_norm", "default"), _trailing((x, order, _dims(params), bool(params["keepdim"])), (False,)), {}
+
+
+def _single_axis(key, ndim: int):
+    """(dim, item) where ``key`` indexes one dim with ``item`` and takes every other whole."""
+    items = key if isinstance(key, tuple) else (key,)
+    if sum(item is Ellipsis for item in items) > 1:
+        return None
+    if Ellipsis in items:
+        at = next(i for i, item in enumerate(items) if item is Ellipsis)
+        items = items[:at] + (slice(None),) * (ndim - len(items) + 1) + items[at + 1:]
+    picked = [(dim, item) for dim, item in enumerate(items) if not (isinstance(item, slice) and item == slice(None))]
+    return picked[0] if len(picked) == 1 else None
+
+
+def _select(inputs, params):
+    picked = _single_axis(params["key"], inputs[0].ndim)
+    if picked is None or not isinstance(picked[1], (int, np.integer)) or isinstance(picked[1], bool):
+        return None
+    return ("select", "int"), (inputs[0], picked[0], int(picked[1])), {}
+
+
+def _slice(inputs, params):
+    picked = _single_axis(params["key"], inputs[0].ndim)
+    if picked is None or not isinstance(picked[1], slice):
+        return None
+    dim, item = picked
+    start = 0 if item.start is None else item.start
+    stop = _INT64_MAX if item.stop is None else item.stop
+    return ("slice", "Tensor"), _trailing((inputs[0], dim, start, stop, 1 if item.step is None else item.step), (1,)), {}
+
+
+def _index(inputs, params):
+    key = params["key"]
+    if params.get("mode") != "rows" or not isinstance(key, np.ndarray) or key.dtype.kind not in "iub":
+        return None
+    return ("index", "Tensor"), (inputs[0], [_function._Tensor._make(key)]), {}
+
+
+def _clone(inputs, params):
+    if params.get("preserve_format"):
+        return ("clone", "default"), (inputs[0],), {}
+    import chainrule
+
+    layout = chainrule.channels_last if params.get("channels_last") else chainrule.contiguous_format
+    return ("clone", "default"), (inputs[0],), {"memory_format": layout}
+
+
+def _to_copy(inputs, params):
+    kwargs = {"dtype": _torch_dtype(params["dtype"])}
+    if params.get("memory_format") is not None:
+        kwargs["memory_format"] = params["memory_format"]
+    return ("_to_copy", "default"), (inputs[0],), kwargs
+
+
+def _split(inputs, params):
+    size, dim = params["split_size"], params["given_dim"]
+    if isinstance(size, (int, np.integer)):
+        return ("split", "Tensor"), _trailing((inputs[0], int(size), dim), (0,)), {}
+    return ("split_with_sizes", "default"), _trailing((inputs[0], list(size), dim), (0,)), {}
+
+
+def _cat(inputs, params):
+    if params.get("skipped"):
+        return None
+    return ("cat", "default"), _trailing((list(inputs), params["dim"]), (0,)), {}
+
+
+def _convolution(inputs, params):
+    geo = params["geo"]
+    if geo.pad_lo != geo.pad_hi:
+        return None
+    x, weight, bias = (*inputs, None)[:3]
+    return ("convolution", "default"), (x, weight, bias, list(geo.stride), list(geo.pad_lo), list(geo.dilation),
+                                        False, [0] * len(geo.kernel), geo.groups), {}
+
+
+def _max_pool(inputs, params):
+    geo = params["geo"]
+    n = len(geo.kernel)
+    stride = [] if geo.stride_defaulted or tuple(geo.stride) == tuple(geo.kernel) else list(geo.stride)
+    args = (inputs[0], list(geo.kernel), stride, list(geo.padding), list(geo.dilation), bool(geo.ceil_mode))
+    name = f"max_pool{n}d_with_indices"
+    return (name, "default"), _trailing(args, ([], [0] * n, [1] * n, False)), {}
+
+
+def _layer_norm(inputs, params):
+    x = inputs[0]
+    shape = [x.shape[d] for d in params["dims"]]
+    return ("native_layer_norm", "default"), (x, shape, None, None, params["eps"]), {}
+
+
+def _embedding(inputs, params):
+    indices = params["indices"]
+    padding = -1 if params["padding_idx"] is None else params["padding_idx"]
+    args = (inputs[0], _function._Tensor._make(indices), padding, bool(params["scale_grad_by_freq"]), bool(params["sparse"]))
+    return ("embedding", "default"), _trailing(args, (-1, False, False)), {}
+
+
+_REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
+
+
+def _nll_loss(inputs, params):
+    if params.get("log_softmax") or params.get("target") is None:
+        return None
+    x, target = inputs[0], params["target"]
+    return ("nll_loss_forward", "default"), (x, target, params["weight"], _REDUCTIONS[params["reduction"]],
+                                             params["ignore_index"]), {}
+
+
+def _masked_fill(inputs, params):
+    return ("masked_fill", "Scalar"), (inputs[0], params["mask"], _as_number(params["value"])), {}
+
+
+def _masked_fill_tensor(inputs, params):
+    return ("masked_fill", "Tensor"), (inputs[0], params["mask"], inputs[1]), {}
+
+
+def _gather(inputs, params):
+    return ("gather", "default"), (inputs[0], params["dim"], _function._Tensor._make(params["index"])), {}
+
+
+def _shape_arg(name: str, key: str, overload: str = "default"):
+    def show(inputs, params):
+        return (name, overload), (inputs[0], list(params[key])), {}
+    return show
+
+
+def _squeeze(inputs, params):
+    dims = list(params["dims"])
+    if len(dims) == 1:
+        return ("squeeze", "dim"), (inputs[0], dims[0]), {}
+    return ("squeeze", "dims"), (inputs[0], dims), {}
+
+
+_ATEN_SCHEMAS = {
+    "Add": _binary("add"), "AddScaled": _binary("add"), "Sub": _binary("sub"), "Mul": _binary("mul"),
+    "Div": _binary("div"),
+    "PowScalar": lambda inputs, params: (("pow", "Tensor_Scalar"), (inputs[0], params["exponent"]), {}),
+    "Sum": _reduction("sum", "dim_IntList", True), "SumDim": _reduction("sum", "dim_IntList", True),
+    "Mean": _reduction("mean", "dim"), "MeanDim": _reduction("mean", "dim"),
+    "AmaxAll": _extreme_all, "AminAll": _extreme_all, "Amax": _extreme_dims, "Amin": _extreme_dims,
+    "MaxDim": _extreme_dim("max"), "MinDim": _extreme_dim("min"), "Var": _spread("var"), "Std": _spread("std"),
+    "Norm": _norm,
+    "Softmax": lambda inputs, params: (("_softmax", "default"), (inputs[0], params["dim"], False), {}),
+    "LogSoftmax": lambda inputs, params: (("_log_softmax", "default"), (inputs[0], params["dim"], False), {}),
+    "Transpose": lambda inputs, params: (("transpose", "int"), (inputs[0], params["dim0"], params["dim1"]), {}),
+    "Reshape": _shape_arg("view", "shape"), "Expand": _shape_arg("expand", "shape"),
+    "Permute": _shape_arg("permute", "dims"), "Repeat": _shape_arg("repeat", "repeats"),
+    "UnsqueezeView": lambda inputs, params: (("unsqueeze", "default"), (inputs[0], params["dim"]), {}),
+    "SqueezeView": _squeeze,
+    "Clone": _clone, "ToCopy": _to_copy, "Split": _split, "SplitWithSizes": _split, "Cat": _cat,
+    "Stack": lambda inputs, params: (("stack", "default"), _trailing((list(inputs), params["given_dim"]), (0,)), {}),
+    "Unbind": lambda inputs, params: (("unbind", "int"), _trailing((inputs[0], params["given_dim"]), (0,)), {}),
+    "Select": _select, "Slice": _slice, "Index": _index, "Gather": _gather,
+    "MaskedFill": _masked_fill, "MaskedFillTensor": _masked_fill_tensor,
+    "Clamp": lambda inputs, params: (("clamp", "default"), _trailing((inputs[0], params["min"], params["max"]), (None, None)), {}),
+    "Gelu": lambda inputs, params: (("gelu", "default"), (inputs[0],),
+                                    {} if params["approximate"] == "none" else {"approximate": params["approximate"]}),
+    "Convolution": _convolution, "MaxPool": _max_pool, "LayerNormalize": _layer_norm, "Embedding": _embedding,
+    "_NllLoss": _nll_loss,
+}
+
+_schema_overloads: dict = {}
+
+
+def _schema_overload(op_class, name: tuple) -> DispatchedOverload:
+    key = (op_class, name)
+    overload = _schema_overloads.get(key)
+    if overload is None:
+        overload = _schema_overloads[key] = DispatchedOverload(op_class, *name, schema_args=True)
+    return overload
+
+
+def _copied(value):
+    """A handler's own copy of the arguments: lists and dicts it edits in place leave the shown ones."""
+    if isinstance(value, (list, tuple)):
+        copy = [_copied(item) for item in value]
+        return copy if isinstance(value, list) else tuple(copy)
+    if isinstance(value, dict):
+        return {key: _copied(item) for key, item in value.items()}
+    return value
+
+
+def _swaps(given, shown, swapped: dict) -> bool:
+    """Whether ``given`` is ``shown`` with at most its tensors swapped for others (noted in
+    ``swapped``, by the shown tensor's id)."""
+    if isinstance(shown, _function._Tensor):
+        if not isinstance(given, _function._Tensor):
+            return False
+        if given is not shown:
+            swapped[id(shown)] = given
+        return True
+    if isinstance(shown, (list, tuple)):
+        return (isinstance(given, (list, tuple)) and len(given) == len(shown)
+                and all(_swaps(g, s, swapped) for g, s in zip(given, shown)))
+    if isinstance(shown, dict):
+        return (isinstance(given, dict) and given.keys() == shown.keys()
+                and all(_swaps(given[key], shown[key], swapped) for key in shown))
+    if type(given) is not type(shown):
+        return False
+    try:
+        return bool(given == shown)
+    except (TypeError, ValueError):
+        return given is shown
+
+
+def _as_given(overload, args, kwargs):
+    """The op's own (inputs, params) for a call of ``overload`` with the arguments its handler got,
+    tensors swapped or not; None where another argument changed (or no handler is running the op)."""
+    stack = getattr(_pending, "stack", None)
+    pending = stack[-1] if stack else None
+    if pending is None or pending.shown is None or pending.shown[0] is not overload:
+        return None
+    swapped: dict = {}
+    if not (_swaps(args, pending.shown[1], swapped) and _swaps(kwargs, pending.shown[2], swapped)):
+        return None
+    if not swapped:
+        return tuple(pending.inputs), dict(pending.params)
+    # (a tensor can stand at several places: x * x, cat([x, x]))
+    held = [t for t in pending.inputs if t is not None]
+    held += [value for value in pending.params.values() if isinstance(value, _function._Tensor)]
+    if not set(swapped) <= {id(t) for t in held}:
+        return None  # a tensor the op keeps as an array (index's key) was swapped
+    inputs = tuple(swapped.get(id(t), t) if t is not None else t for t in pending.inputs)
+    params = {key: swapped.get(id(value), value) if isinstance(value, _function._Tensor) else value
+              for key, value in pending.params.items()}
+    return inputs, params
+
+
+# overloads whose torch result is a tuple where chainrule's op gives its first item alone (max.dim's
+# indices, the pooling indices, layer norm's statistics, nll's total weight are its parameters or
+# not kept): a changed call gives what the op would have
+_FIRST_OF_RESULT = {"max.dim", "min.dim", "native_layer_norm.default", "nll_loss_forward.default",
+                    *(f"max_pool{n}d_with_indices.default" for n in (1, 2, 3))}
+
+
+def _as_op_result(overload, result):
+    if f"{overload._op_name}.{overload._overloadname}" not in _FIRST_OF_RESULT or not isinstance(result, tuple):
+        return result
+    params = handled_op_parameters()
+    if overload._op_name.startswith("max_pool") and params is not None and params.get("return_indices"):
+        return tuple(result)
+    return result[0]
+
+
+def _aten_callable(op_name: str, overload_name: str):
+    """torch.ops.aten's overload (what users call), or this module's stand-in for one it lacks."""
+    from ..ops.namespaces import _aten_overloads
+
+    overload = _aten_overloads(op_name).get(overload_name)
+    if overload is not None:
+        return overload
+    stand_in = _ATEN_STAND_INS.get(f"{op_name}.{overload_name}")
+    if stand_in is None:
+        raise NotImplementedError(f"chainrule cannot run aten.{op_name}.{overload_name} with changed arguments")
+    return stand_in
+
+
+def _stand_in_convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups):
+    import chainrule
+
+    functional = chainrule.nn.functional
+    n = input.ndim - 2
+    if transposed:
+        run = getattr(functional, f"conv_transpose{n}d")
+        return run(input, weight, bias, stride, padding, output_padding, groups, dilation)
+    return getattr(functional, f"conv{n}d")(input, weight, bias, stride, padding, dilation, groups)
+
+
+def _stand_in_max_pool(input, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
+    import chainrule
+
+    n = len(kernel_size) if isinstance(kernel_size, (list, tuple)) else input.ndim - 2
+    run = getattr(chainrule.nn.functional, f"max_pool{n}d")
+    return run(input, kernel_size, list(stride) or None, padding, dilation, ceil_mode=ceil_mode, return_indices=True)
+
+
+def _stand_in_native_layer_norm(input, normalized_shape, weight, bias, eps):
+    import chainrule
+
+    dims = tuple(range(input.ndim - len(normalized_shape), input.ndim))
+    mean = input.mean(dims, keepdim=True)
+    rstd = (input.var(dims, keepdim=True, correction=0) + eps).rsqrt()
+    return chainrule.nn.functional.layer_norm(input, normalized_shape, weight, bias, eps), mean, rstd
+
+
+def _stand_in_nll_loss_forward(input, target, weight, reduction, ignore_index):
+    import chainrule
+
+    kind = {0: "none", 1: "mean", 2: "sum"}[reduction]
+    loss = chainrule.nn.functional.nll_loss(input, target, weight, ignore_index=ignore_index, reduction=kind)
+    kept = target != ignore_index
+    total = (kept.to(input.dtype) if weight is None else weight[target.clamp(min=0)] * kept).sum()
+    return loss, total
+
+
+def _stand_in_index(input, indices):
+    return input[tuple(indices)]
+
+
+def _stand_in_linalg_vector_norm(input, ord=2, dim=None, keepdim=False, *, dtype=None):
+    import chainrule
+
+    return chainrule.linalg.vector_norm(input, ord, dim, keepdim, dtype=dtype)
+
+
+_ATEN_STAND_INS = {
+    "convolution.default": _stand_in_convolution, "native_layer_norm.default": _stand_in_native_layer_norm,
+    "nll_loss_forward.default": _stand_in_nll_loss_forward, "index.Tensor": _stand_in_index,
+    "linalg_vector_norm.default": _stand_in_linalg_vector_norm,
+    "split_with_sizes.default": lambda input, sizes, dim=0: input.split(list(sizes), dim),
+    "unbind.int": lambda input, dim=0: input.unbind(dim),
+    "repeat.default": lambda input, repeats: input.repeat(*repeats),
+    **{f"max_pool{n}d_with_indices.default": _stand_in_max_pool for n in (1, 2, 3)},
+}
+
+
+
+def handled_op_parameters() -> dict | None:
+    """The chainrule op's own parameters for the op whose handler is running (None outside one):
+    what the schema's arguments leave out (max.dim's indices, found with the values)."""
+    stack = getattr(_pending, "stack", None)
+    return stack[-1].params if stack else None
+
+
 # ---- the dispatcher
 class _PendingOp:
     """One op handed to a handler: what autograd records around it."""
 
-    __slots__ = ("op_class", "inputs", "record", "output")
+    __slots__ = ("op_class", "inputs", "params", "record", "output", "shown")
 
-    def __init__(self, op_class, inputs, record: bool) -> None:
+    def __init__(self, op_class, inputs, record: bool, params=None) -> None:
         self.op_class = op_class
         self.inputs = inputs
+        self.params = params
         self.record = record
         self.output = None
+        self.shown = None  # (func, args, kwargs) handed to the handler
 
 
 _pending = threading.local()
@@ -312,7 +755,8 @@ def _to_mode(op_class, inputs, params):
     """The mode's handler runs with the mode popped and below autograd (grad mode off); then the
     handler's result gets the node recorded for the op, so gradients flow through it."""
     record = _is_recording(inputs)
-    pending = _PendingOp(op_class, inputs, record)
+    pending = _PendingOp(op_class, inputs, record, params)
+    pending.shown = func, args, kwargs = _handler_call(op_class, inputs, params)
     stack = getattr(_pending, "stack", None)
     if stack is None:
         stack = _pending.stack = []
@@ -320,7 +764,7 @@ def _to_mode(op_class, inputs, params):
     try:
         with _pop_mode_temporarily() as mode, _below_autograd():
             types = _dispatch_types(inputs) if _live_wrappers else ()
-            result = mode.__torch_dispatch__(overload_of(op_class), types, *_aten_arguments(op_class, inputs, params))
+            result = mode.__torch_dispatch__(func, types, _copied(args), _copied(kwargs))
     finally:
         stack.pop()
     if not record:
@@ -364,15 +808,23 @@ def _dispatch_types(inputs) -> tuple:
 def _to_subclass(op_class, inputs, params):
     """Each wrapper class's ``__torch_dispatch__`` in turn until one answers (not NotImplemented),
     below autograd; the op's node, recorded on the wrappers, goes on the result it returned."""
-    func = overload_of(op_class)
+    pending = _PendingOp(op_class, inputs, False, params)
+    pending.shown = func, args, kwargs = _handler_call(op_class, inputs, params)
     types = _dispatch_types(inputs)
-    with _below_autograd():
-        for kind in types:
-            result = kind.__torch_dispatch__(func, types, *_aten_arguments(op_class, inputs, params))
-            if result is not NotImplemented:
-                break
-        else:
-            raise _no_handler_answered(func, types)
+    stack = getattr(_pending, "stack", None)
+    if stack is None:
+        stack = _pending.stack = []
+    stack.append(pending)
+    try:
+        with _below_autograd():
+            for kind in types:
+                result = kind.__torch_dispatch__(func, types, _copied(args), _copied(kwargs))
+                if result is not NotImplemented:
+                    break
+            else:
+                raise _no_handler_answered(func, types)
+    finally:
+        stack.pop()
     if _is_recording(inputs):
         _record_on_wrappers(op_class, inputs, params, result)
     return result

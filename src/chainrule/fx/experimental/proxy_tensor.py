@@ -38,6 +38,7 @@ from ...utils._python_dispatch import (
     _get_current_dispatch_mode_stack,
     _pop_mode,
     _push_mode,
+    handled_op_parameters,
 )
 from ..graph import Graph
 from ..graph_module import GraphModule
@@ -277,8 +278,11 @@ class ProxyTorchDispatchMode(TorchDispatchMode):
                                       self.value_of(dict(kwargs)), name=name)
 
     def _record(self, func, args, kwargs, out) -> None:
-        if str(func) in ("aten.max.default", "aten.min.default") and "index" in kwargs and isinstance(out, Tensor):
-            self._record_max_along_dim(func, args[0], kwargs, out)
+        if str(func) in ("aten.max.dim", "aten.min.dim") and isinstance(out, Tensor):
+            # (chainrule's op returns the values; the indices it found are its parameter)
+            index = handled_op_parameters()["index"]
+            self._record_max_along_dim(func, args[0], {"dim": args[1], "keepdim": len(args) > 2 and args[2],
+                                                       "index": index}, out)
             return
         if str(func) == "aten.sub.Tensor" and not kwargs and self._is_number(args[0]) and not self._is_number(args[1]):
             # number - tensor: torch's graph has aten.rsub.Scalar(tensor, number)
@@ -546,6 +550,8 @@ _SCHEMA_FORMS: dict[str, Callable] = {
 def _torch_form(func, args, kwargs) -> tuple:
     """(target, args, kwargs) as torch's graph writes the op: the overload ``torch.ops`` answers with
     torch's arguments where its schema is known, else ``func`` itself with chainrule's arguments."""
+    if getattr(func, "_schema_args", False):  # the dispatch layer handed the op over in torch's schema
+        return _resolve("aten", func._op_name, func._overloadname) or func, tuple(args), dict(kwargs)
     form = _SCHEMA_FORMS.get(str(func))
     if form is not None:
         written = form(tuple(args), dict(kwargs))
