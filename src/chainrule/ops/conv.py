@@ -85,6 +85,13 @@ class _Geometry:
     def padded_shape(self) -> tuple:
         return tuple(n + lo + hi for n, lo, hi in zip(self.in_shape, self.pad_lo, self.pad_hi))
 
+    @property
+    def pointwise(self) -> bool:
+        """A 1×1 kernel at stride 1 without padding, one group: each output position reads only
+        the input position it sits on, so the convolution is one (O, C) matrix product."""
+        return (self.groups == 1 and all(k == 1 for k in self.kernel) and all(s == 1 for s in self.stride)
+                and not any(self.pad_lo) and not any(self.pad_hi) and self.in_shape == self.out_shape)
+
 
 def _windows(x, shape: tuple, strides: tuple):
     """A read-only strided view of ``x`` (the im2col windows), on x's device.
@@ -152,6 +159,8 @@ def _columns(x: np.ndarray, geo: _Geometry) -> np.ndarray:
     """im2col: (groups, N·L, K·C/groups) contiguous columns of x (N, C, *S), channels last."""
     x_cl = _to_channels_last_padded(x, geo)
     n, c = x.shape[0], x.shape[1]
+    if geo.pointwise:  # the channels-last copy is the columns already: no window gather
+        return x_cl.reshape(1, n * math.prod(geo.out_shape), c)
     g = geo.groups
     cg = c // g
     strides = x_cl.strides
@@ -265,6 +274,11 @@ def _conv(x: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
     g = geo.groups
     o = w.shape[0]
     length = math.prod(geo.out_shape)
+    if geo.pointwise and x.flags.c_contiguous:
+        # W (O, C) @ x (N, C, L): x read in place and y written in (N, O, *out) memory, where the
+        # im2col path copies x twice and y once more (18→64 on (32, 18, 9, 9), one thread: 55 µs
+        # instead of 168)
+        return xp.matmul(w.reshape(o, -1), x.reshape(n, x.shape[1], length)).reshape(n, o, *geo.out_shape)
     dtype = xp.result_type(x, w)
     # the columns a few samples at a time (see _COLUMN_CHUNK_BYTES): the peak holds one chunk of
     # them, not K× the input, and the GEMM reads columns that are still in cache (32→64 3×3 on
@@ -364,6 +378,10 @@ def _conv_input(grad: np.ndarray, w: np.ndarray, geo: _Geometry, c: int) -> np.n
     d = len(geo.kernel)
     o, cg = w.shape[0], w.shape[1]
     kernel_size = math.prod(geo.kernel)
+    if geo.pointwise and grad.flags.c_contiguous:
+        # Wᵀ (C, O) @ G (N, O, L): no col2im, the result in (N, C, *S) memory (18→64 on
+        # (32, 18, 9, 9), one thread: 43 µs instead of 158)
+        return array_module(grad).matmul(w.reshape(o, cg).T, grad.reshape(n, o, -1)).reshape(n, c, *geo.in_shape)
     if n > 1 and geo.out_shape[-1] >= cg and not is_channels_last(grad):
         # long output rows and a gradient that is not channels-last (an (N, O, *out)-contiguous
         # one from a pool or an elementwise op is read in place; a broadcast one from a sum is
@@ -460,7 +478,9 @@ def _bias_first_pointwise(x, w, b, geo: _Geometry):
             and c <= _POINTWISE_CHAIN_MAX_CHANNELS and n * o * length * c <= _POINTWISE_CHAIN_MAX_WORK
             and not suggests_channels_last(x) and not suggests_channels_last(w)):
         return None
-    xs = x.reshape(n, c, length)
+    # x widened once: each channel's product is then a float64 multiply without a cast (18→16
+    # on (32, 18, 9, 9), one thread: 0.94-0.98 ms instead of 1.01-1.19)
+    xs = x.reshape(n, c, length).astype(np.float64)
     w64 = w.reshape(o, c).astype(np.float64)
     out = np.empty((n, o, length), dtype=np.float32)
     out[...] = b[:, None]

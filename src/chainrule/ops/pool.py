@@ -1032,32 +1032,39 @@ def _adaptive_max(input: Tensor, output_size, return_indices: bool, d: int, opna
         out, indices = out.squeeze(-2), indices.squeeze(-2)
         return (out, indices) if return_indices else out
     in_shape = tuple(x.shape[-d:])
-    # per dim: (m, kmax) input positions of each window, the last one repeated to pad short windows
-    # (a repeat never changes the first maximum)
-    positions = []
-    for n, m in zip(in_shape, sizes):
-        start, end = _adaptive_bounds(xp, n, m)
-        kmax = int((end - start).max()) if m else 1
-        positions.append(xp.minimum(start[:, None] + xp.arange(kmax), end[:, None] - 1))
     data = x._data
     lead = data.ndim - d  # (N, C) or (C,)
-    # gather windows to (*lead, m_1, k_1, ..., m_d, k_d)
-    index = tuple(p.reshape((1,) * (2 * i) + p.shape + (1,) * (2 * (d - 1 - i))) for i, p in enumerate(positions))
-    windows = data[(slice(None),) * lead + index]
-    perm = (*range(lead), *range(lead, lead + 2 * d, 2), *range(lead + 1, lead + 2 * d, 2))
-    # the window length spelled out: -1 cannot be inferred where an output size is 0
-    window = math.prod(p.shape[1] for p in positions)
-    windows = windows.transpose(perm).reshape(data.shape[:lead] + tuple(sizes) + (window,))
+    # a global pool (every output size 1) has one window, the whole plane in its own order: the
+    # planes are the windows and a window position is the flat index (32×64 planes of 9×9, one
+    # thread: 0.1 ms instead of 0.4 for the gather, the argmax over it and the index arithmetic)
+    whole_planes = all(m == 1 for m in sizes) and all(in_shape)
+    positions = []
+    if whole_planes:
+        windows = data.reshape(data.shape[:lead] + tuple(sizes) + (math.prod(in_shape),))
+    else:
+        # per dim: (m, kmax) input positions of each window, the last one repeated to pad short
+        # windows (a repeat never changes the first maximum)
+        for n, m in zip(in_shape, sizes):
+            start, end = _adaptive_bounds(xp, n, m)
+            kmax = int((end - start).max()) if m else 1
+            positions.append(xp.minimum(start[:, None] + xp.arange(kmax), end[:, None] - 1))
+        # gather windows to (*lead, m_1, k_1, ..., m_d, k_d)
+        index = tuple(p.reshape((1,) * (2 * i) + p.shape + (1,) * (2 * (d - 1 - i))) for i, p in enumerate(positions))
+        windows = data[(slice(None),) * lead + index]
+        perm = (*range(lead), *range(lead, lead + 2 * d, 2), *range(lead + 1, lead + 2 * d, 2))
+        # the window length spelled out: -1 cannot be inferred where an output size is 0
+        window = math.prod(p.shape[1] for p in positions)
+        windows = windows.transpose(perm).reshape(data.shape[:lead] + tuple(sizes) + (window,))
     which = windows.argmax(axis=-1) if windows.shape[-1] else xp.zeros(windows.shape[:-1], dtype=np.int64)
     # argmax takes a window's first NaN; torch's kernel (``val > max || isnan(val)``) its last
     if windows.dtype.kind in "fV" and windows.size and (xp is not np or xp.isnan(windows).any()):
         nan = xp.isnan(windows)
         last_nan = windows.shape[-1] - 1 - nan[..., ::-1].argmax(axis=-1)
         which = xp.where(nan.any(axis=-1), last_nan, which)
-    flat = xp.zeros(which.shape, dtype=np.int64)
+    flat = which.astype(np.int64, copy=False) if whole_planes else xp.zeros(which.shape, dtype=np.int64)
     rest = which
     plane_stride = 1
-    for i in reversed(range(d)):
+    for i in reversed(range(len(positions))):
         kmax = positions[i].shape[1]
         k_i = rest % kmax
         rest = rest // kmax
