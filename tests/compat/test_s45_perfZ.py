@@ -110,3 +110,43 @@ def test_shuffled_epochs_after_recycling_are_torchs():
     for _ in range(3):
         _recycle_some_engines()
         assert [b.tolist() for b in ours] == [b.tolist() for b in theirs]
+
+
+# ---- grid_sample: taps read from a zero-padded channels-last copy (PaddedTapSum)
+def _grid_sample_both(x, grid, **kwargs):
+    ours_x, ours_g = cr.tensor(x, requires_grad=True), cr.tensor(grid, requires_grad=True)
+    theirs_x, theirs_g = torch.tensor(x, requires_grad=True), torch.tensor(grid, requires_grad=True)
+    ours = cr.nn.functional.grid_sample(ours_x, ours_g, **kwargs)
+    theirs = torch.nn.functional.grid_sample(theirs_x, theirs_g, **kwargs)
+    weights = np.random.default_rng(3).standard_normal(tuple(theirs.shape)).astype(x.dtype)
+    (ours * cr.tensor(weights)).sum().backward()
+    (theirs * torch.tensor(weights)).sum().backward()
+    return (ours, ours_x.grad, ours_g.grad), (theirs, theirs_x.grad, theirs_g.grad)
+
+
+@pytest.mark.parametrize("spatial", [2, 3])
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_grid_sample_values_and_gradients_are_torchs(spatial, mode, padding_mode, align_corners):
+    if mode == "bicubic" and spatial == 3:
+        pytest.skip("bicubic is 4-D only")
+    rng = np.random.default_rng(spatial)
+    x = rng.standard_normal((2, 3, *[4, 5, 6][:spatial])).astype(np.float64)
+    grid = rng.uniform(-1.6, 1.6, (2, 3, 4, *[2] * (spatial - 2), spatial)).astype(np.float64)
+    ours, theirs = _grid_sample_both(x, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+    assert ours[0].is_contiguous() and tuple(ours[0].shape) == tuple(theirs[0].shape)
+    for mine, torchs in zip(ours, theirs):
+        np.testing.assert_allclose(mine.detach().numpy(), torchs.detach().numpy(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_grid_sample_of_nan_infinite_and_far_coordinates_is_torchs(mode):
+    # (these positions made an out-of-range gather index before: an IndexError for a NaN)
+    x = np.random.default_rng(0).standard_normal((1, 2, 4, 5)).astype(np.float32)
+    grid = np.array([[[[np.nan, 0.0], [0.2, np.inf], [-np.inf, 0.1], [-1e30, 0.3], [0.4, 1e30],
+                       [3.0, -4.0], [0.5, -0.5]]]], dtype=np.float32)
+    with torch.no_grad():
+        theirs = torch.nn.functional.grid_sample(torch.tensor(x), torch.tensor(grid), mode=mode, align_corners=False)
+    ours = cr.nn.functional.grid_sample(cr.tensor(x), cr.tensor(grid), mode=mode, align_corners=False)
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, atol=1e-6, equal_nan=True)
