@@ -150,3 +150,23 @@ def test_grid_sample_of_nan_infinite_and_far_coordinates_is_torchs(mode):
         theirs = torch.nn.functional.grid_sample(torch.tensor(x), torch.tensor(grid), mode=mode, align_corners=False)
     ours = cr.nn.functional.grid_sample(cr.tensor(x), cr.tensor(grid), mode=mode, align_corners=False)
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, atol=1e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("mode", ["bilinear", "nearest", "bicubic"])
+@pytest.mark.parametrize("shapes", [((2, 0, 4, 5), (2, 3, 3, 2)), ((0, 3, 4, 5), (0, 3, 3, 2)),
+                                    ((2, 3, 4, 5), (2, 0, 3, 2)), ((2, 0, 3, 4, 5), (2, 2, 3, 3, 3)),
+                                    ((0, 2, 3, 4, 5), (0, 2, 3, 3, 3))])
+def test_grid_sample_of_empty_batches_channels_and_grids_is_torchs(shapes, mode, create_graph):
+    # (no channels, or no batch, made a reshape of 0 elements with a -1 fail before)
+    input_shape, grid_shape = shapes
+    if mode == "bicubic" and len(input_shape) == 5:
+        pytest.skip("bicubic is 4-D only")
+    found = []
+    for lib in (cr, torch):
+        x = lib.zeros(input_shape, requires_grad=True)
+        grid = lib.zeros(grid_shape, requires_grad=True)
+        out = lib.nn.functional.grid_sample(x, grid, mode=mode, align_corners=False)
+        grad_x, grad_grid = lib.autograd.grad(out.sum(), (x, grid), create_graph=create_graph, allow_unused=True)
+        found.append((tuple(out.shape), tuple(grad_x.shape), None if grad_grid is None else tuple(grad_grid.shape)))
+    assert found[0] == found[1]

@@ -298,8 +298,8 @@ class PaddedTapSum(Function):
         inner = (slice(None), *[slice(1, -1)] * len(sizes))
         table = xp.zeros((batch, *[size + 2 for size in sizes], channels), dtype=x.dtype)
         table[inner] = xp.moveaxis(x, 1, -1)
-        plane = table[0].size // channels if channels else 0
-        flat_rows = rows.reshape(batch, -1) + (xp.arange(batch, dtype=rows.dtype) * plane)[:, None]
+        plane = int(np.prod(table.shape[1:-1], dtype=np.int64))
+        flat_rows = rows.reshape(batch, rows.shape[1] * rows.shape[2]) + (xp.arange(batch, dtype=rows.dtype) * plane)[:, None]
         values = table.reshape(batch * plane, channels).take(flat_rows.reshape(-1), axis=0)
         values = values.reshape(*rows.shape, channels)
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
@@ -341,7 +341,7 @@ class PaddedTapSum(Function):
             planes = PlaneScatter.apply(spread, positions=positions, plane_size=int(np.prod(padded, dtype=np.int64)))
             grad_x = planes.reshape(ctx.padded_shape)[inner]
         if x is not None:
-            flat = pad(x, [1, 1] * len(padded)).reshape(batch, channels, -1)
+            flat = pad(x, [1, 1] * len(padded)).reshape(batch, channels, int(np.prod(padded, dtype=np.int64)))
             values = PlaneGather.apply(flat, positions=positions).reshape(batch, channels, taps, points)
             grad_weights = (values * grad.unsqueeze(2)).sum(1)
         return grad_x, grad_weights
@@ -359,7 +359,8 @@ def _grid_coordinates(grid, sizes, padding_mode: str, align_corners: bool, pad: 
     coords, slopes = [], []
     for d in range(spatial):
         size = sizes[d]
-        x = _unnormalize(grid[..., spatial - 1 - d].reshape(batch, -1), size, align_corners)
+        x = _unnormalize(grid[..., spatial - 1 - d].reshape(batch, int(np.prod(grid.shape[1:-1], dtype=np.int64))),
+                         size, align_corners)
         slope = xp.full(x.shape, (size - 1) / 2 if align_corners else size / 2, dtype=x.dtype)
         if pad and padding_mode == "reflection":
             twice_low, twice_high = (0, 2 * (size - 1)) if align_corners else (-1, 2 * size - 1)
@@ -456,7 +457,7 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
                       else _pad_coordinate(c, sizes[d], padding_mode, align) for d, c in enumerate(coords)]
     values_of = (lambda c: c) if arrays else (lambda c: c._data)
     constant = (lambda a: a) if arrays else Tensor._make
-    flat = input.reshape(batch, channels, -1)
+    flat = input.reshape(batch, channels, int(np.prod(sizes, dtype=np.int64)))
     strides = [int(np.prod(sizes[d + 1:], dtype=np.int64)) for d in range(spatial)]
 
     def read(corner_index: list) -> Tensor:
