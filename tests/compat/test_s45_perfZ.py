@@ -2,6 +2,7 @@
 of a collected one instead of building a new one; its draws and state bytes stay torch's."""
 
 import gc
+import warnings
 
 import numpy as np
 import pytest
@@ -140,7 +141,7 @@ def test_grid_sample_values_and_gradients_are_torchs(spatial, mode, padding_mode
         np.testing.assert_allclose(mine.detach().numpy(), torchs.detach().numpy(), rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic", "nearest"])
 def test_grid_sample_of_nan_infinite_and_far_coordinates_is_torchs(mode):
     # (these positions made an out-of-range gather index before: an IndexError for a NaN)
     x = np.random.default_rng(0).standard_normal((1, 2, 4, 5)).astype(np.float32)
@@ -170,3 +171,13 @@ def test_grid_sample_of_empty_batches_channels_and_grids_is_torchs(shapes, mode,
         grad_x, grad_grid = lib.autograd.grad(out.sum(), (x, grid), create_graph=create_graph, allow_unused=True)
         found.append((tuple(out.shape), tuple(grad_x.shape), None if grad_grid is None else tuple(grad_grid.shape)))
     assert found[0] == found[1]
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic", "nearest"])
+def test_grid_sample_of_infinite_coordinates_warns_nothing_as_torch(mode):
+    x = cr.ones(1, 1, 3, 3)
+    grid = cr.tensor([[[[float("inf"), 0.0], [0.0, float("-inf")], [float("nan"), 1e38]]]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = cr.nn.functional.grid_sample(x, grid, mode=mode, align_corners=False)
+    assert tuple(out.shape) == (1, 1, 1, 3)

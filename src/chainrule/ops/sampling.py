@@ -426,6 +426,12 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
     Differentiable in ``input`` and, for 'bilinear' and 'bicubic', in ``grid``.
     """
     _check_grid_sample(input, grid, mode, padding_mode)
+    # a NaN or infinite grid value gives NaN weights (inf - floor(inf)): silently, as torch's
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _grid_sample(input, grid, mode, padding_mode, align_corners)
+
+
+def _grid_sample(input: Tensor, grid: Tensor, mode: str, padding_mode: str, align_corners) -> Tensor:
     align = _align(align_corners)
     batch, channels, *sizes = input.shape
     out_shape = tuple(grid.shape[1:-1])
@@ -466,7 +472,8 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
         flat_index = xp.zeros((batch, points), dtype=np.int64)
         for d, position in enumerate(corner_index):
             inside &= (position >= 0) & (position < sizes[d])
-            flat_index += xp.clip(position, 0, sizes[d] - 1).astype(np.int64) * strides[d]
+            # (fmax/fmin: a NaN position is index 0, masked out as outside, where clip kept the NaN)
+            flat_index += xp.fmin(xp.fmax(position, 0), sizes[d] - 1).astype(np.int64) * strides[d]
         values = PlaneGather.apply(flat, positions=flat_index)
         if inside.all():  # (border and reflection always, zeros mostly): no (N, C, points) product
             return values
@@ -495,7 +502,7 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
         for d, position in enumerate(tap_positions):
             within = (position >= 0) & (position < sizes[d])
             inside = within if inside is None else inside & within
-            flat_index = flat_index + xp.clip(position, 0, sizes[d] - 1).astype(np.int64) * strides[d]
+            flat_index = flat_index + xp.fmin(xp.fmax(position, 0), sizes[d] - 1).astype(np.int64) * strides[d]
         # the mask folded into the small (N, K, points) weights, not applied to every channel's read
         if isinstance(tap_weights, Tensor):
             weights = tap_weights * Tensor._make(inside.astype(input._data.dtype))
