@@ -34,6 +34,7 @@ from __future__ import annotations
 import ctypes
 import math
 import os
+import struct
 import sys
 import threading
 
@@ -84,23 +85,39 @@ class MT19937Stream:
     value of its scalar normal sampler (part of torch's state)."""
 
     def __init__(self, seed: int) -> None:
-        self._engine = np.random.MT19937()
+        # NumPy's MT19937() costs ~80 us (it hashes OS entropy into 624 words, which reseed then
+        # overwrites): a stream takes the engine of one that was collected where there is one
+        # (a sampler's per-epoch stream, a Generator made per batch), every word of it reseeded
+        try:
+            self._engine = _SPARE_ENGINES.pop()
+        except IndexError:
+            self._engine = np.random.MT19937()
         self._lookahead = None  # a _NormalLookahead once a small float32 normal_ is drawn
         self.reseed(seed)
+
+    def __del__(self) -> None:
+        engine = self.__dict__.get("_engine")
+        self._lookahead = None  # (it holds the engine too)
+        # only an engine nothing else holds (this stream's dict, ``engine`` and the call's
+        # argument) is handed on: one still in use elsewhere must not be reseeded under it
+        if (engine is not None and _SPARE_ENGINES is not None and len(_SPARE_ENGINES) < _SPARE_MAX
+                and sys.getrefcount(engine) == 3):
+            _SPARE_ENGINES.append(engine)
 
     def __getstate__(self) -> dict:
         # a copy or a pickle makes its own lookahead: this one watches this engine's memory
         return {**self.__dict__, "_lookahead": None}
 
     def reseed(self, seed: int) -> None:
-        self._seed_key = seeded_key(seed)
         # position 624: the next word twists the freshly seeded key first, as torch's left == 1
-        if _ahead() is not None:  # written in place: the .state setter costs ~30 us
-            state = _state_memory(self._engine)
-            state[:-1] = self._seed_key
-            state[-1] = MERSENNE_STATE_N
+        if hasattr(self._engine, "_legacy_seeding"):
+            # NumPy's init_genrand (RandomState's seeding, in C: ~3 us against ~550 us for the
+            # loop in _seeded_key_in_python), which also sets the position to 624
+            self._engine._legacy_seeding(seed & 0xFFFFFFFF)
         else:
-            self._engine.state = {"bit_generator": "MT19937", "state": {"key": self._seed_key, "pos": MERSENNE_STATE_N}}
+            self._engine.state = {"bit_generator": "MT19937",
+                                  "state": {"key": seeded_key(seed), "pos": MERSENNE_STATE_N}}
+        self._fresh_seed = seed  # the key is this seed's, untwisted, while the position is 624
         self.cached_double_normal = None
         self.cached_float_normal = None
 
@@ -129,22 +146,19 @@ class MT19937Stream:
 
     # ---- torch's state bytes
     def state_bytes(self, initial_seed: int) -> np.ndarray:
-        state = self._engine.state["state"]
-        key, pos = state["key"], int(state["pos"])
-        untouched = pos == MERSENNE_STATE_N and np.array_equal(key, self._seed_key)
+        key, pos = self._key_and_position()
+        untouched = (pos == MERSENNE_STATE_N and self._fresh_seed is not None
+                     and np.array_equal(key, seeded_key(self._fresh_seed)))
         out = bytearray(STATE_BYTES)
         # torch counts ``left`` down to 1 before the next twist; a freshly seeded engine has next 0
-        np.frombuffer(out, "<u8", 1, 0)[0] = initial_seed
-        np.frombuffer(out, "<i4", 2, 8)[:] = (MERSENNE_STATE_N + 1 - pos, 1)
-        np.frombuffer(out, "<u8", 1, 16)[0] = 0 if untouched else pos
+        struct.pack_into("<QiiQ", out, 0, initial_seed, MERSENNE_STATE_N + 1 - pos, 1, 0 if untouched else pos)
         np.frombuffer(out, "<u8", MERSENNE_STATE_N, _WORDS_AT)[:] = key
         if self.cached_double_normal is not None:
-            np.frombuffer(out, "<f8", 1, _DOUBLE_NORMAL_AT + 8)[0] = self.cached_double_normal
-            np.frombuffer(out, "<i4", 1, _DOUBLE_NORMAL_AT + 24)[0] = 1
+            struct.pack_into("<d", out, _DOUBLE_NORMAL_AT + 8, self.cached_double_normal)
+            struct.pack_into("<i", out, _DOUBLE_NORMAL_AT + 24, 1)
         if self.cached_float_normal is not None:
-            np.frombuffer(out, "<f4", 1, _FLOAT_NORMAL_AT)[0] = self.cached_float_normal
-            out[_FLOAT_NORMAL_AT + 4] = 1
-        return np.frombuffer(bytes(out), dtype=np.uint8).copy()
+            struct.pack_into("<f?", out, _FLOAT_NORMAL_AT, self.cached_float_normal, True)
+        return np.frombuffer(out, dtype=np.uint8)  # (writable: the bytearray is its own)
 
     def load_state_bytes(self, raw: np.ndarray) -> int:
         """Load torch's state bytes (checked by the caller for size); returns the initial seed."""
@@ -155,15 +169,28 @@ class MT19937Stream:
         next_word = int(np.frombuffer(raw, "<u8", 1, 16)[0])
         if not 1 <= left <= MERSENNE_STATE_N or next_word > MERSENNE_STATE_N:
             raise RuntimeError("Invalid mt19937 state")  # torch's check and words
-        self._seed_key = seeded_key(initial_seed) if next_word == 0 else None
-        self._engine.state = {"bit_generator": "MT19937",
-                              "state": {"key": key, "pos": MERSENNE_STATE_N + 1 - left}}
+        self._fresh_seed = initial_seed if next_word == 0 else None
+        if _ahead() is not None:  # written in place: the .state setter costs ~30 us
+            state = _state_memory(self._engine)
+            state[:-1] = key
+            state[-1] = MERSENNE_STATE_N + 1 - left
+        else:
+            self._engine.state = {"bit_generator": "MT19937",
+                                  "state": {"key": key, "pos": MERSENNE_STATE_N + 1 - left}}
         valid = int(np.frombuffer(raw, "<i4", 1, _DOUBLE_NORMAL_AT + 24)[0])
         self.cached_double_normal = float(np.frombuffer(raw, "<f8", 1, _DOUBLE_NORMAL_AT + 8)[0]) if valid else None
         self.cached_float_normal = None
         if len(raw) == STATE_BYTES and raw[_FLOAT_NORMAL_AT + 4]:
             self.cached_float_normal = float(np.frombuffer(raw, "<f4", 1, _FLOAT_NORMAL_AT)[0])
         return initial_seed
+
+    def _key_and_position(self) -> tuple:
+        """The engine's 624 key words (uint32) and its position."""
+        if _ahead() is not None:  # read in place: the .state getter costs ~30 us
+            state = _state_memory(self._engine)
+            return state[:-1].copy(), int(state[-1])
+        state = self._engine.state["state"]
+        return state["key"], int(state["pos"])
 
     # ---- torch's draws
     def random(self, size=None, dtype=np.float64, out=None):
@@ -481,6 +508,8 @@ class _NormalLookahead:
 
 
 _AHEAD: list = []  # [(engine, its state memory, lock)] once made, [None] where the layout differs
+_SPARE_ENGINES: list = []  # the MT19937 engines of collected streams, for new streams to take
+_SPARE_MAX = 8
 
 
 def _fresh_lock_in_child() -> None:

@@ -21,6 +21,7 @@ import builtins
 import contextlib
 import functools
 import math
+import secrets
 import warnings
 
 import numpy as np
@@ -93,7 +94,7 @@ class Generator:
 
     def seed(self) -> int:
         """Seed from the operating system's entropy; returns the seed."""
-        self._restart(int(np.random.SeedSequence().entropy % 2**64), 0)  # any 64-bit seed, as torch
+        self._restart(secrets.randbits(64), 0)  # any 64-bit seed from the OS's entropy, as torch
         return self._seed
 
     def initial_seed(self) -> int:

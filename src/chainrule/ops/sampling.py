@@ -26,7 +26,7 @@ from ..tensor import Tensor
 from .creation import linspace
 from .elementwise import refuse_kernel, where
 from .linalg import matmul
-from .shape import stack
+from .shape import pad, stack
 
 __all__ = ["affine_grid", "grid_sample"]
 __not_methods__ = set(__all__)
@@ -280,31 +280,71 @@ class PlaneScatter(Function):
         return PlaneGather.apply(grad, positions=ctx.positions)
 
 
-class TapSum(Function):
-    """(N, C, K, P) reads weighed by (N, K, P) weights and summed over the K taps: (N, C, P), in
-    one einsum pass rather than a product and a sum with their (N, C, K, P) temporaries."""
+class PaddedTapSum(Function):
+    """(N, C, *S) ``x`` read at K taps per point and weighed by (N, K, P) ``weights``: (N, C, P).
+    ``rows`` (N, K, P) are each tap's position in x's planes padded by one zero pixel on every side
+    (a position outside x is clipped onto that border, so it reads 0 with no in-bounds mask). The
+    reads are rows of a channels-last copy, one per tap shared by every channel (C values copied
+    at a time, not one), and one einsum weighs them."""
     _array_forward = True
-    label = "grid_sample (weigh)"
-    rule = "∂/∂values = g times each tap's weight, ∂/∂weights = Σ over channels of g · values"
+    label = "grid_sample (read and weigh taps)"
+    rule = ("∂/∂x = g times each tap's weight added back at its position, "
+            "∂/∂weights = Σ over channels of g · the values read")
 
     @staticmethod
-    def forward(ctx, values, weights):
-        ctx.save_for_backward(weights if ctx.needs_input_grad[0] else None,
-                              values if ctx.needs_input_grad[1] else None)
-        return array_module(values).einsum("nckp,nkp->ncp", values, weights)
+    def forward(ctx, x, weights, rows):
+        xp = array_module(x)
+        batch, channels, *sizes = x.shape
+        inner = (slice(None), *[slice(1, -1)] * len(sizes))
+        table = xp.zeros((batch, *[size + 2 for size in sizes], channels), dtype=x.dtype)
+        table[inner] = xp.moveaxis(x, 1, -1)
+        plane = int(np.prod(table.shape[1:-1], dtype=np.int64))
+        flat_rows = rows.reshape(batch, rows.shape[1] * rows.shape[2]) + (xp.arange(batch, dtype=rows.dtype) * plane)[:, None]
+        values = table.reshape(batch * plane, channels).take(flat_rows.reshape(-1), axis=0)
+        values = values.reshape(*rows.shape, channels)
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            ctx.rows, ctx.padded_shape = rows, (batch, channels, *[size + 2 for size in sizes])
+            ctx.values = values if ctx.needs_input_grad[1] else None
+        ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, weights if ctx.needs_input_grad[0] else None)
+        # (einsum leaves it (N, P, C) in memory: torch's output is contiguous)
+        return xp.ascontiguousarray(xp.einsum("nkpc,nkp->ncp", values, weights))
 
     @staticmethod
     def backward(ctx, grad):
-        # out = Σ_k values[:, :, k] · weights[:, k]
-        weights, values = ctx.saved_values
-        if on_arrays(grad):  # nothing records: the same products on the arrays, the channel sum one einsum
+        # out[n, c, p] = Σ_k values[n, k, p, c] · weights[n, k, p], values[n, k, p, c] = padded x at rows[n, k, p]
+        x, weights = ctx.saved_values
+        batch, channels, *padded = ctx.padded_shape
+        taps, points = ctx.rows.shape[1:]
+        positions = ctx.rows.reshape(batch, taps * points)
+        inner = (slice(None), slice(None), *[slice(1, -1)] * len(padded))
+        grad_x = grad_weights = None
+        if on_arrays(grad):  # nothing records: the same sums on the arrays
             g = grad._data
-            return (Tensor._make(g[:, :, None, :] * weights._data[:, None]) if weights is not None else None,
-                    Tensor._make(array_module(g).einsum("ncp,nckp->nkp", g, values._data))
-                    if values is not None else None)
-        grad = grad.unsqueeze(2)
-        return (grad * weights.unsqueeze(1) if weights is not None else None,
-                (values * grad).sum(1) if values is not None else None)
+            xp = array_module(g)
+            if weights is not None:
+                # one weighted count per channel over the rows every channel shares (a float64 sum,
+                # rounded once), not an add.at of every channel's value at its own flat index
+                plane = int(np.prod(padded, dtype=np.int64))
+                flat_rows = (positions + (xp.arange(batch, dtype=positions.dtype) * plane)[:, None]).reshape(-1)
+                w = weights._data
+                planes = xp.empty((channels, batch * plane), dtype=g.dtype)
+                for c in range(channels):
+                    planes[c] = xp.bincount(flat_rows, (g[:, c, None, :] * w).reshape(-1), batch * plane)
+                planes = planes.reshape(channels, batch, *padded)[(slice(None), *inner[1:])]
+                grad_x = Tensor._make(xp.ascontiguousarray(xp.moveaxis(planes, 0, 1)))
+            if x is not None:  # Σ over channels, with the channels innermost in both
+                g_last = xp.ascontiguousarray(xp.moveaxis(g, 1, -1))
+                grad_weights = Tensor._make(xp.einsum("npc,nkpc->nkp", g_last, ctx.values))
+            return grad_x, grad_weights
+        if weights is not None:
+            spread = (grad.unsqueeze(2) * weights.unsqueeze(1)).reshape(batch, channels, taps * points)
+            planes = PlaneScatter.apply(spread, positions=positions, plane_size=int(np.prod(padded, dtype=np.int64)))
+            grad_x = planes.reshape(ctx.padded_shape)[inner]
+        if x is not None:
+            flat = pad(x, [1, 1] * len(padded)).reshape(batch, channels, int(np.prod(padded, dtype=np.int64)))
+            values = PlaneGather.apply(flat, positions=positions).reshape(batch, channels, taps, points)
+            grad_weights = (values * grad.unsqueeze(2)).sum(1)
+        return grad_x, grad_weights
 
 
 def _grid_coordinates(grid, sizes, padding_mode: str, align_corners: bool, pad: bool):
@@ -319,7 +359,8 @@ def _grid_coordinates(grid, sizes, padding_mode: str, align_corners: bool, pad: 
     coords, slopes = [], []
     for d in range(spatial):
         size = sizes[d]
-        x = _unnormalize(grid[..., spatial - 1 - d].reshape(batch, -1), size, align_corners)
+        x = _unnormalize(grid[..., spatial - 1 - d].reshape(batch, int(np.prod(grid.shape[1:-1], dtype=np.int64))),
+                         size, align_corners)
         slope = xp.full(x.shape, (size - 1) / 2 if align_corners else size / 2, dtype=x.dtype)
         if pad and padding_mode == "reflection":
             twice_low, twice_high = (0, 2 * (size - 1)) if align_corners else (-1, 2 * size - 1)
@@ -385,6 +426,12 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
     Differentiable in ``input`` and, for 'bilinear' and 'bicubic', in ``grid``.
     """
     _check_grid_sample(input, grid, mode, padding_mode)
+    # a NaN or infinite grid value gives NaN weights (inf - floor(inf)): silently, as torch's
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _grid_sample(input, grid, mode, padding_mode, align_corners)
+
+
+def _grid_sample(input: Tensor, grid: Tensor, mode: str, padding_mode: str, align_corners) -> Tensor:
     align = _align(align_corners)
     batch, channels, *sizes = input.shape
     out_shape = tuple(grid.shape[1:-1])
@@ -416,7 +463,7 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
                       else _pad_coordinate(c, sizes[d], padding_mode, align) for d, c in enumerate(coords)]
     values_of = (lambda c: c) if arrays else (lambda c: c._data)
     constant = (lambda a: a) if arrays else Tensor._make
-    flat = input.reshape(batch, channels, -1)
+    flat = input.reshape(batch, channels, int(np.prod(sizes, dtype=np.int64)))
     strides = [int(np.prod(sizes[d + 1:], dtype=np.int64)) for d in range(spatial)]
 
     def read(corner_index: list) -> Tensor:
@@ -425,7 +472,8 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
         flat_index = xp.zeros((batch, points), dtype=np.int64)
         for d, position in enumerate(corner_index):
             inside &= (position >= 0) & (position < sizes[d])
-            flat_index += xp.clip(position, 0, sizes[d] - 1).astype(np.int64) * strides[d]
+            # (fmax/fmin: a NaN position is index 0, masked out as outside, where clip kept the NaN)
+            flat_index += xp.fmin(xp.fmax(position, 0), sizes[d] - 1).astype(np.int64) * strides[d]
         values = PlaneGather.apply(flat, positions=flat_index)
         if inside.all():  # (border and reflection always, zeros mostly): no (N, C, points) product
             return values
@@ -433,13 +481,28 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
 
     def read_taps(tap_positions: list, tap_weights: Tensor) -> Tensor:
         """The weighted sum of K reads per point, all in one gather: ``tap_positions`` one integer
-        (N, K, points) array per dimension, ``tap_weights`` (N, K, points); reads outside are 0."""
+        array per dimension, broadcasting to (N, *taps, points) (K taps in all, in that order),
+        ``tap_weights`` (N, K, points); reads outside are 0."""
+        taps = tap_weights.shape[1]
+        if input.dtype in (_dtype.float32, _dtype.float64):
+            # positions in the planes padded by one pixel: those outside clipped onto the zero
+            # border (fmax/fmin: a NaN position reads 0 too, its weight is NaN, as torch's)
+            rows, row_stride = 0, 1
+            for d in reversed(range(spatial)):
+                onto = xp.fmin(xp.fmax(tap_positions[d], -1), sizes[d]).astype(np.int64)
+                onto += 1
+                rows = rows + onto * row_stride
+                row_stride *= sizes[d] + 2
+            if not isinstance(tap_weights, Tensor):
+                tap_weights = Tensor._make(tap_weights)
+            return PaddedTapSum.apply(input, tap_weights, rows=rows.reshape(batch, taps, points))
+        full = np.broadcast_shapes(*[position.shape for position in tap_positions])
+        tap_positions = [xp.broadcast_to(position, full).reshape(batch, taps, points) for position in tap_positions]
         inside, flat_index = None, 0
         for d, position in enumerate(tap_positions):
             within = (position >= 0) & (position < sizes[d])
             inside = within if inside is None else inside & within
-            flat_index = flat_index + xp.clip(position, 0, sizes[d] - 1).astype(np.int64) * strides[d]
-        taps = inside.shape[1]
+            flat_index = flat_index + xp.fmin(xp.fmax(position, 0), sizes[d] - 1).astype(np.int64) * strides[d]
         # the mask folded into the small (N, K, points) weights, not applied to every channel's read
         if isinstance(tap_weights, Tensor):
             weights = tap_weights * Tensor._make(inside.astype(input._data.dtype))
@@ -447,13 +510,12 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
             weights = Tensor._make(tap_weights * inside.astype(input._data.dtype))
         values = PlaneGather.apply(flat, positions=flat_index.reshape(batch, taps * points))
         values = values.reshape(batch, channels, taps, points)
-        if input.dtype in (_dtype.float16, _dtype.bfloat16):  # rounded after each add, in tap order, as torch's
-            terms = values * weights.unsqueeze(1)
-            out = terms[:, :, 0]
-            for k in range(1, taps):
-                out = out + terms[:, :, k]
-            return out
-        return TapSum.apply(values, weights)
+        # float16 and bfloat16 (the rest went above): rounded after each add, in tap order, as torch's
+        terms = values * weights.unsqueeze(1)
+        out = terms[:, :, 0]
+        for k in range(1, taps):
+            out = out + terms[:, :, k]
+        return out
 
     if mode == "nearest":
         out = read([xp.rint(values_of(c)) for c in coords])  # rint rounds half to even, as nearbyint
@@ -486,8 +548,7 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
         along = [_pad_coordinate_array(f[:, None, :] + offsets, sizes[d], padding_mode, align) if arrays
                  else _pad_coordinate(Tensor._make(f[:, None, :] + offsets), sizes[d], padding_mode, align)._data
                  for d, f in enumerate(low)]
-        positions = [xp.broadcast_to(along[0][:, :, None, :], (batch, 4, 4, points)).reshape(batch, 16, points),
-                     xp.broadcast_to(along[1][:, None, :, :], (batch, 4, 4, points)).reshape(batch, 16, points)]
+        positions = [along[0][:, :, None, :], along[1][:, None, :, :]]
         if arrays:
             tap_weights = xp.stack(weights[0], axis=1)[:, :, None] * xp.stack(weights[1], axis=1)[:, None]
         else:
@@ -514,8 +575,7 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
             axis = [1] * spatial
             axis[d] = 2
             corner = low[d][:, None, :] + xp.arange(2, dtype=low[d].dtype).reshape(1, 2, 1)
-            positions.append(xp.broadcast_to(corner.reshape(batch, *axis, points),
-                                             (batch, *[2] * spatial, points)).reshape(batch, corners, points))
+            positions.append(corner.reshape(batch, *axis, points))
         out = read_taps(positions, weight.reshape(batch, corners, points))
     return _grid_sampler_node(out.reshape(batch, channels, *out_shape))
 
