@@ -145,19 +145,34 @@ def unique_consecutive(input: Tensor, return_inverse: bool = False, return_count
 
 
 # ---------------------------------------------------------------- repeat_interleave
-def _repeats_array(repeats, size: int, op: str = "repeat_interleave"):
-    """``repeats`` as a host int64 array of ``size`` entries (a one-element tensor is broadcast)."""
-    if repeats._data.dtype.kind not in "iu":
+def _check_repeats_dtype(repeats, op: str = "repeat_interleave") -> None:
+    """torch's counts kernel dispatches on the index types only: int32 and int64 counts."""
+    if repeats._data.dtype not in (np.int32, np.int64):
         raise NotImplementedError(f'"{op}_cpu" not implemented for \'{_dtype.scalar_name(repeats.dtype)}\'')
+
+
+def _repeats_array(repeats, size: int, dim: int = 0, op: str = "repeat_interleave"):
+    """``repeats`` as a host int64 array of ``size`` entries (a one-element tensor is broadcast),
+    checked in torch's order: the rank and the size along ``dim`` before the dtype."""
     if repeats._data.ndim > 1:
         raise RuntimeError("repeats must be 0-dim or 1-dim tensor")
+    n = repeats._data.size
+    if repeats._data.ndim == 1 and n != 1 and n != size:
+        raise RuntimeError(f"repeats must have the same size as input along dim, but got repeats.size(0) = "
+                           f"{n} and input.size({dim}) = {size}")
+    return _counts_array(repeats, op, size)
+
+
+def _counts_array(repeats, op: str = "repeat_interleave", size: int | None = None):
+    """The counts of the one-argument form ``repeat_interleave(counts)``, which takes int32/int64
+    vectors only; ``size`` broadcasts a one-element ``repeats`` of the input form."""
+    _check_repeats_dtype(repeats, op)
+    if size is None and repeats._data.ndim != 1:
+        raise RuntimeError("repeat_interleave only accept 1D vector as repeat")
     # the counts decide the output's shape, so they are read on the host (a device sync, as in torch)
     counts = repeats.cpu().numpy().reshape(-1).astype(np.int64)
-    if counts.size == 1 and size != 1:
+    if size is not None and counts.size == 1 and size != 1:
         counts = np.broadcast_to(counts, (size,))
-    if counts.size != size:
-        raise RuntimeError(f"repeats must have the same size as input along dim, but got repeats.size(0) = "
-                           f"{counts.size} and input.size(0) = {size}")
     if (counts < 0).any():
         raise RuntimeError("repeats can not be negative")
     return counts
@@ -173,10 +188,11 @@ def repeat_interleave(input: Tensor | None = None, repeats=None, dim: int | None
         input, repeats = repeats, None
     _check_tensor(input, "repeat_interleave")
     if repeats is None:
-        counts = _repeats_array(input, input._data.reshape(-1).shape[0])
+        counts = _counts_array(input)
         _check_counted_output_size(output_size, counts.sum().item())
         index = np.repeat(np.arange(counts.size), counts)
-        return _index_tensor(array_module(input).asarray(index))
+        # the indices come in the counts' dtype (int32 counts give int32 indices, as in torch)
+        return Tensor._make(array_module(input).asarray(index, dtype=input._data.dtype))
     if dim is None:
         input, d = reshape(input, (-1,)), 0
     else:
@@ -199,7 +215,7 @@ def repeat_interleave(input: Tensor | None = None, repeats=None, dim: int | None
         out = reshape(contiguous(spread), (*shape[:d], size * int(repeats), *shape[d + 1:]))
         result = name_node(out, "ViewBackward0", label="repeat_interleave")
     elif isinstance(repeats, Tensor):
-        counts = _repeats_array(repeats, size)
+        counts = _repeats_array(repeats, size, d)
         _check_counted_output_size(output_size, counts.sum().item())
         index = array_module(input).asarray(np.repeat(np.arange(size), counts))
         result = index_select(input, d, _index_tensor(index))
