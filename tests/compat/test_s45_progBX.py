@@ -1,6 +1,9 @@
 """Session 45, lane progBX: what the InfoGAN / SSD / Linformer-Nystrom corpus programs' probes found.
 
-index_fill's refusal of a value tensor that is not 0-d is torch's RuntimeError.
+torch.autograd.Variable parsed as torch's THPVariable_pynew parses it (no data is an empty tensor of the
+default dtype, flags must be integers, volatile with requires_grad is a ValueError, unknown keywords are
+TypeErrors, integer data requiring grad gets the constructor's wording), and index_fill's refusal of a
+value tensor that is not 0-d is torch's RuntimeError.
 """
 
 import warnings
@@ -27,6 +30,46 @@ def _outcome(lib, case):
                          value.requires_grad, value.is_leaf)
             result = ("returns", value)
     return result, [(w.category.__name__, str(w.message)) for w in caught]
+
+
+VARIABLE_CASES = {
+    "no data": lambda l: l.autograd.Variable(),
+    "None data": lambda l: l.autograd.Variable(None),
+    "None data requiring grad": lambda l: l.autograd.Variable(None, requires_grad=True),
+    "only requires_grad": lambda l: l.autograd.Variable(requires_grad=True),
+    "positional flag": lambda l: l.autograd.Variable(l.zeros(2), True),
+    "integer flag": lambda l: l.autograd.Variable(l.zeros(2), 1),
+    "None flag": lambda l: l.autograd.Variable(l.zeros(2), requires_grad=None),
+    "string flag": lambda l: l.autograd.Variable(l.zeros(2), requires_grad="x"),
+    "float flag": lambda l: l.autograd.Variable(l.zeros(2), requires_grad=1.0),
+    "volatile and requires_grad": lambda l: l.autograd.Variable(l.zeros(2), True, True),
+    "volatile": lambda l: l.autograd.Variable(l.zeros(2), volatile=True),
+    "unknown keyword": lambda l: l.autograd.Variable(l.zeros(2), requires_grad=True, foo=1),
+    "data by keyword": lambda l: l.autograd.Variable(data=l.ones(2)),
+    "ints requiring grad": lambda l: l.autograd.Variable(l.ones(2, dtype=l.long), requires_grad=True),
+    "ints not requiring grad": lambda l: l.autograd.Variable(l.ones(2, dtype=l.long), False),
+    "complex requiring grad": lambda l: l.autograd.Variable(l.ones(2, dtype=l.complex64), requires_grad=True),
+    "list data": lambda l: l.autograd.Variable([1.0]),
+    "requires_grad_ on ints keeps its own words": lambda l: l.ones(2, dtype=l.long).requires_grad_(),
+}
+
+
+@pytest.mark.parametrize("name", list(VARIABLE_CASES))
+def test_variable_matches_torch(name):
+    ours, theirs = (_outcome(lib, VARIABLE_CASES[name]) for lib in LIBS)
+    assert ours == theirs
+
+
+def test_variable_of_none_follows_the_default_dtype():
+    results = []
+    for lib in LIBS:
+        previous = lib.get_default_dtype()
+        lib.set_default_dtype(lib.float64)
+        try:
+            results.append(str(lib.autograd.Variable().dtype).split(".")[-1])
+        finally:
+            lib.set_default_dtype(previous)
+    assert results == ["float64", "float64"]
 
 
 INDEX_FILL_CASES = {
