@@ -88,3 +88,36 @@ INDEX_FILL_CASES = {
 def test_index_fill_value_checks_match_torch(name):
     ours, theirs = (_outcome(lib, INDEX_FILL_CASES[name]) for lib in LIBS)
     assert ours == theirs
+
+
+NAN = float("nan")
+SVD_NAN_CASES = {
+    "linalg.svd": lambda l: l.linalg.svd(l.tensor([[NAN, 1.0], [0.0, 1.0]])),
+    "linalg.svd float64": lambda l: l.linalg.svd(l.tensor([[NAN, 1.0], [0.0, 1.0]], dtype=l.float64)),
+    "linalg.svd complex": lambda l: l.linalg.svd(l.tensor([[NAN, 1.0], [0.0, 1.0]], dtype=l.complex64)),
+    "linalg.svd tall": lambda l: l.linalg.svd(l.tensor([[NAN, 1.0], [0.0, 1.0], [1.0, 1.0]])),
+    "linalg.svd requiring grad": lambda l: l.linalg.svd(l.tensor([[NAN, 1.0], [0.0, 1.0]], requires_grad=True)),
+    "linalg.svd batch element 1": lambda l: l.linalg.svd(l.tensor([[[1.0, 0.0], [0.0, 1.0]], [[NAN, 1.0], [0.0, 1.0]]])),
+    "linalg.svd batch element 0": lambda l: l.linalg.svd(l.tensor([[[NAN, 1.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]]])),
+    "linalg.svdvals": lambda l: l.linalg.svdvals(l.tensor([[NAN, 1.0], [0.0, 1.0]])),
+    "torch.svd": lambda l: l.svd(l.tensor([[NAN, 1.0], [0.0, 1.0]])),
+    "linalg.pinv": lambda l: l.linalg.pinv(l.tensor([[NAN, 1.0], [0.0, 1.0]])),
+    "linalg.pinv batched": lambda l: l.linalg.pinv(l.tensor([[[1.0, 0.0], [0.0, 1.0]], [[NAN, 1.0], [0.0, 1.0]]])),
+    "pinverse": lambda l: l.pinverse(l.tensor([[NAN, 1.0], [0.0, 1.0]])),
+    "matrix_norm 2": lambda l: l.linalg.matrix_norm(l.tensor([[NAN, 1.0], [0.0, 1.0]]), ord=2),
+    "matrix_norm nuc": lambda l: l.linalg.matrix_norm(l.tensor([[NAN, 1.0], [0.0, 1.0]]), ord="nuc"),
+    "norm nuc": lambda l: l.norm(l.tensor([[NAN, 1.0], [0.0, 1.0]]), p="nuc"),
+    "matrix_rank": lambda l: l.linalg.matrix_rank(l.tensor([[NAN, 1.0], [0.0, 1.0]])),
+    "cond": lambda l: l.linalg.cond(l.tensor([[NAN, 1.0], [0.0, 1.0]])),
+    "pinv hermitian goes through eigh": lambda l: l.linalg.pinv(l.tensor([[NAN, 1.0], [0.0, 1.0]]), hermitian=True),
+    "finite input unchanged": lambda l: l.linalg.svdvals(l.tensor([[3.0, 0.0], [0.0, 4.0]])),
+}
+
+
+@pytest.mark.parametrize("name", list(SVD_NAN_CASES))
+def test_svd_of_a_matrix_with_nan_raises_torchs_linalg_error(name):
+    (ours, ours_warnings), (theirs, theirs_warnings) = (_outcome(lib, SVD_NAN_CASES[name]) for lib in LIBS)
+    assert ours == theirs and ours_warnings == theirs_warnings
+    if ours[0] == "raises":
+        with pytest.raises(chainrule.linalg.LinAlgError):
+            SVD_NAN_CASES[name](chainrule)
