@@ -121,3 +121,28 @@ def test_svd_of_a_matrix_with_nan_raises_torchs_linalg_error(name):
     if ours[0] == "raises":
         with pytest.raises(chainrule.linalg.LinAlgError):
             SVD_NAN_CASES[name](chainrule)
+
+
+SDPA_INPUT_CASES = {
+    "key float64": lambda l: l.nn.functional.scaled_dot_product_attention(
+        l.ones(2, 5, 4), l.ones(2, 6, 4, dtype=l.float64), l.ones(2, 6, 3)),
+    "long query": lambda l: l.nn.functional.scaled_dot_product_attention(
+        l.ones(2, 3, dtype=l.long), l.ones(2, 3), l.ones(2, 3)),
+    "half, bfloat16, complex": lambda l: l.nn.functional.scaled_dot_product_attention(
+        l.ones(2, 3, dtype=l.float16), l.ones(2, 3, dtype=l.bfloat16), l.ones(2, 3, dtype=l.complex64)),
+    "1-d inputs": lambda l: l.nn.functional.scaled_dot_product_attention(l.ones(4), l.ones(4), l.ones(4)),
+    "1-d key": lambda l: l.nn.functional.scaled_dot_product_attention(l.ones(2, 3), l.ones(3), l.ones(2, 3)),
+    "1-d query and a dtype mismatch: the dtype first": lambda l: l.nn.functional.scaled_dot_product_attention(
+        l.ones(3), l.ones(2, 3, dtype=l.float64), l.ones(2, 3)),
+    "0-d value": lambda l: l.nn.functional.scaled_dot_product_attention(l.ones(2, 3), l.ones(2, 3), l.tensor(1.0)),
+    "integer mask after the inputs": lambda l: l.nn.functional.scaled_dot_product_attention(
+        l.ones(2, 3), l.ones(2, 3), l.ones(2, 3), attn_mask=l.ones(2, 2, dtype=l.long)),
+    "valid inputs": lambda l: l.nn.functional.scaled_dot_product_attention(
+        l.arange(6.0).reshape(2, 3), l.arange(6.0).reshape(2, 3) / 4, l.ones(2, 3)),
+}
+
+
+@pytest.mark.parametrize("name", list(SDPA_INPUT_CASES))
+def test_scaled_dot_product_attention_input_checks_match_torch(name):
+    ours, theirs = (_outcome(lib, SDPA_INPUT_CASES[name]) for lib in LIBS)
+    assert ours == theirs
