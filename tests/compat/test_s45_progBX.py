@@ -146,3 +146,51 @@ SDPA_INPUT_CASES = {
 def test_scaled_dot_product_attention_input_checks_match_torch(name):
     ours, theirs = (_outcome(lib, SDPA_INPUT_CASES[name]) for lib in LIBS)
     assert ours == theirs
+
+
+NORM_CASES = {
+    "matrix_norm of a 1-d long tensor: the rank first": lambda l: l.linalg.matrix_norm(l.ones(3, dtype=l.long)),
+    "matrix_norm of a long matrix, three dims: the dtype first": lambda l: l.linalg.matrix_norm(
+        l.ones(2, 2, dtype=l.long), dim=(0, 1, 2)),
+    "matrix_norm three dims": lambda l: l.linalg.matrix_norm(l.ones(2, 2, 2), dim=(0, 1, 2)),
+    "matrix_norm one dim": lambda l: l.linalg.matrix_norm(l.ones(2, 2), dim=[0]),
+    "matrix_norm the same dim twice once wrapped": lambda l: l.linalg.matrix_norm(l.ones(2, 2), dim=(0, -2)),
+    "matrix_norm nuc the same dim twice": lambda l: l.linalg.matrix_norm(l.ones(2, 2), "nuc", dim=(1, 1)),
+    "matrix_norm dim out of range": lambda l: l.linalg.matrix_norm(l.ones(2, 2), dim=(0, 2)),
+    "matrix_norm nuc": lambda l: l.linalg.matrix_norm(l.eye(2) * 3, "nuc"),
+    "nuclear_norm of a 1-d tensor": lambda l: l.nuclear_norm(l.ones(3)),
+    "nuclear_norm of a long matrix": lambda l: l.nuclear_norm(l.ones(3, 2, dtype=l.long)),
+    "nuclear_norm three dims": lambda l: l.nuclear_norm(l.ones(3, 2, 2), dim=(0, 1, 2)),
+    "nuclear_norm one dim": lambda l: l.nuclear_norm(l.ones(3, 2), dim=(0,)),
+    "nuclear_norm the same dim twice": lambda l: l.nuclear_norm(l.ones(3, 2), dim=(0, 0)),
+    "nuclear_norm dim out of range": lambda l: l.nuclear_norm(l.ones(3, 2), dim=(0, 5)),
+    "nuclear_norm": lambda l: l.nuclear_norm(l.eye(2) * 3),
+    "nuclear_norm keepdim positional": lambda l: l.nuclear_norm(l.eye(2) * 3, True),
+    "nuclear_norm dims keepdim": lambda l: l.nuclear_norm(l.ones(2, 3, 2), dim=(0, -1), keepdim=True),
+    "nuclear_norm out": lambda l: l.nuclear_norm(l.eye(2) * 3, out=l.empty(0)),
+    "nuclear_norm dims out": lambda l: l.nuclear_norm(l.eye(2) * 3, dim=(0, 1), out=l.empty(0)),
+    "frobenius_norm": lambda l: l.frobenius_norm(l.eye(2), dim=(0, 1)),
+    "frobenius_norm out": lambda l: l.frobenius_norm(l.eye(2), dim=(0, 1), out=l.empty(0)),
+    "frobenius_norm dim out of range": lambda l: l.frobenius_norm(l.eye(2), dim=(0, 5)),
+    "norm nuc does not warn": lambda l: l.norm(l.eye(2), p="nuc"),
+    "norm fro over two dims does not warn": lambda l: l.norm(l.eye(2), p="fro", dim=(0, 1)),
+}
+
+
+@pytest.mark.parametrize("name", list(NORM_CASES))
+def test_matrix_norm_checks_and_deprecated_norm_warnings_match_torch(name):
+    # torch's deprecation warnings are TORCH_WARN_ONCE: under warn-always both libraries give them every call
+    outcomes = []
+    for lib in LIBS:
+        previous = lib.is_warn_always_enabled()
+        lib.set_warn_always(True)
+        try:
+            outcomes.append(_outcome(lib, NORM_CASES[name]))
+        finally:
+            lib.set_warn_always(previous)
+    ours, theirs = outcomes
+    if ours[0][0] == "returns" and theirs[0][0] == "returns":  # SVD roundoff: compare the values by closeness
+        assert ours[0][1][:2] == theirs[0][1][:2] and ours[1] == theirs[1]
+        assert torch.allclose(torch.tensor(ours[0][1][2]), torch.tensor(theirs[0][1][2]))
+    else:
+        assert ours == theirs

@@ -1683,12 +1683,14 @@ def triangular_solve(input: Tensor, A: Tensor, upper: bool = True, transpose: bo
 def nuclear_norm(input: Tensor, dim=None, keepdim: bool = False, *, out=None) -> Tensor:
     """torch.nuclear_norm (deprecated for linalg.matrix_norm(A, 'nuc')): the sum of the singular
     values over the two ``dim`` (the last two of a matrix by default)."""
+    from .linalg import _matrix_norm_dims
+
     if isinstance(dim, bool):  # torch.nuclear_norm(input, keepdim)
         dim, keepdim = None, dim
-    dims = (-2, -1) if dim is None else tuple(dim)
-    if input._data.ndim < 2 or len(dims) != 2:
-        raise RuntimeError(f"nuclear_norm: expected a 2-D tensor or two dims, got a {input._data.ndim}-D tensor and "
-                           f"dim={dim}")
+    # torch's three overloads warn from three places, each once; then linalg.matrix_norm's checks
+    _config.warn_once(_deprecated_norm("nuclear_norm", "matrix_norm(A, 'nuc', dim, keepdim)",
+                                       3229 if out is None else 3217 if dim is None else 3241))
+    dims = _matrix_norm_dims(input, (-2, -1) if dim is None else dim)
     result = linalg_svdvals(input.movedim(dims, (-2, -1))).sum(-1)
     if keepdim:  # the two size-1 dims moved back where dim names them, as torch does
         result = result.unsqueeze(-1).unsqueeze(-1).movedim((-2, -1), dims)
@@ -1699,7 +1701,15 @@ def frobenius_norm(input: Tensor, dim, keepdim: bool = False, *, out=None) -> Te
     """torch.frobenius_norm (deprecated for linalg.vector_norm(A, 2, dim)): the 2-norm over ``dim``."""
     from .linalg import vector_norm
 
+    _config.warn_once(_deprecated_norm("frobenius_norm", "vector_norm(A, 2., dim, keepdim)",
+                                       3175 if out is None else 3195))
     return _copy_out(name_node(vector_norm(input, 2, dim, keepdim), "NormBackward1"), out, "frobenius_norm")
+
+
+def _deprecated_norm(name: str, replacement: str, line: int) -> str:
+    return (f"at::{name} is deprecated and it is just left for JIT compatibility. It will be removed in a future "
+            f"PyTorch release. Please use `linalg.{replacement}` instead (Triggered internally at "
+            f"/__w/pytorch/pytorch/aten/src/ATen/native/LinearAlgebra.cpp:{line}.)")
 
 
 # ---------------------------------------------------------------- randomized low-rank SVD and PCA
