@@ -10,6 +10,7 @@ Calling it builds a tensor of that pair, and ``isinstance(x, torch.FloatTensor)`
 from __future__ import annotations
 
 import importlib.machinery
+import operator
 import types
 import warnings
 
@@ -107,14 +108,27 @@ class _VariableMeta(type):
     def __instancecheck__(cls, instance) -> bool:
         return isinstance(instance, Tensor)
 
-    def __call__(cls, data, requires_grad: bool = False, volatile: bool = False) -> Tensor:
-        if not isinstance(data, Tensor):
-            raise TypeError(f"Variable data has to be a tensor, but got {type(data).__name__}")
+    def __call__(cls, data=None, requires_grad=False, volatile=False, **unknown) -> Tensor:
+        # torch parses these as the C flags of THPVariable_pynew: an unknown keyword, or a flag that is
+        # not an integer, is a TypeError in CPython's words, before anything else happens
+        if unknown:
+            raise TypeError(f"'{next(iter(unknown))}' is an invalid keyword argument for this function")
+        requires_grad, volatile = bool(operator.index(requires_grad)), bool(operator.index(volatile))
         if volatile:
             warnings.warn("volatile was removed and now has no effect. Use `with torch.no_grad():` instead.",
                           UserWarning, stacklevel=2)
+            if requires_grad:
+                raise ValueError("Variable can't be volatile and require_grad at the same time!")
+        if data is None:
+            # torch's Variable() / Variable(None): an empty tensor of the default dtype (legacy serialization)
+            data = creation.empty(0)
+        elif not isinstance(data, Tensor):
+            raise TypeError(f"Variable data has to be a tensor, but got {type(data).__name__}")
         # torch's Variable(t) is a new leaf sharing t's memory, with no history
-        return data.detach().requires_grad_(requires_grad)
+        leaf = data.detach()
+        leaf._set_requires_grad(
+            requires_grad, dtype_refusal="Only Tensors of floating point and complex dtype can require gradients")
+        return leaf
 
 
 class Variable(metaclass=_VariableMeta):

@@ -975,6 +975,14 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
 
 
 def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa) -> Tensor:
+    # torch's validate_sdpa_input, in its order: dtypes, then ranks (its message has the double space)
+    if not query.dtype == key.dtype == value.dtype:
+        raise RuntimeError("Expected query, key, and value to have the same dtype, but got query.dtype: "
+                           f"{_dtype.cpp_type_name(query.dtype)} key.dtype: {_dtype.cpp_type_name(key.dtype)} "
+                           f"and value.dtype: {_dtype.cpp_type_name(value.dtype)} instead.")
+    if query.dim() < 2 or key.dim() < 2 or value.dim() < 2:
+        raise RuntimeError("Expected query, key, and value to all be  at least 2 dimensional, but got query.dim: "
+                           f"{query.dim()} key.dim: {key.dim()} and value.dim: {value.dim()} instead.")
     if attn_mask is not None and attn_mask.dtype not in (_dtype.bool, _dtype.float32, query.dtype):
         # torch's kernels take a bool mask, a float32 one, or one of the query's dtype; an integer
         # mask (a 0/1 LongTensor) is refused rather than added to the scores

@@ -618,7 +618,7 @@ class Svd(Function):
             Vh = xp.broadcast_to(xp.eye(cols, n, dtype=A.dtype), A.shape[:-2] + (cols, n)).copy()
             S = xp.zeros(A.shape[:-2] + (k,), dtype=A.real.dtype)
         else:
-            U, S, Vh = xp.linalg.svd(A, full_matrices=full_matrices)
+            U, S, Vh = _svd_array(xp, A, full_matrices=full_matrices)
         # singular values are real: float64 for complex128, as torch's
         U, S, Vh = (_column_major(U.astype(A.dtype, copy=False)), S.astype(A.real.dtype, copy=False),
                     _column_major(Vh.astype(A.dtype, copy=False)))
@@ -745,7 +745,7 @@ class Pinv(Function):
             inverted = xp.where(magnitudes > tolerance, 1 / xp.where(values == 0, 1, values), 0).astype(A.dtype)
             out = xp.matmul(vectors * inverted[..., None, :], _adjoint_array(xp, vectors))
         else:
-            U, S, Vh = xp.linalg.svd(A, full_matrices=False)
+            U, S, Vh = _svd_array(xp, A, full_matrices=False)
             tolerance = _cutoff(xp, S, m, n, atol, rtol, A.real.dtype)
             inverted = xp.where(S > tolerance, 1 / xp.where(S == 0, 1, S), 0).astype(A.dtype)
             out = xp.matmul(_adjoint_array(xp, Vh) * inverted[..., None, :], _adjoint_array(xp, U))
@@ -906,7 +906,7 @@ def linalg_lstsq(input: Tensor, b: Tensor, rcond=None, *, driver=None):
     solution = Lstsq.apply(A, rhs, rtol=rtol)
     if vector:
         solution = name_node(solution.squeeze(-1), "LinalgLstsqBackward0")
-    S = xp.linalg.svd(A._data, compute_uv=False) if A._data.size else xp.zeros(A._data.shape[:-2] + (0,), dtype=dtype)
+    S = _svd_array(xp, A._data, compute_uv=False) if A._data.size else xp.zeros(A._data.shape[:-2] + (0,), dtype=dtype)
     tolerance = _cutoff(xp, S, m, n, None, rtol, dtype)
     rank = (S > tolerance).sum(-1).astype(np.int64)
     empty = _const(xp.zeros((0,), dtype=dtype))
@@ -950,7 +950,7 @@ def linalg_matrix_rank(input: Tensor, tol=None, hermitian: bool = False, *, atol
             raise RuntimeError(f"linalg.eigh: A must be batches of square matrices, but they are {m} by {n} matrices")
         S = xp.flip(xp.sort(xp.abs(xp.linalg.eigvalsh(a)), axis=-1), -1)
     else:
-        S = xp.linalg.svd(a, compute_uv=False)
+        S = _svd_array(xp, a, compute_uv=False)
     rank = (S > _cutoff(xp, S, m, n, atol, rtol, a.real.dtype)).sum(-1).astype(np.int64)
     return _copy_out(_const(xp.asarray(rank)), out, "linalg.matrix_rank")
 
@@ -1087,6 +1087,21 @@ def _lu_backward(P: Tensor, L: Tensor, U: Tensor, grad_l: Tensor, grad_u: Tensor
         grad = cat([grad + grad_l[..., :k, :].tril(-1), grad_l[..., k:, :]], -2)
         grad = linalg_solve_triangular(_adjoint(U), grad, upper=False, left=False)
     return _mat(P, grad)
+
+
+def _svd_array(xp, A, **options):
+    """``xp.linalg.svd(A, **options)``, raising torch's LinAlgError where LAPACK gives up on a matrix
+    holding a NaN (NumPy's words were "SVD did not converge"), naming the batch element as torch does."""
+    try:
+        return xp.linalg.svd(A, **options)
+    except xp.linalg.LinAlgError:
+        finite = xp.isfinite(A).all(axis=(-2, -1))
+        if bool(finite.all()):
+            raise
+        with_nan = xp.isnan(A).any(axis=(-2, -1))
+        where = _first_failure(with_nan if bool(with_nan.any()) else ~finite, A.ndim > 2)[0]
+        raise _linalg_error(f"linalg.svd: {where}The algorithm failed to converge because the input matrix "
+                            "contained non-finite values.") from None
 
 
 def _first_failure(info, batched: bool) -> tuple:
@@ -1668,12 +1683,14 @@ def triangular_solve(input: Tensor, A: Tensor, upper: bool = True, transpose: bo
 def nuclear_norm(input: Tensor, dim=None, keepdim: bool = False, *, out=None) -> Tensor:
     """torch.nuclear_norm (deprecated for linalg.matrix_norm(A, 'nuc')): the sum of the singular
     values over the two ``dim`` (the last two of a matrix by default)."""
+    from .linalg import _matrix_norm_dims
+
     if isinstance(dim, bool):  # torch.nuclear_norm(input, keepdim)
         dim, keepdim = None, dim
-    dims = (-2, -1) if dim is None else tuple(dim)
-    if input._data.ndim < 2 or len(dims) != 2:
-        raise RuntimeError(f"nuclear_norm: expected a 2-D tensor or two dims, got a {input._data.ndim}-D tensor and "
-                           f"dim={dim}")
+    # torch's three overloads warn from three places, each once; then linalg.matrix_norm's checks
+    _config.warn_once(_deprecated_norm("nuclear_norm", "matrix_norm(A, 'nuc', dim, keepdim)",
+                                       3229 if out is None else 3217 if dim is None else 3241))
+    dims = _matrix_norm_dims(input, (-2, -1) if dim is None else dim)
     result = linalg_svdvals(input.movedim(dims, (-2, -1))).sum(-1)
     if keepdim:  # the two size-1 dims moved back where dim names them, as torch does
         result = result.unsqueeze(-1).unsqueeze(-1).movedim((-2, -1), dims)
@@ -1684,7 +1701,15 @@ def frobenius_norm(input: Tensor, dim, keepdim: bool = False, *, out=None) -> Te
     """torch.frobenius_norm (deprecated for linalg.vector_norm(A, 2, dim)): the 2-norm over ``dim``."""
     from .linalg import vector_norm
 
+    _config.warn_once(_deprecated_norm("frobenius_norm", "vector_norm(A, 2., dim, keepdim)",
+                                       3175 if out is None else 3195))
     return _copy_out(name_node(vector_norm(input, 2, dim, keepdim), "NormBackward1"), out, "frobenius_norm")
+
+
+def _deprecated_norm(name: str, replacement: str, line: int) -> str:
+    return (f"at::{name} is deprecated and it is just left for JIT compatibility. It will be removed in a future "
+            f"PyTorch release. Please use `linalg.{replacement}` instead (Triggered internally at "
+            f"/__w/pytorch/pytorch/aten/src/ATen/native/LinearAlgebra.cpp:{line}.)")
 
 
 # ---------------------------------------------------------------- randomized low-rank SVD and PCA

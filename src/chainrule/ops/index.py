@@ -2523,7 +2523,7 @@ def index_fill(input: Tensor, dim: int, index: Tensor, value) -> Tensor:
     array, d = _index_dim(input, dim, index, "index_fill")
     if isinstance(value, Tensor):
         if value._data.ndim != 0:
-            raise IndexError(f"index_fill_ only supports a 0-dimensional value tensor, but got tensor "
+            raise RuntimeError(f"index_fill_ only supports a 0-dimensional value tensor, but got tensor "
                              f"with {value._data.ndim} dimension(s).")
         # (a dual value under forward AD too: its tangent flows as the gradient would)
         if value._requires_grad or (_function.active_extension is not None

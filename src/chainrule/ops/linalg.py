@@ -1687,25 +1687,37 @@ def vector_norm(input: Tensor, ord=2, dim=None, keepdim: bool = False, *, dtype=
     return _vector_norm(x, ord, dim, keepdim, dtype, "linalg.vector_norm")
 
 
+def _matrix_norm_dims(A: Tensor, dim) -> tuple:
+    """torch's _linalg_matrix_norm_checks, in its order (rank, dtype, two dims, distinct once wrapped):
+    the two wrapped dims of the matrices whose norm linalg.matrix_norm (and nuclear_norm) take."""
+    from .reduce import _check_norm_input
+
+    if A._data.ndim < 2:
+        raise RuntimeError("linalg.matrix_norm: The input tensor A must have at least 2 dimensions.")
+    _check_norm_input(A, "linalg.matrix_norm")
+    dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
+    if len(dims) != 2:
+        raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {' '.join(str(d) for d in dims)}")
+    d0, d1 = (_wrap_dim(d, A._data.ndim, "linalg.matrix_norm") for d in dims)
+    if d0 == d1:
+        raise RuntimeError(f"linalg.matrix_norm: dims must be different. Got ({d0}, {d1})")
+    return d0, d1
+
+
 @out_rule("same_norm")
 def matrix_norm(input: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dtype=None) -> Tensor:
     """torch.linalg.matrix_norm for ord 'fro', 1, -1, inf, -inf (max/min column or row abs sums),
     and 2, -2, 'nuc' (largest, smallest, summed singular values)."""
     A = input  # torch's Python binding takes these keyword names
     from .elementwise import abs as _abs
-    from .reduce import _check_norm_input, amax, amin
+    from .reduce import amax, amin
     from .reduce import sum as _sum
 
-    _check_norm_input(A, "linalg.matrix_norm")
     # torch's two signatures take ord as a number or a str, dim as ints
     if not isinstance(ord, (str, int, float, np.number)) or isinstance(dim, bool) or not isinstance(
             dim, (tuple, list, int)):
         raise _dtype.invalid_combination("linalg_matrix_norm", A, ord, dim)
-    if A._data.ndim < 2:
-        raise RuntimeError("linalg.matrix_norm: The input tensor A must have at least 2 dimensions.")
-    if not isinstance(dim, (tuple, list)) or len(dim) != 2:
-        raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {dim}")
-    d0, d1 = (_wrap_dim(d, A._data.ndim, "linalg.matrix_norm") for d in dim)
+    d0, d1 = _matrix_norm_dims(A, dim)
     if ord == "fro":
         return vector_norm(A, 2, (d0, d1), keepdim, dtype=dtype)
     if ord in (2, -2, "nuc"):
