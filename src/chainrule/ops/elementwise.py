@@ -380,13 +380,17 @@ def fused_scaled_add(a, b, alpha, out=None):
     float32 rounds once, as torch's CPU add kernel does: its loop is a fused multiply-add
     (``p.add_(grad, alpha=-lr)``, an SGD step, differs from ``a + alpha * b`` rounded twice in about
     a fifth of the elements). The float32 product is exact in float64 and the float64 sum is
-    rounded to float32 once more (correctly rounded but for rare near-ties). bfloat16/float16
-    compute in float32 and round once at the end, as ``add``'s own path for them; other dtypes keep
-    NumPy's two roundings."""
+    rounded to float32 once more (correctly rounded but for rare near-ties); float64 rounds once too,
+    by an exact emulation (``_opmath.fused_multiply_add_float64``) unless alpha is a power of two.
+    bfloat16/float16 compute in float32 and round once at the end, as ``add``'s own path for them;
+    other dtypes keep NumPy's two roundings."""
     if a.dtype == b.dtype and a.dtype.itemsize == 2 and a.dtype.kind in "fV":  # float16, bfloat16
         result = (a.astype(np.float32) + b.astype(np.float32) * np.float32(alpha)).astype(a.dtype)
     elif a.dtype != np.float32 or b.dtype != np.float32:
-        result = a + b * alpha
+        if a.dtype != np.float64 or b.dtype != np.float64 or np.frexp(alpha)[0] in (0.5, -0.5):
+            result = a + b * alpha  # (a power of two's product is exact: the sum rounds once)
+        else:
+            return _opmath.fused_multiply_add_float64(b, builtins.float(alpha), a, out=out)
     elif alpha == 1 or alpha == -1:
         # no product to round: the sum's one rounding is the fma's (SGD's momentum buffer without
         # dampening, each step)
