@@ -75,3 +75,39 @@ def test_float64_scaled_add_gradients_and_saved_alpha():
     assert chainrule.autograd.gradcheck(lambda x, y: chainrule.rsub(x, y, alpha=-1.7), (a, b))
     assert chainrule.sub(a, b, alpha=0.3).grad_fn._saved_alpha == 0.3
 
+
+CONTAINER_WARNING = ("`nn.Container` is deprecated. All of its functionality is now implemented in `nn.Module`. "
+                     "Subclass that instead.")
+
+
+def _container_probe(module):
+    """What torch.nn.Container does, as text: its modules, parameters, errors and warnings."""
+    import warnings
+
+    seen = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        container = module.nn.Container(a=module.nn.Linear(2, 3), b=module.nn.ReLU(), n=None)
+        seen += [repr(container), list(container._modules), sum(p.numel() for p in container.parameters()),
+                 isinstance(container, module.nn.Module), module.nn.Container.__deprecated__]
+        try:
+            module.nn.Container(module.nn.ReLU())
+        except TypeError as error:
+            seen.append(str(error))
+
+        class Subclass(module.nn.Container):
+            pass
+
+        Subclass(x=module.nn.Tanh())
+        Subclass()
+    seen.append([(w.category, str(w.message), w.filename) for w in caught])
+    return seen
+
+
+def test_nn_container_as_torchs():
+    """torch.nn.Container (deprecated, still public): keywords become submodules; a FutureWarning
+    naming the user's line on making one (before its arguments are checked) and on subclassing."""
+    expected, actual = _container_probe(torch), _container_probe(chainrule)
+    assert actual == expected
+    assert [w[1] for w in actual[-1]] == [CONTAINER_WARNING] * 3
+    assert "Container" in chainrule.nn.modules.container.__all__
