@@ -111,3 +111,66 @@ def test_nn_container_as_torchs():
     assert actual == expected
     assert [w[1] for w in actual[-1]] == [CONTAINER_WARNING] * 3
     assert "Container" in chainrule.nn.modules.container.__all__
+
+
+# binary operators with a number or a tensor whose nodes differed from torch's: floor_divide has no
+# derivative (a NotImplemented node, edges for its tensor operands only), remainder/fmod by a number
+# are their Scalar overloads (one edge), number % tensor has no derivative, fmod of two tensors is
+# FmodBackward1, div with a rounding mode keeps its operands, reciprocal's gradient is torch's -g·(y·y)
+NODE_FORMS = {
+    "x//2": lambda m, x, y: x // 2, "x//2.5": lambda m, x, y: x // 2.5, "2//x": lambda m, x, y: 2 // x,
+    "x//y": lambda m, x, y: x // y, "floor_divide": lambda m, x, y: m.floor_divide(x, 2),
+    "Tensor.floor_divide": lambda m, x, y: x.floor_divide(y),
+    "floor_divide_": lambda m, x, y: x.clone().floor_divide_(2),
+    "__ifloordiv__": lambda m, x, y: x.clone().__ifloordiv__(y),
+    "div floor": lambda m, x, y: m.div(x, 2, rounding_mode="floor"),
+    "div trunc tensors": lambda m, x, y: m.div(x, y, rounding_mode="trunc"),
+    "x%2": lambda m, x, y: x % 2, "x%2.5": lambda m, x, y: x % 2.5, "2%x": lambda m, x, y: 2 % x,
+    "x%y": lambda m, x, y: x % y, "remainder(2, x)": lambda m, x, y: m.remainder(2, x),
+    "remainder_": lambda m, x, y: x.clone().remainder_(2), "__imod__": lambda m, x, y: x.clone().__imod__(2),
+    "remainder 0-d tensor": lambda m, x, y: m.remainder(x, m.tensor(2.0)),
+    "fmod": lambda m, x, y: m.fmod(x, 2), "fmod tensors": lambda m, x, y: m.fmod(x, y),
+    "fmod_": lambda m, x, y: x.clone().fmod_(2.5), "fmod 0-d tensor": lambda m, x, y: m.fmod(x, m.tensor(2.0)),
+    "2.5/x": lambda m, x, y: 2.5 / x, "reciprocal": lambda m, x, y: m.reciprocal(x),
+    "heaviside_": lambda m, x, y: x.clone().heaviside_(y),
+}
+
+
+def _node_probe(module, form: str, dtype: str):
+    x = module.tensor([3.5, -2.25, 7.0, 0.3, 1e-3], dtype=getattr(module, dtype), requires_grad=True)
+    y = module.tensor([1.5, 2.0, -3.0, 0.7, 3.0], dtype=getattr(module, dtype), requires_grad=True)
+    result = NODE_FORMS[form](module, x, y)
+    node = result.grad_fn
+    seen = [str(result.dtype).rpartition(".")[2], result.tolist(), node.name(),
+            [(None if n is None else n.name(), i) for n, i in node.next_functions],
+            sorted(name for name in dir(node) if name.startswith("_saved_"))]
+    try:
+        result.backward(module.ones_like(result))
+        seen.append([None if t.grad is None else t.grad.tolist() for t in (x, y)])
+    except RuntimeError as error:
+        seen.append(str(error))
+    return seen
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("form", sorted(NODE_FORMS))
+def test_binary_operator_nodes_as_torchs(form, dtype):
+    assert _node_probe(chainrule, form, dtype) == _node_probe(torch, form, dtype)
+
+
+def test_rounded_div_keeps_torchs_saved_operands():
+    for module in (torch, chainrule):
+        x = module.tensor([1.0, -2.0], requires_grad=True)
+        y = module.tensor([3.0, 4.0])
+        node = module.div(x, y, rounding_mode="trunc").grad_fn
+        assert node._saved_self is None and node._saved_other.tolist() == [3.0, 4.0]
+        node = module.div(y, x, rounding_mode="floor").grad_fn
+        assert node._saved_self.tolist() == [3.0, 4.0] and node._saved_other.tolist() == [1.0, -2.0]
+
+
+def test_remainder_and_fmod_by_a_number_gradcheck():
+    x = chainrule.tensor([3.5, -2.25, 7.0, 0.3], dtype=chainrule.float64, requires_grad=True)
+    assert chainrule.autograd.gradcheck(lambda t: chainrule.remainder(t, 2.5), (x,))
+    assert chainrule.autograd.gradcheck(lambda t: chainrule.fmod(t, -1.5), (x,))
+    assert chainrule.autograd.gradcheck(lambda t: 1.5 / t, (x,))
+

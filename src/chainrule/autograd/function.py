@@ -781,11 +781,12 @@ def without_derivative(op: str) -> type:
             def forward(ctx, x, values): ...
     """
     def backward(ctx, *grad_outputs):
-        raise RuntimeError(f"derivative for {op} is not implemented")
+        # (an in-place method's node names its own op, aten::heaviside_: see derivative_op_of)
+        raise RuntimeError(f"derivative for {getattr(ctx, 'derivative_op', op)} is not implemented")
 
     # (the explainer's text, which each op's own label and rule replace)
     return FunctionMeta("WithoutDerivative", (Function,), {
-        "__module__": __name__, "_array_forward": True, "backward": staticmethod(backward),
+        "__module__": __name__, "_array_forward": True, "backward": staticmethod(backward), "derivative_op": op,
         "label": op.rpartition("::")[2], "rule": "none: torch defines no derivative, and backward raises"})
 
 
