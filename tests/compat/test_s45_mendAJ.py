@@ -174,3 +174,48 @@ def test_remainder_and_fmod_by_a_number_gradcheck():
     assert chainrule.autograd.gradcheck(lambda t: chainrule.fmod(t, -1.5), (x,))
     assert chainrule.autograd.gradcheck(lambda t: 1.5 / t, (x,))
 
+
+_MEDIAN_INPUT = np.array([[3.0, 1.0, 2.0, np.nan], [0.5, -1.0, 4.0, 2.0]], dtype=np.float32)
+
+
+def _outcome(call):
+    try:
+        results = call()
+    except RuntimeError as error:
+        return "RuntimeError", str(error)
+    return [(str(t.dtype).rpartition(".")[2], repr(t.tolist())) for t in results]
+
+
+@pytest.mark.parametrize("op", ["median", "nanmedian"])
+@pytest.mark.parametrize("dtypes", [("float32", "int64"), ("float64", "int64"), ("float16", "int64"),
+                                    ("int64", "int64"), ("float32", "int32"), ("float32", "float32"),
+                                    ("float64", "int32")])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_median_over_a_dim_refuses_outs_as_torch(op, dtypes, keepdim):
+    """(values, indices) outs: indices must be int64 (checked first), values the input's dtype, in
+    torch's words naming median for nanmedian too; a float64 values out was written before."""
+    def call(module):
+        values, indices = (module.empty(0, dtype=getattr(module, name)) for name in dtypes)
+        result = getattr(module, op)(module.tensor(_MEDIAN_INPUT), 1, keepdim, out=(values, indices))
+        return [values, indices, *result]
+
+    assert _outcome(lambda: call(chainrule)) == _outcome(lambda: call(torch))
+
+
+@pytest.mark.parametrize("source", ["float32", "float64", "int64", "float16"])
+@pytest.mark.parametrize("target", ["float64", "float32", "float16", "int64", "bool", "complex128"])
+@pytest.mark.parametrize("dim", [None, 1, (0, 1)])
+@pytest.mark.parametrize("dtype", [None, "float64", "float32"])
+def test_mean_into_an_out_as_torch(source, target, dim, dtype):
+    """mean(out=): computed in a floating out's dtype when no dtype is given (a float16 mean into a
+    float64 out is the float64 one), a dtype other than the out's refused, an integral out refused
+    in mean.dtype_out's words without a dim and as the division's default-dtype result with one."""
+    def call(module):
+        x = module.tensor([[1.0, 2.0, 4.0], [3.0, 5.0, 7.0]]).to(getattr(module, source))
+        out = module.empty(0, dtype=getattr(module, target))
+        keywords = {} if dtype is None else {"dtype": getattr(module, dtype)}
+        result = module.mean(x, out=out, **keywords) if dim is None else module.mean(x, dim, out=out, **keywords)
+        assert result is out
+        return [out]
+
+    assert _outcome(lambda: call(chainrule)) == _outcome(lambda: call(torch))
