@@ -158,6 +158,24 @@ def test_binary_operator_nodes_as_torchs(form, dtype):
     assert _node_probe(chainrule, form, dtype) == _node_probe(torch, form, dtype)
 
 
+@pytest.mark.filterwarnings("ignore:The reduce argument of torch.scatter")
+def test_in_place_ops_without_a_derivative_name_the_in_place_op():
+    """torch's NotImplemented node of an in-place method names it: aten::scatter_, not aten::scatter."""
+    def errors(module):
+        messages = []
+        for write in (lambda y: y.scatter_(0, module.tensor([[1, 0, 1]]), module.full((1, 3), 3.0), reduce="multiply"),
+                      lambda y: y.heaviside_(module.ones(2, 3)), lambda y: y.floor_divide_(2.0)):
+            y = module.ones(2, 3, requires_grad=True) * 2
+            write(y)
+            with pytest.raises(RuntimeError) as info:
+                y.sum().backward()
+            messages.append(str(info.value))
+        return messages
+
+    assert errors(chainrule) == errors(torch)
+    assert errors(chainrule)[0] == "derivative for aten::scatter_ is not implemented"
+
+
 def test_rounded_div_keeps_torchs_saved_operands():
     for module in (torch, chainrule):
         x = module.tensor([1.0, -2.0], requires_grad=True)
