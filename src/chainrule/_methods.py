@@ -639,7 +639,10 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     box[0] = version + 1
     if recording and result.grad_fn is not None:
         old = self._grad_fn
-        self.grad_fn = result.grad_fn
+        self.grad_fn = node = result.grad_fn
+        op = getattr(node._forward_cls, "_derivative_op", None)
+        if op is not None:  # an op without a derivative: torch's error names the in-place one (aten::heaviside_)
+            node._derivative_op = op + "_"
         self._output_nr = result._output_nr
         self._requires_grad = True
         if self._retains_grad:

@@ -324,6 +324,95 @@ def fused_multiply_add_float32(x, y, z, out=None):
     return out
 
 
+_SPLITTER = 134217729.0  # 2**27 + 1: Veltkamp's split of a float64 into two 26-bit halves
+
+
+def fused_multiply_add_float64(x, y: float, z, out=None):
+    """``x * y + z`` for float64 arrays and a number ``y``, rounded once, as the fused multiply-add of
+    torch's CPU add kernel (``add(a, b, alpha=)`` on float64 rounds ``a + alpha·b`` once; NumPy has
+    no fma), into ``out`` if given. Boldo and Melquiond's emulation ("Emulation of FMA and
+    correctly-rounded sums: proved algorithms using rounding to odd", 2008): Dekker's exact product
+    ``x·y = p + e`` (Veltkamp's split, ``y``'s once), Knuth's exact sum ``z + p = s + t``, then
+    ``s + RO(t + e)`` rounded to nearest, where RO rounds to odd (truncates, and sets the last bit
+    where that was inexact). Exact but where the product underflows (below about 1e-290 its error
+    is no float64) or ``x·2^27`` overflows, where NumPy's twice rounded ``z + x·y`` is kept. About
+    twenty array passes, in four arrays of x's shape: large arrays go through in cache-sized blocks."""
+    shape = np.broadcast_shapes(np.shape(x), np.shape(z))
+    size = int(np.prod(shape))
+    if size > _FMA_BLOCK and np.shape(x) == shape and np.shape(z) == shape:
+        x, z = np.ascontiguousarray(x).reshape(-1), np.ascontiguousarray(z).reshape(-1)
+        result = np.empty(size)
+        for begin in range(0, size, _FMA_BLOCK):
+            block = slice(begin, begin + _FMA_BLOCK)
+            result[block] = _fused_multiply_add_float64(x[block], y, z[block])
+        result = result.reshape(shape)
+    elif shape:
+        result = _fused_multiply_add_float64(np.asarray(x), y, np.asarray(z))
+    else:  # as one element (NumPy's operators answer 0-d arrays with scalars, which take no out=)
+        result = _fused_multiply_add_float64(np.reshape(x, 1), y, np.reshape(z, 1))[0]
+    if out is None:
+        return result
+    out[...] = result
+    return out
+
+
+_SPLITTER = 134217729.0  # 2**27 + 1: Veltkamp's split of a float64 into two 26-bit halves
+_FMA_BLOCK = 16384  # elements: fused_multiply_add_float64's five float64 blocks stay in a core's L2
+
+
+def _fused_multiply_add_float64(x, y: float, z):
+    """fused_multiply_add_float64 on arrays, in place where it can: a new array of their broadcast
+    shape."""
+    scaled = y * _SPLITTER
+    y_high = scaled - (scaled - y)
+    y_low = y - y_high
+    shape = np.broadcast_shapes(x.shape, z.shape)
+    if x.shape != shape:  # z broadcasts x: the temporaries below take the result's shape from x
+        x = np.broadcast_to(x, shape)
+    with np.errstate(over="ignore", invalid="ignore"):
+        product = x * y
+        # Veltkamp: x = high + low, each with 26 significant bits
+        high = x * _SPLITTER
+        low = high - x
+        high -= low
+        np.subtract(x, high, out=low)
+        # Dekker: the product's rounding error, exactly
+        error = high * y_high
+        error -= product
+        high *= y_low
+        error += high
+        np.multiply(low, y_high, out=high)
+        error += high
+        low *= y_low
+        error += low
+        # Knuth's two-sum: z + product = total + tail, exactly (tail in low)
+        total = z + product
+        virtual = np.subtract(total, z, out=high)
+        np.subtract(total, virtual, out=low)
+        np.subtract(z, low, out=low)
+        product -= virtual
+        low += product
+        # round to odd of tail + error: the nearest sum (in high), what it missed (in low)
+        near = np.add(low, error, out=high)
+        virtual = np.subtract(near, low, out=product)
+        error -= virtual
+        np.subtract(near, virtual, out=virtual)
+        low -= virtual
+        low += error
+        inexact = low != 0
+        near_bits, missed_bits = near.view(np.int64), low.view(np.int64)
+        np.bitwise_xor(near_bits, missed_bits, out=missed_bits)
+        toward_zero = np.less(missed_bits, 0)  # missed and near of opposite signs: truncation is one unit down
+        toward_zero &= inexact
+        near_bits -= toward_zero
+        near_bits |= inexact
+        total += near
+        finite = np.isfinite(total, out=inexact)
+        if not finite.all():  # an infinite or NaN operand or result, or a split past float64's range
+            total = np.where(finite, total, z + x * y)
+    return total
+
+
 def half_precision(dtype) -> bool:
     """float16 or bfloat16 (ml_dtypes' is of kind 'V'): torch computes their fused ops in float32."""
     return dtype.itemsize == 2 and dtype.kind in "fV"

@@ -1484,10 +1484,26 @@ _VALUES_INDICES_OUT_MESSAGES = {
 
 
 def _refuse_values_indices_out(results: tuple, outs, op: str) -> None:
+    if op in ("median", "nanmedian"):
+        _refuse_median_out(results, outs)
+        return
     message = _VALUES_INDICES_OUT_MESSAGES[op]
     for result, out, what in zip(results, outs, ("values", "indices")):
         if out.dtype != result.dtype:
             raise RuntimeError(message(result.dtype, out.dtype, what))
+
+
+def _refuse_median_out(results: tuple, outs) -> None:
+    """median(dim)/nanmedian(dim)'s (values, indices) outs as torch's kernel checks them (both naming
+    median): indices int64 first, then values of the input's dtype, in legacy tensor-type names."""
+    values, indices = outs
+    if indices.dtype.name != "int64":
+        raise RuntimeError(f"Expected tensor for argument #1 'indices' to have scalar type Long; but got "
+                           f"torch.{_TYPE_NAMES[indices.dtype.name]} instead (while checking arguments for median)")
+    if values.dtype != results[0].dtype:
+        raise RuntimeError(f"Expected tensor for 'values' to have the same type as tensor for argument #2 'self'; but "
+                           f"type torch.{_TYPE_NAMES[values.dtype.name]} does not equal "
+                           f"torch.{_TYPE_NAMES[results[0].dtype.name]} (while checking arguments for median)")
 
 
 def _write_outs(results: tuple, outs, op: str) -> tuple:
@@ -1495,7 +1511,7 @@ def _write_outs(results: tuple, outs, op: str) -> tuple:
     the same kind of tuple (torch returns its named tuple of the out tensors)."""
     if not isinstance(outs, (tuple, list)) or len(outs) != len(results) or not all(isinstance(o, Tensor) for o in outs):
         raise TypeError(f"{op}(): argument 'out' must be tuple of {len(results)} Tensors, not {type(outs).__name__}")
-    if op in _VALUES_INDICES_OUT_MESSAGES:
+    if op in _VALUES_INDICES_OUT_MESSAGES or op == "median" or op == "nanmedian":
         _refuse_values_indices_out(results, outs, op)
     for result, out in zip(results, outs):
         _check_out(result, out, op)

@@ -719,6 +719,9 @@ class Function(metaclass=FunctionMeta):
     # batch's lengths, which torch keeps on the CPU); any other host array there is a CPU tensor
     # among CUDA ones, refused (_backend.on_one_device)
     host_params: frozenset = frozenset()
+    # aten's name of an op torch defines no derivative for (without_derivative), which its node's
+    # error names; None for every op that has one (an attribute here so that looking it up never misses)
+    _derivative_op: str | None = None
 
     def __init__(self, *args, **kwargs) -> None:
         # pre-0.4 scripts built an instance per call (``relu = MyReLU(); relu(x)``); torch still
@@ -781,11 +784,12 @@ def without_derivative(op: str) -> type:
             def forward(ctx, x, values): ...
     """
     def backward(ctx, *grad_outputs):
-        raise RuntimeError(f"derivative for {op} is not implemented")
+        # (an in-place method's node names its own op, aten::heaviside_: _methods sets it on the node)
+        raise RuntimeError(f"derivative for {getattr(ctx, '_derivative_op', op)} is not implemented")
 
     # (the explainer's text, which each op's own label and rule replace)
     return FunctionMeta("WithoutDerivative", (Function,), {
-        "__module__": __name__, "_array_forward": True, "backward": staticmethod(backward),
+        "__module__": __name__, "_array_forward": True, "backward": staticmethod(backward), "_derivative_op": op,
         "label": op.rpartition("::")[2], "rule": "none: torch defines no derivative, and backward raises"})
 
 

@@ -212,6 +212,8 @@ def _with_out_rule(function, name: str, rule: str):
             _vmap_frames.refuse_out(name, (*args, *kwargs.values(), out))
         if rule == "computes_in" and isinstance(out, Tensor) and kwargs.get("dtype") is None:
             kwargs["dtype"] = out.dtype
+        if rule == "mean" and isinstance(out, Tensor):
+            kwargs = _mean_out_arguments(args, kwargs, out, Tensor)
         if rule in _OUT_DTYPE_FIXED and isinstance(out, Tensor):
             # the out's dtype is refused before the values are looked at: multinomial's check of
             # its weights would otherwise answer an int64-out error with one about the weights
@@ -234,6 +236,33 @@ def _with_out_rule(function, name: str, rule: str):
         return write_out(result, out, name)
 
     return out_keyword_front(function, with_out)
+
+
+def _mean_out_arguments(args: tuple, kwargs: dict, out, tensor_type) -> dict:
+    """mean's keywords for an ``out`` as torch's kernels take it, or torch's refusal. Without a dim
+    (mean.dtype_out) an out the input cannot be cast to is refused first; then a ``dtype`` must be the
+    out's. Without a dtype a floating input's mean is computed in a floating or complex out's dtype (a
+    float32 input's mean into a float64 out is the float64 one); over a dim (mean.out: a sum into the
+    out, divided in place) an integral out is refused as that division's default-dtype result."""
+    source = args[0] if args else kwargs.get("input")
+    if not isinstance(source, tensor_type):
+        return kwargs
+    scalar = _dtype.scalar_name
+    over_all = (args[1] if len(args) > 1 else kwargs.get("dim", kwargs.get("axis"))) is None
+    if over_all and source.dtype._category > out.dtype._category:
+        raise RuntimeError(f"mean.dtype_out(): input types can't be cast to the desired output type {scalar(out.dtype)}")
+    dtype = kwargs.get("dtype")
+    if dtype is not None:
+        if dtype != out.dtype:
+            raise RuntimeError(f"Expected out tensor to have dtype {_dtype.cpp_type_name(dtype)}, but got "
+                               f"{_dtype.cpp_type_name(out.dtype)} instead")
+        return kwargs
+    if source.dtype._category < 2:  # (mean's own "could not infer output dtype")
+        return kwargs
+    if out.dtype._category < 2:
+        raise RuntimeError(f"result type {scalar(_dtype.get_default_dtype())} can't be cast to the desired output "
+                           f"type {scalar(out.dtype)}")
+    return {**kwargs, "dtype": out.dtype}
 
 
 # rules checked on each tensor of a tuple out (the others cast each result as it can)

@@ -29,6 +29,7 @@ from ..autograd.function import (
     on_arrays,
     on_arrays_when_unrecorded,
     saved,
+    without_derivative,
 )
 from ..autograd.grad_mode import no_grad
 from ..tensor import (
@@ -381,13 +382,17 @@ def fused_scaled_add(a, b, alpha, out=None):
     float32 rounds once, as torch's CPU add kernel does: its loop is a fused multiply-add
     (``p.add_(grad, alpha=-lr)``, an SGD step, differs from ``a + alpha * b`` rounded twice in about
     a fifth of the elements). The float32 product is exact in float64 and the float64 sum is
-    rounded to float32 once more (correctly rounded but for rare near-ties). bfloat16/float16
-    compute in float32 and round once at the end, as ``add``'s own path for them; other dtypes keep
-    NumPy's two roundings."""
+    rounded to float32 once more (correctly rounded but for rare near-ties); float64 rounds once too,
+    by an exact emulation (``_opmath.fused_multiply_add_float64``) unless alpha is a power of two.
+    bfloat16/float16 compute in float32 and round once at the end, as ``add``'s own path for them;
+    other dtypes keep NumPy's two roundings."""
     if a.dtype == b.dtype and a.dtype.itemsize == 2 and a.dtype.kind in "fV":  # float16, bfloat16
         result = (a.astype(np.float32) + b.astype(np.float32) * np.float32(alpha)).astype(a.dtype)
     elif a.dtype != np.float32 or b.dtype != np.float32:
-        result = a + b * alpha
+        if a.dtype != np.float64 or b.dtype != np.float64 or np.frexp(alpha)[0] in (0.5, -0.5):
+            result = a + b * alpha  # (a power of two's product is exact: the sum rounds once)
+        else:
+            return _opmath.fused_multiply_add_float64(b, builtins.float(alpha), a, out=out)
     elif alpha == 1 or alpha == -1:
         # no product to round: the sum's one rounding is the fma's (SGD's momentum buffer without
         # dampening, each step)
@@ -1133,11 +1138,15 @@ class RoundedDiv(Function):
     rule = "zero gradient (piecewise constant)"
     formula = "div({0}, {1}, rounding_mode)"
     _array_forward = True
-    saved_attributes = {"_saved_rounding_mode": ctx_value("rounding_mode")}
+    # torch's node keeps the divisor, and the dividend where the divisor's gradient is asked for (its
+    # formulas, which give zeros)
+    saved_attributes = {"_saved_other": saved(1), "_saved_rounding_mode": ctx_value("rounding_mode"),
+                        "_saved_self": saved(0, needed=1)}
 
     @staticmethod
     def forward(ctx, a, b, rounding_mode):
         ctx.rounding_mode = rounding_mode
+        ctx.save_for_backward(a, b)
         with np.errstate(all="ignore"):  # x / 0 is ±inf (or NaN) silently, as in torch
             if rounding_mode == "floor":
                 return iterator_layout(_floor_divide_float(a, b), a, b)
@@ -1234,7 +1243,26 @@ def floor_divide(input, other) -> Tensor:
 
     ``input / other`` rounded down to an integer value, elementwise (torch.floor_divide)."""
     _one_device("floor_divide", input, other)
-    return div(input, other, rounding_mode="floor")
+    out = div(input, other, rounding_mode="floor")
+    if out.grad_fn is None:
+        return out
+    # torch defines no derivative for floor_divide (div's rounding modes have DivBackward2): its node
+    # is NotImplemented, with an edge for each tensor operand (a number has none), and backward raises
+    operands = tuple(t for t in (input, other) if isinstance(t, Tensor))
+    return FloorDivide.apply(*operands, quotient=out.detach()._data)
+
+
+class FloorDivide(without_derivative("aten::floor_divide")):
+    """floor_divide of a tensor that requires grad: torch's NotImplemented node (edges for the
+    tensor operands only), whose backward raises; the quotient is div(rounding_mode='floor')'s."""
+
+    node_name = "torch::autograd::NotImplemented"
+    label = "floor_divide"
+    rule = "none: torch defines no derivative for floor_divide, and backward raises"
+
+    @staticmethod
+    def forward(ctx, *operands, quotient):
+        return quotient
 
 
 class Remainder(Function):
@@ -1298,13 +1326,87 @@ def remainder(input, other) -> Tensor:
         x, y = _kernel_arrays("remainder", a, b)
         _check_integer_divisor(y)
         return _laid_out(Tensor._make(xp.mod(x, y)), a, b)
-    out = Remainder.apply(a, b)
+    if not isinstance(input, Tensor):
+        return RemainderOfNumber.apply(b, dividend=a._data, number=input)
+    if not isinstance(other, Tensor):
+        return RemainderByNumber.apply(a, divisor=b._data, number=other)
     # torch's Tensor-Tensor overload records RemainderBackward1, its Tensor-Scalar one RemainderBackward0
-    return name_node(out, "RemainderBackward1", saved=_REMAINDER_SAVED) if isinstance(other, Tensor) else out
+    return name_node(Remainder.apply(a, b), "RemainderBackward1", saved=_REMAINDER_SAVED)
 
 
 # torch's remainder by a tensor keeps both operands, for the divisor's gradient only
 _REMAINDER_SAVED = {"_saved_other": saved(1, needed=1), "_saved_self": saved(0, needed=1)}
+
+
+def _divisor_to_aten(inputs, params) -> tuple:
+    """The dispatch layer shows ``tensor % number`` as torch's remainder.Scalar(tensor, number)."""
+    return (inputs[0], params["number"]), {}
+
+
+def _divisor_from_aten(args, kwargs) -> tuple:
+    tensor, number = args
+    return (tensor,), {"divisor": np.asarray(number, dtype=tensor._data.dtype), "number": number}
+
+
+class RemainderByNumber(Function):
+    """``tensor % number`` (torch's remainder.Scalar): one edge, the tensor's, and nothing saved."""
+
+    _array_forward = True
+    node_name = "RemainderBackward0"
+    label = "remainder"
+    rule = "∂/∂a = 1 (the number divides: no edge)"
+    formula = "{0} % {number}"
+    saved_attributes: dict = {}
+    aten_overload = "Scalar"
+    to_aten_arguments = staticmethod(_divisor_to_aten)
+    from_aten_arguments = staticmethod(_divisor_from_aten)
+
+    @staticmethod
+    def forward(ctx, a, divisor, number):
+        ctx.number = number  # (read by the explainer's formula)
+        return iterator_layout(array_module(a).mod(a, divisor), a, divisor)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # a mod b = a - floor(a / b) * b, b constant
+        return grad
+
+
+class RemainderOfNumber(without_derivative("aten::remainder")):
+    """``number % tensor`` (torch's remainder.Scalar_Tensor): torch defines no derivative, its node is
+    NotImplemented with the tensor's edge, and backward raises."""
+
+    node_name = "torch::autograd::NotImplemented"
+    label = "remainder"
+    rule = "none: torch defines no derivative for number % tensor, and backward raises"
+
+    @staticmethod
+    def forward(ctx, b, dividend, number):
+        return iterator_layout(array_module(b).mod(dividend, b), dividend, b)
+
+
+class FmodByNumber(Function):
+    """``fmod(tensor, number)`` (torch's fmod.Scalar): one edge, the tensor's, and nothing saved."""
+
+    _array_forward = True
+    node_name = "FmodBackward0"
+    label = "fmod"
+    rule = "∂/∂a = 1 (the number divides: no edge)"
+    formula = "fmod({0}, {number})"
+    saved_attributes: dict = {}
+    aten_overload = "Scalar"
+    to_aten_arguments = staticmethod(_divisor_to_aten)
+    from_aten_arguments = staticmethod(_divisor_from_aten)
+
+    @staticmethod
+    def forward(ctx, a, divisor, number):
+        ctx.number = number
+        return iterator_layout(array_module(a).fmod(a, divisor), a, divisor)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # fmod(a, b) = a - trunc(a / b) * b, b constant
+        return grad
 
 
 def fmod(input, other) -> Tensor:
@@ -1321,7 +1423,10 @@ def fmod(input, other) -> Tensor:
         x, y = _kernel_arrays("fmod", a, b)
         _check_integer_divisor(y)
         return _laid_out(Tensor._make(xp.fmod(x, y)), a, b)
-    return Fmod.apply(a, b)
+    if not isinstance(other, Tensor):
+        return FmodByNumber.apply(a, divisor=b._data, number=other)
+    # torch's Tensor-Tensor overload records FmodBackward1, keeping both operands for the divisor's gradient
+    return name_node(Fmod.apply(a, b), "FmodBackward1", saved=_REMAINDER_SAVED)
 
 
 _POW_SCALARS = (builtins.int, builtins.float, builtins.complex, np.number, np.bool_)
@@ -1619,7 +1724,7 @@ def _square_array(x):
 
 square = _unary("Square", _square_array, lambda g, x, y: g * (2 * x), float_only=False,
                 node_name="PowBackward0", arithmetic=True)  # torch's square is pow(x, 2)
-reciprocal = _unary("Reciprocal", np.reciprocal, lambda g, x, y: -g * y * y, saves="output", arithmetic=True)
+reciprocal = _unary("Reciprocal", np.reciprocal, lambda g, x, y: -g * (y * y), saves="output", arithmetic=True)
 sin = _unary("Sin", np.sin, lambda g, x, y: g * cos(x))
 cos = _unary("Cos", np.cos, lambda g, x, y: -g * sin(x))
 tan = _unary("Tan", np.tan, lambda g, x, y: g * (1 + y * y), saves="output", arithmetic=True)

@@ -43,7 +43,7 @@ from .memory_format import row_major
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
 # (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
 __out_functions__ = {"sum": "computes_in", "prod": "computes_in", "cumsum": "computes_in", "cumprod": "computes_in",
-                     "nansum": "computes_in", "mean": "cast", "nanmean": "cast", "std": "variance", "var": "variance",
+                     "nansum": "computes_in", "mean": "mean", "nanmean": "cast", "std": "variance", "var": "variance",
                      "amax": "same_as_input", "amin": "same_as_input", "argmax": "same", "argmin": "same",
                      "norm": "same", "logsumexp": "floating", "max": "castable", "min": "castable", "sort": "cast",
                      "topk": "cast", "median": "cast", "all": "cast", "any": "cast", "softmax": "same",

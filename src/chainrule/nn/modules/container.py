@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import operator
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from itertools import islice
 
+from ... import _torch_function
 from ...ops.compat import class_repr, typename
 from ...tensor import Tensor
 from ..parameter import Parameter
 from .module import Module, _addindent
 
-__all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
+__all__ = ["Container", "Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
 
 
 def _update_pairs(entries, owner: type, update: str) -> list:
@@ -41,6 +43,32 @@ def _index(idx, size: int, kind: str) -> int:
     if not -size <= idx < size:
         raise IndexError(f"index {idx} is out of range")
     return idx % size if size else idx
+
+
+_CONTAINER_DEPRECATED = ("`nn.Container` is deprecated. All of its functionality is now implemented in `nn.Module`. "
+                         "Subclass that instead.")
+
+
+class Container(Module):
+    """torch.nn.Container: a Module holding the modules given as keywords, under their names.
+    Deprecated, as torch's (its ``typing_extensions.deprecated``): a FutureWarning on making one,
+    before the arguments are checked, and on defining a subclass (whose instances then warn no more)."""
+
+    __deprecated__ = _CONTAINER_DEPRECATED
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Container:
+            warnings.warn(_CONTAINER_DEPRECATED, FutureWarning, stacklevel=_torch_function.user_stacklevel())
+        return super().__new__(cls)
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        warnings.warn(_CONTAINER_DEPRECATED, FutureWarning, stacklevel=_torch_function.user_stacklevel())
+        super().__init_subclass__(**kwargs)
+
+    def __init__(self, **kwargs: Module | None) -> None:
+        super().__init__()
+        for key, value in kwargs.items():
+            self.add_module(key, value)
 
 
 class Sequential(Module):
