@@ -1,0 +1,68 @@
+"""Session 45, lane progBZ: gaps found around the corpus programs lstnet_skip_rnn, node_oblivious_trees
+and dgi_infomax, each compared with torch."""
+
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+F_CR = chainrule.nn.functional
+F_T = torch.nn.functional
+
+
+def _outcome(lib, functional, sizes):
+    """F.bilinear on zero-filled tensors of the given sizes: the output shape, or the error's type and text."""
+    a, b, w, bias = (None if s is None else lib.zeros(s) for s in sizes)
+    try:
+        return tuple(functional.bilinear(a, b, w, bias).shape)
+    except Exception as error:  # noqa: BLE001  (the error itself is what is compared)
+        return type(error).__name__, str(error)
+
+
+BILINEAR_SIZES = [
+    ((2, 4), (2, 3), (1, 4, 4), (1,)),  # input2's features
+    ((2, 3), (2, 4), (1, 4, 4), (1,)),  # input1's features
+    ((2, 4), (3, 4), (1, 4, 4), (1,)),  # batch
+    ((2, 5, 4), (2, 6, 4), (1, 4, 4), None),  # batch, second dim
+    ((1, 2, 4), (2, 4), (1, 4, 4), (1,)),  # rank
+    ((), (4,), (1, 4, 4), (1,)),
+    ((), (), (1, 4, 4), (1,)),  # 0-d inputs have no last dim
+    ((4,), (4,), (1, 4, 4), ()),  # 0-d bias
+    ((4,), (4,), (), (1,)),  # 0-d weight
+    ((2, 4), (2, 4), (1, 4), (1,)),  # 2-d weight
+    ((2, 4), (2, 4), (1, 4, 4, 1), (1,)),  # 4-d weight
+    ((2, 4), (2, 4), (1, 4, 5), (1,)),
+    ((2, 4), (2, 4), (1, 4, 4), (2,)),  # bias size
+    ((2, 4), (2, 4), (3, 4, 4), (3, 1)),  # bias passes the check, fails the broadcast
+    ((2, 4), (2, 4), (1, 4, 4), (1, 1)),
+    ((4,), (4,), (1, 4, 4), (1,)),
+    ((2, 3, 4), (2, 3, 5), (2, 4, 5), (2,)),
+]
+
+
+@pytest.mark.parametrize("sizes", BILINEAR_SIZES, ids=str)
+def test_bilinear_checks_as_torch(sizes):
+    assert _outcome(chainrule, F_CR, sizes) == _outcome(torch, F_T, sizes)
+
+
+def test_bilinear_values_and_grads_unchanged():
+    g = torch.Generator().manual_seed(0)
+    tensors = [torch.randn(s, generator=g, dtype=torch.float64) for s in ((2, 3, 4), (2, 3, 5), (6, 4, 5), (6,))]
+    ours = [chainrule.tensor(t.numpy(), requires_grad=True) for t in tensors]
+    theirs = [t.clone().requires_grad_(True) for t in tensors]
+    out_c, out_t = F_CR.bilinear(*ours), F_T.bilinear(*theirs)
+    out_c.sum().backward()
+    out_t.sum().backward()
+    assert out_c.detach().numpy() == pytest.approx(out_t.detach().numpy(), abs=1e-12)
+    for c, t in zip(ours, theirs):
+        assert c.grad.numpy() == pytest.approx(t.grad.numpy(), abs=1e-12)
+    assert chainrule.autograd.gradcheck(F_CR.bilinear, tuple(ours))
+
+
+def test_bilinear_module_in1_features_error_in_torchs_words():
+    with pytest.raises(ValueError) as theirs:
+        torch.nn.Bilinear(0, 4, 2)
+    with pytest.raises(ValueError) as ours:
+        chainrule.nn.Bilinear(0, 4, 2)
+    assert str(ours.value) == str(theirs.value)
