@@ -46,6 +46,15 @@ def test_bilinear_checks_as_torch(sizes):
     assert _outcome(chainrule, F_CR, sizes) == _outcome(torch, F_T, sizes)
 
 
+def test_bilinear_refuses_bool_as_torch():
+    sizes = ((2, 3), (2, 4), (5, 3, 4), (5,))
+    with pytest.raises(NotImplementedError) as theirs:
+        F_T.bilinear(*(torch.ones(s, dtype=torch.bool) for s in sizes))
+    with pytest.raises(NotImplementedError) as ours:
+        F_CR.bilinear(*(chainrule.ones(s, dtype=chainrule.bool) for s in sizes))
+    assert str(ours.value) == str(theirs.value)
+
+
 def test_bilinear_values_and_grads_unchanged():
     g = torch.Generator().manual_seed(0)
     tensors = [torch.randn(s, generator=g, dtype=torch.float64) for s in ((2, 3, 4), (2, 3, 5), (6, 4, 5), (6,))]

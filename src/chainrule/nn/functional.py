@@ -218,6 +218,8 @@ def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None
         )
     if weight.ndim != 3:  # the 3-d weight is then contracted by _trilinear, which refuses any other rank
         raise RuntimeError("number of dimensions must match")
+    if input1.dtype is _dtype.bool:  # _trilinear's bmm has no bool kernel
+        raise NotImplementedError("\"bmm\" not implemented for 'Bool'")
     out_f, in1, in2 = weight.shape
     batch = tuple(input1.shape[:-1])
     x1 = input1.reshape(-1, in1)
