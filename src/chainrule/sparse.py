@@ -431,6 +431,20 @@ class SparseCOOTensor(Tensor):
         return _linear_in_entries(SparseCOOTensor._from_parts(indices[order], values, tuple(size), False), self,
                                   lambda grad: grad.transpose(dim0, dim1), "TransposeBackward0")
 
+    @property
+    def T(self):
+        """A sparse matrix's transpose, sparse (as torch's); other ranks and layouts as a dense tensor's."""
+        if self.dim() == 2 and self.sparse_dim() == 2:
+            return self.transpose(0, 1)
+        return Tensor.T.__get__(self)
+
+    @property
+    def mT(self):
+        """The last two dims swapped, sparse when both are sparse dims (as torch's)."""
+        if self.dim() >= 2 and self.sparse_dim() == self.dim():
+            return self.transpose(-2, -1)
+        return Tensor.mT.__get__(self)
+
     def t(self):
         if self.sparse_dim() > 2 or self.dense_dim() > 0:
             raise RuntimeError(f"t() expects a tensor with <= 2 sparse and 0 dense dimensions, but got "

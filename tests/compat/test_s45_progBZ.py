@@ -98,6 +98,10 @@ SPARSE_SHAPE_METHODS = {
     "repeat": lambda s: s.repeat(1, 1),
     "flip": lambda s: s.flip(0),
     "roll": lambda s: s.roll(1, 0),
+    "T": lambda s: s.T,
+    "mT": lambda s: s.mT,
+    "T_to_dense": lambda s: s.T.to_dense(),
+    "mT_to_dense": lambda s: s.mT.to_dense(),
 }
 
 
@@ -108,7 +112,17 @@ def _sparse_outcome(lib, method):
     except Exception as error:  # noqa: BLE001  (the error itself is what is compared)
         # torch's dispatcher goes on after the sentence to its build notes and the list of backends
         return type(error).__name__, str(error).split(" If you are a Facebook employee")[0]
-    return str(result.layout).split(".")[-1], tuple(result.shape), result is s
+    return str(result.layout).split(".")[-1], tuple(result.shape), result is s, result.to_dense().tolist()
+
+
+def test_sparse_coo_T_keeps_the_gradient():
+    values_c = chainrule.tensor([1.0, 2.0, 3.0, 4.0], dtype=chainrule.float64, requires_grad=True)
+    values_t = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64, requires_grad=True)
+    weight = [[1.0, -2.0], [0.5, 3.0], [2.0, 1.0]]
+    for lib, values in ((chainrule, values_c), (torch, values_t)):
+        s = lib.sparse_coo_tensor([[0, 1, 1, 2], [1, 0, 2, 2]], values, (3, 3), check_invariants=True)
+        lib.sparse.mm(s.T, lib.tensor(weight, dtype=lib.float64)).pow(2).sum().backward()
+    assert values_c.grad.tolist() == pytest.approx(values_t.grad.tolist(), abs=1e-12)
 
 
 @pytest.mark.parametrize("name", SPARSE_SHAPE_METHODS)
