@@ -431,6 +431,20 @@ class SparseCOOTensor(Tensor):
         return _linear_in_entries(SparseCOOTensor._from_parts(indices[order], values, tuple(size), False), self,
                                   lambda grad: grad.transpose(dim0, dim1), "TransposeBackward0")
 
+    @property
+    def T(self):
+        """A sparse matrix's transpose, sparse (as torch's); other ranks and layouts as a dense tensor's."""
+        if self.dim() == 2 and self.sparse_dim() == 2:
+            return self.transpose(0, 1)
+        return Tensor.T.__get__(self)
+
+    @property
+    def mT(self):
+        """The last two dims swapped, sparse when both are sparse dims (as torch's)."""
+        if self.dim() >= 2 and self.sparse_dim() == self.dim():
+            return self.transpose(-2, -1)
+        return Tensor.mT.__get__(self)
+
     def t(self):
         if self.sparse_dim() > 2 or self.dense_dim() > 0:
             raise RuntimeError(f"t() expects a tensor with <= 2 sparse and 0 dense dimensions, but got "
@@ -774,6 +788,49 @@ for _name in _VALUEWISE:
 for _name in _REFUSED:
     setattr(SparseCOOTensor, _name, _refused_method(_name))
 SparseCOOTensor.mean = _refused_method("mean", "mean.dim")
+
+
+def _refusing(name: str, error: type, message: str):
+    def method(self, *args, **kwargs):
+        raise error(message)
+    method.__name__ = name
+    return method
+
+
+# shape methods torch has no sparse COO kernel for: its view/reshape/expand refuse at once, whatever
+# the sizes (they would otherwise fall through to the dense Tensor method and return a strided tensor)
+_RESHAPE_REFUSED = (RuntimeError, "reshape is not implemented for sparse tensors")
+_EXPAND_REFUSED = (RuntimeError, "expand is unsupported for Sparse tensors")
+for _name, _refusal in {
+    "view_as": (NotImplementedError, _not_on_sparse("view")),
+    "unflatten": (NotImplementedError, _not_on_sparse("view")),
+    "reshape": _RESHAPE_REFUSED,
+    "reshape_as": _RESHAPE_REFUSED,
+    "expand": _EXPAND_REFUSED,
+    "expand_as": _EXPAND_REFUSED,
+    "repeat": _EXPAND_REFUSED,
+    "flip": (NotImplementedError, _not_on_sparse("flip")),
+    "roll": (NotImplementedError, _not_on_sparse("roll")),
+}.items():
+    setattr(SparseCOOTensor, _name, _refusing(_name, *_refusal))
+
+
+def _sparse_view(self, *shape, dtype=None):
+    """torch's view of a sparse tensor: refused; by dtype for want of a storage to reinterpret."""
+    if dtype is not None or (len(shape) == 1 and isinstance(shape[0], _dtype.dtype)):
+        raise NotImplementedError("Cannot access storage of SparseTensorImpl")
+    raise NotImplementedError(_not_on_sparse("view"))
+
+
+def _sparse_flatten(self, start_dim: int = 0, end_dim: int = -1):
+    """torch's flatten: a span of one dim is the tensor itself; any other goes through its reshape, refused."""
+    if self.dim() > 0 and start_dim % self.dim() == end_dim % self.dim():
+        return self
+    raise _RESHAPE_REFUSED[0](_RESHAPE_REFUSED[1])
+
+
+SparseCOOTensor.view = _sparse_view
+SparseCOOTensor.flatten = _sparse_flatten
 
 
 def _rebuild_sparse_coo(indices, values, size: tuple, coalesced: bool, device: str) -> SparseCOOTensor:

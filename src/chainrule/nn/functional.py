@@ -183,6 +183,13 @@ def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=N
     return _softmax(-input, dim, dtype=dtype)
 
 
+def _size_at(t: Tensor, dim: int) -> int:
+    """t.size(dim) as torch's C++ sym_size reads it: a 0-d tensor has no dimension to read."""
+    if t.ndim == 0:
+        raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
+    return t.shape[_wrap_dim(dim, t.ndim)]
+
+
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """F.bilinear: y_k = x1ᵀ A_k x2 + b_k for weight (out, in1, in2)."""
     tensors = {"input1": input1, "input2": input2, "weight": weight}
@@ -191,12 +198,29 @@ def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None
     if len({t.dtype for t in tensors.values()}) > 1:  # torch checks this first, and promotes nothing
         got = ", ".join(f"{name}: {_cpp_type_name(t.dtype)}" for name, t in tensors.items())
         raise RuntimeError(f"All tensors must have the same dtype, got {got}")
-    out_f, in1, in2 = weight.shape
-    if input1.shape[-1] != in1 or input2.shape[-1] != in2 or input1.shape[:-1] != input2.shape[:-1]:
+    # torch's checks in its order (aten bilinear), each naming the first size that disagrees
+    if input1.ndim != input2.ndim:
+        raise RuntimeError(f"bilinear(): input dimensions do not match: got {input1.ndim} and {input2.ndim}")
+    for i in range(input1.ndim - 1):
+        if input1.shape[i] != input2.shape[i]:
+            raise RuntimeError(
+                f"bilinear(): input batch dimensions do not match at dim {i}: "
+                f"got {input1.shape[i]} and {input2.shape[i]}"
+            )
+    for name, t, k in (("input1", input1, 1), ("input2", input2, 2)):
+        if _size_at(t, -1) != _size_at(weight, k):
+            raise RuntimeError(
+                f"bilinear(): {name} size does not match weight size: got {t.shape[-1]} but expected {weight.shape[k]}"
+            )
+    if bias is not None and _size_at(bias, 0) != weight.shape[0]:
         raise RuntimeError(
-            f"bilinear(): input sizes {tuple(input1.shape)} and {tuple(input2.shape)} do not match "
-            f"weight of shape {tuple(weight.shape)}"
+            f"bilinear(): bias size does not match weight size: got {bias.shape[0]} but expected {weight.shape[0]}"
         )
+    if weight.ndim != 3:  # the 3-d weight is then contracted by _trilinear, which refuses any other rank
+        raise RuntimeError("number of dimensions must match")
+    if input1.dtype is _dtype.bool:  # _trilinear's bmm has no bool kernel
+        raise NotImplementedError("\"bmm\" not implemented for 'Bool'")
+    out_f, in1, in2 = weight.shape
     batch = tuple(input1.shape[:-1])
     x1 = input1.reshape(-1, in1)
     x2 = input2.reshape(-1, in2)

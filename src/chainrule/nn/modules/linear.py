@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from ... import _dtype
+from ..._naming import in_torchs_words
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
@@ -81,7 +82,7 @@ class Bilinear(Module):
 
     def reset_parameters(self) -> None:
         if self.in1_features <= 0:  # torch's own check, before its 1/sqrt
-            raise ValueError(f"in1_features must be > 0, but got (in1_features={self.in1_features})")
+            raise in_torchs_words(ValueError(f"in1_features must be > 0, but got (in1_features={self.in1_features})"))
         bound = 1 / math.sqrt(self.weight.shape[1])
         init.uniform_(self.weight, -bound, bound)
         if self.bias is not None:
