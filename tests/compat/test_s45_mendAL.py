@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import chainrule
-from chainrule.ops import cpu_sum_order
+from chainrule import _sum_order as cpu_sum_order
 
 torch = pytest.importorskip("torch")
 
@@ -111,3 +111,25 @@ def test_beyond_a_grain_the_numpy_sum_is_kept():
     assert cpu_sum_order.sum_dims(x, (0,), False) is None
     got = chainrule.from_numpy(x).sum().item()
     assert got == pytest.approx(float(x.astype(np.float64).sum()), rel=1e-5)
+
+
+@pytest.mark.parametrize("shape, kept", [((32, 27), (32, 1)), ((32, 27), (1, 27)), ((5, 40, 3), (40, 1)),
+                                         ((64, 32), (32,))])
+def test_a_broadcast_gradient_is_summed_as_torch_sums_it(shape, kept):
+    # makemore_backprop_ninja: a hand-written dlogit_maxes = (-dnorm_logits).sum(1, keepdim=True)
+    # is exactly autograd's gradient of logits - logit_maxes, on torch and so on chainrule
+    x, m = seeded(shape, 7), seeded(kept, 8)
+    upstream = seeded(shape, 9)
+    dims = tuple(d for d in range(len(shape)) if d < len(shape) - len(kept) or kept[d - len(shape) + len(kept)] == 1)
+
+    def grads(lib):
+        b = lib.tensor(m, requires_grad=True)
+        (lib.tensor(x) - b).backward(lib.tensor(upstream))
+        by_hand = (-lib.tensor(upstream)).sum(dims, keepdim=True).reshape(kept)
+        return b.grad.numpy(), by_hand.numpy()
+
+    torch_grad, torch_hand = grads(torch)
+    grad, hand = grads(chainrule)
+    assert np.array_equal(torch_grad.view(np.int32), grad.view(np.int32))
+    assert np.array_equal(grad.view(np.int32), hand.view(np.int32))
+    assert np.array_equal(torch_hand.view(np.int32), hand.view(np.int32))

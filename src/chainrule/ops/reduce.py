@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from .. import _dtype, _vmap_frames, return_types
+from .. import _dtype, _sum_order, _vmap_frames, return_types
 from .._backend import accumulate, amax_with_initial, array_module, ufunc_at
 from .._parallel import over_rows
 from .._torch_function import user_stacklevel
@@ -35,7 +35,7 @@ from ..autograd.function import (
 )
 from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out, preserve_layout
-from . import _cuda_kernels, cpu_norm_order, cpu_softmax_order, cpu_sort_order, cpu_sum_order
+from . import _cuda_kernels, cpu_norm_order, cpu_softmax_order, cpu_sort_order
 from ._arg_parser import check_number, int_list
 from .elementwise import SPARSE_COO_TYPES, _exp_array, _log_array, conjugate_rule
 from .memory_format import row_major
@@ -110,7 +110,7 @@ class Sum(Function):
         ctx.keepdim = keepdim
         # C order whatever the input's strides: torch's reductions return contiguous tensors
         if x.dtype == np.float32 and type(x) is np.ndarray and (dtype is None or dtype == np.float32):
-            total = cpu_sum_order.sum_dims(x, dims, keepdim)  # torch's float32 order, to the bit
+            total = _sum_order.sum_dims(x, dims, keepdim)  # torch's float32 order, to the bit
             if total is not None:
                 return total
         # (np.sum of an ndarray is this add.reduce, reached through two Python-level wrappers)
@@ -192,7 +192,7 @@ class Mean(Function):
         if ctx.count == 0:  # torch's mean of nothing is a quiet NaN; NumPy's warns "Mean of empty slice"
             return _as_array(xp.sum(x, axis=dims, keepdims=keepdim) * xp.nan, x, xp)
         if x.dtype == np.float32 and type(x) is np.ndarray:
-            total = cpu_sum_order.sum_dims(x, dims, keepdim)  # torch's CPU mean: its sum / count
+            total = _sum_order.sum_dims(x, dims, keepdim)  # torch's CPU mean: its sum / count
             if total is not None:
                 return np.divide(total, np.float32(ctx.count), out=total)
         return _as_array(xp.mean(x, axis=dims, keepdims=keepdim), x, xp)  # as Sum

@@ -1,6 +1,7 @@
 """float32 sums added up in the order torch's CPU kernel adds them, to the last bit.
 
-torch's ``sum`` (and ``mean``, which is its sum divided by the count on the CPU) accumulates
+torch's ``sum`` (and ``mean``, which is its sum divided by the count on the CPU, and
+``sum_to_size``, which reduces a broadcast gradient by it) accumulates
 float32 in float32 (aten/src/ATen/native/cpu/SumKernel.cpp, ``cascade_sum``), so the order of
 the additions shows in the last bits where NumPy's pairwise sum adds in another. TensorIterator
 hands the kernel a reduced dim and a kept one; it takes one of four paths:
