@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import _torch_function
+from .. import _sum_order, _torch_function
 from .._backend import array_module, dense_non_overlapping, follow_device, gpu_in_use, writeable
 from .._dtype import parser_type_name
 from . import function as _function
@@ -796,9 +796,13 @@ class SumToSize(Function):
         ctx.dims = dims
         if not dims:
             return x.reshape(shape)
-        # (np.sum of an ndarray is this add.reduce, reached through two Python-level wrappers)
-        out = _add_reduce(x, dims, None, None, True) if type(x) is np.ndarray else array_module(x).sum(
-            x, axis=dims, keepdims=True)
+        out = None
+        if x.dtype == np.float32 and type(x) is np.ndarray:  # torch's sum_to_size: its sum, in its order
+            out = _sum_order.sum_dims(x, dims, True)
+        if out is None:
+            # (np.sum of an ndarray is this add.reduce, reached through two Python-level wrappers)
+            out = _add_reduce(x, dims, None, None, True) if type(x) is np.ndarray else array_module(x).sum(
+                x, axis=dims, keepdims=True)
         return out if keep_leading else out.reshape(shape)
 
     @staticmethod

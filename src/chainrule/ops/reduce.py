@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from .. import _dtype, _vmap_frames, return_types
+from .. import _dtype, _sum_order, _vmap_frames, return_types
 from .._backend import accumulate, amax_with_initial, array_module, ufunc_at
 from .._parallel import over_rows
 from .._torch_function import user_stacklevel
@@ -109,6 +109,10 @@ class Sum(Function):
         ctx.dims = dims
         ctx.keepdim = keepdim
         # C order whatever the input's strides: torch's reductions return contiguous tensors
+        if x.dtype == np.float32 and type(x) is np.ndarray and (dtype is None or dtype == np.float32):
+            total = _sum_order.sum_dims(x, dims, keepdim)  # torch's float32 order, to the bit
+            if total is not None:
+                return total
         # (np.sum of an ndarray is this add.reduce, reached through two Python-level wrappers)
         total = np.add.reduce(x, dims, dtype, None, keepdim) if type(x) is np.ndarray else xp.sum(
             x, axis=dims, keepdims=keepdim, dtype=dtype)
@@ -187,6 +191,10 @@ class Mean(Function):
         ctx.count = int(np.prod([x.shape[d] for d in dims])) if dims else 1
         if ctx.count == 0:  # torch's mean of nothing is a quiet NaN; NumPy's warns "Mean of empty slice"
             return _as_array(xp.sum(x, axis=dims, keepdims=keepdim) * xp.nan, x, xp)
+        if x.dtype == np.float32 and type(x) is np.ndarray:
+            total = _sum_order.sum_dims(x, dims, keepdim)  # torch's CPU mean: its sum / count
+            if total is not None:
+                return np.divide(total, np.float32(ctx.count), out=total)
         return _as_array(xp.mean(x, axis=dims, keepdims=keepdim), x, xp)  # as Sum
 
     @staticmethod
