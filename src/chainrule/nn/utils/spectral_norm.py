@@ -83,7 +83,7 @@ class SpectralNorm:
             if isinstance(hook, SpectralNorm) and hook.name == name:
                 raise RuntimeError(f"Cannot register two spectral_norm hooks on the same parameter {name}")
         fn = SpectralNorm(name, n_power_iterations, dim, eps)
-        weight = module._parameters.get(name)
+        weight = module._parameters[name]  # torch's KeyError for a name that is not a parameter
         if weight is None:
             raise ValueError(f"`SpectralNorm` cannot be applied as parameter `{name}` is None")
         with no_grad():

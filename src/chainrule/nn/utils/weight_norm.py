@@ -45,8 +45,12 @@ class WeightNorm:
             if isinstance(hook, WeightNorm) and hook.name == name:
                 raise RuntimeError(f"Cannot register two weight_norm hooks on the same parameter {name}")
         weight = getattr(module, name)
-        if not isinstance(weight, Parameter):
-            raise TypeError(f"weight_norm: module.{name} must be a Parameter, got {type(weight).__name__}")
+        # torch's `del module._parameters[name]` and `norm_except_dim(weight, ...)` errors, raised here
+        # before anything is moved: a buffer or plain attribute is a KeyError, a None parameter a TypeError
+        if name not in module._parameters:
+            raise KeyError(name)
+        if weight is None:
+            raise TypeError("norm_except_dim(): argument 'v' (position 1) must be Tensor, not NoneType")
         if dim is None:
             dim = -1  # torch's spelling of "over the whole tensor" on the hook
         fn = WeightNorm(name, dim)
