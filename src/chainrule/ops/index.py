@@ -192,6 +192,26 @@ def _check_key_in_torch_order(items: tuple, shape: tuple) -> None:
             dim += _dims_indexed(k)
 
 
+def _numpy_keys_as_tensors(key):
+    """NumPy arrays in an index, read as torch reads them: as ``torch.tensor(array)`` built for
+    indexing (torch's indexing_tensor_from_data), so a uint8 array keeps its dtype and is a
+    (deprecated) mask, a bool array a mask, and any other number array is cast to int64 (floats
+    truncated toward zero, as the C cast does)."""
+    if key.__class__ is np.ndarray:
+        return _numpy_key_as_tensor(key)
+    if key.__class__ is tuple:
+        for k in key:  # (a loop, not any(...): this runs on every general-path index)
+            if k.__class__ is np.ndarray:
+                return tuple(_numpy_key_as_tensor(k) if k.__class__ is np.ndarray else k for k in key)
+    return key
+
+
+def _numpy_key_as_tensor(array: np.ndarray):
+    if array.dtype.kind not in "biuf":
+        return array  # (NumPy's own words for an object or string array)
+    return Tensor._make(array if array.dtype in (np.uint8, np.bool_) else array.astype(np.int64))
+
+
 def _convert_key_item(k):
     if isinstance(k, slice):
         if k.step is not None:
@@ -868,6 +888,7 @@ def getitem(input: Tensor, key) -> Tensor:
                 out.grad_fn.root_key = key  # (as below: the whole key, from input)
             return out
         return _read(input, key, key, Select, "assign")
+    key = _numpy_keys_as_tensors(key)
     given = key
     if _vmap_frames._frames:
         _refuse_batched_mask(key)
@@ -1505,6 +1526,7 @@ def setitem(input: Tensor, key, value) -> None:
         _vmap_frames.refuse_batched_into_unbatched(input, (*keys, value), "index_put" if keys else None)
     if key is True:
         key = None  # torch: a bare True key is a copy into x[None] (a basic write: the value is cast)
+    key = _numpy_keys_as_tensors(key)
     raw_key = key
     if input._data.ndim == 0 and isinstance(key, (int, np.integer, slice)) and not isinstance(key, (bool, np.bool_)):
         _convert_key_item(key)  # a slice's step is checked first
