@@ -609,6 +609,14 @@ def _copied(value):
     return value
 
 
+def _handed(func, args, kwargs) -> tuple:
+    """What the handler gets: its own copies of a schema-form call's lists and dicts; an op shown in its
+    own form gets its params as they are (BatchNorm's stats dict, which its forward fills, is read after)."""
+    if getattr(func, "_schema_args", False):
+        return _copied(args), _copied(kwargs)
+    return args, kwargs
+
+
 def _swaps(given, shown, swapped: dict) -> bool:
     """Whether ``given`` is ``shown`` with at most its tensors swapped for others (noted in
     ``swapped``, by the shown tensor's id)."""
@@ -799,7 +807,7 @@ def _to_mode(op_class, inputs, params):
     try:
         with _pop_mode_temporarily() as mode, _below_autograd():
             types = _dispatch_types(inputs) if _live_wrappers else ()
-            result = mode.__torch_dispatch__(func, types, _copied(args), _copied(kwargs))
+            result = mode.__torch_dispatch__(func, types, *_handed(func, args, kwargs))
     finally:
         stack.pop()
     if not record:
@@ -853,7 +861,7 @@ def _to_subclass(op_class, inputs, params):
     try:
         with _below_autograd():
             for kind in types:
-                result = kind.__torch_dispatch__(func, types, _copied(args), _copied(kwargs))
+                result = kind.__torch_dispatch__(func, types, *_handed(func, args, kwargs))
                 if result is not NotImplemented:
                     break
             else:
