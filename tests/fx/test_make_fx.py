@@ -134,12 +134,12 @@ def test_graph_prints_torchs_targets():
     assert text == expected
 
 
-def test_dims_are_written_non_negative():
+def test_dims_are_written_as_given():
     def f(lib):
         return lambda x: lib.cat([x, x], 1).softmax(-1)
 
     expected, got = _both_codes(f, (2, 3))
-    assert got == expected.replace("_softmax.default(cat, -1, False)", "_softmax.default(cat, 1, False)")
+    assert got == expected  # (as given: s45 mendAK)
 
 
 def test_tensor_made_inside_is_a_constant_attribute():
@@ -147,10 +147,7 @@ def test_tensor_made_inside_is_a_constant_attribute():
         return lambda x: x + lib.tensor([1.0, 2.0, 3.0])
 
     expected, got = _both_codes(f, (3,))
-    # torch copies a torch.tensor literal with aten.lift_fresh_copy; chainrule's literal reaches no mode
-    lift = "    lift_fresh_copy = torch.ops.aten.lift_fresh_copy.default(_tensor_constant0);  _tensor_constant0 = None\n"
-    assert got == expected.replace(lift, "").replace("lift_fresh_copy = None", "_tensor_constant0 = None") \
-        .replace("(x_1, lift_fresh_copy)", "(x_1, _tensor_constant0)")
+    assert got == expected  # torch copies a torch.tensor literal with aten.lift_fresh_copy, and so does chainrule
     gm = proxy_tensor.make_fx(f(chainrule))(chainrule.zeros(3))
     np.testing.assert_array_equal(gm._tensor_constant0.numpy(), [1.0, 2.0, 3.0])
 
@@ -394,8 +391,7 @@ def test_functionalize_docstring_examples(f, remove):
     expected = torch_proxy_tensor.make_fx(real_torch.func.functionalize(f, remove=remove))(
         real_torch.tensor(VALUES[:2])).code
     gm = proxy_tensor.make_fx(chainrule.func.functionalize(f, remove=remove))(chainrule.tensor(VALUES[:2]))
-    # chainrule writes view(-1) with its resolved size
-    assert gm.code == expected.replace("[-1]", "[2]")
+    assert gm.code == expected  # (view(-1) written as given: s45 mendAK)
     traced_input, eager_input = chainrule.tensor(VALUES[2:4]), chainrule.tensor(VALUES[2:4])
     np.testing.assert_allclose(gm(traced_input).numpy(), f(eager_input).numpy())
     np.testing.assert_array_equal(traced_input.numpy(), eager_input.numpy())
@@ -406,10 +402,7 @@ def test_views_removed_are_recorded_as_copies():
         return lib.func.functionalize(lambda x: x.t()[0] * 2, remove="mutations_and_views")
 
     expected, got = _both_codes(f, (2, 3))
-    # chainrule's x.t() is a transpose
-    assert got == expected.replace("t_copy = torch.ops.aten.t_copy.default(x_1)",
-                                   "transpose_copy = torch.ops.aten.transpose_copy.int(x_1, 0, 1)") \
-        .replace("(t_copy, 0, 0);  t_copy = None", "(transpose_copy, 0, 0);  transpose_copy = None")
+    assert got == expected  # (x.t() is aten.t: s45 mendAK)
 
 
 def test_nodes_carry_their_value_and_print_readable_shows_it():

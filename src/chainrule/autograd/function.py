@@ -99,6 +99,18 @@ node_dispatch = None
 # implicit seed ask while active_dispatch is set; the innermost mode's handler (or a wrapper's among
 # args) makes the tensor, or RUN_UNDISPATCHED
 factory_dispatch = None
+# (op class, input, {name: value}): the arguments of the next op's call as the user wrote them where
+# its params keep them normalised (softmax(-1), view(-1), squeeze()), which a dispatch mode shows as
+# given; an op function notes them just before applying the op, only while active_dispatch is set
+# (note_given), and the dispatcher takes them for that op, or drops them at the next op it sees
+given_arguments = None
+
+
+def note_given(cls, input, **values) -> None:
+    global given_arguments
+    given_arguments = (cls, input, values)
+
+
 # inplace_dispatch(fn, self, args, kwargs, run_inplace): what an in-place method (``x.add_(y)``) asks
 # while active_dispatch is set; the mode or a wrapper's handler runs it as ``aten.add_.Tensor``
 inplace_dispatch = None

@@ -365,7 +365,19 @@ def tensor(data, *, dtype=None, device=None, requires_grad: builtins.bool = Fals
         _check_numpy_array(data)
     if isinstance(data, Tensor):
         _warn_copy_construct()
-    return _finish(_to_array(data, dtype, copy=True, device=device), requires_grad)
+    made = _finish(_to_array(data, dtype, copy=True, device=device), requires_grad)
+    if _function.active_dispatch is not None:  # a mode sees the new tensor lifted in (aten.lift_fresh)
+        made._requires_grad = False  # (below autograd; the flag is set again above it)
+        lifted = _function.factory_dispatch("lift_fresh", _lift_fresh, (made,), {})
+        made = made if lifted is _function.RUN_UNDISPATCHED else lifted
+        if requires_grad:
+            made.requires_grad_(True)
+    return made
+
+
+def _lift_fresh(made: Tensor) -> Tensor:
+    """aten.lift_fresh: the tensor a literal made, as it is (what a mode's func runs)."""
+    return made
 
 
 def _warn_copy_construct(spelling: str = "torch.tensor") -> None:
@@ -851,10 +863,13 @@ def _like(fn, t: Tensor, dtype, device, requires_grad, *extra, memory_format=Non
 
 
 def _like_of_wrapper(name: str, like, args: tuple, dtype, device, requires_grad: builtins.bool, memory_format):
-    """``aten.<name>`` handed to a wrapper subclass's handler (its values, and so its ``*_like``, are its
-    own); ``like`` is what the handler's ``func`` runs on the tensors it holds."""
-    kwargs = {key: value for key, value in (("dtype", dtype), ("device", device), ("memory_format", memory_format))
-              if value is not None}
+    """``aten.<name>`` handed to a dispatch mode or a wrapper subclass's handler (its values, and so its
+    ``*_like``, are its own); ``like`` is what the handler's ``func`` runs on the tensors it holds. The
+    keywords are torch's: those given, and pin_memory (False) before a memory format."""
+    kwargs = {key: value for key, value in (("dtype", dtype), ("device", device)) if value is not None}
+    kwargs["pin_memory"] = False
+    if memory_format is not None:
+        kwargs["memory_format"] = memory_format
     made = _function.factory_dispatch(name, like, args, kwargs)
     if made is not _function.RUN_UNDISPATCHED and requires_grad:
         made.requires_grad_(True)
@@ -885,7 +900,7 @@ def zeros_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_
     refuse_pinning(pin_memory)
     dtype, requires_grad = factory_args("zeros_like", dtype, requires_grad, device)
     _strided_only(layout, "zeros_like")
-    if input._wrapper_strides is not None and _function.active_dispatch is not None:
+    if _function.active_dispatch is not None:  # (a mode, or a wrapper subclass's handler: aten.zeros_like)
         made = _like_of_wrapper("zeros_like", zeros_like, (input,), dtype, device, requires_grad, memory_format)
         if made is not _function.RUN_UNDISPATCHED:
             return made
@@ -905,7 +920,7 @@ def ones_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_g
     refuse_pinning(pin_memory)
     dtype, requires_grad = factory_args("ones_like", dtype, requires_grad, device)
     _strided_only(layout, "ones_like")
-    if input._wrapper_strides is not None and _function.active_dispatch is not None:
+    if _function.active_dispatch is not None:  # (a mode, or a wrapper subclass's handler: aten.ones_like)
         made = _like_of_wrapper("ones_like", ones_like, (input,), dtype, device, requires_grad, memory_format)
         if made is not _function.RUN_UNDISPATCHED:
             return made
@@ -925,7 +940,7 @@ def empty_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_
     refuse_pinning(pin_memory)
     dtype, requires_grad = factory_args("empty_like", dtype, requires_grad, device)
     _strided_only(layout, "empty_like")
-    if input._wrapper_strides is not None and _function.active_dispatch is not None:
+    if _function.active_dispatch is not None:  # (a mode, or a wrapper subclass's handler: aten.empty_like)
         made = _like_of_wrapper("empty_like", empty_like, (input,), dtype, device, requires_grad, memory_format)
         if made is not _function.RUN_UNDISPATCHED:
             return made
@@ -945,7 +960,7 @@ def full_like(input: Tensor, fill_value, *, dtype=None, layout=None, device=None
     refuse_pinning(pin_memory)
     dtype, requires_grad = factory_args("full_like", dtype, requires_grad, device)
     _strided_only(layout, "full_like")
-    if input._wrapper_strides is not None and _function.active_dispatch is not None:
+    if _function.active_dispatch is not None:  # (a mode, or a wrapper subclass's handler: aten.full_like)
         made = _like_of_wrapper("full_like", full_like, (input, fill_value), dtype, device, requires_grad, memory_format)
         if made is not _function.RUN_UNDISPATCHED:
             return made
@@ -975,6 +990,13 @@ def arange(start=None, end=None, step=1, *, out=None, dtype=None, layout=None, d
     dtype, requires_grad = factory_args("arange", dtype, requires_grad, device, overloaded=True)
     refuse_dtype(dtype, "arange_cpu", complex_too=True)
     _strided_only(layout, "arange")
+    if _function.active_dispatch is not None:  # torch's overloads: arange(end), .start, .start_step
+        called = ((end if start is None else start,) if end is None or start is None
+                  else (start, end) if type(step) is builtins.int and step == 1 else (start, end, step))
+        name = ("arange", "arange.start", "arange.start_step")[len(called) - 1]
+        made = _through_dispatch_mode(name, arange, called, dtype, device, requires_grad)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     if start is None:  # arange(end=n): torch's (Scalar end) signature called by keyword
         start = 0
     elif end is None:

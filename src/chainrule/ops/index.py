@@ -2048,6 +2048,8 @@ def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
     src = _scatter_src(input, src, "scatter_add")
     _check_gather_shapes("scatter_add", input, array, d, src)
     _check_range(array, _as_1d(input._data).shape[d], d, "scatter_add")
+    if _function.active_dispatch is not None:  # (a mode sees the call as given)
+        _function.note_given(ScatterAdd, input, aten_call=(("scatter_add", "default"), (input, dim, index, src), {}))
     return ScatterAdd.apply(input, src, index=array, dim=d)
 
 
@@ -2146,6 +2148,7 @@ def scatter(input: Tensor, dim: int, index: Tensor, src=None, value=None, *, red
                           "in a future PyTorch release. Use torch.scatter_reduce instead for more reduction "
                           "options. (Triggered internally at /__w/pytorch/pytorch/aten/src/ATen/native/"
                           "TensorAdvancedIndexing.cpp:225.)")
+    given_value = value
     value = checked_scalar(value, input.dtype)
     d = _wrap_dim(dim, input._data.ndim, "scatter")
     array = _scatter_gather_index(index, "scatter")
@@ -2161,6 +2164,10 @@ def scatter(input: Tensor, dim: int, index: Tensor, src=None, value=None, *, red
 
             src = _as_operand(value, input.dtype, input).expand(tuple(index.shape))
         return _ScatterLegacyReduce.apply(input, src, index=array, dim=d, reduce=reduce)
+    if _function.active_dispatch is not None:  # (a mode sees the call as given)
+        _function.note_given(Scatter if src is not None else ScatterValue, input, aten_call=(
+            ("scatter", "src") if src is not None else ("scatter", "value"),
+            (input, dim, index, src if src is not None else given_value), {}))
     if src is None:
         return ScatterValue.apply(input, index=array, dim=d, value=value, given_dim=dim)
     return Scatter.apply(input, src, index=array, dim=d, given_dim=dim)
@@ -2421,6 +2428,8 @@ def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
             raise RuntimeError(f"INDICES element is out of DATA bounds, id={high if high >= size else low} "
                                f"axis_dim={size}")
         raise IndexError("index out of range in self")
+    if _function.active_dispatch is not None:  # (a mode sees the call as given)
+        _function.note_given(IndexSelect, input, aten_call=(("index_select", "default"), (input, dim, index), {}))
     out = IndexSelect.apply(input, index=array, dim=d)
     if out._grad_fn is not None:
         out._grad_fn.given_dim = dim  # torch's _saved_dim

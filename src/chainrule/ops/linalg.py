@@ -22,6 +22,7 @@ from .._backend import array_module, autocast_unifies, broadcast_solve, checked_
 from .._layout import not_on_sparse
 from .._opmath import cpu_autocast_policy
 from ..autograd import forward_ad as _forward_ad
+from ..autograd import function as _function_module
 from ..autograd.function import (
     _NULL_CTX,
     QUIET,
@@ -925,6 +926,15 @@ def _check_addmm_shapes(input, mat1: Tensor, mat2: Tensor) -> None:
     expanded_shape(input._data.shape, (mat1.shape[0], mat2.shape[1]), input._data.dtype)
 
 
+def _one_gemm(input, mat1, mat2, beta, alpha) -> bool:
+    """Whether addmm is F.linear's Addmm: unscaled, dense float32/float64 CPU matrices of one dtype
+    and an added input of at most 2 dims (the same numbers and node as its composite)."""
+    return (beta == 1 and alpha == 1 and type(input) is Tensor and type(mat1) is Tensor and type(mat2) is Tensor
+            and input._data.ndim <= 2 and input.dtype is mat1.dtype is mat2.dtype
+            and input.dtype in (_dtype.float32, _dtype.float64)
+            and type(input._data) is type(mat1._data) is type(mat2._data) is np.ndarray)
+
+
 @cpu_autocast_policy("lower")
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, alpha=1, out=None) -> Tensor:
     """torch.addmm: ``beta * input + alpha * (mat1 @ mat2)``."""
@@ -938,7 +948,13 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, 
         _check_sparse_product("addmm", mat1, mat2, input)
     _check_addmm_shapes(input, mat1, mat2)
     _check_added_product_dtypes("addmm", input, mat1, mat2)
-    result = _scaled_add(input, mm, (mat1, mat2), beta, alpha, "AddmmBackward0", "mat1 @ mat2")
+    if _function_module.active_dispatch is not None and _one_gemm(input, mat1, mat2, beta, alpha):
+        from .linear import Addmm
+
+        # one op, as F.linear's: a dispatch mode sees torch's aten.addmm(input, mat1, mat2), not mm + add
+        result = Addmm.apply(input, mat1, mat2)
+    else:
+        result = _scaled_add(input, mm, (mat1, mat2), beta, alpha, "AddmmBackward0", "mat1 @ mat2")
     return result if out is None else _exact_out(result, out, "addmm")
 
 

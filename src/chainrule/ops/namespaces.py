@@ -289,7 +289,7 @@ def _fill(input, value):
 
 _ATEN_ADAPTED: dict[str, Callable] = {"zero": _zero, "fill": _fill, "_to_copy": _to_copy, "rsub": _rsub, "_softmax": _softmax, "_log_softmax": _log_softmax, "embedding": _embedding,
                                       "layer_norm": _layer_norm, "_unsafe_view": _unsafe_view, "select": _select,
-                                      "slice": _slice}
+                                      "slice": _slice, "lift_fresh": lambda self: self}
 _ADAPTED_OVERLOADS = {"fill": ("Scalar",), "select": ("int",), "slice": ("Tensor",), "rsub": ("Tensor", "Scalar")}
 _aten_cache: dict[str, dict[str, OpOverload]] = {}
 

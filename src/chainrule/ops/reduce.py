@@ -149,13 +149,31 @@ def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=None
         return Sum.apply(input, dims=dims, keepdim=keepdim, dtype=np_dtype)
     if input.__class__ in SPARSE_COO_TYPES and not keepdim:
         return input.sum(dim, dtype=dtype)  # over some dims: sparse, as torch's
+    if _function_module.active_dispatch is not None:
+        _function_module.note_given(SumDim, input, given_dims=_dims_as_called(dim))
     return _keep_given_dims(SumDim.apply(input, dims=dims, keepdim=keepdim, dtype=np_dtype), dim, dims)
+
+
+def _given_args(args: tuple, defaults: tuple) -> tuple:
+    """``args`` without the trailing ones equal to their default (``defaults`` aligned at the end),
+    as torch's dispatcher hands a call's arguments to a mode."""
+    args = list(args)
+    for default in reversed(defaults):
+        if args and args[-1] == default and type(args[-1]) is type(default):
+            args.pop()
+        else:
+            break
+    return tuple(args)
+
+
+def _dims_as_called(dim) -> tuple:
+    return (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
 
 
 def _keep_given_dims(out: Tensor, dim, dims: tuple) -> Tensor:
     """``out`` with the dims as the call gave them kept on its node, where they differ from the
     normalised ``dims`` (negative, unsorted, empty): torch's _saved_dim reports them as given."""
-    given = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    given = _dims_as_called(dim)
     if given != dims and out._grad_fn is not None:
         out._grad_fn.given_dims = given
     return out
@@ -217,6 +235,8 @@ def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=Non
     dims = _dims(dim, input._data.ndim, "mean")
     if dim is None:
         return Mean.apply(input, dims=dims, keepdim=keepdim)
+    if _function_module.active_dispatch is not None:
+        _function_module.note_given(MeanDim, input, given_dims=_dims_as_called(dim))
     return _keep_given_dims(MeanDim.apply(input, dims=dims, keepdim=keepdim), dim, dims)
 
 
@@ -921,9 +941,11 @@ def amin(input: Tensor, dim=(), keepdim: bool = False) -> Tensor:
 
 
 def _arg_extremum(op: str, input: Tensor, dim, keepdim: bool, largest: bool) -> Tensor:
-    if input._wrapper_strides is not None and _function_module.active_dispatch is not None:
-        # a wrapper subclass's values are inside it: its handler answers aten.argmax / aten.argmin
-        made = _function_module.factory_dispatch(op, argmax if largest else argmin, (input, dim, keepdim), {})
+    if _function_module.active_dispatch is not None:
+        # a mode, or a wrapper subclass (whose values are inside it), answers aten.argmax / aten.argmin,
+        # given torch's arguments (those after the input up to the last one not left at its default)
+        args = (input, dim, keepdim) if keepdim else (input,) if dim is None else (input, dim)
+        made = _function_module.factory_dispatch(op, argmax if largest else argmin, args, {})
         if made is not _function_module.RUN_UNDISPATCHED:
             return made
     xp = array_module(input)
@@ -1288,6 +1310,8 @@ def softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
     if input._data.ndim == 0:
         return name_node(Softmax.apply(input.reshape(1), dim=0).reshape(()), "SoftmaxBackward0", label="softmax",
                          rule=_ZERO_D_RULE)
+    if _function_module.active_dispatch is not None:
+        _function_module.note_given(Softmax, input, given_dim=dim)
     return _keep_given_dim(Softmax.apply(input, dim=d), dim, d)
 
 
@@ -1301,6 +1325,8 @@ def log_softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
     if input._data.ndim == 0:
         return name_node(LogSoftmax.apply(input.reshape(1), dim=0).reshape(()), "LogSoftmaxBackward0",
                          label="log_softmax", rule=_ZERO_D_RULE)
+    if _function_module.active_dispatch is not None:
+        _function_module.note_given(LogSoftmax, input, given_dim=dim)
     return _keep_given_dim(LogSoftmax.apply(input, dim=d), dim, d)
 
 
@@ -1402,6 +1428,9 @@ def _cumulative(op: str, function_cls, input: Tensor, dim: int, dtype) -> Tensor
     if input._data.ndim == 0:
         out = function_cls.apply(input.reshape(1), dim=0, dtype=np_dtype).reshape(())
         return name_node(out, function_cls._node_cls.__name__, label=function_cls.label, rule=_ZERO_D_RULE)
+    if _function_module.active_dispatch is not None:  # (a mode sees the call as given)
+        _function_module.note_given(function_cls, input, aten_call=(
+            (op, "default"), (input, dim), {} if dtype is None else {"dtype": _dtype.to_dtype(dtype)}))
     return _note_given(function_cls.apply(input, dim=d, dtype=np_dtype), "given_dim", dim)
 
 
@@ -1725,6 +1754,14 @@ def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool | 
         return _select_along(SortValues, input, xp.zeros((), np.int64), 0, True, "sort")
     order = _argsort(x, d, descending) if stable else _unstable_order(x, d, descending)
     order = preserve_layout(order, x)  # torch's indices share the values' layout
+    if _function_module.active_dispatch is not None:  # (a mode sees the call as given)
+        if stable is None:
+            call = ("sort", "default"), _given_args((input, dim, descending), (-1, False)), {}
+        else:
+            keywords = {"dim": dim, "descending": descending}
+            call = ("sort", "stable"), (input,), {"stable": stable, **{k: v for k, v in keywords.items()
+                                                                        if v != (-1 if k == "dim" else False)}}
+        _function_module.note_given(SortValues if stable is None else SortStableValues, input, aten_call=call)
     result = _select_along(SortValues if stable is None else SortStableValues, input, order, d, True, "sort")
     _note_given(result[0], "given_dim", dim)
     return result
@@ -1769,6 +1806,9 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
     # unsorted, torch's nth_element leaves its own order whether or not values tie
     index = _replayed_order(x, d, index, lambda keys: cpu_sort_order.topk_order(keys, k, largest, sorted),
                             every_row=not sorted and k * 64 > size)
+    if _function_module.active_dispatch is not None:  # (a mode sees the call as given)
+        _function_module.note_given(TopkValues, input, aten_call=(
+            ("topk", "default"), _given_args((input, k, dim, largest, sorted), (-1, True, True)), {}))
     result = _select_along(TopkValues, input, index, d, True, "topk")
     _note_given(result[0], "given_dim", dim)
     return result

@@ -16,6 +16,7 @@ import numpy as np
 from .. import _dtype, _torch_function
 from .._backend import array_module, autocast_hook, is_gpu_array, strided_view
 from .._opmath import cpu_autocast_policy
+from ..autograd import function as _function_module
 from ..autograd.function import (
     _NULL_CTX,
     Function,
@@ -247,7 +248,11 @@ class UnsqueezeView(Reshape):
 def reshape(input: Tensor, *sizes, shape=None) -> Tensor:
     """torch.reshape: a view when the strides allow it, a copy otherwise."""
     sizes = _spread_or_keyword(sizes, shape, "shape", "reshape")
-    return _reshape_to(input, _infer_shape(_shape_arg(sizes, "reshape"), input._data.size, "reshape"))
+    given = _shape_arg(sizes, "reshape")
+    shape = _infer_shape(given, input._data.size, "reshape")
+    if _function_module.active_dispatch is not None:  # (a mode shows view's shape as given: -1 kept)
+        _function_module.note_given(Reshape, input, given_shape=given)
+    return _reshape_to(input, shape)
 
 
 def _reshape_to(input: Tensor, shape: tuple, view: type = Reshape, **arguments) -> Tensor:
@@ -308,7 +313,11 @@ def view(input: Tensor, *sizes, size=None, dtype=None) -> Tensor:
     sizes = _spread_or_keyword(sizes, size if dtype is None else dtype, "size" if dtype is None else "dtype", "view")
     if len(sizes) == 1 and isinstance(sizes[0], _dtype.dtype):
         return _view_as_dtype(input, sizes[0])
-    return _view_to(input, _infer_shape(_shape_arg(sizes, "view"), input._data.size, "view"))
+    given = _shape_arg(sizes, "view")
+    shape = _infer_shape(given, input._data.size, "view")
+    if _function_module.active_dispatch is not None:  # (a mode shows the shape as given: -1 kept)
+        _function_module.note_given(Reshape, input, given_shape=given)
+    return _view_to(input, shape)
 
 
 def _view_to(input: Tensor, shape: tuple) -> Tensor:
@@ -844,6 +853,8 @@ def t(input: Tensor) -> Tensor:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input._data.ndim}D")
     # dims wrapped here: transpose now records them as given, and a traced t() is transpose(x, 0, 1)
     last = input._data.ndim - 1 if input._data.ndim else 0
+    if _function_module.active_dispatch is not None:  # (a mode sees aten.t, not the transpose it runs)
+        _function_module.note_given(Transpose, input, t=True)
     return name_node(transpose(input, 0, last), "TBackward0", saved=_T_SAVED)  # a view node even for 0-d and 1-d, as torch
 
 
@@ -891,6 +902,8 @@ def squeeze(input: Tensor, dim=None, *more_dims) -> Tensor:
     overload = 0 if dim is None else 1 if isinstance(dim, int) else 2
     key = (overload, None if dim is None else dim if overload == 1 else tuple(dim))
     saved = _SQUEEZE_SAVED.get(key) or _SQUEEZE_SAVED.setdefault(key, _squeeze_saved(*key))
+    if _function_module.active_dispatch is not None:  # (a mode sees which overload was called)
+        _function_module.note_given(SqueezeView, input, given_dims=dim)
     result = name_node(_reshape_to(input, tuple(s for i, s in enumerate(shape) if i not in dims), SqueezeView,
                                    dims=tuple(sorted(dims))), f"SqueezeBackward{overload}", saved=saved)
     data, array = result._data, input._data

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
+from types import FunctionType
 
 import numpy as np
 
@@ -275,8 +276,15 @@ def _handler_call(op_class, inputs, params) -> tuple:
     """(func, args, kwargs) a handler gets for the op: the overload and arguments of torch's aten
     schema where ``_ATEN_SCHEMAS`` knows the op's, else the op's own (``_aten_arguments``)."""
     schema = _ATEN_SCHEMAS.get(op_class.__name__)
+    given = _function.given_arguments
+    if given is not None:
+        _function.given_arguments = None
     if schema is not None:
-        shown = schema(inputs, params)
+        if given is not None and given[0] is op_class and inputs and given[1] is inputs[0]:
+            # (the schema shows them; the op runs on its own params)
+            shown = schema(inputs, {**params, **given[2]})
+        else:
+            shown = schema(inputs, params)
         if shown is not None:
             name, args, kwargs = shown
             return _schema_overload(op_class, name), args, kwargs
@@ -308,7 +316,7 @@ _INT64_MAX = 9223372036854775807
 
 
 def _dims(params) -> list:
-    return list(params["dims"])
+    return list(params.get("given_dims", params["dims"]))  # (as the call gave them: note_given)
 
 
 def _all_dims(inputs, params) -> bool:
@@ -353,7 +361,7 @@ def _reduction(name: str, dim_overload: str, with_dtype: bool = False):
     def show(inputs, params):
         dtype = params.get("dtype") if with_dtype else None
         kwargs = {"dtype": _torch_dtype(dtype)} if dtype is not None else {}
-        if _all_dims(inputs, params):
+        if "given_dims" not in params and _all_dims(inputs, params):
             return (name, "default"), (inputs[0],), kwargs
         return (name, dim_overload), _trailing((inputs[0], _dims(params), bool(params["keepdim"])), (False,)), kwargs
     return show
@@ -513,17 +521,40 @@ def _gather(inputs, params):
     return ("gather", "default"), (inputs[0], params["dim"], _function._Tensor._make(params["index"])), {}
 
 
-def _shape_arg(name: str, key: str, overload: str = "default"):
+def _shape_arg(name: str, key: str, given_key: str = ""):
     def show(inputs, params):
-        return (name, overload), (inputs[0], list(params[key])), {}
+        return (name, "default"), (inputs[0], list(params.get(given_key) or params[key])), {}
     return show
 
 
+def _given_dim(params):
+    given = params.get("given_dim")
+    return params["dim"] if given is None else given
+
+
 def _squeeze(inputs, params):
+    if "given_dims" in params:  # squeeze(), squeeze(dim), squeeze(dims) as called
+        given = params["given_dims"]
+        if given is None:
+            return ("squeeze", "default"), (inputs[0],), {}
+        if isinstance(given, (tuple, list)):
+            return ("squeeze", "dims"), (inputs[0], list(given)), {}
+        return ("squeeze", "dim"), (inputs[0], given), {}
     dims = list(params["dims"])
     if len(dims) == 1:
         return ("squeeze", "dim"), (inputs[0], dims[0]), {}
     return ("squeeze", "dims"), (inputs[0], dims), {}
+
+
+def _as_called(inputs, params):
+    """The call as the op function noted it (note_given's aten_call): ops whose params keep a
+    derived form of what was given (topk's index for k, index_select's array for the index)."""
+    return params.get("aten_call")
+
+
+def _mse_loss(inputs, params):
+    reduction = _REDUCTIONS[params["reduction"]]
+    return ("mse_loss", "default"), (*inputs, reduction) if reduction != 1 else tuple(inputs), {}
 
 
 _ATEN_SCHEMAS = {
@@ -535,10 +566,11 @@ _ATEN_SCHEMAS = {
     "AmaxAll": _extreme_all, "AminAll": _extreme_all, "Amax": _extreme_dims, "Amin": _extreme_dims,
     "MaxDim": _extreme_dim("max"), "MinDim": _extreme_dim("min"), "Var": _spread("var"), "Std": _spread("std"),
     "Norm": _norm,
-    "Softmax": lambda inputs, params: (("_softmax", "default"), (inputs[0], params["dim"], False), {}),
-    "LogSoftmax": lambda inputs, params: (("_log_softmax", "default"), (inputs[0], params["dim"], False), {}),
-    "Transpose": lambda inputs, params: (("transpose", "int"), (inputs[0], params["dim0"], params["dim1"]), {}),
-    "Reshape": _shape_arg("view", "shape"), "Expand": _shape_arg("expand", "shape"),
+    "Softmax": lambda inputs, params: (("_softmax", "default"), (inputs[0], _given_dim(params), False), {}),
+    "LogSoftmax": lambda inputs, params: (("_log_softmax", "default"), (inputs[0], _given_dim(params), False), {}),
+    "Transpose": lambda inputs, params: ((("t", "default"), (inputs[0],), {}) if params.get("t") else
+                                         (("transpose", "int"), (inputs[0], params["dim0"], params["dim1"]), {})),
+    "Reshape": _shape_arg("view", "shape", "given_shape"), "UnsafeView": _shape_arg("_unsafe_view", "shape"), "Expand": _shape_arg("expand", "shape"),
     "Permute": _shape_arg("permute", "dims"), "Repeat": _shape_arg("repeat", "repeats"),
     "UnsqueezeView": lambda inputs, params: (("unsqueeze", "default"), (inputs[0], params["dim"]), {}),
     "SqueezeView": _squeeze,
@@ -551,7 +583,9 @@ _ATEN_SCHEMAS = {
     "Gelu": lambda inputs, params: (("gelu", "default"), (inputs[0],),
                                     {} if params["approximate"] == "none" else {"approximate": params["approximate"]}),
     "Convolution": _convolution, "MaxPool": _max_pool, "LayerNormalize": _layer_norm, "Embedding": _embedding,
-    "_NllLoss": _nll_loss,
+    "_NllLoss": _nll_loss, "_MseLoss": _mse_loss,
+    **dict.fromkeys(("IndexSelect", "Scatter", "ScatterValue", "ScatterAdd", "TopkValues", "SortValues",
+                     "SortStableValues", "Cumsum", "Cumprod"), _as_called),
 }
 
 _schema_overloads: dict = {}
@@ -573,6 +607,14 @@ def _copied(value):
     if isinstance(value, dict):
         return {key: _copied(item) for key, item in value.items()}
     return value
+
+
+def _handed(func, args, kwargs) -> tuple:
+    """What the handler gets: its own copies of a schema-form call's lists and dicts; an op shown in its
+    own form gets its params as they are (BatchNorm's stats dict, which its forward fills, is read after)."""
+    if getattr(func, "_schema_args", False):
+        return _copied(args), _copied(kwargs)
+    return args, kwargs
 
 
 def _swaps(given, shown, swapped: dict) -> bool:
@@ -625,6 +667,7 @@ def _as_given(overload, args, kwargs):
 # indices, the pooling indices, layer norm's statistics, nll's total weight are its parameters or
 # not kept): a changed call gives what the op would have
 _FIRST_OF_RESULT = {"max.dim", "min.dim", "native_layer_norm.default", "nll_loss_forward.default",
+                    "topk.default", "sort.default", "sort.stable",
                     *(f"max_pool{n}d_with_indices.default" for n in (1, 2, 3))}
 
 
@@ -764,7 +807,7 @@ def _to_mode(op_class, inputs, params):
     try:
         with _pop_mode_temporarily() as mode, _below_autograd():
             types = _dispatch_types(inputs) if _live_wrappers else ()
-            result = mode.__torch_dispatch__(func, types, _copied(args), _copied(kwargs))
+            result = mode.__torch_dispatch__(func, types, *_handed(func, args, kwargs))
     finally:
         stack.pop()
     if not record:
@@ -818,7 +861,7 @@ def _to_subclass(op_class, inputs, params):
     try:
         with _below_autograd():
             for kind in types:
-                result = kind.__torch_dispatch__(func, types, _copied(args), _copied(kwargs))
+                result = kind.__torch_dispatch__(func, types, *_handed(func, args, kwargs))
                 if result is not NotImplemented:
                     break
             else:
@@ -1010,10 +1053,15 @@ def _dispatch_factory(name: str, factory, args: tuple, kwargs: dict):
     ``aten.ones_like``) to the innermost mode, else to a wrapper subclass among ``args``, as
     ``aten.<name>`` (``"ones"`` is ``aten.ones.default``, ``"empty.memory_format"`` names its
     overload); ``func(*args, **kwargs)`` calls ``factory`` below the mode."""
-    func = _factory_overloads.get(name)
+    # (one overload per name and factory: the backward's seed and torch.ones_like are both aten.ones_like,
+    # and each func runs its own; a bound method or other callable gets a fresh one, not kept)
+    key = (name, factory) if type(factory) is FunctionType else None
+    func = _factory_overloads.get(key) if key is not None else None
     if func is None:
         op_name, _, overload_name = name.partition(".")
-        func = _factory_overloads[name] = OpOverload("aten", op_name, overload_name or "default", factory)
+        func = OpOverload("aten", op_name, overload_name or "default", factory)
+        if key is not None:
+            _factory_overloads[key] = func
     types = _dispatch_types(args) if _live_wrappers else ()
     if _mode_stack:
         with _pop_mode_temporarily() as mode, _below_autograd():

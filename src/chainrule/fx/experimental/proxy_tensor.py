@@ -287,6 +287,9 @@ class ProxyTorchDispatchMode(TorchDispatchMode):
         if str(func) == "aten.sub.Tensor" and not kwargs and self._is_number(args[0]) and not self._is_number(args[1]):
             # number - tensor: torch's graph has aten.rsub.Scalar(tensor, number)
             func, args = _resolve("aten", "rsub", "Scalar") or func, (args[1], args[0])
+        if str(func) == "aten.lift_fresh.default":
+            # a torch.tensor literal: torch's graph copies the constant (lift_fresh_copy) and reads the copy
+            func = _resolve("aten", "lift_fresh_copy", "default") or func
         if str(func) == "aten.where.self" and self._is_number(args[0]):
             # a where's condition is a Tensor in torch's schema, never a literal (chainrule's fill_ and copy_
             # write through where(<0-d False>, t, value)): bound first as a constant, it is read as one
