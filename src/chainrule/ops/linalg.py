@@ -42,7 +42,7 @@ from ..autograd.function import (
 from ..tensor import Tensor, _wrap_dim, honours_out, refuse_out_under_autograd, warn_resized_out, write_out
 from . import creation
 from ._arg_parser import check_as, check_bool, out_rule
-from .elementwise import SPARSE_COO_TYPES, _one_device, conjugate_rule, refuse_kernel, where
+from .elementwise import SPARSE_COO_TYPES, Mul, _one_device, _pair, conjugate_rule, refuse_kernel, where
 from .reduce import SumDim
 from .shape import (
     Expand,
@@ -717,7 +717,12 @@ def outer(input: Tensor, vec2: Tensor, *, out=None) -> Tensor:
                            if input._data.ndim != 1 else
                            f"outer: Expected 1-D argument vec2, but got {vec2._data.ndim}-D")
     _one_device("outer", input, vec2, broadcasting=False)
-    result = mul(input.reshape(input._data.shape[0], 1), vec2)  # as torch records it: a view, then mul
+    if type(input) is Tensor and type(vec2) is Tensor and not _torch_function.flags.modes_live:
+        # (two plain tensors, no mode to see the inner calls: reshape's recording and Mul straight
+        # away, what the public reshape and mul would run after their dispatch and parsing)
+        result = Mul.apply(*_pair(reshaped(input, (input._data.shape[0], 1)), vec2))
+    else:
+        result = mul(input.reshape(input._data.shape[0], 1), vec2)  # as torch records it: a view, then mul
     return result if out is None else write_out(result, out, "outer")
 
 

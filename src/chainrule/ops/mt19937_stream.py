@@ -71,6 +71,17 @@ def seeded_key(seed: int) -> np.ndarray:
     return _seeded_key_in_python(seed)
 
 
+_LAST_SEEDED_KEY: list = [None, b""]  # [seed, its key's bytes]: a fresh generator's get_state asks again and again
+
+
+def _seeded_key_bytes(seed: int) -> bytes:
+    """``seeded_key(seed)``'s bytes, the last seed's kept: the test of whether a stream's key is still
+    its seed's (get_state's) costs a compare, not a seeding."""
+    if _LAST_SEEDED_KEY[0] != seed:
+        _LAST_SEEDED_KEY[:] = seed, seeded_key(seed).tobytes()
+    return _LAST_SEEDED_KEY[1]
+
+
 def _seeded_key_in_python(seed: int) -> np.ndarray:
     key = np.empty(MERSENNE_STATE_N, dtype=np.uint32)
     word = seed & 0xFFFFFFFF
@@ -105,8 +116,16 @@ class MT19937Stream:
             _SPARE_ENGINES.append(engine)
 
     def __getstate__(self) -> dict:
-        # a copy or a pickle makes its own lookahead: this one watches this engine's memory
-        return {**self.__dict__, "_lookahead": None}
+        # a copy or a pickle makes its own lookahead and state view: these watch this engine's memory
+        return {**self.__dict__, "_lookahead": None, "_memory": None}
+
+    def _state_memory(self) -> np.ndarray:
+        """The engine's state memory in place (``_state_memory``), made once per stream (~6 us a
+        view: most of a small ``get_state``)."""
+        memory = self.__dict__.get("_memory")
+        if memory is None:
+            memory = self._memory = _state_memory(self._engine)
+        return memory
 
     def reseed(self, seed: int) -> None:
         # position 624: the next word twists the freshly seeded key first, as torch's left == 1
@@ -148,7 +167,7 @@ class MT19937Stream:
     def state_bytes(self, initial_seed: int) -> np.ndarray:
         key, pos = self._key_and_position()
         untouched = (pos == MERSENNE_STATE_N and self._fresh_seed is not None
-                     and np.array_equal(key, seeded_key(self._fresh_seed)))
+                     and key.tobytes() == _seeded_key_bytes(self._fresh_seed))
         out = bytearray(STATE_BYTES)
         # torch counts ``left`` down to 1 before the next twist; a freshly seeded engine has next 0
         struct.pack_into("<QiiQ", out, 0, initial_seed, MERSENNE_STATE_N + 1 - pos, 1, 0 if untouched else pos)
@@ -171,7 +190,7 @@ class MT19937Stream:
             raise RuntimeError("Invalid mt19937 state")  # torch's check and words
         self._fresh_seed = initial_seed if next_word == 0 else None
         if _ahead() is not None:  # written in place: the .state setter costs ~30 us
-            state = _state_memory(self._engine)
+            state = self._state_memory()
             state[:-1] = key
             state[-1] = MERSENNE_STATE_N + 1 - left
         else:
@@ -184,10 +203,21 @@ class MT19937Stream:
             self.cached_float_normal = float(np.frombuffer(raw, "<f4", 1, _FLOAT_NORMAL_AT)[0])
         return initial_seed
 
+    def saved_position(self):
+        """The engine's state, for ``restore_position`` to put back: a copy of its memory (the
+        ``.state`` property's dict costs ~30 us each way)."""
+        return self._state_memory().copy() if _ahead() is not None else self._engine.state
+
+    def restore_position(self, saved) -> None:
+        if _ahead() is not None:
+            np.copyto(self._state_memory(), saved)
+        else:
+            self._engine.state = saved
+
     def _key_and_position(self) -> tuple:
         """The engine's 624 key words (uint32) and its position."""
         if _ahead() is not None:  # read in place: the .state getter costs ~30 us
-            state = _state_memory(self._engine)
+            state = self._state_memory()
             return state[:-1].copy(), int(state[-1])
         state = self._engine.state["state"]
         return state["key"], int(state["pos"])
@@ -384,7 +414,8 @@ class MT19937Stream:
             low, high = 0, low
         low, high = int(low), int(high) + bool(endpoint)
         span = high - low
-        count = math.prod(_shape(size))
+        shape = _shape(size)
+        count = math.prod(shape)
         draws = self.words64(count) if span >= 2**28 else self.words(count)
         draws %= draws.dtype.type(span)
         if high > 2**63:  # past int64: Python ints
@@ -392,7 +423,7 @@ class MT19937Stream:
         else:
             values = draws.astype(np.int64)
             values += low
-        values = values.astype(dtype, copy=False).reshape(_shape(size))
+        values = values.astype(dtype, copy=False).reshape(shape)
         return values[()].item() if size is None else values
 
     def permutation(self, x):
@@ -550,7 +581,7 @@ class DoubleCursor:
 
     def __init__(self, stream: MT19937Stream, expected: int) -> None:
         self.stream = stream
-        self._start = stream._engine.state
+        self._start = stream.saved_position()
         self._block = max(int(expected), 64)
         self.values = stream.uniform(0.0, 1.0, self._block, np.float64).tolist()
 
@@ -568,7 +599,7 @@ class DoubleCursor:
         return self.values[self.taken - 1]
 
     def close(self, taken: int | None = None) -> None:
-        self.stream._engine.state = self._start
+        self.stream.restore_position(self._start)
         self.stream.words(2 * (self.taken if taken is None else taken))
 
 

@@ -233,7 +233,8 @@ def _rng(generator, xp=np):
     CUDA generator's device stream (the current device's default generator unless one is given).
     A generator of the other device type is refused, as torch refuses it; so is any draw inside a
     vmap left in its default ``randomness="error"`` mode, as torch's vmap refuses it."""
-    if any(frame.randomness == "error" for frame in _vmap_frames.running()):
+    frames = _vmap_frames.running()
+    if frames and any(frame.randomness == "error" for frame in frames):
         # a module built under vmap (its init draws) raises this in torch's words, without the
         # constructor's call in front (_naming): the complaint is the vmap's, not the arguments'
         raise in_torchs_words(RuntimeError(
@@ -242,7 +243,7 @@ def _rng(generator, xp=np):
     if xp is _meta.module:
         return _meta.random_stream  # shapes only: no generator advances, as on torch's meta device
     if generator is not None:
-        for frame in _vmap_frames.running():
+        for frame in frames:
             frame.note_generator(generator)
     if xp is np:
         if generator is None:
@@ -398,7 +399,7 @@ def randperm(n: int, *, generator=None, dtype=None, layout=None, device=None, re
 def _check_randperm_fits(n: int, dt: np.dtype) -> None:
     """torch refuses a permutation whose largest value n - 1 its dtype cannot hold, before drawing:
     an integer dtype's maximum, and half precision's 2048 (every integer up to it exact)."""
-    if dt.kind in "iu" and n - 1 > np.iinfo(dt).max:
+    if dt.kind in "iu" and n - 1 > _integral_bounds(dt)[1]:
         raise RuntimeError(f"value cannot be converted to type {dt.name}_t without overflow")
     if dt == np.float16 and n > 2049:
         raise RuntimeError("n cannot be greater than 2049 for Half type.")
