@@ -324,6 +324,9 @@ def fused_multiply_add_float32(x, y, z, out=None):
     return out
 
 
+_HOST_VALUES = (np.ndarray, np.generic, float, int)
+
+
 def fused_multiply_add_float64(x, y: float, z, out=None):
     """``x * y + z`` for float64 arrays and a number ``y``, rounded once, as the fused multiply-add of
     torch's CPU add kernel (``add(a, b, alpha=)`` on float64 rounds ``a + alpha·b`` once; NumPy has
@@ -331,6 +334,14 @@ def fused_multiply_add_float64(x, y: float, z, out=None):
     (``_load_daxpy``: one pass, in place when ``out`` is ``z``), else by an exact emulation
     (``_emulated_fused_multiply_add_float64``). A zero ``y`` needs neither: ``x·0`` is exact (and OpenBLAS's
     daxpy returns early on it, with no NaN from an infinite ``x``)."""
+    if not (isinstance(x, _HOST_VALUES) and isinstance(z, _HOST_VALUES)):
+        # a device (CuPy) or stand-in array: NumPy's buffers, BLAS and the emulation's passes are the
+        # host's; the device computes its own a + alpha·b
+        result = z + x * y
+        if out is None:
+            return result
+        out[...] = result
+        return out
     daxpy = _daxpy if _daxpy is not None else _load_daxpy()
     if daxpy and y != 0:
         return _daxpy_fused(daxpy, x, y, z, out)
