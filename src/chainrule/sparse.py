@@ -419,10 +419,9 @@ class SparseCOOTensor(Tensor):
         sparse_dims = self.sparse_dim()
         first, second = (d + self.dim() if d < 0 else d for d in (dim0, dim1))
         if not (first < sparse_dims and second < sparse_dims):
-            if first < sparse_dims or second < sparse_dims:
-                raise RuntimeError(f"sparse transpose: transposed dimensions must be sparse Got sparse_dim: "
-                                   f"{sparse_dims}, d0: {first}, d1: {second}")
-            return super().transpose(dim0, dim1)
+            # (two dense dims too: torch's sparse transpose swaps index rows only)
+            raise RuntimeError(f"sparse transpose: transposed dimensions must be sparse Got sparse_dim: "
+                               f"{sparse_dims}, d0: {first}, d1: {second}")
         indices, values, _ = self._coo
         order = list(range(sparse_dims))
         order[first], order[second] = order[second], order[first]
@@ -433,17 +432,53 @@ class SparseCOOTensor(Tensor):
 
     @property
     def T(self):
-        """A sparse matrix's transpose, sparse (as torch's); other ranks and layouts as a dense tensor's."""
+        """A sparse matrix's transpose, sparse (as torch's); other ranks through the sparse ``permute``
+        of the reversed dims (refused where it would mix sparse and dense dims)."""
         if self.dim() == 2 and self.sparse_dim() == 2:
             return self.transpose(0, 1)
         return Tensor.T.__get__(self)
 
     @property
     def mT(self):
-        """The last two dims swapped, sparse when both are sparse dims (as torch's)."""
-        if self.dim() >= 2 and self.sparse_dim() == self.dim():
+        """The last two dims swapped by the sparse ``transpose`` (refused unless both are sparse dims, as torch's)."""
+        if self.dim() >= 2:
             return self.transpose(-2, -1)
         return Tensor.mT.__get__(self)
+
+    def permute(self, *dims, **kwargs):
+        """Sparse dims reordered among themselves (the index rows) and dense dims among themselves (the
+        values' trailing axes), sparse (as torch's); still coalesced when the first dim stays first."""
+        if "dims" in kwargs and not dims:
+            dims = kwargs.pop("dims")
+        if kwargs:
+            return Tensor.permute(_in_graph(self), *dims, **kwargs)  # torch's TypeError
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        ndim = self.dim()
+        if len(dims) != ndim:
+            raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does not match the "
+                               f"length of the desired ordering of dimensions i.e. input.dim() = {ndim} is not equal "
+                               f"to len(dims) = {len(dims)}")
+        order = _dims_order(ndim, lambda probe: Tensor.permute(probe, dims))  # torch's range and duplicate errors
+        sparse_dims = self.sparse_dim()
+        if any((d < sparse_dims) != (i < sparse_dims) for i, d in enumerate(order)):
+            raise RuntimeError("permute(sparse_coo): transpositions between sparse and dense dimensions are not "
+                               "allowed.Only transpositions within sparse and dense dimensions are supported.")
+        indices, values, coalesced = self._coo
+        xp = array_module(values)
+        dense_axes = tuple(d - sparse_dims + 1 for d in order[sparse_dims:])
+        result = SparseCOOTensor._from_parts(xp.ascontiguousarray(indices[list(order[:sparse_dims])]),
+                                             xp.ascontiguousarray(values.transpose((0, *dense_axes))),
+                                             tuple(self.shape[d] for d in order),
+                                             coalesced and (ndim == 0 or order[0] == 0))
+        inverse = tuple(int(d) for d in np.argsort(order))
+        return _linear_in_entries(result, self, lambda grad: grad.permute(inverse), "PermuteBackward0")
+
+    def movedim(self, source, destination):
+        """torch's movedim of a sparse tensor: the sparse ``permute`` it amounts to."""
+        return self.permute(_dims_order(self.dim(), lambda probe: Tensor.movedim(probe, source, destination)))
+
+    moveaxis = movedim
 
     def t(self):
         if self.sparse_dim() > 2 or self.dense_dim() > 0:
@@ -770,6 +805,12 @@ def _refused_method(name: str, kernel: str | None = None):
     return method
 
 
+def _dims_order(ndim: int, reorder) -> tuple:
+    """The order of dims that ``reorder`` (a dense permute or movedim) makes of ``ndim`` dims, found on an
+    empty tensor whose dim ``d`` has size ``d``, so that its checks raise torch's errors."""
+    return tuple(reorder(Tensor._make(np.empty(tuple(range(ndim))))).shape)
+
+
 def _take(values, axis: int, index: int):
     """``values`` at ``index`` along ``axis``, contiguous."""
     return array_module(values).ascontiguousarray(values[(slice(None),) * axis + (index,)])
@@ -813,6 +854,103 @@ for _name, _refusal in {
     "roll": (NotImplementedError, _not_on_sparse("roll")),
 }.items():
     setattr(SparseCOOTensor, _name, _refusing(_name, *_refusal))
+
+
+# ops torch has no sparse COO kernel for, whose dense method would answer here (NotImplementedError
+# naming the kernel torch dispatches to): the views made by as_strided, the reductions and comparisons
+for _name in ("squeeze", "chunk", "split", "tensor_split", "unsafe_chunk", "unsafe_split", "split_with_sizes",
+              "diagonal"):
+    setattr(SparseCOOTensor, _name, _refused_method(_name, "as_strided"))
+SparseCOOTensor.squeeze_ = _refused_method("squeeze_", "as_strided_")
+
+
+def _refused_overload(name: str, overload):
+    """A method torch refuses on a sparse COO tensor naming the kernel overload its arguments pick:
+    ``overload(*args, **kwargs)`` gives the kernel's name."""
+    def method(self, *args, **kwargs):
+        raise NotImplementedError(_not_on_sparse(overload(*args, **kwargs)))
+    method.__name__ = name
+    return method
+
+
+def _scalar_or_tensor(name: str):
+    return lambda other, *args, **kwargs: f"{name}.{'Tensor' if isinstance(other, Tensor) else 'Scalar'}"
+
+
+def _reduction_kernel(name: str, other_name: str):
+    def kernel(dim=None, *args, **kwargs):
+        if dim is None and not args and kwargs.get("dim") is None:
+            return name
+        return other_name if isinstance(dim, Tensor) else f"{name}.dim"
+    return kernel
+
+
+def _clamp_kernel(name: str):
+    def kernel(min=None, max=None):  # noqa: A002 - torch's names
+        return f"{name}.Tensor" if isinstance(min, Tensor) or isinstance(max, Tensor) else name
+    return kernel
+
+
+for _name in ("eq", "ne", "gt", "lt", "ge", "le", "greater", "less", "greater_equal", "less_equal", "not_equal"):
+    _kernel = {"greater": "gt", "less": "lt", "greater_equal": "ge", "less_equal": "le", "not_equal": "ne"}.get(_name,
+                                                                                                             _name)
+    setattr(SparseCOOTensor, _name, _refused_overload(_name, _scalar_or_tensor(_kernel)))
+    setattr(SparseCOOTensor, _name + "_", _refused_overload(_name + "_", _scalar_or_tensor(_kernel + "_")))
+SparseCOOTensor.max = _refused_overload("max", _reduction_kernel("max", "maximum"))
+SparseCOOTensor.min = _refused_overload("min", _reduction_kernel("min", "minimum"))
+for _name in ("clamp", "clip"):  # (clip is clamp's alias in torch: both name clamp's kernel)
+    setattr(SparseCOOTensor, _name, _refused_overload(_name, _clamp_kernel("clamp")))
+    setattr(SparseCOOTensor, _name + "_", _refused_overload(_name + "_", _clamp_kernel("clamp_")))
+SparseCOOTensor.softmax = _refused_method("softmax", "_softmax")
+SparseCOOTensor.log_softmax = _refused_method("log_softmax", "_log_softmax")
+
+
+def _sparse_masked_fill(self, mask, value):
+    """Refused as torch's composite refuses it: a mask of another shape expands the sparse tensor (refused),
+    one of its shape reaches the contiguous clone that is filled (refused)."""
+    if isinstance(mask, Tensor) and tuple(mask.shape) == tuple(self.shape):
+        raise RuntimeError("unsupported memory format option Contiguous")
+    raise _EXPAND_REFUSED[0](_EXPAND_REFUSED[1])
+
+
+SparseCOOTensor.masked_fill = _sparse_masked_fill
+# (the mask comes first: the overload is named by the value)
+SparseCOOTensor.masked_fill_ = _refused_overload(
+    "masked_fill_", lambda mask, value, *args: f"masked_fill_.{'Tensor' if isinstance(value, Tensor) else 'Scalar'}")
+
+# no storage: torch answers for its layout, not for the dense array chainrule keeps
+_NO_STORAGE = (RuntimeError, "Cannot access data pointer of Tensor that doesn't have storage")
+SparseCOOTensor.tolist = _refusing("tolist", *_NO_STORAGE)
+SparseCOOTensor.data_ptr = _refusing("data_ptr", *_NO_STORAGE)
+SparseCOOTensor.numpy = _refusing("numpy", TypeError,
+                                  "can't convert Sparse layout tensor to numpy. Use Tensor.to_dense() first.")
+
+
+def _sparse_stride(self, dim: int | None = None):
+    """torch's strides of a sparse COO tensor: 0 for every dim."""
+    strides = (0,) * self.dim()
+    if dim is None:
+        return strides
+    Tensor.size(self, dim)  # torch's IndexError for a dim out of range
+    return 0
+
+
+def _sparse_is_contiguous(self, memory_format=None) -> bool:
+    return False
+
+
+def _sparse_contiguous(self, memory_format=None):
+    """Refused as torch refuses it: a sparse COO tensor has no memory format."""
+    name = getattr(memory_format, "_name", "contiguous_format")
+    if name == "preserve_format":
+        raise RuntimeError("preserve memory format is unsupported by the contiguous operator")
+    words = {"contiguous_format": "Contiguous", "channels_last": "ChannelsLast", "channels_last_3d": "ChannelsLast3d"}
+    raise RuntimeError(f"unsupported memory format option {words.get(name, name)}")
+
+
+SparseCOOTensor.stride = _sparse_stride
+SparseCOOTensor.is_contiguous = _sparse_is_contiguous
+SparseCOOTensor.contiguous = _sparse_contiguous
 
 
 def _sparse_view(self, *shape, dtype=None):
