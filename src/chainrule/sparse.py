@@ -607,15 +607,92 @@ class SparseCOOTensor(Tensor):
             return Tensor.select(_in_graph(self), dim, index)  # torch's error, or its dense row
         dim, index = dim % self.dim(), index % size
         indices, values, coalesced = self._coo
-        if dim >= sparse_dims:
-            result = SparseCOOTensor._from_parts(indices, _take(values, dim - sparse_dims + 1, index),
-                                                 tuple(n for d, n in enumerate(self.shape) if d != dim), coalesced)
+        if dim >= sparse_dims:  # (the entries anew: marked coalesced only when fewer than two, as torch's)
+            result = _entries_of(indices, _take(values, dim - sparse_dims + 1, index),
+                                 tuple(n for d, n in enumerate(self.shape) if d != dim))
         else:
             chosen = indices[dim] == index
             kept = [d for d in range(sparse_dims) if d != dim]
             result = _entries_of(indices[kept][:, chosen], values[chosen],
                                  tuple(n for d, n in enumerate(self.shape) if d != dim))
         return _without_sparse_backward(result, self, "select_backward", "SelectBackward0")
+
+    def unbind(self, dim: int = 0) -> tuple:
+        """The ``select`` of each index along ``dim``, sparse as torch's; their backward refused with torch's
+        words (its UnbindBackward0 expands the sparse gradient)."""
+        if self.dim() == 0 or not -self.dim() <= dim < self.dim():
+            return Tensor.unbind(_in_graph(self), dim)  # torch's error
+        plain = self.detach()
+        return tuple(_without_sparse_backward(plain.select(dim, index), self, "expand", "UnbindBackward0",
+                                              refusal=_EXPAND_REFUSED)
+                     for index in range(self.shape[dim]))
+
+    @staticmethod
+    def _cat(tensors: list, dim: int) -> SparseCOOTensor:
+        """torch.cat of sparse COO tensors (the first sparse): their entries together, the indices along a
+        sparse ``dim`` (or the values along a dense one) shifted past those before; never marked coalesced.
+        Its backward refused with torch's words (CatBackward0 narrows the sparse gradient)."""
+        first = tensors[0]
+        for position, tensor in enumerate(tensors):
+            if not isinstance(tensor, SparseCOOTensor):
+                raise RuntimeError(f"Concatenating sparse tensors, but a dense tensor was found at position "
+                                   f"{position}.")
+        if first.dim() == 0:
+            raise RuntimeError("zero-dimensional tensor (at position 0) cannot be concatenated")
+        d = _wrap_dim_sparse(dim, first.dim())
+        for position, tensor in enumerate(tensors):
+            if tensor.dim() != first.dim() or any(a != b for k, (a, b) in enumerate(zip(first.shape, tensor.shape))
+                                                  if k != d):
+                raise RuntimeError(f"All tensors must have the same shape: {list(first.shape)} (except in the "
+                                   f"concatenating dimension), but found shape: {list(tensor.shape)} at position "
+                                   f"{position}.")
+            if tensor.sparse_dim() != first.sparse_dim():
+                raise RuntimeError(f"All tensors must have the same sparse_dim and dense_dim: {first.sparse_dim()}, "
+                                   f"{first.dense_dim()}, but tensor at position {position} has {tensor.sparse_dim()}, "
+                                   f"{tensor.dense_dim()}.")
+        dtype = _dtype.result_type(*tensors)
+        xp = array_module(first._coo[1])
+        sparse_dims, offset = first.sparse_dim(), 0
+        total = builtins.sum(int(t.shape[d]) for t in tensors)
+        all_indices, all_values = [], []
+        for tensor in tensors:
+            indices, values, _ = tensor._coo
+            values = values.astype(dtype.np, copy=False)
+            if d < sparse_dims:
+                indices = indices.copy()
+                indices[d] += offset
+            else:  # a dense dim: each tensor's values in its own span of the joined dim, zeros elsewhere
+                axis = d - sparse_dims + 1
+                widths = [(0, 0)] * values.ndim
+                widths[axis] = (offset, total - offset - values.shape[axis])
+                values = xp.pad(values, widths)
+            offset += int(tensor.shape[d])
+            all_indices.append(indices)
+            all_values.append(values)
+        size = tuple(total if k == d else n for k, n in enumerate(first.shape))
+        result = SparseCOOTensor._from_parts(xp.concatenate(all_indices, axis=1), xp.concatenate(all_values),
+                                             size, False)
+        recording = [t for t in tensors if is_recording(t)]
+        if recording:
+            result = _without_sparse_backward(result, recording[0], "as_strided", "CatBackward0")
+        return result
+
+    @staticmethod
+    def _stack(tensors: list, dim: int) -> SparseCOOTensor:
+        """torch.stack of sparse COO tensors: the ``cat`` of each unsqueezed at ``dim``, sparse as torch's; its
+        gradient each input's slice of the result's (as torch's StackBackward0)."""
+        from .ops.shape import stack as dense_stack
+
+        for position, tensor in enumerate(tensors):
+            if not isinstance(tensor, SparseCOOTensor):
+                raise RuntimeError(f"Concatenating sparse tensors, but a dense tensor was found at position "
+                                   f"{position}.")
+            if tuple(tensor.shape) != tuple(tensors[0].shape):
+                raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(tensors[0].shape)} at "
+                                   f"entry 0 and {list(tensor.shape)} at entry {position}")
+        d = _wrap_dim_sparse(dim, tensors[0].dim() + 1)
+        result = SparseCOOTensor._cat([t.detach().unsqueeze(d) for t in tensors], d)
+        return _keeping_graph(result, lambda *dense: dense_stack(dense, d), *tensors)
 
     def index_select(self, dim: int, index: Tensor) -> SparseCOOTensor:
         """The entries whose index along ``dim`` is in ``index``, renumbered by their place there
@@ -809,6 +886,13 @@ def _dims_order(ndim: int, reorder) -> tuple:
     """The order of dims that ``reorder`` (a dense permute or movedim) makes of ``ndim`` dims, found on an
     empty tensor whose dim ``d`` has size ``d``, so that its checks raise torch's errors."""
     return tuple(reorder(Tensor._make(np.empty(tuple(range(ndim))))).shape)
+
+
+def _wrap_dim_sparse(dim: int, ndim: int) -> int:
+    """``dim`` wrapped into ``ndim`` dims, torch's IndexError beyond."""
+    if not -ndim <= dim < ndim:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-ndim}, {ndim - 1}], but got {dim})")
+    return dim % ndim
 
 
 def _take(values, axis: int, index: int):
@@ -1173,12 +1257,23 @@ def to_sparse_csc(self, dense_dim=None) -> SparseCSCTensor:
                                        xp.ascontiguousarray(self._data[rows, cols]), tuple(self.shape))
 
 
-def _index_array(indices, device):
+def _size_refused(length: int, sparse_dims: int, dense_dims: int) -> str:
+    return (f"'len(size) == sparse_dim + dense_dim' is not satisfied: len(size) = {length}, sparse_dim = "
+            f"{sparse_dims}, dense_dim = {dense_dims}")
+
+
+def _index_array(indices, device, given: tuple | None = None):
     """sparse_coo_tensor's indices as torch's constructor reads them: any data, a tensor of any dtype
-    too, cast to int64 on the values' device (a float index truncated, as torch's cast does)."""
+    too, cast to int64 on the values' device (a float index truncated, as torch's cast does). ``given``:
+    the length of a size given and the values' dense dims, which torch checks against the indices' first
+    dim (their sparse_dim, whatever their rank) before their rank."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", np.exceptions.ComplexWarning)  # (a complex index keeps its real part)
         array = _to_array(indices, _dtype.int64, copy=False, device=device)
+    if given is not None and array.ndim == 0:
+        raise IndexError("Dimension specified as 0 but tensor has no dimensions")
+    if given is not None and given[0] != array.shape[0] + given[1]:
+        raise RuntimeError(_size_refused(given[0], array.shape[0], given[1]))
     if array.ndim != 2:
         raise RuntimeError(f"indices must be sparse_dim x nnz, but got: {list(array.shape)}")
     return array
@@ -1245,7 +1340,9 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
     if value.ndim == 0:
         value = value.reshape(1)
     value_array = value._data
-    index = _index_array(indices, value.device)
+    index = _index_array(indices, value.device, None if size is None else (len(size), value_array.ndim - 1))
+    if size is not None and any(int(s) < 0 for s in size):  # torch's numel of the size overflows its unsigned count
+        raise RuntimeError("numel: integer multiplication overflow")
     if index.shape[1] != value_array.shape[0]:
         raise RuntimeError(f"indices and values must have same nnz, but got nnz from indices: {index.shape[1]}, "
                            f"nnz from values: {value_array.shape[0]}")
@@ -1257,8 +1354,7 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
         size = bounds + tuple(value_array.shape[1:])
     size = tuple(int(s) for s in size)
     if len(size) != sparse_dims + value_array.ndim - 1:
-        raise RuntimeError(f"'len(size) == sparse_dim + dense_dim' is not satisfied: len(size) = {len(size)}, "
-                           f"sparse_dim = {sparse_dims}, dense_dim = {value_array.ndim - 1}")
+        raise RuntimeError(_size_refused(len(size), sparse_dims, value_array.ndim - 1))
     if index.shape[1]:
         lowest, highest = index.min(axis=1), index.max(axis=1)
         for dim in range(sparse_dims):

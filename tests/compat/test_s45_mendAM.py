@@ -179,3 +179,99 @@ def test_sparse_permute_passes_gradcheck_in_its_values(kind, dims):
 
     values = chainrule.tensor(values, dtype=chainrule.float64, requires_grad=True)
     assert chainrule.autograd.gradcheck(permuted, (values,))
+
+
+def _other(lib, kind):
+    """A second tensor of ``kind``'s size with other entries (uncoalesced)."""
+    indices, values, size = PARTS[kind]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return lib.sparse_coo_tensor(lib.tensor(indices)[:, :2].flip(1), lib.tensor(values[:2], dtype=lib.float64) * 10,
+                                     size)
+
+
+JOINS = {
+    "cat": lambda lib, a, b: lib.cat([a, b]),
+    "cat_last": lambda lib, a, b: lib.cat([a, b], -1),
+    "cat_one": lambda lib, a, b: lib.cat([a]),
+    "concat": lambda lib, a, b: lib.concat((b, a), 1),
+    "cat_dense_second": lambda lib, a, b: lib.cat([a, b.to_dense()]),
+    "cat_other_shape": lambda lib, a, b: lib.cat([a, lib.cat([b, b], -1)], 0),
+    "cat_other_sparse_dim": lambda lib, a, b: lib.cat([a, b.to_dense().to_sparse(1)]),
+    "cat_out_of_range": lambda lib, a, b: lib.cat([a, b], 5),
+    "cat_other_dtype": lambda lib, a, b: lib.cat([a, b.float()]),
+    "stack": lambda lib, a, b: lib.stack([a, b]),
+    "stack_middle": lambda lib, a, b: lib.stack([a, b], 1),
+    "stack_last": lambda lib, a, b: lib.stack([a, b], -1),
+    "stack_dense_second": lambda lib, a, b: lib.stack([a, b.to_dense()]),
+    "stack_other_shape": lambda lib, a, b: lib.stack([a, lib.cat([b, b])]),
+    "stack_out_of_range": lambda lib, a, b: lib.stack([a, b], 6),
+    "unbind": lambda lib, a, b: a.unbind(0),
+    "unbind_last": lambda lib, a, b: a.unbind(-1),
+    "unbind_function": lambda lib, a, b: lib.unbind(b, 1),
+    "unbind_out_of_range": lambda lib, a, b: a.unbind(5),
+}
+
+
+@pytest.mark.parametrize("kind,coalesced", KINDS)
+@pytest.mark.parametrize("name", sorted(JOINS))
+def test_cat_stack_unbind_keep_sparse_as_torch(name, kind, coalesced):
+    _same_as_torch(lambda lib: JOINS[name](lib, _sparse(lib, kind, coalesced), _other(lib, kind)))
+
+
+@pytest.mark.parametrize("kind", sorted(PARTS))
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_sparse_stack_gradient_matches_torch(kind, dim):
+    grads = []
+    for lib in (chainrule, torch):
+        a, b = _sparse(lib, kind, True, requires_grad=True), _other(lib, kind).coalesce().requires_grad_()
+        result = lib.stack([a, b], dim)
+        weights = lib.arange(1.0, 1.0 + result.numel(), dtype=lib.float64).reshape(result.shape)
+        (result.to_dense() * weights).sum().backward()
+        grads.append([(str(t.grad.layout).split(".")[-1], t.grad.to_dense().tolist()) for t in (a, b)])
+    assert grads[0] == grads[1]
+
+
+@pytest.mark.parametrize("join", ["cat", "unbind"])
+def test_sparse_cat_and_unbind_backward_refused_as_torch(join):
+    def backward(lib):
+        a, b = _sparse(lib, "2d", True, requires_grad=True), _other(lib, "2d")
+        result = lib.cat([b, a]) if join == "cat" else a.unbind(0)[1]
+        result.to_dense().sum().backward()
+        return a.grad
+
+    _same_as_torch(backward)
+
+
+def test_sparse_stack_passes_gradcheck_in_its_values():
+    indices, values, size = PARTS["hybrid"]
+
+    def stacked(values):
+        sparse = chainrule.sparse_coo_tensor(chainrule.tensor(indices), values, size)
+        return chainrule.stack([sparse, sparse * 2.0], 2).to_dense()
+
+    values = chainrule.tensor(values, dtype=chainrule.float64, requires_grad=True)
+    assert chainrule.autograd.gradcheck(stacked, (values,))
+
+
+CONSTRUCTIONS = {
+    "indices_1d": lambda lib: lib.sparse_coo_tensor(lib.tensor([0, 1]), lib.tensor([1.0, 2.0]), (3,)),
+    "indices_1d_size_fits": lambda lib: lib.sparse_coo_tensor(lib.tensor([0, 1]), lib.tensor([1.0, 2.0]), (3, 3)),
+    "indices_1d_no_size": lambda lib: lib.sparse_coo_tensor(lib.tensor([0, 1]), lib.tensor([1.0, 2.0])),
+    "indices_0d": lambda lib: lib.sparse_coo_tensor(lib.tensor(0), lib.tensor([1.0, 2.0]), (3,)),
+    "indices_0d_no_size": lambda lib: lib.sparse_coo_tensor(lib.tensor(0), lib.tensor([1.0, 2.0])),
+    "indices_3d": lambda lib: lib.sparse_coo_tensor(lib.tensor([[[0, 1]]]), lib.tensor([1.0, 2.0]), (3,)),
+    "negative_size": lambda lib: lib.sparse_coo_tensor(lib.tensor([[0], [1]]), lib.tensor([1.0]), (-1, 3)),
+    "negative_size_length": lambda lib: lib.sparse_coo_tensor(lib.tensor([[0], [1]]), lib.tensor([1.0]), (-1, 3, 4)),
+    "negative_size_nnz": lambda lib: lib.sparse_coo_tensor(lib.tensor([[0], [1]]), lib.tensor([1.0, 2.0]), (-1, 3)),
+    "negative_size_empty": lambda lib: lib.sparse_coo_tensor(lib.zeros(2, 0, dtype=lib.long), lib.zeros(0), (-1, 3)),
+    "negative_dense_size": lambda lib: lib.sparse_coo_tensor(lib.tensor([[0], [1]]), lib.tensor([[1.0]]), (2, 3, -1)),
+    "length": lambda lib: lib.sparse_coo_tensor(lib.tensor([[0], [1]]), lib.tensor([1.0]), (2, 3, 1)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONSTRUCTIONS))
+def test_construction_errors_as_torch(name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _same_as_torch(CONSTRUCTIONS[name])

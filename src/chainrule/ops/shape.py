@@ -1127,6 +1127,8 @@ def _tensor_list(tensors, op: str) -> list:
 def cat(tensors, dim: int = 0, *, out=None) -> Tensor:
     """torch.cat: join along an existing dim; all other dims must match; dtypes promote."""
     every = _tensor_list(tensors, "cat")
+    if every[0].__class__ in SPARSE_COO_TYPES and out is None:
+        return every[0]._cat(every, dim)  # sparse in, sparse out, as torch
     # torch skips legacy empty 1-D tensors of shape (0,) when joining (they still get a gradient)
     skipped = tuple(i for i, t in enumerate(every) if t._data.ndim == 1 and t._data.shape[0] == 0)
     all_skipped = len(skipped) == len(every)
@@ -1164,6 +1166,8 @@ concat = concatenate = cat
 def stack(tensors, dim: int = 0, *, out=None) -> Tensor:
     """torch.stack: join along a new dim; all shapes must be equal."""
     tensors = _tensor_list(tensors, "stack")
+    if tensors[0].__class__ in SPARSE_COO_TYPES and out is None:
+        return tensors[0]._stack(tensors, dim)  # sparse in, sparse out, as torch
     shape = tensors[0]._data.shape
     d = _wrap_dim(dim, len(shape) + 1, "stack")
     for i, t in enumerate(tensors):
@@ -1371,6 +1375,8 @@ def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
 
 def unbind(input: Tensor, dim: int = 0) -> tuple:
     """torch.unbind: the slices along ``dim``, each without that dim."""
+    if input.__class__ in SPARSE_COO_TYPES:
+        return input.unbind(dim)  # sparse: its method keeps the pieces sparse, as torch
     if input._data.ndim == 0:
         raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
     d = _wrap_dim(dim, input._data.ndim, "unbind")
