@@ -275,3 +275,13 @@ def test_construction_errors_as_torch(name):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _same_as_torch(CONSTRUCTIONS[name])
+
+
+@pytest.mark.parametrize("kind,coalesced", KINDS)
+def test_assert_close_compares_sparse_tensors_without_their_numpy(kind, coalesced):
+    # (numpy() of a sparse tensor is refused, as torch's: assert_close reads its values another way)
+    for lib in (chainrule, torch):
+        sparse = _sparse(lib, kind, coalesced)
+        lib.testing.assert_close(sparse, sparse.clone())
+        with pytest.raises(AssertionError):
+            lib.testing.assert_close(sparse, sparse * 2)
