@@ -285,3 +285,16 @@ def test_assert_close_compares_sparse_tensors_without_their_numpy(kind, coalesce
         lib.testing.assert_close(sparse, sparse.clone())
         with pytest.raises(AssertionError):
             lib.testing.assert_close(sparse, sparse * 2)
+
+
+def test_retained_sparse_gradient_is_cloned_not_made_contiguous():
+    # (contiguous() of a sparse tensor is refused, as torch's: a retained sparse gradient is cloned)
+    outcomes = []
+    for lib in (chainrule, torch):
+        leaf = _sparse(lib, "2d", True, requires_grad=True)
+        scaled = leaf * 2
+        scaled.retain_grad()
+        lib.sparse.sum(scaled).backward()
+        outcomes.append((str(scaled.grad.layout).split(".")[-1], scaled.grad.to_dense().tolist(),
+                         leaf.grad.to_dense().tolist()))
+    assert outcomes[0] == outcomes[1]
