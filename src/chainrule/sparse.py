@@ -419,10 +419,9 @@ class SparseCOOTensor(Tensor):
         sparse_dims = self.sparse_dim()
         first, second = (d + self.dim() if d < 0 else d for d in (dim0, dim1))
         if not (first < sparse_dims and second < sparse_dims):
-            if first < sparse_dims or second < sparse_dims:
-                raise RuntimeError(f"sparse transpose: transposed dimensions must be sparse Got sparse_dim: "
-                                   f"{sparse_dims}, d0: {first}, d1: {second}")
-            return super().transpose(dim0, dim1)
+            # (two dense dims too: torch's sparse transpose swaps index rows only)
+            raise RuntimeError(f"sparse transpose: transposed dimensions must be sparse Got sparse_dim: "
+                               f"{sparse_dims}, d0: {first}, d1: {second}")
         indices, values, _ = self._coo
         order = list(range(sparse_dims))
         order[first], order[second] = order[second], order[first]
@@ -433,17 +432,53 @@ class SparseCOOTensor(Tensor):
 
     @property
     def T(self):
-        """A sparse matrix's transpose, sparse (as torch's); other ranks and layouts as a dense tensor's."""
+        """A sparse matrix's transpose, sparse (as torch's); other ranks through the sparse ``permute``
+        of the reversed dims (refused where it would mix sparse and dense dims)."""
         if self.dim() == 2 and self.sparse_dim() == 2:
             return self.transpose(0, 1)
         return Tensor.T.__get__(self)
 
     @property
     def mT(self):
-        """The last two dims swapped, sparse when both are sparse dims (as torch's)."""
-        if self.dim() >= 2 and self.sparse_dim() == self.dim():
+        """The last two dims swapped by the sparse ``transpose`` (refused unless both are sparse dims, as torch's)."""
+        if self.dim() >= 2:
             return self.transpose(-2, -1)
         return Tensor.mT.__get__(self)
+
+    def permute(self, *dims, **kwargs):
+        """Sparse dims reordered among themselves (the index rows) and dense dims among themselves (the
+        values' trailing axes), sparse (as torch's); still coalesced when the first dim stays first."""
+        if "dims" in kwargs and not dims:
+            dims = kwargs.pop("dims")
+        if kwargs:
+            return Tensor.permute(_in_graph(self), *dims, **kwargs)  # torch's TypeError
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        ndim = self.dim()
+        if len(dims) != ndim:
+            raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does not match the "
+                               f"length of the desired ordering of dimensions i.e. input.dim() = {ndim} is not equal "
+                               f"to len(dims) = {len(dims)}")
+        order = _dims_order(ndim, lambda probe: Tensor.permute(probe, dims))  # torch's range and duplicate errors
+        sparse_dims = self.sparse_dim()
+        if any((d < sparse_dims) != (i < sparse_dims) for i, d in enumerate(order)):
+            raise RuntimeError("permute(sparse_coo): transpositions between sparse and dense dimensions are not "
+                               "allowed.Only transpositions within sparse and dense dimensions are supported.")
+        indices, values, coalesced = self._coo
+        xp = array_module(values)
+        dense_axes = tuple(d - sparse_dims + 1 for d in order[sparse_dims:])
+        result = SparseCOOTensor._from_parts(xp.ascontiguousarray(indices[list(order[:sparse_dims])]),
+                                             xp.ascontiguousarray(values.transpose((0, *dense_axes))),
+                                             tuple(self.shape[d] for d in order),
+                                             coalesced and (ndim == 0 or order[0] == 0))
+        inverse = tuple(int(d) for d in np.argsort(order))
+        return _linear_in_entries(result, self, lambda grad: grad.permute(inverse), "PermuteBackward0")
+
+    def movedim(self, source, destination):
+        """torch's movedim of a sparse tensor: the sparse ``permute`` it amounts to."""
+        return self.permute(_dims_order(self.dim(), lambda probe: Tensor.movedim(probe, source, destination)))
+
+    moveaxis = movedim
 
     def t(self):
         if self.sparse_dim() > 2 or self.dense_dim() > 0:
@@ -572,15 +607,92 @@ class SparseCOOTensor(Tensor):
             return Tensor.select(_in_graph(self), dim, index)  # torch's error, or its dense row
         dim, index = dim % self.dim(), index % size
         indices, values, coalesced = self._coo
-        if dim >= sparse_dims:
-            result = SparseCOOTensor._from_parts(indices, _take(values, dim - sparse_dims + 1, index),
-                                                 tuple(n for d, n in enumerate(self.shape) if d != dim), coalesced)
+        if dim >= sparse_dims:  # (the entries anew: marked coalesced only when fewer than two, as torch's)
+            result = _entries_of(indices, _take(values, dim - sparse_dims + 1, index),
+                                 tuple(n for d, n in enumerate(self.shape) if d != dim))
         else:
             chosen = indices[dim] == index
             kept = [d for d in range(sparse_dims) if d != dim]
             result = _entries_of(indices[kept][:, chosen], values[chosen],
                                  tuple(n for d, n in enumerate(self.shape) if d != dim))
         return _without_sparse_backward(result, self, "select_backward", "SelectBackward0")
+
+    def unbind(self, dim: int = 0) -> tuple:
+        """The ``select`` of each index along ``dim``, sparse as torch's; their backward refused with torch's
+        words (its UnbindBackward0 expands the sparse gradient)."""
+        if self.dim() == 0 or not -self.dim() <= dim < self.dim():
+            return Tensor.unbind(_in_graph(self), dim)  # torch's error
+        plain = self.detach()
+        return tuple(_without_sparse_backward(plain.select(dim, index), self, "expand", "UnbindBackward0",
+                                              refusal=_EXPAND_REFUSED)
+                     for index in range(self.shape[dim]))
+
+    @staticmethod
+    def _cat(tensors: list, dim: int) -> SparseCOOTensor:
+        """torch.cat of sparse COO tensors (the first sparse): their entries together, the indices along a
+        sparse ``dim`` (or the values along a dense one) shifted past those before; never marked coalesced.
+        Its backward refused with torch's words (CatBackward0 narrows the sparse gradient)."""
+        first = tensors[0]
+        for position, tensor in enumerate(tensors):
+            if not isinstance(tensor, SparseCOOTensor):
+                raise RuntimeError(f"Concatenating sparse tensors, but a dense tensor was found at position "
+                                   f"{position}.")
+        if first.dim() == 0:
+            raise RuntimeError("zero-dimensional tensor (at position 0) cannot be concatenated")
+        d = _wrap_dim_sparse(dim, first.dim())
+        for position, tensor in enumerate(tensors):
+            if tensor.dim() != first.dim() or any(a != b for k, (a, b) in enumerate(zip(first.shape, tensor.shape))
+                                                  if k != d):
+                raise RuntimeError(f"All tensors must have the same shape: {list(first.shape)} (except in the "
+                                   f"concatenating dimension), but found shape: {list(tensor.shape)} at position "
+                                   f"{position}.")
+            if tensor.sparse_dim() != first.sparse_dim():
+                raise RuntimeError(f"All tensors must have the same sparse_dim and dense_dim: {first.sparse_dim()}, "
+                                   f"{first.dense_dim()}, but tensor at position {position} has {tensor.sparse_dim()}, "
+                                   f"{tensor.dense_dim()}.")
+        dtype = _dtype.result_type(*tensors)
+        xp = array_module(first._coo[1])
+        sparse_dims, offset = first.sparse_dim(), 0
+        total = builtins.sum(int(t.shape[d]) for t in tensors)
+        all_indices, all_values = [], []
+        for tensor in tensors:
+            indices, values, _ = tensor._coo
+            values = values.astype(dtype.np, copy=False)
+            if d < sparse_dims:
+                indices = indices.copy()
+                indices[d] += offset
+            else:  # a dense dim: each tensor's values in its own span of the joined dim, zeros elsewhere
+                axis = d - sparse_dims + 1
+                widths = [(0, 0)] * values.ndim
+                widths[axis] = (offset, total - offset - values.shape[axis])
+                values = xp.pad(values, widths)
+            offset += int(tensor.shape[d])
+            all_indices.append(indices)
+            all_values.append(values)
+        size = tuple(total if k == d else n for k, n in enumerate(first.shape))
+        result = SparseCOOTensor._from_parts(xp.concatenate(all_indices, axis=1), xp.concatenate(all_values),
+                                             size, False)
+        recording = [t for t in tensors if is_recording(t)]
+        if recording:
+            result = _without_sparse_backward(result, recording[0], "as_strided", "CatBackward0")
+        return result
+
+    @staticmethod
+    def _stack(tensors: list, dim: int) -> SparseCOOTensor:
+        """torch.stack of sparse COO tensors: the ``cat`` of each unsqueezed at ``dim``, sparse as torch's; its
+        gradient each input's slice of the result's (as torch's StackBackward0)."""
+        from .ops.shape import stack as dense_stack
+
+        for position, tensor in enumerate(tensors):
+            if not isinstance(tensor, SparseCOOTensor):
+                raise RuntimeError(f"Concatenating sparse tensors, but a dense tensor was found at position "
+                                   f"{position}.")
+            if tuple(tensor.shape) != tuple(tensors[0].shape):
+                raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(tensors[0].shape)} at "
+                                   f"entry 0 and {list(tensor.shape)} at entry {position}")
+        d = _wrap_dim_sparse(dim, tensors[0].dim() + 1)
+        result = SparseCOOTensor._cat([t.detach().unsqueeze(d) for t in tensors], d)
+        return _keeping_graph(result, lambda *dense: dense_stack(dense, d), *tensors)
 
     def index_select(self, dim: int, index: Tensor) -> SparseCOOTensor:
         """The entries whose index along ``dim`` is in ``index``, renumbered by their place there
@@ -770,6 +882,19 @@ def _refused_method(name: str, kernel: str | None = None):
     return method
 
 
+def _dims_order(ndim: int, reorder) -> tuple:
+    """The order of dims that ``reorder`` (a dense permute or movedim) makes of ``ndim`` dims, found on an
+    empty tensor whose dim ``d`` has size ``d``, so that its checks raise torch's errors."""
+    return tuple(reorder(Tensor._make(np.empty(tuple(range(ndim))))).shape)
+
+
+def _wrap_dim_sparse(dim: int, ndim: int) -> int:
+    """``dim`` wrapped into ``ndim`` dims, torch's IndexError beyond."""
+    if not -ndim <= dim < ndim:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-ndim}, {ndim - 1}], but got {dim})")
+    return dim % ndim
+
+
 def _take(values, axis: int, index: int):
     """``values`` at ``index`` along ``axis``, contiguous."""
     return array_module(values).ascontiguousarray(values[(slice(None),) * axis + (index,)])
@@ -813,6 +938,103 @@ for _name, _refusal in {
     "roll": (NotImplementedError, _not_on_sparse("roll")),
 }.items():
     setattr(SparseCOOTensor, _name, _refusing(_name, *_refusal))
+
+
+# ops torch has no sparse COO kernel for, whose dense method would answer here (NotImplementedError
+# naming the kernel torch dispatches to): the views made by as_strided, the reductions and comparisons
+for _name in ("squeeze", "chunk", "split", "tensor_split", "unsafe_chunk", "unsafe_split", "split_with_sizes",
+              "diagonal"):
+    setattr(SparseCOOTensor, _name, _refused_method(_name, "as_strided"))
+SparseCOOTensor.squeeze_ = _refused_method("squeeze_", "as_strided_")
+
+
+def _refused_overload(name: str, overload):
+    """A method torch refuses on a sparse COO tensor naming the kernel overload its arguments pick:
+    ``overload(*args, **kwargs)`` gives the kernel's name."""
+    def method(self, *args, **kwargs):
+        raise NotImplementedError(_not_on_sparse(overload(*args, **kwargs)))
+    method.__name__ = name
+    return method
+
+
+def _scalar_or_tensor(name: str):
+    return lambda other, *args, **kwargs: f"{name}.{'Tensor' if isinstance(other, Tensor) else 'Scalar'}"
+
+
+def _reduction_kernel(name: str, other_name: str):
+    def kernel(dim=None, *args, **kwargs):
+        if dim is None and not args and kwargs.get("dim") is None:
+            return name
+        return other_name if isinstance(dim, Tensor) else f"{name}.dim"
+    return kernel
+
+
+def _clamp_kernel(name: str):
+    def kernel(min=None, max=None):  # noqa: A002 - torch's names
+        return f"{name}.Tensor" if isinstance(min, Tensor) or isinstance(max, Tensor) else name
+    return kernel
+
+
+for _name in ("eq", "ne", "gt", "lt", "ge", "le", "greater", "less", "greater_equal", "less_equal", "not_equal"):
+    _kernel = {"greater": "gt", "less": "lt", "greater_equal": "ge", "less_equal": "le", "not_equal": "ne"}.get(_name,
+                                                                                                             _name)
+    setattr(SparseCOOTensor, _name, _refused_overload(_name, _scalar_or_tensor(_kernel)))
+    setattr(SparseCOOTensor, _name + "_", _refused_overload(_name + "_", _scalar_or_tensor(_kernel + "_")))
+SparseCOOTensor.max = _refused_overload("max", _reduction_kernel("max", "maximum"))
+SparseCOOTensor.min = _refused_overload("min", _reduction_kernel("min", "minimum"))
+for _name in ("clamp", "clip"):  # (clip is clamp's alias in torch: both name clamp's kernel)
+    setattr(SparseCOOTensor, _name, _refused_overload(_name, _clamp_kernel("clamp")))
+    setattr(SparseCOOTensor, _name + "_", _refused_overload(_name + "_", _clamp_kernel("clamp_")))
+SparseCOOTensor.softmax = _refused_method("softmax", "_softmax")
+SparseCOOTensor.log_softmax = _refused_method("log_softmax", "_log_softmax")
+
+
+def _sparse_masked_fill(self, mask, value):
+    """Refused as torch's composite refuses it: a mask of another shape expands the sparse tensor (refused),
+    one of its shape reaches the contiguous clone that is filled (refused)."""
+    if isinstance(mask, Tensor) and tuple(mask.shape) == tuple(self.shape):
+        raise RuntimeError("unsupported memory format option Contiguous")
+    raise _EXPAND_REFUSED[0](_EXPAND_REFUSED[1])
+
+
+SparseCOOTensor.masked_fill = _sparse_masked_fill
+# (the mask comes first: the overload is named by the value)
+SparseCOOTensor.masked_fill_ = _refused_overload(
+    "masked_fill_", lambda mask, value, *args: f"masked_fill_.{'Tensor' if isinstance(value, Tensor) else 'Scalar'}")
+
+# no storage: torch answers for its layout, not for the dense array chainrule keeps
+_NO_STORAGE = (RuntimeError, "Cannot access data pointer of Tensor that doesn't have storage")
+SparseCOOTensor.tolist = _refusing("tolist", *_NO_STORAGE)
+SparseCOOTensor.data_ptr = _refusing("data_ptr", *_NO_STORAGE)
+SparseCOOTensor.numpy = _refusing("numpy", TypeError,
+                                  "can't convert Sparse layout tensor to numpy. Use Tensor.to_dense() first.")
+
+
+def _sparse_stride(self, dim: int | None = None):
+    """torch's strides of a sparse COO tensor: 0 for every dim."""
+    strides = (0,) * self.dim()
+    if dim is None:
+        return strides
+    Tensor.size(self, dim)  # torch's IndexError for a dim out of range
+    return 0
+
+
+def _sparse_is_contiguous(self, memory_format=None) -> bool:
+    return False
+
+
+def _sparse_contiguous(self, memory_format=None):
+    """Refused as torch refuses it: a sparse COO tensor has no memory format."""
+    name = getattr(memory_format, "_name", "contiguous_format")
+    if name == "preserve_format":
+        raise RuntimeError("preserve memory format is unsupported by the contiguous operator")
+    words = {"contiguous_format": "Contiguous", "channels_last": "ChannelsLast", "channels_last_3d": "ChannelsLast3d"}
+    raise RuntimeError(f"unsupported memory format option {words.get(name, name)}")
+
+
+SparseCOOTensor.stride = _sparse_stride
+SparseCOOTensor.is_contiguous = _sparse_is_contiguous
+SparseCOOTensor.contiguous = _sparse_contiguous
 
 
 def _sparse_view(self, *shape, dtype=None):
@@ -1035,12 +1257,23 @@ def to_sparse_csc(self, dense_dim=None) -> SparseCSCTensor:
                                        xp.ascontiguousarray(self._data[rows, cols]), tuple(self.shape))
 
 
-def _index_array(indices, device):
+def _size_refused(length: int, sparse_dims: int, dense_dims: int) -> str:
+    return (f"'len(size) == sparse_dim + dense_dim' is not satisfied: len(size) = {length}, sparse_dim = "
+            f"{sparse_dims}, dense_dim = {dense_dims}")
+
+
+def _index_array(indices, device, given: tuple | None = None):
     """sparse_coo_tensor's indices as torch's constructor reads them: any data, a tensor of any dtype
-    too, cast to int64 on the values' device (a float index truncated, as torch's cast does)."""
+    too, cast to int64 on the values' device (a float index truncated, as torch's cast does). ``given``:
+    the length of a size given and the values' dense dims, which torch checks against the indices' first
+    dim (their sparse_dim, whatever their rank) before their rank."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", np.exceptions.ComplexWarning)  # (a complex index keeps its real part)
         array = _to_array(indices, _dtype.int64, copy=False, device=device)
+    if given is not None and array.ndim == 0:
+        raise IndexError("Dimension specified as 0 but tensor has no dimensions")
+    if given is not None and given[0] != array.shape[0] + given[1]:
+        raise RuntimeError(_size_refused(given[0], array.shape[0], given[1]))
     if array.ndim != 2:
         raise RuntimeError(f"indices must be sparse_dim x nnz, but got: {list(array.shape)}")
     return array
@@ -1107,7 +1340,9 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
     if value.ndim == 0:
         value = value.reshape(1)
     value_array = value._data
-    index = _index_array(indices, value.device)
+    index = _index_array(indices, value.device, None if size is None else (len(size), value_array.ndim - 1))
+    if size is not None and any(int(s) < 0 for s in size):  # torch's numel of the size overflows its unsigned count
+        raise RuntimeError("numel: integer multiplication overflow")
     if index.shape[1] != value_array.shape[0]:
         raise RuntimeError(f"indices and values must have same nnz, but got nnz from indices: {index.shape[1]}, "
                            f"nnz from values: {value_array.shape[0]}")
@@ -1119,8 +1354,7 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
         size = bounds + tuple(value_array.shape[1:])
     size = tuple(int(s) for s in size)
     if len(size) != sparse_dims + value_array.ndim - 1:
-        raise RuntimeError(f"'len(size) == sparse_dim + dense_dim' is not satisfied: len(size) = {len(size)}, "
-                           f"sparse_dim = {sparse_dims}, dense_dim = {value_array.ndim - 1}")
+        raise RuntimeError(_size_refused(len(size), sparse_dims, value_array.ndim - 1))
     if index.shape[1]:
         lowest, highest = index.min(axis=1), index.max(axis=1)
         for dim in range(sparse_dims):

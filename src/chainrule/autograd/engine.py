@@ -575,7 +575,8 @@ def _call_pre_hooks(node, grads, exposed, node_hooks: bool = True):
                     # walk goes on using, e.g. the one a view of this tensor received
                     current = tensor._grad
                     if current is None:
-                        tensor._grad = g.clone() if g.is_contiguous() else g.contiguous()
+                        # (a sparse gradient has no memory format: cloned, as torch's)
+                        tensor._grad = g.clone() if g.is_contiguous() or g.is_sparse else g.contiguous()
                     else:
                         tensor._grad = current + g
     if node_hooks and node._pre_hooks:

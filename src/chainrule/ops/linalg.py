@@ -1675,6 +1675,8 @@ class DiagonalScatter(Function):
 
 def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
     """torch.diagonal: the ``offset`` diagonal of the (dim1, dim2) planes, as the last dim."""
+    if input.__class__ in SPARSE_COO_TYPES:
+        return input.diagonal(offset, dim1, dim2)  # sparse: refused, as torch
     ndim = input._data.ndim
     d1, d2 = _wrap_dim(dim1, ndim, "diagonal"), _wrap_dim(dim2, ndim, "diagonal")
     if d1 == d2:

@@ -247,6 +247,8 @@ class UnsqueezeView(Reshape):
 
 def reshape(input: Tensor, *sizes, shape=None) -> Tensor:
     """torch.reshape: a view when the strides allow it, a copy otherwise."""
+    if input.__class__ in SPARSE_COO_TYPES:
+        return input.reshape(*sizes, shape=shape)  # sparse: its method answers (kept sparse or refused, as torch)
     sizes = _spread_or_keyword(sizes, shape, "shape", "reshape")
     given = _shape_arg(sizes, "reshape")
     shape = _infer_shape(given, input._data.size, "reshape")
@@ -532,6 +534,8 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
     ``input`` with dims ``start_dim`` to ``end_dim`` merged into one, a view where possible
     (torch.flatten)."""
+    if input.__class__ in SPARSE_COO_TYPES:
+        return input.flatten(start_dim, end_dim)  # sparse: its method answers (kept sparse or refused, as torch)
     start_dim = check_int(start_dim, "flatten", "start_dim")
     end_dim = check_int(end_dim, "flatten", "end_dim")
     ndim = input._data.ndim
@@ -554,6 +558,8 @@ def unflatten(input: Tensor, dim: int, sizes) -> Tensor:
     """unflatten(input, dim, sizes) -> Tensor
 
     ``input`` with dim ``dim`` split into dims of the given ``sizes`` (one may be -1) (torch.unflatten)."""
+    if input.__class__ in SPARSE_COO_TYPES:
+        return input.unflatten(dim, sizes)  # sparse: its method answers (kept sparse or refused, as torch)
     dim = check_int(dim, "unflatten", "dim")
     sizes = int_list(sizes, "unflatten", "sizes", sized=False)
     if not sizes:
@@ -808,6 +814,8 @@ def permute(input: Tensor, *spread_dims, dims=None) -> Tensor:
     """permute(input, dims) -> Tensor
 
     A view of ``input`` with its dims reordered as ``dims`` (torch.permute)."""
+    if input.__class__ in SPARSE_COO_TYPES:
+        return input.permute(*spread_dims) if dims is None else input.permute(dims)  # sparse: its method answers (kept sparse or refused, as torch)
     if not spread_dims and dims is None:
         raise TypeError('permute() missing 1 required positional arguments: "dims"')
     dims = _int_sequence(_spread_or_keyword(spread_dims, dims, "dims", "permute"), "permute", "dims")
@@ -865,6 +873,8 @@ _T_SAVED: dict = {}
 
 def movedim(input: Tensor, source, destination) -> Tensor:
     """torch.movedim: move dims ``source`` to positions ``destination``; the rest keep their order."""
+    if input.__class__ in SPARSE_COO_TYPES:
+        return input.movedim(source, destination)  # sparse: its method answers (kept sparse or refused, as torch)
     ndim = input._data.ndim
     source = list(int_list(source, "movedim", "source"))  # torch's parser: an int or ints, within int64
     destination = list(int_list(destination, "movedim", "destination"))
@@ -887,6 +897,8 @@ def movedim(input: Tensor, source, destination) -> Tensor:
 def squeeze(input: Tensor, dim=None, *more_dims) -> Tensor:
     """Remove size-1 dims (all, one, or a tuple of them, which torch's method also takes spread:
     ``x.squeeze(0, 2)``); other dims are left alone."""
+    if input.__class__ in SPARSE_COO_TYPES:
+        return input.squeeze(dim, *more_dims)  # sparse: its method answers (kept sparse or refused, as torch)
     if more_dims:
         dim = (dim, *more_dims)
     if isinstance(dim, np.integer):  # a NumPy int is an int to torch's parser (the cache keys on Python ints)
@@ -1115,6 +1127,8 @@ def _tensor_list(tensors, op: str) -> list:
 def cat(tensors, dim: int = 0, *, out=None) -> Tensor:
     """torch.cat: join along an existing dim; all other dims must match; dtypes promote."""
     every = _tensor_list(tensors, "cat")
+    if every[0].__class__ in SPARSE_COO_TYPES and out is None:
+        return every[0]._cat(every, dim)  # sparse in, sparse out, as torch
     # torch skips legacy empty 1-D tensors of shape (0,) when joining (they still get a gradient)
     skipped = tuple(i for i, t in enumerate(every) if t._data.ndim == 1 and t._data.shape[0] == 0)
     all_skipped = len(skipped) == len(every)
@@ -1152,6 +1166,8 @@ concat = concatenate = cat
 def stack(tensors, dim: int = 0, *, out=None) -> Tensor:
     """torch.stack: join along a new dim; all shapes must be equal."""
     tensors = _tensor_list(tensors, "stack")
+    if tensors[0].__class__ in SPARSE_COO_TYPES and out is None:
+        return tensors[0]._stack(tensors, dim)  # sparse in, sparse out, as torch
     shape = tensors[0]._data.shape
     d = _wrap_dim(dim, len(shape) + 1, "stack")
     for i, t in enumerate(tensors):
@@ -1200,6 +1216,8 @@ class Stack(Function):
 
 def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
     """torch.split: equal chunks of ``split_size`` (last may be smaller) or explicit sizes."""
+    if tensor.__class__ in SPARSE_COO_TYPES:
+        return tensor.split(split_size_or_sections, dim)  # sparse: its method refuses, as torch
     if isinstance(split_size_or_sections, Tensor):
         # torch's Tensor.split reads a one-element tensor as int(size); any other is no list of ints
         if split_size_or_sections.numel() != 1:
@@ -1340,6 +1358,8 @@ class Unbind(Function):
 
 def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
     """torch.chunk: at most ``chunks`` pieces of ceil(size / chunks)."""
+    if input.__class__ in SPARSE_COO_TYPES:
+        return input.chunk(chunks, dim)  # sparse: its method answers (kept sparse or refused, as torch)
     if input._data.ndim == 0:
         raise RuntimeError("chunk expects at least a 1-dimensional tensor")
     if chunks <= 0:
@@ -1355,6 +1375,8 @@ def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
 
 def unbind(input: Tensor, dim: int = 0) -> tuple:
     """torch.unbind: the slices along ``dim``, each without that dim."""
+    if input.__class__ in SPARSE_COO_TYPES:
+        return input.unbind(dim)  # sparse: its method keeps the pieces sparse, as torch
     if input._data.ndim == 0:
         raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
     d = _wrap_dim(dim, input._data.ndim, "unbind")
@@ -1501,6 +1523,8 @@ def flip(input: Tensor, *args, **kwargs) -> Tensor:
 
     torch.flip: reverse the order along ``dims``, a tuple or list of ints (a copy, as in torch).
     (``dims`` is taken apart from ``*args`` only to name its position in torch's errors.)"""
+    if input.__class__ in SPARSE_COO_TYPES:
+        return input.flip(*args, **kwargs)  # sparse: its method answers (kept sparse or refused, as torch)
     if len(args) > 1:
         raise TypeError(f"flip() takes 2 positional arguments but {len(args) + 1} were given")
     if args and "dims" in kwargs:
@@ -1601,6 +1625,8 @@ class Roll(Function):
 
 def roll(input: Tensor, shifts, dims=None) -> Tensor:
     """torch.roll: shift elements cyclically along ``dims``; without dims, over the flattened tensor."""
+    if input.__class__ in SPARSE_COO_TYPES:
+        return input.roll(shifts, dims)  # sparse: its method answers (kept sparse or refused, as torch)
     shifts = int_list(shifts, "roll", "shifts", position=2)
     if not shifts:
         raise RuntimeError("`shifts` required")
@@ -1846,6 +1872,8 @@ def tensor_split(input: Tensor, indices_or_sections=None, dim: int = 0, *, secti
                  tensor_indices_or_sections=None) -> tuple:
     """torch.tensor_split: ``n`` near-equal views (the first ``size % n`` one longer), or views
     cut at the given indices."""
+    if input.__class__ in SPARSE_COO_TYPES:
+        return input.tensor_split(indices_or_sections, dim)  # sparse: its method answers (kept sparse or refused, as torch)
     indices_or_sections = _split_points("tensor_split", indices_or_sections, sections=sections, indices=indices,
                                         tensor_indices_or_sections=tensor_indices_or_sections)
     if input._data.ndim == 0:

@@ -28,6 +28,12 @@ def _fail(message: str, msg) -> None:
     raise AssertionError(msg if isinstance(msg, str) else message)
 
 
+def _dense(tensor):
+    """``tensor``'s values on the host, strided (a sparse COO tensor has no numpy(), as torch's)."""
+    tensor = tensor.detach().cpu()
+    return tensor.to_dense() if tensor.is_sparse else tensor
+
+
 def _compare_tensors(actual, expected, rtol, atol, equal_nan, check_device, check_dtype, msg, where,
                      check_stride=False) -> None:
     # torch's order: shape, stride() (only when asked), device, dtype
@@ -40,8 +46,8 @@ def _compare_tensors(actual, expected, rtol, atol, equal_nan, check_device, chec
             mine, theirs = getattr(actual, attribute), getattr(expected, attribute)
         if mine != theirs:
             _fail(f"The values for attribute '{attribute}' do not match: {mine!r} != {theirs!r}.{where}", msg)
-    a = np.asarray(actual.detach().cpu().numpy())
-    b = np.asarray(expected.detach().cpu().numpy())
+    a = np.asarray(_dense(actual).numpy())
+    b = np.asarray(_dense(expected).numpy())
     rtol, atol = _tolerances(np.promote_types(a.dtype, b.dtype), rtol, atol)
     if a.dtype == np.bool_:
         a, b = a.astype(np.int64), b.astype(np.int64)
