@@ -344,14 +344,14 @@ class _SavedName:
             declared = type(node)._torch_saved
             if declared is None:  # an op without a declaration: its inputs by position, its output
                 if name in _SAVED_NAMES:
-                    return _saved_by_name(node, _SAVED_NAMES[name])
+                    return _operand_of(_saved_by_name(node, _SAVED_NAMES[name]))
             elif name in declared:
                 value = declared[name]
                 if type(value) is not SavedValue:
                     return value
                 if value.tensor and node._freed:  # torch's error for every saved tensor, computed ones too
                     node.saved_values  # noqa: B018 - the property raises it
-                return value.read(node)
+                return _operand_of(value.read(node))
         else:
             declared = type(node)._torch_saved
             value = None if declared is None else declared.get(name[4:])
@@ -849,6 +849,8 @@ def _make_node(cls, inputs) -> Node:
             meta_b = (array.shape, array.dtype)
             meta_b = _SHARED_META.get(meta_b) or _share_meta(meta_b)
             node._input_meta = (meta_a, meta_b)
+            if a._base is not None or b._base is not None:  # (a view, or a promoted operand)
+                node._input_meta = _source_meta(inputs, node._input_meta)
             if _anomaly.enabled:
                 node._traceback = _user_stack()
             return node
@@ -862,6 +864,8 @@ def _make_node(cls, inputs) -> Node:
             array = a._data
             meta_a = (array.shape, array.dtype)
             node._input_meta = (_SHARED_META.get(meta_a) or _share_meta(meta_a),)
+            if a._base is not None:  # (a view, or a promoted operand)
+                node._input_meta = _source_meta(inputs, node._input_meta)
             if _anomaly.enabled:
                 node._traceback = _user_stack()
             return node
@@ -869,13 +873,18 @@ def _make_node(cls, inputs) -> Node:
     edges = []
     needs = []
     meta = []
+    based = False
     for t in inputs:
         if t is None:
             edges.append(_NO_EDGE)
             needs.append(False)
             meta.append(None)
             continue
-        fn = t._grad_fn if t._base is None else t.grad_fn
+        if t._base is None:
+            fn = t._grad_fn
+        else:
+            fn = t.grad_fn
+            based = True
         if fn is not None:
             edges.append((fn, t._output_nr))
             needs.append(True)
@@ -890,10 +899,62 @@ def _make_node(cls, inputs) -> Node:
         meta.append(_SHARED_META.get(meta_t) or _share_meta(meta_t))
     node.next_functions = tuple(edges)
     node.needs_input_grad = _NEEDS_ONE if needs == [True] else tuple(needs)
-    node._input_meta = tuple(meta)
+    node._input_meta = _source_meta(inputs, tuple(meta)) if based else tuple(meta)
     if _anomaly.enabled:
         node._traceback = _user_stack()
     return node
+
+
+class _Promoted:
+    """The ``_base`` of a promoted operand (see ``promoted_operand``): the tensor it stands for."""
+    __slots__ = ("source",)
+
+    def __init__(self, source) -> None:
+        self.source = source
+
+
+def promoted_operand(tensor, cast):
+    """``tensor`` cast (``cast(array)``: its array in the promoted dtype) as an operand of a recorded op of mixed dtypes (``a * b``,
+    float32 and float64), with no node of its own: torch's TensorIterator computes in the promoted
+    dtype and its node's edge goes to the operand itself (``MulBackward0``'s next function is the
+    float32 leaf's ``AccumulateGrad``, not a ``ToCopyBackward0``), the engine casting the gradient
+    back to the operand's dtype. The stand-in has the cast array and the operand's edge, and
+    ``_make_node`` records the operand's dtype as the input's, so the engine casts the gradient to it.
+
+    None where no stand-in is made and the caller casts as before: the tensor does not require
+    grad, grad mode is off, or forward AD or a dispatch mode watches ops (they see the cast)."""
+    if not tensor._requires_grad or not _grad_state.enabled or active_extension is not None \
+            or active_dispatch is not None:
+        return None
+    fn = tensor.grad_fn
+    stand_in = _Tensor._make(cast(tensor._data), fn, tensor._output_nr if fn is not None else 0)
+    stand_in._requires_grad = True
+    stand_in._vbox = tensor._version_box  # written in place later, the operand is still caught as saved
+    stand_in._base = _Promoted(tensor)
+    if fn is None:  # a leaf: its own accumulator (held here until the op's node holds it)
+        stand_in._held = tensor._get_accumulator()
+        stand_in._accumulator = tensor._accumulator
+    return stand_in
+
+
+def _operand_of(value):
+    """A saved value as a node's ``_saved_<name>`` gives it: a promoted operand's stand-in is the
+    operand itself (torch saved ``a`` of ``a * b``, float32, not a float64 copy)."""
+    if isinstance(value, _Tensor) and value._base.__class__ is _Promoted:
+        return value._base.source
+    return value
+
+
+def _source_meta(inputs, meta: tuple) -> tuple:
+    """``meta`` with each promoted operand's entry its source's (shape, dtype): the gradient the
+    engine passes on is cast to the operand's dtype."""
+    fixed = None
+    for i, t in enumerate(inputs):
+        if t is not None and t._base.__class__ is _Promoted:
+            fixed = fixed or list(meta)
+            source = t._base.source._data
+            fixed[i] = (source.shape, source.dtype)
+    return meta if fixed is None else tuple(fixed)
 
 
 _new_node = object.__new__
@@ -1392,6 +1453,8 @@ def _modified_in_place(node, tensor, expected: int) -> RuntimeError:
     tensor's grad_fn now; none for a leaf), without the node's Backward suffix. The message is
     torch's to the letter: scripts print it and match on it."""
     position = next(i for i, saved in enumerate(node._saved) if saved is tensor)
+    if tensor._base.__class__ is _Promoted:  # a promoted operand: torch saved (and names) the operand
+        tensor = tensor._base.source
     producer = node if node._saved_outputs and position in node._saved_outputs else tensor.grad_fn
     which = "" if producer is None else \
         f", which is output {tensor._output_nr} of {re.sub(r'Backward[0-9]*$', '', producer.name())},"

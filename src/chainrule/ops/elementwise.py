@@ -233,6 +233,15 @@ def _require_tensors(op: str, input, other=None) -> None:
         _check_tensor(other, op, "other", 2)
 
 
+def _promoted(t: Tensor, dtype: _dtype.dtype) -> Tensor:
+    """Operand ``t`` of a mixed-dtype op in the promoted ``dtype``: torch records no cast node, its
+    op's node has ``t``'s own edge and casts the gradient back (see ``promoted_operand``)."""
+    if t._data.dtype == dtype.np or not (dtype.is_floating_point or dtype.is_complex):
+        return _cast(t, dtype)
+    stand_in = _function_module.promoted_operand(t, lambda array: ToCopy.forward(None, array, dtype.np))
+    return _cast(t, dtype) if stand_in is None else stand_in
+
+
 def _pair(a, b):
     """Two Tensors of torch's promoted dtype from any mix of Tensors and Python numbers."""
     a_is_tensor = isinstance(a, Tensor)
@@ -241,7 +250,7 @@ def _pair(a, b):
         if a._data.dtype == b._data.dtype:
             return a, b
         dtype = _dtype.result_type(a, b)
-        return _cast(a, dtype), _cast(b, dtype)
+        return _promoted(a, dtype), _promoted(b, dtype)
     if a_is_tensor:
         if not isinstance(b, (builtins.int, builtins.float, builtins.bool, builtins.complex, np.number, np.bool_)):
             raise TypeError(f"unsupported operand type: Tensor and {type(b).__name__}")
