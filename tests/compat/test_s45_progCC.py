@@ -52,3 +52,31 @@ def test_a_short_gradient_list_changes_no_grad():
     with pytest.raises(RuntimeError, match="got 2 tensors and 1 gradients"):
         chainrule.autograd.backward([z * 2, z * 3], [chainrule.ones(3)])
     assert z.grad is None
+
+
+def _batched_outcome(lib, case):
+    z = lib.ones(4, requires_grad=True)
+    cases = {
+        "short": lambda: ([z * 2, z * 3], [lib.ones(2, 4)]),
+        "short_none": lambda: ([z * 2, z * 3], [None]),
+        "one_tensor": lambda: ([z * 2, z * 3], lib.ones(2, 4)),
+        "full": lambda: ([z * 2, z * 3], [lib.ones(2, 4), lib.ones(2, 4)]),
+        "full_sizes_differ": lambda: ([z * 2, z * 3], [lib.ones(2, 4), lib.ones(3, 4)]),
+        "extra": lambda: ([z * 2], [lib.ones(2, 4), lib.ones(2, 4)]),
+        "extra_bad_shape": lambda: ([z * 2], [lib.ones(2, 4), lib.ones(2, 3)]),
+        "empty": lambda: ([z * 2, z * 3], []),
+    }
+    case_fn = cases[case]
+    try:
+        outputs, grad_outputs = case_fn()
+        result = lib.autograd.grad(outputs, [z], grad_outputs=grad_outputs, is_grads_batched=True)
+    except Exception as e:  # noqa: BLE001 - the exception is what is compared
+        return type(e).__name__, str(e).replace("chainrule.", "torch.")
+    return "ok", [g.tolist() for g in result]
+
+
+@pytest.mark.parametrize("case", ["short", "short_none", "one_tensor", "full", "full_sizes_differ",
+                                  "extra", "extra_bad_shape", "empty"])
+@pytest.mark.filterwarnings("ignore")
+def test_batched_gradient_count_against_outputs_matches_torch(case):
+    assert _batched_outcome(chainrule, case) == _batched_outcome(real_torch, case)
