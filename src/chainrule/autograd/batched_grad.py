@@ -59,9 +59,10 @@ def batched_grad(grad, outputs: tuple, inputs: tuple, grad_outputs, retain_graph
     torch's. ``grad`` is the unbatched ``autograd.grad``; ``outputs``, ``inputs`` and a given
     ``grad_outputs`` are tuples.
     """
-    grad_outputs = (None,) * len(outputs) if grad_outputs is None else grad_outputs
-    if len(grad_outputs) != len(outputs):  # the unbatched call raises torch's message
-        return grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused=allow_unused)
+    grad_outputs = (None,) * len(outputs) if grad_outputs is None else grad_outputs[:len(outputs)]
+    short = len(grad_outputs) < len(outputs)  # torch checks the pairs zip() makes, then counts
+    if short and not grad_outputs:
+        raise IndexError("list index out of range")  # torch's vmap over no gradients
     sizes = []
     for i, (g, out) in enumerate(zip(grad_outputs, outputs)):
         if g is None:
@@ -78,6 +79,8 @@ def batched_grad(grad, outputs: tuple, inputs: tuple, grad_outputs, retain_graph
                 f"torch.Size({list(g.shape[1:])}) and output[{i}] has a shape of torch.Size({list(out.shape)}). "
                 "If you only want some tensors in `grad_output` to be considered batched, consider using vmap.")
         sizes.append(g.shape[0])
+    if short:
+        raise RuntimeError(f"got {len(outputs)} tensors and {len(grad_outputs)} gradients")
     if len(set(sizes)) > 1:
         raise ValueError(f"vmap: Expected all tensors to have the same size in the mapped dimension, got sizes "
                          f"{sizes} for the mapped dimension")

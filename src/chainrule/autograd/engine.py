@@ -254,9 +254,15 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
     """
     Tensor = _tensor_cls()
     outputs = _as_tuple(outputs)
+    explicit = grad_outputs is not None
     grad_outputs = _seed_tuple(grad_outputs)
     if retain_graph is None:
         retain_graph = create_graph
+    if explicit and len(grad_outputs) < len(outputs):
+        # torch's _make_grads checks the pairs zip() makes, then its engine counts both sides
+        if all(isinstance(out, Tensor) for out in outputs[:len(grad_outputs)]):
+            _root_grads(outputs[:len(grad_outputs)], grad_outputs, create_graph)
+        raise RuntimeError(f"got {len(outputs)} tensors and {len(grad_outputs)} gradients")
     for i, out in enumerate(outputs):
         if not isinstance(out, Tensor):
             raise TypeError(f"backward: output {i} is a {type(out).__name__}, expected a Tensor")
