@@ -70,7 +70,7 @@ def sum_dims(x: np.ndarray, dims: tuple, keepdim: bool) -> np.ndarray | None:
         dims = tuple([d - sum(one < d for one in ones) for d in dims if shape[d] != 1])
         squeezed = x.reshape([n for n in shape if n != 1])  # (a view: size-1 dims' strides are free)
         total = sum_dims(squeezed, dims, False) if dims else squeezed + _ZERO
-        return None if total is None else np.asarray(total).reshape(out_shape)
+        return None if total is None else np.asarray(total).ravel().reshape(out_shape)
     if not x.flags.c_contiguous:
         # TensorIterator visits the dims in the input's memory order: sum the dims in that order
         # (where the kept dims lie in memory as in the output; where not, the output's strides
@@ -83,8 +83,11 @@ def sum_dims(x: np.ndarray, dims: tuple, keepdim: bool) -> np.ndarray | None:
         total = sum_dims(laid, tuple(sorted(order.index(d) for d in dims)), True)
         if total is None:
             return None
-        total = np.ascontiguousarray(total.transpose(np.argsort(order)))
-        return total if keepdim else total.reshape([n for d, n in enumerate(shape) if d not in dims])
+        # (ravel then reshape: C strides for the size-1 dims too, as torch's contiguous result has;
+        # ascontiguousarray keeps whatever stride a size-1 dim had in the transposed view)
+        total = np.ascontiguousarray(total.transpose(np.argsort(order))).ravel()
+        return total.reshape([1 if d in dims else n for d, n in enumerate(shape)] if keepdim
+                             else [n for d, n in enumerate(shape) if d not in dims])
     first, last = dims[0], dims[-1]
     if last - first + 1 != len(dims):  # not one run of dims
         return None

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import chainrule
+from chainrule._sum_order import sum_dims
 
 torch = pytest.importorskip("torch")
 
@@ -68,6 +69,10 @@ def _reference_sum(array: np.ndarray, equation: str) -> np.ndarray:
         return array
     if array.dtype == np.float16:
         return np.add.reduce(array, dims, np.float32).astype(np.float16)
+    if array.dtype == np.float32:  # chainrule's float32 sum: torch's order where it is replayed (_sum_order)
+        replayed = sum_dims(array, dims, False)
+        if replayed is not None:
+            return replayed
     return np.add.reduce(array, dims, np.int64 if array.dtype.kind in "biu" else None)
 
 
