@@ -1539,11 +1539,17 @@ class Norm(Function):
         if ord in (np.inf, -np.inf):
             # d max|x| = sign(x) at the maximal |x| (ties share evenly, as in torch)
             return sign(x) * _split_among_equal(grad, abs(x), norm, grad, dims)
-        norm_is_zero = Tensor._make(norm._data == 0)
-        safe = where(norm_is_zero, 1.0, norm)
+        zero = norm._data == 0
         if ord == 2:
-            # d |x|_2 = x / |x|_2 dx, taken as 0 at x = 0 (torch's choice)
-            return x * (grad / safe)
+            # d |x|_2 = x / |x|_2 dx, taken as 0 at x = 0 (torch's choice); rounded as torch's
+            # norm_backward, grad * (x / norm) masked where norm == 0 (x * (grad / norm) is an ulp off;
+            # a tiny x whose squares underflowed has a 0 norm and a 0 gradient)
+            if not zero.any():
+                return grad * (x / norm)
+            norm_is_zero = Tensor._make(zero)
+            return grad * where(norm_is_zero, 0.0, x / where(norm_is_zero, 1.0, norm))
+        norm_is_zero = Tensor._make(zero)
+        safe = where(norm_is_zero, 1.0, norm)
         # d |x|_p = sign(x) |x|^(p-1) / |x|_p^(p-1) dx; torch's subgradients: for p < 1 the factor
         # |x|^(p-1) is 0 where x = 0 (and |x|_p^(1-p) is 0 at the zero vector); for p >= 1 the
         # gradient is 0 at the zero vector
