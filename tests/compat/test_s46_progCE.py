@@ -40,3 +40,32 @@ def test_multinomial_of_strided_weights_matches_torch(case, num_samples, replace
             results.append((lib.__name__, seed, lib.multinomial(weights, num_samples, replacement, generator=g).tolist()))
     half = len(results) // 2
     assert [r[1:] for r in results[half:]] == [r[1:] for r in results[:half]]
+
+
+# ------------------------------------------- alpha dropout: torch's affine map, rounded as torch
+@pytest.mark.parametrize("fn", ["alpha_dropout", "feature_alpha_dropout", "alpha_dropout_inplace", "AlphaDropout"])
+@pytest.mark.parametrize("p", [0.1, 0.2, 0.5, 0.75])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_alpha_dropout_matches_torch_bitwise(fn, p, dtype):
+    # torch: noise.bernoulli_(1 - p); b = noise.add(-1).mul_(alpha * a).add_(alpha * a * p);
+    # noise.mul_(a); input * noise + b, each step (and each double scalar) rounded to the input's
+    # dtype, with a = 1 / sqrt((alpha * alpha * p + 1) * (1 - p))
+    outputs, grads = [], []
+    for lib in (torch, chainrule):
+        F = lib.nn.functional
+        lib.manual_seed(11)
+        x = lib.linspace(-2.0, 3.0, 60, dtype=getattr(lib, dtype)).reshape(3, 4, 5).requires_grad_(True)
+        if fn == "alpha_dropout":
+            y = F.alpha_dropout(x, p, True)
+        elif fn == "feature_alpha_dropout":
+            y = F.feature_alpha_dropout(x, p, True)
+        elif fn == "alpha_dropout_inplace":
+            y = F.alpha_dropout(x * 1.0, p, True, inplace=True)
+        else:
+            y = lib.nn.AlphaDropout(p)(x)
+        (g,) = lib.autograd.grad((y * lib.arange(60.0, dtype=x.dtype).reshape(3, 4, 5)).sum(), x)
+        assert y.dtype == getattr(lib, dtype)
+        outputs.append(y.detach().to(lib.float64).numpy())  # exact for every dtype here
+        grads.append(g.to(lib.float64).numpy())
+    assert outputs[0].tobytes() == outputs[1].tobytes()
+    assert grads[0].tobytes() == grads[1].tobytes()
