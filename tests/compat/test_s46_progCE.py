@@ -2,6 +2,7 @@
 fixes found while probing around the lane's programs, each checked against torch 2.13 on the
 same inputs."""
 
+import numpy as np
 import pytest
 
 import chainrule
@@ -69,3 +70,44 @@ def test_alpha_dropout_matches_torch_bitwise(fn, p, dtype):
         grads.append(g.to(lib.float64).numpy())
     assert outputs[0].tobytes() == outputs[1].tobytes()
     assert grads[0].tobytes() == grads[1].tobytes()
+
+
+# ------------------------- ATen's Loss.cpp EPSILON is a float constant, also in float64 losses
+def _bce_input_grad(lib, dtype, weighted):
+    p = lib.tensor([1e-13, 0.0, 1 - 1e-16, 0.5, 1e-300, 1.0], dtype=dtype, requires_grad=True)
+    t = lib.tensor([0.0, 1.0, 0.0, 1.0, 0.3, 0.0], dtype=dtype)
+    weight = lib.linspace(0.5, 2.0, 6, dtype=dtype) if weighted else None
+    loss = lib.nn.functional.binary_cross_entropy(p, t, weight=weight, reduction="sum")
+    (grad,) = lib.autograd.grad(loss, p)
+    return grad.tolist()
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_binary_cross_entropy_gradient_clamps_at_float_epsilon(dtype, weighted):
+    # grad = (p - t) / max((1 - p) p, EPSILON) with EPSILON = 1e-12f: in float64 that is
+    # 9.999999960041972e-13, so p = 0 against t = 1 gives -1000000003995.8029, not -1e12
+    assert _bce_input_grad(chainrule, getattr(chainrule, dtype), weighted) == \
+        _bce_input_grad(torch, getattr(torch, dtype), weighted)
+
+
+def _cosine_embedding(lib, dtype, scale):
+    x1 = (lib.linspace(-1.0, 1.0, 12, dtype=dtype).reshape(4, 3) * scale).requires_grad_(True)
+    x2 = lib.linspace(0.5, 2.0, 12, dtype=dtype).reshape(4, 3).flip(0).requires_grad_(True)
+    y = lib.tensor([1, -1, 1, -1])
+    loss = lib.nn.functional.cosine_embedding_loss(x1, x2, y, margin=-0.5, reduction="none")
+    g1, g2 = lib.autograd.grad((loss * lib.arange(1.0, 5.0, dtype=dtype)).sum(), (x1, x2))
+    return loss.tolist(), g1.tolist(), g2.tolist()
+
+
+@pytest.mark.parametrize("scale", [0.0, 1e-7, 1e-6, 1.0])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cosine_embedding_loss_epsilon_is_torchs(dtype, scale):
+    # mag_square = (x * x).sum(-1) + EPSILON (1e-12f): near-zero float64 inputs see its float value
+    # (1e-12 instead moved the gradients by 2e-9 relative; the tolerance leaves the last bits of
+    # the backward's own roundings)
+    ours = _cosine_embedding(chainrule, getattr(chainrule, dtype), scale)
+    theirs = _cosine_embedding(torch, getattr(torch, dtype), scale)
+    assert ours[0] == theirs[0]
+    for got, want in zip(ours[1:], theirs[1:]):
+        np.testing.assert_allclose(got, want, rtol=1e-12 if dtype == "float64" else 1e-6, atol=0)

@@ -1069,6 +1069,10 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
                                              "weight": weight})
 
 
+# ATen's Loss.cpp EPSILON, a float constant: float64 losses see 9.999999960041972e-13, not 1e-12
+_LOSS_EPSILON = float(np.float32(1e-12))
+
+
 class _BinaryCrossEntropy(Function):
     """Elementwise ``-(t log p + (1 - t) log(1 - p))``, fused because torch clamps twice: each log
     at -100 in the forward, and ``p (1 - p)`` at 1e-12 in the input gradient, so p = 0 or 1
@@ -1094,7 +1098,7 @@ class _BinaryCrossEntropy(Function):
         p, t = ctx.saved_values
         grad_p = grad_t = None
         if ctx.needs_input_grad[0]:
-            grad_p = grad * (p - t) / ew.clamp(p * (1 - p), min=1e-12)
+            grad_p = grad * (p - t) / ew.clamp(p * (1 - p), min=_LOSS_EPSILON)
         if ctx.needs_input_grad[1]:
             grad_t = grad * (ew.log1p(-p) - ew.log(p))
         return grad_p, grad_t
@@ -1285,7 +1289,7 @@ def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin
     for position, (name, value) in enumerate((("input1", input1), ("input2", input2), ("target", target)), 1):
         _check_tensor(value, "cosine_embedding_loss", name, position)
     margin = check_float(margin, "cosine_embedding_loss", "margin", position=4)
-    eps = 1e-12
+    eps = _LOSS_EPSILON
     dim = input1.dim() - 1
     prod = _sum(input1 * input2, dim)
     mag1 = _sum(input1 * input1, dim) + eps
