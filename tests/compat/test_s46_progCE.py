@@ -111,3 +111,29 @@ def test_cosine_embedding_loss_epsilon_is_torchs(dtype, scale):
     assert ours[0] == theirs[0]
     for got, want in zip(ours[1:], theirs[1:]):
         np.testing.assert_allclose(got, want, rtol=1e-12 if dtype == "float64" else 1e-6, atol=0)
+
+
+# ------------------------------ binary_cross_entropy's double backward: torch's own formulas
+def _bce_second_order(lib, values, reduction, weighted):
+    dtype = lib.float64
+    p = lib.tensor(values, dtype=dtype, requires_grad=True)
+    t = lib.tensor([0.0, 1.0, 0.0, 1.0, 0.3], dtype=dtype, requires_grad=True)
+    weight = lib.tensor([2.0, 1.0, 1.0, 0.5, 1.0], dtype=dtype) if weighted else None
+    loss = lib.nn.functional.binary_cross_entropy(p, t, weight=weight, reduction=reduction)
+    gp, gt = lib.autograd.grad(loss.sum(), (p, t), create_graph=True)
+    second = lib.autograd.grad((gp * lib.arange(1.0, 6.0, dtype=dtype)).sum() + gt.sum(), (p, t))
+    return gp.grad_fn.name(), gp.tolist(), [g.tolist() for g in second]
+
+
+@pytest.mark.parametrize("values", [[1e-13, 0.0, 0.5, 0.9, 0.2], [0.3, 0.7, 0.5, 0.9, 0.2]])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_binary_cross_entropy_double_backward_matches_torch(values, reduction, weighted):
+    # FunctionsManual: d/dp of the input gradient is g (p² - 2pt + t) / ((p + 1e-12)² (1 - p + 1e-12)²),
+    # d/dt is -g / max((1 - p) p, 1e-12): not the derivative of the clamped first-order expression
+    name, first, second = _bce_second_order(chainrule, values, reduction, weighted)
+    torch_name, torch_first, torch_second = _bce_second_order(torch, values, reduction, weighted)
+    assert name == torch_name
+    np.testing.assert_allclose(first, torch_first, rtol=1e-14, atol=0)  # weighted mean: last bits
+    for got, want in zip(second, torch_second):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)

@@ -1098,10 +1098,41 @@ class _BinaryCrossEntropy(Function):
         p, t = ctx.saved_values
         grad_p = grad_t = None
         if ctx.needs_input_grad[0]:
-            grad_p = grad * (p - t) / ew.clamp(p * (1 - p), min=_LOSS_EPSILON)
+            grad_p = _BinaryCrossEntropyBackward.apply(grad, p, t)
         if ctx.needs_input_grad[1]:
             grad_t = grad * (ew.log1p(-p) - ew.log(p))
         return grad_p, grad_t
+
+
+class _BinaryCrossEntropyBackward(Function):
+    """binary_cross_entropy's input gradient ``g (p - t) / max(p (1 - p), EPSILON)``, differentiated by
+    torch's own double-backward formulas rather than as this expression: they add a double 1e-12 to
+    ``p`` and ``1 - p`` instead of clamping, and clamp the target's denominator at a double 1e-12."""
+
+    _array_forward = True
+    node_name = "BinaryCrossEntropyBackwardBackward0"
+    label = "binary_cross_entropy_backward"
+    rule = ("∂/∂g = (p - t)/((p + ε)(1 - p + ε)), ∂/∂p = g (p² - 2pt + t)/((p + ε)²(1 - p + ε)²), "
+            "∂/∂t = -g/max((1 - p) p, ε), ε = 1e-12")
+    formula = None
+
+    @staticmethod
+    def forward(ctx, grad, p, t):
+        ctx.save_for_backward(grad, p, t)
+        return grad * (p - t) / array_module(p).maximum(p * (1 - p), p.dtype.type(_LOSS_EPSILON))
+
+    @staticmethod
+    def backward(ctx, grad_grad):
+        grad, p, t = ctx.saved_values
+        eps = 1e-12  # FunctionsManual's binary_cross_entropy_double_backward*: a double
+        d_grad = d_p = d_t = None
+        if ctx.needs_input_grad[0]:
+            d_grad = (p - t) / ((p + eps) * (1 - p + eps)) * grad_grad
+        if ctx.needs_input_grad[1]:
+            d_p = (p * p - 2 * p * t + t) / ((p + eps) ** 2 * (1 - p + eps) ** 2) * (grad_grad * grad)
+        if ctx.needs_input_grad[2]:
+            d_t = -grad_grad * grad / ew.clamp((1 - p) * p, min=eps)
+        return d_grad, d_p, d_t
 
 
 def _size(t: Tensor) -> str:
