@@ -8,6 +8,7 @@ every order of derivative is one node.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -217,8 +218,11 @@ def _alpha_dropout(input: Tensor, p: float, training: bool, mask_shape: tuple, i
     dtype = input._data.dtype
     like = input._data if mask_shape == input._data.shape else None
     keep = _keep_mask(array_module(input), mask_shape, p, like).astype(dtype)
-    a = ((1 - p) * (1 + p * alpha ** 2)) ** -0.5
-    # y = a·(x·m + (-alpha)(1 - m)) + alpha·a·p keeps mean 0 and variance 1 (torch's formula)
-    shift = ((keep - 1) * alpha * a + alpha * a * p).astype(dtype)
-    result = input * Tensor._make((keep * a).astype(dtype)) + Tensor._make(shift)
+    # y = a·(x·m + (-alpha)(1 - m)) + alpha·a·p keeps mean 0 and variance 1. torch's steps and
+    # roundings: b = noise.add(-1).mul_(alpha * a).add_(alpha * a * p); noise.mul_(a); x * noise + b,
+    # each step and each double scalar rounded to the input's dtype (float16's too)
+    a = 1.0 / math.sqrt((alpha * alpha * p + 1) * (1 - p))
+    scalar = keep.dtype.type
+    shift = (keep - scalar(1)) * scalar(alpha * a) + scalar(alpha * a * p)
+    result = input * Tensor._make(keep * scalar(a)) + Tensor._make(shift)
     return input.copy_(result) if inplace else result  # inplace=True writes into input, as torch

@@ -1069,6 +1069,10 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
                                              "weight": weight})
 
 
+# ATen's Loss.cpp EPSILON, a float constant: float64 losses see 9.999999960041972e-13, not 1e-12
+_LOSS_EPSILON = float(np.float32(1e-12))
+
+
 class _BinaryCrossEntropy(Function):
     """Elementwise ``-(t log p + (1 - t) log(1 - p))``, fused because torch clamps twice: each log
     at -100 in the forward, and ``p (1 - p)`` at 1e-12 in the input gradient, so p = 0 or 1
@@ -1094,10 +1098,41 @@ class _BinaryCrossEntropy(Function):
         p, t = ctx.saved_values
         grad_p = grad_t = None
         if ctx.needs_input_grad[0]:
-            grad_p = grad * (p - t) / ew.clamp(p * (1 - p), min=1e-12)
+            grad_p = _BinaryCrossEntropyBackward.apply(grad, p, t)
         if ctx.needs_input_grad[1]:
             grad_t = grad * (ew.log1p(-p) - ew.log(p))
         return grad_p, grad_t
+
+
+class _BinaryCrossEntropyBackward(Function):
+    """binary_cross_entropy's input gradient ``g (p - t) / max(p (1 - p), EPSILON)``, differentiated by
+    torch's own double-backward formulas rather than as this expression: they add a double 1e-12 to
+    ``p`` and ``1 - p`` instead of clamping, and clamp the target's denominator at a double 1e-12."""
+
+    _array_forward = True
+    node_name = "BinaryCrossEntropyBackwardBackward0"
+    label = "binary_cross_entropy_backward"
+    rule = ("∂/∂g = (p - t)/((p + ε)(1 - p + ε)), ∂/∂p = g (p² - 2pt + t)/((p + ε)²(1 - p + ε)²), "
+            "∂/∂t = -g/max((1 - p) p, ε), ε = 1e-12")
+    formula = None
+
+    @staticmethod
+    def forward(ctx, grad, p, t):
+        ctx.save_for_backward(grad, p, t)
+        return grad * (p - t) / array_module(p).maximum(p * (1 - p), p.dtype.type(_LOSS_EPSILON))
+
+    @staticmethod
+    def backward(ctx, grad_grad):
+        grad, p, t = ctx.saved_values
+        eps = 1e-12  # FunctionsManual's binary_cross_entropy_double_backward*: a double
+        d_grad = d_p = d_t = None
+        if ctx.needs_input_grad[0]:
+            d_grad = (p - t) / ((p + eps) * (1 - p + eps)) * grad_grad
+        if ctx.needs_input_grad[1]:
+            d_p = (p * p - 2 * p * t + t) / ((p + eps) ** 2 * (1 - p + eps) ** 2) * (grad_grad * grad)
+        if ctx.needs_input_grad[2]:
+            d_t = -grad_grad * grad / ew.clamp((1 - p) * p, min=eps)
+        return d_grad, d_p, d_t
 
 
 def _size(t: Tensor) -> str:
@@ -1285,7 +1320,7 @@ def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin
     for position, (name, value) in enumerate((("input1", input1), ("input2", input2), ("target", target)), 1):
         _check_tensor(value, "cosine_embedding_loss", name, position)
     margin = check_float(margin, "cosine_embedding_loss", "margin", position=4)
-    eps = 1e-12
+    eps = _LOSS_EPSILON
     dim = input1.dim() - 1
     prod = _sum(input1 * input2, dim)
     mag1 = _sum(input1 * input1, dim) + eps

@@ -53,6 +53,7 @@ from .creation import (
     write_factory_out,
 )
 from .elementwise import zeros_like_tensor
+from .memory_format import preserved_strides
 from .mt19937_stream import STATE_BYTES, MT19937Stream, from_double
 
 __all__ = ["Generator", "manual_seed", "seed", "initial_seed", "get_rng_state", "set_rng_state",
@@ -728,16 +729,18 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, g
 def multinomial_on_cpu(data: np.ndarray, num_samples: int, replacement: bool, stream) -> np.ndarray:
     """torch's CPU multinomial on a 1-d or 2-d array of weights, drawn from ``stream``: without
     replacement (or for one sample) the weights divided by exponential draws of their own dtype
-    (in memory order, as ``empty_like(self).exponential_()``), the largest ``num_samples`` keys
-    first; with replacement per row the cumulative weights (summed in order, divided by their
-    total, the last set to 1) and a double uniform per sample, the first category whose
-    cumulative weight reaches it."""
+    (in the memory order of ``empty_like(self)``, which ``.exponential_()`` fills: row-major for
+    an expanded input), the largest ``num_samples`` keys first; with replacement per row the
+    cumulative weights (summed in order, divided by their total, the last set to 1) and a double
+    uniform per sample, the first category whose cumulative weight reaches it."""
     check_multinomial_weights(data, num_samples, replacement)
     rows = np.atleast_2d(data)
     if not replacement or num_samples == 1:
         exact = data.dtype.itemsize == 8
+        # the races fill empty_like(weights): an expanded input's are laid out densely
         races = _in_memory_order(data, lambda shape: from_double(stream.exponential_draws(1.0, shape, exact),
-                                                                   data.dtype))
+                                                                   data.dtype),
+                                 None if data.flags.c_contiguous else preserved_strides(data))
         with np.errstate(divide="ignore", invalid="ignore"):
             keys = np.atleast_2d(data / races)
         if num_samples == 1:
