@@ -40,12 +40,12 @@ import warnings
 
 import numpy as np
 
-from . import _config, _dtype
+from . import _config, _dtype, _torch_function
 from ._backend import array_module, ufunc_at
 from ._format import add_suffixes, array_body
 from ._layout import not_on_sparse as _not_on_sparse
 from ._layout import sparse_coo, sparse_csc, sparse_csr
-from ._torch_function import disabled_torch_function_impl, user_stacklevel
+from ._torch_function import DisableTorchFunctionSubclass, disabled_torch_function_impl, user_stacklevel
 from .autograd.function import Function, is_recording, name_node
 from .autograd.grad_mode import is_grad_enabled
 from .ops import elementwise as _elementwise
@@ -408,7 +408,8 @@ class SparseCOOTensor(Tensor):
 
     def pow(self, exponent):
         if not isinstance(exponent, numbers.Number) or exponent <= 0:
-            return super().pow(exponent)
+            with DisableTorchFunctionSubclass():  # (the dense method, not this one again through the handler)
+                return super().pow(exponent)
         return self._valuewise(lambda dense: Tensor.pow(dense, exponent))
 
     def __pow__(self, exponent):
@@ -546,7 +547,8 @@ class SparseCOOTensor(Tensor):
     def __matmul__(self, other):
         if isinstance(other, SparseCOOTensor) and self.dim() > 1 and other.dim() > 1:
             return mm(self, other)
-        return super().__matmul__(other)
+        with DisableTorchFunctionSubclass():  # the dense operator's answer (NotImplemented for a number)
+            return super().__matmul__(other)
 
     def _with_values(self, values) -> SparseCOOTensor:
         indices, _, coalesced = self._coo
@@ -595,7 +597,8 @@ class SparseCOOTensor(Tensor):
     def sum(self, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
         """Over every dim a dense 0-d tensor; over some, as torch.sparse.sum (sparse), as torch's."""
         if dim is None or keepdim:
-            return super().sum(dim, keepdim, dtype=dtype) if dim is not None else super().sum(dtype=dtype)
+            with DisableTorchFunctionSubclass():
+                return super().sum(dim, keepdim, dtype=dtype) if dim is not None else super().sum(dtype=dtype)
         return sum(self, dim, dtype)
 
     # ------------------------------------------------------------------ indexing, as torch's
@@ -744,7 +747,8 @@ class SparseCOOTensor(Tensor):
             raise NotImplementedError(_not_on_sparse("as_strided"))
         if not all(isinstance(key, (numbers.Integral, slice)) or key is None for key in keys) \
                 or builtins.sum(key is not None for key in keys) > self.dim():
-            return super().__getitem__(item)  # (the engine's own indexing of a gradient by arrays)
+            with DisableTorchFunctionSubclass():  # (the engine's own indexing of a gradient by arrays)
+                return super().__getitem__(item)
         result, dim = self, 0
         for key in keys:
             if key is None:
@@ -1053,6 +1057,89 @@ def _sparse_flatten(self, start_dim: int = 0, end_dim: int = -1):
 
 SparseCOOTensor.view = _sparse_view
 SparseCOOTensor.flatten = _sparse_flatten
+
+
+def _sparse_diag(self, diagonal: int = 0):
+    """Refused as torch refuses it: a 1-d tensor's diag embeds (diag_embed), a 2-d one's copies a diagonal
+    (diagonal_copy); neither kernel has a sparse COO version."""
+    if self.dim() not in (1, 2):
+        raise RuntimeError("diag(): Supports 1D or 2D tensors. Got " + f"{self.dim()}D")
+    raise NotImplementedError(_not_on_sparse("diag_embed" if self.dim() == 1 else "diagonal_copy"))
+
+
+SparseCOOTensor.diag = _sparse_diag
+
+# the functions of torch.nn.functional that answer as the sparse tensor's method of their name
+_FUNCTIONAL_AS_METHOD = frozenset({"softmax", "log_softmax"})
+_JOINING = frozenset({"cat", "concat", "concatenate", "stack"})
+
+
+def _refused_on_strided(kernel: str) -> str:
+    return _not_on_sparse(kernel).replace("'SparseCPU' backend", "'CPU' backend")
+
+
+def _sparse_torch_function(cls, func, types, args=(), kwargs=None):
+    """Function forms on a sparse COO tensor answer as its methods do (``torch.max(s)`` as ``s.max()``,
+    ``s == 1`` as ``s.eq(1)``), as torch's dispatcher picks the same sparse kernel (or refusal) for
+    both; what has no sparse method of its own runs the dense op, as before. Dense calls never come
+    here: the dispatch wrappers look at an argument's class only when it is not a plain Tensor."""
+    kwargs = {} if kwargs is None else kwargs
+    name = getattr(func, "__name__", "")
+    if name.startswith("__") and name.endswith("__"):
+        name = name[2:-2]
+    owner = getattr(func, "__torch_owner__", "")
+    with DisableTorchFunctionSubclass():
+        if owner == "torch" and name in _JOINING and args and isinstance(args[0], (list, tuple)) and args[0] \
+                and not isinstance(args[0][0], SparseCOOTensor) and isinstance(args[0][0], Tensor):
+            # a strided first tensor picks the dense kernel, which asks a later sparse one for its values
+            if builtins.any(isinstance(item, SparseCOOTensor) for item in args[0]):
+                raise NotImplementedError(_refused_on_strided("_values"))
+        routed = (owner in ("torch", "torch.Tensor") or (owner == "torch.nn.functional" and name in _FUNCTIONAL_AS_METHOD))
+        if routed and "out" not in kwargs and name in SparseCOOTensor.__dict__:
+            if args and isinstance(args[0], SparseCOOTensor):
+                return getattr(args[0], name)(*args[1:], **kwargs)
+            if not args and isinstance(kwargs.get("input"), SparseCOOTensor):
+                rest = dict(kwargs)
+                return getattr(rest.pop("input"), name)(**rest)
+        return func(*args, **kwargs)
+
+
+def _dense_operator(name: str):
+    """Tensor's operator ``name`` on a sparse tensor as before the handler below: run at once, so that its
+    NotImplemented (``2 @ s``) reaches Python, which a handler's answer cannot."""
+    def operator(self, other):
+        with DisableTorchFunctionSubclass():
+            return getattr(Tensor, name)(self, other)
+    operator.__name__ = name
+    return operator
+
+
+def _comparison(name: str, method: str):
+    """``s == 1``: as ``s.eq(1)``, torch's refusal; against what is no tensor or number, Tensor's operator."""
+    dense = _dense_operator(name)
+
+    def operator(self, other):
+        if isinstance(other, (Tensor, numbers.Number)):
+            return getattr(self, method)(other)
+        return dense(self, other)
+    operator.__name__ = name
+    return operator
+
+
+for _name in ("radd", "rsub", "rtruediv", "rdiv", "rmatmul", "ipow", "rpow", "floordiv", "rfloordiv", "ifloordiv",
+              "mod", "rmod", "imod", "and", "rand", "iand", "or", "ror", "ior", "xor", "rxor", "ixor", "lshift",
+              "rlshift", "ilshift", "rshift", "rrshift", "irshift"):
+    if f"__{_name}__" not in SparseCOOTensor.__dict__:
+        setattr(SparseCOOTensor, f"__{_name}__", _dense_operator(f"__{_name}__"))
+for _name in ("eq", "ne", "lt", "le", "gt", "ge"):
+    setattr(SparseCOOTensor, f"__{_name}__", _comparison(f"__{_name}__", _name))
+SparseCOOTensor.__hash__ = Tensor.__hash__  # (defining __eq__ would otherwise unset it)
+
+# (set after the class is made: a plain subclass while it was made, so no dense path is armed for it;
+# taken out of the plain classes, so the dispatch wrappers hand calls on it to this handler)
+SparseCOOTensor.__torch_function__ = classmethod(_sparse_torch_function)
+_torch_function.PLAIN.discard(SparseCOOTensor)
+_torch_function.INTERNAL.add(SparseCOOTensor)
 
 
 def _rebuild_sparse_coo(indices, values, size: tuple, coalesced: bool, device: str) -> SparseCOOTensor:
