@@ -61,7 +61,7 @@ from .ops.reduce import softmax as dense_softmax
 from .ops.shape import clone
 from .tensor import Size, Tensor, _host
 
-__all__ = ["mm", "addmm", "sum", "spmm", "softmax", "log_softmax", "sparse_coo_tensor", "SparseCOOTensor", "sparse_csr_tensor",
+__all__ = ["mm", "addmm", "sum", "spmm", "hspmm", "spdiags", "softmax", "log_softmax", "sparse_coo_tensor", "SparseCOOTensor", "sparse_csr_tensor",
            "SparseCSRTensor", "MAX_DENSE_ELEMENTS",
            "check_sparse_tensor_invariants",
            "FloatTensor", "DoubleTensor", "HalfTensor", "ByteTensor", "CharTensor", "ShortTensor", "IntTensor",
@@ -1665,6 +1665,110 @@ def _softmax_over_entries(input: Tensor, dim: int, dtype, name: str) -> SparseCO
     node = "SparseSoftmaxBackward0" if name == "softmax" else "SparseLogSoftmaxBackward0"
     result = SparseCOOTensor._from_parts(indices, entries._data[tuple(indices)], tuple(input.shape), True)
     return _joined_graph(result, name_node(entries, node))
+
+
+class _NotDifferentiable(Function):
+    """An op torch computes but has no derivative for (hspmm, spdiags): its result is in the graph of its
+    inputs under torch's node name (NotImplemented), and its backward raises torch's RuntimeError."""
+
+    label = "no derivative"
+    rule = "refused: torch has no derivative for this op"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, first, second, result, kernel):
+        ctx.kernel = kernel
+        return result
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError(f"derivative for aten::{ctx.kernel} is not implemented")
+
+
+def _without_derivative(result: SparseCOOTensor, first: Tensor, second: Tensor, kernel: str) -> SparseCOOTensor:
+    if is_recording(first) or is_recording(second):
+        first, second = (_in_graph(t) if isinstance(t, SparseCOOTensor) else t for t in (first, second))
+        recorded = _NotDifferentiable.apply(first, second, result=result._data, kernel=kernel)
+        _joined_graph(result, name_node(recorded, "NotImplemented"))
+    return result
+
+
+def hspmm(mat1: Tensor, mat2: Tensor) -> SparseCOOTensor:
+    """torch.hspmm: a sparse COO matrix (m × k) times a strided matrix (k × n), a hybrid sparse result
+    (one sparse dim, one dense) holding a row for every row of ``mat1`` that has entries, in order; not
+    differentiable (torch's backward refuses)."""
+    if not isinstance(mat1, SparseCOOTensor):
+        raise NotImplementedError(_refused_on_strided("hspmm"))
+    if isinstance(mat2, SparseCOOTensor):
+        raise RuntimeError("addmm_sparse_dense: expected strided result tensor, got tensor with layout Sparse")
+    if mat1.sparse_dim() != 2:
+        raise RuntimeError(f"hspmm: Argument #2: matrices expected, got {mat1.sparse_dim()}D tensor")
+    if mat2.dim() != 2:
+        raise RuntimeError(f"hspmm: Argument #3: matrices expected, got {mat2.dim()}D tensor")
+    if mat2.shape[0] != mat1.shape[1]:
+        raise RuntimeError(f"hspmm: Argument #3: Expected dim 0 size {mat1.shape[1]}, got {mat2.shape[0]}")
+    if mat2.dtype is not mat1.dtype:
+        raise RuntimeError(f"expected scalar type {_dtype.scalar_name(mat1.dtype)} but found "
+                           f"{_dtype.scalar_name(mat2.dtype)}")
+    xp = array_module(mat1._data)
+    rows = xp.unique(mat1._coo[0][0]).astype(np.int64)
+    values = xp.ascontiguousarray(mat1._data[rows] @ mat2._data)
+    # (marked coalesced as torch's factory marks it: when it has fewer than two rows)
+    result = SparseCOOTensor._from_parts(rows[None], values, (mat1.shape[0], mat2.shape[1]), rows.shape[0] < 2)
+    return _without_derivative(result, mat1, mat2, "hspmm")
+
+
+def spdiags(diagonals: Tensor, offsets: Tensor, shape: tuple, layout=None) -> Tensor:
+    """torch.sparse.spdiags: a (rows × cols) sparse matrix whose diagonal ``offsets[i]`` (0 the main, > 0
+    above, < 0 below) holds ``diagonals[i]`` read by column, as scipy.sparse.spdiags; COO (not coalesced)
+    unless ``layout`` is sparse_csr or sparse_csc; not differentiable (torch's backward refuses)."""
+    diagonals_2d = diagonals.unsqueeze(0) if diagonals.dim() == 1 else diagonals
+    if diagonals_2d.dim() != 2:
+        raise RuntimeError("Diagonals must be vector or matrix")
+    if len(shape) != 2:
+        raise RuntimeError("Output shape must be 2d")
+    offsets_1d = offsets.unsqueeze(0) if offsets.dim() == 0 else offsets
+    if offsets_1d.dim() != 1:
+        raise RuntimeError("Offsets must be scalar or vector")
+    if diagonals_2d.shape[0] != offsets_1d.shape[0]:
+        raise RuntimeError(f"Number of diagonals ({diagonals_2d.shape[0]}) does not match the number of offsets "
+                           f"({offsets_1d.shape[0]})")
+    if layout not in (None, sparse_coo, sparse_csr, sparse_csc):
+        names = {"strided": "Strided", "sparse_bsr": "SparseBsr", "sparse_bsc": "SparseBsc", "jagged": "Jagged"}
+        raise RuntimeError("Only output layouts (Sparse, SparseCsc, SparseCsr) are supported, got "
+                           f"{names.get(getattr(layout, '_name', ''), layout)}")
+    if offsets_1d.dtype is not _dtype.int64:
+        raise RuntimeError(f"Offset Tensor must have dtype Long but got {_dtype.scalar_name(offsets_1d.dtype)}")
+    offset_list = [int(offset) for offset in _host_list(offsets_1d._data)]
+    if len(set(offset_list)) != len(offset_list):
+        raise RuntimeError("Offset tensor contains duplicate values")
+    rows_out, cols_out = int(shape[0]), int(shape[1])
+    columns = builtins.min(cols_out, diagonals_2d.shape[1])
+    xp = array_module(diagonals_2d._data)
+    counts = [builtins.min(rows_out + offset, columns) if offset < 0 else builtins.min(columns - offset, rows_out)
+              for offset in offset_list]
+    if builtins.sum(counts) < 0:  # torch sizes its indices by the unclamped total of a diagonal beyond the shape
+        raise RuntimeError(f"Trying to create tensor with negative dimension {builtins.sum(counts)}: "
+                           f"[2, {builtins.sum(counts)}]")
+    row_parts, col_parts, value_parts = [], [], []
+    for index, offset in enumerate(offset_list):
+        # scipy's layout: the entry in column j of the diagonal is diagonals[i, j]
+        count = builtins.max(counts[index], 0)
+        first_col = builtins.max(offset, 0)
+        cols = xp.arange(first_col, first_col + count, dtype=np.int64)
+        row_parts.append(cols - offset)
+        col_parts.append(cols)
+        value_parts.append(diagonals_2d._data[index, first_col:first_col + count])
+    indices = xp.stack([xp.concatenate(row_parts or [xp.zeros(0, np.int64)]),
+                        xp.concatenate(col_parts or [xp.zeros(0, np.int64)])])
+    values = xp.ascontiguousarray(xp.concatenate(value_parts) if value_parts else diagonals_2d._data[:0, 0])
+    result = sparse_coo_tensor(Tensor._make(indices), Tensor._make(values), (rows_out, cols_out))
+    result = _without_derivative(result, diagonals, offsets, "_spdiags")
+    if layout is sparse_csr:
+        return to_sparse_csr(result)
+    if layout is sparse_csc:
+        return to_sparse_csc(result)
+    return result
 
 
 def softmax(input: Tensor, dim: int, *, dtype=None) -> SparseCOOTensor:

@@ -180,3 +180,77 @@ def test_sparse_files_cross_between_torch_and_chainrule(writer, reader):
         loaded = read.load(buffer, weights_only=True)
     for name, kind in (("a", "uncoalesced"), ("b", "hybrid")):
         assert _described(loaded[name]) == _described(_sparse(read, kind))
+
+
+def _dense(lib, shape):
+    return lib.arange(float(np.prod(shape)), dtype=lib.float64).reshape(shape) - 4
+
+
+HSPMM = {
+    "coalesced": lambda lib: lib.hspmm(_sparse(lib, "coalesced"), _dense(lib, (3, 2))),
+    "uncoalesced": lambda lib: lib.hspmm(_sparse(lib, "uncoalesced"), _dense(lib, (3, 2))),
+    "one row": lambda lib: lib.hspmm(lib.ones(2, 2).to_sparse() * lib.tensor([[0.0], [1.0]]), lib.ones(2, 3)),
+    "no entries": lambda lib: lib.hspmm(lib.zeros(2, 2).to_sparse(), lib.ones(2, 2)),
+    "integers": lambda lib: lib.hspmm(lib.ones(2, 2, dtype=lib.long).to_sparse(), lib.ones(2, 2, dtype=lib.long)),
+    "dense first": lambda lib: lib.hspmm(_dense(lib, (3, 3)), _dense(lib, (3, 2))),
+    "sparse second": lambda lib: lib.hspmm(_sparse(lib, "coalesced"), _sparse(lib, "coalesced")),
+    "hybrid first": lambda lib: lib.hspmm(_sparse(lib, "hybrid"), _dense(lib, (2, 2))),
+    "vector second": lambda lib: lib.hspmm(_sparse(lib, "coalesced"), _dense(lib, (3,))),
+    "sizes": lambda lib: lib.hspmm(_sparse(lib, "coalesced"), _dense(lib, (4, 2))),
+    "dtypes": lambda lib: lib.hspmm(_sparse(lib, "coalesced"), lib.ones(3, 2)),
+    "requires grad": lambda lib: lib.hspmm(_sparse(lib, "coalesced"), _dense(lib, (3, 2)).requires_grad_()),
+    "grad_fn": lambda lib: type(lib.hspmm(_sparse(lib, "coalesced"), _dense(lib, (3, 2)).requires_grad_()).grad_fn
+                                ).__name__,
+    "backward": lambda lib: lib.hspmm(_sparse(lib, "coalesced"), _dense(lib, (3, 2)).requires_grad_()
+                                      ).to_dense().sum().backward(),
+    "backward to values": lambda lib: lib.hspmm(
+        lib.sparse_coo_tensor(lib.tensor([[0, 1]] * 2), lib.ones(2, dtype=lib.float64, requires_grad=True)),
+        _dense(lib, (2, 2))).to_dense().sum().backward(),
+}
+
+
+@pytest.mark.parametrize("case", HSPMM)
+def test_hspmm_as_torch(case):
+    _same_as_torch(HSPMM[case])
+
+
+def test_hspmm_keeps_only_rows_with_entries():
+    result = chainrule.hspmm(_sparse(chainrule, "coalesced") * chainrule.tensor([[1.0], [1.0], [0.0]],
+                                                                             dtype=chainrule.float64),
+                             _dense(chainrule, (3, 2)))
+    assert _described(result) == _described(torch.hspmm(_sparse(torch, "coalesced") * torch.tensor(
+        [[1.0], [1.0], [0.0]], dtype=torch.float64), _dense(torch, (3, 2))))
+
+
+SPDIAGS = {
+    "square": lambda lib: lib.sparse.spdiags(lib.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]), lib.tensor([0, -1]),
+                                             (3, 3)),
+    "rectangular": lambda lib: lib.sparse.spdiags(lib.tensor([[1.0, 2.0, 3.0, 4.0], [4.0, 5.0, 6.0, 7.0]]),
+                                                  lib.tensor([1, -2]), (3, 4)),
+    "tall": lambda lib: lib.sparse.spdiags(lib.arange(12.0).reshape(3, 4), lib.tensor([0, -2, 1]), (5, 4)),
+    "wide": lambda lib: lib.sparse.spdiags(lib.arange(12.0).reshape(3, 4), lib.tensor([0, -2, 3]), (2, 6)),
+    "vector, scalar offset": lambda lib: lib.sparse.spdiags(lib.tensor([1.0, 2.0, 3.0]), lib.tensor(1), (3, 3)),
+    "long diagonals": lambda lib: lib.sparse.spdiags(lib.tensor([[1.0, 2.0, 3.0, 4.0, 5.0]]), lib.tensor([0]), (3, 3)),
+    "integers": lambda lib: lib.sparse.spdiags(lib.tensor([[1, 2, 3]]), lib.tensor([0]), (3, 3)),
+    "none": lambda lib: lib.sparse.spdiags(lib.zeros(0, 3), lib.zeros(0, dtype=lib.long), (3, 3)),
+    "csr": lambda lib: lib.sparse.spdiags(lib.tensor([[1.0, 2.0, 3.0]]), lib.tensor([1]), (3, 3),
+                                          layout=lib.sparse_csr).to_dense(),
+    "csc": lambda lib: lib.sparse.spdiags(lib.tensor([[1.0, 2.0, 3.0]]), lib.tensor([-1]), (3, 3),
+                                          layout=lib.sparse_csc).to_dense(),
+    "count mismatch": lambda lib: lib.sparse.spdiags(lib.tensor([[1.0, 2.0, 3.0]]), lib.tensor([0, 1]), (3, 3)),
+    "2-d offsets": lambda lib: lib.sparse.spdiags(lib.tensor([[1.0, 2.0, 3.0]]), lib.tensor([[0]]), (3, 3)),
+    "float offsets": lambda lib: lib.sparse.spdiags(lib.tensor([[1.0, 2.0, 3.0]]), lib.tensor([0.0]), (3, 3)),
+    "duplicate offsets": lambda lib: lib.sparse.spdiags(lib.ones(2, 3), lib.tensor([0, 0]), (3, 3)),
+    "offset beyond": lambda lib: lib.sparse.spdiags(lib.tensor([[1.0, 2.0, 3.0]]), lib.tensor([5]), (3, 3)),
+    "3-d shape": lambda lib: lib.sparse.spdiags(lib.tensor([[1.0, 2.0, 3.0]]), lib.tensor([0]), (3, 3, 3)),
+    "strided layout": lambda lib: lib.sparse.spdiags(lib.tensor([[1.0, 2.0, 3.0]]), lib.tensor([0]), (3, 3),
+                                                     layout=lib.strided),
+    "requires grad": lambda lib: lib.sparse.spdiags(lib.ones(1, 3, requires_grad=True), lib.tensor([0]), (3, 3)),
+    "backward": lambda lib: lib.sparse.spdiags(lib.ones(1, 3, requires_grad=True), lib.tensor([0]), (3, 3)
+                                               ).to_dense().sum().backward(),
+}
+
+
+@pytest.mark.parametrize("case", SPDIAGS)
+def test_spdiags_as_torch(case):
+    _same_as_torch(SPDIAGS[case])
