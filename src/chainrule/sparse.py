@@ -1487,6 +1487,27 @@ def to_sparse(self, sparse_dim: int | None = None, *, layout=None, blocksize=Non
     return SparseCOOTensor._from_parts(index, xp.ascontiguousarray(values), tuple(self.shape), True)
 
 
+def sparse_mask(self, mask) -> SparseCOOTensor:
+    """Tensor.sparse_mask: ``self``'s values at the entries of the sparse COO ``mask`` (its indices as given,
+    duplicates and coalesced flag kept; a hybrid mask takes whole dense rows), in ``self``'s dtype; the gradient
+    reaches ``self`` at those entries (once per entry), as torch's SparseMaskBackward0."""
+    if not isinstance(mask, SparseCOOTensor):
+        raise NotImplementedError(_refused_on_strided("sparse_mask"))
+    if tuple(self.shape) != tuple(mask.shape):
+        raise RuntimeError(f"sparse_mask(): operands have incompatible sizes; self has size {list(self.shape)} but "
+                           f"mask has size {list(mask.shape)}")
+    indices, _, coalesced = mask._coo
+    source = _in_graph(self) if isinstance(self, SparseCOOTensor) else self
+    values = getitem(source, tuple(Tensor._make(index) for index in indices))
+    xp = array_module(indices)
+    result = SparseCOOTensor._from_parts(xp.array(indices), xp.ascontiguousarray(values._data), tuple(mask.shape),
+                                         coalesced)
+    if values.requires_grad and is_grad_enabled():
+        scattered = _ScatterValues.apply(values, positions=tuple(indices), dense=result._data)
+        _joined_graph(result, name_node(scattered, "SparseMaskBackward0"))
+    return result
+
+
 def mm(sparse: Tensor, dense: Tensor) -> Tensor:
     """torch.sparse.mm: sparse (n × m) @ dense (m × p), a dense result; sparse @ sparse is sparse
     and coalesced, with an entry wherever the two index patterns meet (even one summing to 0)."""

@@ -254,3 +254,35 @@ SPDIAGS = {
 @pytest.mark.parametrize("case", SPDIAGS)
 def test_spdiags_as_torch(case):
     _same_as_torch(SPDIAGS[case])
+
+
+def _mask_gradient(lib, kind, shape):
+    dense = _dense(lib, shape).requires_grad_()
+    masked = dense.sparse_mask(_sparse(lib, kind))
+    (masked.to_dense() * _dense(lib, shape)).sum().backward()
+    return masked, type(masked.grad_fn).__name__, dense.grad
+
+
+SPARSE_MASK = {
+    "coalesced": lambda lib: _dense(lib, (3, 3)).sparse_mask(_sparse(lib, "coalesced")),
+    "uncoalesced": lambda lib: _dense(lib, (3, 3)).sparse_mask(_sparse(lib, "uncoalesced")),
+    "hybrid": lambda lib: _dense(lib, (3, 2)).sparse_mask(_sparse(lib, "hybrid")),
+    "3d": lambda lib: _dense(lib, (2, 3, 3)).sparse_mask(_sparse(lib, "3d")),
+    "dtype of self": lambda lib: _dense(lib, (3, 3)).float().sparse_mask(_sparse(lib, "coalesced")),
+    "dense mask": lambda lib: _dense(lib, (3, 3)).sparse_mask(_dense(lib, (3, 3))),
+    "sizes": lambda lib: _dense(lib, (3, 2)).sparse_mask(_sparse(lib, "coalesced")),
+    "gradient coalesced": lambda lib: _mask_gradient(lib, "coalesced", (3, 3)),
+    "gradient uncoalesced": lambda lib: _mask_gradient(lib, "uncoalesced", (3, 3)),
+    "gradient hybrid": lambda lib: _mask_gradient(lib, "hybrid", (3, 2)),
+}
+
+
+@pytest.mark.parametrize("case", SPARSE_MASK)
+def test_sparse_mask_as_torch(case):
+    _same_as_torch(SPARSE_MASK[case])
+
+
+def test_sparse_mask_gradcheck():
+    mask = _sparse(chainrule, "uncoalesced")
+    dense = _dense(chainrule, (3, 3)).requires_grad_()
+    assert chainrule.autograd.gradcheck(lambda d: d.sparse_mask(mask).to_dense(), (dense,))
