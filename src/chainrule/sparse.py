@@ -355,9 +355,10 @@ class SparseCOOTensor(Tensor):
             result = _intersection_product(self, other)
         elif type(other) is Tensor and other.dim() == 0:
             result = self._with_values((Tensor._make(self._coo[1]) * other)._data)
-        elif type(other) is Tensor and self.dense_dim() == 0 and other.dim() <= self.dim() and all(
+        elif type(other) is Tensor and other.dim() <= self.dim() and all(
                 size in (1, full) for size, full in zip(other.shape[::-1], self.shape[::-1])):
             xp = array_module(self._coo[1])
+            # (a hybrid tensor's entries are dense rows: each takes the factor's row at its index)
             factors = xp.broadcast_to(other._data, tuple(self.shape))[tuple(self._coo[0])]
             result = self._with_values((Tensor._make(self._coo[1]) * Tensor._make(factors))._data)
         else:

@@ -286,3 +286,27 @@ def test_sparse_mask_gradcheck():
     mask = _sparse(chainrule, "uncoalesced")
     dense = _dense(chainrule, (3, 3)).requires_grad_()
     assert chainrule.autograd.gradcheck(lambda d: d.sparse_mask(mask).to_dense(), (dense,))
+
+
+def _hybrid_product_gradient(lib):
+    built = _sparse(lib, "hybrid")
+    values = built._values().clone().requires_grad_(True)
+    product = lib.sparse_coo_tensor(built._indices(), values, built.shape) * lib.tensor([2.0, -3.0],
+                                                                                       dtype=lib.float64)
+    (product.to_dense() * _dense(lib, (3, 2))).sum().backward()
+    return product, values.grad
+
+
+HYBRID_PRODUCTS = {
+    "same shape": lambda lib: _sparse(lib, "hybrid") * _dense(lib, (3, 2)),
+    "a row": lambda lib: _sparse(lib, "hybrid") * lib.tensor([1.0, 2.0], dtype=lib.float64),
+    "a column": lambda lib: _sparse(lib, "hybrid") * lib.tensor([[1.0], [2.0], [3.0]], dtype=lib.float64),
+    "0-d": lambda lib: _sparse(lib, "hybrid") * lib.tensor(2.0, dtype=lib.float64),
+    "method": lambda lib: _sparse(lib, "hybrid").mul(_dense(lib, (3, 2))),
+    "gradient to the values": _hybrid_product_gradient,
+}
+
+
+@pytest.mark.parametrize("case", HYBRID_PRODUCTS)
+def test_hybrid_times_dense_stays_sparse_as_torch(case):
+    _same_as_torch(HYBRID_PRODUCTS[case])
