@@ -767,17 +767,18 @@ class SparseCOOTensor(Tensor):
         if not -self.dim() - 1 <= dim <= self.dim():
             return Tensor.unsqueeze(_in_graph(self), dim)  # torch's error
         dim = dim % (self.dim() + 1)
-        indices, values, coalesced = self._coo
+        indices, values, _ = self._coo
+        entries = indices.shape[1]  # torch's result is marked coalesced only when it has fewer than two entries
         xp = array_module(values)
         size = tuple(self.shape[:dim]) + (1,) + tuple(self.shape[dim:])
         sparse_dims = self.sparse_dim()
         if dim <= sparse_dims:
             zeros = xp.zeros((1, indices.shape[1]), dtype=indices.dtype)
             result = SparseCOOTensor._from_parts(xp.concatenate([indices[:dim], zeros, indices[dim:]]), values, size,
-                                                 coalesced)
+                                                 entries < 2)
         else:
             result = SparseCOOTensor._from_parts(indices, xp.expand_dims(values, dim - sparse_dims + 1), size,
-                                                 coalesced)
+                                                 entries < 2)
         return _without_sparse_backward(result, self, "as_strided", "UnsqueezeBackward0")
 
     def narrow(self, dim: int, start, length: int):

@@ -310,3 +310,14 @@ HYBRID_PRODUCTS = {
 @pytest.mark.parametrize("case", HYBRID_PRODUCTS)
 def test_hybrid_times_dense_stays_sparse_as_torch(case):
     _same_as_torch(HYBRID_PRODUCTS[case])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dim", [0, 1, 2, -1])
+def test_unsqueeze_coalesced_flag_as_torch(kind, dim):
+    _same_as_torch(lambda lib: _sparse(lib, kind).unsqueeze(dim))
+    _same_as_torch(lambda lib: lib.unsqueeze(_sparse(lib, kind), dim))
+
+
+def test_unsqueeze_of_one_entry_stays_coalesced_as_torch():
+    _same_as_torch(lambda lib: lib.ones(1, 1).to_sparse().unsqueeze(0))
