@@ -1135,6 +1135,43 @@ for _name in ("radd", "rsub", "rtruediv", "rdiv", "rmatmul", "ipow", "rpow", "fl
         setattr(SparseCOOTensor, f"__{_name}__", _dense_operator(f"__{_name}__"))
 for _name in ("eq", "ne", "lt", "le", "gt", "ge"):
     setattr(SparseCOOTensor, f"__{_name}__", _comparison(f"__{_name}__", _name))
+
+
+def _refused_operator(name: str, kernel):
+    """An operator torch has no sparse kernel for: its NotImplementedError naming ``kernel(other)``, against a
+    tensor or number; else Tensor's operator (NotImplemented reaches Python)."""
+    dense = _dense_operator(name)
+
+    def operator(self, other):
+        if isinstance(other, (Tensor, numbers.Number)):
+            raise NotImplementedError(_not_on_sparse(kernel(other)))
+        return dense(self, other)
+    operator.__name__ = name
+    return operator
+
+
+def _overload(scalar: str, tensor: str):
+    return lambda other: tensor if isinstance(other, Tensor) else scalar
+
+
+# (torch wraps a number into a tensor for most of these operators, so a number names the Tensor overload too)
+for _name, _kernel in {
+    "mod": _overload("remainder.Tensor", "remainder.Tensor"),
+    "rmod": _overload("remainder.Scalar_Tensor", "remainder.Tensor"),
+    "and": _overload("bitwise_and.Tensor", "bitwise_and.Tensor"),
+    "rand": _overload("bitwise_and.Tensor", "bitwise_and.Tensor"),
+    "or": _overload("bitwise_or.Tensor", "bitwise_or.Tensor"),
+    "ror": _overload("bitwise_or.Tensor", "bitwise_or.Tensor"),
+    "xor": _overload("bitwise_xor.Tensor", "bitwise_xor.Tensor"),
+    "rxor": _overload("bitwise_xor.Tensor", "bitwise_xor.Tensor"),
+    "lshift": _overload("__lshift__.Scalar", "__lshift__.Tensor"),
+    "rshift": _overload("__rshift__.Scalar", "__rshift__.Tensor"),
+    "rlshift": _overload("bitwise_left_shift.Tensor", "bitwise_left_shift.Tensor"),
+    "rrshift": _overload("bitwise_right_shift.Tensor", "bitwise_right_shift.Tensor"),
+    "rpow": _overload("pow.Scalar", "pow.Tensor_Tensor"),
+}.items():
+    setattr(SparseCOOTensor, f"__{_name}__", _refused_operator(f"__{_name}__", _kernel))
+SparseCOOTensor.__invert__ = _refused_method("__invert__", "bitwise_not")
 SparseCOOTensor.__hash__ = Tensor.__hash__  # (defining __eq__ would otherwise unset it)
 
 # (set after the class is made: a plain subclass while it was made, so no dense path is armed for it;

@@ -321,3 +321,31 @@ def test_unsqueeze_coalesced_flag_as_torch(kind, dim):
 
 def test_unsqueeze_of_one_entry_stays_coalesced_as_torch():
     _same_as_torch(lambda lib: lib.ones(1, 1).to_sparse().unsqueeze(0))
+
+
+OPERATORS = {
+    "s % 2": lambda s: s % 2,
+    "2 % s": lambda s: 2 % s,
+    "s % s": lambda s: s % s,
+    "s & s": lambda s: s & s,
+    "1 & s": lambda s: 1 & s,
+    "s | 1": lambda s: s | 1,
+    "s ^ s": lambda s: s ^ s,
+    "s << 1": lambda s: s << 1,
+    "s >> 1": lambda s: s >> 1,
+    "1 << s": lambda s: 1 << s,
+    "~s": lambda s: ~s,
+    "2 ** s": lambda s: 2 ** s,
+    "s ** 2": lambda s: s ** 2,
+    "s & None": lambda s: s & None,
+}
+
+
+@pytest.mark.parametrize("case", OPERATORS)
+def test_integer_operators_on_sparse_as_torch(case):
+    def call(lib):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            s = lib.sparse_coo_tensor(lib.tensor([[0, 1], [1, 0]]), lib.tensor([3, -4]), (2, 2))
+        return OPERATORS[case](s)
+    _same_as_torch(call)
