@@ -81,7 +81,7 @@ NOT_OPS: dict[str, str] = {
     **_group(
         "sparse COO layout: format conversions and the sparse product, tested against torch in "
         "tests/test_sparse.py (the values are stored densely, so every registry op already covers them)",
-        "sparse_coo_tensor", "spmm", "Tensor.is_sparse", "Tensor.is_quantized", "Tensor.layout", "Tensor.to_dense", "Tensor.to_sparse",
+        "sparse_coo_tensor", "spmm", "hspmm", "Tensor.sparse_mask", "Tensor.is_sparse", "Tensor.is_quantized", "Tensor.layout", "Tensor.to_dense", "Tensor.to_sparse",
         "Tensor.to_sparse_coo",
     ),
     **_group(

@@ -1387,6 +1387,7 @@ def bind_all(modules) -> None:
     Tensor.to_sparse_coo = _as_tensor_method(lambda self: _sparse.to_sparse(self), "to_sparse_coo")
     Tensor.to_sparse_csr = _sparse.to_sparse_csr
     Tensor.to_sparse_csc = _sparse.to_sparse_csc
+    Tensor.sparse_mask = _sparse.sparse_mask
     Tensor.to_dense = lambda self, dtype=None, *, masked_grad=None: self if dtype is None else self.to(dtype)
     Tensor.is_shared = _is_shared
     Tensor.pin_memory = _pin_memory

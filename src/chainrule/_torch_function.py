@@ -73,6 +73,9 @@ disabled_torch_function_impl = _DisabledTorchFunctionImpl()
 # and any class seen to lack (or disable) __torch_function__ are added as they are met
 PLAIN: set = {int, float, bool, complex, str, bytes, type(None), type(Ellipsis), slice, range, type}
 _SEQUENCES = (list, tuple)
+# chainrule's own classes whose handler routes calls internally (a sparse COO tensor's function forms to
+# its methods): torch's tensors of them are plain, so neither has_torch_function nor a mode's ``types`` sees them
+INTERNAL: set = set()
 
 
 def _overrides(value) -> bool:
@@ -222,7 +225,8 @@ def has_torch_function(relevant_args) -> bool:
         return True
     if flags.arguments_off:
         return False
-    return any(type(value) not in PLAIN and _overrides(value) for value in relevant_args)
+    return (any(type(value) not in PLAIN and _overrides(value) for value in relevant_args)
+            and any(type(value) not in INTERNAL for value in _overloaded(relevant_args)))
 
 
 def has_torch_function_unary(value) -> bool:
@@ -245,7 +249,7 @@ def dispatch(public, args: tuple, kwargs: dict | None, overloaded: list | None =
     kwargs = {} if kwargs is None else kwargs
     if overloaded is None:
         overloaded = [] if flags.arguments_off else _overloaded(_relevant(args, kwargs))
-    kinds = tuple(type(value) for value in overloaded)
+    kinds = tuple(type(value) for value in overloaded if type(value) not in INTERNAL)
     tried = []
     if flags.modes_live:
         mode = pop_mode()

@@ -277,6 +277,30 @@ def _set_module_state(module, state) -> None:
     module.__setstate__(state)  # as BUILD would
 
 
+def _get_layout(name):
+    """torch.serialization._get_layout: a layout by its name, how torch writes the layout of a sparse tensor."""
+    found = getattr(_layout, name[len("torch."):], None) if isinstance(name, str) and name.startswith("torch.") else None
+    if not isinstance(found, _layout.layout):
+        raise KeyError(name)
+    return found
+
+
+def _rebuild_sparse_tensor(layout, data):
+    """torch._utils._rebuild_sparse_tensor: a sparse COO tensor from its indices, values, size and coalesced
+    flag (a file of torch < 1.13 has no flag: coalesced is then worked out, as torch's None asks)."""
+    from .sparse import sparse_coo_tensor
+
+    if layout is not _layout.sparse_coo:
+        raise NotImplementedError(f"rebuilding sparse tensor for layout {layout}")
+    if not isinstance(data, tuple) or len(data) not in (3, 4):
+        raise _invalid("a sparse tensor's parts are malformed")
+    indices, values, size = data[:3]
+    coalesced = data[3] if len(data) == 4 else None
+    if not (isinstance(indices, Tensor) and isinstance(values, Tensor)) or coalesced not in (None, True, False):
+        raise _invalid("a sparse tensor's parts are malformed")
+    return sparse_coo_tensor(indices, values, tuple(size), is_coalesced=coalesced)
+
+
 def _rebuild_from_type_v2(func, new_type, args, state):
     """torch._tensor._rebuild_from_type_v2: a tensor of a user's subclass, rebuilt by ``func(*args)``
     (a plain tensor's rebuild, or ``_rebuild_wrapper_subclass``) and given its pickled state."""
@@ -309,6 +333,8 @@ _CALLABLES = {
     "torch._utils._rebuild_tensor_v2": _rebuild_tensor_v2,
     "torch._utils._rebuild_tensor_v3": _rebuild_tensor_v3,
     "torch._utils._rebuild_qtensor": _rebuild_qtensor,
+    "torch._utils._rebuild_sparse_tensor": _rebuild_sparse_tensor,
+    "torch.serialization._get_layout": _get_layout,
     "torch._utils._rebuild_parameter": _rebuild_parameter,
     "torch._utils._rebuild_parameter_with_state": _rebuild_parameter_with_state,
     "collections.OrderedDict": OrderedDict,
@@ -771,6 +797,8 @@ class _TorchGlobal:
 
 _WRITE_TENSOR_V2 = _TorchGlobal("torch._utils", "_rebuild_tensor_v2", _rebuild_tensor_v2)
 _WRITE_TENSOR_V3 = _TorchGlobal("torch._utils", "_rebuild_tensor_v3", _rebuild_tensor_v3)
+_WRITE_SPARSE = _TorchGlobal("torch._utils", "_rebuild_sparse_tensor", _rebuild_sparse_tensor)
+_WRITE_GET_LAYOUT = _TorchGlobal("torch.serialization", "_get_layout", _get_layout)
 _WRITE_QTENSOR = _TorchGlobal("torch._utils", "_rebuild_qtensor", _rebuild_qtensor)
 _WRITE_PARAMETER = _TorchGlobal("torch._utils", "_rebuild_parameter", _rebuild_parameter)
 _WRITE_FROM_TYPE = _TorchGlobal("torch._tensor", "_rebuild_from_type_v2", _rebuild_from_type_v2)
@@ -869,8 +897,7 @@ class _Pickler(pickle._Pickler):
         kind = type(obj)
         if kind in _PLAIN:  # called for every object: the common ones leave first
             return NotImplemented
-        if (kind is _TorchGlobal or kind is StorageType or isinstance(obj, _dtype.dtype) or obj is _layout.strided
-                or kind is _quantized.qscheme):
+        if (kind is _TorchGlobal or kind is StorageType or isinstance(obj, _dtype.dtype) or obj is _layout.strided                or kind is _quantized.qscheme):
             return "written by save_global"
         if isinstance(obj, Tensor):
             return self.reduce_tensor(obj)
@@ -880,6 +907,8 @@ class _Pickler(pickle._Pickler):
                 # its state goes through _set_module_state (pickle's state_setter), which refuses torch's
                 # tensors: a torch unpickler that imports chainrule gets a clear error, not a broken module
                 return (*reduced[:5], *(None,) * (5 - len(reduced)), _set_module_state)
+        if obj is _layout.sparse_coo:
+            return (_WRITE_GET_LAYOUT, ("torch.sparse_coo",))
         if kind is self.size:
             return (_WRITE_SIZE, (tuple(obj),))
         if kind is self.device:
@@ -889,6 +918,10 @@ class _Pickler(pickle._Pickler):
     def reduce_tensor(self, t: Tensor):
         from .nn.parameter import Parameter
 
+        if t.layout is _layout.sparse_coo:
+            # as torch's Tensor.__reduce_ex__: its parts, each a strided tensor of the file (requires_grad not kept)
+            return (_WRITE_SPARSE, (_layout.sparse_coo, (t._indices().detach(), t._values().detach(),
+                                                          self.size(t.shape), t.is_coalesced())))
         if isinstance(t, Parameter) and type(t).__module__.startswith("chainrule"):
             # its data pickles through this method again, as a tensor
             return (_WRITE_PARAMETER, (t.detach(), bool(t.requires_grad), OrderedDict()))

@@ -40,12 +40,12 @@ import warnings
 
 import numpy as np
 
-from . import _config, _dtype
+from . import _config, _dtype, _torch_function
 from ._backend import array_module, ufunc_at
 from ._format import add_suffixes, array_body
 from ._layout import not_on_sparse as _not_on_sparse
 from ._layout import sparse_coo, sparse_csc, sparse_csr
-from ._torch_function import disabled_torch_function_impl, user_stacklevel
+from ._torch_function import DisableTorchFunctionSubclass, disabled_torch_function_impl, user_stacklevel
 from .autograd.function import Function, is_recording, name_node
 from .autograd.grad_mode import is_grad_enabled
 from .ops import elementwise as _elementwise
@@ -61,7 +61,7 @@ from .ops.reduce import softmax as dense_softmax
 from .ops.shape import clone
 from .tensor import Size, Tensor, _host
 
-__all__ = ["mm", "addmm", "sum", "spmm", "softmax", "log_softmax", "sparse_coo_tensor", "SparseCOOTensor", "sparse_csr_tensor",
+__all__ = ["mm", "addmm", "sum", "spmm", "hspmm", "spdiags", "softmax", "log_softmax", "sparse_coo_tensor", "SparseCOOTensor", "sparse_csr_tensor",
            "SparseCSRTensor", "MAX_DENSE_ELEMENTS",
            "check_sparse_tensor_invariants",
            "FloatTensor", "DoubleTensor", "HalfTensor", "ByteTensor", "CharTensor", "ShortTensor", "IntTensor",
@@ -355,9 +355,10 @@ class SparseCOOTensor(Tensor):
             result = _intersection_product(self, other)
         elif type(other) is Tensor and other.dim() == 0:
             result = self._with_values((Tensor._make(self._coo[1]) * other)._data)
-        elif type(other) is Tensor and self.dense_dim() == 0 and other.dim() <= self.dim() and all(
+        elif type(other) is Tensor and other.dim() <= self.dim() and all(
                 size in (1, full) for size, full in zip(other.shape[::-1], self.shape[::-1])):
             xp = array_module(self._coo[1])
+            # (a hybrid tensor's entries are dense rows: each takes the factor's row at its index)
             factors = xp.broadcast_to(other._data, tuple(self.shape))[tuple(self._coo[0])]
             result = self._with_values((Tensor._make(self._coo[1]) * Tensor._make(factors))._data)
         else:
@@ -408,7 +409,8 @@ class SparseCOOTensor(Tensor):
 
     def pow(self, exponent):
         if not isinstance(exponent, numbers.Number) or exponent <= 0:
-            return super().pow(exponent)
+            with DisableTorchFunctionSubclass():  # (the dense method, not this one again through the handler)
+                return super().pow(exponent)
         return self._valuewise(lambda dense: Tensor.pow(dense, exponent))
 
     def __pow__(self, exponent):
@@ -546,7 +548,8 @@ class SparseCOOTensor(Tensor):
     def __matmul__(self, other):
         if isinstance(other, SparseCOOTensor) and self.dim() > 1 and other.dim() > 1:
             return mm(self, other)
-        return super().__matmul__(other)
+        with DisableTorchFunctionSubclass():  # the dense operator's answer (NotImplemented for a number)
+            return super().__matmul__(other)
 
     def _with_values(self, values) -> SparseCOOTensor:
         indices, _, coalesced = self._coo
@@ -595,7 +598,8 @@ class SparseCOOTensor(Tensor):
     def sum(self, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
         """Over every dim a dense 0-d tensor; over some, as torch.sparse.sum (sparse), as torch's."""
         if dim is None or keepdim:
-            return super().sum(dim, keepdim, dtype=dtype) if dim is not None else super().sum(dtype=dtype)
+            with DisableTorchFunctionSubclass():
+                return super().sum(dim, keepdim, dtype=dtype) if dim is not None else super().sum(dtype=dtype)
         return sum(self, dim, dtype)
 
     # ------------------------------------------------------------------ indexing, as torch's
@@ -744,7 +748,8 @@ class SparseCOOTensor(Tensor):
             raise NotImplementedError(_not_on_sparse("as_strided"))
         if not all(isinstance(key, (numbers.Integral, slice)) or key is None for key in keys) \
                 or builtins.sum(key is not None for key in keys) > self.dim():
-            return super().__getitem__(item)  # (the engine's own indexing of a gradient by arrays)
+            with DisableTorchFunctionSubclass():  # (the engine's own indexing of a gradient by arrays)
+                return super().__getitem__(item)
         result, dim = self, 0
         for key in keys:
             if key is None:
@@ -762,17 +767,18 @@ class SparseCOOTensor(Tensor):
         if not -self.dim() - 1 <= dim <= self.dim():
             return Tensor.unsqueeze(_in_graph(self), dim)  # torch's error
         dim = dim % (self.dim() + 1)
-        indices, values, coalesced = self._coo
+        indices, values, _ = self._coo
+        entries = indices.shape[1]  # torch's result is marked coalesced only when it has fewer than two entries
         xp = array_module(values)
         size = tuple(self.shape[:dim]) + (1,) + tuple(self.shape[dim:])
         sparse_dims = self.sparse_dim()
         if dim <= sparse_dims:
             zeros = xp.zeros((1, indices.shape[1]), dtype=indices.dtype)
             result = SparseCOOTensor._from_parts(xp.concatenate([indices[:dim], zeros, indices[dim:]]), values, size,
-                                                 coalesced)
+                                                 entries < 2)
         else:
             result = SparseCOOTensor._from_parts(indices, xp.expand_dims(values, dim - sparse_dims + 1), size,
-                                                 coalesced)
+                                                 entries < 2)
         return _without_sparse_backward(result, self, "as_strided", "UnsqueezeBackward0")
 
     def narrow(self, dim: int, start, length: int):
@@ -1053,6 +1059,126 @@ def _sparse_flatten(self, start_dim: int = 0, end_dim: int = -1):
 
 SparseCOOTensor.view = _sparse_view
 SparseCOOTensor.flatten = _sparse_flatten
+
+
+def _sparse_diag(self, diagonal: int = 0):
+    """Refused as torch refuses it: a 1-d tensor's diag embeds (diag_embed), a 2-d one's copies a diagonal
+    (diagonal_copy); neither kernel has a sparse COO version."""
+    if self.dim() not in (1, 2):
+        raise RuntimeError("diag(): Supports 1D or 2D tensors. Got " + f"{self.dim()}D")
+    raise NotImplementedError(_not_on_sparse("diag_embed" if self.dim() == 1 else "diagonal_copy"))
+
+
+SparseCOOTensor.diag = _sparse_diag
+
+# the functions of torch.nn.functional that answer as the sparse tensor's method of their name
+_FUNCTIONAL_AS_METHOD = frozenset({"softmax", "log_softmax"})
+_JOINING = frozenset({"cat", "concat", "concatenate", "stack"})
+
+
+def _refused_on_strided(kernel: str) -> str:
+    return _not_on_sparse(kernel).replace("'SparseCPU' backend", "'CPU' backend")
+
+
+def _sparse_torch_function(cls, func, types, args=(), kwargs=None):
+    """Function forms on a sparse COO tensor answer as its methods do (``torch.max(s)`` as ``s.max()``,
+    ``s == 1`` as ``s.eq(1)``), as torch's dispatcher picks the same sparse kernel (or refusal) for
+    both; what has no sparse method of its own runs the dense op, as before. Dense calls never come
+    here: the dispatch wrappers look at an argument's class only when it is not a plain Tensor."""
+    kwargs = {} if kwargs is None else kwargs
+    name = getattr(func, "__name__", "")
+    if name.startswith("__") and name.endswith("__"):
+        name = name[2:-2]
+    owner = getattr(func, "__torch_owner__", "")
+    with DisableTorchFunctionSubclass():
+        if owner == "torch" and name in _JOINING and args and isinstance(args[0], (list, tuple)) and args[0] \
+                and not isinstance(args[0][0], SparseCOOTensor) and isinstance(args[0][0], Tensor):
+            # a strided first tensor picks the dense kernel, which asks a later sparse one for its values
+            if builtins.any(isinstance(item, SparseCOOTensor) for item in args[0]):
+                raise NotImplementedError(_refused_on_strided("_values"))
+        routed = (owner in ("torch", "torch.Tensor") or (owner == "torch.nn.functional" and name in _FUNCTIONAL_AS_METHOD))
+        if routed and "out" not in kwargs and name in SparseCOOTensor.__dict__:
+            if args and isinstance(args[0], SparseCOOTensor):
+                return getattr(args[0], name)(*args[1:], **kwargs)
+            if not args and isinstance(kwargs.get("input"), SparseCOOTensor):
+                rest = dict(kwargs)
+                return getattr(rest.pop("input"), name)(**rest)
+        return func(*args, **kwargs)
+
+
+def _dense_operator(name: str):
+    """Tensor's operator ``name`` on a sparse tensor as before the handler below: run at once, so that its
+    NotImplemented (``2 @ s``) reaches Python, which a handler's answer cannot."""
+    def operator(self, other):
+        with DisableTorchFunctionSubclass():
+            return getattr(Tensor, name)(self, other)
+    operator.__name__ = name
+    return operator
+
+
+def _comparison(name: str, method: str):
+    """``s == 1``: as ``s.eq(1)``, torch's refusal; against what is no tensor or number, Tensor's operator."""
+    dense = _dense_operator(name)
+
+    def operator(self, other):
+        if isinstance(other, (Tensor, numbers.Number)):
+            return getattr(self, method)(other)
+        return dense(self, other)
+    operator.__name__ = name
+    return operator
+
+
+for _name in ("radd", "rsub", "rtruediv", "rdiv", "rmatmul", "ipow", "rpow", "floordiv", "rfloordiv", "ifloordiv",
+              "mod", "rmod", "imod", "and", "rand", "iand", "or", "ror", "ior", "xor", "rxor", "ixor", "lshift",
+              "rlshift", "ilshift", "rshift", "rrshift", "irshift"):
+    if f"__{_name}__" not in SparseCOOTensor.__dict__:
+        setattr(SparseCOOTensor, f"__{_name}__", _dense_operator(f"__{_name}__"))
+for _name in ("eq", "ne", "lt", "le", "gt", "ge"):
+    setattr(SparseCOOTensor, f"__{_name}__", _comparison(f"__{_name}__", _name))
+
+
+def _refused_operator(name: str, kernel):
+    """An operator torch has no sparse kernel for: its NotImplementedError naming ``kernel(other)``, against a
+    tensor or number; else Tensor's operator (NotImplemented reaches Python)."""
+    dense = _dense_operator(name)
+
+    def operator(self, other):
+        if isinstance(other, (Tensor, numbers.Number)):
+            raise NotImplementedError(_not_on_sparse(kernel(other)))
+        return dense(self, other)
+    operator.__name__ = name
+    return operator
+
+
+def _overload(scalar: str, tensor: str):
+    return lambda other: tensor if isinstance(other, Tensor) else scalar
+
+
+# (torch wraps a number into a tensor for most of these operators, so a number names the Tensor overload too)
+for _name, _kernel in {
+    "mod": _overload("remainder.Tensor", "remainder.Tensor"),
+    "rmod": _overload("remainder.Scalar_Tensor", "remainder.Tensor"),
+    "and": _overload("bitwise_and.Tensor", "bitwise_and.Tensor"),
+    "rand": _overload("bitwise_and.Tensor", "bitwise_and.Tensor"),
+    "or": _overload("bitwise_or.Tensor", "bitwise_or.Tensor"),
+    "ror": _overload("bitwise_or.Tensor", "bitwise_or.Tensor"),
+    "xor": _overload("bitwise_xor.Tensor", "bitwise_xor.Tensor"),
+    "rxor": _overload("bitwise_xor.Tensor", "bitwise_xor.Tensor"),
+    "lshift": _overload("__lshift__.Scalar", "__lshift__.Tensor"),
+    "rshift": _overload("__rshift__.Scalar", "__rshift__.Tensor"),
+    "rlshift": _overload("bitwise_left_shift.Tensor", "bitwise_left_shift.Tensor"),
+    "rrshift": _overload("bitwise_right_shift.Tensor", "bitwise_right_shift.Tensor"),
+    "rpow": _overload("pow.Scalar", "pow.Tensor_Tensor"),
+}.items():
+    setattr(SparseCOOTensor, f"__{_name}__", _refused_operator(f"__{_name}__", _kernel))
+SparseCOOTensor.__invert__ = _refused_method("__invert__", "bitwise_not")
+SparseCOOTensor.__hash__ = Tensor.__hash__  # (defining __eq__ would otherwise unset it)
+
+# (set after the class is made: a plain subclass while it was made, so no dense path is armed for it;
+# taken out of the plain classes, so the dispatch wrappers hand calls on it to this handler)
+SparseCOOTensor.__torch_function__ = classmethod(_sparse_torch_function)
+_torch_function.PLAIN.discard(SparseCOOTensor)
+_torch_function.INTERNAL.add(SparseCOOTensor)
 
 
 def _rebuild_sparse_coo(indices, values, size: tuple, coalesced: bool, device: str) -> SparseCOOTensor:
@@ -1400,6 +1526,27 @@ def to_sparse(self, sparse_dim: int | None = None, *, layout=None, blocksize=Non
     return SparseCOOTensor._from_parts(index, xp.ascontiguousarray(values), tuple(self.shape), True)
 
 
+def sparse_mask(self, mask) -> SparseCOOTensor:
+    """Tensor.sparse_mask: ``self``'s values at the entries of the sparse COO ``mask`` (its indices as given,
+    duplicates and coalesced flag kept; a hybrid mask takes whole dense rows), in ``self``'s dtype; the gradient
+    reaches ``self`` at those entries (once per entry), as torch's SparseMaskBackward0."""
+    if not isinstance(mask, SparseCOOTensor):
+        raise NotImplementedError(_refused_on_strided("sparse_mask"))
+    if tuple(self.shape) != tuple(mask.shape):
+        raise RuntimeError(f"sparse_mask(): operands have incompatible sizes; self has size {list(self.shape)} but "
+                           f"mask has size {list(mask.shape)}")
+    indices, _, coalesced = mask._coo
+    source = _in_graph(self) if isinstance(self, SparseCOOTensor) else self
+    values = getitem(source, tuple(Tensor._make(index) for index in indices))
+    xp = array_module(indices)
+    result = SparseCOOTensor._from_parts(xp.array(indices), xp.ascontiguousarray(values._data), tuple(mask.shape),
+                                         coalesced)
+    if values.requires_grad and is_grad_enabled():
+        scattered = _ScatterValues.apply(values, positions=tuple(indices), dense=result._data)
+        _joined_graph(result, name_node(scattered, "SparseMaskBackward0"))
+    return result
+
+
 def mm(sparse: Tensor, dense: Tensor) -> Tensor:
     """torch.sparse.mm: sparse (n × m) @ dense (m × p), a dense result; sparse @ sparse is sparse
     and coalesced, with an entry wherever the two index patterns meet (even one summing to 0)."""
@@ -1578,6 +1725,110 @@ def _softmax_over_entries(input: Tensor, dim: int, dtype, name: str) -> SparseCO
     node = "SparseSoftmaxBackward0" if name == "softmax" else "SparseLogSoftmaxBackward0"
     result = SparseCOOTensor._from_parts(indices, entries._data[tuple(indices)], tuple(input.shape), True)
     return _joined_graph(result, name_node(entries, node))
+
+
+class _NotDifferentiable(Function):
+    """An op torch computes but has no derivative for (hspmm, spdiags): its result is in the graph of its
+    inputs under torch's node name (NotImplemented), and its backward raises torch's RuntimeError."""
+
+    label = "no derivative"
+    rule = "refused: torch has no derivative for this op"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, first, second, result, kernel):
+        ctx.kernel = kernel
+        return result
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError(f"derivative for aten::{ctx.kernel} is not implemented")
+
+
+def _without_derivative(result: SparseCOOTensor, first: Tensor, second: Tensor, kernel: str) -> SparseCOOTensor:
+    if is_recording(first) or is_recording(second):
+        first, second = (_in_graph(t) if isinstance(t, SparseCOOTensor) else t for t in (first, second))
+        recorded = _NotDifferentiable.apply(first, second, result=result._data, kernel=kernel)
+        _joined_graph(result, name_node(recorded, "NotImplemented"))
+    return result
+
+
+def hspmm(mat1: Tensor, mat2: Tensor) -> SparseCOOTensor:
+    """torch.hspmm: a sparse COO matrix (m × k) times a strided matrix (k × n), a hybrid sparse result
+    (one sparse dim, one dense) holding a row for every row of ``mat1`` that has entries, in order; not
+    differentiable (torch's backward refuses)."""
+    if not isinstance(mat1, SparseCOOTensor):
+        raise NotImplementedError(_refused_on_strided("hspmm"))
+    if isinstance(mat2, SparseCOOTensor):
+        raise RuntimeError("addmm_sparse_dense: expected strided result tensor, got tensor with layout Sparse")
+    if mat1.sparse_dim() != 2:
+        raise RuntimeError(f"hspmm: Argument #2: matrices expected, got {mat1.sparse_dim()}D tensor")
+    if mat2.dim() != 2:
+        raise RuntimeError(f"hspmm: Argument #3: matrices expected, got {mat2.dim()}D tensor")
+    if mat2.shape[0] != mat1.shape[1]:
+        raise RuntimeError(f"hspmm: Argument #3: Expected dim 0 size {mat1.shape[1]}, got {mat2.shape[0]}")
+    if mat2.dtype is not mat1.dtype:
+        raise RuntimeError(f"expected scalar type {_dtype.scalar_name(mat1.dtype)} but found "
+                           f"{_dtype.scalar_name(mat2.dtype)}")
+    xp = array_module(mat1._data)
+    rows = xp.unique(mat1._coo[0][0]).astype(np.int64)
+    values = xp.ascontiguousarray(mat1._data[rows] @ mat2._data)
+    # (marked coalesced as torch's factory marks it: when it has fewer than two rows)
+    result = SparseCOOTensor._from_parts(rows[None], values, (mat1.shape[0], mat2.shape[1]), rows.shape[0] < 2)
+    return _without_derivative(result, mat1, mat2, "hspmm")
+
+
+def spdiags(diagonals: Tensor, offsets: Tensor, shape: tuple, layout=None) -> Tensor:
+    """torch.sparse.spdiags: a (rows × cols) sparse matrix whose diagonal ``offsets[i]`` (0 the main, > 0
+    above, < 0 below) holds ``diagonals[i]`` read by column, as scipy.sparse.spdiags; COO (not coalesced)
+    unless ``layout`` is sparse_csr or sparse_csc; not differentiable (torch's backward refuses)."""
+    diagonals_2d = diagonals.unsqueeze(0) if diagonals.dim() == 1 else diagonals
+    if diagonals_2d.dim() != 2:
+        raise RuntimeError("Diagonals must be vector or matrix")
+    if len(shape) != 2:
+        raise RuntimeError("Output shape must be 2d")
+    offsets_1d = offsets.unsqueeze(0) if offsets.dim() == 0 else offsets
+    if offsets_1d.dim() != 1:
+        raise RuntimeError("Offsets must be scalar or vector")
+    if diagonals_2d.shape[0] != offsets_1d.shape[0]:
+        raise RuntimeError(f"Number of diagonals ({diagonals_2d.shape[0]}) does not match the number of offsets "
+                           f"({offsets_1d.shape[0]})")
+    if layout not in (None, sparse_coo, sparse_csr, sparse_csc):
+        names = {"strided": "Strided", "sparse_bsr": "SparseBsr", "sparse_bsc": "SparseBsc", "jagged": "Jagged"}
+        raise RuntimeError("Only output layouts (Sparse, SparseCsc, SparseCsr) are supported, got "
+                           f"{names.get(getattr(layout, '_name', ''), layout)}")
+    if offsets_1d.dtype is not _dtype.int64:
+        raise RuntimeError(f"Offset Tensor must have dtype Long but got {_dtype.scalar_name(offsets_1d.dtype)}")
+    offset_list = [int(offset) for offset in _host_list(offsets_1d._data)]
+    if len(set(offset_list)) != len(offset_list):
+        raise RuntimeError("Offset tensor contains duplicate values")
+    rows_out, cols_out = int(shape[0]), int(shape[1])
+    columns = builtins.min(cols_out, diagonals_2d.shape[1])
+    xp = array_module(diagonals_2d._data)
+    counts = [builtins.min(rows_out + offset, columns) if offset < 0 else builtins.min(columns - offset, rows_out)
+              for offset in offset_list]
+    if builtins.sum(counts) < 0:  # torch sizes its indices by the unclamped total of a diagonal beyond the shape
+        raise RuntimeError(f"Trying to create tensor with negative dimension {builtins.sum(counts)}: "
+                           f"[2, {builtins.sum(counts)}]")
+    row_parts, col_parts, value_parts = [], [], []
+    for index, offset in enumerate(offset_list):
+        # scipy's layout: the entry in column j of the diagonal is diagonals[i, j]
+        count = builtins.max(counts[index], 0)
+        first_col = builtins.max(offset, 0)
+        cols = xp.arange(first_col, first_col + count, dtype=np.int64)
+        row_parts.append(cols - offset)
+        col_parts.append(cols)
+        value_parts.append(diagonals_2d._data[index, first_col:first_col + count])
+    indices = xp.stack([xp.concatenate(row_parts or [xp.zeros(0, np.int64)]),
+                        xp.concatenate(col_parts or [xp.zeros(0, np.int64)])])
+    values = xp.ascontiguousarray(xp.concatenate(value_parts) if value_parts else diagonals_2d._data[:0, 0])
+    result = sparse_coo_tensor(Tensor._make(indices), Tensor._make(values), (rows_out, cols_out))
+    result = _without_derivative(result, diagonals, offsets, "_spdiags")
+    if layout is sparse_csr:
+        return to_sparse_csr(result)
+    if layout is sparse_csc:
+        return to_sparse_csc(result)
+    return result
 
 
 def softmax(input: Tensor, dim: int, *, dtype=None) -> SparseCOOTensor:
