@@ -33,15 +33,25 @@ with 16 lanes the replay missed 5,028 of 17,823 sums that 8 lanes all matched, s
 AVX512 build runs its AVX2 sum kernel (a CPU without AVX2 was not measured).
 
 Replayed here with NumPy in float32 (NumPy adds along an outer axis in order; its pairwise sum
-serves only the innermost one): the reduction of one run of dims of an array laid out in memory
-as its dims (or a permutation of them that keeps the kept dims in their order), size-1 dims
-dropped as TensorIterator drops them. Only below ``GRAIN_SIZE`` elements: beyond it torch splits
-a reduction among its threads, which changes the order of a reduction to one output and of an
-outer reduction (the threads take slices of the outputs, which regroups the blocks of
-``4 * LANES``), and the replay's moves cost more than the sum (a (256, 1024) row sum took
-2.2-4.7x NumPy's time); there, and for any other strides, NumPy's pairwise order is kept. Below it
-the replay costs some ten NumPy calls a sum, tens of microseconds where NumPy's sum takes one
-or a few.
+serves only the innermost one), size-1 dims dropped as TensorIterator drops them: the reduction
+of one run of dims of an array laid out in memory as its dims (or a permutation of them that
+keeps the kept dims in their order) directly; any other layout (kept dims out of memory order,
+dims that are not one run, strided inputs) as TensorIterator orders it (``_any_layout``: the
+reduced dims first, innermost first, then the kept ones in the contiguous output's order,
+neighbours coalesced; the first two dims are the kernel's 2-d loop, and each further reduced
+position adds its loop's sums into the output in iteration order). Negative or zero strides keep
+NumPy's order.
+
+Past ``GRAIN_SIZE`` elements torch splits a reduction among its threads
+(``at::get_num_threads()``: chainrule's ``_config.torch_intra_op_threads()``): a reduction to one
+output (``two_pass_reduction``) cuts the iteration into ``min(threads, ceil(n / GRAIN_SIZE))``
+chunks, each added into its own zeroed slot, the slots then summed; a reduction to several
+(``parallel_dim_reduction``) gives each thread a slice of one kept dim, which changes no output's
+order where the columns are rounded to 128 bytes (a contiguous kept dim) or the slice is of an
+outer dim, and regroups the scalar outer sum's groups of four outputs otherwise (replayed chunk by
+chunk). That replay is exact (tests/compat/test_s46_mendAR.py) but costs more than the sum may
+(``LARGE``), so there NumPy's pairwise order is kept unless ``LARGE`` is set. Below it the replay
+costs some ten NumPy calls a sum, tens of microseconds where NumPy's sum takes one or a few.
 """
 
 from __future__ import annotations
@@ -50,17 +60,25 @@ import math
 
 import numpy as np
 
+from . import _config
+
 LANES = 8  # Vectorized<float>::size() in the kernel torch's sum runs on AVX2 and AVX512 CPUs
 ILP = 4  # row_sum's interleaved accumulators, and vectorized_outer_sum's vectors a block
 GRAIN_SIZE = 32768  # at::internal::GRAIN_SIZE: past it parallel_reduce splits among threads
 _ZERO = np.float32(0.0)
+# Past GRAIN_SIZE the order is replayed only where this is True. The replay is torch's to the bit
+# there too (its thread split included), but NumPy adds the cascade's first level (vectors of 32
+# floats, 16 by 16) in inner loops of 32 floats, and it cost more than the 1.5x NumPy's pairwise
+# time a large sum may take: x.sum() 5.4x at 1e5 floats, 4.4x at 1e6; (n, n).sum(1) 1.9x-6.1x;
+# (n, n).mean(0) 3.1x at 1e5, 1.5x at 1e6 and 4e6; (n, 100).mean(0) 1.8x-2.4x at 1e6-4e6.
+LARGE = False
 
 
 def sum_dims(x: np.ndarray, dims: tuple, keepdim: bool) -> np.ndarray | None:
     """float32 ``x`` summed over the sorted ``dims`` in torch's order, as a C-contiguous array,
     or None where that order is not replayed (see the module note)."""
     size = x.size
-    if not dims or size == 0 or size >= GRAIN_SIZE:
+    if not dims or size == 0 or size >= GRAIN_SIZE and not LARGE:
         return None
     shape = x.shape
     if 1 in shape:  # TensorIterator drops the dims of size 1: sum without them, then shape the sum
@@ -79,7 +97,7 @@ def sum_dims(x: np.ndarray, dims: tuple, keepdim: bool) -> np.ndarray | None:
         laid = x.transpose(order)
         kept = [d for d in order if d not in dims]
         if not laid.flags.c_contiguous or kept != sorted(kept):
-            return None
+            return _any_layout(x, dims, keepdim)
         total = sum_dims(laid, tuple(sorted(order.index(d) for d in dims)), True)
         if total is None:
             return None
@@ -90,10 +108,12 @@ def sum_dims(x: np.ndarray, dims: tuple, keepdim: bool) -> np.ndarray | None:
                              else [n for d, n in enumerate(shape) if d not in dims])
     first, last = dims[0], dims[-1]
     if last - first + 1 != len(dims):  # not one run of dims
-        return None
+        return _any_layout(x, dims, keepdim)
     reduced = math.prod(shape[first:last + 1])
     inner = math.prod(shape[last + 1:])
-    if inner == 1:  # the trailing dims: one row an output
+    if inner == 1 and reduced == size and size >= GRAIN_SIZE:  # one output: split among threads
+        total = _two_pass(x.reshape(-1))
+    elif inner == 1:  # the trailing dims: one row an output
         total = inner_sum(x.reshape(-1, reduced))
     elif reduced == 1:
         total = x + _ZERO  # nothing to add: each output its one term (+0 for -0)
@@ -154,11 +174,110 @@ def inner_sum(rows: np.ndarray) -> np.ndarray:
     return np.add.reduce(terms, axis=0) + _ZERO
 
 
-def outer_sum(blocks: np.ndarray) -> np.ndarray:
+def _two_pass(row: np.ndarray) -> np.ndarray:
+    """A C-contiguous float32 row of at least ``GRAIN_SIZE`` floats added as torch adds a
+    reduction to one output (``two_pass_reduction``): ``parallel_for`` cuts the row into
+    ``min(threads, ceil(n / GRAIN_SIZE))`` chunks of ``ceil(n / chunks)`` floats (the last one
+    shorter), each thread adds its chunk (``inner_sum``) into its own slot of a zeroed buffer of
+    ``threads`` floats, and that buffer is then summed (``inner_sum`` again) into the output."""
+    threads = _config.torch_intra_op_threads()
+    length = len(row)
+    used = min(threads, -(-length // GRAIN_SIZE)) if length > GRAIN_SIZE else 1
+    if used == 1:  # (one chunk: its sum plus the buffer's zeros is that sum)
+        return inner_sum(row.reshape(1, length))
+    chunk = -(-length // used)
+    buffer = np.zeros((1, threads), np.float32)
+    for thread, start in enumerate(range(0, length, chunk)):
+        buffer[0, thread] = inner_sum(row[start:start + chunk].reshape(1, -1))[0]
+    return inner_sum(buffer)
+
+
+def _any_layout(x: np.ndarray, dims: tuple, keepdim: bool) -> np.ndarray | None:
+    """``x`` (no size-1 dims, positive strides) summed over ``dims`` in the order TensorIterator
+    visits it whatever the layout: its dims sorted with the reduced ones first (innermost first by
+    the input's strides), then the kept ones in the order of the contiguous output (the last
+    innermost), neighbours coalesced where the input's strides allow; the kernel's 2-d loop takes
+    the first two of those (the path chosen by their strides, as ``inner_sum``, ``outer_sum`` and
+    their scalar forms), and every further reduced position (the second dim where it is reduced
+    too, then the outer ones) adds its loop's sums into the output, in iteration order, from zero.
+    None where the order is not replayed (overlapping or negative strides; past ``GRAIN_SIZE``,
+    a reduction to one output over more than one dim)."""
+    shape, strides = x.shape, x.strides
+    if min(strides) <= 0:
+        return None
+    reduced = sorted(dims, key=lambda d: strides[d])
+    order = reduced + [d for d in range(x.ndim - 1, -1, -1) if d not in dims]
+    sizes, steps, kinds = [], [], []  # the iteration's dims, innermost first, after coalescing
+    for d in order:
+        is_reduced = d in dims
+        if sizes and kinds[-1] == is_reduced and sizes[-1] * steps[-1] == strides[d]:
+            sizes[-1] *= shape[d]
+        else:
+            sizes.append(shape[d])
+            steps.append(strides[d])
+            kinds.append(is_reduced)
+    itemsize = x.itemsize
+    outputs = x.size // math.prod(shape[d] for d in dims)
+    if len(sizes) == 1:  # one reduced dim: a row
+        if steps[0] == itemsize:
+            row = np.lib.stride_tricks.as_strided(x, (sizes[0],), (steps[0],))
+            total = _two_pass(row) if x.size >= GRAIN_SIZE else inner_sum(row.reshape(1, -1))
+        elif x.size >= GRAIN_SIZE:
+            return None
+        else:
+            column = np.lib.stride_tricks.as_strided(x, (sizes[0], 1), (steps[0], 0)).copy()
+            total = _row_sum(column) + _ZERO
+    else:
+        n0, n1 = sizes[0], sizes[1]
+        chunk = n1  # the 2-d loop's kept (or second reduced) dim as the threads split it
+        vectorized_inner = steps[0] == itemsize and n0 >= LANES
+        vectorized_outer = not vectorized_inner and steps[1] == itemsize and n1 >= LANES
+        scalar_inner = not (vectorized_inner or vectorized_outer) and steps[0] < steps[1]
+        if x.size >= GRAIN_SIZE:
+            if outputs == 1:
+                return None
+            threads = _config.torch_intra_op_threads()
+            if threads > 1 and not (vectorized_inner or vectorized_outer or scalar_inner):
+                # parallel_dim_reduction splits the outermost kept dim at least `threads` long (else
+                # the longest); splitting the 2-d loop's kept dim regroups the outputs in fours
+                # unless the columns are rounded to 128 bytes (contiguous ones)
+                kept = [i for i in range(len(sizes)) if not kinds[i]]
+                split = next((i for i in reversed(kept) if sizes[i] >= threads), None)
+                if split is None:
+                    split = max(reversed(kept), key=lambda i: sizes[i])
+                if split == 1 and steps[1] != itemsize:  # (not rounded): parallel_for's chunks
+                    chunk = -(-n1 // min(threads, n1))
+        # the view, outermost dim first: (outer..., n1, n0)
+        view = np.lib.stride_tricks.as_strided(x, sizes[::-1], steps[::-1])
+        if vectorized_inner:
+            loops = inner_sum(np.ascontiguousarray(view).reshape(-1, n0))
+        elif scalar_inner:
+            loops = _row_sum(np.ascontiguousarray(view.reshape(-1, n0).T)) + _ZERO
+        else:
+            blocks = np.ascontiguousarray(np.swapaxes(view, -1, -2)).reshape(-1, n0, n1)
+            loops = np.concatenate([outer_sum(np.ascontiguousarray(blocks[..., start:start + chunk]),
+                                              vectorized_outer) for start in range(0, n1, chunk)], axis=-1)
+        loops = loops.reshape(sizes[:0:-1])  # (outer..., n1): each 2-d loop's sums
+        # every reduced position past the first dim adds into its output in iteration order
+        axes = range(len(sizes) - 1)  # loops' axes, outermost first: iteration dim len(sizes) - 1 - a
+        folded = [a for a in axes if kinds[len(sizes) - 1 - a]]
+        if folded:
+            kept_axes = [a for a in axes if not kinds[len(sizes) - 1 - a]]
+            terms = np.ascontiguousarray(loops.transpose(folded + kept_axes))
+            total = _add_down(terms.reshape(math.prod(loops.shape[a] for a in folded), -1))
+        else:
+            total = loops
+    total = np.ascontiguousarray(total).ravel()  # the kept dims in the output's (C) order
+    return total.reshape([1 if d in dims else n for d, n in enumerate(shape)] if keepdim
+                         else [n for d, n in enumerate(shape) if d not in dims])
+
+
+def outer_sum(blocks: np.ndarray, vectorized: bool = True) -> np.ndarray:
     """A C-contiguous float32 (count, length, width) array added over its middle axis as
-    torch's kernel adds a reduced dim beside a contiguous kept one, as a (count, width) array."""
+    torch's kernel adds a reduced dim beside a contiguous kept one, as a (count, width) array
+    (``vectorized`` False: as it adds one beside a strided kept one, in groups of four outputs)."""
     count, length, width = blocks.shape
-    step = ILP * LANES if width >= LANES else ILP
+    step = ILP * LANES if width >= LANES and vectorized else ILP
     whole = width - width % step
     out = np.empty((count, width), np.float32)
     if count == 1:

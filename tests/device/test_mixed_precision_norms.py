@@ -61,8 +61,12 @@ def test_a_low_precision_input_with_float32_parameters_runs_mixed_as_on_the_cpu(
     assert cuda.transfers() == 0
     assert y.device.type == "cuda" and str(y.dtype) == f"chainrule.{dtype}" and x_grad.dtype == y.dtype
     assert all(p.dtype == chainrule.float32 and p.is_cuda for p in params + buffers)
-    for ours, theirs in zip([y, x_grad, *params, *buffers], [cpu[0], cpu[1], *cpu[2], *cpu[3]]):
+    for ours, theirs in zip([y, x_grad, *buffers], [cpu[0], cpu[1], *cpu[3]]):
         np.testing.assert_array_equal(_host(ours), _host(theirs))
+    # the parameter gradients are float32 sums over several dims: the CPU adds them in torch's CPU
+    # order (chainrule/_sum_order.py), a device in its own, so they may differ in the last bits
+    for ours, theirs in zip(params, cpu[2]):
+        np.testing.assert_allclose(_host(ours), _host(theirs), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", LOW)
