@@ -491,6 +491,12 @@ def _layer_norm(inputs, params):
     return ("native_layer_norm", "default"), (x, shape, None, None, params["eps"]), {}
 
 
+def _affine_layer_norm(inputs, params):
+    x, weight, bias = inputs
+    shape = [x.shape[d] for d in params["dims"]]
+    return ("native_layer_norm", "default"), (x, shape, weight, bias, params["eps"]), {}
+
+
 def _embedding(inputs, params):
     indices = params["indices"]
     padding = -1 if params["padding_idx"] is None else params["padding_idx"]
@@ -582,7 +588,8 @@ _ATEN_SCHEMAS = {
     "Clamp": lambda inputs, params: (("clamp", "default"), _trailing((inputs[0], params["min"], params["max"]), (None, None)), {}),
     "Gelu": lambda inputs, params: (("gelu", "default"), (inputs[0],),
                                     {} if params["approximate"] == "none" else {"approximate": params["approximate"]}),
-    "Convolution": _convolution, "MaxPool": _max_pool, "LayerNormalize": _layer_norm, "Embedding": _embedding,
+    "Convolution": _convolution, "MaxPool": _max_pool, "LayerNormalize": _layer_norm,
+    "LayerNorm": _affine_layer_norm, "Embedding": _embedding,
     "_NllLoss": _nll_loss, "_MseLoss": _mse_loss,
     **dict.fromkeys(("IndexSelect", "Scatter", "ScatterValue", "ScatterAdd", "TopkValues", "SortValues",
                      "SortStableValues", "Cumsum", "Cumprod"), _as_called),
@@ -1045,7 +1052,22 @@ def _dispatch_node(node, grads):
 _function.node_dispatch = _dispatch_node
 
 
-_factory_overloads: dict = {}
+# factory -> {name: overload}, held weakly: a function made afresh for each call (a closure) goes with
+# its entry, where a dict would keep every one and grow without end under a long-running mode
+_factory_overloads = weakref.WeakKeyDictionary()
+
+
+def _weakly(function):
+    """``function``'s caller holding it weakly (a cached overload keeps no closure alive)."""
+    ref = weakref.ref(function)
+
+    def run(*args, **kwargs):
+        held = ref()
+        if held is None:
+            raise RuntimeError("this aten overload's chainrule function is gone (made for a call that has ended)")
+        return held(*args, **kwargs)
+
+    return run
 
 
 def _dispatch_factory(name: str, factory, args: tuple, kwargs: dict):
@@ -1055,13 +1077,14 @@ def _dispatch_factory(name: str, factory, args: tuple, kwargs: dict):
     overload); ``func(*args, **kwargs)`` calls ``factory`` below the mode."""
     # (one overload per name and factory: the backward's seed and torch.ones_like are both aten.ones_like,
     # and each func runs its own; a bound method or other callable gets a fresh one, not kept)
-    key = (name, factory) if type(factory) is FunctionType else None
-    func = _factory_overloads.get(key) if key is not None else None
+    kept = _factory_overloads.setdefault(factory, {}) if type(factory) is FunctionType else None
+    func = kept.get(name) if kept is not None else None
     if func is None:
         op_name, _, overload_name = name.partition(".")
-        func = OpOverload("aten", op_name, overload_name or "default", factory)
-        if key is not None:
-            _factory_overloads[key] = func
+        func = OpOverload("aten", op_name, overload_name or "default",
+                          _weakly(factory) if kept is not None else factory)
+        if kept is not None:
+            kept[name] = func
     types = _dispatch_types(args) if _live_wrappers else ()
     if _mode_stack:
         with _pop_mode_temporarily() as mode, _below_autograd():
@@ -1078,6 +1101,37 @@ def _dispatch_factory(name: str, factory, args: tuple, kwargs: dict):
 
 _function.factory_dispatch = _dispatch_factory
 
+_composite_overloads: dict = {}
+
+
+def _dispatch_composite(name: str, composite, args: tuple, kwargs: dict):
+    """``function.composite_dispatch``: a call chainrule computes from several ops (``addmm`` with
+    ``beta``/``alpha``) to the innermost mode as torch's one ``aten.<name>`` with the arguments as
+    given; the handler's ``func(*args, **kwargs)`` runs ``composite`` below the mode under the caller's
+    grad mode (its ops recorded as without a mode, so a handler that returns func's result keeps the
+    gradient). Without a mode, RUN_UNDISPATCHED: a wrapper subclass sees the composite's ops."""
+    if not _mode_stack:
+        return _function.RUN_UNDISPATCHED
+    key = (name, composite)
+    func = _composite_overloads.get(key)
+    if func is None:
+        op_name, _, overload_name = name.partition(".")
+        func = _composite_overloads[key] = OpOverload("aten", op_name, overload_name or "default",
+                                                      _reentrant(composite))
+    types = _dispatch_types(args) if _live_wrappers else ()
+    with _pop_mode_temporarily() as mode, _below_autograd():
+        return mode.__torch_dispatch__(func, types, args, kwargs)
+
+
+def _reentrant(composite):
+    def run(*args, **kwargs):
+        with reentrant_dispatch():
+            return composite(*args, **kwargs)
+    return run
+
+
+_function.composite_dispatch = _dispatch_composite
+
 
 class InplaceOverload(OpOverload):
     """The ``func`` a handler gets for an in-place method (``aten.add_.Tensor``): calling it runs
@@ -1086,18 +1140,23 @@ class InplaceOverload(OpOverload):
 
     def __init__(self, function, run_inplace, op_name: str, overload_name: str) -> None:
         super().__init__("aten", op_name, overload_name, self._run_method)
-        self._function = function
+        self._function = weakref.ref(function)  # (held weakly: see _inplace_overloads)
         self._run_inplace = run_inplace
 
     def _run_method(self, target, *args, **kwargs):
+        function = self._function()
+        if function is None:
+            raise RuntimeError(f"{self}: its chainrule function is gone (made for a call that has ended)")
         targets = getattr(_pending, "inplace", None)
         if targets and targets[-1][0] is target:
             with set_grad_enabled(targets[-1][1]):
-                return self._run_inplace(target, self._function, *args, **kwargs)
-        return self._run_inplace(target, self._function, *args, **kwargs)
+                return self._run_inplace(target, function, *args, **kwargs)
+        return self._run_inplace(target, function, *args, **kwargs)
 
 
-_inplace_overloads: dict = {}
+# function -> {overload name: overload}, held weakly as _factory_overloads (fill_diagonal_'s function is
+# made afresh at each call: a dict kept each one)
+_inplace_overloads = weakref.WeakKeyDictionary()
 
 
 def _dispatch_inplace(function, target, args: tuple, kwargs: dict, run_inplace):
@@ -1114,11 +1173,19 @@ def _dispatch_inplace(function, target, args: tuple, kwargs: dict, run_inplace):
     types = _dispatch_types(tensors) if _live_wrappers else ()
     if not _mode_stack and not types:
         return _function.RUN_UNDISPATCHED
+    if name == "clamp" and kwargs:  # (torch's schema takes min and max by position: clamp_(min=0) is clamp_(x, 0))
+        args, kwargs = _trailing((*args, *(kwargs.get(bound) for bound in ("min", "max")[len(args):])), (None,)), {}
     overload_name = _inplace_overload_name(name, args, kwargs)
-    key = (function, overload_name)
-    func = _inplace_overloads.get(key)
+    kept = _inplace_overloads.setdefault(function, {})
+    func = kept.get(overload_name)
     if func is None:
-        func = _inplace_overloads[key] = InplaceOverload(function, run_inplace, name + "_", overload_name)
+        func = kept[overload_name] = InplaceOverload(function, run_inplace, name + "_", overload_name)
+    return _inplace_to_handler(func, types, target, args, kwargs)
+
+
+def _inplace_to_handler(func, types: tuple, target, args: tuple, kwargs: dict):
+    """``target.<method>(*args, **kwargs)`` as ``func`` to the innermost mode, else to the wrapper
+    subclasses' handlers (``types``); ``func`` called on ``target`` runs under the caller's grad mode."""
     targets = getattr(_pending, "inplace", None)
     if targets is None:
         targets = _pending.inplace = []
@@ -1139,6 +1206,32 @@ def _dispatch_inplace(function, target, args: tuple, kwargs: dict, run_inplace):
 
 _function.inplace_dispatch = _dispatch_inplace
 
+_method_overloads: dict = {}
+
+
+def _call_method(target, method, *args, **kwargs):
+    return method(target, *args, **kwargs)
+
+
+def _dispatch_method(name: str, method, target, args: tuple):
+    """``function.method_dispatch``: an in-place method that writes through no op of its own name
+    (``copy_``, ``fill_``, ``zero_``, ``fill_diagonal_``) to the innermost mode as ``aten.<name>``
+    (``"fill_.Scalar"`` names its overload, else ``.default``), as torch's one op; the handler's
+    ``func(target, *args)`` calls ``method`` below the mode, under the caller's grad mode. Without a
+    mode, RUN_UNDISPATCHED (a wrapper subclass gets the write through ``factory_dispatch``)."""
+    if not _mode_stack:
+        return _function.RUN_UNDISPATCHED
+    key = (name, method)
+    func = _method_overloads.get(key)
+    if func is None:
+        op_name, _, overload_name = name.partition(".")
+        func = _method_overloads[key] = InplaceOverload(method, _call_method, op_name, overload_name or "default")
+    types = _dispatch_types((target, *args)) if _live_wrappers else ()
+    return _inplace_to_handler(func, types, target, args, {})
+
+
+_function.method_dispatch = _dispatch_method
+
 # methods whose in-place overload is not the ``.Tensor`` of one with arguments: torch's schema names
 # it (lerp_ by its weight: ``.Scalar`` for a number, ``.Tensor`` for a tensor)
 _INPLACE_OVERLOAD_NAMES = {"addcmul": "default", "addcdiv": "default"}
@@ -1148,6 +1241,11 @@ def _inplace_overload_name(name: str, args: tuple, kwargs: dict) -> str:
     if name == "lerp":
         weight = args[1] if len(args) > 1 else kwargs.get("weight")
         return "Tensor" if isinstance(weight, _function._Tensor) else "Scalar"
+    if name == "masked_fill":  # (by its value: a number is .Scalar)
+        value = args[1] if len(args) > 1 else kwargs.get("value")
+        return "Tensor" if isinstance(value, _function._Tensor) else "Scalar"
+    if name == "clamp":  # (.Tensor where a bound is a tensor)
+        return "Tensor" if any(isinstance(bound, _function._Tensor) for bound in args) else "default"
     return _INPLACE_OVERLOAD_NAMES.get(name) or ("Tensor" if args else "default")
 
 
