@@ -2,6 +2,7 @@
 mode as torch's one aten op (not as where/filled), as do nn.init's ones_/zeros_ (fill_.Scalar, zero_),
 nn.LayerNorm's affine op (native_layer_norm with weight and bias), masked_fill_/clamp_ under torch's
 overloads, and addmm with beta/alpha (torch's addmm.default with them as kwargs, not mm + mul + add).
+x[key] = value goes through torch's select/slice and copy_/fill_ (index_put_ for an index or mask).
 The overload caches hold their functions weakly: a function made afresh at each call (fill_diagonal_'s)
 no longer grows them under a long-running mode. Each case runs mendAI's logging mode under torch and
 chainrule and compares the lines."""
@@ -44,7 +45,121 @@ CASES = {
     "addmm_beta_alpha": lambda lib, a: lib.addmm(a["lb"], a["x"], a["lw"].t(), beta=0.5, alpha=2),
     "addmm_beta_zero": lambda lib, a: lib.addmm(a["lb"], a["x"], a["lw"].t(), beta=0),
     "addmm_unscaled": lambda lib, a: lib.addmm(a["lb"], a["x"], a["lw"].t(), beta=1, alpha=1),
+    "index_put_": lambda lib, a: a["x"].clone().index_put_((a["idx"],), lib.ones(3)),
+    "index_put_accumulate": lambda lib, a: a["x"].clone().index_put_((a["idx"],), lib.ones(3), accumulate=True),
+    "index_put_two_indices": lambda lib, a: a["x"].clone().index_put_([a["idx"], a["tgt"]], lib.ones(2)),
 }
+
+
+def _setting(key, value):
+    def program(lib, a):
+        target = a["x3"].clone()
+        target[key(lib, a) if callable(key) else key] = value(lib, a) if callable(value) else value
+    return program
+
+
+# x[key] = value: torch's lift_fresh of a number, select/slice one dim at a time, then copy_ (fill_ for a
+# 0-d value; view and expand of a value of another shape first), or index_put_ for an index or mask
+SETITEM = {
+    "int_number": _setting(0, 1),
+    "negative_int_float": _setting(-1, 0.5),
+    "slice_tensor": _setting(slice(0, 1), lambda lib, a: a["x3"][1:] * 2),
+    "slice_step": _setting((slice(None), slice(0, 3, 2)), 2.0),
+    "int_and_slice": _setting((1, slice(1, 3)), lambda lib, a: a["x3"][0, :2] + 1),
+    "broadcast_row": _setting((slice(None), 0), lambda lib, a: a["x3"][0, 0]),
+    "broadcast_leading_ones": _setting(0, lambda lib, a: a["x3"][:1, :1, :]),
+    "ellipsis": _setting((Ellipsis, 1), 3.0),
+    "ellipsis_middle": _setting((0, Ellipsis, 2), lambda lib, a: a["x3"][1, :, 0]),
+    "none": _setting((None, 0), lambda lib, a: a["x3"][1:2]),
+    "zero_d_tensor": _setting(1, lambda lib, a: a["x3"].sum()),
+    "whole": _setting(slice(None), 0.0),
+    "mask": _setting(lambda lib, a: a["x3"] > 0, 0.5),
+    "mask_tensor_value": _setting(lambda lib, a: a["x3"] > 0, lambda lib, a: lib.tensor(0.5)),
+    "mask_of_rows": _setting(lambda lib, a: lib.tensor([True, False]), lambda lib, a: a["x3"][1]),
+    "index": _setting(lambda lib, a: a["idx"], 3.0),
+    "index_values": _setting(lambda lib, a: a["idx"], lambda lib, a: a["x3"] * 2),
+    "bool_number": _setting(0, True),
+}
+
+
+# x[key] for a key of ints and slices over several dims: torch reads one dim at a time
+SETITEM.update({
+    "read_int_and_slice": lambda lib, a: a["x3"][0, :2],
+    "read_two_ints": lambda lib, a: a["x3"][1, 2],
+    "read_slices": lambda lib, a: a["x3"][:1, 1:, ::2],
+    "read_none_int_ellipsis": lambda lib, a: a["x3"][None, 0, ..., -1],
+    "read_whole_and_int": lambda lib, a: a["x3"][:, :, 1],
+})
+
+
+@pytest.mark.parametrize("name", sorted(SETITEM))
+def test_a_mode_sees_setitem_and_getitem_as_torchs_ops(name):
+    assert _logged(chainrule, SETITEM[name]) == _logged(real_torch, SETITEM[name])
+
+
+def _written(key, value):
+    def program(lib, x, y):
+        z = x * 2
+        z[key(lib, x) if callable(key) else key] = value(lib, x, y) if callable(value) else value
+        return z * z
+    return program
+
+
+SETITEM_GRADIENTS = {
+    "int_number": _written(0, 1.0),
+    "slice_tensor": _written(slice(0, 1), lambda lib, x, y: y[1:] * 3),
+    "broadcast": _written((slice(None), slice(0, 2)), lambda lib, x, y: y[0, :2]),
+    "row": _written(1, lambda lib, x, y: y[0]),
+    "ellipsis": _written((Ellipsis, 1), lambda lib, x, y: y[:, 0]),
+    "zero_d": _written((0, 1), lambda lib, x, y: y.sum()),
+    "none": _written((None, 0), lambda lib, x, y: y[:1]),
+    "mask": _written(lambda lib, x: x > 0, lambda lib, x, y: y[y > 0].sum()),
+    "index": _written(lambda lib, x: lib.tensor([1, 0]), lambda lib, x, y: y * 2),
+    "read_int_and_slice": lambda lib, x, y: x[1, 1:] * y[0, ::2].sum(),
+    "read_two_ints": lambda lib, x, y: x[1, -1] * y,
+}
+
+
+def _setitem_under_a_mode(lib, program):
+    """``program``'s value, grad_fn and gradients under a passing mode, or the error it raised."""
+    class Pass(_mode_class(lib)):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            return func(*args, **(kwargs or {}))
+
+    a = _inputs(lib)
+    x, y = a["x"].requires_grad_(True), a["y"].requires_grad_(True)
+    try:
+        with Pass():
+            out = program(lib, x, y)
+        out.sum().backward()
+    except (RuntimeError, IndexError) as error:
+        return type(error).__name__, str(error)
+    return (out.detach().numpy().tolist(), type(out.grad_fn).__name__, x.grad.numpy().tolist(),
+            None if y.grad is None else y.grad.numpy().tolist())
+
+
+@pytest.mark.parametrize("name", sorted(SETITEM_GRADIENTS))
+def test_setitem_under_a_mode_keeps_values_gradients_and_nodes(name):
+    ours = _setitem_under_a_mode(chainrule, SETITEM_GRADIENTS[name])
+    theirs = _setitem_under_a_mode(real_torch, SETITEM_GRADIENTS[name])
+    assert ours[1] == theirs[1]
+    for got, expected in zip(ours[::2] + ours[3:], theirs[::2] + theirs[3:]):
+        np.testing.assert_allclose(np.array(got, dtype=float), np.array(expected, dtype=float), rtol=1e-5, atol=1e-6)
+
+
+SETITEM_REFUSALS = {
+    "into_a_leaf": lambda lib, x, y: x.__setitem__(0, 1.0),
+    "into_a_view_of_a_leaf": lambda lib, x, y: x[0].__setitem__(0, 1.0),
+    "of_another_shape": _written(0, lambda lib, x, y: y),
+    "out_of_range": _written(5, 1.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SETITEM_REFUSALS))
+def test_setitem_under_a_mode_refuses_as_torch(name):
+    ours = _setitem_under_a_mode(chainrule, SETITEM_REFUSALS[name])
+    theirs = _setitem_under_a_mode(real_torch, SETITEM_REFUSALS[name])
+    assert ours == theirs and len(ours) == 2
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -120,6 +120,12 @@ method_dispatch = None
 # composite_dispatch(name, composite, args, kwargs): a call chainrule computes from several ops that torch
 # runs as one aten op (addmm with beta/alpha), asked while active_dispatch is set; a mode sees the one op
 composite_dispatch = None
+# setitem_dispatch(input, key, value): ``input[key] = value`` while active_dispatch is set; under a mode
+# it writes through torch's ops (select/slice, copy_/fill_, index_put_), else RUN_UNDISPATCHED
+setitem_dispatch = None
+# getitem_dispatch(input, key): ``input[key]`` for a tuple key while active_dispatch is set; under a mode a
+# key of ints and slices over several dims reads through torch's select/slice per dim, else RUN_UNDISPATCHED
+getitem_dispatch = None
 # set by autograd.forward_ad: copy_tangent(source, target) gives a saved output, brought back by
 # _with_grad_fn, its output's tangent (called only while active_extension is set)
 copy_tangent = None

@@ -1175,6 +1175,9 @@ def _dispatch_inplace(function, target, args: tuple, kwargs: dict, run_inplace):
         return _function.RUN_UNDISPATCHED
     if name == "clamp" and kwargs:  # (torch's schema takes min and max by position: clamp_(min=0) is clamp_(x, 0))
         args, kwargs = _trailing((*args, *(kwargs.get(bound) for bound in ("min", "max")[len(args):])), (None,)), {}
+    if name == "_index_put":  # torch's index_put_(self, indices, values, accumulate=False): a list of indices
+        indices, values, accumulate = (*args, *(kwargs.get(k) for k in ("indices", "values", "accumulate")[len(args):]))[:3]
+        name, args, kwargs = "index_put", _trailing((list(indices), values, bool(accumulate)), (False,)), {}
     overload_name = _inplace_overload_name(name, args, kwargs)
     kept = _inplace_overloads.setdefault(function, {})
     func = kept.get(overload_name)
@@ -1232,9 +1235,93 @@ def _dispatch_method(name: str, method, target, args: tuple):
 
 _function.method_dispatch = _dispatch_method
 
+def _dispatch_setitem(input, key, value):
+    """``function.setitem_dispatch``: ``input[key] = value`` under a mode, written as torch's indexing
+    writes it, each op reaching the mode: a number lifted into a 0-d tensor of input's dtype
+    (``aten.lift_fresh``); a key of ints and slices through ``select.int``/``slice.Tensor`` (and ``unsqueeze``
+    for None) one dim at a time, then ``copy_`` (``fill_`` for a 0-d value; ``view`` and ``expand`` of a
+    value of another shape first); one index or mask tensor through ``index_put_([key], value)``.
+    RUN_UNDISPATCHED without a mode, or for another key (written as chainrule writes it)."""
+    if not _mode_stack:
+        return _function.RUN_UNDISPATCHED
+    Tensor = _function._Tensor
+    items = key if type(key) is tuple else (key,)
+    if isinstance(key, Tensor) and key.dtype.is_floating_point is False and key._data.ndim:
+        indexed = True
+    elif _basic_items(items) and input._data.ndim:
+        indexed = False
+    else:
+        return _function.RUN_UNDISPATCHED
+    if not isinstance(value, Tensor):
+        if not isinstance(value, (bool, int, float, complex)):
+            return _function.RUN_UNDISPATCHED
+        from ..ops.creation import _lift_fresh
+
+        made = Tensor._make(np.asarray(value, dtype=input._data.dtype))
+        lifted = _dispatch_factory("lift_fresh", _lift_fresh, (made,), {})
+        value = made if lifted is _function.RUN_UNDISPATCHED else lifted
+    if indexed:
+        input.index_put_((key,), value)
+        return None
+    view = _walk(input, items)
+    if tuple(view._data.shape) == tuple(value._data.shape):
+        view.copy_(value)
+    elif value._data.ndim == 0:
+        view.fill_(value)
+    else:
+        shape = value._data.shape
+        kept = next((i for i, size in enumerate(shape) if size != 1), len(shape))
+        value = value.view(list(shape[kept:]))
+        if tuple(value._data.shape) != tuple(view._data.shape):
+            value = value.expand(list(view._data.shape))
+        view.copy_(value)
+    return None
+
+
+_function.setitem_dispatch = _dispatch_setitem
+
+
+def _basic_items(items: tuple) -> bool:
+    return (all(type(item) in (int, slice) or item is Ellipsis or item is None for item in items)
+            and sum(item is Ellipsis for item in items) <= 1)
+
+
+def _walk(input, items: tuple):
+    """``input[items]`` for a key of ints, slices, None and one Ellipsis, read one dim at a time as
+    torch's indexing does (``select.int``, ``slice.Tensor``, ``unsqueeze``; a whole slice reads nothing)."""
+    view = input
+    dim = 0
+    given = sum(item is not None and item is not Ellipsis for item in items)
+    for item in items:
+        if item is Ellipsis:
+            dim += input._data.ndim - given
+        elif item is None:
+            view = view.unsqueeze(dim)
+            dim += 1
+        elif type(item) is int:  # (as x[..., i] reads it: torch's select, and its IndexError's words)
+            view = view[(slice(None),) * dim + (item,)]
+        else:
+            if item != slice(None):
+                view = view[(slice(None),) * dim + (item,)]
+            dim += 1
+    return view
+
+
+def _dispatch_getitem(input, key: tuple):
+    """``function.getitem_dispatch``: ``input[key]`` for a tuple key under a mode; one of ints and
+    slices over several dims is read one dim at a time (``_walk``), as torch's indexing shows it, where
+    chainrule reads it as one op. RUN_UNDISPATCHED without a mode or for another key."""
+    if not _mode_stack or not _basic_items(key) or not input._data.ndim or sum(
+            item is not Ellipsis and not (type(item) is slice and item == slice(None)) for item in key) < 2:
+        return _function.RUN_UNDISPATCHED
+    return _walk(input, key)
+
+
+_function.getitem_dispatch = _dispatch_getitem
+
 # methods whose in-place overload is not the ``.Tensor`` of one with arguments: torch's schema names
 # it (lerp_ by its weight: ``.Scalar`` for a number, ``.Tensor`` for a tensor)
-_INPLACE_OVERLOAD_NAMES = {"addcmul": "default", "addcdiv": "default"}
+_INPLACE_OVERLOAD_NAMES = {"addcmul": "default", "addcdiv": "default", "index_put": "default"}
 
 
 def _inplace_overload_name(name: str, args: tuple, kwargs: dict) -> str:
