@@ -48,6 +48,16 @@ CASES = {
     "index_put_": lambda lib, a: a["x"].clone().index_put_((a["idx"],), lib.ones(3)),
     "index_put_accumulate": lambda lib, a: a["x"].clone().index_put_((a["idx"],), lib.ones(3), accumulate=True),
     "index_put_two_indices": lambda lib, a: a["x"].clone().index_put_([a["idx"], a["tgt"]], lib.ones(2)),
+    "rand_like": lambda lib, a: lib.rand_like(a["x"]).shape,
+    "rand_like_dtype": lambda lib, a: lib.rand_like(a["x"], dtype=lib.float64).shape,
+    "randn_like_requires_grad": lambda lib, a: lib.randn_like(a["x"], requires_grad=True).shape,
+    "diag_of_a_vector": lambda lib, a: lib.diag(a["bias"]),
+    "diag_of_a_vector_offset": lambda lib, a: lib.diag(a["bias"], 1),
+    "diag_of_a_matrix": lambda lib, a: lib.diag(a["m"]),
+    "diag_of_a_matrix_offset": lambda lib, a: lib.diag(a["m"], -1),
+    "alias_of_a_whole_slice": lambda lib, a: a["lw"][:, :3],
+    "linear_3d": lambda lib, a: F(lib).linear(a["b2"].transpose(1, 2).contiguous(), a["lw"][:, :3], a["lb"]),
+    "linear_3d_without_bias": lambda lib, a: F(lib).linear(a["b1"], a["lw"][:, :3]),
 }
 
 
@@ -188,7 +198,21 @@ GRADIENTS = {
     "zero_then_add": lambda lib, a: ((a["x"] * 2).zero_() + a["x"]).sum() + (a["lw"] * a["lb"][:, None]).sum(),
     "addmm_scaled": lambda lib, a: lib.addmm(a["lb"], a["x"], a["lw"].t(), beta=0.5, alpha=2).softmax(-1)[:, 0].sum(),
     "layer_norm_module": lambda lib, a: (lib.nn.LayerNorm(3)(a["x"]) * a["lw"][:2, :]).sum() + a["lb"].sum(),
+    "diag": lambda lib, a: (lib.diag(a["lb"], 1) * 2).sum() + lib.diag(a["lw"], -1).pow(2).sum() + a["x"].sum(),
+    "linear_3d": lambda lib, a: F(lib).linear(a["x"].view(1, 2, 3) * 2, a["lw"], a["lb"]).pow(2).sum(),
 }
+
+
+def test_rand_like_under_a_mode_draws_what_it_draws_without_one():
+    x = chainrule.zeros(2, 3)
+    chainrule.manual_seed(3)
+    plain = (chainrule.rand_like(x), chainrule.randn_like(x, dtype=chainrule.float64, requires_grad=True))
+    chainrule.manual_seed(3)
+    with _Pass():
+        seen = (chainrule.rand_like(x), chainrule.randn_like(x, dtype=chainrule.float64, requires_grad=True))
+    for got, expected in zip(seen, plain):
+        assert got.dtype == expected.dtype and got.requires_grad == expected.requires_grad and got.is_leaf
+        np.testing.assert_array_equal(got.detach().numpy(), expected.detach().numpy())
 
 
 @pytest.mark.parametrize("name", sorted(GRADIENTS))

@@ -1697,6 +1697,10 @@ def diag(input: Tensor, diagonal: int = 0) -> Tensor:
     """torch.diag: a 1-D tensor becomes a square matrix with it on the ``diagonal``-th diagonal;
     a 2-D tensor gives back that diagonal."""
     ndim = input._data.ndim
+    if _function_module.active_dispatch is not None and ndim in (1, 2) and (made := _function_module.composite_dispatch(
+            "diag_embed" if ndim == 1 else "diagonal_copy", diag, (input, diagonal) if diagonal else (input,),
+            {})) is not _function_module.RUN_UNDISPATCHED:
+        return made  # (a dispatch mode sees torch's one op: diag_embed of a vector, diagonal_copy of a matrix)
     if ndim == 2:  # a copy, unlike diagonal(): torch records it under this name
         return name_node(Diagonal.apply(input, offset=diagonal, dim1=0, dim2=1).clone(), "DiagonalBackward0_copy",
                          label="diag")

@@ -583,6 +583,7 @@ _ATEN_SCHEMAS = {
     "Clone": _clone, "ToCopy": _to_copy, "Split": _split, "SplitWithSizes": _split, "Cat": _cat,
     "Stack": lambda inputs, params: (("stack", "default"), _trailing((list(inputs), params["given_dim"]), (0,)), {}),
     "Unbind": lambda inputs, params: (("unbind", "int"), _trailing((inputs[0], params["given_dim"]), (0,)), {}),
+    "Alias": lambda inputs, params: (("alias", "default"), (inputs[0],), {}),
     "Select": _select, "Slice": _slice, "Index": _index, "Gather": _gather,
     "MaskedFill": _masked_fill, "MaskedFillTensor": _masked_fill_tensor,
     "Clamp": lambda inputs, params: (("clamp", "default"), _trailing((inputs[0], params["min"], params["max"]), (None, None)), {}),
