@@ -2,7 +2,8 @@
 mode as torch's one aten op (not as where/filled), as do nn.init's ones_/zeros_ (fill_.Scalar, zero_),
 nn.LayerNorm's affine op (native_layer_norm with weight and bias), masked_fill_/clamp_ under torch's
 overloads, and addmm with beta/alpha (torch's addmm.default with them as kwargs, not mm + mul + add).
-x[key] = value goes through torch's select/slice and copy_/fill_ (index_put_ for an index or mask).
+rand_like/randn_like, torch.diag, a whole-dim slice (alias), F.linear's folded 3-d input and F.pad's
+constant, reflect and replicate modes show torch's ops too. x[key] = value goes through torch's select/slice and copy_/fill_ (index_put_ for an index or mask).
 The overload caches hold their functions weakly: a function made afresh at each call (fill_diagonal_'s)
 no longer grows them under a long-running mode. Each case runs mendAI's logging mode under torch and
 chainrule and compares the lines."""
@@ -58,6 +59,13 @@ CASES = {
     "alias_of_a_whole_slice": lambda lib, a: a["lw"][:, :3],
     "linear_3d": lambda lib, a: F(lib).linear(a["b2"].transpose(1, 2).contiguous(), a["lw"][:, :3], a["lb"]),
     "linear_3d_without_bias": lambda lib, a: F(lib).linear(a["b1"], a["lw"][:, :3]),
+    "pad_constant": lambda lib, a: F(lib).pad(a["x"], (1, 1)),
+    "pad_constant_value": lambda lib, a: F(lib).pad(a["img"], (1, 2, 0, 1), value=1),
+    "pad_constant_of_integers": lambda lib, a: F(lib).pad(a["idx"], (2, 0)),
+    "pad_reflect": lambda lib, a: F(lib).pad(a["img"], (1, 1, 2, 0), mode="reflect"),
+    "pad_reflect_1d": lambda lib, a: F(lib).pad(a["x3"], (2, 1), mode="reflect"),
+    "pad_replicate": lambda lib, a: F(lib).pad(a["img"], (1, 1, 1, 1), mode="replicate"),
+    "pad_replicate_3d": lambda lib, a: F(lib).pad(a["img"].unsqueeze(0), (1, 0, 0, 1, 1, 1), mode="replicate"),
 }
 
 
@@ -200,6 +208,9 @@ GRADIENTS = {
     "layer_norm_module": lambda lib, a: (lib.nn.LayerNorm(3)(a["x"]) * a["lw"][:2, :]).sum() + a["lb"].sum(),
     "diag": lambda lib, a: (lib.diag(a["lb"], 1) * 2).sum() + lib.diag(a["lw"], -1).pow(2).sum() + a["x"].sum(),
     "linear_3d": lambda lib, a: F(lib).linear(a["x"].view(1, 2, 3) * 2, a["lw"], a["lb"]).pow(2).sum(),
+    "pads": lambda lib, a: (F(lib).pad(a["x"].view(1, 2, 3), (2, 1), mode="reflect").pow(2).sum()
+                            + F(lib).pad(a["lw"].view(1, 4, 3), (1, 2), mode="replicate").pow(2).sum()
+                            + F(lib).pad(a["lb"], (1, 1), value=2.0).pow(2).sum()),
 }
 
 

@@ -497,6 +497,23 @@ def _affine_layer_norm(inputs, params):
     return ("native_layer_norm", "default"), (x, shape, weight, bias, params["eps"]), {}
 
 
+def _constant_pad(inputs, params):
+    """F.pad's constant mode: torch's constant_pad_nd(input, pad, value) with F.pad's float value."""
+    pad, value = params.get("pad"), params["value"]
+    if pad is None:
+        return None
+    return ("constant_pad_nd", "default"), (inputs[0], list(pad), value if isinstance(value, complex) else float(value)), {}
+
+
+def _mode_pad(inputs, params):
+    """F.pad's reflect and replicate modes (with the pad noted as given: note_given)."""
+    pad = params.get("pad")
+    if pad is None or params["mode"] not in ("reflect", "replicate"):
+        return None
+    kind = "reflection" if params["mode"] == "reflect" else "replication"
+    return (f"{kind}_pad{len(pad) // 2}d", "default"), (inputs[0], list(pad)), {}
+
+
 def _embedding(inputs, params):
     indices = params["indices"]
     padding = -1 if params["padding_idx"] is None else params["padding_idx"]
@@ -584,6 +601,7 @@ _ATEN_SCHEMAS = {
     "Stack": lambda inputs, params: (("stack", "default"), _trailing((list(inputs), params["given_dim"]), (0,)), {}),
     "Unbind": lambda inputs, params: (("unbind", "int"), _trailing((inputs[0], params["given_dim"]), (0,)), {}),
     "Alias": lambda inputs, params: (("alias", "default"), (inputs[0],), {}),
+    "ConstantPad": _constant_pad, "ModePad": _mode_pad,
     "Select": _select, "Slice": _slice, "Index": _index, "Gather": _gather,
     "MaskedFill": _masked_fill, "MaskedFillTensor": _masked_fill_tensor,
     "Clamp": lambda inputs, params: (("clamp", "default"), _trailing((inputs[0], params["min"], params["max"]), (None, None)), {}),
