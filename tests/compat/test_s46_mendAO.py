@@ -352,3 +352,20 @@ def test_fill_diagonal_under_a_mode_keeps_the_caches_and_its_values():
     after = _entries(_python_dispatch._inplace_overloads) + _entries(_python_dispatch._factory_overloads)
     assert after == before
     np.testing.assert_array_equal(x.numpy(), 2 * np.eye(3, dtype=np.float32))
+
+
+@pytest.mark.parametrize("value", [1.7, True, 2 ** 70, float("nan"), 1j])
+@pytest.mark.parametrize("dtype", ["float32", "int64"])
+def test_a_number_written_under_a_mode_is_read_as_without_one(value, dtype):
+    def write(mode):
+        target = chainrule.zeros(2, 3, dtype=getattr(chainrule, dtype))
+        try:
+            with mode:
+                target[0] = value
+        except (TypeError, ValueError, RuntimeError, OverflowError) as error:
+            return type(error).__name__, str(error)
+        return target.numpy().tolist()
+
+    import contextlib
+
+    np.testing.assert_equal(write(_Pass()), write(contextlib.nullcontext()))  # (nan equal to nan)

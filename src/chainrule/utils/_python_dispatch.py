@@ -1275,8 +1275,9 @@ def _dispatch_setitem(input, key, value):
         if not isinstance(value, (bool, int, float, complex)):
             return _function.RUN_UNDISPATCHED
         from ..ops.creation import _lift_fresh
+        from ..ops.elementwise import _as_operand
 
-        made = Tensor._make(np.asarray(value, dtype=input._data.dtype))
+        made = Tensor._make(_as_operand(value, input.dtype, input)._data)  # (as setitem reads a number)
         lifted = _dispatch_factory("lift_fresh", _lift_fresh, (made,), {})
         value = made if lifted is _function.RUN_UNDISPATCHED else lifted
     if indexed:
