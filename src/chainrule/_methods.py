@@ -965,11 +965,14 @@ _OVERWRITE_RULE = "the overwritten values get a zero gradient; the written value
 
 
 def _to_wrapper_handler(name: str, method, self: Tensor, *args) -> bool:
-    """Hand an in-place write into or from a wrapper subclass (its values live in its attributes) to its
-    handler as ``aten.<name>``; False when no tensor among ``self`` and ``args`` is a wrapper (or no
-    handler answered)."""
-    if _function.active_dispatch is None or not any(
-            isinstance(t, Tensor) and t._wrapper_strides is not None for t in (self, *args)):
+    """Hand an in-place write to an entered dispatch mode, or one into or from a wrapper subclass (its
+    values live in its attributes) to its handler, as ``aten.<name>``; False when no mode is entered and
+    no tensor among ``self`` and ``args`` is a wrapper (or no handler answered)."""
+    if _function.active_dispatch is None:
+        return False
+    if _function.method_dispatch(name, method, self, args) is not _function.RUN_UNDISPATCHED:
+        return True  # (a dispatch mode's handler took it)
+    if not any(isinstance(t, Tensor) and t._wrapper_strides is not None for t in (self, *args)):
         return False
     return _function.factory_dispatch(name, method, (self, *args), {}) is not _function.RUN_UNDISPATCHED
 
@@ -1131,7 +1134,7 @@ def _fill_diagonal(self: Tensor, fill_value, wrap: bool = False) -> Tensor:
     if not isinstance(fill_value, (bool, int, float, np.number, np.bool_)):
         raise TypeError(f"fill_diagonal_(): argument 'fill_value' (position 1) must be Number, "
                         f"not {type(fill_value).__name__}")
-    if _to_wrapper_handler("fill_diagonal_", _fill_diagonal, self, fill_value, wrap):
+    if _to_wrapper_handler("fill_diagonal_", _fill_diagonal, self, fill_value, *((wrap,) if wrap else ())):
         return self
     if self._data.ndim < 2:
         raise RuntimeError(f"fill_diagonal_: dimensions must larger than 1, got a {self._data.ndim}-D tensor")
@@ -1187,7 +1190,7 @@ def _copy(self: Tensor, other: Tensor, non_blocking: bool = False) -> Tensor:
     if not isinstance(other, Tensor):
         raise TypeError(f"copy_(): argument 'other' (position 1) must be Tensor, not {type(other).__name__}")
     src = other
-    if _to_wrapper_handler("copy_", _copy, self, src, non_blocking):
+    if _to_wrapper_handler("copy_", _copy, self, src, *((non_blocking,) if non_blocking else ())):
         return self
     if _vmap_frames._captures:
         _vmap_frames.refuse_captured_write(self, "copy_")

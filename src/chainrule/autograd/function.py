@@ -114,6 +114,18 @@ def note_given(cls, input, **values) -> None:
 # inplace_dispatch(fn, self, args, kwargs, run_inplace): what an in-place method (``x.add_(y)``) asks
 # while active_dispatch is set; the mode or a wrapper's handler runs it as ``aten.add_.Tensor``
 inplace_dispatch = None
+# method_dispatch(name, method, self, args): what an in-place method writing through no op of its name
+# (``copy_``, ``fill_``, ``zero_``) asks while active_dispatch is set; a mode sees it as ``aten.<name>``
+method_dispatch = None
+# composite_dispatch(name, composite, args, kwargs): a call chainrule computes from several ops that torch
+# runs as one aten op (addmm with beta/alpha), asked while active_dispatch is set; a mode sees the one op
+composite_dispatch = None
+# setitem_dispatch(input, key, value): ``input[key] = value`` while active_dispatch is set; under a mode
+# it writes through torch's ops (select/slice, copy_/fill_, index_put_), else RUN_UNDISPATCHED
+setitem_dispatch = None
+# getitem_dispatch(input, key): ``input[key]`` for a tuple key while active_dispatch is set; under a mode a
+# key of ints and slices over several dims reads through torch's select/slice per dim, else RUN_UNDISPATCHED
+getitem_dispatch = None
 # set by autograd.forward_ad: copy_tangent(source, target) gives a saved output, brought back by
 # _with_grad_fn, its output's tangent (called only while active_extension is set)
 copy_tangent = None

@@ -9,6 +9,7 @@ import numpy as _np
 
 from .. import _dtype
 from .._backend import array_module as _array_module
+from ..autograd import function as _function
 from ..autograd.grad_mode import no_grad as _no_grad
 from ..ops import random as _random
 from ..ops._arg_parser import fill_value as _fill_value
@@ -137,6 +138,9 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
     val = _fill_value(val, tensor._data.dtype)  # torch's constant_ is a fill_: its checks
+    if _function.active_dispatch is not None:  # (a dispatch mode sees torch's aten.fill_.Scalar)
+        with _no_grad():
+            return tensor.fill_(val)
     return _fill(tensor, _array_module(tensor).full(tensor._data.shape, val))
 
 
@@ -145,6 +149,9 @@ def ones_(tensor: Tensor) -> Tensor:
 
 
 def zeros_(tensor: Tensor) -> Tensor:
+    if _function.active_dispatch is not None:  # (torch's zeros_ is a zero_: aten.zero_.default)
+        with _no_grad():
+            return tensor.zero_()
     return constant_(tensor, 0.0)
 
 

@@ -877,6 +877,9 @@ def getitem(input: Tensor, key) -> Tensor:
     item = key if key.__class__ is int else key[0] if key.__class__ is tuple and len(key) == 1 else None
     if item.__class__ is int and input._data.ndim and -input._data.shape[0] <= item < input._data.shape[0]:
         return _read(input, key, key, Select, "assign")
+    if key.__class__ is tuple and _function.active_dispatch is not None and \
+            (made := _function.getitem_dispatch(input, key)) is not _function.RUN_UNDISPATCHED:
+        return made  # (a dispatch mode saw torch's select/slice, one dim at a time)
     if key.__class__ is tuple and _integers_in_range(key, input._data.shape):
         # integers only, each in range (``x[0, j]``): torch selects one dim at a time, recording a
         # SelectBackward0 per integer (_torch_steps' steps), and one read does it unrecorded
@@ -1527,6 +1530,9 @@ def setitem(input: Tensor, key, value) -> None:
     if key is True:
         key = None  # torch: a bare True key is a copy into x[None] (a basic write: the value is cast)
     key = _numpy_keys_as_tensors(key)
+    if _function.active_dispatch is not None and \
+            _function.setitem_dispatch(input, key, value) is not _function.RUN_UNDISPATCHED:
+        return  # (a dispatch mode saw torch's ops: select/slice then copy_/fill_, or index_put_)
     raw_key = key
     if input._data.ndim == 0 and isinstance(key, (int, np.integer, slice)) and not isinstance(key, (bool, np.bool_)):
         _convert_key_item(key)  # a slice's step is checked first

@@ -958,9 +958,18 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, 
 
         # one op, as F.linear's: a dispatch mode sees torch's aten.addmm(input, mat1, mat2), not mm + add
         result = Addmm.apply(input, mat1, mat2)
+    elif _function_module.active_dispatch is not None and (made := _function_module.composite_dispatch(
+            "addmm", _scaled_addmm, (input, mat1, mat2), {key: value for key, value in (("beta", beta), ("alpha", alpha))
+                                                         if value != 1})) is not _function_module.RUN_UNDISPATCHED:
+        result = made  # (a dispatch mode sees torch's one aten.addmm with beta and alpha as given)
     else:
         result = _scaled_add(input, mm, (mat1, mat2), beta, alpha, "AddmmBackward0", "mat1 @ mat2")
     return result if out is None else _exact_out(result, out, "addmm")
+
+
+def _scaled_addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """aten.addmm's func under a dispatch mode: the composite addmm computes."""
+    return _scaled_add(input, mm, (mat1, mat2), beta, alpha, "AddmmBackward0", "mat1 @ mat2")
 
 
 @cpu_autocast_policy("unlisted")
@@ -1688,6 +1697,10 @@ def diag(input: Tensor, diagonal: int = 0) -> Tensor:
     """torch.diag: a 1-D tensor becomes a square matrix with it on the ``diagonal``-th diagonal;
     a 2-D tensor gives back that diagonal."""
     ndim = input._data.ndim
+    if _function_module.active_dispatch is not None and ndim in (1, 2) and (made := _function_module.composite_dispatch(
+            "diag_embed" if ndim == 1 else "diagonal_copy", diag, (input, diagonal) if diagonal else (input,),
+            {})) is not _function_module.RUN_UNDISPATCHED:
+        return made  # (a dispatch mode sees torch's one op: diag_embed of a vector, diagonal_copy of a matrix)
     if ndim == 2:  # a copy, unlike diagonal(): torch records it under this name
         return name_node(Diagonal.apply(input, offset=diagonal, dim1=0, dim2=1).clone(), "DiagonalBackward0_copy",
                          label="diag")

@@ -301,14 +301,17 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
         out = matmul(input, weight.t())
         return out + bias if bias is not None else out
-    w_t = _weight_t(weight)
     if x.ndim == 2:  # torch's graph: addmm(bias, input, weight.t()), or mm(input, weight.t())
+        w_t = _weight_t(weight)
         return Mm.apply(input, w_t) if bias is None else Addmm.apply(bias, input, w_t)
     rows = math.prod(x.shape[:-1])
     shape = x.shape[:-1] + (w.shape[0],)  # (plain tuples of ints, as view's parsing makes them)
     if bias is not None and bias._data.ndim == 1 and input.is_contiguous() and bias.is_contiguous():
         # torch folds a contiguous input into one (rows, in) matrix for addmm, the result viewed back
-        return viewed(Addmm.apply(bias, viewed(input, (rows, x.shape[-1])), w_t), shape)
+        # (the input viewed before the weight's t(), in torch's order as a dispatch mode sees it)
+        as_rows = viewed(input, (rows, x.shape[-1]))
+        return viewed(Addmm.apply(bias, as_rows, _weight_t(weight)), shape)
+    w_t = _weight_t(weight)
     # otherwise torch's matmul(input, weight.t()): the input as rows (a 1-d one unsqueezed), one mm,
     # its result viewed back without being a view (_unsafe_view; a 1-d one squeezed in place), then
     # the bias added

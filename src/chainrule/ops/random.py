@@ -39,6 +39,7 @@ from ._arg_parser import check_float, check_int, int_list
 from .creation import (
     _dt,
     _finish,
+    _like_of_wrapper,
     _like_order,
     _shape_args,
     _sizes,
@@ -427,6 +428,10 @@ def rand_like(input: Tensor, *, generator=None, dtype=None, layout=None, device=
     (torch.rand_like)."""
     dtype, requires_grad = factory_args("rand_like", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "rand_like")
+    if _function.active_dispatch is not None and generator is None:  # (a mode sees aten.rand_like)
+        made = _like_of_wrapper("rand_like", rand_like, (input,), dtype, device, requires_grad, memory_format)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     sparse_like(input, layout, memory_format, "uniform_")  # a sparse input: torch's refusal
     return _random_like(
         input, memory_format, dtype, device, requires_grad,
@@ -444,6 +449,10 @@ def randn_like(input: Tensor, *, generator=None, dtype=None, layout=None, device
     (torch.randn_like)."""
     dtype, requires_grad = factory_args("randn_like", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "randn_like")
+    if _function.active_dispatch is not None and generator is None:  # (a mode sees aten.randn_like)
+        made = _like_of_wrapper("randn_like", randn_like, (input,), dtype, device, requires_grad, memory_format)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     sparse_like(input, layout, memory_format, "normal_")  # a sparse input: torch's refusal
     return _random_like(
         input, memory_format, dtype, device, requires_grad,

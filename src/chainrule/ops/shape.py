@@ -2125,6 +2125,9 @@ def _reflect_or_replicate(input: Tensor, pairs: list, mode: str) -> Tensor:
     widths = [(0, 0)] * ndim
     for i, (a, b) in enumerate(pairs):
         widths[ndim - 1 - i] = (max(a, 0), max(b, 0))
+    if _function_module.active_dispatch is not None and all(a >= 0 and b >= 0 for a, b in pairs):
+        # (a dispatch mode sees torch's reflection_pad<k>d / replication_pad<k>d with the pad as given)
+        _function_module.note_given(ModePad, input, pad=tuple(side for pair in pairs for side in pair))
     out = ModePad.apply(input, widths=tuple(widths), mode=mode)
     kept = {"padding": tuple(w for pair in pairs for w in pair), "self": input}
     if any(a < 0 or b < 0 for a, b in pairs):

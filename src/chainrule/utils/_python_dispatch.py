@@ -491,6 +491,29 @@ def _layer_norm(inputs, params):
     return ("native_layer_norm", "default"), (x, shape, None, None, params["eps"]), {}
 
 
+def _affine_layer_norm(inputs, params):
+    x, weight, bias = inputs
+    shape = [x.shape[d] for d in params["dims"]]
+    return ("native_layer_norm", "default"), (x, shape, weight, bias, params["eps"]), {}
+
+
+def _constant_pad(inputs, params):
+    """F.pad's constant mode: torch's constant_pad_nd(input, pad, value) with F.pad's float value."""
+    pad, value = params.get("pad"), params["value"]
+    if pad is None:
+        return None
+    return ("constant_pad_nd", "default"), (inputs[0], list(pad), value if isinstance(value, complex) else float(value)), {}
+
+
+def _mode_pad(inputs, params):
+    """F.pad's reflect and replicate modes (with the pad noted as given: note_given)."""
+    pad = params.get("pad")
+    if pad is None or params["mode"] not in ("reflect", "replicate"):
+        return None
+    kind = "reflection" if params["mode"] == "reflect" else "replication"
+    return (f"{kind}_pad{len(pad) // 2}d", "default"), (inputs[0], list(pad)), {}
+
+
 def _embedding(inputs, params):
     indices = params["indices"]
     padding = -1 if params["padding_idx"] is None else params["padding_idx"]
@@ -577,12 +600,15 @@ _ATEN_SCHEMAS = {
     "Clone": _clone, "ToCopy": _to_copy, "Split": _split, "SplitWithSizes": _split, "Cat": _cat,
     "Stack": lambda inputs, params: (("stack", "default"), _trailing((list(inputs), params["given_dim"]), (0,)), {}),
     "Unbind": lambda inputs, params: (("unbind", "int"), _trailing((inputs[0], params["given_dim"]), (0,)), {}),
+    "Alias": lambda inputs, params: (("alias", "default"), (inputs[0],), {}),
+    "ConstantPad": _constant_pad, "ModePad": _mode_pad,
     "Select": _select, "Slice": _slice, "Index": _index, "Gather": _gather,
     "MaskedFill": _masked_fill, "MaskedFillTensor": _masked_fill_tensor,
     "Clamp": lambda inputs, params: (("clamp", "default"), _trailing((inputs[0], params["min"], params["max"]), (None, None)), {}),
     "Gelu": lambda inputs, params: (("gelu", "default"), (inputs[0],),
                                     {} if params["approximate"] == "none" else {"approximate": params["approximate"]}),
-    "Convolution": _convolution, "MaxPool": _max_pool, "LayerNormalize": _layer_norm, "Embedding": _embedding,
+    "Convolution": _convolution, "MaxPool": _max_pool, "LayerNormalize": _layer_norm,
+    "LayerNorm": _affine_layer_norm, "Embedding": _embedding,
     "_NllLoss": _nll_loss, "_MseLoss": _mse_loss,
     **dict.fromkeys(("IndexSelect", "Scatter", "ScatterValue", "ScatterAdd", "TopkValues", "SortValues",
                      "SortStableValues", "Cumsum", "Cumprod"), _as_called),
@@ -1045,7 +1071,22 @@ def _dispatch_node(node, grads):
 _function.node_dispatch = _dispatch_node
 
 
-_factory_overloads: dict = {}
+# factory -> {name: overload}, held weakly: a function made afresh for each call (a closure) goes with
+# its entry, where a dict would keep every one and grow without end under a long-running mode
+_factory_overloads = weakref.WeakKeyDictionary()
+
+
+def _weakly(function):
+    """``function``'s caller holding it weakly (a cached overload keeps no closure alive)."""
+    ref = weakref.ref(function)
+
+    def run(*args, **kwargs):
+        held = ref()
+        if held is None:
+            raise RuntimeError("this aten overload's chainrule function is gone (made for a call that has ended)")
+        return held(*args, **kwargs)
+
+    return run
 
 
 def _dispatch_factory(name: str, factory, args: tuple, kwargs: dict):
@@ -1055,13 +1096,14 @@ def _dispatch_factory(name: str, factory, args: tuple, kwargs: dict):
     overload); ``func(*args, **kwargs)`` calls ``factory`` below the mode."""
     # (one overload per name and factory: the backward's seed and torch.ones_like are both aten.ones_like,
     # and each func runs its own; a bound method or other callable gets a fresh one, not kept)
-    key = (name, factory) if type(factory) is FunctionType else None
-    func = _factory_overloads.get(key) if key is not None else None
+    kept = _factory_overloads.setdefault(factory, {}) if type(factory) is FunctionType else None
+    func = kept.get(name) if kept is not None else None
     if func is None:
         op_name, _, overload_name = name.partition(".")
-        func = OpOverload("aten", op_name, overload_name or "default", factory)
-        if key is not None:
-            _factory_overloads[key] = func
+        func = OpOverload("aten", op_name, overload_name or "default",
+                          _weakly(factory) if kept is not None else factory)
+        if kept is not None:
+            kept[name] = func
     types = _dispatch_types(args) if _live_wrappers else ()
     if _mode_stack:
         with _pop_mode_temporarily() as mode, _below_autograd():
@@ -1078,6 +1120,37 @@ def _dispatch_factory(name: str, factory, args: tuple, kwargs: dict):
 
 _function.factory_dispatch = _dispatch_factory
 
+_composite_overloads: dict = {}
+
+
+def _dispatch_composite(name: str, composite, args: tuple, kwargs: dict):
+    """``function.composite_dispatch``: a call chainrule computes from several ops (``addmm`` with
+    ``beta``/``alpha``) to the innermost mode as torch's one ``aten.<name>`` with the arguments as
+    given; the handler's ``func(*args, **kwargs)`` runs ``composite`` below the mode under the caller's
+    grad mode (its ops recorded as without a mode, so a handler that returns func's result keeps the
+    gradient). Without a mode, RUN_UNDISPATCHED: a wrapper subclass sees the composite's ops."""
+    if not _mode_stack:
+        return _function.RUN_UNDISPATCHED
+    key = (name, composite)
+    func = _composite_overloads.get(key)
+    if func is None:
+        op_name, _, overload_name = name.partition(".")
+        func = _composite_overloads[key] = OpOverload("aten", op_name, overload_name or "default",
+                                                      _reentrant(composite))
+    types = _dispatch_types(args) if _live_wrappers else ()
+    with _pop_mode_temporarily() as mode, _below_autograd():
+        return mode.__torch_dispatch__(func, types, args, kwargs)
+
+
+def _reentrant(composite):
+    def run(*args, **kwargs):
+        with reentrant_dispatch():
+            return composite(*args, **kwargs)
+    return run
+
+
+_function.composite_dispatch = _dispatch_composite
+
 
 class InplaceOverload(OpOverload):
     """The ``func`` a handler gets for an in-place method (``aten.add_.Tensor``): calling it runs
@@ -1086,18 +1159,23 @@ class InplaceOverload(OpOverload):
 
     def __init__(self, function, run_inplace, op_name: str, overload_name: str) -> None:
         super().__init__("aten", op_name, overload_name, self._run_method)
-        self._function = function
+        self._function = weakref.ref(function)  # (held weakly: see _inplace_overloads)
         self._run_inplace = run_inplace
 
     def _run_method(self, target, *args, **kwargs):
+        function = self._function()
+        if function is None:
+            raise RuntimeError(f"{self}: its chainrule function is gone (made for a call that has ended)")
         targets = getattr(_pending, "inplace", None)
         if targets and targets[-1][0] is target:
             with set_grad_enabled(targets[-1][1]):
-                return self._run_inplace(target, self._function, *args, **kwargs)
-        return self._run_inplace(target, self._function, *args, **kwargs)
+                return self._run_inplace(target, function, *args, **kwargs)
+        return self._run_inplace(target, function, *args, **kwargs)
 
 
-_inplace_overloads: dict = {}
+# function -> {overload name: overload}, held weakly as _factory_overloads (fill_diagonal_'s function is
+# made afresh at each call: a dict kept each one)
+_inplace_overloads = weakref.WeakKeyDictionary()
 
 
 def _dispatch_inplace(function, target, args: tuple, kwargs: dict, run_inplace):
@@ -1114,11 +1192,22 @@ def _dispatch_inplace(function, target, args: tuple, kwargs: dict, run_inplace):
     types = _dispatch_types(tensors) if _live_wrappers else ()
     if not _mode_stack and not types:
         return _function.RUN_UNDISPATCHED
+    if name == "clamp" and kwargs:  # (torch's schema takes min and max by position: clamp_(min=0) is clamp_(x, 0))
+        args, kwargs = _trailing((*args, *(kwargs.get(bound) for bound in ("min", "max")[len(args):])), (None,)), {}
+    if name == "_index_put":  # torch's index_put_(self, indices, values, accumulate=False): a list of indices
+        indices, values, accumulate = (*args, *(kwargs.get(k) for k in ("indices", "values", "accumulate")[len(args):]))[:3]
+        name, args, kwargs = "index_put", _trailing((list(indices), values, bool(accumulate)), (False,)), {}
     overload_name = _inplace_overload_name(name, args, kwargs)
-    key = (function, overload_name)
-    func = _inplace_overloads.get(key)
+    kept = _inplace_overloads.setdefault(function, {})
+    func = kept.get(overload_name)
     if func is None:
-        func = _inplace_overloads[key] = InplaceOverload(function, run_inplace, name + "_", overload_name)
+        func = kept[overload_name] = InplaceOverload(function, run_inplace, name + "_", overload_name)
+    return _inplace_to_handler(func, types, target, args, kwargs)
+
+
+def _inplace_to_handler(func, types: tuple, target, args: tuple, kwargs: dict):
+    """``target.<method>(*args, **kwargs)`` as ``func`` to the innermost mode, else to the wrapper
+    subclasses' handlers (``types``); ``func`` called on ``target`` runs under the caller's grad mode."""
     targets = getattr(_pending, "inplace", None)
     if targets is None:
         targets = _pending.inplace = []
@@ -1139,15 +1228,131 @@ def _dispatch_inplace(function, target, args: tuple, kwargs: dict, run_inplace):
 
 _function.inplace_dispatch = _dispatch_inplace
 
+_method_overloads: dict = {}
+
+
+def _call_method(target, method, *args, **kwargs):
+    return method(target, *args, **kwargs)
+
+
+def _dispatch_method(name: str, method, target, args: tuple):
+    """``function.method_dispatch``: an in-place method that writes through no op of its own name
+    (``copy_``, ``fill_``, ``zero_``, ``fill_diagonal_``) to the innermost mode as ``aten.<name>``
+    (``"fill_.Scalar"`` names its overload, else ``.default``), as torch's one op; the handler's
+    ``func(target, *args)`` calls ``method`` below the mode, under the caller's grad mode. Without a
+    mode, RUN_UNDISPATCHED (a wrapper subclass gets the write through ``factory_dispatch``)."""
+    if not _mode_stack:
+        return _function.RUN_UNDISPATCHED
+    key = (name, method)
+    func = _method_overloads.get(key)
+    if func is None:
+        op_name, _, overload_name = name.partition(".")
+        func = _method_overloads[key] = InplaceOverload(method, _call_method, op_name, overload_name or "default")
+    types = _dispatch_types((target, *args)) if _live_wrappers else ()
+    return _inplace_to_handler(func, types, target, args, {})
+
+
+_function.method_dispatch = _dispatch_method
+
+def _dispatch_setitem(input, key, value):
+    """``function.setitem_dispatch``: ``input[key] = value`` under a mode, written as torch's indexing
+    writes it, each op reaching the mode: a number lifted into a 0-d tensor of input's dtype
+    (``aten.lift_fresh``); a key of ints and slices through ``select.int``/``slice.Tensor`` (and ``unsqueeze``
+    for None) one dim at a time, then ``copy_`` (``fill_`` for a 0-d value; ``view`` and ``expand`` of a
+    value of another shape first); one index or mask tensor through ``index_put_([key], value)``.
+    RUN_UNDISPATCHED without a mode, or for another key (written as chainrule writes it)."""
+    if not _mode_stack:
+        return _function.RUN_UNDISPATCHED
+    Tensor = _function._Tensor
+    items = key if type(key) is tuple else (key,)
+    if isinstance(key, Tensor) and key.dtype.is_floating_point is False and key._data.ndim:
+        indexed = True
+    elif _basic_items(items) and input._data.ndim:
+        indexed = False
+    else:
+        return _function.RUN_UNDISPATCHED
+    if not isinstance(value, Tensor):
+        if not isinstance(value, (bool, int, float, complex)):
+            return _function.RUN_UNDISPATCHED
+        from ..ops.creation import _lift_fresh
+        from ..ops.elementwise import _as_operand
+
+        made = Tensor._make(_as_operand(value, input.dtype, input)._data)  # (as setitem reads a number)
+        lifted = _dispatch_factory("lift_fresh", _lift_fresh, (made,), {})
+        value = made if lifted is _function.RUN_UNDISPATCHED else lifted
+    if indexed:
+        input.index_put_((key,), value)
+        return None
+    view = _walk(input, items)
+    if tuple(view._data.shape) == tuple(value._data.shape):
+        view.copy_(value)
+    elif value._data.ndim == 0:
+        view.fill_(value)
+    else:
+        shape = value._data.shape
+        kept = next((i for i, size in enumerate(shape) if size != 1), len(shape))
+        value = value.view(list(shape[kept:]))
+        if tuple(value._data.shape) != tuple(view._data.shape):
+            value = value.expand(list(view._data.shape))
+        view.copy_(value)
+    return None
+
+
+_function.setitem_dispatch = _dispatch_setitem
+
+
+def _basic_items(items: tuple) -> bool:
+    return (all(type(item) in (int, slice) or item is Ellipsis or item is None for item in items)
+            and sum(item is Ellipsis for item in items) <= 1)
+
+
+def _walk(input, items: tuple):
+    """``input[items]`` for a key of ints, slices, None and one Ellipsis, read one dim at a time as
+    torch's indexing does (``select.int``, ``slice.Tensor``, ``unsqueeze``; a whole slice reads nothing)."""
+    view = input
+    dim = 0
+    given = sum(item is not None and item is not Ellipsis for item in items)
+    for item in items:
+        if item is Ellipsis:
+            dim += input._data.ndim - given
+        elif item is None:
+            view = view.unsqueeze(dim)
+            dim += 1
+        elif type(item) is int:  # (as x[..., i] reads it: torch's select, and its IndexError's words)
+            view = view[(slice(None),) * dim + (item,)]
+        else:
+            if item != slice(None):
+                view = view[(slice(None),) * dim + (item,)]
+            dim += 1
+    return view
+
+
+def _dispatch_getitem(input, key: tuple):
+    """``function.getitem_dispatch``: ``input[key]`` for a tuple key under a mode; one of ints and
+    slices over several dims is read one dim at a time (``_walk``), as torch's indexing shows it, where
+    chainrule reads it as one op. RUN_UNDISPATCHED without a mode or for another key."""
+    if not _mode_stack or not _basic_items(key) or not input._data.ndim or sum(
+            item is not Ellipsis and not (type(item) is slice and item == slice(None)) for item in key) < 2:
+        return _function.RUN_UNDISPATCHED
+    return _walk(input, key)
+
+
+_function.getitem_dispatch = _dispatch_getitem
+
 # methods whose in-place overload is not the ``.Tensor`` of one with arguments: torch's schema names
 # it (lerp_ by its weight: ``.Scalar`` for a number, ``.Tensor`` for a tensor)
-_INPLACE_OVERLOAD_NAMES = {"addcmul": "default", "addcdiv": "default"}
+_INPLACE_OVERLOAD_NAMES = {"addcmul": "default", "addcdiv": "default", "index_put": "default"}
 
 
 def _inplace_overload_name(name: str, args: tuple, kwargs: dict) -> str:
     if name == "lerp":
         weight = args[1] if len(args) > 1 else kwargs.get("weight")
         return "Tensor" if isinstance(weight, _function._Tensor) else "Scalar"
+    if name == "masked_fill":  # (by its value: a number is .Scalar)
+        value = args[1] if len(args) > 1 else kwargs.get("value")
+        return "Tensor" if isinstance(value, _function._Tensor) else "Scalar"
+    if name == "clamp":  # (.Tensor where a bound is a tensor)
+        return "Tensor" if any(isinstance(bound, _function._Tensor) for bound in args) else "default"
     return _INPLACE_OVERLOAD_NAMES.get(name) or ("Tensor" if args else "default")
 
 
