@@ -88,6 +88,8 @@ def _expand_back(grad: Tensor, shape: tuple, dims: tuple, keepdim: bool, divisor
         if kept_shape is not None:
             data = data.reshape(kept_shape)
         return Tensor._make(array_module(data).broadcast_to(data, shape))
+    if grad.is_sparse:  # a sparse reduction's gradient (torch.sparse.sum under a dispatch mode): its dense form
+        grad = grad.to_dense()
     if divisor != 1:
         grad = grad / divisor
     if kept_shape is not None:
