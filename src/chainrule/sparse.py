@@ -366,10 +366,19 @@ class SparseCOOTensor(Tensor):
         return _keeping_graph(result, Tensor.mul, self, other)
 
     def div(self, other, *, rounding_mode=None):
-        if not isinstance(other, numbers.Number) or rounding_mode is not None:
-            return Tensor.div(_in_graph(self), other, rounding_mode=rounding_mode)
-        return _linear_in_entries(self._with_values((Tensor._make(self._coo[1]) / other)._data), self,
-                                  lambda grad: grad / other, "DivBackward0")
+        """sparse / a number or a 0-d dense tensor is sparse, as torch's: each stored value divided,
+        the indices kept (coalesced first under a rounding mode, whose quotient is not linear in the
+        entries); any other divisor torch refuses, before anything changes."""
+        if isinstance(other, Tensor) and (other.dim() != 0 or isinstance(other, SparseCOOTensor)):
+            raise _sparse_divisor_refused(other)
+        if isinstance(other, numbers.Number) and rounding_mode is None:
+            return _linear_in_entries(self._with_values((Tensor._make(self._coo[1]) / other)._data), self,
+                                      lambda grad: grad / other, "DivBackward0")
+        source = self if rounding_mode is None else self.coalesce()
+        divisor = Tensor._make(other._data) if isinstance(other, Tensor) else other
+        values = Tensor.div(Tensor._make(source._coo[1]), divisor, rounding_mode=rounding_mode)._data
+        return _keeping_graph(source._with_values(values),
+                              lambda a, b: Tensor.div(a, b, rounding_mode=rounding_mode), source, other)
 
     def __mul__(self, other):
         return self.mul(other)
@@ -379,6 +388,11 @@ class SparseCOOTensor(Tensor):
 
     def __truediv__(self, other):
         return self.div(other)
+
+    def __rtruediv__(self, other):
+        if isinstance(other, Tensor):  # dense / sparse: torch's sparse division refuses a sparse divisor
+            raise _sparse_divisor_refused(self)
+        return Tensor.__rtruediv__(self, other)
 
     def __neg__(self):
         return _linear_in_entries(self._with_values(-self._coo[1]), self, lambda grad: -grad, "NegBackward0")
@@ -871,6 +885,11 @@ _BACKWARD_REFUSED = {
     "expm1": _ADD_SPARSE_DENSE, "asin": _ADD_SPARSE_DENSE, "atan": _ADD_SPARSE_DENSE, "asinh": _ADD_SPARSE_DENSE,
     "tan": _ADD_SPARSE_DENSE,
 }
+
+
+def _sparse_divisor_refused(divisor: Tensor) -> RuntimeError:
+    return RuntimeError("Sparse division requires a scalar or zero-dim dense tensor divisor (got shape "
+                        f"{list(divisor.shape)} for divisor)")
 
 
 def _valuewise_method(name: str):
@@ -1602,6 +1621,8 @@ def sum(input: Tensor, dim=None, dtype=None) -> Tensor:  # noqa: A001 (torch.spa
     """torch.sparse.sum: the sum of the entries (over ``dim``). Dense when every sparse dim is summed
     over; otherwise sparse and coalesced, with an entry for every index left (even one summing to 0),
     as torch's."""
+    if isinstance(input, SparseCOOTensor) and dim is not None:
+        _checked_sum_dims(dim, input.dim())
     if not isinstance(input, SparseCOOTensor):
         dense = Tensor._make(input._data)
     elif dim is None:  # torch's gradient of the whole sum is marked coalesced, of the others not
@@ -1627,6 +1648,17 @@ def sum(input: Tensor, dim=None, dtype=None) -> Tensor:  # noqa: A001 (torch.spa
     size = tuple(n for d, n in enumerate(input.shape) if d not in dims)
     return _keeping_graph(SparseCOOTensor._from_parts(indices[kept], values, size, False).coalesce(),
                           lambda _: dense.sum(dims), input)
+
+
+def _checked_sum_dims(dim, ndim: int) -> None:
+    """torch's refusals of torch.sparse.sum's ``dim``: out of range (IndexError), or named twice."""
+    seen = set()
+    for d in (dim,) if isinstance(dim, int) else dim:
+        if not -ndim <= d < ndim:
+            raise IndexError(f"Dimension out of range (expected to be in range of [{-ndim}, {ndim - 1}], but got {d})")
+        if d % ndim in seen:
+            raise RuntimeError(f"dim {d % ndim} appears multiple times in the list of dims")
+        seen.add(d % ndim)
 
 
 def _intersection_product(self: SparseCOOTensor, other: SparseCOOTensor) -> SparseCOOTensor:

@@ -1106,6 +1106,15 @@ class DivNumberInFloat32(Div):
         return grad / ctx.number, None
 
 
+def _sparse_quotient(input, other, rounding_mode):
+    """A sparse COO dividend divided by a number or a 0-d dense tensor stays sparse (its method);
+    torch refuses a sparse divisor whatever the dividend."""
+    if input.__class__ in SPARSE_COO_TYPES:
+        return input.div(other, rounding_mode=rounding_mode)
+    raise RuntimeError("Sparse division requires a scalar or zero-dim dense tensor divisor (got shape "
+                       f"{list(other.shape)} for divisor)")
+
+
 @accepts_two_numbers
 @honours_out
 def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
@@ -1113,8 +1122,8 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
     if rounding_mode is None:
         if _is_real_number(other) and _is_half(input):
             return _with_number_in_float32(input, other, DivNumberInFloat32)
-        if input.__class__ in SPARSE_COO_TYPES and out is None:
-            return input.div(other)  # by a number: sparse, as torch's
+        if out is None and (input.__class__ in SPARSE_COO_TYPES or other.__class__ in SPARSE_COO_TYPES):
+            return _sparse_quotient(input, other, None)
         a, b = _float_pair(input, other)
         if b is not other and isinstance(other, Tensor) and other._data.dtype.kind in "biu" and a._data.dtype.kind in "fc":
             # torch's node saves an integer divisor as given (a count stays int64): Div casts it
@@ -1124,6 +1133,8 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
     if rounding_mode not in ("trunc", "floor"):
         raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
                            f"'{rounding_mode}'")
+    if out is None and (input.__class__ in SPARSE_COO_TYPES or other.__class__ in SPARSE_COO_TYPES):
+        return _sparse_quotient(input, other, rounding_mode)
     a, b = _pair(input, other)
     if a._data.dtype.kind in "bc":
         refuse_kernel(a, f"div_{rounding_mode}_cpu")
