@@ -195,7 +195,7 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False, name: str = ""
                 if kind is int and not -9223372036854775808 <= other < 18446744073709551616:
                     _dtype.check_int_scalar(other)  # past int64 and uint64: torch's parser refuses it
                 # _constant's cache, looked up here first: one call less per op
-                c = constants.get((other, data.dtype)) if other else None
+                c = constants.get((other, data.dtype, kind)) if other else None
                 cpu = type(data) is ndarray
                 if self._requires_grad and state.enabled or not cpu:
                     # (a device op goes through apply too: apply runs it on its tensors' GPU)

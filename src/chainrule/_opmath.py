@@ -296,6 +296,15 @@ def fused_compute_dtype(dtype):
     return _dtype.float32 if dtype is _dtype.bfloat16 or dtype is _dtype.float16 else None
 
 
+def _into(out, result):
+    """``result``, or written into ``out`` (an array of the result's shape and dtype) and ``out``:
+    the tail of each fused kernel here that takes an ``out=``."""
+    if out is None:
+        return result
+    out[...] = result
+    return out
+
+
 def fused_multiply_add_float32(x, y, z, out=None):
     """``x * y + z`` for float32 arrays (``y`` an array or a float64 number) rounded once, as a
     fused multiply-add, into ``out`` if given: the float32 product is exact in float64 and only
@@ -338,20 +347,14 @@ def fused_multiply_add_float64(x, y: float, z, out=None):
         # a device (CuPy) or stand-in array: NumPy's buffers, BLAS and the emulation's passes are the
         # host's; the device computes its own a + alpha·b
         result = z + x * y
-        if out is None:
-            return result
-        out[...] = result
-        return out
+        return _into(out, result)
     daxpy = _daxpy if _daxpy is not None else _load_daxpy()
     if daxpy and y != 0:
         return _daxpy_fused(daxpy, x, y, z, out)
     if y == 0:
         with np.errstate(invalid="ignore"):  # (an infinite x: NaN, as the fma's)
             result = z + x * y
-        if out is None:
-            return result
-        out[...] = result
-        return out
+        return _into(out, result)
     return _emulated_fused_multiply_add_float64(x, y, z, out)
 
 
@@ -380,10 +383,7 @@ def _daxpy_fused(daxpy, x, y: float, z, out):
         return z
     if not shape:  # as NumPy's operators, a scalar for 0-d operands
         result = result[()]
-    if out is None:
-        return result
-    out[...] = result
-    return out
+    return _into(out, result)
 
 
 _daxpy = None  # the BLAS daxpy once looked for: the ctypes function, or False where it is missing or rounds twice
@@ -452,10 +452,7 @@ def _emulated_fused_multiply_add_float64(x, y: float, z, out=None):
         result = _fused_multiply_add_float64(np.asarray(x), y, np.asarray(z))
     else:  # as one element (NumPy's operators answer 0-d arrays with scalars, which take no out=)
         result = _fused_multiply_add_float64(np.reshape(x, 1), y, np.reshape(z, 1))[0]
-    if out is None:
-        return result
-    out[...] = result
-    return out
+    return _into(out, result)
 
 
 _SPLITTER = 134217729.0  # 2**27 + 1: Veltkamp's split of a float64 into two 26-bit halves
@@ -545,10 +542,7 @@ def fused_lerp(start, end, weight: float, out=None):
         result = difference * w + start
     else:
         result = difference * (w - w.dtype.type(1)) + end
-    if out is None:
-        return result
-    out[...] = result
-    return out
+    return _into(out, result)
 
 
 def fused_addcmul(start, tensor1, tensor2, value: float, out=None):
@@ -564,10 +558,7 @@ def fused_addcmul(start, tensor1, tensor2, value: float, out=None):
         result = fused_multiply_add_float32(scaled, wide[2], wide[0]).astype(start.dtype)
     else:
         result = start + start.dtype.type(value) * tensor1 * tensor2
-    if out is None:
-        return result
-    out[...] = result
-    return out
+    return _into(out, result)
 
 
 def fused_addcdiv(start, tensor1, tensor2, value: float, out=None):
@@ -586,10 +577,7 @@ def fused_addcdiv(start, tensor1, tensor2, value: float, out=None):
         return np.add(start, quotient, out=out)
     else:
         result = start + (tensor1 * start.dtype.type(value)) / tensor2
-    if out is None:
-        return result
-    out[...] = result
-    return out
+    return _into(out, result)
 
 
 def multiply_by_number(array, factor: float, out=None):
@@ -616,10 +604,7 @@ def _with_number(ufunc, array, number: float, out):
         result = ufunc(array.astype(_FLOAT32), np.float32(number)).astype(array.dtype)
     else:
         result = ufunc(array, array.dtype.type(number))
-    if out is None:
-        return result
-    out[...] = result
-    return out
+    return _into(out, result)
 
 
 def _same_arrays(*arrays) -> bool:

@@ -925,25 +925,30 @@ class _Promoted:
         self.source = source
 
 
-def promoted_operand(tensor, cast):
+def promoted_operand(tensor, cast, recorded: bool = False):
     """``tensor`` cast (``cast(array)``: its array in the promoted dtype) as an operand of a recorded op of mixed dtypes (``a * b``,
     float32 and float64), with no node of its own: torch's TensorIterator computes in the promoted
     dtype and its node's edge goes to the operand itself (``MulBackward0``'s next function is the
     float32 leaf's ``AccumulateGrad``, not a ``ToCopyBackward0``), the engine casting the gradient
     back to the operand's dtype. The stand-in has the cast array and the operand's edge, and
     ``_make_node`` records the operand's dtype as the input's, so the engine casts the gradient to it.
+    ``recorded``: another operand requires grad, so the op's node may save this one, which torch
+    saves in its own dtype (``_saved_other`` of ``float32 * int64`` is the int64 tensor): a stand-in
+    with no edge, whose source the node's ``_saved_<name>`` gives and whose version is the operand's.
 
-    None where no stand-in is made and the caller casts as before: the tensor does not require
-    grad, grad mode is off, or forward AD or a dispatch mode watches ops (they see the cast)."""
-    if not tensor._requires_grad or not _grad_state.enabled or active_extension is not None \
+    None where no stand-in is made and the caller casts as before: no node will be recorded (no
+    operand requires grad, grad mode is off), or forward AD or a dispatch mode watches ops (they see
+    the cast)."""
+    requires_grad = tensor._requires_grad
+    if not (requires_grad or recorded) or not _grad_state.enabled or active_extension is not None \
             or active_dispatch is not None:
         return None
     fn = tensor.grad_fn
     stand_in = _Tensor._make(cast(tensor._data), fn, tensor._output_nr if fn is not None else 0)
-    stand_in._requires_grad = True
+    stand_in._requires_grad = requires_grad
     stand_in._vbox = tensor._version_box  # written in place later, the operand is still caught as saved
     stand_in._base = _Promoted(tensor)
-    if fn is None:  # a leaf: its own accumulator (held here until the op's node holds it)
+    if fn is None and requires_grad:  # a leaf: its own accumulator (held here until the op's node holds it)
         stand_in._held = tensor._get_accumulator()
         stand_in._accumulator = tensor._accumulator
     return stand_in
@@ -951,10 +956,36 @@ def promoted_operand(tensor, cast):
 
 def _operand_of(value):
     """A saved value as a node's ``_saved_<name>`` gives it: a promoted operand's stand-in is the
-    operand itself (torch saved ``a`` of ``a * b``, float32, not a float64 copy)."""
-    if isinstance(value, _Tensor) and value._base.__class__ is _Promoted:
-        return value._base.source
+    operand itself (torch saved ``a`` of ``a * b``, float32, not a float64 copy), a Python number's
+    0-d tensor the number in its own dtype (``_saved_other`` of ``x * 2`` is torch's int64 2)."""
+    if isinstance(value, _Tensor):
+        if value._base.__class__ is _Promoted:
+            return value._base.source
+        if value._wrapped_number and "_wrapped_value" in value.__dict__:
+            return wrapped_number(value.__dict__["_wrapped_value"])
+        number = constant_numbers.get(id(value))
+        if number is not None:
+            return wrapped_number(number)
     return value
+
+
+# the number each cached 0-d operand (ops/elementwise._constant, alive while cached) was made from,
+# by the tensor's id: torch's node saves it as a wrapped number of the number's own dtype
+constant_numbers: dict = {}
+
+
+def wrapped_number(number):
+    """A Python number as torch's node keeps it (``_saved_other``): a 0-d CPU tensor of the
+    number's own dtype (bool, int64, float64 or complex128; uint64 for an int beyond int64)."""
+    if isinstance(number, (bool, np.bool_)):
+        kind = np.bool_
+    elif isinstance(number, (int, np.integer)):
+        kind = np.uint64 if number > 9223372036854775807 else np.int64
+    elif isinstance(number, (complex, np.complexfloating)):
+        kind = np.complex128
+    else:
+        kind = np.float64
+    return _Tensor._make(np.asarray(number, dtype=kind))
 
 
 def _source_meta(inputs, meta: tuple) -> tuple:

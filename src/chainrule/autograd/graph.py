@@ -89,7 +89,8 @@ def _pack_outputs(out) -> None:
     own_outputs = node._saved_outputs or ()
     packed = []
     for i, saved in enumerate(node._saved):
-        if saved is None or getattr(saved, "_wrapped_number", False):  # torch saves a number as a number: no hook
+        # torch saves a number as a number: no hook (nor for a cached number operand, ops/elementwise._constant)
+        if saved is None or getattr(saved, "_wrapped_number", False) or id(saved) in _function.constant_numbers:
             packed.append(saved)
             continue
         # torch hands pack_hook the tensor itself: for a saved output, the output (with its grad_fn)

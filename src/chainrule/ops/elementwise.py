@@ -41,6 +41,7 @@ from ..tensor import (
     refuse_partial_overlap,
     write_out,
 )
+from . import cpu_softmax_order
 from ._arg_parser import check_int, check_str, out_rule, write_out_same_dtype
 from ._special import erf as _erf_array
 from .memory_format import fresh_in_format, iterator_layout
@@ -103,9 +104,13 @@ def _constant(x, np_dtype) -> Tensor:
     """A cached 0-d tensor for a Python number used as an operand of a recorded op.
 
     Saves allocating one per ``x * 0.9`` in a training loop. Only ops read these; zero is never
-    cached because 0.0 and -0.0 compare equal but multiply differently.
+    cached because 0.0 and -0.0 compare equal but multiply differently. Keyed by the number's type
+    too (2 and 2.0 are one dict key): ``_function_module.constant_numbers`` keeps the number as
+    given, which a node's ``_saved_other`` shows in its own dtype (int64 2, float64 2.0). (Not an
+    attribute of the tensor: an instance dict on an operand of every ``x * 0.9`` slows the
+    attribute reads of the ops that take it.)
     """
-    key = (x, np_dtype)
+    key = (x, np_dtype, x.__class__)
     t = _CONSTANTS.get(key) if x else None
     if t is None:
         # a CPU scalar: with a device tensor, the op's device check makes it a device fill (as
@@ -114,7 +119,9 @@ def _constant(x, np_dtype) -> Tensor:
         if x:
             if len(_CONSTANTS) > 4096:
                 _CONSTANTS.clear()
+                _function_module.constant_numbers.clear()
             _CONSTANTS[key] = t
+            _function_module.constant_numbers[id(t)] = x
     return t
 
 
@@ -233,12 +240,13 @@ def _require_tensors(op: str, input, other=None) -> None:
         _check_tensor(other, op, "other", 2)
 
 
-def _promoted(t: Tensor, dtype: _dtype.dtype) -> Tensor:
+def _promoted(t: Tensor, dtype: _dtype.dtype, recorded: bool) -> Tensor:
     """Operand ``t`` of a mixed-dtype op in the promoted ``dtype``: torch records no cast node, its
-    op's node has ``t``'s own edge and casts the gradient back (see ``promoted_operand``)."""
+    op's node has ``t``'s own edge and casts the gradient back, and saves ``t`` in its own dtype
+    (``recorded``: the other operand requires grad; see ``promoted_operand``)."""
     if t._data.dtype == dtype.np or not (dtype.is_floating_point or dtype.is_complex):
         return _cast(t, dtype)
-    stand_in = _function_module.promoted_operand(t, lambda array: ToCopy.forward(None, array, dtype.np))
+    stand_in = _function_module.promoted_operand(t, lambda array: ToCopy.forward(None, array, dtype.np), recorded)
     return _cast(t, dtype) if stand_in is None else stand_in
 
 
@@ -250,7 +258,7 @@ def _pair(a, b):
         if a._data.dtype == b._data.dtype:
             return a, b
         dtype = _dtype.result_type(a, b)
-        return _promoted(a, dtype), _promoted(b, dtype)
+        return _promoted(a, dtype, b._requires_grad), _promoted(b, dtype, a._requires_grad)
     if a_is_tensor:
         if not isinstance(b, (builtins.int, builtins.float, builtins.bool, builtins.complex, np.number, np.bool_)):
             raise TypeError(f"unsupported operand type: Tensor and {type(b).__name__}")
@@ -386,6 +394,54 @@ class Sub(Function):
         return grad, -grad if ctx.needs_input_grad[1] else None
 
 
+# torch's bfloat16/float16 add kernel runs 2 float vectors' worth of elements a step (32 with AVX512,
+# 16 with AVX2), in float32, rounding once; the remaining elements of a loop go through its scalar
+# ``self + alpha * other`` on c10::Half/BFloat16 values, whose product is rounded to the dtype first
+_HALF_ADD_STEP = 2 * cpu_softmax_order.LANES
+# at::internal::GRAIN_SIZE: a longer loop is split among threads, each part with its own tail
+_GRAIN_SIZE = 32768
+
+
+def _rounded_tail(result, a, b, alpha) -> None:
+    """``result`` (``a + alpha * b`` rounded once, bfloat16/float16, C-contiguous) with the elements
+    that torch's scalar loop computes rounded as it rounds them. In row-major layouts TensorIterator
+    coalesces the dims whose strides chain into rows; a row of operands each contiguous or a single
+    broadcast value is vectorised but for its last ``length % _HALF_ADD_STEP`` elements. Operands of
+    the result's shape with no dim in which all run contiguously take the scalar loop throughout.
+    Other layouts (dims reordered by their strides) and loops split among threads keep one rounding."""
+    size = result.size
+    if not size or size >= _GRAIN_SIZE or type(result) is not np.ndarray or not result.flags.c_contiguous:
+        return
+    shape = result.shape
+    itemsize = result.itemsize
+    strides = [np.broadcast_to(operand, shape).strides for operand in (a, b)]
+    dims = [d for d in range(len(shape)) if shape[d] != 1]
+    if not dims:  # one element: the scalar loop
+        first = 0
+        rows = 1
+    elif any(st[dims[-1]] not in (0, itemsize) for st in strides):
+        if a.shape == b.shape == shape and not any(all(st[d] == itemsize for st in strides) for d in dims):
+            first = 0  # strided: the scalar loop for every element
+            rows = 1
+        else:
+            return
+    else:
+        length = shape[dims[-1]]
+        for outer, d in zip(reversed(dims[:-1]), reversed(dims[1:])):
+            if any(st[outer] != st[d] * shape[d] for st in strides):
+                break
+            length *= shape[outer]
+        if length % _HALF_ADD_STEP == 0:
+            return
+        rows = size // length
+        first = length - length % _HALF_ADD_STEP
+    view = result.reshape(rows, -1)
+    a_tail = np.broadcast_to(a, shape).reshape(rows, -1)[:, first:]
+    b_tail = np.broadcast_to(b, shape).reshape(rows, -1)[:, first:]
+    product = (b_tail.astype(np.float32) * np.float32(alpha)).astype(result.dtype)
+    view[:, first:] = (a_tail.astype(np.float32) + product.astype(np.float32)).astype(result.dtype)
+
+
 def fused_scaled_add(a, b, alpha, out=None):
     """``a + alpha * b`` with ``alpha`` already in the operands' dtype (into ``out`` if given).
     float32 rounds once, as torch's CPU add kernel does: its loop is a fused multiply-add
@@ -393,10 +449,11 @@ def fused_scaled_add(a, b, alpha, out=None):
     a fifth of the elements). The float32 product is exact in float64 and the float64 sum is
     rounded to float32 once more (correctly rounded but for rare near-ties); float64 rounds once too,
     by an exact emulation (``_opmath.fused_multiply_add_float64``) unless alpha is a power of two.
-    bfloat16/float16 compute in float32 and round once at the end, as ``add``'s own path for them;
-    other dtypes keep NumPy's two roundings."""
+    bfloat16/float16 compute in float32 and round once at the end, but for the scalar tail of
+    torch's vectorised loop (``_rounded_tail``); other dtypes keep NumPy's two roundings."""
     if a.dtype == b.dtype and a.dtype.itemsize == 2 and a.dtype.kind in "fV":  # float16, bfloat16
         result = (a.astype(np.float32) + b.astype(np.float32) * np.float32(alpha)).astype(a.dtype)
+        _rounded_tail(result, a, b, alpha)
     elif a.dtype != np.float32 or b.dtype != np.float32:
         if a.dtype != np.float64 or b.dtype != np.float64 or np.frexp(alpha)[0] in (0.5, -0.5):
             result = a + b * alpha  # (a power of two's product is exact: the sum rounds once)
@@ -637,7 +694,7 @@ class Pow(Function):
         else:
             y = xp.power(x, exponent)
         y = iterator_layout(y, x, exponent)
-        ctx.save_for_backward(x, exponent, y if ctx.needs_input_grad[1] else None)
+        ctx.save_for_backward(x, exponent, y)  # torch's PowBackward1 keeps the result whichever input needs grad
         return y
 
     @staticmethod
@@ -863,9 +920,6 @@ def add(input, other, *, alpha=1, out=None) -> Tensor:
     if type(alpha) is not builtins.int or alpha != 1:
         alpha = _check_alpha(input, other, alpha)
     if alpha != 1:
-        fused = _scaled_sum(input, other, alpha, "AddBackward0")
-        if fused is not None:
-            return fused
         # torch casts other to the result's dtype before scaling it (float32 + alpha·float16
         # scales in float32), so the operands are promoted first
         return AddScaled.apply(*_pair(input, other), alpha=alpha)
@@ -908,18 +962,6 @@ def _check_alpha(input, other, alpha):
     return _dtype.checked_scalar(alpha, result)
 
 
-def _scaled_sum(input, other, alpha, node_name: str):
-    """``input + alpha * other`` on bfloat16/float16 as torch's add kernel computes it: alpha
-    rounded to the tensors' dtype (its ``alpha.to<scalar_t>()``), the sum in float32, rounded once;
-    None for other dtypes. ``sub`` passes ``-alpha``: torch's sub is that add."""
-    a, b = _pair(input, other)
-    low = a._data.dtype
-    if _opmath.fused_compute_dtype(a.dtype) is None:
-        return None
-    alpha = builtins.float(np.asarray(alpha, dtype=low).astype(np.float32))
-    return name_node(rounded_once(lambda x, y: x + y * alpha, a, b), node_name)
-
-
 @accepts_two_numbers
 @accepts_scalar_first("alpha", "other")
 @honours_out
@@ -938,9 +980,6 @@ def sub(input, other, *, alpha=1, out=None) -> Tensor:
     if type(alpha) is not builtins.int or alpha != 1:
         alpha = _check_alpha(input, other, alpha)
     if alpha != 1:
-        fused = _scaled_sum(input, other, -alpha, "SubBackward0")
-        if fused is not None:
-            return fused
         # torch casts other to the result's dtype before scaling it (float32 + alpha·float16
         # scales in float32), so the operands are promoted first
         return SubScaled.apply(*_pair(input, other), alpha=alpha)
@@ -1048,12 +1087,7 @@ def _number_from_aten(args, kwargs) -> tuple:
     return (tensor, _constant(number, np.float32)), {"number": number}
 
 
-def _wrapped_number(number) -> Tensor:
-    """A Python number as torch's node keeps it (``_saved_other``): a 0-d tensor of its own kind."""
-    kind = np.bool_ if isinstance(number, (builtins.bool, np.bool_)) else \
-        (np.uint64 if number > 9223372036854775807 else np.int64) if isinstance(number, (builtins.int, np.integer)) \
-        else np.float64
-    return Tensor._make(np.asarray(number, dtype=kind))
+_wrapped_number = _function_module.wrapped_number
 
 
 class MulNumberInFloat32(Mul):
@@ -2917,7 +2951,8 @@ def _addcmul_values(input: Tensor, tensor1: Tensor, tensor2: Tensor, value) -> T
         # tensor2 (an optimizer's exp_avg_sq.addcmul_(grad, grad, value=1 - beta2))
         return _fma(tensor1 if value == 1 else value * tensor1, tensor2, input)
     if common.is_complex and all(array_module(t) is np for t in (input, tensor1, tensor2)):
-        return _with_values(input + value * tensor1 * tensor2, input._data + _unfused_complex_product(
+        # (input's array in the common dtype: NumPy would widen int64 + complex64 to complex128)
+        return _with_values(input + value * tensor1 * tensor2, input._data.astype(common.np, copy=False) + _unfused_complex_product(
             _unfused_complex_product(np.asarray(value, dtype=common.np), tensor1._data), tensor2._data))
     product = tensor1 * tensor2
     return input + (product if value == 1 else value * product)
