@@ -2922,10 +2922,11 @@ def matrix_power(input: Tensor, n: int) -> Tensor:
     n = 0 gives identities)."""
     xp = array_module(input)
     A = input
-    if A._data.ndim < 2 or A._data.shape[-1] != A._data.shape[-2]:
+    if A._data.ndim < 2:
+        raise RuntimeError("linalg.matrix_power: The input tensor A must have at least 2 dimensions.")
+    if A._data.shape[-1] != A._data.shape[-2]:
         raise RuntimeError(f"linalg.matrix_power: A must be batches of square matrices, but they are "
-                           f"{A._data.shape[-2] if A._data.ndim > 1 else 1} by {A._data.shape[-1] if A._data.ndim else 1} "
-                           "matrices")
+                           f"{A._data.shape[-2]} by {A._data.shape[-1]} matrices")
     if n == 0:
         # identities that still depend on A (zero gradient), as torch's result does
         eye = Tensor._make(xp.eye(A._data.shape[-1], dtype=A._data.dtype))
