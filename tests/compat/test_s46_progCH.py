@@ -1,6 +1,9 @@
 """s46 progCH: gaps found while writing the esn_reservoir_ridge / koopman_autoencoder_dynamics /
 iwae_importance_weighted corpus programs, each compared with torch."""
 
+import fractions
+
+import numpy as np
 import pytest
 import torch as real_torch
 
@@ -24,5 +27,38 @@ def test_matrix_power_rejects_what_torch_rejects_with_its_message(call, shape, n
         if call == "torch":
             return lib.matrix_power(A, n)
         return A.matrix_power(n)
+
+    assert _error(chainrule, fn) == _error(real_torch, fn)
+
+
+_NOT_TENSORS = [
+    lambda lib: np.ones((2, 2)),
+    lambda lib: np.float64(1.0),
+    lambda lib: [[1.0, 2.0], [3.0, 4.0]],
+    lambda lib: 1.5,
+    lambda lib: None,
+    lambda lib: lib.float32,
+    lambda lib: lib.Size([2, 2]),
+    lambda lib: lib.device("cpu"),
+    lambda lib: lib.nn.Linear(2, 2),
+    lambda lib: fractions.Fraction(1, 2),
+]
+
+
+@pytest.mark.parametrize("make", _NOT_TENSORS)
+def test_param_data_set_to_a_non_tensor_names_its_type_as_torch(make):
+    # koopmanAE's `self.dynamics.weight.data = ...` idiom: torch names the type by CPython's tp_name
+    def fn(lib):
+        lin = lib.nn.Linear(2, 2, bias=False)
+        lin.weight.data = make(lib)
+
+    assert _error(chainrule, fn) == _error(real_torch, fn)
+
+
+@pytest.mark.parametrize("make", [make for make in _NOT_TENSORS if make(chainrule) is not None])
+def test_variable_of_a_non_tensor_names_its_type_as_torch(make):
+    # Variable(None) is an empty tensor in both, so None is left out
+    def fn(lib):
+        return lib.autograd.Variable(make(lib))
 
     assert _error(chainrule, fn) == _error(real_torch, fn)
