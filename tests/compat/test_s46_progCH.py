@@ -62,3 +62,17 @@ def test_variable_of_a_non_tensor_names_its_type_as_torch(make):
         return lib.autograd.Variable(make(lib))
 
     assert _error(chainrule, fn) == _error(real_torch, fn)
+
+
+@pytest.mark.parametrize("shape,sparsity", [((6, 4), 0.5), ((5, 3), 0.1), ((4, 7), 0.9), ((3, 2), 0.0)])
+def test_init_sparse_with_a_generator_zeroes_rows_from_the_default_generator(shape, sparsity):
+    # a sparse reservoir by nn.init.sparse_(W, sparsity, generator=g): torch's randperm ignores g
+    def run(lib):
+        lib.manual_seed(0)
+        w = lib.nn.init.sparse_(lib.empty(*shape), sparsity, std=0.5, generator=lib.Generator().manual_seed(3))
+        return w.numpy().copy(), lib.rand(3).numpy()
+
+    ours, theirs = run(chainrule), run(real_torch)
+    np.testing.assert_array_equal(ours[0] == 0, theirs[0] == 0)
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-6)
+    np.testing.assert_array_equal(ours[1], theirs[1])
