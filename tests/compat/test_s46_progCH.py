@@ -2,6 +2,7 @@
 iwae_importance_weighted corpus programs, each compared with torch."""
 
 import fractions
+import warnings
 
 import numpy as np
 import pytest
@@ -76,3 +77,31 @@ def test_init_sparse_with_a_generator_zeroes_rows_from_the_default_generator(sha
     np.testing.assert_array_equal(ours[0] == 0, theirs[0] == 0)
     np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-6)
     np.testing.assert_array_equal(ours[1], theirs[1])
+
+
+def _matrix_power_into_out(lib, in_dtype, out_dtype, n, requires_grad):
+    A = (lib.eye(3, dtype=getattr(lib, in_dtype)) * 2).requires_grad_(requires_grad)
+    out = lib.empty(1, dtype=getattr(lib, out_dtype))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = lib.linalg.matrix_power(A, n, out=out)
+            shown = (str(result.dtype).split(".")[-1], result.tolist(), result.requires_grad, result is out)
+        except Exception as error:  # noqa: BLE001 (the error is what is compared)
+            shown = (type(error).__name__, str(error))
+    return shown, [str(w.message) for w in caught]
+
+
+_DTYPE_PAIRS = [("float64", "float32"), ("float32", "float64"), ("float32", "complex64"), ("float64", "int64"),
+                ("int64", "float32"), ("int64", "int32"), ("int64", "int64"), ("complex64", "float32"),
+                ("float32", "bool"), ("int32", "int64"), ("float32", "float32")]
+
+
+@pytest.mark.parametrize("in_dtype,out_dtype,requires_grad", [
+    (i, o, grad) for i, o in _DTYPE_PAIRS for grad in (False, True) if not (grad and i.startswith("int"))])
+@pytest.mark.parametrize("n", [0, 1, 2, 3, -1, -2])
+def test_matrix_power_out_checks_as_torch(in_dtype, out_dtype, requires_grad, n):
+    # torch's linalg_matrix_power_out: a castable out, the resize warning, then eye/A copied in for
+    # n = 0, 1 (a copy takes a cast, and A's gradient), linalg.inv's or matmul's out= otherwise
+    assert _matrix_power_into_out(chainrule, in_dtype, out_dtype, n, requires_grad) == \
+        _matrix_power_into_out(real_torch, in_dtype, out_dtype, n, requires_grad)
