@@ -105,3 +105,22 @@ def test_matrix_power_out_checks_as_torch(in_dtype, out_dtype, requires_grad, n)
     # n = 0, 1 (a copy takes a cast, and A's gradient), linalg.inv's or matmul's out= otherwise
     assert _matrix_power_into_out(chainrule, in_dtype, out_dtype, n, requires_grad) == \
         _matrix_power_into_out(real_torch, in_dtype, out_dtype, n, requires_grad)
+
+
+@pytest.mark.parametrize("op", ["eigvals", "eig"])
+@pytest.mark.parametrize("make", [
+    lambda lib: lib.eye(3),
+    lambda lib: lib.ones(3),
+    lambda lib: lib.ones(2, 3),
+    lambda lib: lib.ones(3, 3, dtype=lib.int64),
+    lambda lib: lib.eye(3, dtype=lib.float64),
+])
+def test_eig_of_a_sparse_coo_tensor_is_refused_as_torch(op, make):
+    # a reservoir made sparse (W.to_sparse()) before its spectral radius: torch has no sparse linalg_eig
+    def fn(lib):
+        return getattr(lib.linalg, op)(make(lib).to_sparse())
+
+    kind, message = _error(real_torch, fn)
+    ours = _error(chainrule, fn)
+    # (torch's message goes on to list the backends that have the kernel)
+    assert ours[0] == kind and message.startswith(ours[1])

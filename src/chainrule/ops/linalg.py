@@ -2092,6 +2092,8 @@ _EIG_GAUGE = ("The eigenvectors in the complex case are specified up to multipli
 
 def _check_eig_input(A: Tensor, op: str):
     """torch's checks for eig/eigvals, in its order; the complex dtype of the results."""
+    if A.__class__ in SPARSE_COO_TYPES:  # (refused by torch's dispatcher, before any check)
+        raise NotImplementedError(not_on_sparse("linalg_eig"))
     if A._data.ndim < 2:
         raise RuntimeError(f"{op}: The input tensor A must have at least 2 dimensions.")
     kind = A._data.dtype.kind
