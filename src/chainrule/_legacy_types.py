@@ -123,7 +123,7 @@ class _VariableMeta(type):
             # torch's Variable() / Variable(None): an empty tensor of the default dtype (legacy serialization)
             data = creation.empty(0)
         elif not isinstance(data, Tensor):
-            raise TypeError(f"Variable data has to be a tensor, but got {type(data).__name__}")
+            raise TypeError(f"Variable data has to be a tensor, but got {_dtype.c_type_name(data)}")
         # torch's Variable(t) is a new leaf sharing t's memory, with no history
         leaf = data.detach()
         leaf._set_requires_grad(

@@ -257,7 +257,9 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator=None) 
     _check_normal(tensor, std)
     rows, cols = tensor.shape
     xp = _array_module(tensor)
-    rng = _rng(tensor, generator)
+    # torch's loop calls torch.randperm(rows) without the generator: the zeroed rows come from the
+    # default generator even when `generator` draws the values
+    rng = _rng(tensor, None)
     values = _random.normal_values(tensor, 0.0, std, generator)
     num_zeros = int(math.ceil(sparsity * rows))
     for col in range(cols):

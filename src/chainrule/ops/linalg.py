@@ -2105,6 +2105,8 @@ _EIG_GAUGE = ("The eigenvectors in the complex case are specified up to multipli
 
 def _check_eig_input(A: Tensor, op: str):
     """torch's checks for eig/eigvals, in its order; the complex dtype of the results."""
+    if A.__class__ in SPARSE_COO_TYPES:  # (refused by torch's dispatcher, before any check)
+        raise NotImplementedError(not_on_sparse("linalg_eig"))
     if A._data.ndim < 2:
         raise RuntimeError(f"{op}: The input tensor A must have at least 2 dimensions.")
     kind = A._data.dtype.kind
@@ -2929,16 +2931,49 @@ def pdist(input: Tensor, p: float = 2.0) -> Tensor:
 
 
 # ---------------------------------------------------------------- products of several matrices
-@honours_out
-def matrix_power(input: Tensor, n: int) -> Tensor:
+def matrix_power(input: Tensor, n: int, *, out=None) -> Tensor:
     """torch.matrix_power / torch.linalg.matrix_power: A^n by repeated squaring (n < 0 inverts,
     n = 0 gives identities)."""
+    if out is None or not isinstance(out, Tensor):
+        result = _matrix_power(input, n)
+        return result if out is None else write_out(result, out, "matrix_power")
+    # torch's linalg_matrix_power_out: the square check, a castable out, out resized to A's shape
+    # (its warning), then per n: eye copied in (0), A copied in (1), linalg.inv's out= (-1), else
+    # matmul's out= for the last product, which refuses autograd and takes no cast
+    _check_matrix_power_input(input)
+    if input.dtype._category > out.dtype._category:
+        raise RuntimeError(f"matrix_power: Expected result to be safely castable from "
+                           f"{_dtype.scalar_name(input.dtype)} dtype, but got result with dtype "
+                           f"{_dtype.scalar_name(out.dtype)}")
+    if out._data.shape != input._data.shape:
+        warn_resized_out(out, input.shape)
+        out._data = array_module(out).empty(input._data.shape, dtype=out._data.dtype)
+    if n == 0:
+        return out.copy_(_matrix_power(input.detach(), 0))
+    if n == 1:
+        return out.copy_(input)
+    if n == -1:
+        refuse_out_under_autograd("linalg_inv_ex", out, input)
+    result = _matrix_power(input, n)
+    refuse_out_under_autograd("matmul", out, input)
+    return _exact_out(result, out, "matrix_power")
+
+
+matrix_power.honours_out = True  # (it writes its out= itself)
+
+
+def _check_matrix_power_input(A: Tensor) -> None:
+    if A._data.ndim < 2:
+        raise RuntimeError("linalg.matrix_power: The input tensor A must have at least 2 dimensions.")
+    if A._data.shape[-1] != A._data.shape[-2]:
+        raise RuntimeError(f"linalg.matrix_power: A must be batches of square matrices, but they are "
+                           f"{A._data.shape[-2]} by {A._data.shape[-1]} matrices")
+
+
+def _matrix_power(input: Tensor, n: int) -> Tensor:
     xp = array_module(input)
     A = input
-    if A._data.ndim < 2 or A._data.shape[-1] != A._data.shape[-2]:
-        raise RuntimeError(f"linalg.matrix_power: A must be batches of square matrices, but they are "
-                           f"{A._data.shape[-2] if A._data.ndim > 1 else 1} by {A._data.shape[-1] if A._data.ndim else 1} "
-                           "matrices")
+    _check_matrix_power_input(A)
     if n == 0:
         # identities that still depend on A (zero gradient), as torch's result does
         eye = Tensor._make(xp.eye(A._data.shape[-1], dtype=A._data.dtype))
