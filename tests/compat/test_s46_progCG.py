@@ -70,3 +70,45 @@ def test_topk_unsorted_gradient_matches_torch():
     assert grads[1] == grads[0]
     x = chainrule.tensor(logits, requires_grad=True)
     assert chainrule.autograd.gradcheck(lambda t: chainrule.topk(t, 3, dim=0, sorted=False).values, (x,))
+
+
+# ---------------------------------------------------------------- quiet overflow in tensor creation
+# DeBERTa's XSoftmax fills with torch.tensor(torch.finfo(input.dtype).min): for a float64 input that is
+# a float32 -inf in torch, made without a word; NumPy's cast warned "overflow encountered in cast".
+OVERFLOWING = {
+    "finfo_float64_min": lambda lib: lib.tensor(lib.finfo(lib.float64).min),
+    "list_beyond_float32": lambda lib: lib.tensor([1e300, -1e300, 2.0]),
+    "nested_list": lambda lib: lib.tensor([[1e39], [3.0]]),
+    "float16_scalar": lambda lib: lib.tensor(1e10, dtype=lib.float16),
+    "float16_int": lambda lib: lib.tensor(70000, dtype=lib.float16),
+    "float16_int_list": lambda lib: lib.tensor([70000, 1], dtype=lib.float16),
+    "complex64": lambda lib: lib.tensor(complex(1e300, 1.0), dtype=lib.complex64),
+    "float64_array_to_float32": lambda lib: lib.tensor(np.array([1e300, 1.0]), dtype=lib.float32),
+    "as_tensor_float64_array": lambda lib: lib.as_tensor(np.array([-1e300]), dtype=lib.float32),
+    "int64_array_to_float16": lambda lib: lib.tensor(np.array([100000, 3]), dtype=lib.float16),
+    "new_tensor": lambda lib: lib.zeros(2).new_tensor([1e300]),
+    "xsoftmax_fill_float64": lambda lib: lib.softmax(lib.zeros(2, 3, dtype=lib.float64).masked_fill(
+        lib.tensor([[True, False, False], [False, True, True]]), lib.tensor(lib.finfo(lib.float64).min)), -1),
+    "in_range": lambda lib: lib.tensor([3.4e38, -65504.0]),
+}
+
+
+@pytest.mark.parametrize("case", list(OVERFLOWING))
+def test_creation_overflow_is_quiet_as_torch(case):
+    import warnings
+
+    results = []
+    for lib in (real_torch, chainrule):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = OVERFLOWING[case](lib)
+        results.append((out.tolist(), str(out.dtype).split(".")[-1], [str(w.message) for w in caught]))
+    assert results[1] == results[0]
+
+
+def test_integer_overflow_still_raises():
+    for data in (300.5, [1, 1e300]):
+        with pytest.raises(RuntimeError, match="value cannot be converted to type uint8 without overflow"):
+            real_torch.tensor(data, dtype=real_torch.uint8)
+        with pytest.raises(RuntimeError, match="value cannot be converted to type uint8 without overflow"):
+            chainrule.tensor(data, dtype=chainrule.uint8)
