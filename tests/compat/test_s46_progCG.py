@@ -112,3 +112,36 @@ def test_integer_overflow_still_raises():
             real_torch.tensor(data, dtype=real_torch.uint8)
         with pytest.raises(RuntimeError, match="value cannot be converted to type uint8 without overflow"):
             chainrule.tensor(data, dtype=chainrule.uint8)
+
+
+# ---------------------------------------------------------------- x[key] = number, converted as torch
+# torch converts the number to x's dtype (c10's checked_convert) before it reads the key: found probing
+# the overflow above, where x[0] = 1e300 on a float32 tensor wrote inf for torch's RuntimeError.
+ASSIGNED = [1e300, -1e300, 70000.0, 3.5e38, 3.4028235e38, float("inf"), float("-inf"), 200, 300, -1, -129, -255,
+            -256, 2**31, 2**40, 2**63, -2**63, -2**63 - 1, 2**64, 2.5e9, -0.5, 255.5, 127.5, -0.0, complex(1, 2),
+            complex(1e300, 0), complex(3.0, 0), True, False, 1e-300, np.int64(5), np.uint64(2**63 + 1), np.int8(-1)]
+KEYS = [0, slice(None), False, True, 5, "mask", "index", None, Ellipsis]
+
+
+def _assign(lib, dtype, key, value):
+    x = lib.zeros(2, dtype=getattr(lib, dtype))
+    key = lib.tensor([True, False]) if key == "mask" else lib.tensor([1]) if key == "index" else key
+    try:
+        x[key] = value
+    except Exception as e:  # the error is the result compared
+        return type(e).__name__, str(e)
+    return "ok", [repr(v) for v in x.tolist()]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "float64", "complex64", "complex128", "int8",
+                                   "uint8", "int16", "int32", "int64", "bool"])
+def test_setitem_number_converted_as_torch(dtype):
+    for value, key in itertools.product(ASSIGNED, KEYS):
+        assert _assign(chainrule, dtype, key, value) == _assign(real_torch, dtype, key, value), (value, key)
+
+
+def test_setitem_overflow_leaves_tensor_unchanged():
+    x = chainrule.arange(3.0)
+    with pytest.raises(RuntimeError, match="value cannot be converted to type float without overflow"):
+        x[1] = 1e300
+    assert x.tolist() == [0.0, 1.0, 2.0] and x._version == 0
