@@ -223,7 +223,9 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
             # NumPy truncates a float into an integer dtype unchecked (-0.5 -> 0, 300.5 -> 44 in uint8)
             raise RuntimeError(f"value cannot be converted to type {target.name} without overflow")
         try:
-            if _cast_may_overflow(data, target.np):
+            kind = type(data)
+            if not ((kind is float or kind is int) and -65504.0 <= data <= 65504.0) and \
+                    _cast_may_overflow(data, target.np):
                 # a double beyond the dtype's range becomes ±inf quietly, as torch's
                 # (torch.tensor(torch.finfo(torch.float64).min) is a float32 -inf, with no warning)
                 with np.errstate(over="ignore"):
