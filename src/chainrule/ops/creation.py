@@ -223,15 +223,15 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
             # NumPy truncates a float into an integer dtype unchecked (-0.5 -> 0, 300.5 -> 44 in uint8)
             raise RuntimeError(f"value cannot be converted to type {target.name} without overflow")
         try:
-            if target.name in _dtype._FLOAT8_NAMES:  # Python numbers are doubles, rounded once as torch's
-                array = _dtype.cast_array(np.array(data, dtype=np.float64), target.np)
-            elif target in (_dtype.float16, _dtype.bfloat16) and not isinstance(data, np.ndarray):
-                array = _dtype.python_numbers_to_half(data, target.np)  # torch's NaN bits
-            elif target in (_dtype.float16, _dtype.bfloat16) and isinstance(data, np.ndarray) and \
-                    data.dtype.kind == "f" and data.dtype != target.np:
-                array = _dtype.cast_array(data, target.np)  # as a tensor's cast (its NaN bits)
+            kind = type(data)
+            if not ((kind is float or kind is int) and -65504.0 <= data <= 65504.0) and \
+                    _cast_may_overflow(data, target.np):
+                # a double beyond the dtype's range becomes ±inf quietly, as torch's
+                # (torch.tensor(torch.finfo(torch.float64).min) is a float32 -inf, with no warning)
+                with np.errstate(over="ignore"):
+                    array = _cast_data(data, target, copy)
             else:
-                array = np.array(data, dtype=target.np, copy=copy) if copy else np.asarray(data, dtype=target.np)
+                array = _cast_data(data, target, copy)
         except (ValueError, TypeError):
             sizes = _check_nested_data(data, target)  # torch's words for a ragged list, a list in place of a number
             if 0 not in sizes:
@@ -252,6 +252,38 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
     if device is not None:
         array = to_device(array, _device(device))
     return array
+
+
+def _cast_data(data, target: _dtype.dtype, copy: builtins.bool) -> np.ndarray:
+    """Python numbers (nested) or a NumPy array as an array of ``target``, rounded as torch's."""
+    if target.name in _dtype._FLOAT8_NAMES:  # Python numbers are doubles, rounded once as torch's
+        return _dtype.cast_array(np.array(data, dtype=np.float64), target.np)
+    if target in (_dtype.float16, _dtype.bfloat16) and not isinstance(data, np.ndarray):
+        return _dtype.python_numbers_to_half(data, target.np)  # torch's NaN bits
+    if target in (_dtype.float16, _dtype.bfloat16) and isinstance(data, np.ndarray) and \
+            data.dtype.kind == "f" and data.dtype != target.np:
+        return _dtype.cast_array(data, target.np)  # as a tensor's cast (its NaN bits)
+    return np.array(data, dtype=target.np, copy=copy) if copy else np.asarray(data, dtype=target.np)
+
+
+def _cast_may_overflow(data, target: np.dtype) -> builtins.bool:
+    """Whether casting ``data`` to the array dtype ``target`` may overflow to ±inf, which NumPy
+    warns of and torch does not: a Python number beyond a float narrower than a double, a wider
+    array, a sequence holding floats (or ints, into a half). Exact for the common scalar and
+    same-dtype array, so only the rarer cases pay for ``np.errstate``."""
+    if target.kind not in "fc" or target.itemsize >= 8 and target.kind == "f" or target.itemsize >= 16:
+        return False
+    kind = type(data)
+    if kind is float or kind is int:
+        limit = _FLOAT_MAX[target.itemsize if target.kind == "f" else target.itemsize // 2]
+        return not -limit <= data <= limit
+    if kind is np.ndarray:
+        return data.dtype.kind in "fc" and data.dtype.itemsize > target.itemsize or \
+            data.dtype.kind in "iu" and target.itemsize <= 2
+    return kind is not bool
+
+
+_FLOAT_MAX = {4: float(np.finfo(np.float32).max), 2: float(np.finfo(np.float16).max)}
 
 
 def _float_overflows(data, target: np.dtype) -> builtins.bool:

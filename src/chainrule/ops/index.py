@@ -1519,6 +1519,8 @@ def setitem(input: Tensor, key, value) -> None:
     from .elementwise import _as_operand, _cast
 
     _check_assigned_value(input, value)
+    if not isinstance(value, Tensor):
+        value = _assigned_number(value, input.dtype)
     if key is False:
         return  # torch: a bare False key writes nothing, and checks nothing
     if _vmap_frames._captures:  # torch writes through copy_ (index_put_ for a tensor key)
@@ -1729,6 +1731,36 @@ def _check_assigned_value(input: Tensor, value) -> None:
 
 
 _HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python
+
+
+_INT_RANGES = {d: (int(np.iinfo(d.np).min), int(np.iinfo(d.np).max))
+               for d in (_dtype.uint8, _dtype.int8, _dtype.int16, _dtype.int32, _dtype.int64)}
+
+
+def _assigned_number(value, dtype):
+    """The number of ``x[key] = value`` as torch converts it to ``x``'s dtype, before it reads the
+    key (a bare False key too): an int beyond int64 is a ValueError; a number outside an integer
+    dtype, or a finite one outside float32's or complex64's range, c10's checked_convert
+    RuntimeError; a half or bfloat16 tensor takes any real number (rounded to ±inf); a complex
+    number with a zero imaginary part writes its real part into a real tensor, another raises."""
+    kind = type(value)
+    if kind is float or kind is int:  # the common cases, kept short: a number every such dtype holds
+        if dtype._category >= 2 and -65504.0 <= value <= 65504.0:
+            return value
+        limits = _INT_RANGES.get(dtype) if kind is int else None
+        if limits is not None and limits[0] <= value <= limits[1]:
+            return value
+    elif kind is bool:
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) \
+            and not -(1 << 63) <= int(value) < (1 << 63):
+        raise ValueError("Overflow when unpacking long long")
+    if dtype is _dtype.float16 or dtype is _dtype.bfloat16:
+        if isinstance(value, complex) and value.imag:  # (torch's words name the double it converts through)
+            raise RuntimeError("value cannot be converted to type double without overflow")
+    else:
+        _dtype.checked_scalar(value, dtype)
+    return value.real if isinstance(value, complex) and not dtype.is_complex else value
 
 
 def _made_without_grad_write_refusal(view: Tensor, raw_key, key) -> RuntimeError:

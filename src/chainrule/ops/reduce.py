@@ -1742,6 +1742,14 @@ def _replayed_order(x: np.ndarray, d: int, order: np.ndarray, replay, every_row:
     return np.moveaxis(replayed.reshape(moved.shape), -1, d)
 
 
+def _c_layout(index):
+    """``index`` C-contiguous with C strides for its size-1 dims too (ascontiguousarray keeps
+    whatever stride a size-1 dim had): torch's topk, kthvalue and mode results are contiguous
+    whatever the input's layout or the dim, where the replayed or moved order is a strided view."""
+    xp = array_module(index)
+    return xp.ascontiguousarray(index).ravel().reshape(index.shape)
+
+
 def _unstable_order(x: np.ndarray, d: int, descending: bool) -> np.ndarray:
     """torch's ``sort(stable=False)`` order on the CPU: std::sort of (value, index) pairs, except a
     long enough 1-d integer ascending sort, which torch radix-sorts (stable)."""
@@ -1790,6 +1798,7 @@ def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool
     if x.ndim == 0:
         return Tensor._make(xp.zeros((), np.int64))
     order = _argsort(x, d, descending) if stable else _unstable_order(x, d, descending)
+    order = preserve_layout(order, x)  # sort's indices: the input's layout, as torch
     out = Tensor._make(order.astype(np.int64, copy=False))
     if _vmap_frames._frames:  # no Function saw it: batched where input is
         _vmap_frames.note_results((input,), None, out)
@@ -1812,8 +1821,8 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
         return _select_along(TopkValues, input, xp.zeros((), np.int64), 0, True, "topk")
     index = xp.take(_argsort(x, d, largest), xp.arange(k), axis=d)
     # unsorted, torch's nth_element leaves its own order whether or not values tie
-    index = _replayed_order(x, d, index, lambda keys: cpu_sort_order.topk_order(keys, k, largest, sorted),
-                            every_row=not sorted and k * 64 > size)
+    index = _c_layout(_replayed_order(x, d, index, lambda keys: cpu_sort_order.topk_order(keys, k, largest, sorted),
+                                      every_row=not sorted and k * 64 > size))
     if _function_module.active_dispatch is not None:  # (a mode sees the call as given)
         _function_module.note_given(TopkValues, input, aten_call=(
             ("topk", "default"), _given_args((input, k, dim, largest, sorted), (-1, True, True)), {}))
@@ -1904,7 +1913,8 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
         raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {d}")  # wrapped, as torch
     if x.ndim == 0:
         return _select_along(KthvalueValues, input, xp.zeros((), np.int64), 0, keepdim, "kthvalue")
-    index = _replayed_order(x, d, _kth_index(x, d, k - 1), lambda keys: [cpu_sort_order.kthvalue_index(keys, k - 1)])
+    index = _c_layout(_replayed_order(x, d, _kth_index(x, d, k - 1),
+                                      lambda keys: [cpu_sort_order.kthvalue_index(keys, k - 1)]))
     return _select_along(KthvalueValues, input, index, d, keepdim, "kthvalue")
 
 
@@ -1936,7 +1946,7 @@ def mode(input: Tensor, dim: int = -1, keepdim: bool = False):
     value = xp.take_along_axis(s, best, -1)
     index = xp.max(xp.where(moved == value, xp.arange(n), -1), axis=-1, keepdims=True)
     # with ties torch's index is the last of the run after its std::sort, which need not be the last occurrence
-    index = _replayed_order(x, d, xp.moveaxis(index, -1, d), lambda keys: [cpu_sort_order.mode_index(keys)])
+    index = _c_layout(_replayed_order(x, d, xp.moveaxis(index, -1, d), lambda keys: [cpu_sort_order.mode_index(keys)]))
     return _select_along(ModeValues, input, index, d, keepdim, "mode")
 
 
