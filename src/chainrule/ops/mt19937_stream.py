@@ -416,6 +416,17 @@ class MT19937Stream:
         span = high - low
         shape = _shape(size)
         count = math.prod(shape)
+        if span < 2**28 and -2**63 <= low and high <= 2**63:
+            # the common draw (randint(0, 10, (16,)): 3.4 -> 1.6 us): the engine's raw words, each a
+            # 32-bit word in a uint64 (see ``words``), reduced in place, are int64 values as they are
+            values = self._engine.random_raw(count)
+            values %= np.uint64(span)
+            values = values.view(np.int64)
+            if low:
+                values += low
+            if dtype is not np.int64:
+                values = values.astype(dtype, copy=False)
+            return values[0].item() if size is None else values.reshape(shape)
         draws = self.words64(count) if span >= 2**28 else self.words(count)
         draws %= draws.dtype.type(span)
         if high > 2**63:  # past int64: Python ints
@@ -980,7 +991,7 @@ def _shape(size) -> tuple:
         return ()
     if isinstance(size, (int, np.integer)):
         return (int(size),)
-    return tuple(int(s) for s in size)
+    return tuple(map(int, size))
 
 
 def _delivered(draws, out):
