@@ -3,6 +3,8 @@ turned up, each compared with torch on the same inputs."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -99,3 +101,61 @@ def test_shifts_and_nots_refuse_the_wide_unsigned_types_as_torch(op, dtype):
     """torch has no lshift/rshift/bitwise_not/logical_not kernel for uint16/32/64 (NF4 packing uses
     uint8, which it has); chainrule computed them with NumPy."""
     assert _bit_outcome(chainrule, dtype, op) == _bit_outcome(torch, dtype, op)
+
+
+def _loaded_state(lib, param_dtype):
+    """A custom optimizer's state of every kind (Shampoo keeps int counters beside its statistics),
+    saved and loaded into a fresh optimizer over a parameter of ``param_dtype``."""
+    dtype = getattr(lib, param_dtype)
+    grad = dtype.is_floating_point or dtype.is_complex
+    p = lib.nn.Parameter(lib.ones(2, dtype=dtype), requires_grad=grad)
+    opt = lib.optim.SGD([p], lr=0.1)
+    opt.state[p].update({"i64": lib.tensor([3, 4]), "b": lib.tensor([True, False]),
+                         "u8": lib.tensor([7], dtype=lib.uint8), "c": lib.tensor([1 + 2j]),
+                         "f16": lib.tensor([1.5], dtype=lib.float16), "step": lib.tensor(3),
+                         "lst": [lib.tensor([1, 2]), (lib.tensor(1),)],
+                         "d": {"x": lib.tensor([1]), "step": lib.tensor([2])}})
+    state_dict = opt.state_dict()
+    q = lib.nn.Parameter(lib.ones(2, dtype=dtype), requires_grad=grad)
+    fresh = lib.optim.SGD([q], lr=0.1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fresh.load_state_dict(state_dict)
+
+    def show(v):
+        if isinstance(v, (list, tuple)):
+            return [show(x) for x in v]
+        if isinstance(v, dict):
+            return {k: show(x) for k, x in v.items()}
+        return str(v.dtype).rsplit(".", 1)[-1], v.tolist()
+
+    return ({k: show(v) for k, v in fresh.state[q].items()},
+            sorted({(w.category.__name__, str(w.message)) for w in caught}))
+
+
+@pytest.fixture
+def warn_always():
+    before = (torch.is_warn_always_enabled(), chainrule.is_warn_always_enabled())
+    torch.set_warn_always(True)
+    chainrule.set_warn_always(True)
+    yield
+    torch.set_warn_always(before[0])
+    chainrule.set_warn_always(before[1])
+
+
+@pytest.mark.parametrize("param_dtype", ["float32", "float64", "bfloat16", "complex64", "int64"])
+def test_optimizer_load_state_dict_casts_every_state_tensor_as_torch(param_dtype, warn_always):
+    """torch casts every loaded state tensor but ``step`` to a floating-point parameter's dtype,
+    integer, bool and complex ones too (chainrule cast floating ones only)."""
+    assert _loaded_state(chainrule, param_dtype) == _loaded_state(torch, param_dtype)
+
+
+def test_complex_to_real_cast_warns_in_torch_words(warn_always):
+    for lib in (torch, chainrule):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            lib.tensor([1 + 2j]).to(lib.float32)
+        if lib is torch:
+            expected = [(w.category, str(w.message)) for w in caught]
+    assert [(w.category, str(w.message)) for w in caught] == expected
+    assert len(expected) == 1
