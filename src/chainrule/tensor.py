@@ -80,6 +80,10 @@ def _suggested_format(array) -> str:
     return "contiguous_format"
 
 
+_COMPLEX_TO_REAL = ("Casting complex values to real discards the imaginary part (Triggered internally at "
+                    "/__w/pytorch/pytorch/aten/src/ATen/native/Copy.cpp:307.)")
+
+
 class Tensor:
     """A multi-dimensional array that can record the operations applied to it.
 
@@ -691,9 +695,7 @@ class Tensor:
             out = out._to_device(_device(dev))
         if dtype is not None and _dtype.to_dtype(dtype) is not out.dtype:
             if out.dtype.is_complex and not _dtype.to_dtype(dtype).is_complex and _dtype.to_dtype(dtype) is not _dtype.bool:
-                import warnings
-
-                warnings.warn("Casting complex values to real discards the imaginary part", UserWarning, stacklevel=2)
+                _config.warn_once(_COMPLEX_TO_REAL)  # (torch's copy kernel warns once a process)
             out = out._cast(_dtype.to_dtype(dtype))
         name = getattr(memory_format, "_name", None)
         # nothing else changing, torch hands back self when its strides suggest the format asked for

@@ -45,6 +45,23 @@ def _check_devices(boundaries: Tensor, input, sorter: Tensor | None = None) -> N
                            f"{boundaries.device}")
 
 
+def _check_sorter(seq, sorter: Tensor) -> None:
+    """torch's searchsorted_pre_check of ``sorter``, in its order and words, after the devices and before
+    any check of the input: the boundaries' sizes, then int64 only, then every index in [0, n)."""
+    order = sorter._data
+    if order.shape != seq.shape:
+        raise RuntimeError("torch.searchsorted(): boundary and sorter must have the same size, but got boundary "
+                           f"tensor {list(seq.shape)}and got sorter tensor {list(order.shape)}")
+    if sorter.dtype is not _dtype.int64:
+        raise RuntimeError("torch.searchsorted(): sorter must be a tensor of long dtype but got dtype "
+                           f"{_dtype.scalar_name(sorter.dtype)}")
+    if order.size:
+        if order.ndim == 0:  # torch reads the size of the last of no dimensions
+            raise RuntimeError("ArrayRef: attempted to access back() of empty list")
+        if int(order.min()) < 0 or int(order.max()) >= order.shape[-1]:
+            raise RuntimeError("torch.searchsorted(): sorter index out of range")
+
+
 def _values_array(values, like, op: str):
     """``values`` as an array on ``like``'s module: a tensor's data, or a Python number as 0-d."""
     if isinstance(values, Tensor):
@@ -127,6 +144,8 @@ def searchsorted(sorted_sequence: Tensor, input, *, out_int32: bool = False, rig
     seq = sorted_sequence._data
     values = _values_array(input, seq, "searchsorted")
     _check_devices(sorted_sequence, input, sorter)
+    if sorter is not None:
+        _check_sorter(seq, sorter)
     if values.ndim == 0 and seq.ndim != 1:  # (torch's first check: a 0-d boundaries tensor gets this one too)
         raise RuntimeError("torch.searchsorted(): input value can be a scalar only when boundaries tensor dimension "
                            f"is 1, but we got boundaries tensor dim({seq.ndim}) and input value's dim(0) numel(1)")
@@ -137,12 +156,7 @@ def searchsorted(sorted_sequence: Tensor, input, *, out_int32: bool = False, rig
         raise RuntimeError("torch.searchsorted(): boundaries tensor should be 1 dimension or the first N-1 "
                            "dimensions of boundaries tensor and input value tensor must match, but we got "
                            f"boundaries tensor {list(seq.shape)} and input value tensor {list(values.shape)}")
-    order = None
-    if sorter is not None:
-        order = sorter._data
-        if order.shape != seq.shape or order.dtype.kind not in "iu":
-            raise RuntimeError("torch.searchsorted(): sorter must be an integer tensor of the boundaries' shape "
-                               f"{list(seq.shape)}, got {list(order.shape)} of dtype {sorter.dtype!r}")
+    order = None if sorter is None else sorter._data
     if values.size:  # torch dispatches no kernel for an empty result
         _warn_non_contiguous(sorted_sequence, input, sorter)
         _refuse_kernel_dtype(sorted_sequence, input)

@@ -269,7 +269,9 @@ def isposinf(input: Tensor) -> Tensor:
 def _shift(input, other, left: bool) -> Tensor:
     name = "lshift" if left else "rshift"
     a, b = elementwise._pair(input, other)
-    if a._data.dtype.kind not in "iu":  # (two bools promote to bool, which torch's kernels refuse too)
+    # (two bools promote to bool, which torch's kernels refuse too; so do uint16/32/64, which have
+    # no shift kernel in torch)
+    if a._data.dtype.kind not in "iu" or a._data.dtype.itemsize > 1 and a._data.dtype.kind == "u":
         elementwise.refuse_kernel_dtype(f"bitwise_{'left' if left else 'right'}_shift", a, b, kernel=name)
     x, s = elementwise._kernel_arrays(f"bitwise_{'left' if left else 'right'}_shift", a, b)
     xp = array_module(x)

@@ -3300,7 +3300,8 @@ def bitwise_not(input: Tensor) -> Tensor:
 
     The bitwise NOT of an integer or bool tensor (torch.bitwise_not)."""
     xp = array_module(input)
-    if input._data.dtype.kind in "fVc":
+    kind = input._data.dtype.kind
+    if kind in "fVc" or kind == "u" and input._data.dtype.itemsize > 1:  # (torch: no uint16/32/64 kernel)
         refuse_kernel_dtype("bitwise_not", input)
     return Tensor._make(xp.invert(input._data))
 
@@ -3318,6 +3319,8 @@ def logical_not(input: Tensor) -> Tensor:
 
     Elementwise logical NOT (zero becomes true), as a bool tensor (torch.logical_not)."""
     xp = array_module(input)
+    if input._data.dtype.kind == "u" and input._data.dtype.itemsize > 1:  # (torch: no uint16/32/64 kernel)
+        refuse_kernel_dtype("logical_not", input)
     return _unbatched_unless(input, Tensor._make(xp.logical_not(input._data)))
 
 

@@ -429,16 +429,20 @@ def _copy_state(value):
 
 
 def _cast_state(key: str | None, value, param: Tensor):
-    """Loaded state joins its parameter's device, and a floating-point parameter's dtype, as in torch
-    (``step`` stays as it is; a complex parameter's real state, NAdam's ``mu_product``, stays real).
+    """Loaded state joins its parameter's device, and a floating-point parameter's dtype (whatever its
+    own dtype: integer, bool and complex state too), as in torch (``step`` stays as it is; a complex
+    parameter's real state, NAdam's ``mu_product``, stays real).
     Tensors inside lists, tuples and dicts (SOAP's list of eigenbases) are cast alike, as torch's."""
     if isinstance(value, dict):
         return {k: _cast_state(k, v, param) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(_cast_state(None, v, param) for v in value)
-    if key != "step" and isinstance(value, Tensor) and value._data.dtype.kind in _dtype.FLOAT_KINDS:
+    if key != "step" and isinstance(value, Tensor):
         if value._data.dtype != param._data.dtype and param._data.dtype.kind in _dtype.FLOAT_KINDS:
-            value = Tensor._make(value._data.astype(param._data.dtype))
+            if value._data.dtype.kind in _dtype.FLOAT_KINDS:
+                value = Tensor._make(value._data.astype(param._data.dtype))
+            else:  # integer, bool and complex state too, complex with torch's warning that it drops the
+                value = value.detach().to(dtype=param.dtype)  # imaginary part
         if type(value._data) is not type(param._data):
             value = Tensor._make(to_device(value._data, param.device))
     return value
