@@ -6,6 +6,7 @@ A read's gradient scatters back into zeros of the input's shape, summing repeate
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 import warnings
@@ -1519,8 +1520,10 @@ def setitem(input: Tensor, key, value) -> None:
     from .elementwise import _as_operand, _cast
 
     _check_assigned_value(input, value)
+    if not isinstance(value, Tensor):  # (torch makes the number a tensor first, whatever the key)
+        value = _written_number(value, input._data.dtype)
     if key is False:
-        return  # torch: a bare False key writes nothing, and checks nothing
+        return  # torch: a bare False key writes nothing, and checks nothing else
     if _vmap_frames._captures:  # torch writes through copy_ (index_put_ for a tensor key)
         tensor_key = any(isinstance(k, Tensor) for k in (key if type(key) is tuple else (key,)))
         _vmap_frames.refuse_captured_write(input, "index_put_" if tensor_key else "copy_")
@@ -1729,6 +1732,52 @@ def _check_assigned_value(input: Tensor, value) -> None:
 
 
 _HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python
+
+# the C++ type torch's "value cannot be converted to type ... without overflow" names for x[key] = number
+_SETITEM_TYPE_NAMES = {"int8": "int8_t", "int16": "int16_t", "int32": "int", "int64": "int64_t", "uint8": "uint8_t",
+                       "uint16": "uint16_t", "uint32": "uint32_t", "uint64": "uint64_t", "float32": "float",
+                       "float64": "double", "float16": "double", "bfloat16": "double",
+                       "complex64": "c10::complex<float>", "complex128": "c10::complex<double>"}
+
+
+def _written_number(value, np_dtype):
+    """The number ``x[key] = value`` writes into a tensor of ``np_dtype``, checked as torch's
+    setitem checks it, before anything is written: a Python int beyond int64 is a ValueError
+    (unpacked as a long long first, whatever the dtype); then c10's overflow check of the Scalar
+    into the dtype (an integer dtype takes no value outside its range, NaN or infinity, a real
+    dtype no complex with an imaginary part, float32 and complex64 no finite value beyond
+    float32's range; float16 and bfloat16 round to infinity) is torch's RuntimeError. A negative
+    int that fits wraps into an unsigned dtype (uint8: -129 is 127), as torch's; a complex with
+    no imaginary part is its real part. A bool dtype takes any number."""
+    if isinstance(value, (bool, np.bool_)):
+        return value
+    if isinstance(value, (int, np.integer)) and not -(1 << 63) <= int(value) < (1 << 63):
+        raise ValueError("Overflow when unpacking long long")
+    kind = np_dtype.kind
+    if kind == "b":
+        return value
+    refusal = RuntimeError(f"value cannot be converted to type {_SETITEM_TYPE_NAMES.get(np_dtype.name, np_dtype.name)} "
+                           f"without overflow")
+    if isinstance(value, complex) and kind != "c":
+        if value.imag != 0:
+            raise refusal
+        value = value.real
+    if kind in "iu":
+        info = np.iinfo(np_dtype)
+        if isinstance(value, (int, np.integer)):
+            value = int(value)
+            if value > info.max or value < (-info.max if kind == "u" else info.min):
+                raise refusal
+            return value % (info.max + 1) if value < 0 and kind == "u" else value
+        if not info.min <= value <= info.max:  # (NaN fails both comparisons)
+            raise refusal
+        return value
+    if np_dtype.name in ("float32", "complex64"):
+        limit = float(np.finfo(np.float32).max)
+        parts = (value.real, value.imag) if isinstance(value, complex) else (float(value),)
+        if any(math.isfinite(part) and abs(part) > limit for part in parts):
+            raise refusal
+    return value
 
 
 def _made_without_grad_write_refusal(view: Tensor, raw_key, key) -> RuntimeError:
