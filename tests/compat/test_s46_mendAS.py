@@ -58,3 +58,103 @@ def test_a_refused_number_leaves_the_tensor_and_its_version_as_they_were():
             target[0] = value
     assert target._version == version
     assert target.tolist() == [[0, 1, 2], [3, 4, 5]]
+
+
+# ---- batch norm: torch's reserve (empty.memory_format([0], uint8)) and one native_batch_norm with its eight
+# arguments, train and eval; the module's reset (zero_, fill_(1), zero_) and num_batches_tracked.add_(1)
+def _batch_norm_module(train, momentum=0.1):
+    def program(lib, a):
+        module = lib.nn.BatchNorm2d(2, momentum=momentum)
+        module.train(train)
+        return module(a["img"]), module(a["img"] * 2)
+    return program
+
+
+BATCH_NORM = {
+    "module_train": _batch_norm_module(True),
+    "module_eval": _batch_norm_module(False),
+    "module_made": lambda lib, a: lib.nn.BatchNorm1d(3),
+    "module_reset": lambda lib, a: lib.nn.BatchNorm1d(3).reset_running_stats(),
+    "module_without_affine": lambda lib, a: lib.nn.BatchNorm1d(3, affine=False)(a["x"]),
+    "functional_train": lambda lib, a: lib.nn.functional.batch_norm(a["x"], lib.zeros(3), lib.ones(3), a["bias"],
+                                                                     a["bias"], training=True),
+    "functional_eval": lambda lib, a: lib.nn.functional.batch_norm(a["x"], lib.zeros(3), lib.ones(3), a["bias"],
+                                                                    a["bias"], training=False, eps=1e-3),
+    "functional_without_statistics": lambda lib, a: lib.nn.functional.batch_norm(a["x"], None, None, training=True),
+    "functional_3d": lambda lib, a: lib.nn.functional.batch_norm(a["x3"], None, None, a["bias"], None, True, 0.2),
+    "torch_batch_norm": lambda lib, a: lib.batch_norm(a["img"], None, None, lib.zeros(2), lib.ones(2), False, 0.1,
+                                                      1e-5, False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BATCH_NORM))
+def test_a_mode_sees_batch_norm_as_torch_shows_it(name):
+    from tests.compat.test_s45_mendAI import _logged
+
+    assert _logged(chainrule, BATCH_NORM[name]) == _logged(real_torch, BATCH_NORM[name])
+
+
+def _trained(lib, train, momentum, mode):
+    """A BatchNorm2d's outputs, input and parameter gradients and buffers after two steps."""
+    lib.manual_seed(0)
+    module = lib.nn.BatchNorm2d(3, momentum=momentum)
+    module.train(train)
+    with lib.no_grad():
+        module.weight.copy_(lib.tensor([0.5, 1.5, -1.0]))
+        module.bias.copy_(lib.tensor([0.1, -0.2, 0.3]))
+        module.running_mean.copy_(lib.tensor([0.2, 0.0, -0.1]))
+        module.running_var.copy_(lib.tensor([1.5, 0.5, 2.0]))
+    x = lib.tensor(np.random.default_rng(1).standard_normal((4, 3, 2, 5)), dtype=lib.float32, requires_grad=True)
+    with mode:
+        out = module(x) * module(x * 2 + 1)
+    out.pow(2).sum().backward()
+    return [out.detach().numpy(), x.grad.numpy(), module.weight.grad.numpy(), module.bias.grad.numpy(),
+            module.running_mean.numpy(), module.running_var.numpy(), module.num_batches_tracked.numpy()]
+
+
+@pytest.mark.parametrize("train,momentum", [(True, 0.1), (True, None), (False, 0.1)])
+def test_batch_norm_under_a_passing_mode_keeps_values_gradients_and_statistics(train, momentum):
+    ours = _trained(chainrule, train, momentum, _Pass())
+    plain = _trained(chainrule, train, momentum, contextlib.nullcontext())
+    theirs = _trained(real_torch, train, momentum, contextlib.nullcontext())
+    for got, without, expected in zip(ours, plain, theirs):
+        np.testing.assert_array_equal(got, without)
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_handler_that_changes_batch_norms_eps_gets_what_it_asked_for():
+    def run(lib):
+        class Edit(real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch
+                   else _python_dispatch.TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                if str(func) == "aten.native_batch_norm.default":
+                    seen.append(len(func(*args, **(kwargs or {}))))
+                    args = (*args[:7], 0.5)
+                return func(*args, **(kwargs or {}))
+
+        seen = []
+        x = lib.tensor(np.random.default_rng(2).standard_normal((4, 3)), dtype=lib.float32)
+        with Edit():
+            out = lib.nn.functional.batch_norm(x, None, None, training=True)
+        assert seen == [3]  # (output, save_mean, save_invstd)
+        return out.numpy()
+
+    np.testing.assert_allclose(run(chainrule), run(real_torch), rtol=1e-5, atol=1e-6)
+
+
+def test_the_outer_of_two_modes_sees_native_batch_norm_once():
+    lines = []
+
+    def logging(tag):
+        class Log(_python_dispatch.TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                lines.append(f"{tag} {func}")
+                return func(*args, **(kwargs or {}))
+        return Log()
+
+    x = chainrule.ones(4, 3) * chainrule.arange(4.0)[:, None]
+    with logging("outer"), logging("inner"):
+        out = chainrule.nn.functional.batch_norm(x, None, None, training=True)
+    assert [line for line in lines if "batch_norm" in line] == ["inner aten.native_batch_norm.default",
+                                                               "outer aten.native_batch_norm.default"]
+    np.testing.assert_allclose(out.numpy(), chainrule.nn.functional.batch_norm(x, None, None, training=True).numpy())
