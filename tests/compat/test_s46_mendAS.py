@@ -158,3 +158,99 @@ def test_the_outer_of_two_modes_sees_native_batch_norm_once():
     assert [line for line in lines if "batch_norm" in line] == ["inner aten.native_batch_norm.default",
                                                                "outer aten.native_batch_norm.default"]
     np.testing.assert_allclose(out.numpy(), chainrule.nn.functional.batch_norm(x, None, None, training=True).numpy())
+
+
+# ---- softplus (beta and threshold by position, left out where they are the schema's int defaults),
+# torch.constant_pad_nd's value as given (left out where it is the default 0), and reflect/replicate pads
+# with a negative side (torch's one reflection_pad<k>d / replication_pad<k>d, not pad, slice, alias, clone)
+def _functional(lib):
+    return lib.nn.functional
+
+
+SCHEMAS = {
+    "softplus": lambda lib, a: _functional(lib).softplus(a["x"]),
+    "softplus_beta": lambda lib, a: _functional(lib).softplus(a["x"], beta=2),
+    "softplus_float_beta": lambda lib, a: _functional(lib).softplus(a["x"], beta=1.0),
+    "softplus_threshold": lambda lib, a: _functional(lib).softplus(a["x"], threshold=5),
+    "softplus_both": lambda lib, a: _functional(lib).softplus(a["x"], 2, 10),
+    "softplus_module": lambda lib, a: lib.nn.Softplus()(a["x"]),
+    "constant_pad_nd": lambda lib, a: lib.constant_pad_nd(a["x"], (1, 1)),
+    "constant_pad_nd_int_zero": lambda lib, a: lib.constant_pad_nd(a["x"], [1, 1], 0),
+    "constant_pad_nd_float_zero": lambda lib, a: lib.constant_pad_nd(a["x"], [1, 1], 0.0),
+    "constant_pad_nd_value": lambda lib, a: lib.constant_pad_nd(a["x"], [1, 1], value=2),
+    "constant_pad_nd_of_integers": lambda lib, a: lib.constant_pad_nd(a["idx"], [1, 2], -1),
+    "f_pad_still_a_float": lambda lib, a: _functional(lib).pad(a["x"], (1, 1), value=2),
+    "reflect_negative": lambda lib, a: _functional(lib).pad(a["img"], (-1, 1, 1, 0), mode="reflect"),
+    "replicate_negative": lambda lib, a: _functional(lib).pad(a["img"], (-1, 1, 1, 0), mode="replicate"),
+    "reflect_1d_negative": lambda lib, a: _functional(lib).pad(a["x3"], (2, -1), mode="reflect"),
+    "replicate_3d_negative": lambda lib, a: _functional(lib).pad(a["img"].unsqueeze(0), (1, 0, -1, 1, 0, -1),
+                                                                 mode="replicate"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_a_mode_sees_the_call_as_torch_shows_it(name):
+    from tests.compat.test_s45_mendAI import _logged
+
+    assert _logged(chainrule, SCHEMAS[name]) == _logged(real_torch, SCHEMAS[name])
+
+
+SCHEMA_GRADIENTS = {
+    "softplus": lambda lib, x: _functional(lib).softplus(x * 3, beta=2, threshold=1).pow(2).sum(),
+    "constant_pad_nd": lambda lib, x: lib.constant_pad_nd(x, [1, 2], 1.5).pow(2).sum(),
+    "reflect_negative": lambda lib, x: _functional(lib).pad(x.view(1, 3, 4), (2, -1), mode="reflect").pow(2).sum(),
+    "replicate_negative": lambda lib, x: _functional(lib).pad(x.view(1, 1, 3, 4), (-1, 2, 1, -1),
+                                                              mode="replicate").pow(3).sum(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMA_GRADIENTS))
+def test_a_passing_mode_keeps_their_values_and_gradients(name):
+    def run(lib, mode):
+        x = lib.tensor(np.random.default_rng(3).standard_normal((3, 4)), dtype=lib.float32, requires_grad=True)
+        with mode:
+            out = SCHEMA_GRADIENTS[name](lib, x)
+        out.backward()
+        return out.item(), x.grad.numpy()
+
+    (ours, our_grad), (plain, plain_grad) = run(chainrule, _Pass()), run(chainrule, contextlib.nullcontext())
+    theirs, their_grad = run(real_torch, contextlib.nullcontext())
+    assert ours == plain
+    np.testing.assert_array_equal(our_grad, plain_grad)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5)
+    np.testing.assert_allclose(our_grad, their_grad, rtol=1e-5, atol=1e-6)
+
+
+EDITS = {
+    "softplus_beta": ("aten.softplus.default", lambda args: (args[0], 3.0, 1.0),
+                      lambda lib, x: _functional(lib).softplus(x, beta=2)),
+    "constant_pad_nd_value": ("aten.constant_pad_nd.default", lambda args: (args[0], args[1], 7.0),
+                              lambda lib, x: lib.constant_pad_nd(x, [1, 1])),
+    "reflect_negative_pad": ("aten.reflection_pad1d.default", lambda args: (args[0], [1, -2]),
+                             lambda lib, x: _functional(lib).pad(x, (-1, 1), mode="reflect")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EDITS))
+def test_a_handler_that_changes_their_arguments_gets_what_it_asked_for(name):
+    op, edit, program = EDITS[name]
+
+    def run(lib):
+        class Edit(real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch
+                   else _python_dispatch.TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                if str(func) == op:
+                    seen.append(op)
+                    args = edit(args)
+                return func(*args, **(kwargs or {}))
+
+        seen = []
+        x = lib.tensor(np.random.default_rng(4).standard_normal((2, 4)), dtype=lib.float32)
+        with Edit():
+            out = program(lib, x)
+        assert seen == [op]
+        return out.numpy()
+
+    ours, theirs = run(chainrule), run(real_torch)
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
