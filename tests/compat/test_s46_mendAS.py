@@ -254,3 +254,42 @@ def test_a_handler_that_changes_their_arguments_gets_what_it_asked_for(name):
     ours, theirs = run(chainrule), run(real_torch)
     assert ours.shape == theirs.shape
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+# ---- dropout in training: torch's noise, empty_like(input), bernoulli_.float(noise, 1 - p) (left out at
+# 0.5), div_.Scalar(noise, 1 - p), then the mul, with the draws dropout makes without a mode
+DROPOUT = {
+    "functional": lambda lib, a: _functional(lib).dropout(a["x"], 0.5, training=True),
+    "functional_p": lambda lib, a: _functional(lib).dropout(a["x3"], 0.2),
+    "module": lambda lib, a: lib.nn.Dropout(0.3)(a["x"]),
+    "in_place": lambda lib, a: _functional(lib).dropout(a["x"].clone(), 0.4, inplace=True),
+    "eval": lambda lib, a: lib.nn.Dropout(0.3).eval()(a["x"]),
+    "p_one": lambda lib, a: _functional(lib).dropout(a["x"], 1.0),
+    "torch_dropout": lambda lib, a: lib.dropout(a["x"], 0.25, True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DROPOUT))
+def test_a_mode_sees_dropout_as_torch_shows_it(name):
+    from tests.compat.test_s45_mendAI import _logged
+
+    assert _logged(chainrule, DROPOUT[name]) == _logged(real_torch, DROPOUT[name])
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "float64"])
+def test_dropout_under_a_passing_mode_draws_what_it_draws_without_one(layout):
+    def run(lib, mode):
+        data = np.random.default_rng(5).standard_normal((6, 7))
+        x = lib.tensor(data, dtype=lib.float64 if layout == "float64" else lib.float32)
+        x = (x.t() if layout == "transposed" else x).requires_grad_(True)
+        lib.manual_seed(11)
+        with mode:
+            out = _functional(lib).dropout(x, 0.35) * 2
+        out.pow(2).sum().backward()
+        return out.detach().numpy(), x.grad.numpy()
+
+    ours, plain, theirs = run(chainrule, _Pass()), run(chainrule, contextlib.nullcontext()), \
+        run(real_torch, contextlib.nullcontext())
+    for got, without, expected in zip(ours, plain, theirs):
+        np.testing.assert_array_equal(got, without)
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
