@@ -293,3 +293,57 @@ def test_dropout_under_a_passing_mode_draws_what_it_draws_without_one(layout):
     for got, without, expected in zip(ours, plain, theirs):
         np.testing.assert_array_equal(got, without)
         np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+# ---- group norm: torch's one native_group_norm(input, weight, bias, N, C, HxW, group, eps), affine or not
+GROUP_NORM = {
+    "functional": lambda lib, a: _functional(lib).group_norm(a["img"], 2),
+    "functional_affine": lambda lib, a: _functional(lib).group_norm(a["img"], 1, a["bias"][:2], a["bias"][1:],
+                                                                    eps=1e-3),
+    "functional_3d": lambda lib, a: _functional(lib).group_norm(a["x3"], 3),
+    "module_without_affine": lambda lib, a: lib.nn.GroupNorm(1, 2, affine=False)(a["img"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GROUP_NORM))
+def test_a_mode_sees_group_norm_as_torch_shows_it(name):
+    from tests.compat.test_s45_mendAI import _logged
+
+    assert _logged(chainrule, GROUP_NORM[name]) == _logged(real_torch, GROUP_NORM[name])
+
+
+@pytest.mark.parametrize("shape,groups", [((4, 6, 5), 3), ((2, 4, 3, 3), 2), ((0, 4, 3), 2)])
+def test_group_norm_under_a_passing_mode_keeps_values_and_gradients(shape, groups):
+    def run(lib, mode):
+        x = lib.tensor(np.random.default_rng(6).standard_normal(shape), dtype=lib.float32, requires_grad=True)
+        weight = lib.tensor(np.linspace(-1, 2, shape[1]), dtype=lib.float32, requires_grad=True)
+        bias = lib.tensor(np.linspace(0.5, -0.5, shape[1]), dtype=lib.float32, requires_grad=True)
+        with mode:
+            out = lib.nn.functional.group_norm(x * 2, groups, weight, bias)
+        (out.pow(2) * 0.5 + out).sum().backward()
+        return [out.detach().numpy(), x.grad.numpy(), weight.grad.numpy(), bias.grad.numpy()]
+
+    ours, plain, theirs = run(chainrule, _Pass()), run(chainrule, contextlib.nullcontext()), \
+        run(real_torch, contextlib.nullcontext())
+    for got, without, expected in zip(ours, plain, theirs):
+        np.testing.assert_array_equal(got, without)
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_native_group_norm_gives_a_handler_torchs_three_results():
+    def run(lib):
+        class Look(real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch
+                   else _python_dispatch.TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                result = func(*args, **(kwargs or {}))
+                if str(func) == "aten.native_group_norm.default":
+                    seen.append([tuple(r.shape) for r in result])
+                return result
+
+        seen = []
+        x = lib.tensor(np.random.default_rng(7).standard_normal((3, 4, 5)), dtype=lib.float32)
+        with Look():
+            lib.nn.functional.group_norm(x, 2)
+        return seen
+
+    assert run(chainrule) == run(real_torch) == [[(3, 4, 5), (3, 2), (3, 2)]]
