@@ -13,8 +13,9 @@ import warnings
 
 import numpy as np
 
-from .. import _dtype
+from .. import _dtype, _layout
 from .._backend import array_module
+from ..autograd import function as _function
 from ..autograd.function import _NULL_CTX, QUIET, Function, numpy_errstate, unwatched_on_plain_arrays
 from ..tensor import Tensor
 from . import random as _random
@@ -67,12 +68,46 @@ def _dropout_mask(x: Tensor, p: float, shape: tuple) -> np.ndarray:
     xp = array_module(x)
     if p == 1.0:
         # torch multiplies by a zero of the input's own dtype: an integer or bool input stays one
+        if _function.active_dispatch is not None and xp is np:  # (a dispatch mode sees torch's zeros([]))
+            _function.factory_dispatch("zeros", _zero_noise, ([],), {"dtype": x.dtype, "layout": _layout.strided,
+                                                                   "device": x.device})
         return xp.zeros(shape, dtype=x._data.dtype)
     _refuse_complex_mask(x)
     _refuse_integer_noise(x)
     dtype = x._data.dtype if x._data.dtype.kind in "fV" else np.dtype(_dtype.get_default_dtype().np)
     like = x._data if shape == x._data.shape else None
+    if _function.active_dispatch is not None and xp is np and like is not None:
+        # a dispatch mode sees torch's noise: empty_like(input), bernoulli_(1 - p), div_(1 - p) (the same draws)
+        noise = _function.factory_dispatch("empty_like", _empty_noise, (x,), {})
+        if noise is not _function.RUN_UNDISPATCHED:
+            keep = 1.0 - p
+            _function.method_dispatch("bernoulli_.float", _bernoulli_noise, noise, () if keep == 0.5 else (keep,))
+            _function.method_dispatch("div_.Scalar", _scale_noise, noise, (keep,))
+            return noise._data
     return _keep_mask(xp, shape, p, like).astype(dtype) * dtype.type(1.0 / (1.0 - p))
+
+
+def _zero_noise(size, *, dtype=None, layout=None, device=None) -> Tensor:
+    """aten.zeros's func for dropout's p = 1 zero under a dispatch mode."""
+    return Tensor._make(np.zeros(size, dtype=np.dtype(dtype.np) if dtype is not None else np.float32))
+
+
+def _empty_noise(input: Tensor) -> Tensor:
+    """aten.empty_like's func for dropout's noise under a dispatch mode (laid out as the input)."""
+    return Tensor._make(np.empty_like(input._data))
+
+
+def _bernoulli_noise(noise: Tensor, keep: float = 0.5) -> Tensor:
+    """aten.bernoulli_.float's func for dropout's noise: ones kept with probability ``keep``, drawn as
+    dropout draws them without a mode."""
+    noise._data[...] = _keep_mask(np, noise._data.shape, 1.0 - keep, noise._data, keep=keep)
+    return noise
+
+
+def _scale_noise(noise: Tensor, keep: float) -> Tensor:
+    """aten.div_.Scalar's func for dropout's noise: times 1 / keep, as dropout scales without a mode."""
+    noise._data *= noise._data.dtype.type(1.0 / keep)
+    return noise
 
 
 def _refuse_integer_noise(x: Tensor, alpha: bool = False) -> None:
@@ -93,18 +128,20 @@ def _refuse_complex_mask(x: Tensor) -> None:
         raise NotImplementedError(f"\"bernoulli_scalar_cpu_\" not implemented for '{_dtype.scalar_name(x._data.dtype)}'")
 
 
-def _keep_mask(xp, shape: tuple, p: float, like=None):
+def _keep_mask(xp, shape: tuple, p: float, like=None, *, keep: float | None = None):
     """Units kept with probability 1 - p: on the CPU torch's ``bernoulli_(1 - p)`` (a double
     uniform below 1 - p), so a seeded mask is torch's. A mask of the input's own shape is drawn,
     as torch draws it into ``empty_like(input)``, in that tensor's memory order (a transposed
     input, e.g. nn.MultiheadAttention's batch-first output, gets torch's mask); a feature mask is
-    contiguous."""
+    contiguous. ``keep``: 1 - p as bernoulli_ got it (a mode's func), not recomputed from p."""
     if xp is np:
+        below = 1.0 - p if keep is None else keep
+
         def draw(size):
             stream = _random._rng(None)
             if type(stream) is _random.MT19937Stream:  # the same comparison on the uniforms' bits
-                return stream.double_uniforms_below(size, 1.0 - p)
-            return stream.random(size, dtype=np.float64) < 1.0 - p
+                return stream.double_uniforms_below(size, below)
+            return stream.random(size, dtype=np.float64) < below
 
         if like is None:
             return draw(shape)

@@ -1522,7 +1522,7 @@ def setitem(input: Tensor, key, value) -> None:
     if not isinstance(value, Tensor):
         value = _assigned_number(value, input.dtype)
     if key is False:
-        return  # torch: a bare False key writes nothing, and checks nothing
+        return  # torch: a bare False key writes nothing, and checks nothing else
     if _vmap_frames._captures:  # torch writes through copy_ (index_put_ for a tensor key)
         tensor_key = any(isinstance(k, Tensor) for k in (key if type(key) is tuple else (key,)))
         _vmap_frames.refuse_captured_write(input, "index_put_" if tensor_key else "copy_")
@@ -1732,7 +1732,6 @@ def _check_assigned_value(input: Tensor, value) -> None:
 
 _HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python
 
-
 _INT_RANGES = {d: (int(np.iinfo(d.np).min), int(np.iinfo(d.np).max))
                for d in (_dtype.uint8, _dtype.int8, _dtype.int16, _dtype.int32, _dtype.int64)}
 
@@ -1755,6 +1754,8 @@ def _assigned_number(value, dtype):
     if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) \
             and not -(1 << 63) <= int(value) < (1 << 63):
         raise ValueError("Overflow when unpacking long long")
+    if dtype is _dtype.bool:  # any number, as its truth (1j is True)
+        return bool(value)
     if dtype is _dtype.float16 or dtype is _dtype.bfloat16:
         if isinstance(value, complex) and value.imag:  # (torch's words name the double it converts through)
             raise RuntimeError("value cannot be converted to type double without overflow")

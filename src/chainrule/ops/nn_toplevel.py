@@ -15,6 +15,7 @@ import numpy as np
 from .. import _dtype
 from .._backend import array_module
 from .._opmath import cpu_autocast_policy
+from ..autograd import function as _function
 from ..autograd.function import Function, ctx_value, name_node, saved, without_derivative
 from ..tensor import Tensor
 from . import dropout as _dropout
@@ -183,6 +184,10 @@ def constant_pad_nd(input: Tensor, pad, value=0) -> Tensor:
     from .shape import padded
 
     if not isinstance(value, (builtins.complex, np.complexfloating)):
+        if _function.active_dispatch is not None:  # (a dispatch mode sees the value as given: note_given)
+            from .shape import ConstantPad
+
+            _function.note_given(ConstantPad, input, given_value=value)
         return _pad(input, pad, "constant", value)
     value = _dtype.checked_scalar(builtins.complex(value), input.dtype)  # 1j does not fit a real tensor
     if not input.is_complex():

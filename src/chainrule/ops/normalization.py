@@ -13,9 +13,10 @@ import math
 
 import numpy as np
 
-from .. import _dtype, _vmap_frames
+from .. import _dtype, _layout, _vmap_frames
 from .._backend import array_module, autocast_unifies, subtract_contiguous
 from .._config import torch_intra_op_threads
+from ..autograd import function as _function
 from ..autograd.function import Function, SavedValue, ctx_value, leaf_input, name_node, saved
 from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
@@ -879,6 +880,50 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
     _check_batch_norm_parameters(c, running_mean, running_var, weight, bias, training)
     _refuse_one_running_statistic(running_mean, running_var)
     refuse_non_floating(input, "batch_norm")
+    if _function.active_dispatch is not None:
+        # a dispatch mode sees torch's reserve (empty.memory_format([0], uint8)) and its one
+        # native_batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps)
+        _function.factory_dispatch("empty.memory_format", _reserve, ([0],),
+                                   {"dtype": _dtype.uint8, "layout": _layout.strided, "device": input.device})
+        made = _function.composite_dispatch("native_batch_norm", _native_batch_norm,
+                                            (input, weight, bias, running_mean, running_var, training, momentum, eps), {})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made[0] if isinstance(made, (tuple, list)) else made
+    return _batch_norm_computed(input, running_mean, running_var, weight, bias, training, momentum, eps, count)
+
+
+def _reserve(size, *, dtype=None, layout=None, device=None):
+    """aten.empty.memory_format's func for batch norm's reserve: an empty uint8 tensor."""
+    return Tensor._make(np.empty(size, dtype=np.uint8))
+
+
+def _native_batch_norm(input: Tensor, weight, bias, running_mean, running_var, training: bool,
+                       momentum: float, eps: float) -> tuple:
+    """aten.native_batch_norm's func under a dispatch mode: ``(output, save_mean, save_invstd)`` as
+    torch's (the batch's mean and 1/sqrt(biased var + eps) per channel in training, empty in eval);
+    an outer mode sees the same one op."""
+    args = (input, weight, bias, running_mean, running_var, training, momentum, eps)
+    made = _function.composite_dispatch("native_batch_norm", _native_batch_norm, args, {})
+    if made is not _function.RUN_UNDISPATCHED:
+        return made
+    count = _values_per_channel(input, training)
+    out = _batch_norm_computed(input, running_mean, running_var, weight, bias, training, momentum, eps, count)
+    x = np.asarray(input._data)
+    if training and x.size:
+        dims = (0,) + tuple(range(2, x.ndim))
+        mean = x.mean(axis=dims, dtype=np.float64)
+        var = x.var(axis=dims, dtype=np.float64)
+        saved = (mean.astype(x.dtype), (1.0 / np.sqrt(var + eps)).astype(x.dtype))
+    else:
+        saved = (np.empty(0, x.dtype), np.empty(0, x.dtype))
+    return (out, *(Tensor._make(value) for value in saved))
+
+
+def _batch_norm_computed(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+                         weight: Tensor | None, bias: Tensor | None, training: bool, momentum: float, eps: float,
+                         count: int) -> Tensor:
+    """_batch_norm past its checks (what native_batch_norm's func runs under a dispatch mode)."""
+    c = input.shape[1]
     # (torch takes an affine parameter of any shape holding one value per channel)
     weight, bias = (p if p is None or p.ndim == 1 else p.reshape(c) for p in (weight, bias))
     if _runs_in_float32(input, weight, bias, running_mean, running_var):
@@ -1192,6 +1237,36 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bia
         )
     _check_group_norm_affine(input, weight, bias)
     refuse_non_floating(input, "GroupNormKernelImpl")
+    if _function.active_dispatch is not None:  # (a dispatch mode sees torch's one native_group_norm)
+        made = _function.composite_dispatch("native_group_norm", _native_group_norm, (
+            input, weight, bias, input.shape[0], c, math.prod(input.shape[2:]), num_groups, eps), {})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made[0] if isinstance(made, (tuple, list)) else made
+    return _group_norm_computed(input, num_groups, weight, bias, eps)
+
+
+def _native_group_norm(input: Tensor, weight, bias, n: int, c: int, hxw: int, group: int, eps: float) -> tuple:
+    """aten.native_group_norm's func under a dispatch mode: ``(output, mean, rstd)`` as torch's, the
+    statistics (N, group); an outer mode sees the same one op."""
+    args = (input, weight, bias, n, c, hxw, group, eps)
+    made = _function.composite_dispatch("native_group_norm", _native_group_norm, args, {})
+    if made is not _function.RUN_UNDISPATCHED:
+        return made
+    out = _group_norm_computed(input, group, weight, bias, eps)
+    x = np.asarray(input._data)
+    if x.size:
+        grouped = x.reshape(n, group, -1)
+        mean = grouped.mean(axis=2, dtype=np.float64)
+        rstd = 1.0 / np.sqrt(grouped.var(axis=2, dtype=np.float64) + eps)
+    else:
+        mean = rstd = np.zeros((n, group))
+    return out, Tensor._make(mean.astype(x.dtype)), Tensor._make(rstd.astype(x.dtype))
+
+
+def _group_norm_computed(input: Tensor, num_groups: int, weight: Tensor | None, bias: Tensor | None,
+                         eps: float) -> Tensor:
+    """group_norm past its checks (what native_group_norm's func runs under a dispatch mode)."""
+    c = input.shape[1]
     if _runs_in_float32(input, weight, bias, on_autocast_float32_list=True):
         return group_norm(input.to(_dtype.float32), num_groups, weight, bias, eps).to(input.dtype)
     if _is_half_on_cpu(input) and input.numel():

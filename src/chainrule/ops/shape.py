@@ -2128,6 +2128,10 @@ def _reflect_or_replicate(input: Tensor, pairs: list, mode: str) -> Tensor:
     if _function_module.active_dispatch is not None and all(a >= 0 and b >= 0 for a, b in pairs):
         # (a dispatch mode sees torch's reflection_pad<k>d / replication_pad<k>d with the pad as given)
         _function_module.note_given(ModePad, input, pad=tuple(side for pair in pairs for side in pair))
+    elif _function_module.active_dispatch is not None and (made := _function_module.composite_dispatch(
+            f"{'reflection' if mode == 'reflect' else 'replication'}_pad{k}d", _cropping_pad(mode),
+            (input, [side for pair in pairs for side in pair]), {})) is not _function_module.RUN_UNDISPATCHED:
+        return made  # (a negative pad: torch's one op too, where chainrule pads then crops)
     out = ModePad.apply(input, widths=tuple(widths), mode=mode)
     kept = {"padding": tuple(w for pair in pairs for w in pair), "self": input}
     if any(a < 0 or b < 0 for a, b in pairs):
@@ -2141,6 +2145,20 @@ def _reflect_or_replicate(input: Tensor, pairs: list, mode: str) -> Tensor:
         out = Clone.apply(out, channels_last=suggests_channels_last(input._data))
     return name_node(out, f"{'Reflection' if mode == 'reflect' else 'Replication'}Pad{k}DBackward0",
                      saved=_MODE_PAD_SAVED, kept=kept)
+
+
+def _reflect_cropping(input: Tensor, pad: list) -> Tensor:
+    """aten.reflection_pad<k>d's func under a dispatch mode, for a pad with a negative side."""
+    return _reflect_or_replicate(input, [(pad[2 * i], pad[2 * i + 1]) for i in range(len(pad) // 2)], "reflect")
+
+
+def _replicate_cropping(input: Tensor, pad: list) -> Tensor:
+    """aten.replication_pad<k>d's func under a dispatch mode, for a pad with a negative side."""
+    return _reflect_or_replicate(input, [(pad[2 * i], pad[2 * i + 1]) for i in range(len(pad) // 2)], "replicate")
+
+
+def _cropping_pad(mode: str):
+    return _reflect_cropping if mode == "reflect" else _replicate_cropping
 
 
 def _check_mode_pad_sizes(shape: tuple, pairs: list, mode: str) -> None:

@@ -502,6 +502,8 @@ def _constant_pad(inputs, params):
     pad, value = params.get("pad"), params["value"]
     if pad is None:
         return None
+    if "given_value" in params:  # torch.constant_pad_nd's Scalar as given, left out where it is the default 0
+        return ("constant_pad_nd", "default"), _trailing((inputs[0], list(pad), params["given_value"]), (0,)), {}
     return ("constant_pad_nd", "default"), (inputs[0], list(pad), value if isinstance(value, complex) else float(value)), {}
 
 
@@ -605,6 +607,8 @@ _ATEN_SCHEMAS = {
     "Select": _select, "Slice": _slice, "Index": _index, "Gather": _gather,
     "MaskedFill": _masked_fill, "MaskedFillTensor": _masked_fill_tensor,
     "Clamp": lambda inputs, params: (("clamp", "default"), _trailing((inputs[0], params["min"], params["max"]), (None, None)), {}),
+    "Softplus": lambda inputs, params: (("softplus", "default"), _trailing((inputs[0], params["beta"], params["threshold"]),
+                                                                           (1, 20)), {}),
     "Gelu": lambda inputs, params: (("gelu", "default"), (inputs[0],),
                                     {} if params["approximate"] == "none" else {"approximate": params["approximate"]}),
     "Convolution": _convolution, "MaxPool": _max_pool, "LayerNormalize": _layer_norm,
@@ -719,6 +723,12 @@ def _aten_callable(op_name: str, overload_name: str):
     return stand_in
 
 
+def _chainrule():
+    import chainrule
+
+    return chainrule
+
+
 def _stand_in_convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups):
     import chainrule
 
@@ -774,6 +784,7 @@ _ATEN_STAND_INS = {
     "split_with_sizes.default": lambda input, sizes, dim=0: input.split(list(sizes), dim),
     "unbind.int": lambda input, dim=0: input.unbind(dim),
     "repeat.default": lambda input, repeats: input.repeat(*repeats),
+    "constant_pad_nd.default": lambda input, pad, value=0: _chainrule().constant_pad_nd(input, pad, value),
     **{f"max_pool{n}d_with_indices.default": _stand_in_max_pool for n in (1, 2, 3)},
 }
 

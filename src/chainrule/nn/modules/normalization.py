@@ -6,6 +6,8 @@ import warnings
 
 from ... import _dtype, _vmap_frames
 from ..._naming import in_torchs_words
+from ...autograd import function as _function
+from ...autograd.grad_mode import no_grad
 from ...ops.creation import ones, tensor, zeros
 from ...ops.cross_map_lrn import cross_map_lrn2d
 from ...tensor import Tensor
@@ -61,7 +63,12 @@ class _NormBase(Module):
         self.reset_parameters()
 
     def reset_running_stats(self) -> None:
-        if self.track_running_stats:
+        if self.track_running_stats and _function.active_dispatch is not None:
+            with no_grad():  # (a dispatch mode sees torch's zero_, fill_(1), zero_)
+                self.running_mean.zero_()
+                self.running_var.fill_(1)
+                self.num_batches_tracked.zero_()
+        elif self.track_running_stats:
             init.zeros_(self.running_mean)
             init.ones_(self.running_var)
             self.num_batches_tracked._data[...] = 0
@@ -99,8 +106,12 @@ class _BatchNorm(_NormBase):
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
             if _vmap_frames._captures:  # torch's num_batches_tracked.add_(1), a captured buffer inside jacrev(model)
                 _vmap_frames.refuse_captured_write(self.num_batches_tracked, "add_.Tensor")
-            self.num_batches_tracked._data += 1
-            self.num_batches_tracked._version_box[0] += 1
+            if _function.active_dispatch is not None:
+                with no_grad():  # (a dispatch mode sees torch's num_batches_tracked.add_(1))
+                    self.num_batches_tracked.add_(1)
+            else:
+                self.num_batches_tracked._data += 1
+                self.num_batches_tracked._version_box[0] += 1
             if self.momentum is None:  # cumulative moving average
                 momentum = 1.0 / float(self.num_batches_tracked._data)
         return momentum
