@@ -34,7 +34,7 @@ from ..tensor import Tensor, _check_tensor
 from . import _cuda_kernels
 from . import elementwise as ew
 from ._arg_parser import check_bool, check_float, check_int
-from .reduce import LogSoftmax, Softmax
+from .reduce import LogSoftmax, Softmax, empty_mean
 from .reduce import sum as _sum
 from .special_functions import ScaledBy
 
@@ -180,8 +180,8 @@ class _MseLoss(Function):
         diff = x - t
         loss = diff * diff
         if reduction == "mean":
-            if loss.size == 0:  # torch's mean of no elements is a quiet NaN; NumPy's warns "Mean of empty slice"
-                return xp.asarray(xp.sum(loss) * xp.nan, order="C")
+            if loss.size == 0:  # torch's mean of no elements: sum / 0; NumPy's warns "Mean of empty slice"
+                return xp.asarray(empty_mean(xp.sum(loss)), order="C")
             return xp.asarray(xp.mean(loss), order="C")
         if reduction == "sum":
             return xp.asarray(xp.sum(loss), order="C")
@@ -629,8 +629,9 @@ class _IndexClassLoss(Function):
             denom = dtype.type(1)
         else:
             denom = _total_weight(w_row, t.size, dtype)
-            # (every target ignored divides by 0, silently: forward runs with NumPy's warnings off)
-            out = xp.asarray(loss.sum(dtype=dtype) / denom, dtype=dtype)
+            # (every target ignored divides by 0, silently: forward runs with NumPy's warnings off;
+            # no rows at all is torch's filled quiet NaN, positive where x86's 0 / 0 is negative)
+            out = xp.asarray(loss.sum(dtype=dtype) / denom if t.size else np.nan, dtype=dtype)
         if ctx.needs_input_grad[0]:
             ctx.x_shape = x.shape
             ctx.reduction = reduction
