@@ -57,3 +57,52 @@ def test_empty_reduction_nan_sign(case, dtype_name):
 
 def test_empty_half_mean_nan_sign():
     _same_bits(lambda m, dt: m.zeros(3, 0, dtype=dt).mean(1), "float16")
+
+
+# ---------------------------------------------------------------- item 2: binary_cross_entropy's gradients, logit
+def _bce_grads(m, dtype_name, reduction, weighted, create_graph):
+    rng = np.random.default_rng(1)
+    dtype = getattr(m, dtype_name)
+    p = m.tensor(rng.random((6, 5)) * 0.98 + 0.01, dtype=dtype, requires_grad=True)
+    t = m.tensor(rng.random((6, 5)), dtype=dtype, requires_grad=True)
+    scale = m.tensor(rng.random((6, 5)), dtype=dtype)
+    kwargs = {"weight": scale} if weighted else {}
+    loss = m.nn.functional.binary_cross_entropy(p, t, reduction=reduction, **kwargs)
+    if reduction == "none":
+        loss = (loss * scale).sum()
+    grads = m.autograd.grad(loss, (p, t), create_graph=create_graph)
+    if not create_graph:
+        return grads
+    return grads + m.autograd.grad((grads[0] * grads[0]).sum() + grads[1].sum() * 0.5, (p, t))
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("dtype_name", ["float32", "float64"])
+def test_binary_cross_entropy_gradients_bitwise(dtype_name, reduction, weighted, create_graph):
+    """torch weighs and divides by the count after the elementwise gradient formula (and its
+    target gradient is -logit(p)): the gradients match to the bit, first and second order."""
+    expected = _bce_grads(torch, dtype_name, reduction, weighted, create_graph)
+    got = _bce_grads(chainrule, dtype_name, reduction, weighted, create_graph)
+    for e, g in zip(expected, got):
+        assert _bits(g) == _bits(e)
+
+
+def test_binary_cross_entropy_one_node_and_weight_refused():
+    p = chainrule.tensor([0.2, 0.7], requires_grad=True)
+    t = chainrule.tensor([0.0, 1.0])
+    loss = chainrule.nn.functional.binary_cross_entropy(p, t, weight=chainrule.tensor([1.0, 2.0]))
+    assert type(loss.grad_fn).__name__ == "BinaryCrossEntropyBackward0"
+    assert type(loss.grad_fn.next_functions[0][0]).__name__ == "AccumulateGrad"  # as torch's: no inner nodes
+    with pytest.raises(RuntimeError, match="not differentiable with respect to argument 'weight'"):
+        chainrule.nn.functional.binary_cross_entropy(p, t, weight=chainrule.tensor([1.0, 2.0], requires_grad=True))
+
+
+@pytest.mark.parametrize("eps", [None, 1e-6, 0.05])
+@pytest.mark.parametrize("dtype_name", ["float32", "float64"])
+def test_logit_bitwise(dtype_name, eps):
+    """torch's logit is log(p / (1 - p)) with torch.log's last bit, not log(p) - log1p(-p)."""
+    rng = np.random.default_rng(2)
+    values = np.concatenate([rng.random(1003), [0.0, 1.0, 0.5, 1e-30, 1 - 1e-7]])
+    _same_bits(lambda m, dt: m.logit(m.tensor(values, dtype=dt), eps), dtype_name)
