@@ -106,3 +106,28 @@ def test_logit_bitwise(dtype_name, eps):
     rng = np.random.default_rng(2)
     values = np.concatenate([rng.random(1003), [0.0, 1.0, 0.5, 1e-30, 1 - 1e-7]])
     _same_bits(lambda m, dt: m.logit(m.tensor(values, dtype=dt), eps), dtype_name)
+
+
+# ---------------------------------------------------------------- item 4: a size-1 dim's stride in a binary op's result
+_ODD = {
+    "mul_number": lambda m, x: x.mul(1.5),
+    "times_number": lambda m, x: x * 1.5,
+    "plus_number": lambda m, x: x + 1,
+    "reflected_minus": lambda m, x: 2 - x,
+    "over_number": lambda m, x: x / 2,
+    "times_0d": lambda m, x: x.mul(m.tensor(1.5)),
+    "times_broadcast": lambda m, x: x * m.ones(10),
+    "plus_self": lambda m, x: x + x,  # (one shape, torch-contiguous: a fresh contiguous result)
+}
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+@pytest.mark.parametrize("case", sorted(_ODD))
+def test_size_one_dim_stride_of_binary_op(case, requires_grad):
+    """torch's TensorIterator sorts a size-1 dim among the others by its stride: a (2, 3, 1, 10) of
+    strides (30, 10, 1, 1) times a number keeps them, where NumPy's row-major result had (30, 10, 10, 1)."""
+    def run(m):
+        x = m.empty_strided((2, 3, 1, 10), (30, 10, 1, 1)).fill_(1.0).requires_grad_(requires_grad)
+        return tuple(_ODD[case](m, x).stride())
+
+    assert run(chainrule) == run(torch)
