@@ -40,7 +40,7 @@ from .ops import shape as _shape
 from .ops import special_functions as _special
 from .ops._arg_parser import check_number
 from .ops.linalg import matmul as _matmul
-from .ops.memory_format import channels_last_strides, iterator_layout
+from .ops.memory_format import channels_last_strides, iterator_layout, number_layout
 from .tensor import (
     Tensor,
     _called_by_user,
@@ -211,7 +211,7 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False, name: str = ""
                     if c is None and other:
                         c = constant(other, data.dtype)
                     operand = c._data if c is not None else data.dtype.type(other)
-                    return make(ufunc(operand, data) if reflected else ufunc(data, operand))
+                    return make(number_layout(ufunc(operand, data) if reflected else ufunc(data, operand), data))
                 quiet = numpy_errstate.set(QUIET)  # silent on x / 0 and overflow, as torch
                 try:
                     if c is None and other:
@@ -219,7 +219,7 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False, name: str = ""
                     # a zero (not cached: 0.0 and -0.0 are one key) as a scalar of the tensor's dtype, its
                     # sign kept: ml_dtypes' bfloat16 takes a Python float to float32 (x * 0.0 was float32)
                     operand = c._data if c is not None else data.dtype.type(other)
-                    return make(ufunc(operand, data) if reflected else ufunc(data, operand))
+                    return make(number_layout(ufunc(operand, data) if reflected else ufunc(data, operand), data))
                 finally:
                     numpy_errstate.reset(quiet)
             # (arrays of one type: a device tensor meeting a CPU one goes through the op's device check)
@@ -233,14 +233,14 @@ def _arithmetic(fn, function_cls, ufunc, reflected: bool = False, name: str = ""
                         try:
                             out = ufunc(data, other._data)
                             return make(out if out.ndim < 2 or data.flags.c_contiguous and other._data.flags.c_contiguous
-                                        else iterator_layout(out, data, other._data))
+                                        and 1 not in out.shape else iterator_layout(out, data, other._data))
                         except ValueError as error:
                             raise broadcast_error(error, (data, other._data)) from None
                     quiet = numpy_errstate.set(QUIET)
                     try:
                         out = ufunc(data, other._data)
                         return make(out if out.ndim < 2 or data.flags.c_contiguous and other._data.flags.c_contiguous
-                                    else iterator_layout(out, data, other._data))
+                                    and 1 not in out.shape else iterator_layout(out, data, other._data))
                     except ValueError as error:
                         raise broadcast_error(error, (data, other._data)) from None
                     finally:

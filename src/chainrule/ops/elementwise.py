@@ -44,7 +44,7 @@ from ..tensor import (
 from . import cpu_softmax_order
 from ._arg_parser import check_int, check_str, out_rule, write_out_same_dtype
 from ._special import erf as _erf_array
-from .memory_format import fresh_in_format, iterator_layout
+from .memory_format import fresh_in_format, iterator_layout, number_layout
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
 # (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
@@ -367,7 +367,8 @@ class Add(Function):
         out = a + b
         # memory_format.iterator_layout's own test, inline on the hottest ops: a 0-d or 1-d result, or
         # one of row-major operands, is laid out as torch's already (ndim first: it allocates nothing)
-        return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
+        return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous and 1 not in out.shape else (
+            iterator_layout(out, a, b))
 
     @staticmethod
     def backward(ctx, grad):
@@ -386,7 +387,8 @@ class Sub(Function):
     @staticmethod
     def forward(ctx, a, b):
         out = a - b
-        return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
+        return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous and 1 not in out.shape else (
+            iterator_layout(out, a, b))
 
     @staticmethod
     def backward(ctx, grad):
@@ -488,7 +490,8 @@ class AddScaled(Add):
         ctx.alpha = alpha
         # a and b share the result's dtype (add promotes them first); alpha is rounded to it
         out = fused_scaled_add(a, b, b.dtype.type(alpha))
-        return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
+        return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous and 1 not in out.shape else (
+            iterator_layout(out, a, b))
 
     @staticmethod
     def backward(ctx, grad):
@@ -506,7 +509,8 @@ class SubScaled(Sub):
     def forward(ctx, a, b, alpha):
         ctx.alpha = alpha
         out = fused_scaled_add(a, b, -b.dtype.type(alpha))  # torch's sub is add with -alpha
-        return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
+        return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous and 1 not in out.shape else (
+            iterator_layout(out, a, b))
 
     @staticmethod
     def backward(ctx, grad):
@@ -530,10 +534,10 @@ class RSub(Function):
         ctx.number = number  # (read by the explainer's formula)
         if alpha == 1:
             # as a scalar of x's dtype: bfloat16 (ml_dtypes) would take a Python float as float32
-            return x.dtype.type(number) - x
+            return number_layout(x.dtype.type(number) - x, x)
         ctx.alpha = alpha
         # torch's rsub is sub(number, x, alpha): add with -alpha, the number in x's dtype
-        return fused_scaled_add(np.asarray(number, dtype=x.dtype), x, -x.dtype.type(alpha))
+        return number_layout(fused_scaled_add(np.asarray(number, dtype=x.dtype), x, -x.dtype.type(alpha)), x)
 
     # the dispatch layer shows it as torch's rsub.Scalar(self, other, alpha)
     @staticmethod
@@ -582,7 +586,8 @@ class RSubTensors(Function):
         else:
             ctx.alpha = alpha
             out = fused_scaled_add(b, a, -a.dtype.type(alpha))  # torch's rsub is add with -alpha
-        return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, b, a)
+        return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous and 1 not in out.shape else (
+            iterator_layout(out, b, a))
 
     @staticmethod
     def backward(ctx, grad):
@@ -605,7 +610,8 @@ class Mul(Function):
         ctx.save_for_backward(b if ctx.needs_input_grad[0] else None,
                               a if ctx.needs_input_grad[1] else None)
         out = a * b
-        return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
+        return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous and 1 not in out.shape else (
+            iterator_layout(out, a, b))
 
     @staticmethod
     @conjugate_rule
@@ -640,7 +646,8 @@ class Div(Function):
         if b.dtype.kind in "biu" and a.dtype.kind in "fc":  # an integer divisor, in a's dtype as torch's kernel
             b = b.astype(a.dtype)
         out = a / b
-        return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous else iterator_layout(out, a, b)
+        return out if out.ndim < 2 or a.flags.c_contiguous and b.flags.c_contiguous and 1 not in out.shape else (
+            iterator_layout(out, a, b))
 
     @staticmethod
     @conjugate_rule

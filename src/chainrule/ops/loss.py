@@ -34,7 +34,7 @@ from ..tensor import Tensor, _check_tensor
 from . import _cuda_kernels
 from . import elementwise as ew
 from ._arg_parser import check_bool, check_float, check_int
-from .reduce import LogSoftmax, Softmax
+from .reduce import LogSoftmax, Softmax, empty_mean
 from .reduce import sum as _sum
 from .special_functions import ScaledBy
 
@@ -180,8 +180,8 @@ class _MseLoss(Function):
         diff = x - t
         loss = diff * diff
         if reduction == "mean":
-            if loss.size == 0:  # torch's mean of no elements is a quiet NaN; NumPy's warns "Mean of empty slice"
-                return xp.asarray(xp.sum(loss) * xp.nan, order="C")
+            if loss.size == 0:  # torch's mean of no elements: sum / 0; NumPy's warns "Mean of empty slice"
+                return xp.asarray(empty_mean(xp.sum(loss)), order="C")
             return xp.asarray(xp.mean(loss), order="C")
         if reduction == "sum":
             return xp.asarray(xp.sum(loss), order="C")
@@ -629,8 +629,9 @@ class _IndexClassLoss(Function):
             denom = dtype.type(1)
         else:
             denom = _total_weight(w_row, t.size, dtype)
-            # (every target ignored divides by 0, silently: forward runs with NumPy's warnings off)
-            out = xp.asarray(loss.sum(dtype=dtype) / denom, dtype=dtype)
+            # (every target ignored divides by 0, silently: forward runs with NumPy's warnings off;
+            # no rows at all is torch's filled quiet NaN, positive where x86's 0 / 0 is negative)
+            out = xp.asarray(loss.sum(dtype=dtype) / denom if t.size else np.nan, dtype=dtype)
         if ctx.needs_input_grad[0]:
             ctx.x_shape = x.shape
             ctx.reduction = reduction
@@ -1061,10 +1062,14 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
             first = int(xp.argmax((bad_input | bad_target).reshape(-1)))
             which = "input" if bad_input.reshape(-1)[first] else "target"
             raise RuntimeError(f"all elements of {which} should be between 0 and 1")
-    loss = _BinaryCrossEntropy.apply(input, target)
-    if weight is not None:
-        loss = _in_place_dtype(loss * weight, loss.dtype)  # torch weighs the loss in place: in the input's dtype
-    return name_node(_reduce(loss, reduction), "BinaryCrossEntropyBackward0", label="binary_cross_entropy",
+    _check_not_differentiated(weight, "binary_cross_entropy", "weight")
+    if weight is not None:  # torch's functional expands the weight to the target's size first
+        from .shape import broadcast_shapes
+
+        broadcast_shapes(tuple(target.shape), tuple(weight.shape))
+    loss = _BinaryCrossEntropy.apply(input, target, weight=None if weight is None else weight._data,
+                                     reduction=reduction)
+    return name_node(loss, "BinaryCrossEntropyBackward0", label="binary_cross_entropy",
                      saved=_BCE_SAVED, kept={"self": input, "target": target, "reduction": _REDUCTIONS.index(reduction),
                                              "weight": weight})
 
@@ -1073,41 +1078,64 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
 _LOSS_EPSILON = float(np.float32(1e-12))
 
 
+def _weighted_reduced(x: Tensor, weight, reduction: str) -> Tensor:
+    """``x`` as torch's loss formulas finish it: times the weight, then divided by the element
+    count for 'mean' (after the elementwise part, which rounds differently from scaling first)."""
+    if weight is not None:  # in place in torch's formulas: in x's dtype
+        x = _in_place_dtype(x * Tensor._make(weight), x.dtype)
+    return x / x.numel() if reduction == "mean" else x
+
+
 class _BinaryCrossEntropy(Function):
-    """Elementwise ``-(t log p + (1 - t) log(1 - p))``, fused because torch clamps twice: each log
-    at -100 in the forward, and ``p (1 - p)`` at 1e-12 in the input gradient, so p = 0 or 1
-    gives a large finite gradient instead of the composition's NaN."""
+    """``-(t log p + (1 - t) log(1 - p))``, weighted and reduced, one node as torch's: it clamps
+    twice (each log at -100 in the forward, ``p (1 - p)`` at 1e-12 in the input gradient, so
+    p = 0 or 1 gives a large finite gradient instead of the composition's NaN), and its
+    gradients weigh and divide by the count after the elementwise formula, not before."""
 
     _array_forward = True
     node_name = "BinaryCrossEntropyBackward0"
     label = "binary_cross_entropy"
-    rule = "∂/∂p = (p - t)/max(p(1 - p), 1e-12), ∂/∂t = log(1 - p) - log p"
+    rule = "∂/∂p = w(p - t)/max(p(1 - p), 1e-12), ∂/∂t = -w logit(p), each divided by n for 'mean'"
 
     @staticmethod
-    def forward(ctx, p, t):
+    def forward(ctx, p, t, weight, reduction):
+        from .reduce import Mean, Sum
+
         xp = array_module(p)
         ctx.save_for_backward(p, t)
+        ctx.weight, ctx.reduction = weight, reduction
         with np.errstate(divide="ignore"):
             log_p = xp.maximum(xp.log(p), -100.0)
             log_q = xp.maximum(xp.log1p(-p), -100.0)
-        return (-(t * log_p + (1 - t) * log_q)).astype(p.dtype, copy=False)
+        loss = (-(t * log_p + (1 - t) * log_q)).astype(p.dtype, copy=False)
+        if weight is not None:  # torch weighs the loss in place: in the input's dtype
+            loss = (loss * weight).astype(p.dtype, copy=False)
+        if reduction == "none":
+            return loss
+        scratch = type("_Scratch", (), {})()  # the reductions' forward keep their notes on a ctx
+        dims = tuple(range(loss.ndim))
+        return Mean.forward(scratch, loss, dims, False) if reduction == "mean" else Sum.forward(
+            scratch, loss, dims, False, None)
 
     @staticmethod
     def backward(ctx, grad):
-        # d/dp = (p - t) / max(p (1 - p), 1e-12);  d/dt = log(1 - p) - log(p), unclamped as torch's
+        # d/dp = g (p - t) / max((1 - p) p, 1e-12);  d/dt = -g logit(p); each times w, over n for 'mean'
+        from .special_functions import logit
+
         p, t = ctx.saved_values
         grad_p = grad_t = None
         if ctx.needs_input_grad[0]:
-            grad_p = _BinaryCrossEntropyBackward.apply(grad, p, t)
+            grad_p = _BinaryCrossEntropyBackward.apply(grad, p, t, weight=ctx.weight, reduction=ctx.reduction)
         if ctx.needs_input_grad[1]:
-            grad_t = grad * (ew.log1p(-p) - ew.log(p))
+            grad_t = _weighted_reduced(-logit(p) * grad, ctx.weight, ctx.reduction)
         return grad_p, grad_t
 
 
 class _BinaryCrossEntropyBackward(Function):
-    """binary_cross_entropy's input gradient ``g (p - t) / max(p (1 - p), EPSILON)``, differentiated by
-    torch's own double-backward formulas rather than as this expression: they add a double 1e-12 to
-    ``p`` and ``1 - p`` instead of clamping, and clamp the target's denominator at a double 1e-12."""
+    """binary_cross_entropy's input gradient ``g (p - t) / max(p (1 - p), EPSILON)`` (times the
+    weight, over the count for 'mean'), differentiated by torch's own double-backward formulas
+    rather than as this expression: they add a double 1e-12 to ``p`` and ``1 - p`` instead of
+    clamping, and clamp the target's denominator at a double 1e-12; each weighs and divides last."""
 
     _array_forward = True
     node_name = "BinaryCrossEntropyBackwardBackward0"
@@ -1117,21 +1145,36 @@ class _BinaryCrossEntropyBackward(Function):
     formula = None
 
     @staticmethod
-    def forward(ctx, grad, p, t):
+    def forward(ctx, grad, p, t, weight=None, reduction="none"):
         ctx.save_for_backward(grad, p, t)
-        return grad * (p - t) / array_module(p).maximum(p * (1 - p), p.dtype.type(_LOSS_EPSILON))
+        ctx.weight, ctx.reduction = weight, reduction
+        # the kernel's ``grad * (p - t) / max((1 - p) p, EPSILON)``, then torch's in-place mul_(weight)
+        # and div_(numel): in p's dtype
+        out = grad * (p - t) / array_module(p).maximum(p * (1 - p), p.dtype.type(_LOSS_EPSILON))
+        if weight is not None:
+            out = (out * weight).astype(p.dtype, copy=False)
+        return out / p.dtype.type(p.size) if reduction == "mean" else out
 
     @staticmethod
     def backward(ctx, grad_grad):
         grad, p, t = ctx.saved_values
+        weight, reduction = ctx.weight, ctx.reduction
         eps = 1e-12  # FunctionsManual's binary_cross_entropy_double_backward*: a double
         d_grad = d_p = d_t = None
         if ctx.needs_input_grad[0]:
-            d_grad = (p - t) / ((p + eps) * (1 - p + eps)) * grad_grad
+            d_grad = _weighted_reduced((p - t) / ((p + eps) * (1 - p + eps)) * grad_grad, weight, reduction)
+            if tuple(d_grad.shape) != tuple(grad.shape):  # a reduced loss's 0-d gradient
+                d_grad = d_grad.sum_to_size(grad.shape)
         if ctx.needs_input_grad[1]:
-            d_p = (p * p - 2 * p * t + t) / ((p + eps) ** 2 * (1 - p + eps) ** 2) * (grad_grad * grad)
+            d_p = _weighted_reduced((p * p - 2 * p * t + t) / ((p + eps) ** 2 * (1 - p + eps) ** 2)
+                                    * (grad_grad * grad), weight, reduction)
         if ctx.needs_input_grad[2]:
-            d_t = -grad_grad * grad / ew.clamp((1 - p) * p, min=eps)
+            d_t = -grad_grad * grad
+            if weight is not None:
+                d_t = _in_place_dtype(d_t * Tensor._make(weight), d_t.dtype)
+            d_t = d_t / ew.clamp((1 - p) * p, min=eps)
+            if reduction == "mean":
+                d_t = d_t / d_t.numel()
         return d_grad, d_p, d_t
 
 

@@ -258,6 +258,16 @@ def iterator_layout(out, a, b, c=None):
     return _relaid(out, (a, b) if c is None else (a, b, c))
 
 
+def number_layout(out, data):
+    """``out``, the result of array ``data`` and a number, laid out as torch's TensorIterator lays
+    it out: as NumPy does, but for a size-1 dim's stride, which torch sorts among the others (a
+    (2, 3, 1, 10) of strides (30, 10, 1, 1) times 1.5 keeps them; NumPy's row-major result has
+    (30, 10, 10, 1))."""
+    if out.ndim < 2 or 1 not in out.shape or plain_rows(data):
+        return out
+    return iterator_layout(out, data, out.dtype.type(0))
+
+
 def plain_rows(a) -> bool:
     """Whether ``a`` is row-major with a fresh tensor's stride on each size-1 dim (the product of
     the later dims' sizes). Row-major order leaves a size-1 dim's stride free, and a view's (a

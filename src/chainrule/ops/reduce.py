@@ -194,6 +194,14 @@ class SumDim(Sum):
                         "_saved_self_sym_sizes": input_sizes(0)}
 
 
+def empty_mean(total):
+    """The mean of no elements as torch's ``sum / count`` leaves it: the zero ``total`` divided by a
+    zero count, whose NaN carries the processor's sign (x86's default NaN is negative, 0xffc00000 in
+    float32, where ``total * nan`` kept NaN's positive bits)."""
+    with np.errstate(invalid="ignore"):
+        return total / total.dtype.type(0)
+
+
 class Mean(Function):
     label = "mean"
     rule = "shares the gradient equally: ∂/∂aᵢ = 1/n"
@@ -209,8 +217,8 @@ class Mean(Function):
         ctx.dims = dims
         ctx.keepdim = keepdim
         ctx.count = int(np.prod([x.shape[d] for d in dims])) if dims else 1
-        if ctx.count == 0:  # torch's mean of nothing is a quiet NaN; NumPy's warns "Mean of empty slice"
-            return _as_array(xp.sum(x, axis=dims, keepdims=keepdim) * xp.nan, x, xp)
+        if ctx.count == 0:  # torch's mean of nothing: its sum / 0 (NumPy's mean warns "Mean of empty slice")
+            return _as_array(empty_mean(xp.sum(x, axis=dims, keepdims=keepdim)), x, xp)
         if x.dtype == np.float32 and type(x) is np.ndarray:
             total = _sum_order.sum_dims(x, dims, keepdim)  # torch's CPU mean: its sum / count
             if total is not None:
@@ -258,6 +266,8 @@ class MeanBesideVariance(Mean):
 
     @staticmethod
     def forward(ctx, x, dims, keepdim):
+        if x.size == 0:  # torch fills both results of an empty input with a (positive) quiet NaN
+            return _nan_filled(Mean.forward(ctx, x, dims, keepdim))
         if x.dtype.itemsize > 4 or x.dtype.kind == "c":
             return Mean.forward(ctx, x, dims, keepdim)
         return Mean.forward(ctx, x.astype(np.float64), dims, keepdim).astype(x.dtype, copy=False)
@@ -456,6 +466,12 @@ class Var(Function):
         return _keep(grad, x._data.shape, dims, ctx.keepdim) * scale * centered
 
 
+def _nan_filled(out):
+    """``out`` (a reduction of an empty input) filled with a positive quiet NaN, as torch's
+    ``result.fill_(quiet_NaN)`` for var, std, var_mean and std_mean of no elements."""
+    return array_module(out).full_like(out, np.nan)
+
+
 def _variance(x, dims: tuple, correction, keepdim: bool, dof: int, take_sqrt: bool):
     """var (or std) of ``x`` over ``dims`` in ``x``'s dtype. torch's CPU kernel accumulates float32,
     float16 and bfloat16 in float64 (Welford over dims; a float64 sum of squared deviations for a
@@ -474,6 +490,8 @@ def _variance(x, dims: tuple, correction, keepdim: bool, dof: int, take_sqrt: bo
         out = xp.sum((wide - center) ** 2, axis=dims, keepdims=keepdim) / wide.dtype.type(dof)
         if take_sqrt:
             out = xp.sqrt(out)
+    if x.size == 0:  # torch fills the variance of no elements instead of dividing 0 by 0
+        out = _nan_filled(out)
     return _as_array(out, x).astype(x.dtype, copy=False)
 
 

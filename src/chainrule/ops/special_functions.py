@@ -25,6 +25,7 @@ from .elementwise import (
     _float_input,
     _float_pair,
     _kernel_arrays,
+    _log_array,
     _one_device,
     _pair,
     _require_tensors,
@@ -524,8 +525,13 @@ class Logit(Function):
                 low = None if eps is None else x.dtype.type(eps)
                 p = x if eps is None else xp.clip(x, low, one - low).astype(x.dtype, copy=False)
                 return xp.log(p / (one - p)).astype(x.dtype, copy=False)
-            p = x if eps is None else xp.clip(x, eps, 1 - eps)
-            return (xp.log(p) - xp.log1p(-p)).astype(x.dtype, copy=False)
+            # torch's float and double kernel: log(p / (1 - p)) too, its clamp bounds in the dtype, the
+            # log as torch.log's (log(p) - log1p(-p) differed from it in the last bit in about half
+            # the values, and so did binary_cross_entropy's target gradient, -logit(p))
+            one = x.dtype.type(1)
+            p = x if eps is None else xp.clip(x, x.dtype.type(eps), one - x.dtype.type(eps)).astype(x.dtype,
+                                                                                                  copy=False)
+            return _log_array(p / (one - p)).astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
