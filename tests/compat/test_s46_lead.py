@@ -26,3 +26,16 @@ def test_sparse_sum_backward_under_a_dispatch_mode(mode):
     else:
         (grad,) = chainrule.autograd.grad((out.to_dense() * weights).sum(), values)
     np.testing.assert_array_equal(grad.numpy(), [1.0, 2.0, 3.0, 3.0])
+
+
+@pytest.mark.parametrize("number", [0.0, -0.0, 0, 0j, False])
+def test_a_zero_operand_is_saved_as_torchs_wrapped_number(number):
+    """``x * 0`` saves torch's wrapped number (float64 -0.0 for -0.0, int64 0 for 0) as ``_saved_other``,
+    as ``x * 2`` does: zeros were never cached, so the operator's fast path saved them in x's dtype."""
+    torch = pytest.importorskip("torch")
+    shown = []
+    for lib in (torch, chainrule):
+        x = lib.ones(2, requires_grad=True)
+        saved = (x * number).grad_fn._saved_other
+        shown.append((str(saved.dtype).split(".")[1], saved.item(), np.signbit(np.real(saved.item()))))
+    assert shown[0] == shown[1]

@@ -103,25 +103,24 @@ _CONSTANTS: dict = {}
 def _constant(x, np_dtype) -> Tensor:
     """A cached 0-d tensor for a Python number used as an operand of a recorded op.
 
-    Saves allocating one per ``x * 0.9`` in a training loop. Only ops read these; zero is never
-    cached because 0.0 and -0.0 compare equal but multiply differently. Keyed by the number's type
+    Saves allocating one per ``x * 0.9`` in a training loop. Only ops read these; a zero's key
+    carries its repr, because 0.0 and -0.0 compare equal but multiply differently. Keyed by the number's type
     too (2 and 2.0 are one dict key): ``_function_module.constant_numbers`` keeps the number as
     given, which a node's ``_saved_other`` shows in its own dtype (int64 2, float64 2.0). (Not an
     attribute of the tensor: an instance dict on an operand of every ``x * 0.9`` slows the
     attribute reads of the ops that take it.)
     """
-    key = (x, np_dtype, x.__class__)
-    t = _CONSTANTS.get(key) if x else None
+    key = (x, np_dtype, x.__class__) if x else (x, np_dtype, x.__class__, repr(x))
+    t = _CONSTANTS.get(key)
     if t is None:
         # a CPU scalar: with a device tensor, the op's device check makes it a device fill (as
         # torch passes CPU scalars to CUDA kernels)
         t = Tensor._make(np.asarray(x, dtype=np_dtype))
-        if x:
-            if len(_CONSTANTS) > 4096:
-                _CONSTANTS.clear()
-                _function_module.constant_numbers.clear()
-            _CONSTANTS[key] = t
-            _function_module.constant_numbers[id(t)] = x
+        if len(_CONSTANTS) > 4096:
+            _CONSTANTS.clear()
+            _function_module.constant_numbers.clear()
+        _CONSTANTS[key] = t
+        _function_module.constant_numbers[id(t)] = x
     return t
 
 
