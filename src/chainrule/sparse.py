@@ -380,6 +380,29 @@ class SparseCOOTensor(Tensor):
         return _keeping_graph(source._with_values(values),
                               lambda a, b: Tensor.div(a, b, rounding_mode=rounding_mode), source, other)
 
+    def floor_divide(self, other):
+        """sparse // a number or a 0-d dense tensor: sparse, as div(rounding_mode='floor'), under torch's
+        NotImplemented node; other divisors refused in torch's words for floor division."""
+        _check_floor_divisor(other)
+        divisor = other.detach() if isinstance(other, Tensor) else other
+        return _without_sparse_backward(self.detach().div(divisor, rounding_mode="floor"), self, "",
+                                        _elementwise.FloorDivide.node_name,
+                                        (RuntimeError, "derivative for aten::floor_divide is not implemented"))
+
+    def floor_divide_(self, other):
+        return self._become(self.floor_divide(other))
+
+    def __floordiv__(self, other):
+        return self.floor_divide(other)
+
+    def __ifloordiv__(self, other):
+        return self.floor_divide_(other)
+
+    def __rfloordiv__(self, other):
+        if isinstance(other, (Tensor, numbers.Number)):  # the sparse tensor is the divisor: refused
+            _check_floor_divisor(self)
+        return _dense_operator("__rfloordiv__")(self, other)
+
     def __mul__(self, other):
         return self.mul(other)
 
@@ -887,9 +910,15 @@ _BACKWARD_REFUSED = {
 }
 
 
-def _sparse_divisor_refused(divisor: Tensor) -> RuntimeError:
-    return RuntimeError("Sparse division requires a scalar or zero-dim dense tensor divisor (got shape "
+def _sparse_divisor_refused(divisor: Tensor, division: str = "division") -> RuntimeError:
+    return RuntimeError(f"Sparse {division} requires a scalar or zero-dim dense tensor divisor (got shape "
                         f"{list(divisor.shape)} for divisor)")
+
+
+def _check_floor_divisor(divisor) -> None:
+    """torch's sparse floor_divide refuses a sparse divisor or a dense one with dims, in its own words."""
+    if isinstance(divisor, Tensor) and (divisor.dim() != 0 or isinstance(divisor, SparseCOOTensor)):
+        raise _sparse_divisor_refused(divisor, "floor division")
 
 
 def _valuewise_method(name: str):
@@ -904,6 +933,7 @@ def _refused_method(name: str, kernel: str | None = None):
     def method(self, *args, **kwargs):
         raise NotImplementedError(_not_on_sparse(kernel or name))
     method.__name__ = name
+    method.refuses_sparse = True
     return method
 
 
@@ -979,6 +1009,7 @@ def _refused_overload(name: str, overload):
     def method(self, *args, **kwargs):
         raise NotImplementedError(_not_on_sparse(overload(*args, **kwargs)))
     method.__name__ = name
+    method.refuses_sparse = True
     return method
 
 
@@ -1007,6 +1038,9 @@ for _name in ("eq", "ne", "gt", "lt", "ge", "le", "greater", "less", "greater_eq
     setattr(SparseCOOTensor, _name + "_", _refused_overload(_name + "_", _scalar_or_tensor(_kernel + "_")))
 SparseCOOTensor.max = _refused_overload("max", _reduction_kernel("max", "maximum"))
 SparseCOOTensor.min = _refused_overload("min", _reduction_kernel("min", "minimum"))
+for _name in ("maximum", "minimum", "fmax", "fmin", "equal"):
+    setattr(SparseCOOTensor, _name, _refused_method(_name))
+SparseCOOTensor.where = _refused_method("where", "where.self")
 for _name in ("clamp", "clip"):  # (clip is clamp's alias in torch: both name clamp's kernel)
     setattr(SparseCOOTensor, _name, _refused_overload(_name, _clamp_kernel("clamp")))
     setattr(SparseCOOTensor, _name + "_", _refused_overload(_name + "_", _clamp_kernel("clamp_")))
@@ -1093,6 +1127,7 @@ SparseCOOTensor.diag = _sparse_diag
 # the functions of torch.nn.functional that answer as the sparse tensor's method of their name
 _FUNCTIONAL_AS_METHOD = frozenset({"softmax", "log_softmax"})
 _JOINING = frozenset({"cat", "concat", "concatenate", "stack"})
+_REFLECTED = {"mul": "__rmul__", "multiply": "__rmul__", "floor_divide": "__rfloordiv__"}
 
 
 def _refused_on_strided(kernel: str) -> str:
@@ -1116,12 +1151,23 @@ def _sparse_torch_function(cls, func, types, args=(), kwargs=None):
             if builtins.any(isinstance(item, SparseCOOTensor) for item in args[0]):
                 raise NotImplementedError(_refused_on_strided("_values"))
         routed = (owner in ("torch", "torch.Tensor") or (owner == "torch.nn.functional" and name in _FUNCTIONAL_AS_METHOD))
-        if routed and "out" not in kwargs and name in SparseCOOTensor.__dict__:
+        method = SparseCOOTensor.__dict__.get(name) if routed else None
+        if method is not None and getattr(method, "refuses_sparse", False):
+            # torch's dispatcher picks the sparse kernel whichever argument is sparse (torch.eq(dense, s),
+            # torch.where(cond, s, x)); the refusal names it from the arguments after the first
+            return method(*args, **kwargs)
+        if name == "sum" and "out" in kwargs and (len(args) > 1 or "dim" in kwargs):
+            raise NotImplementedError(_not_on_sparse("sum.IntList_out"))
+        if method is not None and "out" not in kwargs:
             if args and isinstance(args[0], SparseCOOTensor):
                 return getattr(args[0], name)(*args[1:], **kwargs)
             if not args and isinstance(kwargs.get("input"), SparseCOOTensor):
                 rest = dict(kwargs)
                 return getattr(rest.pop("input"), name)(**rest)
+        if name in _REFLECTED and len(args) == 2 and not kwargs and isinstance(args[1], SparseCOOTensor):
+            # dense first, sparse second: torch's sparse kernel still runs (torch.mul(dense, s) is sparse),
+            # as the sparse tensor's reflected operator does
+            return getattr(args[1], _REFLECTED[name])(args[0])
         return func(*args, **kwargs)
 
 

@@ -1,0 +1,138 @@
+"""Session 46, lane mendAU: what the sparse COO lanes left, each compared with torch: a sparse tensor in a
+later argument (torch.eq(dense, s), torch.where(cond, s, x), torch.mul(dense, s)), floor division,
+torch.sum(..., out=), torch.equal, coalesced flags, gradients' layouts, and the missing functions."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+KINDS = {
+    "coalesced": ([[0, 1, 1, 2], [2, 0, 2, 1]], [3.0, -4.0, 5.0, 0.5], (3, 3), True),
+    "uncoalesced": ([[1, 0, 1, 2, 0], [2, 2, 2, 1, 0]], [3.0, -4.0, 5.0, 0.5, 2.0], (3, 3), False),
+    "hybrid": ([[0, 2, 1]], [[1.0, -2.0], [3.0, 4.0], [-5.0, 6.0]], (3, 2), True),
+}
+
+
+def _sparse(lib, kind, dtype=None, requires_grad=False):
+    indices, values, size, coalesce = KINDS[kind]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's note that invariant checks are off
+        made = lib.sparse_coo_tensor(lib.tensor(indices), lib.tensor(values, dtype=dtype or lib.float64), size)
+    made = made.coalesce() if coalesce else made
+    return made.requires_grad_() if requires_grad else made
+
+
+def _dense(lib, shape=(3, 3), requires_grad=False):
+    made = lib.tensor(np.linspace(-2.5, 3.5, int(np.prod(shape))).reshape(shape), dtype=lib.float64)
+    return made.requires_grad_() if requires_grad else made
+
+
+def _described(value):
+    """What is compared: layout, shape, dtype, values (bits for float32), a sparse tensor's indices and
+    coalesced flag, the node's name."""
+    if isinstance(value, (tuple, list)):
+        return tuple(_described(item) for item in value)
+    if not hasattr(value, "layout"):
+        return value
+    layout = str(value.layout).split(".")[-1]
+    detached = value.detach()
+    node = type(value.grad_fn).__name__ if value.grad_fn is not None else None
+    if layout == "sparse_coo":
+        values = np.asarray(detached._values().tolist())
+        return (layout, tuple(value.shape), str(value.dtype).split(".")[-1], detached._indices().tolist(),
+                values.round(12).tolist(), value.is_coalesced(), node)
+    return layout, tuple(value.shape), str(value.dtype).split(".")[-1], np.round(detached.tolist(), 12).tolist(), node
+
+
+def _outcome(call, lib):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _described(call(lib))
+    except Exception as error:  # noqa: BLE001  (the error itself is what is compared)
+        return type(error).__name__, str(error).split(" If you are a Facebook employee")[0]
+
+
+def _same(call):
+    ours, theirs = _outcome(call, chainrule), _outcome(call, torch)
+    assert ours == theirs
+
+
+# ---- a sparse tensor after a dense one: torch's dispatcher picks the sparse kernel all the same
+LATER_SPARSE = {
+    "eq": lambda lib: lib.eq(_dense(lib), _sparse(lib, "coalesced")),
+    "ne": lambda lib: lib.ne(_dense(lib), _sparse(lib, "uncoalesced")),
+    "lt_method": lambda lib: _dense(lib).lt(_sparse(lib, "coalesced")),
+    "max_two": lambda lib: lib.max(_dense(lib), _sparse(lib, "coalesced")),
+    "maximum": lambda lib: lib.maximum(_dense(lib), _sparse(lib, "coalesced")),
+    "minimum_method": lambda lib: _sparse(lib, "coalesced").minimum(_dense(lib)),
+    "fmax": lambda lib: _sparse(lib, "coalesced").fmax(_dense(lib)),
+    "where_middle": lambda lib: lib.where(_dense(lib) > 0, _sparse(lib, "coalesced"), _dense(lib)),
+    "where_last": lambda lib: lib.where(_dense(lib) > 0, _dense(lib), _sparse(lib, "uncoalesced")),
+    "where_number": lambda lib: lib.where(_dense(lib) > 0, _sparse(lib, "coalesced"), 2.0),
+    "where_method": lambda lib: _sparse(lib, "coalesced").where(_dense(lib) > 0, _dense(lib)),
+    "equal": lambda lib: lib.equal(_sparse(lib, "coalesced"), _sparse(lib, "coalesced")),
+    "equal_dense_first": lambda lib: lib.equal(_dense(lib), _sparse(lib, "coalesced")),
+    "equal_method": lambda lib: _sparse(lib, "uncoalesced").equal(_dense(lib)),
+    "mul_dense_first": lambda lib: lib.mul(_dense(lib), _sparse(lib, "uncoalesced")),
+    "multiply_dense_first": lambda lib: lib.multiply(_dense(lib), _sparse(lib, "coalesced")),
+    "mul_hybrid_dense_first": lambda lib: lib.mul(_dense(lib, (3, 2)), _sparse(lib, "hybrid")),
+    "sub_dense_first": lambda lib: lib.sub(_dense(lib), _sparse(lib, "uncoalesced")),
+    "sum_out": lambda lib: lib.sum(_sparse(lib, "coalesced"), 0, out=lib.empty(3, dtype=lib.float64)),
+    "sum_dim_out": lambda lib: lib.sum(_sparse(lib, "uncoalesced"), dim=1, out=lib.empty(3, dtype=lib.float64)),
+    "sum": lambda lib: lib.sum(_sparse(lib, "uncoalesced"), 0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LATER_SPARSE))
+def test_sparse_in_a_later_argument(name):
+    _same(LATER_SPARSE[name])
+
+
+def _in_place(operation):
+    def call(lib):
+        target = _sparse(lib, "uncoalesced")
+        result = operation(target)
+        assert result is target
+        return target
+    return call
+
+
+def _floor_divide_in_place(target):
+    target //= 2
+    return target
+
+
+FLOOR = {
+    "operator": lambda lib: _sparse(lib, "uncoalesced") // 2,
+    "operator_coalesced": lambda lib: _sparse(lib, "coalesced") // -3,
+    "zero_dim": lambda lib: lib.floor_divide(_sparse(lib, "uncoalesced"), lib.tensor(2.0, dtype=lib.float64)),
+    "dense_divisor": lambda lib: _sparse(lib, "coalesced") // _dense(lib),
+    "sparse_divisor": lambda lib: lib.floor_divide(_sparse(lib, "coalesced"), _sparse(lib, "coalesced")),
+    "sparse_dividend_of_number": lambda lib: 2 // _sparse(lib, "coalesced"),
+    "dense_dividend": lambda lib: _dense(lib) // _sparse(lib, "coalesced"),
+    "function_dense_dividend": lambda lib: lib.floor_divide(_dense(lib), _sparse(lib, "coalesced")),
+    "in_place": _in_place(lambda target: target.floor_divide_(2)),
+    "in_place_operator": _in_place(_floor_divide_in_place),
+    "in_place_dense_divisor": _in_place(lambda target: target.floor_divide_(_dense(chainrule if isinstance(
+        target, chainrule.Tensor) else torch))),
+    "grad_node": lambda lib: _sparse(lib, "coalesced", requires_grad=True) // 2,
+}
+
+
+@pytest.mark.parametrize("name", sorted(FLOOR))
+def test_floor_division(name):
+    _same(FLOOR[name])
+
+
+def test_refused_in_place_floor_division_leaves_the_tensor():
+    target = _sparse(chainrule, "uncoalesced")
+    before = target._values().tolist(), target._indices().tolist(), target._version
+    with pytest.raises(RuntimeError, match="Sparse floor division"):
+        target.floor_divide_(_dense(chainrule))
+    assert (target._values().tolist(), target._indices().tolist(), target._version) == before
