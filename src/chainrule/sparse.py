@@ -543,7 +543,12 @@ class SparseCOOTensor(Tensor):
         return self._become(self.detach().sqrt())
 
     def mul_(self, other):
-        return self._become(self.mul(other))
+        self._become(self.mul(other))
+        if not isinstance(other, SparseCOOTensor):
+            # torch's in-place product by a number or a dense factor leaves the flag unset past one entry
+            indices, values, _ = self._coo
+            self._coo = (indices, values, indices.shape[1] < 2)
+        return self
 
     def div_(self, other, *, rounding_mode=None):
         return self._become(self.div(other, rounding_mode=rounding_mode))
@@ -772,7 +777,10 @@ class SparseCOOTensor(Tensor):
             chosen = (indices[dim] >= start) & (indices[dim] < start + length)
             narrowed = indices[:, chosen].copy()
             narrowed[dim] -= start
-            result = _entries_of(narrowed, values[chosen], tuple(size))
+            xp = array_module(values)
+            # (the entries left keep their order: torch keeps the input's coalesced flag)
+            result = SparseCOOTensor._from_parts(narrowed, xp.ascontiguousarray(values[chosen]), tuple(size),
+                                                 coalesced)
         return _without_sparse_backward(result, self, "as_strided", "NarrowCopyBackward0")
 
     def __getitem__(self, item):

@@ -136,3 +136,43 @@ def test_refused_in_place_floor_division_leaves_the_tensor():
     with pytest.raises(RuntimeError, match="Sparse floor division"):
         target.floor_divide_(_dense(chainrule))
     assert (target._values().tolist(), target._indices().tolist(), target._version) == before
+
+
+def _gradients(build, *names):
+    """The gradients of the leaves ``build`` makes (a dict by name) of the sum of its result's values."""
+    def call(lib):
+        leaves = {}
+        result = build(lib, leaves)
+        (result.to_dense() if result.layout == lib.sparse_coo else result).sum().backward()
+        return tuple(leaves[name].grad for name in names)
+    return call
+
+
+def _leaf(leaves, name, tensor):
+    leaves[name] = tensor
+    return tensor
+
+
+FLAGS = {
+    "mul_in_place_number": lambda lib: _sparse(lib, "coalesced").mul_(2),
+    "mul_in_place_zero_dim": lambda lib: _sparse(lib, "coalesced").mul_(lib.tensor(2.0, dtype=lib.float64)),
+    "mul_in_place_dense": lambda lib: _sparse(lib, "coalesced").mul_(_dense(lib)),
+    "mul_in_place_sparse": lambda lib: _sparse(lib, "coalesced").mul_(_sparse(lib, "coalesced")),
+    "mul_in_place_hybrid": lambda lib: _sparse(lib, "hybrid").mul_(3),
+    "mul_in_place_hybrid_dense": lambda lib: _sparse(lib, "hybrid").mul_(_dense(lib, (3, 2))),
+    "mul_in_place_one_entry": lambda lib: _sparse(lib, "coalesced").narrow_copy(0, 0, 1).mul_(2),
+    "mul": lambda lib: _sparse(lib, "coalesced").mul(2),
+    "narrow_copy": lambda lib: _sparse(lib, "coalesced").narrow_copy(1, 1, 2),
+    "narrow_copy_rows": lambda lib: _sparse(lib, "coalesced").narrow_copy(0, 1, 2),
+    "narrow_copy_uncoalesced": lambda lib: _sparse(lib, "uncoalesced").narrow_copy(1, 2, 1),
+    "narrow_copy_hybrid": lambda lib: _sparse(lib, "hybrid").narrow_copy(0, 0, 2),
+    "narrow_copy_dense_dim": lambda lib: _sparse(lib, "hybrid").narrow_copy(1, 1, 1),
+    "product_gradients": _gradients(
+        lambda lib, leaves: _leaf(leaves, "a", _sparse(lib, "coalesced", requires_grad=True))
+        * _leaf(leaves, "b", (_sparse(lib, "coalesced") * 2).detach().requires_grad_()), "a", "b"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FLAGS))
+def test_coalesced_flags(name):
+    _same(FLAGS[name])
