@@ -1623,8 +1623,14 @@ def sparse_mask(self, mask) -> SparseCOOTensor:
 def mm(sparse: Tensor, dense: Tensor) -> Tensor:
     """torch.sparse.mm: sparse (n × m) @ dense (m × p), a dense result; sparse @ sparse is sparse
     and coalesced, with an entry wherever the two index patterns meet (even one summing to 0)."""
-    if isinstance(sparse, SparseCOOTensor) and isinstance(dense, SparseCOOTensor) and \
-            sparse.dim() == dense.dim() == 2 and sparse.sparse_dim() == dense.sparse_dim() == 2:
+    if isinstance(sparse, SparseCOOTensor) and isinstance(dense, SparseCOOTensor):
+        for name, matrix in (("mat1_", sparse), ("mat2_", dense)):  # torch's sparse @ sparse kernel's checks
+            if matrix.dim() != 2:
+                raise RuntimeError(f"Expected {name}.dim() == 2 to be true, but got false.  (Could this error "
+                                   "message be improved?  If so, please report an enhancement request to PyTorch.)")
+        for matrix in (sparse, dense):
+            if matrix.dense_dim() != 0:
+                raise RuntimeError(f"sparse_sparse_matmul_cpu: scalar values expected, got {matrix.dense_dim()}D values")
         return _sparse_times_sparse(sparse, dense)
     if not isinstance(sparse, SparseCOOTensor):
         return _matmul(sparse, dense)

@@ -176,3 +176,33 @@ FLAGS = {
 @pytest.mark.parametrize("name", sorted(FLAGS))
 def test_coalesced_flags(name):
     _same(FLAGS[name])
+
+
+def _hybrid_matrix(lib):
+    """A 2-d sparse COO tensor with one sparse and one dense dim."""
+    return lib.sparse_coo_tensor(lib.tensor([[0, 2]]), lib.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]), (3, 3))
+
+
+PRODUCTS = {
+    "mm_hybrid_dense": lambda lib: lib.sparse.mm(_sparse(lib, "hybrid"), _dense(lib, (2, 2))),
+    "addmm_hybrid": lambda lib: lib.sparse.addmm(_dense(lib, (2, 2)), _hybrid_3d(lib), _dense(lib, (3, 2))),
+    "torch_addmm_hybrid": lambda lib: lib.addmm(_dense(lib, (2, 2)), _hybrid_3d(lib), _dense(lib, (3, 2))),
+    "addmm_one_sparse_dim": lambda lib: lib.sparse.addmm(_dense(lib, (3, 2)), _hybrid_matrix(lib), _dense(lib, (3, 2))),
+    "mm_sparse_hybrid_3d": lambda lib: lib.sparse.mm(_sparse(lib, "coalesced"), _hybrid_3d(lib)),
+    "mm_hybrid_3d_sparse": lambda lib: lib.sparse.mm(_hybrid_3d(lib), _sparse(lib, "coalesced")),
+    "mm_hybrid_3d_twice": lambda lib: lib.sparse.mm(_hybrid_3d(lib), _hybrid_3d(lib)),
+    "mm_hybrid_matrices": lambda lib: lib.sparse.mm(_hybrid_matrix(lib), _hybrid_matrix(lib)),
+    "mm_sparse_hybrid_matrix": lambda lib: lib.sparse.mm(_sparse(lib, "coalesced"), _hybrid_matrix(lib)),
+    "mm_sparse_sparse": lambda lib: lib.sparse.mm(_sparse(lib, "coalesced"), _sparse(lib, "uncoalesced")),
+}
+
+
+def _hybrid_3d(lib):
+    """A (2, 3, 2) sparse COO tensor: two sparse dims, one dense."""
+    return lib.sparse_coo_tensor(lib.tensor([[0, 1, 1], [2, 0, 2]]), lib.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]],
+                                                                            dtype=lib.float64), (2, 3, 2))
+
+
+@pytest.mark.parametrize("name", sorted(PRODUCTS))
+def test_sparse_products_of_hybrid_tensors(name):
+    _same(PRODUCTS[name])
