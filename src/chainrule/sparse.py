@@ -172,6 +172,33 @@ class _LinearInEntries(Function):
         return ctx.adjoint(grad)
 
 
+class _TimesSparse(Function):
+    """A sparse tensor's dense backing times a dense factor of its shape: the factor's gradient is
+    sparse at the tensor's entries (each entry's value times the gradient at its index, duplicates
+    kept), as torch's ``grad * sparse``."""
+
+    node_name = "MulBackward0"
+    label = "mul"
+    rule = "d(a*b) = b da + a db, db sparse at a's entries"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, dense, factor, sparse):
+        ctx.coo, ctx.size, ctx.factor = sparse.detach()._coo, tuple(sparse.shape), factor
+        return dense * factor
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad_dense = grad * Tensor._make(ctx.factor) if ctx.needs_input_grad[0] else None
+        grad_factor = None
+        if ctx.needs_input_grad[1]:
+            indices, values, _ = ctx.coo
+            entries = (grad._data[tuple(indices)] * values).astype(ctx.factor.dtype, copy=False)
+            # (torch's product of the incoming gradient and the sparse tensor is marked uncoalesced)
+            grad_factor = SparseCOOTensor._from_parts(indices, entries, ctx.size, False)
+        return grad_dense, grad_factor
+
+
 def _linear_in_entries(result: SparseCOOTensor, input: SparseCOOTensor, adjoint, node: str) -> SparseCOOTensor:
     """``result``, made from ``input`` by an op linear in its entries whose adjoint is ``adjoint``,
     in the graph under torch's node name ``node``, when ``input`` records."""
@@ -361,8 +388,13 @@ class SparseCOOTensor(Tensor):
             # (a hybrid tensor's entries are dense rows: each takes the factor's row at its index)
             factors = xp.broadcast_to(other._data, tuple(self.shape))[tuple(self._coo[0])]
             result = self._with_values((Tensor._make(self._coo[1]) * Tensor._make(factors))._data)
+            if tuple(other.shape) == tuple(self.shape):  # torch gives the dense factor a sparse gradient
+                return _keeping_graph(result, lambda a, b: _TimesSparse.apply(a, b, sparse=self), self, other)
         else:
-            return Tensor.mul(_in_graph(self), other)  # dense (torch.mul's delegation would come back here)
+            # dense (torch.mul's delegation would come back here); shapes that do not broadcast are
+            # named dense factor first, as torch's sparse kernel names them
+            _elementwise._check_broadcast(other, self)
+            return Tensor.mul(_in_graph(self), other)
         return _keeping_graph(result, Tensor.mul, self, other)
 
     def div(self, other, *, rounding_mode=None):

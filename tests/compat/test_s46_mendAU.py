@@ -206,3 +206,47 @@ def _hybrid_3d(lib):
 @pytest.mark.parametrize("name", sorted(PRODUCTS))
 def test_sparse_products_of_hybrid_tensors(name):
     _same(PRODUCTS[name])
+
+
+DENSE_FACTOR = {
+    "sparse_first": _gradients(lambda lib, leaves: _sparse(lib, "coalesced") * _leaf(leaves, "b", _dense(lib, requires_grad=True)),
+                               "b"),
+    "dense_first": _gradients(lambda lib, leaves: _leaf(leaves, "b", _dense(lib, requires_grad=True)) * _sparse(lib, "coalesced"),
+                              "b"),
+    "function_dense_first": _gradients(
+        lambda lib, leaves: lib.mul(_leaf(leaves, "b", _dense(lib, requires_grad=True)), _sparse(lib, "uncoalesced")), "b"),
+    "duplicates": _gradients(lambda lib, leaves: _sparse(lib, "uncoalesced") * _leaf(leaves, "b", _dense(lib, requires_grad=True)),
+                             "b"),
+    "both_leaves": _gradients(
+        lambda lib, leaves: _leaf(leaves, "a", _sparse(lib, "uncoalesced", requires_grad=True))
+        * _leaf(leaves, "b", _dense(lib, requires_grad=True)), "a", "b"),
+    "hybrid": _gradients(lambda lib, leaves: _sparse(lib, "hybrid") * _leaf(leaves, "b", _dense(lib, (3, 2), requires_grad=True)),
+                         "b"),
+    "float32_factor": _gradients(
+        lambda lib, leaves: _sparse(lib, "coalesced", dtype=lib.float32)
+        * _leaf(leaves, "b", _dense(lib).float().detach().requires_grad_()), "b"),
+    "used_twice": _gradients(
+        lambda lib, leaves: (_sparse(lib, "coalesced") * _leaf(leaves, "b", _dense(lib, requires_grad=True))
+                             + _sparse(lib, "uncoalesced") * leaves["b"]), "b"),
+    "node": lambda lib: _sparse(lib, "coalesced") * _dense(lib, requires_grad=True),
+    "mismatch": lambda lib: _sparse(lib, "coalesced") * _dense(lib, (3, 2)),
+    "mismatch_dense_first": lambda lib: _dense(lib, (2, 3)) * _sparse(lib, "coalesced"),
+    "mismatch_longer": lambda lib: _sparse(lib, "coalesced") * _dense(lib, (3, 4)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DENSE_FACTOR))
+def test_dense_factor_of_a_sparse_product(name):
+    _same(DENSE_FACTOR[name])
+
+
+def test_dense_factor_gradient_is_the_dense_products():
+    """The sparse gradient holds, summed, what the same product of dense tensors gives (torch's gradcheck,
+    as chainrule's, refuses the sparse layout of an input's gradient)."""
+    weights = chainrule.tensor(np.arange(9.0).reshape(3, 3) / 7)
+    factor = _dense(chainrule, requires_grad=True)
+    ((_sparse(chainrule, "uncoalesced") * factor).to_dense() * weights).sum().backward()
+    dense_factor = _dense(chainrule, requires_grad=True)
+    ((_sparse(chainrule, "uncoalesced").to_dense() * dense_factor) * weights).sum().backward()
+    assert factor.grad.layout == chainrule.sparse_coo
+    assert np.allclose(factor.grad.to_dense().tolist(), dense_factor.grad.tolist(), rtol=0, atol=1e-12)
