@@ -1902,6 +1902,106 @@ def hspmm(mat1: Tensor, mat2: Tensor) -> SparseCOOTensor:
     return _without_derivative(result, mat1, mat2, "hspmm")
 
 
+def sspaddmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> SparseCOOTensor:
+    """torch.sspaddmm: ``beta * input + alpha * (mat1 @ mat2)`` for sparse COO ``input`` (n × p) and
+    ``mat1`` (n × m) and a strided ``mat2`` (m × p), sparse: ``input``'s entries times ``beta`` as they are,
+    then a full row of the product for each row of ``mat1`` that has entries, uncoalesced; not
+    differentiable (torch's backward refuses)."""
+    if not isinstance(mat1, SparseCOOTensor):
+        raise RuntimeError("tensor.sspaddmm(...) can only be called on sparse tensors")
+    if isinstance(mat2, SparseCOOTensor):
+        raise RuntimeError("sspaddmm: expected 'mat2' to have strided layout, got 'mat2' with layout Sparse")
+    if not isinstance(input, SparseCOOTensor):
+        raise RuntimeError("sspaddmm: expected 'self' to have sparse layout, got 'self' with layout Strided")
+    for argument, ndim in ((2, mat1.sparse_dim()), (3, mat2.dim())):
+        if ndim != 2:
+            raise RuntimeError(f"sspaddmm: Argument #{argument}: matrices expected, got {ndim}D tensor")
+    for argument, dim, size, expected in ((3, 0, mat2.shape[0], mat1.shape[1]), (1, 0, input.shape[0], mat1.shape[0]),
+                                          (1, 1, input.shape[1] if input.dim() > 1 else None, mat2.shape[1])):
+        if size != expected:
+            raise RuntimeError(f"sspaddmm: Argument #{argument}: Expected dim {dim} size {expected}, got {size}")
+    for operand in (mat2, input):
+        if operand.dtype is not mat1.dtype:
+            raise RuntimeError(f"expected scalar type {_dtype.scalar_name(mat1.dtype)} but found "
+                               f"{_dtype.scalar_name(operand.dtype)}")
+    xp = array_module(mat1._data)
+    indices, values, _ = mat1.detach().coalesce()._coo
+    rows, row_of_entry = xp.unique(indices[0], return_inverse=True)
+    columns = mat2.shape[1]
+    dtype = mat1._data.dtype
+    # torch's kernel adds (alpha * value) * mat2's row into the result's row, entry by entry in order
+    product = xp.zeros((rows.shape[0], columns), dtype=dtype)
+    scaled = (values * xp.asarray(alpha, dtype=dtype)).astype(dtype, copy=False)
+    ufunc_at(xp, "add", product, row_of_entry, (scaled[:, None] * mat2._data[indices[1]]).astype(dtype, copy=False))
+    kept_indices, kept_values, _ = input._coo
+    product_indices = xp.stack([xp.repeat(rows, columns), xp.tile(xp.arange(columns), rows.shape[0])]).astype(np.int64)
+    all_indices = xp.concatenate([kept_indices, product_indices], axis=1)
+    # (marked coalesced as torch's: when it has fewer than two entries)
+    result = SparseCOOTensor._from_parts(
+        all_indices,
+        xp.concatenate([(kept_values * xp.asarray(beta, dtype=dtype)).astype(dtype, copy=False), product.reshape(-1)]),
+        tuple(input.shape), all_indices.shape[1] < 2)
+    return _without_derivative(result, mat1, mat2, "sspaddmm")
+
+
+def smm(input: Tensor, mat2: Tensor) -> SparseCOOTensor:
+    """torch.smm: a sparse COO matrix times a strided one, sparse (torch's sspaddmm of an empty sparse
+    tensor): a full row of the product for each row of ``input`` that has entries."""
+    if not isinstance(input, SparseCOOTensor):
+        raise RuntimeError("tensor.sspaddmm(...) can only be called on sparse tensors")
+    empty = SparseCOOTensor._from_parts(np.zeros((2, 0), dtype=np.int64), input._data[:0, 0].copy(),
+                                        (input.shape[0], mat2.shape[-1] if mat2.dim() else 0), True)
+    return sspaddmm(empty, input, mat2, beta=0)
+
+
+_RESIZE_ADVICE = ("on a non-empty sparse tensor is not supported.\nYou could try the following options:\n1. If you need "
+                  "an empty sparse tensor of this size, call `x = torch.sparse_coo_tensor(size)`.\n2. If you need to "
+                  "resize this tensor, you have the following options:\n    1. For both sparse and dense dimensions, "
+                  "keep the number of them constant and the size of them non-shrinking, and then try the same call "
+                  "again.\n    2. Or, create a new sparse tensor with the correct indices and values from this sparse "
+                  "tensor.")
+
+
+def _sparse_resize_(self, size, sparse_dim: int, dense_dim: int):
+    """Tensor.sparse_resize_: the tensor given ``size`` with ``sparse_dim`` sparse and ``dense_dim``
+    dense dims, in place; one with entries may only grow its sizes, keeping both counts (torch's words
+    otherwise). The entries are kept; a grown dense dim reads the values' memory flat, as torch's
+    (its new tail zeros, where torch's is uninitialised)."""
+    if not isinstance(self, SparseCOOTensor):
+        raise NotImplementedError(_refused_on_strided("sparse_resize_"))
+    size = [int(length) for length in size]
+    if len(size) != sparse_dim + dense_dim:
+        raise RuntimeError(f"'len(size) == sparse_dim + dense_dim' is not satisfied: len(size) = {len(size)}, "
+                           f"sparse_dim = {sparse_dim}, dense_dim = {dense_dim}")
+    indices, values, coalesced = self._coo
+    old_sparse, old_dense = self.sparse_dim(), self.dense_dim()
+    old_size = list(self.shape)
+    if indices.shape[1] > 0:
+        for word, old, new in (("sparse", old_sparse, sparse_dim), ("dense", old_dense, dense_dim)):
+            if old != new:
+                raise RuntimeError(f"changing the number of {word} dimensions (from {old} to {new}) {_RESIZE_ADVICE}")
+        for word, old, new in (("sparse", old_size[:old_sparse], size[:sparse_dim]),
+                               ("dense", old_size[old_sparse:], size[sparse_dim:])):
+            if any(b < a for a, b in zip(old, new)):
+                raise RuntimeError(f"shrinking the size of {word} dimensions (from {old} to {new}) {_RESIZE_ADVICE}")
+    if self.requires_grad and self.grad_fn is None and is_grad_enabled():
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+    xp = array_module(values)
+    if indices.shape[1] > 0:
+        # torch resizes the values' storage: the old values keep their places in memory, flat
+        grown = xp.zeros(values.shape[0] * math.prod(size[sparse_dim:]), dtype=values.dtype)
+        grown[:values.size] = values.reshape(-1)
+        values = grown.reshape((values.shape[0], *size[sparse_dim:]))
+    else:
+        indices = xp.zeros((sparse_dim, 0), dtype=np.int64)
+        values = xp.zeros((0, *size[sparse_dim:]), dtype=values.dtype)
+    resized = SparseCOOTensor._from_parts(indices, values, tuple(size), coalesced)
+    self._data = resized._data
+    self._coo = resized._coo
+    self._bump_version()
+    return self
+
+
 def spdiags(diagonals: Tensor, offsets: Tensor, shape: tuple, layout=None) -> Tensor:
     """torch.sparse.spdiags: a (rows × cols) sparse matrix whose diagonal ``offsets[i]`` (0 the main, > 0
     above, < 0 below) holds ``diagonals[i]`` read by column, as scipy.sparse.spdiags; COO (not coalesced)

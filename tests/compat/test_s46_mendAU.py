@@ -250,3 +250,70 @@ def test_dense_factor_gradient_is_the_dense_products():
     ((_sparse(chainrule, "uncoalesced").to_dense() * dense_factor) * weights).sum().backward()
     assert factor.grad.layout == chainrule.sparse_coo
     assert np.allclose(factor.grad.to_dense().tolist(), dense_factor.grad.tolist(), rtol=0, atol=1e-12)
+
+
+def _resized(size, sparse_dim, dense_dim, kind="uncoalesced"):
+    def call(lib):
+        target = _sparse(lib, kind)
+        result = target.sparse_resize_(size, sparse_dim, dense_dim)
+        assert result is target
+        return target
+    return call
+
+
+def _empty(lib):
+    return lib.sparse_coo_tensor(lib.zeros(2, 0, dtype=lib.int64), lib.zeros(0, dtype=lib.float64), (3, 3))
+
+
+def _backward_of(call):
+    def run(lib):
+        result = call(lib)
+        result.to_dense().sum().backward()
+    return run
+
+
+NEW_FUNCTIONS = {
+    "smm": lambda lib: lib.smm(_sparse(lib, "coalesced"), _dense(lib, (3, 2))),
+    "smm_uncoalesced": lambda lib: lib.smm(_sparse(lib, "uncoalesced"), _dense(lib, (3, 4))),
+    "smm_method": lambda lib: _sparse(lib, "uncoalesced").smm(_dense(lib, (3, 2))),
+    "smm_float32": lambda lib: lib.smm(_sparse(lib, "uncoalesced", dtype=lib.float32) * 0.37,
+                                       _dense(lib, (3, 2)).float() / 3),
+    "smm_empty": lambda lib: lib.smm(_empty(lib), _dense(lib, (3, 2))),
+    "smm_dense_first": lambda lib: lib.smm(_dense(lib), _dense(lib)),
+    "smm_sparse_second": lambda lib: lib.smm(_sparse(lib, "coalesced"), _sparse(lib, "coalesced")),
+    "smm_sizes": lambda lib: lib.smm(_sparse(lib, "coalesced"), _dense(lib, (2, 2))),
+    "smm_dtypes": lambda lib: lib.smm(_sparse(lib, "coalesced"), _dense(lib).float()),
+    "smm_backward": _backward_of(lambda lib: lib.smm(_sparse(lib, "coalesced"), _dense(lib, requires_grad=True))),
+    "smm_node": lambda lib: lib.smm(_sparse(lib, "coalesced"), _dense(lib, requires_grad=True)),
+    "sspaddmm": lambda lib: lib.sspaddmm(_sparse(lib, "uncoalesced"), _sparse(lib, "coalesced"), _dense(lib)),
+    "sspaddmm_scaled": lambda lib: lib.sspaddmm(_sparse(lib, "coalesced"), _sparse(lib, "uncoalesced"), _dense(lib),
+                                                beta=2, alpha=-0.5),
+    "sspaddmm_method": lambda lib: _sparse(lib, "coalesced").sspaddmm(_sparse(lib, "uncoalesced"), _dense(lib), alpha=3),
+    "sspaddmm_input_size": lambda lib: lib.sspaddmm(_sparse(lib, "coalesced"), _sparse(lib, "coalesced"),
+                                                    _dense(lib, (3, 2))),
+    "sspaddmm_backward": _backward_of(lambda lib: lib.sspaddmm(_sparse(lib, "coalesced"), _sparse(lib, "coalesced"),
+                                                               _dense(lib, requires_grad=True))),
+    "resize_grow": _resized((4, 5), 2, 0),
+    "resize_grow_coalesced": _resized((3, 7), 2, 0, "coalesced"),
+    "resize_grow_dense_dim": _resized((5, 3), 1, 1, "hybrid"),
+    "resize_shrink": _resized((3, 2), 2, 0),
+    "resize_shrink_dense_dim": _resized((3, 1), 1, 1, "hybrid"),
+    "resize_sparse_dims": _resized((3, 3, 1), 3, 0),
+    "resize_dense_dims": _resized((3, 3, 1), 2, 1),
+    "resize_length": _resized((3, 3), 2, 1),
+    "resize_empty": lambda lib: _empty(lib).sparse_resize_((2, 1, 4), 1, 2),
+    "resize_dense": lambda lib: _dense(lib).sparse_resize_((3, 3), 2, 0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEW_FUNCTIONS))
+def test_smm_sspaddmm_sparse_resize_(name):
+    _same(NEW_FUNCTIONS[name])
+
+
+def test_sparse_resize_refusal_leaves_the_tensor():
+    target = _sparse(chainrule, "coalesced")
+    before = target._indices().tolist(), target._values().tolist(), tuple(target.shape), target._version
+    with pytest.raises(RuntimeError, match="shrinking"):
+        target.sparse_resize_((2, 3), 2, 0)
+    assert (target._indices().tolist(), target._values().tolist(), tuple(target.shape), target._version) == before
