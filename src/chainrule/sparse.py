@@ -50,9 +50,9 @@ from .autograd.function import Function, is_recording, name_node
 from .autograd.grad_mode import is_grad_enabled
 from .ops import elementwise as _elementwise
 from .ops.creation import _to_array
+from .ops.elementwise import _TRUE_DIVISION, where
 from .ops.elementwise import add as dense_add
 from .ops.elementwise import sub as dense_sub
-from .ops.elementwise import where
 from .ops.index import getitem
 from .ops.linalg import _check_sparse_product
 from .ops.linalg import matmul as _matmul
@@ -397,20 +397,22 @@ class SparseCOOTensor(Tensor):
             return Tensor.mul(_in_graph(self), other)
         return _keeping_graph(result, Tensor.mul, self, other)
 
-    def div(self, other, *, rounding_mode=None):
+    def div(self, other, *, rounding_mode=_TRUE_DIVISION):
         """sparse / a number or a 0-d dense tensor is sparse, as torch's: each stored value divided,
         the indices kept (coalesced first under a rounding mode, whose quotient is not linear in the
         entries); any other divisor torch refuses, before anything changes."""
         if isinstance(other, Tensor) and (other.dim() != 0 or isinstance(other, SparseCOOTensor)):
             raise _sparse_divisor_refused(other)
-        if isinstance(other, numbers.Number) and rounding_mode is None:
+        if rounding_mode is None:  # written out: torch's node of the rounding modes
+            return name_node(self.div(other), "DivBackward2")
+        if isinstance(other, numbers.Number) and rounding_mode is _TRUE_DIVISION:
             return _linear_in_entries(self._with_values((Tensor._make(self._coo[1]) / other)._data), self,
                                       lambda grad: grad / other, "DivBackward0")
-        source = self if rounding_mode is None else self.coalesce()
+        source = self if rounding_mode is _TRUE_DIVISION else self.coalesce()
         divisor = Tensor._make(other._data) if isinstance(other, Tensor) else other
-        values = Tensor.div(Tensor._make(source._coo[1]), divisor, rounding_mode=rounding_mode)._data
-        return _keeping_graph(source._with_values(values),
-                              lambda a, b: Tensor.div(a, b, rounding_mode=rounding_mode), source, other)
+        mode = {} if rounding_mode is _TRUE_DIVISION else {"rounding_mode": rounding_mode}
+        values = Tensor.div(Tensor._make(source._coo[1]), divisor, **mode)._data
+        return _keeping_graph(source._with_values(values), lambda a, b: Tensor.div(a, b, **mode), source, other)
 
     def floor_divide(self, other):
         """sparse // a number or a 0-d dense tensor: sparse, as div(rounding_mode='floor'), under torch's
@@ -582,7 +584,7 @@ class SparseCOOTensor(Tensor):
             self._coo = (indices, values, indices.shape[1] < 2)
         return self
 
-    def div_(self, other, *, rounding_mode=None):
+    def div_(self, other, *, rounding_mode=_TRUE_DIVISION):
         return self._become(self.div(other, rounding_mode=rounding_mode))
 
     def add_(self, other, *, alpha=1):

@@ -317,3 +317,40 @@ def test_sparse_resize_refusal_leaves_the_tensor():
     with pytest.raises(RuntimeError, match="shrinking"):
         target.sparse_resize_((2, 3), 2, 0)
     assert (target._indices().tolist(), target._values().tolist(), tuple(target.shape), target._version) == before
+
+
+DIV_NODES = {
+    "default": lambda lib: lib.div(_dense(lib, requires_grad=True), 2.0),
+    "written_none": lambda lib: lib.div(_dense(lib, requires_grad=True), 2.0, rounding_mode=None),
+    "written_none_tensor": lambda lib: lib.div(_dense(lib, requires_grad=True), _dense(lib) + 9, rounding_mode=None),
+    "divide_written_none": lambda lib: lib.divide(_dense(lib), _dense(lib, requires_grad=True) + 9, rounding_mode=None),
+    "method_written_none": lambda lib: _dense(lib, requires_grad=True).div(3, rounding_mode=None),
+    "in_place_written_none": lambda lib: (_dense(lib, requires_grad=True) * 1).div_(3, rounding_mode=None),
+    "in_place_default": lambda lib: (_dense(lib, requires_grad=True) * 1).div_(3),
+    "operator": lambda lib: _dense(lib, requires_grad=True) / 3,
+    "true_divide": lambda lib: lib.true_divide(_dense(lib, requires_grad=True), 3),
+    "integers_written_none": lambda lib: lib.div(lib.tensor([3, -7]), 2, rounding_mode=None),
+    "floor": lambda lib: lib.div(_dense(lib, requires_grad=True), 3, rounding_mode="floor"),
+    "bad_mode": lambda lib: lib.div(_dense(lib), 3, rounding_mode="round"),
+    "out_written_none": lambda lib: lib.div(_dense(lib), 3, rounding_mode=None, out=lib.empty(3, 3, dtype=lib.float64)),
+    "sparse_number": lambda lib: _sparse(lib, "coalesced", requires_grad=True) / 2,
+    "sparse_zero_dim": lambda lib: _sparse(lib, "uncoalesced", requires_grad=True) / lib.tensor(2.0, dtype=lib.float64),
+    "sparse_written_none": lambda lib: lib.div(_sparse(lib, "coalesced", requires_grad=True), 2, rounding_mode=None),
+    "sparse_zero_dim_written_none": lambda lib: lib.div(_sparse(lib, "uncoalesced", requires_grad=True),
+                                                        lib.tensor(2.0, dtype=lib.float64), rounding_mode=None),
+    "sparse_true_divide": lambda lib: lib.true_divide(_sparse(lib, "coalesced", requires_grad=True), 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DIV_NODES))
+def test_div_node_of_a_written_out_rounding_mode(name):
+    _same(DIV_NODES[name])
+
+
+def test_div_written_none_gradient():
+    """DivBackward2 of a written-out None is still true division's derivative."""
+    for lib in (chainrule, torch):
+        a, b = _dense(lib, requires_grad=True), (_dense(lib) + 9).requires_grad_()
+        lib.div(a, b, rounding_mode=None).sum().backward()
+        expected_a, expected_b = 1 / (_dense(lib) + 9), -_dense(lib) / (_dense(lib) + 9) ** 2
+        assert np.allclose(a.grad.tolist(), expected_a.tolist()) and np.allclose(b.grad.tolist(), expected_b.tolist())
