@@ -85,6 +85,11 @@ NOT_OPS: dict[str, str] = {
         "Tensor.to_sparse_coo",
     ),
     **_group(
+        "sparse COO products with a sparse result (torch defines no derivative for them) and the sparse "
+        "tensor's in-place resize, tested against torch in tests/compat/test_s46_mendAU.py",
+        "smm", "sspaddmm", "Tensor.smm", "Tensor.sspaddmm", "Tensor.sparse_resize_",
+    ),
+    **_group(
         "sparse CSR layout: construction, conversion and the product, tested against torch in "
         "tests/test_sparse_csr.py (stored densely too)",
         "sparse_csr_tensor", "Tensor.to_sparse_csr",

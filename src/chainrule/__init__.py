@@ -196,7 +196,7 @@ from ._layout import jagged, layout, sparse_bsc, sparse_bsr, sparse_coo, sparse_
 # 'torch.Tensor'>, not the defining module); pickles name them there too, and the old names still load
 for _public_type in (Tensor, Size, dtype, device, layout):
     _public_type.__module__ = __name__
-from .sparse import hspmm, sparse_coo_tensor, sparse_csr_tensor, spmm  # noqa: E402,F401
+from .sparse import hspmm, smm, sparse_coo_tensor, sparse_csr_tensor, spmm, sspaddmm  # noqa: E402,F401
 # torch.utils.checkpoint is reachable right after `import torch`; importing it binds utils.checkpoint
 from .utils import checkpoint as _checkpoint  # noqa: E402,F401
 from ._config import (  # noqa: E402

@@ -1391,6 +1391,9 @@ def bind_all(modules) -> None:
     Tensor.to_sparse_csr = _sparse.to_sparse_csr
     Tensor.to_sparse_csc = _sparse.to_sparse_csc
     Tensor.sparse_mask = _sparse.sparse_mask
+    Tensor.smm = _sparse.smm
+    Tensor.sspaddmm = _sparse.sspaddmm
+    Tensor.sparse_resize_ = _sparse._sparse_resize_
     Tensor.to_dense = lambda self, dtype=None, *, masked_grad=None: self if dtype is None else self.to(dtype)
     Tensor.is_shared = _is_shared
     Tensor.pin_memory = _pin_memory

@@ -50,9 +50,9 @@ from .autograd.function import Function, is_recording, name_node
 from .autograd.grad_mode import is_grad_enabled
 from .ops import elementwise as _elementwise
 from .ops.creation import _to_array
+from .ops.elementwise import _TRUE_DIVISION, where
 from .ops.elementwise import add as dense_add
 from .ops.elementwise import sub as dense_sub
-from .ops.elementwise import where
 from .ops.index import getitem
 from .ops.linalg import _check_sparse_product
 from .ops.linalg import matmul as _matmul
@@ -170,6 +170,33 @@ class _LinearInEntries(Function):
     @staticmethod
     def backward(ctx, grad):
         return ctx.adjoint(grad)
+
+
+class _TimesSparse(Function):
+    """A sparse tensor's dense backing times a dense factor of its shape: the factor's gradient is
+    sparse at the tensor's entries (each entry's value times the gradient at its index, duplicates
+    kept), as torch's ``grad * sparse``."""
+
+    node_name = "MulBackward0"
+    label = "mul"
+    rule = "d(a*b) = b da + a db, db sparse at a's entries"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, dense, factor, sparse):
+        ctx.coo, ctx.size, ctx.factor = sparse.detach()._coo, tuple(sparse.shape), factor
+        return dense * factor
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad_dense = grad * Tensor._make(ctx.factor) if ctx.needs_input_grad[0] else None
+        grad_factor = None
+        if ctx.needs_input_grad[1]:
+            indices, values, _ = ctx.coo
+            entries = (grad._data[tuple(indices)] * values).astype(ctx.factor.dtype, copy=False)
+            # (torch's product of the incoming gradient and the sparse tensor is marked uncoalesced)
+            grad_factor = SparseCOOTensor._from_parts(indices, entries, ctx.size, False)
+        return grad_dense, grad_factor
 
 
 def _linear_in_entries(result: SparseCOOTensor, input: SparseCOOTensor, adjoint, node: str) -> SparseCOOTensor:
@@ -361,24 +388,54 @@ class SparseCOOTensor(Tensor):
             # (a hybrid tensor's entries are dense rows: each takes the factor's row at its index)
             factors = xp.broadcast_to(other._data, tuple(self.shape))[tuple(self._coo[0])]
             result = self._with_values((Tensor._make(self._coo[1]) * Tensor._make(factors))._data)
+            if tuple(other.shape) == tuple(self.shape):  # torch gives the dense factor a sparse gradient
+                return _keeping_graph(result, lambda a, b: _TimesSparse.apply(a, b, sparse=self), self, other)
         else:
-            return Tensor.mul(_in_graph(self), other)  # dense (torch.mul's delegation would come back here)
+            # dense (torch.mul's delegation would come back here); shapes that do not broadcast are
+            # named dense factor first, as torch's sparse kernel names them
+            _elementwise._check_broadcast(other, self)
+            return Tensor.mul(_in_graph(self), other)
         return _keeping_graph(result, Tensor.mul, self, other)
 
-    def div(self, other, *, rounding_mode=None):
+    def div(self, other, *, rounding_mode=_TRUE_DIVISION):
         """sparse / a number or a 0-d dense tensor is sparse, as torch's: each stored value divided,
         the indices kept (coalesced first under a rounding mode, whose quotient is not linear in the
         entries); any other divisor torch refuses, before anything changes."""
         if isinstance(other, Tensor) and (other.dim() != 0 or isinstance(other, SparseCOOTensor)):
             raise _sparse_divisor_refused(other)
-        if isinstance(other, numbers.Number) and rounding_mode is None:
+        if rounding_mode is None:  # written out: torch's node of the rounding modes
+            return name_node(self.div(other), "DivBackward2")
+        if isinstance(other, numbers.Number) and rounding_mode is _TRUE_DIVISION:
             return _linear_in_entries(self._with_values((Tensor._make(self._coo[1]) / other)._data), self,
                                       lambda grad: grad / other, "DivBackward0")
-        source = self if rounding_mode is None else self.coalesce()
+        source = self if rounding_mode is _TRUE_DIVISION else self.coalesce()
         divisor = Tensor._make(other._data) if isinstance(other, Tensor) else other
-        values = Tensor.div(Tensor._make(source._coo[1]), divisor, rounding_mode=rounding_mode)._data
-        return _keeping_graph(source._with_values(values),
-                              lambda a, b: Tensor.div(a, b, rounding_mode=rounding_mode), source, other)
+        mode = {} if rounding_mode is _TRUE_DIVISION else {"rounding_mode": rounding_mode}
+        values = Tensor.div(Tensor._make(source._coo[1]), divisor, **mode)._data
+        return _keeping_graph(source._with_values(values), lambda a, b: Tensor.div(a, b, **mode), source, other)
+
+    def floor_divide(self, other):
+        """sparse // a number or a 0-d dense tensor: sparse, as div(rounding_mode='floor'), under torch's
+        NotImplemented node; other divisors refused in torch's words for floor division."""
+        _check_floor_divisor(other)
+        divisor = other.detach() if isinstance(other, Tensor) else other
+        return _without_sparse_backward(self.detach().div(divisor, rounding_mode="floor"), self, "",
+                                        _elementwise.FloorDivide.node_name,
+                                        (RuntimeError, "derivative for aten::floor_divide is not implemented"))
+
+    def floor_divide_(self, other):
+        return self._become(self.floor_divide(other))
+
+    def __floordiv__(self, other):
+        return self.floor_divide(other)
+
+    def __ifloordiv__(self, other):
+        return self.floor_divide_(other)
+
+    def __rfloordiv__(self, other):
+        if isinstance(other, (Tensor, numbers.Number)):  # the sparse tensor is the divisor: refused
+            _check_floor_divisor(self)
+        return _dense_operator("__rfloordiv__")(self, other)
 
     def __mul__(self, other):
         return self.mul(other)
@@ -520,9 +577,14 @@ class SparseCOOTensor(Tensor):
         return self._become(self.detach().sqrt())
 
     def mul_(self, other):
-        return self._become(self.mul(other))
+        self._become(self.mul(other))
+        if not isinstance(other, SparseCOOTensor):
+            # torch's in-place product by a number or a dense factor leaves the flag unset past one entry
+            indices, values, _ = self._coo
+            self._coo = (indices, values, indices.shape[1] < 2)
+        return self
 
-    def div_(self, other, *, rounding_mode=None):
+    def div_(self, other, *, rounding_mode=_TRUE_DIVISION):
         return self._become(self.div(other, rounding_mode=rounding_mode))
 
     def add_(self, other, *, alpha=1):
@@ -749,7 +811,10 @@ class SparseCOOTensor(Tensor):
             chosen = (indices[dim] >= start) & (indices[dim] < start + length)
             narrowed = indices[:, chosen].copy()
             narrowed[dim] -= start
-            result = _entries_of(narrowed, values[chosen], tuple(size))
+            xp = array_module(values)
+            # (the entries left keep their order: torch keeps the input's coalesced flag)
+            result = SparseCOOTensor._from_parts(narrowed, xp.ascontiguousarray(values[chosen]), tuple(size),
+                                                 coalesced)
         return _without_sparse_backward(result, self, "as_strided", "NarrowCopyBackward0")
 
     def __getitem__(self, item):
@@ -887,9 +952,15 @@ _BACKWARD_REFUSED = {
 }
 
 
-def _sparse_divisor_refused(divisor: Tensor) -> RuntimeError:
-    return RuntimeError("Sparse division requires a scalar or zero-dim dense tensor divisor (got shape "
+def _sparse_divisor_refused(divisor: Tensor, division: str = "division") -> RuntimeError:
+    return RuntimeError(f"Sparse {division} requires a scalar or zero-dim dense tensor divisor (got shape "
                         f"{list(divisor.shape)} for divisor)")
+
+
+def _check_floor_divisor(divisor) -> None:
+    """torch's sparse floor_divide refuses a sparse divisor or a dense one with dims, in its own words."""
+    if isinstance(divisor, Tensor) and (divisor.dim() != 0 or isinstance(divisor, SparseCOOTensor)):
+        raise _sparse_divisor_refused(divisor, "floor division")
 
 
 def _valuewise_method(name: str):
@@ -904,6 +975,7 @@ def _refused_method(name: str, kernel: str | None = None):
     def method(self, *args, **kwargs):
         raise NotImplementedError(_not_on_sparse(kernel or name))
     method.__name__ = name
+    method.refuses_sparse = True
     return method
 
 
@@ -979,6 +1051,7 @@ def _refused_overload(name: str, overload):
     def method(self, *args, **kwargs):
         raise NotImplementedError(_not_on_sparse(overload(*args, **kwargs)))
     method.__name__ = name
+    method.refuses_sparse = True
     return method
 
 
@@ -1007,6 +1080,9 @@ for _name in ("eq", "ne", "gt", "lt", "ge", "le", "greater", "less", "greater_eq
     setattr(SparseCOOTensor, _name + "_", _refused_overload(_name + "_", _scalar_or_tensor(_kernel + "_")))
 SparseCOOTensor.max = _refused_overload("max", _reduction_kernel("max", "maximum"))
 SparseCOOTensor.min = _refused_overload("min", _reduction_kernel("min", "minimum"))
+for _name in ("maximum", "minimum", "fmax", "fmin", "equal"):
+    setattr(SparseCOOTensor, _name, _refused_method(_name))
+SparseCOOTensor.where = _refused_method("where", "where.self")
 for _name in ("clamp", "clip"):  # (clip is clamp's alias in torch: both name clamp's kernel)
     setattr(SparseCOOTensor, _name, _refused_overload(_name, _clamp_kernel("clamp")))
     setattr(SparseCOOTensor, _name + "_", _refused_overload(_name + "_", _clamp_kernel("clamp_")))
@@ -1093,6 +1169,7 @@ SparseCOOTensor.diag = _sparse_diag
 # the functions of torch.nn.functional that answer as the sparse tensor's method of their name
 _FUNCTIONAL_AS_METHOD = frozenset({"softmax", "log_softmax"})
 _JOINING = frozenset({"cat", "concat", "concatenate", "stack"})
+_REFLECTED = {"mul": "__rmul__", "multiply": "__rmul__", "floor_divide": "__rfloordiv__"}
 
 
 def _refused_on_strided(kernel: str) -> str:
@@ -1116,12 +1193,23 @@ def _sparse_torch_function(cls, func, types, args=(), kwargs=None):
             if builtins.any(isinstance(item, SparseCOOTensor) for item in args[0]):
                 raise NotImplementedError(_refused_on_strided("_values"))
         routed = (owner in ("torch", "torch.Tensor") or (owner == "torch.nn.functional" and name in _FUNCTIONAL_AS_METHOD))
-        if routed and "out" not in kwargs and name in SparseCOOTensor.__dict__:
+        method = SparseCOOTensor.__dict__.get(name) if routed else None
+        if method is not None and getattr(method, "refuses_sparse", False):
+            # torch's dispatcher picks the sparse kernel whichever argument is sparse (torch.eq(dense, s),
+            # torch.where(cond, s, x)); the refusal names it from the arguments after the first
+            return method(*args, **kwargs)
+        if name == "sum" and "out" in kwargs and (len(args) > 1 or "dim" in kwargs):
+            raise NotImplementedError(_not_on_sparse("sum.IntList_out"))
+        if method is not None and "out" not in kwargs:
             if args and isinstance(args[0], SparseCOOTensor):
                 return getattr(args[0], name)(*args[1:], **kwargs)
             if not args and isinstance(kwargs.get("input"), SparseCOOTensor):
                 rest = dict(kwargs)
                 return getattr(rest.pop("input"), name)(**rest)
+        if name in _REFLECTED and len(args) == 2 and not kwargs and isinstance(args[1], SparseCOOTensor):
+            # dense first, sparse second: torch's sparse kernel still runs (torch.mul(dense, s) is sparse),
+            # as the sparse tensor's reflected operator does
+            return getattr(args[1], _REFLECTED[name])(args[0])
         return func(*args, **kwargs)
 
 
@@ -1569,8 +1657,14 @@ def sparse_mask(self, mask) -> SparseCOOTensor:
 def mm(sparse: Tensor, dense: Tensor) -> Tensor:
     """torch.sparse.mm: sparse (n × m) @ dense (m × p), a dense result; sparse @ sparse is sparse
     and coalesced, with an entry wherever the two index patterns meet (even one summing to 0)."""
-    if isinstance(sparse, SparseCOOTensor) and isinstance(dense, SparseCOOTensor) and \
-            sparse.dim() == dense.dim() == 2 and sparse.sparse_dim() == dense.sparse_dim() == 2:
+    if isinstance(sparse, SparseCOOTensor) and isinstance(dense, SparseCOOTensor):
+        for name, matrix in (("mat1_", sparse), ("mat2_", dense)):  # torch's sparse @ sparse kernel's checks
+            if matrix.dim() != 2:
+                raise RuntimeError(f"Expected {name}.dim() == 2 to be true, but got false.  (Could this error "
+                                   "message be improved?  If so, please report an enhancement request to PyTorch.)")
+        for matrix in (sparse, dense):
+            if matrix.dense_dim() != 0:
+                raise RuntimeError(f"sparse_sparse_matmul_cpu: scalar values expected, got {matrix.dense_dim()}D values")
         return _sparse_times_sparse(sparse, dense)
     if not isinstance(sparse, SparseCOOTensor):
         return _matmul(sparse, dense)
@@ -1808,6 +1902,106 @@ def hspmm(mat1: Tensor, mat2: Tensor) -> SparseCOOTensor:
     # (marked coalesced as torch's factory marks it: when it has fewer than two rows)
     result = SparseCOOTensor._from_parts(rows[None], values, (mat1.shape[0], mat2.shape[1]), rows.shape[0] < 2)
     return _without_derivative(result, mat1, mat2, "hspmm")
+
+
+def sspaddmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> SparseCOOTensor:
+    """torch.sspaddmm: ``beta * input + alpha * (mat1 @ mat2)`` for sparse COO ``input`` (n × p) and
+    ``mat1`` (n × m) and a strided ``mat2`` (m × p), sparse: ``input``'s entries times ``beta`` as they are,
+    then a full row of the product for each row of ``mat1`` that has entries, uncoalesced; not
+    differentiable (torch's backward refuses)."""
+    if not isinstance(mat1, SparseCOOTensor):
+        raise RuntimeError("tensor.sspaddmm(...) can only be called on sparse tensors")
+    if isinstance(mat2, SparseCOOTensor):
+        raise RuntimeError("sspaddmm: expected 'mat2' to have strided layout, got 'mat2' with layout Sparse")
+    if not isinstance(input, SparseCOOTensor):
+        raise RuntimeError("sspaddmm: expected 'self' to have sparse layout, got 'self' with layout Strided")
+    for argument, ndim in ((2, mat1.sparse_dim()), (3, mat2.dim())):
+        if ndim != 2:
+            raise RuntimeError(f"sspaddmm: Argument #{argument}: matrices expected, got {ndim}D tensor")
+    for argument, dim, size, expected in ((3, 0, mat2.shape[0], mat1.shape[1]), (1, 0, input.shape[0], mat1.shape[0]),
+                                          (1, 1, input.shape[1] if input.dim() > 1 else None, mat2.shape[1])):
+        if size != expected:
+            raise RuntimeError(f"sspaddmm: Argument #{argument}: Expected dim {dim} size {expected}, got {size}")
+    for operand in (mat2, input):
+        if operand.dtype is not mat1.dtype:
+            raise RuntimeError(f"expected scalar type {_dtype.scalar_name(mat1.dtype)} but found "
+                               f"{_dtype.scalar_name(operand.dtype)}")
+    xp = array_module(mat1._data)
+    indices, values, _ = mat1.detach().coalesce()._coo
+    rows, row_of_entry = xp.unique(indices[0], return_inverse=True)
+    columns = mat2.shape[1]
+    dtype = mat1._data.dtype
+    # torch's kernel adds (alpha * value) * mat2's row into the result's row, entry by entry in order
+    product = xp.zeros((rows.shape[0], columns), dtype=dtype)
+    scaled = (values * xp.asarray(alpha, dtype=dtype)).astype(dtype, copy=False)
+    ufunc_at(xp, "add", product, row_of_entry, (scaled[:, None] * mat2._data[indices[1]]).astype(dtype, copy=False))
+    kept_indices, kept_values, _ = input._coo
+    product_indices = xp.stack([xp.repeat(rows, columns), xp.tile(xp.arange(columns), rows.shape[0])]).astype(np.int64)
+    all_indices = xp.concatenate([kept_indices, product_indices], axis=1)
+    # (marked coalesced as torch's: when it has fewer than two entries)
+    result = SparseCOOTensor._from_parts(
+        all_indices,
+        xp.concatenate([(kept_values * xp.asarray(beta, dtype=dtype)).astype(dtype, copy=False), product.reshape(-1)]),
+        tuple(input.shape), all_indices.shape[1] < 2)
+    return _without_derivative(result, mat1, mat2, "sspaddmm")
+
+
+def smm(input: Tensor, mat2: Tensor) -> SparseCOOTensor:
+    """torch.smm: a sparse COO matrix times a strided one, sparse (torch's sspaddmm of an empty sparse
+    tensor): a full row of the product for each row of ``input`` that has entries."""
+    if not isinstance(input, SparseCOOTensor):
+        raise RuntimeError("tensor.sspaddmm(...) can only be called on sparse tensors")
+    empty = SparseCOOTensor._from_parts(np.zeros((2, 0), dtype=np.int64), input._data[:0, 0].copy(),
+                                        (input.shape[0], mat2.shape[-1] if mat2.dim() else 0), True)
+    return sspaddmm(empty, input, mat2, beta=0)
+
+
+_RESIZE_ADVICE = ("on a non-empty sparse tensor is not supported.\nYou could try the following options:\n1. If you need "
+                  "an empty sparse tensor of this size, call `x = torch.sparse_coo_tensor(size)`.\n2. If you need to "
+                  "resize this tensor, you have the following options:\n    1. For both sparse and dense dimensions, "
+                  "keep the number of them constant and the size of them non-shrinking, and then try the same call "
+                  "again.\n    2. Or, create a new sparse tensor with the correct indices and values from this sparse "
+                  "tensor.")
+
+
+def _sparse_resize_(self, size, sparse_dim: int, dense_dim: int):
+    """Tensor.sparse_resize_: the tensor given ``size`` with ``sparse_dim`` sparse and ``dense_dim``
+    dense dims, in place; one with entries may only grow its sizes, keeping both counts (torch's words
+    otherwise). The entries are kept; a grown dense dim reads the values' memory flat, as torch's
+    (its new tail zeros, where torch's is uninitialised)."""
+    if not isinstance(self, SparseCOOTensor):
+        raise NotImplementedError(_refused_on_strided("sparse_resize_"))
+    size = [int(length) for length in size]
+    if len(size) != sparse_dim + dense_dim:
+        raise RuntimeError(f"'len(size) == sparse_dim + dense_dim' is not satisfied: len(size) = {len(size)}, "
+                           f"sparse_dim = {sparse_dim}, dense_dim = {dense_dim}")
+    indices, values, coalesced = self._coo
+    old_sparse, old_dense = self.sparse_dim(), self.dense_dim()
+    old_size = list(self.shape)
+    if indices.shape[1] > 0:
+        for word, old, new in (("sparse", old_sparse, sparse_dim), ("dense", old_dense, dense_dim)):
+            if old != new:
+                raise RuntimeError(f"changing the number of {word} dimensions (from {old} to {new}) {_RESIZE_ADVICE}")
+        for word, old, new in (("sparse", old_size[:old_sparse], size[:sparse_dim]),
+                               ("dense", old_size[old_sparse:], size[sparse_dim:])):
+            if any(b < a for a, b in zip(old, new)):
+                raise RuntimeError(f"shrinking the size of {word} dimensions (from {old} to {new}) {_RESIZE_ADVICE}")
+    if self.requires_grad and self.grad_fn is None and is_grad_enabled():
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+    xp = array_module(values)
+    if indices.shape[1] > 0:
+        # torch resizes the values' storage: the old values keep their places in memory, flat
+        grown = xp.zeros(values.shape[0] * math.prod(size[sparse_dim:]), dtype=values.dtype)
+        grown[:values.size] = values.reshape(-1)
+        values = grown.reshape((values.shape[0], *size[sparse_dim:]))
+    else:
+        indices = xp.zeros((sparse_dim, 0), dtype=np.int64)
+        values = xp.zeros((0, *size[sparse_dim:]), dtype=values.dtype)
+    resized = SparseCOOTensor._from_parts(indices, values, tuple(size), coalesced)
+    self._data = resized._data
+    self._coo = resized._coo
+    self._bump_version()
+    return self
 
 
 def spdiags(diagonals: Tensor, offsets: Tensor, shape: tuple, layout=None) -> Tensor:

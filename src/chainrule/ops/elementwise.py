@@ -1155,20 +1155,35 @@ def _sparse_quotient(input, other, rounding_mode):
                        f"{list(other.shape)} for divisor)")
 
 
+class _TrueDivision:
+    """div's default rounding_mode, true division, told apart from a written-out ``rounding_mode=None``
+    (torch's div.Tensor_mode overload, whose node is DivBackward2) by one identity test; shown as None."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "None"
+
+
+_TRUE_DIVISION = _TrueDivision()
+
+
 @accepts_two_numbers
 @honours_out
-def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
+def div(input, other, *, rounding_mode=_TRUE_DIVISION, out=None) -> Tensor:
     """torch.div: true division (ints give floats); rounding_mode 'trunc' or 'floor' rounds."""
-    if rounding_mode is None:
+    if rounding_mode is _TRUE_DIVISION:
         if _is_real_number(other) and _is_half(input):
             return _with_number_in_float32(input, other, DivNumberInFloat32)
         if out is None and (input.__class__ in SPARSE_COO_TYPES or other.__class__ in SPARSE_COO_TYPES):
-            return _sparse_quotient(input, other, None)
+            return _sparse_quotient(input, other, _TRUE_DIVISION)
         a, b = _float_pair(input, other)
         if b is not other and isinstance(other, Tensor) and other._data.dtype.kind in "biu" and a._data.dtype.kind in "fc":
             # torch's node saves an integer divisor as given (a count stays int64): Div casts it
             b = other
         return Div.apply(a, b)
+    if rounding_mode is None:  # written out: the same quotient under torch's node of the rounding modes
+        return name_node(div(input, other), "DivBackward2")
     check_str(rounding_mode, "div", "rounding_mode")
     if rounding_mode not in ("trunc", "floor"):
         raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "

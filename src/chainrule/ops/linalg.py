@@ -372,9 +372,12 @@ def _check_sparse_product(kernel: str, sparse: Tensor, dense: Tensor, added: Ten
             added_shape, added_dtype = tuple(added.shape), added.dtype
         product_shape, dense_ndim = (sparse.size(0), dense.size(1)), dense.dim()
     expanded_shape(added_shape, product_shape, added_dtype)
-    for ndim in (sparse.sparse_dim(), dense_ndim):
-        if ndim != 2:
-            raise RuntimeError(f"addmm: matrices expected, got {ndim}D tensor")
+    if sparse.sparse_dim() != 2:
+        raise RuntimeError(f"addmm: matrices expected, got {sparse.sparse_dim()}D tensor")
+    if sparse.dense_dim() != 0:  # (a hybrid tensor's entries are no numbers)
+        raise RuntimeError(f"addmm: scalar values expected, got {sparse.dense_dim()}D values")
+    if dense_ndim != 2:
+        raise RuntimeError(f"addmm: matrices expected, got {dense_ndim}D tensor")
     if dense.shape[0] != sparse.shape[1]:
         raise RuntimeError(f"addmm: Argument #3 (dense): Expected dim 0 size {sparse.shape[1]}, got {dense.shape[0]}")
     if added is not None:
