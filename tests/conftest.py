@@ -73,3 +73,84 @@ def _torch_distributions_validation_restored():
     yield
     if saved is not None and distributions.Distribution._validate_args is not saved:
         distributions.Distribution.set_default_validate_args(saved)
+
+
+def switches() -> tuple | None:
+    """The process-wide switches a test may turn and must turn back: the op hot path's dispatch
+    checks (a live ``__torch_dispatch__`` wrapper instance or an entered mode sets
+    ``active_dispatch``, and every later op and backward rule then takes the slower, dispatching
+    path), torch-function modes, grad and inference mode, the default dtype, anomaly detection and
+    deterministic algorithms. None until chainrule is imported."""
+    function = sys.modules.get("chainrule.autograd.function")
+    if function is None:
+        return None
+    from chainrule import _config, _dtype, _torch_function
+    from chainrule.autograd import grad_mode
+
+    flags = _torch_function.flags
+    return (("active_dispatch", function.active_dispatch is not None),
+            ("active_profiler", function.active_profiler is not None),
+            ("active_extension", function.active_extension is not None),
+            ("torch_function modes", len(_torch_function.mode_stack), flags.modes_live, flags.arguments_off,
+             flags.mode_dispatch_off),
+            ("grad mode", grad_mode.state.enabled, grad_mode.state.inference),
+            ("default dtype", _dtype._default_float),
+            ("anomaly mode", function._anomaly.enabled, function._anomaly.check_nan),
+            ("deterministic", _config._deterministic["mode"], _config._deterministic["warn_only"]))
+
+
+_switches_before = pytest.StashKey[tuple]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Note the switches (``switches``) before the test and its fixtures, to fail it after their
+    teardown if it leaves one turned: the tests after it in the same pytest-xdist worker would run
+    other paths than users do, and pass or fail by their order. A fixture that turns a switch for
+    its tests must be function-scoped. (Two hooks rather than an autouse fixture: no fixture
+    machinery per test.)"""
+    before = switches()
+    if before is not None:
+        item.stash[_switches_before] = before
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item):
+    before = item.stash.get(_switches_before, None)
+    if before is not None:
+        judge_switches(before, item.nodeid)
+
+
+def judge_switches(before: tuple, nodeid: str) -> None:
+    """Fail ``nodeid`` (after turning back what can be) where ``switches()`` differs from ``before``.
+    A wrapper subclass instance that only a reference cycle keeps alive (a node of its graph holding
+    it) is the collector's to free, as in a user's program: collected here before judging."""
+    after = switches()
+    if after == before:
+        return
+    if after[0] != before[0]:
+        import gc
+
+        for generation in (1, 2):  # (the young generations first: a full collection takes far longer)
+            gc.collect(generation)
+            after = switches()
+            if after == before:
+                return
+    _restore_what_can_be(before)
+    changed = "; ".join(f"{then[0]}: {then[1:]} -> {now[1:]}" for then, now in zip(before, after) if then != now)
+    pytest.fail(f"{nodeid} left process-wide state changed ({changed}); restore it in the test "
+                "(a fixture or try/finally), or drop the references that keep a wrapper subclass alive",
+                pytrace=False)
+
+
+def _restore_what_can_be(before: tuple) -> None:
+    """Turn back the plain switches among ``before`` (not entered modes or live instances), so that
+    one failing test does not fail the rest of its worker's tests too."""
+    from chainrule import _config, _dtype
+    from chainrule.autograd import function, grad_mode
+
+    state = dict((entry[0], entry[1:]) for entry in before)
+    grad_mode.state.enabled, grad_mode.state.inference = state["grad mode"]
+    _dtype.set_default_dtype(state["default dtype"][0])
+    function._anomaly.enabled, function._anomaly.check_nan = state["anomaly mode"]
+    _config._deterministic["mode"], _config._deterministic["warn_only"] = state["deterministic"]

@@ -67,6 +67,8 @@ def test_an_error_in_a_piece_reaches_the_caller(two_threads):
 
 def test_set_num_threads_sets_the_budget(monkeypatch):
     pytest.importorskip("threadpoolctl")
+    for name in ("_blas_limits", "_thread_budget", "_requested_threads"):  # (set_num_threads records them)
+        monkeypatch.setattr(_config, name, getattr(_config, name))
     before = _config.get_num_threads()
     try:
         _config.set_num_threads(1)

@@ -20,6 +20,8 @@ def test_idle_cores(cpus, load, expected):
 def fresh(monkeypatch):
     """A process that has set no thread count yet, restored afterwards."""
     original = chainrule.get_num_threads()
+    for name in ("_thread_budget", "_requested_threads"):  # (set_num_threads records them)
+        monkeypatch.setattr(_config, name, getattr(_config, name))
     monkeypatch.setattr(_config, "_blas_limits", None)
     for name in ("CHAINRULE_NUM_THREADS", *_config._THREAD_VARIABLES):
         monkeypatch.delenv(name, raising=False)

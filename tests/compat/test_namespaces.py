@@ -84,8 +84,18 @@ def test_backends_flags_are_settable_and_importable_as_modules():
     assert chainrule.backends.cpu.get_cpu_capability() in ("DEFAULT", "AVX2", "AVX512")
 
 
-def test_num_threads_controls_numpy_blas():
+def _thread_settings_restored(monkeypatch) -> None:
+    """set_num_threads records the count it was given (torch's intra-op count from then on): put
+    chainrule's record back after the test, as the process had it."""
+    from chainrule import _config
+
+    for name in ("_blas_limits", "_thread_budget", "_requested_threads"):
+        monkeypatch.setattr(_config, name, getattr(_config, name))
+
+
+def test_num_threads_controls_numpy_blas(monkeypatch):
     threadpoolctl = pytest.importorskip("threadpoolctl")
+    _thread_settings_restored(monkeypatch)
     original = chainrule.get_num_threads()
     try:
         chainrule.set_num_threads(1)
@@ -102,6 +112,7 @@ def test_num_threads_controls_numpy_blas():
 def test_num_threads_without_threadpoolctl_warns_and_keeps_going(monkeypatch):
     import sys
 
+    _thread_settings_restored(monkeypatch)
     monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # makes `import threadpoolctl` fail
     with pytest.warns(UserWarning, match=r'pip install "chainrule\[threads\]"'):
         chainrule.set_num_threads(2)
