@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "chainrule._config", "chainrule._parallel", "chainrule._shared", "chainrule._layout",
               "chainrule.return_types", "chainrule._opmath", "chainrule._naming",
               "chainrule._torch_function", "chainrule._symbolic_sizes", "chainrule._vmap_frames",
-              "chainrule._sum_order",
+              "chainrule._sum_order", "chainrule._malloc_tuning",
               # plain Python, no chainrule imports: distributed's Work.get_future builds on it
               "chainrule.futures")),
     ("autograd", ("chainrule.autograd",)),

@@ -6,6 +6,7 @@ types follow torch's.
 
 from __future__ import annotations
 
+from . import _malloc_tuning  # noqa: F401  (keeps glibc from unmapping freed temporaries; first, before any work)
 from . import _backend, _dtype
 from ._backend import device
 from ._dtype import (
