@@ -95,3 +95,29 @@ def test_bce_weight_that_fits_matches_torch(kind, weight_shape):
     theirs = _bce_call(torch, kind, weight_shape, "none")
     assert tuple(ours.shape) == tuple(theirs.shape)
     np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+# ---------------------------- torch.logsumexp(x, dim=()) without keepdim: torch's in-place error
+LSE_SHAPES = [(3,), (2, 3), (2, 3, 4), (), (0, 3)]
+
+
+def _lse(lib, shape, dim, keepdim, method):
+    x = lib.tensor(np.random.RandomState(3).randn(*shape))
+    return x.logsumexp(dim, keepdim=keepdim) if method else lib.logsumexp(x, dim=dim, keepdim=keepdim)
+
+
+@pytest.mark.parametrize("shape", LSE_SHAPES)
+@pytest.mark.parametrize("dim", [(), []])
+@pytest.mark.parametrize("keepdim", [False, True])
+@pytest.mark.parametrize("method", [False, True])
+def test_logsumexp_empty_dim_list_as_torch(shape, dim, keepdim, method):
+    try:
+        theirs = _lse(torch, shape, dim, keepdim, method)
+    except RuntimeError as error:
+        with pytest.raises(RuntimeError) as info:
+            _lse(chainrule, shape, dim, keepdim, method)
+        assert str(info.value) == str(error)
+        return
+    ours = _lse(chainrule, shape, dim, keepdim, method)
+    assert tuple(ours.shape) == tuple(theirs.shape)
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12)
