@@ -140,6 +140,13 @@ def _in_input_dtype(loss: Tensor, input: Tensor) -> Tensor:
     return loss.to(input.dtype)
 
 
+def _check_not_grown(shape, broadcast) -> None:
+    """torch's error for an in-place op in a loss kernel whose other operand (a weight) would grow
+    the loss beyond ``shape``: a weight of more dims, or a larger size, than the elementwise loss."""
+    if tuple(broadcast) != tuple(shape):
+        raise RuntimeError(f"output with shape {list(shape)} doesn't match the broadcast shape {list(broadcast)}")
+
+
 def _in_place_dtype(result: Tensor, dtype) -> Tensor:
     """``result`` in ``dtype``, as an in-place op on a tensor of that dtype leaves it."""
     return result if result.dtype is dtype else result.to(dtype)
@@ -1066,7 +1073,8 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     if weight is not None:  # torch's functional expands the weight to the target's size first
         from .shape import broadcast_shapes
 
-        broadcast_shapes(tuple(target.shape), tuple(weight.shape))
+        grown = broadcast_shapes(target.shape, weight.shape)  # torch.Size reprs in its message, as torch's
+        _check_not_grown(target.shape, grown)
     loss = _BinaryCrossEntropy.apply(input, target, weight=None if weight is None else weight._data,
                                      reduction=reduction)
     return name_node(loss, "BinaryCrossEntropyBackward0", label="binary_cross_entropy",
@@ -1223,9 +1231,15 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     _check_not_differentiated(pos_weight, "binary_cross_entropy_with_logits", "pos_weight")
     if pos_weight is not None:  # torch's error for (pos_weight - 1) * target, before any work
         try:
-            np.broadcast_shapes(pos_weight._data.shape, target._data.shape)
+            grown = np.broadcast_shapes(pos_weight._data.shape, target._data.shape)
         except ValueError as error:
             raise _function.broadcast_error(error, (pos_weight._data, target._data)) from None
+        _check_not_grown(target.shape, grown)
+    if weight is not None:  # torch multiplies the weight into the loss in place
+        try:
+            _check_not_grown(input.shape, np.broadcast_shapes(input._data.shape, weight._data.shape))
+        except ValueError:  # not broadcastable: the product below raises torch's error
+            pass
     loss = _LogitCrossEntropyTerms.apply(input, target, loss_dtype=loss_dtype.np,
                                          pos_weight=None if pos_weight is None else pos_weight._data)
     if weight is not None:

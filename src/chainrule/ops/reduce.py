@@ -1047,6 +1047,9 @@ def logsumexp(input: Tensor, dim, keepdim: bool = False) -> Tensor:
     if not isinstance(keepdim, (bool, np.bool_)):
         raise TypeError(f"logsumexp(): argument 'keepdim' (position 3) must be bool, not {type(keepdim).__name__}")
     input = _float_dtype_input(input, None)
+    if not keepdim and isinstance(dim, (list, tuple)) and not dim and input.ndim and input.numel():
+        # torch's kernel: the max is kept with all dims as 1s and added in place into a 0-d sum
+        raise RuntimeError(f"output with shape [] doesn't match the broadcast shape {[1] * input.ndim}")
     out = Logsumexp.apply(input, dims=_dims(dim, input._data.ndim, "logsumexp"), keepdim=keepdim)
     return _note_given(out, "given_dims", (dim,) if isinstance(dim, int) else tuple(dim))
 
