@@ -1,0 +1,109 @@
+"""s46 mendAV: what a TorchDispatchMode sees, continued from mendAO/mendAS: avg_pool<k>d with torch's schema
+arguments (kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, trailing defaults left
+out) where it saw chainrule's own pool geometry and divisor array."""
+
+import contextlib
+
+import numpy as np
+import pytest
+
+real_torch = pytest.importorskip("torch")
+
+import chainrule  # noqa: E402
+from chainrule.utils import _python_dispatch  # noqa: E402
+from tests.compat.test_s45_mendAI import _logged  # noqa: E402
+
+
+class _Pass(_python_dispatch.TorchDispatchMode):
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+
+
+def _functional(lib):
+    return lib.nn.functional
+
+
+# ---- avg_pool2d / avg_pool3d (and avg_pool1d's unsqueeze, avg_pool2d, squeeze)
+POOLS = {
+    "default": lambda lib, a: _functional(lib).avg_pool2d(a["img"], 2),
+    "stride": lambda lib, a: _functional(lib).avg_pool2d(a["img"], 2, 1),
+    "stride_as_kernel": lambda lib, a: _functional(lib).avg_pool2d(a["img"], 2, 2),
+    "all": lambda lib, a: _functional(lib).avg_pool2d(a["img"], 3, 2, 1, True, False, 3),
+    "rectangular": lambda lib, a: _functional(lib).avg_pool2d(a["img"], (2, 3), stride=(1, 2)),
+    "exclude_pad": lambda lib, a: _functional(lib).avg_pool2d(a["img"], 2, count_include_pad=False),
+    "ceil": lambda lib, a: _functional(lib).avg_pool2d(a["img"], 2, ceil_mode=True),
+    "padding": lambda lib, a: _functional(lib).avg_pool2d(a["img"], 3, padding=1),
+    "unbatched": lambda lib, a: _functional(lib).avg_pool2d(a["img"][0], 2),
+    "module": lambda lib, a: lib.nn.AvgPool2d(2)(a["img"]),
+    "module_override": lambda lib, a: lib.nn.AvgPool2d(3, 1, 1, divisor_override=2)(a["img"]),
+    "1d": lambda lib, a: _functional(lib).avg_pool1d(a["x3"], 2),
+    "1d_all": lambda lib, a: _functional(lib).avg_pool1d(a["x3"], 2, 1, 1, True, False),
+    "3d": lambda lib, a: _functional(lib).avg_pool3d(a["img"], 2),
+    "3d_all": lambda lib, a: _functional(lib).avg_pool3d(a["img"], 2, 1, 1, False, True, 2),
+    "3d_module": lambda lib, a: lib.nn.AvgPool3d((1, 2, 2))(a["img"].unsqueeze(0)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(POOLS))
+def test_a_mode_sees_avg_pool_as_torch_shows_it(name):
+    assert _logged(chainrule, POOLS[name]) == _logged(real_torch, POOLS[name])
+
+
+POOL_GRADIENTS = {
+    "2d": lambda lib, x: _functional(lib).avg_pool2d(x.view(1, 2, 3, 4), 2, 1, 1, True, False).pow(2).sum(),
+    "2d_override": lambda lib, x: _functional(lib).avg_pool2d(x.view(2, 3, 4), 3, 1, 1, divisor_override=5).sum(),
+    "1d": lambda lib, x: _functional(lib).avg_pool1d(x.view(2, 3, 4), 3, 2, 1, True).pow(3).sum(),
+    "3d": lambda lib, x: _functional(lib).avg_pool3d(x.view(1, 2, 3, 4), 2, 1, (0, 1, 1)).pow(2).sum(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(POOL_GRADIENTS))
+def test_avg_pool_under_a_passing_mode_keeps_values_and_gradients(name):
+    def run(lib, mode):
+        x = lib.tensor(np.random.default_rng(3).standard_normal((6, 4)), dtype=lib.float32, requires_grad=True)
+        with mode:
+            out = POOL_GRADIENTS[name](lib, x)
+        out.backward()
+        return out.item(), x.grad.numpy()
+
+    (ours, our_grad), (plain, plain_grad) = run(chainrule, _Pass()), run(chainrule, contextlib.nullcontext())
+    theirs, their_grad = run(real_torch, contextlib.nullcontext())
+    assert ours == plain
+    np.testing.assert_array_equal(our_grad, plain_grad)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5)
+    np.testing.assert_allclose(our_grad, their_grad, rtol=1e-5, atol=1e-6)
+
+
+EDITS = {
+    "avg_pool2d_kernel": ("aten.avg_pool2d.default", lambda args: (args[0], [3, 3], [1, 1], [1, 1], False, False),
+                          lambda lib, x: _functional(lib).avg_pool2d(x, 2)),
+    "avg_pool2d_override": ("aten.avg_pool2d.default", lambda args: (*args[:2], [], [0, 0], False, True, 3),
+                            lambda lib, x: _functional(lib).avg_pool2d(x, 2)),
+    "avg_pool3d_stride": ("aten.avg_pool3d.default", lambda args: (args[0], [1, 2, 2], [1, 1, 1]),
+                          lambda lib, x: _functional(lib).avg_pool3d(x, 2)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EDITS))
+def test_a_handler_that_changes_avg_pools_arguments_gets_what_it_asked_for(name):
+    op, edit, program = EDITS[name]
+
+    def run(lib):
+        class Edit(real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch
+                   else _python_dispatch.TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                if str(func) == op:
+                    seen.append(op)
+                    args = edit(args)
+                return func(*args, **(kwargs or {}))
+
+        seen = []
+        x = lib.tensor(np.random.default_rng(4).standard_normal((1, 2, 5, 6)), dtype=lib.float32)
+        with Edit():
+            out = program(lib, x)
+        assert seen == [op]
+        return out.numpy()
+
+    ours, theirs = run(chainrule), run(real_torch)
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
