@@ -1,6 +1,8 @@
 """s46 mendAV: what a TorchDispatchMode sees, continued from mendAO/mendAS: avg_pool<k>d with torch's schema
 arguments (kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, trailing defaults left
-out) where it saw chainrule's own pool geometry and divisor array."""
+out) where it saw chainrule's own pool geometry and divisor array; F.interpolate and nn.Upsample as torch's one
+upsample op (upsample_nearest2d, upsample_bilinear2d, _upsample_nearest_exact1d, _upsample_bicubic2d_aa, ...)
+with (input, output_size[, align_corners], *scales) where it saw chainrule's resample with its tap plan."""
 
 import contextlib
 
@@ -107,3 +109,143 @@ def test_a_handler_that_changes_avg_pools_arguments_gets_what_it_asked_for(name)
     ours, theirs = run(chainrule), run(real_torch)
     assert ours.shape == theirs.shape
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+# ---- F.interpolate / nn.Upsample: torch's one upsample op, output size, align_corners for the interpolating
+# modes, the scales as given (left out where a size was given or recompute_scale_factor asked)
+UPSAMPLES = {
+    "nearest_scale": lambda lib, a: _functional(lib).interpolate(a["img"], scale_factor=2),
+    "nearest_size": lambda lib, a: _functional(lib).interpolate(a["img"], size=(7, 7)),
+    "nearest_int_size": lambda lib, a: _functional(lib).interpolate(a["img"], size=7),
+    "nearest_two_scales": lambda lib, a: _functional(lib).interpolate(a["img"], scale_factor=(2, 1.5)),
+    "nearest_recompute": lambda lib, a: _functional(lib).interpolate(a["img"], scale_factor=2,
+                                                                      recompute_scale_factor=True),
+    "bilinear_size": lambda lib, a: _functional(lib).interpolate(a["img"], size=(7, 7), mode="bilinear"),
+    "bilinear_scale": lambda lib, a: _functional(lib).interpolate(a["img"], scale_factor=2, mode="bilinear"),
+    "bilinear_corners": lambda lib, a: _functional(lib).interpolate(a["img"], scale_factor=2, mode="bilinear",
+                                                                     align_corners=True),
+    "bicubic": lambda lib, a: _functional(lib).interpolate(a["img"], size=(7, 7), mode="bicubic"),
+    "bicubic_down": lambda lib, a: _functional(lib).interpolate(a["img"], scale_factor=0.5, mode="bicubic",
+                                                                 align_corners=True),
+    "nearest_exact": lambda lib, a: _functional(lib).interpolate(a["img"], scale_factor=3, mode="nearest-exact"),
+    "nearest_1d": lambda lib, a: _functional(lib).interpolate(a["x3"], scale_factor=2),
+    "linear_1d": lambda lib, a: _functional(lib).interpolate(a["x3"], size=7, mode="linear"),
+    "linear_1d_corners": lambda lib, a: _functional(lib).interpolate(a["x3"], scale_factor=2, mode="linear",
+                                                                      align_corners=True),
+    "nearest_3d": lambda lib, a: _functional(lib).interpolate(a["img"].unsqueeze(0), scale_factor=2),
+    "trilinear": lambda lib, a: _functional(lib).interpolate(a["img"].unsqueeze(0), size=(2, 4, 4),
+                                                              mode="trilinear"),
+    "antialiased": lambda lib, a: _functional(lib).interpolate(a["img"], size=(3, 3), mode="bilinear",
+                                                                antialias=True),
+    "antialiased_bicubic": lambda lib, a: _functional(lib).interpolate(a["img"], scale_factor=0.5, mode="bicubic",
+                                                                        antialias=True, align_corners=True),
+    "upsample": lambda lib, a: lib.nn.Upsample(scale_factor=2, mode="bilinear")(a["img"]),
+    "upsampling_nearest": lambda lib, a: lib.nn.UpsamplingNearest2d(scale_factor=2)(a["img"]),
+    "upsampling_bilinear": lambda lib, a: lib.nn.UpsamplingBilinear2d(size=(6, 6))(a["img"]),
+    "float64": lambda lib, a: _functional(lib).interpolate(a["img"].double(), scale_factor=2, mode="bilinear"),
+    "float16": lambda lib, a: _functional(lib).interpolate(a["img"].half(), scale_factor=2, mode="bilinear"),
+    "uint8": lambda lib, a: _functional(lib).interpolate((a["img"] * 10).abs().to(lib.uint8), scale_factor=2,
+                                                          mode="bilinear"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UPSAMPLES))
+def test_a_mode_sees_interpolate_as_torch_shows_it(name):
+    assert _logged(chainrule, UPSAMPLES[name]) == _logged(real_torch, UPSAMPLES[name])
+
+
+UPSAMPLE_GRADIENTS = {
+    "nearest": lambda lib, x: _functional(lib).interpolate(x.view(1, 2, 3, 4), scale_factor=1.7).pow(2).sum(),
+    "bilinear": lambda lib, x: _functional(lib).interpolate(x.view(1, 2, 3, 4), size=(5, 7), mode="bilinear")
+    .pow(2).sum(),
+    "bicubic_corners": lambda lib, x: _functional(lib).interpolate(x.view(1, 2, 3, 4), scale_factor=2,
+                                                                    mode="bicubic", align_corners=True).pow(2).sum(),
+    "linear": lambda lib, x: _functional(lib).interpolate(x.view(2, 3, 4), size=9, mode="linear").pow(3).sum(),
+    "trilinear": lambda lib, x: _functional(lib).interpolate(x.view(1, 1, 2, 3, 4), scale_factor=2,
+                                                              mode="trilinear").pow(2).sum(),
+    "antialiased": lambda lib, x: _functional(lib).interpolate(x.view(1, 2, 3, 4), size=(2, 3), mode="bilinear",
+                                                                antialias=True).pow(2).sum(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UPSAMPLE_GRADIENTS))
+def test_interpolate_under_a_passing_mode_keeps_values_and_gradients(name):
+    def run(lib, mode):
+        x = lib.tensor(np.random.default_rng(5).standard_normal((6, 4)), dtype=lib.float32, requires_grad=True)
+        with mode:
+            out = UPSAMPLE_GRADIENTS[name](lib, x)
+        out.backward()
+        return out.item(), x.grad.numpy()
+
+    (ours, our_grad), (plain, plain_grad) = run(chainrule, _Pass()), run(chainrule, contextlib.nullcontext())
+    theirs, their_grad = run(real_torch, contextlib.nullcontext())
+    assert ours == plain
+    np.testing.assert_array_equal(our_grad, plain_grad)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5)
+    np.testing.assert_allclose(our_grad, their_grad, rtol=1e-5, atol=1e-5)
+
+
+def test_interpolate_without_gradients_under_a_passing_mode_gives_the_same_values():
+    x = chainrule.tensor(np.random.default_rng(6).standard_normal((1, 2, 5, 6)), dtype=chainrule.float32)
+    for mode, kwargs in (("nearest", {"scale_factor": 2.5}), ("bilinear", {"size": (4, 9)}),
+                         ("bicubic", {"scale_factor": 1.5, "align_corners": True}), ("nearest-exact", {"size": 8})):
+        plain = chainrule.nn.functional.interpolate(x, mode=mode, **kwargs)
+        with _Pass():
+            ours = chainrule.nn.functional.interpolate(x, mode=mode, **kwargs)
+        np.testing.assert_array_equal(ours.numpy(), plain.numpy(), err_msg=mode)
+
+
+UPSAMPLE_EDITS = {
+    "nearest_size": ("aten.upsample_nearest2d.default", lambda args: (args[0], [4, 9]),
+                     lambda lib, x: _functional(lib).interpolate(x, scale_factor=2)),
+    "nearest_scales": ("aten.upsample_nearest2d.default", lambda args: (args[0], [7, 9], 1.4, 1.5),
+                       lambda lib, x: _functional(lib).interpolate(x, size=(3, 3))),
+    "bilinear_corners": ("aten.upsample_bilinear2d.default", lambda args: (args[0], args[1], True),
+                         lambda lib, x: _functional(lib).interpolate(x, size=(7, 7), mode="bilinear")),
+    "bicubic_size": ("aten.upsample_bicubic2d.default", lambda args: (args[0], [3, 4], False),
+                     lambda lib, x: _functional(lib).interpolate(x, scale_factor=2, mode="bicubic")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UPSAMPLE_EDITS))
+def test_a_handler_that_changes_interpolates_arguments_gets_what_it_asked_for(name):
+    op, edit, program = UPSAMPLE_EDITS[name]
+
+    def run(lib):
+        class Edit(real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch
+                   else _python_dispatch.TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                if str(func) == op:
+                    seen.append(op)
+                    args = edit(args)
+                return func(*args, **(kwargs or {}))
+
+        seen = []
+        x = lib.tensor(np.random.default_rng(4).standard_normal((1, 2, 5, 6)), dtype=lib.float32)
+        with Edit():
+            out = program(lib, x)
+        assert seen == [op]
+        return out.numpy()
+
+    ours, theirs = run(chainrule), run(real_torch)
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_the_outer_of_two_modes_sees_the_upsample_op_once():
+    def logging(lib, tag, lines):
+        class Log(real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch
+                  else _python_dispatch.TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                lines.append(f"{tag} {func}")
+                return func(*args, **(kwargs or {}))
+        return Log()
+
+    def run(lib):
+        lines = []
+        x = lib.ones(1, 1, 2, 2)
+        with logging(lib, "outer", lines), logging(lib, "inner", lines):
+            lib.nn.functional.interpolate(x, scale_factor=2, mode="bilinear")
+        return lines
+
+    assert run(chainrule) == run(real_torch)
