@@ -2,7 +2,8 @@
 arguments (kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, trailing defaults left
 out) where it saw chainrule's own pool geometry and divisor array; F.interpolate and nn.Upsample as torch's one
 upsample op (upsample_nearest2d, upsample_bilinear2d, _upsample_nearest_exact1d, _upsample_bicubic2d_aa, ...)
-with (input, output_size[, align_corners], *scales) where it saw chainrule's resample with its tap plan."""
+with (input, output_size[, align_corners], *scales) where it saw chainrule's resample with its tap plan;
+torch.where's number operands as torch's scalar_tensor(value, dtype, layout, device), other first."""
 
 import contextlib
 
@@ -249,3 +250,86 @@ def test_the_outer_of_two_modes_sees_the_upsample_op_once():
         return lines
 
     assert run(chainrule) == run(real_torch)
+
+
+# ---- torch.where with number operands: torch's scalar_tensor(value, dtype=<promoted>, layout=strided,
+# device=cpu) for each, other first, then where.self
+WHERES = {
+    "other": lambda lib, a: lib.where(a["x"] > 0, a["x"], 0.0),
+    "input": lambda lib, a: lib.where(a["x"] > 0, 1.0, a["x"]),
+    "ints": lambda lib, a: lib.where(a["x"] > 0, 1, 0),
+    "floats": lambda lib, a: lib.where(a["x"] > 0, 1.0, 0.0),
+    "int_into_float": lambda lib, a: lib.where(a["x"] > 0, a["x"], 2),
+    "method": lambda lib, a: a["x"].where(a["x"] > 0, 0.0),
+    "float64": lambda lib, a: lib.where(a["x"] > 0, a["x"].double(), 0.5),
+    "bool": lambda lib, a: lib.where(a["x"] > 0, a["x"], True),
+    "promoted": lambda lib, a: lib.where(a["x"] > 0, a["x"].long(), 1.5),
+    "tensors": lambda lib, a: lib.where(a["x"] > 0, a["x"], a["y"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WHERES))
+def test_a_mode_sees_where_with_numbers_as_torch_shows_it(name):
+    assert _logged(chainrule, WHERES[name]) == _logged(real_torch, WHERES[name])
+
+
+@pytest.mark.parametrize("name", sorted(WHERES))
+def test_where_with_numbers_under_a_passing_mode_keeps_values_and_dtype(name):
+    def run(lib, mode):
+        from tests.compat.test_s45_mendAI import _inputs
+
+        inputs = _inputs(lib)
+        with mode:
+            out = WHERES[name](lib, inputs)
+        return str(out.dtype).split(".")[-1], out.numpy()
+
+    (ours_dtype, ours), (plain_dtype, plain) = run(chainrule, _Pass()), run(chainrule, contextlib.nullcontext())
+    their_dtype, theirs = run(real_torch, contextlib.nullcontext())
+    assert ours_dtype == plain_dtype == their_dtype
+    np.testing.assert_array_equal(ours, plain)
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_where_with_a_number_under_a_passing_mode_keeps_the_gradient():
+    def run(lib, mode):
+        x = lib.tensor([[-1.0, 2.0], [3.0, -4.0]], requires_grad=True)
+        with mode:
+            out = (lib.where(x > 0, x, 0.5) * x).sum()
+        out.backward()
+        return out.item(), x.grad.numpy()
+
+    (ours, our_grad), (theirs, their_grad) = run(chainrule, _Pass()), run(real_torch, contextlib.nullcontext())
+    assert ours == theirs
+    np.testing.assert_array_equal(our_grad, their_grad)
+
+
+def test_a_handler_that_changes_where_s_scalar_tensor_gets_what_it_asked_for():
+    def run(lib):
+        class Edit(real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch
+                   else _python_dispatch.TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                if str(func) == "aten.scalar_tensor.default":
+                    args = (7.0,)
+                return func(*args, **(kwargs or {}))
+
+        x = lib.tensor([[-1.0, 2.0], [3.0, -4.0]])
+        with Edit():
+            return lib.where(x > 0, x, 0.0).numpy()
+
+    np.testing.assert_array_equal(run(chainrule), run(real_torch))
+
+
+def test_where_refuses_a_number_the_same_way_under_a_mode():
+    def refusal(lib, mode, value):
+        try:
+            with mode:
+                lib.where(lib.tensor([True, False]), lib.tensor([1, 2], dtype=lib.uint8), value)
+        except (TypeError, RuntimeError, OverflowError) as error:
+            return type(error).__name__, str(error)
+        return None
+
+    for value in ("a", 300, 2 ** 70):
+        expected = refusal(real_torch, contextlib.nullcontext(), value)
+        assert expected is not None
+        assert refusal(chainrule, contextlib.nullcontext(), value) == expected
+        assert refusal(chainrule, _Pass(), value) == expected
