@@ -3,7 +3,8 @@ arguments (kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_o
 out) where it saw chainrule's own pool geometry and divisor array; F.interpolate and nn.Upsample as torch's one
 upsample op (upsample_nearest2d, upsample_bilinear2d, _upsample_nearest_exact1d, _upsample_bicubic2d_aa, ...)
 with (input, output_size[, align_corners], *scales) where it saw chainrule's resample with its tap plan;
-torch.where's number operands as torch's scalar_tensor(value, dtype, layout, device), other first."""
+torch.where's number operands as torch's scalar_tensor(value, dtype, layout, device), other first; a user's
+item(), float(), int(), bool(), operator.index() and complex() of a tensor as torch's _local_scalar_dense."""
 
 import contextlib
 
@@ -333,3 +334,74 @@ def test_where_refuses_a_number_the_same_way_under_a_mode():
         assert expected is not None
         assert refusal(chainrule, contextlib.nullcontext(), value) == expected
         assert refusal(chainrule, _Pass(), value) == expected
+
+
+# ---- a user's item() / float() / int() / bool() / index() / complex(): torch's aten._local_scalar_dense
+def _scalars(lib):
+    import operator
+
+    s, i, c = lib.tensor(2.5), lib.tensor(3), lib.tensor(1 + 0j)
+    return {"item": lambda: s.item(), "float": lambda: float(s), "int": lambda: int(s), "bool": lambda: bool(s),
+            "index": lambda: operator.index(i), "range": lambda: list(range(i)), "complex": lambda: complex(c),
+            "float_of_complex": lambda: float(c), "if": lambda: 1 if s else 0,
+            "item_of_many": lambda: lib.ones(2).item(), "bool_of_many": lambda: bool(lib.ones(2)),
+            "float_of_many": lambda: float(lib.ones(2)), "tolist": lambda: s.tolist(),
+            "loss_item": lambda: (lib.ones(3) * 2).sum().item()}
+
+
+@pytest.mark.parametrize("name", sorted(_scalars(chainrule)))
+def test_a_mode_sees_a_users_scalar_read_as_torch_shows_it(name):
+    def run(lib):
+        lines = []
+
+        class Log(real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch
+                  else _python_dispatch.TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                lines.append(f"{func} {[str(a.dtype).split('.')[-1] if hasattr(a, 'dtype') else a for a in args]}")
+                return func(*args, **(kwargs or {}))
+
+        call = _scalars(lib)[name]
+        with Log():
+            try:
+                value = call()
+            except (RuntimeError, ValueError) as error:
+                value = (type(error).__name__, str(error))
+        return lines, value
+
+    assert run(chainrule) == run(real_torch)
+
+
+def test_a_handler_that_answers_local_scalar_dense_gives_the_users_number():
+    def run(lib):
+        class Answer(real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch
+                     else _python_dispatch.TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                if str(func) == "aten._local_scalar_dense.default":
+                    return 7.0
+                return func(*args, **(kwargs or {}))
+
+        s = lib.tensor(2.5)
+        with Answer():
+            return s.item(), float(s), int(s), bool(s)
+
+    assert run(chainrule) == run(real_torch)
+
+
+def test_the_outer_of_two_modes_sees_local_scalar_dense_once():
+    def run(lib):
+        lines = []
+
+        def logging(tag):
+            class Log(real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch
+                      else _python_dispatch.TorchDispatchMode):
+                def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                    lines.append(f"{tag} {func}")
+                    return func(*args, **(kwargs or {}))
+            return Log()
+
+        s = lib.tensor(1.5)
+        with logging("outer"), logging("inner"):
+            value = s.item()
+        return lines, value
+
+    assert run(chainrule) == run(real_torch)
