@@ -65,6 +65,22 @@ def _called_by_user() -> bool:
     return frame is None or not frame.f_code.co_filename.startswith(_PACKAGE_DIR)
 
 
+_NOT_READ = object()
+
+
+def _local_scalar_dense(tensor):
+    """aten._local_scalar_dense's func: a user's item(), float(), int(), bool(), index() or complex()
+    of a one-element tensor while active_dispatch is set, the innermost mode seeing the op (an outer one
+    when its handler calls func); the number as item() reads it."""
+    if tensor._wrapper_strides is not None:
+        return Tensor.item(tensor)  # (its handler answers, as item() asks it)
+    made = _autograd_function.factory_dispatch("_local_scalar_dense", _local_scalar_dense, (tensor,), {})
+    if made is not _autograd_function.RUN_UNDISPATCHED:
+        return made
+    data = tensor._data
+    return data.reshape(()).item() if isinstance(data, np.ndarray) else data.item()
+
+
 def _is_built(tensor) -> bool:
     try:
         tensor._data  # noqa: B018
@@ -608,6 +624,8 @@ class Tensor:
             raise RuntimeError(
                 f"a Tensor with {self._data.size} elements cannot be converted to Scalar"
             )
+        if _autograd_function.active_dispatch is not None and _called_by_user():
+            return _local_scalar_dense(self)  # (a mode sees torch's aten._local_scalar_dense)
         return self._data.reshape(()).item() if isinstance(self._data, np.ndarray) else self._data.item()
 
     def tolist(self):
@@ -795,6 +813,8 @@ class Tensor:
             _vmap_frames.refuse_control_flow(self)
         if self._data.size != 1:
             raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+        if _autograd_function.active_dispatch is not None and _called_by_user():
+            return bool(_local_scalar_dense(self))
         return bool(self._data.reshape(()))
 
     def __contains__(self, element) -> bool:
@@ -812,6 +832,8 @@ class Tensor:
             raise ValueError("only one element tensors can be converted to Python scalars")
         if is_recording(self):
             _warn_scalar_leaves_the_graph()
+        if _autograd_function.active_dispatch is not None and _called_by_user():
+            return float(self._real_item("double", _local_scalar_dense(self)))
         return float(self._real_item("double"))
 
     def __int__(self) -> int:
@@ -819,12 +841,16 @@ class Tensor:
             _vmap_frames.refuse_item(self)
         if self._data.size != 1:
             raise ValueError("only one element tensors can be converted to Python scalars")
+        if _autograd_function.active_dispatch is not None and _called_by_user():
+            return int(self._real_item("int64_t", _local_scalar_dense(self)))
         return int(self._real_item("int64_t"))
 
-    def _real_item(self, c_type: str):
-        """item(), a complex one as its real part when its imaginary part is 0: torch's float() and
-        int() convert through c10's checked cast, which refuses a nonzero imaginary part."""
-        value = self.item()
+    def _real_item(self, c_type: str, value=_NOT_READ):
+        """item() (or ``value``, read through a dispatch mode), a complex one as its real part when its
+        imaginary part is 0: torch's float() and int() convert through c10's checked cast, which
+        refuses a nonzero imaginary part."""
+        if value is _NOT_READ:
+            value = self.item()
         if isinstance(value, complex):
             if value.imag != 0:
                 raise RuntimeError(f"value cannot be converted to type {c_type} without overflow")
@@ -836,6 +862,8 @@ class Tensor:
             _vmap_frames.refuse_item(self)
         if self._data.dtype.kind not in "iub" or self._data.size != 1:
             raise TypeError("only integer tensors of a single element can be converted to an index")
+        if _autograd_function.active_dispatch is not None and _called_by_user():
+            return int(_local_scalar_dense(self))
         return int(self.item())
 
     def __complex__(self) -> complex:
@@ -843,6 +871,8 @@ class Tensor:
             raise ValueError("only one element tensors can be converted to Python scalars")
         if is_recording(self):
             _warn_scalar_leaves_the_graph()
+        if _autograd_function.active_dispatch is not None and _called_by_user():
+            return complex(_local_scalar_dense(self))
         return complex(self.item())
 
     def __hash__(self) -> int:

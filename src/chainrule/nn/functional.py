@@ -686,6 +686,63 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         raise NotImplementedError(f"\"compute_index_ranges_weights\" not implemented for "
                                   f"'{_dtype.scalar_name(input.dtype)}'")
     _refuse_interpolation_dtype(input, mode, d)
+    if _function.active_dispatch is not None and mode != "area":  # (a mode sees torch's one upsample op)
+        made = _upsample_dispatch(input, mode, d, out_sizes, scales, align_corners, antialias)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
+    return _interpolate_computed(input, mode, d, in_sizes, out_sizes, scales, align_corners, antialias)
+
+
+def _upsample_name(mode: str, d: int, antialias: bool) -> str:
+    """torch's upsample op for an interpolate mode: upsample_bilinear2d, _upsample_nearest_exact1d,
+    _upsample_bicubic2d_aa, ..."""
+    if mode == "nearest-exact":
+        return f"_upsample_nearest_exact{d}d"
+    return f"_upsample_{mode}{d}d_aa" if antialias else f"upsample_{mode}{d}d"
+
+
+_upsample_funcs: dict = {}
+
+
+def _upsample_func(mode: str, d: int, antialias: bool):
+    """The func a dispatch mode's handler gets for torch's upsample op (one per op, so the overload is
+    built once): it runs interpolate's computation with the arguments the handler passes, an outer mode
+    seeing the same one op first."""
+    key = (mode, d, antialias)
+    func = _upsample_funcs.get(key)
+    if func is not None:
+        return func
+    interpolating = mode not in ("nearest", "nearest-exact")
+
+    def func(input, output_size, *rest):
+        align_corners, scales = (rest[0] if rest else False, rest[1:]) if interpolating else (None, rest)
+        scales = tuple(scales) + (None,) * (d - len(scales))
+        made = _upsample_dispatch(input, mode, d, output_size, scales, align_corners, antialias)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
+        return _interpolate_computed(input, mode, d, tuple(input.shape[2:]), tuple(output_size), scales,
+                                     align_corners, antialias)
+
+    _upsample_funcs[key] = func
+    return func
+
+
+def _upsample_dispatch(input, mode, d, out_sizes, scales, align_corners, antialias):
+    """torch's upsample op to the innermost dispatch mode: (input, output_size[, align_corners], *scales),
+    the trailing unset scales left out, as torch's F.interpolate passes them."""
+    args = [input, [int(n) for n in out_sizes]]
+    if mode not in ("nearest", "nearest-exact"):
+        args.append(bool(align_corners))
+    shown = [None if s is None else float(s) for s in scales]
+    while shown and shown[-1] is None:
+        shown.pop()
+    return _function.composite_dispatch(_upsample_name(mode, d, antialias), _upsample_func(mode, d, antialias),
+                                        (*args, *shown), {})
+
+
+def _interpolate_computed(input: Tensor, mode: str, d: int, in_sizes: tuple, out_sizes: tuple, scales: tuple,
+                          align_corners, antialias: bool) -> Tensor:
+    """interpolate past its checks: the output for these sizes and scales (None where the size was given)."""
     if input.dtype is _dtype.uint8 and mode in ("bilinear", "bicubic") and type(input._data) is np.ndarray:
         # torch's CPU kernel resizes uint8 images with fixed-point weights, one axis at a time
         from ._resample_uint8 import resample_uint8

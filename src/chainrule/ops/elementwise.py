@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .. import _config, _dtype, _opmath, _vmap_frames
+from .. import _config, _dtype, _layout, _opmath, _vmap_frames
 from .._backend import array_module, device_of, follow_device, on_one_device, subtract_contiguous
 from .._torch_function import user_stacklevel
 from ..autograd import function as _function_module
@@ -2319,6 +2319,9 @@ def where(condition: Tensor, input=None, other=None) -> Tensor:
                           "/__w/pytorch/pytorch/aten/src/ATen/native/TensorCompare.cpp:621.)")
     elif condition._data.dtype != np.bool_:
         raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {_dtype.scalar_name(condition.dtype)}")
+    if _function_module.active_dispatch is not None and type(condition._data) is np.ndarray and \
+            not (isinstance(input, Tensor) and isinstance(other, Tensor)):
+        input, other = _where_scalar_tensors(condition, input, other)
     if not isinstance(input, Tensor) and not isinstance(other, Tensor):
         # torch.where(mask, 1.0, 0.0): two numbers take their promoted dtype (float -> the default
         # float, int -> int64, bool -> bool) and the condition's device
@@ -2335,6 +2338,34 @@ def where(condition: Tensor, input=None, other=None) -> Tensor:
     if _opmath.fused_compute_dtype(a.dtype) is None:
         _dtype.checked_scalar(input if isinstance(other, Tensor) else other, a.dtype)
     return Where.apply(a, b, condition=condition)
+
+
+_WHERE_NUMBERS = (builtins.int, builtins.float, builtins.bool, builtins.complex, np.number, np.bool_)
+
+
+def _where_scalar_tensors(condition, input, other) -> tuple:
+    """where's number operands under a dispatch mode (a CPU condition): torch's scalar_tensor(value,
+    dtype=<the promoted dtype>, layout=strided, device=cpu) for each, ``other`` first, checked first as
+    where checks them; the operands as given where no mode answers or an operand is neither."""
+    if not all(isinstance(value, (Tensor, *_WHERE_NUMBERS)) for value in (input, other)):
+        return input, other  # (where's own TypeError below)
+    dtype = _dtype.result_type(input, other)
+    if (isinstance(input, Tensor) or isinstance(other, Tensor)) and _opmath.fused_compute_dtype(dtype) is None:
+        _dtype.checked_scalar(input if isinstance(other, Tensor) else other, dtype)
+    made = {}
+    for name, value in (("other", other), ("input", input)):
+        if not isinstance(value, Tensor):
+            made[name] = _function_module.factory_dispatch(
+                "scalar_tensor", _scalar_tensor_operand, (value,),
+                {"dtype": dtype, "layout": _layout.strided, "device": condition.device})
+            if made[name] is _function_module.RUN_UNDISPATCHED:
+                return input, other
+    return made.get("input", input), made.get("other", other)
+
+
+def _scalar_tensor_operand(s, *, dtype, layout=None, device=None) -> Tensor:
+    """aten.scalar_tensor's func for where's number operand: the wrapped 0-d operand where computes with."""
+    return _as_operand(s, dtype)
 
 
 class Clamp(Function):

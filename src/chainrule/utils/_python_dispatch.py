@@ -485,6 +485,18 @@ def _max_pool(inputs, params):
     return (name, "default"), _trailing(args, ([], [0] * n, [1] * n, False)), {}
 
 
+def _avg_pool(inputs, params):
+    """avg_pool2d/3d(self, kernel_size, stride=[], padding=0, ceil_mode=False, count_include_pad=True,
+    divisor_override=None) as torch's F passes them: a defaulted stride as [] (1-d's unit-height geometry
+    has its stride given), trailing defaults left out."""
+    geo = params["geo"]
+    n = len(geo.kernel)
+    stride = [] if geo.stride_defaulted else list(geo.stride)
+    args = (inputs[0], list(geo.kernel), stride, list(geo.padding), bool(geo.ceil_mode),
+            bool(params["count_include_pad"]), params["divisor_override"])
+    return (f"avg_pool{n}d", "default"), _trailing(args, ([], [0] * n, False, True, None)), {}
+
+
 def _layer_norm(inputs, params):
     x = inputs[0]
     shape = [x.shape[d] for d in params["dims"]]
@@ -611,7 +623,8 @@ _ATEN_SCHEMAS = {
                                                                            (1, 20)), {}),
     "Gelu": lambda inputs, params: (("gelu", "default"), (inputs[0],),
                                     {} if params["approximate"] == "none" else {"approximate": params["approximate"]}),
-    "Convolution": _convolution, "MaxPool": _max_pool, "LayerNormalize": _layer_norm,
+    "Convolution": _convolution, "MaxPool": _max_pool, "AvgPool": _avg_pool, "AvgPool3D": _avg_pool,
+    "LayerNormalize": _layer_norm,
     "LayerNorm": _affine_layer_norm, "Embedding": _embedding,
     "_NllLoss": _nll_loss, "_MseLoss": _mse_loss,
     **dict.fromkeys(("IndexSelect", "Scatter", "ScatterValue", "ScatterAdd", "TopkValues", "SortValues",
@@ -748,6 +761,15 @@ def _stand_in_max_pool(input, kernel_size, stride=(), padding=0, dilation=1, cei
     return run(input, kernel_size, list(stride) or None, padding, dilation, ceil_mode=ceil_mode, return_indices=True)
 
 
+def _stand_in_avg_pool(input, kernel_size, stride=(), padding=0, ceil_mode=False, count_include_pad=True,
+                       divisor_override=None):
+    import chainrule
+
+    n = len(kernel_size) if isinstance(kernel_size, (list, tuple)) else input.ndim - 2
+    run = getattr(chainrule.nn.functional, f"avg_pool{n}d")
+    return run(input, kernel_size, list(stride) or None, padding, ceil_mode, count_include_pad, divisor_override)
+
+
 def _stand_in_native_layer_norm(input, normalized_shape, weight, bias, eps):
     import chainrule
 
@@ -786,6 +808,7 @@ _ATEN_STAND_INS = {
     "repeat.default": lambda input, repeats: input.repeat(*repeats),
     "constant_pad_nd.default": lambda input, pad, value=0: _chainrule().constant_pad_nd(input, pad, value),
     **{f"max_pool{n}d_with_indices.default": _stand_in_max_pool for n in (1, 2, 3)},
+    **{f"avg_pool{n}d.default": _stand_in_avg_pool for n in (2, 3)},
 }
 
 
