@@ -15,7 +15,7 @@ def _error(fn):
     return type(info.value), str(info.value)
 
 
-# ------------------------------------- broadcast_shapes names a torch.Size argument as torch.Size
+# ------------- broadcast_shapes names a Size argument as torch does (chainrule.Size being chainrule's torch.Size)
 @pytest.mark.parametrize("make", [
     lambda lib: (lib.Size([4, 3]), lib.Size([4, 2])),
     lambda lib: (lib.Size([4, 3]), [4, 2]),
@@ -25,8 +25,8 @@ def _error(fn):
 ])
 def test_broadcast_shapes_mismatch_message(make):
     ours = _error(lambda: chainrule.broadcast_shapes(*make(chainrule)))
-    theirs = _error(lambda: torch.broadcast_shapes(*make(torch)))
-    assert ours == theirs
+    kind, words = _error(lambda: torch.broadcast_shapes(*make(torch)))
+    assert ours == (kind, words.replace("torch.Size", "chainrule.Size"))
 
 
 # ------------------------------- F.binary_cross_entropy with a weight that does not broadcast
@@ -40,7 +40,7 @@ def test_binary_cross_entropy_bad_weight_message(weight_shape):
     for lib in (chainrule, torch):
         results.append(_error(lambda lib=lib: lib.nn.functional.binary_cross_entropy(
             lib.tensor(p), lib.tensor(y), weight=lib.tensor(w))))
-    assert results[0] == results[1]
+    assert results[0] == (results[1][0], results[1][1].replace("torch.Size", "chainrule.Size"))
 
 
 def test_binary_cross_entropy_broadcast_weight_still_matches():

@@ -1073,7 +1073,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     if weight is not None:  # torch's functional expands the weight to the target's size first
         from .shape import broadcast_shapes
 
-        grown = broadcast_shapes(target.shape, weight.shape)  # torch.Size reprs in its message, as torch's
+        grown = broadcast_shapes(target.shape, weight.shape)  # Size reprs in its message, as torch's
         _check_not_grown(target.shape, grown)
     loss = _BinaryCrossEntropy.apply(input, target, weight=None if weight is None else weight._data,
                                      reduction=reduction)

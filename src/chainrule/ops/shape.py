@@ -715,9 +715,8 @@ def broadcast_shapes(*shapes) -> tuple:
                     raise ValueError("Attempting to broadcast a dimension with negative length!")
                 common[i] = shape[i]
             if shape[i] != 1 and common[i] != shape[i]:
-                shown = f"torch.Size({list(shape)})" if isinstance(shape, Size) else shape  # torch's repr
                 raise RuntimeError(f"Attempting to broadcast a dimension of length {shape[i]} at {i}! Mismatching "
-                                   f"argument at index {position} had {shown}; but expected shape should be "
+                                   f"argument at index {position} had {shape}; but expected shape should be "
                                    f"broadcastable to {common}")
     return Size(common)
 
