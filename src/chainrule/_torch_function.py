@@ -105,6 +105,11 @@ def note_tensor_subclass(cls: type) -> None:
     if getattr(cls, "__torch_function__", None) is disabled_torch_function_impl:
         PLAIN.add(cls)
         return
+    if "__torch_function__" not in cls.__dict__ and any(base in INTERNAL for base in cls.__mro__[1:]):
+        # a subclass of one of chainrule's internally routed classes (nn.Parameter of a sparse tensor)
+        # routes as its base does: it arms no dispatch for dense ops
+        INTERNAL.add(cls)
+        return
     if not _overriding_subclass_seen:
         _overriding_subclass_seen = True
         _notify(True)
