@@ -1,6 +1,7 @@
 """Found by probing around the corpus programs mixture_same_family_gmm, adain_style_transfer and
 restormer_mdta, each case checked against torch."""
 
+import numpy as np
 import pytest
 
 import chainrule
@@ -51,3 +52,53 @@ def test_transform_to_lower_cholesky_parameterises_a_mixture_as_torchs():
     for theirs, ours in zip(*results):
         assert ours.shape == theirs.shape
         assert abs(ours - theirs).max() < 1e-5
+
+
+def _mixture(lib, mixture_logits_shape, component_loc_shape, full_covariance):
+    D = lib.distributions
+    logits = lib.from_numpy(np.random.default_rng(1).normal(size=mixture_logits_shape).astype(np.float32))
+    loc = lib.from_numpy(np.random.default_rng(2).normal(size=component_loc_shape).astype(np.float32))
+    if full_covariance:
+        component = D.MultivariateNormal(loc, scale_tril=lib.eye(component_loc_shape[-1]))
+    else:
+        component = D.Independent(D.Normal(loc, 1.0), 1)
+    return D.MixtureSameFamily(D.Categorical(logits=logits), component)
+
+
+@pytest.mark.parametrize("full_covariance", [False, True])
+@pytest.mark.parametrize("mixture_logits_shape, component_loc_shape, batch_shape", [
+    ((3,), (3, 2), (4,)), ((3,), (3, 2), (2, 4)), ((2, 3), (2, 3, 2), (5, 2)), ((3,), (3, 2), ()),
+    ((1, 3), (2, 3, 2), (4, 2)),  # a mixture that broadcasts against the components' batch
+    ((3,), (2, 3, 2), (4, 2)),
+])
+def test_mixture_same_family_expand_as_torchs(mixture_logits_shape, component_loc_shape, batch_shape,
+                                              full_covariance):
+    results = []
+    for lib in (torch, chainrule):
+        expanded = _mixture(lib, mixture_logits_shape, component_loc_shape, full_covariance).expand(batch_shape)
+        lib.manual_seed(0)
+        results.append((tuple(expanded.batch_shape), tuple(expanded.event_shape),
+                        tuple(expanded.mixture_distribution.batch_shape),
+                        tuple(expanded.component_distribution.batch_shape),
+                        expanded.log_prob(lib.zeros(2)).numpy(), expanded.sample((2,)).numpy(), expanded.mean.numpy()))
+    theirs, ours = results
+    assert ours[:4] == theirs[:4]
+    for mine, torchs in zip(ours[4:], theirs[4:]):
+        np.testing.assert_allclose(mine, torchs, rtol=1e-5, atol=1e-6)
+
+
+def test_mixture_same_family_expand_reports_the_components_shape_as_torch():
+    messages = []
+    for lib in (torch, chainrule):
+        with pytest.raises(RuntimeError) as caught:
+            _mixture(lib, (2, 3), (2, 3, 2), False).expand((3,))
+        messages.append(str(caught.value))
+    assert messages[1] == messages[0]
+
+
+@pytest.mark.parametrize("validate_args", [True, False])
+def test_mixture_same_family_expand_keeps_validate_args(validate_args):
+    D = chainrule.distributions
+    mixture = D.MixtureSameFamily(D.Categorical(logits=chainrule.zeros(3)), D.Normal(chainrule.zeros(3), 1.0),
+                                  validate_args=validate_args)
+    assert mixture.expand((2,))._validate_args is validate_args
