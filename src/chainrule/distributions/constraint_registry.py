@@ -93,12 +93,14 @@ transform_to.register(constraints._Simplex, lambda c: SoftmaxTransform())
 
 
 # the matrix constraints and the sliced ones, as torch registers them (biject_to takes the
-# bijective transform of each slice, transform_to any transform)
+# bijective transform of each slice, transform_to any transform); torch gives biject_to only
+# corr_cholesky, so biject_to(lower_cholesky) and the positive (semi)definite ones raise
+# NotImplementedError("Cannot transform _LowerCholesky constraints") there as here
 for _registry in (biject_to, transform_to):
     _registry.register(constraints._CorrCholesky, lambda c: CorrCholeskyTransform())
-    _registry.register(constraints._LowerCholesky, lambda c: LowerCholeskyTransform())
-    _registry.register(constraints._PositiveDefinite, lambda c: PositiveDefiniteTransform())
-    _registry.register(constraints._PositiveSemidefinite, lambda c: PositiveDefiniteTransform())
+transform_to.register(constraints._LowerCholesky, lambda c: LowerCholeskyTransform())
+transform_to.register(constraints._PositiveDefinite, lambda c: PositiveDefiniteTransform())
+transform_to.register(constraints._PositiveSemidefinite, lambda c: PositiveDefiniteTransform())
 biject_to.register(constraints._Cat, lambda c: CatTransform([biject_to(part) for part in c.cseq], c.dim, c.lengths))
 transform_to.register(constraints._Cat, lambda c: CatTransform([transform_to(part) for part in c.cseq], c.dim,
                                                                 c.lengths))

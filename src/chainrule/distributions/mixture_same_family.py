@@ -43,6 +43,19 @@ class MixtureSameFamily(Distribution):
         self._event_ndims = len(component_distribution.event_shape)
         super().__init__(component_batch[:-1], tuple(component_distribution.event_shape), validate_args=validate_args)
 
+    def expand(self, batch_shape, _instance=None) -> MixtureSameFamily:
+        # torch's own: the component first (so a bad shape is reported against its tensor), then the
+        # mixture to the full batch, which also fills in a mixture that only broadcast against it
+        batch_shape = tuple(batch_shape)
+        new = self._get_checked_instance(MixtureSameFamily, _instance)
+        new._component_distribution = self._component_distribution.expand(batch_shape + (self._num_component,))
+        new._mixture_distribution = self._mixture_distribution.expand(batch_shape)
+        new._num_component = self._num_component
+        new._event_ndims = self._event_ndims
+        Distribution.__init__(new, batch_shape, tuple(new._component_distribution.event_shape), validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
     @property
     def mixture_distribution(self) -> Categorical:
         return self._mixture_distribution
