@@ -20,7 +20,7 @@ import inspect
 ALIASES = {"axis": "dim", "keepdims": "keepdim"}
 
 # by namespace: the torch module (chainrule's top level, the Tensor methods of the same names,
-# linalg, special, nn.functional) whose functions of these names take the aliases
+# linalg, special, nn.functional, fft) whose functions of these names take the aliases
 PUBLIC_NAMES = {
     "torch": (
         "max", "min", "argmax", "argmin", "amax", "amin", "aminmax", "prod", "any", "all", "logsumexp",
@@ -34,6 +34,11 @@ PUBLIC_NAMES = {
     "linalg": ("norm", "vector_norm"),
     "special": ("logsumexp", "softmax", "log_softmax"),
     "nn.functional": ("cosine_similarity",),
+    # every transform of torch.fft is C++-bound: HF modeling_fnet's fftn loops torch.fft.fft(out, axis=axis)
+    "fft": (
+        "fft", "ifft", "rfft", "irfft", "hfft", "ihfft", "fft2", "ifft2", "rfft2", "irfft2", "hfft2", "ihfft2",
+        "fftn", "ifftn", "rfftn", "irfftn", "hfftn", "ihfftn", "fftshift", "ifftshift",
+    ),
 }
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
