@@ -61,3 +61,26 @@ def test_fft_axis_gradient_matches_dim():
     g_dim = chainrule.autograd.grad(chainrule.fft.fftn(x, dim=(1, 2)).real.pow(2).sum(), x)[0]
     np.testing.assert_array_equal(g_axis.numpy(), g_dim.numpy())
     assert chainrule.autograd.gradcheck(lambda t: chainrule.fft.fft(t, axis=1).real, (x[:1, :3, :2].detach().requires_grad_(),))
+
+
+_BOOL_REDUCE_KWARGS = ({"keepdim": True}, {"dim": None, "keepdim": True}, {"dim": (), "keepdim": True}, {"dim": []},
+                       {"dim": (0,), "keepdim": True}, {"keepdim": False}, {"dim": -1, "keepdim": True},
+                       {"dim": [0, -1], "keepdim": True})
+
+
+@pytest.mark.parametrize("name", ["all", "any"])
+@pytest.mark.parametrize("shape", [(3, 4), (), (0, 2), (2, 1, 3)])
+@pytest.mark.parametrize("dtype", ["bool", "uint8", "float32", "int64"])
+def test_all_any_keepdim_without_dim_and_empty_dims_as_torch(name, shape, dtype):
+    """torch keeps every dim for keepdim=True with no dim, and reduces over nothing for dim=()."""
+    for kwargs in _BOOL_REDUCE_KWARGS:
+        outcomes = []
+        for lib in (torch, chainrule):
+            x = (lib.arange(int(np.prod(shape))).reshape(shape) % 3).to(getattr(lib, dtype))
+            for call in (lambda: getattr(lib, name)(x, **kwargs), lambda: getattr(x, name)(**kwargs)):
+                try:
+                    out = call()
+                    outcomes.append((tuple(out.shape), str(out.dtype).split(".")[-1], out.tolist()))
+                except Exception as error:  # the exception's type is what is compared
+                    outcomes.append(type(error).__name__)
+        assert outcomes[2:] == outcomes[:2], (name, shape, dtype, kwargs)
