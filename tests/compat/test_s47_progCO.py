@@ -84,3 +84,88 @@ def test_all_any_keepdim_without_dim_and_empty_dims_as_torch(name, shape, dtype)
                 except Exception as error:  # the exception's type is what is compared
                     outcomes.append(type(error).__name__)
         assert outcomes[2:] == outcomes[:2], (name, shape, dtype, kwargs)
+
+
+MATRIX = np.random.default_rng(1).standard_normal((3, 4)).astype(np.float32)
+
+# more of torch's parser-bound functions and methods that rename axis=/keepdims= (x is 3x4 float)
+_AXIS_CALLS = {
+    "index_add": lambda lib, x, **k: lib.index_add(x, index=lib.tensor([0, 2]), source=lib.ones(2, 4), **k),
+    "index_copy": lambda lib, x, **k: lib.index_copy(x, index=lib.tensor([0, 2]), source=lib.ones(2, 4), **k),
+    "index_reduce": lambda lib, x, **k: lib.index_reduce(x, index=lib.tensor([0, 2]), source=lib.ones(2, 4),
+                                                          reduce="prod", **k),
+    "scatter_reduce": lambda lib, x, **k: lib.scatter_reduce(x, index=lib.zeros(3, 4, dtype=lib.long), src=x,
+                                                              reduce="sum", **k),
+    "select_scatter": lambda lib, x, **k: lib.select_scatter(x, lib.ones(4), index=0, **k),
+    "slice_scatter": lambda lib, x, **k: lib.slice_scatter(x, lib.ones(1, 4), start=0, end=1, **k),
+    "split_with_sizes": lambda lib, x, **k: lib.split_with_sizes(x, [1, 2], **k),
+    "unsafe_chunk": lambda lib, x, **k: lib.unsafe_chunk(x, 2, **k),
+    "unsafe_split": lambda lib, x, **k: lib.unsafe_split(x, 2, **k),
+    "gradient": lambda lib, x, **k: lib.gradient(x, **k),
+    "frobenius_norm": lambda lib, x, **k: lib.frobenius_norm(x, **k),
+    "nuclear_norm": lambda lib, x, **k: lib.nuclear_norm(x, **k),
+    "pairwise_distance": lambda lib, x, **k: lib.pairwise_distance(x, x + 1, **k),
+    "linalg.cross": lambda lib, x, **k: lib.linalg.cross(x[:, :3], x[:, 1:], **k),
+    "linalg.matrix_norm": lambda lib, x, **k: lib.linalg.matrix_norm(x[None], **k),
+    "Tensor.index_add": lambda lib, x, **k: x.index_add(index=lib.tensor([0, 2]), source=lib.ones(2, 4), **k),
+    "Tensor.scatter_reduce": lambda lib, x, **k: x.scatter_reduce(index=lib.zeros(3, 4, dtype=lib.long), src=x,
+                                                                  reduce="amax", **k),
+    "Tensor.split_with_sizes": lambda lib, x, **k: x.split_with_sizes([1, 2], **k),
+    "Tensor.index_fill_": lambda lib, x, **k: x.index_fill_(index=lib.tensor([0]), value=1.0, **k),
+    "Tensor.scatter_": lambda lib, x, **k: x.scatter_(index=lib.zeros(3, 4, dtype=lib.long), value=2.0, **k),
+    "Tensor.squeeze_": lambda lib, x, **k: x[:1].clone().squeeze_(**k),
+    "Tensor.unsqueeze_": lambda lib, x, **k: x.unsqueeze_(**k),
+    "Tensor.index_copy_": lambda lib, x, **k: x.index_copy_(index=lib.tensor([0, 2]), source=lib.ones(2, 4), **k),
+    "Tensor.index_add_": lambda lib, x, **k: x.index_add_(index=lib.tensor([0, 2]), source=lib.ones(2, 4), **k),
+    "Tensor.index_reduce_": lambda lib, x, **k: x.index_reduce_(index=lib.tensor([0, 2]), source=lib.ones(2, 4),
+                                                                reduce="prod", **k),
+    "Tensor.scatter_add_": lambda lib, x, **k: x.scatter_add_(index=lib.zeros(3, 4, dtype=lib.long), src=x.clone(),
+                                                              **k),
+    "Tensor.scatter_reduce_": lambda lib, x, **k: x.scatter_reduce_(index=lib.zeros(3, 4, dtype=lib.long),
+                                                                    src=x.clone(), reduce="sum", **k),
+}
+_AXIS_KWARGS = ({"axis": 0}, {"axis": 1, "keepdims": True}, {"dim": 1, "keepdims": True}, {"keepdims": True},
+                {"dim": 0, "axis": 0})
+
+
+def _axis_outcome(lib, name, kwargs):
+    try:
+        out = _AXIS_CALLS[name](lib, lib.from_numpy(MATRIX.copy()), **kwargs)
+    except Exception as error:  # the exception's type is what is compared
+        return type(error).__name__
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    return [o.detach().double().numpy() for o in outs]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("name", sorted(_AXIS_CALLS))
+def test_more_functions_and_methods_take_numpy_axis_as_torch(name):
+    for kwargs in _AXIS_KWARGS:
+        theirs, ours = _axis_outcome(torch, name, kwargs), _axis_outcome(chainrule, name, kwargs)
+        if isinstance(theirs, str) or isinstance(ours, str):
+            assert ours == theirs, (name, kwargs)
+            continue
+        assert len(ours) == len(theirs), (name, kwargs)
+        for o, t in zip(ours, theirs):
+            assert o.shape == t.shape, (name, kwargs)
+            np.testing.assert_allclose(o, t, rtol=1e-5, atol=1e-5, err_msg=f"{name} {kwargs}")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("shape", [(3, 4), (2, 3, 4), (4,)])
+def test_nuclear_norm_takes_one_int_for_both_dims_as_torch(shape):
+    """torch.nuclear_norm's dim is int[2]: dim=1 means (1, 1), refused as 'dims must be different'."""
+    calls = (((), {"dim": 0}), ((), {"dim": 1, "keepdim": True}), ((), {"dim": (0, 1)}), ((), {"dim": [0]}),
+             ((), {"dim": (0, 1, 1)}), ((0,), {}), ((True,), {}), ((), {"keepdim": True}),
+             ((), {"dim": (-1, 0), "keepdim": True}), ((), {"axis": 1}), ((), {"dim": np.int64(1)}),
+             (((1, 0), True), {}), ((), {"dim": -1}))
+    for args, kwargs in calls:
+        outcomes = []
+        for lib in (torch, chainrule):
+            x = lib.arange(float(np.prod(shape))).reshape(shape)
+            try:
+                out = lib.nuclear_norm(x, *args, **kwargs)
+                outcomes.append((tuple(out.shape), round(float(out.flatten()[0]), 3)))
+            except Exception as error:
+                outcomes.append((type(error).__name__, str(error).split("\n")[0]))
+        assert outcomes[1] == outcomes[0], (shape, args, kwargs)
