@@ -169,3 +169,26 @@ def test_nuclear_norm_takes_one_int_for_both_dims_as_torch(shape):
             except Exception as error:
                 outcomes.append((type(error).__name__, str(error).split("\n")[0]))
         assert outcomes[1] == outcomes[0], (shape, args, kwargs)
+
+
+_FFT_ALL = ("fft", "ifft", "rfft", "irfft", "hfft", "ihfft", "fft2", "ifft2", "hfft2", "ihfft2", "rfft2", "irfft2",
+            "fftn", "ifftn", "rfftn", "irfftn", "hfftn", "ihfftn")
+
+
+@pytest.mark.parametrize("name", _FFT_ALL)
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "complex64", "complex128"])
+def test_fft_refusals_in_torchs_order_and_words(name, dtype):
+    """Half inputs of n-d transforms: the bad dim first; complex inputs of rfft2/rfftn and
+    ihfft2/ihfftn: torch's words, and ihfft's before its norm, ihfftn's after its dims and norm."""
+    data = np.random.default_rng(2).standard_normal((2, 4, 6))
+    for kwargs in ({}, {"norm": "bogus"}, {"dim": 5}):
+        outcomes = []
+        for lib in (torch, chainrule):
+            x = lib.from_numpy(data.copy())
+            x = lib.complex(x, x.flip(-1)).to(getattr(lib, dtype)) if dtype.startswith("complex") else x.to(getattr(lib, dtype))
+            try:
+                out = getattr(lib.fft, name)(x, **kwargs)
+                outcomes.append((tuple(out.shape), str(out.dtype).split(".")[-1]))
+            except Exception as error:
+                outcomes.append((type(error).__name__, str(error).split("\n")[0]))
+        assert outcomes[1] == outcomes[0], (name, dtype, kwargs)
