@@ -460,6 +460,8 @@ _numpy_names.install(_sys.modules[__name__], _numpy_names.PUBLIC_NAMES["torch"],
 _numpy_names.install(linalg, _numpy_names.PUBLIC_NAMES["linalg"])
 _numpy_names.install(_special_namespace, _numpy_names.PUBLIC_NAMES["special"])
 _numpy_names.install(nn.functional, _numpy_names.PUBLIC_NAMES["nn.functional"])
+_numpy_names.install(fft, _numpy_names.PUBLIC_NAMES["fft"])
+_numpy_names.install_methods(Tensor, _numpy_names.PUBLIC_NAMES["Tensor"])
 
 # --- names PyTorch Geometric and kornia reach for at import (docs/compatibility-trials.md, session 14)
 from . import __config__, _subclasses, _tensor_str, futures  # noqa: E402,F401

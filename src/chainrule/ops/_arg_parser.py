@@ -1298,7 +1298,7 @@ SIGNATURES: dict[str, tuple] = {
     "nansum": ("(Tensor input, IntArrayRef[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None, Tensor out=None)",),
     "native_dropout": ("(Tensor input, double p, bool? train)",),
     "native_layer_norm": ("(Tensor input, IntArrayRef normalized_shape, Tensor? weight, Tensor? bias, double eps)",),
-    "nuclear_norm": ("(Tensor input, IntArrayRef dim, bool keepdim=False, *, Tensor out=None)", "(Tensor input, bool keepdim=False, *, Tensor out=None)"),
+    "nuclear_norm": ("(Tensor input, IntArrayRef[2] dim, bool keepdim=False, *, Tensor out=None)", "(Tensor input, bool keepdim=False, *, Tensor out=None)"),
     "pairwise_distance": ("(Tensor x1, Tensor x2, double p=2, double eps=1e-06, bool keepdim=False)",),
     "pinverse": ("(Tensor input, double rcond=1e-15)",),
     "poisson": ("(Tensor input, Generator? generator=None)",),

@@ -1687,6 +1687,8 @@ def nuclear_norm(input: Tensor, dim=None, keepdim: bool = False, *, out=None) ->
 
     if isinstance(dim, bool):  # torch.nuclear_norm(input, keepdim)
         dim, keepdim = None, dim
+    elif isinstance(dim, (int, np.integer)):  # its schema's int[2]: one int stands for both dims
+        dim = (dim, dim)
     # torch's three overloads warn from three places, each once; then linalg.matrix_norm's checks
     _config.warn_once(_deprecated_norm("nuclear_norm", "matrix_norm(A, 'nuc', dim, keepdim)",
                                        3229 if out is None else 3217 if dim is None else 3241))

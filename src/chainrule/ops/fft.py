@@ -129,9 +129,11 @@ class C2R(Function):
 
 
 # ---------------------------------------------------------------- argument handling
-def _input(x, op: str) -> Tensor:
+def _input(x, op: str, s=None, dim=None, default_dim=None) -> Tensor:
     _check_tensor(x, op, "input", 1)
     if x.dtype in (_dtype.float16, _dtype.bfloat16):
+        if op.endswith(("2", "n")):  # torch wraps an n-d transform's dims before it refuses the dtype
+            _dims_and_sizes(x, s, dim, op, default_dim)
         if x.device.type == "cpu" or x.dtype == _dtype.bfloat16:
             raise RuntimeError(f"Unsupported dtype {_dtype.scalar_name(x.dtype)}")  # torch's CPU FFT (and cuFFT's bf16)
         raise RuntimeError(f"{op}: half-precision FFTs need CUDA in torch; chainrule computes them in float32 "
@@ -150,6 +152,10 @@ def _as_complex(x: Tensor) -> Tensor:
 def _real_only(x: Tensor, op: str) -> Tensor:
     if x._data.dtype.kind == "c":
         name = "ComplexFloat" if x._data.dtype == np.complex64 else "ComplexDouble"
+        if op in ("rfft2", "rfftn"):  # both run as torch's rfftn, which words it so
+            raise RuntimeError(f"rfftn expects a real-valued input tensor, but got {name}")
+        if op in ("ihfft2", "ihfftn"):  # torch's n-d ihfft refuses it in its R2C step, after dims and norm
+            raise RuntimeError(f"Only supports floating-point dtypes, but found: {name}")
         raise RuntimeError(f"{op} expects a real input tensor, but got {name}")
     return x
 
@@ -214,7 +220,7 @@ def _dims_and_sizes(x: Tensor, s, dim, op: str, default_dim=None) -> tuple:
 
 
 def _c2c(input, s, dim, norm, inverse: bool, op: str, default_dim=None) -> Tensor:
-    x = _input(input, op)
+    x = _input(input, op, s, dim, default_dim)
     dims, sizes = _dims_and_sizes(x, s, dim, op, default_dim)
     if op in ("fft", "ifft") and x._data.dtype.kind == "f":
         # torch's 1-D fft/ifft of a real input is a two-sided R2C (conjugated for the inverse, whose
@@ -228,13 +234,13 @@ def _c2c(input, s, dim, norm, inverse: bool, op: str, default_dim=None) -> Tenso
 
 
 def _r2c(input, s, dim, norm, op: str, default_dim=None) -> Tensor:
-    x = _real_only(_input(input, op), op)
+    x = _real_only(_input(input, op, s, dim, default_dim), op)
     dims, sizes = _dims_and_sizes(x, s, dim, op, default_dim)
     return R2C.apply(_resize(x, dims, sizes, op), dims=dims, norm=_norm(norm, op))
 
 
 def _c2r(input, s, dim, norm, op: str, default_dim=None) -> Tensor:
-    x = _as_complex(_input(input, op))
+    x = _as_complex(_input(input, op, s, dim, default_dim))
     dims, sizes = _dims_and_sizes(x, s, dim, op, default_dim)
     if s is None or (isinstance(s, (tuple, list)) and not isinstance(s, _Length) and s[-1] == -1):
         last = 2 * (x._data.shape[dims[-1]] - 1)  # the default output length from the one-sided input
@@ -363,12 +369,13 @@ def hfft(input, n=None, dim=-1, norm=None) -> Tensor:
 @_fft_out("ihfft")
 def ihfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.ihfft: the inverse of hfft, the conjugate of rfft with the dual normalisation."""
-    return _r2c(input, _length(n, "ihfft"), _one_dim(dim, "ihfft"), _DUAL[_norm(norm, "ihfft")], "ihfft").conj()
+    x = _real_only(_input(input, "ihfft"), "ihfft")  # refused before the norm, as torch does
+    return _r2c(x, _length(n, "ihfft"), _one_dim(dim, "ihfft"), _DUAL[_norm(norm, "ihfft")], "ihfft").conj()
 
 
 @_fft_out("hfftn")
 def hfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
-    return _c2r(_as_complex(_input(input, "hfft2")).conj(), s, dim, _DUAL[_norm(norm, "hfft2")], "hfft2")
+    return _c2r(_as_complex(_input(input, "hfft2", s, dim, (-2, -1))).conj(), s, dim, _DUAL[_norm(norm, "hfft2")], "hfft2")
 
 
 @_fft_out("ihfftn")
@@ -378,7 +385,7 @@ def ihfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
 
 @_fft_out("hfftn")
 def hfftn(input, s=None, dim=None, norm=None) -> Tensor:
-    return _c2r(_as_complex(_input(input, "hfftn")).conj(), s, dim, _DUAL[_norm(norm, "hfftn")], "hfftn")
+    return _c2r(_as_complex(_input(input, "hfftn", s, dim)).conj(), s, dim, _DUAL[_norm(norm, "hfftn")], "hfftn")
 
 
 @_fft_out("ihfftn")
@@ -389,9 +396,10 @@ def ihfftn(input, s=None, dim=None, norm=None) -> Tensor:
 def _ihfftn(input, s, dim, norm, op: str) -> Tensor:
     """torch's steps: a one-sided R2C over the last dim (the inverse's scaling for it), conjugated,
     then an inverse C2C over the other dims (a conjugate view when there are none)."""
-    x = _real_only(_input(input, op), op)
+    x = _input(input, op, s, dim)
     dims, sizes = _dims_and_sizes(x, s, dim, op)
     norm = _norm(norm, op)
+    x = _real_only(x, op)
     half = R2C.apply(_resize(x, dims, sizes, op), dims=dims[-1:], norm=_DUAL[norm])
     if len(dims) == 1:
         return half.conj()

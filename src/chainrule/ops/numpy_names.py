@@ -20,7 +20,7 @@ import inspect
 ALIASES = {"axis": "dim", "keepdims": "keepdim"}
 
 # by namespace: the torch module (chainrule's top level, the Tensor methods of the same names,
-# linalg, special, nn.functional) whose functions of these names take the aliases
+# linalg, special, nn.functional, fft) whose functions of these names take the aliases
 PUBLIC_NAMES = {
     "torch": (
         "max", "min", "argmax", "argmin", "amax", "amin", "aminmax", "prod", "any", "all", "logsumexp",
@@ -30,10 +30,24 @@ PUBLIC_NAMES = {
         "gather", "diff", "narrow", "select", "nanquantile", "quantile", "scatter", "scatter_add", "index_fill",
         "cross", "renorm", "trapezoid", "take_along_dim", "tensor_split", "unflatten", "repeat_interleave",
         "cumulative_trapezoid", "trapz", "cosine_similarity",
+        "index_add", "index_copy", "index_reduce", "scatter_reduce", "select_scatter", "slice_scatter",
+        "split_with_sizes", "unsafe_chunk", "unsafe_split", "gradient", "frobenius_norm", "nuclear_norm",
+        "pairwise_distance",
     ),
-    "linalg": ("norm", "vector_norm"),
+    "linalg": ("norm", "vector_norm", "cross", "matrix_norm"),
     "special": ("logsumexp", "softmax", "log_softmax"),
     "nn.functional": ("cosine_similarity",),
+    # every transform of torch.fft is C++-bound: HF modeling_fnet's fftn loops torch.fft.fft(out, axis=axis)
+    "fft": (
+        "fft", "ifft", "rfft", "irfft", "hfft", "ihfft", "fft2", "ifft2", "rfft2", "irfft2", "hfft2", "ihfft2",
+        "fftn", "ifftn", "rfftn", "irfftn", "hfftn", "ihfftn", "fftshift", "ifftshift",
+    ),
+    # Tensor methods alone: the in-place ones, and those written in Tensor's class body (which
+    # install() takes for torch's Python-level methods and leaves)
+    "Tensor": (
+        "index_add", "index_add_", "index_copy_", "index_fill_", "index_reduce_", "scatter_", "scatter_add_",
+        "scatter_reduce", "scatter_reduce_", "split_with_sizes", "squeeze_", "unsqueeze_",
+    ),
 }
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
@@ -53,8 +67,8 @@ def accepts_numpy_names(fn):
     # where each renamed parameter sits positionally: given there too, the alias is a second value
     positions = {name: (i if parameters[name].kind in _POSITIONAL else None)
                  for i, name in enumerate(parameters) if name in ALIASES.values()}
-    if "dim" not in positions:
-        raise TypeError(f"{fn.__qualname__} has no dim parameter for numpy's axis to name")
+    if not positions:
+        raise TypeError(f"{fn.__qualname__} has no dim or keepdim parameter for numpy's names to name")
     op = fn.__name__
 
     def rename(args: tuple, kwargs: dict) -> None:
@@ -75,6 +89,12 @@ def accepts_numpy_names(fn):
     taking_numpy_names._takes_numpy_names = True
     _WRAPPERS[fn] = taking_numpy_names
     return taking_numpy_names
+
+
+def install_methods(tensor_class, names) -> None:
+    """Wrap ``tensor_class``'s methods ``names``, which torch's parser binds (PUBLIC_NAMES["Tensor"])."""
+    for name in names:
+        setattr(tensor_class, name, accepts_numpy_names(tensor_class.__dict__[name]))
 
 
 def install(module, names, tensor_class=None) -> None:

@@ -1683,8 +1683,10 @@ _norm_method.__name__, _norm_method.__qualname__ = "norm", "Tensor.norm"  # name
 # ---------------------------------------------------------------- logical reductions, counting
 def _bool_reduce(fn, op: str, input: Tensor, dim, keepdim: bool) -> Tensor:
     x = input._data
-    dims = _dims(dim, x.ndim, op)
-    result = _as_array(fn(x, axis=dims, keepdims=keepdim if dim is not None else False))
+    # torch's all/any reduce over no dims for an empty dim list (the result is x != 0), where
+    # sum and mean take it for all dims; keepdim=True keeps every dim also when dim is None
+    dims = () if isinstance(dim, (list, tuple)) and not dim else _dims(dim, x.ndim, op)
+    result = _as_array(fn(x, axis=dims, keepdims=keepdim))
     if x.dtype == np.uint8:  # torch keeps uint8 for uint8 input (its masks before bool existed)
         result = result.astype(np.uint8)
     out = Tensor._make(result)
