@@ -42,3 +42,35 @@ def test_view_as_complex_checks_the_layout_in_torchs_order(dtype, layout):
         assert got[0] == "NotImplementedError" and "ComplexHalf" in got[1]
     else:
         assert got == expected
+
+
+def _pad_outcome(lib, fn, dtype, pad, value):
+    x = lib.arange(6).view(2, 3).to(getattr(lib, dtype))
+    try:
+        if fn == "F.pad":
+            out = lib.nn.functional.pad(x, pad, value=value)
+        else:
+            out = lib.constant_pad_nd(x, pad, value)
+    except Exception as error:  # noqa: BLE001 - the error is what is compared
+        return type(error).__name__, str(error)
+    return "ok", str(out.dtype).split(".")[-1], repr(out.tolist())
+
+
+PAD_VALUES = [float("-inf"), float("inf"), float("nan"), 1.5, -1.0, -1, 300.0, 1e6, 1e40, 2 ** 40, True, 1j]
+
+
+@pytest.mark.parametrize("fn", ["F.pad", "constant_pad_nd"])
+@pytest.mark.parametrize("dtype", ["int64", "int32", "uint8", "int8", "bool", "float16", "bfloat16", "float32",
+                                   "complex64"])
+@pytest.mark.parametrize("pad", [[1, 0], [1, -1], [0, 0, 1, 0], [-1, 0], [0, 0], [-1, -1]])
+def test_constant_pad_refuses_a_fill_value_the_dtype_cannot_hold(fn, dtype, pad):
+    """torch fills the new border by fill_, which raises 'value cannot be converted to type int64_t without
+    overflow' for nan/inf into an integer tensor (glow-tts's maximum_path pads by -inf), 300 into int8, 1e6 into
+    float16; chainrule cast the value (-inf became -9223372036854775808). A pad that only crops fills nothing and
+    raises nothing; constant_pad_nd's Scalar wraps a negative int into uint8 (-1 is 255) where F.pad's float
+    -1.0 does not fit."""
+    for value in PAD_VALUES:
+        if fn == "F.pad" and isinstance(value, complex):
+            continue  # F.pad's value is a float: torch's TypeError is another test's business
+        assert _pad_outcome(chainrule, fn, dtype, pad, value) == _pad_outcome(real_torch, fn, dtype, pad, value), value
+
