@@ -74,3 +74,28 @@ def test_constant_pad_refuses_a_fill_value_the_dtype_cannot_hold(fn, dtype, pad)
             continue  # F.pad's value is a float: torch's TypeError is another test's business
         assert _pad_outcome(chainrule, fn, dtype, pad, value) == _pad_outcome(real_torch, fn, dtype, pad, value), value
 
+
+
+def _assign_grad(lib, which):
+    param = lib.nn.Parameter(lib.ones(3, 2))
+    plain = lib.ones(2)
+    try:
+        if which == "parameter_itself":
+            param.grad = param
+        elif which == "plain_itself":
+            plain.grad = plain
+        elif which == "view_of_itself":
+            param.grad = param.view(3, 2)
+        else:
+            param.grad = param.detach()
+    except Exception as error:  # noqa: BLE001 - the error is what is compared
+        return type(error).__name__, str(error)
+    return "ok", param.grad is not None
+
+
+@pytest.mark.parametrize("which", ["parameter_itself", "plain_itself", "view_of_itself", "detached"])
+def test_a_tensor_cannot_be_its_own_grad(which):
+    """predictive coding code writes local updates into ``layer.weight.grad``; torch refuses ``p.grad = p``
+    ("can't assign Variable as its own grad"), chainrule took it (then an optimizer step would move p by
+    itself). A view or a detached alias of p is another tensor, which torch takes."""
+    assert _assign_grad(chainrule, which) == _assign_grad(real_torch, which)
