@@ -3,6 +3,7 @@ corpus programs, each compared with torch."""
 
 import warnings
 
+import numpy as np
 import pytest
 import torch as real_torch
 
@@ -120,3 +121,22 @@ def test_sdpa_gqa_refuses_mask_with_causal_before_the_head_count(heads, key_head
     attn_mask with is_causal=True first; chainrule checked the heads first (192 of 1,536 probed combinations)."""
     assert _sdpa_error(chainrule, heads, key_heads, is_causal, mask) == _sdpa_error(real_torch, heads, key_heads,
                                                                                      is_causal, mask)
+
+
+@pytest.mark.parametrize("eps", [1e-8, 0.5, 3.0])
+@pytest.mark.parametrize(("shape1", "shape2"), [((4, 5), (4, 1)), ((4, 5), (4, 5)), ((2, 1, 5), (3, 5))])
+def test_cosine_similarity_gradient_passes_through_the_clamped_norm(eps, shape1, shape2):
+    """torch clamps the norms in place under a NoGradGuard, so where 0 < ‖x‖ < eps the value uses eps but the
+    gradient is still the norm's (x / ‖x‖); chainrule's clamp_min gave 0 there (a (4, 1) input broadcast
+    along dim with eps 0.5 got 1.1892 where torch gives 1.1459)."""
+    rng = np.random.default_rng(len(shape1) * 10 + int(eps))
+    a_np, b_np = rng.standard_normal(shape1) * 0.3, rng.standard_normal(shape2)
+    results = []
+    for lib in (real_torch, chainrule):
+        a = lib.tensor(a_np, requires_grad=True)
+        b = lib.tensor(b_np, requires_grad=True)
+        c = lib.nn.functional.cosine_similarity(a, b, dim=-1, eps=eps)
+        (c * lib.arange(c.numel(), dtype=lib.float64).view(c.shape)).sum().backward()
+        results.append([t.detach().numpy() for t in (c, a.grad, b.grad)])
+    for expected, got in zip(*results):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)

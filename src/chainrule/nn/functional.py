@@ -29,6 +29,7 @@ from ..autograd.function import is_recording as _is_recording
 from ..autograd.function import kept_value as _kept_value
 from ..autograd.function import name_node as _name_node
 from ..autograd.grad_mode import is_grad_enabled as _is_grad_enabled
+from ..autograd.grad_mode import no_grad as _no_grad
 from ..ops._arg_parser import check_bool as _check_bool
 from ..ops._arg_parser import check_float as _check_float
 from ..ops._arg_parser import check_int as _check_int
@@ -312,8 +313,13 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
         raise RuntimeError(f"eps must be non-negative, got: {eps:g}")
     x1, x2 = broadcast_tensors(x1, x2)
     dim = _wrap_dim(dim, x1.ndim, "cosine_similarity")
-    n1 = x1.norm(2, dim, keepdim=True).clamp_min(eps)
-    n2 = x2.norm(2, dim, keepdim=True).clamp_min(eps)
+    n1 = x1.norm(2, dim, keepdim=True).clone()
+    n2 = x2.norm(2, dim, keepdim=True).clone()
+    with _no_grad():
+        # torch clamps the norms in place under a NoGradGuard: the values are clamped, the gradient
+        # stays the unclamped norm's (x / ‖x‖), also where 0 < ‖x‖ < eps
+        n1.clamp_min_(eps)
+        n2.clamp_min_(eps)
     return ((x1 / n1) * (x2 / n2)).sum(dim)
 
 
