@@ -453,6 +453,8 @@ class Tensor:
                     "dtype, or None to allow any dtype. Set grad_dtype with caution. Diverging the dtypes of "
                     "a tensor and its gradient may break downstream systems that assume they match."
                 )
+            if value is self:  # torch compares the tensors themselves: a view of self may be assigned
+                raise RuntimeError("can't assign Variable as its own grad")
         self._grad = value
 
     @property

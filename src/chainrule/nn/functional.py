@@ -29,6 +29,7 @@ from ..autograd.function import is_recording as _is_recording
 from ..autograd.function import kept_value as _kept_value
 from ..autograd.function import name_node as _name_node
 from ..autograd.grad_mode import is_grad_enabled as _is_grad_enabled
+from ..autograd.grad_mode import no_grad as _no_grad
 from ..ops._arg_parser import check_bool as _check_bool
 from ..ops._arg_parser import check_float as _check_float
 from ..ops._arg_parser import check_int as _check_int
@@ -312,8 +313,13 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
         raise RuntimeError(f"eps must be non-negative, got: {eps:g}")
     x1, x2 = broadcast_tensors(x1, x2)
     dim = _wrap_dim(dim, x1.ndim, "cosine_similarity")
-    n1 = x1.norm(2, dim, keepdim=True).clamp_min(eps)
-    n2 = x2.norm(2, dim, keepdim=True).clamp_min(eps)
+    n1 = x1.norm(2, dim, keepdim=True).clone()
+    n2 = x2.norm(2, dim, keepdim=True).clone()
+    with _no_grad():
+        # torch clamps the norms in place under a NoGradGuard: the values are clamped, the gradient
+        # stays the unclamped norm's (x / ‖x‖), also where 0 < ‖x‖ < eps
+        n1.clamp_min_(eps)
+        n2.clamp_min_(eps)
     return ((x1 / n1) * (x2 / n2)).sum(dim)
 
 
@@ -1055,6 +1061,9 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
         return finished(_attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa))
 
 
+_CAUSAL_WITH_MASK = "_scaled_dot_product_attention: Explicit attn_mask should not be set when is_causal=True"
+
+
 def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa) -> Tensor:
     # torch's validate_sdpa_input, in its order: dtypes, then ranks (its message has the double space)
     if not query.dtype == key.dtype == value.dtype:
@@ -1082,6 +1091,8 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable
         # grouped-query attention: each key/value head serves a run of consecutive query heads
         heads, key_heads, value_heads = query.size(-3), key.size(-3), value.size(-3)
         if heads % key_heads or heads % value_heads:
+            if is_causal and attn_mask is not None:  # no fused kernel takes these heads: torch's math path
+                raise RuntimeError(_CAUSAL_WITH_MASK)  # refuses the mask before it looks at the heads
             raise RuntimeError("Number of heads in key and value must divide the number of heads in ")
         key = key.repeat_interleave(heads // key_heads, dim=-3)
         value = value.repeat_interleave(heads // value_heads, dim=-3)
@@ -1089,7 +1100,7 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable
     dtype = scores._data.dtype
     if is_causal:
         if attn_mask is not None and not _cpu_flash_kernel_runs(query, key, value, attn_mask, dropout_p, enable_gqa):
-            raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be set when is_causal=True")
+            raise RuntimeError(_CAUSAL_WITH_MASK)
         xp = _array_module(scores)
         causal = xp.triu(xp.ones((length, source), dtype=bool), 1)
         scores = scores + Tensor._make(xp.where(causal, -np.inf, 0.0).astype(dtype))

@@ -135,14 +135,14 @@ def view_as_complex(input: Tensor) -> Tensor:
     """torch.view_as_complex: a float tensor whose last dim is 2 (stride 1) viewed as complex numbers."""
     _check_tensor(input, "view_as_complex", "input", 1)
     data = input._data
-    if input.dtype is _dtype.float16:
-        # torch views float16 pairs as complex32, a dtype chainrule names but cannot store
-        raise NotImplementedError('"tensor storage" not implemented for \'ComplexHalf\' (chainrule has no complex32 '
-                                  "tensors)")
-    if data.dtype.kind != "f" or data.dtype.itemsize not in (4, 8):
+    half = input.dtype is _dtype.float16
+    if not half and (data.dtype.kind != "f" or data.dtype.itemsize not in (4, 8)):
         raise RuntimeError("view_as_complex is only supported for half, float and double tensors, but got a tensor "
                            f"of scalar type: {_dtype.scalar_name(input.dtype)}")
-    if data.ndim == 0 or data.shape[-1] != 2:
+    # torch checks the layout before it makes the view, so a float16 tensor gets the layout's error first
+    if data.ndim == 0:
+        raise RuntimeError("Input tensor must have one or more dimensions")
+    if data.shape[-1] != 2:
         raise RuntimeError("Tensor must have a last dimension of size 2")
     if data.size and data.strides[-1] != data.itemsize:  # an empty tensor's strides say nothing
         raise RuntimeError("Tensor must have a last dimension with stride 1")
@@ -150,6 +150,10 @@ def view_as_complex(input: Tensor) -> Tensor:
         raise RuntimeError("Tensor must have a stride divisible by 2 for all but last dimension")
     if data.size and input.storage_offset() % 2:
         raise RuntimeError("Tensor must have a storage_offset divisible by 2")
+    if half:
+        # torch views float16 pairs as complex32, a dtype chainrule names but cannot store
+        raise NotImplementedError('"tensor storage" not implemented for \'ComplexHalf\' (chainrule has no complex32 '
+                                  "tensors)")
     return ViewAsComplex.apply(input)._share(input)  # a view: one version counter
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import operator
 
 import numpy as np
 
@@ -177,6 +178,15 @@ def native_batch_norm(input: Tensor, weight: Tensor | None, bias: Tensor | None,
     return output, mean.reshape(-1), rstd.reshape(-1)
 
 
+def _fills(pad) -> bool:
+    """Whether a constant pad writes any new element (some pad is positive); True for a malformed
+    ``pad``, whose argument checks then raise."""
+    try:
+        return any(operator.index(p) > 0 for p in pad)
+    except TypeError:
+        return True
+
+
 def constant_pad_nd(input: Tensor, pad, value=0) -> Tensor:
     """torch.constant_pad_nd: F.pad with mode 'constant' (pairs from the last dim; negative crops);
     unlike F.pad's float ``value``, a Scalar: complex for a complex input, -1 is 255 in uint8."""
@@ -184,12 +194,16 @@ def constant_pad_nd(input: Tensor, pad, value=0) -> Tensor:
     from .shape import padded
 
     if not isinstance(value, (builtins.complex, np.complexfloating)):
+        if (type(value) is builtins.int and value < 0 and input.dtype._category == 1 and not input.dtype.is_signed
+                and _fills(pad)):
+            value = _dtype.checked_scalar(value, input.dtype)  # wrapped here: F.pad's float -1.0 does not fit uint8
         if _function.active_dispatch is not None:  # (a dispatch mode sees the value as given: note_given)
             from .shape import ConstantPad
 
             _function.note_given(ConstantPad, input, given_value=value)
         return _pad(input, pad, "constant", value)
-    value = _dtype.checked_scalar(builtins.complex(value), input.dtype)  # 1j does not fit a real tensor
+    if _fills(pad):  # a pad that only crops fills nothing, so torch never converts the value
+        value = _dtype.checked_scalar(builtins.complex(value), input.dtype)  # 1j does not fit a real tensor
     if not input.is_complex():
         value = value.real
     return padded(input, int_list(pad, "constant_pad_nd", "pad", sized=False, position=2), "constant", value)

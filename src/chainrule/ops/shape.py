@@ -2007,6 +2007,10 @@ def padded(input: Tensor, pad: list, mode: str, value) -> Tensor:
                 raise RuntimeError(
                     f"The input size {shape[d]}, plus negative padding {a} and {b} resulted in a negative "
                     f"output size, which is invalid. Check dimension {d} of your input.")
+        if value is not None and any(p > 0 for p in pad):
+            # torch fills the new border by fill_, which refuses a value the dtype cannot hold (nan or
+            # inf for an integer tensor, 300 for int8, 1e6 for float16); a pad that only crops fills nothing
+            value = _dtype.checked_scalar(value, input.dtype)
         widths = tuple([(0, 0)] * (ndim - k) + pairs[::-1])
         return ConstantPad.apply(input, widths=widths, value=0 if value is None else value, pad=tuple(pad))
     # torch's order for the other modes: the value, the supported ranks, then its kernel's own checks
