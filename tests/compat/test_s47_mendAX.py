@@ -248,3 +248,66 @@ def test_a_handler_that_changes_uniform_s_bounds_gets_what_it_asked_for():
     for ours, theirs in zip(run(chainrule), run(real_torch)):
         np.testing.assert_array_equal(ours, theirs)
         assert (ours == 5.0).all()
+
+
+# ---- instance norm (F and modules): at::instance_norm's repeat of the parameters and statistics, view to
+# (1, N·C, *), batch norm's reserve and native_batch_norm, the statistics' means copied back through an alias
+INSTANCE_NORM = {
+    "functional": lambda lib, a: lib.nn.functional.instance_norm(a["img"]),
+    "functional_affine": lambda lib, a: lib.nn.functional.instance_norm(a["x3"], weight=a["bias"], bias=a["bias"]),
+    "functional_statistics": lambda lib, a: lib.nn.functional.instance_norm(a["x3"], lib.zeros(3), lib.ones(3)),
+    "functional_eval": lambda lib, a: lib.nn.functional.instance_norm(a["x3"], lib.zeros(3), lib.ones(3),
+                                                                      use_input_stats=False, eps=1e-3),
+    "functional_transposed": lambda lib, a: lib.nn.functional.instance_norm(a["x3"].transpose(1, 2)),
+    "module": lambda lib, a: lib.nn.InstanceNorm2d(2)(a["img"]),
+    "module_affine": lambda lib, a: lib.nn.InstanceNorm1d(3, affine=True)(a["x3"]),
+    "module_tracking": lambda lib, a: lib.nn.InstanceNorm1d(3, affine=True, track_running_stats=True)(a["x3"]),
+    "module_tracking_eval": lambda lib, a: lib.nn.InstanceNorm1d(3, track_running_stats=True).eval()(a["x3"]),
+    "module_unbatched": lambda lib, a: lib.nn.InstanceNorm1d(3)(a["x3"][0]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INSTANCE_NORM))
+def test_a_mode_sees_instance_norm_as_torch_composes_it(name):
+    assert _logged(chainrule, INSTANCE_NORM[name]) == _logged(real_torch, INSTANCE_NORM[name])
+
+
+def _instance_normed(lib, train, tracking, mode):
+    lib.manual_seed(0)
+    module = lib.nn.InstanceNorm2d(3, affine=True, track_running_stats=tracking, momentum=0.3)
+    module.train(train)
+    with lib.no_grad():
+        module.weight.copy_(lib.tensor([0.5, 1.5, -1.0]))
+        module.bias.copy_(lib.tensor([0.1, -0.2, 0.3]))
+        if tracking:
+            module.running_mean.copy_(lib.tensor([0.2, 0.0, -0.1]))
+            module.running_var.copy_(lib.tensor([1.5, 0.5, 2.0]))
+    x = lib.tensor(np.random.default_rng(8).standard_normal((2, 3, 4, 5)), dtype=lib.float32, requires_grad=True)
+    with mode:
+        out = module(x) * module(x.transpose(2, 3).contiguous().transpose(2, 3) * 2 + 1)
+    out.pow(2).sum().backward()
+    found = [out.detach().numpy(), x.grad.numpy(), module.weight.grad.numpy(), module.bias.grad.numpy()]
+    return found + ([module.running_mean.numpy(), module.running_var.numpy()] if tracking else [])
+
+
+@pytest.mark.parametrize("train,tracking", [(True, False), (True, True), (False, True)])
+def test_instance_norm_under_a_passing_mode_keeps_values_gradients_and_statistics(train, tracking):
+    ours = _instance_normed(chainrule, train, tracking, _Pass())
+    plain = _instance_normed(chainrule, train, tracking, contextlib.nullcontext())
+    theirs = _instance_normed(real_torch, train, tracking, contextlib.nullcontext())
+    for got, without, expected in zip(ours, plain, theirs):
+        np.testing.assert_allclose(got, without, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_instance_norm_under_a_mode_gradchecks():
+    rng = np.random.default_rng(9)
+    x = chainrule.tensor(rng.standard_normal((2, 3, 5)), requires_grad=True)
+    weight = chainrule.tensor(rng.standard_normal(3), requires_grad=True)
+    bias = chainrule.tensor(rng.standard_normal(3), requires_grad=True)
+
+    def normed(x, weight, bias):
+        with _Pass():
+            return chainrule.nn.functional.instance_norm(x, weight=weight, bias=bias)
+
+    assert chainrule.autograd.gradcheck(normed, (x, weight, bias))
