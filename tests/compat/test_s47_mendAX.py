@@ -311,3 +311,47 @@ def test_instance_norm_under_a_mode_gradchecks():
             return chainrule.nn.functional.instance_norm(x, weight=weight, bias=bias)
 
     assert chainrule.autograd.gradcheck(normed, (x, weight, bias))
+
+
+# ---- circular F.pad: ATen's _pad_circular, new_empty, the core's slices and copy_, then each border's
+CIRCULAR = {
+    "2d": lambda lib, a: lib.nn.functional.pad(a["img"], (1, 1, 1, 1), mode="circular"),
+    "2d_cropping": lambda lib, a: lib.nn.functional.pad(a["img"], (2, -1, 0, 3), mode="circular"),
+    "1d": lambda lib, a: lib.nn.functional.pad(a["x3"], (1, 2), mode="circular"),
+    "1d_unbatched": lambda lib, a: lib.nn.functional.pad(a["x"], (3, 0), mode="circular"),
+    "3d": lambda lib, a: lib.nn.functional.pad(a["img"].unsqueeze(0), (1, 0, 0, 1, 1, 1), mode="circular"),
+    "recorded": lambda lib, a: lib.nn.functional.pad(a["x3"].requires_grad_(), (1, 2), mode="circular"),
+    "module": lambda lib, a: lib.nn.CircularPad2d((0, 1, 2, 0))(a["img"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CIRCULAR))
+def test_a_mode_sees_circular_padding_as_torch_composes_it(name):
+    assert _logged(chainrule, CIRCULAR[name]) == _logged(real_torch, CIRCULAR[name])
+
+
+@pytest.mark.parametrize("shape,pad", [((3, 4, 5), (1, 2)), ((2, 3, 4, 5), (2, -1, 0, 3)),
+                                       ((1, 2, 3, 4, 5), (1, 0, 0, 1, 1, 1)), ((3, 4, 5), (0, 0, 3, 3))])
+def test_circular_padding_under_a_passing_mode_keeps_values_and_gradients(shape, pad):
+    def run(lib, mode):
+        x = lib.tensor(np.random.default_rng(10).standard_normal(shape), dtype=lib.float32, requires_grad=True)
+        with mode:
+            out = lib.nn.functional.pad(x, pad, mode="circular")
+        (out.pow(2) * lib.arange(out.shape[-1], dtype=lib.float32)).sum().backward()
+        return out.detach().numpy(), x.grad.numpy()
+
+    ours, plain = run(chainrule, _Pass()), run(chainrule, contextlib.nullcontext())
+    theirs = run(real_torch, contextlib.nullcontext())
+    for got, without, expected in zip(ours, plain, theirs):
+        np.testing.assert_array_equal(got, without)
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_circular_padding_under_a_mode_gradchecks():
+    x = chainrule.tensor(np.random.default_rng(11).standard_normal((1, 2, 3, 4)), requires_grad=True)
+
+    def padded(x):
+        with _Pass():
+            return chainrule.nn.functional.pad(x, (2, 1, -1, 2), mode="circular")
+
+    assert chainrule.autograd.gradcheck(padded, (x,))
