@@ -62,12 +62,38 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> 
     # Tensor.uniform_'s checks and values: a complex tensor's real and imaginary parts each drawn, as torch's
     _random._floating_only(tensor, "check_uniform_bounds")
     _random._check_uniform_bounds(tensor, a, b)
+    if _function.active_dispatch is not None and generator is None:
+        # torch's init calls tensor.uniform_(a, b): a dispatch mode sees its aten.uniform_
+        made = _function.method_dispatch("uniform_", _uniform_drawn, tensor, _schema_floats((a, b), (0.0, 1.0)))
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     return _fill(tensor, _random.uniform_values(tensor, a, b, generator))
+
+
+def _schema_floats(values: tuple, defaults: tuple) -> tuple:
+    """``values`` as torch's schema hands a mode its ``double`` arguments: floats, trailing defaults left out."""
+    values = tuple(float(v) for v in values)
+    while values and values[-1] == defaults[len(values) - 1]:
+        values = values[:-1]
+    return values
+
+
+def _uniform_drawn(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
+    return _fill(tensor, _random.uniform_values(tensor, a, b, None))
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
     _check_normal(tensor, std)
+    if _function.active_dispatch is not None and generator is None:
+        # torch's init calls tensor.normal_(mean, std): a dispatch mode sees its aten.normal_
+        made = _function.method_dispatch("normal_", _normal_drawn, tensor, _schema_floats((mean, std), (0.0, 1.0)))
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     return _fill(tensor, _random.normal_values(tensor, mean, std, generator))
+
+
+def _normal_drawn(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
+    return _fill(tensor, _random.normal_values(tensor, mean, std, None))
 
 
 def _check_normal(tensor: Tensor, std: float) -> None:

@@ -18,6 +18,7 @@ from .. import _config, _dtype, _vmap_frames, return_types
 from .. import storage as _storage
 from .._backend import array_module, module_for_device
 from .._torch_function import user_stacklevel
+from ..autograd import function as _function
 from ..autograd.function import name_node
 from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..tensor import (
@@ -148,6 +149,16 @@ def _not_views(pieces: tuple) -> tuple:
 
 def unsafe_split(input: Tensor, split_size: int, dim: int = 0) -> tuple:
     """torch.unsafe_split: split's pieces, which autograd does not take for views."""
+    if _function.active_dispatch is not None and isinstance(split_size, builtins.int):
+        # a dispatch mode sees torch's one aten.unsafe_split.Tensor (dim left out at its default 0)
+        made = _function.composite_dispatch("unsafe_split.Tensor", _unsafe_split,
+                                            (input, split_size, dim) if dim else (input, split_size), {})
+        if made is not _function.RUN_UNDISPATCHED:
+            return tuple(made)
+    return _unsafe_split(input, split_size, dim)
+
+
+def _unsafe_split(input: Tensor, split_size: int, dim: int = 0) -> tuple:
     return name_node(_not_views(split(input, split_size, dim)), "UnsafeSplitBackward0")
 
 
@@ -158,6 +169,11 @@ def unsafe_split_with_sizes(input: Tensor, split_sizes, dim: int = 0) -> tuple:
 
 def unsafe_chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
     """torch.unsafe_chunk: chunk's pieces, which autograd does not take for views."""
+    if _function.active_dispatch is not None and isinstance(chunks, builtins.int) and chunks > 0 \
+            and isinstance(dim, builtins.int) and input._data.ndim and -input._data.ndim <= dim < input._data.ndim:
+        length = input._data.shape[dim]
+        if length:  # torch's unsafe_chunk is unsafe_split by ceil(length / chunks)
+            return unsafe_split(input, -(-length // chunks), dim)
     return name_node(_not_views(chunk(input, chunks, dim)), "UnsafeSplitBackward0")
 
 

@@ -1302,6 +1302,33 @@ def _update_instance_running_stats(input: Tensor, running_mean: Tensor | None, r
             stat._version_box[0] += 1
 
 
+def _instance_norm_composed(input: Tensor, running_mean, running_var, weight, bias, use_input_stats: bool,
+                            momentum: float, eps: float) -> Tensor:
+    """instance_norm as ATen's at::instance_norm composes it, run where a dispatch mode or wrapper subclass
+    watches the ops: the parameters and running statistics repeated per sample, one batch norm of
+    input.contiguous() viewed as (1, N·C, *), the running statistics' per-sample means written back
+    through an alias (in training), the output viewed back."""
+    b, c = input.shape[0], input.shape[1]
+    weight_, bias_, mean_, var_ = (None if t is None else t.repeat(b) for t in (weight, bias, running_mean, running_var))
+    shape = [1, b * c, *input.shape[2:]]
+    out = _batch_norm(input.contiguous().view(shape), mean_, var_, weight_, bias_, use_input_stats, momentum, eps)
+    if use_input_stats:
+        for statistic, repeated in ((running_mean, mean_), (running_var, var_)):
+            if statistic is not None:
+                _alias(statistic).copy_(repeated.view(b, c).mean(0))
+    return out.view(input.shape)
+
+
+def _alias(tensor: Tensor) -> Tensor:
+    """at::alias(tensor) (a view of all of it) as a dispatch mode sees it: aten.alias.default."""
+    made = _function.composite_dispatch("alias", _aliased, (tensor,), {})
+    return _aliased(tensor) if made is _function.RUN_UNDISPATCHED else made
+
+
+def _aliased(tensor: Tensor) -> Tensor:
+    return tensor.view(tensor.shape)
+
+
 def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var: Tensor | None = None,
                   weight: Tensor | None = None, bias: Tensor | None = None, use_input_stats: bool = True,
                   momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
@@ -1327,6 +1354,9 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
     if _runs_in_float32(input, weight, bias):
         return instance_norm(input.to(_dtype.float32), running_mean, running_var, weight, bias, use_input_stats,
                              momentum, eps).to(input.dtype)
+    if _function.active_dispatch is not None and input.ndim > 2 and not _is_half_on_cpu(input):
+        return _instance_norm_composed(input, running_mean, running_var, weight, bias, use_input_stats, momentum,
+                                       eps)
     if not use_input_stats:  # the running statistics, read in the input's dtype (nothing is updated)
         running_mean, running_var = (
             t if t is None or t.dtype is input.dtype or not input.dtype.is_floating_point

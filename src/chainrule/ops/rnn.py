@@ -37,16 +37,18 @@ import numpy as np
 
 from .. import _config, _dtype
 from .._backend import array_module, is_array
+from ..autograd import function as _function
 from ..autograd.engine import grad as _grad
 from ..autograd.function import Function
 from ..autograd.grad_mode import enable_grad, is_grad_enabled
 from ..tensor import Tensor
 from .activation import relu
+from .compat import unsafe_chunk
 from .elementwise import sigmoid, tanh, where
 from .linear import linear
 from .shape import stack, view_as
 
-__all__ = ["recurrent_layer", "elman_cell"]
+__all__ = ["recurrent_layer", "elman_cell", "composed_cell"]
 __not_methods__ = set(__all__)
 
 MODES = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
@@ -541,5 +543,31 @@ def elman_cell(mode: str, x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih
     (TanhBackward0 over AddBackward0 over the two products, AddmmBackward0 or MmBackward0, the
     hidden state's first). The fused ``recurrent_layer`` would record one node instead; for a
     single step its four ops cost no more than it does."""
-    pre_activation = linear(h, w_hh, b_hh) + linear(x, w_ih, b_ih)
+    pre_activation = linear(h, w_hh, b_hh)
+    if _function.active_dispatch is not None:  # (a dispatch mode sees torch's in-place add_)
+        pre_activation = pre_activation.add_(linear(x, w_ih, b_ih))
+    else:
+        pre_activation = pre_activation + linear(x, w_ih, b_ih)
     return tanh(pre_activation) if mode == "RNN_TANH" else relu(pre_activation)
+
+
+def composed_cell(mode: str, x: Tensor, h: Tensor, c: Tensor | None, w_ih: Tensor, w_hh: Tensor,
+                  b_ih: Tensor | None, b_hh: Tensor | None):
+    """One LSTM or GRU step, x (B, I), h and c (B, H), composed as torch's CPU ``lstm_cell`` /
+    ``gru_cell`` compose it (ATen's LSTMCell / GRUCell): linear, unsafe_chunk, the gates' in-place
+    sigmoid_/tanh_, mul, add_. Run where a dispatch mode or wrapper subclass watches the ops, which then
+    sees torch's sequence rather than the fused ``recurrent_layer``; (h', c') for an LSTM, h' for a GRU."""
+    if mode == "LSTM":
+        gates = linear(h, w_hh, b_hh).add_(linear(x, w_ih, b_ih))
+        ingate, forgetgate, cellgate, outgate = unsafe_chunk(gates, 4, 1)
+        ingate, forgetgate = ingate.sigmoid_(), forgetgate.sigmoid_()
+        cellgate, outgate = cellgate.tanh_(), outgate.sigmoid_()
+        cy = (forgetgate * c).add_(ingate * cellgate)
+        return outgate * cy.tanh(), cy
+    input_gates = unsafe_chunk(linear(x, w_ih, b_ih), 3, 1)
+    hidden_gates = unsafe_chunk(linear(h, w_hh, b_hh), 3, 1)
+    reset_gate = hidden_gates[0].add_(input_gates[0]).sigmoid_()
+    update_gate = hidden_gates[1].add_(input_gates[1]).sigmoid_()
+    new_gate = input_gates[2].add(hidden_gates[2].mul_(reset_gate)).tanh_()
+    # h' = (h - n) * z + n
+    return (h - new_gate).mul_(update_gate).add_(new_gate)

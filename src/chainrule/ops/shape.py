@@ -13,7 +13,7 @@ import weakref
 
 import numpy as np
 
-from .. import _dtype, _torch_function
+from .. import _dtype, _layout, _torch_function
 from .._backend import array_module, autocast_hook, is_gpu_array, strided_view
 from .._opmath import cpu_autocast_policy
 from ..autograd import function as _function_module
@@ -2028,6 +2028,44 @@ def padded(input: Tensor, pad: list, mode: str, value) -> Tensor:
     return _circular(input, pairs)
 
 
+def _circular_composed(input: Tensor, pairs: list, out_shape: tuple) -> Tensor:
+    """Circular padding as ATen's _pad_circular composes it, run where a dispatch mode or wrapper subclass
+    watches the ops: new_empty, the cropped core copied into its slice of the output, then per padded dim
+    (the last first) the left and the right border copied from the output's other end."""
+    shape, ndim = input._data.shape, input._data.ndim
+
+    def sliced(t, dim, start, stop):  # (aten.slice.Tensor, a whole dim's too)
+        made = _function_module.composite_dispatch("slice.Tensor", _slice_of, (t, dim, start, stop), {})
+        return _slice_of(t, dim, start, stop) if made is _function_module.RUN_UNDISPATCHED else made
+
+    out = _function_module.factory_dispatch("new_empty", _new_empty, (input, list(out_shape)),
+                                            {"dtype": input.dtype, "layout": _layout.strided, "device": input.device})
+    if out is _function_module.RUN_UNDISPATCHED:
+        out = _new_empty(input, list(out_shape))
+    out_slice, in_slice = out, input
+    for i, (a, b) in enumerate(pairs):
+        dim = ndim - 1 - i
+        out_slice = sliced(out_slice, dim, max(a, 0), out_shape[dim] - max(b, 0))
+        in_slice = sliced(in_slice, dim, max(-a, 0), shape[dim] - max(-b, 0))
+    out_slice.copy_(in_slice)
+    for i, (a, b) in enumerate(pairs):
+        dim, size = ndim - 1 - i, out_shape[ndim - 1 - i]
+        if a > 0:
+            sliced(out, dim, 0, a).copy_(sliced(out, dim, size - a - max(b, 0), size - max(b, 0)))
+        if b > 0:
+            sliced(out, dim, size - b, size).copy_(sliced(out, dim, max(a, 0), max(a, 0) + b))
+    return out
+
+
+def _slice_of(t: Tensor, dim: int, start: int, stop: int) -> Tensor:
+    return t[(slice(None),) * dim + (slice(start, stop),)]
+
+
+def _new_empty(input: Tensor, size: list, *, dtype=None, layout=None, device=None) -> Tensor:
+    """aten.new_empty's func for circular padding's output: uninitialised, input's dtype and device."""
+    return input.new_empty(size, dtype=dtype)
+
+
 def _circular(input: Tensor, pairs: list) -> Tensor:
     """Circular padding as torch's _pad_circular: negative pads crop first, and the wrapped
     borders copy the cropped core. torch checks each padded dim (the first first), then copies
@@ -2055,6 +2093,8 @@ def _circular(input: Tensor, pairs: list) -> Tensor:
         # a border wider than the cropped core: torch copies it from output elements it has not
         # written yet (uninitialised memory, or those the same copy writes, in its order): refused
         raise RuntimeError("Padding value causes wrapping around more than once.")
+    if _function_module.active_dispatch is not None:
+        return _circular_composed(input, pairs, out_shape)
     x = input
     widths = [(0, 0)] * ndim
     for i, ((a, b), core) in enumerate(zip(pairs, cores)):

@@ -876,9 +876,56 @@ def _to_mode(op_class, inputs, params):
     if recorded is None:  # the handler never ran the op on its inputs: record it now, below the modes
         with _disable_current_modes():
             recorded = _function._apply_array_op(op_class, *inputs, **params)
-    if result is recorded:
-        return result
-    return _attach(result, recorded)
+    if result is not recorded:
+        result = _attach(result, recorded)
+    if func._op_name in _SAVES_RESULT and getattr(_handler_caller, "grad_enabled", None) is None:
+        _show_saved(result, types)  # (autograd saves once, above every mode: not where a handler runs the op)
+    return result
+
+
+# ops whose recorded node keeps its result for the backward (derivatives.yaml's ``result``): torch's
+# autograd saves it as a detached alias, which a mode sees as aten.detach right after the op
+_SAVES_RESULT = frozenset(("tanh", "sigmoid", "relu", "exp", "exp2", "expm1", "sqrt", "rsqrt", "reciprocal", "tan",
+                           "_softmax", "_log_softmax", "cumprod", "logsumexp", "linalg_vector_norm", "prod"))
+# in-place ops whose node keeps the input as it was (``self``): torch's autograd saves a clone of it,
+# which a mode sees as aten.clone right before the op
+_SAVES_SELF_INPLACE = frozenset(("sin", "cos", "sinh", "cosh", "abs", "log", "log2", "log10", "log1p", "erf", "atan",
+                                 "asin", "acos", "asinh", "acosh", "atanh", "logit", "erfinv", "lgamma", "digamma"))
+
+
+def _detach_for_saving(tensor):
+    return tensor.detach()
+
+
+_DETACH = OpOverload("aten", "detach", "default", _detach_for_saving)
+
+
+def _clone_for_saving(tensor):
+    return tensor.clone()
+
+
+_CLONE = OpOverload("aten", "clone", "default", _clone_for_saving)
+
+
+def _show_saved(output, types, func=_DETACH) -> None:
+    """What torch's autograd does to keep a tensor for a recorded op's backward, shown to the innermost
+    mode: aten.detach of a saved result, aten.clone of an input an in-place op overwrites."""
+    if _mode_stack and isinstance(output, _function._Tensor):
+        with _pop_mode_temporarily() as mode, _below_autograd():
+            mode.__torch_dispatch__(func, types, (output,), {})
+
+
+def _saved_by_inplace(name: str, target, args: tuple):
+    """What a recorded in-place ``target.<name>(*args)`` keeps for its backward that a mode sees: "result"
+    (detached after it), "self" (cloned before it: the input the op overwrites), or None."""
+    stem = name[:-1]
+    if stem in _SAVES_RESULT:
+        return "result" if target._requires_grad else None
+    if stem in _SAVES_SELF_INPLACE:
+        return "self" if target._requires_grad else None
+    if stem == "mul" and args and isinstance(args[0], _function._Tensor) and args[0]._requires_grad:
+        return "self"  # (self is other's gradient factor)
+    return None
 
 
 def _attach(result, recorded):
@@ -1248,8 +1295,14 @@ def _inplace_to_handler(func, types: tuple, target, args: tuple, kwargs: dict):
     targets.append((target, is_grad_enabled()))
     try:
         if _mode_stack:
+            saves = _saved_by_inplace(func._op_name, target, args) \
+                if is_grad_enabled() and getattr(_handler_caller, "grad_enabled", None) is None else None
+            if saves == "self":
+                _show_saved(target, types, _CLONE)
             with _pop_mode_temporarily() as mode, _below_autograd():
                 mode.__torch_dispatch__(func, types, (target, *args), kwargs)
+            if saves == "result":
+                _show_saved(target, types)
             return target
         with _below_autograd():
             for kind in types:

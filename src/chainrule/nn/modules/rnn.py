@@ -20,9 +20,11 @@ from ..._dtype import cpp_type_name, scalar_name
 from ..._naming import in_torchs_words
 from ..._opmath import cpu_autocast_policy
 from ..._torch_function import user_stacklevel
+from ...autograd import function as _function
 from ...autograd.function import name_node
 from ...ops._arg_parser import _as_int, check_bool, check_int
-from ...ops.rnn import elman_cell, recurrent_layer
+from ...ops.creation import zeros
+from ...ops.rnn import composed_cell, elman_cell, recurrent_layer
 from ...ops.shape import cat, stack
 from ...tensor import Tensor
 from .. import init
@@ -522,7 +524,11 @@ class RNNCellBase(Module):
             raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {scalar_name(input.dtype)} and "
                                f"{scalar_name(self.weight_ih.dtype)}")
         shape = (input.shape[0], self.hidden_size)
-        if hx is None:
+        watched = _function.active_dispatch is not None
+        if hx is None and watched:
+            # torch's cells make one zeros for h and c; a dispatch mode sees its aten.zeros
+            h0 = c0 = zeros(shape, dtype=input.dtype, device=input.device)
+        elif hx is None:
             h0 = _zeros(shape, input)
             c0 = _zeros(shape, input) if is_lstm else None
         else:
@@ -549,6 +555,12 @@ class RNNCellBase(Module):
         if not is_lstm and self._mode != "GRU":
             h = elman_cell(self._mode, input, h0, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
             return h if batched else h.squeeze(0)
+        if watched:  # torch's composition of the cell, op by op, where a mode or wrapper subclass watches
+            results = composed_cell(self._mode, input, h0, c0, self.weight_ih, self.weight_hh, self.bias_ih,
+                                    self.bias_hh)
+            if is_lstm:
+                return results if batched else (results[0].squeeze(0), results[1].squeeze(0))
+            return results if batched else results.squeeze(0)
         results = recurrent_layer(self._mode, input.unsqueeze(0), self.weight_ih, self.weight_hh, self.bias_ih,
                                   self.bias_hh, h0, c0, cell=True)
         h = results[1] if batched else results[1].squeeze(0)
