@@ -102,13 +102,14 @@ factory_dispatch = None
 # (op class, input, {name: value}): the arguments of the next op's call as the user wrote them where
 # its params keep them normalised (softmax(-1), view(-1), squeeze()), which a dispatch mode shows as
 # given; an op function notes them just before applying the op, only while active_dispatch is set
-# (note_given), and the dispatcher takes them for that op, or drops them at the next op it sees
+# (note_given), and the dispatcher takes them for that op, or drops them at the next op it sees; the
+# input is held by a weak reference, so a note no op took does not keep its tensor alive
 given_arguments = None
 
 
 def note_given(cls, input, **values) -> None:
     global given_arguments
-    given_arguments = (cls, input, values)
+    given_arguments = (cls, weakref.ref(input), values)
 
 
 # inplace_dispatch(fn, self, args, kwargs, run_inplace): what an in-place method (``x.add_(y)``) asks

@@ -280,7 +280,7 @@ def _handler_call(op_class, inputs, params) -> tuple:
     if given is not None:
         _function.given_arguments = None
     if schema is not None:
-        if given is not None and given[0] is op_class and inputs and given[1] is inputs[0]:
+        if given is not None and given[0] is op_class and inputs and given[1]() is inputs[0]:
             # (the schema shows them; the op runs on its own params)
             shown = schema(inputs, {**params, **given[2]})
         else:

@@ -1,0 +1,109 @@
+"""Lane mendAZ (session 47): checks torch makes that chainrule skipped, one broadcast message, and
+dispatch state that outlived what set it."""
+import gc
+import weakref
+
+import pytest
+
+real_torch = pytest.importorskip("torch")
+
+import chainrule  # noqa: E402
+from chainrule.autograd import function  # noqa: E402
+from chainrule.utils import _pytree  # noqa: E402
+from chainrule.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+
+
+class _Wrapper(chainrule.Tensor):
+    """A __torch_dispatch__ wrapper subclass, written as torch's tests write one."""
+
+    @staticmethod
+    def __new__(cls, elem):
+        return chainrule.Tensor._make_wrapper_subclass(cls, elem.shape, dtype=elem.dtype,
+                                                       requires_grad=elem.requires_grad)
+
+    def __init__(self, elem):
+        self.elem = elem
+
+    @classmethod
+    def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+        def unwrap(x):
+            return x.elem if isinstance(x, _Wrapper) else x
+
+        out = func(*_pytree.tree_map(unwrap, args), **_pytree.tree_map(unwrap, kwargs or {}))
+        return _pytree.tree_map(lambda x: _Wrapper(x) if isinstance(x, chainrule.Tensor) else x, out)
+
+
+@pytest.fixture
+def no_collection():
+    """The automatic garbage collector off for the test (what it would find is the bug), back after."""
+    was = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+@pytest.mark.parametrize("backward", [False, True])
+def test_a_wrapper_instance_dropped_by_its_function_switches_dispatch_off_without_a_collection(
+        no_collection, backward):
+    """A wrapper subclass leaf through ``(p * 2).sum()`` inside a function: once the function returns
+    nothing holds the wrapper, so the dispatcher goes at once. tree_flatten's walk was a closure that
+    called itself (a reference cycle holding the leaves), so each handler's tree_map kept its wrappers,
+    and active_dispatch stayed set until a garbage collection."""
+    assert function.active_dispatch is None
+
+    def step():
+        p = _Wrapper(chainrule.randn(3, requires_grad=True))
+        loss = (p * 2).sum()
+        if backward:
+            loss.backward()
+        return weakref.ref(p)
+
+    gone = step()
+    assert gone() is None
+    assert function.active_dispatch is None
+
+
+def test_tree_flatten_leaves_no_reference_cycle(no_collection):
+    leaf = chainrule.ones(2)
+    seen = weakref.ref(leaf)
+    leaves, spec = _pytree.tree_flatten({"a": [leaf, (1, leaf)]})
+    assert len(leaves) == 3 and leaves[0] is leaf and leaves[2] is leaf
+    assert _pytree.tree_unflatten(leaves, spec)["a"][0] is leaf
+    del leaf, leaves, spec
+    assert seen() is None
+
+
+def test_a_note_no_op_took_does_not_keep_its_input_alive(no_collection):
+    """note_given keeps the arguments of the next op as given; a note the op never took (the call was
+    refused after it) held the input until the next op ran under the mode."""
+    class Passthrough(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            return func(*args, **(kwargs or {}))
+
+    x = chainrule.ones(2, 3).t()
+    seen = weakref.ref(x)
+    with Passthrough():
+        with pytest.raises(RuntimeError):
+            x.view(-1)  # noted, then refused (not viewable) before its op runs
+        del x
+        assert seen() is None
+        chainrule.ones(2).softmax(0)  # the next op drops the stale note
+    assert function.given_arguments is None
+
+
+def test_a_note_is_still_shown_to_a_mode():
+    lines = []
+
+    class Log(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            lines.append((str(func), list(args[1:])))
+            return func(*args, **(kwargs or {}))
+
+    with Log():
+        chainrule.ones(2, 3).softmax(-1)
+    assert lines[-1] == ("aten._softmax.default", [-1, False])
+
