@@ -1,6 +1,7 @@
 """Lane mendAZ (session 47): checks torch makes that chainrule skipped, one broadcast message, and
 dispatch state that outlived what set it."""
 import gc
+import pathlib
 import weakref
 
 import pytest
@@ -107,3 +108,44 @@ def test_a_note_is_still_shown_to_a_mode():
         chainrule.ones(2, 3).softmax(-1)
     assert lines[-1] == ("aten._softmax.default", [-1, False])
 
+
+# ---------------------------------------------------------------- item 2: one broadcast refusal
+
+def _raised(lib, call) -> tuple:
+    with pytest.raises(Exception) as caught:
+        call(lib)
+    return type(caught.value), str(caught.value)
+
+
+# one call per place that raises torch's "output with shape ... doesn't match the broadcast shape ..."
+_GROWN_OUTPUTS = {
+    "logsumexp over no dims (reduce)": lambda L: L.logsumexp(L.ones(2, 3), dim=[]),
+    "in-place add_ (_methods' shape refusal)": lambda L: L.ones(3).add_(L.ones(2, 3)),
+    "in-place atan2_ (_methods' promotion precheck)": lambda L: L.ones(3).atan2_(L.ones(2, 3)),
+    "in-place clamp_min_ (_methods' promotion precheck)": lambda L: L.ones(3).clamp_min_(L.ones(2, 3)),
+    "binary_cross_entropy's weight (loss)": lambda L: L.nn.functional.binary_cross_entropy(
+        L.full((3,), 0.5), L.full((3,), 0.5), weight=L.ones(2, 3)),
+    "binary_cross_entropy_with_logits' pos_weight (loss)": lambda L: L.nn.functional.binary_cross_entropy_with_logits(
+        L.ones(3), L.ones(3), pos_weight=L.ones(2, 3)),
+    "binary_cross_entropy_with_logits' weight (loss)": lambda L: L.nn.functional.binary_cross_entropy_with_logits(
+        L.ones(3), L.ones(3), weight=L.ones(2, 3)),
+    "soft_margin_loss's target (loss)": lambda L: L.nn.functional.soft_margin_loss(L.ones(3), L.ones(2, 3)),
+    "pad_sequence's slot (nn.utils.rnn)": lambda L: L.nn.utils.rnn.pad_sequence([L.ones(2, 1), L.ones(3, 4)]),
+    "vmap's in-place into an unbatched tensor (_vmap_frames)": lambda L: L.vmap(lambda x: L.ones(3).add_(x))(
+        L.ones(2, 3)),
+    "circular pad's core copy (shape)": lambda L: L.nn.functional.pad(L.ones(1, 1, 3), (-4, 3), mode="circular"),
+}
+
+
+@pytest.mark.parametrize("call", _GROWN_OUTPUTS.values(), ids=_GROWN_OUTPUTS.keys())
+def test_an_output_the_operands_would_grow_is_refused_in_torchs_words(call):
+    expected = _raised(real_torch, call)
+    assert expected[1].startswith("output with shape ")
+    assert _raised(chainrule, call) == expected
+
+
+def test_the_grown_output_message_is_built_in_one_place():
+    src = pathlib.Path(chainrule.__file__).parent
+    builders = [path.relative_to(src).as_posix() for path in sorted(src.rglob("*.py"))
+                if "doesn't match the broadcast shape" in path.read_text()]
+    assert builders == ["_backend.py"]
