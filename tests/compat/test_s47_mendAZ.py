@@ -149,3 +149,87 @@ def test_the_grown_output_message_is_built_in_one_place():
     builders = [path.relative_to(src).as_posix() for path in sorted(src.rglob("*.py"))
                 if "doesn't match the broadcast shape" in path.read_text()]
     assert builders == ["_backend.py"]
+
+
+# ---------------------------------------------------------------- item 1: values and sources torch checks
+
+def _outcome(lib, call):
+    """What ``call(lib, self)`` does to a fresh [0, 0, 0] ``self``: its error (type and text) or its
+    result, and ``self``'s values after (an error must leave them unchanged)."""
+    def run(dtype):
+        target = lib.zeros(3, dtype=getattr(lib, dtype))
+        try:
+            result = call(lib, target)
+        except Exception as error:  # (the type is compared too)
+            return ("raised", type(error).__name__, str(error), target.tolist())
+        return ("ran", str(result.dtype).split(".")[-1], result.tolist(), target.tolist())
+    return run
+
+
+_MASK = [True, False, True]
+
+# (self's dtype, the call): a 0-d tensor value read as a number (range-checked as a number is), and
+# sources torch refuses in another dtype
+_VALUE_CHECKS = {
+    "masked_fill f64 1e300 into float32": ("float32", lambda L, x: x.masked_fill(L.tensor(_MASK), L.tensor(1e300, dtype=L.float64))),
+    "masked_fill_ f64 1e300 into float32": ("float32", lambda L, x: x.masked_fill_(L.tensor(_MASK), L.tensor(1e300, dtype=L.float64))),
+    "masked_fill_ int64 300 into uint8": ("uint8", lambda L, x: x.masked_fill_(L.tensor(_MASK), L.tensor(300))),
+    "masked_fill int64 -1 into uint8 (wraps)": ("uint8", lambda L, x: x.masked_fill(L.tensor(_MASK), L.tensor(-1))),
+    "masked_fill f32 inf into int8": ("int8", lambda L, x: x.masked_fill(L.tensor(_MASK), L.tensor(float("inf")))),
+    "masked_fill f64 nan into int64": ("int64", lambda L, x: x.masked_fill(L.tensor(_MASK), L.tensor(float("nan"), dtype=L.float64))),
+    "masked_fill f64 1e300 into complex64": ("complex64", lambda L, x: x.masked_fill(L.tensor(_MASK), L.tensor(1e300, dtype=L.float64))),
+    "masked_fill f64 1e300 into float16": ("float16", lambda L, x: x.masked_fill(L.tensor(_MASK), L.tensor(1e300, dtype=L.float64))),
+    "masked_fill f64 2.5 into float32": ("float32", lambda L, x: x.masked_fill(L.tensor(_MASK), L.tensor(2.5, dtype=L.float64))),
+    "masked_fill requires grad 1e300": ("float32", lambda L, x: x.masked_fill(
+        L.tensor(_MASK), L.tensor(1e300, dtype=L.float64, requires_grad=True))),
+    "masked_scatter f64 source into float32": ("float32", lambda L, x: x.masked_scatter(L.tensor(_MASK), L.ones(3, dtype=L.float64))),
+    "masked_scatter_ f64 source into float32": ("float32", lambda L, x: x.masked_scatter_(L.tensor(_MASK), L.ones(3, dtype=L.float64))),
+    "masked_scatter_ int64 source into uint8": ("uint8", lambda L, x: x.masked_scatter_(L.tensor(_MASK), L.ones(3, dtype=L.int64))),
+    "masked_scatter bool source into float32": ("float32", lambda L, x: x.masked_scatter(L.tensor(_MASK), L.tensor(_MASK))),
+    "torch.masked_scatter f64 source": ("float32", lambda L, x: L.masked_scatter(x, L.tensor(_MASK), L.ones(3, dtype=L.float64))),
+    "masked_scatter dtype before an int mask": ("float32", lambda L, x: x.masked_scatter(L.tensor([1, 0, 1]), L.ones(3, dtype=L.float64))),
+    "masked_scatter_ dtype before an int mask": ("float32", lambda L, x: x.masked_scatter_(L.tensor([1, 0, 1]), L.ones(3, dtype=L.float64))),
+    "masked_scatter broadcast before dtype": ("float32", lambda L, x: x.masked_scatter(L.tensor([True, False]), L.ones(3, dtype=L.float64))),
+    "masked_scatter_ dtype before broadcast": ("float32", lambda L, x: x.masked_scatter_(L.tensor([True, False]), L.ones(3, dtype=L.float64))),
+    "masked_scatter_ dtype before count": ("float32", lambda L, x: x.masked_scatter_(L.ones(3, dtype=L.bool), L.ones(1, dtype=L.float64))),
+    "masked_scatter_ mask not expandable": ("float32", lambda L, x: x.masked_scatter_(L.tensor([True, False]), L.ones(3))),
+    "masked_scatter_ mask of more dims": ("float32", lambda L, x: x.masked_scatter_(L.ones(2, 3, dtype=L.bool), L.ones(6))),
+    "full_like f64 1e300 into float32": ("float32", lambda L, x: L.full_like(x, L.tensor(1e300, dtype=L.float64))),
+    "full_like int64 300 into int8": ("int8", lambda L, x: L.full_like(x, L.tensor(300))),
+    "full_like complex into int64": ("int64", lambda L, x: L.full_like(x, L.tensor(1 + 2j))),
+    "full int64 300 as uint8": ("uint8", lambda L, x: L.full((2,), L.tensor(300), dtype=L.uint8)),
+    "full f64 1e300, dtype inferred": ("float32", lambda L, x: L.full((2,), L.tensor(1e300, dtype=L.float64))),
+    "x[mask] = 0-d int64 300 (int8)": ("int8", lambda L, x: x.__setitem__(L.tensor(_MASK), L.tensor(300)) or x),
+    "x[mask] = 1-element int64 300 (int8)": ("int8", lambda L, x: x.__setitem__(L.tensor(_MASK), L.tensor([300])) or x),
+    "x[mask] = 0-d f64 1e300 (float16)": ("float16", lambda L, x: x.__setitem__(L.tensor(_MASK), L.tensor(1e300, dtype=L.float64)) or x),
+    "x[mask] = 0-d complex (float32)": ("float32", lambda L, x: x.__setitem__(L.tensor(_MASK), L.tensor(1 + 2j)) or x),
+    "x[mask] = 0-d int64 3 (int8)": ("int8", lambda L, x: x.__setitem__(L.tensor(_MASK), L.tensor(3)) or x),
+    "index_put mask, 0-d int64 300 (int8)": ("int8", lambda L, x: x.index_put((L.tensor(_MASK),), L.tensor(300))),
+    "index_put_ accumulate, mask, 0-d int64 (int8)": ("int8", lambda L, x: x.index_put_((L.tensor(_MASK),), L.tensor(3), accumulate=True)),
+    "index_fill complex number into float32": ("float32", lambda L, x: x.index_fill(0, L.tensor([0, 2]), 1 + 2j)),
+    "index_fill_ complex 0-d into int8": ("int8", lambda L, x: x.index_fill_(0, L.tensor([0, 2]), L.tensor(1 + 2j))),
+    "index_fill complex with a zero imaginary part": ("float32", lambda L, x: x.index_fill(0, L.tensor([0]), 1 + 0j)),
+    "index_fill complex into bool": ("bool", lambda L, x: x.index_fill(0, L.tensor([0]), 1j)),
+    "index_fill complex before the dim": ("float32", lambda L, x: x.index_fill(3, L.tensor([0]), 1j)),
+    "index_fill complex before the index's bounds": ("float32", lambda L, x: x.index_fill(0, L.tensor([5]), 1j)),
+    "index_fill the index's dtype before complex": ("float32", lambda L, x: x.index_fill(0, L.tensor([0.0]), 1j)),
+    "index_fill complex into complex64": ("complex64", lambda L, x: x.index_fill(0, L.tensor([0]), 1j)),
+    "index_reduce prod of bool": ("bool", lambda L, x: x.index_reduce(0, L.tensor([0]), L.tensor([True]), "prod")),
+    "index_reduce amax of bool, include_self=False": ("bool", lambda L, x: x.index_reduce(
+        0, L.tensor([0]), L.tensor([True]), "amax", include_self=False)),
+}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("dtype, call", _VALUE_CHECKS.values(), ids=_VALUE_CHECKS.keys())
+def test_values_and_sources_are_checked_as_torch_checks_them(dtype, call):
+    assert _outcome(chainrule, call)(dtype) == _outcome(real_torch, call)(dtype)
+
+
+def test_a_0d_value_that_fits_still_receives_its_gradient():
+    mask = chainrule.tensor([True, False, True])
+    x = chainrule.randn(3, dtype=chainrule.float64, requires_grad=True)
+    value = chainrule.tensor(0.5, dtype=chainrule.float64, requires_grad=True)
+    assert chainrule.autograd.gradcheck(lambda a, v: a.masked_fill(mask, v), (x, value))
+    source = chainrule.randn(3, dtype=chainrule.float64, requires_grad=True)
+    assert chainrule.autograd.gradcheck(lambda a, s: a.masked_scatter(mask, s), (x, source))
