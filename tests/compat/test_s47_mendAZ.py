@@ -68,6 +68,35 @@ def test_a_wrapper_instance_dropped_by_its_function_switches_dispatch_off_withou
     assert function.active_dispatch is None
 
 
+@pytest.mark.parametrize("op", ["tanh", "exp", "sigmoid", "relu"])
+def test_a_wrapper_output_its_node_saves_makes_no_cycle(no_collection, op):
+    """A node whose rule reads its output (tanh's, exp's) kept the handler's wrapper output itself, whose
+    grad_fn is that node: a cycle that kept both, and active_dispatch, until a garbage collection when
+    no backward ran to free the saved tensors (a forward under grad mode, an evaluation)."""
+    def forward():
+        p = _Wrapper(chainrule.randn(3, requires_grad=True))
+        out = getattr(p, op)()
+        return weakref.ref(out)
+
+    gone = forward()
+    assert gone() is None
+    assert function.active_dispatch is None
+
+
+def test_a_saved_wrapper_output_still_gives_torchs_gradient(no_collection):
+    def grad_of(lib, wrap):
+        leaf = wrap(lib.tensor([0.3, -0.7, 1.1], dtype=lib.float64, requires_grad=True))
+        y = leaf.tanh()
+        loss = (y * y).sum()
+        del y  # (the node's saved output is all that keeps its values)
+        loss.backward()
+        grad = leaf.grad
+        return (grad.elem if isinstance(grad, _Wrapper) else grad).tolist()
+
+    assert grad_of(chainrule, _Wrapper) == pytest.approx(grad_of(real_torch, lambda p: p), rel=1e-12)
+    assert function.active_dispatch is None
+
+
 def test_tree_flatten_leaves_no_reference_cycle(no_collection):
     leaf = chainrule.ones(2)
     seen = weakref.ref(leaf)

@@ -127,6 +127,9 @@ setitem_dispatch = None
 # getitem_dispatch(input, key): ``input[key]`` for a tuple key while active_dispatch is set; under a mode a
 # key of ints and slices over several dims reads through torch's select/slice per dim, else RUN_UNDISPATCHED
 getitem_dispatch = None
+# alias_wrapper(wrapper, node): a wrapper subclass instance's alias with ``node`` as its grad_fn (set by
+# utils._python_dispatch, which saves a wrapper output a node's rule reads as an alias without one)
+alias_wrapper = None
 # set by autograd.forward_ad: copy_tangent(source, target) gives a saved output, brought back by
 # _with_grad_fn, its output's tangent (called only while active_extension is set)
 copy_tangent = None
@@ -1332,6 +1335,11 @@ def _with_grad_fn(saved: tuple, positions: tuple, node) -> tuple:
     unpacked = list(saved)
     for i in positions:
         kept = saved[i]
+        if kept._wrapper_strides is not None:  # a wrapper subclass's output: its values are in it
+            output = alias_wrapper(kept, node)
+            output._requires_grad = True
+            unpacked[i] = output
+            continue
         output = _Tensor._make(kept._data, node, kept._output_nr)
         output._vbox = kept._vbox
         if active_extension is not None:  # forward over reverse: the output's tangent comes along
