@@ -395,6 +395,12 @@ class CudaUnavailableError(RuntimeError, AssertionError):
     RuntimeError; this is both, so either ``except`` catches it."""
 
 
+def broadcast_refusal(shape, broadcast) -> RuntimeError:
+    """torch's error for an op writing into a tensor of ``shape`` (in place, or an output it was
+    given) whose operands broadcast to the larger ``broadcast`` shape; both shown as lists."""
+    return RuntimeError(f"output with shape {list(shape)} doesn't match the broadcast shape {list(broadcast)}")
+
+
 def invalid_ordinal(dev, count: int) -> RuntimeError:
     """torch's error for a CUDA device index the machine lacks."""
     return RuntimeError(f"CUDA error: invalid device ordinal: {dev} was asked for, but this machine has {count} CUDA "

@@ -21,7 +21,15 @@ import numpy as np
 from . import _config, _dtype, _layout, _opmath, _shared, _torch_function, _vmap_frames
 from . import sparse as _sparse
 from . import storage as _storage
-from ._backend import array_module, cuda_available, has_expanded_dims, strided_view, write_refusal, writeable
+from ._backend import (
+    array_module,
+    broadcast_refusal,
+    cuda_available,
+    has_expanded_dims,
+    strided_view,
+    write_refusal,
+    writeable,
+)
 from ._backend import device as _device
 from .autograd import forward_ad as _forward_ad
 from .autograd import function as _function
@@ -432,7 +440,7 @@ def _shape_refusal(name, self: Tensor, result: Tensor) -> str:
     if name in _RESIZE_CHECKED_INPLACE:
         return f"Bad in-place call: input tensor size {list(self.shape)} and output tensor size {list(result.shape)} " \
                "should match"
-    return f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(result.shape)}"
+    return str(broadcast_refusal(self.shape, result.shape))
 
 
 def _refuse_addr_into_another_shape(self: Tensor, args, kwargs) -> None:
@@ -476,7 +484,7 @@ def _refuse_uncastable_promotion(self: Tensor, args, kwargs, bounds_are_scalars_
     except ValueError as error:
         raise broadcast_error(error, (self, *(value for value in operands if isinstance(value, Tensor)))) from None
     if shape != tuple(self.shape):
-        raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(shape)}")
+        raise broadcast_refusal(self.shape, shape)
     promoted = _dtype.result_type(self, *operands)
     if integers_to_float and promoted._category < 2:
         promoted = _dtype.get_default_dtype()

@@ -469,13 +469,14 @@ def refuse_batched_into_unbatched(target, operands, op: str | None = None) -> No
         if op in _BROADCAST_CHECKED:
             import numpy as np
 
+            from ._backend import broadcast_refusal
+
             try:
                 shape = np.broadcast_shapes(tuple(target.shape), *(tuple(o.shape) for o in batched))
             except ValueError:
                 shape = None
             if shape is not None:
-                raise RuntimeError(f"output with shape {list(target.shape)} doesn't match the broadcast shape "
-                                   f"{[_frames[-1].batch_size, *shape]}")
+                raise broadcast_refusal(target.shape, (_frames[-1].batch_size, *shape))
         # torch names the op its batching rule refused in, or its fallback's (aten::..., with the level)
         name = "inplace arithmetic" if op in _ARITHMETIC else f"{op}_" if op in _OWN_RULES else f"aten::{op}_"
         where = f"at level {len(_frames)}" if name.startswith("aten::") else "in a vmap"

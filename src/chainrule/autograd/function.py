@@ -102,13 +102,14 @@ factory_dispatch = None
 # (op class, input, {name: value}): the arguments of the next op's call as the user wrote them where
 # its params keep them normalised (softmax(-1), view(-1), squeeze()), which a dispatch mode shows as
 # given; an op function notes them just before applying the op, only while active_dispatch is set
-# (note_given), and the dispatcher takes them for that op, or drops them at the next op it sees
+# (note_given), and the dispatcher takes them for that op, or drops them at the next op it sees; the
+# input is held by a weak reference, so a note no op took does not keep its tensor alive
 given_arguments = None
 
 
 def note_given(cls, input, **values) -> None:
     global given_arguments
-    given_arguments = (cls, input, values)
+    given_arguments = (cls, weakref.ref(input), values)
 
 
 # inplace_dispatch(fn, self, args, kwargs, run_inplace): what an in-place method (``x.add_(y)``) asks
@@ -126,6 +127,9 @@ setitem_dispatch = None
 # getitem_dispatch(input, key): ``input[key]`` for a tuple key while active_dispatch is set; under a mode a
 # key of ints and slices over several dims reads through torch's select/slice per dim, else RUN_UNDISPATCHED
 getitem_dispatch = None
+# alias_wrapper(wrapper, node): a wrapper subclass instance's alias with ``node`` as its grad_fn (set by
+# utils._python_dispatch, which saves a wrapper output a node's rule reads as an alias without one)
+alias_wrapper = None
 # set by autograd.forward_ad: copy_tangent(source, target) gives a saved output, brought back by
 # _with_grad_fn, its output's tangent (called only while active_extension is set)
 copy_tangent = None
@@ -1331,6 +1335,11 @@ def _with_grad_fn(saved: tuple, positions: tuple, node) -> tuple:
     unpacked = list(saved)
     for i in positions:
         kept = saved[i]
+        if kept._wrapper_strides is not None:  # a wrapper subclass's output: its values are in it
+            output = alias_wrapper(kept, node)
+            output._requires_grad = True
+            unpacked[i] = output
+            continue
         output = _Tensor._make(kept._data, node, kept._output_nr)
         output._vbox = kept._vbox
         if active_extension is not None:  # forward over reverse: the output's tangent comes along

@@ -203,6 +203,10 @@ def index_reduce(input: Tensor, dim: int, index: Tensor, source: Tensor, reduce:
     if reduce not in ("prod", "mean", "amax", "amin"):
         raise RuntimeError(f"index_reduce(): Expected reduce to be one of prod, mean, amax or amin but got {reduce}.")
     d = index_func_meta("index_reduce", input, dim, index, source)
+    if input.dtype is _dtype.bool:  # torch's kernels have no bool case; they are picked before any index is read
+        _warn_index_reduce_beta_once()
+        kernel = "index_func_" if include_self else "index_reduce_func_exclude_input_init"
+        raise NotImplementedError(f"\"{kernel}\" not implemented for 'Bool'")
     size = input._data.shape[d] if input._data.ndim else 1
     if index._data.size and (builtins.int(index._data.max()) >= size or builtins.int(index._data.min()) < 0):
         raise IndexError("index out of range in self")  # torch's kernel's words, not scatter_reduce's

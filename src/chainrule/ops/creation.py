@@ -845,6 +845,9 @@ def full(size, fill_value, *, dtype=None, layout=None, device=None, requires_gra
                                       requires_grad)
         if made is not _function.RUN_UNDISPATCHED:
             return made
+    if isinstance(fill_value, Tensor) and fill_value._data.ndim == 0 and not fill_value.is_meta:
+        # torch's parser reads a 0-d tensor as its number: inferred, and range-checked, as one
+        fill_value = fill_value._data.item()
     if dtype is None:
         dtype = _dtype.scalar_dtype(fill_value.item() if isinstance(fill_value, Tensor) else fill_value)
     shape = _shape_args((size,))

@@ -1034,6 +1034,8 @@ def _check_index_put(input: Tensor, raw_key, key, value: Tensor, accumulate: boo
         if any(isinstance(k, Tensor) and k._data.dtype == np.uint8 for k in raw_items):
             getitem(input.detach(), key)  # a bad key is the first error, as in torch
             raise RuntimeError("masked_fill_ only supports boolean masks, but got mask with dtype unsigned char")
+        if isinstance(value, Tensor) and not value.is_meta:
+            checked_scalar(value._data.item(), input.dtype)  # (masked_fill_ reads the value as a number)
         return
     if isinstance(value, Tensor) and value._data.dtype != input._data.dtype:
         getitem(input.detach(), key)
@@ -2590,11 +2592,15 @@ def index_fill(input: Tensor, dim: int, index: Tensor, value) -> Tensor:
     """torch.index_fill: a copy of ``input`` with the slabs ``index`` along ``dim`` set to ``value``
     (a number, or a 0-d tensor, which then receives the filled slots' gradient)."""
     xp = array_module(input)
+    if isinstance(value, Tensor) and value._data.ndim != 0:
+        raise RuntimeError(f"index_fill_ only supports a 0-dimensional value tensor, but got tensor "
+                           f"with {value._data.ndim} dimension(s).")
+    if not input.dtype.is_complex and (isinstance(value, complex) or (
+            isinstance(value, Tensor) and value.dtype.is_complex)) and isinstance(index, Tensor) \
+            and index.dtype is _dtype.int64:  # (torch checks it after the index's dtype, before the dim)
+        raise RuntimeError("index_fill_(): Converting complex Scalar to non-complex type is not supported")
     array, d = _index_dim(input, dim, index, "index_fill")
     if isinstance(value, Tensor):
-        if value._data.ndim != 0:
-            raise RuntimeError(f"index_fill_ only supports a 0-dimensional value tensor, but got tensor "
-                             f"with {value._data.ndim} dimension(s).")
         # (a dual value under forward AD too: its tangent flows as the gradient would)
         if value._requires_grad or (_function.active_extension is not None
                                     and _forward_ad.unpack_dual(value).tangent is not None):
@@ -2743,8 +2749,10 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
         if value._data.ndim != 0:
             raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor "
                                f"with {value._data.ndim} dimension(s).")
-        if value.dtype.is_complex and not input.dtype.is_complex:
-            checked_scalar(value.item(), input.dtype)  # torch reads the value as a number first
+        if not value.is_meta:
+            # torch's kernel fills with the value read as a number (value.item(), below dispatch:
+            # a mode does not see it): refused where it does not fit input's dtype, as a number is
+            checked_scalar(value._data.item(), input.dtype)
         return MaskedFillTensor.apply(input, _same_dtype(value, input), mask=mask)
     value = _as_operand(checked_scalar(value, input.dtype), input.dtype, input)
     return MaskedFill.apply(input, mask=mask, value=value._data)
@@ -2797,14 +2805,26 @@ class MaskedScatter(Function):
 
 
 def masked_scatter(input: Tensor, mask: Tensor, source: Tensor) -> Tensor:
-    """torch.masked_scatter: ``input`` with the masked slots filled, in order, from ``source``."""
+    """torch.masked_scatter: ``input`` with the masked slots filled, in order, from ``source``
+    (of ``input``'s dtype: torch casts neither)."""
     return _masked_scatter(input, mask, source)
 
 
-def _masked_scatter(input: Tensor, mask: Tensor, source: Tensor, _read=None) -> Tensor:
+def _masked_scatter(input: Tensor, mask: Tensor, source: Tensor, _read=None, in_place: bool = False) -> Tensor:
     xp = array_module(input)
+    if not isinstance(mask, Tensor):
+        _check_mask(mask, "masked_scatter")
+    if in_place:  # masked_scatter_ checks the dtypes first, then expands the mask to input's shape
+        _check_scatter_source_dtype(input, source)
+        _check_mask(mask, "masked_scatter")
+        if mask._data.shape != input._data.shape:  # (torch's expand_inplace: its words for a mask that does not fit)
+            expanded_shape(mask._data.shape, input._data.shape, mask._data.dtype)
+    try:  # masked_scatter broadcasts input and mask (expand_outplace), then runs masked_scatter_ on the copy
+        shape = np.broadcast_shapes(input._data.shape, mask._data.shape)
+    except ValueError as error:
+        raise _function.broadcast_error(error, (mask._data, input._data)) from None
+    _check_scatter_source_dtype(input, source)
     _check_mask(mask, "masked_scatter")
-    shape = np.broadcast_shapes(input._data.shape, mask._data.shape)
     if input._data.shape != shape:
         input = input.expand(shape)
     mask_array = xp.broadcast_to(mask._data, shape)
@@ -2813,6 +2833,12 @@ def _masked_scatter(input: Tensor, mask: Tensor, source: Tensor, _read=None) -> 
     if _read is not None:
         return MaskedScatter.apply(input, _same_dtype(source, input), mask=mask_array, read=_read)
     return MaskedScatter.apply(input, _same_dtype(source, input), mask=mask_array)
+
+
+def _check_scatter_source_dtype(input: Tensor, source) -> None:
+    if isinstance(source, Tensor) and source.dtype is not input.dtype:
+        raise RuntimeError(f"masked_scatter: expected self and source to have same dtypes but got"
+                           f"{scalar_name(input.dtype)} and {scalar_name(source.dtype)}")
 
 
 def source_as_read_in_place(input: Tensor, mask, source):
@@ -2854,7 +2880,7 @@ def source_as_read_in_place(input: Tensor, mask, source):
 def masked_scatter_in_place(input: Tensor, mask: Tensor, source: Tensor) -> Tensor:
     """masked_scatter as ``masked_scatter_`` runs it (on input's own memory): a source over that
     memory read as torch's kernel reads it, the node and its edges masked_scatter's."""
-    return _masked_scatter(input, mask, source, source_as_read_in_place(input, mask, source))
+    return _masked_scatter(input, mask, source, source_as_read_in_place(input, mask, source), in_place=True)
 
 
 masked_scatter_in_place.__name__ = "masked_scatter"  # (the in-place op's name: masked_scatter_)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _dtype
-from .._backend import array_module
+from .._backend import array_module, broadcast_refusal
 from .._opmath import cpu_autocast_policy
 from ..autograd import function as _function
 from ..autograd.function import (
@@ -144,7 +144,7 @@ def _check_not_grown(shape, broadcast) -> None:
     """torch's error for an in-place op in a loss kernel whose other operand (a weight) would grow
     the loss beyond ``shape``: a weight of more dims, or a larger size, than the elementwise loss."""
     if tuple(broadcast) != tuple(shape):
-        raise RuntimeError(f"output with shape {list(shape)} doesn't match the broadcast shape {list(broadcast)}")
+        raise broadcast_refusal(shape, broadcast)
 
 
 def _in_place_dtype(result: Tensor, dtype) -> Tensor:
@@ -1337,8 +1337,7 @@ def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=No
     if product.shape != input.shape:
         # torch's kernel multiplies the target into a tensor of the input's shape in place: a target
         # that broadcasts the input to a larger shape is refused, not broadcast
-        raise RuntimeError(f"output with shape {list(input.shape)} doesn't match the broadcast shape "
-                           f"{list(product.shape)}")
+        raise broadcast_refusal(input.shape, product.shape)
     if not (product.dtype.is_floating_point or product.dtype.is_complex):  # (exp_ in place, in x's dtype)
         raise RuntimeError(f"result type {_dtype.scalar_name(_dtype.get_default_dtype())} can't be cast to the "
                            f"desired output type {_dtype.scalar_name(product.dtype)}")

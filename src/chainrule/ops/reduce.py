@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 
 from .. import _dtype, _sum_order, _vmap_frames, return_types
-from .._backend import accumulate, amax_with_initial, array_module, ufunc_at
+from .._backend import accumulate, amax_with_initial, array_module, broadcast_refusal, ufunc_at
 from .._parallel import over_rows
 from .._torch_function import user_stacklevel
 from ..autograd import function as _function_module
@@ -1049,7 +1049,7 @@ def logsumexp(input: Tensor, dim, keepdim: bool = False) -> Tensor:
     input = _float_dtype_input(input, None)
     if not keepdim and isinstance(dim, (list, tuple)) and not dim and input.ndim and input.numel():
         # torch's kernel: the max is kept with all dims as 1s and added in place into a 0-d sum
-        raise RuntimeError(f"output with shape [] doesn't match the broadcast shape {[1] * input.ndim}")
+        raise broadcast_refusal((), (1,) * input.ndim)
     out = Logsumexp.apply(input, dims=_dims(dim, input._data.ndim, "logsumexp"), keepdim=keepdim)
     return _note_given(out, "given_dims", (dim,) if isinstance(dim, int) else tuple(dim))
 

@@ -14,7 +14,7 @@ import weakref
 import numpy as np
 
 from .. import _dtype, _layout, _torch_function
-from .._backend import array_module, autocast_hook, is_gpu_array, strided_view
+from .._backend import array_module, autocast_hook, broadcast_refusal, is_gpu_array, strided_view
 from .._opmath import cpu_autocast_policy
 from ..autograd import function as _function_module
 from ..autograd.function import (
@@ -2130,7 +2130,7 @@ def _check_copy(written, read) -> None:
                                f"non-singleton dimension {i}")
         shape[i] = b if a == 1 else a
     if tuple(shape) != written.shape:
-        raise RuntimeError(f"output with shape {list(written.shape)} doesn't match the broadcast shape {shape}")
+        raise broadcast_refusal(written.shape, shape)
 
 
 def _refuse_circular_copies(shape: tuple, pairs: list) -> None:

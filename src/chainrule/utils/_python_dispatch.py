@@ -280,7 +280,7 @@ def _handler_call(op_class, inputs, params) -> tuple:
     if given is not None:
         _function.given_arguments = None
     if schema is not None:
-        if given is not None and given[0] is op_class and inputs and given[1] is inputs[0]:
+        if given is not None and given[0] is op_class and inputs and given[1]() is inputs[0]:
             # (the schema shows them; the op runs on its own params)
             shown = schema(inputs, {**params, **given[2]})
         else:
@@ -1014,9 +1014,40 @@ def _record_on_wrappers(op_class, inputs, params, result) -> None:
     if positions:
         saved = list(node._saved)
         for i in positions:
-            saved[i] = results[saved[i]._output_nr]
+            # (an alias without the grad_fn: the output itself, whose grad_fn is the node, made a
+            # cycle that kept it, and the dispatcher, alive until a garbage collection; the rule
+            # gets it back in the graph under create_graph, as a plain saved output: _with_grad_fn)
+            saved[i] = _wrapper_alias(results[saved[i]._output_nr])
         node._saved = tuple(saved)
-        node._saved_outputs = None
+
+
+# what a wrapper's alias does not take over: its own place in the graph and what hangs on it
+_NOT_ALIASED = frozenset({"_hooks", "_post_accumulate_grad_hooks", "_accumulator", "_retains_grad", "_name",
+                          "_live_views", "_view_state"})
+
+
+def _wrapper_alias(wrapper, grad_fn=None):
+    """A second instance of ``wrapper``'s class over the same contents (its attributes, the
+    subclass's inner tensors among them, shared), with ``grad_fn`` as its node and the same
+    version counter; it counts as a live wrapper while it lives."""
+    from ..tensor import Tensor
+
+    global _live_wrappers
+    alias = Tensor._make.__func__(type(wrapper), wrapper._data, grad_fn, wrapper._output_nr)
+    alias.__dict__.update({k: v for k, v in wrapper.__dict__.items() if k not in _NOT_ALIASED})
+    if wrapper._vbox is None:
+        wrapper._vbox = [0]
+    alias._vbox = wrapper._vbox
+    if not _live_wrappers:
+        _function.active_dispatch = _dispatch
+        if not _mode_stack:
+            _switch_fast_paths(True)
+    _live_wrappers += 1
+    weakref.finalize(alias, _wrapper_gone)
+    return alias
+
+
+_function.alias_wrapper = _wrapper_alias
 
 
 def _make_wrapper_subclass(cls, size, strides=None, storage_offset=None, memory_format=None, dtype=None,

@@ -423,16 +423,19 @@ def treespec_dict(mapping=(), /, **kwargs) -> TreeSpec:
 def tree_flatten(tree: PyTree, is_leaf: Callable | None = None) -> tuple[list, TreeSpec]:
     """(leaves, spec): the leaves in order and the structure that ``tree_unflatten`` rebuilds."""
     leaves: list = []
+    return leaves, _flatten_into(tree, leaves, is_leaf)
 
-    def walk(node) -> TreeSpec:
-        if tree_is_leaf(node, is_leaf=is_leaf):
-            leaves.append(node)
-            return _LEAF_SPEC
-        node_type = _get_node_type(node)
-        children, context = SUPPORTED_NODES[node_type].flatten_fn(node)
-        return TreeSpec(node_type, context, [walk(child) for child in children])
 
-    return leaves, walk(tree)
+def _flatten_into(node, leaves: list, is_leaf) -> TreeSpec:
+    # (a module-level function, not a closure calling itself: such a closure is a reference cycle
+    # holding the leaves, which kept a wrapper subclass's instances, and with them the dispatcher,
+    # alive until the next garbage collection)
+    if tree_is_leaf(node, is_leaf=is_leaf):
+        leaves.append(node)
+        return _LEAF_SPEC
+    node_type = _get_node_type(node)
+    children, context = SUPPORTED_NODES[node_type].flatten_fn(node)
+    return TreeSpec(node_type, context, [_flatten_into(child, leaves, is_leaf) for child in children])
 
 
 def tree_unflatten(leaves, treespec: TreeSpec) -> PyTree:

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ... import _dtype
-from ..._backend import array_module
+from ..._backend import array_module, broadcast_refusal
 from ...autograd.function import ctx_value
 from ...ops.creation import full, tensor
 from ...ops.index import Index
@@ -342,7 +342,7 @@ def _broadcast_into_slot(sequence: Tensor, slot: tuple) -> Tensor:
                                f"non-singleton dimension {dim}")
     broadcast = tuple(max(a, b) for a, b in zip(padded_slot, padded_shape))
     if broadcast != slot:
-        raise RuntimeError(f"output with shape {list(slot)} doesn't match the broadcast shape {list(broadcast)}")
+        raise broadcast_refusal(slot, broadcast)
     return sequence.expand(slot)
 
 
