@@ -863,6 +863,7 @@ def _max_min(op: str, input: Tensor, dim, keepdim: bool, largest: bool):
     x = input._data
     if x.dtype.kind == "c":
         raise NotImplementedError(f"\"{op}_all\" not implemented for '{_COMPLEX_NAMES[x.dtype.itemsize]}'")
+    _dtype.refuse_wide_unsigned(f"reduce.{op}_all" if dim is None else f"reduce.{op}", x)
     if dim is None:
         if x.size == 0:
             raise RuntimeError(f"{op}(): Expected reduction dim to be specified for input.numel() == 0. "
@@ -929,6 +930,7 @@ def _amax_amin(op: str, input: Tensor, dim, keepdim: bool, largest: bool) -> Ten
     x = input._data
     if x.dtype.kind == "c":
         raise NotImplementedError(f"\"{op[1:]}_values_cpu\" not implemented for '{_COMPLEX_NAMES[x.dtype.itemsize]}'")
+    _dtype.refuse_wide_unsigned(f"reduce.{op}", x)
     if dim == () or dim == []:
         if x.size == 0:
             raise RuntimeError(f"{op}(): Expected reduction dim to be specified for input.numel() == 0. "
@@ -973,6 +975,7 @@ def _arg_extremum(op: str, input: Tensor, dim, keepdim: bool, largest: bool) -> 
     if x.dtype.kind in "cb":
         raise RuntimeError(f"{op}(): does not support {'complex' if x.dtype.kind == 'c' else 'bool'} input")
     _dtype.refuse_float8(x.dtype, f"{op}_cpu")
+    _dtype.refuse_wide_unsigned(f"reduce.{op}", x)
     find = xp.argmax if largest else xp.argmin
     if dim is None:
         if x.size == 0:
@@ -1712,6 +1715,8 @@ def count_nonzero(input: Tensor, dim=None, *more_dims) -> Tensor:
     xp = array_module(input)
     x = input._data
     dims = _dims(dim, x.ndim, "count_nonzero")
+    if dim is None:  # (torch counts along given dims as a sum of x != 0, which has its kernels)
+        _dtype.refuse_wide_unsigned("reduce.count_nonzero", x)
     out = Tensor._make(_as_array(xp.sum(x != 0, axis=dims, dtype=np.int64)))
     if _vmap_frames._frames:  # no Function saw it: batched where input is
         _vmap_frames.note_results((input,), None, out)
@@ -1834,6 +1839,7 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
         # (torch's complex message opens with a space, its bool one does not)
         raise RuntimeError(" topk does not support complex dtypes on CPU" if x.dtype.kind == "c"
                            else "topk does not support bool dtypes on CPU")
+    _dtype.refuse_wide_unsigned("reduce.topk", x)
     d = _single_dim(dim, x.ndim, "topk")
     size = x.shape[d] if x.ndim else 1
     if not 0 <= k <= size:
@@ -1881,6 +1887,7 @@ def median(input: Tensor, dim=None, keepdim: bool = False):
     x = input._data
     if x.dtype.kind in "cb":
         _refuse(input, "median_cpu" if dim is None else "median_out")
+    _dtype.refuse_wide_unsigned("reduce.median" if dim is None else "reduce.median_dim", x)
     if dim is None:
         if x.size == 0:  # NaN, or the type's minimum for integers, as torch
             return Tensor._make(xp.asarray(np.nan if x.dtype.kind in "fV" else np.iinfo(x.dtype).min
@@ -1926,6 +1933,7 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
     x = input._data
     if x.dtype.kind in "cb":
         _refuse(input, "kthvalue_cpu")
+    _dtype.refuse_wide_unsigned("reduce.kthvalue", x)
     d = _single_dim(dim, x.ndim, "kthvalue")
     size = x.shape[d] if x.ndim else 1
     if x.ndim:
@@ -1948,6 +1956,7 @@ def mode(input: Tensor, dim: int = -1, keepdim: bool = False):
     x = input._data
     if x.dtype.kind == "c":
         _refuse(input, "mode_cpu")
+    _dtype.refuse_wide_unsigned("reduce.mode", x)
     d = _single_dim(dim, x.ndim, "mode")
     if x.ndim == 0:
         return _select_along(ModeValues, input, xp.zeros((), np.int64), 0, keepdim, "mode")
@@ -2006,6 +2015,7 @@ def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Te
 
 def aminmax(input: Tensor, *, dim=None, keepdim: bool = False):
     """torch.aminmax: ``(min, max)`` over ``dim`` (all elements by default); ties split evenly."""
+    _dtype.refuse_wide_unsigned("reduce.aminmax", input._data)
     if dim is None and input._data.size == 0:
         raise RuntimeError("aminmax(): cannot compute aminmax over an empty dimension as the operation has no "
                            "identity.")
@@ -2026,6 +2036,7 @@ def _cum_extremum(op: str, cls, input: Tensor, dim: int, largest: bool):
     x = input._data
     if x.dtype.kind == "c":
         _refuse(input, f"{op}_cpu")
+    _dtype.refuse_wide_unsigned(f"reduce.{op}", x)
     if x.ndim == 0 and type(dim) is int and dim not in (-1, 0):  # torch's own check for a scalar
         raise IndexError(f"{op}(): Expected reduction dim -1 or 0 for scalar but got {dim}")
     d = _single_dim(dim, x.ndim, op)
