@@ -1393,6 +1393,8 @@ def einsum(equation, *operands) -> Tensor:
         operands = tuple(_cast(t, _dtype.int64) for t in operands)
     layout = _torch_pair_layout(equation, tuple(t._data.shape for t in operands)) if len(operands) == 2 else None
     summed = {label for sub in subs for label in sub} - set(output)
+    if summed:  # (torch contracts a pair with bmm; a plain product is a mul, which has its kernels)
+        _dtype.refuse_wide_unsigned("linalg.bmm", operands[0]._data)
     return (EinsumContraction if summed else EinsumProduct).apply(*operands, subs=subs, output=output, layout=layout)
 
 
@@ -1590,6 +1592,7 @@ def tensordot(a: Tensor, b: Tensor, dims=2, out=None) -> Tensor:
         elif size_a != size_b:
             raise RuntimeError(f"contracted dimensions need to match, but first has size {a._data.shape[da]} "
                                f"in dim {da} and second has size {b._data.shape[db]} in dim {db}")
+    _dtype.refuse_wide_unsigned("linalg.mm", a._data)  # (torch multiplies the reshaped operands with mm)
     letters = iter(_LETTERS)
     sub_a = [next(letters) for _ in range(a._data.ndim)]
     sub_b = [next(letters) for _ in range(b._data.ndim)]

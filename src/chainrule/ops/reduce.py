@@ -147,6 +147,8 @@ def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=None
     np_dtype = _dtype.to_dtype(dtype).np if dtype is not None else (
         np.int64 if input._data.dtype.kind in "biu" else None)
     dims = _dims(dim, input._data.ndim, "sum")
+    if dtype is not None:  # (summed in a uint16/32/64 asked for: torch's sum kernel has none)
+        _dtype.refuse_wide_unsigned("reduce.sum", np.dtype(np_dtype))
     if dim is None:
         return Sum.apply(input, dims=dims, keepdim=keepdim, dtype=np_dtype)
     if input.__class__ in SPARSE_COO_TYPES and not keepdim:
@@ -410,6 +412,8 @@ def prod(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
     else:
         dims = tuple(range(input._data.ndim))
         keepdim = False
+    if dtype is not None:
+        _dtype.refuse_wide_unsigned("reduce.prod", np.dtype(np_dtype))
     if dim is None:
         return Prod.apply(input, dims=dims, keepdim=keepdim, dtype=np_dtype)
     return _note_given(ProdDim.apply(input, dims=dims, keepdim=keepdim, dtype=np_dtype), "given_dim", dim)
@@ -1449,6 +1453,7 @@ def _cumulative(op: str, function_cls, input: Tensor, dim: int, dtype) -> Tensor
         if _dtype.to_dtype(dtype) is _dtype.bool:  # torch's running-total kernels have no bool instance
             raise NotImplementedError(f"\"{op}_out_cpu\" not implemented for 'Bool'")
         np_dtype = _dtype.to_dtype(dtype).np
+        _dtype.refuse_wide_unsigned(f"reduce.{op}", np.dtype(np_dtype))
     else:
         np_dtype = np.int64 if input._data.dtype.kind in "biu" else None
     if input._data.ndim == 0:
