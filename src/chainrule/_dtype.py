@@ -608,6 +608,69 @@ def cpp_type_name(dtype) -> str:
     return _CPP_TYPE_NAMES.get(dtype.name, dtype.name)
 
 
+# torch's CPU kernels for uint16/uint32/uint64 (its "barebones unsigned" types) are few: creation,
+# copy and conversion, eq/ne, bitwise and/or/xor, mul, sum/cumsum, sort, cat, indexing and a few
+# more; every other kernel refuses them, naming itself. This is the one table of the ops chainrule
+# would compute with NumPy where torch 2.13 has no such kernel, each with torch's CPU kernel name
+# (for a CUDA array the "_cpu" suffix becomes "_cuda", not checked against torch's CUDA build).
+# Function classes are keyed "module.Class" (the module under chainrule.ops): autograd.function
+# checks their first input's dtype where it dispatches them. Other keys ("module.function") are
+# checked by the op itself with refuse_wide_unsigned, where one Function serves several torch
+# kernels (Amax: max_all, max_values_cpu, aminmax_cpu) or no Function runs (comparisons).
+NO_WIDE_UNSIGNED_KERNEL = {
+    # Function classes
+    "elementwise.Add": "add_stub", "elementwise.AddScaled": "add_stub", "elementwise.Sub": "add_stub",
+    "elementwise.SubScaled": "add_stub", "elementwise.RSubTensors": "add_stub", "elementwise.Neg": "neg_cpu",
+    "elementwise.Abs": "abs_cpu", "elementwise.Sign": "sign_cpu", "elementwise.Pow": "pow",
+    "elementwise.PowScalar": "pow", "elementwise.Square": "pow", "elementwise.Remainder": "remainder_cpu",
+    "elementwise.Maximum": "maximum_cpu", "elementwise.Minimum": "minimum_cpu", "elementwise.Fmax": "maximum_cpu",
+    "elementwise.Fmin": "minimum_cpu", "elementwise.ClampMinByTensor": "maximum_cpu",
+    "elementwise.ClampMaxByTensor": "minimum_cpu", "activation.Relu": "clamp_min_scalar_cpu",
+    "activation.Hardtanh": "clamp_scalar_cpu", "special_functions.Heaviside": "heaviside_cpu",
+    "shape.Tril": "tril", "shape.Triu": "triu", "index.IndexPut": "index_put",
+    "index.Gather": "scatter_gather_tensor_cpu", "index.Scatter": "scatter_gather_tensor_cpu",
+    "index.ScatterValue": "scatter_gather_scalar_cpu", "index.ScatterAdd": "scatter_gather_tensor_cpu",
+    "index.IndexFill": "index_fill_cpu", "index.MaskedFill": "masked_fill", "index.MaskedFillTensor": "masked_fill",
+    "index.MaskedScatter": "masked_scatter",
+    # ops checking for themselves
+    "elementwise.remainder": "remainder_cpu", "elementwise.fmod": "fmod_cpu", "elementwise.div_floor": "div_floor_cpu",
+    "elementwise.div_trunc": "div_trunc_cpu", "elementwise.gcd": "gcd_cpu", "elementwise.lcm": "lcm_cpu",
+    "elementwise.lt": "lt_cpu", "elementwise.le": "le_cpu", "elementwise.gt": "gt_cpu", "elementwise.ge": "ge_cpu",
+    "elementwise.logical_and": "logical_and_cpu", "elementwise.logical_or": "logical_or_cpu",
+    "elementwise.logical_xor": "logical_xor_cpu", "elementwise.clamp": "clamp_scalar_cpu",
+    "elementwise.clamp_min": "clamp_min_scalar_cpu", "elementwise.clamp_max": "clamp_max_scalar_cpu",
+    "elementwise.clamp_tensors": "clamp_cpu", "elementwise.addcmul": "addcmul_cpu_out",
+    "reduce.max_all": "max_all", "reduce.min_all": "min_all", "reduce.max": "max_cpu", "reduce.min": "min_cpu",
+    "reduce.amax": "max_values_cpu", "reduce.amin": "min_values_cpu", "reduce.aminmax": "aminmax_cpu",
+    "reduce.argmax": "argmax_cpu", "reduce.argmin": "argmin_cpu", "reduce.cummax": "cummax_cpu",
+    "reduce.cummin": "cummin_cpu", "reduce.count_nonzero": "nonzero_count_cpu", "reduce.topk": "topk_cpu",
+    "reduce.kthvalue": "kthvalue_cpu", "reduce.median": "median_cpu", "reduce.median_dim": "median_out",
+    "reduce.mode": "mode_cpu", "reduce.sum": "sum_cpu", "reduce.prod": "prod_out_cpu",
+    "reduce.cumsum": "cumsum_out_cpu", "reduce.cumprod": "cumprod_out_cpu", "index.index_add": "scatter_gather_tensor_cpu", "index.index_copy": "index_copy_cpu",
+    "index.take": "take_cpu", "index.masked_select": "masked_select", "index.nonzero": "nonzero_count_cpu",
+    "methods.index_put": "index_put", "methods.put": "take_put_cpu", "bucketing.bincount": "bincount_cpu",
+    "structural.isin": "isin_default_cpu", "linalg.dot": "dot", "linalg.mv": "addmv_impl_cpu",
+    "linalg.mm": "addmm_impl_cpu_", "linalg.bmm": "bmm", "linalg.baddbmm": "baddbmm", "linalg.addr": "addr_cpu",
+    "linalg.cross": "cross", "linalg.trace": "trace", "creation.arange_cpu": "arange_cpu",
+    "creation.linspace_cpu": "linspace_cpu", "creation.logspace_cpu": "logspace_cpu", "creation.eye": "eye",
+    "creation.randperm": "randperm",
+}
+WIDE_UNSIGNED = frozenset(np.dtype(t) for t in (np.uint16, np.uint32, np.uint64))
+
+
+def refuse_wide_unsigned(op: str, array, kernel: str | None = None) -> None:
+    """torch's NotImplementedError when ``array`` (an array, or the NumPy dtype an op computes in)
+    is uint16/32/64 and ``op`` (a key of NO_WIDE_UNSIGNED_KERNEL) has no kernel for them;
+    ``kernel``: the name already looked up."""
+    dtype = array if isinstance(array, np.dtype) else array.dtype
+    if dtype in WIDE_UNSIGNED:
+        kernel = kernel or NO_WIDE_UNSIGNED_KERNEL.get(op)
+        if kernel is not None:
+            if not isinstance(array, (np.dtype, np.ndarray)) and kernel.endswith("_cpu"):
+                kernel = kernel[:-4] + "_cuda"
+            raise NotImplementedError(f"\"{kernel}\" not implemented for '{TORCH_SCALAR_NAMES[dtype.name]}'")
+
+
 def _unsigned_promotion_error(a: dtype, b: dtype) -> RuntimeError:
     return RuntimeError("Promotion for uint16, uint32, uint64 types is not supported, attempted to promote "
                         f"{TORCH_SCALAR_NAMES[a.name]} and {TORCH_SCALAR_NAMES[b.name]}")

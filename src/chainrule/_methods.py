@@ -1640,6 +1640,7 @@ def _positions(self: Tensor, key) -> Tensor:
 def _put_flat(self: Tensor, positions: Tensor, values, accumulate: bool, op: str) -> Tensor:
     if not isinstance(values, Tensor):
         raise TypeError(f"{op}(): argument 'values' must be Tensor, not {type(values).__name__}")
+    _dtype.refuse_wide_unsigned(f"methods.{op}", self._data)
     values = ew._cast(values, self.dtype)
     try:
         values = values.expand(positions.shape)

@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import _opmath
 from .._backend import autocast_hook, is_gpu_array, on_one_device, refuse_device_params
-from .._dtype import c_type_name
+from .._dtype import NO_WIDE_UNSIGNED_KERNEL, WIDE_UNSIGNED, c_type_name, refuse_wide_unsigned
 from .grad_mode import is_grad_enabled, no_grad
 from .grad_mode import state as _grad_state
 
@@ -706,6 +706,11 @@ class FunctionMeta(type):
         # a user's backward is checked as torch's PyNode checks a Python Function's (engine), and
         # its node, torch's BackwardCFunction, cannot be called as a built-in op's node can
         cls._written_by_user = not cls.__module__.startswith("chainrule.")
+        # torch's kernel name where it has none for uint16/32/64 (checked by _apply_array_op); set
+        # on every class, so a subclass of such an op (AddScaled of Add) is looked up for itself
+        module = cls.__module__
+        cls._wide_unsigned_kernel = (NO_WIDE_UNSIGNED_KERNEL.get(f"{module[14:]}.{name}")
+                                     if module.startswith("chainrule.ops.") else None)
         overrides = {"__call__": _not_callable} if cls._written_by_user else {"saved_tensors": _no_saved_tensors}
         # torch's C++ nodes (torch::autograd::NotImplemented) are named in full by name() only
         type_name = node_name.rpartition("::")[2]
@@ -1105,6 +1110,8 @@ def _apply_array_op(cls, *inputs, **params):
             elif _ndarray in map(type, arrays):
                 host_inputs = tuple(i for i, array in enumerate(arrays) if type(array) is _ndarray)
         arrays = on_one_device(arrays, _device_error_name(cls), params, cls.host_params)
+    if cls._wide_unsigned_kernel is not None and arrays[0].dtype in WIDE_UNSIGNED:
+        refuse_wide_unsigned("", arrays[0], cls._wide_unsigned_kernel)
     if record and n >= 2 and (n > 2 or arrays[0] is arrays[1]) and _shares_an_array(arrays, inputs):
         # two tensors over one array (x and x.detach()): a view of it each, so the arrays forward
         # saves still tell which input they were (the rule's graph under create_graph goes to it)

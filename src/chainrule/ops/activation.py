@@ -206,6 +206,7 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace
     if isinstance(input, Tensor) and input.dtype._category == 1:
         # torch clamps an integer tensor in its own dtype, the bounds converted through int64
         min_val, max_val = (_dtype.checked_scalar(v, _dtype.int64) for v in (min_val, max_val))
+        _dtype.refuse_wide_unsigned("activation.Hardtanh", input._data)
         if input.dtype.np.kind == "u" and (min_val < 0 or max_val < 0):
             raise RuntimeError("cannot do hardtanh on an unsigned type with negative limits")
     else:

@@ -127,7 +127,7 @@ def _warn_non_contiguous(boundaries: Tensor, input, sorter: Tensor | None = None
 def _refuse_kernel_dtype(sorted_sequence: Tensor, input) -> None:
     """torch's kernel runs in the two operands' common dtype, which has no bool or complex instance."""
     common = _dtype.result_type(sorted_sequence, input)
-    if common is _dtype.bool or common.is_complex:
+    if common is _dtype.bool or common.is_complex or common in _dtype._BARE_UNSIGNED:
         raise NotImplementedError(f"\"searchsorted_out_cpu\" not implemented for '{_dtype.scalar_name(common)}'")
 
 
@@ -198,6 +198,7 @@ def bincount(input: Tensor, weights: Tensor | None = None, minlength: int = 0) -
     x = input._data
     if x.dtype.kind not in "iu":
         raise NotImplementedError(f'"bincount_cpu" not implemented for \'{_dtype.scalar_name(x.dtype)}\'')
+    _dtype.refuse_wide_unsigned("bucketing.bincount", x)
     if minlength < 0:
         raise RuntimeError("minlength should be >= 0")
     xp = array_module(x)
@@ -236,6 +237,8 @@ def _refuse_histc_dtype(input: Tensor, min, max) -> None:
         raise NotImplementedError(f"\"linspace_cpu\" not implemented for '{name}'")
     if x.dtype.kind == "c" and data_range:
         raise NotImplementedError(f"\"aminmax_cpu\" not implemented for '{name}'")
+    if x.dtype in _dtype.WIDE_UNSIGNED:  # (the data's range, or the bins' edges in linspace)
+        _dtype.refuse_wide_unsigned("reduce.aminmax" if data_range else "creation.linspace_cpu", x)
     if x.dtype == np.uint8 and data_range and not x.any():
         raise RuntimeError("value cannot be converted to type uint8_t without overflow")
     raise NotImplementedError(f"\"histogram_cpu\" not implemented for '{name}'")

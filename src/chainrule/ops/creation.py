@@ -376,6 +376,14 @@ def refuse_dtype(dtype, kernel: str, complex_too: builtins.bool = False) -> None
     complex one for arange and randperm."""
     if dtype is _dtype.bool or (complex_too and dtype is not None and dtype.is_complex):
         raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(dtype)}'")
+    refuse_wide_unsigned_dtype(dtype, kernel)
+
+
+def refuse_wide_unsigned_dtype(dtype, op: str) -> None:
+    """torch's error for a maker of ``dtype`` uint16/32/64 whose kernel has none for them (``op``:
+    its key in _dtype.NO_WIDE_UNSIGNED_KERNEL under "creation.")."""
+    if dtype in _dtype._BARE_UNSIGNED:
+        _dtype.refuse_wide_unsigned(f"creation.{op}", dtype.np)
 
 
 def _finish(array, requires_grad: builtins.bool) -> Tensor:
@@ -1281,6 +1289,7 @@ def eye(n: builtins.int, m: builtins.int | None = None, *, dtype=None, layout=No
     _strided_only(layout, "eye")
     if n < 0 or (m is not None and m < 0):
         raise RuntimeError(f"{'n' if n < 0 else 'm'} must be greater or equal to 0, got {n if n < 0 else m}")
+    refuse_wide_unsigned_dtype(dtype, "eye")
     return _finish(_xp(device).eye(n, m, dtype=_dt(dtype)), requires_grad)
 
 

@@ -1196,6 +1196,7 @@ def div(input, other, *, rounding_mode=_TRUE_DIVISION, out=None) -> Tensor:
     xp = array_module(a, b)
     if a._data.dtype.kind in "iu":
         x, y = _kernel_arrays("div", a, b)
+        _dtype.refuse_wide_unsigned(f"elementwise.div_{rounding_mode}", x)
         _check_integer_divisor(y)
         if rounding_mode == "floor":
             return _laid_out(Tensor._make(xp.floor_divide(x, y)), a, b)
@@ -1251,6 +1252,8 @@ def _kernel_arrays(op: str, a: Tensor, b: Tensor) -> tuple:
     joins as a device scalar (``_backend.on_one_device``)."""
     _check_broadcast(a, b)
     x, y = on_one_device([a._data, b._data], op)
+    if x.dtype in _dtype.WIDE_UNSIGNED:
+        _dtype.refuse_wide_unsigned(f"elementwise.{op}", x)
     return x, y
 
 
@@ -2418,6 +2421,9 @@ def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
                 raise TypeError(_mixed_bounds_message(input, min, max))
             if all(t._data.dtype == np.bool_ for t in (input, min, max)):  # torch's one-bound kernels take bool
                 raise NotImplementedError("\"clamp_cpu\" not implemented for 'Bool'")
+        if input._data.dtype in _dtype.WIDE_UNSIGNED:  # (torch's one-bound clamps are maximum and minimum)
+            key = "Maximum" if max is None else "Minimum" if min is None else "clamp_tensors"
+            _dtype.refuse_wide_unsigned(f"elementwise.{key}", _dtype.result_type(input, *[b for b in (min, max) if b is not None]).np)
         return _clamp_by_tensors(ClampByTensors, input, min, max)
     if input._data.dtype.kind not in "fV":
         # number bounds take part in type promotion (an int tensor clamped at 2.5 becomes float)
@@ -2427,6 +2433,9 @@ def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
     if input._data.dtype == np.bool_:  # a bool tensor with bool bounds: torch has no kernel for it
         kernel = "clamp_max_scalar_cpu" if min is None else "clamp_min_scalar_cpu" if max is None else "clamp_scalar_cpu"
         raise NotImplementedError(f'"{kernel}" not implemented for \'Bool\'')
+    if input._data.dtype in _dtype.WIDE_UNSIGNED:
+        _dtype.refuse_wide_unsigned(f"elementwise.clamp{'_max' if min is None else '_min' if max is None else ''}",
+                                    input._data)
     # torch converts the bounds to the computing dtype and refuses those that overflow it
     min, max = _real_bound(min), _real_bound(max)
     min, max = _dtype.checked_scalar(min, input.dtype), _dtype.checked_scalar(max, input.dtype)
@@ -2981,6 +2990,8 @@ def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
         raise NotImplementedError('"addcmul_cpu_out" not implemented for \'Bool\'')
     check_broadcast_in_order(input, tensor1, tensor2)
     _one_device("addcmul", input, tensor1, tensor2)
+    if input._data.dtype in _dtype.WIDE_UNSIGNED:
+        _dtype.refuse_wide_unsigned("elementwise.addcmul", _dtype.result_type(input, tensor1, tensor2).np)
     given = value
     if type(value) is not builtins.int or value != 1:
         value = _checked_value(value, input, tensor1, tensor2)
@@ -3260,6 +3271,9 @@ def _compare(ufunc, ordered: str = "", *, aten: str):
         # kernel for all four orderings is compare_cuda)
         if ordered and (x.dtype.kind == "c" or _FLOAT8_NP and x.dtype in _FLOAT8_NP):
             refuse_kernel_dtype(aten, a, b, cuda_kernel="compare")
+        if x.dtype in _dtype.WIDE_UNSIGNED:
+            _check_broadcast(a, b)
+            _dtype.refuse_wide_unsigned(f"elementwise.{aten}", x)
         if type(x) is not np.ndarray or type(y) is not np.ndarray:  # (a device array, or two GPUs')
             x, y = _kernel_arrays(aten, a, b)  # (the mixed-device error names torch's op, not NumPy's ufunc)
         try:

@@ -1556,6 +1556,7 @@ def setitem(input: Tensor, key, value) -> None:
     if not basic:
         key = advanced_key(key, input._data.shape)
         _check_index_put(input, raw_key, key, value)
+        _dtype.refuse_wide_unsigned("index.MaskedFill" if masked_fill else "index.IndexPut", input._data)
         split = _integers_first(key, xp)
     if split is not None:
         # address the written elements in torch's order (integers first, see getitem): index
@@ -2560,6 +2561,7 @@ def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1
     index_func_meta("index_add", input, dim, index, source)
     array, d = _index_dim(input, dim, index, "index_add", alpha)
     alpha = checked_scalar(alpha, input.dtype)  # -1 on uint8 adds 255 times, wrapping, as torch
+    _dtype.refuse_wide_unsigned("index.index_add", input._data)
     return IndexAdd.apply(input, source, index=array, dim=d, alpha=alpha)
 
 
@@ -2649,6 +2651,7 @@ def index_copy(input: Tensor, dim: int, index: Tensor, source: Tensor) -> Tensor
                          f"(got {index._data.size})")
     array, d = _index_dim(input, dim, index, "index_copy", source=source)
     _check_source("index_copy_", input, source, array, d)
+    _dtype.refuse_wide_unsigned("index.index_copy", input._data)
     return IndexCopy.apply(input, source, index=array, dim=d)
 
 
@@ -2769,6 +2772,7 @@ def masked_select(input: Tensor, mask: Tensor) -> Tensor:
                            "issue at https://github.com/pytorch/pytorch/issues if you need this feature.")
     if input._data.shape != mask._data.shape:
         mask, input = broadcast_tensors(mask, input)  # torch's order (expand_outplace(mask, self)): its error's a and b
+    _dtype.refuse_wide_unsigned("index.masked_select", input._data)
     return name_node(getitem(input, mask), "MaskedSelectBackward0", label="masked_select")
 
 
@@ -2897,6 +2901,7 @@ def take(input: Tensor, index: Tensor) -> Tensor:
     if array.size and (int(array.max()) >= n or int(array.min()) < -n):
         bad = int(array.max()) if int(array.max()) >= n else int(array.min())
         raise IndexError(f"out of range: tried to access index {bad} on a tensor of {n} elements.")
+    _dtype.refuse_wide_unsigned("index.take", input._data)
     return name_node(getitem(input.reshape(-1), array), "TakeBackward0", label="take")
 
 
@@ -2954,6 +2959,7 @@ def nonzero_indices(input: Tensor, as_tuple: bool = False):
     xp = array_module(input)
     array = input._data
     refuse_float8(array.dtype, "nonzero_count_cpu")
+    _dtype.refuse_wide_unsigned("index.nonzero", array)
     if as_tuple:
         return tuple(Tensor._make(i.astype(np.int64, copy=False)) for i in xp.nonzero(xp.atleast_1d(array)))
     if array.ndim == 0:

@@ -521,6 +521,7 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
         raise NotImplementedError('"bmm" not implemented for \'Bool\'')
     elif kernel != "dot":
         _check_product_dtypes(kernel, input, other)
+    _dtype.refuse_wide_unsigned(f"linalg.{kernel}", input._data)
     if out is None and (a.ndim > 2 or b.ndim > 2 or a.ndim < b.ndim) and is_recording(input, other):
         return _recorded_matmul(input, other)
     result = _NODE_BY_NDIM.get((a.ndim, b.ndim), Matmul).apply(input, other)
@@ -634,6 +635,7 @@ def mm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
         raise NotImplementedError('"addmm_impl_cpu_" not implemented for \'Bool\'')
     if input._data.shape[1] != mat2._data.shape[0]:
         raise _mat_shapes(input._data.shape, mat2._data.shape)
+    _dtype.refuse_wide_unsigned("linalg.mm", input._data)
     result = Mm.apply(input, mat2)
     return result if out is None else _exact_out(result, out, "mm")
 
@@ -659,6 +661,7 @@ def bmm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
     elif input._data.dtype == np.bool_:  # torch's bmm has no bool kernel, whatever mat2's dtype
         raise NotImplementedError('"bmm" not implemented for \'Bool\'')
     _check_product_dtypes("bmm", input, mat2)  # after the shapes, as torch's
+    _dtype.refuse_wide_unsigned("linalg.bmm", input._data)
     result = Bmm.apply(input, mat2)
     return result if out is None else _exact_out(result, out, "bmm")
 
@@ -676,6 +679,7 @@ def mv(input: Tensor, vec: Tensor, *, out=None) -> Tensor:
     if a.shape[1] != v.shape[0]:
         raise RuntimeError(f"size mismatch, got input ({a.shape[0]}), mat ({a.shape[0]}x{a.shape[1]}), vec ({v.shape[0]})")
     _check_product_dtypes("mv", input, vec)  # after the shapes, as torch's
+    _dtype.refuse_wide_unsigned("linalg.mv", a)
     result = Mv.apply(input, vec)
     return result if out is None else _exact_out(result, out, "mv")
 
@@ -697,6 +701,7 @@ def dot(input: Tensor, tensor: Tensor, *, out=None) -> Tensor:
         raise _inconsistent(a.shape[0], b.shape[0])
     if a.dtype == np.bool_:
         raise NotImplementedError("\"dot\" not implemented for 'Bool'")
+    _dtype.refuse_wide_unsigned("linalg.dot", a)
     result = Dot.apply(input, tensor)
     return result if out is None else _write_vector_product(result, out, "dot")
 
@@ -1014,6 +1019,7 @@ def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, out_dtype=None, *, be
         if isinstance(batch, Tensor) and batch._data.ndim == 0:
             raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
     _check_added_product_dtypes("baddbmm", input, batch1, batch2)
+    _dtype.refuse_wide_unsigned("linalg.baddbmm", input._data)
     product_of = _on_device_of(input, bmm) if _meta_mix(input, batch1, batch2) else bmm
     result = _scaled_add(input, product_of, (batch1, batch2), beta, alpha, "BaddbmmBackward0", "bmm(batch1, batch2)")
     return result if out is None else _exact_out(result, out, "baddbmm")
@@ -1066,6 +1072,7 @@ def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1, out=None
     bfloat16 result rounds where torch's does.
     """
     _product_on_one_device("addr", input, vec1, vec2)
+    _dtype.refuse_wide_unsigned("linalg.addr", input._data)
     kept = {"alpha": alpha, "beta": beta, "factors": (vec1, vec2), "needs": (vec1.requires_grad, vec2.requires_grad)}
     if alpha != 1 and vec1.is_floating_point():
         from .elementwise import mul, number_in_dtype
@@ -1386,6 +1393,8 @@ def einsum(equation, *operands) -> Tensor:
         operands = tuple(_cast(t, _dtype.int64) for t in operands)
     layout = _torch_pair_layout(equation, tuple(t._data.shape for t in operands)) if len(operands) == 2 else None
     summed = {label for sub in subs for label in sub} - set(output)
+    if summed:  # (torch contracts a pair with bmm; a plain product is a mul, which has its kernels)
+        _dtype.refuse_wide_unsigned("linalg.bmm", operands[0]._data)
     return (EinsumContraction if summed else EinsumProduct).apply(*operands, subs=subs, output=output, layout=layout)
 
 
@@ -1583,6 +1592,7 @@ def tensordot(a: Tensor, b: Tensor, dims=2, out=None) -> Tensor:
         elif size_a != size_b:
             raise RuntimeError(f"contracted dimensions need to match, but first has size {a._data.shape[da]} "
                                f"in dim {da} and second has size {b._data.shape[db]} in dim {db}")
+    _dtype.refuse_wide_unsigned("linalg.mm", a._data)  # (torch multiplies the reshaped operands with mm)
     letters = iter(_LETTERS)
     sub_a = [next(letters) for _ in range(a._data.ndim)]
     sub_b = [next(letters) for _ in range(b._data.ndim)]
@@ -1625,6 +1635,7 @@ def trace(input: Tensor) -> Tensor:
         raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {input._data.ndim}")
     if input._data.dtype == np.bool_:
         raise NotImplementedError("\"trace\" not implemented for 'Bool'")
+    _dtype.refuse_wide_unsigned("linalg.trace", input._data)
     if input._data.dtype.kind in "biu":
         return Tensor._make(xp.asarray(xp.trace(input._data), dtype=np.int64))
     return Trace.apply(input)
@@ -2685,6 +2696,7 @@ def cross(input: Tensor, other: Tensor, dim=None) -> Tensor:
     if input._data.ndim != other._data.ndim:
         raise RuntimeError("linalg.cross: inputs must have the same number of dimensions.")
     _one_device("cross", input, other)
+    _dtype.refuse_wide_unsigned("linalg.cross", input._data)
     if dim is None:
         try:
             sizes = np.broadcast_shapes(input._data.shape, other._data.shape)

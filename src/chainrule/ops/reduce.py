@@ -147,6 +147,8 @@ def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=None
     np_dtype = _dtype.to_dtype(dtype).np if dtype is not None else (
         np.int64 if input._data.dtype.kind in "biu" else None)
     dims = _dims(dim, input._data.ndim, "sum")
+    if dtype is not None:  # (summed in a uint16/32/64 asked for: torch's sum kernel has none)
+        _dtype.refuse_wide_unsigned("reduce.sum", np.dtype(np_dtype))
     if dim is None:
         return Sum.apply(input, dims=dims, keepdim=keepdim, dtype=np_dtype)
     if input.__class__ in SPARSE_COO_TYPES and not keepdim:
@@ -410,6 +412,8 @@ def prod(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
     else:
         dims = tuple(range(input._data.ndim))
         keepdim = False
+    if dtype is not None:
+        _dtype.refuse_wide_unsigned("reduce.prod", np.dtype(np_dtype))
     if dim is None:
         return Prod.apply(input, dims=dims, keepdim=keepdim, dtype=np_dtype)
     return _note_given(ProdDim.apply(input, dims=dims, keepdim=keepdim, dtype=np_dtype), "given_dim", dim)
@@ -863,6 +867,7 @@ def _max_min(op: str, input: Tensor, dim, keepdim: bool, largest: bool):
     x = input._data
     if x.dtype.kind == "c":
         raise NotImplementedError(f"\"{op}_all\" not implemented for '{_COMPLEX_NAMES[x.dtype.itemsize]}'")
+    _dtype.refuse_wide_unsigned(f"reduce.{op}_all" if dim is None else f"reduce.{op}", x)
     if dim is None:
         if x.size == 0:
             raise RuntimeError(f"{op}(): Expected reduction dim to be specified for input.numel() == 0. "
@@ -929,6 +934,7 @@ def _amax_amin(op: str, input: Tensor, dim, keepdim: bool, largest: bool) -> Ten
     x = input._data
     if x.dtype.kind == "c":
         raise NotImplementedError(f"\"{op[1:]}_values_cpu\" not implemented for '{_COMPLEX_NAMES[x.dtype.itemsize]}'")
+    _dtype.refuse_wide_unsigned(f"reduce.{op}", x)
     if dim == () or dim == []:
         if x.size == 0:
             raise RuntimeError(f"{op}(): Expected reduction dim to be specified for input.numel() == 0. "
@@ -973,6 +979,7 @@ def _arg_extremum(op: str, input: Tensor, dim, keepdim: bool, largest: bool) -> 
     if x.dtype.kind in "cb":
         raise RuntimeError(f"{op}(): does not support {'complex' if x.dtype.kind == 'c' else 'bool'} input")
     _dtype.refuse_float8(x.dtype, f"{op}_cpu")
+    _dtype.refuse_wide_unsigned(f"reduce.{op}", x)
     find = xp.argmax if largest else xp.argmin
     if dim is None:
         if x.size == 0:
@@ -1446,6 +1453,7 @@ def _cumulative(op: str, function_cls, input: Tensor, dim: int, dtype) -> Tensor
         if _dtype.to_dtype(dtype) is _dtype.bool:  # torch's running-total kernels have no bool instance
             raise NotImplementedError(f"\"{op}_out_cpu\" not implemented for 'Bool'")
         np_dtype = _dtype.to_dtype(dtype).np
+        _dtype.refuse_wide_unsigned(f"reduce.{op}", np.dtype(np_dtype))
     else:
         np_dtype = np.int64 if input._data.dtype.kind in "biu" else None
     if input._data.ndim == 0:
@@ -1714,6 +1722,8 @@ def count_nonzero(input: Tensor, dim=None, *more_dims) -> Tensor:
     xp = array_module(input)
     x = input._data
     dims = _dims(dim, x.ndim, "count_nonzero")
+    if dim is None:  # (torch counts along given dims as a sum of x != 0, which has its kernels)
+        _dtype.refuse_wide_unsigned("reduce.count_nonzero", x)
     out = Tensor._make(_as_array(xp.sum(x != 0, axis=dims, dtype=np.int64)))
     if _vmap_frames._frames:  # no Function saw it: batched where input is
         _vmap_frames.note_results((input,), None, out)
@@ -1836,6 +1846,7 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
         # (torch's complex message opens with a space, its bool one does not)
         raise RuntimeError(" topk does not support complex dtypes on CPU" if x.dtype.kind == "c"
                            else "topk does not support bool dtypes on CPU")
+    _dtype.refuse_wide_unsigned("reduce.topk", x)
     d = _single_dim(dim, x.ndim, "topk")
     size = x.shape[d] if x.ndim else 1
     if not 0 <= k <= size:
@@ -1883,6 +1894,7 @@ def median(input: Tensor, dim=None, keepdim: bool = False):
     x = input._data
     if x.dtype.kind in "cb":
         _refuse(input, "median_cpu" if dim is None else "median_out")
+    _dtype.refuse_wide_unsigned("reduce.median" if dim is None else "reduce.median_dim", x)
     if dim is None:
         if x.size == 0:  # NaN, or the type's minimum for integers, as torch
             return Tensor._make(xp.asarray(np.nan if x.dtype.kind in "fV" else np.iinfo(x.dtype).min
@@ -1928,6 +1940,7 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
     x = input._data
     if x.dtype.kind in "cb":
         _refuse(input, "kthvalue_cpu")
+    _dtype.refuse_wide_unsigned("reduce.kthvalue", x)
     d = _single_dim(dim, x.ndim, "kthvalue")
     size = x.shape[d] if x.ndim else 1
     if x.ndim:
@@ -1950,6 +1963,7 @@ def mode(input: Tensor, dim: int = -1, keepdim: bool = False):
     x = input._data
     if x.dtype.kind == "c":
         _refuse(input, "mode_cpu")
+    _dtype.refuse_wide_unsigned("reduce.mode", x)
     d = _single_dim(dim, x.ndim, "mode")
     if x.ndim == 0:
         return _select_along(ModeValues, input, xp.zeros((), np.int64), 0, keepdim, "mode")
@@ -2008,6 +2022,7 @@ def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Te
 
 def aminmax(input: Tensor, *, dim=None, keepdim: bool = False):
     """torch.aminmax: ``(min, max)`` over ``dim`` (all elements by default); ties split evenly."""
+    _dtype.refuse_wide_unsigned("reduce.aminmax", input._data)
     if dim is None and input._data.size == 0:
         raise RuntimeError("aminmax(): cannot compute aminmax over an empty dimension as the operation has no "
                            "identity.")
@@ -2028,6 +2043,7 @@ def _cum_extremum(op: str, cls, input: Tensor, dim: int, largest: bool):
     x = input._data
     if x.dtype.kind == "c":
         _refuse(input, f"{op}_cpu")
+    _dtype.refuse_wide_unsigned(f"reduce.{op}", x)
     if x.ndim == 0 and type(dim) is int and dim not in (-1, 0):  # torch's own check for a scalar
         raise IndexError(f"{op}(): Expected reduction dim -1 or 0 for scalar but got {dim}")
     d = _single_dim(dim, x.ndim, op)

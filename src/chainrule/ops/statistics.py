@@ -174,6 +174,7 @@ def nanmedian(input: Tensor, dim=None, keepdim: bool = False):
     if x.dtype.kind in "cb":
         raise NotImplementedError(f"\"{'median_cpu' if dim is None else 'median_out'}\" not implemented for "
                                   f"'{_dtype.scalar_name(input.dtype)}'")
+    _dtype.refuse_wide_unsigned("reduce.median" if dim is None else "reduce.median_dim", x)
     if dim is None:
         if x.size == 0:
             return _constant(xp.asarray(np.nan, dtype=x.dtype))

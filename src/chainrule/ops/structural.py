@@ -595,6 +595,7 @@ def isin(elements=None, test_elements=None, *, assume_unique: bool = False, inve
     for value in (elements, test_elements):
         if isinstance(value, Tensor) and value._data.dtype.kind in "cb":
             raise RuntimeError(f"Unsupported input type encountered for isin(): {_dtype.scalar_name(value.dtype)}")
+    _dtype.refuse_wide_unsigned("structural.isin", like._data)
     xp = array_module(like)
     a = elements._data if isinstance(elements, Tensor) else xp.asarray(elements)
     b = test_elements._data if isinstance(test_elements, Tensor) else xp.asarray(test_elements)
