@@ -68,3 +68,23 @@ def test_builtin_node_has_no_saved_variables():
         assert not hasattr(node, "saved_variables")
         with pytest.raises(AttributeError, match="object has no attribute 'saved_variables'"):
             node.saved_variables  # noqa: B018
+
+
+@pytest.mark.parametrize("name", ["torch.FooTensor", "FloatTensor", "foo.FloatTensor", "torch.float32", ""])
+def test_type_with_an_unknown_name_raises_torchs_message(name):
+    """smp's focal loss converts by ``target.type(output.type())``; a name torch does not know is
+    refused in torch's exact words."""
+    with pytest.raises(ValueError) as expected:
+        torch.ones(2).type(name)
+    with pytest.raises(ValueError) as got:
+        chainrule.ones(2).type(name)
+    assert str(got.value) == str(expected.value)
+
+
+@pytest.mark.parametrize("name", ["torch.FloatTensor", "torch.DoubleTensor", "torch.LongTensor", "torch.BoolTensor",
+                                  "torch.Tensor"])
+def test_type_by_name_converts_as_torch(name):
+    values = [1.5, -2.0, 0.0]
+    want = torch.tensor(values).type(name)
+    got = chainrule.tensor(values).type(name)
+    assert got.type() == want.type() and got.tolist() == want.tolist()
