@@ -88,3 +88,38 @@ def test_type_by_name_converts_as_torch(name):
     want = torch.tensor(values).type(name)
     got = chainrule.tensor(values).type(name)
     assert got.type() == want.type() and got.tolist() == want.tolist()
+
+
+def _scale_function(lib):
+    """A user Function recording the ctx.needs_input_grad its forward sees."""
+    seen = []
+
+    class Scale(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, w, k):
+            seen.append(tuple(ctx.needs_input_grad))
+            return x * w * k
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            return grad_output, grad_output, None
+
+    return Scale, seen
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode", "grad"])
+def test_needs_input_grad_in_an_unrecorded_forward_is_each_inputs_requires_grad(mode):
+    """torch fills ctx.needs_input_grad from the inputs' requires_grad even when grad mode is off
+    and no node is recorded."""
+    results = {}
+    for name, lib in (("torch", torch), ("chainrule", chainrule)):
+        scale, seen = _scale_function(lib)
+        x = lib.ones(2, requires_grad=True)
+        w = lib.ones(2)
+        context = {"no_grad": lib.no_grad, "inference_mode": lib.inference_mode,
+                   "grad": lib.enable_grad}[mode]()
+        with context:
+            scale.apply(x, w, 2.0)
+            scale.apply(w, w, 2.0)
+        results[name] = seen
+    assert results["chainrule"] == results["torch"]

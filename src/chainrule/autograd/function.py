@@ -1731,7 +1731,8 @@ class _UserNullCtx(FunctionCtx):
     _dirty = None
 
     def __init__(self, tensor_args) -> None:
-        self.needs_input_grad = tuple(False for _ in tensor_args)
+        # torch's: whether each input requires grad, grad mode or not (nothing is recorded either way)
+        self.needs_input_grad = tuple(t is not None and t._requires_grad for t in tensor_args)
         self._saved = ()
 
     def save_for_backward(self, *tensors) -> None:
