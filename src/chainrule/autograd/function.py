@@ -30,7 +30,7 @@ import weakref
 
 import numpy as np
 
-from .. import _opmath
+from .. import _opmath, _torch_function
 from .._backend import autocast_hook, is_gpu_array, on_one_device, refuse_device_params
 from .._dtype import NO_WIDE_UNSIGNED_KERNEL, WIDE_UNSIGNED, c_type_name, refuse_wide_unsigned
 from .grad_mode import is_grad_enabled, no_grad
@@ -266,6 +266,14 @@ class Node(FunctionCtx):
         return self._saved
 
     saved_tensors = saved_values  # a user Function's ctx.saved_tensors
+
+    @property
+    def saved_variables(self) -> tuple:
+        """torch's deprecated old name of ``saved_tensors`` (still in code written for torch 0.3,
+        e.g. NAFNet's LayerNormFunction): the same tuple, with torch's DeprecationWarning."""
+        warnings.warn("'saved_variables' is deprecated; use 'saved_tensors'", DeprecationWarning,
+                      stacklevel=_torch_function.user_stacklevel())
+        return self.saved_tensors
 
     # -- graph introspection ---------------------------------------------------------
     @classmethod
@@ -683,6 +691,12 @@ def _no_saved_tensors(node):
     raise AttributeError(f"'{type(node).__name__}' object has no attribute 'saved_tensors'")
 
 
+@property
+def _no_saved_variables(node):
+    """Nor the deprecated ``saved_variables``."""
+    raise AttributeError(f"'{type(node).__name__}' object has no attribute 'saved_variables'")
+
+
 def _not_callable(node, *grad_outputs):
     raise TypeError(f"'{type(node).__name__}' object is not callable")
 
@@ -711,7 +725,8 @@ class FunctionMeta(type):
         module = cls.__module__
         cls._wide_unsigned_kernel = (NO_WIDE_UNSIGNED_KERNEL.get(f"{module[14:]}.{name}")
                                      if module.startswith("chainrule.ops.") else None)
-        overrides = {"__call__": _not_callable} if cls._written_by_user else {"saved_tensors": _no_saved_tensors}
+        overrides = {"__call__": _not_callable} if cls._written_by_user else {"saved_tensors": _no_saved_tensors,
+                                                                         "saved_variables": _no_saved_variables}
         # torch's C++ nodes (torch::autograd::NotImplemented) are named in full by name() only
         type_name = node_name.rpartition("::")[2]
         if type_name != node_name:
@@ -1732,7 +1747,8 @@ class _UserNullCtx(FunctionCtx):
     _dirty = None
 
     def __init__(self, tensor_args) -> None:
-        self.needs_input_grad = tuple(False for _ in tensor_args)
+        # torch's: whether each input requires grad, grad mode or not (nothing is recorded either way)
+        self.needs_input_grad = tuple(t is not None and t._requires_grad for t in tensor_args)
         self._saved = ()
 
     def save_for_backward(self, *tensors) -> None:
