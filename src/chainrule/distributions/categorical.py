@@ -34,7 +34,7 @@ class Categorical(Distribution):
             raise TypeError(f"`{'probs' if probs is not None else 'logits'}` must be a Tensor (at least "
                             f"one-dimensional), got {type(given).__name__} {given!r}")
         if given.dim() < 1:
-            raise ValueError("`probs` or `logits` parameter must be at least one-dimensional.")
+            raise ValueError(f"`{'probs' if probs is not None else 'logits'}` parameter must be at least one-dimensional.")
         if probs is not None:
             self.probs = probs / probs.sum(-1, keepdim=True)
         else:
