@@ -68,3 +68,39 @@ def test_grid_sample_half_border_nan_grid_matches_torch():
         kwargs = dict(padding_mode=padding_mode, align_corners=True)
         np.testing.assert_array_equal(_sample(chainrule, input, _GRID_2D, "float16", **kwargs),
                                       _sample(torch, input, _GRID_2D, "float16", **kwargs))
+
+
+@pytest.mark.parametrize("input_shape, grid_shape, dtype, mode", [
+    ((2, 4, 5), (1, 1, 2), "float32", "bilinear"),
+    ((2, 4, 5), (2, 1, 2), "float32", "bilinear"),
+    ((2, 4, 5), (2, 1, 1, 2), "float32", "bilinear"),
+    ((2, 4, 5), (2, 1, 1), "float32", "bilinear"),
+    ((2, 0, 5), (2, 1, 1), "float32", "bilinear"),
+    ((2, 4, 5), (2, 1, 1), "bicubic", "bicubic"),
+    ((1, 2, 4, 5), (1, 1, 1, 1, 3), "float32", "bilinear"),
+    ((1, 2, 4, 5), (1, 3, 3), "float32", "bilinear"),
+    ((1, 2, 4, 5), (1, 3, 3, 3, 2), "float32", "bilinear"),
+    ((1, 2, 4, 5), (1, 3, 3, 2, 1), "float32", "bilinear"),
+    ((1, 2, 3, 4, 5), (1, 3, 3, 2), "float32", "bilinear"),
+    ((1, 2, 3, 4, 5), (1, 3, 3, 3), "float32", "bilinear"),
+    ((1, 2, 3, 4, 5), (1, 3, 3, 3, 3), "float32", "bicubic"),
+    ((1, 2, 4, 5, 6, 7), (1, 1, 1, 1, 1, 4), "float32", "bilinear"),
+    ((2,), (2,), "float32", "bilinear"),
+    ((1, 2, 0, 5), (1, 1, 1, 2), "int64", "bilinear"),
+    ((1, 2, 0, 5), (1, 1, 1, 3, 2), "float32", "bilinear"),
+    ((1, 2, 4, 5), (1, 3, 3, 3, 2), "int64", "bilinear"),
+    ((2, 4, 5), (3, 1, 1), "int64", "bilinear"),
+    ((1, 2, 4, 5), (1, 1, 1, 2), "int64", "bilinear"),
+    ((1, 2, 4, 5, 6), (1, 1, 1, 1, 3), "int64", "bilinear"),
+])
+def test_grid_sample_shape_errors_in_torchs_order(input_shape, grid_shape, dtype, mode):
+    """Batch size, the grid's last dimension and empty spatial dimensions are checked before the
+    4-D/5-D rank (whose message names 4D for a 4-D input, 5D for any other), then the dtype."""
+    errors = []
+    for module in (torch, chainrule):
+        kind = module.float32 if dtype == "bicubic" else getattr(module, dtype)
+        with pytest.raises(Exception) as info:
+            module.nn.functional.grid_sample(module.zeros(input_shape, dtype=kind), module.zeros(grid_shape, dtype=kind),
+                                             mode=mode, align_corners=True)
+        errors.append((type(info.value).__name__, str(info.value)))
+    assert errors[1] == errors[0]

@@ -231,27 +231,27 @@ def _check_grid_sample(input: Tensor, grid: Tensor, mode: str, padding_mode: str
     if input.device != grid.device:  # (its own words, checked first of torch's common checks)
         raise RuntimeError(f"grid_sampler(): expected input and grid to be on same device, but input is on "
                            f"{input.device} and grid is on {grid.device}")
-    if input.ndim not in (4, 5):
-        raise RuntimeError(f"grid_sampler(): expected 4D or 5D input and grid with same number of dimensions, "
-                           f"but got input with sizes {list(input.shape)} and grid with sizes {list(grid.shape)}")
-    if grid.ndim != input.ndim:
-        raise RuntimeError(f"grid_sampler(): expected grid to have same number of dimensions as input, but got "
-                           f"input with sizes {list(input.shape)} and grid with sizes {list(grid.shape)}")
+    # torch's check_grid_sampler_common (batch, last dimension, empty spatial dimensions), then
+    # check_grid_sampler_2d for a 4-D input or _3d for any other, then the kernel's dtype
+    sizes = f"input with sizes {list(input.shape)} and grid with sizes {list(grid.shape)}"
     if grid.shape[0] != input.shape[0]:
-        raise RuntimeError(f"grid_sampler(): expected grid and input to have same batch size, but got input with "
-                           f"sizes {list(input.shape)} and grid with sizes {list(grid.shape)}")
+        raise RuntimeError(f"grid_sampler(): expected grid and input to have same batch size, but got {sizes}")
     if grid.shape[-1] != input.ndim - 2:
         raise RuntimeError(f"grid_sampler(): expected grid to have size {input.ndim - 2} in last dimension, but got "
                            f"grid with sizes {list(grid.shape)}")
+    if any(s == 0 for s in input.shape[2:]):
+        raise RuntimeError(f"grid_sampler(): expected input to have non-empty spatial dimensions, but input has "
+                           f"sizes {list(input.shape)} with dimension {2 + list(input.shape[2:]).index(0)} being empty")
+    expected = 4 if input.ndim == 4 else 5
+    if input.ndim != expected or grid.ndim != expected:
+        raise RuntimeError(f"grid_sampler(): expected {expected}D input and grid with same number of dimensions, "
+                           f"but got {sizes}")
+    if mode == "bicubic" and input.ndim != 4:
+        raise RuntimeError("grid_sampler(): bicubic interpolation only supports 4D input")
     if input._data.dtype.kind in "biuc":  # torch's CPU kernels refuse them before comparing the dtypes
         refuse_kernel(input, "grid_sampler_2d_cpu_kernel_impl" if input.ndim == 4 else "grid_sampler3d_cpu")
     if not input.is_floating_point():
         raise RuntimeError(f"grid_sampler(): expected a floating input, got {input.dtype}")
-    if any(s == 0 for s in input.shape[2:]):
-        raise RuntimeError(f"grid_sampler(): expected input to have non-empty spatial dimensions, but input has "
-                           f"sizes {list(input.shape)} with dimension {2 + list(input.shape[2:]).index(0)} being empty")
-    if mode == "bicubic" and input.ndim != 4:
-        raise RuntimeError("grid_sampler(): bicubic interpolation only supports 4D input")
     if input.dtype is not grid.dtype:  # torch 2.13's CPU kernel, reading the grid as the input's type
         raise RuntimeError(f"expected scalar type {_dtype.scalar_name(input.dtype)} but found "
                            f"{_dtype.scalar_name(grid.dtype)}")
