@@ -135,22 +135,56 @@ def _unnormalize(coord: Tensor, size: int, align_corners: bool) -> Tensor:
     return (coord + 1) / 2 * (size - 1) if align_corners else ((coord + 1) * size - 1) / 2
 
 
-def _pad_coordinate(x: Tensor, size: int, padding_mode: str, align_corners: bool) -> Tensor:
+def _nan_position(size: int, spatial: int) -> int:
+    """Where torch's clip onto [0, size - 1] puts a NaN pixel index (from a NaN grid value, or an
+    infinite one reflected): the 2-D kernel's vectorised max(x, 0) gives 0, the 3-D kernel's scalar
+    std::min(size - 1, std::max(x, 0)) gives size - 1."""
+    return 0 if spatial == 2 else size - 1
+
+
+def _clip_array(x, size: int, spatial: int):
+    """A pixel index array clipped onto [0, size - 1], NaN to _nan_position (fmax/fmin ignore NaN)."""
+    xp = array_module(x)
+    return xp.fmin(xp.fmax(x, 0), size - 1) if spatial == 2 else xp.fmax(xp.fmin(x, size - 1), 0)
+
+
+def _outside_int_range(x):
+    """Where the 3-D kernel's safe_downgrade_to_int_range moves a pixel index to -100 (outside, so it
+    reads 0): not finite, or beyond int32's range compared in double (the 2-D kernel has no such step)."""
+    if isinstance(x, Tensor):  # float16/bfloat16, whose finite values all lie in the range
+        return ~x.isfinite()
+    return ~(array_module(x).isfinite(x) & (x >= np.float64(-2.0**31)) & (x <= np.float64(2.0**31 - 2)))
+
+
+def _downgrade_array(x, spatial: int):
+    """safe_downgrade_to_int_range on an index array of a 3-D sampling (the 2-D ones pass as they are)."""
+    if spatial != 3 or x.size == 0:
+        return x
+    if float(x.min()) >= -2.0**31 and float(x.max()) <= 2.0**31 - 2:  # (False where a NaN makes them NaN)
+        return x
+    return array_module(x).where(_outside_int_range(x), x.dtype.type(-100), x)
+
+
+def _pad_coordinate(x: Tensor, size: int, padding_mode: str, align_corners: bool, spatial: int) -> Tensor:
     """A pixel index moved inside the axis as ``padding_mode`` says ('zeros' leaves it: reads outside are 0)."""
     if padding_mode == "border":
         x = x.clamp(0, size - 1)
     elif padding_mode == "reflection":
         x = _reflect(x, 0, 2 * (size - 1)) if align_corners else _reflect(x, -1, 2 * size - 1)
         x = x.clamp(0, size - 1)
+    if padding_mode != "zeros":
+        x = where(x.isnan(), float(_nan_position(size, spatial)), x)
+    if spatial == 3:
+        x = where(_outside_int_range(x), -100.0, x)
     return x
 
 
-def _pad_coordinate_array(x, size: int, padding_mode: str, align_corners: bool):
+def _pad_coordinate_array(x, size: int, padding_mode: str, align_corners: bool, spatial: int):
     """_pad_coordinate on a float32/float64 array, for a grid no gradient flows to: the same
     operations in the same order, so the same values, without a node per step."""
     xp = array_module(x)
     if padding_mode == "border":
-        x = xp.clip(x, 0, size - 1)
+        x = _clip_array(x, size, spatial)
     elif padding_mode == "reflection":
         twice_low, twice_high = (0, 2 * (size - 1)) if align_corners else (-1, 2 * size - 1)
         if twice_low == twice_high:
@@ -161,8 +195,8 @@ def _pad_coordinate_array(x, size: int, padding_mode: str, align_corners: bool):
             flips = xp.floor(distance / span)
             extra = distance - flips * span
             x = xp.where(_even(flips), extra + low, span - extra + low)
-        x = xp.clip(x, 0, size - 1)
-    return x
+        x = _clip_array(x, size, spatial)
+    return _downgrade_array(x, spatial)
 
 
 def _cubic_coefficients(t: Tensor) -> list[Tensor]:
@@ -197,27 +231,27 @@ def _check_grid_sample(input: Tensor, grid: Tensor, mode: str, padding_mode: str
     if input.device != grid.device:  # (its own words, checked first of torch's common checks)
         raise RuntimeError(f"grid_sampler(): expected input and grid to be on same device, but input is on "
                            f"{input.device} and grid is on {grid.device}")
-    if input.ndim not in (4, 5):
-        raise RuntimeError(f"grid_sampler(): expected 4D or 5D input and grid with same number of dimensions, "
-                           f"but got input with sizes {list(input.shape)} and grid with sizes {list(grid.shape)}")
-    if grid.ndim != input.ndim:
-        raise RuntimeError(f"grid_sampler(): expected grid to have same number of dimensions as input, but got "
-                           f"input with sizes {list(input.shape)} and grid with sizes {list(grid.shape)}")
+    # torch's check_grid_sampler_common (batch, last dimension, empty spatial dimensions), then
+    # check_grid_sampler_2d for a 4-D input or _3d for any other, then the kernel's dtype
+    sizes = f"input with sizes {list(input.shape)} and grid with sizes {list(grid.shape)}"
     if grid.shape[0] != input.shape[0]:
-        raise RuntimeError(f"grid_sampler(): expected grid and input to have same batch size, but got input with "
-                           f"sizes {list(input.shape)} and grid with sizes {list(grid.shape)}")
+        raise RuntimeError(f"grid_sampler(): expected grid and input to have same batch size, but got {sizes}")
     if grid.shape[-1] != input.ndim - 2:
         raise RuntimeError(f"grid_sampler(): expected grid to have size {input.ndim - 2} in last dimension, but got "
                            f"grid with sizes {list(grid.shape)}")
+    if any(s == 0 for s in input.shape[2:]):
+        raise RuntimeError(f"grid_sampler(): expected input to have non-empty spatial dimensions, but input has "
+                           f"sizes {list(input.shape)} with dimension {2 + list(input.shape[2:]).index(0)} being empty")
+    expected = 4 if input.ndim == 4 else 5
+    if input.ndim != expected or grid.ndim != expected:
+        raise RuntimeError(f"grid_sampler(): expected {expected}D input and grid with same number of dimensions, "
+                           f"but got {sizes}")
+    if mode == "bicubic" and input.ndim != 4:
+        raise RuntimeError("grid_sampler(): bicubic interpolation only supports 4D input")
     if input._data.dtype.kind in "biuc":  # torch's CPU kernels refuse them before comparing the dtypes
         refuse_kernel(input, "grid_sampler_2d_cpu_kernel_impl" if input.ndim == 4 else "grid_sampler3d_cpu")
     if not input.is_floating_point():
         raise RuntimeError(f"grid_sampler(): expected a floating input, got {input.dtype}")
-    if any(s == 0 for s in input.shape[2:]):
-        raise RuntimeError(f"grid_sampler(): expected input to have non-empty spatial dimensions, but input has "
-                           f"sizes {list(input.shape)} with dimension {2 + list(input.shape[2:]).index(0)} being empty")
-    if mode == "bicubic" and input.ndim != 4:
-        raise RuntimeError("grid_sampler(): bicubic interpolation only supports 4D input")
     if input.dtype is not grid.dtype:  # torch 2.13's CPU kernel, reading the grid as the input's type
         raise RuntimeError(f"expected scalar type {_dtype.scalar_name(input.dtype)} but found "
                            f"{_dtype.scalar_name(grid.dtype)}")
@@ -375,9 +409,13 @@ def _grid_coordinates(grid, sizes, padding_mode: str, align_corners: bool, pad: 
                 slope = xp.where(x - low < 0, -slope, slope)  # (+1 at low itself, as torch's kernel)
                 x = xp.where(even, extra + low, span - extra + low)
                 slope = xp.where(even, slope, -slope)
-        if pad and padding_mode != "zeros":  # torch's kernel counts the ends as outside (0 there; NaN passes)
+        # torch's kernel counts the ends as outside (0 there); a NaN index keeps its slope (torch's
+        # backward of a NaN grid has no value to match: its CPU kernel crashes on one)
+        if pad and padding_mode != "zeros":
             slope = slope * ~((x <= 0) | (x >= size - 1))
-            x = xp.clip(x, 0, size - 1)
+            x = _clip_array(x, size, spatial)
+        if pad:
+            x = _downgrade_array(x, spatial)
         coords.append(x)
         slopes.append(slope)
     return coords, slopes
@@ -459,8 +497,8 @@ def _grid_sample(input: Tensor, grid: Tensor, mode: str, padding_mode: str, alig
         coords = [_unnormalize(source[..., spatial - 1 - d].reshape(batch, points), sizes[d], align)
                   for d in range(spatial)]
         if mode != "bicubic":  # bicubic pads each tap instead (below)
-            coords = [_pad_coordinate_array(c, sizes[d], padding_mode, align) if arrays
-                      else _pad_coordinate(c, sizes[d], padding_mode, align) for d, c in enumerate(coords)]
+            coords = [_pad_coordinate_array(c, sizes[d], padding_mode, align, spatial) if arrays
+                      else _pad_coordinate(c, sizes[d], padding_mode, align, spatial) for d, c in enumerate(coords)]
     values_of = (lambda c: c) if arrays else (lambda c: c._data)
     constant = (lambda a: a) if arrays else Tensor._make
     flat = input.reshape(batch, channels, int(np.prod(sizes, dtype=np.int64)))
@@ -535,7 +573,7 @@ def _grid_sample(input: Tensor, grid: Tensor, mode: str, padding_mode: str, alig
             for tap_y in range(4):
                 row = None
                 for tap_x in range(4):
-                    positions = [_pad_coordinate(Tensor._make(f + (tap - 1)), sizes[d], padding_mode, align)._data
+                    positions = [_pad_coordinate(Tensor._make(f + (tap - 1)), sizes[d], padding_mode, align, spatial)._data
                                  for d, (f, tap) in enumerate(zip(low, (tap_y, tap_x)))]
                     term = read(positions) * weights[1][tap_x].unsqueeze(1)
                     row = term if row is None else row + term
@@ -545,8 +583,8 @@ def _grid_sample(input: Tensor, grid: Tensor, mode: str, padding_mode: str, alig
         # the 4 x 4 taps, y's outer: each tap's integer position moved inside by the padding mode
         # (a constant of the grid), and its weight y's times x's
         offsets = xp.arange(-1, 3, dtype=low[0].dtype).reshape(1, 4, 1)
-        along = [_pad_coordinate_array(f[:, None, :] + offsets, sizes[d], padding_mode, align) if arrays
-                 else _pad_coordinate(Tensor._make(f[:, None, :] + offsets), sizes[d], padding_mode, align)._data
+        along = [_pad_coordinate_array(f[:, None, :] + offsets, sizes[d], padding_mode, align, spatial) if arrays
+                 else _pad_coordinate(Tensor._make(f[:, None, :] + offsets), sizes[d], padding_mode, align, spatial)._data
                  for d, f in enumerate(low)]
         positions = [along[0][:, :, None, :], along[1][:, None, :, :]]
         if arrays:
