@@ -334,8 +334,9 @@ def _run(trace: Trace, values: dict, outputs, size: int):
         with set_grad_enabled(grad_mode):
             result = None
             rule = _call_elementwise if isinstance(cls, _ElementwiseCall) else _RULES.get(cls.__name__)
-            if rule is not None and not params_batched and cls.__module__.startswith("chainrule."):
-                result = rule(cls, operands, _unwrap(mapped), outs, size)
+            if rule is not None and (not params_batched or rule in _BATCHED_PARAMS) and \
+                    cls.__module__.startswith("chainrule."):
+                result = rule(cls, operands, _unwrap(mapped) if rule not in _BATCHED_PARAMS else mapped, outs, size)
             if result is None:  # torch's fallback: the op once per slice, stacked
                 per_slice = []
                 if isinstance(cls, _ElementwiseCall):
@@ -412,9 +413,27 @@ def _call_elementwise(call, operands, params, outs, size):
     return call.op(*[next(padded) if a is None else a for a in call.template])
 
 
+def _where(cls, operands, params, outs, size):
+    """where(condition, a, b), its condition a parameter: all three broadcast, batch dims in front."""
+    condition = params["condition"]
+    if not isinstance(condition, _Value):
+        return None
+    rank = max(_logical_rank(v) for v in (*operands, condition))
+    return _function._apply_array_op(cls, *[_padded(v, rank) for v in operands],
+                                     **dict(params, condition=_padded(condition, rank)))
+
+
 def _dim_shifted(cls, operands, params, outs, size):
-    """An op along ``dim`` of one batched operand (softmax, log_softmax, their backward)."""
+    """An op along ``dim`` of one batched operand (softmax, log_softmax, their backward, whose kept
+    softmax comes batched too)."""
     if not all(v.batched for v in operands):
+        return None
+    kept = params.get("softmax")
+    if isinstance(kept, _Value):
+        if not kept.batched or kept.data.shape != operands[0].data.shape:
+            return None
+        params = dict(params, softmax=kept.data)
+    elif kept is not None:
         return None
     rank = _logical_rank(operands[0])
     dim = params.get("dim")
@@ -557,11 +576,13 @@ def _stacked(cls, operands, params, outs, size):
     return stack([v.data if v.batched else v.data.expand(size, *v.data.shape) for v in operands], dim=1)
 
 
+# rules that take parameters the replay batched (as _Values)
+_BATCHED_PARAMS = frozenset({_where, _dim_shifted})
 _ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Neg", "Exp", "Log", "Tanh", "Sigmoid", "Relu", "Sin", "Cos", "Sqrt",
                 "Rsqrt", "Abs", "Maximum", "Minimum", "Square", "Reciprocal", "Log1p", "Expm1", "Softplus",
-                "PowScalar", "Where", "TanhBackward", "SigmoidBackward", "Threshold", "ReluBackward", "Pow")
+                "PowScalar", "TanhBackward", "SigmoidBackward", "Threshold", "ReluBackward", "Pow")
 _RULES = {name: _elementwise for name in _ELEMENTWISE}
-_RULES.update({"Reshape": _reshaped, "UnsqueezeView": _reshaped, "Select": _indexed, "Slice": _indexed,
+_RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped, "Select": _indexed, "Slice": _indexed,
                "SelectScatter": _scattered, "SliceScatter": _scattered, "Addmm": _addmm, "Mm": _mm,
                "LinearBackward": _linear_backward, "Matmul": _matmul, "StackRows": _stacked, "LogSoftmax": _dim_shifted,
                "Softmax": _dim_shifted, "LogSoftmaxBackward": _dim_shifted, "SoftmaxBackward": _dim_shifted})
