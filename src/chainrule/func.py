@@ -11,11 +11,14 @@ machinery, which keeps every transform as exact as the ops' own rules:
 - ``jvp``, ``linearize`` and ``jacfwd`` are forward mode: ``func`` runs on dual tensors
   (autograd.forward_ad), whose tangents every op pushes forward from its own backward rule. A
   ``jvp`` inside an active dual level (there is one level at a time) uses the double-vjp identity.
-- ``vmap`` runs ``f`` once per slice along the mapped dimension and stacks the results: the
-  values and gradients torch's batching rules give, in a Python loop instead of one batched
-  kernel. ``randomness``: "error" (the default) refuses random ops inside, "different" lets each
-  slice draw its own numbers, "same" gives every slice the same draws (the CPU generator is
-  rewound to where it stood before each slice), as torch's vmap does.
+- ``vmap`` runs ``f`` on slice 0 while recording its ops (a ``grad`` inside: its backward's too),
+  then replays them once on the whole batch, each by a batching rule (one GEMM for a linear, as
+  torch's) or, for an op without one, once per slice (``_vmap_batched``); the last slice's own run
+  checks the replay. What the record cannot vouch for (a user Function, an in-place write, an
+  operand of unknown origin) and ``randomness`` other than "error" run ``f`` once per slice and
+  stack the results, as before. ``randomness``: "error" (the default) refuses random ops inside,
+  "different" lets each slice draw its own numbers, "same" gives every slice the same draws (the
+  CPU generator is rewound to where it stood before each slice), as torch's vmap does.
 
 Arguments and results may be nested tuples, lists and dicts of tensors (pytrees), as in torch:
 ``grad(loss)(params_dict, x)`` returns a dict of gradients.
@@ -942,7 +945,8 @@ def _flat_out_dims(func, out_dims, output) -> list:
 
 def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=None):
     """Map ``func`` over a dimension of its inputs (``in_dims``: one int/None, or one per
-    argument, possibly nested like the argument) and stack the results along ``out_dims``."""
+    argument, possibly nested like the argument) and stack the results along ``out_dims``: its
+    ops run once on the batch where slice 0's record can be replayed (see the module docstring)."""
     if randomness not in ("error", "different", "same"):
         raise RuntimeError(f"Only allowed values for randomness are 'error', 'different', or 'same'. "
                            f"Got {randomness}")
