@@ -41,7 +41,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                    "chainrule.serialization", "chainrule._utils", "chainrule._safetensors", "chainrule._torch_zip", "chainrule._torch_file",
                    "chainrule.testing", "chainrule.onnx", "chainrule.hub", "chainrule.jit",
                    "chainrule.compiler", "chainrule._dynamo", "chainrule.fx", "chainrule._C",
-                   "chainrule.models", "chainrule.func", "chainrule.multiprocessing", "chainrule._spawn_child",
+                   "chainrule.models", "chainrule.func", "chainrule._vmap_batched", "chainrule.multiprocessing", "chainrule._spawn_child",
                    "chainrule.version", "chainrule.torch_version", "chainrule.__config__", "chainrule._subclasses",
                    "chainrule.profiler", "chainrule.quasirandom", "chainrule.signal", "chainrule.overrides",
                    "chainrule.library", "chainrule._custom_ops", "chainrule._custom_op", "chainrule.ao", "chainrule.quantization", "chainrule.nested",

@@ -11,11 +11,14 @@ machinery, which keeps every transform as exact as the ops' own rules:
 - ``jvp``, ``linearize`` and ``jacfwd`` are forward mode: ``func`` runs on dual tensors
   (autograd.forward_ad), whose tangents every op pushes forward from its own backward rule. A
   ``jvp`` inside an active dual level (there is one level at a time) uses the double-vjp identity.
-- ``vmap`` runs ``f`` once per slice along the mapped dimension and stacks the results: the
-  values and gradients torch's batching rules give, in a Python loop instead of one batched
-  kernel. ``randomness``: "error" (the default) refuses random ops inside, "different" lets each
-  slice draw its own numbers, "same" gives every slice the same draws (the CPU generator is
-  rewound to where it stood before each slice), as torch's vmap does.
+- ``vmap`` runs ``f`` on slice 0 while recording its ops (a ``grad`` inside: its backward's too),
+  then replays them once on the whole batch, each by a batching rule (one GEMM for a linear, as
+  torch's) or, for an op without one, once per slice (``_vmap_batched``); the last slice's own run
+  checks the replay. What the record cannot vouch for (a user Function, an in-place write, an
+  operand of unknown origin) and ``randomness`` other than "error" run ``f`` once per slice and
+  stack the results, as before. ``randomness``: "error" (the default) refuses random ops inside,
+  "different" lets each slice draw its own numbers, "same" gives every slice the same draws (the
+  CPU generator is rewound to where it stood before each slice), as torch's vmap does.
 
 Arguments and results may be nested tuples, lists and dicts of tensors (pytrees), as in torch:
 ``grad(loss)(params_dict, x)`` returns a dict of gradients.
@@ -28,7 +31,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import _vmap_frames
+from . import _vmap_batched, _vmap_frames
 from .autograd import batched_walk as _batched_walk
 from .autograd import engine as _engine
 from .autograd import forward_ad as _forward_ad
@@ -942,7 +945,8 @@ def _flat_out_dims(func, out_dims, output) -> list:
 
 def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=None):
     """Map ``func`` over a dimension of its inputs (``in_dims``: one int/None, or one per
-    argument, possibly nested like the argument) and stack the results along ``out_dims``."""
+    argument, possibly nested like the argument) and stack the results along ``out_dims``: its
+    ops run once on the batch where slice 0's record can be replayed (see the module docstring)."""
     if randomness not in ("error", "different", "same"):
         raise RuntimeError(f"Only allowed values for randomness are 'error', 'different', or 'same'. "
                            f"Got {randomness}")
@@ -971,22 +975,108 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
         results = []
         # the frame tells operators with a vmap rule (torch.library.register_vmap) where slices came from
         rewind = _random.default_generator.get_state() if randomness == "same" else None
-        with _vmap_frames.entered(_vmap_frames.VmapFrame(size, randomness)) as frame, _watching_batches():
-            frame.note_closed_over(func)
-            for i in range(size):
-                frame.index = i
-                if rewind is not None and i:
-                    _random.default_generator.set_state(rewind)
-                    for generator, state in frame.rewound_generators.values():
-                        generator.set_state(state)
-                if i:
-                    frame.rewind_writes()
-                sliced = tree_unflatten([frame.keep(leaf) if dim is None else frame.cut(leaf, dim, i)
-                                         for leaf, dim in zip(flat_args, flat_dims)], spec)
-                results.append(func(*sliced, **kwargs))
+        frame = _vmap_frames.VmapFrame(size, randomness)
+
+        def cut(i):
+            frame.index = i
+            if rewind is not None and i:
+                _random.default_generator.set_state(rewind)
+                for generator, state in frame.rewound_generators.values():
+                    generator.set_state(state)
+            if i:
+                frame.rewind_writes()
+            return tree_unflatten([frame.keep(leaf) if dim is None else frame.cut(leaf, dim, i)
+                                   for leaf, dim in zip(flat_args, flat_dims)], spec)
+
+        start = 0
+        if size > 1 and randomness == "error":
+            # slice 0's ops recorded, then replayed once on the whole batch (_vmap_batched), outside
+            # the frame: the replay's ops are the batch's, not a slice's
+            with _vmap_frames.entered(frame), _watching_batches():
+                frame.note_closed_over(func)
+                sliced = cut(0)
+                token = _vmap_batched.start(frame)
+                try:
+                    results.append(func(*sliced, **kwargs))
+                finally:
+                    trace = _vmap_batched.stop(token)
+            batched = _replayed(func, trace, flat_args, flat_dims, results[0], out_dims, size)
+            if batched is not None:
+                # the last slice's own run checks the replay (an op that read a batched value as a
+                # constant would show there): agreeing, the replay's results are vmap's
+                with _vmap_frames.entered(frame), _watching_batches():
+                    last = func(*cut(size - 1), **kwargs)
+                if _replay_agrees(batched[1], last):
+                    return batched[0]
+                results.append(last)  # (the middle slices run below, then the last one is put last)
+            start = 1
+        with _vmap_frames.entered(frame), _watching_batches():
+            if not start:
+                frame.note_closed_over(func)
+            stop = size - 1 if len(results) == 2 else size
+            middle = [func(*cut(i), **kwargs) for i in range(start, stop)]
+        results[1:1] = middle
         return _stack_results(func, results, out_dims, frame)
 
     return _counted(wrapper, batching=True)
+
+
+def _replayed(func, trace, flat_args, flat_dims, first, out_dims, size: int):
+    """(vmap's results, the replay's values) from the replay of slice 0's ops on the batch
+    (``_vmap_batched``), or None where it cannot stand for the slices' runs (vmap then runs the
+    others one by one)."""
+    frame = trace.frame
+    if not trace.ok or frame.batched_results or frame._rewound_writes or frame.rewound_generators:
+        return None
+    leaves, spec = tree_flatten(first)
+    try:
+        dims = _flat_out_dims(func, out_dims, first)
+    except ValueError:
+        return None  # (the stacking raises it)
+    tensors = []
+    for leaf, dim in zip(leaves, dims):
+        if isinstance(leaf, Tensor):
+            tensors.append(leaf)
+        elif dim is not None:
+            return None
+    found = _vmap_batched.replay(trace, flat_args, flat_dims, tensors, size)
+    if found is None:
+        return None
+    values = found
+    found = iter(found)
+    stacked = []
+    for leaf, dim in zip(leaves, dims):
+        if not isinstance(leaf, Tensor):
+            stacked.append(leaf)
+            continue
+        value = next(found)
+        if dim is None:
+            if value.batched:
+                return None
+            stacked.append(leaf)
+            continue
+        rank = leaf.dim() + 1
+        if not -rank <= dim < rank:
+            return None
+        if not value.batched:
+            stacked.append(_stack([leaf] * size, dim=dim))
+        else:
+            stacked.append(value.data.movedim(0, dim) if dim % rank else value.data)
+    return tree_unflatten(stacked, spec), values
+
+
+def _replay_agrees(values, last) -> bool:
+    """Whether the last slice's own results (``last``) are the replay's (``values``, batch dim first)."""
+    leaves = [leaf for leaf in tree_flatten(last)[0] if isinstance(leaf, Tensor)]
+    if len(leaves) != len(values):
+        return False
+    for leaf, value in zip(leaves, values):
+        if value.batched:
+            if tuple(value.data.shape[1:]) != tuple(leaf.shape) or not _vmap_batched.agrees(value.data, leaf, -1):
+                return False
+        elif not _vmap_batched.agrees(value.data.unsqueeze(0), leaf, 0):
+            return False
+    return True
 
 
 class _BatchWatcher:
@@ -997,6 +1087,7 @@ class _BatchWatcher:
     already there (a profiler, a FLOP counter) is set aside and each op runs through it."""
 
     observes_under = True  # a profiler started while it stands there goes under it (profiler.Recorder.start)
+    walks_batched = True  # the engine's batched walk (jacrev's rows at once) runs under it, its ops seen
 
     def __init__(self, previous) -> None:
         self.previous = previous
@@ -1016,6 +1107,12 @@ class _BatchWatcher:
         finally:
             _function.active_profiler = self
         _vmap_frames.note_results(inputs, params, out)
+        trace = _vmap_batched.active
+        if trace is not None and trace.ok:
+            if user_function:
+                trace.ok = False
+            else:
+                trace.record(cls, inputs, params, out)
         return out
 
     def begin(self, name: str, inputs=(), *, user_annotation: bool = False):

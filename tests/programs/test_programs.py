@@ -82,11 +82,6 @@ KNOWN_FAILING: dict[str, str] = {
                  "torch, for every seed, prints 2 (the trained model's last bits differ from torch's, so a multinomial "
                  "draw goes the other way). The torch.allclose(xbow, xbow2) line before it now prints torch's False: "
                  "float32 sum/mean add in torch's order (chainrule/_sum_order.py)",
-    "recipe_func_jacobians": "the tutorial's assert torch.allclose(batch_jacobian0, batch_jacobian1) fails: chainrule's "
-                             "vmap runs predict per slice (one-row GEMMs), whose last bits differ from the batch GEMM "
-                             "of jacrev(predict_with_output_summed); tanh' = 1 - y*y near saturation amplifies one ulp "
-                             "of y past rtol=1e-5 (21 of 8448 entries at seed 0). torch's vmap batches F.linear into "
-                             "that same GEMM. Everything after it runs and prints as torch's when the assert is skipped",
 }
 
 # (program, FINAL key) pairs whose value a training run's last bits can carry out of torch's band on

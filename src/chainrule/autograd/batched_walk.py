@@ -50,8 +50,9 @@ def batched_backward(outputs, inputs, grad_outputs, retain_graph: bool, create_g
     backward per row, which also raises torch's errors for invalid arguments.
     """
     Tensor = _function._Tensor
-    if _anomaly.enabled or _function.active_profiler is not None or _function.active_extension is not None:
-        return None
+    if _anomaly.enabled or _function.active_extension is not None or (
+            _function.active_profiler is not None and not getattr(_function.active_profiler, "walks_batched", False)):
+        return None  # (vmap's watcher stands where the profiler does: it lets the walk's ops pass)
     pairs = [(out, g) for out, g in zip(outputs, grad_outputs) if g is not None]
     if not pairs or not inputs:
         return None
@@ -215,7 +216,7 @@ def _fixed_batched_gradient(node, i: int, g, meta: tuple, batch: int):
     shape, dtype = meta
     if not isinstance(g, Tensor):
         g = Tensor._make(np.asarray(g))
-    if _grad_state.enabled:
+    if _grad_state.enabled or _function.tracing_ops:  # (a vmap recording its ops sees these too)
         return _recorded_fix(node, i, g, shape, dtype, batch)
     data = g._data
     if data.shape != (batch,) + shape:
@@ -266,7 +267,8 @@ def _add_to_buffer(buffers, node, output_nr: int, grad) -> None:
     if previous is None:
         slots[output_nr] = grad
     else:
-        slots[output_nr] = previous + grad if _grad_state.enabled else type(grad)._make(previous._data + grad._data)
+        slots[output_nr] = previous + grad if _grad_state.enabled or _function.tracing_ops else \
+            type(grad)._make(previous._data + grad._data)
 
 
 def has_batched_rules(outputs) -> bool:
@@ -310,6 +312,8 @@ def jacobian_rows(output, inputs, chunk_size=None, create_graph: bool = False):
         seeds = xp.zeros((stop - start, count), dtype=output._data.dtype)
         seeds[xp.arange(stop - start), xp.arange(start, stop)] = 1
         seeds = Tensor._make(seeds.reshape((stop - start,) + output._data.shape))
+        if _function.tracing_ops:  # the same rows for every slice of a vmap that records its ops
+            _function.traced_constant(seeds)
         found = batched_backward((output,), inputs, (seeds,), retain_graph=True, create_graph=create_graph)
         if found is None:
             return None

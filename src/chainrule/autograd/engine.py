@@ -74,6 +74,8 @@ def _root_grads(outputs, grad_outputs, create_graph: bool):
             if _function.active_dispatch is not None:  # a mode, or a wrapper subclass output, makes it
                 made = _function.factory_dispatch("ones_like", _ones_like, (out,), {})
                 g = g if made is _function.RUN_UNDISPATCHED else made
+            if _function.tracing_ops:  # the same ones for every slice of a vmap that records its ops
+                _function.traced_constant(g)
         elif not isinstance(g, Tensor):
             raise TypeError(f"gradients can be either Tensors or None, but got {type(g).__name__}")
         if g._data.shape != out._data.shape:

@@ -80,6 +80,11 @@ making_inference_tensors = False
 # the op hot path pays for profiling. It hands each apply to the recorder, which times it and
 # calls apply again, answering that inner call with RUN_UNRECORDED (run on, unrecorded).
 active_profiler = None
+# how many vmaps are recording their slice 0's ops (_vmap_batched): rules then run Tensor ops, whose
+# applies the record sees, not their raw-array shortcuts (on_arrays)
+tracing_ops = 0
+traced_elementwise = None  # its hook for an elementwise op that is no Function (a comparison): (op, args, out)
+traced_constant = None  # its hook for a tensor the engine makes that every slice's run makes the same (a seed)
 RUN_UNRECORDED = object()
 # what runs each op instead while a forward-AD level or saved-tensor hooks are active (set by
 # autograd.forward_ad), else None: the one check the op hot path pays for both
@@ -1900,7 +1905,8 @@ def on_arrays(grad) -> bool:
     nothing records now, ``grad`` is not half precision (whose Tensor ops compute in float32), and no
     dispatch mode is entered (it sees the rule's ops, as torch's modes see the backward's)."""
     dtype = grad._data.dtype
-    return not _grad_state.enabled and dtype.itemsize >= 4 and dtype.kind in "fc" and active_dispatch is None
+    return not _grad_state.enabled and dtype.itemsize >= 4 and dtype.kind in "fc" and active_dispatch is None and \
+        not tracing_ops
 
 
 def unwatched_on_arrays(grad) -> bool:

@@ -118,6 +118,8 @@ class Relu(Function):
         # relu'(x) = 0 where x <= 0 else 1 (0 at x = 0, and NaN passes the gradient, as torch); the
         # saved result is >= 0 or NaN, so "not <= 0" is "!= 0": one comparison, no inversion
         (y,) = ctx.saved_values
+        if _function.tracing_ops:  # a vmap recording its ops sees the mask made by an op (_vmap_batched)
+            return depending_on(where(y != 0, grad, 0), y, node="ThresholdBackwardBackward0")
         return depending_on(_mask_mul(grad, y._data != 0), y, node="ThresholdBackwardBackward0")
 
 

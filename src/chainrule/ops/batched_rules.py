@@ -22,6 +22,7 @@ import math
 import numpy as np
 
 from .._backend import array_module, is_array
+from ..autograd import function as _function
 from ..autograd.batched_grad import CatRows, StackRows, UnstackRows, broadcasting_rule, register_batched_rule
 from ..autograd.engine import SumToScalar, SumToSize
 from ..autograd.function import is_recording
@@ -58,14 +59,15 @@ def _times_matrix(g: Tensor, m: Tensor) -> Tensor:
     stack runs one small GEMM per matrix)."""
     rows = math.prod(g.shape[:-1])
     shape = tuple(g.shape[:-1]) + (m.shape[-1],)
-    if not is_recording(g, m):  # the same GEMM on the arrays, without four Tensor ops' overhead
+    # the same GEMM on the arrays, without four Tensor ops' overhead (unless a vmap records its ops)
+    if not is_recording(g, m) and not _function.tracing_ops:
         return Tensor._make((g._data.reshape(rows, g.shape[-1]) @ m._data).reshape(shape))
     return (g.reshape(rows, g.shape[-1]) @ m).reshape(shape)
 
 
 def _matrix_times(m: Tensor, g: Tensor) -> Tensor:
     """``m (q, p) @ g (..., p, r)`` as one GEMM: g's contracted dim moved to the front."""
-    if not is_recording(m, g):  # (as _times_matrix)
+    if not is_recording(m, g) and not _function.tracing_ops:  # (as _times_matrix)
         xp = array_module(g._data)
         moved = xp.moveaxis(g._data, -2, 0)
         product = m._data @ moved.reshape(moved.shape[0], math.prod(moved.shape[1:]))

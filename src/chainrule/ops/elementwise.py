@@ -141,7 +141,8 @@ def _cast(t: Tensor, dtype: _dtype.dtype) -> Tensor:
     # an integer or bool result never requires grad (torch: only floating and complex tensors do), so
     # ``(x * 10).long()`` records nothing and its .numpy() works
     recorded = t._requires_grad and (dtype.is_floating_point or dtype.is_complex)
-    if not recorded and _function_module.active_extension is None and _function_module.active_dispatch is None:
+    if not recorded and _function_module.active_extension is None and _function_module.active_dispatch is None and \
+            not _function_module.tracing_ops:  # (a vmap recording its ops sees the cast: _vmap_batched)
         on_its_gpu(t._data)
         return Tensor._make(ToCopy.forward(None, t._data, dtype.np))  # the recorded op's forward, unrecorded
     if not recorded and t._requires_grad:
@@ -3282,6 +3283,8 @@ def _compare(ufunc, ordered: str = "", *, aten: str):
             raise broadcast_error(error, (x, y)) from None
         if _vmap_frames._frames:  # no Function saw it: batched where an operand is (``if x.sum() > 0:``)
             _vmap_frames.note_results((input, other), None, out)
+            if _function_module.tracing_ops:  # a vmap recording its ops replays it too (_vmap_batched)
+                _function_module.traced_elementwise(op, (input, other), out)
         return out
 
     op.__name__ = aten  # torch.eq.__name__ is "eq", not NumPy's "equal" (torch.equal's)

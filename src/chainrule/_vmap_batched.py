@@ -1,0 +1,588 @@
+"""vmap's batched run: the function's ops for the first slice, replayed once on the whole batch.
+
+torch's vmap runs the function once, on tensors that carry the batch dimension, through a
+batching rule per op. chainrule's vmap runs the function on slice 0 as before, while this module
+records every op it applies (the forward's and the backward's of a ``grad`` inside: the engine's
+rules are ops too), each operand's provenance, and each op's grad mode. When the record is
+complete — every operand an op's output, a slice of a mapped input (batched), or a tensor the
+vmap holds unbatched (an unmapped input, a tensor the function closes over, a factory's) — the
+ops are replayed once on the batched values, in order, and vmap returns the replay's results:
+the function's Python runs once, and each op runs once on the batch (one GEMM for a linear, as
+torch's). The slices' runs agree op by op, since vmap refuses what could make them differ (a
+batched value read as a Python number, a random op under randomness="error").
+
+Each op class has a rule (``_RULES``) that applies it to the batched values, the batch dim in
+front; an op without one runs once per slice and its results are stacked (torch's "fallback",
+without its warning: the numbers are the per-slice ones). Anything the record cannot vouch for
+stops the replay, and vmap runs the remaining slices one by one as before: a user Function, an
+in-place write, an operand of unknown origin (a rule's raw array), a parameter that is no plain
+value, a result whose shape or values disagree with slice 0's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .autograd import function as _function
+from .autograd.grad_mode import is_grad_enabled, set_grad_enabled
+
+__all__ = ["Trace", "active", "agrees", "replay", "start", "stop"]
+
+active = None  # the Trace of the innermost vmap running its slice 0, or None
+
+
+class _Stop(Exception):
+    """The record cannot be replayed: vmap runs the remaining slices one by one."""
+
+
+def _data_key(array):
+    """What tells two tensors over the very same values: a NumPy array's memory, shape, strides and
+    dtype (one array wrapped anew is another object), else the array object."""
+    if type(array) is np.ndarray:
+        return (array.__array_interface__["data"][0], array.shape, array.strides, array.dtype.str)
+    return id(array)
+
+
+def _version(t) -> tuple:
+    box = t._vbox
+    return (None, 0) if box is None else (id(box), box[0])
+
+
+class Trace:
+    """The ops one vmap's slice 0 applied, in order, and the provenance of its inputs."""
+
+    def __init__(self, frame) -> None:
+        self.frame = frame
+        self.ok = True
+        self.ops: list = []  # (cls, inputs, params, outputs, grad mode, inputs' versions)
+        self.made: dict[int, tuple] = {}  # id(output) -> (output, its version when made, the op's index)
+        self.keep: list = []  # every tensor named, so that its id stays its own while the trace lives
+        self.by_data = {_data_key(piece._data): piece for piece, _, dim in frame._origins.values()
+                        if dim is not None and isinstance(piece, _function._Tensor)}
+        self.mapped_inputs: set = set()  # ids of the batched inputs, which no op may read whole
+        self.saved_at: dict = {}  # data key -> (op index, output, position in its node's saved values, node type)
+        self.replayed: dict[int, tuple] = {}  # op index -> its replayed outputs
+        self.node_of: dict[int, tuple] = {}  # id(an output's node) -> (node, op index, output)
+        self.per_slice: dict[int, list] = {}  # op index -> each slice's outputs, for an op run per slice
+        # id, or its array's key -> a tensor every slice's run makes alike (a seed)
+        self.constants: dict = {}
+        # id(a tensor vmap handed the function) -> its version before the function ran
+        self.given = {key: _version(entry[0]) for key, entry in frame._origins.items()
+                      if isinstance(entry[0], _function._Tensor)}
+
+    def record(self, cls, inputs, params, out) -> None:
+        outs = out if isinstance(out, tuple) else (out,)
+        Tensor = _function._Tensor
+        if not all(isinstance(o, Tensor) for o in outs) or not all(isinstance(t, Tensor) for t in inputs) or \
+                "AsStrided" in cls.__name__:  # (a view by storage offsets: the slice's, not the batch's)
+            self.ok = False
+            return
+        index = len(self.ops)
+        self.ops.append((cls, inputs, params, outs, is_grad_enabled(), tuple(_version(t) for t in inputs)))
+        for k, o in enumerate(outs):
+            self.made[id(o)] = (o, _version(o), index)
+            self.by_data.setdefault(_data_key(o._data), o)  # (the first: a later view of it is not replayed yet)
+            node = o._grad_fn
+            if node is not None:
+                self.node_of[id(node)] = (node, index, k)
+            if node is not None and k == o._output_nr:
+                # what its node keeps for the rule (tanh's float64 output, log_softmax's softmax): the
+                # replayed node keeps the batch's, at the same place
+                kept = [(("saved", position), item) for position, item in enumerate(getattr(node, "_saved", ()))]
+                kept += [(("attr", name), item) for name, item in getattr(node, "__dict__", {}).items()]
+                for where, item in kept:
+                    array = getattr(item, "_data", item)
+                    if type(array) is np.ndarray:
+                        self.saved_at[_data_key(array)] = (index, k, where, type(node))
+        self.keep.append(outs)
+
+
+def start(frame):
+    """Begin recording slice 0's ops for ``frame``'s vmap; returns what ``stop`` restores. A vmap
+    begun while another records (a nested one) stops that record: the inner vmap's own run is not
+    an op the outer replay can repeat."""
+    global active
+    previous = active
+    if previous is not None:
+        previous.ok = False
+    active = Trace(frame)
+    _function.tracing_ops += 1
+    _function.traced_constant = _note_constant
+    _function.traced_elementwise = _note_elementwise
+    return previous, active
+
+
+def _note_constant(t) -> None:
+    if active is not None:
+        active.constants[id(t)] = t
+        active.constants[_data_key(t._data)] = t  # (a tensor over its very array has its values)
+
+
+class _ElementwiseCall:
+    """The record's stand-in class for an elementwise op that is no Function (a comparison): the
+    op's Python function, called on the replay's values, numbers kept in their places."""
+
+    __module__ = "chainrule._vmap_batched"
+
+    def __init__(self, op, template) -> None:
+        self.op, self.template = op, template
+        self.__name__ = getattr(op, "__name__", "elementwise")
+
+
+def _note_elementwise(op, args, out) -> None:
+    if active is None or not active.ok:
+        return
+    tensors = tuple(a for a in args if isinstance(a, _function._Tensor))
+    template = tuple(None if isinstance(a, _function._Tensor) else a for a in args)
+    active.record(_ElementwiseCall(op, template), tensors, {}, out)
+
+
+def stop(token) -> Trace:
+    global active
+    previous, trace = token
+    active = previous
+    _function.tracing_ops -= 1
+    return trace
+
+
+# ---------------------------------------------------------------- the replay
+
+class _Value:
+    """An op operand during the replay: ``data`` the batched value (batch dim first) when
+    ``batched``, else the unbatched tensor itself."""
+
+    __slots__ = ("data", "batched")
+
+    def __init__(self, data, batched: bool) -> None:
+        self.data, self.batched = data, batched
+
+
+_PLAIN = (type(None), bool, int, float, complex, str, type(Ellipsis), slice)
+
+
+def replay(trace: Trace, flat_args, flat_dims, outputs, size: int):
+    """The batched outputs (batch dim first, one per tensor in ``outputs``, slice 0's results), or
+    None where the record cannot be replayed."""
+    if not trace.ok:
+        return None
+    frame = trace.frame
+    values: dict[int, _Value] = {}
+    for leaf, dim in zip(flat_args, flat_dims):
+        if isinstance(leaf, _function._Tensor) and dim is None:
+            values[id(leaf)] = _Value(leaf, False)
+        elif isinstance(leaf, _function._Tensor):
+            trace.mapped_inputs.add(id(leaf))
+    for piece_id, (_piece, batched, dim) in frame._origins.items():
+        if dim is not None:
+            values[piece_id] = _Value(batched.movedim(dim, 0) if dim else batched, True)
+    trace.keep.append(list(frame._origins.values()))
+    try:
+        return _run(trace, values, outputs, size)
+    except Exception:  # noqa: BLE001 - _Stop, or an op refusing the batch: the slices run one by one
+        return None
+
+
+def _resolve(trace: Trace, values: dict, t, version) -> _Value:
+    """The replay's value for operand ``t`` (its version when the op read it: ``version``)."""
+    if id(t) in trace.mapped_inputs:
+        raise _Stop  # a mapped input read whole (not a slice of it): no replay can stand for that
+    found = values.get(id(t))
+    given = trace.given.get(id(t))
+    if given is not None and version is not None and version != given:
+        raise _Stop  # a mapped or unmapped input written in place before this read
+    made = trace.made.get(id(t))
+    if made is not None and made[0] is t:
+        if version is not None and version != made[1] and not _shares_counter(trace.ops[made[2]], t, version):
+            raise _Stop  # written in place between the op that made it and this read
+        if found is None:
+            raise _Stop
+        return found
+    if found is not None:
+        return found
+    frame = trace.frame
+    if trace.constants.get(id(t)) is t or (frame.surely_unbatched(t) and t.grad_fn is None) or (
+            t.grad_fn is None and _data_key(t._data) in trace.constants) or (
+            t._data.ndim == 0 and t.grad_fn is None and not t.requires_grad and (
+                t._wrapped_number or id(t) in _function.constant_numbers)):
+        # (a Python number an op wraps: slice 0's number, the same for every slice, since a batched
+        # value cannot become a Python number inside vmap)
+        return _Value(t, False)
+    # another tensor over a known one's very array: a detached alias (grad's fresh leaf), or a saved
+    # output unpacked for its rule (on the node that made it)
+    other = trace.by_data.get(_data_key(t._data))
+    if other is not None and (t.grad_fn is None or t.grad_fn is other.grad_fn):
+        known = values.get(id(other))
+        if known is not None:
+            if t.grad_fn is not None:
+                return known
+            data = known.data.detach()
+            if t.requires_grad:
+                data.requires_grad_(True)
+            return _Value(data, known.batched)
+    if t.grad_fn is None:
+        item = _kept_by_replayed_node(trace, t._data)
+        if item is not None:
+            item = item if isinstance(item, _function._Tensor) else _function._make_tensor(item)
+            return _Value(item.detach() if item.requires_grad else item, True)
+    raise _Stop
+
+
+def _kept_by_replayed_node(trace: Trace, array):
+    """What the replayed node keeps where slice 0's node kept ``array`` (a Tensor or an array,
+    batch dim first), or None."""
+    saved = trace.saved_at.get(_data_key(array))
+    if saved is None or saved[0] not in trace.replayed:
+        return None
+    index, k, (kind, where), node_type = saved
+    node = trace.replayed[index][k]._grad_fn
+    if type(node) is not node_type:
+        return None
+    if kind == "saved":
+        item = node._saved[where] if len(node._saved) > where else None
+    else:
+        item = getattr(node, "__dict__", {}).get(where)
+    found = getattr(item, "_data", item)
+    if type(found) is not np.ndarray or found.shape != (trace.frame.batch_size, *array.shape) or \
+            found.dtype != array.dtype:
+        return None
+    return item
+
+
+def _shares_counter(op, t, version) -> bool:
+    """Whether ``t``, an output of ``op``, only took on the version counter of one of its inputs
+    after the op (a view sharing it: linear's weight.t(), a reshape), unchanged since the op read it."""
+    box = t._vbox
+    for operand, (box_id, count) in zip(op[1], op[5]):
+        if operand._vbox is box and version[1] == count and box_id in (None, id(box)):
+            return True
+    return False
+
+
+def _map_params(trace: Trace, values: dict, params: dict) -> tuple:
+    """(params with each tensor replaced by its replay value, whether any is batched)."""
+    batched = False
+
+    def mapped(value):
+        nonlocal batched
+        if isinstance(value, _function._Tensor):
+            found = _resolve(trace, values, value, None)
+            batched = batched or found.batched
+            return found
+        if isinstance(value, _function.Node):  # an earlier op's node (nll_loss's backward reads the loss's)
+            found = trace.node_of.get(id(value))
+            if found is None or found[0] is not value:
+                raise _Stop
+            _, index, k = found
+            if index in trace.per_slice:
+                batched = True
+                return _SliceNode(value, [outs[k]._grad_fn for outs in trace.per_slice[index]])
+            if trace.replayed.get(index) is not trace.ops[index][3]:
+                raise _Stop  # a batched op's node, which no rule here reads
+            return value
+        if type(value) is np.ndarray:  # an array a node kept (log_softmax's softmax)
+            item = _kept_by_replayed_node(trace, value)
+            if item is None or type(item) is not np.ndarray:
+                raise _Stop
+            batched = True
+            return _Value(item, True)
+        if isinstance(value, (tuple, list)):
+            return type(value)(mapped(v) for v in value)
+        if isinstance(value, _PLAIN) or isinstance(value, np.dtype) or type(value).__name__ in ("dtype", "device"):
+            return value
+        raise _Stop
+
+    return {key: mapped(value) for key, value in params.items()}, batched
+
+
+class _SliceNode:
+    """A node parameter of an op run per slice: each slice's own node."""
+
+    __slots__ = ("first", "nodes")
+
+    def __init__(self, first, nodes) -> None:
+        self.first, self.nodes = first, nodes
+
+
+def _unwrap(value, index=None):
+    """A parameter's value for the op: the batched tensor (or its slice ``index``), or the unbatched."""
+    if isinstance(value, _Value):
+        if index is not None and value.batched:
+            return value.data[index] if type(value.data) is np.ndarray else value.data.select(0, index)
+        return value.data
+    if isinstance(value, _SliceNode):
+        if index is None:
+            raise _Stop
+        return value.nodes[index]
+    if isinstance(value, (tuple, list)):
+        return type(value)(_unwrap(v, index) for v in value)
+    if isinstance(value, dict):
+        return {key: _unwrap(v, index) for key, v in value.items()}
+    return value
+
+
+def _run(trace: Trace, values: dict, outputs, size: int):
+    apply = _function._apply_array_op
+    for cls, inputs, params, outs, grad_mode, versions in trace.ops:
+        operands = [_resolve(trace, values, t, v) for t, v in zip(inputs, versions)]
+        mapped, params_batched = _map_params(trace, values, params)
+        if not params_batched and not any(v.batched for v in operands):
+            # unbatched operands only: every slice's op gives slice 0's result
+            for o in outs:
+                values[id(o)] = _Value(o, False)
+            trace.replayed[len(trace.replayed)] = outs
+            continue
+        with set_grad_enabled(grad_mode):
+            result = None
+            rule = _call_elementwise if isinstance(cls, _ElementwiseCall) else _RULES.get(cls.__name__)
+            if rule is not None and (not params_batched or rule in _BATCHED_PARAMS) and \
+                    cls.__module__.startswith("chainrule."):
+                result = rule(cls, operands, _unwrap(mapped) if rule not in _BATCHED_PARAMS else mapped, outs, size)
+            if result is None:  # torch's fallback: the op once per slice, stacked
+                per_slice = []
+                if isinstance(cls, _ElementwiseCall):
+                    raise _Stop
+                for i in range(size):
+                    args = [v.data.select(0, i) if v.batched else v.data for v in operands]
+                    out = apply(cls, *args, **_unwrap(mapped, i))
+                    per_slice.append(out if isinstance(out, tuple) else (out,))
+                result = tuple(_stack_rows([row[k] for row in per_slice]) for k in range(len(outs)))
+                trace.per_slice[len(trace.replayed)] = per_slice
+        result = result if isinstance(result, tuple) else (result,)
+        if len(result) != len(outs):
+            raise _Stop
+        for o, r in zip(outs, result):
+            if tuple(r.shape) != (size, *o.shape) or r.dtype != o.dtype:
+                raise _Stop  # a rule that does not give slice 0's shape: not replayed
+            values[id(o)] = _Value(r, True)
+        trace.replayed[len(trace.replayed)] = result
+    found = []
+    for out in outputs:
+        value = _resolve(trace, values, out, _version(out))
+        if value.batched and not agrees(value.data, out, 0):
+            raise _Stop
+        found.append(value)
+    return found
+
+
+def _stack_rows(rows):
+    from .autograd.batched_grad import StackRows
+
+    return StackRows.apply(*rows)
+
+
+def agrees(batched, single, index: int) -> bool:
+    """Whether the replay's slice ``index`` is that slice's own result (``single``), up to the last
+    bits a batched kernel changes: a check against a replay that computes something else."""
+    a, b = batched._data, single._data
+    if type(a) is not np.ndarray or type(b) is not np.ndarray:
+        return True
+    a = a[index]
+    if a.dtype.kind not in "fc":
+        return bool(np.array_equal(a, b))
+    scale = float(np.max(np.abs(b), initial=0.0, where=np.isfinite(b)))
+    return bool(np.allclose(a, b, rtol=1e-3, atol=1e-4 * scale + 1e-6, equal_nan=True))
+
+
+# ---------------------------------------------------------------- batching rules
+# rule(cls, operands, params, outs, size) -> the op's results with the batch dim in front, or None
+# for the per-slice fallback. ``operands`` are _Values; ``params`` hold no batched tensor.
+
+def _logical_rank(value: _Value) -> int:
+    return value.data.dim() - 1 if value.batched else value.data.dim()
+
+
+def _padded(value: _Value, rank: int):
+    """The operand for a broadcasting op, its logical dims padded to ``rank`` behind the batch
+    dim (an unbatched one as it is: broadcasting aligns it from the right)."""
+    if not value.batched:
+        return value.data
+    missing = rank - _logical_rank(value)
+    if missing <= 0:
+        return value.data
+    return value.data.reshape((value.data.shape[0],) + (1,) * missing + tuple(value.data.shape[1:]))
+
+
+def _elementwise(cls, operands, params, outs, size):
+    rank = max(_logical_rank(v) for v in operands)
+    return _function._apply_array_op(cls, *[_padded(v, rank) for v in operands], **params)
+
+
+def _call_elementwise(call, operands, params, outs, size):
+    rank = max(_logical_rank(v) for v in operands)
+    padded = iter([_padded(v, rank) for v in operands])
+    return call.op(*[next(padded) if a is None else a for a in call.template])
+
+
+def _where(cls, operands, params, outs, size):
+    """where(condition, a, b), its condition a parameter: all three broadcast, batch dims in front."""
+    condition = params["condition"]
+    if not isinstance(condition, _Value):
+        return None
+    rank = max(_logical_rank(v) for v in (*operands, condition))
+    return _function._apply_array_op(cls, *[_padded(v, rank) for v in operands],
+                                     **dict(params, condition=_padded(condition, rank)))
+
+
+def _dim_shifted(cls, operands, params, outs, size):
+    """An op along ``dim`` of one batched operand (softmax, log_softmax, their backward, whose kept
+    softmax comes batched too)."""
+    if not all(v.batched for v in operands):
+        return None
+    kept = params.get("softmax")
+    if isinstance(kept, _Value):
+        if not kept.batched or kept.data.shape != operands[0].data.shape:
+            return None
+        params = dict(params, softmax=kept.data)
+    elif kept is not None:
+        return None
+    rank = _logical_rank(operands[0])
+    dim = params.get("dim")
+    if not isinstance(dim, int) or not all(_logical_rank(v) == rank for v in operands):
+        return None
+    return _function._apply_array_op(cls, *[v.data for v in operands], **{**params, "dim": dim % max(rank, 1) + 1})
+
+
+def _reshaped(cls, operands, params, outs, size):
+    """reshape, view, unsqueeze: the batch dim in front of slice 0's result shape."""
+    (x,) = operands
+    new = dict(params, shape=(size, *outs[0].shape))
+    if "dim" in params:
+        if not isinstance(params["dim"], int):
+            return None
+        new["dim"] = params["dim"] % max(outs[0].dim(), 1) + 1
+    return _function._apply_array_op(cls, x.data, **new)
+
+
+def _plain_key(key) -> bool:
+    items = key if isinstance(key, tuple) else (key,)
+    return all(isinstance(k, (int, slice, type(None), type(Ellipsis))) and not isinstance(k, bool) for k in items)
+
+
+def _batched_key(key) -> tuple:
+    return (slice(None),) + (key if isinstance(key, tuple) else (key,))
+
+
+def _indexed(cls, operands, params, outs, size):
+    """x[key] for a key of ints, slices, None and Ellipsis: the batch dim kept in front."""
+    (x,) = operands
+    key = params.get("key")
+    if params.get("mode") != "assign" or not _plain_key(key):
+        return None
+    return _function._apply_array_op(cls, x.data, **dict(params, key=_batched_key(key)))
+
+
+def _scattered(cls, operands, params, outs, size):
+    """The adjoint of x[key]: the gradient put at key of zeros of the batched shape."""
+    (grad,) = operands
+    key = params.get("key")
+    if params.get("mode") != "assign" or not _plain_key(key) or _logical_rank(grad) != grad.data.dim() - 1:
+        return None
+    return _function._apply_array_op(cls, grad.data, **dict(params, key=_batched_key(key),
+                                                            shape=(size, *params["shape"])))
+
+
+def _rows_matmul(cls, operands, params, outs, size, rows_at: int, weights_from: int):
+    """An op whose operand ``rows_at`` is matrix rows (the one batched operand) and whose others
+    (from ``weights_from``) unbatched: the batch folded into the rows, one GEMM as torch's."""
+    rows = operands[rows_at]
+    if not rows.batched or any(v.batched for k, v in enumerate(operands) if k != rows_at) or \
+            _logical_rank(rows) != 2:
+        return None
+    data = rows.data
+    folded = data.reshape((data.shape[0] * data.shape[1], data.shape[2]))
+    args = [v.data for v in operands]
+    args[rows_at] = folded
+    out = _function._apply_array_op(cls, *args, **params)
+    if isinstance(out, tuple):
+        if len(out) != 1:
+            return None
+        out = out[0]
+    return out.reshape((size, *outs[0].shape))
+
+
+def _addmm(cls, operands, params, outs, size):
+    """bias + x Wᵀ with x batched (a batched bias or weight: per slice)."""
+    if operands[0].batched or operands[2].batched or operands[0].data.dim() > 1:
+        return None
+    return _rows_matmul(cls, operands, params, outs, size, 1, 2)
+
+
+def _mm(cls, operands, params, outs, size):
+    if operands[1].batched:
+        return None
+    return _rows_matmul(cls, operands, params, outs, size, 0, 1)
+
+
+def _linear_backward(cls, operands, params, outs, size):
+    """A linear's gradients (G W, Gᵀ x, Σ G over rows) for batched rows G (and x): x's is one GEMM
+    of all the batch's rows; W's and the bias's are each slice's own (a batched product, a sum
+    over each slice's rows), as torch's batching rules of mm and sum make them."""
+    from .ops.linalg import matmul
+
+    needs = tuple(params.get("needs", ()))
+    grad = operands[0]
+    if len(needs) != 3 or not grad.batched or _logical_rank(grad) != 2:
+        return None
+    matrices = iter(operands[1:])
+    x = next(matrices) if needs[1] else None
+    w = next(matrices) if needs[0] else None
+    if (w is not None and w.batched) or (x is not None and _logical_rank(x) != 2):
+        return None
+    g = grad.data
+    found = []
+    if needs[0]:
+        found.append(_rows_matmul(cls, [grad, w], {"needs": (True, False, False)}, outs[:1], size, 0, 1))
+        if found[0] is None:
+            return None
+    if needs[1]:
+        found.append(matmul(g.transpose(1, 2), x.data))
+    if needs[2]:
+        found.append(g.sum(1))
+    return tuple(found)
+
+
+def _matmul(cls, operands, params, outs, size):
+    """a @ b with either or both batched: a 1-d operand made a matrix (a row for a, a column for
+    b), the logical ranks padded alike, one batched product, the added dims dropped. One batched
+    vector times an unbatched matrix is the one GEMM of its rows, as torch's rule runs it."""
+    from .ops.linalg import matmul
+
+    a, b = operands
+    if not a.batched and not b.batched:
+        return None
+    a_rank, b_rank = _logical_rank(a), _logical_rank(b)
+    if params or a_rank == 0 or b_rank == 0:
+        return None
+    if a.batched and not b.batched and b_rank <= 2:
+        out = matmul(a.data, b.data)
+    else:
+        x = a.data.unsqueeze(-2) if a_rank == 1 else a.data
+        y = b.data.unsqueeze(-1) if b_rank == 1 else b.data
+        rank = max(max(a_rank, 2), max(b_rank, 2))
+        x = _padded(_Value(x, a.batched), rank) if a.batched else x
+        y = _padded(_Value(y, b.batched), rank) if b.batched else y
+        out = matmul(x, y)
+        if b_rank == 1:
+            out = out.squeeze(-1)
+        if a_rank == 1:
+            out = out.squeeze(-1 if b_rank == 1 else -2)
+    return out.reshape((size, *outs[0].shape))
+
+
+def _stacked(cls, operands, params, outs, size):
+    """Rows stacked along a new first dim: along the dim behind the batch."""
+    from .ops.shape import stack
+
+    return stack([v.data if v.batched else v.data.expand(size, *v.data.shape) for v in operands], dim=1)
+
+
+# rules that take parameters the replay batched (as _Values)
+_BATCHED_PARAMS = frozenset({_where, _dim_shifted})
+_ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Neg", "Exp", "Log", "Tanh", "Sigmoid", "Relu", "Sin", "Cos", "Sqrt",
+                "Rsqrt", "Abs", "Maximum", "Minimum", "Square", "Reciprocal", "Log1p", "Expm1", "Softplus",
+                "PowScalar", "TanhBackward", "SigmoidBackward", "Threshold", "ReluBackward", "Pow")
+_RULES = {name: _elementwise for name in _ELEMENTWISE}
+_RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped, "Select": _indexed, "Slice": _indexed,
+               "SelectScatter": _scattered, "SliceScatter": _scattered, "Addmm": _addmm, "Mm": _mm,
+               "LinearBackward": _linear_backward, "Matmul": _matmul, "StackRows": _stacked, "LogSoftmax": _dim_shifted,
+               "Softmax": _dim_shifted, "LogSoftmaxBackward": _dim_shifted, "SoftmaxBackward": _dim_shifted})
