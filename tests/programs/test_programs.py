@@ -78,10 +78,6 @@ PROGRAMS_IN_CI = _programs_in_ci()
 # The one place a program is allowed to fail on chainrule: name -> what breaks (mostly pieces
 # being built on other branches). Delete an entry when its fix lands; a passing entry shows as XPASS.
 KNOWN_FAILING: dict[str, str] = {
-    "gpt_video": "the text sampled after training differs from torch's: printed line 38 counts 3 newlines where "
-                 "torch, for every seed, prints 2 (the trained model's last bits differ from torch's, so a multinomial "
-                 "draw goes the other way). The torch.allclose(xbow, xbow2) line before it now prints torch's False: "
-                 "float32 sum/mean add in torch's order (chainrule/_sum_order.py)",
 }
 
 # (program, FINAL key) pairs whose value a training run's last bits can carry out of torch's band on

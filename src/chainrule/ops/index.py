@@ -298,12 +298,17 @@ _WHOLE_DIM = slice(None)
 
 
 def _add_rows(out: np.ndarray, index: np.ndarray, src: np.ndarray) -> None:
-    """``out[index[j]] += src[j]`` along axis 0 with repeated indices summed (sort + reduceat,
-    vectorised; no np.add.at)."""
+    """``out[index[j]] += src[j]`` along axis 0 with repeated indices summed. Floating rows are
+    added one at a time in index order onto ``out``'s values, as torch's CPU index_add_,
+    index_put_(accumulate=True) and embedding backward add them (so the same bits; a reduceat
+    would sum each row's repeats pairwise first); other dtypes by sort + reduceat (exact)."""
     xp = array_module(out)
     if index.size == 0 or out.size == 0:  # (an empty out's indices are not checked: see _index_dim)
         return
     index = xp.where(index < 0, index + out.shape[0], index)
+    if xp is np and out.dtype.kind in "fc":
+        _add_rows_sequentially(out, index, src)
+        return
     order = xp.argsort(index, kind="stable")
     ordered = index[order]
     starts = xp.flatnonzero(xp.concatenate((xp.ones(1, dtype=bool), ordered[1:] != ordered[:-1])))
@@ -313,6 +318,23 @@ def _add_rows(out: np.ndarray, index: np.ndarray, src: np.ndarray) -> None:
     # bools sum as a logical or (NumPy's add.reduceat would count them in int64)
     reduce = xp.logical_or if src.dtype == np.bool_ else xp.add
     out[ordered[starts]] += reduce.reduceat(src[order], starts, axis=0)
+
+
+def _add_rows_sequentially(out: np.ndarray, index: np.ndarray, src: np.ndarray) -> None:
+    """``out[index[j]] += src[j]`` in index order, by one np.add.at on flat positions (its 1-d
+    path is vectorised; on whole rows it is several times slower); distinct rows by one
+    fancy-index add."""
+    row = out[0].size
+    if row > 1:
+        ordered = np.sort(index)
+        if (ordered[1:] != ordered[:-1]).all():
+            out[index] += src
+            return
+    target = out if out.flags.c_contiguous else np.ascontiguousarray(out)
+    positions = index if row == 1 else (index[:, None] * row + np.arange(row)).reshape(-1)
+    np.add.at(target.reshape(-1), positions, np.broadcast_to(src, (index.size,) + out.shape[1:]).reshape(-1))
+    if target is not out:
+        out[...] = target
 
 
 # _add_rows_in_index_order's passes (one per repeat) beat np.add.at from about this many gradient
