@@ -56,3 +56,17 @@ def test_cov_bool_input_refused_before_the_weights(weights):
     _check_same(call)
     _check_same(lambda lib: lib.cov(lib.tensor(ROWS, dtype=lib.float32),
                                     fweights=lib.tensor([True, False, True, True])))
+
+
+@pytest.mark.parametrize("bidirectional", [True, False, 2, 0, 1.0, None, "yes"])
+@pytest.mark.parametrize("mode", ["RNN", "LSTM", "GRU"])
+def test_rnn_repr_shows_bidirectional_as_given(mode, bidirectional):
+    """torch's extra_repr prints ``bidirectional=<the value given>`` unless it is False (chainrule
+    printed ``bidirectional=True`` for any truthy value and nothing for 0 or None)."""
+    def build(lib):
+        try:
+            return repr(getattr(lib.nn, mode)(2, 3, bidirectional=bidirectional))
+        except Exception as error:  # noqa: BLE001  (the outcome compared is the exception's type)
+            return type(error).__name__
+
+    assert build(chainrule) == build(torch)
