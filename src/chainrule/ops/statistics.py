@@ -244,6 +244,8 @@ def cov(input: Tensor, *, correction: int = 1, fweights: Tensor | None = None,
     if input._data.ndim > 2:
         raise RuntimeError(f"cov(): expected input to have two or fewer dimensions but got an input with "
                            f"{input._data.ndim} dimensions")
+    if input.dtype is _dtype.bool:  # (torch's check, after the dimensions': integers are cast, bool refused)
+        raise RuntimeError("cov(): bool dtype is not supported for input")
     xp = array_module(input)
     x = input.reshape(1, -1) if input._data.ndim < 2 else input
     if x._data.dtype.kind not in "fVc":

@@ -214,8 +214,8 @@ class RNNBase(Module):
             s += ", batch_first=True"
         if self.dropout != 0:
             s += f", dropout={self.dropout}"
-        if self.bidirectional:
-            s += ", bidirectional=True"
+        if self.bidirectional is not False:  # (torch's test and words: the value as given, 2 shown as 2)
+            s += f", bidirectional={self.bidirectional}"
         return s
 
     def forward(self, input: Tensor, hx=None):
