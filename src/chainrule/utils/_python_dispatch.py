@@ -1005,6 +1005,9 @@ def _record_on_wrappers(op_class, inputs, params, result) -> None:
     node = next((r.grad_fn for r in recorded if r.grad_fn is not None), None)
     if node is None:
         return
+    for name in op_class.forward_state:  # (computed from the placeholders: the rule recomputes them)
+        if name in node.__dict__:
+            setattr(node, name, None)
     for out, placeholder in zip(results, recorded):
         if out is None or placeholder.grad_fn is None or any(out is t for t in inputs):
             continue  # (an input handed back is not made an output of the op)
