@@ -775,6 +775,11 @@ class Function(metaclass=FunctionMeta):
     # aten's name of an op torch defines no derivative for (without_derivative), which its node's
     # error names; None for every op that has one (an attribute here so that looking it up never misses)
     _derivative_op: str | None = None
+    # the ctx attributes a built-in op's forward computes from its inputs' values and keeps for the
+    # rule (x̂ and 1/σ, a softmax): over a wrapper subclass the forward runs on the wrapper's
+    # placeholder, so the node is recorded without them (None) and the rule recomputes them from
+    # what it saved, on the values the wrapper's handler gives it
+    forward_state: tuple[str, ...] = ()
 
     def __init__(self, *args, **kwargs) -> None:
         # pre-0.4 scripts built an instance per call (``relu = MyReLU(); relu(x)``); torch still

@@ -534,6 +534,15 @@ _TANH_K = math.sqrt(2.0 / math.pi)
 _TANH_C = 0.044715
 
 
+def _gelu_cdf_array(x):
+    """Φ(x) = (1 + erf(x/√2))/2 in x's dtype."""
+    from ._special import erf as erf_array
+
+    t = x.dtype.type
+    # erf on at least 1-D (NumPy turns 0-d arithmetic into scalars)
+    return t(0.5) * (t(1) + erf_array(array_module(x).atleast_1d(x * t(_SQRT_HALF))).reshape(x.shape))
+
+
 class Gelu(Function):
     label = "gelu"
     rule = ("∂/∂a = Φ(a) + a·φ(a) (with approximate='tanh', the derivative of a/2·(1 + tanh(√(2/π)(a + "
@@ -541,12 +550,11 @@ class Gelu(Function):
     formula = "gelu({0})"
     _array_forward = True
     saved_attributes = {"_saved_approximate": ctx_value("approximate"), "_saved_self": saved(0)}
+    forward_state = ("cdf",)
 
     @staticmethod
     def forward(ctx, x, approximate):
         xp = array_module(x)
-        from ._special import erf as erf_array
-
         ctx.save_for_backward(x)
         ctx.approximate = approximate
         if xp is not np and _cuda_kernels.available(x):
@@ -556,8 +564,7 @@ class Gelu(Function):
         if approximate == "tanh":
             inner = t(_TANH_K) * (x + t(_TANH_C) * x * x * x)
             return t(0.5) * x * (t(1) + xp.tanh(inner))
-        # erf on at least 1-D (NumPy turns 0-d arithmetic into scalars)
-        cdf = t(0.5) * (t(1) + erf_array(xp.atleast_1d(x * t(_SQRT_HALF))).reshape(x.shape))
+        cdf = _gelu_cdf_array(x)
         if any(ctx.needs_input_grad):  # reused by the backward; nothing kept on the no-grad ctx
             ctx.cdf = cdf
         return x * cdf
@@ -584,8 +591,10 @@ class GeluBackward(Function):
     @staticmethod
     def forward(ctx, grad, x, cdf):
         ctx.save_for_backward(grad, x)
-        if cdf is None:  # the fused CuPy forward kept no Phi
-            return _cuda_kernels.gelu_backward(grad, x)
+        if cdf is None:  # the fused CuPy forward kept no Phi, nor a forward over a wrapper (forward_state)
+            if array_module(x) is not np and _cuda_kernels.available(x):
+                return _cuda_kernels.gelu_backward(grad, x)
+            cdf = _gelu_cdf_array(x)
         # y = x Phi(x): dy = Phi(x) + x phi(x), one pass with the forward's Phi
         xp = array_module(x)
         pdf = xp.exp(x * x * x.dtype.type(-0.5)) * x.dtype.type(_INV_SQRT_2PI)
@@ -617,6 +626,7 @@ class Silu(Function):
     formula = "silu({0})"
     _array_forward = True
     saved_attributes = {"_saved_self": saved(0)}  # torch's grad_fn._saved_* names
+    forward_state = ("sig",)
 
     @staticmethod
     def forward(ctx, x):
@@ -648,7 +658,11 @@ class SiluBackward(Function):
 
     @staticmethod
     def forward(ctx, grad, x, sig):
+        from .elementwise import _sigmoid_array
+
         ctx.save_for_backward(grad, x)
+        if sig is None:  # a forward over a wrapper subclass kept none (forward_state)
+            sig = _sigmoid_array(x)
         # d(x s(x)) = s (1 + x (1 - s))
         return grad * (sig * (1 + x * (1 - sig)))
 

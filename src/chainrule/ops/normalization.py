@@ -97,6 +97,17 @@ def _xhat_unless_written(ctx, x):
     return (x - ctx.mean) * ctx.invstd
 
 
+def _normalize_statistics(ctx, x) -> tuple:
+    """(x̂, 1/σ) for a Normalize rule: the forward's, or, where the node was recorded over a wrapper
+    subclass's placeholder (forward_state), computed from ``x`` as the forward computes them."""
+    if ctx.invstd is None:
+        xp = array_module(x)
+        centred = x - x.mean(axis=ctx.dims, keepdims=True)
+        invstd = 1.0 / xp.sqrt(xp.mean(xp.square(centred), axis=ctx.dims, keepdims=True) + ctx.eps)
+        return centred * invstd, invstd
+    return _xhat_unless_written(ctx, x), ctx.invstd
+
+
 # ---------------------------------------------------------------- x̂ alone
 class NormalizeBackward(Function):
     """dx = invstd · (g - mean(g) - x̂ · mean(g x̂)) over ``dims``: Normalize's gradient."""
@@ -173,6 +184,7 @@ class Normalize(Function):
         "_saved_training": True,
         "_saved_weight": None,
     }
+    forward_state = ("xhat", "mean", "invstd")
 
     @staticmethod
     def forward(ctx, x, dims, eps, stats=None, follow_layout=False):
@@ -198,8 +210,8 @@ class Normalize(Function):
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_values
-        return ctx._forward_cls.gradient.apply(grad, x, xhat=_xhat_unless_written(ctx, x._data), invstd=ctx.invstd,
-                                               dims=ctx.dims, eps=ctx.eps)
+        xhat, invstd = _normalize_statistics(ctx, x._data)
+        return ctx._forward_cls.gradient.apply(grad, x, xhat=xhat, invstd=invstd, dims=ctx.dims, eps=ctx.eps)
 
 
 class LayerNormalize(Normalize):
@@ -215,6 +227,7 @@ class LayerNormalize(Normalize):
         "_saved_result2": ctx_value("invstd", Tensor._make, tensor=True),
         "_saved_weight": None,
     }
+    forward_state = ("xhat", "mean", "invstd", "kernel_mean")
 
     @staticmethod
     def forward(ctx, x, dims, eps, stats=None, half_on_cpu=False):
@@ -237,7 +250,7 @@ class LayerNormalize(Normalize):
     def backward(ctx, grad):
         (x,) = ctx.saved_values
         mean = getattr(ctx, "kernel_mean", None)
-        xhat, invstd = _xhat_unless_written(ctx, x._data), ctx.invstd
+        xhat, invstd = _normalize_statistics(ctx, x._data)
         as_torch = _statistics_as_torch_saves(x, invstd, ctx.dims) if mean is None else None
         if as_torch is not None:
             xhat, invstd = as_torch
@@ -553,6 +566,18 @@ def _layer_norm_as_torch_cpu(rows, w, b, eps: float):
     return out
 
 
+def _layer_norm_rows(x2, eps: float) -> tuple:
+    """(x̂, 1/σ) of the rows of the contiguous (rows, D) array ``x2``; 1/σ as a (rows, 1) column."""
+    xp = array_module(x2)
+    d = x2.shape[1]
+    row_mean = xp.full(d, 1.0 / d, dtype=x2.dtype)
+    xhat = x2 - (x2 @ row_mean)[:, None]
+    var = xp.einsum("ij,ij->i", xhat, xhat) / d
+    invstd = (1.0 / xp.sqrt(var + eps)).astype(x2.dtype, copy=False)[:, None]
+    xhat *= invstd
+    return xhat, invstd
+
+
 class LayerNorm(Function):
     """Layer norm with its affine map in one node: y = x̂ · w + b, x̂ and w over the trailing dims.
 
@@ -565,6 +590,7 @@ class LayerNorm(Function):
     label = "layer_norm"
     rule = "per row: ∂/∂x = (1/σ)·(ĝ - mean(ĝ) - x̂·mean(ĝ·x̂)) with ĝ = g·γ; ∂/∂γ = Σ g·x̂, ∂/∂β = Σ g"
     formula = None
+    forward_state = ("xhat", "invstd", "mean")
     # torch's grad_fn._saved_* names: result1 and result2 are the rows' mean and 1/σ
     saved_attributes = {
         "_saved_bias": leaf_input(2),
@@ -588,11 +614,7 @@ class LayerNorm(Function):
             return out
         d = w.size
         x2 = xp.ascontiguousarray(x.reshape(-1, d))  # contiguous rows: torch's output is contiguous
-        row_mean = xp.full(d, 1.0 / d, dtype=x.dtype)
-        xhat = x2 - (x2 @ row_mean)[:, None]
-        var = xp.einsum("ij,ij->i", xhat, xhat) / d
-        invstd = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)[:, None]
-        xhat *= invstd
+        xhat, invstd = _layer_norm_rows(x2, eps)
         if half_on_cpu:  # (x, w and b are the float32 widenings; the output is rounded once after)
             out = _layer_norm_as_torch_cpu(x2, w.reshape(d), b.reshape(d), eps)
         else:
@@ -609,6 +631,9 @@ class LayerNorm(Function):
         needs = ctx.needs_input_grad
         mean = getattr(ctx, "mean", None)
         xhat, invstd = ctx.xhat, ctx.invstd
+        if invstd is None:  # recorded over a wrapper subclass (forward_state): from x, as the forward
+            xhat, invstd = _layer_norm_rows(array_module(x._data).ascontiguousarray(x._data.reshape(-1, w.numel())),
+                                            ctx.eps)
         if mean is None:  # (rows, D) as the forward left them
             as_torch = _statistics_as_torch_saves(x.reshape(-1, w.numel()), invstd, (1,))
             if as_torch is not None:

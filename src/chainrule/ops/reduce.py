@@ -1132,6 +1132,7 @@ class LogSoftmax(Function):
     _array_forward = True
     saved_attributes = {"_saved_dim": SavedValue(lambda node: as_uint64(int(getattr(node, "given_dim", node.dim)))),
                         "_saved_result": saved(0)}
+    forward_state = ("softmax",)  # (without it the backward takes exp of the saved output)
 
     @staticmethod
     def forward(ctx, x, dim):

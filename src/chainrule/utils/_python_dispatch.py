@@ -25,6 +25,7 @@ ops chainrule's rules run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import weakref
 from types import FunctionType
@@ -1004,6 +1005,9 @@ def _record_on_wrappers(op_class, inputs, params, result) -> None:
     node = next((r.grad_fn for r in recorded if r.grad_fn is not None), None)
     if node is None:
         return
+    for name in op_class.forward_state:  # (computed from the placeholders: the rule recomputes them)
+        if name in node.__dict__:
+            setattr(node, name, None)
     for out, placeholder in zip(results, recorded):
         if out is None or placeholder.grad_fn is None or any(out is t for t in inputs):
             continue  # (an input handed back is not made an output of the op)
@@ -1151,7 +1155,9 @@ def backward_overload_of(node_class) -> BackwardOverload:
 def _dispatch_node(node, grads):
     """``function.node_dispatch``: a node whose gradients or saved tensors include a wrapper
     subclass goes to its ``__torch_dispatch__`` as one backward op (torch runs a wrapper's
-    backward through its handler too, op by op); other nodes run their rule as usual."""
+    backward through its handler too, op by op); other nodes run their rule as usual. Under
+    ``create_graph`` that backward op is itself recorded (_HandledOp), so the gradients it gives
+    can be differentiated again."""
     if not _live_wrappers:
         return _function.RUN_UNDISPATCHED
     # looked for among what the node holds, not what saved_values gives: that would run a
@@ -1164,6 +1170,17 @@ def _dispatch_node(node, grads):
     types = _dispatch_types([t for t in args if t is not None])
     if not types:
         return _function.RUN_UNDISPATCHED
+    if is_grad_enabled() and any(t is not None and t._requires_grad for t in args):
+        def on_plain(*args):  # the rule itself, on the handler's (unwrapped) tensors
+            return node._forward_cls.backward(_node_with_saved(node, args[len(grads):]), *args[:len(grads)])
+
+        return _handled_op(functools.partial(_node_on_handlers, node), on_plain,
+                           backward_overload_of(type(node))._op_name, args)
+    return _node_on_handlers(node, types, args)
+
+
+def _node_on_handlers(node, types: tuple, args: tuple) -> tuple:
+    """The handlers' answer to ``node``'s backward op on ``args`` (its gradients, then what it saved)."""
     func = backward_overload_of(type(node))
     nodes = getattr(_pending, "nodes", None)
     if nodes is None:
@@ -1171,13 +1188,95 @@ def _dispatch_node(node, grads):
     nodes.append(node)
     try:
         with _below_autograd():
-            for kind in types:
-                result = kind.__torch_dispatch__(func, types, args, {})
-                if result is not NotImplemented:
-                    return tuple(result)
+            return _first_answer(func, types, args)
     finally:
         nodes.pop()
+
+
+def _first_answer(func, types: tuple, args: tuple) -> tuple:
+    for kind in types:
+        result = kind.__torch_dispatch__(func, types, args, {})
+        if result is not NotImplemented:
+            return tuple(result) if isinstance(result, (tuple, list)) else (result,)
     raise _no_handler_answered(func, types)
+
+
+def _handled_op(on_handlers, on_plain, name: str, args: tuple) -> tuple:
+    """``on_handlers(types, args)`` (an op the handlers answer, one result per gradient, None where
+    none flows) recorded as an op of ``args``; ``on_plain(*args)`` computes the same on the tensors
+    a handler unwraps them to, for its backward."""
+    positions = []  # (which results are not None: _HandledOp's outputs, then how many there are)
+    found = iter(_HandledOp.apply(on_handlers, on_plain, name, positions, *args))
+    count = positions.pop()
+    return tuple(next(found) if i in positions else None for i in range(count))
+
+
+class _HandledOp(_function.Function):
+    """A wrapper subclass's backward op (one node's rule: _node_on_handlers) run under
+    ``create_graph``, recorded as an op of its inputs (the gradients and the saved tensors, whose own
+    nodes lead back to the forward), so the gradients it gives have a grad_fn. Its backward is one
+    more op handed to the handlers (``aten.<op>_backward_backward``), which runs the rule again on
+    the unwrapped tensors and differentiates it there by autograd; under ``create_graph`` that op is
+    recorded the same way, so every order of derivative has one."""
+
+    label = "backward op"
+    rule = "the vector-Jacobian product of the backward op, by running it again under autograd"
+
+    @staticmethod
+    def forward(ctx, on_handlers, on_plain, name, positions, *args):
+        given = tuple(i for i, t in enumerate(args) if t is not None)
+        result = on_handlers(_dispatch_types([args[i] for i in given]), args)
+        ctx.on_plain, ctx.name, ctx.num_args, ctx.given = on_plain, name, len(args), given
+        ctx.positions = tuple(i for i, g in enumerate(result) if g is not None)
+        positions += (*ctx.positions, len(result))
+        ctx.save_for_backward(*(args[i] for i in given))
+        return tuple(result[i] for i in ctx.positions)
+
+    @staticmethod
+    def backward(ctx, *vectors):
+        kept = tuple(ctx.saved_values)
+        on_plain = functools.partial(_vjp_on_plain, ctx.on_plain, ctx.num_args, ctx.given, ctx.positions,
+                                     len(vectors))
+        name = ctx.name + "_backward"
+        func = OpOverload("aten", name, "default", on_plain)
+
+        def on_handlers(types, args):
+            with _below_autograd():
+                return _first_answer(func, types, args)
+
+        args = (*vectors, *kept)
+        if is_grad_enabled() and any(t is not None and t._requires_grad for t in args):
+            found = _handled_op(on_handlers, on_plain, name, args)
+        else:
+            found = on_handlers(_dispatch_types([t for t in args if t is not None]), args)
+        grads = [None] * ctx.num_args
+        for i, g in zip(ctx.given, found):
+            grads[i] = g
+        return (None, None, None, None, *grads)
+
+
+def _vjp_on_plain(on_plain, num_args: int, given: tuple, positions: tuple, num_vectors: int, *args) -> tuple:
+    """The vector-Jacobian product of ``on_plain`` at the inputs ``args[num_vectors:]`` (those at
+    ``given`` of its ``num_args``) along ``args[:num_vectors]`` (one per result at ``positions``): one
+    gradient per input, None where none flows; differentiable again when grad mode is on."""
+    from ..autograd import grad
+
+    vectors, inputs = args[:num_vectors], args[num_vectors:]
+    again = is_grad_enabled()
+    with enable_grad():
+        leaves = [t if again and t._requires_grad else
+                  t.detach().requires_grad_(t.dtype.is_floating_point or t.dtype.is_complex) for t in inputs]
+        full = [None] * num_args
+        for i, t in zip(given, leaves):
+            full[i] = t
+        result = on_plain(*full)
+        result = result if isinstance(result, (tuple, list)) else (result,)
+        pairs = [(result[p], v) for p, v in zip(positions, vectors)
+                 if result[p] is not None and result[p]._requires_grad and v is not None]
+        wanted = [t for t in leaves if t._requires_grad]
+        found = iter(grad([o for o, _ in pairs], wanted, [v for _, v in pairs], allow_unused=True,
+                          create_graph=again) if pairs and wanted else ())
+    return tuple(next(found, None) if t._requires_grad else None for t in leaves)
 
 
 _function.node_dispatch = _dispatch_node
