@@ -1862,7 +1862,7 @@ class _NotDifferentiable(Function):
     _array_forward = True
 
     @staticmethod
-    def forward(ctx, first, second, result, kernel):
+    def forward(ctx, *operands, result, kernel):
         ctx.kernel = kernel
         return result
 
@@ -1871,10 +1871,13 @@ class _NotDifferentiable(Function):
         raise RuntimeError(f"derivative for aten::{ctx.kernel} is not implemented")
 
 
-def _without_derivative(result: SparseCOOTensor, first: Tensor, second: Tensor, kernel: str) -> SparseCOOTensor:
-    if is_recording(first) or is_recording(second):
-        first, second = (_in_graph(t) if isinstance(t, SparseCOOTensor) else t for t in (first, second))
-        recorded = _NotDifferentiable.apply(first, second, result=result._data, kernel=kernel)
+def _without_derivative(result: SparseCOOTensor, *operands: Tensor, kernel: str) -> SparseCOOTensor:
+    """``result`` in the graph of those of ``operands`` that require grad, in order, each an edge of
+    its own (torch's NotImplemented node has one edge per such operand, sparse or strided, and none
+    for the others); its backward raises torch's error, so no gradient ever reaches them."""
+    if is_recording(*operands):
+        edges = tuple(operand for operand in operands if operand._requires_grad)
+        recorded = _NotDifferentiable.apply(*edges, result=result._data, kernel=kernel)
         _joined_graph(result, name_node(recorded, "NotImplemented"))
     return result
 
@@ -1901,7 +1904,7 @@ def hspmm(mat1: Tensor, mat2: Tensor) -> SparseCOOTensor:
     values = xp.ascontiguousarray(mat1._data[rows] @ mat2._data)
     # (marked coalesced as torch's factory marks it: when it has fewer than two rows)
     result = SparseCOOTensor._from_parts(rows[None], values, (mat1.shape[0], mat2.shape[1]), rows.shape[0] < 2)
-    return _without_derivative(result, mat1, mat2, "hspmm")
+    return _without_derivative(result, mat1, mat2, kernel="hspmm")
 
 
 def sspaddmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> SparseCOOTensor:
@@ -1943,7 +1946,7 @@ def sspaddmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> S
         all_indices,
         xp.concatenate([(kept_values * xp.asarray(beta, dtype=dtype)).astype(dtype, copy=False), product.reshape(-1)]),
         tuple(input.shape), all_indices.shape[1] < 2)
-    return _without_derivative(result, mat1, mat2, "sspaddmm")
+    return _without_derivative(result, input, mat1, mat2, kernel="sspaddmm")
 
 
 def smm(input: Tensor, mat2: Tensor) -> SparseCOOTensor:
@@ -2049,7 +2052,7 @@ def spdiags(diagonals: Tensor, offsets: Tensor, shape: tuple, layout=None) -> Te
                         xp.concatenate(col_parts or [xp.zeros(0, np.int64)])])
     values = xp.ascontiguousarray(xp.concatenate(value_parts) if value_parts else diagonals_2d._data[:0, 0])
     result = sparse_coo_tensor(Tensor._make(indices), Tensor._make(values), (rows_out, cols_out))
-    result = _without_derivative(result, diagonals, offsets, "_spdiags")
+    result = _without_derivative(result, diagonals, offsets, kernel="_spdiags")
     if layout is sparse_csr:
         return to_sparse_csr(result)
     if layout is sparse_csc:
