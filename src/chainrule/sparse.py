@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import builtins
 import copy
+import inspect
 import math
 import numbers
 import warnings
@@ -1176,6 +1177,157 @@ def _refused_on_strided(kernel: str) -> str:
     return _not_on_sparse(kernel).replace("'SparseCPU' backend", "'CPU' backend")
 
 
+def _argument(args: tuple, kwargs: dict, index: int, name: str, default=None):
+    """An argument given by position ``index`` or by ``name``, else ``default``."""
+    return args[index] if len(args) > index else kwargs.get(name, default)
+
+
+def _svd_or(kernel: str, index: int, name: str, default, svd_orders: tuple = ("nuc", 2, -2)):
+    """A norm-like function's refusal: torch's composite reaches _linalg_svd for the orders in
+    ``svd_orders`` of a matrix, ``kernel`` for the others (given at ``index`` or as ``name``)."""
+    def kernel_of(args, kwargs):
+        order = _argument(args, kwargs, index, name, default)
+        matrix = name != "ord" or _argument(args, kwargs, 2, "dim") is not None or _first_sparse(args, kwargs).dim() == 2
+        svd = matrix and not isinstance(order, Tensor) and builtins.any(
+            order == known and type(order) is type(known) or order == known and isinstance(known, int)
+            for known in svd_orders)
+        return NotImplementedError, _not_on_sparse("_linalg_svd" if svd else kernel)
+    return kernel_of
+
+
+def _full_refused(args, kwargs):
+    """torch's pinv of a sparse matrix with tolerances not given as tensors builds them by full(),
+    which has no sparse layout (matrix_rank, pinverse)."""
+    if builtins.any(isinstance(value, Tensor) for value in (*args[1:], *kwargs.values())):
+        return None
+    return RuntimeError, "full(...) is not implemented for sparse layout"
+
+
+def _norm_refused(args, kwargs):
+    """torch.norm of a sparse tensor: the nuclear norm reaches _linalg_svd; a reduction over some of
+    its dims reaches norm_sparse, which reduces over all of them only."""
+    input, order, dim = args[0] if args else kwargs.get("input"), _argument(args, kwargs, 1, "p", "fro"), \
+        _argument(args, kwargs, 2, "dim")
+    if order == "nuc":
+        return NotImplementedError, _not_on_sparse("_linalg_svd")
+    if dim is not None and isinstance(input, SparseCOOTensor):
+        dims = (dim,) if isinstance(dim, int) else tuple(dim)
+        if dims and sorted(d % builtins.max(input.dim(), 1) for d in dims) != list(range(input.dim())):
+            return RuntimeError, ("norm_sparse currently only supports full reductions, so 'dim' must either be "
+                                  "empty or contain all dimensions of the input")
+    return None
+
+
+def _cdist_refused(args, kwargs):
+    """torch.cdist reaches _cdist_forward, except for the euclidean distance of more than 25 rows a side,
+    which it computes by matrix products (left as they are)."""
+    first, second = _argument(args, kwargs, 0, "x1"), _argument(args, kwargs, 1, "x2")
+    order, mode = _argument(args, kwargs, 2, "p", 2.0), _argument(args, kwargs, 3, "compute_mode")
+    rows = builtins.max(first.shape[-2] if first.dim() > 1 else 0, second.shape[-2] if second.dim() > 1 else 0)
+    if order == 2 and (mode == "use_mm_for_euclid_dist" or (mode is None and rows > 25)):
+        return None
+    return NotImplementedError, _not_on_sparse("_cdist_forward")
+
+
+# torch's linear-algebra functions (and their Tensor methods) that have no sparse COO kernel: a sparse
+# tensor in any argument makes the dispatcher refuse, naming the kernel, before any check of shapes or
+# dtypes and before an in-place one writes; each entry is the kernel or a rule giving the refusal
+# (None where torch computes)
+_LINEAR_ALGEBRA_REFUSALS = {
+    "linalg": {
+        "cholesky": "linalg_cholesky_ex", "cholesky_ex": "linalg_cholesky_ex", "det": "_linalg_det",
+        "slogdet": "_linalg_slogdet", "eigh": "_linalg_eigh", "eigvalsh": "_linalg_eigh",
+        "householder_product": "linalg_householder_product", "inv": "linalg_inv_ex", "inv_ex": "linalg_inv_ex",
+        "lstsq": "linalg_lstsq.out", "lu": "linalg_lu", "lu_factor": "linalg_lu_factor_ex",
+        "lu_factor_ex": "linalg_lu_factor_ex", "ldl_factor": "linalg_ldl_factor_ex",
+        "ldl_factor_ex": "linalg_ldl_factor_ex", "matrix_exp": "linalg_matrix_exp", "pinv": "linalg_pinv.atol_rtol_tensor",
+        "qr": "linalg_qr", "solve": "_linalg_solve_ex", "solve_ex": "_linalg_solve_ex",
+        "solve_triangular": "linalg_solve_triangular", "svd": "_linalg_svd", "svdvals": "_linalg_svd",
+        "vector_norm": "linalg_vector_norm", "cross": "linalg_cross", "matrix_rank": _full_refused,
+        "norm": _svd_or("linalg_vector_norm", 1, "ord", None),
+        "matrix_norm": _svd_or("linalg_vector_norm", 1, "ord", "fro"),
+        "cond": _svd_or("linalg_inv_ex", 1, "p", None, (None, 2, -2)),
+    },
+    "torch": {
+        "det": "_linalg_det", "logdet": "_linalg_slogdet", "slogdet": "_linalg_slogdet", "inverse": "linalg_inv_ex",
+        "cholesky": "cholesky", "cholesky_inverse": "cholesky_inverse", "cholesky_solve": "_cholesky_solve_helper",
+        "matrix_exp": "linalg_matrix_exp", "qr": "linalg_qr", "svd": "_linalg_svd", "lu": "linalg_lu_factor_ex",
+        "lu_unpack": "lu_unpack", "triangular_solve": "triangular_solve", "trace": "trace", "tril": "tril",
+        "triu": "triu", "diag_embed": "diag_embed", "geqrf": "geqrf", "orgqr": "linalg_householder_product",
+        "ormqr": "ormqr", "renorm": "renorm", "logsumexp": "logsumexp.out", "cross": "linalg_cross",
+        "nuclear_norm": "_linalg_svd", "baddbmm": "baddbmm", "addbmm": "addbmm", "pinverse": _full_refused,
+        "norm": _norm_refused, "cdist": _cdist_refused,
+    },
+}
+# the Tensor methods of the same names refuse as the functions; the in-place ones name their own kernels
+_LINEAR_ALGEBRA_REFUSALS["Tensor"] = {
+    **{name: rule for name, rule in _LINEAR_ALGEBRA_REFUSALS["torch"].items()
+       if name not in ("lu_unpack", "nuclear_norm", "cdist")},
+    "tril_": "tril_", "triu_": "triu_", "renorm_": "renorm_", "baddbmm_": "baddbmm_", "addbmm_": "addbmm_",
+}
+_refusals_by_function: dict = {}
+
+
+def _first_sparse(args: tuple, kwargs: dict) -> SparseCOOTensor | None:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, SparseCOOTensor):
+            return value
+    return None
+
+
+_NOT_TENSORS = frozenset({"bool", "int", "float", "str"})
+# parameters torch's parser takes as a number, a string or dims, never a tensor
+_NOT_TENSOR_NAMES = frozenset({"ord", "p", "dim"})
+# torch's signatures of the functions defined here over ``*args`` (the parser's arity)
+_DECLARED = {
+    ("linalg", "det"): "A, *, out=None", ("linalg", "slogdet"): "A, *, out=None", ("linalg", "inv"): "A, *, out=None",
+    ("linalg", "lstsq"): "A, B, rcond=None, *, driver=None", ("linalg", "solve"): "A, B, *, left: bool = True, out=None",
+    ("linalg", "ldl_factor"): "A, *, hermitian: bool = False, out=None",
+    ("linalg", "ldl_factor_ex"): "A, *, hermitian: bool = False, check_errors: bool = False, out=None",
+    ("torch", "slogdet"): "input, *, out=None", ("torch", "inverse"): "input, *, out=None",
+    ("torch", "lu"): "A, pivot: bool = True, get_infos: bool = False, out=None", ("torch", "geqrf"): "input, *, out=None",
+    ("torch", "ormqr"): "input, input2, input3, left: bool = True, transpose: bool = False, *, out=None",
+}
+_signatures: dict = {}
+
+
+def _binds(func, args: tuple, kwargs: dict) -> bool:
+    """Whether torch's argument parser would accept the call (it runs before the dispatcher refuses a
+    sparse tensor): the arguments bind to ``func``'s signature, and no tensor is given for a bool, int,
+    float or str parameter. Where they do not, ``func`` raises its own TypeError."""
+    try:
+        signature = _signatures.get(func) or inspect.signature(func)
+        bound = signature.bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        return False
+    parameters = signature.parameters
+    return not builtins.any(isinstance(value, Tensor) and (getattr(parameters[name].annotation, "__name__",
+                                                                   parameters[name].annotation) in _NOT_TENSORS
+                                                           or name in _NOT_TENSOR_NAMES)
+                            for name, value in bound.arguments.items())
+
+
+def _linear_algebra_refusal(func, args: tuple, kwargs: dict):
+    """torch's refusal of ``func`` (a linear-algebra function or method) on a sparse COO argument, as
+    (exception class, message), or None where torch computes."""
+    if not _refusals_by_function:
+        import chainrule
+
+        for owner, table in (("linalg", chainrule.linalg), ("torch", chainrule), ("Tensor", Tensor)):
+            for name, rule in _LINEAR_ALGEBRA_REFUSALS[owner].items():
+                _refusals_by_function[getattr(table, name)] = rule
+                if (owner, name) in _DECLARED:
+                    namespace: dict = {}
+                    exec(f"def {name}({_DECLARED[owner, name]}): pass", namespace)  # noqa: S102 - fixed texts above
+                    _signatures[getattr(table, name)] = inspect.signature(namespace[name])
+    rule = _refusals_by_function.get(func)
+    if rule is None or _first_sparse(args, kwargs) is None or not _binds(func, args, kwargs):
+        return None
+    if isinstance(rule, str):
+        return NotImplementedError, _not_on_sparse(rule)
+    return rule(args, kwargs)
+
+
 def _sparse_torch_function(cls, func, types, args=(), kwargs=None):
     """Function forms on a sparse COO tensor answer as its methods do (``torch.max(s)`` as ``s.max()``,
     ``s == 1`` as ``s.eq(1)``), as torch's dispatcher picks the same sparse kernel (or refusal) for
@@ -1186,6 +1338,9 @@ def _sparse_torch_function(cls, func, types, args=(), kwargs=None):
     if name.startswith("__") and name.endswith("__"):
         name = name[2:-2]
     owner = getattr(func, "__torch_owner__", "")
+    refusal = _linear_algebra_refusal(func, args, kwargs)
+    if refusal is not None:
+        raise refusal[0](refusal[1])
     with DisableTorchFunctionSubclass():
         if owner == "torch" and name in _JOINING and args and isinstance(args[0], (list, tuple)) and args[0] \
                 and not isinstance(args[0][0], SparseCOOTensor) and isinstance(args[0][0], Tensor):
