@@ -391,6 +391,8 @@ class SparseCOOTensor(Tensor):
             result = self._with_values((Tensor._make(self._coo[1]) * Tensor._make(factors))._data)
             if tuple(other.shape) == tuple(self.shape):  # torch gives the dense factor a sparse gradient
                 return _keeping_graph(result, lambda a, b: _TimesSparse.apply(a, b, sparse=self), self, other)
+        elif type(other) is Tensor and other.dim() > self.dim() and _broadcasts(self.shape, other.shape):
+            return _broadcast_product(self, other)
         else:
             # dense (torch.mul's delegation would come back here); shapes that do not broadcast are
             # named dense factor first, as torch's sparse kernel names them
@@ -1908,6 +1910,58 @@ def _checked_sum_dims(dim, ndim: int) -> None:
         if d % ndim in seen:
             raise RuntimeError(f"dim {d % ndim} appears multiple times in the list of dims")
         seen.add(d % ndim)
+
+
+def _broadcasts(shape, other_shape) -> bool:
+    try:
+        np.broadcast_shapes(tuple(shape), tuple(other_shape))
+    except ValueError:
+        return False
+    return True
+
+
+class _RefusedProduct(Function):
+    """sparse * a dense tensor of more dims: torch's backward refuses, multiplying the gradient (sparse,
+    of the broadcast shape) by the sparse operand (their sparse dims differ) or, when only the sparse
+    operand requires grad, viewing the sparse gradient."""
+
+    node_name = "MulBackward0"
+    label = "mul"
+    rule = "refused: torch's sparse intersection needs equal sparse dims"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, sparse, dense, result):
+        ctx.dense_grad = ctx.needs_input_grad[1]
+        return result
+
+    @staticmethod
+    def backward(ctx, grad):
+        if not ctx.dense_grad:  # (the sparse operand's gradient alone: torch views the dense factor first)
+            raise NotImplementedError(_not_on_sparse("view"))
+        raise RuntimeError("sparse_binary_op_intersection_cpu(): expects sparse inputs with equal dimensionality, "
+                           "number of sparse dimensions, and shape of sparse dimensions")
+
+
+def _broadcast_product(self: SparseCOOTensor, other: Tensor) -> SparseCOOTensor:
+    """sparse * a dense tensor of more dims, as torch's: sparse, of the broadcast shape, its leading
+    new dims sparse ones; the coalesced entries repeated for every index of the new dims (in order,
+    the new dims outermost; a size-1 dim of the sparse tensor keeps its index 0), each times the
+    dense factor there; coalesced."""
+    out = np.broadcast_shapes(tuple(self.shape), tuple(other.shape))
+    indices, values, _ = self.detach().coalesce()._coo
+    xp = array_module(values)
+    lead = out[:len(out) - self.dim()]
+    count = math.prod(lead)
+    grid = xp.stack(xp.unravel_index(xp.arange(count), lead)).astype(np.int64)
+    all_indices = xp.concatenate([xp.repeat(grid, indices.shape[1], axis=1), xp.tile(indices, (1, count))])
+    repeated = xp.tile(values, (count,) + (1,) * (values.ndim - 1))
+    factors = xp.broadcast_to(other._data, out)[tuple(all_indices)]
+    product = (Tensor._make(repeated) * Tensor._make(factors))._data
+    result = SparseCOOTensor._from_parts(all_indices, product, out, True)
+    if is_recording(self, other):
+        _joined_graph(result, _RefusedProduct.apply(self, other, result=product))
+    return result
 
 
 def _intersection_product(self: SparseCOOTensor, other: SparseCOOTensor) -> SparseCOOTensor:

@@ -214,3 +214,59 @@ def test_linear_algebra_on_dense_unaffected():
     dense = _square(chainrule, "dense")
     assert chainrule.linalg.det(dense).item() == pytest.approx(torch.linalg.det(_square(torch, "dense")).item())
     assert chainrule.tril(dense).tolist() == torch.tril(_square(torch, "dense")).tolist()
+
+
+# sparse times a dense tensor of more dims: sparse as torch's, the new leading dims sparse ones
+def _broadcast_operands(lib, kind):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if kind == "hybrid":
+            return lib.sparse_coo_tensor(lib.tensor([[0, 1]]), lib.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]), (2, 3))
+        if kind == "size-1 dim":
+            return lib.sparse_coo_tensor(lib.tensor([[0], [2]]), lib.tensor([1.5]), (1, 3))
+        if kind == "int":
+            return lib.sparse_coo_tensor(lib.tensor([[1, 0, 1], [2, 2, 2]]), lib.tensor([1, 2, 3]), (2, 3))
+        return lib.sparse_coo_tensor(lib.tensor([[1, 0, 1], [2, 2, 2]]), lib.tensor([1.0, 2.0, 3.0]), (2, 3))
+
+
+BROADCAST = {
+    "s * (4, 2, 3)": lambda lib, s: s * lib.arange(24.0).reshape(4, 2, 3),
+    "(4, 2, 3) * s": lambda lib, s: lib.arange(24.0).reshape(4, 2, 3) * s,
+    "s * (2, 1, 3)": lambda lib, s: s * lib.arange(6.0).reshape(2, 1, 3),
+    "mul(s, (1, 2, 1))": lambda lib, s: lib.mul(s, lib.tensor([[[2.0], [3.0]]])),
+    "s * (3, 1, 1, 1) float64": lambda lib, s: s * lib.arange(3.0, dtype=lib.float64).reshape(3, 1, 1, 1),
+}
+
+
+def _sparse_outcome(lib, kind, name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            result = BROADCAST[name](lib, _broadcast_operands(lib, kind))
+        except Exception as error:  # noqa: BLE001 - the exception is what is compared
+            return type(error).__name__, _first_words(error)
+    return (str(result.layout).split(".")[-1], tuple(result.shape), str(result.dtype).split(".")[-1],
+            result.sparse_dim(), result.is_coalesced(), result._indices().tolist(), result._values().tolist())
+
+
+@pytest.mark.parametrize("kind", ["uncoalesced", "hybrid", "size-1 dim", "int"])
+@pytest.mark.parametrize("name", list(BROADCAST))
+def test_sparse_times_broadcast_dense_as_torch(name, kind):
+    assert _sparse_outcome(chainrule, kind, name) == _sparse_outcome(torch, kind, name)
+
+
+@pytest.mark.parametrize("which", ["sparse", "dense", "both"])
+def test_sparse_times_broadcast_dense_graph_and_refused_backward_as_torch(which):
+    def attempt(lib):
+        sparse = _broadcast_operands(lib, "uncoalesced")
+        dense = lib.ones(2, 2, 3)
+        for operand, name in ((sparse, "sparse"), (dense, "dense")):
+            operand.requires_grad_(which in (name, "both"))
+        result = sparse * dense
+        graph = _graph(result)
+        with pytest.raises(RuntimeError) as caught:
+            result.to_dense().sum().backward()
+        return graph, type(caught.value).__name__, _first_words(caught.value)
+
+    assert attempt(chainrule) == attempt(torch)
+
