@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import builtins
 import copy
+import inspect
 import math
 import numbers
 import warnings
@@ -390,6 +391,8 @@ class SparseCOOTensor(Tensor):
             result = self._with_values((Tensor._make(self._coo[1]) * Tensor._make(factors))._data)
             if tuple(other.shape) == tuple(self.shape):  # torch gives the dense factor a sparse gradient
                 return _keeping_graph(result, lambda a, b: _TimesSparse.apply(a, b, sparse=self), self, other)
+        elif type(other) is Tensor and other.dim() > self.dim() and _broadcasts(self.shape, other.shape):
+            return _broadcast_product(self, other)
         else:
             # dense (torch.mul's delegation would come back here); shapes that do not broadcast are
             # named dense factor first, as torch's sparse kernel names them
@@ -1176,6 +1179,157 @@ def _refused_on_strided(kernel: str) -> str:
     return _not_on_sparse(kernel).replace("'SparseCPU' backend", "'CPU' backend")
 
 
+def _argument(args: tuple, kwargs: dict, index: int, name: str, default=None):
+    """An argument given by position ``index`` or by ``name``, else ``default``."""
+    return args[index] if len(args) > index else kwargs.get(name, default)
+
+
+def _svd_or(kernel: str, index: int, name: str, default, svd_orders: tuple = ("nuc", 2, -2)):
+    """A norm-like function's refusal: torch's composite reaches _linalg_svd for the orders in
+    ``svd_orders`` of a matrix, ``kernel`` for the others (given at ``index`` or as ``name``)."""
+    def kernel_of(args, kwargs):
+        order = _argument(args, kwargs, index, name, default)
+        matrix = name != "ord" or _argument(args, kwargs, 2, "dim") is not None or _first_sparse(args, kwargs).dim() == 2
+        svd = matrix and not isinstance(order, Tensor) and builtins.any(
+            order == known and type(order) is type(known) or order == known and isinstance(known, int)
+            for known in svd_orders)
+        return NotImplementedError, _not_on_sparse("_linalg_svd" if svd else kernel)
+    return kernel_of
+
+
+def _full_refused(args, kwargs):
+    """torch's pinv of a sparse matrix with tolerances not given as tensors builds them by full(),
+    which has no sparse layout (matrix_rank, pinverse)."""
+    if builtins.any(isinstance(value, Tensor) for value in (*args[1:], *kwargs.values())):
+        return None
+    return RuntimeError, "full(...) is not implemented for sparse layout"
+
+
+def _norm_refused(args, kwargs):
+    """torch.norm of a sparse tensor: the nuclear norm reaches _linalg_svd; a reduction over some of
+    its dims reaches norm_sparse, which reduces over all of them only."""
+    input, order, dim = args[0] if args else kwargs.get("input"), _argument(args, kwargs, 1, "p", "fro"), \
+        _argument(args, kwargs, 2, "dim")
+    if order == "nuc":
+        return NotImplementedError, _not_on_sparse("_linalg_svd")
+    if dim is not None and isinstance(input, SparseCOOTensor):
+        dims = (dim,) if isinstance(dim, int) else tuple(dim)
+        if dims and sorted(d % builtins.max(input.dim(), 1) for d in dims) != list(range(input.dim())):
+            return RuntimeError, ("norm_sparse currently only supports full reductions, so 'dim' must either be "
+                                  "empty or contain all dimensions of the input")
+    return None
+
+
+def _cdist_refused(args, kwargs):
+    """torch.cdist reaches _cdist_forward, except for the euclidean distance of more than 25 rows a side,
+    which it computes by matrix products (left as they are)."""
+    first, second = _argument(args, kwargs, 0, "x1"), _argument(args, kwargs, 1, "x2")
+    order, mode = _argument(args, kwargs, 2, "p", 2.0), _argument(args, kwargs, 3, "compute_mode")
+    rows = builtins.max(first.shape[-2] if first.dim() > 1 else 0, second.shape[-2] if second.dim() > 1 else 0)
+    if order == 2 and (mode == "use_mm_for_euclid_dist" or (mode is None and rows > 25)):
+        return None
+    return NotImplementedError, _not_on_sparse("_cdist_forward")
+
+
+# torch's linear-algebra functions (and their Tensor methods) that have no sparse COO kernel: a sparse
+# tensor in any argument makes the dispatcher refuse, naming the kernel, before any check of shapes or
+# dtypes and before an in-place one writes; each entry is the kernel or a rule giving the refusal
+# (None where torch computes)
+_LINEAR_ALGEBRA_REFUSALS = {
+    "linalg": {
+        "cholesky": "linalg_cholesky_ex", "cholesky_ex": "linalg_cholesky_ex", "det": "_linalg_det",
+        "slogdet": "_linalg_slogdet", "eigh": "_linalg_eigh", "eigvalsh": "_linalg_eigh",
+        "householder_product": "linalg_householder_product", "inv": "linalg_inv_ex", "inv_ex": "linalg_inv_ex",
+        "lstsq": "linalg_lstsq.out", "lu": "linalg_lu", "lu_factor": "linalg_lu_factor_ex",
+        "lu_factor_ex": "linalg_lu_factor_ex", "ldl_factor": "linalg_ldl_factor_ex",
+        "ldl_factor_ex": "linalg_ldl_factor_ex", "matrix_exp": "linalg_matrix_exp", "pinv": "linalg_pinv.atol_rtol_tensor",
+        "qr": "linalg_qr", "solve": "_linalg_solve_ex", "solve_ex": "_linalg_solve_ex",
+        "solve_triangular": "linalg_solve_triangular", "svd": "_linalg_svd", "svdvals": "_linalg_svd",
+        "vector_norm": "linalg_vector_norm", "cross": "linalg_cross", "matrix_rank": _full_refused,
+        "norm": _svd_or("linalg_vector_norm", 1, "ord", None),
+        "matrix_norm": _svd_or("linalg_vector_norm", 1, "ord", "fro"),
+        "cond": _svd_or("linalg_inv_ex", 1, "p", None, (None, 2, -2)),
+    },
+    "torch": {
+        "det": "_linalg_det", "logdet": "_linalg_slogdet", "slogdet": "_linalg_slogdet", "inverse": "linalg_inv_ex",
+        "cholesky": "cholesky", "cholesky_inverse": "cholesky_inverse", "cholesky_solve": "_cholesky_solve_helper",
+        "matrix_exp": "linalg_matrix_exp", "qr": "linalg_qr", "svd": "_linalg_svd", "lu": "linalg_lu_factor_ex",
+        "lu_unpack": "lu_unpack", "triangular_solve": "triangular_solve", "trace": "trace", "tril": "tril",
+        "triu": "triu", "diag_embed": "diag_embed", "geqrf": "geqrf", "orgqr": "linalg_householder_product",
+        "ormqr": "ormqr", "renorm": "renorm", "logsumexp": "logsumexp.out", "cross": "linalg_cross",
+        "nuclear_norm": "_linalg_svd", "baddbmm": "baddbmm", "addbmm": "addbmm", "pinverse": _full_refused,
+        "norm": _norm_refused, "cdist": _cdist_refused,
+    },
+}
+# the Tensor methods of the same names refuse as the functions; the in-place ones name their own kernels
+_LINEAR_ALGEBRA_REFUSALS["Tensor"] = {
+    **{name: rule for name, rule in _LINEAR_ALGEBRA_REFUSALS["torch"].items()
+       if name not in ("lu_unpack", "nuclear_norm", "cdist")},
+    "tril_": "tril_", "triu_": "triu_", "renorm_": "renorm_", "baddbmm_": "baddbmm_", "addbmm_": "addbmm_",
+}
+_refusals_by_function: dict = {}
+
+
+def _first_sparse(args: tuple, kwargs: dict) -> SparseCOOTensor | None:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, SparseCOOTensor):
+            return value
+    return None
+
+
+_NOT_TENSORS = frozenset({"bool", "int", "float", "str"})
+# parameters torch's parser takes as a number, a string or dims, never a tensor
+_NOT_TENSOR_NAMES = frozenset({"ord", "p", "dim"})
+# torch's signatures of the functions defined here over ``*args`` (the parser's arity)
+_DECLARED = {
+    ("linalg", "det"): "A, *, out=None", ("linalg", "slogdet"): "A, *, out=None", ("linalg", "inv"): "A, *, out=None",
+    ("linalg", "lstsq"): "A, B, rcond=None, *, driver=None", ("linalg", "solve"): "A, B, *, left: bool = True, out=None",
+    ("linalg", "ldl_factor"): "A, *, hermitian: bool = False, out=None",
+    ("linalg", "ldl_factor_ex"): "A, *, hermitian: bool = False, check_errors: bool = False, out=None",
+    ("torch", "slogdet"): "input, *, out=None", ("torch", "inverse"): "input, *, out=None",
+    ("torch", "lu"): "A, pivot: bool = True, get_infos: bool = False, out=None", ("torch", "geqrf"): "input, *, out=None",
+    ("torch", "ormqr"): "input, input2, input3, left: bool = True, transpose: bool = False, *, out=None",
+}
+_signatures: dict = {}
+
+
+def _binds(func, args: tuple, kwargs: dict) -> bool:
+    """Whether torch's argument parser would accept the call (it runs before the dispatcher refuses a
+    sparse tensor): the arguments bind to ``func``'s signature, and no tensor is given for a bool, int,
+    float or str parameter. Where they do not, ``func`` raises its own TypeError."""
+    try:
+        signature = _signatures.get(func) or inspect.signature(func)
+        bound = signature.bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        return False
+    parameters = signature.parameters
+    return not builtins.any(isinstance(value, Tensor) and (getattr(parameters[name].annotation, "__name__",
+                                                                   parameters[name].annotation) in _NOT_TENSORS
+                                                           or name in _NOT_TENSOR_NAMES)
+                            for name, value in bound.arguments.items())
+
+
+def _linear_algebra_refusal(func, args: tuple, kwargs: dict):
+    """torch's refusal of ``func`` (a linear-algebra function or method) on a sparse COO argument, as
+    (exception class, message), or None where torch computes."""
+    if not _refusals_by_function:
+        import chainrule
+
+        for owner, table in (("linalg", chainrule.linalg), ("torch", chainrule), ("Tensor", Tensor)):
+            for name, rule in _LINEAR_ALGEBRA_REFUSALS[owner].items():
+                _refusals_by_function[getattr(table, name)] = rule
+                if (owner, name) in _DECLARED:
+                    namespace: dict = {}
+                    exec(f"def {name}({_DECLARED[owner, name]}): pass", namespace)  # noqa: S102 - fixed texts above
+                    _signatures[getattr(table, name)] = inspect.signature(namespace[name])
+    rule = _refusals_by_function.get(func)
+    if rule is None or _first_sparse(args, kwargs) is None or not _binds(func, args, kwargs):
+        return None
+    if isinstance(rule, str):
+        return NotImplementedError, _not_on_sparse(rule)
+    return rule(args, kwargs)
+
+
 def _sparse_torch_function(cls, func, types, args=(), kwargs=None):
     """Function forms on a sparse COO tensor answer as its methods do (``torch.max(s)`` as ``s.max()``,
     ``s == 1`` as ``s.eq(1)``), as torch's dispatcher picks the same sparse kernel (or refusal) for
@@ -1186,6 +1340,9 @@ def _sparse_torch_function(cls, func, types, args=(), kwargs=None):
     if name.startswith("__") and name.endswith("__"):
         name = name[2:-2]
     owner = getattr(func, "__torch_owner__", "")
+    refusal = _linear_algebra_refusal(func, args, kwargs)
+    if refusal is not None:
+        raise refusal[0](refusal[1])
     with DisableTorchFunctionSubclass():
         if owner == "torch" and name in _JOINING and args and isinstance(args[0], (list, tuple)) and args[0] \
                 and not isinstance(args[0][0], SparseCOOTensor) and isinstance(args[0][0], Tensor):
@@ -1755,6 +1912,58 @@ def _checked_sum_dims(dim, ndim: int) -> None:
         seen.add(d % ndim)
 
 
+def _broadcasts(shape, other_shape) -> bool:
+    try:
+        np.broadcast_shapes(tuple(shape), tuple(other_shape))
+    except ValueError:
+        return False
+    return True
+
+
+class _RefusedProduct(Function):
+    """sparse * a dense tensor of more dims: torch's backward refuses, multiplying the gradient (sparse,
+    of the broadcast shape) by the sparse operand (their sparse dims differ) or, when only the sparse
+    operand requires grad, viewing the sparse gradient."""
+
+    node_name = "MulBackward0"
+    label = "mul"
+    rule = "refused: torch's sparse intersection needs equal sparse dims"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, sparse, dense, result):
+        ctx.dense_grad = ctx.needs_input_grad[1]
+        return result
+
+    @staticmethod
+    def backward(ctx, grad):
+        if not ctx.dense_grad:  # (the sparse operand's gradient alone: torch views the dense factor first)
+            raise NotImplementedError(_not_on_sparse("view"))
+        raise RuntimeError("sparse_binary_op_intersection_cpu(): expects sparse inputs with equal dimensionality, "
+                           "number of sparse dimensions, and shape of sparse dimensions")
+
+
+def _broadcast_product(self: SparseCOOTensor, other: Tensor) -> SparseCOOTensor:
+    """sparse * a dense tensor of more dims, as torch's: sparse, of the broadcast shape, its leading
+    new dims sparse ones; the coalesced entries repeated for every index of the new dims (in order,
+    the new dims outermost; a size-1 dim of the sparse tensor keeps its index 0), each times the
+    dense factor there; coalesced."""
+    out = np.broadcast_shapes(tuple(self.shape), tuple(other.shape))
+    indices, values, _ = self.detach().coalesce()._coo
+    xp = array_module(values)
+    lead = out[:len(out) - self.dim()]
+    count = math.prod(lead)
+    grid = xp.stack(xp.unravel_index(xp.arange(count), lead)).astype(np.int64)
+    all_indices = xp.concatenate([xp.repeat(grid, indices.shape[1], axis=1), xp.tile(indices, (1, count))])
+    repeated = xp.tile(values, (count,) + (1,) * (values.ndim - 1))
+    factors = xp.broadcast_to(other._data, out)[tuple(all_indices)]
+    product = (Tensor._make(repeated) * Tensor._make(factors))._data
+    result = SparseCOOTensor._from_parts(all_indices, product, out, True)
+    if is_recording(self, other):
+        _joined_graph(result, _RefusedProduct.apply(self, other, result=product))
+    return result
+
+
 def _intersection_product(self: SparseCOOTensor, other: SparseCOOTensor) -> SparseCOOTensor:
     """sparse * sparse as torch's: of two coalesced tensors, an entry wherever both have one, the
     product of the two values there, coalesced. Otherwise the entries of the uncoalesced one (of the
@@ -1862,7 +2071,7 @@ class _NotDifferentiable(Function):
     _array_forward = True
 
     @staticmethod
-    def forward(ctx, first, second, result, kernel):
+    def forward(ctx, *operands, result, kernel):
         ctx.kernel = kernel
         return result
 
@@ -1871,10 +2080,13 @@ class _NotDifferentiable(Function):
         raise RuntimeError(f"derivative for aten::{ctx.kernel} is not implemented")
 
 
-def _without_derivative(result: SparseCOOTensor, first: Tensor, second: Tensor, kernel: str) -> SparseCOOTensor:
-    if is_recording(first) or is_recording(second):
-        first, second = (_in_graph(t) if isinstance(t, SparseCOOTensor) else t for t in (first, second))
-        recorded = _NotDifferentiable.apply(first, second, result=result._data, kernel=kernel)
+def _without_derivative(result: SparseCOOTensor, *operands: Tensor, kernel: str) -> SparseCOOTensor:
+    """``result`` in the graph of those of ``operands`` that require grad, in order, each an edge of
+    its own (torch's NotImplemented node has one edge per such operand, sparse or strided, and none
+    for the others); its backward raises torch's error, so no gradient ever reaches them."""
+    if is_recording(*operands):
+        edges = tuple(operand for operand in operands if operand._requires_grad)
+        recorded = _NotDifferentiable.apply(*edges, result=result._data, kernel=kernel)
         _joined_graph(result, name_node(recorded, "NotImplemented"))
     return result
 
@@ -1901,7 +2113,7 @@ def hspmm(mat1: Tensor, mat2: Tensor) -> SparseCOOTensor:
     values = xp.ascontiguousarray(mat1._data[rows] @ mat2._data)
     # (marked coalesced as torch's factory marks it: when it has fewer than two rows)
     result = SparseCOOTensor._from_parts(rows[None], values, (mat1.shape[0], mat2.shape[1]), rows.shape[0] < 2)
-    return _without_derivative(result, mat1, mat2, "hspmm")
+    return _without_derivative(result, mat1, mat2, kernel="hspmm")
 
 
 def sspaddmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> SparseCOOTensor:
@@ -1943,7 +2155,7 @@ def sspaddmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> S
         all_indices,
         xp.concatenate([(kept_values * xp.asarray(beta, dtype=dtype)).astype(dtype, copy=False), product.reshape(-1)]),
         tuple(input.shape), all_indices.shape[1] < 2)
-    return _without_derivative(result, mat1, mat2, "sspaddmm")
+    return _without_derivative(result, input, mat1, mat2, kernel="sspaddmm")
 
 
 def smm(input: Tensor, mat2: Tensor) -> SparseCOOTensor:
@@ -2049,7 +2261,7 @@ def spdiags(diagonals: Tensor, offsets: Tensor, shape: tuple, layout=None) -> Te
                         xp.concatenate(col_parts or [xp.zeros(0, np.int64)])])
     values = xp.ascontiguousarray(xp.concatenate(value_parts) if value_parts else diagonals_2d._data[:0, 0])
     result = sparse_coo_tensor(Tensor._make(indices), Tensor._make(values), (rows_out, cols_out))
-    result = _without_derivative(result, diagonals, offsets, "_spdiags")
+    result = _without_derivative(result, diagonals, offsets, kernel="_spdiags")
     if layout is sparse_csr:
         return to_sparse_csr(result)
     if layout is sparse_csc:
