@@ -90,3 +90,13 @@ def test_gelu_forward_and_gradient_match_torch_on_a_multi_block_input():
     theirs.backward(torch.tensor(g))
     np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-6, atol=2e-6)
     np.testing.assert_allclose(ours_x.grad.numpy(), theirs_x.grad.numpy(), rtol=1e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("make", [lambda x: x.permute(2, 0, 1), lambda x: x[:, ::2, 1:].transpose(0, 2)])
+def test_gelu_and_erf_keep_a_strided_inputs_layout_as_torch(make):
+    x = _inputs(40 * 30 * 50, np.float32).reshape(40, 30, 50)
+    ours_x, theirs_x = make(chainrule.tensor(x)), make(torch.tensor(x))
+    for ours, theirs in [(chainrule.nn.functional.gelu(ours_x), torch.nn.functional.gelu(theirs_x)),
+                         (chainrule.erf(ours_x), torch.erf(theirs_x))]:
+        assert ours.is_contiguous() == theirs.is_contiguous()
+        assert ours.stride() == theirs.stride()

@@ -93,7 +93,12 @@ def _erf_single(x: np.ndarray) -> np.ndarray:
     for start in range(0, flat.size, _ERF_SINGLE_BLOCK):
         stop = start + _ERF_SINGLE_BLOCK
         _erf_single_block(flat[start:stop], out[start:stop])
-    return out.reshape(x.shape)
+    if x.flags.c_contiguous:
+        return out.reshape(x.shape)
+    # in x's memory layout, as elementwise NumPy results are (gelu's output keeps its input's strides)
+    laid_out = np.empty_like(x, dtype=np.float64)
+    laid_out[...] = out.reshape(x.shape)
+    return laid_out
 
 
 def _erf_single_block(x: np.ndarray, out: np.ndarray) -> None:
