@@ -73,25 +73,66 @@ def _erf_device(xp, x):
     return (xp.sign(x) * result).astype(dtype, copy=False)
 
 
+# _erf_single works through the input this many elements at a time, so that its dozen float64
+# temporaries (256 KiB each) stay in cache across its ~40 passes; each element's arithmetic is the
+# same in any block. (983,040 float32 elements, GELU's size in decision_transformer, one thread:
+# 34-38 ms unblocked with boolean-mask indexing, 14.7-16.4 ms in blocks of 2^13-2^16.)
+_ERF_SINGLE_BLOCK = 1 << 15
+_A_S_COEFFICIENTS = (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
+_TWO_OVER_SQRT_PI = 2.0 / np.sqrt(np.pi)
+
+
 def _erf_single(x: np.ndarray) -> np.ndarray:
-    """erf for float32/float16: |error| <= 1.5e-7 (below float32's resolution near 1).
+    """erf for float32/float16, in float64: |error| <= 1.5e-7 (below float32's resolution near 1).
 
     |x| < 0.5: the Maclaurin series (10 terms, exact to float64 there, so small inputs keep their
     relative accuracy); elsewhere Abramowitz & Stegun 7.1.26, a 5-term rational fit.
     """
+    flat = x.reshape(-1)
+    out = np.empty(flat.shape, dtype=np.float64)
+    for start in range(0, flat.size, _ERF_SINGLE_BLOCK):
+        stop = start + _ERF_SINGLE_BLOCK
+        _erf_single_block(flat[start:stop], out[start:stop])
+    if x.flags.c_contiguous:
+        return out.reshape(x.shape)
+    # in x's memory layout, as elementwise NumPy results are (gelu's output keeps its input's strides)
+    laid_out = np.empty_like(x, dtype=np.float64)
+    laid_out[...] = out.reshape(x.shape)
+    return laid_out
+
+
+def _erf_single_block(x: np.ndarray, out: np.ndarray) -> None:
+    """``_erf_single`` of a 1-D block into ``out``: in place, each operation the one the formulas
+    name (the same roundings as evaluating them expression by expression)."""
     z = np.abs(x.astype(np.float64))
-    t = 1.0 / (1.0 + 0.3275911 * z)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    result = 1.0 - poly * np.exp(-z * z)
-    small = z < 0.5
-    if small.any():
-        zs = z[small]
-        z2 = zs * zs
+    t = np.multiply(z, 0.3275911)
+    t += 1.0
+    np.divide(1.0, t, out=t)
+    poly = np.multiply(t, _A_S_COEFFICIENTS[0])
+    for coefficient in _A_S_COEFFICIENTS[1:]:  # Horner: t (c + t (...))
+        poly += coefficient
+        poly *= t
+    result = t  # 1 - poly e^{-z^2}, in t's buffer
+    np.multiply(z, z, out=result)
+    np.negative(result, out=result)
+    np.exp(result, out=result)
+    result *= poly
+    np.subtract(1.0, result, out=result)
+    # integer positions: a boolean mask's gather and scatter cost 4 ms each on 10^6 elements
+    small = np.flatnonzero(z < 0.5)
+    if small.size:
+        zs = z.take(small)
+        neg_z2 = zs * zs
+        np.negative(neg_z2, out=neg_z2)
         # erf(x) = 2/sqrt(pi) * sum_n (-1)^n x^(2n+1) / (n! (2n+1))
         term = zs.copy()
-        total = zs.copy()
+        total = zs
+        piece = np.empty_like(zs)
         for n in range(1, 10):
-            term = term * (-z2) / n
-            total += term / (2 * n + 1)
-        result[small] = 2.0 / np.sqrt(np.pi) * total
-    return np.copysign(result, x)
+            term *= neg_z2
+            term /= n
+            np.divide(term, 2 * n + 1, out=piece)
+            total += piece
+        total *= _TWO_OVER_SQRT_PI
+        result[small] = total
+    np.copysign(result, x, out=out)
