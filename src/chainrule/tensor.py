@@ -1175,7 +1175,7 @@ def legacy_type_of(name_or_type) -> tuple[_dtype.dtype, bool]:
         return _dtype.get_default_dtype(), prefix.endswith("cuda")  # the default tensor type
     dtype_names = {type_name: dtype_name for dtype_name, type_name in _TYPE_NAMES.items()}
     if prefix not in ("torch", "torch.cuda", "chainrule", "chainrule.cuda") or name not in dtype_names:
-        raise ValueError(f"invalid type: {name_or_type!r} (expected a name like 'torch.FloatTensor')")
+        raise ValueError(f"invalid type: {name_or_type!r}")
     return _dtype._BY_NAME[dtype_names[name]], prefix.endswith("cuda")
 
 

@@ -5,6 +5,7 @@ nn.init's kaiming_uniform_ and xavier_uniform_ compute their bound in torch's or
 bitwise torch's (``sqrt(3) * gain / sqrt(fan)`` differed in the last bit for some fans, e.g. 9)."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -66,3 +67,62 @@ def test_module_parameters_are_torchs_bitwise_in_float64(name, args, kwargs):
     assert list(cp) == list(tp)
     for key, value in tp.items():
         np.testing.assert_array_equal(cp[key].detach().numpy(), value.detach().numpy(), err_msg=key)
+
+
+# --- legacy type names: torch looks a name up as a dotted import (torch._import_dotted_name) ---
+
+def _default_tensor_type_outcome(lib, t):
+    """(exception type, message, warnings given) of set_default_tensor_type(t), under warn-always so
+    that the once-a-process deprecation warning shows whether it was reached."""
+    old = lib.get_default_dtype()
+    lib.set_warn_always(True)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                lib.set_default_tensor_type(t(lib) if callable(t) else t)
+                outcome = ("ok", str(lib.get_default_dtype()).split(".")[-1])
+            except Exception as error:  # noqa: BLE001 (the outcome is compared with torch's)
+                outcome = (type(error).__name__, str(error).replace("chainrule", "torch"))
+        return outcome + (len(caught),)
+    finally:
+        lib.set_warn_always(False)
+        lib.set_default_dtype(old)
+
+
+@pytest.mark.parametrize("t", [
+    "torch.FooTensor", "FooTensor", "torch.cuda.FooTensor", "torch.foo.FloatTensor", "torch.float32",
+    "numpy.float32", "torch.nn", "torch.Tensor", "torch.LongTensor", 3, None, " torch.DoubleTensor",
+    "torch..DoubleTensor", "", "torch.DoubleTensor",
+    lambda lib: lib.float64, lambda lib: lib.Tensor, lambda lib: lib.IntTensor, lambda lib: lib.DoubleTensor,
+], ids=repr)
+def test_set_default_tensor_type_refuses_as_torch(t):
+    assert _default_tensor_type_outcome(chainrule, t) == _default_tensor_type_outcome(real_torch, t)
+
+
+@pytest.mark.parametrize("name", ["torch.FooTensor", "FooTensor", "torch.foo.FloatTensor", "torch.float32"])
+def test_tensor_type_refuses_a_bad_name_with_torchs_message(name):
+    with pytest.raises(ValueError) as expected:
+        real_torch.ones(2).type(name)
+    with pytest.raises(ValueError) as caught:
+        chainrule.ones(2).type(name)
+    assert str(caught.value) == str(expected.value)
+
+
+def test_index_reduce_beta_warning_is_torchs_text_once_unless_warn_always(monkeypatch):
+    def given(lib, calls):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for warn_always in calls:
+                lib.set_warn_always(warn_always)
+                try:
+                    lib.ones(5).index_reduce_(0, lib.tensor([0, 1]), lib.ones(2), "prod")
+                finally:
+                    lib.set_warn_always(False)
+        return [(w.category, str(w.message)) for w in caught]
+
+    monkeypatch.setattr(chainrule._config, "_warned_once", set())
+    ours = given(chainrule, [True, True, False, False])
+    theirs = given(real_torch, [True, True, False, False])
+    assert len(theirs) >= 2 and ours[:2] == theirs[:2]  # (torch's process may have spent its once already)
+    assert len(ours) == 3 and ours[2] == theirs[0]
