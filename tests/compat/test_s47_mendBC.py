@@ -95,7 +95,8 @@ def _default_tensor_type_outcome(lib, t):
     "numpy.float32", "torch.nn", "torch.Tensor", "torch.LongTensor", 3, None, " torch.DoubleTensor",
     "torch..DoubleTensor", "", "torch.DoubleTensor",
     lambda lib: lib.float64, lambda lib: lib.Tensor, lambda lib: lib.IntTensor, lambda lib: lib.DoubleTensor,
-], ids=repr)
+], ids=lambda t: f"lib.{t(chainrule).__name__ if hasattr(t(chainrule), '__name__') else t(chainrule)}"
+   if callable(t) else repr(t))
 def test_set_default_tensor_type_refuses_as_torch(t):
     assert _default_tensor_type_outcome(chainrule, t) == _default_tensor_type_outcome(real_torch, t)
 
@@ -126,3 +127,37 @@ def test_index_reduce_beta_warning_is_torchs_text_once_unless_warn_always(monkey
     theirs = given(real_torch, [True, True, False, False])
     assert len(theirs) >= 2 and ours[:2] == theirs[:2]  # (torch's process may have spent its once already)
     assert len(ours) == 3 and ours[2] == theirs[0]
+
+
+# --- linalg.vecdot, linalg.cross and linalg.matrix_norm take NumPy's axis=/keepdims= as torch's parser does ---
+
+LINALG_CALLS = {
+    "vecdot": lambda lib, x, **k: lib.linalg.vecdot(x, x.flip(0), **k),
+    "vecdot_x_y": lambda lib, x, **k: lib.linalg.vecdot(x=x, y=x + 1, **k),
+    "cross": lambda lib, x, **k: lib.linalg.cross(x, x.flip(0) + 1, **k),
+    "matrix_norm": lambda lib, x, **k: lib.linalg.matrix_norm(x.reshape(3, 3, 1), **k),
+}
+LINALG_KWARGS = ({"axis": 0}, {"axis": 1, "dim": 1}, {"keepdims": True}, {"dim": 0, "foo": 1})
+
+
+def _linalg_outcome(lib, name, kwargs):
+    x = lib.arange(9, dtype=lib.float64).reshape(3, 3) / 7
+    if name == "matrix_norm" and "axis" in kwargs:
+        kwargs = {**kwargs, "axis": (0, 1)}
+    try:
+        return _returned(LINALG_CALLS[name](lib, x, **kwargs))
+    except TypeError as error:
+        return ("TypeError", str(error))
+
+
+def _returned(out):  # (the outcome of a call that returned)
+    return ("ok", out.shape, out.tolist())
+
+
+@pytest.mark.parametrize("kwargs", LINALG_KWARGS, ids=repr)
+@pytest.mark.parametrize("name", sorted(LINALG_CALLS))
+def test_linalg_takes_numpy_keyword_names_as_torch(name, kwargs):
+    ours, theirs = _linalg_outcome(chainrule, name, dict(kwargs)), _linalg_outcome(real_torch, name, dict(kwargs))
+    assert ours[0] == theirs[0] and tuple(ours[1]) == tuple(theirs[1])
+    if ours[0] == "ok":
+        np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-12, atol=1e-12)

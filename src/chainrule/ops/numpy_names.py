@@ -31,7 +31,7 @@ PUBLIC_NAMES = {
         "cross", "renorm", "trapezoid", "take_along_dim", "tensor_split", "unflatten", "repeat_interleave",
         "cumulative_trapezoid", "trapz", "cosine_similarity",
     ),
-    "linalg": ("norm", "vector_norm"),
+    "linalg": ("norm", "vector_norm", "vecdot", "cross", "matrix_norm"),
     "special": ("logsumexp", "softmax", "log_softmax"),
     "nn.functional": ("cosine_similarity",),
 }
