@@ -161,3 +161,36 @@ def test_linalg_takes_numpy_keyword_names_as_torch(name, kwargs):
     assert ours[0] == theirs[0] and tuple(ours[1]) == tuple(theirs[1])
     if ours[0] == "ok":
         np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-12, atol=1e-12)
+
+
+# --- torch.Generator's clone_state, get_offset/set_offset and graph-safe state methods on CPU ---
+
+def _generator_outcome(lib, code):
+    g = lib.Generator()
+    g.manual_seed(5)
+    lib.rand(3, generator=g)
+    try:
+        result = eval(code, {"torch": lib, "g": g})  # noqa: S307 (the probe's own expressions)
+    except Exception as error:  # noqa: BLE001 (the outcome is compared with torch's)
+        return (type(error).__name__, str(error))
+    if isinstance(result, lib.Generator):
+        return ("generator", str(result.device), result.initial_seed(), lib.rand(3, generator=result).tolist(),
+                lib.rand(2, generator=g).tolist())
+    return ("ok", result)
+
+
+@pytest.mark.parametrize("code", [
+    "g.clone_state()", "g.clone_state() is g", "g.clone_state().initial_seed()",
+    "(lambda c: (torch.rand(4, generator=c).tolist(), torch.rand(4, generator=g).tolist()))(g.clone_state())",
+    "(lambda c: (c.manual_seed(1), torch.rand(2, generator=g).tolist()))(g.clone_state())[1]",
+    "g.graphsafe_get_state()", "g.graphsafe_set_state(torch.Generator())", "g.graphsafe_set_state(3)",
+    "g.graphsafe_set_state(None)", "g.get_offset()", "g.set_offset(3)", "g.set_offset('a')", "g.set_offset(1.5)",
+    "g.set_offset(True)",
+])
+def test_generator_methods_as_torchs_cpu_generator(code):
+    assert _generator_outcome(chainrule, code) == _generator_outcome(real_torch, code)
+
+
+def test_generator_has_torchs_public_methods():
+    public = {name for name in dir(real_torch.Generator()) if not name.startswith("_")}
+    assert public <= set(dir(chainrule.Generator()))
