@@ -194,3 +194,62 @@ def test_generator_methods_as_torchs_cpu_generator(code):
 def test_generator_has_torchs_public_methods():
     public = {name for name in dir(real_torch.Generator()) if not name.startswith("_")}
     assert public <= set(dir(chainrule.Generator()))
+
+
+# --- a user Function's ctx has torch's to_save, dirty_tensors, non_differentiable, requires_grad, saved_variables ---
+
+CTX_ATTRIBUTES = ("to_save", "dirty_tensors", "non_differentiable", "requires_grad", "saved_variables")
+
+
+def _ctx_seen(lib, mode, variant):
+    def look(ctx):
+        seen = {}
+        for name in CTX_ATTRIBUTES:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                value = getattr(ctx, name)
+            seen[name] = (tuple(tuple(v.shape) if isinstance(v, lib.Tensor) else v for v in value)
+                          if isinstance(value, tuple) else value, [w.category for w in caught])
+        return seen
+
+    phases = {}
+
+    class F(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, y):
+            z = x * 2
+            if variant in ("save", "all"):
+                ctx.save_for_backward(x, z)
+            if variant in ("dirty", "all"):
+                y.add_(1)
+                ctx.mark_dirty(y)
+            if variant in ("nondiff", "all"):
+                ctx.mark_non_differentiable(z)
+            phases["forward"] = look(ctx)
+            return (z, y) if variant in ("dirty", "all") else (z, y * 1)
+
+        @staticmethod
+        def backward(ctx, g1, g2):
+            phases["backward"] = look(ctx)
+            return g1, g2
+
+    x = lib.ones(2, requires_grad=mode == "grad")
+    y = lib.ones(2) * 1
+    if mode == "grad":
+        y = y.requires_grad_() * 1
+    if mode == "no_grad":
+        with lib.no_grad():
+            out = F.apply(x, y)
+    else:
+        out = F.apply(x, y)
+    node = next((o.grad_fn for o in out if o.grad_fn is not None), None)
+    if node is not None:
+        phases["after_forward"] = {name: value for name, value in look(node).items() if name != "saved_variables"}
+        sum(o.sum() for o in out if o.requires_grad).backward()
+    return phases
+
+
+@pytest.mark.parametrize("variant", ["none", "save", "dirty", "nondiff", "all"])
+@pytest.mark.parametrize("mode", ["grad", "no_grad", "no_input_requires_grad"])
+def test_user_function_ctx_attributes_as_torchs(mode, variant):
+    assert _ctx_seen(chainrule, mode, variant) == _ctx_seen(real_torch, mode, variant)

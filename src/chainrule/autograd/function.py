@@ -683,6 +683,39 @@ def _not_callable(node, *grad_outputs):
     raise TypeError(f"'{type(node).__name__}' object is not callable")
 
 
+def _ctx_to_save(ctx):
+    """torch's ``ctx.to_save``: what forward passed save_for_backward, while forward runs; None
+    before that and once forward has returned (torch clears it then)."""
+    return (ctx._saved or None) if ctx._output_meta is None else None
+
+
+def _ctx_dirty_tensors(ctx):
+    return ctx._dirty if ctx._output_meta is None else None
+
+
+def _ctx_non_differentiable(ctx):
+    return ctx._non_differentiable if ctx._output_meta is None else None
+
+
+def _ctx_saved_variables(ctx):
+    """torch's deprecated ``ctx.saved_variables``: saved_tensors, empty while forward runs."""
+    from .. import _torch_function
+
+    warnings.warn("'saved_variables' is deprecated; use 'saved_tensors'", DeprecationWarning,
+                  stacklevel=_torch_function.user_stacklevel())
+    return () if ctx._output_meta is None else ctx.saved_tensors
+
+
+# the attributes torch's user-Function ctx (THPFunction) has beyond the ctx methods: on a user
+# Function's node and on the ctx its forward sees when nothing is recorded (requires_grad is
+# torch's legacy constant True)
+_USER_CTX_ATTRIBUTES = {
+    "to_save": property(_ctx_to_save), "dirty_tensors": property(_ctx_dirty_tensors),
+    "non_differentiable": property(_ctx_non_differentiable), "requires_grad": property(lambda ctx: True),
+    "saved_variables": property(_ctx_saved_variables),
+}
+
+
 class FunctionMeta(type):
     """Creates, for each Function subclass, the Node class its graph nodes are instances of."""
 
@@ -702,7 +735,8 @@ class FunctionMeta(type):
         # a user's backward is checked as torch's PyNode checks a Python Function's (engine), and
         # its node, torch's BackwardCFunction, cannot be called as a built-in op's node can
         cls._written_by_user = not cls.__module__.startswith("chainrule.")
-        overrides = {"__call__": _not_callable} if cls._written_by_user else {"saved_tensors": _no_saved_tensors}
+        overrides = ({"__call__": _not_callable, **_USER_CTX_ATTRIBUTES} if cls._written_by_user
+                     else {"saved_tensors": _no_saved_tensors})
         # torch's C++ nodes (torch::autograd::NotImplemented) are named in full by name() only
         type_name = node_name.rpartition("::")[2]
         if type_name != node_name:
@@ -1376,6 +1410,7 @@ def _apply_user_function(cls, args, kwargs, ctx_seen=None):
     out_list = out if is_tuple else (out,)
     rebased = _mark_dirty(node, args, out_list, record) if node._dirty else ()
     if not record:
+        node._output_meta = ()  # (forward has returned: torch's to_save & co. read None from now on)
         dirty = node._dirty or ()
         results = [_output_without_history(o, args, dirty) for o in out_list]
         return tuple(results) if is_tuple else results[0]
@@ -1714,6 +1749,9 @@ class _UserNullCtx(FunctionCtx):
 
     _saved_for_forward = None
     _dirty = None
+    _non_differentiable = None
+    _output_meta = None  # () once forward has returned (as a recorded node's, for torch's to_save & co.)
+    locals().update(_USER_CTX_ATTRIBUTES)
 
     def __init__(self, tensor_args) -> None:
         self.needs_input_grad = tuple(False for _ in tensor_args)
@@ -1730,7 +1768,7 @@ class _UserNullCtx(FunctionCtx):
         return self._saved
 
     def mark_non_differentiable(self, *tensors) -> None:
-        pass
+        self._non_differentiable = tensors
 
     def mark_dirty(self, *tensors) -> None:
         self._dirty = tensors
