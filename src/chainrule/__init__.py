@@ -375,10 +375,12 @@ def set_default_tensor_type(t) -> None:
     deprecation warning is torch's TORCH_WARN_ONCE: once a process."""
     from . import _config
 
+    legacy = _legacy_types.resolve(t)  # (a bad name fails in its lookup, before torch's warning)
     _config.warn_once("torch.set_default_tensor_type() is deprecated as of PyTorch 2.1, please use "
                       "torch.set_default_dtype() and torch.set_default_device() as alternatives. (Triggered "
                       "internally at /__w/pytorch/pytorch/torch/csrc/tensor/python_tensor.cpp:434.)")
-    legacy = _legacy_types.resolve(t)
+    if not isinstance(legacy, _legacy_types.tensortype):
+        raise TypeError("invalid type object: only floating-point types are supported as the default type")
     _legacy_types.check_available(legacy)  # torch refuses a CUDA type it has no GPU for before its dtype
     if not legacy.dtype.is_floating_point:
         raise TypeError("only floating-point types are supported as the default type")

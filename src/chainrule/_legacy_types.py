@@ -22,7 +22,6 @@ from .tensor import (
     check_legacy_device,
     legacy_arguments,
     legacy_keywords,
-    legacy_type_of,
     tensor_options_error,
 )
 
@@ -93,15 +92,18 @@ cpu_types = {name: _legacy_type(name, dtype, cuda=False) for name, dtype in _BY_
 cuda_types = {name: _legacy_type(name, dtype, cuda=True) for name, dtype in _BY_NAME.items()}
 
 
-def resolve(t) -> tensortype:
-    """A legacy type from itself or its name ('torch.DoubleTensor', 'torch.cuda.FloatTensor')."""
-    if isinstance(t, tensortype):
-        return t
-    if not isinstance(t, str):
-        raise TypeError(f"invalid type object: expected a legacy tensor type such as chainrule.FloatTensor "
-                        f"or its name, got {t!r}")
-    dtype, on_cuda = legacy_type_of(t)
-    return (cuda_types if on_cuda else cpu_types)[_TYPE_NAMES[dtype.name]]
+def resolve(t):
+    """The object a dotted name ('torch.DoubleTensor', 'torch.cuda.FloatTensor') names, looked up as
+    torch's _import_dotted_name does (import the first component, getattr the rest: a bad name
+    raises that lookup's ModuleNotFoundError/AttributeError); anything else is itself."""
+    if isinstance(t, str):
+        first, *rest = t.split(".")
+        import chainrule
+
+        t = chainrule if first in ("torch", "chainrule") else __import__(first)
+        for component in rest:
+            t = getattr(t, component)
+    return t
 
 
 class _VariableMeta(type):

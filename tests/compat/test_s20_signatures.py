@@ -511,15 +511,14 @@ def test_normal_of_tensors_refuses_a_factorys_keywords_as_torch(args, kwargs):
 
 
 def test_index_reduce_warns_once_that_it_is_in_beta(monkeypatch):
-    from chainrule.ops import compat
-
-    monkeypatch.setattr(compat, "_index_reduce_warned", False)
+    monkeypatch.setattr(chainrule._config, "_warned_once", set())  # (it warns once per process, as torch's)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         chainrule.zeros(3).index_reduce_(0, chainrule.tensor([0]), chainrule.ones(1), "prod")
         chainrule.index_reduce(chainrule.zeros(3), 0, chainrule.tensor([1]), chainrule.ones(1), "amax")
     assert [(w.category, str(w.message), w.filename) for w in caught] == [
-        (UserWarning, "index_reduce() is in beta and the API may change at any time.", __file__)]
+        (UserWarning, "index_reduce() is in beta and the API may change at any time. (Triggered internally at "
+                      "/__w/pytorch/pytorch/aten/src/ATen/native/TensorAdvancedIndexing.cpp:1523.)", __file__)]
 
 
 @pytest.mark.parametrize("dtype, bounds", [

@@ -272,14 +272,6 @@ class Node(FunctionCtx):
 
     saved_tensors = saved_values  # a user Function's ctx.saved_tensors
 
-    @property
-    def saved_variables(self) -> tuple:
-        """torch's deprecated old name of ``saved_tensors`` (still in code written for torch 0.3,
-        e.g. NAFNet's LayerNormFunction): the same tuple, with torch's DeprecationWarning."""
-        warnings.warn("'saved_variables' is deprecated; use 'saved_tensors'", DeprecationWarning,
-                      stacklevel=_torch_function.user_stacklevel())
-        return self.saved_tensors
-
     # -- graph introspection ---------------------------------------------------------
     @classmethod
     def name(cls) -> str:
@@ -706,6 +698,38 @@ def _not_callable(node, *grad_outputs):
     raise TypeError(f"'{type(node).__name__}' object is not callable")
 
 
+def _ctx_to_save(ctx):
+    """torch's ``ctx.to_save``: what forward passed save_for_backward, while forward runs; None
+    before that and once forward has returned (torch clears it then)."""
+    return (ctx._saved or None) if ctx._output_meta is None else None
+
+
+def _ctx_dirty_tensors(ctx):
+    return ctx._dirty if ctx._output_meta is None else None
+
+
+def _ctx_non_differentiable(ctx):
+    return ctx._non_differentiable if ctx._output_meta is None else None
+
+
+def _ctx_saved_variables(ctx):
+    """torch's deprecated ``ctx.saved_variables`` (still in code written for torch 0.3, e.g. NAFNet's
+    LayerNormFunction): saved_tensors, empty while forward runs."""
+    warnings.warn("'saved_variables' is deprecated; use 'saved_tensors'", DeprecationWarning,
+                  stacklevel=_torch_function.user_stacklevel())
+    return () if ctx._output_meta is None else ctx.saved_tensors
+
+
+# the attributes torch's user-Function ctx (THPFunction) has beyond the ctx methods: on a user
+# Function's node and on the ctx its forward sees when nothing is recorded (requires_grad is
+# torch's legacy constant True)
+_USER_CTX_ATTRIBUTES = {
+    "to_save": property(_ctx_to_save), "dirty_tensors": property(_ctx_dirty_tensors),
+    "non_differentiable": property(_ctx_non_differentiable), "requires_grad": property(lambda ctx: True),
+    "saved_variables": property(_ctx_saved_variables),
+}
+
+
 class FunctionMeta(type):
     """Creates, for each Function subclass, the Node class its graph nodes are instances of."""
 
@@ -730,8 +754,8 @@ class FunctionMeta(type):
         module = cls.__module__
         cls._wide_unsigned_kernel = (NO_WIDE_UNSIGNED_KERNEL.get(f"{module[14:]}.{name}")
                                      if module.startswith("chainrule.ops.") else None)
-        overrides = {"__call__": _not_callable} if cls._written_by_user else {"saved_tensors": _no_saved_tensors,
-                                                                         "saved_variables": _no_saved_variables}
+        overrides = ({"__call__": _not_callable, **_USER_CTX_ATTRIBUTES} if cls._written_by_user
+                     else {"saved_tensors": _no_saved_tensors, "saved_variables": _no_saved_variables})
         # torch's C++ nodes (torch::autograd::NotImplemented) are named in full by name() only
         type_name = node_name.rpartition("::")[2]
         if type_name != node_name:
@@ -1417,6 +1441,7 @@ def _apply_user_function(cls, args, kwargs, ctx_seen=None):
     out_list = out if is_tuple else (out,)
     rebased = _mark_dirty(node, args, out_list, record) if node._dirty else ()
     if not record:
+        node._output_meta = ()  # (forward has returned: torch's to_save & co. read None from now on)
         dirty = node._dirty or ()
         results = [_output_without_history(o, args, dirty) for o in out_list]
         return tuple(results) if is_tuple else results[0]
@@ -1755,6 +1780,9 @@ class _UserNullCtx(FunctionCtx):
 
     _saved_for_forward = None
     _dirty = None
+    _non_differentiable = None
+    _output_meta = None  # () once forward has returned (as a recorded node's, for torch's to_save & co.)
+    locals().update(_USER_CTX_ATTRIBUTES)
 
     def __init__(self, tensor_args) -> None:
         # torch's: whether each input requires grad, grad mode or not (nothing is recorded either way)
@@ -1772,7 +1800,7 @@ class _UserNullCtx(FunctionCtx):
         return self._saved
 
     def mark_non_differentiable(self, *tensors) -> None:
-        pass
+        self._non_differentiable = tensors
 
     def mark_dirty(self, *tensors) -> None:
         self._dirty = tensors

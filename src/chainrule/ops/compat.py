@@ -239,18 +239,12 @@ def _half_index_mean(x: np.ndarray, d: int, index: np.ndarray, source: np.ndarra
     return total.reshape(x.shape)
 
 
-_index_reduce_warned = False  # torch warns once a process (index_reduce and index_reduce_ share it)
-
-
 def _warn_index_reduce_beta_once() -> None:
-    global _index_reduce_warned
-    if _index_reduce_warned:
-        return
-    _index_reduce_warned = True
-    from .._torch_function import user_stacklevel
+    from .. import _config
 
-    warnings.warn("index_reduce() is in beta and the API may change at any time.", UserWarning,
-                  stacklevel=user_stacklevel())
+    # torch's TORCH_WARN_ONCE, with its text whole (set_warn_always(True) repeats it)
+    _config.warn_once("index_reduce() is in beta and the API may change at any time. (Triggered internally at "
+                      "/__w/pytorch/pytorch/aten/src/ATen/native/TensorAdvancedIndexing.cpp:1523.)")
 
 
 def nonzero_static(input: Tensor, *, size: int, fill_value: int = -1) -> Tensor:

@@ -34,7 +34,7 @@ PUBLIC_NAMES = {
         "split_with_sizes", "unsafe_chunk", "unsafe_split", "gradient", "frobenius_norm", "nuclear_norm",
         "pairwise_distance",
     ),
-    "linalg": ("norm", "vector_norm", "cross", "matrix_norm"),
+    "linalg": ("norm", "vector_norm", "vecdot", "cross", "matrix_norm"),
     "special": ("logsumexp", "softmax", "log_softmax"),
     "nn.functional": ("cosine_similarity",),
     # every transform of torch.fft is C++-bound: HF modeling_fnet's fftn loops torch.fft.fft(out, axis=axis)

@@ -129,6 +129,35 @@ class Generator:
         self._restart(seed, offset)
         return self
 
+    def clone_state(self) -> Generator:
+        """A new generator on this one's device, starting where this one stands (torch's copy)."""
+        return Generator(self.device).set_state(self.get_state())
+
+    def get_offset(self) -> int:
+        """A device generator's offset (here: the draws handed out since its seed); torch's CPU
+        generator has none."""
+        if self.device.type == "cpu":
+            raise RuntimeError("CPU Generator does not use offset")
+        return self._offset
+
+    def set_offset(self, offset: int) -> Generator:
+        if type(offset) is not builtins.int:  # (torch's check: a bool or float is no long either)
+            raise RuntimeError(f"manual_offset expected a long, but got {type(offset).__name__}")
+        if self.device.type == "cpu":
+            raise RuntimeError("CPU Generator does not use offset")
+        self._restart(self._seed, builtins.int(offset))
+        return self
+
+    def graphsafe_get_state(self) -> Generator:
+        """torch's CUDA-graph-safe state: no generator here takes part in graph capture, so this is
+        torch's refusal for a generator that does not (its CPU one's)."""
+        raise NotImplementedError("graphsafe_get_state is not supported in this Generator")
+
+    def graphsafe_set_state(self, state: Generator) -> Generator:
+        if not isinstance(state, Generator):
+            raise TypeError(f"expected a Generator, but got {type(state).__name__}")
+        raise NotImplementedError("graphsafe_set_state is not supported in this Generator")
+
     def _restart(self, seed: int, offset: int) -> None:
         self._seed = seed
         if self.device.type == "cpu":
