@@ -1195,13 +1195,15 @@ class Einsum(Function):
             equation = _join(subs) + "->" + "".join(output)
             # optimize=True contracts pairwise through BLAS (tensordot) in a good order; the
             # result may come back transposed, torch's is contiguous
-            result = xp.einsum(equation, *operands, optimize=len(operands) > 1)
+            result = (_numpy_einsum(equation, operands) if xp is np and len(operands) > 1
+                      else xp.einsum(equation, *operands, optimize=len(operands) > 1))
             # an empty array counts as contiguous in any order to NumPy, torch's is laid out in order
             return xp.asarray(result, order="C") if result.size else xp.zeros(result.shape, result.dtype)
         # torch's result is its bmm's, laid out (shared, left-only, right-only dims) and
         # permuted to the output's order: computed in that layout, returned as that view
         equation = _join(subs) + "->" + "".join(output[d] for d in layout)
-        in_layout = xp.ascontiguousarray(xp.einsum(equation, *operands, optimize=True))
+        in_layout = xp.ascontiguousarray(_numpy_einsum(equation, operands) if xp is np
+                                         else xp.einsum(equation, *operands, optimize=True))
         # the inverse permutation as Python ints: a device array takes no host array for its axes
         return in_layout.transpose(sorted(range(len(layout)), key=layout.__getitem__))
 
@@ -1213,6 +1215,34 @@ class Einsum(Function):
         operands = ctx.saved_values
         return tuple(_einsum_operand_grad(grad, operands, ctx.subs, ctx.output, k)
                      if ctx.needs_input_grad[k] else None for k in range(len(operands)))
+
+
+try:  # NumPy >= 2.4 contracts each pair of an optimised einsum with these two
+    from numpy._core.einsumfunc import bmm_einsum as _np_bmm_einsum
+    from numpy._core.einsumfunc import c_einsum as _np_c_einsum
+except ImportError:  # pragma: no cover - an older NumPy: its einsum plans each call
+    _np_bmm_einsum = _np_c_einsum = None
+
+
+def _numpy_einsum(equation: str, operands) -> np.ndarray:
+    """``np.einsum(equation, *operands, optimize=True)`` step for step (the same pairwise
+    contractions, so the same values), its contraction path planned once per (equation, shapes):
+    NumPy's planning (einsum_path) costs more than a small contraction itself."""
+    if _np_bmm_einsum is None:
+        return np.einsum(equation, *operands, optimize=True)
+    arrays = list(operands)
+    for positions, step in _numpy_einsum_steps(equation, tuple(a.shape for a in operands)):
+        taken = [arrays.pop(i) for i in positions]
+        arrays.append(_np_bmm_einsum(step, *taken) if len(taken) == 2 else _np_c_einsum(step, *taken))
+    return arrays[0]
+
+
+@functools.lru_cache(maxsize=256)  # a model calls the same equation on the same shapes each step
+def _numpy_einsum_steps(equation: str, shapes: tuple) -> tuple:
+    # the path depends on the shapes alone: planned on stand-ins of those shapes (no data)
+    stand_ins = [np.broadcast_to(np.zeros((), np.float64), shape) for shape in shapes]
+    _, contractions = np.einsum_path(equation, *stand_ins, optimize=True, einsum_call=True)
+    return tuple((tuple(c[0]), c[1]) for c in contractions)
 
 
 class EinsumContraction(Einsum):
