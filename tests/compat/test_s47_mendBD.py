@@ -40,3 +40,73 @@ def test_elu_family_gradient_at_signed_zero(name, dtype):
     torch_fn(tx).sum().backward()
     fn(cx).sum().backward()
     np.testing.assert_allclose(cx.grad.numpy(), tx.grad.numpy(), rtol=1e-6)
+
+
+# ---------------------------------------------------------------- conj()'s result as torch's conj bit
+_CONJ_MESSAGE = ("view_as_real doesn't work on unresolved conjugated tensors.  To resolve the conjugate tensor "
+                 "so you can view it as real, use self.resolve_conj(); however, be warned that the resulting "
+                 "tensor will NOT alias the original.")
+
+
+def _conj_outcome(lib, make):
+    z = lib.tensor([1 + 2j, 3 - 4j, -0.5j])
+    try:
+        return ("value", lib.view_as_real(make(z)).tolist())
+    except RuntimeError as error:
+        return ("RuntimeError", str(error))
+
+
+_CONJ_CALLS = {
+    "conj": lambda z: z.conj(),
+    "function conj": lambda z: z.conj().conj().conj(),
+    "conj of a grad-requiring tensor": lambda z: z.clone().requires_grad_().conj(),
+    "conj resolved": lambda z: z.conj().resolve_conj(),
+    "conj twice": lambda z: z.conj().conj(),
+    "conj_physical": lambda z: z.conj_physical(),
+    "conj cloned": lambda z: z.conj().clone(),
+    "conj times one": lambda z: z.conj() * 1,
+}
+
+
+@pytest.mark.parametrize("call", list(_CONJ_CALLS))
+def test_view_as_real_of_conj_as_torch(call):
+    expected = _conj_outcome(torch, _CONJ_CALLS[call])
+    assert _conj_outcome(chainrule, _CONJ_CALLS[call]) == expected
+    if "resolved" in call or "twice" in call:
+        assert expected[0] == "value"
+
+
+@pytest.mark.parametrize("call", list(_CONJ_CALLS))
+def test_is_conj_as_torch(call):
+    tz = torch.tensor([1 + 2j, 3 - 4j])
+    cz = chainrule.tensor([1 + 2j, 3 - 4j])
+    expected = _CONJ_CALLS[call](tz).is_conj()
+    assert _CONJ_CALLS[call](cz).is_conj() == expected
+    assert chainrule.is_conj(_CONJ_CALLS[call](cz)) == expected
+
+
+def test_conj_message_and_resolve_conj_copy():
+    z = chainrule.tensor([1 + 2j, 3 - 4j], requires_grad=True)
+    c = z.conj()
+    with pytest.raises(RuntimeError) as error:
+        chainrule.view_as_real(c)
+    assert str(error.value) == _CONJ_MESSAGE
+    resolved = c.resolve_conj()
+    assert resolved is not c and not resolved.is_conj() and type(resolved.grad_fn).__name__ == "CloneBackward0"
+    assert z.resolve_conj() is z
+    # chainrule's own uses of the pairs (gradients, .real/.imag) still take conj()'s result
+    (chainrule.view_as_real(resolved) * chainrule.tensor([[1.0, 2.0], [3.0, 4.0]])).sum().backward()
+    tz = torch.tensor([1 + 2j, 3 - 4j], requires_grad=True)
+    (torch.view_as_real(tz.conj().resolve_conj()) * torch.tensor([[1.0, 2.0], [3.0, 4.0]])).sum().backward()
+    np.testing.assert_allclose(z.grad.numpy(), tz.grad.resolve_conj().numpy())  # torch: a conj view
+    assert c.real.tolist() == tz.conj().real.tolist() and c.imag.tolist() == tz.conj().imag.tolist()
+
+
+def test_view_as_complex_gradient_through_conj():
+    x = chainrule.tensor([[1.0, 2.0], [3.0, -4.0]], requires_grad=True)
+    tx = torch.tensor([[1.0, 2.0], [3.0, -4.0]], requires_grad=True)
+    w = chainrule.tensor([1 + 1j, 2 - 3j])
+    tw = torch.tensor([1 + 1j, 2 - 3j])
+    (chainrule.view_as_complex(x).conj() * w).real.sum().backward()
+    (torch.view_as_complex(tx).conj() * tw).real.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy())

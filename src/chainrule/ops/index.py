@@ -41,7 +41,8 @@ from ..autograd.grad_mode import enable_grad, is_grad_enabled
 from ..storage import storage_root
 from ..tensor import Tensor, _wrap_dim, honours_out
 from ._arg_parser import check_str
-from .complex import ViewAsReal, view_as_complex, view_as_real
+from .complex import ViewAsReal, view_as_complex
+from .complex import _view_as_real as view_as_real
 from .elementwise import SPARSE_COO_TYPES, on_its_gpu, where, zeros_like_tensor
 from .linear import cpp_type_name
 from .second_order import depending_on
