@@ -110,3 +110,45 @@ def test_view_as_complex_gradient_through_conj():
     (chainrule.view_as_complex(x).conj() * w).real.sum().backward()
     (torch.view_as_complex(tx).conj() * tw).real.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy())
+
+
+# ---------------------------------------------------------------- index_add's rounding with alpha
+# torch adds source's slices in index order; an n-d self takes add_(slice, alpha=a) (one fused
+# multiply-add per element), a 1-d self self[i] += source[j] * alpha (the product rounded first)
+_INDEX_ADD_CASES = [((40,), 0), ((8, 5), 0), ((8, 5), 1), ((3, 4, 5), 1), ((3, 4, 5), 2), ((6, 1), 0)]
+
+
+@pytest.mark.parametrize("repeats", [False, True])
+@pytest.mark.parametrize("alpha", [0.3, -1.7, 1])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape, dim", _INDEX_ADD_CASES)
+def test_index_add_alpha_bits_as_torch(shape, dim, dtype, alpha, repeats):
+    rng = np.random.default_rng(47)
+    x = rng.standard_normal(shape).astype(dtype)
+    count = 3 * shape[dim] if repeats else shape[dim]
+    index = rng.integers(0, shape[dim], count) if repeats else rng.permutation(shape[dim])
+    source_shape = list(shape)
+    source_shape[dim] = count
+    source = (rng.standard_normal(source_shape) * 7).astype(dtype)
+    expected = torch.from_numpy(x.copy()).index_add_(dim, torch.from_numpy(index), torch.from_numpy(source),
+                                                     alpha=alpha).numpy()
+    got = chainrule.tensor(x.copy()).index_add_(dim, chainrule.tensor(index), chainrule.tensor(source),
+                                                alpha=alpha).numpy()
+    assert np.array_equal(got, expected)
+    got = chainrule.index_add(chainrule.tensor(x), dim, chainrule.tensor(index), chainrule.tensor(source),
+                              alpha=alpha).numpy()
+    assert np.array_equal(got, expected)
+
+
+def test_index_add_alpha_non_finite_and_gradient():
+    x = np.array([[np.inf, 1.0], [2.0, -3.0]])
+    source = np.array([[1.0, np.nan], [-np.inf, 1e308]])
+    index = np.array([1, 0])
+    expected = torch.from_numpy(x.copy()).index_add_(0, torch.from_numpy(index), torch.from_numpy(source),
+                                                     alpha=3.0).numpy()
+    got = chainrule.tensor(x).index_add(0, chainrule.tensor(index), chainrule.tensor(source), alpha=3.0).numpy()
+    np.testing.assert_array_equal(got, expected)
+    a = chainrule.randn(3, 4, dtype=chainrule.float64, requires_grad=True)
+    s = chainrule.randn(5, 4, dtype=chainrule.float64, requires_grad=True)
+    i = chainrule.tensor([2, 0, 2, 1, 0])
+    assert chainrule.autograd.gradcheck(lambda a, s: a.index_add(0, i, s, alpha=-0.7), (a, s))
