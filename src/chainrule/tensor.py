@@ -652,6 +652,9 @@ class Tensor:
                     "the tensor to host memory first."
                 )
             return _host(self._data)
+        if self._conj_bit and not force and _called_by_user():
+            raise RuntimeError("Can't call numpy() on Tensor that has conjugate bit set. Use tensor.resolve_conj().numpy() "
+                               "instead.")
         if _called_by_user():
             # the user now holds the tensor's memory as a NumPy array: torch's storage can no
             # longer grow (resize_ past its end raises)
@@ -660,6 +663,9 @@ class Tensor:
 
     def __array__(self, dtype=None, copy=None):
         # torch's __array__ is numpy(): a cuda tensor never converts implicitly
+        if self._conj_bit and _called_by_user():
+            raise RuntimeError("Can't call numpy() on Tensor that has conjugate bit set. Use tensor.resolve_conj().numpy() "
+                               "instead.")
         array = self.numpy()
         if _called_by_user():  # (np.asarray(t), np.exp(t): NumPy's C code asks)
             mark_not_resizable(array)

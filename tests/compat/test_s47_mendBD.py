@@ -98,8 +98,23 @@ def test_conj_message_and_resolve_conj_copy():
     (chainrule.view_as_real(resolved) * chainrule.tensor([[1.0, 2.0], [3.0, 4.0]])).sum().backward()
     tz = torch.tensor([1 + 2j, 3 - 4j], requires_grad=True)
     (torch.view_as_real(tz.conj().resolve_conj()) * torch.tensor([[1.0, 2.0], [3.0, 4.0]])).sum().backward()
-    np.testing.assert_allclose(z.grad.numpy(), tz.grad.resolve_conj().numpy())  # torch: a conj view
+    np.testing.assert_allclose(z.grad.resolve_conj().numpy(), tz.grad.resolve_conj().numpy())
     assert c.real.tolist() == tz.conj().real.tolist() and c.imag.tolist() == tz.conj().imag.tolist()
+
+
+@pytest.mark.parametrize("read", ["numpy", "numpy force", "asarray", "ufunc", "tolist", "resolved numpy"])
+def test_numpy_of_conj_as_torch(read):
+    reads = {"numpy": lambda t: t.numpy(), "numpy force": lambda t: t.numpy(force=True),
+             "asarray": np.asarray, "ufunc": lambda t: np.exp(t), "tolist": lambda t: t.tolist(),
+             "resolved numpy": lambda t: t.resolve_conj().numpy()}
+
+    def outcome(lib):
+        try:
+            return ("value", np.asarray(reads[read](lib.tensor([1 + 2j, -3j]).conj())).tolist())
+        except RuntimeError as error:
+            return ("RuntimeError", str(error))
+
+    assert outcome(chainrule) == outcome(torch)
 
 
 def test_view_as_complex_gradient_through_conj():

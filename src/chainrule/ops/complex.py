@@ -196,9 +196,27 @@ def conj(input: Tensor) -> Tensor:
     if input._data.dtype.kind != "c":
         return input
     result = Conj.apply(input)
-    if not input._conj_bit:
+    if not input._conj_bit and _asked_by_user():
         result._conj_bit = True
     return result
+
+
+def _asked_by_user() -> bool:
+    """Whether conj() was called from outside chainrule (through Tensor's methods or the dispatch
+    wrapper): chainrule's own rules conjugate where torch's kernels compute, and no conj bit."""
+    import sys
+
+    from .. import _torch_function
+    from ..tensor import _PACKAGE_DIR
+
+    frame = sys._getframe(2)
+    while frame is not None and (frame.f_code.co_filename in _CONJ_CALLERS
+                                 or frame.f_code.co_filename == _torch_function.WRAPPER_FILE):
+        frame = frame.f_back
+    return frame is None or not frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+
+
+_CONJ_CALLERS = {__file__, __file__.rsplit("ops", 1)[0] + "_methods.py", __file__.rsplit("ops", 1)[0] + "tensor.py"}
 
 
 def conj_physical(input: Tensor) -> Tensor:
