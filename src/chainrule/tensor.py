@@ -128,6 +128,7 @@ class Tensor:
     _nondifferentiable_view = False  # a view(dtype): shares memory, never the graph (ops/shape.py _share)
     _view_state = None  # a view whose grad_fn is regenerated or refused when next read (ops/index.py)
     _multi_output_view = False  # an unbind/split output or a view of one: never written in place (ops/shape.py)
+    _conj_bit = False  # conj()'s result: torch's lazily conjugated view, which is_conj() and view_as_real see (ops/complex.py)
 
     # make ndarray <op> Tensor defer to Tensor's reflected operators
     __array_priority__ = 1000
@@ -651,6 +652,9 @@ class Tensor:
                     "the tensor to host memory first."
                 )
             return _host(self._data)
+        if self._conj_bit and not force and _called_by_user():
+            raise RuntimeError("Can't call numpy() on Tensor that has conjugate bit set. Use tensor.resolve_conj().numpy() "
+                               "instead.")
         if _called_by_user():
             # the user now holds the tensor's memory as a NumPy array: torch's storage can no
             # longer grow (resize_ past its end raises)
@@ -659,6 +663,9 @@ class Tensor:
 
     def __array__(self, dtype=None, copy=None):
         # torch's __array__ is numpy(): a cuda tensor never converts implicitly
+        if self._conj_bit and _called_by_user():
+            raise RuntimeError("Can't call numpy() on Tensor that has conjugate bit set. Use tensor.resolve_conj().numpy() "
+                               "instead.")
         array = self.numpy()
         if _called_by_user():  # (np.asarray(t), np.exp(t): NumPy's C code asks)
             mark_not_resizable(array)

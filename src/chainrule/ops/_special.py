@@ -47,7 +47,7 @@ def erf(x: np.ndarray) -> np.ndarray:
             fraction = zl + (k / 2.0) / fraction
         result[large] = 1.0 - np.exp(-zl * zl) / np.sqrt(np.pi) / fraction
     result[np.isnan(z)] = np.nan
-    return (np.sign(x) * result).astype(dtype, copy=False)
+    return np.copysign(result, x).astype(dtype, copy=False)  # erf(-0.0) = -0.0, as torch's
 
 
 def _erf_device(xp, x):
@@ -70,7 +70,7 @@ def _erf_device(xp, x):
         fraction = zl + (k / 2.0) / fraction
     tail = 1.0 - xp.exp(-zl * zl) / np.sqrt(np.pi) / fraction
     result = xp.where(small, series, xp.where(xp.isnan(z), z, tail))
-    return (xp.sign(x) * result).astype(dtype, copy=False)
+    return xp.copysign(result, x).astype(dtype, copy=False)
 
 
 # _erf_single works through the input this many elements at a time, so that its dozen float64

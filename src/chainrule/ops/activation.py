@@ -470,7 +470,8 @@ class Elu(Function):
         ctx.save_for_backward(x)
         ctx.params = (alpha, scale, input_scale)
         t = x.dtype.type
-        negative = t(scale * alpha) * xp.expm1(xp.minimum(x, 0) * t(input_scale))
+        # minimum(0, x) is x where x == 0 (minimum(x, 0) would be +0.0), so elu(±0.0) = ±0.0, as torch's
+        negative = t(scale * alpha) * xp.expm1(xp.minimum(t(0), x) * t(input_scale))
         return xp.where(x > 0, x * t(scale), negative)
 
     @staticmethod

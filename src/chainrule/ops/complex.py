@@ -6,7 +6,9 @@ Gradients follow torch's convention: for a real loss L, the gradient of z = x + 
 rule through ``elementwise.conjugate_rule``; the ops here are not holomorphic and state theirs.
 
 chainrule conjugates eagerly: ``conj()`` returns a new array (torch returns a lazily conjugated
-view), so ``is_conj()`` is always False and ``resolve_conj`` returns its input.
+view). The result carries ``_conj_bit`` so that what torch decides by its conj bit still matches:
+``is_conj()`` is True, ``view_as_real`` refuses it, ``resolve_conj`` returns an unmarked copy, and
+``conj()`` of it (whose data is the original's again) is unmarked.
 """
 
 from __future__ import annotations
@@ -119,7 +121,7 @@ class ViewAsComplex(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return view_as_real(grad)
+        return _view_as_real(grad)
 
 
 def view_as_real(input: Tensor) -> Tensor:
@@ -127,6 +129,16 @@ def view_as_real(input: Tensor) -> Tensor:
     _check_tensor(input, "view_as_real", "input", 1)
     if input._data.dtype.kind != "c":
         raise RuntimeError("view_as_real is only supported for complex tensors")
+    if input._conj_bit:
+        raise RuntimeError("view_as_real doesn't work on unresolved conjugated tensors.  To resolve the conjugate "
+                           "tensor so you can view it as real, use self.resolve_conj(); however, be warned that "
+                           "the resulting tensor will NOT alias the original.")
+    return _view_as_real(input)
+
+
+def _view_as_real(input: Tensor) -> Tensor:
+    """view_as_real for chainrule's own callers (backward passes, views of a tensor's parts): conj()'s
+    eager result holds its values, so the refusal of torch's lazy conjugation does not apply."""
     return ViewAsReal.apply(input)._share(input)  # a view: one version counter
 
 
@@ -179,10 +191,32 @@ def conj(input: Tensor) -> Tensor:
     """torch.conj: the complex conjugate (the tensor itself when it is real).
 
     torch returns a lazily conjugated view; chainrule conjugates now, into new memory, so
-    writing into the result does not write into ``input`` and ``is_conj()`` is False."""
+    writing into the result does not write into ``input``. The result is marked as torch's conj
+    bit would be (``is_conj()`` True) unless ``input`` was so marked: its conjugate is unmarked."""
     if input._data.dtype.kind != "c":
         return input
-    return Conj.apply(input)
+    result = Conj.apply(input)
+    if not input._conj_bit and _asked_by_user():
+        result._conj_bit = True
+    return result
+
+
+def _asked_by_user() -> bool:
+    """Whether conj() was called from outside chainrule (through Tensor's methods or the dispatch
+    wrapper): chainrule's own rules conjugate where torch's kernels compute, and no conj bit."""
+    import sys
+
+    from .. import _torch_function
+    from ..tensor import _PACKAGE_DIR
+
+    frame = sys._getframe(2)
+    while frame is not None and (frame.f_code.co_filename in _CONJ_CALLERS
+                                 or frame.f_code.co_filename == _torch_function.WRAPPER_FILE):
+        frame = frame.f_back
+    return frame is None or not frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+
+
+_CONJ_CALLERS = {__file__, __file__.rsplit("ops", 1)[0] + "_methods.py", __file__.rsplit("ops", 1)[0] + "tensor.py"}
 
 
 def conj_physical(input: Tensor) -> Tensor:
@@ -193,8 +227,10 @@ def conj_physical(input: Tensor) -> Tensor:
 
 
 def resolve_conj(input: Tensor) -> Tensor:
-    """torch.resolve_conj: the input itself, as chainrule never holds a lazy conjugation."""
-    return input
+    """torch.resolve_conj: the input itself, or for conj()'s result an unmarked copy (CloneBackward0)."""
+    if not input._conj_bit:
+        return input
+    return input.clone()
 
 
 def resolve_neg(input: Tensor) -> Tensor:
@@ -203,8 +239,8 @@ def resolve_neg(input: Tensor) -> Tensor:
 
 
 def is_conj(input: Tensor) -> bool:
-    """False: chainrule conjugates eagerly (torch's conj() view answers True)."""
-    return False
+    """True for conj()'s result (torch's lazily conjugated view), False otherwise."""
+    return input._conj_bit
 
 
 def is_neg(input: Tensor) -> bool:

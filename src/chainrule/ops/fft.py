@@ -599,7 +599,7 @@ def stft(input: Tensor, n_fft: int, hop_length=None, win_length=None, window=Non
     if not batched:
         spectrum = _named_in_place(spectrum.squeeze(0), "SqueezeBackward4")
     if return_complex is False:
-        from .complex import view_as_real
+        from .complex import _view_as_real as view_as_real
 
         return view_as_real(spectrum)
     return spectrum

@@ -41,7 +41,8 @@ from ..autograd.grad_mode import enable_grad, is_grad_enabled
 from ..storage import storage_root
 from ..tensor import Tensor, _wrap_dim, honours_out
 from ._arg_parser import check_str
-from .complex import ViewAsReal, view_as_complex, view_as_real
+from .complex import ViewAsReal, view_as_complex
+from .complex import _view_as_real as view_as_real
 from .elementwise import SPARSE_COO_TYPES, on_its_gpu, where, zeros_like_tensor
 from .linear import cpp_type_name
 from .second_order import depending_on
@@ -335,6 +336,69 @@ def _add_rows_sequentially(out: np.ndarray, index: np.ndarray, src: np.ndarray) 
     np.add.at(target.reshape(-1), positions, np.broadcast_to(src, (index.size,) + out.shape[1:]).reshape(-1))
     if target is not out:
         out[...] = target
+
+
+def _two_sum(a: np.ndarray, b: np.ndarray):
+    """(s, e): s = a + b rounded, e its exact error (Knuth's TwoSum)."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _round_to_odd(s: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """s + e (s = RN(s + e), e its exact error) rounded to odd: toward zero, then the last bit set
+    where inexact; a second rounding of it to at most p - 2 bits is then correctly rounded."""
+    inexact = (e != 0) & np.isfinite(s)
+    if not inexact.any():
+        return s
+    away = inexact & ((e < 0) != (s < 0))  # RN went away from zero: truncation is one step nearer 0
+    truncated = np.where(away, np.nextafter(s, np.zeros_like(s)), s)
+    bits = truncated.view(np.int64) | np.int64(1)
+    return np.where(inexact, bits.view(np.float64), s)
+
+
+def _fma(x: np.ndarray, s: np.ndarray, a) -> np.ndarray:
+    """x + a * s rounded once (a fused multiply-add), for float32 and float64 arrays.
+
+    float32: the product is exact in float64; the sum rounded to odd there, then to float32.
+    float64: Dekker's exact product (uh + ul), then Boldo and Melquiond's RN(th + RO(tl + ul)) with
+    (th, tl) = TwoSum(x, uh): exact unless a product's halves underflow (|a·s| below ~1e-290) or
+    overflow, where (as at non-finite values) it is x + a * s."""
+    if x.dtype == np.float32:
+        x64, p = x.astype(np.float64), s.astype(np.float64) * np.float64(a)
+        return _round_to_odd(*_two_sum(x64, p)).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        a = np.float64(a)
+        uh = s * a
+        split = 134217729.0  # 2^27 + 1
+        sh = s * split
+        sh = sh - (sh - s)
+        ah = a * split
+        ah = ah - (ah - a)
+        sl, al = s - sh, a - ah
+        ul = ((sh * ah - uh) + sh * al + sl * ah) + sl * al
+        th, tl = _two_sum(x, uh)
+        v = _round_to_odd(*_two_sum(tl, ul))
+        result = th + v
+        plain = x + uh
+        return np.where(np.isfinite(result) & np.isfinite(ul), result, plain)
+
+
+def _add_rows_in_order(out: np.ndarray, index: np.ndarray, src: np.ndarray, a) -> None:
+    """``out[index[j]] = fma(a, src[j], out[index[j]])`` along axis 0, a row's repeats one after
+    another in index order (torch's index_add_ loop with alpha on an n-d self)."""
+    if index.size == 0 or out.size == 0:
+        return
+    index = np.where(index < 0, index + out.shape[0], index)
+    order = np.argsort(index, kind="stable")
+    ordered = index[order]
+    starts = np.flatnonzero(np.concatenate((np.ones(1, dtype=bool), ordered[1:] != ordered[:-1])))
+    rank = np.empty(index.size, dtype=np.int64)
+    rank[order] = np.arange(index.size) - np.repeat(starts, np.diff(np.append(starts, index.size)))
+    for r in range(int(rank.max()) + 1):
+        picked = np.flatnonzero(rank == r)
+        rows = index[picked]
+        out[rows] = _fma(out[rows], src[picked], a)
 
 
 # _add_rows_in_index_order's passes (one per repeat) beat np.add.at from about this many gradient
@@ -2562,6 +2626,12 @@ class IndexAdd(Function):
         ctx.alpha = alpha
         out = x.copy()
         src = _moved(source, dim)
+        if alpha != 1 and x.ndim > 1 and x.dtype in (np.float32, np.float64) and array_module(x) is np:
+            # torch adds source's slices one at a time in index order; an n-d self's add_(slice,
+            # alpha=a) is one fused multiply-add per element, where the 1-d loop's
+            # self[i] += source[j] * alpha rounds the product first (as _add_rows below)
+            _add_rows_in_order(_moved(out, dim), index, src, x.dtype.type(alpha))
+            return out
         _add_rows(_moved(out, dim), index, src if alpha == 1 else src * src.dtype.type(alpha))
         return out
 

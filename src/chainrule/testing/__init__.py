@@ -205,7 +205,7 @@ def make_tensor(*shape, dtype, device=None, low=None, high=None, requires_grad: 
     else:
         lo, hi = interval(finfo(dtype).min, finfo(dtype).max, -9, 9)
         result = creation.empty(drawn_shape, device=device, dtype=dtype)
-        target = complex_ops.view_as_real(result) if dtype.is_complex else result
+        target = complex_ops._view_as_real(result) if dtype.is_complex else result
         if hi - lo >= finfo(target.dtype).max:  # uniform_ needs high - low within the dtype
             target.uniform_(lo / 2, hi / 2).mul_(2)
         else:
