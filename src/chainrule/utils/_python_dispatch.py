@@ -1036,19 +1036,25 @@ def _wrapper_alias(wrapper, grad_fn=None):
     version counter; it counts as a live wrapper while it lives."""
     from ..tensor import Tensor
 
-    global _live_wrappers
     alias = Tensor._make.__func__(type(wrapper), wrapper._data, grad_fn, wrapper._output_nr)
     alias.__dict__.update({k: v for k, v in wrapper.__dict__.items() if k not in _NOT_ALIASED})
     if wrapper._vbox is None:
         wrapper._vbox = [0]
     alias._vbox = wrapper._vbox
+    _count_live_wrapper(alias)
+    return alias
+
+
+def _count_live_wrapper(wrapper) -> None:
+    """Count ``wrapper`` among the live wrapper-subclass instances until it is collected: while any
+    lives, ops go through the dispatcher (active_dispatch) and the fast paths stand aside."""
+    global _live_wrappers
     if not _live_wrappers:
         _function.active_dispatch = _dispatch
         if not _mode_stack:
             _switch_fast_paths(True)
     _live_wrappers += 1
-    weakref.finalize(alias, _wrapper_gone)
-    return alias
+    weakref.finalize(wrapper, _wrapper_gone)
 
 
 _function.alias_wrapper = _wrapper_alias
@@ -1064,7 +1070,6 @@ def _make_wrapper_subclass(cls, size, strides=None, storage_offset=None, memory_
     from .. import _dtype
     from ..tensor import Tensor
 
-    global _live_wrappers
     if not (isinstance(cls, type) and issubclass(cls, Tensor)):
         raise TypeError(f"cls must be a type (got {cls})")
     dt = _dtype.to_dtype(dtype) if dtype is not None else _dtype.get_default_dtype()
@@ -1076,12 +1081,7 @@ def _make_wrapper_subclass(cls, size, strides=None, storage_offset=None, memory_
     if storage_offset:
         out._wrapper_storage_offset = int(storage_offset)
     if getattr(cls, "__torch_dispatch__", None) is not None:
-        if not _live_wrappers:
-            _function.active_dispatch = _dispatch
-            if not _mode_stack:
-                _switch_fast_paths(True)
-        _live_wrappers += 1
-        weakref.finalize(out, _wrapper_gone)
+        _count_live_wrapper(out)
     return out
 
 
