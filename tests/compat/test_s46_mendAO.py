@@ -18,6 +18,7 @@ real_torch = pytest.importorskip("torch")
 import chainrule  # noqa: E402
 from chainrule.autograd import function as _function  # noqa: E402
 from chainrule.utils import _python_dispatch  # noqa: E402
+from tests.compat._dispatch_checks import PassingMode as _Pass  # noqa: E402
 from tests.compat.test_s45_mendAI import F, _inputs, _logged, _mode_class  # noqa: E402
 
 CASES = {
@@ -289,11 +290,6 @@ def test_a_copy_seen_by_the_outer_of_two_modes_reaches_it_once():
     assert lines == ["inner aten.copy_.default", "outer aten.copy_.default",
                      "inner aten.zero_.default", "outer aten.zero_.default"]
     assert target.sum().item() == 0
-
-
-class _Pass(_python_dispatch.TorchDispatchMode):
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        return func(*args, **(kwargs or {}))
 
 
 def _entries(cache) -> int:

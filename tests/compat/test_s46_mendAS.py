@@ -14,11 +14,9 @@ real_torch = pytest.importorskip("torch")
 
 import chainrule  # noqa: E402
 from chainrule.utils import _python_dispatch  # noqa: E402
-
-
-class _Pass(_python_dispatch.TorchDispatchMode):
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        return func(*args, **(kwargs or {}))
+from tests.compat._dispatch_checks import PassingMode as _Pass  # noqa: E402
+from tests.compat._dispatch_checks import assert_a_handler_edit_reaches, assert_a_passing_mode_keeps  # noqa: E402
+from tests.compat.test_s45_mendAI import F as _functional  # noqa: E402
 
 
 def _written(lib, dtype, value, key, mode):
@@ -163,10 +161,6 @@ def test_the_outer_of_two_modes_sees_native_batch_norm_once():
 # ---- softplus (beta and threshold by position, left out where they are the schema's int defaults),
 # torch.constant_pad_nd's value as given (left out where it is the default 0), and reflect/replicate pads
 # with a negative side (torch's one reflection_pad<k>d / replication_pad<k>d, not pad, slice, alias, clone)
-def _functional(lib):
-    return lib.nn.functional
-
-
 SCHEMAS = {
     "softplus": lambda lib, a: _functional(lib).softplus(a["x"]),
     "softplus_beta": lambda lib, a: _functional(lib).softplus(a["x"], beta=2),
@@ -206,19 +200,7 @@ SCHEMA_GRADIENTS = {
 
 @pytest.mark.parametrize("name", sorted(SCHEMA_GRADIENTS))
 def test_a_passing_mode_keeps_their_values_and_gradients(name):
-    def run(lib, mode):
-        x = lib.tensor(np.random.default_rng(3).standard_normal((3, 4)), dtype=lib.float32, requires_grad=True)
-        with mode:
-            out = SCHEMA_GRADIENTS[name](lib, x)
-        out.backward()
-        return out.item(), x.grad.numpy()
-
-    (ours, our_grad), (plain, plain_grad) = run(chainrule, _Pass()), run(chainrule, contextlib.nullcontext())
-    theirs, their_grad = run(real_torch, contextlib.nullcontext())
-    assert ours == plain
-    np.testing.assert_array_equal(our_grad, plain_grad)
-    np.testing.assert_allclose(ours, theirs, rtol=1e-5)
-    np.testing.assert_allclose(our_grad, their_grad, rtol=1e-5, atol=1e-6)
+    assert_a_passing_mode_keeps(SCHEMA_GRADIENTS[name], (3, 4), seed=3)
 
 
 EDITS = {
@@ -233,27 +215,7 @@ EDITS = {
 
 @pytest.mark.parametrize("name", sorted(EDITS))
 def test_a_handler_that_changes_their_arguments_gets_what_it_asked_for(name):
-    op, edit, program = EDITS[name]
-
-    def run(lib):
-        class Edit(real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch
-                   else _python_dispatch.TorchDispatchMode):
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                if str(func) == op:
-                    seen.append(op)
-                    args = edit(args)
-                return func(*args, **(kwargs or {}))
-
-        seen = []
-        x = lib.tensor(np.random.default_rng(4).standard_normal((2, 4)), dtype=lib.float32)
-        with Edit():
-            out = program(lib, x)
-        assert seen == [op]
-        return out.numpy()
-
-    ours, theirs = run(chainrule), run(real_torch)
-    assert ours.shape == theirs.shape
-    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    assert_a_handler_edit_reaches(*EDITS[name], shape=(2, 4))
 
 
 # ---- dropout in training: torch's noise, empty_like(input), bernoulli_.float(noise, 1 - p) (left out at

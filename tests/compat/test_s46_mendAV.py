@@ -15,17 +15,10 @@ real_torch = pytest.importorskip("torch")
 
 import chainrule  # noqa: E402
 from chainrule.utils import _python_dispatch  # noqa: E402
+from tests.compat._dispatch_checks import PassingMode as _Pass  # noqa: E402
+from tests.compat._dispatch_checks import assert_a_handler_edit_reaches, assert_a_passing_mode_keeps  # noqa: E402
+from tests.compat.test_s45_mendAI import F as _functional  # noqa: E402
 from tests.compat.test_s45_mendAI import _logged  # noqa: E402
-
-
-class _Pass(_python_dispatch.TorchDispatchMode):
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        return func(*args, **(kwargs or {}))
-
-
-def _functional(lib):
-    return lib.nn.functional
-
 
 # ---- avg_pool2d / avg_pool3d (and avg_pool1d's unsqueeze, avg_pool2d, squeeze)
 POOLS = {
@@ -63,19 +56,7 @@ POOL_GRADIENTS = {
 
 @pytest.mark.parametrize("name", sorted(POOL_GRADIENTS))
 def test_avg_pool_under_a_passing_mode_keeps_values_and_gradients(name):
-    def run(lib, mode):
-        x = lib.tensor(np.random.default_rng(3).standard_normal((6, 4)), dtype=lib.float32, requires_grad=True)
-        with mode:
-            out = POOL_GRADIENTS[name](lib, x)
-        out.backward()
-        return out.item(), x.grad.numpy()
-
-    (ours, our_grad), (plain, plain_grad) = run(chainrule, _Pass()), run(chainrule, contextlib.nullcontext())
-    theirs, their_grad = run(real_torch, contextlib.nullcontext())
-    assert ours == plain
-    np.testing.assert_array_equal(our_grad, plain_grad)
-    np.testing.assert_allclose(ours, theirs, rtol=1e-5)
-    np.testing.assert_allclose(our_grad, their_grad, rtol=1e-5, atol=1e-6)
+    assert_a_passing_mode_keeps(POOL_GRADIENTS[name], (6, 4), seed=3)
 
 
 EDITS = {
@@ -90,27 +71,7 @@ EDITS = {
 
 @pytest.mark.parametrize("name", sorted(EDITS))
 def test_a_handler_that_changes_avg_pools_arguments_gets_what_it_asked_for(name):
-    op, edit, program = EDITS[name]
-
-    def run(lib):
-        class Edit(real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch
-                   else _python_dispatch.TorchDispatchMode):
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                if str(func) == op:
-                    seen.append(op)
-                    args = edit(args)
-                return func(*args, **(kwargs or {}))
-
-        seen = []
-        x = lib.tensor(np.random.default_rng(4).standard_normal((1, 2, 5, 6)), dtype=lib.float32)
-        with Edit():
-            out = program(lib, x)
-        assert seen == [op]
-        return out.numpy()
-
-    ours, theirs = run(chainrule), run(real_torch)
-    assert ours.shape == theirs.shape
-    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    assert_a_handler_edit_reaches(*EDITS[name], shape=(1, 2, 5, 6))
 
 
 # ---- F.interpolate / nn.Upsample: torch's one upsample op, output size, align_corners for the interpolating
@@ -172,19 +133,7 @@ UPSAMPLE_GRADIENTS = {
 
 @pytest.mark.parametrize("name", sorted(UPSAMPLE_GRADIENTS))
 def test_interpolate_under_a_passing_mode_keeps_values_and_gradients(name):
-    def run(lib, mode):
-        x = lib.tensor(np.random.default_rng(5).standard_normal((6, 4)), dtype=lib.float32, requires_grad=True)
-        with mode:
-            out = UPSAMPLE_GRADIENTS[name](lib, x)
-        out.backward()
-        return out.item(), x.grad.numpy()
-
-    (ours, our_grad), (plain, plain_grad) = run(chainrule, _Pass()), run(chainrule, contextlib.nullcontext())
-    theirs, their_grad = run(real_torch, contextlib.nullcontext())
-    assert ours == plain
-    np.testing.assert_array_equal(our_grad, plain_grad)
-    np.testing.assert_allclose(ours, theirs, rtol=1e-5)
-    np.testing.assert_allclose(our_grad, their_grad, rtol=1e-5, atol=1e-5)
+    assert_a_passing_mode_keeps(UPSAMPLE_GRADIENTS[name], (6, 4), seed=5, grad_atol=1e-5)
 
 
 def test_interpolate_without_gradients_under_a_passing_mode_gives_the_same_values():
@@ -211,27 +160,7 @@ UPSAMPLE_EDITS = {
 
 @pytest.mark.parametrize("name", sorted(UPSAMPLE_EDITS))
 def test_a_handler_that_changes_interpolates_arguments_gets_what_it_asked_for(name):
-    op, edit, program = UPSAMPLE_EDITS[name]
-
-    def run(lib):
-        class Edit(real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch
-                   else _python_dispatch.TorchDispatchMode):
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                if str(func) == op:
-                    seen.append(op)
-                    args = edit(args)
-                return func(*args, **(kwargs or {}))
-
-        seen = []
-        x = lib.tensor(np.random.default_rng(4).standard_normal((1, 2, 5, 6)), dtype=lib.float32)
-        with Edit():
-            out = program(lib, x)
-        assert seen == [op]
-        return out.numpy()
-
-    ours, theirs = run(chainrule), run(real_torch)
-    assert ours.shape == theirs.shape
-    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    assert_a_handler_edit_reaches(*UPSAMPLE_EDITS[name], shape=(1, 2, 5, 6))
 
 
 def test_the_outer_of_two_modes_sees_the_upsample_op_once():

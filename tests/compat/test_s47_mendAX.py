@@ -14,13 +14,8 @@ real_torch = pytest.importorskip("torch")
 
 import chainrule  # noqa: E402
 from chainrule.utils import _python_dispatch  # noqa: E402
+from tests.compat._dispatch_checks import PassingMode as _Pass  # noqa: E402
 from tests.compat.test_s45_mendAI import _logged  # noqa: E402
-
-
-class _Pass(_python_dispatch.TorchDispatchMode):
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        return func(*args, **(kwargs or {}))
-
 
 # ---- RNN cells: the module's init (empty, uniform_) and torch's composition of one step
 CELLS = {

@@ -1,0 +1,60 @@
+"""The checks the TorchDispatchMode test files (s46 mendAO/mendAS/mendAV, s47 mendAX) share: a mode that
+passes every call through changes no value or gradient, and a handler that rewrites one op's arguments
+gets what it asked for, on chainrule as on torch. Imported after each file's ``importorskip("torch")``."""
+
+import contextlib
+
+import numpy as np
+import torch as real_torch
+
+import chainrule
+from chainrule.utils import _python_dispatch
+
+
+class PassingMode(_python_dispatch.TorchDispatchMode):
+    """chainrule's mode that calls every func with what it got."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+
+
+def assert_a_passing_mode_keeps(program, shape, seed: int, grad_atol: float = 1e-6) -> None:
+    """``program(lib, x)``'s value and x's gradient (x float32 of ``shape``, drawn from ``seed``): under
+    PassingMode the same bits as without it, and torch's within float32 rounding."""
+    def run(lib, mode):
+        x = lib.tensor(np.random.default_rng(seed).standard_normal(shape), dtype=lib.float32, requires_grad=True)
+        with mode:
+            out = program(lib, x)
+        out.backward()
+        return out.item(), x.grad.numpy()
+
+    (ours, our_grad), (plain, plain_grad) = run(chainrule, PassingMode()), run(chainrule, contextlib.nullcontext())
+    theirs, their_grad = run(real_torch, contextlib.nullcontext())
+    assert ours == plain
+    np.testing.assert_array_equal(our_grad, plain_grad)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5)
+    np.testing.assert_allclose(our_grad, their_grad, rtol=1e-5, atol=grad_atol)
+
+
+def assert_a_handler_edit_reaches(op: str, edit, program, shape, seed: int = 4) -> None:
+    """A mode whose handler replaces ``op``'s args by ``edit(args)`` sees ``op`` once in ``program(lib, x)``
+    and gets torch's output for the edited call."""
+    def run(lib):
+        class Edit(real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch
+                   else _python_dispatch.TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                if str(func) == op:
+                    seen.append(op)
+                    args = edit(args)
+                return func(*args, **(kwargs or {}))
+
+        seen = []
+        x = lib.tensor(np.random.default_rng(seed).standard_normal(shape), dtype=lib.float32)
+        with Edit():
+            out = program(lib, x)
+        assert seen == [op]
+        return out.numpy()
+
+    ours, theirs = run(chainrule), run(real_torch)
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
