@@ -540,14 +540,15 @@ class Module:
                 continue
             input_param = state_dict[key]
             if not isinstance(input_param, Tensor):
-                if isinstance(input_param, np.ndarray):
-                    input_param = Tensor._make(input_param)
-                else:
-                    error_msgs.append(
-                        f'While copying the parameter named "{key}", expected torch.Tensor or '
-                        f"Tensor-like object from checkpoint but received <class '{typename(type(input_param))}'>"
-                    )
-                    continue
+                # torch accepts only tensor-likes here: a NumPy array is reported, not converted
+                error_msgs.append(
+                    f'While copying the parameter named "{key}", expected torch.Tensor or '
+                    f"Tensor-like object from checkpoint but received <class '{typename(type(input_param))}'>"
+                )
+                continue
+            if len(param.shape) == 0 and tuple(input_param.shape) == (1,):
+                # torch's backward compatibility with 0.3 checkpoints: a 0-d entry saved 1-d
+                input_param = input_param[0]
             if tuple(input_param.shape) != tuple(param.shape):
                 error_msgs.append(
                     f"size mismatch for {key}: copying a param with shape {_size(input_param.shape)} "
