@@ -47,3 +47,71 @@ def test_median_of_an_empty_tensor_without_grad_has_no_grad_fn():
     for lib in (chainrule, torch):
         out = lib.median(lib.zeros(0))
         assert out.grad_fn is None and not out.requires_grad
+
+
+def _sophia_like(lib, calls):
+    # Liuhong99/Sophia's SophiaG fills a flag its older state dicts lack in __setstate__
+    class SophiaLike(lib.optim.Optimizer):
+        def __init__(self, params, lr=1e-3):
+            super().__init__(params, dict(lr=lr))
+
+        def __setstate__(self, state):
+            calls.append(sorted(state))
+            super().__setstate__(state)
+            for group in self.param_groups:
+                group.setdefault("maximize", False)
+
+        @lib.no_grad()
+        def step(self, closure=None):
+            for group in self.param_groups:
+                for p in group["params"]:
+                    state = self.state[p]
+                    if len(state) == 0:
+                        state["step"] = lib.zeros((1,), dtype=lib.float)
+                        state["exp_avg"] = lib.zeros_like(p)
+                    state["step"] += 1
+                    state["exp_avg"].mul_(0.9).add_(p.grad, alpha=0.1)
+                    p.add_(state["exp_avg"].sign(), alpha=-group["lr"])
+
+    return SophiaLike
+
+
+def _load_round_trip(lib):
+    calls = []
+    optimizer_class = _sophia_like(lib, calls)
+    w = lib.nn.Parameter(lib.tensor([[1.0, -2.0], [0.5, 3.0]]))
+    b = lib.nn.Parameter(lib.tensor([0.1, 0.2]))
+    optimizer = optimizer_class([{"params": [w]}, {"params": [b], "lr": 1e-2}])
+    for t in range(2):
+        w.grad = lib.ones_like(w) * (t + 1)
+        b.grad = -lib.ones_like(b)
+        optimizer.step()
+    saved = optimizer.state_dict()
+    fresh = optimizer_class([{"params": [w]}, {"params": [b], "lr": 5.0}])
+    fresh.load_state_dict(saved)
+    state = fresh.state[w]
+    return (calls, [sorted(group) for group in fresh.param_groups], [group["lr"] for group in fresh.param_groups],
+            state["step"].tolist(), state["exp_avg"].tolist())
+
+
+def test_load_state_dict_runs_the_subclass_setstate_like_torch():
+    assert _load_round_trip(chainrule) == _load_round_trip(torch)
+    calls, keys, _, _, _ = _load_round_trip(chainrule)
+    assert calls == [["param_groups", "state"]] and all("maximize" in k for k in keys)
+
+
+@pytest.mark.parametrize("lib", [chainrule, torch], ids=["chainrule", "torch"])
+def test_load_state_dict_keeps_hooks_and_builtin_flags(lib):
+    # the base __setstate__ the load now goes through must not drop the hooks registered before it
+    w = lib.nn.Parameter(lib.ones(2))
+    optimizer = lib.optim.Adam([w], lr=0.1)
+    seen = []
+    optimizer.register_step_post_hook(lambda opt, args, kwargs: seen.append("post"))
+    optimizer.register_load_state_dict_post_hook(lambda opt: seen.append("loaded"))
+    w.grad = lib.ones(2)
+    optimizer.step()
+    optimizer.load_state_dict(optimizer.state_dict())
+    w.grad = lib.ones(2)
+    optimizer.step()
+    assert seen == ["post", "loaded", "post"]
+    assert optimizer.param_groups[0]["maximize"] is False and optimizer.defaults["differentiable"] is False
