@@ -115,3 +115,62 @@ def test_load_state_dict_keeps_hooks_and_builtin_flags(lib):
     optimizer.step()
     assert seen == ["post", "loaded", "post"]
     assert optimizer.param_groups[0]["maximize"] is False and optimizer.defaults["differentiable"] is False
+
+
+SINGULAR = {
+    "ones": np.ones((3, 3)),
+    "rank-one": [[1.0, 2.0], [3.0, 6.0]],
+    "zero-column": [[0.0, 1.0, 2.0], [0.0, 3.0, 4.0], [0.0, 5.0, 7.0]],
+    "zero-pivot": np.diag([1.0, 0.0, 2.0]),
+    "zeros": np.zeros((2, 2)),
+    "arange": np.arange(1.0, 10.0).reshape(3, 3),
+    "batch": np.stack([np.ones((2, 2)), 3 * np.eye(2)]),
+}
+LOGDETS = {
+    "logdet": lambda lib, a: lib.logdet(a),
+    "linalg.slogdet": lambda lib, a: lib.linalg.slogdet(a).logabsdet,
+    "slogdet": lambda lib, a: lib.slogdet(a)[1],
+}
+
+
+def _logdet_grad(lib, name, matrix, dtype, create_graph):
+    a = lib.tensor(np.asarray(matrix), dtype=getattr(lib, dtype), requires_grad=True)
+    (grad,) = lib.autograd.grad(LOGDETS[name](lib, a).sum(), a, create_graph=create_graph)
+    return grad.detach().numpy()
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("matrix", list(SINGULAR), ids=list(SINGULAR))
+@pytest.mark.parametrize("name", list(LOGDETS))
+def test_logdet_gradient_at_a_singular_matrix_is_torchs_not_an_error(name, matrix, dtype):
+    # torch's plain backward solves with the LU of A^T and returns the infs and NaNs its zero pivot leaves
+    ours = _logdet_grad(chainrule, name, SINGULAR[matrix], dtype, False)
+    theirs = _logdet_grad(torch, name, SINGULAR[matrix], dtype, False)
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", list(LOGDETS))
+def test_recorded_logdet_gradient_at_a_singular_matrix_raises_torchs_error(name):
+    errors = []
+    for lib in (chainrule, torch):
+        with pytest.raises(RuntimeError) as caught:  # torch's _LinAlgError is a RuntimeError
+            _logdet_grad(lib, name, SINGULAR["ones"], "float64", True)
+        errors.append((type(caught.value).__name__, str(caught.value)))
+    assert errors[0] == errors[1]
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("name", list(LOGDETS))
+def test_logdet_gradient_of_invertible_matrices_still_matches_torch(name, create_graph):
+    rng = np.random.RandomState(0)
+    batch = rng.randn(3, 4, 4)
+    ours = _logdet_grad(chainrule, name, batch, "float64", create_graph)
+    theirs = _logdet_grad(torch, name, batch, "float64", create_graph)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
+def test_logdet_is_still_twice_differentiable():
+    a = chainrule.tensor(np.random.RandomState(1).randn(3, 3) + 3 * np.eye(3), requires_grad=True)
+    assert chainrule.autograd.gradcheck(chainrule.logdet, (a,))
+    assert chainrule.autograd.gradgradcheck(lambda m: chainrule.linalg.slogdet(m).logabsdet, (a,))
