@@ -2063,7 +2063,19 @@ class Slogdet(Function):
         scale = grad_logabsdet
         if sign is not None:
             scale = scale + 1j * (grad_sign * sign.conj()).imag
-        return scale.unsqueeze(-1).unsqueeze(-1) * _adjoint(inv(A))
+            return scale.unsqueeze(-1).unsqueeze(-1) * _adjoint(inv(A))
+        from ..autograd.grad_mode import is_grad_enabled
+        from .decompositions import linalg_lu_factor_ex, linalg_lu_solve
+        from .structural import diag_embed
+
+        # grad_A = A^-T diag(g), solved as torch solves it, so that a singular A gives torch's numbers
+        scaled_eye = diag_embed(scale.unsqueeze(-1).expand(*scale.shape, A.shape[-1]))
+        if is_grad_enabled():  # a recorded backward: torch's linalg.solve, which refuses a singular A
+            return solve(A.mT, scaled_eye)
+        # a plain one: the LU of A^T (the layout torch's forward factors), whose zero pivot leaves the
+        # infs and NaNs torch returns at a singular A rather than an error
+        LU, pivots, _ = linalg_lu_factor_ex(A.mT)
+        return linalg_lu_solve(LU, pivots, scaled_eye)
 
 
 @honours_out

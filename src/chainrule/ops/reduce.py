@@ -1897,9 +1897,12 @@ def median(input: Tensor, dim=None, keepdim: bool = False):
         _refuse(input, "median_cpu" if dim is None else "median_out")
     _dtype.refuse_wide_unsigned("reduce.median" if dim is None else "reduce.median_dim", x)
     if dim is None:
-        if x.size == 0:  # NaN, or the type's minimum for integers, as torch
-            return Tensor._make(xp.asarray(np.nan if x.dtype.kind in "fV" else np.iinfo(x.dtype).min
-                                           if x.dtype.kind in "iu" else False, dtype=x.dtype))
+        if x.size == 0 and x.dtype.kind in "fV":  # NaN, on the graph: its gradient is the empty tensor
+            return MedianAll.apply(input.reshape(-1), index=None)
+        if x.size == 0:
+            # torch fills a NaN cast to the integer type: int32/int64's minimum, 0 for narrower types
+            with np.errstate(invalid="ignore"):
+                return Tensor._make(xp.full((), np.nan, dtype=x.dtype))
         flat = input.reshape(-1)
         index = _median_index(flat._data, 0)
         value = MedianAll.apply(flat, index=index)
@@ -1921,7 +1924,8 @@ class MedianAll(Function):
 
     @staticmethod
     def forward(ctx, flat, index):
-        out = flat[index].reshape(())
+        # no index: an empty input, whose median torch makes NaN
+        out = flat[index].reshape(()) if index is not None else array_module(flat).full((), np.nan, flat.dtype)
         ctx.save_for_backward(flat, out)
         return out
 

@@ -176,8 +176,11 @@ def nanmedian(input: Tensor, dim=None, keepdim: bool = False):
                                   f"'{_dtype.scalar_name(input.dtype)}'")
     _dtype.refuse_wide_unsigned("reduce.median" if dim is None else "reduce.median_dim", x)
     if dim is None:
-        if x.size == 0:
-            return _constant(xp.asarray(np.nan, dtype=x.dtype))
+        if x.size == 0 and x.dtype.kind in "fV":  # NaN, on the graph as in median()
+            return NanmedianAll.apply(input.reshape(-1), index=None)
+        if x.size == 0:  # a NaN cast to the integer type, as median()
+            with np.errstate(invalid="ignore"):
+                return _constant(xp.full((), np.nan, dtype=x.dtype))
         flat = input.reshape(-1)
         return NanmedianAll.apply(flat, index=_nanmedian_index(flat._data, 0))
     d = _single_dim(dim, x.ndim, "nanmedian")

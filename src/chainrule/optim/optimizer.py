@@ -373,7 +373,6 @@ class Optimizer:
                     state[p]["step"] = Tensor._make(np.array(state[p]["step"], dtype=np.float32))
             else:  # state that belongs to no parameter is loaded as it is, as torch's
                 state[key] = value
-        self.state = state
         missing_defaults = self._flag_defaults()
         # the loaded groups are new dicts in a new list, as torch's: a wrapper that shared our list
         # (SAM's base optimizer, Lookahead) is left holding the old groups until it re-shares
@@ -386,7 +385,9 @@ class Optimizer:
             for key, default in missing_defaults.items():  # flags added after the dict was written
                 loaded.setdefault(key, default)
             loaded_groups.append(loaded)
-        self.param_groups = loaded_groups
+        # through __setstate__, as torch: a subclass's own (Sophia's ``group.setdefault("maximize", False)``)
+        # fills in what its older state dicts lack
+        self.__setstate__({"state": state, "param_groups": loaded_groups})
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():
             post_hook(self)
 
