@@ -54,3 +54,45 @@ def test_topk_of_zero_elements_passes_an_empty_gradient_back():
 @pytest.mark.parametrize("k", [1, 2, 4])
 def test_topk_with_ties_still_matches_for_positive_k(k):
     _compare(lambda lib: lib.topk(lib.tensor(_DATA), k, largest=False))
+
+
+# ---- kl_divergence's refusals: torch's exception types and exact words (probing around the
+# trpo_conjugate_gradient program's kl_divergence(Normal, Normal))
+
+def _kl_refusal(build):
+    outcomes = []
+    for lib in (torch, chainrule):
+        p, q = build(lib, lib.distributions)
+        with pytest.raises(Exception) as caught:
+            lib.distributions.kl_divergence(p, q)
+        outcomes.append((caught.type.__name__, str(caught.value)))
+    return outcomes
+
+
+_KL_REFUSALS = {
+    "independent_reinterpreted_ndims": lambda lib, D: (
+        D.Independent(D.Normal(lib.zeros(2, 3), 1.0), 1), D.Independent(D.Normal(lib.zeros(2, 3), 1.0), 2)),
+    "transformed_different_transforms": lambda lib, D: (D.Weibull(1.0, 2.0), D.Gumbel(0.0, 1.0)),
+    "transformed_different_event_shapes": lambda lib, D: (
+        D.TransformedDistribution(D.Normal(lib.zeros(2), 1.0), []),
+        D.TransformedDistribution(D.Independent(D.Normal(lib.zeros(2), 1.0), 1), [])),
+    "mvn_event_shapes": lambda lib, D: (
+        D.MultivariateNormal(lib.zeros(2), lib.eye(2)), D.MultivariateNormal(lib.zeros(3), lib.eye(3))),
+    "lowrank_lowrank_event_shapes": lambda lib, D: (
+        D.LowRankMultivariateNormal(lib.zeros(2), lib.ones(2, 1), lib.ones(2)),
+        D.LowRankMultivariateNormal(lib.zeros(3), lib.ones(3, 1), lib.ones(3))),
+    "mvn_lowrank_event_shapes": lambda lib, D: (
+        D.MultivariateNormal(lib.zeros(2), lib.eye(2)),
+        D.LowRankMultivariateNormal(lib.zeros(3), lib.ones(3, 1), lib.ones(3))),
+    "lowrank_mvn_event_shapes": lambda lib, D: (
+        D.LowRankMultivariateNormal(lib.zeros(3), lib.ones(3, 1), lib.ones(3)),
+        D.MultivariateNormal(lib.zeros(2), lib.eye(2))),
+    "binomial_total_count": lambda lib, D: (D.Binomial(5, lib.tensor(0.3)), D.Binomial(10, lib.tensor(0.5))),
+    "no_rule": lambda lib, D: (D.Normal(0.0, 1.0), D.Categorical(logits=lib.zeros(2))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_KL_REFUSALS))
+def test_kl_divergence_refuses_with_torchs_type_and_words(name):
+    expected, got = _kl_refusal(_KL_REFUSALS[name])
+    assert got == expected
