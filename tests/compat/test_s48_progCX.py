@@ -96,19 +96,3 @@ _KL_REFUSALS = {
 def test_kl_divergence_refuses_with_torchs_type_and_words(name):
     expected, got = _kl_refusal(_KL_REFUSALS[name])
     assert got == expected
-
-
-# ---- RNN constructors: a dropout that float() refuses fails in Python's words, bare, as torch's
-# (probing nn.LSTM around impala_vtrace's AtariNet core)
-
-@pytest.mark.parametrize("module", ["RNN", "LSTM", "GRU"])
-@pytest.mark.parametrize("dropout", ["a", None, [0.1], 1j, "0.5", 0.2, -0.1])
-def test_rnn_dropout_that_float_refuses_raises_torchs_bare_error(module, dropout):
-    outcomes = []
-    for lib in (torch, chainrule):
-        try:
-            made = getattr(lib.nn, module)(3, 4, 2, dropout=dropout)
-            outcomes.append(("made", repr(made)))
-        except (TypeError, ValueError) as error:
-            outcomes.append((type(error).__name__, str(error)))
-    assert outcomes[1] == outcomes[0]

@@ -64,12 +64,8 @@ class RNNBase(Module):
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, device=None, dtype=None) -> None:
         super().__init__()
-        # torch's checks, in torch's order (its float(dropout) comes first: dropout=None is a TypeError,
-        # Python's own words, raised bare as torch's)
-        try:
-            dropout_value = float(dropout)
-        except (TypeError, ValueError) as error:
-            raise in_torchs_words(error) from None
+        # torch's checks, in torch's order (its float(dropout) comes first: dropout=None is a TypeError)
+        dropout_value = float(dropout)
         if not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1 or isinstance(dropout, bool):
             raise in_torchs_words(ValueError("dropout should be a number in range [0, 1] representing the "
                                              "probability of an element being zeroed"))
