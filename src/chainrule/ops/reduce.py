@@ -1767,7 +1767,7 @@ def _replayed_order(x: np.ndarray, d: int, order: np.ndarray, replay, every_row:
     if not chosen.any() or int(chosen.sum()) * rows.shape[1] > limit:
         return order
     moved = np.moveaxis(order, d, -1)
-    replayed = moved.reshape(-1, moved.shape[-1]).copy()
+    replayed = moved.reshape(len(rows), moved.shape[-1]).copy()  # (len(rows): topk's k may be 0)
     if rows_at_once:
         replayed[chosen] = replay(rows[chosen])
     else:
