@@ -22,7 +22,7 @@ from ..autograd import function as _function
 from ..autograd.function import Function, SavedValue, as_uint64, ctx_value, kept_value, name_node, saved
 from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, _wrap_dim
-from . import _cuda_kernels
+from . import _cuda_kernels, _special
 from ._arg_parser import check_int, check_number
 from .elementwise import (
     LogSigmoidAdjoint,
@@ -535,6 +535,13 @@ _TANH_K = math.sqrt(2.0 / math.pi)
 _TANH_C = 0.044715
 
 
+def _onednn_gelu(x) -> bool:
+    """Whether torch's CPU gelu (approximate='none') and its gradient run oneDNN's gelu_erf on x:
+    a contiguous float32 tensor of more than one element (ATen's use_mkldnn); 0-d, one-element and
+    strided inputs, and other dtypes, take ATen's x/2 (1 + erf(x/√2))."""
+    return type(x) is np.ndarray and x.dtype == np.float32 and x.size > 1 and x.flags.c_contiguous
+
+
 def _gelu_cdf_array(x):
     """Φ(x) = (1 + erf(x/√2))/2 in x's dtype."""
     from ._special import erf as erf_array
@@ -565,6 +572,9 @@ class Gelu(Function):
         if approximate == "tanh":
             inner = t(_TANH_K) * (x + t(_TANH_C) * x * x * x)
             return t(0.5) * x * (t(1) + xp.tanh(inner))
+        if _onednn_gelu(x):  # no Phi kept: the backward is oneDNN's own formula (GeluBackward)
+            ctx.cdf = None
+            return _special.gelu_float32(x)
         cdf = _gelu_cdf_array(x)
         if any(ctx.needs_input_grad):  # reused by the backward; nothing kept on the no-grad ctx
             ctx.cdf = cdf
@@ -592,9 +602,11 @@ class GeluBackward(Function):
     @staticmethod
     def forward(ctx, grad, x, cdf):
         ctx.save_for_backward(grad, x)
-        if cdf is None:  # the fused CuPy forward kept no Phi, nor a forward over a wrapper (forward_state)
+        if cdf is None:  # kept by neither the fused CuPy forward, oneDNN's float32 one, nor a wrapper's (forward_state)
             if array_module(x) is not np and _cuda_kernels.available(x):
                 return _cuda_kernels.gelu_backward(grad, x)
+            if _onednn_gelu(x) and grad.dtype == np.float32 and type(grad) is np.ndarray:
+                return _special.gelu_backward_float32(np.ascontiguousarray(grad), x)
             cdf = _gelu_cdf_array(x)
         # y = x Phi(x): dy = Phi(x) + x phi(x), one pass with the forward's Phi
         xp = array_module(x)

@@ -39,6 +39,7 @@ from ..autograd.function import (
     unwatched_on_plain_arrays,
     without_derivative,
 )
+from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, _wrap_dim, honours_out, refuse_out_under_autograd, warn_resized_out, write_out
 from . import creation
 from ._arg_parser import check_as, check_bool, out_rule
@@ -1518,11 +1519,20 @@ def _one_operand_einsum(operand: Tensor, diagonals: tuple, order: tuple, kept: i
     (PermuteBackward0), and the summed ones are summed (SumBackward1, int64 for integers).
 
     Each step is its node applied directly: the steps are already checked, and the public
-    functions' argument parsing cost 'ij->i' on 256x256 more than the sum itself."""
+    functions' argument parsing cost 'ij->i' on 256x256 more than the sum itself. With no graph to
+    record, a permutation that leaves every dim in place is skipped (a node and nothing else: 'ii'
+    took two), unless it is the view the result is."""
+    if not diagonals and kept == len(order):  # a permutation only: the view the result is
+        return _share(Permute.apply(operand, dims=order), operand)
+    recording = operand.requires_grad and is_grad_enabled()
     for dim, later, moved_back in diagonals:
         diagonal = Diagonal.apply(operand, offset=0, dim1=dim, dim2=later)._share(operand)
-        operand = _share(Permute.apply(diagonal, dims=moved_back), diagonal)
-    result = _share(Permute.apply(operand, dims=order), operand)
+        if recording or moved_back != tuple(range(len(moved_back))):
+            diagonal = _share(Permute.apply(diagonal, dims=moved_back), diagonal)
+        operand = diagonal
+    result = operand
+    if recording or order != tuple(range(len(order))):
+        result = _share(Permute.apply(operand, dims=order), operand)
     if kept == len(order):
         return result
     # torch sums bools and integers in int64, as sum does
