@@ -11,6 +11,12 @@ from chainrule.autograd import gradcheck
 
 F = chainrule.nn.functional
 
+# torch hands a contiguous float32 gelu to oneDNN, whose formula depends on the CPU: chainrule follows
+# the AVX-512 kernel, so torch's last bits are only expected where torch runs that kernel.
+_torch_runs_avx512_onednn = pytest.mark.skipif(
+    torch.backends.cpu.get_cpu_capability() != "AVX512",
+    reason="torch's oneDNN gelu on this CPU is not the AVX-512 kernel chainrule follows")
+
 
 def _edge_values(n: int, seed: int) -> np.ndarray:
     """Normal activations, both tails (where x Φ(x) underflows and where it saturates), tiny and
@@ -25,6 +31,7 @@ def _edge_values(n: int, seed: int) -> np.ndarray:
     return np.concatenate(parts).astype(np.float32)
 
 
+@_torch_runs_avx512_onednn
 @pytest.mark.parametrize("shape", [(20_000,), (64, 30, 17), (3, 1, 5)])
 def test_gelu_float32_forward_is_torchs_bitwise(shape):
     x = _edge_values(int(np.prod(shape)), seed=1)[: int(np.prod(shape))].reshape(shape)
@@ -35,6 +42,7 @@ def test_gelu_float32_forward_is_torchs_bitwise(shape):
     assert np.array_equal(np.signbit(got), np.signbit(expected))
 
 
+@_torch_runs_avx512_onednn
 def test_gelu_float32_backward_matches_torch():
     x = _edge_values(20_000, seed=2)
     finite = np.isfinite(x) & (np.abs(x) < 1e30)
