@@ -20,10 +20,10 @@ torch = pytest.importorskip("torch")
 
 def _outcome(module, call):
     try:
-        call(module)
+        value = call(module)
     except Exception as error:  # noqa: BLE001 - the type and words are what is compared
         return type(error).__name__, str(error)
-    return "ok", ""
+    return "ok", value
 
 
 def _with_threads(n, call):
@@ -102,3 +102,40 @@ def test_a_module_called_on_double_input_names_both_types():
     got = _outcome(chainrule, lambda module: layer.double()(chainrule.from_numpy(x).float()))
     assert got == expected
     assert "should be the same or input should be a MKLDNN tensor" in got[1]
+
+
+@pytest.mark.parametrize("name", ["conv2d", "conv_transpose2d"])
+@pytest.mark.parametrize("dtypes", [("float32", "float64", None), ("float64", "float32", None),
+                                    ("float32", "float32", "float64")])
+def test_an_empty_batch_reads_no_kernel_and_keeps_the_input_dtype(name, dtypes):
+    x_dtype, w_dtype, b_dtype = dtypes
+    w_shape = (3, 4, 3, 3) if name == "conv_transpose2d" else (4, 3, 3, 3)
+
+    def run(module):
+        weight = _ones(module, w_shape, w_dtype).requires_grad_()
+        bias = None if b_dtype is None else _ones(module, (4,), b_dtype)
+        try:
+            out = getattr(module.nn.functional, name)(_ones(module, (0, 3, 5, 5), x_dtype), weight, bias)
+        except RuntimeError as error:
+            return str(error)
+        out.sum().backward()
+        return str(out.dtype).split(".")[-1], tuple(out.shape), str(weight.grad.dtype).split(".")[-1], \
+            float(weight.grad.abs().sum())
+
+    assert run(chainrule) == run(torch)
+
+
+@pytest.mark.parametrize("dtypes", [("int64", "float32"), ("int64", "int32"), ("float32", "int64"),
+                                    ("float32", "bool"), ("float64", "complex128"), ("float32", "float64")])
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_the_slow_transpose_kernels_add_a_bias_that_casts_back_to_the_output(nd, dtypes):
+    x_dtype, b_dtype = dtypes
+
+    def call(module):
+        out = getattr(module.nn.functional, f"conv_transpose{nd}d")(
+            _ones(module, (1, 3) + (4,) * nd, x_dtype), _ones(module, (3, 4) + (2,) * nd, x_dtype),
+            module.full((4,), 0.5).to(getattr(module, b_dtype)))
+        return str(out.dtype).split(".")[-1], out.flatten()[:3].tolist()
+
+    expected = _with_threads(1, lambda: _outcome(torch, call))
+    assert _with_threads(1, lambda: _outcome(chainrule, call)) == expected

@@ -863,7 +863,10 @@ def _convnd(input, weight, bias, stride, padding, dilation, groups, d: int, opna
                            f"Kernel size: ({' x '.join(map(str, effective))}). Kernel size can't be greater "
                            "than actual input size")
     if weight.dtype != input.dtype:  # (the backend choice is worked out only for a refusal's words)
-        _check_dtypes(input, weight, bias, onednn=_uses_onednn(input, weight, stride, dilation, groups))
+        if input.shape[0] == 0:  # torch's empty-batch backend reads no kernel: no check, the input's dtype
+            weight = weight.to(input.dtype)
+        else:
+            _check_dtypes(input, weight, bias, onednn=_uses_onednn(input, weight, stride, dilation, groups))
     _check_kernel_size(weight, d)
     _check_integer_kernel(input, d, False, dilation)
     geo = _Geometry(kernel, stride, pad_lo, pad_hi, dilation, groups, in_shape)
@@ -934,13 +937,23 @@ def _conv_transposend(input, weight, bias, stride, padding, output_padding, grou
         raise RuntimeError(f"Given transposed=1, weight of size {_fmt(weight.shape)}, expected bias to be "
                            f"1-dimensional with {c_out} elements, but got bias of size {_fmt(bias.shape)} instead")
     mismatch = weight.dtype != input.dtype or (bias is not None and bias.dtype != input.dtype)
+    if mismatch and input.shape[0] == 0 and not input.dtype.is_complex:
+        # torch's empty-batch backend reads no kernel: no check, the output in the input's dtype
+        weight = weight.to(input.dtype)
+        bias = None if bias is None else bias.to(input.dtype)
+        mismatch = False
     onednn = mismatch and _uses_onednn(input, weight, stride, dilation, groups, True, output_padding)
     if d < 3 and bias is not None and bias.dtype != input.dtype and input.device.type == "cpu" and not onednn:
-        # torch's slow CPU conv_transpose1d/2d add a bias of any float dtype to the output, in the
-        # input's dtype (the bias keeps its own for its gradient); conv_transpose3d and oneDNN refuse it
+        # torch's slow CPU conv_transpose1d/2d add the bias into the output in place (output.add_(bias)):
+        # any dtype whose promotion with the input's casts back to it (the bias keeps its own dtype for
+        # its gradient); conv_transpose3d and oneDNN refuse any other dtype
         _check_dtypes(input, weight, None, transposed=True)
-        if bias.dtype.is_floating_point:
-            bias = bias.to(input.dtype)
+        result = _dtype.promote_types(input.dtype, bias.dtype)
+        if (result.is_complex and not input.dtype.is_complex) or (
+                result.is_floating_point and not (input.dtype.is_floating_point or input.dtype.is_complex)):
+            raise RuntimeError(f"result type {_dtype.scalar_name(result)} can't be cast to the desired output type "
+                               f"{_dtype.scalar_name(input.dtype)}")
+        bias = bias.to(input.dtype)
     _check_dtypes(input, weight, bias, transposed=True, onednn=onednn)
     # torch's CPU kernels: slow_conv_transpose3d checks the weight is not empty first, the 2-d one
     # (conv_transpose1d runs as it, with a height-1 kernel) checks the kernel and output padding first
