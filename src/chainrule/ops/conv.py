@@ -41,7 +41,7 @@ import numpy as np
 from .. import _config, _dtype
 from .._backend import array_module, autocast_unifies
 from .._parallel import over_rows
-from ..autograd.function import Function, SavedValue, ctx_value, name_node, saved
+from ..autograd.function import Function, SavedValue, _type_text, ctx_value, name_node, saved
 from ..autograd.profiler import composite_range
 from ..tensor import Tensor, _check_tensor
 from . import _cuda_conv
@@ -720,9 +720,13 @@ def _batched(input: Tensor, d: int, opname: str) -> tuple[Tensor, bool]:
     return input, False
 
 
-def _check_dtypes(input: Tensor, weight: Tensor, bias: Tensor | None, transposed: bool = False) -> None:
+def _check_dtypes(input: Tensor, weight: Tensor, bias: Tensor | None, transposed: bool = False,
+                  onednn: bool = False) -> None:
     """torch's: conv checks the bias against the input first, in its own words; conv_transpose
-    checks the weight, then the bias, as its kernel reads them."""
+    checks the weight, then the bias, as its kernel reads them. A complex input, and a convolution
+    torch's dispatch gives oneDNN (``onednn``, see _uses_onednn), say 'Input type (...) and weight
+    type (...) should be the same' (oneDNN's with its dense-tensor hint); the slow kernels say
+    'expected scalar type'."""
     if not transposed and bias is not None and bias.dtype != input.dtype and not autocast_unifies(input._data):
         raise RuntimeError(f"Input type ({cpp_type_name(input.dtype)}) and bias type ({cpp_type_name(bias.dtype)}) "
                            "should be the same")
@@ -730,9 +734,48 @@ def _check_dtypes(input: Tensor, weight: Tensor, bias: Tensor | None, transposed
         raise RuntimeError(f"\"slow_conv2d_cpu\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     if autocast_unifies(input._data):
         return
-    for other in (weight, bias):
+    for other, what in ((weight, "weight"), (bias, "bias")):
         if other is not None and other.dtype != input.dtype:
+            if onednn or input.dtype.is_complex:
+                hint = f" or input should be a MKLDNN tensor and {what} is a dense tensor" if onednn else ""
+                raise RuntimeError(f"Input type ({_type_text(input)}) and {what} type ({_type_text(other)}) should be "
+                                   f"the same{hint}")
             raise RuntimeError(f"expected scalar type {_dtype.scalar_name(input.dtype)} but found {_dtype.scalar_name(other.dtype)}")
+
+
+# oneDNN's reduced-precision CPU kernels, as torch's mkldnn_bf16_device_check / mkldnn_fp16_device_check
+# see them (AVX-512 F/BW/VL/DQ for bfloat16, AVX512-FP16 for float16; the AVX2 variants NumPy does not
+# report are taken as absent)
+_CPU_FEATURES = np._core._multiarray_umath.__cpu_features__
+_ONEDNN_REDUCED = {
+    _dtype.bfloat16: all(_CPU_FEATURES.get(name) for name in ("AVX512F", "AVX512BW", "AVX512VL", "AVX512DQ")),
+    _dtype.float16: bool(_CPU_FEATURES.get("AVX512FP16")),
+}
+
+
+def _uses_onednn(input: Tensor, weight: Tensor, stride, dilation, groups: int, transposed: bool = False,
+                 output_padding=()) -> bool:
+    """Whether torch's CPU dispatch runs this (batched) convolution on oneDNN (ConvParams::use_mkldnn,
+    on the 4-d view a 1-d convolution gets): float16/bfloat16 where the CPU has the kernels; float32
+    unless a small single-batch stride-1 convolution (or a 1x1 one on one thread) is cheaper on the
+    slow kernel; not a transpose whose output padding reaches its stride. It decides only which words
+    a dtype mismatch is refused in; ``torch.backends.mkldnn.enabled`` (a layer above ops) is taken as
+    set."""
+    if input.device.type != "cpu":
+        return False
+    if transposed and any(op >= s for op, s in zip(output_padding, stride)):
+        return False
+    if input.dtype in _ONEDNN_REDUCED:
+        return _ONEDNN_REDUCED[input.dtype]
+    if input.dtype != _dtype.float32:
+        return False
+    shape = (*input.shape[:2], 1, input.shape[2]) if input.ndim == 3 else tuple(input.shape)
+    kernel = (1, weight.shape[-1]) if weight.ndim == 3 else tuple(weight.shape[-2:])
+    n = shape[0]
+    if not (any(s != 1 for s in stride) or any(dl != 1 for dl in dilation) or n >= 16 or kernel != (1, 1)
+            or _config.get_num_threads() > 1):
+        return False
+    return groups > 1 or (kernel[0] > 3 and kernel[1] > 3) or n > 1 or math.prod(shape[:4]) > 20480
 
 
 def _check_integer_kernel(input: Tensor, d: int, transposed: bool, dilation: tuple) -> None:
@@ -776,7 +819,8 @@ def _convnd(input, weight, bias, stride, padding, dilation, groups, d: int, opna
             raise RuntimeError("negative padding is not supported")
     _check_stride_and_dilation(stride, dilation)
     _check_weight_rank(input, weight)
-    _check_dtypes(input, weight, bias)
+    # conv's own bias check and complex_convolution's come first; the backend's after the shapes
+    _check_dtypes(input, weight if input.dtype.is_complex else input, bias)
     if weight.shape[0] == 0:
         raise RuntimeError(f"Given groups={groups}, expected weight to be at least 1 at dimension 0, but got weight "
                            f"of size {_fmt(weight.shape)} instead")
@@ -818,6 +862,11 @@ def _convnd(input, weight, bias, stride, padding, dilation, groups, d: int, opna
         raise RuntimeError(f"Calculated padded input size per channel: ({' x '.join(map(str, padded))}). "
                            f"Kernel size: ({' x '.join(map(str, effective))}). Kernel size can't be greater "
                            "than actual input size")
+    if weight.dtype != input.dtype:  # (the backend choice is worked out only for a refusal's words)
+        if input.shape[0] == 0:  # torch's empty-batch backend reads no kernel: no check, the input's dtype
+            weight = weight.to(input.dtype)
+        else:
+            _check_dtypes(input, weight, bias, onednn=_uses_onednn(input, weight, stride, dilation, groups))
     _check_kernel_size(weight, d)
     _check_integer_kernel(input, d, False, dilation)
     geo = _Geometry(kernel, stride, pad_lo, pad_hi, dilation, groups, in_shape)
@@ -871,13 +920,8 @@ def _conv_transposend(input, weight, bias, stride, padding, output_padding, grou
         raise RuntimeError("negative output_padding is not supported")
     _check_stride_and_dilation(stride, dilation)
     _check_weight_rank(input, weight)
-    if d < 3 and bias is not None and bias.dtype != input.dtype and input.device.type == "cpu":
-        # torch's CPU conv_transpose1d/2d add a bias of any float dtype to the output, in the input's
-        # dtype (the bias keeps its own for its gradient); conv_transpose3d refuses it, as conv does
-        _check_dtypes(input, weight, None, transposed=True)
-        if bias.dtype.is_floating_point:
-            bias = bias.to(input.dtype)
-    _check_dtypes(input, weight, bias, transposed=True)
+    if input.dtype.is_complex:  # complex_convolution checks the types before the shapes
+        _check_dtypes(input, weight, bias, transposed=True)
     if weight.shape[0] < groups:
         raise RuntimeError(f"Given groups={groups}, expected weight to be at least {groups} at dimension 0, but got "
                            f"weight of size {_fmt(weight.shape)} instead")
@@ -892,6 +936,25 @@ def _conv_transposend(input, weight, bias, stride, padding, output_padding, grou
     if bias is not None and (bias.ndim != 1 or bias.shape[0] != c_out):
         raise RuntimeError(f"Given transposed=1, weight of size {_fmt(weight.shape)}, expected bias to be "
                            f"1-dimensional with {c_out} elements, but got bias of size {_fmt(bias.shape)} instead")
+    mismatch = weight.dtype != input.dtype or (bias is not None and bias.dtype != input.dtype)
+    if mismatch and input.shape[0] == 0 and not input.dtype.is_complex:
+        # torch's empty-batch backend reads no kernel: no check, the output in the input's dtype
+        weight = weight.to(input.dtype)
+        bias = None if bias is None else bias.to(input.dtype)
+        mismatch = False
+    onednn = mismatch and _uses_onednn(input, weight, stride, dilation, groups, True, output_padding)
+    if d < 3 and bias is not None and bias.dtype != input.dtype and input.device.type == "cpu" and not onednn:
+        # torch's slow CPU conv_transpose1d/2d add the bias into the output in place (output.add_(bias)):
+        # any dtype whose promotion with the input's casts back to it (the bias keeps its own dtype for
+        # its gradient); conv_transpose3d and oneDNN refuse any other dtype
+        _check_dtypes(input, weight, None, transposed=True)
+        result = _dtype.promote_types(input.dtype, bias.dtype)
+        if (result.is_complex and not input.dtype.is_complex) or (
+                result.is_floating_point and not (input.dtype.is_floating_point or input.dtype.is_complex)):
+            raise RuntimeError(f"result type {_dtype.scalar_name(result)} can't be cast to the desired output type "
+                               f"{_dtype.scalar_name(input.dtype)}")
+        bias = bias.to(input.dtype)
+    _check_dtypes(input, weight, bias, transposed=True, onednn=onednn)
     # torch's CPU kernels: slow_conv_transpose3d checks the weight is not empty first, the 2-d one
     # (conv_transpose1d runs as it, with a height-1 kernel) checks the kernel and output padding first
     if d == 3 and weight.numel() == 0:
