@@ -16,7 +16,10 @@ front; an op without one runs once per slice and its results are stacked (torch'
 without its warning: the numbers are the per-slice ones). Anything the record cannot vouch for
 stops the replay, and vmap runs the remaining slices one by one as before: a user Function, an
 in-place write, an operand of unknown origin (a rule's raw array), a parameter that is no plain
-value, a result whose shape or values disagree with slice 0's.
+value, a result whose shape or values disagree with slice 0's, a batched value chainrule's own code
+read as a Python number (``_vmap_frames.note_value_read``: an index key's integer). A batched value
+that no recorded op made (argmax's, which is no Function) could steer the function's Python unseen:
+there vmap checks the replay against the last slice's own run (``unrecorded_batched``).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import numpy as np
 from .autograd import function as _function
 from .autograd.grad_mode import is_grad_enabled, set_grad_enabled
 
-__all__ = ["Trace", "active", "agrees", "replay", "start", "stop"]
+__all__ = ["Trace", "active", "agrees", "replay", "start", "stop", "unrecorded_batched"]
 
 active = None  # the Trace of the innermost vmap running its slice 0, or None
 
@@ -277,7 +280,12 @@ def _map_params(trace: Trace, values: dict, params: dict) -> tuple:
                 batched = True
                 return _SliceNode(value, [outs[k]._grad_fn for outs in trace.per_slice[index]])
             if trace.replayed.get(index) is not trace.ops[index][3]:
-                raise _Stop  # a batched op's node, which no rule here reads
+                cls, inputs, forward_params, _outs, _mode, versions = trace.ops[index]
+                if cls.__name__ not in _NODES_READ:
+                    raise _Stop  # a batched op's node, which no rule here reads
+                batched = True  # its backward's rule reads the forward's batched operands and parameters
+                return _BatchedNode([_resolve(trace, values, t, v) for t, v in zip(inputs, versions)],
+                                    _map_params(trace, values, forward_params)[0])
             return value
         if type(value) is np.ndarray:  # an array a node kept (log_softmax's softmax)
             item = _kept_by_replayed_node(trace, value)
@@ -292,6 +300,16 @@ def _map_params(trace: Trace, values: dict, params: dict) -> tuple:
         raise _Stop
 
     return {key: mapped(value) for key, value in params.items()}, batched
+
+
+class _BatchedNode:
+    """A node parameter whose op the replay ran by a rule on the batch: that op's operands and
+    parameters (_Values where batched), for its backward's rule (nll_loss's reads the targets)."""
+
+    __slots__ = ("operands", "params")
+
+    def __init__(self, operands, params) -> None:
+        self.operands, self.params = operands, params
 
 
 class _SliceNode:
@@ -313,6 +331,8 @@ def _unwrap(value, index=None):
         if index is None:
             raise _Stop
         return value.nodes[index]
+    if isinstance(value, _BatchedNode):
+        raise _Stop  # (no op but its backward's rule reads it)
     if isinstance(value, (tuple, list)):
         return type(value)(_unwrap(v, index) for v in value)
     if isinstance(value, dict):
@@ -362,6 +382,15 @@ def _run(trace: Trace, values: dict, outputs, size: int):
             raise _Stop
         found.append(value)
     return found
+
+
+def unrecorded_batched(trace: Trace) -> bool:
+    """Whether slice 0's run made a batched value that no recorded op made (an op that is no
+    Function: argmax), nor a tensor over a recorded one's very array (grad's detached result): the
+    record cannot tell whether its value steered the function's Python."""
+    made, by_data = trace.made, trace.by_data
+    return any(made.get(key, (None,))[0] is not t and _data_key(t._data) not in by_data
+               for key, t in trace.frame._batched.items())
 
 
 def _stack_rows(rows):
@@ -576,8 +605,126 @@ def _stacked(cls, operands, params, outs, size):
     return stack([v.data if v.batched else v.data.expand(size, *v.data.shape) for v in operands], dim=1)
 
 
+def _permuted(cls, operands, params, outs, size):
+    """permute(dims) behind the batch dim."""
+    (x,) = operands
+    dims = params.get("dims")
+    if not isinstance(dims, (tuple, list)) or not all(isinstance(d, int) for d in dims):
+        return None
+    return _function._apply_array_op(cls, x.data, dims=(0, *(d % max(len(dims), 1) + 1 for d in dims)))
+
+
+def _reduced(cls, operands, params, outs, size):
+    """sum / mean over ``dims`` (each slice's; all of them for dim=None): over the dims behind the batch."""
+    (x,) = operands
+    dims = params.get("dims")
+    if not isinstance(dims, tuple) or not all(isinstance(d, int) for d in dims):
+        return None
+    rank = _logical_rank(x)
+    return _function._apply_array_op(cls, x.data, **dict(params, dims=tuple(d % rank + 1 for d in dims) if rank else ()))
+
+
+def _whole(value: _Value, size: int):
+    """An operand with the batch dim in front, an unbatched one expanded along it."""
+    return value.data if value.batched else value.data.expand(size, *value.data.shape)
+
+
+def _per_slice_reduced(loss, reduction: str, size: int, denominator=None):
+    """An unreduced loss (batch dim in front) reduced over each slice's elements, as torch's
+    batching rules of the losses reduce it (``mean(-1)`` / ``sum(-1)`` of the flattened slices)."""
+    if reduction == "none":
+        return loss
+    flat = loss.reshape((size, -1))
+    if reduction == "sum":
+        return flat.sum(1)
+    return flat.mean(1) if denominator is None else flat.sum(1) / denominator
+
+
+def _mse_loss(cls, operands, params, outs, size):
+    """mse_loss: the unreduced loss of the batch, reduced per slice."""
+    reduction = params.get("reduction")
+    if reduction not in ("none", "mean", "sum"):
+        return None
+    x, t = (_whole(v, size) for v in operands)
+    return _per_slice_reduced(_function._apply_array_op(cls, x, t, reduction="none"), reduction, size)
+
+
+def _nll_rows(size: int, x: _Value, target: _Value):
+    """nll_loss's input and target with the batch folded into the rows: (B·N, C, d...) and
+    (B·N, d...), a (C,) slice's batch (B, C) and (B,); the class dim is 1 either way."""
+    data, targets = _whole(x, size), _whole(target, size)
+    if _logical_rank(x) >= 2:
+        data = data.reshape((-1, *data.shape[2:]))
+        targets = targets.reshape((-1, *targets.shape[2:]))
+    return data, targets
+
+
+def _nll_counted(size: int, targets, weight, ignore_index: int, dtype):
+    """Each target's weight in the mean (its class's weight, 1 without weights; 0 when ignored),
+    batch dim in front (B, N·d...), as an array."""
+    t = targets._data.reshape((size, -1))
+    valid = t != ignore_index
+    if weight is None:
+        return valid.astype(dtype)
+    w = weight._data
+    return np.where(valid, w[np.where(valid, t, 0)], 0).astype(dtype, copy=False)
+
+
+def _nll_loss(cls, operands, params, outs, size):
+    """nll_loss of log-probabilities (cross_entropy's after its log_softmax): the unreduced losses
+    of the batch's rows folded together, reduced per slice ('mean' by each slice's summed target
+    weights, as torch's decomposition under vmap divides)."""
+    (x,) = operands
+    target, weight = params.get("target"), params.get("weight")
+    reduction, ignore_index = params.get("reduction"), params.get("ignore_index")
+    if params.get("log_softmax") or not isinstance(target, _Value) or reduction not in ("none", "mean", "sum") or             (weight is not None and (not isinstance(weight, _Value) or weight.batched)) or             type(x.data._data) is not np.ndarray:
+        return None
+    data, targets = _nll_rows(size, x, target)
+    weight = None if weight is None else weight.data
+    loss = _function._apply_array_op(cls, data, target=targets, weight=weight, ignore_index=ignore_index,
+                                     reduction="none", log_softmax=False)
+    denominator = None
+    if reduction == "mean":
+        counted = _nll_counted(size, targets, weight, ignore_index, data._data.dtype)
+        denominator = _function._make_tensor(counted.sum(1))
+    return _per_slice_reduced(loss.reshape((size, -1)) if reduction != "none" else loss.reshape(
+        (size, *outs[0].shape)), reduction, size, denominator)
+
+
+def _nll_loss_backward(cls, operands, params, outs, size):
+    """nll_loss's input gradient for a batch its forward's rule ran: ``-g A`` with ``A`` each row's
+    target class weight at its class (divided by the slice's summed weights for 'mean'), +0.0 elsewhere."""
+    node = params.get("loss")
+    if not isinstance(node, _BatchedNode) or len(operands) != 2:
+        return None
+    grad, x = operands
+    (forward_x,) = node.operands
+    target, weight = node.params["target"], node.params["weight"]
+    reduction, ignore_index = node.params["reduction"], node.params["ignore_index"]
+    data, targets = _nll_rows(size, forward_x, target)
+    dtype = data._data.dtype
+    weight = None if weight is None else weight.data
+    counted = _nll_counted(size, targets, weight, ignore_index, dtype)  # (B, N·d...)
+    t = targets._data
+    negated = np.zeros(data.shape, dtype)
+    np.put_along_axis(negated, np.expand_dims(np.where(t != ignore_index, t, 0), 1),
+                      -np.expand_dims(counted.reshape(t.shape), 1), axis=1)
+    g = _whole(grad, size)
+    if reduction == "none":
+        per_target = g.reshape(t.shape)
+    else:
+        if reduction == "mean":  # (a slice with every target ignored gets no gradient, not 0/0's)
+            totals = counted.sum(1)
+            g = g / _function._make_tensor(np.where(totals == 0, 1, totals).astype(dtype, copy=False))
+        per_target = g.reshape((size, 1)).expand(size, counted.shape[1]).reshape(t.shape)
+    found = per_target.unsqueeze(1) * _function._make_tensor(negated) + 0.0  # (-0.0 to torch's +0.0)
+    return found.reshape((size, *outs[0].shape))
+
+
 # rules that take parameters the replay batched (as _Values)
-_BATCHED_PARAMS = frozenset({_where, _dim_shifted})
+_BATCHED_PARAMS = frozenset({_where, _dim_shifted, _nll_loss, _nll_loss_backward})
+# ops whose node a later op reads as a parameter (nll_loss's backward), replayed by a rule
+_NODES_READ = frozenset({"_NllLoss"})
 _ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Neg", "Exp", "Log", "Tanh", "Sigmoid", "Relu", "Sin", "Cos", "Sqrt",
                 "Rsqrt", "Abs", "Maximum", "Minimum", "Square", "Reciprocal", "Log1p", "Expm1", "Softplus",
                 "PowScalar", "TanhBackward", "SigmoidBackward", "Threshold", "ReluBackward", "Pow")
@@ -585,4 +732,6 @@ _RULES = {name: _elementwise for name in _ELEMENTWISE}
 _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped, "Select": _indexed, "Slice": _indexed,
                "SelectScatter": _scattered, "SliceScatter": _scattered, "Addmm": _addmm, "Mm": _mm,
                "LinearBackward": _linear_backward, "Matmul": _matmul, "StackRows": _stacked, "LogSoftmax": _dim_shifted,
-               "Softmax": _dim_shifted, "LogSoftmaxBackward": _dim_shifted, "SoftmaxBackward": _dim_shifted})
+               "Softmax": _dim_shifted, "LogSoftmaxBackward": _dim_shifted, "SoftmaxBackward": _dim_shifted,
+               "Permute": _permuted, "Sum": _reduced, "SumDim": _reduced, "Mean": _reduced, "MeanDim": _reduced, "_MseLoss": _mse_loss, "_NllLoss": _nll_loss,
+               "_IndexClassLossBackward": _nll_loss_backward})

@@ -14,7 +14,7 @@ import contextlib
 import weakref
 
 __all__ = ["VmapFrame", "batched_value", "current", "entered", "forget_made", "mapped", "note_alias", "note_made",
-           "note_results", "refuse_batched_into_unbatched", "capturing", "closed_over", "in_place_op_name",
+           "note_results", "note_value_read", "refuse_batched_into_unbatched", "capturing", "closed_over", "in_place_op_name",
            "refuse_captured_write", "refuse_control_flow", "refuse_data_access",
            "reads_allowed", "refuse_dynamic_shape", "refuse_inside", "refuse_item", "refuse_out", "refuse_same_randomness",
            "refuse_unbatchable", "running", "unbatched_target"]
@@ -50,6 +50,8 @@ class VmapFrame:
         # id -> (a module the function reads, its int/float/bool attributes before the calls): torch runs a
         # module's forward once for the batch, so a counter it keeps (self.calls += 1) moves once
         self._module_numbers: dict[int, tuple] = {}
+        # whether chainrule's own code read a batched tensor's value as a Python value (note_value_read)
+        self.values_read = False
 
     def note_generator(self, generator) -> None:
         """Remember ``generator``'s state before a draw, the first time a slice draws from it."""
@@ -377,6 +379,15 @@ def reads_allowed():
 
 def _batched_anywhere(tensor) -> bool:
     return not _reads_allowed and any(frame.holds_batched(tensor) for frame in _frames)
+
+
+def note_value_read(tensor) -> None:
+    """chainrule's own code read ``tensor``'s value as a Python value (an op reading a 0-d operand as a
+    number, an index key's integer): where ``tensor`` is batched, the number is slice 0's, so vmap may
+    not replay slice 0's record of the ops on the whole batch (``VmapFrame.values_read``)."""
+    for frame in _frames:
+        if frame.holds_batched(tensor):
+            frame.values_read = True
 
 
 def refuse_item(tensor) -> None:

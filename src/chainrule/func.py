@@ -13,10 +13,12 @@ machinery, which keeps every transform as exact as the ops' own rules:
   ``jvp`` inside an active dual level (there is one level at a time) uses the double-vjp identity.
 - ``vmap`` runs ``f`` on slice 0 while recording its ops (a ``grad`` inside: its backward's too),
   then replays them once on the whole batch, each by a batching rule (one GEMM for a linear, as
-  torch's) or, for an op without one, once per slice (``_vmap_batched``); the last slice's own run
-  checks the replay. What the record cannot vouch for (a user Function, an in-place write, an
-  operand of unknown origin) and ``randomness`` other than "error" run ``f`` once per slice and
-  stack the results, as before. ``randomness``: "error" (the default) refuses random ops inside,
+  torch's) or, for an op without one, once per slice (``_vmap_batched``): ``f`` runs once, as
+  torch's. A batched value no recorded op made (argmax's) makes the last slice's own run check the
+  replay. What the record cannot vouch for (a user Function, an in-place write, an operand of
+  unknown origin, a batched value chainrule's own code read as a Python number) and ``randomness``
+  other than "error" run ``f`` once per slice and stack the results, as before. ``randomness``:
+  "error" (the default) refuses random ops inside,
   "different" lets each slice draw its own numbers, "same" gives every slice the same draws (the
   CPU generator is rewound to where it stood before each slice), as torch's vmap does.
 
@@ -1000,10 +1002,14 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
                     results.append(func(*sliced, **kwargs))
                 finally:
                     trace = _vmap_batched.stop(token)
-            batched = _replayed(func, trace, flat_args, flat_dims, results[0], out_dims, size)
+            # (a batched value read as a Python number by chainrule's own code: slice 0's, no replay)
+            batched = None if frame.values_read else _replayed(func, trace, flat_args, flat_dims, results[0],
+                                                               out_dims, size)
             if batched is not None:
-                # the last slice's own run checks the replay (an op that read a batched value as a
-                # constant would show there): agreeing, the replay's results are vmap's
+                if not _vmap_batched.unrecorded_batched(trace):
+                    return batched[0]  # the function ran once, as torch's vmap runs it
+                # a batched value no recorded op made (argmax's: no Function) may have steered the
+                # function's Python unseen: the last slice's own run checks the replay
                 with _vmap_frames.entered(frame), _watching_batches():
                     last = func(*cut(size - 1), **kwargs)
                 if _replay_agrees(batched[1], last):

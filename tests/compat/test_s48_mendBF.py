@@ -1,0 +1,219 @@
+"""vmap runs the mapped function once, as torch's vmap does (session 48, mendBF): slice 0's record is
+replayed on the whole batch without running the function again on the last slice, so its Python
+side effects (a counter, a print, a list it appends to) happen once. A batched value that
+chainrule's own code reads as a Python number (an index key's integer, an op's 0-d operand) marks
+the vmap, which then runs slice by slice, so the numbers stay each slice's own."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule
+import chainrule.nn.functional as F
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+
+
+def _data(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return {"w1": rng.standard_normal((24, 12)).astype(np.float32), "b1": rng.standard_normal(24).astype(np.float32),
+            "w2": rng.standard_normal((5, 24)).astype(np.float32), "b2": rng.standard_normal(5).astype(np.float32),
+            "x": rng.standard_normal((9, 12)).astype(np.float32), "y": rng.integers(0, 5, 9),
+            "t": rng.standard_normal((9, 5)).astype(np.float32)}
+
+
+class _Counting:
+    """A function that counts its calls (torch's vmap calls it once)."""
+
+    def __init__(self, func) -> None:
+        self.func, self.calls = func, 0
+        self.__name__ = "counted"
+
+    def __call__(self, *args):
+        self.calls += 1
+        return self.func(*args)
+
+
+def _arrays(out):
+    leaves = chainrule.utils._pytree.tree_flatten(out)[0] if not hasattr(out, "numpy") else [out]
+    return [leaf.detach().numpy() for leaf in leaves]
+
+
+def _close(ours, theirs, rtol=1e-5, atol=1e-6):
+    ours, theirs = _arrays(ours), _arrays(theirs)
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+
+
+def _mlp_loss(lib, F, loss: str, **options):
+    def compute_loss(params, x, y):
+        h = F.relu(F.linear(x.unsqueeze(0), params["w1"], params["b1"]))
+        out = F.linear(h, params["w2"], params["b2"])
+        if loss == "mse":
+            return F.mse_loss(out, y.unsqueeze(0), **options)
+        return getattr(F, loss)(out if loss == "cross_entropy" else F.log_softmax(out, dim=1), y.unsqueeze(0),
+                                **options)
+
+    return compute_loss
+
+
+@pytest.mark.parametrize("case", ["elementwise", "linear", "index", "per-sample grads"])
+def test_the_mapped_function_runs_once_as_torchs(case):
+    p = _data()
+    calls = {}
+
+    def build(lib, F):
+        w, b, x = lib.tensor(p["w1"]), lib.tensor(p["b1"]), lib.tensor(p["x"])
+        if case == "per-sample grads":
+            params = {k: lib.tensor(p[k]) for k in ("w1", "b1", "w2", "b2")}
+            counted = _Counting(_mlp_loss(lib, F, "cross_entropy"))
+            out = lib.func.vmap(lib.func.grad(counted), in_dims=(None, 0, 0))(params, x, lib.tensor(p["y"]))
+        else:
+            counted = _Counting({"elementwise": lambda x: (x.sin() * x.exp() - x / 3).sigmoid(),
+                                 "linear": lambda x: F.linear(x, w, b).tanh(),
+                                 "index": lambda x: x[2:7] * x[0]}[case])
+            out = lib.func.vmap(counted)(x)
+        calls[lib.__name__] = counted.calls
+        return out
+
+    _close(build(chainrule, F), build(torch, TF), rtol=1e-4, atol=1e-5)
+    assert calls == {"chainrule": 1, "torch": 1}
+
+
+def test_a_side_effect_of_the_mapped_function_happens_once():
+    seen = []
+
+    def f(x):
+        seen.append(x.shape)
+        return x * 2
+
+    chainrule.func.vmap(f)(chainrule.ones(4, 3))
+    assert seen == [chainrule.Size([3])]
+
+
+@pytest.mark.parametrize("case", ["a batched index", "a batched count as index", "a batched clamp bound"])
+def test_a_batched_value_read_as_a_number_inside_chainrule_gives_each_slice_its_own(case):
+    """The replay would use slice 0's number for every slice (torch's batched index picks each
+    slice's own): vmap runs these slice by slice."""
+    # (slice 0's and the last slice's maxima at the same place, the middle ones' elsewhere)
+    x = np.random.default_rng(3).uniform(0.1, 1.0, (6, 4)).astype(np.float32)
+    x[np.arange(6), [1, 2, 0, 3, 2, 1]] = 2.0
+    f = {"a batched index": lambda lib, a: a[a.argmax()],
+         "a batched count as index": lambda lib, a: a[(a > 0).long().sum() % 4],
+         "a batched clamp bound": lambda lib, a: lib.clamp(a, min=a.mean())}[case]
+    ours = chainrule.func.vmap(lambda a: f(chainrule, a))(chainrule.tensor(x))
+    theirs = torch.func.vmap(lambda a: f(torch, a))(torch.tensor(x))
+    _close(ours, theirs)
+
+
+# ---------------------------------------------------------------- batching rules of the losses
+
+
+@pytest.fixture
+def per_slice_ops(monkeypatch):
+    """The names of the ops vmap's replay ran once per slice (no batching rule), and "replay failed"
+    where it ran the function slice by slice."""
+    from chainrule import _vmap_batched
+
+    found = []
+    replay = _vmap_batched.replay
+
+    def counted(trace, *args, **kwargs):
+        out = replay(trace, *args, **kwargs)
+        found.extend(["replay failed"] if out is None else [trace.ops[i][0].__name__ for i in trace.per_slice])
+        return out
+
+    monkeypatch.setattr(_vmap_batched, "replay", counted)
+    return found
+
+
+def _loss_case(lib, loss: str, reduction: str, ignore_index: int, weighted: bool, rank: int):
+    """f(x_slice, y_slice) and the batch: slices of logits (C,), (N, C) or (N, C, 3)."""
+    rng = np.random.default_rng(rank)
+    B, N, C = 5, 4, 6
+    x = rng.standard_normal({1: (B, C), 2: (B, N, C), 3: (B, N, C, 3)}[rank])
+    y = rng.integers(0, C, {1: (B,), 2: (B, N), 3: (B, N, 3)}[rank])
+    y.reshape(-1)[::3] = 2  # (ignored where ignore_index is 2)
+    kw = {"reduction": reduction, "ignore_index": ignore_index}
+    if weighted:
+        kw["weight"] = lib.tensor(rng.uniform(0.5, 2.0, C))
+    F = lib.nn.functional
+
+    def f(xi, yi):
+        inp = xi if loss == "cross_entropy" else F.log_softmax(xi, dim=1 if xi.dim() > 1 else 0)
+        return getattr(F, loss)(inp, yi, **kw)
+
+    return f, x, y
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("ignore_index", [-100, 2])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_nll_and_cross_entropy_batch_by_rules_with_torchs_values(loss, reduction, ignore_index, weighted, rank,
+                                                                  per_slice_ops):
+    """The loss and its input gradient per slice (vmap of grad) are each slice's own, as torch's
+    eager loss gives them (torch's vmap differs from its eager loss by a zero's sign and, for a
+    (C,) slice whose one target is ignored, 0 for NaN), and no op runs per slice."""
+    f, x, y = _loss_case(chainrule, loss, reduction, ignore_index, weighted, rank)
+    theirs_f = _loss_case(torch, loss, reduction, ignore_index, weighted, rank)[0]
+
+    def summed(lib, f):
+        return lambda xi, yi: f(xi, yi).sum()
+
+    ours = [chainrule.func.vmap(f)(chainrule.tensor(x), chainrule.tensor(y)),
+            chainrule.func.vmap(chainrule.func.grad(summed(chainrule, f)))(chainrule.tensor(x), chainrule.tensor(y))]
+    assert per_slice_ops == []
+    theirs = [torch.stack([theirs_f(torch.tensor(a), torch.tensor(b)) for a, b in zip(x, y)]),
+              torch.stack([torch.func.grad(summed(torch, theirs_f))(torch.tensor(a), torch.tensor(b))
+                           for a, b in zip(x, y)])]
+    for a, b in zip(_arrays(ours), _arrays(theirs)):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+        assert np.array_equal(np.signbit(a), np.signbit(b))  # (an ignored element's +0.0)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss", "mse_loss"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_the_losses_batched_rules_pass_gradcheck(loss, reduction):
+    """float64 finite differences through the replayed forward and the replayed backward (the
+    gradient of the per-sample gradients)."""
+    rng = np.random.default_rng(7)
+    x = chainrule.tensor(rng.standard_normal((4, 3, 5)), requires_grad=True)
+    y = chainrule.tensor(rng.integers(0, 5, (4, 3))) if loss != "mse_loss" else chainrule.tensor(
+        rng.standard_normal((4, 3, 5)))
+    kw = {"reduction": reduction}
+    if loss == "cross_entropy":
+        kw["weight"] = chainrule.tensor(rng.uniform(0.5, 2.0, 5))
+
+    def f(xi, yi):
+        return getattr(F, loss)(xi * xi if loss == "nll_loss" else xi, yi, **kw)
+
+    def g(xi, yi):
+        return f(xi, yi).sum()
+
+    assert chainrule.autograd.gradcheck(lambda x: chainrule.func.vmap(f)(x, y), (x,))
+    assert chainrule.autograd.gradcheck(lambda x: chainrule.func.vmap(chainrule.func.grad(g))(x, y), (x,))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_mse_loss_per_sample_gradients_batch_by_rules(reduction, per_slice_ops):
+    p = _data(2)
+
+    def build(lib, F):
+        params = {k: lib.tensor(p[k]) for k in ("w1", "b1", "w2", "b2")}
+        counted = _Counting(_mlp_loss(lib, F, "mse", reduction=reduction))
+        summed = (lambda *a: counted(*a).sum()) if reduction == "none" else counted
+        grads = lib.func.vmap(lib.func.grad(summed), in_dims=(None, 0, 0))(params, lib.tensor(p["x"]),
+                                                                           lib.tensor(p["t"]))
+        assert counted.calls == 1
+        return grads
+
+    ours = build(chainrule, F)
+    assert per_slice_ops == []
+    _close(ours, build(torch, TF), rtol=1e-4, atol=1e-5)
