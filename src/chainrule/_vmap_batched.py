@@ -161,6 +161,9 @@ class _Value:
 
 
 _PLAIN = (type(None), bool, int, float, complex, str, type(Ellipsis), slice)
+# parameters that are plain values too: dtypes, devices, a convolution's or a pooling's geometry
+# (kernel, stride, padding and the spatial shapes, which the batch does not change)
+_PLAIN_NAMES = frozenset({"dtype", "device", "_Geometry", "_PoolGeometry"})
 
 
 def replay(trace: Trace, flat_args, flat_dims, outputs, size: int):
@@ -195,7 +198,9 @@ def _resolve(trace: Trace, values: dict, t, version) -> _Value:
         raise _Stop  # a mapped or unmapped input written in place before this read
     made = trace.made.get(id(t))
     if made is not None and made[0] is t:
-        if version is not None and version != made[1] and not _shares_counter(trace.ops[made[2]], t, version):
+        # (a counter first made after the op, still at 0, counts no write: max_pool's output's)
+        if version is not None and version != made[1] and not (made[1] == (None, 0) and version[1] == 0) and \
+                not _shares_counter(trace.ops[made[2]], t, version):
             raise _Stop  # written in place between the op that made it and this read
         if found is None:
             raise _Stop
@@ -289,13 +294,14 @@ def _map_params(trace: Trace, values: dict, params: dict) -> tuple:
             return value
         if type(value) is np.ndarray:  # an array a node kept (log_softmax's softmax)
             item = _kept_by_replayed_node(trace, value)
-            if item is None or type(item) is not np.ndarray:
+            item = getattr(item, "_data", item)  # (a kept tensor's array)
+            if type(item) is not np.ndarray:
                 raise _Stop
             batched = True
             return _Value(item, True)
         if isinstance(value, (tuple, list)):
             return type(value)(mapped(v) for v in value)
-        if isinstance(value, _PLAIN) or isinstance(value, np.dtype) or type(value).__name__ in ("dtype", "device"):
+        if isinstance(value, _PLAIN) or isinstance(value, np.dtype) or type(value).__name__ in _PLAIN_NAMES:
             return value
         raise _Stop
 
@@ -453,32 +459,36 @@ def _where(cls, operands, params, outs, size):
 
 
 def _dim_shifted(cls, operands, params, outs, size):
-    """An op along ``dim`` of one batched operand (softmax, log_softmax, their backward, whose kept
-    softmax comes batched too)."""
-    if not all(v.batched for v in operands):
-        return None
+    """An op along ``dim`` of its operands (softmax, log_softmax, their backward, whose kept
+    softmax may come batched too), an unbatched one expanded along the batch."""
+    rank = _logical_rank(operands[0])
     kept = params.get("softmax")
     if isinstance(kept, _Value):
-        if not kept.batched or kept.data.shape != operands[0].data.shape:
+        data = kept.data if kept.batched else np.broadcast_to(kept.data, (size, *kept.data.shape))
+        if data.shape[1:] != operands[0].data.shape[-rank:] if rank else data.shape != (size,):
             return None
-        params = dict(params, softmax=kept.data)
+        params = dict(params, softmax=data)
     elif kept is not None:
         return None
-    rank = _logical_rank(operands[0])
     dim = params.get("dim")
     if not isinstance(dim, int) or not all(_logical_rank(v) == rank for v in operands):
         return None
-    return _function._apply_array_op(cls, *[v.data for v in operands], **{**params, "dim": dim % max(rank, 1) + 1})
+    return _function._apply_array_op(cls, *[_whole(v, size) for v in operands], **{**params, "dim": dim % max(rank, 1) + 1})
 
 
 def _reshaped(cls, operands, params, outs, size):
-    """reshape, view, unsqueeze: the batch dim in front of slice 0's result shape."""
+    """reshape, view, unsqueeze, squeeze: the batch dim in front of slice 0's result shape."""
     (x,) = operands
     new = dict(params, shape=(size, *outs[0].shape))
     if "dim" in params:
         if not isinstance(params["dim"], int):
             return None
         new["dim"] = params["dim"] % max(outs[0].dim(), 1) + 1
+    if "dims" in params:  # (squeeze's: dims of its input)
+        dims, rank = params["dims"], _logical_rank(x)
+        if not isinstance(dims, tuple) or not all(isinstance(d, int) for d in dims):
+            return None
+        new["dims"] = tuple(d % max(rank, 1) + 1 for d in dims)
     return _function._apply_array_op(cls, x.data, **new)
 
 
@@ -538,7 +548,7 @@ def _addmm(cls, operands, params, outs, size):
 
 def _mm(cls, operands, params, outs, size):
     if operands[1].batched:
-        return None
+        return _matmul(cls, operands, params, outs, size)
     return _rows_matmul(cls, operands, params, outs, size, 0, 1)
 
 
@@ -622,6 +632,24 @@ def _reduced(cls, operands, params, outs, size):
         return None
     rank = _logical_rank(x)
     return _function._apply_array_op(cls, x.data, **dict(params, dims=tuple(d % rank + 1 for d in dims) if rank else ()))
+
+
+def _expanded(cls, operands, params, outs, size):
+    """expand to slice 0's result shape: behind the batch dim, the operand's dims padded in front."""
+    (x,) = operands
+    return _function._apply_array_op(cls, _padded(x, outs[0].dim()), **dict(params, shape=(size, *outs[0].shape)))
+
+
+def _summed_to(cls, operands, params, outs, size):
+    """sum_to_size (the engine's reduction of a broadcast gradient) of each slice: to the target
+    shape padded with 1s behind the batch dim, so that the batch dim is kept."""
+    (x,) = operands
+    shape = params.get("shape")
+    lead = _logical_rank(x) - len(shape)
+    if lead < 0:
+        return None
+    out = _function._apply_array_op(cls, x.data, **dict(params, shape=(size, *(1,) * lead, *shape), keep_leading=True))
+    return out.reshape((size, *outs[0].shape))
 
 
 def _whole(value: _Value, size: int):
@@ -721,17 +749,79 @@ def _nll_loss_backward(cls, operands, params, outs, size):
     return found.reshape((size, *outs[0].shape))
 
 
+def _folded(value: _Value, size: int, spatial: int):
+    """A conv's or pool's operand, (B, N, C, *S) with the batch folded into N: (B·N, C, *S); a slice
+    without N, (C, *S), makes (B, C, *S) a batch of B."""
+    data = _whole(value, size)
+    if data.dim() - 1 == spatial + 2:
+        return data.reshape((-1, *data.shape[2:]))
+    return data if data.dim() - 1 == spatial + 1 else None
+
+
+def _convolution(cls, operands, params, outs, size):
+    """conv (or its input gradient, conv_transpose) of a batched input by an unbatched filter: the
+    batch folded into the input's N, one convolution, as torch's batching rule runs it."""
+    x, w, *bias = operands
+    if not x.batched or w.batched or any(b.batched for b in bias):
+        return None
+    folded = _folded(x, size, len(params["geo"].kernel))
+    if folded is None:
+        return None
+    out = _function._apply_array_op(cls, folded, w.data, *(b.data for b in bias), **params)
+    return out.reshape((size, *outs[0].shape))
+
+
+def _conv_weight(cls, operands, params, outs, size):
+    """The filter gradient of each slice (its input ⋆ its output gradient): the slices side by side
+    as groups of one grouped filter gradient, as torch's batching rule of convolution_backward."""
+    from .ops.conv import _Geometry
+
+    geo, w_shape = params["geo"], tuple(params["w_shape"])
+    spatial = len(geo.kernel)
+    parts = []
+    for value in operands:
+        data = _whole(value, size)
+        if data.dim() - 1 == spatial + 1:  # (C, *S) slices: N of 1
+            data = data.unsqueeze(1)
+        elif data.dim() - 1 != spatial + 2:
+            return None
+        # (B, N, C, *S) -> (N, B·C, *S): slice b's channels are group b's
+        parts.append(data.transpose(0, 1).reshape((data.shape[1], -1, *data.shape[3:])))
+    grouped = _Geometry(geo.kernel, geo.stride, geo.pad_lo, geo.pad_hi, geo.dilation, geo.groups * size, geo.in_shape,
+                        geo.out_shape)
+    out = _function._apply_array_op(cls, *parts, geo=grouped, w_shape=(size * w_shape[0], *w_shape[1:]))
+    return out.reshape((size, *w_shape))
+
+
+def _pooled(cls, operands, params, outs, size):
+    """max pooling (and its backward, with the input and maxima its node kept, batched): over the
+    last dims, whatever the dims before them, so the batch dim rides along in front."""
+    if not all(v.batched for v in operands):
+        return None
+    new = {}
+    for name, value in params.items():
+        if isinstance(value, _Value):
+            if not value.batched:
+                return None
+            value = value.data
+        new[name] = value
+    return _function._apply_array_op(cls, *(v.data for v in operands), **new)
+
+
 # rules that take parameters the replay batched (as _Values)
-_BATCHED_PARAMS = frozenset({_where, _dim_shifted, _nll_loss, _nll_loss_backward})
+_BATCHED_PARAMS = frozenset({_where, _dim_shifted, _nll_loss, _nll_loss_backward, _pooled})
 # ops whose node a later op reads as a parameter (nll_loss's backward), replayed by a rule
 _NODES_READ = frozenset({"_NllLoss"})
 _ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Neg", "Exp", "Log", "Tanh", "Sigmoid", "Relu", "Sin", "Cos", "Sqrt",
                 "Rsqrt", "Abs", "Maximum", "Minimum", "Square", "Reciprocal", "Log1p", "Expm1", "Softplus",
-                "PowScalar", "TanhBackward", "SigmoidBackward", "Threshold", "ReluBackward", "Pow")
+                "PowScalar", "TanhBackward", "SigmoidBackward", "Threshold", "ReluBackward", "Pow", "RSub")
 _RULES = {name: _elementwise for name in _ELEMENTWISE}
-_RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped, "Select": _indexed, "Slice": _indexed,
+_RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped, "SqueezeView": _reshaped,
+               "UnsafeView": _reshaped, "Select": _indexed, "Slice": _indexed,
                "SelectScatter": _scattered, "SliceScatter": _scattered, "Addmm": _addmm, "Mm": _mm,
                "LinearBackward": _linear_backward, "Matmul": _matmul, "StackRows": _stacked, "LogSoftmax": _dim_shifted,
                "Softmax": _dim_shifted, "LogSoftmaxBackward": _dim_shifted, "SoftmaxBackward": _dim_shifted,
+               "Expand": _expanded, "SumToSize": _summed_to, "SumToScalar": _summed_to, "Mv": _matmul,
                "Permute": _permuted, "Sum": _reduced, "SumDim": _reduced, "Mean": _reduced, "MeanDim": _reduced, "_MseLoss": _mse_loss, "_NllLoss": _nll_loss,
-               "_IndexClassLossBackward": _nll_loss_backward})
+               "_IndexClassLossBackward": _nll_loss_backward, "Convolution": _convolution, "ConvInput": _convolution,
+               "ConvWeight": _conv_weight, "MaxPool": _pooled, "MaxPool3D": _pooled, "FirstMaxScatter": _pooled, "WindowScatter": _pooled, "WindowGather": _pooled})

@@ -811,6 +811,9 @@ def _columns_by_double_vjp(out_leaves, stand_ins, record: bool):
     torch's jacfwd vmaps over its tangents), recorded under ``record``."""
     reached = [out for out in out_leaves if out.requires_grad]
     dummies = [out.detach().new_zeros(out.shape).requires_grad_() for out in reached]
+    if _function.tracing_ops:  # the same for every slice of a vmap that records its ops (_vmap_batched)
+        for dummy in dummies:
+            _function.traced_constant(dummy)
     pulled = _engine.grad(reached, stand_ins, dummies, retain_graph=True, create_graph=True,
                           allow_unused=True) if reached else [None] * len(stand_ins)
     per_leaf = []  # per input leaf: per reached output, its columns (n, *out.shape), or None
@@ -822,6 +825,8 @@ def _columns_by_double_vjp(out_leaves, stand_ins, record: bool):
         if not g.requires_grad:  # Jᵀu is linear in u: a rule that recorded nothing (never silent zeros)
             return None
         seeds = _eye(n, dtype=leaf.dtype, device=leaf.device)  # (a diagonal view of a device array may be read-only)
+        if _function.tracing_ops:  # (as the dummies)
+            _function.traced_constant(seeds)
         found = _batched_walk.batched_backward((g,), dummies, (seeds.reshape((n,) + tuple(leaf.shape)),),
                                                retain_graph=True, create_graph=record)
         if found is None:

@@ -217,3 +217,115 @@ def test_mse_loss_per_sample_gradients_batch_by_rules(reduction, per_slice_ops):
     ours = build(chainrule, F)
     assert per_slice_ops == []
     _close(ours, build(torch, TF), rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------- conv and max pool
+
+_CONVS = {
+    "3x3 pad 1": dict(d=2, conv=dict(padding=1), pool=dict(kernel_size=2)),
+    "stride 2 dilation 2 no bias": dict(d=2, conv=dict(stride=2, dilation=2, bias=False), pool=dict(kernel_size=2)),
+    "groups 2, pool stride 1 padding 1": dict(d=2, conv=dict(groups=2, padding=(1, 0)),
+                                              pool=dict(kernel_size=3, stride=1, padding=1)),
+    "pool ceil_mode": dict(d=2, conv=dict(), pool=dict(kernel_size=3, stride=2, ceil_mode=True)),
+    "1-d": dict(d=1, conv=dict(padding=2), pool=dict(kernel_size=2)),
+    "pool with indices": dict(d=2, conv=dict(padding=1), pool=dict(kernel_size=2, return_indices=True)),
+}
+
+
+def _cnn_loss(lib, case: str, unbatched_slice: bool):
+    spec = _CONVS[case]
+    d = spec["d"]
+    F = lib.nn.functional
+    conv, pool = getattr(F, f"conv{d}d"), getattr(F, f"max_pool{d}d")
+    conv_options = dict(spec["conv"])
+    conv_options.pop("bias", None)
+
+    def loss(params, x, y):
+        x = x if unbatched_slice else x.unsqueeze(0)
+        h = pool(conv(x, params["w"], params.get("b"), **conv_options).relu(), **spec["pool"])
+        h = h[0] if isinstance(h, tuple) else h
+        logits = F.linear(h.flatten(0 if unbatched_slice else 1), params["v"])
+        return F.cross_entropy(logits, y if unbatched_slice else y.unsqueeze(0))
+
+    return loss
+
+
+@pytest.mark.parametrize("unbatched_slice", [False, True])
+@pytest.mark.parametrize("case", list(_CONVS))
+def test_cnn_per_sample_gradients_batch_conv_and_max_pool_by_rules(case, unbatched_slice, per_slice_ops):
+    spec = _CONVS[case]
+    d = spec["d"]
+    rng = np.random.default_rng(11)
+    groups = spec["conv"].get("groups", 1)
+    spatial = (9,) * d
+    x = rng.standard_normal((5, 4) + spatial)
+    w = rng.standard_normal((6, 4 // groups) + (3,) * d) * 0.3
+    y = rng.integers(0, 3, 5)
+    b = rng.standard_normal(6) * 0.1
+
+    def build(lib):
+        loss = _cnn_loss(lib, case, unbatched_slice)
+
+        def shape_probe():  # (the linear's width: one slice's features)
+            F = lib.nn.functional
+            conv, pool = getattr(F, f"conv{d}d"), getattr(F, f"max_pool{d}d")
+            options = dict(spec["conv"])
+            options.pop("bias", None)
+            h = pool(conv(lib.tensor(x[:1]), lib.tensor(w), **options), **spec["pool"])
+            return (h[0] if isinstance(h, tuple) else h)[0].numel()
+
+        features = shape_probe()
+        params = {"w": lib.tensor(w), "v": lib.tensor(np.random.default_rng(12).standard_normal((3, features)) * 0.1)}
+        if spec["conv"].get("bias", True):
+            params["b"] = lib.tensor(b)
+        counted = _Counting(loss)
+        out = lib.func.vmap(lib.func.grad(counted), in_dims=(None, 0, 0))(params, lib.tensor(x), lib.tensor(y))
+        assert counted.calls == 1
+        return out
+
+    ours = build(chainrule)
+    assert per_slice_ops == []
+    _close(ours, build(torch), rtol=1e-9, atol=1e-11)
+
+
+def test_the_conv_and_pool_rules_pass_gradcheck():
+    """float64 finite differences of the per-sample gradients (the replayed conv, its filter
+    gradient by groups, max pool and its scatter) with respect to the batch and the filter."""
+    rng = np.random.default_rng(5)
+    x = chainrule.tensor(rng.standard_normal((3, 2, 6, 6)), requires_grad=True)
+    w = chainrule.tensor(rng.standard_normal((3, 2, 3, 3)), requires_grad=True)
+
+    def per_sample(x, w):
+        def loss(w, xi):
+            return (F.max_pool2d(F.conv2d(xi.unsqueeze(0), w, padding=1), 2) ** 2).sum()
+
+        return chainrule.func.vmap(chainrule.func.grad(loss), in_dims=(None, 0))(w, x)
+
+    assert chainrule.autograd.gradcheck(per_sample, (x, w))
+
+
+# ---------------------------------------------------------------- vmap of hessian (jacfwd inside vmap)
+
+
+@pytest.mark.parametrize("transform", ["hessian", "jacfwd(jacfwd)", "jacrev(jacrev)"])
+@pytest.mark.parametrize("case", ["sin and cube", "log of summed exp"])
+def test_vmap_of_second_derivatives_replays_on_the_batch(transform, case, per_slice_ops):
+    """jacfwd's reverse-mode columns inside vmap (its zero cotangents and identity seeds, the
+    same for every slice) are replayed on the batch, with expand and sum_to_size by rules."""
+    x = np.random.default_rng(4).standard_normal((6, 4))
+
+    def build(lib):
+        f = {"sin and cube": lambda v: (v.sin() * v).sum() + (v ** 3).sum(),
+             "log of summed exp": lambda v: lib.log(lib.exp(v).sum())}[case]
+        counted = _Counting(f)
+        F = lib.func
+        inner = {"hessian": F.hessian, "jacfwd(jacfwd)": lambda g: F.jacfwd(F.jacfwd(g)),
+                 "jacrev(jacrev)": lambda g: F.jacrev(F.jacrev(g))}[transform](counted)
+        out = F.vmap(inner)(lib.tensor(x))
+        calls = counted.calls
+        return out, calls
+
+    (ours, our_calls), (theirs, their_calls) = build(chainrule), build(torch)
+    assert per_slice_ops == []
+    assert our_calls == their_calls
+    _close(ours, theirs, rtol=1e-10, atol=1e-12)
