@@ -29,7 +29,7 @@ import numpy as np
 from .autograd import function as _function
 from .autograd.grad_mode import is_grad_enabled, set_grad_enabled
 
-__all__ = ["Trace", "active", "agrees", "replay", "start", "stop", "unrecorded_batched"]
+__all__ = ["Trace", "active", "agrees", "has_vmap_staticmethod", "replay", "start", "stop", "unrecorded_batched"]
 
 active = None  # the Trace of the innermost vmap running its slice 0, or None
 
@@ -359,13 +359,17 @@ def _run(trace: Trace, values: dict, outputs, size: int):
             continue
         with set_grad_enabled(grad_mode):
             result = None
-            rule = _call_elementwise if isinstance(cls, _ElementwiseCall) else _RULES.get(cls.__name__)
-            if rule is not None and (not params_batched or rule in _BATCHED_PARAMS) and \
-                    cls.__module__.startswith("chainrule."):
+            if isinstance(cls, _ElementwiseCall):
+                rule = _call_elementwise
+            elif cls.__module__.startswith("chainrule."):
+                rule = _RULES.get(cls.__name__)
+            else:  # (a user Function: recorded only with its own vmap staticmethod)
+                rule = _user_function
+            if rule is not None and (not params_batched or rule in _BATCHED_PARAMS):
                 result = rule(cls, operands, _unwrap(mapped) if rule not in _BATCHED_PARAMS else mapped, outs, size)
             if result is None:  # torch's fallback: the op once per slice, stacked
                 per_slice = []
-                if isinstance(cls, _ElementwiseCall):
+                if isinstance(cls, _ElementwiseCall) or rule is _user_function:
                     raise _Stop
                 for i in range(size):
                     args = [v.data.select(0, i) if v.batched else v.data for v in operands]
@@ -806,6 +810,31 @@ def _pooled(cls, operands, params, outs, size):
             value = value.data
         new[name] = value
     return _function._apply_array_op(cls, *(v.data for v in operands), **new)
+
+
+def has_vmap_staticmethod(cls) -> bool:
+    """Whether a user's autograd.Function has its own batching rule (torch's ``vmap``
+    staticmethod), which the replay runs on the batch (``_user_function``)."""
+    return cls.vmap is not _function.Function.vmap and not cls.generate_vmap_rule
+
+
+def _user_function(cls, operands, params, outs, size):
+    """A user Function's ``vmap`` staticmethod, as torch's vmap calls it: ``(info, in_dims, *args)``
+    with each batched argument's batch dim 0 (None for an unbatched one), giving ``(output,
+    out_dims)``; each output's batch dim moved to the front (an unbatched one expanded)."""
+    from .library.operators import VmapInfo
+
+    if params:
+        return None
+    in_dims = tuple(0 if v.batched else None for v in operands)
+    out, out_dims = cls.vmap(VmapInfo(size, "error"), in_dims, *(v.data for v in operands))
+    results = out if isinstance(out, tuple) else (out,)
+    dims = out_dims if isinstance(out_dims, tuple) else (out_dims,) * len(results)
+    if len(dims) != len(results) or not all(isinstance(r, _function._Tensor) for r in results):
+        return None
+    found = tuple(r.expand(size, *r.shape) if d is None else r.movedim(d, 0) if d else r
+                  for r, d in zip(results, dims))
+    return found if isinstance(out, tuple) else found[0]
 
 
 # rules that take parameters the replay batched (as _Values)

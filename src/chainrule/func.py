@@ -1120,7 +1120,7 @@ class _BatchWatcher:
         _vmap_frames.note_results(inputs, params, out)
         trace = _vmap_batched.active
         if trace is not None and trace.ok:
-            if user_function:
+            if user_function and not _vmap_batched.has_vmap_staticmethod(cls):
                 trace.ok = False
             else:
                 trace.record(cls, inputs, params, out)

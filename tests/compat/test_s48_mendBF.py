@@ -329,3 +329,53 @@ def test_vmap_of_second_derivatives_replays_on_the_batch(transform, case, per_sl
     assert per_slice_ops == []
     assert our_calls == their_calls
     _close(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
+# ---------------------------------------------------------------- a user Function's vmap staticmethod
+
+
+def _cube_function(lib, calls: dict, out_dim):
+    class Cube(lib.autograd.Function):
+        @staticmethod
+        def forward(x):
+            return x ** 3
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            ctx.save_for_backward(inputs[0])
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return 3 * x ** 2 * g
+
+        @staticmethod
+        def vmap(info, in_dims, x):
+            calls["vmap"] += 1
+            calls["batch_size"] = info.batch_size
+            return Cube.apply(x).movedim(in_dims[0], out_dim), out_dim
+
+    return Cube
+
+
+@pytest.mark.parametrize("out_dim", [0, 1])
+def test_a_user_functions_vmap_staticmethod_runs_once_on_the_batch(out_dim):
+    """torch's vmap calls the Function's vmap staticmethod once with the batch (and the mapped
+    function once); its out_dims say where the batch dim is."""
+    x = np.arange(12.0).reshape(4, 3) / 10
+
+    def build(lib):
+        calls = {"vmap": 0, "f": 0}
+        Cube = _cube_function(lib, calls, out_dim)
+
+        def f(v):
+            calls["f"] += 1
+            return Cube.apply(v).sin() * 2
+
+        values = lib.func.vmap(f)(lib.tensor(x))
+        grads = lib.func.vmap(lib.func.grad(lambda v: f(v).sum()))(lib.tensor(x))
+        return (values, grads), calls
+
+    (ours, our_calls), (theirs, their_calls) = build(chainrule), build(torch)
+    assert our_calls == their_calls
+    _close(ours, theirs, rtol=1e-12, atol=1e-14)
