@@ -28,6 +28,7 @@ import numpy as np
 
 from .autograd import function as _function
 from .autograd.grad_mode import is_grad_enabled, set_grad_enabled
+from .ops import random as _random
 
 __all__ = ["Trace", "active", "agrees", "has_vmap_staticmethod", "replay", "start", "stop", "unrecorded_batched"]
 
@@ -60,6 +61,7 @@ class Trace:
         self.ops: list = []  # (cls, inputs, params, outputs, grad mode, inputs' versions)
         self.made: dict[int, tuple] = {}  # id(output) -> (output, its version when made, the op's index)
         self.keep: list = []  # every tensor named, so that its id stays its own while the trace lives
+        self.states: list = []  # per op, the default generator's state before it (randomness="same"), or None
         self.by_data = {_data_key(piece._data): piece for piece, _, dim in frame._origins.values()
                         if dim is not None and isinstance(piece, _function._Tensor)}
         self.mapped_inputs: set = set()  # ids of the batched inputs, which no op may read whole
@@ -73,7 +75,12 @@ class Trace:
         self.given = {key: _version(entry[0]) for key, entry in frame._origins.items()
                       if isinstance(entry[0], _function._Tensor)}
 
-    def record(self, cls, inputs, params, out) -> None:
+    def generator_state(self):
+        """Under randomness="same", the default generator's state before an op runs (``record``):
+        an op the replay runs per slice draws from it for every slice, as slice 0's run drew."""
+        return _random.default_generator.get_state() if self.frame.randomness == "same" else None
+
+    def record(self, cls, inputs, params, out, state=None) -> None:
         outs = out if isinstance(out, tuple) else (out,)
         Tensor = _function._Tensor
         if not all(isinstance(o, Tensor) for o in outs) or not all(isinstance(t, Tensor) for t in inputs) or \
@@ -82,6 +89,7 @@ class Trace:
             return
         index = len(self.ops)
         self.ops.append((cls, inputs, params, outs, is_grad_enabled(), tuple(_version(t) for t in inputs)))
+        self.states.append(state)
         for k, o in enumerate(outs):
             self.made[id(o)] = (o, _version(o), index)
             self.by_data.setdefault(_data_key(o._data), o)  # (the first: a later view of it is not replayed yet)
@@ -348,7 +356,7 @@ def _unwrap(value, index=None):
 
 def _run(trace: Trace, values: dict, outputs, size: int):
     apply = _function._apply_array_op
-    for cls, inputs, params, outs, grad_mode, versions in trace.ops:
+    for (cls, inputs, params, outs, grad_mode, versions), state in zip(trace.ops, trace.states):
         operands = [_resolve(trace, values, t, v) for t, v in zip(inputs, versions)]
         mapped, params_batched = _map_params(trace, values, params)
         if not params_batched and not any(v.batched for v in operands):
@@ -372,6 +380,8 @@ def _run(trace: Trace, values: dict, outputs, size: int):
                 if isinstance(cls, _ElementwiseCall) or rule is _user_function:
                     raise _Stop
                 for i in range(size):
+                    if state is not None:  # randomness="same": every slice draws what slice 0 drew
+                        _random.default_generator.set_state(state)
                     args = [v.data.select(0, i) if v.batched else v.data for v in operands]
                     out = apply(cls, *args, **_unwrap(mapped, i))
                     per_slice.append(out if isinstance(out, tuple) else (out,))
@@ -477,7 +487,8 @@ def _dim_shifted(cls, operands, params, outs, size):
     dim = params.get("dim")
     if not isinstance(dim, int) or not all(_logical_rank(v) == rank for v in operands):
         return None
-    return _function._apply_array_op(cls, *[_whole(v, size) for v in operands], **{**params, "dim": dim % max(rank, 1) + 1})
+    return _function._apply_array_op(cls, *[_whole(v, size) for v in operands],
+                                     **{**params, "dim": dim % max(rank, 1) + 1})
 
 
 def _reshaped(cls, operands, params, outs, size):
@@ -635,7 +646,8 @@ def _reduced(cls, operands, params, outs, size):
     if not isinstance(dims, tuple) or not all(isinstance(d, int) for d in dims):
         return None
     rank = _logical_rank(x)
-    return _function._apply_array_op(cls, x.data, **dict(params, dims=tuple(d % rank + 1 for d in dims) if rank else ()))
+    return _function._apply_array_op(cls, x.data,
+                                     **dict(params, dims=tuple(d % rank + 1 for d in dims) if rank else ()))
 
 
 def _expanded(cls, operands, params, outs, size):
@@ -709,7 +721,9 @@ def _nll_loss(cls, operands, params, outs, size):
     (x,) = operands
     target, weight = params.get("target"), params.get("weight")
     reduction, ignore_index = params.get("reduction"), params.get("ignore_index")
-    if params.get("log_softmax") or not isinstance(target, _Value) or reduction not in ("none", "mean", "sum") or             (weight is not None and (not isinstance(weight, _Value) or weight.batched)) or             type(x.data._data) is not np.ndarray:
+    if params.get("log_softmax") or not isinstance(target, _Value) or reduction not in ("none", "mean", "sum") or \
+            (weight is not None and (not isinstance(weight, _Value) or weight.batched)) or \
+            type(x.data._data) is not np.ndarray:
         return None
     data, targets = _nll_rows(size, x, target)
     weight = None if weight is None else weight.data
@@ -851,6 +865,8 @@ _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped
                "LinearBackward": _linear_backward, "Matmul": _matmul, "StackRows": _stacked, "LogSoftmax": _dim_shifted,
                "Softmax": _dim_shifted, "LogSoftmaxBackward": _dim_shifted, "SoftmaxBackward": _dim_shifted,
                "Expand": _expanded, "SumToSize": _summed_to, "SumToScalar": _summed_to, "Mv": _matmul,
-               "Permute": _permuted, "Sum": _reduced, "SumDim": _reduced, "Mean": _reduced, "MeanDim": _reduced, "_MseLoss": _mse_loss, "_NllLoss": _nll_loss,
+               "Permute": _permuted, "Sum": _reduced, "SumDim": _reduced, "Mean": _reduced, "MeanDim": _reduced,
+               "_MseLoss": _mse_loss, "_NllLoss": _nll_loss,
                "_IndexClassLossBackward": _nll_loss_backward, "Convolution": _convolution, "ConvInput": _convolution,
-               "ConvWeight": _conv_weight, "MaxPool": _pooled, "MaxPool3D": _pooled, "FirstMaxScatter": _pooled, "WindowScatter": _pooled, "WindowGather": _pooled})
+               "ConvWeight": _conv_weight, "MaxPool": _pooled, "MaxPool3D": _pooled, "FirstMaxScatter": _pooled,
+               "WindowScatter": _pooled, "WindowGather": _pooled})

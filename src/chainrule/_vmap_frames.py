@@ -15,7 +15,7 @@ import weakref
 
 __all__ = ["VmapFrame", "batched_value", "current", "entered", "forget_made", "mapped", "note_alias", "note_made",
            "note_results", "note_value_read", "refuse_batched_into_unbatched", "capturing", "closed_over", "in_place_op_name",
-           "refuse_captured_write", "refuse_control_flow", "refuse_data_access",
+           "refuse_captured_write", "refuse_control_flow", "refuse_data_access", "refuse_different_inplace_randomness",
            "reads_allowed", "refuse_dynamic_shape", "refuse_inside", "refuse_item", "refuse_out", "refuse_same_randomness",
            "refuse_unbatchable", "running", "unbatched_target"]
 
@@ -455,6 +455,16 @@ def refuse_same_randomness(*tensors) -> None:
         if frame.randomness == "same" and any(hasattr(t, "_base") and frame.holds_batched(t) for t in tensors):
             raise RuntimeError("Vmap does not currently support same randomness with a batched tensor input. Please "
                                "file an issue with functorch")
+
+
+def refuse_different_inplace_randomness(target) -> None:
+    """torch's vmap refusal, under randomness="different", of an in-place random fill of a tensor
+    unbatched at that level: one tensor cannot hold each slice's own draws."""
+    for frame in _frames:
+        if frame.randomness == "different" and not frame.holds_batched(target):
+            raise RuntimeError("vmap: Cannot ask for different inplace randomness on an unbatched tensor. This will "
+                               "appear like same randomness. If this is necessary for your usage, please file an "
+                               "issue with functorch.")
 
 
 def refuse_data_access(tensor) -> None:

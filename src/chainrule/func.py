@@ -996,7 +996,9 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
                                    for leaf, dim in zip(flat_args, flat_dims)], spec)
 
         start = 0
-        if size > 1 and randomness == "error":
+        # (randomness="same": slice 0's draws stand for every slice's, as torch's one draw does; a
+        # factory's are constants of the record, an op run per slice draws as slice 0 did)
+        if size > 1 and randomness in ("error", "same"):
             # slice 0's ops recorded, then replayed once on the whole batch (_vmap_batched), outside
             # the frame: the replay's ops are the batch's, not a slice's
             with _vmap_frames.entered(frame), _watching_batches():
@@ -1007,11 +1009,14 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
                     results.append(func(*sliced, **kwargs))
                 finally:
                     trace = _vmap_batched.stop(token)
+                drawn = _random.default_generator.get_state() if rewind is not None else None
             # (a batched value read as a Python number by chainrule's own code: slice 0's, no replay)
             batched = None if frame.values_read else _replayed(func, trace, flat_args, flat_dims, results[0],
                                                                out_dims, size)
             if batched is not None:
                 if not _vmap_batched.unrecorded_batched(trace):
+                    if drawn is not None:  # (the generator where one run of the function leaves it)
+                        _random.default_generator.set_state(drawn)
                     return batched[0]  # the function ran once, as torch's vmap runs it
                 # a batched value no recorded op made (argmax's: no Function) may have steered the
                 # function's Python unseen: the last slice's own run checks the replay
@@ -1108,6 +1113,8 @@ class _BatchWatcher:
         return self.previous is not None and self.previous._recording
 
     def record_op(self, cls, inputs, params, user_function: bool = False):
+        trace = _vmap_batched.active
+        state = trace.generator_state() if trace is not None and trace.ok else None
         _function.active_profiler = self.previous
         try:
             if user_function:  # its forward runs per slice here; torch runs a vmap rule's below vmap
@@ -1118,12 +1125,11 @@ class _BatchWatcher:
         finally:
             _function.active_profiler = self
         _vmap_frames.note_results(inputs, params, out)
-        trace = _vmap_batched.active
         if trace is not None and trace.ok:
             if user_function and not _vmap_batched.has_vmap_staticmethod(cls):
                 trace.ok = False
             else:
-                trace.record(cls, inputs, params, out)
+                trace.record(cls, inputs, params, out, state)
         return out
 
     def begin(self, name: str, inputs=(), *, user_annotation: bool = False):

@@ -379,3 +379,43 @@ def test_a_user_functions_vmap_staticmethod_runs_once_on_the_batch(out_dim):
     (ours, our_calls), (theirs, their_calls) = build(chainrule), build(torch)
     assert our_calls == their_calls
     _close(ours, theirs, rtol=1e-12, atol=1e-14)
+
+
+# ---------------------------------------------------------------- randomness
+
+
+_RANDOM = {
+    "rand": lambda lib, a: a + lib.rand(6),
+    "randn_like": lambda lib, a: a * lib.randn_like(a),
+    "dropout": lambda lib, a: lib.nn.functional.dropout(a, 0.5),
+    "in-place uniform_ of a factory's": lambda lib, a: a + lib.empty(6).uniform_(),
+}
+
+
+@pytest.mark.parametrize("randomness", ["same", "different"])
+@pytest.mark.parametrize("case", list(_RANDOM))
+def test_randomness_modes_draw_as_torchs(case, randomness):
+    """'same': every slice sees one draw; 'different': each its own (the numbers are not torch's
+    stream, its semantics are); with 'same' a draw by a factory is one constant of the replayed
+    record, so the function runs once as torch's; torch's refusal of a 'different' in-place fill of
+    an unbatched tensor is raised in its words."""
+    def run(lib):
+        calls = [0]
+
+        def f(a):
+            calls[0] += 1
+            return _RANDOM[case](lib, a)
+
+        state = lib.random.get_rng_state()
+        try:
+            out = lib.func.vmap(f, randomness=randomness)(lib.ones(4, 6)).numpy()
+        except RuntimeError as error:
+            return ("raises", str(error)), calls[0]
+        finally:
+            lib.random.set_rng_state(state)
+        return ("rows equal" if all(np.array_equal(out[0], row) for row in out) else "rows differ"), calls[0]
+
+    (ours, our_calls), (theirs, their_calls) = run(chainrule), run(torch)
+    assert ours == theirs
+    if randomness == "same" and case != "dropout":  # (dropout's mask op still runs slice by slice)
+        assert our_calls == their_calls == 1
