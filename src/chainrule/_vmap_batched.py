@@ -300,7 +300,12 @@ def _map_params(trace: Trace, values: dict, params: dict) -> tuple:
                 return _BatchedNode([_resolve(trace, values, t, v) for t, v in zip(inputs, versions)],
                                     _map_params(trace, values, forward_params)[0])
             return value
-        if type(value) is np.ndarray:  # an array a node kept (log_softmax's softmax)
+        if type(value) is np.ndarray:  # a known tensor's array (embedding's indices), or one a node kept
+            other = trace.by_data.get(_data_key(value))
+            known = values.get(id(other)) if other is not None else None
+            if known is not None and isinstance(known.data, _function._Tensor):
+                batched = batched or known.batched
+                return _Value(known.data._data, known.batched)
             item = _kept_by_replayed_node(trace, value)
             item = getattr(item, "_data", item)  # (a kept tensor's array)
             if type(item) is not np.ndarray:
@@ -668,6 +673,44 @@ def _summed_to(cls, operands, params, outs, size):
     return out.reshape((size, *outs[0].shape))
 
 
+def _elementwise_kept(cls, operands, params, outs, size):
+    """An elementwise op with an array its forward's node kept (gelu's backward, its Φ(x)): the
+    operands and the array all with the batch dim in front, of slice 0's result shape behind it."""
+    new = {}
+    for name, value in params.items():
+        if isinstance(value, _Value):
+            value = value.data if value.batched else np.broadcast_to(value.data, (size, *value.data.shape))
+            if value.shape[1:] != tuple(outs[0].shape):
+                return None
+        new[name] = value
+    args = [_whole(v, size) for v in operands]
+    if any(tuple(a.shape[1:]) != tuple(outs[0].shape) for a in args):
+        return None
+    return _function._apply_array_op(cls, *args, **new)
+
+
+def _embedding(cls, operands, params, outs, size):
+    """Rows of an unbatched weight at batched indices: one lookup, the batch dims in front."""
+    (weight,) = operands
+    indices = params.get("indices")
+    if weight.batched or not isinstance(indices, _Value) or not indices.batched:
+        return None
+    return _function._apply_array_op(cls, weight.data, **dict(params, indices=indices.data))
+
+
+def _embedding_backward(cls, operands, params, outs, size):
+    """Each slice's weight gradient (its rows scatter-added at its indices): the slices' indices
+    offset by ``b * num_rows``, one scatter-add into (B * num_rows) rows."""
+    (grad,) = operands
+    indices, rows = params.get("indices"), params.get("num_rows")
+    if not isinstance(indices, _Value) or params.get("padding_idx") is not None or not isinstance(rows, int):
+        return None
+    index = indices.data if indices.batched else np.broadcast_to(indices.data, (size, *indices.data.shape))
+    offset = index + (np.arange(size) * rows).reshape((size,) + (1,) * (index.ndim - 1))
+    out = _function._apply_array_op(cls, _whole(grad, size), indices=offset, num_rows=size * rows, padding_idx=None)
+    return out.reshape((size, *outs[0].shape))
+
+
 def _whole(value: _Value, size: int):
     """An operand with the batch dim in front, an unbatched one expanded along it."""
     return value.data if value.batched else value.data.expand(size, *value.data.shape)
@@ -852,12 +895,13 @@ def _user_function(cls, operands, params, outs, size):
 
 
 # rules that take parameters the replay batched (as _Values)
-_BATCHED_PARAMS = frozenset({_where, _dim_shifted, _nll_loss, _nll_loss_backward, _pooled})
+_BATCHED_PARAMS = frozenset({_where, _dim_shifted, _nll_loss, _nll_loss_backward, _pooled, _elementwise_kept,
+                             _embedding, _embedding_backward})
 # ops whose node a later op reads as a parameter (nll_loss's backward), replayed by a rule
 _NODES_READ = frozenset({"_NllLoss"})
 _ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Neg", "Exp", "Log", "Tanh", "Sigmoid", "Relu", "Sin", "Cos", "Sqrt",
                 "Rsqrt", "Abs", "Maximum", "Minimum", "Square", "Reciprocal", "Log1p", "Expm1", "Softplus",
-                "PowScalar", "TanhBackward", "SigmoidBackward", "Threshold", "ReluBackward", "Pow", "RSub")
+                "PowScalar", "TanhBackward", "SigmoidBackward", "Threshold", "ReluBackward", "Pow", "RSub", "Gelu")
 _RULES = {name: _elementwise for name in _ELEMENTWISE}
 _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped, "SqueezeView": _reshaped,
                "UnsafeView": _reshaped, "Select": _indexed, "Slice": _indexed,
@@ -869,4 +913,5 @@ _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped
                "_MseLoss": _mse_loss, "_NllLoss": _nll_loss,
                "_IndexClassLossBackward": _nll_loss_backward, "Convolution": _convolution, "ConvInput": _convolution,
                "ConvWeight": _conv_weight, "MaxPool": _pooled, "MaxPool3D": _pooled, "FirstMaxScatter": _pooled,
-               "WindowScatter": _pooled, "WindowGather": _pooled})
+               "WindowScatter": _pooled, "WindowGather": _pooled, "GeluBackward": _elementwise_kept,
+               "Embedding": _embedding, "EmbeddingDenseBackward": _embedding_backward})

@@ -155,7 +155,10 @@ def _grads(outputs, inputs, cotangents, create_graph: bool):
             result.append(None)
             continue
         g = next(found)
-        g = x.new_zeros(x.shape) if g is None else g
+        if g is None:
+            g = x.new_zeros(x.shape)
+            if _function.tracing_ops:  # the same zeros for every slice of a vmap that records its ops
+                _function.traced_constant(g)
         result.append(g if create_graph else _unwatched_detach(g))
     return result
 

@@ -419,3 +419,32 @@ def test_randomness_modes_draw_as_torchs(case, randomness):
     assert ours == theirs
     if randomness == "same" and case != "dropout":  # (dropout's mask op still runs slice by slice)
         assert our_calls == their_calls == 1
+
+
+# ---------------------------------------------------------------- embedding and gelu
+
+
+@pytest.mark.parametrize("case", ["embedding", "gelu", "gelu tanh"])
+def test_embedding_and_gelu_per_sample_gradients_batch_by_rules(case, per_slice_ops):
+    """embedding's lookup at the batch's indices and its weight gradient per slice (indices offset
+    by slice), gelu and its backward (with the Φ(x) its node keeps) replay on the batch."""
+    rng = np.random.default_rng(9)
+    table, w1, w2 = rng.standard_normal((20, 4)), rng.standard_normal((6, 4)), rng.standard_normal((3, 6))
+    tokens, x, y = rng.integers(0, 20, (5, 3)), rng.standard_normal((5, 4)), rng.integers(0, 3, 5)
+
+    def build(lib):
+        F = lib.nn.functional
+        params = {"table": lib.tensor(table), "w1": lib.tensor(w1), "w2": lib.tensor(w2)}
+
+        def loss(p, xi, ti, yi):
+            h = F.embedding(ti, p["table"]).sum(0) + xi if case == "embedding" else xi
+            h = F.linear(h.unsqueeze(0), p["w1"])
+            h = F.gelu(h, approximate="tanh" if case == "gelu tanh" else "none") if case != "embedding" else h.tanh()
+            return F.cross_entropy(F.linear(h, p["w2"]), yi.unsqueeze(0))
+
+        return lib.func.vmap(lib.func.grad(loss), in_dims=(None, 0, 0, 0))(params, lib.tensor(x), lib.tensor(tokens),
+                                                                           lib.tensor(y))
+
+    ours = build(chainrule)
+    assert per_slice_ops == []
+    _close(ours, build(torch), rtol=1e-10, atol=1e-12)
