@@ -16,7 +16,10 @@ front; an op without one runs once per slice and its results are stacked (torch'
 without its warning: the numbers are the per-slice ones). Anything the record cannot vouch for
 stops the replay, and vmap runs the remaining slices one by one as before: a user Function, an
 in-place write, an operand of unknown origin (a rule's raw array), a parameter that is no plain
-value, a result whose shape or values disagree with slice 0's.
+value, a result whose shape or values disagree with slice 0's, a batched value chainrule's own code
+read as a Python number (``_vmap_frames.note_value_read``: an index key's integer). A batched value
+that no recorded op made (argmax's, which is no Function) could steer the function's Python unseen:
+there vmap checks the replay against the last slice's own run (``unrecorded_batched``).
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ import numpy as np
 
 from .autograd import function as _function
 from .autograd.grad_mode import is_grad_enabled, set_grad_enabled
+from .ops import random as _random
 
-__all__ = ["Trace", "active", "agrees", "replay", "start", "stop"]
+__all__ = ["Trace", "active", "agrees", "has_vmap_staticmethod", "replay", "start", "stop", "unrecorded_batched"]
 
 active = None  # the Trace of the innermost vmap running its slice 0, or None
 
@@ -57,6 +61,7 @@ class Trace:
         self.ops: list = []  # (cls, inputs, params, outputs, grad mode, inputs' versions)
         self.made: dict[int, tuple] = {}  # id(output) -> (output, its version when made, the op's index)
         self.keep: list = []  # every tensor named, so that its id stays its own while the trace lives
+        self.states: list = []  # per op, the default generator's state before it (randomness="same"), or None
         self.by_data = {_data_key(piece._data): piece for piece, _, dim in frame._origins.values()
                         if dim is not None and isinstance(piece, _function._Tensor)}
         self.mapped_inputs: set = set()  # ids of the batched inputs, which no op may read whole
@@ -70,7 +75,12 @@ class Trace:
         self.given = {key: _version(entry[0]) for key, entry in frame._origins.items()
                       if isinstance(entry[0], _function._Tensor)}
 
-    def record(self, cls, inputs, params, out) -> None:
+    def generator_state(self):
+        """Under randomness="same", the default generator's state before an op runs (``record``):
+        an op the replay runs per slice draws from it for every slice, as slice 0's run drew."""
+        return _random.default_generator.get_state() if self.frame.randomness == "same" else None
+
+    def record(self, cls, inputs, params, out, state=None) -> None:
         outs = out if isinstance(out, tuple) else (out,)
         Tensor = _function._Tensor
         if not all(isinstance(o, Tensor) for o in outs) or not all(isinstance(t, Tensor) for t in inputs) or \
@@ -79,6 +89,7 @@ class Trace:
             return
         index = len(self.ops)
         self.ops.append((cls, inputs, params, outs, is_grad_enabled(), tuple(_version(t) for t in inputs)))
+        self.states.append(state)
         for k, o in enumerate(outs):
             self.made[id(o)] = (o, _version(o), index)
             self.by_data.setdefault(_data_key(o._data), o)  # (the first: a later view of it is not replayed yet)
@@ -158,6 +169,9 @@ class _Value:
 
 
 _PLAIN = (type(None), bool, int, float, complex, str, type(Ellipsis), slice)
+# parameters that are plain values too: dtypes, devices, a convolution's or a pooling's geometry
+# (kernel, stride, padding and the spatial shapes, which the batch does not change)
+_PLAIN_NAMES = frozenset({"dtype", "device", "_Geometry", "_PoolGeometry"})
 
 
 def replay(trace: Trace, flat_args, flat_dims, outputs, size: int):
@@ -192,7 +206,9 @@ def _resolve(trace: Trace, values: dict, t, version) -> _Value:
         raise _Stop  # a mapped or unmapped input written in place before this read
     made = trace.made.get(id(t))
     if made is not None and made[0] is t:
-        if version is not None and version != made[1] and not _shares_counter(trace.ops[made[2]], t, version):
+        # (a counter first made after the op, still at 0, counts no write: max_pool's output's)
+        if version is not None and version != made[1] and not (made[1] == (None, 0) and version[1] == 0) and \
+                not _shares_counter(trace.ops[made[2]], t, version):
             raise _Stop  # written in place between the op that made it and this read
         if found is None:
             raise _Stop
@@ -277,21 +293,42 @@ def _map_params(trace: Trace, values: dict, params: dict) -> tuple:
                 batched = True
                 return _SliceNode(value, [outs[k]._grad_fn for outs in trace.per_slice[index]])
             if trace.replayed.get(index) is not trace.ops[index][3]:
-                raise _Stop  # a batched op's node, which no rule here reads
+                cls, inputs, forward_params, _outs, _mode, versions = trace.ops[index]
+                if cls.__name__ not in _NODES_READ:
+                    raise _Stop  # a batched op's node, which no rule here reads
+                batched = True  # its backward's rule reads the forward's batched operands and parameters
+                return _BatchedNode([_resolve(trace, values, t, v) for t, v in zip(inputs, versions)],
+                                    _map_params(trace, values, forward_params)[0])
             return value
-        if type(value) is np.ndarray:  # an array a node kept (log_softmax's softmax)
+        if type(value) is np.ndarray:  # a known tensor's array (embedding's indices), or one a node kept
+            other = trace.by_data.get(_data_key(value))
+            known = values.get(id(other)) if other is not None else None
+            if known is not None and isinstance(known.data, _function._Tensor):
+                batched = batched or known.batched
+                return _Value(known.data._data, known.batched)
             item = _kept_by_replayed_node(trace, value)
-            if item is None or type(item) is not np.ndarray:
+            item = getattr(item, "_data", item)  # (a kept tensor's array)
+            if type(item) is not np.ndarray:
                 raise _Stop
             batched = True
             return _Value(item, True)
         if isinstance(value, (tuple, list)):
             return type(value)(mapped(v) for v in value)
-        if isinstance(value, _PLAIN) or isinstance(value, np.dtype) or type(value).__name__ in ("dtype", "device"):
+        if isinstance(value, _PLAIN) or isinstance(value, np.dtype) or type(value).__name__ in _PLAIN_NAMES:
             return value
         raise _Stop
 
     return {key: mapped(value) for key, value in params.items()}, batched
+
+
+class _BatchedNode:
+    """A node parameter whose op the replay ran by a rule on the batch: that op's operands and
+    parameters (_Values where batched), for its backward's rule (nll_loss's reads the targets)."""
+
+    __slots__ = ("operands", "params")
+
+    def __init__(self, operands, params) -> None:
+        self.operands, self.params = operands, params
 
 
 class _SliceNode:
@@ -313,6 +350,8 @@ def _unwrap(value, index=None):
         if index is None:
             raise _Stop
         return value.nodes[index]
+    if isinstance(value, _BatchedNode):
+        raise _Stop  # (no op but its backward's rule reads it)
     if isinstance(value, (tuple, list)):
         return type(value)(_unwrap(v, index) for v in value)
     if isinstance(value, dict):
@@ -322,7 +361,7 @@ def _unwrap(value, index=None):
 
 def _run(trace: Trace, values: dict, outputs, size: int):
     apply = _function._apply_array_op
-    for cls, inputs, params, outs, grad_mode, versions in trace.ops:
+    for (cls, inputs, params, outs, grad_mode, versions), state in zip(trace.ops, trace.states):
         operands = [_resolve(trace, values, t, v) for t, v in zip(inputs, versions)]
         mapped, params_batched = _map_params(trace, values, params)
         if not params_batched and not any(v.batched for v in operands):
@@ -333,15 +372,21 @@ def _run(trace: Trace, values: dict, outputs, size: int):
             continue
         with set_grad_enabled(grad_mode):
             result = None
-            rule = _call_elementwise if isinstance(cls, _ElementwiseCall) else _RULES.get(cls.__name__)
-            if rule is not None and (not params_batched or rule in _BATCHED_PARAMS) and \
-                    cls.__module__.startswith("chainrule."):
+            if isinstance(cls, _ElementwiseCall):
+                rule = _call_elementwise
+            elif cls.__module__.startswith("chainrule."):
+                rule = _RULES.get(cls.__name__)
+            else:  # (a user Function: recorded only with its own vmap staticmethod)
+                rule = _user_function
+            if rule is not None and (not params_batched or rule in _BATCHED_PARAMS):
                 result = rule(cls, operands, _unwrap(mapped) if rule not in _BATCHED_PARAMS else mapped, outs, size)
             if result is None:  # torch's fallback: the op once per slice, stacked
                 per_slice = []
-                if isinstance(cls, _ElementwiseCall):
+                if isinstance(cls, _ElementwiseCall) or rule is _user_function:
                     raise _Stop
                 for i in range(size):
+                    if state is not None:  # randomness="same": every slice draws what slice 0 drew
+                        _random.default_generator.set_state(state)
                     args = [v.data.select(0, i) if v.batched else v.data for v in operands]
                     out = apply(cls, *args, **_unwrap(mapped, i))
                     per_slice.append(out if isinstance(out, tuple) else (out,))
@@ -362,6 +407,15 @@ def _run(trace: Trace, values: dict, outputs, size: int):
             raise _Stop
         found.append(value)
     return found
+
+
+def unrecorded_batched(trace: Trace) -> bool:
+    """Whether slice 0's run made a batched value that no recorded op made (an op that is no
+    Function: argmax), nor a tensor over a recorded one's very array (grad's detached result): the
+    record cannot tell whether its value steered the function's Python."""
+    made, by_data = trace.made, trace.by_data
+    return any(made.get(key, (None,))[0] is not t and _data_key(t._data) not in by_data
+               for key, t in trace.frame._batched.items())
 
 
 def _stack_rows(rows):
@@ -424,32 +478,37 @@ def _where(cls, operands, params, outs, size):
 
 
 def _dim_shifted(cls, operands, params, outs, size):
-    """An op along ``dim`` of one batched operand (softmax, log_softmax, their backward, whose kept
-    softmax comes batched too)."""
-    if not all(v.batched for v in operands):
-        return None
+    """An op along ``dim`` of its operands (softmax, log_softmax, their backward, whose kept
+    softmax may come batched too), an unbatched one expanded along the batch."""
+    rank = _logical_rank(operands[0])
     kept = params.get("softmax")
     if isinstance(kept, _Value):
-        if not kept.batched or kept.data.shape != operands[0].data.shape:
+        data = kept.data if kept.batched else np.broadcast_to(kept.data, (size, *kept.data.shape))
+        if data.shape[1:] != operands[0].data.shape[-rank:] if rank else data.shape != (size,):
             return None
-        params = dict(params, softmax=kept.data)
+        params = dict(params, softmax=data)
     elif kept is not None:
         return None
-    rank = _logical_rank(operands[0])
     dim = params.get("dim")
     if not isinstance(dim, int) or not all(_logical_rank(v) == rank for v in operands):
         return None
-    return _function._apply_array_op(cls, *[v.data for v in operands], **{**params, "dim": dim % max(rank, 1) + 1})
+    return _function._apply_array_op(cls, *[_whole(v, size) for v in operands],
+                                     **{**params, "dim": dim % max(rank, 1) + 1})
 
 
 def _reshaped(cls, operands, params, outs, size):
-    """reshape, view, unsqueeze: the batch dim in front of slice 0's result shape."""
+    """reshape, view, unsqueeze, squeeze: the batch dim in front of slice 0's result shape."""
     (x,) = operands
     new = dict(params, shape=(size, *outs[0].shape))
     if "dim" in params:
         if not isinstance(params["dim"], int):
             return None
         new["dim"] = params["dim"] % max(outs[0].dim(), 1) + 1
+    if "dims" in params:  # (squeeze's: dims of its input)
+        dims, rank = params["dims"], _logical_rank(x)
+        if not isinstance(dims, tuple) or not all(isinstance(d, int) for d in dims):
+            return None
+        new["dims"] = tuple(d % max(rank, 1) + 1 for d in dims)
     return _function._apply_array_op(cls, x.data, **new)
 
 
@@ -509,7 +568,7 @@ def _addmm(cls, operands, params, outs, size):
 
 def _mm(cls, operands, params, outs, size):
     if operands[1].batched:
-        return None
+        return _matmul(cls, operands, params, outs, size)
     return _rows_matmul(cls, operands, params, outs, size, 0, 1)
 
 
@@ -576,13 +635,283 @@ def _stacked(cls, operands, params, outs, size):
     return stack([v.data if v.batched else v.data.expand(size, *v.data.shape) for v in operands], dim=1)
 
 
+def _permuted(cls, operands, params, outs, size):
+    """permute(dims) behind the batch dim."""
+    (x,) = operands
+    dims = params.get("dims")
+    if not isinstance(dims, (tuple, list)) or not all(isinstance(d, int) for d in dims):
+        return None
+    return _function._apply_array_op(cls, x.data, dims=(0, *(d % max(len(dims), 1) + 1 for d in dims)))
+
+
+def _reduced(cls, operands, params, outs, size):
+    """sum / mean over ``dims`` (each slice's; all of them for dim=None): over the dims behind the batch."""
+    (x,) = operands
+    dims = params.get("dims")
+    if not isinstance(dims, tuple) or not all(isinstance(d, int) for d in dims):
+        return None
+    rank = _logical_rank(x)
+    return _function._apply_array_op(cls, x.data,
+                                     **dict(params, dims=tuple(d % rank + 1 for d in dims) if rank else ()))
+
+
+def _expanded(cls, operands, params, outs, size):
+    """expand to slice 0's result shape: behind the batch dim, the operand's dims padded in front."""
+    (x,) = operands
+    return _function._apply_array_op(cls, _padded(x, outs[0].dim()), **dict(params, shape=(size, *outs[0].shape)))
+
+
+def _summed_to(cls, operands, params, outs, size):
+    """sum_to_size (the engine's reduction of a broadcast gradient) of each slice: to the target
+    shape padded with 1s behind the batch dim, so that the batch dim is kept."""
+    (x,) = operands
+    shape = params.get("shape")
+    lead = _logical_rank(x) - len(shape)
+    if lead < 0:
+        return None
+    out = _function._apply_array_op(cls, x.data, **dict(params, shape=(size, *(1,) * lead, *shape), keep_leading=True))
+    return out.reshape((size, *outs[0].shape))
+
+
+def _elementwise_kept(cls, operands, params, outs, size):
+    """An elementwise op with an array its forward's node kept (gelu's backward, its Φ(x)): the
+    operands and the array all with the batch dim in front, of slice 0's result shape behind it."""
+    new = {}
+    for name, value in params.items():
+        if isinstance(value, _Value):
+            value = value.data if value.batched else np.broadcast_to(value.data, (size, *value.data.shape))
+            if value.shape[1:] != tuple(outs[0].shape):
+                return None
+        new[name] = value
+    args = [_whole(v, size) for v in operands]
+    if any(tuple(a.shape[1:]) != tuple(outs[0].shape) for a in args):
+        return None
+    return _function._apply_array_op(cls, *args, **new)
+
+
+def _embedding(cls, operands, params, outs, size):
+    """Rows of an unbatched weight at batched indices: one lookup, the batch dims in front."""
+    (weight,) = operands
+    indices = params.get("indices")
+    if weight.batched or not isinstance(indices, _Value) or not indices.batched:
+        return None
+    return _function._apply_array_op(cls, weight.data, **dict(params, indices=indices.data))
+
+
+def _embedding_backward(cls, operands, params, outs, size):
+    """Each slice's weight gradient (its rows scatter-added at its indices): the slices' indices
+    offset by ``b * num_rows``, one scatter-add into (B * num_rows) rows."""
+    (grad,) = operands
+    indices, rows = params.get("indices"), params.get("num_rows")
+    if not isinstance(indices, _Value) or params.get("padding_idx") is not None or not isinstance(rows, int):
+        return None
+    index = indices.data if indices.batched else np.broadcast_to(indices.data, (size, *indices.data.shape))
+    offset = index + (np.arange(size) * rows).reshape((size,) + (1,) * (index.ndim - 1))
+    out = _function._apply_array_op(cls, _whole(grad, size), indices=offset, num_rows=size * rows, padding_idx=None)
+    return out.reshape((size, *outs[0].shape))
+
+
+def _whole(value: _Value, size: int):
+    """An operand with the batch dim in front, an unbatched one expanded along it."""
+    return value.data if value.batched else value.data.expand(size, *value.data.shape)
+
+
+def _per_slice_reduced(loss, reduction: str, size: int, denominator=None):
+    """An unreduced loss (batch dim in front) reduced over each slice's elements, as torch's
+    batching rules of the losses reduce it (``mean(-1)`` / ``sum(-1)`` of the flattened slices)."""
+    if reduction == "none":
+        return loss
+    flat = loss.reshape((size, -1))
+    if reduction == "sum":
+        return flat.sum(1)
+    return flat.mean(1) if denominator is None else flat.sum(1) / denominator
+
+
+def _mse_loss(cls, operands, params, outs, size):
+    """mse_loss: the unreduced loss of the batch, reduced per slice."""
+    reduction = params.get("reduction")
+    if reduction not in ("none", "mean", "sum"):
+        return None
+    x, t = (_whole(v, size) for v in operands)
+    return _per_slice_reduced(_function._apply_array_op(cls, x, t, reduction="none"), reduction, size)
+
+
+def _nll_rows(size: int, x: _Value, target: _Value):
+    """nll_loss's input and target with the batch folded into the rows: (B·N, C, d...) and
+    (B·N, d...), a (C,) slice's batch (B, C) and (B,); the class dim is 1 either way."""
+    data, targets = _whole(x, size), _whole(target, size)
+    if _logical_rank(x) >= 2:
+        data = data.reshape((-1, *data.shape[2:]))
+        targets = targets.reshape((-1, *targets.shape[2:]))
+    return data, targets
+
+
+def _nll_counted(size: int, targets, weight, ignore_index: int, dtype):
+    """Each target's weight in the mean (its class's weight, 1 without weights; 0 when ignored),
+    batch dim in front (B, N·d...), as an array."""
+    t = targets._data.reshape((size, -1))
+    valid = t != ignore_index
+    if weight is None:
+        return valid.astype(dtype)
+    w = weight._data
+    return np.where(valid, w[np.where(valid, t, 0)], 0).astype(dtype, copy=False)
+
+
+def _nll_loss(cls, operands, params, outs, size):
+    """nll_loss of log-probabilities (cross_entropy's after its log_softmax): the unreduced losses
+    of the batch's rows folded together, reduced per slice ('mean' by each slice's summed target
+    weights, as torch's decomposition under vmap divides)."""
+    (x,) = operands
+    target, weight = params.get("target"), params.get("weight")
+    reduction, ignore_index = params.get("reduction"), params.get("ignore_index")
+    if params.get("log_softmax") or not isinstance(target, _Value) or reduction not in ("none", "mean", "sum") or \
+            (weight is not None and (not isinstance(weight, _Value) or weight.batched)) or \
+            type(x.data._data) is not np.ndarray:
+        return None
+    data, targets = _nll_rows(size, x, target)
+    weight = None if weight is None else weight.data
+    loss = _function._apply_array_op(cls, data, target=targets, weight=weight, ignore_index=ignore_index,
+                                     reduction="none", log_softmax=False)
+    denominator = None
+    if reduction == "mean":
+        counted = _nll_counted(size, targets, weight, ignore_index, data._data.dtype)
+        denominator = _function._make_tensor(counted.sum(1))
+    return _per_slice_reduced(loss.reshape((size, -1)) if reduction != "none" else loss.reshape(
+        (size, *outs[0].shape)), reduction, size, denominator)
+
+
+def _nll_loss_backward(cls, operands, params, outs, size):
+    """nll_loss's input gradient for a batch its forward's rule ran: ``-g A`` with ``A`` each row's
+    target class weight at its class (divided by the slice's summed weights for 'mean'), +0.0 elsewhere."""
+    node = params.get("loss")
+    if not isinstance(node, _BatchedNode) or len(operands) != 2:
+        return None
+    grad, x = operands
+    (forward_x,) = node.operands
+    target, weight = node.params["target"], node.params["weight"]
+    reduction, ignore_index = node.params["reduction"], node.params["ignore_index"]
+    data, targets = _nll_rows(size, forward_x, target)
+    dtype = data._data.dtype
+    weight = None if weight is None else weight.data
+    counted = _nll_counted(size, targets, weight, ignore_index, dtype)  # (B, N·d...)
+    t = targets._data
+    negated = np.zeros(data.shape, dtype)
+    np.put_along_axis(negated, np.expand_dims(np.where(t != ignore_index, t, 0), 1),
+                      -np.expand_dims(counted.reshape(t.shape), 1), axis=1)
+    g = _whole(grad, size)
+    if reduction == "none":
+        per_target = g.reshape(t.shape)
+    else:
+        if reduction == "mean":  # (a slice with every target ignored gets no gradient, not 0/0's)
+            totals = counted.sum(1)
+            g = g / _function._make_tensor(np.where(totals == 0, 1, totals).astype(dtype, copy=False))
+        per_target = g.reshape((size, 1)).expand(size, counted.shape[1]).reshape(t.shape)
+    found = per_target.unsqueeze(1) * _function._make_tensor(negated) + 0.0  # (-0.0 to torch's +0.0)
+    return found.reshape((size, *outs[0].shape))
+
+
+def _folded(value: _Value, size: int, spatial: int):
+    """A conv's or pool's operand, (B, N, C, *S) with the batch folded into N: (B·N, C, *S); a slice
+    without N, (C, *S), makes (B, C, *S) a batch of B."""
+    data = _whole(value, size)
+    if data.dim() - 1 == spatial + 2:
+        return data.reshape((-1, *data.shape[2:]))
+    return data if data.dim() - 1 == spatial + 1 else None
+
+
+def _convolution(cls, operands, params, outs, size):
+    """conv (or its input gradient, conv_transpose) of a batched input by an unbatched filter: the
+    batch folded into the input's N, one convolution, as torch's batching rule runs it."""
+    x, w, *bias = operands
+    if not x.batched or w.batched or any(b.batched for b in bias):
+        return None
+    folded = _folded(x, size, len(params["geo"].kernel))
+    if folded is None:
+        return None
+    out = _function._apply_array_op(cls, folded, w.data, *(b.data for b in bias), **params)
+    return out.reshape((size, *outs[0].shape))
+
+
+def _conv_weight(cls, operands, params, outs, size):
+    """The filter gradient of each slice (its input ⋆ its output gradient): the slices side by side
+    as groups of one grouped filter gradient, as torch's batching rule of convolution_backward."""
+    from .ops.conv import _Geometry
+
+    geo, w_shape = params["geo"], tuple(params["w_shape"])
+    spatial = len(geo.kernel)
+    parts = []
+    for value in operands:
+        data = _whole(value, size)
+        if data.dim() - 1 == spatial + 1:  # (C, *S) slices: N of 1
+            data = data.unsqueeze(1)
+        elif data.dim() - 1 != spatial + 2:
+            return None
+        # (B, N, C, *S) -> (N, B·C, *S): slice b's channels are group b's
+        parts.append(data.transpose(0, 1).reshape((data.shape[1], -1, *data.shape[3:])))
+    grouped = _Geometry(geo.kernel, geo.stride, geo.pad_lo, geo.pad_hi, geo.dilation, geo.groups * size, geo.in_shape,
+                        geo.out_shape)
+    out = _function._apply_array_op(cls, *parts, geo=grouped, w_shape=(size * w_shape[0], *w_shape[1:]))
+    return out.reshape((size, *w_shape))
+
+
+def _pooled(cls, operands, params, outs, size):
+    """max pooling (and its backward, with the input and maxima its node kept, batched): over the
+    last dims, whatever the dims before them, so the batch dim rides along in front."""
+    if not all(v.batched for v in operands):
+        return None
+    new = {}
+    for name, value in params.items():
+        if isinstance(value, _Value):
+            if not value.batched:
+                return None
+            value = value.data
+        new[name] = value
+    return _function._apply_array_op(cls, *(v.data for v in operands), **new)
+
+
+def has_vmap_staticmethod(cls) -> bool:
+    """Whether a user's autograd.Function has its own batching rule (torch's ``vmap``
+    staticmethod), which the replay runs on the batch (``_user_function``)."""
+    return cls.vmap is not _function.Function.vmap and not cls.generate_vmap_rule
+
+
+def _user_function(cls, operands, params, outs, size):
+    """A user Function's ``vmap`` staticmethod, as torch's vmap calls it: ``(info, in_dims, *args)``
+    with each batched argument's batch dim 0 (None for an unbatched one), giving ``(output,
+    out_dims)``; each output's batch dim moved to the front (an unbatched one expanded)."""
+    from .library.operators import VmapInfo
+
+    if params:
+        return None
+    in_dims = tuple(0 if v.batched else None for v in operands)
+    out, out_dims = cls.vmap(VmapInfo(size, "error"), in_dims, *(v.data for v in operands))
+    results = out if isinstance(out, tuple) else (out,)
+    dims = out_dims if isinstance(out_dims, tuple) else (out_dims,) * len(results)
+    if len(dims) != len(results) or not all(isinstance(r, _function._Tensor) for r in results):
+        return None
+    found = tuple(r.expand(size, *r.shape) if d is None else r.movedim(d, 0) if d else r
+                  for r, d in zip(results, dims))
+    return found if isinstance(out, tuple) else found[0]
+
+
 # rules that take parameters the replay batched (as _Values)
-_BATCHED_PARAMS = frozenset({_where, _dim_shifted})
+_BATCHED_PARAMS = frozenset({_where, _dim_shifted, _nll_loss, _nll_loss_backward, _pooled, _elementwise_kept,
+                             _embedding, _embedding_backward})
+# ops whose node a later op reads as a parameter (nll_loss's backward), replayed by a rule
+_NODES_READ = frozenset({"_NllLoss"})
 _ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Neg", "Exp", "Log", "Tanh", "Sigmoid", "Relu", "Sin", "Cos", "Sqrt",
                 "Rsqrt", "Abs", "Maximum", "Minimum", "Square", "Reciprocal", "Log1p", "Expm1", "Softplus",
-                "PowScalar", "TanhBackward", "SigmoidBackward", "Threshold", "ReluBackward", "Pow")
+                "PowScalar", "TanhBackward", "SigmoidBackward", "Threshold", "ReluBackward", "Pow", "RSub", "Gelu")
 _RULES = {name: _elementwise for name in _ELEMENTWISE}
-_RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped, "Select": _indexed, "Slice": _indexed,
+_RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped, "SqueezeView": _reshaped,
+               "UnsafeView": _reshaped, "Select": _indexed, "Slice": _indexed,
                "SelectScatter": _scattered, "SliceScatter": _scattered, "Addmm": _addmm, "Mm": _mm,
                "LinearBackward": _linear_backward, "Matmul": _matmul, "StackRows": _stacked, "LogSoftmax": _dim_shifted,
-               "Softmax": _dim_shifted, "LogSoftmaxBackward": _dim_shifted, "SoftmaxBackward": _dim_shifted})
+               "Softmax": _dim_shifted, "LogSoftmaxBackward": _dim_shifted, "SoftmaxBackward": _dim_shifted,
+               "Expand": _expanded, "SumToSize": _summed_to, "SumToScalar": _summed_to, "Mv": _matmul,
+               "Permute": _permuted, "Sum": _reduced, "SumDim": _reduced, "Mean": _reduced, "MeanDim": _reduced,
+               "_MseLoss": _mse_loss, "_NllLoss": _nll_loss,
+               "_IndexClassLossBackward": _nll_loss_backward, "Convolution": _convolution, "ConvInput": _convolution,
+               "ConvWeight": _conv_weight, "MaxPool": _pooled, "MaxPool3D": _pooled, "FirstMaxScatter": _pooled,
+               "WindowScatter": _pooled, "WindowGather": _pooled, "GeluBackward": _elementwise_kept,
+               "Embedding": _embedding, "EmbeddingDenseBackward": _embedding_backward})

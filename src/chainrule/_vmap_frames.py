@@ -14,8 +14,8 @@ import contextlib
 import weakref
 
 __all__ = ["VmapFrame", "batched_value", "current", "entered", "forget_made", "mapped", "note_alias", "note_made",
-           "note_results", "refuse_batched_into_unbatched", "capturing", "closed_over", "in_place_op_name",
-           "refuse_captured_write", "refuse_control_flow", "refuse_data_access",
+           "note_results", "note_value_read", "refuse_batched_into_unbatched", "capturing", "closed_over", "in_place_op_name",
+           "refuse_captured_write", "refuse_control_flow", "refuse_data_access", "refuse_different_inplace_randomness",
            "reads_allowed", "refuse_dynamic_shape", "refuse_inside", "refuse_item", "refuse_out", "refuse_same_randomness",
            "refuse_unbatchable", "running", "unbatched_target"]
 
@@ -50,6 +50,8 @@ class VmapFrame:
         # id -> (a module the function reads, its int/float/bool attributes before the calls): torch runs a
         # module's forward once for the batch, so a counter it keeps (self.calls += 1) moves once
         self._module_numbers: dict[int, tuple] = {}
+        # whether chainrule's own code read a batched tensor's value as a Python value (note_value_read)
+        self.values_read = False
 
     def note_generator(self, generator) -> None:
         """Remember ``generator``'s state before a draw, the first time a slice draws from it."""
@@ -379,6 +381,15 @@ def _batched_anywhere(tensor) -> bool:
     return not _reads_allowed and any(frame.holds_batched(tensor) for frame in _frames)
 
 
+def note_value_read(tensor) -> None:
+    """chainrule's own code read ``tensor``'s value as a Python value (an op reading a 0-d operand as a
+    number, an index key's integer): where ``tensor`` is batched, the number is slice 0's, so vmap may
+    not replay slice 0's record of the ops on the whole batch (``VmapFrame.values_read``)."""
+    for frame in _frames:
+        if frame.holds_batched(tensor):
+            frame.values_read = True
+
+
 def refuse_item(tensor) -> None:
     """torch's vmap error for reading a batched tensor's value as a Python number (``.item()``,
     ``float(t)``, ``int(t)``): each slice has its own."""
@@ -444,6 +455,16 @@ def refuse_same_randomness(*tensors) -> None:
         if frame.randomness == "same" and any(hasattr(t, "_base") and frame.holds_batched(t) for t in tensors):
             raise RuntimeError("Vmap does not currently support same randomness with a batched tensor input. Please "
                                "file an issue with functorch")
+
+
+def refuse_different_inplace_randomness(target) -> None:
+    """torch's vmap refusal, under randomness="different", of an in-place random fill of a tensor
+    unbatched at that level: one tensor cannot hold each slice's own draws."""
+    for frame in _frames:
+        if frame.randomness == "different" and not frame.holds_batched(target):
+            raise RuntimeError("vmap: Cannot ask for different inplace randomness on an unbatched tensor. This will "
+                               "appear like same randomness. If this is necessary for your usage, please file an "
+                               "issue with functorch.")
 
 
 def refuse_data_access(tensor) -> None:

@@ -13,10 +13,12 @@ machinery, which keeps every transform as exact as the ops' own rules:
   ``jvp`` inside an active dual level (there is one level at a time) uses the double-vjp identity.
 - ``vmap`` runs ``f`` on slice 0 while recording its ops (a ``grad`` inside: its backward's too),
   then replays them once on the whole batch, each by a batching rule (one GEMM for a linear, as
-  torch's) or, for an op without one, once per slice (``_vmap_batched``); the last slice's own run
-  checks the replay. What the record cannot vouch for (a user Function, an in-place write, an
-  operand of unknown origin) and ``randomness`` other than "error" run ``f`` once per slice and
-  stack the results, as before. ``randomness``: "error" (the default) refuses random ops inside,
+  torch's) or, for an op without one, once per slice (``_vmap_batched``): ``f`` runs once, as
+  torch's. A batched value no recorded op made (argmax's) makes the last slice's own run check the
+  replay. What the record cannot vouch for (a user Function, an in-place write, an operand of
+  unknown origin, a batched value chainrule's own code read as a Python number) and ``randomness``
+  other than "error" run ``f`` once per slice and stack the results, as before. ``randomness``:
+  "error" (the default) refuses random ops inside,
   "different" lets each slice draw its own numbers, "same" gives every slice the same draws (the
   CPU generator is rewound to where it stood before each slice), as torch's vmap does.
 
@@ -153,7 +155,10 @@ def _grads(outputs, inputs, cotangents, create_graph: bool):
             result.append(None)
             continue
         g = next(found)
-        g = x.new_zeros(x.shape) if g is None else g
+        if g is None:
+            g = x.new_zeros(x.shape)
+            if _function.tracing_ops:  # the same zeros for every slice of a vmap that records its ops
+                _function.traced_constant(g)
         result.append(g if create_graph else _unwatched_detach(g))
     return result
 
@@ -809,6 +814,9 @@ def _columns_by_double_vjp(out_leaves, stand_ins, record: bool):
     torch's jacfwd vmaps over its tangents), recorded under ``record``."""
     reached = [out for out in out_leaves if out.requires_grad]
     dummies = [out.detach().new_zeros(out.shape).requires_grad_() for out in reached]
+    if _function.tracing_ops:  # the same for every slice of a vmap that records its ops (_vmap_batched)
+        for dummy in dummies:
+            _function.traced_constant(dummy)
     pulled = _engine.grad(reached, stand_ins, dummies, retain_graph=True, create_graph=True,
                           allow_unused=True) if reached else [None] * len(stand_ins)
     per_leaf = []  # per input leaf: per reached output, its columns (n, *out.shape), or None
@@ -820,6 +828,8 @@ def _columns_by_double_vjp(out_leaves, stand_ins, record: bool):
         if not g.requires_grad:  # Jᵀu is linear in u: a rule that recorded nothing (never silent zeros)
             return None
         seeds = _eye(n, dtype=leaf.dtype, device=leaf.device)  # (a diagonal view of a device array may be read-only)
+        if _function.tracing_ops:  # (as the dummies)
+            _function.traced_constant(seeds)
         found = _batched_walk.batched_backward((g,), dummies, (seeds.reshape((n,) + tuple(leaf.shape)),),
                                                retain_graph=True, create_graph=record)
         if found is None:
@@ -989,7 +999,9 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
                                    for leaf, dim in zip(flat_args, flat_dims)], spec)
 
         start = 0
-        if size > 1 and randomness == "error":
+        # (randomness="same": slice 0's draws stand for every slice's, as torch's one draw does; a
+        # factory's are constants of the record, an op run per slice draws as slice 0 did)
+        if size > 1 and randomness in ("error", "same"):
             # slice 0's ops recorded, then replayed once on the whole batch (_vmap_batched), outside
             # the frame: the replay's ops are the batch's, not a slice's
             with _vmap_frames.entered(frame), _watching_batches():
@@ -1000,10 +1012,17 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
                     results.append(func(*sliced, **kwargs))
                 finally:
                     trace = _vmap_batched.stop(token)
-            batched = _replayed(func, trace, flat_args, flat_dims, results[0], out_dims, size)
+                drawn = _random.default_generator.get_state() if rewind is not None else None
+            # (a batched value read as a Python number by chainrule's own code: slice 0's, no replay)
+            batched = None if frame.values_read else _replayed(func, trace, flat_args, flat_dims, results[0],
+                                                               out_dims, size)
             if batched is not None:
-                # the last slice's own run checks the replay (an op that read a batched value as a
-                # constant would show there): agreeing, the replay's results are vmap's
+                if not _vmap_batched.unrecorded_batched(trace):
+                    if drawn is not None:  # (the generator where one run of the function leaves it)
+                        _random.default_generator.set_state(drawn)
+                    return batched[0]  # the function ran once, as torch's vmap runs it
+                # a batched value no recorded op made (argmax's: no Function) may have steered the
+                # function's Python unseen: the last slice's own run checks the replay
                 with _vmap_frames.entered(frame), _watching_batches():
                     last = func(*cut(size - 1), **kwargs)
                 if _replay_agrees(batched[1], last):
@@ -1097,6 +1116,8 @@ class _BatchWatcher:
         return self.previous is not None and self.previous._recording
 
     def record_op(self, cls, inputs, params, user_function: bool = False):
+        trace = _vmap_batched.active
+        state = trace.generator_state() if trace is not None and trace.ok else None
         _function.active_profiler = self.previous
         try:
             if user_function:  # its forward runs per slice here; torch runs a vmap rule's below vmap
@@ -1107,12 +1128,11 @@ class _BatchWatcher:
         finally:
             _function.active_profiler = self
         _vmap_frames.note_results(inputs, params, out)
-        trace = _vmap_batched.active
         if trace is not None and trace.ok:
-            if user_function:
+            if user_function and not _vmap_batched.has_vmap_staticmethod(cls):
                 trace.ok = False
             else:
-                trace.record(cls, inputs, params, out)
+                trace.record(cls, inputs, params, out, state)
         return out
 
     def begin(self, name: str, inputs=(), *, user_annotation: bool = False):

@@ -616,8 +616,8 @@ class Tensor:
 
     # ------------------------------------------------------------------ conversion
     def item(self):
-        if _vmap_frames._frames and _called_by_user():  # (one list's truth outside vmap)
-            _vmap_frames.refuse_item(self)
+        if _vmap_frames._frames:  # (one list's truth outside vmap)
+            _vmap_frames.refuse_item(self) if _called_by_user() else _vmap_frames.note_value_read(self)
         if self._wrapper_strides is not None and _autograd_function.active_dispatch is not None:
             # a wrapper subclass's value is inside it: its handler answers aten._local_scalar_dense
             made = _autograd_function.factory_dispatch("_local_scalar_dense", Tensor.item, (self,), {})
@@ -632,13 +632,13 @@ class Tensor:
         return self._data.reshape(()).item() if isinstance(self._data, np.ndarray) else self._data.item()
 
     def tolist(self):
-        if _vmap_frames._frames and _called_by_user():
-            _vmap_frames.refuse_data_access(self)
+        if _vmap_frames._frames:
+            _vmap_frames.refuse_data_access(self) if _called_by_user() else _vmap_frames.note_value_read(self)
         return _host(self._data).tolist()
 
     def numpy(self, *, force: bool = False) -> np.ndarray:
-        if _vmap_frames._frames and _called_by_user():
-            _vmap_frames.refuse_data_access(self)
+        if _vmap_frames._frames:
+            _vmap_frames.refuse_data_access(self) if _called_by_user() else _vmap_frames.note_value_read(self)
         # refused only where grad mode is on, as torch: under no_grad the array is shared (BoTorch
         # reads its parameters for SciPy's optimizer this way)
         if not force and is_recording(self):
@@ -818,8 +818,8 @@ class Tensor:
         return iter(self.unbind(0))
 
     def __bool__(self) -> bool:
-        if _vmap_frames._frames and _called_by_user():
-            _vmap_frames.refuse_control_flow(self)
+        if _vmap_frames._frames:
+            _vmap_frames.refuse_control_flow(self) if _called_by_user() else _vmap_frames.note_value_read(self)
         if self._data.size != 1:
             raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
         if _autograd_function.active_dispatch is not None and _called_by_user():
@@ -835,8 +835,8 @@ class Tensor:
         return bool((element == self).any().item())
 
     def __float__(self) -> float:
-        if _vmap_frames._frames and _called_by_user():
-            _vmap_frames.refuse_item(self)
+        if _vmap_frames._frames:
+            _vmap_frames.refuse_item(self) if _called_by_user() else _vmap_frames.note_value_read(self)
         if self._data.size != 1:
             raise ValueError("only one element tensors can be converted to Python scalars")
         if is_recording(self):
@@ -846,8 +846,8 @@ class Tensor:
         return float(self._real_item("double"))
 
     def __int__(self) -> int:
-        if _vmap_frames._frames and _called_by_user():
-            _vmap_frames.refuse_item(self)
+        if _vmap_frames._frames:
+            _vmap_frames.refuse_item(self) if _called_by_user() else _vmap_frames.note_value_read(self)
         if self._data.size != 1:
             raise ValueError("only one element tensors can be converted to Python scalars")
         if _autograd_function.active_dispatch is not None and _called_by_user():
@@ -867,8 +867,8 @@ class Tensor:
         return value
 
     def __index__(self) -> int:
-        if _vmap_frames._frames and _called_by_user():  # range(t), seq[t]: a number per slice
-            _vmap_frames.refuse_item(self)
+        if _vmap_frames._frames:  # range(t), seq[t]: a number per slice
+            _vmap_frames.refuse_item(self) if _called_by_user() else _vmap_frames.note_value_read(self)
         if self._data.dtype.kind not in "iub" or self._data.size != 1:
             raise TypeError("only integer tensors of a single element can be converted to an index")
         if _autograd_function.active_dispatch is not None and _called_by_user():

@@ -225,6 +225,8 @@ def _convert_key_item(k):
     if isinstance(k, Tensor):
         if k._data.dtype.kind in "fV":
             raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+        if k._data.ndim == 0 and _vmap_frames._frames:
+            _vmap_frames.note_value_read(k)  # (read as a Python number below: slice 0's, not the batch's)
         if k._data.ndim == 0 and k._data.dtype.kind in "bu" and k._data.dtype.itemsize == 1:
             return bool(k._data)  # torch: a 0-d bool/uint8 tensor is a Python bool (a new dim), not a mask
         if k._data.dtype == np.uint8:  # torch reads a uint8 index as a mask (deprecated, still honoured)

@@ -615,6 +615,8 @@ class _IndexClassLoss(Function):
                 picked = rows[arange, safe]
             loss = picked if w_row is None else w_row * picked  # (picked is a fresh array)
             loss *= -1.0
+            if not all_valid:  # an ignored element's loss is torch's +0.0, not the negated 0 * picked
+                loss[~valid] = 0.0
         else:
             loss = xp.zeros(t.shape, dtype)
         loss = loss.astype(dtype, copy=False)

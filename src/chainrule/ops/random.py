@@ -890,6 +890,8 @@ def _fill_inplace(self: Tensor, draw, node_name: str, probabilities: Tensor | No
     """Fill ``self`` with ``draw()``'s values. While recording, a ``self`` (or ``probabilities``) that
     requires grad has the write recorded as torch's in-place ops are (a leaf refused before the draw,
     a view written through its base), under torch's node name for the fill."""
+    if _vmap_frames._frames:
+        _vmap_frames.refuse_different_inplace_randomness(self)
     inputs = (self,) if probabilities is None else (self, probabilities)
     if is_grad_enabled() and builtins.any(t._requires_grad for t in inputs):
         from .._methods import _inplace  # the in-place recording every op shares (it imports this module)
