@@ -265,11 +265,15 @@ def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: flo
     return _relaid_as_suggested(input / (averaged * alpha + k) ** beta, input, otherwise_stride_order=True)
 
 
-def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
-    """F.one_hot: int64 (*, num_classes) with a 1 at each index."""
-    if tensor._data.dtype != np.int64:  # torch takes int64 alone
+def one_hot(input: Tensor, num_classes: int = -1) -> Tensor:
+    """F.one_hot: int64 (*, num_classes) with a 1 at each index. (torch documents the first
+    argument as ``tensor``, but its binding names it ``input``: ``one_hot(input=t)`` is what works.)"""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"one_hot(): argument 'input' (position 1) must be Tensor, not {_dtype.c_type_name(input)}")
+    num_classes = _check_int(num_classes, "one_hot", "num_classes", position=2)
+    if input._data.dtype != np.int64:  # torch takes int64 alone
         raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
-    indices = tensor._data
+    indices = input._data
     if indices.size and indices.min() < 0:
         raise RuntimeError("Class values must be non-negative.")
     if num_classes == -1:
