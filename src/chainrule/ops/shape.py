@@ -381,6 +381,8 @@ def _share(self: Tensor, base: Tensor, differentiable: bool = True) -> Tensor:
         self._vbox = box
     root = base if base._base is None else base._base
     self._base = root
+    if base._conj_bit and self._data.dtype.kind == "c":  # a complex view of a conj view is one too (not .real/.imag)
+        self._conj_bit = True
     if not differentiable or base._nondifferentiable_view:
         self._nondifferentiable_view = True
         return self
