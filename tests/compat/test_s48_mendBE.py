@@ -67,6 +67,9 @@ _DERIVED = {
     "pickle": lambda lib, z: pickle.loads(pickle.dumps(z.conj())),
     "save and load": lambda lib, z: _save_load(lib, z.conj()),
     "Parameter": lambda lib, z: lib.nn.Parameter(z.conj()),
+    "Buffer": lambda lib, z: lib.nn.Buffer(z.conj()),
+    "ihfftn over one dim": lambda lib, z: lib.fft.ihfftn(z.real),
+    "ihfftn over two dims": lambda lib, z: lib.fft.ihfftn(z.real.view(1, 3)),
     "detach then conj": lambda lib, z: z.conj().detach().conj(),
     "conj of a slice": lambda lib, z: z[1:].conj(),
     "conj of a view": lambda lib, z: z.view(3).conj(),
@@ -117,6 +120,27 @@ def test_view_as_real_and_numpy_refusals_as_torch(name):
         assert outcome(chainrule, read) == outcome(torch, read)
 
 
+def test_view_as_dtype_of_a_conj_view_refused_as_torch():
+    for dtype in ("complex64", "float32", "complex128"):
+        with pytest.raises(RuntimeError) as expected:
+            torch.tensor(_VALUES).conj().view(getattr(torch, dtype))
+        with pytest.raises(RuntimeError) as got:
+            chainrule.tensor(_VALUES).conj().view(getattr(chainrule, dtype))
+        assert str(got.value) == str(expected.value)
+    assert chainrule.tensor(_VALUES).conj().resolve_conj().view(chainrule.float32).tolist() == \
+        torch.tensor(_VALUES).conj().resolve_conj().view(torch.float32).tolist()
+
+
+def test_autograd_grad_of_conj_as_torch():
+    def grads(lib):
+        z = lib.tensor(_VALUES, requires_grad=True)
+        through = lib.autograd.grad((z.conj() * 2).real.sum(), z)[0]
+        direct = lib.autograd.grad(z.conj(), z, lib.tensor([1 + 1j, 2, 3j]))[0]
+        return [(g.is_conj(), g.resolve_conj().tolist()) for g in (through, direct)]
+
+    assert grads(chainrule) == grads(torch)
+
+
 def test_conj_of_real_is_the_tensor_itself():
     x = chainrule.tensor([1.0, -2.0])
     assert chainrule.conj(x) is x and x.conj() is x and not x.conj().is_conj()
@@ -134,6 +158,7 @@ _LOSSES = {
     "vdot": lambda lib, z: lib.vdot(z, z).real,
     "logcumsumexp": lambda lib, z: lib.logcumsumexp(z, 0).abs().sum(),
     "hfft": lambda lib, z: lib.fft.hfft(z).sum(),
+    "hfftn over one dim": lambda lib, z: lib.fft.hfftn(z, dim=(0,)).sum(),
     "atanh": lambda lib, z: z.atanh().abs().sum(),
     "exp": lambda lib, z: z.exp().real.sum(),
 }
@@ -149,6 +174,22 @@ def test_leaf_grad_is_conj_as_torch(name):
     (expected_conj, expected), (got_conj, got) = grad(torch), grad(chainrule)
     assert got_conj == expected_conj
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["hfft2", "hfftn", "hfftn over one dim"])
+def test_hermitian_fft_leaf_grad_as_torch(name):
+    # torch conjugates after a C2C over all but the last dim: over two dims the leaf's grad is no conj view
+    call = {"hfft2": lambda lib, z: lib.fft.hfft2(z), "hfftn": lambda lib, z: lib.fft.hfftn(z),
+            "hfftn over one dim": lambda lib, z: lib.fft.hfftn(z, dim=(1,))}[name]
+
+    def grad(lib):
+        z = lib.tensor([1 + 2j, 3 - 4j, -0.5j, 2.0], requires_grad=True)
+        (call(lib, z.view(2, 2)) * lib.tensor([[1.0, 2.0], [3.0, -1.0]])).sum().backward()
+        return z.grad.is_conj(), z.grad.resolve_conj().numpy()
+
+    (expected_conj, expected), (got_conj, got) = grad(torch), grad(chainrule)
+    assert got_conj == expected_conj
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["conj", "conj_physical", "mH", "adjoint", "vdot", "logcumsumexp", "hfft"])
@@ -292,3 +333,52 @@ def test_the_stack_walk_is_gone():
     from chainrule.ops import complex as complex_ops
 
     assert not hasattr(complex_ops, "_asked_by_user") and not hasattr(complex_ops, "_CONJ_CALLERS")
+
+
+# ---------------------------------------------------------------- a sweep of complex ops
+_RNG = np.random.default_rng(48)
+_MATRIX = _RNG.standard_normal((3, 3)) + 1j * _RNG.standard_normal((3, 3)) + 3 * np.eye(3)
+_VECTOR = _RNG.standard_normal(4) + 1j * _RNG.standard_normal(4)
+_SWEEP = {
+    "conj": lambda lib, z: z.conj(), "conj_physical": lambda lib, z: lib.conj_physical(z),
+    "exp": lambda lib, z: z.exp(), "log": lambda lib, z: z.log(), "sqrt": lambda lib, z: z.sqrt(),
+    "atanh": lambda lib, z: z.atanh(), "asinh": lambda lib, z: z.asinh(), "sinc": lambda lib, z: lib.sinc(z),
+    "abs": lambda lib, z: z.abs(), "angle": lambda lib, z: z.angle(), "sgn": lambda lib, z: z.sgn(),
+    "div": lambda lib, z: z / (z.abs() + 1), "prod": lambda lib, z: z.prod(), "cumprod": lambda lib, z: z.cumprod(0),
+    "logsumexp": lambda lib, z: z.logsumexp(0), "logcumsumexp": lambda lib, z: lib.logcumsumexp(z, 0),
+    "vdot": lambda lib, z: lib.vdot(z, z), "vecdot": lambda lib, z: lib.linalg.vecdot(z, z),
+    "mH matmul": lambda lib, z: z.view(-1, 1).mH @ z.view(-1, 1), "adjoint": lambda lib, z: z.view(-1, 1).adjoint() * 2,
+    "H": lambda lib, z: z.view(-1, 1).H * 2, "lerp": lambda lib, z: lib.lerp(z, z * 2, 0.3 + 0.1j),
+    "addcmul": lambda lib, z: lib.addcmul(z, z, z, value=0.5), "addcdiv": lambda lib, z: lib.addcdiv(z, z, z + 5, value=0.5),
+    "var": lambda lib, z: z.var(), "cov": lambda lib, z: lib.cov(z.view(2, -1)), "polar": lambda lib, z: lib.polar(z.abs(), z.angle()),
+    "ifft": lambda lib, z: lib.fft.ifft(z), "hfft": lambda lib, z: lib.fft.hfft(z), "ihfft": lambda lib, z: lib.fft.ihfft(z.real),
+    "ifft of real": lambda lib, z: lib.fft.ifft(z.real), "hfft2": lambda lib, z: lib.fft.hfft2(z.view(2, 2)),
+    "ihfft2": lambda lib, z: lib.fft.ihfft2(z.real.view(2, 2)), "norm": lambda lib, z: lib.linalg.norm(z),
+    "det": lambda lib, z: lib.linalg.det(lib.tensor(_MATRIX) + lib.outer(z[:3], z[1:])),
+    "slogdet": lambda lib, z: lib.linalg.slogdet(lib.tensor(_MATRIX) + lib.outer(z[:3], z[1:]))[1],
+    "inv": lambda lib, z: lib.linalg.inv(lib.tensor(_MATRIX) + lib.outer(z[:3], z[1:])),
+    "eigvals": lambda lib, z: lib.linalg.eigvals(lib.tensor(_MATRIX) + lib.outer(z[:3], z[1:])).abs(),
+    "cholesky": lambda lib, z: lib.linalg.cholesky(lib.tensor(_MATRIX @ _MATRIX.conj().T) + lib.outer(z[:3], z[:3].conj())),
+    "pinv": lambda lib, z: lib.linalg.pinv(lib.outer(z[:3], z[1:]) + lib.tensor(_MATRIX)),
+}
+
+
+def _loss(out):
+    out = out.resolve_conj()
+    return (out * out.conj().detach()).real.sum() if out.is_complex() else (out * out.detach()).sum()
+
+
+@pytest.mark.parametrize("name", list(_SWEEP))
+def test_complex_op_sweep_as_torch(name):
+    results = []
+    for lib in (torch, chainrule):
+        z = lib.tensor(_VECTOR, requires_grad=True)
+        out = _SWEEP[name](lib, z)
+        _loss(out).backward()
+        results.append((out.is_conj(), z.grad.is_conj(), out.detach().resolve_conj().numpy(), z.grad.resolve_conj().numpy()))
+    (out_conj, grad_conj, out, grad), expected = results[1], results[0]
+    assert (out_conj, grad_conj) == expected[:2]
+    np.testing.assert_allclose(out, expected[2], rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(grad, expected[3], rtol=1e-6, atol=1e-8)
+    z = chainrule.tensor(_VECTOR, requires_grad=True)
+    assert chainrule.autograd.gradcheck(lambda z: _SWEEP[name](chainrule, z).resolve_conj(), (z,))

@@ -147,6 +147,8 @@ class Buffer(Tensor):
         buffer = object.__new__(cls)
         buffer._init(data._data)
         buffer._version_box = data._version_box
+        if data._conj_bit:  # (as a Parameter: torch's Buffer of a conj view is one too)
+            buffer._conj_bit = True
         buffer.persistent = persistent
         return buffer
 

@@ -374,9 +374,18 @@ def ihfft(input, n=None, dim=-1, norm=None) -> Tensor:
     return _conj_view(_r2c(x, _length(n, "ihfft"), _one_dim(dim, "ihfft"), _DUAL[_norm(norm, "ihfft")], "ihfft"))
 
 
+def _hermitian_input(input, s, dim, op: str, default_dim=None) -> Tensor:
+    """hfft2's and hfftn's input conjugated. torch conjugates after a forward C2C over all but the
+    last dim, so a leaf's gradient comes through that C2C (no conj bit); over one dim it conjugates
+    the input itself, and the leaf's gradient is ConjBackward0's conj view."""
+    x = _as_complex(_input(input, op, s, dim, default_dim))
+    dims, _ = _dims_and_sizes(x, s, dim, op, default_dim)
+    return Conj.apply(x) if len(dims) == 1 else _conj(x)
+
+
 @_fft_out("hfftn")
 def hfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
-    return _c2r(_conj(_as_complex(_input(input, "hfft2", s, dim, (-2, -1)))), s, dim, _DUAL[_norm(norm, "hfft2")], "hfft2")
+    return _c2r(_hermitian_input(input, s, dim, "hfft2", (-2, -1)), s, dim, _DUAL[_norm(norm, "hfft2")], "hfft2")
 
 
 @_fft_out("ihfftn")
@@ -386,7 +395,7 @@ def ihfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
 
 @_fft_out("hfftn")
 def hfftn(input, s=None, dim=None, norm=None) -> Tensor:
-    return _c2r(_conj(_as_complex(_input(input, "hfftn", s, dim))), s, dim, _DUAL[_norm(norm, "hfftn")], "hfftn")
+    return _c2r(_hermitian_input(input, s, dim, "hfftn"), s, dim, _DUAL[_norm(norm, "hfftn")], "hfftn")
 
 
 @_fft_out("ihfftn")
