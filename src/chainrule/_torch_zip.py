@@ -129,6 +129,9 @@ class _Malformed(pickle.UnpicklingError):
     """A structurally wrong checkpoint (reported as RuntimeError), not a refused global."""
 
 
+_CONJ_METADATA = {"conj": True}
+
+
 def _empty(value) -> bool:
     """None or an empty dict: hooks and attributes that weights-only loading would have to run."""
     return value is None or (type(value) in (dict, OrderedDict) and not value)
@@ -144,7 +147,9 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
             or not all(type(n) is int and n >= 0 for n in (*size, *stride, storage_offset))):
         raise _invalid(f"a tensor has a bad size {str(size)[:80]}, stride {str(stride)[:80]} or offset "
                        f"{str(storage_offset)[:40]}")
-    if type(requires_grad) is not bool or not _empty(backward_hooks) or not _empty(metadata):
+    # torch's one tensor metadata, its conj bit ({'conj': True}: the storage holds the unconjugated values)
+    conj = metadata == _CONJ_METADATA and storage.array.dtype.kind == "c"
+    if type(requires_grad) is not bool or not _empty(backward_hooks) or not (conj or _empty(metadata)):
         raise _invalid("a tensor has backward hooks or metadata, which weights-only loading does not run")
     count = len(storage.array)
     last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride))
@@ -163,7 +168,10 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
         array = strided_view(base[storage_offset:], size, tuple(s * itemsize for s in stride))
     if storage.bfloat16:
         array = _dtype.bfloat16_from_bits(array)
+    if conj:  # chainrule's conj view holds its values (a copy, no longer sharing the storage)
+        array = np.conj(array)
     t = Tensor._make(array)
+    t._conj_bit = conj
     storage.views.append(array)
     if requires_grad:
         if array.dtype.kind not in "fVc":
@@ -929,6 +937,12 @@ class _Pickler(pickle._Pickler):
             return self.reduce_quantized(t)
         if type(t) is not Tensor and not type(t).__module__.startswith("chainrule"):
             return self.reduce_subclass(t)
+        if t._conj_bit:
+            # torch writes a conj view's unconjugated storage and {'conj': True}: chainrule's holds the
+            # conjugated values, so their conjugate goes into a storage of its own
+            record, offset, stride = self.storage_of(Tensor._make(np.conj(t._data)))
+            return (_WRITE_TENSOR_V2, (record, offset, tuple(t._data.shape), stride, bool(t.requires_grad),
+                                       OrderedDict(), dict(_CONJ_METADATA)))
         record, offset, stride = self.storage_of(t)
         args = (record, offset, tuple(t._data.shape), stride, bool(t.requires_grad), OrderedDict())
         if record.kind is UntypedStorage:

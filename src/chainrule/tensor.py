@@ -581,6 +581,8 @@ class Tensor:
     def _plain_detach(self) -> Tensor:
         t = Tensor._make(self._data)
         t._version_box = self._version_box
+        if self._conj_bit:  # torch's detach keeps the conj bit
+            t._conj_bit = True
         if _vmap_frames._frames:  # batched where self is, as torch's detach of a batched tensor
             _vmap_frames.note_results((self,), None, t)
         return t
@@ -602,6 +604,8 @@ class Tensor:
         if self._wrapper_strides is not None:  # a wrapper subclass's values are inside it: its handler detaches
             return self.detach()
         t = Tensor._make(self._data)
+        if self._conj_bit:  # (as detach: torch's .data keeps the conj bit)
+            t._conj_bit = True
         if _vmap_frames._frames:  # batched (or not) where self is, as torch's
             _vmap_frames.note_results((self,), None, t)
         return t
@@ -906,14 +910,16 @@ class Tensor:
     def __reduce_ex__(self, protocol):
         view = pickled_view(self._data) if type(self._data) is _ndarray else None
         if view is not None:
-            return (_rebuild_view, (*view, self._requires_grad))
-        array = _host(self._data)
-        order = memory_order(array)
-        if order is None:
-            return (_rebuild, (array, self._requires_grad, str(self.device)))
-        # torch pickles the storage with the strides: a channels-last (or transposed) tensor comes
-        # back laid out as it went, so the array travels in memory order and is transposed back
-        return (_rebuild, (np.ascontiguousarray(array.transpose(order)), self._requires_grad, str(self.device), order))
+            reduced = (_rebuild_view, (*view, self._requires_grad))
+        else:
+            array = _host(self._data)
+            order = memory_order(array)
+            # torch pickles the storage with the strides: a channels-last (or transposed) tensor comes
+            # back laid out as it went, so the array travels in memory order and is transposed back
+            reduced = (_rebuild, (array, self._requires_grad, str(self.device)) if order is None else
+                       (np.ascontiguousarray(array.transpose(order)), self._requires_grad, str(self.device), order))
+        # torch pickles the conj bit with the tensor: it comes back set (the instance's own attribute)
+        return (*reduced, {"_conj_bit": True}) if self._conj_bit else reduced
 
     def __deepcopy__(self, memo):
         user_class = type(self) is not Tensor and not type(self).__module__.startswith("chainrule")

@@ -936,6 +936,10 @@ def _accumulate(variable, grad, create_graph, exposed=()):
         elif _engine_flags.grad_layout_enforced:
             array = _in_leaf_layout(array, variable._data, copy=False)
         variable._grad = Tensor._make(array)
+        if grad._conj_bit and array.strides == grad._data.strides:
+            # torch keeps a conj view from ConjBackward0 (or a view of one) as .grad when its layout is
+            # the leaf's, bit and all; one in another layout (expanded) it clones, which resolves the bit
+            variable._grad._conj_bit = True
     elif create_graph or current._requires_grad or _is_wrapper(current) or _is_wrapper(grad):
         variable._grad = current + grad
     else:

@@ -524,8 +524,11 @@ def _contract(outputs, inputs, tangents, keep_graph: bool) -> list:
         if g._data.dtype.kind == "c" or t._data.dtype.kind == "c":
             # complex: backward gives the adjoint J*u under the real inner product Re Σ conj(a)·b,
             # and torch's gradient of a real scalar in complex u is ∂/∂Re u + i ∂/∂Im u, so the
-            # gradient of Re Σ conj(J*u)·t = Re Σ conj(u)·Jt is Jt itself
-            term = (g.conj() * t).real.sum()
+            # gradient of Re Σ conj(J*u)·t = Re Σ conj(u)·Jt is Jt itself. Re(conj(g)·t) = Re g·Re t + Im g·Im t:
+            # no conj (the public one would mark what it makes; the ops' own sit above autograd)
+            term = (g.real * t.real).sum()
+            if g._data.dtype.kind == "c" and t._data.dtype.kind == "c":
+                term = term + (g.imag * t.imag).sum()
         else:
             term = (g * t).sum()
         total = term if total is None else total + term

@@ -12,8 +12,8 @@ import numpy as np
 from .. import _dtype, _layout
 from ..nn import functional as F
 from ..ops.creation import ones, tensor
+from ..ops.elementwise import _conj, maximum, where
 from ..ops.elementwise import logaddexp as _logaddexp
-from ..ops.elementwise import maximum, where
 from ..ops.linalg import vector_norm
 from ..ops.reduce import amax as _amax
 from ..ops.reduce import amin as _amin
@@ -260,7 +260,7 @@ def _std_var(input: Tensor, dim, unbiased, correction, keepdim, dtype, mask, tak
     inmask = None if mask is None else _input_mask(input, mask)
     count = _count(input, dim, True, inmask)
     centred = input - sum(input, dim, keepdim=True, dtype=dtype, mask=inmask) / count
-    total = sum(centred * centred.conj(), dim, keepdim=keepdim, dtype=compute_dtype, mask=inmask)
+    total = sum(centred * _conj(centred), dim, keepdim=keepdim, dtype=compute_dtype, mask=inmask)
     if not keepdim:
         count = count.reshape(total.shape)
     if correction != 0:

@@ -63,6 +63,8 @@ class Parameter(Tensor, metaclass=_ParameterMeta):
         param._init(array)
         param._version_box = version_box
         param._set_requires_grad(requires_grad)
+        if data is not None and data._conj_bit:  # torch's Parameter of a conj view is one too
+            param._conj_bit = True
         return param
 
     def __init__(self, data: Tensor | None = None, requires_grad: bool = True) -> None:
@@ -145,6 +147,8 @@ class Buffer(Tensor):
         buffer = object.__new__(cls)
         buffer._init(data._data)
         buffer._version_box = data._version_box
+        if data._conj_bit:  # (as a Parameter: torch's Buffer of a conj view is one too)
+            buffer._conj_bit = True
         buffer.persistent = persistent
         return buffer
 

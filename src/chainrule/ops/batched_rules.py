@@ -112,8 +112,8 @@ register_batched_rule(
     # they act on the trailing two dims only, so the batch dim rides along
     shape.Tril, shape.Triu,
     # complex parts and views: elementwise, or on the last dim only
-    complex.Real, complex.Imag, complex.Conj, complex.Angle, complex.ComplexOp, complex.ViewAsReal,
-    complex.ViewAsComplex,
+    complex.Real, complex.Imag, elementwise.Conj, elementwise.InternalConj, complex.ConjPhysical, complex.Angle,
+    complex.ComplexOp, complex.ViewAsReal, complex.ViewAsComplex,
 )(broadcasting_rule)
 
 

@@ -8,7 +8,11 @@ rule through ``elementwise.conjugate_rule``; the ops here are not holomorphic an
 chainrule conjugates eagerly: ``conj()`` returns a new array (torch returns a lazily conjugated
 view). The result carries ``_conj_bit`` so that what torch decides by its conj bit still matches:
 ``is_conj()`` is True, ``view_as_real`` refuses it, ``resolve_conj`` returns an unmarked copy, and
-``conj()`` of it (whose data is the original's again) is unmarked.
+``conj()`` of it (whose data is the original's again) is unmarked. Views, ``detach()``, a Parameter
+and a saved copy of a marked tensor keep the bit, as torch's do. The bit is set by the public
+``conj``/``mH``/``H``/``adjoint()`` and where torch's own result is a conj view (ifft of a real
+input, ihfft, ConjBackward0's gradient); chainrule's internal conjugations use
+``elementwise._conj``, which never sets it.
 """
 
 from __future__ import annotations
@@ -18,10 +22,10 @@ import numpy as np
 from .. import _dtype
 from .._backend import array_module
 from .._opmath import cpu_autocast_policy
-from ..autograd.function import Function, name_node, saved
+from ..autograd.function import Function, saved
 from ..storage import note_strided_view, storage_root
 from ..tensor import Tensor, _check_tensor, honours_out
-from .elementwise import _float_input, where, zeros_like_tensor
+from .elementwise import _conj, _conj_view, _float_input, where, zeros_like_tensor
 
 __all__ = ["real", "imag", "view_as_real", "view_as_complex", "conj", "conj_physical", "resolve_conj",
            "resolve_neg", "is_conj", "is_neg", "angle", "polar", "complex", "isreal"]
@@ -171,12 +175,22 @@ def view_as_complex(input: Tensor) -> Tensor:
 
 
 
-class Conj(Function):
+def conj(input: Tensor) -> Tensor:
+    """torch.conj: the complex conjugate (the tensor itself when it is real).
+
+    torch returns a lazily conjugated view; chainrule conjugates now, into new memory, so
+    writing into the result does not write into ``input``. The result carries torch's conj bit
+    flipped from ``input``'s (``is_conj()`` True, or False for the conjugate of a conj view).
+    chainrule's own code conjugates with ``elementwise._conj``, which sets no bit."""
+    return _conj_view(input)
+
+
+class ConjPhysical(Function):
     _array_forward = True
-    node_name = "ConjBackward0"
-    label = "conj"
-    rule = "conjugates the gradient"
-    formula = "conj({0})"
+    node_name = "ConjPhysicalBackward0"
+    label = "conj_physical"
+    rule = "conjugates the gradient, in new memory (no conj bit, unlike conj's)"
+    formula = "conj_physical({0})"
 
     @staticmethod
     def forward(ctx, z):
@@ -184,46 +198,14 @@ class Conj(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad.conj()
-
-
-def conj(input: Tensor) -> Tensor:
-    """torch.conj: the complex conjugate (the tensor itself when it is real).
-
-    torch returns a lazily conjugated view; chainrule conjugates now, into new memory, so
-    writing into the result does not write into ``input``. The result is marked as torch's conj
-    bit would be (``is_conj()`` True) unless ``input`` was so marked: its conjugate is unmarked."""
-    if input._data.dtype.kind != "c":
-        return input
-    result = Conj.apply(input)
-    if not input._conj_bit and _asked_by_user():
-        result._conj_bit = True
-    return result
-
-
-def _asked_by_user() -> bool:
-    """Whether conj() was called from outside chainrule (through Tensor's methods or the dispatch
-    wrapper): chainrule's own rules conjugate where torch's kernels compute, and no conj bit."""
-    import sys
-
-    from .. import _torch_function
-    from ..tensor import _PACKAGE_DIR
-
-    frame = sys._getframe(2)
-    while frame is not None and (frame.f_code.co_filename in _CONJ_CALLERS
-                                 or frame.f_code.co_filename == _torch_function.WRAPPER_FILE):
-        frame = frame.f_back
-    return frame is None or not frame.f_code.co_filename.startswith(_PACKAGE_DIR)
-
-
-_CONJ_CALLERS = {__file__, __file__.rsplit("ops", 1)[0] + "_methods.py", __file__.rsplit("ops", 1)[0] + "tensor.py"}
+        return _conj(grad)  # torch's rule is grad.conj_physical(): no conj view
 
 
 def conj_physical(input: Tensor) -> Tensor:
-    """torch.conj_physical: the conjugate in new memory (what chainrule's conj does too)."""
+    """torch.conj_physical: the conjugate in new memory (what chainrule's conj does too), no conj bit."""
     if input._data.dtype.kind != "c":
         return input
-    return name_node(Conj.apply(input), "ConjPhysicalBackward0")
+    return ConjPhysical.apply(input)
 
 
 def resolve_conj(input: Tensor) -> Tensor:
@@ -341,7 +323,7 @@ class Polar(Function):
     @staticmethod
     def backward(ctx, grad):
         (z,) = ctx.saved_values
-        grad_conj = grad.conj()
+        grad_conj = _conj(grad)
         return (grad_conj * z.sgn()).real if ctx.needs_input_grad[0] else None, \
             (grad_conj * (z * 1j)).real if ctx.needs_input_grad[1] else None
 

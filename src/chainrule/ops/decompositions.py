@@ -248,7 +248,7 @@ def _partial_factor(xp, matrix, k: int):
         partial[:j, :j] = leading
         partial[j:, :j] = _adjoint_array(xp, below)
         row = partial[j, :j]
-        partial[j, j] = matrix[j, j] - (row * row.conj()).sum()
+        partial[j, j] = matrix[j, j] - (row * xp.conj(row)).sum()
     return partial
 
 

@@ -311,6 +311,55 @@ def float_kernel_input(x: Tensor, kernel: str, complex_too: bool = True) -> Tens
 
 
 # ---------------------------------------------------------------- complex gradients
+class Conj(Function):
+    _array_forward = True
+    node_name = "ConjBackward0"
+    label = "conj"
+    rule = "conjugates the gradient"
+    formula = "conj({0})"
+
+    @staticmethod
+    def forward(ctx, z):
+        return array_module(z).conj(z)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _conj_view(grad)  # torch's rule is grad.conj(): a leaf's grad through conj() is a conj view
+
+
+class InternalConj(Conj):
+    """chainrule's own conjugation (``_conj``): torch's conj node, whose gradient carries no conj bit,
+    so a rule's intermediate conj never marks what reaches a user."""
+
+    node_name = "ConjBackward0"
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _conj(grad)
+
+
+def _conj(input: Tensor) -> Tensor:
+    """The complex conjugate for chainrule's own use (gradient rules, linalg, fft): ``input`` itself
+    when it is real, else in new memory and without torch's conj bit, as torch's kernels conjugate
+    where they compute (its gradient unmarked too). No dispatch: what a user's override or mode sees
+    is the public op alone."""
+    if input._data.dtype.kind != "c":
+        return input
+    return InternalConj.apply(input)
+
+
+def _conj_view(input: Tensor) -> Tensor:
+    """What torch's ``conj()`` returns, for the public op and for the rules whose torch result is
+    such a view (ifft of a real input, ihfft, ConjBackward0's gradient): ``input`` itself when it is
+    real, else the conjugate carrying the conj bit flipped from ``input``'s (is_conj(), ops/complex.py)."""
+    if input._data.dtype.kind != "c":
+        return input
+    result = Conj.apply(input)
+    if not input._conj_bit:
+        result._conj_bit = True
+    return result
+
+
 def conjugate_rule(backward, recorded_node: str | None = None):
     """``backward`` of a holomorphic op, written as for real numbers (grad · f'(z)), made to follow
     torch's convention for complex tensors, grad · conj(f'(z)) = conj(conj(grad) · f'(z)).
@@ -322,12 +371,12 @@ def conjugate_rule(backward, recorded_node: str | None = None):
     def rule(ctx, grad):
         if grad is None or grad._data.dtype.kind != "c":
             return backward(ctx, grad)
-        result = backward(ctx, grad.conj())
+        result = backward(ctx, _conj(grad))
         if type(result) is tuple:
-            return tuple(g.conj() if g is not None else None for g in result)
+            return tuple(_conj(g) if g is not None else None for g in result)
         if result is None:  # no gradient (a constant factor)
             return None
-        result = result.conj()
+        result = _conj(result)
         return name_node(result, recorded_node) if recorded_node and result.grad_fn is not None else result
 
     rule.__name__ = rule.__qualname__ = backward.__name__
@@ -2909,8 +2958,8 @@ class LerpTensor(Function):
         input, end, weight = ctx.saved_values
         needs = ctx.needs_input_grad
         # (torch's C++ 1 - weight: sub of the number as a tensor, SubBackward0 with weight's edge only)
-        return ((grad * Sub.apply(*_pair(1, weight)).conj() if needs[0] else None),
-                (grad * weight.conj() if needs[1] else None), (grad * (end - input).conj() if needs[2] else None))
+        return ((grad * _conj(Sub.apply(*_pair(1, weight))) if needs[0] else None),
+                (grad * _conj(weight) if needs[1] else None), (grad * _conj(end - input) if needs[2] else None))
 
 
 def _lerp_rounded_once(input: Tensor, end: Tensor, weight):
@@ -3075,8 +3124,8 @@ class Addcmul(Function):
         tensor1, tensor2 = ctx.saved_values
         value = ctx.given
         return ((grad if ctx.needs_input_grad[0] else None),
-                (grad * MulNumber.apply(tensor2, number=value).conj() if tensor2 is not None else None),
-                (grad * MulNumber.apply(tensor1, number=value).conj() if tensor1 is not None else None))
+                (grad * _conj(MulNumber.apply(tensor2, number=value)) if tensor2 is not None else None),
+                (grad * _conj(MulNumber.apply(tensor1, number=value)) if tensor1 is not None else None))
 
 
 def _refuse_non_tensors(*operands) -> None:
@@ -3179,8 +3228,8 @@ class Addcdiv(Function):
         value = ctx.given
         needs = ctx.needs_input_grad
         return ((grad if needs[0] else None),
-                (grad * Div.apply(*_float_pair(value, tensor2)).conj() if needs[1] else None),
-                (-grad * (MulNumber.apply(tensor1, number=value) / (tensor2 * tensor2)).conj() if needs[2] else None))
+                (grad * _conj(Div.apply(*_float_pair(value, tensor2))) if needs[1] else None),
+                (-grad * _conj(MulNumber.apply(tensor1, number=value) / (tensor2 * tensor2)) if needs[2] else None))
 
 
 class MulNumber(Function):

@@ -28,7 +28,7 @@ from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _check_tensor, _wrap_dim, out_keyword_front, write_out
 from ._arg_parser import check_as, check_int, check_str, int_list
 from .creation import factory_honours_out
-from .elementwise import _cast
+from .elementwise import Conj, _cast, _conj, _conj_view
 from .shape import narrow, pad, roll
 
 __all__ = ["stft", "istft"]
@@ -228,7 +228,7 @@ def _c2c(input, s, dim, norm, inverse: bool, op: str, default_dim=None) -> Tenso
         norm = _norm(norm, op)
         spectrum = R2C.apply(_resize(x, dims, sizes, op), dims=dims, norm=_DUAL[norm] if inverse else norm,
                              onesided=False)
-        return spectrum.conj() if inverse else spectrum
+        return _conj_view(spectrum) if inverse else spectrum  # (torch's is a conj view: is_conj())
     x = _resize(_as_complex(x), dims, sizes, op)
     return C2C.apply(x, dims=dims, norm=_norm(norm, op), inverse=inverse)
 
@@ -361,7 +361,8 @@ def irfftn(input, s=None, dim=None, norm=None) -> Tensor:
 def hfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.hfft: the real transform of a Hermitian-symmetric signal given by its first half:
     irfft of the conjugate with the dual normalisation."""
-    return _c2r(_as_complex(_input(input, "hfft")).conj(), _length(n, "hfft"), _one_dim(dim, "hfft"),
+    # torch's at::conj of the input: its gradient, a leaf's, is a conj view (Conj's rule)
+    return _c2r(Conj.apply(_as_complex(_input(input, "hfft"))), _length(n, "hfft"), _one_dim(dim, "hfft"),
                 _DUAL[_norm(norm, "hfft")], "hfft")
 
 
@@ -370,12 +371,21 @@ def hfft(input, n=None, dim=-1, norm=None) -> Tensor:
 def ihfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.ihfft: the inverse of hfft, the conjugate of rfft with the dual normalisation."""
     x = _real_only(_input(input, "ihfft"), "ihfft")  # refused before the norm, as torch does
-    return _r2c(x, _length(n, "ihfft"), _one_dim(dim, "ihfft"), _DUAL[_norm(norm, "ihfft")], "ihfft").conj()
+    return _conj_view(_r2c(x, _length(n, "ihfft"), _one_dim(dim, "ihfft"), _DUAL[_norm(norm, "ihfft")], "ihfft"))
+
+
+def _hermitian_input(input, s, dim, op: str, default_dim=None) -> Tensor:
+    """hfft2's and hfftn's input conjugated. torch conjugates after a forward C2C over all but the
+    last dim, so a leaf's gradient comes through that C2C (no conj bit); over one dim it conjugates
+    the input itself, and the leaf's gradient is ConjBackward0's conj view."""
+    x = _as_complex(_input(input, op, s, dim, default_dim))
+    dims, _ = _dims_and_sizes(x, s, dim, op, default_dim)
+    return Conj.apply(x) if len(dims) == 1 else _conj(x)
 
 
 @_fft_out("hfftn")
 def hfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
-    return _c2r(_as_complex(_input(input, "hfft2", s, dim, (-2, -1))).conj(), s, dim, _DUAL[_norm(norm, "hfft2")], "hfft2")
+    return _c2r(_hermitian_input(input, s, dim, "hfft2", (-2, -1)), s, dim, _DUAL[_norm(norm, "hfft2")], "hfft2")
 
 
 @_fft_out("ihfftn")
@@ -385,7 +395,7 @@ def ihfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
 
 @_fft_out("hfftn")
 def hfftn(input, s=None, dim=None, norm=None) -> Tensor:
-    return _c2r(_as_complex(_input(input, "hfftn", s, dim)).conj(), s, dim, _DUAL[_norm(norm, "hfftn")], "hfftn")
+    return _c2r(_hermitian_input(input, s, dim, "hfftn"), s, dim, _DUAL[_norm(norm, "hfftn")], "hfftn")
 
 
 @_fft_out("ihfftn")
@@ -402,7 +412,7 @@ def _ihfftn(input, s, dim, norm, op: str) -> Tensor:
     x = _real_only(x, op)
     half = R2C.apply(_resize(x, dims, sizes, op), dims=dims[-1:], norm=_DUAL[norm])
     if len(dims) == 1:
-        return half.conj()
+        return _conj_view(half)
     return C2C.apply(half.conj_physical(), dims=dims[:-1], norm=norm, inverse=True)
 
 

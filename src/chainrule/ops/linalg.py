@@ -43,7 +43,16 @@ from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, _wrap_dim, honours_out, refuse_out_under_autograd, warn_resized_out, write_out
 from . import creation
 from ._arg_parser import check_as, check_bool, out_rule
-from .elementwise import SPARSE_COO_TYPES, Mul, _one_device, _pair, conjugate_rule, refuse_kernel, where
+from .elementwise import (
+    SPARSE_COO_TYPES,
+    Mul,
+    _conj,
+    _one_device,
+    _pair,
+    conjugate_rule,
+    refuse_kernel,
+    where,
+)
 from .reduce import SumDim
 from .shape import (
     Expand,
@@ -305,9 +314,8 @@ _NODE_BY_NDIM = {(2, 2): Mm, (3, 3): Bmm, (2, 1): Mv, (1, 1): Dot}
 
 
 def _adjoint(t: Tensor) -> Tensor:
-    """tᴴ over the last two dims; for a real tensor its transpose, without ``.mH``'s conj call (the
-    rules of real matrices stay as fast as before complex ones shared them)."""
-    return t.mH if t._data.dtype.kind == "c" else t.mT
+    """tᴴ over the last two dims (no conj bit, unlike ``.mH``); for a real tensor its transpose."""
+    return _conj(t.mT) if t._data.dtype.kind == "c" else t.mT
 
 
 def _mat(a: Tensor, b: Tensor) -> Tensor:
@@ -713,7 +721,7 @@ def vdot(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     _one_device("vdot", input, other)
     refuse_out_under_autograd("vdot", out, input, other)
     _vector_product_out(out, input)
-    result = name_node(dot(input.conj(), other), "VdotBackward0", label="vdot")
+    result = name_node(dot(_conj(input), other), "VdotBackward0", label="vdot")
     return result if out is None else _write_vector_product(result, out, "vdot")
 
 
@@ -2033,7 +2041,7 @@ def _cofactors_by_svd(A: Tensor, grad: Tensor) -> Tensor:
     U, S, Vh = linalg_svd(A)
     phase = det(U) * det(Vh)
     if A.is_complex():
-        U, Vh = U.conj(), Vh.conj()
+        U, Vh = _conj(U), _conj(Vh)
     ones = creation.ones_like(S[..., :1])
     before = cumprod(cat([ones, S[..., :-1]], -1), -1)  # S_0 ... S_{i-1}
     after = cumprod(cat([ones, S.flip(-1)[..., :-1]], -1), -1).flip(-1)  # S_{i+1} ... S_{n-1}
@@ -2072,7 +2080,7 @@ class Slogdet(Function):
         A, sign = ctx.saved_values
         scale = grad_logabsdet
         if sign is not None:
-            scale = scale + 1j * (grad_sign * sign.conj()).imag
+            scale = scale + 1j * (grad_sign * _conj(sign)).imag
             return scale.unsqueeze(-1).unsqueeze(-1) * _adjoint(inv(A))
         from ..autograd.grad_mode import is_grad_enabled
         from .decompositions import linalg_lu_factor_ex, linalg_lu_solve
@@ -2232,7 +2240,7 @@ def _eig_backward(values: Tensor, vectors: Tensor, grad_values: Tensor, grad_vec
     if diagonal._data.size and bool((xp.abs(diagonal._data.imag) > 1e-2).any()):
         raise RuntimeError(f"linalg_eig_backward: {_EIG_GAUGE}")
     eye = Tensor._make(xp.eye(n, dtype=values._data.dtype))
-    conj = values.conj()
+    conj = _conj(values)
     gaps = conj.unsqueeze(-2) - conj.unsqueeze(-1) + eye  # λ̄ⱼ - λ̄ᵢ off the diagonal, 1 on it
     inner = (vhgv - _mat(vh, vectors * real(diagonal).unsqueeze(-2))) / gaps
     inner = inner * (1 - eye) + grad_values.unsqueeze(-1) * eye
@@ -2379,9 +2387,9 @@ def _sytrf_lower(xp, a, hermitian: bool = False):
             a[last + 1:p, last] = a[p, last + 1:p]
             a[p, last + 1:p] = between
             if conjugated:  # the reflected entries of a Hermitian matrix are conjugates
-                a[last + 1:p, last] = a[last + 1:p, last].conj()
-                a[p, last + 1:p] = a[p, last + 1:p].conj()
-                a[p, last] = a[p, last].conj()
+                a[last + 1:p, last] = xp.conj(a[last + 1:p, last])
+                a[p, last + 1:p] = xp.conj(a[p, last + 1:p])
+                a[p, last] = xp.conj(a[p, last])
             a[[last, p], [last, p]] = a[[p, last], [p, last]]
             if step == 2:
                 a[[k + 1, p], [k, k]] = a[[p, k + 1], [k, k]]
@@ -2389,17 +2397,17 @@ def _sytrf_lower(xp, a, hermitian: bool = False):
             # A₂₂ ← A₂₂ - x xᵀ / d (x xᴴ / d when hermitian), then L's column x / d (the lower
             # triangle is all LAPACK keeps)
             x = a[k + 1:, k].copy()
-            a[k + 1:, k + 1:] -= xp.tril(xp.outer(x, (x.conj() if conjugated else x) / a[k, k]))
+            a[k + 1:, k + 1:] -= xp.tril(xp.outer(x, (xp.conj(x) if conjugated else x) / a[k, k]))
             a[k + 1:, k] = x / a[k, k]
         elif step == 2 and k < n - 2 and conjugated:
             # L's two columns W D⁻¹ with D = [[d₁₁, conj(d₂₁)], [d₂₁, d₂₂]], then A₂₂ ← A₂₂ - W D⁻¹ Wᴴ
             # (zhetf2's update, unscaled); the trailing diagonal stays real
             d11, d21, d22 = a[k, k].real, a[k + 1, k], a[k + 1, k + 1].real
-            determinant = d11 * d22 - (d21 * d21.conj()).real
+            determinant = d11 * d22 - (d21 * xp.conj(d21)).real
             w, w1 = a[k + 2:, k].copy(), a[k + 2:, k + 1].copy()
             l0 = (w * d22 - w1 * d21) / determinant
-            l1 = (w1 * d11 - w * d21.conj()) / determinant
-            a[k + 2:, k + 2:] -= xp.tril(xp.outer(l0, w.conj()) + xp.outer(l1, w1.conj()))
+            l1 = (w1 * d11 - w * xp.conj(d21)) / determinant
+            a[k + 2:, k + 2:] -= xp.tril(xp.outer(l0, xp.conj(w)) + xp.outer(l1, xp.conj(w1)))
             a[k + 2:, k] = l0
             a[k + 2:, k + 1] = l1
             trailing = xp.arange(k + 2, n)
@@ -3163,4 +3171,4 @@ def vecdot(x: Tensor, y: Tensor, *, dim: int = -1) -> Tensor:
     from .elementwise import mul
     from .reduce import sum as _sum
 
-    return _sum(mul(x.conj() if x.is_complex() else x, y), dim)
+    return _sum(mul(_conj(x), y), dim)

@@ -37,7 +37,7 @@ from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out, preserve_layout
 from . import _cuda_kernels, cpu_norm_order, cpu_softmax_order, cpu_sort_order
 from ._arg_parser import check_number, int_list
-from .elementwise import SPARSE_COO_TYPES, _exp_array, _log_array, conjugate_rule
+from .elementwise import SPARSE_COO_TYPES, _conj, _exp_array, _log_array, conjugate_rule
 from .memory_format import row_major
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
@@ -1046,7 +1046,7 @@ class Logsumexp(Function):
         x, out = ctx.saved_values
         shape, dims = x._data.shape, ctx.dims
         weights = exp(x - _keep(out, shape, dims, ctx.keepdim))
-        return _keep(grad, shape, dims, ctx.keepdim) * (weights.conj() if weights.is_complex() else weights)
+        return _keep(grad, shape, dims, ctx.keepdim) * _conj(weights)
 
 
 def logsumexp(input: Tensor, dim, keepdim: bool = False) -> Tensor:

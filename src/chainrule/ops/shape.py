@@ -335,6 +335,9 @@ def _view_to(input: Tensor, shape: tuple) -> Tensor:
 def _view_as_dtype(input: Tensor, dtype) -> Tensor:
     """torch.Tensor.view(dtype): the same memory read as another dtype (a bit reinterpretation);
     with a different element size the last dim shrinks or grows. As in torch, never recorded."""
+    if input._conj_bit:  # (torch refuses it for any dtype, its own included)
+        raise RuntimeError("torch.Tensor.view is not supported for conjugate view tensors when converting to a "
+                           "different dtype.")
     data = input._data
     source, target = _dtype.TORCH_SCALAR_NAMES.get(input.dtype.name), _dtype.TORCH_SCALAR_NAMES.get(dtype.name)
     old_size, new_size = data.dtype.itemsize, dtype.itemsize
@@ -381,6 +384,8 @@ def _share(self: Tensor, base: Tensor, differentiable: bool = True) -> Tensor:
         self._vbox = box
     root = base if base._base is None else base._base
     self._base = root
+    if base._conj_bit and self._data.dtype.kind == "c":  # a complex view of a conj view is one too (not .real/.imag)
+        self._conj_bit = True
     if not differentiable or base._nondifferentiable_view:
         self._nondifferentiable_view = True
         return self

@@ -22,6 +22,7 @@ from . import _special_math as kernels
 from ._arg_parser import write_out_same_dtype
 from .elementwise import (
     _cast,
+    _conj,
     _float_input,
     _float_pair,
     _kernel_arrays,
@@ -115,7 +116,7 @@ class _Unary:
         if grad._data.dtype.kind == "c":
             # a holomorphic f (acosh, asinh, atanh, sinc of complex z), in torch's convention:
             # grad · conj(f'(z)) = conj(conj(grad) · f'(z))
-            return cls.derivative(grad.conj(), x, y).conj()
+            return _conj(cls.derivative(_conj(grad), x, y))
         return cls.derivative(grad, x, y)
 
 

@@ -25,7 +25,7 @@ from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor, _wrap_dim, honours_out
 from ._arg_parser import check_int
 from .creation import full_like
-from .elementwise import _cast, where
+from .elementwise import _cast, _conj, _conj_view, where
 from .reduce import MedianAll, _single_dim
 from .shape import cat
 from .structural import diff
@@ -300,7 +300,7 @@ def cov(input: Tensor, *, correction: int = 1, fweights: Tensor | None = None,
     norm = norm.clamp(min=0) if isinstance(norm, Tensor) else max(norm, 0.0)
     centred = x - average
     weighted = centred if w is None else centred * w
-    c = weighted.matmul(centred.conj().t())  # E[(x - μ)(x - μ)ᴴ]: conjugated for complex variables
+    c = weighted.matmul(_conj(centred).t())  # E[(x - μ)(x - μ)ᴴ]: conjugated for complex variables
     if isinstance(norm, Tensor):
         c = c / norm
     else:
@@ -398,8 +398,9 @@ def _logcumsumexp_grad(x: Tensor, out: Tensor, grad: Tensor, d: int) -> Tensor:
     """logcumsumexp's gradient along ``d`` of ``grad``, which may carry leading batch dims that ``x``
     and ``out`` broadcast against (the batched walk's rule passes ``d`` shifted past them)."""
     if grad.is_complex():
-        # torch's complex rule, with no sign split: conj(exp(a_i + reverse_logcumsumexp(log conj g - out)_i))
-        return (_reverse_logcumsumexp(grad.conj().log() - out, d) + x).exp().conj()
+        # torch's complex rule, with no sign split: conj(exp(a_i + reverse_logcumsumexp(log conj g - out)_i)),
+        # its last conj() a conj view (a leaf's grad is_conj(), as torch's)
+        return _conj_view((_reverse_logcumsumexp(_conj(grad).log() - out, d) + x).exp())
     if is_recording(x, out, grad) and grad.shape[d] <= _PAIRS_UP_TO:
         return _logcumsumexp_grad_by_pairs(x, out, grad, d)
     # grad_i = Σ_{j≥i} g_j exp(a_i - out_j), kept in log space: the positive and negative parts

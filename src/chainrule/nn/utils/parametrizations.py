@@ -163,7 +163,7 @@ class _Orthogonal(Module):
             X = X.tril()
             if n != k:  # the n×k lower trapezoid embedded in an n×n matrix
                 X = _shape.cat([X, X.new_zeros(n, n - k).expand(*X.shape[:-2], -1, -1)], dim=-1)
-            skew = X - X.mH
+            skew = X - _linalg._adjoint(X)
             if self.orthogonal_map == "matrix_exp":
                 Q = _decompositions.matrix_exp(skew)
             else:  # Cayley: (I - A/2)⁻¹ (I + A/2)
@@ -200,7 +200,7 @@ class _Orthogonal(Module):
         if n == k:
             identity = _creation.eye(k, dtype=Q.dtype, device=Q.device)
             tolerance = 10.0 * n * float(finfo_of(Q._data.dtype).eps)
-            Q = Q.clone() if allclose(Q.mH @ Q, identity, atol=tolerance) else _orthogonal_factor(Q)
+            Q = Q.clone() if allclose(_linalg._adjoint(Q) @ Q, identity, atol=tolerance) else _orthogonal_factor(Q)
         else:  # completed to a square matrix by random columns, then made orthogonal
             completion = _random.randn(*(Q.shape[:-2] + (n, n - k)), dtype=Q.dtype, device=Q.device)
             Q = _orthogonal_factor(_shape.cat([Q, completion], dim=-1))
