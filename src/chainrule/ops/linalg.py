@@ -407,6 +407,17 @@ def _check_same_dtype(a: Tensor, b: Tensor) -> None:
         )
 
 
+_BOOL = np.dtype(np.bool_)
+_BOOL_KERNELS = {"mm": "addmm_impl_cpu_", "mv": "addmv_impl_cpu", "dot": "dot"}
+
+
+def _refuse_bool_product(kernel: str, result_size: int, inner: int) -> None:
+    """torch's mm and mv have no bool kernel, but return before reaching it for an empty result or an
+    empty inner dim (the result is then zeros, False); dot refuses bool whatever the lengths."""
+    if kernel == "dot" or not _skips_bmm_kernel(result_size, inner):
+        raise NotImplementedError(f"\"{_BOOL_KERNELS[kernel]}\" not implemented for 'Bool'")
+
+
 def _skips_bmm_kernel(result_size: int, inner: int) -> bool:
     """Whether torch's bmm returns before its kernel, where the dtypes are checked: for an empty
     result, or zeros over an empty inner dim. The result then has mat2's dtype, whatever input's
@@ -521,6 +532,8 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
         raise NotImplementedError('"bmm" not implemented for \'Bool\'')
     elif kernel != "dot":
         _check_product_dtypes(kernel, input, other)
+    if a.dtype is _BOOL and kernel != "bmm":  # mm and mv fold the batch into rows; a 1-d input is one row
+        _refuse_bool_product(kernel, int(np.prod(a.shape[:-1])) * (b.shape[-1] if kernel == "mm" else 1), k_a)
     _dtype.refuse_wide_unsigned(f"linalg.{kernel}", input._data)
     if out is None and (a.ndim > 2 or b.ndim > 2 or a.ndim < b.ndim) and is_recording(input, other):
         return _recorded_matmul(input, other)
@@ -630,11 +643,11 @@ def mm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
         raise RuntimeError("self must be a matrix")
     if mat2._data.ndim != 2:
         raise RuntimeError("mat2 must be a matrix")
+    if input._data.shape[1] != mat2._data.shape[0]:  # torch's mm checks the shapes before the dtypes
+        raise _mat_shapes(input._data.shape, mat2._data.shape)
     _check_same_dtype(input, mat2)
     if input._data.dtype == np.bool_:
-        raise NotImplementedError('"addmm_impl_cpu_" not implemented for \'Bool\'')
-    if input._data.shape[1] != mat2._data.shape[0]:
-        raise _mat_shapes(input._data.shape, mat2._data.shape)
+        _refuse_bool_product("mm", input._data.shape[0] * mat2._data.shape[1], input._data.shape[1])
     _dtype.refuse_wide_unsigned("linalg.mm", input._data)
     result = Mm.apply(input, mat2)
     return result if out is None else _exact_out(result, out, "mm")
@@ -679,6 +692,8 @@ def mv(input: Tensor, vec: Tensor, *, out=None) -> Tensor:
     if a.shape[1] != v.shape[0]:
         raise RuntimeError(f"size mismatch, got input ({a.shape[0]}), mat ({a.shape[0]}x{a.shape[1]}), vec ({v.shape[0]})")
     _check_product_dtypes("mv", input, vec)  # after the shapes, as torch's
+    if a.dtype is _BOOL:
+        _refuse_bool_product("mv", a.shape[0], a.shape[1])
     _dtype.refuse_wide_unsigned("linalg.mv", a)
     result = Mv.apply(input, vec)
     return result if out is None else _exact_out(result, out, "mv")
@@ -939,6 +954,13 @@ def _check_addmm_shapes(input, mat1: Tensor, mat2: Tensor) -> None:
     expanded_shape(input._data.shape, (mat1.shape[0], mat2.shape[1]), input._data.dtype)
 
 
+def _bool_addmm_scales(input, mat1: Tensor, mat2: Tensor) -> bool:
+    """Whether torch's addmm, over an empty inner dim, scales a bool ``input`` by its integer ``beta``
+    into a non-empty result (which its in-place multiply cannot cast back to bool)."""
+    return (isinstance(input, Tensor) and input.dtype is _dtype.bool and mat1.shape[1] == 0
+            and mat1.shape[0] * mat2.shape[1] != 0)
+
+
 def _one_gemm(input, mat1, mat2, beta, alpha) -> bool:
     """Whether addmm is F.linear's Addmm: unscaled, dense float32/float64 CPU matrices of one dtype
     and an added input of at most 2 dims (the same numbers and node as its composite)."""
@@ -959,8 +981,10 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, 
         _product_on_one_device("addmm", input, mat1, mat2)
     if mat1.__class__ in SPARSE_COO_TYPES and isinstance(input, Tensor) and isinstance(mat2, Tensor):
         _check_sparse_product("addmm", mat1, mat2, input)
+    _check_added_product_dtypes("addmm", input, mat1, mat2)  # torch's addmm checks the dtypes first
     _check_addmm_shapes(input, mat1, mat2)
-    _check_added_product_dtypes("addmm", input, mat1, mat2)
+    if type(beta) is int and _bool_addmm_scales(input, mat1, mat2):
+        raise RuntimeError("result type Long can't be cast to the desired output type Bool")
     if _function_module.active_dispatch is not None and _one_gemm(input, mat1, mat2, beta, alpha):
         from .linear import Addmm
 
@@ -1623,6 +1647,14 @@ def tensordot(a: Tensor, b: Tensor, dims=2, out=None) -> Tensor:
             raise RuntimeError(f"contracted dimensions need to match, but first has size {a._data.shape[da]} "
                                f"in dim {da} and second has size {b._data.shape[db]} in dim {db}")
     _dtype.refuse_wide_unsigned("linalg.mm", a._data)  # (torch multiplies the reshaped operands with mm)
+    if a._data.dtype == np.bool_:  # ... which has no bool kernel; a 1x1 result goes to dot, which has none either
+        size1 = math.prod(n for i, n in enumerate(a._data.shape) if i not in dims_a)
+        size2 = math.prod(n for i, n in enumerate(b._data.shape) if i not in dims_b)
+        _refuse_bool_product("dot" if size1 == size2 == 1 else "mm", size1 * size2,
+                             math.prod(a._data.shape[d] for d in dims_a))
+        shape = [n for i, n in enumerate(a._data.shape) if i not in dims_a] + \
+            [n for i, n in enumerate(b._data.shape) if i not in dims_b]
+        return a.new_zeros(shape)  # the empty product mm returns before its kernel: all False
     letters = iter(_LETTERS)
     sub_a = [next(letters) for _ in range(a._data.ndim)]
     sub_b = [next(letters) for _ in range(b._data.ndim)]
@@ -3025,6 +3057,8 @@ def _matrix_power(input: Tensor, n: int) -> Tensor:
         return where(Tensor._make(xp.zeros((), dtype=bool)), A, eye)
     if n < 0:
         A, n = inv(A), -n
+    if n > 1 and A._data.dtype == np.bool_ and A._data.size:  # its products have no bool kernel
+        raise NotImplementedError(f"\"{'addmm_impl_cpu_' if A._data.ndim == 2 else 'bmm'}\" not implemented for 'Bool'")
     result = None
     square = A
     while n:
