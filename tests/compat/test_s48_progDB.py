@@ -114,3 +114,16 @@ def _int_matmul(lib, dtype):
 def test_int_products_unchanged(dtype):
     # the BitNet program's int8 inference path: integer accumulation by matmul on integer tensors
     assert _outcome(chainrule, _int_matmul, dtype) == _outcome(torch, _int_matmul, dtype)
+
+
+def _vector_times_batch(lib, a, b, da, db):
+    return lib.matmul(_ones(lib, a, da), _ones(lib, b, db))
+
+
+@pytest.mark.parametrize("a,b", [((3,), (2, 0, 3)), ((3,), (0, 2, 3)), ((3,), (2, 3, 0)), ((0,), (2, 3, 0)),
+                                 ((0,), (2, 0, 3)), ((3,), (1, 2, 3, 0)), ((3,), (2, 3, 2))])
+@pytest.mark.parametrize("da,db", [("float32", "float32"), ("float32", "float64"), ("bool", "bool"), ("bool", "int64")])
+def test_vector_times_empty_batch_folds_to_mv_as_torch(a, b, da, db):
+    # torch's matmul folds a vector times an empty batch into one mv of the batch's transposed rows
+    # (as for an input that requires grad): its size and dtype errors are mv's, not bmm's
+    assert _outcome(chainrule, _vector_times_batch, a, b, da, db) == _outcome(torch, _vector_times_batch, a, b, da, db)

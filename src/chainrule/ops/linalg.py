@@ -506,7 +506,7 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
             if b.ndim == 1:
                 raise RuntimeError(f"size mismatch, got input ({rows}), mat ({rows}x{k_a}), vec ({k_b})")
             raise _mat_shapes((rows, k_a), b.shape)
-        if a.ndim <= 2 and input.requires_grad:  # folded as (b^T a^T)^T for input's gradient; else bmm
+        if _folds_transposed(input, b):  # folded as (b^T a^T)^T for input's gradient; else bmm
             rows = int(np.prod(b.shape[:-2])) * b.shape[-1]
             if a.ndim == 1:
                 raise RuntimeError(f"size mismatch, got input ({rows}), mat ({rows}x{k_b}), vec ({k_a})")
@@ -521,14 +521,15 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     # right folds the rest into mv, a matrix on the right into mm, a batch on the right goes to bmm
     # (a batch on the right of an input that requires grad folds transposed: other's rows first)
     kernel = "dot" if a.ndim == b.ndim == 1 else "mv" if b.ndim == 1 else "mm" if b.ndim == 2 else "bmm"
-    if kernel == "bmm" and a.ndim <= 2 and input.requires_grad:
+    folds = kernel == "bmm" and _folds_transposed(input, b)
+    if folds:
         _check_product_dtypes("mv" if a.ndim == 1 else "mm", other, input)
-    if kernel == "bmm" and not (a.ndim <= 2 and input.requires_grad) and _skips_bmm_kernel(
+    if kernel == "bmm" and not folds and _skips_bmm_kernel(
             int(np.prod(_broadcast_batch(a.shape[:-2], b.shape[:-2]))) * (a.shape[-2] if a.ndim > 1 else 1) * b.shape[-1],
             k_a):
         input = input.to(other.dtype)
         a = input._data
-    elif kernel == "bmm" and a.dtype == np.bool_:
+    elif kernel == "bmm" and not folds and a.dtype == np.bool_:
         raise NotImplementedError('"bmm" not implemented for \'Bool\'')
     elif kernel != "dot":
         _check_product_dtypes(kernel, input, other)
@@ -541,6 +542,12 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     if out is None:
         return result
     return _write_vector_product(result, out, "matmul") if a.ndim == b.ndim == 1 else _exact_out(result, out, "matmul")
+
+
+def _folds_transposed(input: Tensor, b) -> bool:
+    """Whether torch's matmul folds a 1-d or 2-d input times a batch into one mv/mm of the batch's
+    transposed rows: for the input's gradient, and for a vector times an empty batch."""
+    return input._data.ndim <= 2 and (input.requires_grad or (input._data.ndim == 1 and b.size == 0))
 
 
 def _recorded_matmul(t1: Tensor, t2: Tensor) -> Tensor:
