@@ -416,6 +416,17 @@ def _check_same_dtype(a: Tensor, b: Tensor) -> None:
         )
 
 
+_BOOL = np.dtype(np.bool_)
+_BOOL_KERNELS = {"mm": "addmm_impl_cpu_", "mv": "addmv_impl_cpu", "dot": "dot"}
+
+
+def _refuse_bool_product(kernel: str, result_size: int, inner: int) -> None:
+    """torch's mm and mv have no bool kernel, but return before reaching it for an empty result or an
+    empty inner dim (the result is then zeros, False); dot refuses bool whatever the lengths."""
+    if kernel == "dot" or not _skips_bmm_kernel(result_size, inner):
+        raise NotImplementedError(f"\"{_BOOL_KERNELS[kernel]}\" not implemented for 'Bool'")
+
+
 def _skips_bmm_kernel(result_size: int, inner: int) -> bool:
     """Whether torch's bmm returns before its kernel, where the dtypes are checked: for an empty
     result, or zeros over an empty inner dim. The result then has mat2's dtype, whatever input's
@@ -504,7 +515,7 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
             if b.ndim == 1:
                 raise RuntimeError(f"size mismatch, got input ({rows}), mat ({rows}x{k_a}), vec ({k_b})")
             raise _mat_shapes((rows, k_a), b.shape)
-        if a.ndim <= 2 and input.requires_grad:  # folded as (b^T a^T)^T for input's gradient; else bmm
+        if _folds_transposed(input, b):  # folded as (b^T a^T)^T for input's gradient; else bmm
             rows = int(np.prod(b.shape[:-2])) * b.shape[-1]
             if a.ndim == 1:
                 raise RuntimeError(f"size mismatch, got input ({rows}), mat ({rows}x{k_b}), vec ({k_a})")
@@ -519,17 +530,20 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     # right folds the rest into mv, a matrix on the right into mm, a batch on the right goes to bmm
     # (a batch on the right of an input that requires grad folds transposed: other's rows first)
     kernel = "dot" if a.ndim == b.ndim == 1 else "mv" if b.ndim == 1 else "mm" if b.ndim == 2 else "bmm"
-    if kernel == "bmm" and a.ndim <= 2 and input.requires_grad:
+    folds = kernel == "bmm" and _folds_transposed(input, b)
+    if folds:
         _check_product_dtypes("mv" if a.ndim == 1 else "mm", other, input)
-    if kernel == "bmm" and not (a.ndim <= 2 and input.requires_grad) and _skips_bmm_kernel(
+    if kernel == "bmm" and not folds and _skips_bmm_kernel(
             int(np.prod(_broadcast_batch(a.shape[:-2], b.shape[:-2]))) * (a.shape[-2] if a.ndim > 1 else 1) * b.shape[-1],
             k_a):
         input = input.to(other.dtype)
         a = input._data
-    elif kernel == "bmm" and a.dtype == np.bool_:
+    elif kernel == "bmm" and not folds and a.dtype == np.bool_:
         raise NotImplementedError('"bmm" not implemented for \'Bool\'')
     elif kernel != "dot":
         _check_product_dtypes(kernel, input, other)
+    if a.dtype is _BOOL and kernel != "bmm":  # mm and mv fold the batch into rows; a 1-d input is one row
+        _refuse_bool_product(kernel, int(np.prod(a.shape[:-1])) * (b.shape[-1] if kernel == "mm" else 1), k_a)
     _dtype.refuse_wide_unsigned(f"linalg.{kernel}", input._data)
     if out is None and (a.ndim > 2 or b.ndim > 2 or a.ndim < b.ndim) and is_recording(input, other):
         return _recorded_matmul(input, other)
@@ -537,6 +551,12 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     if out is None:
         return result
     return _write_vector_product(result, out, "matmul") if a.ndim == b.ndim == 1 else _exact_out(result, out, "matmul")
+
+
+def _folds_transposed(input: Tensor, b) -> bool:
+    """Whether torch's matmul folds a 1-d or 2-d input times a batch into one mv/mm of the batch's
+    transposed rows: for the input's gradient, and for a vector times an empty batch."""
+    return input._data.ndim <= 2 and (input.requires_grad or (input._data.ndim == 1 and b.size == 0))
 
 
 def _recorded_matmul(t1: Tensor, t2: Tensor) -> Tensor:
@@ -639,11 +659,11 @@ def mm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
         raise RuntimeError("self must be a matrix")
     if mat2._data.ndim != 2:
         raise RuntimeError("mat2 must be a matrix")
+    if input._data.shape[1] != mat2._data.shape[0]:  # torch's mm checks the shapes before the dtypes
+        raise _mat_shapes(input._data.shape, mat2._data.shape)
     _check_same_dtype(input, mat2)
     if input._data.dtype == np.bool_:
-        raise NotImplementedError('"addmm_impl_cpu_" not implemented for \'Bool\'')
-    if input._data.shape[1] != mat2._data.shape[0]:
-        raise _mat_shapes(input._data.shape, mat2._data.shape)
+        _refuse_bool_product("mm", input._data.shape[0] * mat2._data.shape[1], input._data.shape[1])
     _dtype.refuse_wide_unsigned("linalg.mm", input._data)
     result = Mm.apply(input, mat2)
     return result if out is None else _exact_out(result, out, "mm")
@@ -688,6 +708,8 @@ def mv(input: Tensor, vec: Tensor, *, out=None) -> Tensor:
     if a.shape[1] != v.shape[0]:
         raise RuntimeError(f"size mismatch, got input ({a.shape[0]}), mat ({a.shape[0]}x{a.shape[1]}), vec ({v.shape[0]})")
     _check_product_dtypes("mv", input, vec)  # after the shapes, as torch's
+    if a.dtype is _BOOL:
+        _refuse_bool_product("mv", a.shape[0], a.shape[1])
     _dtype.refuse_wide_unsigned("linalg.mv", a)
     result = Mv.apply(input, vec)
     return result if out is None else _exact_out(result, out, "mv")
@@ -948,6 +970,13 @@ def _check_addmm_shapes(input, mat1: Tensor, mat2: Tensor) -> None:
     expanded_shape(input._data.shape, (mat1.shape[0], mat2.shape[1]), input._data.dtype)
 
 
+def _bool_addmm_scales(input, mat1: Tensor, mat2: Tensor) -> bool:
+    """Whether torch's addmm, over an empty inner dim, scales a bool ``input`` by its integer ``beta``
+    into a non-empty result (which its in-place multiply cannot cast back to bool)."""
+    return (isinstance(input, Tensor) and input.dtype is _dtype.bool and mat1.shape[1] == 0
+            and mat1.shape[0] * mat2.shape[1] != 0)
+
+
 def _one_gemm(input, mat1, mat2, beta, alpha) -> bool:
     """Whether addmm is F.linear's Addmm: unscaled, dense float32/float64 CPU matrices of one dtype
     and an added input of at most 2 dims (the same numbers and node as its composite)."""
@@ -968,8 +997,10 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, 
         _product_on_one_device("addmm", input, mat1, mat2)
     if mat1.__class__ in SPARSE_COO_TYPES and isinstance(input, Tensor) and isinstance(mat2, Tensor):
         _check_sparse_product("addmm", mat1, mat2, input)
+    _check_added_product_dtypes("addmm", input, mat1, mat2)  # torch's addmm checks the dtypes first
     _check_addmm_shapes(input, mat1, mat2)
-    _check_added_product_dtypes("addmm", input, mat1, mat2)
+    if type(beta) is int and _bool_addmm_scales(input, mat1, mat2):
+        raise RuntimeError("result type Long can't be cast to the desired output type Bool")
     if _function_module.active_dispatch is not None and _one_gemm(input, mat1, mat2, beta, alpha):
         from .linear import Addmm
 
@@ -1641,6 +1672,14 @@ def tensordot(a: Tensor, b: Tensor, dims=2, out=None) -> Tensor:
             raise RuntimeError(f"contracted dimensions need to match, but first has size {a._data.shape[da]} "
                                f"in dim {da} and second has size {b._data.shape[db]} in dim {db}")
     _dtype.refuse_wide_unsigned("linalg.mm", a._data)  # (torch multiplies the reshaped operands with mm)
+    if a._data.dtype == np.bool_:  # ... which has no bool kernel; a 1x1 result goes to dot, which has none either
+        size1 = math.prod(n for i, n in enumerate(a._data.shape) if i not in dims_a)
+        size2 = math.prod(n for i, n in enumerate(b._data.shape) if i not in dims_b)
+        _refuse_bool_product("dot" if size1 == size2 == 1 else "mm", size1 * size2,
+                             math.prod(a._data.shape[d] for d in dims_a))
+        shape = [n for i, n in enumerate(a._data.shape) if i not in dims_a] + \
+            [n for i, n in enumerate(b._data.shape) if i not in dims_b]
+        return a.new_zeros(shape)  # the empty product mm returns before its kernel: all False
     letters = iter(_LETTERS)
     sub_a = [next(letters) for _ in range(a._data.ndim)]
     sub_b = [next(letters) for _ in range(b._data.ndim)]
@@ -3055,6 +3094,8 @@ def _matrix_power(input: Tensor, n: int) -> Tensor:
         return where(Tensor._make(xp.zeros((), dtype=bool)), A, eye)
     if n < 0:
         A, n = inv(A), -n
+    if n > 1 and A._data.dtype == np.bool_ and A._data.size:  # its products have no bool kernel
+        raise NotImplementedError(f"\"{'addmm_impl_cpu_' if A._data.ndim == 2 else 'bmm'}\" not implemented for 'Bool'")
     result = None
     square = A
     while n:

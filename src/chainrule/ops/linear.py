@@ -275,6 +275,9 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     # contiguous input with a 1-d bias; addmm refuses a 1-d weight (its t() is no matrix) and expands
     # the bias to the product's shape, refusing one that does not fit in expand's words
     addmm_path = bias is not None and (x.ndim == 2 or (x.ndim > 0 and bias._data.ndim == 1 and input.is_contiguous()))
+    folded = bias is not None and (x.ndim <= 2 or input.is_contiguous())  # torch's addmm path
+    if addmm_path and not autocast_unifies(x):
+        _check_dtypes(input, weight, bias, folded)  # addmm checks the dtypes before any shape
     if addmm_path and w.ndim == 1:
         raise RuntimeError("mat2 must be a matrix, got 1-D tensor")
     if x.ndim == 0 or w.ndim not in (1, 2) or x.shape[-1] != w.shape[-1]:
@@ -289,9 +292,10 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         )
     if addmm_path:
         expanded_shape(bias._data.shape, (math.prod(x.shape[:-1]), w.shape[0]), bias._data.dtype)
-    folded = bias is not None and (x.ndim <= 2 or input.is_contiguous())  # torch's addmm path
-    if not autocast_unifies(x):
+    if not addmm_path and not autocast_unifies(x):
         _check_dtypes(input, weight, bias, folded)
+    if x.dtype is _BOOL and w.ndim == 2 and w.dtype is _BOOL and math.prod(x.shape[:-1]) * w.shape[0]:
+        _refuse_bool(w.shape[1], addmm_path and bias.dtype is _dtype.bool)
     if w.ndim == 1:
         out = (input * weight).sum(-1)
         return out + bias if bias is not None else out
@@ -324,6 +328,18 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         return out
     # torch adds the bias in place into the product: a bias of another dtype takes the product's
     return out + (bias if bias.dtype == out.dtype else bias.to(out.dtype))
+
+
+_BOOL = np.dtype(np.bool_)
+
+
+def _refuse_bool(inner: int, bool_bias: bool) -> None:
+    """A non-empty bool product: torch's mm has no bool kernel; over an empty inner dim its addmm scales
+    a bool bias by the integer beta, which it cannot cast back."""
+    if inner:
+        raise NotImplementedError("\"addmm_impl_cpu_\" not implemented for 'Bool'")
+    if bool_bias:
+        raise RuntimeError("result type Long can't be cast to the desired output type Bool")
 
 
 def _check_dtypes(input: Tensor, weight: Tensor, bias: Tensor | None, folded: bool) -> None:
