@@ -897,6 +897,11 @@ def _make_inplace_view(fn):
     refuses any in-place op (its check_inplace): on a leaf that requires grad or a view of one,
     a view made under no_grad, one of several views an op returned."""
     def method(self, *args, **kwargs):
+        if _function.active_dispatch is not None and not kwargs:
+            # a dispatch mode's handler takes torch's one in-place view op (transpose_.default)
+            overload, shown = _inplace_view_call(fn.__name__, args)
+            if _function.method_dispatch(overload, method, self, shown) is not _function.RUN_UNDISPATCHED:
+                return self
         if is_grad_enabled() and self._requires_grad:
             _refuse_inplace_view(self)
         result = fn(self, *args, **kwargs)
@@ -915,6 +920,18 @@ def _make_inplace_view(fn):
     method.__name__ = fn.__name__ + "_"
     method.__wrapped__ = fn
     return method
+
+
+def _inplace_view_call(name: str, args: tuple) -> tuple:
+    """(overload, args) torch's dispatcher shows for an in-place view: squeeze_ by its dims (.default,
+    .dim, .dims with a list), swapaxes_/swapdims_ as the transpose_ they are."""
+    if name in ("swapaxes", "swapdims"):
+        return "transpose_", args
+    if name != "squeeze" or not args:
+        return name + "_", args
+    if isinstance(args[0], (tuple, list)):
+        return "squeeze_.dims", (list(args[0]), *args[1:])
+    return "squeeze_.dim", args
 
 
 def _refuse_inplace_view(self: Tensor) -> None:

@@ -48,7 +48,7 @@ from .elementwise import sigmoid, tanh, where
 from .linear import linear
 from .shape import stack, view_as
 
-__all__ = ["recurrent_layer", "elman_cell", "composed_cell"]
+__all__ = ["recurrent_layer", "elman_cell", "composed_cell", "composed_step"]
 __not_methods__ = set(__all__)
 
 MODES = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
@@ -564,7 +564,18 @@ def composed_cell(mode: str, x: Tensor, h: Tensor, c: Tensor | None, w_ih: Tenso
         cellgate, outgate = cellgate.tanh_(), outgate.sigmoid_()
         cy = (forgetgate * c).add_(ingate * cellgate)
         return outgate * cy.tanh(), cy
-    input_gates = unsafe_chunk(linear(x, w_ih, b_ih), 3, 1)
+    return composed_step("GRU", linear(x, w_ih, b_ih), h, w_hh, b_hh)
+
+
+def composed_step(mode: str, input_gates: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None) -> Tensor:
+    """One GRU or Elman step, h (B, H), from the step's input projection ``input_gates`` (B, G·H), as torch's
+    CPU layers compose it (ATen's FullLayer projects the whole sequence by weight_ih first): the hidden
+    state's linear, unsafe_chunk, in-place add_ and the gates' sigmoid_/tanh_ (GRU), or add_ and tanh/relu
+    (RNN_TANH, RNN_RELU). Run where a dispatch mode watches; h' is returned."""
+    if mode != "GRU":
+        pre_activation = linear(h, w_hh, b_hh).add_(input_gates)
+        return tanh(pre_activation) if mode == "RNN_TANH" else relu(pre_activation)
+    input_gates = unsafe_chunk(input_gates, 3, 1)
     hidden_gates = unsafe_chunk(linear(h, w_hh, b_hh), 3, 1)
     reset_gate = hidden_gates[0].add_(input_gates[0]).sigmoid_()
     update_gate = hidden_gates[1].add_(input_gates[1]).sigmoid_()

@@ -1,0 +1,161 @@
+"""s48 mendBG: what a TorchDispatchMode sees, continued from mendAX. nn.GRU and nn.RNN as torch's CPU layers
+compose them (the zero state, unbind, the sequence's input projection, per step the cell's hidden linear,
+unsafe_split, add_, sigmoid_/tanh_/relu and autograd's detaches, stack, cat of the directions) where the mode
+saw chainrule's one fused gru/rnn op; in-place views (transpose_, t_, squeeze_, unsqueeze_, swapaxes_) as
+torch's one aten.<view>_ op."""
+
+import contextlib
+
+import numpy as np
+import pytest
+
+real_torch = pytest.importorskip("torch")
+
+import chainrule  # noqa: E402
+from tests.compat._dispatch_checks import PassingMode as _Pass  # noqa: E402
+from tests.compat.test_s45_mendAI import _logged  # noqa: E402
+
+
+def _without_grad(lib, program):
+    with lib.no_grad():
+        return program()
+
+
+# ---- nn.GRU / nn.RNN: torch's CPU composition, step by step
+LAYERS = {
+    "gru": lambda lib, a: lib.nn.GRU(4, 2)(a["x3"]),
+    "gru_batch_first": lambda lib, a: lib.nn.GRU(4, 2, batch_first=True)(a["x3"]),
+    "gru_batch_first_state": lambda lib, a: lib.nn.GRU(4, 2, batch_first=True)(a["x3"], a["y"][:, :2].unsqueeze(0)),
+    "gru_without_bias": lambda lib, a: lib.nn.GRU(4, 3, bias=False)(a["x3"], a["m"][:, :3].unsqueeze(0)),
+    "gru_two_layers_bidirectional": lambda lib, a: lib.nn.GRU(4, 2, num_layers=2, bidirectional=True)(a["x3"]),
+    "gru_unbatched": lambda lib, a: lib.nn.GRU(4, 2)(a["x3"][0]),
+    "gru_no_grad": lambda lib, a: _without_grad(lib, lambda: lib.nn.GRU(4, 2)(a["x3"])),
+    "rnn": lambda lib, a: lib.nn.RNN(4, 2)(a["x3"]),
+    "lstm_init_without_bias": lambda lib, a: lib.nn.LSTM(2, 3, bias=False, num_layers=2),
+    "rnn_relu_unbatched": lambda lib, a: lib.nn.RNN(4, 2, nonlinearity="relu")(a["x3"][0]),
+    "rnn_two_layers_bidirectional": lambda lib, a: lib.nn.RNN(4, 2, num_layers=2, bidirectional=True)(a["x3"]),
+    "rnn_batch_first": lambda lib, a: lib.nn.RNN(4, 3, batch_first=True)(a["x3"], a["y"].unsqueeze(0)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_a_mode_sees_a_gru_or_rnn_layer_as_torch_composes_it(name):
+    assert _logged(chainrule, LAYERS[name]) == _logged(real_torch, LAYERS[name])
+
+
+def _layered(lib, kind, mode, batch_first, bidirectional, with_state, batched=True):
+    lib.manual_seed(0)
+    module = {"gru": lib.nn.GRU, "rnn": lib.nn.RNN, "rnn_relu": lambda *a, **k: lib.nn.RNN(*a, nonlinearity="relu",
+                                                                                            **k)}[kind](
+        3, 4, num_layers=2, batch_first=batch_first, bidirectional=bidirectional)
+    rng = np.random.default_rng(1)
+    shape = ((5, 6, 3) if batch_first else (6, 5, 3)) if batched else (6, 3)
+    x = lib.tensor(rng.standard_normal(shape), dtype=lib.float32, requires_grad=True)
+    state_shape = (4 if bidirectional else 2, 5, 4) if batched else (4 if bidirectional else 2, 4)
+    h = lib.tensor(rng.standard_normal(state_shape), dtype=lib.float32, requires_grad=True)
+    with mode:
+        out, h_n = module(x, h if with_state else None)
+    (out.pow(2).sum() + (h_n * 3).sin().sum()).backward()
+    grads = [x.grad] + ([h.grad] if with_state else [])
+    return [out.detach().numpy(), h_n.detach().numpy()] + [g.numpy() for g in grads] + \
+        [p.grad.numpy() for p in module.parameters()]
+
+
+@pytest.mark.parametrize("with_state", [False, True], ids=["zeros", "state"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["one_way", "bidirectional"])
+@pytest.mark.parametrize("batch_first", [False, True], ids=["time_first", "batch_first"])
+@pytest.mark.parametrize("kind", ["gru", "rnn", "rnn_relu"])
+def test_a_gru_or_rnn_under_a_passing_mode_keeps_values_and_gradients(kind, batch_first, bidirectional, with_state):
+    ours = _layered(chainrule, kind, _Pass(), batch_first, bidirectional, with_state)
+    plain = _layered(chainrule, kind, contextlib.nullcontext(), batch_first, bidirectional, with_state)
+    theirs = _layered(real_torch, kind, contextlib.nullcontext(), batch_first, bidirectional, with_state)
+    assert len(ours) == len(plain) == len(theirs)
+    for got, without, expected in zip(ours, plain, theirs):
+        # (the composed layer rounds as torch's CPU composition, the fused one in its own order)
+        np.testing.assert_allclose(got, without, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["gru", "rnn"])
+def test_an_unbatched_gru_or_rnn_under_a_passing_mode_keeps_values_and_gradients(kind):
+    ours = _layered(chainrule, kind, _Pass(), False, True, True, batched=False)
+    theirs = _layered(real_torch, kind, contextlib.nullcontext(), False, True, True, batched=False)
+    for got, expected in zip(ours, theirs):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["GRU", "RNN"])
+def test_a_gru_or_rnn_under_a_mode_records_torchs_graph_and_gradchecks(kind):
+    rng = np.random.default_rng(2)
+    layer = getattr(chainrule.nn, kind)(2, 3, bidirectional=True, batch_first=True).double()
+    x = chainrule.tensor(rng.standard_normal((2, 3, 2)), requires_grad=True)
+    h = chainrule.tensor(rng.standard_normal((2, 2, 3)), requires_grad=True)
+
+    def run(x, h):
+        with _Pass():
+            out, h_n = layer(x, h)
+        return out.sum(2) + h_n.sin().sum(0).sum(1, keepdim=True)
+
+    assert chainrule.autograd.gradcheck(run, (x, h))
+    with _Pass():
+        out, h_n = layer(x, h)
+    t_layer = getattr(real_torch.nn, kind)(2, 3, bidirectional=True, batch_first=True).double()
+    t_out, t_h_n = t_layer(real_torch.tensor(x.detach().numpy()), real_torch.tensor(h.detach().numpy()))
+    assert (out.grad_fn.name(), h_n.grad_fn.name()) == (t_out.grad_fn.name(), t_h_n.grad_fn.name())
+
+
+def test_a_gru_under_a_mode_with_dropout_between_layers_drops_what_torch_drops():
+    def run(lib, mode):
+        lib.manual_seed(5)
+        module = lib.nn.GRU(3, 4, num_layers=3, dropout=0.5)
+        x = lib.tensor(np.random.default_rng(6).standard_normal((4, 2, 3)), dtype=lib.float32)
+        with mode:
+            return module(x)[0].detach().numpy()
+
+    np.testing.assert_allclose(run(chainrule, _Pass()), run(real_torch, contextlib.nullcontext()),
+                               rtol=1e-5, atol=1e-6)
+
+
+# ---- in-place views: torch's one aten.<view>_ op, the handler's func running it
+VIEWS = {
+    "transpose_": lambda lib, a: (a["x3"] * 1).transpose_(0, 1),
+    "transpose__recorded": lambda lib, a: (a["x3"].requires_grad_() * 1).transpose_(2, 0),
+    "t_": lambda lib, a: (a["x"] * 1).t_(),
+    "squeeze__dim": lambda lib, a: a["x3"][:, :1].clone().squeeze_(1),
+    "squeeze__all": lambda lib, a: a["x3"][:1].clone().squeeze_(),
+    "squeeze__dims": lambda lib, a: a["x3"][:1].clone().squeeze_((0, 1)),
+    "unsqueeze_": lambda lib, a: (a["x"].requires_grad_() * 1).unsqueeze_(1),
+    "swapaxes_": lambda lib, a: (a["x"] * 1).swapaxes_(0, 1),
+    "swapdims_": lambda lib, a: (a["x3"] * 1).swapdims_(2, 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VIEWS))
+def test_a_mode_sees_an_inplace_view_as_torch_shows_it(name):
+    assert _logged(chainrule, VIEWS[name]) == _logged(real_torch, VIEWS[name])
+
+
+@pytest.mark.parametrize("name", sorted(VIEWS))
+def test_an_inplace_view_under_a_passing_mode_keeps_its_result_and_gradient(name):
+    def run(lib, mode):
+        x = lib.tensor(np.arange(24.0).reshape(2, 3, 4), requires_grad=True)
+        y = x * 1
+        with mode:
+            out = {"t_": lambda: y[0].t_(), "unsqueeze_": lambda: y.unsqueeze_(1),
+                   "squeeze__dim": lambda: y[:, :1].squeeze_(1), "squeeze__all": lambda: y[:1].squeeze_(),
+                   "squeeze__dims": lambda: y[:1].squeeze_((0, 1)), "swapdims_": lambda: y.swapdims_(2, 1),
+                   }.get(name, lambda: y.transpose_(0, 2))()
+        assert out is y or out.shape != y.shape or name.startswith(("t_", "squeeze"))
+        (out * chainrule_or_torch_arange(lib, out)).sum().backward()
+        return out.detach().numpy(), x.grad.numpy(), out.grad_fn.name()
+
+    ours, plain = run(chainrule, _Pass()), run(chainrule, contextlib.nullcontext())
+    theirs = run(real_torch, contextlib.nullcontext())
+    for got, without, expected in zip(ours[:2], plain[:2], theirs[:2]):
+        np.testing.assert_array_equal(got, without)
+        np.testing.assert_array_equal(got, expected)
+    assert ours[2:] == plain[2:] == theirs[2:]
+
+
+def chainrule_or_torch_arange(lib, like):
+    return lib.arange(like.numel(), dtype=like.dtype).reshape(like.shape)
