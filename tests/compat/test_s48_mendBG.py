@@ -1,7 +1,8 @@
-"""s48 mendBG: what a TorchDispatchMode sees, continued from mendAX. nn.GRU and nn.RNN as torch's CPU layers
-compose them (the zero state, unbind, the sequence's input projection, per step the cell's hidden linear,
-unsafe_split, add_, sigmoid_/tanh_/relu and autograd's detaches, stack, cat of the directions) where the mode
-saw chainrule's one fused gru/rnn op; in-place views (transpose_, t_, squeeze_, unsqueeze_, swapaxes_) as
+"""s48 mendBG: what a TorchDispatchMode sees, continued from mendAX. nn.GRU and nn.RNN (and a float64 or
+projected nn.LSTM) as torch's CPU layers compose them (the zero state, unbind, the sequence's input projection,
+per step the cell's hidden linear, unsafe_split, add_, sigmoid_/tanh_/relu and autograd's detaches, stack,
+cat of the directions), a float32 nn.LSTM as oneDNN's aten.mkldnn_rnn_layer per layer and direction with the
+three detaches of its saved results, where the mode saw chainrule's one fused lstm/gru/rnn op; in-place views (transpose_, t_, squeeze_, unsqueeze_, swapaxes_) as
 torch's one aten.<view>_ op."""
 
 import contextlib
@@ -32,6 +33,15 @@ LAYERS = {
     "gru_no_grad": lambda lib, a: _without_grad(lib, lambda: lib.nn.GRU(4, 2)(a["x3"])),
     "rnn": lambda lib, a: lib.nn.RNN(4, 2)(a["x3"]),
     "lstm_init_without_bias": lambda lib, a: lib.nn.LSTM(2, 3, bias=False, num_layers=2),
+    "lstm": lambda lib, a: lib.nn.LSTM(4, 2)(a["x3"]),
+    "lstm_batch_first": lambda lib, a: lib.nn.LSTM(4, 2, batch_first=True)(a["x3"]),
+    "lstm_two_layers_bidirectional": lambda lib, a: lib.nn.LSTM(4, 2, num_layers=2, bidirectional=True)(a["x3"]),
+    "lstm_unbatched": lambda lib, a: lib.nn.LSTM(4, 2)(a["x3"][1]),
+    "lstm_state": lambda lib, a: lib.nn.LSTM(4, 3)(a["x3"], (a["m"][:, :3].unsqueeze(0), a["m"][:, 1:].unsqueeze(0))),
+    "lstm_eval_no_grad": lambda lib, a: _without_grad(lib, lambda: lib.nn.LSTM(4, 2).eval()(a["x3"])),
+    "lstm_projection": lambda lib, a: lib.nn.LSTM(4, 3, proj_size=2)(a["x3"]),
+    "lstm_float64_batch_first": lambda lib, a: lib.nn.LSTM(4, 2, batch_first=True, bidirectional=True).double()(
+        a["x3"].double()),
     "rnn_relu_unbatched": lambda lib, a: lib.nn.RNN(4, 2, nonlinearity="relu")(a["x3"][0]),
     "rnn_two_layers_bidirectional": lambda lib, a: lib.nn.RNN(4, 2, num_layers=2, bidirectional=True)(a["x3"]),
     "rnn_batch_first": lambda lib, a: lib.nn.RNN(4, 3, batch_first=True)(a["x3"], a["y"].unsqueeze(0)),
@@ -45,18 +55,25 @@ def test_a_mode_sees_a_gru_or_rnn_layer_as_torch_composes_it(name):
 
 def _layered(lib, kind, mode, batch_first, bidirectional, with_state, batched=True):
     lib.manual_seed(0)
-    module = {"gru": lib.nn.GRU, "rnn": lib.nn.RNN, "rnn_relu": lambda *a, **k: lib.nn.RNN(*a, nonlinearity="relu",
-                                                                                            **k)}[kind](
-        3, 4, num_layers=2, batch_first=batch_first, bidirectional=bidirectional)
+    kinds = {"gru": lib.nn.GRU, "rnn": lib.nn.RNN, "lstm": lib.nn.LSTM,
+             "rnn_relu": lambda *a, **k: lib.nn.RNN(*a, nonlinearity="relu", **k),
+             "lstm_projection": lambda *a, **k: lib.nn.LSTM(*a, proj_size=3, **k)}
+    module = kinds[kind](3, 4, num_layers=2, batch_first=batch_first, bidirectional=bidirectional)
     rng = np.random.default_rng(1)
     shape = ((5, 6, 3) if batch_first else (6, 5, 3)) if batched else (6, 3)
     x = lib.tensor(rng.standard_normal(shape), dtype=lib.float32, requires_grad=True)
-    state_shape = (4 if bidirectional else 2, 5, 4) if batched else (4 if bidirectional else 2, 4)
-    h = lib.tensor(rng.standard_normal(state_shape), dtype=lib.float32, requires_grad=True)
+    layers = 4 if bidirectional else 2
+    state_shape = (layers, 5) if batched else (layers,)
+    h = lib.tensor(rng.standard_normal(state_shape + (3 if kind == "lstm_projection" else 4,)), dtype=lib.float32,
+                   requires_grad=True)
+    c = lib.tensor(rng.standard_normal(state_shape + (4,)), dtype=lib.float32, requires_grad=True)
+    state = ((h, c) if kind.startswith("lstm") else h) if with_state else None
     with mode:
-        out, h_n = module(x, h if with_state else None)
+        out, h_n = module(x, state)
+    if kind.startswith("lstm"):
+        h_n = h_n[0] * h_n[1].sum(-1, keepdim=True)
     (out.pow(2).sum() + (h_n * 3).sin().sum()).backward()
-    grads = [x.grad] + ([h.grad] if with_state else [])
+    grads = [x.grad] + ([h.grad] if with_state else []) + ([c.grad] if with_state and kind.startswith("lstm") else [])
     return [out.detach().numpy(), h_n.detach().numpy()] + [g.numpy() for g in grads] + \
         [p.grad.numpy() for p in module.parameters()]
 
@@ -64,7 +81,7 @@ def _layered(lib, kind, mode, batch_first, bidirectional, with_state, batched=Tr
 @pytest.mark.parametrize("with_state", [False, True], ids=["zeros", "state"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["one_way", "bidirectional"])
 @pytest.mark.parametrize("batch_first", [False, True], ids=["time_first", "batch_first"])
-@pytest.mark.parametrize("kind", ["gru", "rnn", "rnn_relu"])
+@pytest.mark.parametrize("kind", ["gru", "rnn", "rnn_relu", "lstm", "lstm_projection"])
 def test_a_gru_or_rnn_under_a_passing_mode_keeps_values_and_gradients(kind, batch_first, bidirectional, with_state):
     ours = _layered(chainrule, kind, _Pass(), batch_first, bidirectional, with_state)
     plain = _layered(chainrule, kind, contextlib.nullcontext(), batch_first, bidirectional, with_state)
@@ -76,7 +93,7 @@ def test_a_gru_or_rnn_under_a_passing_mode_keeps_values_and_gradients(kind, batc
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["gru", "rnn"])
+@pytest.mark.parametrize("kind", ["gru", "rnn", "lstm"])
 def test_an_unbatched_gru_or_rnn_under_a_passing_mode_keeps_values_and_gradients(kind):
     ours = _layered(chainrule, kind, _Pass(), False, True, True, batched=False)
     theirs = _layered(real_torch, kind, contextlib.nullcontext(), False, True, True, batched=False)
@@ -84,30 +101,37 @@ def test_an_unbatched_gru_or_rnn_under_a_passing_mode_keeps_values_and_gradients
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["GRU", "RNN"])
+@pytest.mark.parametrize("kind", ["GRU", "RNN", "LSTM"])
 def test_a_gru_or_rnn_under_a_mode_records_torchs_graph_and_gradchecks(kind):
     rng = np.random.default_rng(2)
     layer = getattr(chainrule.nn, kind)(2, 3, bidirectional=True, batch_first=True).double()
     x = chainrule.tensor(rng.standard_normal((2, 3, 2)), requires_grad=True)
     h = chainrule.tensor(rng.standard_normal((2, 2, 3)), requires_grad=True)
 
-    def run(x, h):
+    c = chainrule.tensor(rng.standard_normal((2, 2, 3)), requires_grad=True)
+
+    def run(x, h, c):
         with _Pass():
-            out, h_n = layer(x, h)
+            out, h_n = layer(x, (h, c) if kind == "LSTM" else h)
+        h_n = h_n[0] * h_n[1] if kind == "LSTM" else h_n
         return out.sum(2) + h_n.sin().sum(0).sum(1, keepdim=True)
 
-    assert chainrule.autograd.gradcheck(run, (x, h))
+    assert chainrule.autograd.gradcheck(run, (x, h, c))
     with _Pass():
-        out, h_n = layer(x, h)
+        out, h_n = layer(x, (h, c) if kind == "LSTM" else h)
     t_layer = getattr(real_torch.nn, kind)(2, 3, bidirectional=True, batch_first=True).double()
-    t_out, t_h_n = t_layer(real_torch.tensor(x.detach().numpy()), real_torch.tensor(h.detach().numpy()))
+    t_h, t_c = real_torch.tensor(h.detach().numpy()), real_torch.tensor(c.detach().numpy())
+    t_out, t_h_n = t_layer(real_torch.tensor(x.detach().numpy()), (t_h, t_c) if kind == "LSTM" else t_h)
+    if kind == "LSTM":
+        h_n, t_h_n = h_n[0], t_h_n[0]
     assert (out.grad_fn.name(), h_n.grad_fn.name()) == (t_out.grad_fn.name(), t_h_n.grad_fn.name())
 
 
-def test_a_gru_under_a_mode_with_dropout_between_layers_drops_what_torch_drops():
+@pytest.mark.parametrize("kind", ["GRU", "LSTM"])
+def test_a_layer_under_a_mode_with_dropout_between_layers_drops_what_torch_drops(kind):
     def run(lib, mode):
         lib.manual_seed(5)
-        module = lib.nn.GRU(3, 4, num_layers=3, dropout=0.5)
+        module = getattr(lib.nn, kind)(3, 4, num_layers=3, dropout=0.5)
         x = lib.tensor(np.random.default_rng(6).standard_normal((4, 2, 3)), dtype=lib.float32)
         with mode:
             return module(x)[0].detach().numpy()
@@ -159,3 +183,16 @@ def test_an_inplace_view_under_a_passing_mode_keeps_its_result_and_gradient(name
 
 def chainrule_or_torch_arange(lib, like):
     return lib.arange(like.numel(), dtype=like.dtype).reshape(like.shape)
+
+
+# ---- cat's dim as the call gave it (torch's lstm joins its directions along -1)
+CATS = {
+    "negative": lambda lib, a: lib.cat([a["x"], a["y"]], -1),
+    "negative_first": lambda lib, a: lib.cat([a["x"], a["y"]], dim=-2),
+    "positive": lambda lib, a: lib.cat([a["x3"], a["x3"]], 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CATS))
+def test_a_mode_sees_cats_dim_as_given(name):
+    assert _logged(chainrule, CATS[name]) == _logged(real_torch, CATS[name])

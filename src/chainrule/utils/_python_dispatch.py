@@ -465,7 +465,7 @@ def _split(inputs, params):
 def _cat(inputs, params):
     if params.get("skipped"):
         return None
-    return ("cat", "default"), _trailing((list(inputs), params["dim"]), (0,)), {}
+    return ("cat", "default"), _trailing((list(inputs), params.get("given_dim", params["dim"])), (0,)), {}
 
 
 def _convolution(inputs, params):
@@ -590,6 +590,17 @@ def _as_called(inputs, params):
     return params.get("aten_call")
 
 
+def _mkldnn_rnn_layer(inputs, params):
+    """A oneDNN LSTM layer (ops.rnn's _LSTMOneDNN) as torch's CPU lstm runs it, where the module noted its
+    (num_layers, has_biases, bidirectional, batch_first, train): mode 2 is oneDNN's LSTM."""
+    call = params.get("onednn_call")
+    if call is None:
+        return None
+    x, w_ih, w_hh, b_ih, b_hh, h0, c0 = inputs
+    return ("mkldnn_rnn_layer", "default"), (x, w_ih, w_hh, b_ih, b_hh, h0, c0, params["reverse"], [], 2,
+                                             w_hh.shape[1], *call), {}
+
+
 def _mse_loss(inputs, params):
     reduction = _REDUCTIONS[params["reduction"]]
     return ("mse_loss", "default"), (*inputs, reduction) if reduction != 1 else tuple(inputs), {}
@@ -627,7 +638,7 @@ _ATEN_SCHEMAS = {
     "Convolution": _convolution, "MaxPool": _max_pool, "AvgPool": _avg_pool, "AvgPool3D": _avg_pool,
     "LayerNormalize": _layer_norm,
     "LayerNorm": _affine_layer_norm, "Embedding": _embedding,
-    "_NllLoss": _nll_loss, "_MseLoss": _mse_loss,
+    "_NllLoss": _nll_loss, "_MseLoss": _mse_loss, "_LSTMOneDNN": _mkldnn_rnn_layer,
     **dict.fromkeys(("IndexSelect", "Scatter", "ScatterValue", "ScatterAdd", "TopkValues", "SortValues",
                      "SortStableValues", "Cumsum", "Cumprod"), _as_called),
 }
@@ -887,7 +898,8 @@ def _to_mode(op_class, inputs, params):
 # ops whose recorded node keeps its result for the backward (derivatives.yaml's ``result``): torch's
 # autograd saves it as a detached alias, which a mode sees as aten.detach right after the op
 _SAVES_RESULT = frozenset(("tanh", "sigmoid", "relu", "exp", "exp2", "expm1", "sqrt", "rsqrt", "reciprocal", "tan",
-                           "_softmax", "_log_softmax", "cumprod", "logsumexp", "linalg_vector_norm", "prod"))
+                           "_softmax", "_log_softmax", "cumprod", "logsumexp", "linalg_vector_norm", "prod",
+                           "mkldnn_rnn_layer"))
 # in-place ops whose node keeps the input as it was (``self``): torch's autograd saves a clone of it,
 # which a mode sees as aten.clone right before the op
 _SAVES_SELF_INPLACE = frozenset(("sin", "cos", "sinh", "cosh", "abs", "log", "log2", "log10", "log1p", "erf", "atan",
@@ -911,7 +923,10 @@ _CLONE = OpOverload("aten", "clone", "default", _clone_for_saving)
 def _show_saved(output, types, func=_DETACH) -> None:
     """What torch's autograd does to keep a tensor for a recorded op's backward, shown to the innermost
     mode: aten.detach of a saved result, aten.clone of an input an in-place op overwrites."""
-    if _mode_stack and isinstance(output, _function._Tensor):
+    if _mode_stack and isinstance(output, (tuple, list)):  # (each result a multi-output node keeps)
+        for item in output:
+            _show_saved(item, types, func)
+    elif _mode_stack and isinstance(output, _function._Tensor):
         with _pop_mode_temporarily() as mode, _below_autograd():
             mode.__torch_dispatch__(func, types, (output,), {})
 
