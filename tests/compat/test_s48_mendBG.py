@@ -14,6 +14,7 @@ real_torch = pytest.importorskip("torch")
 
 import chainrule  # noqa: E402
 from tests.compat._dispatch_checks import PassingMode as _Pass  # noqa: E402
+from tests.compat._dispatch_checks import assert_a_handler_edit_reaches, assert_a_passing_mode_keeps  # noqa: E402
 from tests.compat.test_s45_mendAI import _logged  # noqa: E402
 
 
@@ -196,3 +197,46 @@ CATS = {
 @pytest.mark.parametrize("name", sorted(CATS))
 def test_a_mode_sees_cats_dim_as_given(name):
     assert _logged(chainrule, CATS[name]) == _logged(real_torch, CATS[name])
+
+
+# ---- schema rows: logsumexp's dims as given, adaptive average pooling (and mode='area') as
+# _adaptive_avg_pool2d/3d with its output size, group norm's saved statistics as torch's two detaches
+SCHEMAS = {
+    "logsumexp": lambda lib, a: lib.logsumexp(a["x"], 1),
+    "logsumexp_negative_keepdim": lambda lib, a: a["x3"].logsumexp(dim=(-1, 0), keepdim=True),
+    "logsumexp_recorded": lambda lib, a: (a["x"].requires_grad_() * 1).logsumexp(-1),
+    "interpolate_area": lambda lib, a: lib.nn.functional.interpolate(a["img"], size=(3, 3), mode="area"),
+    "interpolate_area_1d": lambda lib, a: lib.nn.functional.interpolate(a["x3"], size=3, mode="area"),
+    "adaptive_avg_pool2d": lambda lib, a: lib.nn.functional.adaptive_avg_pool2d(a["img"], (None, 3)),
+    "adaptive_avg_pool3d": lambda lib, a: lib.nn.functional.adaptive_avg_pool3d(a["img"], 2),
+    "adaptive_avg_pool_module_unbatched": lambda lib, a: lib.nn.AdaptiveAvgPool2d((2, 3))(a["img"][0]),
+    "adaptive_avg_pool_global": lambda lib, a: lib.nn.functional.adaptive_avg_pool2d(a["img"], 1),
+    "group_norm_module": lambda lib, a: lib.nn.GroupNorm(1, 2)(a["img"]),
+    "group_norm_recorded": lambda lib, a: lib.nn.functional.group_norm(a["img"].requires_grad_(), 2),
+    "group_norm_not_recorded": lambda lib, a: lib.nn.functional.group_norm(a["img"], 2, a["bias"][:2]),
+    "group_norm_no_grad": lambda lib, a: _without_grad(lib, lambda: lib.nn.GroupNorm(2, 2)(a["img"])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_a_mode_sees_the_op_with_torchs_schema(name):
+    assert _logged(chainrule, SCHEMAS[name]) == _logged(real_torch, SCHEMAS[name])
+
+
+@pytest.mark.parametrize("name", ["logsumexp", "adaptive_avg_pool", "group_norm"])
+def test_under_a_passing_mode_the_value_and_gradient_stay(name):
+    program = {
+        "logsumexp": lambda lib, x: (x.logsumexp(dim=(-1, 0), keepdim=True) * 2).sum(),
+        "adaptive_avg_pool": lambda lib, x: lib.nn.functional.adaptive_avg_pool2d(x, (3, 2)).pow(2).sum(),
+        "group_norm": lambda lib, x: (lib.nn.functional.group_norm(x, 2) * lib.arange(5.0)).sum(),
+    }[name]
+    assert_a_passing_mode_keeps(program, (2, 4, 5, 5) if name != "logsumexp" else (3, 4, 5), seed=3)
+
+
+@pytest.mark.parametrize("op,edit,program", [
+    ("aten.logsumexp.default", lambda args: (args[0], [0], *args[2:]), lambda lib, x: x.logsumexp(1)),
+    ("aten._adaptive_avg_pool2d.default", lambda args: (args[0], [2, 1]),
+     lambda lib, x: lib.nn.functional.adaptive_avg_pool2d(x, 3)),
+])
+def test_a_handler_that_edits_the_args_gets_what_it_asked_for(op, edit, program):
+    assert_a_handler_edit_reaches(op, edit, program, (2, 3, 5, 4))

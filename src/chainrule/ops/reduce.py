@@ -1057,7 +1057,10 @@ def logsumexp(input: Tensor, dim, keepdim: bool = False) -> Tensor:
     if not keepdim and isinstance(dim, (list, tuple)) and not dim and input.ndim and input.numel():
         # torch's kernel: the max is kept with all dims as 1s and added in place into a 0-d sum
         raise broadcast_refusal((), (1,) * input.ndim)
-    out = Logsumexp.apply(input, dims=_dims(dim, input._data.ndim, "logsumexp"), keepdim=keepdim)
+    dims = _dims(dim, input._data.ndim, "logsumexp")
+    if _function_module.active_dispatch is not None:  # (a mode sees the dims as given)
+        _function_module.note_given(Logsumexp, input, given_dims=_dims_as_called(dim))
+    out = Logsumexp.apply(input, dims=dims, keepdim=keepdim)
     return _note_given(out, "given_dims", (dim,) if isinstance(dim, int) else tuple(dim))
 
 

@@ -601,6 +601,15 @@ def _mkldnn_rnn_layer(inputs, params):
                                              w_hh.shape[1], *call), {}
 
 
+def _adaptive_avg_pool(inputs, params):
+    """Adaptive average pooling (ops.pool's SeparableLinear, one averaging matrix per spatial dim) as torch's
+    _adaptive_avg_pool2d/3d with the output size; its transpose (the backward) in its own form."""
+    if params["transpose"]:
+        return None
+    matrices = params["matrices"]
+    return (f"_adaptive_avg_pool{len(matrices)}d", "default"), (inputs[0], [int(m.shape[1]) for m in matrices]), {}
+
+
 def _mse_loss(inputs, params):
     reduction = _REDUCTIONS[params["reduction"]]
     return ("mse_loss", "default"), (*inputs, reduction) if reduction != 1 else tuple(inputs), {}
@@ -615,6 +624,8 @@ _ATEN_SCHEMAS = {
     "AmaxAll": _extreme_all, "AminAll": _extreme_all, "Amax": _extreme_dims, "Amin": _extreme_dims,
     "MaxDim": _extreme_dim("max"), "MinDim": _extreme_dim("min"), "Var": _spread("var"), "Std": _spread("std"),
     "Norm": _norm,
+    "Logsumexp": lambda inputs, params: (("logsumexp", "default"),
+                                         _trailing((inputs[0], _dims(params), bool(params["keepdim"])), (False,)), {}),
     "Softmax": lambda inputs, params: (("_softmax", "default"), (inputs[0], _given_dim(params), False), {}),
     "LogSoftmax": lambda inputs, params: (("_log_softmax", "default"), (inputs[0], _given_dim(params), False), {}),
     "Transpose": lambda inputs, params: ((("t", "default"), (inputs[0],), {}) if params.get("t") else
@@ -639,6 +650,7 @@ _ATEN_SCHEMAS = {
     "LayerNormalize": _layer_norm,
     "LayerNorm": _affine_layer_norm, "Embedding": _embedding,
     "_NllLoss": _nll_loss, "_MseLoss": _mse_loss, "_LSTMOneDNN": _mkldnn_rnn_layer,
+    "SeparableLinear": _adaptive_avg_pool,
     **dict.fromkeys(("IndexSelect", "Scatter", "ScatterValue", "ScatterAdd", "TopkValues", "SortValues",
                      "SortStableValues", "Cumsum", "Cumprod"), _as_called),
 }
@@ -821,6 +833,9 @@ _ATEN_STAND_INS = {
     "constant_pad_nd.default": lambda input, pad, value=0: _chainrule().constant_pad_nd(input, pad, value),
     **{f"max_pool{n}d_with_indices.default": _stand_in_max_pool for n in (1, 2, 3)},
     **{f"avg_pool{n}d.default": _stand_in_avg_pool for n in (2, 3)},
+    "logsumexp.default": lambda input, dim, keepdim=False: _chainrule().logsumexp(input, dim, keepdim),
+    "_adaptive_avg_pool2d.default": lambda input, size: _chainrule().nn.functional.adaptive_avg_pool2d(input, list(size)),
+    "_adaptive_avg_pool3d.default": lambda input, size: _chainrule().nn.functional.adaptive_avg_pool3d(input, list(size)),
 }
 
 
@@ -1365,7 +1380,17 @@ def _dispatch_composite(name: str, composite, args: tuple, kwargs: dict):
                                                       _reentrant(composite))
     types = _dispatch_types(args) if _live_wrappers else ()
     with _pop_mode_temporarily() as mode, _below_autograd():
-        return mode.__torch_dispatch__(func, types, args, kwargs)
+        result = mode.__torch_dispatch__(func, types, args, kwargs)
+    kept = _COMPOSITE_SAVES.get(name)
+    if (kept is not None and isinstance(result, (tuple, list)) and getattr(_handler_caller, "grad_enabled", None) is None
+            and _is_recording([a for a in args if isinstance(a, _function._Tensor)])):
+        _show_saved([result[i] for i in kept], types)  # (autograd saves them once, above every mode)
+    return result
+
+
+# composites whose recorded node keeps some of its results for the backward (derivatives.yaml's result1,
+# result2): torch's autograd saves each as a detached alias, a mode's aten.detach after the op
+_COMPOSITE_SAVES = {"native_group_norm": (1, 2)}
 
 
 def _reentrant(composite):
