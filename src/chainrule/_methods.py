@@ -1159,13 +1159,25 @@ def _fill_diagonal(self: Tensor, fill_value, wrap: bool = False) -> Tensor:
     if not isinstance(fill_value, (bool, int, float, np.number, np.bool_)):
         raise TypeError(f"fill_diagonal_(): argument 'fill_value' (position 1) must be Number, "
                         f"not {type(fill_value).__name__}")
-    if _to_wrapper_handler("fill_diagonal_", _fill_diagonal, self, fill_value, *((wrap,) if wrap else ())):
+    if self._wrapper_strides is not None and _to_wrapper_handler("fill_diagonal_", _fill_diagonal, self, fill_value,
+                                                                 *((wrap,) if wrap else ())):
         return self
     if self._data.ndim < 2:
         raise RuntimeError(f"fill_diagonal_: dimensions must larger than 1, got a {self._data.ndim}-D tensor")
     if self._data.ndim > 2 and len(set(self._data.shape)) > 1:
         raise RuntimeError(f"fill_diagonal_: all dimensions of input must be of equal length, got shape "
                            f"{list(self.shape)}")
+    if _function.active_dispatch is not None and self._wrapper_strides is None:
+        # a dispatch mode sees ATen's composition: the diagonal's as_strided view and its fill_ (and the
+        # wrapped one's of a tall matrix), written through the view as without a mode
+        height, width = self._data.shape[:2]
+        stride, offset = sum(self.stride()), self.storage_offset()
+        self.as_strided([min(height, width)], [stride], offset).fill_(fill_value)
+        if wrap and self._data.ndim == 2 and height > width + 1:
+            step = width + 1
+            self.as_strided([(self.numel() + step - 1) // step - width], [stride],
+                            offset + self.stride(0) * step).fill_(fill_value)
+        return self
     # the mask is index bookkeeping, made on the host and moved to self's array module
     mask = np.zeros(self._data.shape, dtype=np.bool_)
     np.fill_diagonal(mask, True, wrap=bool(wrap))

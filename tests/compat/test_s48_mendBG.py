@@ -6,6 +6,7 @@ three detaches of its saved results, where the mode saw chainrule's one fused ls
 torch's one aten.<view>_ op."""
 
 import contextlib
+import re
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import pytest
 real_torch = pytest.importorskip("torch")
 
 import chainrule  # noqa: E402
+from chainrule.utils import _python_dispatch  # noqa: E402
 from tests.compat._dispatch_checks import PassingMode as _Pass  # noqa: E402
 from tests.compat._dispatch_checks import assert_a_handler_edit_reaches, assert_a_passing_mode_keeps  # noqa: E402
 from tests.compat.test_s45_mendAI import _logged  # noqa: E402
@@ -240,3 +242,178 @@ def test_under_a_passing_mode_the_value_and_gradient_stay(name):
 ])
 def test_a_handler_that_edits_the_args_gets_what_it_asked_for(op, edit, program):
     assert_a_handler_edit_reaches(op, edit, program, (2, 3, 5, 4))
+
+
+# ---- a 0-d tensor's format (torch's detach, then _local_scalar_dense), the random *_like factories with
+# a generator or bounds as torch's overloads (randint_like.low_dtype, .generator, .Tensor, ...)
+def _generator_shown(lines):
+    # (a Generator's repr carries its address)
+    return [re.sub(r"<(torch|chainrule)\._C\.Generator object at 0x[0-9a-f]+>", "<Generator>", line) for line in lines]
+
+
+FACTORIES = {
+    "format": lambda lib, a: f"{a['x'][0, 0]:.2f}",
+    "format_of_a_sum": lambda lib, a: format(a["x"].sum(), "e"),
+    "rand_like_generator": lambda lib, a: lib.rand_like(a["x"], generator=lib.Generator().manual_seed(1)),
+    "randn_like_generator_dtype": lambda lib, a: lib.randn_like(a["x"], generator=lib.Generator(), dtype=lib.float64),
+    "rand_like_device": lambda lib, a: lib.rand_like(a["x"], device="cpu"),
+    "randint_like_high": lambda lib, a: lib.randint_like(a["x"], 5),
+    "randint_like_high_keyword": lambda lib, a: lib.randint_like(a["x"], high=5, dtype=lib.int64),
+    "randint_like_low_high": lambda lib, a: lib.randint_like(a["x"], 2, 5),
+    "randint_like_tensor_high": lambda lib, a: lib.randint_like(a["x"], lib.tensor(5)),
+    "randint_like_generator": lambda lib, a: lib.randint_like(a["x"], 5, generator=lib.Generator()),
+    "randint_like_low_high_generator": lambda lib, a: lib.randint_like(a["x"], -3, 5, generator=lib.Generator()),
+    "randint_like_memory_format": lambda lib, a: lib.randint_like(a["img"], 9, memory_format=lib.preserve_format,
+                                                                  device="cpu"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_a_mode_sees_a_factory_or_format_as_torch_shows_it(name):
+    assert _generator_shown(_logged(chainrule, FACTORIES[name])) == _generator_shown(_logged(real_torch,
+                                                                                              FACTORIES[name]))
+
+
+@pytest.mark.parametrize("name", ["rand_like", "randn_like", "randint_like", "randint_like_low"])
+def test_a_random_like_under_a_passing_mode_draws_what_it_draws_without_one(name):
+    def run(mode):
+        generator = chainrule.Generator().manual_seed(7)
+        x = chainrule.zeros(3, 4, dtype=chainrule.float64)
+        with mode:
+            if name.startswith("randint_like"):
+                bounds = (-4, 9) if name.endswith("low") else (9,)
+                out = chainrule.randint_like(x, *bounds, generator=generator, requires_grad=False)
+            else:
+                out = getattr(chainrule, name)(x, generator=generator, requires_grad=True)
+        return out.detach().numpy(), out.requires_grad, out.dtype
+
+    ours, plain = run(_Pass()), run(contextlib.nullcontext())
+    np.testing.assert_array_equal(ours[0], plain[0])
+    assert ours[1:] == plain[1:]
+
+
+def test_format_under_a_passing_mode_gives_the_number():
+    x = chainrule.tensor(2.0 / 3, requires_grad=True)
+    with _Pass():
+        shown = f"{x * 3:.4f}|{x:e}"
+    assert shown == f"{real_torch.tensor(2.0) :.4f}|{real_torch.tensor(2.0 / 3):e}"
+
+
+def test_a_handler_that_edits_randint_likes_bound_gets_what_it_asked_for():
+    class Edit(_python_dispatch.TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if str(func) == "aten.randint_like.default":
+                args = (args[0], 1)
+            return func(*args, **(kwargs or {}))
+
+    with Edit():
+        out = chainrule.randint_like(chainrule.zeros(4, 5), 100)
+    assert (out.numpy() == 0).all()
+
+
+# ---- alpha dropout: ATen's _dropout_impl (empty_like, bernoulli_, add.Scalar, mul_/add_ by numbers, mul, add_)
+ALPHA_DROPOUT = {
+    "functional": lambda lib, a: lib.nn.functional.alpha_dropout(a["x"], 0.5, training=True),
+    "functional_p": lambda lib, a: lib.nn.functional.alpha_dropout(a["x3"], 0.2, training=True),
+    "functional_inplace": lambda lib, a: lib.nn.functional.alpha_dropout(a["x"] * 1, 0.3, True, True),
+    "module": lambda lib, a: lib.nn.AlphaDropout(0.4)(a["x"]),
+    "recorded": lambda lib, a: lib.nn.functional.alpha_dropout(a["x"].requires_grad_(), 0.5, True),
+    "eval": lambda lib, a: lib.nn.AlphaDropout(0.4).eval()(a["x"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ALPHA_DROPOUT))
+def test_a_mode_sees_alpha_dropout_as_aten_composes_it(name):
+    assert _logged(chainrule, ALPHA_DROPOUT[name]) == _logged(real_torch, ALPHA_DROPOUT[name])
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+@pytest.mark.parametrize("p", [0.5, 0.2])
+def test_alpha_dropout_under_a_passing_mode_draws_and_rounds_as_torch(p, inplace):
+    def run(lib, mode):
+        lib.manual_seed(3)
+        x = lib.tensor(np.random.default_rng(0).standard_normal((4, 5)), dtype=lib.float32, requires_grad=True)
+        with mode:
+            out = lib.nn.functional.alpha_dropout(x * 1, p, training=True, inplace=inplace)
+        (out * lib.arange(5.0)).sum().backward()
+        return out.detach().numpy(), x.grad.numpy()
+
+    ours, plain = run(chainrule, _Pass()), run(chainrule, contextlib.nullcontext())
+    theirs = run(real_torch, contextlib.nullcontext())
+    for got, without, expected in zip(ours, plain, theirs):
+        np.testing.assert_array_equal(got, without)
+        np.testing.assert_array_equal(got, expected)
+
+
+# ---- fill_diagonal_: ATen's as_strided view of the diagonal and its fill_ (the wrapped one's of a tall
+# matrix); as_strided with its storage offset shown where given
+DIAGONALS = {
+    "square": lambda lib, a: lib.zeros(3, 3).fill_diagonal_(2.0),
+    "cube": lambda lib, a: lib.zeros(3, 3, 3).fill_diagonal_(1),
+    "wide": lambda lib, a: lib.zeros(2, 5).fill_diagonal_(-1.5),
+    "tall_wrapped": lambda lib, a: lib.zeros(7, 3).fill_diagonal_(2.0, wrap=True),
+    "tall_not_wrapped": lambda lib, a: lib.zeros(7, 3).fill_diagonal_(2.0),
+    "of_a_view": lambda lib, a: lib.zeros(4, 5)[1:].fill_diagonal_(1),
+    "recorded": lambda lib, a: (a["x"].requires_grad_() * 1).fill_diagonal_(0),
+    "as_strided": lambda lib, a: a["x"].as_strided((2, 2), (1, 2)),
+    "as_strided_offset": lambda lib, a: a["x"].as_strided((2, 2), (1, 2), 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DIAGONALS))
+def test_a_mode_sees_fill_diagonal_as_aten_composes_it(name):
+    assert _logged(chainrule, DIAGONALS[name]) == _logged(real_torch, DIAGONALS[name])
+
+
+@pytest.mark.parametrize("shape,wrap", [((4, 4), False), ((7, 3), True), ((7, 3), False), ((2, 5), True),
+                                        ((3, 3, 3), False)])
+def test_fill_diagonal_under_a_passing_mode_writes_and_differentiates_as_torch(shape, wrap):
+    def run(lib, mode):
+        x = lib.tensor(np.arange(float(np.prod(shape))).reshape(shape), requires_grad=True)
+        y = x * 2
+        with mode:
+            out = y.fill_diagonal_(-1.0, wrap=wrap)
+        assert out is y
+        (y * y).sum().backward()
+        return y.detach().numpy(), x.grad.numpy(), y.grad_fn.name()
+
+    ours, plain = run(chainrule, _Pass()), run(chainrule, contextlib.nullcontext())
+    theirs = run(real_torch, contextlib.nullcontext())
+    for got, without, expected in zip(ours[:2], plain[:2], theirs[:2]):
+        np.testing.assert_array_equal(got, without)
+        np.testing.assert_array_equal(got, expected)
+    assert ours[2] == theirs[2]
+
+
+def test_fill_diagonal_under_a_mode_refuses_as_torch_before_writing():
+    for lib in (chainrule, real_torch):
+        with pytest.raises(RuntimeError, match="all dimensions of input must be of equal length"):
+            with (_Pass() if lib is chainrule else contextlib.nullcontext()):
+                lib.zeros(2, 3, 4).fill_diagonal_(1)
+
+
+# ---- cross_entropy's label smoothing: its two scalings as torch's aten.mul.Scalar (the smoothing term's
+# first), the kept targets counted first; an integer sum without a dtype argument shown without one
+SMOOTHING = {
+    "sum": lambda lib, a: lib.nn.functional.cross_entropy(a["x"], a["tgt"], label_smoothing=0.1, reduction="sum"),
+    "none": lambda lib, a: lib.nn.functional.cross_entropy(a["x"].requires_grad_(), a["tgt"], label_smoothing=0.25,
+                                                           reduction="none"),
+    "weighted_sum": lambda lib, a: lib.nn.functional.cross_entropy(a["x"], a["tgt"], a["bias"], label_smoothing=0.2,
+                                                                   reduction="sum"),
+    "bool_sum": lambda lib, a: (a["x"] > 0).sum(),
+    "bool_sum_dim": lambda lib, a: (a["x"] > 0).sum(1),
+    "int_sum_dtype": lambda lib, a: a["idx"].sum(dtype=lib.int64),
+    "bool_sum_dim_dtype": lambda lib, a: (a["x"] > 0).sum(0, dtype=lib.int32),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMOOTHING))
+def test_a_mode_sees_label_smoothing_and_integer_sums_as_torch_shows_them(name):
+    assert _logged(chainrule, SMOOTHING[name]) == _logged(real_torch, SMOOTHING[name])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_label_smoothing_under_a_passing_mode_keeps_value_and_gradient(reduction):
+    target = [1, 0, 4, 2]
+    assert_a_passing_mode_keeps(lambda lib, x: lib.nn.functional.cross_entropy(
+        x, lib.tensor(target), label_smoothing=0.15, reduction=reduction).sum(), (4, 5), seed=6)

@@ -360,7 +360,7 @@ def _binary(name: str, overload: str = "Tensor"):
 
 def _reduction(name: str, dim_overload: str, with_dtype: bool = False):
     def show(inputs, params):
-        dtype = params.get("dtype") if with_dtype else None
+        dtype = params.get("shown_dtype", params.get("dtype")) if with_dtype else None
         kwargs = {"dtype": _torch_dtype(dtype)} if dtype is not None else {}
         if "given_dims" not in params and _all_dims(inputs, params):
             return (name, "default"), (inputs[0],), kwargs
@@ -651,8 +651,11 @@ _ATEN_SCHEMAS = {
     "LayerNorm": _affine_layer_norm, "Embedding": _embedding,
     "_NllLoss": _nll_loss, "_MseLoss": _mse_loss, "_LSTMOneDNN": _mkldnn_rnn_layer,
     "SeparableLinear": _adaptive_avg_pool,
+    "AsStrided": lambda inputs, params: (("as_strided", "default"), (
+        inputs[0], list(params["size"]), list(params["stride"]),
+        *((params["storage_offset"],) if params.get("offset_given", True) else ())), {}),
     **dict.fromkeys(("IndexSelect", "Scatter", "ScatterValue", "ScatterAdd", "TopkValues", "SortValues",
-                     "SortStableValues", "Cumsum", "Cumprod"), _as_called),
+                     "SortStableValues", "Cumsum", "Cumprod", "ScaledBy"), _as_called),
 }
 
 _schema_overloads: dict = {}
