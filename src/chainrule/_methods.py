@@ -897,6 +897,11 @@ def _make_inplace_view(fn):
     refuses any in-place op (its check_inplace): on a leaf that requires grad or a view of one,
     a view made under no_grad, one of several views an op returned."""
     def method(self, *args, **kwargs):
+        if _function.active_dispatch is not None and not kwargs:
+            # a dispatch mode's handler takes torch's one in-place view op (transpose_.default)
+            overload, shown = _inplace_view_call(fn.__name__, args)
+            if _function.method_dispatch(overload, method, self, shown) is not _function.RUN_UNDISPATCHED:
+                return self
         if is_grad_enabled() and self._requires_grad:
             _refuse_inplace_view(self)
         result = fn(self, *args, **kwargs)
@@ -915,6 +920,18 @@ def _make_inplace_view(fn):
     method.__name__ = fn.__name__ + "_"
     method.__wrapped__ = fn
     return method
+
+
+def _inplace_view_call(name: str, args: tuple) -> tuple:
+    """(overload, args) torch's dispatcher shows for an in-place view: squeeze_ by its dims (.default,
+    .dim, .dims with a list), swapaxes_/swapdims_ as the transpose_ they are."""
+    if name in ("swapaxes", "swapdims"):
+        return "transpose_", args
+    if name != "squeeze" or not args:
+        return name + "_", args
+    if isinstance(args[0], (tuple, list)):
+        return "squeeze_.dims", (list(args[0]), *args[1:])
+    return "squeeze_.dim", args
 
 
 def _refuse_inplace_view(self: Tensor) -> None:
@@ -1142,13 +1159,25 @@ def _fill_diagonal(self: Tensor, fill_value, wrap: bool = False) -> Tensor:
     if not isinstance(fill_value, (bool, int, float, np.number, np.bool_)):
         raise TypeError(f"fill_diagonal_(): argument 'fill_value' (position 1) must be Number, "
                         f"not {type(fill_value).__name__}")
-    if _to_wrapper_handler("fill_diagonal_", _fill_diagonal, self, fill_value, *((wrap,) if wrap else ())):
+    if self._wrapper_strides is not None and _to_wrapper_handler("fill_diagonal_", _fill_diagonal, self, fill_value,
+                                                                 *((wrap,) if wrap else ())):
         return self
     if self._data.ndim < 2:
         raise RuntimeError(f"fill_diagonal_: dimensions must larger than 1, got a {self._data.ndim}-D tensor")
     if self._data.ndim > 2 and len(set(self._data.shape)) > 1:
         raise RuntimeError(f"fill_diagonal_: all dimensions of input must be of equal length, got shape "
                            f"{list(self.shape)}")
+    if _function.active_dispatch is not None and self._wrapper_strides is None:
+        # a dispatch mode sees ATen's composition: the diagonal's as_strided view and its fill_ (and the
+        # wrapped one's of a tall matrix), written through the view as without a mode
+        height, width = self._data.shape[:2]
+        stride, offset = sum(self.stride()), self.storage_offset()
+        self.as_strided([min(height, width)], [stride], offset).fill_(fill_value)
+        if wrap and self._data.ndim == 2 and height > width + 1:
+            step = width + 1
+            self.as_strided([(self.numel() + step - 1) // step - width], [stride],
+                            offset + self.stride(0) * step).fill_(fill_value)
+        return self
     # the mask is index bookkeeping, made on the host and moved to self's array module
     mask = np.zeros(self._data.shape, dtype=np.bool_)
     np.fill_diagonal(mask, True, wrap=bool(wrap))

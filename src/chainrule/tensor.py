@@ -904,6 +904,8 @@ class Tensor:
         # as torch: only a plain 0-d tensor with values formats as its number; a Parameter, a subclass's
         # tensor or a meta tensor formats as its repr (and refuses a format spec, as object's does)
         if self._data.ndim == 0 and type(self) is Tensor and self.device.type != "meta":
+            if _autograd_function.active_dispatch is not None:  # (a mode sees torch's detach, _local_scalar_dense)
+                return _local_scalar_dense(self.detach()).__format__(spec)
             return self.item().__format__(spec)
         return object.__format__(self, spec)
 

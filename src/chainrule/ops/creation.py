@@ -905,11 +905,14 @@ def _like(fn, t: Tensor, dtype, device, requires_grad, *extra, memory_format=Non
     return result
 
 
-def _like_of_wrapper(name: str, like, args: tuple, dtype, device, requires_grad: builtins.bool, memory_format):
+def _like_of_wrapper(name: str, like, args: tuple, dtype, device, requires_grad: builtins.bool, memory_format,
+                     generator=None):
     """``aten.<name>`` handed to a dispatch mode or a wrapper subclass's handler (its values, and so its
     ``*_like``, are its own); ``like`` is what the handler's ``func`` runs on the tensors it holds. The
-    keywords are torch's: those given, and pin_memory (False) before a memory format."""
-    kwargs = {key: value for key, value in (("dtype", dtype), ("device", device)) if value is not None}
+    keywords are torch's: those given (a generator first), and pin_memory (False) before a memory format."""
+    device = None if device is None else _device(device)  # (torch's parser makes a device of 'cpu' or 0)
+    kwargs = {key: value for key, value in (("generator", generator), ("dtype", dtype), ("device", device))
+              if value is not None}
     kwargs["pin_memory"] = False
     if memory_format is not None:
         kwargs["memory_format"] = memory_format

@@ -110,6 +110,41 @@ def _scale_noise(noise: Tensor, keep: float) -> Tensor:
     return noise
 
 
+def _alpha_dropout_watched(input: Tensor, p: float, alpha: float, inplace: bool) -> Tensor | None:
+    """Alpha dropout where a dispatch mode watches, as ATen's _dropout_impl runs it (the same draws and
+    roundings as without a mode): empty_like, bernoulli_(1 - p), b = noise.add(-1).mul_(alpha·a)
+    .add_(alpha·a·p), noise.mul_(a), then input * noise (mul_ in place) and add_(b). None where no mode
+    took the noise (a wrapper subclass: the unwatched path)."""
+    noise = _function.factory_dispatch("empty_like", _empty_noise, (input,), {})
+    if noise is _function.RUN_UNDISPATCHED:
+        return None
+    keep = 1.0 - p
+    a = 1.0 / math.sqrt((alpha * alpha * p + 1) * (1 - p))
+    _function.method_dispatch("bernoulli_.float", _bernoulli_noise, noise, () if keep == 0.5 else (keep,))
+    shift = _function.factory_dispatch("add.Scalar", _noise_plus, (noise, -1), {})
+    _function.method_dispatch("mul_.Scalar", _noise_times, shift, (alpha * a,))
+    _function.method_dispatch("add_.Scalar", _noise_plus_, shift, (alpha * a * p,))
+    _function.method_dispatch("mul_.Scalar", _noise_times, noise, (a,))
+    return (input.mul_(noise) if inplace else input * noise).add_(shift)
+
+
+def _noise_plus(noise: Tensor, value: float) -> Tensor:
+    """aten.add.Scalar's func for alpha dropout's noise: noise + value in its dtype."""
+    return Tensor._make(noise._data + noise._data.dtype.type(value))
+
+
+def _noise_plus_(noise: Tensor, value: float) -> Tensor:
+    """aten.add_.Scalar's func for alpha dropout's shift, in place, the number rounded to its dtype."""
+    noise._data += noise._data.dtype.type(value)
+    return noise
+
+
+def _noise_times(noise: Tensor, value: float) -> Tensor:
+    """aten.mul_.Scalar's func for alpha dropout's noise and shift, in place, the number in its dtype."""
+    noise._data *= noise._data.dtype.type(value)
+    return noise
+
+
 def _refuse_integer_noise(x: Tensor, alpha: bool = False) -> None:
     """torch draws the noise into ``empty_like(input)`` and scales it in place (``noise.div_(1 - p)``,
     alpha dropout's ``noise.add(-1).mul_(alpha * a)``): an integer or bool input's noise cannot hold
@@ -254,6 +289,10 @@ def _alpha_dropout(input: Tensor, p: float, training: bool, mask_shape: tuple, i
     alpha = 1.7580993408473766  # SELU's scale · alpha; dropped units land on -alpha before the affine map
     dtype = input._data.dtype
     like = input._data if mask_shape == input._data.shape else None
+    if _function.active_dispatch is not None and array_module(input) is np and like is not None:
+        made = _alpha_dropout_watched(input, p, alpha, inplace)
+        if made is not None:
+            return made
     keep = _keep_mask(array_module(input), mask_shape, p, like).astype(dtype)
     # y = a·(x·m + (-alpha)(1 - m)) + alpha·a·p keeps mean 0 and variance 1. torch's steps and
     # roundings: b = noise.add(-1).mul_(alpha * a).add_(alpha * a * p); noise.mul_(a); x * noise + b,

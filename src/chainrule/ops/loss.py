@@ -903,10 +903,12 @@ def _smoothed_nll(nll: Tensor, logp: Tensor, target: Tensor, weight: Tensor | No
         if weight is not None:
             smooth = smooth.sum() / weight.gather(0, target.masked_select(~ignored).flatten()).sum()
         else:
-            smooth = smooth.sum() / (~ignored).sum()
+            kept = (~ignored).sum()  # (torch counts the kept targets first)
+            smooth = smooth.sum() / kept
     elif reduction == "sum":
         smooth = smooth.sum()
-    return _times_number(nll, 1 - label_smoothing) + _times_number(smooth, label_smoothing / C)
+    smoothed = _times_number(smooth, label_smoothing / C)  # (torch scales this term first)
+    return _times_number(nll, 1 - label_smoothing) + smoothed
 
 
 # torch's mul.Scalar node: one edge, the number kept as a number (no tensor saved)
@@ -915,6 +917,8 @@ _MUL_SCALAR_SAVED = {"_saved_other": ctx_value("factor")}
 
 def _times_number(x: Tensor, number: float) -> Tensor:
     """``x * number`` as torch's C++ composites record it (MulBackward1, the Scalar overload)."""
+    if _function.active_dispatch is not None:  # (a mode sees the aten.mul.Scalar they call)
+        _function.note_given(ScaledBy, x, aten_call=(("mul", "Scalar"), (x, number), {}))
     return name_node(ScaledBy.apply(x, factor=number), "MulBackward1", label="mul", saved=_MUL_SCALAR_SAVED)
 
 

@@ -457,8 +457,9 @@ def rand_like(input: Tensor, *, generator=None, dtype=None, layout=None, device=
     (torch.rand_like)."""
     dtype, requires_grad = factory_args("rand_like", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "rand_like")
-    if _function.active_dispatch is not None and generator is None:  # (a mode sees aten.rand_like)
-        made = _like_of_wrapper("rand_like", rand_like, (input,), dtype, device, requires_grad, memory_format)
+    if _function.active_dispatch is not None:  # (a mode sees aten.rand_like, .generator with one)
+        made = _like_of_wrapper("rand_like" if generator is None else "rand_like.generator", rand_like, (input,), dtype,
+                                device, requires_grad, memory_format, generator)
         if made is not _function.RUN_UNDISPATCHED:
             return made
     sparse_like(input, layout, memory_format, "uniform_")  # a sparse input: torch's refusal
@@ -478,8 +479,9 @@ def randn_like(input: Tensor, *, generator=None, dtype=None, layout=None, device
     (torch.randn_like)."""
     dtype, requires_grad = factory_args("randn_like", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "randn_like")
-    if _function.active_dispatch is not None and generator is None:  # (a mode sees aten.randn_like)
-        made = _like_of_wrapper("randn_like", randn_like, (input,), dtype, device, requires_grad, memory_format)
+    if _function.active_dispatch is not None:  # (a mode sees aten.randn_like, .generator with one)
+        made = _like_of_wrapper("randn_like" if generator is None else "randn_like.generator", randn_like, (input,), dtype,
+                                device, requires_grad, memory_format, generator)
         if made is not _function.RUN_UNDISPATCHED:
             return made
     sparse_like(input, layout, memory_format, "normal_")  # a sparse input: torch's refusal
@@ -508,17 +510,34 @@ def randint_like(input: Tensor, low=None, high=None, *, generator=None, dtype=No
         low, high = 0, low
     elif low is None:
         low = 0
+    given_high = high
     if high_alone and isinstance(high, Tensor):  # (input, Tensor high): any 0-d CPU tensor, its value truncated
         if high.ndim != 0 or high.device.type != "cpu":
             raise RuntimeError("high must be a scalar tensor and on CPU")
         high = builtins.int(high.item())
     _strided_only(layout, "randint_like")
+    if _function.active_dispatch is not None:  # (a mode sees torch's overload: the bounds as given)
+        made = _like_of_wrapper(_randint_like_overload(high_alone, given_high, generator), randint_like,
+                                (input, given_high) if high_alone else (input, low, high), dtype, device,
+                                requires_grad, memory_format, generator)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     sparse_like(input, layout, memory_format, "random_.from")  # a sparse input: torch's refusal
     return _random_like(
         input, memory_format, dtype, device, requires_grad,
         lambda shape: randint(low, high, shape, generator=generator, dtype=dtype or input.dtype,
                               device=input.device if device is None else device),
         lambda out: random_(out, low, high, generator=generator))
+
+
+def _randint_like_overload(high_alone: builtins.bool, high, generator) -> str:
+    """torch's randint_like overload for the call: (input, high), its Tensor high, or (input, low, high),
+    each with a generator its own."""
+    if high_alone and isinstance(high, Tensor):
+        return "randint_like.Tensor"
+    if generator is not None:
+        return "randint_like.generator" if high_alone else "randint_like.low_generator_dtype"
+    return "randint_like" if high_alone else "randint_like.low_dtype"
 
 
 def _draw_normal(mean, std, generator, dtype):

@@ -150,11 +150,15 @@ def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=None
     if dtype is not None:  # (summed in a uint16/32/64 asked for: torch's sum kernel has none)
         _dtype.refuse_wide_unsigned("reduce.sum", np.dtype(np_dtype))
     if dim is None:
+        if _function_module.active_dispatch is not None and dtype is None and np_dtype is not None:
+            # (a mode sees the dtype as given: an integer input's int64 sum is the kernel's, not an argument)
+            _function_module.note_given(Sum, input, shown_dtype=None)
         return Sum.apply(input, dims=dims, keepdim=keepdim, dtype=np_dtype)
     if input.__class__ in SPARSE_COO_TYPES and not keepdim:
         return input.sum(dim, dtype=dtype)  # over some dims: sparse, as torch's
     if _function_module.active_dispatch is not None:
-        _function_module.note_given(SumDim, input, given_dims=_dims_as_called(dim))
+        shown = {"shown_dtype": None} if dtype is None and np_dtype is not None else {}
+        _function_module.note_given(SumDim, input, given_dims=_dims_as_called(dim), **shown)
     return _keep_given_dims(SumDim.apply(input, dims=dims, keepdim=keepdim, dtype=np_dtype), dim, dims)
 
 
@@ -1057,7 +1061,10 @@ def logsumexp(input: Tensor, dim, keepdim: bool = False) -> Tensor:
     if not keepdim and isinstance(dim, (list, tuple)) and not dim and input.ndim and input.numel():
         # torch's kernel: the max is kept with all dims as 1s and added in place into a 0-d sum
         raise broadcast_refusal((), (1,) * input.ndim)
-    out = Logsumexp.apply(input, dims=_dims(dim, input._data.ndim, "logsumexp"), keepdim=keepdim)
+    dims = _dims(dim, input._data.ndim, "logsumexp")
+    if _function_module.active_dispatch is not None:  # (a mode sees the dims as given)
+        _function_module.note_given(Logsumexp, input, given_dims=_dims_as_called(dim))
+    out = Logsumexp.apply(input, dims=dims, keepdim=keepdim)
     return _note_given(out, "given_dims", (dim,) if isinstance(dim, int) else tuple(dim))
 
 

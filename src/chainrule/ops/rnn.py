@@ -48,7 +48,8 @@ from .elementwise import sigmoid, tanh, where
 from .linear import linear
 from .shape import stack, view_as
 
-__all__ = ["recurrent_layer", "elman_cell", "composed_cell"]
+__all__ = ["recurrent_layer", "elman_cell", "composed_cell", "composed_step", "onednn_runs",
+           "warn_projection_composed"]
 __not_methods__ = set(__all__)
 
 MODES = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
@@ -505,14 +506,16 @@ _BACKWARD_FN = {"RNN_TANH": _RNNBackward, "RNN_RELU": _RNNBackward, "LSTM": _LST
 
 def recurrent_layer(mode: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
                     h0: Tensor, c0: Tensor | None = None, *, reverse: bool = False, lengths=None,
-                    w_hr: Tensor | None = None, cell: bool = False) -> tuple:
+                    w_hr: Tensor | None = None, cell: bool = False, onednn_call: tuple | None = None) -> tuple:
     """One layer of ``mode`` ("RNN_TANH", "RNN_RELU", "LSTM", "GRU") in one direction.
 
     x (T, B, I), w_ih (G H, I), w_hh (G H, P), b_ih, b_hh (G H) or None, h0 (B, P), c0 (B, H) for
     LSTM; ``w_hr`` (P, H) an LSTM's projection (torch's ``weight_hr``; without it P is H);
     ``lengths`` (B,) NumPy ints for a packed batch; ``cell`` for one step of an ``nn.*Cell`` (torch never
     runs a cell through oneDNN). Returns (output (T, B, P), h_n (B, P)[, c_n]): one direction of
-    torch's ``_VF.rnn_tanh`` / ``lstm`` / ``gru``.
+    torch's ``_VF.rnn_tanh`` / ``lstm`` / ``gru``. ``onednn_call``, the module's (num_layers, has_biases,
+    bidirectional, batch_first, train), shows a dispatch mode a oneDNN layer as torch's
+    aten.mkldnn_rnn_layer.
     """
     xp = array_module(x)
     if mode not in MODES:
@@ -524,14 +527,28 @@ def recurrent_layer(mode: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tens
         b_hh = Tensor._make(xp.zeros(w_hh.shape[0], dtype=w_hh._data.dtype))
     args = (x, w_ih, w_hh, b_ih, b_hh, h0) + ((c0,) if mode == "LSTM" else ()) + ((w_hr,) if w_hr is not None else ())
     layer = _LAYER_FN[mode]
-    if (layer is _LSTM and not cell and lengths is None and x.device.type == "cpu"
-            and (x.dtype is _dtype.float32 or (x.dtype is _dtype.bfloat16 and _ONEDNN_RUNS_BFLOAT16))):
+    if layer is _LSTM and not cell and onednn_runs(x, lengths):
         if w_hr is None:
             layer = _LSTMOneDNN
-        elif x.numel():  # torch says why it composes the layer instead, once a process
-            _config.warn_once("LSTM with projections is not supported with oneDNN. Using default implementation. "
-                              "(Triggered internally at /__w/pytorch/pytorch/aten/src/ATen/native/RNN.cpp:1512.)")
+            if onednn_call is not None and _function.active_dispatch is not None:
+                _function.note_given(_LSTMOneDNN, x, onednn_call=onednn_call)
+        else:
+            warn_projection_composed(x)
     return layer.apply(*args, mode=mode, reverse=reverse, lengths=lengths)
+
+
+def warn_projection_composed(x: Tensor) -> None:
+    """torch's word, once a process, on why an LSTM with a projection oneDNN would run is composed instead."""
+    if x.numel():
+        _config.warn_once("LSTM with projections is not supported with oneDNN. Using default implementation. "
+                          "(Triggered internally at /__w/pytorch/pytorch/aten/src/ATen/native/RNN.cpp:1512.)")
+
+
+def onednn_runs(x: Tensor, lengths=None) -> bool:
+    """Whether torch runs an LSTM layer over ``x`` through oneDNN (without a projection): unpacked, on the
+    CPU, in float32 or (where oneDNN has the kernels) bfloat16."""
+    return (lengths is None and x.device.type == "cpu"
+            and (x.dtype is _dtype.float32 or (x.dtype is _dtype.bfloat16 and _ONEDNN_RUNS_BFLOAT16)))
 
 
 def elman_cell(mode: str, x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
@@ -557,14 +574,34 @@ def composed_cell(mode: str, x: Tensor, h: Tensor, c: Tensor | None, w_ih: Tenso
     ``gru_cell`` compose it (ATen's LSTMCell / GRUCell): linear, unsafe_chunk, the gates' in-place
     sigmoid_/tanh_, mul, add_. Run where a dispatch mode or wrapper subclass watches the ops, which then
     sees torch's sequence rather than the fused ``recurrent_layer``; (h', c') for an LSTM, h' for a GRU."""
+    if mode == "LSTM":  # (the cell's hidden linear comes before its input's)
+        return _lstm_gates(linear(h, w_hh, b_hh).add_(linear(x, w_ih, b_ih)), c)
+    return composed_step("GRU", linear(x, w_ih, b_ih), h, w_hh, b_hh)
+
+
+def _lstm_gates(gates: Tensor, c: Tensor) -> tuple:
+    """(h', c') from an LSTM step's summed gates (B, 4H) as ATen's LSTMCell composes them."""
+    ingate, forgetgate, cellgate, outgate = unsafe_chunk(gates, 4, 1)
+    ingate, forgetgate = ingate.sigmoid_(), forgetgate.sigmoid_()
+    cellgate, outgate = cellgate.tanh_(), outgate.sigmoid_()
+    cy = (forgetgate * c).add_(ingate * cellgate)
+    return outgate * cy.tanh(), cy
+
+
+def composed_step(mode: str, input_gates: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None,
+                  c: Tensor | None = None, w_hr: Tensor | None = None):
+    """One step, h (B, P), from the step's input projection ``input_gates`` (B, G·H), as torch's CPU layers
+    compose it (ATen's FullLayer projects the whole sequence by weight_ih first): the hidden state's linear,
+    unsafe_chunk, in-place add_ and the gates' sigmoid_/tanh_ (GRU; LSTM as its cell, with c (B, H) and
+    the projection ``w_hr``), or add_ and tanh/relu (RNN_TANH, RNN_RELU). Run where a dispatch mode
+    watches; h' is returned, (h', c') for an LSTM."""
     if mode == "LSTM":
-        gates = linear(h, w_hh, b_hh).add_(linear(x, w_ih, b_ih))
-        ingate, forgetgate, cellgate, outgate = unsafe_chunk(gates, 4, 1)
-        ingate, forgetgate = ingate.sigmoid_(), forgetgate.sigmoid_()
-        cellgate, outgate = cellgate.tanh_(), outgate.sigmoid_()
-        cy = (forgetgate * c).add_(ingate * cellgate)
-        return outgate * cy.tanh(), cy
-    input_gates = unsafe_chunk(linear(x, w_ih, b_ih), 3, 1)
+        hy, cy = _lstm_gates(linear(h, w_hh, b_hh).add_(input_gates), c)
+        return (hy if w_hr is None else linear(hy, w_hr)), cy
+    if mode != "GRU":
+        pre_activation = linear(h, w_hh, b_hh).add_(input_gates)
+        return tanh(pre_activation) if mode == "RNN_TANH" else relu(pre_activation)
+    input_gates = unsafe_chunk(input_gates, 3, 1)
     hidden_gates = unsafe_chunk(linear(h, w_hh, b_hh), 3, 1)
     reset_gate = hidden_gates[0].add_(input_gates[0]).sigmoid_()
     update_gate = hidden_gates[1].add_(input_gates[1]).sigmoid_()

@@ -1157,11 +1157,12 @@ def cat(tensors, dim: int = 0, *, out=None) -> Tensor:
     first = every[0]._data.dtype
     for t in every:
         if t._data.dtype is not first:
+            dtype = _dtype.result_type(*every)  # the skipped empties count in the promotion, as in torch
+            every = [_cast(t, dtype) for t in every]
             break
-    else:  # one dtype (a tensor's dtype is its array's): nothing to promote, no cast
-        return Cat.apply(*every, dim=d, skipped=skipped)
-    dtype = _dtype.result_type(*every)  # the skipped empties count in the promotion, as in torch
-    return Cat.apply(*[_cast(t, dtype) for t in every], dim=d, skipped=skipped)
+    if _function_module.active_dispatch is not None and dim != d:  # (a mode sees the dim as given: cat(xs, -1))
+        _function_module.note_given(Cat, every[0], given_dim=dim)
+    return Cat.apply(*every, dim=d, skipped=skipped)
 
 
 concat = concatenate = cat

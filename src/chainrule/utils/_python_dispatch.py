@@ -360,7 +360,7 @@ def _binary(name: str, overload: str = "Tensor"):
 
 def _reduction(name: str, dim_overload: str, with_dtype: bool = False):
     def show(inputs, params):
-        dtype = params.get("dtype") if with_dtype else None
+        dtype = params.get("shown_dtype", params.get("dtype")) if with_dtype else None
         kwargs = {"dtype": _torch_dtype(dtype)} if dtype is not None else {}
         if "given_dims" not in params and _all_dims(inputs, params):
             return (name, "default"), (inputs[0],), kwargs
@@ -465,7 +465,7 @@ def _split(inputs, params):
 def _cat(inputs, params):
     if params.get("skipped"):
         return None
-    return ("cat", "default"), _trailing((list(inputs), params["dim"]), (0,)), {}
+    return ("cat", "default"), _trailing((list(inputs), params.get("given_dim", params["dim"])), (0,)), {}
 
 
 def _convolution(inputs, params):
@@ -590,6 +590,26 @@ def _as_called(inputs, params):
     return params.get("aten_call")
 
 
+def _mkldnn_rnn_layer(inputs, params):
+    """A oneDNN LSTM layer (ops.rnn's _LSTMOneDNN) as torch's CPU lstm runs it, where the module noted its
+    (num_layers, has_biases, bidirectional, batch_first, train): mode 2 is oneDNN's LSTM."""
+    call = params.get("onednn_call")
+    if call is None:
+        return None
+    x, w_ih, w_hh, b_ih, b_hh, h0, c0 = inputs
+    return ("mkldnn_rnn_layer", "default"), (x, w_ih, w_hh, b_ih, b_hh, h0, c0, params["reverse"], [], 2,
+                                             w_hh.shape[1], *call), {}
+
+
+def _adaptive_avg_pool(inputs, params):
+    """Adaptive average pooling (ops.pool's SeparableLinear, one averaging matrix per spatial dim) as torch's
+    _adaptive_avg_pool2d/3d with the output size; its transpose (the backward) in its own form."""
+    if params["transpose"]:
+        return None
+    matrices = params["matrices"]
+    return (f"_adaptive_avg_pool{len(matrices)}d", "default"), (inputs[0], [int(m.shape[1]) for m in matrices]), {}
+
+
 def _mse_loss(inputs, params):
     reduction = _REDUCTIONS[params["reduction"]]
     return ("mse_loss", "default"), (*inputs, reduction) if reduction != 1 else tuple(inputs), {}
@@ -604,6 +624,8 @@ _ATEN_SCHEMAS = {
     "AmaxAll": _extreme_all, "AminAll": _extreme_all, "Amax": _extreme_dims, "Amin": _extreme_dims,
     "MaxDim": _extreme_dim("max"), "MinDim": _extreme_dim("min"), "Var": _spread("var"), "Std": _spread("std"),
     "Norm": _norm,
+    "Logsumexp": lambda inputs, params: (("logsumexp", "default"),
+                                         _trailing((inputs[0], _dims(params), bool(params["keepdim"])), (False,)), {}),
     "Softmax": lambda inputs, params: (("_softmax", "default"), (inputs[0], _given_dim(params), False), {}),
     "LogSoftmax": lambda inputs, params: (("_log_softmax", "default"), (inputs[0], _given_dim(params), False), {}),
     "Transpose": lambda inputs, params: ((("t", "default"), (inputs[0],), {}) if params.get("t") else
@@ -627,9 +649,13 @@ _ATEN_SCHEMAS = {
     "Convolution": _convolution, "MaxPool": _max_pool, "AvgPool": _avg_pool, "AvgPool3D": _avg_pool,
     "LayerNormalize": _layer_norm,
     "LayerNorm": _affine_layer_norm, "Embedding": _embedding,
-    "_NllLoss": _nll_loss, "_MseLoss": _mse_loss,
+    "_NllLoss": _nll_loss, "_MseLoss": _mse_loss, "_LSTMOneDNN": _mkldnn_rnn_layer,
+    "SeparableLinear": _adaptive_avg_pool,
+    "AsStrided": lambda inputs, params: (("as_strided", "default"), (
+        inputs[0], list(params["size"]), list(params["stride"]),
+        *((params["storage_offset"],) if params.get("offset_given", True) else ())), {}),
     **dict.fromkeys(("IndexSelect", "Scatter", "ScatterValue", "ScatterAdd", "TopkValues", "SortValues",
-                     "SortStableValues", "Cumsum", "Cumprod"), _as_called),
+                     "SortStableValues", "Cumsum", "Cumprod", "ScaledBy"), _as_called),
 }
 
 _schema_overloads: dict = {}
@@ -810,6 +836,9 @@ _ATEN_STAND_INS = {
     "constant_pad_nd.default": lambda input, pad, value=0: _chainrule().constant_pad_nd(input, pad, value),
     **{f"max_pool{n}d_with_indices.default": _stand_in_max_pool for n in (1, 2, 3)},
     **{f"avg_pool{n}d.default": _stand_in_avg_pool for n in (2, 3)},
+    "logsumexp.default": lambda input, dim, keepdim=False: _chainrule().logsumexp(input, dim, keepdim),
+    "_adaptive_avg_pool2d.default": lambda input, size: _chainrule().nn.functional.adaptive_avg_pool2d(input, list(size)),
+    "_adaptive_avg_pool3d.default": lambda input, size: _chainrule().nn.functional.adaptive_avg_pool3d(input, list(size)),
 }
 
 
@@ -887,7 +916,8 @@ def _to_mode(op_class, inputs, params):
 # ops whose recorded node keeps its result for the backward (derivatives.yaml's ``result``): torch's
 # autograd saves it as a detached alias, which a mode sees as aten.detach right after the op
 _SAVES_RESULT = frozenset(("tanh", "sigmoid", "relu", "exp", "exp2", "expm1", "sqrt", "rsqrt", "reciprocal", "tan",
-                           "_softmax", "_log_softmax", "cumprod", "logsumexp", "linalg_vector_norm", "prod"))
+                           "_softmax", "_log_softmax", "cumprod", "logsumexp", "linalg_vector_norm", "prod",
+                           "mkldnn_rnn_layer"))
 # in-place ops whose node keeps the input as it was (``self``): torch's autograd saves a clone of it,
 # which a mode sees as aten.clone right before the op
 _SAVES_SELF_INPLACE = frozenset(("sin", "cos", "sinh", "cosh", "abs", "log", "log2", "log10", "log1p", "erf", "atan",
@@ -911,7 +941,10 @@ _CLONE = OpOverload("aten", "clone", "default", _clone_for_saving)
 def _show_saved(output, types, func=_DETACH) -> None:
     """What torch's autograd does to keep a tensor for a recorded op's backward, shown to the innermost
     mode: aten.detach of a saved result, aten.clone of an input an in-place op overwrites."""
-    if _mode_stack and isinstance(output, _function._Tensor):
+    if _mode_stack and isinstance(output, (tuple, list)):  # (each result a multi-output node keeps)
+        for item in output:
+            _show_saved(item, types, func)
+    elif _mode_stack and isinstance(output, _function._Tensor):
         with _pop_mode_temporarily() as mode, _below_autograd():
             mode.__torch_dispatch__(func, types, (output,), {})
 
@@ -1350,7 +1383,17 @@ def _dispatch_composite(name: str, composite, args: tuple, kwargs: dict):
                                                       _reentrant(composite))
     types = _dispatch_types(args) if _live_wrappers else ()
     with _pop_mode_temporarily() as mode, _below_autograd():
-        return mode.__torch_dispatch__(func, types, args, kwargs)
+        result = mode.__torch_dispatch__(func, types, args, kwargs)
+    kept = _COMPOSITE_SAVES.get(name)
+    if (kept is not None and isinstance(result, (tuple, list)) and getattr(_handler_caller, "grad_enabled", None) is None
+            and _is_recording([a for a in args if isinstance(a, _function._Tensor)])):
+        _show_saved([result[i] for i in kept], types)  # (autograd saves them once, above every mode)
+    return result
+
+
+# composites whose recorded node keeps some of its results for the backward (derivatives.yaml's result1,
+# result2): torch's autograd saves each as a detached alias, a mode's aten.detach after the op
+_COMPOSITE_SAVES = {"native_group_norm": (1, 2)}
 
 
 def _reentrant(composite):

@@ -24,7 +24,15 @@ from ...autograd import function as _function
 from ...autograd.function import name_node
 from ...ops._arg_parser import _as_int, check_bool, check_int
 from ...ops.creation import zeros
-from ...ops.rnn import composed_cell, elman_cell, recurrent_layer
+from ...ops.linear import linear
+from ...ops.rnn import (
+    composed_cell,
+    composed_step,
+    elman_cell,
+    onednn_runs,
+    recurrent_layer,
+    warn_projection_composed,
+)
 from ...ops.shape import cat, stack
 from ...tensor import Tensor
 from .. import init
@@ -124,15 +132,17 @@ class RNNBase(Module):
             for direction in range(num_directions):
                 layer_input = input_size if layer == 0 else real_hidden_size * num_directions
                 suffix = "_reverse" if direction == 1 else ""
-                shapes = [("weight_ih", (gate_size, layer_input)), ("weight_hh", (gate_size, real_hidden_size))]
-                if bias:
-                    shapes += [("bias_ih", (gate_size,)), ("bias_hh", (gate_size,))]
+                shapes = [("weight_ih", (gate_size, layer_input)), ("weight_hh", (gate_size, real_hidden_size)),
+                          ("bias_ih", (gate_size,)), ("bias_hh", (gate_size,))]
                 if projection:
                     shapes.append(("weight_hr", (projection, hidden_size)))
                 names = []
                 for name, shape in shapes:
+                    parameter = Parameter(empty(shape, **kw))
+                    if not bias and name.startswith("bias"):
+                        continue  # (torch makes a layer's biases without bias too, then leaves them out)
                     full = f"{name}_l{layer}{suffix}"
-                    setattr(self, full, Parameter(empty(shape, **kw)))
+                    setattr(self, full, parameter)
                     names.append(full)
                 self._flat_weights_names.extend(names)
                 self._all_weights.append(names)
@@ -257,9 +267,15 @@ class RNNBase(Module):
             # parser's TypeError (raised by hand, so Module.__call__ leaves it as it is)
             raise AttributeError(f"'{type(hx).__name__}' object has no attribute 'dim'")
         num_directions = 2 if self.bidirectional else 1
+        # where a dispatch mode watches, the layers run as torch's CPU kernels show them: a float32 LSTM
+        # as oneDNN's one mkldnn_rnn_layer per (layer, direction), the others composed step by step; a
+        # batch-first input is transposed after the zero states, as there
+        watched = _function.active_dispatch is not None and lengths is None
+        onednn = watched and is_lstm and not self.proj_size and onednn_runs(input)
+        deferred = watched and batched and self.batch_first
         if not batched:
             input = input.unsqueeze(1)
-        elif self.batch_first:
+        elif self.batch_first and not deferred:
             input = input.transpose(0, 1)
         weight_dtype = self.weight_ih_l0.dtype
         if input.dtype != weight_dtype and not autocast_unifies(input._data):
@@ -269,12 +285,15 @@ class RNNBase(Module):
         if input.shape[-1] != self.input_size:
             raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, "
                                f"got {input.shape[-1]}")
-        if input.shape[0] == 0:
+        if input.shape[1 if deferred else 0] == 0:
             raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
-        B = input.shape[1]
+        B = input.shape[0 if deferred else 1]
         cell_shape = (self.num_layers * num_directions, B, self.hidden_size)
         state_shape = cell_shape[:2] + (self.proj_size or self.hidden_size,)
-        if hx is None:
+        if hx is None and watched:
+            h0 = zeros(state_shape, dtype=input.dtype, device=input.device)
+            c0 = zeros(cell_shape, dtype=input.dtype, device=input.device) if is_lstm else None
+        elif hx is None:
             h0 = _zeros(state_shape, input)
             c0 = _zeros(cell_shape, input) if is_lstm else None
         else:
@@ -292,6 +311,18 @@ class RNNBase(Module):
                 if tuple(state.shape) != expected:
                     raise RuntimeError(f"Expected {label} size {expected}, got {list(state.shape)}")
             self._check_state_dtypes(input, h0, c0, packed=lengths is not None)
+        if deferred:
+            input = input.transpose(0, 1)
+        if onednn:  # (oneDNN's kernel takes contiguous tensors)
+            input = input.contiguous()
+            if hx is not None:
+                h0, c0 = h0.contiguous(), c0.contiguous()
+        elif watched:
+            if is_lstm and self.proj_size and onednn_runs(input):
+                warn_projection_composed(input)
+            return self._composed_forward(input, h0, c0, batched)
+        onednn_call = (self.num_layers, bool(self.bias), bool(self.bidirectional), bool(self.batch_first),
+                       self.training) if onednn else None
         x = input
         h_n, c_n = [], []
         for layer in range(self.num_layers):
@@ -300,12 +331,13 @@ class RNNBase(Module):
                 idx = layer * num_directions + direction
                 results = recurrent_layer(self.mode, x, *self._layer_weights(layer, direction), h0[idx],
                                           c0[idx] if is_lstm else None, reverse=direction == 1,
-                                          lengths=lengths, w_hr=self._projection(layer, direction))
+                                          lengths=lengths, w_hr=self._projection(layer, direction),
+                                          onednn_call=onednn_call)
                 outputs.append(results[0])
                 h_n.append(results[1])
                 if is_lstm:
                     c_n.append(results[2])
-            x = outputs[0] if num_directions == 1 else cat(outputs, 2)
+            x = outputs[0] if num_directions == 1 else cat(outputs, -1 if onednn else 2)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = _dropout_between_layers(x, self.dropout, packing)
         h_n = stack(h_n, 0)
@@ -319,6 +351,45 @@ class RNNBase(Module):
             if not is_lstm and x.grad_fn is not None:
                 # torch's GRU and RNN kernels transpose their output in place: TransposeBackward1
                 name_node(x, "TransposeBackward1", saved=type(x.grad_fn)._torch_saved)
+        return (x, (h_n, c_n)) if is_lstm else (x, h_n)
+
+    def _composed_forward(self, input: Tensor, h0: Tensor, c0: Tensor | None, batched: bool) -> tuple:
+        """A GRU, RNN or (float64, projected) LSTM over a (time, batch, features) input as torch's CPU
+        kernels compose it: the initial states unbound, per (layer, direction) the whole sequence projected
+        by weight_ih and unbound into steps (a reverse direction walks them backwards), one
+        ``composed_step`` per step, the outputs stacked (and the directions concatenated), an LSTM's final
+        cell states stacked before its hidden ones; a batch-first output transposed in place."""
+        num_directions = 2 if self.bidirectional else 1
+        is_lstm = c0 is not None
+        states = h0.unbind(0)
+        cells = c0.unbind(0) if is_lstm else None
+        x, h_n, c_n = input, [], []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(num_directions):
+                idx = layer * num_directions + direction
+                w_ih, w_hh, b_ih, b_hh = self._layer_weights(layer, direction)
+                w_hr = self._projection(layer, direction)
+                steps = linear(x, w_ih, b_ih).unbind(0)
+                h, c, hs = states[idx], cells[idx] if is_lstm else None, []
+                for step in (reversed(steps) if direction == 1 else steps):
+                    if is_lstm:
+                        h, c = composed_step(self.mode, step, h, w_hh, b_hh, c, w_hr)
+                    else:
+                        h = composed_step(self.mode, step, h, w_hh, b_hh)
+                    hs.append(h)
+                outputs.append(stack(hs[::-1] if direction == 1 else hs))
+                h_n.append(h)
+                c_n.append(c)
+            x = outputs[0] if num_directions == 1 else cat(outputs, 2)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                x = _dropout_between_layers(x, self.dropout, None)
+        c_n = stack(c_n) if is_lstm else None
+        h_n = stack(h_n)
+        if not batched:
+            x, h_n, c_n = x.squeeze(1), h_n.squeeze(1), c_n.squeeze(1) if is_lstm else None
+        elif self.batch_first:  # (torch's lstm transposes its output back, gru and rnn in place)
+            x = x.transpose(0, 1) if is_lstm else x.transpose_(0, 1)
         return (x, (h_n, c_n)) if is_lstm else (x, h_n)
 
     def _check_state_dtypes(self, input: Tensor, h0: Tensor, c0: Tensor | None, packed: bool) -> None:
