@@ -1450,6 +1450,7 @@ def _make_inplace_from_copy(fn):
         return fn(t.clone() if t._requires_grad and is_grad_enabled() else t, *args, **kwargs)
 
     on_copy.__name__ = fn.__name__  # (the op a refusal names, as vmap's)
+    on_copy.reads_copy = fn  # (a wrapper subclass's write records fn on a copy its handler makes)
 
     def method(self, *args, **kwargs):
         if kwargs and "out" in kwargs:

@@ -1434,13 +1434,87 @@ def _inplace_to_handler(func, types: tuple, target, args: tuple, kwargs: dict):
             if saves == "result":
                 _show_saved(target, types)
             return target
+        recording = _inplace_node_on_wrapper(func, target, args, kwargs)
         with _below_autograd():
             for kind in types:
                 if kind.__torch_dispatch__(func, types, (target, *args), kwargs) is not NotImplemented:
+                    if recording is not None:
+                        _rebase_wrapper(target, *recording)
                     return target
     finally:
         targets.pop()
     raise _no_handler_answered(func, types)
+
+
+def _inplace_node_on_wrapper(func, target, args: tuple, kwargs: dict):
+    """What autograd above ``__torch_dispatch__`` records for an in-place ``target.<op>_(*args)`` on a
+    wrapper subclass, before the handler writes: the out-of-place op's node over the wrappers (run on
+    their placeholders, as _record_on_wrappers does) and, where the rule keeps ``self``, a clone of
+    target as it was (the handler makes it: torch's autograd clones it too); None when nothing records.
+    A leaf that requires grad is refused first, as torch refuses it."""
+    function = func._function() if isinstance(func, InplaceOverload) else None
+    if function is None or not is_grad_enabled():
+        return None
+    tensors = [t for t in (target, *args, *kwargs.values()) if isinstance(t, _function._Tensor)]
+    if not any(t._requires_grad for t in tensors):
+        return None
+    if target._requires_grad and target._grad_fn is None and target._base is None:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+    on_copy = getattr(function, "reads_copy", None)  # (an op of several nodes, which reads a copy of self)
+    original = _wrapper_before_write(target) if on_copy is not None else None
+    previous = _function.active_dispatch
+    _function.active_dispatch = None
+    try:
+        with enable_grad():
+            recorded = on_copy(original, *args, **kwargs) if on_copy is not None else function(target, *args, **kwargs)
+    finally:
+        _function.active_dispatch = previous
+    node = recorded.grad_fn if isinstance(recorded, _function._Tensor) else None
+    if node is None:
+        return None
+    for name in getattr(node._forward_cls, "forward_state", ()):  # (from the placeholders: the rule recomputes them)
+        if name in node.__dict__:
+            setattr(node, name, None)
+    if original is None and node._saved and any(s is target for s in node._saved):
+        original = _wrapper_before_write(target)
+    return node, recorded._output_nr, original
+
+
+def _wrapper_before_write(target):
+    """A copy of wrapper ``target`` as it is, made by its handler (aten.clone), in target's place in the graph."""
+    with _below_autograd():
+        original = target.clone()
+    original._grad_fn = target._grad_fn
+    original._output_nr = target._output_nr
+    original._requires_grad = target._requires_grad
+    return original
+
+
+def _rebase_wrapper(target, node, output_nr: int, original) -> None:
+    """The handler wrote ``target`` in place: bump its version and make ``node`` its grad_fn, as
+    _methods._inplace does for a plain tensor; the node's saved ``self`` is the clone of it as it was,
+    its saved result target as it is now."""
+    box = target._version_box
+    box[0] += 1
+    saved = list(node._saved or ())
+    if saved:
+        outputs = getattr(node, "_saved_outputs", None) or ()
+        for i, s in enumerate(saved):
+            if i in outputs:
+                saved[i] = _wrapper_alias(target)  # (an alias: target itself would hold its own node)
+            elif s is target:
+                saved[i] = original
+        node._saved = tuple(saved)
+        node._saved_versions = tuple(None if s is None else _function._saved_version(s) for s in saved)
+    old = target._grad_fn
+    target._grad_fn = node
+    op = getattr(node._forward_cls, "_derivative_op", None)
+    if op is not None:  # an op without a derivative: torch's error names the in-place one (aten::heaviside_)
+        node._derivative_op = op + "_"
+    target._output_nr = output_nr
+    target._requires_grad = True
+    if target._retains_grad:
+        target._move_retained_grad(old)
 
 
 _function.inplace_dispatch = _dispatch_inplace
