@@ -141,3 +141,45 @@ def test_an_inplace_method_saving_self_shows_the_handler_a_clone_before_the_writ
         y.sin_()
         logs.append(list(log))
     assert logs[1] == logs[0]
+
+
+
+# ---- ops whose rule reads what the forward found on the values: the handler's run of the op gives it
+_FOUND_BY_THE_FORWARD = {
+    "sort": lambda lib, x: x.sort(-1)[0],
+    "sort_descending": lambda lib, x: x.sort(0, descending=True)[0],
+    "topk": lambda lib, x: x.topk(2)[0],
+    "median_dim": lambda lib, x: x.median(-1)[0],
+    "median_all": lambda lib, x: x.median(),
+    "kthvalue": lambda lib, x: x.kthvalue(2, 0, True)[0],
+    "mode": lambda lib, x: x.mode(-1)[0],
+    "cummax": lambda lib, x: x.cummax(-1)[0],
+    "cummin": lambda lib, x: x.cummin(0)[0],
+    "max_pool2d": lambda lib, x: lib.nn.functional.max_pool2d(x[None], 2, 1),
+    "max_pool1d": lambda lib, x: lib.nn.functional.max_pool1d(x[None], 2),
+    "hardshrink": lambda lib, x: lib.nn.functional.hardshrink(x, 0.6),
+    "softshrink": lambda lib, x: lib.nn.functional.softshrink(x, 0.4),
+    "group_norm": lambda lib, x: lib.nn.functional.group_norm(x.reshape(2, 4, 2), 2),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_FOUND_BY_THE_FORWARD))
+def test_an_op_whose_rule_reads_the_forwards_findings_gives_the_plain_gradient_through_a_wrapper(case):
+    _check(_FOUND_BY_THE_FORWARD[case], [_randn(4, 4)])
+
+
+@pytest.mark.parametrize("case", ["sort", "topk", "median_dim", "median_all", "kthvalue", "cummax", "cummin"])
+def test_an_op_picking_values_by_their_order_gives_torchs_values_through_a_wrapper(case):
+    values = []
+    for lib in (real_torch, chainrule):
+        logging_tensor, _ = _CLASSES[lib]
+        out = _FOUND_BY_THE_FORWARD[case](lib, logging_tensor(lib.tensor(_randn(4, 4), requires_grad=True)))
+        assert type(out).__name__ == "LoggingTensor"
+        values.append(np.asarray(out.elem.detach().tolist()))
+    np.testing.assert_array_equal(values[1], values[0])
+
+
+def test_an_lstm_cell_through_a_wrapper_gives_the_plain_gradient():
+    _check(lambda lib, x, h, c, w_ih, w_hh: lib.lstm_cell(x, (h, c), w_ih, w_hh),
+           [_randn(2, 3), _randn(2, 4, seed=1), _randn(2, 4, seed=2), _randn(16, 3, seed=3), _randn(16, 4, seed=4)])
+
