@@ -103,6 +103,11 @@ _INPLACE_BINARY = {
     "hypot_": lambda lib, x, y: (x * 1.0).hypot_(y),
     "copysign_": lambda lib, x, y: (x * 1.0).copysign_(y),
     "pow_": lambda lib, x, y: (x.exp() * 1.0).pow_(y),
+    "fill_": lambda lib, x, y: (x * 1.0).fill_(2.0) * y,
+    "fill_tensor_": lambda lib, x, y: (x * 1.0).fill_(y[0, 0] * 2.0) * x,
+    "zero_": lambda lib, x, y: (x * 1.0).zero_() + x * y,
+    "copy_": lambda lib, x, y: (x * 1.0).copy_(y * 3.0) * x,
+    "fill_diagonal_": lambda lib, x, y: (x * 1.0).fill_diagonal_(3.0) * y,
 }
 
 
