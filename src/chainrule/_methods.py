@@ -36,7 +36,7 @@ from .autograd import function as _function
 from .autograd import grad_mode as _grad_mode
 from .autograd import profiler as _profiler
 from .autograd.function import QUIET, Function, broadcast_error, kept_value, name_node, numpy_errstate
-from .autograd.grad_mode import is_grad_enabled
+from .autograd.grad_mode import enable_grad, is_grad_enabled
 from .autograd.grad_mode import state as _grad_state
 from .ops import _arg_parser, creation
 from .ops import complex as _complex
@@ -999,7 +999,38 @@ def _to_wrapper_handler(name: str, method, self: Tensor, *args) -> bool:
         return True  # (a dispatch mode's handler took it)
     if not any(isinstance(t, Tensor) and t._wrapper_strides is not None for t in (self, *args)):
         return False
-    return _function.factory_dispatch(name, method, (self, *args), {}) is not _function.RUN_UNDISPATCHED
+    recording = self._wrapper_strides is not None and is_grad_enabled() and any(
+        isinstance(t, Tensor) and t._requires_grad for t in (self, *args))
+    if recording and self._requires_grad and self._grad_fn is None and self._base is None:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+    if _function.factory_dispatch(name, method, (self, *args), {}) is _function.RUN_UNDISPATCHED:
+        return False
+    if recording:
+        _record_write_on_wrapper(method, self, args)
+    return True
+
+
+def _record_write_on_wrapper(method, self: Tensor, args: tuple) -> None:
+    """The write the handler made into wrapper ``self`` recorded as torch's autograd above the handler
+    records it: the node ``method`` makes on a plain stand-in over a copy of self's placeholder, in
+    self's place in the graph (the rules of fill_, zero_, copy_ and fill_diagonal_ read no value of
+    self), becomes self's grad_fn, and self's version is bumped."""
+    stand_in = Tensor._make(self._data.copy(), self._grad_fn, self._output_nr)
+    stand_in._requires_grad = self._requires_grad
+    previous = _function.active_dispatch
+    _function.active_dispatch = None
+    try:
+        with enable_grad():
+            method(stand_in, *args)
+    finally:
+        _function.active_dispatch = previous
+    self._version_box[0] += 1
+    old = self._grad_fn
+    self._grad_fn = stand_in._grad_fn
+    self._output_nr = stand_in._output_nr
+    self._requires_grad = stand_in._requires_grad
+    if self._retains_grad:
+        self._move_retained_grad(old)
 
 
 class _ArrayOver:
@@ -1479,6 +1510,7 @@ def _make_inplace_from_copy(fn):
         return fn(t.clone() if t._requires_grad and is_grad_enabled() else t, *args, **kwargs)
 
     on_copy.__name__ = fn.__name__  # (the op a refusal names, as vmap's)
+    on_copy.reads_copy = fn  # (a wrapper subclass's write records fn on a copy its handler makes)
 
     def method(self, *args, **kwargs):
         if kwargs and "out" in kwargs:

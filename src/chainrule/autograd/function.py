@@ -804,6 +804,10 @@ class Function(metaclass=FunctionMeta):
     # placeholder, so the node is recorded without them (None) and the rule recomputes them from
     # what it saved, on the values the wrapper's handler gives it
     forward_state: tuple[str, ...] = ()
+    # True where the op's params are computed from its input's values before it applies (sort's and
+    # median's ``index``): a wrapper's handler calling the op on its inner tensors runs torch's op anew
+    # on them, which computes them from the values (_python_dispatch._as_given)
+    params_from_values: bool = False
 
     def __init__(self, *args, **kwargs) -> None:
         # pre-0.4 scripts built an instance per call (``relu = MyReLU(); relu(x)``); torch still

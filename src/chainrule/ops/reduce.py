@@ -756,6 +756,8 @@ class ScatterAddAlong(ScatterAlong):
 class CumExtremum(Gather):
     """cummax/cummin values: an index may repeat along ``dim``, so the gradient is summed there."""
 
+    params_from_values = True  # (index: where the values are)
+
     label = "cumulative extremum"
     rule = "adds each gradient into the position of the running extremum it copied (repeats summed)"
 
@@ -807,6 +809,7 @@ _SORTED_SAVED = {"_saved_dim": SavedValue(lambda node: as_uint64(getattr(node, "
 
 
 class SortValues(Gather):
+    params_from_values = True  # (index: where the values are)
     node_name = "SortBackward0"
     saved_attributes = _SORTED_SAVED
     label = "sort"
@@ -819,6 +822,7 @@ class SortValues(Gather):
 
 
 class TopkValues(Gather):
+    params_from_values = True  # (index: where the values are)
     node_name = "TopkBackward0"
     saved_attributes = _SORTED_SAVED
     label = "topk"
@@ -826,18 +830,21 @@ class TopkValues(Gather):
 
 
 class MedianDim(Gather):
+    params_from_values = True  # (index: where the values are)
     node_name = "MedianBackward1"
     label = "median"
     rule = "routes the gradient to the median element along the dim"
 
 
 class KthvalueValues(Gather):
+    params_from_values = True  # (index: where the values are)
     node_name = "KthvalueBackward0"
     label = "kthvalue"
     rule = "routes the gradient to the k-th smallest element"
 
 
 class ModeValues(Gather):
+    params_from_values = True  # (index: where the values are)
     node_name = "ModeBackward0"
     label = "mode"
     rule = "routes the gradient to the chosen element"
@@ -1912,12 +1919,17 @@ def median(input: Tensor, dim=None, keepdim: bool = False):
                 return Tensor._make(xp.full((), np.nan, dtype=x.dtype))
         flat = input.reshape(-1)
         index = _median_index(flat._data, 0)
+        if _function_module.active_dispatch is not None:  # (a mode sees the call as given)
+            _function_module.note_given(MedianAll, flat, aten_call=(("median", "default"), (flat,), {}))
         value = MedianAll.apply(flat, index=index)
         return value
     d = _single_dim(dim, x.ndim, "median")
     if x.ndim == 0:
         return _select_along(MedianDim, input, xp.zeros((), np.int64), 0, keepdim, "median")
     _check_nonempty(x, (d,), "median")
+    if _function_module.active_dispatch is not None:  # (a mode sees the call as given)
+        _function_module.note_given(MedianDim, input, aten_call=(
+            ("median", "dim"), _given_args((input, dim, keepdim), (False,)), {}))
     return _select_along(MedianDim, input, _median_index(x, d), d, keepdim, "median")
 
 
@@ -1925,6 +1937,7 @@ class MedianAll(Function):
     """median() of a flat tensor; ties share the gradient evenly, as in torch."""
 
     _array_forward = True
+    params_from_values = True  # (index: where the median is)
     node_name = "MedianBackward0"
     label = "median"
     rule = "routes the gradient to the median element (split evenly among ties)"
@@ -1963,6 +1976,9 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
         return _select_along(KthvalueValues, input, xp.zeros((), np.int64), 0, keepdim, "kthvalue")
     index = _c_layout(_replayed_order(x, d, _kth_index(x, d, k - 1),
                                       lambda keys: [cpu_sort_order.kthvalue_index(keys, k - 1)]))
+    if _function_module.active_dispatch is not None:  # (a mode sees the call as given)
+        _function_module.note_given(KthvalueValues, input, aten_call=(
+            ("kthvalue", "default"), _given_args((input, k, dim, keepdim), (-1, False)), {}))
     return _select_along(KthvalueValues, input, index, d, keepdim, "kthvalue")
 
 
@@ -1996,6 +2012,9 @@ def mode(input: Tensor, dim: int = -1, keepdim: bool = False):
     index = xp.max(xp.where(moved == value, xp.arange(n), -1), axis=-1, keepdims=True)
     # with ties torch's index is the last of the run after its std::sort, which need not be the last occurrence
     index = _c_layout(_replayed_order(x, d, xp.moveaxis(index, -1, d), lambda keys: [cpu_sort_order.mode_index(keys)]))
+    if _function_module.active_dispatch is not None:  # (a mode sees the call as given)
+        _function_module.note_given(ModeValues, input, aten_call=(
+            ("mode", "default"), _given_args((input, dim, keepdim), (-1, False)), {}))
     return _select_along(ModeValues, input, index, d, keepdim, "mode")
 
 
@@ -2066,6 +2085,8 @@ def _cum_extremum(op: str, cls, input: Tensor, dim: int, largest: bool):
     update = (x == values) | (xp.isnan(x) if x.dtype.kind in "fV" else False)
     positions = xp.arange(x.shape[d]).reshape((-1,) + (1,) * (x.ndim - d - 1))
     index = accumulate(xp, "maximum", xp.where(update, positions, 0), d)
+    if _function_module.active_dispatch is not None:  # (a mode sees the call as given)
+        _function_module.note_given(cls, input, aten_call=((op, "default"), (input, dim), {}))
     return _select_along(cls, input, index, d, True, op)
 
 

@@ -655,7 +655,8 @@ _ATEN_SCHEMAS = {
         inputs[0], list(params["size"]), list(params["stride"]),
         *((params["storage_offset"],) if params.get("offset_given", True) else ())), {}),
     **dict.fromkeys(("IndexSelect", "Scatter", "ScatterValue", "ScatterAdd", "TopkValues", "SortValues",
-                     "SortStableValues", "Cumsum", "Cumprod", "ScaledBy"), _as_called),
+                     "SortStableValues", "Cumsum", "Cumprod", "ScaledBy", "MedianAll", "MedianDim",
+                     "KthvalueValues", "ModeValues", "Cummax", "Cummin"), _as_called),
 }
 
 _schema_overloads: dict = {}
@@ -722,6 +723,8 @@ def _as_given(overload, args, kwargs):
         return None
     if not swapped:
         return tuple(pending.inputs), dict(pending.params)
+    if pending.op_class.params_from_values:
+        return None  # (its params were computed from the values of the tensors swapped out)
     # (a tensor can stand at several places: x * x, cat([x, x]))
     held = [t for t in pending.inputs if t is not None]
     held += [value for value in pending.params.values() if isinstance(value, _function._Tensor)]
@@ -737,7 +740,8 @@ def _as_given(overload, args, kwargs):
 # indices, the pooling indices, layer norm's statistics, nll's total weight are its parameters or
 # not kept): a changed call gives what the op would have
 _FIRST_OF_RESULT = {"max.dim", "min.dim", "native_layer_norm.default", "nll_loss_forward.default",
-                    "topk.default", "sort.default", "sort.stable",
+                    "topk.default", "sort.default", "sort.stable", "median.default", "median.dim",
+                    "kthvalue.default", "mode.default", "cummax.default", "cummin.default",
                     *(f"max_pool{n}d_with_indices.default" for n in (1, 2, 3))}
 
 
@@ -854,7 +858,7 @@ def handled_op_parameters() -> dict | None:
 class _PendingOp:
     """One op handed to a handler: what autograd records around it."""
 
-    __slots__ = ("op_class", "inputs", "params", "record", "output", "shown")
+    __slots__ = ("op_class", "inputs", "params", "record", "output", "shown", "runs", "forward")
 
     def __init__(self, op_class, inputs, record: bool, params=None) -> None:
         self.op_class = op_class
@@ -863,6 +867,8 @@ class _PendingOp:
         self.record = record
         self.output = None
         self.shown = None  # (func, args, kwargs) handed to the handler
+        self.runs = 0  # (a wrapper's handler: how often it ran the op on plain tensors)
+        self.forward = None  # (the node of its one run, what the forward found: see _run_for_wrappers)
 
 
 _pending = threading.local()
@@ -877,7 +883,41 @@ def _dispatch(op_class, inputs, params):
         for t in inputs:
             if t is not None and getattr(type(t), "__torch_dispatch__", None) is not None:
                 return _to_subclass(op_class, inputs, params)
+        stack = getattr(_pending, "stack", None)
+        if stack and stack[-1].op_class is op_class and stack[-1].record:
+            return _run_for_wrappers(stack[-1], inputs, params)
     return _function.RUN_UNDISPATCHED
+
+
+def _run_for_wrappers(pending, inputs, params):
+    """A wrapper's handler runs the op handed to it on plain tensors (its inner ones): run it recording,
+    on stand-ins that require grad over the same arrays, so its node keeps what the forward found on
+    the real values (max-pool and sort indices, shrink masks, ...); _record_on_wrappers gives that to the
+    node it records over the wrappers, whose placeholders hold no values. A handler running the op more
+    than once (one per inner tensor) gives none: which run's would be the wrapper's? Nor one recording
+    its own gradients (enable_reentrant_dispatch), whose op runs as it asked."""
+    pending.runs += 1
+    if pending.runs > 1 or is_grad_enabled():
+        pending.forward = None
+        return _function.RUN_UNDISPATCHED
+    Tensor = _function._Tensor
+    stand_ins = []
+    for t in inputs:
+        if t is not None:
+            t = Tensor._make(t._data)
+            t._requires_grad = t._data.dtype.kind in "fc"
+        stand_ins.append(t)
+    previous = _function.active_dispatch
+    _function.active_dispatch = None
+    try:
+        with enable_grad():
+            out = _function._apply_array_op(pending.op_class, *stand_ins, **params)
+    finally:
+        _function.active_dispatch = previous
+    outs = out if isinstance(out, tuple) else (out,)
+    pending.forward = next((o.grad_fn for o in outs if o.grad_fn is not None), None), stand_ins, outs
+    made = tuple(Tensor._make(o._data) for o in outs)
+    return made if isinstance(out, tuple) else made[0]
 
 
 def _is_recording(inputs) -> bool:
@@ -992,7 +1032,7 @@ def _dispatch_types(inputs) -> tuple:
 def _to_subclass(op_class, inputs, params):
     """Each wrapper class's ``__torch_dispatch__`` in turn until one answers (not NotImplemented),
     below autograd; the op's node, recorded on the wrappers, goes on the result it returned."""
-    pending = _PendingOp(op_class, inputs, False, params)
+    pending = _PendingOp(op_class, inputs, _is_recording(inputs), params)
     pending.shown = func, args, kwargs = _handler_call(op_class, inputs, params)
     types = _dispatch_types(inputs)
     stack = getattr(_pending, "stack", None)
@@ -1009,8 +1049,8 @@ def _to_subclass(op_class, inputs, params):
                 raise _no_handler_answered(func, types)
     finally:
         stack.pop()
-    if _is_recording(inputs):
-        _record_on_wrappers(op_class, inputs, params, result)
+    if pending.record:
+        _record_on_wrappers(op_class, inputs, params, result, pending.forward)
     return result
 
 
@@ -1021,11 +1061,14 @@ def _no_handler_answered(func, types) -> TypeError:
                      "TORCH_LOGS=not_implemented")
 
 
-def _record_on_wrappers(op_class, inputs, params, result) -> None:
+def _record_on_wrappers(op_class, inputs, params, result, forward=None) -> None:
     """Record the op's node as autograd above ``__torch_dispatch__`` does: the forward runs once
     more on the wrappers' own arrays (placeholders: their values live in the subclass) only for
     the node and what it saves; the node then goes on the handler's result in place, which stays
-    the wrapper the handler returned, and stands for the output the rule reads."""
+    the wrapper the handler returned, and stands for the output the rule reads. What the forward
+    found on the values (``forward``: the node of the handler's one run of the op, _run_for_wrappers)
+    replaces what it found on the placeholders: the ctx attributes, and saved tensors that are
+    neither an input nor an output."""
     previous = _function.active_dispatch
     _function.active_dispatch = None
     try:
@@ -1038,9 +1081,12 @@ def _record_on_wrappers(op_class, inputs, params, result) -> None:
     node = next((r.grad_fn for r in recorded if r.grad_fn is not None), None)
     if node is None:
         return
-    for name in op_class.forward_state:  # (computed from the placeholders: the rule recomputes them)
-        if name in node.__dict__:
-            setattr(node, name, None)
+    if forward is not None and forward[0] is not None and type(forward[0]) is type(node):
+        _take_forward_state(node, inputs, *forward)
+    else:
+        for name in op_class.forward_state:  # (computed from the placeholders: the rule recomputes them)
+            if name in node.__dict__:
+                setattr(node, name, None)
     for out, placeholder in zip(results, recorded):
         if out is None or placeholder.grad_fn is None or any(out is t for t in inputs):
             continue  # (an input handed back is not made an output of the op)
@@ -1056,6 +1102,26 @@ def _record_on_wrappers(op_class, inputs, params, result) -> None:
             # gets it back in the graph under create_graph, as a plain saved output: _with_grad_fn)
             saved[i] = _wrapper_alias(results[saved[i]._output_nr])
         node._saved = tuple(saved)
+
+
+def _take_forward_state(node, inputs, ran, stand_ins, outs) -> None:
+    """``node``, recorded over wrappers' placeholders, takes from ``ran`` (the same op run by the
+    handler on the real values, over ``stand_ins`` giving ``outs``) its ctx attributes and the saved
+    tensors it made itself (indices, masks): those are the real forward's."""
+    for name, value in ran.__dict__.items():
+        if not name.startswith("_saved"):
+            setattr(node, name, value)
+    saved, theirs = node._saved, ran._saved
+    if not saved or not theirs or len(saved) != len(theirs):
+        return
+    own = set(getattr(node, "_saved_outputs", None) or ())
+    mine = list(saved)
+    for i, (s, t) in enumerate(zip(saved, theirs)):
+        if i in own or t is None or any(t is x for x in stand_ins) or any(t is o for o in outs) or any(
+                s is x for x in inputs):
+            continue
+        mine[i] = t
+    node._saved = tuple(mine)
 
 
 # what a wrapper's alias does not take over: its own place in the graph and what hangs on it
@@ -1477,13 +1543,87 @@ def _inplace_to_handler(func, types: tuple, target, args: tuple, kwargs: dict):
             if saves == "result":
                 _show_saved(target, types)
             return target
+        recording = _inplace_node_on_wrapper(func, target, args, kwargs)
         with _below_autograd():
             for kind in types:
                 if kind.__torch_dispatch__(func, types, (target, *args), kwargs) is not NotImplemented:
+                    if recording is not None:
+                        _rebase_wrapper(target, *recording)
                     return target
     finally:
         targets.pop()
     raise _no_handler_answered(func, types)
+
+
+def _inplace_node_on_wrapper(func, target, args: tuple, kwargs: dict):
+    """What autograd above ``__torch_dispatch__`` records for an in-place ``target.<op>_(*args)`` on a
+    wrapper subclass, before the handler writes: the out-of-place op's node over the wrappers (run on
+    their placeholders, as _record_on_wrappers does) and, where the rule keeps ``self``, a clone of
+    target as it was (the handler makes it: torch's autograd clones it too); None when nothing records.
+    A leaf that requires grad is refused first, as torch refuses it."""
+    function = func._function() if isinstance(func, InplaceOverload) else None
+    if function is None or not is_grad_enabled():
+        return None
+    tensors = [t for t in (target, *args, *kwargs.values()) if isinstance(t, _function._Tensor)]
+    if not any(t._requires_grad for t in tensors):
+        return None
+    if target._requires_grad and target._grad_fn is None and target._base is None:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+    on_copy = getattr(function, "reads_copy", None)  # (an op of several nodes, which reads a copy of self)
+    original = _wrapper_before_write(target) if on_copy is not None else None
+    previous = _function.active_dispatch
+    _function.active_dispatch = None
+    try:
+        with enable_grad():
+            recorded = on_copy(original, *args, **kwargs) if on_copy is not None else function(target, *args, **kwargs)
+    finally:
+        _function.active_dispatch = previous
+    node = recorded.grad_fn if isinstance(recorded, _function._Tensor) else None
+    if node is None:
+        return None
+    for name in getattr(node._forward_cls, "forward_state", ()):  # (from the placeholders: the rule recomputes them)
+        if name in node.__dict__:
+            setattr(node, name, None)
+    if original is None and node._saved and any(s is target for s in node._saved):
+        original = _wrapper_before_write(target)
+    return node, recorded._output_nr, original
+
+
+def _wrapper_before_write(target):
+    """A copy of wrapper ``target`` as it is, made by its handler (aten.clone), in target's place in the graph."""
+    with _below_autograd():
+        original = target.clone()
+    original._grad_fn = target._grad_fn
+    original._output_nr = target._output_nr
+    original._requires_grad = target._requires_grad
+    return original
+
+
+def _rebase_wrapper(target, node, output_nr: int, original) -> None:
+    """The handler wrote ``target`` in place: bump its version and make ``node`` its grad_fn, as
+    _methods._inplace does for a plain tensor; the node's saved ``self`` is the clone of it as it was,
+    its saved result target as it is now."""
+    box = target._version_box
+    box[0] += 1
+    saved = list(node._saved or ())
+    if saved:
+        outputs = getattr(node, "_saved_outputs", None) or ()
+        for i, s in enumerate(saved):
+            if i in outputs:
+                saved[i] = _wrapper_alias(target)  # (an alias: target itself would hold its own node)
+            elif s is target:
+                saved[i] = original
+        node._saved = tuple(saved)
+        node._saved_versions = tuple(None if s is None else _function._saved_version(s) for s in saved)
+    old = target._grad_fn
+    target._grad_fn = node
+    op = getattr(node._forward_cls, "_derivative_op", None)
+    if op is not None:  # an op without a derivative: torch's error names the in-place one (aten::heaviside_)
+        node._derivative_op = op + "_"
+    target._output_nr = output_nr
+    target._requires_grad = True
+    if target._retains_grad:
+        target._move_retained_grad(old)
 
 
 _function.inplace_dispatch = _dispatch_inplace
