@@ -152,6 +152,10 @@ TRANSPOSE_CASES = [
     ((2, 16, 4, 5, 4), (16, 4, 3, 3, 3), dict(padding=1), np.float32),  # stride 1: the reversed-problem route
     ((2, 3, 4, 3, 5), (3, 2, 2, 3, 3), dict(padding=(0, 1, 2), dilation=(1, 2, 1)), np.float32),
     ((2, 3, 3, 4, 3), (3, 2, 2, 2, 2), dict(stride=2, output_padding=1), np.float32),  # stride 2: old route
+    # stride 1 with output_padding (below the dilation): positions no window reaches, zero before the bias
+    ((2, 3, 4, 5, 3), (3, 4, 2, 3, 3), dict(dilation=2, output_padding=1), np.float32),
+    ((2, 3, 4, 5, 3), (3, 4, 2, 3, 3), dict(dilation=(2, 3, 2), output_padding=(1, 2, 0), padding=(1, 0, 2)),
+     np.float32),
     ((2, 2, 3, 4, 3), (2, 3, 3, 2, 2), dict(padding=(1, 0, 1)), np.float64),
 ]
 
@@ -176,7 +180,8 @@ def test_conv_transpose3d_matches_torch(x_shape, w_shape, kwargs, dtype):
                          w.detach().requires_grad_(), b.detach().requires_grad_()))
 
 
-@pytest.mark.parametrize("kwargs", [dict(padding=1), dict(padding=(0, 1, 2), dilation=(1, 2, 1))])
+@pytest.mark.parametrize("kwargs", [dict(padding=1), dict(padding=(0, 1, 2), dilation=(1, 2, 1)),
+                                    dict(padding=(0, 1, 0), dilation=2, output_padding=(1, 0, 1))])
 def test_conv_transpose3d_gradcheck_float64(kwargs, float64_planes):
     """A stride-1 conv_transpose3d's forward is the reversed-problem route; its gradients are the
     plane-column forward and filter gradient."""

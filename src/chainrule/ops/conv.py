@@ -299,31 +299,39 @@ def _conv_weight_planes(x: np.ndarray, grad: np.ndarray, geo: _Geometry, w_shape
     return np.ascontiguousarray(out.transpose(1, 4, 0, 2, 3))
 
 
+def _adjoint_padding(geo: _Geometry) -> tuple:
+    """The padding (before, after) of the reversed problem's convolution in ``_conv_input_as_conv``:
+    reversed output i' reads reversed gradient i' + k·dl - before, before = in - out + p_lo (more
+    than dl·(k - 1) - p_hi where a conv_transpose's output_padding adds positions no window
+    reaches), after = dl·(k - 1) - p_lo."""
+    before = tuple(n - m + lo for n, m, lo in zip(geo.in_shape, geo.out_shape, geo.pad_lo))
+    after = tuple(dl * (k - 1) - lo for dl, k, lo in zip(geo.dilation, geo.kernel, geo.pad_lo))
+    return before, after
+
+
 def _adjoint_as_conv(grad, w, geo: _Geometry) -> bool:
     """Whether ``_conv_input`` runs as a forward convolution (``_conv_input_as_conv``): 3-d
-    float32, one group, stride 1, and no side padded past the dilated kernel (so the adjoint's
-    padding is not negative), on the CPU. (Float64 keeps the per-offset GEMMs and slab adds: they
-    sum as torch's slow_conv3d does, every value of the 5×5×5 16→16 input gradient.)"""
+    float32, one group, stride 1, and an adjoint padding that is not negative (no side padded past
+    the dilated kernel), on the CPU. (Float64 keeps the per-offset GEMMs and slab adds: they sum as
+    torch's slow_conv3d does, every value of the 5×5×5 16→16 input gradient.)"""
     return (len(geo.kernel) == 3 and geo.groups == 1 and all(s == 1 for s in geo.stride)
             and grad.dtype == w.dtype and grad.dtype in _PLANE_DTYPES and array_module(grad) is np
-            and all(dl * (k - 1) >= max(lo, hi)
-                    for dl, k, lo, hi in zip(geo.dilation, geo.kernel, geo.pad_lo, geo.pad_hi)))
+            and all(p >= 0 for side in _adjoint_padding(geo) for p in side))
 
 
 def _conv_input_as_conv(grad: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
     """x̄ = Cᵀ(g, w) at stride 1 as the forward map of the spatially reversed problem:
     x̄[i] = Σ_k g[i + p_lo - k·dl] w[k], so with ĝ = g reversed along every spatial axis,
-    x̄ reversed = C(ĝ, wᵀ) with padding dl·(k - 1) - p_hi before and dl·(k - 1) - p_lo after.
-    The reversals are views. Its columns reduce over (kernel offset ascending, O), which is torch's
-    order for its oneDNN 3-d input gradient: with up to 448 terms (one OpenBLAS pass) every output
-    is torch's (16→8 3×3×3 on (4, 16, 12, 12, 12): 110,592 of 110,592, where the per-offset GEMMs
-    and slab adds matched 12,812), and the plane columns make it faster than those adds
-    (5×5×5 16→16, one thread: 7.8 ms instead of 14.1; 2→16: 1.7 ms instead of 14.1)."""
+    x̄ reversed = C(ĝ, wᵀ) padded as ``_adjoint_padding`` says (dl·(k - 1) - p_hi before and
+    dl·(k - 1) - p_lo after for a convolution's own gradient). The reversals are views. Its
+    columns reduce over (kernel offset ascending, O), which is torch's order for its oneDNN 3-d
+    input gradient: with up to 448 terms (one OpenBLAS pass) every output is torch's (16→8 3×3×3
+    on (4, 16, 12, 12, 12): 110,592 of 110,592, where the per-offset GEMMs and slab adds matched
+    12,812), and the plane columns make it faster than those adds (5×5×5 16→16, one thread: 7.8
+    ms instead of 14.1; 2→16: 1.7 ms instead of 14.1)."""
     reverse = (slice(None), slice(None)) + (slice(None, None, -1),) * 3
-    adjoint = _Geometry(geo.kernel, geo.stride,
-                        tuple(dl * (k - 1) - hi for dl, k, hi in zip(geo.dilation, geo.kernel, geo.pad_hi)),
-                        tuple(dl * (k - 1) - lo for dl, k, lo in zip(geo.dilation, geo.kernel, geo.pad_lo)),
-                        geo.dilation, 1, geo.out_shape, geo.in_shape)
+    before, after = _adjoint_padding(geo)
+    adjoint = _Geometry(geo.kernel, geo.stride, before, after, geo.dilation, 1, geo.out_shape, geo.in_shape)
     return _conv(grad[reverse], w.swapaxes(0, 1), adjoint)[reverse]
 
 
