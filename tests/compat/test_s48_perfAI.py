@@ -42,7 +42,10 @@ CASES = [
     ((2, 6, 5, 6, 6), (4, 3, 3, 3, 3), dict(padding=1, groups=2), np.float32, "contiguous"),  # groups: old route
     ((2, 4, 5, 6, 6), (3, 4, 3, 3, 3), dict(padding=1), np.float32, "channels_last_3d"),
     ((2, 4, 5, 6, 6), (3, 4, 3, 3, 3), dict(padding=1), np.float32, "non_contiguous"),
+    ((2, 16, 5, 6, 6), (3, 16, 5, 3, 3), dict(padding=(2, 0, 1)), np.float32, "channels_last_3d"),  # planes forward
+    ((2, 16, 5, 6, 6), (3, 16, 5, 3, 3), dict(padding=(2, 0, 1)), np.float32, "non_contiguous"),
     ((0, 4, 5, 6, 6), (3, 4, 3, 3, 3), dict(padding=1), np.float32, "contiguous"),       # zero-size batch
+    ((0, 16, 5, 6, 6), (3, 16, 5, 3, 3), dict(padding=2), np.float32, "contiguous"),
     ((2, 3, 4, 5, 5), (2, 3, 3, 3, 3), dict(padding=1), np.float64, "contiguous"),
     ((2, 3, 5, 5, 4), (2, 3, 2, 3, 2), dict(stride=(1, 2, 1), padding=(1, 1, 0)), np.float64, "channels_last_3d"),
 ]
