@@ -194,3 +194,14 @@ def test_conv_transpose3d_gradcheck_float64(kwargs, float64_planes):
     b = torch.tensor(rng.standard_normal(2), requires_grad=True)
     assert gradcheck(lambda x, w, b: F.conv_transpose3d(x, w, b, **kwargs), (x, w, b))
     assert gradgradcheck(lambda x, w, b: F.conv_transpose3d(x, w, b, **kwargs), (x, w, b))
+
+
+def test_conv3d_without_input_channels_gives_empty_gradients():
+    """Zero input channels: the gradients are as empty as torch's (the reversed-problem route,
+    whose weight would have no rows, is not taken)."""
+    x, tx = _pair(np.zeros((2, 0, 5, 5, 5), np.float32))
+    w, tw = _pair(np.zeros((3, 0, 5, 5, 5), np.float32))
+    F.conv3d(x, w, padding=2).sum().backward()
+    real_torch.nn.functional.conv3d(tx, tw, padding=2).sum().backward()
+    assert tuple(x.grad.shape) == tuple(tx.grad.shape)
+    assert tuple(w.grad.shape) == tuple(tw.grad.shape)

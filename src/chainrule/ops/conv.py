@@ -219,11 +219,10 @@ def _depth_planes(x, other, geo: _Geometry) -> bool:
     """Whether a 3-d float32 convolution runs on plane columns (``_plane_columns``): one group, a
     kernel deeper than 1 at depth stride 1, on the CPU (float64 keeps the full columns: they sum as
     torch's slow_conv3d does, e.g. all 128,000 filter-gradient values of 5×5×5 32→32 on
-    (4, 32, 6, 6, 6)). Its full columns repeat each input plane kD
-    times over; the plane columns hold it once per (kH, kW) offset and the kD offsets become kD
-    GEMMs over row ranges of them (5×5×5 16→16 on (4, 16, 12, 12, 12), one thread: the gather
-    writes 14.7 MB instead of 55.3, the forward takes 7.1 ms instead of 9.4 and the filter
-    gradient 8.0 instead of 12.3)."""
+    (4, 32, 6, 6, 6)). Its full columns repeat each input plane kD times over; the plane columns
+    hold it once per (kH, kW) offset and the kD offsets become kD GEMMs over row ranges of them
+    (5×5×5 16→16 on (4, 16, 12, 12, 12), one thread: the gather writes 14.7 MB instead of 55.3,
+    the forward takes 7.1 ms instead of 9.4 and the filter gradient 8.0 instead of 12.3)."""
     return (len(geo.kernel) == 3 and geo.groups == 1 and geo.kernel[0] > 1 and geo.stride[0] == 1
             and x.dtype == other.dtype and x.dtype in _PLANE_DTYPES and array_module(x) is np)
 
@@ -256,11 +255,13 @@ def _plane_columns(x: np.ndarray, geo: _Geometry) -> np.ndarray:
 def _plane_chunk(x: np.ndarray, geo: _Geometry) -> int:
     """Samples per chunk of plane columns (about ``_COLUMN_CHUNK_BYTES`` of them)."""
     depth = geo.padded_shape[0]
-    return _sample_chunk(x.shape[1], depth * math.prod(geo.kernel[1:]) * math.prod(geo.out_shape[1:]), x.itemsize)
+    per_sample = depth * math.prod(geo.kernel[1:]) * math.prod(geo.out_shape[1:])
+    return _sample_chunk(x.shape[1], per_sample, x.itemsize)
 
 
 def _depth_rows(cols: np.ndarray, k: int, geo: _Geometry) -> np.ndarray:
-    """The plane-column rows that depth offset ``k`` reads for every output plane: (B, oD·oH·oW, kH·kW·C)."""
+    """The plane-column rows that depth offset ``k`` reads for every output plane:
+    (B, oD·oH·oW, kH·kW·C)."""
     start = k * geo.dilation[0]
     rows = cols[:, start:start + geo.out_shape[0]]
     return rows.reshape(rows.shape[0], rows.shape[1] * rows.shape[2], rows.shape[3])
@@ -270,7 +271,7 @@ def _conv_planes(x: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
     """``_conv`` on plane columns: y = Σ_kd rows(kd) @ W_kd, (N, O, *out) as a view of (N, *out, O) memory."""
     n, o = x.shape[0], w.shape[0]
     kd = geo.kernel[0]
-    w_planes = w.transpose(2, 3, 4, 1, 0).reshape(kd, -1, o)  # (kD, kH·kW·C, O)
+    w_planes = w.transpose(2, 3, 4, 1, 0).reshape(kd, math.prod(w.shape[1:]) // kd, o)  # (kD, kH·kW·C, O)
     out = np.empty((n, math.prod(geo.out_shape), o), dtype=np.result_type(x, w))
     chunk = _plane_chunk(x, geo)
     for start in range(0, n, chunk):
@@ -311,12 +312,13 @@ def _adjoint_padding(geo: _Geometry) -> tuple:
 
 def _adjoint_as_conv(grad, w, geo: _Geometry) -> bool:
     """Whether ``_conv_input`` runs as a forward convolution (``_conv_input_as_conv``): 3-d
-    float32, one group, stride 1, and an adjoint padding that is not negative (no side padded past
-    the dilated kernel), on the CPU. (Float64 keeps the per-offset GEMMs and slab adds: they sum as
-    torch's slow_conv3d does, every value of the 5×5×5 16→16 input gradient.)"""
+    float32, one group, stride 1, a weight with elements (no zero channels) and an adjoint padding
+    that is not negative (no side padded past the dilated kernel), on the CPU. (Float64 keeps the
+    per-offset GEMMs and slab adds: they sum as torch's slow_conv3d does, every value of the
+    5×5×5 16→16 input gradient.)"""
     return (len(geo.kernel) == 3 and geo.groups == 1 and all(s == 1 for s in geo.stride)
             and grad.dtype == w.dtype and grad.dtype in _PLANE_DTYPES and array_module(grad) is np
-            and all(p >= 0 for side in _adjoint_padding(geo) for p in side))
+            and w.size > 0 and all(p >= 0 for side in _adjoint_padding(geo) for p in side))
 
 
 def _conv_input_as_conv(grad: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
