@@ -27,6 +27,10 @@ GEMM sliced per offset (1.5× slower adds), transposed-conv-as-conv for stride 1
 F(2×2, 3×3) for the 32→64 3×3 conv (its 16 GEMMs have K = C = 32 and ran at half the direct
 GEMM's speed, so 2.25× fewer multiplications gave a slower forward: 135 ms against 97 ms
 single-threaded on the loaded machine, and its transforms cost as much as the im2col).
+3-d float32 convolutions of one group with a kernel deeper than 1 build columns over the kernel's height
+and width only (``_plane_columns``, kD× smaller) and run the depth offsets as GEMMs over row ranges
+of them; at stride 1 their input gradient is the spatially reversed problem's forward map
+(``_conv_input_as_conv``), which sums in the order of torch's oneDNN kernel.
 On real CuPy, with ``chainrule.backends.cuda.conv.implicit_gemm`` on (the default), the maps of
 1-d and 2-d float32/float64 convolutions run as the implicit-GEMM kernels of ``_cuda_conv``
 instead: no columns at all.
@@ -207,6 +211,132 @@ def _columns_channels_first(x: np.ndarray, geo: _Geometry) -> np.ndarray:
     return cols.reshape(n, g, cg * math.prod(geo.kernel), math.prod(geo.out_shape))
 
 
+# the dtypes the plane columns and the reversed-problem input gradient serve (see _depth_planes)
+_PLANE_DTYPES = (np.float32,)
+
+
+def _depth_planes(x, other, geo: _Geometry) -> bool:
+    """Whether a 3-d float32 convolution runs on plane columns (``_plane_columns``): one group, a
+    kernel deeper than 1 at depth stride 1, on the CPU (float64 keeps the full columns: they sum as
+    torch's slow_conv3d does, e.g. all 128,000 filter-gradient values of 5×5×5 32→32 on
+    (4, 32, 6, 6, 6)). Its full columns repeat each input plane kD times over; the plane columns
+    hold it once per (kH, kW) offset and the kD offsets become kD GEMMs over row ranges of them
+    (5×5×5 16→16 on (4, 16, 12, 12, 12), one thread: the gather writes 14.7 MB instead of 55.3,
+    the forward takes 7.1 ms instead of 9.4 and the filter gradient 8.0 instead of 12.3)."""
+    return (len(geo.kernel) == 3 and geo.groups == 1 and geo.kernel[0] > 1 and geo.stride[0] == 1
+            and x.dtype == other.dtype and x.dtype in _PLANE_DTYPES and array_module(x) is np)
+
+
+# OpenBLAS's sgemm (its SkylakeX kernel, this machine's) sums up to 448 products per output in one
+# pass, in order, as torch's oneDNN conv3d does for up to 16 input channels: there the full columns'
+# single GEMM gives torch's bits (16→8 3×3×3: all 55,296 outputs), which the plane columns' kD
+# partial sums would not; past it both routes split the sum (16→16 5×5×5: about 5% equal either way).
+_ONE_PASS_REDUCTION = 448
+
+
+def _plane_columns(x: np.ndarray, geo: _Geometry) -> np.ndarray:
+    """im2col over the kernel's height and width only: (N, C, D, H, W) → (N, D_padded, oH·oW,
+    kH·kW·C), contiguous, one block of rows per padded input plane. Output plane od at depth
+    offset kd reads block od + kd·dilation, so the rows of one depth offset for every output
+    plane are one contiguous row range."""
+    x_cl = _to_channels_last_padded(x, geo)  # (N, D_padded, H_padded, W_padded, C)
+    n, depth, c = x_cl.shape[0], x_cl.shape[1], x_cl.shape[-1]
+    strides = x_cl.strides
+    (_, kh, kw), (_, sh, sw), (_, dh, dw) = geo.kernel, geo.stride, geo.dilation
+    oh, ow = geo.out_shape[1:]
+    view = _windows(x_cl, shape=(n, depth, oh, ow, kh, kw, c),
+                    strides=(strides[0], strides[1], strides[2] * sh, strides[3] * sw,
+                             strides[2] * dh, strides[3] * dw, x_cl.itemsize))
+    cols = np.empty(view.shape, dtype=x.dtype)
+    _assign(cols, view)
+    return cols.reshape(n, depth, oh * ow, kh * kw * c)
+
+
+def _plane_chunk(x: np.ndarray, geo: _Geometry) -> int:
+    """Samples per chunk of plane columns (about ``_COLUMN_CHUNK_BYTES`` of them)."""
+    depth = geo.padded_shape[0]
+    per_sample = depth * math.prod(geo.kernel[1:]) * math.prod(geo.out_shape[1:])
+    return _sample_chunk(x.shape[1], per_sample, x.itemsize)
+
+
+def _depth_rows(cols: np.ndarray, k: int, geo: _Geometry) -> np.ndarray:
+    """The plane-column rows that depth offset ``k`` reads for every output plane:
+    (B, oD·oH·oW, kH·kW·C)."""
+    start = k * geo.dilation[0]
+    rows = cols[:, start:start + geo.out_shape[0]]
+    return rows.reshape(rows.shape[0], rows.shape[1] * rows.shape[2], rows.shape[3])
+
+
+def _conv_planes(x: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
+    """``_conv`` on plane columns: y = Σ_kd rows(kd) @ W_kd, (N, O, *out) as a view of (N, *out, O) memory."""
+    n, o = x.shape[0], w.shape[0]
+    kd = geo.kernel[0]
+    w_planes = w.transpose(2, 3, 4, 1, 0).reshape(kd, math.prod(w.shape[1:]) // kd, o)  # (kD, kH·kW·C, O)
+    out = np.empty((n, math.prod(geo.out_shape), o), dtype=np.result_type(x, w))
+    chunk = _plane_chunk(x, geo)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        cols = _plane_columns(x[start:stop], geo)
+        target = out[start:stop]
+        np.matmul(_depth_rows(cols, 0, geo), w_planes[0], out=target)
+        for k in range(1, kd):
+            target += np.matmul(_depth_rows(cols, k, geo), w_planes[k])
+    return out.reshape(n, *geo.out_shape, o).transpose(0, 4, 1, 2, 3)
+
+
+def _conv_weight_planes(x: np.ndarray, grad: np.ndarray, geo: _Geometry, w_shape: tuple) -> np.ndarray:
+    """``_conv_weight`` on plane columns: W̄_kd = Σ_n G_n (O, L) @ rows_n(kd) (L, kH·kW·C)."""
+    n, o = grad.shape[0], w_shape[0]
+    kd = geo.kernel[0]
+    grad_rows = grad.reshape(n, o, math.prod(geo.out_shape))  # a view for NC*S and channels-last memory alike
+    out = np.zeros((kd, o, math.prod(geo.kernel[1:]) * x.shape[1]), dtype=np.result_type(x, grad))
+    chunk = _plane_chunk(x, geo)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        cols = _plane_columns(x[start:stop], geo)
+        for k in range(kd):
+            out[k] += np.matmul(grad_rows[start:stop], _depth_rows(cols, k, geo)).sum(axis=0)
+    out = out.reshape(kd, o, *geo.kernel[1:], x.shape[1])
+    return np.ascontiguousarray(out.transpose(1, 4, 0, 2, 3))
+
+
+def _adjoint_padding(geo: _Geometry) -> tuple:
+    """The padding (before, after) of the reversed problem's convolution in ``_conv_input_as_conv``:
+    reversed output i' reads reversed gradient i' + k·dl - before, before = in - out + p_lo (more
+    than dl·(k - 1) - p_hi where a conv_transpose's output_padding adds positions no window
+    reaches), after = dl·(k - 1) - p_lo."""
+    before = tuple(n - m + lo for n, m, lo in zip(geo.in_shape, geo.out_shape, geo.pad_lo))
+    after = tuple(dl * (k - 1) - lo for dl, k, lo in zip(geo.dilation, geo.kernel, geo.pad_lo))
+    return before, after
+
+
+def _adjoint_as_conv(grad, w, geo: _Geometry) -> bool:
+    """Whether ``_conv_input`` runs as a forward convolution (``_conv_input_as_conv``): 3-d
+    float32, one group, stride 1, a weight with elements (no zero channels) and an adjoint padding
+    that is not negative (no side padded past the dilated kernel), on the CPU. (Float64 keeps the
+    per-offset GEMMs and slab adds: they sum as torch's slow_conv3d does, every value of the
+    5×5×5 16→16 input gradient.)"""
+    return (len(geo.kernel) == 3 and geo.groups == 1 and all(s == 1 for s in geo.stride)
+            and grad.dtype == w.dtype and grad.dtype in _PLANE_DTYPES and array_module(grad) is np
+            and w.size > 0 and all(p >= 0 for side in _adjoint_padding(geo) for p in side))
+
+
+def _conv_input_as_conv(grad: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
+    """x̄ = Cᵀ(g, w) at stride 1 as the forward map of the spatially reversed problem:
+    x̄[i] = Σ_k g[i + p_lo - k·dl] w[k], so with ĝ = g reversed along every spatial axis,
+    x̄ reversed = C(ĝ, wᵀ) padded as ``_adjoint_padding`` says (dl·(k - 1) - p_hi before and
+    dl·(k - 1) - p_lo after for a convolution's own gradient). The reversals are views. Its
+    columns reduce over (kernel offset ascending, O), which is torch's order for its oneDNN 3-d
+    input gradient: with up to 448 terms (one OpenBLAS pass) every output is torch's (16→8 3×3×3
+    on (4, 16, 12, 12, 12): 110,592 of 110,592, where the per-offset GEMMs and slab adds matched
+    12,812), and the plane columns make it faster than those adds (5×5×5 16→16, one thread: 7.8
+    ms instead of 14.1; 2→16: 1.7 ms instead of 14.1)."""
+    reverse = (slice(None), slice(None)) + (slice(None, None, -1),) * 3
+    before, after = _adjoint_padding(geo)
+    adjoint = _Geometry(geo.kernel, geo.stride, before, after, geo.dilation, 1, geo.out_shape, geo.in_shape)
+    return _conv(grad[reverse], w.swapaxes(0, 1), adjoint)[reverse]
+
+
 def _weight_matrix(w: np.ndarray, g: int) -> np.ndarray:
     """(O, C/g, *K) → (g, K·C/g, O/g): the right-hand side of the forward GEMM."""
     o = w.shape[0]
@@ -279,6 +409,9 @@ def _conv(x: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
         # im2col path copies x twice and y once more (18→64 on (32, 18, 9, 9), one thread: 55 µs
         # instead of 168)
         return xp.matmul(w.reshape(o, -1), x.reshape(n, x.shape[1], length)).reshape(n, o, *geo.out_shape)
+    if (_depth_planes(x, w, geo) and not _channels_first_columns(x.shape[1], geo)
+            and math.prod(geo.kernel) * x.shape[1] > _ONE_PASS_REDUCTION):
+        return _conv_planes(x, w, geo)
     dtype = xp.result_type(x, w)
     # the columns a few samples at a time (see _COLUMN_CHUNK_BYTES): the peak holds one chunk of
     # them, not K× the input, and the GEMM reads columns that are still in cache (32→64 3×3 on
@@ -311,6 +444,8 @@ def _conv_weight(x: np.ndarray, grad: np.ndarray, geo: _Geometry, w_shape: tuple
     o, cg = w_shape[0], w_shape[1]
     n = grad.shape[0]
     kernel_size = math.prod(geo.kernel)
+    if _depth_planes(x, grad, geo) and not _channels_first_columns(x.shape[1], geo):
+        return _conv_weight_planes(x, grad, geo, w_shape)
     chunk = _sample_chunk(x.shape[1], kernel_size * math.prod(geo.out_shape), x.itemsize, xp)
     if _channels_first_columns(x.shape[1], geo):
         # G (B, g, O/g, L) @ columnsᵀ (B, g, L, C/g·K), summed over the samples: the gradient is
@@ -382,6 +517,8 @@ def _conv_input(grad: np.ndarray, w: np.ndarray, geo: _Geometry, c: int) -> np.n
         # Wᵀ (C, O) @ G (N, O, L): no col2im, the result in (N, C, *S) memory (18→64 on
         # (32, 18, 9, 9), one thread: 43 µs instead of 158)
         return array_module(grad).matmul(w.reshape(o, cg).T, grad.reshape(n, o, -1)).reshape(n, c, *geo.in_shape)
+    if _adjoint_as_conv(grad, w, geo):
+        return _conv_input_as_conv(grad, w, geo)
     if n > 1 and geo.out_shape[-1] >= cg and not is_channels_last(grad):
         # long output rows and a gradient that is not channels-last (an (N, O, *out)-contiguous
         # one from a pool or an elementwise op is read in place; a broadcast one from a sum is
