@@ -1,0 +1,80 @@
+"""Compared with torch 2.13: gaps the progDD corpus programs' probes found (score_sde_pc_sampler,
+diffwave_vocoder, deepspeech2_rnn_bn): F.ctc_loss / nn.CTCLoss refusing non-integral length tensors and
+mixed or float length lists as torch.ctc_loss's two overloads do, before any other check."""
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+I_LENGTHS = [6, 5, 4]
+T_LENGTHS = [3, 2, 1]
+
+
+def _ctc_outcome(lib, make_lengths, **kwargs):
+    """What F.ctc_loss and nn.CTCLoss(reduction='none') do on the same log-probs: their losses and
+    gradient, or (exception type, message)."""
+    rng = np.random.RandomState(1)
+    log_probs = lib.tensor(rng.randn(6, 3, 5).astype(np.float32)).log_softmax(-1)
+    if kwargs.pop("zero_dim", False):
+        log_probs = lib.tensor(1.0)
+    log_probs.requires_grad_(True)
+    targets = lib.tensor([1, 2, 2, 3, 1, 4])
+    input_lengths, target_lengths = make_lengths(lib)
+    try:
+        loss = lib.nn.functional.ctc_loss(log_probs, targets, input_lengths, target_lengths, **kwargs)
+        losses = lib.nn.CTCLoss(reduction="none", **kwargs)(log_probs, targets, input_lengths, target_lengths)
+    except Exception as error:  # noqa: BLE001 - any refusal is compared
+        return type(error).__name__, str(error)
+    loss.backward()
+    return "ok", round(loss.item(), 5), np.round(losses.detach().numpy(), 5).tolist(), \
+        np.round(log_probs.grad.numpy(), 5).tolist()
+
+
+LENGTHS = {
+    "float input_lengths": lambda L: (L.tensor(I_LENGTHS, dtype=L.float32), L.tensor(T_LENGTHS)),
+    "double target_lengths": lambda L: (L.tensor(I_LENGTHS), L.tensor(T_LENGTHS, dtype=L.float64)),
+    "both float": lambda L: (L.tensor(I_LENGTHS, dtype=L.float32), L.tensor(T_LENGTHS, dtype=L.float64)),
+    "bool input_lengths": lambda L: (L.tensor([True, True, True]), L.tensor([1, 1, 1])),
+    "bool target_lengths": lambda L: (L.tensor(I_LENGTHS), L.tensor([True, True, True])),
+    "complex input_lengths": lambda L: (L.tensor(I_LENGTHS, dtype=L.complex64), L.tensor(T_LENGTHS)),
+    "float tensor and list": lambda L: (L.tensor(I_LENGTHS, dtype=L.float32), T_LENGTHS),
+    "list and float tensor": lambda L: (I_LENGTHS, L.tensor(T_LENGTHS, dtype=L.float32)),
+    "list and int tensor": lambda L: (I_LENGTHS, L.tensor(T_LENGTHS)),
+    "int tensor and list": lambda L: (L.tensor(I_LENGTHS), T_LENGTHS),
+    "float list": lambda L: ([6.0, 5.0, 4.0], T_LENGTHS),
+    "list holding a float tensor": lambda L: ([L.tensor(6.0), 5, 4], T_LENGTHS),
+    # still taken, as torch takes them
+    "int lists": lambda L: (I_LENGTHS, T_LENGTHS),
+    "int tuples": lambda L: (tuple(I_LENGTHS), tuple(T_LENGTHS)),
+    "int32 tensors": lambda L: (L.tensor(I_LENGTHS, dtype=L.int32), L.tensor(T_LENGTHS, dtype=L.int32)),
+    "int8 and uint8 tensors": lambda L: (L.tensor(I_LENGTHS, dtype=L.int8), L.tensor(T_LENGTHS, dtype=L.uint8)),
+    "int16 tensors": lambda L: (L.tensor(I_LENGTHS, dtype=L.int16), L.tensor(T_LENGTHS, dtype=L.int16)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LENGTHS))
+def test_ctc_loss_lengths_as_torch(case):
+    make = LENGTHS[case]
+    assert _ctc_outcome(chainrule, make) == _ctc_outcome(torch, make)
+
+
+@pytest.mark.parametrize("kwargs", [{"blank": 9}, {"zero_dim": True}, {"zero_infinity": True, "reduction": "sum"}])
+def test_ctc_loss_integral_check_comes_first(kwargs):
+    # torch checks the lengths' dtype before the blank's range and log_probs' dims
+    def make(L):
+        return L.tensor(I_LENGTHS, dtype=L.float32), L.tensor(T_LENGTHS)
+
+    ours, theirs = _ctc_outcome(chainrule, make, **dict(kwargs)), _ctc_outcome(torch, make, **dict(kwargs))
+    assert ours == theirs
+    assert ours == ("RuntimeError", "input_lengths must be integral")
+
+
+def test_ctc_loss_bad_reduction_before_lengths():
+    # F.ctc_loss maps the reduction to its enum in Python, before torch.ctc_loss sees the lengths
+    def make(L):
+        return L.tensor(I_LENGTHS, dtype=L.float32), T_LENGTHS
+
+    assert _ctc_outcome(chainrule, make, reduction="avg") == _ctc_outcome(torch, make, reduction="avg")
