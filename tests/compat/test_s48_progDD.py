@@ -78,3 +78,50 @@ def test_ctc_loss_bad_reduction_before_lengths():
         return L.tensor(I_LENGTHS, dtype=L.float32), T_LENGTHS
 
     assert _ctc_outcome(chainrule, make, reduction="avg") == _ctc_outcome(torch, make, reduction="avg")
+
+
+# constructors that raise torch's own words: bare, without naming_the_class's "Class(args): " in front
+CONSTRUCTOR_REFUSALS = {
+    "Hardtanh(20, 0)": lambda nn: nn.Hardtanh(20, 0),
+    "Hardtanh(1, 1)": lambda nn: nn.Hardtanh(1, 1),
+    "Hardtanh(min_val=2.0, max_val=-2.0)": lambda nn: nn.Hardtanh(min_val=2.0, max_val=-2.0),
+    "AdaptiveLogSoftmaxWithLoss(8, 10, [])": lambda nn: nn.AdaptiveLogSoftmaxWithLoss(8, 10, []),
+    "AdaptiveLogSoftmaxWithLoss(8, 10, [5, 3])": lambda nn: nn.AdaptiveLogSoftmaxWithLoss(8, 10, [5, 3]),
+    "AdaptiveLogSoftmaxWithLoss(8, 10, [5, 12])": lambda nn: nn.AdaptiveLogSoftmaxWithLoss(8, 10, [5, 12]),
+    "Unflatten(1, 3)": lambda nn: nn.Unflatten(1, 3),
+    "Unflatten(1, (2, 2.5))": lambda nn: nn.Unflatten(1, (2, 2.5)),
+    "FractionalMaxPool2d(2, output_ratio=1.5)": lambda nn: nn.FractionalMaxPool2d(2, output_ratio=1.5),
+    "FractionalMaxPool2d(2, output_ratio=(0.5, 1.5))": lambda nn: nn.FractionalMaxPool2d(2, output_ratio=(0.5, 1.5)),
+    "FractionalMaxPool3d(2, output_ratio=2)": lambda nn: nn.FractionalMaxPool3d(2, output_ratio=2),
+    "FractionalMaxPool2d(2, output_size=3, output_ratio=0.5)":
+        lambda nn: nn.FractionalMaxPool2d(2, output_size=3, output_ratio=0.5),
+    "Sequential(3)": lambda nn: nn.Sequential(3),
+    "Sequential(ReLU(), 'x')": lambda nn: nn.Sequential(nn.ReLU(), "x"),
+    "ModuleDict({'a': 3})": lambda nn: nn.ModuleDict({"a": 3}),
+    "ModuleDict({1: ReLU()})": lambda nn: nn.ModuleDict({1: nn.ReLU()}),
+    "Conv2d(4, 6, 3, padding='foo')": lambda nn: nn.Conv2d(4, 6, 3, padding="foo"),
+    "Conv1d(4, 6, 3, padding='full')": lambda nn: nn.Conv1d(4, 6, 3, padding="full"),
+}
+
+
+def _refusal(lib, build):
+    try:
+        build(lib.nn)
+    except Exception as error:  # noqa: BLE001 - any refusal is compared
+        return type(error).__name__, str(error)
+    return "built", None
+
+
+@pytest.mark.parametrize("case", sorted(CONSTRUCTOR_REFUSALS))
+def test_constructor_refusal_in_torchs_words(case):
+    build = CONSTRUCTOR_REFUSALS[case]
+    theirs = _refusal(torch, build)
+    assert theirs[0] != "built"
+    assert _refusal(chainrule, build) == theirs
+
+
+def test_constructor_refusal_from_deep_inside_still_names_the_call():
+    # naming_the_class's prefix stays for what is raised deep inside (a parameter's empty())
+    kind, message = _refusal(chainrule, lambda nn: nn.Linear(-1, 2))
+    assert kind == "RuntimeError"
+    assert message.startswith("Linear(in_features=-1, out_features=2): ")
