@@ -125,3 +125,40 @@ def test_constructor_refusal_from_deep_inside_still_names_the_call():
     kind, message = _refusal(chainrule, lambda nn: nn.Linear(-1, 2))
     assert kind == "RuntimeError"
     assert message.startswith("Linear(in_features=-1, out_features=2): ")
+
+
+# torch.cov / Tensor.cov: correction is parsed as an int (TypeError for a float, a bool, a str, None;
+# ValueError past int64), and negative weights are refused in torch's words (no "but got")
+COV_CALLS = {
+    "fweights -1": lambda L: L.cov(L.ones(2, 2), fweights=L.tensor([-1, 1])),
+    "fweights -3 int32": lambda L: L.cov(L.ones(2, 2), fweights=L.tensor([1, -3], dtype=L.int32)),
+    "aweights -1": lambda L: L.cov(L.ones(2, 2), aweights=L.tensor([-1.0, 1.0])),
+    "aweights -2.5 float64": lambda L: L.cov(L.ones(2, 2), aweights=L.tensor([-2.5, 1.0], dtype=L.float64)),
+    "correction 0.5": lambda L: L.cov(L.arange(8.0).view(2, 4), correction=0.5),
+    "correction True": lambda L: L.cov(L.arange(8.0).view(2, 4), correction=True),
+    "correction 'a'": lambda L: L.cov(L.arange(8.0).view(2, 4), correction="a"),
+    "correction None": lambda L: L.cov(L.arange(8.0).view(2, 4), correction=None),
+    "correction 2**70": lambda L: L.cov(L.arange(8.0).view(2, 4), correction=2**70),
+    "method correction 0.5": lambda L: L.arange(8.0).view(2, 4).cov(correction=0.5),
+    "correction float on 3-d input": lambda L: L.cov(L.ones(2, 2, 2), correction=1.5),
+    # still taken
+    "correction 0": lambda L: L.cov(L.arange(8.0).view(2, 4), correction=0),
+    "correction 2": lambda L: L.cov(L.arange(8.0).view(2, 4), correction=2),
+    "correction 0-d int tensor": lambda L: L.cov(L.arange(8.0).view(2, 4), correction=L.tensor(1)),
+    "correction numpy int": lambda L: L.cov(L.arange(8.0).view(2, 4), correction=np.int64(1)),
+    "method correction 0": lambda L: L.arange(8.0).view(2, 4).cov(correction=0),
+}
+
+
+def _cov_outcome(lib, call):
+    try:
+        result = call(lib)
+    except Exception as error:  # noqa: BLE001 - any refusal is compared
+        return type(error).__name__, str(error)
+    return "ok", np.round(result.numpy(), 5).tolist()
+
+
+@pytest.mark.parametrize("case", sorted(COV_CALLS))
+def test_cov_arguments_as_torch(case):
+    call = COV_CALLS[case]
+    assert _cov_outcome(chainrule, call) == _cov_outcome(torch, call)
