@@ -162,3 +162,98 @@ def _cov_outcome(lib, call):
 def test_cov_arguments_as_torch(case):
     call = COV_CALLS[case]
     assert _cov_outcome(chainrule, call) == _cov_outcome(torch, call)
+
+
+# torch.cuda.amp.custom_fwd / custom_bwd (deprecated spellings of amp.custom_fwd(device_type='cuda')),
+# amp_definitely_not_available, autocast's .device; amp.custom_fwd/custom_bwd in torch's steps
+def _name(dtype):
+    return str(dtype).split(".")[-1]
+
+
+def _custom_function_run(lib, autocast_dtype, enabled):
+    import warnings
+
+    events = []
+
+    class Cast(lib.autograd.Function):
+        @staticmethod
+        @lib.amp.custom_fwd(device_type="cpu", cast_inputs=lib.float32)
+        def forward(ctx, x, d):
+            events.append(("fwd", _name(x.dtype), _name(d["a"].dtype), [_name(t.dtype) for t in d["l"]],
+                           lib.is_autocast_enabled("cpu"), _name(ctx._dtype), ctx._fwd_used_autocast))
+            return (x * 2).to(x.dtype)
+
+        @staticmethod
+        @lib.amp.custom_bwd(device_type="cpu")
+        def backward(ctx, g):
+            events.append(("bwd", _name(g.dtype), lib.is_autocast_enabled("cpu"), _name(lib.get_autocast_dtype("cpu"))))
+            return g * 2, None
+
+    class Plain(lib.autograd.Function):
+        @staticmethod
+        @lib.amp.custom_fwd(device_type="cpu")
+        def forward(ctx, x):
+            events.append(("fwd2", lib.is_autocast_enabled("cpu"), _name(ctx._dtype), ctx._fwd_used_autocast))
+            return x * 2
+
+        @staticmethod
+        @lib.amp.custom_bwd(device_type="cpu")
+        def backward(ctx, g):
+            events.append(("bwd2", lib.is_autocast_enabled("cpu"), _name(lib.get_autocast_dtype("cpu"))))
+            return g * 2
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+
+        class Legacy(lib.autograd.Function):
+            @staticmethod
+            @lib.cuda.amp.custom_fwd(cast_inputs=lib.float32)
+            def forward(ctx, x):
+                return x * 3
+
+            @staticmethod
+            @lib.cuda.amp.custom_bwd
+            def backward(ctx, g):
+                return g * 3
+
+    events.append(sorted(f"{w.category.__name__}: {w.message}" for w in caught))
+    x = lib.ones(2, dtype=lib.bfloat16, requires_grad=True)
+    w = lib.ones(2, requires_grad=True)
+    with lib.autocast("cpu", dtype=autocast_dtype, enabled=enabled):
+        y = Cast.apply(x, {"a": lib.ones(1, dtype=lib.float64), "l": [lib.ones(1, dtype=lib.bfloat16),
+                                                                       lib.ones(1, dtype=lib.int64)]})
+        z = Plain.apply(w)
+        v = Legacy.apply(w)
+    (y.float().sum() + z.sum() + v.sum()).backward()
+    events.append((x.grad.tolist(), w.grad.tolist()))
+    return events
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+@pytest.mark.parametrize("dtype_name", ["bfloat16", "float16"])
+def test_custom_fwd_bwd_steps_as_torch(dtype_name, enabled):
+    ours = _custom_function_run(chainrule, getattr(chainrule, dtype_name), enabled)
+    theirs = _custom_function_run(torch, getattr(torch, dtype_name), enabled)
+    assert ours == theirs
+
+
+def _cuda_amp_surface(lib):
+    import inspect
+    import warnings
+
+    out = [sorted(lib.cuda.amp.__all__), lib.cuda.amp.amp_definitely_not_available(),
+           str(inspect.signature(lib.cuda.amp.custom_fwd)), str(inspect.signature(lib.cuda.amp.custom_bwd)),
+           lib.cuda.amp.custom_fwd.__name__, lib.autocast("cpu").device, lib.amp.autocast("cuda", enabled=False).device]
+    for call in (lambda: lib.cuda.amp.custom_bwd(), lambda: lib.cuda.amp.custom_fwd(lambda c: c, device_type="cuda")):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                call()
+            except TypeError as error:
+                out.append(str(error))
+        out.append([str(w.message) for w in caught])
+    return out
+
+
+def test_cuda_amp_surface_as_torch():
+    assert _cuda_amp_surface(chainrule) == _cuda_amp_surface(torch)
