@@ -257,3 +257,48 @@ def _cuda_amp_surface(lib):
 
 def test_cuda_amp_surface_as_torch():
     assert _cuda_amp_surface(chainrule) == _cuda_amp_surface(torch)
+
+
+# F.hardtanh compares its bounds in Python first (Python's TypeError for a str or None, ValueError when
+# reversed); F.hardtanh_ is torch's op itself: no order check, reversed bounds clamp everything to max_val
+HARDTANH_CALLS = {
+    "hardtanh(x, 'a', 1.0)": lambda L, x: L.nn.functional.hardtanh(x, "a", 1.0),
+    "hardtanh(x, 0.0, 'b')": lambda L, x: L.nn.functional.hardtanh(x, 0.0, "b"),
+    "hardtanh(x, None, 1.0)": lambda L, x: L.nn.functional.hardtanh(x, None, 1.0),
+    "hardtanh(x, 2.0, 1.0)": lambda L, x: L.nn.functional.hardtanh(x, 2.0, 1.0),
+    "hardtanh(x, 2.0, 1.0, inplace=True)": lambda L, x: L.nn.functional.hardtanh(x.clone(), 2.0, 1.0, inplace=True),
+    "hardtanh_(x, 2.0, 1.0)": lambda L, x: L.nn.functional.hardtanh_(x.clone(), 2.0, 1.0),
+    "hardtanh_(x, 'a', 1.0)": lambda L, x: L.nn.functional.hardtanh_(x.clone(), "a", 1.0),
+    "hardtanh_(int, 5, 1)": lambda L, x: L.nn.functional.hardtanh_(L.tensor([-3, 0, 25]), 5, 1),
+    "hardtanh_(x[1:3], 2.0, 1.0) base": lambda L, x: (lambda b: (L.nn.functional.hardtanh_(b[1:3], 2.0, 1.0), b)[1])(
+        x.clone()),
+    "hardtanh_(x, nan, 1.0)": lambda L, x: L.nn.functional.hardtanh_(x.clone(), float("nan"), 1.0),
+    "hardtanh_(x, 0.0, 1.0)": lambda L, x: L.nn.functional.hardtanh_(x.clone(), 0.0, 1.0),
+    "relu6(x, inplace=True)": lambda L, x: L.nn.functional.relu6(x.clone(), inplace=True),
+}
+
+
+def _hardtanh_outcome(lib, call):
+    x = lib.tensor([-3.0, -0.5, 0.0, 0.5, 1.0, 3.0, 25.0])
+    try:
+        result = call(lib, x)
+    except Exception as error:  # noqa: BLE001 - any refusal is compared
+        return type(error).__name__, str(error)
+    return "ok", str(result.dtype).split(".")[-1], np.nan_to_num(result.double().numpy(), nan=9e9).tolist()
+
+
+@pytest.mark.parametrize("case", sorted(HARDTANH_CALLS))
+def test_hardtanh_bounds_as_torch(case):
+    call = HARDTANH_CALLS[case]
+    assert _hardtanh_outcome(chainrule, call) == _hardtanh_outcome(torch, call)
+
+
+@pytest.mark.parametrize("bounds", [(2.0, 1.0), (0.0, 1.0)])
+def test_hardtanh_inplace_gradient_and_node_as_torch(bounds):
+    def run(lib):
+        t = lib.tensor([-3.0, -0.5, 0.0, 0.5, 1.0, 3.0, 25.0], requires_grad=True)
+        y = lib.nn.functional.hardtanh_(t * 1, *bounds)
+        y.sum().backward()
+        return type(y.grad_fn).__name__, y.tolist(), t.grad.tolist()
+
+    assert run(chainrule) == run(torch)

@@ -195,12 +195,20 @@ class Hardtanh(Function):
 
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
     """F.hardtanh: clamp(x, min_val, max_val) with no gradient at the bounds."""
-    min_val = check_number(min_val, "hardtanh", "min_val")
-    max_val = check_number(max_val, "hardtanh", "max_val")
+    # torch's F.hardtanh compares the bounds in Python before its op parses them (a str: Python's TypeError)
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
+    return _aten_hardtanh(input, min_val, max_val, inplace)
+
+
+def _aten_hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
+    """torch's op hardtanh / hardtanh_ (F.hardtanh_ is the op itself): no order check, so reversed bounds
+    clamp every element to max_val, with no gradient."""
+    min_val = check_number(min_val, "hardtanh_" if inplace else "hardtanh", "min_val")
+    max_val = check_number(max_val, "hardtanh_" if inplace else "hardtanh", "max_val")
     if inplace:
-        return _run_inplace(input, hardtanh, min_val, max_val)
+        # (the out-of-place op a dispatch mode sees is hardtanh, by its __name__)
+        return _run_inplace(input, hardtanh if min_val <= max_val else _aten_hardtanh, min_val, max_val)
     if isinstance(input, Tensor) and input.dtype is _dtype.bool:
         raise RuntimeError("Bool inputs not supported for hardtanh")
     if isinstance(input, Tensor) and input._data.dtype.kind == "c":
@@ -215,6 +223,9 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace
         input = _float_input(input)
     min_val, max_val = _dtype.checked_scalar(min_val, input.dtype), _dtype.checked_scalar(max_val, input.dtype)
     return Hardtanh.apply(input, min_val=min_val, max_val=max_val)
+
+
+_aten_hardtanh.__name__ = "hardtanh"
 
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
