@@ -302,3 +302,37 @@ def test_hardtanh_inplace_gradient_and_node_as_torch(bounds):
         return type(y.grad_fn).__name__, y.tolist(), t.grad.tolist()
 
     assert run(chainrule) == run(torch)
+
+
+# in-place leaky_relu with a negative (or NaN) slope: the values as torch's, and a backward that refuses in
+# torch's words (its LeakyReluBackward1 takes the gradient from the result)
+LEAKY_IN_PLACE = {
+    "leaky_relu(inplace=True) -0.5": lambda L, t: L.nn.functional.leaky_relu(t * 1, -0.5, inplace=True),
+    "leaky_relu_ -0.5": lambda L, t: L.nn.functional.leaky_relu_(t * 1, -0.5),
+    "LeakyReLU(-0.1, inplace=True)": lambda L, t: L.nn.LeakyReLU(-0.1, inplace=True)(t * 1),
+    "view of a non-leaf, -0.5": lambda L, t: (lambda b: (L.nn.functional.leaky_relu(b[0:2], -0.5, inplace=True),
+                                                         b)[1])(t * 1),
+    "float64, -0.5": lambda L, t: L.nn.functional.leaky_relu(t.double() * 1, -0.5, inplace=True),
+    "nan slope": lambda L, t: L.nn.functional.leaky_relu(t * 1, float("nan"), inplace=True),
+    # still differentiable
+    "slope 0": lambda L, t: L.nn.functional.leaky_relu(t * 1, 0.0, inplace=True),
+    "slope 0.2": lambda L, t: L.nn.functional.leaky_relu(t * 1, 0.2, inplace=True),
+    "out of place -0.5": lambda L, t: L.nn.functional.leaky_relu(t, -0.5),
+}
+
+
+def _leaky_outcome(lib, call):
+    t = lib.tensor([-1.0, 2.0, 0.0], requires_grad=True)
+    y = call(lib, t)
+    forward = (type(y.grad_fn).__name__, np.nan_to_num(y.detach().double().numpy(), nan=9e9).tolist())
+    try:
+        y.sum().backward()
+    except RuntimeError as error:
+        return forward, str(error)
+    return forward, t.grad.tolist()
+
+
+@pytest.mark.parametrize("case", sorted(LEAKY_IN_PLACE))
+def test_leaky_relu_in_place_negative_slope_as_torch(case):
+    call = LEAKY_IN_PLACE[case]
+    assert _leaky_outcome(chainrule, call) == _leaky_outcome(torch, call)

@@ -144,15 +144,18 @@ class LeakyRelu(Function):
     saved_attributes = {"_saved_negative_slope": ctx_value("negative_slope"), "_saved_self": saved(0)}
 
     @staticmethod
-    def forward(ctx, x, negative_slope, second_order_node="LeakyReluBackwardBackward0"):
+    def forward(ctx, x, negative_slope, second_order_node="LeakyReluBackwardBackward0", refuses_backward=False):
         xp = array_module(x)
         ctx.save_for_backward(x)
         ctx.negative_slope = negative_slope
         ctx.second_order_node = second_order_node  # eval rrelu's is torch's RreluWithNoiseBackwardBackward0
+        ctx.refuses_backward = refuses_backward
         return xp.where(x > 0, x, x * x.dtype.type(negative_slope))
 
     @staticmethod
     def backward(ctx, grad):
+        if ctx.refuses_backward:
+            raise RuntimeError(_IN_PLACE_NEGATIVE_SLOPE)
         # d = 1 where x > 0 else negative_slope (negative_slope at x = 0, as torch)
         xp = array_module(grad)
         (x,) = ctx.saved_values
@@ -165,9 +168,27 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
     """F.leaky_relu: x if x > 0 else negative_slope * x."""
     negative_slope = check_number(negative_slope, "leaky_relu", "negative_slope")
     if inplace:
-        return _run_inplace_named(input, leaky_relu, negative_slope, node="LeakyReluBackward1",
-                                  saved_names=_IN_PLACE_SAVED["leaky_relu"])
+        return _run_inplace_named(input, leaky_relu if negative_slope >= 0 else _leaky_relu_refusing_backward,
+                                  negative_slope, node="LeakyReluBackward1", saved_names=_IN_PLACE_SAVED["leaky_relu"])
     return LeakyRelu.apply(float_kernel_input(input, "leaky_relu_cpu"), negative_slope=float(negative_slope))
+
+
+# torch's in-place leaky_relu (LeakyReluBackward1) takes its gradient from the result, which a negative slope
+# leaves ambiguous: its backward refuses, in these words
+_IN_PLACE_NEGATIVE_SLOPE = (
+    "In-place leakyReLu backward calculation is triggered with a negative slope which is not supported. This is "
+    "caused by calling in-place forward function with a negative slope, please call out-of-place version instead. "
+    "File an issue at https://github.com/pytorch/pytorch if you do require supporting in-place leakRelu backward "
+    "calculation with negative slope")
+
+
+def _leaky_relu_refusing_backward(input: Tensor, negative_slope: float) -> Tensor:
+    """leaky_relu_'s out-of-place step for a negative slope: the values, and a node whose backward refuses."""
+    return LeakyRelu.apply(float_kernel_input(input, "leaky_relu_cpu"), negative_slope=float(negative_slope),
+                           refuses_backward=True)
+
+
+_leaky_relu_refusing_backward.__name__ = "leaky_relu"  # (the op a dispatch mode sees)
 
 
 class Hardtanh(Function):
