@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -259,6 +259,7 @@ class autocast:
             raise ValueError(f"Expected `device_type` of type `str`, got: `{type(device_type)}`")
         _check_device_type(device_type, "autocast")
         self.device_type = device_type
+        self.device = device_type  # (torch's attribute: code reads autocast_obj.device)
         self.fast_dtype = get_autocast_dtype(device_type) if dtype is None else _dtype.to_dtype(dtype)
         self._enabled = bool(enabled)
         self._cache_enabled = is_autocast_cache_enabled() if cache_enabled is None else bool(cache_enabled)
@@ -538,13 +539,20 @@ def custom_fwd(fwd=None, *, device_type: str, cast_inputs=None):
         return functools.partial(custom_fwd, device_type=device_type, cast_inputs=cast_inputs)
 
     @functools.wraps(fwd)
-    def decorate_fwd(ctx, *args, **kwargs):
-        enabled = is_autocast_enabled(device_type)
-        ctx._fwd_used_autocast = enabled
-        if cast_inputs is None or not enabled:
-            return fwd(ctx, *args, **kwargs)
-        with autocast(device_type, enabled=False):
-            return fwd(ctx, *_cast_floating(args, cast_inputs), **_cast_floating(kwargs, cast_inputs))
+    def decorate_fwd(*args, **kwargs):
+        # torch's steps: the ctx records the autocast dtype; with cast_inputs the backward runs with
+        # autocast off (the forward did), without it in the forward's autocast state
+        args[0]._dtype = get_autocast_dtype(device_type)
+        if cast_inputs is None:
+            args[0]._fwd_used_autocast = is_autocast_enabled(device_type)
+            return fwd(*args, **kwargs)
+        autocast_context = is_autocast_enabled(device_type)
+        args[0]._fwd_used_autocast = False
+        if autocast_context:
+            with autocast(device_type, enabled=False):
+                return fwd(*_cast_floating(args, device_type, cast_inputs),
+                           **_cast_floating(kwargs, device_type, cast_inputs))
+        return fwd(*args, **kwargs)
 
     return decorate_fwd
 
@@ -558,21 +566,28 @@ def custom_bwd(bwd=None, *, device_type: str):
         return functools.partial(custom_bwd, device_type=device_type)
 
     @functools.wraps(bwd)
-    def decorate_bwd(ctx, *args, **kwargs):
-        with autocast(device_type, enabled=getattr(ctx, "_fwd_used_autocast", False)):
-            return bwd(ctx, *args, **kwargs)
+    def decorate_bwd(*args, **kwargs):
+        with autocast(device_type, enabled=args[0]._fwd_used_autocast, dtype=args[0]._dtype):
+            return bwd(*args, **kwargs)
 
     return decorate_bwd
 
 
-def _cast_floating(value, dtype):
-    """``value`` with its floating-point tensors (also inside lists, tuples and dicts) cast to ``dtype``."""
+def _cast_floating(value, device_type: str, dtype):
+    """torch's amp._cast: ``value`` with its floating-point tensors on ``device_type`` other than float64 cast
+    to ``dtype``, also inside mappings (keys too) and iterables (lists and tuples keep their type, other
+    iterables become generators, as torch's do); strings and NumPy arrays as they are."""
     from ..tensor import Tensor
 
     if isinstance(value, Tensor):
-        return value.to(dtype) if value.is_floating_point() else value
-    if isinstance(value, dict):
-        return {k: _cast_floating(v, dtype) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_cast_floating(v, dtype) for v in value)
+        eligible = value.is_floating_point() and value.device.type == device_type and value.dtype is not _dtype.float64
+        return value.to(dtype) if eligible else value
+    if isinstance(value, (str, bytes, np.ndarray)):
+        return value
+    if isinstance(value, Mapping):
+        return {_cast_floating(k, device_type, dtype): _cast_floating(v, device_type, dtype)
+                for k, v in value.items()}
+    if isinstance(value, Iterable):
+        iterable = (_cast_floating(v, device_type, dtype) for v in value)
+        return type(value)(iterable) if isinstance(value, (list, tuple)) else iterable
     return value

@@ -36,6 +36,7 @@ from ..ops._arg_parser import check_int as _check_int
 from ..ops._arg_parser import int_list as _int_list
 from ..ops._arg_parser import out_rule as _out_rule
 from ..ops.activation import (
+    _aten_hardtanh,
     celu,
     elu,
     gelu,
@@ -461,7 +462,8 @@ def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
 
 
 def hardtanh_(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
-    return hardtanh(input, min_val, max_val, inplace=True)
+    # torch's F.hardtanh_ is its op: it takes reversed bounds (F.hardtanh refuses them)
+    return _aten_hardtanh(input, min_val, max_val, inplace=True)
 
 
 def threshold_(input: Tensor, threshold: float, value: float) -> Tensor:  # noqa: F811 - torch's parameter name

@@ -144,15 +144,18 @@ class LeakyRelu(Function):
     saved_attributes = {"_saved_negative_slope": ctx_value("negative_slope"), "_saved_self": saved(0)}
 
     @staticmethod
-    def forward(ctx, x, negative_slope, second_order_node="LeakyReluBackwardBackward0"):
+    def forward(ctx, x, negative_slope, second_order_node="LeakyReluBackwardBackward0", refuses_backward=False):
         xp = array_module(x)
         ctx.save_for_backward(x)
         ctx.negative_slope = negative_slope
         ctx.second_order_node = second_order_node  # eval rrelu's is torch's RreluWithNoiseBackwardBackward0
+        ctx.refuses_backward = refuses_backward
         return xp.where(x > 0, x, x * x.dtype.type(negative_slope))
 
     @staticmethod
     def backward(ctx, grad):
+        if ctx.refuses_backward:
+            raise RuntimeError(_IN_PLACE_NEGATIVE_SLOPE)
         # d = 1 where x > 0 else negative_slope (negative_slope at x = 0, as torch)
         xp = array_module(grad)
         (x,) = ctx.saved_values
@@ -165,9 +168,27 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
     """F.leaky_relu: x if x > 0 else negative_slope * x."""
     negative_slope = check_number(negative_slope, "leaky_relu", "negative_slope")
     if inplace:
-        return _run_inplace_named(input, leaky_relu, negative_slope, node="LeakyReluBackward1",
-                                  saved_names=_IN_PLACE_SAVED["leaky_relu"])
+        return _run_inplace_named(input, leaky_relu if negative_slope >= 0 else _leaky_relu_refusing_backward,
+                                  negative_slope, node="LeakyReluBackward1", saved_names=_IN_PLACE_SAVED["leaky_relu"])
     return LeakyRelu.apply(float_kernel_input(input, "leaky_relu_cpu"), negative_slope=float(negative_slope))
+
+
+# torch's in-place leaky_relu (LeakyReluBackward1) takes its gradient from the result, which a negative slope
+# leaves ambiguous: its backward refuses, in these words
+_IN_PLACE_NEGATIVE_SLOPE = (
+    "In-place leakyReLu backward calculation is triggered with a negative slope which is not supported. This is "
+    "caused by calling in-place forward function with a negative slope, please call out-of-place version instead. "
+    "File an issue at https://github.com/pytorch/pytorch if you do require supporting in-place leakRelu backward "
+    "calculation with negative slope")
+
+
+def _leaky_relu_refusing_backward(input: Tensor, negative_slope: float) -> Tensor:
+    """leaky_relu_'s out-of-place step for a negative slope: the values, and a node whose backward refuses."""
+    return LeakyRelu.apply(float_kernel_input(input, "leaky_relu_cpu"), negative_slope=float(negative_slope),
+                           refuses_backward=True)
+
+
+_leaky_relu_refusing_backward.__name__ = "leaky_relu"  # (the op a dispatch mode sees)
 
 
 class Hardtanh(Function):
@@ -195,12 +216,20 @@ class Hardtanh(Function):
 
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
     """F.hardtanh: clamp(x, min_val, max_val) with no gradient at the bounds."""
-    min_val = check_number(min_val, "hardtanh", "min_val")
-    max_val = check_number(max_val, "hardtanh", "max_val")
+    # torch's F.hardtanh compares the bounds in Python before its op parses them (a str: Python's TypeError)
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
+    return _aten_hardtanh(input, min_val, max_val, inplace)
+
+
+def _aten_hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
+    """torch's op hardtanh / hardtanh_ (F.hardtanh_ is the op itself): no order check, so reversed bounds
+    clamp every element to max_val, with no gradient."""
+    min_val = check_number(min_val, "hardtanh_" if inplace else "hardtanh", "min_val")
+    max_val = check_number(max_val, "hardtanh_" if inplace else "hardtanh", "max_val")
     if inplace:
-        return _run_inplace(input, hardtanh, min_val, max_val)
+        # (the out-of-place op a dispatch mode sees is hardtanh, by its __name__)
+        return _run_inplace(input, hardtanh if min_val <= max_val else _aten_hardtanh, min_val, max_val)
     if isinstance(input, Tensor) and input.dtype is _dtype.bool:
         raise RuntimeError("Bool inputs not supported for hardtanh")
     if isinstance(input, Tensor) and input._data.dtype.kind == "c":
@@ -215,6 +244,9 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace
         input = _float_input(input)
     min_val, max_val = _dtype.checked_scalar(min_val, input.dtype), _dtype.checked_scalar(max_val, input.dtype)
     return Hardtanh.apply(input, min_val=min_val, max_val=max_val)
+
+
+_aten_hardtanh.__name__ = "hardtanh"
 
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:

@@ -18,12 +18,15 @@ import numpy as np
 from .._backend import array_module
 from ..autograd.function import Function, without_derivative
 from ..tensor import Tensor
-from ._arg_parser import check_bool, check_int, int_list
+from ._arg_parser import check_as, check_bool, check_int, int_list
 from .elementwise import refuse_kernel
 from .loss import _check_reduction
 
 __all__ = ["ctc_loss"]
 __not_methods__ = set(__all__)
+
+# at::Reduction, the int F.ctc_loss hands torch.ctc_loss
+_REDUCTION_ENUM = {"none": 0, "mean": 1, "sum": 2}
 
 
 def _extended_labels(targets, target_lengths, blank: int, xp):
@@ -171,6 +174,13 @@ def ctc_loss(log_probs: Tensor, targets: Tensor, input_lengths, target_lengths, 
     of impossible alignments (and their gradients) into zeros.
     """
     _check_reduction(reduction)
+    # torch.ctc_loss's two overloads take both lengths as tensors or both as int lists (a tensor beside a
+    # list, or floats in a list: its TypeError listing both); the tensor one wants integral tensors first
+    check_as("ctc_loss", log_probs, targets, input_lengths, target_lengths, blank, _REDUCTION_ENUM[reduction],
+             zero_infinity)
+    for name, value in (("input_lengths", input_lengths), ("target_lengths", target_lengths)):
+        if isinstance(value, Tensor) and value._data.dtype.kind not in "iu":
+            raise RuntimeError(f"{name} must be integral")
     blank = check_int(blank, "ctc_loss", "blank")
     zero_infinity = check_bool(zero_infinity, "ctc_loss", "zero_infinity")
     xp = array_module(log_probs._data)

@@ -244,6 +244,7 @@ def cov(input: Tensor, *, correction: int = 1, fweights: Tensor | None = None,
     columns; a 1-d input is one variable), with ``correction`` (1: Bessel's), integer frequency
     weights and float observation weights per column, as numpy.cov."""
     _check_tensor(input, "cov")
+    correction = check_int(correction, "cov", "correction")  # (torch's parser: an int, before the dims)
     if input._data.ndim > 2:
         raise RuntimeError(f"cov(): expected input to have two or fewer dimensions but got an input with "
                            f"{input._data.ndim} dimensions")
@@ -266,7 +267,7 @@ def cov(input: Tensor, *, correction: int = 1, fweights: Tensor | None = None,
             raise RuntimeError(f"cov(): expected fweights to have the same numel as there are observations in "
                                f"the input but got {fweights._data.size} != {observations}")
         if bool((fweights._data < 0).any()):
-            raise RuntimeError(f"cov(): fweights cannot be negative but got {int(fweights._data.min())}")
+            raise RuntimeError("cov(): fweights cannot be negative")
         w = _cast(fweights, x.dtype.to_real())  # real weights: their sum is compared with 0
     if aweights is not None:
         if aweights._data.ndim > 1:
@@ -279,7 +280,7 @@ def cov(input: Tensor, *, correction: int = 1, fweights: Tensor | None = None,
             raise RuntimeError(f"cov(): expected aweights to have the same numel as there are observations in "
                                f"the input but got {aweights._data.size} != {observations}")
         if bool((aweights._data < 0).any()):
-            raise RuntimeError(f"cov(): aweights cannot be negative but got {float(aweights._data.min()):g}")
+            raise RuntimeError("cov(): aweights cannot be negative")
         w = aweights if w is None else w * aweights
     if w is None:
         average = x.mean(1, keepdim=True)

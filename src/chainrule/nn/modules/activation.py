@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+from ..._naming import in_torchs_words
 from ...ops.elementwise import sigmoid, tanh
 from ...tensor import Tensor
 from .. import functional as F
@@ -109,8 +110,8 @@ class Hardtanh(Module):
                           stacklevel=3)
             max_val = max_value
         if max_val <= min_val:
-            # torch asserts this (an AssertionError, which naming_the_class prefixes with the call)
-            raise AssertionError(f"max_val ({max_val}) must be greater than min_val ({min_val})")
+            # torch asserts this, bare (naming_the_class leaves torch's words without the call in front)
+            raise in_torchs_words(AssertionError(f"max_val ({max_val}) must be greater than min_val ({min_val})"))
         self.min_val = min_val
         self.max_val = max_val
         self.inplace = inplace

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 
+from ..._naming import in_torchs_words
 from ...tensor import Tensor
 from .. import functional as F
 from .container import ModuleList, Sequential
@@ -32,11 +33,11 @@ class AdaptiveLogSoftmaxWithLoss(Module):
         super().__init__()
         cutoffs = list(cutoffs)
         if not cutoffs:
-            raise ValueError("cutoffs should be a sequence of length larger than 0")
+            raise in_torchs_words(ValueError("cutoffs should be a sequence of length larger than 0"))
         if (cutoffs != sorted(cutoffs) or min(cutoffs) <= 0 or max(cutoffs) > n_classes - 1
                 or len(set(cutoffs)) != len(cutoffs) or any(int(c) != c for c in cutoffs)):
-            raise ValueError("cutoffs should be a sequence of unique, positive integers sorted in an increasing order, "
-                             "where each value is between 1 and n_classes-1")
+            raise in_torchs_words(ValueError("cutoffs should be a sequence of unique, positive integers sorted in an "
+                                             "increasing order, where each value is between 1 and n_classes-1"))
         self.in_features = in_features
         self.n_classes = n_classes
         self.cutoffs = cutoffs + [n_classes]

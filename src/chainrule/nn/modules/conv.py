@@ -56,9 +56,11 @@ class _ConvNd(Module):
         dilation = _ntuple(dilation, n)
         # torch's ConvTranspose takes no padding string: it tuples one ('2' → ('2',)) and its forward refuses it
         if isinstance(padding, str) and not transposed:
-            if padding not in ("same", "valid"):
+            # torch prints its set {"same", "valid"}: in the order this process's string hashing gives it
+            valid_padding_strings = {"same", "valid"}
+            if padding not in valid_padding_strings:
                 raise in_torchs_words(
-                    ValueError(f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}"))
+                    ValueError(f"Invalid padding string {padding!r}, should be one of {valid_padding_strings}"))
             if padding == "same" and any(s != 1 for s in stride):
                 raise in_torchs_words(ValueError("padding='same' is not supported for strided convolutions"))
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..._naming import in_torchs_words
 from ...tensor import Tensor
 from .module import Module
 
@@ -30,11 +31,12 @@ class Unflatten(Module):
         super().__init__()
         # torch's own check (an int, a bool too, at every position), before the forward's parser
         if not isinstance(unflattened_size, (tuple, list)):
-            raise TypeError(f"unflattened_size must be a tuple of ints, but found type {type(unflattened_size).__name__}")
+            raise in_torchs_words(TypeError(f"unflattened_size must be a tuple of ints, but found type "
+                                            f"{type(unflattened_size).__name__}"))
         for i, size in enumerate(unflattened_size):
             if not isinstance(size, int):
-                raise TypeError(f"unflattened_size must be tuple of ints, but found element of type "
-                                f"{type(size).__name__} at pos {i}")
+                raise in_torchs_words(TypeError(f"unflattened_size must be tuple of ints, but found element of type "
+                                                f"{type(size).__name__} at pos {i}"))
         self.dim = dim
         self.unflattened_size = unflattened_size
 

@@ -14,7 +14,7 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from ... import _dtype, _torch_function
-from ..._naming import naming_the_class
+from ..._naming import in_torchs_words, naming_the_class
 from ...autograd.engine import _checked_hook_result
 from ...autograd.function import as_input_view, is_recording
 from ...autograd.grad_mode import no_grad
@@ -279,9 +279,9 @@ class Module:
     def _check_submodule_name(self, name: str, module: Module | None) -> None:
         """torch's checks of ``add_module``'s arguments, in its order."""
         if not isinstance(module, Module) and module is not None:
-            raise TypeError(f"{typename(module)} is not a Module subclass")
+            raise in_torchs_words(TypeError(f"{typename(module)} is not a Module subclass"))
         if not isinstance(name, str):
-            raise TypeError(f"module name should be a string. Got {type(name).__name__}")
+            raise in_torchs_words(TypeError(f"module name should be a string. Got {type(name).__name__}"))
         if hasattr(self, name) and name not in self._modules:
             raise KeyError(f"attribute '{name}' already exists")
         if "." in name:

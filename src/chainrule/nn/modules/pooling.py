@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..._naming import in_torchs_words
 from ...tensor import Tensor
 from .. import functional as F
 from .module import Module
@@ -197,11 +198,11 @@ class _FractionalMaxPool(Module):
             raise ValueError(f"FractionalMaxPool{self._dims}d requires specifying either an output size, or a "
                              "pooling ratio")
         if output_size is not None and output_ratio is not None:
-            raise ValueError("only one of output_size and output_ratio may be specified")
+            raise in_torchs_words(ValueError("only one of output_size and output_ratio may be specified"))
         if output_ratio is not None:
             ratios = (output_ratio,) * self._dims if isinstance(output_ratio, (int, float)) else tuple(output_ratio)
             if not all(0 < r < 1 for r in ratios):
-                raise ValueError(f"output_ratio must be between 0 and 1 (got {output_ratio})")
+                raise in_torchs_words(ValueError(f"output_ratio must be between 0 and 1 (got {output_ratio})"))
             self.output_ratio = ratios
 
     def forward(self, input: Tensor):
