@@ -21,7 +21,9 @@ def _on_cuda(tensors: list, device: str = "cuda") -> list:
 
 
 def _host(t) -> np.ndarray:
-    return t.detach().cpu().numpy()
+    # a gradient torch returns as a conjugate view (hfft, ifft of a real input, resolve_conj's) carries the
+    # conj bit, and numpy() refuses it as torch's does
+    return t.detach().cpu().resolve_conj().numpy()
 
 
 def run_on_both(case: OpCase, device: str = "cuda", gpus: int | None = None) -> None:

@@ -90,7 +90,7 @@ def test_a_model_split_over_two_gpus_trains_as_on_the_cpu(two_gpus, make_optimiz
     for (name, p), q in zip(model.named_parameters(), split.parameters()):
         expected = chainrule.device("cuda:0") if name.startswith("first") else CUDA1
         assert q.device == expected and q.grad.device == expected, name
-        np.testing.assert_allclose(q.detach().cpu().numpy(), p.detach().numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(q.detach().cpu().resolve_conj().numpy(), p.detach().resolve_conj().numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
 
 
 def test_creation_lands_on_the_named_or_selected_gpu(two_gpus):
