@@ -293,7 +293,8 @@ def _to_torch(value, torch):
     import numpy as np
 
     if hasattr(value, "numpy") and hasattr(value, "grad_fn"):
-        array = np.array(value.detach().numpy(), order="C")
+        # (a conjugate view, as torch returns ifft's of a real input, is resolved as torch's side is below)
+        array = np.array(value.detach().resolve_conj().numpy(), order="C")
         if array.dtype.name == "bfloat16":  # ml_dtypes' bfloat16, which torch.from_numpy does not take
             return torch.from_numpy(array.astype(np.float32)).to(torch.bfloat16)
         return torch.from_numpy(array)
