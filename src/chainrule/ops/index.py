@@ -3055,7 +3055,8 @@ def nonzero_indices(input: Tensor, as_tuple: bool = False):
     refuse_float8(array.dtype, "nonzero_count_cpu")
     _dtype.refuse_wide_unsigned("index.nonzero", array)
     if as_tuple:
-        return tuple(Tensor._make(i.astype(np.int64, copy=False)) for i in xp.nonzero(xp.atleast_1d(array)))
+        # NumPy's per-dim indices are strided views of one (n, ndim) block; torch's are contiguous (stride (1,))
+        return tuple(Tensor._make(xp.array(i, dtype=np.int64)) for i in xp.nonzero(xp.atleast_1d(array)))
     if array.ndim == 0:
         return Tensor._make(xp.zeros((int(bool(array)), 0), dtype=np.int64))
     return Tensor._make(xp.argwhere(array).astype(np.int64, copy=False))
