@@ -1,0 +1,88 @@
+"""s48 mendBI: torch.einsum of bool, integer and mixed-dtype operands as torch 2.13 folds them (at::native::einsum
+with no opt_einsum path): a summed dim only one operand holds is summed first in sum's dtype (int64 for integers
+and bools), a pair with something to contract is one bmm (no bool kernel, one dtype, but with an empty operand
+zeros in its second operand's dtype, the pair swapped by sumproduct_pair's swap_lo_ro), a pair with nothing to
+contract a promoting mul. Each case runs on torch and chainrule and compares dtype, shape, values or the error."""
+
+import random
+
+import pytest
+
+real_torch = pytest.importorskip("torch")
+
+import chainrule  # noqa: E402
+
+
+def _outcome(lib, equation, shapes, dtypes):
+    operands = [lib.ones(shape).to(getattr(lib, dtype)) for shape, dtype in zip(shapes, dtypes)]
+    try:
+        result = lib.einsum(equation, *operands)
+    except Exception as error:  # noqa: BLE001 - the error itself is what is compared
+        return type(error).__name__, str(error).split("\n")[0]
+    return str(result.dtype).split(".")[-1], tuple(result.shape), result.to(lib.float64).numpy().tolist()
+
+
+CASES = [
+    # an empty contraction: zeros, where chainrule refused bool pairs and mixed dtypes
+    ("ij,ij->", [(0, 1), (0, 1)], ["bool", "bool"]),
+    ("i,i->", [(0,), (0,)], ["int64", "float32"]),
+    ("ij,jk->ik", [(2, 0), (0, 3)], ["float32", "int64"]),
+    ("ij,jk->ki", [(2, 0), (0, 3)], ["float32", "int64"]),  # swapped: the first operand's dtype
+    ("ij,kj->ki", [(2, 0), (3, 0)], ["int64", "float32"]),
+    ("ij,ik->jk", [(0, 1), (0, 2)], ["float64", "float32"]),
+    ("bij,bjk->bik", [(0, 2, 3), (0, 3, 4)], ["float32", "int64"]),
+    ("ij,jk,kl->il", [(0, 1), (1, 2), (2, 2)], ["bool", "int64", "bool"]),
+    ("ij,jk,kl->il", [(2, 0), (0, 3), (3, 2)], ["bool", "float32", "int64"]),  # the next bmm checks again
+    ("ij,jk,kl->il", [(2, 3), (3, 0), (0, 2)], ["float32", "float64", "float32"]),
+    # a dim summed first counts in int64, then bmm refuses the other operand's integer dtype
+    ("ij,jk->", [(1, 2), (2, 3)], ["int32", "int32"]),
+    ("ij,j->", [(3, 4), (4,)], ["uint8", "uint8"]),
+    ("jil,kj->kl", [(2, 2, 3), (3, 2)], ["int32", "int32"]),
+    ("ij,jk->", [(0, 3), (3, 4)], ["bool", "bool"]),
+    ("...ijA,,...A->A", [(1, 2, 3, 2, 2), (), (1, 2, 2)], ["bool", "int32", "float32"]),
+    # a swapped bmm checks its operands the other way round
+    ("jik,i->jk", [(1, 2, 3), (2,)], ["float64", "bool"]),
+    ("ikl,lji,i->lj", [(3, 2, 1), (1, 2, 3), (3,)], ["int64", "bool", "bool"]),
+    # what already matched stays so
+    ("ij,jk->ik", [(2, 3), (3, 4)], ["bool", "bool"]),
+    ("i,j->ij", [(2,), (3,)], ["bool", "int32"]),
+    ("ij,jk->ik", [(2, 3), (3, 4)], ["int32", "int32"]),
+    ("ij->", [(2, 3)], ["bool"]),
+]
+
+
+@pytest.mark.parametrize("equation,shapes,dtypes", CASES, ids=[f"{c[0]}-{'-'.join(c[2])}" for c in CASES])
+def test_einsum_dtype_or_error_as_torch(equation, shapes, dtypes):
+    assert _outcome(chainrule, equation, shapes, dtypes) == _outcome(real_torch, equation, shapes, dtypes)
+
+
+def test_einsum_random_forms_as_torch():
+    """Random equations of two or three operands, sizes 0-3, mixed dtypes: every one as torch's."""
+    rng = random.Random(48)
+    names = ["bool", "int64", "int32", "uint8", "float32", "float64"]
+    differ = []
+    for _ in range(300):
+        subs = ["".join(rng.sample("ijkl", rng.randint(1, 3))) for _ in range(rng.choice([2, 3]))]
+        labels = sorted(set("".join(subs)))
+        equation = ",".join(subs) + "->" + "".join(rng.sample(labels, rng.randint(0, len(labels))))
+        size = {label: rng.choice([0, 1, 2, 3]) for label in labels}
+        shapes = [tuple(size[c] for c in sub) for sub in subs]
+        dtypes = [rng.choice(names) for _ in subs]
+        if _outcome(chainrule, equation, shapes, dtypes) != _outcome(real_torch, equation, shapes, dtypes):
+            differ.append((equation, shapes, dtypes))
+    assert differ == []
+
+
+def test_einsum_empty_mixed_float_keeps_a_gradient():
+    """torch's empty bmm answers in the second operand's dtype; the result still has a graph, and the
+    gradients are zeros of each operand's own dtype and shape, as torch's."""
+    results = {}
+    for lib in (real_torch, chainrule):
+        a = lib.zeros(2, 0, dtype=lib.float64, requires_grad=True)
+        b = lib.zeros(0, 3, dtype=lib.float32, requires_grad=True)
+        out = lib.einsum("ij,jk->ik", a, b)
+        out.sum().backward()
+        results[lib.__name__] = (str(out.dtype).split(".")[-1], tuple(out.shape), out.requires_grad,
+                                 str(a.grad.dtype).split(".")[-1], tuple(a.grad.shape),
+                                 str(b.grad.dtype).split(".")[-1], tuple(b.grad.shape))
+    assert results["chainrule"] == results["torch"]
