@@ -86,3 +86,78 @@ def test_einsum_empty_mixed_float_keeps_a_gradient():
                                  str(a.grad.dtype).split(".")[-1], tuple(a.grad.shape),
                                  str(b.grad.dtype).split(".")[-1], tuple(b.grad.shape))
     assert results["chainrule"] == results["torch"]
+
+
+# ---- in-place views count as writes (torch: the version counter self shares with its base and views goes 0 -> 1)
+INPLACE_VIEWS = [
+    ("t_", (2, 3), ()), ("transpose_", (2, 3), (0, 1)), ("squeeze_", (2, 1, 3), ()), ("squeeze_", (2, 1, 3), (1,)),
+    ("unsqueeze_", (2, 3), (0,)), ("swapaxes_", (2, 3), (0, 1)), ("swapdims_", (2, 3), (1, 0)),
+    ("as_strided_", (3, 2), ((2, 3), (3, 1))),
+]
+
+
+@pytest.mark.parametrize("name,shape,args", INPLACE_VIEWS, ids=[f"{c[0]}{c[2]}" for c in INPLACE_VIEWS])
+def test_inplace_view_bumps_the_shared_version(name, shape, args):
+    seen = {}
+    for lib in (real_torch, chainrule):
+        base = lib.ones(3, *shape)
+        view, sibling = base[0], base[1]
+        getattr(view, name)(*args)
+        seen[lib.__name__] = (base._version, view._version, sibling._version, tuple(view.shape))
+    assert seen["chainrule"] == seen["torch"]
+
+
+def _backward_error(lib, program):
+    try:
+        program(lib).sum().backward()
+    except RuntimeError as error:
+        return str(error)
+    return None
+
+
+SAVED_THEN_VIEWED = {
+    # sin saved its input, which t_ then rewrites in place
+    "input_t_": lambda lib: (lambda a: (a.sin(), a.t_())[0])(lib.ones(2, 3, requires_grad=True).clone()),
+    # exp saved its result, squeeze_ then rewrites it
+    "output_squeeze_": lambda lib: (lambda b: (b, b.squeeze_(1))[0])((lib.ones(2, 1, 3, requires_grad=True) * 2).exp()),
+    # a saved tensor whose node is SumBackward1: the message names it "Sum1", as torch's
+    "sum1_no_grad_write": lambda lib: (lambda x: (lambda y: (y * y, _write_no_grad(lib, y))[0])(x.sum(0)))(
+        lib.ones(2, 3, requires_grad=True)),
+}
+
+
+def _write_no_grad(lib, y):
+    with lib.no_grad():
+        y.add_(1)
+
+
+@pytest.mark.parametrize("case", sorted(SAVED_THEN_VIEWED))
+def test_saved_tensor_changed_by_an_inplace_view_is_refused_as_torch(case):
+    expected = _backward_error(real_torch, SAVED_THEN_VIEWED[case])
+    assert expected is not None
+    assert _backward_error(chainrule, SAVED_THEN_VIEWED[case]) == expected
+
+
+def test_inplace_view_on_an_inference_tensor_is_refused_as_torch():
+    """torch's message, and torch's state: the tensor is transposed by the time it refuses (torch's kernel runs
+    before the version bump)."""
+    messages = {}
+    for lib in (real_torch, chainrule):
+        with lib.inference_mode():
+            x = lib.ones(2, 3)
+        with pytest.raises(RuntimeError) as caught:
+            x.t_()
+        messages[lib.__name__] = (str(caught.value), tuple(x.shape))
+    assert messages["chainrule"] == messages["torch"]
+
+
+# ---- a @= b: torch's Tensor has no __imatmul__, so Python rebinds a to a @ b and the old tensor is untouched
+def test_imatmul_rebinds_as_torch():
+    seen = {}
+    for lib in (real_torch, chainrule):
+        a = lib.ones(2, 2, requires_grad=True)
+        before = a
+        a @= lib.full((2, 2), 2.0)
+        seen[lib.__name__] = (hasattr(lib.Tensor, "__imatmul__"), a is before, before._version,
+                              before.tolist(), a.tolist(), a.grad_fn is not None)
+    assert seen["chainrule"] == seen["torch"]
