@@ -11,6 +11,8 @@ import pytest
 real_torch = pytest.importorskip("torch")
 
 import chainrule  # noqa: E402
+from tests.compat._dispatch_checks import assert_a_handler_edit_reaches, assert_a_passing_mode_keeps  # noqa: E402
+from tests.compat.test_s45_mendAI import _logged  # noqa: E402
 
 
 def _outcome(lib, equation, shapes, dtypes):
@@ -161,3 +163,44 @@ def test_imatmul_rebinds_as_torch():
         seen[lib.__name__] = (hasattr(lib.Tensor, "__imatmul__"), a is before, before._version,
                               before.tolist(), a.tolist(), a.grad_fn is not None)
     assert seen["chainrule"] == seen["torch"]
+
+
+# ---- conj under a dispatch mode: torch's conj and conj_physical are composite; a complex tensor reaches the
+# mode as their kernels aten._conj / aten._conj_physical (a real one as nothing at all)
+
+CONJ_PROGRAMS = {
+    "conj": lambda lib, a: a["x"].to(lib.complex64).conj(),
+    "torch.conj": lambda lib, a: lib.conj(lib.complex(a["x"], a["y"])),
+    "conj of real": lambda lib, a: a["x"].conj(),
+    "conj_physical": lambda lib, a: a["x"].to(lib.complex64).conj_physical(),
+    "torch.conj_physical": lambda lib, a: lib.conj_physical(lib.complex(a["x"], a["y"])),
+    "conj_physical of real": lambda lib, a: a["x"].conj_physical(),
+    "resolve_conj": lambda lib, a: a["x"].to(lib.complex64).conj().resolve_conj(),
+}
+
+
+@pytest.mark.parametrize("name", CONJ_PROGRAMS)
+def test_conj_under_a_mode_logs_torchs_kernels(name):
+    assert _logged(chainrule, CONJ_PROGRAMS[name]) == _logged(real_torch, CONJ_PROGRAMS[name])
+
+
+@pytest.mark.parametrize("name", ["conj", "conj_physical"])
+def test_conj_under_a_passing_mode_keeps_values_and_gradients(name):
+    assert_a_passing_mode_keeps(
+        lambda lib, x: (getattr(lib.complex(x, x * x), name)() * lib.complex(x, -x)).real.sum(), (3, 4), seed=5)
+
+
+@pytest.mark.parametrize("op", ["aten._conj.default", "aten._conj_physical.default"])
+def test_a_handler_edit_of_conj_reaches_the_kernel(op):
+    method = "conj" if op == "aten._conj.default" else "conj_physical"
+    assert_a_handler_edit_reaches(op, lambda args: (args[0] * 2,) + tuple(args[1:]),
+                                  lambda lib, x: getattr(lib.complex(x, x + 1), method)().resolve_conj(), (2, 3))
+
+
+@pytest.mark.parametrize("name", ["conj", "_conj", "conj_physical", "_conj_physical"])
+def test_aten_namespace_has_the_conj_kernels(name):
+    z = [1 + 2j, -3 - 0.5j]
+    theirs = getattr(real_torch.ops.aten, name).default
+    ours = getattr(chainrule.ops.aten, name).default
+    expected, actual = theirs(real_torch.tensor(z)), ours(chainrule.tensor(z))
+    assert (ours.is_view, actual.is_conj(), actual.tolist()) == (theirs.is_view, expected.is_conj(), expected.tolist())
