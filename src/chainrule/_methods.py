@@ -281,7 +281,8 @@ def _bind_operators() -> None:
     for name, fn in operators.items():
         setattr(Tensor, f"__{name}__", _operator(fn, f"__{name}__"))
         setattr(Tensor, f"__r{name}__", _reflected(fn, f"__r{name}__"))
-        setattr(Tensor, f"__i{name}__", _inplace_operator(fn, f"__i{name}__"))
+        if name != "matmul":  # torch's Tensor has no __imatmul__: ``a @= b`` rebinds a to a @ b
+            setattr(Tensor, f"__i{name}__", _inplace_operator(fn, f"__i{name}__"))
     for name, fn in {"eq": ew.eq, "ne": ew.ne, "lt": ew.lt, "le": ew.le, "gt": ew.gt, "ge": ew.ge}.items():
         setattr(Tensor, f"__{name}__", _comparison(fn))
     for name, fn, cls, ufunc in (("add", ew.add, ew.Add, np.add), ("sub", ew.sub, ew.Sub, np.subtract),
@@ -915,6 +916,10 @@ def _make_inplace_view(fn):
             self._requires_grad = True
         if _function.active_extension is not None:  # under forward AD the tangent follows the view
             _forward_ad.move_tangent(result, self)
+        # a write as torch counts it, on the counter self shares with its base and views (so a saved self
+        # no longer unpacks), once result's node is read: result is a view of self. An inference tensor
+        # refuses it here, self already changed, as torch's (its kernel runs before the version bump).
+        self._bump_version()
         return self
 
     method.__name__ = fn.__name__ + "_"

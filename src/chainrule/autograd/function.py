@@ -1563,14 +1563,15 @@ def _rebases_through_base(tensor) -> bool:
 def _modified_in_place(node, tensor, expected: int) -> RuntimeError:
     """torch's error for a tensor ``node`` saved that changed in place since: named by its type and
     sizes and, as torch's, by the node that made it (``node`` itself for a saved output, else the
-    tensor's grad_fn now; none for a leaf), without the node's Backward suffix. The message is
+    tensor's grad_fn now; none for a leaf), without "Backward" and a trailing 0 (ExpBackward0: Exp,
+    SumBackward1: Sum1, TBackward1: T1, as torch's). The message is
     torch's to the letter: scripts print it and match on it."""
     position = next(i for i, saved in enumerate(node._saved) if saved is tensor)
     if tensor._base.__class__ is _Promoted:  # a promoted operand: torch saved (and names) the operand
         tensor = tensor._base.source
     producer = node if node._saved_outputs and position in node._saved_outputs else tensor.grad_fn
     which = "" if producer is None else \
-        f", which is output {tensor._output_nr} of {re.sub(r'Backward[0-9]*$', '', producer.name())},"
+        f", which is output {tensor._output_nr} of {re.sub(r'Backward(0$)?', '', producer.name())},"
     hint = ("the backtrace further above shows the operation that failed to compute its gradient. The variable "
             "in question was changed in there or anywhere later. Good luck!") if _anomaly.enabled else (
         "enable anomaly detection to find the operation that failed to compute its gradient, with "

@@ -1447,8 +1447,10 @@ def einsum(equation, *operands) -> Tensor:
         return _one_operand_einsum(operands[0], *_one_operand_steps(equation, operands[0]._data.shape))
     subs, output = _parse_einsum(equation, [t._data.shape for t in operands])
     dtypes = {t._data.dtype for t in operands}
-    if len(operands) > 1 and (len(dtypes) > 1 or np.dtype(np.bool_) in dtypes):
-        _refuse_what_bmm_refuses(subs, output, operands)
+    shapes = [t._data.shape for t in operands]
+    torch_dtype = None
+    if len(dtypes) > 1 or operands[0]._data.dtype.kind in "biu":
+        torch_dtype = _dtype_torch_einsum_ends_with(subs, output, operands)
     if len(dtypes) > 1:
         dtype = operands[0].dtype
         for t in operands[1:]:
@@ -1456,16 +1458,23 @@ def einsum(equation, *operands) -> Tensor:
         from .elementwise import _cast
 
         operands = tuple(_cast(t, dtype) for t in operands)
-    if operands[0]._data.dtype.kind in "biu" and _sums_a_lone_label(subs, output, [t._data.shape for t in operands]):
-        # torch sums such a label with its sum, which counts integers and bools in int64
+    if torch_dtype is _dtype.int64 and operands[0]._data.dtype.kind in "biu":
+        # torch sums a label only one operand holds with its sum, which counts integers and bools in int64
         from .elementwise import _cast
 
         operands = tuple(_cast(t, _dtype.int64) for t in operands)
-    layout = _torch_pair_layout(equation, tuple(t._data.shape for t in operands)) if len(operands) == 2 else None
+    layout = _torch_pair_layout(equation, tuple(shapes)) if len(operands) == 2 else None
     summed = {label for sub in subs for label in sub} - set(output)
     if summed:  # (torch contracts a pair with bmm; a plain product is a mul, which has its kernels)
         _dtype.refuse_wide_unsigned("linalg.bmm", operands[0]._data)
-    return (EinsumContraction if summed else EinsumProduct).apply(*operands, subs=subs, output=output, layout=layout)
+    result = (EinsumContraction if summed else EinsumProduct).apply(*operands, subs=subs, output=output,
+                                                                   layout=layout)
+    if torch_dtype is not None and torch_dtype is not result.dtype:
+        # an empty bmm answers zeros in one operand's dtype, unpromoted: the values are the same
+        from .elementwise import _cast
+
+        result = _cast(result, torch_dtype)
+    return result
 
 
 einsum.__torch_dispatching__ = True
@@ -1579,62 +1588,83 @@ def _one_operand_einsum(operand: Tensor, diagonals: tuple, order: tuple, kept: i
     return SumDim.apply(result, dims=tuple(range(kept, len(order))), keepdim=False, dtype=dtype)
 
 
-def _refuse_what_bmm_refuses(subs: list, output: list, operands) -> None:
-    """torch's einsum folds the operands in from the left; a pair that contracts a shared label
-    goes through bmm, which has no bool kernel and refuses operands of different dtypes (only a
-    pair with nothing to contract is a broadcast product, which promotes). An operand summed first
-    over a label of its own is counted in int64 by then. Labels of size 1 are left alone here
-    (torch may squeeze them away first)."""
-    def sizes(labels, shape) -> dict:
-        if "..." in labels:
-            width = len(shape) - (len(labels) - 1)
-            at = labels.index("...")
-            shape = shape[:at] + shape[at + width:]
-            labels = labels[:at] + labels[at + 1:]
-        return dict(zip(labels, shape))
+def _dtype_torch_einsum_ends_with(subs: list, output: list, operands):
+    """The dtype of torch's einsum of several operands, or what it raises, from their shapes.
 
-    summed_first = _lone_label_operands(subs, output, [t._data.shape for t in operands])
-    dtypes = [_dtype.int64 if summed and t._data.dtype.kind in "biu" else t.dtype
-              for t, summed in zip(operands, summed_first)]
-    seen = sizes(subs[0], operands[0]._data.shape)
-    dtype = dtypes[0]
-    for i in range(1, len(subs)):
-        later = set(output).union(*subs[i + 1:])
-        mine = sizes(subs[i], operands[i]._data.shape)
-        contracted = [label for label in mine if label in seen and label not in later
-                      and mine[label] != 1 and seen[label] != 1]
-        if contracted and dtype is _dtype.bool:
-            raise NotImplementedError('"bmm" not implemented for \'Bool\'')
-        if contracted and dtypes[i] is not dtype:
-            raise RuntimeError(f"expected scalar type {_dtype.scalar_name(dtype)} but found "
-                               f"{_dtype.scalar_name(dtypes[i])}")
-        dtype = _dtype.promote_types(dtype, dtypes[i])
-        seen.update(mine)
-
-
-def _sums_a_lone_label(subs: list, output: list, shapes: list) -> bool:
-    """Whether torch's einsum sums some operand over a label of its own (``_lone_label_operands``)."""
-    return any(_lone_label_operands(subs, output, shapes))
-
-
-def _lone_label_operands(subs: list, output: list, shapes: list) -> list:
-    """For each operand, whether torch's einsum sums it over a label that neither the output nor
-    another operand has: always for one operand; among several, only a label of size > 1 (one of
-    size 1 is squeezed away)."""
-    summed = []
-    for i, (labels, shape) in enumerate(zip(subs, shapes)):
-        others = {label for j, other in enumerate(subs) if j != i for label in other} | set(output)
-        ellipsis_width = len(shape) - (len(labels) - 1) if "..." in labels else 0
-        position = 0
-        lone = False
+    torch (at::native::einsum, no opt_einsum path) aligns every operand to one order of dims: the
+    output's, then the summed labels in label order (A-Z, a-z). It folds the operands in from the
+    left; for each pair it first sums, in that operand's dtype's sum (int64 for integers and
+    bools), the summed dims only it holds with size > 1 among the operands left, then multiplies
+    (a pair with nothing to contract: mul, which promotes) or contracts the dims both hold with one
+    bmm. bmm refuses bools and operands of different dtypes, except that with an empty operand it
+    checks nothing and answers zeros in its second operand's dtype; torch passes the pair swapped
+    when the last dim of size > 1 only in the right one (or of size 1 in both) comes before the
+    first only in the left one (sumproduct_pair's swap_lo_ro)."""
+    width = max((t._data.ndim - (len(sub) - 1) for sub, t in zip(subs, operands) if "..." in sub), default=0)
+    ellipsis = [("...", k) for k in range(width)]
+    order = [key for label in output for key in (ellipsis if label == "..." else [label])]
+    out_dims = len(order)
+    if "..." not in output:  # summed
+        order += ellipsis
+    order += sorted({label for sub in subs for label in sub if label != "..." and label not in output})
+    ops = []
+    for labels, t in zip(subs, operands):
+        shape = t._data.shape
+        own = len(shape) - (len(labels) - 1) if "..." in labels else 0
+        sizes: dict = {}
+        at = 0
         for label in labels:
-            width = ellipsis_width if label == "..." else 1
-            sizes = shape[position:position + width]
-            position += width
-            if label not in others and sizes and (len(subs) == 1 or any(size != 1 for size in sizes)):
-                lone = True
-        summed.append(lone)
-    return summed
+            if label == "...":
+                for k in range(width - own, width):
+                    sizes[("...", k)] = shape[at]
+                    at += 1
+            else:
+                sizes[label] = shape[at]
+                at += 1
+        ops.append(({key: size for key, size in sizes.items() if size != 1}, t.dtype))
+    counts = {key: sum(key in sizes for sizes, _ in ops) for key in order}
+
+    def summed(dtype):  # sum's dtype: integers and bools count in int64
+        return dtype if dtype.is_floating_point or dtype.is_complex else _dtype.int64
+
+    while len(ops) > 1:
+        (a, a_dtype), (b, b_dtype) = ops[0], ops[1]
+        a, b = dict(a), dict(b)
+        contracted = []
+        for key in order[out_dims:]:
+            if key in a and key in b:
+                counts[key] -= 1
+                if counts[key] == 1:
+                    contracted.append(key)
+                    counts[key] = 0
+            elif counts[key] == 1 and (key in a or key in b):
+                counts[key] = 0
+                if key in a:
+                    del a[key]
+                    a_dtype = summed(a_dtype)
+                else:
+                    del b[key]
+                    b_dtype = summed(b_dtype)
+        if not contracted:
+            result, dtype = {**a, **b}, _dtype.promote_types(a_dtype, b_dtype)
+        else:
+            left_only = [at for at, key in enumerate(order) if key not in contracted and key in a and key not in b]
+            rest = [at for at, key in enumerate(order) if key not in contracted and key not in a]
+            (first, first_dims), (second, second_dims) = (b_dtype, b), (a_dtype, a)
+            if not (left_only and rest and rest[-1] < left_only[0]):
+                (first, first_dims), (second, second_dims) = (second, second_dims), (first, first_dims)
+            if 0 in first_dims.values() or 0 in second_dims.values():
+                dtype = second
+            elif first is _dtype.bool:
+                raise NotImplementedError('"bmm" not implemented for \'Bool\'')
+            elif second is not first:
+                raise RuntimeError(f"expected scalar type {_dtype.scalar_name(first)} but found "
+                                   f"{_dtype.scalar_name(second)}")
+            else:
+                dtype = first
+            result = {key: size for key, size in {**a, **b}.items() if key not in contracted}
+        ops[:2] = [(result, dtype)]
+    return ops[0][1]
 
 
 @honours_out

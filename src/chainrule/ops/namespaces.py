@@ -24,7 +24,7 @@ _namespaces: dict[str, OpNamespace] = {}
 
 # torch 2.13's aten overloads whose schema marks the result as an alias of an input (``is_view``)
 _ATEN_VIEWS = frozenset((
-    "alias.default as_strided.default conj.default detach.default diagonal.default expand.default imag.default "
+    "alias.default as_strided.default conj.default _conj.default detach.default diagonal.default expand.default imag.default "
     "lift_fresh.default narrow.default narrow.Tensor permute.default pin_memory.default positive.default "
     "real.default reshape.default select.int slice.Tensor split.Tensor split.sizes split_with_sizes.default "
     "squeeze.default squeeze.dim squeeze.dims t.default tensor_split.sections tensor_split.indices "
@@ -220,6 +220,7 @@ _ATEN_SAME: dict[str, tuple[str, ...]] = {
     "std": ("default", "dim", "correction"), "contiguous": ("default",), "expand": ("default",),
     "view": ("default",), "logical_and": ("default",), "logical_or": ("default",), "logical_xor": ("default",),
     "addcmul": ("default",), "addcdiv": ("default",), "lerp": ("Scalar", "Tensor"),
+    "conj": ("default",), "conj_physical": ("default",),
 }
 # the names the Tensor method answers (ATen's view/expand/contiguous are methods, not functions)
 _ATEN_METHODS = {"view", "expand", "contiguous"}
@@ -291,7 +292,11 @@ def _fill(input, value):
 
 _ATEN_ADAPTED: dict[str, Callable] = {"zero": _zero, "fill": _fill, "_to_copy": _to_copy, "rsub": _rsub, "_softmax": _softmax, "_log_softmax": _log_softmax, "embedding": _embedding,
                                       "layer_norm": _layer_norm, "_unsafe_view": _unsafe_view, "select": _select,
-                                      "slice": _slice, "lift_fresh": lambda self: self}
+                                      "slice": _slice, "lift_fresh": lambda self: self,
+                                      # the kernels torch's composite conj and conj_physical call for a
+                                      # complex tensor (what a dispatch mode sees): the same results
+                                      "_conj": lambda self: _aten_function("conj")(self),
+                                      "_conj_physical": lambda self: _aten_function("conj_physical")(self)}
 _ADAPTED_OVERLOADS = {"fill": ("Scalar",), "select": ("int",), "slice": ("Tensor",), "rsub": ("Tensor", "Scalar")}
 _aten_cache: dict[str, dict[str, OpOverload]] = {}
 

@@ -225,6 +225,8 @@ _ATEN_NAMES: dict[str, tuple[str, str]] = {
     "log_softmax": ("_log_softmax", "default"), "nll_loss": ("nll_loss_forward", "default"),
     "log_softmax_backward_data": ("_log_softmax_backward_data", "default"), "to_copy": ("_to_copy", "default"),
     "rsub": ("rsub", "Scalar"),  # (RSub, number - tensor: torch shows rsub.Scalar(tensor, number))
+    # (torch's conj and conj_physical are composite: a complex tensor reaches the mode as their kernels)
+    "conj": ("_conj", "default"), "conj_physical": ("_conj_physical", "default"),
 }
 
 

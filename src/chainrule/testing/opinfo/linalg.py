@@ -146,7 +146,7 @@ def _entry(name: str, *patterns: str, **kwargs) -> OpInfo:
 
 
 op_db: list[OpInfo] = [
-    _entry("matmul", "matmul", "matmul_*", methods=("matmul", "__matmul__", "__rmatmul__", "__imatmul__")),
+    _entry("matmul", "matmul", "matmul_*", methods=("matmul", "__matmul__", "__rmatmul__")),
     _entry("mm", methods=("mm",)),
     _entry("bmm", methods=("bmm",)),
     _entry("mv", methods=("mv",)),
