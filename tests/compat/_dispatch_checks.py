@@ -1,6 +1,8 @@
 """The checks the TorchDispatchMode test files (s46 mendAO/mendAS/mendAV, s47 mendAX) share: a mode that
 passes every call through changes no value or gradient, and a handler that rewrites one op's arguments
-gets what it asked for, on chainrule as on torch. Imported after each file's ``importorskip("torch")``."""
+gets what it asked for, on chainrule as on torch; and torch's test LoggingTensor, which the wrapper-subclass
+files (s47 mendBB, s48 mendBH) build against either library. Imported after each file's
+``importorskip("torch")``."""
 
 import contextlib
 
@@ -9,6 +11,32 @@ import torch as real_torch
 
 import chainrule
 from chainrule.utils import _python_dispatch
+
+
+def logging_tensor(lib):
+    """torch's test LoggingTensor, written against ``lib`` (torch or chainrule), with the log of the ops
+    it saw: a wrapper subclass holding one inner tensor that unwraps, runs the op and rewraps."""
+    tree_map = lib.utils._pytree.tree_map
+    log = []
+
+    class LoggingTensor(lib.Tensor):
+        @staticmethod
+        def __new__(cls, elem):
+            made = lib.Tensor._make_wrapper_subclass(cls, elem.size(), strides=elem.stride(), dtype=elem.dtype,
+                                                     device=elem.device, requires_grad=elem.requires_grad)
+            made.elem = elem
+            return made
+
+        @classmethod
+        def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+            def unwrap(t):
+                return t.elem if isinstance(t, LoggingTensor) else t
+
+            log.append(str(func))
+            out = func(*tree_map(unwrap, args), **tree_map(unwrap, kwargs or {}))
+            return tree_map(lambda t: LoggingTensor(t) if isinstance(t, lib.Tensor) else t, out)
+
+    return LoggingTensor, log
 
 
 class PassingMode(_python_dispatch.TorchDispatchMode):

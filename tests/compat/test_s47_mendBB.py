@@ -7,29 +7,14 @@ real_torch = pytest.importorskip("torch")
 
 import chainrule  # noqa: E402
 
+from ._dispatch_checks import logging_tensor  # noqa: E402
+
 
 def _classes(lib):
     """torch's test wrappers, written against ``lib``: a LoggingTensor (one inner tensor, each op
     logged) and a TwoTensor (two inner tensors, each op run on both)."""
     tree_map = lib.utils._pytree.tree_map
-    log = []
-
-    class LoggingTensor(lib.Tensor):
-        @staticmethod
-        def __new__(cls, elem):
-            made = lib.Tensor._make_wrapper_subclass(cls, elem.size(), strides=elem.stride(), dtype=elem.dtype,
-                                                     device=elem.device, requires_grad=elem.requires_grad)
-            made.elem = elem
-            return made
-
-        @classmethod
-        def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
-            def unwrap(t):
-                return t.elem if isinstance(t, LoggingTensor) else t
-
-            log.append(str(func))
-            out = func(*tree_map(unwrap, args), **tree_map(unwrap, kwargs or {}))
-            return tree_map(lambda t: LoggingTensor(t) if isinstance(t, lib.Tensor) else t, out)
+    LoggingTensor, log = logging_tensor(lib)
 
     class TwoTensor(lib.Tensor):
         @staticmethod

@@ -10,31 +10,7 @@ real_torch = pytest.importorskip("torch")
 
 import chainrule  # noqa: E402
 
-
-def _logging_tensor(lib):
-    """torch's test LoggingTensor, written against ``lib``, with the log of the ops it saw."""
-    tree_map = lib.utils._pytree.tree_map
-    log = []
-
-    class LoggingTensor(lib.Tensor):
-        @staticmethod
-        def __new__(cls, elem):
-            made = lib.Tensor._make_wrapper_subclass(cls, elem.size(), strides=elem.stride(), dtype=elem.dtype,
-                                                     device=elem.device, requires_grad=elem.requires_grad)
-            made.elem = elem
-            return made
-
-        @classmethod
-        def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
-            def unwrap(t):
-                return t.elem if isinstance(t, LoggingTensor) else t
-
-            log.append(str(func))
-            out = func(*tree_map(unwrap, args), **tree_map(unwrap, kwargs or {}))
-            return tree_map(lambda t: LoggingTensor(t) if isinstance(t, lib.Tensor) else t, out)
-
-    return LoggingTensor, log
-
+from ._dispatch_checks import logging_tensor as _logging_tensor  # noqa: E402
 
 _CLASSES = {lib: _logging_tensor(lib) for lib in (real_torch, chainrule)}
 
