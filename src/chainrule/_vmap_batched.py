@@ -81,6 +81,7 @@ class Trace:
                       if isinstance(entry[0], _function._Tensor)}
         self.muted = 0  # inside an op recorded as one call (_note_call): its own ops are not recorded
         self.internal: dict = {}  # id -> a batched value such a call made inside (its 0-d input's reshape)
+        self.earlier: dict = {}  # id -> the versions an op's output had before a recorded in-place write
 
     def generator_state(self):
         """Under randomness="same", the default generator's state before an op runs (``record``):
@@ -130,6 +131,7 @@ def start(frame):
     _function.traced_constant = _note_constant
     _function.traced_elementwise = _note_elementwise
     _function.traced_call = _note_call
+    _function.traced_write = _note_write
     return previous, active
 
 
@@ -195,6 +197,27 @@ def _note_call(op, arguments: dict):
     return out
 
 
+class _Written:
+    """The record's stand-in class for an in-place op's write of its result (an op's output) into
+    a tensor an op made (cross_entropy's ``masked_fill_`` of its smoothing term): from there on the
+    tensor's replay value is the result's."""
+
+    __module__ = "chainrule._vmap_batched"
+    __name__ = "written"
+
+
+def _note_write(t, result) -> None:
+    trace = active
+    if trace is None or not trace.ok or trace.muted:
+        return
+    made, was = trace.made.get(id(result)), trace.made.get(id(t))
+    if made is None or made[0] is not result or was is None or was[0] is not t or id(t) in trace.given:
+        trace.ok = False  # (a write into an input, or of a value the record never saw made)
+        return
+    trace.earlier.setdefault(id(t), set()).add(was[1])
+    trace.record(_Written(), (result,), {}, t)
+
+
 def stop(token) -> Trace:
     global active
     previous, trace = token
@@ -255,7 +278,7 @@ def _resolve(trace: Trace, values: dict, t, version) -> _Value:
     if made is not None and made[0] is t:
         # (a counter first made after the op, still at 0, counts no write: max_pool's output's)
         if version is not None and version != made[1] and not (made[1] == (None, 0) and version[1] == 0) and \
-                not _shares_counter(trace.ops[made[2]], t, version):
+                not _shares_counter(trace.ops[made[2]], t, version) and version not in trace.earlier.get(id(t), ()):
             raise _Stop  # written in place between the op that made it and this read
         if found is None:
             raise _Stop
@@ -366,7 +389,8 @@ def _map_params(trace: Trace, values: dict, params: dict) -> tuple:
             return found
         if isinstance(value, (tuple, list)):
             return type(value)(mapped(v) for v in value)
-        if isinstance(value, _PLAIN) or isinstance(value, np.dtype) or type(value).__name__ in _PLAIN_NAMES:
+        if isinstance(value, _PLAIN) or isinstance(value, np.dtype) or type(value).__name__ in _PLAIN_NAMES or (
+                isinstance(value, type) and issubclass(value, np.generic)):  # (a dtype as NumPy's type: sum's)
             return value
         raise _Stop
 
@@ -375,8 +399,12 @@ def _map_params(trace: Trace, values: dict, params: dict) -> tuple:
 
 def _known_array(trace: Trace, values: dict, array):
     """The replay's value (a _Value over an array) of a known tensor's very array, or of one a
-    replayed node kept where slice 0's node kept ``array``; None for an array the record never saw."""
-    other = trace.by_data.get(_data_key(array))
+    replayed node kept where slice 0's node kept ``array``, or of a constant's (a fill number's, the
+    same for every slice); None for an array the record never saw."""
+    key = _data_key(array)
+    if key in trace.constants:
+        return _Value(array, False)
+    other = trace.by_data.get(key)
     known = values.get(id(other)) if other is not None else None
     if known is not None and isinstance(known.data, _function._Tensor):
         return _Value(known.data._data, known.batched)
@@ -440,6 +468,8 @@ def _run(trace: Trace, values: dict, outputs, size: int):
                 rule = _call_elementwise
             elif isinstance(cls, _AlongDimCall):
                 rule = _call_along_dim
+            elif isinstance(cls, _Written):
+                rule = _written
             elif cls.__module__.startswith("chainrule."):
                 rule = _RULES.get(cls.__name__)
             else:  # (a user Function: recorded only with its own vmap staticmethod)
@@ -448,7 +478,7 @@ def _run(trace: Trace, values: dict, outputs, size: int):
                 result = rule(cls, operands, _unwrap(mapped) if rule not in _BATCHED_PARAMS else mapped, outs, size)
             if result is None:  # torch's fallback: the op once per slice, stacked
                 per_slice = []
-                if isinstance(cls, (_ElementwiseCall, _AlongDimCall)) or rule is _user_function:
+                if isinstance(cls, (_ElementwiseCall, _AlongDimCall, _Written)) or rule is _user_function:
                     raise _Stop
                 for i in range(size):
                     if state is not None:  # randomness="same": every slice draws what slice 0 drew
@@ -553,6 +583,23 @@ def _call_along_dim(call, operands, params, outs, size):
     found = tuple(r if tuple(r.shape) == (size, *o.shape) else r.reshape((size, *o.shape))
                   for r, o in zip(out if isinstance(out, tuple) else (out,), outs))
     return found if isinstance(out, tuple) else found[0]
+
+
+def _masked_filled(cls, operands, params, outs, size):
+    """masked_fill of a batched input by a number at a mask (batched or not): the mask broadcast
+    behind the batch dim, as the input's dims are."""
+    (x,) = operands
+    mask, value = params.get("mask"), params.get("value")
+    if not x.batched or not isinstance(mask, _Value) or (isinstance(value, _Value) and value.batched):
+        return None
+    rank = max(_logical_rank(x), _logical_rank(mask))
+    return _function._apply_array_op(cls, _padded(x, rank), mask=_padded(mask, rank),
+                                     value=value.data if isinstance(value, _Value) else value)
+
+
+def _written(cls, operands, params, outs, size):
+    """The tensor an in-place op wrote: its result's batched value."""
+    return operands[0].data
 
 
 def _along_index(cls, operands, params, outs, size):
@@ -999,12 +1046,13 @@ def _user_function(cls, operands, params, outs, size):
 
 # rules that take parameters the replay batched (as _Values)
 _BATCHED_PARAMS = frozenset({_where, _dim_shifted, _nll_loss, _nll_loss_backward, _pooled, _elementwise_kept,
-                             _embedding, _embedding_backward, _along_index})
+                             _embedding, _embedding_backward, _along_index, _masked_filled})
 # ops whose node a later op reads as a parameter (nll_loss's backward), replayed by a rule
 _NODES_READ = frozenset({"_NllLoss"})
 _ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Neg", "Exp", "Log", "Tanh", "Sigmoid", "Relu", "Sin", "Cos", "Sqrt",
                 "Rsqrt", "Abs", "Maximum", "Minimum", "Square", "Reciprocal", "Log1p", "Expm1", "Softplus",
-                "PowScalar", "TanhBackward", "SigmoidBackward", "Threshold", "ReluBackward", "Pow", "RSub", "Gelu")
+                "PowScalar", "TanhBackward", "SigmoidBackward", "Threshold", "ReluBackward", "Pow", "RSub", "Gelu",
+                "ScaledBy", "ToCopy")
 _RULES = {name: _elementwise for name in _ELEMENTWISE}
 _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped, "SqueezeView": _reshaped,
                "UnsafeView": _reshaped, "Select": _indexed, "Slice": _indexed, "Index": _indexed,
@@ -1018,4 +1066,4 @@ _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped
                "ConvWeight": _conv_weight, "MaxPool": _pooled, "MaxPool3D": _pooled, "FirstMaxScatter": _pooled,
                "WindowScatter": _pooled, "WindowGather": _pooled, "GeluBackward": _elementwise_kept,
                "Embedding": _embedding, "EmbeddingDenseBackward": _embedding_backward, "Gather": _along_index,
-               "ScatterAlong": _along_index})
+               "ScatterAlong": _along_index, "MaskedFill": _masked_filled})
