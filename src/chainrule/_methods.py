@@ -646,6 +646,8 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
     else:
         target[...] = result._data
     box[0] = version + 1
+    if _function.tracing_ops and not (overlapping or selected):  # a vmap recording its ops (_vmap_batched)
+        _function.traced_write(self, result)
     if recording and result.grad_fn is not None:
         old = self._grad_fn
         self.grad_fn = node = result.grad_fn

@@ -40,10 +40,14 @@ class _Stop(Exception):
 
 
 def _data_key(array):
-    """What tells two tensors over the very same values: a NumPy array's memory, shape, strides and
-    dtype (one array wrapped anew is another object), else the array object."""
+    """What tells two tensors over the very same values: a NumPy array's memory, shape, strides (a
+    size-1 dim's, which no element steps along, as 0) and dtype (one array wrapped anew is another
+    object), else the array object."""
     if type(array) is np.ndarray:
-        return (array.__array_interface__["data"][0], array.shape, array.strides, array.dtype.str)
+        shape = array.shape
+        strides = array.strides if 1 not in shape else tuple(0 if n == 1 else step
+                                                             for n, step in zip(shape, array.strides))
+        return (array.__array_interface__["data"][0], shape, strides, array.dtype.str)
     return id(array)
 
 
@@ -65,7 +69,8 @@ class Trace:
         self.by_data = {_data_key(piece._data): piece for piece, _, dim in frame._origins.values()
                         if dim is not None and isinstance(piece, _function._Tensor)}
         self.mapped_inputs: set = set()  # ids of the batched inputs, which no op may read whole
-        self.saved_at: dict = {}  # data key -> (op index, output, position in its node's saved values, node type)
+        # data key -> each (op index, output, position in its node's saved values, node type) that kept it
+        self.saved_at: dict = {}
         self.replayed: dict[int, tuple] = {}  # op index -> its replayed outputs
         self.node_of: dict[int, tuple] = {}  # id(an output's node) -> (node, op index, output)
         self.per_slice: dict[int, list] = {}  # op index -> each slice's outputs, for an op run per slice
@@ -74,6 +79,9 @@ class Trace:
         # id(a tensor vmap handed the function) -> its version before the function ran
         self.given = {key: _version(entry[0]) for key, entry in frame._origins.items()
                       if isinstance(entry[0], _function._Tensor)}
+        self.muted = 0  # inside an op recorded as one call (_note_call): its own ops are not recorded
+        self.internal: dict = {}  # id -> a batched value such a call made inside (its 0-d input's reshape)
+        self.earlier: dict = {}  # id -> the versions an op's output had before a recorded in-place write
 
     def generator_state(self):
         """Under randomness="same", the default generator's state before an op runs (``record``):
@@ -81,6 +89,8 @@ class Trace:
         return _random.default_generator.get_state() if self.frame.randomness == "same" else None
 
     def record(self, cls, inputs, params, out, state=None) -> None:
+        if self.muted:
+            return
         outs = out if isinstance(out, tuple) else (out,)
         Tensor = _function._Tensor
         if not all(isinstance(o, Tensor) for o in outs) or not all(isinstance(t, Tensor) for t in inputs) or \
@@ -104,7 +114,7 @@ class Trace:
                 for where, item in kept:
                     array = getattr(item, "_data", item)
                     if type(array) is np.ndarray:
-                        self.saved_at[_data_key(array)] = (index, k, where, type(node))
+                        self.saved_at.setdefault(_data_key(array), []).append((index, k, where, type(node)))
         self.keep.append(outs)
 
 
@@ -120,6 +130,8 @@ def start(frame):
     _function.tracing_ops += 1
     _function.traced_constant = _note_constant
     _function.traced_elementwise = _note_elementwise
+    _function.traced_call = _note_call
+    _function.traced_write = _note_write
     return previous, active
 
 
@@ -146,6 +158,64 @@ def _note_elementwise(op, args, out) -> None:
     tensors = tuple(a for a in args if isinstance(a, _function._Tensor))
     template = tuple(None if isinstance(a, _function._Tensor) else a for a in args)
     active.record(_ElementwiseCall(op, template), tensors, {}, out)
+
+
+class _AlongDimCall:
+    """The record's stand-in class for an op along one dim whose indices no Function computes
+    (sort, topk, kthvalue, median, mode, max/min by dim, argmax, argmin): the public op and its
+    arguments but the input, which the replay calls on the batch, the dim moved behind the batch dim."""
+
+    __module__ = "chainrule._vmap_batched"
+
+    def __init__(self, op, arguments: dict) -> None:
+        self.op, self.arguments = op, arguments
+        self.__name__ = op.__name__
+
+
+def _note_call(op, arguments: dict):
+    """``op`` called with ``arguments`` (ops/reduce.py's ``_traced``) recorded as one op where its
+    dim is an int (argmax's and argmin's also None: the flattened slice), its own Functions
+    unrecorded (their indices are arrays the record never saw made); None where the op is to run
+    on as usual (inside that call, or a call the record cannot stand for)."""
+    trace = active
+    dim = arguments.get("dim")
+    if trace is None or not trace.ok or trace.muted or not isinstance(arguments["input"], _function._Tensor) or \
+            arguments.get("other") is not None or \
+            not (type(dim) is int or (dim is None and op.__name__ in ("argmax", "argmin"))):
+        return None
+    batched = trace.frame._batched
+    before = set(batched.keys())
+    trace.muted += 1
+    try:
+        out = op(**arguments)
+    finally:
+        trace.muted -= 1
+    trace.internal.update((key, batched.get(key)) for key in set(batched.keys()) - before)
+    arguments = dict(arguments)
+    given = arguments.pop("input")
+    trace.record(_AlongDimCall(op, arguments), (given,), {}, out)
+    return out
+
+
+class _Written:
+    """The record's stand-in class for an in-place op's write of its result (an op's output) into
+    a tensor an op made (cross_entropy's ``masked_fill_`` of its smoothing term): from there on the
+    tensor's replay value is the result's."""
+
+    __module__ = "chainrule._vmap_batched"
+    __name__ = "written"
+
+
+def _note_write(t, result) -> None:
+    trace = active
+    if trace is None or not trace.ok or trace.muted:
+        return
+    made, was = trace.made.get(id(result)), trace.made.get(id(t))
+    if made is None or made[0] is not result or was is None or was[0] is not t or id(t) in trace.given:
+        trace.ok = False  # (a write into an input, or of a value the record never saw made)
+        return
+    trace.earlier.setdefault(id(t), set()).add(was[1])
+    trace.record(_Written(), (result,), {}, t)
 
 
 def stop(token) -> Trace:
@@ -208,7 +278,7 @@ def _resolve(trace: Trace, values: dict, t, version) -> _Value:
     if made is not None and made[0] is t:
         # (a counter first made after the op, still at 0, counts no write: max_pool's output's)
         if version is not None and version != made[1] and not (made[1] == (None, 0) and version[1] == 0) and \
-                not _shares_counter(trace.ops[made[2]], t, version):
+                not _shares_counter(trace.ops[made[2]], t, version) and version not in trace.earlier.get(id(t), ()):
             raise _Stop  # written in place between the op that made it and this read
         if found is None:
             raise _Stop
@@ -244,24 +314,23 @@ def _resolve(trace: Trace, values: dict, t, version) -> _Value:
 
 
 def _kept_by_replayed_node(trace: Trace, array):
-    """What the replayed node keeps where slice 0's node kept ``array`` (a Tensor or an array,
-    batch dim first), or None."""
-    saved = trace.saved_at.get(_data_key(array))
-    if saved is None or saved[0] not in trace.replayed:
-        return None
-    index, k, (kind, where), node_type = saved
-    node = trace.replayed[index][k]._grad_fn
-    if type(node) is not node_type:
-        return None
-    if kind == "saved":
-        item = node._saved[where] if len(node._saved) > where else None
-    else:
-        item = getattr(node, "__dict__", {}).get(where)
-    found = getattr(item, "_data", item)
-    if type(found) is not np.ndarray or found.shape != (trace.frame.batch_size, *array.shape) or \
-            found.dtype != array.dtype:
-        return None
-    return item
+    """What a replayed node keeps where slice 0's node kept ``array`` (a Tensor or an array, batch
+    dim first: the first such node replayed on the batch), or None."""
+    for index, k, (kind, where), node_type in trace.saved_at.get(_data_key(array), ()):
+        if index not in trace.replayed:
+            continue
+        node = trace.replayed[index][k]._grad_fn
+        if type(node) is not node_type:
+            continue
+        if kind == "saved":
+            item = node._saved[where] if len(node._saved) > where else None
+        else:
+            item = getattr(node, "__dict__", {}).get(where)
+        found = getattr(item, "_data", item)
+        if type(found) is np.ndarray and found.shape == (trace.frame.batch_size, *array.shape) and \
+                found.dtype == array.dtype:
+            return item
+    return None
 
 
 def _shares_counter(op, t, version) -> bool:
@@ -301,24 +370,47 @@ def _map_params(trace: Trace, values: dict, params: dict) -> tuple:
                                     _map_params(trace, values, forward_params)[0])
             return value
         if type(value) is np.ndarray:  # a known tensor's array (embedding's indices), or one a node kept
-            other = trace.by_data.get(_data_key(value))
-            known = values.get(id(other)) if other is not None else None
-            if known is not None and isinstance(known.data, _function._Tensor):
-                batched = batched or known.batched
-                return _Value(known.data._data, known.batched)
-            item = _kept_by_replayed_node(trace, value)
-            item = getattr(item, "_data", item)  # (a kept tensor's array)
-            if type(item) is not np.ndarray:
+            found = _known_array(trace, values, value)
+            lead = 0
+            while found is None and lead < value.ndim and (value.strides[lead] == 0 or value.shape[lead] == 1):
+                # one broadcast along new leading dims (a node's index, the same for each row of
+                # jacrev's batched walk): the known array's replay value broadcast alike
+                lead += 1
+                base = value[(0,) * lead]
+                found = _known_array(trace, values, base)
+                if found is not None and found.batched:
+                    found = _Value(np.broadcast_to(found.data.reshape((found.data.shape[0],) + (1,) * lead + base.shape),
+                                                   (found.data.shape[0], *value.shape)), True)
+                elif found is not None:
+                    found = _Value(value, False)
+            if found is None:
                 raise _Stop
-            batched = True
-            return _Value(item, True)
+            batched = batched or found.batched
+            return found
         if isinstance(value, (tuple, list)):
             return type(value)(mapped(v) for v in value)
-        if isinstance(value, _PLAIN) or isinstance(value, np.dtype) or type(value).__name__ in _PLAIN_NAMES:
+        if isinstance(value, _PLAIN) or isinstance(value, np.dtype) or type(value).__name__ in _PLAIN_NAMES or (
+                isinstance(value, type) and issubclass(value, np.generic)):  # (a dtype as NumPy's type: sum's)
             return value
         raise _Stop
 
     return {key: mapped(value) for key, value in params.items()}, batched
+
+
+def _known_array(trace: Trace, values: dict, array):
+    """The replay's value (a _Value over an array) of a known tensor's very array, or of one a
+    replayed node kept where slice 0's node kept ``array``, or of a constant's (a fill number's, the
+    same for every slice); None for an array the record never saw."""
+    key = _data_key(array)
+    if key in trace.constants:
+        return _Value(array, False)
+    other = trace.by_data.get(key)
+    known = values.get(id(other)) if other is not None else None
+    if known is not None and isinstance(known.data, _function._Tensor):
+        return _Value(known.data._data, known.batched)
+    item = _kept_by_replayed_node(trace, array)
+    item = getattr(item, "_data", item)  # (a kept tensor's array)
+    return _Value(item, True) if type(item) is np.ndarray else None
 
 
 class _BatchedNode:
@@ -374,6 +466,10 @@ def _run(trace: Trace, values: dict, outputs, size: int):
             result = None
             if isinstance(cls, _ElementwiseCall):
                 rule = _call_elementwise
+            elif isinstance(cls, _AlongDimCall):
+                rule = _call_along_dim
+            elif isinstance(cls, _Written):
+                rule = _written
             elif cls.__module__.startswith("chainrule."):
                 rule = _RULES.get(cls.__name__)
             else:  # (a user Function: recorded only with its own vmap staticmethod)
@@ -382,7 +478,7 @@ def _run(trace: Trace, values: dict, outputs, size: int):
                 result = rule(cls, operands, _unwrap(mapped) if rule not in _BATCHED_PARAMS else mapped, outs, size)
             if result is None:  # torch's fallback: the op once per slice, stacked
                 per_slice = []
-                if isinstance(cls, _ElementwiseCall) or rule is _user_function:
+                if isinstance(cls, (_ElementwiseCall, _AlongDimCall, _Written)) or rule is _user_function:
                     raise _Stop
                 for i in range(size):
                     if state is not None:  # randomness="same": every slice draws what slice 0 drew
@@ -413,8 +509,8 @@ def unrecorded_batched(trace: Trace) -> bool:
     """Whether slice 0's run made a batched value that no recorded op made (an op that is no
     Function: argmax), nor a tensor over a recorded one's very array (grad's detached result): the
     record cannot tell whether its value steered the function's Python."""
-    made, by_data = trace.made, trace.by_data
-    return any(made.get(key, (None,))[0] is not t and _data_key(t._data) not in by_data
+    made, by_data, internal = trace.made, trace.by_data, trace.internal
+    return any(made.get(key, (None,))[0] is not t and _data_key(t._data) not in by_data and internal.get(key) is not t
                for key, t in trace.frame._batched.items())
 
 
@@ -465,6 +561,60 @@ def _call_elementwise(call, operands, params, outs, size):
     rank = max(_logical_rank(v) for v in operands)
     padded = iter([_padded(v, rank) for v in operands])
     return call.op(*[next(padded) if a is None else a for a in call.template])
+
+
+def _call_along_dim(call, operands, params, outs, size):
+    """sort, topk, kthvalue, median, mode, max/min by dim, argmax, argmin of each slice: the op on
+    the batch along the dim behind the batch dim (a 0-d slice made a row of one; argmax's and
+    argmin's dim=None along each flattened slice), as torch's batching rules run them."""
+    (x,) = operands
+    arguments = dict(call.arguments)
+    dim, rank, data = arguments.get("dim"), _logical_rank(x), x.data
+    if dim is None:
+        data = data.reshape((size, -1))
+        arguments.update(dim=1, keepdim=False)
+    elif rank == 0:
+        data = data.reshape((size, 1))
+        arguments["dim"] = 1
+    else:
+        arguments["dim"] = dim % rank + 1
+    out = call.op(data, **arguments)
+    # (a result of the batched shape as it is: its node keeps the indices the backward reads)
+    found = tuple(r if tuple(r.shape) == (size, *o.shape) else r.reshape((size, *o.shape))
+                  for r, o in zip(out if isinstance(out, tuple) else (out,), outs))
+    return found if isinstance(out, tuple) else found[0]
+
+
+def _masked_filled(cls, operands, params, outs, size):
+    """masked_fill of a batched input by a number at a mask (batched or not): the mask broadcast
+    behind the batch dim, as the input's dims are."""
+    (x,) = operands
+    mask, value = params.get("mask"), params.get("value")
+    if not x.batched or not isinstance(mask, _Value) or (isinstance(value, _Value) and value.batched):
+        return None
+    rank = max(_logical_rank(x), _logical_rank(mask))
+    return _function._apply_array_op(cls, _padded(x, rank), mask=_padded(mask, rank),
+                                     value=value.data if isinstance(value, _Value) else value)
+
+
+def _written(cls, operands, params, outs, size):
+    """The tensor an in-place op wrote: its result's batched value."""
+    return operands[0].data
+
+
+def _along_index(cls, operands, params, outs, size):
+    """Gather's and its adjoint's (ScatterAlong's) op at each slice's indices (arrays its node kept,
+    batched): along the dim behind the batch dim, the batch dim in front of the indices too."""
+    (x,) = operands
+    index, dim = params.get("index"), params.get("dim")
+    rank = _logical_rank(x)
+    if not isinstance(index, _Value) or type(index.data) is not np.ndarray or type(dim) is not int or not rank:
+        return None
+    index = index.data if index.batched else np.broadcast_to(index.data, (size, *index.data.shape))
+    new = dict(params, index=index, dim=dim % rank + 1)
+    if "shape" in params:
+        new["shape"] = (size, *params["shape"])
+    return _function._apply_array_op(cls, _whole(x, size), **new)
 
 
 def _where(cls, operands, params, outs, size):
@@ -896,16 +1046,17 @@ def _user_function(cls, operands, params, outs, size):
 
 # rules that take parameters the replay batched (as _Values)
 _BATCHED_PARAMS = frozenset({_where, _dim_shifted, _nll_loss, _nll_loss_backward, _pooled, _elementwise_kept,
-                             _embedding, _embedding_backward})
+                             _embedding, _embedding_backward, _along_index, _masked_filled})
 # ops whose node a later op reads as a parameter (nll_loss's backward), replayed by a rule
 _NODES_READ = frozenset({"_NllLoss"})
 _ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Neg", "Exp", "Log", "Tanh", "Sigmoid", "Relu", "Sin", "Cos", "Sqrt",
                 "Rsqrt", "Abs", "Maximum", "Minimum", "Square", "Reciprocal", "Log1p", "Expm1", "Softplus",
-                "PowScalar", "TanhBackward", "SigmoidBackward", "Threshold", "ReluBackward", "Pow", "RSub", "Gelu")
+                "PowScalar", "TanhBackward", "SigmoidBackward", "Threshold", "ReluBackward", "Pow", "RSub", "Gelu",
+                "ScaledBy", "ToCopy")
 _RULES = {name: _elementwise for name in _ELEMENTWISE}
 _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped, "SqueezeView": _reshaped,
-               "UnsafeView": _reshaped, "Select": _indexed, "Slice": _indexed,
-               "SelectScatter": _scattered, "SliceScatter": _scattered, "Addmm": _addmm, "Mm": _mm,
+               "UnsafeView": _reshaped, "Select": _indexed, "Slice": _indexed, "Index": _indexed,
+               "SelectScatter": _scattered, "SliceScatter": _scattered, "IndexScatter": _scattered, "Addmm": _addmm, "Mm": _mm,
                "LinearBackward": _linear_backward, "Matmul": _matmul, "StackRows": _stacked, "LogSoftmax": _dim_shifted,
                "Softmax": _dim_shifted, "LogSoftmaxBackward": _dim_shifted, "SoftmaxBackward": _dim_shifted,
                "Expand": _expanded, "SumToSize": _summed_to, "SumToScalar": _summed_to, "Mv": _matmul,
@@ -914,4 +1065,5 @@ _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped
                "_IndexClassLossBackward": _nll_loss_backward, "Convolution": _convolution, "ConvInput": _convolution,
                "ConvWeight": _conv_weight, "MaxPool": _pooled, "MaxPool3D": _pooled, "FirstMaxScatter": _pooled,
                "WindowScatter": _pooled, "WindowGather": _pooled, "GeluBackward": _elementwise_kept,
-               "Embedding": _embedding, "EmbeddingDenseBackward": _embedding_backward})
+               "Embedding": _embedding, "EmbeddingDenseBackward": _embedding_backward, "Gather": _along_index,
+               "ScatterAlong": _along_index, "MaskedFill": _masked_filled})

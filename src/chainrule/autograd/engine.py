@@ -542,8 +542,9 @@ def _add_to_buffer(buffers, node, output_nr, grad, create_graph):
         # a table looked up twice in one graph (nn.Embedding(sparse=True)): torch's InputBuffer
         # adds old + new with the sparse add, never in place
         slots[output_nr] = _sum_with_sparse(previous, grad)
-    elif create_graph or _is_wrapper(grad) or _is_wrapper(previous):
-        # (a wrapper subclass keeps its values inside: its __torch_dispatch__ sums them)
+    elif create_graph or _function.tracing_ops or _is_wrapper(grad) or _is_wrapper(previous):
+        # (a wrapper subclass keeps its values inside: its __torch_dispatch__ sums them; a vmap
+        # recording its ops sees the sum: _vmap_batched)
         slots[output_nr] = previous + grad
     else:
         # fan-out: a fresh array, never in place — a rule may hand the same tensor to two inputs

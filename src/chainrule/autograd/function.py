@@ -85,6 +85,10 @@ active_profiler = None
 tracing_ops = 0
 traced_elementwise = None  # its hook for an elementwise op that is no Function (a comparison): (op, args, out)
 traced_constant = None  # its hook for a tensor the engine makes that every slice's run makes the same (a seed)
+# its hook for an op along one dim whose indices no Function computes (sort, topk, argmax):
+# (op, its arguments by name) -> the op's result, or None for the op to run on unrecorded
+traced_call = None
+traced_write = None  # its hook for an in-place op's plain write of its result into a tensor: (tensor, result)
 RUN_UNRECORDED = object()
 # what runs each op instead while a forward-AD level or saved-tensor hooks are active (set by
 # autograd.forward_ad), else None: the one check the op hot path pays for both

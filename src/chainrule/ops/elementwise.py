@@ -851,7 +851,10 @@ class RPowScalar(Function):
 
 def zeros_like_tensor(t: Tensor) -> Tensor:
     xp = array_module(t)
-    return Tensor._make(xp.zeros_like(t._data))
+    out = Tensor._make(xp.zeros_like(t._data))
+    if _function_module.tracing_ops:  # the same zeros for every slice of a vmap that records its ops
+        _function_module.traced_constant(out)
+    return out
 
 
 def accepts_scalar_first(keyword: str, tensors: str):
@@ -3421,7 +3424,10 @@ def bitwise_not(input: Tensor) -> Tensor:
     kind = input._data.dtype.kind
     if kind in "fVc" or kind == "u" and input._data.dtype.itemsize > 1:  # (torch: no uint16/32/64 kernel)
         refuse_kernel_dtype("bitwise_not", input)
-    return Tensor._make(xp.invert(input._data))
+    out = Tensor._make(xp.invert(input._data))
+    if _function_module.tracing_ops:  # a vmap recording its ops replays it too (_vmap_batched)
+        _function_module.traced_elementwise(bitwise_not, (input,), out)
+    return out
 
 
 def _unbatched_unless(input: Tensor, out: Tensor) -> Tensor:
@@ -3439,7 +3445,10 @@ def logical_not(input: Tensor) -> Tensor:
     xp = array_module(input)
     if input._data.dtype.kind == "u" and input._data.dtype.itemsize > 1:  # (torch: no uint16/32/64 kernel)
         refuse_kernel_dtype("logical_not", input)
-    return _unbatched_unless(input, Tensor._make(xp.logical_not(input._data)))
+    out = _unbatched_unless(input, Tensor._make(xp.logical_not(input._data)))
+    if _function_module.tracing_ops:  # a vmap recording its ops replays it too (_vmap_batched)
+        _function_module.traced_elementwise(logical_not, (input,), out)
+    return out
 
 
 def isnan(input: Tensor) -> Tensor:

@@ -2852,6 +2852,8 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
             checked_scalar(value._data.item(), input.dtype)
         return MaskedFillTensor.apply(input, _same_dtype(value, input), mask=mask)
     value = _as_operand(checked_scalar(value, input.dtype), input.dtype, input)
+    if _function.tracing_ops:  # the number, the same for every slice of a vmap that records its ops
+        _function.traced_constant(value)
     return MaskedFill.apply(input, mask=mask, value=value._data)
 
 

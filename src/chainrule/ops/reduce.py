@@ -778,6 +778,15 @@ class Cummin(CumExtremum):
     rule = "adds each gradient into the position of the running minimum it copied (repeats summed)"
 
 
+def _traced(op, **arguments):
+    """Where a vmap records its ops (_vmap_batched): ``op`` (sort, topk, kthvalue, median, mode,
+    max/min by dim, argmax, argmin: ops along one dim whose indices no Function computes) called
+    as one recorded op, which the replay runs once on the batch with the dim behind the batch dim,
+    as torch's batching rule of the op runs it; None where the op is to run on unrecorded (inside
+    that call, or a call the record takes otherwise)."""
+    return _function_module.traced_call(op, arguments)
+
+
 def _kept_indices(node) -> Tensor:
     return Tensor._make((node.index if node.keepdim else node.index.squeeze(node.dim)).astype(np.int64, copy=False))
 
@@ -918,12 +927,18 @@ def max(input: Tensor, dim=None, keepdim: bool = False, *, other=None):
     """torch.max: ``max()`` returns the largest value (ties share the gradient evenly);
     ``max(dim)`` returns ``(values, indices)`` with the first maximal index, which alone gets
     the gradient; ``max(a, b)`` and ``max(a, other=b)`` are ``maximum``."""
+    if _function_module.tracing_ops and (
+            found := _traced(max, input=input, dim=dim, keepdim=keepdim, other=other)) is not None:
+        return found
     return _max_min("max", input, _other_or_dim("max", dim, keepdim, other), keepdim, True)
 
 
 def min(input: Tensor, dim=None, keepdim: bool = False, *, other=None):
     """torch.min: like ``max`` (ties share the full reduction's gradient; ``min(dim)`` routes it
     to the returned first index)."""
+    if _function_module.tracing_ops and (
+            found := _traced(min, input=input, dim=dim, keepdim=keepdim, other=other)) is not None:
+        return found
     return _max_min("min", input, _other_or_dim("min", dim, keepdim, other), keepdim, False)
 
 
@@ -1006,6 +1021,8 @@ def _arg_extremum(op: str, input: Tensor, dim, keepdim: bool, largest: bool) -> 
 
 def argmax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """torch.argmax: the index of the first maximal value (flattened when ``dim`` is None)."""
+    if _function_module.tracing_ops and (found := _traced(argmax, input=input, dim=dim, keepdim=keepdim)) is not None:
+        return found
     out = _arg_extremum("argmax", input, dim, keepdim, True)
     if _vmap_frames._frames:  # no Function saw it: batched where input is (``int(x.argmax())``)
         _vmap_frames.note_results((input,), None, out)
@@ -1014,6 +1031,8 @@ def argmax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 
 def argmin(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """torch.argmin: the index of the first minimal value (flattened when ``dim`` is None)."""
+    if _function_module.tracing_ops and (found := _traced(argmin, input=input, dim=dim, keepdim=keepdim)) is not None:
+        return found
     out = _arg_extremum("argmin", input, dim, keepdim, False)
     if _vmap_frames._frames:  # no Function saw it: batched where input is (``int(x.argmin())``)
         _vmap_frames.note_results((input,), None, out)
@@ -1809,6 +1828,9 @@ def _unstable_order(x: np.ndarray, d: int, descending: bool) -> np.ndarray:
 
 def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool | None = None):
     """torch.sort: ``(values, indices)``; the gradient of values goes back through indices."""
+    if _function_module.tracing_ops and (
+            found := _traced(sort, input=input, dim=dim, descending=descending, stable=stable)) is not None:
+        return found
     xp = array_module(input)
     x = input._data
     if x.dtype.kind == "c":
@@ -1855,6 +1877,9 @@ def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool
 
 def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
     """torch.topk: the ``k`` largest (or smallest) values along ``dim`` and their indices."""
+    if _function_module.tracing_ops and (
+            found := _traced(topk, input=input, k=k, dim=dim, largest=largest, sorted=sorted)) is not None:
+        return found
     xp = array_module(input)
     x = input._data
     if x.dtype.kind in "cb":
@@ -1905,6 +1930,8 @@ def median(input: Tensor, dim=None, keepdim: bool = False):
     """torch.median: the lower of the two middle values. ``median()`` splits the gradient evenly
     among elements equal to it (torch's rule); ``median(dim)`` returns ``(values, indices)`` and
     routes the gradient to the returned index."""
+    if _function_module.tracing_ops and (found := _traced(median, input=input, dim=dim, keepdim=keepdim)) is not None:
+        return found
     xp = array_module(input)
     x = input._data
     if x.dtype.kind in "cb":
@@ -1957,6 +1984,9 @@ class MedianAll(Function):
 
 def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
     """torch.kthvalue: the k-th smallest value (1-based) along ``dim`` and its index."""
+    if _function_module.tracing_ops and (
+            found := _traced(kthvalue, input=input, k=k, dim=dim, keepdim=keepdim)) is not None:
+        return found
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
         raise TypeError(f"kthvalue(): argument 'k' (position 2) must be int, not {type(k).__name__}")
     if not -2**63 <= k < 2**63:
@@ -1987,6 +2017,8 @@ def mode(input: Tensor, dim: int = -1, keepdim: bool = False):
     """torch.mode: the most frequent value along ``dim`` (the smallest among equally frequent
     ones) and an index of it: the one torch's CPU kernel reports (the last of its run after an
     unstable sort, as cpu_sort_order replays)."""
+    if _function_module.tracing_ops and (found := _traced(mode, input=input, dim=dim, keepdim=keepdim)) is not None:
+        return found
     xp = array_module(input)
     x = input._data
     if x.dtype.kind == "c":
