@@ -1164,7 +1164,11 @@ def _parse_einsum(equation: str, shapes: list) -> tuple:
         return result
 
     subs = [tokens(term, f"operand {i}") for i, term in enumerate(terms)]
+    # torch checks every operand's count of subscripts, then the output, then the sizes: a size
+    # error found here waits for the output's checks
+    size_error = None
     sizes: dict = {}
+    ell_sizes: dict = {}  # an ellipsis's dims by their distance from the end (they are right-aligned)
     for i, (sub, shape) in enumerate(zip(subs, shapes)):
         letters = [c for c in sub if c != "..."]
         if "..." in sub:
@@ -1175,28 +1179,53 @@ def _parse_einsum(equation: str, shapes: list) -> tuple:
             raise RuntimeError(f"einsum(): the number of subscripts in the equation ({len(letters)}) does not "
                                f"match the number of dimensions ({len(shape)}) for operand {i} and no ellipsis "
                                "was given")
+        if size_error is not None:
+            continue
         ell = len(shape) - len(letters)
-        position = 0
+        position = 0  # the dim of ``shape``
+        dim = 0  # torch's: the dim once the repeated subscripts before it are taken as diagonals
         own_sizes: dict = {}  # a subscript repeated within one operand takes its diagonal: no broadcasting
         for c in sub:
             if c == "...":
-                position += ell
+                for j in range(ell, 0, -1):
+                    size = shape[position]
+                    position += 1
+                    if size != 1:
+                        seen = ell_sizes.get(j, 1)
+                        if seen != 1 and seen != size:
+                            # (torch's message lacks the space before "has")
+                            size_error = (f"einsum(): dimension {dim} covered by ellipsis in operand {i}has size "
+                                          f"{size} which does not broadcast with previously seen ellipsis with "
+                                          f"size {seen} for the respective dimension")
+                            break
+                        ell_sizes[j] = size
+                    dim += 1
+                if size_error is not None:
+                    break
                 continue
             size = shape[position]
             position += 1
-            if own_sizes.setdefault(c, size) != size:
-                raise RuntimeError(f"einsum(): subscript {c} is repeated for operand {i} but the sizes don't match, "
-                                   f"{size} != {own_sizes[c]}")
+            first = own_sizes.get(c)
+            if first is not None:  # repeated
+                if first != size:
+                    size_error = (f"einsum(): subscript {c} is repeated for operand {i} but the sizes don't match, "
+                                  f"{size} != {first}")
+                    break
+                continue
+            own_sizes[c] = size
+            dim += 1
             seen = sizes.get(c)
             if seen is not None and seen != size and seen != 1 and size != 1:
-                raise RuntimeError(f"einsum(): subscript {c} has size {size} for operand {i} which does not "
-                                   f"broadcast with previously seen size {seen}")
+                size_error = (f"einsum(): subscript {c} has size {size} for operand {i} which does not "
+                              f"broadcast with previously seen size {seen}")
+                break
             sizes[c] = size if seen is None or seen == 1 else seen
     has_ellipsis = any("..." in sub for sub in subs)
     if arrow:
         output = tokens(out, "output")
         for c in output:
-            if c != "..." and c not in sizes:
+            # (once a size error stopped the loop, ``sizes`` may lack a later operand's subscripts)
+            if c != "..." and c not in sizes and (size_error is None or not any(c in sub for sub in subs)):
                 raise RuntimeError(f"einsum(): output subscript {c} does not appear in the equation for any input operand")
             if output.count(c) > 1:
                 raise RuntimeError(f"einsum(): output subscript {c} appears more than once in the output")
@@ -1209,6 +1238,8 @@ def _parse_einsum(equation: str, shapes: list) -> tuple:
                 if c != "...":
                     counts[c] = counts.get(c, 0) + 1
         output = (["..."] if has_ellipsis else []) + sorted(c for c, k in counts.items() if k == 1)
+    if size_error is not None:
+        raise RuntimeError(size_error)
     return subs, output
 
 
