@@ -1138,6 +1138,14 @@ def _parse_einsum(equation: str, shapes: list) -> tuple:
     Subscripts are lists of single letters and "..." tokens. Without "->" the output is the
     ellipsis (if any) followed by the letters used exactly once, in alphabetical order.
     """
+    subs, output = _parsed_einsum(equation, tuple(shapes))
+    return [list(sub) for sub in subs], list(output)  # (lists of its own: a caller may edit them)
+
+
+@functools.lru_cache(maxsize=256)  # a model calls the same equation on the same shapes each step
+def _parsed_einsum(equation: str, shapes: tuple) -> tuple:
+    """_parse_einsum's work, kept per (equation, shapes) as tuples: its checks cost more than the rest
+    of a small einsum call. A refusal is raised again on each call (lru_cache keeps no exception)."""
     eq = equation.replace(" ", "")
     lhs, arrow, out = eq.partition("->")
     terms = lhs.split(",")
@@ -1240,7 +1248,7 @@ def _parse_einsum(equation: str, shapes: list) -> tuple:
         output = (["..."] if has_ellipsis else []) + sorted(c for c, k in counts.items() if k == 1)
     if size_error is not None:
         raise RuntimeError(size_error)
-    return subs, output
+    return tuple(tuple(sub) for sub in subs), tuple(output)
 
 
 def _join(subs) -> str:
