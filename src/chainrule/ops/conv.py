@@ -48,7 +48,7 @@ from .._parallel import over_rows
 from ..autograd.function import Function, SavedValue, _type_text, ctx_value, name_node, saved
 from ..autograd.profiler import composite_range
 from ..tensor import Tensor, _check_tensor
-from . import _cuda_conv
+from . import _cuda_conv, cpu_features
 from ._arg_parser import int_list
 from .elementwise import conjugate_rule
 from .linear import cpp_type_name
@@ -881,13 +881,8 @@ def _check_dtypes(input: Tensor, weight: Tensor, bias: Tensor | None, transposed
 
 
 # oneDNN's reduced-precision CPU kernels, as torch's mkldnn_bf16_device_check / mkldnn_fp16_device_check
-# see them (AVX-512 F/BW/VL/DQ for bfloat16, AVX512-FP16 for float16; the AVX2 variants NumPy does not
-# report are taken as absent)
-_CPU_FEATURES = np._core._multiarray_umath.__cpu_features__
-_ONEDNN_REDUCED = {
-    _dtype.bfloat16: all(_CPU_FEATURES.get(name) for name in ("AVX512F", "AVX512BW", "AVX512VL", "AVX512DQ")),
-    _dtype.float16: bool(_CPU_FEATURES.get("AVX512FP16")),
-}
+# see them
+_ONEDNN_REDUCED = {_dtype.bfloat16: cpu_features.AVX512_CORE, _dtype.float16: cpu_features.AVX512_FP16}
 
 
 def _uses_onednn(input: Tensor, weight: Tensor, stride, dilation, groups: int, transposed: bool = False,

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import numpy as np
 
-_FEATURES = np._core._multiarray_umath.__cpu_features__
+from .cpu_features import AVX512_CORE
+
 # torch dispatches its softmax kernels to AVX512 (16 floats a vector) where the CPU has the
 # AVX512 subsets its build asks for, else to AVX2 (8 floats)
-LANES = 16 if all(_FEATURES.get(name) for name in ("AVX512F", "AVX512VL", "AVX512BW", "AVX512DQ")) else 8
+LANES = 16 if AVX512_CORE else 8
 
 
 def row_sum(rows: np.ndarray) -> np.ndarray:

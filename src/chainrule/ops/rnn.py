@@ -42,6 +42,7 @@ from ..autograd.engine import grad as _grad
 from ..autograd.function import Function
 from ..autograd.grad_mode import enable_grad, is_grad_enabled
 from ..tensor import Tensor
+from . import cpu_features
 from .activation import relu
 from .compat import unsafe_chunk
 from .elementwise import sigmoid, tanh, where
@@ -463,13 +464,6 @@ class _LSTMOneDNN(_LSTM):
     dispatcher_name = "aten::lstm"  # what torch's profiler and traced graphs call the op
 
 
-# ...but a bfloat16 one only where oneDNN has bfloat16 kernels for the CPU (torch's
-# mkldnn_bf16_device_check: oneDNN's avx512_core, AVX-512 F, BW, VL and DQ, or its avx2_vnni_2,
-# which NumPy does not report and is taken as absent); elsewhere, as on an AMD EPYC with AVX2
-# alone, torch composes the layer (StackBackward0 over MulBackward0) as it does float64's, named
-# LstmBackward0 here
-_ONEDNN_RUNS_BFLOAT16 = all(np._core._multiarray_umath.__cpu_features__.get(name)
-                            for name in ("AVX512F", "AVX512BW", "AVX512VL", "AVX512DQ"))
 
 
 class _GRU(RecurrentLayer):
@@ -546,9 +540,11 @@ def warn_projection_composed(x: Tensor) -> None:
 
 def onednn_runs(x: Tensor, lengths=None) -> bool:
     """Whether torch runs an LSTM layer over ``x`` through oneDNN (without a projection): unpacked, on the
-    CPU, in float32 or (where oneDNN has the kernels) bfloat16."""
+    CPU, in float32 or (where oneDNN has the kernels: cpu_features.AVX512_CORE) bfloat16; elsewhere, as
+    on an AMD EPYC with AVX2 alone, torch composes a bfloat16 layer (StackBackward0 over MulBackward0) as
+    it does float64's, named LstmBackward0 here."""
     return (lengths is None and x.device.type == "cpu"
-            and (x.dtype is _dtype.float32 or (x.dtype is _dtype.bfloat16 and _ONEDNN_RUNS_BFLOAT16)))
+            and (x.dtype is _dtype.float32 or (x.dtype is _dtype.bfloat16 and cpu_features.AVX512_CORE)))
 
 
 def elman_cell(mode: str, x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
