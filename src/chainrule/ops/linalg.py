@@ -46,6 +46,7 @@ from ._arg_parser import check_as, check_bool, out_rule
 from .elementwise import (
     SPARSE_COO_TYPES,
     Mul,
+    _cast,
     _conj,
     _one_device,
     _pair,
@@ -1484,9 +1485,9 @@ def einsum(equation, *operands) -> Tensor:
         raise RuntimeError("einsum(): must provide at least one operand")
     if len(operands) == 1:
         return _one_operand_einsum(operands[0], *_one_operand_steps(equation, operands[0]._data.shape))
-    subs, output = _parse_einsum(equation, [t._data.shape for t in operands])
-    dtypes = {t._data.dtype for t in operands}
     shapes = [t._data.shape for t in operands]
+    subs, output = _parse_einsum(equation, shapes)
+    dtypes = {t._data.dtype for t in operands}
     torch_dtype = None
     if len(dtypes) > 1 or operands[0]._data.dtype.kind in "biu":
         torch_dtype = _dtype_torch_einsum_ends_with(subs, output, operands)
@@ -1494,13 +1495,9 @@ def einsum(equation, *operands) -> Tensor:
         dtype = operands[0].dtype
         for t in operands[1:]:
             dtype = _dtype.promote_types(dtype, t.dtype)
-        from .elementwise import _cast
-
         operands = tuple(_cast(t, dtype) for t in operands)
     if torch_dtype is _dtype.int64 and operands[0]._data.dtype.kind in "biu":
         # torch sums a label only one operand holds with its sum, which counts integers and bools in int64
-        from .elementwise import _cast
-
         operands = tuple(_cast(t, _dtype.int64) for t in operands)
     layout = _torch_pair_layout(equation, tuple(shapes)) if len(operands) == 2 else None
     summed = {label for sub in subs for label in sub} - set(output)
@@ -1510,8 +1507,6 @@ def einsum(equation, *operands) -> Tensor:
                                                                    layout=layout)
     if torch_dtype is not None and torch_dtype is not result.dtype:
         # an empty bmm answers zeros in one operand's dtype, unpromoted: the values are the same
-        from .elementwise import _cast
-
         result = _cast(result, torch_dtype)
     return result
 
