@@ -15,6 +15,16 @@ import chainrule
 
 torch = pytest.importorskip("torch")
 
+
+@pytest.fixture(autouse=True)
+def _restore_rng_states():
+    """The tests seed both frameworks' global generators; later tests in the worker get theirs back."""
+    states = torch.get_rng_state(), chainrule.get_rng_state()
+    yield
+    torch.set_rng_state(states[0])
+    chainrule.set_rng_state(states[1])
+
+
 OPTIMIZERS = [
     ("SGD", {"lr": 0.1, "momentum": 0.9}),
     ("Adam", {"lr": 0.01}),
