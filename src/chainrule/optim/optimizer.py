@@ -345,14 +345,18 @@ class Optimizer:
         return state_dict
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Load a dict from ``state_dict()``; state tensors are copied and cast to each parameter's dtype."""
+        """Load a dict from ``state_dict()``: the groups are copied; state tensors are cast to each
+        parameter's dtype, and one that has it already is shared with the dict, as torch's."""
         state_dict = state_dict.copy()
         for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
             hook_result = pre_hook(self, state_dict)
             if hook_result is not None:
                 state_dict = hook_result
-        state_dict = _copy_state(state_dict)
-        saved_groups = state_dict["param_groups"]
+        # torch deep-copies the groups but takes the state's tensors as they are: its cast
+        # ``value.to(dtype=param.dtype, device=param.device)`` returns a tensor that already matches, so
+        # two optimizers loaded from one live state_dict() step the same exp_avg (only the containers
+        # around the tensors are new)
+        saved_groups = _copy_state(state_dict["param_groups"])
         if len(saved_groups) != len(self.param_groups):
             raise ValueError("loaded state dict has a different number of parameter groups")
         for group, saved in zip(self.param_groups, saved_groups):
@@ -364,7 +368,7 @@ class Optimizer:
             for p, i in zip(group["params"], saved["params"]):
                 id_map[i] = p
         state = defaultdict(dict)
-        for key, value in state_dict["state"].items():
+        for key, value in _from_foreign(state_dict["state"]).items():
             if key in id_map:
                 p = id_map[key]
                 state[p] = {k: _cast_state(k, v, p) for k, v in value.items()}
@@ -427,6 +431,18 @@ def _copy_state(value):
     if isinstance(value, tuple):
         return tuple(_copy_state(v) for v in value)
     return copy.copy(value)
+
+
+def _from_foreign(value):
+    """``value`` with every tensor of another framework (a state dict from real torch) copied into a
+    chainrule tensor; chainrule tensors and other values are kept, in new containers."""
+    if isinstance(value, dict):
+        return {k: _from_foreign(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_from_foreign(v) for v in value)
+    if not isinstance(value, Tensor) and hasattr(value, "detach") and hasattr(value, "numpy"):
+        return Tensor._make(np.array(value.detach().numpy(), copy=True))
+    return value
 
 
 def _cast_state(key: str | None, value, param: Tensor):
