@@ -1,5 +1,5 @@
-"""s49 mendBN: what a TorchDispatchMode sees, continued from mendBG. F.linear and matmul of a batch whose rows
-are no view as torch's bmm against the expanded weight; F.embedding_bag as ATen's one _embedding_bag or
+"""s49 mendBN: what a TorchDispatchMode sees, continued from mendBG. F.linear of a batch whose rows are no view
+as torch's bmm against the expanded weight; F.embedding_bag as ATen's one _embedding_bag or
 _embedding_bag_forward_only; ``Tensor.to`` as one aten._to_copy with the kwargs of the overload torch's parser
 matched (memory formats as objects); a mixed-dtype operand as it was (TensorIterator casts inside the op);
 ``~bool`` as bitwise_not; label smoothing's weighted mean as torch's subclass-like branch; the zero biases of a
@@ -24,7 +24,7 @@ def _z(lib, a):
 
 
 PROGRAMS = {
-    # F.linear / matmul of a batch whose rows are no view: expand, view, bmm, _unsafe_view
+    # F.linear (and a recorded matmul) of a batch whose rows are no view: expand, view, bmm, _unsafe_view
     "linear_transposed_batch": lambda lib, a: lib.nn.functional.linear(a["x3"].transpose(0, 1), a["m"]),
     "linear_transposed_batch_bias": lambda lib, a: lib.nn.functional.linear(a["x3"].transpose(0, 1), a["m"],
                                                                             a["bias"]),
@@ -32,8 +32,8 @@ PROGRAMS = {
         a["x3"].requires_grad_().transpose(0, 1), a["m"], a["bias"]),
     "linear_transposed_batch_weight_recorded": lambda lib, a: lib.nn.functional.linear(
         a["x3"].transpose(0, 1), a["m"].requires_grad_(), a["bias"]),
-    "matmul_transposed_batch": lambda lib, a: lib.matmul(a["x3"].transpose(0, 1), a["m"].t()),
-    "matmul_batches": lambda lib, a: lib.matmul(a["b1"], a["b2"]),
+    "matmul_transposed_batch_recorded": lambda lib, a: lib.matmul(a["x3"].requires_grad_().transpose(0, 1),
+                                                                  a["m"].t()),
     # embedding_bag: ATen's one op, by whether the weight requires grad
     "embedding_bag_mean": lambda lib, a: lib.nn.functional.embedding_bag(lib.tensor([1, 2, 4, 5]), a["emb"],
                                                                          lib.tensor([0, 2])),

@@ -546,9 +546,8 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     if a.dtype is _BOOL and kernel != "bmm":  # mm and mv fold the batch into rows; a 1-d input is one row
         _refuse_bool_product(kernel, int(np.prod(a.shape[:-1])) * (b.shape[-1] if kernel == "mm" else 1), k_a)
     _dtype.refuse_wide_unsigned(f"linalg.{kernel}", input._data)
-    if out is None and (a.ndim > 2 or b.ndim > 2 or a.ndim < b.ndim) and (
-            is_recording(input, other) or _function_module.active_dispatch is not None):
-        return _recorded_matmul(input, other)  # (a dispatch mode sees torch's decomposition, recorded or not)
+    if out is None and (a.ndim > 2 or b.ndim > 2 or a.ndim < b.ndim) and is_recording(input, other):
+        return _recorded_matmul(input, other)
     result = _NODE_BY_NDIM.get((a.ndim, b.ndim), Matmul).apply(input, other)
     if out is None:
         return result
