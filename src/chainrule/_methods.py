@@ -324,7 +324,9 @@ def _invert(self: Tensor) -> Tensor:
     # ``~x`` refuses a floating tensor with a TypeError of its own; torch.bitwise_not(x) with the kernel's error
     if self._data.dtype.kind in "fcV":
         raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type tensors")
-    return ew.logical_not(self) if self._data.dtype == np.bool_ else ew.bitwise_not(self)
+    if self._data.dtype == np.bool_ and _function.active_dispatch is None:
+        return ew.logical_not(self)
+    return ew.bitwise_not(self)  # (torch's ~ is bitwise_not, bool or not: what a dispatch mode sees)
 
 
 def _refusing_unbound_number(fn, name: str):
@@ -1433,6 +1435,7 @@ def bind_all(modules) -> None:
     Tensor._legacy_data_array = staticmethod(creation._legacy_data_array)
     Tensor._cast = ew._cast
     Tensor._copy_in_memory_format = ew._copy_in_memory_format
+    Tensor._copy_as_to = ew._copy_as_to
     Tensor._to_device = ew._to_device
     Tensor._share = _shape._share
     for module in modules:

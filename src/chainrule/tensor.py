@@ -721,6 +721,12 @@ class Tensor:
                 dev = _device(a)  # an int is an accelerator index, as torch reads ``x.to(local_rank)``
             else:
                 raise TypeError(f"to() received an invalid argument {a!r}")
+        if _autograd_function.active_dispatch is not None and (dev is None or resolve(dev) == self.device):
+            made = self._copy_as_to(dtype, dev is not None, memory_format, copy)  # (torch's one _to_copy)
+            if made is not None:
+                if _vmap_frames._frames:
+                    _vmap_frames.note_results((self,), None, made)
+                return made
         out = self
         if dev is not None and resolve(dev) != self.device:
             out = out._to_device(_device(dev))
@@ -732,8 +738,10 @@ class Tensor:
         # nothing else changing, torch hands back self when its strides suggest the format asked for
         if name not in (None, "preserve_format") and (out is not self or name != _suggested_format(self._data)):
             out = out._copy_in_memory_format(memory_format, fresh=out is not self)
-        if copy and out is self:
-            out = self.clone()
+        if copy and out is self:  # (torch's _to_copy: ToCopyBackward0)
+            out = self._copy_as_to(None, False, None, True)
+            if out is None:
+                out = self.clone()
         if out is not self and _vmap_frames._frames:  # a cast is batched where self is (``int(x.long())``)
             _vmap_frames.note_results((self,), None, out)
         return out

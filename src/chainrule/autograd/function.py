@@ -1003,12 +1003,17 @@ def promoted_operand(tensor, cast, recorded: bool = False):
     with no edge, whose source the node's ``_saved_<name>`` gives and whose version is the operand's.
 
     None where no stand-in is made and the caller casts as before: no node will be recorded (no
-    operand requires grad, grad mode is off), or forward AD or a dispatch mode watches ops (they see
-    the cast)."""
+    operand requires grad, grad mode is off) and no dispatch mode watches, or forward AD watches ops
+    (it sees the cast)."""
     requires_grad = tensor._requires_grad
-    if not (requires_grad or recorded) or not _grad_state.enabled or active_extension is not None \
-            or active_dispatch is not None:
-        return None
+    if not (requires_grad or recorded) or not _grad_state.enabled or active_extension is not None:
+        if active_dispatch is None or active_extension is not None:
+            return None
+        # a dispatch mode, nothing recorded: torch's TensorIterator casts inside the op, which the mode
+        # sees with the operand as it is (the stand-in's _base names it: utils._python_dispatch shows it)
+        stand_in = _Tensor._make(cast(tensor._data))
+        stand_in._base = _Promoted(tensor)
+        return stand_in
     fn = tensor.grad_fn
     stand_in = _Tensor._make(cast(tensor._data), fn, tensor._output_nr if fn is not None else 0)
     stand_in._requires_grad = requires_grad

@@ -300,5 +300,6 @@ def _alpha_dropout(input: Tensor, p: float, training: bool, mask_shape: tuple, i
     a = 1.0 / math.sqrt((alpha * alpha * p + 1) * (1 - p))
     scalar = keep.dtype.type
     shift = (keep - scalar(1)) * scalar(alpha * a) + scalar(alpha * a * p)
-    result = input * Tensor._make(keep * scalar(a)) + Tensor._make(shift)
-    return input.copy_(result) if inplace else result  # inplace=True writes into input, as torch
+    if inplace:  # torch's input.mul_(noise).add_(b): the node AddBackward0
+        return input.mul_(Tensor._make(keep * scalar(a))).add_(Tensor._make(shift))
+    return input * Tensor._make(keep * scalar(a)) + Tensor._make(shift)

@@ -165,6 +165,35 @@ def _copy_in_memory_format(t: Tensor, memory_format, fresh: bool) -> Tensor:
     return ToCopy.apply(t, dtype=t._data.dtype, memory_format=memory_format._name)
 
 
+def _copy_as_to(t: Tensor, dtype, device_given: bool, memory_format, copy: bool):
+    """``Tensor.to`` on its own device under a dispatch mode or wrapper: torch's one aten._to_copy, with the
+    kwargs of the overload its parser matched (to.dtype_layout with neither a dtype nor a device given,
+    to.device with both, to.dtype with a dtype), or None where ``to`` hands back ``t`` (or the
+    tensor is not plain: the caller's own path)."""
+    from ..tensor import _suggested_format
+    from .shape import _channels_last_rank
+
+    target = _dtype.to_dtype(dtype) if dtype is not None else t.dtype
+    name = getattr(memory_format, "_name", None)
+    relaid = name not in (None, "preserve_format")
+    if relaid and target is t.dtype and not copy and name == _suggested_format(t._data):
+        return None
+    if target is t.dtype and not copy and not relaid:
+        return None
+    if type(t._data) is not np.ndarray or t.is_complex() and not target.is_complex:
+        return None  # (the complex-to-real warning, other array types: to()'s own path)
+    if relaid:
+        _channels_last_rank(t, memory_format)
+    overload = "dtype" if dtype is not None and not device_given else "device" if dtype is not None else "dtype_layout"
+    if _function_module.active_dispatch is not None:
+        _function_module.note_given(ToCopy, t, to_overload=overload)
+    recorded = t._requires_grad and (target.is_floating_point or target.is_complex)
+    if t._requires_grad and not recorded:
+        with no_grad():
+            return ToCopy.apply(t, dtype=target.np, memory_format=name if relaid else None)
+    return ToCopy.apply(t, dtype=target.np, memory_format=name if relaid else None)
+
+
 def rounded_once(compute, *operands: Tensor):
     """``compute(*operands)`` as torch's fused kernels run it on bfloat16 and float16: in float32,
     rounded once at the end, where the composite's own steps would round after each.
@@ -2378,6 +2407,10 @@ def where(condition: Tensor, input=None, other=None) -> Tensor:
     if _function_module.active_dispatch is not None and type(condition._data) is np.ndarray and \
             not (isinstance(input, Tensor) and isinstance(other, Tensor)):
         input, other = _where_scalar_tensors(condition, input, other)
+        if isinstance(input, Tensor) and isinstance(other, Tensor):
+            # torch's where with a number casts the tensor to the promoted dtype first (a mode's _to_copy)
+            dtype = _dtype.result_type(input, other)
+            return Where.apply(_cast(input, dtype), _cast(other, dtype), condition=condition)
     if not isinstance(input, Tensor) and not isinstance(other, Tensor):
         # torch.where(mask, 1.0, 0.0): two numbers take their promoted dtype (float -> the default
         # float, int -> int64, bool -> bool) and the condition's device
@@ -3424,6 +3457,10 @@ def bitwise_not(input: Tensor) -> Tensor:
     kind = input._data.dtype.kind
     if kind in "fVc" or kind == "u" and input._data.dtype.itemsize > 1:  # (torch: no uint16/32/64 kernel)
         refuse_kernel_dtype("bitwise_not", input)
+    if _function_module.active_dispatch is not None:  # (no Function records it: a mode sees torch's op)
+        made = _function_module.factory_dispatch("bitwise_not", bitwise_not, (input,), {})
+        if made is not _function_module.RUN_UNDISPATCHED:
+            return made
     out = Tensor._make(xp.invert(input._data))
     if _function_module.tracing_ops:  # a vmap recording its ops replays it too (_vmap_batched)
         _function_module.traced_elementwise(bitwise_not, (input,), out)
@@ -3445,6 +3482,10 @@ def logical_not(input: Tensor) -> Tensor:
     xp = array_module(input)
     if input._data.dtype.kind == "u" and input._data.dtype.itemsize > 1:  # (torch: no uint16/32/64 kernel)
         refuse_kernel_dtype("logical_not", input)
+    if _function_module.active_dispatch is not None:  # (no Function records it: a mode sees torch's op)
+        made = _function_module.factory_dispatch("logical_not", logical_not, (input,), {})
+        if made is not _function_module.RUN_UNDISPATCHED:
+            return made
     out = _unbatched_unless(input, Tensor._make(xp.logical_not(input._data)))
     if _function_module.tracing_ops:  # a vmap recording its ops replays it too (_vmap_batched)
         _function_module.traced_elementwise(logical_not, (input,), out)

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import array_module
+from ..autograd import function as _function
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor
 from . import creation
@@ -134,6 +135,11 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, 
                 f"but got {padding_idx}"
             )
         padding_idx %= num_rows
+    if _function.active_dispatch is not None and max_norm is None:
+        made = _bags_to_mode(input, weight, offsets, scale_grad_by_freq, mode, sparse, per_sample_weights,
+                             include_last_offset, padding_idx)
+        if made is not None:
+            return made
     indices, bag, num_bags, past_last = _bags(input, offsets, include_last_offset)
     xp = array_module(weight._data)
     if isinstance(indices, np.ndarray) and indices.size:
@@ -185,6 +191,34 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, 
             if mode == "mean":
                 out = _rounded(out.to(_dtype.float32) / Tensor._make(sizes[:, None]), low)
     return name_node(out, "EmbeddingBagBackward0")
+
+
+def _bags_to_mode(input, weight, offsets, scale_grad_by_freq, mode, sparse, per_sample_weights, include_last_offset,
+                  padding_idx):
+    """F.embedding_bag as a dispatch mode sees torch's: a 2-d input's offsets made by arange and the input
+    flattened (its Python code), then ATen's one _embedding_bag_forward_only (a weight that needs no
+    gradient) or _embedding_bag, trailing defaults left out; the output, or None where no mode took it (the
+    caller's own path, on the flattened input where it was flattened)."""
+    if input.dim() == 2 and offsets is None:
+        offsets = creation.arange(0, input.numel(), input.size(1), dtype=input.dtype, device=input.device)
+        input = input.reshape(-1)
+        if per_sample_weights is not None:
+            per_sample_weights = per_sample_weights.reshape(-1)
+    if input.dim() != 1 or offsets is None or offsets.dim() != 1:
+        return None
+    args = (weight, input, offsets, scale_grad_by_freq, _MODES.index(mode), sparse, per_sample_weights)
+    if include_last_offset or padding_idx is not None:
+        args += (include_last_offset,) + ((padding_idx,) if padding_idx is not None else ())
+    name = "_embedding_bag" if weight.requires_grad else "_embedding_bag_forward_only"
+    made = _function.composite_dispatch(name, _aten_bag, args, {})
+    return None if made is _function.RUN_UNDISPATCHED else made[0]
+
+
+def _aten_bag(weight, indices, offsets, scale_grad_by_freq=False, mode=0, sparse=False, per_sample_weights=None,
+              include_last_offset=False, padding_idx=-1) -> tuple:
+    """aten._embedding_bag(_forward_only)'s func under a dispatch mode: its four results (-1: no padding index)."""
+    return aten_embedding_bag(weight, indices, offsets, scale_grad_by_freq, mode, sparse, per_sample_weights,
+                              include_last_offset, None if padding_idx < 0 else padding_idx)
 
 
 class BagSum(Function):

@@ -31,7 +31,7 @@ from ..autograd.function import (
 )
 from ..autograd.profiler import composite_range
 from ..tensor import Tensor, _check_tensor
-from .linalg import _matrix_strides, _save_for_the_other
+from .linalg import _matrix_strides, _recorded_matmul, _save_for_the_other, _should_fold
 from .shape import UnsafeView, expanded_shape, reshaped, viewed
 
 __all__ = ["linear"]
@@ -318,8 +318,11 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     w_t = _weight_t(weight)
     # otherwise torch's matmul(input, weight.t()): the input as rows (a 1-d one unsqueezed), one mm,
     # its result viewed back without being a view (_unsafe_view; a 1-d one squeezed in place), then
-    # the bias added
-    if x.ndim == 1:
+    # the bias added; a batch whose rows are no view, against a weight that needs no gradient, is
+    # torch's bmm against the expanded weight (matmul's should_fold)
+    if x.ndim > 2 and not _should_fold(input, w_t):
+        out = _recorded_matmul(input, w_t)
+    elif x.ndim == 1:
         out = name_node(UnsafeView.apply(Mm.apply(input.unsqueeze(0), w_t), shape=shape), "SqueezeBackward4",
                         saved=_SQUEEZED_SAVED)
     else:

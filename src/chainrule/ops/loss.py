@@ -900,7 +900,12 @@ def _smoothed_nll(nll: Tensor, logp: Tensor, target: Tensor, weight: Tensor | No
     ignored = target == ignore_index
     smooth.masked_fill_(ignored, 0.0)
     if reduction == "mean":
-        if weight is not None:
+        if weight is not None and _function.active_dispatch is not None and target._data.ndim == 1:
+            # torch's branch for a tensor-subclass-like weight, as every tensor is under a dispatch mode:
+            # the ignored targets' weights gathered from class 0, then zeroed (the same sum)
+            weight_sum = weight.gather(0, target.masked_fill(ignored, 0)).masked_fill_(ignored, 0).sum()
+            smooth = smooth.sum() / weight_sum
+        elif weight is not None:
             smooth = smooth.sum() / weight.gather(0, target.masked_select(~ignored).flatten()).sum()
         else:
             kept = (~ignored).sum()  # (torch counts the kept targets first)

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _config, _dtype
+from .. import _config, _dtype, _layout
 from .._backend import array_module, is_array
 from ..autograd import function as _function
 from ..autograd.engine import grad as _grad
@@ -525,10 +525,30 @@ def recurrent_layer(mode: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tens
         if w_hr is None:
             layer = _LSTMOneDNN
             if onednn_call is not None and _function.active_dispatch is not None:
-                _function.note_given(_LSTMOneDNN, x, onednn_call=onednn_call)
+                _function.note_given(_LSTMOneDNN, x, onednn_call=onednn_call,
+                                     shown_biases=None if onednn_call[1] else _shown_zero_biases(w_ih, w_hh))
         else:
             warn_projection_composed(x)
     return layer.apply(*args, mode=mode, reverse=reverse, lengths=lengths)
+
+
+def _shown_zero_biases(w_ih: Tensor, w_hh: Tensor):
+    """What torch's oneDNN lstm hands aten.mkldnn_rnn_layer for a layer without biases: zeros of each
+    weight's shape (w_hh's made first, C++'s argument order), which a dispatch mode sees as aten.zeros;
+    None where no mode answers."""
+    made = []
+    for weight in (w_hh, w_ih):
+        kwargs = {"dtype": weight.dtype, "layout": _layout.strided, "device": weight.device}
+        zeros = _function.factory_dispatch("zeros", _zeros_of, (list(weight.shape),), kwargs)
+        if zeros is _function.RUN_UNDISPATCHED:
+            return None
+        made.append(zeros)
+    return made[1], made[0]
+
+
+def _zeros_of(size, *, dtype=None, layout=None, device=None) -> Tensor:
+    """aten.zeros's func for the zero biases torch's oneDNN lstm makes (_shown_zero_biases)."""
+    return Tensor._make(np.zeros(size, dtype=np.dtype(dtype.np)))
 
 
 def warn_projection_composed(x: Tensor) -> None:

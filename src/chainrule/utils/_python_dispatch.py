@@ -272,7 +272,14 @@ def _aten_arguments(op_class, inputs, params) -> tuple:
     to_aten = getattr(op_class, "to_aten_arguments", None)
     if to_aten is not None:
         return to_aten(inputs, params)
-    return tuple(inputs), dict(params)
+    return tuple(_operand(t) for t in inputs), dict(params)
+
+
+def _operand(t):
+    """An op's input as torch's dispatcher hands it: a mixed-dtype operand as it was, not its promoted
+    stand-in (function.promoted_operand; torch's TensorIterator casts inside the op)."""
+    base = getattr(t, "_base", None)
+    return base.source if base.__class__ is _function._Promoted else t
 
 
 def _handler_call(op_class, inputs, params) -> tuple:
@@ -351,7 +358,7 @@ def _as_number(value):
 
 def _binary(name: str, overload: str = "Tensor"):
     def show(inputs, params):
-        a, b = inputs
+        a, b = _operand(inputs[0]), _operand(inputs[1])
         if getattr(b, "_wrapped_number", False):
             b = b.__dict__.get("_wrapped_value", b)
             b = _as_number(b) if isinstance(b, _function._Tensor) else b
@@ -451,9 +458,21 @@ def _clone(inputs, params):
 
 
 def _to_copy(inputs, params):
+    """A cast or copy as torch's _to_copy: its kwargs those of the ``Tensor.to`` overload the call matched
+    (noted as to_overload: dtype_layout adds the layout and device, to.device the device)."""
     kwargs = {"dtype": _torch_dtype(params["dtype"])}
-    if params.get("memory_format") is not None:
-        kwargs["memory_format"] = params["memory_format"]
+    overload = params.get("to_overload")
+    if overload == "dtype_layout":
+        from .._layout import strided
+
+        kwargs["layout"] = strided
+    if overload in ("dtype_layout", "device"):
+        kwargs["device"] = inputs[0].device
+    format_name = params.get("memory_format")
+    if format_name is not None:
+        import chainrule
+
+        kwargs["memory_format"] = getattr(chainrule, format_name)
     return ("_to_copy", "default"), (inputs[0],), kwargs
 
 
@@ -599,6 +618,8 @@ def _mkldnn_rnn_layer(inputs, params):
     if call is None:
         return None
     x, w_ih, w_hh, b_ih, b_hh, h0, c0 = inputs
+    if params.get("shown_biases") is not None:  # (a layer without biases: torch's zeros of the weights' shapes)
+        b_ih, b_hh = params["shown_biases"]
     return ("mkldnn_rnn_layer", "default"), (x, w_ih, w_hh, b_ih, b_hh, h0, c0, params["reverse"], [], 2,
                                              w_hh.shape[1], *call), {}
 
@@ -939,6 +960,8 @@ def _to_mode(op_class, inputs, params):
     try:
         with _pop_mode_temporarily() as mode, _below_autograd():
             types = _dispatch_types(inputs) if _live_wrappers else ()
+            if func._op_name not in _CONJ_FALLTHROUGH:
+                _show_conj_resolved(mode, types, inputs)
             result = mode.__torch_dispatch__(func, types, *_handed(func, args, kwargs))
     finally:
         stack.pop()
@@ -953,6 +976,33 @@ def _to_mode(op_class, inputs, params):
     if func._op_name in _SAVES_RESULT and getattr(_handler_caller, "grad_enabled", None) is None:
         _show_saved(result, types)  # (autograd saves once, above every mode: not where a handler runs the op)
     return result
+
+
+# aten ops torch's Conjugate key lets through to the mode with a conjugated input as it is (ConjugateFallback.cpp's
+# fallthroughs: views, tensor utilities, the BLAS products); any other op's conjugated inputs are resolved first
+_CONJ_FALLTHROUGH = frozenset((
+    "view", "_unsafe_view", "_reshape_alias", "t", "transpose", "permute", "expand", "select", "slice", "split",
+    "split_with_sizes", "unbind", "squeeze", "unsqueeze", "unfold", "alias", "as_strided", "diagonal", "detach",
+    "_conj", "_conj_physical", "_neg_view", "view_as_real", "view_as_complex", "clone", "copy_", "resolve_conj",
+    "resolve_neg", "empty_like", "full_like", "mm", "addmm", "bmm", "baddbmm", "dot", "vdot",
+    "linalg_solve_triangular"))
+
+
+def _resolved_conj(tensor):
+    """aten.clone's func for a conjugated input torch's fallback resolves: chainrule's conj() is already an
+    eager copy, so its values without the bit."""
+    return _function._Tensor._make(tensor._data.copy())
+
+
+_RESOLVE_CONJ = OpOverload("aten", "clone", "default", _resolved_conj)
+
+
+def _show_conj_resolved(mode, types, inputs) -> None:
+    """torch's Conjugate fallback, as a mode sees it: each input with the conj bit cloned (the clone
+    resolving it) before the op, in argument order."""
+    for t in inputs:
+        if t is not None and t._conj_bit:
+            mode.__torch_dispatch__(_RESOLVE_CONJ, types, (t,), {})
 
 
 # ops whose recorded node keeps its result for the backward (derivatives.yaml's ``result``): torch's
