@@ -42,7 +42,7 @@ from ..tensor import (
     write_out,
 )
 from . import cpu_softmax_order
-from ._arg_parser import check_int, check_str, out_rule, write_out_same_dtype
+from ._arg_parser import check_int, check_str, mixed_number_bounds, out_rule, write_out_same_dtype
 from ._special import erf as _erf_array
 from .memory_format import fresh_in_format, iterator_layout, number_layout
 
@@ -2459,7 +2459,7 @@ def _as_number(bound):
     return bound.item() if hasattr(bound, "item") else bound
 
 
-@out_rule("same_elementwise")
+@out_rule("clamp")
 def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
     """torch.clamp with number or tensor bounds; at least one bound is required."""
     if not isinstance(input, Tensor):
@@ -2467,11 +2467,16 @@ def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     refuse_complex(input, "clamp is not supported for complex types")
+    if min is not None and max is not None and isinstance(min, Tensor) != isinstance(max, Tensor):
+        # torch has no mixed overload, but its parser reads a 0-d tensor that does not require
+        # grad as a Number: (Tensor, 0, torch.tensor(3)) is the (Scalar, Scalar) overload
+        if not mixed_number_bounds((min, max)):
+            check_broadcast_in_order(input, min, max)
+            raise TypeError(_mixed_bounds_message(input, min, max))
+        min, max = (bound.item() if isinstance(bound, Tensor) else bound for bound in (min, max))
     if isinstance(min, Tensor) or isinstance(max, Tensor):
         check_broadcast_in_order(input, min, max)
         if min is not None and max is not None:
-            if not (isinstance(min, Tensor) and isinstance(max, Tensor)):  # torch has no mixed overload
-                raise TypeError(_mixed_bounds_message(input, min, max))
             if all(t._data.dtype == np.bool_ for t in (input, min, max)):  # torch's one-bound kernels take bool
                 raise NotImplementedError("\"clamp_cpu\" not implemented for 'Bool'")
         if input._data.dtype in _dtype.WIDE_UNSIGNED:  # (torch's one-bound clamps are maximum and minimum)

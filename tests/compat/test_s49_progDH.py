@@ -1,0 +1,104 @@
+"""Session 49, lane progDH (corpus program gptq_hessian_quantization).
+
+``torch.clamp(x, 0, maxq)`` with ``maxq`` a 0-d tensor (GPTQ's ``quantize``, its ``maxq`` a
+``register_buffer``) raised clamp's "invalid combination of arguments" TypeError: torch's parser
+reads a 0-d tensor that does not require grad as a Number, so a number beside it takes the
+(Scalar, Scalar) overload. The same reading decides clamp_'s cast refusal ("long int", the Scalar
+kernel's C++ name) and clamp's ``out=``: with number bounds the out must have the result's dtype,
+with tensor bounds (clamp.Tensor_out) the result is cast into any out that can hold it.
+Each form runs on torch and on chainrule with the same inputs: values, dtypes, grad_fn names,
+gradients, and error types and messages compared."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+_INPUTS = {
+    "float32": ([-1.5, 0.3, 7.0], "float32"),
+    "float64": ([-1.5, 0.3, 7.0], "float64"),
+    "int64": ([1, 5, 9], "int64"),
+    "uint8": ([1, 5, 9], "uint8"),
+}
+_BOUNDS = {
+    "int": lambda lib: 0,
+    "float": lambda lib: 2.5,
+    "bool": lambda lib: True,
+    "0d_int": lambda lib: lib.tensor(3),
+    "0d_float": lambda lib: lib.tensor(4.5),
+    "0d_double": lambda lib: lib.tensor(4.5, dtype=lib.float64),
+    "0d_uint8": lambda lib: lib.tensor(200, dtype=lib.uint8),
+    "0d_requires_grad": lambda lib: lib.tensor(4.5, requires_grad=True),
+    "1d": lambda lib: lib.tensor([1.0, 2.0, 3.0]),
+}
+_FORMS = {
+    "function": lambda lib, x, lo, hi: lib.clamp(x, lo, hi),
+    "clip_keywords": lambda lib, x, lo, hi: lib.clip(x, min=lo, max=hi),
+    "method": lambda lib, x, lo, hi: x.clamp(lo, hi),
+    "in_place": lambda lib, x, lo, hi: x.clone().clamp_(lo, hi),
+    "out_of_input_dtype": lambda lib, x, lo, hi: lib.clamp(x, lo, hi, out=lib.empty(3, dtype=x.dtype)),
+}
+
+
+def _outcome(lib, form, values, dtype, low, high):
+    x = lib.tensor(values, dtype=getattr(lib, dtype))
+    try:
+        result = form(lib, x, _BOUNDS[low](lib), _BOUNDS[high](lib))
+    except Exception as error:  # the refusal itself is compared
+        return type(error).__name__, str(error).split("\n")[0]
+    return str(result.dtype).split(".")[-1], result.tolist()
+
+
+@pytest.mark.parametrize("form", sorted(_FORMS))
+@pytest.mark.parametrize("inputs", sorted(_INPUTS))
+@pytest.mark.parametrize("number", ["int", "float", "bool"])
+@pytest.mark.parametrize("tensor", ["0d_int", "0d_float", "0d_double", "0d_uint8", "0d_requires_grad", "1d"])
+@pytest.mark.parametrize("tensor_first", [True, False])
+def test_clamp_with_a_number_and_a_tensor_bound(form, inputs, number, tensor, tensor_first):
+    values, dtype = _INPUTS[inputs]
+    low, high = (tensor, number) if tensor_first else (number, tensor)
+    expected = _outcome(torch, _FORMS[form], values, dtype, low, high)
+    got = _outcome(chainrule, _FORMS[form], values, dtype, low, high)
+    assert got == expected
+
+
+def test_gptq_quantize_with_a_buffer_maxq_and_its_gradient():
+    rows = np.random.RandomState(0).randn(6, 4).astype(np.float32)
+
+    def run(lib):
+        w = lib.tensor(rows, requires_grad=True)
+        maxq = lib.tensor(2 ** 3 - 1)
+        xmin = lib.minimum(w.min(1)[0], lib.zeros(6)).detach()
+        xmax = lib.maximum(w.max(1)[0], lib.zeros(6)).detach()
+        scale = ((xmax - xmin) / maxq).reshape(-1, 1)
+        zero = lib.round(-xmin / scale.flatten()).reshape(-1, 1)
+        q = lib.clamp(w / scale * 1.5 + zero, 0, maxq)
+        q.sum().backward()
+        return q.grad_fn.name(), q.detach().numpy(), w.grad.numpy()
+
+    (want_name, want_q, want_grad), (name, q, grad) = run(torch), run(chainrule)
+    assert name == want_name == "ClampBackward1"
+    np.testing.assert_allclose(q, want_q, rtol=1e-6)
+    np.testing.assert_array_equal(grad, want_grad)
+
+
+@pytest.mark.parametrize("out_dtype", ["float32", "float64", "float16", "int64", "int32", "bool"])
+@pytest.mark.parametrize("dtype", ["float32", "int64"])
+@pytest.mark.parametrize("bounds", ["tensors", "one_tensor", "int_tensors", "numbers", "float_numbers", "mixed"])
+def test_clamp_out_dtype_follows_the_overload(out_dtype, dtype, bounds):
+    def run(lib):
+        made = {"tensors": (lib.tensor(1.0), lib.tensor(3.0)), "one_tensor": (lib.tensor(1.0), None),
+                "int_tensors": (lib.tensor(1), lib.tensor(3)), "numbers": (1, 3), "float_numbers": (1.5, 3.0),
+                "mixed": (1, lib.tensor(3.0))}[bounds]
+        x = lib.tensor([0, 2, 5], dtype=getattr(lib, dtype))
+        try:
+            result = lib.clamp(x, *made, out=lib.empty(3, dtype=getattr(lib, out_dtype)))
+        except Exception as error:  # the refusal itself is compared
+            return type(error).__name__, str(error)
+        return str(result.dtype).split(".")[-1], result.tolist()
+
+    assert run(chainrule) == run(torch)
