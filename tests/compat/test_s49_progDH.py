@@ -102,3 +102,37 @@ def test_clamp_out_dtype_follows_the_overload(out_dtype, dtype, bounds):
         return str(result.dtype).split(".")[-1], result.tolist()
 
     assert run(chainrule) == run(torch)
+
+
+# add/sub's alpha given as a 0-d tensor (found probing Scalar arguments around clamp's fix): torch's
+# parser reads it as a Number, so an int64 0-d alpha is an integer alpha for integer operands (it
+# raised "argument alpha must not be a floating point number") and a bool one a bool alpha
+_ALPHA_INPUTS = {"int64": [1, 5, 9], "float32": [1.5, -2.0, 3.0], "bool": [True, False, True], "uint8": [1, 5, 250]}
+_ALPHAS = {"int": lambda lib: lib.tensor(2), "float": lambda lib: lib.tensor(0.5), "bool": lambda lib: lib.tensor(True),
+           "wide_int": lambda lib: lib.tensor(300), "uint8": lambda lib: lib.tensor(3, dtype=lib.uint8),
+           "complex": lambda lib: lib.tensor(1j)}
+_ALPHA_FORMS = {
+    "add": lambda lib, a, b, alpha: lib.add(a, b, alpha=alpha),
+    "sub": lambda lib, a, b, alpha: lib.sub(a, b, alpha=alpha),
+    "add_number": lambda lib, a, b, alpha: lib.add(a, 3, alpha=alpha),
+    "method_add_": lambda lib, a, b, alpha: a.clone().add_(b, alpha=alpha),
+    "method_sub": lambda lib, a, b, alpha: a.sub(b, alpha=alpha),
+    "rsub": lambda lib, a, b, alpha: lib.rsub(a, b, alpha=alpha),
+    "out": lambda lib, a, b, alpha: lib.add(a, b, alpha=alpha, out=lib.empty(3, dtype=a.dtype)),
+}
+
+
+@pytest.mark.parametrize("form", sorted(_ALPHA_FORMS))
+@pytest.mark.parametrize("inputs", sorted(_ALPHA_INPUTS))
+@pytest.mark.parametrize("alpha", sorted(_ALPHAS))
+def test_add_and_sub_with_a_0d_tensor_alpha(form, inputs, alpha):
+    def run(lib):
+        dtype = getattr(lib, inputs)
+        a, b = lib.tensor(_ALPHA_INPUTS[inputs], dtype=dtype), lib.tensor(_ALPHA_INPUTS[inputs], dtype=dtype)
+        try:
+            result = _ALPHA_FORMS[form](lib, a, b, _ALPHAS[alpha](lib))
+        except Exception as error:  # the refusal itself is compared
+            return type(error).__name__, str(error).split("\n")[0]
+        return str(result.dtype).split(".")[-1], result.tolist()
+
+    assert run(chainrule) == run(torch)

@@ -1008,7 +1008,10 @@ def _check_sparse_addition(input, other) -> None:
 def _check_alpha(input, other, alpha):
     """``alpha`` as add/sub use it, after torch's checks against the result's dtype: a bool alpha
     only for a bool result, no fractional alpha for an integer result, no complex alpha for a real
-    one, none that overflows the result's dtype (a bool result takes its truth value)."""
+    one, none that overflows the result's dtype (a bool result takes its truth value). A 0-d tensor
+    alpha, a Number to torch's parser, is its value: an int64 one is an integer alpha."""
+    if isinstance(alpha, Tensor):
+        alpha = alpha.item()
     result = _dtype.result_type(input, other)
     category = result._category  # bool 0, integer 1, floating 2, complex 3
     if isinstance(alpha, (builtins.bool, np.bool_)):
