@@ -136,3 +136,71 @@ def test_add_and_sub_with_a_0d_tensor_alpha(form, inputs, alpha):
         return str(result.dtype).split(".")[-1], result.tolist()
 
     assert run(chainrule) == run(torch)
+
+
+# addr's checks (found probing GPTQ's addr_ update): torch refuses a fractional beta/alpha for an
+# integer result (chainrule truncated alpha=0.5 to 0 and returned input), a bool one for a non-bool
+# result, a complex one with an imaginary part for a real floating result (one without is real), and
+# names a vector of the wrong rank as addr's vec1/vec2 (chainrule named outer's "self")
+_ADDR_DTYPES = ["int64", "float32", "float64", "bool", "uint8", "complex64"]
+_ADDR_SCALARS = {"int": 2, "zero": 0, "float": 0.5, "bool": True, "complex": 1j, "real_complex": complex(2, 0),
+                 "0d_int": "t2", "0d_float": "t0.5"}
+_ADDR_SHAPES = {"plain": ((3, 4), (3,), (4,)), "broadcast": ((4,), (3,), (4,)), "mismatch": ((3, 5), (3,), (4,)),
+                "vec1_2d": ((3, 4), (3, 1), (4,)), "vec2_0d": ((3, 4), (3,), ())}
+
+
+def _addr_outcome(lib, dtype, beta, alpha, shapes, in_place):
+    dtype = getattr(lib, dtype)
+
+    def make(shape):
+        n = int(np.prod(shape)) if shape else 1
+        return (lib.arange(n) % 3).to(dtype).reshape(shape)
+
+    def scalar(value):
+        return lib.tensor(2) if value == "t2" else lib.tensor(0.5) if value == "t0.5" else value
+
+    input, vec1, vec2 = (make(shape) for shape in shapes)
+    try:
+        if in_place:
+            result = input.clone().addr_(vec1, vec2, beta=scalar(beta), alpha=scalar(alpha))
+        else:
+            result = lib.addr(input, vec1, vec2, beta=scalar(beta), alpha=scalar(alpha))
+    except Exception as error:  # the refusal itself is compared
+        return type(error).__name__, str(error).split("\n")[0]
+    return str(result.dtype).split(".")[-1], result.tolist()
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+@pytest.mark.parametrize("dtype", _ADDR_DTYPES)
+@pytest.mark.parametrize("beta", sorted(_ADDR_SCALARS))
+@pytest.mark.parametrize("alpha", sorted(_ADDR_SCALARS))
+def test_addr_scalars_against_the_result_dtype(in_place, dtype, beta, alpha):
+    args = (dtype, _ADDR_SCALARS[beta], _ADDR_SCALARS[alpha], _ADDR_SHAPES["plain"], in_place)
+    assert _addr_outcome(chainrule, *args) == _addr_outcome(torch, *args)
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+@pytest.mark.parametrize("dtype", ["int64", "float32"])
+@pytest.mark.parametrize("alpha", ["int", "float", "bool"])
+@pytest.mark.parametrize("shapes", sorted(_ADDR_SHAPES))
+def test_addr_shape_refusals_come_before_the_scalar_checks(in_place, dtype, alpha, shapes):
+    args = (dtype, 1, _ADDR_SCALARS[alpha], _ADDR_SHAPES[shapes], in_place)
+    assert _addr_outcome(chainrule, *args) == _addr_outcome(torch, *args)
+
+
+def test_gptq_addr_update_equals_the_matmul_update_with_its_gradient():
+    rs = np.random.RandomState(1)
+    w, err, row = rs.randn(6, 5), rs.randn(6), rs.randn(5)
+
+    def run(lib):
+        W = lib.tensor(w, requires_grad=True)
+        e, h = lib.tensor(err, requires_grad=True), lib.tensor(row, requires_grad=True)
+        by_addr = W.clone().addr_(e, h, alpha=-1)
+        by_matmul = W - e.unsqueeze(1).matmul(h.unsqueeze(0))
+        (by_addr * lib.arange(30.0, dtype=lib.float64).reshape(6, 5).cos()).sum().backward()
+        return by_addr.detach().numpy(), by_matmul.detach().numpy(), W.grad.numpy(), e.grad.numpy(), h.grad.numpy()
+
+    expected, got = run(torch), run(chainrule)
+    np.testing.assert_allclose(got[0], got[1], rtol=1e-12, atol=1e-12)
+    for want, have in zip(expected, got):
+        np.testing.assert_allclose(have, want, rtol=1e-12, atol=1e-12)
