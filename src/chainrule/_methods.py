@@ -501,6 +501,10 @@ def _refuse_uncastable_clamp(self: Tensor, args, kwargs) -> None:
     one into an integer or bool self first too, naming self's C++ type ("long int"), while a
     floating self reads it as a double and clamp_min_/clamp_max_ refuse complex bounds outright."""
     bounds = (*args, *kwargs.values())
+    if _arg_parser.mixed_number_bounds(bounds):  # a 0-d tensor beside a number bound: torch's Scalar overload
+        args = tuple(b.item() if isinstance(b, Tensor) else b for b in args)
+        kwargs = {k: b.item() if isinstance(b, Tensor) else b for k, b in kwargs.items()}
+        bounds = (*args, *kwargs.values())
     if not any(isinstance(bound, Tensor) for bound in bounds) and self.dtype._category < 2:
         if any(isinstance(bound, complex) for bound in bounds):
             promoted = _dtype.result_type(self, *(bound for bound in bounds if bound is not None))
@@ -592,8 +596,9 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
         _resize_storage(self, result._data.shape)
     if result._data.dtype != self._data.dtype and result.dtype._category > self.dtype._category:
         desired = _TORCH_TYPE_NAMES[self.dtype.name]
-        if name in _SCALAR_CLAMPS and not any(
-                isinstance(bound, Tensor) for bound in (*args, *kwargs.values())):
+        bounds = (*args, *kwargs.values())
+        if name in _SCALAR_CLAMPS and (not any(isinstance(bound, Tensor) for bound in bounds)
+                                       or _arg_parser.mixed_number_bounds(bounds)):
             desired = _dtype.cpp_type_name(self.dtype)  # clamp's Scalar kernels name the C++ type ("long int")
         raise RuntimeError(
             f"result type {_TORCH_TYPE_NAMES[result.dtype.name]} can't be cast to the desired output "

@@ -221,6 +221,8 @@ def _with_out_rule(function, name: str, rule: str):
             if refusal is not None:
                 raise refusal
         result = function(*args, **kwargs)
+        if rule == "clamp":  # torch's clamp.Tensor_out casts into its out; clamp.out wants the result's dtype
+            return _write_clamp_out(name, args, kwargs, result, out)
         if rule == "variance" and isinstance(out, Tensor):
             result = _variance_in_out_dtype(function, args, kwargs, result, out)
         if isinstance(result, tuple):  # max(dim)'s (values, indices): each written as it can be cast
@@ -236,6 +238,29 @@ def _with_out_rule(function, name: str, rule: str):
         return write_out(result, out, name)
 
     return out_keyword_front(function, with_out)
+
+
+def mixed_number_bounds(bounds) -> bool:
+    """clamp's two bounds, one a number and one a 0-d tensor that does not require grad: torch's
+    parser reads the tensor as a Number, so the call takes the (Scalar, Scalar) overload."""
+    from ..tensor import Tensor
+
+    return (len(bounds) == 2 and None not in bounds and isinstance(bounds[0], Tensor) != isinstance(bounds[1], Tensor)
+            and all(not isinstance(b, Tensor) or (b.ndim == 0 and not b.requires_grad) for b in bounds))
+
+
+def _write_clamp_out(name: str, args: tuple, kwargs: dict, result, out):
+    """clamp's ``out``: with a tensor bound (clamp.Tensor_out, a TensorIterator op) the result is
+    cast into any out that can hold it; with number bounds, a 0-d tensor beside a number among them
+    (the Scalar overload, as torch's parser reads it), the out must have the result's dtype."""
+    from ..tensor import Tensor, write_out
+
+    bounds = (*args[1:], *(kwargs[k] for k in ("min", "max") if k in kwargs))
+    by_tensors = any(isinstance(bound, Tensor) for bound in bounds) and not mixed_number_bounds(bounds)
+    refusal = _out_dtype_refusal(name, "cast" if by_tensors else "same_elementwise", None, result, out)
+    if refusal is not None:
+        raise refusal
+    return write_out(result, out, name)
 
 
 def _mean_out_arguments(args: tuple, kwargs: dict, out, tensor_type) -> dict:

@@ -42,7 +42,7 @@ from ..tensor import (
     write_out,
 )
 from . import cpu_softmax_order
-from ._arg_parser import check_int, check_str, out_rule, write_out_same_dtype
+from ._arg_parser import check_int, check_str, mixed_number_bounds, out_rule, write_out_same_dtype
 from ._special import erf as _erf_array
 from .memory_format import fresh_in_format, iterator_layout, number_layout
 
@@ -1037,7 +1037,10 @@ def _check_sparse_addition(input, other) -> None:
 def _check_alpha(input, other, alpha):
     """``alpha`` as add/sub use it, after torch's checks against the result's dtype: a bool alpha
     only for a bool result, no fractional alpha for an integer result, no complex alpha for a real
-    one, none that overflows the result's dtype (a bool result takes its truth value)."""
+    one, none that overflows the result's dtype (a bool result takes its truth value). A 0-d tensor
+    alpha, a Number to torch's parser, is its value: an int64 one is an integer alpha."""
+    if isinstance(alpha, Tensor):
+        alpha = alpha.item()
     result = _dtype.result_type(input, other)
     category = result._category  # bool 0, integer 1, floating 2, complex 3
     if isinstance(alpha, (builtins.bool, np.bool_)):
@@ -2492,7 +2495,7 @@ def _as_number(bound):
     return bound.item() if hasattr(bound, "item") else bound
 
 
-@out_rule("same_elementwise")
+@out_rule("clamp")
 def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
     """torch.clamp with number or tensor bounds; at least one bound is required."""
     if not isinstance(input, Tensor):
@@ -2500,11 +2503,16 @@ def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     refuse_complex(input, "clamp is not supported for complex types")
+    if min is not None and max is not None and isinstance(min, Tensor) != isinstance(max, Tensor):
+        # torch has no mixed overload, but its parser reads a 0-d tensor that does not require
+        # grad as a Number: (Tensor, 0, torch.tensor(3)) is the (Scalar, Scalar) overload
+        if not mixed_number_bounds((min, max)):
+            check_broadcast_in_order(input, min, max)
+            raise TypeError(_mixed_bounds_message(input, min, max))
+        min, max = (bound.item() if isinstance(bound, Tensor) else bound for bound in (min, max))
     if isinstance(min, Tensor) or isinstance(max, Tensor):
         check_broadcast_in_order(input, min, max)
         if min is not None and max is not None:
-            if not (isinstance(min, Tensor) and isinstance(max, Tensor)):  # torch has no mixed overload
-                raise TypeError(_mixed_bounds_message(input, min, max))
             if all(t._data.dtype == np.bool_ for t in (input, min, max)):  # torch's one-bound kernels take bool
                 raise NotImplementedError("\"clamp_cpu\" not implemented for 'Bool'")
         if input._data.dtype in _dtype.WIDE_UNSIGNED:  # (torch's one-bound clamps are maximum and minimum)

@@ -1114,6 +1114,7 @@ def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1, out=None
     """
     _product_on_one_device("addr", input, vec1, vec2)
     _dtype.refuse_wide_unsigned("linalg.addr", input._data)
+    beta, alpha = _checked_addr_scalars(input, vec1, vec2, beta, alpha)
     kept = {"alpha": alpha, "beta": beta, "factors": (vec1, vec2), "needs": (vec1.requires_grad, vec2.requires_grad)}
     if alpha != 1 and vec1.is_floating_point():
         from .elementwise import mul, number_in_dtype
@@ -1122,6 +1123,44 @@ def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1, out=None
     result = name_node(_scaled_sum(input, outer(vec1, vec2), beta, alpha), "AddrBackward0", label="addr",
                        rule=_SCALED_ADD_RULE % "outer(vec1, vec2)", saved=_SCALED_ADD_SAVED["AddrBackward0"], kept=kept)
     return result if out is None else write_out(result, out, "addr")
+
+
+_PLAIN_REALS = (builtins.int, builtins.float)
+
+
+def _checked_addr_scalars(input, vec1, vec2, beta, alpha) -> tuple:
+    """(beta, alpha) after torch's build_addr_iter and check_addr_scalar, in their order: both vectors
+    1-D (named as addr's, not outer's), then, once input expands to (len(vec1), len(vec2)), beta and
+    alpha against the result's dtype: a bool only for a bool result, no fractional one for an integer
+    result, no complex one with an imaginary part for a real floating result (one without is real)."""
+    if not (isinstance(input, Tensor) and isinstance(vec1, Tensor) and isinstance(vec2, Tensor)):
+        return beta, alpha  # (refused by the product)
+    if vec1._data.ndim != 1 or vec2._data.ndim != 1:
+        arg, vec = ("vec1", vec1) if vec1._data.ndim != 1 else ("vec2", vec2)
+        raise RuntimeError(f"addr: Expected 1-D argument {arg}, but got {vec._data.ndim}-D")
+    if type(beta) is builtins.int and type(alpha) is builtins.int:
+        return beta, alpha  # (the common call: ints suit every dtype)
+    if type(beta) in _PLAIN_REALS and type(alpha) in _PLAIN_REALS and (
+            input._data.dtype.kind == vec1._data.dtype.kind == vec2._data.dtype.kind == "f"):
+        return beta, alpha  # (real numbers suit a floating result)
+    shape, product_shape = input._data.shape, (vec1._data.shape[0], vec2._data.shape[0])
+    if len(shape) > 2 or not all(size in (1, wanted) for size, wanted in zip(reversed(shape), reversed(product_shape))):
+        return beta, alpha  # (input does not expand to the product: that refusal comes first)
+    dtype = _dtype.result_type(input, vec1, vec2)
+    category = dtype._category  # bool 0, integer 1, floating 2, complex 3
+    for value, name in ((beta, "beta"), (alpha, "alpha")):
+        if isinstance(value, Tensor):  # (a 0-d tensor is a Number to torch's parser)
+            value = value.item()
+        if isinstance(value, (builtins.bool, np.bool_)) and category != 0:
+            raise RuntimeError(f"Boolean {name} only supported for Boolean results.")
+        if category < 2 and not isinstance(value, (builtins.int, np.integer, builtins.bool, np.bool_)):
+            raise RuntimeError(f"For integral input tensors, argument {name} must not be a floating point number.")
+    for value in (beta, alpha):  # read in a real floating dtype, a complex one with an imaginary part overflows
+        if category == 2 and isinstance(value, (builtins.complex, np.complexfloating)) and value.imag != 0:
+            raise RuntimeError(f"value cannot be converted to type {_dtype.cpp_type_name(dtype)} without overflow")
+    if category == 2:
+        beta, alpha = (v.real if isinstance(v, (builtins.complex, np.complexfloating)) else v for v in (beta, alpha))
+    return beta, alpha
 
 
 for _product in (matmul, mm, bmm, mv, dot, vdot, outer, kron, addmm, addmv, baddbmm, addbmm, addr):
