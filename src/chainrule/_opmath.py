@@ -42,6 +42,9 @@ ACCUMULATE_IN_FLOAT32 = frozenset({
     "cumulative extremum",
 })
 
+# labels of ops whose Function has a forward_widened (replaying an intermediate rounding of torch's)
+_WIDENED = frozenset({"softmax", "log_softmax"})
+
 # torch's CPU autocast lists (aten's autocast_mode.cpp, KERNEL_CPU lower_precision_fp and fp32), as
 # chainrule's op labels; every other op runs in its inputs' dtype. Public functions that chainrule
 # composes of several ops carry their list's policy themselves (``cpu_autocast_policy``).
@@ -267,7 +270,10 @@ def run(cls, ctx, arrays: list, params: dict):
             arrays[i] = array.astype(_FLOAT32)
         elif array_dtype.kind == "f":
             mixed = True
-    out = cls.forward(ctx, *arrays, **params)
+    # an op whose torch kernel rounds an intermediate to the half-precision dtype (softmax's
+    # exps, log_softmax's log-sum) is told which dtype its float32 arrays were widened from
+    widened = getattr(cls, "forward_widened", None) if low is not None and op in _WIDENED and not mixed else None
+    out = cls.forward(ctx, *arrays, **params) if widened is None else widened(ctx, low, *arrays, **params)
     # round back only what half-precision inputs made: not an op's explicit dtype=, not a
     # mixed-precision op whose float32/float64 input decides its result
     if low is None or mixed or params.get("dtype") is not None:

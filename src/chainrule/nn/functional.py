@@ -533,7 +533,11 @@ def fractional_max_pool3d_with_indices(input: Tensor, kernel_size, output_size=N
 
 def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps: float | None = None) -> Tensor:
     """F.rms_norm: x / sqrt(mean(x²) + eps) over the trailing ``normalized_shape`` dims, times weight."""
-    normalized_shape = _int_list(normalized_shape, "rms_norm", "normalized_shape")
+    # torch's F.rms_norm hands its arguments to torch.rms_norm positionally: its parser takes no
+    # single int for the unsized int[] and names the positions
+    normalized_shape = _int_list(normalized_shape, "rms_norm", "normalized_shape", sized=False, position=2)
+    if eps is not None:
+        eps = _check_float(eps, "rms_norm", "eps", position=4)
     k = len(normalized_shape)
     # torch's checks, in its order
     if k == 0:

@@ -51,8 +51,8 @@ def int_list(value, op: str, name: str, sized: bool = True, int64: bool = True, 
         for i, item in enumerate(value):
             as_int = _as_int(item, bool_is_int=i > 0)
             if as_int is None:
-                raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, but found element of type "
-                                f"{type(item).__name__} at pos {i}")
+                raise TypeError(f"{op}(): argument {_argument(name, position)} must be tuple of ints, but found "
+                                f"element of type {_dtype.parser_type_name(item)} at pos {i}")
             if int64 and not _fits_int64(as_int):
                 raise TypeError(f"{op}(): argument '{name}' failed to unpack the object at pos {i + 1} with error "
                                 '"Overflow when unpacking long long"')
@@ -60,7 +60,7 @@ def int_list(value, op: str, name: str, sized: bool = True, int64: bool = True, 
         return tuple(items)
     as_int = _as_int(value) if sized else None
     if as_int is None:
-        raise TypeError(f"{op}(): argument {_argument(name, position)} must be tuple of ints, not {type(value).__name__}")
+        raise TypeError(f"{op}(): argument {_argument(name, position)} must be tuple of ints, not {_dtype.parser_type_name(value)}")
     if int64 and not _fits_int64(as_int):
         # (a single int is unpacked as an int64_t is: Python's ValueError, not the list's TypeError)
         raise ValueError("Overflow when unpacking long long")

@@ -72,3 +72,23 @@ def logf(values: np.ndarray) -> np.ndarray:
     """float32 ``values``' log as Sleef's ``logf`` gives it, but where Sleef misses the correctly
     rounded value (about 0.15 % of inputs)."""
     return np.log(values, dtype=np.float64).astype(np.float32)
+
+
+def half_softmax_vectorized(outer: int, inner: int, threads: int) -> np.ndarray:
+    """Which (outer, inner) columns torch's half-precision softmax along a dim that is not the
+    last (SoftMaxKernel.cpp's ``_vec_softmax`` for BFloat16/Half) computes in its vectorized
+    branch, as an (outer, inner) bool array. ``at::parallel_for`` cuts the ``outer * inner``
+    columns into ``threads`` runs of ``ceil(n / threads)``; each run walks its columns, taking
+    ``Vectorized<scalar_t>::size()`` (2 * LANES) at once where they stay inside both the run and
+    the inner row, else one. A vectorized column keeps its exps in float32 and rounds only the
+    quotient; a scalar one writes each exp to the half-precision output first (measured against
+    torch 2.13 on AVX512, 1 and 2 threads, bfloat16 and float16: every element equal)."""
+    step = 2 * LANES
+    n = outer * inner
+    idx = np.arange(n)
+    chunk = -(-n // max(1, min(threads, n)))
+    run_start = idx // chunk * chunk
+    row_start = idx // inner * inner
+    start = np.maximum(run_start, row_start)
+    stop = np.minimum(np.minimum(run_start + chunk, row_start + inner), n)
+    return ((idx - start) < (stop - start) // step * step).reshape(outer, inner)

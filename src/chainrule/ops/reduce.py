@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from .. import _dtype, _sum_order, _vmap_frames, return_types
+from .. import _config, _dtype, _sum_order, _vmap_frames, return_types
 from .._backend import accumulate, amax_with_initial, array_module, broadcast_refusal, ufunc_at
 from .._parallel import over_rows
 from .._torch_function import user_stacklevel
@@ -1122,6 +1122,27 @@ class Softmax(Function):
         return e
 
     @staticmethod
+    def forward_widened(ctx, low, x, dim):
+        """forward on a float32 ``x`` widened from the half-precision ``low`` (``_opmath.run``):
+        torch's CPU kernel along any dim but the last (``_vec_softmax``) divides each exp by the
+        float32 sum of the exps, but in its scalar columns writes the exp to the half-precision
+        output first (``cpu_softmax_order.half_softmax_vectorized`` says which columns)."""
+        if type(x) is not np.ndarray or not x.size or dim in (-1, x.ndim - 1):
+            return Softmax.forward(ctx, x, dim)
+        shape = x.shape
+        outer, inner = math.prod(shape[:dim]), math.prod(shape[dim + 1:])
+        e = x - np.max(x, axis=dim, keepdims=True)
+        np.exp(e, out=e)
+        sums = np.add.reduce(e, axis=dim, keepdims=True)
+        vectorized = cpu_softmax_order.half_softmax_vectorized(outer, inner, _config.torch_intra_op_threads())
+        e = np.where(vectorized.reshape(outer, 1, inner), e.reshape(outer, shape[dim], inner),
+                     e.astype(low).astype(np.float32).reshape(outer, shape[dim], inner)).reshape(shape)
+        e /= sums
+        ctx.save_for_backward(e)
+        ctx.dim = dim
+        return e
+
+    @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_values
         return SoftmaxBackward.apply(grad, y, dim=ctx.dim)
@@ -1198,6 +1219,19 @@ class LogSoftmax(Function):
         return out
 
     @staticmethod
+    def forward_widened(ctx, low, x, dim):
+        """forward on a float32 ``x`` widened from the half-precision ``low`` (``_opmath.run``):
+        torch's CPU kernel along the last dim (``_vec_log_softmax_lastdim``) keeps each row's sum,
+        then its log, in the half-precision dtype."""
+        if type(x) is not np.ndarray or not x.size or dim not in (-1, x.ndim - 1):
+            return LogSoftmax.forward(ctx, x, dim)
+        # (no softmax kept: torch's backward takes exp of the half-precision output)
+        out, _ = _log_softmax_last_dim(x, keep_softmax=False, low=low)
+        ctx.save_for_backward(out)
+        ctx.dim = dim
+        return out
+
+    @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_values
         return LogSoftmaxBackward.apply(grad, y, dim=ctx.dim, softmax=getattr(ctx, "softmax", None))
@@ -1248,9 +1282,10 @@ def _over_row_blocks(work, rows: int, cols: int) -> None:
     over_rows(piece, rows, rows * cols)
 
 
-def _log_softmax_last_dim(x: np.ndarray, keep_softmax: bool):
+def _log_softmax_last_dim(x: np.ndarray, keep_softmax: bool, low=None):
     """log_softmax of a NumPy array along its last dim, and (with ``keep_softmax``) the softmax,
-    both C-contiguous; else (out, None)."""
+    both C-contiguous; else (out, None). ``low``: the half-precision dtype a float32 ``x`` was
+    widened from, in which torch's kernel keeps each row's sum and then its log."""
     cols = x.shape[-1]
     x_rows = np.ascontiguousarray(x).reshape(-1, cols)
     out = np.empty(x.shape, x.dtype)
@@ -1265,7 +1300,10 @@ def _log_softmax_last_dim(x: np.ndarray, keep_softmax: bool):
         np.exp(ob, out=eb)
         if x.dtype == np.float32:  # nearer torch's order and logf (see cpu_softmax_order)
             sums = cpu_softmax_order.row_sum(eb)
-            ob -= cpu_softmax_order.logf(sums)
+            if low is None:
+                ob -= cpu_softmax_order.logf(sums)
+            else:
+                ob -= cpu_softmax_order.logf(sums.astype(low).astype(np.float32)).astype(low).astype(np.float32)
         else:
             sums = np.add.reduce(eb, axis=1, keepdims=True)
             ob -= np.log(sums)
