@@ -394,6 +394,8 @@ _CASES = (
          + chainrule.linalg.vector_norm(chainrule.stack([x, x]), float("inf")),
          [(3, 4)], (-2, 2)),
         ("nanmedian_all", lambda a: a.nanmedian() * a, [(3, 4)], (-2, 2)),
+        ("nanmedian_dim", lambda a: a.nanmedian(1).values.exp() + a.nanmedian(0, keepdim=True).values.sum(), [(3, 4)],
+         (-2, 2)),
         ("diagonal_scatter", lambda a, s, t: chainrule.diagonal_scatter(a[0], s, 1) * chainrule.diagonal_scatter(
             a, t, 0, 2, 0).sum(0), [(2, 3, 4), (3,), (3, 2)], (-2, 2)),
         ("as_strided_overlapping", lambda a: a.t().as_strided((3, 3), (1, 2), 1) * 2, [(3, 4)], (-2, 2)),

@@ -114,6 +114,9 @@ factory_dispatch = None
 # (note_given), and the dispatcher takes them for that op, or drops them at the next op it sees; the
 # input is held by a weak reference, so a note no op took does not keep its tensor alive
 given_arguments = None
+# dispatched_indices(values): the indices a mode's or a wrapper's handler returned beside ``values`` for an
+# op torch answers with (values, indices) (sort, topk, ...: utils._python_dispatch), else None
+dispatched_indices = None
 
 
 def note_given(cls, input, **values) -> None:

@@ -593,7 +593,7 @@ def _batched_index(node, batch: int):
 
 
 @register_batched_rule(reduce.Gather, reduce.MaxDim, reduce.MinDim, reduce.SortValues, reduce.SortStableValues,
-                       reduce.TopkValues, reduce.MedianDim, reduce.KthvalueValues, reduce.ModeValues,
+                       reduce.TopkValues, reduce.MedianDim, reduce.NanmedianDim, reduce.KthvalueValues, reduce.ModeValues,
                        reduce.Cummax, reduce.Cummin)
 def _picked_along(node, grad, *indices):
     # values picked along the dim (max/min/sort/topk/... and their indices output, which takes no

@@ -214,7 +214,7 @@ _ATEN_SAME: dict[str, tuple[str, ...]] = {
     "lt": ("Tensor", "Scalar"), "le": ("Tensor", "Scalar"), "gt": ("Tensor", "Scalar"), "ge": ("Tensor", "Scalar"),
     "index_select": ("default",), "gather": ("default",), "masked_fill": ("Scalar", "Tensor"),
     "split": ("Tensor",), "chunk": ("default",), "topk": ("default",), "sort": ("default",),
-    "median": ("default", "dim"), "kthvalue": ("default",), "mode": ("default",), "cummax": ("default",),
+    "median": ("default", "dim"), "nanmedian": ("default", "dim"), "kthvalue": ("default",), "mode": ("default",), "cummax": ("default",),
     "cummin": ("default",),
     "cumsum": ("default",), "var": ("default", "dim", "correction"),
     "std": ("default", "dim", "correction"), "contiguous": ("default",), "expand": ("default",),

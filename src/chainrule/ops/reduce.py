@@ -321,7 +321,7 @@ def _single_dim(dim, ndim: int, op: str) -> int:
 
 
 _RETURN_TYPES = {name: getattr(return_types, name) for name in
-                 ("max", "min", "sort", "topk", "median", "kthvalue", "mode", "cummax",
+                 ("max", "min", "sort", "topk", "median", "nanmedian", "kthvalue", "mode", "cummax",
                                                      "cummin")}
 
 
@@ -845,6 +845,13 @@ class MedianDim(Gather):
     rule = "routes the gradient to the median element along the dim"
 
 
+class NanmedianDim(Gather):
+    params_from_values = True  # (index: where the values are)
+    node_name = "NanmedianBackward1"
+    label = "nanmedian"
+    rule = "routes the gradient to the median of the non-NaN elements along the dim"
+
+
 class KthvalueValues(Gather):
     params_from_values = True  # (index: where the values are)
     node_name = "KthvalueBackward0"
@@ -871,8 +878,11 @@ def _select_along(cls, input: Tensor, index: np.ndarray, dim: int, keepdim: bool
         return _RETURN_TYPES[name](name_node(values, cls._node_cls.__name__, label=cls.label, rule=_ZERO_D_RULE),
                                    Tensor._make(xp.zeros((), np.int64)))
     values = cls.apply(input, index=index, dim=dim, keepdim=keepdim)
-    indices = index if keepdim else index.squeeze(dim)
-    result = _RETURN_TYPES[name](values, Tensor._make(indices.astype(np.int64, copy=False)))
+    # (a handler's: index was found on a wrapper's placeholder, the handler's on its values)
+    indices = _function_module.dispatched_indices(values) if _function_module.active_dispatch is not None else None
+    if indices is None:
+        indices = Tensor._make((index if keepdim else index.squeeze(dim)).astype(np.int64, copy=False))
+    result = _RETURN_TYPES[name](values, indices)
     if _vmap_frames._frames:  # no Function saw the indices: batched where input is (``int(x.sort()[1][0])``)
         _vmap_frames.note_results((input,), None, result)
     return result
@@ -1905,6 +1915,8 @@ def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool
     d = _single_dim(dim, x.ndim, "argsort")
     if x.ndim == 0:
         return Tensor._make(xp.zeros((), np.int64))
+    if _function_module.active_dispatch is not None:  # torch's argsort is its sort's indices: a mode or handler sees sort
+        return sort(input, dim, descending, stable=True if stable else None)[1]
     order = _argsort(x, d, descending) if stable else _unstable_order(x, d, descending)
     order = preserve_layout(order, x)  # sort's indices: the input's layout, as torch
     out = Tensor._make(order.astype(np.int64, copy=False))

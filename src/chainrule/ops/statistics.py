@@ -20,13 +20,14 @@ from .._backend import accumulate, array_module
 from .._opmath import cpu_autocast_policy
 from .._torch_function import user_stacklevel
 from ..autograd import forward_ad as _forward_ad
+from ..autograd import function as _function_module
 from ..autograd.function import Function, is_recording, name_node, on_arrays
 from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor, _wrap_dim, honours_out
 from ._arg_parser import check_int
 from .creation import full_like
 from .elementwise import _cast, _conj, _conj_view, where
-from .reduce import MedianAll, _single_dim
+from .reduce import MedianAll, NanmedianDim, _given_args, _select_along, _single_dim
 from .shape import cat
 from .structural import diff
 
@@ -182,18 +183,21 @@ def nanmedian(input: Tensor, dim=None, keepdim: bool = False):
             with np.errstate(invalid="ignore"):
                 return _constant(xp.full((), np.nan, dtype=x.dtype))
         flat = input.reshape(-1)
-        return NanmedianAll.apply(flat, index=_nanmedian_index(flat._data, 0))
+        index = _nanmedian_index(flat._data, 0)
+        if _function_module.active_dispatch is not None:  # (a mode sees the call as given)
+            _function_module.note_given(NanmedianAll, flat, aten_call=(("nanmedian", "default"), (flat,), {}))
+        return NanmedianAll.apply(flat, index=index)
     d = _single_dim(dim, x.ndim, "nanmedian")
-    values = input.reshape(1) if x.ndim == 0 else input
-    if values._data.shape[d] == 0:
+    if x.ndim == 0:
+        return _select_along(NanmedianDim, input, xp.zeros((), np.int64), 0, keepdim, "nanmedian")
+    if x.shape[d] == 0:
         raise IndexError(f"median(): Expected reduction dim {d} to have non-zero size.")
-    index = _nanmedian_index(values._data, d) if x.dtype.kind in "fV" else \
-        xp.take(xp.argsort(values._data, axis=d, kind="stable"), [(values._data.shape[d] - 1) // 2], axis=d)
-    out = values.gather(d, _constant(index))
-    if not keepdim or x.ndim == 0:
-        out, index = out.squeeze(d), index.squeeze(d)
-    return return_types.nanmedian(name_node(out, "NanmedianBackward1", label="nanmedian"),
-                                  _constant(index.astype(np.int64)))
+    index = _nanmedian_index(x, d) if x.dtype.kind in "fV" else \
+        xp.take(xp.argsort(x, axis=d, kind="stable"), [(x.shape[d] - 1) // 2], axis=d)
+    if _function_module.active_dispatch is not None:  # (a mode sees the call as given)
+        _function_module.note_given(NanmedianDim, input, aten_call=(
+            ("nanmedian", "dim"), _given_args((input, dim, keepdim), (False,)), {}))
+    return _select_along(NanmedianDim, input, index, d, keepdim, "nanmedian")
 
 
 # ---------------------------------------------------------------- histogram

@@ -258,9 +258,12 @@ class DispatchedOverload(OpOverload):
                 and all(a is b for a, b in zip(args, pending.inputs))):
             # the handler runs the op on its own inputs: this is the call autograd records
             with enable_grad():
-                pending.output = _function._apply_array_op(self._op_class, *args, **kwargs)
-            return pending.output
-        return _function._apply_array_op(self._op_class, *args, **kwargs)
+                pending.output = out = _function._apply_array_op(self._op_class, *args, **kwargs)
+        else:
+            out = _function._apply_array_op(self._op_class, *args, **kwargs)
+        if f"{self._op_name}.{self._overloadname}" in _WITH_INDICES:
+            return out, _indices_of(kwargs)
+        return out
 
 
 _overloads: dict = {}
@@ -679,7 +682,7 @@ _ATEN_SCHEMAS = {
         *((params["storage_offset"],) if params.get("offset_given", True) else ())), {}),
     **dict.fromkeys(("IndexSelect", "Scatter", "ScatterValue", "ScatterAdd", "TopkValues", "SortValues",
                      "SortStableValues", "Cumsum", "Cumprod", "ScaledBy", "MedianAll", "MedianDim",
-                     "KthvalueValues", "ModeValues", "Cummax", "Cummin"), _as_called),
+                     "NanmedianAll", "NanmedianDim", "KthvalueValues", "ModeValues", "Cummax", "Cummin"), _as_called),
 }
 
 _schema_overloads: dict = {}
@@ -766,9 +769,49 @@ _FIRST_OF_RESULT = {"max.dim", "min.dim", "native_layer_norm.default", "nll_loss
                     "topk.default", "sort.default", "sort.stable", "median.default", "median.dim",
                     "kthvalue.default", "mode.default", "cummax.default", "cummin.default",
                     *(f"max_pool{n}d_with_indices.default" for n in (1, 2, 3))}
+# overloads torch answers with (values, indices) where chainrule's op (a Gather: _select_along) gives the
+# values and keeps the indices as its ``index`` parameter: a handler's call gets torch's pair, and the
+# dispatcher hands the op the values and the op function the indices the handler returned
+# (_split_indices, taken by dispatched_indices): a wrapper's are its inner tensor's, not its placeholder's
+_WITH_INDICES = frozenset(("sort.default", "sort.stable", "topk.default", "median.dim", "nanmedian.dim",
+                           "kthvalue.default",
+                           "mode.default", "cummax.default", "cummin.default", "max.dim", "min.dim"))
+
+
+def _indices_of(params):
+    """The indices tensor torch's overload returns beside the values, from a Gather op's own parameters."""
+    index, dim = params["index"], params["dim"]
+    if index.ndim and not params["keepdim"]:
+        index = index.squeeze(dim)
+    return _function._Tensor._make(index.astype(np.int64, copy=False))
+
+
+def _split_indices(func, result):
+    """A handler's answer to an overload of _WITH_INDICES: the values, the op's output; the indices
+    are kept for the op function (dispatched_indices) beside a weak reference to those values."""
+    if (f"{func._op_name}.{func._overloadname}" not in _WITH_INDICES or not isinstance(result, (tuple, list))
+            or len(result) != 2):
+        return result
+    _pending.indices = weakref.ref(result[0]), result[1]
+    return result[0]
+
+
+def dispatched_indices(values):
+    """The indices the handler returned with ``values`` (what a dispatched op of _WITH_INDICES gave its
+    caller), taken once; None where ``values`` came from no handler."""
+    kept = getattr(_pending, "indices", None)
+    if kept is None:
+        return None
+    _pending.indices = None
+    return kept[1] if kept[0]() is values else None
+
+
+_function.dispatched_indices = dispatched_indices
 
 
 def _as_op_result(overload, result):
+    if f"{overload._op_name}.{overload._overloadname}" in _WITH_INDICES and isinstance(result, tuple):
+        return tuple(result)
     if f"{overload._op_name}.{overload._overloadname}" not in _FIRST_OF_RESULT or not isinstance(result, tuple):
         return result
     params = handled_op_parameters()
@@ -864,6 +907,8 @@ _ATEN_STAND_INS = {
     **{f"max_pool{n}d_with_indices.default": _stand_in_max_pool for n in (1, 2, 3)},
     **{f"avg_pool{n}d.default": _stand_in_avg_pool for n in (2, 3)},
     "logsumexp.default": lambda input, dim, keepdim=False: _chainrule().logsumexp(input, dim, keepdim),
+    "sort.stable": lambda input, *, stable, dim=-1, descending=False: _chainrule().sort(
+        input, stable=stable, dim=dim, descending=descending),
     "_adaptive_avg_pool2d.default": lambda input, size: _chainrule().nn.functional.adaptive_avg_pool2d(input, list(size)),
     "_adaptive_avg_pool3d.default": lambda input, size: _chainrule().nn.functional.adaptive_avg_pool3d(input, list(size)),
 }
@@ -966,13 +1011,18 @@ def _to_mode(op_class, inputs, params):
     finally:
         stack.pop()
     if not record:
-        return result
+        return _split_indices(func, result)
+    pair = _split_indices(func, result) is not result
+    if pair:
+        result, indices = result
     recorded = pending.output
     if recorded is None:  # the handler never ran the op on its inputs: record it now, below the modes
         with _disable_current_modes():
             recorded = _function._apply_array_op(op_class, *inputs, **params)
     if result is not recorded:
         result = _attach(result, recorded)
+    if pair:  # (the indices go with the values the op gives)
+        _pending.indices = weakref.ref(result), indices
     if func._op_name in _SAVES_RESULT and getattr(_handler_caller, "grad_enabled", None) is None:
         _show_saved(result, types)  # (autograd saves once, above every mode: not where a handler runs the op)
     return result
@@ -1101,6 +1151,7 @@ def _to_subclass(op_class, inputs, params):
                 raise _no_handler_answered(func, types)
     finally:
         stack.pop()
+    result = _split_indices(func, result)
     if pending.record:
         _record_on_wrappers(op_class, inputs, params, result, pending.forward)
     return result
