@@ -212,10 +212,14 @@ def closed_over(func, modules: bool = False, module_sink: list | None = None) ->
                 values.append(cell.cell_contents)
             except ValueError:  # an empty cell
                 pass
-        if code is not None:
+        # (not the globals of chainrule's own functions, a transform's wrapper among them: they name
+        # the library's helpers, whose walk would spend the 64 functions before the user's own)
+        if code is not None and not (getattr(func, "__module__", None) or "").startswith("chainrule."):
             scope = getattr(func, "__globals__", {})
             values.extend(scope[name] for name in code.co_names if name in scope)
         values.extend(getattr(func, "__defaults__", None) or ())
+        if code is None and modules and not _is_module(func) and not isinstance(func, type):
+            values.extend(getattr(func, "__dict__", {}).values())  # a callable object's own (a counter's function)
         if modules:
             values.extend((func, getattr(func, "__self__", None)))
         for value in values:
@@ -229,8 +233,9 @@ def closed_over(func, modules: bool = False, module_sink: list | None = None) ->
                         module_sink.append(item)
                     found.extend(t for _, t in item.named_parameters(remove_duplicate=False))
                     found.extend(t for _, t in item.named_buffers(remove_duplicate=False) if t is not None)
-                elif modules and getattr(item, "__code__", None) is not None and len(seen) < 64:
-                    pending.append(item)  # a helper (a lambda, a local function) the function calls
+                elif modules and (getattr(item, "__code__", None) is not None or (
+                        callable(item) and not isinstance(item, type) and hasattr(item, "__dict__"))) and len(seen) < 64:
+                    pending.append(item)  # a helper (a lambda, a local function, a callable object) the function calls
         pending.append(getattr(func, "func", None) or getattr(func, "__wrapped__", None))
     return found
 
