@@ -132,6 +132,7 @@ def start(frame):
     _function.traced_elementwise = _note_elementwise
     _function.traced_call = _note_call
     _function.traced_write = _note_write
+    _function.traced_draw = _note_draw
     return previous, active
 
 
@@ -216,6 +217,29 @@ def _note_write(t, result) -> None:
         return
     trace.earlier.setdefault(id(t), set()).add(was[1])
     trace.record(_Written(), (result,), {}, t)
+
+
+class _Drawn:
+    """The record's stand-in class for a random draw of each slice's shape under randomness="different"
+    (dropout's mask, ``_vmap_frames.slice_draw``): slice 0 drew the whole batch's, which the replay takes."""
+
+    __module__ = "chainrule._vmap_batched"
+    __name__ = "drawn"
+
+    def __init__(self, batch) -> None:
+        self.batch = batch
+
+
+def _note_draw(batch, mask) -> None:
+    """Slice 0's random ``mask``: under randomness="same" (``batch`` None) a constant of the record,
+    every slice's draw slice 0's, as torch's one draw; else row 0 of the batch's draw ``batch``."""
+    trace = active
+    if trace is None or not trace.ok or trace.muted:
+        return
+    if batch is None:
+        _note_constant(_function._make_tensor(mask))
+    else:
+        trace.record(_Drawn(batch), (), {}, _function._make_tensor(mask))
 
 
 def stop(token) -> Trace:
@@ -468,6 +492,10 @@ def _unwrap(value, index=None):
 def _run(trace: Trace, values: dict, outputs, size: int):
     apply = _function._apply_array_op
     for (cls, inputs, params, outs, grad_mode, versions), state in zip(trace.ops, trace.states):
+        if isinstance(cls, _Drawn):  # (slice 0 drew the batch's)
+            values[id(outs[0])] = _Value(_function._make_tensor(cls.batch), True)
+            trace.replayed[len(trace.replayed)] = (values[id(outs[0])].data,)
+            continue
         operands = [_resolve(trace, values, t, v) for t, v in zip(inputs, versions)]
         mapped, params_batched = _map_params(trace, values, params)
         if not params_batched and not any(v.batched for v in operands):
@@ -1066,6 +1094,26 @@ def _concatenated(cls, operands, params, outs, size):
     return _function._apply_array_op(cls, *(_whole(v, size) for v in operands), **dict(params, dim=dim + 1))
 
 
+def _scale_shifted(cls, operands, params, outs, size):
+    """x · scale + shift (eval-mode batch norm's), broadcast as an elementwise op; an unbatched x
+    expanded along the batch, since the op writes a result of x's shape where it can."""
+    rank = max(_logical_rank(v) for v in operands)
+    x, scale, shift = (_padded(v, rank) for v in operands)
+    if not operands[0].batched:
+        x = x.expand(size, *x.shape)
+    return _function._apply_array_op(cls, x, scale, shift)
+
+
+def _gradient_against(cls, operands, params, outs, size):
+    """A norm's bias passed on with its gradient recorded against the op's input (kept): the bias
+    expanded along the batch, the kept tensors the batch's."""
+    kept = params.get("kept")
+    if not isinstance(kept, tuple) or not all(isinstance(v, _Value) for v in kept):
+        return None
+    return _function._apply_array_op(cls, _whole(operands[0], size), kept=tuple(v.data for v in kept),
+                                     node=params.get("node"))
+
+
 def _layer_norm(cls, operands, params, outs, size):
     """Layer norm with its affine map of a batched input by an unbatched weight and bias: over the
     same trailing dims, the batch more rows (its node keeps the batch's x̂ and 1/σ, ``_ROWS_FOLDED``)."""
@@ -1134,7 +1182,8 @@ def _user_function(cls, operands, params, outs, size):
 
 # rules that take parameters the replay batched (as _Values)
 _BATCHED_PARAMS = frozenset({_where, _dim_shifted, _nll_loss, _nll_loss_backward, _pooled, _elementwise_kept,
-                             _embedding, _embedding_backward, _along_index, _masked_filled, _layer_norm_backward})
+                             _embedding, _embedding_backward, _along_index, _masked_filled, _layer_norm_backward,
+                             _gradient_against})
 # ops whose node a later op reads as a parameter (nll_loss's backward), replayed by a rule
 _NODES_READ = frozenset({"_NllLoss"})
 # ops whose rule runs the batch as more rows of the op (batch-major), so that what their node keeps
@@ -1159,4 +1208,5 @@ _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped
                "Embedding": _embedding, "EmbeddingDenseBackward": _embedding_backward, "Gather": _along_index,
                "ScatterAlong": _along_index, "MaskedFill": _masked_filled,
                "LayerNorm": _layer_norm, "LayerNormBackward": _layer_norm_backward, "Transpose": _transposed,
-               "Clone": _cloned, "Split": _split, "SplitWithSizes": _split, "Cat": _concatenated, "Bmm": _matmul})
+               "Clone": _cloned, "Split": _split, "SplitWithSizes": _split, "Cat": _concatenated, "Bmm": _matmul,
+               "FusedScaleShift": _scale_shifted, "GradientAgainst": _gradient_against})

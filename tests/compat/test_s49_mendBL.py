@@ -241,3 +241,117 @@ def test_closed_over_finds_the_users_tensors_through_nested_transforms():
     weights = {"a": chainrule.ones(3)}
     f = chainrule.func.hessian(chainrule.func.hessian(lambda r: (r * weights["a"]).sum()))
     assert [t for t in closed_over(f, modules=True)] == [weights["a"]]
+
+
+# ---------------------------------------------------------------- dropout under randomness="same" / "different"
+
+
+def _dropout_cases(lib):
+    F = lib.nn.functional
+    return {"dropout": lambda x: F.dropout(x * 2, 0.5),
+            "two dropouts": lambda x: F.dropout(F.dropout(x, 0.3).sin() * 3, 0.6),
+            "module": lambda x: lib.nn.Dropout(0.4)(x.tanh()),
+            "feature dropout": lambda x: F.dropout1d(x.reshape(3, 4), 0.5),
+            "grad through dropout": lambda x: lib.func.grad(lambda y: (F.dropout(y, 0.5) ** 2).sum())(x)}
+
+
+@pytest.mark.parametrize("randomness", ["different", "same"])
+@pytest.mark.parametrize("case", list(_dropout_cases(torch)))
+def test_dropout_under_vmap_draws_as_torch_and_runs_f_once(randomness, case, per_slice_ops):
+    """torch's vmap draws one mask for the batched tensor ("different": each sample its own row;
+    "same": one mask shared): the same numbers, the generator left where torch's is, f run once."""
+    x = np.random.default_rng(8).standard_normal((5, 12)).astype(np.float32)
+
+    def build(lib):
+        counted = _Counting(_dropout_cases(lib)[case])
+        lib.manual_seed(3)
+        out = lib.func.vmap(counted, randomness=randomness)(lib.tensor(x))
+        return [out, lib.rand(4)], counted.calls
+
+    (ours, our_calls), (theirs, their_calls) = build(chainrule), build(torch)
+    assert our_calls == their_calls == 1
+    assert per_slice_ops == []
+    _close(ours, theirs)
+
+
+@pytest.mark.parametrize("randomness", ["different", "same"])
+def test_dropout_slice_by_slice_takes_its_row_of_the_batch_draw(randomness):
+    """A function the replay cannot stand for (a batched value read as a number) runs slice by slice:
+    each slice's mask is still its row of the batch's draw, torch's numbers."""
+    x = np.random.default_rng(9).uniform(0.5, 1.5, (4, 6)).astype(np.float32)
+
+    def build(lib):
+        lib.manual_seed(4)
+        out = lib.func.vmap(lambda a: lib.nn.functional.dropout(a, 0.5)[:2] * a[a.argmax()], randomness=randomness)(
+            lib.tensor(x))
+        return [out, lib.rand(4)]
+
+    _close(build(chainrule), build(torch))
+
+
+@pytest.mark.parametrize("lib", [chainrule, torch], ids=["chainrule", "torch"])
+def test_dropout_in_randomness_error_mode_raises_torchs_error(lib):
+    with pytest.raises(RuntimeError, match="^vmap: called random operation while in randomness error mode"):
+        lib.func.vmap(lambda a: lib.nn.functional.dropout(a, 0.5))(lib.ones(3, 4))
+
+
+# ---------------------------------------------------------------- batch norm in eval mode
+
+
+def _bn_model(lib, affine: bool = True):
+    lib.manual_seed(0)
+    model = lib.nn.Sequential(lib.nn.Conv2d(2, 3, 3, padding=1), lib.nn.BatchNorm2d(3, affine=affine), lib.nn.ReLU(),
+                              lib.nn.Flatten(), lib.nn.Linear(3 * 4 * 4, 5))
+    rng = np.random.default_rng(10)
+    with lib.no_grad():
+        for p in list(model.parameters()) + [model[1].running_mean, model[1].running_var]:
+            p.copy_(lib.tensor(rng.uniform(0.5, 1.5, tuple(p.shape)).astype(np.float32)))
+    return model.eval()
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_eval_batch_norm_per_sample_grads_replay_on_the_batch(affine, per_slice_ops):
+    rng = np.random.default_rng(11)
+    x, y = rng.standard_normal((4, 2, 4, 4)).astype(np.float32), rng.integers(0, 5, 4)
+
+    def build(lib):
+        model = _bn_model(lib, affine)
+        params = {k: v.detach() for k, v in model.named_parameters()}
+        buffers = dict(model.named_buffers())
+        counted = _Counting(lambda p, b, x, y: lib.nn.functional.cross_entropy(
+            lib.func.functional_call(model, (p, b), (x.unsqueeze(0),)), y.unsqueeze(0)))
+        out = lib.func.vmap(lib.func.grad(counted), in_dims=(None, None, 0, 0))(params, buffers, lib.tensor(x),
+                                                                               lib.tensor(y))
+        return out, counted.calls
+
+    (ours, our_calls), (theirs, their_calls) = build(chainrule), build(torch)
+    assert our_calls == their_calls == 1
+    assert per_slice_ops == []
+    for name in theirs:
+        _close(ours[name], theirs[name], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", ["closed-over module", "batched running statistics"])
+def test_eval_batch_norm_under_vmap_is_torchs(case, per_slice_ops):
+    """Running statistics closed over are the same for every slice (one replay); batched ones (an
+    ensemble's) are each slice's own (run per slice): torch's numbers either way."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((3, 4, 6)).astype(np.float32)
+    mean, var = rng.standard_normal((3, 6)).astype(np.float32), rng.uniform(0.5, 2, (3, 6)).astype(np.float32)
+
+    def build(lib):
+        lib.manual_seed(1)
+        bn = lib.nn.BatchNorm1d(6).eval()
+        with lib.no_grad():
+            bn.running_mean.copy_(lib.tensor(mean[0]))
+            bn.running_var.copy_(lib.tensor(var[0]))
+        if case == "closed-over module":
+            counted = _Counting(lambda a: bn(a).tanh())
+            return lib.func.vmap(counted)(lib.tensor(x)), counted.calls
+        counted = _Counting(lambda a, m, v: lib.nn.functional.batch_norm(a, m, v, bn.weight, bn.bias).tanh())
+        return lib.func.vmap(counted)(lib.tensor(x), lib.tensor(mean), lib.tensor(var)), counted.calls
+
+    (ours, our_calls), (theirs, _) = build(chainrule), build(torch)
+    _close(ours, theirs, rtol=1e-5, atol=1e-6)
+    if case == "closed-over module":
+        assert our_calls == 1 and per_slice_ops == []
