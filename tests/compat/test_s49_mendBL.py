@@ -355,3 +355,27 @@ def test_eval_batch_norm_under_vmap_is_torchs(case, per_slice_ops):
     _close(ours, theirs, rtol=1e-5, atol=1e-6)
     if case == "closed-over module":
         assert our_calls == 1 and per_slice_ops == []
+
+
+# ---------------------------------------------------------------- results no Function made, read as numbers
+
+
+_INTEGER_OPS = {"bitwise_not": lambda lib, x: ~x, "left shift": lambda lib, x: x << 1,
+                "right shift": lambda lib, x: x >> 1, "floor_divide": lambda lib, x: x // 2,
+                "remainder": lambda lib, x: x % 3, "fmod": lambda lib, x: lib.fmod(x, 3),
+                "trunc div": lambda lib, x: lib.div(x, 2, rounding_mode="trunc"),
+                "signbit": lambda lib, x: lib.signbit(x.float() - 1), "gcd": lambda lib, x: lib.gcd(x, lib.tensor(6)),
+                "lcm": lambda lib, x: lib.lcm(x, lib.tensor(4))}
+
+
+@pytest.mark.parametrize("op", list(_INTEGER_OPS))
+def test_a_batched_integer_result_read_as_a_number_is_refused_as_torch(op):
+    """These ops' results are made by NumPy directly (no Function): inside vmap they are batched
+    where an operand is, so int() of one raises torch's .item() error, and their values are torch's."""
+    def run(lib):
+        with pytest.raises(RuntimeError) as caught:
+            lib.func.vmap(lambda x: lib.tensor(int(_INTEGER_OPS[op](lib, x))))(lib.arange(1, 5))
+        out = lib.func.vmap(lambda x: _INTEGER_OPS[op](lib, x) * 2)(lib.arange(1, 5))
+        return str(caught.value), out.tolist(), str(out.dtype).split(".")[-1]
+
+    assert run(chainrule) == run(torch)

@@ -398,6 +398,8 @@ def _laid_out(result: Tensor, *operands: Tensor) -> Tensor:
     arrays = [t._data for t in operands if isinstance(t, Tensor)]
     if len(arrays) > 1 and result is not operands[0] and getattr(type(result), "__torch_dispatch__", None) is None:
         result._data = iterator_layout(result._data, *arrays)
+    if _vmap_frames._frames and result._grad_fn is None:  # (NumPy's directly, no Function saw it: int(x // 2))
+        _vmap_frames.note_results(operands, None, result)
     return result
 
 
@@ -3424,7 +3426,8 @@ def bitwise_not(input: Tensor) -> Tensor:
     kind = input._data.dtype.kind
     if kind in "fVc" or kind == "u" and input._data.dtype.itemsize > 1:  # (torch: no uint16/32/64 kernel)
         refuse_kernel_dtype("bitwise_not", input)
-    out = Tensor._make(xp.invert(input._data))
+    # (made by no Function: inside vmap, batched where input is, so int(~x) is refused as torch's)
+    out = _unbatched_unless(input, Tensor._make(xp.invert(input._data)))
     if _function_module.tracing_ops:  # a vmap recording its ops replays it too (_vmap_batched)
         _function_module.traced_elementwise(bitwise_not, (input,), out)
     return out
@@ -3490,7 +3493,7 @@ def signbit(input: Tensor) -> Tensor:
     Whether each element's sign bit is set (true for -0.0), as a bool tensor (torch.signbit)."""
     refuse_complex(input, "signbit is not implemented for complex tensors.")
     xp = array_module(input)
-    return Tensor._make(xp.signbit(input._data))
+    return _unbatched_unless(input, Tensor._make(xp.signbit(input._data)))
 
 
 def _signbit_out(input: Tensor, *, out) -> Tensor:
