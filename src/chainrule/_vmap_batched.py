@@ -1100,7 +1100,7 @@ def _scale_shifted(cls, operands, params, outs, size):
     rank = max(_logical_rank(v) for v in operands)
     x, scale, shift = (_padded(v, rank) for v in operands)
     if not operands[0].batched:
-        x = x.expand(size, *x.shape)
+        x = x.expand(size, *(1,) * (rank - x.dim()), *x.shape)
     return _function._apply_array_op(cls, x, scale, shift)
 
 
