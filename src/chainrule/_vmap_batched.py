@@ -132,6 +132,7 @@ def start(frame):
     _function.traced_elementwise = _note_elementwise
     _function.traced_call = _note_call
     _function.traced_write = _note_write
+    _function.traced_draw = _note_draw
     return previous, active
 
 
@@ -216,6 +217,29 @@ def _note_write(t, result) -> None:
         return
     trace.earlier.setdefault(id(t), set()).add(was[1])
     trace.record(_Written(), (result,), {}, t)
+
+
+class _Drawn:
+    """The record's stand-in class for a random draw of each slice's shape under randomness="different"
+    (dropout's mask, ``_vmap_frames.slice_draw``): slice 0 drew the whole batch's, which the replay takes."""
+
+    __module__ = "chainrule._vmap_batched"
+    __name__ = "drawn"
+
+    def __init__(self, batch) -> None:
+        self.batch = batch
+
+
+def _note_draw(batch, mask) -> None:
+    """Slice 0's random ``mask``: under randomness="same" (``batch`` None) a constant of the record,
+    every slice's draw slice 0's, as torch's one draw; else row 0 of the batch's draw ``batch``."""
+    trace = active
+    if trace is None or not trace.ok or trace.muted:
+        return
+    if batch is None:
+        _note_constant(_function._make_tensor(mask))
+    else:
+        trace.record(_Drawn(batch), (), {}, _function._make_tensor(mask))
 
 
 def stop(token) -> Trace:
@@ -316,21 +340,35 @@ def _resolve(trace: Trace, values: dict, t, version) -> _Value:
 def _kept_by_replayed_node(trace: Trace, array):
     """What a replayed node keeps where slice 0's node kept ``array`` (a Tensor or an array, batch
     dim first: the first such node replayed on the batch), or None."""
-    for index, k, (kind, where), node_type in trace.saved_at.get(_data_key(array), ()):
+    size = trace.frame.batch_size
+    for index, k, where, node_type in trace.saved_at.get(_data_key(array), ()):
         if index not in trace.replayed:
             continue
-        node = trace.replayed[index][k]._grad_fn
-        if type(node) is not node_type:
+        if index in trace.per_slice:  # each slice's own node kept its own: stacked
+            items = [_kept_by(outs[k]._grad_fn, node_type, where) for outs in trace.per_slice[index]]
+            if all(type(getattr(item, "_data", item)) is np.ndarray for item in items):
+                found = np.stack([getattr(item, "_data", item) for item in items])
+                if found.shape == (size, *array.shape) and found.dtype == array.dtype:
+                    return found
             continue
-        if kind == "saved":
-            item = node._saved[where] if len(node._saved) > where else None
-        else:
-            item = getattr(node, "__dict__", {}).get(where)
+        item = _kept_by(trace.replayed[index][k]._grad_fn, node_type, where)
         found = getattr(item, "_data", item)
-        if type(found) is np.ndarray and found.shape == (trace.frame.batch_size, *array.shape) and \
-                found.dtype == array.dtype:
+        if type(found) is np.ndarray and array.ndim and trace.ops[index][0].__name__ in _ROWS_FOLDED and \
+                found.shape == (size * array.shape[0], *array.shape[1:]):
+            item = found = found.reshape((size, *array.shape))  # (the batch's rows, slice by slice)
+        if type(found) is np.ndarray and found.shape == (size, *array.shape) and found.dtype == array.dtype:
             return item
     return None
+
+
+def _kept_by(node, node_type, where):
+    """What ``node`` (of ``node_type``, else None) keeps at ``where``: ("saved", position) or ("attr", name)."""
+    if type(node) is not node_type:
+        return None
+    kind, at = where
+    if kind == "saved":
+        return node._saved[at] if len(node._saved) > at else None
+    return getattr(node, "__dict__", {}).get(at)
 
 
 def _shares_counter(op, t, version) -> bool:
@@ -454,6 +492,10 @@ def _unwrap(value, index=None):
 def _run(trace: Trace, values: dict, outputs, size: int):
     apply = _function._apply_array_op
     for (cls, inputs, params, outs, grad_mode, versions), state in zip(trace.ops, trace.states):
+        if isinstance(cls, _Drawn):  # (slice 0 drew the batch's)
+            values[id(outs[0])] = _Value(_function._make_tensor(cls.batch), True)
+            trace.replayed[len(trace.replayed)] = (values[id(outs[0])].data,)
+            continue
         operands = [_resolve(trace, values, t, v) for t, v in zip(inputs, versions)]
         mapped, params_batched = _map_params(trace, values, params)
         if not params_batched and not any(v.batched for v in operands):
@@ -1019,6 +1061,100 @@ def _pooled(cls, operands, params, outs, size):
     return _function._apply_array_op(cls, *(v.data for v in operands), **new)
 
 
+def _transposed(cls, operands, params, outs, size):
+    """transpose(dim0, dim1) of each slice: the dims behind the batch dim swapped."""
+    (x,) = operands
+    rank, dim0, dim1 = _logical_rank(x), params.get("dim0"), params.get("dim1")
+    if not rank or type(dim0) is not int or type(dim1) is not int:
+        return None
+    return _function._apply_array_op(cls, x.data, dim0=dim0 % rank + 1, dim1=dim1 % rank + 1)
+
+
+def _cloned(cls, operands, params, outs, size):
+    """clone of each slice (a channels-last one per slice: its layout is the slice's 4-d or 5-d)."""
+    if params.get("channels_last"):
+        return None
+    return _function._apply_array_op(cls, operands[0].data, **params)
+
+
+def _split(cls, operands, params, outs, size):
+    """split / chunk of each slice along its (wrapped) dim: along the dim behind the batch dim."""
+    dim = params.get("dim")
+    if type(dim) is not int or dim < 0:
+        return None
+    return _function._apply_array_op(cls, operands[0].data, **dict(params, dim=dim + 1))
+
+
+def _concatenated(cls, operands, params, outs, size):
+    """cat of each slice's tensors along their (wrapped) dim: along the dim behind the batch dim, an
+    unbatched tensor expanded along the batch."""
+    dim = params.get("dim")
+    if type(dim) is not int or dim < 0 or params.get("skipped") or any(_logical_rank(v) <= dim for v in operands):
+        return None
+    return _function._apply_array_op(cls, *(_whole(v, size) for v in operands), **dict(params, dim=dim + 1))
+
+
+def _scale_shifted(cls, operands, params, outs, size):
+    """x · scale + shift (eval-mode batch norm's), broadcast as an elementwise op; an unbatched x
+    expanded along the batch, since the op writes a result of x's shape where it can."""
+    rank = max(_logical_rank(v) for v in operands)
+    x, scale, shift = (_padded(v, rank) for v in operands)
+    if not operands[0].batched:
+        x = x.expand(size, *(1,) * (rank - x.dim()), *x.shape)
+    return _function._apply_array_op(cls, x, scale, shift)
+
+
+def _gradient_against(cls, operands, params, outs, size):
+    """A norm's bias passed on with its gradient recorded against the op's input (kept): the bias
+    expanded along the batch, the kept tensors the batch's."""
+    kept = params.get("kept")
+    if not isinstance(kept, tuple) or not all(isinstance(v, _Value) for v in kept):
+        return None
+    return _function._apply_array_op(cls, _whole(operands[0], size), kept=tuple(v.data for v in kept),
+                                     node=params.get("node"))
+
+
+def _layer_norm(cls, operands, params, outs, size):
+    """Layer norm with its affine map of a batched input by an unbatched weight and bias: over the
+    same trailing dims, the batch more rows (its node keeps the batch's x̂ and 1/σ, ``_ROWS_FOLDED``)."""
+    x, w, b = operands
+    if not x.batched or w.batched or b.batched:
+        return None
+    return _function._apply_array_op(cls, x.data, w.data, b.data,
+                                     **dict(params, dims=tuple(d + 1 for d in params["dims"])))
+
+
+def _layer_norm_backward(cls, operands, params, outs, size):
+    """Layer norm's (dx, dw, db) of each slice, with an unbatched weight: dx of all the batch's rows
+    in one op (the rows' x̂ and 1/σ, batched parameters); dw = Σ g·x̂ and db = Σ g over each slice's
+    rows, as torch's batching rule keeps the weight's and bias's gradients per slice. x̂ is a kept
+    array, no function of x here: where the gradients are themselves differentiated with respect to
+    x (grad mode on, x requiring a gradient), the op runs per slice, its node differentiating them."""
+    grad, x, w = operands
+    needs, xhat, invstd = params.get("needs"), params.get("xhat"), params.get("invstd")
+    if w.batched or params.get("mean") is not None or not isinstance(xhat, _Value) or \
+            not isinstance(invstd, _Value) or ((needs[1] or needs[2]) and is_grad_enabled() and x.data.requires_grad):
+        return None
+    d = w.data.numel()
+    rows = [v.data if v.batched else np.broadcast_to(v.data, (size, *v.data.shape)) for v in (xhat, invstd)]
+    if rows[0].shape[-1] != d or rows[0].shape[:-1] != rows[1].shape[:-1]:
+        return None
+    xhat, invstd = (np.ascontiguousarray(r).reshape((-1, r.shape[-1])) for r in rows)
+    g = _whole(grad, size)
+    found = []
+    if needs[0]:
+        found.append(_function._apply_array_op(cls, g, _whole(x, size), w.data, xhat=xhat, invstd=invstd,
+                                               dims=tuple(k + 1 for k in params["dims"]), eps=params["eps"],
+                                               needs=(True, False, False))[0])
+    per_slice = g.reshape((size, -1, d))
+    if needs[1]:
+        found.append((per_slice * _function._make_tensor(xhat.reshape((size, -1, d)))).sum(1).reshape(
+            (size, *w.data.shape)))
+    if needs[2]:
+        found.append(per_slice.sum(1).reshape((size, *w.data.shape)))
+    return tuple(found)
+
+
 def has_vmap_staticmethod(cls) -> bool:
     """Whether a user's autograd.Function has its own batching rule (torch's ``vmap``
     staticmethod), which the replay runs on the batch (``_user_function``)."""
@@ -1046,9 +1182,13 @@ def _user_function(cls, operands, params, outs, size):
 
 # rules that take parameters the replay batched (as _Values)
 _BATCHED_PARAMS = frozenset({_where, _dim_shifted, _nll_loss, _nll_loss_backward, _pooled, _elementwise_kept,
-                             _embedding, _embedding_backward, _along_index, _masked_filled})
+                             _embedding, _embedding_backward, _along_index, _masked_filled, _layer_norm_backward,
+                             _gradient_against})
 # ops whose node a later op reads as a parameter (nll_loss's backward), replayed by a rule
 _NODES_READ = frozenset({"_NllLoss"})
+# ops whose rule runs the batch as more rows of the op (batch-major), so that what their node keeps
+# per row (layer norm's x̂ and 1/σ, (rows, D)) is each slice's rows one after another
+_ROWS_FOLDED = frozenset({"LayerNorm"})
 _ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Neg", "Exp", "Log", "Tanh", "Sigmoid", "Relu", "Sin", "Cos", "Sqrt",
                 "Rsqrt", "Abs", "Maximum", "Minimum", "Square", "Reciprocal", "Log1p", "Expm1", "Softplus",
                 "PowScalar", "TanhBackward", "SigmoidBackward", "Threshold", "ReluBackward", "Pow", "RSub", "Gelu",
@@ -1066,4 +1206,7 @@ _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped
                "ConvWeight": _conv_weight, "MaxPool": _pooled, "MaxPool3D": _pooled, "FirstMaxScatter": _pooled,
                "WindowScatter": _pooled, "WindowGather": _pooled, "GeluBackward": _elementwise_kept,
                "Embedding": _embedding, "EmbeddingDenseBackward": _embedding_backward, "Gather": _along_index,
-               "ScatterAlong": _along_index, "MaskedFill": _masked_filled})
+               "ScatterAlong": _along_index, "MaskedFill": _masked_filled,
+               "LayerNorm": _layer_norm, "LayerNormBackward": _layer_norm_backward, "Transpose": _transposed,
+               "Clone": _cloned, "Split": _split, "SplitWithSizes": _split, "Cat": _concatenated, "Bmm": _matmul,
+               "FusedScaleShift": _scale_shifted, "GradientAgainst": _gradient_against})

@@ -14,6 +14,7 @@ import contextlib
 import weakref
 
 __all__ = ["VmapFrame", "batched_value", "current", "entered", "forget_made", "mapped", "note_alias", "note_made",
+           "slice_draw",
            "note_results", "note_value_read", "refuse_batched_into_unbatched", "capturing", "closed_over", "in_place_op_name",
            "refuse_captured_write", "refuse_control_flow", "refuse_data_access", "refuse_different_inplace_randomness",
            "reads_allowed", "refuse_dynamic_shape", "refuse_inside", "refuse_item", "refuse_out", "refuse_same_randomness",
@@ -52,6 +53,13 @@ class VmapFrame:
         self._module_numbers: dict[int, tuple] = {}
         # whether chainrule's own code read a batched tensor's value as a Python value (note_value_read)
         self.values_read = False
+        # under randomness="different": whether a slice drew other than by ``slice_draw`` (then the
+        # record cannot stand for the batch's draws); >0 while slice_draw draws
+        self.drew_unrecorded = False
+        self.drawing_recorded = 0
+        # slice_draw's batch draws, in the order slice 0 made them, and how many the running slice took
+        self.draws: list = []
+        self.draws_taken = 0
 
     def note_generator(self, generator) -> None:
         """Remember ``generator``'s state before a draw, the first time a slice draws from it."""
@@ -212,10 +220,14 @@ def closed_over(func, modules: bool = False, module_sink: list | None = None) ->
                 values.append(cell.cell_contents)
             except ValueError:  # an empty cell
                 pass
-        if code is not None:
+        # (not the globals of chainrule's own functions, a transform's wrapper among them: they name
+        # the library's helpers, whose walk would spend the 64 functions before the user's own)
+        if code is not None and not (getattr(func, "__module__", None) or "").startswith("chainrule."):
             scope = getattr(func, "__globals__", {})
             values.extend(scope[name] for name in code.co_names if name in scope)
         values.extend(getattr(func, "__defaults__", None) or ())
+        if code is None and modules and not _is_module(func) and not isinstance(func, type):
+            values.extend(getattr(func, "__dict__", {}).values())  # a callable object's own (a counter's function)
         if modules:
             values.extend((func, getattr(func, "__self__", None)))
         for value in values:
@@ -229,8 +241,9 @@ def closed_over(func, modules: bool = False, module_sink: list | None = None) ->
                         module_sink.append(item)
                     found.extend(t for _, t in item.named_parameters(remove_duplicate=False))
                     found.extend(t for _, t in item.named_buffers(remove_duplicate=False) if t is not None)
-                elif modules and getattr(item, "__code__", None) is not None and len(seen) < 64:
-                    pending.append(item)  # a helper (a lambda, a local function) the function calls
+                elif modules and (getattr(item, "__code__", None) is not None or (
+                        callable(item) and not isinstance(item, type) and hasattr(item, "__dict__"))) and len(seen) < 64:
+                    pending.append(item)  # a helper (a lambda, a local function, a callable object) the function calls
         pending.append(getattr(func, "func", None) or getattr(func, "__wrapped__", None))
     return found
 
@@ -307,6 +320,42 @@ def mapped(tensor) -> bool | None:
         found = frame.origin(tensor)
         if found is not None:
             return found[1] is not None
+    return None
+
+
+def slice_draw(draw, shape: tuple):
+    """The running slice's part of a random draw of ``shape`` per slice (dropout's mask: ``draw(size)``
+    gives an array of ``size``) inside one vmap: under randomness="different" slice 0 draws the whole
+    batch's, ``(B, *shape)``, as torch's vmap draws for its batched tensor, and slice ``i`` takes row i
+    of it (so slice by slice or replayed, the numbers are torch's); under "same" slice 0's own draw,
+    a constant of the record. None where the draw is to be made as usual (no vmap or a nested one, a
+    later slice whose draws differ from slice 0's)."""
+    if len(_frames) != 1 or _frames[0].randomness == "error":
+        return None
+    from .autograd import function as _function
+
+    frame = _frames[0]
+    hook = _function.traced_draw  # (set while slice 0's ops are recorded)
+    if frame.randomness == "same":
+        if frame.index or hook is None:
+            return None
+        mask = draw(shape)
+        hook(None, mask)
+        return mask
+    k = frame.draws_taken
+    frame.draws_taken += 1
+    if frame.index == 0:
+        frame.drawing_recorded += 1
+        try:
+            batch = draw((frame.batch_size, *shape))
+        finally:
+            frame.drawing_recorded -= 1
+        frame.draws.append(batch)
+        if hook is not None:
+            hook(batch, batch[0])
+        return batch[0]
+    if k < len(frame.draws) and frame.draws[k].shape[1:] == tuple(shape):
+        return frame.draws[k][frame.index]
     return None
 
 

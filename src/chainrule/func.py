@@ -988,7 +988,7 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
         frame = _vmap_frames.VmapFrame(size, randomness)
 
         def cut(i):
-            frame.index = i
+            frame.index, frame.draws_taken = i, 0
             if rewind is not None and i:
                 _random.default_generator.set_state(rewind)
                 for generator, state in frame.rewound_generators.values():
@@ -1000,8 +1000,9 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
 
         start = 0
         # (randomness="same": slice 0's draws stand for every slice's, as torch's one draw does; a
-        # factory's are constants of the record, an op run per slice draws as slice 0 did)
-        if size > 1 and randomness in ("error", "same"):
+        # factory's are constants of the record, an op run per slice draws as slice 0 did;
+        # "different": slice 0 draws dropout's mask for the whole batch, any other draw runs the slices)
+        if size > 1:
             # slice 0's ops recorded, then replayed once on the whole batch (_vmap_batched), outside
             # the frame: the replay's ops are the batch's, not a slice's
             with _vmap_frames.entered(frame), _watching_batches():
@@ -1014,8 +1015,9 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
                     trace = _vmap_batched.stop(token)
                 drawn = _random.default_generator.get_state() if rewind is not None else None
             # (a batched value read as a Python number by chainrule's own code: slice 0's, no replay)
-            batched = None if frame.values_read else _replayed(func, trace, flat_args, flat_dims, results[0],
-                                                               out_dims, size)
+            # (under randomness="different", a draw the replay cannot make for the batch: the slices draw)
+            unreplayable = frame.values_read or (randomness == "different" and frame.drew_unrecorded)
+            batched = None if unreplayable else _replayed(func, trace, flat_args, flat_dims, results[0], out_dims, size)
             if batched is not None:
                 if not _vmap_batched.unrecorded_batched(trace):
                     if drawn is not None:  # (the generator where one run of the function leaves it)

@@ -300,7 +300,10 @@ def _shift(input, other, left: bool) -> Tensor:
         signed = x.dtype.kind == "i"
         fill = xp.right_shift(x, x.dtype.type(bits - 1)) if signed else xp.zeros_like(x)
         out = xp.where((s < 0) | (s >= bits - signed), fill, xp.right_shift(x, in_range))
-    return Tensor._make(out.astype(x.dtype, copy=False))
+    out = Tensor._make(out.astype(x.dtype, copy=False))
+    if _vmap_frames._frames:  # no Function saw it: batched where an operand is (int(x << 1) is refused)
+        _vmap_frames.note_results((input, other), None, out)
+    return out
 
 
 @honours_out

@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from .. import _dtype, _layout
+from .. import _dtype, _layout, _vmap_frames
 from .._backend import array_module
 from ..autograd import function as _function
 from ..autograd.function import _NULL_CTX, QUIET, Function, numpy_errstate, unwatched_on_plain_arrays
@@ -84,6 +84,16 @@ def _dropout_mask(x: Tensor, p: float, shape: tuple) -> np.ndarray:
             _function.method_dispatch("bernoulli_.float", _bernoulli_noise, noise, () if keep == 0.5 else (keep,))
             _function.method_dispatch("div_.Scalar", _scale_noise, noise, (keep,))
             return noise._data
+    if _vmap_frames.current() is not None and xp is np and (like is None or like.flags.c_contiguous):
+        # inside a vmap, the slice's part of one draw for the batch (torch's draw for its batched tensor)
+        mask = _vmap_frames.slice_draw(lambda size: _scaled_mask(np, size, p, None, dtype), shape)
+        if mask is not None:
+            return mask
+    return _scaled_mask(xp, shape, p, like, dtype)
+
+
+def _scaled_mask(xp, shape: tuple, p: float, like, dtype):
+    """The keep-mask scaled by 1 / (1 - p), in ``dtype``."""
     return _keep_mask(xp, shape, p, like).astype(dtype) * dtype.type(1.0 / (1.0 - p))
 
 

@@ -427,6 +427,8 @@ def _laid_out(result: Tensor, *operands: Tensor) -> Tensor:
     arrays = [t._data for t in operands if isinstance(t, Tensor)]
     if len(arrays) > 1 and result is not operands[0] and getattr(type(result), "__torch_dispatch__", None) is None:
         result._data = iterator_layout(result._data, *arrays)
+    if _vmap_frames._frames and result._grad_fn is None:  # (NumPy's directly, no Function saw it: int(x // 2))
+        _vmap_frames.note_results(operands, None, result)
     return result
 
 
@@ -3469,7 +3471,8 @@ def bitwise_not(input: Tensor) -> Tensor:
         made = _function_module.factory_dispatch("bitwise_not", bitwise_not, (input,), {})
         if made is not _function_module.RUN_UNDISPATCHED:
             return made
-    out = Tensor._make(xp.invert(input._data))
+    # (made by no Function: inside vmap, batched where input is, so int(~x) is refused as torch's)
+    out = _unbatched_unless(input, Tensor._make(xp.invert(input._data)))
     if _function_module.tracing_ops:  # a vmap recording its ops replays it too (_vmap_batched)
         _function_module.traced_elementwise(bitwise_not, (input,), out)
     return out
@@ -3539,7 +3542,7 @@ def signbit(input: Tensor) -> Tensor:
     Whether each element's sign bit is set (true for -0.0), as a bool tensor (torch.signbit)."""
     refuse_complex(input, "signbit is not implemented for complex tensors.")
     xp = array_module(input)
-    return Tensor._make(xp.signbit(input._data))
+    return _unbatched_unless(input, Tensor._make(xp.signbit(input._data)))
 
 
 def _signbit_out(input: Tensor, *, out) -> Tensor:

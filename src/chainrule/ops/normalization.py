@@ -983,16 +983,17 @@ def _batch_norm_computed(input: Tensor, running_mean: Tensor | None, running_var
         return out
     # eval: y = (x - μ) · w / sqrt(σ² + eps) + b, with constant statistics folded into one scale
     xp = array_module(running_var._data)
-    scale = Tensor._make((1.0 / xp.sqrt(running_var._data + eps)).astype(input._data.dtype))
+    statistics = (running_mean, running_var)
+    scale = _statistic((1.0 / xp.sqrt(running_var._data + eps)).astype(input._data.dtype), statistics)
     if weight is not None:
         scale = scale * weight
     fused = _eval_rounds_fused(input, running_mean, running_var, weight, bias)
     if fused:  # torch's float32 kernel: β = b - mean · α and x · α + β, each a fused multiply-add
-        shift = FusedScaleShift.apply(-Tensor._make(running_mean._data), scale,
+        shift = FusedScaleShift.apply(-_statistic(running_mean._data, statistics), scale,
                                       gradient_against(bias, input, weight, node="NativeBatchNormBackwardBackward0")
-                                      if bias is not None else Tensor._make(np.zeros_like(running_mean._data)))
+                                      if bias is not None else _statistic(np.zeros_like(running_mean._data), ()))
     else:
-        shift = -Tensor._make(running_mean._data.astype(input._data.dtype)) * scale
+        shift = -_statistic(running_mean._data.astype(input._data.dtype), statistics) * scale
         if bias is not None:
             shift = shift + gradient_against(bias, input, weight, node="NativeBatchNormBackwardBackward0")
     # torch records one NativeBatchNormBackward0 here; ours is the composed scale-and-shift, named
@@ -1003,6 +1004,17 @@ def _batch_norm_computed(input: Tensor, running_mean: Tensor | None, running_var
         out = input * scale.reshape(shape) + shift.reshape(shape)
     out = name_node(out, "NativeBatchNormBackward0", label="batch_norm (eval)")
     return relaid_as_suggested(out, input)
+
+
+def _statistic(array, statistics: tuple) -> Tensor:
+    """A tensor over ``array``, computed from the running ``statistics`` alone: inside a vmap that
+    records slice 0's ops (_vmap_batched), a constant of the record where the statistics are
+    unbatched (every slice computes the same), so that eval-mode batch norm replays on the batch."""
+    t = Tensor._make(array)
+    if _function.tracing_ops and _vmap_frames.current() is not None and all(
+            _vmap_frames.unbatched_target(s) for s in statistics):
+        _function.traced_constant(t)
+    return t
 
 
 def _unit_affine(x: Tensor, channels: int, weight, bias) -> tuple:

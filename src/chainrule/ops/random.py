@@ -273,6 +273,9 @@ def _rng(generator, xp=np):
             "'different' randomness flags on vmap or perform the randomness operation out of vmap"))
     if xp is _meta.module:
         return _meta.random_stream  # shapes only: no generator advances, as on torch's meta device
+    for frame in frames:  # (a draw whose batch's draw no replay stands for: the slices run one by one)
+        if not frame.drawing_recorded:
+            frame.drew_unrecorded = True
     if generator is not None:
         for frame in frames:
             frame.note_generator(generator)

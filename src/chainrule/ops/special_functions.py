@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .. import _dtype, _meta, return_types
+from .. import _dtype, _meta, _vmap_frames, return_types
 from .._backend import array_module, device_of
 from ..autograd.function import Function, ctx_value, kept_value, name_node, saved, without_derivative
 from ..tensor import Tensor, _check_tensor, honours_out, write_out
@@ -721,14 +721,20 @@ def _integer_pair(op: str, input, other):
 def gcd(input: Tensor, other: Tensor) -> Tensor:
     """torch.gcd: the elementwise greatest common divisor of integer tensors (no gradient)."""
     x, y = _integer_pair("gcd", input, other)
-    return Tensor._make(array_module(x).gcd(x, y))
+    out = Tensor._make(array_module(x).gcd(x, y))
+    if _vmap_frames._frames:  # no Function saw it: batched where an operand is (int(gcd(x, y)) is refused)
+        _vmap_frames.note_results((input, other), None, out)
+    return out
 
 
 @honours_out
 def lcm(input: Tensor, other: Tensor) -> Tensor:
     """torch.lcm: the elementwise least common multiple of integer tensors (no gradient)."""
     x, y = _integer_pair("lcm", input, other)
-    return Tensor._make(array_module(x).lcm(x, y))
+    out = Tensor._make(array_module(x).lcm(x, y))
+    if _vmap_frames._frames:  # no Function saw it: batched where an operand is (int(lcm(x, y)) is refused)
+        _vmap_frames.note_results((input, other), None, out)
+    return out
 
 
 class ScaledBy(Function):
