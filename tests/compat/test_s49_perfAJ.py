@@ -146,3 +146,101 @@ def test_getitem_errors_match_torch(key):
 def test_getitem_gradcheck(key):
     x = torch.tensor(np.random.default_rng(2).standard_normal((5, 6)), requires_grad=True)
     assert gradcheck(lambda t: t[key] * 1.5, (x,))
+
+
+# ---------------------------------------------------------------- topk(sorted=False)
+# Unsorted topk with k * 64 > the row's length returns the order torch's std::nth_element leaves:
+# cpu_sort_order.nth_element_rows runs its partitions on NumPy arrays (one row at a time, or all
+# rows' segments together from _ROWS_TOGETHER rows), checked against torch's indices bitwise.
+
+def _topk_input(kind, shape, dtype, rng):
+    if kind == "normal":
+        array = rng.standard_normal(shape)
+    elif kind == "ties":
+        array = rng.integers(0, 4, shape)
+    elif kind == "nan":
+        array = rng.integers(0, 5, shape).astype(np.float64)
+        array[rng.random(shape) < 0.2] = np.nan
+    else:  # "sorted": ascending runs, the pivot choice's worst case for a plain quickselect
+        array = np.sort(rng.integers(-40, 40, shape), axis=-1)
+    return array.astype(dtype)
+
+
+TOPK_CASES = [
+    # (shape, k, dim, largest, kind, dtype)
+    ((2000,), 100, -1, True, "normal", np.float32),
+    ((2000,), 100, 0, False, "normal", np.float64),
+    ((300,), 7, -1, True, "ties", np.float32),
+    ((300,), 150, -1, False, "ties", np.int64),
+    ((257,), 40, -1, True, "nan", np.float64),
+    ((257,), 40, -1, False, "nan", np.float32),
+    ((500,), 499, -1, True, "sorted", np.int32),
+    ((500,), 1, -1, False, "sorted", np.float32),
+    ((8, 1000), 50, -1, True, "normal", np.float32),
+    ((40, 60), 5, 1, True, "ties", np.float32),          # rows together
+    ((60, 40), 5, 0, False, "nan", np.float64),           # rows together, along dim 0
+    ((3, 50, 4), 20, 1, True, "ties", np.int16),
+    ((5, 3), 3, -1, True, "ties", np.float32),            # rows of 3: the insertion sort alone
+    ((0, 30), 4, -1, True, "normal", np.float32),         # zero rows
+    ((30, 0), 0, 0, True, "normal", np.float32),          # (k * 64 > size is false: the sorted path)
+]
+
+
+@pytest.mark.parametrize("case", TOPK_CASES, ids=repr)
+def test_topk_unsorted_matches_torch(case):
+    shape, k, dim, largest, kind, dtype = case
+    array = _topk_input(kind, shape, dtype, np.random.default_rng(3))
+    ours = torch.topk(torch.tensor(array), k, dim=dim, largest=largest, sorted=False)
+    theirs = real_torch.topk(real_torch.tensor(array), k, dim=dim, largest=largest, sorted=False)
+    assert np.array_equal(ours.indices.numpy(), theirs.indices.numpy())
+    assert np.array_equal(ours.values.numpy(), theirs.values.numpy(), equal_nan=True)
+    assert ours.indices.stride() == theirs.indices.stride() and ours.values.stride() == theirs.values.stride()
+
+
+@pytest.mark.parametrize("largest", [True, False])
+def test_topk_unsorted_non_contiguous(largest):
+    array = _topk_input("ties", (30, 20), np.float32, np.random.default_rng(4))
+    ours = torch.tensor(array).t()[:, ::2]
+    theirs = real_torch.tensor(array).t()[:, ::2]
+    for dim in (0, 1):
+        k = ours.shape[dim] // 2
+        got = torch.topk(ours, k, dim=dim, largest=largest, sorted=False)
+        expected = real_torch.topk(theirs, k, dim=dim, largest=largest, sorted=False)
+        assert np.array_equal(got.indices.numpy(), expected.indices.numpy())
+        assert np.array_equal(got.values.numpy(), expected.values.numpy())
+        assert got.indices.is_contiguous() and got.values.is_contiguous()
+
+
+def test_topk_unsorted_gradient():
+    array = np.random.default_rng(5).standard_normal((6, 40))
+    ours_x = torch.tensor(array, requires_grad=True)
+    theirs_x = real_torch.tensor(array, requires_grad=True)
+    ours = torch.topk(ours_x, 10, sorted=False).values
+    theirs = real_torch.topk(theirs_x, 10, sorted=False).values
+    weights = np.random.default_rng(6).standard_normal((6, 10))
+    (ours * torch.tensor(weights)).sum().backward()
+    (theirs * real_torch.tensor(weights)).sum().backward()
+    assert np.array_equal(ours_x.grad.numpy(), theirs_x.grad.numpy())
+    assert gradcheck(lambda t: torch.topk(t, 10, sorted=False).values, (ours_x.detach().requires_grad_(),))
+
+
+@pytest.mark.parametrize("together", [False, True])
+def test_nth_element_rows_replays_nth_element(together, monkeypatch):
+    # against the one-row transcription of std::nth_element, with the depth limit lowered so that
+    # rows reach it (heap-select) as well as not
+    from chainrule.ops import cpu_sort_order
+
+    rng = np.random.default_rng(7)
+    for lowered in (False, True):
+        if lowered:
+            monkeypatch.setattr(cpu_sort_order, "_lg", lambda n: 1)  # a depth limit of 2
+        monkeypatch.setattr(cpu_sort_order, "_ROWS_TOGETHER", 0 if together else 10**6)
+        for trial in range(40):
+            n = int(rng.integers(1, 300))
+            rows = _topk_input(["normal", "ties", "nan", "sorted"][trial % 4], (3, n), np.float64, rng)
+            nth, descending = int(rng.integers(0, n)), bool(trial % 2)
+            got = cpu_sort_order.nth_element_rows(rows, nth, descending)
+            for row in range(3):
+                expected = list(range(n))
+                cpu_sort_order.nth_element(expected, nth, cpu_sort_order.less_than(rows[row].tolist(), descending))
+                assert got[row].tolist() == expected
