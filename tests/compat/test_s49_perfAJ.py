@@ -244,3 +244,78 @@ def test_nth_element_rows_replays_nth_element(together, monkeypatch):
                 expected = list(range(n))
                 cpu_sort_order.nth_element(expected, nth, cpu_sort_order.less_than(rows[row].tolist(), descending))
                 assert got[row].tolist() == expected
+
+
+# ---------------------------------------------------------------- linear's common call
+# A 2-d input with a 1-d bias, one float dtype, on the CPU goes straight to addmm(bias, input,
+# weight.t()); everything else (and every error) takes the general path.
+
+LINEAR_CASES = [
+    # (rows, in, out, dtype, layout)
+    (1, 64, 320, np.float32, "contiguous"),
+    (32, 64, 64, np.float32, "contiguous"),
+    (5, 7, 3, np.float64, "contiguous"),
+    (6, 4, 5, np.float32, "transposed"),   # a non-contiguous input
+    (6, 4, 5, np.float64, "strided weight"),
+    (0, 4, 5, np.float32, "contiguous"),   # zero rows
+    (3, 0, 5, np.float32, "contiguous"),   # zero inner dim
+]
+
+
+def _linear_operands(case, module):
+    rows, inner, out, dtype, layout = case
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((inner, rows) if layout == "transposed" else (rows, inner)).astype(dtype)
+    w = rng.standard_normal((out, 2 * inner) if layout == "strided weight" else (out, inner)).astype(dtype)
+    b = rng.standard_normal(out).astype(dtype)
+    x, w, b = (module.tensor(a, requires_grad=True) for a in (x, w, b))
+    x_used = x.t() if layout == "transposed" else x
+    w_used = w[:, ::2] if layout == "strided weight" else w
+    return (x, w, b), (x_used, w_used, b)
+
+
+@pytest.mark.parametrize("case", LINEAR_CASES, ids=repr)
+def test_linear_matches_torch(case):
+    (ours_leaves, ours_args), (theirs_leaves, theirs_args) = (_linear_operands(case, m) for m in (torch, real_torch))
+    ours = torch.nn.functional.linear(*ours_args)
+    theirs = real_torch.nn.functional.linear(*theirs_args)
+    assert type(ours.grad_fn).__name__ == type(theirs.grad_fn).__name__ == "AddmmBackward0"
+    assert [type(n).__name__ for n, _ in ours.grad_fn.next_functions] == \
+        [type(n).__name__ if n is not None else "NoneType" for n, _ in theirs.grad_fn.next_functions]
+    assert tuple(ours.shape) == tuple(theirs.shape) and ours.stride() == theirs.stride()
+    tol = dict(rtol=1e-5, atol=1e-5) if case[3] == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), **tol)
+    weights = np.random.default_rng(9).standard_normal(tuple(theirs.shape)).astype(case[3])
+    (ours * torch.tensor(weights)).sum().backward()
+    (theirs * real_torch.tensor(weights)).sum().backward()
+    for mine, real in zip(ours_leaves, theirs_leaves):
+        np.testing.assert_allclose(mine.grad.numpy(), real.grad.numpy(), **tol)
+
+
+@pytest.mark.parametrize("case", LINEAR_CASES, ids=repr)
+def test_linear_same_as_general_path(case):
+    # without a bias the call takes the general path (mm): the bias added after it gives the same sums
+    _, (x, w, b) = _linear_operands(case, torch)
+    fast = torch.nn.functional.linear(x, w, b)
+    general = torch.nn.functional.linear(x, w) + b
+    assert np.array_equal(fast.detach().numpy(), general.detach().numpy())
+
+
+def test_linear_gradcheck_float64():
+    _, args = _linear_operands((4, 3, 5, np.float64, "transposed"), torch)
+    assert gradcheck(torch.nn.functional.linear, tuple(a.detach().requires_grad_() for a in args))
+
+
+@pytest.mark.parametrize("shapes,dtypes", [
+    (((2, 3), (4, 5), (4,)), (np.float32,) * 3),                 # inner dims differ
+    (((2, 3), (4, 3), (5,)), (np.float32,) * 3),                 # bias does not fit
+    (((2, 3), (4, 3), (4,)), (np.float32, np.float64, np.float64)),
+    (((2, 3), (4, 3), (4,)), (np.float64, np.float64, np.float32)),
+], ids=repr)
+def test_linear_errors_match_torch(shapes, dtypes):
+    arrays = [np.ones(s, dtype=d) for s, d in zip(shapes, dtypes)]
+    with pytest.raises(Exception) as theirs_error:
+        real_torch.nn.functional.linear(*(real_torch.tensor(a) for a in arrays))
+    with pytest.raises(type(theirs_error.value)) as ours_error:
+        torch.nn.functional.linear(*(torch.tensor(a) for a in arrays))
+    assert str(ours_error.value) == str(theirs_error.value)
