@@ -1,11 +1,14 @@
-"""Session 49, lane perfAJ: the one-step basic getitem route, checked against torch.
+"""Session 49, lane perfAJ: three shorter routes, checked against torch.
 
-A tuple key of integers in range and plain slices that torch applies as at most one step
-(``x[:, 3]``, ``x[1:, :]``, ``x[:, ::2]``) is read without the general key conversion. Each key is
-compared with torch (and with the general path: the same key holding a NumPy integer, which the
-route leaves to it) for values, shape, strides, storage offset, the node's name, the gradient of
-a weighted sum and an in-place write through the view; keys next to the route (several steps,
-None, Ellipsis, out of range, zero or negative steps) still give torch's results and errors.
+- getitem: a tuple key of integers in range and plain slices that torch applies as at most one
+  step (``x[:, 3]``, ``x[1:, :]``, ``x[:, ::2]``) is read without the general key conversion. Each
+  key is compared with torch (and with the general path: the same key holding a NumPy integer,
+  which the route leaves to it) for values, shape, strides, storage offset, the node's name, the
+  gradient of a weighted sum and an in-place write through the view; keys next to the route
+  (several steps, None, Ellipsis, out of range, zero or negative steps) still give torch's results
+  and errors.
+- topk(sorted=False): std::nth_element's order replayed on NumPy arrays (below).
+- F.linear: a 2-d input with a 1-d bias of one float dtype goes straight to addmm (below).
 """
 
 import numpy as np

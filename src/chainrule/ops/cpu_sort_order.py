@@ -7,9 +7,10 @@ torch's users see it (``topk`` of integer scores, ``argsort`` of a bool mask). T
 the algorithms on one row: each function permutes ``items`` (original indices) in place, comparing
 them through ``keys`` (the row's values), and answers what the C++ would have answered.
 
-They run in Python (``sort_rows``, std::sort of many rows, in NumPy), so callers use them only on
-rows that hold ties (elsewhere every algorithm agrees) and of bounded size (``REPLAY_LIMIT``,
-``ROWS_AT_ONCE_LIMIT``), falling back to a stable order beyond it.
+They run in Python (``sort_rows`` and ``nth_element_rows``, of many rows, in NumPy), so callers
+use them only on rows that hold ties (elsewhere every algorithm agrees; unsorted ``topk``, whose
+nth_element order differs from a sort's even without ties, replays every row) and of bounded
+size (``REPLAY_LIMIT``, ``ROWS_AT_ONCE_LIMIT``), falling back to a stable order beyond it.
 """
 
 from __future__ import annotations
