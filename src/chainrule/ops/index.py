@@ -979,6 +979,10 @@ def getitem(input: Tensor, key) -> Tensor:
                 out.grad_fn.root_key = key  # (as below: the whole key, from input)
             return out
         return _read(input, key, key, Select, "assign")
+    if key.__class__ is tuple and (read := _one_step_read(key, input._data.shape)) is not None:
+        # integers in range and plain slices making at most one torch step (``x[:, 3]``, ``x[1:, :]``):
+        # nothing to convert and nothing to refuse, one node named after that step (see _one_step_read)
+        return _read(input, key, key, read, "assign")
     key = _numpy_keys_as_tensors(key)
     given = key
     if _vmap_frames._frames:
@@ -1012,6 +1016,33 @@ def _integers_in_range(key: tuple, shape: tuple) -> bool:
         if item.__class__ is not int or not -size <= item < size:
             return False
     return True
+
+
+def _one_step_read(key: tuple, shape: tuple) -> type[Index] | None:
+    """The read of a tuple ``key`` of integers in range and slices (bounds None or integers, step
+    None or positive), one per dim at most, that torch applies as at most one step (a slice keeping
+    its dim whole is no step): Select or Slice after that step, Alias with none, as _basic_read
+    names it. None for any other key, which the general path converts, checks and splits."""
+    if len(key) > len(shape):
+        return None
+    read = Alias
+    for item, size in zip(key, shape):
+        if item.__class__ is int:
+            if not -size <= item < size or read is not Alias:
+                return None
+            read = Select
+        elif item.__class__ is slice:
+            start, stop, step = item.start, item.stop, item.step
+            if not ((start is None or start.__class__ is int) and (stop is None or stop.__class__ is int)
+                    and (step is None or step.__class__ is int and step > 0)):
+                return None
+            if not ((start is None or start == 0) and (step is None or step == 1) and (stop is None or stop >= size)):
+                if read is not Alias:
+                    return None
+                read = Slice
+        else:
+            return None
+    return read
 
 
 def _read(input: Tensor, key, given, read: type[Index], mode: str) -> Tensor:

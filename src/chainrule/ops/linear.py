@@ -262,6 +262,14 @@ def per_input(node, grad_g, grad_x, grad_w) -> tuple:
 @composite_range("aten::linear", 3)
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """F.linear: ``input @ weight.T + bias`` for input (*, in_features), weight (out, in)."""
+    if isinstance(input, Tensor) and isinstance(weight, Tensor) and isinstance(bias, Tensor):
+        x, w, b = input._data, weight._data, bias._data
+        if type(x) is np.ndarray and type(w) is np.ndarray and type(b) is np.ndarray and x.ndim == 2 and \
+                w.ndim == 2 and b.ndim == 1 and x.dtype.kind == "f" and x.dtype == w.dtype == b.dtype and \
+                x.shape[1] == w.shape[1] and b.shape[0] == w.shape[0]:
+            # the commonest call (a batch of rows, a bias, one float dtype on the CPU): every check
+            # below passes, and torch's graph is addmm(bias, input, weight.t())
+            return Addmm.apply(bias, input, _weight_t(weight))
     _check_tensor(input, "linear", "input", 1)
     _check_tensor(weight, "linear", "weight", 2)
     _check_tensor(bias, "linear", "bias", 3, optional=True)

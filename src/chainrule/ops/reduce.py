@@ -1830,23 +1830,28 @@ def _argsort(x: np.ndarray, dim: int, descending: bool) -> np.ndarray:
     return order
 
 
-def _replayed_order(x: np.ndarray, d: int, order: np.ndarray, replay, every_row: bool = False,
+def _replayed_order(x: np.ndarray, d: int, order, replay, every_row: bool = False,
                     rows_at_once: bool = False) -> np.ndarray:
     """``order`` (indices along ``d`` from NumPy's stable sort, possibly only the first few) with the
     rows that hold ties, or ``every_row``, replaced by ``replay(row values)`` (by ``replay(2-d array
     of those rows)`` where ``rows_at_once``): the order torch's CPU kernel leaves them in (see
-    cpu_sort_order). Device arrays and rows past the replay limit keep ``order``."""
+    cpu_sort_order). Device arrays and rows past the replay limit keep ``order``. With
+    ``every_row`` and ``rows_at_once``, ``order`` may be a function making it, called only where it is
+    kept (topk's unsorted indices: every row replayed, NumPy's sort would be thrown away)."""
     if type(x) is not np.ndarray or x.ndim == 0 or x.shape[d] < 2:
-        return order
+        return order() if callable(order) else order
     if x.dtype.name == "bfloat16":  # torch's kernels order bfloat16 as its exact float32 widening
         x = x.astype(np.float32)
     elif x.dtype.kind not in "biuf":
-        return order
+        return order() if callable(order) else order
     rows = np.moveaxis(x, d, -1).reshape(-1, x.shape[d])
     chosen = np.ones(len(rows), dtype=bool) if every_row else cpu_sort_order.rows_with_ties(rows)
     limit = cpu_sort_order.ROWS_AT_ONCE_LIMIT if rows_at_once else cpu_sort_order.REPLAY_LIMIT
     if not chosen.any() or int(chosen.sum()) * rows.shape[1] > limit:
-        return order
+        return order() if callable(order) else order
+    if callable(order):  # (every row replayed at once)
+        replayed = replay(rows)
+        return np.moveaxis(replayed.reshape(*np.moveaxis(x, d, -1).shape[:-1], replayed.shape[-1]), -1, d)
     moved = np.moveaxis(order, d, -1)
     replayed = moved.reshape(len(rows), moved.shape[-1]).copy()  # (len(rows): topk's k may be 0)
     if rows_at_once:
@@ -1943,10 +1948,16 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
         raise RuntimeError("selected index k out of range")
     if x.ndim == 0:
         return _select_along(TopkValues, input, xp.zeros((), np.int64), 0, True, "topk")
-    index = xp.take(_argsort(x, d, largest), xp.arange(k), axis=d)
-    # unsorted, torch's nth_element leaves its own order whether or not values tie
-    index = _c_layout(_replayed_order(x, d, index, lambda keys: cpu_sort_order.topk_order(keys, k, largest, sorted),
-                                      every_row=not sorted and k * 64 > size))
+    if not sorted and k * 64 > size:
+        # unsorted, torch's nth_element leaves its own order whether or not values tie: replayed for
+        # all rows at once (topk_order's steps, as nth_element_rows runs them)
+        index = _replayed_order(x, d, lambda: xp.take(_argsort(x, d, largest), xp.arange(k), axis=d),
+                                lambda rows: cpu_sort_order.nth_element_rows(rows, k - 1, largest)[:, :k],
+                                every_row=True, rows_at_once=True)
+    else:
+        index = _replayed_order(x, d, xp.take(_argsort(x, d, largest), xp.arange(k), axis=d),
+                                lambda keys: cpu_sort_order.topk_order(keys, k, largest, sorted))
+    index = _c_layout(index)
     if _function_module.active_dispatch is not None:  # (a mode sees the call as given)
         _function_module.note_given(TopkValues, input, aten_call=(
             ("topk", "default"), _given_args((input, k, dim, largest, sorted), (-1, True, True)), {}))
