@@ -23,6 +23,7 @@ from ._arg_parser import write_out_same_dtype
 from .elementwise import (
     _cast,
     _conj,
+    _float32_via_float64,
     _float_input,
     _float_pair,
     _kernel_arrays,
@@ -572,9 +573,22 @@ class Asinh(_Unary, Function):
         return grad * rsqrt(x * x + 1)
 
 
+_atanh_float32 = _float32_via_float64(np.arctanh)
+
+
+def _atanh_array(x):
+    """atanh; a float32 NumPy array through float64, rounded once (``_float32_via_float64``): torch's
+    float32 atanh (SLEEF's) is nearly always that value, NumPy's float32 loop an ulp off it in 1.35%
+    of 200,000 uniform inputs in (-0.999, 0.999) (float64 rounded: 0.08%). (asinh and acosh gain
+    nothing so.)"""
+    if type(x) is np.ndarray:
+        return _atanh_float32(x)
+    return array_module(x).arctanh(x)
+
+
 class Atanh(_Unary, Function):
     op, label, rule, formula = "atanh", "atanh", "∂/∂a = 1/(1 - a²)", "atanh({0})"
-    kernel, any_device = staticmethod(lambda x: array_module(x).arctanh(x)), True
+    kernel, any_device = staticmethod(_atanh_array), True
 
     @staticmethod
     def derivative(grad, x, y):
