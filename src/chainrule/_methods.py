@@ -1326,14 +1326,14 @@ def _matrix_transpose(self: Tensor, op: str = "mT") -> Tensor:
     ndim = self._data.ndim
     if ndim == 0:
         _config.warn_once(_0D_DEPRECATIONS[op])
-        return self if op == "mT" else ew._conj_view(self)
+        return self if op == "mT" else ew._conj_view(self, shared=True)
     if op == "H" and ndim != 2:
         raise RuntimeError(f"tensor.H is only supported on matrices (2-D tensors). Got {ndim}-D tensor."
                            + (" For batches of matrices, consider using tensor.mH" if ndim > 2 else ""))
     if ndim < 2:
         raise RuntimeError(f"tensor.{op} is only supported on matrices or batches of matrices. Got {ndim}-D tensor.")
     transposed = self.transpose(-2, -1)
-    return transposed if op == "mT" else ew._conj_view(transposed)
+    return transposed if op == "mT" else ew._conj_view(transposed, shared=True)
 
 
 # torch's two Tensor.T deprecations (each once per process, as torch's TORCH_WARN_ONCE), by whether

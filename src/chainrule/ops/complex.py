@@ -79,6 +79,8 @@ def real(input: Tensor) -> Tensor:
     _check_tensor(input, "real", "input", 1)
     if input._data.dtype.kind != "c":
         return input
+    if input._conj_bit:  # torch's: the real parts of the conj of it (ConjBackward0), a tensor with no bit
+        return _view_as_real(_conj_view(input, shared=True)).select(-1, 0)
     return Real.apply(input)._share(input)  # a view: one version counter
 
 
@@ -178,11 +180,12 @@ def view_as_complex(input: Tensor) -> Tensor:
 def conj(input: Tensor) -> Tensor:
     """torch.conj: the complex conjugate (the tensor itself when it is real).
 
-    torch returns a lazily conjugated view; chainrule conjugates now, into new memory, so
-    writing into the result does not write into ``input``. The result carries torch's conj bit
-    flipped from ``input``'s (``is_conj()`` True, or False for the conjugate of a conj view).
-    chainrule's own code conjugates with ``elementwise._conj``, which sets no bit."""
-    return _conj_view(input)
+    torch returns a lazily conjugated view; chainrule conjugates now, into memory of its own that
+    shares ``input``'s version counter, which keeps the two conjugate: a write into either reaches
+    the other (tensor.ConjugateViews). The result carries torch's conj bit flipped from ``input``'s
+    (``is_conj()`` True, or False for the conjugate of a conj view). chainrule's own code conjugates
+    with ``elementwise._conj``, which sets no bit."""
+    return _conj_view(input, shared=True)
 
 
 class ConjPhysical(Function):
