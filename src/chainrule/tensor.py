@@ -113,23 +113,29 @@ class ConjugateViews:
     conjugates, the copy as last made (to tell which side was written), and weak references to the
     view, to the tensor it conjugates and to that tensor's root.
 
-    A write while grad mode is on to a family where a pair's view, source or root requires grad ends
-    that pair, its view a copy from then on (chainrule's behaviour before): torch would record the
-    write on the other side's graph (CopySlices, or a regenerated view), which this does not, so values
-    that its graph would not explain are not written there."""
+    A write while grad mode is on to a family where a pair's view, source or root requires grad
+    waits in ``pending`` for the in-place op to record its node (``_methods._inplace`` then calls
+    ``_methods.record_conj_write``), which writes the values and gives the other side a graph: the
+    source the conj of the written view, or the view the conj of the written source. A pending pair
+    no such op recorded (another in-place path, a leaf that requires grad, a source that is itself
+    a view) ends at the next write: its view is a copy from then on, chainrule's behaviour before.
+    ``busy`` while that recording writes (its own writes sync nothing)."""
 
-    __slots__ = ("counter", "pairs")
+    __slots__ = ("counter", "pairs", "pending", "busy")
 
     def __init__(self, counter: list) -> None:
         self.counter = counter
         self.pairs = []
+        self.pending = None
+        self.busy = False
 
     def __getitem__(self, index: int) -> int:
         return self.counter[index]
 
     def __setitem__(self, index: int, value: int) -> None:
         self.counter[index] = value
-        self.sync()
+        if not self.busy:
+            self.sync()
 
     def add(self, view: Tensor, copy, source_array, source: Tensor) -> None:
         """``view`` reads ``copy``, the conjugate of ``source_array``, the memory of ``source``."""
@@ -138,18 +144,24 @@ class ConjugateViews:
         self.pairs.append((weakref.ref(copy), source_array, copy.copy(), weakref.ref(view),
                            weakref.ref(source), weakref.ref(root)))
 
+    def end(self, pair: tuple) -> None:
+        self.pairs = [kept for kept in self.pairs if kept is not pair]
+
     def sync(self) -> None:
-        # a pair lives while its copy does (the view, a view of it, or a later pair reading it), and
-        # while it can follow torch's values without its graphs: from then on its view is a copy
+        # a pair lives while its copy does (the view, a view of it, or a later pair reading it)
+        ended = self.pending or ()
         recording = _autograd_function.is_grad_enabled()
-        kept, live = [], []
+        kept, live, pending = [], [], []
         for pair in self.pairs:
             copy = pair[0]()
-            if copy is None or recording and any(
-                    tensor is not None and tensor._requires_grad for tensor in (ref() for ref in pair[3:])):
+            if copy is None or any(pair is gone for gone in ended):
                 continue
             kept.append(pair)
-            live.append((copy, pair[1], pair[2]))
+            if recording and any(tensor is not None and tensor._requires_grad for tensor in (ref() for ref in pair[3:])):
+                pending.append(pair)
+            else:
+                live.append((copy, pair[1], pair[2]))
+        self.pending = pending or None
         self.pairs = kept
         xp = array_module(live[0][0]) if live else None
         # newest first: a later view's source may be an earlier view's copy (the conj of a conj view)

@@ -310,3 +310,82 @@ def test_fft_kernels_a_dispatch_mode_sees_as_torch(op):
 def test_ihfftn_shows_a_function_mode_itself_alone():
     x = chainrule.arange(6, dtype=chainrule.float64).view(2, 3)
     assert _function_log(chainrule, lambda: chainrule.fft.ihfftn(x)) == [chainrule.fft.ihfftn]
+
+
+def test_no_grad_writes_reach_through_conj_views_of_a_leaf_as_torch():
+    def run(lib):
+        z = _z(lib).requires_grad_()
+        w = z.conj()
+        with lib.no_grad():
+            w.mul_(2)
+            z.add_(1j)
+        return _seen(lib, z, w)
+    assert run(chainrule) == run(torch)
+
+
+def test_recorded_write_to_a_conj_view_never_changes_a_leaf_that_requires_grad():
+    # torch refuses it (a view of a leaf); chainrule does not record torch's CopySlices on the leaf,
+    # so the view becomes a copy and the leaf keeps its values
+    z = _z(chainrule).requires_grad_()
+    w = z.conj()
+    w.mul_(2)
+    assert z.tolist() == _VALUES and (w.resolve_conj().detach().numpy() == 2 * np.conj(_VALUES)).all()
+    with chainrule.no_grad():
+        z.mul_(3)  # the ended pair writes nothing back either way
+    assert z.tolist() == [3 * v for v in _VALUES] and (w.resolve_conj().detach().numpy() == 2 * np.conj(_VALUES)).all()
+
+
+
+def _through_view(lib, x):
+    z = x * 1
+    z.conj().mul_(2j)
+    return z
+
+
+def _through_view_by_a_tensor(lib, x):
+    z = x * 1
+    z.conj().add_(x.conj() * x)
+    return z
+
+
+def _into_source(lib, x):
+    z = x * 1
+    w = z.conj()
+    z.mul_(x)
+    return w
+
+
+def _view_then_both(lib, x):
+    z = x * 1
+    w = z.conj()
+    w.mul_(x)
+    return z * w
+
+
+def _view_of_untracked(lib, x):
+    z = lib.tensor([1 + 2j, 3j, -1 + 1j], dtype=lib.complex128)
+    w = z.conj()
+    w.mul_(x.abs())
+    return z
+
+
+_RECORDED = {f.__name__[1:]: f for f in (_through_view, _through_view_by_a_tensor, _into_source, _view_then_both,
+                                         _view_of_untracked)}
+
+
+@pytest.mark.parametrize("name", sorted(_RECORDED))
+def test_recorded_writes_through_conj_views_give_torch_values_and_gradients(name):
+    def run(lib):
+        x = lib.tensor([1 + 2j, 3j, -1 + 1j], dtype=lib.complex128, requires_grad=True)
+        out = _RECORDED[name](lib, x)
+        (out * lib.tensor([1j, 2, 3 - 1j], dtype=lib.complex128)).real.sum().backward()
+        return [*out.resolve_conj().detach().numpy(), *x.grad.resolve_conj().numpy()], out.requires_grad
+    (ours, ours_grad), (theirs, theirs_grad) = run(chainrule), run(torch)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    assert ours_grad == theirs_grad
+
+
+@pytest.mark.parametrize("name", sorted(_RECORDED))
+def test_recorded_writes_through_conj_views_pass_gradcheck(name):
+    x = chainrule.tensor([1 + 2j, 3j, -1 + 1j], dtype=chainrule.complex128, requires_grad=True)
+    assert chainrule.autograd.gradcheck(lambda x: _RECORDED[name](chainrule, x), (x,))

@@ -6,7 +6,8 @@ Gradients follow torch's convention: for a real loss L, the gradient of z = x + 
 rule through ``elementwise.conjugate_rule``; the ops here are not holomorphic and state theirs.
 
 chainrule conjugates eagerly: ``conj()`` returns a new array (torch returns a lazily conjugated
-view). The result carries ``_conj_bit`` so that what torch decides by its conj bit still matches:
+view), which the shared version counter keeps the conjugate of its input across in-place writes to
+either (``tensor.ConjugateViews``). The result carries ``_conj_bit`` so that what torch decides by its conj bit still matches:
 ``is_conj()`` is True, ``view_as_real`` refuses it, ``resolve_conj`` returns an unmarked copy, and
 ``conj()`` of it (whose data is the original's again) is unmarked. Views, ``detach()``, a Parameter
 and a saved copy of a marked tensor keep the bit, as torch's do. The bit is set by the public
