@@ -50,6 +50,7 @@ from .ops._arg_parser import check_number
 from .ops.linalg import matmul as _matmul
 from .ops.memory_format import channels_last_strides, iterator_layout, number_layout
 from .tensor import (
+    ConjugateViews,
     Tensor,
     _called_by_user,
     check_legacy_device,
@@ -669,9 +670,47 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
             _index.refresh_views(self)
     else:
         _index.untracked_write(self)
+    if type(box) is ConjugateViews and (box.pending or recording and self._requires_grad):
+        record_conj_write(box, self)  # a recorded write to a tensor with conj() views
     if _function.active_extension is not None:  # under forward AD the tangent follows the value
         _forward_ad.write_tangent(result, self)
     return self
+
+
+def record_conj_write(box: ConjugateViews, written: Tensor) -> None:
+    """An in-place op recorded its node on ``written``, a tensor of ``box``'s family, while a conj() view
+    pair of it requires grad: the side not written takes the written side's conjugate, values and graph,
+    as torch's view does (its source gets CopySlices, here ConjBackward0 of the view; its view is
+    regenerated as the conj of the source). A source that is a leaf that requires grad (torch refuses
+    the write) or a view itself (CopySlices on its root is not recorded here) ends the pair instead."""
+    pending, box.pending = box.pending or [], None
+    # (a pair synced at the bump, before the op gave ``written`` its graph, takes it now)
+    pairs = pending + [pair for pair in box.pairs
+                       if (pair[3]() is written or pair[4]() is written) and all(pair is not p for p in pending)]
+    box.busy = True
+    try:
+        for pair in pairs:
+            copy, source_array, seen = pair[0](), pair[1], pair[2]
+            view, source = pair[3](), pair[4]()
+            if (copy is None or view is None or source is None or source._base is not None
+                    or view._data is not copy or source._requires_grad and source._grad_fn is None):
+                box.end(pair)
+                continue
+            written_view = view is written or not array_module(copy).array_equal(copy, seen, equal_nan=True)
+            target = source if written_view else view
+            with enable_grad():  # (torch's CopySlices gives the source's input an unmarked gradient)
+                fresh = ew.InternalConj.apply(view) if written_view else ew.Conj.apply(source)
+            (source_array if written_view else copy)[...] = fresh._data
+            seen[...] = copy
+            old = target._grad_fn
+            target.grad_fn = fresh.grad_fn
+            target._output_nr = fresh._output_nr
+            target._requires_grad = fresh._requires_grad
+            if target._retains_grad:
+                target._move_retained_grad(old)
+            _index.refresh_views(target)
+    finally:
+        box.busy = False
 
 
 def _write_through_base(view: Tensor, result: Tensor, key) -> Tensor:
@@ -1331,14 +1370,14 @@ def _matrix_transpose(self: Tensor, op: str = "mT") -> Tensor:
     ndim = self._data.ndim
     if ndim == 0:
         _config.warn_once(_0D_DEPRECATIONS[op])
-        return self if op == "mT" else ew._conj_view(self)
+        return self if op == "mT" else ew._conj_view(self, shared=True)
     if op == "H" and ndim != 2:
         raise RuntimeError(f"tensor.H is only supported on matrices (2-D tensors). Got {ndim}-D tensor."
                            + (" For batches of matrices, consider using tensor.mH" if ndim > 2 else ""))
     if ndim < 2:
         raise RuntimeError(f"tensor.{op} is only supported on matrices or batches of matrices. Got {ndim}-D tensor.")
     transposed = self.transpose(-2, -1)
-    return transposed if op == "mT" else ew._conj_view(transposed)
+    return transposed if op == "mT" else ew._conj_view(transposed, shared=True)
 
 
 # torch's two Tensor.T deprecations (each once per process, as torch's TORCH_WARN_ONCE), by whether

@@ -1080,10 +1080,18 @@ def _replayed(func, trace, flat_args, flat_dims, first, out_dims, size: int):
         if not -rank <= dim < rank:
             return None
         if not value.batched:
-            stacked.append(_stack([leaf] * size, dim=dim))
+            stacked.append(_with_slices_conj_bit(_stack([leaf] * size, dim=dim), [leaf]))
         else:
-            stacked.append(value.data.movedim(0, dim) if dim % rank else value.data)
+            stacked.append(_with_slices_conj_bit(value.data.movedim(0, dim) if dim % rank else value.data, [leaf]))
     return tree_unflatten(stacked, spec), values
+
+
+def _with_slices_conj_bit(batched: Tensor, slices) -> Tensor:
+    """``batched``, vmap's result stacked from (or replayed for) ``slices``, with their conj bit: torch's
+    batched tensor is one, so a function returning a conj view (``vmap(torch.conj)``) returns one."""
+    if not batched._conj_bit and all(piece._conj_bit for piece in slices):
+        batched._conj_bit = True
+    return batched
 
 
 def _replay_agrees(values, last) -> bool:
@@ -1214,7 +1222,8 @@ def _stack_results(func, results, out_dims, frame=None):
             source, at = same_input
             stacked.append(source if at % source.dim() == dim % source.dim() else source.movedim(at, dim))
             continue
-        stacked.append(_stack(column, dim=dim) if whole is None else whole[0].movedim(whole[1], dim))
+        stacked.append(_with_slices_conj_bit(_stack(column, dim=dim), column) if whole is None
+                       else whole[0].movedim(whole[1], dim))
     return tree_unflatten(stacked, spec)
 
 

@@ -96,6 +96,87 @@ def _suggested_format(array) -> str:
     return "contiguous_format"
 
 
+class ConjugateViews:
+    """The version counter of a family of tensors that has conj() views, and what keeps those views'
+    values torch's: the conjugate of the memory they view.
+
+    torch's conj() is a view that conjugates on read; chainrule's holds the conjugate in its own
+    memory, so every read stays one plain array read. What ties that copy to the memory it conjugates
+    is this counter, which the family shares in place of its one-element list: every in-place write
+    bumps it (``box[0] += 1``, after the write), and the bump writes a changed copy's conjugate back
+    into its source, then refreshes every copy from its source. Real tensors never hold one.
+
+    ``counter``: the family's list, kept so that a tensor that still holds it counts the same
+    versions (a write through such a tensor, made before the first conj() and not tracked by its
+    root, does not refresh the copies). ``pairs``: per conj view, a weak reference to its copy
+    (the array the view reads, a compact one for an expanded view), the source array the copy
+    conjugates, the copy as last made (to tell which side was written), and weak references to the
+    view, to the tensor it conjugates and to that tensor's root.
+
+    A write while grad mode is on to a family where a pair's view, source or root requires grad
+    waits in ``pending`` for the in-place op to record its node (``_methods._inplace`` then calls
+    ``_methods.record_conj_write``), which writes the values and gives the other side a graph: the
+    source the conj of the written view, or the view the conj of the written source. A pending pair
+    no such op recorded (another in-place path, a leaf that requires grad, a source that is itself
+    a view) ends at the next write: its view is a copy from then on, chainrule's behaviour before.
+    ``busy`` while that recording writes (its own writes sync nothing)."""
+
+    __slots__ = ("counter", "pairs", "pending", "busy")
+
+    def __init__(self, counter: list) -> None:
+        self.counter = counter
+        self.pairs = []
+        self.pending = None
+        self.busy = False
+
+    def __getitem__(self, index: int) -> int:
+        return self.counter[index]
+
+    def __setitem__(self, index: int, value: int) -> None:
+        self.counter[index] = value
+        if not self.busy:
+            self.sync()
+
+    def add(self, view: Tensor, copy, source_array, source: Tensor) -> None:
+        """``view`` reads ``copy``, the conjugate of ``source_array``, the memory of ``source``."""
+        self.pairs = [pair for pair in self.pairs if pair[0]() is not None]
+        root = source if source._base is None else source._base
+        self.pairs.append((weakref.ref(copy), source_array, copy.copy(), weakref.ref(view),
+                           weakref.ref(source), weakref.ref(root)))
+
+    def end(self, pair: tuple) -> None:
+        self.pairs = [kept for kept in self.pairs if kept is not pair]
+
+    def sync(self) -> None:
+        # a pair lives while its copy does (the view, a view of it, or a later pair reading it)
+        ended = self.pending or ()
+        recording = _autograd_function.is_grad_enabled()
+        kept, live, pending = [], [], []
+        for pair in self.pairs:
+            copy = pair[0]()
+            if copy is None or any(pair is gone for gone in ended):
+                continue
+            kept.append(pair)
+            if recording and any(tensor is not None and tensor._requires_grad for tensor in (ref() for ref in pair[3:])):
+                pending.append(pair)
+            else:
+                live.append((copy, pair[1], pair[2]))
+        self.pending = pending or None
+        self.pairs = kept
+        xp = array_module(live[0][0]) if live else None
+        # newest first: a later view's source may be an earlier view's copy (the conj of a conj view)
+        for copy, source, seen in reversed(live):
+            if not xp.array_equal(copy, seen, equal_nan=True):  # written through the view
+                source[...] = xp.conj(copy)
+        for copy, source, seen in live:  # oldest first, for the same reason
+            copy[...] = xp.conj(source)
+            seen[...] = copy
+
+    def is_conj_view(self, tensor: Tensor) -> bool:
+        """Whether ``tensor`` is one of the family's conj() results (torch's is a view: ``_is_view()``)."""
+        return any(pair[3]() is tensor for pair in self.pairs)
+
+
 _COMPLEX_TO_REAL = ("Casting complex values to real discards the imaginary part (Triggered internally at "
                     "/__w/pytorch/pytorch/aten/src/ATen/native/Copy.cpp:307.)")
 
@@ -588,7 +669,9 @@ class Tensor:
         return t
 
     def detach_(self) -> Tensor:
-        if self._base is not None and not self._nondifferentiable_view:  # any view, as torch's is_view()
+        box = self._vbox
+        if ((self._base is not None and not self._nondifferentiable_view)  # any view, as torch's is_view()
+                or (type(box) is ConjugateViews and box.is_conj_view(self))):
             raise RuntimeError(
                 "Can't detach views in-place. Use detach() instead. If you are using DistributedDataParallel "
                 "(DDP) for training, and gradient_as_bucket_view is set as True, gradients are views of DDP "

@@ -6,7 +6,8 @@ Gradients follow torch's convention: for a real loss L, the gradient of z = x + 
 rule through ``elementwise.conjugate_rule``; the ops here are not holomorphic and state theirs.
 
 chainrule conjugates eagerly: ``conj()`` returns a new array (torch returns a lazily conjugated
-view). The result carries ``_conj_bit`` so that what torch decides by its conj bit still matches:
+view), which the shared version counter keeps the conjugate of its input across in-place writes to
+either (``tensor.ConjugateViews``). The result carries ``_conj_bit`` so that what torch decides by its conj bit still matches:
 ``is_conj()`` is True, ``view_as_real`` refuses it, ``resolve_conj`` returns an unmarked copy, and
 ``conj()`` of it (whose data is the original's again) is unmarked. Views, ``detach()``, a Parameter
 and a saved copy of a marked tensor keep the bit, as torch's do. The bit is set by the public
@@ -79,6 +80,8 @@ def real(input: Tensor) -> Tensor:
     _check_tensor(input, "real", "input", 1)
     if input._data.dtype.kind != "c":
         return input
+    if input._conj_bit:  # torch's: the real parts of the conj of it (ConjBackward0), a tensor with no bit
+        return _view_as_real(_conj_view(input, shared=True)).select(-1, 0)
     return Real.apply(input)._share(input)  # a view: one version counter
 
 
@@ -178,11 +181,12 @@ def view_as_complex(input: Tensor) -> Tensor:
 def conj(input: Tensor) -> Tensor:
     """torch.conj: the complex conjugate (the tensor itself when it is real).
 
-    torch returns a lazily conjugated view; chainrule conjugates now, into new memory, so
-    writing into the result does not write into ``input``. The result carries torch's conj bit
-    flipped from ``input``'s (``is_conj()`` True, or False for the conjugate of a conj view).
-    chainrule's own code conjugates with ``elementwise._conj``, which sets no bit."""
-    return _conj_view(input)
+    torch returns a lazily conjugated view; chainrule conjugates now, into memory of its own that
+    shares ``input``'s version counter, which keeps the two conjugate: a write into either reaches
+    the other (tensor.ConjugateViews). The result carries torch's conj bit flipped from ``input``'s
+    (``is_conj()`` True, or False for the conjugate of a conj view). chainrule's own code conjugates
+    with ``elementwise._conj``, which sets no bit."""
+    return _conj_view(input, shared=True)
 
 
 class ConjPhysical(Function):

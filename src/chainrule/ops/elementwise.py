@@ -31,8 +31,9 @@ from ..autograd.function import (
     saved,
     without_derivative,
 )
-from ..autograd.grad_mode import no_grad
+from ..autograd.grad_mode import INFERENCE_VERSION, INFERENCE_WRITE, no_grad
 from ..tensor import (
+    ConjugateViews,
     Tensor,
     _check_tensor,
     honours_out,
@@ -377,16 +378,48 @@ def _conj(input: Tensor) -> Tensor:
     return InternalConj.apply(input)
 
 
-def _conj_view(input: Tensor) -> Tensor:
+def _conj_view(input: Tensor, shared: bool = False) -> Tensor:
     """What torch's ``conj()`` returns, for the public op and for the rules whose torch result is
     such a view (ifft of a real input, ihfft, ConjBackward0's gradient): ``input`` itself when it is
-    real, else the conjugate carrying the conj bit flipped from ``input``'s (is_conj(), ops/complex.py)."""
+    real, else the conjugate carrying the conj bit flipped from ``input``'s (is_conj(), ops/complex.py),
+    expanded where ``input`` is (torch's view keeps its strides: AccumulateGrad then clones it, which
+    resolves the bit). ``shared``: a user's conj() of a tensor the user holds, which torch's view
+    writes through to and reads from (``_view_conjugate``)."""
     if input._data.dtype.kind != "c":
         return input
     result = Conj.apply(input)
     if not input._conj_bit:
         result._conj_bit = True
+    data, copy = input._data, result._data
+    read = data
+    if 0 in data.strides and data.size > 1 and type(copy) is type(data):
+        # conjugate one of each repeated element, and repeat it as the input does
+        xp = array_module(data)
+        read = data[tuple(slice(0, 1) if stride == 0 else slice(None) for stride in data.strides)]
+        copy = xp.conj(read)
+        result._data = xp.broadcast_to(copy, data.shape)
+    if shared:
+        _view_conjugate(result, input, copy, read)
     return result
+
+
+def _view_conjugate(view: Tensor, source: Tensor, copy, read) -> None:
+    """``view`` reads ``copy``, the conjugate of ``read`` (source's memory): kept so
+    (tensor.ConjugateViews), as view joins source's version counter, which from now on writes a
+    write through either side into the other."""
+    box = source._vbox
+    if box is INFERENCE_VERSION or box is INFERENCE_WRITE or source._wrapper_strides is not None:
+        return  # (an inference tensor is written only inside inference_mode; a wrapper holds no memory)
+    if type(box) is not ConjugateViews:
+        counter = source._version_box
+        box = ConjugateViews(counter)
+        # the family's tensors that chainrule knows (source, its root, the root's tracked views) share it
+        root = source if source._base is None else source._base
+        for tensor in (source, root, *(ref() for ref in root._live_views or ())):
+            if tensor is not None and tensor._vbox is counter:
+                tensor._vbox = box
+    view._vbox = box
+    box.add(view, copy, read, source)
 
 
 def conjugate_rule(backward, recorded_node: str | None = None):

@@ -227,6 +227,7 @@ _ATEN_NAMES: dict[str, tuple[str, str]] = {
     "rsub": ("rsub", "Scalar"),  # (RSub, number - tensor: torch shows rsub.Scalar(tensor, number))
     # (torch's conj and conj_physical are composite: a complex tensor reaches the mode as their kernels)
     "conj": ("_conj", "default"), "conj_physical": ("_conj_physical", "default"),
+    "fft_c2c": ("_fft_c2c", "default"), "fft_r2c": ("_fft_r2c", "default"), "fft_c2r": ("_fft_c2r", "default"),
 }
 
 
