@@ -142,3 +142,24 @@ def test_conv_no_channels_gradcheck():
     y = chainrule.nn.functional.conv2d(x, w, b)
     assert y.shape == (2, 0, 3, 3)
     assert y.grad_fn.name() == "ConvolutionBackward0"
+
+
+# 2. nonzero / argwhere of an empty result: torch's (n, ndim) result is written column by column,
+#    strides (1, n), so (1, 0) when nothing is nonzero; chainrule reported the contiguous (ndim, 1).
+@pytest.mark.parametrize("case", [
+    lambda m: m.zeros(3, 4).nonzero(),
+    lambda m: m.zeros(0, 4).nonzero(),
+    lambda m: m.zeros(2, 0, 3).nonzero(),
+    lambda m: m.zeros(5).nonzero(),
+    lambda m: m.zeros(()).nonzero(),
+    lambda m: m.ones(()).nonzero(),
+    lambda m: m.ones(3, 4).nonzero(),
+    lambda m: m.argwhere(m.zeros(3, 4)),
+    lambda m: m.zeros(3, 4).nonzero().clone(),
+    lambda m: m.zeros(3, 4).nonzero().t(),
+    lambda m: m.zeros(3, 4).nonzero(as_tuple=True)[1],
+])
+def test_nonzero_empty_strides(case):
+    ours, theirs = case(chainrule), case(torch)
+    assert (tuple(ours.shape), ours.stride(), ours.is_contiguous()) == (
+        tuple(theirs.shape), theirs.stride(), theirs.is_contiguous())
