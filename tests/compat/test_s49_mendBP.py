@@ -163,3 +163,26 @@ def test_nonzero_empty_strides(case):
     ours, theirs = case(chainrule), case(torch)
     assert (tuple(ours.shape), ours.stride(), ours.is_contiguous()) == (
         tuple(theirs.shape), theirs.stride(), theirs.is_contiguous())
+
+
+# 3. A float32 pointwise conv with a bias: torch's use_mkldnn gives a small undilated 1×1 batch to
+#    oneDNN (bias-first chain) only on more than one intra-op thread; on one, its slow kernel (bias,
+#    then MKL's GEMM added: the GEMM's rounding). chainrule chained bias-first whatever the count.
+@pytest.mark.parametrize("shape,out_channels", [((4, 64, 9), 8), ((8, 3, 5), 4), ((2, 64, 5, 5), 32),
+                                                ((3, 12, 4, 5, 6), 8), ((192, 12, 9), 8)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_pointwise_conv_rounds_as_torch_on_its_thread_count(shape, out_channels, threads, monkeypatch):
+    rng = np.random.RandomState(0)
+    x = rng.randn(*shape).astype(np.float32)
+    w = rng.randn(out_channels, shape[1], *(1,) * (len(shape) - 2)).astype(np.float32)
+    b = rng.randn(out_channels).astype(np.float32)
+    op = f"conv{len(shape) - 2}d"
+    monkeypatch.setattr(chainrule._config, "torch_intra_op_threads", lambda: threads)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        expected = getattr(torch.nn.functional, op)(*map(torch.from_numpy, (x, w, b))).numpy()
+    finally:
+        torch.set_num_threads(before)
+    got = getattr(chainrule.nn.functional, op)(*map(chainrule.from_numpy, (x, w, b))).numpy()
+    assert np.count_nonzero(got != expected) == 0

@@ -613,7 +613,10 @@ def _bias_first_pointwise(x, w, b, geo: _Geometry):
             and all(k == 1 for k in geo.kernel) and all(st == 1 for st in geo.stride)
             and not any(geo.pad_lo) and not any(geo.pad_hi) and geo.groups == 1
             and c <= _POINTWISE_CHAIN_MAX_CHANNELS and n * o * length * c <= _POINTWISE_CHAIN_MAX_WORK
-            and not suggests_channels_last(x) and not suggests_channels_last(w)):
+            and not suggests_channels_last(x) and not suggests_channels_last(w)
+            and (n >= 16 or any(dl != 1 for dl in geo.dilation) or _config.torch_intra_op_threads() > 1)):
+        # (the last: torch's use_mkldnn gives a small undilated 1×1 batch to its slow kernel on one
+        # thread, the bias copied into the output and the BLAS GEMM added onto it: the GEMM's rounding)
         return None
     # x widened once: each channel's product is then a float64 multiply without a cast (18→16
     # on (32, 18, 9, 9), one thread: 0.94-0.98 ms instead of 1.01-1.19)
@@ -913,7 +916,7 @@ def _uses_onednn(input: Tensor, weight: Tensor, stride, dilation, groups: int, t
     kernel = (1, weight.shape[-1]) if weight.ndim == 3 else tuple(weight.shape[-2:])
     n = shape[0]
     if not (any(s != 1 for s in stride) or any(dl != 1 for dl in dilation) or n >= 16 or kernel != (1, 1)
-            or _config.get_num_threads() > 1):
+            or _config.torch_intra_op_threads() > 1):
         return False
     return groups > 1 or (kernel[0] > 3 and kernel[1] > 3) or n > 1 or math.prod(shape[:4]) > 20480
 
