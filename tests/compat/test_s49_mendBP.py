@@ -186,3 +186,39 @@ def test_pointwise_conv_rounds_as_torch_on_its_thread_count(shape, out_channels,
         torch.set_num_threads(before)
     got = getattr(chainrule.nn.functional, op)(*map(chainrule.from_numpy, (x, w, b))).numpy()
     assert np.count_nonzero(got != expected) == 0
+
+
+# 5. torch.backends.mkldnn.enabled = False: torch's gelu and convolution dispatch no longer pick
+#    oneDNN (its gelu_erf, its bias-first 1x1 kernel, its refusal words); chainrule ignored the flag.
+@pytest.fixture
+def onednn_off(monkeypatch):
+    monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)
+    monkeypatch.setattr(chainrule.backends.mkldnn, "enabled", False)
+
+
+@pytest.mark.parametrize("shape,out_channels", [((4, 64, 9), 8), ((8, 3, 5), 4), ((2, 64, 5, 5), 32)])
+def test_pointwise_conv_without_onednn_rounds_as_torchs_slow_kernel(shape, out_channels, onednn_off):
+    rng = np.random.RandomState(1)
+    x = rng.randn(*shape).astype(np.float32)
+    w = rng.randn(out_channels, shape[1], *(1,) * (len(shape) - 2)).astype(np.float32)
+    b = rng.randn(out_channels).astype(np.float32)
+    op = f"conv{len(shape) - 2}d"
+    expected = getattr(torch.nn.functional, op)(*map(torch.from_numpy, (x, w, b))).numpy()
+    got = getattr(chainrule.nn.functional, op)(*map(chainrule.from_numpy, (x, w, b))).numpy()
+    assert np.count_nonzero(got != expected) == 0
+
+
+def test_conv_refusal_without_onednn_is_the_slow_kernels(onednn_off):
+    _same(_conv("conv2d"), (4, 12, 8, 8), (8, 12, 3, 3), dtypes=("float32", "float64"))
+    _same(_conv("conv_transpose2d", groups=2), (2, 4, 5, 5), (4, 0, 3, 3), dtypes=("float32", "float32"))
+
+
+def test_gelu_without_onednn_takes_atens_formula(onednn_off):
+    x = (np.random.default_rng(0).standard_normal(4096) * 4).astype(np.float32)
+    got = chainrule.nn.functional.gelu(chainrule.from_numpy(x)).numpy()
+    strided = np.zeros(2 * x.size, np.float32)
+    strided[::2] = x  # a strided input: ATen's formula whatever the flag
+    aten = chainrule.nn.functional.gelu(chainrule.from_numpy(strided)[::2]).numpy()
+    assert np.count_nonzero(got != aten) == 0
+    expected = torch.nn.functional.gelu(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=2e-6, atol=1e-7)

@@ -614,7 +614,8 @@ def _bias_first_pointwise(x, w, b, geo: _Geometry):
             and not any(geo.pad_lo) and not any(geo.pad_hi) and geo.groups == 1
             and c <= _POINTWISE_CHAIN_MAX_CHANNELS and n * o * length * c <= _POINTWISE_CHAIN_MAX_WORK
             and not suggests_channels_last(x) and not suggests_channels_last(w)
-            and (n >= 16 or any(dl != 1 for dl in geo.dilation) or _config.torch_intra_op_threads() > 1)):
+            and (n >= 16 or any(dl != 1 for dl in geo.dilation) or _config.torch_intra_op_threads() > 1)
+            and cpu_features.onednn_enabled()):
         # (the last: torch's use_mkldnn gives a small undilated 1×1 batch to its slow kernel on one
         # thread, the bias copied into the output and the BLAS GEMM added onto it: the GEMM's rounding)
         return None
@@ -901,10 +902,10 @@ def _uses_onednn(input: Tensor, weight: Tensor, stride, dilation, groups: int, t
     """Whether torch's CPU dispatch runs this (batched) convolution on oneDNN (ConvParams::use_mkldnn,
     on the 4-d view a 1-d convolution gets): float16/bfloat16 where the CPU has the kernels; float32
     unless a small single-batch stride-1 convolution (or a 1x1 one on one thread) is cheaper on the
-    slow kernel; not a transpose whose output padding reaches its stride. It decides only which words
-    a dtype mismatch is refused in; ``torch.backends.mkldnn.enabled`` (a layer above ops) is taken as
-    set."""
-    if input.device.type != "cpu":
+    slow kernel; not a transpose whose output padding reaches its stride; never with
+    ``torch.backends.mkldnn.enabled`` False. It decides which words a refusal takes (and, with the
+    pointwise chain's own test, which rounding a float32 pointwise convolution keeps)."""
+    if input.device.type != "cpu" or not cpu_features.onednn_enabled():
         return False
     if transposed and any(op >= s for op, s in zip(output_padding, stride)):
         return False
