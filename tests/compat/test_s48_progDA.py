@@ -27,8 +27,10 @@ def _outcome(module, call):
 
 
 def _with_threads(n, call):
-    """Run ``call`` with torch's and chainrule's thread counts at ``n``, then restore both."""
+    """Run ``call`` with torch's and chainrule's thread counts at ``n``, then restore both (and
+    chainrule's record of a count set: set_num_threads makes it torch's intra-op count from then on)."""
     old_torch, old_chainrule = torch.get_num_threads(), chainrule.get_num_threads()
+    old_requested = chainrule._config._requested_threads
     torch.set_num_threads(n)
     chainrule.set_num_threads(n)
     try:
@@ -36,6 +38,7 @@ def _with_threads(n, call):
     finally:
         torch.set_num_threads(old_torch)
         chainrule.set_num_threads(old_chainrule)
+        chainrule._config._requested_threads = old_requested
 
 
 def _ones(module, shape, dtype):

@@ -22,7 +22,7 @@ from ..autograd import function as _function
 from ..autograd.function import Function, SavedValue, as_uint64, ctx_value, kept_value, name_node, saved
 from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, _wrap_dim
-from . import _cuda_kernels, _special
+from . import _cuda_kernels, _special, cpu_features
 from ._arg_parser import check_int, check_number
 from .elementwise import (
     LogSigmoidAdjoint,
@@ -569,9 +569,11 @@ _TANH_C = 0.044715
 
 def _onednn_gelu(x) -> bool:
     """Whether torch's CPU gelu (approximate='none') and its gradient run oneDNN's gelu_erf on x:
-    a contiguous float32 tensor of more than one element (ATen's use_mkldnn); 0-d, one-element and
-    strided inputs, and other dtypes, take ATen's x/2 (1 + erf(x/√2))."""
-    return type(x) is np.ndarray and x.dtype == np.float32 and x.size > 1 and x.flags.c_contiguous
+    a contiguous float32 tensor of more than one element (ATen's use_mkldnn), while
+    torch.backends.mkldnn.enabled; 0-d, one-element and strided inputs, and other dtypes, take
+    ATen's x/2 (1 + erf(x/√2))."""
+    return (type(x) is np.ndarray and x.dtype == np.float32 and x.size > 1 and x.flags.c_contiguous
+            and cpu_features.onednn_enabled())
 
 
 def _gelu_cdf_array(x):

@@ -613,7 +613,11 @@ def _bias_first_pointwise(x, w, b, geo: _Geometry):
             and all(k == 1 for k in geo.kernel) and all(st == 1 for st in geo.stride)
             and not any(geo.pad_lo) and not any(geo.pad_hi) and geo.groups == 1
             and c <= _POINTWISE_CHAIN_MAX_CHANNELS and n * o * length * c <= _POINTWISE_CHAIN_MAX_WORK
-            and not suggests_channels_last(x) and not suggests_channels_last(w)):
+            and not suggests_channels_last(x) and not suggests_channels_last(w)
+            and (n >= 16 or any(dl != 1 for dl in geo.dilation) or _config.torch_intra_op_threads() > 1)
+            and cpu_features.onednn_enabled()):
+        # (the last: torch's use_mkldnn gives a small undilated 1×1 batch to its slow kernel on one
+        # thread, the bias copied into the output and the BLAS GEMM added onto it: the GEMM's rounding)
         return None
     # x widened once: each channel's product is then a float64 multiply without a cast (18→16
     # on (32, 18, 9, 9), one thread: 0.94-0.98 ms instead of 1.01-1.19)
@@ -660,6 +664,8 @@ class Convolution(Function):
             ctx.geo = geo
         # the weight always (a parameter, alive anyway: torch's _saved_weight reads it)
         ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, w)
+        if x.shape[0] == 0 or x.shape[1] == 0:  # torch's Empty backend: no output channels without input ones
+            return array_module(x).zeros((x.shape[0], x.shape[1] and w.shape[0], *geo.out_shape), dtype=x.dtype)
         y = _bias_first_pointwise(x, w, bias[0], geo) if bias else None
         if y is None:
             y = _conv(x, w, geo)
@@ -674,6 +680,10 @@ class Convolution(Function):
         x, w = ctx.saved_values
         needs = ctx.needs_input_grad
         geo = ctx.geo
+        if ctx.in_channels == 0:  # nothing of either input reached the (empty) output
+            grads = (grad.new_zeros(ctx._input_meta[0][0]) if needs[0] else None,
+                     grad.new_zeros(ctx.w_shape) if needs[1] else None)
+            return grads + ((grad.new_zeros(ctx.w_shape[:1]) if needs[2] else None,) if len(needs) == 3 else ())
         # (recorded, the input gradient is the transposed conv's node: torch names it as the whole backward)
         grad_x = name_node(ConvInput.apply(grad, w, geo=geo, c=ctx.in_channels),
                            "ConvolutionBackwardBackward0") if needs[0] else None
@@ -708,6 +718,8 @@ class ConvInput(Function):
         ctx.geo = geo
         ctx.save_for_backward(grad if ctx.needs_input_grad[1] else None,
                               w if ctx.needs_input_grad[0] else None)
+        if grad.shape[0] == 0:  # torch's Empty backend
+            return array_module(grad).zeros((0, c, *geo.in_shape), dtype=grad.dtype)
         out = _conv_input(grad, w, geo, c)
         if bias:
             out = out + bias[0].reshape((-1,) + (1,) * len(geo.kernel))
@@ -890,10 +902,10 @@ def _uses_onednn(input: Tensor, weight: Tensor, stride, dilation, groups: int, t
     """Whether torch's CPU dispatch runs this (batched) convolution on oneDNN (ConvParams::use_mkldnn,
     on the 4-d view a 1-d convolution gets): float16/bfloat16 where the CPU has the kernels; float32
     unless a small single-batch stride-1 convolution (or a 1x1 one on one thread) is cheaper on the
-    slow kernel; not a transpose whose output padding reaches its stride. It decides only which words
-    a dtype mismatch is refused in; ``torch.backends.mkldnn.enabled`` (a layer above ops) is taken as
-    set."""
-    if input.device.type != "cpu":
+    slow kernel; not a transpose whose output padding reaches its stride; never with
+    ``torch.backends.mkldnn.enabled`` False. It decides which words a refusal takes (and, with the
+    pointwise chain's own test, which rounding a float32 pointwise convolution keeps)."""
+    if input.device.type != "cpu" or not cpu_features.onednn_enabled():
         return False
     if transposed and any(op >= s for op, s in zip(output_padding, stride)):
         return False
@@ -905,7 +917,7 @@ def _uses_onednn(input: Tensor, weight: Tensor, stride, dilation, groups: int, t
     kernel = (1, weight.shape[-1]) if weight.ndim == 3 else tuple(weight.shape[-2:])
     n = shape[0]
     if not (any(s != 1 for s in stride) or any(dl != 1 for dl in dilation) or n >= 16 or kernel != (1, 1)
-            or _config.get_num_threads() > 1):
+            or _config.torch_intra_op_threads() > 1):
         return False
     return groups > 1 or (kernel[0] > 3 and kernel[1] > 3) or n > 1 or math.prod(shape[:4]) > 20480
 
@@ -926,6 +938,28 @@ def _check_integer_kernel(input: Tensor, d: int, transposed: bool, dilation: tup
     else:
         return
     raise NotImplementedError(f"\"{kernel}\" not implemented for '{_dtype.scalar_name(dtype)}'")
+
+
+def _empty_backend(input: Tensor, weight: Tensor, d: int) -> bool:
+    """Whether torch's _select_conv_backend sends this (batched, shape-checked) convolution to its
+    Empty backend: an empty batch or no input channels. Any other empty input it refuses, with a
+    1-d convolution's input seen as the 2-d one it runs as; an empty batch times weight.view(-1)[0]
+    is an index error where the weight is empty too."""
+    n, c = input.shape[:2]
+    if n == 0 or c == 0:
+        if c and weight.numel() == 0:
+            raise IndexError("select(): index 0 out of range for tensor of size [0] at dimension 0")
+        return True
+    if input.numel() == 0:
+        shape = (n, c, 1, input.shape[2]) if d == 1 else input.shape
+        raise RuntimeError(f"Only zero batch or zero channel inputs are supported, but got input shape: {_fmt(shape)}")
+    return False
+
+
+# oneDNN's refusal of an empty kernel (a transposed one's per-group weight too), where torch's
+# dispatch gives it the convolution (_uses_onednn)
+_ONEDNN_REFUSES = ("could not create a primitive descriptor for the {} forward propagation primitive. Run workload "
+                   "with environment variable ONEDNN_VERBOSE=all to get additional diagnostic information.")
 
 
 def _convnd(input, weight, bias, stride, padding, dilation, groups, d: int, opname: str) -> Tensor:
@@ -953,9 +987,6 @@ def _convnd(input, weight, bias, stride, padding, dilation, groups, d: int, opna
     _check_weight_rank(input, weight)
     # conv's own bias check and complex_convolution's come first; the backend's after the shapes
     _check_dtypes(input, weight if input.dtype.is_complex else input, bias)
-    if weight.shape[0] == 0:
-        raise RuntimeError(f"Given groups={groups}, expected weight to be at least 1 at dimension 0, but got weight "
-                           f"of size {_fmt(weight.shape)} instead")
     kernel = tuple(weight.shape[2:])
     if isinstance(padding, str):
         if padding == "valid":
@@ -994,13 +1025,20 @@ def _convnd(input, weight, bias, stride, padding, dilation, groups, d: int, opna
         raise RuntimeError(f"Calculated padded input size per channel: ({' x '.join(map(str, padded))}). "
                            f"Kernel size: ({' x '.join(map(str, effective))}). Kernel size can't be greater "
                            "than actual input size")
-    if weight.dtype != input.dtype:  # (the backend choice is worked out only for a refusal's words)
-        if input.shape[0] == 0:  # torch's empty-batch backend reads no kernel: no check, the input's dtype
-            weight = weight.to(input.dtype)
-        else:
+    if _empty_backend(input, weight, d):
+        # torch's Empty backend reads no kernel, so checks no kernel size or dtype: an empty batch
+        # keeps the input's dtype (input * weight[0]); no channels, the two dtypes promoted
+        # (input.view(-1) * weight.view(-1)), and no output channels
+        dtype = _dtype.promote_types(input.dtype, weight.dtype) if c == 0 else input.dtype
+        input, weight = input.to(dtype), weight.to(dtype)
+        bias = None if bias is None else bias.to(dtype)
+    else:
+        if weight.dtype != input.dtype:  # (the backend choice is worked out only for a refusal's words)
             _check_dtypes(input, weight, bias, onednn=_uses_onednn(input, weight, stride, dilation, groups))
-    _check_kernel_size(weight, d)
-    _check_integer_kernel(input, d, False, dilation)
+        if any(k == 0 for k in kernel) and _uses_onednn(input, weight, stride, dilation, groups):
+            raise RuntimeError(_ONEDNN_REFUSES.format("convolution"))
+        _check_kernel_size(weight, d)
+        _check_integer_kernel(input, d, False, dilation)
     geo = _Geometry(kernel, stride, pad_lo, pad_hi, dilation, groups, in_shape)
     args = (input, weight) if bias is None else (input, weight, bias)
     out = Convolution.apply(*args, geo=geo)
@@ -1068,13 +1106,27 @@ def _conv_transposend(input, weight, bias, stride, padding, output_padding, grou
     if bias is not None and (bias.ndim != 1 or bias.shape[0] != c_out):
         raise RuntimeError(f"Given transposed=1, weight of size {_fmt(weight.shape)}, expected bias to be "
                            f"1-dimensional with {c_out} elements, but got bias of size {_fmt(bias.shape)} instead")
+    kernel = tuple(weight.shape[2:])
+    out_shape = tuple(input.shape[2:])
+    in_shape = tuple((m - 1) * s - 2 * p + dl * (k - 1) + op + 1
+                     for m, s, p, dl, k, op in zip(out_shape, stride, padding, dilation, kernel, output_padding))
+    empty = _empty_backend(input, weight, d)  # (no channels is refused above: the weight has none)
+    if empty and any(m < 0 for m in in_shape):  # its output.view(size): no output-size check
+        shape = (*input.shape[:1], c_out, 1, *in_shape) if d == 1 else (*input.shape[:1], c_out, *in_shape)
+        at = next(i for i, m in enumerate(shape) if m < 0)
+        raise RuntimeError(f"invalid shape dimension {shape[at]} at index {at} of shape {_fmt(shape)}")
     mismatch = weight.dtype != input.dtype or (bias is not None and bias.dtype != input.dtype)
-    if mismatch and input.shape[0] == 0 and not input.dtype.is_complex:
+    if mismatch and empty and not input.dtype.is_complex:
         # torch's empty-batch backend reads no kernel: no check, the output in the input's dtype
         weight = weight.to(input.dtype)
         bias = None if bias is None else bias.to(input.dtype)
         mismatch = False
     onednn = mismatch and _uses_onednn(input, weight, stride, dilation, groups, True, output_padding)
+    if not (empty or onednn):  # the slow kernels check the shapes before the types, oneDNN's dispatch after
+        _check_transposed_kernel(input, weight, stride, dilation, groups, output_padding, d)
+        if any(m <= 0 for m in in_shape):
+            raise RuntimeError(f"Given input size per channel: ({' x '.join(map(str, out_shape))}). Calculated "
+                               f"output size per channel: ({' x '.join(map(str, in_shape))}). Output size is too small")
     if d < 3 and bias is not None and bias.dtype != input.dtype and input.device.type == "cpu" and not onednn:
         # torch's slow CPU conv_transpose1d/2d add the bias into the output in place (output.add_(bias)):
         # any dtype whose promotion with the input's casts back to it (the bias keeps its own dtype for
@@ -1087,29 +1139,10 @@ def _conv_transposend(input, weight, bias, stride, padding, output_padding, grou
                                f"{_dtype.scalar_name(input.dtype)}")
         bias = bias.to(input.dtype)
     _check_dtypes(input, weight, bias, transposed=True, onednn=onednn)
-    # torch's CPU kernels: slow_conv_transpose3d checks the weight is not empty first, the 2-d one
-    # (conv_transpose1d runs as it, with a height-1 kernel) checks the kernel and output padding first
-    if d == 3 and weight.numel() == 0:
-        raise RuntimeError("non-empty 5D (n_output_plane x n_input_plane x kernel_depth x kernel_height x "
-                           f"kernel_width) tensor expected for weight, but got: {_fmt(weight.shape)}")
-    if d < 3:
-        _check_kernel_size(weight, d)
-    if any(op >= s and op >= dl for op, s, dl in zip(output_padding, stride, dilation)):
-        raise RuntimeError("output padding must be smaller than either stride or dilation, but got "
-                           + _per_axis(d, output_padding=output_padding, stride=stride, dilation=dilation))
-    if weight.numel() == 0:
-        shape = (*weight.shape[:2], 1, weight.shape[2]) if d == 1 else weight.shape
-        raise RuntimeError(f"non-empty 2D or 4D weight tensor expected, but got: {_fmt(shape)}")
-    kernel = tuple(weight.shape[2:])
-    out_shape = tuple(input.shape[2:])
-    in_shape = tuple((m - 1) * s - 2 * p + dl * (k - 1) + op + 1
-                     for m, s, p, dl, k, op in zip(out_shape, stride, padding, dilation, kernel, output_padding))
-    if any(m <= 0 for m in in_shape):
-        raise RuntimeError(f"Given input size per channel: ({' x '.join(map(str, out_shape))}). Calculated output "
-                           f"size per channel: ({' x '.join(map(str, in_shape))}). Output size is too small")
+    if not empty:
+        _check_integer_kernel(input, d, True, dilation)
     # conv_transpose is Cᵀ of the conv whose input has the transpose's output shape; the
     # output_padding extra positions are simply not reached by that conv
-    _check_integer_kernel(input, d, True, dilation)
     geo = _Geometry(kernel, stride, padding, padding, dilation, groups, in_shape, out_shape)
     args = (input, weight) if bias is None else (input, weight, bias)
     out = ConvInput.apply(*args, geo=geo, c=c_out)
@@ -1124,6 +1157,27 @@ def _conv_transposend(input, weight, bias, stride, padding, output_padding, grou
         out._data[...] = conv_transpose_values(half(input), half(weight), None if bias is None else half(bias),
                                                stride, padding, dilation, groups, in_shape)
     return out.squeeze(0) if unbatched else out
+
+
+def _check_transposed_kernel(input, weight, stride, dilation, groups, output_padding, d: int) -> None:
+    """torch's checks of a transposed convolution's weight, as each kernel makes them on one group's
+    (C_in/groups, C_out/groups, *k) weight: oneDNN's refusal of an empty one; slow_conv_transpose3d
+    checks it is not empty first, the 2-d one (conv_transpose1d runs as it, with a height-1 kernel)
+    checks the kernel and output padding first."""
+    if weight.numel() == 0 and _uses_onednn(input, weight, stride, dilation, groups, True, output_padding):
+        raise RuntimeError(_ONEDNN_REFUSES.format("deconvolution"))
+    per_group = (weight.shape[0] // groups, *weight.shape[1:])
+    if d == 3 and weight.numel() == 0:
+        raise RuntimeError("non-empty 5D (n_output_plane x n_input_plane x kernel_depth x kernel_height x "
+                           f"kernel_width) tensor expected for weight, but got: {_fmt(per_group)}")
+    if d < 3:
+        _check_kernel_size(weight, d)
+    if any(op >= s and op >= dl for op, s, dl in zip(output_padding, stride, dilation)):
+        raise RuntimeError("output padding must be smaller than either stride or dilation, but got "
+                           + _per_axis(d, output_padding=output_padding, stride=stride, dilation=dilation))
+    if weight.numel() == 0:
+        shape = (*per_group[:2], 1, per_group[2]) if d == 1 else per_group
+        raise RuntimeError(f"non-empty 2D or 4D weight tensor expected, but got: {_fmt(shape)}")
 
 
 def conv_transpose1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,

@@ -3091,8 +3091,14 @@ def nonzero_indices(input: Tensor, as_tuple: bool = False):
         # NumPy's per-dim indices are strided views of one (n, ndim) block; torch's are contiguous (stride (1,))
         return tuple(Tensor._make(xp.array(i, dtype=np.int64)) for i in xp.nonzero(xp.atleast_1d(array)))
     if array.ndim == 0:
-        return Tensor._make(xp.zeros((int(bool(array)), 0), dtype=np.int64))
-    return Tensor._make(xp.argwhere(array).astype(np.int64, copy=False))
+        out = xp.zeros((int(bool(array)), 0), dtype=np.int64)
+    else:
+        out = xp.argwhere(array).astype(np.int64, copy=False)
+    if not out.shape[0] and xp is np:
+        # torch writes the (n, ndim) result column by column, strides (1, n), and keeps them when
+        # n is 0: (1, 0), where a fresh empty array would report the contiguous (ndim, 1)
+        out = np.lib.stride_tricks.as_strided(out, out.shape, (out.itemsize, 0))
+    return Tensor._make(out)
 
 
 def argwhere(input: Tensor) -> Tensor:
