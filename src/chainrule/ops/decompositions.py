@@ -1253,31 +1253,39 @@ def linalg_lu_solve(LU: Tensor, pivots: Tensor, B: Tensor, *, left: bool = True,
 
 
 # ---------------------------------------------------------------- matrix exponential
-# Padé [13/13] coefficients and its scaling threshold θ₁₃ (Higham 2005, "The scaling and squaring
-# method for the matrix exponential revisited")
-_PADE_13 = (64764752532480000.0, 32382376266240000.0, 7771770303897600.0, 1187353796428800.0,
-            129060195264000.0, 10559470521600.0, 670442572800.0, 33522128640.0, 1323241920.0,
-            40840800.0, 960960.0, 16380.0, 182.0, 1.0)
-_THETA_13 = 5.371920351148152
+# Taylor coefficients 1/k! up to degree 18, and the 1-norm up to which the degree-18 remainder
+# (‖X‖^19 / 19!) stays below the dtype's unit roundoff: 1.09 in double, 3.01 in single precision.
+# Like torch's (an optimised Taylor polynomial, Bader, Blanes & Casas 2019), the polynomial takes
+# matmuls and sums only, no solve, so structural zeros and ones survive exactly: the bottom block of
+# exp([[A, B], [0, 0]]) is exactly I, a triangular input gives a triangular result.
+_TAYLOR_18 = tuple(1.0 / math.factorial(k) for k in range(19))
+_THETA_18 = {np.dtype(np.float64): 1.09, np.dtype(np.complex128): 1.09,
+             np.dtype(np.float32): 3.01, np.dtype(np.complex64): 3.01}
 
 
 def _expm_array(xp, A):
-    """exp(A) for a batch by scaling and squaring with Padé [13/13]; each matrix is scaled by its
-    own 2^-s and squared s times."""
+    """exp(A) for a batch by scaling and squaring a degree-18 Taylor polynomial, evaluated by
+    Paterson-Stockmeyer in powers of X⁴; each matrix is scaled by its own 2^-s and squared s times."""
     n = A.shape[-1]
     if A.size == 0:
         return A.copy()
     norms = xp.abs(A).sum(-2).max(-1)  # 1-norms
-    exponents = xp.maximum(0, xp.ceil(xp.log2(xp.maximum(norms, 1e-300) / _THETA_13))).astype(np.int64)
+    theta = _THETA_18.get(A.dtype, 1.09)
+    exponents = xp.maximum(0, xp.ceil(xp.log2(xp.maximum(norms, 1e-300) / theta))).astype(np.int64)
     X = A / (2.0 ** exponents)[..., None, None].astype(A.dtype)
-    b = _PADE_13
+    c = _TAYLOR_18
     identity = xp.eye(n, dtype=A.dtype)
     X2 = X @ X
+    X3 = X2 @ X
     X4 = X2 @ X2
-    X6 = X4 @ X2
-    U = X @ (X6 @ (b[13] * X6 + b[11] * X4 + b[9] * X2) + b[7] * X6 + b[5] * X4 + b[3] * X2 + b[1] * identity)
-    V = X6 @ (b[12] * X6 + b[10] * X4 + b[8] * X2) + b[6] * X6 + b[4] * X4 + b[2] * X2 + b[0] * identity
-    result = xp.linalg.solve(V - U, V + U)
+
+    def block(k):  # c_k I + c_{k+1} X + c_{k+2} X² + c_{k+3} X³, cut at degree 18
+        terms = [c[k] * identity, c[k + 1] * X, c[k + 2] * X2] + ([c[k + 3] * X3] if k + 3 <= 18 else [])
+        return sum(terms[1:], terms[0])
+
+    result = block(16)
+    for k in (12, 8, 4, 0):
+        result = result @ X4 + block(k)
     if not has_values(A):
         return result.astype(A.dtype, copy=False)
     for step in range(int(exponents.max()) if exponents.size else 0):
@@ -1314,7 +1322,7 @@ class MatrixExp(Function):
 
 def matrix_exp(input: Tensor) -> Tensor:
     """torch.matrix_exp / torch.linalg.matrix_exp: the matrix exponential of a (batch of) square
-    matrix, by scaling and squaring with a Padé approximant (torch names the tensor ``input`` in both)."""
+    matrix, by scaling and squaring a degree-18 Taylor polynomial (torch names the tensor ``input`` in both)."""
     _check_square(input, "linalg.matrix_exp")
     return MatrixExp.apply(input)
 
