@@ -260,7 +260,7 @@ class CLIP(nn.Module):
 
 # --- training -----------------------------------------------------------------------------------------
 train_images, train_texts, train_labels = make_pairs(480)
-val_images, val_texts, val_labels = make_pairs(96)
+val_images, val_texts, val_labels = make_pairs(288)
 
 model = CLIP(embed_dim=16, image_resolution=8, vision_layers=1, vision_width=32, vision_patch_size=2,
              context_length=CONTEXT, vocab_size=len(VOCAB), transformer_width=32, transformer_heads=4,
@@ -285,7 +285,7 @@ optimizer = torch.optim.AdamW(
 )
 print(f"groups: {len(gain_or_bias_params)} without decay, {len(rest_params)} with decay")
 
-EPOCHS, BATCH = 8, 48
+EPOCHS, BATCH = 16, 48
 for epoch in range(EPOCHS):
     model.train()
     perm = torch.randperm(len(train_images))

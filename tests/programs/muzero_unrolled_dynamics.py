@@ -42,7 +42,7 @@ class MuZeroConfig:
         self.batch_size = 64
         self.lr_init = 0.005
         self.weight_decay = 1e-4
-        self.training_steps = 300
+        self.training_steps = 600
 
 
 def mlp(input_size, layer_sizes, output_size, output_activation=torch.nn.Identity, activation=torch.nn.ELU):

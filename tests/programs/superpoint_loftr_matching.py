@@ -348,7 +348,7 @@ def evaluate(net, matcher, pairs):
 
 
 train_pairs = make_pairs(48)
-test_pairs = make_pairs(16)
+test_pairs = make_pairs(64)
 train_labels0 = labels2Dto3D(train_pairs[3])
 train_labels1 = labels2Dto3D(train_pairs[4])
 train_conf_gt = spvs_coarse(train_pairs[2])

@@ -565,7 +565,7 @@ def evaluate(model, images, batch, conf=0.25):
 
 
 train_images, train_batch = make_batch(64)
-test_images, test_batch = make_batch(24)
+test_images, test_batch = make_batch(96)
 
 model = TinyYOLO()
 criterion = v8DetectionLoss(model, tal_topk=5)
@@ -573,7 +573,7 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=5e-4)
 
 batch_size = 16
 first, last = None, None
-for epoch in range(12):
+for epoch in range(20):
     perm = torch.randperm(len(train_images))
     running = torch.zeros(3)
     for start in range(0, len(perm), batch_size):
