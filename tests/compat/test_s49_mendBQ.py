@@ -160,3 +160,28 @@ def test_a_gradient_through_an_index_whose_handler_runs_the_op_twice_is_refused(
     np.testing.assert_allclose(_plain(made.second), _plain(expected[1]))
     with pytest.raises(NotImplementedError, match="wrapper subclass index or target"):
         call(chainrule, x, target)
+
+
+_INTEGER_KERNELS = {
+    "floor_divide_number": lambda lib, i, j: i // 2,
+    "floor_divide_tensor": lambda lib, i, j: i // j,
+    "remainder_number": lambda lib, i, j: i % 3,
+    "remainder_tensor": lambda lib, i, j: i % j,
+    "fmod_number": lambda lib, i, j: lib.fmod(i, 3),
+    "div_trunc": lambda lib, i, j: i.div(j, rounding_mode="trunc"),
+    "div_floor_number": lambda lib, i, j: lib.div(i, 2, rounding_mode="floor"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_INTEGER_KERNELS))
+def test_an_integer_kernel_of_a_wrapper_runs_in_its_handler(name):
+    """Integer remainder and floor division compute on the arrays, no Function recording them: over a
+    wrapper that was its placeholder (``idx % n`` gave zeros, ``idx % idx`` raised ZeroDivisionError)."""
+    found = {}
+    for lib in _LIBS:
+        logging_tensor, log = _logging_tensor(lib)
+        i = logging_tensor(lib.tensor([7, -5, 4, 0]))
+        j = logging_tensor(lib.tensor([3, 2, -3, 5]))
+        made = _INTEGER_KERNELS[name](lib, i, j)
+        found[lib] = (type(made).__name__, _plain(made).tolist(), [op.rsplit(".", 1)[0] for op in log])
+    assert found[chainrule] == found[real_torch]
