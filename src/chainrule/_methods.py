@@ -1795,6 +1795,14 @@ def _index_put_form(op: str, first: int):
                             f"not {type(values).__name__}")
         if not isinstance(accumulate, (bool, np.bool_)):
             raise TypeError(f"{op}(): argument 'accumulate' must be bool, not {type(accumulate).__name__}")
+        if not op.endswith("_") and _function.active_dispatch is not None and any(
+                isinstance(t, Tensor) and t._wrapper_strides is not None for t in indices):
+            # a wrapper subclass index's values live in it, not in its placeholder: its handler answers
+            # aten.index_put (argument_dispatch)
+            made = _function.argument_dispatch("index_put", index_put, (
+                self, list(indices), values, *((accumulate,) if accumulate else ())), {})
+            if made is not _function.RUN_UNDISPATCHED:
+                return made
         key = _index_put_key(self, indices, first - 1)
         _index._check_index_put(self, tuple(indices), key, values, accumulate)  # a uint8 mask, the dtypes
         if not op.endswith("_"):
@@ -1814,6 +1822,12 @@ _INDEX_PUT_SAVED = {"_saved_accumulate": kept_value("accumulate"), "_saved_indic
 
 def _put(self: Tensor, index: Tensor, source: Tensor, accumulate: bool = False) -> Tensor:
     """torch.put: a copy of self with the elements at flat ``index`` (negative counts from the end) set from source."""
+    if _function.active_dispatch is not None and isinstance(index, Tensor) and index._wrapper_strides is not None:
+        # (a wrapper subclass index: its handler answers aten.put, argument_dispatch)
+        made = _function.argument_dispatch("put", _put, (self, index, source, *((accumulate,) if accumulate else ())),
+                                           {})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     n = self._data.size
     flat_index = _index._index_array(index, "put").reshape(-1)
     if isinstance(source, Tensor) and source._data.dtype != self._data.dtype:  # torch casts nothing here

@@ -743,7 +743,9 @@ def _fixed_gradient(node, i: int, g, meta: tuple):
     if g._data.dtype != dtype:
         if g._data.dtype.kind == "c" and dtype.kind != "c":
             g = g.real  # a real input's gradient is the real part (torch's convention for C -> R casts)
-        g = g.to(dtype=_np_to_dtype(dtype)) if _grad_state.enabled else Tensor._make(g._data.astype(dtype))
+        # (a wrapper subclass's values live in it, not in its placeholder: its handler casts it, aten._to_copy)
+        g = g.to(dtype=_np_to_dtype(dtype)) if _grad_state.enabled or g._wrapper_strides is not None else \
+            Tensor._make(g._data.astype(dtype))
     if _anomaly.enabled and _anomaly.check_nan:
         _check_nan(node, i, g)
     return g

@@ -110,6 +110,10 @@ node_dispatch = None
 # implicit seed ask while active_dispatch is set; the innermost mode's handler (or a wrapper's among
 # args) makes the tensor, or RUN_UNDISPATCHED
 factory_dispatch = None
+# argument_dispatch(name, op, args, kwargs): an op function whose integer or bool argument (index, mask, target)
+# is a wrapper subclass asks this before reading it: the wrapper's handler answers aten.<name>, the gradient
+# recorded over the handler's real argument (utils._python_dispatch), or RUN_UNDISPATCHED
+argument_dispatch = None
 # (op class, input, {name: value}): the arguments of the next op's call as the user wrote them where
 # its params keep them normalised (softmax(-1), view(-1), squeeze()), which a dispatch mode shows as
 # given; an op function notes them just before applying the op, only while active_dispatch is set

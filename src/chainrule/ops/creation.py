@@ -405,6 +405,11 @@ def tensor(data, *, dtype=None, device=None, requires_grad: builtins.bool = Fals
         _check_numpy_array(data)
     if isinstance(data, Tensor):
         _warn_copy_construct()
+        if data._wrapper_strides is not None and _function.active_dispatch is not None and device is None:
+            # a wrapper subclass's values live in it, not in its placeholder: torch copies it as
+            # aten.detach then aten._to_copy, which its handler answers
+            made = data.detach().to(dtype=data.dtype if dtype is None else dtype, copy=True)
+            return made.requires_grad_(True) if requires_grad else made
     made = _finish(_to_array(data, dtype, copy=True, device=device), requires_grad)
     if _function.active_dispatch is not None:  # a mode sees the new tensor lifted in (aten.lift_fresh)
         made._requires_grad = False  # (below autograd; the flag is set again above it)

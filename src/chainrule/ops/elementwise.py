@@ -1315,6 +1315,10 @@ def div(input, other, *, rounding_mode=_TRUE_DIVISION, out=None) -> Tensor:
         refuse_kernel(a, f"div_{rounding_mode}_cpu")
     xp = array_module(a, b)
     if a._data.dtype.kind in "iu":
+        made = _integer_kernel_on_wrapper("div.Tensor_mode", div, input, other,  # (torch wraps a number)
+                                          {"rounding_mode": rounding_mode})
+        if made is not None:
+            return made
         x, y = _kernel_arrays("div", a, b)
         _dtype.refuse_wide_unsigned(f"elementwise.div_{rounding_mode}", x)
         _check_integer_divisor(y)
@@ -1441,6 +1445,10 @@ def floor_divide(input, other) -> Tensor:
 
     ``input / other`` rounded down to an integer value, elementwise (torch.floor_divide)."""
     _one_device("floor_divide", input, other)
+    if isinstance(input, Tensor) and not (input.dtype.is_floating_point or input.dtype.is_complex):
+        made = _integer_kernel_on_wrapper("floor_divide.default", floor_divide, input, other)  # (torch wraps a number)
+        if made is not None:
+            return made
     out = div(input, other, rounding_mode="floor")
     if out.grad_fn is None:
         return out
@@ -1504,6 +1512,17 @@ class Fmod(Function):
         return grad, grad_b
 
 
+def _integer_kernel_on_wrapper(name: str, op, input, other, kwargs: dict | None = None):
+    """An integer op no Function records (its kernel runs on the arrays: remainder, floor division) with a
+    wrapper subclass operand, whose values live in it and not in its placeholder: the wrapper's handler
+    answers aten.<name> (as torch's), ``func`` running ``op`` on what it unwrapped; None otherwise."""
+    if _function_module.active_dispatch is None or not any(
+            isinstance(t, Tensor) and t._wrapper_strides is not None for t in (input, other)):
+        return None
+    made = _function_module.factory_dispatch(name, op, (input, other), kwargs or {})
+    return None if made is _function_module.RUN_UNDISPATCHED else made
+
+
 def _check_integer_divisor(divisor) -> None:
     """Integer division by zero has no value; torch raises where NumPy would return 0 and warn."""
     xp = array_module(divisor)
@@ -1521,6 +1540,10 @@ def remainder(input, other) -> Tensor:
         refuse_kernel(a, "remainder_cpu")
     xp = array_module(a, b)
     if a._data.dtype.kind in "iub":
+        made = _integer_kernel_on_wrapper(f"remainder.{'Tensor' if isinstance(other, Tensor) else 'Scalar'}",
+                                          remainder, input, other)
+        if made is not None:
+            return made
         x, y = _kernel_arrays("remainder", a, b)
         _check_integer_divisor(y)
         return _laid_out(Tensor._make(xp.mod(x, y)), a, b)
@@ -1618,6 +1641,10 @@ def fmod(input, other) -> Tensor:
         refuse_kernel(a, "fmod_cpu")
     xp = array_module(a, b)
     if a._data.dtype.kind in "iub":
+        made = _integer_kernel_on_wrapper(f"fmod.{'Tensor' if isinstance(other, Tensor) else 'Scalar'}", fmod, input,
+                                          other)
+        if made is not None:
+            return made
         x, y = _kernel_arrays("fmod", a, b)
         _check_integer_divisor(y)
         return _laid_out(Tensor._make(xp.fmod(x, y)), a, b)

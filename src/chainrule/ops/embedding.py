@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
+from ..autograd import function as _function
 from ..autograd.function import Function, as_uint64, ctx_value, name_node
 from ..tensor import Tensor
 from . import cpu_norm_order
@@ -121,9 +122,24 @@ class ScaleGradient(Function):
         return grad * Tensor._make(ctx.scale)
 
 
+def _aten_embedding(weight: Tensor, indices: Tensor, padding_idx: int = -1, scale_grad_by_freq: bool = False,
+                    sparse: bool = False) -> Tensor:
+    """aten.embedding's signature (a wrapper's handler runs it): no padding row is -1."""
+    return embedding(indices, weight, None if padding_idx == -1 else padding_idx,
+                     scale_grad_by_freq=scale_grad_by_freq, sparse=sparse)
+
+
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max_norm: float | None = None,
               norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
     """F.embedding: rows of ``weight`` (num_embeddings, dim) picked by the integer ``input``."""
+    if input._wrapper_strides is not None and max_norm is None and _function.active_dispatch is not None:
+        # a wrapper subclass's indices live in it, not in its placeholder: its handler answers aten.embedding
+        args = [weight, input, -1 if padding_idx is None else padding_idx, scale_grad_by_freq, sparse]
+        while len(args) > 2 and args[-1] == (-1, False, False)[len(args) - 3]:  # (torch's: defaults left out)
+            args.pop()
+        made = _function.argument_dispatch("embedding", _aten_embedding, tuple(args), {})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     if weight.ndim != 2:
         raise RuntimeError(f"'weight' must be 2-D (embedding got a weight of shape {list(weight.shape)})")
     if input._data.dtype not in (np.int64, np.int32):

@@ -983,6 +983,8 @@ def getitem(input: Tensor, key) -> Tensor:
         # integers in range and plain slices making at most one torch step (``x[:, 3]``, ``x[1:, :]``):
         # nothing to convert and nothing to refuse, one node named after that step (see _one_step_read)
         return _read(input, key, key, read, "assign")
+    if _function.active_dispatch is not None and (made := _by_wrapper_key(input, key)) is not None:
+        return made
     key = _numpy_keys_as_tensors(key)
     given = key
     if _vmap_frames._frames:
@@ -1006,6 +1008,24 @@ def getitem(input: Tensor, key) -> Tensor:
     if not basic:
         return _read(input, key, given, Index, _scatter_mode(key, basic))
     return _read(input, key, given, _basic_read(key, input._data.shape), "assign")
+
+
+def _by_wrapper_key(input: Tensor, key):
+    """``input[key]`` whose key holds a wrapper subclass (its values live in it, not in its placeholder), the
+    other items tensors or ``:``: the wrapper's handler answers aten.index.Tensor, as torch's indexing calls
+    it (argument_dispatch); None for any other key."""
+    items = key if key.__class__ is tuple else (key,)
+    if not any(isinstance(item, Tensor) and item._wrapper_strides is not None for item in items) or not all(
+            isinstance(item, Tensor) or (type(item) is slice and item == slice(None)) for item in items):
+        return None
+    made = _function.argument_dispatch("index.Tensor", _aten_index, (
+        input, [item if isinstance(item, Tensor) else None for item in items]), {})
+    return None if made is _function.RUN_UNDISPATCHED else made
+
+
+def _aten_index(input: Tensor, indices: list) -> Tensor:
+    """aten.index.Tensor's signature (a wrapper's handler runs it): None stands for ``:``."""
+    return getitem(input, tuple(slice(None) if item is None else item for item in indices))
 
 
 def _integers_in_range(key: tuple, shape: tuple) -> bool:
@@ -2123,13 +2143,17 @@ def _scatter_add_array(out: np.ndarray, index: np.ndarray, dim: int, src: np.nda
 
 def _answered_by_wrapper_index(name: str, op, index, args: tuple, kwargs: dict | None = None):
     """An index-taking op whose index is a wrapper subclass (its values live in its attributes, the
-    array beneath is a placeholder): its handler answers ``aten.<name>`` with the arguments as given;
-    None when the index is no wrapper. A gradient through such a call is refused, not dropped."""
+    array beneath is a placeholder): its handler answers ``aten.<name>`` with the arguments as given, the
+    gradient recorded over the index the handler handed its call (argument_dispatch); None when the index is
+    no wrapper. Under a dispatch mode a gradient through such a call is refused, not dropped."""
     if not isinstance(index, Tensor) or index._wrapper_strides is None or _function.active_dispatch is None:
         return None
+    made = _function.argument_dispatch(name, op, args, kwargs or {})
+    if made is not _function.RUN_UNDISPATCHED:
+        return made
     if is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in args):
         raise NotImplementedError(f"{name.partition('.')[0]}(): a gradient through a wrapper subclass index "
-                                  f"({type(index).__name__}) is not supported")
+                                  f"({type(index).__name__}) under a dispatch mode is not supported")
     made = _function.factory_dispatch(name, op, args, kwargs or {})
     return None if made is _function.RUN_UNDISPATCHED else made
 
@@ -2440,6 +2464,10 @@ def scatter_reduce(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: 
     """torch.scatter_reduce: reduce ``src`` into ``input`` at ``index`` along ``dim`` with
     sum / prod / mean / amax / amin; ``include_self`` counts input's own value in the reduction.
     amax/amin share the gradient evenly among ties, as torch."""
+    made = _answered_by_wrapper_index("scatter_reduce.two", scatter_reduce, index, (input, dim, index, src, reduce),
+                                      {} if include_self is True else {"include_self": include_self})
+    if made is not None:
+        return made
     xp = array_module(input)
     from .elementwise import where
 
@@ -2683,6 +2711,10 @@ class IndexAdd(Function):
 def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1) -> Tensor:
     """torch.index_add: a copy of ``input`` with ``alpha * source`` slabs added at ``index``
     along ``dim`` (repeated indices accumulate)."""
+    made = _answered_by_wrapper_index("index_add", index_add, index, (input, dim, index, source),
+                                      {} if alpha == 1 else {"alpha": alpha})
+    if made is not None:
+        return made
     index_func_meta("index_add", input, dim, index, source)
     array, d = _index_dim(input, dim, index, "index_add", alpha)
     alpha = checked_scalar(alpha, input.dtype)  # -1 on uint8 adds 255 times, wrapping, as torch
@@ -2718,6 +2750,10 @@ class IndexFill(Function):
 def index_fill(input: Tensor, dim: int, index: Tensor, value) -> Tensor:
     """torch.index_fill: a copy of ``input`` with the slabs ``index`` along ``dim`` set to ``value``
     (a number, or a 0-d tensor, which then receives the filled slots' gradient)."""
+    made = _answered_by_wrapper_index("index_fill.int_Tensor" if isinstance(value, Tensor) else "index_fill.int_Scalar",
+                                      index_fill, index, (input, dim, index, value))
+    if made is not None:
+        return made
     xp = array_module(input)
     if isinstance(value, Tensor) and value._data.ndim != 0:
         raise RuntimeError(f"index_fill_ only supports a 0-dimensional value tensor, but got tensor "
@@ -2770,6 +2806,9 @@ class IndexCopy(Function):
 def index_copy(input: Tensor, dim: int, index: Tensor, source: Tensor) -> Tensor:
     """torch.index_copy: a copy of ``input`` with slab ``i`` of ``source`` written at ``index[i]``
     along ``dim``."""
+    made = _answered_by_wrapper_index("index_copy", index_copy, index, (input, dim, index, source))
+    if made is not None:
+        return made
     _wrap_dim(dim, input._data.ndim, "index_copy")  # torch checks the dim first
     if isinstance(source, Tensor) and source._data.ndim == 0 and isinstance(index, Tensor) and index._data.size != 1:
         raise IndexError(f"index_copy_(): When source is scalar, index should have one element "
@@ -2890,6 +2929,9 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
 
 def masked_select(input: Tensor, mask: Tensor) -> Tensor:
     """torch.masked_select: the 1-D tensor of ``input``'s elements where ``mask`` (broadcast) is True."""
+    made = _answered_by_wrapper_index("masked_select", masked_select, mask, (input, mask))
+    if made is not None:
+        return made
     from .shape import broadcast_tensors
 
     _check_mask(mask, "masked_select")
@@ -2938,6 +2980,9 @@ class MaskedScatter(Function):
 def masked_scatter(input: Tensor, mask: Tensor, source: Tensor) -> Tensor:
     """torch.masked_scatter: ``input`` with the masked slots filled, in order, from ``source``
     (of ``input``'s dtype: torch casts neither)."""
+    made = _answered_by_wrapper_index("masked_scatter", masked_scatter, mask, (input, mask, source))
+    if made is not None:
+        return made
     return _masked_scatter(input, mask, source)
 
 
@@ -3021,6 +3066,9 @@ masked_scatter_in_place.__name__ = "masked_scatter"  # (the in-place op's name: 
 def take(input: Tensor, index: Tensor) -> Tensor:
     """torch.take: ``input`` read as 1-D at ``index`` (negative indices count from the end);
     the result has ``index``'s shape."""
+    made = _answered_by_wrapper_index("take", take, index, (input, index))
+    if made is not None:
+        return made
     array = _index_array(index, "take")
     n = input._data.size
     if n == 0 and array.size:

@@ -14,6 +14,7 @@ import numpy as np
 from .. import _dtype, _vmap_frames
 from .._backend import array_module
 from .._opmath import cpu_autocast_policy
+from ..autograd import function as _function
 from ..autograd.function import name_node
 from ..tensor import Tensor
 from . import elementwise as ew
@@ -88,11 +89,29 @@ def _class_targets(input: Tensor, target: Tensor):
     return input.reshape(samples, input.shape[-1] if input.dim() else 1), target.reshape(-1)
 
 
+_REDUCTIONS = ("none", "mean", "sum")  # (aten's Reduction enum)
+
+
+def _aten_multi_margin_loss(input, target, p=1, margin=1, weight=None, reduction=1):
+    """aten.multi_margin_loss's signature (a wrapper's handler runs it): the reduction as aten's enum."""
+    return multi_margin_loss(input, target, p, margin, weight, reduction=_REDUCTIONS[reduction])
+
+
 @honours_legacy_flags
 @cpu_autocast_policy("float32")
 def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float = 1.0, weight: Tensor | None = None,
                       size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """F.multi_margin_loss: per sample, ``Σ_{j≠y} w_y max(0, margin - x_y + x_j)^p / C`` (p is 1 or 2)."""
+    if _function.active_dispatch is not None and isinstance(target, Tensor) and target._wrapper_strides is not None \
+            and p in (1, 2) and reduction in _REDUCTIONS:
+        # a wrapper subclass target's values live in it, not in its placeholder: its handler answers
+        # aten.multi_margin_loss as torch's F.multi_margin_loss calls it (argument_dispatch)
+        args = [input, target, p, margin, weight, _REDUCTIONS.index(reduction)]
+        while len(args) > 4 and args[-1] == (None, 1)[len(args) - 5]:  # (torch's: weight, reduction left out)
+            args.pop()
+        made = _function.argument_dispatch("multi_margin_loss", _aten_multi_margin_loss, tuple(args), {})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     if p not in (1, 2):
         raise ValueError("only p == 1 and p == 2 supported")
     if weight is not None and weight.dim() != 1:

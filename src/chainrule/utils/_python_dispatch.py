@@ -950,7 +950,15 @@ def _dispatch(op_class, inputs, params):
         return _to_mode(op_class, inputs, params)
     if _live_wrappers:
         for t in inputs:
-            if t is not None and getattr(type(t), "__torch_dispatch__", None) is not None:
+            if t is not None and (getattr(type(t), "__torch_dispatch__", None) is not None or (
+                    t._base.__class__ is _function._Promoted and getattr(
+                        type(t._base.source), "__torch_dispatch__", None) is not None)):
+                # (a mixed-dtype operand's stand-in: its handler gets the wrapper it stands for, _operand)
+                return _to_subclass(op_class, inputs, params)
+        for value in params.values():
+            if value.__class__ is not _function._Tensor and isinstance(value, _function._Tensor) and getattr(
+                    type(value), "__torch_dispatch__", None) is not None:
+                # a wrapper the op keeps as a parameter (nll_loss's target): its handler runs the op on its values
                 return _to_subclass(op_class, inputs, params)
         stack = getattr(_pending, "stack", None)
         if stack and stack[-1].op_class is op_class and stack[-1].record:
@@ -1126,6 +1134,7 @@ def _dispatch_types(inputs) -> tuple:
     """The classes among ``inputs`` with their own ``__torch_dispatch__``, subclasses first."""
     kinds = []
     for t in inputs:
+        t = _operand(t)
         kind = type(t)
         if isinstance(t, _function._Tensor) and getattr(kind, "__torch_dispatch__", None) is not None and kind not in kinds:
             kinds.append(kind)
@@ -1137,7 +1146,7 @@ def _to_subclass(op_class, inputs, params):
     below autograd; the op's node, recorded on the wrappers, goes on the result it returned."""
     pending = _PendingOp(op_class, inputs, _is_recording(inputs), params)
     pending.shown = func, args, kwargs = _handler_call(op_class, inputs, params)
-    types = _dispatch_types(inputs)
+    types = _dispatch_types((*inputs, *(value for value in params.values() if isinstance(value, _function._Tensor))))
     stack = getattr(_pending, "stack", None)
     if stack is None:
         stack = _pending.stack = []
@@ -1153,9 +1162,33 @@ def _to_subclass(op_class, inputs, params):
     finally:
         stack.pop()
     result = _split_indices(func, result)
-    if pending.record:
+    if pending.record and pending.output is not None and not _dispatch_types(inputs):
+        # a wrapper among the params alone (nll_loss's target): the handler ran the op, recording, on the op's
+        # own inputs and the wrapper's values (DispatchedOverload._run_op), the node autograd keeps
+        if pending.runs != 1:  # (which run's target would the gradient take?)
+            raise _refused_gradient(func._op_name, types, pending.runs)
+        _take_node(result, pending.output)
+    elif pending.record:
         _record_on_wrappers(op_class, inputs, params, result, pending.forward)
     return result
+
+
+def _refused_gradient(op_name: str, types: tuple, runs: int) -> NotImplementedError:
+    return NotImplementedError(
+        f"{op_name}(): a gradient through a wrapper subclass index or target ({types[0].__name__}) whose handler "
+        f"ran the op {runs} times is not supported (one run's values would be the gradient's)")
+
+
+def _take_node(result, recorded) -> None:
+    """``result`` (the handler's answer) made ``recorded``'s output in place: its node and output number."""
+    results = result if isinstance(result, (tuple, list)) else (result,)
+    recorded = recorded if isinstance(recorded, (tuple, list)) else (recorded,)
+    for out, ran in zip(results, recorded):
+        if isinstance(out, _function._Tensor) and isinstance(ran, _function._Tensor) and ran.grad_fn is not None \
+                and out is not ran:
+            out._grad_fn = ran.grad_fn
+            out._output_nr = ran._output_nr
+            out._requires_grad = True
 
 
 def _no_handler_answered(func, types) -> TypeError:
@@ -1191,6 +1224,14 @@ def _record_on_wrappers(op_class, inputs, params, result, forward=None) -> None:
         for name in op_class.forward_state:  # (computed from the placeholders: the rule recomputes them)
             if name in node.__dict__:
                 setattr(node, name, None)
+    saved = node._saved
+    if saved and any(t is not None and t._base.__class__ is _function._Promoted and t._base.source._wrapper_strides
+                     is not None for t in saved if isinstance(t, _function._Tensor)):
+        # a mixed-dtype operand saved as its promoted stand-in, a cast of the wrapper's placeholder: the rule
+        # gets the wrapper itself (torch saves the operand in its own dtype), whose values its handler has
+        node._saved = tuple(t._base.source if isinstance(t, _function._Tensor) and t._base.__class__
+                            is _function._Promoted and t._base.source._wrapper_strides is not None else t
+                            for t in saved)
     for out, placeholder in zip(results, recorded):
         if out is None or placeholder.grad_fn is None or any(out is t for t in inputs):
             continue  # (an input handed back is not made an output of the op)
@@ -1533,6 +1574,79 @@ def _dispatch_factory(name: str, factory, args: tuple, kwargs: dict):
 
 
 _function.factory_dispatch = _dispatch_factory
+
+
+def _dispatch_wrapper_arguments(name: str, op, args: tuple, kwargs: dict):
+    """``function.argument_dispatch``: a call of ``op`` (aten.<name>'s signature) one of whose integer or bool
+    arguments (an index, a mask, a target) is a wrapper subclass, whose values live in its attributes: the
+    op function must not read the placeholder beneath. The handler answers ``aten.<name>`` with the
+    arguments as given, its ``func`` running ``op`` on what it hands it (torch's op runs inside the handler).
+    Where a gradient is recorded, ``op`` runs once more, recording, on the caller's tensors that require
+    grad, each other argument the one the handler handed its call (the real index), and that node goes on
+    the handler's result, as _record_on_wrappers does for an op's inputs. RUN_UNDISPATCHED where no wrapper
+    handler runs (a mode is active, or no wrapper is among the arguments)."""
+    if _mode_stack:
+        return _function.RUN_UNDISPATCHED
+    flat = [t for a in (*args, *kwargs.values()) for t in (a if isinstance(a, (tuple, list)) else (a,))
+            if isinstance(t, _function._Tensor)]
+    types = _dispatch_types(flat)
+    if not types:
+        return _function.RUN_UNDISPATCHED
+    handed = []
+
+    def run(*inner_args, **inner_kwargs):
+        handed.append((inner_args, inner_kwargs))
+        return op(*inner_args, **inner_kwargs)
+
+    op_name, _, overload_name = name.partition(".")
+    func = OpOverload("aten", op_name, overload_name or "default", run)
+    with _below_autograd():
+        for kind in types:
+            result = kind.__torch_dispatch__(func, types, args, kwargs)
+            if result is not NotImplemented:
+                break
+        else:
+            raise _no_handler_answered(func, types)
+    if not (is_grad_enabled() and any(t._requires_grad for t in flat)):
+        return result
+    if len(handed) != 1:  # (which run's index would the wrapper's gradient take?)
+        raise _refused_gradient(op_name, types, len(handed))
+    inner_args, inner_kwargs = handed[0]
+
+    def outer_or_inner(outer, inner):
+        return outer if isinstance(outer, _function._Tensor) and outer._requires_grad else inner
+
+    mixed = [outer_or_inner(a, b) for a, b in zip(args, inner_args)]
+    mixed_kwargs = {key: outer_or_inner(value, inner_kwargs.get(key, value)) for key, value in kwargs.items()}
+    previous = _function.active_dispatch
+    _function.active_dispatch = None
+    try:
+        with enable_grad():
+            recorded = op(*mixed, **mixed_kwargs)
+    finally:
+        _function.active_dispatch = previous
+    results = result if isinstance(result, (tuple, list)) else (result,)
+    recorded = recorded if isinstance(recorded, (tuple, list)) else (recorded,)
+    for out, placeholder in zip(results, recorded):
+        if not isinstance(out, _function._Tensor) or not isinstance(placeholder, _function._Tensor):
+            continue
+        node = placeholder.grad_fn
+        if node is None or out.grad_fn is not None or any(out is t for t in flat):
+            continue
+        out._grad_fn = node
+        out._output_nr = placeholder._output_nr
+        out._requires_grad = True
+        positions = getattr(node, "_saved_outputs", None)
+        if positions and out._wrapper_strides is not None:  # (the values are the handler's, not the recorded run's)
+            saved = list(node._saved)
+            for i in positions:
+                if saved[i] is placeholder:
+                    saved[i] = _wrapper_alias(out)
+            node._saved = tuple(saved)
+    return result
+
+
+_function.argument_dispatch = _dispatch_wrapper_arguments
 
 _composite_overloads: dict = {}
 
