@@ -1,8 +1,8 @@
 """Float32 conv2d input gradients and conv_transpose2d outputs sum as torch's oneDNN avx512_core
 backward-data kernel does (jit_avx512_common_conv_bwd_data_kernel_f32: per block of 16 output
 channels a sum from zero over kernel row, kernel column and channel in block, the blocks' partial
-sums added in order), for the shapes chainrule routes there (batched, stride 1, one group, channels
-multiples of 16, at least 64 input channels, kernel taps · 16 <= 448)."""
+sums added in order), for the shapes chainrule routes there (batched, stride 1, one group, input
+channels a multiple of 16, at least 64 input channels, kernel taps · 16 <= 448)."""
 
 import numpy as np
 import pytest
@@ -22,6 +22,8 @@ ROUTED = [
     (3, 64, 32, 4, 1, 1, 9),
     (2, 64, 32, 5, 2, 1, 7),
     (2, 80, 16, 2, 0, 1, 6),
+    (4, 64, 24, 3, 1, 1, 8),  # a partial last block of output channels
+    (2, 64, 40, 3, 1, 1, 7),
 ]
 
 needs_avx512 = pytest.mark.skipif(

@@ -350,8 +350,10 @@ def _adjoint_in_onednn_blocks(grad, w, geo: _Geometry, c: int) -> bool:
     """Whether ``_conv_input`` sums as oneDNN's blocked backward-data kernel does
     (``_conv_input_onednn_blocks``): a 2-d float32 batched convolution of one group at stride 1 on
     an AVX-512 CPU (elsewhere oneDNN runs its avx2 kernel, on other blocks), where torch's dispatch
-    takes oneDNN and oneDNN that kernel (input and output channels multiples of 16, a weight not in
-    channels-last memory, whose nxc kernel carries the sum across blocks), each block's sum one OpenBLAS pass
+    takes oneDNN and oneDNN that kernel (input channels a multiple of 16: with fewer or a tail it
+    rounds otherwise, 4,425 of 6,144 equal for 24→32 3×3; output channels any, the last block
+    partial; a weight not in channels-last memory, whose nxc kernel carries the sum across blocks),
+    each block's sum one OpenBLAS pass
     (kernel taps · 16 <= 448) and no side padded past the dilated kernel. Only for at least
     ``_ONEDNN_BLOCKS_MIN_CHANNELS`` input channels: the block GEMMs are (N·L, K·16) @ (K·16, C), and
     with C = 16 or 32 that narrow product ran 1.2-3x the time of the per-offset GEMMs and slab adds
@@ -360,7 +362,7 @@ def _adjoint_in_onednn_blocks(grad, w, geo: _Geometry, c: int) -> bool:
     o = w.shape[0]
     return (cpu_features.AVX512_CORE and len(geo.kernel) == 2 and geo.groups == 1 and all(s == 1 for s in geo.stride)
             and grad.shape[0] > 1 and grad.dtype == w.dtype == np.float32 and array_module(grad) is np
-            and w.flags.c_contiguous and c % _ONEDNN_CHANNEL_BLOCK == 0 and o % _ONEDNN_CHANNEL_BLOCK == 0
+            and w.flags.c_contiguous and c % _ONEDNN_CHANNEL_BLOCK == 0
             and o > 0 and c >= _ONEDNN_BLOCKS_MIN_CHANNELS and not geo.pointwise
             and math.prod(geo.kernel) * _ONEDNN_CHANNEL_BLOCK <= _ONE_PASS_REDUCTION
             and all(p >= 0 for side in _adjoint_padding(geo) for p in side))
@@ -382,15 +384,22 @@ def _conv_input_onednn_blocks(grad: np.ndarray, w: np.ndarray, geo: _Geometry) -
     o, c = w.shape[0], w.shape[1]
     n = grad.shape[0]
     block = _ONEDNN_CHANNEL_BLOCK
-    blocks = o // block
+    blocks = -(-o // block)
     kernel_size = math.prod(geo.kernel)
-    # (O, C, K) → (blocks, K·16, C): rows in the columns' (kernel offset, channel in block) order
+    # (O, C, K) → (blocks, K·16, C): rows in the columns' (kernel offset, channel in block) order; a
+    # partial last block is padded with zero rows (and zero gradient channels), whose products add
+    # nothing to the block's sum: oneDNN's kernel stops at its tail
+    w_blocks = np.zeros((blocks * block, c, kernel_size), dtype=np.float32)
+    w_blocks[:o] = w.reshape(o, c, kernel_size)
     w_blocks = np.ascontiguousarray(
-        w.reshape(blocks, block, c, kernel_size).transpose(0, 3, 1, 2)).reshape(blocks, kernel_size * block, c)
+        w_blocks.reshape(blocks, block, c, kernel_size).transpose(0, 3, 1, 2)).reshape(blocks, kernel_size * block, c)
     padded = np.zeros((blocks, n, *adjoint.padded_shape, block), dtype=np.float32)
-    interior = (slice(None), slice(None)) + tuple(slice(lo, lo + m) for lo, m in zip(before, geo.out_shape))
-    blocked = grad[reverse].reshape(n, blocks, block, *geo.out_shape).transpose(1, 0, *range(3, d + 3), 2)
-    _assign(padded[interior], blocked, axis=1)
+    reversed_grad = grad[reverse]
+    for b in range(blocks):
+        channels = slice(b * block, min((b + 1) * block, o))
+        interior = (b, slice(None)) + tuple(slice(lo, lo + m) for lo, m in zip(before, geo.out_shape))
+        _assign(padded[interior + (slice(0, channels.stop - channels.start),)],
+                reversed_grad[:, channels].transpose(0, *range(2, d + 2), 1))
     length = math.prod(geo.in_shape)
     out = np.empty((n * length, c), dtype=np.float32)
     item = padded.itemsize
