@@ -337,6 +337,91 @@ def _conv_input_as_conv(grad: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.n
     return _conv(grad[reverse], w.swapaxes(0, 1), adjoint)[reverse]
 
 
+# oneDNN's direct avx512_core backward-data kernel (torch's float32 CPU path for batched 2-d
+# convolutions at stride 1, jit_avx512_common_conv_bwd_data_kernel_f32, blocked aBcd16b layouts)
+# works on channels in blocks of 16: for each block of 16 output channels it sums from zero
+# over (kernel row, kernel column, channel in block), one FMA each, and adds that partial sum to
+# the gradient held so far (store_output's vaddps for every block after the first).
+_ONEDNN_CHANNEL_BLOCK = 16
+_ONEDNN_BLOCKS_MIN_CHANNELS = 64
+
+
+def _adjoint_in_onednn_blocks(grad, w, geo: _Geometry, c: int) -> bool:
+    """Whether ``_conv_input`` sums as oneDNN's blocked backward-data kernel does
+    (``_conv_input_onednn_blocks``): a 2-d float32 batched convolution of one group at stride 1 on
+    an AVX-512 CPU (elsewhere oneDNN runs its avx2 kernel, on other blocks), where torch's dispatch
+    takes oneDNN and oneDNN that kernel (input channels a multiple of 16: with fewer or a tail it
+    rounds otherwise, 4,425 of 6,144 equal for 24→32 3×3; output channels any, the last block
+    partial; a weight not in channels-last memory, whose nxc kernel carries the sum across blocks),
+    each block's sum one OpenBLAS pass
+    (kernel taps · 16 <= 448) and no side padded past the dilated kernel. Only for at least
+    ``_ONEDNN_BLOCKS_MIN_CHANNELS`` input channels: the block GEMMs are (N·L, K·16) @ (K·16, C), and
+    with C = 16 or 32 that narrow product ran 1.2-3x the time of the per-offset GEMMs and slab adds
+    (16→32 3×3 on (64, 16, 14, 14): 9.4 ms against 3.1, one thread on the loaded machine), where
+    from 64 channels it measured 0.2-1.09x."""
+    o = w.shape[0]
+    return (cpu_features.AVX512_CORE and len(geo.kernel) == 2 and geo.groups == 1 and all(s == 1 for s in geo.stride)
+            and grad.shape[0] > 1 and grad.dtype == w.dtype == np.float32 and array_module(grad) is np
+            and w.flags.c_contiguous and c % _ONEDNN_CHANNEL_BLOCK == 0
+            and o > 0 and c >= _ONEDNN_BLOCKS_MIN_CHANNELS and not geo.pointwise
+            and math.prod(geo.kernel) * _ONEDNN_CHANNEL_BLOCK <= _ONE_PASS_REDUCTION
+            and all(p >= 0 for side in _adjoint_padding(geo) for p in side))
+
+
+def _conv_input_onednn_blocks(grad: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
+    """x̄ = Cᵀ(g, w) in the order of oneDNN's blocked backward-data kernel (see
+    ``_ONEDNN_CHANNEL_BLOCK``), as the reversed problem of ``_conv_input_as_conv``: the reversed
+    gradient is laid out zero-padded in oneDNN's own blocked layout, (block, N, *padded, 16), so that
+    each block's columns (N·L, kernel offset ascending, channel in block) are gathered in runs of
+    kW·16, and columns @ W (one OpenBLAS pass) gives the block's partial sum in the kernel's order;
+    the partial sums are added block after block, a few samples at a time. (The transposed product,
+    Wᵀ @ columnsᵀ per sample, rounds otherwise in some cases: 107,367 of the probe's 127,040 values
+    against 107,575.)"""
+    d = len(geo.kernel)
+    reverse = (slice(None),) * 2 + (slice(None, None, -1),) * d
+    before, after = _adjoint_padding(geo)
+    adjoint = _Geometry(geo.kernel, geo.stride, before, after, geo.dilation, 1, geo.out_shape, geo.in_shape)
+    o, c = w.shape[0], w.shape[1]
+    n = grad.shape[0]
+    block = _ONEDNN_CHANNEL_BLOCK
+    blocks = -(-o // block)
+    kernel_size = math.prod(geo.kernel)
+    # (O, C, K) → (blocks, K·16, C): rows in the columns' (kernel offset, channel in block) order; a
+    # partial last block is padded with zero rows (and zero gradient channels), whose products add
+    # nothing to the block's sum: oneDNN's kernel stops at its tail
+    w_blocks = np.zeros((blocks * block, c, kernel_size), dtype=np.float32)
+    w_blocks[:o] = w.reshape(o, c, kernel_size)
+    w_blocks = np.ascontiguousarray(
+        w_blocks.reshape(blocks, block, c, kernel_size).transpose(0, 3, 1, 2)).reshape(blocks, kernel_size * block, c)
+    padded = np.zeros((blocks, n, *adjoint.padded_shape, block), dtype=np.float32)
+    reversed_grad = grad[reverse]
+    for b in range(blocks):
+        channels = slice(b * block, min((b + 1) * block, o))
+        interior = (b, slice(None)) + tuple(slice(lo, lo + m) for lo, m in zip(before, geo.out_shape))
+        _assign(padded[interior + (slice(0, channels.stop - channels.start),)],
+                reversed_grad[:, channels].transpose(0, *range(2, d + 2), 1))
+    length = math.prod(geo.in_shape)
+    out = np.empty((n * length, c), dtype=np.float32)
+    item = padded.itemsize
+    chunk = _sample_chunk(block, kernel_size * length, item, budget=_COL2IM_CHUNK_BYTES)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        acc = out[start * length:stop * length]
+        cols = np.empty((stop - start, *geo.in_shape, *geo.kernel, block), dtype=np.float32)
+        for b in range(blocks):
+            source = padded[b, start:stop]
+            spatial = source.strides[1:-1]
+            _assign(cols, _windows(source, shape=cols.shape, strides=(
+                source.strides[0], *spatial, *(st * dl for st, dl in zip(spatial, geo.dilation)), item)))
+            columns = cols.reshape(acc.shape[0], kernel_size * block)
+            if b == 0:
+                np.matmul(columns, w_blocks[0], out=acc)
+            else:
+                acc += columns @ w_blocks[b]
+    out = out.reshape(n, *geo.in_shape, c)[(slice(None),) + reverse[2:]]
+    return out.transpose(0, d + 1, *range(1, d + 1))
+
+
 def _weight_matrix(w: np.ndarray, g: int) -> np.ndarray:
     """(O, C/g, *K) → (g, K·C/g, O/g): the right-hand side of the forward GEMM."""
     o = w.shape[0]
@@ -519,6 +604,8 @@ def _conv_input(grad: np.ndarray, w: np.ndarray, geo: _Geometry, c: int) -> np.n
         return array_module(grad).matmul(w.reshape(o, cg).T, grad.reshape(n, o, -1)).reshape(n, c, *geo.in_shape)
     if _adjoint_as_conv(grad, w, geo):
         return _conv_input_as_conv(grad, w, geo)
+    if _adjoint_in_onednn_blocks(grad, w, geo, c):
+        return _conv_input_onednn_blocks(grad, w, geo)
     if n > 1 and geo.out_shape[-1] >= cg and not is_channels_last(grad):
         # long output rows and a gradient that is not channels-last (an (N, O, *out)-contiguous
         # one from a pool or an elementwise op is read in place; a broadcast one from a sum is
