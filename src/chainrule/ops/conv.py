@@ -365,7 +365,8 @@ def _adjoint_in_onednn_blocks(grad, w, geo: _Geometry, c: int) -> bool:
             and w.flags.c_contiguous and c % _ONEDNN_CHANNEL_BLOCK == 0
             and o > 0 and c >= _ONEDNN_BLOCKS_MIN_CHANNELS and not geo.pointwise
             and math.prod(geo.kernel) * _ONEDNN_CHANNEL_BLOCK <= _ONE_PASS_REDUCTION
-            and all(p >= 0 for side in _adjoint_padding(geo) for p in side))
+            and all(p >= 0 for side in _adjoint_padding(geo) for p in side)
+            and cpu_features.onednn_enabled())  # (switched off, torch runs its slow kernel's order)
 
 
 def _conv_input_onednn_blocks(grad: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:

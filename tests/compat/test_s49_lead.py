@@ -1,0 +1,30 @@
+"""Lead's merge checks for session 49: where two lanes' changes meet."""
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_conv_input_gradient_follows_the_mkldnn_switch(enabled):
+    # mendBR routes float32 input gradients through oneDNN's blocked order; with
+    # torch.backends.mkldnn.enabled off (mendBP) torch runs its slow kernel, whose order chainrule had
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 64, 10, 10)).astype(np.float32)
+    w = rng.standard_normal((32, 64, 3, 3)).astype(np.float32) * 0.1
+    g = rng.standard_normal((4, 32, 10, 10)).astype(np.float32)
+    grads = []
+    for lib in (torch, chainrule):
+        before = lib.backends.mkldnn.enabled
+        lib.backends.mkldnn.enabled = enabled
+        try:
+            xt = lib.tensor(x, requires_grad=True)
+            lib.nn.functional.conv2d(xt, lib.tensor(w), padding=1).backward(lib.tensor(g))
+            grads.append(np.asarray(xt.grad.detach().numpy()))
+        finally:
+            lib.backends.mkldnn.enabled = before
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-5, atol=1e-5)
+    equal = np.mean(grads[1] == grads[0])
+    assert equal == 1.0, f"{equal:.4f} of the input gradient bitwise torch's (mkldnn.enabled={enabled})"
