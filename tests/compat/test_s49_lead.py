@@ -17,14 +17,22 @@ def test_conv_input_gradient_follows_the_mkldnn_switch(enabled):
     g = rng.standard_normal((4, 32, 10, 10)).astype(np.float32)
     grads = []
     for lib in (torch, chainrule):
-        before = lib.backends.mkldnn.enabled
-        lib.backends.mkldnn.enabled = enabled
-        try:
+        with lib.backends.mkldnn.flags(enabled=enabled):  # (torch refuses bare assignments once frozen)
             xt = lib.tensor(x, requires_grad=True)
             lib.nn.functional.conv2d(xt, lib.tensor(w), padding=1).backward(lib.tensor(g))
             grads.append(np.asarray(xt.grad.detach().numpy()))
-        finally:
-            lib.backends.mkldnn.enabled = before
     np.testing.assert_allclose(grads[1], grads[0], rtol=1e-5, atol=1e-5)
     equal = np.mean(grads[1] == grads[0])
     assert equal == 1.0, f"{equal:.4f} of the input gradient bitwise torch's (mkldnn.enabled={enabled})"
+
+
+def test_mkldnn_flags_context_sets_and_restores_as_torchs():
+    # torch code switches oneDNN off with `with torch.backends.mkldnn.flags(enabled=False):`
+    for lib in (torch, chainrule):
+        before = lib.backends.mkldnn.enabled
+        with lib.backends.mkldnn.flags(enabled=False):
+            assert lib.backends.mkldnn.enabled is False
+        assert lib.backends.mkldnn.enabled == before
+        with lib.backends.mkldnn.flags(enabled=True, deterministic=True):
+            assert lib.backends.mkldnn.enabled is True and lib.backends.mkldnn.deterministic is True
+        assert lib.backends.mkldnn.deterministic is False

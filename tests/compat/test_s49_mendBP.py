@@ -191,9 +191,11 @@ def test_pointwise_conv_rounds_as_torch_on_its_thread_count(shape, out_channels,
 # 5. torch.backends.mkldnn.enabled = False: torch's gelu and convolution dispatch no longer pick
 #    oneDNN (its gelu_erf, its bias-first 1x1 kernel, its refusal words); chainrule ignored the flag.
 @pytest.fixture
-def onednn_off(monkeypatch):
-    monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)
-    monkeypatch.setattr(chainrule.backends.mkldnn, "enabled", False)
+def onednn_off():
+    # (flags(), not a bare assignment: torch refuses those once an earlier test in the worker called
+    # torch.backends.disable_global_flags(), as the op_db ledger tests do)
+    with torch.backends.mkldnn.flags(enabled=False), chainrule.backends.mkldnn.flags(enabled=False):
+        yield
 
 
 @pytest.mark.parametrize("shape,out_channels", [((4, 64, 9), 8), ((8, 3, 5), 4), ((2, 64, 5, 5), 32)])
