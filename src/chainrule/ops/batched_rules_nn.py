@@ -165,9 +165,9 @@ def _kept_edge(grad, node, *kept):
     return depending_on(grad, *(kept or node.saved_values), node=type(node).__name__.removesuffix("0") + "Backward0")
 
 
-@register_batched_rule(pool.FlatGather)
-def _flat_gather(node, grad):
-    # (adaptive max pooling): the gradient scatter-added to the picked flat positions of each plane
+@register_batched_rule(pool.FlatGather, pool.AdaptiveMaxPool, pool.AdaptiveMaxPool3D)
+def _flat_gather(node, grad, *indices):
+    # (adaptive and fractional max pooling; the indices output takes no gradient): the gradient scatter-added to the picked flat positions of each plane
     return _kept_edge(_unfolded(pool.FlatScatter.apply(_as_samples(grad), indices=_tiled(node.indices, grad.shape[0]),
                                                        plane_shape=node.plane), grad.shape[0]), node)
 

@@ -678,6 +678,10 @@ _ATEN_SCHEMAS = {
     "LayerNorm": _affine_layer_norm, "Embedding": _embedding,
     "_NllLoss": _nll_loss, "_MseLoss": _mse_loss, "_LSTMOneDNN": _mkldnn_rnn_layer,
     "SeparableLinear": _adaptive_avg_pool,
+    # (values and indices, as torch's: found inside the op, so a handler's run finds them on its values)
+    "AdaptiveMaxPool": lambda inputs, params: (("adaptive_max_pool2d", "default"), (inputs[0], list(params["sizes"])), {}),
+    "AdaptiveMaxPool3D": lambda inputs, params: (("adaptive_max_pool3d", "default"),
+                                                 (inputs[0], list(params["sizes"])), {}),
     "AsStrided": lambda inputs, params: (("as_strided", "default"), (
         inputs[0], list(params["size"]), list(params["stride"]),
         *((params["storage_offset"],) if params.get("offset_given", True) else ())), {}),
@@ -912,6 +916,10 @@ _ATEN_STAND_INS = {
         input, stable=stable, dim=dim, descending=descending),
     "_adaptive_avg_pool2d.default": lambda input, size: _chainrule().nn.functional.adaptive_avg_pool2d(input, list(size)),
     "_adaptive_avg_pool3d.default": lambda input, size: _chainrule().nn.functional.adaptive_avg_pool3d(input, list(size)),
+    "adaptive_max_pool2d.default": lambda input, size: _chainrule().nn.functional.adaptive_max_pool2d(
+        input, list(size), return_indices=True),
+    "adaptive_max_pool3d.default": lambda input, size: _chainrule().nn.functional.adaptive_max_pool3d(
+        input, list(size), return_indices=True),
 }
 
 
