@@ -201,3 +201,68 @@ def test_batched_gradient_of_adaptive_max_pool_is_torchs(d):
         (grad,) = lib.autograd.grad(values, t, batch, is_grads_batched=True)
         grads.append(grad.detach().numpy())
     np.testing.assert_array_equal(grads[1], grads[0])
+
+
+# ---- fractional max pooling: the same, through aten.fractional_max_pool2d/3d(self, kernel, output_size, samples)
+_FRACTIONAL = {
+    "2d": (2, (2, 3, 7, 6), 2, (3, 2)),
+    "2d_unbatched": (2, (3, 7, 6), (2, 3), (4, 3)),
+    "3d": (3, (2, 2, 5, 6, 4), 2, (2, 3, 2)),
+    "3d_unbatched": (3, (2, 5, 6, 4), (2, 2, 1), (3, 3, 3)),
+}
+
+
+def _fractional(lib, source, case, return_indices, nan=False):
+    d, shape, kernel, size = _FRACTIONAL[case]
+    count = shape[0] if len(shape) == d + 2 else 1
+    samples = lib.tensor(np.random.default_rng(11).random((count, shape[-d - 1], d)))
+    return getattr(lib.nn.functional, f"fractional_max_pool{d}d")(source, kernel, output_size=size,
+                                                                  return_indices=return_indices, _random_samples=samples)
+
+
+@pytest.mark.parametrize("nan", [False, True])
+@pytest.mark.parametrize("return_indices", [False, True])
+@pytest.mark.parametrize("case", sorted(_FRACTIONAL))
+def test_fractional_max_pool_through_a_wrapper_gives_torchs_values_indices_gradient_and_ops(case, return_indices, nan):
+    x = _input(_FRACTIONAL[case][1], seed=12, nan=nan)
+    found = {}
+    for lib, wrap in ((chainrule, False), (chainrule, True), (real_torch, True)):
+        wrapper, log = logging_tensor(lib)
+        source = lib.tensor(x, requires_grad=True)
+        source = wrapper(source) if wrap else source
+        out = _fractional(lib, source, case, return_indices)
+        values, indices = out if return_indices else (out, None)
+        weight = lib.tensor(np.random.default_rng(13).standard_normal(tuple(values.shape)))
+        (grad,) = lib.autograd.grad((values * weight).sum(), [source])
+        found[lib, wrap] = ([type(o).__name__ for o in (values, indices, grad) if o is not None],
+                            [_plain(o) for o in (values, indices, grad) if o is not None],
+                            # (the pooling op the handler sees; an unbatched input is unsqueezed first, torch's not)
+                            [op for op in log if op.startswith("aten.fractional_max_pool") and "backward" not in op])
+    plain, ours, theirs = found[chainrule, False], found[chainrule, True], found[real_torch, True]
+    assert ours[0] == theirs[0] == ["LoggingTensor"] * len(theirs[0])
+    assert ours[2] == theirs[2] == [f"aten.fractional_max_pool{_FRACTIONAL[case][0]}d.default"]
+    for mine, wrapped, torch_wrapped in zip(plain[1], ours[1], theirs[1]):
+        np.testing.assert_array_equal(wrapped, torch_wrapped)
+        np.testing.assert_array_equal(mine, torch_wrapped)
+
+
+@pytest.mark.parametrize("d", [2, 3])
+def test_a_mode_gets_torchs_pair_from_fractional_max_pool(d):
+    case = f"{d}d"
+    seen = []
+    for lib in _LIBS:
+        returned = []
+
+        class Recording(lib.utils._python_dispatch.TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None, returned=returned):
+                out = func(*args, **(kwargs or {}))
+                if "fractional" in str(func):
+                    returned.append((str(func), type(out).__name__, [_plain(o).tolist() for o in out]))
+                return out
+
+        x = lib.tensor(_input(_FRACTIONAL[case][1], seed=14), requires_grad=True)
+        with Recording():
+            _fractional(lib, x, case, True)
+        seen.append(returned)
+    assert seen[1] == seen[0]
+    assert len(seen[1]) == 1 and seen[1][0][1] == "tuple"
