@@ -266,3 +266,16 @@ def test_a_mode_gets_torchs_pair_from_fractional_max_pool(d):
         seen.append(returned)
     assert seen[1] == seen[0]
     assert len(seen[1]) == 1 and seen[1][0][1] == "tuple"
+
+
+@pytest.mark.parametrize("case", ["1d", "2d", "3d"])
+def test_adaptive_max_pool_of_an_empty_batch_is_torchs(case):
+    """A batch of 0: the flat gather's reshape to (planes, -1) could not infer -1 with no planes (ValueError)."""
+    d, shape, size = _CASES[case]
+    found = []
+    for lib in _LIBS:
+        x = lib.zeros(0, *shape[1:], requires_grad=True)
+        values, indices = _pool(lib, x, d, size, True, False)
+        values.sum().backward()
+        found.append((tuple(values.shape), tuple(indices.shape), indices.dtype == lib.int64, tuple(x.grad.shape)))
+    assert found[1] == found[0]

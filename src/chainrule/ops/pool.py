@@ -509,7 +509,7 @@ def _flat_scatter(values: np.ndarray, indices: np.ndarray, plane_shape: tuple) -
     lead = values.shape[:values.ndim - len(plane_shape)]
     planes = math.prod(lead)
     size = math.prod(plane_shape)
-    idx = indices.reshape(planes, -1) + (xp.arange(planes, dtype=np.int64) * size)[:, None]
+    idx = indices.reshape(planes, math.prod(indices.shape[len(lead):])) + (xp.arange(planes, dtype=np.int64) * size)[:, None]
     summed = xp.bincount(idx.ravel(), weights=values.reshape(-1).astype(np.float64, copy=False),
                          minlength=planes * size)
     return summed.astype(values.dtype, copy=False).reshape(lead + tuple(plane_shape))
@@ -518,8 +518,11 @@ def _flat_scatter(values: np.ndarray, indices: np.ndarray, plane_shape: tuple) -
 def _flat_gather(x: np.ndarray, indices: np.ndarray, plane_ndim: int) -> np.ndarray:
     """(*lead, *plane) → (*lead, *out), ``plane_ndim`` dims to a plane: each plane read at its flat ``indices``."""
     xp = array_module(x)
-    flat = x.reshape(math.prod(x.shape[:x.ndim - plane_ndim]), -1)
-    return xp.take_along_axis(flat, indices.reshape(flat.shape[0], -1), axis=1).reshape(indices.shape)
+    # (the sizes spelled out: -1 cannot be inferred where there are no planes, a batch of 0)
+    planes = math.prod(x.shape[:x.ndim - plane_ndim])
+    flat = x.reshape(planes, math.prod(x.shape[x.ndim - plane_ndim:]))
+    return xp.take_along_axis(flat, indices.reshape(planes, math.prod(indices.shape[indices.ndim - plane_ndim:])),
+                              axis=1).reshape(indices.shape)
 
 
 class FlatScatter(Function):
