@@ -319,6 +319,15 @@ _CASES = (
          [(2, 3, 4, 3)], (-2, 2)),
         ("grad_of_adaptive_max_pool", lambda x: _flat_grads((F.adaptive_max_pool1d(x, 2) ** 2).sum(), (x,)),
          [(2, 3, 5)], (-2, 2)),
+        ("adaptive_max_pool3d", lambda x: F.adaptive_max_pool3d(x, (2, 1, 2)) * 2, [(2, 2, 3, 4, 3)], (-2, 2)),
+        ("fractional_max_pool2d", lambda x: F.fractional_max_pool2d(
+            x, 2, output_size=2, _random_samples=chainrule.full((2, 3, 2), 0.4, dtype=x.dtype)) * 2,
+         [(2, 3, 5, 4)], (-2, 2)),
+        ("fractional_max_pool3d", lambda x: F.fractional_max_pool3d(
+            x, 2, output_size=(2, 1, 2), _random_samples=chainrule.full((2, 2, 3), 0.6, dtype=x.dtype)) * 2,
+         [(2, 2, 4, 3, 4)], (-2, 2)),
+        ("grad_of_max_unpool", lambda x: _flat_grads((F.max_unpool1d(
+            x, chainrule.tensor([[[1, 2], [0, 3]]]).expand(2, 2, 2), 2) ** 2).sum(), (x,)), [(2, 2, 2)], (-2, 2)),
         ("tensor_unfold", lambda a: a.unfold(1, 2, 1) * 2, [(3, 4)], (-2, 2)),
         ("grad_of_tensor_unfold", lambda a: _flat_grads((a.unfold(0, 2, 1) ** 2).sum(), (a,)), [(3, 4)], (-2, 2)),
         ("diag_embed", lambda a: chainrule.diag_embed(a, 1, 0, -1), [(2, 3)], (-2, 2)),

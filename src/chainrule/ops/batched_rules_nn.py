@@ -10,7 +10,7 @@ from .._backend import array_module
 from ..autograd.batched_grad import broadcasting_rule, register_batched_rule
 from ..autograd.function import is_recording
 from ..tensor import Tensor
-from . import conv, embedding, loss, normalization, pool, shape
+from . import conv, embedding, fractional_pool, loss, normalization, pool, shape
 from .batched_rules import _batch_dim
 from .second_order import depending_on
 
@@ -165,9 +165,10 @@ def _kept_edge(grad, node, *kept):
     return depending_on(grad, *(kept or node.saved_values), node=type(node).__name__.removesuffix("0") + "Backward0")
 
 
-@register_batched_rule(pool.FlatGather)
-def _flat_gather(node, grad):
-    # (adaptive max pooling): the gradient scatter-added to the picked flat positions of each plane
+@register_batched_rule(pool.FlatGather, pool.AdaptiveMaxPool, pool.AdaptiveMaxPool3D, fractional_pool.FractionalMaxPool,
+                       fractional_pool.FractionalMaxPool3D)
+def _flat_gather(node, grad, *indices):
+    # (adaptive and fractional max pooling; the indices output takes no gradient): the gradient scatter-added to the picked flat positions of each plane
     return _kept_edge(_unfolded(pool.FlatScatter.apply(_as_samples(grad), indices=_tiled(node.indices, grad.shape[0]),
                                                        plane_shape=node.plane), grad.shape[0]), node)
 

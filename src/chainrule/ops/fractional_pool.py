@@ -15,10 +15,11 @@ import numpy as np
 
 from .._backend import array_module
 from .._opmath import cpu_autocast_policy
-from ..autograd.function import name_node
+from ..autograd.function import Function, name_node
 from ..tensor import Tensor
 from ._arg_parser import int_list
-from .pool import FlatGather, _tuple
+from .pool import FlatScatter, _flat_gather, _tuple
+from .second_order import recorded_against
 
 __all__ = ["fractional_max_pool2d", "fractional_max_pool3d"]
 __not_methods__ = set(__all__)
@@ -37,6 +38,76 @@ def _window_starts(xp, samples, n: int, m: int, k: int):
     return starts
 
 
+def _fractional_max_indices(data, random_samples, kernel: tuple, sizes: tuple):
+    """(N, C, *sizes) flat in-plane indices of each window's first maximum (a NaN wins, the last one)."""
+    xp = array_module(data)
+    d = len(kernel)
+    batch, in_shape = data.shape[:2], tuple(data.shape[2:])
+    samples = random_samples._data
+    samples = samples[:batch[0]].astype(data.dtype, copy=False)
+    # per dim: (N, C, m, k) input positions of each window
+    # torch's 2-d kernel reads a plane's samples as (width, height); the 3-d one as (time, height, width)
+    sample_of = (1, 0) if d == 2 else tuple(range(d))
+    positions = [_window_starts(xp, samples[..., sample_of[i]], n, m, k)[..., None] + xp.arange(k)
+                 for i, (n, m, k) in enumerate(zip(in_shape, sizes, kernel))]
+    n_index = xp.arange(batch[0]).reshape((-1,) + (1,) * (1 + 2 * d))
+    c_index = xp.arange(batch[1]).reshape((1, -1) + (1,) * (2 * d))
+    # gather the windows to (N, C, m_1, k_1, ..., m_d, k_d)
+    index = tuple(p.reshape(batch + (1,) * (2 * i) + p.shape[2:] + (1,) * (2 * (d - 1 - i)))
+                  for i, p in enumerate(positions))
+    windows = data[(n_index, c_index) + index]
+    perm = (0, 1, *range(2, 2 + 2 * d, 2), *range(3, 3 + 2 * d, 2))
+    # the window length spelled out: -1 cannot be inferred where an output size is 0
+    windows = windows.transpose(perm).reshape(batch + tuple(sizes) + (math.prod(kernel),))
+    which = windows.argmax(axis=-1) if windows.shape[-1] else xp.zeros(windows.shape[:-1], dtype=np.int64)
+    if windows.dtype.kind == "f" and windows.size:
+        nan = xp.isnan(windows)  # torch's kernel: `val > max || isnan(val)`, so the last NaN
+        last_nan = windows.shape[-1] - 1 - nan[..., ::-1].argmax(axis=-1)
+        which = xp.where(nan.any(axis=-1), last_nan, which)
+    # the flat in-plane index of each window's chosen element
+    flat = xp.zeros(which.shape, dtype=np.int64)
+    rest = which
+    plane_stride = 1
+    for i in reversed(range(d)):
+        k_i = rest % kernel[i]
+        rest = rest // kernel[i]
+        flat += _gather_position(xp, positions[i], k_i, i, d) * plane_stride
+        plane_stride *= in_shape[i]
+    return flat
+
+
+class FractionalMaxPool(Function):
+    _array_forward = True
+    node_name = "FractionalMaxPool2DBackward0"  # torch's name; the 3-d subclass below
+    label = "fractional_max_pool"
+    rule = "routes each window's gradient to the element its maximum came from"
+
+    @staticmethod
+    def forward(ctx, x, samples, kernel, sizes):
+        # (values and indices: torch's aten.fractional_max_pool2d/3d, which a handler runs on its values)
+        flat = _fractional_max_indices(x, samples, kernel, sizes)
+        if ctx.needs_input_grad[0]:
+            ctx.indices, ctx.plane = flat, x.shape[2:]
+            ctx.save_for_backward(x)
+            ctx.set_materialize_grads(False)  # (the indices' gradient, never read, is not made zeros)
+        out = _flat_gather(x, flat, len(kernel))
+        ctx.mark_non_differentiable(flat)
+        return out, flat
+
+    @staticmethod
+    def backward(ctx, grad, *unused):
+        # adjoint of a gather: scatter-add to the same flat positions
+        return recorded_against(FlatScatter.apply(grad, indices=ctx.indices, plane_shape=ctx.plane), *ctx.saved_values,
+                                node=type(ctx).__name__.removesuffix("0") + "Backward0")
+
+
+class FractionalMaxPool3D(FractionalMaxPool):
+    node_name = "FractionalMaxPool3DBackward0"
+
+
+_FRACTIONAL_MAX = {2: FractionalMaxPool, 3: FractionalMaxPool3D}
+
+
 def _fractional_max_pool(input: Tensor, kernel_size, output_size, output_ratio, return_indices: bool,
                          random_samples, d: int, opname: str):
     if not isinstance(input, Tensor):
@@ -44,7 +115,6 @@ def _fractional_max_pool(input: Tensor, kernel_size, output_size, output_ratio, 
     if input._data.ndim not in (d + 1, d + 2):
         raise RuntimeError(f"{opname}(): Expected {d + 1}D or {d + 2}D tensor, but got: {list(input.shape)}")
     x, unbatched = (input.unsqueeze(0), True) if input._data.ndim == d + 1 else (input, False)
-    xp = array_module(x)
     kernel = _sizes(kernel_size, d, "kernel_size", opname)
     if any(k <= 0 for k in kernel):
         # torch's fractional_max_pool2d returns -inf from the empty windows; an error says why
@@ -77,38 +147,10 @@ def _fractional_max_pool(input: Tensor, kernel_size, output_size, output_ratio, 
         raise RuntimeError(f"{opname}(): Expect _random_samples.size(1) equals to input channel size.")
     if samples.shape[2] != d:
         raise RuntimeError(f"{opname}(): Expect _random_samples.size(2) equals to {d}; got {samples.shape[2]}.")
-    samples = samples[:batch[0]].astype(x._data.dtype, copy=False)
-    # per dim: (N, C, m, k) input positions of each window
-    # torch's 2-d kernel reads a plane's samples as (width, height); the 3-d one as (time, height, width)
-    sample_of = (1, 0) if d == 2 else tuple(range(d))
-    positions = [_window_starts(xp, samples[..., sample_of[i]], n, m, k)[..., None] + xp.arange(k)
-                 for i, (n, m, k) in enumerate(zip(in_shape, sizes, kernel))]
-    n_index = xp.arange(batch[0]).reshape((-1,) + (1,) * (1 + 2 * d))
-    c_index = xp.arange(batch[1]).reshape((1, -1) + (1,) * (2 * d))
-    # gather the windows to (N, C, m_1, k_1, ..., m_d, k_d)
-    index = tuple(p.reshape(batch + (1,) * (2 * i) + p.shape[2:] + (1,) * (2 * (d - 1 - i)))
-                  for i, p in enumerate(positions))
-    windows = x._data[(n_index, c_index) + index]
-    perm = (0, 1, *range(2, 2 + 2 * d, 2), *range(3, 3 + 2 * d, 2))
-    # the window length spelled out: -1 cannot be inferred where an output size is 0
-    windows = windows.transpose(perm).reshape(batch + tuple(sizes) + (math.prod(kernel),))
-    which = windows.argmax(axis=-1) if windows.shape[-1] else xp.zeros(windows.shape[:-1], dtype=np.int64)
-    if windows.dtype.kind == "f" and windows.size:
-        nan = xp.isnan(windows)  # torch's kernel: `val > max || isnan(val)`, so the last NaN
-        last_nan = windows.shape[-1] - 1 - nan[..., ::-1].argmax(axis=-1)
-        which = xp.where(nan.any(axis=-1), last_nan, which)
-    # the flat in-plane index of each window's chosen element
-    flat = xp.zeros(which.shape, dtype=np.int64)
-    rest = which
-    plane_stride = 1
-    for i in reversed(range(d)):
-        k_i = rest % kernel[i]
-        rest = rest // kernel[i]
-        flat += _gather_position(xp, positions[i], k_i, i, d) * plane_stride
-        plane_stride *= in_shape[i]
-    out = name_node(FlatGather.apply(x, indices=flat), f"FractionalMaxPool{d}DBackward0", label=opname,
+    # (values and indices found inside the op: a wrapper's handler answers it on its real values)
+    out, indices = _FRACTIONAL_MAX[d].apply(x, samples=random_samples, kernel=tuple(kernel), sizes=tuple(sizes))
+    out = name_node(out, f"FractionalMaxPool{d}DBackward0", label=opname,
                     rule="routes each window's gradient to the element its maximum came from")
-    indices = Tensor._make(flat)
     if unbatched:
         out, indices = out.squeeze(0), indices.squeeze(0)
     return (out, indices) if return_indices else out

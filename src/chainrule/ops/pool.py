@@ -509,7 +509,7 @@ def _flat_scatter(values: np.ndarray, indices: np.ndarray, plane_shape: tuple) -
     lead = values.shape[:values.ndim - len(plane_shape)]
     planes = math.prod(lead)
     size = math.prod(plane_shape)
-    idx = indices.reshape(planes, -1) + (xp.arange(planes, dtype=np.int64) * size)[:, None]
+    idx = indices.reshape(planes, math.prod(indices.shape[len(lead):])) + (xp.arange(planes, dtype=np.int64) * size)[:, None]
     summed = xp.bincount(idx.ravel(), weights=values.reshape(-1).astype(np.float64, copy=False),
                          minlength=planes * size)
     return summed.astype(values.dtype, copy=False).reshape(lead + tuple(plane_shape))
@@ -518,8 +518,11 @@ def _flat_scatter(values: np.ndarray, indices: np.ndarray, plane_shape: tuple) -
 def _flat_gather(x: np.ndarray, indices: np.ndarray, plane_ndim: int) -> np.ndarray:
     """(*lead, *plane) → (*lead, *out), ``plane_ndim`` dims to a plane: each plane read at its flat ``indices``."""
     xp = array_module(x)
-    flat = x.reshape(math.prod(x.shape[:x.ndim - plane_ndim]), -1)
-    return xp.take_along_axis(flat, indices.reshape(flat.shape[0], -1), axis=1).reshape(indices.shape)
+    # (the sizes spelled out: -1 cannot be inferred where there are no planes, a batch of 0)
+    planes = math.prod(x.shape[:x.ndim - plane_ndim])
+    flat = x.reshape(planes, math.prod(x.shape[x.ndim - plane_ndim:]))
+    return xp.take_along_axis(flat, indices.reshape(planes, math.prod(indices.shape[indices.ndim - plane_ndim:])),
+                              axis=1).reshape(indices.shape)
 
 
 class FlatScatter(Function):
@@ -1017,22 +1020,12 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     return _adaptive_avg(input, output_size, 2, "adaptive_avg_pool2d")
 
 
-def _adaptive_max(input: Tensor, output_size, return_indices: bool, d: int, opname: str):
-    if isinstance(input, Tensor):
-        output_size = _with_kept_sizes(output_size, input, d, opname)
-    _adaptive_check(input, d, opname)
-    _refuse_dtype(input, "adaptive_max_pool3d_cpu" if d == 3 else "adaptive_max_pool2d", "bci")
-    xp = array_module(input)
-    x, unbatched = input, input.ndim == d + 1  # pooled as it is, as torch's kernels do
-    sizes = _output_size(output_size, x, d, opname)
-    if d == 1:
-        # torch's adaptive_max_pool1d is adaptive_max_pool2d on input.unsqueeze(-2), squeezed after:
-        # Unsqueeze -> AdaptiveMaxPool2D -> Squeeze nodes
-        out, indices = _adaptive_max(input.unsqueeze(-2), (1, *sizes), True, 2, "adaptive_max_pool2d")
-        out, indices = out.squeeze(-2), indices.squeeze(-2)
-        return (out, indices) if return_indices else out
-    in_shape = tuple(x.shape[-d:])
-    data = x._data
+def _adaptive_max_indices(data, sizes: tuple):
+    """Each output cell's flat index (within its plane) of its window's maximum, torch's: the first
+    maximum, or the last NaN."""
+    xp = array_module(data)
+    d = len(sizes)
+    in_shape = tuple(data.shape[-d:])
     lead = data.ndim - d  # (N, C) or (C,)
     # a global pool (every output size 1) has one window, the whole plane in its own order: the
     # planes are the windows and a window position is the flat index (32×64 planes of 9×9, one
@@ -1072,10 +1065,61 @@ def _adaptive_max(input: Tensor, output_size, return_indices: bool, d: int, opna
         rows = xp.arange(sizes[i]).reshape((-1,) + (1,) * (d - 1 - i))
         flat += pos[rows, k_i] * plane_stride
         plane_stride *= in_shape[i]
+    return flat
+
+
+class AdaptiveMaxPool(Function):
+    _array_forward = True
+    node_name = "AdaptiveMaxPool2DBackward0"  # torch's name; the 3-d subclass below
+    label = "adaptive_max_pool"
+    rule = "routes each cell's gradient to its maximum"
+
+    @staticmethod
+    def forward(ctx, x, sizes, follow_layout=False):
+        # (values and indices: torch's aten.adaptive_max_pool2d/3d, which a handler runs on its values)
+        d = len(sizes)
+        flat = _adaptive_max_indices(x, sizes)
+        if ctx.needs_input_grad[0]:
+            ctx.indices, ctx.plane = flat, x.shape[x.ndim - d:]
+            ctx.save_for_backward(x)  # as torch's node keeps self: the second order's edge to it
+            ctx.set_materialize_grads(False)  # (the indices' gradient, never read, is not made zeros)
+        out = _flat_gather(x, flat, d)
+        if follow_layout:
+            out, flat = in_suggested_format(out, x), in_suggested_format(flat, x)
+        ctx.mark_non_differentiable(flat)
+        return out, flat
+
+    @staticmethod
+    def backward(ctx, grad, *unused):
+        # adjoint of a gather: scatter-add to the same flat positions
+        return recorded_against(FlatScatter.apply(grad, indices=ctx.indices, plane_shape=ctx.plane), *ctx.saved_values,
+                            node=type(ctx).__name__.removesuffix("0") + "Backward0")
+
+
+class AdaptiveMaxPool3D(AdaptiveMaxPool):
+    node_name = "AdaptiveMaxPool3DBackward0"
+
+
+_ADAPTIVE_MAX = {2: AdaptiveMaxPool, 3: AdaptiveMaxPool3D}
+
+
+def _adaptive_max(input: Tensor, output_size, return_indices: bool, d: int, opname: str):
+    if isinstance(input, Tensor):
+        output_size = _with_kept_sizes(output_size, input, d, opname)
+    _adaptive_check(input, d, opname)
+    _refuse_dtype(input, "adaptive_max_pool3d_cpu" if d == 3 else "adaptive_max_pool2d", "bci")
+    x, unbatched = input, input.ndim == d + 1  # pooled as it is, as torch's kernels do
+    sizes = _output_size(output_size, x, d, opname)
+    if d == 1:
+        # torch's adaptive_max_pool1d is adaptive_max_pool2d on input.unsqueeze(-2), squeezed after:
+        # Unsqueeze -> AdaptiveMaxPool2D -> Squeeze nodes
+        out, indices = _adaptive_max(input.unsqueeze(-2), (1, *sizes), True, 2, "adaptive_max_pool2d")
+        out, indices = out.squeeze(-2), indices.squeeze(-2)
+        return (out, indices) if return_indices else out
     # torch's 2-d kernel writes output and indices as a batched input suggests; its 3-d one contiguous
     follow_layout = d == 2 and not unbatched
-    out = FlatGather.apply(x, indices=flat, follow_layout=follow_layout, plane_ndim=d)
-    indices = Tensor._make(in_suggested_format(flat, x._data) if follow_layout else flat)
+    # (values and indices found inside the op: a wrapper's handler answers it on its real values)
+    out, indices = _ADAPTIVE_MAX[d].apply(x, sizes=tuple(sizes), follow_layout=follow_layout)
     out = name_node(out, f"AdaptiveMaxPool{d}DBackward0", saved=_ADAPTIVE_MAX_SAVED, kept={"self": x, "result1": indices})
     return (out, indices) if return_indices else out
 

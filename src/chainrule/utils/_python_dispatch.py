@@ -678,6 +678,14 @@ _ATEN_SCHEMAS = {
     "LayerNorm": _affine_layer_norm, "Embedding": _embedding,
     "_NllLoss": _nll_loss, "_MseLoss": _mse_loss, "_LSTMOneDNN": _mkldnn_rnn_layer,
     "SeparableLinear": _adaptive_avg_pool,
+    # (values and indices, as torch's: found inside the op, so a handler's run finds them on its values)
+    "AdaptiveMaxPool": lambda inputs, params: (("adaptive_max_pool2d", "default"), (inputs[0], list(params["sizes"])), {}),
+    "AdaptiveMaxPool3D": lambda inputs, params: (("adaptive_max_pool3d", "default"),
+                                                 (inputs[0], list(params["sizes"])), {}),
+    "FractionalMaxPool": lambda inputs, params: (("fractional_max_pool2d", "default"), (
+        inputs[0], list(params["kernel"]), list(params["sizes"]), params["samples"]), {}),
+    "FractionalMaxPool3D": lambda inputs, params: (("fractional_max_pool3d", "default"), (
+        inputs[0], list(params["kernel"]), list(params["sizes"]), params["samples"]), {}),
     "AsStrided": lambda inputs, params: (("as_strided", "default"), (
         inputs[0], list(params["size"]), list(params["stride"]),
         *((params["storage_offset"],) if params.get("offset_given", True) else ())), {}),
@@ -912,6 +920,14 @@ _ATEN_STAND_INS = {
         input, stable=stable, dim=dim, descending=descending),
     "_adaptive_avg_pool2d.default": lambda input, size: _chainrule().nn.functional.adaptive_avg_pool2d(input, list(size)),
     "_adaptive_avg_pool3d.default": lambda input, size: _chainrule().nn.functional.adaptive_avg_pool3d(input, list(size)),
+    "adaptive_max_pool2d.default": lambda input, size: _chainrule().nn.functional.adaptive_max_pool2d(
+        input, list(size), return_indices=True),
+    "adaptive_max_pool3d.default": lambda input, size: _chainrule().nn.functional.adaptive_max_pool3d(
+        input, list(size), return_indices=True),
+    **{f"fractional_max_pool{n}d.default": lambda input, kernel_size, output_size, random_samples, n=n: getattr(
+        _chainrule().nn.functional, f"fractional_max_pool{n}d")(input, list(kernel_size), list(output_size),
+                                                                 return_indices=True, _random_samples=random_samples)
+       for n in (2, 3)},
 }
 
 
