@@ -18,8 +18,7 @@ from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor
 from ._arg_parser import int_list
-from .pool import FlatScatter, _flat_gather, _tuple
-from .second_order import recorded_against
+from .pool import _tuple, gathered, scattered_back
 
 __all__ = ["fractional_max_pool2d", "fractional_max_pool3d"]
 __not_methods__ = set(__all__)
@@ -86,19 +85,13 @@ class FractionalMaxPool(Function):
     def forward(ctx, x, samples, kernel, sizes):
         # (values and indices: torch's aten.fractional_max_pool2d/3d, which a handler runs on its values)
         flat = _fractional_max_indices(x, samples, kernel, sizes)
-        if ctx.needs_input_grad[0]:
-            ctx.indices, ctx.plane = flat, x.shape[2:]
-            ctx.save_for_backward(x)
-            ctx.set_materialize_grads(False)  # (the indices' gradient, never read, is not made zeros)
-        out = _flat_gather(x, flat, len(kernel))
+        out = gathered(ctx, x, flat, len(kernel), with_indices=True)  # (x is (N, C, *plane) here)
         ctx.mark_non_differentiable(flat)
         return out, flat
 
     @staticmethod
     def backward(ctx, grad, *unused):
-        # adjoint of a gather: scatter-add to the same flat positions
-        return recorded_against(FlatScatter.apply(grad, indices=ctx.indices, plane_shape=ctx.plane), *ctx.saved_values,
-                                node=type(ctx).__name__.removesuffix("0") + "Backward0")
+        return scattered_back(ctx, grad)
 
 
 class FractionalMaxPool3D(FractionalMaxPool):

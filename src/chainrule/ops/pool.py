@@ -561,16 +561,30 @@ class FlatGather(Function):
     @staticmethod
     def forward(ctx, x, indices, follow_layout=False, plane_ndim=None):
         plane_ndim = x.ndim - 2 if plane_ndim is None else plane_ndim  # (N, C, *plane) unless told
-        if ctx.needs_input_grad[0]:
-            ctx.indices, ctx.plane = indices, x.shape[x.ndim - plane_ndim:]
-            ctx.save_for_backward(x)  # as torch's node keeps self: the second order's edge to it
-        out = _flat_gather(x, indices, plane_ndim)
+        out = gathered(ctx, x, indices, plane_ndim)
         return in_suggested_format(out, x) if follow_layout else out
 
     @staticmethod
     def backward(ctx, grad):
-        # adjoint of a gather: scatter-add to the same flat positions
-        return recorded_against(FlatScatter.apply(grad, indices=ctx.indices, plane_shape=ctx.plane), *ctx.saved_values,
+        return scattered_back(ctx, grad)
+
+
+def gathered(ctx, x, indices, plane_ndim: int, with_indices: bool = False):
+    """``x`` read at each plane's flat ``indices`` (a max pool's maxima), keeping what
+    ``scattered_back`` needs when ``x`` needs a gradient; ``with_indices``: the node also returns the
+    indices, whose gradient is never read (so not made zeros)."""
+    if ctx.needs_input_grad[0]:
+        ctx.indices, ctx.plane = indices, x.shape[x.ndim - plane_ndim:]
+        ctx.save_for_backward(x)  # as torch's node keeps self: the second order's edge to it
+        if with_indices:
+            ctx.set_materialize_grads(False)
+    return _flat_gather(x, indices, plane_ndim)
+
+
+def scattered_back(ctx, grad):
+    """The adjoint of ``gathered``: ``grad`` scatter-added to the same flat positions, recorded
+    against the saved input under the gathering node's name."""
+    return recorded_against(FlatScatter.apply(grad, indices=ctx.indices, plane_shape=ctx.plane), *ctx.saved_values,
                             node=type(ctx).__name__.removesuffix("0") + "Backward0")
 
 
@@ -1077,13 +1091,8 @@ class AdaptiveMaxPool(Function):
     @staticmethod
     def forward(ctx, x, sizes, follow_layout=False):
         # (values and indices: torch's aten.adaptive_max_pool2d/3d, which a handler runs on its values)
-        d = len(sizes)
         flat = _adaptive_max_indices(x, sizes)
-        if ctx.needs_input_grad[0]:
-            ctx.indices, ctx.plane = flat, x.shape[x.ndim - d:]
-            ctx.save_for_backward(x)  # as torch's node keeps self: the second order's edge to it
-            ctx.set_materialize_grads(False)  # (the indices' gradient, never read, is not made zeros)
-        out = _flat_gather(x, flat, d)
+        out = gathered(ctx, x, flat, len(sizes), with_indices=True)
         if follow_layout:
             out, flat = in_suggested_format(out, x), in_suggested_format(flat, x)
         ctx.mark_non_differentiable(flat)
@@ -1091,9 +1100,7 @@ class AdaptiveMaxPool(Function):
 
     @staticmethod
     def backward(ctx, grad, *unused):
-        # adjoint of a gather: scatter-add to the same flat positions
-        return recorded_against(FlatScatter.apply(grad, indices=ctx.indices, plane_shape=ctx.plane), *ctx.saved_values,
-                            node=type(ctx).__name__.removesuffix("0") + "Backward0")
+        return scattered_back(ctx, grad)
 
 
 class AdaptiveMaxPool3D(AdaptiveMaxPool):
