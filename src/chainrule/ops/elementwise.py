@@ -3527,14 +3527,20 @@ def bitwise_not(input: Tensor) -> Tensor:
     kind = input._data.dtype.kind
     if kind in "fVc" or kind == "u" and input._data.dtype.itemsize > 1:  # (torch: no uint16/32/64 kernel)
         refuse_kernel_dtype("bitwise_not", input)
-    if _function_module.active_dispatch is not None:  # (no Function records it: a mode sees torch's op)
-        made = _function_module.factory_dispatch("bitwise_not", bitwise_not, (input,), {})
+    return _unrecorded_unary("bitwise_not", bitwise_not, input, xp.invert)  # (int(~x) in vmap refused as torch's)
+
+
+def _unrecorded_unary(name: str, op, input: Tensor, array_op) -> Tensor:
+    """``array_op`` of ``input``'s array, a result no Function records: a dispatch mode sees torch's op
+    ``name`` (its handler may answer), inside vmap it is batched where ``input`` is, and a vmap recording
+    its ops replays it (_vmap_batched)."""
+    if _function_module.active_dispatch is not None:
+        made = _function_module.factory_dispatch(name, op, (input,), {})
         if made is not _function_module.RUN_UNDISPATCHED:
             return made
-    # (made by no Function: inside vmap, batched where input is, so int(~x) is refused as torch's)
-    out = _unbatched_unless(input, Tensor._make(xp.invert(input._data)))
-    if _function_module.tracing_ops:  # a vmap recording its ops replays it too (_vmap_batched)
-        _function_module.traced_elementwise(bitwise_not, (input,), out)
+    out = _unbatched_unless(input, Tensor._make(array_op(input._data)))
+    if _function_module.tracing_ops:
+        _function_module.traced_elementwise(op, (input,), out)
     return out
 
 
@@ -3553,14 +3559,7 @@ def logical_not(input: Tensor) -> Tensor:
     xp = array_module(input)
     if input._data.dtype.kind == "u" and input._data.dtype.itemsize > 1:  # (torch: no uint16/32/64 kernel)
         refuse_kernel_dtype("logical_not", input)
-    if _function_module.active_dispatch is not None:  # (no Function records it: a mode sees torch's op)
-        made = _function_module.factory_dispatch("logical_not", logical_not, (input,), {})
-        if made is not _function_module.RUN_UNDISPATCHED:
-            return made
-    out = _unbatched_unless(input, Tensor._make(xp.logical_not(input._data)))
-    if _function_module.tracing_ops:  # a vmap recording its ops replays it too (_vmap_batched)
-        _function_module.traced_elementwise(logical_not, (input,), out)
-    return out
+    return _unrecorded_unary("logical_not", logical_not, input, xp.logical_not)
 
 
 def isnan(input: Tensor) -> Tensor:
