@@ -89,3 +89,38 @@ def test_unsigned_types_are_named_as_torch_names_them(dtype):
 
     for fn in (masked, linear):
         assert _outcome(chainrule, fn) == _outcome(torch, fn)
+
+
+# F.scaled_dot_product_attention's dropout_p outside [0, 1] as torch 2.13's CPU kernels take it: the
+# flash kernel (4-d float inputs, no dropout chosen) refuses a negative or NaN one, the math kernel
+# drops nothing for a negative one and refuses one above 1 through at::dropout's RuntimeError
+@pytest.mark.parametrize("shape", [(2, 2), (1, 2, 2), (1, 1, 2, 2)])
+@pytest.mark.parametrize("dropout_p", [-0.1, 1.5, 2, float("nan"), 1.0000001])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float64"])
+def test_sdpa_dropout_p_out_of_range_as_torch(shape, dropout_p, dtype):
+    def fn(lib):
+        q = lib.ones(shape, dtype=getattr(lib, dtype))
+        return lib.nn.functional.scaled_dot_product_attention(q, q, q, dropout_p=dropout_p)
+
+    assert _outcome(chainrule, fn) == _outcome(torch, fn)
+
+
+def test_sdpa_dropout_refused_after_the_scores_as_torch():
+    # torch's math kernel reaches the dropout (2 x 3 weights) before the mismatched value length
+    def fn(lib):
+        return lib.nn.functional.scaled_dot_product_attention(lib.ones(1, 1, 2, 2), lib.ones(1, 1, 3, 2),
+                                                              lib.ones(1, 1, 2, 2), dropout_p=1.5)
+
+    assert _outcome(chainrule, fn) == _outcome(torch, fn)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+@pytest.mark.parametrize("replacements", [{"posinf": 1e10}, {"neginf": -1e300}, {"nan": 1e40, "posinf": -1e40}])
+def test_nan_to_num_past_the_dtype_range_gives_infinity_without_a_numpy_warning(dtype, replacements):
+    results = []
+    for lib in (torch, chainrule):
+        x = lib.tensor([float("nan"), float("inf"), -float("inf"), 1.5]).to(getattr(lib, dtype))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            results.append(lib.nan_to_num(x, **replacements).float().numpy())
+    np.testing.assert_array_equal(results[1], results[0])

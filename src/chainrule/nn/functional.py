@@ -1113,6 +1113,10 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable
             raise RuntimeError("Number of heads in key and value must divide the number of heads in ")
         key = key.repeat_interleave(heads // key_heads, dim=-3)
         value = value.repeat_interleave(heads // value_heads, dim=-3)
+    if dropout_p != 0.0 and not dropout_p > 0.0 and _cpu_flash_kernel_runs(query, key, value, attn_mask, dropout_p,
+                                                                           enable_gqa):
+        # a negative (or NaN) dropout_p passes torch's kernel choice, then its CPU flash kernel refuses it
+        raise RuntimeError("scaled_dot_product_attention_flash_attention: Currently do not support dropout > 0")
     scores = (query @ key.transpose(-2, -1)) * scale
     dtype = scores._data.dtype
     if is_causal:
@@ -1126,7 +1130,9 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable
     if low is not None and flash:
         return _flash_attention_rounding(scores, value, low)
     weights = _softmax(scores, -1) if attn_mask is None else _safe_softmax(scores, -1)
-    if dropout_p > 0.0:
+    if dropout_p > 0.0:  # (the math kernel's: a negative one drops nothing)
+        if dropout_p > 1.0:  # refused by at::dropout, in C++'s spelling of the double
+            raise RuntimeError(f"dropout probability has to be between 0 and 1, but got {dropout_p:g}")
         weights = dropout(weights, dropout_p, True)
     out = weights @ value
     return out if low is None else out.to(low)
