@@ -124,3 +124,42 @@ def test_nan_to_num_past_the_dtype_range_gives_infinity_without_a_numpy_warning(
             warnings.simplefilter("error")
             results.append(lib.nan_to_num(x, **replacements).float().numpy())
     np.testing.assert_array_equal(results[1], results[0])
+
+
+# torch.logcumsumexp(..., out=): autograd's refusal, then "expected scalar_type Float but found
+# Double" for any out not of the input's dtype, before the dim or the input's dtype is checked
+_SCAN_DTYPES = ["float32", "float64", "float16", "bfloat16", "int64", "bool", "complex64"]
+
+
+@pytest.mark.parametrize("input_dtype", _SCAN_DTYPES)
+@pytest.mark.parametrize("out_dtype", _SCAN_DTYPES)
+def test_logcumsumexp_out_must_have_the_input_dtype(input_dtype, out_dtype):
+    def fn(lib):
+        return lib.logcumsumexp(lib.ones(3).to(getattr(lib, input_dtype)), 0,
+                                out=lib.empty(3).to(getattr(lib, out_dtype)))
+
+    assert _outcome(chainrule, fn) == _outcome(torch, fn)
+
+
+@pytest.mark.parametrize("case", [
+    lambda lib: lib.logcumsumexp(lib.ones(3), 0, out=lib.empty(3, dtype=lib.float64, requires_grad=True)),
+    lambda lib: lib.logcumsumexp(lib.ones(3, requires_grad=True), 0, out=lib.empty(3, dtype=lib.float64)),
+    lambda lib: lib.logcumsumexp(lib.ones(3), 5, out=lib.empty(3, dtype=lib.float64)),
+    lambda lib: lib.logcumsumexp(lib.ones(3), 5, out=lib.empty(3)),
+    lambda lib: lib.logcumsumexp(lib.ones(0), 0, out=lib.empty(3, dtype=lib.float64)),
+    lambda lib: lib.logcumsumexp(lib.ones(3), 0, out=lib.empty(2)),
+    lambda lib: lib.logcumsumexp(input=lib.ones(3), dim=0, out=lib.empty(3, dtype=lib.float64)),
+])
+def test_logcumsumexp_out_refusals_in_torchs_order(case):
+    assert _outcome(chainrule, case) == _outcome(torch, case)
+
+
+def test_logcumsumexp_into_out_gives_torchs_values():
+    x = np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32)
+    results = []
+    for lib in (torch, chainrule):
+        out = lib.empty(4, 5)
+        returned = lib.logcumsumexp(lib.tensor(x), 1, out=out)
+        assert returned is out
+        results.append(out.numpy())
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-6, atol=1e-6)
