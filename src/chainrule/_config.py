@@ -256,16 +256,18 @@ def is_warn_always_enabled() -> bool:
 _warned_once: set = set()
 
 
-def warn_once(message: str, category: type = UserWarning) -> None:
+def warn_once(message: str, category: type = UserWarning, site: str | None = None) -> None:
     """torch's TORCH_WARN_ONCE: ``message`` is given once per process whatever the warnings filters
     (Python's default filter would repeat it at every new call site), and on every call under
-    set_warn_always(True). Points at the first frame outside chainrule."""
+    set_warn_always(True). Points at the first frame outside chainrule. A message that names its
+    arguments passes its ``site``: torch's once is spent by the first of its messages."""
     if _warn_always:  # (torch's warn-always warns without spending the once: off again, it still warns)
         warnings.warn(message, category, stacklevel=_torch_function.user_stacklevel())
         return
-    if message in _warned_once:
+    once = message if site is None else site
+    if once in _warned_once:
         return
-    _warned_once.add(message)
+    _warned_once.add(once)
     warnings.warn(message, category, stacklevel=_torch_function.user_stacklevel())
 
 

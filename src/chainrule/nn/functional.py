@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .. import _dtype
+from .. import _config, _dtype
 from .._backend import array_module as _array_module
 from .._config import get_num_threads as _get_num_threads
 from .._opmath import cpu_autocast_policy as _cpu_autocast_policy
@@ -539,19 +539,26 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps:
     if eps is not None:
         eps = _check_float(eps, "rms_norm", "eps", position=4)
     k = len(normalized_shape)
-    # torch's checks, in its order
+    # torch's checks, in its order (the weight's shape before the input's)
     if k == 0:
         raise RuntimeError("Expected normalized_shape to be at least 1-dimensional, i.e., containing at least one "
                            "element, but got normalized_shape = []")
+    if weight is not None and tuple(weight.shape) != normalized_shape:
+        raise RuntimeError(f"Expected weight to be of same shape as normalized_shape, but got weight of shape "
+                           f"{list(weight.shape)} and normalized_shape = {list(normalized_shape)}")
     if input.ndim < k:
         raise ValueError(f"Input tensor must have at least {k} dimensions, but got {input.ndim}")
     if tuple(input.shape[-k:]) != normalized_shape:
         # (torch's rms_norm prints no ", " after the "*", where layer_norm's does)
         raise RuntimeError(f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
                            f"[*{', '.join(str(n) for n in normalized_shape)}], but got input of size{list(input.shape)}")
-    if weight is not None and tuple(weight.shape) != normalized_shape:
-        raise RuntimeError(f"Expected weight to be of same shape as normalized_shape, but got weight of shape "
-                           f"{list(weight.shape)} and normalized_shape = {list(normalized_shape)}")
+    if weight is not None and weight.dtype is not input.dtype:
+        # torch's TORCH_WARN_ONCE as it leaves its fused kernel for the composite (e.g. a bfloat16
+        # input under a float32 nn.RMSNorm), before its dtype check
+        _config.warn_once(f"Mismatch dtype between input and weight: input dtype = {_dtype.cpp_type_name(input.dtype)}, "
+                          f"weight dtype = {_dtype.cpp_type_name(weight.dtype)}, Cannot dispatch to fused "
+                          "implementation. (Triggered internally at /__w/pytorch/pytorch/aten/src/ATen/native/"
+                          "layer_norm.cpp:346.)", site="rms_norm dtype mismatch")
     if input._data.dtype.kind in "biu":
         raise NotImplementedError(f"\"rms_norm\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     dims = tuple(range(-k, 0))
@@ -1106,6 +1113,10 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable
             raise RuntimeError("Number of heads in key and value must divide the number of heads in ")
         key = key.repeat_interleave(heads // key_heads, dim=-3)
         value = value.repeat_interleave(heads // value_heads, dim=-3)
+    if dropout_p != 0.0 and not dropout_p > 0.0 and _cpu_flash_kernel_runs(query, key, value, attn_mask, dropout_p,
+                                                                           enable_gqa):
+        # a negative (or NaN) dropout_p passes torch's kernel choice, then its CPU flash kernel refuses it
+        raise RuntimeError("scaled_dot_product_attention_flash_attention: Currently do not support dropout > 0")
     scores = (query @ key.transpose(-2, -1)) * scale
     dtype = scores._data.dtype
     if is_causal:
@@ -1119,7 +1130,9 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable
     if low is not None and flash:
         return _flash_attention_rounding(scores, value, low)
     weights = _softmax(scores, -1) if attn_mask is None else _safe_softmax(scores, -1)
-    if dropout_p > 0.0:
+    if dropout_p > 0.0:  # (the math kernel's: a negative one drops nothing)
+        if dropout_p > 1.0:  # refused by at::dropout, in C++'s spelling of the double
+            raise RuntimeError(f"dropout probability has to be between 0 and 1, but got {dropout_p:g}")
         weights = dropout(weights, dropout_p, True)
     out = weights @ value
     return out if low is None else out.to(low)

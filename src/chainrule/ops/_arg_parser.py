@@ -156,7 +156,8 @@ def namespace_with_out(modules) -> dict:
     ``"long"`` (nonzero), ``"long_samples"`` (multinomial), ``"searchsorted_index"`` (searchsorted, bucketize): each torch's own refusal of any other; ``"cat"`` (cat, stack) a cast
     torch allows, else its TypeError;
     ``"floating"`` any floating dtype (logsumexp); ``"castable"`` torch's canCast check (max());
-    ``"same_as_self"`` (take). Every rule first refuses an ``out`` that aliases itself (an expanded
+    ``"same_as_self"`` (take); ``"scan_same_scalar_type"`` (logcumsumexp: the input's dtype, checked on
+    entry). Every rule first refuses an ``out`` that aliases itself (an expanded
     tensor), as torch's kernels do."""
     wrapped = {}
     for module in modules:
@@ -214,6 +215,15 @@ def _with_out_rule(function, name: str, rule: str):
             kwargs["dtype"] = out.dtype
         if rule == "mean" and isinstance(out, Tensor):
             kwargs = _mean_out_arguments(args, kwargs, out, Tensor)
+        if rule == "scan_same_scalar_type" and isinstance(out, Tensor):
+            # torch's logcumsumexp_out: autograd's refusal, then its kernel's dtype check, before the
+            # dim or the input's dtype is looked at
+            source = args[0] if args else kwargs.get("input")
+            if isinstance(source, Tensor):
+                refuse_out_under_autograd(name, out, source)
+                if out.dtype != source.dtype:
+                    raise RuntimeError(f"expected scalar_type {_dtype.scalar_name(source.dtype)} but found "
+                                       f"{_dtype.scalar_name(out.dtype)}")
         if rule in _OUT_DTYPE_FIXED and isinstance(out, Tensor):
             # the out's dtype is refused before the values are looked at: multinomial's check of
             # its weights would otherwise answer an int64-out error with one about the weights

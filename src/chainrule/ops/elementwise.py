@@ -3400,7 +3400,8 @@ def nan_to_num(input: Tensor, nan=None, posinf=None, neginf=None) -> Tensor:
         posinf = float(limits.max) if posinf is None else posinf
         neginf = float(limits.min) if neginf is None else neginf
         data = data.astype(np.float32)
-    replaced = Tensor._make(xp.nan_to_num(data, nan=nan, posinf=posinf, neginf=neginf).astype(input._data.dtype))
+    with np.errstate(over="ignore"):  # a replacement past the dtype's range is its infinity, as torch's cast gives
+        replaced = Tensor._make(xp.nan_to_num(data, nan=nan, posinf=posinf, neginf=neginf).astype(input._data.dtype))
     return name_node(where(finite, input, replaced), "NanToNumBackward0")
 
 

@@ -24,7 +24,7 @@ from ..autograd import function as _function_module
 from ..autograd.function import Function, is_recording, name_node, on_arrays
 from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor, _wrap_dim, honours_out
-from ._arg_parser import check_int
+from ._arg_parser import check_int, out_rule
 from .creation import full_like
 from .elementwise import _cast, _conj, _conj_view, where
 from .reduce import MedianAll, NanmedianDim, _given_args, _select_along, _single_dim
@@ -443,7 +443,7 @@ def _logcumsumexp_grad_by_pairs(x: Tensor, out: Tensor, grad: Tensor, d: int) ->
     return (weights * grad.movedim(last, -1).unsqueeze(-2)).sum(-1).movedim(-1, last)
 
 
-@honours_out
+@out_rule("scan_same_scalar_type")
 def logcumsumexp(input: Tensor, dim: int) -> Tensor:
     """torch.logcumsumexp: ``log(cumsum(exp(x)))`` along ``dim``, computed without overflow."""
     _check_tensor(input, "logcumsumexp")
