@@ -115,3 +115,13 @@ def test_the_same_calls_write_out_without_autograd(name):
     for mine, theirs in zip(*results[::-1]):
         assert mine.shape == theirs.shape and mine.dtype.name == theirs.dtype.name
         assert (abs(mine - theirs) <= 1e-6 * (1 + abs(theirs))).all()
+
+
+@pytest.mark.parametrize("shape", [(3,), (), (2, 3, 3), (3, 3, 2)])
+def test_fill_diagonal_refusals_are_torchs_words(shape):
+    def refusal(lib):
+        with pytest.raises(RuntimeError) as caught:
+            lib.zeros(shape).fill_diagonal_(1)
+        return str(caught.value)
+
+    assert refusal(chainrule) == refusal(torch)
