@@ -125,3 +125,13 @@ def test_fill_diagonal_refusals_are_torchs_words(shape):
         return str(caught.value)
 
     assert refusal(chainrule) == refusal(torch)
+
+
+@pytest.mark.parametrize("op", ["complex", "polar"])
+def test_complex_and_polar_refuse_a_grad_out_before_its_dtype(op):
+    def refusal(lib):
+        with pytest.raises(RuntimeError) as caught:
+            getattr(lib, op)(lib.ones(3), lib.ones(3), out=lib.zeros(3, requires_grad=True))
+        return str(caught.value)
+
+    assert refusal(chainrule) == refusal(torch)
