@@ -135,3 +135,25 @@ def test_complex_and_polar_refuse_a_grad_out_before_its_dtype(op):
         return str(caught.value)
 
     assert refusal(chainrule) == refusal(torch)
+
+
+@pytest.mark.parametrize("how", ["linalg.vector_norm", "norm", "method"])
+@pytest.mark.parametrize("rows", [[[0.0, 0.0, 0.0], [1.0, -2.0, 0.5]], [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]])
+def test_two_norm_double_backward_at_a_zero_row_is_torchs(how, rows):
+    # torch's norm_backward, grad * (x / norm).masked_fill_(norm == 0, 0), differentiated again at a zero
+    # norm gives nan (0 * (-x / 0**2)); the first gradient is 0 there. DimeNet's |cross| at collinear atoms.
+    def grads(lib):
+        x = lib.tensor(rows, dtype=lib.float64, requires_grad=True)
+        if how == "linalg.vector_norm":
+            y = lib.linalg.vector_norm(x, dim=-1)
+        elif how == "norm":
+            y = lib.norm(x, dim=-1)
+        else:
+            y = x.norm(dim=-1)
+        (first,) = lib.autograd.grad((y * y).sum(), x, create_graph=True)
+        (second,) = lib.autograd.grad((first * first).sum(), x)
+        return first.detach().numpy(), second.numpy()
+
+    for mine, theirs in zip(grads(chainrule), grads(torch)):
+        assert mine.shape == theirs.shape
+        assert ((mine == theirs) | (mine != mine) & (theirs != theirs)).all()
