@@ -1420,8 +1420,12 @@ _AUTOGRAD_OUT_NAMES = {
     "linalg.svdvals": "_linalg_svd", "multi_dot": "mm", "chain_matmul": "mm", "cross": "linalg_cross",
     "outer": "mul", "kron": "mul", "expit": "sigmoid", "float_power": "pow", "true_divide": "div",
     "negative": "neg", "hstack": "cat", "vstack": "cat", "dstack": "cat", "column_stack": "cat",
-    "eig": "linalg_eig", "ldl_factor": "aten::linalg_ldl_factor_ex",
+    "eig": "linalg_eig", "ldl_factor": "aten::linalg_ldl_factor_ex", "eigvals": "aten::linalg_eigvals",
+    "histogram": "aten::histogram",
 }
+# ops torch's autograd does not record at all (no derivative formula, outputs never require grad): their
+# out= may be a tensor that requires grad, written as a plain tensor
+_NOT_RECORDED_OUT = frozenset({"histc"})
 
 
 def _autograd_out_name(op: str, tensors: tuple) -> str:
@@ -1435,7 +1439,7 @@ def refuse_out_under_autograd(op: str, out, *tensors) -> None:
     """torch's refusal of an ``out=`` call that autograd would record (``out`` or one of ``tensors``
     requires grad); an op whose kernel checks shapes and dtypes calls it first, as torch's autograd
     layer runs before the kernel."""
-    if isinstance(out, Tensor) and is_recording(*tensors, out):
+    if isinstance(out, Tensor) and is_recording(*tensors, out) and op not in _NOT_RECORDED_OUT:
         raise RuntimeError(f"{_autograd_out_name(op, tensors)}(): functions with out=... arguments don't support "
                            "automatic differentiation, but one of the arguments requires grad.")
 
