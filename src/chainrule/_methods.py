@@ -1247,10 +1247,9 @@ def _fill_diagonal(self: Tensor, fill_value, wrap: bool = False) -> Tensor:
                                                                  *((wrap,) if wrap else ())):
         return self
     if self._data.ndim < 2:
-        raise RuntimeError(f"fill_diagonal_: dimensions must larger than 1, got a {self._data.ndim}-D tensor")
+        raise RuntimeError("dimensions must larger than 1")  # (torch's words, exactly)
     if self._data.ndim > 2 and len(set(self._data.shape)) > 1:
-        raise RuntimeError(f"fill_diagonal_: all dimensions of input must be of equal length, got shape "
-                           f"{list(self.shape)}")
+        raise RuntimeError("all dimensions of input must be of equal length")
     if _function.active_dispatch is not None and self._wrapper_strides is None:
         # a dispatch mode sees ATen's composition: the diagonal's as_strided view and its fill_ (and the
         # wrapped one's of a tall matrix), written through the view as without a mode

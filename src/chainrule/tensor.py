@@ -1407,13 +1407,41 @@ def write_out(result: Tensor, out, op: str) -> Tensor:
     return _write_checked_out(result, out)
 
 
+# The name torch's refusal gives, where it is not the op's own: the ATen kernel whose out= variant the
+# call reaches (a composite op's last step: outer's mul, hstack's cat, multi_dot's mm; a linalg
+# function's _ex kernel), or a factory's registered aten:: name. Other linalg functions are named
+# linalg_X (a kernel name has no dot).
+_AUTOGRAD_OUT_NAMES = {
+    "arange": "aten::arange", "range": "aten::range",
+    "norm": "linalg_vector_norm", "vector_norm": "linalg_vector_norm", "vecdot": "sum",
+    "solve": "_linalg_solve_ex", "inv": "linalg_inv_ex", "inverse": "linalg_inv_ex", "linalg.inv_ex": "linalg_inv_ex",
+    "linalg.cholesky": "linalg_cholesky_ex", "linalg.lu_factor": "linalg_lu_factor_ex",
+    "linalg.eigh": "_linalg_eigh", "linalg.eigvalsh": "_linalg_eigh", "linalg.svd": "_linalg_svd",
+    "linalg.svdvals": "_linalg_svd", "multi_dot": "mm", "chain_matmul": "mm", "cross": "linalg_cross",
+    "outer": "mul", "kron": "mul", "expit": "sigmoid", "float_power": "pow", "true_divide": "div",
+    "negative": "neg", "hstack": "cat", "vstack": "cat", "dstack": "cat", "column_stack": "cat",
+    "eig": "linalg_eig", "ldl_factor": "aten::linalg_ldl_factor_ex", "eigvals": "aten::linalg_eigvals",
+    "histogram": "aten::histogram",
+}
+# ops torch's autograd does not record at all (no derivative formula, outputs never require grad): their
+# out= may be a tensor that requires grad, written as a plain tensor
+_NOT_RECORDED_OUT = frozenset({"histc"})
+
+
+def _autograd_out_name(op: str, tensors: tuple) -> str:
+    if op == "diag" and tensors:  # diag of a matrix writes its diagonal, of a vector a diagonal matrix
+        return "aten::diagonal_copy" if tensors[-1].ndim == 1 else "aten::diag_embed"
+    name = _AUTOGRAD_OUT_NAMES.get(op, op)
+    return name.replace(".", "_") if name.startswith("linalg.") else name
+
+
 def refuse_out_under_autograd(op: str, out, *tensors) -> None:
     """torch's refusal of an ``out=`` call that autograd would record (``out`` or one of ``tensors``
     requires grad); an op whose kernel checks shapes and dtypes calls it first, as torch's autograd
     layer runs before the kernel."""
-    if isinstance(out, Tensor) and is_recording(*tensors, out):
-        raise RuntimeError(f"{op}(): functions with out=... arguments don't support automatic differentiation, "
-                           "but one of the arguments requires grad.")
+    if isinstance(out, Tensor) and is_recording(*tensors, out) and op not in _NOT_RECORDED_OUT:
+        raise RuntimeError(f"{_autograd_out_name(op, tensors)}(): functions with out=... arguments don't support "
+                           "automatic differentiation, but one of the arguments requires grad.")
 
 
 def _check_out(result: Tensor, out: Tensor, op: str) -> None:

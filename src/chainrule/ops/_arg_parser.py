@@ -241,6 +241,8 @@ def _with_out_rule(function, name: str, rule: str):
                 if refusal is not None:
                     raise refusal
             return _write_outs(result, out, name)
+        if rule == "same_scalar_object" and isinstance(out, Tensor):
+            refuse_out_under_autograd(name, out, result)  # (complex/polar: torch's autograd layer comes first)
         if rule not in _OUT_DTYPE_FIXED:  # (a fixed dtype was checked on entry)
             refusal = _out_dtype_refusal(name, rule, args[0] if args else kwargs.get("input"), result, out)
             if refusal is not None:

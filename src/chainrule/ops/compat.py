@@ -342,6 +342,7 @@ def range(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devic
                              dtype=dtype if dtype is not None else _dtype.get_default_dtype(), device=device,
                              requires_grad=requires_grad)
     if out is not None:
+        refuse_out_under_autograd("range", out)  # (before the resize, as torch's autograd layer)
         return out.resize_(result.shape).copy_(result)
     return result
 

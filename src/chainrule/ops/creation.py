@@ -38,6 +38,7 @@ from ..tensor import (
     _check_tensor,
     _int_sequence,
     out_keyword_front,
+    refuse_out_under_autograd,
     write_out,
 )
 from .memory_format import empty_preserving_format
@@ -1029,6 +1030,7 @@ def arange(start=None, end=None, step=1, *, out=None, dtype=None, layout=None, d
     refuse_pinning(pin_memory)
     if out is not None:
         _check_tensor(out, "arange", "out", 4)
+        refuse_out_under_autograd("arange", out)  # (torch's autograd layer refuses before out is resized)
         dtype = out_dtype("arange", out, dtype)
         result = arange(start, end, step, dtype=dtype, layout=layout, device=device, requires_grad=requires_grad)
         if out.numel() != result.numel():

@@ -130,12 +130,12 @@ def _refuse_complex(x, kernel: str) -> None:
 def _unary_op(cls, name: str, real_kernel: str | None = None):
     """The public function of a unary special op; ``real_kernel``: the name of torch's CPU kernel,
     which refuses complex inputs."""
-    @honours_out
     def op(input: Tensor) -> Tensor:
         if real_kernel is not None and isinstance(input, Tensor) and input._data.dtype.kind == "c":
             raise NotImplementedError(f"\"{real_kernel}\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
         return cls.apply(_float_input(input))
 
+    op = honours_out(op, name)  # (named here: out='s messages name the op, not "op")
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"torch.{name}, elementwise, with its gradient ({cls.rule})."
     op.function = cls
