@@ -1862,6 +1862,60 @@ def _replayed_order(x: np.ndarray, d: int, order, replay, every_row: bool = Fals
     return np.moveaxis(replayed.reshape(moved.shape), -1, d)
 
 
+def _distinct_rows(x: np.ndarray, d: int):
+    """``x``'s rows along ``d`` (a 2-d array) where every torch CPU order kernel agrees wherever
+    the selected values are distinct (a NumPy array of a real dtype, no NaN); else None."""
+    if type(x) is not np.ndarray or x.dtype.kind not in "iuf" or x.size == 0:
+        return None
+    if x.dtype.kind == "f" and np.isnan(x).any():  # (NaN ties NaN and orders last: the replay's case)
+        return None
+    return (x if d == x.ndim - 1 else np.moveaxis(x, d, -1)).reshape(-1, x.shape[d])
+
+
+def _along(index: np.ndarray, x: np.ndarray, d: int) -> np.ndarray:
+    """Indices of ``_distinct_rows(x, d)``'s rows laid back along ``d`` (C-contiguous, as torch's)."""
+    index = index.reshape(*(x if d == x.ndim - 1 else np.moveaxis(x, d, -1)).shape[:-1], index.shape[-1])
+    return _c_layout(index if d == x.ndim - 1 else np.moveaxis(index, -1, d))
+
+
+def _distinct_topk(x: np.ndarray, d: int, k: int, largest: bool):
+    """topk's indices along ``d`` (k of them, best first) where each row's k best values are
+    distinct and strictly better than the rest: then every algorithm (torch's partial sort, its
+    nth_element and sort, NumPy's sort) picks and orders them alike, so a partition and a sort of
+    the k replace a sort of the row. None where some row ties there (the caller replays it)."""
+    rows = _distinct_rows(x, d)
+    if rows is None or not 0 < k < rows.shape[1]:
+        return None
+    kth = rows.shape[1] - k if largest else k - 1
+    line = np.arange(len(rows))[:, None]
+    chosen = np.argpartition(rows, kth, axis=1)
+    chosen = chosen[:, kth:] if largest else chosen[:, :k]
+    values = rows[line, chosen]
+    order = np.argsort(values, axis=1)
+    if largest:
+        order = order[:, ::-1]
+    values = values[line, order]
+    worst = values[:, -1:]
+    # the k-th best is met by exactly k elements (-0.0 meets 0.0, as they tie in torch), the k differ
+    if not ((np.count_nonzero(rows >= worst if largest else rows <= worst, axis=1) == k).all()
+            and (values[:, 1:] != values[:, :-1]).all()):
+        return None
+    return _along(chosen[line, order], x, d)
+
+
+def _distinct_kth_index(x: np.ndarray, d: int, k: int):
+    """The index of the (0-based) ``k``-th smallest value along ``d`` (kept as a size-1 dim) where
+    that value occurs once in each row: the one every algorithm returns (torch's quickselect,
+    NumPy's stable sort), found by a partition. None where some row ties it or holds a NaN."""
+    rows = _distinct_rows(x, d)
+    if rows is None:
+        return None
+    index = np.argpartition(rows, k, axis=1)[:, k:k + 1]
+    if not (np.count_nonzero(rows == rows[np.arange(len(rows))[:, None], index], axis=1) == 1).all():
+        return None
+    return _along(index, x, d)
+
+
 def _c_layout(index):
     """``index`` C-contiguous with C strides for its size-1 dims too (ascontiguousarray keeps
     whatever stride a size-1 dim had): torch's topk, kthvalue and mode results are contiguous
@@ -1954,7 +2008,7 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
         index = _replayed_order(x, d, lambda: xp.take(_argsort(x, d, largest), xp.arange(k), axis=d),
                                 lambda rows: cpu_sort_order.nth_element_rows(rows, k - 1, largest)[:, :k],
                                 every_row=True, rows_at_once=True)
-    else:
+    elif (index := _distinct_topk(x, d, k, largest)) is None:
         index = _replayed_order(x, d, xp.take(_argsort(x, d, largest), xp.arange(k), axis=d),
                                 lambda keys: cpu_sort_order.topk_order(keys, k, largest, sorted))
     index = _c_layout(index)
@@ -1975,11 +2029,38 @@ def _median_index(x: np.ndarray, d: int) -> np.ndarray:
     """The lower middle element's index along ``d``; torch's median is NaN (the first one) when
     the slice holds a NaN, unlike kthvalue, which orders NaN as the largest value."""
     xp = array_module(x)
+    index = _distinct_kth_index(x, d, (x.shape[d] - 1) // 2)
+    if index is not None:  # (no NaN)
+        return index
     index = _kth_index(x, d, (x.shape[d] - 1) // 2)
     if x.dtype.kind in "fV":
         nan = xp.isnan(x)
         index = xp.where(nan.any(axis=d, keepdims=True), xp.argmax(nan, axis=d, keepdims=True), index)
     return index
+
+
+def _signed_zero_median(x: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``index`` (into ``x`` flattened) of median()'s value, or where that value is a zero tied with
+    zeros of the other sign, the element torch's std::nth_element leaves at the middle (its sign is
+    the result's). torch partitions a clone of the input, which keeps a dense layout's memory order."""
+    flat = x.reshape(-1)
+    if type(x) is not np.ndarray or x.dtype.kind != "f" or flat[index[0]] != 0 or x.size > cpu_sort_order.REPLAY_LIMIT:
+        return index
+    if np.isnan(flat).any() or len(set(np.signbit(flat[flat == 0]).tolist())) < 2:
+        return index
+    dims = sorted(range(x.ndim), key=lambda i: -x.strides[i])  # memory order, when dense
+    expected = x.itemsize
+    for i in reversed(dims):
+        if x.shape[i] != 1:
+            if x.strides[i] != expected:
+                dims = list(range(x.ndim))  # not dense: torch's clone is row-major
+                break
+            expected *= x.shape[i]
+    positions = np.arange(x.size).reshape(x.shape).transpose(dims).reshape(-1)
+    items = list(range(x.size))
+    middle = (x.size - 1) // 2
+    cpu_sort_order.nth_element(items, middle, cpu_sort_order.less_than(x.transpose(dims).reshape(-1).tolist(), False))
+    return np.array([positions[items[middle]]], dtype=np.int64)
 
 
 def _refuse(input: Tensor, kernel: str) -> None:
@@ -2006,7 +2087,7 @@ def median(input: Tensor, dim=None, keepdim: bool = False):
             with np.errstate(invalid="ignore"):
                 return Tensor._make(xp.full((), np.nan, dtype=x.dtype))
         flat = input.reshape(-1)
-        index = _median_index(flat._data, 0)
+        index = _signed_zero_median(x, _median_index(flat._data, 0))
         if _function_module.active_dispatch is not None:  # (a mode sees the call as given)
             _function_module.note_given(MedianAll, flat, aten_call=(("median", "default"), (flat,), {}))
         value = MedianAll.apply(flat, index=index)
@@ -2065,8 +2146,10 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
         raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {d}")  # wrapped, as torch
     if x.ndim == 0:
         return _select_along(KthvalueValues, input, xp.zeros((), np.int64), 0, keepdim, "kthvalue")
-    index = _c_layout(_replayed_order(x, d, _kth_index(x, d, k - 1),
-                                      lambda keys: [cpu_sort_order.kthvalue_index(keys, k - 1)]))
+    index = _distinct_kth_index(x, d, k - 1)
+    if index is None:
+        index = _replayed_order(x, d, _kth_index(x, d, k - 1), lambda keys: [cpu_sort_order.kthvalue_index(keys, k - 1)])
+    index = _c_layout(index)
     if _function_module.active_dispatch is not None:  # (a mode sees the call as given)
         _function_module.note_given(KthvalueValues, input, aten_call=(
             ("kthvalue", "default"), _given_args((input, k, dim, keepdim), (-1, False)), {}))
@@ -2089,6 +2172,43 @@ def mode(input: Tensor, dim: int = -1, keepdim: bool = False):
     if x.ndim == 0:
         return _select_along(ModeValues, input, xp.zeros((), np.int64), 0, keepdim, "mode")
     _check_nonempty(x, (d,), "mode")
+    rows = _distinct_rows(x, d)
+    if rows is None:
+        index = _mode_index(x, d)
+    else:
+        # a row of distinct values: each occurs once, the smallest is the mode (every sort agrees)
+        tied = cpu_sort_order.rows_with_ties(rows)
+        index = np.argmin(rows, axis=1)[:, None]
+        if tied.any():
+            index[tied] = _tied_mode_index(rows[tied])
+        index = _along(index, x, d)
+    if _function_module.active_dispatch is not None:  # (a mode sees the call as given)
+        _function_module.note_given(ModeValues, input, aten_call=(
+            ("mode", "default"), _given_args((input, dim, keepdim), (-1, False)), {}))
+    return _select_along(ModeValues, input, index, d, keepdim, "mode")
+
+
+def _tied_mode_index(rows: np.ndarray) -> np.ndarray:
+    """torch's CPU mode index (as a column) of each row of a 2-d array, all rows holding ties and
+    no NaN: the last of the first longest run after std::sort, whose order ``sort_rows`` replays
+    for all rows at once (``_mode_index`` replays one row at a time, a Python call per comparison)."""
+    if rows.size > cpu_sort_order.REPLAY_LIMIT:  # (past it, no replay: _mode_index's answer)
+        return _mode_index(rows, 1)
+    order = cpu_sort_order.sort_rows(rows, descending=False)
+    line = np.arange(len(rows))[:, None]
+    ordered = rows[line, order]
+    differs = ordered[:, 1:] != ordered[:, :-1]
+    edge = np.ones((len(rows), 1), dtype=bool)
+    positions = np.arange(rows.shape[1])
+    start = np.maximum.accumulate(np.where(np.concatenate([edge, differs], 1), positions, 0), axis=1)
+    ends = np.concatenate([differs, edge], 1)
+    best = np.argmax(np.where(ends, positions - start + 1, 0), axis=1)[:, None]  # the first longest run's end
+    return order[line, best]
+
+
+def _mode_index(x, d: int):
+    """torch's CPU mode index along ``d`` (kept as a size-1 dim) of every row of ``x``."""
+    xp = array_module(x)
     moved = xp.moveaxis(x, d, -1)
     order = xp.argsort(moved, axis=-1, kind="stable")
     s = xp.take_along_axis(moved, order, -1)
@@ -2104,11 +2224,7 @@ def mode(input: Tensor, dim: int = -1, keepdim: bool = False):
     value = xp.take_along_axis(s, best, -1)
     index = xp.max(xp.where(moved == value, xp.arange(n), -1), axis=-1, keepdims=True)
     # with ties torch's index is the last of the run after its std::sort, which need not be the last occurrence
-    index = _c_layout(_replayed_order(x, d, xp.moveaxis(index, -1, d), lambda keys: [cpu_sort_order.mode_index(keys)]))
-    if _function_module.active_dispatch is not None:  # (a mode sees the call as given)
-        _function_module.note_given(ModeValues, input, aten_call=(
-            ("mode", "default"), _given_args((input, dim, keepdim), (-1, False)), {}))
-    return _select_along(ModeValues, input, index, d, keepdim, "mode")
+    return _c_layout(_replayed_order(x, d, xp.moveaxis(index, -1, d), lambda keys: [cpu_sort_order.mode_index(keys)]))
 
 
 # ---------------------------------------------------------------- NaN-aware sums, aminmax, running extrema
