@@ -24,13 +24,16 @@ there vmap checks the replay against the last slice's own run (``unrecorded_batc
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .autograd import function as _function
 from .autograd.grad_mode import is_grad_enabled, set_grad_enabled
 from .ops import random as _random
 
-__all__ = ["Trace", "active", "agrees", "has_vmap_staticmethod", "replay", "start", "stop", "unrecorded_batched"]
+__all__ = ["Trace", "active", "agrees", "has_vmap_staticmethod", "record_user_call", "replay", "start", "stop",
+           "unrecorded_batched"]
 
 active = None  # the Trace of the innermost vmap running its slice 0, or None
 
@@ -215,6 +218,32 @@ def _note_call(op, arguments: dict):
     given = arguments.pop("input")
     trace.record(_AlongDimCall(op, arguments), (given,), {}, out)
     return out
+
+
+class _UserCall:
+    """The record's stand-in class for a user autograd.Function with ``generate_vmap_rule = True``:
+    the Function and its positional arguments but the tensors, which the replay fills in for each
+    slice (the Function's forward once per slice; torch's runs it once on the batch)."""
+
+    __module__ = "chainrule._vmap_batched"
+
+    def __init__(self, cls, template) -> None:
+        self.cls, self.template = cls, template
+        self.__name__ = cls.__name__
+
+    def apply(self, *tensors, **kwargs):
+        given = iter(tensors)
+        return self.cls.apply(*[next(given) if a is None else a for a in self.template], **kwargs)
+
+
+def record_user_call(trace, cls, args, kwargs, out, state) -> None:
+    """Record a user Function with ``generate_vmap_rule = True`` applied to ``args`` (see _UserCall)."""
+    Tensor = _function._Tensor
+    template = tuple(None if isinstance(a, Tensor) else a for a in args)
+    if any(a is None for a in args):  # (a None argument would be taken for a tensor's place)
+        trace.ok = False
+        return
+    trace.record(_UserCall(cls, template), tuple(a for a in args if isinstance(a, Tensor)), kwargs, out, state)
 
 
 class _Written:
@@ -535,6 +564,8 @@ def _run(trace: Trace, values: dict, outputs, size: int):
                 rule = _call_along_dim
             elif isinstance(cls, _Written):
                 rule = _written
+            elif isinstance(cls, _UserCall):
+                rule = None
             elif cls.__module__.startswith("chainrule."):
                 rule = _RULES.get(cls.__name__, _RULES_BY_BASE.get(cls.__mro__[1].__name__))
             else:  # (a user Function: recorded only with its own vmap staticmethod)
@@ -545,11 +576,14 @@ def _run(trace: Trace, values: dict, outputs, size: int):
                 per_slice = []
                 if isinstance(cls, (_ElementwiseCall, _AlongDimCall, _Written)) or rule is _user_function:
                     raise _Stop
+                # (a user Function with generate_vmap_rule: its forward and backward once per slice, as
+                # the slices' own runs would call them; torch's runs them on the batch)
+                run = cls.apply if isinstance(cls, _UserCall) else functools.partial(apply, cls)
                 for i in range(size):
                     if state is not None:  # randomness="same": every slice draws what slice 0 drew
                         _random.default_generator.set_state(state)
                     args = [v.data.select(0, i) if v.batched else v.data for v in operands]
-                    out = apply(cls, *args, **_unwrap(mapped, i))
+                    out = run(*args, **_unwrap(mapped, i))
                     per_slice.append(out if isinstance(out, tuple) else (out,))
                 result = tuple(_stack_rows([row[k] for row in per_slice]) for k in range(len(outs)))
                 trace.per_slice[len(trace.replayed)] = per_slice

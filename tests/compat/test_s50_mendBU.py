@@ -131,3 +131,64 @@ def test_unbatched_matrix_solved_against_batched_right_hand_sides(per_slice_ops)
     theirs, their_calls = _mapped(torch, build, (_Y,))
     assert our_calls == their_calls == 1 and per_slice_ops == []
     np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------- user autograd.Function
+
+
+def _cube(lib):
+    """A functorch-style Function with generate_vmap_rule (two outputs, a number argument)."""
+
+    class Cube(lib.autograd.Function):
+        generate_vmap_rule = True
+
+        @staticmethod
+        def forward(x, k):
+            return x ** 3 * k, x.sum()
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            ctx.save_for_backward(inputs[0])
+            ctx.k = inputs[1]
+
+        @staticmethod
+        def backward(ctx, grad, grad_sum):
+            (x,) = ctx.saved_tensors
+            return 3 * x ** 2 * grad * ctx.k + grad_sum, None
+
+    return Cube
+
+
+@pytest.mark.parametrize("grad", [0, 1, 2], ids=["forward", "grad", "grad_of_grad"])
+def test_generate_vmap_rule_function_runs_f_once(grad, per_slice_ops):
+    def build(lib):
+        cube = _cube(lib)
+
+        def f(x, y):
+            a, s = cube.apply(x, 2.0)
+            return a.sin() * s * y
+
+        return f
+
+    ours, our_calls = _mapped(chainrule, build, (_X, _Y), grad)
+    theirs, their_calls = _mapped(torch, build, (_X, _Y), grad)
+    assert our_calls == their_calls == 1
+    # (the Function's forward runs once per slice inside the replay, as each slice's own run would call it)
+    assert set(per_slice_ops) <= {"Cube"} and "replay failed" not in per_slice_ops
+    np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
+def test_generate_vmap_rule_function_differentiated_outside_the_vmap(per_slice_ops):
+    """The replay's result carries each slice's node of the Function: its backward is the user's."""
+    grads, calls = [], []
+    for lib in (chainrule, torch):
+        cube = _cube(lib)
+        x = lib.tensor(_X, requires_grad=True)
+        counted = _Counting(lambda x, cube=cube: cube.apply(x, 0.5)[0].cos() * cube.apply(x, 1.5)[1])
+        out = lib.func.vmap(counted)(x)
+        out.sum().backward()
+        grads.append((out.detach().numpy(), x.grad.numpy()))
+        calls.append(counted.calls)
+    assert calls == [1, 1] and "replay failed" not in per_slice_ops
+    for ours, theirs in zip(*grads):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
