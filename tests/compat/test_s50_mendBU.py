@@ -192,3 +192,35 @@ def test_generate_vmap_rule_function_differentiated_outside_the_vmap(per_slice_o
     assert calls == [1, 1] and "replay failed" not in per_slice_ops
     for ours, theirs in zip(*grads):
         np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------- random ops under randomness
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("randomness", ["different", "same"])
+@pytest.mark.parametrize("grad", [0, 1], ids=["forward", "grad"])
+def test_alpha_dropout_draws_torchs_numbers_and_runs_f_once(randomness, dtype, grad, per_slice_ops):
+    def build(lib):
+        return lambda x, y: lib.nn.functional.alpha_dropout(x, 0.3, True) * y
+
+    found = []
+    for lib in (chainrule, torch):
+        lib.manual_seed(7)
+        counted = _Counting(build(lib))
+        f = counted if not grad else lib.func.grad(lambda x, y, counted=counted: counted(x, y).sum())
+        xs, ys = (lib.tensor(a.astype(dtype)) for a in (_X, _Y))
+        found.append((lib.func.vmap(f, randomness=randomness)(xs, ys).numpy(), counted.calls))
+    (ours, our_calls), (theirs, their_calls) = found
+    assert our_calls == their_calls == 1
+    assert per_slice_ops == []
+    np.testing.assert_array_equal(ours, theirs)  # (the mask one draw for the batch, or one shared, as torch's)
+
+
+def test_alpha_dropout_under_randomness_error_refuses_in_torchs_words():
+    messages = []
+    for lib in (chainrule, torch):
+        with pytest.raises(RuntimeError) as info:
+            lib.func.vmap(lambda x, lib=lib: lib.nn.functional.alpha_dropout(x, 0.3, True))(lib.tensor(_X))
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
