@@ -224,3 +224,21 @@ def test_alpha_dropout_under_randomness_error_refuses_in_torchs_words():
             lib.func.vmap(lambda x, lib=lib: lib.nn.functional.alpha_dropout(x, 0.3, True))(lib.tensor(_X))
         messages.append(str(info.value))
     assert messages[0] == messages[1]
+
+
+@pytest.mark.parametrize("op", ["dropout", "alpha_dropout"])
+@pytest.mark.parametrize("randomness", ["different", "same"])
+@pytest.mark.parametrize("in_dims", [1, 2])
+def test_dropout_over_a_batch_dim_not_first_runs_f_once(op, randomness, in_dims, per_slice_ops):
+    """A slice cut along dim 1 or 2 is no C-contiguous array: its mask is still the slice's part of
+    one draw for the batch (torch draws the batch's, batch dim first)."""
+    found = []
+    for lib in (chainrule, torch):
+        lib.manual_seed(11)
+        counted = _Counting(lambda x, lib=lib: getattr(lib.nn.functional, op)(x, 0.4, True) * 2)
+        out = lib.func.vmap(counted, in_dims=in_dims, randomness=randomness)(lib.tensor(_X.astype(np.float32)))
+        found.append((out.numpy(), counted.calls))
+    (ours, our_calls), (theirs, their_calls) = found
+    assert our_calls == their_calls == 1
+    assert per_slice_ops == []
+    np.testing.assert_array_equal(ours, theirs)

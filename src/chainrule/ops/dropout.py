@@ -84,12 +84,22 @@ def _dropout_mask(x: Tensor, p: float, shape: tuple) -> np.ndarray:
             _function.method_dispatch("bernoulli_.float", _bernoulli_noise, noise, () if keep == 0.5 else (keep,))
             _function.method_dispatch("div_.Scalar", _scale_noise, noise, (keep,))
             return noise._data
-    if _vmap_frames.current() is not None and xp is np and (like is None or like.flags.c_contiguous):
+    if _vmap_frames.current() is not None and xp is np and _row_major(like):
         # inside a vmap, the slice's part of one draw for the batch (torch's draw for its batched tensor)
         mask = _vmap_frames.slice_draw(lambda size: _scaled_mask(np, size, p, None, dtype), shape)
         if mask is not None:
             return mask
     return _scaled_mask(xp, shape, p, like, dtype)
+
+
+def _row_major(like) -> bool:
+    """Whether a mask drawn in ``like``'s memory order (None: a fresh array's) is drawn in row-major
+    order, as one draw for vmap's batch (``slice_draw``): a C-contiguous array, or a slice of one
+    cut along another dim (vmap's in_dims=1), whose strides still fall from dim to dim."""
+    if like is None or like.flags.c_contiguous:
+        return True
+    strides = [step for n, step in zip(like.shape, like.strides) if n > 1]
+    return all(a >= b > 0 for a, b in zip(strides, strides[1:]))
 
 
 def _scaled_mask(xp, shape: tuple, p: float, like, dtype):
@@ -312,7 +322,7 @@ def _alpha_dropout(input: Tensor, p: float, training: bool, mask_shape: tuple, i
             return made
     a = 1.0 / math.sqrt((alpha * alpha * p + 1) * (1 - p))
     xp = array_module(input)
-    if not inplace and _vmap_frames.current() is not None and xp is np and (like is None or like.flags.c_contiguous):
+    if not inplace and _vmap_frames.current() is not None and xp is np and _row_major(like):
         # inside a vmap, the slice's part of one draw for the batch (torch's draw for its batched
         # tensor), and the affine map by tensor ops, which vmap's record replays on the batch
         drawn = _vmap_frames.slice_draw(lambda size: _keep_mask(np, size, p, None).astype(dtype), mask_shape)
