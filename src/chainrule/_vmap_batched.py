@@ -313,7 +313,7 @@ class _Value:
 _PLAIN = (type(None), bool, int, float, complex, str, type(Ellipsis), slice)
 # parameters that are plain values too: dtypes, devices, a convolution's or a pooling's geometry
 # (kernel, stride, padding and the spatial shapes, which the batch does not change)
-_PLAIN_NAMES = frozenset({"dtype", "device", "_Geometry", "_PoolGeometry"})
+_PLAIN_NAMES = frozenset({"dtype", "device", "_Geometry", "_PoolGeometry", "ResamplePlan"})
 
 
 def replay(trace: Trace, flat_args, flat_dims, outputs, size: int):
@@ -473,9 +473,11 @@ def _map_params(trace: Trace, values: dict, params: dict) -> tuple:
                 raise _Stop
             batched = batched or found.batched
             return found
+        if type(value).__name__ in _PLAIN_NAMES:  # (before a tuple's items: a ResamplePlan's arrays are plain)
+            return value
         if isinstance(value, (tuple, list)):
             return type(value)(mapped(v) for v in value)
-        if isinstance(value, _PLAIN) or isinstance(value, np.dtype) or type(value).__name__ in _PLAIN_NAMES or (
+        if isinstance(value, _PLAIN) or isinstance(value, np.dtype) or (
                 isinstance(value, type) and issubclass(value, np.generic)):  # (a dtype as NumPy's type: sum's)
             return value
         raise _Stop
@@ -1295,6 +1297,17 @@ def _index_slabs(cls, operands, params, outs, size):
     return out.reshape((size, n, *shape)).movedim(1, dim + 1)
 
 
+def _resampled(cls, operands, params, outs, size):
+    """interpolate's resampling (and its adjoint) of each slice along its spatial axes: along the
+    same axes behind the batch dim (the plan's arrays follow from the slice's shapes alone)."""
+    (x,) = operands
+    plan = params.get("plan")
+    if not x.batched or type(plan).__name__ != "ResamplePlan":
+        return None
+    shifted = type(plan)((axis + 1, *rest) for axis, *rest in plan)
+    return _function._apply_array_op(cls, x.data, **dict(params, plan=shifted))
+
+
 def _solved(cls, operands, params, outs, size):
     """linalg.solve's A X = B of each slice (its matrices, behind any batch dims): A and B padded to
     one rank behind the batch dim, one batched solve (torch's rule broadcasts them alike)."""
@@ -1397,6 +1410,7 @@ _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped
                "ReverseCumsum": _along_dim, "Logcumsumexp": _along_dim, "LayerNormalize": _normalized,
                "LayerNormalizeBackward": _normalized_backward, "Flip": _flipped, "ModePad": _widths_padded,
                "ModePadAdjoint": _widths_padded, "ConstantPad": _widths_padded, "Solve": _solved,
+               "Resample": _resampled, "ResampleAdjoint": _resampled,
                "ScatterAdd": _scatter_added, "IndexAdd": _index_slabs, "IndexAddInto": _index_slabs,
                "IndexSelect": _index_slabs})
 # rules of the classes made at run time under torch's node names (second_order's), by their base class

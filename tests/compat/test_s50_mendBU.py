@@ -86,6 +86,15 @@ CASES = {
     "index_select_fixed": lambda lib: lambda x, y: x.index_select(1, lib.tensor([4, 0, 4])) * y[:, :3],
     "embedding_weight": lambda lib: lambda x, y: lib.nn.functional.embedding(lib.tensor([[1, 2], [4, 1]]), x) * y[:2],
     "embedding_both": lambda lib: lambda x, y: lib.nn.functional.embedding((y[:, :2] > 0).long() * 3, x)[:, 0] * y,
+    # interpolate in float64 (the float32 no-grad path is torch's kernel's exact copy, still per slice)
+    "interpolate_linear": lambda lib: lambda x, y: lib.nn.functional.interpolate((x * y)[None], scale_factor=2,
+                                                                                 mode="linear")[0],
+    "interpolate_bilinear": lambda lib: lambda x, y: lib.nn.functional.interpolate(
+        (x * y)[None, None], size=(7, 9), mode="bilinear", align_corners=True)[0, 0],
+    "interpolate_bicubic": lambda lib: lambda x, y: lib.nn.functional.interpolate((x * y)[None, None], scale_factor=1.5,
+                                                                                  mode="bicubic")[0, 0],
+    "interpolate_nearest": lambda lib: lambda x, y: lib.nn.functional.interpolate((x * y)[None, None], size=(3, 11),
+                                                                                  mode="nearest")[0, 0],
 }
 
 
