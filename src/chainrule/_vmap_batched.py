@@ -1228,7 +1228,7 @@ def _layer_norm_backward(cls, operands, params, outs, size):
 
 
 def _along_dim(cls, operands, params, outs, size):
-    """An op along one ``dim`` of its one operand (cumsum, its adjoint, logcumsumexp): along the
+    """An op along one ``dim`` of its one operand (cumsum, its adjoint, logcumsumexp, unfold): along the
     dim behind the batch dim, as torch's batching rules run them."""
     (x,) = operands
     dim, rank = params.get("dim"), _logical_rank(x)
@@ -1237,8 +1237,8 @@ def _along_dim(cls, operands, params, outs, size):
     return _function._apply_array_op(cls, x.data, **dict(params, dim=dim % rank + 1))
 
 
-def _flipped(cls, operands, params, outs, size):
-    """flip of each slice along ``dims``: along those dims behind the batch dim."""
+def _along_dims(cls, operands, params, outs, size):
+    """An op along ``dims`` of its one operand (flip, the FFTs): along those dims behind the batch dim."""
     (x,) = operands
     dims, rank = params.get("dims"), _logical_rank(x)
     if not isinstance(dims, tuple) or not all(type(d) is int for d in dims) or (dims and not rank):
@@ -1306,6 +1306,15 @@ def _resampled(cls, operands, params, outs, size):
         return None
     shifted = type(plan)((axis + 1, *rest) for axis, *rest in plan)
     return _function._apply_array_op(cls, x.data, **dict(params, plan=shifted))
+
+
+def _unfold_backward(cls, operands, params, outs, size):
+    """unfold's adjoint of each slice (its windows added back along ``dim``): behind the batch dim."""
+    (grad,) = operands
+    dim, window, step = params.get("params", (None, None, None))
+    if not grad.batched or type(dim) is not int or dim < 0:
+        return None
+    return _function._apply_array_op(cls, grad.data, shape=(size, *params["shape"]), params=(dim + 1, window, step))
 
 
 def _solved(cls, operands, params, outs, size):
@@ -1388,7 +1397,7 @@ _ROWS_FOLDED = frozenset({"LayerNorm"})
 _ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Neg", "Exp", "Log", "Tanh", "Sigmoid", "Relu", "Sin", "Cos", "Sqrt",
                 "Rsqrt", "Abs", "Maximum", "Minimum", "Square", "Reciprocal", "Log1p", "Expm1", "Softplus",
                 "PowScalar", "TanhBackward", "SigmoidBackward", "Threshold", "ReluBackward", "Pow", "RSub", "Gelu",
-                "ScaledBy", "ToCopy")
+                "ScaledBy", "ToCopy", "Real", "Imag")
 _RULES = {name: _elementwise for name in _ELEMENTWISE}
 _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped, "SqueezeView": _reshaped,
                "UnsafeView": _reshaped, "Select": _indexed, "Slice": _indexed, "Index": _indexed,
@@ -1408,8 +1417,10 @@ _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped
                "Clone": _cloned, "Split": _split, "SplitWithSizes": _split, "Cat": _concatenated, "Bmm": _matmul,
                "FusedScaleShift": _scale_shifted, "GradientAgainst": _gradient_against, "Cumsum": _along_dim,
                "ReverseCumsum": _along_dim, "Logcumsumexp": _along_dim, "LayerNormalize": _normalized,
-               "LayerNormalizeBackward": _normalized_backward, "Flip": _flipped, "ModePad": _widths_padded,
-               "ModePadAdjoint": _widths_padded, "ConstantPad": _widths_padded, "Solve": _solved,
+               "LayerNormalizeBackward": _normalized_backward, "Flip": _along_dims, "ModePad": _widths_padded,
+               "ModePadAdjoint": _widths_padded, "ConstantPad": _widths_padded, "Solve": _solved, "R2C": _along_dims, "C2C": _along_dims,
+               "C2R": _along_dims, "Unfold": _along_dim,
+               "UnfoldBackward": _unfold_backward,
                "Resample": _resampled, "ResampleAdjoint": _resampled,
                "ScatterAdd": _scatter_added, "IndexAdd": _index_slabs, "IndexAddInto": _index_slabs,
                "IndexSelect": _index_slabs})

@@ -95,7 +95,24 @@ CASES = {
                                                                                   mode="bicubic")[0, 0],
     "interpolate_nearest": lambda lib: lambda x, y: lib.nn.functional.interpolate((x * y)[None, None], size=(3, 11),
                                                                                   mode="nearest")[0, 0],
+    "unfold": lambda lib: lambda x, y: (x * y).unfold(1, 3, 2) ** 3,
 }
+# the FFTs' rules replay their first derivatives (a second one still runs slice by slice)
+FIRST_ORDER = {
+    "stft": lambda lib: lambda x, y: lib.stft(x.reshape(-1) * y.reshape(-1), 8, return_complex=True,
+                                              window=lib.hann_window(8, dtype=x.dtype)).abs() ** 2,
+    "rfft": lambda lib: lambda x, y: lib.fft.rfft(x * y, dim=0).abs() ** 2,
+}
+
+
+@pytest.mark.parametrize("grad", [0, 1], ids=["forward", "grad"])
+@pytest.mark.parametrize("name", sorted(FIRST_ORDER))
+def test_fft_replays_on_the_batch_with_torchs_values(name, grad, per_slice_ops):
+    ours, our_calls = _mapped(chainrule, FIRST_ORDER[name], (_X, _Y), grad)
+    theirs, their_calls = _mapped(torch, FIRST_ORDER[name], (_X, _Y), grad)
+    assert our_calls == their_calls == 1
+    assert per_slice_ops == []
+    np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("grad", [0, 1, 2], ids=["forward", "grad", "grad_of_grad"])
