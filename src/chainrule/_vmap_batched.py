@@ -24,13 +24,16 @@ there vmap checks the replay against the last slice's own run (``unrecorded_batc
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .autograd import function as _function
 from .autograd.grad_mode import is_grad_enabled, set_grad_enabled
 from .ops import random as _random
 
-__all__ = ["Trace", "active", "agrees", "has_vmap_staticmethod", "replay", "start", "stop", "unrecorded_batched"]
+__all__ = ["Trace", "active", "agrees", "has_vmap_staticmethod", "record_user_call", "replay", "start", "stop",
+           "unrecorded_batched"]
 
 active = None  # the Trace of the innermost vmap running its slice 0, or None
 
@@ -82,6 +85,7 @@ class Trace:
         self.muted = 0  # inside an op recorded as one call (_note_call): its own ops are not recorded
         self.internal: dict = {}  # id -> a batched value such a call made inside (its 0-d input's reshape)
         self.earlier: dict = {}  # id -> the versions an op's output had before a recorded in-place write
+        self.unbatched: dict = {}  # data key -> a tensor the vmap holds unbatched whose array an op read (_note_arrays)
 
     def generator_state(self):
         """Under randomness="same", the default generator's state before an op runs (``record``):
@@ -98,6 +102,8 @@ class Trace:
             self.ok = False
             return
         index = len(self.ops)
+        if any(type(value) is np.ndarray for value in params.values()):
+            self._note_arrays(params)
         self.ops.append((cls, inputs, params, outs, is_grad_enabled(), tuple(_version(t) for t in inputs)))
         self.states.append(state)
         for k, o in enumerate(outs):
@@ -116,6 +122,19 @@ class Trace:
                     if type(array) is np.ndarray:
                         self.saved_at.setdefault(_data_key(array), []).append((index, k, where, type(node)))
         self.keep.append(outs)
+
+    def _note_arrays(self, params: dict) -> None:
+        """Keep each tensor the vmap holds unbatched (a factory's made inside the function, one it
+        closes over) whose array an op reads as a parameter (index_select's index): the replay
+        reads that array as unbatched, though the tensor is gone by then."""
+        frame = self.frame
+        held = {_data_key(t._data): t for tensors in (frame._made, frame._closed_over)
+                for t in list(tensors.values())}
+        for value in params.values():
+            t = held.get(_data_key(value)) if type(value) is np.ndarray else None
+            if t is not None and frame.surely_unbatched(t):
+                self.unbatched[_data_key(value)] = t
+                self.keep.append(t)
 
 
 def start(frame):
@@ -136,10 +155,13 @@ def start(frame):
     return previous, active
 
 
-def _note_constant(t) -> None:
+def _note_constant(t, by_data: bool = True) -> None:
+    """``t`` is the same for every slice's run; ``by_data``: so is any tensor over its very array
+    (not where an op writes its result into that array: index_add_into's zeros)."""
     if active is not None:
         active.constants[id(t)] = t
-        active.constants[_data_key(t._data)] = t  # (a tensor over its very array has its values)
+        if by_data:
+            active.constants[_data_key(t._data)] = t  # (a tensor over its very array has its values)
 
 
 class _ElementwiseCall:
@@ -196,6 +218,32 @@ def _note_call(op, arguments: dict):
     given = arguments.pop("input")
     trace.record(_AlongDimCall(op, arguments), (given,), {}, out)
     return out
+
+
+class _UserCall:
+    """The record's stand-in class for a user autograd.Function with ``generate_vmap_rule = True``:
+    the Function and its positional arguments but the tensors, which the replay fills in for each
+    slice (the Function's forward once per slice; torch's runs it once on the batch)."""
+
+    __module__ = "chainrule._vmap_batched"
+
+    def __init__(self, cls, template) -> None:
+        self.cls, self.template = cls, template
+        self.__name__ = cls.__name__
+
+    def apply(self, *tensors, **kwargs):
+        given = iter(tensors)
+        return self.cls.apply(*[next(given) if a is None else a for a in self.template], **kwargs)
+
+
+def record_user_call(trace, cls, args, kwargs, out, state) -> None:
+    """Record a user Function with ``generate_vmap_rule = True`` applied to ``args`` (see _UserCall)."""
+    Tensor = _function._Tensor
+    template = tuple(None if isinstance(a, Tensor) else a for a in args)
+    if any(a is None for a in args):  # (a None argument would be taken for a tensor's place)
+        trace.ok = False
+        return
+    trace.record(_UserCall(cls, template), tuple(a for a in args if isinstance(a, Tensor)), kwargs, out, state)
 
 
 class _Written:
@@ -265,7 +313,7 @@ class _Value:
 _PLAIN = (type(None), bool, int, float, complex, str, type(Ellipsis), slice)
 # parameters that are plain values too: dtypes, devices, a convolution's or a pooling's geometry
 # (kernel, stride, padding and the spatial shapes, which the batch does not change)
-_PLAIN_NAMES = frozenset({"dtype", "device", "_Geometry", "_PoolGeometry"})
+_PLAIN_NAMES = frozenset({"dtype", "device", "_Geometry", "_PoolGeometry", "ResamplePlan"})
 
 
 def replay(trace: Trace, flat_args, flat_dims, outputs, size: int):
@@ -425,9 +473,11 @@ def _map_params(trace: Trace, values: dict, params: dict) -> tuple:
                 raise _Stop
             batched = batched or found.batched
             return found
+        if type(value).__name__ in _PLAIN_NAMES:  # (before a tuple's items: a ResamplePlan's arrays are plain)
+            return value
         if isinstance(value, (tuple, list)):
             return type(value)(mapped(v) for v in value)
-        if isinstance(value, _PLAIN) or isinstance(value, np.dtype) or type(value).__name__ in _PLAIN_NAMES or (
+        if isinstance(value, _PLAIN) or isinstance(value, np.dtype) or (
                 isinstance(value, type) and issubclass(value, np.generic)):  # (a dtype as NumPy's type: sum's)
             return value
         raise _Stop
@@ -448,7 +498,11 @@ def _known_array(trace: Trace, values: dict, array):
         return _Value(known.data._data, known.batched)
     item = _kept_by_replayed_node(trace, array)
     item = getattr(item, "_data", item)  # (a kept tensor's array)
-    return _Value(item, True) if type(item) is np.ndarray else None
+    if type(item) is np.ndarray:
+        return _Value(item, True)
+    held = trace.unbatched.get(key)
+    # (the array of a tensor the vmap holds unbatched, unwritten: a factory's index made inside the function)
+    return _Value(array, False) if held is not None and _version(held)[1] == 0 else None
 
 
 class _BatchedNode:
@@ -512,8 +566,10 @@ def _run(trace: Trace, values: dict, outputs, size: int):
                 rule = _call_along_dim
             elif isinstance(cls, _Written):
                 rule = _written
+            elif isinstance(cls, _UserCall):
+                rule = None
             elif cls.__module__.startswith("chainrule."):
-                rule = _RULES.get(cls.__name__)
+                rule = _RULES.get(cls.__name__, _RULES_BY_BASE.get(cls.__mro__[1].__name__))
             else:  # (a user Function: recorded only with its own vmap staticmethod)
                 rule = _user_function
             if rule is not None and (not params_batched or rule in _BATCHED_PARAMS):
@@ -522,11 +578,14 @@ def _run(trace: Trace, values: dict, outputs, size: int):
                 per_slice = []
                 if isinstance(cls, (_ElementwiseCall, _AlongDimCall, _Written)) or rule is _user_function:
                     raise _Stop
+                # (a user Function with generate_vmap_rule: its forward and backward once per slice, as
+                # the slices' own runs would call them; torch's runs them on the batch)
+                run = cls.apply if isinstance(cls, _UserCall) else functools.partial(apply, cls)
                 for i in range(size):
                     if state is not None:  # randomness="same": every slice draws what slice 0 drew
                         _random.default_generator.set_state(state)
                     args = [v.data.select(0, i) if v.batched else v.data for v in operands]
-                    out = apply(cls, *args, **_unwrap(mapped, i))
+                    out = run(*args, **_unwrap(mapped, i))
                     per_slice.append(out if isinstance(out, tuple) else (out,))
                 result = tuple(_stack_rows([row[k] for row in per_slice]) for k in range(len(outs)))
                 trace.per_slice[len(trace.replayed)] = per_slice
@@ -882,12 +941,25 @@ def _elementwise_kept(cls, operands, params, outs, size):
 
 
 def _embedding(cls, operands, params, outs, size):
-    """Rows of an unbatched weight at batched indices: one lookup, the batch dims in front."""
+    """Rows of an unbatched weight at batched indices: one lookup, the batch dims in front; rows of
+    a batched weight: one lookup in the slices' tables stacked."""
     (weight,) = operands
     indices = params.get("indices")
-    if weight.batched or not isinstance(indices, _Value) or not indices.batched:
+    if not isinstance(indices, _Value) or type(indices.data) is not np.ndarray:
         return None
-    return _function._apply_array_op(cls, weight.data, **dict(params, indices=indices.data))
+    if not weight.batched:
+        if not indices.batched:
+            return None
+        return _function._apply_array_op(cls, weight.data, **dict(params, indices=indices.data))
+    # each slice's own weight: the slices' rows one table of B·V rows, each slice's indices offset by b·V
+    if params.get("padding_idx") is not None or params.get("sparse") or _logical_rank(weight) != 2:
+        return None
+    rows = weight.data.shape[1]
+    index = indices.data if indices.batched else np.broadcast_to(indices.data, (size, *indices.data.shape))
+    index = np.where(index < 0, index + rows, index)
+    offset = index + (np.arange(size) * rows).reshape((size,) + (1,) * (index.ndim - 1))
+    out = _function._apply_array_op(cls, weight.data.reshape((-1, weight.data.shape[2])), **dict(params, indices=offset))
+    return out.reshape((size, *outs[0].shape))
 
 
 def _embedding_backward(cls, operands, params, outs, size):
@@ -1155,6 +1227,139 @@ def _layer_norm_backward(cls, operands, params, outs, size):
     return tuple(found)
 
 
+def _along_dim(cls, operands, params, outs, size):
+    """An op along one ``dim`` of its one operand (cumsum, its adjoint, logcumsumexp, unfold): along the
+    dim behind the batch dim, as torch's batching rules run them."""
+    (x,) = operands
+    dim, rank = params.get("dim"), _logical_rank(x)
+    if type(dim) is not int or not rank or not x.batched:
+        return None
+    return _function._apply_array_op(cls, x.data, **dict(params, dim=dim % rank + 1))
+
+
+def _along_dims(cls, operands, params, outs, size):
+    """An op along ``dims`` of its one operand (flip, the FFTs): along those dims behind the batch dim."""
+    (x,) = operands
+    dims, rank = params.get("dims"), _logical_rank(x)
+    if not isinstance(dims, tuple) or not all(type(d) is int for d in dims) or (dims and not rank):
+        return None
+    return _function._apply_array_op(cls, x.data, **dict(params, dims=tuple(d % rank + 1 for d in dims)))
+
+
+def _widths_padded(cls, operands, params, outs, size):
+    """constant / reflect / replicate / circular padding (and the adjoint's fold) of each slice by
+    its widths per dim: no width along the batch dim in front."""
+    (x,) = operands
+    widths = params.get("widths")
+    if not isinstance(widths, tuple) or len(widths) != _logical_rank(x) or not x.batched:
+        return None
+    return _function._apply_array_op(cls, x.data, **dict(params, widths=((0, 0), *widths)))
+
+
+def _scatter_added(cls, operands, params, outs, size):
+    """scatter_add of each slice's src at its index (batched or not) along ``dim``: along the dim
+    behind the batch dim, the batch dim in front of the index too (one scatter, as torch's rule)."""
+    x, src = operands
+    index, dim, rank = params.get("index"), params.get("dim"), _logical_rank(x)
+    if not isinstance(index, _Value) or type(index.data) is not np.ndarray or type(dim) is not int or not rank or \
+            index.data.ndim - index.batched != rank:
+        return None
+    index = index.data if index.batched else np.broadcast_to(index.data, (size, *index.data.shape))
+    return _function._apply_array_op(cls, _whole(x, size), _whole(src, size), index=index, dim=dim % rank + 1)
+
+
+def _folded_along(data, dim: int):
+    """(B, ..., n at dim + 1, ...) -> (B·n, ...): each slice's slabs along ``dim``, one after another."""
+    moved = data.movedim(dim + 1, 1)
+    return moved.reshape((-1, *moved.shape[2:]))
+
+
+def _index_slabs(cls, operands, params, outs, size):
+    """index_select / index_add (and index_select's adjoint) of each slice's slabs along ``dim`` at
+    a 1-d index: along the dim behind the batch dim for an unbatched index; for a batched one, the
+    slices' slabs folded into one dim and each slice's index offset by ``b·n`` (one op on the batch)."""
+    index, dim, rank = params.get("index"), params.get("dim"), _logical_rank(operands[0])
+    if not isinstance(index, _Value) or type(index.data) is not np.ndarray or type(dim) is not int or not rank or \
+            index.data.ndim != 1 + index.batched:
+        return None
+    args = [_whole(v, size) for v in operands]
+    if cls.__name__ == "IndexAddInto":  # (it adds into its first operand, zeros: the batch's own)
+        args[0] = _function._make_tensor(np.zeros((size, *outs[0].shape), outs[0]._data.dtype))
+    if not index.batched:
+        return _function._apply_array_op(cls, *args, **dict(params, index=index.data, dim=dim % rank + 1))
+    dim %= rank
+    rows = args[0].shape[dim + 1]
+    flat = np.where(index.data < 0, index.data + rows, index.data) + (np.arange(size) * rows)[:, None]
+    out = _function._apply_array_op(cls, *(_folded_along(a, dim) for a in args),
+                                    **dict(params, index=flat.reshape(-1), dim=0))
+    shape = list(outs[0].shape)
+    n = shape.pop(dim)
+    return out.reshape((size, n, *shape)).movedim(1, dim + 1)
+
+
+def _resampled(cls, operands, params, outs, size):
+    """interpolate's resampling (and its adjoint) of each slice along its spatial axes: along the
+    same axes behind the batch dim (the plan's arrays follow from the slice's shapes alone)."""
+    (x,) = operands
+    plan = params.get("plan")
+    if not x.batched or type(plan).__name__ != "ResamplePlan":
+        return None
+    shifted = type(plan)((axis + 1, *rest) for axis, *rest in plan)
+    return _function._apply_array_op(cls, x.data, **dict(params, plan=shifted))
+
+
+def _unfold_backward(cls, operands, params, outs, size):
+    """unfold's adjoint of each slice (its windows added back along ``dim``): behind the batch dim."""
+    (grad,) = operands
+    dim, window, step = params.get("params", (None, None, None))
+    if not grad.batched or type(dim) is not int or dim < 0:
+        return None
+    return _function._apply_array_op(cls, grad.data, shape=(size, *params["shape"]), params=(dim + 1, window, step))
+
+
+def _solved(cls, operands, params, outs, size):
+    """linalg.solve's A X = B of each slice (its matrices, behind any batch dims): A and B padded to
+    one rank behind the batch dim, one batched solve (torch's rule broadcasts them alike)."""
+    if params or any(_logical_rank(v) < 2 for v in operands):
+        return None
+    rank = max(_logical_rank(v) for v in operands)
+    return _function._apply_array_op(cls, *(_padded(v, rank) for v in operands))
+
+
+def _normalized(cls, operands, params, outs, size):
+    """A layer norm without affine map (x̂ over ``dims``) of each slice: over the same dims behind
+    the batch dim (its node keeps the batch's x̂ and 1/σ, batch dim in front)."""
+    (x,) = operands
+    dims, rank = params.get("dims"), _logical_rank(x)
+    if not x.batched or params.get("stats") is not None or not isinstance(dims, tuple) or \
+            not all(type(d) is int for d in dims) or not rank:
+        return None
+    return _function._apply_array_op(cls, x.data, **dict(params, dims=tuple(d % rank + 1 for d in dims)))
+
+
+def _normalized_backward(cls, operands, params, outs, size):
+    """The gradient of a layer norm without affine map (``_normalized``'s) of each slice: over its
+    dims behind the batch dim, with the x̂ and 1/σ the batch's forward node kept."""
+    grad, x = operands
+    dims, rank = params.get("dims"), _logical_rank(x)
+    kept = [params.get("xhat"), params.get("invstd")]
+    if params.get("mean") is not None or not isinstance(dims, tuple) or not all(type(d) is int for d in dims) or \
+            not rank or not all(isinstance(v, _Value) and v.batched and type(v.data) is np.ndarray for v in kept):
+        return None
+    xhat, invstd = (v.data for v in kept)
+    if xhat.shape != (size, *outs[0].shape) or invstd.ndim != xhat.ndim:
+        return None
+    return _function._apply_array_op(cls, _whole(grad, size), _whole(x, size), xhat=xhat, invstd=invstd,
+                                     dims=tuple(d % rank + 1 for d in dims), eps=params.get("eps"))
+
+
+def _passed_on(cls, operands, params, outs, size):
+    """A gradient recorded against saved tensors with derivative zero in them (``depending_on``'s
+    node, under torch's name): the batch's gradient passed on, each saved tensor as it is."""
+    grad, *tensors = operands
+    return _function._apply_array_op(cls, _whole(grad, size), *(v.data for v in tensors), **params)
+
+
 def has_vmap_staticmethod(cls) -> bool:
     """Whether a user's autograd.Function has its own batching rule (torch's ``vmap``
     staticmethod), which the replay runs on the batch (``_user_function``)."""
@@ -1183,7 +1388,7 @@ def _user_function(cls, operands, params, outs, size):
 # rules that take parameters the replay batched (as _Values)
 _BATCHED_PARAMS = frozenset({_where, _dim_shifted, _nll_loss, _nll_loss_backward, _pooled, _elementwise_kept,
                              _embedding, _embedding_backward, _along_index, _masked_filled, _layer_norm_backward,
-                             _gradient_against})
+                             _gradient_against, _normalized_backward, _scatter_added, _index_slabs})
 # ops whose node a later op reads as a parameter (nll_loss's backward), replayed by a rule
 _NODES_READ = frozenset({"_NllLoss"})
 # ops whose rule runs the batch as more rows of the op (batch-major), so that what their node keeps
@@ -1192,10 +1397,11 @@ _ROWS_FOLDED = frozenset({"LayerNorm"})
 _ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Neg", "Exp", "Log", "Tanh", "Sigmoid", "Relu", "Sin", "Cos", "Sqrt",
                 "Rsqrt", "Abs", "Maximum", "Minimum", "Square", "Reciprocal", "Log1p", "Expm1", "Softplus",
                 "PowScalar", "TanhBackward", "SigmoidBackward", "Threshold", "ReluBackward", "Pow", "RSub", "Gelu",
-                "ScaledBy", "ToCopy")
+                "ScaledBy", "ToCopy", "Real", "Imag")
 _RULES = {name: _elementwise for name in _ELEMENTWISE}
 _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped, "SqueezeView": _reshaped,
                "UnsafeView": _reshaped, "Select": _indexed, "Slice": _indexed, "Index": _indexed,
+               "Unsqueeze": _indexed, "Alias": _indexed,
                "SelectScatter": _scattered, "SliceScatter": _scattered, "IndexScatter": _scattered, "Addmm": _addmm, "Mm": _mm,
                "LinearBackward": _linear_backward, "Matmul": _matmul, "StackRows": _stacked, "LogSoftmax": _dim_shifted,
                "Softmax": _dim_shifted, "LogSoftmaxBackward": _dim_shifted, "SoftmaxBackward": _dim_shifted,
@@ -1209,4 +1415,14 @@ _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped
                "ScatterAlong": _along_index, "MaskedFill": _masked_filled,
                "LayerNorm": _layer_norm, "LayerNormBackward": _layer_norm_backward, "Transpose": _transposed,
                "Clone": _cloned, "Split": _split, "SplitWithSizes": _split, "Cat": _concatenated, "Bmm": _matmul,
-               "FusedScaleShift": _scale_shifted, "GradientAgainst": _gradient_against})
+               "FusedScaleShift": _scale_shifted, "GradientAgainst": _gradient_against, "Cumsum": _along_dim,
+               "ReverseCumsum": _along_dim, "Logcumsumexp": _along_dim, "LayerNormalize": _normalized,
+               "LayerNormalizeBackward": _normalized_backward, "Flip": _along_dims, "ModePad": _widths_padded,
+               "ModePadAdjoint": _widths_padded, "ConstantPad": _widths_padded, "Solve": _solved, "R2C": _along_dims, "C2C": _along_dims,
+               "C2R": _along_dims, "Unfold": _along_dim,
+               "UnfoldBackward": _unfold_backward,
+               "Resample": _resampled, "ResampleAdjoint": _resampled,
+               "ScatterAdd": _scatter_added, "IndexAdd": _index_slabs, "IndexAddInto": _index_slabs,
+               "IndexSelect": _index_slabs})
+# rules of the classes made at run time under torch's node names (second_order's), by their base class
+_RULES_BY_BASE = {"DependsOn": _passed_on}

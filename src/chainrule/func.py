@@ -1140,7 +1140,10 @@ class _BatchWatcher:
         _vmap_frames.note_results(inputs, params, out)
         if trace is not None and trace.ok:
             if user_function and not _vmap_batched.has_vmap_staticmethod(cls):
-                trace.ok = False
+                if cls.generate_vmap_rule is True:
+                    _vmap_batched.record_user_call(trace, cls, inputs, params, out, state)
+                else:
+                    trace.ok = False
             else:
                 trace.record(cls, inputs, params, out, state)
         return out

@@ -130,6 +130,7 @@ from ..ops.reduce import implicit_softmax_dim as _implicit_softmax_dim
 from ..ops.reduce import log_softmax as _log_softmax
 from ..ops.reduce import softmax as _softmax
 from ..ops.sampling import Resample as _Resample
+from ..ops.sampling import ResamplePlan as _ResamplePlan
 from ..ops.sampling import affine_grid, grid_sample
 from ..ops.shape import cat as _cat
 from ..ops.shape import pad
@@ -815,7 +816,7 @@ def _interpolate_computed(input: Tensor, mode: str, d: int, in_sizes: tuple, out
         # out = x[lo]·(1 - λ) + x[hi]·λ along this axis
         plan.append((2 + k, (lo, hi), (_interpolation_weight(1 - frac, weight_dtype, weight_rounding), frac),
                      in_sizes[k], (lo, hi)))
-    out = _Resample.apply(out, plan=tuple(plan))
+    out = _Resample.apply(out, plan=_ResamplePlan(plan))
     if low is not None:
         out = out.to(low)
     # torch's upsample kernels write the layout the input suggests: channels-last in, channels-last out

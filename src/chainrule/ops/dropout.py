@@ -84,12 +84,22 @@ def _dropout_mask(x: Tensor, p: float, shape: tuple) -> np.ndarray:
             _function.method_dispatch("bernoulli_.float", _bernoulli_noise, noise, () if keep == 0.5 else (keep,))
             _function.method_dispatch("div_.Scalar", _scale_noise, noise, (keep,))
             return noise._data
-    if _vmap_frames.current() is not None and xp is np and (like is None or like.flags.c_contiguous):
+    if _vmap_frames.current() is not None and xp is np and _row_major(like):
         # inside a vmap, the slice's part of one draw for the batch (torch's draw for its batched tensor)
         mask = _vmap_frames.slice_draw(lambda size: _scaled_mask(np, size, p, None, dtype), shape)
         if mask is not None:
             return mask
     return _scaled_mask(xp, shape, p, like, dtype)
+
+
+def _row_major(like) -> bool:
+    """Whether a mask drawn in ``like``'s memory order (None: a fresh array's) is drawn in row-major
+    order, as one draw for vmap's batch (``slice_draw``): a C-contiguous array, or a slice of one
+    cut along another dim (vmap's in_dims=1), whose strides still fall from dim to dim."""
+    if like is None or like.flags.c_contiguous:
+        return True
+    strides = [step for n, step in zip(like.shape, like.strides) if n > 1]
+    return all(a >= b > 0 for a, b in zip(strides, strides[1:]))
 
 
 def _scaled_mask(xp, shape: tuple, p: float, like, dtype):
@@ -285,6 +295,13 @@ def feature_alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False,
     return _alpha_dropout(input, p, training, tuple(input.shape[:2]) + (1,) * (input.dim() - 2), inplace)
 
 
+def _alpha_dropped(input: Tensor, keep: Tensor, alpha: float, a: float, p: float) -> Tensor:
+    """alpha dropout's ``x · (m·a) + ((m - 1)·alpha·a + alpha·a·p)`` of a keep-mask tensor ``m``, by
+    tensor ops with the numbers rounded to ``m``'s dtype as torch's steps round them."""
+    scalar = keep._data.dtype.type
+    return input * (keep * float(scalar(a))) + ((keep - 1.0) * float(scalar(alpha * a)) + float(scalar(alpha * a * p)))
+
+
 def _alpha_dropout(input: Tensor, p: float, training: bool, mask_shape: tuple, inplace: bool = False) -> Tensor:
     _check_p(p)
     if not training or p == 0.0:
@@ -303,11 +320,18 @@ def _alpha_dropout(input: Tensor, p: float, training: bool, mask_shape: tuple, i
         made = _alpha_dropout_watched(input, p, alpha, inplace)
         if made is not None:
             return made
-    keep = _keep_mask(array_module(input), mask_shape, p, like).astype(dtype)
+    a = 1.0 / math.sqrt((alpha * alpha * p + 1) * (1 - p))
+    xp = array_module(input)
+    if not inplace and _vmap_frames.current() is not None and xp is np and _row_major(like):
+        # inside a vmap, the slice's part of one draw for the batch (torch's draw for its batched
+        # tensor), and the affine map by tensor ops, which vmap's record replays on the batch
+        drawn = _vmap_frames.slice_draw(lambda size: _keep_mask(np, size, p, None).astype(dtype), mask_shape)
+        if drawn is not None:
+            return _alpha_dropped(input, Tensor._make(drawn), alpha, a, p)
+    keep = _keep_mask(xp, mask_shape, p, like).astype(dtype)
     # y = a·(x·m + (-alpha)(1 - m)) + alpha·a·p keeps mean 0 and variance 1. torch's steps and
     # roundings: b = noise.add(-1).mul_(alpha * a).add_(alpha * a * p); noise.mul_(a); x * noise + b,
     # each step and each double scalar rounded to the input's dtype (float16's too)
-    a = 1.0 / math.sqrt((alpha * alpha * p + 1) * (1 - p))
     scalar = keep.dtype.type
     shift = (keep - scalar(1)) * scalar(alpha * a) + scalar(alpha * a * p)
     if inplace:  # torch's input.mul_(noise).add_(b): the node AddBackward0

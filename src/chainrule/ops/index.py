@@ -2529,6 +2529,8 @@ class IndexSelect(Function):
 def index_add_into(src: Tensor, index, dim: int, shape: tuple) -> Tensor:
     """zeros(shape) with the slabs of ``src`` added at ``index`` along ``dim``: index_select's adjoint."""
     zeros = Tensor._make(array_module(src).zeros(shape, dtype=src._data.dtype))
+    if _function.tracing_ops:  # (the same zeros for every slice of a vmap that records its ops, until written)
+        _function.traced_constant(zeros, False)
     return IndexAddInto.apply(zeros, src, index=index, dim=dim)
 
 

@@ -675,6 +675,13 @@ def _spread_axis(grad, axis: int, taps, weights, size: int):
     return xp.moveaxis(out, 0, axis)
 
 
+class ResamplePlan(tuple):
+    """Resample's plan: one (axis, taps, weights, input size, backward's taps) per axis. Its arrays
+    follow from the shapes alone, so a vmap's record takes the plan as a plain parameter."""
+
+    __slots__ = ()
+
+
 class Resample(Function):
     """A linear resampling of some axes, one after another: along each, every output is a weighted
     sum of a few input taps (interpolate's nearest, linear and cubic modes). ``plan`` holds one

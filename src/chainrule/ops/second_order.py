@@ -13,6 +13,7 @@ adds the edge.
 from __future__ import annotations
 
 from .._backend import array_module
+from ..autograd import function as _function
 from ..autograd.batched_grad import BATCHED_RULES, broadcasting_rule, register_batched_rule
 from ..autograd.function import Function, _make_node
 from ..autograd.grad_mode import is_grad_enabled
@@ -35,7 +36,16 @@ class DependsOn(Function):
     @staticmethod
     def backward(ctx, grad_grad):
         xp = array_module(grad_grad._data)
-        return (grad_grad, *(Tensor._make(xp.zeros(shape, dtype)) for shape, dtype in ctx.likes))
+        return (grad_grad, *(_zeros(xp, shape, dtype) for shape, dtype in ctx.likes))
+
+
+def _zeros(xp, shape, dtype) -> Tensor:
+    """The zero gradient of a saved tensor: inside a vmap that records its ops, a constant of the
+    record (every slice's run makes the same zeros)."""
+    out = Tensor._make(xp.zeros(shape, dtype))
+    if _function.tracing_ops:
+        _function.traced_constant(out)
+    return out
 
 
 def _batched(node, grad):
@@ -91,7 +101,7 @@ class OpAgainst(Function):
         edges = len(op.next_functions)
         grads = grads[:edges] if type(grads) is tuple else (grads,)
         xp = array_module(grad._data)
-        return (*grads, *(Tensor._make(xp.zeros(shape, dtype)) for shape, dtype in ctx._input_meta[edges:]))
+        return (*grads, *(_zeros(xp, shape, dtype) for shape, dtype in ctx._input_meta[edges:]))
 
 
 def _batched_op_against(node, grad):

@@ -438,6 +438,8 @@ def _logcumsumexp_grad_by_pairs(x: Tensor, out: Tensor, grad: Tensor, d: int) ->
     n = xs.shape[-1]
     xp = array_module(grad._data)
     later = Tensor._make(xp.triu(xp.ones((n, n), dtype=bool)))  # [i, j]: j ≥ i, on grad's device
+    if _function_module.tracing_ops:  # (the same triangle for every slice of a vmap that records its ops)
+        _function_module.traced_constant(later)
     lowest = float(_dtype.finfo_of(grad._data.dtype).min)
     weights = where(later, xs.unsqueeze(-1) - outs.unsqueeze(-2), lowest).exp()
     return (weights * grad.movedim(last, -1).unsqueeze(-2)).sum(-1).movedim(-1, last)
