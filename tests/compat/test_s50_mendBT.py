@@ -2,7 +2,8 @@
 test LoggingTensor: unwraps, runs the op, rewraps) computed on its zero placeholder, silently: max_unpool with
 wrapped indices, grid_sample with a wrapped grid, embedding_bag's indices and offsets, repeat_interleave's
 repeats, one_hot, bincount, histc, bucketize/searchsorted, unique, nonzero, ctc_loss's targets and lengths,
-``index_put_`` and ``x[idx] = v`` with a wrapped index. Each now reaches the wrapper's handler as torch's aten
+``index_put_`` and ``x[idx] = v`` with a wrapped index; the integer and bool kernels no Function records (bitwise
+and/or/xor and shifts, isnan/isinf/isfinite/signbit/isneginf/isposinf, any/all, count_nonzero, gcd/lcm). Each now reaches the wrapper's handler as torch's aten
 op (function.argument_dispatch; an in-place write records its node over the index the handler handed it), and
 a float wrapper that requires grad (the grid) is differentiated over the values its handler handed the op."""
 import warnings
@@ -99,6 +100,34 @@ _CASES = {
 }
 
 
+_SPECIAL = np.array([1.0, -np.inf, np.nan, -0.0, np.inf, 2.5])
+_INTS, _SHIFTS = np.array([5, -3, 12, 7, 0, 1]), np.array([1, 2, 0, 3, 4, 1])
+# integer and bool kernels no Function records (their handler's aten op: the log equals torch's unless noted)
+_CASES.update({
+    "bitwise_and": (lambda lib, a, b: a & b, [_INTS, _SHIFTS], (0, 1), ()),
+    "bitwise_and_one_wrapped": (lambda lib, a, b: lib.bitwise_and(a, b), [_INTS, _SHIFTS], (1,), ()),
+    "bitwise_or_masks": (lambda lib, a, b: a | b, [_INTS > 2, _INTS < 0], (0,), ()),
+    "bitwise_xor_number": (lambda lib, a: a ^ 6, [_INTS], (0,), ()),
+    "bitwise_left_shift": (lambda lib, a, b: lib.bitwise_left_shift(a, b), [_INTS, _SHIFTS], (0, 1), ()),
+    "bitwise_right_shift_number": (lambda lib, a: lib.bitwise_right_shift(a, 1), [_INTS], (0,), ()),
+    "isnan": (lambda lib, a: lib.isnan(a), [_SPECIAL], (0,), ()),
+    "isinf": (lambda lib, a: a.isinf(), [_SPECIAL], (0,), ()),
+    "isfinite": (lambda lib, a: lib.isfinite(a), [_SPECIAL], (0,), ()),
+    "signbit": (lambda lib, a: lib.signbit(a), [_SPECIAL], (0,), ()),
+    "isneginf": (lambda lib, a: lib.isneginf(a), [_SPECIAL], (0,), ()),
+    "isposinf": (lambda lib, a: lib.isposinf(a), [_SPECIAL], (0,), ()),
+    "masked_by_isnan": (lambda lib, x, a: x.masked_fill(lib.isnan(a), 0.0), [np.ones(6), _SPECIAL], (1,), (0,)),
+    "any": (lambda lib, m: m.any(), [_INTS > 2], (0,), ()),
+    "any_dim": (lambda lib, m: m.any(1), [(_INTS > 2).reshape(2, 3)], (0,), ()),
+    "all_dim_keepdim": (lambda lib, m: lib.all(m, 0, keepdim=True), [(_INTS > 2).reshape(2, 3)], (0,), ()),
+    "all_dims": (lambda lib, m: lib.all(m, (0, 1)), [(_INTS > -5).reshape(2, 3)], (0,), ()),
+    "count_nonzero": (lambda lib, a: lib.count_nonzero(a), [_INTS], (0,), ()),
+    "count_nonzero_dim": (lambda lib, a: lib.count_nonzero(a.reshape(2, 3), 1), [_INTS], (0,), ()),
+    "gcd": (lambda lib, a, b: lib.gcd(a, b), [_INTS, _SHIFTS], (1,), ()),
+    "lcm": (lambda lib, a, b: lib.lcm(a, b), [_INTS, _SHIFTS], (0, 1), ()),
+})
+
+
 def _plain(t):
     return np.asarray(getattr(t, "elem", t).detach().tolist())
 
@@ -137,9 +166,10 @@ def test_a_wrapper_argument_gives_the_plain_values_and_gradients(name):
 
 
 # the cases whose forward torch's handler sees as one aten op, chainrule's too (the others torch composes)
-_ONE_OP = sorted(name for name in _CASES if name.startswith(("grid_sample", "embedding_bag", "bincount", "histc",
-                                                                "bucketize", "searchsorted", "unique", "nonzero",
-                                                                "index_put", "setitem", "repeat_interleave_counts")))
+_ONE_OP = sorted(name for name in _CASES if name.startswith((
+    "grid_sample", "embedding_bag", "bincount", "histc", "bucketize", "searchsorted", "unique", "nonzero", "index_put",
+    "setitem", "repeat_interleave_counts", "bitwise", "isnan", "isinf", "signbit", "isneginf", "isposinf", "any",
+    "all", "count_nonzero", "gcd", "lcm")))
 
 
 @pytest.mark.parametrize("name", _ONE_OP)
@@ -151,7 +181,9 @@ def test_the_handler_sees_the_forward_as_torchs_aten_op(name):
     assert seen == torch_seen
     assert any(op.startswith(("aten.grid_sampler", "aten._embedding_bag", "aten.bincount", "aten.histc",
                               "aten.bucketize", "aten.searchsorted", "aten._unique2", "aten.unique_consecutive",
-                              "aten.nonzero", "aten.index_put_", "aten.repeat_interleave")) for op in seen)
+                              "aten.nonzero", "aten.index_put_", "aten.repeat_interleave", "aten.bitwise", "aten.is",
+                              "aten.signbit", "aten.any", "aten.all", "aten.count_nonzero", "aten.gcd", "aten.lcm"))
+               for op in seen)
 
 
 def test_an_in_place_write_through_a_wrapper_index_is_recorded_as_torchs():
