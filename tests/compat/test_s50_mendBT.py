@@ -3,7 +3,8 @@ test LoggingTensor: unwraps, runs the op, rewraps) computed on its zero placehol
 wrapped indices, grid_sample with a wrapped grid, embedding_bag's indices and offsets, repeat_interleave's
 repeats, one_hot, bincount, histc, bucketize/searchsorted, unique, nonzero, ctc_loss's targets and lengths,
 ``index_put_`` and ``x[idx] = v`` with a wrapped index; the integer and bool kernels no Function records (bitwise
-and/or/xor and shifts, isnan/isinf/isfinite/signbit/isneginf/isposinf, any/all, count_nonzero, gcd/lcm). Each now reaches the wrapper's handler as torch's aten
+and/or/xor and shifts, isnan/isinf/isfinite/signbit/isneginf/isposinf, any/all, count_nonzero, gcd/lcm, torch.special's
+Bessel functions and orthogonal polynomials). Each now reaches the wrapper's handler as torch's aten
 op (function.argument_dispatch; an in-place write records its node over the index the handler handed it), and
 a float wrapper that requires grad (the grid) is differentiated over the values its handler handed the op."""
 import warnings
@@ -126,6 +127,20 @@ _CASES.update({
     "gcd": (lambda lib, a, b: lib.gcd(a, b), [_INTS, _SHIFTS], (1,), ()),
     "lcm": (lambda lib, a, b: lib.lcm(a, b), [_INTS, _SHIFTS], (0, 1), ()),
 })
+# torch.special's kernels no Function records: the Bessel/Airy functions and the orthogonal polynomials
+_POINTS, _DEGREES = np.array([0.3, 1.7, 2.5, 0.9]), np.array([0, 1, 3, 5])
+_CASES.update({f"special_{name}": (lambda lib, a, name=name: getattr(lib.special, name)(a), [_POINTS], (0,), ())
+               for name in ("airy_ai", "bessel_j0", "bessel_y1", "modified_bessel_i1", "modified_bessel_k0",
+                            "scaled_modified_bessel_k1", "spherical_bessel_j0")})
+_CASES.update({f"special_{name}": (lambda lib, a, n, name=name: getattr(lib.special, name)(a, n), [_POINTS, _DEGREES],
+                                   (0, 1), ())
+               for name in ("chebyshev_polynomial_t", "shifted_chebyshev_polynomial_w", "hermite_polynomial_he",
+                            "laguerre_polynomial_l", "legendre_polynomial_p")})
+_CASES.update({
+    "special_legendre_degrees_wrapped": (lambda lib, a, n: lib.special.legendre_polynomial_p(a, n), [_POINTS, _DEGREES],
+                                         (1,), ()),
+    "special_hermite_number_degree": (lambda lib, a: lib.special.hermite_polynomial_h(a, 3), [_POINTS], (0,), ()),
+})
 
 
 def _plain(t):
@@ -169,7 +184,7 @@ def test_a_wrapper_argument_gives_the_plain_values_and_gradients(name):
 _ONE_OP = sorted(name for name in _CASES if name.startswith((
     "grid_sample", "embedding_bag", "bincount", "histc", "bucketize", "searchsorted", "unique", "nonzero", "index_put",
     "setitem", "repeat_interleave_counts", "bitwise", "isnan", "isinf", "signbit", "isneginf", "isposinf", "any",
-    "all", "count_nonzero", "gcd", "lcm")))
+    "all", "count_nonzero", "gcd", "lcm", "special")))
 
 
 @pytest.mark.parametrize("name", _ONE_OP)
@@ -182,7 +197,8 @@ def test_the_handler_sees_the_forward_as_torchs_aten_op(name):
     assert any(op.startswith(("aten.grid_sampler", "aten._embedding_bag", "aten.bincount", "aten.histc",
                               "aten.bucketize", "aten.searchsorted", "aten._unique2", "aten.unique_consecutive",
                               "aten.nonzero", "aten.index_put_", "aten.repeat_interleave", "aten.bitwise", "aten.is",
-                              "aten.signbit", "aten.any", "aten.all", "aten.count_nonzero", "aten.gcd", "aten.lcm"))
+                              "aten.signbit", "aten.any", "aten.all", "aten.count_nonzero", "aten.gcd", "aten.lcm",
+                              "aten.special_"))
                for op in seen)
 
 
