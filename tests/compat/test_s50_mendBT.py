@@ -4,7 +4,7 @@ wrapped indices, grid_sample with a wrapped grid, embedding_bag's indices and of
 repeats, one_hot, bincount, histc, bucketize/searchsorted, unique, nonzero, ctc_loss's targets and lengths,
 ``index_put_`` and ``x[idx] = v`` with a wrapped index; the integer and bool kernels no Function records (bitwise
 and/or/xor and shifts, isnan/isinf/isfinite/signbit/isneginf/isposinf, any/all, count_nonzero, gcd/lcm, torch.special's
-Bessel functions and orthogonal polynomials). Each now reaches the wrapper's handler as torch's aten
+Bessel functions and orthogonal polynomials, argwhere, nonzero_static, isin). Each now reaches the wrapper's handler as torch's aten
 op (function.argument_dispatch; an in-place write records its node over the index the handler handed it), and
 a float wrapper that requires grad (the grid) is differentiated over the values its handler handed the op."""
 import warnings
@@ -136,7 +136,15 @@ _CASES.update({f"special_{name}": (lambda lib, a, n, name=name: getattr(lib.spec
                                    (0, 1), ())
                for name in ("chebyshev_polynomial_t", "shifted_chebyshev_polynomial_w", "hermite_polynomial_he",
                             "laguerre_polynomial_l", "legendre_polynomial_p")})
+_NONZEROS, _TESTED = np.array([[0, 3, 0], [5, 0, 7]]), np.array([3, 7, 9])
 _CASES.update({
+    "argwhere": (lambda lib, a: lib.argwhere(a), [_NONZEROS], (0,), ()),
+    "nonzero_static": (lambda lib, a: lib.nonzero_static(a, size=4), [_NONZEROS], (0,), ()),
+    "nonzero_static_fill_value": (lambda lib, a: lib.nonzero_static(a, size=2, fill_value=9), [_NONZEROS], (0,), ()),
+    "isin": (lambda lib, a, b: lib.isin(a, b), [_NONZEROS, _TESTED], (0, 1), ()),
+    "isin_test_elements_invert": (lambda lib, a, b: lib.isin(a, b, invert=True), [_NONZEROS, _TESTED], (1,), ()),
+    "isin_number": (lambda lib, a: lib.isin(a, 5), [_NONZEROS], (0,), ()),
+    "isin_number_elements": (lambda lib, b: lib.isin(3, b), [_TESTED], (0,), ()),
     "special_legendre_degrees_wrapped": (lambda lib, a, n: lib.special.legendre_polynomial_p(a, n), [_POINTS, _DEGREES],
                                          (1,), ()),
     "special_hermite_number_degree": (lambda lib, a: lib.special.hermite_polynomial_h(a, 3), [_POINTS], (0,), ()),
@@ -184,7 +192,7 @@ def test_a_wrapper_argument_gives_the_plain_values_and_gradients(name):
 _ONE_OP = sorted(name for name in _CASES if name.startswith((
     "grid_sample", "embedding_bag", "bincount", "histc", "bucketize", "searchsorted", "unique", "nonzero", "index_put",
     "setitem", "repeat_interleave_counts", "bitwise", "isnan", "isinf", "signbit", "isneginf", "isposinf", "any",
-    "all", "count_nonzero", "gcd", "lcm", "special")))
+    "all", "count_nonzero", "gcd", "lcm", "special", "argwhere", "isin")))
 
 
 @pytest.mark.parametrize("name", _ONE_OP)
@@ -198,7 +206,7 @@ def test_the_handler_sees_the_forward_as_torchs_aten_op(name):
                               "aten.bucketize", "aten.searchsorted", "aten._unique2", "aten.unique_consecutive",
                               "aten.nonzero", "aten.index_put_", "aten.repeat_interleave", "aten.bitwise", "aten.is",
                               "aten.signbit", "aten.any", "aten.all", "aten.count_nonzero", "aten.gcd", "aten.lcm",
-                              "aten.special_"))
+                              "aten.special_", "aten.isin"))
                for op in seen)
 
 

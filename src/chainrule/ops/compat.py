@@ -252,6 +252,11 @@ def nonzero_static(input: Tensor, *, size: int, fill_value: int = -1) -> Tensor:
     exactly ``size`` rows (a shape known before the values, as compilers need)."""
     if size < 0:
         raise RuntimeError(f"nonzero_static: 'size' must be an non-negative integer, but got {size}")
+    if _function.active_dispatch is not None:  # (a wrapper's values live in it: argument_dispatch)
+        made = _function.argument_dispatch("nonzero_static", nonzero_static, (input,),
+                                           {"size": size} if fill_value == -1 else {"size": size, "fill_value": fill_value})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     found = nonzero_indices(input)
     xp = array_module(found)
     rows = found._data[:size]

@@ -3158,4 +3158,8 @@ def nonzero_indices(input: Tensor, as_tuple: bool = False):
 
 def argwhere(input: Tensor) -> Tensor:
     """torch.argwhere: ``nonzero(input)``."""
+    if _function.active_dispatch is not None:  # (a wrapper's values live in it: its handler answers aten.nonzero)
+        made = _function.argument_dispatch("nonzero", nonzero_indices, (input,), {})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     return nonzero_indices(input)

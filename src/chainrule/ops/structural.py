@@ -612,6 +612,13 @@ def isin(elements=None, test_elements=None, *, assume_unique: bool = False, inve
     for value in (elements, test_elements):
         if isinstance(value, Tensor) and value._data.dtype.kind in "cb":
             raise RuntimeError(f"Unsupported input type encountered for isin(): {_dtype.scalar_name(value.dtype)}")
+    if _function.active_dispatch is not None:  # (a wrapper argument's values live in it: argument_dispatch)
+        overload = "Tensor_Tensor" if isinstance(elements, Tensor) and isinstance(test_elements, Tensor) else \
+            "Tensor_Scalar" if isinstance(elements, Tensor) else "Scalar_Tensor"
+        flags = {name: True for name, value in (("assume_unique", assume_unique), ("invert", invert)) if value}
+        made = _function.argument_dispatch(f"isin.{overload}", isin, (elements, test_elements), flags)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     _dtype.refuse_wide_unsigned("structural.isin", like._data)
     xp = array_module(like)
     a = elements._data if isinstance(elements, Tensor) else xp.asarray(elements)
