@@ -273,6 +273,10 @@ def one_hot(input: Tensor, num_classes: int = -1) -> Tensor:
     if not isinstance(input, Tensor):
         raise TypeError(f"one_hot(): argument 'input' (position 1) must be Tensor, not {_dtype.c_type_name(input)}")
     num_classes = _check_int(num_classes, "one_hot", "num_classes", position=2)
+    if _function.active_dispatch is not None:  # (a wrapper argument's values live in it: argument_dispatch)
+        made = _function.argument_dispatch("one_hot", one_hot, (input, num_classes), {})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     if input._data.dtype != np.int64:  # torch takes int64 alone
         raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
     indices = input._data

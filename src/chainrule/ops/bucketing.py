@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import _config, _dtype, _vmap_frames
 from .._backend import array_module
+from ..autograd import function as _function
 from ..autograd.function import without_derivative
 from ..tensor import Tensor, honours_out
 from ._arg_parser import out_rule
@@ -140,6 +141,10 @@ def searchsorted(sorted_sequence: Tensor, input, *, out_int32: bool = False, rig
     ``sorted_sequence`` is 1-D (shared by every value) or (*B, n) with ``input`` of shape (*B, k);
     ``sorter`` holds the indices that sort an unsorted sequence along its last dimension.
     """
+    if _function.active_dispatch is not None:  # (a wrapper argument's values live in it: argument_dispatch)
+        made = _function.argument_dispatch("searchsorted.Tensor", searchsorted, (sorted_sequence, input), {"out_int32": out_int32, "right": right, "side": side, "sorter": sorter})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     side = _side(right, side)
     seq = sorted_sequence._data
     values = _values_array(input, seq, "searchsorted")
@@ -172,6 +177,10 @@ def searchsorted(sorted_sequence: Tensor, input, *, out_int32: bool = False, rig
 def bucketize(input, boundaries: Tensor, *, out_int32: bool = False, right: bool = False) -> Tensor:
     """torch.bucketize: the bucket of each value among 1-D sorted ``boundaries``: i with
     boundaries[i-1] < x <= boundaries[i] (right=False), or boundaries[i-1] <= x < boundaries[i] (right=True)."""
+    if _function.active_dispatch is not None:  # (a wrapper argument's values live in it: argument_dispatch)
+        made = _function.argument_dispatch("bucketize.Tensor", bucketize, (input, boundaries), {"out_int32": out_int32, "right": right})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     if boundaries.ndim != 1:
         raise RuntimeError(f"boundaries tensor must be 1 dimension, but got dim({boundaries.ndim})")
     values = _values_array(input, boundaries._data, "bucketize")
@@ -195,6 +204,10 @@ def _batched_where_operands_are(out: Tensor, *operands) -> Tensor:
 def bincount(input: Tensor, weights: Tensor | None = None, minlength: int = 0) -> Tensor:
     """torch.bincount: occurrences of each non-negative integer of a 1-D tensor (length at least
     ``minlength``); with ``weights``, their sums, as float64 unless the weights are floating."""
+    if _function.active_dispatch is not None:  # (a wrapper argument's values live in it: argument_dispatch)
+        made = _function.argument_dispatch("bincount", bincount, (input, weights, minlength), {})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     x = input._data
     if x.dtype.kind not in "iu":
         raise NotImplementedError(f'"bincount_cpu" not implemented for \'{_dtype.scalar_name(x.dtype)}\'')
@@ -249,6 +262,10 @@ def histc(input: Tensor, bins: int = 100, min: float = 0, max: float = 0) -> Ten
     """torch.histc: counts of the elements in ``bins`` equal-width bins over [min, max] (the data's
     range when both are 0; widened by 1 each side when empty), in the input's dtype. Elements
     outside the range are ignored; the maximum falls in the last bin."""
+    if _function.active_dispatch is not None:  # (a wrapper argument's values live in it: argument_dispatch)
+        made = _function.argument_dispatch("histc", histc, (input, bins, min, max), {})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     x = input._data
     if x.dtype.kind not in "fV":
         _refuse_histc_dtype(input, min, max)

@@ -252,6 +252,11 @@ def nonzero_static(input: Tensor, *, size: int, fill_value: int = -1) -> Tensor:
     exactly ``size`` rows (a shape known before the values, as compilers need)."""
     if size < 0:
         raise RuntimeError(f"nonzero_static: 'size' must be an non-negative integer, but got {size}")
+    if _function.active_dispatch is not None:  # (a wrapper's values live in it: argument_dispatch)
+        made = _function.argument_dispatch("nonzero_static", nonzero_static, (input,),
+                                           {"size": size} if fill_value == -1 else {"size": size, "fill_value": fill_value})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     found = nonzero_indices(input)
     xp = array_module(found)
     rows = found._data[:size]
@@ -269,6 +274,10 @@ def msort(input: Tensor) -> Tensor:
 @honours_out
 def isneginf(input: Tensor) -> Tensor:
     """torch.isneginf: True where ``input`` is -inf (never for integer tensors)."""
+    if _function.active_dispatch is not None:  # (a wrapper's values live in it)
+        made = elementwise._answered_by_wrapper("isneginf", isneginf, input)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     data = input._data
     return Tensor._make(array_module(data).isinf(data) & (data < 0))
 
@@ -276,11 +285,20 @@ def isneginf(input: Tensor) -> Tensor:
 @honours_out
 def isposinf(input: Tensor) -> Tensor:
     """torch.isposinf: True where ``input`` is +inf (never for integer tensors)."""
+    if _function.active_dispatch is not None:  # (a wrapper's values live in it)
+        made = elementwise._answered_by_wrapper("isposinf", isposinf, input)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     data = input._data
     return Tensor._make(array_module(data).isinf(data) & (data > 0))
 
 
 def _shift(input, other, left: bool) -> Tensor:
+    if _function.active_dispatch is not None:  # (a wrapper argument's values live in it)
+        op = bitwise_left_shift if left else bitwise_right_shift
+        made = elementwise._answered_by_wrapper(op.__name__, op, input, other, ".Tensor_Scalar")
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     name = "lshift" if left else "rshift"
     a, b = elementwise._pair(input, other)
     # (two bools promote to bool, which torch's kernels refuse too; so do uint16/32/64, which have

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import array_module
+from ..autograd import function as _function
 from ..autograd.function import Function, without_derivative
 from ..tensor import Tensor
 from ._arg_parser import check_as, check_bool, check_int, int_list
@@ -183,6 +184,12 @@ def ctc_loss(log_probs: Tensor, targets: Tensor, input_lengths, target_lengths, 
             raise RuntimeError(f"{name} must be integral")
     blank = check_int(blank, "ctc_loss", "blank")
     zero_infinity = check_bool(zero_infinity, "ctc_loss", "zero_infinity")
+    if _function.active_dispatch is not None:  # (a wrapper argument's values live in it: argument_dispatch)
+        made = _function.argument_dispatch(
+            "ctc_loss.Tensor" if isinstance(input_lengths, Tensor) else "ctc_loss.IntList", ctc_loss,
+            (log_probs, targets, input_lengths, target_lengths, blank, reduction, zero_infinity), {})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     xp = array_module(log_probs._data)
     # torch's order: log_probs of any other dim count than 3 gets a batch dim (a 0-d one cannot),
     # then its kernel's dtypes (half and bfloat16 kept, as tests/test_bfloat16.py documents), then the dims

@@ -3487,6 +3487,10 @@ Elementwise logical XOR (nonzero is true), as a bool tensor (torch.logical_xor).
 
 def _bitwise(ufunc):
     def op(input, other) -> Tensor:
+        if _function_module.active_dispatch is not None:  # (a wrapper argument's values live in it)
+            made = _answered_by_wrapper(ufunc.__name__, op, input, other)
+            if made is not _function_module.RUN_UNDISPATCHED:
+                return made
         a, b = _pair(input, other)
         if a._data.dtype.kind in "fVc":  # torch's integer-and-bool kernel, named by the common dtype
             refuse_kernel_dtype(ufunc.__name__, a, b)
@@ -3531,6 +3535,16 @@ def bitwise_not(input: Tensor) -> Tensor:
     return _unrecorded_unary("bitwise_not", bitwise_not, input, xp.invert)  # (int(~x) in vmap refused as torch's)
 
 
+def _answered_by_wrapper(name: str, op, input, other=None, scalar: str = ".Scalar"):
+    """The answer of a wrapper subclass's handler to ``aten.<name>`` (``.Tensor``, or ``scalar`` for a number
+    ``other``, where ``other`` is given) for an op no Function records, whose array it would read (its
+    placeholder): argument_dispatch, or RUN_UNDISPATCHED where no wrapper is among the arguments."""
+    if other is None:
+        return _function_module.argument_dispatch(name, op, (input,), {})
+    overload = ".Tensor" if isinstance(other, Tensor) else scalar
+    return _function_module.argument_dispatch(name + overload, op, (input, other), {})
+
+
 def _unrecorded_unary(name: str, op, input: Tensor, array_op) -> Tensor:
     """``array_op`` of ``input``'s array, a result no Function records: a dispatch mode sees torch's op
     ``name`` (its handler may answer), inside vmap it is batched where ``input`` is, and a vmap recording
@@ -3567,6 +3581,10 @@ def isnan(input: Tensor) -> Tensor:
     """isnan(input) -> Tensor
 
     Whether each element is NaN, as a bool tensor (torch.isnan)."""
+    if _function_module.active_dispatch is not None:  # (a wrapper's values live in it)
+        made = _answered_by_wrapper("isnan", isnan, input)
+        if made is not _function_module.RUN_UNDISPATCHED:
+            return made
     xp = array_module(input)
     return _unbatched_unless(input, Tensor._make(xp.isnan(input._data)))
 
@@ -3582,6 +3600,10 @@ def isinf(input: Tensor) -> Tensor:
     Whether each element is positive or negative infinity, as a bool tensor (torch.isinf)."""
     if _FLOAT8_NP and input._data.dtype.name not in _FLOAT8_ISINF:
         _dtype.refuse_float8(input._data.dtype, "isinf")
+    if _function_module.active_dispatch is not None:  # (a wrapper's values live in it)
+        made = _answered_by_wrapper("isinf", isinf, input)
+        if made is not _function_module.RUN_UNDISPATCHED:
+            return made
     xp = array_module(input)
     return _unbatched_unless(input, Tensor._make(xp.isinf(input._data)))
 
@@ -3592,6 +3614,10 @@ def isfinite(input: Tensor) -> Tensor:
     Whether each element is finite (neither infinite nor NaN), as a bool tensor (torch.isfinite)."""
     if _FLOAT8_NP and input._data.dtype.name not in _FLOAT8_ISFINITE:
         _dtype.refuse_float8(input._data.dtype, "isfinite")
+    if _function_module.active_dispatch is not None:  # (a wrapper's values live in it)
+        made = _answered_by_wrapper("isfinite", isfinite, input)
+        if made is not _function_module.RUN_UNDISPATCHED:
+            return made
     xp = array_module(input)
     return _unbatched_unless(input, Tensor._make(xp.isfinite(input._data)))
 
@@ -3601,6 +3627,10 @@ def signbit(input: Tensor) -> Tensor:
 
     Whether each element's sign bit is set (true for -0.0), as a bool tensor (torch.signbit)."""
     refuse_complex(input, "signbit is not implemented for complex tensors.")
+    if _function_module.active_dispatch is not None:  # (a wrapper's values live in it)
+        made = _answered_by_wrapper("signbit", signbit, input)
+        if made is not _function_module.RUN_UNDISPATCHED:
+            return made
     xp = array_module(input)
     return _unbatched_unless(input, Tensor._make(xp.signbit(input._data)))
 

@@ -211,6 +211,8 @@ def _bags_to_mode(input, weight, offsets, scale_grad_by_freq, mode, sparse, per_
         args += (include_last_offset,) + ((padding_idx,) if padding_idx is not None else ())
     name = "_embedding_bag" if weight.requires_grad else "_embedding_bag_forward_only"
     made = _function.composite_dispatch(name, _aten_bag, args, {})
+    if made is _function.RUN_UNDISPATCHED:  # (no mode: a wrapper subclass argument's handler answers it)
+        made = _function.argument_dispatch(name, _aten_bag, args, {})
     return None if made is _function.RUN_UNDISPATCHED else made[0]
 
 

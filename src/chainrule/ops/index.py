@@ -3124,6 +3124,13 @@ def take_along_dim(input: Tensor, indices: Tensor, dim=None) -> Tensor:
 def nonzero(input: Tensor, *, as_tuple: bool = False):
     """torch.nonzero: the (n, ndim) int64 indices of nonzero elements, or ``as_tuple`` one 1-D
     index tensor per dim (a 0-d input counts as 1-D)."""
+    if _function.active_dispatch is not None:  # (a wrapper argument's values live in it: argument_dispatch)
+        # torch's as_tuple: the index columns unbound, a 0-d input unsqueezed first
+        given = input.unsqueeze(0) if as_tuple and input._data.ndim == 0 and input._wrapper_strides is not None \
+            else input
+        made = _function.argument_dispatch("nonzero", nonzero, (given,), {})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made.unbind(1) if as_tuple else made
     refuse_float8(input._data.dtype, "nonzero_count_cpu")
     if _vmap_frames.running() and as_tuple and _vmap_frames.batched_value(input):
         raise RuntimeError("Batching rule not implemented for aten::nonzero_numpy. We could not generate a fallback.")
@@ -3153,4 +3160,8 @@ def nonzero_indices(input: Tensor, as_tuple: bool = False):
 
 def argwhere(input: Tensor) -> Tensor:
     """torch.argwhere: ``nonzero(input)``."""
+    if _function.active_dispatch is not None:  # (a wrapper's values live in it: its handler answers aten.nonzero)
+        made = _function.argument_dispatch("nonzero", nonzero_indices, (input,), {})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     return nonzero_indices(input)

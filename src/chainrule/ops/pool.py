@@ -29,6 +29,7 @@ from .. import _config, _dtype
 from .._backend import array_module
 from .._opmath import cpu_autocast_policy
 from .._parallel import over_rows
+from ..autograd import function as _function
 from ..autograd.function import Function, SavedValue, ctx_value, kept_value, name_node, saved
 from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.profiler import composite_range
@@ -1147,6 +1148,10 @@ def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False
 
 # ---------------------------------------------------------------- max unpool
 def _max_unpoolnd(input, indices, kernel_size, stride, padding, output_size, d: int, opname: str) -> Tensor:
+    if _function.active_dispatch is not None:  # (a wrapper argument's values live in it: argument_dispatch)
+        made = _function.argument_dispatch(opname, _max_unpoolnd, (input, indices, kernel_size, stride, padding, output_size, d, opname), {})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     unbatched = _unbatched(input, d, opname)
     x = input.unsqueeze(0) if unbatched else input
     idx = indices.unsqueeze(0) if unbatched else indices

@@ -1771,6 +1771,15 @@ _norm_method.__name__, _norm_method.__qualname__ = "norm", "Tensor.norm"  # name
 
 
 # ---------------------------------------------------------------- logical reductions, counting
+def _bool_reduce_by_wrapper(name: str, op, input: Tensor, dim, keepdim: bool):
+    """all/any of a wrapper subclass: its handler answers torch's overload (default, dim, dims)."""
+    if dim is None:
+        return _function_module.argument_dispatch(name, op, (input,), {})
+    args = (input, dim, keepdim) if keepdim else (input, dim)
+    return _function_module.argument_dispatch(name + (".dims" if isinstance(dim, (list, tuple)) else ".dim"), op,
+                                              args, {})
+
+
 def _bool_reduce(fn, op: str, input: Tensor, dim, keepdim: bool) -> Tensor:
     x = input._data
     # torch's all/any reduce over no dims for an empty dim list (the result is x != 0), where
@@ -1787,12 +1796,20 @@ def _bool_reduce(fn, op: str, input: Tensor, dim, keepdim: bool) -> Tensor:
 
 def all(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """torch.all: True where every element over ``dim`` is nonzero (bool result; uint8 for uint8 input)."""
+    if _function_module.active_dispatch is not None:  # (a wrapper's values live in it: argument_dispatch)
+        made = _bool_reduce_by_wrapper("all", all, input, dim, keepdim)
+        if made is not _function_module.RUN_UNDISPATCHED:
+            return made
     xp = array_module(input)
     return _bool_reduce(xp.all, "all", input, dim, keepdim)
 
 
 def any(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """torch.any: True where some element over ``dim`` is nonzero (bool result; uint8 for uint8 input)."""
+    if _function_module.active_dispatch is not None:  # (a wrapper's values live in it: argument_dispatch)
+        made = _bool_reduce_by_wrapper("any", any, input, dim, keepdim)
+        if made is not _function_module.RUN_UNDISPATCHED:
+            return made
     xp = array_module(input)
     return _bool_reduce(xp.any, "any", input, dim, keepdim)
 
@@ -1801,6 +1818,12 @@ def count_nonzero(input: Tensor, dim=None, *more_dims) -> Tensor:
     """torch.count_nonzero over ``dim`` (int64); torch's method also takes the dims spread."""
     if more_dims:
         dim = (dim, *more_dims)
+    if _function_module.active_dispatch is not None:  # (a wrapper's values live in it: argument_dispatch)
+        made = _function_module.argument_dispatch(
+            "count_nonzero" + (".dim_IntList" if isinstance(dim, (list, tuple)) else ""), count_nonzero,
+            (input,) if dim is None else (input, dim), {})
+        if made is not _function_module.RUN_UNDISPATCHED:
+            return made
     xp = array_module(input)
     x = input._data
     dims = _dims(dim, x.ndim, "count_nonzero")

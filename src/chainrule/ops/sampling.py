@@ -19,6 +19,7 @@ from .. import _dtype
 from .._backend import array_module
 from .._opmath import cpu_autocast_policy
 from .._torch_function import user_stacklevel
+from ..autograd import function as _function
 from ..autograd.forward_ad import carries_tangent
 from ..autograd.function import Function, ctx_value, name_node, on_arrays
 from ..autograd.grad_mode import is_grad_enabled, no_grad
@@ -464,6 +465,10 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
     Differentiable in ``input`` and, for 'bilinear' and 'bicubic', in ``grid``.
     """
     _check_grid_sample(input, grid, mode, padding_mode)
+    if _function.active_dispatch is not None:  # (a wrapper argument's values live in it: argument_dispatch)
+        made = _function.argument_dispatch(f"grid_sampler_{input.ndim - 2}d", grid_sample, (input, grid, mode, padding_mode, align_corners), {})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     # a NaN or infinite grid value gives NaN weights (inf - floor(inf)): silently, as torch's
     with np.errstate(invalid="ignore", over="ignore"):
         return _grid_sample(input, grid, mode, padding_mode, align_corners)

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import _dtype, _meta, _vmap_frames, return_types
 from .._backend import array_module, device_of
+from ..autograd import function as _function
 from ..autograd.function import Function, ctx_value, kept_value, name_node, saved, without_derivative
 from ..tensor import Tensor, _check_tensor, honours_out, write_out
 from . import _incomplete_gamma as incomplete_gamma
@@ -734,6 +735,10 @@ def _integer_pair(op: str, input, other):
 @honours_out
 def gcd(input: Tensor, other: Tensor) -> Tensor:
     """torch.gcd: the elementwise greatest common divisor of integer tensors (no gradient)."""
+    if _function.active_dispatch is not None:  # (a wrapper argument's values live in it: argument_dispatch)
+        made = _function.argument_dispatch("gcd", gcd, (input, other), {})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     x, y = _integer_pair("gcd", input, other)
     out = Tensor._make(array_module(x).gcd(x, y))
     if _vmap_frames._frames:  # no Function saw it: batched where an operand is (int(gcd(x, y)) is refused)
@@ -744,6 +749,10 @@ def gcd(input: Tensor, other: Tensor) -> Tensor:
 @honours_out
 def lcm(input: Tensor, other: Tensor) -> Tensor:
     """torch.lcm: the elementwise least common multiple of integer tensors (no gradient)."""
+    if _function.active_dispatch is not None:  # (a wrapper argument's values live in it: argument_dispatch)
+        made = _function.argument_dispatch("lcm", lcm, (input, other), {})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     x, y = _integer_pair("lcm", input, other)
     out = Tensor._make(array_module(x).lcm(x, y))
     if _vmap_frames._frames:  # no Function saw it: batched where an operand is (int(lcm(x, y)) is refused)

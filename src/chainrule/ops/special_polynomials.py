@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import _dtype, _meta
 from .._backend import array_module
+from ..autograd import function as _function
 from ..tensor import Tensor, honours_out
 from . import _bessel
 from .elementwise import _cast, _check_broadcast, _float_pair
@@ -220,6 +221,10 @@ def _computed(kernel, *arrays):
 
 def _unary(op: str, kernel, doc: str, parameter: str = "input"):
     def special_function(input: Tensor) -> Tensor:
+        if _function.active_dispatch is not None:  # (a wrapper's values live in it: argument_dispatch)
+            made = _function.argument_dispatch(f"special_{op}", special_function, (input,), {})
+            if made is not _function.RUN_UNDISPATCHED:
+                return made
         x = _unary_input(op, input, parameter)
         low = x._data.dtype.itemsize == 2  # float16/bfloat16: in float32, rounded once
         return _result(_computed(kernel, x._data.astype(np.float32) if low else x._data), x._data.dtype)
@@ -244,6 +249,12 @@ def _polynomial_inputs(op: str, input, n):
 
 def _polynomial(op: str, kernel, doc: str):
     def polynomial(x, n) -> Tensor:
+        if _function.active_dispatch is not None:  # (a wrapper argument's values live in it: argument_dispatch)
+            overload = "default" if isinstance(n, Tensor) and isinstance(x, Tensor) else \
+                "n_scalar" if isinstance(x, Tensor) else "x_scalar"
+            made = _function.argument_dispatch(f"special_{op}.{overload}", polynomial, (x, n), {})
+            if made is not _function.RUN_UNDISPATCHED:
+                return made
         x, degrees = _polynomial_inputs(op, x, n)
         return _result(_computed(kernel, x, degrees), x.dtype)
 

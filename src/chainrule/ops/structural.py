@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import _config, _dtype, _vmap_frames
 from .._backend import array_module, refuse_pinning
+from ..autograd import function as _function
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _wrap_dim, honours_out
 from . import creation
@@ -98,6 +99,10 @@ def unique(input: Tensor, sorted: bool = True, return_inverse: bool = False, ret
     else:
         check_as("unique_dim", input, dim, **flags)
     _check_tensor(input, "unique")
+    if _function.active_dispatch is not None:  # (a wrapper argument's values live in it: argument_dispatch)
+        made = _function.argument_dispatch("_unique2" if dim is None else "unique_dim", unique, (input, sorted, return_inverse, return_counts, dim), {})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     _vmap_frames.refuse_dynamic_shape(input, "aten::_unique2" if dim is None else "aten::unique_dim")
     x = input._data
     _dtype.refuse_float8(x.dtype, "unique" if dim is None else "unique_dim")
@@ -119,6 +124,10 @@ def unique_consecutive(input: Tensor, return_inverse: bool = False, return_count
     it, keeping the order; ``return_inverse`` and ``return_counts`` as in ``unique``."""
     _check_tensor(input, "unique_consecutive")
     check_as("unique_consecutive", input, return_inverse=return_inverse, return_counts=return_counts, dim=dim)
+    if _function.active_dispatch is not None:  # (a wrapper argument's values live in it: argument_dispatch)
+        made = _function.argument_dispatch("unique_consecutive", unique_consecutive, (input, return_inverse, return_counts, dim), {})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     _vmap_frames.refuse_dynamic_shape(input, "aten::unique_consecutive")
     xp = array_module(input)
     x = input._data
@@ -186,6 +195,14 @@ def repeat_interleave(input: Tensor | None = None, repeats=None, dim: int | None
     ``repeat_interleave(counts)`` is the index pattern ``[0]*counts[0] + [1]*counts[1] + ...``."""
     if input is None:  # repeat_interleave(repeats=counts): torch's (Tensor repeats) overload by keyword
         input, repeats = repeats, None
+    if _function.active_dispatch is not None:  # (a wrapper argument's values live in it: argument_dispatch)
+        name = "repeat_interleave." + ("Tensor" if repeats is None else "self_Tensor" if isinstance(repeats, Tensor)
+                                       else "self_int")
+        args = (input,) if repeats is None else (input, repeats, dim)
+        made = _function.argument_dispatch(name, repeat_interleave, args,
+                                           {} if output_size is None else {"output_size": output_size})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     _check_tensor(input, "repeat_interleave")
     if repeats is None:
         counts = _counts_array(input)
@@ -595,6 +612,13 @@ def isin(elements=None, test_elements=None, *, assume_unique: bool = False, inve
     for value in (elements, test_elements):
         if isinstance(value, Tensor) and value._data.dtype.kind in "cb":
             raise RuntimeError(f"Unsupported input type encountered for isin(): {_dtype.scalar_name(value.dtype)}")
+    if _function.active_dispatch is not None:  # (a wrapper argument's values live in it: argument_dispatch)
+        overload = "Tensor_Tensor" if isinstance(elements, Tensor) and isinstance(test_elements, Tensor) else \
+            "Tensor_Scalar" if isinstance(elements, Tensor) else "Scalar_Tensor"
+        flags = {name: True for name, value in (("assume_unique", assume_unique), ("invert", invert)) if value}
+        made = _function.argument_dispatch(f"isin.{overload}", isin, (elements, test_elements), flags)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     _dtype.refuse_wide_unsigned("structural.isin", like._data)
     xp = array_module(like)
     a = elements._data if isinstance(elements, Tensor) else xp.asarray(elements)

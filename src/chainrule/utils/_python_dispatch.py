@@ -1630,14 +1630,21 @@ def _dispatch_wrapper_arguments(name: str, op, args: tuple, kwargs: dict):
     inner_args, inner_kwargs = handed[0]
 
     def outer_or_inner(outer, inner):
-        return outer if isinstance(outer, _function._Tensor) and outer._requires_grad else inner
+        if not (isinstance(outer, _function._Tensor) and outer._requires_grad):
+            return inner
+        if outer._wrapper_strides is not None and isinstance(inner, _function._Tensor) and inner is not outer \
+                and inner._wrapper_strides is None and inner.shape == outer.shape:
+            # a wrapper that requires grad: the run records on its values (the ones the handler handed its
+            # call), its gradient going back to the wrapper (an op reading its array reads no placeholder)
+            return _WrapperValues.apply(outer, values=inner._data)
+        return outer
 
-    mixed = [outer_or_inner(a, b) for a, b in zip(args, inner_args)]
-    mixed_kwargs = {key: outer_or_inner(value, inner_kwargs.get(key, value)) for key, value in kwargs.items()}
     previous = _function.active_dispatch
     _function.active_dispatch = None
     try:
         with enable_grad():
+            mixed = [outer_or_inner(a, b) for a, b in zip(args, inner_args)]
+            mixed_kwargs = {key: outer_or_inner(value, inner_kwargs.get(key, value)) for key, value in kwargs.items()}
             recorded = op(*mixed, **mixed_kwargs)
     finally:
         _function.active_dispatch = previous
@@ -1663,6 +1670,23 @@ def _dispatch_wrapper_arguments(name: str, op, args: tuple, kwargs: dict):
 
 
 _function.argument_dispatch = _dispatch_wrapper_arguments
+
+
+class _WrapperValues(_function.Function):
+    """A wrapper subclass that requires grad, as a plain tensor of the values its handler handed an op's
+    run (argument_dispatch records the op over them, not over the wrapper's zero placeholder)."""
+
+    _array_forward = True
+    label = "wrapper values"
+    rule = "∂/∂a = 1 (the values the wrapper holds)"
+
+    @staticmethod
+    def forward(ctx, wrapper, values):
+        return values
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
 
 _composite_overloads: dict = {}
 
@@ -1721,6 +1745,8 @@ class InplaceOverload(OpOverload):
         if function is None:
             raise RuntimeError(f"{self}: its chainrule function is gone (made for a call that has ended)")
         targets = getattr(_pending, "inplace", None)
+        if targets:
+            targets[-1][2].append((args, kwargs))  # (what the handler handed: an index wrapper's values)
         if targets and targets[-1][0] is target:
             with set_grad_enabled(targets[-1][1]):
                 return self._run_inplace(target, function, *args, **kwargs)
@@ -1743,6 +1769,8 @@ def _dispatch_inplace(function, target, args: tuple, kwargs: dict, run_inplace):
     if not name.isidentifier() or getattr(function, "copies", False):  # (copy_'s inner op reaches the mode)
         return _into_wrapper_by_copy(function, target, args, kwargs)
     tensors = [target, *args, *kwargs.values()]
+    if _live_wrappers and name == "_index_put":  # (the indices, a tuple, may hold a wrapper)
+        tensors += [t for a in args[:1] for t in a]
     types = _dispatch_types(tensors) if _live_wrappers else ()
     if not _mode_stack and not types:
         return _function.RUN_UNDISPATCHED
@@ -1765,7 +1793,8 @@ def _inplace_to_handler(func, types: tuple, target, args: tuple, kwargs: dict):
     targets = getattr(_pending, "inplace", None)
     if targets is None:
         targets = _pending.inplace = []
-    targets.append((target, is_grad_enabled()))
+    handed = []
+    targets.append((target, is_grad_enabled(), handed))
     try:
         if _mode_stack:
             saves = _saved_by_inplace(func._op_name, target, args) \
@@ -1777,24 +1806,61 @@ def _inplace_to_handler(func, types: tuple, target, args: tuple, kwargs: dict):
             if saves == "result":
                 _show_saved(target, types)
             return target
-        recording = _inplace_node_on_wrapper(func, target, args, kwargs)
+        indexed = _wrapper_arguments(args, kwargs, False)
+        if indexed and target._wrapper_strides is None and not _wrapper_arguments(args, kwargs, True):
+            # the handler's run writes target itself, recorded under the caller's grad mode over what it handed
+            recording = indexed = None
+        else:
+            # (an index wrapper's values live in it: the node is recorded over the ones the handler hands its
+            # call, on a copy of target as it was, after the write; otherwise before it, as torch's autograd)
+            recording = _inplace_node_on_wrapper(func, target, args, kwargs, record=not indexed)
         with _below_autograd():
-            for kind in types:
-                if kind.__torch_dispatch__(func, types, (target, *args), kwargs) is not NotImplemented:
-                    if recording is not None:
-                        _rebase_wrapper(target, *recording)
-                    return target
+            answered = any(kind.__torch_dispatch__(func, types, (target, *args), kwargs) is not NotImplemented
+                           for kind in types)
+        if not answered:
+            raise _no_handler_answered(func, types)
+        if indexed and recording is not None:
+            if len(handed) != 1:  # (which run's index would the gradient take?)
+                raise _refused_gradient(func._op_name, types, len(handed))
+            given_args, given_kwargs = handed[0]
+            recording = _inplace_node_on_wrapper(func, target, _inner_indices(args, given_args),
+                                                 _inner_indices(kwargs, given_kwargs), original=recording[2])
+        if recording is not None:
+            _rebase_wrapper(target, *recording)
+        return target
     finally:
         targets.pop()
-    raise _no_handler_answered(func, types)
 
 
-def _inplace_node_on_wrapper(func, target, args: tuple, kwargs: dict):
+def _wrapper_arguments(args: tuple, kwargs: dict, requiring_grad: bool) -> bool:
+    """Whether an argument (or an item of a list of them) is a wrapper subclass that requires grad, or (False)
+    one that needs none: an index whose values live in it, its array a placeholder."""
+    return any(isinstance(t, _function._Tensor) and t._wrapper_strides is not None and t._requires_grad is requiring_grad
+               for a in (*args, *kwargs.values()) for t in (a if isinstance(a, (tuple, list)) else (a,)))
+
+
+def _inner_indices(given, handed):
+    """``given`` (args or kwargs) with each wrapper that needs no gradient replaced by what the handler handed
+    its call in its place (items of lists too)."""
+    def inner(outer, their):
+        if isinstance(outer, (tuple, list)) and isinstance(their, (tuple, list)) and len(outer) == len(their):
+            return type(outer)(inner(a, b) for a, b in zip(outer, their))
+        if isinstance(outer, _function._Tensor) and outer._wrapper_strides is not None and not outer._requires_grad:
+            return their
+        return outer
+
+    if isinstance(given, dict):
+        return {key: inner(value, handed.get(key, value)) for key, value in given.items()}
+    return tuple(inner(a, b) for a, b in zip(given, handed))
+
+
+def _inplace_node_on_wrapper(func, target, args: tuple, kwargs: dict, record: bool = True, original=None):
     """What autograd above ``__torch_dispatch__`` records for an in-place ``target.<op>_(*args)`` on a
     wrapper subclass, before the handler writes: the out-of-place op's node over the wrappers (run on
     their placeholders, as _record_on_wrappers does) and, where the rule keeps ``self``, a clone of
     target as it was (the handler makes it: torch's autograd clones it too); None when nothing records.
-    A leaf that requires grad is refused first, as torch refuses it."""
+    A leaf that requires grad is refused first, as torch refuses it. ``record`` False: only that check and
+    the clone, (None, None, clone) where something would record; ``original``: that clone, made earlier."""
     function = func._function() if isinstance(func, InplaceOverload) else None
     if function is None or not is_grad_enabled():
         return None
@@ -1804,12 +1870,16 @@ def _inplace_node_on_wrapper(func, target, args: tuple, kwargs: dict):
     if target._requires_grad and target._grad_fn is None and target._base is None:
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
     on_copy = getattr(function, "reads_copy", None)  # (an op of several nodes, which reads a copy of self)
-    original = _wrapper_before_write(target) if on_copy is not None else None
+    if not record:
+        return None, None, _wrapper_before_write(target)
+    if original is None and on_copy is not None:
+        original = _wrapper_before_write(target)
     previous = _function.active_dispatch
     _function.active_dispatch = None
     try:
         with enable_grad():
-            recorded = on_copy(original, *args, **kwargs) if on_copy is not None else function(target, *args, **kwargs)
+            recorded = on_copy(original, *args, **kwargs) if on_copy is not None else function(
+                target if original is None else original, *args, **kwargs)
     finally:
         _function.active_dispatch = previous
     node = recorded.grad_fn if isinstance(recorded, _function._Tensor) else None
@@ -1894,12 +1964,19 @@ def _dispatch_setitem(input, key, value):
     (``aten.lift_fresh``); a key of ints and slices through ``select.int``/``slice.Tensor`` (and ``unsqueeze``
     for None) one dim at a time, then ``copy_`` (``fill_`` for a 0-d value; ``view`` and ``expand`` of a
     value of another shape first); one index or mask tensor through ``index_put_([key], value)``.
-    RUN_UNDISPATCHED without a mode, or for another key (written as chainrule writes it)."""
-    if not _mode_stack:
-        return _function.RUN_UNDISPATCHED
+    Without a mode, a key of tensors one of which is a wrapper subclass (its values live in it) is written by
+    ``index_put_`` too, which its handler answers. RUN_UNDISPATCHED without a mode, or for another key
+    (written as chainrule writes it)."""
     Tensor = _function._Tensor
     items = key if type(key) is tuple else (key,)
+    if not _mode_stack:
+        if not (_live_wrappers and items and all(isinstance(item, Tensor) for item in items)
+                and any(item._wrapper_strides is not None for item in items)):
+            return _function.RUN_UNDISPATCHED
+        key = items if len(items) > 1 else items[0]
     if isinstance(key, Tensor) and key.dtype.is_floating_point is False and key._data.ndim:
+        indexed = True
+    elif not _mode_stack and type(key) is tuple:  # (tensors, one a wrapper: above)
         indexed = True
     elif _basic_items(items) and input._data.ndim:
         indexed = False
@@ -1915,7 +1992,7 @@ def _dispatch_setitem(input, key, value):
         lifted = _dispatch_factory("lift_fresh", _lift_fresh, (made,), {})
         value = made if lifted is _function.RUN_UNDISPATCHED else lifted
     if indexed:
-        input.index_put_((key,), value)
+        input.index_put_(key if type(key) is tuple else (key,), value)
         return None
     view = _walk(input, items)
     if tuple(view._data.shape) == tuple(value._data.shape):
