@@ -1125,9 +1125,13 @@ def _fused_or_plain(x: builtins.float, y: np.ndarray, z) -> np.ndarray:
     return np.where(np.isfinite(fused), fused, x * y + z)
 
 
-def _check_space_arguments(op: str, start, end, steps) -> None:
-    """torch's checks of linspace/logspace: an int ``steps`` (its parser refuses 3.0), not negative,
-    and start and end numbers or 0-d tensors."""
+def _check_space_arguments(op: str, start, end, steps) -> builtins.int:
+    """torch's checks of linspace/logspace: an int ``steps`` (its parser refuses 3.0 and a bool, and
+    takes a 0-d integer tensor, as Deformable DETR's ``linspace(0.5, H_ - 0.5, H_)`` over a shapes
+    tensor gives it), not negative, and start and end numbers or 0-d tensors; ``steps`` as an int."""
+    if isinstance(steps, Tensor) and steps._data.ndim == 0 and steps.dtype is not _dtype.bool \
+            and not steps.dtype.is_floating_point and not steps.dtype.is_complex:
+        steps = builtins.int(steps._data)
     if isinstance(steps, builtins.bool) or not isinstance(steps, (builtins.int, np.integer)):
         got = ", ".join(_dtype.parser_type_name(value) for value in (start, end, steps))
         raise TypeError(f"{op}() received an invalid combination of arguments - got ({got}), but expected one of:\n"
@@ -1146,6 +1150,7 @@ def _check_space_arguments(op: str, start, end, steps) -> None:
                            f"dimension(s) and end with {end_dims} dimension(s).")
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")
+    return builtins.int(steps)
 
 
 @factory_honours_out("linspace", keeps_out_shape=True)
@@ -1159,7 +1164,7 @@ def linspace(start, end, steps: builtins.int, *, dtype=None, layout=None, device
     dtype, requires_grad = factory_args("linspace", dtype, requires_grad, device, overloaded=True)
     refuse_dtype(dtype, "linspace_cpu")
     _strided_only(layout, "linspace")
-    _check_space_arguments("linspace", start, end, steps)
+    steps = _check_space_arguments("linspace", start, end, steps)
     low = _dt(dtype)
     with np.errstate(invalid="ignore", over="ignore"):  # an infinite start or end gives torch's nan and inf quietly
         array = _allocated("linspace", np.linspace, builtins.float(start), builtins.float(end), builtins.int(steps))
@@ -1281,7 +1286,7 @@ def logspace(start, end, steps: builtins.int, base: builtins.float = 10.0, *, dt
     dtype, requires_grad = factory_args("logspace", dtype, requires_grad, device, overloaded=True)
     _strided_only(layout, "logspace")
     refuse_dtype(dtype, "logspace_cpu")
-    _check_space_arguments("logspace", start, end, steps)
+    steps = _check_space_arguments("logspace", start, end, steps)
     array = np.logspace(builtins.float(start), builtins.float(end), builtins.int(steps), base=base)
     return _finish(_xp(device).asarray(array.astype(_dt(dtype))), requires_grad)
 
