@@ -1894,6 +1894,8 @@ def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Te
     d1, d2 = _wrap_dim(dim1, ndim, "diagonal"), _wrap_dim(dim2, ndim, "diagonal")
     if d1 == d2:
         raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    if _function_module.active_dispatch is not None:  # (a mode sees the dims as given)
+        _function_module.note_given(Diagonal, input, given_dims=(offset, dim1, dim2))
     return Diagonal.apply(input, offset=offset, dim1=d1, dim2=d2)._share(input)
 
 
