@@ -61,6 +61,19 @@ PROGRAMS = {
     "where_mixed_recorded": lambda lib, a: lib.where(a["x"] > 0, a["x"].requires_grad_(), a["y"].double()),
     "where_scalar_tensor": lambda lib, a: lib.where(a["x"] > 0, 2, a["x"]),
     "where_same": lambda lib, a: lib.where(a["x"] > 0, a["x"], a["y"]),
+    # matmul of a batch that records nothing: torch's decomposition (fold into mm/mv, else expand/view/bmm)
+    "matmul_3d_2d": lambda lib, a: lib.matmul(a["x3"], a["lw"]),
+    "matmul_3d_3d": lambda lib, a: a["b1"] @ a["b2"],
+    "matmul_2d_3d": lambda lib, a: a["x"] @ a["b2"],
+    "matmul_3d_1d": lambda lib, a: a["x3"] @ a["lb"],
+    "matmul_transposed_3d_1d": lambda lib, a: a["x3"].transpose(0, 1) @ a["lb"],
+    "matmul_1d_3d": lambda lib, a: a["bias"] @ a["b2"],
+    "matmul_1d_transposed_3d": lambda lib, a: a["bias"] @ a["b2"].transpose(0, 1).contiguous().transpose(0, 1),
+    "matmul_4d_3d": lambda lib, a: a["b1"].unsqueeze(0) @ a["b2"],
+    "matmul_3d_4d": lambda lib, a: a["b1"] @ a["b2"].unsqueeze(1).expand(5, 2, 3, 4).transpose(0, 1),
+    "matmul_method": lambda lib, a: a["b1"].matmul(a["b2"]),
+    "matmul_1d_3d_recorded": lambda lib, a: a["bias"].requires_grad_() @ a["b2"],
+    "matmul_2d_3d_recorded": lambda lib, a: a["x"].requires_grad_() @ a["b2"],
 }
 
 
@@ -138,3 +151,53 @@ def test_a_diagonal_and_new_axis_gradcheck_under_a_mode():
             return x.diagonal(offset=-1, dim1=-2, dim2=-1)[:, None] * x[..., None][:, :3, 0]
 
     assert chainrule.autograd.gradcheck(run, (x,))
+
+
+_PRODUCT_SHAPES = [((2, 3, 4), (4, 3)), ((8, 30, 40), (40, 50)), ((2, 3, 4), (4,)), ((8, 30, 40), (40,)),
+                   ((4,), (2, 4, 3)), ((40,), (8, 40, 30)), ((3, 4), (2, 4, 3)), ((30, 40), (8, 40, 50)),
+                   ((5, 2, 3), (5, 3, 4)), ((6, 20, 30), (6, 30, 20)), ((2, 1, 3, 4), (5, 4, 2)),
+                   ((3, 1, 20, 30), (4, 30, 20)), ((5, 3, 4), (1, 4, 2))]
+
+
+@pytest.mark.parametrize("shapes", _PRODUCT_SHAPES)
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_batched_matmul_under_a_passing_mode_keeps_its_bits(shapes, layout, dtype):
+    """The decomposition a mode sees computes what matmul computes without one (and torch's within rounding)."""
+    def run(lib, mode):
+        rng = np.random.default_rng(sum(shapes[0]) * 7 + sum(shapes[1]))
+        a = lib.tensor(rng.standard_normal(shapes[0]), dtype=getattr(lib, dtype))
+        b = lib.tensor(rng.standard_normal(shapes[1]), dtype=getattr(lib, dtype))
+        if layout == "transposed":  # rows that do not view, and a batch whose matrices are apart
+            a = a.mT.contiguous().mT if a.dim() >= 2 else a
+            b = b.transpose(0, 1).contiguous().transpose(0, 1) if b.dim() >= 3 else b
+        with mode:
+            return (a @ b).numpy()
+
+    ours, plain, theirs = run(chainrule, _Pass()), run(chainrule, contextlib.nullcontext()), run(
+        real_torch, contextlib.nullcontext())
+    np.testing.assert_array_equal(ours, plain)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,shape", [("matmul_batch", (2, 3, 4)), ("matmul_vector", (4,)),
+                                        ("matmul_transposed", (2, 3, 4))])
+def test_a_batched_matmul_gradient_under_a_passing_mode_stays(name, shape):
+    def program(lib, x):
+        w = lib.arange(12.0).reshape(4, 3) / 7
+        if name == "matmul_batch":
+            return (x @ w).sin().sum() + (x @ lib.arange(4.0)).sum()
+        if name == "matmul_vector":
+            return (x @ lib.arange(24.0).reshape(2, 4, 3)).pow(2).sum()
+        return (x.transpose(0, 1) @ w).exp().sum()
+
+    assert_a_passing_mode_keeps(program, shape, seed=2)
+
+
+@pytest.mark.parametrize("op,edit,program", [
+    ("aten.mm.default", lambda args: (args[0] * 2, args[1]), lambda lib, x: x @ lib.ones(4, 2)),
+    ("aten.bmm.default", lambda args: (args[0], args[1] + 1), lambda lib, x: x @ lib.ones(2, 4, 3)),
+    ("aten.mv.default", lambda args: (args[0], args[1] * 3), lambda lib, x: x @ lib.arange(4.0)),
+])
+def test_a_handler_that_edits_a_matmul_part_gets_what_it_asked_for(op, edit, program):
+    assert_a_handler_edit_reaches(op, edit, program, (2, 3, 4))
