@@ -74,6 +74,16 @@ PROGRAMS = {
     "matmul_method": lambda lib, a: a["b1"].matmul(a["b2"]),
     "matmul_1d_3d_recorded": lambda lib, a: a["bias"].requires_grad_() @ a["b2"],
     "matmul_2d_3d_recorded": lambda lib, a: a["x"].requires_grad_() @ a["b2"],
+    # the backward: the seed's ones_like with torch's kwargs, sum's rule expanding a 0-d gradient
+    # as it is (unsqueezing at each reduced dim first), AccumulateGrad's detach of a stolen gradient or
+    # new_empty_strided and copy_ of one it clones, and its add_ into a gradient there
+    "backward_sum": lambda lib, a: a["x"].requires_grad_().sum().backward(),
+    "backward_sin_sum": lambda lib, a: a["x"].requires_grad_().sin().sum().backward(),
+    "backward_sum_dims": lambda lib, a: a["x3"].requires_grad_().sum((0, 2)).sum().backward(),
+    "backward_sum_keepdim": lambda lib, a: a["x3"].requires_grad_().sum(-1, keepdim=True).sum().backward(),
+    "backward_two_leaves": lambda lib, a: (a["x"].requires_grad_() * a["y"].requires_grad_()).sum().backward(),
+    "backward_twice": lambda lib, a: [(a["x"].requires_grad_() * 2).sum().backward() for _ in range(2)],
+    "backward_twice_stolen": lambda lib, a: [(a["x"].requires_grad_() * a["y"]).sum().backward() for _ in range(2)],
 }
 
 
@@ -201,3 +211,22 @@ def test_a_batched_matmul_gradient_under_a_passing_mode_stays(name, shape):
 ])
 def test_a_handler_that_edits_a_matmul_part_gets_what_it_asked_for(op, edit, program):
     assert_a_handler_edit_reaches(op, edit, program, (2, 3, 4))
+
+
+@pytest.mark.parametrize("steal", [True, False])
+def test_gradients_accumulated_twice_under_a_passing_mode_are_torchs(steal):
+    def run(lib, mode):
+        x = lib.tensor(np.random.default_rng(6).standard_normal((3, 4)), dtype=lib.float32, requires_grad=True)
+        with mode:
+            for scale in (2.0, 3.0):
+                ((x * scale).sin() if steal else x * scale).sum().backward()
+                with lib.no_grad():  # (an optimizer's read of the gradient between steps)
+                    seen = x.grad.clone()
+        return x.grad.numpy(), seen.numpy(), x.grad._version if lib is chainrule else None
+
+    ours, plain, theirs = run(chainrule, _Pass()), run(chainrule, contextlib.nullcontext()), run(
+        real_torch, contextlib.nullcontext())
+    for got, without, expected in zip(ours[:2], plain[:2], theirs[:2]):
+        np.testing.assert_array_equal(got, without)
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert ours[2] == plain[2]
