@@ -72,7 +72,8 @@ def _root_grads(outputs, grad_outputs, create_graph: bool):
                                    f"{_np_to_dtype(out._data.dtype)}")
             g = Tensor._make(np.ones_like(out._data))
             if _function.active_dispatch is not None:  # a mode, or a wrapper subclass output, makes it
-                made = _function.factory_dispatch("ones_like", _ones_like, (out,), {})
+                made = _function.factory_dispatch("ones_like", _ones_like, (out,), {  # (torch's kwargs)
+                    "pin_memory": False, "memory_format": sys.modules["chainrule"].preserve_format})
                 g = g if made is _function.RUN_UNDISPATCHED else made
             if _function.tracing_ops:  # the same ones for every slice of a vmap that records its ops
                 _function.traced_constant(g)
@@ -89,8 +90,11 @@ def _root_grads(outputs, grad_outputs, create_graph: bool):
     return grads
 
 
-def _ones_like(tensor):
-    """The implicit seed of a scalar output (torch's ``aten.ones_like``, which dispatch modes see)."""
+def _ones_like(tensor, *, pin_memory=False, memory_format=None, **kwargs):
+    """The implicit seed of a scalar output (torch's ``aten.ones_like``, which dispatch modes see); a handler
+    that asks for other kwargs (dtype=, device=) gets chainrule.ones_like's answer."""
+    if kwargs or pin_memory:
+        return sys.modules["chainrule"].ones_like(tensor, pin_memory=pin_memory, memory_format=memory_format, **kwargs)
     return _tensor_cls()._make(np.ones_like(tensor._data))
 
 
@@ -936,8 +940,13 @@ def _accumulate(variable, grad, create_graph, exposed=()):
         if ((array.base is not None and not _sole_view(array)) or sys.getrefcount(array) > 3
                 or not writeable(array) or id(grad) in exposed):
             array = _in_leaf_layout(array, variable._data, copy=True)
-        elif _engine_flags.grad_layout_enforced:
-            array = _in_leaf_layout(array, variable._data, copy=False)
+            if _function.active_dispatch is not None:
+                _show_accumulated(grad, variable, stolen=False)
+        else:
+            if _engine_flags.grad_layout_enforced:
+                array = _in_leaf_layout(array, variable._data, copy=False)
+            if _function.active_dispatch is not None:
+                _show_accumulated(grad, variable, stolen=True)
         variable._grad = Tensor._make(array)
         if grad._conj_bit and array.strides == grad._data.strides:
             # torch keeps a conj view from ConjBackward0 (or a view of one) as .grad when its layout is
@@ -946,8 +955,49 @@ def _accumulate(variable, grad, create_graph, exposed=()):
     elif create_graph or current._requires_grad or _is_wrapper(current) or _is_wrapper(grad):
         variable._grad = current + grad
     else:
+        if _function.active_dispatch is not None and _function.factory_dispatch(
+                "add_.Tensor", _added_into, (current, grad), {}) is not _function.RUN_UNDISPATCHED:
+            return  # (a mode sees torch's in-place aten.add_ into the gradient; its func adds)
         np.add(current._data, grad._data, out=current._data)
         current._version_box[0] += 1
+
+
+def _show_accumulated(grad, variable, stolen: bool) -> None:
+    """What a dispatch mode sees of AccumulateGrad's first gradient for a leaf (torch's accumulateGrad): the
+    stolen gradient's ``aten.detach``, or clone_obey_contract's ``new_empty_strided`` in the leaf's strides and
+    ``copy_``. Shown only: ``.grad`` is the array the engine took, as without a mode."""
+    if stolen:
+        _function.factory_dispatch("detach", _detached, (grad,), {})
+        return
+    leaf = variable._data
+    if not dense_non_overlapping(leaf):
+        return
+    chainrule = sys.modules["chainrule"]
+    empty = _function.factory_dispatch(
+        "new_empty_strided", _new_empty_strided,
+        (grad, list(leaf.shape), [stride // leaf.itemsize for stride in leaf.strides]),
+        {"dtype": variable.dtype, "layout": chainrule.strided, "device": variable.device})
+    if isinstance(empty, _tensor_cls()):
+        _function.factory_dispatch("copy_", _copied_into, (empty, grad), {})
+
+
+def _detached(tensor):
+    return _tensor_cls()._make(tensor._data)
+
+
+def _new_empty_strided(tensor, size, stride, **kwargs):
+    return sys.modules["chainrule"].empty_strided(size, stride, **kwargs)
+
+
+def _added_into(target, source):
+    np.add(target._data, source._data, out=target._data)
+    target._version_box[0] += 1
+    return target
+
+
+def _copied_into(target, source):
+    np.copyto(target._data, source._data)
+    return target
 
 
 def _is_wrapper(tensor) -> bool:

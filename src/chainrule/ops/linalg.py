@@ -163,6 +163,8 @@ class Matmul(Function):
         ctx.ndims = (a.ndim, b.ndim)
         if b.ndim >= 3 and (a.ndim >= 3 or a.ndim == 2 and not needs[0]) and _small_product(a, b):
             return _in_order_product(a, b)
+        if (a.ndim > 2 or b.ndim > 2) and not (needs[0] or needs[1]) and xp is np:
+            return _unrecorded_batch_product(a, b)
         return _as_array(xp.matmul(_blas_ready(a), _blas_ready(b)))
 
     @staticmethod
@@ -250,6 +252,37 @@ def _in_order_product(a, b):
     for k in range(a.shape[-1]):
         out += a[..., :, k:k + 1] * b[..., k:k + 1, :]
     return out
+
+
+def _rows_viewable(larger) -> bool:
+    """ATen's should_fold test of the larger operand's batch dims (its last one stays): they view as rows."""
+    if larger.size == 0:
+        return True
+    strides = [stride // larger.itemsize for stride in larger.strides]
+    return all(strides[i] == strides[i + 1] * larger.shape[i + 1] for i in range(larger.ndim - 2))
+
+
+def _unrecorded_batch_product(a, b):
+    """A batched matmul that records nothing, computed as ``_recorded_matmul``'s decomposition computes it
+    (torch's _matmul_impl, which a dispatch mode sees): a batch against a matrix or vector whose rows view
+    folded into one mm/mv, any other batch expanded to 3-d for one bmm. Same bits with and without a mode."""
+    d1, d2 = a.ndim, b.ndim
+    larger = a if d1 >= d2 else b.swapaxes(-1, -2)
+    if larger.ndim >= 3 and min(d1, d2) <= 2 and d1 != 2 and _rows_viewable(larger):
+        smaller = b if d1 >= d2 else a
+        folded = larger.reshape(math.prod(larger.shape[:-1]), larger.shape[-1])
+        product = _as_array(np.matmul(_blas_ready(folded), _blas_ready(smaller)))
+        return product.reshape(larger.shape[:-1] + smaller.shape[1:])
+    n, p = (a.shape[-2],) if d1 > 1 else (), (b.shape[-1],) if d2 > 1 else ()
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    rows = math.prod(batch)
+    a3 = np.broadcast_to(a if d1 > 1 else a[None], batch + (n[0] if n else 1, a.shape[-1])).reshape(
+        (rows, n[0] if n else 1, a.shape[-1]))
+    b3 = b[:, None] if d2 == 1 else b
+    b3 = np.broadcast_to(b3, batch + b3.shape[-2:]).reshape((rows,) + b3.shape[-2:])
+    product = _in_order_product(a3, b3) if _small_product(a3, b3) else _as_array(
+        np.matmul(_blas_ready(a3), _blas_ready(b3)))
+    return product.reshape(batch + n + p)
 
 
 def _as_rows(t: Tensor) -> Tensor:
@@ -546,8 +579,9 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     if a.dtype is _BOOL and kernel != "bmm":  # mm and mv fold the batch into rows; a 1-d input is one row
         _refuse_bool_product(kernel, int(np.prod(a.shape[:-1])) * (b.shape[-1] if kernel == "mm" else 1), k_a)
     _dtype.refuse_wide_unsigned(f"linalg.{kernel}", input._data)
-    if out is None and (a.ndim > 2 or b.ndim > 2 or a.ndim < b.ndim) and is_recording(input, other):
-        return _recorded_matmul(input, other)
+    if out is None and (a.ndim > 2 or b.ndim > 2 or a.ndim < b.ndim) and (
+            is_recording(input, other) or _function_module.active_dispatch is not None):
+        return _recorded_matmul(input, other)  # (a mode sees torch's decomposition: _unrecorded_batch_product)
     result = _NODE_BY_NDIM.get((a.ndim, b.ndim), Matmul).apply(input, other)
     if out is None:
         return result
@@ -577,6 +611,8 @@ def _recorded_matmul(t1: Tensor, t2: Tensor) -> Tensor:
             return matmul(t1.squeeze(0), t2)
         if t2._data.shape[0] == 1 and t1._data.shape[0] != 1 and t2._requires_grad:
             return matmul(t1, t2.squeeze(0))
+    if d2 > d1 and _function_module.active_dispatch is not None:
+        _ = t2.mT  # (ATen's should_fold looks at tensor2.mT first: a mode sees that transpose)
     if _should_fold(t1, t2):
         transpose = d2 > d1  # (b, m, p) against a matrix or vector: (t2ᵀ t1ᵀ)ᵀ
         larger = t2.mT if transpose else t1
@@ -596,9 +632,9 @@ def _recorded_matmul(t1: Tensor, t2: Tensor) -> Tensor:
         expanded = _share(Expand.apply(t, shape=batch + size), t)
         return reshaped(expanded, (rows,) + size)
 
-    vector_rhs = d2 == 1
+    vector_rhs = d2 == 1  # (expanded and reshaped to rows before its unsqueeze, as torch)
     product = Bmm.apply(as_batch(t1, (n[0] if n else 1, a[-1])),
-                        as_batch(t2.unsqueeze(-1) if vector_rhs else t2, (b[-2], b[-1]) if p else (b[0], 1)))
+                        as_batch(t2, (b[-2], b[-1])) if p else as_batch(t2, b).unsqueeze(2))
     if vector_rhs:
         product = product.squeeze(-1)
     return UnsafeView.apply(product, shape=batch + n + p)
@@ -1894,6 +1930,8 @@ def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Te
     d1, d2 = _wrap_dim(dim1, ndim, "diagonal"), _wrap_dim(dim2, ndim, "diagonal")
     if d1 == d2:
         raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    if _function_module.active_dispatch is not None:  # (a mode sees the dims as given)
+        _function_module.note_given(Diagonal, input, given_dims=(offset, dim1, dim2))
     return Diagonal.apply(input, offset=offset, dim1=d1, dim2=d2)._share(input)
 
 

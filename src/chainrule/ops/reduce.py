@@ -90,11 +90,13 @@ def _expand_back(grad: Tensor, shape: tuple, dims: tuple, keepdim: bool, divisor
         return Tensor._make(array_module(data).broadcast_to(data, shape))
     if grad.is_sparse:  # a sparse reduction's gradient (torch.sparse.sum under a dispatch mode): its dense form
         grad = grad.to_dense()
-    if divisor != 1:
-        grad = grad / divisor
-    if kept_shape is not None:
-        grad = grad.reshape(kept_shape)
-    return grad.expand(shape)
+    # torch's sum_backward: a 0-d gradient expanded as it is, else unsqueezed at each reduced dim in turn;
+    # a mean's count divides the expanded gradient (mean_backward)
+    if kept_shape is not None and grad._data.ndim:
+        for dim in sorted(dims):
+            grad = grad.unsqueeze(dim)
+    grad = grad.expand(shape)
+    return grad / divisor if divisor != 1 else grad
 
 
 class Sum(Function):

@@ -445,6 +445,24 @@ def _slice(inputs, params):
     return ("slice", "Tensor"), _trailing((inputs[0], dim, start, stop, 1 if item.step is None else item.step), (1,)), {}
 
 
+def _unsqueeze_by_key(inputs, params):
+    """``x[:, None]``, ``x[..., None]``: one new axis among whole dims, torch's unsqueeze at its place."""
+    key = params["key"]
+    items = key if isinstance(key, tuple) else (key,)
+    if sum(item is None for item in items) != 1 or sum(item is Ellipsis for item in items) > 1 or not all(
+            item is None or item is Ellipsis or (isinstance(item, slice) and item == slice(None)) for item in items):
+        return None
+    if Ellipsis in items:
+        at = items.index(Ellipsis)
+        items = items[:at] + (slice(None),) * (inputs[0].ndim - len(items) + 2) + items[at + 1:]
+    return ("unsqueeze", "default"), (inputs[0], items.index(None)), {}
+
+
+def _diagonal(inputs, params):
+    offset, dim1, dim2 = params.get("given_dims") or (params["offset"], params["dim1"], params["dim2"])
+    return ("diagonal", "default"), _trailing((inputs[0], offset, dim1, dim2), (0, 0, 1)), {}
+
+
 def _index(inputs, params):
     key = params["key"]
     if params.get("mode") != "rows" or not isinstance(key, np.ndarray) or key.dtype.kind not in "iub":
@@ -666,7 +684,9 @@ _ATEN_SCHEMAS = {
     "Unbind": lambda inputs, params: (("unbind", "int"), _trailing((inputs[0], params["given_dim"]), (0,)), {}),
     "Alias": lambda inputs, params: (("alias", "default"), (inputs[0],), {}),
     "ConstantPad": _constant_pad, "ModePad": _mode_pad,
-    "Select": _select, "Slice": _slice, "Index": _index, "Gather": _gather,
+    "Select": _select, "Slice": _slice, "Index": _index, "Gather": _gather, "Unsqueeze": _unsqueeze_by_key,
+    "Diagonal": _diagonal,
+    "Where": lambda inputs, params: (("where", "self"), (params["condition"], *map(_operand, inputs)), {}),
     "MaskedFill": _masked_fill, "MaskedFillTensor": _masked_fill_tensor,
     "Clamp": lambda inputs, params: (("clamp", "default"), _trailing((inputs[0], params["min"], params["max"]), (None, None)), {}),
     "Softplus": lambda inputs, params: (("softplus", "default"), _trailing((inputs[0], params["beta"], params["threshold"]),
@@ -911,6 +931,7 @@ _ATEN_STAND_INS = {
     "linalg_vector_norm.default": _stand_in_linalg_vector_norm,
     "split_with_sizes.default": lambda input, sizes, dim=0: input.split(list(sizes), dim),
     "unbind.int": lambda input, dim=0: input.unbind(dim),
+    "diagonal.default": lambda input, offset=0, dim1=0, dim2=1: input.diagonal(offset, dim1, dim2),
     "repeat.default": lambda input, repeats: input.repeat(*repeats),
     "constant_pad_nd.default": lambda input, pad, value=0: _chainrule().constant_pad_nd(input, pad, value),
     **{f"max_pool{n}d_with_indices.default": _stand_in_max_pool for n in (1, 2, 3)},
@@ -1070,6 +1091,15 @@ def _resolved_conj(tensor):
 
 
 _RESOLVE_CONJ = OpOverload("aten", "clone", "default", _resolved_conj)
+
+
+def _written_back(target, written):
+    """aten.copy_'s func for an in-place op on a conjugated view: torch's fallback copies the clone it wrote
+    back into the view; chainrule's op wrote the view itself, so nothing is left to copy."""
+    return target
+
+
+_CONJ_WRITTEN_BACK = OpOverload("aten", "copy_", "default", _written_back)
 
 
 def _show_conj_resolved(mode, types, inputs) -> None:
@@ -1578,6 +1608,8 @@ def _dispatch_factory(name: str, factory, args: tuple, kwargs: dict):
     types = _dispatch_types(args) if _live_wrappers else ()
     if _mode_stack:
         with _pop_mode_temporarily() as mode, _below_autograd():
+            if func._op_name not in _CONJ_FALLTHROUGH:  # (a comparison's conjugated operands: torch's clones)
+                _show_conj_resolved(mode, types, [t for t in args if isinstance(t, _function._Tensor)])
             return mode.__torch_dispatch__(func, types, args, kwargs)
     with _below_autograd():
         for kind in types:
@@ -1802,7 +1834,12 @@ def _inplace_to_handler(func, types: tuple, target, args: tuple, kwargs: dict):
             if saves == "self":
                 _show_saved(target, types, _CLONE)
             with _pop_mode_temporarily() as mode, _below_autograd():
+                resolves = func._op_name not in _CONJ_FALLTHROUGH
+                if resolves:
+                    _show_conj_resolved(mode, types, [t for t in (target, *args) if isinstance(t, _function._Tensor)])
                 mode.__torch_dispatch__(func, types, (target, *args), kwargs)
+                if resolves and target._conj_bit:  # (torch's fallback wrote a resolved clone: copied back into the view)
+                    mode.__torch_dispatch__(_CONJ_WRITTEN_BACK, types, (target, target), {})
             if saves == "result":
                 _show_saved(target, types)
             return target

@@ -571,4 +571,4 @@ def _torch_form(func, args, kwargs) -> tuple:
 
 
 # factory calls reach a mode with torch's own arguments (aten.ones.default([3], device=..., pin_memory=False))
-_FACTORIES = {"ones", "zeros", "full", "empty"}
+_FACTORIES = {"ones", "zeros", "full", "empty", "ones_like", "new_empty_strided"}
