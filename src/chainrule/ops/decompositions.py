@@ -1700,7 +1700,7 @@ def nuclear_norm(input: Tensor, dim=None, keepdim: bool = False, *, out=None) ->
     # torch's three overloads warn from three places, each once; then linalg.matrix_norm's checks
     _config.warn_once(_deprecated_norm("nuclear_norm", "matrix_norm(A, 'nuc', dim, keepdim)",
                                        3229 if out is None else 3217 if dim is None else 3241))
-    dims = _matrix_norm_dims(input, (-2, -1) if dim is None else dim)
+    dims = _matrix_norm_dims(input, (-2, -1) if dim is None else dim, low_precision=False)
     result = linalg_svdvals(input.movedim(dims, (-2, -1))).sum(-1)
     if keepdim:  # the two size-1 dims moved back where dim names them, as torch does
         result = result.unsqueeze(-1).unsqueeze(-1).movedim((-2, -1), dims)

@@ -1965,7 +1965,7 @@ def vector_norm(input: Tensor, ord=2, dim=None, keepdim: bool = False, *, dtype=
     return _vector_norm(x, ord, dim, keepdim, dtype, "linalg.vector_norm")
 
 
-def _matrix_norm_dims(A: Tensor, dim) -> tuple:
+def _matrix_norm_dims(A: Tensor, dim, low_precision: bool = True) -> tuple:
     """torch's _linalg_matrix_norm_checks, in its order (rank, dtype, two dims, distinct once wrapped):
     the two wrapped dims of the matrices whose norm linalg.matrix_norm (and nuclear_norm) take."""
     from .reduce import _check_norm_input
@@ -1973,6 +1973,8 @@ def _matrix_norm_dims(A: Tensor, dim) -> tuple:
     if A._data.ndim < 2:
         raise RuntimeError("linalg.matrix_norm: The input tensor A must have at least 2 dimensions.")
     _check_norm_input(A, "linalg.matrix_norm")
+    if not low_precision:  # (the orders from LAPACK's singular values: 2, -2, 'nuc')
+        _refuse_low_precision(A, (RuntimeError, "linalg.matrix_norm: Low precision dtypes not supported. Got {dtype}"))
     dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
     if len(dims) != 2:
         raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {' '.join(str(d) for d in dims)}")
@@ -1982,47 +1984,68 @@ def _matrix_norm_dims(A: Tensor, dim) -> tuple:
     return d0, d1
 
 
+def _check_matrix_norm_dtype(A: Tensor, dtype) -> None:
+    from .reduce import _check_norm_dtype
+
+    _check_norm_dtype(A.dtype, dtype, "linalg.matrix_norm")
+
+
 @out_rule("same_norm")
 def matrix_norm(input: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dtype=None) -> Tensor:
     """torch.linalg.matrix_norm for ord 'fro', 1, -1, inf, -inf (max/min column or row abs sums),
     and 2, -2, 'nuc' (largest, smallest, summed singular values)."""
     A = input  # torch's Python binding takes these keyword names
     from .elementwise import abs as _abs
-    from .reduce import amax, amin
+    from .reduce import amin
     from .reduce import sum as _sum
 
     # torch's two signatures take ord as a number or a str, dim as ints
     if not isinstance(ord, (str, int, float, np.number)) or isinstance(dim, bool) or not isinstance(
             dim, (tuple, list, int)):
         raise _dtype.invalid_combination("linalg_matrix_norm", A, ord, dim)
-    d0, d1 = _matrix_norm_dims(A, dim)
+    d0, d1 = _matrix_norm_dims(A, dim, low_precision=ord not in (2, -2, "nuc"))
+    _check_matrix_norm_dtype(A, dtype)
     if ord == "fro":
         return vector_norm(A, 2, (d0, d1), keepdim, dtype=dtype)
     if ord in (2, -2, "nuc"):
-        if dtype is None:  # (the singular values come from LAPACK; the other orders are sums)
-            _refuse_low_precision(A, (RuntimeError, "linalg.matrix_norm: Low precision dtypes not supported. Got {dtype}"))
         return _spectral_matrix_norm(A, ord, d0, d1, keepdim, dtype)
     if ord not in (1, -1, float("inf"), float("-inf")):
         raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
     # ord 1: max over columns of the column abs sums; inf: max over rows of the row abs sums
     summed, other = (d0, d1) if abs(ord) == 1 else (d1, d0)
-    sums = _sum(_abs(A), summed, keepdim=True)
-    out = (amax if ord > 0 else amin)(sums, other, keepdim=True)
-    return out if keepdim else name_node(out.squeeze((d0, d1)), "AmaxBackward0" if ord > 0 else "AminBackward0")
+    sums = _sum(_abs(A if dtype is None else A.to(dtype)), summed, keepdim=keepdim)
+    if not keepdim and summed < other:
+        other -= 1  # (the summed dim is gone; torch's empty-dim error names this index)
+    return (_max_or_zero if ord > 0 else amin)(sums, other, keepdim=keepdim)
+
+
+def _max_or_zero(norms: Tensor, dim: int, keepdim: bool) -> Tensor:
+    """amax of non-negative ``norms`` over ``dim``; over an empty dim torch's matrix norms of positive
+    order give zeros (recording no graph) where amax would raise."""
+    from .reduce import amax
+
+    if norms._data.shape[dim] != 0:
+        return amax(norms, dim, keepdim=keepdim)
+    shape = list(norms._data.shape)
+    if keepdim:
+        shape[dim] = 1
+    else:
+        del shape[dim]
+    return norms.detach().new_zeros(shape)
 
 
 def _spectral_matrix_norm(A: Tensor, ord, d0: int, d1: int, keepdim: bool, dtype) -> Tensor:
     # as torch computes them: from the singular values of the matrices moved to the last two dims
     # (the spectral_norm parametrization's check is matrix_norm(W, ord=2) ~ 1)
     from .decompositions import linalg_svdvals
-    from .reduce import amax, amin
+    from .reduce import amin
     from .reduce import sum as _sum
     from .shape import movedim
 
     if dtype is not None:
         A = A.to(dtype)
     singular_values = linalg_svdvals(movedim(A, (d0, d1), (-2, -1)))
-    out = {2: amax, -2: amin, "nuc": _sum}[ord](singular_values, -1, keepdim=keepdim)
+    out = {2: _max_or_zero, -2: amin, "nuc": _sum}[ord](singular_values, -1, keepdim=keepdim)
     return movedim(out.unsqueeze(-1), (-2, -1), (d0, d1)) if keepdim else out
 
 

@@ -316,6 +316,13 @@ def _check_nonempty(x: np.ndarray, dims: tuple, op: str) -> None:
             raise IndexError(f"{op}(): Expected reduction dim {d} to have non-zero size.")
 
 
+def _check_nonempty_as_given(x: np.ndarray, dim, op: str) -> None:
+    # amax/amin check each dim in the given order, before repeated dims, and name it as given (-1, not 1)
+    for d in (dim if isinstance(dim, (list, tuple)) else (dim,)):
+        if x.ndim and x.shape[_wrap_dim(d, x.ndim, op)] == 0:
+            raise IndexError(f"{op}(): Expected reduction dim {d} to have non-zero size.")
+
+
 def _single_dim(dim, ndim: int, op: str) -> int:
     if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
         raise TypeError(f"{op}(): argument 'dim' must be int, not {type(dim).__name__}")
@@ -978,8 +985,9 @@ def _amax_amin(op: str, input: Tensor, dim, keepdim: bool, largest: bool) -> Ten
             raise RuntimeError(f"{op}(): Expected reduction dim to be specified for input.numel() == 0. "
                                "Specify the reduction dim with the 'dim' argument.")
         dim = None
+    if x.size == 0 and dim is not None:
+        _check_nonempty_as_given(x, dim, op)
     dims = _dims(dim, x.ndim, op)
-    _check_nonempty(x, dims, op)
     out = (Amax if largest else Amin).apply(input, dims=dims, keepdim=keepdim, largest=largest)
     given = () if dim is None else (dim,) if isinstance(dim, int) else tuple(dim)
     return _note_given(out, "given_dims", given)
@@ -1703,28 +1711,49 @@ def _any_order_norm(xp, x, ord, dims: tuple, keepdim: bool):
 
 def _vector_norm(input: Tensor, ord, dim, keepdim: bool, dtype, op: str) -> Tensor:
     _check_norm_input(input, "linalg.vector_norm")  # torch.norm's too: it is vector_norm in torch
-    input = _float_dtype_input(input, dtype)
-    if input._data.dtype.kind == "c":
-        input = input.abs()  # a complex vector's norm is its moduli's (real, as torch's)
     if isinstance(ord, str):
         raise RuntimeError(f"{op}: ord must be a number for vector norms, got '{ord}'")
     given_ord, ord = ord, float(ord)
     x = input._data
-    dims = _dims(dim, x.ndim, op)
-    if ord < 0 or ord == np.inf:  # min/max-like norms have no value on empty input
+    if (ord < 0 or ord == np.inf) and x.size == 0:  # min/max-like norms have no value on empty input
         ord_name = f"{ord:g}"  # as C++ streams a double: -1, -0.5, inf
-        if dim is None and x.size == 0:
+        if dim is None:
             raise RuntimeError(f"{op} cannot compute the {ord_name} norm on an empty tensor because the "
                                "operation does not have an identity")
-        for d in dims:
-            if x.shape[d] == 0:
-                raise RuntimeError(f"{op} cannot compute the {ord_name} norm on the dimension {d} because "
+        # each dim in the given order, before repeated dims, named as given; "because" unspaced as torch's
+        for d in (dim if isinstance(dim, (list, tuple)) else (dim,)):
+            if x.ndim and x.shape[_wrap_dim(d, x.ndim, op)] == 0:
+                raise RuntimeError(f"{op} cannot compute the {ord_name} norm on the dimension {d}because "
                                    "this dimension is empty and the operation does not have an identity")
+    if dtype is not None:
+        _check_norm_dtype(input.dtype, dtype, "linalg.vector_norm")
+    input = _float_dtype_input(input, dtype)
+    if input._data.dtype.kind == "c":
+        input = input.abs()  # a complex vector's norm is its moduli's (real, as torch's)
+    x = input._data
+    dims = _dims(dim, x.ndim, op)
     out = Norm.apply(input, ord=ord, dims=dims, keepdim=keepdim)
     if out._grad_fn is not None:
         out._grad_fn.given_ord = given_ord
         out._grad_fn.given_dims = None if dim is None else (dim,) if isinstance(dim, int) else tuple(dim)
     return out
+
+
+def _check_norm_dtype(input_dtype, dtype, op: str) -> None:
+    """torch's check_linalg_norm_dtype: a norm's ``dtype=`` is floating or complex as the input is, and
+    no narrower than the input's."""
+    if dtype is None:
+        return
+    dtype = _dtype.to_dtype(dtype)
+    name = _dtype.scalar_name(dtype)
+    if not (dtype.is_floating_point or dtype.is_complex):
+        raise RuntimeError(f"{op}: dtype should be floating point or complex, but got {name}")
+    if input_dtype.is_complex != dtype.is_complex:
+        kind = "complex" if input_dtype.is_complex else "real"
+        raise RuntimeError(f"{op}: dtype should be {kind} for {kind} inputs, but got {name}")
+    if _dtype.promote_types(input_dtype, dtype) != dtype:
+        raise RuntimeError(f"{op}: the dtype of the input ({_dtype.scalar_name(input_dtype)}) should be convertible "
+                           f"without narrowing to the specified dtype ({name})")
 
 
 def _check_norm_input(input: Tensor, op: str) -> None:
@@ -2311,6 +2340,8 @@ def _cum_extremum(op: str, cls, input: Tensor, dim: int, largest: bool):
     _dtype.refuse_wide_unsigned(f"reduce.{op}", x)
     if x.ndim == 0 and type(dim) is int and dim not in (-1, 0):  # torch's own check for a scalar
         raise IndexError(f"{op}(): Expected reduction dim -1 or 0 for scalar but got {dim}")
+    if x.size == 0 and x.ndim and type(dim) is int and not -x.ndim <= dim < x.ndim:
+        dim = 0  # torch returns an empty input's (empty) result before it wraps dim
     d = _single_dim(dim, x.ndim, op)
     if x.ndim == 0:
         return _select_along(cls, input, xp.zeros((), np.int64), 0, True, op)
