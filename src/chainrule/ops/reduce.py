@@ -1656,11 +1656,11 @@ class Norm(Function):
         if ord == 2:
             # d |x|_2 = x / |x|_2 dx, taken as 0 at x = 0 (torch's choice); rounded as torch's
             # norm_backward, grad * (x / norm) masked where norm == 0 (x * (grad / norm) is an ulp off;
-            # a tiny x whose squares underflowed has a 0 norm and a 0 gradient)
+            # a tiny x whose squares underflowed has a 0 norm and a 0 gradient). The unguarded 0 / 0
+            # is torch's too: differentiated again, the zero vector's second derivative is nan there
             if not zero.any():
                 return grad * (x / norm)
-            norm_is_zero = Tensor._make(zero)
-            return grad * where(norm_is_zero, 0.0, x / where(norm_is_zero, 1.0, norm))
+            return grad * where(Tensor._make(zero), 0.0, x / norm)
         norm_is_zero = Tensor._make(zero)
         safe = where(norm_is_zero, 1.0, norm)
         # d |x|_p = sign(x) |x|^(p-1) / |x|_p^(p-1) dx; torch's subgradients: for p < 1 the factor
