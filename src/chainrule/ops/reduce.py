@@ -487,8 +487,11 @@ def _variance(x, dims: tuple, correction, keepdim: bool, dof: int, take_sqrt: bo
     variance differs from it in the last bit for most inputs."""
     xp = array_module(x)
     wide = x.astype(np.float64) if x.dtype.itemsize <= 4 else x
-    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's "mean of empty slice"
+    if x.size == 0:  # torch fills the variance of no elements instead of dividing 0 by 0 (and NumPy's
+        # mean of them would warn "Mean of empty slice": silencing that with catch_warnings on every call
+        # would reset each caller's once-per-line warning registry, so it is never computed)
+        return _as_array(_nan_filled(xp.sum(wide, axis=dims, keepdims=keepdim)), x).astype(x.dtype, copy=False)
+    with np.errstate(divide="ignore", invalid="ignore"):
         if x.dtype == np.float32 and x.size and x.size == int(np.prod([x.shape[d] for d in dims])):
             # one result: torch centres on the float32 mean (its std_var_all_cpu), which moves the
             # last bit of a variance small against the mean
@@ -498,8 +501,6 @@ def _variance(x, dims: tuple, correction, keepdim: bool, dof: int, take_sqrt: bo
         out = xp.sum((wide - center) ** 2, axis=dims, keepdims=keepdim) / wide.dtype.type(dof)
         if take_sqrt:
             out = xp.sqrt(out)
-    if x.size == 0:  # torch fills the variance of no elements instead of dividing 0 by 0
-        out = _nan_filled(out)
     return _as_array(out, x).astype(x.dtype, copy=False)
 
 

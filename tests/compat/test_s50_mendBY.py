@@ -1,0 +1,109 @@
+"""Small defects found by session 50's lanes (session 50, mendBY): warnings torch gives once per
+call site shown once (no op resets the callers' warning registries), ..."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import chainrule
+from chainrule import _config
+
+torch = pytest.importorskip("torch")
+
+
+# --- 1. a once-per-site warning is shown once ---------------------------------------------------
+
+def _shown_in_loop(lib, call, times: int = 20) -> list[str]:
+    """The warnings Python's default filter shows for ``times`` calls of ``call(lib)`` from one line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for _ in range(times):
+            call(lib)
+    return [str(w.message) for w in caught]
+
+
+_ONCE_PER_SITE = {
+    "std_mean": lambda lib: lib.std_mean(lib.ones(1, dtype=lib.float64)),
+    "var": lambda lib: lib.var(lib.ones(1)),
+    "std": lambda lib: lib.std(lib.ones(2, 1), dim=1),
+    "var_mean": lambda lib: lib.var_mean(lib.ones(3), correction=3),
+    "Tensor.var": lambda lib: lib.ones(1).var(),
+    "Tensor.resize_as": lambda lib: lib.ones(4).resize_as(lib.ones(2, 2)),
+    "Tensor.resize": lambda lib: lib.ones(4).resize(2, 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_ONCE_PER_SITE))
+def test_a_warning_from_one_line_is_shown_as_often_as_torch_shows_it(name):
+    call = _ONCE_PER_SITE[name]
+    ours, theirs = _shown_in_loop(chainrule, call), _shown_in_loop(torch, call)
+    assert len(theirs) == 1
+    assert ours == theirs
+
+
+@pytest.fixture
+def filter_mutations(monkeypatch):
+    """How often the warnings filters change (catch_warnings, simplefilter and filterwarnings each bump
+    the filters' version, which empties every caller's once-per-line registry)."""
+    count = [0]
+    mutated = warnings._filters_mutated
+
+    def counting():
+        count[0] += 1
+        mutated()
+
+    monkeypatch.setattr(warnings, "_filters_mutated", counting)
+    return count
+
+
+@pytest.mark.parametrize("name", ["std_mean", "var", "Tensor.resize_as"])
+def test_the_op_leaves_the_warnings_filters_alone(name, filter_mutations):
+    call = _ONCE_PER_SITE[name]
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("default")
+        before = filter_mutations[0]
+        call(chainrule)
+        call(chainrule)
+        assert filter_mutations[0] == before
+
+
+def test_an_empty_variance_is_still_nan_filled_and_quiet():
+    for dims, keepdim in [((0,), False), ((0, 1), True), ((1,), False)]:
+        x = np.zeros((0, 3), np.float32)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ours = chainrule.var(chainrule.from_numpy(x), dim=dims, keepdim=keepdim)
+            theirs = torch.var(torch.from_numpy(x), dim=dims, keepdim=keepdim)
+        assert [str(w.message) for w in caught if "Mean of empty slice" in str(w.message)] == []
+        assert ours.dtype == chainrule.float32 and tuple(ours.shape) == tuple(theirs.shape)
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_sparse_indices_leave_the_filters_alone_unless_complex(filter_mutations):
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("default")
+        before = filter_mutations[0]
+        chainrule.sparse_coo_tensor(chainrule.tensor([[0, 1]]), chainrule.tensor([1.0, 2.0]), (2,))
+        assert filter_mutations[0] == before
+    complex_indices = chainrule.sparse_coo_tensor(chainrule.tensor([[0j, 1 + 1j]]), chainrule.tensor([1.0, 2.0]))
+    assert complex_indices._indices().tolist() == [[0, 1]]
+
+
+def test_warn_once_still_warns_once_per_process():
+    message = ("torch.meshgrid: in an upcoming release, it will be required to pass the indexing argument. "
+               "(Triggered internally at /__w/pytorch/pytorch/aten/src/ATen/native/TensorShape.cpp:4324.)")
+    had = {m for m in _config._warned_once if m.startswith("torch.meshgrid")}
+    _config._warned_once.difference_update(had)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            for _ in range(5):
+                chainrule.meshgrid(chainrule.ones(2), chainrule.ones(3))
+            chainrule.meshgrid(chainrule.ones(2), chainrule.ones(3))  # another line: still not again
+        shown = [str(w.message) for w in caught if str(w.message).startswith("torch.meshgrid")]
+        assert len(shown) == 1 and shown[0].split(" (Triggered")[0] == message.split(" (Triggered")[0]
+    finally:
+        _config._warned_once.update(had)
