@@ -107,3 +107,74 @@ def test_warn_once_still_warns_once_per_process():
         assert len(shown) == 1 and shown[0].split(" (Triggered")[0] == message.split(" (Triggered")[0]
     finally:
         _config._warned_once.update(had)
+
+
+# --- 3. out= of torch's composite ops is a differentiable copy ----------------------------------
+
+_COMPOSITE_OUT = {
+    "tensordot": (lambda lib, a, out: lib.tensordot(a, a, dims=1, out=out), (3, 3)),
+    "inner": (lambda lib, a, out: lib.inner(a, a, out=out), (3, 3)),
+    "special.ndtr": (lambda lib, a, out: lib.special.ndtr(a, out=out), (3, 3)),
+    "linalg.tensorinv": (lambda lib, a, out: lib.linalg.tensorinv(a, ind=1, out=out), (3, 3)),
+    "linalg.tensorsolve": (lambda lib, a, out: lib.linalg.tensorsolve(a, a[0], out=out), (3,)),
+    "linalg.cond": (lambda lib, a, out: lib.linalg.cond(a, out=out), ()),
+    "linalg.norm": (lambda lib, a, out: lib.linalg.norm(a, out=out), ()),
+    "linalg.matrix_norm nuc": (lambda lib, a, out: lib.linalg.matrix_norm(a, "nuc", out=out), ()),
+    "norm nuc": (lambda lib, a, out: lib.norm(a, p="nuc", out=out), ()),
+}
+_NATIVE_OUT = {  # torch's own out= kernels: refused under autograd, whatever requires grad
+    "norm fro": (lambda lib, a, out: lib.norm(a, p="fro", out=out), ()),
+    "kron": (lambda lib, a, out: lib.kron(a, a, out=out), (9, 9)),
+    "linalg.vector_norm": (lambda lib, a, out: lib.linalg.vector_norm(a, out=out), ()),
+}
+_MATRIX = np.array([[3.0, 0.5, -1.0], [0.25, 2.5, 0.75], [-0.5, 1.0, 4.0]])
+
+
+def _out_call(lib, name, table, input_grad: bool, out_kind: str):
+    """(error type and message, or None; out's values; input's gradient) of one out= call."""
+    call, shape = table[name]
+    a = lib.tensor(_MATRIX, requires_grad=input_grad)
+    out = lib.zeros(shape, dtype=lib.float64, requires_grad=out_kind != "plain")
+    if out_kind == "non-leaf":
+        out = out * 1
+    try:
+        result = call(lib, a, out)
+    except RuntimeError as error:
+        return (type(error).__name__, str(error).split(" functions with out")[-1]), None, None
+    assert result is out
+    grad = None
+    if result.requires_grad:
+        result.sum().backward()
+        grad = None if a.grad is None else a.grad.numpy()
+    return None, result.detach().numpy(), grad
+
+
+@pytest.mark.parametrize("out_kind", ["leaf", "non-leaf", "plain"])
+@pytest.mark.parametrize("input_grad", [False, True])
+@pytest.mark.parametrize("name", sorted(_COMPOSITE_OUT) + sorted(_NATIVE_OUT))
+def test_out_of_a_composite_op_is_torchs_copy(name, input_grad, out_kind):
+    table = _COMPOSITE_OUT if name in _COMPOSITE_OUT else _NATIVE_OUT
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ours = _out_call(chainrule, name, table, input_grad, out_kind)
+        theirs = _out_call(torch, name, table, input_grad, out_kind)
+    assert ours[0] == theirs[0]
+    for mine, torchs in zip(ours[1:], theirs[1:]):
+        assert (mine is None) == (torchs is None)
+        if mine is not None:
+            np.testing.assert_allclose(mine, torchs, rtol=1e-12, atol=1e-12)
+
+
+def test_a_composite_out_of_another_shape_is_resized_and_takes_the_gradient():
+    results = []
+    for lib in (chainrule, torch):
+        a = lib.tensor(_MATRIX, requires_grad=True)
+        out = lib.zeros(2, dtype=lib.float64)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            lib.special.ndtr(a, out=out)
+        out.sum().backward()
+        results.append((tuple(out.shape), type(out.grad_fn).__name__, a.grad.numpy(),
+                        [str(w.message)[:60] for w in caught if "resized" in str(w.message)]))
+    assert results[0][:2] == results[1][:2] and results[0][3] == results[1][3]
+    np.testing.assert_allclose(results[0][2], results[1][2], rtol=1e-12)

@@ -23,7 +23,7 @@ from .. import _config, _dtype, return_types
 from .._backend import array_module, broadcast_solve, checked_linalg, has_values
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function, name_node
-from ..tensor import Tensor, _check_tensor, honours_out, write_out
+from ..tensor import Tensor, _check_tensor, honours_out, write_composite_out, write_out
 from ._arg_parser import check_as, check_bool, check_int, check_str, out_rule
 from .elementwise import conjugate_rule
 from .linalg import (
@@ -100,10 +100,13 @@ def _check_same_dtype(A: Tensor, B: Tensor) -> None:
                            f"{_dtype.scalar_name(B.dtype)} and A of type {_dtype.scalar_name(A.dtype)} instead.")
 
 
-def _copy_out(result, out, op: str):
-    """torch's ``out=`` (``write_out``) for one result or a tuple of them; returns ``out``."""
+def _copy_out(result, out, op: str, composite: bool = False):
+    """torch's ``out=`` (``write_out``) for one result or a tuple of them; returns ``out``.
+    ``composite``: torch's op is composite, its out= a differentiable copy (``write_composite_out``)."""
     if out is None:
         return result
+    if composite and not isinstance(result, tuple):
+        return write_composite_out(result, out, op)
     if isinstance(result, tuple):
         if not isinstance(out, (tuple, list)) or len(out) != len(result):
             raise TypeError(f"{op}(): argument 'out' must be a tuple of {len(result)} Tensors")
@@ -989,17 +992,17 @@ def linalg_cond(input: Tensor, p=None, *, out=None) -> Tensor:
     if A._data.size == 0:
         xp = array_module(A._data)
         empty = xp.zeros(A._data.shape[:-2], dtype=A._data.real.dtype)
-        return _copy_out(_const(empty), out, "linalg.cond")
+        return _copy_out(_const(empty), out, "linalg.cond", composite=True)
     if p is None or (not by_name and abs(float(p)) == 2):
         _check_float(A, "linalg.svd")  # through svdvals, whose checks name linalg.svd
         S = linalg_svdvals(A)
         ratio = S[..., 0] / S[..., -1] if p is None or float(p) > 0 else S[..., -1] / S[..., 0]
         # torch takes the first and last values through a keepdim reduction, then squeezes
-        return _copy_out(name_node(ratio, "SqueezeBackward1"), out, "linalg.cond")
+        return _copy_out(name_node(ratio, "SqueezeBackward1"), out, "linalg.cond", composite=True)
     if p == "nuc":
         # torch's own definition, finite where an inverse's norm would not be
         S = linalg_svdvals(A)
-        return _copy_out(S.sum(-1) * S.reciprocal().sum(-1), out, "linalg.cond")
+        return _copy_out(S.sum(-1) * S.reciprocal().sum(-1), out, "linalg.cond", composite=True)
     if rows != cols:
         # (std::to_string of the order: 1 for an int, 1.000000 for a float, inf)
         shown = f"{p:f}" if isinstance(p, float) else str(int(p))
@@ -1009,7 +1012,7 @@ def linalg_cond(input: Tensor, p=None, *, out=None) -> Tensor:
     inverse = inverse.masked_fill((info > 0)[..., None, None], math.inf)
     result = matrix_norm(A, p) * matrix_norm(inverse, p)
     # 0 · inf (a zero matrix) is inf, as NumPy's cond
-    return _copy_out(result.nan_to_num(math.inf, math.inf, -math.inf), out, "linalg.cond")
+    return _copy_out(result.nan_to_num(math.inf, math.inf, -math.inf), out, "linalg.cond", composite=True)
 
 
 # ---------------------------------------------------------------- lu
@@ -1520,7 +1523,7 @@ def linalg_tensorinv(input: Tensor, ind: int = 2, *, out=None) -> Tensor:
         raise RuntimeError(f"Expected self to satisfy the requirement prod(self.shape[ind:]) == prod(self.shape[:ind]), "
                            f"but got {cols} != {rows}")
     result = inv(A.reshape(rows, cols)).reshape(shape[ind:] + shape[:ind])
-    return _copy_out(result, out, "linalg.tensorinv")
+    return _copy_out(result, out, "linalg.tensorinv", composite=True)
 
 
 @cpu_autocast_policy("float32")
@@ -1541,7 +1544,7 @@ def linalg_tensorsolve(input: Tensor, other: Tensor, dims=None, *, out=None) -> 
         raise RuntimeError(f"Expected self to satisfy the requirement prod(self.shape[other.ndim:]) == "
                            f"prod(self.shape[:other.ndim]), but got {cols} != {rows}")
     result = solve(A.reshape(rows, cols), B.reshape(rows)).reshape(shape[B._data.ndim:])
-    return _copy_out(result, out, "linalg.tensorsolve")
+    return _copy_out(result, out, "linalg.tensorsolve", composite=True)
 
 
 class NoReflectors(Function):

@@ -48,6 +48,10 @@ __out_functions__ = {"sum": "computes_in", "prod": "computes_in", "cumsum": "com
                      "norm": "same", "logsumexp": "floating", "max": "castable", "min": "castable", "sort": "cast",
                      "topk": "cast", "median": "cast", "all": "cast", "any": "cast", "softmax": "same",
                      "kthvalue": "values_and_long_indices", "aminmax": "same", "log_softmax": "same"}
+# torch.norm's out= is a differentiable copy_ where torch's norm is composite: p="nuc" (the others
+# write through linalg_vector_norm's out= kernel, which refuses autograd)
+__composite_out__ = {"norm": lambda args, kwargs: isinstance(p := args[1] if len(args) > 1 else kwargs.get("p"), str)
+                              and p == "nuc"}
 __all__ = ["sum", "mean", "sum_to_shape", "prod", "var", "std", "var_mean", "std_mean", "max", "min",
            "amax", "amin", "argmax", "argmin", "logsumexp", "softmax", "log_softmax", "cumsum",
            "cumprod", "norm", "all", "any", "count_nonzero", "sort", "argsort", "topk", "median",
