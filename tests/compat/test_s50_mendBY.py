@@ -178,3 +178,25 @@ def test_a_composite_out_of_another_shape_is_resized_and_takes_the_gradient():
                         [str(w.message)[:60] for w in caught if "resized" in str(w.message)]))
     assert results[0][:2] == results[1][:2] and results[0][3] == results[1][3]
     np.testing.assert_allclose(results[0][2], results[1][2], rtol=1e-12)
+
+
+# --- 2. mode of rows holding NaN: torch's values and indices ------------------------------------
+
+def _with_nan(shape, fraction: float, ties: bool, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 5, shape).astype(np.float64) if ties else rng.standard_normal(shape)
+    x[rng.random(shape) < fraction] = np.nan
+    return x
+
+
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("fraction", [0.05, 0.2, 0.6])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+def test_mode_of_rows_with_nan_is_torchs(dtype, fraction, ties):
+    for seed, shape in enumerate([(3, 4, 70), (5, 17), (4, 6, 9)]):
+        x = _with_nan(shape, fraction, ties, seed)
+        for dim in range(-1, len(shape)):
+            ours = chainrule.mode(chainrule.from_numpy(x).to(getattr(chainrule, dtype)), dim)
+            theirs = torch.mode(torch.from_numpy(x).to(getattr(torch, dtype)), dim)
+            np.testing.assert_array_equal(ours.indices.numpy(), theirs.indices.numpy())
+            np.testing.assert_array_equal(ours.values.float().numpy(), theirs.values.float().numpy())

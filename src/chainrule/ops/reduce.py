@@ -1836,10 +1836,11 @@ def _argsort(x: np.ndarray, dim: int, descending: bool) -> np.ndarray:
 
 
 def _replayed_order(x: np.ndarray, d: int, order, replay, every_row: bool = False,
-                    rows_at_once: bool = False) -> np.ndarray:
+                    rows_at_once: bool = False, with_nan: bool = False) -> np.ndarray:
     """``order`` (indices along ``d`` from NumPy's stable sort, possibly only the first few) with the
     rows that hold ties, or ``every_row``, replaced by ``replay(row values)`` (by ``replay(2-d array
-    of those rows)`` where ``rows_at_once``): the order torch's CPU kernel leaves them in (see
+    of those rows)`` where ``rows_at_once``; with ``with_nan`` rows holding a NaN too): the order torch's
+    CPU kernel leaves them in (see
     cpu_sort_order). Device arrays and rows past the replay limit keep ``order``. With
     ``every_row`` and ``rows_at_once``, ``order`` may be a function making it, called only where it is
     kept (topk's unsorted indices: every row replayed, NumPy's sort would be thrown away)."""
@@ -1850,7 +1851,8 @@ def _replayed_order(x: np.ndarray, d: int, order, replay, every_row: bool = Fals
     elif x.dtype.kind not in "biuf":
         return order() if callable(order) else order
     rows = np.moveaxis(x, d, -1).reshape(-1, x.shape[d])
-    chosen = np.ones(len(rows), dtype=bool) if every_row else cpu_sort_order.rows_with_ties(rows)
+    chosen = (np.ones(len(rows), dtype=bool) if every_row else cpu_sort_order.rows_with_ties_or_nan(rows)
+              if with_nan else cpu_sort_order.rows_with_ties(rows))
     limit = cpu_sort_order.ROWS_AT_ONCE_LIMIT if rows_at_once else cpu_sort_order.REPLAY_LIMIT
     if not chosen.any() or int(chosen.sum()) * rows.shape[1] > limit:
         return order() if callable(order) else order
@@ -2109,7 +2111,8 @@ def mode(input: Tensor, dim: int = -1, keepdim: bool = False):
     value = xp.take_along_axis(s, best, -1)
     index = xp.max(xp.where(moved == value, xp.arange(n), -1), axis=-1, keepdims=True)
     # with ties torch's index is the last of the run after its std::sort, which need not be the last occurrence
-    index = _c_layout(_replayed_order(x, d, xp.moveaxis(index, -1, d), lambda keys: [cpu_sort_order.mode_index(keys)]))
+    index = _c_layout(_replayed_order(x, d, xp.moveaxis(index, -1, d), lambda keys: [cpu_sort_order.mode_index(keys)],
+                                       with_nan=True))
     if _function_module.active_dispatch is not None:  # (a mode sees the call as given)
         _function_module.note_given(ModeValues, input, aten_call=(
             ("mode", "default"), _given_args((input, dim, keepdim), (-1, False)), {}))
