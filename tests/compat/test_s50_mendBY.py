@@ -200,3 +200,25 @@ def test_mode_of_rows_with_nan_is_torchs(dtype, fraction, ties):
             theirs = torch.mode(torch.from_numpy(x).to(getattr(torch, dtype)), dim)
             np.testing.assert_array_equal(ours.indices.numpy(), theirs.indices.numpy())
             np.testing.assert_array_equal(ours.values.float().numpy(), theirs.values.float().numpy())
+
+
+# --- 4. svd of tall float64 matrices: torch's signs ---------------------------------------------
+
+@pytest.mark.parametrize("full_matrices", [False, True])
+@pytest.mark.parametrize("shape", [(4, 3), (2, 4, 3), (6, 4), (8, 5), (9, 6), (12, 8), (5, 3), (5, 4), (3, 3)])
+def test_svd_of_a_tall_float64_matrix_has_torchs_signs(shape, full_matrices):
+    A = np.random.default_rng(sum(shape)).standard_normal(shape)
+    ours = chainrule.linalg.svd(chainrule.from_numpy(A), full_matrices=full_matrices)
+    theirs = torch.linalg.svd(torch.from_numpy(A), full_matrices=full_matrices)
+    for mine, torchs in zip(ours, theirs):
+        np.testing.assert_allclose(mine.numpy(), torchs.numpy(), atol=1e-10)
+    U, S, V = chainrule.svd(chainrule.from_numpy(A), some=not full_matrices)
+    tU, tS, tV = torch.svd(torch.from_numpy(A), some=not full_matrices)
+    np.testing.assert_allclose(U.numpy(), tU.numpy(), atol=1e-10)
+    np.testing.assert_allclose(V.numpy(), tV.numpy(), atol=1e-10)
+
+
+def test_svd_through_qr_keeps_the_gradient():
+    A = chainrule.from_numpy(np.random.default_rng(0).standard_normal((4, 3))).requires_grad_()
+    assert chainrule.autograd.gradcheck(lambda a: chainrule.linalg.svd(a, full_matrices=False)[1], (A,))
+    assert chainrule.autograd.gradcheck(lambda a: (lambda u, s, vh: (u @ vh, s))(*chainrule.linalg.svd(a, False)), (A,))
