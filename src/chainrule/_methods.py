@@ -1926,6 +1926,12 @@ def _resize_out_of_place(self: Tensor, *sizes) -> Tensor:
     import warnings
 
     warnings.warn("non-inplace resize is deprecated", UserWarning, stacklevel=2)
+    return _resized(self, sizes)
+
+
+def _resized(self: Tensor, sizes) -> Tensor:
+    """resize and resize_as without their warning (resize_as gives only its own, as torch's: a
+    catch_warnings around resize would reset every caller's once-per-line warning registry)."""
     sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else tuple(sizes)
     numel = int(np.prod(sizes, dtype=np.int64))
     if numel != self._data.size:
@@ -1941,9 +1947,7 @@ def _resize_as_out_of_place(self: Tensor, tensor: Tensor) -> Tensor:
     import warnings
 
     warnings.warn("non-inplace resize_as is deprecated", UserWarning, stacklevel=2)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return _resize_out_of_place(self, tuple(tensor.shape))
+    return _resized(self, tuple(tensor.shape))
 
 
 # torch's C++ names of the dtypes, as set_'s mismatch message spells them

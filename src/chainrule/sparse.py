@@ -1657,8 +1657,14 @@ def _index_array(indices, device, given: tuple | None = None):
     too, cast to int64 on the values' device (a float index truncated, as torch's cast does). ``given``:
     the length of a size given and the values' dense dims, which torch checks against the indices' first
     dim (their sparse_dim, whatever their rank) before their rank."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", np.exceptions.ComplexWarning)  # (a complex index keeps its real part)
+    dtype = getattr(indices, "dtype", None)
+    if getattr(dtype, "is_complex", False) or getattr(dtype, "kind", "") == "c":
+        # (a complex index keeps its real part; only then: a catch_warnings on every call would reset
+        # each caller's once-per-line warning registry)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
+            array = _to_array(indices, _dtype.int64, copy=False, device=device)
+    else:
         array = _to_array(indices, _dtype.int64, copy=False, device=device)
     if given is not None and array.ndim == 0:
         raise IndexError("Dimension specified as 0 but tensor has no dimensions")

@@ -10,6 +10,7 @@ have no gradient, as torch's.
 from __future__ import annotations
 
 import math as _math
+from functools import partial as _partial
 
 from . import logsumexp, softmax  # noqa: F401  (the namespace's, which take out= as torch.special's)
 
@@ -95,7 +96,7 @@ def expit(input: Tensor) -> Tensor:
     return _sigmoid(input)
 
 
-@honours_out
+@_partial(honours_out, composite=True)  # (torch's is composite: out= is a copy_)
 def ndtr(input: Tensor) -> Tensor:
     """The standard normal CDF, (1 + erf(x / sqrt 2)) / 2."""
     # torch scales by a C++ double: mul's Scalar overload (MulBackward1)
@@ -110,4 +111,4 @@ def round(input: Tensor, *, decimals: int = 0) -> Tensor:
     return input.round(decimals=decimals) if decimals else input.round()
 
 # the kernels' own names, bound above only to be renamed: dir(torch.special) has none of them
-del annotations, lgamma, mvlgamma, igamma, igammac, special_xlog1py, honours_out
+del annotations, lgamma, mvlgamma, igamma, igammac, special_xlog1py, honours_out, _partial

@@ -1435,6 +1435,22 @@ def _autograd_out_name(op: str, tensors: tuple) -> str:
     return name.replace(".", "_") if name.startswith("linalg.") else name
 
 
+def write_composite_out(result: Tensor, out, op: str) -> Tensor:
+    """torch's ``out=`` of a composite op (a CompositeImplicitAutograd ``_out``: tensordot, inner,
+    special.ndtr, linalg.norm, linalg.tensorsolve...): the result is computed with autograd and
+    copied into ``out`` by the differentiable copy_ (resized first as ``write_out`` resizes), so a
+    result or an ``out`` that requires grad is no refusal: ``out`` takes a CopyBackwards, and a leaf
+    ``out`` that requires grad is refused as any in-place op on it. Without grad: ``write_out``."""
+    if not isinstance(out, Tensor) or not is_recording(result, out):
+        return write_out(result, out, op)
+    if out.requires_grad and out.is_leaf:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+    if out._data.shape != result._data.shape:
+        warn_resized_out(out, result.shape)
+        out._data = np.empty_like(result._data, dtype=out._data.dtype)
+    return out.copy_(result)
+
+
 def refuse_out_under_autograd(op: str, out, *tensors) -> None:
     """torch's refusal of an ``out=`` call that autograd would record (``out`` or one of ``tensors``
     requires grad); an op whose kernel checks shapes and dtypes calls it first, as torch's autograd
@@ -1535,10 +1551,11 @@ def refuse_partial_overlap(self: Tensor, operands) -> None:
             raise RuntimeError(_PARTIAL_OVERLAP)
 
 
-def honours_out(fn, name: str | None = None):
+def honours_out(fn, name: str | None = None, composite: bool = False):
     """Give ``fn`` torch's keyword ``out=`` (see ``write_out``; a tuple result, max(dim)'s
     (values, indices), goes into a tuple of as many tensors); ``fn`` itself ignores it. ``name``:
-    the op's name in messages, when not ``fn.__name__``."""
+    the op's name in messages, when not ``fn.__name__``; ``composite``: torch's op is composite, its
+    out= a differentiable copy (``write_composite_out``)."""
     op = name or fn.__name__
     # torch's elementwise kernels (TensorIterator) refuse an out partly overlapping an input
     elementwise = getattr(fn, "__module__", None) == "chainrule.ops.elementwise"
@@ -1553,7 +1570,7 @@ def honours_out(fn, name: str | None = None):
         result = fn(*args, **kwargs)
         if isinstance(result, tuple):
             return _write_outs(result, out, op)
-        return write_out(result, out, op)
+        return (write_composite_out if composite else write_out)(result, out, op)
 
     return out_keyword_front(fn, with_out)
 

@@ -161,16 +161,22 @@ def namespace_with_out(modules) -> dict:
     tensor), as torch's kernels do."""
     wrapped = {}
     for module in modules:
+        composite = getattr(module, "__composite_out__", {})  # name -> when torch's call is composite
         for name, rule in getattr(module, "__out_functions__", {}).items():
             function = getattr(module, name)
-            wrapped[name] = _with_out_rule(function, name, rule)
+            wrapped[name] = _with_out_rule(function, name, rule, composite.get(name))
     return wrapped
 
 
-def out_rule(rule: str):
+def _always(args, kwargs) -> bool:
+    return True
+
+
+def out_rule(rule: str, composite: bool = False):
     """Decorator: give a function torch's ``out=`` under one of ``namespace_with_out``'s dtype rules
-    (for functions that take ``out=`` wherever they are called, not only on the namespace)."""
-    return lambda function: _with_out_rule(function, function.__name__, rule)
+    (for functions that take ``out=`` wherever they are called, not only on the namespace).
+    ``composite``: torch's op is composite, its out= a differentiable copy (``write_composite_out``)."""
+    return lambda function: _with_out_rule(function, function.__name__, rule, _always if composite else None)
 
 
 def write_out_same_dtype(result, out, op: str):
@@ -185,13 +191,16 @@ def write_out_same_dtype(result, out, op: str):
     return write_out(result, out, op)
 
 
-def _with_out_rule(function, name: str, rule: str):
+def _with_out_rule(function, name: str, rule: str, composite=None):
+    """``function`` with ``out=`` under ``rule``; ``composite``: None, or a test of a call's
+    (args, kwargs) for whether torch's op is composite there (its out= a differentiable copy)."""
     from ..tensor import (
         Tensor,
         _write_outs,
         out_keyword_front,
         refuse_out_under_autograd,
         refuse_partial_overlap,
+        write_composite_out,
         write_out,
     )
 
@@ -247,6 +256,8 @@ def _with_out_rule(function, name: str, rule: str):
             refusal = _out_dtype_refusal(name, rule, args[0] if args else kwargs.get("input"), result, out)
             if refusal is not None:
                 raise refusal
+        if composite is not None and composite(args, kwargs):
+            return write_composite_out(result, out, name)
         return write_out(result, out, name)
 
     return out_keyword_front(function, with_out)

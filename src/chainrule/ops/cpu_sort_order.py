@@ -463,6 +463,16 @@ def mode_index(keys: list) -> int:
     return best
 
 
+def rows_with_ties_or_nan(rows: np.ndarray) -> np.ndarray:
+    """Which rows of a 2-d array hold two equal values or a NaN: the rows whose order after torch's
+    std::sort by ``<`` NumPy's stable sort does not give (a NaN compares false against every value,
+    so the sort leaves values around it unsorted; mode reads its runs from that order)."""
+    chosen = rows_with_ties(rows)
+    if rows.dtype.kind == "f":
+        chosen |= np.isnan(rows).any(axis=1)
+    return chosen
+
+
 def rows_with_ties(rows: np.ndarray) -> np.ndarray:
     """Which rows of a 2-d array hold two equal values (NaNs count as equal, as they tie in torch's
     comparisons)."""

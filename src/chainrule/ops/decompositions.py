@@ -23,7 +23,7 @@ from .. import _config, _dtype, return_types
 from .._backend import array_module, broadcast_solve, checked_linalg, has_values
 from .._opmath import cpu_autocast_policy
 from ..autograd.function import Function, name_node
-from ..tensor import Tensor, _check_tensor, honours_out, write_out
+from ..tensor import Tensor, _check_tensor, honours_out, write_composite_out, write_out
 from ._arg_parser import check_as, check_bool, check_int, check_str, out_rule
 from .elementwise import conjugate_rule
 from .linalg import (
@@ -100,10 +100,13 @@ def _check_same_dtype(A: Tensor, B: Tensor) -> None:
                            f"{_dtype.scalar_name(B.dtype)} and A of type {_dtype.scalar_name(A.dtype)} instead.")
 
 
-def _copy_out(result, out, op: str):
-    """torch's ``out=`` (``write_out``) for one result or a tuple of them; returns ``out``."""
+def _copy_out(result, out, op: str, composite: bool = False):
+    """torch's ``out=`` (``write_out``) for one result or a tuple of them; returns ``out``.
+    ``composite``: torch's op is composite, its out= a differentiable copy (``write_composite_out``)."""
     if out is None:
         return result
+    if composite and not isinstance(result, tuple):
+        return write_composite_out(result, out, op)
     if isinstance(result, tuple):
         if not isinstance(out, (tuple, list)) or len(out) != len(result):
             raise TypeError(f"{op}(): argument 'out' must be a tuple of {len(result)} Tensors")
@@ -617,6 +620,8 @@ class Svd(Function):
             U = xp.broadcast_to(xp.eye(m, rows, dtype=A.dtype), A.shape[:-2] + (m, rows)).copy()
             Vh = xp.broadcast_to(xp.eye(cols, n, dtype=A.dtype), A.shape[:-2] + (cols, n)).copy()
             S = xp.zeros(A.shape[:-2] + (k,), dtype=A.real.dtype)
+        elif _takes_qr_path(xp, A):
+            U, S, Vh = _svd_through_qr(xp, A, full_matrices)
         else:
             U, S, Vh = _svd_array(xp, A, full_matrices=full_matrices)
         # singular values are real: float64 for complex128, as torch's
@@ -989,17 +994,17 @@ def linalg_cond(input: Tensor, p=None, *, out=None) -> Tensor:
     if A._data.size == 0:
         xp = array_module(A._data)
         empty = xp.zeros(A._data.shape[:-2], dtype=A._data.real.dtype)
-        return _copy_out(_const(empty), out, "linalg.cond")
+        return _copy_out(_const(empty), out, "linalg.cond", composite=True)
     if p is None or (not by_name and abs(float(p)) == 2):
         _check_float(A, "linalg.svd")  # through svdvals, whose checks name linalg.svd
         S = linalg_svdvals(A)
         ratio = S[..., 0] / S[..., -1] if p is None or float(p) > 0 else S[..., -1] / S[..., 0]
         # torch takes the first and last values through a keepdim reduction, then squeezes
-        return _copy_out(name_node(ratio, "SqueezeBackward1"), out, "linalg.cond")
+        return _copy_out(name_node(ratio, "SqueezeBackward1"), out, "linalg.cond", composite=True)
     if p == "nuc":
         # torch's own definition, finite where an inverse's norm would not be
         S = linalg_svdvals(A)
-        return _copy_out(S.sum(-1) * S.reciprocal().sum(-1), out, "linalg.cond")
+        return _copy_out(S.sum(-1) * S.reciprocal().sum(-1), out, "linalg.cond", composite=True)
     if rows != cols:
         # (std::to_string of the order: 1 for an int, 1.000000 for a float, inf)
         shown = f"{p:f}" if isinstance(p, float) else str(int(p))
@@ -1009,7 +1014,7 @@ def linalg_cond(input: Tensor, p=None, *, out=None) -> Tensor:
     inverse = inverse.masked_fill((info > 0)[..., None, None], math.inf)
     result = matrix_norm(A, p) * matrix_norm(inverse, p)
     # 0 · inf (a zero matrix) is inf, as NumPy's cond
-    return _copy_out(result.nan_to_num(math.inf, math.inf, -math.inf), out, "linalg.cond")
+    return _copy_out(result.nan_to_num(math.inf, math.inf, -math.inf), out, "linalg.cond", composite=True)
 
 
 # ---------------------------------------------------------------- lu
@@ -1087,6 +1092,27 @@ def _lu_backward(P: Tensor, L: Tensor, U: Tensor, grad_l: Tensor, grad_u: Tensor
         grad = cat([grad + grad_l[..., :k, :].tril(-1), grad_l[..., k:, :]], -2)
         grad = linalg_solve_triangular(_adjoint(U), grad, upper=False, left=False)
     return _mat(P, grad)
+
+
+def _takes_qr_path(xp, A) -> bool:
+    """Whether torch's CPU LAPACK (MKL) factors a tall real ``A`` (m, n) through a QR first where
+    NumPy's (OpenBLAS, reference LAPACK) does not: gesdd takes its QR path from m >= int(11n/6) in
+    reference LAPACK, from m >= int(3n/2) in MKL (measured against torch: every n from 3 to 12).
+    In between the two builds' singular vectors differ in sign; the QR path gives torch's."""
+    m, n = A.shape[-2:]
+    return (xp is np and A.dtype.kind == "f" and n >= 3 and (3 * n) // 2 <= m < (11 * n) // 6
+            and bool(np.isfinite(A).all()))
+
+
+def _svd_through_qr(xp, A, full_matrices: bool):
+    """gesdd's QR path: A = QR, then R's SVD, U = Q U_R (with full_matrices, Q's complement after)."""
+    n = A.shape[-1]
+    Q, R = xp.linalg.qr(A, mode="complete" if full_matrices else "reduced")
+    U_R, S, Vh = _svd_array(xp, R[..., :n, :], full_matrices=False)
+    U = Q[..., :, :n] @ U_R
+    if full_matrices:
+        U = xp.concatenate([U, Q[..., :, n:]], axis=-1)
+    return U, S, Vh
 
 
 def _svd_array(xp, A, **options):
@@ -1520,7 +1546,7 @@ def linalg_tensorinv(input: Tensor, ind: int = 2, *, out=None) -> Tensor:
         raise RuntimeError(f"Expected self to satisfy the requirement prod(self.shape[ind:]) == prod(self.shape[:ind]), "
                            f"but got {cols} != {rows}")
     result = inv(A.reshape(rows, cols)).reshape(shape[ind:] + shape[:ind])
-    return _copy_out(result, out, "linalg.tensorinv")
+    return _copy_out(result, out, "linalg.tensorinv", composite=True)
 
 
 @cpu_autocast_policy("float32")
@@ -1541,7 +1567,7 @@ def linalg_tensorsolve(input: Tensor, other: Tensor, dims=None, *, out=None) -> 
         raise RuntimeError(f"Expected self to satisfy the requirement prod(self.shape[other.ndim:]) == "
                            f"prod(self.shape[:other.ndim]), but got {cols} != {rows}")
     result = solve(A.reshape(rows, cols), B.reshape(rows)).reshape(shape[B._data.ndim:])
-    return _copy_out(result, out, "linalg.tensorsolve")
+    return _copy_out(result, out, "linalg.tensorsolve", composite=True)
 
 
 class NoReflectors(Function):

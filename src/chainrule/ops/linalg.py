@@ -815,7 +815,7 @@ def ger(input: Tensor, vec2: Tensor, *, out=None) -> Tensor:
 ger.honours_out = True  # (outer writes its out=)
 
 
-@honours_out
+@functools.partial(honours_out, composite=True)  # (torch's is composite: out= is a copy_)
 def inner(input: Tensor, other: Tensor) -> Tensor:
     """torch.inner: contraction over the last dims (a product when either is 0-d)."""
     from .elementwise import mul
@@ -1776,7 +1776,7 @@ def _dtype_torch_einsum_ends_with(subs: list, output: list, operands):
     return ops[0][1]
 
 
-@honours_out
+@functools.partial(honours_out, composite=True)  # (torch's is composite: out= is a copy_)
 def tensordot(a: Tensor, b: Tensor, dims=2, out=None) -> Tensor:
     """torch.tensordot: contract ``dims`` (an int: a's last and b's first dims; or two lists).
     ``out`` (torch's Python takes it fourth) is honours_out's."""
@@ -1990,7 +1990,7 @@ def _check_matrix_norm_dtype(A: Tensor, dtype) -> None:
     _check_norm_dtype(A.dtype, dtype, "linalg.matrix_norm")
 
 
-@out_rule("same_norm")
+@out_rule("same_norm", composite=True)  # (torch's is composite: out= is a copy_)
 def matrix_norm(input: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dtype=None) -> Tensor:
     """torch.linalg.matrix_norm for ord 'fro', 1, -1, inf, -inf (max/min column or row abs sums),
     and 2, -2, 'nuc' (largest, smallest, summed singular values)."""
@@ -2049,7 +2049,7 @@ def _spectral_matrix_norm(A: Tensor, ord, d0: int, d1: int, keepdim: bool, dtype
     return movedim(out.unsqueeze(-1), (-2, -1), (d0, d1)) if keepdim else out
 
 
-@out_rule("same_norm")
+@out_rule("same_norm", composite=True)  # (torch's is composite: out= is a copy_)
 def norm(input: Tensor, ord=None, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     """torch.linalg.norm: a vector norm (1-D input or an int dim) or a matrix norm (2-D / 2 dims).
     torch names its tensor ``input`` here (``A`` in matrix_norm). As torch's linalg_norm: an ``ord``

@@ -48,6 +48,10 @@ __out_functions__ = {"sum": "computes_in", "prod": "computes_in", "cumsum": "com
                      "norm": "same", "logsumexp": "floating", "max": "castable", "min": "castable", "sort": "cast",
                      "topk": "cast", "median": "cast", "all": "cast", "any": "cast", "softmax": "same",
                      "kthvalue": "values_and_long_indices", "aminmax": "same", "log_softmax": "same"}
+# torch.norm's out= is a differentiable copy_ where torch's norm is composite: p="nuc" (the others
+# write through linalg_vector_norm's out= kernel, which refuses autograd)
+__composite_out__ = {"norm": lambda args, kwargs: isinstance(p := args[1] if len(args) > 1 else kwargs.get("p"), str)
+                              and p == "nuc"}
 __all__ = ["sum", "mean", "sum_to_shape", "prod", "var", "std", "var_mean", "std_mean", "max", "min",
            "amax", "amin", "argmax", "argmin", "logsumexp", "softmax", "log_softmax", "cumsum",
            "cumprod", "norm", "all", "any", "count_nonzero", "sort", "argsort", "topk", "median",
@@ -496,8 +500,11 @@ def _variance(x, dims: tuple, correction, keepdim: bool, dof: int, take_sqrt: bo
     variance differs from it in the last bit for most inputs."""
     xp = array_module(x)
     wide = x.astype(np.float64) if x.dtype.itemsize <= 4 else x
-    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's "mean of empty slice"
+    if x.size == 0:  # torch fills the variance of no elements instead of dividing 0 by 0 (and NumPy's
+        # mean of them would warn "Mean of empty slice": silencing that with catch_warnings on every call
+        # would reset each caller's once-per-line warning registry, so it is never computed)
+        return _as_array(_nan_filled(xp.sum(wide, axis=dims, keepdims=keepdim)), x).astype(x.dtype, copy=False)
+    with np.errstate(divide="ignore", invalid="ignore"):
         if x.dtype == np.float32 and x.size and x.size == int(np.prod([x.shape[d] for d in dims])):
             # one result: torch centres on the float32 mean (its std_var_all_cpu), which moves the
             # last bit of a variance small against the mean
@@ -507,8 +514,6 @@ def _variance(x, dims: tuple, correction, keepdim: bool, dof: int, take_sqrt: bo
         out = xp.sum((wide - center) ** 2, axis=dims, keepdims=keepdim) / wide.dtype.type(dof)
         if take_sqrt:
             out = xp.sqrt(out)
-    if x.size == 0:  # torch fills the variance of no elements instead of dividing 0 by 0
-        out = _nan_filled(out)
     return _as_array(out, x).astype(x.dtype, copy=False)
 
 
@@ -1885,10 +1890,11 @@ def _argsort(x: np.ndarray, dim: int, descending: bool) -> np.ndarray:
 
 
 def _replayed_order(x: np.ndarray, d: int, order, replay, every_row: bool = False,
-                    rows_at_once: bool = False) -> np.ndarray:
+                    rows_at_once: bool = False, with_nan: bool = False) -> np.ndarray:
     """``order`` (indices along ``d`` from NumPy's stable sort, possibly only the first few) with the
     rows that hold ties, or ``every_row``, replaced by ``replay(row values)`` (by ``replay(2-d array
-    of those rows)`` where ``rows_at_once``): the order torch's CPU kernel leaves them in (see
+    of those rows)`` where ``rows_at_once``; with ``with_nan`` rows holding a NaN too): the order torch's
+    CPU kernel leaves them in (see
     cpu_sort_order). Device arrays and rows past the replay limit keep ``order``. With
     ``every_row`` and ``rows_at_once``, ``order`` may be a function making it, called only where it is
     kept (topk's unsorted indices: every row replayed, NumPy's sort would be thrown away)."""
@@ -1899,7 +1905,8 @@ def _replayed_order(x: np.ndarray, d: int, order, replay, every_row: bool = Fals
     elif x.dtype.kind not in "biuf":
         return order() if callable(order) else order
     rows = np.moveaxis(x, d, -1).reshape(-1, x.shape[d])
-    chosen = np.ones(len(rows), dtype=bool) if every_row else cpu_sort_order.rows_with_ties(rows)
+    chosen = (np.ones(len(rows), dtype=bool) if every_row else cpu_sort_order.rows_with_ties_or_nan(rows)
+              if with_nan else cpu_sort_order.rows_with_ties(rows))
     limit = cpu_sort_order.ROWS_AT_ONCE_LIMIT if rows_at_once else cpu_sort_order.REPLAY_LIMIT
     if not chosen.any() or int(chosen.sum()) * rows.shape[1] > limit:
         return order() if callable(order) else order
@@ -2278,7 +2285,8 @@ def _mode_index(x, d: int):
     value = xp.take_along_axis(s, best, -1)
     index = xp.max(xp.where(moved == value, xp.arange(n), -1), axis=-1, keepdims=True)
     # with ties torch's index is the last of the run after its std::sort, which need not be the last occurrence
-    return _c_layout(_replayed_order(x, d, xp.moveaxis(index, -1, d), lambda keys: [cpu_sort_order.mode_index(keys)]))
+    return _c_layout(_replayed_order(x, d, xp.moveaxis(index, -1, d), lambda keys: [cpu_sort_order.mode_index(keys)],
+                                     with_nan=True))
 
 
 # ---------------------------------------------------------------- NaN-aware sums, aminmax, running extrema
