@@ -232,7 +232,8 @@ def repeat_interleave(input: Tensor | None = None, repeats=None, dim: int | None
         out = reshape(contiguous(spread), (*shape[:d], size * int(repeats), *shape[d + 1:]))
         result = name_node(out, "ViewBackward0", label="repeat_interleave")
     elif isinstance(repeats, Tensor):
-        counts = _repeats_array(repeats, size, d)
+        # torch's message names the dim as it was passed (-1 stays -1)
+        counts = _repeats_array(repeats, size, d if dim is None else dim)
         _check_counted_output_size(output_size, counts.sum().item())
         index = array_module(input).asarray(np.repeat(np.arange(size), counts))
         result = index_select(input, d, _index_tensor(index))
