@@ -192,7 +192,7 @@ scheduler_G = lr_scheduler.LambdaLR(optimizer_G, lr_lambda=lambda_rule)
 scheduler_D = lr_scheduler.LambdaLR(optimizer_D, lr_lambda=lambda_rule)
 
 train_A, train_B = paired_images(96)
-val_A, val_B = paired_images(16)
+val_A, val_B = paired_images(64)
 
 for epoch in range(N_EPOCHS):
     perm = torch.randperm(len(train_A))
@@ -257,11 +257,11 @@ with torch.no_grad():
     # junyanz's "vanilla" GAN loss on the same patch predictions
     d_vanilla = 0.5 * (criterion_vanilla(pred_real, torch.ones_like(pred_real))
                        + criterion_vanilla(pred_fake, torch.zeros_like(pred_fake))).item()
-    # did the generator pick the right colour channel for each disc?
-    red = (fake_B[:, 0] > 0).float().sum((1, 2))
-    blue = (fake_B[:, 2] > 0).float().sum((1, 2))
+    # did the generator paint each disc in the right colour channel? (red minus blue over the disc)
+    disc = val_B[:, 1] > 0
+    red_minus_blue = ((fake_B[:, 0] - fake_B[:, 2]) * disc).sum((1, 2))
     want_red = val_B[:, 0].amax((1, 2)) > 0
-    colour_acc = ((red > blue) == want_red).float().mean().item()
+    colour_acc = ((red_minus_blue > 0) == want_red).float().mean().item()
 print(f"val patch {tuple(pred_fake.shape)}, fake range [{fake_B.min().item():.3f}, {fake_B.max().item():.3f}]")
 print(f"FINAL val_l1={val_l1:.4f} colour_acc={colour_acc:.4f} d_vanilla={d_vanilla:.4f} "
       f"d_real={pred_real.mean().item():.4f}")
