@@ -159,3 +159,30 @@ def test_median_of_all_elements_passes_gradcheck_through_vmap(per_slice_ops):
     assert chainrule.autograd.gradcheck(f, (x,))
     assert chainrule.autograd.gradgradcheck(f, (x,))
     assert per_slice_ops == []
+
+
+# ---------------------------------------------------------------- float32 interpolate without a graph
+
+INTERPOLATE = {
+    "linear": lambda lib: lambda x: lib.nn.functional.interpolate(x[None], scale_factor=2, mode="linear")[0],
+    "linear_align_corners": lambda lib: lambda x: lib.nn.functional.interpolate(
+        x[None], size=11, mode="linear", align_corners=True)[0] * x[:, :1],
+    "bicubic": lambda lib: lambda x: lib.nn.functional.interpolate(x[None, None], scale_factor=1.5,
+                                                                   mode="bicubic")[0, 0],
+    "trilinear": lambda lib: lambda x: lib.nn.functional.interpolate(x[None, None, None], scale_factor=2,
+                                                                     mode="trilinear")[0, 0, 0],
+    "two_images": lambda lib: lambda x: lib.nn.functional.interpolate(x.reshape(3, 2, 5), size=7,
+                                                                      mode="linear", align_corners=True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INTERPOLATE))
+def test_float32_interpolate_replays_bitwise_as_torchs_kernel(name, per_slice_ops):
+    """torch's batching rule folds the batch into N and runs its float32 kernel: the same roundings."""
+    xs = _X.astype(np.float32)
+    ours, our_calls = _mapped(chainrule, INTERPOLATE[name], (xs,))
+    theirs, their_calls = _mapped(torch, INTERPOLATE[name], (xs,))
+    assert our_calls == their_calls == 1
+    assert per_slice_ops == []
+    assert ours.dtype == theirs.dtype == np.float32
+    np.testing.assert_array_equal(ours, theirs)
