@@ -186,3 +186,35 @@ def test_float32_interpolate_replays_bitwise_as_torchs_kernel(name, per_slice_op
     assert per_slice_ops == []
     assert ours.dtype == theirs.dtype == np.float32
     np.testing.assert_array_equal(ours, theirs)
+
+
+# ---------------------------------------------------------------- vmap(grad) of the FFTs
+
+FFT = {
+    "fft2": lambda lib: lambda x, y: lib.fft.fft2(x * y).abs(),
+    "irfft": lambda lib: lambda x, y: lib.fft.irfft(x * y) ** 2,
+    "irfft_n": lambda lib: lambda x, y: lib.fft.irfft(x * y, n=9, norm="ortho") ** 2,
+    "hfft": lambda lib: lambda x, y: lib.fft.hfft(x * y, dim=0),
+    "fftn_real": lambda lib: lambda x, y: lib.fft.fftn(x, norm="forward").real * y,
+}
+
+
+@pytest.mark.parametrize("name", sorted(FFT))
+def test_grad_of_an_fft_of_a_real_input_replays_on_the_batch(name, per_slice_ops):
+    """The engine's real part of a complex gradient for a real input, and irfft's weights of the
+    doubled bins, are ops the record follows: vmap(grad) runs f once."""
+    ours, our_calls = _mapped(chainrule, FFT[name], (_X, _Y), 1)
+    theirs, their_calls = _mapped(torch, FFT[name], (_X, _Y), 1)
+    assert our_calls == their_calls == 1
+    assert per_slice_ops == []
+    np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
+
+
+def test_real_input_gradient_of_a_complex_op_stays_a_contiguous_copy():
+    """Outside vmap, the real part of a complex gradient is still a contiguous copy (as the cast made it)."""
+    x = chainrule.tensor(_X[0], requires_grad=True)
+    chainrule.fft.fft2(x).abs().sum().backward()
+    y = torch.tensor(_X[0], requires_grad=True)
+    torch.fft.fft2(y).abs().sum().backward()
+    assert x.grad.is_contiguous() and x.grad.dtype == chainrule.float64
+    np.testing.assert_allclose(x.grad.numpy(), y.grad.numpy(), rtol=1e-12, atol=1e-12)
