@@ -218,3 +218,44 @@ def test_real_input_gradient_of_a_complex_op_stays_a_contiguous_copy():
     torch.fft.fft2(y).abs().sum().backward()
     assert x.grad.is_contiguous() and x.grad.dtype == chainrule.float64
     np.testing.assert_allclose(x.grad.numpy(), y.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------- indexing by a batched 0-d index
+
+INDEXED = {
+    "flat_argmax": lambda lib: lambda x, y: x.reshape(-1)[x.reshape(-1).argmax()] * y,
+    "row_at_argmax": lambda lib: lambda x, y: x[x[:, 0].argmax()] * 2 + y[0],
+    "column_at_argmin": lambda lib: lambda x, y: x.t()[y[0].argmin()] * x[0, 0],
+    "closed_over_table": lambda lib: (lambda table: lambda x, y: table[y[:, 0].argmax()] * x[0])(
+        lib.tensor(np.arange(30.0).reshape(5, 6))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INDEXED))
+def test_index_by_a_batched_0d_index_replays_on_the_batch(name, per_slice_ops):
+    ours, our_calls = _mapped(chainrule, INDEXED[name], (_X, _Y))
+    theirs, their_calls = _mapped(torch, INDEXED[name], (_X, _Y))
+    assert our_calls == their_calls == 1
+    assert per_slice_ops == []
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_index_by_a_batched_0d_index_differentiated_outside_the_vmap(per_slice_ops):
+    found = []
+    for lib in (chainrule, torch):
+        x = lib.tensor(_X, requires_grad=True)
+        out = lib.func.vmap(lambda x: x[x[:, 0].argmax()] ** 2)(x)
+        out.sum().backward()
+        found.append((out.detach().numpy(), x.grad.numpy()))
+    assert "replay failed" not in per_slice_ops
+    for ours, theirs in zip(*found):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_index_by_a_batched_0d_index_out_of_range_raises_as_torch():
+    messages = []
+    for lib in (chainrule, torch):
+        with pytest.raises(IndexError) as info:
+            lib.func.vmap(lambda x, lib=lib: x[x.argmax() + 40])(lib.tensor(_X[:, 0]))
+        messages.append(type(info.value))
+    assert messages[0] is messages[1]
