@@ -204,7 +204,7 @@ def _note_call(op, arguments: dict):
     dim = arguments.get("dim")
     if trace is None or not trace.ok or trace.muted or not isinstance(arguments["input"], _function._Tensor) or \
             arguments.get("other") is not None or \
-            not (type(dim) is int or (dim is None and op.__name__ in ("argmax", "argmin"))):
+            not (type(dim) is int or (dim is None and op.__name__ in ("argmax", "argmin", "median"))):
         return None
     batched = trace.frame._batched
     before = set(batched.keys())
@@ -377,11 +377,14 @@ def _resolve(trace: Trace, values: dict, t, version) -> _Value:
             if t.requires_grad:
                 data.requires_grad_(True)
             return _Value(data, known.batched)
-    if t.grad_fn is None:
-        item = _kept_by_replayed_node(trace, t._data)
-        if item is not None:
-            item = item if isinstance(item, _function._Tensor) else _function._make_tensor(item)
-            return _Value(item.detach() if item.requires_grad else item, True)
+    item = _kept_by_replayed_node(trace, t._data)
+    if t.grad_fn is None and item is not None:
+        item = item if isinstance(item, _function._Tensor) else _function._make_tensor(item)
+        return _Value(item.detach() if item.requires_grad else item, True)
+    if t.grad_fn is not None and isinstance(item, _function._Tensor) and item.grad_fn is not None:
+        # a saved input unpacked with its graph, made inside a call recorded as one op (median()'s
+        # flattened input): the replayed node's, the batch's with its graph
+        return _Value(item, True)
     raise _Stop
 
 
@@ -666,11 +669,15 @@ def _call_elementwise(call, operands, params, outs, size):
 
 def _call_along_dim(call, operands, params, outs, size):
     """sort, topk, kthvalue, median, mode, max/min by dim, argmax, argmin of each slice: the op on
-    the batch along the dim behind the batch dim (a 0-d slice made a row of one; argmax's and
-    argmin's dim=None along each flattened slice), as torch's batching rules run them."""
+    the batch along the dim behind the batch dim (a 0-d slice made a row of one; argmax's, argmin's
+    and median's dim=None along each flattened slice), as torch's batching rules run them."""
     (x,) = operands
     arguments = dict(call.arguments)
     dim, rank, data = arguments.get("dim"), _logical_rank(x), x.data
+    if dim is None and call.op.__name__ == "median":  # (median(): each flattened slice's, ties sharing its gradient)
+        from .ops.reduce import median_of_rows
+
+        return median_of_rows(data.reshape((size, -1)))
     if dim is None:
         data = data.reshape((size, -1))
         arguments.update(dim=1, keepdim=False)
@@ -1360,6 +1367,15 @@ def _passed_on(cls, operands, params, outs, size):
     return _function._apply_array_op(cls, _whole(grad, size), *(v.data for v in tensors), **params)
 
 
+def _sampled(cls, operands, params, outs, size):
+    """bernoulli's sample recorded against probabilities that require grad: the batch's sample (the
+    comparison of the batch's draw, which the replay ran) on the batch's probabilities."""
+    sample = params.get("sample")
+    if not isinstance(sample, _Value) or not sample.batched or type(sample.data) is not np.ndarray:
+        return None
+    return _function._apply_array_op(cls, _whole(operands[0], size), sample=sample.data)
+
+
 def has_vmap_staticmethod(cls) -> bool:
     """Whether a user's autograd.Function has its own batching rule (torch's ``vmap``
     staticmethod), which the replay runs on the batch (``_user_function``)."""
@@ -1388,7 +1404,7 @@ def _user_function(cls, operands, params, outs, size):
 # rules that take parameters the replay batched (as _Values)
 _BATCHED_PARAMS = frozenset({_where, _dim_shifted, _nll_loss, _nll_loss_backward, _pooled, _elementwise_kept,
                              _embedding, _embedding_backward, _along_index, _masked_filled, _layer_norm_backward,
-                             _gradient_against, _normalized_backward, _scatter_added, _index_slabs})
+                             _gradient_against, _normalized_backward, _scatter_added, _index_slabs, _sampled})
 # ops whose node a later op reads as a parameter (nll_loss's backward), replayed by a rule
 _NODES_READ = frozenset({"_NllLoss"})
 # ops whose rule runs the batch as more rows of the op (batch-major), so that what their node keeps
@@ -1397,7 +1413,7 @@ _ROWS_FOLDED = frozenset({"LayerNorm"})
 _ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Neg", "Exp", "Log", "Tanh", "Sigmoid", "Relu", "Sin", "Cos", "Sqrt",
                 "Rsqrt", "Abs", "Maximum", "Minimum", "Square", "Reciprocal", "Log1p", "Expm1", "Softplus",
                 "PowScalar", "TanhBackward", "SigmoidBackward", "Threshold", "ReluBackward", "Pow", "RSub", "Gelu",
-                "ScaledBy", "ToCopy", "Real", "Imag")
+                "ScaledBy", "ToCopy", "Real", "Imag", "Conj", "InternalConj")
 _RULES = {name: _elementwise for name in _ELEMENTWISE}
 _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped, "SqueezeView": _reshaped,
                "UnsafeView": _reshaped, "Select": _indexed, "Slice": _indexed, "Index": _indexed,
@@ -1423,6 +1439,6 @@ _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped
                "UnfoldBackward": _unfold_backward,
                "Resample": _resampled, "ResampleAdjoint": _resampled,
                "ScatterAdd": _scatter_added, "IndexAdd": _index_slabs, "IndexAddInto": _index_slabs,
-               "IndexSelect": _index_slabs})
+               "IndexSelect": _index_slabs, "BernoulliSample": _sampled, "BernoulliFloatSample": _sampled})
 # rules of the classes made at run time under torch's node names (second_order's), by their base class
 _RULES_BY_BASE = {"DependsOn": _passed_on}

@@ -15,7 +15,7 @@ import weakref
 
 __all__ = ["VmapFrame", "batched_value", "current", "entered", "forget_made", "mapped", "note_alias", "note_made",
            "slice_draw",
-           "note_results", "note_value_read", "refuse_batched_into_unbatched", "capturing", "closed_over", "in_place_op_name",
+           "note_drawn", "note_results", "note_value_read", "refuse_batched_into_unbatched", "capturing", "closed_over", "in_place_op_name",
            "refuse_captured_write", "refuse_control_flow", "refuse_data_access", "refuse_different_inplace_randomness",
            "reads_allowed", "refuse_dynamic_shape", "refuse_inside", "refuse_item", "refuse_out", "refuse_same_randomness",
            "refuse_unbatchable", "running", "unbatched_target"]
@@ -362,6 +362,12 @@ def slice_draw(draw, shape: tuple):
 def note_made(tensor) -> None:
     """``tensor`` was made by a factory inside the innermost running vmap: torch's is unbatched."""
     _frames[-1]._made[id(tensor)] = tensor
+
+
+def note_drawn(tensor) -> None:
+    """``tensor`` is the running slice's row of a random factory's draw for the batch (``slice_draw``
+    under randomness="different"): torch's is batched."""
+    _frames[-1]._batched[id(tensor)] = tensor
 
 
 def forget_made(tensor) -> None:

@@ -747,9 +747,10 @@ def _fixed_gradient(node, i: int, g, meta: tuple):
     if g._data.dtype != dtype:
         if g._data.dtype.kind == "c" and dtype.kind != "c":
             g = g.real  # a real input's gradient is the real part (torch's convention for C -> R casts)
-        # (a wrapper subclass's values live in it, not in its placeholder: its handler casts it, aten._to_copy)
-        g = g.to(dtype=_np_to_dtype(dtype)) if _grad_state.enabled or g._wrapper_strides is not None else \
-            Tensor._make(g._data.astype(dtype))
+        # (a wrapper subclass's values live in it, not in its placeholder: its handler casts it, aten._to_copy;
+        # a vmap recording its ops follows the cast in an op, which its replay runs on the batch)
+        g = g.to(dtype=_np_to_dtype(dtype)) if _grad_state.enabled or g._wrapper_strides is not None or \
+            _function.tracing_ops else Tensor._make(g._data.astype(dtype))
     if _anomaly.enabled and _anomaly.check_nan:
         _check_nan(node, i, g)
     return g

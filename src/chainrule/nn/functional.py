@@ -787,7 +787,12 @@ def _interpolate_computed(input: Tensor, mode: str, d: int, in_sizes: tuple, out
     if not (input.requires_grad and _is_grad_enabled()):
         exact = _float32_interpolated(input, mode, in_sizes, out_sizes, scales, bool(align_corners))
         if exact is not None:
-            return _relaid_as_suggested(Tensor._make(exact), input)
+            out = _relaid_as_suggested(Tensor._make(exact), input)
+            # (a vmap's record: its replay runs it on the batch; trilinear where the kernel is the generic one)
+            if _function.tracing_ops and (mode != "trilinear" or _generic_upsample_kernel(input, mode, out_sizes)):
+                _function.traced_elementwise(_float32_resampled, (input, mode, tuple(in_sizes), tuple(out_sizes),
+                                                                  tuple(scales), bool(align_corners)), out)
+            return out
     out = input
     xp = _array_module(input)
     low = _half_interpolated(input, mode)
@@ -859,6 +864,17 @@ def _float32_interpolated(input: Tensor, mode: str, in_sizes, out_sizes, scales,
     if mode == "trilinear" and not _generic_upsample_kernel(input, mode, out_sizes):
         return _resample_float32.channels_last(x, taps, weights)
     return _resample_float32.generic(x, taps, weights)
+
+
+def _float32_resampled(input: Tensor, mode: str, in_sizes, out_sizes, scales, align_corners: bool) -> Tensor:
+    """interpolate's float32 no-grad path (``_float32_interpolated``) of a vmap's batch, one more dim in
+    front (``_vmap_batched`` replays it): the batch folded into N, as torch's batching rule runs its
+    kernel, so each element is rounded as its slice's own run rounds it."""
+    x = input._data
+    spatial = len(in_sizes)
+    folded = Tensor._make(x.reshape((-1, *x.shape[-spatial - 1:]))) if x.ndim == spatial + 3 else input
+    exact = _float32_interpolated(folded, mode, in_sizes, out_sizes, scales, align_corners)
+    return _relaid_as_suggested(Tensor._make(exact.reshape((*x.shape[:-spatial], *out_sizes))), input)
 
 
 def _refuse_interpolation_dtype(input: Tensor, mode: str, d: int) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 from .. import _dtype
 from .._backend import array_module, refuse_pinning
 from .._opmath import cpu_autocast_policy
+from ..autograd import function as _function
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _check_tensor, _wrap_dim, out_keyword_front, write_out
 from ._arg_parser import check_as, check_int, check_str, int_list
@@ -126,7 +127,10 @@ class C2R(Function):
         scale[1:1 + doubled] = 2
         shape = [1] * grad._data.ndim
         shape[last] = bins
-        return spectrum * Tensor._make(scale.reshape(shape))
+        weights = Tensor._make(scale.reshape(shape))
+        if _function.tracing_ops:  # (from the shapes alone: a constant of a vmap's record, which replays the product)
+            _function.traced_constant(weights)
+        return spectrum * weights
 
 
 # ---------------------------------------------------------------- argument handling

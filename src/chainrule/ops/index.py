@@ -957,6 +957,19 @@ def _refuse_batched_mask(key) -> None:
                                "Attempting to batch over indexing with a boolean mask.")
 
 
+def _batched_select(input: Tensor, key: Tensor) -> Tensor | None:
+    """``input[key]`` of a 0-d integer ``key`` batched at the vmap recording its ops (``x[x.argmax()]``):
+    torch indexes the batch, each slice at its own index, where a select would read slice 0's as a
+    number. As index_select of a one-element index, whose rule the replay runs with the batch's
+    indices; None where the key is not such (or out of range: the usual path's error)."""
+    k = key._data
+    if k.ndim or k.dtype.kind not in "iu" or k.dtype.itemsize == 1 or not input._data.ndim or \
+            not _vmap_frames.current() or not _vmap_frames.batched_value(key) or \
+            not 0 <= int(k) < input._data.shape[0]:
+        return None
+    return input.index_select(0, key.reshape(1)).squeeze(0)
+
+
 def getitem(input: Tensor, key) -> Tensor:
     """``input[key]`` with torch semantics; basic indexing returns a view."""
     # The commonest key, one integer in range (``x[i]``, and each step of ``x[i, j]`` below): a
@@ -984,6 +997,8 @@ def getitem(input: Tensor, key) -> Tensor:
         # nothing to convert and nothing to refuse, one node named after that step (see _one_step_read)
         return _read(input, key, key, read, "assign")
     if _function.active_dispatch is not None and (made := _by_wrapper_key(input, key)) is not None:
+        return made
+    if _function.tracing_ops and isinstance(key, Tensor) and (made := _batched_select(input, key)) is not None:
         return made
     key = _numpy_keys_as_tensors(key)
     given = key

@@ -345,9 +345,27 @@ def rand(*sizes, size=None, generator=None, dtype=None, layout=None, device=None
             return _finish(pairs.view(dt)[..., 0], requires_grad)
         return _finish(_complex_pairs(_rng(generator, xp).random(shape + (2,), dtype=np.float64), dt), requires_grad)
     if xp is np:  # torch's bits: 24 for float32 and below, 53 for float64
-        return _finish(_rng(generator).random(shape, dtype=dt), requires_grad)
+        drawn = _batch_drawn(lambda size: _rng(generator).random(size, dtype=dt), shape, requires_grad)
+        return drawn if drawn is not None else _finish(_rng(generator).random(shape, dtype=dt), requires_grad)
     array = _rng(generator, xp).random(shape, dtype=np.float64).astype(dt)
     return _finish(array, requires_grad)
+
+
+def _batch_drawn(draw, shape: tuple, requires_grad: builtins.bool) -> Tensor | None:
+    """Inside a vmap under randomness="different", a random factory's result: the running slice's
+    row of one draw of ``(B, *shape)`` for the batch (``_vmap_frames.slice_draw``, dropout's mask's
+    mechanism), batched at that level as torch's batching rule makes it, so that the replay takes
+    the batch's draw and the function runs once; None elsewhere (the usual draw)."""
+    frames = _vmap_frames._frames
+    if len(frames) != 1 or frames[0].randomness != "different":
+        return None
+    row = _vmap_frames.slice_draw(draw, shape)
+    if row is None:
+        return None
+    made = Tensor._make(row)
+    _vmap_frames.note_drawn(made)
+    made._requires_grad = requires_grad
+    return made
 
 
 def _complex_pairs(pairs, dt):
@@ -371,7 +389,8 @@ def randn(*sizes, size=None, generator=None, dtype=None, layout=None, device=Non
         pairs = _rng(generator, xp).standard_normal(shape + (2,)) * np.sqrt(0.5)
         return _finish(_complex_pairs(pairs, dt), requires_grad)
     if xp is np:
-        return _finish(_rng(generator).standard_normal(shape, dtype=dt), requires_grad)
+        drawn = _batch_drawn(lambda size: _rng(generator).standard_normal(size, dtype=dt), shape, requires_grad)
+        return drawn if drawn is not None else _finish(_rng(generator).standard_normal(shape, dtype=dt), requires_grad)
     array = _rng(generator, xp).standard_normal(shape).astype(dt)
     return _finish(array, requires_grad)
 
@@ -445,7 +464,11 @@ def _random_like(input: Tensor, memory_format, dtype, device, requires_grad, dra
     row-major result is drawn directly: ``draw(shape)``."""
     order = _like_order(input, memory_format)
     if order is None or order == tuple(builtins.range(len(order))):
-        return _finish(draw(tuple(input.shape))._data, requires_grad)
+        made = draw(tuple(input.shape))
+        if _vmap_frames._frames and _vmap_frames.batched_value(made):  # (vmap's batch draw: see _batch_drawn)
+            made._requires_grad = requires_grad
+            return made
+        return _finish(made._data, requires_grad)
     out = empty_like(input, dtype=dtype, device=device, memory_format=memory_format)
     fill_(out)
     return _finish(out._data, requires_grad)
@@ -757,9 +780,12 @@ def _bernoulli_sample(input: Tensor, p, generator) -> Tensor:
     xp = array_module(input)
     data = input._data
     if xp is np:
-        stream = _rng(generator)
-        uniforms = stream.random(data.shape, dtype=np.float64 if p is not None or data.dtype == np.float64
-                                 else np.float32)
+        precision = np.float64 if p is not None or data.dtype == np.float64 else np.float32
+        if data.flags.c_contiguous:  # (drawn in row-major order: one draw for vmap's batch)
+            drawn = _batch_drawn(lambda size: _rng(generator).random(size, dtype=precision), data.shape, False)
+            if drawn is not None:  # the comparison in ops, which the replay runs on the batch's draw
+                return (drawn < (input if p is None else p)).to(input.dtype)
+        uniforms = _rng(generator).random(data.shape, dtype=precision)
         return Tensor._make((uniforms < (data if p is None else p)).astype(data.dtype))
     probs = data if p is None else p
     return Tensor._make((_rng(generator, xp).random(data.shape) < probs).astype(data.dtype))

@@ -2163,11 +2163,22 @@ def median(input: Tensor, dim=None, keepdim: bool = False):
     return _select_along(MedianDim, input, _median_index(x, d), d, keepdim, "median")
 
 
+def median_of_rows(rows: Tensor) -> Tensor:
+    """median() of each row of a 2-d tensor (vmap's batch of flattened slices, ``_vmap_batched``): each
+    row's value as its own median() finds it, the gradient split evenly among each row's ties, as
+    torch's median() under vmap."""
+    x = rows._data
+    index = _median_index(x, 1)
+    index = np.stack([_signed_zero_median(row, at) for row, at in zip(x, index)]) if len(x) else index
+    return MedianAll.apply(rows, index=index)
+
+
 class MedianAll(Function):
-    """median() of a flat tensor; ties share the gradient evenly, as in torch."""
+    """median() of a flat tensor (or of each row of a 2-d one: ``median_of_rows``); ties share the
+    gradient evenly, as in torch."""
 
     _array_forward = True
-    params_from_values = True  # (index: where the median is)
+    params_from_values = True  # (index: where the median is, one per row)
     node_name = "MedianBackward0"
     label = "median"
     rule = "routes the gradient to the median element (split evenly among ties)"
@@ -2175,14 +2186,23 @@ class MedianAll(Function):
     @staticmethod
     def forward(ctx, flat, index):
         # no index: an empty input, whose median torch makes NaN
-        out = flat[index].reshape(()) if index is not None else array_module(flat).full((), np.nan, flat.dtype)
+        xp = array_module(flat)
+        out = xp.take_along_axis(flat, index, -1)[..., 0] if index is not None else xp.full((), np.nan, flat.dtype)
         ctx.save_for_backward(flat, out)
         return out
 
     @staticmethod
     def backward(ctx, grad):
+        # d median = dx at the elements equal to it (NaN at NaN), each taking 1/count: in ops, which a
+        # vmap's replay runs on the batch (vmap(grad(median)))
+        from .elementwise import eq, logical_and, logical_or, ne, where
+
         flat, out = ctx.saved_values
-        return _split_among_equal(grad, flat, out, grad, (0,), nan_is_equal=True)
+        out, grad = out.unsqueeze(-1), grad.unsqueeze(-1)
+        mask = eq(flat, out)
+        if flat._data.dtype.kind in "fV":  # (x != x: NaN)
+            mask = logical_or(mask, logical_and(ne(flat, flat), ne(out, out)))
+        return where(mask, grad / mask.sum(-1, keepdim=True, dtype=grad.dtype), 0.0)
 
 
 def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
