@@ -1226,7 +1226,12 @@ def _record_on_wrappers(op_class, inputs, params, result, forward=None) -> None:
     _function.active_dispatch = None
     try:
         with enable_grad():
-            recorded = _function._apply_array_op(op_class, *inputs, **params)
+            try:
+                recorded = _function._apply_array_op(op_class, *inputs, **params)
+            except Exception as error:
+                # the forward refused the placeholders' zeros (a singular matrix for inv/solve/cholesky/lu): record
+                # over the values the handler handed its run (copies, so its inner tensors are not touched)
+                recorded = _record_over_handed_values(op_class, inputs, params, forward, error)
     finally:
         _function.active_dispatch = previous
     results = result if isinstance(result, (tuple, list)) else (result,)
@@ -1263,6 +1268,28 @@ def _record_on_wrappers(op_class, inputs, params, result, forward=None) -> None:
             # gets it back in the graph under create_graph, as a plain saved output: _with_grad_fn)
             saved[i] = _wrapper_alias(results[saved[i]._output_nr])
         node._saved = tuple(saved)
+
+
+def _record_over_handed_values(op_class, inputs, params, forward, error: Exception):
+    """The op recorded over the wrappers among ``inputs`` as _record_on_wrappers does, each wrapper's array for
+    the run a copy of the values its handler handed the op (``forward``'s stand-ins), its placeholder back after;
+    the forward's own error where the handler's run left none (it ran the op more than once, or not at all)."""
+    if forward is None:
+        raise error
+    stand_ins = forward[1]
+    swapped = []
+    try:
+        for t, stand_in in zip(inputs, stand_ins):
+            if t is not None and t._wrapper_strides is not None and stand_in is not None \
+                    and stand_in._data.shape == t._data.shape:
+                swapped.append((t, t._data))
+                t._data = stand_in._data.copy()
+        if not swapped:
+            raise error
+        return _function._apply_array_op(op_class, *inputs, **params)
+    finally:
+        for t, placeholder in swapped:
+            t._data = placeholder
 
 
 def _take_forward_state(node, inputs, ran, stand_ins, outs) -> None:
