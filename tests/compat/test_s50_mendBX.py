@@ -49,6 +49,42 @@ _CASES = {
     "lu_solve_adjoint_right": (_lu_solve_adjoint_right, [_A, _B], (0, 1), (0, 1)),
     "tensorinv": (lambda lib, a: lib.linalg.tensorinv(a[0], ind=1), [_A], (0,), (0,)),
 }
+# in-place ops built from a lambda on a wrapper that requires grad (they wrote into its placeholder)
+_X = _rng.standard_normal((3, 4))
+_CASES.update({
+    "threshold_": (lambda lib, x: lib.nn.functional.threshold_(x * 1.0, 0.2, -1.0), [_X], (0,), (0,)),
+    "hardtanh_inplace": (lambda lib, x: lib.nn.functional.hardtanh(x * 1.0, -0.5, 0.5, inplace=True), [_X], (0,),
+                         (0,)),
+    "dropout_eval": (lambda lib, x: lib.dropout_(x * 1.0, 0.5, False), [_X], (0,), (0,)),
+    "alpha_dropout_eval": (lambda lib, x: lib.alpha_dropout_(x * 1.0, 0.5, False), [_X], (0,), (0,)),
+    "feature_dropout_eval": (lambda lib, x: lib.feature_dropout_(x * 1.0, 0.5, False), [_X], (0,), (0,)),
+    "feature_alpha_dropout_eval": (lambda lib, x: lib.feature_alpha_dropout_(x * 1.0, 0.5, False), [_X], (0,), (0,)),
+    "threshold_then_square": (lambda lib, x: lib.nn.functional.threshold_(x * 1.0, 0.2, -1.0) ** 2, [_X], (0,), (0,)),
+})
+
+
+# batch norm / layer norm of wrappers: F.batch_norm wrote the running statistics into a wrapper's placeholder
+# (read-only), native_batch_norm and native_layer_norm computed their statistics on the input's placeholder
+_N = _rng.standard_normal((4, 3, 2))
+_C = _rng.standard_normal(3)
+_CASES.update({
+    "batch_norm_training": (lambda lib, x, w, b, m, v: lib.nn.functional.batch_norm(x, m, v, w, b, True, 0.1),
+                            [_N, _C, _C + 1, _C, _C ** 2], (0, 1, 2, 3, 4), (0, 1, 2)),
+    "batch_norm_eval": (lambda lib, x, w, b, m, v: lib.nn.functional.batch_norm(x, m, v, w, b, False),
+                        [_N, _C, _C + 1, _C, _C ** 2], (0, 1, 2, 3, 4), (0, 1, 2)),
+    "batch_norm_stats_wrapped": (lambda lib, x, m, v: lib.batch_norm(x, None, None, m, v, True, 0.1, 1e-5, False),
+                                 [_N, _C, _C ** 2], (1, 2), (0,)),
+    "native_batch_norm_out": (lambda lib, x, w, b, m, v: lib.native_batch_norm(x, w, b, m, v, True, 0.1, 1e-5)[0],
+                              [_N, _C, _C + 1, _C, _C ** 2], (0, 1, 2, 3, 4), (0, 1, 2)),
+    "native_batch_norm_mean": (lambda lib, x, m, v: lib.native_batch_norm(x, None, None, m, v, True, 0.1, 1e-5)[1],
+                               [_N, _C, _C ** 2], (0, 1, 2), ()),
+    "native_batch_norm_invstd": (lambda lib, x: lib.native_batch_norm(x, None, None, None, None, True, 0.1, 1e-5)[2],
+                                 [_N], (0,), ()),
+    "native_layer_norm_out": (lambda lib, x, w: lib.native_layer_norm(x, [2], w, None, 1e-5)[0], [_N, _C[:2]],
+                              (0, 1), (0, 1)),
+    "native_layer_norm_mean": (lambda lib, x: lib.native_layer_norm(x, [3, 2], None, None, 1e-5)[1], [_N], (0,), ()),
+    "native_layer_norm_rstd": (lambda lib, x: lib.native_layer_norm(x, [2], None, None, 1e-5)[2], [_N], (0,), ()),
+})
 
 
 def _plain(t):
@@ -116,3 +152,27 @@ def test_plain_calls_keep_their_node_names():
     assert type(chainrule.linalg.inv(a).grad_fn).__name__ == "LinalgInvExBackward0"
     LU, pivots = chainrule.linalg.lu_factor(a)
     assert chainrule.linalg.lu_solve(LU, pivots, b).grad_fn is not None
+
+
+def test_an_in_place_lambda_op_on_a_wrapper_leaf_that_requires_grad_is_still_refused():
+    for lib in (real_torch, chainrule):
+        logging_tensor, _ = _logging_tensor(lib)
+        x = logging_tensor(lib.tensor(_X, requires_grad=True))
+        with pytest.raises(RuntimeError, match="a leaf Variable that requires grad"):
+            lib.nn.functional.threshold_(x, 0.2, -1.0)
+
+
+@pytest.mark.parametrize("program", [
+    lambda lib, x, m, v: lib.nn.functional.batch_norm(x, m, v, training=True, momentum=0.3),
+    lambda lib, x, m, v: lib.native_batch_norm(x, None, None, m, v, True, 0.3, 1e-5)[0],
+], ids=["F.batch_norm", "native_batch_norm"])
+def test_wrapped_running_statistics_are_updated_once_as_torchs(program):
+    found = {}
+    for lib in (real_torch, chainrule):
+        logging_tensor, _ = _logging_tensor(lib)
+        x = logging_tensor(lib.tensor(_N, requires_grad=True))
+        m, v = (logging_tensor(lib.tensor(a)) for a in (_C, _C ** 2))
+        program(lib, x, m, v).sum().backward()
+        found[lib] = _plain(m), _plain(v), _plain(x.grad)
+    for ours, theirs in zip(found[chainrule], found[real_torch]):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)

@@ -1619,14 +1619,16 @@ def _dispatch_factory(name: str, factory, args: tuple, kwargs: dict):
 _function.factory_dispatch = _dispatch_factory
 
 
-def _dispatch_wrapper_arguments(name: str, op, args: tuple, kwargs: dict):
+def _dispatch_wrapper_arguments(name: str, op, args: tuple, kwargs: dict, record=None):
     """``function.argument_dispatch``: a call of ``op`` (aten.<name>'s signature) one of whose integer or bool
     arguments (an index, a mask, a target) is a wrapper subclass, whose values live in its attributes: the
     op function must not read the placeholder beneath. The handler answers ``aten.<name>`` with the
     arguments as given, its ``func`` running ``op`` on what it hands it (torch's op runs inside the handler).
     Where a gradient is recorded, ``op`` runs once more, recording, on the caller's tensors that require
     grad, each other argument the one the handler handed its call (the real index), and that node goes on
-    the handler's result, as _record_on_wrappers does for an op's inputs. RUN_UNDISPATCHED where no wrapper
+    the handler's result, as _record_on_wrappers does for an op's inputs (``record``, where given, runs in
+    ``op``'s place there: one that writes an argument, batch norm's running statistics, writes it once, in the
+    handler's run). RUN_UNDISPATCHED where no wrapper
     handler runs (a mode is active, or no wrapper is among the arguments)."""
     if _mode_stack:
         return _function.RUN_UNDISPATCHED
@@ -1672,7 +1674,7 @@ def _dispatch_wrapper_arguments(name: str, op, args: tuple, kwargs: dict):
         with enable_grad():
             mixed = [outer_or_inner(a, b) for a, b in zip(args, inner_args)]
             mixed_kwargs = {key: outer_or_inner(value, inner_kwargs.get(key, value)) for key, value in kwargs.items()}
-            recorded = op(*mixed, **mixed_kwargs)
+            recorded = (op if record is None else record)(*mixed, **mixed_kwargs)
     finally:
         _function.active_dispatch = previous
     results = result if isinstance(result, (tuple, list)) else (result,)
@@ -2096,12 +2098,16 @@ def _inplace_overload_name(name: str, args: tuple, kwargs: dict) -> str:
 
 def _into_wrapper_by_copy(function, target, args: tuple, kwargs: dict):
     """An in-place op built from a lambda (``F.threshold_``, ``F.hardtanh(inplace=True)``) on a wrapper
-    subclass, whose values live in its attributes, outside a mode and with no gradient to record: the
-    op runs out of place (its handler answers it) and ``copy_`` writes the result in (its handler too)."""
-    if _mode_stack or not _live_wrappers or target._wrapper_strides is None or (is_grad_enabled() and any(
-            isinstance(t, _function._Tensor) and t.requires_grad for t in (target, *args, *kwargs.values()))):
-        return _function.RUN_UNDISPATCHED
-    return target.copy_(function(target, *args, **kwargs))
+    subclass, whose values live in its attributes, outside a mode: the op runs out of place (its handler
+    answers it; on a clone where a gradient is recorded, as the op may save its input) and ``copy_`` writes
+    the result in (its handler too), where the write went into the wrapper's placeholder."""
+    if _mode_stack or not _live_wrappers or target._wrapper_strides is None or (
+            is_grad_enabled() and target._requires_grad and target._grad_fn is None):
+        return _function.RUN_UNDISPATCHED  # (a leaf that requires grad: _inplace refuses it)
+    source = target
+    if target._requires_grad and is_grad_enabled():  # (the op may save its input, which copy_ then writes)
+        source = target.clone()
+    return target.copy_(function(source, *args, **kwargs))
 
 
 def _bind_wrapper_constructor() -> None:
