@@ -86,6 +86,17 @@ _CASES.update({
     "native_layer_norm_rstd": (lambda lib, x: lib.native_layer_norm(x, [2], None, None, 1e-5)[2], [_N], (0,), ()),
 })
 
+# nan_to_num, isclose and isreal read the input's array (its placeholder)
+_S = np.array([1.5, -np.inf, np.nan, -0.0, np.inf, 2.5])
+_CASES.update({
+    "nan_to_num": (lambda lib, x: lib.nan_to_num(x), [_S], (0,), (0,)),
+    "nan_to_num_values": (lambda lib, x: x.nan_to_num(nan=0.5, posinf=3.0, neginf=-3.0), [_S], (0,), (0,)),
+    "isclose": (lambda lib, a, b: lib.isclose(a, b), [_S, _S + 1e-9], (0, 1), ()),
+    "isclose_one_wrapped": (lambda lib, a, b: a.isclose(b, rtol=0.1, atol=0.5, equal_nan=True), [_S, _S * 1.05],
+                            (1,), ()),
+    "isreal_complex": (lambda lib, z: lib.isreal(z), [np.array([1 + 0j, 2 + 1j, -1 + 0j, 3 - 2j])], (0,), ()),
+})
+
 
 def _plain(t):
     return np.asarray(getattr(t, "elem", t).detach().tolist())
