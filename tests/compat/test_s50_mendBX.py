@@ -94,6 +94,9 @@ _CASES.update({
     "isclose": (lambda lib, a, b: lib.isclose(a, b), [_S, _S + 1e-9], (0, 1), ()),
     "isclose_one_wrapped": (lambda lib, a, b: a.isclose(b, rtol=0.1, atol=0.5, equal_nan=True), [_S, _S * 1.05],
                             (1,), ()),
+    "nansum": (lambda lib, x: lib.nansum(x), [_S], (0,), (0,)),
+    "nansum_dim": (lambda lib, x: lib.nansum(x.reshape(2, 3), 1, keepdim=True), [_S], (0,), (0,)),
+    "nanmean": (lambda lib, x: lib.nanmean(x.reshape(3, 2), 0), [np.where(np.isinf(_S), 1.0, _S)], (0,), (0,)),
     "isreal_complex": (lambda lib, z: lib.isreal(z), [np.array([1 + 0j, 2 + 1j, -1 + 0j, 3 - 2j])], (0,), ()),
 })
 
