@@ -190,3 +190,18 @@ def test_wrapped_running_statistics_are_updated_once_as_torchs(program):
         found[lib] = _plain(m), _plain(v), _plain(x.grad)
     for ours, theirs in zip(found[chainrule], found[real_torch]):
         np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("wrapped_target", [False, True])
+def test_an_in_place_op_with_a_wrapper_that_requires_grad_bumps_the_version_once(wrapped_target):
+    found = {}
+    for lib in (real_torch, chainrule):
+        logging_tensor, _ = _logging_tensor(lib)
+        # (a wrapper target needing no grad: one that requires grad is a leaf, refused in place)
+        p = logging_tensor(lib.tensor(_C)) if wrapped_target else lib.tensor(_C, requires_grad=True) * 1
+        w = logging_tensor(lib.tensor(_C ** 2, requires_grad=True))
+        before = p._version
+        p.add_(w)
+        found[lib] = p._version - before, type(p.grad_fn).__name__, _plain(p)
+    assert found[chainrule][:2] == found[real_torch][:2]
+    np.testing.assert_allclose(found[chainrule][2], found[real_torch][2], rtol=1e-12)

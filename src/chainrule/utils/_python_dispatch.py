@@ -1843,6 +1843,7 @@ def _inplace_to_handler(func, types: tuple, target, args: tuple, kwargs: dict):
             # (an index wrapper's values live in it: the node is recorded over the ones the handler hands its
             # call, on a copy of target as it was, after the write; otherwise before it, as torch's autograd)
             recording = _inplace_node_on_wrapper(func, target, args, kwargs, record=not indexed)
+        version = target._version_box[0]
         with _below_autograd():
             answered = any(kind.__torch_dispatch__(func, types, (target, *args), kwargs) is not NotImplemented
                            for kind in types)
@@ -1855,7 +1856,8 @@ def _inplace_to_handler(func, types: tuple, target, args: tuple, kwargs: dict):
             recording = _inplace_node_on_wrapper(func, target, _inner_indices(args, given_args),
                                                  _inner_indices(kwargs, given_kwargs), original=recording[2])
         if recording is not None:
-            _rebase_wrapper(target, *recording)
+            # (a plain target the handler's run wrote has had its bump: a wrapper's went to its inner tensor)
+            _rebase_wrapper(target, *recording, bump=target._version_box[0] == version)
         return target
     finally:
         targets.pop()
@@ -1932,12 +1934,12 @@ def _wrapper_before_write(target):
     return original
 
 
-def _rebase_wrapper(target, node, output_nr: int, original) -> None:
+def _rebase_wrapper(target, node, output_nr: int, original, bump: bool = True) -> None:
     """The handler wrote ``target`` in place: bump its version and make ``node`` its grad_fn, as
     _methods._inplace does for a plain tensor; the node's saved ``self`` is the clone of it as it was,
     its saved result target as it is now."""
-    box = target._version_box
-    box[0] += 1
+    if bump:
+        target._version_box[0] += 1
     saved = list(node._saved or ())
     if saved:
         outputs = getattr(node, "_saved_outputs", None) or ()
