@@ -112,7 +112,8 @@ node_dispatch = None
 factory_dispatch = None
 # argument_dispatch(name, op, args, kwargs): an op function whose integer or bool argument (index, mask, target)
 # is a wrapper subclass asks this before reading it: the wrapper's handler answers aten.<name>, the gradient
-# recorded over the handler's real argument (utils._python_dispatch), or RUN_UNDISPATCHED
+# recorded over the handler's real argument (utils._python_dispatch), or RUN_UNDISPATCHED; an optional fifth
+# argument, ``record``, is the op that recording runs (one writing no argument the handler's run wrote)
 argument_dispatch = None
 # (op class, input, {name: value}): the arguments of the next op's call as the user wrote them where
 # its params keep them normalised (softmax(-1), view(-1), squeeze()), which a dispatch mode shows as

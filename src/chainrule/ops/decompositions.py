@@ -22,6 +22,7 @@ import numpy as np
 from .. import _config, _dtype, return_types
 from .._backend import array_module, broadcast_solve, checked_linalg, has_values
 from .._opmath import cpu_autocast_policy
+from ..autograd import function as _function
 from ..autograd.function import Function, name_node
 from ..tensor import Tensor, _check_tensor, honours_out, write_composite_out, write_out
 from ._arg_parser import check_as, check_bool, check_int, check_str, out_rule
@@ -1262,6 +1263,11 @@ def linalg_lu_solve(LU: Tensor, pivots: Tensor, B: Tensor, *, left: bool = True,
         equation = "AX = B" if left else "XA = B"
         raise RuntimeError(f"linalg.lu_solve: Incompatible shapes of A and B for the equation {equation} "
                            f"({n}x{n} and {rows}x{cols})")
+    if _function.active_dispatch is not None and out is None:  # (the pivots' array is read: a wrapper's handler)
+        made = _function.argument_dispatch("linalg_lu_solve", linalg_lu_solve, (LU, pivots, B),
+                                           {"left": left, "adjoint": adjoint})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     xp = array_module(LU._data)
     L, U = _unpack_lu(LU, n, n)
     P = _const(_permutation_array(xp, pivots._data, n, LU._data.dtype))
@@ -1484,6 +1490,10 @@ def linalg_inv_ex(A: Tensor, *, check_errors: bool = False, out=None):
 
     _check_square(A, "linalg.inv")  # torch's checks name linalg.inv
     _check_float(A, "linalg.inv")
+    if _function.active_dispatch is not None and out is None:  # (info is read from A's array: a wrapper's handler)
+        made = _function.argument_dispatch("linalg_inv_ex", linalg_inv_ex, (A,), {"check_errors": check_errors})
+        if made is not _function.RUN_UNDISPATCHED:
+            return return_types.linalg_inv_ex(*made)
     info, singular = _singular_mask(A)
     if check_errors and bool(singular.any()):
         raise _inversion_error("linalg.inv_ex", info, A._data.ndim > 2)
@@ -1501,6 +1511,11 @@ def linalg_solve_ex(A: Tensor, B: Tensor, *, left: bool = True, check_errors: bo
 
     _check_square(A, "linalg.solve")  # torch's checks name linalg.solve
     _check_float(A, "linalg.solve")
+    if _function.active_dispatch is not None and out is None:  # (info is read from A's array: a wrapper's handler)
+        made = _function.argument_dispatch("linalg_solve_ex", linalg_solve_ex, (A, B),
+                                           {"left": left, "check_errors": check_errors})
+        if made is not _function.RUN_UNDISPATCHED:
+            return return_types.linalg_solve_ex(*made)
     info, singular = _singular_mask(A)
     if check_errors and bool(singular.any()):
         batch_element, _ = _first_failure(info, A._data.ndim > 2)

@@ -3391,6 +3391,10 @@ def nan_to_num(input: Tensor, nan=None, posinf=None, neginf=None) -> Tensor:
 
     ``input`` with NaN, +inf and -inf replaced by ``nan`` and the dtype's largest and lowest values
     unless given (torch.nan_to_num)."""
+    if _function_module.active_dispatch is not None:  # (the array is read: a wrapper's handler answers)
+        made = _function_module.argument_dispatch("nan_to_num", nan_to_num, (input, nan, posinf, neginf), {})
+        if made is not _function_module.RUN_UNDISPATCHED:
+            return made
     xp = array_module(input)
     nan = 0.0 if nan is None else nan  # torch's None: zero
     finite = isfinite(input)
@@ -3671,6 +3675,10 @@ def isclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=Fals
         raise RuntimeError(f"rtol must be greater than or equal to zero, but got {rtol:g}")
     if atol < 0:
         raise RuntimeError(f"atol must be greater than or equal to zero, but got {atol:g}")
+    if _function_module.active_dispatch is not None:  # (the arrays are read: a wrapper's handler answers)
+        made = _function_module.argument_dispatch("isclose", isclose, (input, other, rtol, atol, equal_nan), {})
+        if made is not _function_module.RUN_UNDISPATCHED:
+            return made
     a, b = _pair(input, other)
     # torch's isclose starts with self == other: the shared binary-kernel checks (broadcast, then
     # devices) in TensorIterator's order, before the scaled tolerance meets float8's missing kernel

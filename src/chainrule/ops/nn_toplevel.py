@@ -139,6 +139,11 @@ def native_layer_norm(input: Tensor, normalized_shape, weight: Tensor | None, bi
     """torch.native_layer_norm: ``(output, mean, rstd)``, mean and 1/sqrt(var + eps) over the
     normalised dims, kept as size-1 dims. The statistics carry no gradient (torch defines none)."""
     normalized_shape = int_list(normalized_shape, "native_layer_norm", "normalized_shape", sized=False)
+    if _function.active_dispatch is not None:  # (the statistics are read from input's array: a wrapper's handler)
+        made = _function.argument_dispatch("native_layer_norm", native_layer_norm,
+                                           (input, normalized_shape, weight, bias, eps), {})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     output = _normalization.layer_norm(input, normalized_shape, weight, bias, eps)
     mean, rstd = _statistics(input, tuple(range(input.ndim - len(normalized_shape), input.ndim)), eps)
     return output, mean, rstd
@@ -163,6 +168,11 @@ def native_batch_norm(input: Tensor, weight: Tensor | None, bias: Tensor | None,
     F.batch_norm), otherwise two empty tensors, as torch's CPU kernel returns."""
     if not training:  # torch's kernel refuses a lone statistic before _batch_norm's evaluation checks
         _normalization._refuse_one_running_statistic(running_mean, running_var)
+    if _function.active_dispatch is not None:  # (the statistics are read from input's array: a wrapper's handler)
+        made = _normalization.dispatched_native_batch_norm(input, weight, bias, running_mean, running_var, training,
+                                                           momentum, eps)
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     output = _normalization._batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
     output = name_node(output, "NativeBatchNormBackward0")  # evaluation composes; torch records one node
     xp = array_module(input._data)

@@ -912,6 +912,11 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
                                    {"dtype": _dtype.uint8, "layout": _layout.strided, "device": input.device})
         made = _function.composite_dispatch("native_batch_norm", _native_batch_norm,
                                             (input, weight, bias, running_mean, running_var, training, momentum, eps), {})
+        if made is _function.RUN_UNDISPATCHED and any(
+                t is not None and t._wrapper_strides is not None for t in (running_mean, running_var)):
+            # a wrapper's values live in it: its handler reads and updates the running statistics (not its placeholder)
+            made = dispatched_native_batch_norm(input, weight, bias, running_mean, running_var, training, momentum,
+                                                eps)
         if made is not _function.RUN_UNDISPATCHED:
             return made[0] if isinstance(made, (tuple, list)) else made
     return _batch_norm_computed(input, running_mean, running_var, weight, bias, training, momentum, eps, count)
@@ -920,6 +925,23 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
 def _reserve(size, *, dtype=None, layout=None, device=None):
     """aten.empty.memory_format's func for batch norm's reserve: an empty uint8 tensor."""
     return Tensor._make(np.empty(size, dtype=np.uint8))
+
+
+def dispatched_native_batch_norm(input: Tensor, weight, bias, running_mean, running_var, training: bool,
+                                 momentum: float, eps: float):
+    """aten.native_batch_norm answered by the handler of a wrapper subclass among the arguments (its func
+    updates the running statistics it hands, the wrapper's own), the gradient recorded over the values it
+    handed without a second update; RUN_UNDISPATCHED where no wrapper is among them."""
+    return _function.argument_dispatch("native_batch_norm", _native_batch_norm,
+                                       (input, weight, bias, running_mean, running_var, training, momentum, eps), {},
+                                       _native_batch_norm_recorded)
+
+
+def _native_batch_norm_recorded(input, weight, bias, running_mean, running_var, training, momentum, eps):
+    """_native_batch_norm on copies of the running statistics in training (which reads none of them)."""
+    if training:
+        running_mean, running_var = (None if t is None else t.detach().clone() for t in (running_mean, running_var))
+    return _native_batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps)
 
 
 def _native_batch_norm(input: Tensor, weight, bias, running_mean, running_var, training: bool,

@@ -2320,6 +2320,10 @@ def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Ten
     if input._data.dtype.kind in "fV" and dtype is not None and _dtype.to_dtype(dtype).is_complex:
         # a float input runs torch's NaN-skipping kernel, which has no complex instance
         raise NotImplementedError(f"\"nansum_cpu\" not implemented for '{_dtype.scalar_name(_dtype.to_dtype(dtype))}'")
+    if _function_module.active_dispatch is not None:  # (the NaNs are read from the array: a wrapper's handler)
+        made = _function_module.argument_dispatch("nansum", nansum, (input, dim, keepdim), {"dtype": dtype})
+        if made is not _function_module.RUN_UNDISPATCHED:
+            return made
     if input._data.dtype.kind in "fV":
         input = where(Tensor._make(xp.isnan(input._data)), 0.0, input)
     return name_node(sum(input, dim, keepdim, dtype=dtype), "NansumBackward0", label="nansum",
@@ -2337,6 +2341,10 @@ def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Te
         raise RuntimeError("nanmean(): could not infer output dtype. Optional dtype must be either a floating point "
                            f"or complex dtype. Got: {_dtype.scalar_name(_dtype.to_dtype(dtype))}")
     dims = _dims(dim, input._data.ndim, "nanmean")
+    if _function_module.active_dispatch is not None:  # (the NaNs are counted in the array: a wrapper's handler)
+        made = _function_module.argument_dispatch("nanmean", nanmean, (input, dim, keepdim), {"dtype": dtype})
+        if made is not _function_module.RUN_UNDISPATCHED:
+            return made
     count = xp.sum(~xp.isnan(input._data), axis=dims, keepdims=keepdim)
     total = nansum(input, dim, keepdim, dtype=dtype)
     return total / Tensor._make(_as_array(count.astype(total._data.dtype, copy=False), input._data))

@@ -1256,7 +1256,12 @@ def _record_on_wrappers(op_class, inputs, params, result, forward=None) -> None:
     _function.active_dispatch = None
     try:
         with enable_grad():
-            recorded = _function._apply_array_op(op_class, *inputs, **params)
+            try:
+                recorded = _function._apply_array_op(op_class, *inputs, **params)
+            except Exception as error:
+                # the forward refused the placeholders' zeros (a singular matrix for inv/solve/cholesky/lu): record
+                # over the values the handler handed its run (copies, so its inner tensors are not touched)
+                recorded = _record_over_handed_values(op_class, inputs, params, forward, error)
     finally:
         _function.active_dispatch = previous
     results = result if isinstance(result, (tuple, list)) else (result,)
@@ -1293,6 +1298,28 @@ def _record_on_wrappers(op_class, inputs, params, result, forward=None) -> None:
             # gets it back in the graph under create_graph, as a plain saved output: _with_grad_fn)
             saved[i] = _wrapper_alias(results[saved[i]._output_nr])
         node._saved = tuple(saved)
+
+
+def _record_over_handed_values(op_class, inputs, params, forward, error: Exception):
+    """The op recorded over the wrappers among ``inputs`` as _record_on_wrappers does, each wrapper's array for
+    the run a copy of the values its handler handed the op (``forward``'s stand-ins), its placeholder back after;
+    the forward's own error where the handler's run left none (it ran the op more than once, or not at all)."""
+    if forward is None:
+        raise error
+    stand_ins = forward[1]
+    swapped = []
+    try:
+        for t, stand_in in zip(inputs, stand_ins):
+            if t is not None and t._wrapper_strides is not None and stand_in is not None \
+                    and stand_in._data.shape == t._data.shape:
+                swapped.append((t, t._data))
+                t._data = stand_in._data.copy()
+        if not swapped:
+            raise error
+        return _function._apply_array_op(op_class, *inputs, **params)
+    finally:
+        for t, placeholder in swapped:
+            t._data = placeholder
 
 
 def _take_forward_state(node, inputs, ran, stand_ins, outs) -> None:
@@ -1624,14 +1651,16 @@ def _dispatch_factory(name: str, factory, args: tuple, kwargs: dict):
 _function.factory_dispatch = _dispatch_factory
 
 
-def _dispatch_wrapper_arguments(name: str, op, args: tuple, kwargs: dict):
+def _dispatch_wrapper_arguments(name: str, op, args: tuple, kwargs: dict, record=None):
     """``function.argument_dispatch``: a call of ``op`` (aten.<name>'s signature) one of whose integer or bool
     arguments (an index, a mask, a target) is a wrapper subclass, whose values live in its attributes: the
     op function must not read the placeholder beneath. The handler answers ``aten.<name>`` with the
     arguments as given, its ``func`` running ``op`` on what it hands it (torch's op runs inside the handler).
     Where a gradient is recorded, ``op`` runs once more, recording, on the caller's tensors that require
     grad, each other argument the one the handler handed its call (the real index), and that node goes on
-    the handler's result, as _record_on_wrappers does for an op's inputs. RUN_UNDISPATCHED where no wrapper
+    the handler's result, as _record_on_wrappers does for an op's inputs (``record``, where given, runs in
+    ``op``'s place there: one that writes an argument, batch norm's running statistics, writes it once, in the
+    handler's run). RUN_UNDISPATCHED where no wrapper
     handler runs (a mode is active, or no wrapper is among the arguments)."""
     if _mode_stack:
         return _function.RUN_UNDISPATCHED
@@ -1677,7 +1706,7 @@ def _dispatch_wrapper_arguments(name: str, op, args: tuple, kwargs: dict):
         with enable_grad():
             mixed = [outer_or_inner(a, b) for a, b in zip(args, inner_args)]
             mixed_kwargs = {key: outer_or_inner(value, inner_kwargs.get(key, value)) for key, value in kwargs.items()}
-            recorded = op(*mixed, **mixed_kwargs)
+            recorded = (op if record is None else record)(*mixed, **mixed_kwargs)
     finally:
         _function.active_dispatch = previous
     results = result if isinstance(result, (tuple, list)) else (result,)
@@ -1851,6 +1880,7 @@ def _inplace_to_handler(func, types: tuple, target, args: tuple, kwargs: dict):
             # (an index wrapper's values live in it: the node is recorded over the ones the handler hands its
             # call, on a copy of target as it was, after the write; otherwise before it, as torch's autograd)
             recording = _inplace_node_on_wrapper(func, target, args, kwargs, record=not indexed)
+        version = target._version_box[0]
         with _below_autograd():
             answered = any(kind.__torch_dispatch__(func, types, (target, *args), kwargs) is not NotImplemented
                            for kind in types)
@@ -1863,7 +1893,8 @@ def _inplace_to_handler(func, types: tuple, target, args: tuple, kwargs: dict):
             recording = _inplace_node_on_wrapper(func, target, _inner_indices(args, given_args),
                                                  _inner_indices(kwargs, given_kwargs), original=recording[2])
         if recording is not None:
-            _rebase_wrapper(target, *recording)
+            # (a plain target the handler's run wrote has had its bump: a wrapper's went to its inner tensor)
+            _rebase_wrapper(target, *recording, bump=target._version_box[0] == version)
         return target
     finally:
         targets.pop()
@@ -1940,12 +1971,12 @@ def _wrapper_before_write(target):
     return original
 
 
-def _rebase_wrapper(target, node, output_nr: int, original) -> None:
+def _rebase_wrapper(target, node, output_nr: int, original, bump: bool = True) -> None:
     """The handler wrote ``target`` in place: bump its version and make ``node`` its grad_fn, as
     _methods._inplace does for a plain tensor; the node's saved ``self`` is the clone of it as it was,
     its saved result target as it is now."""
-    box = target._version_box
-    box[0] += 1
+    if bump:
+        target._version_box[0] += 1
     saved = list(node._saved or ())
     if saved:
         outputs = getattr(node, "_saved_outputs", None) or ()
@@ -2106,12 +2137,16 @@ def _inplace_overload_name(name: str, args: tuple, kwargs: dict) -> str:
 
 def _into_wrapper_by_copy(function, target, args: tuple, kwargs: dict):
     """An in-place op built from a lambda (``F.threshold_``, ``F.hardtanh(inplace=True)``) on a wrapper
-    subclass, whose values live in its attributes, outside a mode and with no gradient to record: the
-    op runs out of place (its handler answers it) and ``copy_`` writes the result in (its handler too)."""
-    if _mode_stack or not _live_wrappers or target._wrapper_strides is None or (is_grad_enabled() and any(
-            isinstance(t, _function._Tensor) and t.requires_grad for t in (target, *args, *kwargs.values()))):
-        return _function.RUN_UNDISPATCHED
-    return target.copy_(function(target, *args, **kwargs))
+    subclass, whose values live in its attributes, outside a mode: the op runs out of place (its handler
+    answers it; on a clone where a gradient is recorded, as the op may save its input) and ``copy_`` writes
+    the result in (its handler too), where the write went into the wrapper's placeholder."""
+    if _mode_stack or not _live_wrappers or target._wrapper_strides is None or (
+            is_grad_enabled() and target._requires_grad and target._grad_fn is None):
+        return _function.RUN_UNDISPATCHED  # (a leaf that requires grad: _inplace refuses it)
+    source = target
+    if target._requires_grad and is_grad_enabled():  # (the op may save its input, which copy_ then writes)
+        source = target.clone()
+    return target.copy_(function(source, *args, **kwargs))
 
 
 def _bind_wrapper_constructor() -> None:
