@@ -1140,7 +1140,7 @@ class _BatchWatcher:
         _vmap_frames.note_results(inputs, params, out)
         if trace is not None and trace.ok:
             if user_function and not _vmap_batched.has_vmap_staticmethod(cls):
-                if cls.generate_vmap_rule is True:
+                if cls.generate_vmap_rule is True and not getattr(cls, "answers_vmap_itself", False):
                     _vmap_batched.record_user_call(trace, cls, inputs, params, out, state)
                 else:
                     trace.ok = False

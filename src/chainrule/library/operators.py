@@ -365,10 +365,12 @@ def _make_function(op: Operator) -> type:
     # the backward that runs is the user's: the node class lives in the user's module, as a custom
     # Function's does (its ctx then offers saved_tensors, and the explainer says whose rule it is)
     # generate_vmap_rule: under torch.func.vmap the operator answers for itself (its register_vmap
-    # rule, else per slice), so the Function's own "no vmap support" refusal must not fire
+    # rule, else per slice), so the Function's own "no vmap support" refusal must not fire; answers_vmap_itself
+    # keeps vmap's record from replaying it (its kernels may leave chainrule for NumPy, and the operators its
+    # backward calls run their kernels unrecorded: a replay would reuse slice 0's results for every slice)
     namespace = {"forward": staticmethod(forward), "setup_context": staticmethod(setup_context),
                  "backward": staticmethod(backward), "__module__": op.kernel_module_name or "__main__",
-                 "generate_vmap_rule": True}
+                 "generate_vmap_rule": True, "answers_vmap_itself": True}
     return type(node_label, (Function,), namespace)
 
 
