@@ -1,0 +1,101 @@
+"""Lane mendCA (session 50): ops of a ``__torch_dispatch__`` wrapper subclass (torch's test LoggingTensor) that
+still read its zero placeholder after mendBT and mendBX: the values (NaNs, norms, exponents, points, flat indices)
+were read from the wrapper's array. They now reach the wrapper's handler as one aten op, as mendBX's nansum."""
+import warnings
+
+import numpy as np
+import pytest
+
+real_torch = pytest.importorskip("torch")
+
+import chainrule  # noqa: E402
+
+from ._dispatch_checks import logging_tensor as _logging_tensor  # noqa: E402
+
+_rng = np.random.default_rng(50)
+_X = _rng.standard_normal((3, 4))
+_NAN = np.where(_rng.random((3, 4)) < 0.3, np.nan, _rng.standard_normal((3, 4)))
+_P = _rng.standard_normal((6, 2))
+
+# name: (program(lib, *tensors), arrays, positions wrapped, positions that require grad)
+_CASES = {
+    "nanquantile": (lambda lib, x: lib.nanquantile(x, 0.3, dim=1), [_NAN], (0,), (0,)),
+    "nanquantile_all": (lambda lib, x: x.nanquantile(0.75), [_NAN], (0,), (0,)),
+    "nanquantile_q_tensor": (lambda lib, x, q: lib.nanquantile(x, q, dim=0, keepdim=True), [_NAN, np.array([.2, .9])],
+                             (0, 1), (0,)),
+    "quantile_with_nan": (lambda lib, x: lib.quantile(x, 0.5, dim=1), [_NAN], (0,), (0,)),
+    "renorm": (lambda lib, x: lib.renorm(x, 2, 0, 1.0), [_X * 3], (0,), (0,)),
+    "renorm_p1_dim1": (lambda lib, x: x.renorm(1, 1, 0.5), [_X * 3], (0,), (0,)),
+    "renorm_no_grad": (lambda lib, x: lib.renorm(x, 3, 1, 0.7), [_X * 3], (0,), ()),
+    "frexp_mantissa": (lambda lib, x: lib.frexp(x)[0], [_X * 10], (0,), (0,)),
+    "frexp_exponent": (lambda lib, x: x.frexp()[1], [_X * 10], (0,), ()),
+    "histogram": (lambda lib, x: lib.histogram(x, 5)[0], [_X], (0,), ()),
+    "histogram_edges": (lambda lib, x: lib.histogram(x, 5)[1], [_X], (0,), ()),
+    "histogram_weight": (lambda lib, x, w: lib.histogram(x, 4, range=(-1.0, 1.0), weight=w, density=True)[0],
+                         [_X, np.abs(_X)], (0, 1), ()),
+    "histogram_bins_tensor": (lambda lib, x, b: lib.histogram(x, b)[0], [_X, np.array([-2.0, -0.5, 0.0, 1.5])],
+                              (0, 1), ()),
+    "histogramdd": (lambda lib, x: lib.histogramdd(x, [3, 2])[0], [_P], (0,), ()),
+    "histogramdd_edges": (lambda lib, x: lib.histogramdd(x, 3)[1][1], [_P], (0,), ()),
+    "unravel_index": (lambda lib, i: lib.unravel_index(i, (3, 4))[0], [np.array([0, 5, 11, -1])], (0,), ()),
+    "unravel_index_last": (lambda lib, i: lib.unravel_index(i, (2, 3, 2))[2], [np.array([[1, 7], [10, 4]])], (0,),
+                           ()),
+}
+
+
+def _plain(t):
+    return np.asarray(getattr(t, "elem", t).detach().tolist())
+
+
+def _run(lib, name, wrap):
+    program, arrays, wrapped, grads = _CASES[name]
+    logging_tensor, log = _logging_tensor(lib)
+    inputs = []
+    for k, array in enumerate(arrays):
+        t = lib.tensor(array, requires_grad=k in grads)
+        inputs.append(logging_tensor(t) if wrap and k in wrapped else t)
+    out = program(lib, *inputs)
+    gradients = []
+    if grads:
+        weight = lib.tensor(np.random.default_rng(1).standard_normal(tuple(out.shape)))
+        gradients = [_plain(g) for g in lib.autograd.grad((out * weight).sum(), [inputs[k] for k in grads])]
+    return _plain(out), gradients, [op for op in log if op != "aten.detach.default"]
+
+
+@pytest.mark.parametrize("name", sorted(_CASES))
+def test_a_wrapper_argument_gives_the_plain_values_and_gradients(name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value, grads, _ = _run(chainrule, name, True)
+        plain_value, plain_grads, _ = _run(chainrule, name, False)
+        # (torch's own wrapper fails the gradient of quantile along a dim, and a tensor q with keepdim: the
+        # reference is torch on the plain values)
+        torch_value, torch_grads, _ = _run(real_torch, name, False)
+    np.testing.assert_allclose(value, plain_value, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(value, torch_value, rtol=1e-10, atol=1e-12)
+    assert len(grads) == len(plain_grads) == len(torch_grads)
+    for ours, plain, theirs in zip(grads, plain_grads, torch_grads):
+        np.testing.assert_allclose(ours, plain, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name, op", [("renorm", "aten.renorm.default"), ("frexp_mantissa", "aten.frexp.Tensor"),
+                                      ("histogram", "aten.histogram.bin_ct"),
+                                      ("histogram_bins_tensor", "aten.histogram.bins_tensor")])
+def test_the_handler_sees_the_forward_as_torchs_one_aten_op(name, op):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        seen = _run(chainrule, name, True)[2]
+        torch_seen = _run(real_torch, name, True)[2]
+    assert op in seen and op in torch_seen
+
+
+def test_plain_calls_keep_their_node_names():
+    x = chainrule.tensor(_NAN, requires_grad=True)
+    t = real_torch.tensor(_NAN, requires_grad=True)
+    assert type(chainrule.nanquantile(x, 0.3, dim=1).grad_fn).__name__ == \
+        type(real_torch.nanquantile(t, 0.3, dim=1).grad_fn).__name__
+    x = chainrule.tensor(_X * 3, requires_grad=True)
+    t = real_torch.tensor(_X * 3, requires_grad=True)
+    assert type(chainrule.renorm(x, 2, 0, 1.0).grad_fn).__name__ == type(real_torch.renorm(t, 2, 0, 1.0).grad_fn).__name__
+    assert type(chainrule.frexp(x)[0].grad_fn).__name__ == type(real_torch.frexp(t)[0].grad_fn).__name__
