@@ -41,6 +41,19 @@ _CASES = {
     "unravel_index_last": (lambda lib, i: lib.unravel_index(i, (2, 3, 2))[2], [np.array([[1, 7], [10, 4]])], (0,),
                            ()),
 }
+# binary_cross_entropy_with_logits read pos_weight from its array
+_T = (_rng.random((3, 4)) > 0.5).astype(float)
+_W = _rng.random(4) + 0.5
+_CASES.update({
+    "bce_with_logits_pos_weight": (lambda lib, x, t, pw: lib.nn.functional.binary_cross_entropy_with_logits(
+        x, t, pos_weight=pw), [_X, _T, _W], (0, 1, 2), (0,)),
+    "bce_with_logits_only_pos_weight_wrapped": (lambda lib, x, t, pw: lib.nn.functional.binary_cross_entropy_with_logits(
+        x, t, pos_weight=pw, reduction="sum"), [_X, _T, _W], (2,), (0,)),
+    "bce_with_logits_weights_none": (lambda lib, x, t, w, pw: lib.nn.functional.binary_cross_entropy_with_logits(
+        x, t, w, pos_weight=pw, reduction="none"), [_X, _T, _W * 2, _W], (0, 1, 2, 3), (0, 1)),
+    "bce_with_logits_no_pos_weight": (lambda lib, x, t: lib.nn.functional.binary_cross_entropy_with_logits(x, t),
+                                      [_X, _T], (0, 1), (0, 1)),
+})
 
 
 def _plain(t):
@@ -81,7 +94,10 @@ def test_a_wrapper_argument_gives_the_plain_values_and_gradients(name):
 
 @pytest.mark.parametrize("name, op", [("renorm", "aten.renorm.default"), ("frexp_mantissa", "aten.frexp.Tensor"),
                                       ("histogram", "aten.histogram.bin_ct"),
-                                      ("histogram_bins_tensor", "aten.histogram.bins_tensor")])
+                                      ("histogram_bins_tensor", "aten.histogram.bins_tensor"),
+                                      ("bce_with_logits_pos_weight", "aten.binary_cross_entropy_with_logits.default"),
+                                      ("bce_with_logits_no_pos_weight",
+                                       "aten.binary_cross_entropy_with_logits.default")])
 def test_the_handler_sees_the_forward_as_torchs_one_aten_op(name, op):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -99,3 +115,6 @@ def test_plain_calls_keep_their_node_names():
     t = real_torch.tensor(_X * 3, requires_grad=True)
     assert type(chainrule.renorm(x, 2, 0, 1.0).grad_fn).__name__ == type(real_torch.renorm(t, 2, 0, 1.0).grad_fn).__name__
     assert type(chainrule.frexp(x)[0].grad_fn).__name__ == type(real_torch.frexp(t)[0].grad_fn).__name__
+    found = [type(lib.nn.functional.binary_cross_entropy_with_logits(
+        x, lib.tensor(_T), pos_weight=lib.tensor(_W)).grad_fn).__name__ for lib, x in ((chainrule, x), (real_torch, t))]
+    assert found[0] == found[1]
