@@ -54,6 +54,41 @@ _CASES.update({
     "bce_with_logits_no_pos_weight": (lambda lib, x, t: lib.nn.functional.binary_cross_entropy_with_logits(x, t),
                                       [_X, _T], (0, 1), (0, 1)),
 })
+# linalg: lstsq's rank and singular values, matrix_rank's singular values, ldl_solve's and lu_unpack's pivots were
+# read from the placeholders
+_A = _rng.standard_normal((2, 5, 3))
+_B = _rng.standard_normal((2, 5, 2))
+_Q = _rng.standard_normal((4, 4))
+_SYM = _Q + _Q.T
+_R = _rng.standard_normal((4, 2))
+
+
+def _ldl_solve(lib, a, b):
+    LD, pivots = lib.linalg.ldl_factor(a)
+    return lib.linalg.ldl_solve(LD, pivots, b)
+
+
+def _lu_unpack(lib, a, part):
+    LU, pivots = lib.linalg.lu_factor(a)
+    return lib.lu_unpack(LU, pivots)[part]
+
+
+_CASES.update({
+    "lstsq_solution": (lambda lib, a, b: lib.linalg.lstsq(a, b).solution, [_A, _B], (0, 1), (0, 1)),
+    "lstsq_rank": (lambda lib, a, b: lib.linalg.lstsq(a, b).rank, [_A, _B], (0, 1), ()),
+    "lstsq_gelsd_singular_values": (lambda lib, a, b: lib.linalg.lstsq(a, b, driver="gelsd").singular_values,
+                                    [_A, _B], (0,), ()),
+    "lstsq_gelsd_residuals": (lambda lib, a, b: lib.linalg.lstsq(a, b, driver="gelsd").residuals, [_A, _B], (0, 1),
+                              (0, 1)),
+    "matrix_rank": (lambda lib, a: lib.linalg.matrix_rank(a), [_A], (0,), ()),
+    "matrix_rank_rank_deficient": (lambda lib, a: lib.linalg.matrix_rank(a @ a.mT, hermitian=True, atol=1e-8),
+                                   [_A], (0,), ()),
+    "ldl_solve": (_ldl_solve, [_SYM, _R], (0, 1), ()),
+    "ldl_solve_b_wrapped": (_ldl_solve, [_SYM, _R], (1,), ()),
+    "lu_unpack_P": (lambda lib, a: _lu_unpack(lib, a, 0), [_Q], (0,), ()),
+    "lu_unpack_L": (lambda lib, a: _lu_unpack(lib, a, 1), [_Q], (0,), (0,)),
+    "lu_unpack_U": (lambda lib, a: _lu_unpack(lib, a, 2), [_Q], (0,), (0,)),
+})
 
 
 def _plain(t):
