@@ -90,6 +90,18 @@ _CASES.update({
     "lu_unpack_U": (lambda lib, a: _lu_unpack(lib, a, 2), [_Q], (0,), (0,)),
 })
 
+# view_as_complex checked the placeholder's strides, as_strided the placeholder's storage size
+_Z = _rng.standard_normal((3, 4, 2))
+_CASES.update({
+    "view_as_complex": (lambda lib, x: lib.view_as_real(lib.view_as_complex(x) * (1 + 2j)), [_Z], (0,), (0,)),
+    "view_as_complex_transposed": (lambda lib, x: lib.view_as_real(lib.view_as_complex(x.transpose(0, 1)) * 2),
+                                   [_Z], (0,), (0,)),
+    "view_as_complex_copy": (lambda lib, x: lib.view_as_real(lib.view_as_complex_copy(x)) * 3, [_Z], (0,), ()),
+    "as_strided": (lambda lib, x: lib.as_strided(x, (2, 2), (1, 2), 1), [_X], (0,), (0,)),
+    "as_strided_overlapping": (lambda lib, x: x.as_strided((3, 3), (1, 1)), [_X], (0,), (0,)),
+    "as_strided_copy": (lambda lib, x: lib.as_strided_copy(x, (2, 2), (1, 2), 1), [_X], (0,), (0,)),
+})
+
 
 def _plain(t):
     return np.asarray(getattr(t, "elem", t).detach().tolist())
@@ -153,3 +165,24 @@ def test_plain_calls_keep_their_node_names():
     found = [type(lib.nn.functional.binary_cross_entropy_with_logits(
         x, lib.tensor(_T), pos_weight=lib.tensor(_W)).grad_fn).__name__ for lib, x in ((chainrule, x), (real_torch, t))]
     assert found[0] == found[1]
+
+
+@pytest.mark.parametrize("program, message", [
+    (lambda lib, x: lib.view_as_complex(x.transpose(1, 2)), "Tensor must have a last dimension with stride 1"),
+    (lambda lib, x: lib.view_as_complex(x[:, ::2]), None),
+    (lambda lib, x: lib.as_strided(x, (3, 3), (4, 4), 2), "setStorage: sizes"),
+], ids=["last_stride", "every_other_row", "storage_size"])
+def test_a_wrapper_is_refused_or_viewed_as_torchs(program, message):
+    found, values = {}, np.random.default_rng(5).standard_normal((4, 2, 2))
+    for lib in (real_torch, chainrule):
+        logging_tensor, _ = _logging_tensor(lib)
+        x = logging_tensor(lib.tensor(values))
+        try:
+            found[lib] = _plain(lib.view_as_real(program(lib, x)) if message is None else program(lib, x))
+        except RuntimeError as error:
+            found[lib] = str(error)
+    if isinstance(found[real_torch], str):
+        assert message in found[real_torch]
+        assert found[chainrule] == found[real_torch]
+    else:
+        np.testing.assert_array_equal(found[chainrule], found[real_torch])
