@@ -69,6 +69,10 @@ def unravel_index(indices: Tensor, shape) -> tuple:
     if 0 in shape and indices._data.size:
         raise RuntimeError(f"ZeroDivisionError: unravel_index of {indices._data.size} indices into a shape with a "
                            f"zero dimension, {shape}")
+    if _function.active_dispatch is not None:  # (the indices are read from the array: a wrapper's handler)
+        made = _function.argument_dispatch("unravel_index", unravel_index, (indices, shape), {})
+        if made is not _function.RUN_UNDISPATCHED:
+            return tuple(made)
     xp = array_module(indices)
     flat = indices._data.astype(np.int64)
     coordinates = []
@@ -447,6 +451,10 @@ def histogramdd(input: Tensor, bins, range=None, weight: Tensor | None = None, d
     if range is not None and len(range) != 2 * dims:
         raise RuntimeError(f"torch.histogramdd: for a {dims}-dimensional histogram range should have {2 * dims} "
                            f"elements, but got {len(range)}")
+    if _function.active_dispatch is not None:  # (the points are read from the array: a wrapper's handler)
+        made = _function.argument_dispatch("histogramdd", histogramdd, (input, bins, range, weight, density), {})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     edges = []
     for d, b in enumerate(bins):
         if isinstance(b, Tensor):

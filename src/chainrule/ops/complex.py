@@ -164,9 +164,12 @@ def view_as_complex(input: Tensor) -> Tensor:
         raise RuntimeError("Input tensor must have one or more dimensions")
     if data.shape[-1] != 2:
         raise RuntimeError("Tensor must have a last dimension of size 2")
-    if data.size and data.strides[-1] != data.itemsize:  # an empty tensor's strides say nothing
+    # (a wrapper subclass's strides are its own, not those of the placeholder beneath)
+    strides, itemsize = (data.strides, data.itemsize) if input._wrapper_strides is None else \
+        (input._wrapper_strides, 1)
+    if data.size and strides[-1] != itemsize:  # an empty tensor's strides say nothing
         raise RuntimeError("Tensor must have a last dimension with stride 1")
-    if data.size and any(s % (2 * data.itemsize) for s, n in zip(data.strides[:-1], data.shape[:-1]) if n > 1):
+    if data.size and any(s % (2 * itemsize) for s, n in zip(strides[:-1], data.shape[:-1]) if n > 1):
         raise RuntimeError("Tensor must have a stride divisible by 2 for all but last dimension")
     if data.size and input.storage_offset() % 2:
         raise RuntimeError("Tensor must have a storage_offset divisible by 2")

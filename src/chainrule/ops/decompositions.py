@@ -906,6 +906,11 @@ def linalg_lstsq(input: Tensor, b: Tensor, rcond=None, *, driver=None):
         # torch reads the batch of such an other as all its dims but the last, its matrix as its last two
         batch = _broadcast_batch(A._data.shape[:-2], B._data.shape[:-1])
         rhs = B.expand(*batch, *B._data.shape[-2:])
+    if _function.active_dispatch is not None:  # (the rank and singular values are read from A's array)
+        made = _function.argument_dispatch("linalg_lstsq", linalg_lstsq, (A, B, rcond),
+                                           {"driver": None if driver == "gelsy" else driver})
+        if made is not _function.RUN_UNDISPATCHED:
+            return return_types.linalg_lstsq(*made)
     xp = array_module(A._data)
     dtype = A._data.real.dtype  # of the singular values and residuals (real for complex A)
     rtol = np.finfo(dtype).eps * max(m, n) if rcond is None or rcond < 0 else rcond
@@ -946,6 +951,13 @@ def linalg_matrix_rank(input: Tensor, tol=None, hermitian: bool = False, *, atol
         raise RuntimeError("This function doesn't handle types other than float and double")
     if tol is not None:
         atol = tol
+    if _function.active_dispatch is not None:  # (the singular values are found from the array)
+        made = _function.argument_dispatch(
+            "linalg_matrix_rank.atol_rtol_tensor" if isinstance(atol, Tensor) or isinstance(rtol, Tensor) else
+            "linalg_matrix_rank.atol_rtol_float", linalg_matrix_rank, (A,),
+            {"atol": atol, "rtol": rtol, "hermitian": hermitian})
+        if made is not _function.RUN_UNDISPATCHED:
+            return _copy_out(made, out, "linalg.matrix_rank")
     xp = array_module(A._data)
     m, n = A._data.shape[-2:]
     a = A._data
@@ -1651,6 +1663,10 @@ def orgqr(input: Tensor, input2: Tensor) -> Tensor:
 def lu_unpack(LU_data: Tensor, LU_pivots: Tensor, unpack_data: bool = True, unpack_pivots: bool = True):
     """torch.lu_unpack: ``(P, L, U)`` from lu_factor's packed ``(LU, pivots)``; a part not asked for
     is an empty tensor, as torch's."""
+    if _function.active_dispatch is not None:  # (the pivots are read from their array: a wrapper's handler)
+        made = _function.argument_dispatch("lu_unpack", lu_unpack, (LU_data, LU_pivots, unpack_data, unpack_pivots), {})
+        if made is not _function.RUN_UNDISPATCHED:
+            return return_types.lu_unpack(*made)
     pivots = _checked_lu_pivots(LU_data, LU_pivots, unpack_pivots)
     xp = array_module(LU_data._data)
     m, n = LU_data._data.shape[-2:]

@@ -2790,6 +2790,11 @@ def ldl_solve(LD: Tensor, pivots: Tensor, B: Tensor, *, hermitian: bool = False)
     if pivots._data.dtype.kind not in "iu":
         raise RuntimeError(f"{op}: Expected pivots to be integers. Got {_dtype.scalar_name(pivots.dtype)}")
     _broadcast_batch_dims(B._data.shape[:-2], LD._data.shape[:-2])
+    if _function_module.active_dispatch is not None:  # (the pivots are read from their array: a wrapper's handler)
+        made = _function_module.argument_dispatch("linalg_ldl_solve", ldl_solve, (LD, pivots, B),
+                                                  {"hermitian": hermitian})
+        if made is not _function_module.RUN_UNDISPATCHED:
+            return made
     return LdlSolve.apply(LD, B, pivots=pivots._data, hermitian=bool(hermitian))
 
 

@@ -1214,6 +1214,12 @@ def _warn_if_target_size_differs(input, target) -> None:
                       "same size.", UserWarning, stacklevel=ew.user_stacklevel())
 
 
+def _bce_with_logits_aten(input, target, weight=None, pos_weight=None, reduction=1):
+    """aten.binary_cross_entropy_with_logits's signature (the reduction an enum) for a wrapper's handler."""
+    return binary_cross_entropy_with_logits(input, target, weight, reduction=_REDUCTIONS[reduction],
+                                            pos_weight=pos_weight)
+
+
 @honours_legacy_flags
 @cpu_autocast_policy("float32")
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
@@ -1251,6 +1257,11 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
             _check_not_grown(input.shape, np.broadcast_shapes(input._data.shape, weight._data.shape))
         except ValueError:  # not broadcastable: the product below raises torch's error
             pass
+    if _function.active_dispatch is not None:  # (pos_weight is read from its array: a wrapper's handler)
+        made = _function.argument_dispatch("binary_cross_entropy_with_logits", _bce_with_logits_aten,
+                                           (input, target, weight, pos_weight, _REDUCTIONS.index(reduction)), {})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     loss = _LogitCrossEntropyTerms.apply(input, target, loss_dtype=loss_dtype.np,
                                          pos_weight=None if pos_weight is None else pos_weight._data)
     if weight is not None:

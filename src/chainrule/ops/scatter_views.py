@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import _vmap_frames
 from .._backend import array_module
+from ..autograd import function as _function
 from ..autograd.function import Function, SavedValue
 from ..storage import note_strided_view, storage_root
 from ..tensor import Tensor, _int_sequence, _wrap_dim
@@ -236,6 +237,10 @@ def as_strided(input: Tensor, size, stride, storage_offset: int | None = None) -
     ``input``; overlapping elements share memory, and their gradients add up."""
     if storage_offset is not None and _vmap_frames.running():
         storage_offset = storage_offset + _vmap_slice_start(input)
+    if _function.active_dispatch is not None:  # (a wrapper's storage is its handler's, not its placeholder's)
+        made = _function.argument_dispatch("as_strided", as_strided, (input, size, stride, storage_offset), {})
+        if made is not _function.RUN_UNDISPATCHED:
+            return made
     root, own_offset = storage_root(input._data)
     storage_size = root.nbytes // input._data.itemsize  # in input's own elements (it may view another dtype)
     size, stride, offset = _strided_geometry(size, stride, storage_offset, own_offset, storage_size,

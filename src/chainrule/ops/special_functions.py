@@ -784,6 +784,12 @@ def frexp(input: Tensor, *, out=None):
     the exponent is int32 and nothing is differentiable, as torch."""
     if input._data.dtype.kind not in "fV":
         raise RuntimeError("torch.frexp() only supports floating-point dtypes")
+    if _function.active_dispatch is not None:  # (the exponent is read from the array: a wrapper's handler)
+        made = _function.argument_dispatch("frexp.Tensor", frexp, (input,), {})
+        if made is not _function.RUN_UNDISPATCHED:
+            if out is not None:
+                return return_types.frexp(*(write_out(value, target, "frexp") for value, target in zip(made, out)))
+            return made
     xp = array_module(input._data)
     exponent = xp.frexp(input._data)[1]
     # the mantissa as input·2^-exponent, so its gradient is grad·2^-exponent (torch's FrexpBackward0)

@@ -76,6 +76,12 @@ def _quantile(op: str, input: Tensor, q, dim, keepdim: bool, interpolation: str,
         bad = float(qs[(qs < 0) | (qs > 1)][0])
         raise RuntimeError(f"quantile() q must be in the range [0, 1] but got {bad:g}" if scalar_q else
                            "quantile() q values must be in the range [0, 1]")
+    if _function_module.active_dispatch is not None:  # (NaNs are found in the array: a wrapper's handler)
+        made = _function_module.argument_dispatch(
+            op if isinstance(q, Tensor) else op + ".scalar", quantile if op == "quantile" else nanquantile,
+            (input, q, dim, keepdim), {"interpolation": interpolation})
+        if made is not _function_module.RUN_UNDISPATCHED:
+            return made
     if dim is None:
         values, d = input.reshape(-1), 0
     else:
@@ -237,6 +243,12 @@ def histogram(input: Tensor, bins=100, *, range=None, weight: Tensor | None = No
             raise RuntimeError("torch.histogram(): if weight tensor is provided it should have the same shape "
                                "as the input tensor")
         weights = weight._data.reshape(-1)
+    if _function_module.active_dispatch is not None:  # (the values are read from the array: a wrapper's handler)
+        made = _function_module.argument_dispatch(
+            "histogram.bins_tensor" if isinstance(bins, Tensor) else "histogram.bin_ct", histogram, (input, bins),
+            {"range": range, "weight": weight, "density": density})
+        if made is not _function_module.RUN_UNDISPATCHED:
+            return made
     hist, _ = xp.histogram(x.reshape(-1), bins=edges.astype(np.float64), weights=weights, density=density)
     return return_types.histogram(_constant(hist.astype(x.dtype)), _constant(edges))
 
@@ -636,6 +648,10 @@ def renorm(input: Tensor, p, dim: int, maxnorm) -> Tensor:
     if ndim <= 1:
         raise RuntimeError(f"renorm: input needs at least 2 dimensions, got {ndim} dimensions")
     d = _single_dim(dim, ndim, "renorm")
+    if _function_module.active_dispatch is not None:  # (the norms are read from the array: a wrapper's handler)
+        made = _function_module.argument_dispatch("renorm", renorm, (input, p, dim, maxnorm), {})
+        if made is not _function_module.RUN_UNDISPATCHED:
+            return made
     others = tuple(k for k in range(ndim) if k != d)
     # torch takes the norm and the scale factor in float32 for a half or bfloat16 input
     wide = _dtype.float32 if input.dtype in (_dtype.float16, _dtype.bfloat16) else None
