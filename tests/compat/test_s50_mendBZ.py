@@ -1,0 +1,84 @@
+"""vmap runs the mapped function once where session 50's mendBU/mendBW left it running slice by
+slice (session 50, mendBZ): vmap(grad) through clamp (its backward's mask combined by ``&``/``|``,
+which the record now replays, and a missing tensor bound a record constant) and round's rule. The
+function called once as torch's vmap calls it, each op run once on the batch, values torch's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+from .test_s50_mendBW import _mapped  # noqa: E402 - (mendBW's probe helper)
+
+
+@pytest.fixture
+def per_slice_ops(monkeypatch):
+    """The names of the ops vmap's replay ran once per slice (no batching rule), and "replay failed"
+    where it ran the function slice by slice (mendBW's fixture)."""
+    from chainrule import _vmap_batched
+
+    found = []
+    replay = _vmap_batched.replay
+
+    def counted(trace, *args, **kwargs):
+        out = replay(trace, *args, **kwargs)
+        found.extend(["replay failed"] if out is None else [trace.ops[i][0].__name__ for i in trace.per_slice])
+        return out
+
+    monkeypatch.setattr(_vmap_batched, "replay", counted)
+    return found
+
+_rng = np.random.default_rng(51)
+_X = _rng.standard_normal((4, 5, 6))
+_Y = _rng.standard_normal((4, 5, 6))
+
+# ---------------------------------------------------------------- clamp and round
+
+CLAMP = {
+    "clamp": lambda lib: lambda x, y: x.clamp(-0.5, 0.5) * y,
+    "clamp_min": lambda lib: lambda x, y: x.clamp_min(0.1) * y,
+    "clamp_max": lambda lib: lambda x, y: x.clamp(max=0.2) * y * x,
+    "clamp_tensor_min": lambda lib: lambda x, y: lib.clamp(x, min=y) * y,
+    "clamp_tensors": lambda lib: lambda x, y: lib.clamp(x, min=y, max=y + 1) * y * x,
+    "clamp_min_tensor": lambda lib: lambda x, y: lib.clamp_min(x, y[0]) * y,
+    "clamp_max_tensor": lambda lib: lambda x, y: x.clamp_max(y.cos()) * y,
+    "round": lambda lib: lambda x, y: (x * 3).round() * y,
+    "round_decimals": lambda lib: lambda x, y: (x * 3).round(decimals=1) * y + x,
+    "mask_and_or": lambda lib: lambda x, y: lib.where((x > 0) & (y < 0.5) | (x < -1), x, y) * x,
+}
+
+
+@pytest.mark.parametrize("grad", [0, 1, 2])
+@pytest.mark.parametrize("name", sorted(CLAMP))
+def test_clamp_and_round_replay_on_the_batch(name, grad, per_slice_ops):
+    ours, our_calls = _mapped(chainrule, CLAMP[name], (_X, _Y), grad)
+    theirs, their_calls = _mapped(torch, CLAMP[name], (_X, _Y), grad)
+    assert our_calls == their_calls == 1
+    assert per_slice_ops == []
+    assert ours.dtype == theirs.dtype
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["clamp", "clamp_tensors", "round_decimals"])
+def test_clamp_and_round_pass_gradcheck_through_vmap(name, per_slice_ops):
+    build = CLAMP[name](chainrule)
+    x = chainrule.tensor(_X[:, :2], requires_grad=True)
+    y = chainrule.tensor(_Y[:, :2], requires_grad=True)
+    f = chainrule.func.vmap(chainrule.func.grad(lambda x, y: build(x, y).sum(), argnums=(0, 1)))
+    assert chainrule.autograd.gradcheck(f, (x, y))
+    assert per_slice_ops == []
+
+
+def test_bitwise_ops_replay_on_the_batch(per_slice_ops):
+    """``&``, ``|`` and ``^`` of batched masks are in the record (they ran once per slice)."""
+    xs, ys = (_X * 4).astype(np.int64), (_Y * 4).astype(np.int64)
+    build = lambda lib: lambda x, y: ((x & y) | (x ^ 3)) + lib.bitwise_and(x > 0, y > 0)  # noqa: E731
+    ours, our_calls = _mapped(chainrule, build, (xs, ys))
+    theirs, their_calls = _mapped(torch, build, (xs, ys))
+    assert our_calls == their_calls == 1
+    assert per_slice_ops == []
+    np.testing.assert_array_equal(ours, theirs)
