@@ -357,6 +357,8 @@ def _resolve(trace: Trace, values: dict, t, version) -> _Value:
         return found
     if found is not None:
         return found
+    if t._base.__class__ is _function._Promoted:
+        return _promoted(trace, values, t, version)
     frame = trace.frame
     if trace.constants.get(id(t)) is t or (frame.surely_unbatched(t) and t.grad_fn is None) or (
             t.grad_fn is None and _data_key(t._data) in trace.constants) or (
@@ -386,6 +388,19 @@ def _resolve(trace: Trace, values: dict, t, version) -> _Value:
         # flattened input): the replayed node's, the batch's with its graph
         return _Value(item, True)
     raise _Stop
+
+
+def _promoted(trace: Trace, values: dict, t, version) -> _Value:
+    """The replay's value for ``t``, a mixed-dtype op's promoted operand (``promoted_operand``: the
+    operand's array cast, its edge, no node of its own; Abs's backward's complex ``z / where(...)``):
+    the operand's replay value promoted the same way, so the replayed op's node has its edge too."""
+    from .ops.elementwise import _promoted as promoted
+
+    source = _resolve(trace, values, t._base.source, version)
+    if not source.batched:
+        return _Value(t, False)  # (slice 0's stand-in: every slice's alike)
+    with set_grad_enabled(True):  # (recorded: a stand-in with the operand's edge, never a cast node)
+        return _Value(promoted(source.data, t.dtype, True), True)
 
 
 def _kept_by_replayed_node(trace: Trace, array):
