@@ -668,7 +668,14 @@ def _padded(value: _Value, rank: int):
     missing = rank - _logical_rank(value)
     if missing <= 0:
         return value.data
-    return value.data.reshape((value.data.shape[0],) + (1,) * missing + tuple(value.data.shape[1:]))
+    data = value.data
+    if data._base.__class__ is _function._Promoted:  # (a promoted operand, no view of its own: its source's)
+        from .ops.elementwise import _promoted as promoted
+
+        source = _padded(_Value(data._base.source, True), rank)
+        with set_grad_enabled(True):
+            return promoted(source, data.dtype, True)
+    return data.reshape((data.shape[0],) + (1,) * missing + tuple(data.shape[1:]))
 
 
 def _elementwise(cls, operands, params, outs, size):

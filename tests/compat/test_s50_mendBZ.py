@@ -118,3 +118,36 @@ def test_promoted_operand_passes_gradcheck_through_vmap(name, per_slice_ops):
     f = chainrule.func.vmap(chainrule.func.grad(lambda x, y: build(x, y).sum(), argnums=(0, 1)))
     assert chainrule.autograd.gradcheck(f, (x, y))
     assert per_slice_ops == []
+
+
+# ---------------------------------------------------------------- randint and normal under randomness="different"
+
+RANDOM = {
+    "randint": lambda lib: lambda x: x * lib.randint(0, 10, (6,)),
+    "randint_high_float": lambda lib: lambda x: x * lib.randint(7, (5, 6), dtype=x.dtype),
+    "randint_int32": lambda lib: lambda x: x * lib.randint(-3, 4, (5, 1), dtype=lib.int32),
+    "normal": lambda lib: lambda x: x * lib.normal(0.5, 2.0, (5, 6), dtype=x.dtype),
+    "normal_default_dtype": lambda lib: lambda x: x * lib.normal(-1.0, 0.5, (6,)).to(x.dtype) + x,
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("grad", [0, 1], ids=["forward", "grad"])
+@pytest.mark.parametrize("name", sorted(RANDOM))
+def test_random_factory_draws_torchs_numbers_once_for_the_batch(name, grad, dtype, per_slice_ops):
+    """randint and normal(float, float, size) draw (B, *size) once, as torch's batching rule: bitwise."""
+    ours, our_calls = _mapped(chainrule, RANDOM[name], (_X.astype(dtype),), grad, "different", seed=5)
+    theirs, their_calls = _mapped(torch, RANDOM[name], (_X.astype(dtype),), grad, "different", seed=5)
+    assert our_calls == their_calls == 1
+    assert per_slice_ops == []
+    assert ours.dtype == theirs.dtype
+    np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("name", ["randint", "normal"])
+def test_random_factory_leaves_the_generator_where_torchs_vmap_does(name):
+    after = []
+    for lib in (chainrule, torch):
+        _mapped(lib, RANDOM[name], (_X,), 0, "different", seed=6)
+        after.append(lib.rand(8, dtype=lib.float64).numpy())
+    np.testing.assert_array_equal(*after)

@@ -419,6 +419,12 @@ def randint(low=None, high=None, size=None, *, generator=None, dtype=None, layou
     # torch's randint is random_ on a new tensor: from and to - 1 must be values of an integral dtype
     _check_integral_range(np.dtype(_dt(dtype, _dtype.int64)), low, high - 1)
     xp = _xp(device)
+    if xp is np:  # (inside vmap under randomness="different": one draw for the batch, see _batch_drawn)
+        dt = _dt(dtype, _dtype.int64)
+        drawn = _batch_drawn(lambda shape: _rng(generator).integers(low, high, size=shape).astype(dt, copy=False),
+                             tuple(size), requires_grad)
+        if drawn is not None:
+            return drawn
     array = _rng(generator, xp).integers(low, high, size=tuple(size))
     return _finish(array.astype(_dt(dtype, _dtype.int64), copy=False), requires_grad)
 
@@ -681,7 +687,10 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, layout=None,
         pairs = _rng(generator).normal(mean, std / math.sqrt(2), tuple(size) + (2,), dtype=np.finfo(dt).dtype)
         return _finish(pairs.view(dt)[..., 0], requires_grad)
     if xp is np:
-        return _finish(_rng(generator).normal(mean, std, tuple(size), dtype=dt), requires_grad)
+        drawn = _batch_drawn(lambda shape: _rng(generator).normal(mean, std, shape, dtype=dt), tuple(size),
+                             requires_grad)
+        return drawn if drawn is not None else _finish(_rng(generator).normal(mean, std, tuple(size), dtype=dt),
+                                                       requires_grad)
     array = (mean + std * _rng(generator, xp).standard_normal(tuple(size))).astype(dt)
     return _finish(array, requires_grad)
 
