@@ -127,6 +127,8 @@ RANDOM = {
     "randint_high_float": lambda lib: lambda x: x * lib.randint(7, (5, 6), dtype=x.dtype),
     "randint_int32": lambda lib: lambda x: x * lib.randint(-3, 4, (5, 1), dtype=lib.int32),
     "normal": lambda lib: lambda x: x * lib.normal(0.5, 2.0, (5, 6), dtype=x.dtype),
+    "randperm": lambda lib: lambda x: x * lib.randperm(6),
+    "randperm_float": lambda lib: lambda x: x * lib.randperm(5, dtype=x.dtype)[:, None] + x,
     "normal_default_dtype": lambda lib: lambda x: x * lib.normal(-1.0, 0.5, (6,)).to(x.dtype) + x,
 }
 
@@ -144,7 +146,17 @@ def test_random_factory_draws_torchs_numbers_once_for_the_batch(name, grad, dtyp
     np.testing.assert_array_equal(ours, theirs)
 
 
-@pytest.mark.parametrize("name", ["randint", "normal"])
+def test_randperm_index_runs_the_function_once():
+    """x[:, randperm(6)] under randomness="different": f once, torch's permutations (the index op
+    with a batched index still runs per slice)."""
+    build = lambda lib: lambda x: x[:, lib.randperm(6)]  # noqa: E731
+    ours, our_calls = _mapped(chainrule, build, (_X,), 1, "different", seed=7)
+    theirs, their_calls = _mapped(torch, build, (_X,), 1, "different", seed=7)
+    assert our_calls == their_calls == 1
+    np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("name", ["randint", "normal", "randperm"])
 def test_random_factory_leaves_the_generator_where_torchs_vmap_does(name):
     after = []
     for lib in (chainrule, torch):

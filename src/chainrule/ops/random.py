@@ -447,6 +447,13 @@ def randperm(n: int, *, generator=None, dtype=None, layout=None, device=None, re
     _check_randperm_fits(n, _dt(dtype, _dtype.int64))
     xp = _xp(device)
     if xp is np:
+        # inside vmap under randomness="different" one draw for the batch (_batch_drawn): torch's
+        # batching rule draws the slices' permutations one after another
+        dt = _dt(dtype, _dtype.int64)
+        drawn = _batch_drawn(lambda shape: np.stack([_rng(generator).permutation(n) for _ in builtins.range(shape[0])]
+                                                    ).reshape(shape).astype(dt, copy=False), (n,), requires_grad)
+        if drawn is not None:
+            return drawn
         array = _rng(generator).permutation(n)  # torch's CPU Fisher–Yates order
     else:
         # on the device, with no host copy: the order that sorts n uniform keys (CuPy's Generator
