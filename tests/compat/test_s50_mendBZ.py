@@ -163,3 +163,30 @@ def test_random_factory_leaves_the_generator_where_torchs_vmap_does(name):
         _mapped(lib, RANDOM[name], (_X,), 0, "different", seed=6)
         after.append(lib.rand(8, dtype=lib.float64).numpy())
     np.testing.assert_array_equal(*after)
+
+
+# ---------------------------------------------------------------- rand_like of a slice cut along a later dim
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("grad", [0, 1], ids=["forward", "grad"])
+@pytest.mark.parametrize("in_dim", [1, 2, -1])
+def test_rand_like_of_a_later_dims_slice_draws_in_the_batched_layout(in_dim, grad, dtype, per_slice_ops):
+    """torch's rand_like runs on the batched tensor itself: one draw in its memory order, the batch dim
+    where vmap found it (a slice of it refused an in-place fill before)."""
+    xs = np.random.default_rng(52).standard_normal((5, 6, 4)).astype(dtype)
+    found = []
+    for lib in (chainrule, torch):
+        calls = []
+
+        def f(x, lib=lib, calls=calls):
+            calls.append(1)
+            return lib.rand_like(x) * x
+
+        g = lib.func.grad(lambda x: f(x).sum()) if grad else f
+        lib.manual_seed(8)
+        out = lib.func.vmap(g, in_dims=in_dim, randomness="different")(lib.tensor(xs))
+        found.append((out.numpy(), len(calls), lib.rand(3, dtype=lib.float64).numpy()))
+    assert found[0][1] == found[1][1] == 1
+    assert per_slice_ops == []
+    np.testing.assert_array_equal(found[0][0], found[1][0])
+    np.testing.assert_array_equal(found[0][2], found[1][2])  # (the generator left where torch's is)

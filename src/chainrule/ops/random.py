@@ -368,6 +368,25 @@ def _batch_drawn(draw, shape: tuple, requires_grad: builtins.bool) -> Tensor | N
     return made
 
 
+def _physical_layout_drawn(input: Tensor, draw, requires_grad: builtins.bool) -> Tensor | None:
+    """A random ``*_like`` of a slice vmap cut along dim d > 0 of a C-contiguous tensor, under
+    randomness="different": torch's batching rule runs the op on that tensor, so its one draw fills
+    the tensor's own layout (memory order, the batch dim at d); here ``draw(shape)`` of that shape,
+    the batch dim moved to the front (``_batch_drawn``). None elsewhere."""
+    frames = _vmap_frames._frames
+    if len(frames) != 1 or frames[0].randomness != "different":
+        return None
+    found = frames[0].storage_origin(input)  # (grad's fresh leaf over a slice: the slice's)
+    if found is None or not found[1]:
+        return None
+    batched, dim = found
+    data = batched._data
+    if type(data) is not np.ndarray or not data.flags.c_contiguous:
+        return None
+    dim %= data.ndim
+    return _batch_drawn(lambda size: np.moveaxis(draw(data.shape), dim, 0), tuple(input.shape), requires_grad)
+
+
 def _complex_pairs(pairs, dt):
     """(..., 2) float64 draws as complex numbers of dtype ``dt``: real from [..., 0], imag from [..., 1]."""
     return pairs.view(np.complex128)[..., 0].astype(dt)
@@ -502,6 +521,12 @@ def rand_like(input: Tensor, *, generator=None, dtype=None, layout=None, device=
         if made is not _function.RUN_UNDISPATCHED:
             return made
     sparse_like(input, layout, memory_format, "uniform_")  # a sparse input: torch's refusal
+    if _vmap_frames._frames and memory_format is None and dtype in (None, input.dtype) and device is None and \
+            input._data.dtype in (np.float32, np.float64):
+        drawn = _physical_layout_drawn(input, lambda shape: _rng(generator).random(shape, dtype=input._data.dtype),
+                                       requires_grad)
+        if drawn is not None:
+            return drawn
     return _random_like(
         input, memory_format, dtype, device, requires_grad,
         lambda shape: rand(shape, generator=generator, dtype=dtype or input.dtype,
