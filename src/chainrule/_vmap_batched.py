@@ -1398,6 +1398,15 @@ def _sampled(cls, operands, params, outs, size):
     return _function._apply_array_op(cls, _whole(operands[0], size), sample=sample.data)
 
 
+def _normal_sampled(cls, operands, params, outs, size):
+    """normal's sample from a tensor mean and/or std (recorded for its node): the batch's sample (the
+    batch's draw plus the mean, ops the replay ran) on the batch's operands."""
+    sample = params.get("sample")
+    if not isinstance(sample, _Value) or not sample.batched or type(sample.data) is not np.ndarray:
+        return None
+    return _function._apply_array_op(cls, *[_whole(v, size) for v in operands], **dict(params, sample=sample.data))
+
+
 def has_vmap_staticmethod(cls) -> bool:
     """Whether a user's autograd.Function has its own batching rule (torch's ``vmap``
     staticmethod), which the replay runs on the batch (``_user_function``)."""
@@ -1426,7 +1435,8 @@ def _user_function(cls, operands, params, outs, size):
 # rules that take parameters the replay batched (as _Values)
 _BATCHED_PARAMS = frozenset({_where, _dim_shifted, _nll_loss, _nll_loss_backward, _pooled, _elementwise_kept,
                              _embedding, _embedding_backward, _along_index, _masked_filled, _layer_norm_backward,
-                             _gradient_against, _normalized_backward, _scatter_added, _index_slabs, _sampled})
+                             _gradient_against, _normalized_backward, _scatter_added, _index_slabs, _sampled,
+                             _normal_sampled})
 # ops whose node a later op reads as a parameter (nll_loss's backward), replayed by a rule
 _NODES_READ = frozenset({"_NllLoss"})
 # ops whose rule runs the batch as more rows of the op (batch-major), so that what their node keeps
@@ -1436,7 +1446,7 @@ _ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Neg", "Exp", "Log", "Tanh", "Sigmoi
                 "Rsqrt", "Abs", "Maximum", "Minimum", "Square", "Reciprocal", "Log1p", "Expm1", "Softplus",
                 "PowScalar", "TanhBackward", "SigmoidBackward", "Threshold", "ReluBackward", "Pow", "RSub", "Gelu",
                 "ScaledBy", "ToCopy", "Real", "Imag", "Conj", "InternalConj", "Clamp", "ClampByTensors",
-                "ClampMinByTensor", "ClampMaxByTensor", "Round", "RoundDecimals")
+                "ClampMinByTensor", "ClampMaxByTensor", "Round", "RoundDecimals", "Sign")
 _RULES = {name: _elementwise for name in _ELEMENTWISE}
 _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped, "SqueezeView": _reshaped,
                "UnsafeView": _reshaped, "Select": _indexed, "Slice": _indexed, "Index": _indexed,
@@ -1462,6 +1472,8 @@ _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped
                "UnfoldBackward": _unfold_backward,
                "Resample": _resampled, "ResampleAdjoint": _resampled,
                "ScatterAdd": _scatter_added, "IndexAdd": _index_slabs, "IndexAddInto": _index_slabs,
-               "IndexSelect": _index_slabs, "BernoulliSample": _sampled, "BernoulliFloatSample": _sampled})
+               "IndexSelect": _index_slabs, "BernoulliSample": _sampled, "BernoulliFloatSample": _sampled,
+               "NormalTensorFloat": _normal_sampled, "NormalFloatTensor": _normal_sampled,
+               "NormalTensorTensor": _normal_sampled})
 # rules of the classes made at run time under torch's node names (second_order's), by their base class
 _RULES_BY_BASE = {"DependsOn": _passed_on}

@@ -129,6 +129,11 @@ RANDOM = {
     "normal": lambda lib: lambda x: x * lib.normal(0.5, 2.0, (5, 6), dtype=x.dtype),
     "randperm": lambda lib: lambda x: x * lib.randperm(6),
     "randperm_float": lambda lib: lambda x: x * lib.randperm(5, dtype=x.dtype)[:, None] + x,
+    "normal_tensor_mean": lambda lib: lambda x: lib.normal(x, 1.0) * x,
+    "normal_tensor_mean_std": lambda lib: lambda x: lib.normal(x, x.abs() + 0.1) * x,
+    "normal_tensor_std": lambda lib: lambda x: lib.normal(0.3, x.abs() + 0.1) * x,
+    "normal_unbatched_mean": lambda lib: lambda x: lib.normal(lib.zeros(6, dtype=x.dtype), 2.0) * x,
+    "normal_broadcast": lambda lib: lambda x: lib.normal(x[:, :1], x[0].abs()) * x,
     "normal_default_dtype": lambda lib: lambda x: x * lib.normal(-1.0, 0.5, (6,)).to(x.dtype) + x,
 }
 
@@ -137,7 +142,8 @@ RANDOM = {
 @pytest.mark.parametrize("grad", [0, 1], ids=["forward", "grad"])
 @pytest.mark.parametrize("name", sorted(RANDOM))
 def test_random_factory_draws_torchs_numbers_once_for_the_batch(name, grad, dtype, per_slice_ops):
-    """randint and normal(float, float, size) draw (B, *size) once, as torch's batching rule: bitwise."""
+    """randint, normal and randperm draw for the batch once, as torch's batching rules: bitwise (normal
+    from tensors: the batch's noise, then ``* std + mean``)."""
     ours, our_calls = _mapped(chainrule, RANDOM[name], (_X.astype(dtype),), grad, "different", seed=5)
     theirs, their_calls = _mapped(torch, RANDOM[name], (_X.astype(dtype),), grad, "different", seed=5)
     assert our_calls == their_calls == 1
@@ -156,7 +162,7 @@ def test_randperm_index_runs_the_function_once():
     np.testing.assert_array_equal(ours, theirs)
 
 
-@pytest.mark.parametrize("name", ["randint", "normal", "randperm"])
+@pytest.mark.parametrize("name", ["randint", "normal", "randperm", "normal_tensor_mean_std"])
 def test_random_factory_leaves_the_generator_where_torchs_vmap_does(name):
     after = []
     for lib in (chainrule, torch):

@@ -604,6 +604,31 @@ def _randint_like_overload(high_alone: builtins.bool, high, generator) -> str:
     return "randint_like" if high_alone else "randint_like.low_dtype"
 
 
+def _batch_normal_sample(mean, std, generator) -> Tensor | None:
+    """normal from a tensor mean and/or std inside one vmap under randomness="different": as torch's
+    batching rule, one draw for the batch's shape, ``normal_(0, std)`` then ``+ mean`` (a tensor std:
+    ``normal_(0, 1) * std + mean``), the noise the batch's draw (``_batch_drawn``) and the rest ops the
+    replay runs on the batch; None elsewhere (the sample drawn by the Function, slice by slice)."""
+    frames = _vmap_frames._frames
+    if len(frames) != 1 or frames[0].randomness != "different":
+        return None
+    tensors = [t for t in (mean, std) if isinstance(t, Tensor)]
+    dt = tensors[0]._data.dtype
+    if any(type(t._data) is not np.ndarray or t._data.dtype != dt for t in tensors) or dt not in (np.float32, np.float64):
+        return None
+    shape = tuple(np.broadcast_shapes(*(tuple(t.shape) for t in tensors)))
+    if isinstance(std, Tensor):
+        noise = _batch_drawn(lambda size: _rng(generator).standard_normal(size, dtype=dt), shape, False)
+    else:
+        noise = _batch_drawn(lambda size: _rng(generator).normal(0.0, std, size, dtype=dt), shape, False)
+    if noise is None:
+        return None
+    from ..autograd.grad_mode import no_grad
+
+    with no_grad():
+        return noise * std + mean if isinstance(std, Tensor) else noise + mean
+
+
 def _draw_normal(mean, std, generator, dtype):
     """``mean + std * N(0, 1)`` on the arrays' device, broadcast, in ``dtype``. On the CPU as torch's
     normal: ``normal_(0, std)`` then ``+ mean`` for a float std, else ``normal_(0, 1) * std + mean``."""
@@ -640,8 +665,8 @@ class NormalTensorFloat(_NormalSample):
     formula = "normal({0}, std)"
 
     @staticmethod
-    def forward(ctx, mean, std, generator):
-        return _draw_normal(mean, std, generator, mean.dtype)
+    def forward(ctx, mean, std, generator, sample=None):  # (sample: vmap's batch draw, _batch_normal_sample)
+        return _draw_normal(mean, std, generator, mean.dtype) if sample is None else sample
 
 
 class NormalFloatTensor(_NormalSample):
@@ -649,8 +674,8 @@ class NormalFloatTensor(_NormalSample):
     formula = "normal(mean, {0})"
 
     @staticmethod
-    def forward(ctx, std, mean, generator):
-        return _draw_normal(mean, std, generator, std.dtype)
+    def forward(ctx, std, mean, generator, sample=None):
+        return _draw_normal(mean, std, generator, std.dtype) if sample is None else sample
 
 
 class NormalTensorTensor(_NormalSample):
@@ -703,12 +728,15 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, layout=None,
                                requires_grad=requires_grad)
         # the samples take mean's dtype (std's when mean is a float): no kernel draws normals into integers
         _floating_only(mean if isinstance(mean, Tensor) else std, "normal_kernel_cpu")
+    if isinstance(mean, Tensor) or isinstance(std, Tensor):
+        sample = _batch_normal_sample(mean, std, generator) if _vmap_frames._frames else None
+        drawn = {} if sample is None else {"generator": None, "sample": sample._data}
     if isinstance(mean, Tensor) and isinstance(std, Tensor):
-        return NormalTensorTensor.apply(mean, std, generator=generator)
+        return NormalTensorTensor.apply(mean, std, **{"generator": generator, **drawn})
     if isinstance(mean, Tensor):
-        return NormalTensorFloat.apply(mean, std=std, generator=generator)
+        return NormalTensorFloat.apply(mean, std=std, **{"generator": generator, **drawn})
     if isinstance(std, Tensor):
-        return NormalFloatTensor.apply(std, mean=mean, generator=generator)
+        return NormalFloatTensor.apply(std, mean=mean, **{"generator": generator, **drawn})
     size = int_list(size, "normal", "size", sized=False)  # torch's parser: ints only, not a single int
     if any(n < 0 for n in size):
         raise RuntimeError(f"Trying to create tensor with negative dimension {min(size)}: {list(size)}")
