@@ -357,6 +357,8 @@ def _resolve(trace: Trace, values: dict, t, version) -> _Value:
         return found
     if found is not None:
         return found
+    if t._base.__class__ is _function._Promoted:
+        return _promoted(trace, values, t, version)
     frame = trace.frame
     if trace.constants.get(id(t)) is t or (frame.surely_unbatched(t) and t.grad_fn is None) or (
             t.grad_fn is None and _data_key(t._data) in trace.constants) or (
@@ -386,6 +388,19 @@ def _resolve(trace: Trace, values: dict, t, version) -> _Value:
         # flattened input): the replayed node's, the batch's with its graph
         return _Value(item, True)
     raise _Stop
+
+
+def _promoted(trace: Trace, values: dict, t, version) -> _Value:
+    """The replay's value for ``t``, a mixed-dtype op's promoted operand (``promoted_operand``: the
+    operand's array cast, its edge, no node of its own; Abs's backward's complex ``z / where(...)``):
+    the operand's replay value promoted the same way, so the replayed op's node has its edge too."""
+    from .ops.elementwise import _promoted as promoted
+
+    source = _resolve(trace, values, t._base.source, version)
+    if not source.batched:
+        return _Value(t, False)  # (slice 0's stand-in: every slice's alike)
+    with set_grad_enabled(True):  # (recorded: a stand-in with the operand's edge, never a cast node)
+        return _Value(promoted(source.data, t.dtype, True), True)
 
 
 def _kept_by_replayed_node(trace: Trace, array):
@@ -653,7 +668,14 @@ def _padded(value: _Value, rank: int):
     missing = rank - _logical_rank(value)
     if missing <= 0:
         return value.data
-    return value.data.reshape((value.data.shape[0],) + (1,) * missing + tuple(value.data.shape[1:]))
+    data = value.data
+    if data._base.__class__ is _function._Promoted:  # (a promoted operand, no view of its own: its source's)
+        from .ops.elementwise import _promoted as promoted
+
+        source = _padded(_Value(data._base.source, True), rank)
+        with set_grad_enabled(True):
+            return promoted(source, data.dtype, True)
+    return data.reshape((data.shape[0],) + (1,) * missing + tuple(data.shape[1:]))
 
 
 def _elementwise(cls, operands, params, outs, size):
@@ -1376,6 +1398,15 @@ def _sampled(cls, operands, params, outs, size):
     return _function._apply_array_op(cls, _whole(operands[0], size), sample=sample.data)
 
 
+def _normal_sampled(cls, operands, params, outs, size):
+    """normal's sample from a tensor mean and/or std (recorded for its node): the batch's sample (the
+    batch's draw plus the mean, ops the replay ran) on the batch's operands."""
+    sample = params.get("sample")
+    if not isinstance(sample, _Value) or not sample.batched or type(sample.data) is not np.ndarray:
+        return None
+    return _function._apply_array_op(cls, *[_whole(v, size) for v in operands], **dict(params, sample=sample.data))
+
+
 def has_vmap_staticmethod(cls) -> bool:
     """Whether a user's autograd.Function has its own batching rule (torch's ``vmap``
     staticmethod), which the replay runs on the batch (``_user_function``)."""
@@ -1404,7 +1435,8 @@ def _user_function(cls, operands, params, outs, size):
 # rules that take parameters the replay batched (as _Values)
 _BATCHED_PARAMS = frozenset({_where, _dim_shifted, _nll_loss, _nll_loss_backward, _pooled, _elementwise_kept,
                              _embedding, _embedding_backward, _along_index, _masked_filled, _layer_norm_backward,
-                             _gradient_against, _normalized_backward, _scatter_added, _index_slabs, _sampled})
+                             _gradient_against, _normalized_backward, _scatter_added, _index_slabs, _sampled,
+                             _normal_sampled})
 # ops whose node a later op reads as a parameter (nll_loss's backward), replayed by a rule
 _NODES_READ = frozenset({"_NllLoss"})
 # ops whose rule runs the batch as more rows of the op (batch-major), so that what their node keeps
@@ -1413,7 +1445,8 @@ _ROWS_FOLDED = frozenset({"LayerNorm"})
 _ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Neg", "Exp", "Log", "Tanh", "Sigmoid", "Relu", "Sin", "Cos", "Sqrt",
                 "Rsqrt", "Abs", "Maximum", "Minimum", "Square", "Reciprocal", "Log1p", "Expm1", "Softplus",
                 "PowScalar", "TanhBackward", "SigmoidBackward", "Threshold", "ReluBackward", "Pow", "RSub", "Gelu",
-                "ScaledBy", "ToCopy", "Real", "Imag", "Conj", "InternalConj")
+                "ScaledBy", "ToCopy", "Real", "Imag", "Conj", "InternalConj", "Clamp", "ClampByTensors",
+                "ClampMinByTensor", "ClampMaxByTensor", "Round", "RoundDecimals", "Sign")
 _RULES = {name: _elementwise for name in _ELEMENTWISE}
 _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped, "SqueezeView": _reshaped,
                "UnsafeView": _reshaped, "Select": _indexed, "Slice": _indexed, "Index": _indexed,
@@ -1439,6 +1472,8 @@ _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped
                "UnfoldBackward": _unfold_backward,
                "Resample": _resampled, "ResampleAdjoint": _resampled,
                "ScatterAdd": _scatter_added, "IndexAdd": _index_slabs, "IndexAddInto": _index_slabs,
-               "IndexSelect": _index_slabs, "BernoulliSample": _sampled, "BernoulliFloatSample": _sampled})
+               "IndexSelect": _index_slabs, "BernoulliSample": _sampled, "BernoulliFloatSample": _sampled,
+               "NormalTensorFloat": _normal_sampled, "NormalFloatTensor": _normal_sampled,
+               "NormalTensorTensor": _normal_sampled})
 # rules of the classes made at run time under torch's node names (second_order's), by their base class
 _RULES_BY_BASE = {"DependsOn": _passed_on}

@@ -2712,6 +2712,8 @@ def _clamp_by_tensors(function, input: Tensor, *bounds: Tensor | None) -> Tensor
         return function.apply(input, *bounds, dtype=dtype)
     # torch's node keeps an empty edge for the missing bound: a constant stands in for it
     absent = Tensor._make(array_module(input._data).zeros((), dtype))
+    if _function_module.tracing_ops:  # (every slice's run makes it alike: a constant of a vmap's record)
+        _function_module.traced_constant(absent)
     return function.apply(input, *(absent if b is None else b for b in bounds), dtype=dtype,
                           given=tuple(b is not None for b in bounds))
 
@@ -3507,6 +3509,8 @@ def _bitwise(ufunc):
             raise broadcast_error(error, (x, y)) from None
         if _vmap_frames._frames:  # no Function saw it: batched where an operand is (``if (x > 0) & m:``)
             _vmap_frames.note_results((input, other), None, out)
+            if _function_module.tracing_ops:  # a vmap recording its ops replays it too (clamp's inside mask)
+                _function_module.traced_elementwise(op, (input, other), out)
         return out
 
     op.__name__ = ufunc.__name__

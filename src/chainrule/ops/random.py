@@ -368,6 +368,25 @@ def _batch_drawn(draw, shape: tuple, requires_grad: builtins.bool) -> Tensor | N
     return made
 
 
+def _physical_layout_drawn(input: Tensor, draw, requires_grad: builtins.bool) -> Tensor | None:
+    """A random ``*_like`` of a slice vmap cut along dim d > 0 of a C-contiguous tensor, under
+    randomness="different": torch's batching rule runs the op on that tensor, so its one draw fills
+    the tensor's own layout (memory order, the batch dim at d); here ``draw(shape)`` of that shape,
+    the batch dim moved to the front (``_batch_drawn``). None elsewhere."""
+    frames = _vmap_frames._frames
+    if len(frames) != 1 or frames[0].randomness != "different":
+        return None
+    found = frames[0].storage_origin(input)  # (grad's fresh leaf over a slice: the slice's)
+    if found is None or not found[1]:
+        return None
+    batched, dim = found
+    data = batched._data
+    if type(data) is not np.ndarray or not data.flags.c_contiguous:
+        return None
+    dim %= data.ndim
+    return _batch_drawn(lambda size: np.moveaxis(draw(data.shape), dim, 0), tuple(input.shape), requires_grad)
+
+
 def _complex_pairs(pairs, dt):
     """(..., 2) float64 draws as complex numbers of dtype ``dt``: real from [..., 0], imag from [..., 1]."""
     return pairs.view(np.complex128)[..., 0].astype(dt)
@@ -419,6 +438,12 @@ def randint(low=None, high=None, size=None, *, generator=None, dtype=None, layou
     # torch's randint is random_ on a new tensor: from and to - 1 must be values of an integral dtype
     _check_integral_range(np.dtype(_dt(dtype, _dtype.int64)), low, high - 1)
     xp = _xp(device)
+    if xp is np:  # (inside vmap under randomness="different": one draw for the batch, see _batch_drawn)
+        dt = _dt(dtype, _dtype.int64)
+        drawn = _batch_drawn(lambda shape: _rng(generator).integers(low, high, size=shape).astype(dt, copy=False),
+                             tuple(size), requires_grad)
+        if drawn is not None:
+            return drawn
     array = _rng(generator, xp).integers(low, high, size=tuple(size))
     return _finish(array.astype(_dt(dtype, _dtype.int64), copy=False), requires_grad)
 
@@ -441,6 +466,13 @@ def randperm(n: int, *, generator=None, dtype=None, layout=None, device=None, re
     _check_randperm_fits(n, _dt(dtype, _dtype.int64))
     xp = _xp(device)
     if xp is np:
+        # inside vmap under randomness="different" one draw for the batch (_batch_drawn): torch's
+        # batching rule draws the slices' permutations one after another
+        dt = _dt(dtype, _dtype.int64)
+        drawn = _batch_drawn(lambda shape: np.stack([_rng(generator).permutation(n) for _ in builtins.range(shape[0])]
+                                                    ).reshape(shape).astype(dt, copy=False), (n,), requires_grad)
+        if drawn is not None:
+            return drawn
         array = _rng(generator).permutation(n)  # torch's CPU Fisher–Yates order
     else:
         # on the device, with no host copy: the order that sorts n uniform keys (CuPy's Generator
@@ -489,6 +521,12 @@ def rand_like(input: Tensor, *, generator=None, dtype=None, layout=None, device=
         if made is not _function.RUN_UNDISPATCHED:
             return made
     sparse_like(input, layout, memory_format, "uniform_")  # a sparse input: torch's refusal
+    if _vmap_frames._frames and memory_format is None and dtype in (None, input.dtype) and device is None and \
+            input._data.dtype in (np.float32, np.float64):
+        drawn = _physical_layout_drawn(input, lambda shape: _rng(generator).random(shape, dtype=input._data.dtype),
+                                       requires_grad)
+        if drawn is not None:
+            return drawn
     return _random_like(
         input, memory_format, dtype, device, requires_grad,
         lambda shape: rand(shape, generator=generator, dtype=dtype or input.dtype,
@@ -566,6 +604,31 @@ def _randint_like_overload(high_alone: builtins.bool, high, generator) -> str:
     return "randint_like" if high_alone else "randint_like.low_dtype"
 
 
+def _batch_normal_sample(mean, std, generator) -> Tensor | None:
+    """normal from a tensor mean and/or std inside one vmap under randomness="different": as torch's
+    batching rule, one draw for the batch's shape, ``normal_(0, std)`` then ``+ mean`` (a tensor std:
+    ``normal_(0, 1) * std + mean``), the noise the batch's draw (``_batch_drawn``) and the rest ops the
+    replay runs on the batch; None elsewhere (the sample drawn by the Function, slice by slice)."""
+    frames = _vmap_frames._frames
+    if len(frames) != 1 or frames[0].randomness != "different":
+        return None
+    tensors = [t for t in (mean, std) if isinstance(t, Tensor)]
+    dt = tensors[0]._data.dtype
+    if any(type(t._data) is not np.ndarray or t._data.dtype != dt for t in tensors) or dt not in (np.float32, np.float64):
+        return None
+    shape = tuple(np.broadcast_shapes(*(tuple(t.shape) for t in tensors)))
+    if isinstance(std, Tensor):
+        noise = _batch_drawn(lambda size: _rng(generator).standard_normal(size, dtype=dt), shape, False)
+    else:
+        noise = _batch_drawn(lambda size: _rng(generator).normal(0.0, std, size, dtype=dt), shape, False)
+    if noise is None:
+        return None
+    from ..autograd.grad_mode import no_grad
+
+    with no_grad():
+        return noise * std + mean if isinstance(std, Tensor) else noise + mean
+
+
 def _draw_normal(mean, std, generator, dtype):
     """``mean + std * N(0, 1)`` on the arrays' device, broadcast, in ``dtype``. On the CPU as torch's
     normal: ``normal_(0, std)`` then ``+ mean`` for a float std, else ``normal_(0, 1) * std + mean``."""
@@ -602,8 +665,8 @@ class NormalTensorFloat(_NormalSample):
     formula = "normal({0}, std)"
 
     @staticmethod
-    def forward(ctx, mean, std, generator):
-        return _draw_normal(mean, std, generator, mean.dtype)
+    def forward(ctx, mean, std, generator, sample=None):  # (sample: vmap's batch draw, _batch_normal_sample)
+        return _draw_normal(mean, std, generator, mean.dtype) if sample is None else sample
 
 
 class NormalFloatTensor(_NormalSample):
@@ -611,8 +674,8 @@ class NormalFloatTensor(_NormalSample):
     formula = "normal(mean, {0})"
 
     @staticmethod
-    def forward(ctx, std, mean, generator):
-        return _draw_normal(mean, std, generator, std.dtype)
+    def forward(ctx, std, mean, generator, sample=None):
+        return _draw_normal(mean, std, generator, std.dtype) if sample is None else sample
 
 
 class NormalTensorTensor(_NormalSample):
@@ -665,12 +728,15 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, layout=None,
                                requires_grad=requires_grad)
         # the samples take mean's dtype (std's when mean is a float): no kernel draws normals into integers
         _floating_only(mean if isinstance(mean, Tensor) else std, "normal_kernel_cpu")
+    if isinstance(mean, Tensor) or isinstance(std, Tensor):
+        sample = _batch_normal_sample(mean, std, generator) if _vmap_frames._frames else None
+        drawn = {} if sample is None else {"generator": None, "sample": sample._data}
     if isinstance(mean, Tensor) and isinstance(std, Tensor):
-        return NormalTensorTensor.apply(mean, std, generator=generator)
+        return NormalTensorTensor.apply(mean, std, **{"generator": generator, **drawn})
     if isinstance(mean, Tensor):
-        return NormalTensorFloat.apply(mean, std=std, generator=generator)
+        return NormalTensorFloat.apply(mean, std=std, **{"generator": generator, **drawn})
     if isinstance(std, Tensor):
-        return NormalFloatTensor.apply(std, mean=mean, generator=generator)
+        return NormalFloatTensor.apply(std, mean=mean, **{"generator": generator, **drawn})
     size = int_list(size, "normal", "size", sized=False)  # torch's parser: ints only, not a single int
     if any(n < 0 for n in size):
         raise RuntimeError(f"Trying to create tensor with negative dimension {min(size)}: {list(size)}")
@@ -681,7 +747,10 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, layout=None,
         pairs = _rng(generator).normal(mean, std / math.sqrt(2), tuple(size) + (2,), dtype=np.finfo(dt).dtype)
         return _finish(pairs.view(dt)[..., 0], requires_grad)
     if xp is np:
-        return _finish(_rng(generator).normal(mean, std, tuple(size), dtype=dt), requires_grad)
+        drawn = _batch_drawn(lambda shape: _rng(generator).normal(mean, std, shape, dtype=dt), tuple(size),
+                             requires_grad)
+        return drawn if drawn is not None else _finish(_rng(generator).normal(mean, std, tuple(size), dtype=dt),
+                                                       requires_grad)
     array = (mean + std * _rng(generator, xp).standard_normal(tuple(size))).astype(dt)
     return _finish(array, requires_grad)
 
