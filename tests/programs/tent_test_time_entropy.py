@@ -5,7 +5,7 @@ A small CNN with ``nn.BatchNorm2d`` is trained on source images, then tested on 
 ``model.requires_grad_(False)``, and for every ``nn.BatchNorm2d`` ``m.requires_grad_(True)``,
 ``m.track_running_stats = False``, ``m.running_mean = None``, ``m.running_var = None``;
 ``collect_params`` walks ``model.named_modules()`` and keeps the BN ``weight``/``bias``;
-``check_model`` asserts the setup; ``softmax_entropy(x) = -(x.softmax(1) * x.log_softmax(1)).sum(1)``;
+``check_model`` asserts the setup; the ``@torch.jit.script`` ``softmax_entropy(x) = -(x.softmax(1) * x.log_softmax(1)).sum(1)``;
 ``forward_and_adapt`` is decorated with ``@torch.enable_grad()`` (so it adapts even when the caller
 is under ``torch.no_grad()``); the ``Tent`` wrapper keeps ``deepcopy(model.state_dict())`` and
 ``deepcopy(optimizer.state_dict())`` for ``reset()``; SGD with momentum on the affine parameters.
@@ -102,6 +102,7 @@ class Tent(nn.Module):
         load_model_and_optimizer(self.model, self.optimizer, self.model_state, self.optimizer_state)
 
 
+@torch.jit.script
 def softmax_entropy(x: torch.Tensor) -> torch.Tensor:
     """Entropy of softmax distribution from logits."""
     return -(x.softmax(1) * x.log_softmax(1)).sum(1)
