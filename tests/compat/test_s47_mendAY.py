@@ -14,6 +14,9 @@ import chainrule
 import chainrule.nn.functional as F
 
 torch = pytest.importorskip("torch")
+
+from ._vmap_checks import Counting  # noqa: E402
+
 TF = torch.nn.functional
 
 
@@ -38,18 +41,6 @@ def _close(ours, theirs, rtol=1e-5, atol=1e-6):
     for a, b in zip(ours, theirs):
         assert a.shape == b.shape and a.dtype == b.dtype
         np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
-
-
-class _Counting:
-    """A function that counts its calls (torch's vmap calls it once)."""
-
-    def __init__(self, func) -> None:
-        self.func, self.calls = func, 0
-        self.__name__ = "counted"
-
-    def __call__(self, *args):
-        self.calls += 1
-        return self.func(*args)
 
 
 def test_the_tutorials_batched_jacobian_equals_jacrev_of_the_summed_output_bit_for_bit():
@@ -82,7 +73,7 @@ def test_a_batched_rule_gives_the_whole_batch_ops_numbers_and_torchs(case):
              "elementwise": lambda x: (x.sin() * x.exp() - x / 3).sigmoid(),
              "reshape": lambda x: x.reshape(3, 4).unsqueeze(0)[0, 1:],
              "index": lambda x: x[2:7] * x[0]}[case]
-        counted = _Counting(f)
+        counted = Counting(f)
         out = lib.func.vmap(counted)(x)
         if lib is chainrule:
             assert counted.calls <= 2  # (per slice, it would be 9)
@@ -110,7 +101,7 @@ def test_per_sample_gradients_are_torchs(loss):
                 return F.cross_entropy(out, y.unsqueeze(0))
             return ((out - y.float()) ** 2).mean()
 
-        counted = _Counting(compute_loss)
+        counted = Counting(compute_loss)
         grads = lib.func.vmap(lib.func.grad(counted), in_dims=(None, 0, 0))(params, lib.tensor(p["x"]),
                                                                             lib.tensor(p["y"]))
         if lib is chainrule:
@@ -125,7 +116,7 @@ def test_an_op_without_a_rule_runs_per_slice_with_torchs_values():
 
     def build(lib, F):
         w = lib.tensor(p["w1"])
-        counted = _Counting(lambda x: (x @ w.t()).cumsum(0).flip(0)[:3] * 2)
+        counted = Counting(lambda x: (x @ w.t()).cumsum(0).flip(0)[:3] * 2)
         out = lib.func.vmap(counted)(lib.tensor(p["x"]))
         if lib is chainrule:
             assert counted.calls <= 2
@@ -157,7 +148,7 @@ def test_matmul_under_vmap_is_torchs_for_every_rank_pairing(shapes, mapped):
     in_dims = (0 if mapped in ("a", "both") else None, 0 if mapped in ("b", "both") else None)
 
     def build(lib, F):
-        counted = _Counting(lambda x, y: x @ y)
+        counted = Counting(lambda x, y: x @ y)
         out = lib.func.vmap(counted, in_dims=in_dims)(lib.tensor(a), lib.tensor(b))
         if lib is chainrule:
             assert counted.calls <= 2

@@ -13,6 +13,9 @@ import chainrule
 import chainrule.nn.functional as F
 
 torch = pytest.importorskip("torch")
+
+from ._vmap_checks import Counting  # noqa: E402
+
 TF = torch.nn.functional
 
 
@@ -22,18 +25,6 @@ def _data(seed: int = 0):
             "w2": rng.standard_normal((5, 24)).astype(np.float32), "b2": rng.standard_normal(5).astype(np.float32),
             "x": rng.standard_normal((9, 12)).astype(np.float32), "y": rng.integers(0, 5, 9),
             "t": rng.standard_normal((9, 5)).astype(np.float32)}
-
-
-class _Counting:
-    """A function that counts its calls (torch's vmap calls it once)."""
-
-    def __init__(self, func) -> None:
-        self.func, self.calls = func, 0
-        self.__name__ = "counted"
-
-    def __call__(self, *args):
-        self.calls += 1
-        return self.func(*args)
 
 
 def _arrays(out):
@@ -70,10 +61,10 @@ def test_the_mapped_function_runs_once_as_torchs(case):
         w, b, x = lib.tensor(p["w1"]), lib.tensor(p["b1"]), lib.tensor(p["x"])
         if case == "per-sample grads":
             params = {k: lib.tensor(p[k]) for k in ("w1", "b1", "w2", "b2")}
-            counted = _Counting(_mlp_loss(lib, F, "cross_entropy"))
+            counted = Counting(_mlp_loss(lib, F, "cross_entropy"))
             out = lib.func.vmap(lib.func.grad(counted), in_dims=(None, 0, 0))(params, x, lib.tensor(p["y"]))
         else:
-            counted = _Counting({"elementwise": lambda x: (x.sin() * x.exp() - x / 3).sigmoid(),
+            counted = Counting({"elementwise": lambda x: (x.sin() * x.exp() - x / 3).sigmoid(),
                                  "linear": lambda x: F.linear(x, w, b).tanh(),
                                  "index": lambda x: x[2:7] * x[0]}[case])
             out = lib.func.vmap(counted)(x)
@@ -111,24 +102,6 @@ def test_a_batched_value_read_as_a_number_inside_chainrule_gives_each_slice_its_
 
 
 # ---------------------------------------------------------------- batching rules of the losses
-
-
-@pytest.fixture
-def per_slice_ops(monkeypatch):
-    """The names of the ops vmap's replay ran once per slice (no batching rule), and "replay failed"
-    where it ran the function slice by slice."""
-    from chainrule import _vmap_batched
-
-    found = []
-    replay = _vmap_batched.replay
-
-    def counted(trace, *args, **kwargs):
-        out = replay(trace, *args, **kwargs)
-        found.extend(["replay failed"] if out is None else [trace.ops[i][0].__name__ for i in trace.per_slice])
-        return out
-
-    monkeypatch.setattr(_vmap_batched, "replay", counted)
-    return found
 
 
 def _loss_case(lib, loss: str, reduction: str, ignore_index: int, weighted: bool, rank: int):
@@ -207,7 +180,7 @@ def test_mse_loss_per_sample_gradients_batch_by_rules(reduction, per_slice_ops):
 
     def build(lib, F):
         params = {k: lib.tensor(p[k]) for k in ("w1", "b1", "w2", "b2")}
-        counted = _Counting(_mlp_loss(lib, F, "mse", reduction=reduction))
+        counted = Counting(_mlp_loss(lib, F, "mse", reduction=reduction))
         summed = (lambda *a: counted(*a).sum()) if reduction == "none" else counted
         grads = lib.func.vmap(lib.func.grad(summed), in_dims=(None, 0, 0))(params, lib.tensor(p["x"]),
                                                                            lib.tensor(p["t"]))
@@ -278,7 +251,7 @@ def test_cnn_per_sample_gradients_batch_conv_and_max_pool_by_rules(case, unbatch
         params = {"w": lib.tensor(w), "v": lib.tensor(np.random.default_rng(12).standard_normal((3, features)) * 0.1)}
         if spec["conv"].get("bias", True):
             params["b"] = lib.tensor(b)
-        counted = _Counting(loss)
+        counted = Counting(loss)
         out = lib.func.vmap(lib.func.grad(counted), in_dims=(None, 0, 0))(params, lib.tensor(x), lib.tensor(y))
         assert counted.calls == 1
         return out
@@ -317,7 +290,7 @@ def test_vmap_of_second_derivatives_replays_on_the_batch(transform, case, per_sl
     def build(lib):
         f = {"sin and cube": lambda v: (v.sin() * v).sum() + (v ** 3).sum(),
              "log of summed exp": lambda v: lib.log(lib.exp(v).sum())}[case]
-        counted = _Counting(f)
+        counted = Counting(f)
         F = lib.func
         inner = {"hessian": F.hessian, "jacfwd(jacfwd)": lambda g: F.jacfwd(F.jacfwd(g)),
                  "jacrev(jacrev)": lambda g: F.jacrev(F.jacrev(g))}[transform](counted)

@@ -14,24 +14,6 @@ import chainrule
 torch = pytest.importorskip("torch")
 
 
-@pytest.fixture
-def per_slice_ops(monkeypatch):
-    """The names of the ops vmap's replay ran once per slice, and "replay failed" where it ran the
-    function slice by slice."""
-    from chainrule import _vmap_batched
-
-    found = []
-    replay = _vmap_batched.replay
-
-    def counted(trace, *args, **kwargs):
-        out = replay(trace, *args, **kwargs)
-        found.extend(["replay failed"] if out is None else [trace.ops[i][0].__name__ for i in trace.per_slice])
-        return out
-
-    monkeypatch.setattr(_vmap_batched, "replay", counted)
-    return found
-
-
 def _inputs():
     rng = np.random.default_rng(3)
     return rng.standard_normal((5, 4, 6)), rng.integers(0, 3, (4, 6))

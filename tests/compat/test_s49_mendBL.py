@@ -11,36 +11,10 @@ import chainrule
 import chainrule.nn.functional as F
 
 torch = pytest.importorskip("torch")
+
+from ._vmap_checks import Counting  # noqa: E402
+
 TF = torch.nn.functional
-
-
-class _Counting:
-    """A function that counts its calls (torch's vmap calls it once)."""
-
-    def __init__(self, func) -> None:
-        self.func, self.calls = func, 0
-
-    def __call__(self, *args):
-        self.calls += 1
-        return self.func(*args)
-
-
-@pytest.fixture
-def per_slice_ops(monkeypatch):
-    """The names of the ops vmap's replay ran once per slice (no batching rule), and "replay failed"
-    where it ran the function slice by slice."""
-    from chainrule import _vmap_batched
-
-    found = []
-    replay = _vmap_batched.replay
-
-    def counted(trace, *args, **kwargs):
-        out = replay(trace, *args, **kwargs)
-        found.extend(["replay failed"] if out is None else [trace.ops[i][0].__name__ for i in trace.per_slice])
-        return out
-
-    monkeypatch.setattr(_vmap_batched, "replay", counted)
-    return found
 
 
 def _arrays(out):
@@ -87,7 +61,7 @@ def _block(lib, D: int = 16, heads: int = 2):
 
 def _per_sample_grads(lib, module, xs, ys):
     params = {k: v.detach() for k, v in module.named_parameters()}
-    counted = _Counting(lambda p, x, y: ((lib.func.functional_call(module, p, (x,)) - y) ** 2).mean())
+    counted = Counting(lambda p, x, y: ((lib.func.functional_call(module, p, (x,)) - y) ** 2).mean())
     out = lib.func.vmap(lib.func.grad(counted), in_dims=(None, 0, 0))(params, xs, ys)
     return out, counted.calls
 
@@ -117,7 +91,7 @@ def test_layer_norm_mlp_per_sample_grads_run_no_op_per_slice(shape, normalized, 
         def loss(p, x, y):
             return (F.linear(F.layer_norm(x, normalized, p["g"], p["beta"]), p["w1"], p["b1"]) - y).square().sum()
 
-        counted = _Counting(loss)
+        counted = Counting(loss)
         out = lib.func.vmap(lib.func.grad(counted), in_dims=(None, 0, 0))(
             params, lib.tensor(x.astype(np.float32)), lib.tensor(y.astype(np.float32)))
         return out, counted.calls
@@ -176,7 +150,7 @@ def test_vmap_of_hessian_through_layer_norm_is_torchs():
 
     def build(lib, F):
         wt, bt = lib.tensor(w), lib.tensor(b)
-        counted = _Counting(lambda r: F.layer_norm(r, (5,), wt, bt).sin().sum())
+        counted = Counting(lambda r: F.layer_norm(r, (5,), wt, bt).sin().sum())
         return lib.func.vmap(lib.func.hessian(counted))(lib.tensor(x)), counted.calls
 
     (ours, our_calls), (theirs, their_calls) = build(chainrule, F), build(torch, TF)
@@ -198,7 +172,7 @@ def test_attention_shape_ops_replay_on_the_batch(case, per_slice_ops):
 
     def build(lib):
         xt, yt = lib.tensor(x, requires_grad=True), lib.tensor(y, requires_grad=True)
-        counted = _Counting(lambda a: f(lib, a, yt))
+        counted = Counting(lambda a: f(lib, a, yt))
         out = lib.func.vmap(counted)(xt)
         total = sum((o * o).sum() for o in (out if isinstance(out, (list, tuple)) else [out]))
         total.backward()
@@ -223,7 +197,7 @@ def test_vmap_of_second_derivatives_over_closed_over_dict_of_weights_replays(tra
 
     def build(lib):
         weights = {k: lib.tensor(v.astype(np.float32)) for k, v in arrays.items()}
-        counted = _Counting(lambda r: (lib.tanh(weights["a"] @ r + weights["b"]) ** 2).sum())
+        counted = Counting(lambda r: (lib.tanh(weights["a"] @ r + weights["b"]) ** 2).sum())
         second = {"hessian": lambda f: lib.func.hessian(f),
                   "jacrev of jacrev": lambda f: lib.func.jacrev(lib.func.jacrev(f)),
                   "jacfwd of grad": lambda f: lib.func.jacfwd(lib.func.grad(f))}[transform]
@@ -263,7 +237,7 @@ def test_dropout_under_vmap_draws_as_torch_and_runs_f_once(randomness, case, per
     x = np.random.default_rng(8).standard_normal((5, 12)).astype(np.float32)
 
     def build(lib):
-        counted = _Counting(_dropout_cases(lib)[case])
+        counted = Counting(_dropout_cases(lib)[case])
         lib.manual_seed(3)
         out = lib.func.vmap(counted, randomness=randomness)(lib.tensor(x))
         return [out, lib.rand(4)], counted.calls
@@ -318,7 +292,7 @@ def test_eval_batch_norm_per_sample_grads_replay_on_the_batch(affine, per_slice_
         model = _bn_model(lib, affine)
         params = {k: v.detach() for k, v in model.named_parameters()}
         buffers = dict(model.named_buffers())
-        counted = _Counting(lambda p, b, x, y: lib.nn.functional.cross_entropy(
+        counted = Counting(lambda p, b, x, y: lib.nn.functional.cross_entropy(
             lib.func.functional_call(model, (p, b), (x.unsqueeze(0),)), y.unsqueeze(0)))
         out = lib.func.vmap(lib.func.grad(counted), in_dims=(None, None, 0, 0))(params, buffers, lib.tensor(x),
                                                                                lib.tensor(y))
@@ -346,9 +320,9 @@ def test_eval_batch_norm_under_vmap_is_torchs(case, per_slice_ops):
             bn.running_mean.copy_(lib.tensor(mean[0]))
             bn.running_var.copy_(lib.tensor(var[0]))
         if case == "closed-over module":
-            counted = _Counting(lambda a: bn(a).tanh())
+            counted = Counting(lambda a: bn(a).tanh())
             return lib.func.vmap(counted)(lib.tensor(x)), counted.calls
-        counted = _Counting(lambda a, m, v: lib.nn.functional.batch_norm(a, m, v, bn.weight, bn.bias).tanh())
+        counted = Counting(lambda a, m, v: lib.nn.functional.batch_norm(a, m, v, bn.weight, bn.bias).tanh())
         return lib.func.vmap(counted)(lib.tensor(x), lib.tensor(mean), lib.tensor(var)), counted.calls
 
     (ours, our_calls), (theirs, _) = build(chainrule), build(torch)

@@ -13,49 +13,7 @@ import chainrule
 
 torch = pytest.importorskip("torch")
 
-
-class _Counting:
-    """A function that counts its calls (torch's vmap calls it once)."""
-
-    def __init__(self, func) -> None:
-        self.func, self.calls = func, 0
-
-    def __call__(self, *args):
-        self.calls += 1
-        return self.func(*args)
-
-
-@pytest.fixture
-def per_slice_ops(monkeypatch):
-    """The names of the ops vmap's replay ran once per slice (no batching rule), and "replay failed"
-    where it ran the function slice by slice."""
-    from chainrule import _vmap_batched
-
-    found = []
-    replay = _vmap_batched.replay
-
-    def counted(trace, *args, **kwargs):
-        out = replay(trace, *args, **kwargs)
-        found.extend(["replay failed"] if out is None else [trace.ops[i][0].__name__ for i in trace.per_slice])
-        return out
-
-    monkeypatch.setattr(_vmap_batched, "replay", counted)
-    return found
-
-
-def _mapped(lib, build, arrays, grad: int = 0, in_dims=0):
-    """vmap of ``build(lib)`` (or of its ``grad``-th derivative's sum of squares) over ``arrays``:
-    (the result as an array, how many times the function ran)."""
-    counted = _Counting(build(lib))
-    f = counted
-    if grad:
-        f = lib.func.grad(lambda *a: counted(*a).sum())
-    if grad == 2:
-        first = f
-        f = lib.func.grad(lambda *a: (first(*a) ** 2).sum())
-    out = lib.func.vmap(f, in_dims=in_dims)(*(lib.tensor(a) for a in arrays))
-    return out.detach().numpy(), counted.calls
-
+from ._vmap_checks import Counting, mapped  # noqa: E402
 
 _rng = np.random.default_rng(50)
 _X = _rng.standard_normal((4, 5, 6))
@@ -108,8 +66,8 @@ FIRST_ORDER = {
 @pytest.mark.parametrize("grad", [0, 1], ids=["forward", "grad"])
 @pytest.mark.parametrize("name", sorted(FIRST_ORDER))
 def test_fft_replays_on_the_batch_with_torchs_values(name, grad, per_slice_ops):
-    ours, our_calls = _mapped(chainrule, FIRST_ORDER[name], (_X, _Y), grad)
-    theirs, their_calls = _mapped(torch, FIRST_ORDER[name], (_X, _Y), grad)
+    ours, our_calls = mapped(chainrule, FIRST_ORDER[name], (_X, _Y), grad)
+    theirs, their_calls = mapped(torch, FIRST_ORDER[name], (_X, _Y), grad)
     assert our_calls == their_calls == 1
     assert per_slice_ops == []
     np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
@@ -118,8 +76,8 @@ def test_fft_replays_on_the_batch_with_torchs_values(name, grad, per_slice_ops):
 @pytest.mark.parametrize("grad", [0, 1, 2], ids=["forward", "grad", "grad_of_grad"])
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_op_replays_on_the_batch_with_torchs_values(name, grad, per_slice_ops):
-    ours, our_calls = _mapped(chainrule, CASES[name], (_X, _Y), grad)
-    theirs, their_calls = _mapped(torch, CASES[name], (_X, _Y), grad)
+    ours, our_calls = mapped(chainrule, CASES[name], (_X, _Y), grad)
+    theirs, their_calls = mapped(torch, CASES[name], (_X, _Y), grad)
     assert our_calls == their_calls == 1
     assert per_slice_ops == []
     assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
@@ -130,8 +88,8 @@ def test_op_replays_on_the_batch_with_torchs_values(name, grad, per_slice_ops):
 def test_op_replays_bitwise_as_torchs_batched_kernel(name, per_slice_ops):
     """Where torch's batching rule runs the same op on the batch, the values are bitwise its."""
     xs, ys = (a.astype(np.float32) for a in (_X, _Y))
-    ours, _ = _mapped(chainrule, CASES[name], (xs, ys))
-    theirs, _ = _mapped(torch, CASES[name], (xs, ys))
+    ours, _ = mapped(chainrule, CASES[name], (xs, ys))
+    theirs, _ = mapped(torch, CASES[name], (xs, ys))
     assert per_slice_ops == []
     np.testing.assert_array_equal(ours, theirs)
 
@@ -153,8 +111,8 @@ def test_unbatched_matrix_solved_against_batched_right_hand_sides(per_slice_ops)
         A = lib.tensor(a)
         return lambda y: lib.linalg.solve(A, y[:, :3])
 
-    ours, our_calls = _mapped(chainrule, build, (_Y,))
-    theirs, their_calls = _mapped(torch, build, (_Y,))
+    ours, our_calls = mapped(chainrule, build, (_Y,))
+    theirs, their_calls = mapped(torch, build, (_Y,))
     assert our_calls == their_calls == 1 and per_slice_ops == []
     np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
 
@@ -196,8 +154,8 @@ def test_generate_vmap_rule_function_runs_f_once(grad, per_slice_ops):
 
         return f
 
-    ours, our_calls = _mapped(chainrule, build, (_X, _Y), grad)
-    theirs, their_calls = _mapped(torch, build, (_X, _Y), grad)
+    ours, our_calls = mapped(chainrule, build, (_X, _Y), grad)
+    theirs, their_calls = mapped(torch, build, (_X, _Y), grad)
     assert our_calls == their_calls == 1
     # (the Function's forward runs once per slice inside the replay, as each slice's own run would call it)
     assert set(per_slice_ops) <= {"Cube"} and "replay failed" not in per_slice_ops
@@ -210,7 +168,7 @@ def test_generate_vmap_rule_function_differentiated_outside_the_vmap(per_slice_o
     for lib in (chainrule, torch):
         cube = _cube(lib)
         x = lib.tensor(_X, requires_grad=True)
-        counted = _Counting(lambda x, cube=cube: cube.apply(x, 0.5)[0].cos() * cube.apply(x, 1.5)[1])
+        counted = Counting(lambda x, cube=cube: cube.apply(x, 0.5)[0].cos() * cube.apply(x, 1.5)[1])
         out = lib.func.vmap(counted)(x)
         out.sum().backward()
         grads.append((out.detach().numpy(), x.grad.numpy()))
@@ -233,7 +191,7 @@ def test_alpha_dropout_draws_torchs_numbers_and_runs_f_once(randomness, dtype, g
     found = []
     for lib in (chainrule, torch):
         lib.manual_seed(7)
-        counted = _Counting(build(lib))
+        counted = Counting(build(lib))
         f = counted if not grad else lib.func.grad(lambda x, y, counted=counted: counted(x, y).sum())
         xs, ys = (lib.tensor(a.astype(dtype)) for a in (_X, _Y))
         found.append((lib.func.vmap(f, randomness=randomness)(xs, ys).numpy(), counted.calls))
@@ -261,7 +219,7 @@ def test_dropout_over_a_batch_dim_not_first_runs_f_once(op, randomness, in_dims,
     found = []
     for lib in (chainrule, torch):
         lib.manual_seed(11)
-        counted = _Counting(lambda x, lib=lib: getattr(lib.nn.functional, op)(x, 0.4, True) * 2)
+        counted = Counting(lambda x, lib=lib: getattr(lib.nn.functional, op)(x, 0.4, True) * 2)
         out = lib.func.vmap(counted, in_dims=in_dims, randomness=randomness)(lib.tensor(_X.astype(np.float32)))
         found.append((out.numpy(), counted.calls))
     (ours, our_calls), (theirs, their_calls) = found

@@ -12,52 +12,7 @@ import chainrule
 
 torch = pytest.importorskip("torch")
 
-
-class _Counting:
-    """A function that counts its calls (torch's vmap calls it once)."""
-
-    def __init__(self, func) -> None:
-        self.func, self.calls = func, 0
-
-    def __call__(self, *args):
-        self.calls += 1
-        return self.func(*args)
-
-
-@pytest.fixture
-def per_slice_ops(monkeypatch):
-    """The names of the ops vmap's replay ran once per slice (no batching rule), and "replay failed"
-    where it ran the function slice by slice."""
-    from chainrule import _vmap_batched
-
-    found = []
-    replay = _vmap_batched.replay
-
-    def counted(trace, *args, **kwargs):
-        out = replay(trace, *args, **kwargs)
-        found.extend(["replay failed"] if out is None else [trace.ops[i][0].__name__ for i in trace.per_slice])
-        return out
-
-    monkeypatch.setattr(_vmap_batched, "replay", counted)
-    return found
-
-
-def _mapped(lib, build, arrays, grad: int = 0, randomness: str = "error", seed: int | None = None):
-    """vmap of ``build(lib)`` (or of its ``grad``-th derivative's sum of squares) over ``arrays``:
-    (the result as an array, how many times the function ran)."""
-    counted = _Counting(build(lib))
-    f = counted
-    if grad:
-        f = lib.func.grad(lambda *a: counted(*a).sum())
-    if grad == 2:
-        first = f
-        f = lib.func.grad(lambda *a: (first(*a) ** 2).sum())
-    inputs = [lib.tensor(a) for a in arrays]
-    if seed is not None:
-        lib.manual_seed(seed)
-    out = lib.func.vmap(f, randomness=randomness)(*inputs)
-    return out.detach().numpy(), counted.calls
-
+from ._vmap_checks import mapped  # noqa: E402
 
 _rng = np.random.default_rng(50)
 _X = _rng.standard_normal((4, 5, 6))
@@ -84,8 +39,8 @@ RANDOM = {
 @pytest.mark.parametrize("name", sorted(RANDOM))
 def test_random_op_draws_torchs_numbers_once_for_the_batch(name, grad, dtype, per_slice_ops):
     """One draw of the batch's shape, as torch's batching rule draws it: bitwise torch's numbers."""
-    ours, our_calls = _mapped(chainrule, RANDOM[name], (_X.astype(dtype),), grad, "different", seed=3)
-    theirs, their_calls = _mapped(torch, RANDOM[name], (_X.astype(dtype),), grad, "different", seed=3)
+    ours, our_calls = mapped(chainrule, RANDOM[name], (_X.astype(dtype),), grad, "different", seed=3)
+    theirs, their_calls = mapped(torch, RANDOM[name], (_X.astype(dtype),), grad, "different", seed=3)
     assert our_calls == their_calls == 1
     assert per_slice_ops == []
     np.testing.assert_array_equal(ours, theirs)
@@ -95,7 +50,7 @@ def test_random_op_draws_torchs_numbers_once_for_the_batch(name, grad, dtype, pe
 def test_random_op_leaves_the_generator_where_torchs_vmap_does(name):
     after = []
     for lib in (chainrule, torch):
-        _mapped(lib, RANDOM[name], (_X,), 0, "different", seed=4)
+        mapped(lib, RANDOM[name], (_X,), 0, "different", seed=4)
         after.append(lib.rand(8, dtype=lib.float64).numpy())
     np.testing.assert_array_equal(*after)
 
@@ -136,8 +91,8 @@ MEDIAN = {
 @pytest.mark.parametrize(("name", "grad"), [(name, grad) for name in sorted(MEDIAN) for grad in (0, 1, 2)
                                             if not (grad and name == "median_int")])  # (no gradient of an integer)
 def test_median_of_all_elements_replays_on_the_batch(name, grad, per_slice_ops):
-    ours, our_calls = _mapped(chainrule, MEDIAN[name], (_X, _Y), grad)
-    theirs, their_calls = _mapped(torch, MEDIAN[name], (_X, _Y), grad)
+    ours, our_calls = mapped(chainrule, MEDIAN[name], (_X, _Y), grad)
+    theirs, their_calls = mapped(torch, MEDIAN[name], (_X, _Y), grad)
     assert our_calls == their_calls == 1
     assert per_slice_ops == []
     assert ours.dtype == theirs.dtype
@@ -180,8 +135,8 @@ INTERPOLATE = {
 def test_float32_interpolate_replays_bitwise_as_torchs_kernel(name, per_slice_ops):
     """torch's batching rule folds the batch into N and runs its float32 kernel: the same roundings."""
     xs = _X.astype(np.float32)
-    ours, our_calls = _mapped(chainrule, INTERPOLATE[name], (xs,))
-    theirs, their_calls = _mapped(torch, INTERPOLATE[name], (xs,))
+    ours, our_calls = mapped(chainrule, INTERPOLATE[name], (xs,))
+    theirs, their_calls = mapped(torch, INTERPOLATE[name], (xs,))
     assert our_calls == their_calls == 1
     assert per_slice_ops == []
     assert ours.dtype == theirs.dtype == np.float32
@@ -203,8 +158,8 @@ FFT = {
 def test_grad_of_an_fft_of_a_real_input_replays_on_the_batch(name, per_slice_ops):
     """The engine's real part of a complex gradient for a real input, and irfft's weights of the
     doubled bins, are ops the record follows: vmap(grad) runs f once."""
-    ours, our_calls = _mapped(chainrule, FFT[name], (_X, _Y), 1)
-    theirs, their_calls = _mapped(torch, FFT[name], (_X, _Y), 1)
+    ours, our_calls = mapped(chainrule, FFT[name], (_X, _Y), 1)
+    theirs, their_calls = mapped(torch, FFT[name], (_X, _Y), 1)
     assert our_calls == their_calls == 1
     assert per_slice_ops == []
     np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
@@ -233,8 +188,8 @@ INDEXED = {
 
 @pytest.mark.parametrize("name", sorted(INDEXED))
 def test_index_by_a_batched_0d_index_replays_on_the_batch(name, per_slice_ops):
-    ours, our_calls = _mapped(chainrule, INDEXED[name], (_X, _Y))
-    theirs, their_calls = _mapped(torch, INDEXED[name], (_X, _Y))
+    ours, our_calls = mapped(chainrule, INDEXED[name], (_X, _Y))
+    theirs, their_calls = mapped(torch, INDEXED[name], (_X, _Y))
     assert our_calls == their_calls == 1
     assert per_slice_ops == []
     np.testing.assert_array_equal(ours, theirs)

@@ -12,25 +12,7 @@ import chainrule
 
 torch = pytest.importorskip("torch")
 
-from .test_s50_mendBW import _mapped  # noqa: E402 - (mendBW's probe helper)
-
-
-@pytest.fixture
-def per_slice_ops(monkeypatch):
-    """The names of the ops vmap's replay ran once per slice (no batching rule), and "replay failed"
-    where it ran the function slice by slice (mendBW's fixture)."""
-    from chainrule import _vmap_batched
-
-    found = []
-    replay = _vmap_batched.replay
-
-    def counted(trace, *args, **kwargs):
-        out = replay(trace, *args, **kwargs)
-        found.extend(["replay failed"] if out is None else [trace.ops[i][0].__name__ for i in trace.per_slice])
-        return out
-
-    monkeypatch.setattr(_vmap_batched, "replay", counted)
-    return found
+from ._vmap_checks import mapped  # noqa: E402
 
 _rng = np.random.default_rng(51)
 _X = _rng.standard_normal((4, 5, 6))
@@ -55,8 +37,8 @@ CLAMP = {
 @pytest.mark.parametrize("grad", [0, 1, 2])
 @pytest.mark.parametrize("name", sorted(CLAMP))
 def test_clamp_and_round_replay_on_the_batch(name, grad, per_slice_ops):
-    ours, our_calls = _mapped(chainrule, CLAMP[name], (_X, _Y), grad)
-    theirs, their_calls = _mapped(torch, CLAMP[name], (_X, _Y), grad)
+    ours, our_calls = mapped(chainrule, CLAMP[name], (_X, _Y), grad)
+    theirs, their_calls = mapped(torch, CLAMP[name], (_X, _Y), grad)
     assert our_calls == their_calls == 1
     assert per_slice_ops == []
     assert ours.dtype == theirs.dtype
@@ -77,8 +59,8 @@ def test_bitwise_ops_replay_on_the_batch(per_slice_ops):
     """``&``, ``|`` and ``^`` of batched masks are in the record (they ran once per slice)."""
     xs, ys = (_X * 4).astype(np.int64), (_Y * 4).astype(np.int64)
     build = lambda lib: lambda x, y: ((x & y) | (x ^ 3)) + lib.bitwise_and(x > 0, y > 0)  # noqa: E731
-    ours, our_calls = _mapped(chainrule, build, (xs, ys))
-    theirs, their_calls = _mapped(torch, build, (xs, ys))
+    ours, our_calls = mapped(chainrule, build, (xs, ys))
+    theirs, their_calls = mapped(torch, build, (xs, ys))
     assert our_calls == their_calls == 1
     assert per_slice_ops == []
     np.testing.assert_array_equal(ours, theirs)
@@ -102,8 +84,8 @@ PROMOTED = {
 def test_promoted_operand_replays_on_the_batch(name, grad, per_slice_ops):
     """The second derivative of |z| divides z by a real where(...) promoted to complex with no node of
     its own (torch's TensorIterator cast): the replay promotes the batch's operand the same way."""
-    ours, our_calls = _mapped(chainrule, PROMOTED[name], (_X, _Y), grad)
-    theirs, their_calls = _mapped(torch, PROMOTED[name], (_X, _Y), grad)
+    ours, our_calls = mapped(chainrule, PROMOTED[name], (_X, _Y), grad)
+    theirs, their_calls = mapped(torch, PROMOTED[name], (_X, _Y), grad)
     assert our_calls == their_calls == 1
     assert per_slice_ops == []
     assert ours.dtype == theirs.dtype
@@ -144,8 +126,8 @@ RANDOM = {
 def test_random_factory_draws_torchs_numbers_once_for_the_batch(name, grad, dtype, per_slice_ops):
     """randint, normal and randperm draw for the batch once, as torch's batching rules: bitwise (normal
     from tensors: the batch's noise, then ``* std + mean``)."""
-    ours, our_calls = _mapped(chainrule, RANDOM[name], (_X.astype(dtype),), grad, "different", seed=5)
-    theirs, their_calls = _mapped(torch, RANDOM[name], (_X.astype(dtype),), grad, "different", seed=5)
+    ours, our_calls = mapped(chainrule, RANDOM[name], (_X.astype(dtype),), grad, "different", seed=5)
+    theirs, their_calls = mapped(torch, RANDOM[name], (_X.astype(dtype),), grad, "different", seed=5)
     assert our_calls == their_calls == 1
     assert per_slice_ops == []
     assert ours.dtype == theirs.dtype
@@ -156,8 +138,8 @@ def test_randperm_index_runs_the_function_once():
     """x[:, randperm(6)] under randomness="different": f once, torch's permutations (the index op
     with a batched index still runs per slice)."""
     build = lambda lib: lambda x: x[:, lib.randperm(6)]  # noqa: E731
-    ours, our_calls = _mapped(chainrule, build, (_X,), 1, "different", seed=7)
-    theirs, their_calls = _mapped(torch, build, (_X,), 1, "different", seed=7)
+    ours, our_calls = mapped(chainrule, build, (_X,), 1, "different", seed=7)
+    theirs, their_calls = mapped(torch, build, (_X,), 1, "different", seed=7)
     assert our_calls == their_calls == 1
     np.testing.assert_array_equal(ours, theirs)
 
@@ -166,7 +148,7 @@ def test_randperm_index_runs_the_function_once():
 def test_random_factory_leaves_the_generator_where_torchs_vmap_does(name):
     after = []
     for lib in (chainrule, torch):
-        _mapped(lib, RANDOM[name], (_X,), 0, "different", seed=6)
+        mapped(lib, RANDOM[name], (_X,), 0, "different", seed=6)
         after.append(lib.rand(8, dtype=lib.float64).numpy())
     np.testing.assert_array_equal(*after)
 
