@@ -39,6 +39,30 @@ def logging_tensor(lib):
     return LoggingTensor, log
 
 
+
+def unwrapped_values(t) -> np.ndarray:
+    """The values of ``t``, or of the tensor a LoggingTensor wraps, as a NumPy array."""
+    return np.asarray(getattr(t, "elem", t).detach().tolist())
+
+
+def run_wrapped_case(lib, case, wrap: bool):
+    """Run ``case`` = (program(lib, *inputs), arrays, the indices of the inputs a LoggingTensor wraps where
+    ``wrap``, the indices of those that require grad): (its values, the inputs' gradients of its sum against
+    fixed random weights, the ops the handler saw but detach, the result's class name)."""
+    program, arrays, wrapped, grads = case
+    wrapper, log = logging_tensor(lib)
+    inputs = []
+    for k, array in enumerate(arrays):
+        t = lib.tensor(array, requires_grad=k in grads)
+        inputs.append(wrapper(t) if wrap and k in wrapped else t)
+    out = program(lib, *inputs)
+    seen = [op for op in log if op != "aten.detach.default"]
+    gradients = []
+    if grads:
+        weight = lib.tensor(np.random.default_rng(1).standard_normal(tuple(out.shape)))
+        gradients = [unwrapped_values(g) for g in lib.autograd.grad((out * weight).sum(), [inputs[k] for k in grads])]
+    return unwrapped_values(out), gradients, seen, type(out).__name__
+
 class PassingMode(_python_dispatch.TorchDispatchMode):
     """chainrule's mode that calls every func with what it got."""
 

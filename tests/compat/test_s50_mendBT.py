@@ -17,6 +17,7 @@ real_torch = pytest.importorskip("torch")
 import chainrule  # noqa: E402
 
 from ._dispatch_checks import logging_tensor as _logging_tensor  # noqa: E402
+from ._dispatch_checks import run_wrapped_case, unwrapped_values  # noqa: E402
 
 _rng = np.random.default_rng(50)
 _X3 = _rng.standard_normal((2, 3, 4))
@@ -151,25 +152,11 @@ _CASES.update({
 })
 
 
-def _plain(t):
-    return np.asarray(getattr(t, "elem", t).detach().tolist())
 
 
 def _run(lib, name, wrap):
     """(value, the gradients of the inputs that require grad, the ops the handler saw, the result's class)."""
-    program, arrays, wrapped, grads = _CASES[name]
-    logging_tensor, log = _logging_tensor(lib)
-    inputs = []
-    for k, array in enumerate(arrays):
-        t = lib.tensor(array, requires_grad=k in grads)
-        inputs.append(logging_tensor(t) if wrap and k in wrapped else t)
-    out = program(lib, *inputs)
-    seen = [op for op in log if op != "aten.detach.default"]
-    gradients = []
-    if grads:
-        weight = lib.tensor(np.random.default_rng(1).standard_normal(tuple(out.shape)))
-        gradients = [_plain(g) for g in lib.autograd.grad((out * weight).sum(), [inputs[k] for k in grads])]
-    return _plain(out), gradients, seen, type(out).__name__
+    return run_wrapped_case(lib, _CASES[name], wrap)
 
 
 @pytest.mark.parametrize("name", sorted(_CASES))
@@ -221,7 +208,7 @@ def test_an_in_place_write_through_a_wrapper_index_is_recorded_as_torchs():
         before = y._version
         y.index_put_((logging_tensor(lib.tensor([4, 0, 4])),), w[:3] * 2, accumulate=True)
         gw, = lib.autograd.grad((y * lib.tensor(np.arange(30.0).reshape(10, 3))).sum(), [w])
-        found[lib] = (type(y.grad_fn).__name__, y._version - before, _plain(y), _plain(gw))
+        found[lib] = (type(y.grad_fn).__name__, y._version - before, unwrapped_values(y), unwrapped_values(gw))
     ours, theirs = found[chainrule], found[real_torch]
     assert ours[:2] == theirs[:2] == ("IndexPutBackward0", 1)
     np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-12)

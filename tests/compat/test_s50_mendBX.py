@@ -13,6 +13,7 @@ real_torch = pytest.importorskip("torch")
 import chainrule  # noqa: E402
 
 from ._dispatch_checks import logging_tensor as _logging_tensor  # noqa: E402
+from ._dispatch_checks import run_wrapped_case, unwrapped_values  # noqa: E402
 
 _rng = np.random.default_rng(51)
 _A = _rng.standard_normal((2, 3, 3)) + 3 * np.eye(3)
@@ -101,23 +102,10 @@ _CASES.update({
 })
 
 
-def _plain(t):
-    return np.asarray(getattr(t, "elem", t).detach().tolist())
 
 
 def _run(lib, name, wrap):
-    program, arrays, wrapped, grads = _CASES[name]
-    logging_tensor, log = _logging_tensor(lib)
-    inputs = []
-    for k, array in enumerate(arrays):
-        t = lib.tensor(array, requires_grad=k in grads)
-        inputs.append(logging_tensor(t) if wrap and k in wrapped else t)
-    out = program(lib, *inputs)
-    gradients = []
-    if grads:
-        weight = lib.tensor(np.random.default_rng(1).standard_normal(tuple(out.shape)))
-        gradients = [_plain(g) for g in lib.autograd.grad((out * weight).sum(), [inputs[k] for k in grads])]
-    return _plain(out), gradients, [op for op in log if op != "aten.detach.default"]
+    return run_wrapped_case(lib, _CASES[name], wrap)[:3]
 
 
 @pytest.mark.parametrize("name", sorted(_CASES))
@@ -187,7 +175,7 @@ def test_wrapped_running_statistics_are_updated_once_as_torchs(program):
         x = logging_tensor(lib.tensor(_N, requires_grad=True))
         m, v = (logging_tensor(lib.tensor(a)) for a in (_C, _C ** 2))
         program(lib, x, m, v).sum().backward()
-        found[lib] = _plain(m), _plain(v), _plain(x.grad)
+        found[lib] = unwrapped_values(m), unwrapped_values(v), unwrapped_values(x.grad)
     for ours, theirs in zip(found[chainrule], found[real_torch]):
         np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
 
@@ -202,6 +190,6 @@ def test_an_in_place_op_with_a_wrapper_that_requires_grad_bumps_the_version_once
         w = logging_tensor(lib.tensor(_C ** 2, requires_grad=True))
         before = p._version
         p.add_(w)
-        found[lib] = p._version - before, type(p.grad_fn).__name__, _plain(p)
+        found[lib] = p._version - before, type(p.grad_fn).__name__, unwrapped_values(p)
     assert found[chainrule][:2] == found[real_torch][:2]
     np.testing.assert_allclose(found[chainrule][2], found[real_torch][2], rtol=1e-12)

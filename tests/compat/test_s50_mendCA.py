@@ -11,6 +11,7 @@ real_torch = pytest.importorskip("torch")
 import chainrule  # noqa: E402
 
 from ._dispatch_checks import logging_tensor as _logging_tensor  # noqa: E402
+from ._dispatch_checks import run_wrapped_case, unwrapped_values  # noqa: E402
 
 _rng = np.random.default_rng(50)
 _X = _rng.standard_normal((3, 4))
@@ -103,23 +104,10 @@ _CASES.update({
 })
 
 
-def _plain(t):
-    return np.asarray(getattr(t, "elem", t).detach().tolist())
 
 
 def _run(lib, name, wrap):
-    program, arrays, wrapped, grads = _CASES[name]
-    logging_tensor, log = _logging_tensor(lib)
-    inputs = []
-    for k, array in enumerate(arrays):
-        t = lib.tensor(array, requires_grad=k in grads)
-        inputs.append(logging_tensor(t) if wrap and k in wrapped else t)
-    out = program(lib, *inputs)
-    gradients = []
-    if grads:
-        weight = lib.tensor(np.random.default_rng(1).standard_normal(tuple(out.shape)))
-        gradients = [_plain(g) for g in lib.autograd.grad((out * weight).sum(), [inputs[k] for k in grads])]
-    return _plain(out), gradients, [op for op in log if op != "aten.detach.default"]
+    return run_wrapped_case(lib, _CASES[name], wrap)[:3]
 
 
 @pytest.mark.parametrize("name", sorted(_CASES))
@@ -178,7 +166,7 @@ def test_a_wrapper_is_refused_or_viewed_as_torchs(program, message):
         logging_tensor, _ = _logging_tensor(lib)
         x = logging_tensor(lib.tensor(values))
         try:
-            found[lib] = _plain(lib.view_as_real(program(lib, x)) if message is None else program(lib, x))
+            found[lib] = unwrapped_values(lib.view_as_real(program(lib, x)) if message is None else program(lib, x))
         except RuntimeError as error:
             found[lib] = str(error)
     if isinstance(found[real_torch], str):
