@@ -1761,7 +1761,7 @@ def nuclear_norm(input: Tensor, dim=None, keepdim: bool = False, *, out=None) ->
     result = linalg_svdvals(input.movedim(dims, (-2, -1))).sum(-1)
     if keepdim:  # the two size-1 dims moved back where dim names them, as torch does
         result = result.unsqueeze(-1).unsqueeze(-1).movedim((-2, -1), dims)
-    return _copy_out(result, out, "nuclear_norm")
+    return _copy_out(result, out, "nuclear_norm", composite=True)
 
 
 def frobenius_norm(input: Tensor, dim, keepdim: bool = False, *, out=None) -> Tensor:
