@@ -230,3 +230,75 @@ def test_out_refusals_name_torchs_kernel_and_rule(name, variant):
     assert got is not None and got[0] == "written", got
     np.testing.assert_allclose(got[1], expected[1], rtol=1e-10, atol=1e-12)
     assert got[2:] == expected[2:]
+
+
+# ---------------------------------------------------------------- cdist's second derivative, scatter's src
+CDIST_MODES = ("use_mm_for_euclid_dist_if_necessary", "use_mm_for_euclid_dist", "donot_use_mm_for_euclid_dist")
+
+
+def _cdist_twice(lib, p, mode, rows):
+    rng = np.random.default_rng(0)
+    a = lib.tensor(rng.standard_normal((2, rows, 3)), requires_grad=True)
+    b = lib.tensor(rng.standard_normal((1, rows + 1, 3)), requires_grad=True)
+    distances = lib.cdist(a, b, p=p, compute_mode=mode)
+    first = lib.autograd.grad(distances.sum(), (a, b), create_graph=True)
+    try:
+        second = lib.autograd.grad(sum((g * g).sum() for g in first), (a, b))
+    except Exception as error:  # noqa: BLE001
+        return type(error).__name__, str(error)
+    return [g.detach().numpy() for g in (*first, *second)]
+
+
+@pytest.mark.parametrize("rows", [4, 30])
+@pytest.mark.parametrize("mode", CDIST_MODES)
+@pytest.mark.parametrize("p", [0.0, 0.5, 1.0, 2.0, 3.0, float("inf")])
+def test_cdist_second_derivative_only_on_torchs_matrix_product_path(p, mode, rows):
+    expected, got = _cdist_twice(torch, p, mode, rows), _cdist_twice(chainrule, p, mode, rows)
+    if isinstance(expected, tuple):
+        assert got == expected
+        return
+    assert not isinstance(got, tuple), got
+    for mine, theirs in zip(got, expected):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-9, atol=1e-12)
+
+
+def test_cdist_first_derivative_graph_is_torchs():
+    a = chainrule.randn(4, 3, dtype=chainrule.float64, requires_grad=True)
+    b = chainrule.randn(5, 3, dtype=chainrule.float64, requires_grad=True)
+    distances = chainrule.cdist(a, b, p=3.0)
+    assert distances.grad_fn.name() == "CdistBackward0"
+    assert [type(node).__name__ for node, _ in distances.grad_fn.next_functions] == ["AccumulateGrad"] * 2
+    grad_a, _ = chainrule.autograd.grad(distances.sum(), (a, b), create_graph=True)
+    assert grad_a.grad_fn.name() == "CdistBackwardBackward0"
+    assert chainrule.autograd.gradcheck(lambda x, y: chainrule.cdist(x, y, p=3.0), (a, b))
+
+
+SCATTER_SHAPES = [((3, 5), (2, 3), (3, 4), 0), ((3, 5), (2, 3), (3, 4), 1), ((4,), (2,), (5,), 0),
+                  ((3, 5), (2, 0), (3, 4), 0), ((3, 5), (3, 4), (3, 4), 1), ((2, 3, 4), (2, 2, 2), (2, 3, 4), 2)]
+
+
+@pytest.mark.parametrize("op", ["scatter_add", "scatter", "scatter_reduce"])
+@pytest.mark.parametrize("shapes", SCATTER_SHAPES)
+def test_scatter_with_an_index_smaller_than_src_matches_torch(op, shapes):
+    def run(lib):
+        self_shape, index_shape, src_shape, dim = shapes
+        rng = np.random.default_rng(0)
+        x = lib.tensor(rng.standard_normal(self_shape), requires_grad=True)
+        src = lib.tensor(rng.standard_normal(src_shape), requires_grad=True)
+        index = lib.tensor(rng.integers(0, self_shape[dim], index_shape))
+        out = (lib.scatter_reduce(x, dim, index, src, "sum") if op == "scatter_reduce"
+               else getattr(lib, op)(x, dim, index, src))
+        try:
+            out.backward(lib.tensor(np.random.default_rng(1).standard_normal(tuple(out.shape))))
+        except RuntimeError as error:
+            return out.detach().numpy(), str(error)
+        return out.detach().numpy(), x.grad.numpy(), src.grad.numpy()
+
+    expected, got = run(torch), run(chainrule)
+    assert len(got) == len(expected)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-12)
+    if len(expected) == 2:
+        assert got[1] == expected[1]
+    else:
+        for mine, theirs in zip(got[1:], expected[1:]):
+            np.testing.assert_allclose(mine, theirs, rtol=1e-12)
