@@ -302,3 +302,39 @@ def test_scatter_with_an_index_smaller_than_src_matches_torch(op, shapes):
     else:
         for mine, theirs in zip(got[1:], expected[1:]):
             np.testing.assert_allclose(mine, theirs, rtol=1e-12)
+
+
+# ---------------------------------------------------------------- singular values' gradient
+SINGULAR = {
+    "zero 2x2": np.zeros((2, 2)), "zero 2x3": np.zeros((2, 3)), "zero 3x2": np.zeros((3, 2)),
+    "diag 1, 0": np.diag([1.0, 0.0]), "diag 2, 2, 0": np.diag([2.0, 2.0, 0.0]), "identity": np.eye(3),
+    "rotation": np.array([[0.0, 2.0], [-2.0, 0.0]]), "rank 1 3x4": np.outer([1.0, 2, 3], [0.5, -1, 2, 1]),
+    "batch": np.stack([np.zeros((2, 2)), np.outer([1.0, 2], [3, 4]), np.diag([1.0, -3.0])]),
+}
+SINGULAR_CALLS = {
+    "matrix_norm nuc": lambda L, A: L.linalg.matrix_norm(A, "nuc"),
+    "matrix_norm -2": lambda L, A: L.linalg.matrix_norm(A, -2),
+    "matrix_norm 2": lambda L, A: L.linalg.matrix_norm(A, 2),
+    "svdvals": lambda L, A: L.linalg.svdvals(A) * L.arange(1.0, 1 + min(A.shape[-2:]), dtype=A.dtype),
+}
+
+
+@pytest.mark.parametrize("call", SINGULAR_CALLS)
+@pytest.mark.parametrize("matrix", SINGULAR)
+def test_singular_value_gradients_at_rank_deficient_inputs_match_torch(matrix, call):
+    def gradient(lib):
+        A = lib.tensor(SINGULAR[matrix], dtype=lib.float64, requires_grad=True)
+        SINGULAR_CALLS[call](lib, A).sum().backward()
+        return A.grad.numpy()
+
+    np.testing.assert_allclose(gradient(chainrule), gradient(torch), rtol=1e-10, atol=1e-12)
+
+
+def test_singular_values_alone_gradcheck_and_full_svd_unchanged():
+    rng = np.random.default_rng(5)
+    A = chainrule.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    assert chainrule.autograd.gradcheck(lambda a: chainrule.linalg.svdvals(a), (A,))
+    assert chainrule.autograd.gradgradcheck(lambda a: chainrule.linalg.matrix_norm(a, "nuc"), (A,))
+    # U and Vh used too: the general rule
+    assert chainrule.autograd.gradcheck(lambda a: chainrule.linalg.svd(a, full_matrices=False)[0].abs().sum()
+                                        + chainrule.linalg.svd(a)[1].sum(), (A,))
