@@ -1477,7 +1477,7 @@ _AUTOGRAD_OUT_NAMES = {
     "linalg_det": "_linalg_det", "linalg_slogdet": "_linalg_slogdet", "slogdet": "_linalg_slogdet",
     "linalg.solve_ex": "_linalg_solve_ex", "lu_solve": "linalg_lu_solve", "qr": "linalg_qr",
     "orgqr": "linalg_householder_product", "ldl_solve": "aten::linalg_ldl_solve", "frobenius_norm": "norm",
-    "diff": "sub", "msort": "sort", "nanmean": "nansum", "take_along_dim": "gather",
+    "diff": "sub", "msort": "sort", "nanmean": "nansum", "take_along_dim": "gather", "linalg.matrix_rank": "sum",
     # torch.fft's functions reach one of three kernels (ihfft conjugates rfft's result last)
     **dict.fromkeys(("fft", "fft2", "fftn", "ifft", "ifft2", "ifftn", "ihfft2", "ihfftn"), "_fft_c2c"),
     **dict.fromkeys(("hfft", "hfft2", "hfftn", "irfft", "irfft2", "irfftn"), "_fft_c2r"),
@@ -1515,6 +1515,18 @@ def _refuse_other_dtype(result: Tensor, out: Tensor, op: str) -> None:
     if op in _SAME_DTYPE_OUT:
         raise RuntimeError(_SAME_DTYPE_OUT[op].format(result=_dtype.scalar_name(result.dtype),
                                                       out=_dtype.scalar_name(out.dtype)))
+
+
+# torch.linalg's functions (one result) whose out= refuses a dtype the result can't be cast to in
+# their own words ("linalg.pinv: Expected result to be safely castable from Double dtype, ..."): the prefix
+_CASTABLE_OUT = {
+    "linalg.householder_product": "torch.linalg.householder_product", "orgqr": "torch.linalg.householder_product",
+    "linalg.pinv": "linalg.pinv", "pinv": "linalg.pinv", "linalg.matrix_rank": "torch.linalg.matrix_rank",
+    "matrix_rank": "torch.linalg.matrix_rank", "linalg.cond": "linalg.cond", "cond": "linalg.cond",
+    "linalg.tensorinv": "tensorinv", "tensorinv": "tensorinv", "linalg.tensorsolve": "tensorsolve",
+    "tensorsolve": "tensorsolve", "cholesky_solve": "cholesky_solve", "cholesky_inverse": "cholesky_inverse",
+    "cholesky": "cholesky",
+}
 
 
 # composite ops whose out= checks the dtype itself, before it copies: their messages
@@ -1578,6 +1590,10 @@ def _check_out(result: Tensor, out: Tensor, op: str, autograd: bool = True) -> N
         raise NotImplementedError(f"Trying to use forward AD with {op}_out that does not support it because it "
                                   "is an out= function")
     _refuse_other_dtype(result, out, op)
+    if result.dtype._category > out.dtype._category and op in _CASTABLE_OUT:
+        raise RuntimeError(f"{_CASTABLE_OUT[op]}: Expected result to be safely castable from "
+                           f"{_dtype.scalar_name(result.dtype)} dtype, but got result with dtype "
+                           f"{_dtype.scalar_name(out.dtype)}")
     if result.dtype._category > out.dtype._category:
         raise RuntimeError(f"result type {_TYPE_NAMES[result.dtype.name][:-6]} can't be cast to the desired output "
                            f"type {_TYPE_NAMES[out.dtype.name][:-6]}")

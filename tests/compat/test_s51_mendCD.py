@@ -174,6 +174,10 @@ OUT_CALLS = {
     "index_add": (lambda L, x, o: L.index_add(x, 0, L.tensor([0, 2, 1]), x, out=o), _m),
     "triangular_solve": (lambda L, x, o: L.triangular_solve(x, x.triu(), out=(o, L.zeros(3, 3, dtype=L.float64))),
                          _m),
+    "linalg.pinv": (lambda L, x, o: L.linalg.pinv(x, out=o), _m),
+    "linalg.matrix_rank": (lambda L, x, o: L.linalg.matrix_rank(x, out=o), _m),
+    "cholesky_inverse": (lambda L, x, o: L.cholesky_inverse(x.tril(), out=o), _m),
+    "linalg.householder_product": (lambda L, x, o: L.linalg.householder_product(x, x[0], out=o), _m),
 }
 OUT_VARIANTS = ("input requires grad", "leaf out requires grad", "non-leaf out requires grad", "float32 out",
                 "int32 out")
