@@ -1400,11 +1400,63 @@ def _dim_index(dim, op: str) -> int:
 def write_out(result: Tensor, out, op: str) -> Tensor:
     """torch's ``out=``: ``result`` written into ``out``, which is resized to the result's shape
     (with torch's warning at the user's line when it held elements) and returned. Raises before writing
-    when a gradient would be needed (torch refuses out= under autograd) or the dtype can't hold it."""
+    when a gradient would be needed (torch refuses out= under autograd) or the dtype can't hold it;
+    for the ops torch's autograd runs through its not-implemented fallback (``_fallback_records``)
+    it writes and records the node that fallback records instead."""
     if not isinstance(out, Tensor):
         raise TypeError(f"{op}(): argument 'out' must be Tensor, not {type(out).__name__}")
+    if _fallback_records(op, out, result):
+        _check_out(result, out, op, autograd=False)
+        return _record_not_implemented(op, result, _write_checked_out(result.detach(), out))
     _check_out(result, out, op)
     return _write_checked_out(result, out)
+
+
+def _fallback_records(op: str, out: Tensor, result: Tensor) -> bool:
+    """Whether torch writes this ``out=`` call and records a NotImplemented node on ``out``: its
+    autograd not-implemented fallback (the ops it names ``aten::X``) refuses only an ``out`` that is
+    a leaf requiring grad. (An ``out`` that is a view keeps the refusal here.)"""
+    if not _autograd_out_name(op, (result,)).startswith("aten::") or op in _FACTORY_OUT:
+        return False
+    if not is_recording(result, out) or out._base is not None:
+        return False
+    return not (out._requires_grad and out.grad_fn is None)
+
+
+_FACTORY_OUT = frozenset({"arange", "range"})  # (refused before out is resized: creation.arange)
+
+
+def _record_not_implemented(op: str, result: Tensor, out: Tensor) -> Tensor:
+    """``out``, just written, as the output of torch's NotImplemented node, whose backward raises
+    torch's "derivative for aten::X is not implemented"."""
+    from .autograd.function import name_node
+
+    sources = tuple(t for t in (result, out) if t._requires_grad)
+    recorded = name_node(_NotImplementedOut.apply(*sources, memory=out._data, op=_autograd_out_name(op, (result,))),
+                         "torch::autograd::NotImplemented")
+    old = out._grad_fn
+    out.grad_fn, out._output_nr, out._requires_grad = recorded.grad_fn, 0, True
+    if out._retains_grad:
+        out._move_retained_grad(old)
+    return out
+
+
+class _NotImplementedOut(_autograd_function.Function):
+    """The node torch's autograd fallback records on an ``out=`` it wrote: no derivative."""
+
+    _array_forward = True
+    node_name = "NotImplemented"
+    label = "out="
+    rule = "none: torch defines no derivative of this out= call, and backward raises"
+
+    @staticmethod
+    def forward(ctx, *sources, memory, op):
+        ctx.op = op
+        return memory
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError(f"derivative for {ctx.op} is not implemented")
 
 
 # The name torch's refusal gives, where it is not the op's own: the ATen kernel whose out= variant the
@@ -1422,10 +1474,77 @@ _AUTOGRAD_OUT_NAMES = {
     "negative": "neg", "hstack": "cat", "vstack": "cat", "dstack": "cat", "column_stack": "cat",
     "eig": "linalg_eig", "ldl_factor": "aten::linalg_ldl_factor_ex", "eigvals": "aten::linalg_eigvals",
     "histogram": "aten::histogram",
+    "linalg_det": "_linalg_det", "linalg_slogdet": "_linalg_slogdet", "slogdet": "_linalg_slogdet",
+    "linalg.solve_ex": "_linalg_solve_ex", "lu_solve": "linalg_lu_solve", "qr": "linalg_qr",
+    "orgqr": "linalg_householder_product", "ldl_solve": "aten::linalg_ldl_solve", "frobenius_norm": "norm",
+    "diff": "sub", "msort": "sort", "nanmean": "nansum", "take_along_dim": "gather", "linalg.matrix_rank": "sum",
+    # torch.fft's functions reach one of three kernels (ihfft conjugates rfft's result last)
+    **dict.fromkeys(("fft", "fft2", "fftn", "ifft", "ifft2", "ifftn", "ihfft2", "ihfftn"), "_fft_c2c"),
+    **dict.fromkeys(("hfft", "hfft2", "hfftn", "irfft", "irfft2", "irfftn"), "_fft_c2r"),
+    **dict.fromkeys(("rfft", "rfft2", "rfftn"), "_fft_r2c"), "ihfft": "aten::conj_physical",
+    # torch.special's own kernels, named special_X
+    **{name: f"special_{name}" for name in ("entr", "erfcx", "i0e", "i1", "i1e", "log_ndtr", "ndtri")},
+    # ops whose out= variants torch's autograd runs through its not-implemented fallback, which names
+    # the registered op
+    **{name: f"aten::{name}" for name in (
+        "alias_copy", "as_strided_copy", "conj_physical", "detach_copy", "diagonal_copy", "expand_copy",
+        "floor_divide", "heaviside", "log_softmax", "permute_copy", "select_copy", "slice_copy", "slice_scatter",
+        "softmax", "squeeze_copy", "t_copy", "transpose_copy", "unfold_copy", "unsqueeze_copy",
+        "view_as_complex_copy", "view_as_real_copy", "view_copy")},
 }
 # ops torch's autograd does not record at all (no derivative formula, outputs never require grad): their
-# out= may be a tensor that requires grad, written as a plain tensor
-_NOT_RECORDED_OUT = frozenset({"histc"})
+# out= may be a tensor that requires grad, written as a plain tensor (comparisons: a bool result)
+_NOT_RECORDED_OUT = frozenset({
+    "histc", "eq", "ne", "lt", "le", "gt", "ge", "logical_not",
+    "airy_ai", "bessel_j0", "bessel_j1", "bessel_y0", "bessel_y1", "modified_bessel_i0", "modified_bessel_i1",
+    "modified_bessel_k0", "modified_bessel_k1", "scaled_modified_bessel_k0", "scaled_modified_bessel_k1",
+    "spherical_bessel_j0", "hermite_polynomial_h", "hermite_polynomial_he", "laguerre_polynomial_l",
+    "legendre_polynomial_p", *(f"{shifted}chebyshev_polynomial_{kind}" for shifted in ("", "shifted_")
+                               for kind in "tuvw"),
+})
+
+
+def _refuse_other_dtype(result: Tensor, out: Tensor, op: str) -> None:
+    """torch's refusal of an ``out`` of another dtype than the result's, for the ops whose out= takes
+    no cast (``_STRUCTURED_OUT``, ``_SAME_DTYPE_OUT``)."""
+    if result.dtype == out.dtype:
+        return
+    if op in _STRUCTURED_OUT:
+        raise RuntimeError(f"Expected out tensor to have dtype {_dtype.cpp_type_name(result.dtype)}, but got "
+                           f"{_dtype.cpp_type_name(out.dtype)} instead")
+    if op in _SAME_DTYPE_OUT:
+        raise RuntimeError(_SAME_DTYPE_OUT[op].format(result=_dtype.scalar_name(result.dtype),
+                                                      out=_dtype.scalar_name(out.dtype)))
+
+
+# torch.linalg's functions (one result) whose out= refuses a dtype the result can't be cast to in
+# their own words ("linalg.pinv: Expected result to be safely castable from Double dtype, ..."): the prefix
+_CASTABLE_OUT = {
+    "linalg.householder_product": "torch.linalg.householder_product", "orgqr": "torch.linalg.householder_product",
+    "linalg.pinv": "linalg.pinv", "pinv": "linalg.pinv", "linalg.matrix_rank": "torch.linalg.matrix_rank",
+    "matrix_rank": "torch.linalg.matrix_rank", "linalg.cond": "linalg.cond", "cond": "linalg.cond",
+    "linalg.tensorinv": "tensorinv", "tensorinv": "tensorinv", "linalg.tensorsolve": "tensorsolve",
+    "tensorsolve": "tensorsolve", "cholesky_solve": "cholesky_solve", "cholesky_inverse": "cholesky_inverse",
+    "cholesky": "cholesky",
+}
+
+
+# composite ops whose out= checks the dtype itself, before it copies: their messages
+_SAME_DTYPE_OUT = {
+    "quantile": "quantile() out tensor must be same dtype as the input tensor",
+    "nanquantile": "quantile() out tensor must be same dtype as the input tensor",
+    "nuclear_norm": "linalg.matrix_norm expected out tensor dtype {result} but got: {out}",
+}
+
+
+# ops whose out= torch writes through a structured kernel (or reaches one: msort's sort, qr's linalg_qr):
+# each out must have its result's own dtype, not one the result can be cast to
+_STRUCTURED_OUT = frozenset({
+    "frobenius_norm", "index_add", "linalg.cholesky", "linalg.cholesky_ex", "linalg_cross", "linalg.eigh",
+    "linalg.eigvalsh", "linalg.inv_ex", "ldl_factor", "ldl_factor_ex", "linalg.lu", "linalg.lu_factor",
+    "linalg.lu_factor_ex", "linalg.lu_solve", "linalg.qr", "linalg.solve_ex", "linalg.svdvals", "lu_solve",
+    "lu_unpack", "msort", "qr", "renorm", "scatter_add", "slogdet", "take_along_dim", "triangular_solve",
+})
 
 
 def _autograd_out_name(op: str, tensors: tuple) -> str:
@@ -1443,6 +1562,7 @@ def write_composite_out(result: Tensor, out, op: str) -> Tensor:
     ``out`` that requires grad is refused as any in-place op on it. Without grad: ``write_out``."""
     if not isinstance(out, Tensor) or not is_recording(result, out):
         return write_out(result, out, op)
+    _refuse_other_dtype(result, out, op)
     if out.requires_grad and out.is_leaf:
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
     if out._data.shape != result._data.shape:
@@ -1460,14 +1580,20 @@ def refuse_out_under_autograd(op: str, out, *tensors) -> None:
                            "automatic differentiation, but one of the arguments requires grad.")
 
 
-def _check_out(result: Tensor, out: Tensor, op: str) -> None:
-    """torch's refusals of an ``out=``: under autograd, or a dtype that can't hold the result."""
-    refuse_out_under_autograd(op, out, result)
+def _check_out(result: Tensor, out: Tensor, op: str, autograd: bool = True) -> None:
+    """torch's refusals of an ``out=``: under autograd (``autograd``), or a dtype that can't hold the result."""
+    if autograd:
+        refuse_out_under_autograd(op, out, result)
     if _autograd_function.active_extension is not None and (
             _forward_ad.carries_tangent(result) or _forward_ad.carries_tangent(out)):
         # torch's out= kernels have no forward-AD formula: refused before out is written
         raise NotImplementedError(f"Trying to use forward AD with {op}_out that does not support it because it "
                                   "is an out= function")
+    _refuse_other_dtype(result, out, op)
+    if result.dtype._category > out.dtype._category and op in _CASTABLE_OUT:
+        raise RuntimeError(f"{_CASTABLE_OUT[op]}: Expected result to be safely castable from "
+                           f"{_dtype.scalar_name(result.dtype)} dtype, but got result with dtype "
+                           f"{_dtype.scalar_name(out.dtype)}")
     if result.dtype._category > out.dtype._category:
         raise RuntimeError(f"result type {_TYPE_NAMES[result.dtype.name][:-6]} can't be cast to the desired output "
                            f"type {_TYPE_NAMES[out.dtype.name][:-6]}")

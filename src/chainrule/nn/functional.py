@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import _config, _dtype
 from .._backend import array_module as _array_module
+from .._backend import broadcast_refusal as _broadcast_refusal
 from .._config import get_num_threads as _get_num_threads
 from .._opmath import cpu_autocast_policy as _cpu_autocast_policy
 from .._torch_function import (  # noqa: F401  (torch's F re-exports them; not in __all__)
@@ -1086,12 +1087,16 @@ _fused_kernel_observer = None
 
 
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None,
-                                 dropout_p: float = 0.0, is_causal: bool = False, scale: float | None = None,
+                                 dropout_p: float = 0.0, is_causal: bool = False, *, scale: float | None = None,
                                  enable_gqa: bool = False) -> Tensor:
-    """F.scaled_dot_product_attention: softmax(q kᵀ · scale + mask) v over (..., L, E) / (..., S, E).
+    """F.scaled_dot_product_attention: softmax(q kᵀ · scale + mask) v over (..., L, E) query, (..., S, E)
+    key and (..., S, Ev) value, giving (..., L, Ev).
 
     A boolean ``attn_mask`` marks the positions that may be attended (True = keep), as in torch.
+    (Its arguments' types are checked first, as torch's parser does: ops._arg_parser.FUNCTIONAL_SIGNATURES.)
     """
+    dropout_p = float(dropout_p)  # (a 0-d tensor too, read as torch's parser reads a double)
+    scale = None if scale is None else float(scale)
     observer = _fused_kernel_observer
     if observer is None:
         return _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
@@ -1117,10 +1122,14 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable
         raise RuntimeError("Expected attn_mask dtype to be bool or float or to match query dtype, but got "
                            f"attn_mask.dtype: {_dtype.cpp_type_name(attn_mask.dtype)} and  "
                            f"query.dtype: {_dtype.cpp_type_name(query.dtype)} instead.")
+    flash = _cpu_flash_kernel_runs(query, key, value, attn_mask, dropout_p, enable_gqa)
+    if is_causal and attn_mask is not None and not flash:  # (the math kernel's first check)
+        raise RuntimeError(_CAUSAL_WITH_MASK)
+    if flash:
+        key = _flash_kernel_keys(key, value, attn_mask, query)
     length, source = query.shape[-2], key.shape[-2]
     low = _half_on_the_cpu(query, key, value)
     if low is not None:  # torch's CPU kernels compute in float32 and round the output once
-        flash = _cpu_flash_kernel_runs(query, key, value, attn_mask, dropout_p, enable_gqa)
         query, key, value = (t.to(_dtype.float32) for t in (query, key, value))
         if attn_mask is not None and attn_mask.dtype is low:
             attn_mask = attn_mask.to(_dtype.float32)
@@ -1129,25 +1138,25 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable
         # grouped-query attention: each key/value head serves a run of consecutive query heads
         heads, key_heads, value_heads = query.size(-3), key.size(-3), value.size(-3)
         if heads % key_heads or heads % value_heads:
-            if is_causal and attn_mask is not None:  # no fused kernel takes these heads: torch's math path
-                raise RuntimeError(_CAUSAL_WITH_MASK)  # refuses the mask before it looks at the heads
             raise RuntimeError("Number of heads in key and value must divide the number of heads in ")
         key = key.repeat_interleave(heads // key_heads, dim=-3)
         value = value.repeat_interleave(heads // value_heads, dim=-3)
-    if dropout_p != 0.0 and not dropout_p > 0.0 and _cpu_flash_kernel_runs(query, key, value, attn_mask, dropout_p,
-                                                                           enable_gqa):
+    if dropout_p != 0.0 and not dropout_p > 0.0 and flash:
         # a negative (or NaN) dropout_p passes torch's kernel choice, then its CPU flash kernel refuses it
         raise RuntimeError("scaled_dot_product_attention_flash_attention: Currently do not support dropout > 0")
     scores = (query @ key.transpose(-2, -1)) * scale
     dtype = scores._data.dtype
     if is_causal:
-        if attn_mask is not None and not _cpu_flash_kernel_runs(query, key, value, attn_mask, dropout_p, enable_gqa):
-            raise RuntimeError(_CAUSAL_WITH_MASK)
         xp = _array_module(scores)
         causal = xp.triu(xp.ones((length, source), dtype=bool), 1)
         scores = scores + Tensor._make(xp.where(causal, -np.inf, 0.0).astype(dtype))
     if attn_mask is not None:
-        scores = scores + _mask_to_additive(attn_mask, dtype, true_means_masked=False)
+        additive = _mask_to_additive(attn_mask, dtype, true_means_masked=False)
+        if not flash:  # torch's math kernel adds the mask in place (attn.add_(mask)): it may not grow the scores
+            grown = _broadcast_shape_or_none(scores.shape, additive.shape)
+            if grown is not None and grown != tuple(scores.shape):
+                raise _broadcast_refusal(scores.shape, grown)
+        scores = scores + additive
     if low is not None and flash:
         return _flash_attention_rounding(scores, value, low)
     weights = _softmax(scores, -1) if attn_mask is None else _safe_softmax(scores, -1)
@@ -1157,6 +1166,14 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable
         weights = dropout(weights, dropout_p, True)
     out = weights @ value
     return out if low is None else out.to(low)
+
+
+def _broadcast_shape_or_none(*shapes) -> tuple | None:
+    """The shape ``shapes`` broadcast to, or None where they do not (the op then says why)."""
+    try:
+        return tuple(np.broadcast_shapes(*(tuple(shape) for shape in shapes)))
+    except ValueError:
+        return None
 
 
 def _half_on_the_cpu(query: Tensor, key: Tensor, value: Tensor):
@@ -1186,9 +1203,9 @@ _FLASH_CPU_DTYPES = ("float32", "float64", "bfloat16", "float16")
 
 
 def _cpu_flash_kernel_runs(query, key, value, attn_mask, dropout_p: float, enable_gqa: bool) -> bool:
-    """Whether torch 2.13 on the CPU picks its flash kernel (the checks of its sdp_utils_cpp). That
-    kernel alone takes an explicit ``attn_mask`` together with ``is_causal=True`` and applies both;
-    the math kernel, taken otherwise, refuses the pair."""
+    """Whether torch 2.13 on the CPU picks its flash kernel (the checks of its sdp_utils_cpp, in its
+    order). That kernel alone takes an explicit ``attn_mask`` together with ``is_causal=True`` and
+    applies both; the math kernel, taken otherwise, refuses the pair."""
     from ..backends import cuda as sdp_switches  # the switches sdpa_kernel and sdp_kernel set
 
     tensors = (query, key, value)
@@ -1196,14 +1213,47 @@ def _cpu_flash_kernel_runs(query, key, value, attn_mask, dropout_p: float, enabl
         return False
     if any(t.device.type != "cpu" or t.dim() != 4 or t.dtype.name not in _FLASH_CPU_DTYPES for t in tensors):
         return False
-    if not query.shape[-1] == key.shape[-1] == value.shape[-1] or (attn_mask is not None
-                                                                  and attn_mask.dim() not in (2, 4)):
-        return False
     if not query.shape[0] == key.shape[0] == value.shape[0]:
         return False
-    if not enable_gqa and not query.shape[1] == key.shape[1] == value.shape[1]:
+    heads, key_heads, value_heads = query.shape[1], key.shape[1], value.shape[1]
+    if enable_gqa:  # grouped heads: one key/value head count, dividing the query's
+        if key_heads != value_heads or key_heads == 0 or heads % key_heads:
+            return False
+    elif not heads == key_heads == value_heads:
+        return False
+    if attn_mask is not None and not _flash_kernel_takes_mask(attn_mask, query, key):
+        return False
+    if not query.shape[-1] == key.shape[-1] == value.shape[-1]:
+        return False
+    if query.shape[-2] == 0 or key.shape[-2] == 0:
         return False
     return all(t.stride(-1) == 1 for t in tensors)
+
+
+def _flash_kernel_takes_mask(attn_mask: Tensor, query: Tensor, key: Tensor) -> bool:
+    """torch's check_attn_mask_shape: a mask that does not require grad, 2-d (L, S) or 4-d
+    (N, H, L, S), each dim equal to the query's or key's or 1."""
+    if attn_mask.requires_grad or attn_mask.dim() not in (2, 4):
+        return False
+    wanted = (query.shape[0], query.shape[1], query.shape[2], key.shape[2])[4 - attn_mask.dim():]
+    return all(size in (1, expected) for size, expected in zip(attn_mask.shape, wanted))
+
+
+def _flash_kernel_keys(key: Tensor, value: Tensor, attn_mask: Tensor | None, query: Tensor) -> Tensor:
+    """The keys torch's CPU flash kernel reads: it takes the number of keys from ``value``, so
+    where ``key`` has more rows it attends over the first ``value.size(2)`` of them (and expands a
+    mask to that many columns, refusing one with as many columns as ``key`` has rows)."""
+    source, kept = key.shape[2], value.shape[2]
+    if attn_mask is not None and attn_mask.shape[-1] not in (1, kept):
+        # its reshape_attn_mask_to_4d: the mask viewed 4-d, then expanded to (.., L, value's length)
+        batch = query.shape[0] if attn_mask.dim() == 4 and attn_mask.shape[0] == query.shape[0] else 1
+        heads = query.shape[1] if attn_mask.dim() == 4 and attn_mask.shape[1] == query.shape[1] else 1
+        viewed = [batch, heads, *attn_mask.shape[-2:]]
+        target = [batch, heads, query.shape[2], kept]
+        raise RuntimeError(f"The expanded size of the tensor ({kept}) must match the existing size "
+                           f"({attn_mask.shape[-1]}) at non-singleton dimension 3.  Target sizes: {target}.  "
+                           f"Tensor sizes: {viewed}")
+    return key[:, :, :kept] if kept < source else key
 
 
 def _safe_softmax(scores: Tensor, dim: int) -> Tensor:

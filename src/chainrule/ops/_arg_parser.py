@@ -1501,6 +1501,15 @@ SPECIAL_SIGNATURES: dict[str, tuple] = {
 
 # torch's internal functions that its Python ones call with positional arguments (torch.split calls
 # _VF.split for an int size, _VF.split_with_sizes for anything else): checked by ``check_as``
+# torch.nn.functional's C++ built-ins whose arguments are checked here (torch._C._nn's), by name; torch
+# names each by its own name in its messages
+FUNCTIONAL_SIGNATURES: dict[str, tuple] = {
+    "scaled_dot_product_attention": ("(Tensor query, Tensor key, Tensor value, Tensor? attn_mask=None, "
+                                     "double dropout_p=0.0, bool is_causal=False, *, double? scale=None, "
+                                     "bool enable_gqa=False)",),
+}
+
+
 INTERNAL_SIGNATURES: dict[str, tuple] = {
     "split": ("(Tensor input, int64_t split_size, int64_t dim=0)", "(Tensor input, IntArrayRef split_size, int64_t dim=0)"),
     "split_with_sizes": ("(Tensor input, IntArrayRef split_sizes, int64_t dim=0)",),
@@ -1708,7 +1717,8 @@ def _alias_base(name: str) -> str:
 
 # the namespaces whose functions torch's parser names ``<namespace>_<name>``, and their signatures
 _NAMESPACE_SIGNATURES = {"chainrule.linalg": ("linalg", LINALG_SIGNATURES),
-                         "chainrule.special": ("special", SPECIAL_SIGNATURES)}
+                         "chainrule.special": ("special", SPECIAL_SIGNATURES),
+                         "chainrule.nn.functional": ("", FUNCTIONAL_SIGNATURES)}
 
 
 def _signatures(name: str, method: bool, module: str = "chainrule") -> list | None:
@@ -1717,7 +1727,7 @@ def _signatures(name: str, method: bool, module: str = "chainrule") -> list | No
         if module in _NAMESPACE_SIGNATURES:
             prefix, table = _NAMESPACE_SIGNATURES[module]
             texts = table.get(name)
-            name = f"{prefix}_{name}"
+            name = f"{prefix}_{name}" if prefix else name
         else:
             base = _alias_base(name)
             if method:  # (a method torch writes in Python binds as Python does: not parsed here)

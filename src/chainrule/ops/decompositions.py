@@ -630,6 +630,7 @@ class Svd(Function):
                     _column_major(Vh.astype(A.dtype, copy=False)))
         ctx.full_matrices = full_matrices
         ctx.save_for_backward(U, S, Vh)
+        ctx.set_materialize_grads(False)  # (torch's svd_backward tells an unused U or Vh from a zero gradient)
         return U, S, Vh
 
     @staticmethod
@@ -638,7 +639,25 @@ class Svd(Function):
         m, n = U.shape[-2], Vh.shape[-1]
         k = S.shape[-1]
         if ctx.full_matrices:  # only the first k singular vectors enter the rule
-            U, grad_u, Vh, grad_vh = U[..., :, :k], grad_u[..., :, :k], Vh[..., :k, :], grad_vh[..., :k, :]
+            U, Vh = U[..., :, :k], Vh[..., :k, :]
+        if grad_u is None and grad_vh is None:
+            if grad_s is None:
+                return None
+            # torch's case of the singular values alone (svdvals, the nuclear and spectral norms):
+            # U diag(G_S) Vᴴ, with no division by the gaps, so a rank-deficient A (a zero matrix,
+            # repeated singular values) gets a finite gradient
+            return _mat(U, grad_s.unsqueeze(-1) * Vh) if m >= n else _mat(U * grad_s.unsqueeze(-2), Vh)
+        xp = array_module(U._data)
+        if grad_s is None:
+            grad_s = _const(xp.zeros(S._data.shape, dtype=S._data.dtype))
+        if grad_u is None:
+            grad_u = _const(xp.zeros(U._data.shape, dtype=U._data.dtype))
+        elif ctx.full_matrices:
+            grad_u = grad_u[..., :, :k]
+        if grad_vh is None:
+            grad_vh = _const(xp.zeros(Vh._data.shape, dtype=Vh._data.dtype))
+        elif ctx.full_matrices:
+            grad_vh = grad_vh[..., :k, :]
         squares = S * S
         gaps = squares.unsqueeze(-2) - squares.unsqueeze(-1) + _eye_like(S, k)  # Sⱼ² - Sᵢ², 1 on the diagonal
         uhgu = _mat(_adjoint(U), grad_u)
@@ -1761,7 +1780,7 @@ def nuclear_norm(input: Tensor, dim=None, keepdim: bool = False, *, out=None) ->
     result = linalg_svdvals(input.movedim(dims, (-2, -1))).sum(-1)
     if keepdim:  # the two size-1 dims moved back where dim names them, as torch does
         result = result.unsqueeze(-1).unsqueeze(-1).movedim((-2, -1), dims)
-    return _copy_out(result, out, "nuclear_norm")
+    return _copy_out(result, out, "nuclear_norm", composite=True)
 
 
 def frobenius_norm(input: Tensor, dim, keepdim: bool = False, *, out=None) -> Tensor:

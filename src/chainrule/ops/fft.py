@@ -26,7 +26,7 @@ from .._backend import array_module, refuse_pinning
 from .._opmath import cpu_autocast_policy
 from ..autograd import function as _function
 from ..autograd.function import Function, name_node
-from ..tensor import Tensor, _check_tensor, _wrap_dim, out_keyword_front, write_out
+from ..tensor import Tensor, _check_tensor, _wrap_dim, out_keyword_front, refuse_out_under_autograd, write_out
 from ._arg_parser import check_as, check_int, check_str, int_list
 from .complex import ConjPhysical
 from .creation import factory_honours_out
@@ -277,6 +277,11 @@ def _fft_out(kernel: str):
                     # torch's 1-D inverse of real input ends in an elementwise conj, whose out takes no cast
                     raise RuntimeError(f"Found dtype {_dtype.scalar_name(out.dtype)} but expected "
                                        f"{_dtype.scalar_name(result.dtype)}")
+                if kernel in ("fft", "ifft") and isinstance(input, Tensor) and not input.is_complex():
+                    # torch's 1-D transform of a real input runs _fft_r2c (an inverse conjugating it
+                    # last), which its autograd layer names
+                    refuse_out_under_autograd("_fft_r2c" if kernel == "fft" else "aten::conj_physical", out,
+                                              input, result)
             return write_out(result, out, transform.__name__)
 
         return out_keyword_front(transform, with_out)

@@ -2211,7 +2211,9 @@ class ScatterAdd(Function):
         # d/dx = identity; d/dsrc[j] = grad at the slot src[j] was added to
         grad_src = None
         if ctx.needs_input_grad[1]:
-            grad_src = _pad_to(Gather.apply(grad, index=ctx.index, dim=ctx.dim), ctx.src_shape)
+            # (of the index's shape, as torch's: a src larger than the index gets the engine's
+            # refusal of a gradient of another shape, as in torch)
+            grad_src = Gather.apply(grad, index=ctx.index, dim=ctx.dim)
         return grad, grad_src
 
 
@@ -2284,7 +2286,7 @@ class Scatter(Function):
         if ctx.needs_input_grad[0]:
             grad_x = ScatterValue.apply(grad, index=ctx.index, dim=ctx.dim, value=0)
         if ctx.needs_input_grad[1]:
-            grad_src = _pad_to(Gather.apply(grad, index=ctx.index, dim=ctx.dim), ctx.src_shape)
+            grad_src = Gather.apply(grad, index=ctx.index, dim=ctx.dim)  # (the index's shape: see ScatterAdd)
         return grad_x, grad_src
 
 

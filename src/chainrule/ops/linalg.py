@@ -3046,8 +3046,6 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0,
           compute_mode: str = "use_mm_for_euclid_dist_if_necessary") -> Tensor:
     """torch.cdist: p-norm distances between the rows of x1 (..., P, M) and x2 (..., R, M),
     shape (..., P, R). The gradient at a zero distance is 0, as in torch."""
-    from .reduce import _vector_norm
-
     if compute_mode not in _CDIST_MODES:  # torch's Python front refuses it (None included) with ValueError
         raise ValueError(f"{compute_mode} is not a valid value for compute_mode")
     if x1._data.ndim < 2 or x2._data.ndim < 2:
@@ -3069,33 +3067,67 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0,
             compute_mode == "use_mm_for_euclid_dist"
             or compute_mode == "use_mm_for_euclid_dist_if_necessary" and max(rows) > 25):
         return _euclidean_cdist(x1, x2)
-    from ..autograd.grad_mode import is_grad_enabled
+    return Cdist.apply(x1, x2, p=float(p))
 
-    if (type(x1._data) is np.ndarray and x1._data.dtype == np.float32 and p not in (0, 1, math.inf)
-            and not (is_grad_enabled() and (x1.requires_grad or x2.requires_grad))):
-        # torch's rounding (see _cdist_kernel_values); under autograd the norm's composed parts
-        # make the values with the graph, a replay beside them doubled the time
+
+class Cdist(Function):
+    """torch's _cdist_forward (the direct path: every pair's difference, then its p-norm). Its
+    backward is torch's _cdist_backward, a node of its own that cannot be differentiated again (torch
+    twice-differentiates cdist only on the p=2 matrix-product path, EuclideanDist)."""
+
+    _array_forward = True
+    label = "cdist"
+    rule = "∂/∂x1ᵢ = Σⱼ g·∂|x1ᵢ - x2ⱼ|ₚ/∂x1ᵢ (0 where the distance is 0), ∂/∂x2 likewise; no second derivative"
+    formula = "cdist({0}, {1})"
+
+    @staticmethod
+    def forward(ctx, x1, x2, p):
+        result = _cdist_values(Tensor._make(x1), Tensor._make(x2), p)._data
+        ctx.p = p
+        ctx.save_for_backward(x1, x2, result)
+        return result
+
+    @staticmethod
+    def backward(ctx, grad):
+        x1, x2, result = ctx.saved_values
+        needs = ctx.needs_input_grad
+        return (CdistBackward.apply(grad, x1, x2, result, p=ctx.p) if needs[0] else None,
+                CdistBackward.apply(grad.mT, x2, x1, result.mT, p=ctx.p) if needs[1] else None)
+
+
+class CdistBackward(Function):
+    """torch's _cdist_backward(grad, x1, x2, p, dist): row i of x1 gets Σⱼ of pair (i, j)'s
+    contribution (pdist's per-pair map); it has no derivative."""
+
+    _array_forward = True
+    label = "cdist_backward"
+    rule = "none: torch defines no derivative for _cdist_backward (backward raises)"
+
+    @staticmethod
+    def forward(ctx, grad, x1, x2, dist, p):
+        xp = array_module(x1)
+        diff = x1[..., :, None, :] - x2[..., None, :, :]
+        contribution = _pdist_pair_gradient(xp, diff, grad.astype(x1.dtype, copy=False)[..., None],
+                                            dist.astype(x1.dtype, copy=False)[..., None], p)
+        return contribution.sum(-2)
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise NotImplementedError("the derivative for '_cdist_backward' is not implemented.")
+
+
+def _cdist_values(x1: Tensor, x2: Tensor, p: float) -> Tensor:
+    """The direct path's distances (no graph): torch's float32 rounding where it is known
+    (_cdist_kernel_values), else the norm of every pair's difference."""
+    from .reduce import _vector_norm
+
+    if type(x1._data) is np.ndarray and x1._data.dtype == np.float32 and p not in (0, 1, math.inf):
         return Tensor._make(_cdist_kernel_values(x1._data, x2._data, float(p)))
     # every pair's difference (..., P, R, M), then its norm over M
     diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)
-    if p == math.inf:
-        # torch's cdist backward gives each coordinate tied at the maximum the whole gradient,
-        # sign(diff) * (|diff| == dist), where the norm's rule (and amax's) splits it among them:
-        # the maximum's value, plus a zero whose gradient is the tied coordinates' sign
-        magnitude = diff.abs()
-        if not diff.shape[-1]:  # no coordinates: distance 0 (torch's), where the norm has no identity
-            return name_node(magnitude.sum(-1), "CdistBackward0", label="cdist")
-        largest = magnitude.detach().amax(-1, keepdim=True)
-        tied = magnitude.detach() == largest
-        out = largest.squeeze(-1) + ((magnitude - magnitude.detach()) * tied).sum(-1)
-        return name_node(out, "CdistBackward0", label="cdist")
-    if p == 0:
-        # torch's cdist backward gives zeros for p = 0, where the 0-norm's own rule gives no gradient:
-        # the count, plus a zero (a where on nothing) whose gradient is zeros even at inf
-        count = _vector_norm(diff.detach(), 0, (-1,), False, None, "cdist")
-        nowhere = Tensor._make(array_module(count._data).zeros(count._data.shape, dtype=bool))
-        return name_node(count + where(nowhere, diff.sum(-1), 0.0), "CdistBackward0", label="cdist")
-    return name_node(_vector_norm(diff, p, (-1,), False, None, "cdist"), "CdistBackward0", label="cdist")
+    if p == math.inf and not diff.shape[-1]:  # no coordinates: distance 0 (torch's), where the norm has no identity
+        return diff.abs().sum(-1)
+    return _vector_norm(diff, p, (-1,), False, None, "cdist")
 
 
 def _cdist_kernel_values(x1: np.ndarray, x2: np.ndarray, p: float) -> np.ndarray:

@@ -9,6 +9,7 @@ no gradient.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import warnings
@@ -130,7 +131,7 @@ def _quantile(op: str, input: Tensor, q, dim, keepdim: bool, interpolation: str,
     return name_node(out.squeeze(0) if scalar_q else out.squeeze(()), "SqueezeBackward4", label=op)
 
 
-@honours_out
+@functools.partial(honours_out, composite=True)  # (torch's quantile is composite: its out= a copy)
 @cpu_autocast_policy("float32")
 def quantile(input: Tensor, q, dim: int | None = None, keepdim: bool = False, *,
              interpolation: str = "linear") -> Tensor:
@@ -141,7 +142,7 @@ def quantile(input: Tensor, q, dim: int | None = None, keepdim: bool = False, *,
     return _quantile("quantile", input, q, dim, keepdim, interpolation, ignore_nan=False)
 
 
-@honours_out
+@functools.partial(honours_out, composite=True)  # (torch's nanquantile is composite: its out= a copy)
 @cpu_autocast_policy("float32")
 def nanquantile(input: Tensor, q, dim: int | None = None, keepdim: bool = False, *,
                 interpolation: str = "linear") -> Tensor:
