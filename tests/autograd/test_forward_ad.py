@@ -38,6 +38,9 @@ DIFFERENCES = {
     "triangular_solve_lower_transposed_unit": "as triangular_solve (the strict triangle alone is read)",
     "scatter_reduce_prod": "torch has no tangent for this output (unpack_dual gives None); ours "
                            "equals torch's double-vjp jvp",
+    "norm_except_dim_whole": "torch's forward AD raises RuntimeError (a (1, 1) tangent for its 0-d result); ours "
+                             "matches central differences (test_whole_norm_tangents_match_central_differences)",
+    "weight_norm_whole": "as norm_except_dim_whole (torch's norm_except_dim inside _weight_norm)",
 }
 
 
@@ -109,6 +112,21 @@ def test_tangents_match_torch_on_the_registry_samples(case):
         assert o.shape == t.shape
         np.testing.assert_allclose(o, t, rtol=1e-6, atol=1e-8, equal_nan=True, err_msg=f"{case.id} output {k}")
     assert _function.active_extension is None  # leaving the level restores the plain op path
+
+
+def test_whole_norm_tangents_match_central_differences():
+    """The two samples torch's forward AD refuses (DIFFERENCES): ours checked against central differences."""
+    rng = np.random.default_rng(11)
+    v, dv = (chainrule.from_numpy(rng.standard_normal((3, 4))) for _ in range(2))
+    g, dg = chainrule.tensor(1.7, dtype=chainrule.float64), chainrule.tensor(0.3, dtype=chainrule.float64)
+    calls = {"norm_except_dim": (lambda v, g: chainrule.norm_except_dim(v, 2, -1)),
+             "_weight_norm": (lambda v, g: chainrule._weight_norm(v, g, -1))}
+    step = 1e-6
+    for name, call in calls.items():
+        with fwAD.dual_level():
+            tangent = fwAD.unpack_dual(call(fwAD.make_dual(v, dv), fwAD.make_dual(g, dg))).tangent
+        central = (call(v + step * dv, g + step * dg) - call(v - step * dv, g - step * dg)) / (2 * step)
+        np.testing.assert_allclose(tangent.numpy(), central.numpy(), rtol=1e-7, atol=1e-8, err_msg=name)
 
 
 # ---------------------------------------------------------------- the API and its errors
