@@ -90,3 +90,30 @@ def test_inference_mode_base_then_no_grad_reads_as_medusa_does():
     ours, theirs = run(chainrule), run(real_torch)
     assert ours[:2] == theirs[:2] and ours[3] == theirs[3]
     assert chainrule.allclose(chainrule.tensor(ours[2]), chainrule.tensor(theirs[2]), atol=1e-6)
+
+
+_OPS_ON_VIEWS = {
+    "matmul": lambda t: t @ t.t(),
+    "t_contiguous": lambda t: t.t().contiguous(),
+    "expand": lambda t: t[None].expand(2, 3, 4),
+    "reshape_copy": lambda t: t.t().reshape(12),
+    "index_select": lambda t: t.index_select(0, t.new_tensor([0, 2]).long()),
+    "masked_fill": lambda t: t.masked_fill(t > 3, 0),
+    "softmax": lambda t: t.softmax(-1),
+}
+
+
+@pytest.mark.parametrize("mode", ("no_grad", "enable_grad"))
+@pytest.mark.parametrize("name", sorted(_OPS_ON_VIEWS))
+def test_ops_through_views_of_inference_tensors_match_torch(name, mode):
+    """Ops that view an inference tensor on the way (``t()``, ``expand``) ran into the same refusal."""
+    def run(torch):
+        with torch.inference_mode():
+            x = torch.arange(12.0).reshape(3, 4)
+        with getattr(torch, mode)():
+            y = _OPS_ON_VIEWS[name](x)
+        return (y.is_inference(), y.requires_grad, y.grad_fn is None), y.tolist()
+
+    (ours_flags, ours), (theirs_flags, theirs) = run(chainrule), run(real_torch)
+    assert ours_flags == theirs_flags
+    assert real_torch.allclose(real_torch.tensor(ours), real_torch.tensor(theirs))
