@@ -415,7 +415,7 @@ class Tensor:
     def _is_view(self) -> bool:
         """Whether this tensor is a view of ``_base`` (torch's private check; torchviz reads it). A view
         of an inference tensor is none, as torch's (its ``_base`` is kept for writes through it)."""
-        return self._base is not None and self._vbox is not INFERENCE_WRITE
+        return self._base is not None and self._vbox is not INFERENCE_VERSION
 
     @property
     def _version_box(self) -> list:

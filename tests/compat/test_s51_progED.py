@@ -117,3 +117,23 @@ def test_ops_through_views_of_inference_tensors_match_torch(name, mode):
     (ours_flags, ours), (theirs_flags, theirs) = run(chainrule), run(real_torch)
     assert ours_flags == theirs_flags
     assert real_torch.allclose(real_torch.tensor(ours), real_torch.tensor(theirs))
+
+
+@pytest.mark.parametrize("case", ("base_view", "view_of_view", "slice", "transpose"))
+def test_saving_a_view_of_an_inference_tensor_raises_torchs_error(case):
+    """A view of an inference tensor (``arange(...).reshape(...)`` made in inference mode is one) saved for backward
+    raised the in-place error's words; torch's are the "cannot be saved for backward" ones, and its version reads
+    raise as the base's do."""
+    def run(torch):
+        with torch.inference_mode():
+            x = torch.arange(12.0).reshape(3, 4)
+        n = torch.ones(4, 3, requires_grad=True)
+        use = {"base_view": lambda: n @ x, "view_of_view": lambda: n @ x.t().t(),
+               "slice": lambda: n[:, :1] * x[:1, :1], "transpose": lambda: n * x.t()}[case]
+        with pytest.raises(RuntimeError) as saved:
+            use()
+        with pytest.raises(RuntimeError) as version:
+            x.t()._version  # noqa: B018
+        return str(saved.value), str(version.value)
+
+    assert run(chainrule) == run(real_torch)

@@ -385,8 +385,10 @@ def _share(self: Tensor, base: Tensor, differentiable: bool = True) -> Tensor:
         self._vbox = box
     elif box is INFERENCE_VERSION or box is INFERENCE_WRITE:
         # torch: a view of an inference tensor is an inference tensor that is no view to autograd
-        # (``_is_view()`` False, no grad_fn, not requiring grad), whatever the grad mode it is made in
-        self._vbox = INFERENCE_WRITE
+        # (``_is_view()`` False, no grad_fn, not requiring grad), whatever the grad mode it is made in;
+        # its own counter as the base's: saving it for backward raises torch's "cannot be saved" error,
+        # a write goes through _version_box (refused outside inference mode)
+        self._vbox = INFERENCE_VERSION
         self._grad_fn = None
         self._requires_grad = False
         differentiable = False
