@@ -413,8 +413,9 @@ class Tensor:
         return id(self)
 
     def _is_view(self) -> bool:
-        """Whether this tensor is a view of ``_base`` (torch's private check; torchviz reads it)."""
-        return self._base is not None
+        """Whether this tensor is a view of ``_base`` (torch's private check; torchviz reads it). A view
+        of an inference tensor is none, as torch's (its ``_base`` is kept for writes through it)."""
+        return self._base is not None and self._vbox is not INFERENCE_VERSION
 
     @property
     def _version_box(self) -> list:

@@ -199,9 +199,10 @@ class inference_mode(_GradModeContext):
 # ---------------------------------------------------------------- inference tensors
 # A tensor made inside inference_mode is an inference tensor (torch): it has no version counter,
 # so it can never be saved for backward, nor written in place outside inference mode. chainrule
-# gives it a version counter that says so: ``_vbox`` is INFERENCE_VERSION (views share it as
-# INFERENCE_WRITE). The hot paths already read ``_vbox[0]`` of every tensor an op saves, so the
-# check costs nothing, and tensors made outside inference_mode are untouched.
+# gives it a version counter that says so: ``_vbox`` is INFERENCE_VERSION (its views' too; a
+# write reads it through ``_version_box`` as INFERENCE_WRITE). The hot paths already read
+# ``_vbox[0]`` of every tensor an op saves, so the check costs nothing, and tensors made outside
+# inference_mode are untouched.
 _SAVED_ERROR = ("Inference tensors cannot be saved for backward. Please do not use Tensors created in inference "
                 "mode in computation tracked by autograd. To work around this, you can make a clone to get a "
                 "normal tensor and use it in autograd, or use `torch.no_grad()` instead of `torch.inference_mode()`.")

@@ -29,7 +29,12 @@ from ..autograd.function import (
     name_node,
     unwatched_on_plain_arrays,
 )
-from ..autograd.grad_mode import INFERENCE_VERSION, is_grad_enabled, is_inference_mode_enabled
+from ..autograd.grad_mode import (
+    INFERENCE_VERSION,
+    INFERENCE_WRITE,
+    is_grad_enabled,
+    is_inference_mode_enabled,
+)
 from ..autograd.profiler import composite_range
 from ..storage import note_strided_view, storage_root
 from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out
@@ -378,8 +383,15 @@ def _share(self: Tensor, base: Tensor, differentiable: bool = True) -> Tensor:
     if box is None:  # (the property's first use, inline: base's counter made, at version 0, and shared)
         box = base._vbox = [0]
         self._vbox = box
-    elif box is INFERENCE_VERSION:
-        self._version_box = base._version_box
+    elif box is INFERENCE_VERSION or box is INFERENCE_WRITE:
+        # torch: a view of an inference tensor is an inference tensor that is no view to autograd
+        # (``_is_view()`` False, no grad_fn, not requiring grad), whatever the grad mode it is made in;
+        # its own counter as the base's: saving it for backward raises torch's "cannot be saved" error,
+        # a write goes through _version_box (refused outside inference mode)
+        self._vbox = INFERENCE_VERSION
+        self._grad_fn = None
+        self._requires_grad = False
+        differentiable = False
     else:
         self._vbox = box
     root = base if base._base is None else base._base
