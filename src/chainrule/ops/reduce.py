@@ -716,7 +716,8 @@ class Gather(Function):
         ctx.dim = dim
         ctx.keepdim = keepdim
         ctx.shape = x.shape
-        out = xp.take_along_axis(x, index, axis=dim)
+        # (a 1-d input: plain indexing, without take_along_axis's Python-level index building)
+        out = x[index] if x.ndim == 1 else xp.take_along_axis(x, index, axis=dim)
         return out if keepdim else out.squeeze(dim)
 
     @staticmethod
@@ -1943,11 +1944,27 @@ def _distinct_topk(x: np.ndarray, d: int, k: int, largest: bool):
     """topk's indices along ``d`` (k of them, best first) where each row's k best values are
     distinct and strictly better than the rest: then every algorithm (torch's partial sort, its
     nth_element and sort, NumPy's sort) picks and orders them alike, so a partition and a sort of
-    the k replace a sort of the row. None where some row ties there (the caller replays it)."""
-    rows = _distinct_rows(x, d)
-    if rows is None or not 0 < k < rows.shape[1]:
+    the k replace a sort of the row. None where some row ties there (the caller replays it).
+    A NaN needs no pass of its own: NumPy partitions and sorts it as the largest value, as torch
+    orders it, so one left out of the k changes nothing, and one among them fails the strict order
+    test (NaN compares false) or, as the k-th best, the count (nothing is >= or <= NaN)."""
+    if type(x) is not np.ndarray or x.dtype.kind not in "iuf" or not 0 < k < x.shape[d]:
         return None
-    kth = rows.shape[1] - k if largest else k - 1
+    kth = x.shape[d] - k if largest else k - 1
+    if x.ndim == 1:  # (one row: plain indexing, a few NumPy calls fewer)
+        chosen = x.argpartition(kth)
+        chosen = chosen[kth:] if largest else chosen[:k]
+        values = x[chosen]
+        order = values.argsort()
+        if largest:
+            order = order[::-1]
+        values = values[order]
+        worst = values[-1]
+        if np.count_nonzero(x >= worst if largest else x <= worst) != k or not (
+                values[1:] < values[:-1] if largest else values[:-1] < values[1:]).all():
+            return None
+        return chosen[order]
+    rows = (x if d == x.ndim - 1 else np.moveaxis(x, d, -1)).reshape(-1, x.shape[d])
     line = np.arange(len(rows))[:, None]
     chosen = np.argpartition(rows, kth, axis=1)
     chosen = chosen[:, kth:] if largest else chosen[:, :k]
@@ -1957,9 +1974,10 @@ def _distinct_topk(x: np.ndarray, d: int, k: int, largest: bool):
         order = order[:, ::-1]
     values = values[line, order]
     worst = values[:, -1:]
-    # the k-th best is met by exactly k elements (-0.0 meets 0.0, as they tie in torch), the k differ
+    # the k-th best is met by exactly k elements (-0.0 meets 0.0, as they tie in torch), the k are
+    # in strict order (distinct, no NaN)
     if not ((np.count_nonzero(rows >= worst if largest else rows <= worst, axis=1) == k).all()
-            and (values[:, 1:] != values[:, :-1]).all()):
+            and (values[:, 1:] < values[:, :-1] if largest else values[:, :-1] < values[:, 1:]).all()):
         return None
     return _along(chosen[line, order], x, d)
 
@@ -1981,6 +1999,8 @@ def _c_layout(index):
     """``index`` C-contiguous with C strides for its size-1 dims too (ascontiguousarray keeps
     whatever stride a size-1 dim had): torch's topk, kthvalue and mode results are contiguous
     whatever the input's layout or the dim, where the replayed or moved order is a strided view."""
+    if index.ndim == 1 and index.strides[0] == index.itemsize:  # (already so)
+        return index
     xp = array_module(index)
     return xp.ascontiguousarray(index).ravel().reshape(index.shape)
 
@@ -1991,7 +2011,23 @@ def _unstable_order(x: np.ndarray, d: int, descending: bool) -> np.ndarray:
     order = _argsort(x, d, descending)
     if x.ndim == 1 and x.dtype.kind in "iu" and x.size >= 32768 and not descending:
         return order
+    if _strictly_ordered(x, d, order, descending):  # no ties, no NaN: every sort agrees
+        return order
     return _replayed_order(x, d, order, lambda rows: cpu_sort_order.sort_rows(rows, descending), rows_at_once=True)
+
+
+def _strictly_ordered(x: np.ndarray, d: int, order: np.ndarray, descending: bool) -> bool:
+    """Whether every row of ``x`` along ``d`` holds distinct values and no NaN (a NumPy array of a
+    real dtype; ``order`` its sort along ``d``): a cheaper answer than _replayed_order's tie search
+    (which sorts again) for the common case, False wherever that search is needed."""
+    if type(x) is not np.ndarray or x.dtype.kind not in "iuf" or x.size == 0:
+        return False
+    if x.ndim == 1:  # (the values in order: one gather)
+        ordered = x[order]
+        return bool((ordered[1:] < ordered[:-1] if descending else ordered[:-1] < ordered[1:]).all())
+    ordered = np.sort(x, axis=d)  # (NaN last: it fails the test)
+    before = (slice(None),) * d
+    return bool((ordered[(*before, slice(None, -1))] < ordered[(*before, slice(1, None))]).all())
 
 
 def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool | None = None):
