@@ -11,6 +11,7 @@ import torch
 
 import chainrule
 from chainrule.autograd import gradcheck
+from chainrule.ops import decompositions
 
 
 def _values(kind: str, shape, seed: int) -> np.ndarray:
@@ -166,3 +167,69 @@ def test_the_changed_routes_pass_gradcheck_in_float64():
         return S, U @ Vh
 
     assert gradcheck(svd_invariants, (a,))
+
+
+# --- 4. svd of a tall matrix through QR ---------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(4, 3), (6, 4), (8, 5), (12, 8), (2, 4, 3), (3, 7, 5)])
+@pytest.mark.parametrize("full_matrices", [False, True])
+def test_svd_through_qr_by_gufuncs_is_numpys_route_bit_for_bit(monkeypatch, dtype, shape, full_matrices):
+    A = _values("distinct", shape, seed=sum(shape)).astype(dtype)
+    assert decompositions._takes_qr_path(np, A)
+    by_gufuncs = decompositions._svd_through_qr(np, A, full_matrices)
+    monkeypatch.setattr(decompositions, "_LAPACK", None)  # numpy.linalg.qr and svd, as before
+    by_numpy = decompositions._svd_through_qr(np, A, full_matrices)
+    for ours, numpys in zip(by_gufuncs, by_numpy):
+        assert ours.dtype == numpys.dtype and ours.shape == numpys.shape
+        assert ours.tobytes() == numpys.tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(4, 3), (6, 4), (8, 5), (2, 4, 3)])
+def test_svd_through_qr_has_torchs_signs(dtype, shape):
+    x = _values("distinct", shape, seed=sum(shape) + 1)
+    tol = {"rtol": 1e-4, "atol": 1e-5} if dtype == "float32" else {"rtol": 1e-10, "atol": 1e-12}
+    for full_matrices in (False, True):
+        ours_in, theirs_in = _both(x, dtype, grad=True)
+        ours = chainrule.linalg.svd(ours_in, full_matrices=full_matrices)
+        theirs = torch.linalg.svd(theirs_in, full_matrices=full_matrices)
+        for a, b in zip(ours, theirs):
+            np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), **tol)
+            assert a.dtype == getattr(chainrule, dtype) and a.stride() == b.stride()
+        k = min(shape[-2:])
+        for U, S, Vh in (ours, theirs):
+            (S.sum() + (U[..., :k] @ Vh[..., :k, :]).pow(2).sum()).backward()
+        np.testing.assert_allclose(ours_in.grad.numpy(), theirs_in.grad.numpy(), **tol)
+    ours, theirs = chainrule.svd(_both(x, dtype, False)[0]), torch.svd(_both(x, dtype, False)[1])
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), **tol)
+
+
+def test_svd_through_qr_that_does_not_converge_falls_back_to_numpys_error(monkeypatch):
+    # (a NaN singular value from the gufuncs: numpy.linalg.svd's route runs and answers as before)
+    class NaNSvd:
+        def __getattr__(self, name):
+            return getattr(np.linalg._umath_linalg, name)
+
+        @staticmethod
+        def svd_s(R, signature):
+            U, S, Vh = np.linalg._umath_linalg.svd_s(R, signature=signature)
+            return U, np.full_like(S, np.nan), Vh
+
+    A = _values("distinct", (4, 3), seed=9)
+    expected = decompositions._svd_through_qr(np, A, False)
+    monkeypatch.setattr(decompositions, "_LAPACK", NaNSvd())
+    assert decompositions._qr_and_svd_by_gufuncs(A, False) is None
+    for ours, numpys in zip(decompositions._svd_through_qr(np, A, False), expected):
+        assert ours.tobytes() == numpys.tobytes()
+
+
+# --- 6. torch.linalg's public faces -------------------------------------------------------------
+
+def test_linalg_functions_are_the_same_object_on_each_access_as_in_torch():
+    for name in ("svd", "qr", "norm", "matmul", "diagonal"):
+        assert (getattr(chainrule.linalg, name) is getattr(chainrule.linalg, name)) == \
+            (getattr(torch.linalg, name) is getattr(torch.linalg, name))
+    assert chainrule.linalg.svd.__name__ == torch.linalg.svd.__name__
+    assert (chainrule.linalg.matmul is chainrule.matmul) == (torch.linalg.matmul is torch.matmul)
