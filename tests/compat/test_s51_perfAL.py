@@ -11,7 +11,7 @@ import torch
 
 import chainrule
 from chainrule.autograd import gradcheck
-from chainrule.ops import decompositions
+from chainrule.ops import cpu_sort_order, decompositions
 
 
 def _values(kind: str, shape, seed: int) -> np.ndarray:
@@ -223,6 +223,32 @@ def test_svd_through_qr_that_does_not_converge_falls_back_to_numpys_error(monkey
     assert decompositions._qr_and_svd_by_gufuncs(A, False) is None
     for ours, numpys in zip(decompositions._svd_through_qr(np, A, False), expected):
         assert ours.tobytes() == numpys.tobytes()
+
+
+# --- 5. mode of short rows holding NaN: std::sort's insertion sort replayed for all rows at once ---
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 16])
+def test_mode_index_rows_is_the_one_row_replay(n):
+    rng = np.random.default_rng(n)
+    for fraction in (0.0, 0.2, 0.6, 1.0):
+        for rows in (rng.integers(0, 4, (60, n)).astype(np.float64), rng.standard_normal((60, n)).astype(np.float32)):
+            rows[rng.random(rows.shape) < fraction] = np.nan
+            expected = [cpu_sort_order.mode_index(row.tolist()) for row in rows]
+            np.testing.assert_array_equal(cpu_sort_order.mode_index_rows(rows), expected)
+    bits = rng.random((30, n)) < 0.5
+    np.testing.assert_array_equal(cpu_sort_order.mode_index_rows(bits), [cpu_sort_order.mode_index(r.tolist()) for r in bits])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(3, 4, 70), (16, 5), (17, 4), (6,)])
+@pytest.mark.parametrize("ties", [False, True])
+def test_mode_of_rows_with_nan_is_torchs(dtype, shape, ties):
+    rng = np.random.default_rng(sum(shape))
+    x = rng.integers(0, 4, shape).astype(np.float64) if ties else rng.standard_normal(shape)
+    x[rng.random(shape) < 0.2] = np.nan
+    for dim in range(-len(shape), len(shape)):
+        for keepdim in (False, True):
+            _same_result(x, dtype, "mode", dim, keepdim)
 
 
 # --- 6. torch.linalg's public faces -------------------------------------------------------------

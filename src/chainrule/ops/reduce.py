@@ -2309,7 +2309,7 @@ def _tied_mode_index(rows: np.ndarray) -> np.ndarray:
     """torch's CPU mode index (as a column) of each row of a 2-d array, all rows holding ties and
     no NaN: the last of the first longest run after std::sort, whose order ``sort_rows`` replays
     for all rows at once (``_mode_index`` replays one row at a time, a Python call per comparison)."""
-    if rows.size > cpu_sort_order.REPLAY_LIMIT:  # (past it, no replay: _mode_index's answer)
+    if rows.size > cpu_sort_order.REPLAY_LIMIT:  # (past it: _mode_index's answer, replayed only for short rows)
         return _mode_index(rows, 1)
     order = cpu_sort_order.sort_rows(rows, descending=False)
     line = np.arange(len(rows))[:, None]
@@ -2325,6 +2325,20 @@ def _tied_mode_index(rows: np.ndarray) -> np.ndarray:
 
 def _mode_index(x, d: int):
     """torch's CPU mode index along ``d`` (kept as a size-1 dim) of every row of ``x``."""
+    if x.shape[d] <= cpu_sort_order.INSERTION_THRESHOLD:
+        # std::sort of so few elements is one insertion sort, which mode_index_rows replays for all
+        # rows at once: torch's index for every row, ties and NaN included, with no runs to read first
+        return _c_layout(_replayed_order(x, d, lambda: _mode_index_of_runs(x, d),
+                                         lambda rows: cpu_sort_order.mode_index_rows(rows)[:, None],
+                                         every_row=True, rows_at_once=True))
+    # with ties torch's index is the last of the run after its std::sort, which need not be the last occurrence
+    return _c_layout(_replayed_order(x, d, _mode_index_of_runs(x, d), lambda keys: [cpu_sort_order.mode_index(keys)],
+                                     with_nan=True))
+
+
+def _mode_index_of_runs(x, d: int):
+    """The mode's index along ``d`` (kept as a size-1 dim) read from runs of a stable sort: the last
+    occurrence of the first longest run's value (torch's where no row ties or holds a NaN)."""
     xp = array_module(x)
     moved = xp.moveaxis(x, d, -1)
     order = xp.argsort(moved, axis=-1, kind="stable")
@@ -2340,9 +2354,7 @@ def _mode_index(x, d: int):
     # torch returns the last occurrence's index: the largest original index within that run
     value = xp.take_along_axis(s, best, -1)
     index = xp.max(xp.where(moved == value, xp.arange(n), -1), axis=-1, keepdims=True)
-    # with ties torch's index is the last of the run after its std::sort, which need not be the last occurrence
-    return _c_layout(_replayed_order(x, d, xp.moveaxis(index, -1, d), lambda keys: [cpu_sort_order.mode_index(keys)],
-                                     with_nan=True))
+    return xp.moveaxis(index, -1, d)
 
 
 # ---------------------------------------------------------------- NaN-aware sums, aminmax, running extrema
