@@ -153,6 +153,27 @@ def test_max_min_along_a_dim_are_torchs(kind, dtype, shape):
             _same_result(x, dtype, "kthvalue", 1, dim, keepdim)
 
 
+@pytest.mark.parametrize("shape", [(5, 7), (1, 4), (6, 1), (3, 0), (9,), (2, 3, 4)])
+def test_gather_forward_is_take_along_axis_bit_for_bit(shape):
+    from chainrule.ops.reduce import Gather
+
+    class Context:
+        pass
+
+    rng = np.random.default_rng(len(shape))
+    x = rng.standard_normal(shape).astype(np.float32)
+    for dim in range(-len(shape), len(shape)):
+        for k in (1, 3) if shape[dim] else (0,):  # (nothing to pick from an empty dim)
+            index_shape = [k if i == dim % len(shape) else s for i, s in enumerate(shape)]
+            index = rng.integers(0, max(shape[dim], 1), index_shape)
+            for keepdim in (True, False) if k == 1 else (True,):
+                ours = Gather.forward(Context(), x, index, dim, keepdim)
+                expected = np.take_along_axis(x, index, axis=dim)
+                expected = expected if keepdim else expected.squeeze(dim)
+                assert ours.shape == expected.shape and ours.strides == expected.strides
+                assert ours.tobytes() == expected.tobytes()
+
+
 def test_the_changed_routes_pass_gradcheck_in_float64():
     x = chainrule.from_numpy(_values("distinct", (40,), seed=5)).requires_grad_(True)
     assert gradcheck(lambda t: chainrule.topk(t, 5)[0], (x,))

@@ -716,8 +716,13 @@ class Gather(Function):
         ctx.dim = dim
         ctx.keepdim = keepdim
         ctx.shape = x.shape
-        # (a 1-d input: plain indexing, without take_along_axis's Python-level index building)
-        out = x[index] if x.ndim == 1 else xp.take_along_axis(x, index, axis=dim)
+        # (1-d and 2-d inputs: the fancy index take_along_axis would build, without its Python-level checks)
+        if x.ndim == 1:
+            out = x[index]
+        elif x.ndim == 2 and dim in (0, 1, -1, -2):
+            out = x[index, xp.arange(x.shape[1])] if dim in (0, -2) else x[xp.arange(x.shape[0])[:, None], index]
+        else:
+            out = xp.take_along_axis(x, index, axis=dim)
         return out if keepdim else out.squeeze(dim)
 
     @staticmethod
