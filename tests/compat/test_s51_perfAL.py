@@ -116,6 +116,16 @@ def test_topk_of_one_row_with_a_nan_beside_ties_is_torchs():
             _same_result(x, "float64", "topk", k, largest=largest)
 
 
+def test_topk_of_rows_whose_counts_only_add_up_is_torchs():
+    # one row short of k at its k-th best (a NaN among the k), another over (a tie there): the total
+    # count is k per row, and the strict order test sends both to the replay
+    x = np.array([[np.nan, 5.0, 4.0, 1.0, 0.5], [5.0, 4.0, 4.0, 1.0, 0.5], [3.0, 2.0, 1.0, 0.0, -1.0]])
+    for k in (1, 2, 3):
+        for largest in (True, False):
+            _same_result(x, "float64", "topk", k, 1, largest)
+            _same_result(np.ascontiguousarray(x.T), "float32", "topk", k, 0, largest)
+
+
 # --- 2. sort and argsort ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind,dtype", list(_cases()))
