@@ -58,14 +58,23 @@ def _public_function(name: str):
     return obj
 
 
+# name -> (function, its public face): the face as last made for that function, so that an attribute
+# access (``torch.linalg.svd(...)`` in a loop) does not build torch's signature check again each time
+_FACES: dict = {}
+
+
 def __getattr__(name: str):
     # looked up at call time, so functions added to ops/linalg.py appear here without an edit
     function = _DECOMPOSITIONS.get(name) or _LINALG_ONLY.get(name) or _public_function(name)
     if function is not None:
         if not _torch_function.wired:  # the package is still wiring itself: the op as defined
             return function
-        # the top level's wrapper where it has one (torch.linalg.matmul is torch.matmul's), else its own
-        return _torch_function.dispatching(function, "torch.linalg", home=(__name__, name), builtin=True)
+        face = _FACES.get(name)
+        if face is None or face[0] is not function:
+            # the top level's wrapper where it has one (torch.linalg.matmul is torch.matmul's), else its own
+            face = _FACES[name] = (function, _torch_function.dispatching(function, "torch.linalg",
+                                                                        home=(__name__, name), builtin=True))
+        return face[1]
     raise AttributeError(f"module 'chainrule.linalg' has no attribute '{name}'")
 
 

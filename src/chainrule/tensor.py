@@ -1361,6 +1361,8 @@ def preserve_layout(array, like):
     stride order when ``like`` is non-overlapping and dense (a transposed input gives a transposed
     output), C-contiguous otherwise (a strided slice gives a contiguous output)."""
     xp = array_module(array)
+    if like.flags.c_contiguous:  # (the common case, and what the stride walk below answers for it)
+        return xp.asarray(array, order="C")
     sizes, strides = like.shape, like.strides
     order = sorted((i for i in range(like.ndim) if sizes[i] != 1), key=lambda i: -abs(strides[i]))
     expected = like.itemsize

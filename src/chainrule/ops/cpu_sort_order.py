@@ -24,6 +24,7 @@ REPLAY_LIMIT = 100_000
 ROWS_AT_ONCE_LIMIT = 2_000_000
 
 _INSERTION_THRESHOLD = 16  # libstdc++'s _S_threshold
+INSERTION_THRESHOLD = _INSERTION_THRESHOLD  # (rows no longer than it: mode_index_rows)
 
 
 def less_than(keys: list, descending: bool):
@@ -461,6 +462,33 @@ def mode_index(keys: list) -> int:
                 best_count, best = count, item
             count = 0
     return best
+
+
+def mode_index_rows(rows: np.ndarray) -> np.ndarray:
+    """``mode_index`` of every row of a 2-d array of rows no longer than the insertion threshold
+    (where std::sort is one insertion sort), NaNs and all, at once: each step of the insertion sort
+    runs on all rows together. A NaN compares false both ways, so it stops the elements moving left
+    past it, but not one smaller than the first element, which goes to the front; runs are read as
+    mode_index reads them (a NaN never equals its neighbour)."""
+    count, n = rows.shape
+    line = np.arange(count)[:, None]
+    values, items = rows.copy(), np.broadcast_to(np.arange(n), rows.shape).copy()
+    for i in range(1, n):
+        value = values[:, i:i + 1]
+        # _insertion_sort: to the front if less than the first, else _unguarded_linear_insert, which
+        # moves left past the elements it is less than, stopping at the first (from the right) it is not
+        stops = ~(value < values[:, :i])
+        destination = np.where(value[:, 0] < values[:, 0], 0, i - np.argmax(stops[:, ::-1], axis=1))[:, None]
+        columns = np.arange(i + 1)
+        source = np.where(columns < destination, columns, np.where(columns == destination, i, columns - 1))
+        values[:, :i + 1], items[:, :i + 1] = values[line, source], items[line, source]
+    differs = values[:, 1:] != values[:, :-1]
+    edge = np.ones((count, 1), dtype=bool)
+    positions = np.arange(n)
+    start = np.maximum.accumulate(np.where(np.concatenate([edge, differs], 1), positions, 0), axis=1)
+    ends = np.concatenate([differs, edge], 1)
+    best = np.argmax(np.where(ends, positions - start + 1, 0), axis=1)[:, None]  # the first longest run's end
+    return items[line, best][:, 0]
 
 
 def rows_with_ties_or_nan(rows: np.ndarray) -> np.ndarray:

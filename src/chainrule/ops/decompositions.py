@@ -1139,12 +1139,42 @@ def _takes_qr_path(xp, A) -> bool:
 def _svd_through_qr(xp, A, full_matrices: bool):
     """gesdd's QR path: A = QR, then R's SVD, U = Q U_R (with full_matrices, Q's complement after)."""
     n = A.shape[-1]
-    Q, R = xp.linalg.qr(A, mode="complete" if full_matrices else "reduced")
-    U_R, S, Vh = _svd_array(xp, R[..., :n, :], full_matrices=False)
+    factors = _qr_and_svd_by_gufuncs(A, full_matrices) if _LAPACK is not None and A.dtype in _LAPACK_DTYPES else None
+    if factors is not None:
+        Q, U_R, S, Vh = factors
+    else:
+        Q, R = xp.linalg.qr(A, mode="complete" if full_matrices else "reduced")
+        U_R, S, Vh = _svd_array(xp, R[..., :n, :], full_matrices=False)
     U = Q[..., :, :n] @ U_R
     if full_matrices:
         U = xp.concatenate([U, Q[..., :, n:]], axis=-1)
     return U, S, Vh
+
+
+# NumPy's LAPACK gufuncs, which numpy.linalg.qr and svd call (None where a NumPy lacks them)
+_LAPACK = getattr(np.linalg, "_umath_linalg", None)
+if not all(hasattr(_LAPACK, name) for name in ("qr_r_raw", "qr_reduced", "qr_complete", "svd_s")):
+    _LAPACK = None
+_LAPACK_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _qr_and_svd_by_gufuncs(A, full_matrices: bool):
+    """``(Q, U_R, S, Vh)`` of _svd_through_qr exactly as numpy.linalg.qr (mode reduced, or complete
+    with full_matrices) and numpy.linalg.svd of R compute them: in float64, each result cast back to
+    ``A``'s dtype, but calling their gufuncs without the wrappers' Python around each (which cost
+    more than LAPACK itself on a small matrix). None where the SVD did not converge (NaN), for
+    numpy.linalg.svd to raise its error as before."""
+    m, n = A.shape[-2:]
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore", under="ignore"):
+        a = A.astype(np.float64)  # (a copy: geqrf factors it in place)
+        tau = _LAPACK.qr_r_raw(a, signature="d->d")
+        Q = (_LAPACK.qr_complete if full_matrices and m > n else _LAPACK.qr_reduced)(a, tau, signature="dd->d")
+        R = np.triu(a[..., :n, :]).astype(A.dtype, copy=False)
+        U_R, S, Vh = _LAPACK.svd_s(R, signature="d->ddd")
+    if np.isnan(S).any():
+        return None
+    return (Q.astype(A.dtype, copy=False), U_R.astype(A.dtype, copy=False), S.astype(A.dtype, copy=False),
+            Vh.astype(A.dtype, copy=False))
 
 
 def _svd_array(xp, A, **options):

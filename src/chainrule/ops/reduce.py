@@ -716,7 +716,13 @@ class Gather(Function):
         ctx.dim = dim
         ctx.keepdim = keepdim
         ctx.shape = x.shape
-        out = xp.take_along_axis(x, index, axis=dim)
+        # (1-d and 2-d inputs: the fancy index take_along_axis would build, without its Python-level checks)
+        if x.ndim == 1:
+            out = x[index]
+        elif x.ndim == 2 and dim in (0, 1, -1, -2):
+            out = x[index, xp.arange(x.shape[1])] if dim in (0, -2) else x[xp.arange(x.shape[0])[:, None], index]
+        else:
+            out = xp.take_along_axis(x, index, axis=dim)
         return out if keepdim else out.squeeze(dim)
 
     @staticmethod
@@ -1943,11 +1949,27 @@ def _distinct_topk(x: np.ndarray, d: int, k: int, largest: bool):
     """topk's indices along ``d`` (k of them, best first) where each row's k best values are
     distinct and strictly better than the rest: then every algorithm (torch's partial sort, its
     nth_element and sort, NumPy's sort) picks and orders them alike, so a partition and a sort of
-    the k replace a sort of the row. None where some row ties there (the caller replays it)."""
-    rows = _distinct_rows(x, d)
-    if rows is None or not 0 < k < rows.shape[1]:
+    the k replace a sort of the row. None where some row ties there (the caller replays it).
+    A NaN needs no pass of its own: NumPy partitions and sorts it as the largest value, as torch
+    orders it, so one left out of the k changes nothing, and one among them fails the strict order
+    test (NaN compares false) or, as the k-th best, the count (nothing is >= or <= NaN)."""
+    if type(x) is not np.ndarray or x.dtype.kind not in "iuf" or not 0 < k < x.shape[d]:
         return None
-    kth = rows.shape[1] - k if largest else k - 1
+    kth = x.shape[d] - k if largest else k - 1
+    if x.ndim == 1:  # (one row: plain indexing, a few NumPy calls fewer)
+        chosen = x.argpartition(kth)
+        chosen = chosen[kth:] if largest else chosen[:k]
+        values = x[chosen]
+        order = values.argsort()
+        if largest:
+            order = order[::-1]
+        values = values[order]
+        worst = values[-1]
+        if np.count_nonzero(x >= worst if largest else x <= worst) != k or not (
+                values[1:] < values[:-1] if largest else values[:-1] < values[1:]).all():
+            return None
+        return chosen[order]
+    rows = (x if d == x.ndim - 1 else np.moveaxis(x, d, -1)).reshape(-1, x.shape[d])
     line = np.arange(len(rows))[:, None]
     chosen = np.argpartition(rows, kth, axis=1)
     chosen = chosen[:, kth:] if largest else chosen[:, :k]
@@ -1957,9 +1979,11 @@ def _distinct_topk(x: np.ndarray, d: int, k: int, largest: bool):
         order = order[:, ::-1]
     values = values[line, order]
     worst = values[:, -1:]
-    # the k-th best is met by exactly k elements (-0.0 meets 0.0, as they tie in torch), the k differ
-    if not ((np.count_nonzero(rows >= worst if largest else rows <= worst, axis=1) == k).all()
-            and (values[:, 1:] != values[:, :-1]).all()):
+    # the k are in strict order (distinct, no NaN), so each row's k-th best is met by at least k
+    # elements, and by exactly k (-0.0 meets 0.0, as they tie in torch) where all rows' total is k
+    # per row (one count over the array: count_nonzero along an axis is a slower Python route)
+    if not ((values[:, 1:] < values[:, :-1] if largest else values[:, :-1] < values[:, 1:]).all()
+            and np.count_nonzero(rows >= worst if largest else rows <= worst) == k * len(rows)):
         return None
     return _along(chosen[line, order], x, d)
 
@@ -1981,6 +2005,8 @@ def _c_layout(index):
     """``index`` C-contiguous with C strides for its size-1 dims too (ascontiguousarray keeps
     whatever stride a size-1 dim had): torch's topk, kthvalue and mode results are contiguous
     whatever the input's layout or the dim, where the replayed or moved order is a strided view."""
+    if index.ndim == 1 and index.strides[0] == index.itemsize:  # (already so)
+        return index
     xp = array_module(index)
     return xp.ascontiguousarray(index).ravel().reshape(index.shape)
 
@@ -1991,7 +2017,23 @@ def _unstable_order(x: np.ndarray, d: int, descending: bool) -> np.ndarray:
     order = _argsort(x, d, descending)
     if x.ndim == 1 and x.dtype.kind in "iu" and x.size >= 32768 and not descending:
         return order
+    if _strictly_ordered(x, d, order, descending):  # no ties, no NaN: every sort agrees
+        return order
     return _replayed_order(x, d, order, lambda rows: cpu_sort_order.sort_rows(rows, descending), rows_at_once=True)
+
+
+def _strictly_ordered(x: np.ndarray, d: int, order: np.ndarray, descending: bool) -> bool:
+    """Whether every row of ``x`` along ``d`` holds distinct values and no NaN (a NumPy array of a
+    real dtype; ``order`` its sort along ``d``): a cheaper answer than _replayed_order's tie search
+    (which sorts again) for the common case, False wherever that search is needed."""
+    if type(x) is not np.ndarray or x.dtype.kind not in "iuf" or x.size == 0:
+        return False
+    if x.ndim == 1:  # (the values in order: one gather)
+        ordered = x[order]
+        return bool((ordered[1:] < ordered[:-1] if descending else ordered[:-1] < ordered[1:]).all())
+    ordered = np.sort(x, axis=d)  # (NaN last: it fails the test)
+    before = (slice(None),) * d
+    return bool((ordered[(*before, slice(None, -1))] < ordered[(*before, slice(1, None))]).all())
 
 
 def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool | None = None):
@@ -2273,7 +2315,7 @@ def _tied_mode_index(rows: np.ndarray) -> np.ndarray:
     """torch's CPU mode index (as a column) of each row of a 2-d array, all rows holding ties and
     no NaN: the last of the first longest run after std::sort, whose order ``sort_rows`` replays
     for all rows at once (``_mode_index`` replays one row at a time, a Python call per comparison)."""
-    if rows.size > cpu_sort_order.REPLAY_LIMIT:  # (past it, no replay: _mode_index's answer)
+    if rows.size > cpu_sort_order.REPLAY_LIMIT:  # (past it: _mode_index's answer, replayed only for short rows)
         return _mode_index(rows, 1)
     order = cpu_sort_order.sort_rows(rows, descending=False)
     line = np.arange(len(rows))[:, None]
@@ -2289,6 +2331,20 @@ def _tied_mode_index(rows: np.ndarray) -> np.ndarray:
 
 def _mode_index(x, d: int):
     """torch's CPU mode index along ``d`` (kept as a size-1 dim) of every row of ``x``."""
+    if x.shape[d] <= cpu_sort_order.INSERTION_THRESHOLD:
+        # std::sort of so few elements is one insertion sort, which mode_index_rows replays for all
+        # rows at once: torch's index for every row, ties and NaN included, with no runs to read first
+        return _c_layout(_replayed_order(x, d, lambda: _mode_index_of_runs(x, d),
+                                         lambda rows: cpu_sort_order.mode_index_rows(rows)[:, None],
+                                         every_row=True, rows_at_once=True))
+    # with ties torch's index is the last of the run after its std::sort, which need not be the last occurrence
+    return _c_layout(_replayed_order(x, d, _mode_index_of_runs(x, d), lambda keys: [cpu_sort_order.mode_index(keys)],
+                                     with_nan=True))
+
+
+def _mode_index_of_runs(x, d: int):
+    """The mode's index along ``d`` (kept as a size-1 dim) read from runs of a stable sort: the last
+    occurrence of the first longest run's value (torch's where no row ties or holds a NaN)."""
     xp = array_module(x)
     moved = xp.moveaxis(x, d, -1)
     order = xp.argsort(moved, axis=-1, kind="stable")
@@ -2304,9 +2360,7 @@ def _mode_index(x, d: int):
     # torch returns the last occurrence's index: the largest original index within that run
     value = xp.take_along_axis(s, best, -1)
     index = xp.max(xp.where(moved == value, xp.arange(n), -1), axis=-1, keepdims=True)
-    # with ties torch's index is the last of the run after its std::sort, which need not be the last occurrence
-    return _c_layout(_replayed_order(x, d, xp.moveaxis(index, -1, d), lambda keys: [cpu_sort_order.mode_index(keys)],
-                                     with_nan=True))
+    return xp.moveaxis(index, -1, d)
 
 
 # ---------------------------------------------------------------- NaN-aware sums, aminmax, running extrema
