@@ -603,6 +603,8 @@ def _recorded_matmul(t1: Tensor, t2: Tensor) -> Tensor:
     d1, d2 = t1._data.ndim, t2._data.ndim
     if d1 == 1 and d2 == 2:
         product = Mm.apply(t1.unsqueeze(0), t2)
+        if _function_module.active_dispatch is not None:  # (a mode sees torch's in-place squeeze_ of the product)
+            _function_module.note_given(UnsafeView, product, aten_call=(("squeeze_", "dim"), (product, 0), {}))
         return name_node(UnsafeView.apply(product, shape=product._data.shape[1:]), "SqueezeBackward4",
                          saved=_SQUEEZED_SAVED)
     if d1 == 3 and d2 == 3:
