@@ -291,3 +291,36 @@ def test_a_vector_matrix_product_ends_with_torchs_squeeze_(name):
 def test_a_vector_matrix_product_under_a_passing_mode_keeps_its_value_and_gradient():
     assert_a_passing_mode_keeps(lambda lib, x: (x[0] @ lib.arange(12.0).reshape(4, 3) / 10).sin().sum(), (2, 4),
                                 seed=3)
+
+
+BATCH_OF_ONE = {
+    # torch squeezes a batch of one under any mode; here where the bmm that follows is the same (not folded)
+    "lhs_batch_of_one": lambda lib, a: a["b1"][:1] @ a["b2"][:, :3, :],
+    "rhs_batch_of_one_transposed_lhs": lambda lib, a: a["b1"].transpose(1, 2) @ a["b2"][:1, :2, :],
+    "lhs_batch_of_one_recorded_rhs": lambda lib, a: a["b1"][:1] @ a["b2"][:, :3, :].requires_grad_(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BATCH_OF_ONE))
+def test_a_batch_of_one_is_squeezed_under_a_mode_as_torch(name):
+    assert _logged(chainrule, BATCH_OF_ONE[name]) == _logged(real_torch, BATCH_OF_ONE[name])
+
+
+@pytest.mark.parametrize("shapes", [((1, 3, 4), (5, 4, 2)), ((1, 30, 40), (8, 40, 50)), ((5, 3, 4), (1, 4, 2)),
+                                    ((8, 30, 40), (1, 40, 50))])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_batch_of_one_under_a_passing_mode_keeps_its_bits(shapes, dtype):
+    def run(lib, mode):
+        rng = np.random.default_rng(sum(shapes[0]) + 3 * sum(shapes[1]))
+        a = lib.tensor(rng.standard_normal(shapes[0]), dtype=getattr(lib, dtype)).mT.contiguous().mT
+        b = lib.tensor(rng.standard_normal(shapes[1]), dtype=getattr(lib, dtype), requires_grad=True)
+        with mode:
+            out = a @ b
+            (out * out).sum().backward()
+        return out.detach().numpy(), b.grad.numpy()
+
+    ours, plain, theirs = run(chainrule, _Pass()), run(chainrule, contextlib.nullcontext()), run(
+        real_torch, contextlib.nullcontext())
+    for got, without, expected in zip(ours, plain, theirs):
+        np.testing.assert_array_equal(got, without)
+        np.testing.assert_allclose(got, expected, rtol=1e-4 if dtype == "float32" else 1e-10, atol=1e-4)
