@@ -59,7 +59,7 @@ PROGRAMS = {
                                                         padding_idx=1),
     "cross_entropy": lambda lib, a: _F(lib).cross_entropy(_x(a), a["tgt"]),
     "cross_entropy_sum": lambda lib, a: _F(lib).cross_entropy(_x(a), a["tgt"], reduction="sum"),
-    "nll_weighted": lambda lib, a: _F(lib).nll_loss(_x(a), a["tgt"], weight=lib.ones(3), ignore_index=2),
+    "nll_weighted": lambda lib, a: _F(lib).nll_loss(_x(a), a["tgt"], weight=lib.ones(3, dtype=lib.float32), ignore_index=2),
     "mse": lambda lib, a: _F(lib).mse_loss(_x(a), a["y"]),
     "mse_none": lambda lib, a: _F(lib).mse_loss(_x(a), a["y"], reduction="none"),
     "conv": lambda lib, a: _layer(lib, lambda nn: nn.Conv2d(2, 3, 3))(a["img"].requires_grad_()),
