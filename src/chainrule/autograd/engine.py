@@ -904,14 +904,23 @@ def _in_leaf_layout(grad, leaf, copy: bool):
     return laid_out
 
 
-def _sole_view(array) -> bool:
+def _sole_view(array, owner=None) -> bool:
     """Whether ``array`` is a C-contiguous view of all of an array that nothing else references,
     as a weight's gradient transposed twice (linear's TBackward0): stealing it is as safe as
-    stealing its base, and saves a copy."""
+    stealing its base, and saves a copy. ``owner``: the base Tensor of the gradient's Tensor view
+    (its ops ran as Tensor ops, under a dispatch mode), whose array may hold the base as well when
+    nothing but the gradient holds that Tensor."""
     base = array.base
-    # its references: the view's, the local name, getrefcount's argument
+    # its references: the view's, the local name, getrefcount's argument (and the owner's array's)
+    held = 3
+    if owner is not None and sys.getrefcount(owner) == 3:  # (the gradient's _base, the argument, getrefcount's)
+        data = owner._data
+        if data is base:
+            held = 5  # (and the owner's, and the name ``data``)
+        elif data.base is base and sys.getrefcount(data) == 3:
+            held = 4  # (and the owner's array's: a view nothing else holds)
     return (type(base) is type(array) and base.base is None and base.size == array.size
-            and array.flags.c_contiguous and sys.getrefcount(base) == 3)
+            and array.flags.c_contiguous and sys.getrefcount(base) == held)
 
 
 def _accumulate(variable, grad, create_graph, exposed=()):
@@ -938,7 +947,7 @@ def _accumulate(variable, grad, create_graph, exposed=()):
         array = grad._data
         # Stealing is safe only if no other tensor or view shares this array (its references:
         # the tensor's slot, the local name, getrefcount's argument) and user code never saw it.
-        if ((array.base is not None and not _sole_view(array)) or sys.getrefcount(array) > 3
+        if ((array.base is not None and not _sole_view(array, grad._base)) or sys.getrefcount(array) > 3
                 or not writeable(array) or id(grad) in exposed):
             array = _in_leaf_layout(array, variable._data, copy=True)
             if _function.active_dispatch is not None:

@@ -603,13 +603,19 @@ def _recorded_matmul(t1: Tensor, t2: Tensor) -> Tensor:
     d1, d2 = t1._data.ndim, t2._data.ndim
     if d1 == 1 and d2 == 2:
         product = Mm.apply(t1.unsqueeze(0), t2)
+        if _function_module.active_dispatch is not None:  # (a mode sees torch's in-place squeeze_ of the product)
+            _function_module.note_given(UnsafeView, product, aten_call=(("squeeze_", "dim"), (product, 0), {}))
         return name_node(UnsafeView.apply(product, shape=product._data.shape[1:]), "SqueezeBackward4",
                          saved=_SQUEEZED_SAVED)
     if d1 == 3 and d2 == 3:
-        # torch drops a batch of one of an operand that requires grad, against a longer batch
-        if t1._data.shape[0] == 1 and t2._data.shape[0] != 1 and t1._requires_grad:
+        # torch drops a batch of one of an operand that requires grad, against a longer batch, and of any operand
+        # under a mode (isTensorSubclassLike): here where the product that follows is the same expanded bmm, not
+        # rows folded into one mm, whose sums would round otherwise than without a mode
+        shown = _function_module.active_dispatch is not None
+        if t1._data.shape[0] == 1 and t2._data.shape[0] != 1 and (t1._requires_grad or shown):
             return matmul(t1.squeeze(0), t2)
-        if t2._data.shape[0] == 1 and t1._data.shape[0] != 1 and t2._requires_grad:
+        if t2._data.shape[0] == 1 and t1._data.shape[0] != 1 and (
+                t2._requires_grad or shown and not _rows_viewable(t1._data)):
             return matmul(t1, t2.squeeze(0))
     if d2 > d1 and _function_module.active_dispatch is not None:
         _ = t2.mT  # (ATen's should_fold looks at tensor2.mT first: a mode sees that transpose)

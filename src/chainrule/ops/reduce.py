@@ -37,7 +37,7 @@ from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out, preserve_layout
 from . import _cuda_kernels, cpu_norm_order, cpu_softmax_order, cpu_sort_order
 from ._arg_parser import check_number, int_list
-from .elementwise import SPARSE_COO_TYPES, _conj, _exp_array, _log_array, conjugate_rule
+from .elementwise import SPARSE_COO_TYPES, Div, _conj, _exp_array, _log_array, conjugate_rule
 from .memory_format import row_major
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
@@ -76,11 +76,12 @@ def _dims(dim, ndim: int, op: str) -> tuple:
     return (wrapped,) if ndim else ()
 
 
-def _expand_back(grad: Tensor, shape: tuple, dims: tuple, keepdim: bool, divisor: int = 1) -> Tensor:
+def _expand_back(grad: Tensor, shape: tuple, dims: tuple, keepdim: bool, divisor: int = 1, node=None) -> Tensor:
     """Undo a reduction's shape change: reinsert the reduced dims as 1, then broadcast (after
     dividing by ``divisor``, a mean's count). In a plain backward this is the same reshape,
     broadcast view and division on the array: the Tensor ops would record nothing, and as views
-    they cost a loss's backward more than the small ops around them."""
+    they cost a loss's backward more than the small ops around them. ``node``: the reduction's, which
+    keeps the dims as the call gave them (negative, say) where they differ from ``dims``."""
     if not keepdim and dims:
         kept_shape = tuple(1 if i in dims else s for i, s in enumerate(shape))
     else:
@@ -97,10 +98,18 @@ def _expand_back(grad: Tensor, shape: tuple, dims: tuple, keepdim: bool, divisor
     # torch's sum_backward: a 0-d gradient expanded as it is, else unsqueezed at each reduced dim in turn;
     # a mean's count divides the expanded gradient (mean_backward)
     if kept_shape is not None and grad._data.ndim:
-        for dim in sorted(dims):
-            grad = grad.unsqueeze(dim)
+        given = getattr(node, "given_dims", None)
+        if len(dims) == 1 and given is not None and len(given) == 1:
+            grad = grad.unsqueeze(given[0])  # (one dim: torch unsqueezes at it as given)
+        else:
+            for dim in sorted(dims):
+                grad = grad.unsqueeze(dim)
     grad = grad.expand(shape)
-    return grad / divisor if divisor != 1 else grad
+    if divisor == 1:
+        return grad
+    if _function_module.active_dispatch is not None:  # torch's mean_backward divides by the count as a Scalar
+        _function_module.note_given(Div, grad, given_overload="Scalar")
+    return grad / divisor
 
 
 class Sum(Function):
@@ -129,7 +138,7 @@ class Sum(Function):
     @staticmethod
     def backward(ctx, grad):
         # every input element contributes once to its sum: copy the gradient back over the dims
-        return _expand_back(grad, ctx.shape, ctx.dims, ctx.keepdim)
+        return _expand_back(grad, ctx.shape, ctx.dims, ctx.keepdim, node=ctx)
 
 
 def _numpy_names(op: str, dim, keepdim, axis, keepdims):
@@ -240,7 +249,7 @@ class Mean(Function):
     @staticmethod
     def backward(ctx, grad):
         # d mean = d sum / n
-        return _expand_back(grad, ctx.shape, ctx.dims, ctx.keepdim, ctx.count)
+        return _expand_back(grad, ctx.shape, ctx.dims, ctx.keepdim, ctx.count, ctx)
 
 
 def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=None, keepdims=None) -> Tensor:

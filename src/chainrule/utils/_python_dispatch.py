@@ -32,7 +32,7 @@ from types import FunctionType
 
 import numpy as np
 
-from .._backend import contiguous_strides
+from .._backend import array_module, contiguous_strides
 from ..autograd import function as _function
 from ..autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from ..autograd.profiler import _op_name, recording_switches
@@ -361,13 +361,13 @@ def _as_number(value):
 
 
 def _binary(name: str, overload: str = "Tensor"):
-    def show(inputs, params):
+    def show(inputs, params):  # (the overload as the caller noted it: mean's backward divides by a Scalar)
         a, b = _operand(inputs[0]), _operand(inputs[1])
         if getattr(b, "_wrapped_number", False):
             b = b.__dict__.get("_wrapped_value", b)
             b = _as_number(b) if isinstance(b, _function._Tensor) else b
         kwargs = {"alpha": params["alpha"]} if params.get("alpha", 1) != 1 else {}
-        return (name, overload), (a, b), kwargs
+        return (name, params.get("given_overload", overload)), (a, b), kwargs
     return show
 
 
@@ -675,7 +675,7 @@ _ATEN_SCHEMAS = {
     "LogSoftmax": lambda inputs, params: (("_log_softmax", "default"), (inputs[0], _given_dim(params), False), {}),
     "Transpose": lambda inputs, params: ((("t", "default"), (inputs[0],), {}) if params.get("t") else
                                          (("transpose", "int"), (inputs[0], params["dim0"], params["dim1"]), {})),
-    "Reshape": _shape_arg("view", "shape", "given_shape"), "UnsafeView": _shape_arg("_unsafe_view", "shape"), "Expand": _shape_arg("expand", "shape"),
+    "Reshape": _shape_arg("view", "shape", "given_shape"), "UnsafeView": lambda inputs, params: params.get("aten_call") or _shape_arg("_unsafe_view", "shape")(inputs, params), "Expand": _shape_arg("expand", "shape"),
     "Permute": _shape_arg("permute", "dims"), "Repeat": _shape_arg("repeat", "repeats"),
     "UnsqueezeView": lambda inputs, params: (("unsqueeze", "default"), (inputs[0], params["dim"]), {}),
     "SqueezeView": _squeeze,
@@ -932,6 +932,7 @@ _ATEN_STAND_INS = {
     "split_with_sizes.default": lambda input, sizes, dim=0: input.split(list(sizes), dim),
     "unbind.int": lambda input, dim=0: input.unbind(dim),
     "diagonal.default": lambda input, offset=0, dim1=0, dim2=1: input.diagonal(offset, dim1, dim2),
+    "squeeze_.dim": lambda input, dim: input.squeeze(dim),
     "repeat.default": lambda input, repeats: input.repeat(*repeats),
     "constant_pad_nd.default": lambda input, pad, value=0: _chainrule().constant_pad_nd(input, pad, value),
     **{f"max_pool{n}d_with_indices.default": _stand_in_max_pool for n in (1, 2, 3)},
@@ -1475,6 +1476,10 @@ def _dispatch_node(node, grads):
     backward through its handler too, op by op); other nodes run their rule as usual. Under
     ``create_graph`` that backward op is itself recorded (_HandledOp), so the gradients it gives
     can be differentiated again."""
+    if _mode_stack and not is_grad_enabled():
+        result = _node_to_mode(node, grads)
+        if result is not _function.RUN_UNDISPATCHED:
+            return result
     if not _live_wrappers:
         return _function.RUN_UNDISPATCHED
     # looked for among what the node holds, not what saved_values gives: that would run a
@@ -1594,6 +1599,381 @@ def _vjp_on_plain(on_plain, num_args: int, given: tuple, positions: tuple, num_v
         found = iter(grad([o for o, _ in pairs], wanted, [v for _, v in pairs], allow_unused=True,
                           create_graph=again) if pairs and wanted else ())
     return tuple(next(found, None) if t._requires_grad else None for t in leaves)
+
+
+# ---- a node's backward under a mode: torch's one aten backward op where derivatives.yaml has one
+# node name -> (aten op, args, kwargs) from the incoming gradient and the node's torch-named saved values
+# (grad_fn._saved_*, which chainrule's nodes give as torch's do), as torch's generated node calls the op;
+# None where the node runs another form (its rule's ops reach the mode one by one)
+def _signed(value) -> int:
+    """A saved int torch keeps as uint64 (``_saved_dim`` of -1, ``_saved_ignore_index`` of -100) as given."""
+    value = int(value)
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _output_mask(node) -> list:
+    """Which of a three-gradient backward op's results (input, weight, bias) the node's inputs need."""
+    return [*node.needs_input_grad, False, False][:3]
+
+
+def _softmax_call(name: str):
+    def call(node, grad):
+        result = node._saved_result
+        return name, (grad, result, _signed(node._saved_dim), result.dtype), {}
+    return call
+
+
+def _layer_norm_backward_call(node, grad):
+    return "native_layer_norm_backward", (grad, node._saved_input, list(node._saved_normalized_shape),
+                                          node._saved_result1, node._saved_result2, node._saved_weight,
+                                          node._saved_bias, _output_mask(node)), {}
+
+
+def _embedding_backward_call(node, grad):
+    if node._saved_sparse:
+        return None
+    return "embedding_dense_backward", (grad, node._saved_indices, node._saved_weight_sym_argsize_0,
+                                        _signed(node._saved_padding_idx), node._saved_scale_grad_by_freq), {}
+
+
+def _nll_loss_backward_call(node, grad):
+    return "nll_loss_backward", (grad, node._saved_self, node._saved_target, node._saved_weight, node._saved_reduction,
+                                 _signed(node._saved_ignore_index), node._saved_total_weight), {}
+
+
+def _convolution_backward_call(node, grad):
+    input = node._saved_input
+    if input is None:  # kept only for the weight's gradient: torch's op, not asked for it, reads only its shape
+        shape, dtype = node._input_meta[0]
+        input = _function._Tensor._make(array_module(grad._data).zeros(shape, dtype))
+    return "convolution_backward", (
+        grad, input, node._saved_weight, list(node._saved_bias_sym_sizes_opt), list(node._saved_stride),
+        list(node._saved_padding), list(node._saved_dilation), node._saved_transposed,
+        list(node._saved_output_padding), node._saved_groups, _output_mask(node)), {}
+
+
+def _mse_loss_backward_call(node, grad):
+    if node.needs_input_grad[1]:  # (torch calls it once more, target and self swapped, for the target)
+        return None
+    return "mse_loss_backward", (grad, node._saved_self, node._saved_target, node._saved_reduction), {}
+
+
+def _max_pool2d_backward_call(node, grad):
+    return "max_pool2d_with_indices_backward", (
+        grad, node._saved_self, list(node._saved_kernel_size), list(node._saved_stride), list(node._saved_padding),
+        list(node._saved_dilation), node._saved_ceil_mode, node._saved_result1), {}
+
+
+_BACKWARD_CALLS = {
+    "ReluBackward0": lambda node, grad: ("threshold_backward", (grad, node._saved_result, 0), {}),
+    "TanhBackward0": lambda node, grad: ("tanh_backward", (grad, node._saved_result), {}),
+    "SigmoidBackward0": lambda node, grad: ("sigmoid_backward", (grad, node._saved_result), {}),
+    "SoftmaxBackward0": _softmax_call("_softmax_backward_data"),
+    "LogSoftmaxBackward0": _softmax_call("_log_softmax_backward_data"),
+    "GeluBackward0": lambda node, grad: ("gelu_backward", (grad, node._saved_self), {} if node._saved_approximate == "none"
+                                         else {"approximate": node._saved_approximate}),
+    "SiluBackward0": lambda node, grad: ("silu_backward", (grad, node._saved_self), {}),
+    "LeakyReluBackward0": lambda node, grad: ("leaky_relu_backward",
+                                              (grad, node._saved_self, node._saved_negative_slope, False), {}),
+    "HardtanhBackward0": lambda node, grad: ("hardtanh_backward", (grad, node._saved_self, node._saved_min_val,
+                                                                   node._saved_max_val), {}),
+    "SoftplusBackward0": lambda node, grad: ("softplus_backward", (grad, node._saved_self, node._saved_beta,
+                                                                   node._saved_threshold), {}),
+    "LogSigmoidBackward0": lambda node, grad: ("log_sigmoid_backward", (grad, node._saved_self, node._saved_buffer), {}),
+    "EluBackward0": lambda node, grad: ("elu_backward", (grad, node._saved_alpha, node._saved_scale,
+                                                         node._saved_input_scale, False, node._saved_self), {}),
+    "NativeLayerNormBackward0": _layer_norm_backward_call,
+    "EmbeddingBackward0": _embedding_backward_call,
+    "NllLossBackward0": _nll_loss_backward_call,
+    "ConvolutionBackward0": _convolution_backward_call,
+    "MseLossBackward0": _mse_loss_backward_call,
+    "MaxPool2DWithIndicesBackward0": _max_pool2d_backward_call,
+}
+# backward ops torch answers with (input's, weight's, bias's) gradient, None where the output mask says
+_THREE_GRADIENTS = frozenset(("native_layer_norm_backward", "convolution_backward"))
+
+
+def _vjp_of(forward, grad, *inputs) -> tuple:
+    """The gradients of ``forward(*inputs)`` against ``grad`` at the floating tensors among ``inputs`` (None
+    elsewhere): a backward op a handler called with changed arguments, computed from what it asked for."""
+    from ..autograd import grad as _grad
+
+    with enable_grad():
+        leaves = [t.detach().requires_grad_() if isinstance(t, _function._Tensor) and t.dtype.is_floating_point else t
+                  for t in inputs]
+        wanted = [t for t in leaves if isinstance(t, _function._Tensor) and t._requires_grad]
+        found = iter(_grad(forward(*leaves), wanted, grad, allow_unused=True))
+    return tuple(next(found) if isinstance(t, _function._Tensor) and t._requires_grad else None for t in leaves)
+
+
+def _functional():
+    return _chainrule().nn.functional
+
+
+def _layer_norm_backward(grad, input, normalized_shape, mean, rstd, weight, bias, output_mask):
+    """native_layer_norm_backward from the rows' mean and 1/σ given: dx = rstd (ĝ - mean ĝ - x̂ mean(ĝ x̂)), ĝ = g γ."""
+    dims = tuple(range(input.ndim - len(normalized_shape), input.ndim))
+    leading = tuple(range(input.ndim - len(normalized_shape)))
+    xhat = (input - mean) * rstd
+    g_hat = grad * weight if weight is not None else grad
+    grad_x = rstd * (g_hat - g_hat.mean(dims, keepdim=True) - xhat * (g_hat * xhat).mean(dims, keepdim=True))
+    grad_w = (grad * xhat).sum(leading) if output_mask[1] else None
+    grad_b = grad.sum(leading) if output_mask[2] else None
+    return grad_x if output_mask[0] else None, grad_w, grad_b
+
+
+def _embedding_dense_backward(grad, indices, num_weights, padding_idx, scale_grad_by_freq):
+    lib = _chainrule()
+    flat = indices.reshape(-1)
+    rows = grad.reshape(-1, grad.shape[-1])
+    if scale_grad_by_freq:
+        rows = rows / lib.bincount(flat, minlength=num_weights)[flat].unsqueeze(1).to(rows.dtype)
+    if padding_idx >= 0:
+        rows = rows.masked_fill((flat == padding_idx).unsqueeze(1), 0)
+    return lib.zeros(num_weights, grad.shape[-1], dtype=grad.dtype).index_add(0, flat, rows)
+
+
+def _convolution_backward(grad, input, weight, bias_sizes, stride, padding, dilation, transposed, output_padding,
+                          groups, output_mask):
+    lib = _chainrule()
+    bias = lib.zeros(list(bias_sizes), dtype=weight.dtype) if output_mask[2] else None
+
+    def run(input, weight, bias):
+        n = input.ndim - 2
+        if transposed:
+            return getattr(_functional(), f"conv_transpose{n}d")(input, weight, bias, stride, padding, output_padding,
+                                                                 groups, dilation)
+        return getattr(_functional(), f"conv{n}d")(input, weight, bias, stride, padding, dilation, groups)
+
+    found = _vjp_of(run, grad, input, weight, bias)
+    return tuple(g if wanted else None for g, wanted in zip(found, output_mask))
+
+
+_REDUCTION_NAMES = {0: "none", 1: "mean", 2: "sum"}
+# torch's backward ops run on what a handler that changed their arguments asked for
+_BACKWARD_STAND_INS = {
+    "threshold_backward": lambda grad, self, threshold: _chainrule().where(self <= threshold, 0, grad),
+    "tanh_backward": lambda grad, output: grad * (1 - output * output),
+    "sigmoid_backward": lambda grad, output: grad * (1 - output) * output,
+    "_softmax_backward_data": lambda grad, output, dim, input_dtype: (
+        output * (grad - (grad * output).sum(dim, keepdim=True))).to(input_dtype),
+    "_log_softmax_backward_data": lambda grad, output, dim, input_dtype: (
+        grad - output.exp() * grad.sum(dim, keepdim=True)).to(input_dtype),
+    "gelu_backward": lambda grad, self, *, approximate="none": _vjp_of(
+        lambda x: _functional().gelu(x, approximate=approximate), grad, self)[0],
+    "silu_backward": lambda grad, self: _vjp_of(_functional().silu, grad, self)[0],
+    "leaky_relu_backward": lambda grad, self, negative_slope, self_is_result: _chainrule().where(
+        self > 0, grad, grad * negative_slope),
+    "hardtanh_backward": lambda grad, self, min_val, max_val: _chainrule().where(
+        (self <= min_val) | (self >= max_val), 0, grad),
+    "softplus_backward": lambda grad, self, beta, threshold: _vjp_of(
+        lambda x: _functional().softplus(x, beta, threshold), grad, self)[0],
+    "log_sigmoid_backward": lambda grad, self, buffer: _vjp_of(_functional().logsigmoid, grad, self)[0],
+    "elu_backward": lambda grad, alpha, scale, input_scale, is_result, self_or_result: _chainrule().where(
+        self_or_result > 0, grad * scale, grad * (alpha * scale * input_scale) * (self_or_result * input_scale).exp()),
+    "native_layer_norm_backward": _layer_norm_backward,
+    "embedding_dense_backward": _embedding_dense_backward,
+    "nll_loss_backward": lambda grad, self, target, weight, reduction, ignore_index, total_weight: _vjp_of(
+        lambda x: _functional().nll_loss(x, target, weight, ignore_index=ignore_index,
+                                         reduction=_REDUCTION_NAMES[reduction]), grad, self)[0],
+    "convolution_backward": _convolution_backward,
+    "mse_loss_backward": lambda grad, self, target, reduction: _vjp_of(
+        lambda x: _functional().mse_loss(x, target, reduction=_REDUCTION_NAMES[reduction]), grad, self)[0],
+    "max_pool2d_with_indices_backward": lambda grad, self, kernel_size, stride, padding, dilation, ceil_mode, indices: (
+        _vjp_of(lambda x: _functional().max_pool2d(x, kernel_size, stride or None, padding, dilation, ceil_mode),
+                grad, self)[0]),
+}
+
+
+def _column_major(sizes, strides) -> bool:
+    return strides[0] == 1 and strides[1] == sizes[0]
+
+
+def _product_gradients(grad, mat1, mat1_meta, mat2, mat2_meta, needs, mat2_first: bool) -> tuple:
+    """torch's mm_mat1_backward and mm_mat2_backward, op by op (t and mm): the gradient of a column-major
+    matrix made as the transpose of a row-major product."""
+    def conj(t):  # (torch's conj of a real tensor is the tensor, no op)
+        return t.conj() if t.is_complex() else t
+
+    def of_mat2():
+        return grad.t().mm(conj(mat1)).t() if _column_major(*mat2_meta) else conj(mat1.t()).mm(grad)
+
+    grad_mat1 = grad_mat2 = None
+    if needs[1] and mat2_first:  # (MmBackward0 takes mat2's first, AddmmBackward0 mat1's: derivatives.yaml's order)
+        grad_mat2 = of_mat2()
+    if needs[0]:
+        grad_mat1 = conj(mat2).mm(grad.t()).t() if _column_major(*mat1_meta) else grad.mm(conj(mat2.t()))
+    if needs[1] and not mat2_first:
+        grad_mat2 = of_mat2()
+    return grad_mat1, grad_mat2
+
+
+class _ColumnSums(_function.Function):
+    """A linear's one-row bias gradient, G (rows, n) summed over its rows as (1, n): torch's engine reduces it
+    so (sum.dim_IntList(G, [0], True), then a view), here by the adds of the fused rule's column sums."""
+
+    _array_forward = True
+    label = "sum"
+    rule = "copies the gradient to every row"
+
+    @staticmethod
+    def forward(ctx, g):
+        from ..ops.linear import _column_sums
+
+        ctx.rows = g.shape[0]
+        return _column_sums(g).reshape(1, -1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.expand(ctx.rows, grad.shape[1])
+
+
+_ATEN_SCHEMAS["_ColumnSums"] = lambda inputs, params: (("sum", "dim_IntList"), (inputs[0], [0], True), {})
+
+
+def _linear_product_backward(node, grad, mat2_transposed: bool):
+    """A linear's AddmmBackward0 or MmBackward0 (ops.linear's, whose rule is one fused op), or a 2-d matmul's
+    MmBackward0, as torch's formulas run: each matrix's gradient through t and mm, then a bias of one row's
+    summed over the rows. Only where torch's products are the rule's (the same operands, not their
+    transposes: the same bits): x's as G Wᵀ, and W's as (Gᵀ x)ᵀ where ``mat2_transposed`` (the fused
+    rule's), else as xᵀ G; elsewhere the rule runs, its ops shown as they are."""
+    with_bias = len(node.next_functions) == 3
+    needs = node.needs_input_grad[1:] if with_bias else node.needs_input_grad
+    prefix = "_saved_mat1" if with_bias else "_saved_self"
+    mat1_meta = (getattr(node, prefix + "_sym_sizes"), getattr(node, prefix + "_sym_strides"))
+    mat2_meta = (node._saved_mat2_sym_sizes, node._saved_mat2_sym_strides)
+    if (needs[0] and _column_major(*mat1_meta)) or (needs[1] and _column_major(*mat2_meta) != mat2_transposed):
+        return _function.RUN_UNDISPATCHED
+    grad_mat1, grad_mat2 = _product_gradients(grad, getattr(node, prefix) if needs[1] else None,
+                                              mat1_meta, node._saved_mat2 if needs[0] else None, mat2_meta, needs,
+                                              not with_bias)
+    if not with_bias:
+        return grad_mat1, grad_mat2
+    grad_bias = None
+    if node.needs_input_grad[0]:
+        grad_bias = grad
+        if len(node._input_meta[0][0]) == 1:
+            grad_bias = _ColumnSums.apply(grad).view(node._input_meta[0][0])
+    return grad_bias, grad_mat1, grad_mat2
+
+
+def _backward_decompositions() -> dict:
+    """forward op class (or node name) -> its node's backward as torch's formula runs it op by op, where chainrule's
+    rule is one fused op or other ops: (node, grad) -> one gradient per input."""
+    from ..ops import linalg, linear
+
+    fused = functools.partial(_linear_product_backward, mat2_transposed=True)
+    return {linear.Addmm: fused, linear.Mm: fused,
+            linalg.Mm: functools.partial(_linear_product_backward, mat2_transposed=False),
+            "TBackward0": lambda node, grad: (grad.t(),),
+            "SqueezeBackward4": _unsqueezed_back, "UnsqueezeBackward0": _squeezed_back}
+
+
+def _unsqueezed_back(node, grad):
+    """SqueezeBackward4 of one dim of size 1 (a vector-matrix product's squeeze_ of its row): torch's unsqueeze_to,
+    the dim put back."""
+    shape = node._input_meta[0][0]
+    dim = _signed(node._saved_dim)
+    if grad.ndim + 1 != len(shape) or shape[dim] != 1:
+        return _function.RUN_UNDISPATCHED
+    return (grad.unsqueeze(dim),)
+
+
+def _squeezed_back(node, grad):
+    """UnsqueezeBackward0 of one new dim: torch's grad.squeeze(dim) (a key of several Nones runs the rule)."""
+    if grad.ndim != len(node._input_meta[0][0]) + 1:
+        return _function.RUN_UNDISPATCHED
+    return (grad.squeeze(_signed(node._saved_dim)),)
+
+
+_DECOMPOSED: dict = {}
+
+
+class _NodeCall:
+    """One node's backward handed to a mode as a backward op: what its func runs when called as shown."""
+
+    __slots__ = ("node", "grads", "args", "kwargs")
+
+    def __init__(self, node, grads, args, kwargs) -> None:
+        self.node, self.grads, self.args, self.kwargs = node, grads, args, kwargs
+
+
+class NodeOverload(OpOverload):
+    """The ``func`` a mode gets for a node's backward shown as torch's backward op
+    (``aten.threshold_backward.default``): called with the arguments shown (tensors swapped or not for
+    the same ones) it runs the node's rule, below this mode; with others it runs torch's op on them."""
+
+    def __init__(self, op_name: str) -> None:
+        super().__init__("aten", op_name, "default", self._run)
+
+    def _run(self, *args, **kwargs):
+        calls = getattr(_pending, "node_calls", None)
+        call = calls[-1] if calls else None
+        swapped: dict = {}
+        if (call is None or not _swaps(args, call.args, swapped) or not _swaps(kwargs, call.kwargs, swapped)
+                or swapped):
+            return _BACKWARD_STAND_INS[self._op_name](*args, **kwargs)
+        if _mode_stack:  # the next mode down sees the same op
+            grads = _hand_node(call.node, call.grads, self, args, kwargs)
+        else:
+            grads = call.node._forward_cls.backward(call.node, *call.grads)
+        grads = grads if type(grads) is tuple else (grads,)
+        if self._op_name in _THREE_GRADIENTS:
+            return (*grads, None, None)[:3]
+        return grads[0]
+
+
+_node_overloads: dict = {}
+
+
+def _hand_node(node, grads, func, args, kwargs) -> tuple:
+    """The innermost mode's answer to ``func(*args, **kwargs)``, a node's backward op: one gradient per input of
+    the node (None where none flows)."""
+    calls = getattr(_pending, "node_calls", None)
+    if calls is None:
+        calls = _pending.node_calls = []
+    calls.append(_NodeCall(node, grads, args, kwargs))
+    try:
+        with _pop_mode_temporarily() as mode, _below_autograd():
+            types = _dispatch_types([t for t in (*args, *kwargs.values()) if isinstance(t, _function._Tensor)]) \
+                if _live_wrappers else ()
+            result = mode.__torch_dispatch__(func, types, _copied(args), _copied(kwargs))
+    finally:
+        calls.pop()
+    count = len(node.next_functions)
+    found = list(result) if isinstance(result, (tuple, list)) else [result]
+    return tuple((found + [None] * count)[:count])
+
+
+def _node_to_mode(node, grads):
+    """A node's backward under a mode (not recording): torch's unpack of a saved result shown as its
+    aten.detach, then the node as torch's backward op where ``_BACKWARD_CALLS`` names one."""
+    declared = type(node)._torch_saved
+    if declared and "_saved_result" in declared and not node._freed:
+        _show_saved(node._saved_result, ())
+    make = _BACKWARD_CALLS.get(node.name())
+    if make is None or len(grads) != 1 or grads[0] is None:
+        if not _DECOMPOSED:
+            _DECOMPOSED.update(_backward_decompositions())
+        decomposed = _DECOMPOSED.get(node._forward_cls) or _DECOMPOSED.get(node.name())
+        if decomposed is None or len(grads) != 1 or grads[0] is None:
+            return _function.RUN_UNDISPATCHED
+        try:
+            return decomposed(node, grads[0])
+        except AttributeError:  # a node of that name that keeps another form
+            return _function.RUN_UNDISPATCHED
+    try:
+        with _disable_current_modes():  # (a saved value made from others, layer norm's mean, is no op of the walk)
+            shown = make(node, grads[0])
+    except AttributeError:  # a node of that name that keeps another form (embedding's scaled by frequency)
+        shown = None
+    if shown is None:
+        return _function.RUN_UNDISPATCHED
+    name, args, kwargs = shown
+    func = _node_overloads.get(name)
+    if func is None:
+        func = _node_overloads[name] = NodeOverload(name)
+    return _hand_node(node, grads, func, args, kwargs)
 
 
 _function.node_dispatch = _dispatch_node
