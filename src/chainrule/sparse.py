@@ -338,7 +338,9 @@ class SparseCOOTensor(Tensor):
             order = xp.argsort(flat, kind="stable")
             flat = flat[order]
             starts = xp.concatenate([xp.asarray([0]), xp.nonzero(xp.diff(flat))[0] + 1])
-            summed = xp.add.reduceat(values[order], starts, axis=0)
+            # NumPy sums bool and narrow ints in its default int (int64, uint64): cast back, as torch
+            # sums in the values' dtype (bool ORed, int8/uint8 wrapping, which the modular cast keeps)
+            summed = xp.add.reduceat(values[order], starts, axis=0).astype(values.dtype, copy=False)
             coalesced = SparseCOOTensor._from_parts(indices[:, order][:, starts], summed, tuple(self.shape), True)
         if self._requires_grad and is_grad_enabled():  # the same dense values: the same gradient
             _joined_graph(coalesced, _recorded_copy(self, "CoalesceBackward0", coalesced_grad=True))
