@@ -55,7 +55,7 @@ from .ops.elementwise import _TRUE_DIVISION, where
 from .ops.elementwise import add as dense_add
 from .ops.elementwise import sub as dense_sub
 from .ops.index import getitem
-from .ops.linalg import _check_sparse_product
+from .ops.linalg import _check_sparse_product, _scaled_sum
 from .ops.linalg import matmul as _matmul
 from .ops.reduce import log_softmax as dense_log_softmax
 from .ops.reduce import softmax as dense_softmax
@@ -355,6 +355,7 @@ class SparseCOOTensor(Tensor):
         return _keeping_graph(_add_sparse(self, other, alpha), lambda a, b: Tensor.add(a, b, alpha=alpha), self, other)
 
     def sub(self, other, *, alpha=1):
+        _elementwise._checked_sub_operands(self, other, alpha)  # torch's bool refusals come first
         if not isinstance(other, SparseCOOTensor):
             raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
         return _keeping_graph(_add_sparse(self, other, -alpha), lambda a, b: Tensor.sub(a, b, alpha=alpha), self, other)
@@ -1846,7 +1847,8 @@ def addmm(mat: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1.0, alpha=1.0) -> Te
     if isinstance(mat1, SparseCOOTensor) and isinstance(mat2, Tensor) and isinstance(mat, Tensor):
         _check_sparse_product("addmm", mat1, mat2, mat)
     product = _matmul(_in_graph(mat1) if isinstance(mat1, SparseCOOTensor) else mat1, mat2)
-    return name_node(mat * beta + product * alpha, "SparseAddmmBackward0")
+    # torch's kernel scales in the tensors' dtype (an integer result stays integer), as addmm's does
+    return name_node(_scaled_sum(mat, product, beta, alpha), "SparseAddmmBackward0")
 
 
 def _sparse_times_sparse(left: SparseCOOTensor, right: SparseCOOTensor) -> SparseCOOTensor:
@@ -1855,6 +1857,9 @@ def _sparse_times_sparse(left: SparseCOOTensor, right: SparseCOOTensor) -> Spars
     if left.shape[1] != right.shape[0]:
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({left.shape[0]}x{left.shape[1]} and "
                            f"{right.shape[0]}x{right.shape[1]})")
+    if left.dtype is right.dtype and not (left.dtype.is_floating_point and left.dtype.itemsize >= 4 or left.dtype.is_complex):
+        # torch's sparse_matmul kernel has float, double and the complex types only
+        raise NotImplementedError(f"\"sparse_matmul\" not implemented for '{_dtype.scalar_name(left.dtype)}'")
     xp = array_module(left._data)
     patterns = []
     for operand in (left, right):
@@ -2003,6 +2008,10 @@ def _intersection_product(self: SparseCOOTensor, other: SparseCOOTensor) -> Spar
     return SparseCOOTensor._from_parts(indices, values, tuple(self.shape), True)
 
 
+_NO_CADD_SPARSE = tuple(getattr(_dtype, name) for name in ("bool", "float16", "uint16", "uint32", "uint64")
+                        if hasattr(_dtype, name))
+
+
 def _add_sparse(self: SparseCOOTensor, other: SparseCOOTensor, alpha) -> SparseCOOTensor:
     """torch's add_out_sparse_contiguous: one walk down both index lists in step, taking the
     lexicographically smaller entry (``self``'s first on a tie, the two summed), so the result is
@@ -2017,8 +2026,12 @@ def _add_sparse(self: SparseCOOTensor, other: SparseCOOTensor, alpha) -> SparseC
     if tuple(self.shape) != tuple(other.shape):
         raise RuntimeError(f"add: expected sizes of 'self' and 'other' to match, but {list(self.shape)} != "
                            f"{list(other.shape)}")
+    # the result's dtype is the operands' (alpha is scaled in it); torch's cadd_sparse kernel, which
+    # runs when both have entries, has no bool, half or unsigned-beyond-uint8 version
+    dtype = _dtype.promote_types(self.dtype, other.dtype)
+    if self._nnz() and other._nnz() and dtype in _NO_CADD_SPARSE:
+        raise NotImplementedError(f"\"cadd_sparse\" not implemented for '{_dtype.scalar_name(dtype)}'")
     scaled = Tensor._make(other._coo[1]) * alpha
-    dtype = _dtype.promote_types(self.dtype, scaled.dtype)
     self_values = Tensor._make(self._coo[1]).to(dtype)._data
     other_values = scaled.to(dtype)._data
     xp = array_module(self_values)
@@ -2116,9 +2129,12 @@ def hspmm(mat1: Tensor, mat2: Tensor) -> SparseCOOTensor:
     if mat2.dtype is not mat1.dtype:
         raise RuntimeError(f"expected scalar type {_dtype.scalar_name(mat1.dtype)} but found "
                            f"{_dtype.scalar_name(mat2.dtype)}")
+    if mat1.dtype is _dtype.bool:
+        raise NotImplementedError("\"addmm_sparse_dense\" not implemented for 'Bool'")
     xp = array_module(mat1._data)
     rows = xp.unique(mat1._coo[0][0]).astype(np.int64)
-    values = xp.ascontiguousarray(mat1._data[rows] @ mat2._data)
+    # (NumPy's bfloat16 product is float32: torch's stays in the operands' dtype)
+    values = xp.ascontiguousarray((mat1._data[rows] @ mat2._data).astype(mat1._data.dtype, copy=False))
     # (marked coalesced as torch's factory marks it: when it has fewer than two rows)
     result = SparseCOOTensor._from_parts(rows[None], values, (mat1.shape[0], mat2.shape[1]), rows.shape[0] < 2)
     return _without_derivative(result, mat1, mat2, kernel="hspmm")
@@ -2146,6 +2162,8 @@ def sspaddmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> S
         if operand.dtype is not mat1.dtype:
             raise RuntimeError(f"expected scalar type {_dtype.scalar_name(mat1.dtype)} but found "
                                f"{_dtype.scalar_name(operand.dtype)}")
+    if mat1.dtype in (_dtype.float16, _dtype.bfloat16):  # outside sspmm's dispatch
+        raise NotImplementedError(f"\"sspmm\" not implemented for '{_dtype.scalar_name(mat1.dtype)}'")
     xp = array_module(mat1._data)
     indices, values, _ = mat1.detach().coalesce()._coo
     rows, row_of_entry = xp.unique(indices[0], return_inverse=True)
@@ -2171,6 +2189,8 @@ def smm(input: Tensor, mat2: Tensor) -> SparseCOOTensor:
     tensor): a full row of the product for each row of ``input`` that has entries."""
     if not isinstance(input, SparseCOOTensor):
         raise RuntimeError("tensor.sspaddmm(...) can only be called on sparse tensors")
+    if input.dtype is _dtype.bool:  # (sspaddmm itself fails on bool scaling its alpha first)
+        raise NotImplementedError("\"sspmm\" not implemented for 'Bool'")
     empty = SparseCOOTensor._from_parts(np.zeros((2, 0), dtype=np.int64), input._data[:0, 0].copy(),
                                         (input.shape[0], mat2.shape[-1] if mat2.dim() else 0), True)
     return sspaddmm(empty, input, mat2, beta=0)
