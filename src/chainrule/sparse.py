@@ -46,6 +46,7 @@ from ._backend import array_module, ufunc_at
 from ._format import add_suffixes, array_body
 from ._layout import not_on_sparse as _not_on_sparse
 from ._layout import sparse_coo, sparse_csc, sparse_csr
+from ._layout import strided as _layout_strided
 from ._torch_function import DisableTorchFunctionSubclass, disabled_torch_function_impl, user_stacklevel
 from .autograd.function import Function, is_recording, name_node
 from .autograd.grad_mode import is_grad_enabled
@@ -1820,9 +1821,16 @@ def sparse_mask(self, mask) -> SparseCOOTensor:
     return result
 
 
-def mm(sparse: Tensor, dense: Tensor) -> Tensor:
+_NO_REDUCE = object()
+
+
+def mm(sparse: Tensor, dense: Tensor, reduce: str = _NO_REDUCE) -> Tensor:
     """torch.sparse.mm: sparse (n × m) @ dense (m × p), a dense result; sparse @ sparse is sparse
-    and coalesced, with an entry wherever the two index patterns meet (even one summing to 0)."""
+    and coalesced, with an entry wherever the two index patterns meet (even one summing to 0).
+    With ``reduce`` (CSR only, as torch): each row's products reduced by "sum", "mean", "amax"/"max"
+    or "amin"/"min" over its specified entries (0 for a row without any)."""
+    if reduce is not _NO_REDUCE:
+        return _mm_reduce(sparse, dense, reduce)
     if isinstance(sparse, SparseCOOTensor) and isinstance(dense, SparseCOOTensor):
         for name, matrix in (("mat1_", sparse), ("mat2_", dense)):  # torch's sparse @ sparse kernel's checks
             if matrix.dim() != 2:
@@ -1839,6 +1847,57 @@ def mm(sparse: Tensor, dense: Tensor) -> Tensor:
     # torch runs a sparse left operand through addmm's sparse kernel, whose node users see and which
     # gives a sparse leaf a sparse gradient (torch.mm and @ give it a dense one)
     return name_node(_matmul(_in_graph(sparse), dense), "SparseAddmmBackward0")
+
+
+_MM_REDUCTIONS = {"sum": "sum", "mean": "mean", "amax": "amax", "max": "amax", "amin": "amin", "min": "amin"}
+
+
+def _mm_reduce(sparse: Tensor, dense: Tensor, reduce) -> Tensor:
+    """torch.sparse.mm(csr, dense, reduce): aten's _sparse_mm_reduce_impl, in its checks' words; the
+    entries' products a_rk * dense[k] gathered and reduced into their rows, differentiable in ``dense``
+    (a CSR operand cannot require grad here)."""
+    if not isinstance(reduce, str):
+        raise TypeError(f"_sparse_mm(): argument 'reduce' must be str, not {type(reduce).__name__}")
+    if not isinstance(sparse, SparseCSRTensor):
+        if isinstance(sparse, SparseCSCTensor):
+            raise RuntimeError("sparse_mm_reduce: expect self to be SparseCsr, got SparseCsc")
+        backend = "SparseCPU" if isinstance(sparse, SparseCOOTensor) else "CPU"
+        raise NotImplementedError(f"Could not run 'aten::_sparse_mm_reduce_impl' with arguments from the '{backend}' "
+                                  "backend. This could be because the operator doesn't exist for this backend, or was "
+                                  "omitted during the selective/custom build process (if using custom build).")
+    if reduce not in _MM_REDUCTIONS:
+        if reduce == "prod":
+            raise RuntimeError("sparse_mm_reduce: reduce type of prod has not been enabled.")
+        raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
+    if dense.layout is not _layout_strided:
+        name = {sparse_coo: "Sparse", sparse_csr: "SparseCsr", sparse_csc: "SparseCsc"}.get(dense.layout, str(dense.layout))
+        raise RuntimeError(f"Expected tensor to have Strided Layout, but got tensor with {name} Layout (while checking "
+                           "arguments for sparse_mm_reduce)")
+    if dense.dtype is not sparse.dtype:
+        raise RuntimeError(f"Expected tensor for argument #1 'other' to have scalar type "
+                           f"{_dtype.scalar_name(sparse.dtype)}; but got {dense.type()} instead (while checking "
+                           "arguments for sparse_mm_reduce)")
+    if dense.dim() != 2 or dense.shape[0] != sparse.shape[1]:
+        raise RuntimeError(f"Expected a tensor of dimension 2 and tensor.size[0] == {sparse.shape[1]} but got: "
+                           f"dimension {dense.dim()} and tensor.size[0] = {dense.shape[0] if dense.dim() else 1}")
+    if not sparse.dtype.is_floating_point:
+        raise NotImplementedError(f"\"spmm_reduce_kernel\" not implemented for '{_dtype.scalar_name(sparse.dtype)}'")
+    from .ops.index import index_add, index_select, scatter_reduce
+
+    crow, col, values = sparse._parts
+    xp = array_module(values)
+    rows = Tensor._make(xp.repeat(xp.arange(sparse.shape[0]), xp.diff(crow)).astype(np.int64))
+    products = Tensor._make(values)[:, None] * index_select(dense, 0, Tensor._make(col.astype(np.int64)))
+    out = dense.new_zeros((sparse.shape[0], dense.shape[1]))
+    how = _MM_REDUCTIONS[reduce]
+    if how in ("sum", "mean"):
+        result = index_add(out, 0, rows, products)
+        if how == "mean":
+            counts = xp.maximum(xp.diff(crow), 1).astype(values.dtype)[:, None]
+            result = result / Tensor._make(counts)
+    else:
+        result = scatter_reduce(out, 0, rows[:, None].expand(products.shape), products, how, include_self=False)
+    return name_node(result, "SparseMmReduceImplBackward0")
 
 
 def addmm(mat: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1.0, alpha=1.0) -> Tensor:

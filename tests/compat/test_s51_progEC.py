@@ -98,3 +98,42 @@ def test_sparse_products_keep_the_dtype_and_refuse_what_torch_refuses(case, dtyp
         return _PRODUCTS[case](lib, _pair(lib, dtype_name), lib.ones(2, 2, dtype=getattr(lib, dtype_name)))
 
     assert _outcome(lambda: run(chainrule)) == _outcome(lambda: run(torch))
+
+
+def _csr(lib, dtype_name="float32"):
+    # row 1 has no entries (its reductions are 0); row 2 has a tie-free max and min
+    coo = lib.sparse_coo_tensor(lib.tensor([[0, 0, 2, 2], [1, 2, 0, 2]]), lib.tensor([1., -2., 3., 4.]), (3, 3))
+    return coo.to(getattr(lib, dtype_name)).to_sparse_csr()
+
+
+@pytest.mark.parametrize("dtype_name", ["float32", "float64"])
+@pytest.mark.parametrize("reduce", ["sum", "mean", "amax", "max", "amin", "min"])
+def test_sparse_mm_reduce_on_csr_matches_torch_forward_and_dense_gradient(reduce, dtype_name):
+    # PyG's spmm calls torch.sparse.mm(csr, x, reduce); chainrule's mm took no reduce argument
+    def run(lib):
+        dense = lib.tensor([[1., -1.], [2., 5.], [-3., 0.5]], dtype=getattr(lib, dtype_name), requires_grad=True)
+        out = lib.sparse.mm(_csr(lib, dtype_name), dense, reduce)
+        grad, = lib.autograd.grad((out * lib.arange(6.).view(3, 2)).sum(), dense)
+        return str(out.dtype).split(".")[-1], out.tolist(), grad.tolist(), out.grad_fn.name()
+
+    assert run(chainrule) == run(torch)
+
+
+_MM_REDUCE_ERRORS = {
+    "prod": lambda lib: lib.sparse.mm(_csr(lib), lib.ones(3, 2), "prod"),
+    "unknown reduce": lambda lib: lib.sparse.mm(_csr(lib), lib.ones(3, 2), "foo"),
+    "reduce None": lambda lib: lib.sparse.mm(_csr(lib), lib.ones(3, 2), reduce=None),
+    "coo": lambda lib: lib.sparse.mm(_csr(lib).to_sparse_coo(), lib.ones(3, 2), "sum"),
+    "strided": lambda lib: lib.sparse.mm(lib.ones(3, 3), lib.ones(3, 2), "sum"),
+    "csc": lambda lib: lib.sparse.mm(_csr(lib).to_sparse_csc(), lib.ones(3, 2), "sum"),
+    "csr @ csr": lambda lib: lib.sparse.mm(_csr(lib), _csr(lib), "sum"),
+    "dtype": lambda lib: lib.sparse.mm(_csr(lib), lib.ones(3, 2, dtype=lib.float64), "sum"),
+    "rows": lambda lib: lib.sparse.mm(_csr(lib), lib.ones(2, 2), "mean"),
+    "vector": lambda lib: lib.sparse.mm(_csr(lib), lib.ones(3), "sum"),
+    "long": lambda lib: lib.sparse.mm(_csr(lib, "int64"), lib.ones(3, 2, dtype=lib.int64), "sum"),
+}
+
+
+@pytest.mark.parametrize("case", list(_MM_REDUCE_ERRORS))
+def test_sparse_mm_reduce_refuses_as_torch(case):
+    assert _outcome(lambda: _MM_REDUCE_ERRORS[case](chainrule)) == _outcome(lambda: _MM_REDUCE_ERRORS[case](torch))
