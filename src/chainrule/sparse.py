@@ -486,7 +486,18 @@ class SparseCOOTensor(Tensor):
         return result
 
     def pow(self, exponent):
-        if not isinstance(exponent, numbers.Number) or exponent <= 0:
+        if isinstance(exponent, numbers.Number) and exponent == 0:
+            raise RuntimeError("pow: cannot raise to zeroth power on sparse tensor; it would make the result tensor "
+                               "dense")
+        if isinstance(exponent, numbers.Integral) and exponent < 0 and _dtype_category(self.dtype) < 2:
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
+        if isinstance(exponent, numbers.Real):
+            # torch's pow_out_sparse_scalar writes into a tensor of self's dtype, refusing a wider result
+            wanted = _dtype.result_type(self, exponent)
+            if _dtype_category(wanted) > _dtype_category(self.dtype):
+                raise RuntimeError(f"result type {_dtype.scalar_name(wanted)} can't be cast to the desired output type "
+                                   f"{_dtype.scalar_name(self.dtype)}")
+        if not isinstance(exponent, numbers.Number):
             with DisableTorchFunctionSubclass():  # (the dense method, not this one again through the handler)
                 return super().pow(exponent)
         return self._valuewise(lambda dense: Tensor.pow(dense, exponent))
@@ -2065,6 +2076,11 @@ def _intersection_product(self: SparseCOOTensor, other: SparseCOOTensor) -> Spar
     values = (Tensor._make(left._coo[1][at_left]) * Tensor._make(right._coo[1][at_right]))._data
     indices = xp.stack(xp.unravel_index(common, shape)).astype(np.int64) if common.size else left._coo[0][:, :0]
     return SparseCOOTensor._from_parts(indices, values, tuple(self.shape), True)
+
+
+def _dtype_category(dtype) -> int:
+    """bool < integers < floating < complex: a result of a higher category cannot be cast into a lower."""
+    return 3 if dtype.is_complex else 2 if dtype.is_floating_point else 0 if dtype is _dtype.bool else 1
 
 
 _NO_CADD_SPARSE = tuple(getattr(_dtype, name) for name in ("bool", "float16", "uint16", "uint32", "uint64")
