@@ -1488,6 +1488,24 @@ class _CompressedTensor(Tensor):
             raise RuntimeError(_NO_GRAD)
         return self
 
+    def _with_values(self, values) -> _CompressedTensor:
+        """The same layout and indices with ``values`` (an array): torch's to/clone/detach keep the layout."""
+        compressed, plain, _ = self._parts
+        return type(self)._from_parts(compressed.copy(), plain.copy(), values, tuple(self.shape))
+
+    def to(self, *args, **kwargs):
+        """Tensor.to on the values: the same tensor when nothing changes, else one of the same layout
+        (the dense Tensor.to made a strided tensor of a dtype change)."""
+        values = Tensor._make(self._parts[2])
+        moved = values.to(*args, **kwargs)
+        return self if moved is values else self._with_values(moved._data)
+
+    def clone(self, *, memory_format=None):
+        return self._with_values(self._parts[2].copy())
+
+    def detach(self):
+        return self._with_values(self._parts[2])
+
     def __repr__(self) -> str:
         return _compressed_repr(self, self._part_names, self._parts)
 

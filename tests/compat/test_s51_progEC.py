@@ -165,3 +165,31 @@ def test_sparse_pow_with_a_negative_exponent_differentiates_its_values_as_torch(
         return lib.autograd.grad((out * lib.arange(6.).view(2, 3)).sum(), values)[0].tolist()
 
     assert run(chainrule) == pytest.approx(run(torch))
+
+
+_COMPRESSED_COPIES = {
+    "to(float64)": lambda lib, c: c.to(lib.float64),
+    "double()": lambda lib, c: c.double(),
+    "long()": lambda lib, c: c.long(),
+    "to(tensor)": lambda lib, c: c.to(lib.ones(1, dtype=lib.float64)),
+    "to(dtype=float16)": lambda lib, c: c.to(dtype=lib.float16),
+    "to('cpu')": lambda lib, c: c.to("cpu"),
+    "float()": lambda lib, c: c.float(),
+    "clone()": lambda lib, c: c.clone(),
+    "detach()": lambda lib, c: c.detach(),
+}
+
+
+@pytest.mark.parametrize("layout", ["csr", "csc"])
+@pytest.mark.parametrize("case", list(_COMPRESSED_COPIES))
+def test_compressed_to_clone_detach_keep_the_layout(case, layout):
+    # a dtype-changing to() (and double(), long() ...), clone() and detach() of a CSR/CSC tensor came
+    # back strided, so torch.sparse.mm(adj.double(), x, "sum") refused its first operand
+    def run(lib):
+        coo = lib.sparse_coo_tensor(lib.tensor([[0, 1, 1], [1, 0, 2]]), lib.tensor([1., 2., 3.]), (2, 3))
+        compressed = coo.to_sparse_csr() if layout == "csr" else coo.to_sparse_csc()
+        result = _COMPRESSED_COPIES[case](lib, compressed)
+        return (str(result.layout).split(".")[-1], str(result.dtype).split(".")[-1], result is compressed,
+                result.to_dense().tolist(), result.values().tolist())
+
+    assert run(chainrule) == run(torch)
