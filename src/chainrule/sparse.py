@@ -1503,6 +1503,43 @@ class _CompressedTensor(Tensor):
     def clone(self, *, memory_format=None):
         return self._with_values(self._parts[2].copy())
 
+    def transpose(self, dim0, dim1):
+        """A matrix's transpose is the other compressed layout over the same three parts (torch's CSR.t()
+        is CSC and CSC.t() CSR)."""
+        if not all(isinstance(d, int) and -2 <= d < 2 for d in (dim0, dim1)):  # (the dense method's errors)
+            return super().transpose(dim0, dim1)
+        if dim0 % 2 == dim1 % 2:
+            return self
+        compressed, plain, values = self._parts
+        return self._transposed_type()._from_parts(compressed.copy(), plain.copy(), values.copy(),
+                                                   tuple(reversed(self.shape)))
+
+    def t(self):
+        return self.transpose(0, 1)
+
+    @property
+    def mT(self):  # noqa: N802 - torch's name
+        return self.transpose(-2, -1)
+
+    def mul(self, other):
+        """times a number or a 0-d tensor: the values scaled (torch's promotion), indices and layout kept."""
+        if isinstance(other, numbers.Number) or (isinstance(other, Tensor) and other.layout is _layout_strided
+                                                 and other.dim() == 0):
+            return self._with_values((Tensor._make(self._parts[2]) * other)._data)
+        return super().mul(other)
+
+    def __mul__(self, other):
+        return self.mul(other)
+
+    def __rmul__(self, other):
+        return self.mul(other)
+
+    def neg(self):
+        return self._with_values(-self._parts[2])
+
+    def __neg__(self):
+        return self.neg()
+
     def detach(self):
         return self._with_values(self._parts[2])
 
@@ -1559,6 +1596,10 @@ class SparseCSRTensor(_CompressedTensor):
     def to_sparse_csr(self, dense_dim=None) -> SparseCSRTensor:
         return self
 
+    @staticmethod
+    def _transposed_type():
+        return SparseCSCTensor
+
 
 def _compressed_repr(tensor: Tensor, names: tuple, parts: tuple) -> str:
     """torch's repr of a compressed (CSR or CSC) tensor: its three parts, then size, nnz and layout."""
@@ -1603,6 +1644,10 @@ class SparseCSCTensor(_CompressedTensor):
 
     def row_indices(self) -> Tensor:
         return Tensor._make(self._parts[1])
+
+    @staticmethod
+    def _transposed_type():
+        return SparseCSRTensor
 
     def to_sparse_csc(self, dense_dim=None) -> SparseCSCTensor:
         return self
