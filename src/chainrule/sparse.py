@@ -2020,6 +2020,15 @@ def sum(input: Tensor, dim=None, dtype=None) -> Tensor:  # noqa: A001 (torch.spa
     as torch's."""
     if isinstance(input, SparseCOOTensor) and dim is not None:
         _checked_sum_dims(dim, input.dim())
+    if isinstance(input, Tensor) and not isinstance(input, SparseCOOTensor):
+        # torch's sparse sum coalesces its input (or reads its _indices over a dim): COO only
+        if dim is None:
+            layout = {sparse_csr: "SparseCsr", sparse_csc: "SparseCsc"}.get(input.layout, "Strided")
+            raise RuntimeError(f"coalesce expected sparse coordinate tensor layout but got {layout}")
+        backend = "SparseCsrCPU" if isinstance(input, _CompressedTensor) else "CPU"
+        raise NotImplementedError(f"Could not run 'aten::_indices' with arguments from the '{backend}' backend. This "
+                                  "could be because the operator doesn't exist for this backend, or was omitted during "
+                                  "the selective/custom build process (if using custom build).")
     if not isinstance(input, SparseCOOTensor):
         dense = Tensor._make(input._data)
     elif dim is None:  # torch's gradient of the whole sum is marked coalesced, of the others not

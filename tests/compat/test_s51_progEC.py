@@ -223,3 +223,23 @@ def test_compressed_transpose_and_scaling_keep_a_compressed_layout(case, layout)
                 result.to_dense().tolist() if compressed else result.tolist(), parts)
 
     assert run(chainrule) == run(torch)
+
+
+_NOT_COO_SUMS = {
+    "strided": lambda lib: lib.sparse.sum(lib.eye(2)),
+    "strided, dtype": lambda lib: lib.sparse.sum(lib.eye(2), dtype=lib.float64),
+    "strided over a dim": lambda lib: lib.sparse.sum(lib.eye(2), 0),
+    "csr": lambda lib: lib.sparse.sum(lib.eye(2).to_sparse_csr()),
+    "csr over a dim": lambda lib: lib.sparse.sum(lib.eye(2).to_sparse_csr(), 0),
+    "csc": lambda lib: lib.sparse.sum(lib.eye(2).to_sparse_csc()),
+}
+
+
+@pytest.mark.parametrize("case", list(_NOT_COO_SUMS))
+def test_sparse_sum_refuses_what_is_not_coo_as_torch(case):
+    # chainrule summed a strided or compressed tensor densely; torch's sparse sum wants COO
+    def words(lib):
+        outcome = _outcome(lambda: _NOT_COO_SUMS[case](lib))
+        return outcome[0], outcome[1][:200]
+
+    assert words(chainrule) == words(torch)
