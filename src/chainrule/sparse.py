@@ -46,6 +46,7 @@ from ._backend import array_module, ufunc_at
 from ._format import add_suffixes, array_body
 from ._layout import not_on_sparse as _not_on_sparse
 from ._layout import sparse_coo, sparse_csc, sparse_csr
+from ._layout import strided as _layout_strided
 from ._torch_function import DisableTorchFunctionSubclass, disabled_torch_function_impl, user_stacklevel
 from .autograd.function import Function, is_recording, name_node
 from .autograd.grad_mode import is_grad_enabled
@@ -55,7 +56,7 @@ from .ops.elementwise import _TRUE_DIVISION, where
 from .ops.elementwise import add as dense_add
 from .ops.elementwise import sub as dense_sub
 from .ops.index import getitem
-from .ops.linalg import _check_sparse_product
+from .ops.linalg import _check_sparse_product, _scaled_sum
 from .ops.linalg import matmul as _matmul
 from .ops.reduce import log_softmax as dense_log_softmax
 from .ops.reduce import softmax as dense_softmax
@@ -338,7 +339,9 @@ class SparseCOOTensor(Tensor):
             order = xp.argsort(flat, kind="stable")
             flat = flat[order]
             starts = xp.concatenate([xp.asarray([0]), xp.nonzero(xp.diff(flat))[0] + 1])
-            summed = xp.add.reduceat(values[order], starts, axis=0)
+            # NumPy sums bool and narrow ints in its default int (int64, uint64): cast back, as torch
+            # sums in the values' dtype (bool ORed, int8/uint8 wrapping, which the modular cast keeps)
+            summed = xp.add.reduceat(values[order], starts, axis=0).astype(values.dtype, copy=False)
             coalesced = SparseCOOTensor._from_parts(indices[:, order][:, starts], summed, tuple(self.shape), True)
         if self._requires_grad and is_grad_enabled():  # the same dense values: the same gradient
             _joined_graph(coalesced, _recorded_copy(self, "CoalesceBackward0", coalesced_grad=True))
@@ -353,6 +356,7 @@ class SparseCOOTensor(Tensor):
         return _keeping_graph(_add_sparse(self, other, alpha), lambda a, b: Tensor.add(a, b, alpha=alpha), self, other)
 
     def sub(self, other, *, alpha=1):
+        _elementwise._checked_sub_operands(self, other, alpha)  # torch's bool refusals come first
         if not isinstance(other, SparseCOOTensor):
             raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
         return _keeping_graph(_add_sparse(self, other, -alpha), lambda a, b: Tensor.sub(a, b, alpha=alpha), self, other)
@@ -482,7 +486,18 @@ class SparseCOOTensor(Tensor):
         return result
 
     def pow(self, exponent):
-        if not isinstance(exponent, numbers.Number) or exponent <= 0:
+        if isinstance(exponent, numbers.Number) and exponent == 0:
+            raise RuntimeError("pow: cannot raise to zeroth power on sparse tensor; it would make the result tensor "
+                               "dense")
+        if isinstance(exponent, numbers.Integral) and exponent < 0 and _dtype_category(self.dtype) < 2:
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
+        if isinstance(exponent, numbers.Real):
+            # torch's pow_out_sparse_scalar writes into a tensor of self's dtype, refusing a wider result
+            wanted = _dtype.result_type(self, exponent)
+            if _dtype_category(wanted) > _dtype_category(self.dtype):
+                raise RuntimeError(f"result type {_dtype.scalar_name(wanted)} can't be cast to the desired output type "
+                                   f"{_dtype.scalar_name(self.dtype)}")
+        if not isinstance(exponent, numbers.Number):
             with DisableTorchFunctionSubclass():  # (the dense method, not this one again through the handler)
                 return super().pow(exponent)
         return self._valuewise(lambda dense: Tensor.pow(dense, exponent))
@@ -1473,6 +1488,61 @@ class _CompressedTensor(Tensor):
             raise RuntimeError(_NO_GRAD)
         return self
 
+    def _with_values(self, values) -> _CompressedTensor:
+        """The same layout and indices with ``values`` (an array): torch's to/clone/detach keep the layout."""
+        compressed, plain, _ = self._parts
+        return type(self)._from_parts(compressed.copy(), plain.copy(), values, tuple(self.shape))
+
+    def to(self, *args, **kwargs):
+        """Tensor.to on the values: the same tensor when nothing changes, else one of the same layout
+        (the dense Tensor.to made a strided tensor of a dtype change)."""
+        values = Tensor._make(self._parts[2])
+        moved = values.to(*args, **kwargs)
+        return self if moved is values else self._with_values(moved._data)
+
+    def clone(self, *, memory_format=None):
+        return self._with_values(self._parts[2].copy())
+
+    def transpose(self, dim0, dim1):
+        """A matrix's transpose is the other compressed layout over the same three parts (torch's CSR.t()
+        is CSC and CSC.t() CSR)."""
+        if not all(isinstance(d, int) and -2 <= d < 2 for d in (dim0, dim1)):  # (the dense method's errors)
+            return super().transpose(dim0, dim1)
+        if dim0 % 2 == dim1 % 2:
+            return self
+        compressed, plain, values = self._parts
+        return self._transposed_type()._from_parts(compressed.copy(), plain.copy(), values.copy(),
+                                                   tuple(reversed(self.shape)))
+
+    def t(self):
+        return self.transpose(0, 1)
+
+    @property
+    def mT(self):  # noqa: N802 - torch's name
+        return self.transpose(-2, -1)
+
+    def mul(self, other):
+        """times a number or a 0-d tensor: the values scaled (torch's promotion), indices and layout kept."""
+        if isinstance(other, numbers.Number) or (isinstance(other, Tensor) and other.layout is _layout_strided
+                                                 and other.dim() == 0):
+            return self._with_values((Tensor._make(self._parts[2]) * other)._data)
+        return super().mul(other)
+
+    def __mul__(self, other):
+        return self.mul(other)
+
+    def __rmul__(self, other):
+        return self.mul(other)
+
+    def neg(self):
+        return self._with_values(-self._parts[2])
+
+    def __neg__(self):
+        return self.neg()
+
+    def detach(self):
+        return self._with_values(self._parts[2])
+
     def __repr__(self) -> str:
         return _compressed_repr(self, self._part_names, self._parts)
 
@@ -1526,6 +1596,10 @@ class SparseCSRTensor(_CompressedTensor):
     def to_sparse_csr(self, dense_dim=None) -> SparseCSRTensor:
         return self
 
+    @staticmethod
+    def _transposed_type():
+        return SparseCSCTensor
+
 
 def _compressed_repr(tensor: Tensor, names: tuple, parts: tuple) -> str:
     """torch's repr of a compressed (CSR or CSC) tensor: its three parts, then size, nnz and layout."""
@@ -1570,6 +1644,10 @@ class SparseCSCTensor(_CompressedTensor):
 
     def row_indices(self) -> Tensor:
         return Tensor._make(self._parts[1])
+
+    @staticmethod
+    def _transposed_type():
+        return SparseCSRTensor
 
     def to_sparse_csc(self, dense_dim=None) -> SparseCSCTensor:
         return self
@@ -1817,9 +1895,16 @@ def sparse_mask(self, mask) -> SparseCOOTensor:
     return result
 
 
-def mm(sparse: Tensor, dense: Tensor) -> Tensor:
+_NO_REDUCE = object()
+
+
+def mm(sparse: Tensor, dense: Tensor, reduce: str = _NO_REDUCE) -> Tensor:
     """torch.sparse.mm: sparse (n × m) @ dense (m × p), a dense result; sparse @ sparse is sparse
-    and coalesced, with an entry wherever the two index patterns meet (even one summing to 0)."""
+    and coalesced, with an entry wherever the two index patterns meet (even one summing to 0).
+    With ``reduce`` (CSR only, as torch): each row's products reduced by "sum", "mean", "amax"/"max"
+    or "amin"/"min" over its specified entries (0 for a row without any)."""
+    if reduce is not _NO_REDUCE:
+        return _mm_reduce(sparse, dense, reduce)
     if isinstance(sparse, SparseCOOTensor) and isinstance(dense, SparseCOOTensor):
         for name, matrix in (("mat1_", sparse), ("mat2_", dense)):  # torch's sparse @ sparse kernel's checks
             if matrix.dim() != 2:
@@ -1838,13 +1923,65 @@ def mm(sparse: Tensor, dense: Tensor) -> Tensor:
     return name_node(_matmul(_in_graph(sparse), dense), "SparseAddmmBackward0")
 
 
+_MM_REDUCTIONS = {"sum": "sum", "mean": "mean", "amax": "amax", "max": "amax", "amin": "amin", "min": "amin"}
+
+
+def _mm_reduce(sparse: Tensor, dense: Tensor, reduce) -> Tensor:
+    """torch.sparse.mm(csr, dense, reduce): aten's _sparse_mm_reduce_impl, in its checks' words; the
+    entries' products a_rk * dense[k] gathered and reduced into their rows, differentiable in ``dense``
+    (a CSR operand cannot require grad here)."""
+    if not isinstance(reduce, str):
+        raise TypeError(f"_sparse_mm(): argument 'reduce' must be str, not {type(reduce).__name__}")
+    if not isinstance(sparse, SparseCSRTensor):
+        if isinstance(sparse, SparseCSCTensor):
+            raise RuntimeError("sparse_mm_reduce: expect self to be SparseCsr, got SparseCsc")
+        backend = "SparseCPU" if isinstance(sparse, SparseCOOTensor) else "CPU"
+        raise NotImplementedError(f"Could not run 'aten::_sparse_mm_reduce_impl' with arguments from the '{backend}' "
+                                  "backend. This could be because the operator doesn't exist for this backend, or was "
+                                  "omitted during the selective/custom build process (if using custom build).")
+    if reduce not in _MM_REDUCTIONS:
+        if reduce == "prod":
+            raise RuntimeError("sparse_mm_reduce: reduce type of prod has not been enabled.")
+        raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
+    if dense.layout is not _layout_strided:
+        name = {sparse_coo: "Sparse", sparse_csr: "SparseCsr", sparse_csc: "SparseCsc"}.get(dense.layout, str(dense.layout))
+        raise RuntimeError(f"Expected tensor to have Strided Layout, but got tensor with {name} Layout (while checking "
+                           "arguments for sparse_mm_reduce)")
+    if dense.dtype is not sparse.dtype:
+        raise RuntimeError(f"Expected tensor for argument #1 'other' to have scalar type "
+                           f"{_dtype.scalar_name(sparse.dtype)}; but got {dense.type()} instead (while checking "
+                           "arguments for sparse_mm_reduce)")
+    if dense.dim() != 2 or dense.shape[0] != sparse.shape[1]:
+        raise RuntimeError(f"Expected a tensor of dimension 2 and tensor.size[0] == {sparse.shape[1]} but got: "
+                           f"dimension {dense.dim()} and tensor.size[0] = {dense.shape[0] if dense.dim() else 1}")
+    if not sparse.dtype.is_floating_point:
+        raise NotImplementedError(f"\"spmm_reduce_kernel\" not implemented for '{_dtype.scalar_name(sparse.dtype)}'")
+    from .ops.index import index_add, index_select, scatter_reduce
+
+    crow, col, values = sparse._parts
+    xp = array_module(values)
+    rows = Tensor._make(xp.repeat(xp.arange(sparse.shape[0]), xp.diff(crow)).astype(np.int64))
+    products = Tensor._make(values)[:, None] * index_select(dense, 0, Tensor._make(col.astype(np.int64)))
+    out = dense.new_zeros((sparse.shape[0], dense.shape[1]))
+    how = _MM_REDUCTIONS[reduce]
+    if how in ("sum", "mean"):
+        result = index_add(out, 0, rows, products)
+        if how == "mean":
+            counts = xp.maximum(xp.diff(crow), 1).astype(values.dtype)[:, None]
+            result = result / Tensor._make(counts)
+    else:
+        result = scatter_reduce(out, 0, rows[:, None].expand(products.shape), products, how, include_self=False)
+    return name_node(result, "SparseMmReduceImplBackward0")
+
+
 def addmm(mat: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1.0, alpha=1.0) -> Tensor:
     """torch.sparse.addmm: ``beta * mat + alpha * (mat1 @ mat2)`` for a sparse COO ``mat1`` and dense
     ``mat`` and ``mat2``, a dense result; a sparse leaf ``mat1`` gets a sparse gradient."""
     if isinstance(mat1, SparseCOOTensor) and isinstance(mat2, Tensor) and isinstance(mat, Tensor):
         _check_sparse_product("addmm", mat1, mat2, mat)
     product = _matmul(_in_graph(mat1) if isinstance(mat1, SparseCOOTensor) else mat1, mat2)
-    return name_node(mat * beta + product * alpha, "SparseAddmmBackward0")
+    # torch's kernel scales in the tensors' dtype (an integer result stays integer), as addmm's does
+    return name_node(_scaled_sum(mat, product, beta, alpha), "SparseAddmmBackward0")
 
 
 def _sparse_times_sparse(left: SparseCOOTensor, right: SparseCOOTensor) -> SparseCOOTensor:
@@ -1853,6 +1990,9 @@ def _sparse_times_sparse(left: SparseCOOTensor, right: SparseCOOTensor) -> Spars
     if left.shape[1] != right.shape[0]:
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({left.shape[0]}x{left.shape[1]} and "
                            f"{right.shape[0]}x{right.shape[1]})")
+    if left.dtype is right.dtype and not (left.dtype.is_floating_point and left.dtype.itemsize >= 4 or left.dtype.is_complex):
+        # torch's sparse_matmul kernel has float, double and the complex types only
+        raise NotImplementedError(f"\"sparse_matmul\" not implemented for '{_dtype.scalar_name(left.dtype)}'")
     xp = array_module(left._data)
     patterns = []
     for operand in (left, right):
@@ -1880,6 +2020,15 @@ def sum(input: Tensor, dim=None, dtype=None) -> Tensor:  # noqa: A001 (torch.spa
     as torch's."""
     if isinstance(input, SparseCOOTensor) and dim is not None:
         _checked_sum_dims(dim, input.dim())
+    if isinstance(input, Tensor) and not isinstance(input, SparseCOOTensor):
+        # torch's sparse sum coalesces its input (or reads its _indices over a dim): COO only
+        if dim is None:
+            layout = {sparse_csr: "SparseCsr", sparse_csc: "SparseCsc"}.get(input.layout, "Strided")
+            raise RuntimeError(f"coalesce expected sparse coordinate tensor layout but got {layout}")
+        backend = "SparseCsrCPU" if isinstance(input, _CompressedTensor) else "CPU"
+        raise NotImplementedError(f"Could not run 'aten::_indices' with arguments from the '{backend}' backend. This "
+                                  "could be because the operator doesn't exist for this backend, or was omitted during "
+                                  "the selective/custom build process (if using custom build).")
     if not isinstance(input, SparseCOOTensor):
         dense = Tensor._make(input._data)
     elif dim is None:  # torch's gradient of the whole sum is marked coalesced, of the others not
@@ -2001,6 +2150,15 @@ def _intersection_product(self: SparseCOOTensor, other: SparseCOOTensor) -> Spar
     return SparseCOOTensor._from_parts(indices, values, tuple(self.shape), True)
 
 
+def _dtype_category(dtype) -> int:
+    """bool < integers < floating < complex: a result of a higher category cannot be cast into a lower."""
+    return 3 if dtype.is_complex else 2 if dtype.is_floating_point else 0 if dtype is _dtype.bool else 1
+
+
+_NO_CADD_SPARSE = tuple(getattr(_dtype, name) for name in ("bool", "float16", "uint16", "uint32", "uint64")
+                        if hasattr(_dtype, name))
+
+
 def _add_sparse(self: SparseCOOTensor, other: SparseCOOTensor, alpha) -> SparseCOOTensor:
     """torch's add_out_sparse_contiguous: one walk down both index lists in step, taking the
     lexicographically smaller entry (``self``'s first on a tie, the two summed), so the result is
@@ -2015,8 +2173,12 @@ def _add_sparse(self: SparseCOOTensor, other: SparseCOOTensor, alpha) -> SparseC
     if tuple(self.shape) != tuple(other.shape):
         raise RuntimeError(f"add: expected sizes of 'self' and 'other' to match, but {list(self.shape)} != "
                            f"{list(other.shape)}")
+    # the result's dtype is the operands' (alpha is scaled in it); torch's cadd_sparse kernel, which
+    # runs when both have entries, has no bool, half or unsigned-beyond-uint8 version
+    dtype = _dtype.promote_types(self.dtype, other.dtype)
+    if self._nnz() and other._nnz() and dtype in _NO_CADD_SPARSE:
+        raise NotImplementedError(f"\"cadd_sparse\" not implemented for '{_dtype.scalar_name(dtype)}'")
     scaled = Tensor._make(other._coo[1]) * alpha
-    dtype = _dtype.promote_types(self.dtype, scaled.dtype)
     self_values = Tensor._make(self._coo[1]).to(dtype)._data
     other_values = scaled.to(dtype)._data
     xp = array_module(self_values)
@@ -2114,9 +2276,12 @@ def hspmm(mat1: Tensor, mat2: Tensor) -> SparseCOOTensor:
     if mat2.dtype is not mat1.dtype:
         raise RuntimeError(f"expected scalar type {_dtype.scalar_name(mat1.dtype)} but found "
                            f"{_dtype.scalar_name(mat2.dtype)}")
+    if mat1.dtype is _dtype.bool:
+        raise NotImplementedError("\"addmm_sparse_dense\" not implemented for 'Bool'")
     xp = array_module(mat1._data)
     rows = xp.unique(mat1._coo[0][0]).astype(np.int64)
-    values = xp.ascontiguousarray(mat1._data[rows] @ mat2._data)
+    # (NumPy's bfloat16 product is float32: torch's stays in the operands' dtype)
+    values = xp.ascontiguousarray((mat1._data[rows] @ mat2._data).astype(mat1._data.dtype, copy=False))
     # (marked coalesced as torch's factory marks it: when it has fewer than two rows)
     result = SparseCOOTensor._from_parts(rows[None], values, (mat1.shape[0], mat2.shape[1]), rows.shape[0] < 2)
     return _without_derivative(result, mat1, mat2, kernel="hspmm")
@@ -2144,6 +2309,8 @@ def sspaddmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> S
         if operand.dtype is not mat1.dtype:
             raise RuntimeError(f"expected scalar type {_dtype.scalar_name(mat1.dtype)} but found "
                                f"{_dtype.scalar_name(operand.dtype)}")
+    if mat1.dtype in (_dtype.float16, _dtype.bfloat16):  # outside sspmm's dispatch
+        raise NotImplementedError(f"\"sspmm\" not implemented for '{_dtype.scalar_name(mat1.dtype)}'")
     xp = array_module(mat1._data)
     indices, values, _ = mat1.detach().coalesce()._coo
     rows, row_of_entry = xp.unique(indices[0], return_inverse=True)
@@ -2169,6 +2336,8 @@ def smm(input: Tensor, mat2: Tensor) -> SparseCOOTensor:
     tensor): a full row of the product for each row of ``input`` that has entries."""
     if not isinstance(input, SparseCOOTensor):
         raise RuntimeError("tensor.sspaddmm(...) can only be called on sparse tensors")
+    if input.dtype is _dtype.bool:  # (sspaddmm itself fails on bool scaling its alpha first)
+        raise NotImplementedError("\"sspmm\" not implemented for 'Bool'")
     empty = SparseCOOTensor._from_parts(np.zeros((2, 0), dtype=np.int64), input._data[:0, 0].copy(),
                                         (input.shape[0], mat2.shape[-1] if mat2.dim() else 0), True)
     return sspaddmm(empty, input, mat2, beta=0)

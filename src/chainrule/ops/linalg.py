@@ -398,6 +398,8 @@ def _check_sparse_product(kernel: str, sparse: Tensor, dense: Tensor, added: Ten
             if sparse.shape[first] != dense.shape[second]:
                 raise RuntimeError(f"bmm_sparse: 'self.size({first})' and 'mat2.size({second})' must match")
         _check_sparse_product_dtypes(sparse, dense)
+        if sparse.dtype in (_dtype.bool, _dtype.float16, _dtype.bfloat16):  # outside bmm_sparse's dispatch
+            raise NotImplementedError(f"\"bmm_sparse_dense\" not implemented for '{_dtype.scalar_name(sparse.dtype)}'")
         return
     if kernel == "mv":
         if sparse.dim() != 2 or dense.dim() != 1:
@@ -426,6 +428,8 @@ def _check_sparse_product(kernel: str, sparse: Tensor, dense: Tensor, added: Ten
     if added is not None:
         _check_sparse_product_dtypes(sparse, added)
     _check_sparse_product_dtypes(sparse, dense)
+    if sparse.dtype is _dtype.bool:  # outside addmm_sparse_dense's dispatch (the dense gemm's too)
+        raise NotImplementedError("\"addmm_sparse_dense\" not implemented for 'Bool'")
 
 
 def _refuse_sparse(kernel: str, *operands) -> None:
