@@ -55,11 +55,39 @@ def test_rnn_weight_written_after_deletion_is_the_one_used():
     assert results[1][2] == results[0][2]
 
 
-def test_rnn_deleted_weight_after_to_raises():
-    # .double() rebuilds torch's list from the attributes: the deleted weight is gone for good
+def _refusal(library, mode, name, how, packed):
+    library.manual_seed(0)
+    rnn = getattr(library.nn, mode)(2, 2, num_layers=2)
+    if how == "deleted, then .float()":
+        del rnn._parameters[name]
+        rnn.float()  # rebuilds torch's list from the attributes: the deleted weight is None there
+    else:
+        setattr(rnn, name, None)
+    x = library.ones(3, 1, 2)
+    if packed:
+        x = library.nn.utils.rnn.pack_padded_sequence(x, [3])
+    with pytest.raises(Exception) as info:
+        rnn(x)
+    return type(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("packed", [False, True])
+@pytest.mark.parametrize("how", ["deleted, then .float()", "set to None"])
+@pytest.mark.parametrize(("mode", "name"), [("LSTM", "weight_hh_l0"), ("GRU", "weight_ih_l0"), ("RNN", "bias_hh_l1")])
+def test_rnn_missing_weight_refused_as_torch(mode, name, how, packed):
+    expected_type, expected_message = _refusal(real_torch, mode, name, how, packed)
+    got_type, got_message = _refusal(chainrule, mode, name, how, packed)
+    assert got_type.__name__ == expected_type.__name__
+    assert got_message == expected_message
+
+
+def test_rnn_weight_set_again_after_none_runs_as_torch():
+    results = []
     for library in (real_torch, chainrule):
-        lstm = library.nn.LSTM(2, 2)
-        del lstm._parameters["weight_hh_l0"]
-        lstm.double()
-        with pytest.raises((AttributeError, TypeError, RuntimeError)):
-            lstm(library.ones(3, 1, 2, dtype=library.float64))
+        library.manual_seed(0)
+        lstm = library.nn.LSTM(2, 2, num_layers=2)
+        keep = lstm.weight_hh_l1.detach().clone()
+        lstm.weight_hh_l1 = None
+        lstm.weight_hh_l1 = library.nn.Parameter(keep)
+        results.append(lstm(library.ones(3, 1, 2))[0].detach().numpy())
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-5, atol=1e-6)
