@@ -146,6 +146,7 @@ class RNNBase(Module):
                     names.append(full)
                 self._flat_weights_names.extend(names)
                 self._all_weights.append(names)
+        self._remember_flat_weights()
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -164,7 +165,7 @@ class RNNBase(Module):
         assigned = self.__dict__.get("_assigned_flat_weights")
         if assigned is not None:
             return assigned
-        return [getattr(self, name) for name in self._flat_weights_names]
+        return [self._weight(name) for name in self._flat_weights_names]
 
     @_flat_weights.setter
     def _flat_weights(self, weights) -> None:
@@ -174,15 +175,30 @@ class RNNBase(Module):
         self.__dict__["_assigned_flat_weights"] = list(weights)
         self.__dict__["_flat_weights_assigned_over"] = [getattr(self, name) for name in self._flat_weights_names]
 
+    def _remember_flat_weights(self) -> None:
+        # torch's forward runs on its _flat_weights list, which only an assignment to a weight's
+        # name and .to()/.double() refresh: a weight deleted from the module (awd-lstm's WeightDrop
+        # does `del module._parameters['weight_hh_l0']`) is still the one that list holds; one gone
+        # when the list is rebuilt is None there, and torch's forward refuses it
+        self.__dict__["_flat_weights_seen"] = {name: getattr(self, name, None) for name in self._flat_weights_names}
+        self.__dict__["_flat_weights_hold_none"] = None in self.__dict__["_flat_weights_seen"].values()
+
     def __setattr__(self, name: str, value) -> None:
-        assigned = self.__dict__.get("_assigned_flat_weights")
-        if assigned is not None and name in self.__dict__.get("_flat_weights_names", ()):
-            assigned[self._flat_weights_names.index(name)] = value  # torch keeps its list in step
+        if name in self.__dict__.get("_flat_weights_names", ()):
+            seen = self.__dict__.get("_flat_weights_seen")
+            if seen is not None:
+                seen[name] = value
+                self.__dict__["_flat_weights_hold_none"] = None in seen.values()
+            assigned = self.__dict__.get("_assigned_flat_weights")
+            if assigned is not None:
+                assigned[self._flat_weights_names.index(name)] = value  # torch keeps its list in step
         super().__setattr__(name, value)
 
     def _apply(self, fn, recurse: bool = True):
         self.__dict__.pop("_assigned_flat_weights", None)
-        return super()._apply(fn, recurse)
+        module = super()._apply(fn, recurse)
+        self._remember_flat_weights()
+        return module
 
     def _weight(self, name: str):
         """The weight the forward runs on: from an assigned ``_flat_weights`` list while the weight
@@ -193,7 +209,12 @@ class RNNBase(Module):
             if all(getattr(self, n) is w for n, w in zip(self._flat_weights_names, over)):
                 return assigned[self._flat_weights_names.index(name)]
             del self.__dict__["_assigned_flat_weights"]  # torch's forward re-reads the parameters
-        return getattr(self, name)
+        try:
+            return getattr(self, name)
+        except AttributeError:
+            if name in self.__dict__.get("_flat_weights_seen", {}):
+                return self.__dict__["_flat_weights_seen"][name]
+            raise
 
     def flatten_parameters(self) -> None:
         """torch packs the weights into one cuDNN buffer here; chainrule reads each weight where
@@ -228,7 +249,20 @@ class RNNBase(Module):
             s += f", bidirectional={self.bidirectional}"
         return s
 
+    def _refuse_none_weights(self, packed: bool) -> None:
+        """torch's errors for a None in its _flat_weights list: the first weight's dtype is read
+        before the kernel runs, which names any other by its index in the list."""
+        seen = self.__dict__["_flat_weights_seen"]
+        for index, name in enumerate(self._flat_weights_names):
+            if seen.get(name) is None:
+                if index == 0:
+                    raise AttributeError("'NoneType' object has no attribute 'dtype'")
+                raise TypeError(f"expected Tensor as element {index} in argument {3 if packed else 2}, "
+                                "but got NoneType")
+
     def forward(self, input: Tensor, hx=None):
+        if self.__dict__.get("_flat_weights_hold_none"):
+            self._refuse_none_weights(isinstance(input, PackedSequence))
         if isinstance(input, PackedSequence):
             return self._forward_packed(input, hx)
         return self._forward_padded(input, hx)
