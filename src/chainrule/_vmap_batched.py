@@ -152,6 +152,7 @@ def start(frame):
     _function.traced_call = _note_call
     _function.traced_write = _note_write
     _function.traced_draw = _note_draw
+    _function.traced_operands = _elementwise_operands
     return previous, active
 
 
@@ -428,8 +429,9 @@ def _kept_by_replayed_node(trace: Trace, array):
 
 
 def _kept_by(node, node_type, where):
-    """What ``node`` (of ``node_type``, else None) keeps at ``where``: ("saved", position) or ("attr", name)."""
-    if type(node) is not node_type:
+    """What ``node`` (of ``node_type``, or torch's name for it: ``name_node``'s same-layout subclass; else
+    None) keeps at ``where``: ("saved", position) or ("attr", name)."""
+    if not isinstance(node, node_type):
         return None
     kind, at = where
     if kind == "saved":
@@ -622,6 +624,20 @@ def _run(trace: Trace, values: dict, outputs, size: int):
             raise _Stop
         found.append(value)
     return found
+
+
+def _elementwise_operands(t):
+    """The operands of the recorded elementwise op (its batching rule broadcasts them) that made ``t``, or
+    None (``_vmap_frames.physical_strides``' walk back to torch's layout)."""
+    trace = active
+    made = trace.made.get(id(t)) if trace is not None else None
+    if made is None or made[0] is not t:
+        return None
+    cls, inputs = trace.ops[made[2]][:2]
+    if isinstance(cls, _ElementwiseCall) or (isinstance(cls, type) and cls.__module__.startswith("chainrule.") and
+                                             _RULES.get(cls.__name__) is _elementwise):
+        return inputs
+    return None
 
 
 def unrecorded_batched(trace: Trace) -> bool:
