@@ -826,6 +826,83 @@ def _indexed(cls, operands, params, outs, size):
     return _function._apply_array_op(cls, x.data, **dict(params, key=_batched_key(key)))
 
 
+def _advanced_key(key, shape: tuple, size: int):
+    """x[key] of each slice (x's slice ``shape``) for a key with index arrays (_Values, some batched) as
+    one read of the batch: (the batch's key, an index of the batch in front of the others, and where
+    the batch's result puts the indexed dims: ``(at, count)`` to move dims 1..count to behind ``at``
+    other dims, or None), or None where the key is no such (a mask, a nested item)."""
+    items = key if type(key) is tuple else (key,)
+    arrays = [k for k in items if isinstance(k, _Value)]
+    if not arrays or any(type(k.data) is not np.ndarray or k.data.dtype.kind not in "iu" for k in arrays) or not all(
+            isinstance(k, (_Value, int, slice, type(None), type(Ellipsis))) and not isinstance(k, bool) for k in items):
+        return None
+    rank = max(k.data.ndim - k.batched for k in arrays)
+    found = [np.arange(size).reshape((size,) + (1,) * rank)]
+    for k in items:
+        if isinstance(k, _Value) and k.batched:
+            data = k.data
+            found.append(data.reshape((size,) + (1,) * (rank + 1 - data.ndim) + data.shape[1:]))
+        else:
+            found.append(k.data if isinstance(k, _Value) else k)
+    indexed = [position for position, k in enumerate(items) if isinstance(k, (_Value, int))]
+    if indexed[0] == 0 or indexed != list(range(indexed[0], indexed[-1] + 1)):
+        return tuple(found), None  # (NumPy puts the indexed dims in front for both reads)
+    consumed = sum(1 for k in items if k is not None and k is not Ellipsis)
+    before = sum(len(shape) - consumed if k is Ellipsis else 1 for k in items[:indexed[0]])
+    return tuple(found), (before, rank)
+
+
+def _moved_back(value, moved, size: int):
+    """The batch's read with the indexed dims where each slice's read has them (``_advanced_key``)."""
+    if moved is None:
+        return value
+    before, rank = moved
+    order = [0, *range(1 + rank, 1 + rank + before), *range(1, 1 + rank), *range(1 + rank + before, value.dim())]
+    return value.permute(*order) if order != sorted(order) else value
+
+
+def _advanced_indexed(cls, operands, params, outs, size):
+    """x[key] of each slice with index arrays in the key (the batch's or one for all): one read of the
+    batch, an index of the batch in front of the key's arrays, as torch's batching rule of index."""
+    (x,) = operands
+    found = _advanced_key(params.get("key"), _slice_shape(x), size)
+    if found is None:
+        return _indexed(cls, operands, _unwrap(params), outs, size) if not _batched_in(params) else None
+    key, moved = found
+    from .ops.index import _scatter_mode
+
+    out = _function._apply_array_op(cls, _whole(x, size), key=key, mode=_scatter_mode(key, False))
+    return _moved_back(out, moved, size)
+
+
+def _advanced_scattered(cls, operands, params, outs, size):
+    """The adjoint of x[key] with index arrays in the key: each slice's gradient added at its key in
+    zeros of the batch's shape, one scatter (the batch's read's layout first, ``_advanced_key``)."""
+    (grad,) = operands
+    shape = params.get("shape")
+    found = _advanced_key(params.get("key"), tuple(shape), size) if isinstance(shape, tuple) else None
+    if found is None:
+        return _scattered(cls, operands, _unwrap(params), outs, size) if not _batched_in(params) else None
+    key, moved = found
+    from .ops.index import _scatter_mode
+
+    g = _whole(grad, size)
+    if moved is not None:  # (the slices' layout back to the batch's read's: the inverse permutation)
+        before, rank = moved
+        order = [0, *range(1 + rank, 1 + rank + before), *range(1, 1 + rank), *range(1 + rank + before, g.dim())]
+        g = g.permute(*np.argsort(order).tolist())
+    return _function._apply_array_op(cls, g, key=key, shape=(size, *shape), mode=_scatter_mode(key, False))
+
+
+def _slice_shape(value: _Value) -> tuple:
+    return tuple(value.data.shape[1:]) if value.batched else tuple(value.data.shape)
+
+
+def _batched_in(params) -> bool:
+    items = params.get("key")
+    return any(isinstance(k, _Value) and k.batched for k in (items if type(items) is tuple else (items,)))
+
+
 def _scattered(cls, operands, params, outs, size):
     """The adjoint of x[key]: the gradient put at key of zeros of the batched shape."""
     (grad,) = operands
@@ -1452,7 +1529,7 @@ def _user_function(cls, operands, params, outs, size):
 _BATCHED_PARAMS = frozenset({_where, _dim_shifted, _nll_loss, _nll_loss_backward, _pooled, _elementwise_kept,
                              _embedding, _embedding_backward, _along_index, _masked_filled, _layer_norm_backward,
                              _gradient_against, _normalized_backward, _scatter_added, _index_slabs, _sampled,
-                             _normal_sampled})
+                             _normal_sampled, _advanced_indexed, _advanced_scattered})
 # ops whose node a later op reads as a parameter (nll_loss's backward), replayed by a rule
 _NODES_READ = frozenset({"_NllLoss"})
 # ops whose rule runs the batch as more rows of the op (batch-major), so that what their node keeps
@@ -1465,9 +1542,9 @@ _ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Neg", "Exp", "Log", "Tanh", "Sigmoi
                 "ClampMinByTensor", "ClampMaxByTensor", "Round", "RoundDecimals", "Sign")
 _RULES = {name: _elementwise for name in _ELEMENTWISE}
 _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped, "SqueezeView": _reshaped,
-               "UnsafeView": _reshaped, "Select": _indexed, "Slice": _indexed, "Index": _indexed,
+               "UnsafeView": _reshaped, "Select": _indexed, "Slice": _indexed, "Index": _advanced_indexed,
                "Unsqueeze": _indexed, "Alias": _indexed,
-               "SelectScatter": _scattered, "SliceScatter": _scattered, "IndexScatter": _scattered, "Addmm": _addmm, "Mm": _mm,
+               "SelectScatter": _scattered, "SliceScatter": _scattered, "IndexScatter": _advanced_scattered, "Addmm": _addmm, "Mm": _mm,
                "LinearBackward": _linear_backward, "Matmul": _matmul, "StackRows": _stacked, "LogSoftmax": _dim_shifted,
                "Softmax": _dim_shifted, "LogSoftmaxBackward": _dim_shifted, "SoftmaxBackward": _dim_shifted,
                "Expand": _expanded, "SumToSize": _summed_to, "SumToScalar": _summed_to, "Mv": _matmul,
