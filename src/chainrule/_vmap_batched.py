@@ -205,7 +205,7 @@ def _note_call(op, arguments: dict):
     dim = arguments.get("dim")
     if trace is None or not trace.ok or trace.muted or not isinstance(arguments["input"], _function._Tensor) or \
             arguments.get("other") is not None or \
-            not (type(dim) is int or (dim is None and op.__name__ in ("argmax", "argmin", "median"))):
+            not (type(dim) is int or (dim is None and op.__name__ in ("argmax", "argmin", "median", "nanmedian"))):
         return None
     batched = trace.frame._batched
     before = set(batched.keys())
@@ -712,10 +712,14 @@ def _call_along_dim(call, operands, params, outs, size):
     (x,) = operands
     arguments = dict(call.arguments)
     dim, rank, data = arguments.get("dim"), _logical_rank(x), x.data
-    if dim is None and call.op.__name__ == "median":  # (median(): each flattened slice's, ties sharing its gradient)
+    if dim is None and call.op.__name__ == "median":  # (median(): each flattened slice's)
         from .ops.reduce import median_of_rows
 
         return median_of_rows(data.reshape((size, -1)))
+    if dim is None and call.op.__name__ == "nanmedian":
+        from .ops.statistics import nanmedian_of_rows
+
+        return nanmedian_of_rows(data.reshape((size, -1)))
     if dim is None:
         data = data.reshape((size, -1))
         arguments.update(dim=1, keepdim=False)
@@ -729,6 +733,19 @@ def _call_along_dim(call, operands, params, outs, size):
     found = tuple(r if tuple(r.shape) == (size, *o.shape) else r.reshape((size, *o.shape))
                   for r, o in zip(out if isinstance(out, tuple) else (out,), outs))
     return found if isinstance(out, tuple) else found[0]
+
+
+def _all_extreme(cls, operands, params, outs, size):
+    """max() / min() of each slice: max / min along each flattened slice, as torch's batching rule runs
+    them (max.dim's node, MaxBackward0: differentiated outside the vmap the gradient goes to the
+    returned index alone, where max()'s own splits it among ties)."""
+    from .ops.reduce import max as largest
+    from .ops.reduce import min as smallest
+
+    (x,) = operands
+    if not x.batched or params.get("keepdim") or params.get("dims") != tuple(range(_logical_rank(x))):
+        return None
+    return (largest if params.get("largest") else smallest)(x.data.reshape((size, -1)), dim=1).values
 
 
 def _masked_filled(cls, operands, params, outs, size):
@@ -1024,6 +1041,8 @@ def _reduced(cls, operands, params, outs, size):
     if not isinstance(dims, tuple) or not all(isinstance(d, int) for d in dims):
         return None
     rank = _logical_rank(x)
+    if not rank and cls.__name__ in ("Amax", "Amin"):  # (its dims () would be every dim, the batch's too)
+        return None
     return _function._apply_array_op(cls, x.data,
                                      **dict(params, dims=tuple(d % rank + 1 for d in dims) if rank else ()))
 
@@ -1554,7 +1573,8 @@ _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped
                "ConvWeight": _conv_weight, "MaxPool": _pooled, "MaxPool3D": _pooled, "FirstMaxScatter": _pooled,
                "WindowScatter": _pooled, "WindowGather": _pooled, "GeluBackward": _elementwise_kept,
                "Embedding": _embedding, "EmbeddingDenseBackward": _embedding_backward, "Gather": _along_index,
-               "ScatterAlong": _along_index, "MaskedFill": _masked_filled,
+               "ScatterAlong": _along_index, "MaskedFill": _masked_filled, "AmaxAll": _all_extreme,
+               "AminAll": _all_extreme, "Amax": _reduced, "Amin": _reduced,
                "LayerNorm": _layer_norm, "LayerNormBackward": _layer_norm_backward, "Transpose": _transposed,
                "Clone": _cloned, "Split": _split, "SplitWithSizes": _split, "Cat": _concatenated, "Bmm": _matmul,
                "FusedScaleShift": _scale_shifted, "GradientAgainst": _gradient_against, "Cumsum": _along_dim,

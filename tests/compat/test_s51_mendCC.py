@@ -90,6 +90,8 @@ MEDIAN = {
     "median": lambda lib: lambda a: lib.median(a),
     "median_of_intermediate": lambda lib: lambda a: lib.median(a * 2),
     "median_of_matrix": lambda lib: lambda a: a.reshape(2, 2).median(),
+    "nanmedian": lambda lib: lambda a: lib.nanmedian(a),
+    "nanmedian_of_matrix": lambda lib: lambda a: a.reshape(2, 2).nanmedian(),
 }
 
 
@@ -104,7 +106,20 @@ def test_median_gradient_outside_the_vmap_goes_to_the_index(name, per_slice_ops)
     assert per_slice_ops == []
     np.testing.assert_array_equal(found[chainrule][0], found[torch][0])
     np.testing.assert_array_equal(found[chainrule][1], found[torch][1])
-    assert found[chainrule][2] == found[torch][2] == "MedianBackward1"
+    assert found[chainrule][2] == found[torch][2] == ("NanmedianBackward1" if "nan" in name else "MedianBackward1")
+
+
+@pytest.mark.parametrize("grad", [0, 1])
+@pytest.mark.parametrize("name", ["nanmedian", "nanmedian_dim"])
+def test_nanmedian_replays_on_the_batch(name, grad, per_slice_ops):
+    build = {"nanmedian": lambda lib: lambda a: lib.nanmedian(a) * 2.0,
+             "nanmedian_dim": lambda lib: lambda a: lib.nanmedian(a.reshape(2, 2), 1).values}[name]
+    arrays = (np.array([[1.0, 3.0, np.nan, 3.0], [5.0, 5.0, 1.0, 0.0], [4.0, 4.0, 4.0, 4.0]]),)
+    ours, our_calls = mapped(chainrule, build, arrays, grad)
+    theirs, their_calls = mapped(torch, build, arrays, grad)
+    assert our_calls == their_calls == 1
+    assert per_slice_ops == []
+    np.testing.assert_array_equal(ours, theirs)
 
 
 def test_median_inside_grad_still_splits_among_ties(per_slice_ops):
@@ -283,3 +298,41 @@ def test_batched_index_passes_gradcheck_through_vmap():
 
     assert chainrule.autograd.gradcheck(f, (x,))
     assert chainrule.autograd.gradgradcheck(f, (x,))
+
+
+# ---------------------------------------------------------------- max() / min() / amax / amin under vmap
+
+_EXTREMES = np.array([[1.0, 3.0, 2.0, 3.0], [5.0, 5.0, 1.0, 0.0], [4.0, 4.0, 4.0, 4.0], [1.0, np.nan, 2.0, np.nan]])
+
+EXTREMES = {
+    "max": lambda lib: lambda a: a.max() * a,
+    "min": lambda lib: lambda a: lib.min(a) * a,
+    "max_of_matrix": lambda lib: lambda a: a.reshape(2, 2).max() * a,
+    "amax": lambda lib: lambda a: a.amax() * a,
+    "amax_dim": lambda lib: lambda a: a.reshape(2, 2).amax(1) * a.reshape(2, 2),
+    "amin_keepdim": lambda lib: lambda a: a.reshape(2, 2).amin(0, keepdim=True) * a.reshape(2, 2),
+}
+
+
+@pytest.mark.parametrize("grad", [0, 1, 2])
+@pytest.mark.parametrize("name", sorted(EXTREMES))
+def test_extremes_replay_on_the_batch(name, grad, per_slice_ops):
+    ours, our_calls = mapped(chainrule, EXTREMES[name], (_EXTREMES,), grad)
+    theirs, their_calls = mapped(torch, EXTREMES[name], (_EXTREMES,), grad)
+    assert our_calls == their_calls == 1
+    assert per_slice_ops == []
+    np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize(("name", "node"), [("max", "MaxBackward0"), ("min", "MinBackward0")])
+def test_max_of_each_slice_differentiated_outside_goes_to_the_index(name, node, per_slice_ops):
+    found = {}
+    for lib in (chainrule, torch):
+        x = lib.tensor(_EXTREMES[:3], requires_grad=True)
+        y = lib.func.vmap(lambda a, lib=lib: getattr(lib, name)(a))(x)
+        (y * lib.tensor([1.0, 2.0, 3.0])).sum().backward()
+        found[lib] = (y.detach().numpy(), x.grad.numpy(), y.grad_fn.name())
+    assert per_slice_ops == []
+    np.testing.assert_array_equal(found[chainrule][0], found[torch][0])
+    np.testing.assert_array_equal(found[chainrule][1], found[torch][1])
+    assert found[chainrule][2] == found[torch][2] == node

@@ -657,6 +657,11 @@ class Amax(Function):
             return _split_among_equal(grad, x, value, kept_grad, dims, nan_is_equal=True)
         # amax/amin: torch's mask * (grad / count), so a NaN extremum matches nothing and its
         # slice's gradient is 0 * (grad / 0) = NaN; max()/min()/median() give it to the NaNs
+        if _function_module.tracing_ops:  # (in ops, which a vmap's replay runs on the batch: vmap(grad(amax)))
+            from .elementwise import eq
+
+            mask = eq(x, value)
+            return kept_grad / mask.sum(dims, keepdim=True, dtype=grad.dtype) * mask.to(grad.dtype)
         mask = x._data == value._data
         count = xp.sum(mask, axis=dims, keepdims=True, dtype=grad._data.dtype)
         return kept_grad / Tensor._make(count) * Tensor._make(mask.astype(grad._data.dtype))
@@ -669,6 +674,13 @@ def _split_among_equal(grad: Tensor, x: Tensor, value: Tensor, kept_grad: Tensor
     xp = array_module(grad)
     from .elementwise import where
 
+    if _function_module.tracing_ops:  # (in ops, which a vmap's replay runs on the batch: vmap(grad(max)))
+        from .elementwise import eq, logical_and, logical_or, ne
+
+        found = eq(x, value)
+        if nan_is_equal and x._data.dtype.kind in "fV":
+            found = logical_or(found, logical_and(ne(x, x), ne(value, value)))
+        return where(found, kept_grad / found.sum(dims, keepdim=True, dtype=grad.dtype) if dims else kept_grad, 0.0)
     mask = x._data == value._data
     if nan_is_equal and x._data.dtype.kind in "fV":
         mask |= xp.isnan(x._data) & xp.isnan(value._data)
