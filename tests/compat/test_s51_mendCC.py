@@ -268,6 +268,7 @@ INDEXING = {
     "computed_index": (lambda lib: lambda a, i, j: a[i + 0], (_T, _I, _J)),
     "unbatched_tensor": (lambda lib: lambda a, i, j: a[0][i] * a[1, 0], (_T, _I, _J)),
     "then_matrix_index": (lambda lib: lambda a, i, j: a[:, j][i], (_T, _I, _J)),
+    "remainder_index": (lambda lib: lambda a, i, j: a[i % 2, (7 % (j + 1)) % 5], (_T, _I, _J)),
 }
 
 
