@@ -152,6 +152,7 @@ def start(frame):
     _function.traced_call = _note_call
     _function.traced_write = _note_write
     _function.traced_draw = _note_draw
+    _function.traced_operands = _elementwise_operands
     return previous, active
 
 
@@ -204,7 +205,7 @@ def _note_call(op, arguments: dict):
     dim = arguments.get("dim")
     if trace is None or not trace.ok or trace.muted or not isinstance(arguments["input"], _function._Tensor) or \
             arguments.get("other") is not None or \
-            not (type(dim) is int or (dim is None and op.__name__ in ("argmax", "argmin", "median"))):
+            not (type(dim) is int or (dim is None and op.__name__ in ("argmax", "argmin", "median", "nanmedian"))):
         return None
     batched = trace.frame._batched
     before = set(batched.keys())
@@ -428,8 +429,9 @@ def _kept_by_replayed_node(trace: Trace, array):
 
 
 def _kept_by(node, node_type, where):
-    """What ``node`` (of ``node_type``, else None) keeps at ``where``: ("saved", position) or ("attr", name)."""
-    if type(node) is not node_type:
+    """What ``node`` (of ``node_type``, or torch's name for it: ``name_node``'s same-layout subclass; else
+    None) keeps at ``where``: ("saved", position) or ("attr", name)."""
+    if not isinstance(node, node_type):
         return None
     kind, at = where
     if kind == "saved":
@@ -624,6 +626,20 @@ def _run(trace: Trace, values: dict, outputs, size: int):
     return found
 
 
+def _elementwise_operands(t):
+    """The operands of the recorded elementwise op (its batching rule broadcasts them) that made ``t``, or
+    None (``_vmap_frames.physical_strides``' walk back to torch's layout)."""
+    trace = active
+    made = trace.made.get(id(t)) if trace is not None else None
+    if made is None or made[0] is not t:
+        return None
+    cls, inputs = trace.ops[made[2]][:2]
+    if isinstance(cls, _ElementwiseCall) or (isinstance(cls, type) and cls.__module__.startswith("chainrule.") and
+                                             _RULES.get(cls.__name__) is _elementwise):
+        return inputs
+    return None
+
+
 def unrecorded_batched(trace: Trace) -> bool:
     """Whether slice 0's run made a batched value that no recorded op made (an op that is no
     Function: argmax), nor a tensor over a recorded one's very array (grad's detached result): the
@@ -696,10 +712,14 @@ def _call_along_dim(call, operands, params, outs, size):
     (x,) = operands
     arguments = dict(call.arguments)
     dim, rank, data = arguments.get("dim"), _logical_rank(x), x.data
-    if dim is None and call.op.__name__ == "median":  # (median(): each flattened slice's, ties sharing its gradient)
+    if dim is None and call.op.__name__ == "median":  # (median(): each flattened slice's)
         from .ops.reduce import median_of_rows
 
         return median_of_rows(data.reshape((size, -1)))
+    if dim is None and call.op.__name__ == "nanmedian":
+        from .ops.statistics import nanmedian_of_rows
+
+        return nanmedian_of_rows(data.reshape((size, -1)))
     if dim is None:
         data = data.reshape((size, -1))
         arguments.update(dim=1, keepdim=False)
@@ -713,6 +733,19 @@ def _call_along_dim(call, operands, params, outs, size):
     found = tuple(r if tuple(r.shape) == (size, *o.shape) else r.reshape((size, *o.shape))
                   for r, o in zip(out if isinstance(out, tuple) else (out,), outs))
     return found if isinstance(out, tuple) else found[0]
+
+
+def _all_extreme(cls, operands, params, outs, size):
+    """max() / min() of each slice: max / min along each flattened slice, as torch's batching rule runs
+    them (max.dim's node, MaxBackward0: differentiated outside the vmap the gradient goes to the
+    returned index alone, where max()'s own splits it among ties)."""
+    from .ops.reduce import max as largest
+    from .ops.reduce import min as smallest
+
+    (x,) = operands
+    if not x.batched or params.get("keepdim") or params.get("dims") != tuple(range(_logical_rank(x))):
+        return None
+    return (largest if params.get("largest") else smallest)(x.data.reshape((size, -1)), dim=1).values
 
 
 def _masked_filled(cls, operands, params, outs, size):
@@ -808,6 +841,83 @@ def _indexed(cls, operands, params, outs, size):
     if params.get("mode") != "assign" or not _plain_key(key):
         return None
     return _function._apply_array_op(cls, x.data, **dict(params, key=_batched_key(key)))
+
+
+def _advanced_key(key, shape: tuple, size: int):
+    """x[key] of each slice (x's slice ``shape``) for a key with index arrays (_Values, some batched) as
+    one read of the batch: (the batch's key, an index of the batch in front of the others, and where
+    the batch's result puts the indexed dims: ``(at, count)`` to move dims 1..count to behind ``at``
+    other dims, or None), or None where the key is no such (a mask, a nested item)."""
+    items = key if type(key) is tuple else (key,)
+    arrays = [k for k in items if isinstance(k, _Value)]
+    if not arrays or any(type(k.data) is not np.ndarray or k.data.dtype.kind not in "iu" for k in arrays) or not all(
+            isinstance(k, (_Value, int, slice, type(None), type(Ellipsis))) and not isinstance(k, bool) for k in items):
+        return None
+    rank = max(k.data.ndim - k.batched for k in arrays)
+    found = [np.arange(size).reshape((size,) + (1,) * rank)]
+    for k in items:
+        if isinstance(k, _Value) and k.batched:
+            data = k.data
+            found.append(data.reshape((size,) + (1,) * (rank + 1 - data.ndim) + data.shape[1:]))
+        else:
+            found.append(k.data if isinstance(k, _Value) else k)
+    indexed = [position for position, k in enumerate(items) if isinstance(k, (_Value, int))]
+    if indexed[0] == 0 or indexed != list(range(indexed[0], indexed[-1] + 1)):
+        return tuple(found), None  # (NumPy puts the indexed dims in front for both reads)
+    consumed = sum(1 for k in items if k is not None and k is not Ellipsis)
+    before = sum(len(shape) - consumed if k is Ellipsis else 1 for k in items[:indexed[0]])
+    return tuple(found), (before, rank)
+
+
+def _moved_back(value, moved, size: int):
+    """The batch's read with the indexed dims where each slice's read has them (``_advanced_key``)."""
+    if moved is None:
+        return value
+    before, rank = moved
+    order = [0, *range(1 + rank, 1 + rank + before), *range(1, 1 + rank), *range(1 + rank + before, value.dim())]
+    return value.permute(*order) if order != sorted(order) else value
+
+
+def _advanced_indexed(cls, operands, params, outs, size):
+    """x[key] of each slice with index arrays in the key (the batch's or one for all): one read of the
+    batch, an index of the batch in front of the key's arrays, as torch's batching rule of index."""
+    (x,) = operands
+    found = _advanced_key(params.get("key"), _slice_shape(x), size)
+    if found is None:
+        return _indexed(cls, operands, _unwrap(params), outs, size) if not _batched_in(params) else None
+    key, moved = found
+    from .ops.index import _scatter_mode
+
+    out = _function._apply_array_op(cls, _whole(x, size), key=key, mode=_scatter_mode(key, False))
+    return _moved_back(out, moved, size)
+
+
+def _advanced_scattered(cls, operands, params, outs, size):
+    """The adjoint of x[key] with index arrays in the key: each slice's gradient added at its key in
+    zeros of the batch's shape, one scatter (the batch's read's layout first, ``_advanced_key``)."""
+    (grad,) = operands
+    shape = params.get("shape")
+    found = _advanced_key(params.get("key"), tuple(shape), size) if isinstance(shape, tuple) else None
+    if found is None:
+        return _scattered(cls, operands, _unwrap(params), outs, size) if not _batched_in(params) else None
+    key, moved = found
+    from .ops.index import _scatter_mode
+
+    g = _whole(grad, size)
+    if moved is not None:  # (the slices' layout back to the batch's read's: the inverse permutation)
+        before, rank = moved
+        order = [0, *range(1 + rank, 1 + rank + before), *range(1, 1 + rank), *range(1 + rank + before, g.dim())]
+        g = g.permute(*np.argsort(order).tolist())
+    return _function._apply_array_op(cls, g, key=key, shape=(size, *shape), mode=_scatter_mode(key, False))
+
+
+def _slice_shape(value: _Value) -> tuple:
+    return tuple(value.data.shape[1:]) if value.batched else tuple(value.data.shape)
+
+
+def _batched_in(params) -> bool:
+    items = params.get("key")
+    return any(isinstance(k, _Value) and k.batched for k in (items if type(items) is tuple else (items,)))
 
 
 def _scattered(cls, operands, params, outs, size):
@@ -931,6 +1041,8 @@ def _reduced(cls, operands, params, outs, size):
     if not isinstance(dims, tuple) or not all(isinstance(d, int) for d in dims):
         return None
     rank = _logical_rank(x)
+    if not rank and cls.__name__ in ("Amax", "Amin"):  # (its dims () would be every dim, the batch's too)
+        return None
     return _function._apply_array_op(cls, x.data,
                                      **dict(params, dims=tuple(d % rank + 1 for d in dims) if rank else ()))
 
@@ -1436,7 +1548,7 @@ def _user_function(cls, operands, params, outs, size):
 _BATCHED_PARAMS = frozenset({_where, _dim_shifted, _nll_loss, _nll_loss_backward, _pooled, _elementwise_kept,
                              _embedding, _embedding_backward, _along_index, _masked_filled, _layer_norm_backward,
                              _gradient_against, _normalized_backward, _scatter_added, _index_slabs, _sampled,
-                             _normal_sampled})
+                             _normal_sampled, _advanced_indexed, _advanced_scattered})
 # ops whose node a later op reads as a parameter (nll_loss's backward), replayed by a rule
 _NODES_READ = frozenset({"_NllLoss"})
 # ops whose rule runs the batch as more rows of the op (batch-major), so that what their node keeps
@@ -1449,9 +1561,9 @@ _ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Neg", "Exp", "Log", "Tanh", "Sigmoi
                 "ClampMinByTensor", "ClampMaxByTensor", "Round", "RoundDecimals", "Sign")
 _RULES = {name: _elementwise for name in _ELEMENTWISE}
 _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped, "SqueezeView": _reshaped,
-               "UnsafeView": _reshaped, "Select": _indexed, "Slice": _indexed, "Index": _indexed,
+               "UnsafeView": _reshaped, "Select": _indexed, "Slice": _indexed, "Index": _advanced_indexed,
                "Unsqueeze": _indexed, "Alias": _indexed,
-               "SelectScatter": _scattered, "SliceScatter": _scattered, "IndexScatter": _scattered, "Addmm": _addmm, "Mm": _mm,
+               "SelectScatter": _scattered, "SliceScatter": _scattered, "IndexScatter": _advanced_scattered, "Addmm": _addmm, "Mm": _mm,
                "LinearBackward": _linear_backward, "Matmul": _matmul, "StackRows": _stacked, "LogSoftmax": _dim_shifted,
                "Softmax": _dim_shifted, "LogSoftmaxBackward": _dim_shifted, "SoftmaxBackward": _dim_shifted,
                "Expand": _expanded, "SumToSize": _summed_to, "SumToScalar": _summed_to, "Mv": _matmul,
@@ -1461,7 +1573,8 @@ _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped
                "ConvWeight": _conv_weight, "MaxPool": _pooled, "MaxPool3D": _pooled, "FirstMaxScatter": _pooled,
                "WindowScatter": _pooled, "WindowGather": _pooled, "GeluBackward": _elementwise_kept,
                "Embedding": _embedding, "EmbeddingDenseBackward": _embedding_backward, "Gather": _along_index,
-               "ScatterAlong": _along_index, "MaskedFill": _masked_filled,
+               "ScatterAlong": _along_index, "MaskedFill": _masked_filled, "AmaxAll": _all_extreme,
+               "AminAll": _all_extreme, "Amax": _reduced, "Amin": _reduced,
                "LayerNorm": _layer_norm, "LayerNormBackward": _layer_norm_backward, "Transpose": _transposed,
                "Clone": _cloned, "Split": _split, "SplitWithSizes": _split, "Cat": _concatenated, "Bmm": _matmul,
                "FusedScaleShift": _scale_shifted, "GradientAgainst": _gradient_against, "Cumsum": _along_dim,

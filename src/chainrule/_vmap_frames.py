@@ -15,8 +15,8 @@ import weakref
 
 __all__ = ["VmapFrame", "batched_value", "current", "entered", "forget_made", "mapped", "note_alias", "note_made",
            "slice_draw",
-           "note_drawn", "note_results", "note_value_read", "refuse_batched_into_unbatched", "capturing", "closed_over", "in_place_op_name",
-           "refuse_captured_write", "refuse_control_flow", "refuse_data_access", "refuse_different_inplace_randomness",
+           "note_drawn", "note_results", "note_value_read", "physical_strides", "refuse_batched_into_unbatched", "capturing", "closed_over", "in_place_op_name",
+           "refuse_captured_write", "refuse_control_flow", "refuse_data_access", "refuse_index_read", "inner_transform", "refuse_different_inplace_randomness",
            "reads_allowed", "refuse_dynamic_shape", "refuse_inside", "refuse_item", "refuse_out", "refuse_same_randomness",
            "refuse_unbatchable", "running", "unbatched_target"]
 
@@ -28,6 +28,11 @@ class VmapFrame:
     def __init__(self, batch_size: int, randomness: str) -> None:
         self.batch_size, self.randomness = batch_size, randomness
         self.index = 0
+        # how many torch.func transforms ran when this vmap began (itself counted): one more running
+        # now is a grad-like transform inside it (``inner_transform``)
+        from .autograd import function as _function
+
+        self.transforms = _function.func_transforms.active
         self._origins: dict[int, tuple] = {}  # id(tensor handed to the function) -> (tensor, batched, dim)
         self.batched_results: dict = {}  # a rule's result for the whole batch, by the call it answers
         self._parts: dict[int, tuple] = {}  # id(slice of a rule's result) -> (slice, result, dim, index)
@@ -359,6 +364,57 @@ def slice_draw(draw, shape: tuple):
     return None
 
 
+def physical_strides(tensor) -> tuple | None:
+    """The strides of torch's batched tensor for ``tensor`` (batched at the one running vmap, slice 0's
+    run recording its ops), its batch dim moved to the front as a batching rule moves it (a view: only
+    the order of the strides counts): a view into a mapped input's memory has its strides behind that
+    input's batch stride; an elementwise op's result is laid out as its first batched operand of the
+    same shape (TensorIterator keeps its operand's layout, densely); a view of such a result has the
+    view's steps in that layout; any other result is batch-first and row-major (its views, their own
+    strides behind it). None where ``tensor`` is not batched there, or no NumPy array."""
+    import numpy as np
+
+    from .autograd import function as _function
+
+    if len(_frames) != 1 or type(tensor._data) is not np.ndarray or not _frames[0].holds_batched(tensor):
+        return None
+    return _strides_of(_frames[0], _function.traced_operands if _function.tracing_ops else None, tensor, 8)
+
+
+def _strides_of(frame, operands_of, tensor, depth: int) -> tuple | None:
+    import numpy as np
+
+    data = tensor._data
+    for _piece, batched, dim in list(frame._origins.values()):
+        if dim is not None and type(batched._data) is np.ndarray and np.may_share_memory(data, batched._data):
+            return (batched._data.strides[dim], *data.strides)
+    operands = operands_of(tensor) if depth and operands_of is not None else None
+    if operands is not None:  # (an elementwise op's result, recorded by _vmap_batched)
+        operand = next((t for t in operands if t.shape == tensor.shape and frame.holds_batched(t)), None)
+        return None if operand is None or type(operand._data) is not np.ndarray else \
+            _strides_of(frame, operands_of, operand, depth - 1)
+    base = tensor._base
+    root = data if base is None else base._data
+    if type(root) is not np.ndarray or not root.flags.c_contiguous:
+        return None
+    if depth and base is not None and frame.holds_batched(base):
+        laid = _strides_of(frame, operands_of, base, depth - 1)
+        if laid is not None:  # (the view's steps through its base, in the base's dense layout)
+            shape = (frame.batch_size, *root.shape)
+            dense, step = [0] * len(shape), 1
+            for d in sorted(range(len(shape)), key=lambda d: -abs(laid[d]))[::-1]:
+                dense[d], step = step, step * shape[d]
+            found = []
+            for stride in data.strides:
+                total, rest = 0, abs(stride)
+                for through, laid_out in zip(root.strides, dense[1:]):
+                    count, rest = divmod(rest, through) if through else (0, rest)
+                    total += count * laid_out
+                found.append(total if stride >= 0 else -total)
+            return (dense[0], *found)
+    return (max(root.nbytes, root.itemsize), *data.strides)
+
+
 def note_made(tensor) -> None:
     """``tensor`` was made by a factory inside the innermost running vmap: torch's is unbatched."""
     _frames[-1]._made[id(tensor)] = tensor
@@ -445,10 +501,39 @@ def note_value_read(tensor) -> None:
             frame.values_read = True
 
 
+# torch's words where a batched tensor's value is read while a grad-like transform runs inside the
+# innermost vmap: its current level is no vmap's, so the kernel reading the value meets the batched
+# tensor itself (no batching rule), whatever the read (.item(), bool(), a 0-d index)
+_READ_UNDER_TRANSFORM = (
+    "vmap: It looks like you're either (1) calling .item() on a Tensor or (2) attempting to use a Tensor in some "
+    "data-dependent control flow or (3) encountering this error in PyTorch internals. For (1): we don't support vmap "
+    "over calling .item() on a Tensor, please try to rewrite what you're doing with other operations. For (2): we "
+    "don't support data-dependent control flow in vmap yet, please file an issue at "
+    "https://github.com/pytorch/pytorch/issues . For (3): please file an issue.")
+
+
+def inner_transform() -> bool:
+    """Whether a torch.func transform other than vmap (grad, vjp, jvp, jacrev, jacfwd) runs inside the
+    innermost running vmap: torch's current level is then that transform's, not a vmap's."""
+    from .autograd import function as _function
+
+    return bool(_frames) and _function.func_transforms.active > _frames[-1].transforms
+
+
+def refuse_index_read(tensor) -> None:
+    """A 0-d integer tensor in an index key, which torch's indexing reads as a Python integer
+    (``.item()``) unless it is batched at the current level: refused in torch's words where it is
+    batched and a grad-like transform runs inside the innermost vmap (``vmap(grad(lambda x: x[x.argmax()]))``)."""
+    if _batched_anywhere(tensor) and inner_transform():
+        raise RuntimeError(_READ_UNDER_TRANSFORM)
+
+
 def refuse_item(tensor) -> None:
     """torch's vmap error for reading a batched tensor's value as a Python number (``.item()``,
     ``float(t)``, ``int(t)``): each slice has its own."""
     if _batched_anywhere(tensor):
+        if inner_transform():
+            raise RuntimeError(_READ_UNDER_TRANSFORM)
         raise RuntimeError("vmap: It looks like you're calling .item() on a Tensor. We don't support vmap over calling "
                            ".item() on a Tensor, please try to rewrite what you're doing with other operations. If "
                            "error is occurring somewhere inside PyTorch internals, please file a bug report.")
@@ -458,6 +543,8 @@ def refuse_control_flow(tensor) -> None:
     """torch's vmap error for ``bool(t)`` of a batched tensor (``if t.sum() > 0:``, ``while``):
     the slices may take different branches."""
     if _batched_anywhere(tensor):
+        if inner_transform():
+            raise RuntimeError(_READ_UNDER_TRANSFORM)
         raise RuntimeError("vmap: It looks like you're attempting to use a Tensor in some data-dependent control flow. "
                            "We don't support that yet, please file an issue at "
                            "https://github.com/pytorch/pytorch/issues .")

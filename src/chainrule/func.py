@@ -580,7 +580,9 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
         if randomness != "error":
             return _unrecorded_outside(computed(outside_records, *args), outside_records)
         # torch's jacfwd vmaps its jvps: a random op inside is refused as vmap's default refuses it
-        with _vmap_frames.entered(_vmap_frames.VmapFrame(1, randomness)):
+        frame = _vmap_frames.VmapFrame(1, randomness)
+        frame.transforms -= 1  # (torch's jvp runs inside its vmap: a grad-like transform, _vmap_frames.inner_transform)
+        with _vmap_frames.entered(frame):
             return _unrecorded_outside(computed(outside_records, *args), outside_records)
 
     def computed(outside_records, *args):

@@ -91,6 +91,8 @@ traced_call = None
 traced_write = None  # its hook for an in-place op's plain write of its result into a tensor: (tensor, result)
 # its hook for slice 0's random draw (dropout's mask, _vmap_frames.slice_draw): (the batch's draw or None, slice 0's)
 traced_draw = None
+# its answer, for a tensor, to which operands the recorded elementwise op that made it read (None: no such op)
+traced_operands = None
 RUN_UNRECORDED = object()
 # what runs each op instead while a forward-AD level or saved-tensor hooks are active (set by
 # autograd.forward_ad), else None: the one check the op hot path pays for both

@@ -522,8 +522,13 @@ def _prod_of_others(node, u):
 
 @register_batched_rule(reduce.MedianAll, statistics.NanmedianAll)
 def _median_all(node, grad):
-    # the gradient goes to the elements equal to the median (NaNs count as equal), split evenly
+    # the gradient goes to the elements equal to the median (NaNs count as equal), split evenly; each
+    # row's to its median element alone (median_of_rows: vmap's median() of each slice)
     flat, out = node.saved_values
+    if getattr(node, "along", False):
+        index = np.broadcast_to(node.index, (grad.shape[0], *node.index.shape))
+        return reduce.ScatterAlong.apply(grad.unsqueeze(-1), index=index, dim=index.ndim - 1,
+                                         shape=(grad.shape[0], *flat.shape))
     return reduce._split_among_equal(grad, flat, out, grad.reshape(grad.shape[0], 1), (0,), nan_is_equal=True)
 
 

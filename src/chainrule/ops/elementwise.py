@@ -1546,7 +1546,12 @@ def remainder(input, other) -> Tensor:
             return made
         x, y = _kernel_arrays("remainder", a, b)
         _check_integer_divisor(y)
-        return _laid_out(Tensor._make(xp.mod(x, y)), a, b)
+        out = _laid_out(Tensor._make(xp.mod(x, y)), a, b)
+        if _vmap_frames._frames:  # no Function saw it: batched where an operand is (``x[i % 2]``)
+            _vmap_frames.note_results((a, b), None, out)
+            if _function_module.tracing_ops:  # a vmap recording its ops replays it too (_vmap_batched)
+                _function_module.traced_elementwise(remainder, (a, b), out)
+        return out
     if not isinstance(input, Tensor):
         return RemainderOfNumber.apply(b, dividend=a._data, number=input)
     if not isinstance(other, Tensor):

@@ -226,6 +226,8 @@ def _convert_key_item(k):
         if k._data.dtype.kind in "fV":
             raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
         if k._data.ndim == 0 and _vmap_frames._frames:
+            if k._data.dtype.kind in "iu" and k._data.dtype.itemsize > 1:
+                _vmap_frames.refuse_index_read(k)  # (torch reads it by .item() under grad inside vmap)
             _vmap_frames.note_value_read(k)  # (read as a Python number below: slice 0's, not the batch's)
         if k._data.ndim == 0 and k._data.dtype.kind in "bu" and k._data.dtype.itemsize == 1:
             return bool(k._data)  # torch: a 0-d bool/uint8 tensor is a Python bool (a new dim), not a mask
@@ -257,6 +259,10 @@ def _check_int64(index: int) -> None:
 
 def _convert_list(k: list):
     # a list index is host data (CuPy copies it to the device too, in the indexing op)
+    if _vmap_frames._frames:  # (a 0-d integer tensor in it read by .item(), as a bare one: _convert_key_item)
+        for x in k:
+            if isinstance(x, Tensor) and x._data.ndim == 0 and x._data.dtype.kind in "iu":
+                _vmap_frames.refuse_index_read(x)
     array = np.asarray([x.item() if isinstance(x, Tensor) else x for x in k])
     if array.dtype.kind in "uO":  # (NumPy's type for integers beyond int64)
         for x in k:
@@ -967,6 +973,7 @@ def _batched_select(input: Tensor, key: Tensor) -> Tensor | None:
             not _vmap_frames.current() or not _vmap_frames.batched_value(key) or \
             not 0 <= int(k) < input._data.shape[0]:
         return None
+    _vmap_frames.refuse_index_read(key)  # (under grad inside the vmap torch reads it by .item())
     return input.index_select(0, key.reshape(1)).squeeze(0)
 
 

@@ -368,23 +368,27 @@ def _batch_drawn(draw, shape: tuple, requires_grad: builtins.bool) -> Tensor | N
     return made
 
 
-def _physical_layout_drawn(input: Tensor, draw, requires_grad: builtins.bool) -> Tensor | None:
-    """A random ``*_like`` of a slice vmap cut along dim d > 0 of a C-contiguous tensor, under
-    randomness="different": torch's batching rule runs the op on that tensor, so its one draw fills
-    the tensor's own layout (memory order, the batch dim at d); here ``draw(shape)`` of that shape,
-    the batch dim moved to the front (``_batch_drawn``). None elsewhere."""
+def _physical_layout_drawn(input: Tensor, values, requires_grad: builtins.bool) -> Tensor | None:
+    """A random ``*_like`` of a batched tensor under randomness="different" (a slice cut along any dim, a
+    view of it, an elementwise result of one, a transposed intermediate): torch's batching rule runs the op on that tensor (its batch dim
+    moved to the front, a view), whose ``empty_like`` keeps its layout (made dense), and the in-place
+    fill goes in memory order; ``values(t)`` is that fill of a tensor ``t`` of that layout
+    (``uniform_values``, ``normal_values``), one draw for the batch (``_batch_drawn``). None elsewhere."""
     frames = _vmap_frames._frames
     if len(frames) != 1 or frames[0].randomness != "different":
         return None
-    found = frames[0].storage_origin(input)  # (grad's fresh leaf over a slice: the slice's)
-    if found is None or not found[1]:
+    strides = _vmap_frames.physical_strides(input)
+    if strides is None:
         return None
-    batched, dim = found
-    data = batched._data
-    if type(data) is not np.ndarray or not data.flags.c_contiguous:
-        return None
-    dim %= data.ndim
-    return _batch_drawn(lambda size: np.moveaxis(draw(data.shape), dim, 0), tuple(input.shape), requires_grad)
+    shape = (frames[0].batch_size, *input.shape)
+    order = sorted((d for d in builtins.range(len(shape)) if shape[d] != 1), key=lambda d: -abs(strides[d]))
+    order += [d for d in builtins.range(len(shape)) if shape[d] == 1]
+
+    def drawn(size):
+        laid = np.empty(tuple(shape[d] for d in order), input._data.dtype).transpose(np.argsort(order))
+        return values(Tensor._make(laid))
+
+    return _batch_drawn(drawn, tuple(input.shape), requires_grad)
 
 
 def _complex_pairs(pairs, dt):
@@ -523,8 +527,7 @@ def rand_like(input: Tensor, *, generator=None, dtype=None, layout=None, device=
     sparse_like(input, layout, memory_format, "uniform_")  # a sparse input: torch's refusal
     if _vmap_frames._frames and memory_format is None and dtype in (None, input.dtype) and device is None and \
             input._data.dtype in (np.float32, np.float64):
-        drawn = _physical_layout_drawn(input, lambda shape: _rng(generator).random(shape, dtype=input._data.dtype),
-                                       requires_grad)
+        drawn = _physical_layout_drawn(input, lambda t: uniform_values(t, 0.0, 1.0, generator), requires_grad)
         if drawn is not None:
             return drawn
     return _random_like(
@@ -549,6 +552,11 @@ def randn_like(input: Tensor, *, generator=None, dtype=None, layout=None, device
         if made is not _function.RUN_UNDISPATCHED:
             return made
     sparse_like(input, layout, memory_format, "normal_")  # a sparse input: torch's refusal
+    if _vmap_frames._frames and memory_format is None and dtype in (None, input.dtype) and device is None and \
+            input._data.dtype in (np.float32, np.float64):
+        drawn = _physical_layout_drawn(input, lambda t: normal_values(t, 0.0, 1.0, generator), requires_grad)
+        if drawn is not None:
+            return drawn
     return _random_like(
         input, memory_format, dtype, device, requires_grad,
         lambda shape: randn(shape, generator=generator, dtype=dtype or input.dtype,
@@ -878,7 +886,80 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, g
     xp = array_module(data)
     if xp is not np:
         return Tensor._make(_multinomial_on_device(xp, data, num_samples, replacement, _rng(generator, xp)))
+    if _vmap_frames._frames and (drawn := _multinomial_batch_drawn(input, num_samples, replacement, generator)) is not None:
+        return drawn
     return Tensor._make(multinomial_on_cpu(data, num_samples, replacement, _rng(generator)))
+
+
+def _multinomial_batch_drawn(input: Tensor, num_samples: int, replacement: builtins.bool, generator) -> Tensor | None:
+    """Inside a vmap under randomness="different", multinomial as torch's batching rule runs it, once on
+    the batch's rows ((B·rows, n)): the draws (a double uniform per sample with replacement, else one
+    exponential race per weight) are one draw for the batch (``_vmap_frames.slice_draw``), and the
+    categories they pick from the weights (``multinomial_picked``) an op that a vmap's replay runs on the
+    batch, so the function runs once; a 1-d slice's races for a batch cut along its dim 1 fill that
+    batch's memory in order, as torch's (no copy makes it row-major). None elsewhere."""
+    frames = _vmap_frames._frames
+    if len(frames) != 1 or frames[0].randomness != "different":
+        return None
+    data = input._data
+    races, layout = not replacement or num_samples == 1, None
+    if races and data.ndim == 1:  # (a 2-d slice's batch is reshaped to (B·rows, n): row-major whatever its layout)
+        found = frames[0].storage_origin(input)
+        if found is not None and found[1] % found[0].ndim:  # (the races fill the batch's (n, B) memory in order)
+            batched = found[0]._data
+            if type(batched) is not np.ndarray or batched.ndim != 2 or not batched.flags.c_contiguous:
+                return None
+            layout = (batched.shape, found[1] % 2)
+        elif not data.flags.c_contiguous:
+            return None
+    if races:  # (the stream taken inside the draw: slice_draw's own, no draw the replay cannot stand for)
+        exact = data.dtype.itemsize == 8
+
+        def drawn(size):
+            draw = from_double(_rng(generator).exponential_draws(1.0, size if layout is None else layout[0], exact),
+                               data.dtype)
+            return draw if layout is None else np.moveaxis(draw, layout[1], 0)
+
+        row = _vmap_frames.slice_draw(drawn, data.shape)
+    else:
+        row = _vmap_frames.slice_draw(lambda size: _rng(generator).random(size), data.shape[:-1] + (num_samples,))
+    if row is None:
+        return None
+    draws = Tensor._make(row)
+    _vmap_frames.note_drawn(draws)
+    out = multinomial_picked(input, draws, num_samples, replacement)
+    _vmap_frames.note_drawn(out)
+    if _function.tracing_ops:  # (a vmap's record: its replay picks the batch's from the batch's draws)
+        _function.traced_elementwise(multinomial_picked, (input, draws, num_samples, replacement), out)
+    return out
+
+
+def multinomial_picked(input: Tensor, draws: Tensor, num_samples: int, replacement: builtins.bool) -> Tensor:
+    """The categories ``draws`` pick from the weights ``input`` (..., n), row by row, the leading dims of
+    the two broadcast (a vmap's batch in front): the largest ``num_samples`` of weight / race (races of
+    the weights' shape), or per double uniform the first category whose cumulative weight reaches it."""
+    data, found = input._data, draws._data
+    n = data.shape[-1]
+    lead = np.broadcast_shapes(data.shape[:-1], found.shape[:-1])
+    rows = np.broadcast_to(data, lead + (n,)).reshape((-1, n))
+    found = np.broadcast_to(found, lead + found.shape[-1:]).reshape((len(rows), -1))
+    check_multinomial_weights(rows, num_samples, replacement)
+    return Tensor._make(_picked(rows, found, num_samples, replacement).reshape(lead + (num_samples,)))
+
+
+def _picked(rows: np.ndarray, draws: np.ndarray, num_samples: int, replacement: builtins.bool) -> np.ndarray:
+    """multinomial's categories for 2-d ``rows`` of weights from ``draws``: exponential races of the rows'
+    shape without replacement (or for one sample), else (rows, num_samples) double uniforms."""
+    if not replacement or num_samples == 1:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            keys = rows / draws
+        if num_samples == 1:
+            return np.argmax(keys, axis=1)[:, None].astype(np.int64, copy=False)
+        return _top_keys(keys, num_samples).astype(np.int64, copy=False)
+    out = np.empty((len(rows), num_samples), dtype=np.int64)
+    for row, weights, uniforms in zip(out, rows, draws):
+        row[:] = np.searchsorted(multinomial_cumulative_weights(weights), uniforms, side="left")
+    return out
 
 
 def multinomial_on_cpu(data: np.ndarray, num_samples: int, replacement: bool, stream) -> np.ndarray:
@@ -896,18 +977,9 @@ def multinomial_on_cpu(data: np.ndarray, num_samples: int, replacement: bool, st
         races = _in_memory_order(data, lambda shape: from_double(stream.exponential_draws(1.0, shape, exact),
                                                                    data.dtype),
                                  None if data.flags.c_contiguous else preserved_strides(data))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            keys = np.atleast_2d(data / races)
-        if num_samples == 1:
-            out = np.argmax(keys, axis=1)[:, None]
-        else:
-            out = _top_keys(keys, num_samples)
+        out = _picked(rows, np.atleast_2d(races), num_samples, replacement)
     else:
-        uniforms = stream.random((len(rows), num_samples))
-        out = np.empty((len(rows), num_samples), dtype=np.int64)
-        for row, weights, draws in zip(out, rows, uniforms):
-            row[:] = np.searchsorted(multinomial_cumulative_weights(weights), draws, side="left")
-    out = out.astype(np.int64, copy=False)
+        out = _picked(rows, stream.random((len(rows), num_samples)), num_samples, replacement)
     return out if data.ndim == 2 else out[0]
 
 

@@ -666,6 +666,11 @@ class Amax(Function):
             return _split_among_equal(grad, x, value, kept_grad, dims, nan_is_equal=True)
         # amax/amin: torch's mask * (grad / count), so a NaN extremum matches nothing and its
         # slice's gradient is 0 * (grad / 0) = NaN; max()/min()/median() give it to the NaNs
+        if _function_module.tracing_ops:  # (in ops, which a vmap's replay runs on the batch: vmap(grad(amax)))
+            from .elementwise import eq
+
+            mask = eq(x, value)
+            return kept_grad / mask.sum(dims, keepdim=True, dtype=grad.dtype) * mask.to(grad.dtype)
         mask = x._data == value._data
         count = xp.sum(mask, axis=dims, keepdims=True, dtype=grad._data.dtype)
         return kept_grad / Tensor._make(count) * Tensor._make(mask.astype(grad._data.dtype))
@@ -678,6 +683,13 @@ def _split_among_equal(grad: Tensor, x: Tensor, value: Tensor, kept_grad: Tensor
     xp = array_module(grad)
     from .elementwise import where
 
+    if _function_module.tracing_ops:  # (in ops, which a vmap's replay runs on the batch: vmap(grad(max)))
+        from .elementwise import eq, logical_and, logical_or, ne
+
+        found = eq(x, value)
+        if nan_is_equal and x._data.dtype.kind in "fV":
+            found = logical_or(found, logical_and(ne(x, x), ne(value, value)))
+        return where(found, kept_grad / found.sum(dims, keepdim=True, dtype=grad.dtype) if dims else kept_grad, 0.0)
     mask = x._data == value._data
     if nan_is_equal and x._data.dtype.kind in "fV":
         mask |= xp.isnan(x._data) & xp.isnan(value._data)
@@ -2216,12 +2228,15 @@ def median(input: Tensor, dim=None, keepdim: bool = False):
 
 def median_of_rows(rows: Tensor) -> Tensor:
     """median() of each row of a 2-d tensor (vmap's batch of flattened slices, ``_vmap_batched``): each
-    row's value as its own median() finds it, the gradient split evenly among each row's ties, as
-    torch's median() under vmap."""
+    row's value as its own median() finds it. Differentiated outside the vmap the gradient goes to
+    each row's median element alone, as torch's batching rule runs median() as median(dim) of the
+    flattened slices (its node MedianBackward1); a grad inside the vmap splits it among ties, since
+    its backward's ops are recorded from slice 0's median() and replayed."""
     x = rows._data
     index = _median_index(x, 1)
     index = np.stack([_signed_zero_median(row, at) for row, at in zip(x, index)]) if len(x) else index
-    return MedianAll.apply(rows, index=index)
+    return name_node(MedianAll.apply(rows, index=index, along=True), "MedianBackward1", label="median",
+                     rule="routes the gradient to each row's median element (median() of each slice under vmap)")
 
 
 class MedianAll(Function):
@@ -2235,15 +2250,20 @@ class MedianAll(Function):
     rule = "routes the gradient to the median element (split evenly among ties)"
 
     @staticmethod
-    def forward(ctx, flat, index):
-        # no index: an empty input, whose median torch makes NaN
+    def forward(ctx, flat, index, along=False):
+        # no index: an empty input, whose median torch makes NaN; ``along``: each row's gradient to
+        # its median element alone (``median_of_rows``)
         xp = array_module(flat)
         out = xp.take_along_axis(flat, index, -1)[..., 0] if index is not None else xp.full((), np.nan, flat.dtype)
         ctx.save_for_backward(flat, out)
+        ctx.index, ctx.along = index, along
         return out
 
     @staticmethod
     def backward(ctx, grad):
+        if ctx.along:
+            return ScatterAlong.apply(grad.unsqueeze(-1), index=ctx.index, dim=ctx.index.ndim - 1,
+                                      shape=ctx.saved_values[0].shape)
         # d median = dx at the elements equal to it (NaN at NaN), each taking 1/count: in ops, which a
         # vmap's replay runs on the batch (vmap(grad(median)))
         from .elementwise import eq, logical_and, logical_or, ne, where

@@ -28,7 +28,7 @@ from ..tensor import Tensor, _wrap_dim, honours_out
 from ._arg_parser import check_int, out_rule
 from .creation import full_like
 from .elementwise import _cast, _conj, _conj_view, where
-from .reduce import MedianAll, NanmedianDim, _given_args, _select_along, _single_dim
+from .reduce import MedianAll, NanmedianDim, _given_args, _select_along, _single_dim, _traced
 from .shape import cat
 from .structural import diff
 
@@ -159,6 +159,16 @@ class NanmedianAll(MedianAll):
     rule = "routes the gradient to the median of the non-NaN elements (split evenly among ties)"
 
 
+def nanmedian_of_rows(rows: Tensor) -> Tensor:
+    """nanmedian() of each row of a 2-d tensor (vmap's batch of flattened slices, ``_vmap_batched``): each
+    row's value as its own nanmedian() finds it; differentiated outside the vmap the gradient goes to
+    each row's median element alone, as torch's batching rule runs nanmedian(dim) of the flattened
+    slices (its node NanmedianBackward1); see ``reduce.median_of_rows``."""
+    return name_node(NanmedianAll.apply(rows, index=_nanmedian_index(rows._data, 1), along=True), "NanmedianBackward1",
+                     label="nanmedian", rule="routes the gradient to each row's median of the non-NaN elements "
+                                             "(nanmedian() of each slice under vmap)")
+
+
 def _nanmedian_index(x, axis: int):
     """The lower middle non-NaN element's index along ``axis`` (NaN sorts last; an all-NaN slice
     gives its first NaN)."""
@@ -177,6 +187,8 @@ def nanmedian(input: Tensor, dim=None, keepdim: bool = False):
     gradient split evenly among equal elements); with ``dim`` ``(values, indices)``, the gradient
     routed to the returned index."""
     _check_tensor(input, "nanmedian")
+    if _function_module.tracing_ops and (found := _traced(nanmedian, input=input, dim=dim, keepdim=keepdim)) is not None:
+        return found  # (a vmap's record: one call, which its replay runs on the batch)
     xp = array_module(input)
     x = input._data
     if x.dtype.kind in "cb":
