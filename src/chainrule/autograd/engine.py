@@ -147,6 +147,118 @@ def _topological_order(roots):
     return order
 
 
+def _topological_nr(node) -> int:
+    """torch's ``Node::topological_nr``: the length of the longest path from ``node`` to a node with
+    no edges (a leaf's AccumulateGrad has 0). A path from X to Y gives X a larger number than Y, so
+    a walk toward Y never needs to follow X's edges when X's number is below Y's. Computed when first
+    asked for and kept in the node's slot (a node's edges do not change once it is in a graph), so
+    each node is numbered once however many walks pass through it."""
+    nr = node._topological_nr
+    if nr is not None:
+        return nr
+    stack = [node]
+    push = stack.append
+    while stack:
+        top = stack[-1]
+        if top._topological_nr is not None:  # (pushed twice, numbered since)
+            stack.pop()
+            continue
+        longest = -1
+        waiting = False
+        for child, _ in top.next_functions:
+            if child is not None:
+                nr = child._topological_nr
+                if nr is None:
+                    push(child)
+                    waiting = True
+                elif nr > longest:
+                    longest = nr
+        if not waiting:
+            top._topological_nr = longest + 1
+            stack.pop()
+    return node._topological_nr
+
+
+def _pruned_dependencies(roots, min_topo: int):
+    """``_dependencies`` for a walk toward nodes numbered ``min_topo`` or more (grad or
+    backward with non-leaf ``inputs``): a node numbered below cannot lead to them, so its edges
+    are not followed — torch's compute_dependencies with min_topo_nr. A nested grad inside a long
+    graph (a divergence at each step of an ODE solve) then walks only the graph built since its
+    inputs, not their whole history. Only numbered nodes are left unexpanded: the inputs' history
+    is numbered (to find ``min_topo``), the graph built above it need not be."""
+    dependencies = {}
+    stack = []
+    for root in roots:
+        count = dependencies.get(root)
+        if count is None:
+            dependencies[root] = 1
+            stack.append(root)
+        else:
+            dependencies[root] = count + 1
+    pop, push = stack.pop, stack.append
+    while stack:
+        node = pop()
+        nr = node._topological_nr
+        if nr is not None and nr < min_topo:
+            continue
+        for child, _ in node.next_functions:
+            if child is not None:
+                count = dependencies.get(child)
+                if count is None:
+                    dependencies[child] = 1
+                    push(child)
+                else:
+                    dependencies[child] = count + 1
+    return dependencies
+
+
+def _pruned_order(roots, min_topo: int):
+    """``_topological_order`` of the nodes not numbered below ``min_topo`` (see _pruned_dependencies):
+    the only ones that can lie on a path to the inputs. The same walk, runs of single-input nodes
+    included, with a numbered node below ``min_topo`` treated as absent."""
+    order = []
+    visited = set()
+    add = visited.add
+    for root in roots:
+        if root is None or root in visited:
+            continue
+        add(root)
+        stack = [(root, iter(root.next_functions))]
+        push = stack.append
+        while stack:
+            node, children = stack[-1]
+            for child, _ in children:
+                if child is not None and child not in visited and (
+                        (nr := child._topological_nr) is None or nr >= min_topo):
+                    add(child)
+                    if not child.next_functions:
+                        order.append(child)
+                        continue
+                    while True:
+                        edges = child.next_functions
+                        if len(edges) == 1:
+                            grandchild = edges[0][0]
+                        elif len(edges) == 2 and edges[1][0] is None:
+                            grandchild = edges[0][0]
+                        elif len(edges) == 2 and edges[0][0] is None:
+                            grandchild = edges[1][0]
+                        else:
+                            break
+                        if grandchild is None or grandchild in visited or (
+                                (nr := grandchild._topological_nr) is not None and nr < min_topo):
+                            break
+                        push((child, _DONE))
+                        add(grandchild)
+                        child = grandchild
+                    push((child, iter(child.next_functions)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    order.reverse()
+    return order
+
+
 def _dependencies(roots):
     """For each node reachable from ``roots``, how many edges lead into it — from the nodes of
     the graph and from the roots themselves (one per output the backward starts at, as torch's
@@ -296,17 +408,26 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
     # for the walk, or a freed one's id can be reused by another leaf's (grad(g, x) would
     # then return g's seed as x's gradient)
     accumulators = []
+    # the smallest topological number among the inputs' nodes (0 when one is a leaf, as
+    # torch's compute_min_topological_nr): the walk need not go below it
+    min_topo = None
     for i, t in enumerate(inputs):
         if _is_gradient_edge(t):
             accumulators.append(t.node)  # (kept alive for the walk, like a leaf's accumulator)
             key = (id(t.node), t.output_nr)
+            min_topo = 0
         elif t.grad_fn is None:
             accumulators.append(t._get_accumulator())
             key = (id(accumulators[-1]), 0)
+            min_topo = 0
         else:
-            key = (id(t.grad_fn), t._output_nr)
+            fn = t.grad_fn
+            key = (id(fn), t._output_nr)
             if accumulate:
                 t.retain_grad()  # torch's backward(inputs=): a non-leaf input's .grad is its retained grad
+            if min_topo != 0:
+                nr = _topological_nr(fn)
+                min_topo = nr if min_topo is None or nr < min_topo else min_topo
         targets.setdefault(key, []).append(i)
     captured = [None] * len(inputs)
 
@@ -318,11 +439,14 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                        create_graph)
         roots.append(node)
 
-    dependencies = _dependencies(roots)
+    # (below 2 only edgeless nodes could be skipped: the plain walks)
+    pruned = min_topo is not None and min_topo > 1
+    dependencies = _pruned_dependencies(roots, min_topo) if pruned else _dependencies(roots)
     needed = running = capture_nodes = None
     if inputs:
         running = set()
-        needed = _needed_nodes(_topological_order(roots), targets, running, accumulate)
+        order = _pruned_order(roots, min_topo) if pruned else _topological_order(roots)
+        needed = _needed_nodes(order, targets, running, accumulate)
         if not accumulate:
             capture_nodes = {key[0] for key in targets}
     for node in dependencies:

@@ -192,7 +192,7 @@ class Node(FunctionCtx):
     # several outputs) are class-level defaults instead, so a node is built with few stores
     # (``_make_node`` bypasses ``__init__``), and one that sets them gets its ``__dict__``.
     __slots__ = ("next_functions", "needs_input_grad", "_input_meta", "_saved", "_saved_versions",
-                 "_freed", "_sequence_number", "__dict__", "__weakref__")
+                 "_freed", "_sequence_number", "_topological_nr", "__dict__", "__weakref__")
 
     _num_outputs = 1
     # set on a node given any hook, a retained output or a CPU scalar input among device tensors:
@@ -233,6 +233,7 @@ class Node(FunctionCtx):
         self._saved = ()
         self._freed = False
         self._sequence_number = _next_sequence_number()
+        self._topological_nr = None
 
     @property
     def metadata(self) -> dict:
@@ -911,6 +912,7 @@ def _make_node(cls, inputs) -> Node:
     node._saved = ()
     node._freed = False
     node._sequence_number = _next_sequence_number()
+    node._topological_nr = None  # (numbered by the engine when a walk needs it: engine._topological_nr)
     node._saved_versions = None
     n = len(inputs)
     if n == 2:
