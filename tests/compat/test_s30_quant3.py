@@ -9,6 +9,7 @@ and save as torch's do.
 from __future__ import annotations
 
 import warnings
+import zlib
 
 import numpy as np
 import pytest
@@ -52,7 +53,8 @@ def _run_both(fn_name, values, grad, *args, torch_args=None, chainrule_args=None
 @pytest.mark.parametrize("tensor_qparams", [False, True])
 def test_fake_quantize_per_tensor_matches_torch_bit_for_bit(dtype, scale, zero_point, quant_min, quant_max,
                                                             tensor_qparams):
-    rng = np.random.default_rng(abs(hash((dtype, scale, tensor_qparams))) % 2 ** 32)
+    # a seed of the case's own (str's hash() differs from process to process with PYTHONHASHSEED)
+    rng = np.random.default_rng(zlib.crc32(repr((dtype, scale, tensor_qparams)).encode()))
     values = _with_edges((rng.standard_normal(2000) * 3).astype(dtype), scale, quant_max)
     grad = rng.standard_normal(2000).astype(dtype)
     if tensor_qparams:  # the overload taking one-element tensors has its own node name
