@@ -132,6 +132,7 @@ def test_graph_svg(capsys, tmp_path):
     ("x + 'a'", ["x=1"], "only numbers are allowed"),
     ("x + y", ["x=1", "y=open(1)"], "unknown constructor"),
     ("x + 1", ["x=1", "x=2"], "binds 'x' twice"),
+    ("x + y", ["y=1", "x=1", "x=2", "y=2"], "binds 'y' twice"),
     ("2 + 3", [], "does not depend on any --at value"),
 ])
 def test_bad_input_is_one_line_exit_2(capsys, expression, at, message):

@@ -80,7 +80,7 @@ def split_bindings(tokens: list[str]) -> list[tuple[str, str]]:
             raise CommandError(f"--at expects NAME=VALUE, got {_clip(token)!r}")
         depth = sum(bindings[-1][1].count(c) for c in "([") - sum(bindings[-1][1].count(c) for c in ")]")
     names = [name for name, _ in bindings]
-    for name in set(names):
+    for name in dict.fromkeys(names):  # in the order given, so the first name bound twice is the one named
         if names.count(name) > 1:
             raise CommandError(f"--at binds {_clip(name)!r} twice")
     for name, value in bindings:
