@@ -1,0 +1,80 @@
+"""Lane mendCE (session 51): what a ``__torch_dispatch__`` wrapper subclass (torch's test LoggingTensor) still got
+wrong after session 50: a recorded ``wrapper[key] = value`` refused the wrapper's read-only placeholder."""
+import warnings
+
+import numpy as np
+import pytest
+
+real_torch = pytest.importorskip("torch")
+
+import chainrule  # noqa: E402
+
+from ._dispatch_checks import run_wrapped_case  # noqa: E402
+
+_rng = np.random.default_rng(51)
+_M = _rng.standard_normal((4, 5))
+_V = _rng.standard_normal(3)
+_A = _rng.standard_normal((2, 3, 4))
+
+
+def _setitem(lib, x, v):
+    y = x * 1.0
+    y[1:, 0] = v
+    y[0, lib.tensor([1, 3])] = 2.0
+    y[y > 1.5] = -1.0
+    return y
+
+
+def _setitem_basic(lib, x, v):
+    y = x * 2.0
+    y[..., None, 1, :2] = v[:2]
+    y[2] = 0.5
+    return y
+
+
+def _setitem_broadcast(lib, x, v):
+    y = x * 1.0
+    y[1:, 0] = v[:1].reshape(1, 1)
+    return y
+
+
+# name: (program(lib, *tensors), arrays, positions wrapped, positions that require grad)
+_CASES = {
+    "setitem_both_wrapped": (_setitem, [_M, _V], (0, 1), (0, 1)),
+    "setitem_target_wrapped": (_setitem, [_M, _V], (0,), (0, 1)),
+    "setitem_value_wrapped": (_setitem, [_M, _V], (1,), (0, 1)),
+    "setitem_only_value_grad": (lambda lib, x, v: _setitem(lib, x.detach(), v), [_M, _V], (0, 1), (1,)),
+    "setitem_basic_keys": (_setitem_basic, [_M, _V], (0, 1), (0, 1)),
+    "setitem_broadcast_value": (_setitem_broadcast, [_M, _V], (0, 1), (0, 1)),
+}
+
+
+def _run(lib, name, wrap):
+    return run_wrapped_case(lib, _CASES[name], wrap)[:3]
+
+
+@pytest.mark.parametrize("name", sorted(_CASES))
+def test_a_wrapper_argument_gives_the_plain_values_and_gradients(name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value, grads, _ = _run(chainrule, name, True)
+        plain_value, plain_grads, _ = _run(chainrule, name, False)
+        torch_value, torch_grads, _ = _run(real_torch, name, True)
+    np.testing.assert_allclose(value, plain_value, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(value, torch_value, rtol=1e-10, atol=1e-12)
+    assert len(grads) == len(plain_grads) == len(torch_grads)
+    for ours, plain, theirs in zip(grads, plain_grads, torch_grads):
+        np.testing.assert_allclose(ours, plain, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
+def test_plain_setitem_keeps_its_node_names():
+    found = []
+    for lib in (chainrule, real_torch):
+        y = lib.tensor(_M, requires_grad=True) * 1.0
+        y[1:, 0] = lib.tensor(_V)
+        names = [type(y.grad_fn).__name__]
+        y[y > 1.5] = -1.0
+        names.append(type(y.grad_fn).__name__)
+        found.append(names)
+    assert found[0] == found[1]
