@@ -1,5 +1,8 @@
 """Lane mendCE (session 51): what a ``__torch_dispatch__`` wrapper subclass (torch's test LoggingTensor) still got
-wrong after session 50: a recorded ``wrapper[key] = value`` refused the wrapper's read-only placeholder."""
+wrong after session 50: a recorded ``wrapper[key] = value`` refused the wrapper's read-only placeholder (and a
+plain target took a wrapper value's zeros); an in-place view (``transpose_``, ``t_``, ``squeeze_``, ``unsqueeze_``,
+``swapaxes_``, ``swapdims_``) reached the handler as the out-of-place op, so the wrapper took the view's shape while
+its inner tensor kept the old one."""
 import warnings
 
 import numpy as np
@@ -9,7 +12,8 @@ real_torch = pytest.importorskip("torch")
 
 import chainrule  # noqa: E402
 
-from ._dispatch_checks import run_wrapped_case  # noqa: E402
+from ._dispatch_checks import logging_tensor as _logging_tensor  # noqa: E402
+from ._dispatch_checks import run_wrapped_case, unwrapped_values  # noqa: E402
 
 _rng = np.random.default_rng(51)
 _M = _rng.standard_normal((4, 5))
@@ -49,6 +53,21 @@ _CASES = {
 }
 
 
+# the in-place views, on a copy (autograd refuses them on a leaf)
+_VIEWS = {
+    "transpose_": lambda y: y.transpose_(0, 2),
+    "swapaxes_": lambda y: y.swapaxes_(0, 1),
+    "swapdims_": lambda y: y.swapdims_(2, 0),
+    "t_": lambda y: y[1].t_(),
+    "squeeze_": lambda y: y.reshape(2, 1, 12).squeeze_(1),
+    "squeeze_dims": lambda y: y.reshape(1, 2, 1, 12).squeeze_((0, 2)),
+    "unsqueeze_": lambda y: y.unsqueeze_(-1),
+}
+for _name, _view in _VIEWS.items():
+    _CASES[_name] = ((lambda view: lambda lib, x: view(x * 1.0) * 2.0)(_view), [_A], (0,), (0,))
+    _CASES[_name + "_no_grad"] = ((lambda view: lambda lib, x: view(x * 1.0))(_view), [_A], (0,), ())
+
+
 def _run(lib, name, wrap):
     return run_wrapped_case(lib, _CASES[name], wrap)[:3]
 
@@ -59,7 +78,8 @@ def test_a_wrapper_argument_gives_the_plain_values_and_gradients(name):
         warnings.simplefilter("ignore")
         value, grads, _ = _run(chainrule, name, True)
         plain_value, plain_grads, _ = _run(chainrule, name, False)
-        torch_value, torch_grads, _ = _run(real_torch, name, True)
+        # (torch's own wrapper keeps its old sizes after an in-place view: the reference is torch unwrapped)
+        torch_value, torch_grads, _ = _run(real_torch, name, not name.startswith(tuple(_VIEWS)))
     np.testing.assert_allclose(value, plain_value, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(value, torch_value, rtol=1e-10, atol=1e-12)
     assert len(grads) == len(plain_grads) == len(torch_grads)
@@ -77,4 +97,18 @@ def test_plain_setitem_keeps_its_node_names():
         y[y > 1.5] = -1.0
         names.append(type(y.grad_fn).__name__)
         found.append(names)
+    assert found[0] == found[1]
+
+
+@pytest.mark.parametrize("name", sorted(_VIEWS))
+def test_an_inplace_view_of_a_wrapper_reaches_its_handler_as_torchs_one_op(name):
+    found = []
+    for lib in (chainrule, real_torch):
+        logging_tensor, log = _logging_tensor(lib)
+        y = logging_tensor(lib.tensor(_A)) * 1.0
+        z = _VIEWS[name](y)
+        found.append([op for op in log if op != "aten.detach.default"])
+        if lib is chainrule:  # (torch's own wrapper keeps its old sizes and strides; chainrule's follow its inner tensor)
+            assert tuple(z.shape) == tuple(z.elem.shape) and z.stride() == z.elem.stride()
+            np.testing.assert_array_equal(unwrapped_values(z), _VIEWS[name](chainrule.tensor(_A) * 1.0).numpy())
     assert found[0] == found[1]

@@ -2406,6 +2406,39 @@ def _dispatch_method(name: str, method, target, args: tuple):
 
 _function.method_dispatch = _dispatch_method
 
+
+def _dispatch_inplace_view(name: str, method, view, target, args: tuple, shown: tuple):
+    """``function.inplace_view_dispatch``: ``target.t_()`` (transpose_, squeeze_, unsqueeze_, swapaxes_ and
+    swapdims_ as torch's transpose_) on wrapper subclass ``target`` without a mode, to its handler as torch's
+    one op (``aten.transpose_.default``), whose ``func(inner, *args)`` runs the method on what it unwraps. What
+    the method makes target: ``view`` over target's placeholder (recorded as autograd above the handler
+    records it, under the caller's grad mode), with the strides the view gives a tensor of target's."""
+    from ..ops.compat import empty_strided
+
+    func = _method_overloads.get((name, method))
+    if func is None:
+        op_name, _, overload_name = name.partition(".")
+        func = _method_overloads[(name, method)] = InplaceOverload(method, _call_method, op_name,
+                                                                    overload_name or "default")
+    types = _dispatch_types((target,))
+    previous = _function.active_dispatch
+    _function.active_dispatch = None
+    try:
+        recorded = view(target, *args)
+        like = empty_strided(tuple(target._data.shape), target._wrapper_strides, dtype=target.dtype)
+        strides = tuple(view(like, *args).stride())
+    finally:
+        _function.active_dispatch = previous
+    with _below_autograd():
+        answered = any(kind.__torch_dispatch__(func, types, (target, *shown), {}) is not NotImplemented
+                       for kind in types)
+    if not answered:
+        raise _no_handler_answered(func, types)
+    return recorded, strides
+
+
+_function.inplace_view_dispatch = _dispatch_inplace_view
+
 def _dispatch_setitem(input, key, value):
     """``function.setitem_dispatch``: ``input[key] = value`` under a mode, written as torch's indexing
     writes it, each op reaching the mode: a number lifted into a 0-d tensor of input's dtype
