@@ -112,3 +112,56 @@ def test_an_inplace_view_of_a_wrapper_reaches_its_handler_as_torchs_one_op(name)
             assert tuple(z.shape) == tuple(z.elem.shape) and z.stride() == z.elem.stride()
             np.testing.assert_array_equal(unwrapped_values(z), _VIEWS[name](chainrule.tensor(_A) * 1.0).numpy())
     assert found[0] == found[1]
+
+
+# in-place ops whose one overload in torch is .default reached the handler as .Tensor
+_rng2 = np.random.default_rng(7)
+_P3 = np.abs(_rng2.standard_normal((3, 3))) + 0.5
+_P1 = np.abs(_rng2.standard_normal(3)) + 0.5
+_B3 = _rng2.standard_normal((2, 3, 3))
+_I3 = np.arange(1, 10).reshape(3, 3)
+_INPLACE = {
+    "addr_": (lambda lib, x, a, b: x.addr_(a, b), [_P3, _P1, _P1]),
+    "addbmm_": (lambda lib, x, a, b: x.addbmm_(a, b), [_P3, _B3, _B3]),
+    "baddbmm_": (lambda lib, x, a, b: x.baddbmm_(a, b), [_B3, _B3, _B3]),
+    "addmm_": (lambda lib, x, a, b: x.addmm_(a, b, beta=0.5), [_P3, _P3, _P3]),
+    "addmv_": (lambda lib, x, a, b: x.addmv_(a, b), [_P1, _P3, _P1]),
+    "ldexp_": (lambda lib, x, a: x.ldexp_(a), [_P3, _I3]),
+    "gcd_": (lambda lib, x, a: x.gcd_(a), [_I3, _I3 + 2]),
+    "hypot_": (lambda lib, x, a: x.hypot_(a), [_P3, _P3]),
+    "atan2_": (lambda lib, x, a: x.atan2_(a), [_P3, _P3]),
+    "logit_": (lambda lib, x: x.logit_(0.1), [_P3 / 10]),
+    "renorm_": (lambda lib, x: x.renorm_(2, 0, 1.0), [_P3]),
+    "mvlgamma_": (lambda lib, x: x.mvlgamma_(2), [_P3 + 2]),
+    "index_add_": (lambda lib, x, a: x.index_add_(0, lib.tensor([0, 2]), a), [_P3, _P3[:2]]),
+    "add_": (lambda lib, x, a: x.add_(a), [_P3, _P3]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_INPLACE))
+@pytest.mark.parametrize("how", ["wrapper", "mode"])
+def test_an_inplace_op_reaches_the_handler_by_torchs_overload(name, how):
+    program, arrays = _INPLACE[name]
+    found = []
+    for lib in (chainrule, real_torch):
+        if how == "wrapper":
+            logging_tensor, log = _logging_tensor(lib)
+            out = program(lib, *[logging_tensor(lib.tensor(a)) for a in arrays])
+        else:
+            log = []
+            base = real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch \
+                else chainrule.utils._python_dispatch.TorchDispatchMode
+
+            class Logging(base):
+                seen = log
+
+                def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                    self.seen.append(str(func))
+                    return func(*args, **(kwargs or {}))
+
+            inputs = [lib.tensor(a) for a in arrays]
+            with Logging():
+                out = program(lib, *inputs)
+        found.append(([op for op in log if op != "aten.detach.default"], unwrapped_values(out)))
+    assert found[0][0] == found[1][0]
+    np.testing.assert_allclose(found[0][1], found[1][1], rtol=1e-12)

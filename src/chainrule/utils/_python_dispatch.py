@@ -2534,6 +2534,14 @@ _function.getitem_dispatch = _dispatch_getitem
 # methods whose in-place overload is not the ``.Tensor`` of one with arguments: torch's schema names
 # it (lerp_ by its weight: ``.Scalar`` for a number, ``.Tensor`` for a tensor)
 _INPLACE_OVERLOAD_NAMES = {"addcmul": "default", "addcdiv": "default", "index_put": "default"}
+# the in-place ops whose one overload in torch is .default (torch.ops.aten.<name>_.overloads() in torch 2.13),
+# which take arguments: addr_(vec1, vec2) is aten.addr_.default, not .Tensor
+_INPLACE_DEFAULT_ONLY = frozenset((
+    "addbmm", "addmm", "addmv", "addr", "arctan2", "atan2", "baddbmm", "cauchy", "cumprod", "cumsum",
+    "exponential", "fill_diagonal", "gcd", "geometric", "heaviside", "hypot", "igamma", "igammac", "index_add",
+    "index_copy", "index_reduce", "lcm", "ldexp", "log_normal", "logical_and", "logical_or", "logical_xor", "logit",
+    "masked_scatter", "mvlgamma", "nan_to_num", "nextafter", "normal", "polygamma", "put", "renorm", "scatter_add",
+    "tril", "triu", "uniform"))
 
 
 def _inplace_overload_name(name: str, args: tuple, kwargs: dict) -> str:
@@ -2545,6 +2553,8 @@ def _inplace_overload_name(name: str, args: tuple, kwargs: dict) -> str:
         return "Tensor" if isinstance(value, _function._Tensor) else "Scalar"
     if name == "clamp":  # (.Tensor where a bound is a tensor)
         return "Tensor" if any(isinstance(bound, _function._Tensor) for bound in args) else "default"
+    if name in _INPLACE_DEFAULT_ONLY:
+        return "default"
     return _INPLACE_OVERLOAD_NAMES.get(name) or ("Tensor" if args else "default")
 
 
