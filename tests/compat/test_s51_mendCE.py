@@ -53,6 +53,17 @@ _CASES = {
 }
 
 
+# in-place ops of several nodes recorded their node over the placeholders: vec2's gradient of addr_ read vec1's zeros
+_CASES.update({
+    "addr_": (lambda lib, x, a, b: (x * 1.0).addr_(a, b, alpha=0.5), [_M[:3, :4], _V, _M[0, :4]], (0, 1, 2), (0, 1, 2)),
+    "addr_vectors_wrapped": (lambda lib, x, a, b: (x * 1.0).addr_(a, b), [_M[:3, :4], _V, _M[0, :4]], (1, 2), (0, 1, 2)),
+    "addbmm_": (lambda lib, x, a, b: (x * 1.0).addbmm_(a, b), [_M[:3, :2], _A[:, :, :3].transpose(0, 2, 1), _A[:, :, :2]],
+                (0, 1, 2), (0, 1, 2)),
+    "baddbmm_": (lambda lib, x, a, b: (x * 1.0).baddbmm_(a, b, beta=2.0), [_A[:, :, :2], _A, _A.transpose(0, 2, 1)[:, :, :2]],
+                 (0, 1, 2), (0, 1, 2)),
+    "addmv_": (lambda lib, x, a, b: (x * 1.0).addmv_(a, b), [_V, _M[:3], _M[0]], (0, 1, 2), (0, 1, 2)),
+})
+
 # the in-place views, on a copy (autograd refuses them on a leaf)
 _VIEWS = {
     "transpose_": lambda y: y.transpose_(0, 2),

@@ -2323,8 +2323,11 @@ def _inplace_node_on_wrapper(func, target, args: tuple, kwargs: dict, record: bo
     if original is None and on_copy is not None:
         original = _wrapper_before_write(target)
     previous = _function.active_dispatch
-    _function.active_dispatch = None
+    if on_copy is None:
+        _function.active_dispatch = None
     try:
+        # (an op of several nodes records through the handler: its inner nodes save what they computed
+        # (addr_'s vec1 column, read by vec2's gradient), which on the placeholders would be zeros)
         with enable_grad():
             recorded = on_copy(original, *args, **kwargs) if on_copy is not None else function(
                 target if original is None else original, *args, **kwargs)
