@@ -64,6 +64,18 @@ _CASES.update({
     "addmv_": (lambda lib, x, a, b: (x * 1.0).addmv_(a, b), [_V, _M[:3], _M[0]], (0, 1, 2), (0, 1, 2)),
 })
 
+# binary_cross_entropy read a wrapped weight from its zero placeholder
+_PROB = _rng.random((3, 4)) * 0.8 + 0.1
+_LABEL = _rng.random((3, 4))
+_CASES.update({
+    "bce_weight_sum": (lambda lib, p, t, w: lib.nn.functional.binary_cross_entropy(p, t, weight=w, reduction="sum"),
+                       [_PROB, _LABEL, _rng.random(4) + 0.5], (0, 1, 2), (0,)),
+    "bce_weight_none": (lambda lib, p, t, w: lib.nn.functional.binary_cross_entropy(p, t, w, reduction="none"),
+                        [_PROB, _LABEL, _rng.random((3, 4)) + 0.5], (2,), (0, 1)),
+    "bce_weight_mean_input_wrapped": (lambda lib, p, t, w: lib.nn.functional.binary_cross_entropy(p, t, w),
+                                      [_PROB, _LABEL, _rng.random(4) + 0.5], (0,), (0,)),
+})
+
 # the in-place views, on a copy (autograd refuses them on a leaf)
 _VIEWS = {
     "transpose_": lambda y: y.transpose_(0, 2),
@@ -176,3 +188,13 @@ def test_an_inplace_op_reaches_the_handler_by_torchs_overload(name, how):
         found.append(([op for op in log if op != "aten.detach.default"], unwrapped_values(out)))
     assert found[0][0] == found[1][0]
     np.testing.assert_allclose(found[0][1], found[1][1], rtol=1e-12)
+
+
+def test_binary_cross_entropy_shows_torchs_expand_of_a_wrapped_weight():
+    found = []
+    for lib in (chainrule, real_torch):
+        logging_tensor, log = _logging_tensor(lib)
+        p, t, w = (logging_tensor(lib.tensor(a)) for a in (_PROB, _LABEL, _rng.random(4) + 0.5))
+        lib.nn.functional.binary_cross_entropy(p, t, weight=w)
+        found.append([op for op in log if op != "aten.detach.default"])
+    assert found[0] == found[1] == ["aten.expand.default", "aten.binary_cross_entropy.default"]
