@@ -946,15 +946,23 @@ def _make_inplace_view(fn):
     refuses any in-place op (its check_inplace): on a leaf that requires grad or a view of one,
     a view made under no_grad, one of several views an op returned."""
     def method(self, *args, **kwargs):
+        strides = None
         if _function.active_dispatch is not None and not kwargs:
             # a dispatch mode's handler takes torch's one in-place view op (transpose_.default)
             overload, shown = _inplace_view_call(fn.__name__, args)
             if _function.method_dispatch(overload, method, self, shown) is not _function.RUN_UNDISPATCHED:
                 return self
-        if is_grad_enabled() and self._requires_grad:
-            _refuse_inplace_view(self)
-        result = fn(self, *args, **kwargs)
+            if self._wrapper_strides is not None and fn.__name__ != "as_strided":  # so does a wrapper's handler
+                if is_grad_enabled() and self._requires_grad:
+                    _refuse_inplace_view(self)
+                result, strides = _function.inplace_view_dispatch(overload, method, fn, self, args, shown)
+        if strides is None:
+            if is_grad_enabled() and self._requires_grad:
+                _refuse_inplace_view(self)
+            result = fn(self, *args, **kwargs)
         self._data = result._data
+        if strides is not None:
+            self._wrapper_strides = strides
         if self._base is None:
             _index.forget_root_keys(self)
         if result.grad_fn is not None:

@@ -139,6 +139,10 @@ inplace_dispatch = None
 # method_dispatch(name, method, self, args): what an in-place method writing through no op of its name
 # (``copy_``, ``fill_``, ``zero_``) asks while active_dispatch is set; a mode sees it as ``aten.<name>``
 method_dispatch = None
+# inplace_view_dispatch(name, method, view, self, args, shown): an in-place view (``t_``, ``transpose_``) of a
+# wrapper subclass without a mode, to its handler as torch's one op; (the view over self's placeholder, as
+# autograd records it, and its strides)
+inplace_view_dispatch = None
 # composite_dispatch(name, composite, args, kwargs): a call chainrule computes from several ops that torch
 # runs as one aten op (addmm with beta/alpha), asked while active_dispatch is set; a mode sees the one op
 composite_dispatch = None

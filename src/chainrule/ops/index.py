@@ -1767,6 +1767,9 @@ def setitem(input: Tensor, key, value) -> None:
             rejoin(input, base, covered)  # the view takes base's new graph now (it is read next)
             return
     target = input._data
+    if value._wrapper_strides is not None or input._wrapper_strides is not None and not writeable(target):
+        _written_by_index_put(input, key, value, xp)
+        return
     if not writeable(target) or not recording and has_expanded_dims(target):
         target = _overlapping_target(input, key, basic, masked_fill, recording)
     if not recording:
@@ -1808,6 +1811,21 @@ def setitem(input: Tensor, key, value) -> None:
         input._move_retained_grad(old)
     if input._base is None:
         refresh_views(input)
+
+
+def _written_by_index_put(input: Tensor, key, value: Tensor, xp) -> None:
+    """``input[key] = value`` where input or value is a wrapper subclass, and ``_written_through_wrapper_view``
+    left it (a write to record, or a wrapper value): the wrapper's values live behind its handler, not in
+    its read-only zero placeholder, so the write goes to the handler as ``index_put_`` of the elements
+    ``key`` addresses (their positions, read from input's shape), which autograd records as any in-place
+    op of a wrapper."""
+    shape = input._data.shape
+    try:
+        positions = xp.arange(int(np.prod(shape, dtype=np.int64))).reshape(shape)[key]
+    except IndexError as e:
+        raise in_torch_words(e, key, shape) from None
+    indices = tuple(Tensor._make(xp.asarray(i, dtype=xp.int64)) for i in xp.unravel_index(positions, shape))
+    input.index_put_(indices, value)
 
 
 def _overlapping_target(input: Tensor, key, basic: bool, masked_fill: bool, recording: bool):

@@ -1058,6 +1058,11 @@ def _fused_cross_entropy_grad(loss, grad: Tensor, x: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------- binary losses
+def _bce_aten(input, target, weight=None, reduction=1):
+    """aten.binary_cross_entropy's signature (the reduction an enum) for a wrapper's handler."""
+    return binary_cross_entropy(input, target, weight, reduction=_REDUCTIONS[reduction])
+
+
 @honours_legacy_flags
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
                          reduce=None, reduction: str = "mean") -> Tensor:
@@ -1086,6 +1091,13 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
 
         grown = broadcast_shapes(target.shape, weight.shape)  # Size reprs in its message, as torch's
         _check_not_grown(target.shape, grown)
+        if _function.active_dispatch is not None and weight._wrapper_strides is not None:
+            # (the weight is read from its array: a wrapper's values are behind its handler, which answers
+            # torch's expand of it and then the one aten op)
+            made = _function.argument_dispatch("binary_cross_entropy", _bce_aten,
+                                               (input, target, weight.expand(grown), _REDUCTIONS.index(reduction)), {})
+            if made is not _function.RUN_UNDISPATCHED:
+                return made
     loss = _BinaryCrossEntropy.apply(input, target, weight=None if weight is None else weight._data,
                                      reduction=reduction)
     return name_node(loss, "BinaryCrossEntropyBackward0", label="binary_cross_entropy",

@@ -2323,8 +2323,11 @@ def _inplace_node_on_wrapper(func, target, args: tuple, kwargs: dict, record: bo
     if original is None and on_copy is not None:
         original = _wrapper_before_write(target)
     previous = _function.active_dispatch
-    _function.active_dispatch = None
+    if on_copy is None:
+        _function.active_dispatch = None
     try:
+        # (an op of several nodes records through the handler: its inner nodes save what they computed
+        # (addr_'s vec1 column, read by vec2's gradient), which on the placeholders would be zeros)
         with enable_grad():
             recorded = on_copy(original, *args, **kwargs) if on_copy is not None else function(
                 target if original is None else original, *args, **kwargs)
@@ -2405,6 +2408,39 @@ def _dispatch_method(name: str, method, target, args: tuple):
 
 
 _function.method_dispatch = _dispatch_method
+
+
+def _dispatch_inplace_view(name: str, method, view, target, args: tuple, shown: tuple):
+    """``function.inplace_view_dispatch``: ``target.t_()`` (transpose_, squeeze_, unsqueeze_, swapaxes_ and
+    swapdims_ as torch's transpose_) on wrapper subclass ``target`` without a mode, to its handler as torch's
+    one op (``aten.transpose_.default``), whose ``func(inner, *args)`` runs the method on what it unwraps. What
+    the method makes target: ``view`` over target's placeholder (recorded as autograd above the handler
+    records it, under the caller's grad mode), with the strides the view gives a tensor of target's."""
+    from ..ops.compat import empty_strided
+
+    func = _method_overloads.get((name, method))
+    if func is None:
+        op_name, _, overload_name = name.partition(".")
+        func = _method_overloads[(name, method)] = InplaceOverload(method, _call_method, op_name,
+                                                                    overload_name or "default")
+    types = _dispatch_types((target,))
+    previous = _function.active_dispatch
+    _function.active_dispatch = None
+    try:
+        recorded = view(target, *args)
+        like = empty_strided(tuple(target._data.shape), target._wrapper_strides, dtype=target.dtype)
+        strides = tuple(view(like, *args).stride())
+    finally:
+        _function.active_dispatch = previous
+    with _below_autograd():
+        answered = any(kind.__torch_dispatch__(func, types, (target, *shown), {}) is not NotImplemented
+                       for kind in types)
+    if not answered:
+        raise _no_handler_answered(func, types)
+    return recorded, strides
+
+
+_function.inplace_view_dispatch = _dispatch_inplace_view
 
 def _dispatch_setitem(input, key, value):
     """``function.setitem_dispatch``: ``input[key] = value`` under a mode, written as torch's indexing
@@ -2501,6 +2537,14 @@ _function.getitem_dispatch = _dispatch_getitem
 # methods whose in-place overload is not the ``.Tensor`` of one with arguments: torch's schema names
 # it (lerp_ by its weight: ``.Scalar`` for a number, ``.Tensor`` for a tensor)
 _INPLACE_OVERLOAD_NAMES = {"addcmul": "default", "addcdiv": "default", "index_put": "default"}
+# the in-place ops whose one overload in torch is .default (torch.ops.aten.<name>_.overloads() in torch 2.13),
+# which take arguments: addr_(vec1, vec2) is aten.addr_.default, not .Tensor
+_INPLACE_DEFAULT_ONLY = frozenset((
+    "addbmm", "addmm", "addmv", "addr", "arctan2", "atan2", "baddbmm", "cauchy", "cumprod", "cumsum",
+    "exponential", "fill_diagonal", "gcd", "geometric", "heaviside", "hypot", "igamma", "igammac", "index_add",
+    "index_copy", "index_reduce", "lcm", "ldexp", "log_normal", "logical_and", "logical_or", "logical_xor", "logit",
+    "masked_scatter", "mvlgamma", "nan_to_num", "nextafter", "normal", "polygamma", "put", "renorm", "scatter_add",
+    "tril", "triu", "uniform"))
 
 
 def _inplace_overload_name(name: str, args: tuple, kwargs: dict) -> str:
@@ -2512,6 +2556,8 @@ def _inplace_overload_name(name: str, args: tuple, kwargs: dict) -> str:
         return "Tensor" if isinstance(value, _function._Tensor) else "Scalar"
     if name == "clamp":  # (.Tensor where a bound is a tensor)
         return "Tensor" if any(isinstance(bound, _function._Tensor) for bound in args) else "default"
+    if name in _INPLACE_DEFAULT_ONLY:
+        return "default"
     return _INPLACE_OVERLOAD_NAMES.get(name) or ("Tensor" if args else "default")
 
 
