@@ -1792,8 +1792,9 @@ def _column_major(sizes, strides) -> bool:
 def _product_gradients(grad, mat1, mat1_meta, mat2, mat2_meta, needs, mat2_first: bool) -> tuple:
     """torch's mm_mat1_backward and mm_mat2_backward, op by op (t and mm): the gradient of a column-major
     matrix made as the transpose of a row-major product."""
-    def conj(t):  # (torch's conj of a real tensor is the tensor, no op)
-        return t.conj() if t.is_complex() else t
+    def conj(t):  # torch's conj() (a real tensor itself), not the public method a user may override
+        from ..ops.elementwise import _conj_view
+        return _conj_view(t)
 
     def of_mat2():
         return grad.t().mm(conj(mat1)).t() if _column_major(*mat2_meta) else conj(mat1.t()).mm(grad)
