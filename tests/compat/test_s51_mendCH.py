@@ -9,6 +9,8 @@ import torch
 
 import chainrule
 
+from ._vmap_checks import mapped
+
 NAN, INF = float("nan"), float("inf")
 DATA = {"ties": [3., 1., 3., 2.], "nan": [3., NAN, 3., 0.], "all_tied": [1., 1., 1.], "mid_ties": [1., 2., 2., 3.],
         "nan_mid_ties": [1., NAN, 2., 2., 3.]}
@@ -89,3 +91,31 @@ def test_finite_gradients_at_ties_keep_their_values_and_gradcheck():
     for mode in ("backward", "grad", "vmap_grad"):
         _same(_gradient(chainrule, "max", [3., 1., 3., 2.], -2.0, mode), _gradient(torch, "max", [3., 1., 3., 2.],
                                                                                      -2.0, mode))
+
+
+_SLICES = np.arange(24.).reshape(4, 3, 2)
+_AT = np.array([0, 1, 1, 0])
+_KEYS = {"x[i, 1]": lambda x, i: x[i, 1], "x[1, j]": lambda x, i: x[1, i], "x[i, -1]": lambda x, i: x[i, -1],
+         "x[i, 1:]": lambda x, i: x[i, 1:] * 2, "x[:, i]": lambda x, i: x[:, i].sum(0)}
+
+
+@pytest.mark.parametrize("key", sorted(_KEYS))
+def test_integers_slices_and_a_batched_index_under_vmap_run_f_once(key, per_slice_ops):
+
+
+    ours, calls = mapped(chainrule, lambda lib: _KEYS[key], [_SLICES, _AT])
+    theirs, torch_calls = mapped(torch, lambda lib: _KEYS[key], [_SLICES, _AT])
+    np.testing.assert_array_equal(ours, theirs)
+    assert (calls, per_slice_ops) == (torch_calls, [])
+
+
+@pytest.mark.parametrize("key", ["x[i, 1]", "x[1, j]"])
+def test_batched_index_read_under_grad_in_vmap_refused_as_torch(key):
+
+
+    errors = []
+    for lib in (chainrule, torch):
+        with pytest.raises(RuntimeError) as caught:
+            mapped(lib, lambda lib: _KEYS[key], [_SLICES, _AT], grad=1)
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1]
