@@ -529,7 +529,8 @@ def _median_all(node, grad):
         index = np.broadcast_to(node.index, (grad.shape[0], *node.index.shape))
         return reduce.ScatterAlong.apply(grad.unsqueeze(-1), index=index, dim=index.ndim - 1,
                                          shape=(grad.shape[0], *flat.shape))
-    return reduce._split_among_equal(grad, flat, out, grad.reshape(grad.shape[0], 1), (0,), nan_is_equal=True)
+    return reduce._split_among_equal(grad, flat, out, grad.reshape(grad.shape[0], 1), (0,), nan_is_equal=True,
+                                     spread=True)  # (under vmap: torch's mask * share for wrapped tensors)
 
 
 @register_batched_rule(reduce.Var)
@@ -566,7 +567,7 @@ def _norm(node, grad):
     grad = _reinserted(node, grad)
     if order in (np.inf, -np.inf):
         return elementwise.sign(x) * reduce._split_among_equal(grad, elementwise.abs(x), _kept(node, out), grad,
-                                                               node.dims)
+                                                               node.dims, nan_is_equal=True, spread=True)
     if order == 0:
         return grad * 0.0 * x
     if order == 1:
@@ -586,7 +587,7 @@ def _amax(node, grad):
     value, kept = _kept(node, out), _reinserted(node, grad)
     dims = tuple(range(x.ndim)) if node.dims is None else node.dims
     if node._forward_cls.nan_is_equal:
-        return reduce._split_among_equal(grad, x, value, kept, dims, nan_is_equal=True)
+        return reduce._split_among_equal(grad, x, value, kept, dims, nan_is_equal=True, spread=True)
     mask = x._data == value._data
     count = array_module(mask).sum(mask, axis=dims, keepdims=True, dtype=grad._data.dtype)
     return kept / Tensor._make(count) * Tensor._make(mask.astype(grad._data.dtype))

@@ -977,6 +977,35 @@ def _batched_select(input: Tensor, key: Tensor) -> Tensor | None:
     return input.index_select(0, key.reshape(1)).squeeze(0)
 
 
+def _batched_selects(input: Tensor, key: tuple) -> Tensor | None:
+    """``input[key]`` of a key of integers, slices and 0-d integer tensors, one at least batched at the vmap
+    recording its ops (``x[i, 2]``, ``x[1, j]``): one step per item, each tensor as _batched_select's
+    index_select, so that the replay runs them on the batch; a 0-d index broadcasts to no dims, so the
+    steps give the key's values. None for any other key (or an item out of range: the usual path)."""
+    if not _vmap_frames.current() or len(key) > input._data.ndim or not any(
+            isinstance(k, Tensor) and _vmap_frames.batched_value(k) for k in key):
+        return None
+    shape = input._data.shape
+    for dim, k in enumerate(key):
+        if isinstance(k, Tensor):
+            d = k._data
+            if d.ndim or d.dtype.kind not in "iu" or d.dtype.itemsize == 1 or not 0 <= int(d) < shape[dim]:
+                return None
+        elif isinstance(k, (bool, np.bool_)) or not (isinstance(k, (int, np.integer, slice))):
+            return None
+        elif not isinstance(k, slice) and not -shape[dim] <= k < shape[dim]:
+            return None
+    out, dim = input, 0
+    for k in key:
+        if isinstance(k, Tensor):
+            _vmap_frames.refuse_index_read(k)
+            out = out.index_select(dim, k.reshape(1)).squeeze(dim)
+        else:
+            out = out[(slice(None),) * dim + (k,)]
+            dim += isinstance(k, slice)
+    return out
+
+
 def getitem(input: Tensor, key) -> Tensor:
     """``input[key]`` with torch semantics; basic indexing returns a view."""
     # The commonest key, one integer in range (``x[i]``, and each step of ``x[i, j]`` below): a
@@ -1006,6 +1035,8 @@ def getitem(input: Tensor, key) -> Tensor:
     if _function.active_dispatch is not None and (made := _by_wrapper_key(input, key)) is not None:
         return made
     if _function.tracing_ops and isinstance(key, Tensor) and (made := _batched_select(input, key)) is not None:
+        return made
+    if _function.tracing_ops and key.__class__ is tuple and (made := _batched_selects(input, key)) is not None:
         return made
     key = _numpy_keys_as_tensors(key)
     given = key

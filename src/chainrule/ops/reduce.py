@@ -653,6 +653,7 @@ class Amax(Function):
         ctx.save_for_backward(x, out)
         ctx.dims = dims
         ctx.keepdim = keepdim
+        ctx.in_transform = _function_module.func_transforms.active > 0
         return out
 
     @staticmethod
@@ -663,7 +664,8 @@ class Amax(Function):
         shape, dims = x._data.shape, ctx.dims
         value, kept_grad = _keep(out, shape, dims, ctx.keepdim), _keep(grad, shape, dims, ctx.keepdim)
         if ctx._forward_cls.nan_is_equal:
-            return _split_among_equal(grad, x, value, kept_grad, dims, nan_is_equal=True)
+            return _split_among_equal(grad, x, value, kept_grad, dims, nan_is_equal=True,
+                                      spread=_spreads(ctx, xp))
         # amax/amin: torch's mask * (grad / count), so a NaN extremum matches nothing and its
         # slice's gradient is 0 * (grad / 0) = NaN; max()/min()/median() give it to the NaNs
         if _function_module.tracing_ops:  # (in ops, which a vmap's replay runs on the batch: vmap(grad(amax)))
@@ -678,10 +680,23 @@ class Amax(Function):
     nan_is_equal = False
 
 
+def _spreads(ctx, xp) -> bool:
+    """Whether a full max()/min()/median()'s backward takes torch's ``mask * (grad / count)`` (a NaN
+    or infinite gradient reaching every element, 0 * inf = NaN) rather than its CPU fast path's
+    zeros filled at the mask: torch's evenly_distribute_backward takes the product for functorch's
+    wrapped tensors (inputs seen under grad/vjp/vmap/jacrev..., or a backward run under one) and for
+    CUDA inputs."""
+    return (getattr(ctx, "in_transform", False) or _function_module.func_transforms.active > 0
+            or bool(_function_module.tracing_ops) or xp is not np)
+
+
 def _split_among_equal(grad: Tensor, x: Tensor, value: Tensor, kept_grad: Tensor, dims: tuple,
-                       nan_is_equal: bool = False) -> Tensor:
+                       nan_is_equal: bool = False, spread: bool = False) -> Tensor:
+    """``kept_grad`` split evenly among the elements of ``x`` equal to ``value`` (NaN to NaN with
+    ``nan_is_equal``); 0 elsewhere, or with ``spread`` torch's ``mask * share``, in which a NaN or
+    infinite share makes the other elements NaN too (finite shares give the same bits either way)."""
     xp = array_module(grad)
-    from .elementwise import where
+    from .elementwise import mul, where
 
     if _function_module.tracing_ops:  # (in ops, which a vmap's replay runs on the batch: vmap(grad(max)))
         from .elementwise import eq, logical_and, logical_or, ne
@@ -689,12 +704,15 @@ def _split_among_equal(grad: Tensor, x: Tensor, value: Tensor, kept_grad: Tensor
         found = eq(x, value)
         if nan_is_equal and x._data.dtype.kind in "fV":
             found = logical_or(found, logical_and(ne(x, x), ne(value, value)))
-        return where(found, kept_grad / found.sum(dims, keepdim=True, dtype=grad.dtype) if dims else kept_grad, 0.0)
+        share = kept_grad / found.sum(dims, keepdim=True, dtype=grad.dtype) if dims else kept_grad
+        return share * found.to(grad.dtype) if spread else where(found, share, 0.0)
     mask = x._data == value._data
     if nan_is_equal and x._data.dtype.kind in "fV":
         mask |= xp.isnan(x._data) & xp.isnan(value._data)
     count = xp.sum(mask, axis=dims, keepdims=True, dtype=grad._data.dtype) if dims else None
     share = kept_grad / Tensor._make(count) if count is not None else kept_grad
+    if spread:
+        return mul(share, Tensor._make(mask.astype(grad._data.dtype)))
     return where(Tensor._make(mask), share, 0.0)
 
 
@@ -1692,8 +1710,8 @@ class Norm(Function):
             # d |x|_1 = sign(x) dx
             return grad * sign(x)
         if ord in (np.inf, -np.inf):
-            # d max|x| = sign(x) at the maximal |x| (ties share evenly, as in torch)
-            return sign(x) * _split_among_equal(grad, abs(x), norm, grad, dims)
+            # d max|x| = sign(x) at the maximal |x| (ties share evenly; NaN counts as maximal), as torch: mask * share
+            return sign(x) * _split_among_equal(grad, abs(x), norm, grad, dims, nan_is_equal=True, spread=True)
         zero = norm._data == 0
         if ord == 2:
             # d |x|_2 = x / |x|_2 dx, taken as 0 at x = 0 (torch's choice); rounded as torch's
@@ -2257,6 +2275,7 @@ class MedianAll(Function):
         out = xp.take_along_axis(flat, index, -1)[..., 0] if index is not None else xp.full((), np.nan, flat.dtype)
         ctx.save_for_backward(flat, out)
         ctx.index, ctx.along = index, along
+        ctx.in_transform = _function_module.func_transforms.active > 0
         return out
 
     @staticmethod
@@ -2273,7 +2292,8 @@ class MedianAll(Function):
         mask = eq(flat, out)
         if flat._data.dtype.kind in "fV":  # (x != x: NaN)
             mask = logical_or(mask, logical_and(ne(flat, flat), ne(out, out)))
-        return where(mask, grad / mask.sum(-1, keepdim=True, dtype=grad.dtype), 0.0)
+        share = grad / mask.sum(-1, keepdim=True, dtype=grad.dtype)
+        return share * mask.to(grad.dtype) if _spreads(ctx, array_module(flat)) else where(mask, share, 0.0)
 
 
 def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
