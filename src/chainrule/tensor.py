@@ -1309,6 +1309,8 @@ class Size(tuple):
     integers, as torch's: an object with ``__index__`` or a one-element integer tensor is taken
     as its int, anything else refused with torch's TypeError."""
 
+    __slots__ = ()  # (no attributes of its own, as torch's C type: see as_torch_c_type below)
+
     def __new__(cls, *args, **kwargs):
         if kwargs or len(args) != 1 or type(args[0]) is cls:  # (tuple's own refusals; a Size was checked when made)
             return tuple.__new__(cls, *args, **kwargs)
@@ -1896,3 +1898,4 @@ def _int_sequence(values, op: str, name: str = "size") -> tuple:
 
 
 _torch_function.PLAIN.add(Size)
+_dtype.as_torch_c_type(Size, "torch.Size")

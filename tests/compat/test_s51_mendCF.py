@@ -88,3 +88,78 @@ INFERENCE_CASES = {
 def test_inference_detach_and_view_dtype_as_torch(case):
     make = INFERENCE_CASES[case]
     assert _outcome(lambda: make(chainrule)) == _outcome(lambda: make(torch))
+
+
+# ---------------------------------------------------------------- torch's C type names in errors
+def _type_name_objects(lib):
+    return {
+        "dtype": lib.float32, "float16": lib.float16, "bfloat16": lib.bfloat16, "qint8": lib.qint8,
+        "Size": lib.Size([2]), "layout": lib.strided, "memory_format": lib.contiguous_format,
+        "Generator": lib.Generator(), "finfo": lib.finfo(lib.float32), "iinfo": lib.iinfo(lib.int32),
+        "device": lib.device("cpu"),
+    }
+
+
+_READ_ONLY = ("dtype", "float16", "bfloat16", "qint8", "Size", "layout", "memory_format", "Generator", "finfo",
+              "iinfo")
+_TYPE_NAME_CASES = {
+    **{f"{kind}.foo": (kind, lambda o: o.foo) for kind in _READ_ONLY + ("device",)},
+    **{f"{kind}.foo=1": (kind, lambda o: setattr(o, "foo", 1)) for kind in _READ_ONLY},
+    **{f"del {kind}.foo": (kind, lambda o: delattr(o, "foo")) for kind in _READ_ONLY},
+    "dtype.is_signed=": ("dtype", lambda o: setattr(o, "is_signed", True)),
+    "del dtype.is_signed": ("dtype", lambda o: delattr(o, "is_signed")),
+    "dtype.to_real=": ("dtype", lambda o: setattr(o, "to_real", 1)),
+    "Size.numel=": ("Size", lambda o: setattr(o, "numel", 1)),
+    "Generator.device=": ("Generator", lambda o: setattr(o, "device", 1)),
+    "finfo.bits=": ("finfo", lambda o: setattr(o, "bits", 3)),
+    "del finfo.bits": ("finfo", lambda o: delattr(o, "bits")),
+    "iinfo.max=": ("iinfo", lambda o: setattr(o, "max", 3)),
+    "hash finfo": ("finfo", hash),
+    "hash iinfo": ("iinfo", hash),
+    "dtype type()": ("dtype", lambda o: type(o)()),
+    "float16 type()": ("float16", lambda o: type(o)()),
+    "layout type()": ("layout", lambda o: type(o)()),
+    "memory_format type()": ("memory_format", lambda o: type(o)()),
+    "float16 type": ("float16", lambda o: (type(o).__module__.split(".")[1:], type(o).__qualname__)),
+    "device <": ("device", lambda o: o < o),
+    "device >=": ("device", lambda o: o >= o),
+    "device ==": ("device", lambda o: o == o),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_TYPE_NAME_CASES))
+def test_type_names_in_errors_as_torch(case):
+    kind, call = _TYPE_NAME_CASES[case]
+    got = _outcome(lambda: call(_type_name_objects(chainrule)[kind]))
+    expected = _outcome(lambda: call(_type_name_objects(torch)[kind]))
+    assert got == expected
+
+
+def test_type_name_changes_keep_pickling_copying_and_reprs():
+    import copy
+    import pickle
+
+    for value in (chainrule.float32, chainrule.bfloat16, chainrule.strided, chainrule.channels_last):
+        assert pickle.loads(pickle.dumps(value)) is value
+        assert copy.deepcopy(value) is value
+    size, device = chainrule.Size([2, 3]), chainrule.device("cpu", 0)
+    assert (pickle.loads(pickle.dumps(size)), copy.copy(device)) == (size, device)
+    assert type(pickle.loads(pickle.dumps(size))) is chainrule.Size
+    info = copy.deepcopy(chainrule.finfo(chainrule.float16))
+    assert (info.eps, info.dtype, repr(info)) == (torch.finfo(torch.float16).eps, "float16",
+                                                 repr(torch.finfo(torch.float16)))
+    generator = copy.deepcopy(chainrule.Generator().manual_seed(3))
+    assert generator.initial_seed() == 3 and generator.device == chainrule.device("cpu")
+    assert repr(chainrule.contiguous_format).endswith("contiguous_format")
+
+
+def test_subclasses_of_the_c_types_take_attributes_as_torchs_do():
+    for lib in (chainrule, torch):
+        class Seeded(lib.Generator):
+            pass
+
+        generator = Seeded()
+        generator.note = "kept"
+        assert generator.note == "kept"
+        with pytest.raises(AttributeError, match="'Seeded' object has no attribute 'other'"):
+            _ = generator.other
