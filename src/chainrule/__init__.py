@@ -70,17 +70,23 @@ class memory_format:
     ``clone``, ``Tensor.to`` and ``Module.to`` lay tensors out channels-last when asked (the same
     (N, C, H, W) shape over (N, H, W, C) memory, as torch); other ops make C-contiguous outputs."""
 
+    __slots__ = ("_name",)
+
     def __init__(self, name: str) -> None:
         self._name = name
 
     def __repr__(self) -> str:
         return _dtype.package_prefix() + self._name
 
+    def __reduce__(self):
+        return self._name  # unpickles to the module attribute of that name: the same object, as torch's
+
 
 contiguous_format = memory_format("contiguous_format")
 preserve_format = memory_format("preserve_format")
 channels_last = memory_format("channels_last")
 channels_last_3d = memory_format("channels_last_3d")
+_dtype.as_torch_c_type(memory_format, "torch.memory_format", creatable=False)
 
 
 # the keyword names of torch.result_type's overloads: two tensors, a number and a tensor, two numbers
@@ -197,6 +203,7 @@ from ._layout import jagged, layout, sparse_bsc, sparse_bsr, sparse_coo, sparse_
 # 'torch.Tensor'>, not the defining module); pickles name them there too, and the old names still load
 for _public_type in (Tensor, Size, dtype, device, layout):
     _public_type.__module__ = __name__
+_dtype.as_torch_c_type(device, "torch.device", read_only=False)
 from .sparse import hspmm, smm, sparse_coo_tensor, sparse_csr_tensor, spmm, sspaddmm  # noqa: E402,F401
 # torch.utils.checkpoint is reachable right after `import torch`; importing it binds utils.checkpoint
 from .utils import checkpoint as _checkpoint  # noqa: E402,F401
@@ -320,17 +327,18 @@ class finfo:
         if not dtype.is_floating_point:
             raise TypeError("torch.finfo() requires a floating point input type. Use torch.iinfo to handle "
                             "'torch.finfo'")
-        self.dtype = dtype.name  # torch's finfo.dtype is the name, a str
         limits = _dtype.finfo_of(dtype.np)
-        self.bits = limits.bits
         # c10 gives float8_e5m2fnuz an epsilon of 2^-3 (ml_dtypes the spacing above 1, 2^-2): torch's is reported
-        self.eps = 0.125 if dtype.name == "float8_e5m2fnuz" else _builtins.float(limits.eps)
-        self.max = _builtins.float(limits.max)
-        self.min = _builtins.float(limits.min)
-        self.tiny = self.smallest_normal = _builtins.float(limits.smallest_normal)
-        # exactly 10^-digits, the digits floor(-log10(eps)), as torch reports it (ml_dtypes' precision
-        # for the float8 types is one digit more)
-        self.resolution = 10.0 ** -_math.floor(-_math.log10(self.eps))
+        eps = 0.125 if dtype.name == "float8_e5m2fnuz" else _builtins.float(limits.eps)
+        smallest_normal = _builtins.float(limits.smallest_normal)
+        # (read-only afterwards, as torch's: set through __dict__, which as_torch_c_type's __setattr__ guards)
+        self.__dict__.update(
+            dtype=dtype.name,  # torch's finfo.dtype is the name, a str
+            bits=limits.bits, eps=eps, max=_builtins.float(limits.max), min=_builtins.float(limits.min),
+            tiny=smallest_normal, smallest_normal=smallest_normal,
+            # exactly 10^-digits, the digits floor(-log10(eps)), as torch reports it (ml_dtypes' precision
+            # for the float8 types is one digit more)
+            resolution=10.0 ** -_math.floor(-_math.log10(eps)))
 
     def __repr__(self) -> str:
         return (f"finfo(resolution={self.resolution:g}, min={self.min:g}, max={self.max:g}, eps={self.eps:g}, "
@@ -346,14 +354,23 @@ class iinfo:
             raise TypeError("torch.bool is not supported by torch.iinfo")
         if dtype.is_floating_point or dtype.is_complex:
             raise TypeError("torch.iinfo() requires an integer input type. Use torch.finfo to handle 'torch.iinfo'")
-        self.dtype = dtype.name  # a str, as torch's iinfo.dtype
         limits = _np.iinfo(dtype.np)
-        self.bits = limits.bits
-        self.max = _builtins.int(limits.max)
-        self.min = _builtins.int(limits.min)
+        # (read-only afterwards, as torch's: set through __dict__, which as_torch_c_type's __setattr__ guards)
+        self.__dict__.update(dtype=dtype.name,  # a str, as torch's iinfo.dtype
+                             bits=limits.bits, max=_builtins.int(limits.max), min=_builtins.int(limits.min))
 
     def __repr__(self) -> str:
         return f"iinfo(min={self.min:g}, max={self.max:g}, dtype={self.dtype})"
+
+
+# torch's finfo and iinfo are C types: read-only attributes, and unhashable (in torch's words)
+def _unhashable(self):
+    raise TypeError(f"unhashable type: 'torch.{type(self).__name__}'")
+
+
+finfo.__hash__ = iinfo.__hash__ = _unhashable
+_dtype.as_torch_c_type(finfo, "torch.finfo")
+_dtype.as_torch_c_type(iinfo, "torch.iinfo")
 
 
 # ---- torch's legacy tensor types (FloatTensor, ..., torch.cuda.FloatTensor) and autograd.Variable

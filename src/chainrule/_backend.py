@@ -187,6 +187,11 @@ class device:
     def __hash__(self) -> int:
         return hash((self.type, self.index))
 
+    def _no_order(self, other):
+        raise TypeError("comparison not implemented")  # torch's words: devices have no order
+
+    __lt__ = __le__ = __gt__ = __ge__ = _no_order
+
     # ``with torch.device('meta'):``: creation functions given no device= create there (torch's
     # DeviceContext); the block restores the default it found, so blocks nest and
     # set_default_device inside one lasts until the block ends

@@ -815,6 +815,52 @@ def parser_type_name(value) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def as_torch_c_type(cls: type, c_name: str, creatable: builtins.bool = True, read_only: builtins.bool = True) -> type:
+    """Give ``cls``, chainrule's stand-in for one of torch's C types, that type's Python-level errors
+    under its C name ``c_name`` (CPython's tp_name: 'torch.dtype', 'torch._C.Generator'): reading,
+    writing or deleting an attribute it lacks ("'torch.dtype' object has no attribute 'foo'"),
+    writing one it has ("attribute 'is_signed' of 'torch.dtype' objects is not writable", for a
+    method "'torch.Size' object attribute 'numel' is read-only"), and, unless ``creatable``,
+    calling the type ("cannot create 'torch.dtype' instances": its instances are the module's
+    constants, so this runs once they are made). Its own state, under a leading underscore, stays
+    writable; ``__getattr__`` runs only when a lookup has failed, so reads cost nothing more. Not
+    ``read_only``, only reads are given torch's errors (device: its constructor, run per factory
+    call given a string, would pay for a Python ``__setattr__``)."""
+    def __getattr__(self, attr):
+        name = c_name if type(self).__module__.startswith("chainrule") else type(self).__name__
+        raise AttributeError(f"'{name}' object has no attribute '{attr}'", name=attr, obj=self)
+
+    def __setattr__(self, attr, value):
+        # (chainrule's own state; Python's __class__, __dict__ ...; a user's subclass, a Python
+        # class whose instances take attributes, as a subclass of torch's C type does)
+        if attr.startswith("_") or not type(self).__module__.startswith("chainrule"):
+            object.__setattr__(self, attr, value)
+            return
+        found = getattr(type(self), attr, None)
+        if callable(found) and not isinstance(found, type):
+            raise AttributeError(f"'{c_name}' object attribute '{attr}' is read-only")
+        if found is not None or attr in getattr(self, "__dict__", ()):
+            raise AttributeError(f"attribute '{attr}' of '{c_name}' objects is not writable")
+        raise AttributeError(f"'{c_name}' object has no attribute '{attr}'", name=attr, obj=self)
+
+    def __delattr__(self, attr):
+        if attr.startswith("_") or not type(self).__module__.startswith("chainrule"):
+            object.__delattr__(self, attr)
+        else:
+            __setattr__(self, attr, None)
+
+    def __new__(cls, *args, **kwargs):
+        raise TypeError(f"cannot create '{c_name}' instances")
+
+    cls.__getattr__ = __getattr__
+    if read_only:
+        cls.__setattr__ = __setattr__
+        cls.__delattr__ = __delattr__
+    if not creatable:
+        cls.__new__ = staticmethod(__new__)
+    return cls
+
+
 def c_type_name(value) -> str:
     """``value``'s type as torch's C++ messages print it (CPython's tp_name): parser_type_name's,
     with chainrule's stand-ins for torch's C types under torch's names (torch.dtype, torch.Size,
@@ -843,3 +889,10 @@ def argument_error(op: str, name: str, expected: str, value, overloaded: builtin
         return TypeError(f"{op}() received an invalid combination of arguments - got ({name}="
                          f"{parser_type_name(value)}), but expected {name} to be {expected}")
     return TypeError(f"{op}(): argument '{name}' must be {expected}, not {parser_type_name(value)}")
+
+
+as_torch_c_type(dtype, "torch.dtype", creatable=False)
+# torch has one dtype type: its float16's and bfloat16's print as the others' do
+for _kind in (_Float16, _BFloat16, _LowPrecisionFloat, _ComplexHalf, _SubByteInteger, _QuantizedInteger):
+    _kind.__name__ = _kind.__qualname__ = "dtype"
+    _kind.__module__ = "chainrule"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._dtype import package_prefix
+from ._dtype import as_torch_c_type, package_prefix
 
 __all__ = ["layout", "strided", "sparse_coo", "sparse_csr", "sparse_csc", "sparse_bsr", "sparse_bsc", "jagged"]
 
@@ -30,6 +30,7 @@ sparse_csc = layout("sparse_csc")
 sparse_bsr = layout("sparse_bsr")
 sparse_bsc = layout("sparse_bsc")
 jagged = layout("jagged")
+as_torch_c_type(layout, "torch.layout", creatable=False)
 
 
 def not_on_sparse(kernel: str) -> str:

@@ -2228,7 +2228,7 @@ def bind_tensor_misc() -> None:
     Tensor._typed_storage = _storage.typed_storage_quietly
     # chainrule's inference_mode is no_grad: it makes no inference tensors
     Tensor.is_inference = lambda self: self._vbox is _grad_mode.INFERENCE_VERSION or (
-        self._vbox is _grad_mode.INFERENCE_WRITE)
+        self._vbox is _grad_mode.INFERENCE_WRITE or type(self._vbox) is _grad_mode.DetachedInference)
     _grad_mode.inference_tensors.mark = _mark_inference_tensors
     Tensor.volatile = property(_volatile)
 

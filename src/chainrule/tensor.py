@@ -32,7 +32,13 @@ from ._backend import device as _device
 from .autograd import forward_ad as _forward_ad
 from .autograd import function as _autograd_function
 from .autograd.function import AccumulateGrad, is_recording
-from .autograd.grad_mode import INFERENCE_VERSION, INFERENCE_WRITE, check_requires_grad_allowed
+from .autograd.grad_mode import (
+    INFERENCE_VERSION,
+    INFERENCE_WRITE,
+    DetachedInference,
+    check_requires_grad_allowed,
+    is_inference_mode_enabled,
+)
 from .storage import mark_not_resizable, pickled_view, rebuilt_view
 
 __all__ = ["Tensor"]
@@ -430,6 +436,8 @@ class Tensor:
             box = self._vbox = [0]
         elif box is INFERENCE_VERSION:
             return INFERENCE_WRITE  # an inference tensor: writes are refused outside inference mode
+        elif type(box) is DetachedInference:  # (its detach outside inference_mode: writes allowed)
+            return box.counter
         return box
 
     @_version_box.setter
@@ -441,7 +449,7 @@ class Tensor:
         box = self._vbox
         if box is INFERENCE_VERSION:  # none kept, so none to read (torch's words)
             raise RuntimeError("Inference tensors do not track version counter.")
-        return 0 if box is None else box[0]
+        return 0 if box is None else self._version_box[0]
 
     def _bump_version(self) -> None:
         self._version_box[0] += 1
@@ -662,7 +670,15 @@ class Tensor:
 
     def _plain_detach(self) -> Tensor:
         t = Tensor._make(self._data)
-        t._version_box = self._version_box
+        box = self._vbox
+        if box is None:  # (the _version_box property's first use, inline: made at version 0 and shared)
+            box = self._vbox = [0]
+        elif box is INFERENCE_VERSION or box is INFERENCE_WRITE or type(box) is DetachedInference:
+            # torch: detached outside inference_mode, an inference tensor is still one (never saved
+            # for backward) but may be written in place, with a version counter of its own (each
+            # detach a new one: an inference tensor shares none)
+            box = INFERENCE_VERSION if is_inference_mode_enabled() else DetachedInference([0])
+        t._vbox = box
         if self._conj_bit:  # torch's detach keeps the conj bit
             t._conj_bit = True
         if _vmap_frames._frames:  # batched where self is, as torch's detach of a batched tensor
@@ -1293,6 +1309,8 @@ class Size(tuple):
     integers, as torch's: an object with ``__index__`` or a one-element integer tensor is taken
     as its int, anything else refused with torch's TypeError."""
 
+    __slots__ = ()  # (no attributes of its own, as torch's C type: see as_torch_c_type below)
+
     def __new__(cls, *args, **kwargs):
         if kwargs or len(args) != 1 or type(args[0]) is cls:  # (tuple's own refusals; a Size was checked when made)
             return tuple.__new__(cls, *args, **kwargs)
@@ -1880,3 +1898,4 @@ def _int_sequence(values, op: str, name: str = "size") -> tuple:
 
 
 _torch_function.PLAIN.add(Size)
+_dtype.as_torch_c_type(Size, "torch.Size")

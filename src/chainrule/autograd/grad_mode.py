@@ -242,6 +242,22 @@ INFERENCE_VERSION = _InferenceVersion()
 INFERENCE_WRITE = _InferenceWrite()
 
 
+class DetachedInference:
+    """The ``_vbox`` of ``detach()`` of an inference tensor taken outside inference_mode: torch's
+    result is still an inference tensor, which cannot be saved for backward (reading ``_vbox[0]``,
+    what saving does, raises), but it may be written in place anywhere, bumping a version counter
+    of its own (``counter``, which ``_version_box`` hands to writes and further detaches share).
+    Its views are plain inference tensors again, whose writes are refused outside inference mode."""
+
+    __slots__ = ("counter",)
+
+    def __init__(self, counter: list) -> None:
+        self.counter = counter
+
+    def __getitem__(self, index):
+        raise RuntimeError(_SAVED_ERROR)
+
+
 class _InferenceTensors:
     """``mark(True)`` makes every new tensor an inference tensor until ``mark(False)``: set by the
     tensor layer (``_methods``), which swaps its constructors while an inference_mode block is open."""
@@ -257,5 +273,5 @@ inference_tensors = _InferenceTensors()
 
 def check_requires_grad_allowed(box) -> None:
     """torch's error for ``requires_grad_()`` on an inference tensor outside inference mode."""
-    if (box is INFERENCE_VERSION or box is INFERENCE_WRITE) and not state.inference:
+    if (box is INFERENCE_VERSION or box is INFERENCE_WRITE or type(box) is DetachedInference) and not state.inference:
         raise RuntimeError("Setting requires_grad=True on inference tensor outside InferenceMode is not allowed.")

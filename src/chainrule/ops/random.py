@@ -80,7 +80,7 @@ class Generator:
     ``manual_seed`` returns the generator."""
 
     def __init__(self, device="cpu") -> None:
-        self.device = _generator_device(device)
+        object.__setattr__(self, "device", _generator_device(device))  # (read-only afterwards, as torch's)
         self._seed = DEFAULT_SEED
         if self.device.type == "cpu":
             self._rng = MT19937Stream(self._seed)
@@ -177,6 +177,7 @@ class Generator:
 
 # torch's Generator is its C class torch._C.Generator: its default repr and type() name that home
 Generator.__module__ = "chainrule._C"
+_dtype.as_torch_c_type(Generator, "torch._C.Generator")
 
 
 def _checked_seed(seed) -> int:

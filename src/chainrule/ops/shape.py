@@ -32,6 +32,7 @@ from ..autograd.function import (
 from ..autograd.grad_mode import (
     INFERENCE_VERSION,
     INFERENCE_WRITE,
+    DetachedInference,
     is_grad_enabled,
     is_inference_mode_enabled,
 )
@@ -367,7 +368,11 @@ def _view_as_dtype(input: Tensor, dtype) -> Tensor:
     # torch's result shares the memory and the version counter but is no view to autograd: no
     # _base, _is_view() False, even for the same dtype; views of it stay outside autograd too
     out = Tensor._make(data.view(dtype.np))
-    out._version_box = input._version_box
+    box = input._vbox
+    if (box is INFERENCE_VERSION or box is INFERENCE_WRITE) and not is_inference_mode_enabled():
+        out._vbox = [0]  # (torch: of an inference tensor, outside inference_mode, a plain tensor of its own counter)
+    else:
+        out._version_box = input._version_box
     out._nondifferentiable_view = True
     return out
 
@@ -383,7 +388,7 @@ def _share(self: Tensor, base: Tensor, differentiable: bool = True) -> Tensor:
     if box is None:  # (the property's first use, inline: base's counter made, at version 0, and shared)
         box = base._vbox = [0]
         self._vbox = box
-    elif box is INFERENCE_VERSION or box is INFERENCE_WRITE:
+    elif box is INFERENCE_VERSION or box is INFERENCE_WRITE or type(box) is DetachedInference:
         # torch: a view of an inference tensor is an inference tensor that is no view to autograd
         # (``_is_view()`` False, no grad_fn, not requiring grad), whatever the grad mode it is made in;
         # its own counter as the base's: saving it for backward raises torch's "cannot be saved" error,
