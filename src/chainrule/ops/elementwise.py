@@ -2862,6 +2862,13 @@ class Logaddexp(Function):
         xp = array_module(a)
         ctx.save_for_backward(a, b)
         # shift by the larger input, except an infinite one (inf - inf would be NaN; the sum is that inf)
+        if a.dtype.kind != "c":
+            # torch's real kernel: max + log1p(exp(-|a - b|)), which keeps log1p's precision for a
+            # far smaller term (log(1 + tiny) rounds it away); equal infinities give themselves
+            with np.errstate(all="ignore"):
+                out = xp.maximum(a, b) + xp.log1p(xp.exp(-xp.abs(a - b)))
+                out = xp.where(xp.isinf(a) & (a == b), a, out)
+            return iterator_layout(out, a, b)
         m = xp.maximum(a, b)
         m = xp.where(xp.isinf(m), xp.zeros((), m.dtype), m)
         with np.errstate(all="ignore"):
