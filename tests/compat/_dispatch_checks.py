@@ -5,6 +5,7 @@ files (s47 mendBB, s48 mendBH) build against either library. Imported after each
 ``importorskip("torch")``."""
 
 import contextlib
+import warnings
 
 import numpy as np
 import torch as real_torch
@@ -62,6 +63,24 @@ def run_wrapped_case(lib, case, wrap: bool):
         weight = lib.tensor(np.random.default_rng(1).standard_normal(tuple(out.shape)))
         gradients = [unwrapped_values(g) for g in lib.autograd.grad((out * weight).sum(), [inputs[k] for k in grads])]
     return unwrapped_values(out), gradients, seen, type(out).__name__
+
+
+def assert_wrapped_gives_plain_and_torch(case, torch_wrapped: bool = True) -> tuple:
+    """``case`` (as ``run_wrapped_case``'s) with its inputs wrapped gives chainrule's plain values and gradients,
+    and torch's — torch run with its own LoggingTensor where ``torch_wrapped``, else on the plain values.
+    Returns the result's class names (chainrule's, torch's)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value, grads, _, kind = run_wrapped_case(chainrule, case, True)
+        plain_value, plain_grads, _, _ = run_wrapped_case(chainrule, case, False)
+        torch_value, torch_grads, _, torch_kind = run_wrapped_case(real_torch, case, torch_wrapped)
+    np.testing.assert_allclose(value, plain_value, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(value, torch_value, rtol=1e-10, atol=1e-12)
+    assert len(grads) == len(plain_grads) == len(torch_grads)
+    for ours, plain, theirs in zip(grads, plain_grads, torch_grads):
+        np.testing.assert_allclose(ours, plain, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+    return kind, torch_kind
 
 class PassingMode(_python_dispatch.TorchDispatchMode):
     """chainrule's mode that calls every func with what it got."""

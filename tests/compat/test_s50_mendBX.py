@@ -12,8 +12,8 @@ real_torch = pytest.importorskip("torch")
 
 import chainrule  # noqa: E402
 
+from ._dispatch_checks import assert_wrapped_gives_plain_and_torch, run_wrapped_case, unwrapped_values  # noqa: E402
 from ._dispatch_checks import logging_tensor as _logging_tensor  # noqa: E402
-from ._dispatch_checks import run_wrapped_case, unwrapped_values  # noqa: E402
 
 _rng = np.random.default_rng(51)
 _A = _rng.standard_normal((2, 3, 3)) + 3 * np.eye(3)
@@ -110,17 +110,7 @@ def _run(lib, name, wrap):
 
 @pytest.mark.parametrize("name", sorted(_CASES))
 def test_a_wrapper_argument_gives_the_plain_values_and_gradients(name):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        value, grads, _ = _run(chainrule, name, True)
-        plain_value, plain_grads, _ = _run(chainrule, name, False)
-        torch_value, torch_grads, _ = _run(real_torch, name, True)
-    np.testing.assert_allclose(value, plain_value, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(value, torch_value, rtol=1e-10, atol=1e-12)
-    assert len(grads) == len(plain_grads) == len(torch_grads)
-    for ours, plain, theirs in zip(grads, plain_grads, torch_grads):
-        np.testing.assert_allclose(ours, plain, rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+    assert_wrapped_gives_plain_and_torch(_CASES[name])
 
 
 @pytest.mark.parametrize("name, op", [("inv_ex", "aten.linalg_inv_ex.default"),

@@ -3,7 +3,6 @@ wrong after session 50: a recorded ``wrapper[key] = value`` refused the wrapper'
 plain target took a wrapper value's zeros); an in-place view (``transpose_``, ``t_``, ``squeeze_``, ``unsqueeze_``,
 ``swapaxes_``, ``swapdims_``) reached the handler as the out-of-place op, so the wrapper took the view's shape while
 its inner tensor kept the old one."""
-import warnings
 
 import numpy as np
 import pytest
@@ -12,8 +11,8 @@ real_torch = pytest.importorskip("torch")
 
 import chainrule  # noqa: E402
 
+from ._dispatch_checks import assert_wrapped_gives_plain_and_torch, unwrapped_values  # noqa: E402
 from ._dispatch_checks import logging_tensor as _logging_tensor  # noqa: E402
-from ._dispatch_checks import run_wrapped_case, unwrapped_values  # noqa: E402
 
 _rng = np.random.default_rng(51)
 _M = _rng.standard_normal((4, 5))
@@ -91,24 +90,10 @@ for _name, _view in _VIEWS.items():
     _CASES[_name + "_no_grad"] = ((lambda view: lambda lib, x: view(x * 1.0))(_view), [_A], (0,), ())
 
 
-def _run(lib, name, wrap):
-    return run_wrapped_case(lib, _CASES[name], wrap)[:3]
-
-
 @pytest.mark.parametrize("name", sorted(_CASES))
 def test_a_wrapper_argument_gives_the_plain_values_and_gradients(name):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        value, grads, _ = _run(chainrule, name, True)
-        plain_value, plain_grads, _ = _run(chainrule, name, False)
-        # (torch's own wrapper keeps its old sizes after an in-place view: the reference is torch unwrapped)
-        torch_value, torch_grads, _ = _run(real_torch, name, not name.startswith(tuple(_VIEWS)))
-    np.testing.assert_allclose(value, plain_value, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(value, torch_value, rtol=1e-10, atol=1e-12)
-    assert len(grads) == len(plain_grads) == len(torch_grads)
-    for ours, plain, theirs in zip(grads, plain_grads, torch_grads):
-        np.testing.assert_allclose(ours, plain, rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+    # (torch's own wrapper keeps its old sizes after an in-place view: the reference is torch unwrapped)
+    assert_wrapped_gives_plain_and_torch(_CASES[name], torch_wrapped=not name.startswith(tuple(_VIEWS)))
 
 
 def test_plain_setitem_keeps_its_node_names():
