@@ -61,7 +61,7 @@ from .ops.linalg import matmul as _matmul
 from .ops.reduce import log_softmax as dense_log_softmax
 from .ops.reduce import softmax as dense_softmax
 from .ops.shape import clone
-from .tensor import Size, Tensor, _host
+from .tensor import Size, Tensor, _host, _NoDerivative
 
 __all__ = ["mm", "addmm", "sum", "spmm", "hspmm", "spdiags", "softmax", "log_softmax", "sparse_coo_tensor", "SparseCOOTensor", "sparse_csr_tensor",
            "SparseCSRTensor", "MAX_DENSE_ELEMENTS",
@@ -2230,31 +2230,13 @@ def _softmax_over_entries(input: Tensor, dim: int, dtype, name: str) -> SparseCO
     return _joined_graph(result, name_node(entries, node))
 
 
-class _NotDifferentiable(Function):
-    """An op torch computes but has no derivative for (hspmm, spdiags): its result is in the graph of its
-    inputs under torch's node name (NotImplemented), and its backward raises torch's RuntimeError."""
-
-    label = "no derivative"
-    rule = "refused: torch has no derivative for this op"
-    _array_forward = True
-
-    @staticmethod
-    def forward(ctx, *operands, result, kernel):
-        ctx.kernel = kernel
-        return result
-
-    @staticmethod
-    def backward(ctx, grad):
-        raise RuntimeError(f"derivative for aten::{ctx.kernel} is not implemented")
-
-
 def _without_derivative(result: SparseCOOTensor, *operands: Tensor, kernel: str) -> SparseCOOTensor:
     """``result`` in the graph of those of ``operands`` that require grad, in order, each an edge of
     its own (torch's NotImplemented node has one edge per such operand, sparse or strided, and none
     for the others); its backward raises torch's error, so no gradient ever reaches them."""
     if is_recording(*operands):
         edges = tuple(operand for operand in operands if operand._requires_grad)
-        recorded = _NotDifferentiable.apply(*edges, result=result._data, kernel=kernel)
+        recorded = _NoDerivative.apply(*edges, result=result._data, kernel=f"aten::{kernel}")
         _joined_graph(result, name_node(recorded, "NotImplemented"))
     return result
 

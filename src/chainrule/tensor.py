@@ -1453,8 +1453,9 @@ def _record_not_implemented(op: str, result: Tensor, out: Tensor) -> Tensor:
     from .autograd.function import name_node
 
     sources = tuple(t for t in (result, out) if t._requires_grad)
-    recorded = name_node(_NotImplementedOut.apply(*sources, memory=out._data, op=_autograd_out_name(op, (result,))),
-                         "torch::autograd::NotImplemented")
+    recorded = name_node(_NoDerivative.apply(*sources, result=out._data, kernel=_autograd_out_name(op, (result,))),
+                         "torch::autograd::NotImplemented", label="out=",
+                         rule="none: torch defines no derivative of this out= call, and backward raises")
     old = out._grad_fn
     out.grad_fn, out._output_nr, out._requires_grad = recorded.grad_fn, 0, True
     if out._retains_grad:
@@ -1462,22 +1463,24 @@ def _record_not_implemented(op: str, result: Tensor, out: Tensor) -> Tensor:
     return out
 
 
-class _NotImplementedOut(_autograd_function.Function):
-    """The node torch's autograd fallback records on an ``out=`` it wrote: no derivative."""
+class _NoDerivative(_autograd_function.Function):
+    """An op torch computes but defines no derivative for (an ``out=`` written by torch's autograd
+    fallback, sparse hspmm/spdiags): ``result`` (an array) in the graph of the operands given, and a
+    backward that raises torch's "derivative for <kernel> is not implemented". Callers name the node
+    torch's NotImplemented."""
 
     _array_forward = True
-    node_name = "NotImplemented"
-    label = "out="
-    rule = "none: torch defines no derivative of this out= call, and backward raises"
+    label = "no derivative"
+    rule = "refused: torch has no derivative for this op"
 
     @staticmethod
-    def forward(ctx, *sources, memory, op):
-        ctx.op = op
-        return memory
+    def forward(ctx, *operands, result, kernel):
+        ctx.kernel = kernel
+        return result
 
     @staticmethod
     def backward(ctx, grad):
-        raise RuntimeError(f"derivative for {ctx.op} is not implemented")
+        raise RuntimeError(f"derivative for {ctx.kernel} is not implemented")
 
 
 # The name torch's refusal gives, where it is not the op's own: the ATen kernel whose out= variant the
