@@ -23,13 +23,9 @@ def _same(ours, theirs) -> None:
     np.testing.assert_array_equal(np.signbit(ours) & keep, np.signbit(theirs) & keep)
 
 
-def _gradient(lib, op, data, scale, mode):
-    reduce = getattr(lib, op)
-
-    def f(x):
-        out = reduce(x)
-        return (out * scale).sum() if scale is not None else (out * x).sum()
-
+def _gradient_by(lib, f, data, mode, second_scale=2):
+    """The gradient of the scalar ``f`` at ``data`` by ``mode``: .backward(), or torch.func's grad, vjp,
+    jacrev, or vmap(grad) over two copies (the second scaled by ``second_scale``)."""
     x = lib.tensor(data, dtype=lib.float64)
     if mode == "backward":
         x.requires_grad_()
@@ -42,7 +38,17 @@ def _gradient(lib, op, data, scale, mode):
         return vjp_fn(lib.tensor(1.0, dtype=lib.float64))[0].numpy()
     if mode == "jacrev":
         return lib.func.jacrev(f)(x).numpy()
-    return lib.func.vmap(lib.func.grad(f))(lib.stack([x, 2 * x])).numpy()
+    return lib.func.vmap(lib.func.grad(f))(lib.stack([x, second_scale * x])).numpy()
+
+
+def _gradient(lib, op, data, scale, mode):
+    reduce = getattr(lib, op)
+
+    def f(x):
+        out = reduce(x)
+        return (out * scale).sum() if scale is not None else (out * x).sum()
+
+    return _gradient_by(lib, f, data, mode)
 
 
 @pytest.mark.parametrize("op,case,scale,mode", list(itertools.product(
@@ -71,14 +77,7 @@ def test_infinity_norm_gradient_is_mask_times_share_as_torch(data, scale, order,
         def f(x):
             return lib.linalg.vector_norm(x, order, dim) * scale
 
-        x = lib.tensor(data, dtype=lib.float64)
-        if mode == "backward":
-            x.requires_grad_()
-            f(x).backward()
-            return x.grad.numpy()
-        if mode == "grad":
-            return lib.func.grad(f)(x).numpy()
-        return lib.func.vmap(lib.func.grad(f))(lib.stack([x, x])).numpy()
+        return _gradient_by(lib, f, data, mode, second_scale=1)
 
     _same(run(chainrule), run(torch))
 
