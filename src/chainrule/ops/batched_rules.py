@@ -894,6 +894,12 @@ def _diagonal_scatter(node, grad):
     return linalg.Diagonal.apply(grad, offset=offset, dim1=_batch_dim(dim1, ndim), dim2=_batch_dim(dim2, ndim))
 
 
+@register_batched_rule(linalg.EinsumSteps, linalg.EinsumProductSteps)
+def _einsum_steps(node, grad):
+    # torch's einsum steps recomputed through their ops, whose batched rules the walk then runs
+    return linalg._einsum_steps_by_ops(node, grad, batched=True)
+
+
 @register_batched_rule(linalg.Solve, decompositions.SolveTriangular, decompositions.Lstsq, decompositions.CholeskySolve)
 def _solve(node, grad):
     # X = A⁻¹B (A⁺B for lstsq, (LLᵀ)⁻¹B for cholesky_solve): the ordinary rule's solves and

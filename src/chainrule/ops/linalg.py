@@ -18,11 +18,20 @@ import warnings
 import numpy as np
 
 from .. import _config, _dtype, _opmath, _sum_order, _torch_function, return_types
-from .._backend import array_module, autocast_unifies, broadcast_solve, checked_linalg, has_values
+from .._backend import (
+    array_module,
+    autocast_unifies,
+    broadcast_solve,
+    checked_linalg,
+    has_values,
+    strided_view,
+)
 from .._layout import not_on_sparse
 from .._opmath import cpu_autocast_policy
 from ..autograd import forward_ad as _forward_ad
 from ..autograd import function as _function_module
+from ..autograd.engine import SumToSize
+from ..autograd.engine import grad as autograd_grad
 from ..autograd.function import (
     _NULL_CTX,
     QUIET,
@@ -39,7 +48,7 @@ from ..autograd.function import (
     unwatched_on_plain_arrays,
     without_derivative,
 )
-from ..autograd.grad_mode import is_grad_enabled
+from ..autograd.grad_mode import enable_grad, is_grad_enabled
 from ..tensor import Tensor, _wrap_dim, honours_out, refuse_out_under_autograd, warn_resized_out, write_out
 from . import creation
 from ._arg_parser import check_as, check_bool, out_rule
@@ -57,10 +66,12 @@ from .reduce import SumDim
 from .shape import (
     Expand,
     Permute,
+    Reshape,
     Transpose,
     UnsafeView,
     _infer_size,
     _share,
+    _viewable,
     expanded_shape,
     reshaped,
     torch_empty_slice,
@@ -1401,6 +1412,17 @@ def einsum(equation, *operands) -> Tensor:
             for step, at, argument in steps:
                 values.append(step(values[at[0]], argument) if argument is not None else step(*(values[k] for k in at)))
             return Tensor._make(values[result])
+    if _function_module.active_dispatch is None and is_grad_enabled() \
+            and all(t.__class__ is Tensor and type(t._data) is np.ndarray and t._data.size for t in operands) \
+            and operands[0]._data.dtype in _STEPPED_DTYPES and len({t._data.dtype for t in operands}) == 1 \
+            and _function_module.active_extension is None and _function_module.active_profiler is None \
+            and not _function_module.func_transforms.active and not _function_module.tracing_ops \
+            and not autocast_unifies(operands[0]._data):
+        # the common training case: grad is recorded, and nothing watches the steps, carries a
+        # tangent, batches (vmap) or autocasts: the same steps on the arrays, recorded as one node
+        plan = _grad_plan(equation, tuple(t._data.shape for t in operands), tuple(t.requires_grad for t in operands))
+        if plan.node is not None:
+            return plan.node.apply(*operands, plan=plan)
     return _pairwise_einsum(subs, output, operands, _ON_TENSORS)
 
 
@@ -1419,6 +1441,232 @@ def _array_steps(equation: str, shapes: tuple) -> tuple | None:
     if 0 in result.shape or 1 in result.shape:
         return None
     return planner.compacted(result)
+
+
+# (float16 and bfloat16 steps compute in float32 through the ops' own hooks: recorded step by step)
+_STEPPED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class _GradPlan:
+    """_pairwise_einsum's steps for operands of given shapes of which given ones require grad, each as
+    the op the recorded route applies: (kind, the positions of its inputs among the operands and the
+    earlier steps' results, its argument, which inputs need a gradient, the inputs' shapes). ``node``:
+    the Function recording them as one node, named as torch's einsum's last node (None: recorded
+    step by step)."""
+
+    def __init__(self, subs, output, shapes: tuple, needs: tuple) -> None:
+        self.subs, self.output, self.operand_count = subs, output, len(shapes)
+        self.steps: list = []
+        result = _pairwise_einsum(list(subs), list(output), [_Taped(k, shape, need) for k, (shape, need)
+                                                             in enumerate(zip(shapes, needs))], self)
+        # the steps a folded permute left out (None) dropped, the positions renumbered
+        position = list(range(self.operand_count))
+        steps = []
+        for step in self.steps:
+            position.append(self.operand_count + len(steps))
+            if step is not None:
+                steps.append(step[:1] + (tuple(position[k] for k in step[1]),) + step[2:])
+        self.result = position[result.at]
+        self.steps = tuple(steps)
+        self.node = {"reshape": EinsumSteps, "mul": EinsumProductSteps}.get(self.steps[-1][0])
+
+    def _step(self, kind, inputs, argument, shape):
+        self.steps.append((kind, tuple(x.at for x in inputs), argument, tuple(x.needs for x in inputs),
+                           tuple(x.shape for x in inputs)))
+        return _Taped(self.operand_count + len(self.steps) - 1, shape, any(x.needs for x in inputs))
+
+    @staticmethod
+    def shape(x):
+        return x.shape
+
+    def diagonal(self, x, dim1, dim2):  # x.diagonal(0, dim1, dim2).movedim(-1, dim1)
+        shape = [s for d, s in enumerate(x.shape) if d not in (dim1, dim2)] + [x.shape[dim1]]
+        diagonal = self._step("diagonal", (x,), (dim1, dim2), tuple(shape))
+        order = list(range(len(shape) - 1))
+        order.insert(dim1, len(shape) - 1)
+        return self.permute(diagonal, order)
+
+    def sum(self, x, dims):  # reduce.sum(x, dims, keepdim=True)
+        dims = tuple(sorted(dims))
+        return self._step("sum", (x,), dims, tuple(1 if d in dims else s for d, s in enumerate(x.shape)))
+
+    def mul(self, x, y):
+        return self._step("mul", (x, y), None, np.broadcast_shapes(x.shape, y.shape))
+
+    def bmm(self, x, y):
+        return self._step("bmm", (x, y), None, (x.shape[0], x.shape[1], y.shape[2]))
+
+    def unsqueeze(self, x, dim):
+        return self._step("unsqueeze", (x,), dim, x.shape[:dim] + (1,) + x.shape[dim:])
+
+    def permute(self, x, dims):
+        # a permute of a permute is one permute, and the identity none: the same strides (of the
+        # same memory) forward and back, with fewer steps
+        dims = tuple(dims)
+        shape = tuple(x.shape[d] for d in dims)
+        producer = x.at - self.operand_count
+        if producer >= 0 and self.steps[producer][0] == "permute":
+            _, (at,), (before, _), _, (before_shape,) = self.steps[producer]
+            self.steps[producer] = None
+            x, dims = _Taped(at, before_shape, x.needs), tuple(before[d] for d in dims)
+        if dims == tuple(range(len(dims))):
+            return _Taped(x.at, shape, x.needs)
+        return self._step("permute", (x,), (dims, tuple(sorted(range(len(dims)), key=dims.__getitem__))), shape)
+
+    def reshape(self, x, *shape):
+        return self._step("reshape", (x,), tuple(shape), tuple(shape))
+
+    def view(self, x, shape):  # (a view of bmm's contiguous result: reshape's steps)
+        return self._step("reshape", (x,), tuple(shape), tuple(shape))
+
+
+class _Taped:
+    """An operand or a step's result while _GradPlan plans: its position, shape and whether it needs a gradient."""
+
+    __slots__ = ("at", "shape", "needs")
+
+    def __init__(self, at: int, shape: tuple, needs: bool) -> None:
+        self.at, self.shape, self.needs = at, tuple(shape), needs
+
+
+@functools.lru_cache(maxsize=256)  # a model calls the same equation on the same shapes each step
+def _grad_plan(equation: str, shapes: tuple, needs: tuple) -> _GradPlan:
+    subs, output = _parse_einsum(equation, list(shapes))
+    return _GradPlan(subs, output, shapes, needs)
+
+
+def _reshaped_array(x, shape: tuple):
+    """reshape's array on a plain tensor: a view where the strides allow, else a row-major copy
+    viewed (UnsafeView of a Clone), as ``_reshape_to`` and a view node's plain backward compute it."""
+    if not _viewable(x, shape):
+        x = x.copy()
+    return Reshape.forward(_NULL_CTX, x, shape)
+
+
+def _unsqueezed_array(x, dim: int):
+    """unsqueeze's view with torch's strides: x's, and for the new dim the extent of the dim it goes before."""
+    shape = x.shape[:dim] + (1,) + x.shape[dim:]
+    out = x.reshape(shape)  # (always a view: only a size-1 dim's stride is NumPy's own)
+    strides = x.strides[:dim] + (x.shape[dim] * x.strides[dim] if dim < x.ndim else x.itemsize,) + x.strides[dim:]
+    return out if out.strides == strides else strided_view(out, shape, strides)
+
+
+class EinsumSteps(Function):
+    """torch's einsum of several operands (_pairwise_einsum's steps, as _GradPlan lists them) recorded
+    as one node: each step computed on the arrays as the recorded route's op computes it, so the values
+    are that route's, and the rule runs each step's rule in reverse as its node's plain backward
+    computes it (bmm's G Bᵀ and Aᵀ G as Bmm's rule, mul's products as Mul's, a broadcast gradient
+    summed back as the engine's SumToSize, views undone), so the gradients are that route's too, with
+    one node instead of about ten. Under create_graph, or where the backward's ops are watched, the
+    rule is the recorded route's own backward, run on its steps recomputed.
+
+    Named as torch's einsum's last node: a view of its last bmm (a product with nothing summed is
+    EinsumProductSteps, a mul); unlike torch's, the result is not a view of that bmm's."""
+
+    _array_forward = True
+    node_name = "ViewBackward0"
+    label = "einsum"
+    rule = "torch's pairwise steps (views, sums, bmm or mul) in reverse, each step's vector-Jacobian product"
+
+    @staticmethod
+    def forward(ctx, *operands, plan):
+        values = list(operands)
+        # what the products' rules read: for each bmm or mul, the right operand where the left needs
+        # a gradient and the left where the right does (saved with the operands: freed after the
+        # walk, and the operands version-checked)
+        kept = []
+        for kind, at, argument, needs, _ in plan.steps:
+            x = values[at[0]]
+            if kind == "permute":
+                out = x.transpose(argument[0])  # (Permute's forward of a non-empty array)
+            elif kind == "reshape":
+                out = _reshaped_array(x, argument)
+            elif kind == "unsqueeze":
+                out = _unsqueezed_array(x, argument)
+            elif kind == "bmm" or kind == "mul":
+                y = values[at[1]]
+                # (Bmm's forward of two 3-d arrays of one batch, whether or not a gradient is needed)
+                out = _array_bmm(x, y) if kind == "bmm" else Mul.forward(_NULL_CTX, x, y)
+                if needs[0] or needs[1]:
+                    kept.append(y if needs[0] else None)
+                    kept.append(x if needs[1] else None)
+            elif kind == "diagonal":
+                out = Diagonal.forward(_NULL_CTX, x, 0, *argument)
+            else:  # sum
+                out = SumDim.forward(_NULL_CTX, x, argument, True, None)
+            values.append(out)
+        ctx.plan = plan
+        ctx.save_for_backward(*operands, *kept)
+        return values[plan.result]
+
+    @staticmethod
+    def backward(ctx, grad):
+        plan = ctx.plan
+        saved = ctx.saved_values
+        if is_grad_enabled() or type(grad) is not Tensor or type(grad._data) is not np.ndarray \
+                or _torch_function.flags.modes_live or not unwatched_on_plain_arrays(grad) \
+                or numpy_errstate.get() is not QUIET:
+            return _einsum_steps_by_ops(ctx, grad)
+        grads = [None] * (plan.operand_count + len(plan.steps))
+        grads[plan.result] = grad._data
+        at_kept = len(saved)
+        for position in range(len(plan.steps) - 1, -1, -1):
+            kind, at, argument, needs, shapes = plan.steps[position]
+            if kind == "bmm" or kind == "mul":
+                if needs[0] or needs[1]:
+                    at_kept -= 2
+                    y, x = saved[at_kept], saved[at_kept + 1]
+            g = grads[plan.operand_count + position]
+            if g is None:  # (no operand needing a gradient reaches this step)
+                continue
+            if kind == "permute":
+                grads[at[0]] = g.transpose(argument[1])
+            elif kind == "reshape" or kind == "unsqueeze":
+                grads[at[0]] = _reshaped_array(g, shapes[0])
+            elif kind == "bmm":  # d(A B) = dA B + A dB: G Bᵀ and Aᵀ G
+                if needs[0]:
+                    grads[at[0]] = _array_bmm(g, y._data.swapaxes(1, 2))
+                if needs[1]:
+                    grads[at[1]] = _array_bmm(x._data.swapaxes(1, 2), g)
+            elif kind == "mul":  # d(a * b) = b da + a db, each summed back to its operand's shape
+                for k, other in ((0, y), (1, x)):
+                    if needs[k]:
+                        g_k = g * other._data
+                        grads[at[k]] = g_k if g_k.shape == shapes[k] else SumToSize.forward(_NULL_CTX, g_k,
+                                                                                           shapes[k])
+            elif kind == "diagonal":
+                grads[at[0]] = DiagonalScatter.forward(_NULL_CTX, g, shapes[0], 0, *argument)
+            else:  # sum: the gradient copied over the summed dims
+                grads[at[0]] = np.broadcast_to(g, shapes[0])
+        needs = ctx.needs_input_grad
+        return tuple(Tensor._make(grads[k]) if needs[k] else None for k in range(plan.operand_count))
+
+
+class EinsumProductSteps(EinsumSteps):
+    # with nothing summed, torch's einsum of several operands ends with their broadcast product
+    node_name = "MulBackward0"
+
+
+def _einsum_steps_by_ops(node, grad, batched: bool = False) -> tuple:
+    """An EinsumSteps node's gradients as the recorded route's backward gives them: its steps
+    recomputed through chainrule's ops from the saved operands, then differentiated (recorded under
+    create_graph, so twice differentiable; ``batched``: a batch of output gradients, its rows'
+    vector-Jacobian products). A tensor passed as several operands gets its whole gradient once."""
+    plan = node.plan
+    operands = node.saved_values[:plan.operand_count]
+    wanted = []
+    for k, t in enumerate(operands):
+        if node.needs_input_grad[k] and not any(t is operands[j] for j in wanted):
+            wanted.append(k)
+    recording = is_grad_enabled()
+    with enable_grad():
+        out = _pairwise_einsum(list(plan.subs), list(plan.output), operands, _ON_TENSORS)
+    grads = autograd_grad(out, [operands[k] for k in wanted], grad, create_graph=recording, allow_unused=True,
+                          is_grads_batched=batched)
+    result: list = [None] * plan.operand_count
+    for k, g in zip(wanted, grads):
+        result[k] = g
+    return tuple(result)
 
 
 class _NeedsOps(Exception):
