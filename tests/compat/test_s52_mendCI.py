@@ -199,3 +199,27 @@ def test_watched_or_unusual_operands_keep_the_recorded_steps():
     assert not _fused(chainrule.einsum("ij,jk->ik", x.to(chainrule.float16), y.to(chainrule.float16)))
     assert not _fused(chainrule.einsum("ij,jk->ik", chainrule.zeros(0, 4, requires_grad=True), y))
     assert _fused(chainrule.einsum("ij,jk->ik", x, y))
+
+
+@pytest.mark.parametrize("equation,shapes,which", [
+    ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)], None), ("ij,j->i", [(3, 4), (4,)], None),
+    ("i,j->ij", [(3,), (4,)], None), ("i,j->ij", [(3,), (4,)], 0), ("ab,cd->abcd", [(2, 3), (4, 5)], 1),
+])
+def test_saved_attributes_are_torchs_last_nodes(equation, shapes, which):
+    arrays = _arrays(shapes, seed=12)
+    needs = _needs(len(shapes), which)
+    nodes = []
+    for lib in (chainrule, torch):
+        tensors = [lib.tensor(a, requires_grad=need) for a, need in zip(arrays, needs)]
+        nodes.append(lib.einsum(equation, *tensors).grad_fn)
+    ours, theirs = nodes
+    assert ours._forward_cls in (linalg.EinsumSteps, linalg.EinsumProductSteps)
+    if theirs.name() == "ViewBackward0":
+        assert tuple(ours._saved_self_sym_sizes) == tuple(theirs._saved_self_sym_sizes)
+        return
+    for name in ("_saved_self", "_saved_other"):
+        mine, torchs = getattr(ours, name), getattr(theirs, name)
+        assert (mine is None) == (torchs is None)
+        if mine is not None:
+            assert tuple(mine.shape) == tuple(torchs.shape)
+            np.testing.assert_array_equal(mine.detach().numpy(), torchs.detach().numpy())

@@ -1565,6 +1565,8 @@ class EinsumSteps(Function):
 
     _array_forward = True
     node_name = "ViewBackward0"
+    # torch's view node's: the shape of the last view's input (bmm's result, its dims spread)
+    saved_attributes = {"_saved_self_sym_sizes": SavedValue(lambda node: tuple(node.plan.steps[-1][4][0]))}
     label = "einsum"
     rule = "torch's pairwise steps (views, sums, bmm or mul) in reverse, each step's vector-Jacobian product"
 
@@ -1645,6 +1647,8 @@ class EinsumSteps(Function):
 class EinsumProductSteps(EinsumSteps):
     # with nothing summed, torch's einsum of several operands ends with their broadcast product
     node_name = "MulBackward0"
+    # torch's mul node's: its factors, each kept where the other needs a gradient (the last two saved)
+    saved_attributes = {"_saved_other": saved(-2), "_saved_self": saved(-1)}
 
 
 def _einsum_steps_by_ops(node, grad, batched: bool = False) -> tuple:
