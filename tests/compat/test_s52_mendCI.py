@@ -223,3 +223,17 @@ def test_saved_attributes_are_torchs_last_nodes(equation, shapes, which):
         if mine is not None:
             assert tuple(mine.shape) == tuple(torchs.shape)
             np.testing.assert_array_equal(mine.detach().numpy(), torchs.detach().numpy())
+
+
+def test_parameters_take_the_one_node_with_and_without_grad():
+    weight = chainrule.nn.Parameter(chainrule.tensor(_arrays([(4, 5)], seed=13)[0]))
+    x = chainrule.tensor(_arrays([(2, 3, 4)], seed=14)[0])
+    out = chainrule.einsum("bij,jk->bik", x, weight)
+    assert _fused(out) and type(out) is chainrule.Tensor
+    recorded = linalg._pairwise_einsum(*linalg._parse_einsum("bij,jk->bik", [(2, 3, 4), (4, 5)]), [x, weight],
+                                       linalg._ON_TENSORS)
+    out.sum().backward()
+    (expected,) = chainrule.autograd.grad(recorded.sum(), weight)
+    assert np.array_equal(weight.grad.numpy(), expected.numpy())
+    with chainrule.no_grad():  # the steps on the arrays, no node
+        assert chainrule.einsum("bij,jk->bik", x, weight).grad_fn is None

@@ -1400,7 +1400,7 @@ def einsum(equation, *operands) -> Tensor:
         return _one_operand_einsum(operands[0], *_one_operand_steps(equation, operands[0]._data.shape))
     subs, output = _parse_einsum(equation, [t._data.shape for t in operands])
     if _function_module.active_dispatch is None and not (is_grad_enabled() and any(t.requires_grad for t in operands)) \
-            and all(t.__class__ is Tensor and type(t._data) is np.ndarray for t in operands) \
+            and all(_plain_on_cpu(t) for t in operands) \
             and len({t._data.dtype for t in operands}) == 1 and operands[0]._data.dtype.kind in "fc" \
             and not any(_forward_ad.carries_tangent(t) for t in operands) and not autocast_unifies(operands[0]._data):
         # nothing watches, records, carries a tangent or autocasts (bmm): the same steps on the
@@ -1413,7 +1413,7 @@ def einsum(equation, *operands) -> Tensor:
                 values.append(step(values[at[0]], argument) if argument is not None else step(*(values[k] for k in at)))
             return Tensor._make(values[result])
     if _function_module.active_dispatch is None and is_grad_enabled() \
-            and all(t.__class__ is Tensor and type(t._data) is np.ndarray and t._data.size for t in operands) \
+            and all(_plain_on_cpu(t) and t._data.size for t in operands) \
             and operands[0]._data.dtype in _STEPPED_DTYPES and len({t._data.dtype for t in operands}) == 1 \
             and _function_module.active_extension is None and _function_module.active_profiler is None \
             and not _function_module.func_transforms.active and not _function_module.tracing_ops \
@@ -1424,6 +1424,14 @@ def einsum(equation, *operands) -> Tensor:
         if plan.node is not None:
             return plan.node.apply(*operands, plan=plan)
     return _pairwise_einsum(subs, output, operands, _ON_TENSORS)
+
+
+def _plain_on_cpu(t: Tensor) -> bool:
+    """Whether einsum may take its steps on ``t``'s array: a CPU tensor, a plain one or of a subclass whose
+    ops give plain Tensors (torch's disabled __torch_function__: a Parameter, a Buffer), as the recorded
+    ops treat them."""
+    return type(t._data) is np.ndarray and (
+        t.__class__ is Tensor or t.__class__.__torch_function__ is _torch_function.disabled_torch_function_impl)
 
 
 @functools.lru_cache(maxsize=256)  # a model calls the same equation on the same shapes each step
