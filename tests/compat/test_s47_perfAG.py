@@ -1,6 +1,6 @@
-"""einsum of several operands on NumPy runs NumPy's optimised einsum step for step with its
-contraction path planned once per (equation, shapes): the values stay NumPy's (so as close to
-torch's as before), the layout torch's, and the gradients those of a finite difference."""
+"""einsum of several operands runs torch's pairwise steps (since s51 mendCG; before, NumPy's optimised
+einsum), planned once per (equation, shapes) where nothing records: float values bit for bit torch's,
+the layout torch's, and the gradients those of a finite difference."""
 
 from __future__ import annotations
 
@@ -63,8 +63,8 @@ def test_values_and_layout_match_torch_and_numpy(equation, shapes, dtype):
     assert ours.stride() == theirs.stride()
     tolerance = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=tolerance, atol=tolerance)
-    # the same pairwise contractions as NumPy's optimised einsum, so bit for bit its values
-    np.testing.assert_array_equal(ours.numpy(), np.einsum(equation, *arrays, optimize=True))
+    if dtype != np.complex128:  # torch's own steps (permute/reshape/bmm), so bit for bit its values
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
 
 
 @pytest.mark.parametrize("equation,shapes", [(e, s) for e, s in CASES if 0 not in sum(s, ())])
@@ -100,8 +100,8 @@ def test_path_is_planned_once_per_equation_and_shapes():
     arrays = _arrays([(3, 4), (4, 5), (5, 2)], np.float64, seed=9)
     tensors = [chainrule.tensor(a) for a in arrays]
     first = chainrule.einsum("ij,jk,kl->il", *tensors)
-    before = linalg._numpy_einsum_steps.cache_info()
+    before = linalg._array_steps.cache_info()
     second = chainrule.einsum("ij,jk,kl->il", *tensors)
-    after = linalg._numpy_einsum_steps.cache_info()
+    after = linalg._array_steps.cache_info()
     assert after.misses == before.misses and after.hits > before.hits
     np.testing.assert_array_equal(first.numpy(), second.numpy())

@@ -341,7 +341,7 @@ _PRODUCT_REFUSALS = {
                                 f"{_dtype.scalar_name(v)}, {_dtype.scalar_name(m)}, and {_dtype.scalar_name(v)}",
     "DotBackward0": lambda a, b: "dot : expected both vectors to have same dtype, but found "
                                  f"{_dtype.scalar_name(a)} and {_dtype.scalar_name(b)}",
-    **dict.fromkeys(("BmmBackward0", "Einsum", "ConvolutionBackward0"),
+    **dict.fromkeys(("BmmBackward0", "ConvolutionBackward0"),
                     lambda a, b: f"expected scalar type {_dtype.scalar_name(a)} but found {_dtype.scalar_name(b)}"),
 }
 
@@ -349,14 +349,12 @@ _PRODUCT_REFUSALS = {
 def _refuse_mixed_product_tangent(cls, inputs, tangents) -> None:
     """torch's error where a product's tangent has another dtype than the operand it multiplies."""
     name = getattr(cls, "node_name", None) or cls.__name__
-    if any(base.__name__ == "Einsum" for base in cls.__mro__):  # named after torch's last node, refusing as einsum
-        name = "Einsum"
     if name == "MatmulBackward0" and len(inputs) == 2:  # matmul's kernel, by the operands' dims
         ranks = (inputs[0]._data.ndim, inputs[1]._data.ndim)
         name = ("DotBackward0" if ranks == (1, 1) else "MvBackward0" if ranks == (2, 1) else
                 "MmBackward0" if max(ranks) <= 2 else "BmmBackward0")
     message = _PRODUCT_REFUSALS.get(name)
-    if message is None or (name == "Einsum" and len(inputs) != 2):
+    if message is None:
         return
     first = 1 if name == "AddmmBackward0" else 0  # addmm's bias is added, not multiplied
     (a, b), (ta, tb) = inputs[first:first + 2], tangents[first:first + 2]

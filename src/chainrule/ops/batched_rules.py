@@ -894,6 +894,12 @@ def _diagonal_scatter(node, grad):
     return linalg.Diagonal.apply(grad, offset=offset, dim1=_batch_dim(dim1, ndim), dim2=_batch_dim(dim2, ndim))
 
 
+@register_batched_rule(linalg.EinsumSteps, linalg.EinsumProductSteps)
+def _einsum_steps(node, grad):
+    # torch's einsum steps recomputed through their ops, whose batched rules the walk then runs
+    return linalg._einsum_steps_by_ops(node, grad, batched=True)
+
+
 @register_batched_rule(linalg.Solve, decompositions.SolveTriangular, decompositions.Lstsq, decompositions.CholeskySolve)
 def _solve(node, grad):
     # X = A⁻¹B (A⁺B for lstsq, (LLᵀ)⁻¹B for cholesky_solve): the ordinary rule's solves and
@@ -938,24 +944,3 @@ def _matrix_factorization(node, *grads):
     return node._forward_cls.backward(node, *grads)
 
 
-@register_batched_rule(linalg.EinsumContraction, linalg.EinsumProduct)
-def _einsum(node, grad):
-    # each operand's gradient is the ordinary rule's contraction with a fresh letter for the batch
-    # in front of the output's and of that operand's (whose own values the rule never reads: only
-    # its shape, here with the batch dim)
-    operands, subs, output = node.saved_values, node.subs, node.output
-    if grad._data.dtype.kind == "c":
-        return NotImplemented
-    used = {c for sub in subs for c in sub} | set(output)
-    letter = next(c for c in linalg._LETTERS if c not in used)
-    batch, xp = grad.shape[0], array_module(grad._data)
-    grads = []
-    for k, x in enumerate(operands):
-        if not node.needs_input_grad[k]:
-            grads.append(None)
-            continue
-        shaped = list(operands)
-        shaped[k] = Tensor._make(xp.broadcast_to(x._data, (batch,) + tuple(x.shape)))
-        batched_subs = [[letter] + list(sub) if j == k else sub for j, sub in enumerate(subs)]
-        grads.append(linalg._einsum_operand_grad(grad, shaped, batched_subs, [letter] + list(output), k))
-    return tuple(grads)

@@ -18,11 +18,20 @@ import warnings
 import numpy as np
 
 from .. import _config, _dtype, _opmath, _sum_order, _torch_function, return_types
-from .._backend import array_module, autocast_unifies, broadcast_solve, checked_linalg, has_values
+from .._backend import (
+    array_module,
+    autocast_unifies,
+    broadcast_solve,
+    checked_linalg,
+    has_values,
+    strided_view,
+)
 from .._layout import not_on_sparse
 from .._opmath import cpu_autocast_policy
 from ..autograd import forward_ad as _forward_ad
 from ..autograd import function as _function_module
+from ..autograd.engine import SumToSize
+from ..autograd.engine import grad as autograd_grad
 from ..autograd.function import (
     _NULL_CTX,
     QUIET,
@@ -39,14 +48,13 @@ from ..autograd.function import (
     unwatched_on_plain_arrays,
     without_derivative,
 )
-from ..autograd.grad_mode import is_grad_enabled
+from ..autograd.grad_mode import enable_grad, is_grad_enabled
 from ..tensor import Tensor, _wrap_dim, honours_out, refuse_out_under_autograd, warn_resized_out, write_out
 from . import creation
 from ._arg_parser import check_as, check_bool, out_rule
 from .elementwise import (
     SPARSE_COO_TYPES,
     Mul,
-    _cast,
     _conj,
     _one_device,
     _pair,
@@ -58,10 +66,12 @@ from .reduce import SumDim
 from .shape import (
     Expand,
     Permute,
+    Reshape,
     Transpose,
     UnsafeView,
     _infer_size,
     _share,
+    _viewable,
     expanded_shape,
     reshaped,
     torch_empty_slice,
@@ -1337,188 +1347,6 @@ def _parsed_einsum(equation: str, shapes: tuple) -> tuple:
     return tuple(tuple(sub) for sub in subs), tuple(output)
 
 
-def _join(subs) -> str:
-    return ",".join("".join(s) for s in subs)
-
-
-class Einsum(Function):
-    label = "einsum"
-    rule = "each operand gets an einsum of the gradient with the others"
-    _array_forward = True
-
-    @staticmethod
-    def forward(ctx, *operands, subs, output, layout=None):
-        xp = array_module(*operands)
-        ctx.save_for_backward(*operands)
-        ctx.subs = subs
-        ctx.output = output
-        # NumPy refuses an ellipsis the output drops ("ni...->ni"); torch sums those dims, as
-        # it does for any dropped letter, so spelt as letters the output simply omits them
-        if (xp is not np or "..." not in output or layout is not None) and any("..." in sub for sub in subs):
-            subs, output, operands = _explicit_ellipsis(subs, output, operands, xp)
-        if layout is None:
-            equation = _join(subs) + "->" + "".join(output)
-            # optimize=True contracts pairwise through BLAS (tensordot) in a good order; the
-            # result may come back transposed, torch's is contiguous
-            result = (_numpy_einsum(equation, operands) if xp is np and len(operands) > 1
-                      else xp.einsum(equation, *operands, optimize=len(operands) > 1))
-            # an empty array counts as contiguous in any order to NumPy, torch's is laid out in order
-            return xp.asarray(result, order="C") if result.size else xp.zeros(result.shape, result.dtype)
-        # torch's result is its bmm's, laid out (shared, left-only, right-only dims) and
-        # permuted to the output's order: computed in that layout, returned as that view
-        equation = _join(subs) + "->" + "".join(output[d] for d in layout)
-        in_layout = xp.ascontiguousarray(_numpy_einsum(equation, operands) if xp is np
-                                         else xp.einsum(equation, *operands, optimize=True))
-        # the inverse permutation as Python ints: a device array takes no host array for its axes
-        return in_layout.transpose(sorted(range(len(layout)), key=layout.__getitem__))
-
-    @staticmethod
-    @conjugate_rule  # bilinear: for complex operands, grad_A = G Bᴴ
-    def backward(ctx, grad):
-        # grad of operand k: the output gradient contracted with every other operand, then spread
-        # over the letters only operand k had (broadcast) and its repeated letters (a diagonal)
-        operands = ctx.saved_values
-        return tuple(_einsum_operand_grad(grad, operands, ctx.subs, ctx.output, k)
-                     if ctx.needs_input_grad[k] else None for k in range(len(operands)))
-
-
-try:  # NumPy >= 2.4 contracts each pair of an optimised einsum with these two
-    from numpy._core.einsumfunc import bmm_einsum as _np_bmm_einsum
-    from numpy._core.einsumfunc import c_einsum as _np_c_einsum
-except ImportError:  # pragma: no cover - an older NumPy: its einsum plans each call
-    _np_bmm_einsum = _np_c_einsum = None
-
-
-def _numpy_einsum(equation: str, operands) -> np.ndarray:
-    """``np.einsum(equation, *operands, optimize=True)`` step for step (the same pairwise
-    contractions, so the same values), its contraction path planned once per (equation, shapes):
-    NumPy's planning (einsum_path) costs more than a small contraction itself."""
-    if _np_bmm_einsum is None:
-        return np.einsum(equation, *operands, optimize=True)
-    arrays = list(operands)
-    for positions, step in _numpy_einsum_steps(equation, tuple(a.shape for a in operands)):
-        taken = [arrays.pop(i) for i in positions]
-        arrays.append(_np_bmm_einsum(step, *taken) if len(taken) == 2 else _np_c_einsum(step, *taken))
-    return arrays[0]
-
-
-@functools.lru_cache(maxsize=256)  # a model calls the same equation on the same shapes each step
-def _numpy_einsum_steps(equation: str, shapes: tuple) -> tuple:
-    # the path depends on the shapes alone: planned on stand-ins of those shapes (no data)
-    stand_ins = [np.broadcast_to(np.zeros((), np.float64), shape) for shape in shapes]
-    _, contractions = np.einsum_path(equation, *stand_ins, optimize=True, einsum_call=True)
-    return tuple((tuple(c[0]), c[1]) for c in contractions)
-
-
-class EinsumContraction(Einsum):
-    # torch's einsum of several operands that sums a label ends with a view of its last bmm
-    node_name = "ViewBackward0"
-
-
-class EinsumProduct(Einsum):
-    # with no label summed, torch's einsum of several operands is their broadcast product
-    node_name = "MulBackward0"
-
-
-def _explicit_ellipsis(subs, output, operands, xp):
-    """The equation with each ellipsis spelt as letters of its own, right-aligned as NumPy
-    broadcasts it, and the operands' size-1 dims broadcast (views). CuPy 14.2's einsum mis-shapes
-    some ellipsis equations (on an H200: ``i...,i->...`` raised, ``i...j,j->i...`` came back in the
-    wrong order), so a device gets only explicit letters of consistent sizes."""
-    used = {c for sub in list(subs) + [output] for c in sub}
-    counts = [operand.ndim - (len(sub) - 1) if "..." in sub else 0 for sub, operand in zip(subs, operands)]
-    letters = [c for c in _LETTERS if c not in used][:max(counts)]
-
-    def spelt(sub, count):
-        return [letter for c in sub for letter in (letters[len(letters) - count:] if c == "..." else [c])]
-
-    subs = [spelt(sub, count) for sub, count in zip(subs, counts)]
-    output = spelt(output, len(letters))
-    sizes: dict = {}
-    for sub, operand in zip(subs, operands):
-        for c, size in zip(sub, operand.shape):
-            if size != 1 or c not in sizes:
-                sizes[c] = size
-    operands = tuple(operand if operand.shape == tuple(sizes[c] for c in sub)
-                     else xp.broadcast_to(operand, tuple(sizes[c] for c in sub))
-                     for sub, operand in zip(subs, operands))
-    return subs, output, operands
-
-
-def _einsum_operand_grad(grad: Tensor, operands, subs, output, k: int) -> Tensor:
-    xp = array_module(grad)
-    target = subs[k]
-    x = operands[k]
-    other_subs = [output] + [s for j, s in enumerate(subs) if j != k]
-    others = [grad] + [t for j, t in enumerate(operands) if j != k]
-    elsewhere = {c for s in other_subs for c in s}
-    unique = list(dict.fromkeys(target))
-    kept = [c for c in unique if c in elsewhere]
-    g = einsum(_join(other_subs) + "->" + "".join(kept), *others)
-    if "..." in kept:
-        g = _reduce_ellipsis(g, kept, x, target)
-    if kept == target:
-        return g
-    # spread: einsum of g with ones over the missing letters and identities for repeated ones
-    shape = x._data.shape
-    letter_size = _letter_sizes(target, shape)
-    used = {c for s in subs for c in s} | set(output)
-    fresh = (c for c in _LETTERS if c not in used)
-    factors, factor_subs = [g], [kept]
-    missing = [c for c in unique if c not in kept]
-    if missing:
-        ones_shape = tuple(s for c in missing for s in (letter_size[c] if c == "..." else (letter_size[c],)))
-        factors.append(Tensor._make(xp.ones(ones_shape, dtype=grad._data.dtype)))
-        factor_subs.append(missing)
-    result_sub = []
-    seen: set = set()
-    for c in target:
-        if c in seen and c != "...":
-            new = next(fresh)
-            n = letter_size[c]
-            factors.append(Tensor._make(xp.eye(n, dtype=grad._data.dtype)))
-            factor_subs.append([c, new])
-            result_sub.append(new)
-        else:
-            result_sub.append(c)
-            seen.add(c)
-    return einsum(_join(factor_subs) + "->" + "".join(result_sub), *factors)
-
-
-def _letter_sizes(sub, shape) -> dict:
-    ell = len(shape) - len([c for c in sub if c != "..."])
-    sizes, position = {}, 0
-    for c in sub:
-        if c == "...":
-            sizes[c] = tuple(shape[position:position + ell])
-            position += ell
-        else:
-            sizes[c] = shape[position]
-            position += 1
-    return sizes
-
-
-def _reduce_ellipsis(g: Tensor, kept: list, x: Tensor, target: list) -> Tensor:
-    """Sum a gradient's broadcast ellipsis dims down to operand ``x``'s own ellipsis dims."""
-    from .reduce import sum
-
-    start = kept.index("...")
-    own = _letter_sizes(target, x._data.shape)["..."]
-    n_ell = g._data.ndim - (len(kept) - 1)
-    extra = n_ell - len(own)
-    if extra > 0:
-        g = sum(g, tuple(range(start, start + extra)))
-    elif extra < 0:
-        # the other operands' ellipsis had fewer dims: x's leading ones get the gradient broadcast
-        shape = tuple(g._data.shape)
-        g = g.reshape(shape[:start] + (1,) * -extra + shape[start:])
-        g = g.expand(shape[:start] + tuple(own[:-extra]) + shape[start:])
-    ones = tuple(start + i for i, s in enumerate(own) if s == 1 and g._data.shape[start + i] != 1)
-    if ones:
-        g = sum(g, ones, keepdim=True)
-    return g
-
-
 def _subscript_letter(n) -> str:
     """One subscript of torch's sublist form as its Python reads it: Ellipsis, 0-25 as 'A'-'Z', 26-51 as
     'a'-'z'. Anything else fails where torch's comparisons and chr() fail (a float at chr(), a
@@ -1570,80 +1398,569 @@ def einsum(equation, *operands) -> Tensor:
         raise RuntimeError("einsum(): must provide at least one operand")
     if len(operands) == 1:
         return _one_operand_einsum(operands[0], *_one_operand_steps(equation, operands[0]._data.shape))
-    shapes = [t._data.shape for t in operands]
-    subs, output = _parse_einsum(equation, shapes)
-    dtypes = {t._data.dtype for t in operands}
-    torch_dtype = None
-    if len(dtypes) > 1 or operands[0]._data.dtype.kind in "biu":
-        torch_dtype = _dtype_torch_einsum_ends_with(subs, output, operands)
-    if len(dtypes) > 1:
-        dtype = operands[0].dtype
-        for t in operands[1:]:
-            dtype = _dtype.promote_types(dtype, t.dtype)
-        operands = tuple(_cast(t, dtype) for t in operands)
-    if torch_dtype is _dtype.int64 and operands[0]._data.dtype.kind in "biu":
-        # torch sums a label only one operand holds with its sum, which counts integers and bools in int64
-        operands = tuple(_cast(t, _dtype.int64) for t in operands)
-    layout = _torch_pair_layout(equation, tuple(shapes)) if len(operands) == 2 else None
-    summed = {label for sub in subs for label in sub} - set(output)
-    if summed:  # (torch contracts a pair with bmm; a plain product is a mul, which has its kernels)
-        _dtype.refuse_wide_unsigned("linalg.bmm", operands[0]._data)
-    result = (EinsumContraction if summed else EinsumProduct).apply(*operands, subs=subs, output=output,
-                                                                   layout=layout)
-    if torch_dtype is not None and torch_dtype is not result.dtype:
-        # an empty bmm answers zeros in one operand's dtype, unpromoted: the values are the same
-        result = _cast(result, torch_dtype)
-    return result
+    subs, output = _parse_einsum(equation, [t._data.shape for t in operands])
+    if _function_module.active_dispatch is None and not (is_grad_enabled() and any(t.requires_grad for t in operands)) \
+            and all(_plain_on_cpu(t) for t in operands) \
+            and len({t._data.dtype for t in operands}) == 1 and operands[0]._data.dtype.kind in "fc" \
+            and not any(_forward_ad.carries_tangent(t) for t in operands) and not autocast_unifies(operands[0]._data):
+        # nothing watches, records, carries a tangent or autocasts (bmm): the same steps on the
+        # arrays (a node's cost each, saved), planned once per equation and shapes
+        plan = _array_steps(equation, tuple(t._data.shape for t in operands))
+        if plan is not None:
+            steps, result = plan
+            values = [t._data for t in operands]
+            for step, at, argument in steps:
+                values.append(step(values[at[0]], argument) if argument is not None else step(*(values[k] for k in at)))
+            return Tensor._make(values[result])
+    if _function_module.active_dispatch is None and is_grad_enabled() \
+            and all(_plain_on_cpu(t) and t._data.size for t in operands) \
+            and operands[0]._data.dtype in _STEPPED_DTYPES and len({t._data.dtype for t in operands}) == 1 \
+            and _function_module.active_extension is None and _function_module.active_profiler is None \
+            and not _function_module.func_transforms.active and not _function_module.tracing_ops \
+            and not autocast_unifies(operands[0]._data):
+        # the common training case: grad is recorded, and nothing watches the steps, carries a
+        # tangent, batches (vmap) or autocasts: the same steps on the arrays, recorded as one node
+        plan = _grad_plan(equation, tuple(t._data.shape for t in operands), tuple(t.requires_grad for t in operands))
+        if plan.node is not None:
+            return plan.node.apply(*operands, plan=plan)
+    return _pairwise_einsum(subs, output, operands, _ON_TENSORS)
+
+
+def _plain_on_cpu(t: Tensor) -> bool:
+    """Whether einsum may take its steps on ``t``'s array: a CPU tensor, a plain one or of a subclass whose
+    ops give plain Tensors (torch's disabled __torch_function__: a Parameter, a Buffer), as the recorded
+    ops treat them."""
+    return type(t._data) is np.ndarray and (
+        t.__class__ is Tensor or t.__class__.__torch_function__ is _torch_function.disabled_torch_function_impl)
+
+
+@functools.lru_cache(maxsize=256)  # a model calls the same equation on the same shapes each step
+def _array_steps(equation: str, shapes: tuple) -> tuple | None:
+    """_pairwise_einsum's steps for operands of ``shapes``: each as (array function, the positions of
+    its inputs among the operands and the earlier steps' results, its one other argument or None), and
+    the result's position; None when a step sums (only the sum op computes as torch does) or the
+    result has a dim of size 0 or 1 (whose stride torch's views set, not NumPy's)."""
+    subs, output = _parse_einsum(equation, list(shapes))
+    planner = _Planner(shapes)
+    try:
+        result = _pairwise_einsum(subs, output, [_Planned(k, shape) for k, shape in enumerate(shapes)], planner)
+    except _NeedsOps:
+        return None
+    if 0 in result.shape or 1 in result.shape:
+        return None
+    return planner.compacted(result)
+
+
+# (float16 and bfloat16 steps compute in float32 through the ops' own hooks: recorded step by step)
+_STEPPED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class _GradPlan:
+    """_pairwise_einsum's steps for operands of given shapes of which given ones require grad, each as
+    the op the recorded route applies: (kind, the positions of its inputs among the operands and the
+    earlier steps' results, its argument, which inputs need a gradient, the inputs' shapes). ``node``:
+    the Function recording them as one node, named as torch's einsum's last node (None: recorded
+    step by step)."""
+
+    def __init__(self, subs, output, shapes: tuple, needs: tuple) -> None:
+        self.subs, self.output, self.operand_count = subs, output, len(shapes)
+        self.steps: list = []
+        result = _pairwise_einsum(list(subs), list(output), [_Taped(k, shape, need) for k, (shape, need)
+                                                             in enumerate(zip(shapes, needs))], self)
+        # the steps a folded permute left out (None) dropped, the positions renumbered
+        position = list(range(self.operand_count))
+        steps = []
+        for step in self.steps:
+            position.append(self.operand_count + len(steps))
+            if step is not None:
+                steps.append(step[:1] + (tuple(position[k] for k in step[1]),) + step[2:])
+        self.result = position[result.at]
+        self.steps = tuple(steps)
+        self.node = {"reshape": EinsumSteps, "mul": EinsumProductSteps}.get(self.steps[-1][0])
+
+    def _step(self, kind, inputs, argument, shape):
+        self.steps.append((kind, tuple(x.at for x in inputs), argument, tuple(x.needs for x in inputs),
+                           tuple(x.shape for x in inputs)))
+        return _Taped(self.operand_count + len(self.steps) - 1, shape, any(x.needs for x in inputs))
+
+    @staticmethod
+    def shape(x):
+        return x.shape
+
+    def diagonal(self, x, dim1, dim2):  # x.diagonal(0, dim1, dim2).movedim(-1, dim1)
+        shape = [s for d, s in enumerate(x.shape) if d not in (dim1, dim2)] + [x.shape[dim1]]
+        diagonal = self._step("diagonal", (x,), (dim1, dim2), tuple(shape))
+        order = list(range(len(shape) - 1))
+        order.insert(dim1, len(shape) - 1)
+        return self.permute(diagonal, order)
+
+    def sum(self, x, dims):  # reduce.sum(x, dims, keepdim=True)
+        dims = tuple(sorted(dims))
+        return self._step("sum", (x,), dims, tuple(1 if d in dims else s for d, s in enumerate(x.shape)))
+
+    def mul(self, x, y):
+        return self._step("mul", (x, y), None, np.broadcast_shapes(x.shape, y.shape))
+
+    def bmm(self, x, y):
+        return self._step("bmm", (x, y), None, (x.shape[0], x.shape[1], y.shape[2]))
+
+    def unsqueeze(self, x, dim):
+        return self._step("unsqueeze", (x,), dim, x.shape[:dim] + (1,) + x.shape[dim:])
+
+    def permute(self, x, dims):
+        # a permute of a permute is one permute, and the identity none: the same strides (of the
+        # same memory) forward and back, with fewer steps
+        dims = tuple(dims)
+        shape = tuple(x.shape[d] for d in dims)
+        producer = x.at - self.operand_count
+        if producer >= 0 and self.steps[producer][0] == "permute":
+            _, (at,), (before, _), _, (before_shape,) = self.steps[producer]
+            self.steps[producer] = None
+            x, dims = _Taped(at, before_shape, x.needs), tuple(before[d] for d in dims)
+        if dims == tuple(range(len(dims))):
+            return _Taped(x.at, shape, x.needs)
+        return self._step("permute", (x,), (dims, tuple(sorted(range(len(dims)), key=dims.__getitem__))), shape)
+
+    def reshape(self, x, *shape):
+        return self._step("reshape", (x,), tuple(shape), tuple(shape))
+
+    def view(self, x, shape):  # (a view of bmm's contiguous result: reshape's steps)
+        return self._step("reshape", (x,), tuple(shape), tuple(shape))
+
+
+class _Taped:
+    """An operand or a step's result while _GradPlan plans: its position, shape and whether it needs a gradient."""
+
+    __slots__ = ("at", "shape", "needs")
+
+    def __init__(self, at: int, shape: tuple, needs: bool) -> None:
+        self.at, self.shape, self.needs = at, tuple(shape), needs
+
+
+@functools.lru_cache(maxsize=256)  # a model calls the same equation on the same shapes each step
+def _grad_plan(equation: str, shapes: tuple, needs: tuple) -> _GradPlan:
+    subs, output = _parse_einsum(equation, list(shapes))
+    return _GradPlan(subs, output, shapes, needs)
+
+
+def _reshaped_array(x, shape: tuple):
+    """reshape's array on a plain tensor: a view where the strides allow, else a row-major copy
+    viewed (UnsafeView of a Clone), as ``_reshape_to`` and a view node's plain backward compute it."""
+    if not _viewable(x, shape):
+        x = x.copy()
+    return Reshape.forward(_NULL_CTX, x, shape)
+
+
+def _unsqueezed_array(x, dim: int):
+    """unsqueeze's view with torch's strides: x's, and for the new dim the extent of the dim it goes before."""
+    shape = x.shape[:dim] + (1,) + x.shape[dim:]
+    out = x.reshape(shape)  # (always a view: only a size-1 dim's stride is NumPy's own)
+    strides = x.strides[:dim] + (x.shape[dim] * x.strides[dim] if dim < x.ndim else x.itemsize,) + x.strides[dim:]
+    return out if out.strides == strides else strided_view(out, shape, strides)
+
+
+class EinsumSteps(Function):
+    """torch's einsum of several operands (_pairwise_einsum's steps, as _GradPlan lists them) recorded
+    as one node: each step computed on the arrays as the recorded route's op computes it, so the values
+    are that route's, and the rule runs each step's rule in reverse as its node's plain backward
+    computes it (bmm's G Bᵀ and Aᵀ G as Bmm's rule, mul's products as Mul's, a broadcast gradient
+    summed back as the engine's SumToSize, views undone), so the gradients are that route's too, with
+    one node instead of about ten. Under create_graph, or where the backward's ops are watched, the
+    rule is the recorded route's own backward, run on its steps recomputed.
+
+    Named as torch's einsum's last node: a view of its last bmm (a product with nothing summed is
+    EinsumProductSteps, a mul); unlike torch's, the result is not a view of that bmm's."""
+
+    _array_forward = True
+    node_name = "ViewBackward0"
+    # torch's view node's: the shape of the last view's input (bmm's result, its dims spread)
+    saved_attributes = {"_saved_self_sym_sizes": SavedValue(lambda node: tuple(node.plan.steps[-1][4][0]))}
+    label = "einsum"
+    rule = "torch's pairwise steps (views, sums, bmm or mul) in reverse, each step's vector-Jacobian product"
+
+    @staticmethod
+    def forward(ctx, *operands, plan):
+        values = list(operands)
+        # what the products' rules read: for each bmm or mul, the right operand where the left needs
+        # a gradient and the left where the right does (saved with the operands: freed after the
+        # walk, and the operands version-checked)
+        kept = []
+        for kind, at, argument, needs, _ in plan.steps:
+            x = values[at[0]]
+            if kind == "permute":
+                out = x.transpose(argument[0])  # (Permute's forward of a non-empty array)
+            elif kind == "reshape":
+                out = _reshaped_array(x, argument)
+            elif kind == "unsqueeze":
+                out = _unsqueezed_array(x, argument)
+            elif kind == "bmm" or kind == "mul":
+                y = values[at[1]]
+                # (Bmm's forward of two 3-d arrays of one batch, whether or not a gradient is needed)
+                out = _array_bmm(x, y) if kind == "bmm" else Mul.forward(_NULL_CTX, x, y)
+                if needs[0] or needs[1]:
+                    kept.append(y if needs[0] else None)
+                    kept.append(x if needs[1] else None)
+            elif kind == "diagonal":
+                out = Diagonal.forward(_NULL_CTX, x, 0, *argument)
+            else:  # sum
+                out = SumDim.forward(_NULL_CTX, x, argument, True, None)
+            values.append(out)
+        ctx.plan = plan
+        ctx.save_for_backward(*operands, *kept)
+        return values[plan.result]
+
+    @staticmethod
+    def backward(ctx, grad):
+        plan = ctx.plan
+        saved = ctx.saved_values
+        if is_grad_enabled() or type(grad) is not Tensor or type(grad._data) is not np.ndarray \
+                or _torch_function.flags.modes_live or not unwatched_on_plain_arrays(grad) \
+                or numpy_errstate.get() is not QUIET:
+            return _einsum_steps_by_ops(ctx, grad)
+        grads = [None] * (plan.operand_count + len(plan.steps))
+        grads[plan.result] = grad._data
+        at_kept = len(saved)
+        for position in range(len(plan.steps) - 1, -1, -1):
+            kind, at, argument, needs, shapes = plan.steps[position]
+            if kind == "bmm" or kind == "mul":
+                if needs[0] or needs[1]:
+                    at_kept -= 2
+                    y, x = saved[at_kept], saved[at_kept + 1]
+            g = grads[plan.operand_count + position]
+            if g is None:  # (no operand needing a gradient reaches this step)
+                continue
+            if kind == "permute":
+                grads[at[0]] = g.transpose(argument[1])
+            elif kind == "reshape" or kind == "unsqueeze":
+                grads[at[0]] = _reshaped_array(g, shapes[0])
+            elif kind == "bmm":  # d(A B) = dA B + A dB: G Bᵀ and Aᵀ G
+                if needs[0]:
+                    grads[at[0]] = _array_bmm(g, y._data.swapaxes(1, 2))
+                if needs[1]:
+                    grads[at[1]] = _array_bmm(x._data.swapaxes(1, 2), g)
+            elif kind == "mul":  # d(a * b) = b da + a db, each summed back to its operand's shape
+                for k, other in ((0, y), (1, x)):
+                    if needs[k]:
+                        g_k = g * other._data
+                        grads[at[k]] = g_k if g_k.shape == shapes[k] else SumToSize.forward(_NULL_CTX, g_k,
+                                                                                           shapes[k])
+            elif kind == "diagonal":
+                grads[at[0]] = DiagonalScatter.forward(_NULL_CTX, g, shapes[0], 0, *argument)
+            else:  # sum: the gradient copied over the summed dims
+                grads[at[0]] = np.broadcast_to(g, shapes[0])
+        needs = ctx.needs_input_grad
+        return tuple(Tensor._make(grads[k]) if needs[k] else None for k in range(plan.operand_count))
+
+
+class EinsumProductSteps(EinsumSteps):
+    # with nothing summed, torch's einsum of several operands ends with their broadcast product
+    node_name = "MulBackward0"
+    # torch's mul node's: its factors, each kept where the other needs a gradient (the last two saved)
+    saved_attributes = {"_saved_other": saved(-2), "_saved_self": saved(-1)}
+
+
+def _einsum_steps_by_ops(node, grad, batched: bool = False) -> tuple:
+    """An EinsumSteps node's gradients as the recorded route's backward gives them: its steps
+    recomputed through chainrule's ops from the saved operands, then differentiated (recorded under
+    create_graph, so twice differentiable; ``batched``: a batch of output gradients, its rows'
+    vector-Jacobian products). A tensor passed as several operands gets its whole gradient once."""
+    plan = node.plan
+    operands = node.saved_values[:plan.operand_count]
+    wanted = []
+    for k, t in enumerate(operands):
+        if node.needs_input_grad[k] and not any(t is operands[j] for j in wanted):
+            wanted.append(k)
+    recording = is_grad_enabled()
+    with enable_grad():
+        out = _pairwise_einsum(list(plan.subs), list(plan.output), operands, _ON_TENSORS)
+    grads = autograd_grad(out, [operands[k] for k in wanted], grad, create_graph=recording, allow_unused=True,
+                          is_grads_batched=batched)
+    result: list = [None] * plan.operand_count
+    for k, g in zip(wanted, grads):
+        result[k] = g
+    return tuple(result)
+
+
+class _NeedsOps(Exception):
+    pass
+
+
+class _OnTensors:
+    """The steps of torch's einsum as chainrule's ops (a dispatch mode sees each, autograd records each)."""
+
+    @staticmethod
+    def shape(x):
+        return x._data.shape
+
+    @staticmethod
+    def diagonal(x, dim1, dim2):  # moved back to dim1, as torch's movedim(-1, dim1)
+        return x.diagonal(0, dim1, dim2).movedim(-1, dim1)
+
+    @staticmethod
+    def sum(x, dims):
+        from .reduce import sum as reduce_sum
+
+        return reduce_sum(x, dims, True)
+
+    @staticmethod
+    def mul(x, y):
+        from .elementwise import mul
+
+        return mul(x, y)
+
+    @staticmethod
+    def bmm(x, y):
+        return bmm(x, y)
+
+    @staticmethod
+    def unsqueeze(x, dim):
+        return x.unsqueeze(dim)
+
+    @staticmethod
+    def permute(x, dims):
+        return x.permute(dims)
+
+    @staticmethod
+    def reshape(x, *shape):
+        return x.reshape(shape)
+
+    @staticmethod
+    def view(x, shape):
+        return x.view(shape)
+
+
+def _array_diagonal(x: np.ndarray, dims: tuple) -> np.ndarray:
+    return np.moveaxis(np.diagonal(x, 0, *dims), -1, dims[0])
+
+
+def _array_mul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return Mul.forward(_NULL_CTX, x, y)  # (laid out as torch's TensorIterator lays it out)
+
+
+def _array_bmm(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Bmm's forward of two 3-d arrays of one batch when nothing records (the same bits), less its
+    other cases' tests."""
+    return _in_order_product(x, y) if _small_product(x, y) else _as_array(np.matmul(_blas_ready(x), _blas_ready(y)))
+
+
+class _Planned:
+    """An operand or a step's result while _array_steps plans: its position and shape."""
+
+    def __init__(self, at: int, shape: tuple):
+        self.at, self.shape = at, tuple(shape)
+
+
+class _Planner:
+    """Takes _pairwise_einsum's steps on _Planned stand-ins, noting each as the NumPy function that
+    computes the op's values (views as NumPy's, bmm as Bmm's forward, so the same bits). Each value
+    is used by one step only, so a view of a view folds into the first (transposes compose,
+    reshapes replace, an unsqueeze is a reshape) and one that changes nothing is left out: the
+    values and the result's strides are the same, with fewer Python calls."""
+
+    def __init__(self, shapes: tuple):
+        self.operand_count = len(shapes)
+        self.steps: list = []  # (function, input positions, argument); None where folded away
+
+    def _step(self, function, inputs, argument, shape):
+        self.steps.append((function, tuple(x.at for x in inputs), argument))
+        return _Planned(self.operand_count + len(self.steps) - 1, shape)
+
+    def _view(self, function, x, argument, shape):
+        producer = x.at - self.operand_count
+        while producer >= 0 and self.steps[producer][0] is None:  # an identity folded away: its input
+            x = _Planned(self.steps[producer][1][0], x.shape)
+            producer = x.at - self.operand_count
+        if producer >= 0 and self.steps[producer][0] is function and function is not _array_diagonal:
+            _, (at,), before = self.steps[producer]
+            if function is np.ndarray.transpose:  # permute(permute(x, p), q) is permute(x, p[q])
+                argument = tuple(before[d] for d in argument)
+            self.steps[producer] = (function, (at,), argument)
+            if argument == (tuple(range(len(argument))) if function is np.ndarray.transpose else None):
+                self.steps[producer] = (None, (at,), None)
+            return _Planned(x.at, shape)
+        if argument == (tuple(range(len(argument))) if function is np.ndarray.transpose else x.shape):
+            return _Planned(x.at, shape)
+        return self._step(function, (x,), argument, shape)
+
+    def compacted(self, result: _Planned) -> tuple:
+        """The steps without those folded away, their inputs renumbered, and the result's position."""
+        position = list(range(self.operand_count))
+        steps = []
+        for function, at, argument in self.steps:
+            if function is None:  # an identity: its value is its input's
+                position.append(position[at[0]])
+                continue
+            steps.append((function, tuple(position[k] for k in at), argument))
+            position.append(self.operand_count + len(steps) - 1)
+        return tuple(steps), position[result.at]
+
+    @staticmethod
+    def shape(x):
+        return x.shape
+
+    def diagonal(self, x, dim1, dim2):
+        shape = list(x.shape)
+        del shape[dim2]
+        return self._step(_array_diagonal, (x,), (dim1, dim2), tuple(shape))
+
+    @staticmethod
+    def sum(x, dims):
+        raise _NeedsOps
+
+    def mul(self, x, y):
+        return self._step(_array_mul, (x, y), None, np.broadcast_shapes(x.shape, y.shape))
+
+    def bmm(self, x, y):
+        return self._step(_array_bmm, (x, y), None, (x.shape[0], x.shape[1], y.shape[2]))
+
+    def unsqueeze(self, x, dim):
+        shape = x.shape[:dim] + (1,) + x.shape[dim:]
+        return self._view(np.ndarray.reshape, x, shape, shape)
+
+    def permute(self, x, dims):
+        return self._view(np.ndarray.transpose, x, tuple(dims), tuple(x.shape[d] for d in dims))
+
+    def reshape(self, x, *shape):
+        return self._view(np.ndarray.reshape, x, tuple(shape), tuple(shape))
+
+    def view(self, x, shape):
+        return self._view(np.ndarray.reshape, x, tuple(shape), tuple(shape))
+
+
+_ON_TENSORS = _OnTensors()
+
+
+def _pairwise_einsum(subs: list, output: list, operands, on):
+    """torch's einsum of several operands (at::native::einsum with no path: opt_einsum is not
+    installed with torch here, so it contracts left to right), step for step through chainrule's
+    recorded ops, so a dispatch mode sees torch's aten calls, the graph is theirs and float32
+    values are bmm's as torch's are.
+
+    Every operand is aligned to one order of dims: the output's, then the ellipsis if the output
+    drops it, then the summed labels in label order (A-Z, a-z); a repeated label takes a diagonal
+    moved back to its first dim, a missing one is unsqueezed. The first two operands are then
+    folded into one until one is left: the summed dims only one of them holds (with size > 1
+    among the operands left) are summed first, then the pair is multiplied or contracted
+    (_sumproduct_pair). The summed dims, now of size 1, are viewed away. ``on`` takes the steps
+    (_ON_TENSORS, or _array_steps' _Planner)."""
+    ell_num_dim = max((len(on.shape(t)) - (len(sub) - 1) for sub, t in zip(subs, operands) if "..." in sub), default=0)
+    position: dict = {}
+    at = 0
+    ell_index = 0
+    for label in output:
+        if label == "...":
+            ell_index = at
+            at += ell_num_dim
+        else:
+            position[label] = at
+            at += 1
+    out_size = at
+    if "..." not in output:
+        ell_index = at
+        at += ell_num_dim
+    for label in sorted({label for sub in subs for label in sub if label != "..." and label not in position}):
+        position[label] = at
+        at += 1
+    dims = at
+    dim_counts = [0] * dims
+    ops = []
+    for sub, operand in zip(subs, operands):
+        op = operand
+        permutation = [-1] * dims
+        dim = 0
+        for label in sub:
+            if label == "...":
+                width = len(on.shape(operand)) - (len(sub) - 1)  # (the operand's, before any diagonal)
+                for j in range(ell_num_dim - width, ell_num_dim):
+                    if on.shape(op)[dim] != 1:
+                        dim_counts[ell_index + j] += 1
+                    permutation[ell_index + j] = dim
+                    dim += 1
+            elif permutation[position[label]] == -1:
+                if on.shape(op)[dim] != 1:
+                    dim_counts[position[label]] += 1
+                permutation[position[label]] = dim
+                dim += 1
+            else:  # a repeated label: its diagonal, moved back to the label's first dim
+                first = permutation[position[label]]
+                op = on.diagonal(op, first, dim)
+        for k in range(dims):
+            if permutation[k] == -1:  # a label this operand lacks
+                op = on.unsqueeze(op, dim)
+                permutation[k] = dim
+                dim += 1
+        ops.append(on.permute(op, permutation))
+    while len(ops) > 1:
+        a, b = ops[0], ops[1]
+        sum_dims, a_dims_to_sum, b_dims_to_sum = [], [], []
+        for dim in range(out_size, dims):
+            if on.shape(a)[dim] != 1 and on.shape(b)[dim] != 1:
+                dim_counts[dim] -= 1
+                if dim_counts[dim] == 1:
+                    sum_dims.append(dim)
+                    dim_counts[dim] = 0
+            elif dim_counts[dim] == 1:
+                if on.shape(a)[dim] != 1:
+                    a_dims_to_sum.append(dim)
+                    dim_counts[dim] = 0
+                elif on.shape(b)[dim] != 1:
+                    b_dims_to_sum.append(dim)
+                    dim_counts[dim] = 0
+        if a_dims_to_sum:
+            a = on.sum(a, a_dims_to_sum)
+        if b_dims_to_sum:
+            b = on.sum(b, b_dims_to_sum)
+        ops[:2] = [_sumproduct_pair(a, b, sum_dims, on)]
+    if dims > out_size:  # every summed dim is now of size 1
+        return on.view(ops[0], on.shape(ops[0])[:out_size])
+    return ops[0]
+
+
+def _sumproduct_pair(left, right, sum_dims: list, on):
+    """torch's sumproduct_pair with keepdim: two operands of the same number of dims (size-1 dims
+    broadcast), ``sum_dims`` summed over, as one bmm of (dims both hold, dims only the left holds,
+    summed) by (both, summed, the rest) viewed back to the operands' order; a plain product (mul)
+    when nothing is summed."""
+    if not sum_dims:
+        return on.mul(left, right)
+    lro, lo, ro = [], [], []
+    lro_size = lo_size = ro_size = sum_size = 1
+    for i in range(len(on.shape(left))):
+        in_left, in_right = on.shape(left)[i] != 1, on.shape(right)[i] != 1
+        if i in sum_dims:
+            if in_left and in_right:
+                if on.shape(left)[i] != on.shape(right)[i]:
+                    raise RuntimeError("non-broadcast dimensions must match")
+                sum_size *= on.shape(left)[i]
+            elif in_left:
+                left = on.sum(left, [i])
+            elif in_right:
+                right = on.sum(right, [i])
+        elif in_left and in_right:
+            if on.shape(left)[i] != on.shape(right)[i]:
+                raise RuntimeError("non-broadcast dimensions must match")
+            lro.append(i)
+            lro_size *= on.shape(left)[i]
+        elif in_left:
+            lo.append(i)
+            lo_size *= on.shape(left)[i]
+        else:
+            ro.append(i)
+            ro_size *= on.shape(right)[i]
+    if lo and ro and ro[-1] < lo[0]:  # swapped, bmm's result is laid out in the output's order
+        left, right, lo, ro, lo_size, ro_size = right, left, ro, lo, ro_size, lo_size
+    out_shape = ([on.shape(left)[d] for d in lro] + [on.shape(left)[d] for d in lo] + [1] * len(sum_dims)
+                 + [on.shape(right)[d] for d in ro])
+    out_permutation = [0] * len(out_shape)
+    for i, d in enumerate(lro + lo + sum_dims + ro):
+        out_permutation[d] = i
+    left = on.reshape(on.permute(left, lro + lo + sum_dims + ro), lro_size, lo_size, sum_size)
+    right = on.reshape(on.permute(right, lro + sum_dims + ro + lo), lro_size, sum_size, ro_size)
+    return on.permute(on.view(on.bmm(left, right), out_shape), out_permutation)
 
 
 einsum.__torch_dispatching__ = True
 einsum.__torch_owner__ = "torch"
-
-
-@functools.lru_cache(maxsize=256)  # a model calls the same equation on the same shapes each step
-def _torch_pair_layout(equation: str, shapes: tuple) -> tuple | None:
-    """The memory order of the output dims of torch's einsum of two operands that contract a
-    label both have (its sumproduct_pair: one bmm): the dims both operands have (size > 1), then
-    the left's own, then the rest (the right's own and those of size 1), each group in the
-    output's order; None when that is the output's own order, or when torch takes another route
-    (a plain product, an empty operand)."""
-    subs, output = _parse_einsum(equation, shapes)
-    sizes = []
-    for labels, shape in zip(subs, shapes):
-        if 0 in shape:
-            return None  # torch's empty result is contiguous (a (0,3,4,5)·(0,3,6,5) attention score)
-        width = len(shape) - (len(labels) - 1) if "..." in labels else 0
-        by_label: dict = {}
-        at = 0
-        for label in labels:
-            if label == "...":
-                # ellipsis dims are right-aligned: key them by their distance from the end
-                for k in range(width):
-                    by_label[("...", width - k)] = shape[at + k]
-                at += width
-            else:
-                by_label[label] = shape[at]
-                at += 1
-        sizes.append(by_label)
-    left, right = sizes
-    width = max((len(shape) - (len(labels) - 1) for labels, shape in zip(subs, shapes) if "..." in labels),
-                default=0)
-    keys = [key for label in output
-            for key in ([("...", width - k) for k in range(width)] if label == "..." else [label])]
-    contracted = {key for side in sizes for key in side if key not in keys}
-    summed = {key for key in contracted if left.get(key, 1) != 1 and right.get(key, 1) != 1}
-    if not summed:
-        return None  # nothing contracted by both: torch multiplies
-    shared, left_only, rest = [], [], []
-    for dim, key in enumerate(keys):
-        in_left, in_right = left.get(key, 1) != 1, right.get(key, 1) != 1
-        (shared if in_left and in_right else left_only if in_left else rest).append(dim)
-    # torch swaps the operands when every right-only dim comes before every left-only one; a
-    # label only one side has is summed first (keeping a dim of size 1), a right-only dim after them
-    if left_only and rest and summed == contracted and rest[-1] < left_only[0]:
-        left_only, rest = rest, left_only
-    layout = tuple(shared + left_only + rest)
-    return None if layout == tuple(sorted(layout)) else layout
 
 
 @functools.lru_cache(maxsize=256)  # (a model sums with the same equation on the same shape each step)
@@ -1691,7 +2008,9 @@ def _one_operand_einsum(operand: Tensor, diagonals: tuple, order: tuple, kept: i
     took two), unless it is the view the result is."""
     if not diagonals and kept == len(order):  # a permutation only: the view the result is
         return _share(Permute.apply(operand, dims=order), operand)
-    recording = operand.requires_grad and is_grad_enabled()
+    # a dispatch mode (or wrapper subclass) sees every step, as torch's
+    watched = _function_module.active_dispatch is not None
+    recording = watched or (operand.requires_grad and is_grad_enabled())
     for dim, later, moved_back in diagonals:
         diagonal = Diagonal.apply(operand, offset=0, dim1=dim, dim2=later)._share(operand)
         if recording or moved_back != tuple(range(len(moved_back))):
@@ -1702,88 +2021,13 @@ def _one_operand_einsum(operand: Tensor, diagonals: tuple, order: tuple, kept: i
         result = _share(Permute.apply(operand, dims=order), operand)
     if kept == len(order):
         return result
+    if watched:  # as torch's sum(dims) call: sum.dim_IntList (bools and integers count in int64)
+        from .reduce import sum as reduce_sum
+
+        return reduce_sum(result, list(range(kept, len(order))))
     # torch sums bools and integers in int64, as sum does
     dtype = np.int64 if result._data.dtype.kind in "biu" else None
     return SumDim.apply(result, dims=tuple(range(kept, len(order))), keepdim=False, dtype=dtype)
-
-
-def _dtype_torch_einsum_ends_with(subs: list, output: list, operands):
-    """The dtype of torch's einsum of several operands, or what it raises, from their shapes.
-
-    torch (at::native::einsum, no opt_einsum path) aligns every operand to one order of dims: the
-    output's, then the summed labels in label order (A-Z, a-z). It folds the operands in from the
-    left; for each pair it first sums, in that operand's dtype's sum (int64 for integers and
-    bools), the summed dims only it holds with size > 1 among the operands left, then multiplies
-    (a pair with nothing to contract: mul, which promotes) or contracts the dims both hold with one
-    bmm. bmm refuses bools and operands of different dtypes, except that with an empty operand it
-    checks nothing and answers zeros in its second operand's dtype; torch passes the pair swapped
-    when the last dim of size > 1 only in the right one (or of size 1 in both) comes before the
-    first only in the left one (sumproduct_pair's swap_lo_ro)."""
-    width = max((t._data.ndim - (len(sub) - 1) for sub, t in zip(subs, operands) if "..." in sub), default=0)
-    ellipsis = [("...", k) for k in range(width)]
-    order = [key for label in output for key in (ellipsis if label == "..." else [label])]
-    out_dims = len(order)
-    if "..." not in output:  # summed
-        order += ellipsis
-    order += sorted({label for sub in subs for label in sub if label != "..." and label not in output})
-    ops = []
-    for labels, t in zip(subs, operands):
-        shape = t._data.shape
-        own = len(shape) - (len(labels) - 1) if "..." in labels else 0
-        sizes: dict = {}
-        at = 0
-        for label in labels:
-            if label == "...":
-                for k in range(width - own, width):
-                    sizes[("...", k)] = shape[at]
-                    at += 1
-            else:
-                sizes[label] = shape[at]
-                at += 1
-        ops.append(({key: size for key, size in sizes.items() if size != 1}, t.dtype))
-    counts = {key: sum(key in sizes for sizes, _ in ops) for key in order}
-
-    def summed(dtype):  # sum's dtype: integers and bools count in int64
-        return dtype if dtype.is_floating_point or dtype.is_complex else _dtype.int64
-
-    while len(ops) > 1:
-        (a, a_dtype), (b, b_dtype) = ops[0], ops[1]
-        a, b = dict(a), dict(b)
-        contracted = []
-        for key in order[out_dims:]:
-            if key in a and key in b:
-                counts[key] -= 1
-                if counts[key] == 1:
-                    contracted.append(key)
-                    counts[key] = 0
-            elif counts[key] == 1 and (key in a or key in b):
-                counts[key] = 0
-                if key in a:
-                    del a[key]
-                    a_dtype = summed(a_dtype)
-                else:
-                    del b[key]
-                    b_dtype = summed(b_dtype)
-        if not contracted:
-            result, dtype = {**a, **b}, _dtype.promote_types(a_dtype, b_dtype)
-        else:
-            left_only = [at for at, key in enumerate(order) if key not in contracted and key in a and key not in b]
-            rest = [at for at, key in enumerate(order) if key not in contracted and key not in a]
-            (first, first_dims), (second, second_dims) = (b_dtype, b), (a_dtype, a)
-            if not (left_only and rest and rest[-1] < left_only[0]):
-                (first, first_dims), (second, second_dims) = (second, second_dims), (first, first_dims)
-            if 0 in first_dims.values() or 0 in second_dims.values():
-                dtype = second
-            elif first is _dtype.bool:
-                raise NotImplementedError('"bmm" not implemented for \'Bool\'')
-            elif second is not first:
-                raise RuntimeError(f"expected scalar type {_dtype.scalar_name(first)} but found "
-                                   f"{_dtype.scalar_name(second)}")
-            else:
-                dtype = first
-            result = {key: size for key, size in {**a, **b}.items() if key not in contracted}
-        ops[:2] = [(result, dtype)]
-    return ops[0][1]
 
 
 @functools.partial(honours_out, composite=True)  # (torch's is composite: out= is a copy_)
