@@ -693,6 +693,15 @@ _ATEN_SCHEMAS = {
                                                                            (1, 20)), {}),
     "Gelu": lambda inputs, params: (("gelu", "default"), (inputs[0],),
                                     {} if params["approximate"] == "none" else {"approximate": params["approximate"]}),
+    # (a bound torch's Python wrapper passes as a float is shown though it equals the schema's int default)
+    "Elu": lambda inputs, params: (("elu", "default"), _trailing(
+        (inputs[0], params["alpha"], params["scale"], params["input_scale"]), (1, 1, 1)), {}),
+    "Celu": lambda inputs, params: (("celu", "default"), _trailing((inputs[0], params["alpha"]), (1.0,)), {}),
+    "Hardtanh": lambda inputs, params: (("hardtanh", "default"), _trailing(
+        (inputs[0], params["min_val"], params["max_val"]), (-1, 1)), {}),
+    "LeakyRelu": lambda inputs, params: (("leaky_relu", "default"), _trailing(
+        (inputs[0], params["negative_slope"]), (0.01,)), {}),
+    "LogSigmoid": lambda inputs, params: (("log_sigmoid_forward", "default"), (inputs[0],), {}),
     "Convolution": _convolution, "MaxPool": _max_pool, "AvgPool": _avg_pool, "AvgPool3D": _avg_pool,
     "LayerNormalize": _layer_norm,
     "LayerNorm": _affine_layer_norm, "Embedding": _embedding,
@@ -795,6 +804,7 @@ def _as_given(overload, args, kwargs):
 # indices, the pooling indices, layer norm's statistics, nll's total weight are its parameters or
 # not kept): a changed call gives what the op would have
 _FIRST_OF_RESULT = {"max.dim", "min.dim", "native_layer_norm.default", "nll_loss_forward.default",
+                    "log_sigmoid_forward.default",
                     "topk.default", "sort.default", "sort.stable", "median.default", "median.dim",
                     "kthvalue.default", "mode.default", "cummax.default", "cummin.default",
                     *(f"max_pool{n}d_with_indices.default" for n in (1, 2, 3))}
@@ -929,6 +939,12 @@ _ATEN_STAND_INS = {
     "convolution.default": _stand_in_convolution, "native_layer_norm.default": _stand_in_native_layer_norm,
     "nll_loss_forward.default": _stand_in_nll_loss_forward, "index.Tensor": _stand_in_index,
     "linalg_vector_norm.default": _stand_in_linalg_vector_norm,
+    "elu.default": lambda input, alpha=1, scale=1, input_scale=1: _chainrule().ops.activation.Elu.apply(
+        input, alpha=alpha, scale=scale, input_scale=input_scale),
+    "celu.default": lambda input, alpha=1.0: _functional().celu(input, alpha),
+    "hardtanh.default": lambda input, min_val=-1, max_val=1: _functional().hardtanh(input, min_val, max_val),
+    "leaky_relu.default": lambda input, negative_slope=0.01: _functional().leaky_relu(input, negative_slope),
+    "log_sigmoid_forward.default": lambda input: _functional().logsigmoid(input),
     "split_with_sizes.default": lambda input, sizes, dim=0: input.split(list(sizes), dim),
     "unbind.int": lambda input, dim=0: input.unbind(dim),
     "diagonal.default": lambda input, offset=0, dim1=0, dim2=1: input.diagonal(offset, dim1, dim2),
@@ -2541,8 +2557,8 @@ _INPLACE_OVERLOAD_NAMES = {"addcmul": "default", "addcdiv": "default", "index_pu
 # the in-place ops whose one overload in torch is .default (torch.ops.aten.<name>_.overloads() in torch 2.13),
 # which take arguments: addr_(vec1, vec2) is aten.addr_.default, not .Tensor
 _INPLACE_DEFAULT_ONLY = frozenset((
-    "addbmm", "addmm", "addmv", "addr", "arctan2", "atan2", "baddbmm", "cauchy", "cumprod", "cumsum",
-    "exponential", "fill_diagonal", "gcd", "geometric", "heaviside", "hypot", "igamma", "igammac", "index_add",
+    "addbmm", "addmm", "addmv", "addr", "arctan2", "atan2", "baddbmm", "cauchy", "celu", "cumprod", "cumsum", "elu",
+    "exponential", "fill_diagonal", "gcd", "hardtanh", "leaky_relu", "geometric", "heaviside", "hypot", "igamma", "igammac", "index_add",
     "index_copy", "index_reduce", "lcm", "ldexp", "log_normal", "logical_and", "logical_or", "logical_xor", "logit",
     "masked_scatter", "mvlgamma", "nan_to_num", "nextafter", "normal", "polygamma", "put", "renorm", "scatter_add",
     "tril", "triu", "uniform"))
