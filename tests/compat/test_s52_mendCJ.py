@@ -1,13 +1,24 @@
 """s52 mendCJ: what a TorchDispatchMode sees, continued from mendCB. The activations elu (selu), celu, hardtanh
 (relu6), leaky_relu and logsigmoid reach a mode with torch's schema arguments (``log_sigmoid_forward``), and
-their in-place forms as ``.default``. Each logged sequence is recorded live from torch."""
+their in-place forms as ``.default``; during backward, bmm's gradients as torch's transpose(1, 2) and bmm (mat2's
+first), the sum of a gradient used twice as ``add.Tensor``, a broadcast gradient's reduction as torch's
+``sum.dim_IntList`` (kept) and ``view``, and a padded max pool's input gradient stolen by AccumulateGrad
+(``detach``), as its contiguous result is in torch. Each logged sequence is recorded live from torch."""
 
+import contextlib
+
+import numpy as np
 import pytest
 
 real_torch = pytest.importorskip("torch")
 
 import chainrule  # noqa: E402
-from tests.compat._dispatch_checks import assert_a_handler_edit_reaches, assert_a_passing_mode_keeps  # noqa: E402
+from chainrule.utils import _python_dispatch  # noqa: E402
+from tests.compat._dispatch_checks import (  # noqa: E402
+    PassingMode,
+    assert_a_handler_edit_reaches,
+    assert_a_passing_mode_keeps,
+)
 from tests.compat.test_s45_mendAI import _logged  # noqa: E402
 
 
@@ -77,3 +88,117 @@ ACTIVATION_EDITS = {
 def test_a_handler_editing_an_activations_arguments_gets_what_it_asked_for(name):
     op, edit, program = ACTIVATION_EDITS[name]
     assert_a_handler_edit_reaches(op, edit, program, (2, 5))
+
+
+BACKWARD = {
+    # BmmBackward0: mat2's gradient first, each transpose(1, 2)
+    "bmm": _backward(lambda lib, a: lib.bmm(a["b1"].requires_grad_(), a["b2"].requires_grad_())),
+    "bmm_self_only": _backward(lambda lib, a: lib.bmm(a["b1"].requires_grad_(), a["b2"])),
+    "bmm_mat2_only": _backward(lambda lib, a: lib.bmm(a["b1"], a["b2"].requires_grad_())),
+    "matmul_3d": _backward(lambda lib, a: a["b1"].requires_grad_() @ a["b2"].requires_grad_()),
+    "bmm_chain": _backward(lambda lib, a: lib.bmm(a["b1"].requires_grad_(), a["b2"].requires_grad_()).tanh()),
+    # a value used twice: its gradients summed as aten.add.Tensor
+    "fan_out_product": _backward(lambda lib, a: (lambda x: x * x)(a["x"].requires_grad_())),
+    "fan_out_relu": _backward(lambda lib, a: (lambda h: h * 2 + h.exp())(lib.relu(a["x"].requires_grad_()))),
+    "fan_out_leaf": _backward(lambda lib, a: (lambda x: x.exp() + x.sin())(a["x"].requires_grad_())),
+    "fan_out_three": _backward(lambda lib, a: (lambda x: x.exp() + x.sin() + x.tanh())(a["x"].requires_grad_())),
+    "fan_out_mlp": _backward(lambda lib, a: (lambda h: _F(lib).linear(h, a["lw"].requires_grad_())
+                                             + h.sum(-1, keepdim=True))(lib.tanh(a["x"].requires_grad_()))),
+    # a broadcast gradient reduced as at::sum_to: sum.dim_IntList kept, then a view dropping leading dims
+    "broadcast_row": _backward(lambda lib, a: a["x"] * a["bias"][:2].reshape(2, 1).requires_grad_()),
+    "broadcast_leading": _backward(lambda lib, a: a["x3"] + a["m"][0].requires_grad_()),
+    "broadcast_both": _backward(lambda lib, a: a["x3"] * a["x"][:1, :].reshape(1, 3, 1).requires_grad_()),
+    "broadcast_scalar": _backward(lambda lib, a: a["x"] * a["bias"][0].requires_grad_()),
+    # a padded max pool's input gradient, a fresh contiguous tensor AccumulateGrad steals (detach)
+    "max_pool_padded": _backward(lambda lib, a: _F(lib).max_pool2d(a["img"].requires_grad_(), 3, stride=2, padding=1)),
+    "max_pool_ceil": _backward(lambda lib, a: _F(lib).max_pool2d(a["img"].requires_grad_(), 2, ceil_mode=True)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BACKWARD))
+def test_a_mode_sees_torchs_backward_ops(name):
+    assert _logged(chainrule, BACKWARD[name]) == _logged(real_torch, BACKWARD[name])
+
+
+def _grads(lib, mode, program, dtype, seed: int = 3):
+    rng = np.random.default_rng(seed)
+    x = lib.tensor(rng.standard_normal((4, 6, 7)), dtype=dtype, requires_grad=True)
+    y = lib.tensor(rng.standard_normal((4, 7, 5)), dtype=dtype, requires_grad=True)
+    with mode:
+        program(lib, x, y).backward()
+    return x.grad.numpy(), y.grad.numpy()
+
+
+GRADIENT_PROGRAMS = {
+    "bmm": lambda lib, x, y: (lib.bmm(x, y) ** 2).sum(),
+    "bmm_large": lambda lib, x, y: (lib.bmm(x.repeat(1, 5, 6), y.repeat(1, 6, 8)) ** 2).sum(),
+    "fan_out": lambda lib, x, y: (x.exp() * x.sin() + (x @ y).tanh().sum(-1, keepdim=True)).sum(),
+    "broadcast": lambda lib, x, y: (x[0] * x).sum() + (x[:, :1, :] * x).sum() + (y[:1, :, :1] * y).sum(),
+    "max_pool_padded": lambda lib, x, y: _F(lib).max_pool2d(x * y.sum(), 3, stride=2, padding=1).pow(2).sum(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRADIENT_PROGRAMS))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_under_a_passing_mode_the_backward_gives_the_same_bits(name, dtype):
+    program = GRADIENT_PROGRAMS[name]
+    ours = _grads(chainrule, PassingMode(), program, getattr(chainrule, dtype))
+    plain = _grads(chainrule, contextlib.nullcontext(), program, getattr(chainrule, dtype))
+    theirs = _grads(real_torch, contextlib.nullcontext(), program, getattr(real_torch, dtype))
+    for got, without, expected in zip(ours, plain, theirs):
+        np.testing.assert_array_equal(got, without)
+        np.testing.assert_allclose(got, expected, rtol=1e-4 if dtype == "float32" else 1e-10, atol=1e-5)
+
+
+def _editing(lib, op: str, edit, seen: list):
+    base = real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch else \
+        _python_dispatch.TorchDispatchMode
+
+    class Edit(base):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if str(func) == op and seen is not None:
+                seen.append(op)
+                args = edit(list(args))
+            return func(*args, **(kwargs or {}))
+
+    return Edit()
+
+
+BACKWARD_EDITS = {
+    "fan_out": ("aten.add.Tensor", lambda args: [args[0] * 3, args[1]],
+                lambda lib, x, y: (x.exp() * x.sin()).sum()),
+    "sum_to": ("aten.sum.dim_IntList", lambda args: [args[0] * -2, *args[1:]],
+               lambda lib, x, y: (x[:1, :1, :] * x.detach() ** 2).sum()),
+    "bmm": ("aten.bmm.default", lambda args: [args[0] * 0.5, args[1]], lambda lib, x, y: lib.bmm(x, y.detach()).sum()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BACKWARD_EDITS))
+def test_a_handler_editing_a_backward_op_gets_what_it_asked_for(name):
+    op, edit, program = BACKWARD_EDITS[name]
+
+    def run(lib):
+        seen = []
+        rng = np.random.default_rng(2)
+        x = lib.tensor(rng.standard_normal((4, 6, 7)), requires_grad=True)
+        y = lib.tensor(rng.standard_normal((4, 7, 5)))
+        out = program(lib, x, y)
+        with _editing(lib, op, edit, seen):
+            out.backward()
+        assert seen == [op]
+        return x.grad.numpy()
+
+    ours, theirs = run(chainrule), run(real_torch)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
+def test_a_padded_max_pools_input_gradient_is_contiguous_as_torchs():
+    def run(lib):
+        x = lib.tensor(np.random.default_rng(0).standard_normal((2, 3, 7, 7)), requires_grad=True)
+        h = x * 1
+        (grad,) = lib.autograd.grad(_F(lib).max_pool2d(h, 3, stride=2, padding=1).sum(), h)
+        return grad.is_contiguous(), grad.stride(), grad.numpy()
+
+    (ours, our_strides, our_grad), (theirs, their_strides, their_grad) = run(chainrule), run(real_torch)
+    assert (ours, our_strides) == (theirs, their_strides) == (True, (147, 49, 7, 1))
+    np.testing.assert_array_equal(our_grad, their_grad)

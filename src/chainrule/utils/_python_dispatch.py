@@ -655,6 +655,15 @@ def _adaptive_avg_pool(inputs, params):
     return (f"_adaptive_avg_pool{len(matrices)}d", "default"), (inputs[0], [int(m.shape[1]) for m in matrices]), {}
 
 
+def _sum_to_size(inputs, params):
+    """The engine's broadcast reduction as torch's at::sum_to runs it: the leading dims and those broadcast
+    from 1 summed, kept as size 1 (the view dropping the leading ones follows)."""
+    shape, given = params["shape"], inputs[0].shape
+    lead = len(given) - len(shape)
+    dims = [*range(lead), *(lead + i for i, size in enumerate(shape) if size == 1 and given[lead + i] != 1)]
+    return ("sum", "dim_IntList"), (inputs[0], dims, True), {}
+
+
 def _mse_loss(inputs, params):
     reduction = _REDUCTIONS[params["reduction"]]
     return ("mse_loss", "default"), (*inputs, reduction) if reduction != 1 else tuple(inputs), {}
@@ -691,6 +700,7 @@ _ATEN_SCHEMAS = {
     "Clamp": lambda inputs, params: (("clamp", "default"), _trailing((inputs[0], params["min"], params["max"]), (None, None)), {}),
     "Softplus": lambda inputs, params: (("softplus", "default"), _trailing((inputs[0], params["beta"], params["threshold"]),
                                                                            (1, 20)), {}),
+    "SumToSize": _sum_to_size, "SumToScalar": lambda inputs, params: (("sum", "default"), (inputs[0],), {}),
     "Gelu": lambda inputs, params: (("gelu", "default"), (inputs[0],),
                                     {} if params["approximate"] == "none" else {"approximate": params["approximate"]}),
     # (a bound torch's Python wrapper passes as a float is shown though it equals the schema's int default)
@@ -1882,8 +1892,23 @@ def _backward_decompositions() -> dict:
     fused = functools.partial(_linear_product_backward, mat2_transposed=True)
     return {linear.Addmm: fused, linear.Mm: fused,
             linalg.Mm: functools.partial(_linear_product_backward, mat2_transposed=False),
+            linalg.Bmm: _bmm_backward,
             "TBackward0": lambda node, grad: (grad.t(),),
             "SqueezeBackward4": _unsqueezed_back, "UnsqueezeBackward0": _squeezed_back}
+
+
+def _bmm_backward(node, grad):
+    """BmmBackward0 as torch's formulas run: mat2's gradient self.transpose(1, 2).conj().bmm(grad) first, then
+    self's grad.bmm(mat2.transpose(1, 2).conj()) (the rule's products of the same operands: the same bits)."""
+    from ..ops.elementwise import _conj_view
+
+    needs = node.needs_input_grad
+    grad_self = grad_mat2 = None
+    if needs[1]:
+        grad_mat2 = _conj_view(node._saved_self.transpose(1, 2)).bmm(grad)
+    if needs[0]:
+        grad_self = grad.bmm(_conj_view(node._saved_mat2.transpose(1, 2)))
+    return grad_self, grad_mat2
 
 
 def _unsqueezed_back(node, grad):
