@@ -3,7 +3,8 @@
 their in-place forms as ``.default``; during backward, bmm's gradients as torch's transpose(1, 2) and bmm (mat2's
 first), the sum of a gradient used twice as ``add.Tensor``, a broadcast gradient's reduction as torch's
 ``sum.dim_IntList`` (kept) and ``view``, and a padded max pool's input gradient stolen by AccumulateGrad
-(``detach``), as its contiguous result is in torch. Each logged sequence is recorded live from torch."""
+(``detach``), as its contiguous result is in torch; a transposed convolution's forward as torch's
+``convolution(..., transposed=True, output_padding, groups)``. Each logged sequence is recorded live from torch."""
 
 import contextlib
 
@@ -19,7 +20,7 @@ from tests.compat._dispatch_checks import (  # noqa: E402
     assert_a_handler_edit_reaches,
     assert_a_passing_mode_keeps,
 )
-from tests.compat.test_s45_mendAI import _logged  # noqa: E402
+from tests.compat.test_s45_mendAI import _logged, _show  # noqa: E402
 
 
 def _F(lib):
@@ -202,3 +203,51 @@ def test_a_padded_max_pools_input_gradient_is_contiguous_as_torchs():
     (ours, our_strides, our_grad), (theirs, their_strides, their_grad) = run(chainrule), run(real_torch)
     assert (ours, our_strides) == (theirs, their_strides) == (True, (147, 49, 7, 1))
     np.testing.assert_array_equal(our_grad, their_grad)
+
+
+def _conv_transpose_log(lib, d: int, stride: int, padding: int, output_padding: int, groups: int, dilation: int):
+    """The lines a logging mode writes for a conv_transpose{d}d (with a bias) and its backward, and its values."""
+    lines = []
+    base = real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch else \
+        _python_dispatch.TorchDispatchMode
+
+    class Log(base):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            lines.append(f"{func} {_show(tuple(args), lib)} {_show(kwargs or {}, lib)}")
+            return func(*args, **(kwargs or {}))
+
+    rng = np.random.default_rng(d + 3 * stride)
+    x = lib.tensor(rng.standard_normal((1, 2 * groups) + (4,) * d), requires_grad=True)
+    w = lib.tensor(rng.standard_normal((2 * groups, 2) + (3,) * d), requires_grad=True)
+    b = lib.tensor(rng.standard_normal(2 * groups), requires_grad=True)
+    with Log():
+        out = getattr(_F(lib), f"conv_transpose{d}d")(x, w, b, stride, padding, output_padding, groups, dilation)
+        out.sum().backward()
+    return lines, [t.detach().numpy() for t in (out, x.grad, w.grad, b.grad)]
+
+
+@pytest.mark.parametrize("d, stride, padding, output_padding, groups, dilation", [
+    (1, 1, 0, 0, 1, 1), (1, 3, 1, 2, 2, 2), (2, 2, 0, 0, 1, 1), (2, 2, 1, 1, 1, 1), (2, 3, 1, 1, 2, 2),
+    (3, 2, 1, 1, 1, 1), (3, 1, 0, 0, 2, 2)])
+def test_a_transposed_convolution_reaches_a_mode_as_torchs_convolution(d, stride, padding, output_padding, groups,
+                                                                       dilation):
+    case = (d, stride, padding, output_padding, groups, dilation)
+    (ours, our_values), (theirs, their_values) = _conv_transpose_log(chainrule, *case), _conv_transpose_log(
+        real_torch, *case)
+    assert ours == theirs
+    for got, expected in zip(our_values, their_values):
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_a_handler_editing_a_transposed_convolutions_output_padding_gets_what_it_asked_for():
+    weight = np.random.default_rng(5).standard_normal((2, 3, 3, 3)).astype(np.float32)
+    assert_a_handler_edit_reaches(
+        "aten.convolution.default", lambda args: (*args[:7], [1, 0], args[8]),
+        lambda lib, x: _F(lib).conv_transpose2d(x, lib.tensor(weight), None, stride=2), (1, 2, 4, 4))
+
+
+def test_a_transposed_convolution_under_a_passing_mode_keeps_its_value_and_gradient():
+    weight = np.random.default_rng(6).standard_normal((3, 2, 3, 3)).astype(np.float32)
+    assert_a_passing_mode_keeps(lambda lib, x: (_F(lib).conv_transpose2d(x, lib.tensor(weight), stride=2, padding=1,
+                                                                          output_padding=1) ** 2).sum(),
+                                (2, 3, 4, 4), seed=4, grad_atol=1e-4)

@@ -520,6 +520,19 @@ def _convolution(inputs, params):
                                         False, [0] * len(geo.kernel), geo.groups), {}
 
 
+def _transposed_convolution(inputs, params):
+    """conv_transpose's forward (ConvInput: the input gradient of the convolution whose input has the
+    transpose's output shape) as torch's convolution(transposed=True), the output padding recovered."""
+    geo = params["geo"]
+    if geo.pad_lo != geo.pad_hi:
+        return None
+    x, weight, bias = (*inputs, None)[:3]
+    output_padding = [n - ((m - 1) * s - 2 * p + dl * (k - 1) + 1) for n, m, s, p, dl, k in zip(
+        geo.in_shape, geo.out_shape, geo.stride, geo.pad_lo, geo.dilation, geo.kernel)]
+    return ("convolution", "default"), (x, weight, bias, list(geo.stride), list(geo.pad_lo), list(geo.dilation),
+                                        True, output_padding, geo.groups), {}
+
+
 def _max_pool(inputs, params):
     geo = params["geo"]
     n = len(geo.kernel)
@@ -712,7 +725,7 @@ _ATEN_SCHEMAS = {
     "LeakyRelu": lambda inputs, params: (("leaky_relu", "default"), _trailing(
         (inputs[0], params["negative_slope"]), (0.01,)), {}),
     "LogSigmoid": lambda inputs, params: (("log_sigmoid_forward", "default"), (inputs[0],), {}),
-    "Convolution": _convolution, "MaxPool": _max_pool, "AvgPool": _avg_pool, "AvgPool3D": _avg_pool,
+    "Convolution": _convolution, "ConvInput": _transposed_convolution, "MaxPool": _max_pool, "AvgPool": _avg_pool, "AvgPool3D": _avg_pool,
     "LayerNormalize": _layer_norm,
     "LayerNorm": _affine_layer_norm, "Embedding": _embedding,
     "_NllLoss": _nll_loss, "_MseLoss": _mse_loss, "_LSTMOneDNN": _mkldnn_rnn_layer,
