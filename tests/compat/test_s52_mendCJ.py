@@ -4,7 +4,9 @@ their in-place forms as ``.default``; during backward, bmm's gradients as torch'
 first), the sum of a gradient used twice as ``add.Tensor``, a broadcast gradient's reduction as torch's
 ``sum.dim_IntList`` (kept) and ``view``, and a padded max pool's input gradient stolen by AccumulateGrad
 (``detach``), as its contiguous result is in torch; a transposed convolution's forward as torch's
-``convolution(..., transposed=True, output_padding, groups)``. Each logged sequence is recorded live from torch."""
+``convolution(..., transposed=True, output_padding, groups)``. Of two nested modes the outer one sees what the inner
+one's handler runs as torch shows it: the call as written (softmax(-1), t()) and the factory calls (the backward's
+``ones_like``, AccumulateGrad's ``detach``). Each logged sequence is recorded live from torch."""
 
 import contextlib
 
@@ -20,7 +22,7 @@ from tests.compat._dispatch_checks import (  # noqa: E402
     assert_a_handler_edit_reaches,
     assert_a_passing_mode_keeps,
 )
-from tests.compat.test_s45_mendAI import _logged, _show  # noqa: E402
+from tests.compat.test_s45_mendAI import _inputs, _logged, _show  # noqa: E402
 
 
 def _F(lib):
@@ -251,3 +253,45 @@ def test_a_transposed_convolution_under_a_passing_mode_keeps_its_value_and_gradi
     assert_a_passing_mode_keeps(lambda lib, x: (_F(lib).conv_transpose2d(x, lib.tensor(weight), stride=2, padding=1,
                                                                           output_padding=1) ** 2).sum(),
                                 (2, 3, 4, 4), seed=4, grad_atol=1e-4)
+
+
+def _nested_logs(lib, program) -> tuple:
+    """The lines an outer and an inner logging mode write for ``program`` (inputs as test_s45_mendAI's)."""
+    logs = ([], [])
+    base = real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch else \
+        _python_dispatch.TorchDispatchMode
+
+    class Log(base):
+        def __init__(self, log):
+            super().__init__()
+            self.log = log
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.log.append(f"{func} {_show(tuple(args), lib)} {_show(kwargs or {}, lib)}")
+            return func(*args, **(kwargs or {}))
+
+    lib.manual_seed(0)
+    inputs = _inputs(lib)
+    with Log(logs[0]), Log(logs[1]):
+        program(lib, inputs)
+    return logs
+
+
+NESTED = {
+    "relu_softmax": _backward(lambda lib, a: lib.relu(a["x"].requires_grad_()).softmax(-1).mul(a["y"])),
+    "linear": _backward(lambda lib, a: _F(lib).linear(a["x"].requires_grad_(), a["lw"].requires_grad_(),
+                                                      a["lb"].requires_grad_())),
+    "conv_pool": _backward(lambda lib, a: _F(lib).max_pool2d(lib.relu(_F(lib).conv2d(
+        a["img"].requires_grad_(), a["w"].requires_grad_(), padding=1)), 3, 2, 1)),
+    "mean_sum_dims": _backward(lambda lib, a: a["x3"].requires_grad_().mean(-1).sum(0) * a["x"][0]),
+    "fan_out": _backward(lambda lib, a: (lambda x: x.exp() * x.t().t())(a["x"].requires_grad_())),
+    "factories": lambda lib, a: lib.ones(2, 3) + lib.zeros_like(a["x"]) + lib.ones_like(a["y"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NESTED))
+def test_each_of_two_nested_modes_sees_torchs_lines(name):
+    outer, inner = _nested_logs(chainrule, NESTED[name])
+    their_outer, their_inner = _nested_logs(real_torch, NESTED[name])
+    assert inner == their_inner
+    assert outer == their_outer

@@ -254,6 +254,10 @@ class DispatchedOverload(OpOverload):
             if from_aten is not None:
                 args, kwargs = from_aten(args, kwargs)
         pending = _pending.stack[-1] if getattr(_pending, "stack", None) else None
+        if pending is not None and pending.given is not None and pending.op_class is self._op_class and args and \
+                isinstance(args[0], _function._Tensor):
+            # (an outer mode, which the run reaches next, sees the call as written too: softmax(-1), t())
+            _function.given_arguments = (self._op_class, weakref.ref(args[0]), pending.given)
         if (pending is not None and pending.record and pending.output is None
                 and pending.op_class is self._op_class and len(args) == len(pending.inputs)
                 and all(a is b for a, b in zip(args, pending.inputs))):
@@ -1004,7 +1008,7 @@ def handled_op_parameters() -> dict | None:
 class _PendingOp:
     """One op handed to a handler: what autograd records around it."""
 
-    __slots__ = ("op_class", "inputs", "params", "record", "output", "shown", "runs", "forward")
+    __slots__ = ("op_class", "inputs", "params", "record", "output", "shown", "runs", "forward", "given")
 
     def __init__(self, op_class, inputs, record: bool, params=None) -> None:
         self.op_class = op_class
@@ -1015,6 +1019,7 @@ class _PendingOp:
         self.shown = None  # (func, args, kwargs) handed to the handler
         self.runs = 0  # (a wrapper's handler: how often it ran the op on plain tensors)
         self.forward = None  # (the node of its one run, what the forward found: see _run_for_wrappers)
+        self.given = None  # (the arguments as the caller wrote them, function.given_arguments: shown again outside)
 
 
 _pending = threading.local()
@@ -1083,7 +1088,10 @@ def _to_mode(op_class, inputs, params):
     handler's result gets the node recorded for the op, so gradients flow through it."""
     record = _is_recording(inputs)
     pending = _PendingOp(op_class, inputs, record, params)
+    given = _function.given_arguments
     pending.shown = func, args, kwargs = _handler_call(op_class, inputs, params)
+    if given is not None and given[0] is op_class and inputs and given[1]() is inputs[0]:
+        pending.given = given[2]
     stack = getattr(_pending, "stack", None)
     if stack is None:
         stack = _pending.stack = []
@@ -2039,14 +2047,18 @@ _function.node_dispatch = _dispatch_node
 _factory_overloads = weakref.WeakKeyDictionary()
 
 
-def _weakly(function):
-    """``function``'s caller holding it weakly (a cached overload keeps no closure alive)."""
-    ref = weakref.ref(function)
+def _factory_call(name: str, factory, weakly: bool):
+    """The func of a factory call: ``factory`` run on what the handler gives, after any outer mode (the one below
+    the handler's, still on the stack) has seen the call as torch's redispatch shows it to each mode in turn;
+    held weakly where the overload is kept (a cached overload keeps no closure alive)."""
+    ref = weakref.ref(factory) if weakly else (lambda factory=factory: factory)
 
     def run(*args, **kwargs):
         held = ref()
         if held is None:
             raise RuntimeError("this aten overload's chainrule function is gone (made for a call that has ended)")
+        if _mode_stack:
+            return _dispatch_factory(name, held, args, kwargs)
         return held(*args, **kwargs)
 
     return run
@@ -2063,8 +2075,7 @@ def _dispatch_factory(name: str, factory, args: tuple, kwargs: dict):
     func = kept.get(name) if kept is not None else None
     if func is None:
         op_name, _, overload_name = name.partition(".")
-        func = OpOverload("aten", op_name, overload_name or "default",
-                          _weakly(factory) if kept is not None else factory)
+        func = OpOverload("aten", op_name, overload_name or "default", _factory_call(name, factory, kept is not None))
         if kept is not None:
             kept[name] = func
     types = _dispatch_types(args) if _live_wrappers else ()
