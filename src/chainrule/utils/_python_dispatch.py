@@ -254,9 +254,10 @@ class DispatchedOverload(OpOverload):
             if from_aten is not None:
                 args, kwargs = from_aten(args, kwargs)
         pending = _pending.stack[-1] if getattr(_pending, "stack", None) else None
-        if pending is not None and pending.given is not None and pending.op_class is self._op_class and args and \
-                isinstance(args[0], _function._Tensor):
-            # (an outer mode, which the run reaches next, sees the call as written too: softmax(-1), t())
+        if _mode_stack and pending is not None and pending.given is not None and pending.op_class is self._op_class \
+                and args and isinstance(args[0], _function._Tensor):
+            # (an outer mode, which the run reaches next and which takes the note, sees the call as written too:
+            # softmax(-1), t())
             _function.given_arguments = (self._op_class, weakref.ref(args[0]), pending.given)
         if (pending is not None and pending.record and pending.output is None
                 and pending.op_class is self._op_class and len(args) == len(pending.inputs)
