@@ -6,7 +6,9 @@ first), the sum of a gradient used twice as ``add.Tensor``, a broadcast gradient
 (``detach``), as its contiguous result is in torch; a transposed convolution's forward as torch's
 ``convolution(..., transposed=True, output_padding, groups)``. Of two nested modes the outer one sees what the inner
 one's handler runs as torch shows it: the call as written (softmax(-1), t()) and the factory calls (the backward's
-``ones_like``, AccumulateGrad's ``detach``). Each logged sequence is recorded live from torch."""
+``ones_like``, AccumulateGrad's ``detach``). isclose reaches a mode as torch's composite's ops (eq, mul.Scalar, abs,
+add.Scalar, sub, isfinite's abs/ne/eq/mul, le, bitwise_and_, bitwise_or_), a conjugated operand resolved by clone.
+Each logged sequence is recorded live from torch."""
 
 import contextlib
 
@@ -295,3 +297,50 @@ def test_each_of_two_nested_modes_sees_torchs_lines(name):
     their_outer, their_inner = _nested_logs(real_torch, NESTED[name])
     assert inner == their_inner
     assert outer == their_outer
+
+
+def _isclose_pair(lib, kind: str):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 4))
+    y = x + rng.standard_normal((3, 4)) * 1e-5
+    x[1, 1] = y[1, 1] = np.inf
+    y[2, 2] = -np.inf
+    x[0, 0] = np.nan
+    if kind == "float32":
+        return lib.tensor(x, dtype=lib.float32), lib.tensor(y, dtype=lib.float32)
+    if kind == "float64":
+        return lib.tensor(x), lib.tensor(y)
+    if kind == "int64":
+        return lib.tensor([1, 2, 3, 10**6]), lib.tensor([1, 3, 3, 10**6 + 5])
+    if kind == "bool":
+        return lib.tensor([True, False, False]), lib.tensor([True, True, False])
+    if kind == "broadcast":
+        return lib.tensor(x), lib.tensor(y[0])
+    pair = lib.complex(lib.tensor(x), lib.tensor(y)), lib.complex(lib.tensor(y), lib.tensor(x))
+    return (pair[0].conj(), pair[1]) if kind == "conj" else pair
+
+
+def _isclose_log(lib, kind: str, kwargs: dict):
+    lines = []
+    base = real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch else \
+        _python_dispatch.TorchDispatchMode
+
+    class Log(base):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            lines.append(f"{func} {_show(tuple(args), lib)} {_show(kwargs or {}, lib)}")
+            return func(*args, **(kwargs or {}))
+
+    a, b = _isclose_pair(lib, kind)
+    with Log():
+        close = lib.isclose(a, b, **kwargs)
+    return lines, close.numpy(), lib.isclose(a, b, **kwargs).numpy()
+
+
+@pytest.mark.parametrize("kind", ["float32", "float64", "int64", "bool", "complex", "conj", "broadcast"])
+@pytest.mark.parametrize("kwargs", [{}, {"rtol": 0.1, "atol": 0.0}, {"rtol": 0, "atol": 0}])
+def test_isclose_reaches_a_mode_as_torchs_composite(kind, kwargs):
+    (ours, our_close, plain), (theirs, their_close, _) = _isclose_log(chainrule, kind, kwargs), _isclose_log(
+        real_torch, kind, kwargs)
+    assert ours == theirs
+    np.testing.assert_array_equal(our_close, their_close)
+    np.testing.assert_array_equal(our_close, plain)
