@@ -8,7 +8,8 @@ first), the sum of a gradient used twice as ``add.Tensor``, a broadcast gradient
 one's handler runs as torch shows it: the call as written (softmax(-1), t()) and the factory calls (the backward's
 ``ones_like``, AccumulateGrad's ``detach``). isclose reaches a mode as torch's composite's ops (eq, mul.Scalar, abs,
 add.Scalar, sub, isfinite's abs/ne/eq/mul, le, bitwise_and_, bitwise_or_), a conjugated operand resolved by clone.
-Each logged sequence is recorded live from torch."""
+A slice's gradient is torch's slice_backward(grad, input_sizes, dim, start, end, step). Each logged sequence is
+recorded live from torch."""
 
 import contextlib
 
@@ -344,3 +345,35 @@ def test_isclose_reaches_a_mode_as_torchs_composite(kind, kwargs):
     assert ours == theirs
     np.testing.assert_array_equal(our_close, their_close)
     np.testing.assert_array_equal(our_close, plain)
+
+
+SLICES = {
+    "rows": _backward(lambda lib, a: a["lw"].requires_grad_()[:2] * 2),
+    "every_other": _backward(lambda lib, a: a["emb"].requires_grad_()[::2].exp()),
+    "columns": _backward(lambda lib, a: a["x3"].requires_grad_()[:, 1:3] * 2),
+    "last_dim_stepped": _backward(lambda lib, a: a["x3"].requires_grad_()[..., 1::2].sin()),
+    "negative_start": _backward(lambda lib, a: a["emb"].requires_grad_()[-3:] * 2),
+    "past_the_end": _backward(lambda lib, a: a["emb"].requires_grad_()[4:100] * 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SLICES))
+def test_a_slices_gradient_reaches_a_mode_as_torchs_slice_backward(name):
+    assert _logged(chainrule, SLICES[name]) == _logged(real_torch, SLICES[name])
+
+
+def test_a_handler_editing_slice_backward_gets_what_it_asked_for():
+    def run(lib):
+        seen = []
+        x = lib.tensor(np.random.default_rng(4).standard_normal((6, 3)), requires_grad=True)
+        out = (x[1:5].exp() * 2).sum()
+        with _editing(lib, "aten.slice_backward.default", lambda args: [*args[:3], 2, 6, 1], seen):
+            out.backward()
+        assert seen == ["aten.slice_backward.default"]
+        return x.grad.numpy()
+
+    np.testing.assert_allclose(run(chainrule), run(real_torch), rtol=1e-12)
+
+
+def test_a_slices_gradient_under_a_passing_mode_keeps_its_bits():
+    assert_a_passing_mode_keeps(lambda lib, x: (x[1::2, :3].exp() * x[:2].sin().sum()).sum(), (5, 4), seed=8)

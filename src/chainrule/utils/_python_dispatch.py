@@ -450,6 +450,19 @@ def _slice(inputs, params):
     return ("slice", "Tensor"), _trailing((inputs[0], dim, start, stop, 1 if item.step is None else item.step), (1,)), {}
 
 
+def _slice_backward(inputs, params):
+    """A slice's gradient put back (SliceScatter) as torch's slice_backward(grad, input_sizes, dim, start, end, step)."""
+    shape = params["shape"]
+    picked = _single_axis(params["key"], len(shape))
+    if picked is None or not isinstance(picked[1], slice):
+        return None
+    dim, item = picked
+    start = 0 if item.start is None else item.start
+    stop = _INT64_MAX if item.stop is None else item.stop
+    return ("slice_backward", "default"), (inputs[0], list(shape), dim, start, stop,
+                                           1 if item.step is None else item.step), {}
+
+
 def _unsqueeze_by_key(inputs, params):
     """``x[:, None]``, ``x[..., None]``: one new axis among whole dims, torch's unsqueeze at its place."""
     key = params["key"]
@@ -711,7 +724,7 @@ _ATEN_SCHEMAS = {
     "Unbind": lambda inputs, params: (("unbind", "int"), _trailing((inputs[0], params["given_dim"]), (0,)), {}),
     "Alias": lambda inputs, params: (("alias", "default"), (inputs[0],), {}),
     "ConstantPad": _constant_pad, "ModePad": _mode_pad,
-    "Select": _select, "Slice": _slice, "Index": _index, "Gather": _gather, "Unsqueeze": _unsqueeze_by_key,
+    "Select": _select, "Slice": _slice, "SliceScatter": _slice_backward, "Index": _index, "Gather": _gather, "Unsqueeze": _unsqueeze_by_key,
     "Diagonal": _diagonal,
     "Where": lambda inputs, params: (("where", "self"), (params["condition"], *map(_operand, inputs)), {}),
     "MaskedFill": _masked_fill, "MaskedFillTensor": _masked_fill_tensor,
@@ -967,6 +980,8 @@ _ATEN_STAND_INS = {
     "convolution.default": _stand_in_convolution, "native_layer_norm.default": _stand_in_native_layer_norm,
     "nll_loss_forward.default": _stand_in_nll_loss_forward, "index.Tensor": _stand_in_index,
     "linalg_vector_norm.default": _stand_in_linalg_vector_norm,
+    "slice_backward.default": lambda grad, input_sizes, dim, start, end, step: _chainrule().zeros(
+        input_sizes, dtype=grad.dtype).slice_scatter(grad, dim, start, end, step),
     "elu.default": lambda input, alpha=1, scale=1, input_scale=1: _chainrule().ops.activation.Elu.apply(
         input, alpha=alpha, scale=scale, input_scale=input_scale),
     "celu.default": lambda input, alpha=1.0: _functional().celu(input, alpha),
