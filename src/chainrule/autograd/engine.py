@@ -670,9 +670,10 @@ def _add_to_buffer(buffers, node, output_nr, grad, create_graph):
         # a table looked up twice in one graph (nn.Embedding(sparse=True)): torch's InputBuffer
         # adds old + new with the sparse add, never in place
         slots[output_nr] = _sum_with_sparse(previous, grad)
-    elif create_graph or _function.tracing_ops or _is_wrapper(grad) or _is_wrapper(previous):
-        # (a wrapper subclass keeps its values inside: its __torch_dispatch__ sums them; a vmap
-        # recording its ops sees the sum: _vmap_batched)
+    elif (create_graph or _function.tracing_ops or _function.active_dispatch is not None or _is_wrapper(grad)
+          or _is_wrapper(previous)):
+        # (a wrapper subclass keeps its values inside: its __torch_dispatch__ sums them; a dispatch mode
+        # sees torch's InputBuffer sum, aten.add.Tensor; a vmap recording its ops sees the sum: _vmap_batched)
         slots[output_nr] = previous + grad
     else:
         # fan-out: a fresh array, never in place — a rule may hand the same tensor to two inputs
@@ -966,8 +967,9 @@ def sum_to_shape(input: Tensor, shape) -> Tensor:
     shape = tuple(shape)
     if input._data.shape == shape:
         return input
-    if not (input._requires_grad and _grad_state.enabled):  # (a plain backward: one node-less step)
-        return SumToSize.apply(input, shape=shape)
+    if not (input._requires_grad and _grad_state.enabled) and _function.active_dispatch is None:
+        return SumToSize.apply(input, shape=shape)  # (a plain backward: one node-less step)
+    # (as torch's at::sum_to, which a dispatch mode sees: sum.dim_IntList kept as size 1, then a view)
     if not shape:
         return SumToScalar.apply(input, shape=shape)
     summed = SumToSize.apply(input, shape=shape, keep_leading=True)

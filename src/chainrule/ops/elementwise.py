@@ -3695,6 +3695,7 @@ def isclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=Fals
         made = _function_module.argument_dispatch("isclose", isclose, (input, other, rtol, atol, equal_nan), {})
         if made is not _function_module.RUN_UNDISPATCHED:
             return made
+        return _isclose_by_ops(input, other, rtol, atol, equal_nan)  # (a mode sees torch's composite's ops)
     a, b = _pair(input, other)
     # torch's isclose starts with self == other: the shared binary-kernel checks (broadcast, then
     # devices) in TensorIterator's order, before the scaled tolerance meets float8's missing kernel
@@ -3705,6 +3706,29 @@ def isclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=Fals
     if _vmap_frames._frames:  # no Function saw it: batched where an operand is
         _vmap_frames.note_results((input, other), None, out)
     return out
+
+
+def _isclose_by_ops(input: Tensor, other: Tensor, rtol, atol, equal_nan) -> Tensor:
+    """isclose as torch's CompositeImplicit isclose runs it, op by op (what a dispatch mode sees): self == other,
+    or'ed in place with isfinite(|self - other|) & (|self - other| <= atol + |rtol * other|), an integer other
+    (and a bool self) in the default dtype."""
+    close = input == other
+    if equal_nan and (input.dtype.is_floating_point or input.dtype.is_complex):
+        close.bitwise_or_(input.isnan().bitwise_and(other.isnan()))
+    if rtol == 0 and atol == 0:
+        return close
+    if input.dtype is _dtype.bool:  # (an integer self is subtracted as it is)
+        input = input.to(_dtype.get_default_dtype())
+    if not (other.dtype.is_floating_point or other.dtype.is_complex):
+        other = other.to(_dtype.get_default_dtype())
+    _function_module.note_given(Mul, other, given_overload="Scalar")  # (C++'s rtol * other: mul.Scalar)
+    scaled = other.mul(rtol).abs()
+    _function_module.note_given(Add, scaled, given_overload="Scalar")
+    allowed = scaled.add(atol)
+    actual = (input - other).abs()
+    bounded = actual.abs().ne(math.inf)
+    finite = actual.eq(actual).mul(bounded)  # (torch's isfinite of a real tensor)
+    return close.bitwise_or_(finite.bitwise_and_(actual.le(allowed)))
 
 
 def allclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=False) -> builtins.bool:

@@ -237,7 +237,7 @@ def _first_max_scatter(grad: np.ndarray, x: np.ndarray, best: np.ndarray, geo: _
                 _kept_bits(rows_grad, hit, out=target)
 
     _over_leading_rows(scatter_rows, out.shape[0], grad.size * len(offsets), xp)
-    return _crop(out, geo)
+    return xp.ascontiguousarray(_crop(out, geo))  # (contiguous, as torch's: a padded buffer's crop is not)
 
 
 def _flat_indices(which: np.ndarray, geo: _PoolGeometry) -> np.ndarray:
@@ -275,7 +275,7 @@ def _window_scatter(grad: np.ndarray, which: np.ndarray, geo: _PoolGeometry) -> 
                 _kept_bits(grad_rows, which_rows == i, out=target)
 
     _over_leading_rows(scatter_rows, out.shape[0], grad.size * len(offsets), xp)
-    return _crop(out, geo)
+    return xp.ascontiguousarray(_crop(out, geo))  # (contiguous, as torch's: a padded buffer's crop is not)
 
 
 def _window_gather(x: np.ndarray, which: np.ndarray, geo: _PoolGeometry) -> np.ndarray:

@@ -254,6 +254,11 @@ class DispatchedOverload(OpOverload):
             if from_aten is not None:
                 args, kwargs = from_aten(args, kwargs)
         pending = _pending.stack[-1] if getattr(_pending, "stack", None) else None
+        if _mode_stack and pending is not None and pending.given is not None and pending.op_class is self._op_class \
+                and args and isinstance(args[0], _function._Tensor):
+            # (an outer mode, which the run reaches next and which takes the note, sees the call as written too:
+            # softmax(-1), t())
+            _function.given_arguments = (self._op_class, weakref.ref(args[0]), pending.given)
         if (pending is not None and pending.record and pending.output is None
                 and pending.op_class is self._op_class and len(args) == len(pending.inputs)
                 and all(a is b for a, b in zip(args, pending.inputs))):
@@ -445,6 +450,19 @@ def _slice(inputs, params):
     return ("slice", "Tensor"), _trailing((inputs[0], dim, start, stop, 1 if item.step is None else item.step), (1,)), {}
 
 
+def _slice_backward(inputs, params):
+    """A slice's gradient put back (SliceScatter) as torch's slice_backward(grad, input_sizes, dim, start, end, step)."""
+    shape = params["shape"]
+    picked = _single_axis(params["key"], len(shape))
+    if picked is None or not isinstance(picked[1], slice):
+        return None
+    dim, item = picked
+    start = 0 if item.start is None else item.start
+    stop = _INT64_MAX if item.stop is None else item.stop
+    return ("slice_backward", "default"), (inputs[0], list(shape), dim, start, stop,
+                                           1 if item.step is None else item.step), {}
+
+
 def _unsqueeze_by_key(inputs, params):
     """``x[:, None]``, ``x[..., None]``: one new axis among whole dims, torch's unsqueeze at its place."""
     key = params["key"]
@@ -518,6 +536,19 @@ def _convolution(inputs, params):
     x, weight, bias = (*inputs, None)[:3]
     return ("convolution", "default"), (x, weight, bias, list(geo.stride), list(geo.pad_lo), list(geo.dilation),
                                         False, [0] * len(geo.kernel), geo.groups), {}
+
+
+def _transposed_convolution(inputs, params):
+    """conv_transpose's forward (ConvInput: the input gradient of the convolution whose input has the
+    transpose's output shape) as torch's convolution(transposed=True), the output padding recovered."""
+    geo = params["geo"]
+    if geo.pad_lo != geo.pad_hi:
+        return None
+    x, weight, bias = (*inputs, None)[:3]
+    output_padding = [n - ((m - 1) * s - 2 * p + dl * (k - 1) + 1) for n, m, s, p, dl, k in zip(
+        geo.in_shape, geo.out_shape, geo.stride, geo.pad_lo, geo.dilation, geo.kernel)]
+    return ("convolution", "default"), (x, weight, bias, list(geo.stride), list(geo.pad_lo), list(geo.dilation),
+                                        True, output_padding, geo.groups), {}
 
 
 def _max_pool(inputs, params):
@@ -655,6 +686,15 @@ def _adaptive_avg_pool(inputs, params):
     return (f"_adaptive_avg_pool{len(matrices)}d", "default"), (inputs[0], [int(m.shape[1]) for m in matrices]), {}
 
 
+def _sum_to_size(inputs, params):
+    """The engine's broadcast reduction as torch's at::sum_to runs it: the leading dims and those broadcast
+    from 1 summed, kept as size 1 (the view dropping the leading ones follows)."""
+    shape, given = params["shape"], inputs[0].shape
+    lead = len(given) - len(shape)
+    dims = [*range(lead), *(lead + i for i, size in enumerate(shape) if size == 1 and given[lead + i] != 1)]
+    return ("sum", "dim_IntList"), (inputs[0], dims, True), {}
+
+
 def _mse_loss(inputs, params):
     reduction = _REDUCTIONS[params["reduction"]]
     return ("mse_loss", "default"), (*inputs, reduction) if reduction != 1 else tuple(inputs), {}
@@ -684,16 +724,26 @@ _ATEN_SCHEMAS = {
     "Unbind": lambda inputs, params: (("unbind", "int"), _trailing((inputs[0], params["given_dim"]), (0,)), {}),
     "Alias": lambda inputs, params: (("alias", "default"), (inputs[0],), {}),
     "ConstantPad": _constant_pad, "ModePad": _mode_pad,
-    "Select": _select, "Slice": _slice, "Index": _index, "Gather": _gather, "Unsqueeze": _unsqueeze_by_key,
+    "Select": _select, "Slice": _slice, "SliceScatter": _slice_backward, "Index": _index, "Gather": _gather, "Unsqueeze": _unsqueeze_by_key,
     "Diagonal": _diagonal,
     "Where": lambda inputs, params: (("where", "self"), (params["condition"], *map(_operand, inputs)), {}),
     "MaskedFill": _masked_fill, "MaskedFillTensor": _masked_fill_tensor,
     "Clamp": lambda inputs, params: (("clamp", "default"), _trailing((inputs[0], params["min"], params["max"]), (None, None)), {}),
     "Softplus": lambda inputs, params: (("softplus", "default"), _trailing((inputs[0], params["beta"], params["threshold"]),
                                                                            (1, 20)), {}),
+    "SumToSize": _sum_to_size, "SumToScalar": lambda inputs, params: (("sum", "default"), (inputs[0],), {}),
     "Gelu": lambda inputs, params: (("gelu", "default"), (inputs[0],),
                                     {} if params["approximate"] == "none" else {"approximate": params["approximate"]}),
-    "Convolution": _convolution, "MaxPool": _max_pool, "AvgPool": _avg_pool, "AvgPool3D": _avg_pool,
+    # (a bound torch's Python wrapper passes as a float is shown though it equals the schema's int default)
+    "Elu": lambda inputs, params: (("elu", "default"), _trailing(
+        (inputs[0], params["alpha"], params["scale"], params["input_scale"]), (1, 1, 1)), {}),
+    "Celu": lambda inputs, params: (("celu", "default"), _trailing((inputs[0], params["alpha"]), (1.0,)), {}),
+    "Hardtanh": lambda inputs, params: (("hardtanh", "default"), _trailing(
+        (inputs[0], params["min_val"], params["max_val"]), (-1, 1)), {}),
+    "LeakyRelu": lambda inputs, params: (("leaky_relu", "default"), _trailing(
+        (inputs[0], params["negative_slope"]), (0.01,)), {}),
+    "LogSigmoid": lambda inputs, params: (("log_sigmoid_forward", "default"), (inputs[0],), {}),
+    "Convolution": _convolution, "ConvInput": _transposed_convolution, "MaxPool": _max_pool, "AvgPool": _avg_pool, "AvgPool3D": _avg_pool,
     "LayerNormalize": _layer_norm,
     "LayerNorm": _affine_layer_norm, "Embedding": _embedding,
     "_NllLoss": _nll_loss, "_MseLoss": _mse_loss, "_LSTMOneDNN": _mkldnn_rnn_layer,
@@ -795,6 +845,7 @@ def _as_given(overload, args, kwargs):
 # indices, the pooling indices, layer norm's statistics, nll's total weight are its parameters or
 # not kept): a changed call gives what the op would have
 _FIRST_OF_RESULT = {"max.dim", "min.dim", "native_layer_norm.default", "nll_loss_forward.default",
+                    "log_sigmoid_forward.default",
                     "topk.default", "sort.default", "sort.stable", "median.default", "median.dim",
                     "kthvalue.default", "mode.default", "cummax.default", "cummin.default",
                     *(f"max_pool{n}d_with_indices.default" for n in (1, 2, 3))}
@@ -929,6 +980,14 @@ _ATEN_STAND_INS = {
     "convolution.default": _stand_in_convolution, "native_layer_norm.default": _stand_in_native_layer_norm,
     "nll_loss_forward.default": _stand_in_nll_loss_forward, "index.Tensor": _stand_in_index,
     "linalg_vector_norm.default": _stand_in_linalg_vector_norm,
+    "slice_backward.default": lambda grad, input_sizes, dim, start, end, step: _chainrule().zeros(
+        input_sizes, dtype=grad.dtype).slice_scatter(grad, dim, start, end, step),
+    "elu.default": lambda input, alpha=1, scale=1, input_scale=1: _chainrule().ops.activation.Elu.apply(
+        input, alpha=alpha, scale=scale, input_scale=input_scale),
+    "celu.default": lambda input, alpha=1.0: _functional().celu(input, alpha),
+    "hardtanh.default": lambda input, min_val=-1, max_val=1: _functional().hardtanh(input, min_val, max_val),
+    "leaky_relu.default": lambda input, negative_slope=0.01: _functional().leaky_relu(input, negative_slope),
+    "log_sigmoid_forward.default": lambda input: _functional().logsigmoid(input),
     "split_with_sizes.default": lambda input, sizes, dim=0: input.split(list(sizes), dim),
     "unbind.int": lambda input, dim=0: input.unbind(dim),
     "diagonal.default": lambda input, offset=0, dim1=0, dim2=1: input.diagonal(offset, dim1, dim2),
@@ -965,7 +1024,7 @@ def handled_op_parameters() -> dict | None:
 class _PendingOp:
     """One op handed to a handler: what autograd records around it."""
 
-    __slots__ = ("op_class", "inputs", "params", "record", "output", "shown", "runs", "forward")
+    __slots__ = ("op_class", "inputs", "params", "record", "output", "shown", "runs", "forward", "given")
 
     def __init__(self, op_class, inputs, record: bool, params=None) -> None:
         self.op_class = op_class
@@ -976,6 +1035,7 @@ class _PendingOp:
         self.shown = None  # (func, args, kwargs) handed to the handler
         self.runs = 0  # (a wrapper's handler: how often it ran the op on plain tensors)
         self.forward = None  # (the node of its one run, what the forward found: see _run_for_wrappers)
+        self.given = None  # (the arguments as the caller wrote them, function.given_arguments: shown again outside)
 
 
 _pending = threading.local()
@@ -1044,7 +1104,10 @@ def _to_mode(op_class, inputs, params):
     handler's result gets the node recorded for the op, so gradients flow through it."""
     record = _is_recording(inputs)
     pending = _PendingOp(op_class, inputs, record, params)
+    given = _function.given_arguments
     pending.shown = func, args, kwargs = _handler_call(op_class, inputs, params)
+    if given is not None and given[0] is op_class and inputs and given[1]() is inputs[0]:
+        pending.given = given[2]
     stack = getattr(_pending, "stack", None)
     if stack is None:
         stack = _pending.stack = []
@@ -1866,8 +1929,23 @@ def _backward_decompositions() -> dict:
     fused = functools.partial(_linear_product_backward, mat2_transposed=True)
     return {linear.Addmm: fused, linear.Mm: fused,
             linalg.Mm: functools.partial(_linear_product_backward, mat2_transposed=False),
+            linalg.Bmm: _bmm_backward,
             "TBackward0": lambda node, grad: (grad.t(),),
             "SqueezeBackward4": _unsqueezed_back, "UnsqueezeBackward0": _squeezed_back}
+
+
+def _bmm_backward(node, grad):
+    """BmmBackward0 as torch's formulas run: mat2's gradient self.transpose(1, 2).conj().bmm(grad) first, then
+    self's grad.bmm(mat2.transpose(1, 2).conj()) (the rule's products of the same operands: the same bits)."""
+    from ..ops.elementwise import _conj_view
+
+    needs = node.needs_input_grad
+    grad_self = grad_mat2 = None
+    if needs[1]:
+        grad_mat2 = _conj_view(node._saved_self.transpose(1, 2)).bmm(grad)
+    if needs[0]:
+        grad_self = grad.bmm(_conj_view(node._saved_mat2.transpose(1, 2)))
+    return grad_self, grad_mat2
 
 
 def _unsqueezed_back(node, grad):
@@ -1985,14 +2063,18 @@ _function.node_dispatch = _dispatch_node
 _factory_overloads = weakref.WeakKeyDictionary()
 
 
-def _weakly(function):
-    """``function``'s caller holding it weakly (a cached overload keeps no closure alive)."""
-    ref = weakref.ref(function)
+def _factory_call(name: str, factory, weakly: bool):
+    """The func of a factory call: ``factory`` run on what the handler gives, after any outer mode (the one below
+    the handler's, still on the stack) has seen the call as torch's redispatch shows it to each mode in turn;
+    held weakly where the overload is kept (a cached overload keeps no closure alive)."""
+    ref = weakref.ref(factory) if weakly else (lambda factory=factory: factory)
 
     def run(*args, **kwargs):
         held = ref()
         if held is None:
             raise RuntimeError("this aten overload's chainrule function is gone (made for a call that has ended)")
+        if _mode_stack:
+            return _dispatch_factory(name, held, args, kwargs)
         return held(*args, **kwargs)
 
     return run
@@ -2009,8 +2091,7 @@ def _dispatch_factory(name: str, factory, args: tuple, kwargs: dict):
     func = kept.get(name) if kept is not None else None
     if func is None:
         op_name, _, overload_name = name.partition(".")
-        func = OpOverload("aten", op_name, overload_name or "default",
-                          _weakly(factory) if kept is not None else factory)
+        func = OpOverload("aten", op_name, overload_name or "default", _factory_call(name, factory, kept is not None))
         if kept is not None:
             kept[name] = func
     types = _dispatch_types(args) if _live_wrappers else ()
@@ -2541,8 +2622,8 @@ _INPLACE_OVERLOAD_NAMES = {"addcmul": "default", "addcdiv": "default", "index_pu
 # the in-place ops whose one overload in torch is .default (torch.ops.aten.<name>_.overloads() in torch 2.13),
 # which take arguments: addr_(vec1, vec2) is aten.addr_.default, not .Tensor
 _INPLACE_DEFAULT_ONLY = frozenset((
-    "addbmm", "addmm", "addmv", "addr", "arctan2", "atan2", "baddbmm", "cauchy", "cumprod", "cumsum",
-    "exponential", "fill_diagonal", "gcd", "geometric", "heaviside", "hypot", "igamma", "igammac", "index_add",
+    "addbmm", "addmm", "addmv", "addr", "arctan2", "atan2", "baddbmm", "cauchy", "celu", "cumprod", "cumsum", "elu",
+    "exponential", "fill_diagonal", "gcd", "hardtanh", "leaky_relu", "geometric", "heaviside", "hypot", "igamma", "igammac", "index_add",
     "index_copy", "index_reduce", "lcm", "ldexp", "log_normal", "logical_and", "logical_or", "logical_xor", "logit",
     "masked_scatter", "mvlgamma", "nan_to_num", "nextafter", "normal", "polygamma", "put", "renorm", "scatter_add",
     "tril", "triu", "uniform"))
