@@ -1,0 +1,98 @@
+"""Session 52, lane perfAM: cheaper routes for small reductions and softmaxes, bit for bit.
+
+Each route is checked against the route it replaces (forced by switching the new one off, the
+switch restored after) on the same arrays, to the bit, values and gradients, and against torch:
+bitwise where chainrule's result is torch's (the sums), otherwise where the replaced route was
+(log_softmax's exp is NumPy's, not Sleef's, so about one row in ten differs from torch's by an ulp
+either way). No timings are asserted.
+"""
+
+import numpy as np
+import pytest
+
+import chainrule
+from chainrule.ops import reduce as reduce_ops
+
+torch = pytest.importorskip("torch")
+
+
+def _logits(shape, seed, dtype):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape) * 10.0 ** rng.integers(-2, 3, shape)
+    flat = x.reshape(-1, shape[-1])
+    if flat.shape[0] > 6:
+        flat[1, 0] = np.inf
+        flat[2, :] = -np.inf  # no finite logit: NaN
+        flat[4, -1] = np.nan
+        flat[5, :] = 0.0  # every element the maximum
+        flat[6, 0] = -0.0
+    return x.astype(dtype)
+
+
+def _log_softmax_both_routes(x, keep_softmax, low=None):
+    narrow = reduce_ops._log_softmax_last_dim(x, keep_softmax, low)
+    saved = reduce_ops._NARROW_COLS
+    reduce_ops._NARROW_COLS = {}
+    try:
+        rows = reduce_ops._log_softmax_last_dim(x, keep_softmax, low)
+    finally:
+        reduce_ops._NARROW_COLS = saved
+    return narrow, rows
+
+
+# narrow rows (under 8; 8 to 15 in float32 on an AVX-512 CPU), a 3-d input, two rows, a
+# Fortran-ordered one; then shapes the route leaves alone (one row, wide rows, past one block)
+@pytest.mark.parametrize("shape", [(64, 10), (32, 10), (2, 3), (7, 15), (8, 4, 7), (300, 5), (1, 10), (16, 40),
+                                   (5000, 10)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_narrow_log_softmax_is_the_row_route(shape, dtype, order):
+    x = np.asarray(_logits(shape, 3, dtype), order=order)
+    with np.errstate(invalid="ignore"):
+        for keep_softmax in (False, True):
+            (out, softmax), (out_rows, softmax_rows) = _log_softmax_both_routes(x, keep_softmax)
+            assert out.flags.c_contiguous and out.shape == x.shape
+            assert out.tobytes() == out_rows.tobytes()
+            if keep_softmax:
+                assert softmax.flags.c_contiguous and softmax.tobytes() == softmax_rows.tobytes()
+
+
+@pytest.mark.parametrize("low", [np.float16, "bfloat16"])
+def test_narrow_log_softmax_of_half_precision_is_the_row_route(low):
+    dtype = np.dtype(chainrule.bfloat16.np if low == "bfloat16" else low)
+    x = _logits((48, 10), 4, np.float32).astype(dtype).astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        (out, _), (out_rows, _) = _log_softmax_both_routes(x, False, dtype)
+    assert out.tobytes() == out_rows.tobytes()
+
+
+@pytest.mark.parametrize("shape", [(64, 10), (32, 7), (4, 6, 10)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_log_softmax_and_cross_entropy_of_narrow_rows_against_torch(shape, dtype):
+    """Values and gradients on both routes equal bit for bit, and equal torch's wherever the row
+    route's do (so never fewer); within an ulp or two elsewhere."""
+    x = _logits(shape, 5, dtype)
+    x[~np.isfinite(x)] = 0.0
+    target = np.random.default_rng(6).integers(0, shape[-1], x.reshape(-1, shape[-1]).shape[0])
+    grad_out = np.random.default_rng(7).standard_normal(shape).astype(dtype)
+
+    def run(lib, narrow=True):
+        saved = reduce_ops._NARROW_COLS
+        if not narrow:
+            reduce_ops._NARROW_COLS = {}
+        try:
+            a = lib.tensor(x).requires_grad_(True)
+            y = lib.nn.functional.log_softmax(a, -1)
+            y.backward(lib.tensor(grad_out))
+            b = lib.tensor(x.reshape(-1, shape[-1])).requires_grad_(True)
+            loss = lib.nn.functional.cross_entropy(b, lib.tensor(target))
+            loss.backward()
+            return [t.detach().numpy() for t in (y, a.grad, loss, b.grad)]
+        finally:
+            reduce_ops._NARROW_COLS = saved
+
+    new, old, ref = run(chainrule), run(chainrule, narrow=False), run(torch)
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    for n, o, r in zip(new, old, ref):
+        assert n.tobytes() == o.tobytes()
+        np.testing.assert_allclose(n, r, rtol=tol, atol=tol)
