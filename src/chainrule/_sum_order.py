@@ -133,6 +133,8 @@ def inner_sum(rows: np.ndarray) -> np.ndarray:
     vectors = length // LANES
     groups = vectors // ILP
     width = ILP * LANES
+    if 0 < groups < 256 and (count <= 16 or count <= 32 and groups < 16):
+        return _few_rows_sum(rows, vectors, groups)
     if count == 1 and groups < 16:  # one row, no cascade flush: the fewest NumPy calls
         row = rows[0]
         if groups > 1:
@@ -172,6 +174,33 @@ def inner_sum(rows: np.ndarray) -> np.ndarray:
     terms[:tail] = rows[:, vectors * LANES:].T
     terms[tail:] = lanes.T
     return np.add.reduce(terms, axis=0) + _ZERO
+
+
+def _few_rows_sum(rows: np.ndarray, vectors: int, groups: int) -> np.ndarray:
+    """``inner_sum`` of a few rows with 1 to 255 groups of four vectors (no cascade past its
+    second level), each step one NumPy call on the rows as they lie: NumPy adds an array down a
+    middle axis in order, and ``accumulate`` adds along a row in order. Fewer calls than the
+    transposes below, where those are costlier than walking each row (past some 16 rows)."""
+    count = len(rows)
+    width = ILP * LANES
+    body = rows[:, :groups * width].reshape(count, groups, width)
+    if groups < 16:  # one cascade level: each accumulator adds its groups in order
+        acc = np.add.reduce(body, axis=1) if groups > 1 else body[:, 0]
+    else:  # sums of 16 groups, added in order; then the groups after the last 16 from zero, plus those
+        whole = groups // 16
+        chunks = np.add.reduce(body[:, :whole * 16].reshape(count, whole, 16, width), axis=2)
+        acc = np.add.reduce(chunks, axis=1) if whole > 1 else chunks[:, 0]
+        if groups > whole * 16:
+            acc = np.add.reduce(body[:, whole * 16:], axis=1) + acc
+    # the first accumulator, the vectors past the last group of four, the other accumulators
+    extra = vectors - groups * ILP
+    if extra:
+        acc = np.concatenate((acc[:, :LANES], rows[:, groups * width:vectors * LANES], acc[:, LANES:]), axis=1)
+    lanes = np.add.reduce(acc.reshape(count, ILP + extra, LANES), axis=1)
+    # from zero: the floats past the last vector, then the lanes, left to right
+    if rows.shape[1] > vectors * LANES:
+        lanes = np.concatenate((rows[:, vectors * LANES:], lanes), axis=1)
+    return np.add.accumulate(lanes, axis=1)[:, -1] + _ZERO
 
 
 def _two_pass(row: np.ndarray) -> np.ndarray:
@@ -296,19 +325,17 @@ def outer_sum(blocks: np.ndarray, vectorized: bool = True) -> np.ndarray:
 def _row_sum(x: np.ndarray) -> np.ndarray:
     """``row_sum``: each column of a C-contiguous (length, columns) array added down, terms
     ``i, i + 4, ...`` in four cascades, the terms past the last four added to the first, the
-    four folded left to right."""
+    four folded left to right. (A sum of zeros may come out +0 where torch's is -0: every caller
+    adds +0 to it, as the kernel's zeroed output does.)"""
     length, columns = x.shape
     groups = length // ILP
     if groups:
         partial = _cascade(x[:groups * ILP].reshape(groups, ILP * columns)).reshape(ILP, columns)
     else:
         partial = np.zeros((ILP, columns), np.float32)
-    first = partial[0]
-    for i in range(groups * ILP, length):
-        first += x[i]
-    for k in range(1, ILP):
-        first += partial[k]
-    return first
+    # the first accumulator, the terms past the last four, the other accumulators: added in order
+    terms = np.concatenate((partial[:1], x[groups * ILP:], partial[1:]))
+    return np.add.reduce(terms, axis=0) if columns > 1 else np.add.accumulate(terms[:, 0])[-1:]
 
 
 def _cascade(x: np.ndarray) -> np.ndarray:

@@ -96,3 +96,28 @@ def test_log_softmax_and_cross_entropy_of_narrow_rows_against_torch(shape, dtype
     for n, o, r in zip(new, old, ref):
         assert n.tobytes() == o.tobytes()
         np.testing.assert_allclose(n, r, rtol=tol, atol=tol)
+
+
+# float32 sums over few rows (_sum_order._few_rows_sum: one to 255 groups of four vectors, with
+# and without vectors and floats past the last group, the cascade's second level from 16 groups)
+# and the row_sum order of outer reductions (rows past the last four, a single column)
+@pytest.mark.parametrize("shape, dim", [
+    ((64, 10), None), ((4096,), None), ((1, 640), 1), ((3, 1000), 1), ((16, 128), 1), ((32, 128), 1),
+    ((2, 8191), -1), ((5, 33), 1), ((4, 32), 1), ((7, 1031), 1), ((2, 3, 300), (1, 2)), ((64, 10), 0),
+    ((67, 10), 0), ((5, 13), 0), ((6, 1), 0), ((19, 3, 5), 0), ((10, 64), 0), ((130, 7), 0)])
+@pytest.mark.parametrize("op", ["sum", "mean"])
+def test_float32_sums_are_torchs(shape, dim, op):
+    rng = np.random.default_rng(8)
+    x = (rng.standard_normal(shape) * 10.0 ** rng.integers(-3, 4, shape)).astype(np.float32)
+    x[x < -2] = -0.0  # zeros of both signs
+    grad_seed = int(rng.integers(1 << 30))
+
+    def run(lib):
+        a = lib.tensor(x).requires_grad_(True)
+        for keepdim in (False, True):
+            y = getattr(a, op)() if dim is None else getattr(a, op)(dim, keepdim=keepdim)
+            y.backward(lib.tensor(np.random.default_rng(grad_seed).standard_normal(tuple(y.shape)).astype(np.float32)))
+            yield y.detach().numpy().tobytes(), tuple(y.shape), y.detach().numpy().flags.c_contiguous
+        yield a.grad.numpy().tobytes(), tuple(a.grad.shape), True
+
+    assert list(run(chainrule)) == list(run(torch))
