@@ -126,8 +126,8 @@ class Sum(Function):
         ctx.dims = dims
         ctx.keepdim = keepdim
         # C order whatever the input's strides: torch's reductions return contiguous tensors
-        if x.dtype == np.float32 and type(x) is np.ndarray and (dtype is None or dtype == np.float32):
-            total = _sum_order.sum_dims(x, dims, keepdim)  # torch's float32 order, to the bit
+        if x.dtype in _sum_order.REPLAYED and type(x) is np.ndarray and (dtype is None or dtype == x.dtype):
+            total = _sum_order.sum_dims(x, dims, keepdim)  # torch's float32/float64 order, to the bit
             if total is not None:
                 return total
         # (np.sum of an ndarray is this add.reduce, reached through two Python-level wrappers)
@@ -240,7 +240,7 @@ class Mean(Function):
         ctx.count = math.prod([x.shape[d] for d in dims])  # (1 for no dims; np.prod of a list costs µs)
         if ctx.count == 0:  # torch's mean of nothing: its sum / 0 (NumPy's mean warns "Mean of empty slice")
             return _as_array(empty_mean(xp.sum(x, axis=dims, keepdims=keepdim)), x, xp)
-        if x.dtype == np.float32 and type(x) is np.ndarray:
+        if x.dtype in _sum_order.REPLAYED and type(x) is np.ndarray:
             total = _sum_order.sum_dims(x, dims, keepdim)  # torch's CPU mean: its sum / count
             if total is not None:
                 return np.divide(total, np.float32(ctx.count), out=total)
