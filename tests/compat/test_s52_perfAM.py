@@ -135,3 +135,26 @@ def test_float64_sum_over_the_first_dim_is_torchs():
         x = rng.standard_normal((6, 4))
         got = chainrule.tensor(x).sum(0, keepdim=True).numpy()
         assert got.tobytes() == torch.tensor(x).sum(0, keepdim=True).numpy().tobytes()
+
+
+# nll_loss's reduction of at most 256 rows, every one counted (loss._few_rows_cascade_sum): row 0,
+# the runs of 16 after it, the rows after the last run; past 256 rows the general cascade
+@pytest.mark.parametrize("rows", [1, 2, 16, 17, 18, 33, 64, 100, 255, 256, 257, 300])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_nll_loss_reduction_of_few_rows_is_torchs(rows, dtype, reduction):
+    rng = np.random.default_rng(rows)
+    logp = (rng.standard_normal((rows, 5)) * 10.0 ** rng.integers(-3, 4, (rows, 5))).astype(dtype)
+    target = rng.integers(0, 5, rows)
+    weight = (rng.random(5) + 0.5).astype(dtype)
+
+    def run(lib):
+        out = []
+        for w in (None, lib.tensor(weight)):
+            a = lib.tensor(logp).requires_grad_(True)
+            loss = lib.nn.functional.nll_loss(a, lib.tensor(target), weight=w, reduction=reduction)
+            loss.backward()
+            out += [loss.detach().numpy().tobytes(), a.grad.numpy().tobytes()]
+        return out
+
+    assert run(chainrule) == run(torch)
