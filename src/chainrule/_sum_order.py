@@ -141,14 +141,11 @@ def inner_sum(rows: np.ndarray) -> np.ndarray:
     width = ILP * n_lanes
     if 0 < groups < 4096 and (count <= 16 or count <= 32 and groups < 16):
         return _few_rows_sum(rows, vectors, groups)
-    if count == 1 and groups < 16:  # one row, no cascade flush: the fewest NumPy calls
+    if count == 1 and not groups:  # one row of under four vectors: the fewest NumPy calls
         row = rows[0]
-        if groups > 1:
-            partial = np.add.reduce(row[:groups * width].reshape(groups, width), axis=0)
-        else:
-            partial = row[:width] if groups else np.zeros(width, rows.dtype)
-        # the first accumulator, the vectors past the last group, the other accumulators, in order
-        terms = np.concatenate((partial[:n_lanes], row[groups * width:vectors * n_lanes], partial[n_lanes:]))
+        partial = np.zeros(width, rows.dtype)
+        # the first accumulator, the vectors (none in a group of four), the other accumulators, in order
+        terms = np.concatenate((partial[:n_lanes], row[:vectors * n_lanes], partial[n_lanes:]))
         lanes = np.add.reduce(terms.reshape(-1, n_lanes), axis=0)
         # from zero: the floats past the last vector, then the lanes, left to right
         return np.add.accumulate(np.concatenate((row[vectors * n_lanes:], lanes)))[-1:] + _ZERO
