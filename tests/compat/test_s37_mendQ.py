@@ -69,7 +69,7 @@ def _reference_sum(array: np.ndarray, equation: str) -> np.ndarray:
         return array
     if array.dtype == np.float16:
         return np.add.reduce(array, dims, np.float32).astype(np.float16)
-    if array.dtype == np.float32:  # chainrule's float32 sum: torch's order where it is replayed (_sum_order)
+    if array.dtype in (np.float32, np.float64):  # chainrule's sum: torch's order where it is replayed (_sum_order)
         replayed = sum_dims(array, dims, False)
         if replayed is not None:
             return replayed

@@ -459,6 +459,8 @@ def _cascade_sum(values: np.ndarray, counted: np.ndarray | None):
     ``counted`` None is every row counted. A NumPy scalar of ``values``' dtype."""
     n = values.shape[0]
     dtype = values.dtype
+    if counted is None and n <= 256:
+        return _few_rows_cascade_sum(values)
     power = max(4, (int(n - 1).bit_length() if n > 1 else 0) // _CASCADE_LEVELS)
     step = 1 << power
     # every row where a level would move up counted: each level's runs are [0], then `step` items
@@ -484,6 +486,22 @@ def _cascade_sum(values: np.ndarray, counted: np.ndarray | None):
         if not len(items):
             break
     return total
+
+
+def _few_rows_cascade_sum(values: np.ndarray):
+    """``_cascade_sum`` of at most 256 rows, every one counted (runs of 16): row 0 climbs to the
+    top level alone, the runs of 16 after it are summed at level 1, the rows after the last run
+    stay at level 0, so the total is ((0 + the rows after the runs) + the runs' sums) + row 0,
+    each added left to right (``add.accumulate``: NumPy's sum would add pairwise)."""
+    dtype = values.dtype
+    rest = values[1:]
+    full = len(rest) // 16
+    tail = rest[full * 16:]
+    total = dtype.type(dtype.type(0) + (np.add.accumulate(tail)[-1] if len(tail) else dtype.type(0)))
+    if full:
+        runs = np.add.accumulate(rest[:full * 16].reshape(full, 16), axis=1)[:, -1]
+        total = dtype.type(total + np.add.accumulate(runs)[-1])
+    return dtype.type(total + values[0])
 
 
 def _regular_run_sums(items: np.ndarray, step: int) -> tuple:
