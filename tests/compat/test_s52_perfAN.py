@@ -53,3 +53,50 @@ def test_sort_rows_without_nan_is_unchanged_by_nan_unordered():
     rows = np.random.default_rng(6).integers(0, 5, (24, 70)).astype(np.float32)
     np.testing.assert_array_equal(cpu_sort_order.sort_rows(rows, descending=False, nan_unordered=True),
                                   cpu_sort_order.sort_rows(rows, descending=False))
+
+
+# ---------------------------------------------------------------- eval-mode float32 batch norm, nothing recording
+@pytest.mark.parametrize("shape, layout", [((32, 128), "contiguous"), ((8, 16, 64), "contiguous"),
+                                           ((4, 3, 5, 5), "channels_last"), ((6, 4, 7), "transposed"),
+                                           ((2, 5), "contiguous")])
+@pytest.mark.parametrize("affine", ["weight_and_bias", "weight", "none"])
+@pytest.mark.parametrize("grad_mode", ["no_grad", "inference_mode", "nothing_requires_grad"])
+def test_unrecorded_eval_batch_norm_is_torchs_and_the_recorded_paths(shape, layout, affine, grad_mode):
+    rng = np.random.default_rng(len(shape) * 10 + shape[1])
+    c = shape[1]
+    x = (rng.standard_normal(shape) * 3).astype(np.float32)
+    arrays = {"running_mean": rng.standard_normal(c).astype(np.float32),
+              "running_var": rng.random(c).astype(np.float32) + 0.1,
+              "weight": rng.standard_normal(c).astype(np.float32), "bias": rng.standard_normal(c).astype(np.float32)}
+
+    def run(lib, mode):
+        xt = lib.from_numpy(x.copy())
+        if layout == "channels_last":
+            xt = xt.contiguous(memory_format=lib.channels_last)
+        elif layout == "transposed":
+            xt = xt.transpose(0, -1).contiguous().transpose(0, -1)
+        t = {k: lib.from_numpy(v.copy()) for k, v in arrays.items()}
+        weight = lib.nn.Parameter(t["weight"]) if affine != "none" else None
+        bias = lib.nn.Parameter(t["bias"]) if affine == "weight_and_bias" else None
+        context = {"no_grad": lib.no_grad, "inference_mode": lib.inference_mode,
+                   "nothing_requires_grad": lib.enable_grad, "recorded": lib.enable_grad}[mode]()
+        if mode == "nothing_requires_grad":
+            weight, bias = (p.detach() if p is not None else None for p in (weight, bias))
+        with context:
+            y = lib.nn.functional.batch_norm(xt, t["running_mean"], t["running_var"], weight, bias, training=False)
+        return y
+
+    expected, got, recorded = run(torch, grad_mode), run(chainrule, grad_mode), run(chainrule, "recorded")
+    assert got.grad_fn is None and not got.requires_grad
+    assert got.is_inference() == expected.is_inference()
+    assert tuple(got.stride()) == tuple(expected.stride()) == tuple(recorded.stride())
+    np.testing.assert_array_equal(got.numpy().view(np.uint32), recorded.detach().numpy().view(np.uint32))
+    if layout == "contiguous":  # (torch's kernel on strided inputs rounds otherwise on some elements)
+        np.testing.assert_array_equal(got.numpy().view(np.uint32), expected.numpy().view(np.uint32))
+
+
+def test_eval_batch_norm_under_a_profiler_still_records_its_ops():
+    x = chainrule.randn(4, 3)
+    with chainrule.no_grad(), chainrule.autograd.profiler.profile() as prof:
+        chainrule.nn.functional.batch_norm(x, chainrule.zeros(3), chainrule.ones(3), training=False)
+    assert any("addcmul" in event.name for event in prof.function_events)
