@@ -100,3 +100,20 @@ def test_eval_batch_norm_under_a_profiler_still_records_its_ops():
     with chainrule.no_grad(), chainrule.autograd.profiler.profile() as prof:
         chainrule.nn.functional.batch_norm(x, chainrule.zeros(3), chainrule.ones(3), training=False)
     assert any("addcmul" in event.name for event in prof.function_events)
+
+
+def test_unrecorded_eval_batch_norm_warns_as_the_recorded_path():
+    # inf · 0 and the like are NumPy warnings the ops' applies silence; only 1/sqrt(0) of the
+    # running variance, computed outside them, warns (as before the array path)
+    import warnings
+
+    x = chainrule.tensor([[np.inf, 1.0], [np.nan, -np.inf]], dtype=chainrule.float32)
+    messages = []
+    for context in (chainrule.no_grad, chainrule.enable_grad):
+        weight = chainrule.zeros(2, requires_grad=context is chainrule.enable_grad)
+        with warnings.catch_warnings(record=True) as caught, context():
+            warnings.simplefilter("always")
+            chainrule.nn.functional.batch_norm(x, chainrule.zeros(2), chainrule.zeros(2), weight, None,
+                                               training=False, eps=0.0)
+        messages.append(sorted(str(w.message) for w in caught))
+    assert messages[0] == messages[1] == ["divide by zero encountered in divide"]

@@ -17,7 +17,16 @@ from .. import _dtype, _layout, _vmap_frames
 from .._backend import array_module, autocast_unifies, subtract_contiguous
 from .._config import torch_intra_op_threads
 from ..autograd import function as _function
-from ..autograd.function import Function, SavedValue, ctx_value, leaf_input, name_node, saved
+from ..autograd.function import (
+    QUIET,
+    Function,
+    SavedValue,
+    ctx_value,
+    leaf_input,
+    name_node,
+    numpy_errstate,
+    saved,
+)
 from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
@@ -1058,12 +1067,16 @@ def _eval_batch_norm_float32(input: Tensor, running_mean: Tensor, running_var: T
     path's arithmetic (α = 1/σ · w, β = b - mean · α fused, x · α + β fused) on the arrays, without
     its five unrecorded Tensor ops."""
     scale = (1.0 / np.sqrt(running_var._data + eps)).astype(np.float32)
-    if weight is not None:
-        scale = scale * weight._data
-    shift = _scale_shift_float32(-running_mean._data, scale,
-                                 bias._data if bias is not None else np.zeros_like(running_mean._data))
-    out = Tensor._make(_scale_shift_float32(input._data, scale.reshape(shape), shift.reshape(shape)))
-    return relaid_as_suggested(out, input)
+    quiet = numpy_errstate.set(QUIET)  # (NumPy's warnings off, as in the applies these steps were)
+    try:
+        if weight is not None:
+            scale = scale * weight._data
+        shift = _scale_shift_float32(-running_mean._data, scale,
+                                     bias._data if bias is not None else np.zeros_like(running_mean._data))
+        out = _scale_shift_float32(input._data, scale.reshape(shape), shift.reshape(shape))
+    finally:
+        numpy_errstate.reset(quiet)
+    return relaid_as_suggested(Tensor._make(out), input)
 
 
 def _statistic(array, statistics: tuple) -> Tensor:
