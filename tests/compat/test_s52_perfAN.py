@@ -117,3 +117,12 @@ def test_unrecorded_eval_batch_norm_warns_as_the_recorded_path():
                                                training=False, eps=0.0)
         messages.append(sorted(str(w.message) for w in caught))
     assert messages[0] == messages[1] == ["divide by zero encountered in divide"]
+
+
+# ---------------------------------------------------------------- check_float
+@pytest.mark.parametrize("value", [1e-5, 0.0, -2.5, float("nan"), float("inf")])
+def test_check_float_returns_a_python_float_as_given(value):
+    from chainrule.ops._arg_parser import check_float
+
+    got = check_float(value, "layer_norm", "eps", position=5)
+    assert type(got) is float and (got == value or (got != got and value != value))
