@@ -127,6 +127,8 @@ def check_float(value, op: str, name: str, position: int | None = None) -> float
     real number (a bool too), or a 0-d tensor that does not require grad, as its value; torch's
     TypeError for anything else (a string, None, a sequence, an array, a tensor with dimensions even
     of one element, a tensor that requires grad)."""
+    if type(value) is float:  # (the common case: eps, momentum, a scale; returned before the import below)
+        return value
     from ..tensor import Tensor
 
     if isinstance(value, Tensor):

@@ -32,6 +32,7 @@ from .elementwise import (
     _log1p_array,
     _log_sigmoid_array,
     _log_sigmoid_grad_array,
+    _sigmoid_array,
     erf,
     exp,
     float_kernel_input,
@@ -677,8 +678,6 @@ class Silu(Function):
 
     @staticmethod
     def forward(ctx, x):
-        from .elementwise import _sigmoid_array
-
         ctx.save_for_backward(x)
         s = _sigmoid_array(x)
         if any(ctx.needs_input_grad):  # reused by the backward; nothing kept on the no-grad ctx
@@ -705,8 +704,6 @@ class SiluBackward(Function):
 
     @staticmethod
     def forward(ctx, grad, x, sig):
-        from .elementwise import _sigmoid_array
-
         ctx.save_for_backward(grad, x)
         if sig is None:  # a forward over a wrapper subclass kept none (forward_state)
             sig = _sigmoid_array(x)

@@ -17,7 +17,17 @@ from .. import _dtype, _layout, _vmap_frames
 from .._backend import array_module, autocast_unifies, subtract_contiguous
 from .._config import torch_intra_op_threads
 from ..autograd import function as _function
-from ..autograd.function import Function, SavedValue, ctx_value, leaf_input, name_node, saved
+from ..autograd.function import (
+    QUIET,
+    Function,
+    SavedValue,
+    ctx_value,
+    leaf_input,
+    name_node,
+    numpy_errstate,
+    saved,
+)
+from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.second_order import differentiate_rule
 from ..tensor import Tensor
 from . import _cuda_kernels
@@ -411,6 +421,17 @@ def _fused_multiply_add(xp, x3, alpha, beta):
     return out.reshape(x3.shape)
 
 
+def _scale_shift_float32(x, scale, shift):
+    """FusedScaleShift's float32 x · scale + shift on NumPy arrays, each element one fused multiply-add."""
+    float64 = np.float64
+    if x.ndim >= 2 and x.flags.c_contiguous and scale.shape == shift.shape == (1, x.shape[1]) + (1,) * (x.ndim - 2):
+        x3 = x.reshape(x.shape[0], x.shape[1], -1)
+        return _fused_multiply_add(np, x3, scale.reshape(-1), shift.reshape(-1)).reshape(x.shape)
+    product = np.multiply(x, scale.astype(float64))
+    out = np.empty_like(x) if x.shape == product.shape else np.empty(product.shape, dtype=np.float32)
+    return np.add(product, shift.astype(float64), out=out, casting="same_kind")
+
+
 class FusedScaleShift(Function):
     """x · scale + shift, scale and shift broadcast against x, each float32 element rounded once as
     torch's CPU batch norm kernels' fused multiply-add rounds it (its eval-mode output x · α + β
@@ -426,13 +447,7 @@ class FusedScaleShift(Function):
     @staticmethod
     def forward(ctx, x, scale, shift):
         ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, scale if ctx.needs_input_grad[0] else None)
-        float64 = np.float64
-        if x.ndim >= 2 and x.flags.c_contiguous and scale.shape == shift.shape == (1, x.shape[1]) + (1,) * (x.ndim - 2):
-            x3 = x.reshape(x.shape[0], x.shape[1], -1)
-            return _fused_multiply_add(np, x3, scale.reshape(-1), shift.reshape(-1)).reshape(x.shape)
-        product = np.multiply(x, scale.astype(float64))
-        out = np.empty_like(x) if x.shape == product.shape else np.empty(product.shape, dtype=np.float32)
-        return np.add(product, shift.astype(float64), out=out, casting="same_kind")
+        return _scale_shift_float32(x, scale, shift)
 
     @staticmethod
     def backward(ctx, grad):
@@ -1006,10 +1021,12 @@ def _batch_norm_computed(input: Tensor, running_mean: Tensor | None, running_var
     # eval: y = (x - μ) · w / sqrt(σ² + eps) + b, with constant statistics folded into one scale
     xp = array_module(running_var._data)
     statistics = (running_mean, running_var)
+    fused = _eval_rounds_fused(input, running_mean, running_var, weight, bias)
+    if fused and _unrecorded_on_arrays(input, running_mean, running_var, weight, bias):
+        return _eval_batch_norm_float32(input, running_mean, running_var, weight, bias, eps, shape)
     scale = _statistic((1.0 / xp.sqrt(running_var._data + eps)).astype(input._data.dtype), statistics)
     if weight is not None:
         scale = scale * weight
-    fused = _eval_rounds_fused(input, running_mean, running_var, weight, bias)
     if fused:  # torch's float32 kernel: β = b - mean · α and x · α + β, each a fused multiply-add
         shift = FusedScaleShift.apply(-_statistic(running_mean._data, statistics), scale,
                                       gradient_against(bias, input, weight, node="NativeBatchNormBackwardBackward0")
@@ -1026,6 +1043,42 @@ def _batch_norm_computed(input: Tensor, running_mean: Tensor | None, running_var
         out = input * scale.reshape(shape) + shift.reshape(shape)
     out = name_node(out, "NativeBatchNormBackward0", label="batch_norm (eval)")
     return relaid_as_suggested(out, input)
+
+
+def _unrecorded_on_arrays(*tensors) -> bool:
+    """Whether an op on these tensors (None for an absent one) would record nothing and nothing
+    watches it: no node (grad mode off, or none requires grad), no profiler, dispatch mode,
+    forward-AD extension, autocast hook or vmap record, and every value a NumPy array in a plain
+    tensor (no wrapper subclass holding its own)."""
+    if is_grad_enabled():  # (first: a training step records, and pays only this loop)
+        for t in tensors:
+            if t is not None and t._requires_grad:
+                return False
+    if (_function.active_profiler is not None or _function.active_dispatch is not None
+            or _function.active_extension is not None or _function.opmath_hook is not None or _function.tracing_ops):
+        return False
+    for t in tensors:
+        if t is not None and (type(t._data) is not np.ndarray or getattr(type(t), "__torch_dispatch__", None) is not None):
+            return False
+    return True
+
+
+def _eval_batch_norm_float32(input: Tensor, running_mean: Tensor, running_var: Tensor, weight, bias, eps: float,
+                             shape: tuple) -> Tensor:
+    """Eval-mode float32 batch norm where nothing records (``_unrecorded_on_arrays``): the fused
+    path's arithmetic (α = 1/σ · w, β = b - mean · α fused, x · α + β fused) on the arrays, without
+    its five unrecorded Tensor ops."""
+    scale = (1.0 / np.sqrt(running_var._data + eps)).astype(np.float32)
+    quiet = numpy_errstate.set(QUIET)  # (NumPy's warnings off, as in the applies these steps were)
+    try:
+        if weight is not None:
+            scale = scale * weight._data
+        shift = _scale_shift_float32(-running_mean._data, scale,
+                                     bias._data if bias is not None else np.zeros_like(running_mean._data))
+        out = _scale_shift_float32(input._data, scale.reshape(shape), shift.reshape(shape))
+    finally:
+        numpy_errstate.reset(quiet)
+    return relaid_as_suggested(Tensor._make(out), input)
 
 
 def _statistic(array, statistics: tuple) -> Tensor:

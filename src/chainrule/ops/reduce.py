@@ -2418,8 +2418,9 @@ def _mode_index(x, d: int):
                                          lambda rows: cpu_sort_order.mode_index_rows(rows)[:, None],
                                          every_row=True, rows_at_once=True))
     # with ties torch's index is the last of the run after its std::sort, which need not be the last occurrence
-    return _c_layout(_replayed_order(x, d, _mode_index_of_runs(x, d), lambda keys: [cpu_sort_order.mode_index(keys)],
-                                     with_nan=True))
+    return _c_layout(_replayed_order(x, d, _mode_index_of_runs(x, d),
+                                     lambda rows: cpu_sort_order.mode_index_long_rows(rows)[:, None],
+                                     rows_at_once=True, with_nan=True))
 
 
 def _mode_index_of_runs(x, d: int):

@@ -10,6 +10,7 @@ import numbers
 import operator
 import re
 import weakref
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -38,7 +39,7 @@ from ..autograd.grad_mode import (
 )
 from ..autograd.profiler import composite_range
 from ..storage import note_strided_view, storage_root
-from ..tensor import Tensor, _int_sequence, _wrap_dim, honours_out
+from ..tensor import Size, Tensor, _int_sequence, _wrap_dim, honours_out
 from ._arg_parser import _as_int, _fits_int64, check_as, check_float, check_int, int_list, out_rule
 from .elementwise import SPARSE_COO_TYPES, _cast
 from .memory_format import (
@@ -716,10 +717,6 @@ def broadcast_shapes(*shapes) -> tuple:
     """broadcast_shapes(*shapes) -> Size
 
     The shape that tensors of the given ``shapes`` broadcast to together (torch.broadcast_shapes)."""
-    from collections.abc import Sequence
-
-    from ..tensor import Size
-
     # torch._refs._broadcast_shapes, its walk and its texts: None is skipped, an int is a 1-d shape
     shapes = tuple((s,) if isinstance(s, numbers.Integral) else s for s in shapes if s is not None)
     if not shapes:
@@ -767,8 +764,6 @@ def broadcast_tensors(*tensors) -> tuple:
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
             raise TypeError(f"expected Tensor as element {i} in argument 0, but got {_dtype.parser_type_name(t)}")
-    from ..tensor import Size
-
     # torch's expand_outplace: the shapes folded left to right by infer_size
     shape = tuple(tensors[0].shape) if tensors else ()
     for t in tensors[1:]:
@@ -1198,9 +1193,7 @@ def stack(tensors, dim: int = 0, *, out=None) -> Tensor:
             raise RuntimeError(
                 f"stack expects each tensor to be equal size, but got {list(shape)} at entry 0 and "
                 f"{list(t._data.shape)} at entry {i}")
-    from .._dtype import result_type
-
-    return Stack.apply(*tensors, dim=d, given_dim=dim, dtype=result_type(*tensors).np)
+    return Stack.apply(*tensors, dim=d, given_dim=dim, dtype=_dtype.result_type(*tensors).np)
 
 
 class Stack(Function):
