@@ -16,7 +16,6 @@ import numpy as np
 from .. import _config, _dtype
 from .._backend import array_module as _array_module
 from .._backend import broadcast_refusal as _broadcast_refusal
-from .._config import get_num_threads as _get_num_threads
 from .._opmath import cpu_autocast_policy as _cpu_autocast_policy
 from .._torch_function import (  # noqa: F401  (torch's F re-exports them; not in __all__)
     handle_torch_function,
@@ -790,7 +789,8 @@ def _interpolate_computed(input: Tensor, mode: str, d: int, in_sizes: tuple, out
         if exact is not None:
             out = _relaid_as_suggested(Tensor._make(exact), input)
             # (a vmap's record: its replay runs it on the batch; trilinear where the kernel is the generic one)
-            if _function.tracing_ops and (mode != "trilinear" or _generic_upsample_kernel(input, mode, out_sizes)):
+            if _function.tracing_ops and (mode not in ("bilinear", "trilinear")
+                                          or _generic_upsample_kernel(input, mode, out_sizes)):
                 _function.traced_elementwise(_float32_resampled, (input, mode, tuple(in_sizes), tuple(out_sizes),
                                                                   tuple(scales), bool(align_corners)), out)
             return out
@@ -826,7 +826,11 @@ def _interpolate_computed(input: Tensor, mode: str, d: int, in_sizes: tuple, out
         # out = x[lo]·(1 - λ) + x[hi]·λ along this axis
         plan.append((2 + k, (lo, hi), (_interpolation_weight(1 - frac, weight_dtype, weight_rounding), frac),
                      in_sizes[k], (lo, hi)))
-    out = _Resample.apply(out, plan=_ResamplePlan(plan))
+    # a float32 output's values as torch's kernels round them (the plan's own float32 products and sums
+    # differ in the last bits); not in a vmap's record, whose replay runs the plan on the batch
+    values = None if _function.tracing_ops else _float32_interpolated(
+        input, mode, in_sizes, out_sizes, scales, bool(align_corners))
+    out = _Resample.apply(out, plan=_ResamplePlan(plan), values=values)
     if low is not None:
         out = out.to(low)
     # torch's upsample kernels write the layout the input suggests: channels-last in, channels-last out
@@ -847,22 +851,22 @@ def _upsample_node(out: Tensor, input: Tensor, mode: str, out_sizes, scales, ali
 
 
 def _float32_interpolated(input: Tensor, mode: str, in_sizes, out_sizes, scales, align_corners: bool):
-    """A float32 CPU input's linear, trilinear or bicubic interpolation rounded as torch's kernels
-    round it (see _resample_float32), as a NumPy array; None for other inputs and modes.
-
-    Taken where no graph is recorded, and not for bilinear: the replay matched every element
-    tried, but its float64 multiply-adds made bilinear's forward 36-103 % slower than the
-    composed float32 parts (the other modes' 5-45 % faster, or within noise), and beside a graph
-    (whose parts compute the values anyway) it added 15-26 % to forward + backward."""
+    """A float32 CPU input's linear, bilinear, trilinear or bicubic interpolation rounded as torch's
+    kernels round it (see _resample_float32), as a NumPy array; None for other inputs and modes.
+    interpolate takes it with a graph recorded too, as the Resample node's values. Its float64
+    multiply-adds cost more than the composed float32 parts: bilinear's forward took 1.1 to 2.5
+    times as long, up to 4 times in the channels-last kernel (the four corners' multiply-adds) on
+    outputs of 256 to 1.6M elements (benchmark in the commit adding bilinear), where those differed
+    from torch's in 93 % of the elements."""
     x = input._data
-    if type(x) is not np.ndarray or x.dtype != np.float32 or mode not in ("linear", "trilinear", "bicubic"):
+    if type(x) is not np.ndarray or x.dtype != np.float32 or mode not in ("linear", "bilinear", "trilinear", "bicubic"):
         return None
     from . import _resample_float32
 
     make_taps = _resample_float32.cubic_taps if mode == "bicubic" else _resample_float32.linear_taps
     per_dim = [make_taps(i, o, align_corners, s) for i, o, s in zip(in_sizes, out_sizes, scales)]
     taps, weights = [t for t, _ in per_dim], [w for _, w in per_dim]
-    if mode == "trilinear" and not _generic_upsample_kernel(input, mode, out_sizes):
+    if mode in ("bilinear", "trilinear") and not _generic_upsample_kernel(input, mode, out_sizes):
         return _resample_float32.channels_last(x, taps, weights)
     return _resample_float32.generic(x, taps, weights)
 
@@ -905,12 +909,13 @@ def _generic_upsample_kernel(input: Tensor, mode: str, out_sizes) -> bool:
     kernel rounds them to the input's dtype, the second linear weight 1 minus the rounded first).
     Its choice (UpSampleKernel.cpp): channels-last for bilinear when the input is channels-last
     with more than 3 channels, the output's height + width is at most 128, or one thread resizes
-    a 3-channel image; for trilinear only when channels-last with more than 3 channels."""
+    a 3-channel image (torch's intra-op thread count, not NumPy's BLAS pool, which chainrule fits
+    to the idle cores); for trilinear only when channels-last with more than 3 channels."""
     if mode in ("linear", "bicubic"):
         return True
     channels_last = _suggests_channels_last(input._data) and input.shape[1] > 3
     if mode == "bilinear":
-        return not (channels_last or sum(out_sizes) <= 128 or (input.shape[1] == 3 and _get_num_threads() == 1))
+        return not (channels_last or sum(out_sizes) <= 128 or (input.shape[1] == 3 and _config.torch_intra_op_threads() == 1))
     return mode == "trilinear" and not channels_last
 
 

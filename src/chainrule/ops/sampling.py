@@ -690,18 +690,21 @@ class ResamplePlan(tuple):
 class Resample(Function):
     """A linear resampling of some axes, one after another: along each, every output is a weighted
     sum of a few input taps (interpolate's nearest, linear and cubic modes). ``plan`` holds one
-    (axis, taps, weights, input size, backward's taps) per axis, in the order they are applied:
-    the backward's taps are the taps, but for torch's nearest modes, whose backward maps the
-    outputs back with a float32 scale; ``interpolate`` names the node as torch's
+    (axis, taps, weights, input size, backward's taps) per axis, in the order they are applied
+    (``values``, where given, is their output as interpolate's float32 replay of torch's kernel
+    rounds it): the backward's taps are the taps, but for torch's nearest modes, whose backward
+    maps the outputs back with a float32 scale; ``interpolate`` names the node as torch's
     (UpsampleBilinear2DBackward0, ...)."""
     _array_forward = True
     label = "interpolate"
     rule = "∂/∂x = the transposed resampling: each gradient times its tap's weight, added back to the tap"
 
     @staticmethod
-    def forward(ctx, x, plan):
+    def forward(ctx, x, plan, values=None):
         if ctx.needs_input_grad[0]:
             ctx.plan = plan
+        if values is not None:  # the forward computed already, rounded as torch's kernel rounds it
+            return values
         for axis, taps, weights, _, _ in plan:
             x = _resample_axis(x, axis, taps, weights)
         return x
