@@ -57,6 +57,32 @@ def test_float32_interpolation_has_torchs_bits(case, grad):
         np.testing.assert_array_equal(_bits(ours), _bits(theirs))
 
 
+def _input_gradient(lib, functional, data, case, grad_output, channels_last: bool) -> np.ndarray:
+    mode, _, align_corners, arguments = case
+    x = lib.tensor(data)
+    memory_format = lib.channels_last if x.ndim == 4 else lib.channels_last_3d
+    if channels_last:
+        x = x.contiguous(memory_format=memory_format)
+    x.requires_grad_()
+    out = functional.interpolate(x, mode=mode, align_corners=align_corners, **arguments)
+    g = lib.tensor(grad_output)
+    out.backward(g.contiguous(memory_format=memory_format) if channels_last else g)
+    return x.grad.numpy()
+
+
+@pytest.mark.parametrize("case", [case for case in INTERPOLATIONS if case[0] != "bicubic"],
+                         ids=lambda case: f"{case[0]}-{case[1]}-{case[2]}")
+def test_float32_linear_interpolation_gradient_has_torchs_bits(case):
+    rng = np.random.default_rng(sum(case[1]) + 1)
+    data = rng.standard_normal(case[1]).astype(np.float32)
+    out_shape = _interpolated(torch, F, data, case, False, False).shape
+    grad_output = rng.standard_normal(out_shape).astype(np.float32)
+    for channels_last in (False, True) if case[0] != "linear" else (False,):
+        theirs = _input_gradient(torch, F, data, case, grad_output, channels_last)
+        ours = _input_gradient(chainrule, CF, data, case, grad_output, channels_last)
+        np.testing.assert_array_equal(_bits(ours), _bits(theirs))
+
+
 @pytest.mark.parametrize("mode, shape", [("linear", (1, 2, 5)), ("bilinear", (1, 2, 4, 3)), ("trilinear", (1, 1, 3, 2, 3))])
 @pytest.mark.parametrize("align_corners", [False, True])
 def test_linear_interpolation_gradcheck(mode, shape, align_corners):

@@ -189,3 +189,63 @@ def channels_last(x: np.ndarray, taps_per_dim, weights_per_dim) -> np.ndarray:
                                   lambda block, order=order: _weighted_sum(corners(block), weights, weights64, order))
     return out
 
+
+def linear_backward_rounds(taps_per_dim, weights_per_dim, in_sizes: tuple) -> list:
+    """The terms of torch's generic backward kernel for a linear, bilinear or trilinear interpolation
+    (``cpu_upsample_linear_backward``), grouped for ``linear_backward``: the kernel walks the output
+    positions in order and, for each, its corners in the forward's order, adding
+    ``acc[corner] = fma(weight, g, acc[corner])`` from zeros, the corner's weight the product of its
+    dims' weights, left to right. Round k holds each input position's k-th term (so its positions are
+    distinct), as (input positions, output positions, float64 weights), flat within a plane."""
+    spatial = len(taps_per_dim)
+    out_spatial = tuple(len(taps[0]) for taps in taps_per_dim)
+    shape = (*out_spatial, *(len(taps) for taps in taps_per_dim))  # (output position, corner)
+
+    def placed(arrays, k):  # one dim's per-tap arrays, along that dim's output and tap axes
+        place = [1] * (2 * spatial)
+        place[k], place[spatial + k] = out_spatial[k], len(arrays)
+        return np.stack(arrays, axis=1).reshape(place)
+
+    target, weight, stride = np.zeros(shape, np.int64), None, 1
+    for k in reversed(range(spatial)):
+        target = target + placed(taps_per_dim[k], k) * stride
+        stride *= in_sizes[k]
+    for k in range(spatial):
+        along = placed(weights_per_dim[k], k)
+        weight = along if weight is None else weight * along  # float32, left to right
+    target = target.reshape(-1)
+    weight = np.broadcast_to(weight, shape).reshape(-1).astype(_F64)
+    source = np.broadcast_to(np.arange(int(np.prod(out_spatial))).reshape((*out_spatial, *(1,) * spatial)),
+                             shape).reshape(-1)
+    # each term's rank among its input position's terms, in the kernel's order
+    order = np.argsort(target, kind="stable")
+    ranked = target[order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    rank = np.arange(ranked.size) - np.repeat(starts, np.diff(np.r_[starts, ranked.size]))
+    by_rank = order[np.argsort(rank, kind="stable")]
+    bounds = np.r_[0, np.cumsum(np.bincount(rank))]
+    return [(target[terms], source[terms], weight[terms])
+            for terms in (by_rank[start:stop] for start, stop in zip(bounds[:-1], bounds[1:]))]
+
+
+def linear_backward(grad: np.ndarray, rounds: list, in_sizes: tuple) -> np.ndarray:
+    """The gradient of a linear, bilinear or trilinear interpolation's input for the float32
+    N-C-spatial ``grad`` of its output, rounded as torch's backward kernel rounds it: the terms of
+    ``linear_backward_rounds``, a round at a time, each a fused multiply-add (the float64 sum of the
+    exact float64 product, rounded to float32)."""
+    # position-major (each position's N·C values one row), so that a round's gathers and scatters move
+    # whole rows rather than single values
+    positions = np.ascontiguousarray(grad.reshape(grad.shape[0] * grad.shape[1], int(np.prod(grad.shape[2:]))).T)
+    acc = np.zeros((int(np.prod(in_sizes)), positions.shape[1]), _F32)
+    # one float32 and one float64 buffer for every round (the first round is the largest): fresh ones
+    # would page-fault in each round
+    most = len(rounds[0][0]) if rounds else 0
+    picked, wide = np.empty((most, acc.shape[1]), _F32), np.empty((most, acc.shape[1]), _F64)
+    for into, source, weight in rounds:
+        terms = len(into)
+        np.take(positions, source, axis=0, out=picked[:terms])
+        np.multiply(picked[:terms], weight[:, None], out=wide[:terms])
+        np.take(acc, into, axis=0, out=picked[:terms])
+        wide[:terms] += picked[:terms]
+        acc[into] = wide[:terms]
+    return np.ascontiguousarray(acc.T).reshape(*grad.shape[:2], *in_sizes)
