@@ -217,15 +217,25 @@ def linear_backward_rounds(taps_per_dim, weights_per_dim, in_sizes: tuple) -> li
     weight = np.broadcast_to(weight, shape).reshape(-1).astype(_F64)
     source = np.broadcast_to(np.arange(int(np.prod(out_spatial))).reshape((*out_spatial, *(1,) * spatial)),
                              shape).reshape(-1)
-    # each term's rank among its input position's terms, in the kernel's order
+    return [(target[terms], source[terms], weight[terms]) for terms in _rounds(target)]
+
+
+def _rounds(target: np.ndarray) -> list:
+    """The terms (indices into ``target``, the input position each adds to, in the kernel's order)
+    by their rank among their position's terms: round k, each position's k-th term."""
     order = np.argsort(target, kind="stable")
     ranked = target[order]
     starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
     rank = np.arange(ranked.size) - np.repeat(starts, np.diff(np.r_[starts, ranked.size]))
     by_rank = order[np.argsort(rank, kind="stable")]
     bounds = np.r_[0, np.cumsum(np.bincount(rank))]
-    return [(target[terms], source[terms], weight[terms])
-            for terms in (by_rank[start:stop] for start, stop in zip(bounds[:-1], bounds[1:]))]
+    return [by_rank[start:stop] for start, stop in zip(bounds[:-1], bounds[1:])]
+
+
+def _position_major(grad: np.ndarray) -> np.ndarray:
+    """``grad``'s (N·C, positions) planes transposed, each position's N·C values one row, so that a
+    round's gathers and scatters move whole rows rather than single values."""
+    return np.ascontiguousarray(grad.reshape(grad.shape[0] * grad.shape[1], int(np.prod(grad.shape[2:]))).T)
 
 
 def linear_backward(grad: np.ndarray, rounds: list, in_sizes: tuple) -> np.ndarray:
@@ -233,9 +243,7 @@ def linear_backward(grad: np.ndarray, rounds: list, in_sizes: tuple) -> np.ndarr
     N-C-spatial ``grad`` of its output, rounded as torch's backward kernel rounds it: the terms of
     ``linear_backward_rounds``, a round at a time, each a fused multiply-add (the float64 sum of the
     exact float64 product, rounded to float32)."""
-    # position-major (each position's N·C values one row), so that a round's gathers and scatters move
-    # whole rows rather than single values
-    positions = np.ascontiguousarray(grad.reshape(grad.shape[0] * grad.shape[1], int(np.prod(grad.shape[2:]))).T)
+    positions = _position_major(grad)
     acc = np.zeros((int(np.prod(in_sizes)), positions.shape[1]), _F32)
     # one float32 and one float64 buffer for every round (the first round is the largest): fresh ones
     # would page-fault in each round
@@ -249,3 +257,58 @@ def linear_backward(grad: np.ndarray, rounds: list, in_sizes: tuple) -> np.ndarr
         wide[:terms] += picked[:terms]
         acc[into] = wide[:terms]
     return np.ascontiguousarray(acc.T).reshape(*grad.shape[:2], *in_sizes)
+
+
+def _cubic_backward_taps(in_size: int, out_size: int, align_corners: bool, scale_factor):
+    """The four taps and Keys' weights of each output position along one dim as torch's bicubic
+    backward (UpSampleBicubic2d.cpp, built without fused multiply-adds) computes them: the source
+    coordinate ``scale * (i + 0.5) - 0.5`` and the weights rounded at each operation."""
+    scale = _scale(in_size, out_size, align_corners, scale_factor)
+    positions = np.arange(out_size, dtype=_F32)
+    source = scale * positions if align_corners else scale * (positions + _F32(0.5)) - _F32(0.5)
+    lower, t = _lower_tap_and_fraction(source, in_size)
+    a = _CUBIC_A
+
+    def near(x):  # |x| <= 1
+        return ((a + _F32(2)) * x - (a + _F32(3))) * x * x + _F32(1)
+
+    def far(x):  # 1 < |x| < 2
+        return ((a * x - _F32(5) * a) * x + _F32(8) * a) * x - _F32(4) * a
+
+    opposite = _F32(1) - t
+    weights = [far(t + _F32(1)), near(t), near(opposite), far(opposite + _F32(1))]
+    return [np.clip(lower + j, 0, in_size - 1) for j in (-1, 0, 1, 2)], weights
+
+
+def cubic_backward_rounds(in_sizes: tuple, out_sizes: tuple, align_corners: bool, scales: tuple) -> list:
+    """The terms of torch's bicubic backward (``upsample_bicubic2d_backward_out_frame``): for each
+    output position in order, for each of its 4 x 4 taps (the column taps outer, as measured against
+    torch 2.13), ``acc[tap] += (g · wy) · wx``,
+    each product and sum rounded to float32. Grouped as linear_backward_rounds groups them, as
+    (input positions, output positions, row weights, column weights)."""
+    (rows, row_weights), (cols, col_weights) = (
+        _cubic_backward_taps(i, o, align_corners, s) for i, o, s in zip(in_sizes, out_sizes, scales))
+    height, width = out_sizes
+    shape = (height, width, 4, 4)  # (output row, output column, column tap, row tap)
+    target = (np.stack(rows, axis=1)[:, None, None, :] * in_sizes[1] + np.stack(cols, axis=1)[None, :, :, None])
+    target = np.broadcast_to(target, shape).reshape(-1)
+    row_weight = np.broadcast_to(np.stack(row_weights, axis=1)[:, None, None, :], shape).reshape(-1)
+    col_weight = np.broadcast_to(np.stack(col_weights, axis=1)[None, :, :, None], shape).reshape(-1)
+    source = np.broadcast_to(np.arange(height * width).reshape(height, width, 1, 1), shape).reshape(-1)
+    return [(target[terms], source[terms], row_weight[terms][:, None], col_weight[terms][:, None])
+            for terms in _rounds(target)]
+
+
+def cubic_backward(grad: np.ndarray, rounds: list, in_sizes: tuple) -> np.ndarray:
+    """The gradient of a bicubic interpolation's input for the float32 N-C-H-W ``grad`` of its
+    output, rounded as torch's backward rounds it: the terms of ``cubic_backward_rounds``, a round
+    at a time, in float32 throughout."""
+    positions = _position_major(grad)
+    acc = np.zeros((int(np.prod(in_sizes)), positions.shape[1]), _F32)
+    for into, source, row_weight, col_weight in rounds:
+        term = positions[source]
+        term *= row_weight
+        term *= col_weight
+        acc[into] += term
+    return np.ascontiguousarray(acc.T).reshape(*grad.shape[:2], *in_sizes)
+

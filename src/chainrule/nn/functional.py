@@ -828,15 +828,15 @@ def _interpolate_computed(input: Tensor, mode: str, d: int, in_sizes: tuple, out
         # out = x[lo]·(1 - λ) + x[hi]·λ along this axis
         plan.append((2 + k, (lo, hi), (_interpolation_weight(1 - frac, weight_dtype, weight_rounding), frac),
                      in_sizes[k], (lo, hi)))
-    # a float32 output's values, and the linear modes' input gradient, as torch's kernels round them (the
+    # a float32 output's values, and its input gradient, as torch's kernels round them (the
     # plan's own float32 products and sums differ in the last bits); not in a vmap's record, whose replay
     # runs the plan on the batch
     values = adjoint = None
     if not _function.tracing_ops:
         values = _float32_interpolated(input, mode, in_sizes, out_sizes, scales, bool(align_corners))
-        if values is not None and mode in ("linear", "bilinear", "trilinear"):
-            adjoint = _partial(_float32_linear_backward, in_sizes=tuple(in_sizes), out_sizes=tuple(out_sizes),
-                                        scales=tuple(scales), align_corners=bool(align_corners))
+        if values is not None:
+            adjoint = _partial(_float32_interpolation_backward, mode=mode, in_sizes=tuple(in_sizes),
+                               out_sizes=tuple(out_sizes), scales=tuple(scales), align_corners=bool(align_corners))
     out = _Resample.apply(out, plan=_ResamplePlan(plan), values=values, adjoint=adjoint)
     if low is not None:
         out = out.to(low)
@@ -879,23 +879,26 @@ def _float32_interpolated(input: Tensor, mode: str, in_sizes, out_sizes, scales,
     return _resample_float32.generic(x, taps, weights)
 
 
-def _float32_linear_backward(grad: np.ndarray, in_sizes: tuple, out_sizes: tuple, scales: tuple,
-                             align_corners: bool) -> np.ndarray:
-    """The input gradient of a float32 linear, bilinear or trilinear interpolation for the NumPy
-    array ``grad`` of its output, as torch's CPU backward kernel rounds it (_resample_float32's
-    linear_backward)."""
+def _float32_interpolation_backward(grad: np.ndarray, mode: str, in_sizes: tuple, out_sizes: tuple, scales: tuple,
+                                    align_corners: bool) -> np.ndarray:
+    """The input gradient of a float32 linear, bilinear, trilinear or bicubic interpolation for the
+    NumPy array ``grad`` of its output, as torch's CPU backward kernels round it (_resample_float32's
+    linear_backward and cubic_backward)."""
     from . import _resample_float32
 
-    return _resample_float32.linear_backward(grad, _linear_backward_rounds(in_sizes, out_sizes, scales, align_corners),
-                                             in_sizes)
+    rounds = _backward_rounds(mode, in_sizes, out_sizes, scales, align_corners)
+    backward = _resample_float32.cubic_backward if mode == "bicubic" else _resample_float32.linear_backward
+    return backward(grad, rounds, in_sizes)
 
 
 @_lru_cache(maxsize=64)
-def _linear_backward_rounds(in_sizes: tuple, out_sizes: tuple, scales: tuple, align_corners: bool) -> list:
-    """(kept per sizes, scales and align_corners: a training loop resizes the same shapes each step,
-    and ordering the terms costs more than adding them)"""
+def _backward_rounds(mode: str, in_sizes: tuple, out_sizes: tuple, scales: tuple, align_corners: bool) -> list:
+    """(kept per mode, sizes, scales and align_corners: a training loop resizes the same shapes each
+    step, and ordering the terms costs more than adding them)"""
     from . import _resample_float32
 
+    if mode == "bicubic":
+        return _resample_float32.cubic_backward_rounds(in_sizes, out_sizes, align_corners, scales)
     per_dim = [_resample_float32.linear_taps(i, o, align_corners, s) for i, o, s in zip(in_sizes, out_sizes, scales)]
     return _resample_float32.linear_backward_rounds([t for t, _ in per_dim], [w for _, w in per_dim], in_sizes)
 
