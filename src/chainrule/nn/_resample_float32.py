@@ -217,7 +217,7 @@ def linear_backward_rounds(taps_per_dim, weights_per_dim, in_sizes: tuple) -> li
     weight = np.broadcast_to(weight, shape).reshape(-1).astype(_F64)
     source = np.broadcast_to(np.arange(int(np.prod(out_spatial))).reshape((*out_spatial, *(1,) * spatial)),
                              shape).reshape(-1)
-    return [(target[terms], source[terms], weight[terms]) for terms in _rounds(target)]
+    return [(target[terms].astype(np.int32), source[terms].astype(np.int32), weight[terms]) for terms in _rounds(target)]
 
 
 def _rounds(target: np.ndarray) -> list:
@@ -295,8 +295,8 @@ def cubic_backward_rounds(in_sizes: tuple, out_sizes: tuple, align_corners: bool
     row_weight = np.broadcast_to(np.stack(row_weights, axis=1)[:, None, None, :], shape).reshape(-1)
     col_weight = np.broadcast_to(np.stack(col_weights, axis=1)[None, :, :, None], shape).reshape(-1)
     source = np.broadcast_to(np.arange(height * width).reshape(height, width, 1, 1), shape).reshape(-1)
-    return [(target[terms], source[terms], row_weight[terms][:, None], col_weight[terms][:, None])
-            for terms in _rounds(target)]
+    return [(target[terms].astype(np.int32), source[terms].astype(np.int32), row_weight[terms][:, None],
+             col_weight[terms][:, None]) for terms in _rounds(target)]
 
 
 def cubic_backward(grad: np.ndarray, rounds: list, in_sizes: tuple) -> np.ndarray:

@@ -891,10 +891,11 @@ def _float32_interpolation_backward(grad: np.ndarray, mode: str, in_sizes: tuple
     return backward(grad, rounds, in_sizes)
 
 
-@_lru_cache(maxsize=64)
+@_lru_cache(maxsize=8)
 def _backward_rounds(mode: str, in_sizes: tuple, out_sizes: tuple, scales: tuple, align_corners: bool) -> list:
     """(kept per mode, sizes, scales and align_corners: a training loop resizes the same shapes each
-    step, and ordering the terms costs more than adding them)"""
+    step, and ordering the terms costs more than adding them. Few: a bilinear output of 2^20 elements
+    keeps 4·2^20 terms of 16 bytes, 64 MiB)"""
     from . import _resample_float32
 
     if mode == "bicubic":
