@@ -1,7 +1,9 @@
-"""Session 52, lane mendCK: float32 results with torch's bits. interpolate's linear modes and bicubic
-give the values torch's CPU kernels round (bilinear too, and with a graph recorded as without), and
-the input gradients its backward kernels round; each case is run on torch and on chainrule here and
-compared bit for bit."""
+"""Session 52, lane mendCK: float32 results with torch's bits. interpolate's linear, trilinear and
+bicubic modes give the values torch's CPU kernels round where no graph is recorded; each case is run
+on torch and on chainrule here and compared bit for bit. Not exact by design (lane mendCM: replays of
+torch's kernels cost 1.9 to 80 times the composed float32 parts, and upsampling runs in every training
+step): bilinear's values, every mode's values with a graph recorded, and every mode's input gradient,
+compared within float32 rounding."""
 import numpy as np
 import pytest
 
@@ -34,6 +36,19 @@ INTERPOLATIONS = [
 ]
 
 
+# the modes whose float32 values are the composed parts', not torch's bits, with a graph recorded or
+# not (by design: see the docstring)
+NOT_EXACT = ("bilinear",)
+
+
+def _assert_within_rounding(ours, theirs) -> None:
+    """Equal but for the composed float32 parts' rounding: within 256 units of float32's epsilon on
+    the largest magnitude."""
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, rtol=0,
+                               atol=256 * np.finfo(np.float32).eps * max(1.0, float(np.abs(theirs).max())))
+
+
 def _bits(array) -> np.ndarray:
     return np.ascontiguousarray(array, np.float32).view(np.uint32)
 
@@ -55,7 +70,10 @@ def test_float32_interpolation_has_torchs_bits(case, grad):
         theirs = _interpolated(torch, F, data, case, channels_last, grad)
         ours = _interpolated(chainrule, CF, data, case, channels_last, grad)
         assert ours.shape == theirs.shape
-        np.testing.assert_array_equal(_bits(ours), _bits(theirs))
+        if grad or case[0] in NOT_EXACT:  # the composed float32 parts: torch's values within rounding
+            _assert_within_rounding(ours, theirs)
+        else:
+            np.testing.assert_array_equal(_bits(ours), _bits(theirs))
 
 
 def _input_gradient(lib, functional, data, case, grad_output, channels_last: bool) -> np.ndarray:
@@ -72,7 +90,8 @@ def _input_gradient(lib, functional, data, case, grad_output, channels_last: boo
 
 
 @pytest.mark.parametrize("case", INTERPOLATIONS, ids=lambda case: f"{case[0]}-{case[1]}-{case[2]}")
-def test_float32_interpolation_gradient_has_torchs_bits(case):
+def test_float32_interpolation_gradient_is_torchs_within_rounding(case):
+    """Not exact by design: the transposed plan's sums, not torch's kernel's order of multiply-adds."""
     rng = np.random.default_rng(sum(case[1]) + 1)
     data = rng.standard_normal(case[1]).astype(np.float32)
     out_shape = _interpolated(torch, F, data, case, False, False).shape
@@ -80,7 +99,7 @@ def test_float32_interpolation_gradient_has_torchs_bits(case):
     for channels_last in (False, True) if case[0] != "linear" else (False,):
         theirs = _input_gradient(torch, F, data, case, grad_output, channels_last)
         ours = _input_gradient(chainrule, CF, data, case, grad_output, channels_last)
-        np.testing.assert_array_equal(_bits(ours), _bits(theirs))
+        _assert_within_rounding(ours, theirs)
 
 
 @pytest.mark.parametrize("mode, shape", [("linear", (1, 2, 5)), ("bilinear", (1, 2, 4, 3)), ("trilinear", (1, 1, 3, 2, 3)),

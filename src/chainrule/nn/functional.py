@@ -10,8 +10,6 @@ interpolate, pixel_shuffle, lp_pool, scaled_dot_product_attention and multi_head
 from __future__ import annotations
 
 import math
-from functools import lru_cache as _lru_cache
-from functools import partial as _partial
 
 import numpy as np
 
@@ -791,8 +789,7 @@ def _interpolate_computed(input: Tensor, mode: str, d: int, in_sizes: tuple, out
         if exact is not None:
             out = _relaid_as_suggested(Tensor._make(exact), input)
             # (a vmap's record: its replay runs it on the batch; trilinear where the kernel is the generic one)
-            if _function.tracing_ops and (mode not in ("bilinear", "trilinear")
-                                          or _generic_upsample_kernel(input, mode, out_sizes)):
+            if _function.tracing_ops and (mode != "trilinear" or _generic_upsample_kernel(input, mode, out_sizes)):
                 _function.traced_elementwise(_float32_resampled, (input, mode, tuple(in_sizes), tuple(out_sizes),
                                                                   tuple(scales), bool(align_corners)), out)
             return out
@@ -828,16 +825,7 @@ def _interpolate_computed(input: Tensor, mode: str, d: int, in_sizes: tuple, out
         # out = x[lo]·(1 - λ) + x[hi]·λ along this axis
         plan.append((2 + k, (lo, hi), (_interpolation_weight(1 - frac, weight_dtype, weight_rounding), frac),
                      in_sizes[k], (lo, hi)))
-    # a float32 output's values, and its input gradient, as torch's kernels round them (the
-    # plan's own float32 products and sums differ in the last bits); not in a vmap's record, whose replay
-    # runs the plan on the batch
-    values = adjoint = None
-    if not _function.tracing_ops:
-        values = _float32_interpolated(input, mode, in_sizes, out_sizes, scales, bool(align_corners))
-        if values is not None:
-            adjoint = _partial(_float32_interpolation_backward, mode=mode, in_sizes=tuple(in_sizes),
-                               out_sizes=tuple(out_sizes), scales=tuple(scales), align_corners=bool(align_corners))
-    out = _Resample.apply(out, plan=_ResamplePlan(plan), values=values, adjoint=adjoint)
+    out = _Resample.apply(out, plan=_ResamplePlan(plan))
     if low is not None:
         out = out.to(low)
     # torch's upsample kernels write the layout the input suggests: channels-last in, channels-last out
@@ -858,50 +846,27 @@ def _upsample_node(out: Tensor, input: Tensor, mode: str, out_sizes, scales, ali
 
 
 def _float32_interpolated(input: Tensor, mode: str, in_sizes, out_sizes, scales, align_corners: bool):
-    """A float32 CPU input's linear, bilinear, trilinear or bicubic interpolation rounded as torch's
-    kernels round it (see _resample_float32), as a NumPy array; None for other inputs and modes.
-    interpolate takes it with a graph recorded too, as the Resample node's values. Its float64
-    multiply-adds cost more than the composed float32 parts, which differed from torch's in 93 % of
-    bilinear's elements: bilinear's forward took 1.07 to 5.2 times as long on outputs of 2,048 to 2.1M
-    elements (fastest call against fastest call, six shapes, two runs on a loaded machine; the
-    channels-last kernel, four corners of multiply-adds, the dearest: numbers in the commit adding
-    bilinear)."""
+    """A float32 CPU input's linear, trilinear or bicubic interpolation rounded as torch's kernels
+    round it (see _resample_float32), as a NumPy array; None for other inputs and modes.
+
+    Taken where no graph is recorded, and not for bilinear: the replay matched every element
+    tried, but its float64 multiply-adds made bilinear's forward 36-103 % slower than the
+    composed float32 parts (the other modes' 5-45 % faster, or within noise), and beside a graph
+    (whose parts compute the values anyway) it added 15-26 % to forward + backward. Lane mendCK
+    took it for bilinear and with a graph too, and replayed torch's backward kernels term by term;
+    lane mendCM measured those paths at 1.9 to 80 times the composed parts' cost and routed them back
+    (numbers in its commit)."""
     x = input._data
-    if type(x) is not np.ndarray or x.dtype != np.float32 or mode not in ("linear", "bilinear", "trilinear", "bicubic"):
+    if type(x) is not np.ndarray or x.dtype != np.float32 or mode not in ("linear", "trilinear", "bicubic"):
         return None
     from . import _resample_float32
 
     make_taps = _resample_float32.cubic_taps if mode == "bicubic" else _resample_float32.linear_taps
     per_dim = [make_taps(i, o, align_corners, s) for i, o, s in zip(in_sizes, out_sizes, scales)]
     taps, weights = [t for t, _ in per_dim], [w for _, w in per_dim]
-    if mode in ("bilinear", "trilinear") and not _generic_upsample_kernel(input, mode, out_sizes):
+    if mode == "trilinear" and not _generic_upsample_kernel(input, mode, out_sizes):
         return _resample_float32.channels_last(x, taps, weights)
     return _resample_float32.generic(x, taps, weights)
-
-
-def _float32_interpolation_backward(grad: np.ndarray, mode: str, in_sizes: tuple, out_sizes: tuple, scales: tuple,
-                                    align_corners: bool) -> np.ndarray:
-    """The input gradient of a float32 linear, bilinear, trilinear or bicubic interpolation for the
-    NumPy array ``grad`` of its output, as torch's CPU backward kernels round it (_resample_float32's
-    linear_backward and cubic_backward)."""
-    from . import _resample_float32
-
-    rounds = _backward_rounds(mode, in_sizes, out_sizes, scales, align_corners)
-    backward = _resample_float32.cubic_backward if mode == "bicubic" else _resample_float32.linear_backward
-    return backward(grad, rounds, in_sizes)
-
-
-@_lru_cache(maxsize=8)
-def _backward_rounds(mode: str, in_sizes: tuple, out_sizes: tuple, scales: tuple, align_corners: bool) -> list:
-    """(kept per mode, sizes, scales and align_corners: a training loop resizes the same shapes each
-    step, and ordering the terms costs more than adding them. Few: a bilinear output of 2^20 elements
-    keeps 4·2^20 terms of 16 bytes, 64 MiB)"""
-    from . import _resample_float32
-
-    if mode == "bicubic":
-        return _resample_float32.cubic_backward_rounds(in_sizes, out_sizes, align_corners, scales)
-    per_dim = [_resample_float32.linear_taps(i, o, align_corners, s) for i, o, s in zip(in_sizes, out_sizes, scales)]
-    return _resample_float32.linear_backward_rounds([t for t, _ in per_dim], [w for _, w in per_dim], in_sizes)
 
 
 def _float32_resampled(input: Tensor, mode: str, in_sizes, out_sizes, scales, align_corners: bool) -> Tensor:

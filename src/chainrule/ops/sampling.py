@@ -690,21 +690,18 @@ class ResamplePlan(tuple):
 class Resample(Function):
     """A linear resampling of some axes, one after another: along each, every output is a weighted
     sum of a few input taps (interpolate's nearest, linear and cubic modes). ``plan`` holds one
-    (axis, taps, weights, input size, backward's taps) per axis, in the order they are applied
-    (``values`` and ``adjoint``, where given, are their output and the map of a NumPy float32
-    gradient back, as interpolate's float32 replays of torch's kernels round them): the backward's taps are the taps, but for torch's nearest modes, whose backward
-    maps the outputs back with a float32 scale; ``interpolate`` names the node as torch's
+    (axis, taps, weights, input size, backward's taps) per axis, in the order they are applied:
+    the backward's taps are the taps, but for torch's nearest modes, whose backward maps the
+    outputs back with a float32 scale; ``interpolate`` names the node as torch's
     (UpsampleBilinear2DBackward0, ...)."""
     _array_forward = True
     label = "interpolate"
     rule = "∂/∂x = the transposed resampling: each gradient times its tap's weight, added back to the tap"
 
     @staticmethod
-    def forward(ctx, x, plan, values=None, adjoint=None):
+    def forward(ctx, x, plan):
         if ctx.needs_input_grad[0]:
-            ctx.plan, ctx.adjoint = plan, adjoint
-        if values is not None:  # the forward computed already, rounded as torch's kernel rounds it
-            return values
+            ctx.plan = plan
         for axis, taps, weights, _, _ in plan:
             x = _resample_axis(x, axis, taps, weights)
         return x
@@ -712,7 +709,7 @@ class Resample(Function):
     @staticmethod
     def backward(ctx, grad):
         # y = R x is linear  ⇒  x̄ = Rᵀ ḡ, recorded under torch's name for the backward's own node
-        return name_node(ResampleAdjoint.apply(grad, plan=ctx.plan, exact=ctx.adjoint),
+        return name_node(ResampleAdjoint.apply(grad, plan=ctx.plan),
                          type(ctx).__name__.removesuffix("0") + "Backward0")
 
 
@@ -724,11 +721,9 @@ class ResampleAdjoint(Function):
     rule = "∂/∂g = the resampling itself: (Rᵀ)ᵀ = R"
 
     @staticmethod
-    def forward(ctx, grad, plan, exact=None):
+    def forward(ctx, grad, plan):
         if ctx.needs_input_grad[0]:
             ctx.plan = plan
-        if exact is not None and type(grad) is np.ndarray and grad.dtype == np.float32:
-            return exact(grad)  # rounded as torch's backward kernel rounds it
         for axis, _, weights, size, taps in reversed(plan):
             grad = _spread_axis(grad, axis, taps, weights, size)
         return array_module(grad).ascontiguousarray(grad)
