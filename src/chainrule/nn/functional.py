@@ -16,7 +16,6 @@ import numpy as np
 from .. import _config, _dtype
 from .._backend import array_module as _array_module
 from .._backend import broadcast_refusal as _broadcast_refusal
-from .._config import get_num_threads as _get_num_threads
 from .._opmath import cpu_autocast_policy as _cpu_autocast_policy
 from .._torch_function import (  # noqa: F401  (torch's F re-exports them; not in __all__)
     handle_torch_function,
@@ -853,7 +852,10 @@ def _float32_interpolated(input: Tensor, mode: str, in_sizes, out_sizes, scales,
     Taken where no graph is recorded, and not for bilinear: the replay matched every element
     tried, but its float64 multiply-adds made bilinear's forward 36-103 % slower than the
     composed float32 parts (the other modes' 5-45 % faster, or within noise), and beside a graph
-    (whose parts compute the values anyway) it added 15-26 % to forward + backward."""
+    (whose parts compute the values anyway) it added 15-26 % to forward + backward. Lane mendCK
+    took it for bilinear and with a graph too, and replayed torch's backward kernels term by term;
+    lane mendCM measured those paths at 1.9 to 80 times the composed parts' cost and routed them back
+    (numbers in its commit)."""
     x = input._data
     if type(x) is not np.ndarray or x.dtype != np.float32 or mode not in ("linear", "trilinear", "bicubic"):
         return None
@@ -905,12 +907,13 @@ def _generic_upsample_kernel(input: Tensor, mode: str, out_sizes) -> bool:
     kernel rounds them to the input's dtype, the second linear weight 1 minus the rounded first).
     Its choice (UpSampleKernel.cpp): channels-last for bilinear when the input is channels-last
     with more than 3 channels, the output's height + width is at most 128, or one thread resizes
-    a 3-channel image; for trilinear only when channels-last with more than 3 channels."""
+    a 3-channel image (torch's intra-op thread count, not NumPy's BLAS pool, which chainrule fits
+    to the idle cores); for trilinear only when channels-last with more than 3 channels."""
     if mode in ("linear", "bicubic"):
         return True
     channels_last = _suggests_channels_last(input._data) and input.shape[1] > 3
     if mode == "bilinear":
-        return not (channels_last or sum(out_sizes) <= 128 or (input.shape[1] == 3 and _get_num_threads() == 1))
+        return not (channels_last or sum(out_sizes) <= 128 or (input.shape[1] == 3 and _config.torch_intra_op_threads() == 1))
     return mode == "trilinear" and not channels_last
 
 
