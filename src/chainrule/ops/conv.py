@@ -674,7 +674,11 @@ def _in_torch_layout(y, x, w):
     slow_conv_transpose3d answer contiguous)."""
     if (suggests_channels_last(x) or suggests_channels_last(w)) and (x.ndim == 4 or x.dtype != np.float64):
         return channels_last(y)
-    return _contiguous(y)
+    y = _contiguous(y)
+    # NumPy's contiguity ignores a size-1 dim's stride, so one output channel transposed from the
+    # GEMM's (N, *S, 1) keeps channel stride 1, which reads as channels-last to the next conv (and
+    # to view): torch's fresh output has (S, S, ...). A flat view reshaped gives those strides.
+    return y.reshape(-1).reshape(y.shape) if y.size else y
 
 
 # torch's CPU kernel for a float32 pointwise convolution of a batch (1×1 kernel, stride 1, no padding,
