@@ -1,0 +1,141 @@
+"""Small refusals and layouts that differed from torch (lane mendCL, session 52), each compared with
+torch on the same inputs: arithmetic on sparse compressed (CSR/CSC) tensors."""
+
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+pytestmark = [pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta"),
+              pytest.mark.filterwarnings("ignore:Sparse CSC tensor support is in beta")]
+
+_FIRST = [[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]]
+_SECOND = [[0.0, 5.0, -2.0], [0.0, 1.0, 0.0]]
+
+
+def _outcome(lib, call):
+    """The result's layout, dtype and stored parts (a dense result's values), or the error's type and first
+    line (torch's dispatcher messages go on to list every backend)."""
+    try:
+        result = call(lib)
+    except Exception as error:  # noqa: BLE001 - the error is the outcome compared
+        return type(error).__name__, str(error).split(" If you are a Facebook employee")[0]
+    if result.layout == lib.sparse_csr:
+        parts = (result.crow_indices(), result.col_indices(), result.values())
+    elif result.layout == lib.sparse_csc:
+        parts = (result.ccol_indices(), result.row_indices(), result.values())
+    else:
+        parts = (result,)
+    return (str(result.layout).split(".")[-1], str(result.dtype).split(".")[-1],
+            [part.tolist() for part in parts])
+
+
+def _csr(lib, values=_FIRST, dtype=None):
+    return lib.tensor(values, dtype=dtype and getattr(lib, dtype)).to_sparse_csr()
+
+
+def _csc(lib, values=_FIRST):
+    return lib.tensor(values).to_sparse_csc()
+
+
+def _dense(lib, values=_FIRST):
+    return lib.tensor(values)
+
+
+def _in_place(operator):
+    def call(lib):
+        target = _csr(lib).clone()
+        result = operator(lib, target)
+        assert result is target
+        return target
+    return call
+
+
+_CALLS = {
+    # add keeps CSR over the union of the patterns (a cancelled entry stays, as an explicit zero)
+    "csr+csr": lambda lib: _csr(lib) + _csr(lib, _SECOND),
+    "csr+(-csr)": lambda lib: _csr(lib) + (-_csr(lib)),
+    "csr.add(csr,alpha=2)": lambda lib: _csr(lib).add(_csr(lib, _SECOND), alpha=2),
+    "torch.add(csr,csr,alpha=0.5)": lambda lib: lib.add(_csr(lib), _csr(lib, _SECOND), alpha=0.5),
+    "int csr.add(alpha=0.5)": lambda lib: _csr(lib, dtype="int64").add(_csr(lib, dtype="int64"), alpha=0.5),
+    "int csr+float csr": lambda lib: _csr(lib, dtype="int64") + _csr(lib),
+    "csr+double csr": lambda lib: _csr(lib) + _csr(lib, dtype="float64"),
+    "csr+csr of another shape": lambda lib: _csr(lib) + lib.ones(3, 2).to_sparse_csr(),
+    "csc+csc": lambda lib: _csc(lib) + _csc(lib, _SECOND),
+    "csr+csc": lambda lib: _csr(lib) + _csc(lib),
+    "csr+coo": lambda lib: _csr(lib) + _dense(lib).to_sparse(),
+    # with a dense operand the sum is dense; broadcasting (a number too) is refused
+    "csr+dense": lambda lib: _csr(lib) + _dense(lib, _SECOND),
+    "dense+csr": lambda lib: _dense(lib, _SECOND) + _csr(lib),
+    "torch.add(dense,csr,alpha=2)": lambda lib: lib.add(_dense(lib), _csr(lib), alpha=2),
+    "csc+dense": lambda lib: _csc(lib) + _dense(lib),
+    "csr+2": lambda lib: _csr(lib) + 2,
+    "2+csr": lambda lib: 2 + _csr(lib),
+    "csr+0-d": lambda lib: _csr(lib) + lib.tensor(2.0),
+    "csr+dense of another shape": lambda lib: _csr(lib) + lib.ones(3, 3),
+    # mul keeps CSR: the intersection of two patterns, or the CSR one's pattern against a dense matrix
+    "csr*csr": lambda lib: _csr(lib) * _csr(lib, _SECOND),
+    "csr*dense": lambda lib: _csr(lib) * _dense(lib, _SECOND),
+    "dense*csr": lambda lib: _dense(lib, _SECOND) * _csr(lib),
+    "torch.mul(dense,csr)": lambda lib: lib.mul(_dense(lib), _csr(lib)),
+    "csr*double dense": lambda lib: _csr(lib) * _dense(lib).double(),
+    "int csr*float csr": lambda lib: _csr(lib, dtype="int64") * _csr(lib),
+    "csr*coo": lambda lib: _csr(lib) * _dense(lib).to_sparse(),
+    "csr*row": lambda lib: _csr(lib) * lib.tensor([1.0, 2.0, 3.0]),
+    "csr*2": lambda lib: _csr(lib) * 2,
+    "csr*0-d": lambda lib: _csr(lib) * lib.tensor(2.0),
+    "csc*2": lambda lib: _csc(lib) * 2,
+    "csc*csc": lambda lib: _csc(lib) * _csc(lib),
+    "csc*dense": lambda lib: _csc(lib) * _dense(lib),
+    "dense*csc": lambda lib: _dense(lib) * _csc(lib),
+    # subtraction and division have no compressed kernel, whichever operand is compressed
+    "csr-csr": lambda lib: _csr(lib) - _csr(lib, _SECOND),
+    "dense-csr": lambda lib: _dense(lib) - _csr(lib),
+    "csr-dense": lambda lib: _csr(lib) - _dense(lib),
+    "csr-2": lambda lib: _csr(lib) - 2,
+    "2-csr": lambda lib: 2 - _csr(lib),
+    "csc-dense": lambda lib: _csc(lib) - _dense(lib),
+    "torch.sub(dense,csr)": lambda lib: lib.sub(_dense(lib), _csr(lib)),
+    "csr.sub(csr,alpha=2)": lambda lib: _csr(lib).sub(_csr(lib, _SECOND), alpha=2),
+    "csr/csr": lambda lib: _csr(lib) / _csr(lib, _SECOND),
+    "dense/csr": lambda lib: _dense(lib) / _csr(lib),
+    "csr/2": lambda lib: _csr(lib) / 2,
+    "2/csr": lambda lib: 2 / _csr(lib),
+    "csr/0-d": lambda lib: _csr(lib) / lib.tensor(2.0),
+    "csc/2": lambda lib: _csc(lib) / 2,
+    "csr.div(2,rounding_mode=floor)": lambda lib: _csr(lib).div(2, rounding_mode="floor"),
+    "torch.true_divide(csr,2)": lambda lib: lib.true_divide(_csr(lib), 2),
+    "csr//2": lambda lib: _csr(lib) // 2,
+    "2//csr": lambda lib: 2 // _csr(lib),
+    "torch.rsub(csr,dense)": lambda lib: lib.rsub(_csr(lib), _dense(lib)),
+    # in place: the target keeps its identity and takes the new pattern
+    "csr.add_(csr)": _in_place(lambda lib, target: target.add_(_csr(lib, _SECOND))),
+    "csr+=csr": _in_place(lambda lib, target: target.__iadd__(_csr(lib, _SECOND))),
+    "csr.mul_(2)": _in_place(lambda lib, target: target.mul_(2)),
+    "csr*=dense": _in_place(lambda lib, target: target.__imul__(_dense(lib, _SECOND))),
+    "csr.sub_(csr)": _in_place(lambda lib, target: target.sub_(_csr(lib, _SECOND))),
+    "csr-=csr": _in_place(lambda lib, target: target.__isub__(_csr(lib, _SECOND))),
+    "csr.div_(2)": _in_place(lambda lib, target: target.div_(2)),
+    "csr/=2": _in_place(lambda lib, target: target.__itruediv__(2)),
+    "csr//=2": _in_place(lambda lib, target: target.__ifloordiv__(2)),
+    "dense+=csr": lambda lib: _dense(lib).__iadd__(_csr(lib)),
+    "dense-=csr": lambda lib: _dense(lib).__isub__(_csr(lib)),
+    "dense*=csr": lambda lib: _dense(lib).__imul__(_csr(lib)),
+    "dense/=csr": lambda lib: _dense(lib).__itruediv__(_csr(lib)),
+}
+
+
+@pytest.mark.parametrize("name", list(_CALLS))
+def test_compressed_arithmetic_keeps_torchs_layout_or_refusal(name):
+    # chainrule computed every one of these densely and answered a strided tensor (and its in-place
+    # forms left the target unchanged); torch keeps CSR for add and mul and refuses sub and div
+    assert _outcome(chainrule, _CALLS[name]) == _outcome(torch, _CALLS[name])
+
+
+def test_in_place_add_on_csr_bumps_the_version():
+    target = _csr(chainrule).clone()
+    before = target._version
+    target.add_(_csr(chainrule, _SECOND))
+    assert target._version > before
+    assert target.to_dense().tolist() == (_dense(torch) + _dense(torch, _SECOND)).tolist()
