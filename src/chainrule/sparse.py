@@ -1838,6 +1838,22 @@ _COMPRESSED_NOT_RUN = {"rsub": "rsub.Tensor", "floor_divide": "floor_divide", "f
                        "floor_divide_": "floor_divide_.Tensor", "ifloordiv": "floor_divide_.Tensor"}
 
 
+_MKL_TYPES = frozenset({"float32", "float64", "complex64", "complex128"})
+
+
+def _check_compressed_product(left, right) -> None:
+    """torch's refusals of a matrix product with a compressed operand: its MKL addmm kernel takes the left
+    operand's dtype if it is float or complex and checks the right one against it."""
+    if not (isinstance(left, Tensor) and isinstance(right, Tensor) and left.dim() == 2 and right.dim() == 2):
+        return
+    if left.dtype.name not in _MKL_TYPES:
+        raise NotImplementedError(f"\"addmm_out_sparse_csr_impl_mkl\" not implemented for "
+                                  f"'{_dtype.scalar_name(left.dtype)}'")
+    if right.dtype is not left.dtype:
+        raise RuntimeError(f"expected scalar type {_dtype.scalar_name(left.dtype)} but found "
+                           f"{_dtype.scalar_name(right.dtype)}")
+
+
 def _compressed_torch_function(cls, func, types, args=(), kwargs=None):
     kwargs = {} if kwargs is None else kwargs
     name = getattr(func, "__name__", "")
@@ -1861,6 +1877,8 @@ def _compressed_torch_function(cls, func, types, args=(), kwargs=None):
             return func(args[0], args[1].to_dense(), **kwargs)
         if name in ("mul_", "imul") and args and not isinstance(args[0], _CompressedTensor):
             raise RuntimeError("Expected result Tensor to be of format CSR")
+        if name in ("matmul", "mm", "rmatmul") and len(args) == 2 and not kwargs:
+            _check_compressed_product(*(reversed(args) if name == "rmatmul" else args))
     return disabled_torch_function_impl(func, types, args, kwargs)
 
 
@@ -2402,7 +2420,7 @@ def _without_derivative(result: SparseCOOTensor, *operands: Tensor, kernel: str)
     if is_recording(*operands):
         edges = tuple(operand for operand in operands if operand._requires_grad)
         recorded = _NoDerivative.apply(*edges, result=result._data, kernel=f"aten::{kernel}")
-        _joined_graph(result, name_node(recorded, "NotImplemented"))
+        _joined_graph(result, name_node(recorded, "torch::autograd::NotImplemented"))
     return result
 
 

@@ -139,3 +139,46 @@ def test_in_place_add_on_csr_bumps_the_version():
     target.add_(_csr(chainrule, _SECOND))
     assert target._version > before
     assert target.to_dense().tolist() == (_dense(torch) + _dense(torch, _SECOND)).tolist()
+
+
+_PRODUCT_DTYPES = ["bool", "float32", "int64"]
+_LAYOUTS = {"coo": lambda t: t.to_sparse(), "csr": lambda t: t.to_sparse_csr(), "csc": lambda t: t.to_sparse_csc()}
+_PRODUCTS = {
+    "dense @ sparse": lambda lib, dense, sparse: dense @ sparse,
+    "sparse @ dense": lambda lib, dense, sparse: sparse @ dense,
+    "mm(dense, sparse)": lambda lib, dense, sparse: lib.mm(dense, sparse),
+    "matmul(sparse, dense)": lambda lib, dense, sparse: lib.matmul(sparse, dense),
+}
+
+
+@pytest.mark.parametrize("product", list(_PRODUCTS))
+@pytest.mark.parametrize("layout", list(_LAYOUTS))
+@pytest.mark.parametrize("sparse_dtype", _PRODUCT_DTYPES)
+@pytest.mark.parametrize("dense_dtype", _PRODUCT_DTYPES)
+def test_sparse_products_refuse_in_the_sparse_kernels_words(product, layout, sparse_dtype, dense_dtype):
+    # a bool or mixed-dtype product with a sparse operand named the dense addmm_impl_cpu_ (or its
+    # "expected m1 and m2 to have the same dtype"); torch's sparse kernels (addmm_sparse_dense for
+    # COO, the MKL addmm/addmv for CSR/CSC, float and complex only) refuse in their own words
+    def call(lib):
+        dense = lib.ones(2, 3, dtype=getattr(lib, dense_dtype))
+        sparse = _LAYOUTS[layout](lib.tensor([[1, 0], [0, 1], [1, 1]]).to(getattr(lib, sparse_dtype)))
+        return _PRODUCTS[product](lib, dense, sparse)
+    assert _outcome(chainrule, call) == _outcome(torch, call)
+
+
+_NO_DERIVATIVE = {
+    "hspmm": lambda lib, sparse, dense: lib.hspmm(sparse, dense),
+    "sspaddmm": lambda lib, sparse, dense: lib.sspaddmm(lib.zeros(2, 3).to_sparse(), sparse, dense),
+    "spdiags": lambda lib, sparse, dense: lib.sparse.spdiags(dense[:1], lib.tensor([0]), (3, 3)),
+}
+
+
+@pytest.mark.parametrize("name", list(_NO_DERIVATIVE))
+def test_sparse_ops_without_derivative_name_torchs_not_implemented_node(name):
+    # the node's name() was "NotImplemented": torch's C++ node prints its namespace
+    def node(lib):
+        sparse = lib.tensor([[1.0, 0.0], [0.0, 2.0]]).to_sparse().requires_grad_()
+        dense = lib.ones(2, 3, requires_grad=True)
+        grad_fn = _NO_DERIVATIVE[name](lib, sparse, dense).grad_fn
+        return grad_fn.name(), type(grad_fn).__name__
+    assert node(chainrule) == node(torch)
