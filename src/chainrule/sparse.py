@@ -2042,8 +2042,7 @@ def to_sparse(self, sparse_dim: int | None = None, *, layout=None, blocksize=Non
     if layout not in (None, sparse_coo):
         raise NotImplementedError(f"to_sparse: only the sparse_coo, sparse_csr and sparse_csc layouts are supported, "
                                   f"got {layout}")
-    if self.requires_grad:
-        raise RuntimeError(_NO_GRAD)
+    node = "ToSparseBackward1" if sparse_dim is None else "ToSparseBackward0"
     sparse_dim = self.dim() if sparse_dim is None else sparse_dim
     if not 0 < sparse_dim <= self.dim():
         raise RuntimeError(f"to_sparse: sparse_dim must be in [1, {self.dim()}], got {sparse_dim}")
@@ -2054,7 +2053,27 @@ def to_sparse(self, sparse_dim: int | None = None, *, layout=None, blocksize=Non
         present = present.any(axis=tuple(range(sparse_dim, self.dim())))
     index = xp.stack(xp.nonzero(present)).astype(np.int64)  # sparse_dim >= 1, so present has a dim
     values = data[tuple(index)]
-    return SparseCOOTensor._from_parts(index, xp.ascontiguousarray(values), tuple(self.shape), True)
+    result = SparseCOOTensor._from_parts(index, xp.ascontiguousarray(values), tuple(self.shape), True)
+    if is_recording(self):
+        _joined_graph(result, name_node(_ToSparse.apply(self), node))
+    return result
+
+
+class _ToSparse(Function):
+    """Tensor.to_sparse of a tensor that requires grad: the sparse result's values are the input's, so
+    the gradient passes back as it is, a sparse one (what the result's own ops make) made dense, as
+    torch's ToSparseBackward gives the strided input a strided gradient."""
+
+    label = "to sparse"
+    rule = "grad (made dense)"
+
+    @staticmethod
+    def forward(ctx, dense):
+        return dense.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.to_dense() if grad.is_sparse else grad
 
 
 def sparse_mask(self, mask) -> SparseCOOTensor:

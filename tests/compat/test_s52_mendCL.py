@@ -231,3 +231,32 @@ def test_c_type_names_leave_the_class_names_alone():
     for made in _C_TYPES:
         ours, theirs = type(_C_TYPES[made](chainrule)), type(_C_TYPES[made](torch))
         assert (ours.__name__, ours.__qualname__) == (theirs.__name__, theirs.__qualname__)
+
+
+_TO_SPARSE_GRADIENTS = {
+    "to_sparse().to_dense().sum()": lambda lib, x: x.to_sparse().to_dense().sum(),
+    "sparse.sum(to_sparse())": lambda lib, x: lib.sparse.sum(x.to_sparse()),
+    "to_sparse(1).to_dense() ** 2": lambda lib, x: x.to_sparse(1).to_dense().pow(2).sum(),
+    "sparse.mm(to_sparse(), ones)": lambda lib, x: lib.sparse.mm(x.to_sparse(), lib.ones(3, 2, dtype=x.dtype)).sum(),
+    "(to_sparse() * 2).to_dense()": lambda lib, x: (x.to_sparse() * 2).to_dense().sum(),
+}
+
+
+@pytest.mark.parametrize("name", list(_TO_SPARSE_GRADIENTS))
+def test_to_sparse_of_a_tensor_that_requires_grad_carries_the_gradient_back(name):
+    # to_sparse() refused a tensor that requires grad; torch records ToSparseBackward1 (ToSparseBackward0
+    # given sparse_dim) and gives the strided input a strided gradient at the stored entries
+    def gradient(lib):
+        x = lib.tensor([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]], requires_grad=True)
+        nodes = (x.to_sparse().grad_fn.name(), x.to_sparse(1).grad_fn.name())
+        _TO_SPARSE_GRADIENTS[name](lib, x).backward()
+        return nodes, str(x.grad.layout).split(".")[-1], x.grad.tolist()
+    assert gradient(chainrule) == gradient(torch)
+
+
+def test_to_sparse_gradient_agrees_with_finite_differences():
+    # no zero entries, so a small step never changes which entries are stored
+    x = chainrule.tensor([[1.0, -2.0, 0.5], [3.0, 0.25, -1.5]], dtype=chainrule.float64, requires_grad=True)
+    weights = chainrule.tensor([[2.0, -1.0, 0.5], [1.5, 3.0, -0.5]], dtype=chainrule.float64)
+    assert chainrule.autograd.gradcheck(lambda t: (t.to_sparse() * weights).to_dense(), (x,))
+    assert chainrule.autograd.gradcheck(lambda t: chainrule.sparse.sum(t.to_sparse(1)), (x,))
