@@ -1521,21 +1521,64 @@ class _CompressedTensor(Tensor):
     def mT(self):  # noqa: N802 - torch's name
         return self.transpose(-2, -1)
 
+    def _positions(self) -> tuple:
+        """(rows, cols) of the stored entries, explicit zeros included."""
+        raise NotImplementedError
+
     def mul(self, other):
-        """times a number or a 0-d tensor: the values scaled (torch's promotion), indices and layout kept."""
-        if isinstance(other, numbers.Number) or (isinstance(other, Tensor) and other.layout is _layout_strided
-                                                 and other.dim() == 0):
-            return self._with_values((Tensor._make(self._parts[2]) * other)._data)
-        return super().mul(other)
+        """times a number or a 0-d tensor: the values scaled (torch's promotion), indices and layout kept;
+        times a CSR or dense matrix: see _compressed_mul."""
+        return _compressed_mul(self, other)
 
     def __mul__(self, other):
         return self.mul(other)
 
     def __rmul__(self, other):
-        return self.mul(other)
+        return _compressed_mul(other, self)
+
+    def mul_(self, other):
+        return self._become(_compressed_mul(self, other))
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def add(self, other, *, alpha=1):
+        return _compressed_add(self, other, alpha)
+
+    def __add__(self, other):
+        return _compressed_add(self, other) if isinstance(other, (Tensor, numbers.Number)) else NotImplemented
+
+    def __radd__(self, other):
+        return _compressed_add(other, self) if isinstance(other, (Tensor, numbers.Number)) else NotImplemented
+
+    def add_(self, other, *, alpha=1):
+        return self._become(_compressed_add(self, other, alpha))
+
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def _become(self, result: Tensor) -> _CompressedTensor:
+        """in place: the result's parts and dense backing replace this tensor's (they must never disagree)."""
+        if type(result) is not type(self):
+            raise RuntimeError(f"Expected result Tensor to be of format {self._layout_name[len('Sparse'):].upper()}")
+        if result.dtype is not self.dtype:
+            raise RuntimeError(f"result type {_dtype.scalar_name(result.dtype)} can't be cast to the desired "
+                               f"output type {_dtype.scalar_name(self.dtype)}")
+        self._data[...] = result._data
+        self._parts = result._parts
+        self._bump_version()
+        return self
 
     def neg(self):
         return self._with_values(-self._parts[2])
+
+    def _refuse_layout(self, *args, **kwargs):
+        """torch has no compressed kernel for subtraction or division: they raise naming the layout."""
+        raise RuntimeError(f"unsupported tensor layout: {self._layout_name}")
+
+    sub = sub_ = subtract = __sub__ = __rsub__ = __isub__ = _refuse_layout
+    div = div_ = divide = true_divide = true_divide_ = _refuse_layout
+    __truediv__ = __rtruediv__ = __itruediv__ = _refuse_layout
 
     def __neg__(self):
         return self.neg()
@@ -1569,6 +1612,7 @@ class SparseCSRTensor(_CompressedTensor):
     ``values``."""
 
     _part_names = ("crow_indices", "col_indices", "values")
+    _layout_name = "SparseCsr"
 
     @classmethod
     def _from_parts(cls, crow, col, values, size: tuple) -> SparseCSRTensor:
@@ -1600,6 +1644,10 @@ class SparseCSRTensor(_CompressedTensor):
     def _transposed_type():
         return SparseCSCTensor
 
+    def _positions(self) -> tuple:
+        xp = array_module(self._parts[1])
+        return xp.repeat(xp.arange(self.shape[0]), xp.diff(self._parts[0])), self._parts[1]
+
 
 def _compressed_repr(tensor: Tensor, names: tuple, parts: tuple) -> str:
     """torch's repr of a compressed (CSR or CSC) tensor: its three parts, then size, nnz and layout."""
@@ -1625,6 +1673,7 @@ class SparseCSCTensor(_CompressedTensor):
     and its value in ``values``."""
 
     _part_names = ("ccol_indices", "row_indices", "values")
+    _layout_name = "SparseCsc"
 
     @classmethod
     def _from_parts(cls, ccol, row, values, size: tuple) -> SparseCSCTensor:
@@ -1648,6 +1697,10 @@ class SparseCSCTensor(_CompressedTensor):
     @staticmethod
     def _transposed_type():
         return SparseCSRTensor
+
+    def _positions(self) -> tuple:
+        xp = array_module(self._parts[1])
+        return self._parts[1], xp.repeat(xp.arange(self.shape[1]), xp.diff(self._parts[0]))
 
     def to_sparse_csc(self, dense_dim=None) -> SparseCSCTensor:
         return self
@@ -1695,6 +1748,140 @@ def _host_list(array) -> list:
     return Tensor._make(array).tolist()
 
 
+def _csr_at(mask, dense) -> SparseCSRTensor:
+    """The CSR matrix holding ``dense``'s entries (an array) where ``mask`` is true, row by row."""
+    xp = array_module(dense)
+    rows, cols = xp.nonzero(mask)  # row-major order, as CSR stores them
+    crow = xp.concatenate([xp.zeros(1, dtype=np.int64), xp.cumsum(xp.bincount(rows, minlength=mask.shape[0]))])
+    return SparseCSRTensor._from_parts(crow.astype(np.int64), cols.astype(np.int64),
+                                       xp.ascontiguousarray(dense[rows, cols]), tuple(mask.shape))
+
+
+def _pattern(tensor: _CompressedTensor):
+    """A boolean matrix marking the stored entries of a compressed tensor, explicit zeros included."""
+    xp = array_module(tensor._data)
+    mask = xp.zeros(tuple(tensor.shape), dtype=bool)
+    mask[tensor._positions()] = True
+    return mask
+
+
+def _dense_operand(value) -> Tensor:
+    return value if isinstance(value, Tensor) else Tensor._make(_to_array(value))
+
+
+def _refuses_grad(*operands) -> None:
+    """A compressed result cannot carry a graph (see _NO_GRAD): refused where torch's would require grad."""
+    if is_grad_enabled() and builtins.any(isinstance(x, Tensor) and x.requires_grad for x in operands):
+        raise RuntimeError(_NO_GRAD)
+
+
+def _compressed_add(input, other, alpha=1) -> Tensor:
+    """torch.add with a compressed operand: CSR + CSR is CSR over the union of the two patterns (explicit
+    zeros kept), of one dtype and shape; with a dense matrix of the same shape the sum is dense; a CSC
+    pair is refused, as is broadcasting (a number or a 0-d tensor too)."""
+    if isinstance(input, _CompressedTensor) and isinstance(other, SparseCOOTensor):
+        raise RuntimeError('at::sparse_csr::is_sparse_compressed(other) INTERNAL ASSERT FAILED at "/__w/pytorch/'
+                           'pytorch/aten/src/ATen/SparseCsrTensorUtils.h":371, please report a bug to PyTorch. ')
+    if isinstance(input, _CompressedTensor) and isinstance(other, _CompressedTensor):
+        if isinstance(input, SparseCSCTensor) or isinstance(other, SparseCSCTensor):
+            raise RuntimeError("crow_indices expected sparse row compressed tensor layout but got SparseCsc")
+        if input.shape != other.shape:
+            raise RuntimeError(f"torch.add: Expected input tensors to have the same shape, but got tensor `self` "
+                               f"with shape {list(input.shape)} and tensor `other` with shape {list(other.shape)}")
+        if input.dtype is not other.dtype:
+            raise RuntimeError(f"expected scalar type {_dtype.scalar_name(other.dtype)} but found "
+                               f"{_dtype.scalar_name(input.dtype)}")
+        total = Tensor._make(input._data).add(Tensor._make(other._data), alpha=alpha)
+        return _csr_at(_pattern(input) | _pattern(other), total._data)
+    compressed, dense = (input, _dense_operand(other)) if isinstance(input, _CompressedTensor) \
+        else (other, _dense_operand(input))
+    if dense.shape != compressed.shape:
+        raise RuntimeError(f"add: expected 'self' and 'other' to have same size, but self has size "
+                           f"{list(dense.shape)} while other has size {list(compressed.shape)} (FYI: op2-sparse "
+                           "addition does not currently support broadcasting)")
+    if compressed is input:
+        return compressed.to_dense().add(dense, alpha=alpha)
+    return dense.add(compressed.to_dense(), alpha=alpha)
+
+
+def _compressed_mul(input, other) -> Tensor:
+    """torch.mul with a compressed operand: a number or 0-d tensor scales the values (layout kept); a CSR
+    matrix times a CSR matrix is CSR over the intersection of their patterns, times a dense (or COO) matrix
+    of its shape CSR over its own pattern; CSC times a matrix, or COO times CSR, has no kernel."""
+    compressed, factor = (input, other) if isinstance(input, _CompressedTensor) else (other, input)
+    if isinstance(factor, numbers.Number) or (isinstance(factor, Tensor) and factor.layout is _layout_strided
+                                              and factor.dim() == 0):
+        _refuses_grad(factor)
+        return compressed._with_values((Tensor._make(compressed._parts[2]) * factor)._data)
+    if not isinstance(factor, Tensor):
+        with DisableTorchFunctionSubclass():
+            return Tensor.mul(input, other)  # (the dense op's TypeError, as before)
+    if isinstance(input, (SparseCSCTensor, SparseCOOTensor)) or isinstance(other, SparseCSCTensor):
+        raise RuntimeError("Expected result Tensor to be of format CSR")
+    if isinstance(factor, _CompressedTensor):
+        mask = _pattern(input) & _pattern(other)
+    elif factor.shape != compressed.shape:
+        raise RuntimeError(f"sparse_mask(): operands have incompatible sizes; self has size {list(factor.shape)} "
+                           f"but mask has size {list(compressed.shape)}")
+    else:
+        _refuses_grad(factor)
+        mask = _pattern(compressed)
+    product = Tensor._make(input._data).mul(Tensor._make(other._data))
+    return _csr_at(mask, product._data)
+
+
+# the function forms (torch.add(dense, csr), dense.add_(csr), torch.sub(...)) answer as the operators do
+_COMPRESSED_REFUSED = frozenset({"sub", "sub_", "subtract", "isub", "div", "div_", "divide", "true_divide",
+                                 "true_divide_", "truediv", "itruediv"})
+# ... and those the dispatcher finds no compressed kernel for (the CSC one too is SparseCsrCPU's)
+_COMPRESSED_NOT_RUN = {"rsub": "rsub.Tensor", "floor_divide": "floor_divide", "floordiv": "floor_divide", "rfloordiv": "floor_divide",
+                       "floor_divide_": "floor_divide_.Tensor", "ifloordiv": "floor_divide_.Tensor"}
+
+
+_MKL_TYPES = frozenset({"float32", "float64", "complex64", "complex128"})
+
+
+def _check_compressed_product(left, right) -> None:
+    """torch's refusals of a matrix product with a compressed operand: its MKL addmm kernel takes the left
+    operand's dtype if it is float or complex and checks the right one against it."""
+    if not (isinstance(left, Tensor) and isinstance(right, Tensor) and left.dim() == 2 and right.dim() == 2):
+        return
+    if left.dtype.name not in _MKL_TYPES:
+        raise NotImplementedError(f"\"addmm_out_sparse_csr_impl_mkl\" not implemented for "
+                                  f"'{_dtype.scalar_name(left.dtype)}'")
+    if right.dtype is not left.dtype:
+        raise RuntimeError(f"expected scalar type {_dtype.scalar_name(left.dtype)} but found "
+                           f"{_dtype.scalar_name(right.dtype)}")
+
+
+def _compressed_torch_function(cls, func, types, args=(), kwargs=None):
+    kwargs = {} if kwargs is None else kwargs
+    name = getattr(func, "__name__", "")
+    if name.startswith("__") and name.endswith("__"):
+        name = name[2:-2]
+    if getattr(func, "__torch_owner__", "") in ("torch", "torch.Tensor") and "out" not in kwargs:
+        operands = (*args, *kwargs.values())
+        if name in _COMPRESSED_REFUSED:
+            first = next(x for x in operands if isinstance(x, _CompressedTensor))
+            raise RuntimeError(f"unsupported tensor layout: {first._layout_name}")
+        if name in _COMPRESSED_NOT_RUN:
+            raise NotImplementedError(f"Could not run 'aten::{_COMPRESSED_NOT_RUN[name]}' with arguments from the "
+                                      "'SparseCsrCPU' backend. This could be because the operator doesn't exist for "
+                                      "this backend, or was omitted during the selective/custom build process (if "
+                                      "using custom build).")
+        if name in ("add", "mul", "multiply") and len(args) == 2:
+            rest = {key: value for key, value in kwargs.items() if key == "alpha"}
+            if len(rest) == len(kwargs):
+                return _compressed_add(*args, **rest) if name == "add" else _compressed_mul(*args)
+        if name in ("add_", "iadd") and len(args) == 2 and not isinstance(args[0], _CompressedTensor):
+            return func(args[0], args[1].to_dense(), **kwargs)
+        if name in ("mul_", "imul") and args and not isinstance(args[0], _CompressedTensor):
+            raise RuntimeError("Expected result Tensor to be of format CSR")
+        if name in ("matmul", "mm", "rmatmul") and len(args) == 2 and not kwargs:
+            _check_compressed_product(*(reversed(args) if name == "rmatmul" else args))
+    return disabled_torch_function_impl(func, types, args, kwargs)
+
+
 def to_sparse_csr(self, dense_dim=None) -> SparseCSRTensor:
     """Tensor.to_sparse_csr: the CSR form of a dense matrix, its nonzero entries row by row."""
     if dense_dim is not None:
@@ -1703,11 +1890,7 @@ def to_sparse_csr(self, dense_dim=None) -> SparseCSRTensor:
         raise RuntimeError(f"to_sparse_csr: expected a 2-D tensor, got {self.dim()} dims")
     if self.requires_grad:
         raise RuntimeError(_NO_GRAD)
-    xp = array_module(self._data)
-    rows, cols = xp.nonzero(self._data)  # row-major order, as CSR stores them
-    crow = xp.concatenate([xp.zeros(1, dtype=np.int64), xp.cumsum(xp.bincount(rows, minlength=self.shape[0]))])
-    return SparseCSRTensor._from_parts(crow.astype(np.int64), cols.astype(np.int64),
-                                       xp.ascontiguousarray(self._data[rows, cols]), tuple(self.shape))
+    return _csr_at(self._data != 0, self._data)
 
 
 def to_sparse_csc(self, dense_dim=None) -> SparseCSCTensor:
@@ -1859,8 +2042,7 @@ def to_sparse(self, sparse_dim: int | None = None, *, layout=None, blocksize=Non
     if layout not in (None, sparse_coo):
         raise NotImplementedError(f"to_sparse: only the sparse_coo, sparse_csr and sparse_csc layouts are supported, "
                                   f"got {layout}")
-    if self.requires_grad:
-        raise RuntimeError(_NO_GRAD)
+    node = "ToSparseBackward1" if sparse_dim is None else "ToSparseBackward0"
     sparse_dim = self.dim() if sparse_dim is None else sparse_dim
     if not 0 < sparse_dim <= self.dim():
         raise RuntimeError(f"to_sparse: sparse_dim must be in [1, {self.dim()}], got {sparse_dim}")
@@ -1871,7 +2053,27 @@ def to_sparse(self, sparse_dim: int | None = None, *, layout=None, blocksize=Non
         present = present.any(axis=tuple(range(sparse_dim, self.dim())))
     index = xp.stack(xp.nonzero(present)).astype(np.int64)  # sparse_dim >= 1, so present has a dim
     values = data[tuple(index)]
-    return SparseCOOTensor._from_parts(index, xp.ascontiguousarray(values), tuple(self.shape), True)
+    result = SparseCOOTensor._from_parts(index, xp.ascontiguousarray(values), tuple(self.shape), True)
+    if is_recording(self):
+        _joined_graph(result, name_node(_ToSparse.apply(self), node))
+    return result
+
+
+class _ToSparse(Function):
+    """Tensor.to_sparse of a tensor that requires grad: the sparse result's values are the input's, so
+    the gradient passes back as it is, a sparse one (what the result's own ops make) made dense, as
+    torch's ToSparseBackward gives the strided input a strided gradient."""
+
+    label = "to sparse"
+    rule = "grad (made dense)"
+
+    @staticmethod
+    def forward(ctx, dense):
+        return dense.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.to_dense() if grad.is_sparse else grad
 
 
 def sparse_mask(self, mask) -> SparseCOOTensor:
@@ -2237,7 +2439,7 @@ def _without_derivative(result: SparseCOOTensor, *operands: Tensor, kernel: str)
     if is_recording(*operands):
         edges = tuple(operand for operand in operands if operand._requires_grad)
         recorded = _NoDerivative.apply(*edges, result=result._data, kernel=f"aten::{kernel}")
-        _joined_graph(result, name_node(recorded, "NotImplemented"))
+        _joined_graph(result, name_node(recorded, "torch::autograd::NotImplemented"))
     return result
 
 
@@ -2505,3 +2707,8 @@ CharTensor = _sparse_legacy_type("CharTensor", _dtype.int8)
 ShortTensor = _sparse_legacy_type("ShortTensor", _dtype.int16)
 IntTensor = _sparse_legacy_type("IntTensor", _dtype.int32)
 LongTensor = _sparse_legacy_type("LongTensor", _dtype.int64)
+
+for _compressed in (SparseCSRTensor, SparseCSCTensor):
+    _compressed.__torch_function__ = classmethod(_compressed_torch_function)
+    _torch_function.PLAIN.discard(_compressed)
+    _torch_function.INTERNAL.add(_compressed)

@@ -435,11 +435,11 @@ def _check_sparse_product(kernel: str, sparse: Tensor, dense: Tensor, added: Ten
         raise RuntimeError(f"addmm: matrices expected, got {dense_ndim}D tensor")
     if dense.shape[0] != sparse.shape[1]:
         raise RuntimeError(f"addmm: Argument #3 (dense): Expected dim 0 size {sparse.shape[1]}, got {dense.shape[0]}")
+    if sparse.dtype is _dtype.bool:  # outside addmm_sparse_dense's dispatch, which comes before its dtype checks
+        raise NotImplementedError("\"addmm_sparse_dense\" not implemented for 'Bool'")
     if added is not None:
         _check_sparse_product_dtypes(sparse, added)
     _check_sparse_product_dtypes(sparse, dense)
-    if sparse.dtype is _dtype.bool:  # outside addmm_sparse_dense's dispatch (the dense gemm's too)
-        raise NotImplementedError("\"addmm_sparse_dense\" not implemented for 'Bool'")
 
 
 def _refuse_sparse(kernel: str, *operands) -> None:
@@ -448,6 +448,15 @@ def _refuse_sparse(kernel: str, *operands) -> None:
     for operand in operands:
         if operand.__class__ in SPARSE_COO_TYPES:
             raise NotImplementedError(not_on_sparse(kernel))
+
+
+def _check_dense_times_sparse(dense: Tensor, sparse: Tensor) -> None:
+    """dense @ sparse COO: torch's kernel runs on the sparse operand (bool has none, whatever the dense
+    one's dtype) and checks the dense operand's dtype against it."""
+    if dense.dim() in (1, 2) and sparse.dim() == 2 and dense.__class__ not in SPARSE_COO_TYPES:
+        if sparse.dtype is _dtype.bool:
+            raise NotImplementedError("\"addmm_sparse_dense\" not implemented for 'Bool'")
+        _check_sparse_product_dtypes(sparse, dense)
 
 
 def _check_sparse_product_dtypes(sparse: Tensor, other: Tensor) -> None:
@@ -540,6 +549,8 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     refuse_out_under_autograd("matmul", out, input, other)
     if input.__class__ in SPARSE_COO_TYPES:
         _check_sparse_product("matmul", input, other)
+    elif other.__class__ in SPARSE_COO_TYPES:
+        _check_dense_times_sparse(input, other)
     a, b = input._data, other._data
     if a.ndim == 0 or b.ndim == 0:
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {a.ndim}D and {b.ndim}D")
@@ -712,6 +723,8 @@ def mm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
     refuse_out_under_autograd("mm", out, input, mat2)
     if input.__class__ in SPARSE_COO_TYPES:
         _check_sparse_product("mm", input, mat2)
+    elif mat2.__class__ in SPARSE_COO_TYPES:
+        _check_dense_times_sparse(input, mat2)
     if input._data.ndim != 2:
         raise RuntimeError("self must be a matrix")
     if mat2._data.ndim != 2:
