@@ -188,8 +188,6 @@ class device:
         return hash((self.type, self.index))
 
     def _no_order(self, other):
-        if not isinstance(other, device):  # (Python's own refusal, naming both types)
-            return NotImplemented
         raise TypeError("comparison not implemented")  # torch's words: devices have no order
 
     __lt__ = __le__ = __gt__ = __ge__ = _no_order

@@ -815,30 +815,6 @@ def parser_type_name(value) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-_C_NAMES: list = []  # the C strings the types' tp_name points to, kept alive as long as the types
-
-
-def print_as_c_type(cls: type, c_name: str) -> None:
-    """Make CPython's own messages name ``cls`` as they name torch's C type: ``c_name`` in its tp_name, which
-    Python's errors print ("unsupported operand type(s) for +: 'torch.dtype' and 'int'", "'<' not
-    supported between instances of 'torch.Size' and 'float'", "bad operand type for unary -:
-    'torch.device'", "object of type 'torch.dtype' has no len()"); a class's own tp_name is its bare
-    __name__. __name__, __qualname__ and the repr of the class keep theirs, as torch's C types' do
-    (torch.Size.__name__ is 'Size'). Only the pointer in the type object changes: nothing runs per call.
-    Done where the field is where CPython 3.11's layout puts it (after the variable-size object
-    header) and holds the class's name; elsewhere the bare name stays."""
-    if sys.implementation.name != "cpython" or not cls.__flags__ & (1 << 9):  # Py_TPFLAGS_HEAPTYPE
-        return
-    import ctypes
-
-    address = id(cls) + 3 * ctypes.sizeof(ctypes.c_void_p)
-    if ctypes.c_char_p.from_address(address).value != cls.__name__.encode():
-        return
-    name = ctypes.c_char_p(c_name.encode())  # (holds the bytes whose buffer tp_name will point at)
-    _C_NAMES.append(name)
-    ctypes.c_void_p.from_address(address).value = ctypes.cast(name, ctypes.c_void_p).value
-
-
 def as_torch_c_type(cls: type, c_name: str, creatable: builtins.bool = True, read_only: builtins.bool = True) -> type:
     """Give ``cls``, chainrule's stand-in for one of torch's C types, that type's Python-level errors
     under its C name ``c_name`` (CPython's tp_name: 'torch.dtype', 'torch._C.Generator'): reading,
@@ -876,7 +852,6 @@ def as_torch_c_type(cls: type, c_name: str, creatable: builtins.bool = True, rea
     def __new__(cls, *args, **kwargs):
         raise TypeError(f"cannot create '{c_name}' instances")
 
-    print_as_c_type(cls, c_name)
     cls.__getattr__ = __getattr__
     if read_only:
         cls.__setattr__ = __setattr__
@@ -921,4 +896,3 @@ as_torch_c_type(dtype, "torch.dtype", creatable=False)
 for _kind in (_Float16, _BFloat16, _LowPrecisionFloat, _ComplexHalf, _SubByteInteger, _QuantizedInteger):
     _kind.__name__ = _kind.__qualname__ = "dtype"
     _kind.__module__ = "chainrule"
-    print_as_c_type(_kind, "torch.dtype")

@@ -1336,7 +1336,7 @@ class Size(tuple):
     # sizes joined or repeated stay sizes (BoTorch: ``shape[:i] + Size([1]) + shape[j:]``, then .numel())
     def __add__(self, other):
         if not isinstance(other, tuple):
-            raise TypeError(f"can only concatenate tuple (not {_dtype.c_type_name(other)}) to torch.Size")
+            raise TypeError(f"can only concatenate tuple (not {type(other).__name__}) to torch.Size")  # torch's words name its type
         return Size(tuple.__add__(self, other))
 
     def __radd__(self, other):
@@ -1346,15 +1346,10 @@ class Size(tuple):
 
     def __mul__(self, times):
         if not hasattr(times, "__index__"):
-            raise TypeError(f"can't multiply sequence by non-int of type '{_dtype.c_type_name(times)}'")
+            raise TypeError(f"can't multiply sequence by non-int of type '{type(times).__name__}'")
         return Size(tuple.__mul__(self, times))
 
-    def __rmul__(self, times):
-        if not hasattr(times, "__index__"):
-            if isinstance(times, (list, tuple, str, bytes, bytearray)):  # ``[1] * size``: Python's refusal names the size
-                return NotImplemented
-            raise TypeError(f"can't multiply sequence by non-int of type '{_dtype.c_type_name(times)}'")
-        return Size(tuple.__mul__(self, times))
+    __rmul__ = __mul__
 
 
 _INT64_BOUND = 1 << 63
