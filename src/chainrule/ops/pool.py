@@ -143,7 +143,34 @@ def _max_pool(x: np.ndarray, geo: _PoolGeometry, with_offsets: bool):
                 if i:
                     rows_which += hit * which.dtype.type(i)  # one hit per window: the sum is its offset
     _over_leading_rows(pool_rows, best.shape[0], best.size * kernel_size, xp)
+    if which is not None and any(geo.padding):
+        empty = _empty_windows(geo, xp)
+        if empty is not None:
+            xp.copyto(which, empty[1].astype(which.dtype), where=empty[0])
     return best, which
+
+
+def _empty_windows(geo: _PoolGeometry, xp):
+    """The windows that hold no input element (wholly in the padding, as a dilated window over a
+    tiny input can be), with the kernel offset torch's index points at there: per dim the first
+    position at or past 0, stepping by the dilation, even where that lies past the input — torch's
+    kernel starts its maximum's index there and visits nothing. (mask, offsets) broadcastable to the
+    output plane, or None when every window holds input."""
+    d = len(geo.kernel)
+    empty = offsets = None
+    step = 1
+    for i in reversed(range(d)):
+        n, s, p, dl, m = geo.in_shape[i], geo.stride[i], geo.padding[i], geo.dilation[i], geo.out_shape[i]
+        start = np.arange(m, dtype=np.int64) * s - p
+        first = np.where(start < 0, -(start // dl), 0)  # ceil(-start / dl) where the window starts in the padding
+        shape = (-1,) + (1,) * (d - 1 - i)
+        along = (start + first * dl >= n).reshape(shape)
+        empty = along if empty is None else empty | along
+        offsets = (first * step).reshape(shape) if offsets is None else offsets + (first * step).reshape(shape)
+        step *= geo.kernel[i]
+    if not empty.any():
+        return None
+    return xp.asarray(empty), xp.asarray(offsets)
 
 
 def _offset_views(x: np.ndarray, geo: _PoolGeometry) -> list:
@@ -678,12 +705,11 @@ def _check_nonempty_planes(input: Tensor, d: int, opname: str) -> None:
     empty = [i for i in range(first_plane_dim, len(shape)) if shape[i] == 0]
     if not empty:
         return
-    if opname == "max_pool3d":
-        raise RuntimeError(f"max_pool3d_with_indices_out_cpu_template(): Expected input's non-batch dimensions to "
-                           f"have positive length, but input has a shape of {shape} and non-batch dimension "
-                           f"{empty[0]} has length zero!")
-    if opname == "avg_pool3d":
-        raise RuntimeError("non-empty 4D or 5D (batch mode) tensor expected for input")
+    if opname in ("max_pool3d", "avg_pool3d"):
+        # torch's pool3d_shape_check names the dim by its size, so always "dimension 0"
+        kernel = "max_pool3d_with_indices_out_cpu_template" if opname == "max_pool3d" else opname
+        raise RuntimeError(f"{kernel}(): Expected input's non-batch dimensions to have positive length, but input "
+                           f"has a shape of {shape} and non-batch dimension {shape[empty[0]]} has length zero!")
     prefix = f"{opname}: " if opname == "max_pool1d" else ""
     raise RuntimeError(f"{prefix}Expected {d + 1}D or {d + 2}D (batch mode) tensor with optional 0 dim batch size "
                        f"for input, but got:{shape}")
@@ -777,12 +803,13 @@ def _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, return
             if not (name == "stride" and (stride is None or int_list(stride, opname, name) == ())):
                 _tuple(value, d, name, opname)
     x, unbatched = input, _unbatched(input, d, opname)
-    # torch's max pools take every real dtype but bool; the plain 1-d one (no indices) no integers
-    _refuse_dtype(input, "max_pool3d" if d == 3 else "max_pool2d" if d == 2 or return_indices else "max_pool1d_impl",
-                  "bc" if d > 1 or return_indices else "bci")
     # (with indices torch's 1-d max pool is max_pool1d_with_indices, checked as avg_pool1d and pooled as 2-d)
     geometry_name = "max_pool1d_with_indices" if d == 1 and return_indices else opname
     geo = _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, d, geometry_name, given=input)
+    # torch's max pools take every real dtype but bool; the plain 1-d one (no indices) no integers. The
+    # refusal is the kernel's dispatch, so it comes after every check of the geometry and the output size
+    _refuse_dtype(input, "max_pool3d" if d == 3 else "max_pool2d" if d == 2 or return_indices else "max_pool1d_impl",
+                  "bc" if d > 1 or return_indices else "bci")
     # torch's max_pool1d_with_indices (taken with indices or for a gradient) is max_pool2d_with_indices on
     # input.unsqueeze(-2), squeezed after: Unsqueeze -> MaxPool2DWithIndices -> Squeeze nodes, 2-d layout
     unit_height = d == 1 and (return_indices or (is_grad_enabled() and x.requires_grad))

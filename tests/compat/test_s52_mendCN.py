@@ -1,0 +1,148 @@
+"""s52 mendCN: max pools' edge cases against torch. A window wholly in the padding (a dilated window over a
+tiny input, ceil_mode) returns the lowest value with torch's index: per dim the first position at or past 0
+stepping by the dilation, even where that lies past the input (found by progEH). The max pools' dtype refusal
+is the kernel's dispatch, after every check of the geometry; a 3-d pool's empty plane is named as torch's
+pool3d_shape_check names it. Each expectation is computed live by torch."""
+
+import numpy as np
+import pytest
+
+real_torch = pytest.importorskip("torch")
+
+import chainrule  # noqa: E402
+
+
+def _outcome(lib, program):
+    try:
+        out = program(lib)
+    except Exception as error:  # noqa: BLE001 - the type and message are compared
+        return type(error).__name__, str(error).replace("torch.", "").replace("chainrule.", "")
+    out = out if isinstance(out, tuple) else (out,)
+    return [(tuple(t.shape), str(t.dtype).split(".")[-1], repr(np.asarray(t.detach().tolist()).tolist()))
+            for t in out]
+
+
+def _same(program):
+    expected = _outcome(real_torch, program)
+    assert _outcome(chainrule, program) == expected
+
+
+_EMPTY_WINDOW_CASES = [
+    # (plane shape, kernel, stride, padding, dilation, ceil_mode)
+    ((2, 1), 2, 1, 1, 2, True),  # progEH's: torch's indices 2 and 1
+    ((1, 1), 2, 1, 1, 2, True),
+    ((2, 1), 2, 2, 1, 2, True),
+    ((1, 4), 2, 2, 1, 2, False),
+    ((4, 1), 2, 2, 1, 2, False),
+    ((3, 1), 3, 3, 1, 2, True),
+    ((1,), 2, 3, 1, 2, False),
+    ((2,), 2, 1, 1, 2, True),
+    ((2, 2, 3), 2, 3, 1, 3, False),
+    ((1, 3, 1), 2, 3, 1, 2, True),
+    ((2, 1, 2), 2, 1, 1, 2, False),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64", "int32"])
+@pytest.mark.parametrize("case", _EMPTY_WINDOW_CASES)
+def test_a_window_wholly_in_the_padding_takes_torchs_index(case, dtype):
+    plane, k, s, p, dl, ceil = case
+    d = len(plane)
+    x = np.arange(2 * 3 * int(np.prod(plane))).reshape((2, 3) + plane).astype(dtype) - 5
+
+    def program(lib):
+        pool = getattr(lib.nn.functional, f"max_pool{d}d")
+        return pool(lib.tensor(x), k, s, p, dl, ceil_mode=ceil, return_indices=True)
+    _same(program)
+
+
+@pytest.mark.parametrize("case", _EMPTY_WINDOW_CASES[:5])
+def test_empty_window_indices_channels_last_and_unbatched(case):
+    plane, k, s, p, dl, ceil = case
+    x = np.random.default_rng(0).standard_normal((2, 3) + plane).astype("float32")
+
+    def channels_last(lib):
+        t = lib.tensor(x).to(memory_format=lib.channels_last)
+        values, indices = lib.nn.functional.max_pool2d(t, k, s, p, dl, ceil_mode=ceil, return_indices=True)
+        # (the layout, not the strides: of a 1x1 plane's output torch's strides are (3, 1, 3, 3), chainrule's
+        # (3, 1, 1, 1), both channels-last)
+        return values, indices, lib.tensor([indices.is_contiguous(memory_format=lib.channels_last)])
+
+    def unbatched(lib):
+        return lib.nn.functional.max_pool2d(lib.tensor(x[0]), k, s, p, dl, ceil_mode=ceil, return_indices=True)
+    _same(channels_last)
+    _same(unbatched)
+
+
+def test_empty_window_indices_under_a_module_and_for_a_gradient():
+    """nn.MaxPool2d(return_indices=True) on input that requires grad: the forward's indices as torch's. (torch's
+    backward sends an empty window's gradient to that index, across planes or past the tensor, which corrupts
+    memory: chainrule drops it, as the -inf output depends on no input; no backward is compared here.)"""
+    x = np.arange(4.0).reshape(1, 2, 2, 1)
+
+    def program(lib):
+        pool = lib.nn.MaxPool2d(2, 1, 1, 2, return_indices=True, ceil_mode=True)
+        values, indices = pool(lib.tensor(x, requires_grad=True))
+        return values, indices
+    _same(program)
+
+
+def test_windows_with_input_keep_their_gradient_next_to_an_empty_one():
+    x = np.random.default_rng(1).standard_normal((2, 2, 4, 1))
+
+    def program(lib):
+        t = lib.tensor(x, requires_grad=True)
+        values = lib.nn.functional.max_pool2d(t, 2, 1, 1, 2, ceil_mode=False)
+        finite = values.isfinite()
+        lib.where(finite, values, lib.zeros_like(values)).sum().backward()
+        return values, t.grad
+    _same(program)
+
+
+_GEOMETRY_ERRORS = [dict(kernel_size=0), dict(kernel_size=3), dict(kernel_size=3, return_indices=True),
+                    dict(kernel_size=0, return_indices=True), dict(kernel_size=1, padding=1),
+                    dict(kernel_size=2, stride=0), dict(kernel_size=2, dilation=0), dict(kernel_size=1)]
+
+
+@pytest.mark.parametrize("dtype", ["bool", "complex64", "int32", "int64", "uint8"])
+@pytest.mark.parametrize("d", [1, 2, 3])
+@pytest.mark.parametrize("kwargs", _GEOMETRY_ERRORS)
+def test_geometry_errors_come_before_the_dtype_refusal(d, dtype, kwargs):
+    def program(lib):
+        x = lib.zeros((2, 2) + (2,) * d, dtype=getattr(lib, dtype))
+        return getattr(lib.nn.functional, f"max_pool{d}d")(x, **kwargs)
+    _same(program)
+
+
+@pytest.mark.parametrize("shape", [(2, 2, 0, 0, 0), (2, 0, 1, 1, 1), (2, 1, 0, 1), (0, 1, 0, 1, 1), (2, 2, 1, 1, 0),
+                                   (0, 1, 49)])
+@pytest.mark.parametrize("name", ["max_pool3d", "avg_pool3d"])
+def test_3d_pools_name_an_empty_dim_as_torch(name, shape):
+    def program(lib):
+        return getattr(lib.nn.functional, name)(lib.zeros(shape), 1)
+    _same(program)
+
+
+def _random_pool_case(rng, d):
+    plane = tuple(int(v) for v in rng.integers(1, 5, d))
+    k, s, dl = (int(v) for v in rng.integers(1, 4, 3))
+    p = int(rng.integers(0, k // 2 + 1))
+    dtype = ["float32", "float64", "int64", "int32"][int(rng.integers(4))]
+    if dtype.startswith("float"):
+        x = rng.standard_normal((2, 2) + plane).astype(dtype)
+        u = rng.random(x.shape)
+        x[u < 0.1], x[(u > 0.1) & (u < 0.25)], x[(u > 0.25) & (u < 0.3)] = np.nan, -np.inf, np.inf
+    else:
+        x = rng.integers(-3, 3, (2, 2) + plane).astype(dtype)
+    return x, dict(kernel_size=k, stride=s, padding=p, dilation=dl, ceil_mode=bool(rng.integers(2)),
+                   return_indices=bool(rng.integers(2)))
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_random_max_pools_with_nonfinite_and_integer_input(d):
+    """Random tiny and odd sizes, dilation, padding, ceil_mode, NaN/±inf and integer input: values, indices and
+    errors as torch's."""
+    rng = np.random.default_rng(52 + d)
+    for _ in range(60):
+        x, kwargs = _random_pool_case(rng, d)
+        _same(lambda lib, x=x, kwargs=kwargs: getattr(lib.nn.functional, f"max_pool{d}d")(lib.tensor(x), **kwargs))
