@@ -146,3 +146,58 @@ def test_random_max_pools_with_nonfinite_and_integer_input(d):
     for _ in range(60):
         x, kwargs = _random_pool_case(rng, d)
         _same(lambda lib, x=x, kwargs=kwargs: getattr(lib.nn.functional, f"max_pool{d}d")(lib.tensor(x), **kwargs))
+
+
+# ---------------------------------------------------------------- what a TorchDispatchMode sees
+from tests.compat._dispatch_checks import assert_a_passing_mode_keeps  # noqa: E402
+from tests.compat.test_s45_mendAI import _logged  # noqa: E402
+
+
+def _with_grad(program):
+    def run(lib, a):
+        a = dict(a, x3=a["x3"].detach().requires_grad_(True), img=a["img"].detach().requires_grad_(True))
+        out = program(lib, a)
+        (out[0] if isinstance(out, tuple) else out).sum().backward()
+    return run
+
+
+def _pool(d, **kwargs):
+    def program(lib, a):
+        return getattr(lib.nn.functional, f"max_pool{d}d")(a["x3" if d == 1 else "img"], 2, **kwargs)
+    return program
+
+
+# max_pool1d is torch's max_pool1d_with_indices under a mode (unsqueeze, the 2-d pool with the stride filled
+# in, both outputs squeezed) and its backward unsqueeze(grad, 2); a stride given equal to the kernel is shown;
+# a pool with indices, and a 3-d pool, go backward as torch's max_pool2d/3d_with_indices_backward
+MODE_CASES = {
+    "max_pool1d": _pool(1), "max_pool1d_stride": _pool(1, stride=1), "max_pool1d_indices": _pool(1, return_indices=True),
+    "max_pool1d_module": lambda lib, a: lib.nn.MaxPool1d(2)(a["x3"]),
+    "max_pool1d_with_indices": lambda lib, a: lib.max_pool1d_with_indices(a["x3"], 2),
+    "max_pool2d_stride_given": _pool(2, stride=2), "max_pool2d_module": lambda lib, a: lib.nn.MaxPool2d(2)(a["img"]),
+    "max_pool1d_backward": _with_grad(_pool(1)), "max_pool1d_indices_backward": _with_grad(_pool(1, return_indices=True)),
+    "max_pool2d_indices_backward": _with_grad(_pool(2, return_indices=True)),
+    "max_pool2d_padded_backward": _with_grad(_pool(2, padding=1, dilation=2, ceil_mode=True)),
+    "max_pool3d_backward": _with_grad(_pool(3)), "max_pool3d_indices_backward": _with_grad(_pool(3, return_indices=True)),
+    "max_pool3d_strided_backward": _with_grad(_pool(3, stride=1)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODE_CASES))
+def test_a_mode_sees_torchs_max_pool_ops(name):
+    assert _logged(chainrule, MODE_CASES[name]) == _logged(real_torch, MODE_CASES[name])
+
+
+@pytest.mark.parametrize("case", [
+    (1, (2, 3, 7), dict()), (1, (2, 3, 7), dict(return_indices=True)), (1, (3, 7), dict(stride=1, padding=1)),
+    (2, (2, 3, 5, 5), dict(return_indices=True)), (2, (2, 3, 5, 5), dict(padding=1, dilation=2, ceil_mode=True)),
+    (3, (1, 2, 4, 5, 5), dict()), (3, (1, 2, 4, 5, 5), dict(return_indices=True, stride=1)),
+])
+def test_a_passing_mode_keeps_max_pool_values_and_gradients(case):
+    d, shape, kwargs = case
+
+    def program(lib, x):
+        out = getattr(lib.nn.functional, f"max_pool{d}d")(x, 2, **kwargs)
+        out = out[0] if isinstance(out, tuple) else out
+        return (out * lib.arange(out.numel(), dtype=out.dtype).reshape(out.shape)).sum()
+    assert_a_passing_mode_keeps(program, shape, seed=d)

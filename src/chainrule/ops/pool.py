@@ -812,17 +812,25 @@ def _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, return
                   "bc" if d > 1 or return_indices else "bci")
     # torch's max_pool1d_with_indices (taken with indices or for a gradient) is max_pool2d_with_indices on
     # input.unsqueeze(-2), squeezed after: Unsqueeze -> MaxPool2DWithIndices -> Squeeze nodes, 2-d layout
-    unit_height = d == 1 and (return_indices or (is_grad_enabled() and x.requires_grad))
+    # and so is the plain one wherever torch's composite takes the input as subclass-like: under a dispatch
+    # mode (or beside a live wrapper), which then sees those ops
+    unit_height = d == 1 and (return_indices or (is_grad_enabled() and x.requires_grad)
+                              or _function.active_dispatch is not None)
     if unit_height:
         x, geo = x.unsqueeze(-2), geo.with_unit_height()
     # torch's 2-d and 3-d kernels lay a batched output out as the input suggests
     # (a 1-d pool without a unit height records no node: the 2-d class pools its rows as they are)
-    out = _MAX_POOL[max(d, 2)].apply(x, geo=geo, return_indices=bool(return_indices),
+    # (torch's max_pool1d_with_indices squeezes the indices too, which a mode sees, even where max_pool1d drops them)
+    with_indices = bool(return_indices) or (unit_height and _function.active_dispatch is not None)
+    out = _MAX_POOL[max(d, 2)].apply(x, geo=geo, return_indices=with_indices,
                                      follow_layout=(d > 1 or unit_height) and not unbatched)
-    if not return_indices and out.grad_fn is not None:
+    if not with_indices and out.grad_fn is not None:
         out.grad_fn.best_version = out._version_box  # shared by out's views: any write through them bumps it
     if unit_height:
-        return tuple(o.squeeze(-2) for o in out) if return_indices else out.squeeze(-2)
+        if with_indices:
+            out = tuple(o.squeeze(-2) for o in out)
+            return out if return_indices else out[0]
+        return out.squeeze(-2)
     return out
 
 
