@@ -201,3 +201,76 @@ def test_a_passing_mode_keeps_max_pool_values_and_gradients(case):
         out = out[0] if isinstance(out, tuple) else out
         return (out * lib.arange(out.numel(), dtype=out.dtype).reshape(out.shape)).sum()
     assert_a_passing_mode_keeps(program, shape, seed=d)
+
+
+# ---------------------------------------------------------------- max_unpool with those indices
+@pytest.fixture
+def one_torch_thread():
+    """torch's unpool kernel names the last invalid index it meets: over several threads which one varies."""
+    threads = real_torch.get_num_threads()
+    real_torch.set_num_threads(1)
+    yield
+    real_torch.set_num_threads(threads)
+
+
+_UNPOOL_CASES = [
+    # (unpool d, input shape, indices, kernel, stride, padding, output_size, channels_last)
+    (1, (1, 2, 2), [[[0, 9], [7, 1]]], 2, None, 0, None, False),
+    (1, (1, 2, 2), [[[0, -9], [7, 1]]], 2, None, 0, None, False),
+    (1, (2, 2), [[0, -9], [7, 1]], 2, None, 0, None, False),
+    (1, (1, 1, 2), [[[9, 7]]], 2, None, 0, None, False),
+    (2, (1, 2, 2, 2), [[[[99, 1], [1, 1]], [[1, 1], [1, 17]]]], 2, None, 0, None, False),
+    (2, (1, 2, 2, 2), [[[[99, 1], [1, 1]], [[1, 1], [1, 17]]]], 2, None, 0, None, True),
+    (2, (1, 2, 2, 2), [[[[1, 99], [1, 1]], [[17, 1], [1, 1]]]], 2, None, 0, None, True),
+    (2, (1, 2, 2, 2), [[[[1, 1], [1, 99]], [[17, 1], [1, 1]]]], 2, None, 0, None, True),
+    (3, (1, 2, 1, 2, 2), [[[[[-3, 1], [1, 40]]], [[[1, 1], [1, 1]]]]], 2, None, 0, None, False),
+    (2, (2, 2, 1, 1), [[[[5]], [[5]]], [[[5]], [[5]]]], 3, 2, 1, (0, 1), False),  # an empty output: no check
+    (2, (2, 2, 1, 1), [[[[5]], [[5]]], [[[5]], [[5]]]], 3, 2, 1, [2, 2, 0, 1], False),
+    (1, (2, 2, 1), [[[5], [5]], [[5], [5]]], 3, 2, 1, (0,), False),
+    (2, (2, 2, 1, 1), [[[[5]], [[5]]], [[[5]], [[5]]]], 2, 1, 0, (0, 0), False),  # shown as given
+    (2, (2, 2, 1, 1), [[[[5]], [[5]]], [[[5]], [[5]]]], 2, 1, 0, [1, 0], False),
+    (2, (2, 2, 1, 1), [[[[5]], [[5]]], [[[5]], [[5]]]], 2, 1, 0, (5, 2, 1, 0), False),
+    (2, (2, 2, 1, 1), [[[[5]], [[5]]], [[[5]], [[5]]]], 2, 1, 0, (5, 1, 0), False),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int32", "int64"])
+@pytest.mark.parametrize("case", range(len(_UNPOOL_CASES)))
+def test_max_unpool_errors_and_empty_outputs_as_torch(case, dtype, one_torch_thread):
+    d, shape, indices, k, s, p, output_size, channels_last = _UNPOOL_CASES[case]
+    x = np.random.default_rng(case).standard_normal(shape).astype(dtype)
+
+    def program(lib):
+        values, where = lib.tensor(x), lib.tensor(indices)
+        if channels_last:
+            values, where = (t.to(memory_format=lib.channels_last) for t in (values, where))
+        return getattr(lib.nn.functional, f"max_unpool{d}d")(values, where, k, s, p, output_size=output_size)
+    _same(program)
+
+
+def test_max_unpool_names_a_wrong_indices_dtype_as_torch():
+    def program(lib):
+        return lib.nn.functional.max_unpool2d(lib.ones(1, 1, 2, 2), lib.zeros(1, 1, 2, 2, dtype=lib.int32), 2)
+    _same(program)
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_random_max_pool_then_unpool_and_adaptive_max_pool(d, one_torch_thread):
+    """max_unpool of random max pools' values and indices (dilated ones give invalid or colliding indices),
+    adaptive max pools' values and indices: as torch's, NaN/±inf and integer input included."""
+    rng = np.random.default_rng(7 + d)
+    for _ in range(80):
+        x, kwargs = _random_pool_case(rng, d)
+        kwargs["dilation"] = min(kwargs["dilation"], 2)
+        k, s, p = kwargs["kernel_size"], kwargs["stride"], kwargs["padding"]
+        sizes = tuple(int(v) for v in rng.integers(1, 6, d))
+
+        def unpool(lib, x=x, kwargs=kwargs, k=k, s=s, p=p):
+            F = lib.nn.functional
+            values, where = getattr(F, f"max_pool{d}d")(lib.tensor(x), **dict(kwargs, return_indices=True))
+            return getattr(F, f"max_unpool{d}d")(values, where, k, s, p)
+
+        def adaptive(lib, x=x, sizes=sizes):
+            return getattr(lib.nn.functional, f"adaptive_max_pool{d}d")(lib.tensor(x), sizes, return_indices=True)
+        _same(unpool)
+        _same(adaptive)

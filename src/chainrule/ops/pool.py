@@ -1190,13 +1190,6 @@ def _max_unpoolnd(input, indices, kernel_size, stride, padding, output_size, d: 
     unbatched = _unbatched(input, d, opname)
     x = input.unsqueeze(0) if unbatched else input
     idx = indices.unsqueeze(0) if unbatched else indices
-    if tuple(idx.shape) != tuple(x.shape):
-        raise RuntimeError(f"Expected shape of indices to be same as that of the input tensor "
-                           f"({list(x.shape)}) but got indices tensor with shape: {list(idx.shape)}")
-    if idx._data.dtype != np.int64:
-        raise RuntimeError(f"elements in indices should be type int64 but got: {idx._data.dtype.name}")
-    # torch's unpooling kernels are floating only (1-d runs as 2-d)
-    _refuse_dtype(input, "max_unpool3d" if d == 3 else "max_unpool2d", "bci")
     # (torch's max_unpool reads these in Python, for the default output size only: any int goes)
     kernel = _tuple(kernel_size, d, "kernel_size", opname, int64=False)
     stride = kernel if stride is None else _tuple(stride, d, "stride", opname, int64=False)
@@ -1205,19 +1198,39 @@ def _max_unpoolnd(input, indices, kernel_size, stride, padding, output_size, d: 
     if output_size is None:
         plane = default
     else:
-        plane = tuple(int(s) for s in output_size)[-d:]
-        if len(plane) != d:
+        # torch's _unpool_output_size: the last d of d + 2 sizes, shown as given
+        given = output_size[2:] if len(output_size) == d + 2 else output_size
+        if len(given) != d:
             raise ValueError(f"output_size should be a sequence containing {d} or {d + 2} elements, but it "
-                             f"has a length of '{len(tuple(output_size))}'")
+                             f"has a length of '{len(output_size)}'")
+        plane = tuple(int(s) for s in given)
         for i, (wanted, size, step) in enumerate(zip(plane, default, stride)):  # torch's range, before any work
             if not size - step < wanted < size + step:
-                raise ValueError(f'invalid output_size "{list(plane)}" (dim {i} must be between {size - step} and '
+                raise ValueError(f'invalid output_size "{given}" (dim {i} must be between {size - step} and '
                                  f"{size + step})")
+    if tuple(idx.shape) != tuple(x.shape):
+        raise RuntimeError(f"Expected shape of indices to be same as that of the input tensor "
+                           f"({list(x.shape)}) but got indices tensor with shape: {list(idx.shape)}")
+    if idx._data.dtype != np.int64:
+        raise RuntimeError(f"elements in indices should be type int64 but got: {_dtype.scalar_name(idx.dtype)}")
     _config.alert_not_deterministic(f"max_unpooling{max(d, 2)}d_forward_out")
     size = math.prod(plane)
-    if idx._data.size and (idx._data.min() < 0 or idx._data.max() >= size):
-        raise RuntimeError(f"Found an invalid max index: {int(idx._data.max())} (output volumes are of size "
-                           f"{'x'.join(map(str, plane))}")
+    if not size or not x._data.size:
+        # torch's kernel (its dtype dispatch and its check of the indices) runs on no empty output
+        out = Tensor._make(array_module(x._data).zeros(tuple(x.shape[:2]) + plane, dtype=x._data.dtype))
+        return out.squeeze(0) if unbatched else out
+    # torch's unpooling kernels are floating only (1-d runs as 2-d)
+    _refuse_dtype(input, "max_unpool3d" if d == 3 else "max_unpool2d", "bci")
+    flat = idx._data
+    invalid = (flat < 0) | (flat >= size)
+    if invalid.any():
+        # torch's kernel notes every invalid index it meets, in its layout's order, and names the last
+        # (single-threaded; over several threads torch's choice among them varies)
+        if d == 2 and not unbatched and suggests_channels_last(x._data):
+            flat, invalid = np.moveaxis(flat, 1, -1), np.moveaxis(invalid, 1, -1)
+        shown = plane + (1,) * (d == 1)  # (torch's 1-d unpool is its 2-d one on a unit width)
+        raise RuntimeError(f"Found an invalid max index: {int(flat[invalid][-1])} (output volumes are of size "
+                           f"{'x'.join(map(str, shown))})")
     # torch's max_unpool2d lays a batched output out as the input suggests; max_unpool3d writes contiguous
     out = FlatScatter.apply(x, indices=idx._data, plane_shape=plane, assign=True, follow_layout=d == 2 and not unbatched)
     return out.squeeze(0) if unbatched else out
