@@ -156,6 +156,12 @@ def _empty_windows(geo: _PoolGeometry, xp):
     position at or past 0, stepping by the dilation, even where that lies past the input — torch's
     kernel starts its maximum's index there and visits nothing. (mask, offsets) broadcastable to the
     output plane, or None when every window holds input."""
+    # (a window starting in the left padding is the only kind that can miss the input: a few Python
+    # ints say whether any does, before any array is made)
+    if not any(start + -(start // dl) * dl >= n
+               for n, s, p, dl, m in zip(geo.in_shape, geo.stride, geo.padding, geo.dilation, geo.out_shape)
+               for start in range(-p, min(0, (m - 1) * s - p + 1), s)):
+        return None
     d = len(geo.kernel)
     empty = offsets = None
     step = 1
