@@ -274,3 +274,35 @@ def test_random_max_pool_then_unpool_and_adaptive_max_pool(d, one_torch_thread):
             return getattr(lib.nn.functional, f"adaptive_max_pool{d}d")(lib.tensor(x), sizes, return_indices=True)
         _same(unpool)
         _same(adaptive)
+
+
+def _adaptive(d, size=2):
+    def program(lib, a):
+        return getattr(lib.nn.functional, f"adaptive_max_pool{d}d")(a["x3" if d == 1 else "img"], size,
+                                                                     return_indices=True)
+    return program
+
+
+# adaptive max pools go backward as torch's adaptive_max_pool2d/3d_backward(grad, self, indices), not as
+# chainrule's scatter; the 1-d one squeezes its indices before its values
+ADAPTIVE_MODE_CASES = {
+    "adaptive_max_pool1d": _adaptive(1), "adaptive_max_pool1d_backward": _with_grad(_adaptive(1)),
+    "adaptive_max_pool2d_backward": _with_grad(_adaptive(2)),
+    "adaptive_max_pool2d_odd_backward": _with_grad(_adaptive(2, (3, 2))),
+    "adaptive_max_pool3d_backward": _with_grad(_adaptive(3)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ADAPTIVE_MODE_CASES))
+def test_a_mode_sees_torchs_adaptive_max_pool_ops(name):
+    assert _logged(chainrule, ADAPTIVE_MODE_CASES[name]) == _logged(real_torch, ADAPTIVE_MODE_CASES[name])
+
+
+@pytest.mark.parametrize("case", [(1, (2, 3, 7), 3), (2, (2, 3, 5, 5), (3, 2)), (3, (1, 2, 4, 5, 5), 2)])
+def test_a_passing_mode_keeps_adaptive_max_pool_values_and_gradients(case):
+    d, shape, size = case
+
+    def program(lib, x):
+        out = getattr(lib.nn.functional, f"adaptive_max_pool{d}d")(x, size)
+        return (out * lib.arange(out.numel(), dtype=out.dtype).reshape(out.shape)).sum()
+    assert_a_passing_mode_keeps(program, shape, seed=d)

@@ -1163,7 +1163,8 @@ def _adaptive_max(input: Tensor, output_size, return_indices: bool, d: int, opna
         # torch's adaptive_max_pool1d is adaptive_max_pool2d on input.unsqueeze(-2), squeezed after:
         # Unsqueeze -> AdaptiveMaxPool2D -> Squeeze nodes
         out, indices = _adaptive_max(input.unsqueeze(-2), (1, *sizes), True, 2, "adaptive_max_pool2d")
-        out, indices = out.squeeze(-2), indices.squeeze(-2)
+        indices = indices.squeeze(-2)  # (torch's adaptive_max_pool1d squeezes the indices first, which a mode sees)
+        out = out.squeeze(-2)
         return (out, indices) if return_indices else out
     # torch's 2-d kernel writes output and indices as a batched input suggests; its 3-d one contiguous
     follow_layout = d == 2 and not unbatched

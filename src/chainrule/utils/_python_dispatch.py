@@ -1486,6 +1486,8 @@ _BACKWARD_NAMES: dict[str, str] = {
     "GeluBackward0": "gelu_backward", "SiluBackward0": "silu_backward",
     "MaxPool2DWithIndicesBackward0": "max_pool2d_with_indices_backward",
     "MaxPool3DWithIndicesBackward0": "max_pool3d_with_indices_backward",
+    "AdaptiveMaxPool2DBackward0": "adaptive_max_pool2d_backward",
+    "AdaptiveMaxPool3DBackward0": "adaptive_max_pool3d_backward",
 }
 
 
@@ -1753,6 +1755,8 @@ _BACKWARD_CALLS = {
     "MseLossBackward0": _mse_loss_backward_call,
     "MaxPool2DWithIndicesBackward0": _max_pool_backward_call,
     "MaxPool3DWithIndicesBackward0": _max_pool_backward_call,
+    **{f"AdaptiveMaxPool{n}DBackward0": lambda node, grad, n=n: (
+        f"adaptive_max_pool{n}d_backward", (grad, node._saved_self, node._saved_result1), {}) for n in (2, 3)},
 }
 # backward ops torch answers with (input's, weight's, bias's) gradient, None where the output mask says
 _THREE_GRADIENTS = frozenset(("native_layer_norm_backward", "convolution_backward"))
@@ -1848,6 +1852,9 @@ _BACKWARD_STAND_INS = {
        lambda grad, self, kernel_size, stride, padding, dilation, ceil_mode, indices, n=n: _vjp_of(
            lambda x: getattr(_functional(), f"max_pool{n}d")(x, kernel_size, stride or None, padding, dilation,
                                                               ceil_mode), grad, self)[0] for n in (2, 3)},
+    **{f"adaptive_max_pool{n}d_backward": lambda grad, self, indices, n=n: _vjp_of(
+        lambda x: getattr(_functional(), f"adaptive_max_pool{n}d")(x, list(indices.shape[-n:])), grad, self)[0]
+       for n in (2, 3)},
 }
 
 
