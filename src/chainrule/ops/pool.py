@@ -143,7 +143,40 @@ def _max_pool(x: np.ndarray, geo: _PoolGeometry, with_offsets: bool):
                 if i:
                     rows_which += hit * which.dtype.type(i)  # one hit per window: the sum is its offset
     _over_leading_rows(pool_rows, best.shape[0], best.size * kernel_size, xp)
+    if which is not None and any(geo.padding):
+        empty = _empty_windows(geo, xp)
+        if empty is not None:
+            xp.copyto(which, empty[1].astype(which.dtype), where=empty[0])
     return best, which
+
+
+def _empty_windows(geo: _PoolGeometry, xp):
+    """The windows that hold no input element (wholly in the padding, as a dilated window over a
+    tiny input can be), with the kernel offset torch's index points at there: per dim the first
+    position at or past 0, stepping by the dilation, even where that lies past the input — torch's
+    kernel starts its maximum's index there and visits nothing. (mask, offsets) broadcastable to the
+    output plane, or None when every window holds input."""
+    # (a window starting in the left padding is the only kind that can miss the input: a few Python
+    # ints say whether any does, before any array is made)
+    if not any(start + -(start // dl) * dl >= n
+               for n, s, p, dl, m in zip(geo.in_shape, geo.stride, geo.padding, geo.dilation, geo.out_shape)
+               for start in range(-p, min(0, (m - 1) * s - p + 1), s)):
+        return None
+    d = len(geo.kernel)
+    empty = offsets = None
+    step = 1
+    for i in reversed(range(d)):
+        n, s, p, dl, m = geo.in_shape[i], geo.stride[i], geo.padding[i], geo.dilation[i], geo.out_shape[i]
+        start = np.arange(m, dtype=np.int64) * s - p
+        first = np.where(start < 0, -(start // dl), 0)  # ceil(-start / dl) where the window starts in the padding
+        shape = (-1,) + (1,) * (d - 1 - i)
+        along = (start + first * dl >= n).reshape(shape)
+        empty = along if empty is None else empty | along
+        offsets = (first * step).reshape(shape) if offsets is None else offsets + (first * step).reshape(shape)
+        step *= geo.kernel[i]
+    if not empty.any():
+        return None
+    return xp.asarray(empty), xp.asarray(offsets)
 
 
 def _offset_views(x: np.ndarray, geo: _PoolGeometry) -> list:
@@ -678,12 +711,11 @@ def _check_nonempty_planes(input: Tensor, d: int, opname: str) -> None:
     empty = [i for i in range(first_plane_dim, len(shape)) if shape[i] == 0]
     if not empty:
         return
-    if opname == "max_pool3d":
-        raise RuntimeError(f"max_pool3d_with_indices_out_cpu_template(): Expected input's non-batch dimensions to "
-                           f"have positive length, but input has a shape of {shape} and non-batch dimension "
-                           f"{empty[0]} has length zero!")
-    if opname == "avg_pool3d":
-        raise RuntimeError("non-empty 4D or 5D (batch mode) tensor expected for input")
+    if opname in ("max_pool3d", "avg_pool3d"):
+        # torch's pool3d_shape_check names the dim by its size, so always "dimension 0"
+        kernel = "max_pool3d_with_indices_out_cpu_template" if opname == "max_pool3d" else opname
+        raise RuntimeError(f"{kernel}(): Expected input's non-batch dimensions to have positive length, but input "
+                           f"has a shape of {shape} and non-batch dimension {shape[empty[0]]} has length zero!")
     prefix = f"{opname}: " if opname == "max_pool1d" else ""
     raise RuntimeError(f"{prefix}Expected {d + 1}D or {d + 2}D (batch mode) tensor with optional 0 dim batch size "
                        f"for input, but got:{shape}")
@@ -777,25 +809,34 @@ def _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, return
             if not (name == "stride" and (stride is None or int_list(stride, opname, name) == ())):
                 _tuple(value, d, name, opname)
     x, unbatched = input, _unbatched(input, d, opname)
-    # torch's max pools take every real dtype but bool; the plain 1-d one (no indices) no integers
-    _refuse_dtype(input, "max_pool3d" if d == 3 else "max_pool2d" if d == 2 or return_indices else "max_pool1d_impl",
-                  "bc" if d > 1 or return_indices else "bci")
     # (with indices torch's 1-d max pool is max_pool1d_with_indices, checked as avg_pool1d and pooled as 2-d)
     geometry_name = "max_pool1d_with_indices" if d == 1 and return_indices else opname
     geo = _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, d, geometry_name, given=input)
+    # torch's max pools take every real dtype but bool; the plain 1-d one (no indices) no integers. The
+    # refusal is the kernel's dispatch, so it comes after every check of the geometry and the output size
+    _refuse_dtype(input, "max_pool3d" if d == 3 else "max_pool2d" if d == 2 or return_indices else "max_pool1d_impl",
+                  "bc" if d > 1 or return_indices else "bci")
     # torch's max_pool1d_with_indices (taken with indices or for a gradient) is max_pool2d_with_indices on
     # input.unsqueeze(-2), squeezed after: Unsqueeze -> MaxPool2DWithIndices -> Squeeze nodes, 2-d layout
-    unit_height = d == 1 and (return_indices or (is_grad_enabled() and x.requires_grad))
+    # and so is the plain one wherever torch's composite takes the input as subclass-like: under a dispatch
+    # mode (or beside a live wrapper), which then sees those ops
+    unit_height = d == 1 and (return_indices or (is_grad_enabled() and x.requires_grad)
+                              or _function.active_dispatch is not None)
     if unit_height:
         x, geo = x.unsqueeze(-2), geo.with_unit_height()
     # torch's 2-d and 3-d kernels lay a batched output out as the input suggests
     # (a 1-d pool without a unit height records no node: the 2-d class pools its rows as they are)
-    out = _MAX_POOL[max(d, 2)].apply(x, geo=geo, return_indices=bool(return_indices),
+    # (torch's max_pool1d_with_indices squeezes the indices too, which a mode sees, even where max_pool1d drops them)
+    with_indices = bool(return_indices) or (unit_height and _function.active_dispatch is not None)
+    out = _MAX_POOL[max(d, 2)].apply(x, geo=geo, return_indices=with_indices,
                                      follow_layout=(d > 1 or unit_height) and not unbatched)
-    if not return_indices and out.grad_fn is not None:
+    if not with_indices and out.grad_fn is not None:
         out.grad_fn.best_version = out._version_box  # shared by out's views: any write through them bumps it
     if unit_height:
-        return tuple(o.squeeze(-2) for o in out) if return_indices else out.squeeze(-2)
+        if with_indices:
+            out = tuple(o.squeeze(-2) for o in out)
+            return out if return_indices else out[0]
+        return out.squeeze(-2)
     return out
 
 
@@ -1122,7 +1163,8 @@ def _adaptive_max(input: Tensor, output_size, return_indices: bool, d: int, opna
         # torch's adaptive_max_pool1d is adaptive_max_pool2d on input.unsqueeze(-2), squeezed after:
         # Unsqueeze -> AdaptiveMaxPool2D -> Squeeze nodes
         out, indices = _adaptive_max(input.unsqueeze(-2), (1, *sizes), True, 2, "adaptive_max_pool2d")
-        out, indices = out.squeeze(-2), indices.squeeze(-2)
+        indices = indices.squeeze(-2)  # (torch's adaptive_max_pool1d squeezes the indices first, which a mode sees)
+        out = out.squeeze(-2)
         return (out, indices) if return_indices else out
     # torch's 2-d kernel writes output and indices as a batched input suggests; its 3-d one contiguous
     follow_layout = d == 2 and not unbatched
@@ -1155,13 +1197,6 @@ def _max_unpoolnd(input, indices, kernel_size, stride, padding, output_size, d: 
     unbatched = _unbatched(input, d, opname)
     x = input.unsqueeze(0) if unbatched else input
     idx = indices.unsqueeze(0) if unbatched else indices
-    if tuple(idx.shape) != tuple(x.shape):
-        raise RuntimeError(f"Expected shape of indices to be same as that of the input tensor "
-                           f"({list(x.shape)}) but got indices tensor with shape: {list(idx.shape)}")
-    if idx._data.dtype != np.int64:
-        raise RuntimeError(f"elements in indices should be type int64 but got: {idx._data.dtype.name}")
-    # torch's unpooling kernels are floating only (1-d runs as 2-d)
-    _refuse_dtype(input, "max_unpool3d" if d == 3 else "max_unpool2d", "bci")
     # (torch's max_unpool reads these in Python, for the default output size only: any int goes)
     kernel = _tuple(kernel_size, d, "kernel_size", opname, int64=False)
     stride = kernel if stride is None else _tuple(stride, d, "stride", opname, int64=False)
@@ -1170,19 +1205,39 @@ def _max_unpoolnd(input, indices, kernel_size, stride, padding, output_size, d: 
     if output_size is None:
         plane = default
     else:
-        plane = tuple(int(s) for s in output_size)[-d:]
-        if len(plane) != d:
+        # torch's _unpool_output_size: the last d of d + 2 sizes, shown as given
+        given = output_size[2:] if len(output_size) == d + 2 else output_size
+        if len(given) != d:
             raise ValueError(f"output_size should be a sequence containing {d} or {d + 2} elements, but it "
-                             f"has a length of '{len(tuple(output_size))}'")
+                             f"has a length of '{len(output_size)}'")
+        plane = tuple(int(s) for s in given)
         for i, (wanted, size, step) in enumerate(zip(plane, default, stride)):  # torch's range, before any work
             if not size - step < wanted < size + step:
-                raise ValueError(f'invalid output_size "{list(plane)}" (dim {i} must be between {size - step} and '
+                raise ValueError(f'invalid output_size "{given}" (dim {i} must be between {size - step} and '
                                  f"{size + step})")
+    if tuple(idx.shape) != tuple(x.shape):
+        raise RuntimeError(f"Expected shape of indices to be same as that of the input tensor "
+                           f"({list(x.shape)}) but got indices tensor with shape: {list(idx.shape)}")
+    if idx._data.dtype != np.int64:
+        raise RuntimeError(f"elements in indices should be type int64 but got: {_dtype.scalar_name(idx.dtype)}")
     _config.alert_not_deterministic(f"max_unpooling{max(d, 2)}d_forward_out")
     size = math.prod(plane)
-    if idx._data.size and (idx._data.min() < 0 or idx._data.max() >= size):
-        raise RuntimeError(f"Found an invalid max index: {int(idx._data.max())} (output volumes are of size "
-                           f"{'x'.join(map(str, plane))}")
+    if not size or not x._data.size:
+        # torch's kernel (its dtype dispatch and its check of the indices) runs on no empty output
+        out = Tensor._make(array_module(x._data).zeros(tuple(x.shape[:2]) + plane, dtype=x._data.dtype))
+        return out.squeeze(0) if unbatched else out
+    # torch's unpooling kernels are floating only (1-d runs as 2-d)
+    _refuse_dtype(input, "max_unpool3d" if d == 3 else "max_unpool2d", "bci")
+    flat = idx._data
+    invalid = (flat < 0) | (flat >= size)
+    if invalid.any():
+        # torch's kernel notes every invalid index it meets, in its layout's order, and names the last
+        # (single-threaded; over several threads torch's choice among them varies)
+        if d == 2 and not unbatched and suggests_channels_last(x._data):
+            flat, invalid = np.moveaxis(flat, 1, -1), np.moveaxis(invalid, 1, -1)
+        shown = plane + (1,) * (d == 1)  # (torch's 1-d unpool is its 2-d one on a unit width)
+        raise RuntimeError(f"Found an invalid max index: {int(flat[invalid][-1])} (output volumes are of size "
+                           f"{'x'.join(map(str, shown))})")
     # torch's max_unpool2d lays a batched output out as the input suggests; max_unpool3d writes contiguous
     out = FlatScatter.apply(x, indices=idx._data, plane_shape=plane, assign=True, follow_layout=d == 2 and not unbatched)
     return out.squeeze(0) if unbatched else out

@@ -554,7 +554,7 @@ def _transposed_convolution(inputs, params):
 def _max_pool(inputs, params):
     geo = params["geo"]
     n = len(geo.kernel)
-    stride = [] if geo.stride_defaulted or tuple(geo.stride) == tuple(geo.kernel) else list(geo.stride)
+    stride = [] if geo.stride_defaulted else list(geo.stride)  # (a stride given, the kernel's too, is shown)
     args = (inputs[0], list(geo.kernel), stride, list(geo.padding), list(geo.dilation), bool(geo.ceil_mode))
     name = f"max_pool{n}d_with_indices"
     return (name, "default"), _trailing(args, ([], [0] * n, [1] * n, False)), {}
@@ -743,7 +743,7 @@ _ATEN_SCHEMAS = {
     "LeakyRelu": lambda inputs, params: (("leaky_relu", "default"), _trailing(
         (inputs[0], params["negative_slope"]), (0.01,)), {}),
     "LogSigmoid": lambda inputs, params: (("log_sigmoid_forward", "default"), (inputs[0],), {}),
-    "Convolution": _convolution, "ConvInput": _transposed_convolution, "MaxPool": _max_pool, "AvgPool": _avg_pool, "AvgPool3D": _avg_pool,
+    "Convolution": _convolution, "ConvInput": _transposed_convolution, "MaxPool": _max_pool, "MaxPool3D": _max_pool, "AvgPool": _avg_pool, "AvgPool3D": _avg_pool,
     "LayerNormalize": _layer_norm,
     "LayerNorm": _affine_layer_norm, "Embedding": _embedding,
     "_NllLoss": _nll_loss, "_MseLoss": _mse_loss, "_LSTMOneDNN": _mkldnn_rnn_layer,
@@ -1485,6 +1485,9 @@ _BACKWARD_NAMES: dict[str, str] = {
     "NllLossBackward0": "nll_loss_backward", "ConvolutionBackward0": "convolution_backward",
     "GeluBackward0": "gelu_backward", "SiluBackward0": "silu_backward",
     "MaxPool2DWithIndicesBackward0": "max_pool2d_with_indices_backward",
+    "MaxPool3DWithIndicesBackward0": "max_pool3d_with_indices_backward",
+    "AdaptiveMaxPool2DBackward0": "adaptive_max_pool2d_backward",
+    "AdaptiveMaxPool3DBackward0": "adaptive_max_pool3d_backward",
 }
 
 
@@ -1721,8 +1724,8 @@ def _mse_loss_backward_call(node, grad):
     return "mse_loss_backward", (grad, node._saved_self, node._saved_target, node._saved_reduction), {}
 
 
-def _max_pool2d_backward_call(node, grad):
-    return "max_pool2d_with_indices_backward", (
+def _max_pool_backward_call(node, grad):
+    return f"max_pool{len(node._saved_kernel_size)}d_with_indices_backward", (
         grad, node._saved_self, list(node._saved_kernel_size), list(node._saved_stride), list(node._saved_padding),
         list(node._saved_dilation), node._saved_ceil_mode, node._saved_result1), {}
 
@@ -1750,7 +1753,10 @@ _BACKWARD_CALLS = {
     "NllLossBackward0": _nll_loss_backward_call,
     "ConvolutionBackward0": _convolution_backward_call,
     "MseLossBackward0": _mse_loss_backward_call,
-    "MaxPool2DWithIndicesBackward0": _max_pool2d_backward_call,
+    "MaxPool2DWithIndicesBackward0": _max_pool_backward_call,
+    "MaxPool3DWithIndicesBackward0": _max_pool_backward_call,
+    **{f"AdaptiveMaxPool{n}DBackward0": lambda node, grad, n=n: (
+        f"adaptive_max_pool{n}d_backward", (grad, node._saved_self, node._saved_result1), {}) for n in (2, 3)},
 }
 # backward ops torch answers with (input's, weight's, bias's) gradient, None where the output mask says
 _THREE_GRADIENTS = frozenset(("native_layer_norm_backward", "convolution_backward"))
@@ -1842,9 +1848,13 @@ _BACKWARD_STAND_INS = {
     "convolution_backward": _convolution_backward,
     "mse_loss_backward": lambda grad, self, target, reduction: _vjp_of(
         lambda x: _functional().mse_loss(x, target, reduction=_REDUCTION_NAMES[reduction]), grad, self)[0],
-    "max_pool2d_with_indices_backward": lambda grad, self, kernel_size, stride, padding, dilation, ceil_mode, indices: (
-        _vjp_of(lambda x: _functional().max_pool2d(x, kernel_size, stride or None, padding, dilation, ceil_mode),
-                grad, self)[0]),
+    **{f"max_pool{n}d_with_indices_backward":
+       lambda grad, self, kernel_size, stride, padding, dilation, ceil_mode, indices, n=n: _vjp_of(
+           lambda x: getattr(_functional(), f"max_pool{n}d")(x, kernel_size, stride or None, padding, dilation,
+                                                              ceil_mode), grad, self)[0] for n in (2, 3)},
+    **{f"adaptive_max_pool{n}d_backward": lambda grad, self, indices, n=n: _vjp_of(
+        lambda x: getattr(_functional(), f"adaptive_max_pool{n}d")(x, list(indices.shape[-n:])), grad, self)[0]
+       for n in (2, 3)},
 }
 
 
@@ -1931,7 +1941,8 @@ def _backward_decompositions() -> dict:
             linalg.Mm: functools.partial(_linear_product_backward, mat2_transposed=False),
             linalg.Bmm: _bmm_backward,
             "TBackward0": lambda node, grad: (grad.t(),),
-            "SqueezeBackward4": _unsqueezed_back, "UnsqueezeBackward0": _squeezed_back}
+            "SqueezeBackward4": _unsqueezed_back, "SqueezeBackward1": _unsqueezed_back,
+            "UnsqueezeBackward0": _squeezed_back}
 
 
 def _bmm_backward(node, grad):
@@ -1949,13 +1960,13 @@ def _bmm_backward(node, grad):
 
 
 def _unsqueezed_back(node, grad):
-    """SqueezeBackward4 of one dim of size 1 (a vector-matrix product's squeeze_ of its row): torch's unsqueeze_to,
-    the dim put back."""
+    """SqueezeBackward4 of one dim of size 1 (a vector-matrix product's squeeze_ of its row), SqueezeBackward1
+    (squeeze.dim: max_pool1d's unit height): torch's unsqueeze_to, the dim put back, wrapped as it wraps it."""
     shape = node._input_meta[0][0]
     dim = _signed(node._saved_dim)
-    if grad.ndim + 1 != len(shape) or shape[dim] != 1:
+    if grad.ndim + 1 != len(shape) or not -len(shape) <= dim < len(shape) or shape[dim] != 1:
         return _function.RUN_UNDISPATCHED
-    return (grad.unsqueeze(dim),)
+    return (grad.unsqueeze(dim % len(shape)),)
 
 
 def _squeezed_back(node, grad):
@@ -2024,6 +2035,18 @@ def _hand_node(node, grads, func, args, kwargs) -> tuple:
     return tuple((found + [None] * count)[:count])
 
 
+def _differentiable_grads(node, grads):
+    """The gradients of a node's outputs that can carry one: an integer or bool output (a max pool's indices)
+    never does, and torch's backward op takes no gradient for it (the engine fills one with zeros)."""
+    if len(grads) > 1:
+        meta = getattr(node, "_output_meta", None)
+        if meta and len(meta) == len(grads):
+            kept = tuple(g for g, (_, dtype) in zip(grads, meta) if dtype is None or np.dtype(dtype).kind not in "biu")
+            if kept:
+                return kept
+    return grads
+
+
 def _node_to_mode(node, grads):
     """A node's backward under a mode (not recording): torch's unpack of a saved result shown as its
     aten.detach, then the node as torch's backward op where ``_BACKWARD_CALLS`` names one."""
@@ -2031,6 +2054,7 @@ def _node_to_mode(node, grads):
     if declared and "_saved_result" in declared and not node._freed:
         _show_saved(node._saved_result, ())
     make = _BACKWARD_CALLS.get(node.name())
+    grads = _differentiable_grads(node, grads)
     if make is None or len(grads) != 1 or grads[0] is None:
         if not _DECOMPOSED:
             _DECOMPOSED.update(_backward_decompositions())
