@@ -388,8 +388,9 @@ def test_residual_blocks_with_in_place_ops_match_torch(tmp_path):
     assert in_place(ours)[("Net/Sequential[layer1]/Block[1]", "aten::add_")] == 1
     by_name = {n.name: n for n in ours}
     (add,) = [n for n in ours if n.op == "aten::add_" and "Block[1]" in n.name]
-    # the second block's residual reads its own eval batch norm (chainrule's fused scale-and-shift,
-    # named as torch's op of that arithmetic) and the first block's last (in-place) relu
-    assert [by_name[edge].op for edge in add.input] == ["aten::addcmul", "aten::relu_"]
+    # the second block's residual reads its own eval batch norm (one node, EvalBatchNorm, recorded
+    # as aten::native_batch_norm where torch names its aten::batch_norm) and the first block's last
+    # (in-place) relu
+    assert [by_name[edge].op for edge in add.input] == ["aten::native_batch_norm", "aten::relu_"]
     assert _scope(by_name[add.input[1]]) == "Net/Sequential[layer1]/Block[0]/ReLU[relu]"
     assert _leaving_shapes(ours) == _leaving_shapes(theirs)

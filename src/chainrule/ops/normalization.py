@@ -456,6 +456,112 @@ class FusedScaleShift(Function):
         return (grad * scale if scale is not None else None), (grad * x if x is not None else None), grad
 
 
+def _vec_reduce_rows(a, b=None):
+    """torch's CPU ``vec::reduce_all`` of each row of the float32 (R, L) array ``a``, or with ``b``
+    its ``map2_reduce_all`` of a·b (checked against torch 2.13, whose batch norm kernel runs 8
+    lanes): lane-wise sums over whole vectors, a partial last vector added into the first lanes
+    (a·b's as fused multiply-adds), then the lanes folded in halves; a row shorter than a vector
+    summed in order."""
+    rows, length = a.shape
+    lanes = 8
+    values = a if b is None else a * b
+    if length < lanes:
+        acc = values[:, 0].copy()
+        for i in range(1, length):
+            acc += values[:, i]
+        return acc
+    whole = length // lanes
+    acc = values[:, :whole * lanes].reshape(rows, whole, lanes).sum(axis=1)  # (in order along the middle axis)
+    tail = length - whole * lanes
+    if tail and b is None:
+        acc[:, :tail] += a[:, whole * lanes:]
+    elif tail:  # acc + a·b rounded once: float64 holds the float32 product exactly
+        acc[:, :tail] = acc[:, :tail] + a[:, whole * lanes:].astype(np.float64) * b[:, whole * lanes:]
+    half = lanes // 2
+    while half:
+        acc = acc + acc[:, np.arange(lanes) ^ half]
+        half //= 2
+    return acc[:, 0]
+
+
+def _eval_batch_norm_grads_float32(g, x, mean, invstd, w, needs) -> tuple:
+    """(dx, dw, db) of float32 eval-mode batch norm as torch's CPU kernel computes them
+    (batch_norm_cpu_backward, train=False; checked against torch 2.13): dx = dy · 1/σ · w, rounded
+    after each product, with 1/σ = 1 / sqrt(var + eps) in double rounded to float; dw = Σ (x - mean)·dy
+    · 1/σ and db = Σ dy, per-image float sums accumulated in double. An (N, C) input runs the
+    channels-last kernel: per-thread float sums over the rows (each step a fused multiply-add for
+    dw), added in double."""
+    n, c = x.shape[0], x.shape[1]
+    x3 = np.ascontiguousarray(x).reshape(n, c, -1)
+    g3 = np.ascontiguousarray(g).reshape(x3.shape)
+    length = x3.shape[2]
+    grad_x = grad_w = grad_b = None
+    if needs[0]:
+        grad_x = g3 * invstd[:, None]
+        grad_x *= w[:, None]
+        grad_x = grad_x.reshape(g.shape)
+    if not (needs[1] or needs[2]):
+        return grad_x, grad_w, grad_b
+    if length == 1:
+        centred, dy = x3[:, :, 0] - mean, g3[:, :, 0]
+        dotp, total = np.zeros(c), np.zeros(c)
+        chunk = -(-n // max(1, min(torch_intra_op_threads(), n)))  # (at::parallel_for's split of the rows)
+        for rows in (np.arange(start, min(start + chunk, n)) for start in range(0, n, chunk)):
+            acc = np.zeros(c, np.float32)
+            for i in rows:  # acc + (x - mean)·dy, one rounding (float64 holds the product exactly)
+                acc = (acc + centred[i].astype(np.float64) * dy[i]).astype(np.float32)
+            dotp += acc
+            total += dy[rows].sum(axis=0)  # (in order along axis 0)
+    else:
+        per_image = _vec_reduce_rows((x3 - mean[:, None]).reshape(n * c, length), g3.reshape(n * c, length)).reshape(n, c)
+        dotp = per_image.astype(np.float64).sum(axis=0)
+        total = _vec_reduce_rows(g3.reshape(n * c, length)).reshape(n, c).astype(np.float64).sum(axis=0)
+    if needs[1]:  # (the channels-last kernel keeps Σ in a float buffer and multiplies in float)
+        grad_w = dotp.astype(np.float32) * invstd if length == 1 else (dotp * invstd).astype(np.float32)
+    if needs[2]:
+        grad_b = total.astype(np.float32)
+    return grad_x, grad_w, grad_b
+
+
+class EvalBatchNorm(Function):
+    """Float32 eval-mode batch norm on NumPy arrays: the output as the fused path rounds it
+    (``_eval_batch_norm_float32``), the gradients as torch's kernel rounds them
+    (``_eval_batch_norm_grads_float32``); a create_graph backward differentiates the same
+    gradients written in Tensor ops."""
+
+    _array_forward = True
+    node_name = "NativeBatchNormBackward0"
+    label = "batch_norm (eval)"
+    rule = "∂/∂x = g·(1/σ)·γ; ∂/∂γ = Σ g·(x - mean)·(1/σ), ∂/∂β = Σ g (running mean and var constant)"
+    formula = None
+
+    @staticmethod
+    def forward(ctx, x, w, b, mean, var, eps, shape, invstd):
+        scale = invstd * w
+        shift = _scale_shift_float32(-mean, scale, b)
+        out = _scale_shift_float32(x, scale.reshape(shape), shift.reshape(shape))
+        ctx.mean, ctx.invstd = mean, (1.0 / np.sqrt(var.astype(np.float64) + eps)).astype(np.float32)
+        ctx.save_for_backward(x, w)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w = ctx.saved_values
+        needs = ctx.needs_input_grad
+        if not is_grad_enabled():
+            grads = _eval_batch_norm_grads_float32(grad._data, x._data, ctx.mean, ctx.invstd, w._data, needs)
+            return tuple(Tensor._make(a) if a is not None else None for a in grads)
+        # create_graph: the same gradients in Tensor ops (recorded)
+        view = (1, -1) + (1,) * (x.ndim - 2)
+        dims = (0,) + tuple(range(2, x.ndim))
+        invstd = Tensor._make(ctx.invstd)
+        grad_x = grad * invstd.reshape(view) * w.reshape(view)
+        grad_w = ((x - Tensor._make(ctx.mean).reshape(view)) * grad).sum(dims) * invstd if needs[1] else None
+        grad_b = grad.sum(dims) if needs[2] else None
+        return tuple(name_node(t, "NativeBatchNormBackwardBackward0", label="batch_norm_backward (eval)")
+                     if t is not None else None for t in ((grad_x if needs[0] else None), grad_w, grad_b))
+
+
 class BatchNorm(Function):
     """Training-mode batch norm with its affine map in one node: y = x̂ · w + b, x̂ over ``dims``.
 
@@ -1024,6 +1130,12 @@ def _batch_norm_computed(input: Tensor, running_mean: Tensor | None, running_var
     fused = _eval_rounds_fused(input, running_mean, running_var, weight, bias)
     if fused and _unrecorded_on_arrays(input, running_mean, running_var, weight, bias):
         return _eval_batch_norm_float32(input, running_mean, running_var, weight, bias, eps, shape)
+    if fused and not _function.tracing_ops and not running_mean._requires_grad and not running_var._requires_grad:
+        # (1/σ computed here, where NumPy's warning of a zero variance reaches the caller, as before)
+        invstd = (1.0 / np.sqrt(running_var._data + eps)).astype(np.float32)
+        out = EvalBatchNorm.apply(input, *_unit_affine(input, c, weight, bias), mean=running_mean._data,
+                                  var=running_var._data, eps=eps, shape=shape, invstd=invstd)
+        return relaid_as_suggested(out, input)
     scale = _statistic((1.0 / xp.sqrt(running_var._data + eps)).astype(input._data.dtype), statistics)
     if weight is not None:
         scale = scale * weight
