@@ -1477,10 +1477,16 @@ class _CompressedTensor(Tensor):
         return self._parts[1].shape[0]
 
     def values(self) -> Tensor:
+        if is_recording(self):  # each value is the dense backing at its position
+            positions = tuple(Tensor._make(index) for index in self._positions())
+            return name_node(getitem(_in_graph(self), positions), "ValuesBackward0")
         return Tensor._make(self._parts[2])
 
     def to_dense(self, dtype=None, *, masked_grad=None) -> Tensor:
-        dense = Tensor._make(self._data.copy())
+        if is_recording(self):
+            dense = name_node(_CompressedToDense.apply(_in_graph(self), mask=_pattern(self)), "ToDenseBackward0")
+        else:
+            dense = Tensor._make(self._data.copy())
         return dense if dtype is None else dense.to(dtype)
 
     def requires_grad_(self, requires_grad: bool = True):
@@ -1488,20 +1494,25 @@ class _CompressedTensor(Tensor):
             raise RuntimeError(_NO_GRAD)
         return self
 
-    def _with_values(self, values) -> _CompressedTensor:
-        """The same layout and indices with ``values`` (an array): torch's to/clone/detach keep the layout."""
+    def _with_values(self, values, dense_op=None) -> _CompressedTensor:
+        """The same layout and indices with ``values`` (an array): torch's to/clone/detach keep the layout.
+        ``dense_op``: the op on the dense backing, recorded when this tensor requires grad (the result's
+        own dense backing, so the same gradient); without one the result leaves the graph (detach)."""
         compressed, plain, _ = self._parts
-        return type(self)._from_parts(compressed.copy(), plain.copy(), values, tuple(self.shape))
+        result = type(self)._from_parts(compressed.copy(), plain.copy(), values, tuple(self.shape))
+        if dense_op is not None and is_recording(self):
+            _joined_graph(result, dense_op(_in_graph(self)))
+        return result
 
     def to(self, *args, **kwargs):
         """Tensor.to on the values: the same tensor when nothing changes, else one of the same layout
         (the dense Tensor.to made a strided tensor of a dtype change)."""
         values = Tensor._make(self._parts[2])
         moved = values.to(*args, **kwargs)
-        return self if moved is values else self._with_values(moved._data)
+        return self if moved is values else self._with_values(moved._data, lambda x: x.to(*args, **kwargs))
 
     def clone(self, *, memory_format=None):
-        return self._with_values(self._parts[2].copy())
+        return self._with_values(self._parts[2].copy(), clone)
 
     def transpose(self, dim0, dim1):
         """A matrix's transpose is the other compressed layout over the same three parts (torch's CSR.t()
@@ -1511,8 +1522,11 @@ class _CompressedTensor(Tensor):
         if dim0 % 2 == dim1 % 2:
             return self
         compressed, plain, values = self._parts
-        return self._transposed_type()._from_parts(compressed.copy(), plain.copy(), values.copy(),
-                                                   tuple(reversed(self.shape)))
+        result = self._transposed_type()._from_parts(compressed.copy(), plain.copy(), values.copy(),
+                                                     tuple(reversed(self.shape)))
+        if is_recording(self):
+            _joined_graph(result, _in_graph(self).t())
+        return result
 
     def t(self):
         return self.transpose(0, 1)
@@ -1564,13 +1578,15 @@ class _CompressedTensor(Tensor):
         if result.dtype is not self.dtype:
             raise RuntimeError(f"result type {_dtype.scalar_name(result.dtype)} can't be cast to the desired "
                                f"output type {_dtype.scalar_name(self.dtype)}")
+        if is_recording(self, result):
+            raise RuntimeError(_NO_GRAD)  # (an in-place write cannot move this tensor's graph)
         self._data[...] = result._data
         self._parts = result._parts
         self._bump_version()
         return self
 
     def neg(self):
-        return self._with_values(-self._parts[2])
+        return self._with_values(-self._parts[2], lambda dense: -dense)
 
     def _refuse_layout(self, *args, **kwargs):
         """torch has no compressed kernel for subtraction or division: they raise naming the layout."""
@@ -1791,17 +1807,18 @@ def _compressed_add(input, other, alpha=1) -> Tensor:
         if input.dtype is not other.dtype:
             raise RuntimeError(f"expected scalar type {_dtype.scalar_name(other.dtype)} but found "
                                f"{_dtype.scalar_name(input.dtype)}")
-        total = Tensor._make(input._data).add(Tensor._make(other._data), alpha=alpha)
-        return _csr_at(_pattern(input) | _pattern(other), total._data)
+        total = _in_graph(input).add(_in_graph(other), alpha=alpha)
+        return _joined_graph(_csr_at(_pattern(input) | _pattern(other), total._data), total)
     compressed, dense = (input, _dense_operand(other)) if isinstance(input, _CompressedTensor) \
         else (other, _dense_operand(input))
     if dense.shape != compressed.shape:
         raise RuntimeError(f"add: expected 'self' and 'other' to have same size, but self has size "
                            f"{list(dense.shape)} while other has size {list(compressed.shape)} (FYI: op2-sparse "
                            "addition does not currently support broadcasting)")
+    backing = _in_graph(compressed)  # (its gradient unmasked, as torch's add gives it)
     if compressed is input:
-        return compressed.to_dense().add(dense, alpha=alpha)
-    return dense.add(compressed.to_dense(), alpha=alpha)
+        return backing.add(dense, alpha=alpha)
+    return dense.add(backing, alpha=alpha)
 
 
 def _compressed_mul(input, other) -> Tensor:
@@ -1812,7 +1829,8 @@ def _compressed_mul(input, other) -> Tensor:
     if isinstance(factor, numbers.Number) or (isinstance(factor, Tensor) and factor.layout is _layout_strided
                                               and factor.dim() == 0):
         _refuses_grad(factor)
-        return compressed._with_values((Tensor._make(compressed._parts[2]) * factor)._data)
+        return compressed._with_values((Tensor._make(compressed._parts[2]) * factor)._data,
+                                       lambda dense: dense * factor)
     if not isinstance(factor, Tensor):
         with DisableTorchFunctionSubclass():
             return Tensor.mul(input, other)  # (the dense op's TypeError, as before)
@@ -1824,10 +1842,55 @@ def _compressed_mul(input, other) -> Tensor:
         raise RuntimeError(f"sparse_mask(): operands have incompatible sizes; self has size {list(factor.shape)} "
                            f"but mask has size {list(compressed.shape)}")
     else:
-        _refuses_grad(factor)
         mask = _pattern(compressed)
     product = Tensor._make(input._data).mul(Tensor._make(other._data))
-    return _csr_at(mask, product._data)
+    result = _csr_at(mask, product._data)
+    strided = [index for index, x in enumerate((input, other)) if not isinstance(x, _CompressedTensor)]
+    if any(is_recording(x) for x in (input, other)):
+        refused = next((index for index in strided if (input, other)[index]._requires_grad), None)
+        if refused is None:  # compressed operands only: their dense backings' product, the same values
+            return _joined_graph(result, _in_graph(input).mul(_in_graph(other)))
+        left, right = (_in_graph(x) if isinstance(x, _CompressedTensor) else x for x in (input, other))
+        _joined_graph(result, name_node(_StridedGradRefused.apply(left, right, result=result, index=refused),
+                                        "MulBackward0"))
+    return result
+
+
+class _CompressedToDense(Function):
+    """A compressed tensor's to_dense in the graph: the gradient reaches only its stored entries (torch's
+    ToDenseBackward0 masks it to the tensor's pattern)."""
+
+    label = "to dense"
+    rule = "grad at the stored entries"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, dense, mask):
+        ctx.mask = mask
+        return dense.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return where(Tensor._make(ctx.mask), grad, 0)
+
+
+class _StridedGradRefused(Function):
+    """A compressed product with a strided operand that requires grad: torch records MulBackward0, whose
+    gradient for the strided operand is compressed, which its engine refuses as the backward runs."""
+
+    label = "compressed times strided"
+    rule = "refused: the strided operand's gradient would be compressed"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, left, right, result, index):
+        ctx.index = index
+        return result._data
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError(f"Function MulBackward0 returned an invalid gradient at index {ctx.index} - expected "
+                           "layout Strided but got SparseCsr")
 
 
 # the function forms (torch.add(dense, csr), dense.add_(csr), torch.sub(...)) answer as the operators do
@@ -1888,9 +1951,10 @@ def to_sparse_csr(self, dense_dim=None) -> SparseCSRTensor:
         raise NotImplementedError("to_sparse_csr: dense_dim is not supported")
     if self.dim() != 2:
         raise RuntimeError(f"to_sparse_csr: expected a 2-D tensor, got {self.dim()} dims")
-    if self.requires_grad:
-        raise RuntimeError(_NO_GRAD)
-    return _csr_at(self._data != 0, self._data)
+    result = _csr_at(self._data != 0, self._data)
+    if is_recording(self):
+        _joined_graph(result, name_node(_ToSparse.apply(self), "ToSparseCsrBackward0"))
+    return result
 
 
 def to_sparse_csc(self, dense_dim=None) -> SparseCSCTensor:
@@ -1899,13 +1963,14 @@ def to_sparse_csc(self, dense_dim=None) -> SparseCSCTensor:
         raise NotImplementedError("to_sparse_csc: dense_dim is not supported")
     if self.dim() != 2:
         raise RuntimeError(f"to_sparse_csc: expected a 2-D tensor, got {self.dim()} dims")
-    if self.requires_grad:
-        raise RuntimeError(_NO_GRAD)
     xp = array_module(self._data)
     cols, rows = xp.nonzero(self._data.T)  # column-major order, as CSC stores them
     ccol = xp.concatenate([xp.zeros(1, dtype=np.int64), xp.cumsum(xp.bincount(cols, minlength=self.shape[1]))])
-    return SparseCSCTensor._from_parts(ccol.astype(np.int64), rows.astype(np.int64),
-                                       xp.ascontiguousarray(self._data[rows, cols]), tuple(self.shape))
+    result = SparseCSCTensor._from_parts(ccol.astype(np.int64), rows.astype(np.int64),
+                                         xp.ascontiguousarray(self._data[rows, cols]), tuple(self.shape))
+    if is_recording(self):
+        _joined_graph(result, name_node(_ToSparse.apply(self), "ToSparseCscBackward0"))
+    return result
 
 
 def _size_refused(length: int, sparse_dims: int, dense_dims: int) -> str:
