@@ -1093,11 +1093,12 @@ def _refuse_sparse_addmm_layouts(input, mat1, mat2) -> None:
     """torch.addmm's refusals of a sparse COO operand its kernels take nowhere: with a compressed mat1, a COO
     mat2 has no CPU kernel; otherwise addmm_sparse_dense (the kernel any COO operand reaches) wants a
     strided result (``input``), then a COO mat1 and strided mat2."""
-    if not all(isinstance(t, Tensor) for t in (input, mat1, mat2)):
-        return
+    if not (input.__class__ in SPARSE_COO_TYPES or mat1.__class__ in SPARSE_COO_TYPES
+            or mat2.__class__ in SPARSE_COO_TYPES) or not all(isinstance(t, Tensor) for t in (input, mat1, mat2)):
+        return  # (the common case: one look at each class)
     names = [_LAYOUT_NAMES.get(str(t.layout).rpartition(".")[2], "") for t in (input, mat1, mat2)]
     if "Sparse" not in names:
-        return
+        return  # (a Parameter: one that holds a sparse tensor is in SPARSE_COO_TYPES)
     if names[1] in ("SparseCsr", "SparseCsc") and names[2] == "Sparse":
         raise RuntimeError(f"addmm: computation on CPU is not implemented for {names[0]} + {names[1]} @ {names[2]}")
     if "SparseCsr" in names or "SparseCsc" in names:
