@@ -351,6 +351,8 @@ class SparseCOOTensor(Tensor):
     def add(self, other, *, alpha=1):
         """sparse + sparse is sparse; sparse + dense (or a number) is refused, as torch refuses it
         (dense + sparse is dense)."""
+        if isinstance(other, _CompressedTensor):  # (torch's sparse add asks for a strided tensor's memory format)
+            raise RuntimeError("memory format option is only supported by strided tensors")
         if not isinstance(other, SparseCOOTensor):
             raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
         return _keeping_graph(_add_sparse(self, other, alpha), lambda a, b: Tensor.add(a, b, alpha=alpha), self, other)
@@ -380,6 +382,8 @@ class SparseCOOTensor(Tensor):
         """sparse * a number, a 0-d tensor or a dense tensor of the same shape (or broadcasting to
         it) is sparse: each stored value times the factor at its index, indices (and coalesced-ness)
         kept, as torch's."""
+        if isinstance(other, _CompressedTensor):  # (torch reaches the compressed kernel, which wants a CSR self)
+            raise RuntimeError("Expected result Tensor to be of format CSR")
         if isinstance(other, numbers.Number):
             return _linear_in_entries(self._with_values((Tensor._make(self._coo[1]) * other)._data), self,
                                       lambda grad: grad * other, "MulBackward0")
@@ -606,6 +610,9 @@ class SparseCOOTensor(Tensor):
         return self._become(self.div(other, rounding_mode=rounding_mode))
 
     def add_(self, other, *, alpha=1):
+        if isinstance(other, _CompressedTensor):
+            raise RuntimeError('at::sparse_csr::is_sparse_compressed(self) INTERNAL ASSERT FAILED at "/__w/pytorch/'
+                               'pytorch/aten/src/ATen/SparseCsrTensorUtils.h":370, please report a bug to PyTorch. ')
         return self._become(self.add(other, alpha=alpha))
 
     def sub_(self, other, *, alpha=1):
@@ -1551,7 +1558,13 @@ class _CompressedTensor(Tensor):
         return _compressed_mul(other, self)
 
     def mul_(self, other):
-        return self._become(_compressed_mul(self, other))
+        result = _compressed_mul(self, other)
+        if isinstance(other, (float, complex)) and result.dtype is not self.dtype and not (
+                self.dtype.is_floating_point or self.dtype.is_complex):
+            # torch's compressed kernel takes a Python number as a double (or complex double) tensor
+            raise RuntimeError(f"result type {'ComplexDouble' if isinstance(other, complex) else 'Double'} can't be "
+                               f"cast to the desired output type {_dtype.scalar_name(self.dtype)}")
+        return self._become(result)
 
     def __imul__(self, other):
         return self.mul_(other)
@@ -1566,6 +1579,9 @@ class _CompressedTensor(Tensor):
         return _compressed_add(other, self) if isinstance(other, (Tensor, numbers.Number)) else NotImplemented
 
     def add_(self, other, *, alpha=1):
+        if isinstance(other, numbers.Number) or (isinstance(other, Tensor) and other.layout is _layout_strided):
+            # torch's kernel adds a strided operand into self as if it were strided
+            raise RuntimeError(f"Sparse {self._layout_name[len('Sparse'):].upper()} tensors do not have is_contiguous")
         return self._become(_compressed_add(self, other, alpha))
 
     def __iadd__(self, other):
@@ -1663,6 +1679,33 @@ class SparseCSRTensor(_CompressedTensor):
     def _positions(self) -> tuple:
         xp = array_module(self._parts[1])
         return xp.repeat(xp.arange(self.shape[0]), xp.diff(self._parts[0])), self._parts[1]
+
+
+_NOT_OPERANDS = (type(None), list, tuple, dict, set, str, bytes)
+
+
+def _refusing_non_operands(cls, operators: dict) -> None:
+    """``cls``'s binary operators refuse an operand Python has no operator for (None, a list, ...) as a torch
+    tensor's do: a TypeError naming the type 'Tensor', whatever the subclass (a sequence times a tensor is
+    left to Python, which tries repetition)."""
+    for name, symbol in operators.items():
+        reflected = name.startswith("__r")
+
+        def operator(self, other, _own=cls.__dict__.get(name), _name=name, _symbol=symbol, _reflected=reflected):
+            if isinstance(other, _NOT_OPERANDS) and not (_symbol == "*" and isinstance(other, (list, tuple, str, bytes))):
+                names = [type(other).__name__, "Tensor"] if _reflected else ["Tensor", type(other).__name__]
+                raise TypeError(f"unsupported operand type(s) for {_symbol}: '{names[0]}' and '{names[1]}'")
+            # (an inherited operator looked up as called: Tensor's are installed after this module loads)
+            return _own(self, other) if _own is not None else getattr(super(cls, self), _name)(other)
+
+        operator.__name__ = operator.__qualname__ = name
+        setattr(cls, name, operator)
+
+
+_OPERATOR_SYMBOLS = {"__add__": "+", "__radd__": "+", "__sub__": "-", "__rsub__": "-", "__mul__": "*",
+                     "__rmul__": "*", "__truediv__": "/", "__matmul__": "@", "__rmatmul__": "@"}
+_refusing_non_operands(_CompressedTensor, _OPERATOR_SYMBOLS)
+_refusing_non_operands(SparseCOOTensor, _OPERATOR_SYMBOLS)
 
 
 def _compressed_repr(tensor: Tensor, names: tuple, parts: tuple) -> str:

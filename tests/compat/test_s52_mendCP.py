@@ -166,3 +166,78 @@ def test_compressed_matrix_vector_mixed_dtypes(name):
     theirs = _error(torch, _MIXED_MV[name])
     assert theirs is not None
     assert _error(chainrule, _MIXED_MV[name]) == theirs
+
+
+def _outcome(lib, call):
+    """The error's type and first line, or the result's layout, dtype and dense values."""
+    try:
+        result = call(lib)
+    except Exception as error:  # noqa: BLE001 - the error is the outcome compared
+        return type(error).__name__, str(error).splitlines()[0]
+    return _layout_name(lib, result), str(result.dtype).rpartition(".")[2], result.to_dense().tolist()
+
+
+def _eye(lib, dtype=None):
+    return lib.tensor([[1, 0, 2], [0, 3, 0]], dtype=dtype or lib.float32)
+
+
+_MIXED = {
+    # a strided operand added into a compressed one in place
+    "csr.add_(dense)": lambda lib: _eye(lib).to_sparse_csr().add_(lib.ones(2, 3)),
+    "csc.add_(dense)": lambda lib: _eye(lib).to_sparse_csc().add_(lib.ones(2, 3)),
+    "csr.add_(dense of another shape)": lambda lib: _eye(lib).to_sparse_csr().add_(lib.ones(3, 3)),
+    "csr.add_(5)": lambda lib: _eye(lib).to_sparse_csr().add_(5),
+    "csr.add_(dense, alpha=2)": lambda lib: _eye(lib).to_sparse_csr().add_(lib.ones(2, 3), alpha=2),
+    "csr += dense": lambda lib: _eye(lib).to_sparse_csr().__iadd__(lib.ones(2, 3)),
+    "csr.add_(csr)": lambda lib: _eye(lib).to_sparse_csr().add_(_eye(lib).to_sparse_csr()),
+    # a Python number into an integer compressed tensor: torch's kernel takes it as a double
+    "long csr.mul_(2.5)": lambda lib: _eye(lib, lib.int64).to_sparse_csr().mul_(2.5),
+    "int csr.mul_(2.5)": lambda lib: _eye(lib, lib.int32).to_sparse_csr().mul_(2.5),
+    "long csc.mul_(2.5)": lambda lib: _eye(lib, lib.int64).to_sparse_csc().mul_(2.5),
+    "long csr *= 2.5": lambda lib: _eye(lib, lib.int64).to_sparse_csr().__imul__(2.5),
+    "long csr.mul_(1j)": lambda lib: _eye(lib, lib.int64).to_sparse_csr().mul_(1j),
+    "long csr.mul_(tensor(2.5))": lambda lib: _eye(lib, lib.int64).to_sparse_csr().mul_(lib.tensor(2.5)),
+    "bool csr.mul_(2)": lambda lib: _eye(lib, lib.bool).to_sparse_csr().mul_(2),
+    "float csr.mul_(2.5)": lambda lib: _eye(lib).to_sparse_csr().mul_(2.5),
+    # COO with a compressed operand
+    "coo * csr": lambda lib: _eye(lib).to_sparse() * _eye(lib).to_sparse_csr(),
+    "coo.mul(csr)": lambda lib: _eye(lib).to_sparse().mul(_eye(lib).to_sparse_csr()),
+    "coo.mul_(csr)": lambda lib: _eye(lib).to_sparse().mul_(_eye(lib).to_sparse_csr()),
+    "coo * csc": lambda lib: _eye(lib).to_sparse() * _eye(lib).to_sparse_csc(),
+    "csr * coo": lambda lib: _eye(lib).to_sparse_csr() * _eye(lib).to_sparse(),
+    "coo + csr": lambda lib: _eye(lib).to_sparse() + _eye(lib).to_sparse_csr(),
+    "coo.add(csc)": lambda lib: _eye(lib).to_sparse().add(_eye(lib).to_sparse_csc()),
+    "coo.add_(csr)": lambda lib: _eye(lib).to_sparse().add_(_eye(lib).to_sparse_csr()),
+    "csr + coo": lambda lib: _eye(lib).to_sparse_csr() + _eye(lib).to_sparse(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_MIXED))
+def test_compressed_and_coo_operands(name):
+    assert _outcome(chainrule, _MIXED[name]) == _outcome(torch, _MIXED[name])
+
+
+_OPERANDS = {"None": None, "list": [1.0], "str": "a"}
+_OPERATORS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a / b,
+              "@": lambda a, b: a @ b}
+
+
+# (not: a sequence times a tensor, which Python tries as repetition; a sequence's reflected operator, which
+# answers first in its own words; reflected division, for which torch takes the sparse reciprocal first)
+_NON_OPERAND_CASES = [(layout, symbol, operand, reflected)
+                      for layout in ("to_sparse_csr", "to_sparse_csc", "to_sparse")
+                      for symbol in sorted(_OPERATORS) for operand in sorted(_OPERANDS) for reflected in (False, True)
+                      if not (operand in ("str", "list") and (symbol == "*" or reflected))
+                      and not (symbol == "/" and reflected)]
+
+
+@pytest.mark.parametrize(("layout", "symbol", "operand", "reflected"), _NON_OPERAND_CASES)
+def test_sparse_operators_refuse_non_operands_naming_tensor(layout, symbol, operand, reflected):
+    def call(lib):
+        sparse = getattr(_eye(lib), layout)()
+        other = _OPERANDS[operand]
+        return _OPERATORS[symbol](other, sparse) if reflected else _OPERATORS[symbol](sparse, other)
+
+    theirs = _error(torch, call)
+    assert theirs is not None and theirs[0] == "TypeError"
+    assert _error(chainrule, call) == theirs
