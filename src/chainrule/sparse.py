@@ -351,6 +351,8 @@ class SparseCOOTensor(Tensor):
     def add(self, other, *, alpha=1):
         """sparse + sparse is sparse; sparse + dense (or a number) is refused, as torch refuses it
         (dense + sparse is dense)."""
+        if isinstance(other, _CompressedTensor):  # (torch's sparse add asks for a strided tensor's memory format)
+            raise RuntimeError("memory format option is only supported by strided tensors")
         if not isinstance(other, SparseCOOTensor):
             raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
         return _keeping_graph(_add_sparse(self, other, alpha), lambda a, b: Tensor.add(a, b, alpha=alpha), self, other)
@@ -380,6 +382,8 @@ class SparseCOOTensor(Tensor):
         """sparse * a number, a 0-d tensor or a dense tensor of the same shape (or broadcasting to
         it) is sparse: each stored value times the factor at its index, indices (and coalesced-ness)
         kept, as torch's."""
+        if isinstance(other, _CompressedTensor):  # (torch reaches the compressed kernel, which wants a CSR self)
+            raise RuntimeError("Expected result Tensor to be of format CSR")
         if isinstance(other, numbers.Number):
             return _linear_in_entries(self._with_values((Tensor._make(self._coo[1]) * other)._data), self,
                                       lambda grad: grad * other, "MulBackward0")
@@ -606,6 +610,9 @@ class SparseCOOTensor(Tensor):
         return self._become(self.div(other, rounding_mode=rounding_mode))
 
     def add_(self, other, *, alpha=1):
+        if isinstance(other, _CompressedTensor):
+            raise RuntimeError('at::sparse_csr::is_sparse_compressed(self) INTERNAL ASSERT FAILED at "/__w/pytorch/'
+                               'pytorch/aten/src/ATen/SparseCsrTensorUtils.h":370, please report a bug to PyTorch. ')
         return self._become(self.add(other, alpha=alpha))
 
     def sub_(self, other, *, alpha=1):
@@ -1477,10 +1484,16 @@ class _CompressedTensor(Tensor):
         return self._parts[1].shape[0]
 
     def values(self) -> Tensor:
+        if is_recording(self):  # each value is the dense backing at its position
+            positions = tuple(Tensor._make(index) for index in self._positions())
+            return name_node(getitem(_in_graph(self), positions), "ValuesBackward0")
         return Tensor._make(self._parts[2])
 
     def to_dense(self, dtype=None, *, masked_grad=None) -> Tensor:
-        dense = Tensor._make(self._data.copy())
+        if is_recording(self):
+            dense = name_node(_CompressedToDense.apply(_in_graph(self), mask=_pattern(self)), "ToDenseBackward0")
+        else:
+            dense = Tensor._make(self._data.copy())
         return dense if dtype is None else dense.to(dtype)
 
     def requires_grad_(self, requires_grad: bool = True):
@@ -1488,20 +1501,25 @@ class _CompressedTensor(Tensor):
             raise RuntimeError(_NO_GRAD)
         return self
 
-    def _with_values(self, values) -> _CompressedTensor:
-        """The same layout and indices with ``values`` (an array): torch's to/clone/detach keep the layout."""
+    def _with_values(self, values, dense_op=None) -> _CompressedTensor:
+        """The same layout and indices with ``values`` (an array): torch's to/clone/detach keep the layout.
+        ``dense_op``: the op on the dense backing, recorded when this tensor requires grad (the result's
+        own dense backing, so the same gradient); without one the result leaves the graph (detach)."""
         compressed, plain, _ = self._parts
-        return type(self)._from_parts(compressed.copy(), plain.copy(), values, tuple(self.shape))
+        result = type(self)._from_parts(compressed.copy(), plain.copy(), values, tuple(self.shape))
+        if dense_op is not None and is_recording(self):
+            _joined_graph(result, dense_op(_in_graph(self)))
+        return result
 
     def to(self, *args, **kwargs):
         """Tensor.to on the values: the same tensor when nothing changes, else one of the same layout
         (the dense Tensor.to made a strided tensor of a dtype change)."""
         values = Tensor._make(self._parts[2])
         moved = values.to(*args, **kwargs)
-        return self if moved is values else self._with_values(moved._data)
+        return self if moved is values else self._with_values(moved._data, lambda x: x.to(*args, **kwargs))
 
     def clone(self, *, memory_format=None):
-        return self._with_values(self._parts[2].copy())
+        return self._with_values(self._parts[2].copy(), clone)
 
     def transpose(self, dim0, dim1):
         """A matrix's transpose is the other compressed layout over the same three parts (torch's CSR.t()
@@ -1511,8 +1529,11 @@ class _CompressedTensor(Tensor):
         if dim0 % 2 == dim1 % 2:
             return self
         compressed, plain, values = self._parts
-        return self._transposed_type()._from_parts(compressed.copy(), plain.copy(), values.copy(),
-                                                   tuple(reversed(self.shape)))
+        result = self._transposed_type()._from_parts(compressed.copy(), plain.copy(), values.copy(),
+                                                     tuple(reversed(self.shape)))
+        if is_recording(self):
+            _joined_graph(result, _in_graph(self).t())
+        return result
 
     def t(self):
         return self.transpose(0, 1)
@@ -1537,7 +1558,13 @@ class _CompressedTensor(Tensor):
         return _compressed_mul(other, self)
 
     def mul_(self, other):
-        return self._become(_compressed_mul(self, other))
+        result = _compressed_mul(self, other)
+        if isinstance(other, (float, complex)) and result.dtype is not self.dtype and not (
+                self.dtype.is_floating_point or self.dtype.is_complex):
+            # torch's compressed kernel takes a Python number as a double (or complex double) tensor
+            raise RuntimeError(f"result type {'ComplexDouble' if isinstance(other, complex) else 'Double'} can't be "
+                               f"cast to the desired output type {_dtype.scalar_name(self.dtype)}")
+        return self._become(result)
 
     def __imul__(self, other):
         return self.mul_(other)
@@ -1552,6 +1579,9 @@ class _CompressedTensor(Tensor):
         return _compressed_add(other, self) if isinstance(other, (Tensor, numbers.Number)) else NotImplemented
 
     def add_(self, other, *, alpha=1):
+        if isinstance(other, numbers.Number) or (isinstance(other, Tensor) and other.layout is _layout_strided):
+            # torch's kernel adds a strided operand into self as if it were strided
+            raise RuntimeError(f"Sparse {self._layout_name[len('Sparse'):].upper()} tensors do not have is_contiguous")
         return self._become(_compressed_add(self, other, alpha))
 
     def __iadd__(self, other):
@@ -1564,13 +1594,15 @@ class _CompressedTensor(Tensor):
         if result.dtype is not self.dtype:
             raise RuntimeError(f"result type {_dtype.scalar_name(result.dtype)} can't be cast to the desired "
                                f"output type {_dtype.scalar_name(self.dtype)}")
+        if is_recording(self, result):
+            raise RuntimeError(_NO_GRAD)  # (an in-place write cannot move this tensor's graph)
         self._data[...] = result._data
         self._parts = result._parts
         self._bump_version()
         return self
 
     def neg(self):
-        return self._with_values(-self._parts[2])
+        return self._with_values(-self._parts[2], lambda dense: -dense)
 
     def _refuse_layout(self, *args, **kwargs):
         """torch has no compressed kernel for subtraction or division: they raise naming the layout."""
@@ -1647,6 +1679,33 @@ class SparseCSRTensor(_CompressedTensor):
     def _positions(self) -> tuple:
         xp = array_module(self._parts[1])
         return xp.repeat(xp.arange(self.shape[0]), xp.diff(self._parts[0])), self._parts[1]
+
+
+_NOT_OPERANDS = (type(None), list, tuple, dict, set, str, bytes)
+
+
+def _refusing_non_operands(cls, operators: dict) -> None:
+    """``cls``'s binary operators refuse an operand Python has no operator for (None, a list, ...) as a torch
+    tensor's do: a TypeError naming the type 'Tensor', whatever the subclass (a sequence times a tensor is
+    left to Python, which tries repetition)."""
+    for name, symbol in operators.items():
+        reflected = name.startswith("__r")
+
+        def operator(self, other, _own=cls.__dict__.get(name), _name=name, _symbol=symbol, _reflected=reflected):
+            if isinstance(other, _NOT_OPERANDS) and not (_symbol == "*" and isinstance(other, (list, tuple, str, bytes))):
+                names = [type(other).__name__, "Tensor"] if _reflected else ["Tensor", type(other).__name__]
+                raise TypeError(f"unsupported operand type(s) for {_symbol}: '{names[0]}' and '{names[1]}'")
+            # (an inherited operator looked up as called: Tensor's are installed after this module loads)
+            return _own(self, other) if _own is not None else getattr(super(cls, self), _name)(other)
+
+        operator.__name__ = operator.__qualname__ = name
+        setattr(cls, name, operator)
+
+
+_OPERATOR_SYMBOLS = {"__add__": "+", "__radd__": "+", "__sub__": "-", "__rsub__": "-", "__mul__": "*",
+                     "__rmul__": "*", "__truediv__": "/", "__matmul__": "@", "__rmatmul__": "@"}
+_refusing_non_operands(_CompressedTensor, _OPERATOR_SYMBOLS)
+_refusing_non_operands(SparseCOOTensor, _OPERATOR_SYMBOLS)
 
 
 def _compressed_repr(tensor: Tensor, names: tuple, parts: tuple) -> str:
@@ -1791,17 +1850,18 @@ def _compressed_add(input, other, alpha=1) -> Tensor:
         if input.dtype is not other.dtype:
             raise RuntimeError(f"expected scalar type {_dtype.scalar_name(other.dtype)} but found "
                                f"{_dtype.scalar_name(input.dtype)}")
-        total = Tensor._make(input._data).add(Tensor._make(other._data), alpha=alpha)
-        return _csr_at(_pattern(input) | _pattern(other), total._data)
+        total = _in_graph(input).add(_in_graph(other), alpha=alpha)
+        return _joined_graph(_csr_at(_pattern(input) | _pattern(other), total._data), total)
     compressed, dense = (input, _dense_operand(other)) if isinstance(input, _CompressedTensor) \
         else (other, _dense_operand(input))
     if dense.shape != compressed.shape:
         raise RuntimeError(f"add: expected 'self' and 'other' to have same size, but self has size "
                            f"{list(dense.shape)} while other has size {list(compressed.shape)} (FYI: op2-sparse "
                            "addition does not currently support broadcasting)")
+    backing = _in_graph(compressed)  # (its gradient unmasked, as torch's add gives it)
     if compressed is input:
-        return compressed.to_dense().add(dense, alpha=alpha)
-    return dense.add(compressed.to_dense(), alpha=alpha)
+        return backing.add(dense, alpha=alpha)
+    return dense.add(backing, alpha=alpha)
 
 
 def _compressed_mul(input, other) -> Tensor:
@@ -1812,7 +1872,8 @@ def _compressed_mul(input, other) -> Tensor:
     if isinstance(factor, numbers.Number) or (isinstance(factor, Tensor) and factor.layout is _layout_strided
                                               and factor.dim() == 0):
         _refuses_grad(factor)
-        return compressed._with_values((Tensor._make(compressed._parts[2]) * factor)._data)
+        return compressed._with_values((Tensor._make(compressed._parts[2]) * factor)._data,
+                                       lambda dense: dense * factor)
     if not isinstance(factor, Tensor):
         with DisableTorchFunctionSubclass():
             return Tensor.mul(input, other)  # (the dense op's TypeError, as before)
@@ -1824,10 +1885,55 @@ def _compressed_mul(input, other) -> Tensor:
         raise RuntimeError(f"sparse_mask(): operands have incompatible sizes; self has size {list(factor.shape)} "
                            f"but mask has size {list(compressed.shape)}")
     else:
-        _refuses_grad(factor)
         mask = _pattern(compressed)
     product = Tensor._make(input._data).mul(Tensor._make(other._data))
-    return _csr_at(mask, product._data)
+    result = _csr_at(mask, product._data)
+    strided = [index for index, x in enumerate((input, other)) if not isinstance(x, _CompressedTensor)]
+    if any(is_recording(x) for x in (input, other)):
+        refused = next((index for index in strided if (input, other)[index]._requires_grad), None)
+        if refused is None:  # compressed operands only: their dense backings' product, the same values
+            return _joined_graph(result, _in_graph(input).mul(_in_graph(other)))
+        left, right = (_in_graph(x) if isinstance(x, _CompressedTensor) else x for x in (input, other))
+        _joined_graph(result, name_node(_StridedGradRefused.apply(left, right, result=result, index=refused),
+                                        "MulBackward0"))
+    return result
+
+
+class _CompressedToDense(Function):
+    """A compressed tensor's to_dense in the graph: the gradient reaches only its stored entries (torch's
+    ToDenseBackward0 masks it to the tensor's pattern)."""
+
+    label = "to dense"
+    rule = "grad at the stored entries"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, dense, mask):
+        ctx.mask = mask
+        return dense.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return where(Tensor._make(ctx.mask), grad, 0)
+
+
+class _StridedGradRefused(Function):
+    """A compressed product with a strided operand that requires grad: torch records MulBackward0, whose
+    gradient for the strided operand is compressed, which its engine refuses as the backward runs."""
+
+    label = "compressed times strided"
+    rule = "refused: the strided operand's gradient would be compressed"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, left, right, result, index):
+        ctx.index = index
+        return result._data
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError(f"Function MulBackward0 returned an invalid gradient at index {ctx.index} - expected "
+                           "layout Strided but got SparseCsr")
 
 
 # the function forms (torch.add(dense, csr), dense.add_(csr), torch.sub(...)) answer as the operators do
@@ -1888,9 +1994,10 @@ def to_sparse_csr(self, dense_dim=None) -> SparseCSRTensor:
         raise NotImplementedError("to_sparse_csr: dense_dim is not supported")
     if self.dim() != 2:
         raise RuntimeError(f"to_sparse_csr: expected a 2-D tensor, got {self.dim()} dims")
-    if self.requires_grad:
-        raise RuntimeError(_NO_GRAD)
-    return _csr_at(self._data != 0, self._data)
+    result = _csr_at(self._data != 0, self._data)
+    if is_recording(self):
+        _joined_graph(result, name_node(_ToSparse.apply(self), "ToSparseCsrBackward0"))
+    return result
 
 
 def to_sparse_csc(self, dense_dim=None) -> SparseCSCTensor:
@@ -1899,13 +2006,14 @@ def to_sparse_csc(self, dense_dim=None) -> SparseCSCTensor:
         raise NotImplementedError("to_sparse_csc: dense_dim is not supported")
     if self.dim() != 2:
         raise RuntimeError(f"to_sparse_csc: expected a 2-D tensor, got {self.dim()} dims")
-    if self.requires_grad:
-        raise RuntimeError(_NO_GRAD)
     xp = array_module(self._data)
     cols, rows = xp.nonzero(self._data.T)  # column-major order, as CSC stores them
     ccol = xp.concatenate([xp.zeros(1, dtype=np.int64), xp.cumsum(xp.bincount(cols, minlength=self.shape[1]))])
-    return SparseCSCTensor._from_parts(ccol.astype(np.int64), rows.astype(np.int64),
-                                       xp.ascontiguousarray(self._data[rows, cols]), tuple(self.shape))
+    result = SparseCSCTensor._from_parts(ccol.astype(np.int64), rows.astype(np.int64),
+                                         xp.ascontiguousarray(self._data[rows, cols]), tuple(self.shape))
+    if is_recording(self):
+        _joined_graph(result, name_node(_ToSparse.apply(self), "ToSparseCscBackward0"))
+    return result
 
 
 def _size_refused(length: int, sparse_dims: int, dense_dims: int) -> str:

@@ -1065,6 +1065,7 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, 
         _expect_device(input, mat1)  # torch checks input against mat1 only, and computes on mat1's device
     else:
         _product_on_one_device("addmm", input, mat1, mat2)
+    _refuse_sparse_addmm_layouts(input, mat1, mat2)
     if mat1.__class__ in SPARSE_COO_TYPES and isinstance(input, Tensor) and isinstance(mat2, Tensor):
         _check_sparse_product("addmm", mat1, mat2, input)
     _check_added_product_dtypes("addmm", input, mat1, mat2)  # torch's addmm checks the dtypes first
@@ -1083,6 +1084,30 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, 
     else:
         result = _scaled_add(input, mm, (mat1, mat2), beta, alpha, "AddmmBackward0", "mat1 @ mat2")
     return result if out is None else _exact_out(result, out, "addmm")
+
+
+_LAYOUT_NAMES = {"strided": "Strided", "sparse_coo": "Sparse", "sparse_csr": "SparseCsr", "sparse_csc": "SparseCsc"}
+
+
+def _refuse_sparse_addmm_layouts(input, mat1, mat2) -> None:
+    """torch.addmm's refusals of a sparse COO operand its kernels take nowhere: with a compressed mat1, a COO
+    mat2 has no CPU kernel; otherwise addmm_sparse_dense (the kernel any COO operand reaches) wants a
+    strided result (``input``), then a COO mat1 and strided mat2."""
+    if not (input.__class__ in SPARSE_COO_TYPES or mat1.__class__ in SPARSE_COO_TYPES
+            or mat2.__class__ in SPARSE_COO_TYPES) or not all(isinstance(t, Tensor) for t in (input, mat1, mat2)):
+        return  # (the common case: one look at each class)
+    names = [_LAYOUT_NAMES.get(str(t.layout).rpartition(".")[2], "") for t in (input, mat1, mat2)]
+    if "Sparse" not in names:
+        return  # (a Parameter: one that holds a sparse tensor is in SPARSE_COO_TYPES)
+    if names[1] in ("SparseCsr", "SparseCsc") and names[2] == "Sparse":
+        raise RuntimeError(f"addmm: computation on CPU is not implemented for {names[0]} + {names[1]} @ {names[2]}")
+    if "SparseCsr" in names or "SparseCsc" in names:
+        return
+    if names[0] != "Strided":
+        raise RuntimeError(f"addmm_sparse_dense: expected strided result tensor, got tensor with layout {names[0]}")
+    if names[2] != "Strided":
+        raise RuntimeError(f"addmm_sparse_dense: expected either 'mat1' to have sparse layout and 'mat2' to have "
+                           f"strided layout, got 'mat1' with layout {names[1]} and 'mat2' with layout {names[2]}")
 
 
 def _scaled_addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:
