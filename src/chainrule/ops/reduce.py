@@ -418,7 +418,7 @@ class ProdOfOthers(Function):
         rest = tuple(d for d in range(ndim) if d not in dims)
         rest_shape = tuple(x._data.shape[d] for d in rest)
         dims_shape = tuple(x._data.shape[d] for d in dims)
-        n = int(np.prod(dims_shape)) if dims else 1
+        n = math.prod(dims_shape)
         flat = x.permute(*(rest + dims)).reshape(rest_shape + (n,))
         flat_u = u.permute(*(rest + dims)).reshape(rest_shape + (n, 1))
         eye = Tensor._make(array_module(x._data).eye(n, dtype=bool))
@@ -481,7 +481,7 @@ class Var(Function):
     def _note_reduction(ctx, x, dims, correction, keepdim) -> None:
         ctx.dims = dims
         ctx.keepdim = keepdim
-        n = int(np.prod([x.shape[d] for d in dims])) if dims else 1
+        n = math.prod(x.shape[d] for d in dims) if dims else 1
         ctx.dof = builtins.max(0, n - correction)  # torch divides by max(0, N - correction)
         ctx.n_minus_correction = n - correction  # ...but its gradient by N - correction itself
 
@@ -514,7 +514,7 @@ def _variance(x, dims: tuple, correction, keepdim: bool, dof: int, take_sqrt: bo
         # would reset each caller's once-per-line warning registry, so it is never computed)
         return _as_array(_nan_filled(xp.sum(wide, axis=dims, keepdims=keepdim)), x).astype(x.dtype, copy=False)
     with np.errstate(divide="ignore", invalid="ignore"):
-        if x.dtype == np.float32 and x.size and x.size == int(np.prod([x.shape[d] for d in dims])):
+        if x.dtype == np.float32 and x.size and x.size == math.prod(x.shape[d] for d in dims):
             # one result: torch centres on the float32 mean (its std_var_all_cpu), which moves the
             # last bit of a variance small against the mean
             center = xp.mean(x, axis=dims, keepdims=True).astype(np.float64)
@@ -540,7 +540,7 @@ def _var_args(op: str, input: Tensor, dim, unbiased, keepdim, correction):
     if isinstance(dim, (list, tuple)) and len(dim) == 0:
         dim = None
     dims = _dims(dim, input._data.ndim, op)
-    n = int(np.prod([input._data.shape[d] for d in dims])) if dims else 1
+    n = math.prod(input._data.shape[d] for d in dims) if dims else 1
     if n - correction <= 0:
         warnings.warn(f"{op}(): degrees of freedom is <= 0. Correction should be strictly less than the "
                       "reduction factor (input numel divided by output numel). (Triggered internally at "
