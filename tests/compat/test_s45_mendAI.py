@@ -29,19 +29,23 @@ def _show(value, lib):
     return repr(value).replace("chainrule.", "torch.")
 
 
-def _logged(lib, fn):
-    """The lines a logging mode writes for ``fn(lib)``: ``func args kwargs``, tensors by shape."""
-    lines = []
-
+def _line_logger(lib, lines: list):
+    """A logging mode of ``lib`` that appends ``func args kwargs`` (tensors by shape) to ``lines``."""
     class Log(_mode_class(lib)):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
             lines.append(f"{func} {_show(tuple(args), lib)} {_show(kwargs, lib)}")
             return func(*args, **kwargs)
 
+    return Log()
+
+
+def _logged(lib, fn):
+    """The lines a logging mode writes for ``fn(lib)``: ``func args kwargs``, tensors by shape."""
+    lines = []
     lib.manual_seed(0)
     inputs = _inputs(lib)
-    with Log():
+    with _line_logger(lib, lines):
         fn(lib, inputs)
     return lines
 

@@ -25,7 +25,7 @@ from tests.compat._dispatch_checks import (  # noqa: E402
     assert_a_handler_edit_reaches,
     assert_a_passing_mode_keeps,
 )
-from tests.compat.test_s45_mendAI import _inputs, _logged, _show  # noqa: E402
+from tests.compat.test_s45_mendAI import _inputs, _line_logger, _logged  # noqa: E402
 
 
 def _F(lib):
@@ -213,19 +213,12 @@ def test_a_padded_max_pools_input_gradient_is_contiguous_as_torchs():
 def _conv_transpose_log(lib, d: int, stride: int, padding: int, output_padding: int, groups: int, dilation: int):
     """The lines a logging mode writes for a conv_transpose{d}d (with a bias) and its backward, and its values."""
     lines = []
-    base = real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch else \
-        _python_dispatch.TorchDispatchMode
-
-    class Log(base):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            lines.append(f"{func} {_show(tuple(args), lib)} {_show(kwargs or {}, lib)}")
-            return func(*args, **(kwargs or {}))
 
     rng = np.random.default_rng(d + 3 * stride)
     x = lib.tensor(rng.standard_normal((1, 2 * groups) + (4,) * d), requires_grad=True)
     w = lib.tensor(rng.standard_normal((2 * groups, 2) + (3,) * d), requires_grad=True)
     b = lib.tensor(rng.standard_normal(2 * groups), requires_grad=True)
-    with Log():
+    with _line_logger(lib, lines):
         out = getattr(_F(lib), f"conv_transpose{d}d")(x, w, b, stride, padding, output_padding, groups, dilation)
         out.sum().backward()
     return lines, [t.detach().numpy() for t in (out, x.grad, w.grad, b.grad)]
@@ -261,21 +254,9 @@ def test_a_transposed_convolution_under_a_passing_mode_keeps_its_value_and_gradi
 def _nested_logs(lib, program) -> tuple:
     """The lines an outer and an inner logging mode write for ``program`` (inputs as test_s45_mendAI's)."""
     logs = ([], [])
-    base = real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch else \
-        _python_dispatch.TorchDispatchMode
-
-    class Log(base):
-        def __init__(self, log):
-            super().__init__()
-            self.log = log
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.log.append(f"{func} {_show(tuple(args), lib)} {_show(kwargs or {}, lib)}")
-            return func(*args, **(kwargs or {}))
-
     lib.manual_seed(0)
     inputs = _inputs(lib)
-    with Log(logs[0]), Log(logs[1]):
+    with _line_logger(lib, logs[0]), _line_logger(lib, logs[1]):
         program(lib, inputs)
     return logs
 
@@ -323,16 +304,9 @@ def _isclose_pair(lib, kind: str):
 
 def _isclose_log(lib, kind: str, kwargs: dict):
     lines = []
-    base = real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch else \
-        _python_dispatch.TorchDispatchMode
-
-    class Log(base):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            lines.append(f"{func} {_show(tuple(args), lib)} {_show(kwargs or {}, lib)}")
-            return func(*args, **(kwargs or {}))
 
     a, b = _isclose_pair(lib, kind)
-    with Log():
+    with _line_logger(lib, lines):
         close = lib.isclose(a, b, **kwargs)
     return lines, close.numpy(), lib.isclose(a, b, **kwargs).numpy()
 
