@@ -1162,10 +1162,8 @@ def _unrecorded_on_arrays(*tensors) -> bool:
     watches it: no node (grad mode off, or none requires grad), no profiler, dispatch mode,
     forward-AD extension, autocast hook or vmap record, and every value a NumPy array in a plain
     tensor (no wrapper subclass holding its own)."""
-    if is_grad_enabled():  # (first: a training step records, and pays only this loop)
-        for t in tensors:
-            if t is not None and t._requires_grad:
-                return False
+    if _function.is_recording(*tensors):  # (first: a training step records, and pays only this)
+        return False
     if (_function.active_profiler is not None or _function.active_dispatch is not None
             or _function.active_extension is not None or _function.opmath_hook is not None or _function.tracing_ops):
         return False
