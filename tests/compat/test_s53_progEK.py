@@ -155,3 +155,41 @@ def test_ddsp_filtered_noise_fft_convolution_and_stft_loss_match_torch():
     _assert_close(results, rtol=1e-4, atol=1e-5)
     # FFT convolution is the causal direct convolution with the flipped kernel
     np.testing.assert_allclose(results[1][1], results[1][2], rtol=1e-4, atol=1e-5)
+
+
+def _graph(fn_out):
+    """Node names of a graph, depth first from its output (revnet's GroupNorm walked by a user)."""
+    names, stack, seen = [], [fn_out.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        names.append(type(node).__name__)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return names
+
+
+def _group_norm_case(lib, x, w, b, channels_last):
+    if channels_last:
+        x = x.contiguous(memory_format=lib.channels_last)
+    x, w, b = x.requires_grad_(), w.requires_grad_(), b.requires_grad_()
+    out = lib.nn.functional.group_norm(x, 2, w, b)
+    weights = lib.from_numpy(np.linspace(-1, 2, out.numel(), dtype=np.float32).reshape(tuple(out.shape)))
+    grads = lib.autograd.grad((out ** 2 * weights).sum(), (x, w, b), create_graph=True)
+    second = lib.autograd.grad(sum((g ** 2).sum() for g in grads), (x, w, b))
+    return [out.detach().numpy(), np.asarray(out.stride()), *(g.detach().numpy() for g in grads),
+            *(g.numpy() for g in second)]
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_group_norm_with_affine_is_one_node_of_input_weight_and_bias_as_torch(channels_last):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 4, 2, 3), dtype=np.float32)
+    w, b = rng.standard_normal((2, 4), dtype=np.float32)
+    _assert_close(_both(lambda lib, *t: _group_norm_case(lib, *t, channels_last), x, w, b), rtol=1e-4, atol=1e-5)
+    graphs = [_graph(lib.nn.functional.group_norm(lib.from_numpy(x).requires_grad_(), 2,
+                                                  lib.from_numpy(w).requires_grad_(),
+                                                  lib.from_numpy(b).requires_grad_()))
+              for lib in (torch, chainrule)]
+    assert graphs[1] == graphs[0] == ["NativeGroupNormBackward0"] + ["AccumulateGrad"] * 3
