@@ -294,6 +294,31 @@ def _group_norm(node, grad):
     return _normalized_grad(grad.reshape((batch,) + grouped), xhat, invstd, (-1,)).reshape((batch,) + tuple(x.shape))
 
 
+@register_batched_rule(normalization.GroupNorm)
+def _group_norm_affine(node, grad):
+    # GroupNormalize's rule with ĝ = g·γ; dγ = Σ g·x̂ and dβ = Σ g over the batch and spatial dims
+    # (summed here: γ is per channel, not trailing, so the walk's reduction would misalign it)
+    x, w = node.saved_values
+    grouped = (x.shape[0], node.groups, -1)
+    needs = node.needs_input_grad
+    if is_recording(grad, x, w):
+        xhat, invstd = _statistics(x.reshape(grouped), (-1,), node.eps)
+    else:
+        xhat, invstd = Tensor._make(node.xhat), Tensor._make(node.invstd)
+    batch = grad.shape[0]
+    channel_view = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    sample_and_spatial = (1,) + tuple(range(3, x.ndim + 1))
+    grad_x = grad_w = grad_b = None
+    if needs[0]:
+        grad_x = _normalized_grad((grad * w.reshape(channel_view)).reshape((batch,) + grouped), xhat, invstd,
+                                  (-1,)).reshape((batch,) + tuple(x.shape))
+    if needs[1]:
+        grad_w = (grad * xhat.reshape(tuple(x.shape))).sum(sample_and_spatial)
+    if needs[2]:
+        grad_b = grad.sum(sample_and_spatial)
+    return grad_x, grad_w, grad_b
+
+
 @register_batched_rule(normalization.BatchNorm)
 def _batch_norm(node, grad):
     # per channel of the (N, C, L) view, the means over N and L: dx = (γ/σ)·(g - mean(g) - x̂·mean(g·x̂)),

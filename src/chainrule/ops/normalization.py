@@ -331,6 +331,53 @@ class GroupNormalizeBackward(Function):
         return differentiate_rule(rule, (grad, x), ctx.needs_input_grad, (grad_grad,))
 
 
+class GroupNorm(Function):
+    """Group norm with its affine map in one node, y = x̂ · w + b with w and b per channel: torch's
+    NativeGroupNormBackward0 takes input, weight and bias, so ``next_functions`` lists all three.
+    x̂ and the map are GroupNormalize's and the composed path's operations, so the values are theirs."""
+
+    _array_forward = True
+    node_name = "NativeGroupNormBackward0"
+    label = "group_norm"
+    rule = "per sample and group: ∂/∂x = (1/σ)·(ĝ - mean(ĝ) - x̂·mean(ĝ·x̂)) with ĝ = g·γ; ∂/∂γ = Σ g·x̂, ∂/∂β = Σ g"
+    formula = None
+
+    @staticmethod
+    def forward(ctx, x, w, b, groups, eps):
+        xp = array_module(x)
+        x3 = x.reshape(x.shape[0], groups, math.prod(x.shape[1:]) // groups)  # -1 fails on a size-0 batch
+        mean = x3.mean(axis=2, keepdims=True)
+        xhat = x3 - mean
+        invstd = 1.0 / xp.sqrt(xp.mean(xp.square(xhat), axis=2, keepdims=True) + eps)
+        xhat *= invstd
+        channel_view = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+        out = xhat.reshape(x.shape) * w.reshape(channel_view)
+        out += b.reshape(channel_view)
+        if any(ctx.needs_input_grad):
+            ctx.xhat, ctx.invstd, ctx.eps, ctx.groups = xhat, invstd, eps, groups
+        ctx.save_for_backward(x, w)
+        return in_suggested_format(out, x)  # torch's kernel: as the input suggests
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w = ctx.saved_values
+        needs = ctx.needs_input_grad
+        channel_view = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+        param_dims = (0,) + tuple(range(2, x.ndim))
+        grad_x = grad_w = grad_b = None
+        if needs[0]:
+            grad_x = GroupNormalizeBackward.apply(grad * w.reshape(channel_view), x, xhat=ctx.xhat,
+                                                  invstd=ctx.invstd, eps=ctx.eps)
+        if needs[1]:
+            # under create_graph x̂ is recorded again from x, so that ∂γ's own gradient reaches x
+            xhat = (GroupNormalize.apply(x, groups=ctx.groups, eps=ctx.eps) if _function.is_recording(x)
+                    else Tensor._make(ctx.xhat.reshape(tuple(x.shape))))
+            grad_w = (grad * xhat).sum(param_dims)
+        if needs[2]:
+            grad_b = grad.sum(param_dims)
+        return grad_x, grad_w, grad_b
+
+
 # ---------------------------------------------------------------- x̂ with its affine map
 # elements per block of the float32 kernels' elementwise work: 512 KiB of float64, inside a core's L2 cache
 _BLOCK_ELEMENTS = 65536
@@ -1497,7 +1544,10 @@ def _group_norm_computed(input: Tensor, num_groups: int, weight: Tensor | None, 
         out = _half_norm(input, weight, bias, view_shape, (2, 3), (1, num_groups, per_group, 1), eps,
                          round_stats=False)[0]
         return relaid_as_suggested(name_node(out, "NativeGroupNormBackward0", label="group_norm"), input)
-    out = _watch_output(GroupNormalize.apply(_float(input), groups=num_groups, eps=eps))
+    x = _float(input)
+    if weight is not None and bias is not None and weight.dtype is x.dtype and bias.dtype is x.dtype:
+        return GroupNorm.apply(x, weight, bias, groups=num_groups, eps=eps)
+    out = _watch_output(GroupNormalize.apply(x, groups=num_groups, eps=eps))
     if weight is None and bias is None:
         return out
     # torch's one NativeGroupNormBackward0 takes the affine too: the composed node named so
