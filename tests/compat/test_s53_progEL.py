@@ -1,6 +1,8 @@
 """What the s53 progEL programs (multi-token prediction heads, DreamerV3's two-hot critic, liquid
 time-constant cells) found: F.one_hot returns a fresh contiguous tensor whatever the index layout, as
-torch's zeros + scatter_ does (OneHotCategorical.sample((n,)) feeds it a transposed index tensor)."""
+torch's zeros + scatter_ does (OneHotCategorical.sample((n,)) feeds it a transposed index tensor);
+quantile/nanquantile with keepdim and a 1-d q give torch's strides, size-1 dims included (torch computes
+the (*kept, Q) quantiles and moves Q to the front), as in RewardEMA's ``torch.quantile(x, q_tensor)``."""
 
 from __future__ import annotations
 
@@ -52,3 +54,21 @@ def test_one_hot_scalar_and_empty():
     ours = chainrule.nn.functional.one_hot(chainrule.zeros(0, 2, dtype=chainrule.long), 3)
     theirs = torch.nn.functional.one_hot(torch.zeros(0, 2, dtype=torch.long), 3)
     assert ours.shape == theirs.shape and ours.stride() == theirs.stride()
+
+
+@pytest.mark.parametrize("op", ["quantile", "nanquantile"])
+@pytest.mark.parametrize("shape, dim", [((5,), None), ((5,), -1), ((3, 5), None), ((3, 5), 0), ((3, 5), 1),
+                                        ((2, 3, 4), 1), ((1, 4), 0), ((4, 1), None), ((), None)])
+@pytest.mark.parametrize("q", [[0.05, 0.95], 0.3])
+def test_quantile_keepdim_strides_values_and_grads(op, shape, dim, q):
+    data = np.random.default_rng(len(shape)).standard_normal(shape).astype(np.float32)
+    results = []
+    for lib in (torch, chainrule):
+        x = lib.tensor(data, requires_grad=True)
+        out = getattr(lib, op)(x, lib.tensor(q) if isinstance(q, list) else q, dim=dim, keepdim=True)
+        out.backward(lib.arange(out.numel(), dtype=lib.float32).reshape(out.shape))
+        results.append((tuple(out.shape), out.stride(), out.detach().numpy(), x.grad.numpy()))
+    (t_shape, t_stride, t_out, t_grad), (c_shape, c_stride, c_out, c_grad) = results
+    assert (c_shape, c_stride) == (t_shape, t_stride)
+    np.testing.assert_allclose(c_out, t_out, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(c_grad, t_grad, rtol=1e-6, atol=1e-7)
