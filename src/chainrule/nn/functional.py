@@ -288,8 +288,10 @@ def one_hot(input: Tensor, num_classes: int = -1) -> Tensor:
         num_classes = int(indices.max()) + 1
     elif indices.size and indices.max() >= num_classes:
         raise RuntimeError("Class values must be smaller than num_classes.")
-    out = (indices[..., None] == _array_module(indices).arange(num_classes)).astype(np.int64)
-    return Tensor._make(out)
+    # torch fills a fresh contiguous zeros tensor by scatter_, whatever the input's layout; comparing
+    # the flattened indices keeps ours contiguous too (a transposed input would otherwise lead it)
+    flat = indices.reshape(-1, 1) == _array_module(indices).arange(num_classes)
+    return Tensor._make(flat.astype(np.int64).reshape(indices.shape + (num_classes,)))
 
 
 # ---------------------------------------------------------------- distances

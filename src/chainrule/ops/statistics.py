@@ -90,8 +90,15 @@ def _quantile(op: str, input: Tensor, q, dim, keepdim: bool, interpolation: str,
         values = input.reshape(1) if x.ndim == 0 else input
     # sorted along the last dim; NaN sorts last, so the first `count` entries are the numbers
     ordered = values.sort(dim=d).values.movedim(d, -1)
+    n = ordered._data.shape[-1]
+    if keepdim and x.ndim:
+        # torch views the sorted values as (*kept, n), the reduced dim kept as 1, and computes the
+        # (*kept, Q) quantiles there: moved to the front they keep those strides, size-1 dims included
+        kept = [1] * x.ndim if dim is None else list(x.shape)
+        if dim is not None:
+            kept[d] = 1
+        ordered = ordered.reshape(tuple(kept) + (n,))
     s = ordered._data
-    n = s.shape[-1]
     nan = xp.isnan(s)
     count = (n - nan.sum(axis=-1, keepdims=True)) if ignore_nan else xp.full(s.shape[:-1] + (1,), n)
     # the fractional position in each slice (..., Q), a function of q: torch differentiates q too
@@ -121,12 +128,7 @@ def _quantile(op: str, input: Tensor, q, dim, keepdim: bool, interpolation: str,
         above = ordered.gather(-1, _constant(high))
         # torch's lerp_, whose two formulas (from the nearer end) round as torch's quantile does
         out = below.lerp(above, weight)
-    out = out.movedim(-1, 0)  # (Q, ...): torch puts the quantiles first
-    if keepdim:
-        kept = [1] * x.ndim if dim is None else list(x.shape or (1,))
-        if dim is not None:
-            kept[d] = 1
-        out = out.reshape(out._data.shape[:1] + tuple(kept)) if x.ndim else out.reshape(out._data.shape[:1])
+    out = out.movedim(-1, 0)  # (Q, *kept) or (Q, ...): torch puts the quantiles first
     # torch's last step is a squeeze (a no-op for a 1-d q), and users see its node's name
     return name_node(out.squeeze(0) if scalar_q else out.squeeze(()), "SqueezeBackward4", label=op)
 
