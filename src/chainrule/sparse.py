@@ -61,7 +61,7 @@ from .ops.linalg import matmul as _matmul
 from .ops.reduce import log_softmax as dense_log_softmax
 from .ops.reduce import softmax as dense_softmax
 from .ops.shape import clone
-from .tensor import Size, Tensor, _host, _NoDerivative
+from .tensor import _COMPLEX_TO_REAL, Size, Tensor, _host, _NoDerivative
 
 __all__ = ["mm", "addmm", "sum", "spmm", "hspmm", "spdiags", "softmax", "log_softmax", "sparse_coo_tensor", "SparseCOOTensor", "sparse_csr_tensor",
            "SparseCSRTensor", "MAX_DENSE_ELEMENTS",
@@ -1564,6 +1564,10 @@ class _CompressedTensor(Tensor):
             # torch's compressed kernel takes a Python number as a double (or complex double) tensor
             raise RuntimeError(f"result type {'ComplexDouble' if isinstance(other, complex) else 'Double'} can't be "
                                f"cast to the desired output type {_dtype.scalar_name(self.dtype)}")
+        if isinstance(other, Tensor) and other.dim() == 2:
+            # times a matrix, torch's kernel writes the product's values into self's dtype unchecked (as a C
+            # cast: towards zero, an imaginary part dropped); a number or 0-d tensor must promote safely
+            result = _cast_values(result, self.dtype)
         return self._become(result)
 
     def __imul__(self, other):
@@ -1582,6 +1586,13 @@ class _CompressedTensor(Tensor):
         if isinstance(other, numbers.Number) or (isinstance(other, Tensor) and other.layout is _layout_strided):
             # torch's kernel adds a strided operand into self as if it were strided
             raise RuntimeError(f"Sparse {self._layout_name[len('Sparse'):].upper()} tensors do not have is_contiguous")
+        if isinstance(other, _CompressedTensor) and self.dtype.name not in _MKL_TYPES:
+            # (the in-place sum is MKL's, for float and complex targets only; out of place any dtype adds)
+            raise NotImplementedError(f"\"add_out_sparse_csr_impl_mkl\" not implemented for "
+                                      f"'{_dtype.scalar_name(self.dtype)}'")
+        if isinstance(other, _CompressedTensor) and other.dtype is not self.dtype:
+            raise RuntimeError(f"expected scalar type {_dtype.scalar_name(self.dtype)} but found "
+                               f"{_dtype.scalar_name(other.dtype)}")
         return self._become(_compressed_add(self, other, alpha))
 
     def __iadd__(self, other):
@@ -1807,6 +1818,19 @@ def _host_list(array) -> list:
     return Tensor._make(array).tolist()
 
 
+def _cast_values(tensor: _CompressedTensor, dtype) -> _CompressedTensor:
+    """``tensor`` with its values cast to ``dtype`` as a C cast does (a complex value's real part), out of
+    the graph (what an in-place write takes)."""
+    values = tensor._parts[2]
+    if tensor.dtype is dtype:
+        return tensor
+    if tensor.dtype.is_complex and not dtype.is_complex:
+        _config.warn_once(_COMPLEX_TO_REAL)  # (torch's copy kernel's warning, once a process)
+        values = values.real
+    with np.errstate(invalid="ignore"):  # (NaN or inf to an integer: whatever the cast gives, as in C)
+        return tensor._with_values(values.astype(dtype.np))
+
+
 def _csr_at(mask, dense) -> SparseCSRTensor:
     """The CSR matrix holding ``dense``'s entries (an array) where ``mask`` is true, row by row."""
     xp = array_module(dense)
@@ -1866,8 +1890,8 @@ def _compressed_add(input, other, alpha=1) -> Tensor:
 
 def _compressed_mul(input, other) -> Tensor:
     """torch.mul with a compressed operand: a number or 0-d tensor scales the values (layout kept); a CSR
-    matrix times a CSR matrix is CSR over the intersection of their patterns, times a dense (or COO) matrix
-    of its shape CSR over its own pattern; CSC times a matrix, or COO times CSR, has no kernel."""
+    matrix times a CSR or CSC matrix is CSR over the intersection of their patterns, times a dense (or COO)
+    matrix of its shape CSR over its own pattern; CSC times a matrix, or COO times CSR, has no kernel."""
     compressed, factor = (input, other) if isinstance(input, _CompressedTensor) else (other, input)
     if isinstance(factor, numbers.Number) or (isinstance(factor, Tensor) and factor.layout is _layout_strided
                                               and factor.dim() == 0):
@@ -1877,26 +1901,39 @@ def _compressed_mul(input, other) -> Tensor:
     if not isinstance(factor, Tensor):
         with DisableTorchFunctionSubclass():
             return Tensor.mul(input, other)  # (the dense op's TypeError, as before)
-    if isinstance(input, (SparseCSCTensor, SparseCOOTensor)) or isinstance(other, SparseCSCTensor):
+    if not (isinstance(input, SparseCSRTensor) or isinstance(other, SparseCSRTensor) and input.layout is _layout_strided):
+        # torch's kernel writes a CSR result whose pattern follows a CSR input: any matrix times a CSR one
+        # (CSC, COO or strided), or a strided one times it; a CSC or COO first operand has no kernel
         raise RuntimeError("Expected result Tensor to be of format CSR")
-    if isinstance(factor, _CompressedTensor):
+    if isinstance(factor, SparseCSCTensor):  # (torch's kernel takes the CSR operand as dense here)
+        mask = _pattern(factor)
+    elif isinstance(factor, _CompressedTensor):
         mask = _pattern(input) & _pattern(other)
     elif factor.shape != compressed.shape:
         raise RuntimeError(f"sparse_mask(): operands have incompatible sizes; self has size {list(factor.shape)} "
                            f"but mask has size {list(compressed.shape)}")
+    elif isinstance(factor, SparseCOOTensor):  # (the COO operand's entries, explicit zeros too)
+        entries = array_module(compressed._data).zeros(tuple(compressed.shape), dtype=bool)
+        entries[tuple(factor._indices()._data)] = True
+        mask = _pattern(compressed) & entries
     else:
         mask = _pattern(compressed)
     product = Tensor._make(input._data).mul(Tensor._make(other._data))
     result = _csr_at(mask, product._data)
-    strided = [index for index, x in enumerate((input, other)) if not isinstance(x, _CompressedTensor)]
     if any(is_recording(x) for x in (input, other)):
-        refused = next((index for index in strided if (input, other)[index]._requires_grad), None)
-        if refused is None:  # compressed operands only: their dense backings' product, the same values
+        # the gradient torch's MulBackward0 gives an operand is CSR: its engine refuses it for any other layout
+        refused = next((index for index, x in enumerate((input, other))
+                        if not isinstance(x, SparseCSRTensor) and x._requires_grad), None)
+        if refused is None:  # CSR operands only: their dense backings' product, the same values
             return _joined_graph(result, _in_graph(input).mul(_in_graph(other)))
-        left, right = (_in_graph(x) if isinstance(x, _CompressedTensor) else x for x in (input, other))
-        _joined_graph(result, name_node(_StridedGradRefused.apply(left, right, result=result, index=refused),
-                                        "MulBackward0"))
+        left, right = (x if x.layout is _layout_strided else _in_graph(x) for x in (input, other))
+        _joined_graph(result, name_node(_OtherLayoutGradRefused.apply(
+            left, right, result=result, index=refused, layout=_LAYOUT_NAMES[(input, other)[refused].layout]),
+            "MulBackward0"))
     return result
+
+
+_LAYOUT_NAMES = {_layout_strided: "Strided", sparse_coo: "Sparse", sparse_csr: "SparseCsr", sparse_csc: "SparseCsc"}
 
 
 class _CompressedToDense(Function):
@@ -1917,23 +1954,23 @@ class _CompressedToDense(Function):
         return where(Tensor._make(ctx.mask), grad, 0)
 
 
-class _StridedGradRefused(Function):
-    """A compressed product with a strided operand that requires grad: torch records MulBackward0, whose
-    gradient for the strided operand is compressed, which its engine refuses as the backward runs."""
+class _OtherLayoutGradRefused(Function):
+    """A CSR product with an operand of another layout (strided, COO, CSC) that requires grad: torch records
+    MulBackward0, whose gradient for that operand is CSR, which its engine refuses as the backward runs."""
 
-    label = "compressed times strided"
-    rule = "refused: the strided operand's gradient would be compressed"
+    label = "CSR times another layout"
+    rule = "refused: the other operand's gradient would be CSR"
     _array_forward = True
 
     @staticmethod
-    def forward(ctx, left, right, result, index):
-        ctx.index = index
+    def forward(ctx, left, right, result, index, layout):
+        ctx.index, ctx.layout = index, layout
         return result._data
 
     @staticmethod
     def backward(ctx, grad):
         raise RuntimeError(f"Function MulBackward0 returned an invalid gradient at index {ctx.index} - expected "
-                           "layout Strided but got SparseCsr")
+                           f"layout {ctx.layout} but got SparseCsr")
 
 
 # the function forms (torch.add(dense, csr), dense.add_(csr), torch.sub(...)) answer as the operators do

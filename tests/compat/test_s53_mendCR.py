@@ -1,0 +1,144 @@
+"""Sparse layouts that differed from torch (lane mendCR, session 53), each compared with torch on the same
+inputs: CSR times CSC, in-place products cast into an integer target, add/mul with out=, comparisons, ..."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+pytestmark = [pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta"),
+              pytest.mark.filterwarnings("ignore:Sparse CSC tensor support is in beta")]
+
+
+def _matrix(seed: int, shape=(3, 4), integers: bool = False) -> list:
+    """A random matrix with about half its entries zero (integers in [-4, 4] when ``integers``)."""
+    rng = np.random.default_rng(seed)
+    values = rng.standard_normal(shape) * (rng.random(shape) < 0.5)
+    return (np.round(values * 3) if integers else values).tolist()
+
+
+def _parts(lib, result) -> list:
+    """A result's stored parts as lists (a compressed one's three, explicit zeros and their order included)."""
+    if result.layout == lib.sparse_csr:
+        return [result.crow_indices().tolist(), result.col_indices().tolist(), result.values().tolist()]
+    if result.layout == lib.sparse_csc:
+        return [result.ccol_indices().tolist(), result.row_indices().tolist(), result.values().tolist()]
+    return [result.to_dense().tolist()]
+
+
+def _outcome(lib, call):
+    """The result's layout, dtype, stored parts and grad_fn name, or the error's type and first line."""
+    try:
+        result = call(lib)
+    except Exception as error:  # noqa: BLE001 - the error is the outcome compared
+        return type(error).__name__, str(error).split(" If you are a Facebook employee")[0].splitlines()[0]
+    if not hasattr(result, "layout"):
+        return result if isinstance(result, tuple) else repr(result)
+    return (str(result.layout).rpartition(".")[2], str(result.dtype).rpartition(".")[2], _parts(lib, result),
+            None if result.grad_fn is None else result.grad_fn.name())
+
+
+def _tensor(lib, values, dtype="float32"):
+    return lib.tensor(values, dtype=getattr(lib, dtype))
+
+
+_PRODUCTS = {
+    "csr * csc": lambda lib, a, b: a.to_sparse_csr() * b.to_sparse_csc(),
+    "csr.mul(csc)": lambda lib, a, b: a.to_sparse_csr().mul(b.to_sparse_csc()),
+    "torch.mul(csr, csc)": lambda lib, a, b: lib.mul(a.to_sparse_csr(), b.to_sparse_csc()),
+    "csr.mul_(csc)": lambda lib, a, b: a.to_sparse_csr().mul_(b.to_sparse_csc()),
+    "csr * double csc": lambda lib, a, b: a.to_sparse_csr() * b.double().to_sparse_csc(),
+    "csr * coo": lambda lib, a, b: a.to_sparse_csr() * b.to_sparse(),
+    "csr * coalesced coo with explicit zeros": lambda lib, a, b: a.to_sparse_csr() * lib.sparse_coo_tensor(
+        [[0, 0, 1, 2], [0, 0, 3, 1]], [1.0, 2.0, 0.0, 0.0], (3, 4)).coalesce(),
+    "csr * csc with explicit zeros": lambda lib, a, b: a.to_sparse_csr() * lib.sparse_csr_tensor(
+        [0, 1, 2, 2, 3], [1, 0, 2], [0.0, 5.0, 6.0], (4, 3)).t(),
+    "csr * dense": lambda lib, a, b: a.to_sparse_csr() * b,
+    "dense * csr": lambda lib, a, b: a * b.to_sparse_csr(),
+    "csc * csr": lambda lib, a, b: a.to_sparse_csc() * b.to_sparse_csr(),
+    "torch.mul(csc, csr)": lambda lib, a, b: lib.mul(a.to_sparse_csc(), b.to_sparse_csr()),
+    "csc.mul_(csr)": lambda lib, a, b: a.to_sparse_csc().mul_(b.to_sparse_csr()),
+    "dense * csc": lambda lib, a, b: a * b.to_sparse_csc(),
+}
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("name", sorted(_PRODUCTS))
+def test_csr_times_csc_is_csr_over_both_patterns(name, seed):
+    def call(lib):
+        return _PRODUCTS[name](lib, _tensor(lib, _matrix(seed)), _tensor(lib, _matrix(seed + 100)))
+
+    assert _outcome(chainrule, call) == _outcome(torch, call)
+
+
+_GRADIENT_LAYOUTS = {"dense": lambda t: t, "csr": lambda t: t.to_sparse_csr(), "csc": lambda t: t.to_sparse_csc(),
+                     "coo": lambda t: t.to_sparse()}
+
+
+@pytest.mark.parametrize("requiring", ["first", "second", "both"])
+@pytest.mark.parametrize("other", ["csr", "csc", "coo", "dense"])
+def test_csr_product_gradients_or_the_engine_refusal(other, requiring):
+    """torch's MulBackward0 gives each operand a CSR gradient: a strided, COO or CSC operand's is refused."""
+    def grads(lib):
+        a = _tensor(lib, _matrix(1)).requires_grad_(requiring != "second")
+        b = _tensor(lib, _matrix(2)).requires_grad_(requiring != "first")
+        (a.to_sparse_csr() * _GRADIENT_LAYOUTS[other](b)).to_dense().mul(_tensor(lib, _matrix(3))).sum().backward()
+        return tuple(None if t.grad is None else t.grad.tolist() for t in (a, b))
+
+    assert _outcome(chainrule, grads) == _outcome(torch, grads)
+
+
+_IN_PLACE_CASTS = [(target, factor, form) for target in ("int64", "int32", "int16", "bool")
+                   for factor in ("float32", "float64", "int64", "complex64") for form in ("dense", "csr", "csc", "coo")]
+
+
+@pytest.mark.parametrize(("target", "factor", "form"), _IN_PLACE_CASTS)
+def test_in_place_product_with_a_matrix_casts_into_the_target(target, factor, form):
+    """torch's compressed mul_ writes a matrix product into self's dtype (a float into a Long: towards zero),
+    where a number or a 0-d tensor must promote safely."""
+    def call(lib):
+        self = _tensor(lib, _matrix(4, integers=True), target).to_sparse_csr()
+        other = _tensor(lib, (np.array(_matrix(5)) * 2.5).tolist(), factor)
+        other = other if form == "dense" else getattr(other, {"csr": "to_sparse_csr", "csc": "to_sparse_csc",
+                                                               "coo": "to_sparse"}[form])()
+        result = self.mul_(other)
+        assert result is self
+        return result
+
+    assert _outcome(chainrule, call) == _outcome(torch, call)
+
+
+def test_in_place_product_casting_away_an_imaginary_part_warns_as_torch():
+    def messages(lib):  # (under warn-always: a once-a-process warning may be spent by an earlier test)
+        was = lib.is_warn_always_enabled()
+        lib.set_warn_always(True)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                lib.ones(2, 2).to_sparse_csr().mul_(lib.ones(2, 2, dtype=lib.complex64))
+        finally:
+            lib.set_warn_always(was)
+        return [str(w.message) for w in caught if "imaginary" in str(w.message)]
+
+    theirs = messages(torch)
+    assert theirs and messages(chainrule) == theirs
+
+
+_ADD_IN_PLACE = {f"{target} csr.add_({other} csr)": (target, other)
+                 for target in ("int64", "int32", "bool", "float16", "float32", "complex64")
+                 for other in ("int64", "float32")}
+
+
+@pytest.mark.parametrize("name", sorted(_ADD_IN_PLACE))
+def test_in_place_sum_of_compressed_tensors_only_into_float_or_complex(name):
+    target, other = _ADD_IN_PLACE[name]
+
+    def call(lib):
+        return _tensor(lib, _matrix(6, integers=True), target).to_sparse_csr().add_(
+            _tensor(lib, _matrix(7, integers=True), other).to_sparse_csr())
+
+    assert _outcome(chainrule, call) == _outcome(torch, call)
