@@ -61,7 +61,15 @@ from .ops.linalg import matmul as _matmul
 from .ops.reduce import log_softmax as dense_log_softmax
 from .ops.reduce import softmax as dense_softmax
 from .ops.shape import clone
-from .tensor import _COMPLEX_TO_REAL, Size, Tensor, _host, _NoDerivative
+from .tensor import (
+    _COMPLEX_TO_REAL,
+    Size,
+    Tensor,
+    _host,
+    _NoDerivative,
+    _write_checked_out,
+    refuse_out_under_autograd,
+)
 
 __all__ = ["mm", "addmm", "sum", "spmm", "hspmm", "spdiags", "softmax", "log_softmax", "sparse_coo_tensor", "SparseCOOTensor", "sparse_csr_tensor",
            "SparseCSRTensor", "MAX_DENSE_ELEMENTS",
@@ -1883,15 +1891,22 @@ def _compressed_add(input, other, alpha=1) -> Tensor:
                            f"{list(dense.shape)} while other has size {list(compressed.shape)} (FYI: op2-sparse "
                            "addition does not currently support broadcasting)")
     backing = _in_graph(compressed)  # (its gradient unmasked, as torch's add gives it)
-    if compressed is input:
-        return backing.add(dense, alpha=alpha)
-    return dense.add(backing, alpha=alpha)
+    if compressed is not input:
+        return dense.add(backing, alpha=alpha)
+    if alpha == 1:
+        return backing.add(dense)
+    # torch's kernel scales the compressed operand by alpha even when it comes first, while its derivative
+    # (the generic one: alpha on ``other``) scales the dense one's gradient: torch's values, torch's gradients
+    total = dense.detach().add(Tensor._make(compressed._data), alpha=alpha)
+    return _joined_graph(total, backing.add(dense, alpha=alpha)) if is_recording(compressed, dense) else total
 
 
-def _compressed_mul(input, other) -> Tensor:
-    """torch.mul with a compressed operand: a number or 0-d tensor scales the values (layout kept); a CSR
-    matrix times a CSR or CSC matrix is CSR over the intersection of their patterns, times a dense (or COO)
-    matrix of its shape CSR over its own pattern; CSC times a matrix, or COO times CSR, has no kernel."""
+def _compressed_mul(input, other, into_csr: bool = False) -> Tensor:
+    """torch.mul with a compressed operand: a number or 0-d tensor scales the values (layout kept); else the
+    result is CSR: over the intersection of two CSR patterns (or a CSR and a coalesced COO one), over a CSC
+    operand's pattern (the other taken as dense; of the second when both are), or over the compressed operand's pattern against a strided
+    matrix. Its kernel allocates the result as the first operand, so a CSC or COO first operand (or a CSC
+    second after a strided first) is refused unless the result goes into a CSR out= (``into_csr``)."""
     compressed, factor = (input, other) if isinstance(input, _CompressedTensor) else (other, input)
     if isinstance(factor, numbers.Number) or (isinstance(factor, Tensor) and factor.layout is _layout_strided
                                               and factor.dim() == 0):
@@ -1901,17 +1916,17 @@ def _compressed_mul(input, other) -> Tensor:
     if not isinstance(factor, Tensor):
         with DisableTorchFunctionSubclass():
             return Tensor.mul(input, other)  # (the dense op's TypeError, as before)
-    if not (isinstance(input, SparseCSRTensor) or isinstance(other, SparseCSRTensor) and input.layout is _layout_strided):
-        # torch's kernel writes a CSR result whose pattern follows a CSR input: any matrix times a CSR one
-        # (CSC, COO or strided), or a strided one times it; a CSC or COO first operand has no kernel
+    if not (into_csr or isinstance(input, SparseCSRTensor)
+            or isinstance(other, SparseCSRTensor) and input.layout is _layout_strided):
         raise RuntimeError("Expected result Tensor to be of format CSR")
-    if isinstance(factor, SparseCSCTensor):  # (torch's kernel takes the CSR operand as dense here)
-        mask = _pattern(factor)
-    elif isinstance(factor, _CompressedTensor):
-        mask = _pattern(input) & _pattern(other)
-    elif factor.shape != compressed.shape:
+    if not isinstance(factor, _CompressedTensor) and factor.shape != compressed.shape:
         raise RuntimeError(f"sparse_mask(): operands have incompatible sizes; self has size {list(factor.shape)} "
                            f"but mask has size {list(compressed.shape)}")
+    csc = next((x for x in (other, input) if isinstance(x, SparseCSCTensor)), None)
+    if csc is not None:  # (the second operand's when both are CSC)
+        mask = _pattern(csc)
+    elif isinstance(factor, _CompressedTensor):
+        mask = _pattern(input) & _pattern(other)
     elif isinstance(factor, SparseCOOTensor):  # (the COO operand's entries, explicit zeros too)
         entries = array_module(compressed._data).zeros(tuple(compressed.shape), dtype=bool)
         entries[tuple(factor._indices()._data)] = True
@@ -1997,12 +2012,59 @@ def _check_compressed_product(left, right) -> None:
                            f"{_dtype.scalar_name(right.dtype)}")
 
 
+def _compressed_into(name: str, out, input, other, alpha=1):
+    """torch.add/torch.mul with a compressed operand and ``out=``: torch's compressed kernels write only a
+    compressed ``out`` of the result's own layout (a strided one takes a sum with a strided operand), each
+    refusing any other in its words; None where the dense op with out= answers as torch's (a number or a
+    COO operand)."""
+    refuse_out_under_autograd(name, out, *(x for x in (input, other) if isinstance(x, Tensor)))
+    if name == "mul":
+        if not isinstance(out, SparseCSRTensor):
+            raise RuntimeError("Expected result Tensor to be of format CSR")
+        scalar = other if isinstance(input, _CompressedTensor) else input
+        if not isinstance(scalar, Tensor) or scalar.dim() == 0:  # (its kernel masks the number by the pattern)
+            size = list(scalar.shape) if isinstance(scalar, Tensor) else []
+            raise RuntimeError(f"sparse_mask(): operands have incompatible sizes; self has size {size} but mask "
+                               f"has size {list(out.shape)}")
+        return out._become(_cast_values(_compressed_mul(input, other, into_csr=True), out.dtype))
+    if isinstance(input, _CompressedTensor) and isinstance(other, _CompressedTensor):
+        if not isinstance(out, _CompressedTensor):
+            raise RuntimeError('at::sparse_csr::is_sparse_compressed(out) INTERNAL ASSERT FAILED at "/__w/pytorch/'
+                               'pytorch/aten/src/ATen/SparseCsrTensorUtils.h":372, please report a bug to PyTorch. ')
+        if type(out) is not type(input):
+            raise RuntimeError(f"resize_as_sparse_compressed_tensor_: self and src must have the same layout, but "
+                               f"got: self ({out._layout_name}) and source ({input._layout_name})")
+        if out.dtype is not input.dtype:
+            raise RuntimeError(f"expected scalar type {_dtype.scalar_name(out.dtype)} but found "
+                               f"{_dtype.scalar_name(input.dtype)}")
+        return out._become(_compressed_add(input, other, alpha))
+    if isinstance(out, _CompressedTensor):  # (the strided kernel asks its out for contiguity)
+        raise RuntimeError(f"Sparse {out._layout_name[len('Sparse'):].upper()} tensors do not have is_contiguous")
+    if isinstance(out, SparseCOOTensor):
+        raise RuntimeError("out argument must be contiguous, but got: Contiguous")
+    if not (isinstance(input, Tensor) and isinstance(other, Tensor) and input.layout is not sparse_coo
+            and other.layout is not sparse_coo):
+        return None
+    total = _compressed_add(input, other, alpha)  # (alpha on the compressed operand, as torch's kernel)
+    if total.dtype._category > out.dtype._category:
+        raise RuntimeError(f"Can't convert result type {_dtype.scalar_name(total.dtype)} to output "
+                           f"{_dtype.scalar_name(out.dtype)} in add operation")
+    return _write_checked_out(total, out)
+
+
 def _compressed_torch_function(cls, func, types, args=(), kwargs=None):
     kwargs = {} if kwargs is None else kwargs
     name = getattr(func, "__name__", "")
     if name.startswith("__") and name.endswith("__"):
         name = name[2:-2]
-    if getattr(func, "__torch_owner__", "") in ("torch", "torch.Tensor") and "out" not in kwargs:
+    owner = getattr(func, "__torch_owner__", "")
+    if owner == "torch" and name in ("add", "mul", "multiply") and len(args) == 2 and "out" in kwargs \
+            and set(kwargs) <= {"out", "alpha"} and isinstance(kwargs["out"], Tensor):
+        written = _compressed_into("mul" if name == "multiply" else name, kwargs["out"], *args,
+                                   **({"alpha": kwargs["alpha"]} if "alpha" in kwargs else {}))
+        if written is not None:
+            return written
+    if owner in ("torch", "torch.Tensor") and "out" not in kwargs:
         operands = (*args, *kwargs.values())
         if name in _COMPRESSED_REFUSED:
             first = next(x for x in operands if isinstance(x, _CompressedTensor))

@@ -142,3 +142,84 @@ def test_in_place_sum_of_compressed_tensors_only_into_float_or_complex(name):
             _tensor(lib, _matrix(7, integers=True), other).to_sparse_csr())
 
     assert _outcome(chainrule, call) == _outcome(torch, call)
+
+
+def _layout_of(lib, name: str, values):
+    tensor = _tensor(lib, values)
+    return {"csr": tensor.to_sparse_csr, "csc": tensor.to_sparse_csc, "coo": tensor.to_sparse,
+            "dense": tensor.clone}[name]()
+
+
+_OUT_CASES = [(first, second, out, alpha) for first in ("csr", "csc", "dense") for second in ("csr", "csc", "dense")
+              if "csr" in (first, second) for out in ("csr", "csc", "coo", "dense") for alpha in (1, 2)]
+
+
+@pytest.mark.parametrize(("first", "second", "out", "alpha"), _OUT_CASES)
+def test_add_with_a_compressed_operand_into_out(first, second, out, alpha):
+    """torch writes a compressed sum only into a compressed out of the input's layout, a sum with a strided
+    operand only into a strided out (alpha scaling the compressed operand, whichever comes first)."""
+    def call(lib):
+        target = _layout_of(lib, out, _matrix(12))
+        result = lib.add(_layout_of(lib, first, _matrix(10)), _layout_of(lib, second, _matrix(11)), alpha=alpha,
+                         out=target)
+        assert result is target
+        return result
+
+    assert _outcome(chainrule, call) == _outcome(torch, call)
+
+
+_MUL_OUT_CASES = [(first, second, out) for first in ("csr", "csc", "dense") for second in ("csr", "csc", "dense")
+                  if "csr" in (first, second) for out in ("csr", "csc", "coo", "dense")]
+
+
+@pytest.mark.parametrize(("first", "second", "out"), _MUL_OUT_CASES)
+def test_mul_with_a_compressed_operand_into_out(first, second, out):
+    def call(lib):
+        target = _layout_of(lib, out, _matrix(12))
+        result = lib.mul(_layout_of(lib, first, _matrix(10)), _layout_of(lib, second, _matrix(11)), out=target)
+        assert result is target
+        return result
+
+    assert _outcome(chainrule, call) == _outcome(torch, call)
+
+
+_OUT_EDGES = {
+    "csr + dense into itself": lambda lib: (lambda s: lib.add(s, lib.ones(3, 4), out=s))(
+        _layout_of(lib, "csr", _matrix(10))),
+    "csr + dense into a long out": lambda lib: lib.add(_layout_of(lib, "csr", _matrix(10)), lib.ones(3, 4),
+                                                       out=lib.zeros(3, 4, dtype=lib.int64)),
+    "csr + csr into a double csr": lambda lib: lib.add(_layout_of(lib, "csr", _matrix(10)),
+                                                       _layout_of(lib, "csr", _matrix(11)),
+                                                       out=_layout_of(lib, "csr", _matrix(12)).double()),
+    "csr * dense into a long csr": lambda lib: lib.mul(_layout_of(lib, "csr", _matrix(10)), lib.ones(3, 4),
+                                                       out=_layout_of(lib, "csr", _matrix(12)).long()),
+    "csr * 0-d into a csr": lambda lib: lib.mul(_layout_of(lib, "csr", _matrix(10)), lib.tensor(2.0),
+                                                out=_layout_of(lib, "csr", _matrix(12))),
+    "csc * csc into a csr": lambda lib: lib.mul(_layout_of(lib, "csc", _matrix(10)), _layout_of(lib, "csc", _matrix(11)),
+                                                out=_layout_of(lib, "csr", _matrix(12))),
+    "csr * 2 into a csr": lambda lib: lib.mul(_layout_of(lib, "csr", _matrix(10)), 2,
+                                              out=_layout_of(lib, "csr", _matrix(12))),
+    "csr + dense requiring grad into dense": lambda lib: lib.add(
+        _layout_of(lib, "csr", _matrix(10)), lib.ones(3, 4, requires_grad=True), out=lib.zeros(3, 4)),
+    "csr(alpha=2) + dense": lambda lib: lib.add(_layout_of(lib, "csr", _matrix(10)), lib.ones(3, 4), alpha=2),
+    "csc.add(dense, alpha=-1)": lambda lib: _layout_of(lib, "csc", _matrix(10)).add(lib.ones(3, 4), alpha=-1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_OUT_EDGES))
+def test_compressed_sums_and_products_into_out_edges(name):
+    assert _outcome(chainrule, _OUT_EDGES[name]) == _outcome(torch, _OUT_EDGES[name])
+
+
+@pytest.mark.parametrize("first_compressed", [True, False])
+def test_compressed_plus_dense_with_alpha_gradients_follow_torch(first_compressed):
+    """torch's kernel scales the compressed operand by alpha, its derivative the second operand's gradient."""
+    def grads(lib):
+        x = _tensor(lib, _matrix(13)).requires_grad_()
+        d = _tensor(lib, _matrix(14)).requires_grad_()
+        operands = (x.to_sparse_csr(), d) if first_compressed else (d, x.to_sparse_csr())
+        result = lib.add(*operands, alpha=2)
+        (result * _tensor(lib, _matrix(15))).sum().backward()
+        return result.tolist(), result.grad_fn.name(), x.grad.tolist(), d.grad.tolist()
+
+    assert grads(chainrule) == grads(torch)
