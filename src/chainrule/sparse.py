@@ -1623,6 +1623,27 @@ class _CompressedTensor(Tensor):
     def neg(self):
         return self._with_values(-self._parts[2], lambda dense: -dense)
 
+    def zero_(self):
+        """torch's compressed zero_: no stored entries left (not explicit zeros)."""
+        xp = array_module(self._parts[2])
+        empty = xp.zeros(0, dtype=np.int64)
+        return self._become(type(self)._from_parts(xp.zeros(self._parts[0].shape[0], dtype=np.int64), empty,
+                                                   self._parts[2][:0].copy(), tuple(self.shape)))
+
+    def coalesce(self):
+        raise RuntimeError(f"coalesce expected sparse coordinate tensor layout but got {self._layout_name}")
+
+    def sum(self, dim=None, keepdim: bool = False, *, dtype=None):
+        """Over every dim a dense 0-d tensor (the dense op); over some dims torch's kernel takes CSR only and
+        refuses keepdim=False."""
+        if dim is not None and isinstance(self, SparseCSCTensor):
+            raise RuntimeError("Currently the only compressed sparse format supported for sum.dim_IntList is CSR, "
+                               f"but got layout {self._layout_name}")
+        if dim is not None and not keepdim:
+            raise RuntimeError("reduction operations on CSR tensors with keepdim=False is unsupported")
+        with DisableTorchFunctionSubclass():
+            return Tensor.sum(self, dim, keepdim, dtype=dtype) if dim is not None else Tensor.sum(self, dtype=dtype)
+
     def _refuse_layout(self, *args, **kwargs):
         """torch has no compressed kernel for subtraction or division: they raise naming the layout."""
         raise RuntimeError(f"unsupported tensor layout: {self._layout_name}")
@@ -1719,6 +1740,22 @@ def _refusing_non_operands(cls, operators: dict) -> None:
 
         operator.__name__ = operator.__qualname__ = name
         setattr(cls, name, operator)
+
+
+def _compressed_comparison(name: str):
+    """``s == 1``: torch's refusal naming the layout; against what is no tensor or number (None, a list),
+    NotImplemented, so Python answers (``s == None`` is False)."""
+    def operator(self, other):
+        if isinstance(other, (Tensor, numbers.Number)):
+            raise RuntimeError(f"unsupported tensor layout: {self._layout_name}")
+        return NotImplemented
+    operator.__name__ = name
+    return operator
+
+
+for _name in ("eq", "ne", "lt", "le", "gt", "ge"):
+    setattr(_CompressedTensor, f"__{_name}__", _compressed_comparison(f"__{_name}__"))
+_CompressedTensor.__hash__ = Tensor.__hash__  # (defining __eq__ would otherwise unset it)
 
 
 _OPERATOR_SYMBOLS = {"__add__": "+", "__radd__": "+", "__sub__": "-", "__rsub__": "-", "__mul__": "*",
@@ -2052,12 +2089,58 @@ def _compressed_into(name: str, out, input, other, alpha=1):
     return _write_checked_out(total, out)
 
 
+# the entry-by-entry math torch's compressed kernels run on the values (each maps 0 to 0; the result keeps
+# the layout and the pattern), in place too; and the entry-wise math they refuse naming the layout (the
+# ones that would fill the unspecified entries, comparisons, pow, binary math other than add and mul)
+_COMPRESSED_VALUEWISE = frozenset(_VALUEWISE) - {"nan_to_num", "square"} | {"neg", "angle", "isneginf", "isposinf"}
+_COMPRESSED_LAYOUT_REFUSED = frozenset(_REFUSED) | {
+    "eq", "ne", "lt", "le", "gt", "ge", "eq_", "ne_", "lt_", "le_", "gt_", "ge_", "greater", "greater_equal", "less",
+    "less_equal", "not_equal", "pow", "pow_", "maximum", "minimum", "fmod", "remainder", "bitwise_not", "clamp_min",
+    "clamp_max", "square", "square_"} | {f"{name}_" for name in (*_REFUSED, "bitwise_not")}
+# ... and the ops the dispatcher finds no compressed kernel for, by the overload it names
+_COMPRESSED_NO_KERNEL = {"nan_to_num": "nan_to_num.out", "mean": "mean.out", "amax": "amax.out", "amin": "amin.out",
+                         "argmax": "argmax.out", "argmin": "argmin.out", "norm": "norm.out", "softmax": "_softmax.out",
+                         "log_softmax": "_log_softmax.out", "trace": "trace", "triu": "triu.out", "tril": "tril.out",
+                         "where": "where.self", "nan_to_num_": "nan_to_num.out", "triu_": "triu.out",
+                         "tril_": "tril.out"}
+_COMPRESSED_NO_KERNEL_PLAIN = {"max": "max", "min": "min", "prod": "prod"}  # (without a dim: another overload)
+
+
+def _no_compressed_kernel(kernel: str) -> NotImplementedError:
+    return NotImplementedError(_not_on_sparse(kernel).replace("'SparseCPU'", "'SparseCsrCPU'"))
+
+
+def _compressed_valuewise(func, name: str, tensor: _CompressedTensor, rest: tuple, kwargs: dict):
+    """``func`` (a value-wise op) of each stored value, or None when its arguments are not the plain form
+    (the dense op's errors answer those)."""
+    in_place = name.endswith("_")
+    op = name[:-1] if in_place else name
+    if op not in _COMPRESSED_VALUEWISE or rest or kwargs:
+        return None
+    values = getattr(Tensor, op)(Tensor._make(tensor._parts[2]))
+    result = tensor._with_values(values._data, lambda dense: getattr(dense, op)())
+    return tensor._become(result) if in_place else result
+
+
 def _compressed_torch_function(cls, func, types, args=(), kwargs=None):
     kwargs = {} if kwargs is None else kwargs
     name = getattr(func, "__name__", "")
     if name.startswith("__") and name.endswith("__"):
         name = name[2:-2]
     owner = getattr(func, "__torch_owner__", "")
+    if owner in ("torch", "torch.Tensor") and "out" not in kwargs and name in _COMPRESSED_LAYOUT_REFUSED:
+        first = next((x for x in (*args, *kwargs.values()) if isinstance(x, _CompressedTensor)), None)
+        if first is not None and all(isinstance(x, (Tensor, numbers.Number)) for x in args):
+            raise RuntimeError(f"unsupported tensor layout: {first._layout_name}")
+    if owner in ("torch", "torch.Tensor") and "out" not in kwargs and (
+            name in _COMPRESSED_NO_KERNEL or name in _COMPRESSED_NO_KERNEL_PLAIN and len(args) == 1 and not kwargs):
+        raise _no_compressed_kernel(_COMPRESSED_NO_KERNEL.get(name) or _COMPRESSED_NO_KERNEL_PLAIN[name])
+    if owner == "torch" and name == "sum" and args and isinstance(args[0], _CompressedTensor):
+        return args[0].sum(*args[1:], **kwargs)
+    if owner in ("torch", "torch.Tensor") and args and isinstance(args[0], _CompressedTensor):
+        result = _compressed_valuewise(func, name, args[0], args[1:], kwargs)
+        if result is not None:
+            return result
     if owner == "torch" and name in ("add", "mul", "multiply") and len(args) == 2 and "out" in kwargs \
             and set(kwargs) <= {"out", "alpha"} and isinstance(kwargs["out"], Tensor):
         written = _compressed_into("mul" if name == "multiply" else name, kwargs["out"], *args,

@@ -223,3 +223,94 @@ def test_compressed_plus_dense_with_alpha_gradients_follow_torch(first_compresse
         return result.tolist(), result.grad_fn.name(), x.grad.tolist(), d.grad.tolist()
 
     assert grads(chainrule) == grads(torch)
+
+
+_COMPARED_WITH = {"None": None, "str": "'a'", "list": "[1.0]", "int": "1", "float": "1.5", "dense": "lib.ones(3, 4)",
+                  "same": "s"}
+
+
+@pytest.mark.parametrize("layout", ["csr", "csc", "coo"])
+@pytest.mark.parametrize("symbol", ["==", "!="])
+@pytest.mark.parametrize("operand", sorted(_COMPARED_WITH))
+@pytest.mark.parametrize("reflected", [False, True])
+def test_sparse_compared_with_anything(layout, symbol, operand, reflected):
+    """torch: a compressed tensor compared with a tensor or number is refused naming its layout; with what
+    is neither, Python's identity answers (False for ==)."""
+    def call(lib):
+        scope = {"s": _layout_of(lib, layout, _matrix(20)), "lib": lib}
+        other = str(_COMPARED_WITH[operand])
+        return eval(f"{other} {symbol} s" if reflected else f"s {symbol} {other}", scope)  # noqa: S307
+
+    assert _outcome(chainrule, call) == _outcome(torch, call)
+
+
+_UNARY = ["abs", "neg", "sqrt", "sin", "tanh", "relu", "log1p", "expm1", "floor", "ceil", "round", "trunc", "sign",
+          "sgn", "atan", "sinh", "erf", "frac", "angle", "isnan", "isinf", "signbit", "deg2rad", "rad2deg",
+          "isneginf", "isposinf", "square", "exp", "sigmoid", "cos", "log", "reciprocal", "rsqrt", "bitwise_not",
+          "nan_to_num", "mean", "max", "min", "amax", "argmax", "prod", "norm", "trace", "triu", "tril", "zero",
+          "coalesce", "sum"]
+
+
+def _rounded(outcome):
+    """An outcome with its floats to 5 decimals (NumPy's and torch's float32 math differ in the last bit)."""
+    if isinstance(outcome, float):
+        return "nan" if outcome != outcome else round(outcome, 5) + 0.0
+    if isinstance(outcome, (list, tuple)):
+        return type(outcome)(_rounded(item) for item in outcome)
+    return outcome
+
+
+# (not: round_ on CSC, which fails an internal assert in torch)
+@pytest.mark.parametrize(("name", "layout", "in_place"), [
+    (name, layout, in_place) for name in _UNARY for layout in ("csr", "csc") for in_place in (False, True)
+    if not (name == "round" and layout == "csc" and in_place)])
+def test_compressed_unary_ops(name, layout, in_place):
+    """torch keeps the layout and pattern for the math that maps 0 to 0 (in place too: before, abs_() and
+    neg_() changed nothing), refuses the rest naming the layout or the missing kernel."""
+    method = name + "_" if in_place or name == "zero" else name
+    source = np.abs(np.array(_matrix(21))).tolist() if name in ("sqrt", "log", "rsqrt", "log1p") else _matrix(21)
+
+    def call(lib):
+        tensor = _layout_of(lib, layout, source)
+        if name == "bitwise_not":
+            tensor = getattr(lib.tensor(source).long(), f"to_sparse_{layout}")()
+        if not hasattr(tensor, method):
+            return "no method"
+        result = getattr(tensor, method)()
+        assert not in_place or result is tensor
+        return result
+
+    assert _rounded(_outcome(chainrule, call)) == _rounded(_outcome(torch, call))
+
+
+_REDUCTIONS = {
+    "csr.sum(0)": lambda lib: _layout_of(lib, "csr", _matrix(22)).sum(0),
+    "csr.sum(-1)": lambda lib: _layout_of(lib, "csr", _matrix(22)).sum(-1),
+    "csc.sum(0)": lambda lib: _layout_of(lib, "csc", _matrix(22)).sum(0),
+    "csc.sum(1, keepdim=True)": lambda lib: _layout_of(lib, "csc", _matrix(22)).sum(1, keepdim=True),
+    "torch.sum(csr, 1)": lambda lib: lib.sum(_layout_of(lib, "csr", _matrix(22)), 1),
+    "csr.sum()": lambda lib: _layout_of(lib, "csr", _matrix(22)).sum(),
+    "csr.softmax(1)": lambda lib: _layout_of(lib, "csr", _matrix(22)).softmax(1),
+    "torch.where(mask, csr, 0)": lambda lib: lib.where(lib.ones(3, 4) > 0, _layout_of(lib, "csr", _matrix(22)), 0.0),
+    "torch.abs(csr)": lambda lib: lib.abs(_layout_of(lib, "csr", _matrix(22))),
+    "torch.exp(csc)": lambda lib: lib.exp(_layout_of(lib, "csc", _matrix(22))),
+    "csr.pow(2)": lambda lib: _layout_of(lib, "csr", _matrix(22)).pow(2),
+    "csr ** 2": lambda lib: _layout_of(lib, "csr", _matrix(22)) ** 2,
+    "csr.maximum(dense)": lambda lib: _layout_of(lib, "csr", _matrix(22)).maximum(lib.ones(3, 4)),
+    "torch.lt(dense, csr)": lambda lib: lib.lt(lib.ones(3, 4), _layout_of(lib, "csr", _matrix(22))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_REDUCTIONS))
+def test_compressed_reductions_and_function_forms(name):
+    assert _rounded(_outcome(chainrule, _REDUCTIONS[name])) == _rounded(_outcome(torch, _REDUCTIONS[name]))
+
+
+def test_compressed_valuewise_op_keeps_the_graph_of_its_dense_source():
+    def grads(lib):
+        x = _tensor(lib, _matrix(23)).requires_grad_()
+        result = x.to_sparse_csr().abs()
+        result.to_dense().mul(_tensor(lib, _matrix(24))).sum().backward()
+        return result.grad_fn.name(), x.grad.tolist()
+
+    assert grads(chainrule) == grads(torch)
