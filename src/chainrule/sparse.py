@@ -2178,7 +2178,7 @@ def to_sparse_csr(self, dense_dim=None) -> SparseCSRTensor:
         raise RuntimeError(f"to_sparse_csr: expected a 2-D tensor, got {self.dim()} dims")
     result = _csr_at(self._data != 0, self._data)
     if is_recording(self):
-        _joined_graph(result, name_node(_ToSparse.apply(self), "ToSparseCsrBackward0"))
+        _joined_graph(result, name_node(_ToCompressed.apply(self, mask=_pattern(result)), "ToSparseCsrBackward0"))
     return result
 
 
@@ -2194,7 +2194,7 @@ def to_sparse_csc(self, dense_dim=None) -> SparseCSCTensor:
     result = SparseCSCTensor._from_parts(ccol.astype(np.int64), rows.astype(np.int64),
                                          xp.ascontiguousarray(self._data[rows, cols]), tuple(self.shape))
     if is_recording(self):
-        _joined_graph(result, name_node(_ToSparse.apply(self), "ToSparseCscBackward0"))
+        _joined_graph(result, name_node(_ToCompressed.apply(self, mask=_pattern(result)), "ToSparseCscBackward0"))
     return result
 
 
@@ -2347,6 +2347,25 @@ def to_sparse(self, sparse_dim: int | None = None, *, layout=None, blocksize=Non
     if is_recording(self):
         _joined_graph(result, name_node(_ToSparse.apply(self), node))
     return result
+
+
+class _ToCompressed(Function):
+    """Tensor.to_sparse_csr/to_sparse_csc of a tensor that requires grad: the gradient passes back as it is,
+    except that a zero off the result's pattern is +0.0, as torch's gradient is there (a compressed one made
+    dense fills what it does not store with +0.0, whatever sign the math on the stored values gave)."""
+
+    label = "to sparse compressed"
+    rule = "grad, +0.0 where it is zero off the pattern"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, dense, mask):
+        ctx.mask = mask
+        return dense.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return where(Tensor._make(ctx.mask) | (grad != 0), grad, 0)
 
 
 class _ToSparse(Function):

@@ -314,3 +314,29 @@ def test_compressed_valuewise_op_keeps_the_graph_of_its_dense_source():
         return result.grad_fn.name(), x.grad.tolist()
 
     assert grads(chainrule) == grads(torch)
+
+
+_SIGNED_ZERO_GRADIENTS = {
+    "-csr": lambda lib, x: (-x.to_sparse_csr()).to_dense(),
+    "-csc": lambda lib, x: (-x.to_sparse_csc()).to_dense(),
+    "csr * -2": lambda lib, x: (x.to_sparse_csr() * -2).to_dense(),
+    "csr * negative dense": lambda lib, x: (x.to_sparse_csr() * -lib.ones(3, 4)).to_dense(),
+    "-(csr.t())": lambda lib, x: (-x.to_sparse_csr().t()).to_dense().t(),
+    "-csr.abs()": lambda lib, x: -(x.to_sparse_csr().abs().to_dense()),
+    "-coo": lambda lib, x: (-x.to_sparse()).to_dense(),
+    "coo / -2": lambda lib, x: (x.to_sparse() / -2).to_dense(),
+    "csr @ dense": lambda lib, x: x.to_sparse_csr() @ lib.tensor([[-1.0], [-2.0], [0.0], [1.0]]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_SIGNED_ZERO_GRADIENTS))
+def test_sparse_gradients_keep_torch_sign_of_zero(name):
+    """torch's gradient through a compressed tensor is compressed, made dense with +0.0 where it stores
+    nothing: a negated or negatively scaled CSR gives its dense source +0.0 off the pattern, not -0.0."""
+    def grads(lib):
+        x = _tensor(lib, _matrix(30)).requires_grad_()
+        result = _SIGNED_ZERO_GRADIENTS[name](lib, x)
+        result.backward(lib.ones(result.shape))
+        return x.grad.tolist(), np.signbit(x.grad.numpy()).tolist()
+
+    assert grads(chainrule) == grads(torch)
