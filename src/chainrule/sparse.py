@@ -1038,11 +1038,29 @@ def _entries_of(indices, values, size: tuple) -> SparseCOOTensor:
                                        indices.shape[1] < 2)
 
 
-for _name in _VALUEWISE:
+def _valuewise_in_place(name: str):
+    """``name``_: the value-wise op's result becomes this tensor (before, the dense method wrote the backing
+    and left indices and values stale)."""
+    def method(self):
+        return self._become(getattr(self.detach(), name)())
+    method.__name__ = f"{name}_"
+    return method
+
+
+for _name in (*_VALUEWISE, "isneginf", "isposinf"):
     setattr(SparseCOOTensor, _name, _valuewise_method(_name))
+for _name in _VALUEWISE:
+    if f"{_name}_" not in SparseCOOTensor.__dict__ and _name not in ("square", "isnan", "isinf", "signbit"):
+        setattr(SparseCOOTensor, f"{_name}_", _valuewise_in_place(_name))
 for _name in _REFUSED:
     setattr(SparseCOOTensor, _name, _refused_method(_name))
 SparseCOOTensor.mean = _refused_method("mean", "mean.dim")
+# (the entry-wise math torch has no sparse COO kernel for at all, by the overload its dispatcher names)
+for _name, _kernel in {"angle": "angle", "logical_not": "logical_not.out", "bitwise_not": "bitwise_not",
+                       "amax": "amax", "argmax": "argmax", "clamp_min": "clamp_min", "fmod": "fmod.Tensor",
+                       "remainder": "remainder.Tensor", "pow_": "pow_.Scalar", "square_": "pow_.Scalar"}.items():
+    if _name not in SparseCOOTensor.__dict__:
+        setattr(SparseCOOTensor, _name, _refused_method(_name, _kernel))
 
 
 def _refusing(name: str, error: type, message: str):
