@@ -24,7 +24,8 @@ built from when they require grad (an attention-weighted adjacency): through ``c
 ``values()``, ``to_dense()``, ``torch.sparse.sum`` and every op on it, as in torch. A sparse COO
 leaf may require grad: ``torch.sparse.mm``/``addmm``/``sum``, ``to_dense()``, ``values()`` and the
 sparse arithmetic give it a sparse gradient at its entries, ``torch.mm`` and ``@`` a dense one, as
-torch's; SGD steps its entries. A gradient made sparse (by ``to_dense()``, ``values()``,
+torch's; SGD steps its entries. A CSR or CSC leaf may require grad too (its ``.grad`` holds torch's values,
+strided rather than compressed). A gradient made sparse (by ``to_dense()``, ``values()``,
 ``torch.sparse.mm``) keeps its entries through the ops linear in the entries (``+``, ``-``, times
 a number, transpose, clone) as torch's does, so ``a`` in ``(a + b).to_dense()`` gets ``b``'s
 entries too.
@@ -266,7 +267,28 @@ def _in_graph(tensor: Tensor, coalesced_grad: bool = False, remask: bool = False
     a sparse gradient masked again to its entries when ``remask``)."""
     if isinstance(tensor, SparseCOOTensor) and tensor._requires_grad and is_grad_enabled():
         return _SparseGradient.apply(tensor, sparse=tensor, coalesced=coalesced_grad, remask=remask)
+    if isinstance(tensor, _CompressedTensor) and tensor._requires_grad and tensor.grad_fn is None \
+            and is_grad_enabled():
+        return _CompressedLeafGradient.apply(tensor, leaf=tensor)
     return Tensor._make(tensor._data, tensor.grad_fn, tensor._output_nr)
+
+
+class _CompressedLeafGradient(Function):
+    """A compressed leaf's dense backing in the graph: its gradient is of its layout and pattern, as torch
+    accumulates a compressed leaf's (the values at the stored entries; explicit zeros kept)."""
+
+    label = "compressed leaf"
+    rule = "the gradient at the leaf's stored entries, in its layout"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, dense, leaf):
+        ctx.leaf = leaf
+        return dense
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.leaf._with_values(ctx.leaf._data.dtype.type(0) + grad._data[ctx.leaf._positions()])
 
 
 def _recorded_copy(tensor: Tensor, node: str, coalesced_grad: bool = False) -> Tensor:
@@ -1522,11 +1544,6 @@ class _CompressedTensor(Tensor):
             dense = Tensor._make(self._data.copy())
         return dense if dtype is None else dense.to(dtype)
 
-    def requires_grad_(self, requires_grad: bool = True):
-        if requires_grad:
-            raise RuntimeError(_NO_GRAD)
-        return self
-
     def _with_values(self, values, dense_op=None) -> _CompressedTensor:
         """The same layout and indices with ``values`` (an array): torch's to/clone/detach keep the layout.
         ``dense_op``: the op on the dense backing, recorded when this tensor requires grad (the result's
@@ -1631,9 +1648,15 @@ class _CompressedTensor(Tensor):
         if result.dtype is not self.dtype:
             raise RuntimeError(f"result type {_dtype.scalar_name(result.dtype)} can't be cast to the desired "
                                f"output type {_dtype.scalar_name(self.dtype)}")
+        if self._requires_grad and self.grad_fn is None and is_grad_enabled():
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
         if is_recording(self, result):
-            raise RuntimeError(_NO_GRAD)  # (an in-place write cannot move this tensor's graph)
-        self._data[...] = result._data
+            # the result takes this tensor's place in the graph; a fresh backing, as the graph recorded may
+            # have saved the old one
+            self._data = result._data.copy()
+            _joined_graph(self, result)
+        else:
+            self._data[...] = result._data
         self._parts = result._parts
         self._bump_version()
         return self
@@ -1851,8 +1874,6 @@ def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=Non
                       pin_memory: bool = False, requires_grad: bool = False, check_invariants=None) -> SparseCSRTensor:
     """torch.sparse_csr_tensor: a (rows × columns) matrix from its CSR parts; ``size`` defaults to
     (len(crow_indices) - 1, one past the largest column index)."""
-    if requires_grad:
-        raise RuntimeError(_NO_GRAD)
     crow, col = _csr_index(crow_indices, "crow_indices"), _csr_index(col_indices, "col_indices")
     value = values if isinstance(values, Tensor) else Tensor._make(_to_array(values, None))
     if dtype is not None or device is not None:
@@ -1874,7 +1895,7 @@ def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=Non
                            "(a matrix of len(crow_indices) - 1 rows)")
     if col.shape[0] and (int(col.min()) < 0 or int(col.max()) >= size[1]):
         raise RuntimeError(f"sparse_csr_tensor: col_indices must lie in [0, {size[1]}), got {_host_list(col)}")
-    return SparseCSRTensor._from_parts(crow, col, value_array, size)
+    return SparseCSRTensor._from_parts(crow, col, value_array, size).requires_grad_(requires_grad)
 
 
 def _host_list(array) -> list:
