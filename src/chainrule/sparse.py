@@ -1674,6 +1674,18 @@ class _CompressedTensor(Tensor):
     def coalesce(self):
         raise RuntimeError(f"coalesce expected sparse coordinate tensor layout but got {self._layout_name}")
 
+    def _no_strided_property(self, *args, **kwargs):
+        """torch's refusal where a strided kernel asks a compressed tensor for contiguity."""
+        raise RuntimeError(f"Sparse {self._layout_name[len('Sparse'):].upper()} tensors do not have is_contiguous")
+
+    contiguous = flatten = _no_strided_property
+
+    def diag(self, diagonal: int = 0):
+        raise RuntimeError(f"Sparse {self._layout_name[len('Sparse'):].upper()} tensors do not have strides")
+
+    def masked_fill(self, mask, value):
+        raise RuntimeError("unsupported memory format option Contiguous")
+
     def sum(self, dim=None, keepdim: bool = False, *, dtype=None):
         """Over every dim a dense 0-d tensor (the dense op); over some dims torch's kernel takes CSR only and
         refuses keepdim=False."""
@@ -1955,9 +1967,11 @@ def _compressed_add(input, other, alpha=1) -> Tensor:
         if input.shape != other.shape:
             raise RuntimeError(f"torch.add: Expected input tensors to have the same shape, but got tensor `self` "
                                f"with shape {list(input.shape)} and tensor `other` with shape {list(other.shape)}")
-        if input.dtype is not other.dtype:
-            raise RuntimeError(f"expected scalar type {_dtype.scalar_name(other.dtype)} but found "
-                               f"{_dtype.scalar_name(input.dtype)}")
+        if input.dtype is not other.dtype:  # (torch's kernel names the promoted type, then the other one)
+            promoted = _dtype.promote_types(input.dtype, other.dtype)
+            found = input if promoted is other.dtype else other
+            raise RuntimeError(f"expected scalar type {_dtype.scalar_name(promoted)} but found "
+                               f"{_dtype.scalar_name(found.dtype)}")
         total = _in_graph(input).add(_in_graph(other), alpha=alpha)
         return _joined_graph(_csr_at(_pattern(input) | _pattern(other), total._data), total)
     compressed, dense = (input, _dense_operand(other)) if isinstance(input, _CompressedTensor) \
@@ -2762,6 +2776,8 @@ def _add_sparse(self: SparseCOOTensor, other: SparseCOOTensor, alpha) -> SparseC
 def _softmax_over_entries(input: Tensor, dim: int, dtype, name: str) -> SparseCOOTensor:
     """torch.sparse.softmax / log_softmax: over ``dim`` among the specified entries only (the
     unspecified ones count as -inf), a coalesced sparse tensor with input's indices."""
+    if isinstance(input, _CompressedTensor):
+        raise _no_compressed_kernel(f"_sparse_{name}")
     if not isinstance(input, SparseCOOTensor):
         raise NotImplementedError(f"Could not run 'aten::_sparse_{name}' with arguments from the 'CPU' backend.")
     coalesced = input.coalesce()

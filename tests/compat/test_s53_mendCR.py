@@ -427,3 +427,29 @@ def test_in_place_op_on_a_compressed_non_leaf_moves_its_graph():
         return version, s._version, s.grad_fn.name(), x.grad.tolist(), np.signbit(x.grad.numpy()).tolist()
 
     assert run(chainrule) == run(torch)
+
+
+_STRUCTURAL = {
+    f"{layout} {name}": (layout, name) for layout in ("csr", "csc")
+    for name in ("contiguous", "flatten", "diag", "masked_fill", "sparse.softmax", "sparse.log_softmax",
+                 "double + float", "float + double", "long + float")
+}
+
+
+@pytest.mark.parametrize("name", sorted(_STRUCTURAL))
+def test_compressed_structural_refusals(name):
+    layout, op = _STRUCTURAL[name]
+
+    def call(lib):
+        tensor = _layout_of(lib, layout, _matrix(50))
+        if op == "masked_fill":
+            return tensor.masked_fill(lib.ones(3, 4) > 0, 1.0)
+        if op.startswith("sparse."):
+            return getattr(lib.sparse, op[len("sparse."):])(tensor, 1)
+        if "+" in op:
+            first, second = (getattr(lib, {"double": "float64", "float": "float32", "long": "int64"}[word])
+                             for word in op.split(" + "))
+            return _layout_of(lib, "csr", _matrix(50)).to(first) + _layout_of(lib, "csr", _matrix(51)).to(second)
+        return getattr(tensor, op)()
+
+    assert _outcome(chainrule, call) == _outcome(torch, call)
