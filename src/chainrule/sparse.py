@@ -24,7 +24,8 @@ built from when they require grad (an attention-weighted adjacency): through ``c
 ``values()``, ``to_dense()``, ``torch.sparse.sum`` and every op on it, as in torch. A sparse COO
 leaf may require grad: ``torch.sparse.mm``/``addmm``/``sum``, ``to_dense()``, ``values()`` and the
 sparse arithmetic give it a sparse gradient at its entries, ``torch.mm`` and ``@`` a dense one, as
-torch's; SGD steps its entries. A gradient made sparse (by ``to_dense()``, ``values()``,
+torch's; SGD steps its entries. A CSR or CSC leaf may require grad too (its ``.grad`` holds torch's values,
+strided rather than compressed). A gradient made sparse (by ``to_dense()``, ``values()``,
 ``torch.sparse.mm``) keeps its entries through the ops linear in the entries (``+``, ``-``, times
 a number, transpose, clone) as torch's does, so ``a`` in ``(a + b).to_dense()`` gets ``b``'s
 entries too.
@@ -61,7 +62,15 @@ from .ops.linalg import matmul as _matmul
 from .ops.reduce import log_softmax as dense_log_softmax
 from .ops.reduce import softmax as dense_softmax
 from .ops.shape import clone
-from .tensor import Size, Tensor, _host, _NoDerivative
+from .tensor import (
+    _COMPLEX_TO_REAL,
+    Size,
+    Tensor,
+    _host,
+    _NoDerivative,
+    _write_checked_out,
+    refuse_out_under_autograd,
+)
 
 __all__ = ["mm", "addmm", "sum", "spmm", "hspmm", "spdiags", "softmax", "log_softmax", "sparse_coo_tensor", "SparseCOOTensor", "sparse_csr_tensor",
            "SparseCSRTensor", "MAX_DENSE_ELEMENTS",
@@ -258,7 +267,28 @@ def _in_graph(tensor: Tensor, coalesced_grad: bool = False, remask: bool = False
     a sparse gradient masked again to its entries when ``remask``)."""
     if isinstance(tensor, SparseCOOTensor) and tensor._requires_grad and is_grad_enabled():
         return _SparseGradient.apply(tensor, sparse=tensor, coalesced=coalesced_grad, remask=remask)
+    if isinstance(tensor, _CompressedTensor) and tensor._requires_grad and tensor.grad_fn is None \
+            and is_grad_enabled():
+        return _CompressedLeafGradient.apply(tensor, leaf=tensor)
     return Tensor._make(tensor._data, tensor.grad_fn, tensor._output_nr)
+
+
+class _CompressedLeafGradient(Function):
+    """A compressed leaf's dense backing in the graph: its gradient is of its layout and pattern, as torch
+    accumulates a compressed leaf's (the values at the stored entries; explicit zeros kept)."""
+
+    label = "compressed leaf"
+    rule = "the gradient at the leaf's stored entries, in its layout"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, dense, leaf):
+        ctx.leaf = leaf
+        return dense
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.leaf._with_values(ctx.leaf._data.dtype.type(0) + grad._data[ctx.leaf._positions()])
 
 
 def _recorded_copy(tensor: Tensor, node: str, coalesced_grad: bool = False) -> Tensor:
@@ -1030,11 +1060,29 @@ def _entries_of(indices, values, size: tuple) -> SparseCOOTensor:
                                        indices.shape[1] < 2)
 
 
-for _name in _VALUEWISE:
+def _valuewise_in_place(name: str):
+    """``name``_: the value-wise op's result becomes this tensor (before, the dense method wrote the backing
+    and left indices and values stale)."""
+    def method(self):
+        return self._become(getattr(self.detach(), name)())
+    method.__name__ = f"{name}_"
+    return method
+
+
+for _name in (*_VALUEWISE, "isneginf", "isposinf"):
     setattr(SparseCOOTensor, _name, _valuewise_method(_name))
+for _name in _VALUEWISE:
+    if f"{_name}_" not in SparseCOOTensor.__dict__ and _name not in ("square", "isnan", "isinf", "signbit"):
+        setattr(SparseCOOTensor, f"{_name}_", _valuewise_in_place(_name))
 for _name in _REFUSED:
     setattr(SparseCOOTensor, _name, _refused_method(_name))
 SparseCOOTensor.mean = _refused_method("mean", "mean.dim")
+# (the entry-wise math torch has no sparse COO kernel for at all, by the overload its dispatcher names)
+for _name, _kernel in {"angle": "angle", "logical_not": "logical_not.out", "bitwise_not": "bitwise_not",
+                       "amax": "amax", "argmax": "argmax", "clamp_min": "clamp_min", "fmod": "fmod.Tensor",
+                       "remainder": "remainder.Tensor", "pow_": "pow_.Scalar", "square_": "pow_.Scalar"}.items():
+    if _name not in SparseCOOTensor.__dict__:
+        setattr(SparseCOOTensor, _name, _refused_method(_name, _kernel))
 
 
 def _refusing(name: str, error: type, message: str):
@@ -1496,11 +1544,6 @@ class _CompressedTensor(Tensor):
             dense = Tensor._make(self._data.copy())
         return dense if dtype is None else dense.to(dtype)
 
-    def requires_grad_(self, requires_grad: bool = True):
-        if requires_grad:
-            raise RuntimeError(_NO_GRAD)
-        return self
-
     def _with_values(self, values, dense_op=None) -> _CompressedTensor:
         """The same layout and indices with ``values`` (an array): torch's to/clone/detach keep the layout.
         ``dense_op``: the op on the dense backing, recorded when this tensor requires grad (the result's
@@ -1564,6 +1607,10 @@ class _CompressedTensor(Tensor):
             # torch's compressed kernel takes a Python number as a double (or complex double) tensor
             raise RuntimeError(f"result type {'ComplexDouble' if isinstance(other, complex) else 'Double'} can't be "
                                f"cast to the desired output type {_dtype.scalar_name(self.dtype)}")
+        if isinstance(other, Tensor) and other.dim() == 2:
+            # times a matrix, torch's kernel writes the product's values into self's dtype unchecked (as a C
+            # cast: towards zero, an imaginary part dropped); a number or 0-d tensor must promote safely
+            result = _cast_values(result, self.dtype)
         return self._become(result)
 
     def __imul__(self, other):
@@ -1582,6 +1629,13 @@ class _CompressedTensor(Tensor):
         if isinstance(other, numbers.Number) or (isinstance(other, Tensor) and other.layout is _layout_strided):
             # torch's kernel adds a strided operand into self as if it were strided
             raise RuntimeError(f"Sparse {self._layout_name[len('Sparse'):].upper()} tensors do not have is_contiguous")
+        if isinstance(other, _CompressedTensor) and self.dtype.name not in _MKL_TYPES:
+            # (the in-place sum is MKL's, for float and complex targets only; out of place any dtype adds)
+            raise NotImplementedError(f"\"add_out_sparse_csr_impl_mkl\" not implemented for "
+                                      f"'{_dtype.scalar_name(self.dtype)}'")
+        if isinstance(other, _CompressedTensor) and other.dtype is not self.dtype:
+            raise RuntimeError(f"expected scalar type {_dtype.scalar_name(self.dtype)} but found "
+                               f"{_dtype.scalar_name(other.dtype)}")
         return self._become(_compressed_add(self, other, alpha))
 
     def __iadd__(self, other):
@@ -1594,15 +1648,54 @@ class _CompressedTensor(Tensor):
         if result.dtype is not self.dtype:
             raise RuntimeError(f"result type {_dtype.scalar_name(result.dtype)} can't be cast to the desired "
                                f"output type {_dtype.scalar_name(self.dtype)}")
+        if self._requires_grad and self.grad_fn is None and is_grad_enabled():
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
         if is_recording(self, result):
-            raise RuntimeError(_NO_GRAD)  # (an in-place write cannot move this tensor's graph)
-        self._data[...] = result._data
+            # the result takes this tensor's place in the graph; a fresh backing, as the graph recorded may
+            # have saved the old one
+            self._data = result._data.copy()
+            _joined_graph(self, result)
+        else:
+            self._data[...] = result._data
         self._parts = result._parts
         self._bump_version()
         return self
 
     def neg(self):
         return self._with_values(-self._parts[2], lambda dense: -dense)
+
+    def zero_(self):
+        """torch's compressed zero_: no stored entries left (not explicit zeros)."""
+        xp = array_module(self._parts[2])
+        empty = xp.zeros(0, dtype=np.int64)
+        return self._become(type(self)._from_parts(xp.zeros(self._parts[0].shape[0], dtype=np.int64), empty,
+                                                   self._parts[2][:0].copy(), tuple(self.shape)))
+
+    def coalesce(self):
+        raise RuntimeError(f"coalesce expected sparse coordinate tensor layout but got {self._layout_name}")
+
+    def _no_strided_property(self, *args, **kwargs):
+        """torch's refusal where a strided kernel asks a compressed tensor for contiguity."""
+        raise RuntimeError(f"Sparse {self._layout_name[len('Sparse'):].upper()} tensors do not have is_contiguous")
+
+    contiguous = flatten = _no_strided_property
+
+    def diag(self, diagonal: int = 0):
+        raise RuntimeError(f"Sparse {self._layout_name[len('Sparse'):].upper()} tensors do not have strides")
+
+    def masked_fill(self, mask, value):
+        raise RuntimeError("unsupported memory format option Contiguous")
+
+    def sum(self, dim=None, keepdim: bool = False, *, dtype=None):
+        """Over every dim a dense 0-d tensor (the dense op); over some dims torch's kernel takes CSR only and
+        refuses keepdim=False."""
+        if dim is not None and isinstance(self, SparseCSCTensor):
+            raise RuntimeError("Currently the only compressed sparse format supported for sum.dim_IntList is CSR, "
+                               f"but got layout {self._layout_name}")
+        if dim is not None and not keepdim:
+            raise RuntimeError("reduction operations on CSR tensors with keepdim=False is unsupported")
+        with DisableTorchFunctionSubclass():
+            return Tensor.sum(self, dim, keepdim, dtype=dtype) if dim is not None else Tensor.sum(self, dtype=dtype)
 
     def _refuse_layout(self, *args, **kwargs):
         """torch has no compressed kernel for subtraction or division: they raise naming the layout."""
@@ -1702,6 +1795,22 @@ def _refusing_non_operands(cls, operators: dict) -> None:
         setattr(cls, name, operator)
 
 
+def _compressed_comparison(name: str):
+    """``s == 1``: torch's refusal naming the layout; against what is no tensor or number (None, a list),
+    NotImplemented, so Python answers (``s == None`` is False)."""
+    def operator(self, other):
+        if isinstance(other, (Tensor, numbers.Number)):
+            raise RuntimeError(f"unsupported tensor layout: {self._layout_name}")
+        return NotImplemented
+    operator.__name__ = name
+    return operator
+
+
+for _name in ("eq", "ne", "lt", "le", "gt", "ge"):
+    setattr(_CompressedTensor, f"__{_name}__", _compressed_comparison(f"__{_name}__"))
+_CompressedTensor.__hash__ = Tensor.__hash__  # (defining __eq__ would otherwise unset it)
+
+
 _OPERATOR_SYMBOLS = {"__add__": "+", "__radd__": "+", "__sub__": "-", "__rsub__": "-", "__mul__": "*",
                      "__rmul__": "*", "__truediv__": "/", "__matmul__": "@", "__rmatmul__": "@"}
 _refusing_non_operands(_CompressedTensor, _OPERATOR_SYMBOLS)
@@ -1777,8 +1886,6 @@ def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=Non
                       pin_memory: bool = False, requires_grad: bool = False, check_invariants=None) -> SparseCSRTensor:
     """torch.sparse_csr_tensor: a (rows × columns) matrix from its CSR parts; ``size`` defaults to
     (len(crow_indices) - 1, one past the largest column index)."""
-    if requires_grad:
-        raise RuntimeError(_NO_GRAD)
     crow, col = _csr_index(crow_indices, "crow_indices"), _csr_index(col_indices, "col_indices")
     value = values if isinstance(values, Tensor) else Tensor._make(_to_array(values, None))
     if dtype is not None or device is not None:
@@ -1800,11 +1907,24 @@ def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=Non
                            "(a matrix of len(crow_indices) - 1 rows)")
     if col.shape[0] and (int(col.min()) < 0 or int(col.max()) >= size[1]):
         raise RuntimeError(f"sparse_csr_tensor: col_indices must lie in [0, {size[1]}), got {_host_list(col)}")
-    return SparseCSRTensor._from_parts(crow, col, value_array, size)
+    return SparseCSRTensor._from_parts(crow, col, value_array, size).requires_grad_(requires_grad)
 
 
 def _host_list(array) -> list:
     return Tensor._make(array).tolist()
+
+
+def _cast_values(tensor: _CompressedTensor, dtype) -> _CompressedTensor:
+    """``tensor`` with its values cast to ``dtype`` as a C cast does (a complex value's real part), out of
+    the graph (what an in-place write takes)."""
+    values = tensor._parts[2]
+    if tensor.dtype is dtype:
+        return tensor
+    if tensor.dtype.is_complex and not dtype.is_complex:
+        _config.warn_once(_COMPLEX_TO_REAL)  # (torch's copy kernel's warning, once a process)
+        values = values.real
+    with np.errstate(invalid="ignore"):  # (NaN or inf to an integer: whatever the cast gives, as in C)
+        return tensor._with_values(values.astype(dtype.np))
 
 
 def _csr_at(mask, dense) -> SparseCSRTensor:
@@ -1847,9 +1967,11 @@ def _compressed_add(input, other, alpha=1) -> Tensor:
         if input.shape != other.shape:
             raise RuntimeError(f"torch.add: Expected input tensors to have the same shape, but got tensor `self` "
                                f"with shape {list(input.shape)} and tensor `other` with shape {list(other.shape)}")
-        if input.dtype is not other.dtype:
-            raise RuntimeError(f"expected scalar type {_dtype.scalar_name(other.dtype)} but found "
-                               f"{_dtype.scalar_name(input.dtype)}")
+        if input.dtype is not other.dtype:  # (torch's kernel names the promoted type, then the other one)
+            promoted = _dtype.promote_types(input.dtype, other.dtype)
+            found = input if promoted is other.dtype else other
+            raise RuntimeError(f"expected scalar type {_dtype.scalar_name(promoted)} but found "
+                               f"{_dtype.scalar_name(found.dtype)}")
         total = _in_graph(input).add(_in_graph(other), alpha=alpha)
         return _joined_graph(_csr_at(_pattern(input) | _pattern(other), total._data), total)
     compressed, dense = (input, _dense_operand(other)) if isinstance(input, _CompressedTensor) \
@@ -1859,15 +1981,22 @@ def _compressed_add(input, other, alpha=1) -> Tensor:
                            f"{list(dense.shape)} while other has size {list(compressed.shape)} (FYI: op2-sparse "
                            "addition does not currently support broadcasting)")
     backing = _in_graph(compressed)  # (its gradient unmasked, as torch's add gives it)
-    if compressed is input:
-        return backing.add(dense, alpha=alpha)
-    return dense.add(backing, alpha=alpha)
+    if compressed is not input:
+        return dense.add(backing, alpha=alpha)
+    if alpha == 1:
+        return backing.add(dense)
+    # torch's kernel scales the compressed operand by alpha even when it comes first, while its derivative
+    # (the generic one: alpha on ``other``) scales the dense one's gradient: torch's values, torch's gradients
+    total = dense.detach().add(Tensor._make(compressed._data), alpha=alpha)
+    return _joined_graph(total, backing.add(dense, alpha=alpha)) if is_recording(compressed, dense) else total
 
 
-def _compressed_mul(input, other) -> Tensor:
-    """torch.mul with a compressed operand: a number or 0-d tensor scales the values (layout kept); a CSR
-    matrix times a CSR matrix is CSR over the intersection of their patterns, times a dense (or COO) matrix
-    of its shape CSR over its own pattern; CSC times a matrix, or COO times CSR, has no kernel."""
+def _compressed_mul(input, other, into_csr: bool = False) -> Tensor:
+    """torch.mul with a compressed operand: a number or 0-d tensor scales the values (layout kept); else the
+    result is CSR: over the intersection of two CSR patterns (or a CSR and a coalesced COO one), over a CSC
+    operand's pattern (the other taken as dense; of the second when both are), or over the compressed operand's pattern against a strided
+    matrix. Its kernel allocates the result as the first operand, so a CSC or COO first operand (or a CSC
+    second after a strided first) is refused unless the result goes into a CSR out= (``into_csr``)."""
     compressed, factor = (input, other) if isinstance(input, _CompressedTensor) else (other, input)
     if isinstance(factor, numbers.Number) or (isinstance(factor, Tensor) and factor.layout is _layout_strided
                                               and factor.dim() == 0):
@@ -1877,26 +2006,39 @@ def _compressed_mul(input, other) -> Tensor:
     if not isinstance(factor, Tensor):
         with DisableTorchFunctionSubclass():
             return Tensor.mul(input, other)  # (the dense op's TypeError, as before)
-    if isinstance(input, (SparseCSCTensor, SparseCOOTensor)) or isinstance(other, SparseCSCTensor):
+    if not (into_csr or isinstance(input, SparseCSRTensor)
+            or isinstance(other, SparseCSRTensor) and input.layout is _layout_strided):
         raise RuntimeError("Expected result Tensor to be of format CSR")
-    if isinstance(factor, _CompressedTensor):
-        mask = _pattern(input) & _pattern(other)
-    elif factor.shape != compressed.shape:
+    if not isinstance(factor, _CompressedTensor) and factor.shape != compressed.shape:
         raise RuntimeError(f"sparse_mask(): operands have incompatible sizes; self has size {list(factor.shape)} "
                            f"but mask has size {list(compressed.shape)}")
+    csc = next((x for x in (other, input) if isinstance(x, SparseCSCTensor)), None)
+    if csc is not None:  # (the second operand's when both are CSC)
+        mask = _pattern(csc)
+    elif isinstance(factor, _CompressedTensor):
+        mask = _pattern(input) & _pattern(other)
+    elif isinstance(factor, SparseCOOTensor):  # (the COO operand's entries, explicit zeros too)
+        entries = array_module(compressed._data).zeros(tuple(compressed.shape), dtype=bool)
+        entries[tuple(factor._indices()._data)] = True
+        mask = _pattern(compressed) & entries
     else:
         mask = _pattern(compressed)
     product = Tensor._make(input._data).mul(Tensor._make(other._data))
     result = _csr_at(mask, product._data)
-    strided = [index for index, x in enumerate((input, other)) if not isinstance(x, _CompressedTensor)]
     if any(is_recording(x) for x in (input, other)):
-        refused = next((index for index in strided if (input, other)[index]._requires_grad), None)
-        if refused is None:  # compressed operands only: their dense backings' product, the same values
+        # the gradient torch's MulBackward0 gives an operand is CSR: its engine refuses it for any other layout
+        refused = next((index for index, x in enumerate((input, other))
+                        if not isinstance(x, SparseCSRTensor) and x._requires_grad), None)
+        if refused is None:  # CSR operands only: their dense backings' product, the same values
             return _joined_graph(result, _in_graph(input).mul(_in_graph(other)))
-        left, right = (_in_graph(x) if isinstance(x, _CompressedTensor) else x for x in (input, other))
-        _joined_graph(result, name_node(_StridedGradRefused.apply(left, right, result=result, index=refused),
-                                        "MulBackward0"))
+        left, right = (x if x.layout is _layout_strided else _in_graph(x) for x in (input, other))
+        _joined_graph(result, name_node(_OtherLayoutGradRefused.apply(
+            left, right, result=result, index=refused, layout=_LAYOUT_NAMES[(input, other)[refused].layout]),
+            "MulBackward0"))
     return result
+
+
+_LAYOUT_NAMES = {_layout_strided: "Strided", sparse_coo: "Sparse", sparse_csr: "SparseCsr", sparse_csc: "SparseCsc"}
 
 
 class _CompressedToDense(Function):
@@ -1917,23 +2059,23 @@ class _CompressedToDense(Function):
         return where(Tensor._make(ctx.mask), grad, 0)
 
 
-class _StridedGradRefused(Function):
-    """A compressed product with a strided operand that requires grad: torch records MulBackward0, whose
-    gradient for the strided operand is compressed, which its engine refuses as the backward runs."""
+class _OtherLayoutGradRefused(Function):
+    """A CSR product with an operand of another layout (strided, COO, CSC) that requires grad: torch records
+    MulBackward0, whose gradient for that operand is CSR, which its engine refuses as the backward runs."""
 
-    label = "compressed times strided"
-    rule = "refused: the strided operand's gradient would be compressed"
+    label = "CSR times another layout"
+    rule = "refused: the other operand's gradient would be CSR"
     _array_forward = True
 
     @staticmethod
-    def forward(ctx, left, right, result, index):
-        ctx.index = index
+    def forward(ctx, left, right, result, index, layout):
+        ctx.index, ctx.layout = index, layout
         return result._data
 
     @staticmethod
     def backward(ctx, grad):
         raise RuntimeError(f"Function MulBackward0 returned an invalid gradient at index {ctx.index} - expected "
-                           "layout Strided but got SparseCsr")
+                           f"layout {ctx.layout} but got SparseCsr")
 
 
 # the function forms (torch.add(dense, csr), dense.add_(csr), torch.sub(...)) answer as the operators do
@@ -1960,12 +2102,105 @@ def _check_compressed_product(left, right) -> None:
                            f"{_dtype.scalar_name(right.dtype)}")
 
 
+def _compressed_into(name: str, out, input, other, alpha=1):
+    """torch.add/torch.mul with a compressed operand and ``out=``: torch's compressed kernels write only a
+    compressed ``out`` of the result's own layout (a strided one takes a sum with a strided operand), each
+    refusing any other in its words; None where the dense op with out= answers as torch's (a number or a
+    COO operand)."""
+    refuse_out_under_autograd(name, out, *(x for x in (input, other) if isinstance(x, Tensor)))
+    if name == "mul":
+        if not isinstance(out, SparseCSRTensor):
+            raise RuntimeError("Expected result Tensor to be of format CSR")
+        scalar = other if isinstance(input, _CompressedTensor) else input
+        if not isinstance(scalar, Tensor) or scalar.dim() == 0:  # (its kernel masks the number by the pattern)
+            size = list(scalar.shape) if isinstance(scalar, Tensor) else []
+            raise RuntimeError(f"sparse_mask(): operands have incompatible sizes; self has size {size} but mask "
+                               f"has size {list(out.shape)}")
+        return out._become(_cast_values(_compressed_mul(input, other, into_csr=True), out.dtype))
+    if isinstance(input, _CompressedTensor) and isinstance(other, _CompressedTensor):
+        if not isinstance(out, _CompressedTensor):
+            raise RuntimeError('at::sparse_csr::is_sparse_compressed(out) INTERNAL ASSERT FAILED at "/__w/pytorch/'
+                               'pytorch/aten/src/ATen/SparseCsrTensorUtils.h":372, please report a bug to PyTorch. ')
+        if type(out) is not type(input):
+            raise RuntimeError(f"resize_as_sparse_compressed_tensor_: self and src must have the same layout, but "
+                               f"got: self ({out._layout_name}) and source ({input._layout_name})")
+        if out.dtype is not input.dtype:
+            raise RuntimeError(f"expected scalar type {_dtype.scalar_name(out.dtype)} but found "
+                               f"{_dtype.scalar_name(input.dtype)}")
+        return out._become(_compressed_add(input, other, alpha))
+    if isinstance(out, _CompressedTensor):  # (the strided kernel asks its out for contiguity)
+        raise RuntimeError(f"Sparse {out._layout_name[len('Sparse'):].upper()} tensors do not have is_contiguous")
+    if isinstance(out, SparseCOOTensor):
+        raise RuntimeError("out argument must be contiguous, but got: Contiguous")
+    if not (isinstance(input, Tensor) and isinstance(other, Tensor) and input.layout is not sparse_coo
+            and other.layout is not sparse_coo):
+        return None
+    total = _compressed_add(input, other, alpha)  # (alpha on the compressed operand, as torch's kernel)
+    if total.dtype._category > out.dtype._category:
+        raise RuntimeError(f"Can't convert result type {_dtype.scalar_name(total.dtype)} to output "
+                           f"{_dtype.scalar_name(out.dtype)} in add operation")
+    return _write_checked_out(total, out)
+
+
+# the entry-by-entry math torch's compressed kernels run on the values (each maps 0 to 0; the result keeps
+# the layout and the pattern), in place too; and the entry-wise math they refuse naming the layout (the
+# ones that would fill the unspecified entries, comparisons, pow, binary math other than add and mul)
+_COMPRESSED_VALUEWISE = frozenset(_VALUEWISE) - {"nan_to_num", "square"} | {"neg", "angle", "isneginf", "isposinf"}
+_COMPRESSED_LAYOUT_REFUSED = frozenset(_REFUSED) | {
+    "eq", "ne", "lt", "le", "gt", "ge", "eq_", "ne_", "lt_", "le_", "gt_", "ge_", "greater", "greater_equal", "less",
+    "less_equal", "not_equal", "pow", "pow_", "maximum", "minimum", "fmod", "remainder", "bitwise_not", "clamp_min",
+    "clamp_max", "square", "square_"} | {f"{name}_" for name in (*_REFUSED, "bitwise_not")}
+# ... and the ops the dispatcher finds no compressed kernel for, by the overload it names
+_COMPRESSED_NO_KERNEL = {"nan_to_num": "nan_to_num.out", "mean": "mean.out", "amax": "amax.out", "amin": "amin.out",
+                         "argmax": "argmax.out", "argmin": "argmin.out", "norm": "norm.out", "softmax": "_softmax.out",
+                         "log_softmax": "_log_softmax.out", "trace": "trace", "triu": "triu.out", "tril": "tril.out",
+                         "where": "where.self", "nan_to_num_": "nan_to_num.out", "triu_": "triu.out",
+                         "tril_": "tril.out"}
+_COMPRESSED_NO_KERNEL_PLAIN = {"max": "max", "min": "min", "prod": "prod"}  # (without a dim: another overload)
+
+
+def _no_compressed_kernel(kernel: str) -> NotImplementedError:
+    return NotImplementedError(_not_on_sparse(kernel).replace("'SparseCPU'", "'SparseCsrCPU'"))
+
+
+def _compressed_valuewise(func, name: str, tensor: _CompressedTensor, rest: tuple, kwargs: dict):
+    """``func`` (a value-wise op) of each stored value, or None when its arguments are not the plain form
+    (the dense op's errors answer those)."""
+    in_place = name.endswith("_")
+    op = name[:-1] if in_place else name
+    if op not in _COMPRESSED_VALUEWISE or rest or kwargs:
+        return None
+    values = getattr(Tensor, op)(Tensor._make(tensor._parts[2]))
+    result = tensor._with_values(values._data, lambda dense: getattr(dense, op)())
+    return tensor._become(result) if in_place else result
+
+
 def _compressed_torch_function(cls, func, types, args=(), kwargs=None):
     kwargs = {} if kwargs is None else kwargs
     name = getattr(func, "__name__", "")
     if name.startswith("__") and name.endswith("__"):
         name = name[2:-2]
-    if getattr(func, "__torch_owner__", "") in ("torch", "torch.Tensor") and "out" not in kwargs:
+    owner = getattr(func, "__torch_owner__", "")
+    if owner in ("torch", "torch.Tensor") and "out" not in kwargs and name in _COMPRESSED_LAYOUT_REFUSED:
+        first = next((x for x in (*args, *kwargs.values()) if isinstance(x, _CompressedTensor)), None)
+        if first is not None and all(isinstance(x, (Tensor, numbers.Number)) for x in args):
+            raise RuntimeError(f"unsupported tensor layout: {first._layout_name}")
+    if owner in ("torch", "torch.Tensor") and "out" not in kwargs and (
+            name in _COMPRESSED_NO_KERNEL or name in _COMPRESSED_NO_KERNEL_PLAIN and len(args) == 1 and not kwargs):
+        raise _no_compressed_kernel(_COMPRESSED_NO_KERNEL.get(name) or _COMPRESSED_NO_KERNEL_PLAIN[name])
+    if owner == "torch" and name == "sum" and args and isinstance(args[0], _CompressedTensor):
+        return args[0].sum(*args[1:], **kwargs)
+    if owner in ("torch", "torch.Tensor") and args and isinstance(args[0], _CompressedTensor):
+        result = _compressed_valuewise(func, name, args[0], args[1:], kwargs)
+        if result is not None:
+            return result
+    if owner == "torch" and name in ("add", "mul", "multiply") and len(args) == 2 and "out" in kwargs \
+            and set(kwargs) <= {"out", "alpha"} and isinstance(kwargs["out"], Tensor):
+        written = _compressed_into("mul" if name == "multiply" else name, kwargs["out"], *args,
+                                   **({"alpha": kwargs["alpha"]} if "alpha" in kwargs else {}))
+        if written is not None:
+            return written
+    if owner in ("torch", "torch.Tensor") and "out" not in kwargs:
         operands = (*args, *kwargs.values())
         if name in _COMPRESSED_REFUSED:
             first = next(x for x in operands if isinstance(x, _CompressedTensor))
@@ -1996,7 +2231,7 @@ def to_sparse_csr(self, dense_dim=None) -> SparseCSRTensor:
         raise RuntimeError(f"to_sparse_csr: expected a 2-D tensor, got {self.dim()} dims")
     result = _csr_at(self._data != 0, self._data)
     if is_recording(self):
-        _joined_graph(result, name_node(_ToSparse.apply(self), "ToSparseCsrBackward0"))
+        _joined_graph(result, name_node(_ToCompressed.apply(self, mask=_pattern(result)), "ToSparseCsrBackward0"))
     return result
 
 
@@ -2012,7 +2247,7 @@ def to_sparse_csc(self, dense_dim=None) -> SparseCSCTensor:
     result = SparseCSCTensor._from_parts(ccol.astype(np.int64), rows.astype(np.int64),
                                          xp.ascontiguousarray(self._data[rows, cols]), tuple(self.shape))
     if is_recording(self):
-        _joined_graph(result, name_node(_ToSparse.apply(self), "ToSparseCscBackward0"))
+        _joined_graph(result, name_node(_ToCompressed.apply(self, mask=_pattern(result)), "ToSparseCscBackward0"))
     return result
 
 
@@ -2165,6 +2400,25 @@ def to_sparse(self, sparse_dim: int | None = None, *, layout=None, blocksize=Non
     if is_recording(self):
         _joined_graph(result, name_node(_ToSparse.apply(self), node))
     return result
+
+
+class _ToCompressed(Function):
+    """Tensor.to_sparse_csr/to_sparse_csc of a tensor that requires grad: the gradient passes back as it is,
+    except that a zero off the result's pattern is +0.0, as torch's gradient is there (a compressed one made
+    dense fills what it does not store with +0.0, whatever sign the math on the stored values gave)."""
+
+    label = "to sparse compressed"
+    rule = "grad, +0.0 where it is zero off the pattern"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, dense, mask):
+        ctx.mask = mask
+        return dense.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return where(Tensor._make(ctx.mask) | (grad != 0), grad, 0)
 
 
 class _ToSparse(Function):
@@ -2522,6 +2776,8 @@ def _add_sparse(self: SparseCOOTensor, other: SparseCOOTensor, alpha) -> SparseC
 def _softmax_over_entries(input: Tensor, dim: int, dtype, name: str) -> SparseCOOTensor:
     """torch.sparse.softmax / log_softmax: over ``dim`` among the specified entries only (the
     unspecified ones count as -inf), a coalesced sparse tensor with input's indices."""
+    if isinstance(input, _CompressedTensor):
+        raise _no_compressed_kernel(f"_sparse_{name}")
     if not isinstance(input, SparseCOOTensor):
         raise NotImplementedError(f"Could not run 'aten::_sparse_{name}' with arguments from the 'CPU' backend.")
     coalesced = input.coalesce()
