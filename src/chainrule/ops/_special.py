@@ -212,9 +212,10 @@ def _copy_sign_bit(values: np.ndarray, signs: np.ndarray, scratch: np.ndarray) -
 
 
 def _round_float32(wide: np.ndarray, narrow: np.ndarray) -> None:
-    """wide (float64) rounded to float32, into narrow and back into wide."""
-    np.copyto(narrow, wide, casting="same_kind")
-    np.copyto(wide, narrow)
+    """wide (float64) rounded to float32, into narrow and back into wide. (The kernels cast by
+    assignment: np.copyto's cast, without its Python dispatcher.)"""
+    narrow[...] = wide
+    wide[...] = narrow
 
 
 def gelu_float32(x: np.ndarray) -> np.ndarray:
@@ -240,8 +241,8 @@ def gelu_float32(x: np.ndarray) -> np.ndarray:
         np.subtract(_I32[23], b, out=d)
         d *= sat
         b += d
-        np.copyto(i, b)
-        np.copyto(z64, z)
+        i[...] = b
+        z64[...] = z
         _GELU_ERF_POLYNOMIALS[5].take(i, out=w, mode="clip")
         for degree in (4, 3, 2, 1, 0):  # Horner, each step one float32 fused multiply-add
             w *= z64
@@ -249,7 +250,7 @@ def gelu_float32(x: np.ndarray) -> np.ndarray:
             w += c
             if degree:
                 _round_float32(w, p)
-        np.copyto(p, w, casting="same_kind")
+        p[...] = w
         _copy_sign_bit(p, block, sign[:n])
         p += _F32_ONE
         result = out[start:start + n]
@@ -267,7 +268,7 @@ def _horner_float32(acc: np.ndarray, z: np.ndarray, coefficients: tuple, narrow:
         _round_float32(acc, narrow)
         acc *= z
     acc += coefficients[-1]
-    np.copyto(narrow, acc, casting="same_kind")
+    narrow[...] = acc
     return narrow
 
 
@@ -294,13 +295,13 @@ def gelu_backward_float32(grad: np.ndarray, x: np.ndarray) -> np.ndarray:
         np.multiply(qb, _LOG2E, out=tb)
         tb += _F32_HALF
         np.floor(tb, out=tb)
-        np.copyto(zb, tb)
+        zb[...] = tb
         zb *= _NEGATIVE_LN2_64  # exact: k and ln2 are floats
         zb += qb
         _round_float32(zb, ab)
         _horner_float32(accb, zb, _EXP_POLYNOMIAL_64, ab)
         tb -= _F32_ONE
-        np.copyto(kb, tb, casting="unsafe")
+        kb[...] = tb
         kb += _I32[127]
         np.left_shift(kb, _I32[23], out=kb)  # the bits of 2^(k-1)
         kb *= keep
@@ -311,20 +312,20 @@ def gelu_backward_float32(grad: np.ndarray, x: np.ndarray) -> np.ndarray:
         tb *= qb
         # erf(r) = sign(r) (1 - q w p(w)), w = 1 / (1 + 0.3275911 |r|)
         np.abs(rb, out=bb)
-        np.copyto(zb, bb)
+        zb[...] = bb
         zb *= _A_S_SCALE_64
         zb += _F64_ONE
-        np.copyto(bb, zb, casting="same_kind")
+        bb[...] = zb
         np.divide(_F32_ONE, bb, out=bb)
-        np.copyto(zb, bb)
+        zb[...] = bb
         np.negative(qb, out=qb)
         qb *= bb
         _horner_float32(accb, zb, _A_S_FLOAT32_64, ab)
-        np.copyto(zb, ab)
-        np.copyto(accb, qb)
+        zb[...] = ab
+        accb[...] = qb
         accb *= zb
         accb += _F64_ONE
-        np.copyto(ab, accb, casting="same_kind")
+        ab[...] = accb
         _copy_sign_bit(ab, rb, sb)
         # 1/2 + t + erf/2: oneDNN's fused erf·(1/2) + (t + 1/2), whose product is exact
         ab *= _F32_HALF
