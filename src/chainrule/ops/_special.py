@@ -190,8 +190,8 @@ _GELU_BLOCK = 1 << 14  # cache-sized blocks, as _erf_single's
 
 def _operand(value, dtype) -> np.ndarray:
     """``value`` as a 0-d array of ``dtype``: the same operand as the number of that dtype, which a
-    ufunc takes in about a quarter of the time it spends converting a Python or NumPy scalar (2-3 us
-    a call in NumPy 2, most of a call on a small tensor); the kernels below make a few dozen calls."""
+    ufunc takes without converting a Python or NumPy scalar first (NumPy 2.4, a float32 multiply of
+    4096 values: 0.7 us with the array, 2.6 us with np.float32(0.5)); the kernels make a few dozen calls."""
     array = np.full((), value, dtype)
     array.flags.writeable = False
     return array
