@@ -254,7 +254,7 @@ def _trailing(dims: tuple, ndim: int) -> tuple:
 def _layer_norm(node, grad):
     # per row: dx = (1/σ)·(ĝ - mean(ĝ) - x̂·mean(ĝ·x̂)) with ĝ = g·γ; dγ = Σ g·x̂, dβ = Σ g (the walk
     # sums over the leading dims)
-    x, w = node.saved_values
+    x, w, _ = node.saved_values
     dims = _trailing(node.dims, x.ndim)
     needs = node.needs_input_grad
     if node.xhat is not None and not is_recording(grad, x, w):

@@ -2007,7 +2007,14 @@ def _sigmoid_array(x):
         # 0 below x = -88.7 (float32), where e^x / (1 + e^x) would go on into the subnormals. Its
         # e^-x is torch's exp (_exp_array), not NumPy's float32 one (an ulp off in two values of five)
         with np.errstate(over="ignore"):
-            return 1 / (1 + _exp_array(-x))
+            e = _exp_array(-x)
+            one = _ONES.get(e.dtype)
+            if one is None or type(e) is not np.ndarray:  # (complex, a device array, 0-d: scalars)
+                return 1 / (1 + e)
+            # in place on e, fresh from exp: the same float ops, without two arrays and the Python
+            # 1's conversions (a few us each on a small tensor)
+            np.add(one, e, out=e)
+            return np.divide(one, e, out=e)
     # (float16 and bfloat16 arrays, whose e^-x overflows early: exp of a non-positive number only)
     e = xp.exp(-xp.abs(x))
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)

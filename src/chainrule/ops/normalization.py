@@ -22,7 +22,6 @@ from ..autograd.function import (
     Function,
     SavedValue,
     ctx_value,
-    leaf_input,
     name_node,
     numpy_errstate,
     saved,
@@ -738,12 +737,42 @@ def _layer_norm_rows(x2, eps: float) -> tuple:
     """(x̂, 1/σ) of the rows of the contiguous (rows, D) array ``x2``; 1/σ as a (rows, 1) column."""
     xp = array_module(x2)
     d = x2.shape[1]
+    if xp is np and x2.dtype.kind == "f":
+        row_mean, length, epsilon, one = _row_constants(d, x2.dtype, eps)
+        xhat = x2 - (x2 @ row_mean)[:, None]
+        # the same float ops as the expression below, in place on the fresh row vector
+        var = np.divide(np.einsum("ij,ij->i", xhat, xhat), length)
+        np.add(var, epsilon, out=var)
+        np.sqrt(var, out=var)
+        invstd = np.divide(one, var, out=var)[:, None]
+        xhat *= invstd
+        return xhat, invstd
     row_mean = xp.full(d, 1.0 / d, dtype=x2.dtype)
     xhat = x2 - (x2 @ row_mean)[:, None]
     var = xp.einsum("ij,ij->i", xhat, xhat) / d
     invstd = (1.0 / xp.sqrt(var + eps)).astype(x2.dtype, copy=False)[:, None]
     xhat *= invstd
     return xhat, invstd
+
+
+def _row_constants(d: int, dtype, eps: float) -> tuple:
+    """(the vector of 1/d, d, eps, 1) for ``_layer_norm_rows`` in ``dtype``, made once per row length,
+    dtype and eps: the numbers as 0-d arrays, which a ufunc takes in a fraction of the time it
+    spends converting a Python number (the same value: NumPy casts a Python operand to the
+    array's dtype)."""
+    key = (d, dtype, eps)
+    constants = _ROW_CONSTANTS.get(key)
+    if constants is None:
+        if len(_ROW_CONSTANTS) > 256:
+            _ROW_CONSTANTS.clear()
+        constants = tuple(np.full(shape, value, dtype) for shape, value in (((d,), 1.0 / d), ((), d), ((), eps), ((), 1.0)))
+        for array in constants:
+            array.flags.writeable = False
+        _ROW_CONSTANTS[key] = constants
+    return constants
+
+
+_ROW_CONSTANTS: dict = {}
 
 
 class LayerNorm(Function):
@@ -761,7 +790,7 @@ class LayerNorm(Function):
     forward_state = ("xhat", "invstd", "mean")
     # torch's grad_fn._saved_* names: result1 and result2 are the rows' mean and 1/σ
     saved_attributes = {
-        "_saved_bias": leaf_input(2),
+        "_saved_bias": saved(2),
         "_saved_input": saved(0),
         "_saved_normalized_shape": SavedValue(lambda node: tuple(node._input_meta[0][0][d] for d in node.dims)),
         "_saved_result1": SavedValue(lambda node: node.saved_values[0].mean(dim=node.dims, keepdim=True), tensor=True),
@@ -778,7 +807,7 @@ class LayerNorm(Function):
             out, mean, invstd = _cuda_kernels.layer_norm(x, len(dims), w, b, eps=eps)
             if any(ctx.needs_input_grad):
                 ctx.xhat, ctx.invstd, ctx.dims, ctx.eps, ctx.mean = None, invstd, dims, eps, mean
-            ctx.save_for_backward(x, w)
+            ctx.save_for_backward(x, w, b)
             return out
         d = w.size
         x2 = xp.ascontiguousarray(x.reshape(-1, d))  # contiguous rows: torch's output is contiguous
@@ -790,12 +819,12 @@ class LayerNorm(Function):
             out += b.reshape(d)
         if any(ctx.needs_input_grad):
             ctx.xhat, ctx.invstd, ctx.dims, ctx.eps = xhat, invstd, dims, eps
-        ctx.save_for_backward(x, w)
+        ctx.save_for_backward(x, w, b)  # b: torch keeps it (grad_fn._saved_bias), unused by the rule
         return out.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
-        x, w = ctx.saved_values
+        x, w, _ = ctx.saved_values
         needs = ctx.needs_input_grad
         mean = getattr(ctx, "mean", None)
         xhat, invstd = ctx.xhat, ctx.invstd
@@ -987,7 +1016,8 @@ def _runs_in_float32(input: Tensor, *parameters, on_autocast_float32_list: bool 
 def _values_per_channel(input: Tensor, training: bool) -> int:
     if input.ndim == 0 and training:  # torch's Python check reads size[0]
         raise IndexError("tuple index out of range")
-    count = math.prod(input.shape[:1]) * math.prod(input.shape[2:])
+    shape = input._data.shape  # (the array's sizes: Tensor.shape would wrap them in a Size first)
+    count = math.prod(shape[:1]) * math.prod(shape[2:])
     if training and count == 1:  # an empty batch passes: torch returns an empty output
         raise ValueError(f"Expected more than 1 value per channel when training, got input size "
                          f"torch.Size({list(input.shape)})")
@@ -1022,17 +1052,19 @@ def _check_batch_norm_parameters(channels: int, running_mean: Tensor | None, run
                 raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of "
                                    "dimensions of tensor")
     copies = 1 if repeats is None else repeats
+    # (sizes read off the arrays, as numel() and ndim read them, without numel's dispatch: torch's
+    # kernel checks them in C++, where no torch-function mode sees a call)
     for name, stat in (("running_mean", running_mean), ("running_var", running_var)):
         if stat is None:
             if not training:
                 raise RuntimeError(f"{name} must be defined in evaluation mode")
-        elif copies * stat.numel() != channels:
-            raise RuntimeError(f"{name} should contain {channels} elements not {copies * stat.numel()}")
-        elif stat.ndim != 1 and repeats is None:  # torch's kernel reads the statistics through a 1-d accessor
-            raise RuntimeError(f"TensorAccessor expected 1 dims but tensor has {stat.ndim}")
+        elif copies * stat._data.size != channels:
+            raise RuntimeError(f"{name} should contain {channels} elements not {copies * stat._data.size}")
+        elif stat._data.ndim != 1 and repeats is None:  # torch's kernel reads the statistics through a 1-d accessor
+            raise RuntimeError(f"TensorAccessor expected 1 dims but tensor has {stat._data.ndim}")
     for name, parameter in (("weight", weight), ("bias", bias)):
-        if parameter is not None and copies * parameter.numel() != channels:
-            raise RuntimeError(f"{name} should contain {channels} elements not {copies * parameter.numel()}")
+        if parameter is not None and copies * parameter._data.size != channels:
+            raise RuntimeError(f"{name} should contain {channels} elements not {copies * parameter._data.size}")
 
 
 def _refuse_one_running_statistic(running_mean: Tensor | None, running_var: Tensor | None) -> None:
@@ -1063,13 +1095,14 @@ def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor 
     momentum = check_float(momentum, "batch_norm", "momentum", position=7)
     eps = check_float(eps, "batch_norm", "eps", position=8)
     count = _values_per_channel(input, training)  # torch checks this first
-    if input.numel() == 0:  # torch's shortcut comes before its checks of the parameters
+    shape = input._data.shape
+    if not input._data.size:  # torch's shortcut comes before its checks of the parameters
         return _empty_batch_norm(input, weight, bias)
-    if input.ndim < 2:
+    if len(shape) < 2:
         # no channel dim: torch's checks find 0 features, then dim 1 out of range
         _check_batch_norm_parameters(0, running_mean, running_var, weight, bias, training)
         raise IndexError("Dimension out of range (expected to be in range of [-1, 0], but got 1)")
-    c = input.shape[1]
+    c = shape[1]
     _check_batch_norm_parameters(c, running_mean, running_var, weight, bias, training)
     _refuse_one_running_statistic(running_mean, running_var)
     refuse_non_floating(input, "batch_norm")

@@ -970,18 +970,21 @@ def unsqueeze(input: Tensor, dim: int) -> Tensor:
     # torch's _saved_dim is the dim as given (a negative one as the C++ node's unsigned)
     given = int(dim)
     saved = _UNSQUEEZE_SAVED.get(given) or _UNSQUEEZE_SAVED.setdefault(given, {"_saved_dim": as_uint64(given)})
-    result = name_node(_reshape_to(input, shape[:d] + (1,) + shape[d:], UnsqueezeView, dim=given),
-                       "UnsqueezeBackward0", label="unsqueeze", saved=saved)
+    result = _reshape_to(input, shape[:d] + (1,) + shape[d:], UnsqueezeView, dim=given)
+    if result._grad_fn is not None:  # (name_node leaves an unrecorded output as it is)
+        name_node(result, "UnsqueezeBackward0", label="unsqueeze", saved=saved)
     data, array = result._data, input._data
-    if not data.size and type(data) is np.ndarray:  # torch's strides over an empty tensor's (NumPy's are zeros)
+    if type(data) is not np.ndarray or type(array) is not np.ndarray:
+        return result
+    if not data.size:  # torch's strides over an empty tensor's (NumPy's are zeros)
         array = strided_empty(array)
-    if type(data) is np.ndarray and type(array) is np.ndarray and (not data.size or np.may_share_memory(data, array)):
-        # torch's strides: the input's (NumPy's reshape redoes a size-1 dim's), and for the new dim
-        # the extent of the dim it goes before (1 at the end)
-        stride = array.shape[d] * array.strides[d] if d < ndim else array.itemsize
-        strides = array.strides[:d] + (stride,) + array.strides[d:]
-        if data.strides != strides:
-            result._data = strided_view(data, data.shape, strides)
+    # torch's strides: the input's (NumPy's reshape redoes a size-1 dim's), and for the new dim
+    # the extent of the dim it goes before (1 at the end); a view's only (memory tested last: the
+    # strides mostly agree already)
+    stride = array.shape[d] * array.strides[d] if d < ndim else array.itemsize
+    strides = array.strides[:d] + (stride,) + array.strides[d:]
+    if data.strides != strides and (not data.size or np.may_share_memory(data, array)):
+        result._data = strided_view(data, data.shape, strides)
     return result
 
 
