@@ -97,3 +97,47 @@ def test_max_unpool_values_and_gradients_unchanged_on_random_indices():
                 results.append((out.detach().numpy(), x.grad.numpy()))
             np.testing.assert_array_equal(results[0][0], results[1][0])
             np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+# ---- pools on size-1 dims: the output's strides are torch's, size-1 dims' included (channels-last
+# and contiguous outputs alike were NumPy's, whose contiguity ignores size-1 dims' strides)
+def _pool_cases():
+    for d, layout in ((2, "channels_last"), (3, "channels_last_3d"), (3, None), (2, None), (1, None)):
+        for shape in [(1, 1) + (1,) * (d - 1) + (2,), (2, 3) + (1,) * d, (1, 3) + (1,) * (d - 1) + (2,),
+                      (2, 1) + (2,) * d, (2, 3, 2) + (1,) * (d - 1)]:
+            for pool in ("max_pool", "avg_pool", "adaptive_max_pool", "adaptive_avg_pool"):
+                yield d, layout, shape, pool
+
+
+@pytest.mark.parametrize("d, layout, shape, pool", list(_pool_cases()))
+def test_pool_output_strides_on_size_one_dims_are_torchs(d, layout, shape, pool):
+    def strides(lib):
+        x = lib.arange(1.0, 1.0 + np.prod(shape)).reshape(shape)
+        if layout is not None:
+            x = x.to(memory_format=getattr(lib, layout))
+        fn = getattr(lib.nn.functional, f"{pool}{d}d")
+        try:
+            out = fn(x, 2) if pool.startswith("adaptive") else fn(x, 2, 1, 1)
+        except RuntimeError as error:  # (avg_pool3d refuses a plane smaller than its kernel, padded or not)
+            return str(error)
+        return tuple(out.shape), out.stride(), out.is_contiguous(), out.tolist()
+
+    assert strides(chainrule) == strides(real_torch)
+
+
+@pytest.mark.parametrize("shape, output_size, kernel", [
+    ((1, 1, 1, 2, 2), (1, 1, 1), 1), ((1, 1, 2, 1, 2), (1, 1, 1), 1), ((1, 1, 2, 2, 1), (1, 1, 1), 1),
+    ((1, 1, 4, 4, 4), (2, 2, 2), 3), ((1, 1, 5, 3, 3), (2, 1, 2), 3), ((1, 1, 5, 3, 5), (2, 1, 2), 3),
+    ((2, 5, 5, 4), (2, 2, 2), 3), ((1, 1, 5, 5, 5), (2, 2, 2), 3),
+    ((1, 1, 3, 3), (2, 2), 3), ((1, 1, 3, 3), (1, 2), 3), ((1, 1, 3, 3), (1, 1), (4, 1)), ((1, 1, 1, 2), (1, 1), 1),
+    ((1, 1, 3, 3), (1, 1), 3),
+])
+def test_fractional_max_pool_refuses_a_window_past_the_input_as_torch(shape, output_size, kernel):
+    def program(lib):
+        fn = getattr(lib.nn.functional, f"fractional_max_pool{len(output_size)}d")
+        x = lib.arange(1.0, 1.0 + np.prod(shape)).reshape(shape)
+        samples = lib.full((1 if len(shape) == len(output_size) + 1 else shape[0], shape[-len(output_size) - 1],
+                            len(output_size)), 0.5)
+        return fn(x, kernel, output_size=output_size, _random_samples=samples)
+
+    assert _outcome(chainrule, program) == _outcome(real_torch, program)

@@ -765,6 +765,11 @@ def _pool_geometry(input: Tensor, kernel_size, stride, padding, dilation, ceil_m
         raise RuntimeError(f"dilation should be greater than zero, but got {_named_sizes('dilation', dilation)}")
     if given is not None:
         _check_nonempty_planes(given, d, opname)
+    plane = tuple(input.shape[-d:])
+    if opname == "avg_pool3d" and any(m < k for m, k in zip(plane, kernel)):
+        # torch's pool3d_shape_check asks this of the average pool only, padding or not
+        raise RuntimeError(f"input image (T: {plane[0]} H: {plane[1]} W: {plane[2]}) smaller than kernel size "
+                           f"(kT: {kernel[0]} kH: {kernel[1]} kW: {kernel[2]})")
     geo = _PoolGeometry(kernel, stride, padding, dilation, tuple(input.shape[-d:]), ceil_mode)
     geo.stride_defaulted = stride_defaulted
     if own_1d and geo.out_shape[0] <= 0:
