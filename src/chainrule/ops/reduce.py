@@ -1181,12 +1181,19 @@ class Softmax(Function):
             # subtracting the max keeps exp in range: huge logits give no inf/NaN
             x = xp.asarray(x, order="C")  # torch's softmax output is contiguous whatever the input's strides
             if xp is np and x.size and x.ndim and dim in (-1, x.ndim - 1):
-                row_max = _row_max(x.reshape(-1, x.shape[-1])).reshape(x.shape[:-1] + (1,))
-                e = x - row_max
+                rows = x.reshape(-1, x.shape[-1])
+                e = rows - _row_max(rows)
+                np.exp(e, out=e)
+                # torch's _vec_softmax_lastdim adds each row in its vector lanes and multiplies by the
+                # sum's reciprocal (rows of 8 to 15 floats: 62 % of elements an ulp off its, 38 % with
+                # these two; the rest is its exp_u20, NumPy's exp here)
+                sums = cpu_softmax_order.row_sum(e) if e.dtype == np.float32 else np.add.reduce(e, axis=1, keepdims=True)
+                e *= np.reciprocal(sums, out=sums)
+                e = e.reshape(x.shape)
             else:
                 e = x - xp.max(x, axis=dim, keepdims=True) if x.size else x.copy()
-            xp.exp(e, out=e)
-            e /= xp.sum(e, axis=dim, keepdims=True)
+                xp.exp(e, out=e)
+                e /= xp.sum(e, axis=dim, keepdims=True)
         ctx.save_for_backward(e)
         ctx.dim = dim
         return e
