@@ -122,9 +122,13 @@ def _fractional_max_pool(input: Tensor, kernel_size, output_size, output_ratio, 
         sizes = _sizes(output_size, d, "output_size", opname)
         if any(m < 0 for m in sizes):
             raise RuntimeError(f"{opname}(): Trying to create tensor with negative dimension: output_size={list(sizes)}")
-    for n, m, k in zip(in_shape, sizes, kernel):
-        if m + k - 1 > n:
-            raise RuntimeError(f"{opname}(): pool size {k} too large relative to input size {n} for output size {m}")
+    # torch's order and words: (height, width) in 2-d, (time, width, height) in 3-d, where the last window
+    # must also end before the input does
+    for i, name in ((0, "height"), (1, "width")) if d == 2 else ((0, "time"), (2, "width"), (1, "height")):
+        n, m, k = in_shape[i], sizes[i], kernel[i]
+        if m + k - 1 > n - (d == 3):
+            raise RuntimeError(f"{opname}{'_out' * (d == 3)}(): pool {name} {k} too large relative to input "
+                               f"{name} {n}")
     batch = x._data.shape[:2]
     if random_samples is None:
         from .random import rand

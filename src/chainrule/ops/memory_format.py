@@ -28,9 +28,10 @@ def is_channels_last(a) -> bool:
 
 
 def channels_last(a):
-    """(N, C, *S) with (N, *S, C)-contiguous memory: ``a`` itself when it already is."""
+    """(N, C, *S) with (N, *S, C)-contiguous memory and torch's strides for it, size-1 dims' too:
+    ``a`` itself when it already has them, a view of it when only its size-1 dims' strides differ."""
     if is_channels_last(a):
-        return a
+        return _with_strides(a, channels_last_strides(a.shape, a.itemsize))
     xp = array_module(a)
     d = a.ndim - 2
     return xp.ascontiguousarray(a.transpose(0, *range(2, d + 2), 1)).transpose(0, d + 1, *range(1, d + 1))
@@ -56,7 +57,17 @@ def in_suggested_format(out, like):
     when ``like``'s strides suggest it (and ``out`` has its rank), contiguous otherwise."""
     if out.ndim == like.ndim and suggests_channels_last(like):
         return channels_last(out)
-    return array_module(out).ascontiguousarray(out)
+    out = array_module(out).ascontiguousarray(out)
+    # (NumPy's contiguity ignores size-1 dims' strides; a fresh torch tensor's are the dense ones)
+    return _with_strides(out, torch_contiguous_strides(out.shape, out.itemsize)) if 1 in out.shape else out
+
+
+def _with_strides(a, strides: tuple):
+    """``a`` seen with byte ``strides`` that address its elements where its own do (they differ on
+    size-1 dims only): a view, no copy; ``a`` itself when they are its own or it has no elements."""
+    if a.strides == strides or not a.size:
+        return a
+    return strided_view(a, a.shape, strides)
 
 
 def full_in_suggested_format(shape: tuple, value, dtype, like):

@@ -575,7 +575,8 @@ class FlatScatter(Function):
             lead = values.shape[:values.ndim - len(plane_shape)]
             planes = math.prod(lead)
             out = xp.zeros((planes, math.prod(plane_shape)), dtype=values.dtype)
-            xp.put_along_axis(out, indices.reshape(planes, -1), values.reshape(planes, -1), axis=1)
+            if out.size:  # (an empty output has nothing to put, and no -1 to reshape by)
+                xp.put_along_axis(out, indices.reshape(planes, -1), values.reshape(planes, -1), axis=1)
             out = out.reshape(lead + tuple(plane_shape))
             return in_suggested_format(out, values) if follow_layout else out
         return _flat_scatter(values, indices, plane_shape)
@@ -764,6 +765,11 @@ def _pool_geometry(input: Tensor, kernel_size, stride, padding, dilation, ceil_m
         raise RuntimeError(f"dilation should be greater than zero, but got {_named_sizes('dilation', dilation)}")
     if given is not None:
         _check_nonempty_planes(given, d, opname)
+    plane = tuple(input.shape[-d:])
+    if opname == "avg_pool3d" and any(m < k for m, k in zip(plane, kernel)):
+        # torch's pool3d_shape_check asks this of the average pool only, padding or not
+        raise RuntimeError(f"input image (T: {plane[0]} H: {plane[1]} W: {plane[2]}) smaller than kernel size "
+                           f"(kT: {kernel[0]} kH: {kernel[1]} kW: {kernel[2]})")
     geo = _PoolGeometry(kernel, stride, padding, dilation, tuple(input.shape[-d:]), ceil_mode)
     geo.stride_defaulted = stride_defaulted
     if own_1d and geo.out_shape[0] <= 0:
@@ -1194,14 +1200,12 @@ def _max_unpoolnd(input, indices, kernel_size, stride, padding, output_size, d: 
         made = _function.argument_dispatch(opname, _max_unpoolnd, (input, indices, kernel_size, stride, padding, output_size, d, opname), {})
         if made is not _function.RUN_UNDISPATCHED:
             return made
-    unbatched = _unbatched(input, d, opname)
-    x = input.unsqueeze(0) if unbatched else input
-    idx = indices.unsqueeze(0) if unbatched else indices
+    _unbatched(input, d, opname)
     # (torch's max_unpool reads these in Python, for the default output size only: any int goes)
     kernel = _tuple(kernel_size, d, "kernel_size", opname, int64=False)
     stride = kernel if stride is None else _tuple(stride, d, "stride", opname, int64=False)
     padding = _tuple(padding, d, "padding", opname, int64=False)
-    default = tuple((m - 1) * s - 2 * p + k for m, s, p, k in zip(x.shape[2:], stride, padding, kernel))
+    default = tuple((m - 1) * s - 2 * p + k for m, s, p, k in zip(input.shape[-d:], stride, padding, kernel))
     if output_size is None:
         plane = default
     else:
@@ -1215,32 +1219,43 @@ def _max_unpoolnd(input, indices, kernel_size, stride, padding, output_size, d: 
             if not size - step < wanted < size + step:
                 raise ValueError(f'invalid output_size "{given}" (dim {i} must be between {size - step} and '
                                  f"{size + step})")
+    if d == 1:
+        # torch's max_unpool1d is its max_unpool2d on a unit width: Unsqueeze -> MaxUnpool2D -> Squeeze
+        return _max_unpool_kernel(input.unsqueeze(-1), indices.unsqueeze(-1), plane + (1,), 2).squeeze(-1)
+    return _max_unpool_kernel(input, indices, plane, d)
+
+
+def _max_unpool_kernel(x: Tensor, idx: Tensor, plane: tuple, d: int) -> Tensor:
+    """torch's max_unpooling{d}d kernel on (C, *plane) or (N, C, *plane) input: one node, batched or not."""
+    # torch checks the indices' dtype before their shape
+    if idx._data.dtype != np.int64:
+        raise RuntimeError(f"elements in indices should be type int64 but got: {_dtype.scalar_name(idx.dtype)}")
     if tuple(idx.shape) != tuple(x.shape):
         raise RuntimeError(f"Expected shape of indices to be same as that of the input tensor "
                            f"({list(x.shape)}) but got indices tensor with shape: {list(idx.shape)}")
-    if idx._data.dtype != np.int64:
-        raise RuntimeError(f"elements in indices should be type int64 but got: {_dtype.scalar_name(idx.dtype)}")
-    _config.alert_not_deterministic(f"max_unpooling{max(d, 2)}d_forward_out")
+    empty = [i for i in range(1, x.ndim) if not x.shape[i]]  # (from dim 1, batched or not, as torch)
+    if empty:
+        raise RuntimeError(f"max_unpooling{d}d_forward_out_cpu(): Expected input to have non-zero size for "
+                           f"non-batch dimensions, but got {list(x.shape)} with dimension {empty[0]} being empty.")
+    _config.alert_not_deterministic(f"max_unpooling{d}d_forward_out")
+    unbatched = x.ndim == d + 1
     size = math.prod(plane)
-    if not size or not x._data.size:
-        # torch's kernel (its dtype dispatch and its check of the indices) runs on no empty output
-        out = Tensor._make(array_module(x._data).zeros(tuple(x.shape[:2]) + plane, dtype=x._data.dtype))
-        return out.squeeze(0) if unbatched else out
-    # torch's unpooling kernels are floating only (1-d runs as 2-d)
-    _refuse_dtype(input, "max_unpool3d" if d == 3 else "max_unpool2d", "bci")
-    flat = idx._data
-    invalid = (flat < 0) | (flat >= size)
-    if invalid.any():
-        # torch's kernel notes every invalid index it meets, in its layout's order, and names the last
-        # (single-threaded; over several threads torch's choice among them varies)
-        if d == 2 and not unbatched and suggests_channels_last(x._data):
-            flat, invalid = np.moveaxis(flat, 1, -1), np.moveaxis(invalid, 1, -1)
-        shown = plane + (1,) * (d == 1)  # (torch's 1-d unpool is its 2-d one on a unit width)
-        raise RuntimeError(f"Found an invalid max index: {int(flat[invalid][-1])} (output volumes are of size "
-                           f"{'x'.join(map(str, shown))})")
+    if size and x._data.size:
+        # torch's kernel (its dtype dispatch and its check of the indices) runs on no empty output; its
+        # unpooling kernels are floating only
+        _refuse_dtype(x, "max_unpool3d" if d == 3 else "max_unpool2d", "bci")
+        flat = idx._data
+        invalid = (flat < 0) | (flat >= size)
+        if invalid.any():
+            # torch's kernel notes every invalid index it meets, in its layout's order, and names the last
+            # (single-threaded; over several threads torch's choice among them varies)
+            if d == 2 and not unbatched and suggests_channels_last(x._data):
+                flat, invalid = np.moveaxis(flat, 1, -1), np.moveaxis(invalid, 1, -1)
+            raise RuntimeError(f"Found an invalid max index: {int(flat[invalid][-1])} (output volumes are of size "
+                               f"{'x'.join(map(str, plane))})")
+    # an empty output is still the node's (torch records MaxUnpool{d}DBackward0 on a zero batch too);
     # torch's max_unpool2d lays a batched output out as the input suggests; max_unpool3d writes contiguous
-    out = FlatScatter.apply(x, indices=idx._data, plane_shape=plane, assign=True, follow_layout=d == 2 and not unbatched)
-    return out.squeeze(0) if unbatched else out
+    return FlatScatter.apply(x, indices=idx._data, plane_shape=plane, assign=True, follow_layout=d == 2 and not unbatched)
 
 
 def max_unpool1d(input: Tensor, indices: Tensor, kernel_size, stride=None, padding=0, output_size=None) -> Tensor:
