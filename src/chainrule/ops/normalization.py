@@ -1446,6 +1446,18 @@ def _check_group_norm_affine(input: Tensor, weight: Tensor | None, bias: Tensor 
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
                eps: float = 1e-5) -> Tensor:
     """F.group_norm over (N, C, *): statistics per sample and group of C/num_groups channels."""
+    if input.ndim < 2:
+        raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {input.ndim}")
+    # F.group_norm's own check (torch.group_norm lacks it): a group of one value has no variance
+    size = [input.shape[0] * input.shape[1] // num_groups, num_groups, *input.shape[2:]]
+    if size[0] * math.prod(size[2:]) == 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size {size}")
+    return aten_group_norm(input, num_groups, weight, bias, eps)
+
+
+def aten_group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
+                    eps: float = 1e-5) -> Tensor:
+    """torch.group_norm: F.group_norm without its check of one value per group."""
     eps = check_float(eps, "group_norm", "eps", position=5)  # F.group_norm calls torch.group_norm positionally
     if input.ndim < 2:
         raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {input.ndim}")

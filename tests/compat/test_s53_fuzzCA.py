@@ -1,0 +1,83 @@
+"""Session 53, lane fuzzCA: what the module-configuration fuzzer (tests/fuzz/test_module_configs.py)
+found, each fix pinned against torch."""
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _both(build):
+    """``build(lib)`` on torch and on chainrule: (torch's result, chainrule's)."""
+    return build(torch), build(chainrule)
+
+
+def _numpy(t):
+    return t.detach().numpy()
+
+
+# ---------------------------------------------------------------- a transposed convolution's empty output
+@pytest.mark.parametrize("dims, channels, kwargs, shape", [
+    (2, 1, {"kernel_size": (3, 2), "stride": 3, "dilation": (1, 2), "output_padding": (1, 2), "padding": 2},
+     (3, 1, 1, 5)),
+    (2, 3, {"kernel_size": (3, 2), "padding": 2, "groups": 3}, (3, 3, 6, 3)),
+    (1, 1, {"kernel_size": 3, "padding": 2}, (3, 1, 2)),
+    (3, 3, {"kernel_size": 1, "stride": 3, "dilation": 2, "output_padding": (0, 1, 1), "padding": (0, 1, 1),
+            "groups": 3}, (1, 3, 1, 2, 1)),
+])
+def test_conv_transpose_with_a_zero_output_size_is_empty_in_float32(dims, channels, kwargs, shape):
+    # torch's float32 dispatch (oneDNN) builds an empty output where a size is exactly 0; the slow
+    # float64 kernels refuse it ("Output size is too small"), as chainrule did for both
+    def run(lib):
+        lib.manual_seed(0)
+        module = getattr(lib.nn, f"ConvTranspose{dims}d")(channels, channels, **kwargs)
+        x = lib.ones(shape, requires_grad=True)
+        y = module(x)
+        (y * 2).sum().backward()
+        return y, x.grad, module.weight.grad, module.bias.grad
+    theirs, ours = _both(run)
+    assert 0 in theirs[0].shape
+    for t, o in zip(theirs, ours):
+        assert tuple(o.shape) == tuple(t.shape) and o.dtype == getattr(chainrule, str(t.dtype).split(".")[-1])
+        np.testing.assert_array_equal(_numpy(o), _numpy(t))
+    assert ours[0].grad_fn.name() == theirs[0].grad_fn.name()
+
+
+@pytest.mark.parametrize("padding", [2, 3])
+def test_conv_transpose_zero_output_is_still_refused_in_float64_and_a_negative_one_always(padding):
+    for dtype, pad in (("float64", 2), ("float32", padding + 1)):
+        for lib in (torch, chainrule):
+            module = lib.nn.ConvTranspose2d(1, 2, (3, 2), padding=pad).to(getattr(lib, dtype))
+            with pytest.raises(RuntimeError):
+                module(lib.ones(3, 1, 1, 5, dtype=getattr(lib, dtype)))
+
+
+# ---------------------------------------------------------------- F.group_norm's one value per group
+@pytest.mark.parametrize("shape, groups", [((1, 1), 1), ((1, 2), 2), ((1, 3, 1, 1), 3), ((1, 4), 2), ((2, 1), 1),
+                                           ((1, 2, 1), 1), ((0, 2), 2)])
+def test_group_norm_refuses_a_group_of_one_value_as_torch(shape, groups):
+    def run(lib):
+        x = lib.from_numpy(np.arange(float(np.prod(shape))).reshape(shape))
+        try:
+            return lib.nn.GroupNorm(groups, shape[1]).double()(x)
+        except ValueError as error:
+            return str(error)
+    theirs, ours = _both(run)
+    if isinstance(theirs, str):
+        assert ours == theirs
+    else:
+        np.testing.assert_allclose(_numpy(ours), _numpy(theirs))
+
+
+def test_top_level_group_norm_keeps_no_such_check():
+    # torch.group_norm is the op without F.group_norm's Python check: one value a group normalises to 0
+    theirs, ours = _both(lambda lib: lib.group_norm(lib.ones(1, 2), 2))
+    np.testing.assert_array_equal(_numpy(ours), _numpy(theirs))
+
+
+def test_group_norm_zero_groups_divides_by_zero_as_torch():
+    for lib in (torch, chainrule):
+        with pytest.raises(ZeroDivisionError):
+            lib.nn.functional.group_norm(lib.ones(2, 2), 0)
