@@ -81,3 +81,55 @@ def test_group_norm_zero_groups_divides_by_zero_as_torch():
     for lib in (torch, chainrule):
         with pytest.raises(ZeroDivisionError):
             lib.nn.functional.group_norm(lib.ones(2, 2), 0)
+
+
+# ---------------------------------------------------------------- pixel/channel shuffle keep channels-last
+@pytest.mark.parametrize("make, shape", [
+    (lambda lib: lib.nn.PixelShuffle(2), (2, 8, 3, 2)),
+    (lambda lib: lib.nn.PixelShuffle(1), (1, 2, 2, 3)),
+    (lambda lib: lib.nn.PixelUnshuffle(2), (2, 2, 4, 6)),
+    (lambda lib: lib.nn.ChannelShuffle(2), (2, 4, 3, 2)),
+    (lambda lib: lib.nn.PixelShuffle(2), (8, 3, 2)),  # unbatched: contiguous
+])
+def test_shuffles_write_a_channels_last_output_for_channels_last_input(make, shape):
+    values = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+
+    def run(lib):
+        x = lib.from_numpy(values.copy())
+        if x.ndim == 4:
+            x = x.contiguous(memory_format=lib.channels_last)
+        x.requires_grad_(True)
+        y = make(lib)(x)
+        y.backward(lib.from_numpy(np.arange(y.numel(), dtype=np.float32).reshape(tuple(y.shape))))
+        return y, x.grad
+    (y_t, g_t), (y_o, g_o) = _both(run)
+    assert y_o.stride() == y_t.stride() and g_o.stride() == g_t.stride()
+    np.testing.assert_array_equal(_numpy(y_o), _numpy(y_t))
+    np.testing.assert_array_equal(_numpy(g_o), _numpy(g_t))
+
+
+# ---------------------------------------------------------------- instance norm of an empty batch
+@pytest.mark.parametrize("affine, track", [(True, True), (True, False), (False, True), (False, False)])
+def test_instance_norm_of_an_empty_batch_as_torch(affine, track, recwarn):
+    # with affine parameters torch's kernel reads element 0 of their per-sample repeat: an IndexError;
+    # without, the output is empty and the running statistics NaN (the mean of no samples), no warning
+    def run(lib):
+        module = lib.nn.InstanceNorm1d(2, affine=affine, track_running_stats=track)
+        try:
+            out = module(lib.ones(0, 2, 3))
+        except IndexError as error:
+            return str(error)
+        return [out] + [b for b in (module.running_mean, module.running_var) if b is not None]
+    theirs, ours = _both(run)
+    if isinstance(theirs, str):
+        assert ours == theirs
+    else:
+        for t, o in zip(theirs, ours, strict=True):
+            np.testing.assert_array_equal(_numpy(o), _numpy(t))
+    assert not [w for w in recwarn if "chainrule" in w.filename or "numpy" in w.filename]
+
+
+def test_functional_instance_norm_with_only_a_bias_and_an_empty_batch_raises_index_error():
+    for lib in (torch, chainrule):
+        with pytest.raises(IndexError, match="index 0 out of range"):
+            lib.nn.functional.instance_norm(lib.ones(0, 2, 3), bias=lib.ones(2))

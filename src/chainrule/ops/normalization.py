@@ -1532,7 +1532,8 @@ def _update_instance_running_stats(input: Tensor, running_mean: Tensor | None, r
     _update_running_stats(*repeated, stats["mean"], stats["var"], count, momentum)
     for stat, moved in zip((running_mean, running_var), repeated):
         if stat is not None:
-            stat._data[...] = moved._data.reshape(n, c).mean(0)
+            # an empty batch's mean over no samples is NaN, as torch's (without NumPy's warning)
+            stat._data[...] = moved._data.reshape(n, c).mean(0) if n else np.nan
             stat._version_box[0] += 1
 
 
@@ -1577,6 +1578,9 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
         raise RuntimeError("Expected running_mean and running_var to be defined when use_input_stats is false")
     n, instances = (input.shape[0], input.shape[0] * input.shape[1]) if input.ndim >= 2 else (1, 0)
     _check_batch_norm_parameters(instances, running_mean, running_var, weight, bias, use_input_stats, repeats=n)
+    if n == 0 and input.ndim >= 2 and (weight is not None or bias is not None):
+        # torch repeats the affine parameters once per sample: none, and its kernel reads element 0
+        raise IndexError("select(): index 0 out of range for tensor of size [0] at dimension 0")
     if use_input_stats:
         _refuse_one_running_statistic(running_mean, running_var)
     # torch checks the affine parameters' dtypes (the running statistics take any float dtype, with
