@@ -133,3 +133,27 @@ def test_functional_instance_norm_with_only_a_bias_and_an_empty_batch_raises_ind
     for lib in (torch, chainrule):
         with pytest.raises(IndexError, match="index 0 out of range"):
             lib.nn.functional.instance_norm(lib.ones(0, 2, 3), bias=lib.ones(2))
+
+
+# ---------------------------------------------------------------- avg_pool3d refuses a kernel past the input
+@pytest.mark.parametrize("shape, kernel, padding, ceil_mode", [
+    ((2, 1, 3, 2), 2, 1, True), ((3, 2, 1, 3, 2), (2, 2, 2), 1, False), ((2, 2, 2, 3, 1), 2, 0, True),
+    ((2, 1, 3, 2), (1, 2, 2), 0, False), ((2, 2, 2, 2), 2, 1, False),
+])
+def test_avg_pool3d_refuses_an_input_smaller_than_its_kernel_even_padded(shape, kernel, padding, ceil_mode):
+    def run(lib):
+        x = lib.from_numpy(np.arange(float(np.prod(shape))).reshape(shape))
+        try:
+            return lib.nn.AvgPool3d(kernel, padding=padding, ceil_mode=ceil_mode)(x)
+        except RuntimeError as error:
+            return str(error)
+    theirs, ours = _both(run)
+    if isinstance(theirs, str):
+        assert ours == theirs
+    else:
+        np.testing.assert_allclose(_numpy(ours), _numpy(theirs))
+
+
+def test_avg_pool2d_still_takes_a_padded_kernel_past_the_input():
+    theirs, ours = _both(lambda lib: lib.nn.AvgPool2d(2, padding=1)(lib.ones(1, 1, 1, 3)))
+    np.testing.assert_allclose(_numpy(ours), _numpy(theirs))

@@ -873,6 +873,10 @@ def max_pool3d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
 def _avg_poolnd(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, d, opname):
     x, unbatched = input, _unbatched(input, d, opname)
     geo = _pool_geometry(x, kernel_size, stride, padding, 1, ceil_mode, d, opname, given=input)
+    if d == 3 and any(n < k for n, k in zip(geo.in_shape, geo.kernel)):
+        # avg_pool3d's own check (torch's 1-d and 2-d pools take a kernel past the input when padded)
+        raise RuntimeError(f"input image (T: {geo.in_shape[0]} H: {geo.in_shape[1]} W: {geo.in_shape[2]}) smaller "
+                           f"than kernel size (kT: {geo.kernel[0]} kH: {geo.kernel[1]} kW: {geo.kernel[2]})")
     check_bool(count_include_pad, opname, "count_include_pad")
     if divisor_override is not None and divisor_override == 0:
         raise RuntimeError("divisor must be not zero")
