@@ -157,3 +157,21 @@ def test_avg_pool3d_refuses_an_input_smaller_than_its_kernel_even_padded(shape, 
 def test_avg_pool2d_still_takes_a_padded_kernel_past_the_input():
     theirs, ours = _both(lambda lib: lib.nn.AvgPool2d(2, padding=1)(lib.ones(1, 1, 1, 3)))
     np.testing.assert_allclose(_numpy(ours), _numpy(theirs))
+
+
+# ---------------------------------------------------------------- a circular pad that only crops is a fresh tensor
+@pytest.mark.parametrize("pads", [(-1, 0, -1, 0), (-1, 0, 0, 0), (0, 0, -1, 0), (0, -1, 0, 0), (1, 0, -1, 0)])
+def test_circular_pad_that_crops_copies_as_torch(pads):
+    # torch's circular pad writes a new tensor; chainrule returned the cropped view, aliasing the input
+    def run(lib):
+        x = lib.arange(16.0).reshape(1, 2, 4, 2).requires_grad_()
+        y = lib.nn.CircularPad2d(pads)(x)
+        y.backward(lib.arange(float(y.numel())).reshape(y.shape))
+        base = lib.zeros(1, 2, 4, 2)
+        lib.nn.CircularPad2d(pads)(base).add_(1)
+        return y, x.grad, base
+    (y_t, g_t, base_t), (y_o, g_o, base_o) = _both(run)
+    assert y_o.stride() == y_t.stride()
+    np.testing.assert_array_equal(_numpy(y_o), _numpy(y_t))
+    np.testing.assert_array_equal(_numpy(g_o), _numpy(g_t))
+    np.testing.assert_array_equal(_numpy(base_o), _numpy(base_t))  # the input left alone
