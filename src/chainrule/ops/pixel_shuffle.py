@@ -11,7 +11,8 @@ from .memory_format import in_suggested_format
 
 class _Rearrangement(Function):
     """``x`` reshaped to ``split``, its axes put in ``order``, reshaped to ``merged`` (contiguous, or
-    channels-last for a channels-last input, as torch's kernels write it); ``factor`` is the op's argument, kept for its node's _saved_*."""
+    channels-last for a channels-last input, as torch's kernels write it); ``factor`` is the op's
+    argument, kept for its node's _saved_*."""
 
     label = "rearrange"
     rule = "moves each gradient element back to where its value came from"
@@ -20,8 +21,8 @@ class _Rearrangement(Function):
     @staticmethod
     def forward(ctx, x, split: tuple, order: tuple, merged: tuple, factor: int):
         ctx.input_shape, ctx.split, ctx.order, ctx.factor = x.shape, split, order, factor
-        return in_suggested_format(array_module(x).ascontiguousarray(x.reshape(split).transpose(order)).reshape(merged),
-                                   x)
+        rearranged = array_module(x).ascontiguousarray(x.reshape(split).transpose(order)).reshape(merged)
+        return in_suggested_format(rearranged, x)
 
     @staticmethod
     def backward(ctx, grad):
