@@ -175,3 +175,25 @@ def test_circular_pad_that_crops_copies_as_torch(pads):
     np.testing.assert_array_equal(_numpy(y_o), _numpy(y_t))
     np.testing.assert_array_equal(_numpy(g_o), _numpy(g_t))
     np.testing.assert_array_equal(_numpy(base_o), _numpy(base_t))  # the input left alone
+
+
+# ---------------------------------------------------------------- max_pool3d of an unbatched channels-last input
+@pytest.mark.parametrize("layout", ["channels_last", "contiguous"])
+@pytest.mark.parametrize("module", [lambda lib: lib.nn.MaxPool3d(2, stride=1, padding=1, dilation=(2, 2, 1)),
+                                    lambda lib: lib.nn.MaxPool3d(2, return_indices=True),
+                                    lambda lib: lib.nn.AvgPool3d(2)])
+def test_max_pool3d_refuses_an_unbatched_input_strided_channels_last(layout, module):
+    def run(lib):
+        x = lib.from_numpy(np.random.default_rng(1).standard_normal((2, 3, 3, 3)).astype(np.float32))
+        if layout == "channels_last":
+            x = x.contiguous(memory_format=lib.channels_last)  # the 2-d format of a 4-d tensor
+        try:
+            out = module(lib)(x)
+        except RuntimeError as error:
+            return str(error)
+        return out[0] if isinstance(out, tuple) else out
+    theirs, ours = _both(run)
+    if isinstance(theirs, str):
+        assert ours == theirs
+    else:
+        np.testing.assert_allclose(_numpy(ours), _numpy(theirs))

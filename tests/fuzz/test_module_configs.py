@@ -34,7 +34,7 @@ from tests._profile import LONG
 
 from .test_indexing_fuzz import _builtin_class
 
-CI_CASES, LONG_CASES = 3, 60
+CI_CASES, LONG_CASES = 3, 150
 
 # description -> why it differs: the open defects, found and not fixed yet (delete a line once fixed)
 _CONV3D_LAYOUT = ("open: a channels-last-3d float32 input's transposed 3-d convolution is channels-last in chainrule "

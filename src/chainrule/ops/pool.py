@@ -816,6 +816,10 @@ def _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, return
     # refusal is the kernel's dispatch, so it comes after every check of the geometry and the output size
     _refuse_dtype(input, "max_pool3d" if d == 3 else "max_pool2d" if d == 2 or return_indices else "max_pool1d_impl",
                   "bc" if d > 1 or return_indices else "bci")
+    if d == 3 and unbatched and suggests_channels_last(input._data):
+        # torch's 3-d kernel switches on the input's suggested format: an unbatched (C, D, H, W) one
+        # strided channels-last (2-d) is neither of its two
+        raise RuntimeError("Unsupported memory format. Supports only ChannelsLast3d, Contiguous")
     # torch's max_pool1d_with_indices (taken with indices or for a gradient) is max_pool2d_with_indices on
     # input.unsqueeze(-2), squeezed after: Unsqueeze -> MaxPool2DWithIndices -> Squeeze nodes, 2-d layout
     # and so is the plain one wherever torch's composite takes the input as subclass-like: under a dispatch
