@@ -1216,7 +1216,10 @@ def _conv_transposend(input, weight, bias, stride, padding, output_padding, grou
     onednn = mismatch and _uses_onednn(input, weight, stride, dilation, groups, True, output_padding)
     if not (empty or onednn):  # the slow kernels check the shapes before the types, oneDNN's dispatch after
         _check_transposed_kernel(input, weight, stride, dilation, groups, output_padding, d)
-        if any(m <= 0 for m in in_shape):
+        # oneDNN (float32 on torch's usual dispatch) builds an empty output where a size is exactly 0
+        # and refuses only a negative one; the slow kernels refuse both
+        zero_allowed = _uses_onednn(input, weight, stride, dilation, groups, True, output_padding)
+        if any(m < 0 or (m == 0 and not zero_allowed) for m in in_shape):
             raise RuntimeError(f"Given input size per channel: ({' x '.join(map(str, out_shape))}). Calculated "
                                f"output size per channel: ({' x '.join(map(str, in_shape))}). Output size is too small")
     if d < 3 and bias is not None and bias.dtype != input.dtype and input.device.type == "cpu" and not onednn:

@@ -57,8 +57,8 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
 
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
                eps: float = 1e-5, cudnn_enabled: bool = True) -> Tensor:
-    """torch.group_norm: F.group_norm."""
-    return _normalization.group_norm(input, num_groups, weight, bias, eps)
+    """torch.group_norm: F.group_norm without its check of one value per group."""
+    return _normalization.aten_group_norm(input, num_groups, weight, bias, eps)
 
 
 def embedding(weight: Tensor, indices: Tensor, padding_idx: int = -1, scale_grad_by_freq: bool = False,

@@ -1526,6 +1526,18 @@ def _check_group_norm_affine(input: Tensor, weight: Tensor | None, bias: Tensor 
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
                eps: float = 1e-5) -> Tensor:
     """F.group_norm over (N, C, *): statistics per sample and group of C/num_groups channels."""
+    if input.ndim < 2:
+        raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {input.ndim}")
+    # F.group_norm's own check (torch.group_norm lacks it): a group of one value has no variance
+    size = [input.shape[0] * input.shape[1] // num_groups, num_groups, *input.shape[2:]]
+    if size[0] * math.prod(size[2:]) == 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size {size}")
+    return aten_group_norm(input, num_groups, weight, bias, eps)
+
+
+def aten_group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
+                    eps: float = 1e-5) -> Tensor:
+    """torch.group_norm: F.group_norm without its check of one value per group."""
     eps = check_float(eps, "group_norm", "eps", position=5)  # F.group_norm calls torch.group_norm positionally
     if input.ndim < 2:
         raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {input.ndim}")
@@ -1603,7 +1615,8 @@ def _update_instance_running_stats(input: Tensor, running_mean: Tensor | None, r
     _update_running_stats(*repeated, stats["mean"], stats["var"], count, momentum)
     for stat, moved in zip((running_mean, running_var), repeated):
         if stat is not None:
-            stat._data[...] = moved._data.reshape(n, c).mean(0)
+            # an empty batch's mean over no samples is NaN, as torch's (without NumPy's warning)
+            stat._data[...] = moved._data.reshape(n, c).mean(0) if n else np.nan
             stat._version_box[0] += 1
 
 
@@ -1648,6 +1661,9 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
         raise RuntimeError("Expected running_mean and running_var to be defined when use_input_stats is false")
     n, instances = (input.shape[0], input.shape[0] * input.shape[1]) if input.ndim >= 2 else (1, 0)
     _check_batch_norm_parameters(instances, running_mean, running_var, weight, bias, use_input_stats, repeats=n)
+    if n == 0 and input.ndim >= 2 and (weight is not None or bias is not None):
+        # torch repeats the affine parameters once per sample: none, and its kernel reads element 0
+        raise IndexError("select(): index 0 out of range for tensor of size [0] at dimension 0")
     if use_input_stats:
         _refuse_one_running_statistic(running_mean, running_var)
     # torch checks the affine parameters' dtypes (the running statistics take any float dtype, with

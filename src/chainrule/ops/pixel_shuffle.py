@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from .._backend import array_module
 from ..autograd.function import Function, ctx_value
+from .memory_format import in_suggested_format
 
 
 class _Rearrangement(Function):
-    """``x`` reshaped to ``split``, its axes put in ``order``, reshaped to ``merged`` (contiguous,
-    as torch's kernels write it); ``factor`` is the op's argument, kept for its node's _saved_*."""
+    """``x`` reshaped to ``split``, its axes put in ``order``, reshaped to ``merged`` (contiguous, or
+    channels-last for a channels-last input, as torch's kernels write it); ``factor`` is the op's
+    argument, kept for its node's _saved_*."""
 
     label = "rearrange"
     rule = "moves each gradient element back to where its value came from"
@@ -19,7 +21,8 @@ class _Rearrangement(Function):
     @staticmethod
     def forward(ctx, x, split: tuple, order: tuple, merged: tuple, factor: int):
         ctx.input_shape, ctx.split, ctx.order, ctx.factor = x.shape, split, order, factor
-        return array_module(x).ascontiguousarray(x.reshape(split).transpose(order)).reshape(merged)
+        rearranged = array_module(x).ascontiguousarray(x.reshape(split).transpose(order)).reshape(merged)
+        return in_suggested_format(rearranged, x)
 
     @staticmethod
     def backward(ctx, grad):

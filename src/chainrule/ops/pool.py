@@ -822,6 +822,10 @@ def _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, return
     # refusal is the kernel's dispatch, so it comes after every check of the geometry and the output size
     _refuse_dtype(input, "max_pool3d" if d == 3 else "max_pool2d" if d == 2 or return_indices else "max_pool1d_impl",
                   "bc" if d > 1 or return_indices else "bci")
+    if d == 3 and unbatched and suggests_channels_last(input._data):
+        # torch's 3-d kernel switches on the input's suggested format: an unbatched (C, D, H, W) one
+        # strided channels-last (2-d) is neither of its two
+        raise RuntimeError("Unsupported memory format. Supports only ChannelsLast3d, Contiguous")
     # torch's max_pool1d_with_indices (taken with indices or for a gradient) is max_pool2d_with_indices on
     # input.unsqueeze(-2), squeezed after: Unsqueeze -> MaxPool2DWithIndices -> Squeeze nodes, 2-d layout
     # and so is the plain one wherever torch's composite takes the input as subclass-like: under a dispatch
@@ -879,6 +883,10 @@ def max_pool3d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
 def _avg_poolnd(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, d, opname):
     x, unbatched = input, _unbatched(input, d, opname)
     geo = _pool_geometry(x, kernel_size, stride, padding, 1, ceil_mode, d, opname, given=input)
+    if d == 3 and any(n < k for n, k in zip(geo.in_shape, geo.kernel)):
+        # avg_pool3d's own check (torch's 1-d and 2-d pools take a kernel past the input when padded)
+        raise RuntimeError(f"input image (T: {geo.in_shape[0]} H: {geo.in_shape[1]} W: {geo.in_shape[2]}) smaller "
+                           f"than kernel size (kT: {geo.kernel[0]} kH: {geo.kernel[1]} kW: {geo.kernel[2]})")
     check_bool(count_include_pad, opname, "count_include_pad")
     if divisor_override is not None and divisor_override == 0:
         raise RuntimeError("divisor must be not zero")

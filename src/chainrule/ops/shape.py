@@ -2121,8 +2121,7 @@ def _circular(input: Tensor, pairs: list) -> Tensor:
         if a < 0 or b < 0:
             x = narrow(x, d, max(-a, 0), core)
         widths[d] = (max(a, 0), max(b, 0))
-    if not any(a or b for a, b in widths):
-        return x if x is not input else Clone.apply(input)
+    # (only crops: still a fresh tensor, as torch's copy into a new one; the cropped view would alias the input)
     return ModePad.apply(x, widths=tuple(widths), mode="circular")  # torch's circular pad is slice copies: no name
 
 
