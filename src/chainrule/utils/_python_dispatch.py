@@ -1908,15 +1908,16 @@ _ATEN_SCHEMAS["_ColumnSums"] = lambda inputs, params: (("sum", "dim_IntList"), (
 def _linear_product_backward(node, grad, mat2_transposed: bool):
     """A linear's AddmmBackward0 or MmBackward0 (ops.linear's, whose rule is one fused op), or a 2-d matmul's
     MmBackward0, as torch's formulas run: each matrix's gradient through t and mm, then a bias of one row's
-    summed over the rows. Only where torch's products are the rule's (the same operands, not their
-    transposes: the same bits): x's as G Wᵀ, and W's as (Gᵀ x)ᵀ where ``mat2_transposed`` (the fused
-    rule's), else as xᵀ G; elsewhere the rule runs, its ops shown as they are."""
+    summed over the rows. The fused linear rule (``mat2_transposed``) takes torch's operand order for every
+    layout (ops.linear._operand_orders), so its products are these ops' (the same bits); a 2-d matmul's rule
+    only G Bᵀ and Aᵀ G, so a column-major matrix's gradient (torch's transposed order) runs the rule, its ops
+    shown as they are."""
     with_bias = len(node.next_functions) == 3
     needs = node.needs_input_grad[1:] if with_bias else node.needs_input_grad
     prefix = "_saved_mat1" if with_bias else "_saved_self"
     mat1_meta = (getattr(node, prefix + "_sym_sizes"), getattr(node, prefix + "_sym_strides"))
     mat2_meta = (node._saved_mat2_sym_sizes, node._saved_mat2_sym_strides)
-    if (needs[0] and _column_major(*mat1_meta)) or (needs[1] and _column_major(*mat2_meta) != mat2_transposed):
+    if not mat2_transposed and ((needs[0] and _column_major(*mat1_meta)) or (needs[1] and _column_major(*mat2_meta))):
         return _function.RUN_UNDISPATCHED
     grad_mat1, grad_mat2 = _product_gradients(grad, getattr(node, prefix) if needs[1] else None,
                                               mat1_meta, node._saved_mat2 if needs[0] else None, mat2_meta, needs,
