@@ -12,9 +12,10 @@ import pytest
 real_torch = pytest.importorskip("torch")
 
 import chainrule  # noqa: E402
+from chainrule.utils import _python_dispatch  # noqa: E402
 from tests._profile import in_ci  # noqa: E402
-from tests.compat._dispatch_checks import PassingMode  # noqa: E402
-from tests.compat.test_s45_mendAI import _line_logger  # noqa: E402
+from tests.compat._dispatch_checks import PassingMode, assert_a_passing_mode_keeps  # noqa: E402
+from tests.compat.test_s45_mendAI import _line_logger, _logged  # noqa: E402
 
 LAYOUTS = {  # the input (rows or a transposed copy) and the weight (contiguous, sliced, a transposed copy)
     "x_t": ("t", "c"), "x_t_w_sliced": ("t", "s"), "w_sliced": ("c", "s"), "w_t": ("c", "T"), "x_t_w_t": ("t", "T"),
@@ -79,3 +80,64 @@ def test_a_linears_gradients_in_torchs_operand_order_keep_their_values_and_secon
         for got, expected in zip(run(chainrule, create_graph), run(real_torch, create_graph)):
             assert got.dtype == expected.dtype
             np.testing.assert_allclose(got, expected, rtol=1e-4 if dtype == "float32" else 1e-10, atol=1e-4)
+
+
+def _F(lib):
+    return lib.nn.functional
+
+
+def _backward(program):
+    def run(lib, a):
+        out = program(lib, a)
+        (out.sum() if out.dim() else out).backward()
+    return run
+
+
+SLICES = {  # (inputs as test_s45_mendAI's: lw (4, 3), x3 (2, 3, 4), emb (10, 3))
+    "whole": lambda lib, a: a["lw"][:],
+    "whole_columns": lambda lib, a: a["lw"][:, :3],
+    "past_the_columns": lambda lib, a: a["lw"][:, 0:5],
+    "ellipsis": lambda lib, a: a["x3"][...],
+    "whole_backward": _backward(lambda lib, a: a["lw"].requires_grad_()[:] * 2),
+    "whole_columns_backward": _backward(lambda lib, a: a["lw"].requires_grad_()[:, :3] * 2),
+    "ellipsis_backward": _backward(lambda lib, a: a["x3"].requires_grad_()[...].exp()),
+    "select_then_slice_backward": _backward(lambda lib, a: a["x3"].requires_grad_()[0, 1:] * 2),
+    "select_backward": _backward(lambda lib, a: a["x3"].requires_grad_()[:, 2].sin()),
+    "negative_select_backward": _backward(lambda lib, a: a["emb"].requires_grad_()[-2] * 2),
+    "two_slices_backward": _backward(lambda lib, a: a["lw"].requires_grad_()[1:, :2] * 2),
+    "stepped_slices_backward": _backward(lambda lib, a: a["x3"].requires_grad_()[:, ::2, 1:] * 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SLICES))
+def test_a_whole_slice_alias_or_select_and_its_gradient_reach_a_mode_as_torchs(name):
+    assert _logged(chainrule, SLICES[name]) == _logged(real_torch, SLICES[name])
+
+
+def test_a_handler_editing_select_backward_gets_what_it_asked_for():
+    def run(lib):
+        seen = []
+        base = real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch else \
+            _python_dispatch.TorchDispatchMode
+
+        class Edit(base):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                if str(func) == "aten.select_backward.default":
+                    seen.append(str(func))
+                    args = (*args[:3], 0)
+                return func(*args, **(kwargs or {}))
+
+        x = lib.tensor(np.random.default_rng(4).standard_normal((6, 3)), requires_grad=True)
+        out = (x[3].exp() * 2).sum()
+        with Edit():
+            out.backward()
+        assert seen == ["aten.select_backward.default"]
+        return x.grad.numpy()
+
+    np.testing.assert_array_equal(run(chainrule), run(real_torch))
+
+
+@pytest.mark.parametrize("key", [(slice(None),), (slice(None), slice(0, 7)), Ellipsis, (1, slice(None)), 2,
+                                 slice(None), (slice(None), 3)])
+def test_an_alias_or_selects_gradient_under_a_passing_mode_keeps_its_bits(key):
+    assert_a_passing_mode_keeps(lambda lib, x: (x[key].exp() * x.sin().sum()).sum(), (5, 4), seed=9)

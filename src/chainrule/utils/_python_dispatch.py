@@ -422,8 +422,11 @@ def _norm(inputs, params):
 
 
 def _single_axis(key, ndim: int):
-    """(dim, item) where ``key`` indexes one dim with ``item`` and takes every other whole."""
-    items = key if isinstance(key, tuple) else (key,)
+    """(dim, item) where ``key`` indexes one dim with ``item`` and takes every other whole; a lone key
+    indexes dim 0 (``x[:]`` is torch's slice(x, 0, 0, INT64_MAX))."""
+    if not isinstance(key, tuple):
+        return 0, key
+    items = key
     if sum(item is Ellipsis for item in items) > 1:
         return None
     if Ellipsis in items:
@@ -461,6 +464,15 @@ def _slice_backward(inputs, params):
     stop = _INT64_MAX if item.stop is None else item.stop
     return ("slice_backward", "default"), (inputs[0], list(shape), dim, start, stop,
                                            1 if item.step is None else item.step), {}
+
+
+def _select_backward(inputs, params):
+    """A select's gradient put back (SelectScatter) as torch's select_backward(grad, input_sizes, dim, index)."""
+    shape = params["shape"]
+    picked = _single_axis(params["key"], len(shape))
+    if picked is None or not isinstance(picked[1], (int, np.integer)) or isinstance(picked[1], bool):
+        return None
+    return ("select_backward", "default"), (inputs[0], list(shape), picked[0], int(picked[1])), {}
 
 
 def _unsqueeze_by_key(inputs, params):
@@ -724,7 +736,8 @@ _ATEN_SCHEMAS = {
     "Unbind": lambda inputs, params: (("unbind", "int"), _trailing((inputs[0], params["given_dim"]), (0,)), {}),
     "Alias": lambda inputs, params: (("alias", "default"), (inputs[0],), {}),
     "ConstantPad": _constant_pad, "ModePad": _mode_pad,
-    "Select": _select, "Slice": _slice, "SliceScatter": _slice_backward, "Index": _index, "Gather": _gather, "Unsqueeze": _unsqueeze_by_key,
+    "Select": _select, "Slice": _slice, "SliceScatter": _slice_backward, "SelectScatter": _select_backward,
+    "Index": _index, "Gather": _gather, "Unsqueeze": _unsqueeze_by_key,
     "Diagonal": _diagonal,
     "Where": lambda inputs, params: (("where", "self"), (params["condition"], *map(_operand, inputs)), {}),
     "MaskedFill": _masked_fill, "MaskedFillTensor": _masked_fill_tensor,
@@ -982,6 +995,8 @@ _ATEN_STAND_INS = {
     "linalg_vector_norm.default": _stand_in_linalg_vector_norm,
     "slice_backward.default": lambda grad, input_sizes, dim, start, end, step: _chainrule().zeros(
         input_sizes, dtype=grad.dtype).slice_scatter(grad, dim, start, end, step),
+    "select_backward.default": lambda grad, input_sizes, dim, index: _chainrule().zeros(
+        input_sizes, dtype=grad.dtype).select_scatter(grad, dim, index),
     "elu.default": lambda input, alpha=1, scale=1, input_scale=1: _chainrule().ops.activation.Elu.apply(
         input, alpha=alpha, scale=scale, input_scale=input_scale),
     "celu.default": lambda input, alpha=1.0: _functional().celu(input, alpha),
@@ -1942,6 +1957,7 @@ def _backward_decompositions() -> dict:
             linalg.Mm: functools.partial(_linear_product_backward, mat2_transposed=False),
             linalg.Bmm: _bmm_backward,
             "TBackward0": lambda node, grad: (grad.t(),),
+            "AliasBackward0": lambda node, grad: (grad,),  # (torch's node returns the gradient: no op)
             "SqueezeBackward4": _unsqueezed_back, "SqueezeBackward1": _unsqueezed_back,
             "UnsqueezeBackward0": _squeezed_back}
 
