@@ -141,3 +141,72 @@ def test_a_handler_editing_select_backward_gets_what_it_asked_for():
                                  slice(None), (slice(None), 3)])
 def test_an_alias_or_selects_gradient_under_a_passing_mode_keeps_its_bits(key):
     assert_a_passing_mode_keeps(lambda lib, x: (x[key].exp() * x.sin().sum()).sum(), (5, 4), seed=9)
+
+
+def _nan_pair(lib, kind: str):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 4))
+    y = x + rng.standard_normal((3, 4)) * 1e-5
+    x[0, 0] = y[0, 0] = np.nan
+    x[1, 2] = np.nan
+    y[2, 1] = np.inf
+    if kind == "int64":
+        return lib.tensor([1, 2, 3]), lib.tensor([1, 4, 3])
+    if kind == "broadcast":
+        return lib.tensor(x, dtype=lib.float32), lib.tensor(y[0], dtype=lib.float32)
+    return lib.tensor(x, dtype=getattr(lib, kind)), lib.tensor(y, dtype=getattr(lib, kind))
+
+
+@pytest.mark.parametrize("kind", ["float32", "float64", "int64", "broadcast"])
+@pytest.mark.parametrize("kwargs", [{"equal_nan": True}, {"rtol": 0.5, "atol": 0.1, "equal_nan": True},
+                                    {"rtol": 0, "atol": 0, "equal_nan": True}])
+def test_isclose_with_equal_nan_reaches_a_mode_as_torchs_composite(kind, kwargs):
+    def run(lib):
+        lines = []
+        a, b = _nan_pair(lib, kind)
+        with _line_logger(lib, lines):
+            close = lib.isclose(a, b, **kwargs)
+        return lines, close.numpy(), lib.isclose(a, b, **kwargs).numpy()
+
+    (ours, our_close, plain), (theirs, their_close, _) = run(chainrule), run(real_torch)
+    assert ours == theirs
+    np.testing.assert_array_equal(our_close, their_close)
+    np.testing.assert_array_equal(our_close, plain)
+
+
+TESTS = {  # elementwise tests and bitwise ops no Function records: torch's one aten op each (isfinite its composite)
+    "isnan": lambda lib, a: a["x"].isnan(),
+    "isinf": lambda lib, a: lib.isinf(a["x"]),
+    "isposinf": lambda lib, a: a["x"].isposinf(),
+    "isneginf": lambda lib, a: lib.isneginf(a["x"]),
+    "signbit": lambda lib, a: a["x"].signbit(),
+    "isfinite": lambda lib, a: a["x"].isfinite(),
+    "and": lambda lib, a: (a["x"] > 0) & (a["y"] > 0),
+    "or": lambda lib, a: (a["x"] > 0).bitwise_or(a["y"] > 0),
+    "xor": lambda lib, a: (a["x"] > 0) ^ (a["y"] > 0),
+    "and_scalar": lambda lib, a: lib.bitwise_and(a["idx"], 3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TESTS))
+def test_an_elementwise_test_or_bitwise_op_reaches_a_mode_as_torchs_op(name):
+    assert _logged(chainrule, TESTS[name]) == _logged(real_torch, TESTS[name])
+
+
+def test_a_handler_editing_isnan_gets_what_it_asked_for():
+    def run(lib):
+        base = real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch else \
+            _python_dispatch.TorchDispatchMode
+
+        class Edit(base):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                if str(func) == "aten.isnan.default":
+                    args = (args[0] * float("nan"),)
+                return func(*args, **(kwargs or {}))
+
+        x = lib.tensor([1.0, float("nan"), 3.0])
+        with Edit():
+            return (x.isnan() & (x > 0)).numpy()
+
+    np.testing.assert_array_equal(run(chainrule), run(real_torch))
+
