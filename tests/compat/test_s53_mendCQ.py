@@ -210,3 +210,36 @@ def test_a_handler_editing_isnan_gets_what_it_asked_for():
 
     np.testing.assert_array_equal(run(chainrule), run(real_torch))
 
+
+IN_PLACE = {  # torch shows no trailing argument equal to its schema's default (elu_'s alpha=1 is an int: 1.0 shows)
+    "leaky_relu_": lambda lib, a: _F(lib).leaky_relu_(a["x"].clone()),
+    "leaky_relu_slope_": lambda lib, a: _F(lib).leaky_relu_(a["x"].clone(), 0.2),
+    "leaky_relu_inplace": lambda lib, a: _F(lib).leaky_relu(a["x"].clone(), inplace=True),
+    "leaky_relu_module": lambda lib, a: lib.nn.LeakyReLU(inplace=True)(a["x"].clone()),
+    "elu_": lambda lib, a: _F(lib).elu_(a["x"].clone()),
+    "elu_alpha_": lambda lib, a: _F(lib).elu_(a["x"].clone(), 0.5),
+    "elu_inplace": lambda lib, a: _F(lib).elu(a["x"].clone(), inplace=True),
+    "elu_module": lambda lib, a: lib.nn.ELU(inplace=True)(a["x"].clone()),
+    "celu_": lambda lib, a: _F(lib).celu_(a["x"].clone()),
+    "celu_inplace": lambda lib, a: _F(lib).celu(a["x"].clone(), 1.0, inplace=True),
+    "hardtanh_": lambda lib, a: _F(lib).hardtanh_(a["x"].clone()),
+    "hardtanh_bounds_": lambda lib, a: _F(lib).hardtanh_(a["x"].clone(), -0.5, 0.5),
+    "hardtanh_inplace": lambda lib, a: _F(lib).hardtanh(a["x"].clone(), inplace=True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(IN_PLACE))
+def test_an_in_place_activation_reaches_a_mode_without_its_schemas_defaults(name):
+    assert _logged(chainrule, IN_PLACE[name]) == _logged(real_torch, IN_PLACE[name])
+
+
+@pytest.mark.parametrize("name", ["elu_", "hardtanh_", "leaky_relu_"])
+def test_an_in_place_activations_default_gives_torchs_values(name):
+    def run(lib, op):
+        x = lib.tensor(np.random.default_rng(3).standard_normal((4, 5)) * 2, dtype=lib.float32)
+        return op(lib, x).numpy()
+
+    in_place = run(chainrule, lambda lib, x: getattr(_F(lib), name)(x))
+    np.testing.assert_array_equal(in_place, run(chainrule, lambda lib, x: getattr(_F(lib), name[:-1])(x)))
+    np.testing.assert_allclose(in_place, run(real_torch, lambda lib, x: getattr(_F(lib), name)(x)), rtol=1e-6,
+                               atol=1e-7)

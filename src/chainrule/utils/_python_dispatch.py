@@ -2343,6 +2343,8 @@ def _dispatch_inplace(function, target, args: tuple, kwargs: dict, run_inplace):
     if name == "_index_put":  # torch's index_put_(self, indices, values, accumulate=False): a list of indices
         indices, values, accumulate = (*args, *(kwargs.get(k) for k in ("indices", "values", "accumulate")[len(args):]))[:3]
         name, args, kwargs = "index_put", _trailing((list(indices), values, bool(accumulate)), (False,)), {}
+    if name in _INPLACE_SCHEMA_DEFAULTS and not kwargs:  # (torch shows no trailing argument equal to its default)
+        args = _trailing(args, _INPLACE_SCHEMA_DEFAULTS[name])
     overload_name = _inplace_overload_name(name, args, kwargs)
     kept = _inplace_overloads.setdefault(function, {})
     func = kept.get(overload_name)
@@ -2659,6 +2661,8 @@ _function.getitem_dispatch = _dispatch_getitem
 
 # methods whose in-place overload is not the ``.Tensor`` of one with arguments: torch's schema names
 # it (lerp_ by its weight: ``.Scalar`` for a number, ``.Tensor`` for a tensor)
+# the schema defaults of in-place activations' trailing arguments (a float 1.0 is not elu_'s int 1: shown)
+_INPLACE_SCHEMA_DEFAULTS = {"leaky_relu": (0.01,), "elu": (1, 1, 1), "celu": (1.0,), "hardtanh": (-1, 1)}
 _INPLACE_OVERLOAD_NAMES = {"addcmul": "default", "addcdiv": "default", "index_put": "default"}
 # the in-place ops whose one overload in torch is .default (torch.ops.aten.<name>_.overloads() in torch 2.13),
 # which take arguments: addr_(vec1, vec2) is aten.addr_.default, not .Tensor
