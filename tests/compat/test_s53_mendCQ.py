@@ -243,3 +243,64 @@ def test_an_in_place_activations_default_gives_torchs_values(name):
     np.testing.assert_array_equal(in_place, run(chainrule, lambda lib, x: getattr(_F(lib), name[:-1])(x)))
     np.testing.assert_allclose(in_place, run(real_torch, lambda lib, x: getattr(_F(lib), name)(x)), rtol=1e-6,
                                atol=1e-7)
+
+
+def _unpooled(lib, a, d: int, backward: bool):
+    image = a["img"] if d == 2 else a["img"].unsqueeze(2).expand(1, 2, 3, 5, 5).contiguous()
+    x = image.requires_grad_() if backward else image
+    values, indices = getattr(_F(lib), f"max_pool{d}d")(x, 2, 2, return_indices=True)
+    out = getattr(_F(lib), f"max_unpool{d}d")(values * 1, indices, 2, 2, output_size=list(x.shape[2:]))
+    if backward:
+        (out * out).sum().backward()
+
+
+UNPOOLS = {  # 2-d's forward and 2-d's and 3-d's backward (torch's 3-d forward takes a stride and padding not kept)
+    "max_unpool2d": lambda lib, a: _unpooled(lib, a, 2, False),
+    "max_unpool2d_backward": lambda lib, a: _unpooled(lib, a, 2, True),
+    "gather_negative_dim": lambda lib, a: a["x"].gather(-1, lib.tensor([[0, 1], [2, 0]])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNPOOLS))
+def test_a_max_unpool_and_its_gradient_reach_a_mode_as_torchs_ops(name):
+    assert _logged(chainrule, UNPOOLS[name]) == _logged(real_torch, UNPOOLS[name])
+
+
+def test_a_max_unpool3d_gradient_reaches_a_mode_as_torchs_gather():
+    def backward_lines(lib):
+        return [line for line in _logged(lib, lambda lib, a: _unpooled(lib, a, 3, True)) if "max_unpool" not in line]
+
+    assert backward_lines(chainrule) == backward_lines(real_torch)
+
+
+@pytest.mark.parametrize("d", [2, 3])
+def test_a_max_unpool_under_a_passing_mode_keeps_its_value_and_gradient(d):
+    def program(lib, x):
+        values, indices = getattr(_F(lib), f"max_pool{d}d")(x, 2, 2, return_indices=True)
+        return (getattr(_F(lib), f"max_unpool{d}d")(values.exp(), indices, 2, 2, output_size=list(x.shape[2:])) *
+                x).sum()
+
+    assert_a_passing_mode_keeps(program, (2, 3) + (5,) * d, seed=12)
+
+
+def test_a_handler_editing_max_unpool2ds_output_size_gets_what_it_asked_for():
+    def run(lib):
+        seen = []
+        base = real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch else \
+            _python_dispatch.TorchDispatchMode
+
+        class Edit(base):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                if str(func) == "aten.max_unpool2d.default":
+                    seen.append(str(func))
+                    args = (*args[:2], [6, 6])
+                return func(*args, **(kwargs or {}))
+
+        x = lib.tensor(np.random.default_rng(13).standard_normal((1, 2, 4, 4)), dtype=lib.float32)
+        values, indices = _F(lib).max_pool2d(x, 2, 2, return_indices=True)
+        with Edit():
+            out = _F(lib).max_unpool2d(values, indices, 2, 2)
+        assert seen == ["aten.max_unpool2d.default"]
+        return out.numpy()
+
+    np.testing.assert_array_equal(run(chainrule), run(real_torch))

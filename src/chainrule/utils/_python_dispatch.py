@@ -475,6 +475,16 @@ def _select_backward(inputs, params):
     return ("select_backward", "default"), (inputs[0], list(shape), picked[0], int(picked[1])), {}
 
 
+def _max_unpool(inputs, params):
+    """max_unpool2d's write (FlatScatter assigning a batch's planes) as torch's max_unpool2d(input, indices,
+    output_size); 3-d's (torch's schema takes the stride and padding the op does not keep), 1-d's (torch's 2-d on a
+    unit width) and an unbatched input's are shown as they are."""
+    plane = tuple(params["plane_shape"])
+    if not params.get("assign") or len(plane) != 2 or inputs[0].ndim != 4:
+        return None
+    return ("max_unpool2d", "default"), (inputs[0], _function._Tensor._make(params["indices"]), list(plane)), {}
+
+
 def _unsqueeze_by_key(inputs, params):
     """``x[:, None]``, ``x[..., None]``: one new axis among whole dims, torch's unsqueeze at its place."""
     key = params["key"]
@@ -642,7 +652,7 @@ def _masked_fill_tensor(inputs, params):
 
 
 def _gather(inputs, params):
-    return ("gather", "default"), (inputs[0], params["dim"], _function._Tensor._make(params["index"])), {}
+    return ("gather", "default"), (inputs[0], _given_dim(params), _function._Tensor._make(params["index"])), {}
 
 
 def _shape_arg(name: str, key: str, given_key: str = ""):
@@ -737,7 +747,7 @@ _ATEN_SCHEMAS = {
     "Alias": lambda inputs, params: (("alias", "default"), (inputs[0],), {}),
     "ConstantPad": _constant_pad, "ModePad": _mode_pad,
     "Select": _select, "Slice": _slice, "SliceScatter": _slice_backward, "SelectScatter": _select_backward,
-    "Index": _index, "Gather": _gather, "Unsqueeze": _unsqueeze_by_key,
+    "Index": _index, "Gather": _gather, "FlatScatter": _max_unpool, "Unsqueeze": _unsqueeze_by_key,
     "Diagonal": _diagonal,
     "Where": lambda inputs, params: (("where", "self"), (params["condition"], *map(_operand, inputs)), {}),
     "MaskedFill": _masked_fill, "MaskedFillTensor": _masked_fill_tensor,
@@ -995,6 +1005,8 @@ _ATEN_STAND_INS = {
     "linalg_vector_norm.default": _stand_in_linalg_vector_norm,
     "slice_backward.default": lambda grad, input_sizes, dim, start, end, step: _chainrule().zeros(
         input_sizes, dtype=grad.dtype).slice_scatter(grad, dim, start, end, step),
+    "max_unpool2d.default": lambda input, indices, output_size: _chainrule().ops.pool.FlatScatter.apply(
+        input, indices=indices._data, plane_shape=tuple(output_size), assign=True, follow_layout=True),
     "select_backward.default": lambda grad, input_sizes, dim, index: _chainrule().zeros(
         input_sizes, dtype=grad.dtype).select_scatter(grad, dim, index),
     "elu.default": lambda input, alpha=1, scale=1, input_scale=1: _chainrule().ops.activation.Elu.apply(
@@ -1950,7 +1962,7 @@ def _linear_product_backward(node, grad, mat2_transposed: bool):
 def _backward_decompositions() -> dict:
     """forward op class (or node name) -> its node's backward as torch's formula runs it op by op, where chainrule's
     rule is one fused op or other ops: (node, grad) -> one gradient per input."""
-    from ..ops import linalg, linear
+    from ..ops import linalg, linear, pool
 
     fused = functools.partial(_linear_product_backward, mat2_transposed=True)
     return {linear.Addmm: fused, linear.Mm: fused,
@@ -1958,8 +1970,22 @@ def _backward_decompositions() -> dict:
             linalg.Bmm: _bmm_backward,
             "TBackward0": lambda node, grad: (grad.t(),),
             "AliasBackward0": lambda node, grad: (grad,),  # (torch's node returns the gradient: no op)
+            pool.FlatScatter: _max_unpool_backward,
             "SqueezeBackward4": _unsqueezed_back, "SqueezeBackward1": _unsqueezed_back,
             "UnsqueezeBackward0": _squeezed_back}
+
+
+def _max_unpool_backward(node, grad):
+    """A max unpool's backward (MaxUnpool2DBackward0/3D) as torch's max_pool_double_backward runs it: the indices
+    and the gradient (made contiguous) flattened per plane, gathered, viewed as the indices (the rule's gather:
+    the same values); a 1-d unpool's indices (torch's run through its 2-d op) run the rule."""
+    indices = _function._Tensor._make(node.indices)
+    if indices.ndim not in (4, 5):
+        return _function.RUN_UNDISPATCHED
+    batch, channels = indices.shape[:2]
+    flat = indices.view(batch, channels, -1)
+    gathered = grad.contiguous().view(batch, channels, -1).gather(-1, flat)
+    return (gathered.view(tuple(indices.shape)),)
 
 
 def _bmm_backward(node, grad):
