@@ -304,3 +304,15 @@ def test_a_handler_editing_max_unpool2ds_output_size_gets_what_it_asked_for():
         return out.numpy()
 
     np.testing.assert_array_equal(run(chainrule), run(real_torch))
+
+
+def test_allclose_reaches_a_mode_as_torchs_one_op_without_its_defaults():
+    def run(lib):
+        lines = []
+        a, b = _nan_pair(lib, "float32")
+        with _line_logger(lib, lines):
+            found = (lib.allclose(a, b), lib.allclose(a, b, equal_nan=True), a.allclose(b, 0.1),
+                     lib.allclose(a, a.clone(), 1e-05, 0.5, True))
+        return lines, found
+
+    assert run(chainrule) == run(real_torch)

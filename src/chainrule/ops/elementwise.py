@@ -3748,4 +3748,14 @@ def allclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=Fal
         _vmap_frames.refuse_unbatchable("vmap over torch.allclose isn't supported yet. Please file an issue at "
                                         "https://github.com/pytorch/pytorch/issues if you need this feature.",
                                         input, other)
+    if _function_module.active_dispatch is not None:  # (a mode sees torch's one op, not isclose's)
+        args = [input, other, rtol, atol, equal_nan]
+        for default in (False, 1e-08, 1e-05):  # (torch shows no trailing argument equal to its schema's default)
+            if len(args) > 2 and type(args[-1]) is type(default) and args[-1] == default:
+                args.pop()
+            else:
+                break
+        made = _function_module.factory_dispatch("allclose", allclose, tuple(args), {})
+        if made is not _function_module.RUN_UNDISPATCHED:
+            return builtins.bool(made)
     return builtins.bool(isclose(input, other, rtol, atol, equal_nan)._data.all())
