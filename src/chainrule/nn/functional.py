@@ -407,7 +407,8 @@ def tanh(input: Tensor) -> Tensor:
     return input.tanh()
 
 
-def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
+def elu_(input: Tensor, alpha: float = 1) -> Tensor:
+    # (torch's F.elu_ is its op, whose schema's alpha=1 a dispatch mode is not shown; F.elu passes 1.0, shown)
     return elu(input, alpha, inplace=True)
 
 
@@ -468,8 +469,9 @@ def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
     return leaky_relu(input, negative_slope, inplace=True)
 
 
-def hardtanh_(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
-    # torch's F.hardtanh_ is its op: it takes reversed bounds (F.hardtanh refuses them)
+def hardtanh_(input: Tensor, min_val: float = -1, max_val: float = 1) -> Tensor:
+    # torch's F.hardtanh_ is its op: it takes reversed bounds (F.hardtanh refuses them), and its schema's
+    # integer defaults are not shown to a dispatch mode (F.hardtanh's -1.0 and 1.0 are)
     return _aten_hardtanh(input, min_val, max_val, inplace=True)
 
 

@@ -300,7 +300,7 @@ def isposinf(input: Tensor) -> Tensor:
 def _shift(input, other, left: bool) -> Tensor:
     if _function.active_dispatch is not None:  # (a wrapper argument's values live in it)
         op = bitwise_left_shift if left else bitwise_right_shift
-        made = elementwise._answered_by_wrapper(op.__name__, op, input, other, ".Tensor_Scalar")
+        made = elementwise._answered_by_wrapper(op.__name__, op, input, other, ".Tensor_Scalar", to_mode=False)
         if made is not _function.RUN_UNDISPATCHED:
             return made
     name = "lshift" if left else "rshift"

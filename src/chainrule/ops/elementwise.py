@@ -3562,14 +3562,18 @@ def bitwise_not(input: Tensor) -> Tensor:
     return _unrecorded_unary("bitwise_not", bitwise_not, input, xp.invert)  # (int(~x) in vmap refused as torch's)
 
 
-def _answered_by_wrapper(name: str, op, input, other=None, scalar: str = ".Scalar"):
+def _answered_by_wrapper(name: str, op, input, other=None, scalar: str = ".Scalar", to_mode: bool = True):
     """The answer of a wrapper subclass's handler to ``aten.<name>`` (``.Tensor``, or ``scalar`` for a number
     ``other``, where ``other`` is given) for an op no Function records, whose array it would read (its
-    placeholder): argument_dispatch, or RUN_UNDISPATCHED where no wrapper is among the arguments."""
-    if other is None:
-        return _function_module.argument_dispatch(name, op, (input,), {})
-    overload = ".Tensor" if isinstance(other, Tensor) else scalar
-    return _function_module.argument_dispatch(name + overload, op, (input, other), {})
+    placeholder): argument_dispatch; else, where ``to_mode`` (torch runs it as that one op), a dispatch mode's
+    (factory_dispatch, as an unrecorded unary op's); RUN_UNDISPATCHED where neither answers."""
+    if other is not None:
+        name += ".Tensor" if isinstance(other, Tensor) else scalar
+    args = (input,) if other is None else (input, other)
+    made = _function_module.argument_dispatch(name, op, args, {})
+    if made is _function_module.RUN_UNDISPATCHED and to_mode:
+        return _function_module.factory_dispatch(name, op, args, {})
+    return made
 
 
 def _unrecorded_unary(name: str, op, input: Tensor, array_op) -> Tensor:
@@ -3642,9 +3646,14 @@ def isfinite(input: Tensor) -> Tensor:
     if _FLOAT8_NP and input._data.dtype.name not in _FLOAT8_ISFINITE:
         _dtype.refuse_float8(input._data.dtype, "isfinite")
     if _function_module.active_dispatch is not None:  # (a wrapper's values live in it)
-        made = _answered_by_wrapper("isfinite", isfinite, input)
+        made = _answered_by_wrapper("isfinite", isfinite, input, to_mode=False)
         if made is not _function_module.RUN_UNDISPATCHED:
             return made
+        if input.dtype.is_floating_point:
+            # torch's CompositeImplicit isfinite of a real float tensor, op by op as a mode sees it:
+            # (x == x) * (|x| != inf)
+            bounded = input.abs().ne(math.inf)
+            return input.eq(input).mul(bounded)
     xp = array_module(input)
     return _unbatched_unless(input, Tensor._make(xp.isfinite(input._data)))
 
@@ -3746,4 +3755,14 @@ def allclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=Fal
         _vmap_frames.refuse_unbatchable("vmap over torch.allclose isn't supported yet. Please file an issue at "
                                         "https://github.com/pytorch/pytorch/issues if you need this feature.",
                                         input, other)
+    if _function_module.active_dispatch is not None:  # (a mode sees torch's one op, not isclose's)
+        args = [input, other, rtol, atol, equal_nan]
+        for default in (False, 1e-08, 1e-05):  # (torch shows no trailing argument equal to its schema's default)
+            if len(args) > 2 and type(args[-1]) is type(default) and args[-1] == default:
+                args.pop()
+            else:
+                break
+        made = _function_module.factory_dispatch("allclose", allclose, tuple(args), {})
+        if made is not _function_module.RUN_UNDISPATCHED:
+            return builtins.bool(made)
     return builtins.bool(isclose(input, other, rtol, atol, equal_nan)._data.all())

@@ -2239,6 +2239,8 @@ def gather(input: Tensor, dim: int, index: Tensor, *, sparse_grad: bool = False)
     array = _scatter_gather_index(index, "gather")
     _check_gather_shapes("gather", input, array, d)
     _check_range(array, _as_1d(input._data).shape[d], d, "gather")
+    if _function.active_dispatch is not None:  # (a mode shows the dim as given: gather(x, -1, index))
+        _function.note_given(Gather, input, given_dim=dim)
     out = Gather.apply(input, index=array, dim=d)
     if out._grad_fn is not None:
         out._grad_fn.given_dim, out._grad_fn.sparse_grad = dim, sparse_grad  # torch's _saved_dim, _saved_sparse_grad

@@ -137,7 +137,7 @@ class Addmm(Function):
         need_b, need_x, need_w = ctx.needs_input_grad
         # a bias of rows takes G itself, which the engine sums to its shape
         sum_rows = need_b and len(ctx._input_meta[0][0]) <= 1
-        grads = iter(_linear_backward(grad, x, w_t, (need_x, need_w, sum_rows)))
+        grads = iter(_linear_backward(grad, x, w_t, (need_x, need_w, sum_rows), _operand_orders(ctx, x, w_t, 1)))
         grad_x = next(grads) if need_x else None
         grad_w = _transposed(next(grads), None, None) if need_w else None
         grad_b = (next(grads) if sum_rows else grad) if need_b else None
@@ -165,7 +165,7 @@ class Mm(Function):
     def backward(ctx, grad):
         x, w_t = ctx.saved_values
         need_x, need_w = ctx.needs_input_grad
-        grads = iter(_linear_backward(grad, x, w_t, (need_x, need_w, False)))
+        grads = iter(_linear_backward(grad, x, w_t, (need_x, need_w, False), _operand_orders(ctx, x, w_t, 0)))
         grad_x = next(grads) if need_x else None
         return grad_x, (_transposed(next(grads), None, None) if need_w else None)
 
@@ -182,12 +182,12 @@ class LinearBackward(Function):
     formula = None
 
     @staticmethod
-    def forward(ctx, grad, *matrices, needs):
+    def forward(ctx, grad, *matrices, needs, orders=(False, False)):
         if any(ctx.needs_input_grad):  # keep nothing on the shared no-grad ctx
             ctx.needs = needs
         x, w = _needed_matrices(matrices, needs)
         ctx.save_for_backward(grad, x, w)
-        return _linear_grads(grad, x, w, needs)
+        return _linear_grads(grad, x, w, needs, orders)
 
     @staticmethod
     def backward(ctx, *grad_grads):
@@ -221,19 +221,39 @@ def _needed_matrices(matrices, needs) -> tuple:
     return x, w
 
 
-def _linear_grads(grad, x, w, needs) -> tuple:
-    """The arrays (G W, Gᵀ x, Σ G) that ``needs`` asks for: LinearBackward's forward."""
+def _linear_grads(grad, x, w, needs, orders) -> tuple:
+    """The arrays (G W, Gᵀ x, Σ G) that ``needs`` asks for: LinearBackward's forward. Each product
+    takes torch's operand order (``_operand_orders``): G W as (W G)ᵀ, Gᵀ x as (xᵀ G)ᵀ where it says."""
     grads = []
     if needs[0]:
-        grads.append(grad @ w)
+        grads.append((w.T @ grad.T).T if orders[0] else grad @ w)
     if needs[1]:
-        grads.append(grad.T @ x)
+        grads.append((x.T @ grad).T if orders[1] else grad.T @ x)
     if needs[2]:
         grads.append(_column_sums(grad))
     return tuple(grads)
 
 
-def _linear_backward(grad: Tensor, x, w_t, needs) -> tuple:
+def _column_major(matrix, ctx, position: int) -> bool:
+    """torch's test of a product's matrix (kept, else the strides its forward noted) for column-major
+    strides (1, rows), by which its mm_mat1_backward and mm_mat2_backward choose their operand order."""
+    if matrix is not None:
+        array = matrix._data
+        return array.strides[0] == array.itemsize and array.strides[1] == array.shape[0] * array.itemsize
+    return ctx.unsaved_strides == (1, ctx._input_meta[position][0][0])
+
+
+def _operand_orders(ctx, x, w_t, x_position: int) -> tuple:
+    """Whether x's gradient is torch's (W Gᵀ)ᵀ (a column-major x) and W's torch's xᵀ G (a weight whose
+    t() is not column-major), not G W and (Gᵀ x)ᵀ: the same products in torch's order, so that a
+    dispatch mode replaying torch's t and mm ops gets the rule's bits. A contiguous x and weight take
+    neither."""
+    need_x, need_w = ctx.needs_input_grad[x_position:x_position + 2]
+    return (need_x and _column_major(x, ctx, x_position),
+            need_w and not _column_major(w_t, ctx, x_position + 1))
+
+
+def _linear_backward(grad: Tensor, x, w_t, needs, orders) -> tuple:
     """A product's gradients through LinearBackward. In a plain backward nothing records and no
     profiler, forward-AD level or low-precision hook would see the op, so its unrecorded apply
     would only wrap these arrays: its array forward is called directly (same arrays, same
@@ -241,8 +261,9 @@ def _linear_backward(grad: Tensor, x, w_t, needs) -> tuple:
     a profiler counting the GEMMs) it is applied as an op."""
     if _function.unwatched_on_arrays(grad):
         kept = ((x._data,) if x is not None else ()) + ((w_t._data.T,) if w_t is not None else ())
-        return tuple(Tensor._make(g) for g in _linear_grads(grad._data, *_needed_matrices(kept, needs), needs))
-    return LinearBackward.apply(grad, *_kept(x, w_t), needs=needs)
+        return tuple(Tensor._make(g) for g in _linear_grads(grad._data, *_needed_matrices(kept, needs), needs,
+                                                            orders))
+    return LinearBackward.apply(grad, *_kept(x, w_t), needs=needs, orders=orders)
 
 
 def matrix_needs(node) -> tuple:

@@ -422,8 +422,11 @@ def _norm(inputs, params):
 
 
 def _single_axis(key, ndim: int):
-    """(dim, item) where ``key`` indexes one dim with ``item`` and takes every other whole."""
-    items = key if isinstance(key, tuple) else (key,)
+    """(dim, item) where ``key`` indexes one dim with ``item`` and takes every other whole; a lone key
+    indexes dim 0 (``x[:]`` is torch's slice(x, 0, 0, INT64_MAX))."""
+    if not isinstance(key, tuple):
+        return 0, key
+    items = key
     if sum(item is Ellipsis for item in items) > 1:
         return None
     if Ellipsis in items:
@@ -461,6 +464,25 @@ def _slice_backward(inputs, params):
     stop = _INT64_MAX if item.stop is None else item.stop
     return ("slice_backward", "default"), (inputs[0], list(shape), dim, start, stop,
                                            1 if item.step is None else item.step), {}
+
+
+def _select_backward(inputs, params):
+    """A select's gradient put back (SelectScatter) as torch's select_backward(grad, input_sizes, dim, index)."""
+    shape = params["shape"]
+    picked = _single_axis(params["key"], len(shape))
+    if picked is None or not isinstance(picked[1], (int, np.integer)) or isinstance(picked[1], bool):
+        return None
+    return ("select_backward", "default"), (inputs[0], list(shape), picked[0], int(picked[1])), {}
+
+
+def _max_unpool(inputs, params):
+    """max_unpool2d's write (FlatScatter assigning a batch's planes) as torch's max_unpool2d(input, indices,
+    output_size); 3-d's (torch's schema takes the stride and padding the op does not keep), 1-d's (torch's 2-d on a
+    unit width) and an unbatched input's are shown as they are."""
+    plane = tuple(params["plane_shape"])
+    if not params.get("assign") or len(plane) != 2 or inputs[0].ndim != 4:
+        return None
+    return ("max_unpool2d", "default"), (inputs[0], _function._Tensor._make(params["indices"]), list(plane)), {}
 
 
 def _unsqueeze_by_key(inputs, params):
@@ -630,7 +652,7 @@ def _masked_fill_tensor(inputs, params):
 
 
 def _gather(inputs, params):
-    return ("gather", "default"), (inputs[0], params["dim"], _function._Tensor._make(params["index"])), {}
+    return ("gather", "default"), (inputs[0], _given_dim(params), _function._Tensor._make(params["index"])), {}
 
 
 def _shape_arg(name: str, key: str, given_key: str = ""):
@@ -724,7 +746,8 @@ _ATEN_SCHEMAS = {
     "Unbind": lambda inputs, params: (("unbind", "int"), _trailing((inputs[0], params["given_dim"]), (0,)), {}),
     "Alias": lambda inputs, params: (("alias", "default"), (inputs[0],), {}),
     "ConstantPad": _constant_pad, "ModePad": _mode_pad,
-    "Select": _select, "Slice": _slice, "SliceScatter": _slice_backward, "Index": _index, "Gather": _gather, "Unsqueeze": _unsqueeze_by_key,
+    "Select": _select, "Slice": _slice, "SliceScatter": _slice_backward, "SelectScatter": _select_backward,
+    "Index": _index, "Gather": _gather, "FlatScatter": _max_unpool, "Unsqueeze": _unsqueeze_by_key,
     "Diagonal": _diagonal,
     "Where": lambda inputs, params: (("where", "self"), (params["condition"], *map(_operand, inputs)), {}),
     "MaskedFill": _masked_fill, "MaskedFillTensor": _masked_fill_tensor,
@@ -982,6 +1005,10 @@ _ATEN_STAND_INS = {
     "linalg_vector_norm.default": _stand_in_linalg_vector_norm,
     "slice_backward.default": lambda grad, input_sizes, dim, start, end, step: _chainrule().zeros(
         input_sizes, dtype=grad.dtype).slice_scatter(grad, dim, start, end, step),
+    "max_unpool2d.default": lambda input, indices, output_size: _chainrule().ops.pool.FlatScatter.apply(
+        input, indices=indices._data, plane_shape=tuple(output_size), assign=True, follow_layout=True),
+    "select_backward.default": lambda grad, input_sizes, dim, index: _chainrule().zeros(
+        input_sizes, dtype=grad.dtype).select_scatter(grad, dim, index),
     "elu.default": lambda input, alpha=1, scale=1, input_scale=1: _chainrule().ops.activation.Elu.apply(
         input, alpha=alpha, scale=scale, input_scale=input_scale),
     "celu.default": lambda input, alpha=1.0: _functional().celu(input, alpha),
@@ -1908,15 +1935,16 @@ _ATEN_SCHEMAS["_ColumnSums"] = lambda inputs, params: (("sum", "dim_IntList"), (
 def _linear_product_backward(node, grad, mat2_transposed: bool):
     """A linear's AddmmBackward0 or MmBackward0 (ops.linear's, whose rule is one fused op), or a 2-d matmul's
     MmBackward0, as torch's formulas run: each matrix's gradient through t and mm, then a bias of one row's
-    summed over the rows. Only where torch's products are the rule's (the same operands, not their
-    transposes: the same bits): x's as G Wᵀ, and W's as (Gᵀ x)ᵀ where ``mat2_transposed`` (the fused
-    rule's), else as xᵀ G; elsewhere the rule runs, its ops shown as they are."""
+    summed over the rows. The fused linear rule (``mat2_transposed``) takes torch's operand order for every
+    layout (ops.linear._operand_orders), so its products are these ops' (the same bits); a 2-d matmul's rule
+    only G Bᵀ and Aᵀ G, so a column-major matrix's gradient (torch's transposed order) runs the rule, its ops
+    shown as they are."""
     with_bias = len(node.next_functions) == 3
     needs = node.needs_input_grad[1:] if with_bias else node.needs_input_grad
     prefix = "_saved_mat1" if with_bias else "_saved_self"
     mat1_meta = (getattr(node, prefix + "_sym_sizes"), getattr(node, prefix + "_sym_strides"))
     mat2_meta = (node._saved_mat2_sym_sizes, node._saved_mat2_sym_strides)
-    if (needs[0] and _column_major(*mat1_meta)) or (needs[1] and _column_major(*mat2_meta) != mat2_transposed):
+    if not mat2_transposed and ((needs[0] and _column_major(*mat1_meta)) or (needs[1] and _column_major(*mat2_meta))):
         return _function.RUN_UNDISPATCHED
     grad_mat1, grad_mat2 = _product_gradients(grad, getattr(node, prefix) if needs[1] else None,
                                               mat1_meta, node._saved_mat2 if needs[0] else None, mat2_meta, needs,
@@ -1934,15 +1962,30 @@ def _linear_product_backward(node, grad, mat2_transposed: bool):
 def _backward_decompositions() -> dict:
     """forward op class (or node name) -> its node's backward as torch's formula runs it op by op, where chainrule's
     rule is one fused op or other ops: (node, grad) -> one gradient per input."""
-    from ..ops import linalg, linear
+    from ..ops import linalg, linear, pool
 
     fused = functools.partial(_linear_product_backward, mat2_transposed=True)
     return {linear.Addmm: fused, linear.Mm: fused,
             linalg.Mm: functools.partial(_linear_product_backward, mat2_transposed=False),
             linalg.Bmm: _bmm_backward,
             "TBackward0": lambda node, grad: (grad.t(),),
+            "AliasBackward0": lambda node, grad: (grad,),  # (torch's node returns the gradient: no op)
+            pool.FlatScatter: _max_unpool_backward,
             "SqueezeBackward4": _unsqueezed_back, "SqueezeBackward1": _unsqueezed_back,
             "UnsqueezeBackward0": _squeezed_back}
+
+
+def _max_unpool_backward(node, grad):
+    """A max unpool's backward (MaxUnpool2DBackward0/3D) as torch's max_pool_double_backward runs it: the indices
+    and the gradient (made contiguous) flattened per plane, gathered, viewed as the indices (the rule's gather:
+    the same values); a 1-d unpool's indices (torch's run through its 2-d op) run the rule."""
+    indices = _function._Tensor._make(node.indices)
+    if indices.ndim not in (4, 5):
+        return _function.RUN_UNDISPATCHED
+    batch, channels = indices.shape[:2]
+    flat = indices.view(batch, channels, -1)
+    gathered = grad.contiguous().view(batch, channels, -1).gather(-1, flat)
+    return (gathered.view(tuple(indices.shape)),)
 
 
 def _bmm_backward(node, grad):
@@ -2326,6 +2369,8 @@ def _dispatch_inplace(function, target, args: tuple, kwargs: dict, run_inplace):
     if name == "_index_put":  # torch's index_put_(self, indices, values, accumulate=False): a list of indices
         indices, values, accumulate = (*args, *(kwargs.get(k) for k in ("indices", "values", "accumulate")[len(args):]))[:3]
         name, args, kwargs = "index_put", _trailing((list(indices), values, bool(accumulate)), (False,)), {}
+    if name in _INPLACE_SCHEMA_DEFAULTS and not kwargs:  # (torch shows no trailing argument equal to its default)
+        args = _trailing(args, _INPLACE_SCHEMA_DEFAULTS[name])
     overload_name = _inplace_overload_name(name, args, kwargs)
     kept = _inplace_overloads.setdefault(function, {})
     func = kept.get(overload_name)
@@ -2642,6 +2687,8 @@ _function.getitem_dispatch = _dispatch_getitem
 
 # methods whose in-place overload is not the ``.Tensor`` of one with arguments: torch's schema names
 # it (lerp_ by its weight: ``.Scalar`` for a number, ``.Tensor`` for a tensor)
+# the schema defaults of in-place activations' trailing arguments (a float 1.0 is not elu_'s int 1: shown)
+_INPLACE_SCHEMA_DEFAULTS = {"leaky_relu": (0.01,), "elu": (1, 1, 1), "celu": (1.0,), "hardtanh": (-1, 1)}
 _INPLACE_OVERLOAD_NAMES = {"addcmul": "default", "addcdiv": "default", "index_put": "default"}
 # the in-place ops whose one overload in torch is .default (torch.ops.aten.<name>_.overloads() in torch 2.13),
 # which take arguments: addr_(vec1, vec2) is aten.addr_.default, not .Tensor
