@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import chainrule
+from chainrule.ops.cpu_features import AVX512_CORE
 
 torch = pytest.importorskip("torch")
 
@@ -20,6 +21,30 @@ def _same_bits(make, dtype_name: str) -> None:
         expected = make(torch, getattr(torch, dtype_name))
         got = make(chainrule, getattr(chainrule, dtype_name))
     assert _bits(got) == _bits(expected)
+
+
+def _ulps_apart(got, expected) -> np.ndarray:
+    """How many float steps each element of ``got`` lies from ``expected`` (same-signed finite
+    values; infinities and NaNs must sit in the same places, as 0)."""
+    g, e = (np.ascontiguousarray(np.asarray(t.detach().numpy())).ravel() for t in (got, expected))
+    assert g.dtype == e.dtype and np.array_equal(np.isnan(g), np.isnan(e))
+    assert np.array_equal(g[~np.isfinite(e)], e[~np.isfinite(e)])
+    finite = np.isfinite(e)
+    signed = {4: np.int32, 8: np.int64}[g.itemsize]
+    assert np.array_equal(np.signbit(g[finite]) | (g[finite] == 0), np.signbit(e[finite]) | (e[finite] == 0))
+    steps = np.zeros(g.shape, np.int64)
+    steps[finite] = np.abs(g[finite].view(signed).astype(np.int64) - e[finite].view(signed).astype(np.int64))
+    return steps
+
+
+# torch.log on CPU is MKL's vector log (vsLn/vdLn through ATen's vml). On the AVX-512 CPUs this
+# suite ran on until session 53, its last bit was that of chainrule's log (float64's log, rounded
+# to float32 for float32), and the logit/BCE tests below held to the bit there. On a CPU without
+# AVX-512 (AVX2), MKL takes another routine (the same bits with ATEN_CPU_CAPABILITY=default: MKL's
+# choice, not ATen's vector width): measured on an AMD EPYC (AVX2 + FMA), torch.log of 200,000
+# uniform values in [0, 100) differed from the float64-rounded log in 6,461 float32 and 29 float64
+# elements, each by one ulp. Not replayed: MKL's routine is a vendor's, its order unknown.
+_LOG_IS_REPLAYED = AVX512_CORE
 
 
 # ---------------------------------------------------------------- item 1: the sign of an empty reduction's NaN
@@ -85,8 +110,21 @@ def test_binary_cross_entropy_gradients_bitwise(dtype_name, reduction, weighted,
     target gradient is -logit(p)): the gradients match to the bit, first and second order."""
     expected = _bce_grads(torch, dtype_name, reduction, weighted, create_graph)
     got = _bce_grads(chainrule, dtype_name, reduction, weighted, create_graph)
-    for e, g in zip(expected, got):
-        assert _bits(g) == _bits(e)
+    # (float64 on a CPU without AVX-512: all four gradients to the bit on an AMD EPYC, MKL's double
+    # log being off the rounded one in 29 of 200,000 values, none of these 30)
+    if _LOG_IS_REPLAYED or dtype_name == "float64":
+        for e, g in zip(expected, got):
+            assert _bits(g) == _bits(e)
+        return
+    # float32 on a CPU without AVX-512: the target gradient, -logit(p), takes torch.log's last bit
+    # from MKL's AVX2 log (see _LOG_IS_REPLAYED); measured on an AMD EPYC: 2 or 3 of its 30
+    # elements one ulp off, every other gradient (the input's, both second-order ones) to the bit
+    for i, (e, g) in enumerate(zip(expected, got)):
+        if i == 1:
+            steps = _ulps_apart(g, e)
+            assert steps.max() <= 1 and np.count_nonzero(steps) <= 6
+        else:
+            assert _bits(g) == _bits(e)
 
 
 def test_binary_cross_entropy_one_node_and_weight_refused():
@@ -105,7 +143,16 @@ def test_logit_bitwise(dtype_name, eps):
     """torch's logit is log(p / (1 - p)) with torch.log's last bit, not log(p) - log1p(-p)."""
     rng = np.random.default_rng(2)
     values = np.concatenate([rng.random(1003), [0.0, 1.0, 0.5, 1e-30, 1 - 1e-7]])
-    _same_bits(lambda m, dt: m.logit(m.tensor(values, dtype=dt), eps), dtype_name)
+    make = lambda m, dt: m.logit(m.tensor(values, dtype=dt), eps)  # noqa: E731
+    if _LOG_IS_REPLAYED:
+        _same_bits(make, dtype_name)
+        return
+    # a CPU without AVX-512: torch.log's last bit is MKL's AVX2 log's (see _LOG_IS_REPLAYED);
+    # measured on an AMD EPYC: float32 66-69 of these 1,008 values one ulp off, float64 1; the
+    # infinities at 0 and 1 in place, nothing further than one ulp
+    steps = _ulps_apart(make(chainrule, getattr(chainrule, dtype_name)), make(torch, getattr(torch, dtype_name)))
+    assert steps.max() <= 1
+    assert np.count_nonzero(steps) <= {"float32": 120, "float64": 4}[dtype_name]
 
 
 # ---------------------------------------------------------------- item 4: a size-1 dim's stride in a binary op's result
