@@ -118,3 +118,16 @@ def test_gelu_float32_special_values_are_torchs_bitwise():
         gradient = _special.gelu_backward_float32(np.ones_like(_X), _X)
     assert _bits(got) == _bits(torch.nn.functional.gelu(torch.from_numpy(_X)).numpy())
     assert _bits(gradient) == _bits(torch.ops.aten.gelu_backward(torch.ones(_X.size), torch.from_numpy(_X)).numpy())
+
+
+# NaN inputs, quiet and signalling, of either sign: torch's AVX2 forward and its backward give the
+# input's NaN, quieted (oneDNN's exp clamps a NaN by minps instead of passing it on, so the sign
+# comes from x); chainrule's exp passed the NaN on, flipping the sign of negative ones
+_NANS = _words(0x7fc00000, 0xffc00000, 0x7fc00001, 0xffc12345, 0x7f800001, 0xff800001, 0x7fa00000, 0xffe00000)
+_QUIETED = [0x7fc00000, 0xffc00000, 0x7fc00001, 0xffc12345, 0x7fc00001, 0xffc00001, 0x7fe00000, 0xffe00000]
+
+
+def test_nan_inputs_give_torchs_nans():
+    with np.errstate(all="ignore"):
+        assert _bits(_special.gelu_float32_abramowitz_stegun(_NANS)) == _QUIETED
+        assert _bits(_special.gelu_backward_float32(np.ones_like(_NANS), _NANS)) == _QUIETED
