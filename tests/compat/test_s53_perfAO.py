@@ -35,7 +35,8 @@ def test_gelu_float32_kernels_keep_their_bits():
     # arithmetic and table look-ups only, the same on any CPU)
     x, g, *_ = _inputs()
     assert _bits(_special.gelu_float32(x)) == 5256312308486
-    assert _bits(_special.gelu_backward_float32(g, x)) == 5415393404447
+    # (the backward's sum since mendCT, whose 1/√pi is oneDNN's: torch's gelu_backward's on AVX2)
+    assert _bits(_special.gelu_backward_float32(g, x)) == 5415393402057
     special = np.array([0.0, -0.0, 1e-40, -1e-40, 5.6, -5.6, 100.0, -100.0, np.inf, -np.inf, np.nan], np.float32)
     with np.errstate(all="ignore"):  # (as the op calls them: inf and nan pass through the polynomials)
         forward = _special.gelu_float32(special)

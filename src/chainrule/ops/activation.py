@@ -577,6 +577,12 @@ def _onednn_gelu(x) -> bool:
             and cpu_features.onednn_enabled())
 
 
+# oneDNN's gelu_erf forward (its backward is one kernel on every x86 CPU) is a minimax polynomial
+# where its avx512_core kernels run and Abramowitz & Stegun's erf with its own exp below them (AVX2;
+# the FMA-less SSE4.1/AVX kernels, which round each product, are not replayed)
+_GELU_FLOAT32 = _special.gelu_float32 if cpu_features.AVX512_CORE else _special.gelu_float32_abramowitz_stegun
+
+
 def _gelu_cdf_array(x):
     """Φ(x) = (1 + erf(x/√2))/2 in x's dtype."""
     from ._special import erf as erf_array
@@ -609,7 +615,7 @@ class Gelu(Function):
             return t(0.5) * x * (t(1) + xp.tanh(inner))
         if _onednn_gelu(x):  # no Phi kept: the backward is oneDNN's own formula (GeluBackward)
             ctx.cdf = None
-            return _special.gelu_float32(x)
+            return _GELU_FLOAT32(x)
         cdf = _gelu_cdf_array(x)
         if any(ctx.needs_input_grad):  # reused by the backward; nothing kept on the no-grad ctx
             ctx.cdf = cdf
