@@ -3339,11 +3339,13 @@ def _sequential_fma_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a @ b in float32 as one fused multiply-add per k, in k order: each product is exact in
     float64 and the float64 sum rounds to float32 as an FMA would, but where the sum itself needed
     more than 53 bits (a double rounding on a float32 tie: ~2⁻²⁹ of steps)."""
-    acc = np.zeros(a.shape[:-1] + b.shape[-1:], np.float64)
-    for k in range(a.shape[-1]):
-        acc += a[..., k, None].astype(np.float64) * b[..., None, k, :]
-        acc = acc.astype(np.float32).astype(np.float64)
-    return acc.astype(np.float32)
+    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+    wide_a, wide_b = a.astype(np.float64), b.astype(np.float64)
+    acc, product = np.zeros(shape, np.float32), np.empty(shape)
+    for k in range(a.shape[-1]):  # in place: the allocations cost as much as the arithmetic
+        np.multiply(wide_a[..., k, None], wide_b[..., None, k, :], out=product)
+        np.add(acc, product, out=acc, casting="same_kind")  # float64's sum, rounded once
+    return acc
 
 
 def _euclidean_cdist(x1: Tensor, x2: Tensor) -> Tensor:
