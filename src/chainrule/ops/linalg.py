@@ -50,7 +50,7 @@ from ..autograd.function import (
 )
 from ..autograd.grad_mode import enable_grad, is_grad_enabled
 from ..tensor import Tensor, _wrap_dim, honours_out, refuse_out_under_autograd, warn_resized_out, write_out
-from . import cpu_features, creation
+from . import creation
 from ._arg_parser import check_as, check_bool, out_rule
 from .elementwise import (
     SPARSE_COO_TYPES,
@@ -3306,11 +3306,8 @@ class EuclideanDist(Function):
                 (x * x).astype(wide, copy=False).sum(-1, keepdims=True).astype(dtype, copy=False) for x in (x1, x2))
         x1_padded = xp.concatenate([x1 * dtype.type(-2), x1_norm, xp.ones_like(x1_norm)], -1)
         x2_padded = xp.concatenate([x2, xp.ones_like(x2_norm), x2_norm], -1)
-        if _mkl_avx2_sgemm_is_sequential(x1_padded, x2_padded):
-            squared = _sequential_fma_matmul(x1_padded, xp.swapaxes(x2_padded, -1, -2))
-        else:
-            squared = xp.matmul(x1_padded.astype(wide, copy=False),
-                                xp.swapaxes(x2_padded, -1, -2).astype(wide, copy=False)).astype(dtype, copy=False)
+        squared = xp.matmul(x1_padded.astype(wide, copy=False),
+                            xp.swapaxes(x2_padded, -1, -2).astype(wide, copy=False)).astype(dtype, copy=False)
         result = xp.sqrt(xp.maximum(squared.astype(wide, copy=False), 0)).astype(dtype, copy=False)
         ctx.save_for_backward(x1, x2, result)
         return result
@@ -3322,30 +3319,6 @@ class EuclideanDist(Function):
         ratio = where(result == 0, 0.0, grad / result)
         return (x1 * ratio.sum(-1, keepdim=True) - ratio.matmul(x2),
                 x2 * ratio.sum(-2).unsqueeze(-1) - ratio.mT.matmul(x1))
-
-
-def _mkl_avx2_sgemm_is_sequential(a, b) -> bool:
-    """Where torch's float32 batched product (MKL sgemm) on a CPU without AVX-512 is one FMA chain
-    per output, k = 0, 1, ... from 0: measured on an AMD EPYC (AVX2 + FMA), 0 of 1800-90000
-    outputs differing for 26 <= rows, 26 <= columns and 3 <= k <= 130, where NumPy's product
-    rounded 5-18% of them differently; MKL takes other kernels outside (k = 200: 85% differ, 5 or
-    fewer rows: 7-75%), so those stay NumPy's. AVX-512 CPUs keep NumPy's product, which was torch's
-    bits there."""
-    return (not cpu_features.AVX512_CORE and type(a) is np.ndarray and a.dtype == np.float32
-            and b.dtype == np.float32 and min(a.shape[-2], b.shape[-2]) >= 26 and a.shape[-1] <= 130)
-
-
-def _sequential_fma_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a @ b in float32 as one fused multiply-add per k, in k order: each product is exact in
-    float64 and the float64 sum rounds to float32 as an FMA would, but where the sum itself needed
-    more than 53 bits (a double rounding on a float32 tie: ~2⁻²⁹ of steps)."""
-    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
-    wide_a, wide_b = a.astype(np.float64), b.astype(np.float64)
-    acc, product = np.zeros(shape, np.float32), np.empty(shape)
-    for k in range(a.shape[-1]):  # in place: the allocations cost as much as the arithmetic
-        np.multiply(wide_a[..., k, None], wide_b[..., None, k, :], out=product)
-        np.add(acc, product, out=acc, casting="same_kind")  # float64's sum, rounded once
-    return acc
 
 
 def _euclidean_cdist(x1: Tensor, x2: Tensor) -> Tensor:
