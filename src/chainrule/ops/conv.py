@@ -694,6 +694,14 @@ _POINTWISE_CHAIN_MAX_CHANNELS = 256
 _POINTWISE_CHAIN_MAX_WORK = 1 << 20
 
 
+# MKL's AVX2 sgemm, torch's slow kernel on a CPU without AVX-512, sums each output's products in one
+# FMA chain from zero over the input channels and then adds the bias already in C, for GEMMs of at
+# least this many columns (spatial positions): measured on an AMD EPYC (AVX2+FMA) with torch 2.13,
+# 64→8 at 12, 15, 16, 17, 24 and 25 columns, 12→8 at 120, all equal; at 5, 8 and 9 columns neither this
+# chain, the bias-first one, nor 2-, 4-, 8- or 16-lane partial sums gave its bits (MKL's small kernel)
+_MKL_AVX2_CHAIN_MIN_COLUMNS = 12
+
+
 def _bias_first_pointwise(x, w, b, geo: _Geometry):
     """torch's float32 pointwise convolution with a bias, (N, C, *S) ⋆ (O, C, 1, ...) + (O,) →
     (N, O, *S), rounded as its kernel rounds it; None where its kernel does not take that path or
@@ -705,18 +713,22 @@ def _bias_first_pointwise(x, w, b, geo: _Geometry):
             and all(k == 1 for k in geo.kernel) and all(st == 1 for st in geo.stride)
             and not any(geo.pad_lo) and not any(geo.pad_hi) and geo.groups == 1
             and c <= _POINTWISE_CHAIN_MAX_CHANNELS and n * o * length * c <= _POINTWISE_CHAIN_MAX_WORK
-            and not suggests_channels_last(x) and not suggests_channels_last(w)
-            and (n >= 16 or any(dl != 1 for dl in geo.dilation) or _config.torch_intra_op_threads() > 1)
-            and cpu_features.onednn_enabled()):
-        # (the last: torch's use_mkldnn gives a small undilated 1×1 batch to its slow kernel on one
-        # thread, the bias copied into the output and the BLAS GEMM added onto it: the GEMM's rounding)
+            and not suggests_channels_last(x) and not suggests_channels_last(w)):
+        return None
+    # torch's use_mkldnn gives a small undilated 1×1 batch to its slow kernel on one thread (and every
+    # batch with oneDNN switched off): the bias copied into the output and the BLAS GEMM added onto it
+    onednn = ((n >= 16 or any(dl != 1 for dl in geo.dilation) or _config.torch_intra_op_threads() > 1)
+              and cpu_features.onednn_enabled())
+    if not onednn and (cpu_features.AVX512_CORE or length < _MKL_AVX2_CHAIN_MIN_COLUMNS):
+        # (with AVX-512, MKL's GEMM rounds as chainrule's own GEMM does; on AVX2 below the bound, as
+        # neither: left to the GEMM's rounding)
         return None
     # x widened once: each channel's product is then a float64 multiply without a cast (18→16
     # on (32, 18, 9, 9), one thread: 0.94-0.98 ms instead of 1.01-1.19)
     xs = x.reshape(n, c, length).astype(np.float64)
     w64 = w.reshape(o, c).astype(np.float64)
     out = np.empty((n, o, length), dtype=np.float32)
-    out[...] = b[:, None]
+    out[...] = b[:, None] if onednn else 0
     step = np.empty((n, o, length), dtype=np.float64)
     for channel in range(c):
         # acc = fma(w, x, acc): the float32 product is exact in float64, the sum rounded to float32
@@ -724,6 +736,8 @@ def _bias_first_pointwise(x, w, b, geo: _Geometry):
         np.multiply(w64[None, :, channel, None], xs[:, None, channel, :], out=step)
         step += out
         out[...] = step
+    if not onednn:
+        out += b[:, None]  # MKL's AVX2 GEMM: the products' chain from zero, then C (the bias) added once
     return out.reshape(n, o, *geo.out_shape)
 
 
