@@ -423,6 +423,59 @@ def _conv_input_onednn_blocks(grad: np.ndarray, w: np.ndarray, geo: _Geometry) -
     return out.transpose(0, d + 1, *range(1, d + 1))
 
 
+# On a CPU without AVX-512 oneDNN runs its jit:avx2 backward-data kernel instead (channels in blocks
+# of 8): one FMA chain from zero per input-gradient value, over (block of 8 output channels, kernel
+# row, kernel column, channel in block), the accumulator carried from block to block (64→32 3×3 on
+# (4, 64, 10, 10) in a NumPy probe on an AMD EPYC: 25,600 of 25,600 torch's; the avx512 order's
+# partial sums per block, 2,600). No BLAS sums in that order, so it is replayed one product term a
+# pass, 10-30x the GEMMs' time: only for layers of up to _POINTWISE_CHAIN_MAX_WORK multiply-adds.
+_ONEDNN_AVX2_CHANNEL_BLOCK = 8
+
+
+def _adjoint_in_onednn_avx2_chain(grad, w, geo: _Geometry, c: int) -> bool:
+    """Whether ``_conv_input`` sums as oneDNN's jit:avx2 backward-data kernel does
+    (``_conv_input_onednn_avx2_chain``): torch's float32 path for a batched 2-d convolution of one
+    group at stride 1, undilated, on a CPU without AVX-512, with channel counts whole blocks of 8
+    (a tail's order was not measured), a contiguous weight and gradient, no side padded past the
+    kernel, and a layer within the chain's size bound."""
+    o = w.shape[0]
+    return (not cpu_features.AVX512_CORE and len(geo.kernel) == 2 and geo.groups == 1
+            and all(s == 1 for s in geo.stride) and all(dl == 1 for dl in geo.dilation)
+            and grad.shape[0] > 1 and grad.dtype == w.dtype == np.float32 and array_module(grad) is np
+            and w.flags.c_contiguous and not suggests_channels_last(grad) and not geo.pointwise
+            and o > 0 and o % _ONEDNN_AVX2_CHANNEL_BLOCK == 0 and c % _ONEDNN_AVX2_CHANNEL_BLOCK == 0
+            and grad.shape[0] * c * math.prod(geo.in_shape) * o * math.prod(geo.kernel) <= _POINTWISE_CHAIN_MAX_WORK
+            and all(p >= 0 for side in _adjoint_padding(geo) for p in side)
+            and cpu_features.onednn_enabled())
+
+
+def _conv_input_onednn_avx2_chain(grad: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
+    """x̄[i, j] = Σ g[i + p_h - kh, j + p_w - kw] · w[kh, kw] (stride 1) in the jit:avx2 kernel's
+    order (see ``_ONEDNN_AVX2_CHANNEL_BLOCK``); taps that fall off the gradient read zeros, which
+    leave the sum as it was (the chain never holds -0: it starts at +0)."""
+    n, o = grad.shape[0], w.shape[0]
+    c = w.shape[1]
+    (kh, kw), (h, wd) = geo.kernel, geo.in_shape
+    # the gradient placed so that tap (a, b) of output (i, j) reads padded[i + kh-1-a, j + kw-1-b]
+    top, left = kh - 1 - geo.pad_lo[0], kw - 1 - geo.pad_lo[1]
+    padded = np.zeros((n, o, top + geo.out_shape[0] + kh + h, left + geo.out_shape[1] + kw + wd))
+    padded[:, :, top:top + geo.out_shape[0], left:left + geo.out_shape[1]] = grad
+    w64 = w.astype(np.float64)
+    out = np.zeros((n, c, h, wd), dtype=np.float32)
+    step = np.empty(out.shape, dtype=np.float64)
+    block = _ONEDNN_AVX2_CHANNEL_BLOCK
+    for first in range(0, o, block):
+        for a in range(kh):
+            for b in range(kw):
+                for channel in range(first, first + block):
+                    # acc = fma(g, w, acc), through float64 as in _bias_first_pointwise
+                    tap = padded[:, channel, kh - 1 - a:kh - 1 - a + h, kw - 1 - b:kw - 1 - b + wd]
+                    np.multiply(tap[:, None], w64[channel, :, a, b][None, :, None, None], out=step)
+                    step += out
+                    out[...] = step
+    return out
+
+
 def _weight_matrix(w: np.ndarray, g: int) -> np.ndarray:
     """(O, C/g, *K) → (g, K·C/g, O/g): the right-hand side of the forward GEMM."""
     o = w.shape[0]
@@ -605,6 +658,8 @@ def _conv_input(grad: np.ndarray, w: np.ndarray, geo: _Geometry, c: int) -> np.n
         return array_module(grad).matmul(w.reshape(o, cg).T, grad.reshape(n, o, -1)).reshape(n, c, *geo.in_shape)
     if _adjoint_as_conv(grad, w, geo):
         return _conv_input_as_conv(grad, w, geo)
+    if _adjoint_in_onednn_avx2_chain(grad, w, geo, c):
+        return _conv_input_onednn_avx2_chain(grad, w, geo)
     if _adjoint_in_onednn_blocks(grad, w, geo, c):
         return _conv_input_onednn_blocks(grad, w, geo)
     if n > 1 and geo.out_shape[-1] >= cg and not is_channels_last(grad):
