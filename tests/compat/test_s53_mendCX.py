@@ -66,3 +66,26 @@ def test_pointwise_conv_slow_kernel_is_mkls_avx2_chain(monkeypatch):
         torch.set_num_threads(before)
     got = chainrule.nn.functional.conv2d(*map(chainrule.from_numpy, (x, w, b))).numpy()
     assert np.count_nonzero(got != expected) == 0
+
+
+@avx2_only
+@pytest.mark.parametrize("x_shape,out_channels,threads", [
+    ((2, 40, 13), 16, 2), ((3, 12, 3, 4), 8, 2), ((3, 12, 3, 4), 8, 1), ((6, 5, 4, 3, 2), 6, 1)])
+def test_pointwise_conv_without_onednn_is_mkls_avx2_chain(x_shape, out_channels, threads, monkeypatch):
+    # the slow kernel for any thread count with oneDNN off; below a batch of 16 MKL's AVX2 sgemm chain
+    # (3-d on one thread only: on two, torch's slow_conv3d rounds otherwise, see conv.py)
+    rng = np.random.RandomState(7)
+    x = rng.randn(*x_shape).astype(np.float32)
+    w = rng.randn(out_channels, x_shape[1], *(1,) * (len(x_shape) - 2)).astype(np.float32)
+    b = rng.randn(out_channels).astype(np.float32)
+    op = f"conv{len(x_shape) - 2}d"
+    monkeypatch.setattr(chainrule._config, "torch_intra_op_threads", lambda: threads)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.backends.mkldnn.flags(enabled=False), chainrule.backends.mkldnn.flags(enabled=False):
+            expected = getattr(torch.nn.functional, op)(*map(torch.from_numpy, (x, w, b))).numpy()
+            got = getattr(chainrule.nn.functional, op)(*map(chainrule.from_numpy, (x, w, b))).numpy()
+    finally:
+        torch.set_num_threads(before)
+    assert got.shape == expected.shape and np.count_nonzero(got != expected) == 0

@@ -753,8 +753,14 @@ _POINTWISE_CHAIN_MAX_WORK = 1 << 20
 # FMA chain from zero over the input channels and then adds the bias already in C, for GEMMs of at
 # least this many columns (spatial positions): measured on an AMD EPYC (AVX2+FMA) with torch 2.13,
 # 64→8 at 12, 15, 16, 17, 24 and 25 columns, 12→8 at 120, all equal; at 5, 8 and 9 columns neither this
-# chain, the bias-first one, nor 2-, 4-, 8- or 16-lane partial sums gave its bits (MKL's small kernel)
+# chain, the bias-first one, nor 2-, 4-, 8- or 16-lane partial sums gave its bits (MKL's small kernel).
+# Nor with fewer than 4 output channels (12→3 over 12, 16 and 30 positions: none equal; 4, 6, 8 and 16
+# channels all equal), nor, with oneDNN switched off, for a batch of 16 or more (12→{4, 8, 16} over
+# {12, 16, 30} positions: all equal at batch 2 and 15, about half differing at 16 and 20 either way),
+# nor for a 3-d one on more than one thread (oneDNN off, batch 6 →6: over 4×3×2 positions with 5-12
+# input channels 155-187 of 864 differing, over 4×5×6 677-976 of 4,320; on one thread all equal)
 _MKL_AVX2_CHAIN_MIN_COLUMNS = 12
+_MKL_AVX2_CHAIN_MIN_ROWS = 4
 
 
 def _bias_first_pointwise(x, w, b, geo: _Geometry):
@@ -774,9 +780,11 @@ def _bias_first_pointwise(x, w, b, geo: _Geometry):
     # batch with oneDNN switched off): the bias copied into the output and the BLAS GEMM added onto it
     onednn = ((n >= 16 or any(dl != 1 for dl in geo.dilation) or _config.torch_intra_op_threads() > 1)
               and cpu_features.onednn_enabled())
-    if not onednn and (cpu_features.AVX512_CORE or length < _MKL_AVX2_CHAIN_MIN_COLUMNS):
-        # (with AVX-512, MKL's GEMM rounds as chainrule's own GEMM does; on AVX2 below the bound, as
-        # neither: left to the GEMM's rounding)
+    if not onednn and (cpu_features.AVX512_CORE or length < _MKL_AVX2_CHAIN_MIN_COLUMNS
+                       or o < _MKL_AVX2_CHAIN_MIN_ROWS or n >= 16
+                       or (len(geo.kernel) == 3 and _config.torch_intra_op_threads() > 1)):
+        # (with AVX-512, MKL's GEMM rounds as chainrule's own GEMM does; on AVX2 outside the bounds,
+        # as neither: left to the GEMM's rounding)
         return None
     # x widened once: each channel's product is then a float64 multiply without a cast (18→16
     # on (32, 18, 9, 9), one thread: 0.94-0.98 ms instead of 1.01-1.19)
