@@ -423,59 +423,6 @@ def _conv_input_onednn_blocks(grad: np.ndarray, w: np.ndarray, geo: _Geometry) -
     return out.transpose(0, d + 1, *range(1, d + 1))
 
 
-# On a CPU without AVX-512 oneDNN runs its jit:avx2 backward-data kernel instead (channels in blocks
-# of 8): one FMA chain from zero per input-gradient value, over (block of 8 output channels, kernel
-# row, kernel column, channel in block), the accumulator carried from block to block (64→32 3×3 on
-# (4, 64, 10, 10) in a NumPy probe on an AMD EPYC: 25,600 of 25,600 torch's; the avx512 order's
-# partial sums per block, 2,600). No BLAS sums in that order, so it is replayed one product term a
-# pass, 10-30x the GEMMs' time: only for layers of up to _POINTWISE_CHAIN_MAX_WORK multiply-adds.
-_ONEDNN_AVX2_CHANNEL_BLOCK = 8
-
-
-def _adjoint_in_onednn_avx2_chain(grad, w, geo: _Geometry, c: int) -> bool:
-    """Whether ``_conv_input`` sums as oneDNN's jit:avx2 backward-data kernel does
-    (``_conv_input_onednn_avx2_chain``): torch's float32 path for a batched 2-d convolution of one
-    group at stride 1, undilated, on a CPU without AVX-512, with channel counts whole blocks of 8
-    (a tail's order was not measured), a contiguous weight and gradient, no side padded past the
-    kernel, and a layer within the chain's size bound."""
-    o = w.shape[0]
-    return (not cpu_features.AVX512_CORE and len(geo.kernel) == 2 and geo.groups == 1
-            and all(s == 1 for s in geo.stride) and all(dl == 1 for dl in geo.dilation)
-            and grad.shape[0] > 1 and grad.dtype == w.dtype == np.float32 and array_module(grad) is np
-            and w.flags.c_contiguous and not suggests_channels_last(grad) and not geo.pointwise
-            and o > 0 and o % _ONEDNN_AVX2_CHANNEL_BLOCK == 0 and c % _ONEDNN_AVX2_CHANNEL_BLOCK == 0
-            and grad.shape[0] * c * math.prod(geo.in_shape) * o * math.prod(geo.kernel) <= _POINTWISE_CHAIN_MAX_WORK
-            and all(p >= 0 for side in _adjoint_padding(geo) for p in side)
-            and cpu_features.onednn_enabled())
-
-
-def _conv_input_onednn_avx2_chain(grad: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
-    """x̄[i, j] = Σ g[i + p_h - kh, j + p_w - kw] · w[kh, kw] (stride 1) in the jit:avx2 kernel's
-    order (see ``_ONEDNN_AVX2_CHANNEL_BLOCK``); taps that fall off the gradient read zeros, which
-    leave the sum as it was (the chain never holds -0: it starts at +0)."""
-    n, o = grad.shape[0], w.shape[0]
-    c = w.shape[1]
-    (kh, kw), (h, wd) = geo.kernel, geo.in_shape
-    # the gradient placed so that tap (a, b) of output (i, j) reads padded[i + kh-1-a, j + kw-1-b]
-    top, left = kh - 1 - geo.pad_lo[0], kw - 1 - geo.pad_lo[1]
-    padded = np.zeros((n, o, top + geo.out_shape[0] + kh + h, left + geo.out_shape[1] + kw + wd))
-    padded[:, :, top:top + geo.out_shape[0], left:left + geo.out_shape[1]] = grad
-    w64 = w.astype(np.float64)
-    out = np.zeros((n, c, h, wd), dtype=np.float32)
-    step = np.empty(out.shape, dtype=np.float64)
-    block = _ONEDNN_AVX2_CHANNEL_BLOCK
-    for first in range(0, o, block):
-        for a in range(kh):
-            for b in range(kw):
-                for channel in range(first, first + block):
-                    # acc = fma(g, w, acc), through float64 as in _bias_first_pointwise
-                    tap = padded[:, channel, kh - 1 - a:kh - 1 - a + h, kw - 1 - b:kw - 1 - b + wd]
-                    np.multiply(tap[:, None], w64[channel, :, a, b][None, :, None, None], out=step)
-                    step += out
-                    out[...] = step
-    return out
-
-
 def _weight_matrix(w: np.ndarray, g: int) -> np.ndarray:
     """(O, C/g, *K) → (g, K·C/g, O/g): the right-hand side of the forward GEMM."""
     o = w.shape[0]
@@ -658,8 +605,6 @@ def _conv_input(grad: np.ndarray, w: np.ndarray, geo: _Geometry, c: int) -> np.n
         return array_module(grad).matmul(w.reshape(o, cg).T, grad.reshape(n, o, -1)).reshape(n, c, *geo.in_shape)
     if _adjoint_as_conv(grad, w, geo):
         return _conv_input_as_conv(grad, w, geo)
-    if _adjoint_in_onednn_avx2_chain(grad, w, geo, c):
-        return _conv_input_onednn_avx2_chain(grad, w, geo)
     if _adjoint_in_onednn_blocks(grad, w, geo, c):
         return _conv_input_onednn_blocks(grad, w, geo)
     if n > 1 and geo.out_shape[-1] >= cg and not is_channels_last(grad):
@@ -749,20 +694,6 @@ _POINTWISE_CHAIN_MAX_CHANNELS = 256
 _POINTWISE_CHAIN_MAX_WORK = 1 << 20
 
 
-# MKL's AVX2 sgemm, torch's slow kernel on a CPU without AVX-512, sums each output's products in one
-# FMA chain from zero over the input channels and then adds the bias already in C, for GEMMs of at
-# least this many columns (spatial positions): measured on an AMD EPYC (AVX2+FMA) with torch 2.13,
-# 64→8 at 12, 15, 16, 17, 24 and 25 columns, 12→8 at 120, all equal; at 5, 8 and 9 columns neither this
-# chain, the bias-first one, nor 2-, 4-, 8- or 16-lane partial sums gave its bits (MKL's small kernel).
-# Nor with fewer than 4 output channels (12→3 over 12, 16 and 30 positions: none equal; 4, 6, 8 and 16
-# channels all equal), nor, with oneDNN switched off, for a batch of 16 or more (12→{4, 8, 16} over
-# {12, 16, 30} positions: all equal at batch 2 and 15, about half differing at 16 and 20 either way),
-# nor for a 3-d one on more than one thread (oneDNN off, batch 6 →6: over 4×3×2 positions with 5-12
-# input channels 155-187 of 864 differing, over 4×5×6 677-976 of 4,320; on one thread all equal)
-_MKL_AVX2_CHAIN_MIN_COLUMNS = 12
-_MKL_AVX2_CHAIN_MIN_ROWS = 4
-
-
 def _bias_first_pointwise(x, w, b, geo: _Geometry):
     """torch's float32 pointwise convolution with a bias, (N, C, *S) ⋆ (O, C, 1, ...) + (O,) →
     (N, O, *S), rounded as its kernel rounds it; None where its kernel does not take that path or
@@ -774,24 +705,18 @@ def _bias_first_pointwise(x, w, b, geo: _Geometry):
             and all(k == 1 for k in geo.kernel) and all(st == 1 for st in geo.stride)
             and not any(geo.pad_lo) and not any(geo.pad_hi) and geo.groups == 1
             and c <= _POINTWISE_CHAIN_MAX_CHANNELS and n * o * length * c <= _POINTWISE_CHAIN_MAX_WORK
-            and not suggests_channels_last(x) and not suggests_channels_last(w)):
-        return None
-    # torch's use_mkldnn gives a small undilated 1×1 batch to its slow kernel on one thread (and every
-    # batch with oneDNN switched off): the bias copied into the output and the BLAS GEMM added onto it
-    onednn = ((n >= 16 or any(dl != 1 for dl in geo.dilation) or _config.torch_intra_op_threads() > 1)
-              and cpu_features.onednn_enabled())
-    if not onednn and (cpu_features.AVX512_CORE or length < _MKL_AVX2_CHAIN_MIN_COLUMNS
-                       or o < _MKL_AVX2_CHAIN_MIN_ROWS or n >= 16
-                       or (len(geo.kernel) == 3 and _config.torch_intra_op_threads() > 1)):
-        # (with AVX-512, MKL's GEMM rounds as chainrule's own GEMM does; on AVX2 outside the bounds,
-        # as neither: left to the GEMM's rounding)
+            and not suggests_channels_last(x) and not suggests_channels_last(w)
+            and (n >= 16 or any(dl != 1 for dl in geo.dilation) or _config.torch_intra_op_threads() > 1)
+            and cpu_features.onednn_enabled()):
+        # (the last: torch's use_mkldnn gives a small undilated 1×1 batch to its slow kernel on one
+        # thread, the bias copied into the output and the BLAS GEMM added onto it: the GEMM's rounding)
         return None
     # x widened once: each channel's product is then a float64 multiply without a cast (18→16
     # on (32, 18, 9, 9), one thread: 0.94-0.98 ms instead of 1.01-1.19)
     xs = x.reshape(n, c, length).astype(np.float64)
     w64 = w.reshape(o, c).astype(np.float64)
     out = np.empty((n, o, length), dtype=np.float32)
-    out[...] = b[:, None] if onednn else 0
+    out[...] = b[:, None]
     step = np.empty((n, o, length), dtype=np.float64)
     for channel in range(c):
         # acc = fma(w, x, acc): the float32 product is exact in float64, the sum rounded to float32
@@ -799,8 +724,6 @@ def _bias_first_pointwise(x, w, b, geo: _Geometry):
         np.multiply(w64[None, :, channel, None], xs[:, None, channel, :], out=step)
         step += out
         out[...] = step
-    if not onednn:
-        out += b[:, None]  # MKL's AVX2 GEMM: the products' chain from zero, then C (the bias) added once
     return out.reshape(n, o, *geo.out_shape)
 
 
