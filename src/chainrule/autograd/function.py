@@ -506,18 +506,6 @@ def input_strides(position: int, saved_position: int | None = None, then=None) -
     return SavedValue(read)
 
 
-def leaf_input(position: int) -> SavedValue:
-    """The input at ``position`` when it is a leaf (a parameter: its AccumulateGrad keeps it),
-    for a tensor torch saves that the op's rule does not need (layer_norm's bias); None when it
-    is not a leaf, whose tensor the node does not keep."""
-    def read(node):
-        edges = node.next_functions
-        fn = edges[position][0] if position < len(edges) else None
-        return fn.variable if type(fn) is AccumulateGrad else None
-
-    return SavedValue(read, tensor=True)
-
-
 def kept_value(key: str, tensor: bool = False) -> SavedValue:
     """The value a composite op handed ``name_node`` as ``kept[key]`` (``tensor``: a tensor or None)."""
     return SavedValue(lambda node: node.torch_kept[key], tensor=tensor)
