@@ -28,7 +28,7 @@ ROUTED = [
 
 # torch runs oneDNN's avx512_core backward-data kernel only on an AVX-512 CPU: there chainrule's replay
 # is bitwise torch's. On an AVX2 CPU oneDNN takes its avx2 kernel (8 lanes, other blockings), which
-# chainrule does not replay: measured on an AMD EPYC (AVX2+FMA) over ROUTED, 70-90% of the values
+# chainrule does not replay: measured on an AMD EPYC (AVX2+FMA) over ROUTED, 70-91% of the values
 # differ in their last bits, all within 2.29 eps of the sum of the terms' magnitudes |g| ⋆ |w| (what
 # adding the same products in another order moves), asserted below within 3 eps of it.
 TORCH_RUNS_AVX512_CORE = cpu_features.AVX512_CORE and torch.backends.cpu.get_cpu_capability() == "AVX512"
