@@ -26,9 +26,21 @@ ROUTED = [
     (2, 64, 40, 3, 1, 1, 7),
 ]
 
-needs_avx512 = pytest.mark.skipif(
-    not cpu_features.AVX512_CORE or torch.backends.cpu.get_cpu_capability() != "AVX512",
-    reason="torch runs oneDNN's avx512_core backward-data kernel only on an AVX-512 CPU")
+# torch runs oneDNN's avx512_core backward-data kernel only on an AVX-512 CPU: there chainrule's replay
+# is bitwise torch's. On an AVX2 CPU oneDNN takes its avx2 kernel (8 lanes, other blockings), which
+# chainrule does not replay: measured on an AMD EPYC (AVX2+FMA) over ROUTED, 70-91% of the values
+# differ in their last bits, all within 2.29 eps of the sum of the terms' magnitudes |g| ⋆ |w| (what
+# adding the same products in another order moves), asserted below within 3 eps of it.
+TORCH_RUNS_AVX512_CORE = cpu_features.AVX512_CORE and torch.backends.cpu.get_cpu_capability() == "AVX512"
+
+
+def _assert_other_order_of_torchs(got, expected, g, w, geo, c):
+    """Off AVX-512: torch's shape, strides and dtype, its values to within a reordering of the sum."""
+    assert tuple(got.shape) == tuple(expected.shape) and got.stride() == expected.stride()
+    assert got.dtype == chainrule.float32 and expected.dtype == torch.float32
+    got, expected = got.detach().numpy(), expected.detach().numpy()
+    magnitudes = conv_ops._conv_input(np.abs(g).astype(np.float64), np.abs(w).astype(np.float64), geo, c)
+    assert np.all(np.abs(got.astype(np.float64) - expected) <= 3 * np.finfo(np.float32).eps * (magnitudes + 1))
 
 
 def _arrays(shape):
@@ -49,7 +61,6 @@ def test_shape_is_routed(shape):
     assert conv_ops._adjoint_in_onednn_blocks(g, w, geo, c) == cpu_features.AVX512_CORE
 
 
-@needs_avx512
 @pytest.mark.parametrize("shape", ROUTED)
 def test_conv2d_input_grad_bitwise(shape):
     n, c, o, k, p, dl, size = shape
@@ -58,10 +69,13 @@ def test_conv2d_input_grad_bitwise(shape):
     torch.nn.functional.conv2d(tx, torch.tensor(w), padding=p, dilation=dl).backward(torch.tensor(g))
     cx = chainrule.tensor(x, requires_grad=True)
     chainrule.nn.functional.conv2d(cx, chainrule.tensor(w), padding=p, dilation=dl).backward(chainrule.tensor(g))
+    if not TORCH_RUNS_AVX512_CORE:
+        geo = conv_ops._Geometry((k, k), (1, 1), (p, p), (p, p), (dl, dl), 1, (size, size))
+        _assert_other_order_of_torchs(cx.grad, tx.grad, g, w, geo, c)
+        return
     np.testing.assert_array_equal(cx.grad.numpy(), tx.grad.numpy())
 
 
-@needs_avx512
 @pytest.mark.parametrize("shape", ROUTED)
 def test_conv_transpose2d_forward_bitwise(shape):
     # conv_transpose2d(g, w) is conv2d's input gradient map: (n, o, ...) → (n, c, ...)
@@ -72,6 +86,11 @@ def test_conv_transpose2d_forward_bitwise(shape):
                                                     dilation=dl)
     got = chainrule.nn.functional.conv_transpose2d(chainrule.tensor(g), chainrule.tensor(w), chainrule.tensor(b),
                                                    padding=p, dilation=dl)
+    if not TORCH_RUNS_AVX512_CORE:
+        # the bias (|b| <= 1) is inside the bound's + 1
+        geo = conv_ops._Geometry((k, k), (1, 1), (p, p), (p, p), (dl, dl), 1, (size, size))
+        _assert_other_order_of_torchs(got, expected, g, w, geo, c)
+        return
     assert tuple(got.shape) == tuple(expected.shape)
     np.testing.assert_array_equal(got.numpy(), expected.numpy())
 
