@@ -266,6 +266,17 @@ class LayerNormalize(Normalize):
         return LayerNormalizeBackward.apply(grad, x, xhat=xhat, invstd=invstd, dims=ctx.dims, eps=ctx.eps, mean=mean)
 
 
+def _group_statistics(x, groups: int, eps: float) -> tuple:
+    """x̂ per (sample, group) as an (N, groups, C/groups·spatial) array, with its invstd and mean."""
+    xp = array_module(x)
+    x3 = x.reshape(x.shape[0], groups, math.prod(x.shape[1:]) // groups)  # -1 fails on a size-0 batch
+    mean = x3.mean(axis=2, keepdims=True)
+    xhat = x3 - mean
+    invstd = 1.0 / xp.sqrt(xp.mean(xp.square(xhat), axis=2, keepdims=True) + eps)
+    xhat *= invstd
+    return xhat, invstd, mean
+
+
 class GroupNormalize(Function):
     """x̂ of group norm: (N, C, *) normalised per sample over groups of C/groups channels."""
 
@@ -277,12 +288,7 @@ class GroupNormalize(Function):
 
     @staticmethod
     def forward(ctx, x, groups, eps):
-        xp = array_module(x)
-        x3 = x.reshape(x.shape[0], groups, math.prod(x.shape[1:]) // groups)  # -1 fails on a size-0 batch
-        mean = x3.mean(axis=2, keepdims=True)
-        xhat = x3 - mean
-        invstd = 1.0 / xp.sqrt(xp.mean(xp.square(xhat), axis=2, keepdims=True) + eps)
-        xhat *= invstd
+        xhat, invstd, mean = _group_statistics(x, groups, eps)
         if any(ctx.needs_input_grad):  # x̂ may be the output's buffer: see _watch_output
             ctx.xhat, ctx.invstd, ctx.eps, ctx.mean, ctx.xhat_version = xhat, invstd, eps, mean, None
         ctx.save_for_backward(x)
@@ -343,12 +349,7 @@ class GroupNorm(Function):
 
     @staticmethod
     def forward(ctx, x, w, b, groups, eps):
-        xp = array_module(x)
-        x3 = x.reshape(x.shape[0], groups, math.prod(x.shape[1:]) // groups)  # -1 fails on a size-0 batch
-        mean = x3.mean(axis=2, keepdims=True)
-        xhat = x3 - mean
-        invstd = 1.0 / xp.sqrt(xp.mean(xp.square(xhat), axis=2, keepdims=True) + eps)
-        xhat *= invstd
+        xhat, invstd, _ = _group_statistics(x, groups, eps)
         channel_view = (1, x.shape[1]) + (1,) * (x.ndim - 2)
         out = xhat.reshape(x.shape) * w.reshape(channel_view)
         out += b.reshape(channel_view)
