@@ -12,6 +12,8 @@ from chainrule.ops import linalg
 
 torch = pytest.importorskip("torch")
 
+from tests.compat.test_s51_mendCG import _torch_bmm_goes_to_blas  # noqa: E402
+
 # (equation, shapes): attention, batched and plain matmuls, dot products, outer products,
 # ellipsis broadcasting, repeated labels, one-sided sums, zero-size dims, 0-d outputs, 3 operands
 CASES = [
@@ -63,30 +65,13 @@ def test_values_and_layout_match_torch_and_numpy(equation, shapes, dtype):
     assert ours.stride() == theirs.stride()
     tolerance = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=tolerance, atol=tolerance)
-    if dtype != np.complex128 and not (_torch_bmm_goes_to_blas(equation, arrays)
+    if dtype != np.complex128 and not (_torch_bmm_goes_to_blas(equation, arrays, None)
                                        and not chainrule.ops.cpu_features.AVX512_CORE):
         # torch's own steps (permute/reshape/bmm), so bit for bit its values: on a CPU without
         # AVX-512 but where a bmm of 400+ multiply-adds runs MKL's AVX2 gemm, whose order is not
         # replayed (21 of ...ij,...jk->...ik's 144 float64 elements differed on an AMD EPYC, by up
         # to 8.9e-16: its (1, 8, 5) @ (1, 5, 18) product's last 6 columns); the tolerance above holds
         np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
-
-
-def _torch_bmm_goes_to_blas(equation, arrays):
-    """Whether one of torch's bmm steps for this einsum has 400 or more multiply-adds (MKL's gemm
-    rather than its own in-order loop)."""
-    big = []
-
-    class Sizes(torch.utils._python_dispatch.TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if func is torch.ops.aten.bmm.default:
-                (_, n, m), p = args[0].shape, args[1].shape[-1]
-                big.append(n * m * p >= 400)
-            return func(*args, **(kwargs or {}))
-
-    with Sizes():
-        torch.einsum(equation, *[torch.tensor(a) for a in arrays])
-    return any(big)
 
 
 @pytest.mark.parametrize("equation,shapes", [(e, s) for e, s in CASES if 0 not in sum(s, ())])
