@@ -114,22 +114,27 @@ def test_a_whole_slice_alias_or_select_and_its_gradient_reach_a_mode_as_torchs(n
     assert _logged(chainrule, SLICES[name]) == _logged(real_torch, SLICES[name])
 
 
+def _editing_mode(lib, op: str, edit, seen: list):
+    """A dispatch mode of ``lib`` that replaces the arguments of ``op`` by ``edit(args)``, noting each call in ``seen``."""
+    base = real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch else \
+        _python_dispatch.TorchDispatchMode
+
+    class Edit(base):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if str(func) == op:
+                seen.append(str(func))
+                args = edit(args)
+            return func(*args, **(kwargs or {}))
+
+    return Edit()
+
+
 def test_a_handler_editing_select_backward_gets_what_it_asked_for():
     def run(lib):
         seen = []
-        base = real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch else \
-            _python_dispatch.TorchDispatchMode
-
-        class Edit(base):
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                if str(func) == "aten.select_backward.default":
-                    seen.append(str(func))
-                    args = (*args[:3], 0)
-                return func(*args, **(kwargs or {}))
-
         x = lib.tensor(np.random.default_rng(4).standard_normal((6, 3)), requires_grad=True)
         out = (x[3].exp() * 2).sum()
-        with Edit():
+        with _editing_mode(lib, "aten.select_backward.default", lambda args: (*args[:3], 0), seen):
             out.backward()
         assert seen == ["aten.select_backward.default"]
         return x.grad.numpy()
@@ -286,19 +291,9 @@ def test_a_max_unpool_under_a_passing_mode_keeps_its_value_and_gradient(d):
 def test_a_handler_editing_max_unpool2ds_output_size_gets_what_it_asked_for():
     def run(lib):
         seen = []
-        base = real_torch.utils._python_dispatch.TorchDispatchMode if lib is real_torch else \
-            _python_dispatch.TorchDispatchMode
-
-        class Edit(base):
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                if str(func) == "aten.max_unpool2d.default":
-                    seen.append(str(func))
-                    args = (*args[:2], [6, 6])
-                return func(*args, **(kwargs or {}))
-
         x = lib.tensor(np.random.default_rng(13).standard_normal((1, 2, 4, 4)), dtype=lib.float32)
         values, indices = _F(lib).max_pool2d(x, 2, 2, return_indices=True)
-        with Edit():
+        with _editing_mode(lib, "aten.max_unpool2d.default", lambda args: (*args[:2], [6, 6]), seen):
             out = _F(lib).max_unpool2d(values, indices, 2, 2)
         assert seen == ["aten.max_unpool2d.default"]
         return out.numpy()
