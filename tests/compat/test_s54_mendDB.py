@@ -161,3 +161,48 @@ def test_parser_refusals_name_a_sparse_tensor_as_torch(name):
         return eval(form, {"torch": lib, "s": s})  # noqa: S307 - the fixed forms above
 
     assert _outcome(chainrule, call) == _outcome(torch, call)
+
+
+def _graph(tensor) -> list:
+    """The names of the nodes reachable from ``tensor``'s grad_fn, breadth first."""
+    names, seen, queue = [], set(), [tensor.grad_fn]
+    while queue:
+        node = queue.pop(0)
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        names.append(node.name().replace("torch::autograd::", ""))
+        queue.extend(next_node for next_node, _ in node.next_functions)
+    return names
+
+
+def _normalized(lib, op: str, affine: str, input_grad: bool):
+    generator = torch.Generator().manual_seed(5)
+    x = lib.tensor(torch.randn(2, 4, 3, generator=generator).tolist(), requires_grad=input_grad)
+    parameter = lib.tensor(torch.randn(4 if op == "group_norm" else 3, generator=generator).tolist(),
+                           requires_grad=True)
+    if op == "group_norm":
+        return lib.nn.functional.group_norm(x, 2, **{affine: parameter}), x, parameter
+    return lib.nn.functional.rms_norm(x, (3,), parameter if affine == "weight" else None), x, parameter
+
+
+@pytest.mark.parametrize(("op", "affine", "input_grad"), [
+    ("group_norm", "weight", True), ("group_norm", "weight", False), ("group_norm", "bias", True),
+    ("group_norm", "bias", False), ("rms_norm", "weight", True), ("rms_norm", "none", True)])
+def test_weight_only_norms_record_torch_graph(op, affine, input_grad):
+    """group_norm with a weight or a bias alone is torch's one NativeGroupNormBackward0 over input and parameter
+    (before: a second node and a view above it); rms_norm's eps is added as a Scalar (AddBackward1) to x.pow(2)'s
+    mean (before: AddBackward0 over x * x)."""
+    assert _graph(_normalized(chainrule, op, affine, input_grad)[0]) == _graph(
+        _normalized(torch, op, affine, input_grad)[0])
+
+
+def test_weight_only_group_norm_and_rms_norm_gradients():
+    def grads(lib, op):
+        out, x, parameter = _normalized(lib, op, "weight", True)
+        (out * 0.5).sum().backward()  # (a gradient tensor given, torch's first backward imports sympy: 2 s)
+        return x.grad.tolist(), parameter.grad.tolist()
+
+    for op in ("group_norm", "rms_norm"):
+        for mine, expected in zip(grads(chainrule, op), grads(torch, op)):
+            np.testing.assert_allclose(mine, expected, rtol=1e-5, atol=1e-6)

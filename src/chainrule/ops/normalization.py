@@ -1591,8 +1591,13 @@ def _group_norm_computed(input: Tensor, num_groups: int, weight: Tensor | None, 
                          round_stats=False)[0]
         return relaid_as_suggested(name_node(out, "NativeGroupNormBackward0", label="group_norm"), input)
     x = _float(input)
-    if weight is not None and bias is not None and weight.dtype is x.dtype and bias.dtype is x.dtype:
-        return GroupNorm.apply(x, weight, bias, groups=num_groups, eps=eps)
+    if (weight is not None or bias is not None) and all(
+            parameter is None or parameter.dtype is x.dtype for parameter in (weight, bias)):
+        # torch's one node takes a missing weight or bias as None: a constant 1 or 0 here (no edge)
+        xp = array_module(x._data)
+        unit = (Tensor._make(xp.ones(c, x._data.dtype)) if weight is None else weight,
+                Tensor._make(xp.zeros(c, x._data.dtype)) if bias is None else bias)
+        return GroupNorm.apply(x, *unit, groups=num_groups, eps=eps)
     out = _watch_output(GroupNormalize.apply(x, groups=num_groups, eps=eps))
     if weight is None and bias is None:
         return out
