@@ -206,3 +206,30 @@ def test_weight_only_group_norm_and_rms_norm_gradients():
     for op in ("group_norm", "rms_norm"):
         for mine, expected in zip(grads(chainrule, op), grads(torch, op)):
             np.testing.assert_allclose(mine, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("affine", ["", "weight", "bias", "weight bias"])
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_instance_norm_without_running_statistics_records_torch_graph(affine, input_grad):
+    """at::instance_norm's composition: the output viewed back over one NativeBatchNormBackward0 of the input
+    viewed as (1, N·C, *), the parameters repeated per sample (before: MulBackward0/AddBackward0 over the
+    normalisation); the values and gradients are torch's."""
+    def call(lib):
+        generator = torch.Generator().manual_seed(9)
+        x = lib.tensor(torch.randn(2, 3, 5, generator=generator).tolist(), requires_grad=input_grad)
+        parameters = {name: lib.tensor(torch.randn(3, generator=generator).tolist(), requires_grad=True)
+                      for name in affine.split()}
+        out = lib.nn.functional.instance_norm(x, **parameters)
+        if out.grad_fn is None:
+            return None
+        (out * lib.arange(30.0).reshape(2, 3, 5)).sum().backward()
+        return _graph(out), out.tolist(), [t.grad.tolist() for t in (x, *parameters.values()) if t.grad is not None]
+
+    ours, theirs = call(chainrule), call(torch)
+    if theirs is None:
+        assert ours is None
+        return
+    assert ours[0] == theirs[0]
+    np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-5, atol=1e-6)
+    for mine, expected in zip(ours[2], theirs[2]):
+        np.testing.assert_allclose(mine, expected, rtol=1e-4, atol=1e-5)

@@ -1681,7 +1681,10 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
     if _runs_in_float32(input, weight, bias):
         return instance_norm(input.to(_dtype.float32), running_mean, running_var, weight, bias, use_input_stats,
                              momentum, eps).to(input.dtype)
-    if _function.active_dispatch is not None and input.ndim > 2 and not _is_half_on_cpu(input):
+    if input.ndim > 2 and not _is_half_on_cpu(input) and (_function.active_dispatch is not None or (
+            use_input_stats and running_mean is None and running_var is None and input.dtype.is_floating_point)):
+        # (without running statistics too: torch's graph, View over NativeBatchNormBackward0 over the
+        # parameters' Repeat, and its forward bits; the per-channel normalisation below rounded otherwise)
         return _instance_norm_composed(input, running_mean, running_var, weight, bias, use_input_stats, momentum,
                                        eps)
     if not use_input_stats:  # the running statistics, read in the input's dtype (nothing is updated)
