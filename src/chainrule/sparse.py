@@ -381,6 +381,9 @@ class SparseCOOTensor(Tensor):
     def add(self, other, *, alpha=1):
         """sparse + sparse is sparse; sparse + dense (or a number) is refused, as torch refuses it
         (dense + sparse is dense)."""
+        if not isinstance(other, (Tensor, numbers.Number)):  # (the parser's refusal)
+            with DisableTorchFunctionSubclass():
+                return Tensor.add(self, other, alpha=alpha)
         if isinstance(other, _CompressedTensor):  # (torch's sparse add asks for a strided tensor's memory format)
             raise RuntimeError("memory format option is only supported by strided tensors")
         if not isinstance(other, SparseCOOTensor):
@@ -388,6 +391,9 @@ class SparseCOOTensor(Tensor):
         return _keeping_graph(_add_sparse(self, other, alpha), lambda a, b: Tensor.add(a, b, alpha=alpha), self, other)
 
     def sub(self, other, *, alpha=1):
+        if not isinstance(other, (Tensor, numbers.Number)):  # (the parser's refusal)
+            with DisableTorchFunctionSubclass():
+                return Tensor.sub(self, other, alpha=alpha)
         _elementwise._checked_sub_operands(self, other, alpha)  # torch's bool refusals come first
         if not isinstance(other, SparseCOOTensor):
             raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
@@ -727,11 +733,23 @@ class SparseCOOTensor(Tensor):
         return (_rebuild_sparse_coo, (_host(indices), _host(values), tuple(self.shape), coalesced, str(self.device)))
 
     def sum(self, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
-        """Over every dim a dense 0-d tensor; over some, as torch.sparse.sum (sparse), as torch's."""
-        if dim is None or keepdim:
+        """Over every dim a dense 0-d tensor; over some, as torch.sparse.sum (sparse), as torch's; with
+        ``keepdim`` that sum unsqueezed at each dim summed over (a sparse dim each where any sparse dim is left)."""
+        if dtype is None and not (self.dtype.is_floating_point or self.dtype.is_complex):
+            dtype = _dtype.int64  # (Tensor.sum's promotion of integers, which torch.sparse.sum lacks)
+        if dim is not None and keepdim:
+            _checked_sum_dims(dim, self.dim())
+            total = sum(self.detach(), dim, dtype)
+        if dim is None or keepdim and not isinstance(total, SparseCOOTensor):
             with DisableTorchFunctionSubclass():
                 return super().sum(dim, keepdim, dtype=dtype) if dim is not None else super().sum(dtype=dtype)
-        return sum(self, dim, dtype)
+        if not keepdim:
+            return sum(self, dim, dtype)
+        for d in sorted(d % self.dim() for d in ((dim,) if isinstance(dim, int) else dim)):
+            total = total.unsqueeze(d)
+        # (torch records the sum but its backward expands the sparse gradient, which it refuses)
+        return _without_sparse_backward(total, self, "", "SumBackward1",
+                                        (RuntimeError, "expand is unsupported for Sparse tensors"))
 
     # ------------------------------------------------------------------ indexing, as torch's
     def select(self, dim: int, index: int) -> Tensor:
@@ -1120,8 +1138,12 @@ SparseCOOTensor.squeeze_ = _refused_method("squeeze_", "as_strided_")
 
 def _refused_overload(name: str, overload):
     """A method torch refuses on a sparse COO tensor naming the kernel overload its arguments pick:
-    ``overload(*args, **kwargs)`` gives the kernel's name."""
+    ``overload(*args, **kwargs)`` gives the kernel's name. A comparison with what is no tensor or number
+    runs the dense method, whose parser refuses it as torch's does before dispatching."""
     def method(self, *args, **kwargs):
+        if name in _COMPARISONS and args and not isinstance(args[0], (Tensor, numbers.Number)):
+            with DisableTorchFunctionSubclass():
+                return getattr(Tensor, name)(self, *args, **kwargs)
         raise NotImplementedError(_not_on_sparse(overload(*args, **kwargs)))
     method.__name__ = name
     method.refuses_sparse = True
@@ -1146,11 +1168,13 @@ def _clamp_kernel(name: str):
     return kernel
 
 
+_COMPARISONS: set = set()
 for _name in ("eq", "ne", "gt", "lt", "ge", "le", "greater", "less", "greater_equal", "less_equal", "not_equal"):
     _kernel = {"greater": "gt", "less": "lt", "greater_equal": "ge", "less_equal": "le", "not_equal": "ne"}.get(_name,
                                                                                                              _name)
     setattr(SparseCOOTensor, _name, _refused_overload(_name, _scalar_or_tensor(_kernel)))
     setattr(SparseCOOTensor, _name + "_", _refused_overload(_name + "_", _scalar_or_tensor(_kernel + "_")))
+    _COMPARISONS.update((_name, _name + "_"))
 SparseCOOTensor.max = _refused_overload("max", _reduction_kernel("max", "maximum"))
 SparseCOOTensor.min = _refused_overload("min", _reduction_kernel("min", "minimum"))
 for _name in ("maximum", "minimum", "fmax", "fmin", "equal"):
@@ -1160,6 +1184,41 @@ for _name in ("clamp", "clip"):  # (clip is clamp's alias in torch: both name cl
     setattr(SparseCOOTensor, _name, _refused_overload(_name, _clamp_kernel("clamp")))
     setattr(SparseCOOTensor, _name + "_", _refused_overload(_name + "_", _clamp_kernel("clamp_")))
 SparseCOOTensor.softmax = _refused_method("softmax", "_softmax")
+
+
+def _by_dim(whole: str | None, over_dims: str):
+    """The kernel torch's dispatcher names for a reduction: ``whole`` without a dim, ``over_dims`` with one."""
+    return lambda *args, **kwargs: over_dims if (args and args[0] is not None) or kwargs.get("dim") is not None \
+        else whole
+
+
+def _refused_reduction(name: str, kernel):
+    """A reduction torch has no sparse COO kernel for (its NotImplementedError naming ``kernel(...)``), or,
+    where ``kernel`` gives None, the dense method (torch's any() of a sparse tensor runs)."""
+    def method(self, *args, **kwargs):
+        overload = kernel(*args, **kwargs)
+        if overload is None:
+            with DisableTorchFunctionSubclass():
+                return getattr(Tensor, name)(self, *args, **kwargs)
+        raise NotImplementedError(_not_on_sparse(overload))
+    method.__name__ = name
+    method.refuses_sparse = True
+    return method
+
+
+# reductions, scans and sorts torch has no sparse COO kernel for, by the overload its dispatcher names (before,
+# the dense method answered)
+for _name, _kernel in {
+    "prod": _by_dim("prod", "prod.dim_int"), "any": _by_dim(None, "any.dim"), "all": _by_dim("all", "all.dim"),
+    "median": _by_dim("median", "median.dim_values"), "std": "std.correction", "var": "var.correction",
+    "nansum": "nansum", "nanmean": "ne.Tensor", "count_nonzero": "count_nonzero.dim_IntList", "amin": "amin",
+    "argmin": "argmin", "aminmax": "aminmax", "logsumexp": "logsumexp.out", "mode": "mode",
+    "kthvalue": "kthvalue.values", "topk": "topk", "sort": "sort.stable", "argsort": "sort.stable",
+    "msort": "sort.stable", "nonzero": "nonzero", "logical_not_": "logical_not.out", "cumsum": "cumsum",
+    "cumprod": "cumprod", "cummax": "_cummax_helper", "cummin": "_cummin_helper", "logcumsumexp": "_logcumsumexp",
+}.items():
+    setattr(SparseCOOTensor, _name, _refused_reduction(_name, _kernel if callable(_kernel) else
+                                                       (lambda *args, _overload=_kernel, **kwargs: _overload)))
 SparseCOOTensor.log_softmax = _refused_method("log_softmax", "_log_softmax")
 
 
@@ -1421,6 +1480,9 @@ def _sparse_torch_function(cls, func, types, args=(), kwargs=None):
                 raise NotImplementedError(_refused_on_strided("_values"))
         routed = (owner in ("torch", "torch.Tensor") or (owner == "torch.nn.functional" and name in _FUNCTIONAL_AS_METHOD))
         method = SparseCOOTensor.__dict__.get(name) if routed else None
+        if name in (*_COMPARISONS, "add", "sub") and len(args) == 2 and not builtins.all(isinstance(x, (Tensor, numbers.Number))
+                                                                      for x in args):
+            return func(*args, **kwargs)  # (torch's parser refuses it, naming the function's form)
         if method is not None and getattr(method, "refuses_sparse", False):
             # torch's dispatcher picks the sparse kernel whichever argument is sparse (torch.eq(dense, s),
             # torch.where(cond, s, x)); the refusal names it from the arguments after the first
@@ -1617,6 +1679,9 @@ class _CompressedTensor(Tensor):
         return self.mul_(other)
 
     def add(self, other, *, alpha=1):
+        if not isinstance(other, (Tensor, numbers.Number)):  # (the parser's refusal)
+            with DisableTorchFunctionSubclass():
+                return Tensor.add(self, other, alpha=alpha)
         return _compressed_add(self, other, alpha)
 
     def __add__(self, other):
@@ -1680,29 +1745,56 @@ class _CompressedTensor(Tensor):
 
     contiguous = flatten = _no_strided_property
 
-    def diag(self, diagonal: int = 0):
+    def _no_strides(self, *args, **kwargs):
+        """torch's refusal where a strided kernel asks a compressed tensor for its strides."""
         raise RuntimeError(f"Sparse {self._layout_name[len('Sparse'):].upper()} tensors do not have strides")
+
+    diag = sort = argsort = msort = _no_strides
 
     def masked_fill(self, mask, value):
         raise RuntimeError("unsupported memory format option Contiguous")
 
     def sum(self, dim=None, keepdim: bool = False, *, dtype=None):
-        """Over every dim a dense 0-d tensor (the dense op); over some dims torch's kernel takes CSR only and
-        refuses keepdim=False."""
+        """Over every dim a dense 0-d tensor (the dense op); over some dims torch's kernel takes CSR only,
+        refuses keepdim=False and answers in CSR: an entry for each row (column) that stores any."""
         if dim is not None and isinstance(self, SparseCSCTensor):
             raise RuntimeError("Currently the only compressed sparse format supported for sum.dim_IntList is CSR, "
                                f"but got layout {self._layout_name}")
         if dim is not None and not keepdim:
             raise RuntimeError("reduction operations on CSR tensors with keepdim=False is unsupported")
         with DisableTorchFunctionSubclass():
-            return Tensor.sum(self, dim, keepdim, dtype=dtype) if dim is not None else Tensor.sum(self, dtype=dtype)
+            if dim is None:
+                return Tensor.sum(self, dtype=dtype)
+            total = Tensor.sum(Tensor._make(self._data), dim, keepdim, dtype=dtype)
+            # a line of the result is stored where the line summed over stores an entry (explicit zeros count)
+            stored = _pattern(self).any(axis=tuple(d for d in range(2) if total.shape[d] == 1 != self.shape[d]),
+                                        keepdims=True) if self._nnz() else np.zeros(total.shape, dtype=bool)
+            if total.shape == (1, 1):  # (every dim summed: torch's kernel stores the one entry)
+                stored = np.ones((1, 1), dtype=bool)
+            result = _csr_at(array_module(total._data).asarray(stored), total._data)
+        # (torch records the sum but its backward expands the compressed gradient, which it refuses)
+        return _without_sparse_backward(result, self, "", "SumBackward1",
+                                        (RuntimeError, "expand is unsupported for SparseCsr tensors"))
 
     def _refuse_layout(self, *args, **kwargs):
         """torch has no compressed kernel for subtraction or division: they raise naming the layout."""
         raise RuntimeError(f"unsupported tensor layout: {self._layout_name}")
 
-    sub = sub_ = subtract = __sub__ = __rsub__ = __isub__ = _refuse_layout
-    div = div_ = divide = true_divide = true_divide_ = _refuse_layout
+    def _refuse_layout_parsed(name: str):
+        """A method torch refuses naming the layout, once its parser took the operand (a tensor or number)."""
+        def method(self, other, *args, **kwargs):
+            if not isinstance(other, (Tensor, numbers.Number)):
+                with DisableTorchFunctionSubclass():
+                    return getattr(Tensor, name)(self, other, *args, **kwargs)
+            return self._refuse_layout()
+        method.__name__ = name
+        return method
+
+    sub, sub_, subtract = _refuse_layout_parsed("sub"), _refuse_layout_parsed("sub_"), _refuse_layout_parsed("subtract")
+    div, div_, divide = _refuse_layout_parsed("div"), _refuse_layout_parsed("div_"), _refuse_layout_parsed("divide")
+    true_divide, true_divide_ = _refuse_layout_parsed("true_divide"), _refuse_layout_parsed("true_divide_")
+    del _refuse_layout_parsed
+    __sub__ = __rsub__ = __isub__ = _refuse_layout
     __truediv__ = __rtruediv__ = __itruediv__ = _refuse_layout
 
     def __neg__(self):
@@ -2149,14 +2241,46 @@ _COMPRESSED_VALUEWISE = frozenset(_VALUEWISE) - {"nan_to_num", "square"} | {"neg
 _COMPRESSED_LAYOUT_REFUSED = frozenset(_REFUSED) | {
     "eq", "ne", "lt", "le", "gt", "ge", "eq_", "ne_", "lt_", "le_", "gt_", "ge_", "greater", "greater_equal", "less",
     "less_equal", "not_equal", "pow", "pow_", "maximum", "minimum", "fmod", "remainder", "bitwise_not", "clamp_min",
-    "clamp_max", "square", "square_"} | {f"{name}_" for name in (*_REFUSED, "bitwise_not")}
+    "clamp_max", "square", "square_", "nanmean"} | {f"{name}_" for name in (*_REFUSED, "bitwise_not")}
 # ... and the ops the dispatcher finds no compressed kernel for, by the overload it names
 _COMPRESSED_NO_KERNEL = {"nan_to_num": "nan_to_num.out", "mean": "mean.out", "amax": "amax.out", "amin": "amin.out",
                          "argmax": "argmax.out", "argmin": "argmin.out", "norm": "norm.out", "softmax": "_softmax.out",
                          "log_softmax": "_log_softmax.out", "trace": "trace", "triu": "triu.out", "tril": "tril.out",
                          "where": "where.self", "nan_to_num_": "nan_to_num.out", "triu_": "triu.out",
                          "tril_": "tril.out"}
-_COMPRESSED_NO_KERNEL_PLAIN = {"max": "max", "min": "min", "prod": "prod"}  # (without a dim: another overload)
+_COMPRESSED_NO_KERNEL.update({
+    "std": "std.correction", "var": "var.correction", "cumsum": "cumsum.out", "cumprod": "cumprod.out",
+    "logcumsumexp": "_logcumsumexp", "nansum": "nansum", "count_nonzero": "count_nonzero.dim_IntList",
+    "nonzero": "nonzero", "logical_not_": "logical_not.out", "mode": "mode", "topk": "topk.values"})
+_COMPRESSED_NO_KERNEL_PLAIN = {"max": "max", "min": "min", "prod": "prod", "any": "any.all_out",
+                               "all": "all.all_out", "median": "median"}  # (without a dim: another overload)
+# reductions over some dims whose compressed output torch's kernel cannot allocate, and ops whose output it
+# asks for as a compressed tensor of a shape that is no matrix (its words name the size)
+_COMPRESSED_RESIZE_REFUSED = frozenset({"prod", "any", "all", "mean", "amax", "argmax"})
+_COMPRESSED_EMPTY_REFUSED = frozenset({"logical_not", "logsumexp", "cummin", "cummax", "kthvalue", "median", "max",
+                                       "min", "aminmax"})
+
+
+def _compressed_reduction_refusal(name: str, tensor: _CompressedTensor, args: tuple, kwargs: dict):
+    """torch's refusal of the reduction ``name`` of a compressed ``tensor`` over the dims in ``args``/``kwargs``
+    (after the tensor), or None."""
+    dim = args[0] if args else kwargs.get("dim")
+    if name in _COMPRESSED_RESIZE_REFUSED and dim is not None:
+        dims = {d % 2 for d in ((dim,) if isinstance(dim, int) else dim) if isinstance(d, int) and -2 <= d < 2}
+        if len(dims) == 1:
+            return RuntimeError(f"resize_reduction: support for output with {tensor._layout_name} layout is not "
+                                "implemented yet")
+    if name not in _COMPRESSED_EMPTY_REFUSED or name in ("median", "max", "min") and dim is None:
+        return None
+    size = []
+    if name in ("max", "min", "aminmax") and isinstance(dim, int) and -2 <= dim < 2:
+        if (args[1:2] or [kwargs.get("keepdim", False)])[0] and name != "aminmax":
+            return _no_compressed_kernel(f"{name}.dim_{name}")
+        size = [tensor.shape[1 - dim % 2]]
+    elif name not in ("max", "min", "aminmax"):
+        size = [0]
+    return RuntimeError(f"torch.empty: Only batched sparse compressed (non-block) tensors are supported, but got "
+                        f"size {size}")
 
 
 def _no_compressed_kernel(kernel: str) -> NotImplementedError:
@@ -2175,6 +2299,10 @@ def _compressed_valuewise(func, name: str, tensor: _CompressedTensor, rest: tupl
     return tensor._become(result) if in_place else result
 
 
+# the functions whose compressed answer (or refusal) is the tensor's method's
+_COMPRESSED_METHOD_FORMS = frozenset({"sum", "flatten", "diag", "sort", "argsort", "msort"})
+
+
 def _compressed_torch_function(cls, func, types, args=(), kwargs=None):
     kwargs = {} if kwargs is None else kwargs
     name = getattr(func, "__name__", "")
@@ -2185,11 +2313,15 @@ def _compressed_torch_function(cls, func, types, args=(), kwargs=None):
         first = next((x for x in (*args, *kwargs.values()) if isinstance(x, _CompressedTensor)), None)
         if first is not None and all(isinstance(x, (Tensor, numbers.Number)) for x in args):
             raise RuntimeError(f"unsupported tensor layout: {first._layout_name}")
+    if owner in ("torch", "torch.Tensor") and "out" not in kwargs and args and isinstance(args[0], _CompressedTensor):
+        refusal = _compressed_reduction_refusal(name, args[0], args[1:], kwargs)
+        if refusal is not None:
+            raise refusal
     if owner in ("torch", "torch.Tensor") and "out" not in kwargs and (
             name in _COMPRESSED_NO_KERNEL or name in _COMPRESSED_NO_KERNEL_PLAIN and len(args) == 1 and not kwargs):
         raise _no_compressed_kernel(_COMPRESSED_NO_KERNEL.get(name) or _COMPRESSED_NO_KERNEL_PLAIN[name])
-    if owner == "torch" and name == "sum" and args and isinstance(args[0], _CompressedTensor):
-        return args[0].sum(*args[1:], **kwargs)
+    if owner == "torch" and name in _COMPRESSED_METHOD_FORMS and args and isinstance(args[0], _CompressedTensor):
+        return getattr(args[0], name)(*args[1:], **kwargs)
     if owner in ("torch", "torch.Tensor") and args and isinstance(args[0], _CompressedTensor):
         result = _compressed_valuewise(func, name, args[0], args[1:], kwargs)
         if result is not None:
@@ -2202,7 +2334,7 @@ def _compressed_torch_function(cls, func, types, args=(), kwargs=None):
             return written
     if owner in ("torch", "torch.Tensor") and "out" not in kwargs:
         operands = (*args, *kwargs.values())
-        if name in _COMPRESSED_REFUSED:
+        if name in _COMPRESSED_REFUSED and builtins.all(isinstance(x, (Tensor, numbers.Number)) for x in args):
             first = next(x for x in operands if isinstance(x, _CompressedTensor))
             raise RuntimeError(f"unsupported tensor layout: {first._layout_name}")
         if name in _COMPRESSED_NOT_RUN:
@@ -2210,7 +2342,8 @@ def _compressed_torch_function(cls, func, types, args=(), kwargs=None):
                                       "'SparseCsrCPU' backend. This could be because the operator doesn't exist for "
                                       "this backend, or was omitted during the selective/custom build process (if "
                                       "using custom build).")
-        if name in ("add", "mul", "multiply") and len(args) == 2:
+        if name in ("add", "mul", "multiply") and len(args) == 2 and builtins.all(
+                isinstance(x, (Tensor, numbers.Number)) for x in args):  # (else the parser's refusal)
             rest = {key: value for key, value in kwargs.items() if key == "alpha"}
             if len(rest) == len(kwargs):
                 return _compressed_add(*args, **rest) if name == "add" else _compressed_mul(*args)
@@ -2221,6 +2354,10 @@ def _compressed_torch_function(cls, func, types, args=(), kwargs=None):
         if name in ("matmul", "mm", "rmatmul") and len(args) == 2 and not kwargs:
             _check_compressed_product(*(reversed(args) if name == "rmatmul" else args))
     return disabled_torch_function_impl(func, types, args, kwargs)
+
+
+# (a compressed tensor is a torch.Tensor in torch: its parser's and Python's messages name it so, as a COO one)
+SparseCSRTensor.__name__ = SparseCSCTensor.__name__ = "Tensor"
 
 
 def to_sparse_csr(self, dense_dim=None) -> SparseCSRTensor:
@@ -2376,8 +2513,26 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
     return tensor
 
 
+def _compressed_to_coo(self: _CompressedTensor, sparse_dim: int | None) -> SparseCOOTensor:
+    """A compressed matrix's COO form, as torch converts it: its stored entries in its order (explicit zeros
+    kept), marked coalesced for CSR's row-major order only."""
+    if sparse_dim not in (None, 2):
+        raise RuntimeError(f"sparse_compressed_to_sparse: conversion from {self._layout_name} to Sparse with "
+                           "sparse_dim argument !=2 is not supported")
+    xp = array_module(self._data)
+    indices = xp.stack([index.astype(np.int64) for index in self._positions()])
+    result = SparseCOOTensor._from_parts(indices, self._parts[2].copy(), tuple(self.shape),
+                                         isinstance(self, SparseCSRTensor))
+    if is_recording(self):
+        _joined_graph(result, name_node(_ToSparse.apply(_in_graph(self)),
+                                        "ToSparseBackward1" if sparse_dim is None else "ToSparseBackward0"))
+    return result
+
+
 def to_sparse(self, sparse_dim: int | None = None, *, layout=None, blocksize=None, dense_dim=None):
     """Tensor.to_sparse: the COO form of a dense tensor (coalesced: sorted unique indices)."""
+    if isinstance(self, _CompressedTensor) and layout in (None, sparse_coo):
+        return _compressed_to_coo(self, sparse_dim)
     if layout is sparse_csr:
         return to_sparse_csr(self)
     if layout is sparse_csc:

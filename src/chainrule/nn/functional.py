@@ -577,7 +577,8 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps:
     if eps is None:
         eps = float(_dtype.finfo_of(np.float32 if half else input._data.dtype).eps)
     x = input.to(_dtype.float32) if half else input
-    out = x * ((x * x).mean(dims, keepdim=True) + eps).rsqrt()
+    # torch's composite: x.pow(2), and eps added as a Scalar (its AddBackward1)
+    out = x * _name_node(x.pow(2).mean(dims, keepdim=True) + eps, "AddBackward1").rsqrt()
     if half:
         out = out.to(input.dtype)
     if weight is not None:

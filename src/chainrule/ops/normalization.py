@@ -1591,8 +1591,13 @@ def _group_norm_computed(input: Tensor, num_groups: int, weight: Tensor | None, 
                          round_stats=False)[0]
         return relaid_as_suggested(name_node(out, "NativeGroupNormBackward0", label="group_norm"), input)
     x = _float(input)
-    if weight is not None and bias is not None and weight.dtype is x.dtype and bias.dtype is x.dtype:
-        return GroupNorm.apply(x, weight, bias, groups=num_groups, eps=eps)
+    if (weight is not None or bias is not None) and all(
+            parameter is None or parameter.dtype is x.dtype for parameter in (weight, bias)):
+        # torch's one node takes a missing weight or bias as None: a constant 1 or 0 here (no edge)
+        xp = array_module(x._data)
+        unit = (Tensor._make(xp.ones(c, x._data.dtype)) if weight is None else weight,
+                Tensor._make(xp.zeros(c, x._data.dtype)) if bias is None else bias)
+        return GroupNorm.apply(x, *unit, groups=num_groups, eps=eps)
     out = _watch_output(GroupNormalize.apply(x, groups=num_groups, eps=eps))
     if weight is None and bias is None:
         return out
@@ -1676,7 +1681,10 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
     if _runs_in_float32(input, weight, bias):
         return instance_norm(input.to(_dtype.float32), running_mean, running_var, weight, bias, use_input_stats,
                              momentum, eps).to(input.dtype)
-    if _function.active_dispatch is not None and input.ndim > 2 and not _is_half_on_cpu(input):
+    if input.ndim > 2 and not _is_half_on_cpu(input) and (_function.active_dispatch is not None or (
+            use_input_stats and running_mean is None and running_var is None and input.dtype.is_floating_point)):
+        # (without running statistics too: torch's graph, View over NativeBatchNormBackward0 over the
+        # parameters' Repeat, and its forward bits; the per-channel normalisation below rounded otherwise)
         return _instance_norm_composed(input, running_mean, running_var, weight, bias, use_input_stats, momentum,
                                        eps)
     if not use_input_stats:  # the running statistics, read in the input's dtype (nothing is updated)
