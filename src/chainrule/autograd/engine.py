@@ -939,7 +939,7 @@ class SumToSize(Function):
         if not dims:
             return x.reshape(shape)
         out = None
-        if x.dtype == np.float32 and type(x) is np.ndarray:  # torch's sum_to_size: its sum, in its order
+        if x.dtype in _sum_order.REPLAYED and type(x) is np.ndarray:  # torch's sum_to_size: its sum, in its order
             out = _sum_order.sum_dims(x, dims, True)
         if out is None:
             # (np.sum of an ndarray is this add.reduce, reached through two Python-level wrappers)
