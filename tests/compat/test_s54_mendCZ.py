@@ -53,3 +53,42 @@ def test_a_broadcast_gradient_has_torchs_bits(op, dtype):
             got = _broadcast_grad(chainrule, op, x, m, upstream, layout)
             assert got.dtype == dtype and got.shape == kept
             assert got.tobytes() == want.tobytes(), (shape, kept, layout)
+
+
+def _leaf(lib, make):
+    return make(lib).detach().requires_grad_()
+
+
+LEAVES = {
+    # (a dense leaf whose size-1 dims' strides are not a fresh tensor's)
+    "narrowed": lambda lib: lib.arange(8.0).reshape(2, 4)[:1, :2],
+    "narrowed_3d": lambda lib: lib.arange(24.0).reshape(2, 2, 6)[:1, :1, :3],
+    "permuted": lambda lib: lib.arange(9.0).reshape(3, 1, 3).permute(2, 1, 0),
+    "permuted_to_1": lambda lib: lib.arange(9.0).reshape(3, 3, 1).permute(1, 2, 0),
+    "unsqueezed": lambda lib: lib.arange(6.0).reshape(2, 3).t().unsqueeze(1),
+    "channels_last": lambda lib: lib.arange(18.0).reshape(2, 1, 3, 3).contiguous(memory_format=lib.channels_last),
+    "channels_last_c1": lambda lib: lib.arange(12.0).reshape(1, 3, 2, 2).contiguous(memory_format=lib.channels_last),
+}
+LOSSES = {
+    "sum": lambda lib, x: x.sum(),
+    "scaled_transpose": lambda lib, x: (x.transpose(0, -1) * 1.5).sum(),
+    "exp": lambda lib, x: (x * 0.5).exp().sum(),
+    "avg_pool": lambda lib, x: lib.nn.functional.avg_pool2d(x, 1).square().sum() if x.ndim == 4 else x.sum(),
+}
+
+
+@pytest.mark.parametrize("leaf", list(LEAVES))
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_a_leaf_gradient_is_laid_out_as_torchs(leaf, loss):
+    # torch's AccumulateGrad: a dense leaf's new .grad has the leaf's strides, size-1 dims' included,
+    # unless the engine takes the gradient over, which it does where it has the leaf's strides on the
+    # dims longer than 1 (a transposed view too); chainrule copied a row-major leaf's row-major
+    grads = []
+    for lib in (torch, chainrule):
+        x = _leaf(lib, LEAVES[leaf])
+        LOSSES[loss](lib, x).backward()
+        grads.append((x.stride(), x.grad.stride(), x.grad.numpy()))
+    (torch_leaf, torch_strides, want), (leaf_strides, strides, got) = grads
+    assert leaf_strides == torch_leaf
+    assert strides == torch_strides
+    np.testing.assert_array_equal(got, want)
