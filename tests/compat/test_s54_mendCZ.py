@@ -77,17 +77,21 @@ LOSSES = {
 }
 
 
+@pytest.mark.filterwarnings("ignore:Using backward:UserWarning")
+@pytest.mark.parametrize("create_graph", [False, True])
 @pytest.mark.parametrize("leaf", list(LEAVES))
 @pytest.mark.parametrize("loss", list(LOSSES))
-def test_a_leaf_gradient_is_laid_out_as_torchs(leaf, loss):
+def test_a_leaf_gradient_is_laid_out_as_torchs(leaf, loss, create_graph):
     # torch's AccumulateGrad: a dense leaf's new .grad has the leaf's strides, size-1 dims' included,
     # unless the engine takes the gradient over, which it does where it has the leaf's strides on the
-    # dims longer than 1 (a transposed view too); chainrule copied a row-major leaf's row-major
+    # dims longer than 1 (a transposed view too), and never under create_graph (its recorded copy is
+    # in the leaf's strides); chainrule copied a row-major leaf's row-major and cloned under create_graph
     grads = []
     for lib in (torch, chainrule):
         x = _leaf(lib, LEAVES[leaf])
-        LOSSES[loss](lib, x).backward()
-        grads.append((x.stride(), x.grad.stride(), x.grad.numpy()))
+        LOSSES[loss](lib, x).backward(create_graph=create_graph)
+        grads.append((x.stride(), x.grad.stride(), x.grad.detach().numpy()))
+        x.grad = None  # (create_graph: the gradient's graph holds the leaf)
     (torch_leaf, torch_strides, want), (leaf_strides, strides, got) = grads
     assert leaf_strides == torch_leaf
     assert strides == torch_strides

@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import _sum_order, _torch_function
-from .._backend import array_module, dense_non_overlapping, follow_device, gpu_in_use, strided_view, writeable
+from .._backend import (
+    array_module,
+    contiguous_strides,
+    dense_non_overlapping,
+    follow_device,
+    gpu_in_use,
+    strided_view,
+    writeable,
+)
 from .._dtype import parser_type_name
 from . import function as _function
 from .engine_options import _flags as _engine_flags
@@ -1045,6 +1053,14 @@ def _in_leaf_layout(grad, leaf, copy: bool):
     return laid_out if strides == laid_out.strides else strided_view(laid_out, laid_out.shape, strides)
 
 
+def _contract_strides(grad, leaf) -> tuple:
+    """The byte strides of torch's ``clone_obey_contract`` copy of ``grad`` for ``leaf``: the leaf's
+    where it is dense and non-overlapping, a fresh row-major tensor's otherwise."""
+    if dense_non_overlapping(leaf):
+        return tuple(stride // leaf.itemsize * grad.itemsize for stride in leaf.strides)
+    return tuple(stride * grad.itemsize for stride in contiguous_strides(grad.shape))
+
+
 def _sole_view(array, owner=None) -> bool:
     """Whether ``array`` is a dense view of all of an array that nothing else references, as a
     weight's gradient transposed twice (linear's TBackward0) or a permuted one: stealing it is as
@@ -1084,7 +1100,11 @@ def _accumulate(variable, grad, create_graph, exposed=()):
             # torch's AccumulateGrad keeps a recorded copy (CopyBackwards) under create_graph, never
             # the graph's own value: a weight's gradient is no transposed view then, and a library's
             # p.grad.detach_() (torch-optimizer's Adahessian) or in-place update touches only .grad
-            variable._grad = _function.name_node(grad.clone(), "torch::autograd::CopyBackwards")
+            copied = _function.name_node(grad.clone(), "torch::autograd::CopyBackwards")
+            # (laid out as torch's clone_obey_contract lays it out: the leaf's strides, or row-major)
+            if copied._data.strides != _contract_strides(copied._data, variable._data):
+                copied._data = _in_leaf_layout(copied._data, variable._data, copy=True)
+            variable._grad = copied
             return
         array = grad._data
         # Stealing is safe only if no other tensor or view shares this array (its references:
