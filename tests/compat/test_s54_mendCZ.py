@@ -96,3 +96,17 @@ def test_a_leaf_gradient_is_laid_out_as_torchs(leaf, loss, create_graph):
     assert leaf_strides == torch_leaf
     assert strides == torch_strides
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("pool", ["adaptive_avg_pool2d", "adaptive_max_pool2d"])
+def test_a_pooled_channels_last_leaf_with_size_1_dims_gets_torchs_strides(pool):
+    # (1, 3, 2, 1) channels-last: strides (6, 1, 3, 3); the pool's gradient was copied row-major-like,
+    # (1, 1, 3, 6), where torch's AccumulateGrad takes the leaf's
+    data = np.arange(6, dtype=np.float32).reshape(1, 3, 2, 1)
+    grads = []
+    for lib in (torch, chainrule):
+        x = lib.tensor(data).contiguous(memory_format=lib.channels_last).detach().requires_grad_()
+        getattr(lib.nn.functional, pool)(x, 1).square().sum().backward()
+        grads.append((x.grad.stride(), x.grad.numpy()))
+    assert grads[1][0] == grads[0][0] == (6, 1, 3, 3)
+    np.testing.assert_array_equal(grads[1][1], grads[0][1])
