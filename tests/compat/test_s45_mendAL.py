@@ -20,8 +20,8 @@ pytestmark = pytest.mark.skipif(
            f"capability is {torch.backends.cpu.get_cpu_capability()}")
 
 
-def seeded(shape, seed):
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+def seeded(shape, seed, dtype=np.float32):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
 def differing(make, x):
@@ -115,11 +115,12 @@ def test_beyond_a_grain_the_numpy_sum_is_kept():
 
 @pytest.mark.parametrize("shape, kept", [((32, 27), (32, 1)), ((32, 27), (1, 27)), ((5, 40, 3), (40, 1)),
                                          ((64, 32), (32,))])
-def test_a_broadcast_gradient_is_summed_as_torch_sums_it(shape, kept):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_broadcast_gradient_is_summed_as_torch_sums_it(shape, kept, dtype):
     # makemore_backprop_ninja: a hand-written dlogit_maxes = (-dnorm_logits).sum(1, keepdim=True)
     # is exactly autograd's gradient of logits - logit_maxes, on torch and so on chainrule
-    x, m = seeded(shape, 7), seeded(kept, 8)
-    upstream = seeded(shape, 9)
+    x, m = seeded(shape, 7, dtype), seeded(kept, 8, dtype)
+    upstream = seeded(shape, 9, dtype)
     dims = tuple(d for d in range(len(shape)) if d < len(shape) - len(kept) or kept[d - len(shape) + len(kept)] == 1)
 
     def grads(lib):
@@ -130,6 +131,7 @@ def test_a_broadcast_gradient_is_summed_as_torch_sums_it(shape, kept):
 
     torch_grad, torch_hand = grads(torch)
     grad, hand = grads(chainrule)
-    assert np.array_equal(torch_grad.view(np.int32), grad.view(np.int32))
-    assert np.array_equal(grad.view(np.int32), hand.view(np.int32))
-    assert np.array_equal(torch_hand.view(np.int32), hand.view(np.int32))
+    assert grad.dtype == dtype
+    assert torch_grad.tobytes() == grad.tobytes()
+    assert grad.tobytes() == hand.tobytes()
+    assert torch_hand.tobytes() == hand.tobytes()

@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import _sum_order, _torch_function
-from .._backend import array_module, dense_non_overlapping, follow_device, gpu_in_use, writeable
+from .._backend import (
+    array_module,
+    contiguous_strides,
+    dense_non_overlapping,
+    follow_device,
+    gpu_in_use,
+    strided_view,
+    writeable,
+)
 from .._dtype import parser_type_name
 from . import function as _function
 from .engine_options import _flags as _engine_flags
@@ -939,7 +947,7 @@ class SumToSize(Function):
         if not dims:
             return x.reshape(shape)
         out = None
-        if x.dtype == np.float32 and type(x) is np.ndarray:  # torch's sum_to_size: its sum, in its order
+        if x.dtype in _sum_order.REPLAYED and type(x) is np.ndarray:  # torch's sum_to_size: its sum, in its order
             out = _sum_order.sum_dims(x, dims, True)
         if out is None:
             # (np.sum of an ndarray is this add.reduce, reached through two Python-level wrappers)
@@ -1015,25 +1023,49 @@ def _check_nan(node, index, grad):
 
 
 def _in_leaf_layout(grad, leaf, copy: bool):
-    """torch's gradient layout contract: a new ``.grad`` of a dense, non-overlapping leaf has the
-    leaf's strides (a permuted or channels-last weight gets a gradient laid out alike), any other
-    leaf's is row-major. ``grad`` itself when it already complies and need not be copied."""
-    if leaf.flags.c_contiguous or not dense_non_overlapping(leaf):
+    """torch's gradient layout contract (AccumulateGrad): a new ``.grad`` of a dense, non-overlapping
+    leaf is laid out as the leaf, size-1 dims' strides included (``clone_obey_contract``: a permuted,
+    unsqueezed or channels-last weight gets a gradient laid out alike), any other leaf's row-major.
+    ``grad`` itself when it may be taken over (``copy`` False) and already complies: for a dense leaf,
+    the leaf's strides on every dim longer than 1 and no zero stride on the others
+    (``obeys_layout_contract``); for any other leaf, row-major (size-1 dims' strides free, as torch's
+    ``is_contiguous``)."""
+    if leaf.flags.c_contiguous and grad.flags.c_contiguous and 1 not in leaf.shape:
+        return grad.copy() if copy else grad
+    xp = array_module(grad)
+    if not dense_non_overlapping(leaf):
         if grad.flags.c_contiguous:
             return grad.copy() if copy else grad
-        return array_module(grad).ascontiguousarray(grad)
-    if grad.strides == leaf.strides:
-        return grad.copy(order="K") if copy else grad  # copy()'s default order is C: keep the leaf's
-    xp = array_module(grad)
-    laid_out = xp.empty_like(leaf, dtype=grad.dtype)  # order "K": the leaf's stride order
-    xp.copyto(laid_out, grad)
-    return laid_out
+        return xp.ascontiguousarray(grad)
+    leaf_size, grad_size = leaf.itemsize, grad.itemsize  # (a leaf's grad_dtype may be another dtype)
+    if not copy and all(stride * leaf_size == leaf_stride * grad_size if n != 1 else stride != 0
+                        for n, stride, leaf_stride in zip(grad.shape, grad.strides, leaf.strides)):
+        return grad
+    if grad.strides == leaf.strides and grad_size == leaf_size:
+        laid_out = grad.copy(order="K")  # (copy()'s default order is C: keep the leaf's)
+    else:
+        laid_out = xp.empty_like(leaf, dtype=grad.dtype)  # order "K": the leaf's stride order
+        xp.copyto(laid_out, grad)
+    # a size-1 dim's stride addresses nothing, and NumPy chooses its own: the leaf's, as torch's
+    # new_empty_strided(leaf's strides)
+    strides = tuple(leaf_stride // leaf_size * grad_size if n == 1 else stride
+                    for n, stride, leaf_stride in zip(leaf.shape, laid_out.strides, leaf.strides))
+    return laid_out if strides == laid_out.strides else strided_view(laid_out, laid_out.shape, strides)
+
+
+def _contract_strides(grad, leaf) -> tuple:
+    """The byte strides of torch's ``clone_obey_contract`` copy of ``grad`` for ``leaf``: the leaf's
+    where it is dense and non-overlapping, a fresh row-major tensor's otherwise."""
+    if dense_non_overlapping(leaf):
+        return tuple(stride // leaf.itemsize * grad.itemsize for stride in leaf.strides)
+    return tuple(stride * grad.itemsize for stride in contiguous_strides(grad.shape))
 
 
 def _sole_view(array, owner=None) -> bool:
-    """Whether ``array`` is a C-contiguous view of all of an array that nothing else references,
-    as a weight's gradient transposed twice (linear's TBackward0): stealing it is as safe as
-    stealing its base, and saves a copy. ``owner``: the base Tensor of the gradient's Tensor view
+    """Whether ``array`` is a dense view of all of an array that nothing else references, as a
+    weight's gradient transposed twice (linear's TBackward0) or a permuted one: stealing it is as
+    safe as stealing its base, and saves a copy (torch's AccumulateGrad takes over any view that
+    complies with the layout contract). ``owner``: the base Tensor of the gradient's Tensor view
     (its ops ran as Tensor ops, under a dispatch mode), whose array may hold the base as well when
     nothing but the gradient holds that Tensor."""
     base = array.base
@@ -1046,7 +1078,7 @@ def _sole_view(array, owner=None) -> bool:
         elif data.base is base and sys.getrefcount(data) == 3:
             held = 4  # (and the owner's array's: a view nothing else holds)
     return (type(base) is type(array) and base.base is None and base.size == array.size
-            and array.flags.c_contiguous and sys.getrefcount(base) == held)
+            and (array.flags.c_contiguous or dense_non_overlapping(array)) and sys.getrefcount(base) == held)
 
 
 def _accumulate(variable, grad, create_graph, exposed=()):
@@ -1068,7 +1100,11 @@ def _accumulate(variable, grad, create_graph, exposed=()):
             # torch's AccumulateGrad keeps a recorded copy (CopyBackwards) under create_graph, never
             # the graph's own value: a weight's gradient is no transposed view then, and a library's
             # p.grad.detach_() (torch-optimizer's Adahessian) or in-place update touches only .grad
-            variable._grad = _function.name_node(grad.clone(), "torch::autograd::CopyBackwards")
+            copied = _function.name_node(grad.clone(), "torch::autograd::CopyBackwards")
+            # (laid out as torch's clone_obey_contract lays it out: the leaf's strides, or row-major)
+            if copied._data.strides != _contract_strides(copied._data, variable._data):
+                copied._data = _in_leaf_layout(copied._data, variable._data, copy=True)
+            variable._grad = copied
             return
         array = grad._data
         # Stealing is safe only if no other tensor or view shares this array (its references:

@@ -744,7 +744,12 @@ def _times(grad: Tensor, factor: Tensor) -> Tensor:
     device gradient's device."""
     data = factor._data
     if on_arrays(grad) and data.dtype == grad._data.dtype and type(data) is type(grad._data):
-        return Tensor._make(grad._data * data)
+        out = grad._data * data
+        # (laid out as the Tensor op lays it out: a transposed gradient's product is transposed, and
+        # the engine's sum of it over broadcast dims adds in that layout's order, as torch's)
+        if out.ndim > 1 and not (grad._data.flags.c_contiguous and data.flags.c_contiguous and 1 not in out.shape):
+            out = iterator_layout(out, grad._data, data)
+        return Tensor._make(out)
     return grad * factor
 
 
