@@ -15,6 +15,12 @@ from typing import TypeVar
 
 LONG = os.environ.get("CHAINRULE_LONG_TESTS") == "1"
 
+# Gradchecks of big inputs (a float64 conv, a gradient through vmap, a second derivative) check the
+# Jacobian along random directions in CI (torch's ``fast_mode``: one vector-Jacobian and one
+# Jacobian-vector product against a finite difference per output) and element by element in the
+# long profile: a wrong rule still fails both, at a fraction of CI's time.
+DIRECTIONAL_GRADCHECK = not LONG
+
 Case = TypeVar("Case")
 
 
