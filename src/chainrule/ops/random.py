@@ -954,9 +954,11 @@ def _picked(rows: np.ndarray, draws: np.ndarray, num_samples: int, replacement: 
     if not replacement or num_samples == 1:
         with np.errstate(divide="ignore", invalid="ignore"):
             keys = rows / draws
+        # torch returns a fresh contiguous (rows, num_samples) tensor: neither argmax's added axis
+        # (stride 0) nor a slice of the argsort may show through as strides
         if num_samples == 1:
-            return np.argmax(keys, axis=1)[:, None].astype(np.int64, copy=False)
-        return _top_keys(keys, num_samples).astype(np.int64, copy=False)
+            return np.argmax(keys, axis=1).astype(np.int64, copy=False).reshape(-1, 1)
+        return np.ascontiguousarray(_top_keys(keys, num_samples), dtype=np.int64)
     out = np.empty((len(rows), num_samples), dtype=np.int64)
     for row, weights, uniforms in zip(out, rows, draws):
         row[:] = np.searchsorted(multinomial_cumulative_weights(weights), uniforms, side="left")
