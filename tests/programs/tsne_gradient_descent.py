@@ -35,13 +35,15 @@ def x2p_torch(X, tol=1e-5, perplexity=20.0, max_tries=60):
     beta = torch.ones(n, 1)
     betamin = torch.full((n, 1), -math.inf)
     betamax = torch.full((n, 1), math.inf)
-    for tries in range(max_tries):
+    tries = 0
+    while True:
+        tries += 1
         P = torch.exp(-D * beta)
         P.fill_diagonal_(0.)
         sumP = P.sum(dim=1, keepdim=True)
         H = torch.log(sumP) + beta * torch.sum(D * P, dim=1, keepdim=True) / sumP
         Hdiff = H - logU
-        if Hdiff.abs().max() < tol:
+        if Hdiff.abs().max() < tol or tries == max_tries:
             break
         too_flat = Hdiff > 0
         betamin = torch.where(too_flat, beta, betamin)
@@ -49,7 +51,7 @@ def x2p_torch(X, tol=1e-5, perplexity=20.0, max_tries=60):
         beta = torch.where(too_flat,
                            torch.where(torch.isinf(betamax), beta * 2., (beta + betamax) / 2.),
                            torch.where(torch.isinf(betamin), beta / 2., (beta + betamin) / 2.))
-    print(f"binary search: {tries + 1} rounds, max |H - log(perplexity)| {Hdiff.abs().max().item():.1e}, "
+    print(f"binary search: {tries} rounds, max |H - log(perplexity)| {Hdiff.abs().max().item():.1e}, "
           f"mean sigma {torch.sqrt(1 / beta).mean().item():.4f}")
     return P / sumP, Hdiff.abs().max().item()
 
