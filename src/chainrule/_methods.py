@@ -1269,6 +1269,9 @@ def _fill_diagonal(self: Tensor, fill_value, wrap: bool = False) -> Tensor:
             self.as_strided([(self.numel() + step - 1) // step - width], [stride],
                             offset + self.stride(0) * step).fill_(fill_value)
         return self
+    if is_grad_enabled() and self._requires_grad and self._base is None and self.grad_fn is None:
+        # torch fills through an as_strided view of self, so a leaf's refusal is a view's
+        raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
     # the mask is index bookkeeping, made on the host and moved to self's array module
     mask = np.zeros(self._data.shape, dtype=np.bool_)
     np.fill_diagonal(mask, True, wrap=bool(wrap))
