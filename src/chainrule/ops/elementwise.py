@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import sys
 
 import numpy as np
 
@@ -3656,8 +3657,21 @@ def isfinite(input: Tensor) -> Tensor:
             # (x == x) * (|x| != inf)
             bounded = input.abs().ne(math.inf)
             return input.eq(input).mul(bounded)
+        if input._data.dtype.kind in "biu":  # torch's is ones_like(input, dtype=bool), which a mode sees
+            made = _function_module.factory_dispatch("ones_like", _all_finite, (input,), {
+                "dtype": _dtype.bool, "memory_format": sys.modules["chainrule"].preserve_format})
+            if made is not _function_module.RUN_UNDISPATCHED:
+                return made
     xp = array_module(input)
     return _unbatched_unless(input, Tensor._make(xp.isfinite(input._data)))
+
+
+def _all_finite(input: Tensor, *, dtype=None, memory_format=None) -> Tensor:
+    """aten.ones_like's func for an integer or bool isfinite: True everywhere, in the layout torch's preserve_format
+    gives (``dtype`` and ``memory_format`` are the ones shown)."""
+    from .creation import ones_like
+
+    return _unbatched_unless(input, ones_like(input, dtype=dtype, memory_format=memory_format))
 
 
 def signbit(input: Tensor) -> Tensor:
