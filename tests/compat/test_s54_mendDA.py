@@ -1,7 +1,9 @@
 """s54 mendDA: what a TorchDispatchMode sees, continued from mendCQ: roll's shifts and dims in torch's schema form,
 an integer isfinite as torch's ones_like, gather's backward as torch's new_zeros and scatter_add, the zeros
 split/chunk/unbind's backward makes for an output without a gradient, max_unpool3d with torch's stride and padding and
-an unbatched max unpool with its backward, eval rrelu as torch's empty_like and rrelu_with_noise, in-place activations
+an unbatched max unpool with its backward, eval rrelu as torch's empty_like and rrelu_with_noise. Then the module fuzzer's open cases: a channels-last-3d float32
+transposed convolution's output layout (oneDNN's or slow_conv_transpose3d's, as torch's use_mkldnn picks), a unary
+op's or pow's size-1 dim stride (torch's, not NumPy's), in-place activations
 (selu_ as torch's elu_) keeping their result for a backward shown as torch's is_result form, hardtanh_'s clone. Each
 logged sequence is recorded live from torch."""
 
@@ -212,3 +214,51 @@ def test_a_backward_run_under_a_passing_mode_keeps_its_bits(name):
     ours = run(chainrule, PassingMode())
     np.testing.assert_array_equal(ours, run(chainrule, contextlib.nullcontext()))
     np.testing.assert_allclose(ours, run(real_torch, contextlib.nullcontext()), rtol=1e-6, atol=1e-6)
+
+
+# (batch, in, out channels, kernel, stride, output_padding, groups, spatial, channels-last input / weight): oneDNN's
+# layers (a batch over 1, groups, a kernel over 3x3) keep channels-last, slow_conv_transpose3d's (one small sample,
+# output padding as wide as the stride) answer contiguous
+CONV3D_LAYOUTS = [(1, 2, 2, 2, 1, 0, 1, (2, 3, 2), "x"), (2, 2, 2, 2, 1, 0, 1, (2, 3, 2), "x"),
+                  (1, 2, 2, 2, (1, 3, 2), (1, 1, 0), 1, (4, 4, 4), "x"), (3, 2, 2, 2, (1, 3, 2), (1, 1, 0), 1, (2, 2, 2), "x"),
+                  (1, 2, 4, 2, 2, 0, 2, (2, 2, 3), "w"), (1, 3, 2, 4, 1, 0, 1, (4, 4, 5), "w"), (1, 3, 2, 2, 2, 1, 1, (2, 3, 3), "xw")]
+
+
+@pytest.mark.parametrize("case", CONV3D_LAYOUTS)
+@pytest.mark.parametrize("transposed", [True, False])
+def test_a_channels_last_3d_float32_convs_output_layout_is_torchs(case, transposed):
+    n, c, o, k, stride, output_padding, groups, spatial, channels_last = case
+    rng = np.random.default_rng(11)
+    x_data = rng.standard_normal((n, c, *spatial)).astype(np.float32)
+    w_data = rng.standard_normal((c, o // groups, k, k, k) if transposed else (o, c // groups, k, k, k)).astype(np.float32)
+
+    def run(lib):
+        x, w = lib.tensor(x_data), lib.tensor(w_data)
+        if "x" in channels_last:
+            x = x.contiguous(memory_format=lib.channels_last_3d)
+        if "w" in channels_last:
+            w = w.contiguous(memory_format=lib.channels_last_3d)
+        functional = lib.nn.functional
+        if transposed:
+            y = functional.conv_transpose3d(x, w, None, stride, 0, output_padding, groups, 2)
+        else:
+            y = functional.conv3d(x, w, None, stride, 0, 1, groups)
+        return y.detach().numpy(), y.stride()
+
+    (ours, our_strides), (theirs, their_strides) = run(chainrule), run(real_torch)
+    assert our_strides == their_strides
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("op", ["pow2", "pow3", "pow_half", "exp", "sqrt", "square", "sin", "sigmoid", "tanh"])
+@pytest.mark.parametrize("shape, layout", [((2, 2, 6, 1), "channels_last"), ((3, 1, 4), "t"), ((1, 3, 1, 2), "channels_last")])
+def test_a_unary_op_of_a_size_1_dim_keeps_torchs_strides(op, shape, layout):
+    run = {"pow2": lambda x: x.pow(2), "pow3": lambda x: x ** 3, "pow_half": lambda x: x.exp().pow(0.5)}.get(
+        op, lambda x: getattr(x, op)())
+
+    def strides(lib):
+        x = lib.tensor(np.random.default_rng(12).standard_normal(shape), dtype=lib.float32)
+        x = x.contiguous(memory_format=lib.channels_last) if layout == "channels_last" else x.transpose(0, -1)
+        return run(x).stride()
+
+    assert strides(chainrule) == strides(real_torch)
