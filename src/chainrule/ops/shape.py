@@ -2053,13 +2053,13 @@ def padded(input: Tensor, pad: list, mode: str, value) -> Tensor:
 
 def _circular_composed(input: Tensor, pairs: list, out_shape: tuple) -> Tensor:
     """Circular padding as ATen's _pad_circular composes it, run where a dispatch mode or wrapper subclass
-    watches the ops or a gradient is recorded (torch's graph: CopySlices over SliceBackward0s): new_empty, the cropped core copied into its slice of the output, then per padded dim
+    watches the ops: new_empty, the cropped core copied into its slice of the output, then per padded dim
     (the last first) the left and the right border copied from the output's other end."""
     shape, ndim = input._data.shape, input._data.ndim
 
-    def sliced(t, dim, start, stop):  # (aten.slice.Tensor, a whole dim's too: SliceBackward0, as narrow records it)
+    def sliced(t, dim, start, stop):  # (aten.slice.Tensor, a whole dim's too)
         made = _function_module.composite_dispatch("slice.Tensor", _slice_of, (t, dim, start, stop), {})
-        return narrow(t, dim, start, max(stop - start, 0)) if made is _function_module.RUN_UNDISPATCHED else made
+        return _slice_of(t, dim, start, stop) if made is _function_module.RUN_UNDISPATCHED else made
 
     out = _function_module.factory_dispatch("new_empty", _new_empty, (input, list(out_shape)),
                                             {"dtype": input.dtype, "layout": _layout.strided, "device": input.device})
@@ -2116,8 +2116,7 @@ def _circular(input: Tensor, pairs: list) -> Tensor:
         # a border wider than the cropped core: torch copies it from output elements it has not
         # written yet (uninitialised memory, or those the same copy writes, in its order): refused
         raise RuntimeError("Padding value causes wrapping around more than once.")
-    if _function_module.active_dispatch is not None or (input._requires_grad and is_grad_enabled()):
-        # (recorded, its graph is torch's: CopySlices of each copy, SliceBackward0 of each source)
+    if _function_module.active_dispatch is not None:
         return _circular_composed(input, pairs, out_shape)
     x = input
     widths = [(0, 0)] * ndim
