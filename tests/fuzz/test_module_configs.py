@@ -37,21 +37,7 @@ from .test_indexing_fuzz import _builtin_class
 CI_CASES, LONG_CASES = 3, 150
 
 # description -> why it differs: the open defects, found and not fixed yet (delete a line once fixed)
-_CONV3D_LAYOUT = ("open: a channels-last-3d float32 input's transposed 3-d convolution is channels-last in chainrule "
-                  "whatever the backend; torch's is so only on oneDNN (ConvParams::use_mkldnn), contiguous on "
-                  "slow_conv_transpose3d (output_padding >= stride, or one small sample): ops/conv.py "
-                  "_in_torch_layout asks for neither")
 OPEN: dict[str, str] = {
-    "ConvTranspose3d(2, 2, 1, stride=2, dilation=(1, 1, 2), groups=1, bias=True, output_padding=(0, 0, 0), "
-    "padding=0)(float(1, 2, 2, 1, 1):channels_last) float32 train": _CONV3D_LAYOUT,
-    "ConvTranspose3d(2, 2, 2, stride=(1, 3, 2), dilation=2, groups=1, bias=False, output_padding=(1, 1, 0), "
-    "padding=2)(float(3, 2, 4, 4, 4):channels_last) float32 train": _CONV3D_LAYOUT,
-    "ConvTranspose3d(2, 2, 3, stride=(2, 1, 3), dilation=1, groups=1, bias=True, output_padding=(0, 0, 2), "
-    "padding=2)(float(1, 2, 3, 4, 2):channels_last) float32 train": _CONV3D_LAYOUT,
-    "LPPool2d(2.0, 1, stride=2, ceil_mode=True)(float(2, 2, 6, 1):channels_last) float64 train":
-        "open: x.pow(2) of a channels-last (2, 2, 6, 1) input has strides (12, 1, 2, 1), torch's (12, 1, 2, 2): "
-        "NumPy's stride for the size-1 W, which torch's channels-last test then rejects, so avg_pool2d "
-        "writes a contiguous output where torch's is channels-last (the elementwise ops' size-1 strides)",
 }
 
 # (reason, test of (case, problem)): whole kinds of case that differ on purpose, where torch's

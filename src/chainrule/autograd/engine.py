@@ -904,10 +904,13 @@ def _materialize_grads(node, grads):
     the gradients that did arrive."""
     Tensor = _tensor_cls()
     xp = array_module(*(g._data for g in grads if g is not None))
-    return [
+    filled = [
         g if g is not None else Tensor._make(xp.zeros(_output_shape(node, i), dtype=_output_dtype(node, i)))
         for i, g in enumerate(grads)
     ]
+    if _function.active_dispatch is not None:  # (a mode sees torch's split/unbind formulas make them: node_dispatch)
+        node.materialized = tuple(g for g, given in zip(filled, grads) if given is None)
+    return filled
 
 
 def _reduce_to_shape(node, index, grad, shape):

@@ -13,6 +13,8 @@ function here is re-exported by ``chainrule.nn.functional``.
 from __future__ import annotations
 
 import math
+import sys
+import weakref
 
 import numpy as np
 
@@ -96,6 +98,9 @@ def _run_inplace_named(input: Tensor, fn, *args, node: str, saved_names: dict) -
     result = _run_inplace(input, fn, *args)
     if result.grad_fn is not None and type(result.grad_fn).__name__ == node[:-1] + "0":
         name_node(result, node, saved=saved_names)
+        # torch's node keeps the tensor written (its backward's is_result form, which a dispatch mode sees); held
+        # weakly, as the tensor holds the node
+        result.grad_fn.written = weakref.ref(result)
     return result
 
 
@@ -426,6 +431,10 @@ def randomized_leaky_relu(input: Tensor, lower: float, upper: float, training: b
     if lower > upper:  # torch checks it in eval mode too
         raise RuntimeError("Lower bound should be less than or equal to the upper bound")  # (torch names no bounds)
     if not training:
+        if _function.active_dispatch is not None:
+            shown = _eval_rrelu_shown(input, lower, upper, inplace)
+            if shown is not None:
+                return shown
         if inplace:
             out = leaky_relu(input, (lower + upper) / 2, inplace)
             # torch's eval rrelu_ is its own in-place node (a write into a view stays CopySlices)
@@ -445,6 +454,45 @@ def randomized_leaky_relu(input: Tensor, lower: float, upper: float, training: b
         return _run_inplace_named(input, lambda t: RreluWithNoise.apply(t, slopes=slopes), node="RreluWithNoiseBackward1",
                                   saved_names={})
     return RreluWithNoise.apply(x, slopes=slopes)
+
+
+def _eval_rrelu_shown(input: Tensor, lower: float, upper: float, inplace: bool) -> Tensor | None:
+    """Eval rrelu as a dispatch mode sees torch's: its noise made by empty_like (unread in eval mode), then
+    rrelu_with_noise(input, noise, lower, upper) or its in-place form; the node keeps the noise and bounds for its
+    backward's call (rrelu_with_noise_backward). None where no mode answers the noise's empty_like."""
+    noise = _function.factory_dispatch("empty_like", _rrelu_noise, (input,),
+                                       {"memory_format": sys.modules["chainrule"].contiguous_format})
+    if noise is _function.RUN_UNDISPATCHED:
+        return None
+    if inplace:
+        out = _run_inplace_named(input, _rrelu_with_noise, noise, lower, upper, node="LeakyReluBackward1",
+                                 saved_names=_IN_PLACE_SAVED["leaky_relu"])
+        node = "RreluWithNoiseBackward1" if type(out.grad_fn).__name__ == "LeakyReluBackward1" else None
+    else:
+        x = float_kernel_input(input, "leaky_relu_cpu")
+        _function.note_given(LeakyRelu, x, rrelu_call=(noise, lower, upper))
+        out = _rrelu_with_noise(x, noise, lower, upper)
+        node = "RreluWithNoiseBackward0"
+    if node is None or out.grad_fn is None:
+        return out
+    out = name_node(out, node, label="rrelu")
+    out.grad_fn.rrelu_call = (noise, lower, upper)
+    return out
+
+
+def _rrelu_noise(input: Tensor, *, memory_format=None) -> Tensor:
+    """aten.empty_like's func for eval rrelu's noise (which eval mode never reads): zeros, contiguous."""
+    return Tensor._make(array_module(input).zeros(tuple(input.shape), dtype=input._data.dtype))
+
+
+def _rrelu_with_noise(input: Tensor, noise: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3,
+                      training: bool = False) -> Tensor:
+    """torch's rrelu_with_noise in eval mode (its noise unread): leaky_relu by the bounds' mean."""
+    return LeakyRelu.apply(float_kernel_input(input, "leaky_relu_cpu"), negative_slope=float((lower + upper) / 2),
+                           second_order_node="RreluWithNoiseBackwardBackward0")
+
+
+_rrelu_with_noise.__name__ = "rrelu_with_noise"  # (the op a dispatch mode sees)
 
 
 class RreluWithNoise(Function):
@@ -529,8 +577,17 @@ def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
     """torch.selu: scale * elu(x, alpha) with the self-normalising constants."""
     if inplace:
-        return _run_inplace_named(input, selu, node="EluBackward1", saved_names=_IN_PLACE_SAVED["elu"])
+        return _run_inplace_named(input, _scaled_elu, _SELU_ALPHA, _SELU_SCALE, node="EluBackward1",
+                                  saved_names=_IN_PLACE_SAVED["elu"])
     return Elu.apply(float_kernel_input(input, "elu_cpu"), alpha=_SELU_ALPHA, scale=_SELU_SCALE, input_scale=1)
+
+
+def _scaled_elu(input: Tensor, alpha=1, scale=1, input_scale=1) -> Tensor:
+    """elu with torch's elu_ schema's arguments: selu_ is elu_(x, alpha, scale) in torch, as a dispatch mode sees it."""
+    return Elu.apply(float_kernel_input(input, "elu_cpu"), alpha=alpha, scale=scale, input_scale=input_scale)
+
+
+_scaled_elu.__name__ = "elu"  # (the op a dispatch mode sees)
 
 
 class Celu(Elu):

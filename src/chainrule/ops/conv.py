@@ -667,18 +667,35 @@ def _bias_grad(grad: Tensor) -> Tensor:
     return grad.sum(dim=(0, *range(2, grad.ndim)))
 
 
-def _in_torch_layout(y, x, w):
+def _in_torch_layout(y, x, w, geo: _Geometry):
     """The layout torch's conv and conv_transpose write, whatever the GEMM left: contiguous NC*S
     (``y.view(n, -1)`` works), or channels-last where the input or the weight suggests it (torch's
-    rule for 2-d; for 3-d its mkldnn kernel's, which float64 does not reach: slow_conv3d and
-    slow_conv_transpose3d answer contiguous)."""
-    if (suggests_channels_last(x) or suggests_channels_last(w)) and (x.ndim == 4 or x.dtype != np.float64):
+    rule for 2-d; for 3-d its oneDNN kernel's, which float64 and some float32 layers do not reach:
+    slow_conv3d and slow_conv_transpose3d answer contiguous)."""
+    if (suggests_channels_last(x) or suggests_channels_last(w)) and (
+            x.ndim == 4 or (x.dtype != np.float64 and (x.dtype != np.float32 or _onednn_takes_3d(x, w, geo)))):
         return channels_last(y)
     y = _contiguous(y)
     # NumPy's contiguity ignores a size-1 dim's stride, so one output channel transposed from the
     # GEMM's (N, *S, 1) keeps channel stride 1, which reads as channels-last to the next conv (and
     # to view): torch's fresh output has (S, S, ...). A flat view reshaped gives those strides.
     return y.reshape(-1).reshape(y.shape) if y.size else y
+
+
+def _onednn_takes_3d(x, w, geo: _Geometry) -> bool:
+    """Whether torch's CPU convolution (or transposed one) of a float32 5-d input ``x`` runs oneDNN rather than its
+    slow 3-d kernels (torch's ConvParams::use_mkldnn): no output padding as wide as the stride (a transposed layer's;
+    a conv's rows past its last window are always fewer), not a 1×1 unstrided, undilated layer of a batch under 16 on
+    one thread, and one of groups, a kernel over 3×3 in its last two dims, a batch over 1, or N·C·D·H over 20480."""
+    if not cpu_features.onednn_enabled() or any(
+            n - ((m - 1) * s - lo - hi + d * (k - 1) + 1) >= s for n, m, s, lo, hi, d, k in zip(
+                geo.in_shape, geo.out_shape, geo.stride, geo.pad_lo, geo.pad_hi, geo.dilation, geo.kernel)):
+        return False
+    last_two = tuple(w.shape[-2:])
+    if not (any(s != 1 for s in geo.stride) or any(d != 1 for d in geo.dilation) or x.shape[0] >= 16
+            or last_two != (1, 1) or _config.torch_intra_op_threads() > 1):
+        return False
+    return geo.groups > 1 or min(last_two) > 3 or x.shape[0] > 1 or math.prod(x.shape[:4]) > 20480
 
 
 # torch's CPU kernel for a float32 pointwise convolution of a batch (1×1 kernel, stride 1, no padding,
@@ -763,7 +780,7 @@ class Convolution(Function):
             y = _conv(x, w, geo)
             if bias:
                 y += bias[0].reshape((-1,) + (1,) * len(geo.kernel))
-        return _in_torch_layout(y, x, w)
+        return _in_torch_layout(y, x, w, geo)
 
     @staticmethod
     @conjugate_rule  # bilinear: for complex operands x̄ = Cᵀ(ḡ, conj w), w̄ = C_w(conj x, ḡ)
@@ -815,7 +832,7 @@ class ConvInput(Function):
         out = _conv_input(grad, w, geo, c)
         if bias:
             out = out + bias[0].reshape((-1,) + (1,) * len(geo.kernel))
-        return _in_torch_layout(out, grad, w)
+        return _in_torch_layout(out, grad, w, geo)
 
     @staticmethod
     @conjugate_rule  # bilinear, as conv's

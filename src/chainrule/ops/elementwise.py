@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import sys
 
 import numpy as np
 
@@ -851,27 +852,10 @@ class PowScalar(Function):
 
     @staticmethod
     def forward(ctx, x, exponent):
-        xp = array_module(x)
         ctx.save_for_backward(x)
         ctx.exponent = exponent
-        if exponent == 2:
-            return x * x
-        if x.dtype.char in "fd":
-            # torch's pow_tensor_scalar kernel (PowKernel.cpp) multiplies or divides for these
-            # exponents, which rounds differently from pow (x ** 3 differed in 1 of 3 elements)
-            if exponent == 3:
-                return x * x * x
-            if exponent == -2:
-                return 1 / (x * x)
-            if exponent == -0.5:
-                return 1 / xp.sqrt(x)
-        elif x.dtype == _dtype.bfloat16.np and (exponent == 3 or exponent == -2):
-            # torch's bfloat16 kernel takes the same steps, each rounded to bfloat16
-            square = x * x
-            return square * x if exponent == 3 else x.dtype.type(1) / square
-        if x.dtype == np.bool_:  # bool ** bool stays bool (NumPy's would be int8)
-            return xp.power(x, builtins.int(exponent)).astype(np.bool_)
-        return xp.power(x, x.dtype.type(exponent)) if x.dtype.kind in "fVc" else xp.power(x, exponent)
+        y = _pow_scalar(x, exponent)
+        return y if 1 not in y.shape else number_layout(y, x)  # (a size-1 dim's stride: torch's, as a unary op's)
 
     @staticmethod
     @conjugate_rule
@@ -887,6 +871,29 @@ class PowScalar(Function):
         if e == 2:
             return grad * (2.0 * x)
         return grad * (e * x ** (e - 1))
+
+
+def _pow_scalar(x, exponent):
+    """x ** exponent on arrays, in torch's kernel's steps."""
+    xp = array_module(x)
+    if exponent == 2:
+        return x * x
+    if x.dtype.char in "fd":
+        # torch's pow_tensor_scalar kernel (PowKernel.cpp) multiplies or divides for these
+        # exponents, which rounds differently from pow (x ** 3 differed in 1 of 3 elements)
+        if exponent == 3:
+            return x * x * x
+        if exponent == -2:
+            return 1 / (x * x)
+        if exponent == -0.5:
+            return 1 / xp.sqrt(x)
+    elif x.dtype == _dtype.bfloat16.np and (exponent == 3 or exponent == -2):
+        # torch's bfloat16 kernel takes the same steps, each rounded to bfloat16
+        square = x * x
+        return square * x if exponent == 3 else x.dtype.type(1) / square
+    if x.dtype == np.bool_:  # bool ** bool stays bool (NumPy's would be int8)
+        return xp.power(x, builtins.int(exponent)).astype(np.bool_)
+    return xp.power(x, x.dtype.type(exponent)) if x.dtype.kind in "fVc" else xp.power(x, exponent)
 
 
 class RPowScalar(Function):
@@ -1751,6 +1758,11 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     array_derivative = array_derivative or derivative
     if arithmetic:
         derivative = on_arrays_when_unrecorded(derivative, recorded_node)
+    array_forward = forward
+
+    def forward(x):  # (a size-1 dim's stride as torch's TensorIterator gives it, not NumPy's: number_layout)
+        y = array_forward(x)
+        return y if 1 not in y.shape else number_layout(y, x)
 
     # one forward/backward pair per choice of `saves`, so the hot call tests no strings
     if saves == "input":
@@ -3661,8 +3673,21 @@ def isfinite(input: Tensor) -> Tensor:
             # (x == x) * (|x| != inf)
             bounded = input.abs().ne(math.inf)
             return input.eq(input).mul(bounded)
+        if input._data.dtype.kind in "biu":  # torch's is ones_like(input, dtype=bool), which a mode sees
+            made = _function_module.factory_dispatch("ones_like", _all_finite, (input,), {
+                "dtype": _dtype.bool, "memory_format": sys.modules["chainrule"].preserve_format})
+            if made is not _function_module.RUN_UNDISPATCHED:
+                return made
     xp = array_module(input)
     return _unbatched_unless(input, Tensor._make(xp.isfinite(input._data)))
+
+
+def _all_finite(input: Tensor, *, dtype=None, memory_format=None) -> Tensor:
+    """aten.ones_like's func for an integer or bool isfinite: True everywhere, in the layout torch's preserve_format
+    gives (``dtype`` and ``memory_format`` are the ones shown)."""
+    from .creation import ones_like
+
+    return _unbatched_unless(input, ones_like(input, dtype=dtype, memory_format=memory_format))
 
 
 def signbit(input: Tensor) -> Tensor:

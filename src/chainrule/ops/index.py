@@ -2148,7 +2148,8 @@ class Gather(Function):
     @staticmethod
     def backward(ctx, grad):
         # each read element gets the gradient of every output that read it (repeats summed)
-        return _given_dim_kept(scatter_add_into(grad, ctx.index, ctx.dim, ctx.shape), ctx)
+        return _given_dim_kept(scatter_add_into(grad, ctx.index, ctx.dim, ctx.shape, getattr(ctx, "given_dim", None)),
+                               ctx)
 
 
 def _given_dim_kept(grad: Tensor, read) -> Tensor:
@@ -2162,10 +2163,23 @@ def _given_dim_kept(grad: Tensor, read) -> Tensor:
 _GIVEN_DIM = _function.SavedValue(lambda node: _function.as_uint64(getattr(node, "given_dim", node.dim)))
 
 
-def scatter_add_into(src: Tensor, index, dim: int, shape: tuple) -> Tensor:
-    """zeros(shape) with ``src`` added at ``index`` along ``dim``: gather's adjoint."""
-    zeros = Tensor._make(array_module(src).zeros(shape, dtype=src._data.dtype))
-    return ScatterAddInto.apply(zeros, src, index=index, dim=dim)
+def scatter_add_into(src: Tensor, index, dim: int, shape: tuple, given_dim: int | None = None) -> Tensor:
+    """zeros(shape) with ``src`` added at ``index`` along ``dim``: gather's adjoint. A dispatch mode sees torch's
+    gather_backward: ``src.new_zeros(shape)``, then scatter_add(zeros, dim as given, index, src)."""
+    if _function.active_dispatch is not None:
+        made = []
+        zeros = _function.factory_dispatch("new_zeros", lambda src, size: made.append(_new_zeros(src, size)) or made[-1],
+                                           (src, list(shape)), {})
+        if zeros is not _function.RUN_UNDISPATCHED:
+            if not made or zeros is not made[-1]:  # (a handler's own tensor: the op writes a copy, not it)
+                zeros = Tensor._make(zeros._data.copy())
+            _function.note_given(ScatterAddInto, zeros, given_dim=dim if given_dim is None else given_dim)
+            return ScatterAddInto.apply(zeros, src, index=index, dim=dim)
+    return ScatterAddInto.apply(_new_zeros(src, shape), src, index=index, dim=dim)
+
+
+def _new_zeros(src: Tensor, shape) -> Tensor:
+    return Tensor._make(array_module(src).zeros(tuple(shape), dtype=src._data.dtype))
 
 
 class ScatterAddInto(Function):

@@ -1230,6 +1230,8 @@ def _max_unpoolnd(input, indices, kernel_size, stride, padding, output_size, d: 
     if d == 1:
         # torch's max_unpool1d is its max_unpool2d on a unit width: Unsqueeze -> MaxUnpool2D -> Squeeze
         return _max_unpool_kernel(input.unsqueeze(-1), indices.unsqueeze(-1), plane + (1,), 2).squeeze(-1)
+    if d == 3 and _function.active_dispatch is not None:  # (torch's max_unpool3d takes them, which a mode sees)
+        _function.note_given(FlatScatter, input, given_stride=list(stride), given_padding=list(padding))
     return _max_unpool_kernel(input, indices, plane, d)
 
 

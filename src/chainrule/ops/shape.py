@@ -1639,6 +1639,8 @@ class Roll(Function):
     def backward(ctx, grad):
         # roll back by the opposite shifts
         shifts = -ctx.shifts if isinstance(ctx.shifts, int) else tuple(-s for s in ctx.shifts)
+        if _function_module.active_dispatch is not None:  # (a mode sees torch's roll(grad, -shifts, dims as given))
+            _function_module.note_given(Roll, grad, given_dims=getattr(ctx, "given_dims", ctx.dims))
         return Roll.apply(grad, shifts=shifts, dims=ctx.dims)
 
 
@@ -1662,6 +1664,8 @@ def roll(input: Tensor, shifts, dims=None) -> Tensor:
         raise IndexError(f"Dimension specified as {dims[0]} but tensor has no dimensions")
     given = dims
     dims = tuple(_wrap_dim(d, input._data.ndim, "roll") for d in dims)
+    if _function_module.active_dispatch is not None:  # (a mode sees the dims as given: roll(x, [1], [-1]))
+        _function_module.note_given(Roll, input, given_dims=given)
     out = Roll.apply(input, shifts=shifts, dims=dims)
     if out._grad_fn is not None:
         out._grad_fn.given_dims = given

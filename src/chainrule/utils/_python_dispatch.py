@@ -477,12 +477,25 @@ def _select_backward(inputs, params):
 
 def _max_unpool(inputs, params):
     """max_unpool2d's write (FlatScatter assigning a batch's planes) as torch's max_unpool2d(input, indices,
-    output_size); 3-d's (torch's schema takes the stride and padding the op does not keep), 1-d's (torch's 2-d on a
-    unit width) and an unbatched input's are shown as they are."""
+    output_size), 3-d's as max_unpool3d(input, indices, output_size, stride, padding) where max_unpool3d noted those
+    (given_stride, given_padding); batched or not."""
     plane = tuple(params["plane_shape"])
-    if not params.get("assign") or len(plane) != 2 or inputs[0].ndim != 4:
+    if not params.get("assign") or len(plane) not in (2, 3) or inputs[0].ndim not in (len(plane) + 1, len(plane) + 2):
         return None
-    return ("max_unpool2d", "default"), (inputs[0], _function._Tensor._make(params["indices"]), list(plane)), {}
+    args = (inputs[0], _function._Tensor._make(params["indices"]), list(plane))
+    if len(plane) == 2:
+        return ("max_unpool2d", "default"), args, {}
+    if "given_stride" not in params:
+        return None
+    return ("max_unpool3d", "default"), (*args, params["given_stride"], params["given_padding"]), {}
+
+
+def _roll(inputs, params):
+    """roll as torch's schema takes it: the shifts and dims as lists, the dims as given (none for a flat roll)."""
+    shifts = params["shifts"]
+    shifts = [shifts] if isinstance(shifts, int) else list(shifts)
+    dims = params.get("given_dims", params["dims"])
+    return ("roll", "default"), (inputs[0], shifts) if dims is None else (inputs[0], shifts, list(dims)), {}
 
 
 def _unsqueeze_by_key(inputs, params):
@@ -655,6 +668,12 @@ def _gather(inputs, params):
     return ("gather", "default"), (inputs[0], _given_dim(params), _function._Tensor._make(params["index"])), {}
 
 
+def _scatter_add_into(inputs, params):
+    """gather's backward (ScatterAddInto, into the zeros it was given) as torch's scatter_add(zeros, dim, index, grad)."""
+    return ("scatter_add", "default"), (inputs[0], _given_dim(params), _function._Tensor._make(params["index"]),
+                                        inputs[1]), {}
+
+
 def _shape_arg(name: str, key: str, given_key: str = ""):
     def show(inputs, params):
         return (name, "default"), (inputs[0], list(params.get(given_key) or params[key])), {}
@@ -748,7 +767,7 @@ _ATEN_SCHEMAS = {
     "ConstantPad": _constant_pad, "ModePad": _mode_pad,
     "Select": _select, "Slice": _slice, "SliceScatter": _slice_backward, "SelectScatter": _select_backward,
     "Index": _index, "Gather": _gather, "FlatScatter": _max_unpool, "Unsqueeze": _unsqueeze_by_key,
-    "Diagonal": _diagonal,
+    "Diagonal": _diagonal, "Roll": _roll, "ScatterAddInto": _scatter_add_into,
     "Where": lambda inputs, params: (("where", "self"), (params["condition"], *map(_operand, inputs)), {}),
     "MaskedFill": _masked_fill, "MaskedFillTensor": _masked_fill_tensor,
     "Clamp": lambda inputs, params: (("clamp", "default"), _trailing((inputs[0], params["min"], params["max"]), (None, None)), {}),
@@ -763,8 +782,9 @@ _ATEN_SCHEMAS = {
     "Celu": lambda inputs, params: (("celu", "default"), _trailing((inputs[0], params["alpha"]), (1.0,)), {}),
     "Hardtanh": lambda inputs, params: (("hardtanh", "default"), _trailing(
         (inputs[0], params["min_val"], params["max_val"]), (-1, 1)), {}),
-    "LeakyRelu": lambda inputs, params: (("leaky_relu", "default"), _trailing(
-        (inputs[0], params["negative_slope"]), (0.01,)), {}),
+    "LeakyRelu": lambda inputs, params: (("rrelu_with_noise", "default"), _trailing(
+        (inputs[0], *params["rrelu_call"]), (1.0 / 8, 1.0 / 3)), {}) if "rrelu_call" in params else (
+        ("leaky_relu", "default"), _trailing((inputs[0], params["negative_slope"]), (0.01,)), {}),
     "LogSigmoid": lambda inputs, params: (("log_sigmoid_forward", "default"), (inputs[0],), {}),
     "Convolution": _convolution, "ConvInput": _transposed_convolution, "MaxPool": _max_pool, "MaxPool3D": _max_pool, "AvgPool": _avg_pool, "AvgPool3D": _avg_pool,
     "LayerNormalize": _layer_norm,
@@ -1007,6 +1027,8 @@ _ATEN_STAND_INS = {
         input_sizes, dtype=grad.dtype).slice_scatter(grad, dim, start, end, step),
     "max_unpool2d.default": lambda input, indices, output_size: _chainrule().ops.pool.FlatScatter.apply(
         input, indices=indices._data, plane_shape=tuple(output_size), assign=True, follow_layout=True),
+    "max_unpool3d.default": lambda input, indices, output_size, stride, padding: _chainrule().ops.pool.FlatScatter.apply(
+        input, indices=indices._data, plane_shape=tuple(output_size), assign=True, follow_layout=False),
     "select_backward.default": lambda grad, input_sizes, dim, index: _chainrule().zeros(
         input_sizes, dtype=grad.dtype).select_scatter(grad, dim, index),
     "elu.default": lambda input, alpha=1, scale=1, input_scale=1: _chainrule().ops.activation.Elu.apply(
@@ -1017,6 +1039,10 @@ _ATEN_STAND_INS = {
     "log_sigmoid_forward.default": lambda input: _functional().logsigmoid(input),
     "split_with_sizes.default": lambda input, sizes, dim=0: input.split(list(sizes), dim),
     "unbind.int": lambda input, dim=0: input.unbind(dim),
+    "rrelu_with_noise.default": lambda input, noise, lower=1.0 / 8, upper=1.0 / 3, training=False: _functional().rrelu(
+        input, lower, upper, training),
+    "roll.default": lambda input, shifts, dims=(): input.roll(shifts, list(dims) or None),
+    "scatter_add.default": lambda input, dim, index, src: input.scatter_add(dim, index, src),
     "diagonal.default": lambda input, offset=0, dim1=0, dim2=1: input.diagonal(offset, dim1, dim2),
     "squeeze_.dim": lambda input, dim: input.squeeze(dim),
     "repeat.default": lambda input, repeats: input.repeat(*repeats),
@@ -1206,10 +1232,13 @@ def _show_conj_resolved(mode, types, inputs) -> None:
 _SAVES_RESULT = frozenset(("tanh", "sigmoid", "relu", "exp", "exp2", "expm1", "sqrt", "rsqrt", "reciprocal", "tan",
                            "_softmax", "_log_softmax", "cumprod", "logsumexp", "linalg_vector_norm", "prod",
                            "mkldnn_rnn_layer"))
+# in-place activations whose node keeps the result (torch's is_result backward) where the out-of-place op's keeps
+# its input
+_INPLACE_SAVES_RESULT = frozenset(("leaky_relu", "elu", "celu", "rrelu_with_noise"))
 # in-place ops whose node keeps the input as it was (``self``): torch's autograd saves a clone of it,
 # which a mode sees as aten.clone right before the op
 _SAVES_SELF_INPLACE = frozenset(("sin", "cos", "sinh", "cosh", "abs", "log", "log2", "log10", "log1p", "erf", "atan",
-                                 "asin", "acos", "asinh", "acosh", "atanh", "logit", "erfinv", "lgamma", "digamma"))
+                                 "asin", "acos", "asinh", "acosh", "atanh", "logit", "erfinv", "lgamma", "digamma", "hardtanh"))
 
 
 def _detach_for_saving(tensor):
@@ -1241,7 +1270,7 @@ def _saved_by_inplace(name: str, target, args: tuple):
     """What a recorded in-place ``target.<name>(*args)`` keeps for its backward that a mode sees: "result"
     (detached after it), "self" (cloned before it: the input the op overwrites), or None."""
     stem = name[:-1]
-    if stem in _SAVES_RESULT:
+    if stem in _SAVES_RESULT or stem in _INPLACE_SAVES_RESULT:
         return "result" if target._requires_grad else None
     if stem in _SAVES_SELF_INPLACE:
         return "self" if target._requires_grad else None
@@ -1757,6 +1786,22 @@ def _max_pool_backward_call(node, grad):
         list(node._saved_dilation), node._saved_ceil_mode, node._saved_result1), {}
 
 
+def _written_result(node):
+    """The tensor an in-place activation wrote (its node's weak ``written``, _run_inplace_named's), which torch's node
+    keeps as its result; AttributeError where it is gone (the node's rule is shown as it runs)."""
+    result = node.written()
+    if result is None:
+        raise AttributeError("written")
+    return result
+
+
+def _elu_backward_of_result(node, grad, celu: bool = False):
+    alpha, scale, input_scale = node.params
+    if celu:  # (torch's celu_ passes elu_backward scale 1 and input_scale 1 / alpha)
+        scale = 1
+    return "elu_backward", (grad, alpha, scale, input_scale, True, _written_result(node)), {}
+
+
 _BACKWARD_CALLS = {
     "ReluBackward0": lambda node, grad: ("threshold_backward", (grad, node._saved_result, 0), {}),
     "TanhBackward0": lambda node, grad: ("tanh_backward", (grad, node._saved_result), {}),
@@ -1775,6 +1820,15 @@ _BACKWARD_CALLS = {
     "LogSigmoidBackward0": lambda node, grad: ("log_sigmoid_backward", (grad, node._saved_self, node._saved_buffer), {}),
     "EluBackward0": lambda node, grad: ("elu_backward", (grad, node._saved_alpha, node._saved_scale,
                                                          node._saved_input_scale, False, node._saved_self), {}),
+    # the in-place forms: torch's node computes from the result it wrote
+    "LeakyReluBackward1": lambda node, grad: ("leaky_relu_backward", (grad, _written_result(node),
+                                                                      node._saved_negative_slope, True), {}),
+    "EluBackward1": _elu_backward_of_result,
+    "RreluWithNoiseBackward0": lambda node, grad: ("rrelu_with_noise_backward", (grad, node._saved_self,
+                                                                                 *node.rrelu_call, False, False), {}),
+    "RreluWithNoiseBackward1": lambda node, grad: ("rrelu_with_noise_backward", (grad, _written_result(node),
+                                                                                 *node.rrelu_call, False, True), {}),
+    "CeluBackward1": functools.partial(_elu_backward_of_result, celu=True),
     "NativeLayerNormBackward0": _layer_norm_backward_call,
     "EmbeddingBackward0": _embedding_backward_call,
     "NllLossBackward0": _nll_loss_backward_call,
@@ -1865,6 +1919,8 @@ _BACKWARD_STAND_INS = {
     "softplus_backward": lambda grad, self, beta, threshold: _vjp_of(
         lambda x: _functional().softplus(x, beta, threshold), grad, self)[0],
     "log_sigmoid_backward": lambda grad, self, buffer: _vjp_of(_functional().logsigmoid, grad, self)[0],
+    "rrelu_with_noise_backward": lambda grad, self, noise, lower, upper, training, self_is_result: _chainrule().where(
+        self > 0, grad, grad * ((lower + upper) / 2)),
     "elu_backward": lambda grad, alpha, scale, input_scale, is_result, self_or_result: _chainrule().where(
         self_or_result > 0, grad * scale, grad * (alpha * scale * input_scale) * (self_or_result * input_scale).exp()),
     "native_layer_norm_backward": _layer_norm_backward,
@@ -1980,11 +2036,12 @@ def _max_unpool_backward(node, grad):
     and the gradient (made contiguous) flattened per plane, gathered, viewed as the indices (the rule's gather:
     the same values); a 1-d unpool's indices (torch's run through its 2-d op) run the rule."""
     indices = _function._Tensor._make(node.indices)
-    if indices.ndim not in (4, 5):
+    planes = node.plane_ndim
+    if indices.ndim <= planes:
         return _function.RUN_UNDISPATCHED
-    batch, channels = indices.shape[:2]
-    flat = indices.view(batch, channels, -1)
-    gathered = grad.contiguous().view(batch, channels, -1).gather(-1, flat)
+    lead = tuple(indices.shape[:indices.ndim - planes])  # (batch and channels; an unbatched 3-d input's channels)
+    flat = indices.view(*lead, -1)
+    gathered = grad.contiguous().view(*lead, -1).gather(-1, flat)
     return (gathered.view(tuple(indices.shape)),)
 
 
@@ -2090,12 +2147,42 @@ def _differentiable_grads(node, grads):
     return grads
 
 
+def _zeros_shown(like, scalar: bool):
+    """Zeros of ``like``'s shape and dtype as torch's backward formulas make them, which a mode sees: aten.zeros of the
+    shape (split_backward), or of shape () expanded to it (unbind_backward); ``like`` itself where no mode answers."""
+    from .._layout import strided
+
+    kwargs = {"dtype": like.dtype, "layout": strided, "device": like.device}
+    made = _function.factory_dispatch("zeros", _zeros_of_size, ([] if scalar else list(like.shape),), kwargs)
+    if made is _function.RUN_UNDISPATCHED:
+        return like
+    return made.expand(tuple(like.shape)) if scalar else made
+
+
+def _zeros_of_size(size, *, dtype=None, layout=None, device=None):
+    return _chainrule().zeros(size, dtype=dtype, layout=layout, device=device)
+
+
+# nodes whose torch formula fills a missing output gradient with zeros it makes (the engine has already filled them:
+# node.materialized holds those), shown as it makes them: True where as zeros(()) expanded
+_ZERO_FILLING = {"SplitBackward0": False, "SplitWithSizesBackward0": False, "UnbindBackward0": True}
+
+
 def _node_to_mode(node, grads):
     """A node's backward under a mode (not recording): torch's unpack of a saved result shown as its
     aten.detach, then the node as torch's backward op where ``_BACKWARD_CALLS`` names one."""
+    filled = getattr(node, "materialized", None)
+    if filled:
+        node.materialized = None
+        scalar = _ZERO_FILLING.get(node.name())
+        if scalar is not None:
+            grads = [_zeros_shown(g, scalar) if any(g is zeros for zeros in filled) else g for g in grads]
+            return node._forward_cls.backward(node, *grads)
     declared = type(node)._torch_saved
     if declared and "_saved_result" in declared and not node._freed:
         _show_saved(node._saved_result, ())
+    elif getattr(node, "written", None) is not None and node.written() is not None and not node._freed:
+        _show_saved(node.written(), ())  # (an in-place activation's result: _written_result)
     make = _BACKWARD_CALLS.get(node.name())
     grads = _differentiable_grads(node, grads)
     if make is None or len(grads) != 1 or grads[0] is None:
@@ -2688,7 +2775,8 @@ _function.getitem_dispatch = _dispatch_getitem
 # methods whose in-place overload is not the ``.Tensor`` of one with arguments: torch's schema names
 # it (lerp_ by its weight: ``.Scalar`` for a number, ``.Tensor`` for a tensor)
 # the schema defaults of in-place activations' trailing arguments (a float 1.0 is not elu_'s int 1: shown)
-_INPLACE_SCHEMA_DEFAULTS = {"leaky_relu": (0.01,), "elu": (1, 1, 1), "celu": (1.0,), "hardtanh": (-1, 1)}
+_INPLACE_SCHEMA_DEFAULTS = {"leaky_relu": (0.01,), "elu": (1, 1, 1), "celu": (1.0,), "hardtanh": (-1, 1),
+                            "rrelu_with_noise": (1.0 / 8, 1.0 / 3)}
 _INPLACE_OVERLOAD_NAMES = {"addcmul": "default", "addcdiv": "default", "index_put": "default"}
 # the in-place ops whose one overload in torch is .default (torch.ops.aten.<name>_.overloads() in torch 2.13),
 # which take arguments: addr_(vec1, vec2) is aten.addr_.default, not .Tensor
@@ -2696,7 +2784,8 @@ _INPLACE_DEFAULT_ONLY = frozenset((
     "addbmm", "addmm", "addmv", "addr", "arctan2", "atan2", "baddbmm", "cauchy", "celu", "cumprod", "cumsum", "elu",
     "exponential", "fill_diagonal", "gcd", "hardtanh", "leaky_relu", "geometric", "heaviside", "hypot", "igamma", "igammac", "index_add",
     "index_copy", "index_reduce", "lcm", "ldexp", "log_normal", "logical_and", "logical_or", "logical_xor", "logit",
-    "masked_scatter", "mvlgamma", "nan_to_num", "nextafter", "normal", "polygamma", "put", "renorm", "scatter_add",
+    "masked_scatter", "mvlgamma", "nan_to_num", "nextafter", "normal", "polygamma", "put", "renorm", "rrelu_with_noise",
+    "scatter_add",
     "tril", "triu", "uniform"))
 
 
