@@ -60,3 +60,22 @@ def test_fused_rms_norm_differentiates_twice():
     wt = torch.tensor(w.detach().numpy(), requires_grad=True)
     (grad_w_torch,) = torch.autograd.grad(torch.nn.functional.rms_norm(xt, (3,), wt).sum(), wt)
     assert np.array_equal(grad_w.numpy(), grad_w_torch.numpy())
+
+
+def test_layer_norm_backward_takes_the_cached_row_mean_and_keeps_its_bits():
+    # LayerNormBackward's mean(ĝ) is ĝ @ (1/d, ..., 1/d): the forward's cached vector now, the same bits
+    # as the vector it built each call (the reference below spells that out)
+    rng = np.random.default_rng(1)
+    for rows, d in [(3, 7), (32, 128), (5, 64), (2, 513)]:
+        x, g = rng.standard_normal((rows, d)).astype(np.float32), rng.standard_normal((rows, d)).astype(np.float32)
+        w, b = rng.standard_normal(d).astype(np.float32), rng.standard_normal(d).astype(np.float32)
+        xt, wt = chainrule.tensor(x, requires_grad=True), chainrule.tensor(w, requires_grad=True)
+        F.layer_norm(xt, (d,), wt, chainrule.tensor(b), 1e-5).backward(chainrule.tensor(g))
+        row_mean = np.full(d, 1.0 / d, dtype=np.float32)
+        xc = x - (x @ row_mean)[:, None]
+        invstd = (np.float32(1) / np.sqrt(np.einsum("ij,ij->i", xc, xc) / np.float32(d) + np.float32(1e-5)))[:, None]
+        xhat = xc * invstd
+        g_hat = g * w
+        expected = ((g_hat - xhat * (np.einsum("ij,ij->i", g_hat, xhat) / d)[:, None]) - (g_hat @ row_mean)[:, None]) * invstd
+        assert np.array_equal(xt.grad.numpy(), expected), (rows, d)
+        assert np.array_equal(wt.grad.numpy(), np.einsum("ij,ij->j", g, xhat))

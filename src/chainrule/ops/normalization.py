@@ -870,7 +870,9 @@ class LayerNormBackward(Function):
             # dx = invstd · (ĝ - mean(ĝ) - x̂ · mean(ĝ x̂)) with ĝ = g·w, per row
             g_hat = g * w.reshape(d)
             mean_gx = xp.einsum("ij,ij->i", g_hat, xhat) / d
-            mean_g = g_hat @ xp.full(d, 1.0 / d, dtype=g_hat.dtype)
+            # (the forward's cached vector of 1/d on the CPU: the same values, no allocation a call)
+            row_mean = _row_constants(d, g_hat.dtype, eps)[0] if xp is np else xp.full(d, 1.0 / d, dtype=g_hat.dtype)
+            mean_g = g_hat @ row_mean
             buf = xhat * mean_gx[:, None].astype(xhat.dtype, copy=False)
             xp.subtract(g_hat, buf, out=buf)
             buf -= mean_g[:, None]
