@@ -855,7 +855,8 @@ class PowScalar(Function):
         ctx.save_for_backward(x)
         ctx.exponent = exponent
         y = _pow_scalar(x, exponent)
-        return y if 1 not in y.shape else number_layout(y, x)  # (a size-1 dim's stride: torch's, as a unary op's)
+        # (a size-1 dim's stride: torch's, as a unary op's)
+        return y if 1 not in y.shape or x.flags.c_contiguous else number_layout(y, x)
 
     @staticmethod
     @conjugate_rule
@@ -1761,19 +1762,21 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
 
     # one forward/backward pair per choice of `saves`, so the hot call tests no strings; each gives
     # a result with a size-1 dim torch's TensorIterator stride there, not NumPy's (number_layout),
-    # inline rather than through a wrapper: these are the hottest calls there are
+    # inline rather than through a wrapper: these are the hottest calls there are. A row-major input
+    # (whatever its size-1 dims' strides) takes TensorIterator's fast set-up, a fresh row-major
+    # result, as NumPy's
     if saves == "input":
         def fwd(ctx, x):
             ctx.save_for_backward(x)
             y = forward(x)
-            return y if 1 not in y.shape else number_layout(y, x)
+            return y if 1 not in y.shape or x.flags.c_contiguous else number_layout(y, x)
 
         def bwd(ctx, grad):
             return derivative(grad, ctx.saved_values[0], None)
     elif saves == "output":
         def fwd(ctx, x):
             y = forward(x)
-            if 1 in y.shape:
+            if 1 in y.shape and not x.flags.c_contiguous:
                 y = number_layout(y, x)
             ctx.save_for_backward(y)
             return y
@@ -1783,7 +1786,7 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     elif saves == "both":
         def fwd(ctx, x):
             y = forward(x)
-            if 1 in y.shape:
+            if 1 in y.shape and not x.flags.c_contiguous:
                 y = number_layout(y, x)
             ctx.save_for_backward(x, y)
             return y
@@ -1794,7 +1797,7 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     else:
         def fwd(ctx, x):
             y = forward(x)
-            return y if 1 not in y.shape else number_layout(y, x)
+            return y if 1 not in y.shape or x.flags.c_contiguous else number_layout(y, x)
 
         def bwd(ctx, grad):
             return derivative(grad, None, None)

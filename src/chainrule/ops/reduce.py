@@ -1235,7 +1235,7 @@ class SoftmaxBackward(Function):
             return y * (grad - xp.sum(grad * y, axis=dim, keepdims=True))
         # y·(g - Σ g·y) with one buffer, a cached block of rows at a time along a last dim: the same
         # products, sums and roundings as the expression above
-        if dim in (-1, y.ndim - 1) and y.ndim:
+        if dim in (-1, y.ndim - 1) and y.ndim and y.size:  # (an empty one: its rows cannot be reshaped)
             return _softmax_backward_last_dim(grad, y)
         out = np.multiply(grad, y)
         sums = np.add.reduce(out, axis=dim, keepdims=True)
