@@ -188,12 +188,11 @@ def _normalized(lib, op: str, affine: str, input_grad: bool):
 
 @pytest.mark.parametrize(("op", "affine", "input_grad"), [
     ("group_norm", "weight", True), ("group_norm", "weight", False), ("group_norm", "bias", True),
-    ("group_norm", "bias", False)])
+    ("group_norm", "bias", False), ("rms_norm", "weight", True), ("rms_norm", "none", True)])
 def test_weight_only_norms_record_torch_graph(op, affine, input_grad):
     """group_norm with a weight or a bias alone is torch's one NativeGroupNormBackward0 over input and parameter
-    (before: a second node and a view above it). (rms_norm's composite adds eps as a Scalar, AddBackward1, to
-    x.pow(2)'s mean as torch's does, but a contiguous float32/float64 rms_norm is now perfAP's fused node:
-    torch's values and gradients to the bit and its top MulBackward0, over the inputs directly.)"""
+    (before: a second node and a view above it); rms_norm's eps is added as a Scalar (AddBackward1) to x.pow(2)'s
+    mean (before: AddBackward0 over x * x)."""
     assert _graph(_normalized(chainrule, op, affine, input_grad)[0]) == _graph(
         _normalized(torch, op, affine, input_grad)[0])
 
