@@ -2133,6 +2133,13 @@ def _compressed_mul(input, other, into_csr: bool = False) -> Tensor:
 _LAYOUT_NAMES = {_layout_strided: "Strided", sparse_coo: "Sparse", sparse_csr: "SparseCsr", sparse_csc: "SparseCsc"}
 
 
+def _masked_copy(ctx, dense, mask):
+    """The forward of both layout changes below: a copy of the dense values, keeping the compressed
+    tensor's pattern (``mask``) for the backward."""
+    ctx.mask = mask
+    return dense.copy()
+
+
 class _CompressedToDense(Function):
     """A compressed tensor's to_dense in the graph: the gradient reaches only its stored entries (torch's
     ToDenseBackward0 masks it to the tensor's pattern)."""
@@ -2140,11 +2147,7 @@ class _CompressedToDense(Function):
     label = "to dense"
     rule = "grad at the stored entries"
     _array_forward = True
-
-    @staticmethod
-    def forward(ctx, dense, mask):
-        ctx.mask = mask
-        return dense.copy()
+    forward = staticmethod(_masked_copy)
 
     @staticmethod
     def backward(ctx, grad):
@@ -2565,11 +2568,7 @@ class _ToCompressed(Function):
     label = "to sparse compressed"
     rule = "grad, +0.0 where it is zero off the pattern"
     _array_forward = True
-
-    @staticmethod
-    def forward(ctx, dense, mask):
-        ctx.mask = mask
-        return dense.copy()
+    forward = staticmethod(_masked_copy)
 
     @staticmethod
     def backward(ctx, grad):
