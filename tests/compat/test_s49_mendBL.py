@@ -9,6 +9,7 @@ import pytest
 
 import chainrule
 import chainrule.nn.functional as F
+from tests._profile import DIRECTIONAL_GRADCHECK
 
 torch = pytest.importorskip("torch")
 
@@ -141,7 +142,8 @@ def test_vmap_of_per_sample_grads_through_layer_norm_passes_gradcheck():
         out = chainrule.func.vmap(chainrule.func.grad(loss), in_dims=(None, 0))({"w1": w1, "g": g, "beta": beta}, xs)
         return out["w1"], out["g"], out["beta"]
 
-    assert chainrule.autograd.gradcheck(f, (xs, w1, g, beta))
+    # along random directions in CI (29 s element by element on the loaded CI machine), every element in the long profile
+    assert chainrule.autograd.gradcheck(f, (xs, w1, g, beta), fast_mode=DIRECTIONAL_GRADCHECK)
 
 
 def test_vmap_of_hessian_through_layer_norm_is_torchs():
