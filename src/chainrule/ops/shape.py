@@ -1974,8 +1974,10 @@ class ConstantPad(Function):
         src = tuple(slice(max(-a, 0), n - max(-b, 0)) for n, (a, b) in zip(x.shape, widths))
         if all(a <= 0 and b <= 0 for a, b in widths):
             # torch crops and clones: the copy keeps the input's stride order (a transposed or
-            # channels-last input stays so, a strided slice comes back dense)
-            return x[src].copy(order="K")
+            # channels-last input stays so, a strided slice comes back dense, an empty crop keeps
+            # the input's strides as torch's clone of an empty tensor does)
+            cropped = x[src]
+            return copy_preserving_format(cropped) if cropped.size == 0 else cropped.copy(order="K")
         # torch's constant_pad_nd lays its output out as the input suggests (channels-last or contiguous)
         out = full_in_suggested_format(out_shape, value, x.dtype, x)
         dst = tuple(slice(max(a, 0), m - max(b, 0)) for m, (a, b) in zip(out_shape, widths))
