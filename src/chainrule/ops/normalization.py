@@ -1507,7 +1507,9 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
     dims = tuple(range(input.ndim - k, input.ndim))
     x = _float(input)
     half_on_cpu = _is_half_on_cpu(input)
-    if weight is not None and bias is not None and weight.dtype is x.dtype and bias.dtype is x.dtype:
+    if weight is not None and weight.dtype is x.dtype and (bias is None or bias.dtype is x.dtype):
+        if bias is None:  # torch's one node too, whose kernel adds a bias of 0 (a -0 product comes out +0)
+            bias = Tensor._make(array_module(x._data).zeros(weight.shape, x._data.dtype))
         return LayerNorm.apply(x, weight, bias, dims=dims, eps=eps, half_on_cpu=half_on_cpu)
     return _affine(_watch_output(LayerNormalize.apply(x, dims=dims, eps=eps, half_on_cpu=half_on_cpu)), weight,
                    gradient_against(bias, x, weight, node="NativeLayerNormBackwardBackward0"), normalized_shape)
@@ -1684,9 +1686,11 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
         return instance_norm(input.to(_dtype.float32), running_mean, running_var, weight, bias, use_input_stats,
                              momentum, eps).to(input.dtype)
     if input.ndim > 2 and not _is_half_on_cpu(input) and (_function.active_dispatch is not None or (
-            use_input_stats and running_mean is None and running_var is None and input.dtype.is_floating_point)):
-        # (without running statistics too: torch's graph, View over NativeBatchNormBackward0 over the
-        # parameters' Repeat, and its forward bits; the per-channel normalisation below rounded otherwise)
+            input.dtype.is_floating_point and (running_mean is None and running_var is None or all(
+                t is None or t.dtype is input.dtype for t in (running_mean, running_var, weight, bias))))):
+        # (unwatched too: torch's graph, View over NativeBatchNormBackward0 over the parameters' Repeat,
+        # and its forward bits, with running statistics of the input's dtype or without; the
+        # per-channel normalisation below rounded otherwise)
         return _instance_norm_composed(input, running_mean, running_var, weight, bias, use_input_stats, momentum,
                                        eps)
     if not use_input_stats:  # the running statistics, read in the input's dtype (nothing is updated)
