@@ -123,3 +123,21 @@ def test_instance_norm_with_running_statistics_records_torchs_graph(shape, use_i
             np.testing.assert_allclose(our_leaf.grad.numpy(), their_leaf.grad.numpy(), rtol=1e-5, atol=1e-5)
         else:
             assert np.array_equal(our_leaf.grad.numpy(), their_leaf.grad.numpy())
+
+
+@pytest.mark.parametrize(("shape", "size"), [((2, 4, 3), 2), ((2, 6, 5), 3), ((3, 5, 4, 2), 3), ((2, 3, 2, 2, 3), 2)])
+def test_local_response_norm_pools_as_torch(shape, size):
+    """torch averages the padded squares with avg_pool2d (3-d input) or avg_pool3d of the input viewed as
+    (N, 1, C, H, rest): its graph has AvgPool2D/3DBackward0 under SqueezeBackward1 where chainrule summed
+    slices (AddBackward0 over SliceBackward0, DivBackward0): 8 of 8 graphs differed, now 0; the values
+    and gradients stay torch's bits."""
+    results = []
+    for lib in (chainrule, torch):
+        x = lib.tensor(np.random.default_rng(size).standard_normal(shape).astype(np.float32), requires_grad=True)
+        out = lib.nn.functional.local_response_norm(x, size)
+        out.backward(lib.ones_like(out))
+        results.append((_graph(out), out.detach().numpy(), x.grad.numpy()))
+    (our_graph, *ours), (their_graph, *theirs) = results
+    assert our_graph == their_graph
+    for our, their in zip(ours, theirs):
+        assert np.array_equal(our, their)
