@@ -96,6 +96,7 @@ def test_layer_norm_with_a_weight_alone_is_torchs_one_node(shape, input_grad):
     ours, theirs = _normalized(chainrule, "layer_norm", shape, input_grad), _normalized(torch, "layer_norm", shape,
                                                                                      input_grad)
     assert ours[1] == theirs[1]
+    assert ours[0].grad_fn._saved_bias is None and theirs[0].grad_fn._saved_bias is None
     np.testing.assert_allclose(ours[0].detach().numpy(), theirs[0].detach().numpy(), rtol=1e-5, atol=1e-5)
 
 

@@ -801,14 +801,15 @@ class LayerNorm(Function):
     }
 
     @staticmethod
-    def forward(ctx, x, w, b, dims, eps, half_on_cpu=False):
+    def forward(ctx, x, w, b, dims, eps, half_on_cpu=False, unit_bias=False):
+        # (unit_bias: b is layer_norm's constant 0 for no bias, which torch's node keeps as None)
         xp = array_module(x)
         if xp is not np and _cuda_kernels.available(x):
             # CuPy: y, the row means and 1/σ in one fused launch; the backward kernel takes x, mean, 1/σ
             out, mean, invstd = _cuda_kernels.layer_norm(x, len(dims), w, b, eps=eps)
             if any(ctx.needs_input_grad):
                 ctx.xhat, ctx.invstd, ctx.dims, ctx.eps, ctx.mean = None, invstd, dims, eps, mean
-            ctx.save_for_backward(x, w, b)
+            ctx.save_for_backward(x, w, None if unit_bias else b)
             return out
         d = w.size
         x2 = xp.ascontiguousarray(x.reshape(-1, d))  # contiguous rows: torch's output is contiguous
@@ -820,7 +821,7 @@ class LayerNorm(Function):
             out += b.reshape(d)
         if any(ctx.needs_input_grad):
             ctx.xhat, ctx.invstd, ctx.dims, ctx.eps = xhat, invstd, dims, eps
-        ctx.save_for_backward(x, w, b)  # b: torch keeps it (grad_fn._saved_bias), unused by the rule
+        ctx.save_for_backward(x, w, None if unit_bias else b)  # b: torch keeps it (grad_fn._saved_bias), unused
         return out.reshape(x.shape)
 
     @staticmethod
@@ -1509,7 +1510,8 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
     half_on_cpu = _is_half_on_cpu(input)
     if weight is not None and weight.dtype is x.dtype and (bias is None or bias.dtype is x.dtype):
         if bias is None:  # torch's one node too, whose kernel adds a bias of 0 (a -0 product comes out +0)
-            bias = Tensor._make(array_module(x._data).zeros(weight.shape, x._data.dtype))
+            return LayerNorm.apply(x, weight, Tensor._make(array_module(x._data).zeros(weight.shape, x._data.dtype)),
+                                   dims=dims, eps=eps, half_on_cpu=half_on_cpu, unit_bias=True)
         return LayerNorm.apply(x, weight, bias, dims=dims, eps=eps, half_on_cpu=half_on_cpu)
     return _affine(_watch_output(LayerNormalize.apply(x, dims=dims, eps=eps, half_on_cpu=half_on_cpu)), weight,
                    gradient_against(bias, x, weight, node="NativeLayerNormBackwardBackward0"), normalized_shape)
