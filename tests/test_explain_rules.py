@@ -63,11 +63,15 @@ def _registry_graphs():
             yield case.id, outputs
 
 
-def _recurrent(cls, **kwargs):
+def _recurrent(cls, packed: bool = False, **kwargs):
     chainrule.manual_seed(0)
     layer = cls(3, 4, num_layers=2, bidirectional=True, **kwargs)
     x = chainrule.randn(5, 2, 3, requires_grad=True)
-    out, state = layer(x)
+    if packed:  # (an unpacked layer's node is named as torch's StackBackward0)
+        out, state = layer(nn.utils.rnn.pack_padded_sequence(x, [5, 3]))
+        out = out.data
+    else:
+        out, state = layer(x)
     return [out] + list(state if isinstance(state, tuple) else (state,))
 
 
@@ -108,9 +112,9 @@ def _conv_transpose():
 # the graphs the registry's cases do not record, with a node type each must reach (so a layer that
 # stops recording its own node cannot pass unnoticed)
 EXTRA_GRAPHS = {
-    "rnn": (lambda: _recurrent(nn.RNN), "RnnBackward0"),
+    "rnn": (lambda: _recurrent(nn.RNN, packed=True), "RnnBackward0"),
     "lstm": (lambda: _recurrent(nn.LSTM), "MkldnnRnnLayerBackward0"),  # float32 on the CPU: torch's oneDNN name
-    "gru": (lambda: _recurrent(nn.GRU), "GruBackward0"),
+    "gru": (lambda: _recurrent(nn.GRU, packed=True), "GruBackward0"),
     "norms": (_norms, "NativeGroupNormBackward0"),
     "module_hooks": (_hooked_module, "BackwardHookFunctionBackward"),
     "embedding_dropout": (_embedding_and_dropout, "NativeDropoutBackward0"),

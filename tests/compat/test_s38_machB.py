@@ -76,4 +76,4 @@ def test_lstm_takes_onednns_name_exactly_where_torch_takes_onednn(dtype):
         names.append(out.grad_fn.name())
     onednn = dtype == "float32" or torch.ops.mkldnn._is_mkldnn_bf16_supported()
     assert (names[0] == "MkldnnRnnLayerBackward0") is onednn
-    assert names[1] == ("MkldnnRnnLayerBackward0" if onednn else "LstmBackward0")
+    assert names[1] == ("MkldnnRnnLayerBackward0" if onednn else "StackBackward0")

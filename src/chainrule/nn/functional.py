@@ -249,9 +249,12 @@ def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: flo
         raise ValueError(f"Expected 3D or higher dimensionality input (got {dim} dimensions)")
     if input.numel() == 0:
         return input
-    div = (input * input).unsqueeze(1)
+    square = input * input
     c = input.shape[1]
-    padded = pad(div.reshape(div.shape[0], 1, c, -1), (0, 0, size // 2, (size - 1) // 2))
+    # torch pools the squares over channels: (N, 1, C, L) by avg_pool2d, a wider input as (N, 1, C, H, rest)
+    # by avg_pool3d, padded on C before the pool checks its kernel
+    div = square.unsqueeze(1) if dim == 3 else square.view(square.shape[0], 1, c, input.shape[2], -1)
+    padded = pad(div, (0, 0) * (div.dim() - 3) + (size // 2, (size - 1) // 2))
     # torch averages the padded squares with an avg_pool2d/3d of kernel (size, 1[, 1]): its checks
     pool = "avg_pool2d" if dim == 3 else "avg_pool3d"
     _int_list((size,) + ((1,) if dim == 3 else (1, 1)), pool, "kernel_size")
@@ -259,9 +262,14 @@ def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: flo
         got = f"kH: {size} kW: 1" if dim == 3 else f"kT: {size} kH: 1 kW: 1"
         raise RuntimeError(f"kernel size should be greater than zero, but got {got}")
     _refuse_avg_pool_dtype(input, 2 if dim == 3 else 3)  # the pool's dtypes are the squares' (the input's)
-    windows = sum(padded[:, :, i:i + c] for i in range(size)).reshape(tuple(div.shape)).squeeze(1)
-    # averaged first, as torch's pool does (an integer pool truncates: the squares are >= 0, so // is it)
-    averaged = windows // size if windows._data.dtype.kind in "iu" else windows / size
+    if input.dtype.is_floating_point:  # torch's pool itself (its graph: AvgPool2D/3DBackward0, Squeeze)
+        pooled = (avg_pool2d(padded, (size, 1), stride=1) if dim == 3
+                  else avg_pool3d(padded, (size, 1, 1), stride=1))
+        averaged = pooled.squeeze(1) if dim == 3 else pooled.squeeze(1).view(tuple(input.shape))
+    else:
+        # an integer pool truncates its average: the squares are >= 0, so // is it
+        rows = padded.reshape(padded.shape[0], 1, padded.shape[2], -1)
+        averaged = sum(rows[:, :, i:i + c] for i in range(size)).reshape(tuple(input.shape)) // size
     # torch's composition keeps a channels-last input's layout (its pool and division follow it),
     # and another input's stride order (its last step, the division, is elementwise)
     return _relaid_as_suggested(input / (averaged * alpha + k) ** beta, input, otherwise_stride_order=True)

@@ -801,14 +801,15 @@ class LayerNorm(Function):
     }
 
     @staticmethod
-    def forward(ctx, x, w, b, dims, eps, half_on_cpu=False):
+    def forward(ctx, x, w, b, dims, eps, half_on_cpu=False, unit_bias=False):
+        # (unit_bias: b is layer_norm's constant 0 for no bias, which torch's node keeps as None)
         xp = array_module(x)
         if xp is not np and _cuda_kernels.available(x):
             # CuPy: y, the row means and 1/σ in one fused launch; the backward kernel takes x, mean, 1/σ
             out, mean, invstd = _cuda_kernels.layer_norm(x, len(dims), w, b, eps=eps)
             if any(ctx.needs_input_grad):
                 ctx.xhat, ctx.invstd, ctx.dims, ctx.eps, ctx.mean = None, invstd, dims, eps, mean
-            ctx.save_for_backward(x, w, b)
+            ctx.save_for_backward(x, w, None if unit_bias else b)
             return out
         d = w.size
         x2 = xp.ascontiguousarray(x.reshape(-1, d))  # contiguous rows: torch's output is contiguous
@@ -820,7 +821,7 @@ class LayerNorm(Function):
             out += b.reshape(d)
         if any(ctx.needs_input_grad):
             ctx.xhat, ctx.invstd, ctx.dims, ctx.eps = xhat, invstd, dims, eps
-        ctx.save_for_backward(x, w, b)  # b: torch keeps it (grad_fn._saved_bias), unused by the rule
+        ctx.save_for_backward(x, w, None if unit_bias else b)  # b: torch keeps it (grad_fn._saved_bias), unused
         return out.reshape(x.shape)
 
     @staticmethod
@@ -1507,7 +1508,10 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
     dims = tuple(range(input.ndim - k, input.ndim))
     x = _float(input)
     half_on_cpu = _is_half_on_cpu(input)
-    if weight is not None and bias is not None and weight.dtype is x.dtype and bias.dtype is x.dtype:
+    if weight is not None and weight.dtype is x.dtype and (bias is None or bias.dtype is x.dtype):
+        if bias is None:  # torch's one node too, whose kernel adds a bias of 0 (a -0 product comes out +0)
+            return LayerNorm.apply(x, weight, Tensor._make(array_module(x._data).zeros(weight.shape, x._data.dtype)),
+                                   dims=dims, eps=eps, half_on_cpu=half_on_cpu, unit_bias=True)
         return LayerNorm.apply(x, weight, bias, dims=dims, eps=eps, half_on_cpu=half_on_cpu)
     return _affine(_watch_output(LayerNormalize.apply(x, dims=dims, eps=eps, half_on_cpu=half_on_cpu)), weight,
                    gradient_against(bias, x, weight, node="NativeLayerNormBackwardBackward0"), normalized_shape)
@@ -1684,9 +1688,11 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
         return instance_norm(input.to(_dtype.float32), running_mean, running_var, weight, bias, use_input_stats,
                              momentum, eps).to(input.dtype)
     if input.ndim > 2 and not _is_half_on_cpu(input) and (_function.active_dispatch is not None or (
-            use_input_stats and running_mean is None and running_var is None and input.dtype.is_floating_point)):
-        # (without running statistics too: torch's graph, View over NativeBatchNormBackward0 over the
-        # parameters' Repeat, and its forward bits; the per-channel normalisation below rounded otherwise)
+            input.dtype.is_floating_point and (running_mean is None and running_var is None or all(
+                t is None or t.dtype is input.dtype for t in (running_mean, running_var, weight, bias))))):
+        # (unwatched too: torch's graph, View over NativeBatchNormBackward0 over the parameters' Repeat,
+        # and its forward bits, with running statistics of the input's dtype or without; the
+        # per-channel normalisation below rounded otherwise)
         return _instance_norm_composed(input, running_mean, running_var, weight, bias, use_input_stats, momentum,
                                        eps)
     if not use_input_stats:  # the running statistics, read in the input's dtype (nothing is updated)

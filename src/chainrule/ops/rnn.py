@@ -4,7 +4,8 @@ Three pieces, each the derivative of the one before:
 
 * ``RecurrentLayer``: the forward on arrays. The input projections of all time steps are one
   GEMM up front, then a loop over time does the recurrent GEMM and the gate math in place. A
-  training step records one node per layer and direction (``GruBackward0``, ...).
+  training step records one node per layer and direction (``StackBackward0``, as torch's last node, or
+  ``GruBackward0``, ... where packed).
 * ``RecurrentLayerBackward``: its backward — backpropagation through time on arrays, in the same
   GEMM layout — as an array-level Function of (output gradients, layer inputs). Under plain
   ``backward()`` nothing requires grad, so it runs unrecorded: one fused BPTT and no graph.
@@ -441,7 +442,8 @@ def _layer_steps(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0=None, w_hr=None, *, rev
 
 
 # torch's CPU kernels record the layer as a composition (its node names are StackBackward0,
-# MkldnnRnnLayerBackward0); chainrule's one fused node per layer is named after the cell
+# MkldnnRnnLayerBackward0); chainrule's one fused node per layer is named after the cell where the
+# layer is packed or a cell's one step, and as torch's last node elsewhere (_STACKED_FN, _LSTMOneDNN)
 class _RNN(RecurrentLayer):
     node_name = "RnnBackward0"
     label = "rnn"
@@ -494,7 +496,25 @@ class _GRUBackward(RecurrentLayerBackward):
             "recorded as an op under create_graph)")
 
 
+# torch's CPU layer (an LSTM's where oneDNN does not run it) ends by stacking its steps' outputs: the
+# node a user meets (`grad_fn=<StackBackward0>`, or below a bidirectional layer's CatBackward0 or
+# batch_first's TransposeBackward1) is StackBackward0; the fused node of an unpacked layer takes that
+# name (a packed layer's steps are concatenated in torch, and a cell's last op is its own: both keep
+# the cell's name)
+class _RNNStacked(_RNN):
+    node_name = "StackBackward0"
+
+
+class _LSTMStacked(_LSTM):
+    node_name = "StackBackward0"
+
+
+class _GRUStacked(_GRU):
+    node_name = "StackBackward0"
+
+
 _LAYER_FN = {"RNN_TANH": _RNN, "RNN_RELU": _RNN, "LSTM": _LSTM, "GRU": _GRU}
+_STACKED_FN = {_RNN: _RNNStacked, _LSTM: _LSTMStacked, _GRU: _GRUStacked}
 _BACKWARD_FN = {"RNN_TANH": _RNNBackward, "RNN_RELU": _RNNBackward, "LSTM": _LSTMBackward, "GRU": _GRUBackward}
 
 
@@ -529,6 +549,8 @@ def recurrent_layer(mode: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tens
                                      shown_biases=None if onednn_call[1] else _shown_zero_biases(w_ih, w_hh))
         else:
             warn_projection_composed(x)
+    if layer is not _LSTMOneDNN and not cell and lengths is None:
+        layer = _STACKED_FN[layer]
     return layer.apply(*args, mode=mode, reverse=reverse, lengths=lengths)
 
 
