@@ -37,6 +37,7 @@ from ..tensor import (
     ConjugateViews,
     Tensor,
     _check_tensor,
+    call_noting_out,
     honours_out,
     out_keyword_front,
     refuse_out_under_autograd,
@@ -1528,11 +1529,11 @@ class Fmod(Function):
 
 
 def _integer_kernel_on_wrapper(name: str, op, input, other, kwargs: dict | None = None):
-    """An integer op no Function records (its kernel runs on the arrays: remainder, floor division) with a
-    wrapper subclass operand, whose values live in it and not in its placeholder: the wrapper's handler
-    answers aten.<name> (as torch's), ``func`` running ``op`` on what it unwrapped; None otherwise."""
-    if _function_module.active_dispatch is None or not any(
-            isinstance(t, Tensor) and t._wrapper_strides is not None for t in (input, other)):
+    """An integer op no Function records (its kernel runs on the arrays: remainder, floor division) under a
+    dispatch mode, or with a wrapper subclass operand, whose values live in it and not in its placeholder: the
+    mode's or the wrapper's handler answers aten.<name> (as torch's), ``func`` running ``op`` on what it
+    unwrapped; None otherwise."""
+    if _function_module.active_dispatch is None:
         return None
     made = _function_module.factory_dispatch(name, op, (input, other), kwargs or {})
     return None if made is _function_module.RUN_UNDISPATCHED else made
@@ -1823,7 +1824,11 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     real_only = name in _REAL_ONLY
     write_result = write_out_same_dtype if name in _SAME_DTYPE_OUT else write_out
 
-    def write_unary_out(result: Tensor, out, input: Tensor) -> Tensor:
+    def write_unary_out(out, input: Tensor) -> Tensor:
+        if _function_module.active_dispatch is not None:  # (a mode sees torch's out overload: aten.exp.out)
+            result = call_noting_out(cls.apply, (input,), {}, out, op_name)
+        else:
+            result = cls.apply(input)
         if isinstance(out, Tensor):
             # torch's refusals in its order: out= under autograd, then an out partly over the input
             refuse_out_under_autograd(op_name, out, result)
@@ -1839,8 +1844,9 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
                 input = _float_input(input)  # checks the type; casts an integer tensor
                 if real_only:
                     refuse_complex(input, _REAL_ONLY[name])
-            result = cls.apply(input)
-            return result if out is None else write_unary_out(result, out, input)
+            if out is None:
+                return cls.apply(input)
+            return write_unary_out(out, input)
     elif real_only:
         def op(input: Tensor, *, out=None) -> Tensor:
             if type(input) is not Tensor and input.__class__ in SPARSE_COO_TYPES and out is None:
@@ -1849,14 +1855,16 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
                 refuse_complex(input, _REAL_ONLY[name])
                 if name in _NO_BOOL_KERNELS:
                     refuse_kernel(input, _NO_BOOL_KERNELS[name])
-            result = cls.apply(input)
-            return result if out is None else write_unary_out(result, out, input)
+            if out is None:
+                return cls.apply(input)
+            return write_unary_out(out, input)
     else:
         def op(input: Tensor, *, out=None) -> Tensor:
             if type(input) is not Tensor and input.__class__ in SPARSE_COO_TYPES and out is None:
                 return getattr(input, op_name)()
-            result = cls.apply(input)
-            return result if out is None else write_unary_out(result, out, input)
+            if out is None:
+                return cls.apply(input)
+            return write_unary_out(out, input)
 
     op.__name__ = op.__qualname__ = op_name
     op.__doc__ = f"torch.{op.__name__}, elementwise, with its gradient."

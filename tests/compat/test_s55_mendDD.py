@@ -1,0 +1,72 @@
+"""s55 mendDD: what session 54 found and left alone. An out= call under a dispatch mode is handed to the mode as
+torch's out overload (aten.add.out with out= among the kwargs; sum's IntList_out without the dtype the front takes
+from out), matmul's as mm.out, an integer op no Function records (remainder, bitwise_and) reaches the mode, and
+take_along_dim shows torch's decomposition (both broadcast, the indices taken modulo the dim's size, gather). Each
+logged sequence is compared live with torch's."""
+
+import pytest
+
+real_torch = pytest.importorskip("torch")
+
+import chainrule  # noqa: E402
+from tests.compat.test_s45_mendAI import _logged  # noqa: E402
+
+# (inputs as test_s45_mendAI's: x, y (2, 3), m (3, 4), b1 (5, 2, 3), b2 (5, 3, 4), x3 (2, 3, 4), idx [1, 0])
+OUT_PROGRAMS = {
+    "add": lambda lib, a: lib.add(a["x"], a["y"], out=lib.empty(2, 3)),
+    "add_alpha": lambda lib, a: lib.add(a["x"], a["y"], alpha=2, out=lib.empty(2, 3)),
+    "mul": lambda lib, a: lib.mul(a["x"], a["y"], out=lib.empty(2, 3)),
+    "div": lambda lib, a: lib.div(a["x"], a["y"], out=lib.empty(2, 3)),
+    "matmul": lambda lib, a: lib.matmul(a["x"], a["m"], out=lib.empty(2, 4)),
+    "bmm": lambda lib, a: lib.bmm(a["b1"], a["b2"], out=lib.empty(5, 2, 4)),
+    "addmm": lambda lib, a: lib.addmm(a["lb"], a["x"], a["m"], out=lib.empty(2, 4)),
+    "sum": lambda lib, a: lib.sum(a["x"], 1, out=lib.empty(2)),
+    "mean": lambda lib, a: lib.mean(a["x"], 1, out=lib.empty(2)),
+    "cat": lambda lib, a: lib.cat([a["x"], a["y"]], out=lib.empty(4, 3)),
+    "clamp": lambda lib, a: lib.clamp(a["x"], -0.5, 0.5, out=lib.empty(2, 3)),
+    "where": lambda lib, a: lib.where(a["x"] > 0, a["x"], a["y"], out=lib.empty(2, 3)),
+    "bitwise_and": lambda lib, a: lib.bitwise_and(a["idx"], a["idx"], out=lib.empty(2, dtype=lib.int64)),
+    "index_select": lambda lib, a: lib.index_select(a["x"], 1, a["idx"], out=lib.empty(2, 2)),
+    "exp": lambda lib, a: lib.exp(a["x"], out=lib.empty(2, 3)),
+    "pow": lambda lib, a: lib.pow(a["x"], 2, out=lib.empty(2, 3)),
+    "add_resized": lambda lib, a: lib.add(a["x"], a["y"], out=lib.empty(0)),
+    "remainder_int": lambda lib, a: lib.remainder(a["idx"], 2),
+    "take_along_dim": lambda lib, a: lib.take_along_dim(a["x"], lib.tensor([[0, 2], [1, 1]]), 1),
+    "take_along_dim_broadcast": lambda lib, a: lib.take_along_dim(a["x3"], lib.tensor([[[0], [1], [2]]]), 2),
+    "take_along_dim_negative": lambda lib, a: lib.take_along_dim(a["x"], lib.tensor([[-1, 2], [1, -3]]), 1),
+    "take_along_dim_out": lambda lib, a: lib.take_along_dim(a["x"], lib.tensor([[0, 2], [1, 1]]), 1,
+                                                             out=lib.empty(2, 2)),
+}
+
+
+@pytest.mark.parametrize("name", list(OUT_PROGRAMS))
+def test_a_mode_sees_an_out_call_as_torchs_out_overload(name):
+    assert _logged(chainrule, OUT_PROGRAMS[name]) == _logged(real_torch, OUT_PROGRAMS[name])
+
+
+def test_an_out_call_under_a_mode_writes_out_and_gives_it_back():
+    from tests.compat.test_s45_mendAI import _line_logger
+
+    x = chainrule.tensor([[1.0, -2.0], [3.0, 4.0]])
+    out = chainrule.empty(2, 2)
+    lines = []
+    with _line_logger(chainrule, lines):
+        made = chainrule.mm(x, x, out=out)
+        summed = chainrule.add(x, 1, out=chainrule.empty(2, 2))
+    assert made is out
+    assert out.tolist() == (x @ x).tolist()
+    assert summed.tolist() == (x + 1).tolist()
+    assert lines[-1].startswith("aten.add.out")
+
+
+def test_nested_modes_both_see_the_out_overload():
+    from tests.compat.test_s45_mendAI import _line_logger
+
+    def run(lib):
+        outer, inner = [], []
+        x = lib.tensor([[1.0, 2.0]])
+        with _line_logger(lib, outer), _line_logger(lib, inner):
+            lib.exp(x, out=lib.empty(1, 2))
+        return outer, inner
+
+    assert run(chainrule) == run(real_torch)
