@@ -4,6 +4,7 @@ from out), matmul's as mm.out, an integer op no Function records (remainder, bit
 take_along_dim shows torch's decomposition (both broadcast, the indices taken modulo the dim's size, gather). Each
 logged sequence is compared live with torch's."""
 
+import numpy as np
 import pytest
 
 real_torch = pytest.importorskip("torch")
@@ -70,3 +71,47 @@ def test_nested_modes_both_see_the_out_overload():
         return outer, inner
 
     assert run(chainrule) == run(real_torch)
+
+
+# ---- a unary op's output strides: torch's TensorIterator (fresh row-major for a row-major input whatever its
+# size-1 dims' strides, channels-last for a channels-last one, the input's own for any other dense one, else dense
+# in the input's stride order); nan_to_num and deg2rad as torch's empty_like(input)
+def _view(lib, kind: str, shape, arg, integer: bool = False):
+    values = lib.arange(1, 1 + int(np.prod(shape)), dtype=lib.int64 if integer else lib.float32).reshape(shape)
+    if kind == "permute":
+        return values.permute(*arg)
+    if kind == "unsqueeze":
+        return values.unsqueeze(arg)
+    return values.expand(*arg)
+
+
+VIEWS = [("permute", (2, 1, 3), (1, 2, 0)), ("permute", (2, 1, 3), (2, 0, 1)), ("permute", (1, 2, 1, 3), (0, 3, 2, 1)),
+         ("permute", (1, 2, 1, 3), (3, 1, 2, 0)), ("permute", (1, 3), (1, 0)), ("permute", (1, 1, 3), (2, 0, 1)),
+         ("unsqueeze", (2, 3), 1), ("expand", (1, 3), (2, 3)), ("expand", (1, 3, 1), (2, 3, 1))]
+UNARY = {
+    "abs": lambda lib, x: x.abs(), "neg": lambda lib, x: -x, "relu": lambda lib, x: lib.relu(x),
+    "exp": lambda lib, x: x.exp(), "isnan": lambda lib, x: x.isnan(), "signbit": lambda lib, x: lib.signbit(x),
+    "logical_not": lambda lib, x: lib.logical_not(x), "angle": lambda lib, x: lib.angle(x),
+    "nan_to_num": lambda lib, x: lib.nan_to_num(x), "deg2rad": lambda lib, x: lib.deg2rad(x),
+}
+
+
+@pytest.mark.parametrize("op", list(UNARY))
+def test_a_unary_op_lays_out_its_output_as_torch(op):
+    for kind, shape, arg in VIEWS:
+        ours, theirs = (UNARY[op](lib, _view(lib, kind, shape, arg)) for lib in (chainrule, real_torch))
+        assert ours.stride() == theirs.stride(), (op, kind, shape, arg)
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_bitwise_not_of_an_integer_view_lays_out_its_output_as_torch():
+    for kind, shape, arg in VIEWS:
+        ours, theirs = (_view(lib, kind, shape, arg, integer=True).bitwise_not() for lib in (chainrule, real_torch))
+        assert ours.stride() == theirs.stride(), (kind, shape, arg)
+        assert ours.tolist() == theirs.tolist()
+
+
+def test_a_unary_op_of_a_channels_last_3d_input_is_channels_last_3d():
+    for lib in (chainrule, real_torch):
+        x = lib.arange(24.0).reshape(1, 2, 3, 4, 1).contiguous(memory_format=lib.channels_last_3d)
+        assert x.abs().stride() == x.stride() == (24, 1, 8, 2, 2)

@@ -47,7 +47,14 @@ from ..tensor import (
 from . import cpu_features, cpu_softmax_order
 from ._arg_parser import check_int, check_str, mixed_number_bounds, out_rule, write_out_same_dtype
 from ._special import erf as _erf_array
-from .memory_format import fresh_in_format, iterator_layout, number_layout
+from .memory_format import (
+    fresh_in_format,
+    iterator_layout,
+    number_layout,
+    plain_rows,
+    preserved_layout,
+    unary_layout,
+)
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
 # (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
@@ -790,7 +797,7 @@ class Neg(Function):
 
     @staticmethod
     def forward(ctx, x):
-        return -x
+        return -x if x.flags.c_contiguous else unary_layout(-x, x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -1761,24 +1768,23 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     if arithmetic:
         derivative = on_arrays_when_unrecorded(derivative, recorded_node)
 
-    # one forward/backward pair per choice of `saves`, so the hot call tests no strings; each gives
-    # a result with a size-1 dim torch's TensorIterator stride there, not NumPy's (number_layout),
-    # inline rather than through a wrapper: these are the hottest calls there are. A row-major input
-    # (whatever its size-1 dims' strides) takes TensorIterator's fast set-up, a fresh row-major
-    # result, as NumPy's
+    # one forward/backward pair per choice of `saves`, so the hot call tests no strings; each lays
+    # out a result as torch's TensorIterator does (unary_layout), inline rather than through a wrapper:
+    # these are the hottest calls there are. A row-major input (whatever its size-1 dims' strides)
+    # takes TensorIterator's fast set-up, a fresh row-major result, as NumPy's: one flag read
     if saves == "input":
         def fwd(ctx, x):
             ctx.save_for_backward(x)
             y = forward(x)
-            return y if 1 not in y.shape or x.flags.c_contiguous else number_layout(y, x)
+            return y if x.flags.c_contiguous else unary_layout(y, x)
 
         def bwd(ctx, grad):
             return derivative(grad, ctx.saved_values[0], None)
     elif saves == "output":
         def fwd(ctx, x):
             y = forward(x)
-            if 1 in y.shape and not x.flags.c_contiguous:
-                y = number_layout(y, x)
+            if not x.flags.c_contiguous:
+                y = unary_layout(y, x)
             ctx.save_for_backward(y)
             return y
 
@@ -1787,8 +1793,8 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     elif saves == "both":
         def fwd(ctx, x):
             y = forward(x)
-            if 1 in y.shape and not x.flags.c_contiguous:
-                y = number_layout(y, x)
+            if not x.flags.c_contiguous:
+                y = unary_layout(y, x)
             ctx.save_for_backward(x, y)
             return y
 
@@ -1798,7 +1804,7 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     else:
         def fwd(ctx, x):
             y = forward(x)
-            return y if 1 not in y.shape or x.flags.c_contiguous else number_layout(y, x)
+            return y if x.flags.c_contiguous else unary_layout(y, x)
 
         def bwd(ctx, grad):
             return derivative(grad, None, None)
@@ -2293,7 +2299,7 @@ class Abs(Function):
     def forward(ctx, x):
         xp = array_module(x)
         ctx.save_for_backward(x)
-        return xp.abs(x)
+        return xp.abs(x) if x.flags.c_contiguous else unary_layout(xp.abs(x), x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -3460,7 +3466,11 @@ def nan_to_num(input: Tensor, nan=None, posinf=None, neginf=None) -> Tensor:
         data = data.astype(np.float32)
     with np.errstate(over="ignore"):  # a replacement past the dtype's range is its infinity, as torch's cast gives
         replaced = Tensor._make(xp.nan_to_num(data, nan=nan, posinf=posinf, neginf=neginf).astype(input._data.dtype))
-    return name_node(where(finite, input, replaced), "NanToNumBackward0")
+    result = name_node(where(finite, input, replaced), "NanToNumBackward0")
+    if not plain_rows(input._data) and getattr(type(result), "__torch_dispatch__", None) is None:
+        # laid out as torch's, which writes into empty_like(input); the graph untouched
+        result._data = preserved_layout(result._data, input._data)
+    return result
 
 
 # ---------------------------------------------------------------- comparisons and logic (no grad)
@@ -3617,10 +3627,16 @@ def _unrecorded_unary(name: str, op, input: Tensor, array_op) -> Tensor:
         made = _function_module.factory_dispatch(name, op, (input,), {})
         if made is not _function_module.RUN_UNDISPATCHED:
             return made
-    out = _unbatched_unless(input, Tensor._make(array_op(input._data)))
+    out = _unbatched_unless(input, Tensor._make(_unary_array(array_op, input._data)))
     if _function_module.tracing_ops:
         _function_module.traced_elementwise(op, (input,), out)
     return out
+
+
+def _unary_array(array_op, data):
+    """``array_op(data)`` laid out as torch's TensorIterator lays out a unary op's output (unary_layout)."""
+    out = array_op(data)
+    return out if data.flags.c_contiguous else unary_layout(out, data)
 
 
 def _unbatched_unless(input: Tensor, out: Tensor) -> Tensor:
@@ -3650,7 +3666,7 @@ def isnan(input: Tensor) -> Tensor:
         if made is not _function_module.RUN_UNDISPATCHED:
             return made
     xp = array_module(input)
-    return _unbatched_unless(input, Tensor._make(xp.isnan(input._data)))
+    return _unbatched_unless(input, Tensor._make(_unary_array(xp.isnan, input._data)))
 
 
 # the float8 types whose isinf / isfinite torch 2.13 has a kernel for (the others refuse)
@@ -3669,7 +3685,7 @@ def isinf(input: Tensor) -> Tensor:
         if made is not _function_module.RUN_UNDISPATCHED:
             return made
     xp = array_module(input)
-    return _unbatched_unless(input, Tensor._make(xp.isinf(input._data)))
+    return _unbatched_unless(input, Tensor._make(_unary_array(xp.isinf, input._data)))
 
 
 def isfinite(input: Tensor) -> Tensor:
@@ -3693,7 +3709,7 @@ def isfinite(input: Tensor) -> Tensor:
             if made is not _function_module.RUN_UNDISPATCHED:
                 return made
     xp = array_module(input)
-    return _unbatched_unless(input, Tensor._make(xp.isfinite(input._data)))
+    return _unbatched_unless(input, Tensor._make(_unary_array(xp.isfinite, input._data)))
 
 
 def _all_finite(input: Tensor, *, dtype=None, memory_format=None) -> Tensor:
@@ -3714,7 +3730,7 @@ def signbit(input: Tensor) -> Tensor:
         if made is not _function_module.RUN_UNDISPATCHED:
             return made
     xp = array_module(input)
-    return _unbatched_unless(input, Tensor._make(xp.signbit(input._data)))
+    return _unbatched_unless(input, Tensor._make(_unary_array(xp.signbit, input._data)))
 
 
 def _signbit_out(input: Tensor, *, out) -> Tensor:
