@@ -117,28 +117,36 @@ def test_a_unary_op_of_a_channels_last_3d_input_is_channels_last_3d():
         assert x.abs().stride() == x.stride() == (24, 1, 8, 2, 2)
 
 
-# ---- a conv's weight gradient strides: its kernel's layout (channels-last in oneDNN and slow_conv_dilated2d where
-# the input or weight suggests it, else contiguous), then .contiguous(weight.suggest_memory_format()), which keeps a
-# gradient already in that format whatever its size-1 dims' strides; stolen as .grad as it is
-CONV_CASES = [  # (dims, batch, in, out, groups, kernel, stride, dilation, input channels-last, weight channels-last, dtype)
+# ---- a conv's (and a transposed conv's) weight gradient strides: its kernel's layout (channels-last in oneDNN and
+# slow_conv_dilated2d where the input or weight suggests it, else contiguous), then
+# .contiguous(weight.suggest_memory_format()), which keeps a gradient already in that format whatever its size-1
+# dims' strides; stolen as .grad as it is
+CONV_CASES = [  # (dims, batch, in, out, groups, kernel, stride, dilation, input channels-last, weight channels-last, dtype
+    # [, transposed])
     (3, 1, 2, 4, 1, 1, 2, 1, True, False, "float32"), (3, 1, 2, 4, 1, 1, 2, 1, False, False, "float64"),
     (3, 1, 4, 4, 2, 1, 1, 1, True, False, "float32"), (3, 2, 2, 2, 2, 2, 1, 1, True, False, "float32"),
     (3, 1, 2, 2, 2, 2, 2, 1, False, False, "float64"), (3, 2, 2, 4, 1, 2, 1, 1, True, True, "float64"),
     (3, 1, 4, 4, 2, 2, 1, 2, False, True, "float32"),
     (2, 1, 2, 4, 1, 1, 1, 2, True, False, "float64"), (2, 2, 2, 4, 1, 1, 1, 1, True, False, "float64"),
     (2, 1, 2, 4, 1, 1, 1, 1, True, False, "float32"), (2, 2, 2, 2, 2, 2, 1, 1, True, True, "float64"),
+    # transposed (slow_conv_transpose2d's dilated weight gradient is contiguous)
+    (3, 1, 2, 4, 1, 1, 1, 1, False, False, "float32", True), (3, 2, 4, 4, 2, 1, 2, 1, True, False, "float32", True),
+    (2, 1, 2, 4, 1, 1, 1, 2, True, False, "float64", True), (3, 1, 2, 2, 2, 2, 1, 1, True, True, "float64", True),
 ]
 
 
-def _conv_weight_grad(lib, dims, n, cin, cout, groups, k, stride, dilation, x_last, w_last, dtype):
+def _conv_weight_grad(lib, dims, n, cin, cout, groups, k, stride, dilation, x_last, w_last, dtype, transposed=False):
     rng = np.random.default_rng(0)
     fmt = lib.channels_last_3d if dims == 3 else lib.channels_last
     x = lib.tensor(rng.standard_normal((n, cin) + (5,) * dims), dtype=getattr(lib, dtype))
-    w = lib.tensor(rng.standard_normal((cout, cin // groups) + (k,) * dims), dtype=getattr(lib, dtype))
+    w_shape = (cin, cout // groups) if transposed else (cout, cin // groups)
+    w = lib.tensor(rng.standard_normal(w_shape + (k,) * dims), dtype=getattr(lib, dtype))
     x = (x.contiguous(memory_format=fmt) if x_last else x).requires_grad_()
     w = (w.contiguous(memory_format=fmt) if w_last else w).requires_grad_()
-    conv = getattr(lib.nn.functional, f"conv{dims}d")
-    conv(x, w, None, stride, 0, dilation, groups).sum().backward()
+    if transposed:
+        getattr(lib.nn.functional, f"conv_transpose{dims}d")(x, w, None, stride, 0, 0, groups, dilation).sum().backward()
+    else:
+        getattr(lib.nn.functional, f"conv{dims}d")(x, w, None, stride, 0, dilation, groups).sum().backward()
     return w.grad, x.grad
 
 

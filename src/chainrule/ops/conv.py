@@ -682,12 +682,13 @@ def _writes_channels_last(x, w, geo: _Geometry) -> bool:
         x.ndim == 4 or (x.dtype != np.float64 and (x.dtype != np.float32 or _onednn_takes_3d(x, w, geo))))
 
 
-def _weight_grad_kernel_channels_last(x, w, geo: _Geometry) -> bool:
-    """Whether torch's kernel for this conv's weight gradient writes it channels-last (where x or w suggests
-    it): oneDNN's and slow_conv_dilated2d's do, slow_conv2d's and the 3-d slow kernels' do not (measured
-    against torch 2.13 over groups, kernel, stride, padding, dilation, batch and dtype)."""
+def _weight_grad_kernel_channels_last(x, w, geo: _Geometry, transposed: bool = False) -> bool:
+    """Whether torch's kernel for this conv's (or transposed conv's) weight gradient writes it channels-last
+    (where x or w suggests it): oneDNN's and slow_conv_dilated2d's do; slow_conv2d's, the 3-d slow kernels' and
+    the slow transposed ones' do not (measured against torch 2.13 over groups, kernel, stride, padding,
+    dilation, batch and dtype)."""
     return (suggests_channels_last(x) or suggests_channels_last(w)) and (
-        (x.ndim == 4 and any(d != 1 for d in geo.dilation))
+        (not transposed and x.ndim == 4 and any(d != 1 for d in geo.dilation))
         or (x.dtype != np.float64 and (x.dtype != np.float32 or _onednn_takes_3d(x, w, geo))))
 
 
@@ -867,6 +868,9 @@ class ConvInput(Function):
     @staticmethod
     def forward(ctx, grad, w, *bias, geo, c):
         ctx.geo = geo
+        if ctx.needs_input_grad[1] and grad.ndim > 3:  # (the weight gradient's layout: _weight_grad_layout)
+            ctx.weight_grad_layout = (_weight_grad_kernel_channels_last(grad, w, geo, transposed=True),
+                                      suggests_channels_last(w))
         ctx.save_for_backward(grad if ctx.needs_input_grad[1] else None,
                               w if ctx.needs_input_grad[0] else None)
         if grad.shape[0] == 0:  # torch's Empty backend
@@ -885,6 +889,9 @@ class ConvInput(Function):
         geo = ctx.geo
         grad_g = name_node(Convolution.apply(u, w, geo=geo), "ConvolutionBackwardBackward0") if needs[0] else None
         grad_w = ConvWeight.apply(u, g, geo=geo, w_shape=tuple(ctx._input_meta[1][0])) if needs[1] else None
+        layout = getattr(ctx, "weight_grad_layout", None)
+        if layout is not None and grad_w is not None and getattr(type(grad_w), "__torch_dispatch__", None) is None:
+            grad_w._data = _weight_grad_layout(grad_w._data, *layout)  # (fresh: the graph is untouched)
         grads = (grad_g, grad_w)
         if len(needs) == 3:
             grads += (depending_on(_bias_grad(u), g, w, node="ConvolutionBackwardBackward0") if needs[2] else None,)
