@@ -1717,12 +1717,29 @@ def honours_out(fn, name: str | None = None, composite: bool = False):
             operands = (*args, *kwargs.values()) if kwargs else args
             refuse_out_under_autograd(op, out, *(a for a in operands if isinstance(a, Tensor)))  # (torch's first)
             refuse_partial_overlap(out, operands)
-        result = fn(*args, **kwargs)
+        if _autograd_function.active_dispatch is not None:
+            result = call_noting_out(fn, args, kwargs, out, op)
+        else:
+            result = fn(*args, **kwargs)
         if isinstance(result, tuple):
             return _write_outs(result, out, op)
         return (write_composite_out if composite else write_out)(result, out, op)
 
     return out_keyword_front(fn, with_out)
+
+
+def call_noting_out(fn, args: tuple, kwargs: dict, out, op: str):
+    """``fn(*args, **kwargs)`` for an ``out=`` call while a dispatch mode may see it: a mode is handed
+    the op computing the result as torch's out overload (``aten.add.out``, ``out=`` among its kwargs),
+    not the plain one (``function.pending_out``)."""
+    if not isinstance(out, Tensor):  # (a tuple out, max(dim)'s: torch's overloads name each out their own way)
+        return fn(*args, **kwargs)
+    previous = _autograd_function.pending_out
+    _autograd_function.pending_out = (out, op)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        _autograd_function.pending_out = previous
 
 
 _FRONT_NAMES = {"out", "_function", "_with_out"}

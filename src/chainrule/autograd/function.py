@@ -123,6 +123,10 @@ argument_dispatch = None
 # (note_given), and the dispatcher takes them for that op, or drops them at the next op it sees; the
 # input is held by a weak reference, so a note no op took does not keep its tensor alive
 given_arguments = None
+# (out, op): set by an op function's ``out=`` front while active_dispatch is set, around the call that
+# computes the result; the dispatcher hands the op ``op`` runs as (add's add, matmul's mm) to a mode as
+# torch's out overload with ``out=`` (aten.add.out), and takes the note, so later ops see none
+pending_out = None
 # dispatched_indices(values): the indices a mode's or a wrapper's handler returned beside ``values`` for an
 # op torch answers with (values, indices) (sort, topk, ...: utils._python_dispatch), else None
 dispatched_indices = None

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import _dtype, _layout, _vmap_frames
 from .._backend import has_expanded_dims, write_refusal
+from ..autograd import function as _function
 
 __all__: list[str] = []
 
@@ -199,6 +200,7 @@ def _with_out_rule(function, name: str, rule: str, composite=None):
     from ..tensor import (
         Tensor,
         _write_outs,
+        call_noting_out,
         out_keyword_front,
         refuse_out_under_autograd,
         refuse_partial_overlap,
@@ -241,7 +243,10 @@ def _with_out_rule(function, name: str, rule: str, composite=None):
             refusal = _out_dtype_refusal(name, rule, None, None, out)
             if refusal is not None:
                 raise refusal
-        result = function(*args, **kwargs)
+        if _function.active_dispatch is not None:
+            result = call_noting_out(function, args, kwargs, out, name)
+        else:
+            result = function(*args, **kwargs)
         if rule == "clamp":  # torch's clamp.Tensor_out casts into its out; clamp.out wants the result's dtype
             return _write_clamp_out(name, args, kwargs, result, out)
         if rule == "variance" and isinstance(out, Tensor):

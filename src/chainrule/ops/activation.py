@@ -44,6 +44,7 @@ from .elementwise import (
     tanh,
     where,
 )
+from .memory_format import unary_layout
 from .second_order import depending_on
 
 __all__ = ["relu", "selu", "celu", "prelu", "rrelu", "hardshrink", "threshold"]
@@ -116,6 +117,8 @@ class Relu(Function):
     def forward(ctx, x):
         xp = array_module(x)
         y = xp.maximum(x, 0, dtype=x.dtype) if x.dtype != np.bool_ else x.copy()
+        if not x.flags.c_contiguous:  # (torch's TensorIterator layout, not NumPy's: unary_layout)
+            y = unary_layout(y, x)
         ctx.save_for_backward(y)
         return y
 

@@ -28,6 +28,7 @@ from ..autograd.function import Function, saved
 from ..storage import note_strided_view, storage_root
 from ..tensor import Tensor, _check_tensor, honours_out
 from .elementwise import _conj, _conj_view, _float_input, where, zeros_like_tensor
+from .memory_format import unary_layout
 
 __all__ = ["real", "imag", "view_as_real", "view_as_complex", "conj", "conj_physical", "resolve_conj",
            "resolve_neg", "is_conj", "is_neg", "angle", "polar", "complex", "isreal"]
@@ -250,9 +251,10 @@ class Angle(Function):
         xp = array_module(z)
         ctx.save_for_backward(z)
         if z.dtype.kind == "c":
-            return xp.angle(z)
-        # torch: pi for negative numbers, 0 otherwise, NaN kept
-        return xp.where(z < 0, z.dtype.type(3.141592653589793), xp.where(z != z, z, z.dtype.type(0)))
+            y = xp.angle(z)
+        else:  # torch: pi for negative numbers, 0 otherwise, NaN kept
+            y = xp.where(z < 0, z.dtype.type(3.141592653589793), xp.where(z != z, z, z.dtype.type(0)))
+        return y if z.flags.c_contiguous else unary_layout(y, z)  # (torch's unary layout: where's is NumPy's)
 
     @staticmethod
     def backward(ctx, grad):

@@ -672,9 +672,27 @@ def _in_torch_layout(y, x, w, geo: _Geometry):
     (``y.view(n, -1)`` works), or channels-last where the input or the weight suggests it (torch's
     rule for 2-d; for 3-d its oneDNN kernel's, which float64 and some float32 layers do not reach:
     slow_conv3d and slow_conv_transpose3d answer contiguous)."""
-    if (suggests_channels_last(x) or suggests_channels_last(w)) and (
-            x.ndim == 4 or (x.dtype != np.float64 and (x.dtype != np.float32 or _onednn_takes_3d(x, w, geo)))):
-        return channels_last(y)
+    return channels_last(y) if _writes_channels_last(x, w, geo) else _torch_contiguous(y)
+
+
+def _writes_channels_last(x, w, geo: _Geometry) -> bool:
+    """Whether torch's kernel for this conv writes its output channels-last (``_in_torch_layout``): each
+    2-d one does where x or w suggests it, a 3-d one only in oneDNN."""
+    return (suggests_channels_last(x) or suggests_channels_last(w)) and (
+        x.ndim == 4 or (x.dtype != np.float64 and (x.dtype != np.float32 or _onednn_takes_3d(x, w, geo))))
+
+
+def _weight_grad_kernel_channels_last(x, w, geo: _Geometry, transposed: bool = False) -> bool:
+    """Whether torch's kernel for this conv's (or transposed conv's) weight gradient writes it channels-last
+    (where x or w suggests it): oneDNN's and slow_conv_dilated2d's do; slow_conv2d's, the 3-d slow kernels' and
+    the slow transposed ones' do not (measured against torch 2.13 over groups, kernel, stride, padding,
+    dilation, batch and dtype)."""
+    return (suggests_channels_last(x) or suggests_channels_last(w)) and (
+        (not transposed and x.ndim == 4 and any(d != 1 for d in geo.dilation))
+        or (x.dtype != np.float64 and (x.dtype != np.float32 or _onednn_takes_3d(x, w, geo))))
+
+
+def _torch_contiguous(y):
     y = _contiguous(y)
     # NumPy's contiguity ignores a size-1 dim's stride, so one output channel transposed from the
     # GEMM's (N, *S, 1) keeps channel stride 1, which reads as channels-last to the next conv (and
@@ -682,8 +700,28 @@ def _in_torch_layout(y, x, w, geo: _Geometry):
     return y.reshape(-1).reshape(y.shape) if y.size else y
 
 
+def _weight_grad_layout(data, kernel_channels_last: bool, weight_channels_last: bool):
+    """The layout of torch's conv weight gradient: its kernel's (channels-last where that kernel writes the
+    output so, else contiguous, each with a fresh tensor's strides on size-1 dims), then
+    ``.contiguous(weight.suggest_memory_format())``, which keeps the kernel's where it already is in that
+    format (size-1 dims' strides aside): a (4, 2, 1, 1, 1) kernel-channels-last gradient of a contiguous
+    weight keeps strides (2, 1, 2, 2, 2)."""
+    data = channels_last(data) if kernel_channels_last else _torch_contiguous(data)
+    if weight_channels_last and not is_channels_last(data):
+        data = channels_last(data)
+    elif not weight_channels_last and not data.flags.c_contiguous:
+        data = _torch_contiguous(data)
+    if type(data) is np.ndarray and data.base is not None and type(data.base) is not np.ndarray:
+        # a size-1 dim's stride set by as_strided, whose view hangs from a stand-in the engine cannot
+        # vouch for: the same layout over a plain block, which AccumulateGrad takes over as torch's does
+        block = np.ndarray(data.shape, data.dtype, buffer=np.empty(data.size, data.dtype), strides=data.strides)
+        block[...] = data
+        data = block
+    return data
+
+
 def _onednn_takes_3d(x, w, geo: _Geometry) -> bool:
-    """Whether torch's CPU convolution (or transposed one) of a float32 5-d input ``x`` runs oneDNN rather than its
+    """Whether torch's CPU convolution (or transposed one) of a float32 5-d (or 4-d) input ``x`` runs oneDNN rather than its
     slow 3-d kernels (torch's ConvParams::use_mkldnn): no output padding as wide as the stride (a transposed layer's;
     a conv's rows past its last window are always fewer), not a 1×1 unstrided, undilated layer of a batch under 16 on
     one thread, and one of groups, a kernel over 3×3 in its last two dims, a batch over 1, or N·C·D·H over 20480."""
@@ -771,6 +809,8 @@ class Convolution(Function):
     def forward(ctx, x, w, *bias, geo):
         if any(ctx.needs_input_grad):  # keep nothing on the shared no-grad ctx
             ctx.geo = geo
+            if ctx.needs_input_grad[1] and x.ndim > 3:  # (the weight gradient's layout: _weight_grad_layout)
+                ctx.weight_grad_layout = (_weight_grad_kernel_channels_last(x, w, geo), suggests_channels_last(w))
         # the weight always (a parameter, alive anyway: torch's _saved_weight reads it)
         ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, w)
         if x.shape[0] == 0 or x.shape[1] == 0:  # torch's Empty backend: no output channels without input ones
@@ -797,6 +837,9 @@ class Convolution(Function):
         grad_x = name_node(ConvInput.apply(grad, w, geo=geo, c=ctx.in_channels),
                            "ConvolutionBackwardBackward0") if needs[0] else None
         grad_w = ConvWeight.apply(x, grad, geo=geo, w_shape=ctx.w_shape) if needs[1] else None
+        layout = getattr(ctx, "weight_grad_layout", None)
+        if layout is not None and grad_w is not None and getattr(type(grad_w), "__torch_dispatch__", None) is None:
+            grad_w._data = _weight_grad_layout(grad_w._data, *layout)  # (fresh: the graph is untouched)
         grads = (grad_x, grad_w)
         if len(needs) == 3:
             grads += (depending_on(_bias_grad(grad), x, w, node="ConvolutionBackwardBackward0") if needs[2] else None,)
@@ -825,6 +868,9 @@ class ConvInput(Function):
     @staticmethod
     def forward(ctx, grad, w, *bias, geo, c):
         ctx.geo = geo
+        if ctx.needs_input_grad[1] and grad.ndim > 3:  # (the weight gradient's layout: _weight_grad_layout)
+            ctx.weight_grad_layout = (_weight_grad_kernel_channels_last(grad, w, geo, transposed=True),
+                                      suggests_channels_last(w))
         ctx.save_for_backward(grad if ctx.needs_input_grad[1] else None,
                               w if ctx.needs_input_grad[0] else None)
         if grad.shape[0] == 0:  # torch's Empty backend
@@ -843,6 +889,9 @@ class ConvInput(Function):
         geo = ctx.geo
         grad_g = name_node(Convolution.apply(u, w, geo=geo), "ConvolutionBackwardBackward0") if needs[0] else None
         grad_w = ConvWeight.apply(u, g, geo=geo, w_shape=tuple(ctx._input_meta[1][0])) if needs[1] else None
+        layout = getattr(ctx, "weight_grad_layout", None)
+        if layout is not None and grad_w is not None and getattr(type(grad_w), "__torch_dispatch__", None) is None:
+            grad_w._data = _weight_grad_layout(grad_w._data, *layout)  # (fresh: the graph is untouched)
         grads = (grad_g, grad_w)
         if len(needs) == 3:
             grads += (depending_on(_bias_grad(u), g, w, node="ConvolutionBackwardBackward0") if needs[2] else None,)

@@ -37,6 +37,7 @@ from ..tensor import (
     ConjugateViews,
     Tensor,
     _check_tensor,
+    call_noting_out,
     honours_out,
     out_keyword_front,
     refuse_out_under_autograd,
@@ -46,7 +47,14 @@ from ..tensor import (
 from . import cpu_features, cpu_softmax_order
 from ._arg_parser import check_int, check_str, mixed_number_bounds, out_rule, write_out_same_dtype
 from ._special import erf as _erf_array
-from .memory_format import fresh_in_format, iterator_layout, number_layout
+from .memory_format import (
+    fresh_in_format,
+    iterator_layout,
+    number_layout,
+    plain_rows,
+    preserved_layout,
+    unary_layout,
+)
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
 # (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
@@ -789,7 +797,7 @@ class Neg(Function):
 
     @staticmethod
     def forward(ctx, x):
-        return -x
+        return -x if x.flags.c_contiguous else unary_layout(-x, x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -1528,11 +1536,11 @@ class Fmod(Function):
 
 
 def _integer_kernel_on_wrapper(name: str, op, input, other, kwargs: dict | None = None):
-    """An integer op no Function records (its kernel runs on the arrays: remainder, floor division) with a
-    wrapper subclass operand, whose values live in it and not in its placeholder: the wrapper's handler
-    answers aten.<name> (as torch's), ``func`` running ``op`` on what it unwrapped; None otherwise."""
-    if _function_module.active_dispatch is None or not any(
-            isinstance(t, Tensor) and t._wrapper_strides is not None for t in (input, other)):
+    """An integer op no Function records (its kernel runs on the arrays: remainder, floor division) under a
+    dispatch mode, or with a wrapper subclass operand, whose values live in it and not in its placeholder: the
+    mode's or the wrapper's handler answers aten.<name> (as torch's), ``func`` running ``op`` on what it
+    unwrapped; None otherwise."""
+    if _function_module.active_dispatch is None:
         return None
     made = _function_module.factory_dispatch(name, op, (input, other), kwargs or {})
     return None if made is _function_module.RUN_UNDISPATCHED else made
@@ -1760,24 +1768,23 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     if arithmetic:
         derivative = on_arrays_when_unrecorded(derivative, recorded_node)
 
-    # one forward/backward pair per choice of `saves`, so the hot call tests no strings; each gives
-    # a result with a size-1 dim torch's TensorIterator stride there, not NumPy's (number_layout),
-    # inline rather than through a wrapper: these are the hottest calls there are. A row-major input
-    # (whatever its size-1 dims' strides) takes TensorIterator's fast set-up, a fresh row-major
-    # result, as NumPy's
+    # one forward/backward pair per choice of `saves`, so the hot call tests no strings; each lays
+    # out a result as torch's TensorIterator does (unary_layout), inline rather than through a wrapper:
+    # these are the hottest calls there are. A row-major input (whatever its size-1 dims' strides)
+    # takes TensorIterator's fast set-up, a fresh row-major result, as NumPy's: one flag read
     if saves == "input":
         def fwd(ctx, x):
             ctx.save_for_backward(x)
             y = forward(x)
-            return y if 1 not in y.shape or x.flags.c_contiguous else number_layout(y, x)
+            return y if x.flags.c_contiguous else unary_layout(y, x)
 
         def bwd(ctx, grad):
             return derivative(grad, ctx.saved_values[0], None)
     elif saves == "output":
         def fwd(ctx, x):
             y = forward(x)
-            if 1 in y.shape and not x.flags.c_contiguous:
-                y = number_layout(y, x)
+            if not x.flags.c_contiguous:
+                y = unary_layout(y, x)
             ctx.save_for_backward(y)
             return y
 
@@ -1786,8 +1793,8 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     elif saves == "both":
         def fwd(ctx, x):
             y = forward(x)
-            if 1 in y.shape and not x.flags.c_contiguous:
-                y = number_layout(y, x)
+            if not x.flags.c_contiguous:
+                y = unary_layout(y, x)
             ctx.save_for_backward(x, y)
             return y
 
@@ -1797,7 +1804,7 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     else:
         def fwd(ctx, x):
             y = forward(x)
-            return y if 1 not in y.shape or x.flags.c_contiguous else number_layout(y, x)
+            return y if x.flags.c_contiguous else unary_layout(y, x)
 
         def bwd(ctx, grad):
             return derivative(grad, None, None)
@@ -1823,7 +1830,11 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     real_only = name in _REAL_ONLY
     write_result = write_out_same_dtype if name in _SAME_DTYPE_OUT else write_out
 
-    def write_unary_out(result: Tensor, out, input: Tensor) -> Tensor:
+    def write_unary_out(out, input: Tensor) -> Tensor:
+        if _function_module.active_dispatch is not None:  # (a mode sees torch's out overload: aten.exp.out)
+            result = call_noting_out(cls.apply, (input,), {}, out, op_name)
+        else:
+            result = cls.apply(input)
         if isinstance(out, Tensor):
             # torch's refusals in its order: out= under autograd, then an out partly over the input
             refuse_out_under_autograd(op_name, out, result)
@@ -1839,8 +1850,9 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
                 input = _float_input(input)  # checks the type; casts an integer tensor
                 if real_only:
                     refuse_complex(input, _REAL_ONLY[name])
-            result = cls.apply(input)
-            return result if out is None else write_unary_out(result, out, input)
+            if out is None:
+                return cls.apply(input)
+            return write_unary_out(out, input)
     elif real_only:
         def op(input: Tensor, *, out=None) -> Tensor:
             if type(input) is not Tensor and input.__class__ in SPARSE_COO_TYPES and out is None:
@@ -1849,14 +1861,16 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
                 refuse_complex(input, _REAL_ONLY[name])
                 if name in _NO_BOOL_KERNELS:
                     refuse_kernel(input, _NO_BOOL_KERNELS[name])
-            result = cls.apply(input)
-            return result if out is None else write_unary_out(result, out, input)
+            if out is None:
+                return cls.apply(input)
+            return write_unary_out(out, input)
     else:
         def op(input: Tensor, *, out=None) -> Tensor:
             if type(input) is not Tensor and input.__class__ in SPARSE_COO_TYPES and out is None:
                 return getattr(input, op_name)()
-            result = cls.apply(input)
-            return result if out is None else write_unary_out(result, out, input)
+            if out is None:
+                return cls.apply(input)
+            return write_unary_out(out, input)
 
     op.__name__ = op.__qualname__ = op_name
     op.__doc__ = f"torch.{op.__name__}, elementwise, with its gradient."
@@ -2288,7 +2302,7 @@ class Abs(Function):
     def forward(ctx, x):
         xp = array_module(x)
         ctx.save_for_backward(x)
-        return xp.abs(x)
+        return xp.abs(x) if x.flags.c_contiguous else unary_layout(xp.abs(x), x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -3455,7 +3469,11 @@ def nan_to_num(input: Tensor, nan=None, posinf=None, neginf=None) -> Tensor:
         data = data.astype(np.float32)
     with np.errstate(over="ignore"):  # a replacement past the dtype's range is its infinity, as torch's cast gives
         replaced = Tensor._make(xp.nan_to_num(data, nan=nan, posinf=posinf, neginf=neginf).astype(input._data.dtype))
-    return name_node(where(finite, input, replaced), "NanToNumBackward0")
+    result = name_node(where(finite, input, replaced), "NanToNumBackward0")
+    if not plain_rows(input._data) and getattr(type(result), "__torch_dispatch__", None) is None:
+        # laid out as torch's, which writes into empty_like(input); the graph untouched
+        result._data = preserved_layout(result._data, input._data)
+    return result
 
 
 # ---------------------------------------------------------------- comparisons and logic (no grad)
@@ -3612,10 +3630,16 @@ def _unrecorded_unary(name: str, op, input: Tensor, array_op) -> Tensor:
         made = _function_module.factory_dispatch(name, op, (input,), {})
         if made is not _function_module.RUN_UNDISPATCHED:
             return made
-    out = _unbatched_unless(input, Tensor._make(array_op(input._data)))
+    out = _unbatched_unless(input, Tensor._make(_unary_array(array_op, input._data)))
     if _function_module.tracing_ops:
         _function_module.traced_elementwise(op, (input,), out)
     return out
+
+
+def _unary_array(array_op, data):
+    """``array_op(data)`` laid out as torch's TensorIterator lays out a unary op's output (unary_layout)."""
+    out = array_op(data)
+    return out if data.flags.c_contiguous else unary_layout(out, data)
 
 
 def _unbatched_unless(input: Tensor, out: Tensor) -> Tensor:
@@ -3645,7 +3669,7 @@ def isnan(input: Tensor) -> Tensor:
         if made is not _function_module.RUN_UNDISPATCHED:
             return made
     xp = array_module(input)
-    return _unbatched_unless(input, Tensor._make(xp.isnan(input._data)))
+    return _unbatched_unless(input, Tensor._make(_unary_array(xp.isnan, input._data)))
 
 
 # the float8 types whose isinf / isfinite torch 2.13 has a kernel for (the others refuse)
@@ -3664,7 +3688,7 @@ def isinf(input: Tensor) -> Tensor:
         if made is not _function_module.RUN_UNDISPATCHED:
             return made
     xp = array_module(input)
-    return _unbatched_unless(input, Tensor._make(xp.isinf(input._data)))
+    return _unbatched_unless(input, Tensor._make(_unary_array(xp.isinf, input._data)))
 
 
 def isfinite(input: Tensor) -> Tensor:
@@ -3688,7 +3712,7 @@ def isfinite(input: Tensor) -> Tensor:
             if made is not _function_module.RUN_UNDISPATCHED:
                 return made
     xp = array_module(input)
-    return _unbatched_unless(input, Tensor._make(xp.isfinite(input._data)))
+    return _unbatched_unless(input, Tensor._make(_unary_array(xp.isfinite, input._data)))
 
 
 def _all_finite(input: Tensor, *, dtype=None, memory_format=None) -> Tensor:
@@ -3709,7 +3733,7 @@ def signbit(input: Tensor) -> Tensor:
         if made is not _function_module.RUN_UNDISPATCHED:
             return made
     xp = array_module(input)
-    return _unbatched_unless(input, Tensor._make(xp.signbit(input._data)))
+    return _unbatched_unless(input, Tensor._make(_unary_array(xp.signbit, input._data)))
 
 
 def _signbit_out(input: Tensor, *, out) -> Tensor:

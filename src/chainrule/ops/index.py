@@ -3199,11 +3199,16 @@ def take_along_dim(input: Tensor, indices: Tensor, dim=None) -> Tensor:
     target_in[d] = input._data.shape[d]
     target_idx = common.copy()
     target_idx[d] = indices._data.shape[d]
+    size = input._data.shape[d]
+    if _function.active_dispatch is not None:
+        # a dispatch mode sees torch's decomposition: both broadcast (the indices first), then every
+        # index taken modulo the dim's size, then gather
+        indices = indices.expand(tuple(target_idx))
+        return gather(input.expand(tuple(target_in)), d, indices.remainder(size))
     if tuple(target_in) != input._data.shape:
         input = input.expand(tuple(target_in))
     if tuple(target_idx) != indices._data.shape:
         indices = indices.expand(tuple(target_idx))
-    size = input._data.shape[d]
     if size and indices._data.size and (indices._data.min() < 0 or indices._data.max() >= size):
         # torch 2.13 takes an index along ``dim`` modulo the dim's size: -1 is the last, 7 of 5 is 2
         indices = Tensor._make(array_module(indices).remainder(indices._data, size))

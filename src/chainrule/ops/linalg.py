@@ -49,7 +49,15 @@ from ..autograd.function import (
     without_derivative,
 )
 from ..autograd.grad_mode import enable_grad, is_grad_enabled
-from ..tensor import Tensor, _wrap_dim, honours_out, refuse_out_under_autograd, warn_resized_out, write_out
+from ..tensor import (
+    Tensor,
+    _wrap_dim,
+    call_noting_out,
+    honours_out,
+    refuse_out_under_autograd,
+    warn_resized_out,
+    write_out,
+)
 from . import creation
 from ._arg_parser import check_as, check_bool, out_rule
 from .elementwise import (
@@ -607,9 +615,10 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     if out is None and (a.ndim > 2 or b.ndim > 2 or a.ndim < b.ndim) and (
             is_recording(input, other) or _function_module.active_dispatch is not None):
         return _recorded_matmul(input, other)  # (a mode sees torch's decomposition: _unrecorded_batch_product)
-    result = _NODE_BY_NDIM.get((a.ndim, b.ndim), Matmul).apply(input, other)
+    node = _NODE_BY_NDIM.get((a.ndim, b.ndim), Matmul)
     if out is None:
-        return result
+        return node.apply(input, other)
+    result = _noted_product(node, out, "matmul", input, other)
     return _write_vector_product(result, out, "matmul") if a.ndim == b.ndim == 1 else _exact_out(result, out, "matmul")
 
 
@@ -707,6 +716,13 @@ def _broadcast_batch(a: tuple, b: tuple) -> tuple:
     return tuple(x if y == 1 else y for x, y in zip(a1, b1))
 
 
+def _noted_product(node, out, op: str, *inputs) -> Tensor:
+    """``node.apply(*inputs)`` for an ``out=`` call: a dispatch mode sees torch's out overload (aten.mm.out)."""
+    if _function_module.active_dispatch is None:
+        return node.apply(*inputs)
+    return call_noting_out(node.apply, inputs, {}, out, op)
+
+
 def _refuse_out_dtype(out_dtype, op: str) -> None:
     """torch 2.13's ``out_dtype=`` overloads of the matrix products (aten::mm.dtype, ...) have CUDA
     kernels only; on the CPU torch refuses them, and chainrule refuses them everywhere."""
@@ -735,7 +751,7 @@ def mm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
     if input._data.dtype == np.bool_:
         _refuse_bool_product("mm", input._data.shape[0] * mat2._data.shape[1], input._data.shape[1])
     _dtype.refuse_wide_unsigned("linalg.mm", input._data)
-    result = Mm.apply(input, mat2)
+    result = Mm.apply(input, mat2) if out is None else _noted_product(Mm, out, "mm", input, mat2)
     return result if out is None else _exact_out(result, out, "mm")
 
 
@@ -761,7 +777,7 @@ def bmm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
         raise NotImplementedError('"bmm" not implemented for \'Bool\'')
     _check_product_dtypes("bmm", input, mat2)  # after the shapes, as torch's
     _dtype.refuse_wide_unsigned("linalg.bmm", input._data)
-    result = Bmm.apply(input, mat2)
+    result = Bmm.apply(input, mat2) if out is None else _noted_product(Bmm, out, "bmm", input, mat2)
     return result if out is None else _exact_out(result, out, "bmm")
 
 
@@ -781,7 +797,7 @@ def mv(input: Tensor, vec: Tensor, *, out=None) -> Tensor:
     if a.dtype is _BOOL:
         _refuse_bool_product("mv", a.shape[0], a.shape[1])
     _dtype.refuse_wide_unsigned("linalg.mv", a)
-    result = Mv.apply(input, vec)
+    result = Mv.apply(input, vec) if out is None else _noted_product(Mv, out, "mv", input, vec)
     return result if out is None else _exact_out(result, out, "mv")
 
 
@@ -1076,7 +1092,7 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, 
         from .linear import Addmm
 
         # one op, as F.linear's: a dispatch mode sees torch's aten.addmm(input, mat1, mat2), not mm + add
-        result = Addmm.apply(input, mat1, mat2)
+        result = Addmm.apply(input, mat1, mat2) if out is None else _noted_product(Addmm, out, "addmm", input, mat1, mat2)
     elif _function_module.active_dispatch is not None and (made := _function_module.composite_dispatch(
             "addmm", _scaled_addmm, (input, mat1, mat2), {key: value for key, value in (("beta", beta), ("alpha", alpha))
                                                          if value != 1})) is not _function_module.RUN_UNDISPATCHED:

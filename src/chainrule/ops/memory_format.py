@@ -151,6 +151,21 @@ def preserved_strides(a) -> tuple:
     return tuple(out)
 
 
+def preserved_layout(out, like):
+    """``out``, a fresh array of ``like``'s shape, laid out as torch's preserve_format lays out a new
+    tensor like ``like`` (``preserved_strides``): the layout of the ops torch writes into
+    ``empty_like(input)`` (nan_to_num, deg2rad, angle), not TensorIterator's."""
+    if out.ndim < 2 or not out.size:
+        return out
+    itemsize = out.itemsize
+    byte_strides = tuple(st * itemsize for st in preserved_strides(like))
+    if out.strides == byte_strides:
+        return out
+    laid_out = strided_view(array_module(out).empty(out.size, dtype=out.dtype), out.shape, byte_strides)
+    laid_out[...] = out
+    return laid_out
+
+
 def copy_preserving_format(a):
     """A copy of ``a`` laid out as torch's preserve_format lays out ``a.clone()`` (``preserved_strides``)."""
     if a.size == 0 and type(a) is np.ndarray and any(a.strides) and min(a.strides) >= 0:
@@ -206,6 +221,9 @@ def iterator_strides(shape: tuple, operands) -> tuple | None:
         if ndim == 4 and all(is_channels_last(a) for a in operands):
             n, c, h, w = shape
             return (h * w * c, 1, w * c, c)
+        if ndim == 5 and all(is_channels_last(a) for a in operands):
+            n, c, d, h, w = shape
+            return (d * h * w * c, 1, h * w * c, w * c, c)
         # all dense with equal strides: the strides compared first, as an expanded operand (a
         # stride 0) differs there at once, and the density walk (a sort per operand) then never runs
         first = tuple(abs(st) // operands[0].itemsize for st in operands[0].strides)
@@ -277,6 +295,18 @@ def number_layout(out, data):
     if out.ndim < 2 or 1 not in out.shape or plain_rows(data):
         return out
     return iterator_layout(out, data, out.dtype.type(0))
+
+
+def unary_layout(out, data):
+    """``out``, NumPy's result of an elementwise op of array ``data`` alone, laid out as torch's
+    TensorIterator lays out that op's output: fresh row-major for a row-major ``data`` (whatever its
+    size-1 dims' strides: the caller's one flag read), channels-last (3-d too) for a channels-last one,
+    ``data``'s own strides for any other dense one, else dense in the order of ``data``'s strides
+    (``iterator_strides``). NumPy keeps ``data``'s order too, but not its size-1 dims' strides, and lays
+    out an expanded ``data`` (a stride 0) by its own rule."""
+    if out.ndim < 2:
+        return out
+    return _relaid(out, (data,))
 
 
 def plain_rows(a) -> bool:

@@ -46,6 +46,7 @@ from .elementwise import (
     where,
     zeros_like_tensor,
 )
+from .memory_format import plain_rows, preserved_layout, unary_layout
 
 __all__ = ["lgamma", "digamma", "polygamma", "mvlgamma", "erfinv", "i0", "igamma", "igammac", "logit",
            "acosh", "asinh", "atanh", "erfc", "sinc", "heaviside", "gcd", "lcm", "copysign", "nextafter",
@@ -771,7 +772,8 @@ class ScaledBy(Function):
     @staticmethod
     def forward(ctx, x, factor):
         ctx.factor = factor
-        return (x * factor).astype(x.dtype, copy=False)
+        y = (x * factor).astype(x.dtype, copy=False)
+        return y if x.flags.c_contiguous else unary_layout(y, x)  # (torch's unary layout, not NumPy's)
 
     @staticmethod
     def backward(ctx, grad):
@@ -841,19 +843,31 @@ def float_power(input, exponent, *, out=None) -> Tensor:
     return write_out(result, out, "float_power")
 
 
+def _preserving_layout(result: Tensor, input: Tensor) -> None:
+    """Lay ``result``, fresh from an op of ``input`` alone, out as torch's empty_like(input) is laid out (the
+    ops torch writes into one: deg2rad, rad2deg); the graph is untouched."""
+    data = input._data
+    if not plain_rows(data) and getattr(type(result), "__torch_dispatch__", None) is None:
+        result._data = preserved_layout(result._data, data)
+
+
 def deg2rad(input: Tensor, *, out=None) -> Tensor:
     """torch.deg2rad: input·π/180 (recorded as that product, as torch)."""
     refuse_complex(input, "deg2rad is not supported for complex tensors.", RuntimeError)
-    result = name_node(ScaledBy.apply(_float_input(input), factor=math.pi / 180), "Deg2RadBackward0", label="deg2rad",
+    input = _float_input(input)
+    result = name_node(ScaledBy.apply(input, factor=math.pi / 180), "Deg2RadBackward0", label="deg2rad",
                        rule="∂/∂a = π/180")
+    _preserving_layout(result, input)
     return result if out is None else write_out(result, out, "deg2rad")
 
 
 def rad2deg(input: Tensor, *, out=None) -> Tensor:
     """torch.rad2deg: input·180/π (recorded as that product, as torch)."""
     refuse_complex(input, "rad2deg is not supported for complex tensors.", RuntimeError)
-    result = name_node(ScaledBy.apply(_float_input(input), factor=180 / math.pi), "Rad2DegBackward0", label="rad2deg",
+    input = _float_input(input)
+    result = name_node(ScaledBy.apply(input, factor=180 / math.pi), "Rad2DegBackward0", label="rad2deg",
                        rule="∂/∂a = 180/π")
+    _preserving_layout(result, input)
     return result if out is None else write_out(result, out, "rad2deg")
 
 

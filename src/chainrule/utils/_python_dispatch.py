@@ -1170,7 +1170,12 @@ def _to_mode(op_class, inputs, params):
             types = _dispatch_types(inputs) if _live_wrappers else ()
             if func._op_name not in _CONJ_FALLTHROUGH:
                 _show_conj_resolved(mode, types, inputs)
-            result = mode.__torch_dispatch__(func, types, *_handed(func, args, kwargs))
+            handed = func, args, kwargs
+            note = _function.pending_out
+            if note is not None and func._op_name in _OUT_OPS.get(note[1], (note[1],)):
+                _function.pending_out = None  # (taken: the ops the handler runs, or later ones, are plain)
+                handed = _out_form(func, args, kwargs, note)
+            result = mode.__torch_dispatch__(handed[0], types, *_handed(*handed))
     finally:
         stack.pop()
     if not record:
@@ -1189,6 +1194,60 @@ def _to_mode(op_class, inputs, params):
     if func._op_name in _SAVES_RESULT and getattr(_handler_caller, "grad_enabled", None) is None:
         _show_saved(result, types)  # (autograd saves once, above every mode: not where a handler runs the op)
     return result
+
+
+# ---- out=: the op computing an out= call's result, handed to a mode as torch's out overload
+# an out= function's name -> the aten ops that compute its result where those are named otherwise
+_OUT_OPS = {"matmul": ("mm", "bmm", "dot", "mv"), "take_along_dim": ("gather",), "divide": ("div",),
+            "true_divide": ("div",), "multiply": ("mul",), "subtract": ("sub",), "clip": ("clamp",)}
+# torch 2.13's out overload of a functional one where it is not "out" (of "default") or "<overload>_out"
+_OUT_OVERLOADS = {
+    **dict.fromkeys(("add.Tensor", "sub.Tensor", "mul.Tensor", "div.Tensor", "copysign.Tensor", "ldexp.Tensor",
+                     "all.dim", "any.dim", "max.other", "min.other", "mean.dim", "norm.ScalarOpt_dim", "std.dim",
+                     "var.dim"), "out"),
+    "div.Tensor_mode": "out_mode", "all.default": "all_out", "any.default": "all_out", "max.default": "unary_out",
+    "min.default": "unary_out", "mean.default": "dtype_out", "norm.ScalarOpt_dim_dtype": "dtype_out",
+    "prod.dim_int": "int_out", "sum.dim_IntList": "IntList_out", "xlogy.Tensor": "OutTensor",
+    "xlogy.Scalar_Other": "OutScalar_Other", "xlogy.Scalar_Self": "OutScalar_Self",
+}
+
+class OutOverload(OpOverload):
+    """The ``func`` a handler receives for the op computing an ``out=`` call's result
+    (``aten.add.out``): calling it with the arguments handed runs the op as ``functional`` (the
+    plain overload) would; the out= front writes the result into ``out`` afterwards."""
+
+    def __init__(self, functional: OpOverload) -> None:
+        name = f"{functional._op_name}.{functional._overloadname}"
+        overload = _OUT_OVERLOADS.get(name, "out" if functional._overloadname == "default"
+                                      else f"{functional._overloadname}_out")
+        super().__init__("aten", functional._op_name, overload, self._run_op)
+        self._functional = functional
+
+    def _run_op(self, *args, out=None, **kwargs):
+        stack = getattr(_pending, "stack", None)
+        shown = stack[-1].shown if stack else None
+        if shown is not None and shown[0] is self._functional and "dtype" in shown[2] and "dtype" not in kwargs:
+            kwargs["dtype"] = shown[2]["dtype"]  # (the dtype the front put in from out's, not shown: _out_form)
+        previous = _function.pending_out
+        # (a mode further out sees the op as this one's out overload too)
+        _function.pending_out = None if out is None else (out, self._functional._op_name)
+        try:
+            return self._functional(*args, **kwargs)
+        finally:
+            _function.pending_out = previous
+
+
+def _out_form(func, args, kwargs, note) -> tuple:
+    """(func, args, kwargs) as torch hands an out= call's op: its out overload, ``out=`` last among
+    the kwargs; a ``dtype`` the out= front took from ``out`` (sum's) is not shown, as torch's is
+    given none."""
+    overload = func.__dict__.get("_out_form")  # (kept on the plain overload: overloads compare by name)
+    if overload is None:
+        overload = func._out_form = OutOverload(func)
+    out = note[0]
+    if kwargs.get("dtype") is not None and kwargs["dtype"] == out.dtype:
+        kwargs = {key: value for key, value in kwargs.items() if key != "dtype"}
+    return overload, args, {**kwargs, "out": out}
 
 
 # aten ops torch's Conjugate key lets through to the mode with a conjugated input as it is (ConjugateFallback.cpp's
@@ -2253,6 +2312,10 @@ def _dispatch_factory(name: str, factory, args: tuple, kwargs: dict):
         with _pop_mode_temporarily() as mode, _below_autograd():
             if func._op_name not in _CONJ_FALLTHROUGH:  # (a comparison's conjugated operands: torch's clones)
                 _show_conj_resolved(mode, types, [t for t in args if isinstance(t, _function._Tensor)])
+            note = _function.pending_out
+            if note is not None and func._op_name in _OUT_OPS.get(note[1], (note[1],)):
+                _function.pending_out = None  # (an unrecorded op computing an out= call's result: bitwise_and's)
+                func, args, kwargs = _out_form(func, args, kwargs, note)
             return mode.__torch_dispatch__(func, types, args, kwargs)
     with _below_autograd():
         for kind in types:
