@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import _config, _dtype, _vmap_frames
 from .._backend import array_module as _array_module
+from .._backend import autocast_hook as _autocast_hook
 from .._backend import broadcast_refusal as _broadcast_refusal
 from .._opmath import cpu_autocast_policy as _cpu_autocast_policy
 from .._torch_function import (  # noqa: F401  (torch's F re-exports them; not in __all__)
@@ -542,20 +543,22 @@ def fractional_max_pool3d_with_indices(input: Tensor, kernel_size, output_size=N
 
 
 def _rms_norm_fuses(input: Tensor, weight: Tensor | None) -> bool:
-    """Whether rms_norm runs as the one fused node: a C-contiguous, non-empty float32/float64 NumPy
-    input in a plain tensor, a weight of its dtype, and nothing that sees the composite's ops (a
-    dispatch mode, the profiler, forward AD, autocast, vmap, op tracing). The fused node's values and
-    gradients are the composite's; its graph is one node where the composite's has five or six."""
+    """Whether rms_norm runs as the one fused node: an input that records nothing (its graph is then
+    at most torch's last MulBackward0, over the weight), C-contiguous, non-empty float32/float64 NumPy
+    in a plain tensor, a weight of its dtype, and nothing that sees the composite's ops (a dispatch
+    mode, the profiler, forward AD or saved-tensor hooks, an autocast region, vmap, op tracing). Only
+    switches that are turned back are asked: ``opmath_hook`` stays set once float16 or bfloat16 is
+    used, and asking it made rms_norm's bits depend on what ran before in the process."""
     data = input._data
     if (type(data) is not np.ndarray or data.dtype not in _FUSED_RMS_DTYPES or not data.size
-            or not data.flags.c_contiguous or getattr(type(input), "__torch_dispatch__", None) is not None
-            or getattr(input, "is_nested", False)):
+            or not data.flags.c_contiguous or _is_recording(input)
+            or getattr(type(input), "__torch_dispatch__", None) is not None or getattr(input, "is_nested", False)):
         return False
     if weight is not None and (type(weight._data) is not np.ndarray or weight._data.dtype != data.dtype
                                or getattr(type(weight), "__torch_dispatch__", None) is not None):
         return False
     return (_function.active_dispatch is None and _function.active_profiler is None
-            and _function.active_extension is None and _function.opmath_hook is None
+            and _function.active_extension is None and _autocast_hook.cpu_dtype is None
             and not _function.tracing_ops and not _vmap_frames._frames)
 
 

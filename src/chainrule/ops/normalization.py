@@ -891,34 +891,6 @@ class LayerNormBackward(Function):
 
 
 # ---------------------------------------------------------------- rms norm
-def _rms_norm_grads(grad: Tensor, x: Tensor, w, dims: tuple, eps: float) -> tuple:
-    """(dx, dw) of y = x·r [·w] with r = (mean(x²) + eps)^(-1/2) over ``dims``, in Tensor ops."""
-    invrms = ((x * x).mean(dims, keepdim=True) + eps).rsqrt()
-    grad_normalized = grad if w is None else grad * w
-    # dx = r·ĝ - x·r³·mean(ĝ·x)
-    grad_x = grad_normalized * invrms - x * (invrms * invrms * invrms * (grad_normalized * x).mean(dims, keepdim=True))
-    if w is None:
-        return (grad_x,)
-    leading = tuple(range(x.ndim - len(dims)))
-    grad_w = grad * (x * invrms)
-    return grad_x, grad_w.sum(leading) if leading else grad_w
-
-
-def _summed_to(x: np.ndarray, shape: tuple) -> np.ndarray:
-    """``x`` summed to the broadcastable ``shape`` as torch's sum_to_size sums it, in its order (where
-    ``_sum_order`` replays it; the engine's sum_to_shape replays float32 only, so a float64 rule
-    here is nearer torch's than the composite's was: 100 % of the elements of (32, 128) where the
-    composite's matched 47 %)."""
-    lead = x.ndim - len(shape)
-    dims = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1)
-    if not dims:
-        return x.reshape(shape)
-    total = _sum_order.sum_dims(x, dims, True)
-    if total is None:
-        total = np.add.reduce(x, dims, keepdims=True)
-    return total.reshape(shape)
-
-
 def _inverse_rms(x: np.ndarray, dims: tuple, eps: float) -> np.ndarray:
     """1/sqrt(mean(x²) + eps) over ``dims`` (kept as 1s) of a C-contiguous float32/float64 ``x``,
     each step rounded as the composite's op rounds it (torch's mean: its sum, in its order, / n)."""
@@ -933,90 +905,35 @@ def _inverse_rms(x: np.ndarray, dims: tuple, eps: float) -> np.ndarray:
 
 
 class RMSNorm(Function):
-    """F.rms_norm's x·(mean(x²) + eps)^(-1/2), times the weight if given, over the trailing dims,
-    as one node where the composite records five or six (the transformer hot path).
+    """F.rms_norm's x·(mean(x²) + eps)^(-1/2), times the weight if given, over the trailing dims, in
+    one pass over the arrays, where x records nothing (F.rms_norm's ``_rms_norm_fuses``).
 
-    torch's CPU rms_norm runs that composite (its fused kernel serves CUDA), so its grad_fn is the
-    last product's MulBackward0: the node takes that name and its saved self and other. The rule
-    replays the composite's backward to the bit: MulBackward0's products, the rsqrt derivative
-    -0.5·g·r³ (r³ as pow(r, 3) computes it, (r·r)·r), the mean's g/n, PowBackward0's g·(2x), and
-    the two gradients of x added as torch's engine adds them.
-    """
+    torch's CPU rms_norm runs the composite (its fused kernel serves CUDA). With x recording nothing,
+    the composite's graph is its last product's MulBackward0 over (None, weight), saving the
+    normalised x as self and no other: this node, with that name, those edges and that saved value.
+    Where x records, its graph has five more nodes, so the composite runs there."""
 
     _array_forward = True
     node_name = "MulBackward0"
     label = "rms_norm"
-    rule = "per row: ∂/∂x = r·ĝ - x·r³·mean(ĝ·x) with r = 1/rms(x), ĝ = g·γ; ∂/∂γ = Σ g·x·r"
+    rule = "∂/∂γ = g·x̂ with x̂ = x/rms(x), summed over the leading dims (x records nothing here)"
     formula = None
-    # torch's last MulBackward0: normalised · weight, or x · r without a weight
-    saved_attributes = {
-        "_saved_self": SavedValue(lambda node: Tensor._make(node.normalized) if node.normalized is not None
-                                  else node.saved_values[0], tensor=True),
-        "_saved_other": SavedValue(lambda node: node.saved_values[1] if node.normalized is not None
-                                   else Tensor._make(node.invrms), tensor=True),
-    }
+    # (torch saves other only for self's gradient, which x, recording nothing, never needs: None, freed or not)
+    saved_attributes = {"_saved_self": saved(0), "_saved_other": None}
 
     @staticmethod
     def forward(ctx, x, w=None, dims=(), eps=0.0):
-        invrms = _inverse_rms(x, dims, eps)
-        normalized = x * invrms
-        if any(ctx.needs_input_grad):
-            ctx.invrms, ctx.dims, ctx.eps = invrms, dims, eps
-            ctx.normalized = None if w is None else normalized
-        ctx.save_for_backward(x, w)
-        return normalized if w is None else normalized * w
+        normalized = x * _inverse_rms(x, dims, eps)
+        if w is None:
+            return normalized
+        ctx.save_for_backward(normalized)
+        return normalized * w
 
     @staticmethod
     def backward(ctx, grad):
-        x, w = ctx.saved_values
-        needs = tuple(ctx.needs_input_grad)
-        given = (grad, x) if w is None else (grad, x, w)
-        grads = RMSNormBackward.apply(*given, invrms=ctx.invrms, normalized=ctx.normalized, dims=ctx.dims,
-                                      eps=ctx.eps, needs=needs)
-        return _spread(grads, needs)
-
-
-class RMSNormBackward(Function):
-    """(dx, dw) of rms norm, those of them ``needs`` asks for, on the arrays."""
-
-    _array_forward = True
-    node_name = "RmsNormBackwardBackward0"
-    label = "rms_norm_backward"
-    rule = "differentiates rms norm's (∂/∂x, ∂/∂γ) with respect to g, x and γ"
-    formula = None
-
-    @staticmethod
-    def forward(ctx, grad, x, w=None, invrms=None, normalized=None, dims=(), eps=0.0, needs=(True,)):
-        if any(ctx.needs_input_grad):
-            ctx.dims, ctx.eps, ctx.needs = dims, eps, needs
-        ctx.save_for_backward(grad, x, w)
-        grad_w = None
-        if w is None:
-            grad_normalized = grad
-        else:
-            grad_normalized = grad * w
-            if needs[1]:
-                grad_w = _summed_to(grad * normalized, w.shape)
-        grad_x = None
-        if needs[0]:
-            # x·r's two gradients, then rsqrt's, the mean's and x²'s, as the composite's nodes
-            grad_invrms = _summed_to(grad_normalized * x, invrms.shape)
-            cube = invrms * invrms
-            cube *= invrms
-            grad_mean = grad_invrms * -0.5
-            grad_mean *= cube
-            grad_mean /= math.prod([x.shape[d] for d in dims])
-            grad_x = grad_normalized * invrms
-            grad_x += grad_mean * (x + x)
-        return _needed((grad_x, grad_w), needs)
-
-    @staticmethod
-    def backward(ctx, *grad_grads):
-        grad, x, w = ctx.saved_values
-        dims, eps = ctx.dims, ctx.eps
-        inputs = (grad, x) if w is None else (grad, x, w)
-        return differentiate_rule(lambda g, x_, *w_: _rms_norm_grads(g, x_, w_[0] if w_ else None, dims, eps),
-                                  inputs, ctx.needs_input_grad, _spread(grad_grads, ctx.needs))
+        (normalized,) = ctx.saved_values
+        # d(x̂·γ)/dγ = x̂ (the engine sums it over the leading dims, as after torch's MulBackward0)
+        return None, grad * normalized
 
 
 # ---------------------------------------------------------------- public functions
