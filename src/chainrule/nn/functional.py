@@ -549,9 +549,11 @@ def _rms_norm_fuses(input: Tensor, weight: Tensor | None) -> bool:
     mode, the profiler, forward AD or saved-tensor hooks, an autocast region, vmap, op tracing). Only
     switches that are turned back are asked: ``opmath_hook`` stays set once float16 or bfloat16 is
     used, and asking it made rms_norm's bits depend on what ran before in the process."""
+    if _is_recording(input):  # (first: a training step's x records, and pays only this)
+        return False
     data = input._data
     if (type(data) is not np.ndarray or data.dtype not in _FUSED_RMS_DTYPES or not data.size
-            or not data.flags.c_contiguous or _is_recording(input)
+            or not data.flags.c_contiguous
             or getattr(type(input), "__torch_dispatch__", None) is not None or getattr(input, "is_nested", False)):
         return False
     if weight is not None and (type(weight._data) is not np.ndarray or weight._data.dtype != data.dtype
