@@ -79,12 +79,15 @@ def switches() -> tuple | None:
     """The process-wide switches a test may turn and must turn back: the op hot path's dispatch
     checks (a live ``__torch_dispatch__`` wrapper instance or an entered mode sets
     ``active_dispatch``, and every later op and backward rule then takes the slower, dispatching
-    path), torch-function modes, grad and inference mode, the default dtype, anomaly detection and
-    deterministic algorithms. None until chainrule is imported."""
+    path), torch-function modes, grad and inference mode, the default dtype, anomaly detection,
+    deterministic algorithms, an autocast region and a running vmap (the switches fused paths such as
+    F.rms_norm's ask before they run). None until chainrule is imported. (``opmath_hook`` is none of
+    them: it stays set by design once float16 or bfloat16 is used, so no path may ask it to choose.)"""
     function = sys.modules.get("chainrule.autograd.function")
     if function is None:
         return None
-    from chainrule import _config, _dtype, _torch_function
+    from chainrule import _config, _dtype, _torch_function, _vmap_frames
+    from chainrule._backend import autocast_hook
     from chainrule.autograd import grad_mode
 
     flags = _torch_function.flags
@@ -96,7 +99,9 @@ def switches() -> tuple | None:
             ("grad mode", grad_mode.state.enabled, grad_mode.state.inference),
             ("default dtype", _dtype._default_float),
             ("anomaly mode", function._anomaly.enabled, function._anomaly.check_nan),
-            ("deterministic", _config._deterministic["mode"], _config._deterministic["warn_only"]))
+            ("deterministic", _config._deterministic["mode"], _config._deterministic["warn_only"]),
+            ("autocast region", str(autocast_hook.cpu_dtype), autocast_hook.cast is not None),
+            ("vmap", function.tracing_ops, len(_vmap_frames._frames)))
 
 
 _switches_before = pytest.StashKey[tuple]()

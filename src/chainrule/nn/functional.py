@@ -13,8 +13,9 @@ import math
 
 import numpy as np
 
-from .. import _config, _dtype
+from .. import _config, _dtype, _vmap_frames
 from .._backend import array_module as _array_module
+from .._backend import autocast_hook as _autocast_hook
 from .._backend import broadcast_refusal as _broadcast_refusal
 from .._opmath import cpu_autocast_policy as _cpu_autocast_policy
 from .._torch_function import (  # noqa: F401  (torch's F re-exports them; not in __all__)
@@ -108,6 +109,7 @@ from ..ops.memory_format import relaid_as_suggested as _relaid_as_suggested
 from ..ops.memory_format import suggests_channels_last as _suggests_channels_last
 from ..ops.nn_toplevel import native_channel_shuffle
 from ..ops.nn_toplevel import shuffled_channels as _shuffled_channels
+from ..ops.normalization import RMSNorm as _RMSNorm
 from ..ops.normalization import batch_norm, group_norm, instance_norm, layer_norm
 from ..ops.pixel_shuffle import PixelShuffle as _PixelShuffle
 from ..ops.pixel_shuffle import PixelUnshuffle as _PixelUnshuffle
@@ -548,6 +550,31 @@ def fractional_max_pool3d_with_indices(input: Tensor, kernel_size, output_size=N
     return fractional_max_pool3d(input, kernel_size, output_size, output_ratio, True, _random_samples)
 
 
+def _rms_norm_fuses(input: Tensor, weight: Tensor | None) -> bool:
+    """Whether rms_norm runs as the one fused node: an input that records nothing (its graph is then
+    at most torch's last MulBackward0, over the weight), C-contiguous, non-empty float32/float64 NumPy
+    in a plain tensor, a weight of its dtype, and nothing that sees the composite's ops (a dispatch
+    mode, the profiler, forward AD or saved-tensor hooks, an autocast region, vmap, op tracing). Only
+    switches that are turned back are asked: ``opmath_hook`` stays set once float16 or bfloat16 is
+    used, and asking it made rms_norm's bits depend on what ran before in the process."""
+    if _is_recording(input):  # (first: a training step's x records, and pays only this)
+        return False
+    data = input._data
+    if (type(data) is not np.ndarray or data.dtype not in _FUSED_RMS_DTYPES or not data.size
+            or not data.flags.c_contiguous
+            or getattr(type(input), "__torch_dispatch__", None) is not None or getattr(input, "is_nested", False)):
+        return False
+    if weight is not None and (type(weight._data) is not np.ndarray or weight._data.dtype != data.dtype
+                               or getattr(type(weight), "__torch_dispatch__", None) is not None):
+        return False
+    return (_function.active_dispatch is None and _function.active_profiler is None
+            and _function.active_extension is None and _autocast_hook.cpu_dtype is None
+            and not _function.tracing_ops and not _vmap_frames._frames)
+
+
+_FUSED_RMS_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps: float | None = None) -> Tensor:
     """F.rms_norm: x / sqrt(mean(x²) + eps) over the trailing ``normalized_shape`` dims, times weight."""
     # torch's F.rms_norm hands its arguments to torch.rms_norm positionally: its parser takes no
@@ -578,6 +605,12 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps:
                           "layer_norm.cpp:346.)", site="rms_norm dtype mismatch")
     if input._data.dtype.kind in "biu":
         raise NotImplementedError(f"\"rms_norm\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
+    if _rms_norm_fuses(input, weight):
+        dims = tuple(range(input.ndim - k, input.ndim))
+        if eps is None:
+            eps = float(_dtype.finfo_of(input._data.dtype).eps)
+        return _RMSNorm.apply(input, dims=dims, eps=eps) if weight is None else \
+            _RMSNorm.apply(input, weight, dims=dims, eps=eps)
     dims = tuple(range(-k, 0))
     # as torch's: a float16/bfloat16 input is normalised in float32 (eps defaults to float32's), the
     # result and its product with the weight are returned in the input's dtype, whatever the weight's

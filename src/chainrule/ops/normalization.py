@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from .. import _dtype, _layout, _vmap_frames
-from .._backend import array_module, autocast_unifies, subtract_contiguous
+from .. import _dtype, _layout, _sum_order, _vmap_frames
+from .._backend import array_module, autocast_hook, autocast_unifies, subtract_contiguous
 from .._config import torch_intra_op_threads
 from ..autograd import function as _function
 from ..autograd.function import (
@@ -891,6 +891,52 @@ class LayerNormBackward(Function):
             (grad, x, w), ctx.needs_input_grad, _spread(grad_grads, ctx.needs))
 
 
+# ---------------------------------------------------------------- rms norm
+def _inverse_rms(x: np.ndarray, dims: tuple, eps: float) -> np.ndarray:
+    """1/sqrt(mean(x²) + eps) over ``dims`` (kept as 1s) of a C-contiguous float32/float64 ``x``,
+    each step rounded as the composite's op rounds it (torch's mean: its sum, in its order, / n)."""
+    squares = x * x
+    total = _sum_order.sum_dims(squares, dims, True)
+    if total is None:  # (past the replayed sizes: NumPy's mean, as torch.mean's Function takes)
+        mean = np.mean(squares, axis=dims, keepdims=True)
+    else:
+        mean = np.divide(total, np.float32(math.prod([x.shape[d] for d in dims])), out=total)
+    mean += eps
+    return 1 / np.sqrt(mean, out=mean)
+
+
+class RMSNorm(Function):
+    """F.rms_norm's x·(mean(x²) + eps)^(-1/2), times the weight if given, over the trailing dims, in
+    one pass over the arrays, where x records nothing (F.rms_norm's ``_rms_norm_fuses``).
+
+    torch's CPU rms_norm runs the composite (its fused kernel serves CUDA). With x recording nothing,
+    the composite's graph is its last product's MulBackward0 over (None, weight), saving the
+    normalised x as self and no other: this node, with that name, those edges and that saved value.
+    Where x records, its graph has five more nodes, so the composite runs there."""
+
+    _array_forward = True
+    node_name = "MulBackward0"
+    label = "rms_norm"
+    rule = "∂/∂γ = g·x̂ with x̂ = x/rms(x), summed over the leading dims (x records nothing here)"
+    formula = None
+    # (torch saves other only for self's gradient, which x, recording nothing, never needs: None, freed or not)
+    saved_attributes = {"_saved_self": saved(0), "_saved_other": None}
+
+    @staticmethod
+    def forward(ctx, x, w=None, dims=(), eps=0.0):
+        normalized = x * _inverse_rms(x, dims, eps)
+        if w is None:
+            return normalized
+        ctx.save_for_backward(normalized)
+        return normalized * w
+
+    @staticmethod
+    def backward(ctx, grad):
+        (normalized,) = ctx.saved_values
+        # d(x̂·γ)/dγ = x̂ (the engine sums it over the leading dims, as after torch's MulBackward0)
+        return None, grad * normalized
+
+
 # ---------------------------------------------------------------- public functions
 def _affine(x: Tensor, weight, bias, shape: tuple) -> Tensor:
     if weight is not None:
@@ -1244,12 +1290,13 @@ def _batch_norm_computed(input: Tensor, running_mean: Tensor | None, running_var
 def _unrecorded_on_arrays(*tensors) -> bool:
     """Whether an op on these tensors (None for an absent one) would record nothing and nothing
     watches it: no node (grad mode off, or none requires grad), no profiler, dispatch mode,
-    forward-AD extension, autocast hook or vmap record, and every value a NumPy array in a plain
-    tensor (no wrapper subclass holding its own)."""
+    forward-AD extension, autocast region or vmap record, and every value a NumPy array in a plain
+    tensor (no wrapper subclass holding its own). (Not ``opmath_hook``: set for good once float16 or
+    bfloat16 is used, it changes nothing for these float32 arrays outside an autocast region.)"""
     if _function.is_recording(*tensors):  # (first: a training step records, and pays only this)
         return False
     if (_function.active_profiler is not None or _function.active_dispatch is not None
-            or _function.active_extension is not None or _function.opmath_hook is not None or _function.tracing_ops):
+            or _function.active_extension is not None or autocast_hook.cpu_dtype is not None or _function.tracing_ops):
         return False
     for t in tensors:
         if t is not None and (type(t._data) is not np.ndarray or getattr(type(t), "__torch_dispatch__", None) is not None):

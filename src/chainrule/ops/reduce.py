@@ -1236,7 +1236,7 @@ class SoftmaxBackward(Function):
         # y·(g - Σ g·y) with one buffer, a cached block of rows at a time along a last dim: the same
         # products, sums and roundings as the expression above
         if dim in (-1, y.ndim - 1) and y.ndim and y.size:  # (an empty one: its rows cannot be reshaped)
-            return _softmax_backward_last_dim(grad, y)
+            return _backward_by_row_blocks(_softmax_backward_block, grad, y)
         out = np.multiply(grad, y)
         sums = np.add.reduce(out, axis=dim, keepdims=True)
         np.subtract(grad, sums, out=out)
@@ -1385,23 +1385,26 @@ def _softmax_last_dim(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _softmax_backward_last_dim(grad: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """y·(g - Σ g·y) along the last dim on NumPy arrays of one shape, one cached block at a time."""
-    cols = y.shape[-1]
+def _backward_by_row_blocks(block, grad: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """A softmax backward along the last dim of C-contiguous NumPy ``grad`` and ``values`` (the
+    forward's softmax) of one shape: ``block(out, grad, values)`` on each cached block of their rows
+    (``_over_row_blocks``), writing that block of one fresh array like ``values``, returned."""
+    cols = values.shape[-1]
     grad_rows = grad.reshape(-1, cols)
-    y_rows = y.reshape(-1, cols)
-    out = np.empty(y.shape, y.dtype)
+    value_rows = values.reshape(-1, cols)
+    out = np.empty(values.shape, values.dtype)
     out_rows = out.reshape(-1, cols)
-
-    def block(start, stop):
-        gb, yb, ob = grad_rows[start:stop], y_rows[start:stop], out_rows[start:stop]
-        np.multiply(gb, yb, out=ob)
-        sums = np.add.reduce(ob, axis=1, keepdims=True)
-        np.subtract(gb, sums, out=ob)
-        ob *= yb
-
-    _over_row_blocks(block, y_rows.shape[0], cols)
+    _over_row_blocks(lambda start, stop: block(out_rows[start:stop], grad_rows[start:stop], value_rows[start:stop]),
+                     len(value_rows), cols)
     return out
+
+
+def _softmax_backward_block(out: np.ndarray, grad: np.ndarray, y: np.ndarray) -> None:
+    # y·(g - Σ g·y) per row
+    np.multiply(grad, y, out=out)
+    sums = np.add.reduce(out, axis=1, keepdims=True)
+    np.subtract(grad, sums, out=out)
+    out *= y
 
 
 def _log_softmax_last_dim(x: np.ndarray, keep_softmax: bool, low=None):
@@ -1487,25 +1490,15 @@ def _row_sums_down_columns(rows: np.ndarray) -> np.ndarray:
     return total
 
 
-def _log_softmax_backward_last_dim(grad: np.ndarray, softmax: np.ndarray) -> np.ndarray:
-    """g - softmax * sum(g) along the last dim on NumPy arrays, one cached block at a time."""
-    cols = softmax.shape[-1]
-    grad_rows = grad.reshape(-1, cols)
-    softmax_rows = softmax.reshape(-1, cols)
-    out = np.empty(softmax.shape, softmax.dtype)
-    out_rows = out.reshape(-1, cols)
-
-    def block(start, stop):
-        gb, ob = grad_rows[start:stop], out_rows[start:stop]
-        if cols < 16 and (stop - start) * cols >= (1024 if cols < 8 else 6144):
-            sums = _row_sums_down_columns(gb)[:, None]
-        else:
-            sums = np.add.reduce(gb, axis=1, keepdims=True)
-        np.multiply(softmax_rows[start:stop], sums, out=ob)
-        np.subtract(gb, ob, out=ob)
-
-    _over_row_blocks(block, softmax_rows.shape[0], cols)
-    return out
+def _log_softmax_backward_block(out: np.ndarray, grad: np.ndarray, softmax: np.ndarray) -> None:
+    # g - softmax·Σ g per row
+    count, cols = grad.shape
+    if cols < 16 and count * cols >= (1024 if cols < 8 else 6144):
+        sums = _row_sums_down_columns(grad)[:, None]
+    else:
+        sums = np.add.reduce(grad, axis=1, keepdims=True)
+    np.multiply(softmax, sums, out=out)
+    np.subtract(grad, out, out=out)
 
 
 class LogSoftmaxBackward(Function):
@@ -1523,7 +1516,7 @@ class LogSoftmaxBackward(Function):
         ctx.save_for_backward(grad, y)
         xp = array_module(grad)
         if softmax is not None and xp is np:  # exp(y), kept by LogSoftmax's CPU path
-            return _log_softmax_backward_last_dim(grad, softmax)
+            return _backward_by_row_blocks(_log_softmax_backward_block, grad, softmax)
         return grad - xp.exp(y) * xp.sum(grad, axis=dim, keepdims=True)
 
     @staticmethod
