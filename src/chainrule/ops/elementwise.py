@@ -46,7 +46,7 @@ from ..tensor import (
 from . import cpu_features, cpu_softmax_order
 from ._arg_parser import check_int, check_str, mixed_number_bounds, out_rule, write_out_same_dtype
 from ._special import erf as _erf_array
-from .memory_format import fresh_in_format, iterator_layout, number_layout
+from .memory_format import fresh_in_format, iterator_layout, number_layout, row_major, unary_layout
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
 # (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
@@ -789,7 +789,8 @@ class Neg(Function):
 
     @staticmethod
     def forward(ctx, x):
-        return -x
+        y = -x
+        return y if 1 not in y.shape or x.flags.c_contiguous else unary_layout(y, x)  # (as the unary ops')
 
     @staticmethod
     def backward(ctx, grad):
@@ -856,7 +857,7 @@ class PowScalar(Function):
         ctx.exponent = exponent
         y = _pow_scalar(x, exponent)
         # (a size-1 dim's stride: torch's, as a unary op's)
-        return y if 1 not in y.shape or x.flags.c_contiguous else number_layout(y, x)
+        return y if 1 not in y.shape or x.flags.c_contiguous else unary_layout(y, x)
 
     @staticmethod
     @conjugate_rule
@@ -870,6 +871,10 @@ class PowScalar(Function):
         if e == 1:
             return grad
         if e == 2:
+            if 1 in x.shape and x._data.flags.c_contiguous:
+                # torch's 2 * x.pow(1): the pow, a unary op, gives a row-major input (whatever its size-1
+                # dims' strides) a fresh row-major result (TensorIterator's fast set-up), as 2 * x would not
+                return grad * Tensor._make(row_major(2.0 * x._data))
             return grad * (2.0 * x)
         return grad * (e * x ** (e - 1))
 
@@ -1761,7 +1766,7 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
         derivative = on_arrays_when_unrecorded(derivative, recorded_node)
 
     # one forward/backward pair per choice of `saves`, so the hot call tests no strings; each gives
-    # a result with a size-1 dim torch's TensorIterator stride there, not NumPy's (number_layout),
+    # a result with a size-1 dim torch's TensorIterator stride there, not NumPy's (unary_layout),
     # inline rather than through a wrapper: these are the hottest calls there are. A row-major input
     # (whatever its size-1 dims' strides) takes TensorIterator's fast set-up, a fresh row-major
     # result, as NumPy's
@@ -1769,7 +1774,7 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
         def fwd(ctx, x):
             ctx.save_for_backward(x)
             y = forward(x)
-            return y if 1 not in y.shape or x.flags.c_contiguous else number_layout(y, x)
+            return y if 1 not in y.shape or x.flags.c_contiguous else unary_layout(y, x)
 
         def bwd(ctx, grad):
             return derivative(grad, ctx.saved_values[0], None)
@@ -1777,7 +1782,7 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
         def fwd(ctx, x):
             y = forward(x)
             if 1 in y.shape and not x.flags.c_contiguous:
-                y = number_layout(y, x)
+                y = unary_layout(y, x)
             ctx.save_for_backward(y)
             return y
 
@@ -1787,7 +1792,7 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
         def fwd(ctx, x):
             y = forward(x)
             if 1 in y.shape and not x.flags.c_contiguous:
-                y = number_layout(y, x)
+                y = unary_layout(y, x)
             ctx.save_for_backward(x, y)
             return y
 
@@ -1797,7 +1802,7 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     else:
         def fwd(ctx, x):
             y = forward(x)
-            return y if 1 not in y.shape or x.flags.c_contiguous else number_layout(y, x)
+            return y if 1 not in y.shape or x.flags.c_contiguous else unary_layout(y, x)
 
         def bwd(ctx, grad):
             return derivative(grad, None, None)
@@ -2285,7 +2290,8 @@ class Abs(Function):
     def forward(ctx, x):
         xp = array_module(x)
         ctx.save_for_backward(x)
-        return xp.abs(x)
+        y = xp.abs(x)
+        return y if 1 not in y.shape or x.flags.c_contiguous else unary_layout(y, x)  # (as the unary ops')
 
     @staticmethod
     def backward(ctx, grad):

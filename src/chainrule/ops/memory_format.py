@@ -279,6 +279,15 @@ def number_layout(out, data):
     return iterator_layout(out, data, out.dtype.type(0))
 
 
+def unary_layout(out, data):
+    """``out``, the result of a unary op (exp, pow with a number) of array ``data`` with a size-1 dim,
+    laid out as torch's TensorIterator lays it out from its one operand: the fast set-up first (a
+    channels-last ``data`` gives a fresh channels-last result, any other dense one its own strides,
+    size-1 dims' included: a (2, 1, 4) of strides (1, 1, 2) keeps them where ``number_layout``, whose
+    number takes part, sorts the size-1 dim elsewhere), else the dims in ``data``'s stride order."""
+    return _relaid(out, (data,))
+
+
 def plain_rows(a) -> bool:
     """Whether ``a`` is row-major with a fresh tensor's stride on each size-1 dim (the product of
     the later dims' sizes). Row-major order leaves a size-1 dim's stride free, and a view's (a
