@@ -832,12 +832,14 @@ class Pow(Function):
         x, exponent, y = ctx.saved_values
         grad_x = grad_e = None
         if ctx.needs_input_grad[0]:
-            # d(x^e)/dx = e x^(e-1); torch defines it as 0 where e == 0 (even at x == 0)
-            grad_x = where(exponent == 0, 0.0, grad * exponent * x ** (exponent - 1))
+            # d(x^e)/dx = e x^(e-1); torch defines it as 0 where e == 0 (even at x == 0), and multiplies
+            # grad by the product e x^(e-1) (pow_backward_self's order, which the bits show)
+            grad_x = where(exponent == 0, 0.0, grad * (exponent * x ** (exponent - 1)))
         if ctx.needs_input_grad[1]:
-            # d(x^e)/de = x^e log x, taken as 0 where x == 0 and e >= 0
+            # d(x^e)/de = x^e log x, taken as 0 where x == 0 and e >= 0; grad times the masked product
+            # (pow_backward_exponent's order)
             at_zero = (x == 0) & (exponent >= 0) if x._data.dtype.kind != "c" else x == 0  # complex has no order
-            grad_e = where(at_zero, 0.0, grad * y * log(x))
+            grad_e = grad * where(at_zero, 0.0, y * log(x))
         return grad_x, grad_e
 
 
