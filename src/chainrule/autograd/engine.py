@@ -685,7 +685,23 @@ def _add_to_buffer(buffers, node, output_nr, grad, create_graph):
         slots[output_nr] = previous + grad
     else:
         # fan-out: a fresh array, never in place — a rule may hand the same tensor to two inputs
-        slots[output_nr] = type(grad)._make(previous._data + grad._data)
+        total = previous._data + grad._data
+        if total.strides != previous._data.strides and previous is not grad:
+            total = _summed_in_place_layout(previous._data, grad._data, total)
+        slots[output_nr] = type(grad)._make(total)
+
+
+def _summed_in_place_layout(first, second, total):
+    """``total`` (``first + second``, NumPy's layout) laid out as torch's InputBuffer leaves the sum of
+    two gradients: added in place into the first where it is dense and non-overlapping, so in its
+    strides, size-1 dims' included (a leaf's AccumulateGrad then takes it over as it is). Any other
+    ``first`` keeps NumPy's layout."""
+    if total.shape != first.shape or total.dtype != first.dtype or not dense_non_overlapping(first):
+        return total
+    laid_out = array_module(first).empty_like(first)  # (order "K": first's stride order)
+    np.add(first, second, out=laid_out)
+    # (NumPy picks a size-1 dim's stride itself: the first's, as the in-place sum keeps them)
+    return laid_out if laid_out.strides == first.strides else strided_view(laid_out, first.shape, first.strides)
 
 
 def _call_pre_hooks(node, grads, exposed, node_hooks: bool = True):

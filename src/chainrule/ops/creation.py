@@ -27,6 +27,7 @@ from .._backend import (
     module_for_device,
     refuse_pinning,
     resolve,
+    strided_view,
     to_device,
 )
 from .._backend import device as _device
@@ -41,7 +42,7 @@ from ..tensor import (
     refuse_out_under_autograd,
     write_out,
 )
-from .memory_format import empty_preserving_format
+from .memory_format import empty_preserving_format, preserved_strides
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "asarray", "zeros", "ones", "full", "empty",
            "zeros_like", "ones_like", "full_like", "empty_like", "arange", "linspace", "logspace",
@@ -411,7 +412,10 @@ def tensor(data, *, dtype=None, device=None, requires_grad: builtins.bool = Fals
             # aten.detach then aten._to_copy, which its handler answers
             made = data.detach().to(dtype=data.dtype if dtype is None else dtype, copy=True)
             return made.requires_grad_(True) if requires_grad else made
-    made = _finish(_to_array(data, dtype, copy=True, device=device), requires_grad)
+    array = _to_array(data, dtype, copy=True, device=device)
+    if isinstance(data, np.ndarray) and data.ndim > 1 and not (data.flags.c_contiguous and 1 not in data.shape):
+        array = _numpy_layout_kept(array, data)
+    made = _finish(array, requires_grad)
     if _function.active_dispatch is not None:  # a mode sees the new tensor lifted in (aten.lift_fresh)
         made._requires_grad = False  # (below autograd; the flag is set again above it)
         lifted = _function.factory_dispatch("lift_fresh", _lift_fresh, (made,), {})
@@ -419,6 +423,23 @@ def tensor(data, *, dtype=None, device=None, requires_grad: builtins.bool = Fals
         if requires_grad:
             made.requires_grad_(True)
     return made
+
+
+def _numpy_layout_kept(array, data: np.ndarray):
+    """``array``, NumPy's copy of ``data``, laid out as torch.tensor lays out its copy of an ndarray:
+    the array seen as from_numpy sees it, cloned with preserve_format (``preserved_strides``: a dense
+    array's own strides, a size-1 dim's too; a broadcast or sliced one's dense in its stride order),
+    where NumPy's copy picks its own strides there (a broadcast (3, 4) of strides (0, 1) came out
+    column-major, not contiguous)."""
+    if type(array) is not np.ndarray or not array.size or array.shape != data.shape or min(data.strides) < 0 \
+            or any(stride % data.itemsize for stride in data.strides):
+        return array  # (torch.from_numpy takes no negative strides; a device copy keeps its own)
+    wanted = tuple(stride * array.itemsize for stride in preserved_strides(data))
+    if array.strides == wanted:
+        return array
+    laid_out = strided_view(np.empty(array.size, dtype=array.dtype), array.shape, wanted)
+    laid_out[...] = array
+    return laid_out
 
 
 def _lift_fresh(made: Tensor) -> Tensor:

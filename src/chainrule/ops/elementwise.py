@@ -53,6 +53,7 @@ from .memory_format import (
     number_layout,
     plain_rows,
     preserved_layout,
+    row_major,
     unary_layout,
 )
 
@@ -839,12 +840,14 @@ class Pow(Function):
         x, exponent, y = ctx.saved_values
         grad_x = grad_e = None
         if ctx.needs_input_grad[0]:
-            # d(x^e)/dx = e x^(e-1); torch defines it as 0 where e == 0 (even at x == 0)
-            grad_x = where(exponent == 0, 0.0, grad * exponent * x ** (exponent - 1))
+            # d(x^e)/dx = e x^(e-1); torch defines it as 0 where e == 0 (even at x == 0), and multiplies
+            # grad by the product e x^(e-1) (pow_backward_self's order, which the bits show)
+            grad_x = where(exponent == 0, 0.0, grad * (exponent * x ** (exponent - 1)))
         if ctx.needs_input_grad[1]:
-            # d(x^e)/de = x^e log x, taken as 0 where x == 0 and e >= 0
+            # d(x^e)/de = x^e log x, taken as 0 where x == 0 and e >= 0; grad times the masked product
+            # (pow_backward_exponent's order)
             at_zero = (x == 0) & (exponent >= 0) if x._data.dtype.kind != "c" else x == 0  # complex has no order
-            grad_e = where(at_zero, 0.0, grad * y * log(x))
+            grad_e = grad * where(at_zero, 0.0, y * log(x))
         return grad_x, grad_e
 
 
@@ -863,8 +866,8 @@ class PowScalar(Function):
         ctx.save_for_backward(x)
         ctx.exponent = exponent
         y = _pow_scalar(x, exponent)
-        # (a size-1 dim's stride: torch's, as a unary op's)
-        return y if 1 not in y.shape or x.flags.c_contiguous else number_layout(y, x)
+        # (laid out as a unary op's result)
+        return y if x.flags.c_contiguous else unary_layout(y, x)
 
     @staticmethod
     @conjugate_rule
@@ -878,6 +881,10 @@ class PowScalar(Function):
         if e == 1:
             return grad
         if e == 2:
+            if 1 in x.shape and x._data.flags.c_contiguous:
+                # torch's 2 * x.pow(1): the pow, a unary op, gives a row-major input (whatever its size-1
+                # dims' strides) a fresh row-major result (TensorIterator's fast set-up), as 2 * x would not
+                return grad * Tensor._make(row_major(2.0 * x._data))
             return grad * (2.0 * x)
         return grad * (e * x ** (e - 1))
 

@@ -38,7 +38,7 @@ from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out, preserve_lay
 from . import _cuda_kernels, cpu_norm_order, cpu_softmax_order, cpu_sort_order
 from ._arg_parser import check_number, int_list
 from .elementwise import SPARSE_COO_TYPES, Div, _conj, _exp_array, _log_array, conjugate_rule
-from .memory_format import row_major
+from .memory_format import iterator_layout, row_major
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
 # (ops/_arg_parser.py namespace_with_out; chainrule/__init__.py wraps them)
@@ -76,9 +76,10 @@ def _dims(dim, ndim: int, op: str) -> tuple:
     return (wrapped,) if ndim else ()
 
 
-def _expand_back(grad: Tensor, shape: tuple, dims: tuple, keepdim: bool, divisor: int = 1, node=None) -> Tensor:
+def _expand_back(grad: Tensor, shape: tuple, dims: tuple, keepdim: bool, divisor: int | None = None,
+                 node=None) -> Tensor:
     """Undo a reduction's shape change: reinsert the reduced dims as 1, then broadcast (after
-    dividing by ``divisor``, a mean's count). In a plain backward this is the same reshape,
+    dividing by ``divisor``, a mean's count, 1 too). In a plain backward this is the same reshape,
     broadcast view and division on the array: the Tensor ops would record nothing, and as views
     they cost a loss's backward more than the small ops around them. ``node``: the reduction's, which
     keeps the dims as the call gave them (negative, say) where they differ from ``dims``."""
@@ -88,11 +89,14 @@ def _expand_back(grad: Tensor, shape: tuple, dims: tuple, keepdim: bool, divisor
         kept_shape = None
     if on_arrays(grad):
         data = grad._data
-        if divisor != 1:
-            data = data / divisor
         if kept_shape is not None:
             data = data.reshape(kept_shape)
-        return Tensor._make(array_module(data).broadcast_to(data, shape))
+        expanded = array_module(data).broadcast_to(data, shape)
+        if divisor is None:
+            return Tensor._make(expanded)
+        # torch's mean_backward divides the expanded gradient: a fresh tensor laid out from the
+        # expanded one's strides, which a leaf's AccumulateGrad then takes over as it is
+        return Tensor._make(iterator_layout(expanded / divisor, expanded, expanded.dtype.type(divisor)))
     if grad.is_sparse:  # a sparse reduction's gradient (torch.sparse.sum under a dispatch mode): its dense form
         grad = grad.to_dense()
     # torch's sum_backward: a 0-d gradient expanded as it is, else unsqueezed at each reduced dim in turn;
@@ -105,7 +109,7 @@ def _expand_back(grad: Tensor, shape: tuple, dims: tuple, keepdim: bool, divisor
             for dim in sorted(dims):
                 grad = grad.unsqueeze(dim)
     grad = grad.expand(shape)
-    if divisor == 1:
+    if divisor is None:
         return grad
     if _function_module.active_dispatch is not None:  # torch's mean_backward divides by the count as a Scalar
         _function_module.note_given(Div, grad, given_overload="Scalar")
