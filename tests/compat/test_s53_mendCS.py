@@ -161,14 +161,14 @@ def test_softmax_rows_of_8_to_15_round_nearer_torchs():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_log_softmax_backward_on_many_narrow_rows_keeps_numpys_row_sums_bits(dtype):
     # the narrow-row sums are taken down the transpose's columns in NumPy's pairwise order: the same bits
-    from chainrule.ops.reduce import _log_softmax_backward_last_dim
+    from chainrule.ops.reduce import _backward_by_row_blocks, _log_softmax_backward_block
 
     rng = np.random.default_rng(1)
     for cols in range(1, 17):
         grad = (rng.standard_normal((3000, cols)) * 100).astype(dtype)
         softmax = rng.random((3000, cols)).astype(dtype)
         expected = grad - softmax * np.add.reduce(grad, axis=1, keepdims=True)
-        np.testing.assert_array_equal(_log_softmax_backward_last_dim(grad, softmax), expected)
+        np.testing.assert_array_equal(_backward_by_row_blocks(_log_softmax_backward_block, grad, softmax), expected)
 
 
 def test_log_softmax_gradient_on_many_narrow_rows_is_torchs():

@@ -53,3 +53,18 @@ def test_fast_gradcheck_still_catches_a_wrong_gradient_after_such_an_output():
     x = chainrule.tensor(np.linspace(-1.0, 1.0, 6), requires_grad=True)
     with pytest.raises(chainrule.autograd.GradcheckError, match="fast gradcheck"):
         chainrule.autograd.gradcheck(lambda t: (t.detach() + 1, WrongSin.apply(t)), (x,), fast_mode=True)
+
+
+def test_two_gradients_summed_where_the_first_runs_backwards_are_torchs():
+    """Integration of mendDC's fan-out sum in the first gradient's strides: cumsum's gradient (a
+    reversed view, negative strides) met softmax's; the sum was laid over the first's strides and
+    read other elements (test_structural's augment program caught it)."""
+    torch = pytest.importorskip("torch")
+    scores = np.random.default_rng(1).standard_normal((2, 3)).astype(np.float32)
+    grads = []
+    for lib in (chainrule, torch):
+        s = lib.tensor(scores, requires_grad=True)
+        ((lib.diag_embed(s.softmax(-1), offset=1) ** 2).sum()
+         + (lib.diff(s.cumsum(-1), prepend=lib.zeros(2, 1)) * lib.arange(3.0)).sum()).backward()
+        grads.append(s.grad.numpy())
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6, atol=1e-7)

@@ -699,9 +699,16 @@ def _summed_in_place_layout(first, second, total):
     if total.shape != first.shape or total.dtype != first.dtype or not dense_non_overlapping(first):
         return total
     laid_out = array_module(first).empty_like(first)  # (order "K": first's stride order)
+    if laid_out.strides != first.strides:
+        # NumPy picks a size-1 dim's stride itself: give it the first's, as the in-place sum keeps them.
+        # Strides that differ on a longer dim (a first with negative strides) would address other
+        # elements: NumPy's layout stays then
+        for size, mine, theirs in zip(first.shape, laid_out.strides, first.strides):
+            if size != 1 and mine != theirs:
+                return total
+        laid_out = strided_view(laid_out, first.shape, first.strides)
     np.add(first, second, out=laid_out)
-    # (NumPy picks a size-1 dim's stride itself: the first's, as the in-place sum keeps them)
-    return laid_out if laid_out.strides == first.strides else strided_view(laid_out, first.shape, first.strides)
+    return laid_out
 
 
 def _call_pre_hooks(node, grads, exposed, node_hooks: bool = True):

@@ -53,7 +53,6 @@ from .memory_format import (
     number_layout,
     plain_rows,
     preserved_layout,
-    row_major,
     unary_layout,
 )
 
@@ -883,8 +882,9 @@ class PowScalar(Function):
         if e == 2:
             if 1 in x.shape and x._data.flags.c_contiguous:
                 # torch's 2 * x.pow(1): the pow, a unary op, gives a row-major input (whatever its size-1
-                # dims' strides) a fresh row-major result (TensorIterator's fast set-up), as 2 * x would not
-                return grad * Tensor._make(row_major(2.0 * x._data))
+                # dims' strides) a fresh row-major result (TensorIterator's fast set-up), as 2 * x would not.
+                # Tensor ops, so that vmap's record sees them (an array made here would be of unknown origin)
+                return grad * (2.0 * x.pow(1))
             return grad * (2.0 * x)
         return grad * (e * x ** (e - 1))
 
