@@ -3477,10 +3477,16 @@ def nan_to_num(input: Tensor, nan=None, posinf=None, neginf=None) -> Tensor:
     with np.errstate(over="ignore"):  # a replacement past the dtype's range is its infinity, as torch's cast gives
         replaced = Tensor._make(xp.nan_to_num(data, nan=nan, posinf=posinf, neginf=neginf).astype(input._data.dtype))
     result = name_node(where(finite, input, replaced), "NanToNumBackward0")
-    if not plain_rows(input._data) and getattr(type(result), "__torch_dispatch__", None) is None:
-        # laid out as torch's, which writes into empty_like(input); the graph untouched
-        result._data = preserved_layout(result._data, input._data)
+    _preserving_layout(result, input)  # (torch writes into empty_like(input))
     return result
+
+
+def _preserving_layout(result: Tensor, input: Tensor) -> None:
+    """Lay ``result``, fresh from an op of ``input`` alone, out as torch's empty_like(input) is laid out (the
+    ops torch writes into one: nan_to_num, deg2rad, rad2deg); the graph is untouched."""
+    data = input._data
+    if not plain_rows(data) and getattr(type(result), "__torch_dispatch__", None) is None:
+        result._data = preserved_layout(result._data, data)
 
 
 # ---------------------------------------------------------------- comparisons and logic (no grad)

@@ -31,6 +31,7 @@ from .elementwise import (
     _log_array,
     _one_device,
     _pair,
+    _preserving_layout,
     _require_tensors,
     cos,
     exp,
@@ -46,7 +47,7 @@ from .elementwise import (
     where,
     zeros_like_tensor,
 )
-from .memory_format import plain_rows, preserved_layout, unary_layout
+from .memory_format import unary_layout
 
 __all__ = ["lgamma", "digamma", "polygamma", "mvlgamma", "erfinv", "i0", "igamma", "igammac", "logit",
            "acosh", "asinh", "atanh", "erfc", "sinc", "heaviside", "gcd", "lcm", "copysign", "nextafter",
@@ -841,14 +842,6 @@ def float_power(input, exponent, *, out=None) -> Tensor:
         raise RuntimeError(f"the output given to float_power has dtype {_dtype.scalar_name(out.dtype)} but the "
                            f"operation's result requires dtype {_dtype.scalar_name(result.dtype)}")
     return write_out(result, out, "float_power")
-
-
-def _preserving_layout(result: Tensor, input: Tensor) -> None:
-    """Lay ``result``, fresh from an op of ``input`` alone, out as torch's empty_like(input) is laid out (the
-    ops torch writes into one: deg2rad, rad2deg); the graph is untouched."""
-    data = input._data
-    if not plain_rows(data) and getattr(type(result), "__torch_dispatch__", None) is None:
-        result._data = preserved_layout(result._data, data)
 
 
 def deg2rad(input: Tensor, *, out=None) -> Tensor:
