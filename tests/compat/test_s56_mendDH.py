@@ -42,3 +42,16 @@ def test_circular_conv_reads_the_padded_input_through_copy_slices(k):
         y = conv(lib.ones(1, 2, *([4] * k), requires_grad=True))
         names.append([node.name() for node, _ in y.grad_fn.next_functions])
     assert names[0] == names[1]
+
+
+def test_circular_pad_under_vmap_records_the_same_node():
+    x = np.random.default_rng(0).standard_normal((3, 2, 4, 5)).astype(np.float32)
+    results = []
+    for lib in (torch, chainrule):
+        leaf = lib.tensor(x, requires_grad=True)
+        y = lib.func.vmap(lambda t, lib=lib: lib.nn.functional.pad(t, (1, 2, 1, 0), mode="circular"))(leaf)
+        y.backward(lib.tensor(np.arange(y.numel(), dtype=np.float32).reshape(tuple(y.shape))))
+        results.append((y.grad_fn.name(), y.detach().numpy(), leaf.grad.numpy()))
+    (their_name, their_y, their_grad), (our_name, our_y, our_grad) = results
+    assert our_name == their_name
+    assert np.array_equal(our_y, their_y) and np.array_equal(our_grad, their_grad)
