@@ -1394,7 +1394,13 @@ def _widths_padded(cls, operands, params, outs, size):
     widths = params.get("widths")
     if not isinstance(widths, tuple) or len(widths) != _logical_rank(x) or not x.batched:
         return None
-    return _function._apply_array_op(cls, x.data, **dict(params, widths=((0, 0), *widths)))
+    out = _function._apply_array_op(cls, x.data, **dict(params, widths=((0, 0), *widths)))
+    if params.get("mode") == "circular":
+        from .ops.shape import ModePad, named_as_slice_copies
+
+        if cls is ModePad:  # (the node F.pad names outside vmap; not the adjoint's)
+            return named_as_slice_copies(out)
+    return out
 
 
 def _scatter_added(cls, operands, params, outs, size):

@@ -2128,7 +2128,20 @@ def _circular(input: Tensor, pairs: list) -> Tensor:
             x = narrow(x, d, max(-a, 0), core)
         widths[d] = (max(a, 0), max(b, 0))
     # (only crops: still a fresh tensor, as torch's copy into a new one; the cropped view would alias the input)
-    return ModePad.apply(x, widths=tuple(widths), mode="circular")  # torch's circular pad is slice copies: no name
+    return named_as_slice_copies(ModePad.apply(x, widths=tuple(widths), mode="circular"))
+
+
+def named_as_slice_copies(out: Tensor) -> Tensor:
+    """Circular padding's ModePad node named as torch's last node: torch's graph is its slice copies,
+    a CopySlices per copy over SliceBackward0s (_circular_composed records them, at 9-22x this one
+    node's fwd+bwd time), of which the user reads the last."""
+    from .index import COPY_SLICES
+
+    return name_node(out, COPY_SLICES, label="pad (circular)", rule=_CIRCULAR_RULE)
+
+
+_CIRCULAR_RULE = ("circular padding, one node for torch's slice copies: adds each padded border's gradient "
+                  "back onto the cells it copied, then crops")
 
 
 def _torch_slice(array, dim: int, start: int, end: int):
