@@ -57,3 +57,24 @@ def test_sdpa_flash_node_under_create_graph_differentiates_twice():
         (second[lib],) = lib.autograd.grad(grad.pow(2).sum(), q)
     np.testing.assert_allclose(second[chainrule].numpy().reshape(6, 4), second[torch].numpy().reshape(6, 4),
                                rtol=1e-4, atol=1e-5)
+
+
+def _cell_step(lib, bias: bool, batched: bool, dtype: str):
+    lib.manual_seed(0)
+    cell = lib.nn.GRUCell(3, 4, bias=bias).to(getattr(lib, dtype))
+    x = lib.randn(2, 3).to(getattr(lib, dtype)).requires_grad_()
+    h = lib.randn(2, 4).to(getattr(lib, dtype))
+    out = cell(x, h) if batched else cell(x[0], h[0])
+    return out, lib.autograd.grad(out.pow(2).sum(), [x] + list(cell.parameters()))
+
+
+@pytest.mark.parametrize("bias, batched, dtype", [(True, True, "float32"), (False, True, "float64"),
+                                                  (True, False, "float32")])
+def test_gru_cell_step_node_named_as_torchs(bias, batched, dtype):
+    """torch's CPU GRUCell ends with an in-place add (AddBackward0; unbatched, SqueezeBackward1 above it):
+    PonderNet's GRUCell loop met chainrule's fused GruBackward0."""
+    ours, theirs = _cell_step(chainrule, bias, batched, dtype), _cell_step(torch, bias, batched, dtype)
+    assert ours[0].grad_fn.name() == theirs[0].grad_fn.name()
+    np.testing.assert_allclose(ours[0].detach().numpy(), theirs[0].detach().numpy(), rtol=1e-5, atol=1e-6)
+    for mine, torch_grad in zip(ours[1], theirs[1]):
+        np.testing.assert_allclose(mine.numpy(), torch_grad.numpy(), rtol=1e-4, atol=1e-5)
