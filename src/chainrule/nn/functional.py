@@ -1207,14 +1207,22 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable
                 raise _broadcast_refusal(scores.shape, grown)
         scores = scores + additive
     if low is not None and flash:
-        return _flash_attention_rounding(scores, value, low)
+        return _flash_named(_flash_attention_rounding(scores, value, low))
     weights = _softmax(scores, -1) if attn_mask is None else _safe_softmax(scores, -1)
     if dropout_p > 0.0:  # (the math kernel's: a negative one drops nothing)
         if dropout_p > 1.0:  # refused by at::dropout, in C++'s spelling of the double
             raise RuntimeError(f"dropout probability has to be between 0 and 1, but got {dropout_p:g}")
         weights = dropout(weights, dropout_p, True)
     out = weights @ value
-    return out if low is None else out.to(low)
+    out = out if low is None else out.to(low)
+    return _flash_named(out) if flash else out
+
+
+def _flash_named(out: Tensor) -> Tensor:
+    """The attention's output under the one node torch's CPU flash kernel records for it (users read
+    ``grad_fn`` names); the composition's edges and rules stay."""
+    return _name_node(out, "ScaledDotProductFlashAttentionForCpuBackward0", label="scaled_dot_product_attention",
+                      rule="softmax(q kᵀ · scale + mask) v, differentiated through its parts")
 
 
 def _broadcast_shape_or_none(*shapes) -> tuple | None:

@@ -443,7 +443,8 @@ def _layer_steps(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0=None, w_hr=None, *, rev
 
 # torch's CPU kernels record the layer as a composition (its node names are StackBackward0,
 # MkldnnRnnLayerBackward0); chainrule's one fused node per layer is named after the cell where the
-# layer is packed or a cell's one step, and as torch's last node elsewhere (_STACKED_FN, _LSTMOneDNN)
+# layer is packed or an LSTM cell's one step, and as torch's last node elsewhere (_STACKED_FN,
+# _LSTMOneDNN, _GRUCellStep)
 class _RNN(RecurrentLayer):
     node_name = "RnnBackward0"
     label = "rnn"
@@ -499,8 +500,8 @@ class _GRUBackward(RecurrentLayerBackward):
 # torch's CPU layer (an LSTM's where oneDNN does not run it) ends by stacking its steps' outputs: the
 # node a user meets (`grad_fn=<StackBackward0>`, or below a bidirectional layer's CatBackward0 or
 # batch_first's TransposeBackward1) is StackBackward0; the fused node of an unpacked layer takes that
-# name (a packed layer's steps are concatenated in torch, and a cell's last op is its own: both keep
-# the cell's name)
+# name (a packed layer's steps are concatenated in torch: it keeps the cell's name; a cell's step is
+# named by _GRUCellStep)
 class _RNNStacked(_RNN):
     node_name = "StackBackward0"
 
@@ -511,6 +512,13 @@ class _LSTMStacked(_LSTM):
 
 class _GRUStacked(_GRU):
     node_name = "StackBackward0"
+
+
+# torch's CPU GRUCell ends its step with h' = (h - n) * z + n, in place (add_): its output's node is
+# AddBackward0, and the fused step takes that name (an LSTMCell's h' and c' come from one fused node
+# here, while torch's last ops differ, MulBackward0 and AddBackward0: it keeps the cell's name)
+class _GRUCellStep(_GRU):
+    node_name = "AddBackward0"
 
 
 _LAYER_FN = {"RNN_TANH": _RNN, "RNN_RELU": _RNN, "LSTM": _LSTM, "GRU": _GRU}
@@ -551,6 +559,8 @@ def recurrent_layer(mode: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tens
             warn_projection_composed(x)
     if layer is not _LSTMOneDNN and not cell and lengths is None:
         layer = _STACKED_FN[layer]
+    elif cell and layer is _GRU:
+        layer = _GRUCellStep
     return layer.apply(*args, mode=mode, reverse=reverse, lengths=lengths)
 
 
