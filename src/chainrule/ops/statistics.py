@@ -565,39 +565,54 @@ def _along(t: Tensor, d: int, ndim: int) -> Tensor:
 def _gradient_uniform(f: Tensor, d: int, h, edge_order: int) -> Tensor:
     """torch's differences for samples ``h`` apart, step for step on ``f`` as given: an integer
     input's differences stay in its dtype (wrapping around as torch's do) until divided by ``h``,
-    and a bool input's are refused by the subtraction, as torch's are."""
+    and a bool input's are refused by the subtraction, as torch's are. Operands are made right to
+    left, as torch's C++ makes them (see _gradient_coordinates)."""
     n = f._data.shape[d]
-    interior = (f.narrow(d, 2, n - 2) - f.narrow(d, 0, n - 2)) / h
+    before = f.narrow(d, 0, n - 2)
+    interior = (f.narrow(d, 2, n - 2) - before) / h
     if edge_order == 1:
-        first = (f.narrow(d, 1, 1) - f.narrow(d, 0, 1)) / h
-        last = (f.narrow(d, n - 1, 1) - f.narrow(d, n - 2, 1)) / h
+        before = f.narrow(d, 0, 1)
+        first = (f.narrow(d, 1, 1) - before) / h
+        before = f.narrow(d, n - 2, 1)
+        last = (f.narrow(d, n - 1, 1) - before) / h
     else:  # second-order one-sided differences
-        first = (-1.5 * f.narrow(d, 0, 1) + 2 * f.narrow(d, 1, 1) - 0.5 * f.narrow(d, 2, 1)) / h
-        last = (0.5 * f.narrow(d, n - 3, 1) - 2 * f.narrow(d, n - 2, 1) + 1.5 * f.narrow(d, n - 1, 1)) / h
+        third, second = 0.5 * f.narrow(d, 2, 1), 2 * f.narrow(d, 1, 1)
+        first = (-1.5 * f.narrow(d, 0, 1) + second - third) / h
+        third, second = 1.5 * f.narrow(d, n - 1, 1), 2 * f.narrow(d, n - 2, 1)
+        last = (0.5 * f.narrow(d, n - 3, 1) - second + third) / h
     return cat([first, interior / 2, last], d)
 
 
 def _gradient_coordinates(f: Tensor, d: int, x: Tensor, edge_order: int) -> Tensor:
     """numpy.gradient's second-order accurate differences for samples at coordinates ``x``, the
-    coefficients in ``x``'s dtype (float64 coordinates give a float64 result, as torch's do)."""
+    coefficients in ``x``'s dtype (float64 coordinates give a float64 result, as torch's do).
+
+    Each sum's terms are made last to first: torch's C++ evaluates its operators' operands right to
+    left, so its slices of ``f`` are numbered in that order, and the engine sums their gradients
+    into ``f``'s in sequence order (made first to last, a float32 gradient differed in the last bits)."""
     n, ndim = f._data.shape[d], f._data.ndim
     step = diff(x)
     left, right = step[:-1], step[1:]
     a = -right / (left * (left + right))
     b = (right - left) / (left * right)
     c = left / (right * (left + right))
-    interior = (_along(a, d, ndim) * f.narrow(d, 0, n - 2) + _along(b, d, ndim) * f.narrow(d, 1, n - 2)
-                + _along(c, d, ndim) * f.narrow(d, 2, n - 2))
+    third = _along(c, d, ndim) * f.narrow(d, 2, n - 2)
+    second = _along(b, d, ndim) * f.narrow(d, 1, n - 2)
+    interior = _along(a, d, ndim) * f.narrow(d, 0, n - 2) + second + third
     if edge_order == 1:
-        first = (f.narrow(d, 1, 1) - f.narrow(d, 0, 1)) / step[0]
-        last = (f.narrow(d, n - 1, 1) - f.narrow(d, n - 2, 1)) / step[-1]
+        before = f.narrow(d, 0, 1)
+        first = (f.narrow(d, 1, 1) - before) / step[0]
+        before = f.narrow(d, n - 2, 1)
+        last = (f.narrow(d, n - 1, 1) - before) / step[-1]
     else:
         h1, h2 = step[0], step[1]
-        first = (-(2.0 * h1 + h2) / (h1 * (h1 + h2)) * f.narrow(d, 0, 1) + (h1 + h2) / (h1 * h2) * f.narrow(d, 1, 1)
-                 + (-h1) / (h2 * (h1 + h2)) * f.narrow(d, 2, 1))
+        third = (-h1) / (h2 * (h1 + h2)) * f.narrow(d, 2, 1)
+        second = (h1 + h2) / (h1 * h2) * f.narrow(d, 1, 1)
+        first = -(2.0 * h1 + h2) / (h1 * (h1 + h2)) * f.narrow(d, 0, 1) + second + third
         h1, h2 = step[-2], step[-1]
-        last = (h2 / (h1 * (h2 + h1)) * f.narrow(d, n - 3, 1) - (h2 + h1) / (h2 * h1) * f.narrow(d, n - 2, 1)
-                + (2 * h2 + h1) / (h2 * (h2 + h1)) * f.narrow(d, n - 1, 1))
+        third = (2 * h2 + h1) / (h2 * (h2 + h1)) * f.narrow(d, n - 1, 1)
+        second = -(h2 + h1) / (h2 * h1) * f.narrow(d, n - 2, 1)
+        last = h2 / (h1 * (h2 + h1)) * f.narrow(d, n - 3, 1) + second + third
     return cat([first, interior, last], d)
 
 
