@@ -562,38 +562,57 @@ def _along(t: Tensor, d: int, ndim: int) -> Tensor:
     return t.reshape((-1,) + (1,) * (ndim - d - 1))
 
 
-def _gradient_uniform(f: Tensor, d: int, h: float, edge_order: int) -> Tensor:
+def _gradient_uniform(f: Tensor, d: int, h, edge_order: int) -> Tensor:
+    """torch's differences for samples ``h`` apart, step for step on ``f`` as given: an integer
+    input's differences stay in its dtype (wrapping around as torch's do) until divided by ``h``,
+    and a bool input's are refused by the subtraction, as torch's are. Operands are made right to
+    left, as torch's C++ makes them (see _gradient_coordinates)."""
     n = f._data.shape[d]
-    interior = (f.narrow(d, 2, n - 2) - f.narrow(d, 0, n - 2)) / (2 * h)
+    before = f.narrow(d, 0, n - 2)
+    interior = (f.narrow(d, 2, n - 2) - before) / h
     if edge_order == 1:
-        first = (f.narrow(d, 1, 1) - f.narrow(d, 0, 1)) / h
-        last = (f.narrow(d, n - 1, 1) - f.narrow(d, n - 2, 1)) / h
+        before = f.narrow(d, 0, 1)
+        first = (f.narrow(d, 1, 1) - before) / h
+        before = f.narrow(d, n - 2, 1)
+        last = (f.narrow(d, n - 1, 1) - before) / h
     else:  # second-order one-sided differences
-        first = (f.narrow(d, 0, 1) * -1.5 + f.narrow(d, 1, 1) * 2.0 - f.narrow(d, 2, 1) * 0.5) / h
-        last = (f.narrow(d, n - 3, 1) * 0.5 - f.narrow(d, n - 2, 1) * 2.0 + f.narrow(d, n - 1, 1) * 1.5) / h
-    return cat([first, interior, last], d)
+        third, second = 0.5 * f.narrow(d, 2, 1), 2 * f.narrow(d, 1, 1)
+        first = (-1.5 * f.narrow(d, 0, 1) + second - third) / h
+        third, second = 1.5 * f.narrow(d, n - 1, 1), 2 * f.narrow(d, n - 2, 1)
+        last = (0.5 * f.narrow(d, n - 3, 1) - second + third) / h
+    return cat([first, interior / 2, last], d)
 
 
 def _gradient_coordinates(f: Tensor, d: int, x: Tensor, edge_order: int) -> Tensor:
-    """numpy.gradient's second-order accurate differences for samples at coordinates ``x``."""
+    """numpy.gradient's second-order accurate differences for samples at coordinates ``x``, the
+    coefficients in ``x``'s dtype (float64 coordinates give a float64 result, as torch's do).
+
+    Each sum's terms are made last to first: torch's C++ evaluates its operators' operands right to
+    left, so its slices of ``f`` are numbered in that order, and the engine sums their gradients
+    into ``f``'s in sequence order (made first to last, a float32 gradient differed in the last bits)."""
     n, ndim = f._data.shape[d], f._data.ndim
     step = diff(x)
     left, right = step[:-1], step[1:]
     a = -right / (left * (left + right))
     b = (right - left) / (left * right)
     c = left / (right * (left + right))
-    interior = (_along(a, d, ndim) * f.narrow(d, 0, n - 2) + _along(b, d, ndim) * f.narrow(d, 1, n - 2)
-                + _along(c, d, ndim) * f.narrow(d, 2, n - 2))
+    third = _along(c, d, ndim) * f.narrow(d, 2, n - 2)
+    second = _along(b, d, ndim) * f.narrow(d, 1, n - 2)
+    interior = _along(a, d, ndim) * f.narrow(d, 0, n - 2) + second + third
     if edge_order == 1:
-        first = (f.narrow(d, 1, 1) - f.narrow(d, 0, 1)) / step[0]
-        last = (f.narrow(d, n - 1, 1) - f.narrow(d, n - 2, 1)) / step[-1]
+        before = f.narrow(d, 0, 1)
+        first = (f.narrow(d, 1, 1) - before) / step[0]
+        before = f.narrow(d, n - 2, 1)
+        last = (f.narrow(d, n - 1, 1) - before) / step[-1]
     else:
         h1, h2 = step[0], step[1]
-        first = (f.narrow(d, 0, 1) * (-(2 * h1 + h2) / (h1 * (h1 + h2))) + f.narrow(d, 1, 1) * ((h1 + h2) / (h1 * h2))
-                 + f.narrow(d, 2, 1) * (-h1 / (h2 * (h1 + h2))))
+        third = (-h1) / (h2 * (h1 + h2)) * f.narrow(d, 2, 1)
+        second = (h1 + h2) / (h1 * h2) * f.narrow(d, 1, 1)
+        first = -(2.0 * h1 + h2) / (h1 * (h1 + h2)) * f.narrow(d, 0, 1) + second + third
         h1, h2 = step[-2], step[-1]
-        last = (f.narrow(d, n - 3, 1) * (h2 / (h1 * (h1 + h2))) + f.narrow(d, n - 2, 1) * (-(h2 + h1) / (h1 * h2))
-                + f.narrow(d, n - 1, 1) * ((2 * h2 + h1) / (h2 * (h1 + h2))))
+        third = (2 * h2 + h1) / (h2 * (h2 + h1)) * f.narrow(d, n - 1, 1)
+        second = -(h2 + h1) / (h2 * h1) * f.narrow(d, n - 2, 1)
+        last = h2 / (h1 * (h2 + h1)) * f.narrow(d, n - 3, 1) + second + third
     return cat([first, interior, last], d)
 
 
@@ -601,17 +620,17 @@ def gradient(input: Tensor, *, spacing=1, dim=None, edge_order: int = 1) -> tupl
     """torch.gradient: the derivative of the sampled function along each of ``dim`` (every dim by
     default) by central differences inside and one-sided ones of order ``edge_order`` (1 or 2) at
     the ends, as numpy.gradient. ``spacing`` is one sample distance, one per dim, or one 1-d
-    tensor of coordinates per dim. Returns one tensor per dim."""
+    tensor of coordinates per dim. Returns one tensor per dim.
+
+    torch's checks in torch's order: a uint8 input, the length of a spacing list, edge_order, the
+    dims, their sizes; then per dim the coordinates' rank. A bool input passes them all and is
+    refused by the first subtraction."""
     _check_tensor(input, "gradient")
+    if input.dtype is _dtype.uint8:
+        raise RuntimeError("torch.gradient does not support uint8 input.")
     edge_order = check_int(edge_order, "gradient", "edge_order")
-    if edge_order not in (1, 2):
-        raise RuntimeError("torch.gradient only supports edge_order=1 and edge_order=2.")
     ndim = input._data.ndim
     dims = list(range(ndim)) if dim is None else [dim] if isinstance(dim, int) else list(dim)
-    dims = [_wrap_dim(d, ndim, "gradient") for d in dims]
-    repeated = next((d for i, d in enumerate(dims) if d in dims[:i]), None)
-    if repeated is not None:
-        raise RuntimeError(f"dim {repeated} appears multiple times in the list of dims")
     if spacing is None:
         spacing = 1  # torch's None: unit spacing
     if isinstance(spacing, (list, tuple)):
@@ -624,26 +643,40 @@ def gradient(input: Tensor, *, spacing=1, dim=None, edge_order: int = 1) -> tupl
                 f"have the same length, but got a spacing argument of length {len(spacing)} and a dim argument of "
                 f"length {len(dims)}.")
         spacings = list(spacing)
+        coordinates = any(isinstance(h, Tensor) for h in spacings)
+        if coordinates and not all(isinstance(h, Tensor) for h in spacings):
+            # a list mixing tensors and numbers is no overload's: the signature check words the refusal
+            raise TypeError("gradient(): spacing mixes tensors and numbers")
     else:
-        spacings = [spacing] * len(dims)
+        # a bare 0-d tensor is a Scalar to torch's parser; torch divides by its value
+        spacings = [spacing.item() if isinstance(spacing, Tensor) else spacing] * len(dims)
+        coordinates = False
+    if edge_order not in (1, 2):
+        raise RuntimeError("torch.gradient only supports edge_order=1 and edge_order=2.")
+    dims = [_wrap_dim(d, ndim, "gradient") for d in dims]
+    repeated = next((d for i, d in enumerate(dims) if d in dims[:i]), None)
+    if repeated is not None:
+        raise RuntimeError(f"dim {repeated} appears multiple times in the list of dims")
     for d in dims:
         if input._data.shape[d] < edge_order + 1:
             raise RuntimeError("torch.gradient expected each dimension size to be at least edge_order+1")
-    f = input if input._data.dtype.kind in "fVc" else _cast(input, _dtype.get_default_dtype())
-    out = []
-    for d, h in zip(dims, spacings):
-        if isinstance(h, Tensor) and h.device != input.device:
+    if not coordinates:
+        return tuple(_gradient_uniform(input, d, h, edge_order) for d, h in zip(dims, spacings))
+    for h in spacings:
+        if h.device != input.device:
             raise RuntimeError(f"torch.gradient expected each tensor to be on the same device, but got devices "
                                f"{input.device} and {h.device}!")
-        if isinstance(h, Tensor) and h._data.ndim == 1:
-            if h._data.shape[0] != f._data.shape[d]:
-                raise RuntimeError(f"torch.gradient expected each tensor to be on the same device and each "
-                                   f"coordinate tensor to have {f._data.shape[d]} elements along dim {d}, but got "
-                                   f"{h._data.shape[0]}")
-            out.append(_gradient_coordinates(f, d, h if h._data.dtype == f._data.dtype else _cast(h, f.dtype),
-                                             edge_order))
-        else:
-            out.append(_gradient_uniform(f, d, float(h.item() if isinstance(h, Tensor) else h), edge_order))
+    out = []
+    for d, h in zip(dims, spacings):
+        if h._data.ndim != 1:
+            raise RuntimeError(f"torch.gradient expected each element of spacing to have one dimension, but got an "
+                               f"element with {h._data.ndim} dimensions!")
+        if h._data.shape[0] != input._data.shape[d]:
+            # (torch reads past the coordinates' end and returns a result of the wrong length)
+            raise RuntimeError(f"torch.gradient expected each tensor to be on the same device and each "
+                               f"coordinate tensor to have {input._data.shape[d]} elements along dim {d}, but got "
+                               f"{h._data.shape[0]}")
+        out.append(_gradient_coordinates(input, d, h, edge_order))
     return tuple(out)
 
 
