@@ -700,6 +700,15 @@ def _torch_contiguous(y):
     return y.reshape(-1).reshape(y.shape) if y.size else y
 
 
+def _weight_grad_formats(x, w, geo: _Geometry, transposed: bool = False) -> tuple:
+    """The two formats ``_weight_grad_layout`` reads: 1-d layers have no channels-last format, and torch runs
+    them as 2-d ones on an unsqueezed view, so their weight gradient is always a fresh contiguous tensor (a
+    (8, 8, 1) kernel's has strides (8, 1, 1), where NumPy's transposed GEMM leaves (8, 1, 8))."""
+    if x.ndim == 3:
+        return False, False
+    return _weight_grad_kernel_channels_last(x, w, geo, transposed), suggests_channels_last(w)
+
+
 def _weight_grad_layout(data, kernel_channels_last: bool, weight_channels_last: bool):
     """The layout of torch's conv weight gradient: its kernel's (channels-last where that kernel writes the
     output so, else contiguous, each with a fresh tensor's strides on size-1 dims), then
@@ -809,8 +818,8 @@ class Convolution(Function):
     def forward(ctx, x, w, *bias, geo):
         if any(ctx.needs_input_grad):  # keep nothing on the shared no-grad ctx
             ctx.geo = geo
-            if ctx.needs_input_grad[1] and x.ndim > 3:  # (the weight gradient's layout: _weight_grad_layout)
-                ctx.weight_grad_layout = (_weight_grad_kernel_channels_last(x, w, geo), suggests_channels_last(w))
+            if ctx.needs_input_grad[1]:  # (the weight gradient's layout: _weight_grad_layout)
+                ctx.weight_grad_layout = _weight_grad_formats(x, w, geo)
         # the weight always (a parameter, alive anyway: torch's _saved_weight reads it)
         ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, w)
         if x.shape[0] == 0 or x.shape[1] == 0:  # torch's Empty backend: no output channels without input ones
@@ -868,9 +877,8 @@ class ConvInput(Function):
     @staticmethod
     def forward(ctx, grad, w, *bias, geo, c):
         ctx.geo = geo
-        if ctx.needs_input_grad[1] and grad.ndim > 3:  # (the weight gradient's layout: _weight_grad_layout)
-            ctx.weight_grad_layout = (_weight_grad_kernel_channels_last(grad, w, geo, transposed=True),
-                                      suggests_channels_last(w))
+        if ctx.needs_input_grad[1]:  # (the weight gradient's layout: _weight_grad_layout)
+            ctx.weight_grad_layout = _weight_grad_formats(grad, w, geo, transposed=True)
         ctx.save_for_backward(grad if ctx.needs_input_grad[1] else None,
                               w if ctx.needs_input_grad[0] else None)
         if grad.shape[0] == 0:  # torch's Empty backend
