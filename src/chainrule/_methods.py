@@ -1486,6 +1486,9 @@ def bind_all(modules) -> None:
     # autograd makes Tensors (Function outputs, the engine's seeds) but sits below tensor.py
     _function._Tensor = Tensor
     _function._make_tensor = Tensor._make
+    # (vmap's stack of running frames, for ``nothing_watches``: _vmap_frames reaches autograd, so the
+    # reverse import would close a circle)
+    _function.vmap_frames = _vmap_frames._frames
     # what tensor.py's own methods need from the ops: Tensor(data), to(), views sharing a version
     Tensor._to_array = staticmethod(creation._to_array)
     Tensor._legacy_data_array = staticmethod(creation._legacy_data_array)

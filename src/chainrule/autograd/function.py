@@ -83,6 +83,9 @@ active_profiler = None
 # how many vmaps are recording their slice 0's ops (_vmap_batched): rules then run Tensor ops, whose
 # applies the record sees, not their raw-array shortcuts (on_arrays)
 tracing_ops = 0
+# the running vmaps' frames, innermost last (_vmap_frames._frames, the one list, handed over by
+# _methods): non-empty while a vmap runs its function, recording slice 0 or running slice by slice
+vmap_frames: list = []
 traced_elementwise = None  # its hook for an elementwise op that is no Function (a comparison): (op, args, out)
 traced_constant = None  # its hook for a tensor the engine makes that every slice's run makes the same (a seed)
 # its hook for an op along one dim whose indices no Function computes (sort, topk, argmax):
@@ -1986,6 +1989,19 @@ def unwatched_on_arrays(grad) -> bool:
     the operands' dtype in these rules, outside a region.)"""
     return (on_arrays(grad) and active_profiler is None and active_extension is None
             and autocast_hook.cpu_dtype is None)
+
+
+def nothing_watches() -> bool:
+    """Whether nothing but its caller would see an unrecorded op run now: no dispatch mode, profiler
+    or flop counter, forward-AD extension, CPU autocast region or running vmap (recording slice 0's
+    ops, ``tracing_ops``, or running its slices one by one, ``vmap_frames``; vmap's batch watcher in
+    the profiler's place sees both too, but a frame is asked for itself). A fused path that
+    computes on the arrays what a composite of ops would compute asks it, and ``is_recording`` (nothing
+    records), before it skips the composite. Not ``opmath_hook``: set for good once a half-precision
+    dtype is used, it is no switch that is turned back, and asking it would make a float32 result's
+    path depend on what ran before in the process."""
+    return (active_dispatch is None and active_profiler is None and active_extension is None
+            and autocast_hook.cpu_dtype is None and not tracing_ops and not vmap_frames)
 
 
 def unwatched_on_plain_arrays(grad) -> bool:
