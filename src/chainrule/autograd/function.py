@@ -1993,13 +1993,13 @@ def unwatched_on_arrays(grad) -> bool:
 
 def nothing_watches() -> bool:
     """Whether nothing but its caller would see an unrecorded op run now: no dispatch mode, profiler
-    or flop counter, forward-AD extension, CPU autocast region or running vmap (recording slice 0's
-    ops, ``tracing_ops``, or running its slices one by one, ``vmap_frames``; vmap's batch watcher in
-    the profiler's place sees both too, but a frame is asked for itself). A fused path that
-    computes on the arrays what a composite of ops would compute asks it, and ``is_recording`` (nothing
-    records), before it skips the composite. Not ``opmath_hook``: set for good once a half-precision
-    dtype is used, it is no switch that is turned back, and asking it would make a float32 result's
-    path depend on what ran before in the process."""
+    or flop counter, extension (forward AD, saved-tensor hooks), CPU autocast region or running vmap
+    (recording slice 0's ops, ``tracing_ops``, or running its slices one by one, ``vmap_frames``;
+    vmap's batch watcher in the profiler's place sees both too, but a frame is asked for itself). A
+    fused path that computes on the arrays what a composite of ops would compute asks it, and
+    ``is_recording`` (nothing records), before it skips the composite. Not ``opmath_hook``: set for
+    good once a half-precision dtype is used, it is no switch that is turned back, and asking it
+    would make a float32 result's path depend on what ran before in the process."""
     return (active_dispatch is None and active_profiler is None and active_extension is None
             and autocast_hook.cpu_dtype is None and not tracing_ops and not vmap_frames)
 

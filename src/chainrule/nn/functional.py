@@ -553,7 +553,8 @@ def _rms_norm_fuses(input: Tensor, weight: Tensor | None) -> bool:
     """Whether rms_norm runs as the one fused node: an input that records nothing (its graph is then
     at most torch's last MulBackward0, over the weight), C-contiguous, non-empty float32/float64 NumPy
     in a plain tensor, a weight of its dtype, and nothing that sees the composite's ops
-    (``nothing_watches``: a dispatch mode, the profiler, forward AD, an autocast region, a running vmap)."""
+    (``nothing_watches``: a dispatch mode, the profiler, forward AD or saved-tensor hooks, an autocast
+    region, a running vmap)."""
     if _is_recording(input):  # (first: a training step's x records, and pays only this)
         return False
     data = input._data
