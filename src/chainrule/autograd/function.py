@@ -1211,7 +1211,11 @@ def _apply_array_op(cls, *inputs, **params):
     # ValueError becomes torch's RuntimeError
     quiet = numpy_errstate.set(QUIET)
     try:
-        if opmath_hook is None or autocast_hook.cpu_dtype is None and not _low_precision(arrays):
+        # (after a low-precision use: one or two NumPy inputs of 4 bytes or more, the common float32
+        # op, are answered without a call)
+        if opmath_hook is None or autocast_hook.cpu_dtype is None and (
+                on_cpu and 0 < n <= 2 and arrays[0].itemsize >= 4 and arrays[-1].itemsize >= 4
+                or not _low_precision(arrays)):
             # (no keywords, the common case, and one or two arrays: a plain call, with no tuple or
             # dict to unpack)
             if params:
