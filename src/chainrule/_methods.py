@@ -23,6 +23,7 @@ from . import sparse as _sparse
 from . import storage as _storage
 from ._backend import (
     array_module,
+    autocast_hook,
     broadcast_refusal,
     cuda_available,
     has_expanded_dims,
@@ -757,8 +758,9 @@ def _save_original(node, self: Tensor) -> None:
 # a call on small tensors. The writers below make the very NumPy calls that op's forward makes on the
 # same arrays (so the same bits) into self's memory, bump its version as _inplace does, and answer
 # True; any other call (another dtype or shape, a number torch would refuse, a gradient to record, a
-# view under grad mode, a mode, profiler, forward AD, vmap or low-precision hook active) answers False
-# before touching anything, and _inplace decides.
+# view under grad mode, a mode, profiler, forward AD, vmap or CPU autocast region active) answers False
+# before touching anything, and _inplace decides. (A bfloat16 use earlier in the process, which sets
+# the low-precision hook for good, changes nothing for these float32/float64 arrays.)
 
 _FLOATS = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
 _FLOAT32 = np.dtype(np.float32)
@@ -768,7 +770,7 @@ def _unwatched_array(self: Tensor, operand=None):
     """self's float32/float64 array when an in-place op on it (with ``operand``, a tensor or not)
     records nothing and nothing else must see it; None otherwise."""
     if (_function.active_dispatch is not None or _function.active_profiler is not None
-            or _function.active_extension is not None or _function.opmath_hook is not None
+            or _function.active_extension is not None or autocast_hook.cpu_dtype is not None
             or _function.making_inference_tensors or _vmap_frames._captures or _vmap_frames._frames):
         return None
     if ((self._requires_grad or self._base is not None or isinstance(operand, Tensor) and operand._requires_grad)
@@ -1484,6 +1486,9 @@ def bind_all(modules) -> None:
     # autograd makes Tensors (Function outputs, the engine's seeds) but sits below tensor.py
     _function._Tensor = Tensor
     _function._make_tensor = Tensor._make
+    # (vmap's stack of running frames, for ``nothing_watches``: _vmap_frames reaches autograd, so the
+    # reverse import would close a circle)
+    _function.vmap_frames = _vmap_frames._frames
     # what tensor.py's own methods need from the ops: Tensor(data), to(), views sharing a version
     Tensor._to_array = staticmethod(creation._to_array)
     Tensor._legacy_data_array = staticmethod(creation._legacy_data_array)

@@ -7,8 +7,10 @@ sum of a thousand thirds comes out 128, not 333). So the ops that accumulate, li
 label, take their bfloat16 inputs as float32 and round their floating outputs back to bfloat16.
 
 This is one seam, not a change to every op: ``autograd.function._apply_array_op`` calls ``run``
-instead of ``forward`` once the hook is installed, which happens the first time bfloat16 is
-loaded or a CPU autocast region opens; float32 programs never pay more than that one check.
+instead of ``forward`` once the hook is installed (the first time a half-precision or float8 dtype
+is loaded or a CPU autocast region opens), and then only for an op inside a CPU autocast region or
+with such an input: ``run`` is ``forward`` for any other, so a float32 program pays one check before
+the first install, and a few after it.
 """
 
 from __future__ import annotations
@@ -114,7 +116,8 @@ _installed = False
 
 
 def install() -> None:
-    """Route every op through ``run`` from now on (bfloat16 loaded, or a CPU autocast region)."""
+    """Route ops through ``run`` from now on (a half-precision or float8 dtype loaded, or a CPU
+    autocast region): those in a region or with such an input (``autograd.function._low_precision``)."""
     global _installed
     if not _installed:
         _installed = True

@@ -83,6 +83,9 @@ active_profiler = None
 # how many vmaps are recording their slice 0's ops (_vmap_batched): rules then run Tensor ops, whose
 # applies the record sees, not their raw-array shortcuts (on_arrays)
 tracing_ops = 0
+# the running vmaps' frames, innermost last (_vmap_frames._frames, the one list, handed over by
+# _methods): non-empty while a vmap runs its function, recording slice 0 or running slice by slice
+vmap_frames: list = []
 traced_elementwise = None  # its hook for an elementwise op that is no Function (a comparison): (op, args, out)
 traced_constant = None  # its hook for a tensor the engine makes that every slice's run makes the same (a seed)
 # its hook for an op along one dim whose indices no Function computes (sort, topk, argmax):
@@ -163,8 +166,10 @@ alias_wrapper = None
 # _with_grad_fn, its output's tangent (called only while active_extension is set)
 copy_tangent = None
 
-# ``_opmath.run`` once bfloat16 is loaded or a CPU autocast region has opened, else None: the one
-# check the op hot path pays for low-precision semantics (float32 accumulation for bfloat16)
+# ``_opmath.run`` once a half-precision or float8 dtype is loaded or a CPU autocast region has opened,
+# else None: the one check the op hot path pays for low-precision semantics until then. Once set, an
+# op still runs its forward directly unless a region is open or an input is of such a dtype
+# (``_low_precision``): ``run`` changes nothing else, so a float32 op after a bfloat16 one pays no more
 opmath_hook = None
 
 
@@ -182,6 +187,16 @@ def _set_opmath_hook(hook) -> None:
 
 _opmath.hook_setters.append(_set_opmath_hook)
 _opmath.is_grad_enabled = is_grad_enabled  # the autocast cache keeps no cast made under no_grad
+
+
+def _low_precision(arrays: list) -> bool:
+    """Whether one of an op's arrays is float16, bfloat16 or a float8 type (ml_dtypes' are of kind
+    'V'): the inputs ``_opmath.run`` widens, rounds back or refuses. Outside an autocast region, an op
+    on none of them runs exactly its forward there."""
+    for array in arrays:
+        if getattr(array, "itemsize", 4) < 4 and array.dtype.kind in "fV":
+            return True
+    return False
 
 
 class FunctionCtx:
@@ -1196,7 +1211,11 @@ def _apply_array_op(cls, *inputs, **params):
     # ValueError becomes torch's RuntimeError
     quiet = numpy_errstate.set(QUIET)
     try:
-        if opmath_hook is None:
+        # (after a low-precision use: one or two NumPy inputs of 4 bytes or more, the common float32
+        # op, are answered without a call)
+        if opmath_hook is None or autocast_hook.cpu_dtype is None and (
+                on_cpu and 0 < n <= 2 and arrays[0].itemsize >= 4 and arrays[-1].itemsize >= 4
+                or not _low_precision(arrays)):
             # (no keywords, the common case, and one or two arrays: a plain call, with no tuple or
             # dict to unpack)
             if params:
@@ -1968,9 +1987,25 @@ def on_arrays(grad) -> bool:
 
 def unwatched_on_arrays(grad) -> bool:
     """``on_arrays(grad)``, and nothing watches the ops a rule would run (no profiler or flop
-    counter, no forward-AD extension, no low-precision hook): a rule may then call its array
-    kernel directly instead of applying a node-less op around it."""
-    return on_arrays(grad) and active_profiler is None and active_extension is None and opmath_hook is None
+    counter, no forward-AD extension, no CPU autocast region): a rule may then call its array
+    kernel directly instead of applying a node-less op around it. (Not ``opmath_hook``: set for good
+    once a half-precision dtype is used, it changes nothing for ``grad``'s float32 or wider array,
+    the operands' dtype in these rules, outside a region.)"""
+    return (on_arrays(grad) and active_profiler is None and active_extension is None
+            and autocast_hook.cpu_dtype is None)
+
+
+def nothing_watches() -> bool:
+    """Whether nothing but its caller would see an unrecorded op run now: no dispatch mode, profiler
+    or flop counter, extension (forward AD, saved-tensor hooks), CPU autocast region or running vmap
+    (recording slice 0's ops, ``tracing_ops``, or running its slices one by one, ``vmap_frames``;
+    vmap's batch watcher in the profiler's place sees both too, but a frame is asked for itself). A
+    fused path that computes on the arrays what a composite of ops would compute asks it, and
+    ``is_recording`` (nothing records), before it skips the composite. Not ``opmath_hook``: set for
+    good once a half-precision dtype is used, it is no switch that is turned back, and asking it
+    would make a float32 result's path depend on what ran before in the process."""
+    return (active_dispatch is None and active_profiler is None and active_extension is None
+            and autocast_hook.cpu_dtype is None and not tracing_ops and not vmap_frames)
 
 
 def unwatched_on_plain_arrays(grad) -> bool:

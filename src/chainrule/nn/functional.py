@@ -13,9 +13,8 @@ import math
 
 import numpy as np
 
-from .. import _config, _dtype, _vmap_frames
+from .. import _config, _dtype
 from .._backend import array_module as _array_module
-from .._backend import autocast_hook as _autocast_hook
 from .._backend import broadcast_refusal as _broadcast_refusal
 from .._opmath import cpu_autocast_policy as _cpu_autocast_policy
 from .._torch_function import (  # noqa: F401  (torch's F re-exports them; not in __all__)
@@ -553,10 +552,9 @@ def fractional_max_pool3d_with_indices(input: Tensor, kernel_size, output_size=N
 def _rms_norm_fuses(input: Tensor, weight: Tensor | None) -> bool:
     """Whether rms_norm runs as the one fused node: an input that records nothing (its graph is then
     at most torch's last MulBackward0, over the weight), C-contiguous, non-empty float32/float64 NumPy
-    in a plain tensor, a weight of its dtype, and nothing that sees the composite's ops (a dispatch
-    mode, the profiler, forward AD or saved-tensor hooks, an autocast region, vmap, op tracing). Only
-    switches that are turned back are asked: ``opmath_hook`` stays set once float16 or bfloat16 is
-    used, and asking it made rms_norm's bits depend on what ran before in the process."""
+    in a plain tensor, a weight of its dtype, and nothing that sees the composite's ops
+    (``nothing_watches``: a dispatch mode, the profiler, forward AD or saved-tensor hooks, an autocast
+    region, a running vmap)."""
     if _is_recording(input):  # (first: a training step's x records, and pays only this)
         return False
     data = input._data
@@ -567,9 +565,7 @@ def _rms_norm_fuses(input: Tensor, weight: Tensor | None) -> bool:
     if weight is not None and (type(weight._data) is not np.ndarray or weight._data.dtype != data.dtype
                                or getattr(type(weight), "__torch_dispatch__", None) is not None):
         return False
-    return (_function.active_dispatch is None and _function.active_profiler is None
-            and _function.active_extension is None and _autocast_hook.cpu_dtype is None
-            and not _function.tracing_ops and not _vmap_frames._frames)
+    return _function.nothing_watches()
 
 
 _FUSED_RMS_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from .. import _dtype, _layout, _sum_order, _vmap_frames
-from .._backend import array_module, autocast_hook, autocast_unifies, subtract_contiguous
+from .._backend import array_module, autocast_unifies, subtract_contiguous
 from .._config import torch_intra_op_threads
 from ..autograd import function as _function
 from ..autograd.function import (
@@ -1289,14 +1289,12 @@ def _batch_norm_computed(input: Tensor, running_mean: Tensor | None, running_var
 
 def _unrecorded_on_arrays(*tensors) -> bool:
     """Whether an op on these tensors (None for an absent one) would record nothing and nothing
-    watches it: no node (grad mode off, or none requires grad), no profiler, dispatch mode,
-    forward-AD extension, autocast region or vmap record, and every value a NumPy array in a plain
-    tensor (no wrapper subclass holding its own). (Not ``opmath_hook``: set for good once float16 or
-    bfloat16 is used, it changes nothing for these float32 arrays outside an autocast region.)"""
+    watches it: no node (grad mode off, or none requires grad), nothing ``nothing_watches`` asks
+    about (a mode, profiler, forward AD, autocast region, running vmap), and every value a NumPy
+    array in a plain tensor (no wrapper subclass holding its own)."""
     if _function.is_recording(*tensors):  # (first: a training step records, and pays only this)
         return False
-    if (_function.active_profiler is not None or _function.active_dispatch is not None
-            or _function.active_extension is not None or autocast_hook.cpu_dtype is not None or _function.tracing_ops):
+    if not _function.nothing_watches():
         return False
     for t in tensors:
         if t is not None and (type(t._data) is not np.ndarray or getattr(type(t), "__torch_dispatch__", None) is not None):
