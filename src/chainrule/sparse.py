@@ -215,7 +215,8 @@ def _linear_in_entries(result: SparseCOOTensor, input: SparseCOOTensor, adjoint,
     """``result``, made from ``input`` by an op linear in its entries whose adjoint is ``adjoint``,
     in the graph under torch's node name ``node``, when ``input`` records."""
     if is_recording(input):
-        recorded = _LinearInEntries.apply(_in_graph(input), result=result._data, adjoint=adjoint)
+        # (the input itself the node's operand: its edge is the input's own, as torch's)
+        recorded = _LinearInEntries.apply(input, result=result._data, adjoint=adjoint)
         _joined_graph(result, name_node(recorded, node))
     return result
 
@@ -608,6 +609,10 @@ class SparseCOOTensor(Tensor):
 
     def transpose(self, dim0, dim1):
         """Two sparse dims swapped: the index rows exchanged, no longer marked coalesced (as torch's)."""
+        return self._transposed(dim0, dim1, "TransposeBackward0")
+
+    def _transposed(self, dim0, dim1, node: str):
+        """transpose, its node named ``node`` (t()'s is TBackward0 in torch)."""
         sparse_dims = self.sparse_dim()
         first, second = (d + self.dim() if d < 0 else d for d in (dim0, dim1))
         if not (first < sparse_dims and second < sparse_dims):
@@ -620,7 +625,7 @@ class SparseCOOTensor(Tensor):
         size = list(self.shape)
         size[first], size[second] = size[second], size[first]
         return _linear_in_entries(SparseCOOTensor._from_parts(indices[order], values, tuple(size), False), self,
-                                  lambda grad: grad.transpose(dim0, dim1), "TransposeBackward0")
+                                  lambda grad: grad.transpose(dim0, dim1), node)
 
     @property
     def T(self):
@@ -676,7 +681,7 @@ class SparseCOOTensor(Tensor):
         if self.sparse_dim() > 2 or self.dense_dim() > 0:
             raise RuntimeError(f"t() expects a tensor with <= 2 sparse and 0 dense dimensions, but got "
                                f"{self.sparse_dim()} sparse and {self.dense_dim()} dense dimensions")
-        return self if self.dim() < 2 else self.transpose(0, 1)
+        return self if self.dim() < 2 else self._transposed(0, 1, "TBackward0")
 
     # in place: the new parts replace the old ones (the dense backing and the indices/values must
     # never disagree)

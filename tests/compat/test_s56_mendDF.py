@@ -202,6 +202,8 @@ NAMED = {
     "built_coalesce": lambda lib: lib.sparse_coo_tensor(lib.tensor([[0, 2, 0], [1, 0, 1]]),
                                                         lib.tensor([1.0, 2.0, 3.0], requires_grad=True),
                                                         (3, 2)).coalesce(),
+    "coo_t": lambda lib: lib.tensor(A).to_sparse().requires_grad_().t(),
+    "coo_neg": lambda lib: -lib.tensor(A).to_sparse().requires_grad_(),
     "coo_addmm": lambda lib: lib.sparse.addmm(lib.ones(3, 2), lib.tensor(A).to_sparse().requires_grad_(),
                                               lib.tensor(B)),
 }
@@ -209,8 +211,8 @@ NAMED = {
 
 @pytest.mark.parametrize("name", NAMED)
 def test_sparse_reads_name_their_nodes_and_edges_as_torch(name):
-    # to_dense, values and coalesce record one node over the sparse tensor itself (no node between it and
-    # its AccumulateGrad or grad_fn); the gradient is the same as before
+    # to_dense, values, coalesce and the ops linear in the entries (t, neg) record one node over the sparse tensor
+    # itself (no node between it and its AccumulateGrad or grad_fn); the gradient is the same as before
     def program(lib):
         result = NAMED[name](lib)
         leaf = result.grad_fn.next_functions[1 if name == "coo_addmm" else 0][0]
