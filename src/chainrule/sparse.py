@@ -24,8 +24,9 @@ built from when they require grad (an attention-weighted adjacency): through ``c
 ``values()``, ``to_dense()``, ``torch.sparse.sum`` and every op on it, as in torch. A sparse COO
 leaf may require grad: ``torch.sparse.mm``/``addmm``/``sum``, ``to_dense()``, ``values()`` and the
 sparse arithmetic give it a sparse gradient at its entries, ``torch.mm`` and ``@`` a dense one, as
-torch's; SGD steps its entries. A CSR or CSC leaf may require grad too (its ``.grad`` holds torch's values,
-strided rather than compressed). A gradient made sparse (by ``to_dense()``, ``values()``,
+torch's; SGD steps its entries. A CSR or CSC leaf may require grad too: its ``.grad`` is of torch's layout
+(CSR at its entries from ``to_dense()``, ``values()``, ``* dense`` and ``torch.sparse.mm``, strided from ``+ dense``,
+``sum`` and ``torch.mm``; a CSC gradient refused, as torch's layout check refuses it). A gradient made sparse (by ``to_dense()``, ``values()``,
 ``torch.sparse.mm``) keeps its entries through the ops linear in the entries (``+``, ``-``, times
 a number, transpose, clone) as torch's does, so ``a`` in ``(a + b).to_dense()`` gets ``b``'s
 entries too.
@@ -50,7 +51,7 @@ from ._layout import sparse_coo, sparse_csc, sparse_csr
 from ._layout import strided as _layout_strided
 from ._torch_function import DisableTorchFunctionSubclass, disabled_torch_function_impl, user_stacklevel
 from .autograd.function import Function, is_recording, name_node
-from .autograd.grad_mode import is_grad_enabled
+from .autograd.grad_mode import is_grad_enabled, no_grad
 from .ops import elementwise as _elementwise
 from .ops.creation import _to_array
 from .ops.elementwise import _TRUE_DIVISION, where
@@ -214,7 +215,8 @@ def _linear_in_entries(result: SparseCOOTensor, input: SparseCOOTensor, adjoint,
     """``result``, made from ``input`` by an op linear in its entries whose adjoint is ``adjoint``,
     in the graph under torch's node name ``node``, when ``input`` records."""
     if is_recording(input):
-        recorded = _LinearInEntries.apply(_in_graph(input), result=result._data, adjoint=adjoint)
+        # (the input itself the node's operand: its edge is the input's own, as torch's)
+        recorded = _LinearInEntries.apply(input, result=result._data, adjoint=adjoint)
         _joined_graph(result, name_node(recorded, node))
     return result
 
@@ -292,8 +294,62 @@ class _CompressedLeafGradient(Function):
 
 
 def _recorded_copy(tensor: Tensor, node: str, coalesced_grad: bool = False) -> Tensor:
-    """A plain dense copy of ``tensor``'s values in its graph, the node named ``node``."""
+    """A plain dense copy of ``tensor``'s values in its graph, the node named ``node``: over a sparse COO
+    tensor that requires grad, torch's one node, its gradient sparse at the tensor's entries."""
+    if isinstance(tensor, SparseCOOTensor) and tensor._requires_grad and is_grad_enabled():
+        return _read_entries(tensor, tensor._data.copy(), _coo_entries(tensor, coalesced_grad), node)
     return name_node(clone(_in_graph(tensor, coalesced_grad)), node)
+
+
+class _ReadEntries(Function):
+    """An op reading a sparse tensor's entries whose gradient torch makes sparse at them (to_dense, coalesce,
+    values): recorded over the sparse tensor itself, so the node's edge is the tensor's own, as torch's
+    (``next_functions`` name its AccumulateGrad or grad_fn); ``to_entries`` carries the result's gradient
+    back to the tensor's entries, in its layout."""
+
+    label = "read entries"
+    rule = "the gradient at the tensor's entries, in its layout"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, backing, result, to_entries):
+        ctx.to_entries = to_entries
+        return result
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.to_entries(grad)
+
+
+def _read_entries(tensor: Tensor, result, to_entries, node: str) -> Tensor:
+    """``result`` (an array read from the sparse ``tensor``) in its graph under torch's node name ``node``."""
+    return name_node(_ReadEntries.apply(tensor, result=result, to_entries=to_entries), node)
+
+
+def _coo_entries(tensor: SparseCOOTensor, coalesced: bool):
+    """The gradient of ``tensor``'s dense backing at its (unique) entries, a sparse COO tensor (marked coalesced
+    when ``coalesced``, as some of torch's); a sparse one, made further down, passes on as it is (see
+    _SparseGradient)."""
+    indices, size = _unique_indices(tensor), tuple(tensor.shape)
+
+    def to_entries(grad):
+        if grad.is_sparse:
+            return grad
+        values = array_module(grad._data).ascontiguousarray(grad._data[tuple(indices)])
+        return SparseCOOTensor._from_parts(indices, values, size, coalesced)
+
+    return to_entries
+
+
+def _compressed_entries(tensor: _CompressedTensor):
+    """The gradient of a compressed ``tensor``'s dense backing at its stored entries, of its layout and pattern
+    (explicit zeros kept; +0.0 where the math gave -0.0, as torch's kernel gives it)."""
+    positions = tensor._positions()
+
+    def to_entries(grad):
+        return tensor._with_values(tensor._data.dtype.type(0) + grad._data[positions])
+
+    return to_entries
 
 
 class SparseCOOTensor(Tensor):
@@ -301,6 +357,7 @@ class SparseCOOTensor(Tensor):
     entry, and the entries' values (which may have dense trailing dims)."""
 
     __torch_function__ = disabled_torch_function_impl  # chainrule's own subclass: ops give plain Tensors
+    _sparse_layout = True
 
     @classmethod
     def _from_parts(cls, indices, values, size: tuple, coalesced: bool) -> SparseCOOTensor:
@@ -351,9 +408,14 @@ class SparseCOOTensor(Tensor):
         if not self._coo[2]:
             raise RuntimeError("Cannot get values on an uncoalesced tensor, please call .coalesce() first")
         if self._requires_grad and is_grad_enabled():
-            # coalesced: each value is the dense backing at its (unique) position
-            plain = _in_graph(self, coalesced_grad=True)
-            return name_node(getitem(plain, tuple(Tensor._make(i) for i in self._coo[0])), "ValuesBackward0")
+            # coalesced: each value is the dense backing at its (unique) position, and its gradient the entry's
+            indices, size = self._coo[0], tuple(self.shape)
+
+            def to_entries(grad):
+                values = array_module(grad._data).ascontiguousarray(grad._data)
+                return SparseCOOTensor._from_parts(indices, values, size, True)
+
+            return _read_entries(self, self._data[tuple(indices)], to_entries, "ValuesBackward0")
         return self._values()
 
     def coalesce(self) -> SparseCOOTensor:
@@ -547,6 +609,10 @@ class SparseCOOTensor(Tensor):
 
     def transpose(self, dim0, dim1):
         """Two sparse dims swapped: the index rows exchanged, no longer marked coalesced (as torch's)."""
+        return self._transposed(dim0, dim1, "TransposeBackward0")
+
+    def _transposed(self, dim0, dim1, node: str):
+        """transpose, its node named ``node`` (t()'s is TBackward0 in torch)."""
         sparse_dims = self.sparse_dim()
         first, second = (d + self.dim() if d < 0 else d for d in (dim0, dim1))
         if not (first < sparse_dims and second < sparse_dims):
@@ -559,7 +625,7 @@ class SparseCOOTensor(Tensor):
         size = list(self.shape)
         size[first], size[second] = size[second], size[first]
         return _linear_in_entries(SparseCOOTensor._from_parts(indices[order], values, tuple(size), False), self,
-                                  lambda grad: grad.transpose(dim0, dim1), "TransposeBackward0")
+                                  lambda grad: grad.transpose(dim0, dim1), node)
 
     @property
     def T(self):
@@ -615,7 +681,7 @@ class SparseCOOTensor(Tensor):
         if self.sparse_dim() > 2 or self.dense_dim() > 0:
             raise RuntimeError(f"t() expects a tensor with <= 2 sparse and 0 dense dimensions, but got "
                                f"{self.sparse_dim()} sparse and {self.dense_dim()} dense dimensions")
-        return self if self.dim() < 2 else self.transpose(0, 1)
+        return self if self.dim() < 2 else self._transposed(0, 1, "TBackward0")
 
     # in place: the new parts replace the old ones (the dense backing and the indices/values must
     # never disagree)
@@ -1588,20 +1654,23 @@ class _CompressedTensor(Tensor):
     tensor is (see the module doc). Subclasses name the layout and the parts."""
 
     __torch_function__ = disabled_torch_function_impl  # chainrule's own subclass: ops give plain Tensors
+    _sparse_layout = True
     _part_names: tuple = ()
 
     def _nnz(self) -> int:
         return self._parts[1].shape[0]
 
     def values(self) -> Tensor:
-        if is_recording(self):  # each value is the dense backing at its position
-            positions = tuple(Tensor._make(index) for index in self._positions())
-            return name_node(getitem(_in_graph(self), positions), "ValuesBackward0")
+        if is_recording(self):  # each value is the dense backing at its position, its gradient the entry's
+            def to_entries(grad):
+                return self._with_values(array_module(grad._data).ascontiguousarray(grad._data))
+
+            return _read_entries(self, self._data[self._positions()], to_entries, "ValuesBackward0")
         return Tensor._make(self._parts[2])
 
     def to_dense(self, dtype=None, *, masked_grad=None) -> Tensor:
-        if is_recording(self):
-            dense = name_node(_CompressedToDense.apply(_in_graph(self), mask=_pattern(self)), "ToDenseBackward0")
+        if is_recording(self):  # (torch's ToDenseBackward0 gives the gradient at the stored entries, compressed)
+            dense = _read_entries(self, self._data.copy(), _compressed_entries(self), "ToDenseBackward0")
         else:
             dense = Tensor._make(self._data.copy())
         return dense if dtype is None else dense.to(dtype)
@@ -2072,15 +2141,21 @@ def _compressed_add(input, other, alpha=1) -> Tensor:
         raise RuntimeError(f"add: expected 'self' and 'other' to have same size, but self has size "
                            f"{list(dense.shape)} while other has size {list(compressed.shape)} (FYI: op2-sparse "
                            "addition does not currently support broadcasting)")
-    backing = _in_graph(compressed)  # (its gradient unmasked, as torch's add gives it)
-    if compressed is not input:
-        return dense.add(backing, alpha=alpha)
-    if alpha == 1:
-        return backing.add(dense)
+    # the compressed tensor itself an operand of the dense add, so its gradient is unmasked and strided, as
+    # torch's add gives it (a leaf's too)
+    backing = compressed if compressed._requires_grad and is_grad_enabled() else Tensor._make(compressed._data)
+    with DisableTorchFunctionSubclass():
+        if compressed is not input:
+            return Tensor.add(dense, backing, alpha=alpha)
+        if alpha == 1:
+            return Tensor.add(backing, dense)
     # torch's kernel scales the compressed operand by alpha even when it comes first, while its derivative
     # (the generic one: alpha on ``other``) scales the dense one's gradient: torch's values, torch's gradients
     total = dense.detach().add(Tensor._make(compressed._data), alpha=alpha)
-    return _joined_graph(total, backing.add(dense, alpha=alpha)) if is_recording(compressed, dense) else total
+    if not is_recording(compressed, dense):
+        return total
+    with DisableTorchFunctionSubclass():
+        return _joined_graph(total, Tensor.add(backing, dense, alpha=alpha))
 
 
 def _compressed_mul(input, other, into_csr: bool = False) -> Tensor:
@@ -2134,24 +2209,10 @@ _LAYOUT_NAMES = {_layout_strided: "Strided", sparse_coo: "Sparse", sparse_csr: "
 
 
 def _masked_copy(ctx, dense, mask):
-    """The forward of both layout changes below: a copy of the dense values, keeping the compressed
+    """The forward of a layout change (_ToCompressed): a copy of the dense values, keeping the compressed
     tensor's pattern (``mask``) for the backward."""
     ctx.mask = mask
     return dense.copy()
-
-
-class _CompressedToDense(Function):
-    """A compressed tensor's to_dense in the graph: the gradient reaches only its stored entries (torch's
-    ToDenseBackward0 masks it to the tensor's pattern)."""
-
-    label = "to dense"
-    rule = "grad at the stored entries"
-    _array_forward = True
-    forward = staticmethod(_masked_copy)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return where(Tensor._make(ctx.mask), grad, 0)
 
 
 class _OtherLayoutGradRefused(Function):
@@ -2563,7 +2624,8 @@ def to_sparse(self, sparse_dim: int | None = None, *, layout=None, blocksize=Non
 class _ToCompressed(Function):
     """Tensor.to_sparse_csr/to_sparse_csc of a tensor that requires grad: the gradient passes back as it is,
     except that a zero off the result's pattern is +0.0, as torch's gradient is there (a compressed one made
-    dense fills what it does not store with +0.0, whatever sign the math on the stored values gave)."""
+    dense fills what it does not store with +0.0, whatever sign the math on the stored values gave); a sparse
+    gradient (torch.sparse.mm's, a compressed one) is made dense, as torch's to_dense does."""
 
     label = "to sparse compressed"
     rule = "grad, +0.0 where it is zero off the pattern"
@@ -2572,6 +2634,8 @@ class _ToCompressed(Function):
 
     @staticmethod
     def backward(ctx, grad):
+        if grad.layout is not _layout_strided:
+            return grad.to_dense()
         return where(Tensor._make(ctx.mask) | (grad != 0), grad, 0)
 
 
@@ -2632,13 +2696,15 @@ def mm(sparse: Tensor, dense: Tensor, reduce: str = _NO_REDUCE) -> Tensor:
             if matrix.dense_dim() != 0:
                 raise RuntimeError(f"sparse_sparse_matmul_cpu: scalar values expected, got {matrix.dense_dim()}D values")
         return _sparse_times_sparse(sparse, dense)
-    if not isinstance(sparse, SparseCOOTensor):
-        return _matmul(sparse, dense)
-    if isinstance(dense, Tensor):
+    if isinstance(sparse, SparseCOOTensor) and isinstance(dense, Tensor):
         _check_sparse_product("mm", sparse, dense)
-    # torch runs a sparse left operand through addmm's sparse kernel, whose node users see and which
-    # gives a sparse leaf a sparse gradient (torch.mm and @ give it a dense one)
-    return name_node(_matmul(_in_graph(sparse), dense), "SparseAddmmBackward0")
+    elif not (isinstance(sparse, _CompressedTensor) and isinstance(dense, Tensor) and dense.layout is _layout_strided):
+        return _matmul(sparse, dense)
+    # torch adds the product to zeros of the dense operand's dtype by its sparse addmm kernel, whose node
+    # users see and which gives a sparse leaf a sparse gradient (torch.mm and @ give it a dense one)
+    zeros = Tensor._make(array_module(dense._data).zeros((), dtype=dense._data.dtype))
+    return _sparse_addmm(zeros.expand(sparse.shape[0], dense.shape[-1]) if sparse.dim() == 2 == dense.dim()
+                         else zeros, sparse, dense, 0, 1)
 
 
 _MM_REDUCTIONS = {"sum": "sum", "mean": "mean", "amax": "amax", "max": "amax", "amin": "amin", "min": "amin"}
@@ -2697,9 +2763,93 @@ def addmm(mat: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1.0, alpha=1.0) -> Te
     ``mat`` and ``mat2``, a dense result; a sparse leaf ``mat1`` gets a sparse gradient."""
     if isinstance(mat1, SparseCOOTensor) and isinstance(mat2, Tensor) and isinstance(mat, Tensor):
         _check_sparse_product("addmm", mat1, mat2, mat)
-    product = _matmul(_in_graph(mat1) if isinstance(mat1, SparseCOOTensor) else mat1, mat2)
-    # torch's kernel scales in the tensors' dtype (an integer result stays integer), as addmm's does
-    return name_node(_scaled_sum(mat, product, beta, alpha), "SparseAddmmBackward0")
+    elif not (isinstance(mat1, _CompressedTensor) and isinstance(mat2, Tensor) and mat2.layout is _layout_strided
+              and isinstance(mat, Tensor)):
+        return name_node(_scaled_sum(mat, _matmul(mat1, mat2), beta, alpha), "SparseAddmmBackward0")
+    return _sparse_addmm(mat, mat1, mat2, beta, alpha)
+
+
+def _check_compressed_addmm(mat: Tensor, mat1: _CompressedTensor, mat2: Tensor) -> None:
+    """torch's refusals of its compressed addmm kernel (MKL's): float or complex ``mat`` only, the operands of its
+    dtype, multipliable, and a product ``mat`` expands to."""
+    if mat.dtype.name not in _MKL_TYPES:
+        raise NotImplementedError(f"\"addmm_out_sparse_csr_impl_mkl\" not implemented for "
+                                  f"'{_dtype.scalar_name(mat.dtype)}'")
+    for operand in (mat1, mat2):
+        if operand.dtype is not mat.dtype:
+            raise RuntimeError(f"expected scalar type {_dtype.scalar_name(mat.dtype)} but found "
+                               f"{_dtype.scalar_name(operand.dtype)}")
+    if mat2.dim() != 2 or mat1.shape[1] != mat2.shape[0]:
+        rows, cols = (mat2.shape[0], mat2.shape[1]) if mat2.dim() == 2 else (1, mat2.numel())
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({mat1.shape[0]}x{mat1.shape[1]} and "
+                           f"{rows}x{cols})")
+
+
+def _sparse_addmm(mat: Tensor, sparse: Tensor, dense: Tensor, beta, alpha) -> Tensor:
+    """torch's _sparse_addmm: ``beta * mat + alpha * (sparse @ dense)`` for a sparse COO or compressed ``sparse``,
+    computed on its dense backing, in the graph as torch's one SparseAddmmBackward0 node over the three
+    operands (see _SparseAddmm)."""
+    if isinstance(sparse, _CompressedTensor):
+        _check_compressed_addmm(mat, sparse, dense)
+    with no_grad():
+        # torch's kernel scales in the tensors' dtype (an integer result stays integer), as addmm's does
+        result = _scaled_sum(mat, _matmul(Tensor._make(sparse._data), dense), beta, alpha)
+    if not is_recording(mat, sparse, dense):
+        return result
+    return _SparseAddmm.apply(mat, sparse, dense, result=result._data, beta=beta, alpha=alpha)
+
+
+class _SparseAddmm(Function):
+    """torch's SparseAddmmBackward0: the sparse operand's gradient is ``alpha * grad @ dense^H`` at its stored
+    entries, in its own layout (COO at its coalesced indices; CSR with its pattern, explicit zeros kept, as
+    torch's sampled addmm gives it); a CSC operand's torch's kernel refuses. ``result``: the forward's value."""
+
+    node_name = "SparseAddmmBackward0"
+    label = "sparse addmm"
+    rule = "d(beta m + alpha s @ d) = beta dm + alpha (g d^H at s's entries) ds + alpha s^H g dd"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, mat, sparse, dense, result, beta, alpha):
+        ctx.beta, ctx.alpha = beta, alpha
+        ctx.save_for_backward(sparse, dense)  # (the sparse operand's backing is saved as that tensor)
+        return result
+
+    @staticmethod
+    def backward(ctx, grad):
+        sparse, dense = ctx.saved_values
+        grad_mat = grad_sparse = grad_dense = None
+        if ctx.needs_input_grad[0]:
+            grad_mat = grad if ctx.beta == 1 else grad * ctx.beta
+        if ctx.needs_input_grad[1]:
+            grad_sparse = _at_entries(sparse, _matmul(grad, dense.mH) * ctx.alpha)
+        if ctx.needs_input_grad[2]:
+            grad_dense = _matmul(_in_graph(sparse).mH, grad) * ctx.alpha
+        return grad_mat, grad_sparse, grad_dense
+
+
+
+def _at_entries(sparse: Tensor, grad: Tensor):
+    """``grad`` (dense, of ``sparse``'s shape) at ``sparse``'s stored entries, in its layout, as torch's
+    sparse_addmm_sparse_backward gives it: COO at the coalesced indices (marked uncoalesced), CSR with its
+    pattern (explicit zeros kept; a -0.0 there is +0.0, sampled addmm's zero plus the product); CSC refused.
+    Under create_graph the result is in the graph of ``grad`` masked densely (the same values)."""
+    if isinstance(sparse, SparseCSCTensor):
+        raise RuntimeError("sparse_addmm_sparse_backward: unsupported combination of layouts, grad: Strided, "
+                           "mat1: SparseCsc, mat2: Strided")
+    xp = array_module(grad._data)
+    if isinstance(sparse, SparseCSRTensor):
+        positions = sparse._positions()
+        result = sparse._with_values(sparse._data.dtype.type(0) + grad._data[positions])
+    else:
+        positions = tuple(_unique_indices(sparse))
+        result = SparseCOOTensor._from_parts(xp.stack(positions), xp.ascontiguousarray(grad._data[positions]),
+                                             tuple(sparse.shape), False)
+    if grad.requires_grad:
+        mask = xp.zeros(tuple(sparse.shape), dtype=bool)
+        mask[positions] = True
+        _joined_graph(result, where(Tensor._make(mask), grad, 0))
+    return result
 
 
 def _sparse_times_sparse(left: SparseCOOTensor, right: SparseCOOTensor) -> SparseCOOTensor:

@@ -215,6 +215,7 @@ class Tensor:
     _nondifferentiable_view = False  # a view(dtype): shares memory, never the graph (ops/shape.py _share)
     _view_state = None  # a view whose grad_fn is regenerated or refused when next read (ops/index.py)
     _multi_output_view = False  # an unbind/split output or a view of one: never written in place (ops/shape.py)
+    _sparse_layout = False  # COO or compressed (sparse.py): the engine sums and accumulates such gradients apart
     _conj_bit = False  # conj()'s result: torch's lazily conjugated view, which is_conj() and view_as_real see (ops/complex.py)
 
     # make ndarray <op> Tensor defer to Tensor's reflected operators

@@ -674,9 +674,9 @@ def _add_to_buffer(buffers, node, output_nr, grad, create_graph):
     previous = slots[output_nr]
     if previous is None:
         slots[output_nr] = grad
-    elif previous.is_sparse or grad.is_sparse:
-        # a table looked up twice in one graph (nn.Embedding(sparse=True)): torch's InputBuffer
-        # adds old + new with the sparse add, never in place
+    elif previous._sparse_layout or grad._sparse_layout:
+        # a table looked up twice in one graph (nn.Embedding(sparse=True)), a CSR leaf read twice: torch's
+        # InputBuffer adds old + new with the sparse add, never in place
         slots[output_nr] = _sum_with_sparse(previous, grad)
     elif (create_graph or _function.tracing_ops or _function.active_dispatch is not None or _is_wrapper(grad)
           or _is_wrapper(previous)):
@@ -1114,8 +1114,8 @@ def _accumulate(variable, grad, create_graph, exposed=()):
     if wanted is not False and wanted is not None and grad.dtype is not wanted:
         grad = grad.to(wanted)  # torch's grad_dtype: the leaf keeps its gradient in that dtype
     current = variable._grad
-    if grad.is_sparse or (current is not None and current.is_sparse):
-        variable._grad = _accumulate_sparse(current, grad)
+    if grad._sparse_layout or (current is not None and current._sparse_layout):
+        variable._grad = _accumulate_sparse(current, grad, create_graph)
         return
     if current is None:
         # (a wrapper subclass's gradient is kept as its handler made it: its values live in the subclass)
@@ -1309,12 +1309,14 @@ def _grad(outputs, inputs: tuple, grad_outputs, retain_graph, create_graph, only
     return result
 
 
-def _accumulate_sparse(current, grad):
+def _accumulate_sparse(current, grad, create_graph=False):
     """torch's AccumulateGrad where a sparse COO gradient is involved (nn.Embedding(sparse=True)):
     the first one is kept as it is, a second sparse one is merged in (``_merged_entries``; appended
     where either one's values are not contiguous, as torch's sparse add does), a dense
     one added to a sparse one gives a dense sum, and a sparse one is added into a dense ``.grad`` in
-    place."""
+    place. A compressed one: see ``_accumulate_compressed``."""
+    if not (grad.is_sparse or current is not None and current.is_sparse):
+        return _accumulate_compressed(current, grad, create_graph)
     if current is None:
         indices, values, coalesced = grad._coo
         if values.flags.c_contiguous:
@@ -1329,11 +1331,29 @@ def _accumulate_sparse(current, grad):
     return _sum_with_sparse(current, grad)
 
 
+def _accumulate_compressed(current, grad, create_graph):
+    """torch's AccumulateGrad where a compressed gradient or ``.grad`` is involved (a CSR leaf's, from
+    to_dense, values or torch.sparse.mm): a first CSR gradient is kept (a copy, as torch clones it), a CSC one
+    refused as torch's layout check refuses it; a later one is added into ``.grad`` in place by its ``add_``
+    (CSR + CSR over both patterns; a strided gradient into a CSR ``.grad`` refused in torch's words), out of
+    place under create_graph."""
+    if current is None:
+        if grad._layout_name != "SparseCsr":  # (torch's check asks the gradient for its contiguity)
+            raise RuntimeError(f"Sparse {grad._layout_name[len('Sparse'):].upper()} tensors do not have is_contiguous")
+        return grad.clone()
+    if create_graph or current._requires_grad:
+        return current + grad
+    return current.add_(grad)
+
+
 def _sum_with_sparse(first, second):
     """``first + second`` where one or both are sparse COO, as torch's add gives it: a fresh
     dense sum when either is dense, else the two entry lists merged (``_merged_entries``;
     appended where either one's values are not contiguous, as torch's sparse add does). Neither
-    operand is changed: the engine's fan-out buffer sums with it too."""
+    operand is changed: the engine's fan-out buffer sums with it too. A compressed one's sum is its
+    ``+`` (CSR + CSR is CSR over both patterns, as torch's)."""
+    if not (first.is_sparse or second.is_sparse):
+        return first + second
     if not (first.is_sparse and second.is_sparse):
         return _tensor_cls()._make(first._data + second._data)
     if second._nnz() == 0:
