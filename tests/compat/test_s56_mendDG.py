@@ -64,3 +64,35 @@ def test_erfs_gradient_is_multiplied_in_torchs_order():
         grads.append(x.grad.numpy())
     assert np.count_nonzero(grads[0] != grads[1]) <= 40
     np.testing.assert_allclose(grads[1], grads[0], rtol=1e-6, atol=1e-7)
+
+
+def test_pow_1s_gradient_is_a_new_tensor():
+    # PowScalar's e == 1 rule handed the upstream gradient back itself: autograd.grad returned the
+    # caller's grad_outputs tensor, and a leaf hook's in-place edit reached it (2 of 8 aliasing probes
+    # differed from torch -> 0)
+    for lib in (torch, chainrule):
+        x = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        seed = lib.tensor([1.0, 2.0, 3.0])
+        (grad,) = lib.autograd.grad(x ** 1, x, seed)
+        assert grad is not seed
+        grad.mul_(5)
+        assert seed.tolist() == [1.0, 2.0, 3.0]
+        x.register_hook(lambda g: g.mul_(2))
+        (x ** 1).backward(seed)
+        assert seed.tolist() == [1.0, 2.0, 3.0]
+        assert x.grad.tolist() == [2.0, 4.0, 6.0]
+
+
+@pytest.mark.parametrize("shape", [(4, 1), (1, 5), (2, 1, 3)])
+def test_pow_1s_gradient_has_torchs_strides(shape):
+    # torch's grad * (1 * x.pow(0)) is laid out by TensorIterator; the handed-back gradient kept the
+    # upstream one's strides (6 of 15 layouts differed -> 0)
+    perm = tuple(reversed(range(len(shape))))
+    results = []
+    for lib in (torch, chainrule):
+        data = np.linspace(-1, 2, int(np.prod(shape)), dtype=np.float32).reshape(shape)
+        x = lib.tensor(data).permute(*perm).detach().requires_grad_()
+        y = x ** 1
+        y.backward(lib.ones_like(y))
+        results.append((x.grad.stride(), x.grad.tolist()))
+    assert results[1] == results[0]

@@ -878,8 +878,8 @@ class PowScalar(Function):
             return zeros_like_tensor(grad)
         if is_recording(x):  # recorded (create_graph): torch's formula, whose graph reaches x even where
             return grad * (e * x ** (e - 1))  # the derivative is constant (x ** 1 gives x ** 0, requiring grad)
-        if e == 1:
-            return grad
+        # (e == 1 too: torch's rule makes a new tensor, so a hook that edits x's gradient in place, or
+        # the result of autograd.grad, is never the caller's upstream gradient)
         if e == 2:
             if 1 in x.shape and x._data.flags.c_contiguous:
                 # torch's 2 * x.pow(1): the pow, a unary op, gives a row-major input (whatever its size-1
