@@ -352,7 +352,13 @@ def _relaid(out, operands: tuple):
     byte_strides = tuple(st * itemsize for st in strides)
     if out.strides == byte_strides:
         return out
-    laid_out = strided_view(array_module(out).empty(out.size, dtype=out.dtype), out.shape, byte_strides)
+    if type(out) is np.ndarray:
+        # a view whose base is the buffer itself (as_strided's is a stand-in object): the engine may
+        # then take it over as a leaf's .grad (engine._sole_view), as torch's AccumulateGrad takes a
+        # fresh result in any layout that obeys the leaf's, rather than copy it into the leaf's
+        laid_out = np.ndarray(out.shape, out.dtype, buffer=np.empty(out.size, dtype=out.dtype), strides=byte_strides)
+    else:
+        laid_out = strided_view(array_module(out).empty(out.size, dtype=out.dtype), out.shape, byte_strides)
     laid_out[...] = out
     return laid_out
 
