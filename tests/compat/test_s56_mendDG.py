@@ -136,3 +136,28 @@ def test_a_hooks_relaid_result_keeps_its_layout_as_the_leafs_grad(shape):
             x.sum().backward()
         results.append((x.grad.stride(), x.grad.tolist()))
     assert results[1] == results[0]
+
+
+CAST_VIEWS = {
+    "expanded": lambda lib, t: t[:, :, :1, :1, :1].expand(2, 3, 4, 5, 6),
+    "expanded_channels": lambda lib, t: t[:1, :, :1, :1, :1].expand(2, 3, 1, 1, 1),
+    "channels_last_3d": lambda lib, t: t.contiguous(memory_format=lib.channels_last_3d),
+    "unsqueezed_transposed": lambda lib, t: t[0, 0, 0].unsqueeze(1).transpose(1, -1),
+}
+
+
+@pytest.mark.parametrize("view", list(CAST_VIEWS))
+def test_a_cast_keeps_torchs_preserve_format(view):
+    # .to(dtype) kept NumPy's cast layout: an expanded tensor's stride-0 dim innermost, a size-1 dim's
+    # stride NumPy's; a channels_last_3d operand cast inside a binary op (a + b.to(int32)) showed it
+    # (binary ops over channels_last_3d, contiguous, expanded and size-1 operands: 47 of 6,693 output
+    # strides differing -> 0; casts of 10 views x 5 shapes x 4 dtypes: 40 of 200 -> 0)
+    results = []
+    for lib in (torch, chainrule):
+        t = CAST_VIEWS[view](lib, lib.arange(720, dtype=lib.float32).reshape(2, 3, 4, 5, 6))
+        cast = t.to(lib.int32)
+        results.append((cast.stride(), t.double().stride(), cast.tolist()))
+        if t.dim() == 5:
+            mixed = lib.ones(2, 1, 4, 5, 6).contiguous(memory_format=lib.channels_last_3d) + t.double()
+            results[-1] += (mixed.stride(),)
+    assert results[1] == results[0]

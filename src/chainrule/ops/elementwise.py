@@ -241,8 +241,13 @@ class ToCopy(Function):
             # tests the whole value for nonzero
             x = x.real
         out = _dtype.cast_array(x, dtype)
+        if memory_format is None:
+            # torch's preserve_format: a dense x's strides, size-1 dims' too (NumPy's cast sets those
+            # its own way); an expanded or overlapping x's suggested format, where NumPy's cast would
+            # put a stride-0 dim innermost
+            return out if x.flags.c_contiguous and 1 not in x.shape else preserved_layout(out, x)
         # to(memory_format=...): a new tensor with that format's strides, even without a cast
-        return out if memory_format is None else fresh_in_format(out, memory_format)
+        return fresh_in_format(out, memory_format)
 
     @staticmethod
     def backward(ctx, grad):
