@@ -365,7 +365,10 @@ class Conj(Function):
 
     @staticmethod
     def forward(ctx, z):
-        return array_module(z).conj(z)
+        # (torch's conj is a view, in z's strides: a dense z's are kept, size-1 dims' too, so a rule's
+        # conjugated gradient keeps the layout its kernel gave it)
+        out = array_module(z).conj(z)
+        return out if z.flags.c_contiguous and 1 not in z.shape else unary_layout(out, z)
 
     @staticmethod
     def backward(ctx, grad):
