@@ -1758,16 +1758,22 @@ def _real_gradient_on_arrays(general, array_derivative, saves: str, saved_as_is:
     if saves == "input":
         def rule(ctx, grad):
             if grad is not None and grad._data.dtype.kind != "c" and on_arrays(grad):
-                g, saved = grad._data, ctx.saved_values[0]._data
+                g = grad._data
+                saved = ctx.saved_values[0]._data
                 out = array_derivative(g, saved, None)
-                return make(gradient_layout(out, g, saved, saved_as_is) if 1 in out.shape else out)
+                if out.ndim > 1 and 1 in out.shape:  # (ndim first: a vector's costs no shape tuple)
+                    out = gradient_layout(out, g, saved, saved_as_is)
+                return make(out)
             return general(ctx, grad)
     else:
         def rule(ctx, grad):
             if grad is not None and grad._data.dtype.kind != "c" and on_arrays(grad):
-                g, saved = grad._data, ctx.saved_values[0]._data
+                g = grad._data
+                saved = ctx.saved_values[0]._data
                 out = array_derivative(g, None, saved)
-                return make(gradient_layout(out, g, saved, saved_as_is) if 1 in out.shape else out)
+                if out.ndim > 1 and 1 in out.shape:  # (ndim first: a vector's costs no shape tuple)
+                    out = gradient_layout(out, g, saved, saved_as_is)
+                return make(out)
             return general(ctx, grad)
     rule.__name__, rule.__qualname__, rule.__doc__ = general.__name__, general.__qualname__, general.__doc__
     return rule
