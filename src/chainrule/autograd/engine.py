@@ -760,10 +760,9 @@ def _call_pre_hooks(node, grads, exposed, node_hooks: bool = True):
 
 
 def _note_kept(result, exposed) -> None:
-    """A hook's returned gradient that something besides the walk still holds (the hook kept it: its
-    references are then more than ``result`` and getrefcount's argument) is not to be taken over as a
-    leaf's ``.grad``, which a later backward adds into in place: torch's AccumulateGrad copies a
-    gradient whose use count says it is shared."""
+    """A hook's returned gradient that something besides the walk still holds (the hook kept it) is
+    not to be taken over as a leaf's ``.grad``, which a later backward adds into in place: torch's
+    AccumulateGrad copies a gradient whose use count says it is shared."""
     if sys.getrefcount(result) > 3:  # (the caller's name, this argument, getrefcount's)
         exposed.add(id(result))
 

@@ -301,10 +301,11 @@ def gradient_layout(out, grad, saved, saved_as_is: bool = True):
     """``out``, NumPy's result of a unary op's gradient rule run on the arrays of ``grad`` and the
     rule's one saved array ``saved`` (input or output, each of ``out``'s shape), laid out as torch's
     backward kernel over (grad, saved) lays it out (``iterator_strides``), which is what the rule's
-    Tensor ops give. ``saved_as_is``: the kernel reads ``saved`` itself (log's grad / x), not a fresh
-    result of an op on it (log1p's grad / (x + 1)), row-major where ``saved`` is, whatever its size-1
-    dims' strides. NumPy's layout differs only on a size-1 dim, whose stride row-major order leaves
-    free and torch sorts among the others."""
+    Tensor ops give. ``saved_as_is``: the kernel reads ``saved`` itself (log's grad / x) or its sum or
+    product with a number (log1p's grad / (x + 1)), sorted by ``saved``'s strides, size-1 dims' too;
+    else a same-shape op's fresh result of it (atan's grad / (x * x + 1)), row-major where ``saved``
+    is. NumPy's layout differs only on a size-1 dim, whose stride row-major order leaves free and torch
+    sorts among the others."""
     if 1 not in out.shape or out.ndim < 2 or not out.size:
         return out
     if not saved_as_is and saved.flags.c_contiguous:
