@@ -1729,14 +1729,15 @@ def honours_out(fn, name: str | None = None, composite: bool = False):
     return out_keyword_front(fn, with_out)
 
 
-def call_noting_out(fn, args: tuple, kwargs: dict, out, op: str):
+def call_noting_out(fn, args: tuple, kwargs: dict, out, op: str, dtype_from_out: bool = False):
     """``fn(*args, **kwargs)`` for an ``out=`` call while a dispatch mode may see it: a mode is handed
     the op computing the result as torch's out overload (``aten.add.out``, ``out=`` among its kwargs),
-    not the plain one (``function.pending_out``)."""
+    not the plain one (``function.pending_out``). ``dtype_from_out``: the out= front put out's dtype
+    in ``kwargs`` (torch's op is given none, so the mode is shown none)."""
     if not isinstance(out, Tensor):  # (a tuple out, max(dim)'s: torch's overloads name each out their own way)
         return fn(*args, **kwargs)
     previous = _autograd_function.pending_out
-    _autograd_function.pending_out = (out, op)
+    _autograd_function.pending_out = (out, op, dtype_from_out)
     try:
         return fn(*args, **kwargs)
     finally:

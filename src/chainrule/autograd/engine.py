@@ -722,6 +722,7 @@ def _call_pre_hooks(node, grads, exposed, node_hooks: bool = True):
                 exposed.add(id(g))
                 result = hook(g)
                 if result is not None:
+                    _note_kept(result, exposed)
                     g = result
             grads = [g]
     else:
@@ -732,6 +733,7 @@ def _call_pre_hooks(node, grads, exposed, node_hooks: bool = True):
                     exposed.add(id(g))
                     result = hook(g)
                     if result is not None:
+                        _note_kept(result, exposed)
                         g = result
                 grads[output_nr] = g
         if node._retained:
@@ -755,6 +757,14 @@ def _call_pre_hooks(node, grads, exposed, node_hooks: bool = True):
             if result is not None:
                 grads = list(_checked_hook_result(hook, result, tuple(grads)))
     return grads
+
+
+def _note_kept(result, exposed) -> None:
+    """A hook's returned gradient that something besides the walk still holds (the hook kept it) is
+    not to be taken over as a leaf's ``.grad``, which a later backward adds into in place: torch's
+    AccumulateGrad copies a gradient whose use count says it is shared."""
+    if sys.getrefcount(result) > 3:  # (the caller's name, this argument, getrefcount's)
+        exposed.add(id(result))
 
 
 def _call_rule(node, grads, retain_graph, exposed=None):

@@ -1954,7 +1954,7 @@ class DelayedError(Function):
         raise RuntimeError("trying to differentiate twice a function that was marked with @once_differentiable")
 
 
-def on_arrays_when_unrecorded(derivative, recorded_node: str | None = None):
+def on_arrays_when_unrecorded(derivative, recorded_node: str | None = None, layout=None):
     """An operator-only rule expression ``derivative(g, x, y)`` evaluated on the raw arrays
     when nothing is recorded.
 
@@ -1965,13 +1965,23 @@ def on_arrays_when_unrecorded(derivative, recorded_node: str | None = None):
     differentiates rules) the Tensor ops run and record. It is one rule, evaluated two ways, so
     the choice lives here rather than in the op. Half precision keeps the Tensor ops, which
     compute in float32 as torch does. ``recorded_node``: torch's name for the node the Tensor ops'
-    result gets (the array path records nothing, so it pays nothing for the name).
+    result gets (the array path records nothing, so it pays nothing for the name). ``layout(out,
+    g, x, y)``: the array result laid out as the Tensor ops lay theirs out, where NumPy's layout
+    can differ from it (an elementwise rule's size-1 dims); None for a rule whose arrays need none.
     """
-    def rule(g, x, y):
-        if not on_arrays(g):
-            out = derivative(g, x, y)
-            return out if recorded_node is None else name_node(out, recorded_node)
-        return _Tensor._make(derivative(g._data, None if x is None else x._data, None if y is None else y._data))
+    if layout is None:
+        def rule(g, x, y):
+            if not on_arrays(g):
+                out = derivative(g, x, y)
+                return out if recorded_node is None else name_node(out, recorded_node)
+            return _Tensor._make(derivative(g._data, None if x is None else x._data, None if y is None else y._data))
+    else:
+        def rule(g, x, y):
+            if not on_arrays(g):
+                out = derivative(g, x, y)
+                return out if recorded_node is None else name_node(out, recorded_node)
+            g, x, y = g._data, None if x is None else x._data, None if y is None else y._data
+            return _Tensor._make(layout(derivative(g, x, y), g, x, y))
 
     return rule
 

@@ -224,7 +224,8 @@ def _with_out_rule(function, name: str, rule: str, composite=None):
                     refuse_partial_overlap(each_out, operands)
         if _vmap_frames._frames:  # (here, where the operands name pow's overload; write_out checks the rest)
             _vmap_frames.refuse_out(name, (*args, *kwargs.values(), out))
-        if rule == "computes_in" and isinstance(out, Tensor) and kwargs.get("dtype") is None:
+        dtype_given = kwargs.get("dtype") is not None
+        if rule == "computes_in" and isinstance(out, Tensor) and not dtype_given:
             kwargs["dtype"] = out.dtype
         if rule == "mean" and isinstance(out, Tensor):
             kwargs = _mean_out_arguments(args, kwargs, out, Tensor)
@@ -244,7 +245,7 @@ def _with_out_rule(function, name: str, rule: str, composite=None):
             if refusal is not None:
                 raise refusal
         if _function.active_dispatch is not None:
-            result = call_noting_out(function, args, kwargs, out, name)
+            result = call_noting_out(function, args, kwargs, out, name, not dtype_given)
         else:
             result = function(*args, **kwargs)
         if rule == "clamp":  # torch's clamp.Tensor_out casts into its out; clamp.out wants the result's dtype

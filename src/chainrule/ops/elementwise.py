@@ -49,6 +49,7 @@ from ._arg_parser import check_int, check_str, mixed_number_bounds, out_rule, wr
 from ._special import erf as _erf_array
 from .memory_format import (
     fresh_in_format,
+    gradient_layout,
     iterator_layout,
     number_layout,
     plain_rows,
@@ -240,8 +241,13 @@ class ToCopy(Function):
             # tests the whole value for nonzero
             x = x.real
         out = _dtype.cast_array(x, dtype)
+        if memory_format is None:
+            # torch's preserve_format: a dense x's strides, size-1 dims' too (NumPy's cast sets those
+            # its own way); an expanded or overlapping x's suggested format, where NumPy's cast would
+            # put a stride-0 dim innermost
+            return out if x.flags.c_contiguous and 1 not in x.shape else preserved_layout(out, x)
         # to(memory_format=...): a new tensor with that format's strides, even without a cast
-        return out if memory_format is None else fresh_in_format(out, memory_format)
+        return fresh_in_format(out, memory_format)
 
     @staticmethod
     def backward(ctx, grad):
@@ -359,7 +365,10 @@ class Conj(Function):
 
     @staticmethod
     def forward(ctx, z):
-        return array_module(z).conj(z)
+        # (torch's conj is a view, in z's strides: a dense z's are kept, size-1 dims' too, so a rule's
+        # conjugated gradient keeps the layout its kernel gave it)
+        out = array_module(z).conj(z)
+        return out if z.flags.c_contiguous and 1 not in z.shape else unary_layout(out, z)
 
     @staticmethod
     def backward(ctx, grad):
@@ -877,8 +886,8 @@ class PowScalar(Function):
             return zeros_like_tensor(grad)
         if is_recording(x):  # recorded (create_graph): torch's formula, whose graph reaches x even where
             return grad * (e * x ** (e - 1))  # the derivative is constant (x ** 1 gives x ** 0, requiring grad)
-        if e == 1:
-            return grad
+        # (e == 1 too: torch's rule makes a new tensor, so a hook that edits x's gradient in place, or
+        # the result of autograd.grad, is never the caller's upstream gradient)
         if e == 2:
             if 1 in x.shape and x._data.flags.c_contiguous:
                 # torch's 2 * x.pow(1): the pow, a unary op, gives a row-major input (whatever its size-1
@@ -1738,22 +1747,33 @@ negative = neg
 
 
 # ---------------------------------------------------------------- unary math, one line each
-def _real_gradient_on_arrays(general, array_derivative, saves: str):
+def _real_gradient_on_arrays(general, array_derivative, saves: str, saved_as_is: bool):
     """A one-saved-tensor arithmetic unary rule (tanh's, exp's, log's) in a plain backward: a real
     gradient takes ``array_derivative`` on the arrays at once, which is what ``general`` (the
     conjugate rule around the on-arrays rule) ends in for it, two Python calls sooner per node;
     anything else (a complex gradient, create_graph, half precision, a dispatch mode) goes to
-    ``general``."""
+    ``general``. The result takes the Tensor ops' layout (``gradient_layout``) where it has a size-1
+    dim, the one place NumPy's can differ; the test is inline, as these rules run in every backward."""
     make = Tensor._make
     if saves == "input":
         def rule(ctx, grad):
             if grad is not None and grad._data.dtype.kind != "c" and on_arrays(grad):
-                return make(array_derivative(grad._data, ctx.saved_values[0]._data, None))
+                g = grad._data
+                saved = ctx.saved_values[0]._data
+                out = array_derivative(g, saved, None)
+                if out.ndim > 1 and 1 in out.shape:  # (ndim first: a vector's costs no shape tuple)
+                    out = gradient_layout(out, g, saved, saved_as_is)
+                return make(out)
             return general(ctx, grad)
     else:
         def rule(ctx, grad):
             if grad is not None and grad._data.dtype.kind != "c" and on_arrays(grad):
-                return make(array_derivative(grad._data, None, ctx.saved_values[0]._data))
+                g = grad._data
+                saved = ctx.saved_values[0]._data
+                out = array_derivative(g, None, saved)
+                if out.ndim > 1 and 1 in out.shape:  # (ndim first: a vector's costs no shape tuple)
+                    out = gradient_layout(out, g, saved, saved_as_is)
+                return make(out)
             return general(ctx, grad)
     rule.__name__, rule.__qualname__, rule.__doc__ = general.__name__, general.__qualname__, general.__doc__
     return rule
@@ -1761,7 +1781,7 @@ def _real_gradient_on_arrays(general, array_derivative, saves: str):
 
 def _unary(name: str, forward, derivative, saves: str = "input", float_only: bool = True,
            torch_name: str | None = None, node_name: str | None = None, arithmetic: bool = False,
-           recorded_node: str | None = None, array_derivative=None):
+           recorded_node: str | None = None, array_derivative=None, input_as_is: bool = False):
     """Declare a unary op: ``forward`` on arrays and ``derivative(grad, x, y)`` in Tensor ops.
 
     ``saves`` names what the rule reads: "input" (x), "output" (y), "both" or "none".
@@ -1770,10 +1790,18 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
     node a recorded (create_graph) backward makes (``tanh_backward`` is one node in torch's).
     ``array_derivative``: the derivative's faster spelling for real float32/64 arrays, where the
     plain backward of an arithmetic rule computes it (same numbers), else ``derivative`` serves.
+    ``input_as_is``: the rule's last product or quotient takes the saved input itself (log's g / x) or
+    its sum or product with a number (log1p's g / (x + 1)), which torch sorts by the input's strides,
+    size-1 dims' too; not a same-shape op's fresh row-major result (atan's g / (x * x + 1)). It decides
+    the array gradient's strides on size-1 dims (``gradient_layout``). A saved output is fresh already.
     """
     array_derivative = array_derivative or derivative
+    saved_as_is = saves != "input" or input_as_is
     if arithmetic:
-        derivative = on_arrays_when_unrecorded(derivative, recorded_node)
+        def laid_out(out, g, x, y):
+            return gradient_layout(out, g, y if x is None else x, saved_as_is)
+
+        derivative = on_arrays_when_unrecorded(derivative, recorded_node, laid_out)
 
     # one forward/backward pair per choice of `saves`, so the hot call tests no strings; each lays
     # out a result as torch's TensorIterator does (unary_layout), inline rather than through a wrapper:
@@ -1818,7 +1846,7 @@ def _unary(name: str, forward, derivative, saves: str = "input", float_only: boo
 
     bwd = conjugate_rule(bwd, recorded_node)  # the derivatives below are holomorphic where complex is allowed
     if arithmetic and saves in ("input", "output"):
-        bwd = _real_gradient_on_arrays(bwd, array_derivative, saves)
+        bwd = _real_gradient_on_arrays(bwd, array_derivative, saves, saved_as_is)
     label, rule, formula = _UNARY_RULES.get(name, (None, None, None))  # tests/test_explain_rules.py checks each
     # torch's names for what the node keeps: its input is _saved_self, its output _saved_result
     saved_attributes = {"input": {"_saved_self": saved(0)}, "output": {"_saved_result": saved(0)},
@@ -1983,12 +2011,14 @@ exp = _unary("Exp", _exp_array, lambda g, x, y: g * y, saves="output", arithmeti
 exp2 = _unary("Exp2", np.exp2, lambda g, x, y: g * y * float(np.log(2.0)), saves="output", arithmetic=True)
 expm1 = _unary("Expm1", np.expm1, lambda g, x, y: g * (y + 1), saves="output", arithmetic=True)
 _log_array = _float32_via_float64(np.log)
-log = _unary("Log", _log_array, lambda g, x, y: g / x, arithmetic=True)
+log = _unary("Log", _log_array, lambda g, x, y: g / x, arithmetic=True, input_as_is=True)
 _log1p_array = _float32_via_float64(np.log1p)
 log1p = _unary("Log1p", _log1p_array, lambda g, x, y: g / (x + 1), node_name="Log1PBackward0",
-                arithmetic=True)
-log2 = _unary("Log2", _float32_via_float64(np.log2), lambda g, x, y: g / (x * float(np.log(2.0))), arithmetic=True)
-log10 = _unary("Log10", _float32_via_float64(np.log10), lambda g, x, y: g / (x * float(np.log(10.0))), arithmetic=True)
+                arithmetic=True, input_as_is=True)
+log2 = _unary("Log2", _float32_via_float64(np.log2), lambda g, x, y: g / (x * float(np.log(2.0))), arithmetic=True,
+               input_as_is=True)
+log10 = _unary("Log10", _float32_via_float64(np.log10), lambda g, x, y: g / (x * float(np.log(10.0))),
+                arithmetic=True, input_as_is=True)
 sqrt = _unary("Sqrt", np.sqrt, lambda g, x, y: g / (2 * y), saves="output", arithmetic=True)
 # rsqrt = x^(-1/2): d = -1/2 x^(-3/2) = -y^3 / 2
 rsqrt = _unary("Rsqrt", lambda x: 1 / np.sqrt(x), lambda g, x, y: g * (-0.5) * y * y * y, saves="output",
@@ -2046,7 +2076,7 @@ def _tanh_derivative(g, x, y):
 tanh = _unary("Tanh", np.tanh, _tanh_derivative, saves="output", arithmetic=True,
               recorded_node="TanhBackwardBackward0", array_derivative=_tanh_array_derivative)
 # erf' = 2/sqrt(pi) exp(-x^2)
-erf = _unary("Erf", _erf_array, lambda g, x, y: g * (2.0 / np.sqrt(np.pi)) * exp(-(x * x)))
+erf = _unary("Erf", _erf_array, lambda g, x, y: (2.0 / np.sqrt(np.pi)) * exp(-(x * x)) * g)
 
 
 def _sigmoid_array(x):

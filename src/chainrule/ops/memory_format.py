@@ -297,6 +297,22 @@ def number_layout(out, data):
     return iterator_layout(out, data, out.dtype.type(0))
 
 
+def gradient_layout(out, grad, saved, saved_as_is: bool = True):
+    """``out``, NumPy's result of a unary op's gradient rule run on the arrays of ``grad`` and the
+    rule's one saved array ``saved`` (input or output, each of ``out``'s shape), laid out as torch's
+    backward kernel over (grad, saved) lays it out (``iterator_strides``), which is what the rule's
+    Tensor ops give. ``saved_as_is``: the kernel reads ``saved`` itself (log's grad / x) or its sum or
+    product with a number (log1p's grad / (x + 1)), sorted by ``saved``'s strides, size-1 dims' too;
+    else a same-shape op's fresh result of it (atan's grad / (x * x + 1)), row-major where ``saved``
+    is. NumPy's layout differs only on a size-1 dim, whose stride row-major order leaves free and torch
+    sorts among the others."""
+    if 1 not in out.shape or out.ndim < 2 or not out.size:
+        return out
+    if not saved_as_is and saved.flags.c_contiguous:
+        saved = row_major(saved)
+    return iterator_layout(out, grad, saved)
+
+
 def unary_layout(out, data):
     """``out``, NumPy's result of an elementwise op of array ``data`` alone, laid out as torch's
     TensorIterator lays out that op's output: fresh row-major for a row-major ``data`` (whatever its
@@ -337,7 +353,13 @@ def _relaid(out, operands: tuple):
     byte_strides = tuple(st * itemsize for st in strides)
     if out.strides == byte_strides:
         return out
-    laid_out = strided_view(array_module(out).empty(out.size, dtype=out.dtype), out.shape, byte_strides)
+    if type(out) is np.ndarray:
+        # a view whose base is the buffer itself (as_strided's is a stand-in object): the engine may
+        # then take it over as a leaf's .grad (engine._sole_view), as torch's AccumulateGrad takes a
+        # fresh result in any layout that obeys the leaf's, rather than copy it into the leaf's
+        laid_out = np.ndarray(out.shape, out.dtype, buffer=np.empty(out.size, dtype=out.dtype), strides=byte_strides)
+    else:
+        laid_out = strided_view(array_module(out).empty(out.size, dtype=out.dtype), out.shape, byte_strides)
     laid_out[...] = out
     return laid_out
 

@@ -1226,11 +1226,12 @@ class OutOverload(OpOverload):
     def _run_op(self, *args, out=None, **kwargs):
         stack = getattr(_pending, "stack", None)
         shown = stack[-1].shown if stack else None
-        if shown is not None and shown[0] is self._functional and "dtype" in shown[2] and "dtype" not in kwargs:
+        restored = shown is not None and shown[0] is self._functional and "dtype" in shown[2] and "dtype" not in kwargs
+        if restored:
             kwargs["dtype"] = shown[2]["dtype"]  # (the dtype the front put in from out's, not shown: _out_form)
         previous = _function.pending_out
-        # (a mode further out sees the op as this one's out overload too)
-        _function.pending_out = None if out is None else (out, self._functional._op_name)
+        # (a mode further out sees the op as this one's out overload too, a restored dtype again unshown)
+        _function.pending_out = None if out is None else (out, self._functional._op_name, restored)
         try:
             return self._functional(*args, **kwargs)
         finally:
@@ -1239,13 +1240,13 @@ class OutOverload(OpOverload):
 
 def _out_form(func, args, kwargs, note) -> tuple:
     """(func, args, kwargs) as torch hands an out= call's op: its out overload, ``out=`` last among
-    the kwargs; a ``dtype`` the out= front took from ``out`` (sum's) is not shown, as torch's is
-    given none."""
+    the kwargs; a ``dtype`` the out= front took from ``out`` (sum's, the note's third entry) is not
+    shown, as torch's is given none; one the caller gave is, even where it is out's."""
     overload = func.__dict__.get("_out_form")  # (kept on the plain overload: overloads compare by name)
     if overload is None:
         overload = func._out_form = OutOverload(func)
     out = note[0]
-    if kwargs.get("dtype") is not None and kwargs["dtype"] == out.dtype:
+    if note[2] and kwargs.get("dtype") is not None and kwargs["dtype"] == out.dtype:
         kwargs = {key: value for key, value in kwargs.items() if key != "dtype"}
     return overload, args, {**kwargs, "out": out}
 
