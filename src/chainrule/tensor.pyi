@@ -29,6 +29,7 @@ class Tensor:
     _nondifferentiable_view: builtins.bool
     _view_state: Any
     _multi_output_view: builtins.bool
+    _sparse_layout: builtins.bool
     _conj_bit: builtins.bool
     __array_priority__: builtins.int
     @classmethod
