@@ -2822,9 +2822,9 @@ class _SparseAddmm(Function):
         if ctx.needs_input_grad[0]:
             grad_mat = grad if ctx.beta == 1 else grad * ctx.beta
         if ctx.needs_input_grad[1]:
-            grad_sparse = _at_entries(sparse, _matmul(grad, dense.mH) * ctx.alpha)
+            grad_sparse = _at_entries(sparse, _matmul(grad, _elementwise._conj(dense.mT)) * ctx.alpha)
         if ctx.needs_input_grad[2]:
-            grad_dense = _matmul(_in_graph(sparse).mH, grad) * ctx.alpha
+            grad_dense = _matmul(_elementwise._conj(_in_graph(sparse).mT), grad) * ctx.alpha
         return grad_mat, grad_sparse, grad_dense
 
 
