@@ -123,6 +123,20 @@ class _ScatterValues(Function):
         return grad[ctx.positions]
 
 
+class _ScatterCompressedValues(_ScatterValues):
+    """The dense backing of a compressed matrix made from ``values`` that require grad: each value reads the
+    gradient at its stored entry (a sparse gradient, torch.sparse.mm's, made dense first)."""
+
+    node_name = "SparseCompressedTensorBackward0"
+    label = "sparse_compressed_tensor"
+
+    @staticmethod
+    def backward(ctx, grad):
+        if grad.layout is not _layout_strided:
+            grad = grad.to_dense()
+        return grad[ctx.positions]
+
+
 def _joined_graph(tensor: Tensor, recorded: Tensor) -> Tensor:
     """``tensor`` takes ``recorded``'s place in the graph (the same values, another class)."""
     if recorded.grad_fn is not None:
@@ -2068,7 +2082,11 @@ def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=Non
                            "(a matrix of len(crow_indices) - 1 rows)")
     if col.shape[0] and (int(col.min()) < 0 or int(col.max()) >= size[1]):
         raise RuntimeError(f"sparse_csr_tensor: col_indices must lie in [0, {size[1]}), got {_host_list(col)}")
-    return SparseCSRTensor._from_parts(crow, col, value_array, size).requires_grad_(requires_grad)
+    tensor = SparseCSRTensor._from_parts(crow, col, value_array, size)
+    if value._requires_grad and is_grad_enabled():  # torch's node over the values, as sparse_coo_tensor's
+        positions = tensor._positions()
+        return _joined_graph(tensor, _ScatterCompressedValues.apply(value, positions=positions, dense=tensor._data))
+    return tensor.requires_grad_(requires_grad)
 
 
 def _host_list(array) -> list:
