@@ -44,3 +44,27 @@ def test_csr_from_values_under_no_grad_records_nothing():
     with chainrule.no_grad():
         matrix = chainrule.sparse_csr_tensor([0, 1, 2], [1, 0], v)
     assert matrix.grad_fn is None and not matrix.requires_grad
+
+
+@pytest.mark.parametrize("convert", ["to_sparse_csr", "to_sparse_csc"])
+def test_retain_grad_on_compressed_non_leaf_refuses_as_torch(convert):
+    seen = []
+    for lib in (torch, chainrule):
+        x = lib.tensor([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]], requires_grad=True)
+        y = getattr(x, convert)()
+        y.retain_grad()
+        with pytest.raises(RuntimeError) as caught:
+            y.to_dense().sum().backward()
+        seen.append((str(caught.value), x.grad, y.grad))
+    assert seen[1] == seen[0] == ("unsupported memory format option Contiguous", None, None)
+
+
+def test_retain_grad_on_coo_and_dense_non_leaves_unchanged():
+    for lib in (torch, chainrule):
+        x = lib.tensor([[1.0, 0.0], [0.0, 3.0]], requires_grad=True)
+        coo, dense = x.to_sparse(), x.t()
+        coo.retain_grad()
+        dense.retain_grad()
+        (coo.to_dense() * 2 + dense).sum().backward()
+        assert coo.grad.to_dense().tolist() == [[2.0, 0.0], [0.0, 2.0]]
+        assert dense.grad.tolist() == [[1.0, 1.0], [1.0, 1.0]] and dense.grad.is_contiguous()
