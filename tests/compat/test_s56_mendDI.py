@@ -68,3 +68,40 @@ def test_retain_grad_on_coo_and_dense_non_leaves_unchanged():
         (coo.to_dense() * 2 + dense).sum().backward()
         assert coo.grad.to_dense().tolist() == [[2.0, 0.0], [0.0, 2.0]]
         assert dense.grad.tolist() == [[1.0, 1.0], [1.0, 1.0]] and dense.grad.is_contiguous()
+
+
+def _outcome(function, *args, **kwargs):
+    try:
+        function(*args, **kwargs)
+    except Exception as error:
+        return type(error).__name__, str(error)
+    return "ok", None
+
+
+_OUT_SHAPES = {"sum": (3,), "mean": (3,), "prod": (3,), "nansum": (3,), "cumsum": (2, 3), "cumprod": (2, 3)}
+
+
+@pytest.mark.parametrize("op", sorted(_OUT_SHAPES))
+def test_explicit_dtype_other_than_outs_is_refused_as_torch(op):
+    cases = [(x, d, o) for x in ("float32", "int64") for d in ("float32", "float64", "int64", "float16")
+             for o in ("float32", "float64", "int64")]
+    for source, dtype, out_dtype in cases:
+        seen = []
+        for lib in (torch, chainrule):
+            x = lib.arange(6, dtype=getattr(lib, source)).reshape(2, 3)
+            out = lib.full((5,), 7, dtype=getattr(lib, out_dtype))  # (a wrong shape: a refusal leaves it as it is)
+            if dtype == out_dtype:
+                out = lib.zeros(_OUT_SHAPES[op], dtype=getattr(lib, out_dtype))
+            outcome = _outcome(getattr(lib, op), x, 0, dtype=getattr(lib, dtype), out=out)
+            seen.append((outcome, out.tolist()))
+        assert seen[1] == seen[0], (source, dtype, out_dtype)
+
+
+def test_out_under_autograd_refused_before_the_dtype():
+    seen = []
+    for lib in (torch, chainrule):
+        x = lib.ones(2, 3, requires_grad=True)
+        seen.append([_outcome(getattr(lib, op), x, 0, dtype=lib.float64, out=lib.zeros(_OUT_SHAPES[op]))
+                     for op in sorted(_OUT_SHAPES)])
+    assert seen[1] == seen[0]
+    assert all("don't support automatic differentiation" in message for _, message in seen[0])
