@@ -2062,6 +2062,7 @@ def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=Non
     """torch.sparse_csr_tensor: a (rows × columns) matrix from its CSR parts; ``size`` defaults to
     (len(crow_indices) - 1, one past the largest column index)."""
     crow, col = _csr_index(crow_indices, "crow_indices"), _csr_index(col_indices, "col_indices")
+    size_given = size is not None
     value = values if isinstance(values, Tensor) else Tensor._make(_to_array(values, None))
     if dtype is not None or device is not None:
         value = value.to(device=device, dtype=dtype)
@@ -2083,7 +2084,11 @@ def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=Non
     if col.shape[0] and (int(col.min()) < 0 or int(col.max()) >= size[1]):
         raise RuntimeError(f"sparse_csr_tensor: col_indices must lie in [0, {size[1]}), got {_host_list(col)}")
     tensor = SparseCSRTensor._from_parts(crow, col, value_array, size)
-    if value._requires_grad and is_grad_enabled():  # torch's node over the values, as sparse_coo_tensor's
+    if value._requires_grad and is_grad_enabled():
+        if not size_given:  # (torch's overload without a size has no derivative: its node raises in backward)
+            recorded = _NoDerivative.apply(value, result=tensor._data, kernel="aten::sparse_compressed_tensor")
+            return _joined_graph(tensor, name_node(recorded, "torch::autograd::NotImplemented"))
+        # torch's node over the values, as sparse_coo_tensor's
         positions = tensor._positions()
         return _joined_graph(tensor, _ScatterCompressedValues.apply(value, positions=positions, dense=tensor._data))
     return tensor.requires_grad_(requires_grad)

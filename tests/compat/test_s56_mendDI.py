@@ -39,6 +39,27 @@ def test_csr_from_values_records_their_graph(seed, read):
     np.testing.assert_allclose(seen[1][3], seen[0][3], rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("keywords", [{}, {"dtype": "float64"}, {"requires_grad": True},
+                                      {"size": (2, 2), "dtype": "float64"}, {"size": (2, 2), "requires_grad": True}])
+def test_csr_from_values_node_depends_on_size_as_torch(keywords):
+    # torch's overload without a size records its NotImplemented node, whose backward raises
+    seen = []
+    for lib in (torch, chainrule):
+        v = lib.tensor([1.0, 2.0], requires_grad=True)
+        given = {k: getattr(lib, w) if k == "dtype" else w for k, w in keywords.items()}
+        matrix = lib.sparse_csr_tensor(lib.tensor([0, 1, 2]), lib.tensor([1, 0]), v, **given)
+        node = matrix.grad_fn
+        outcome = [type(node).__name__, node.name(), [type(f).__name__ for f, _ in node.next_functions],
+                   matrix.is_leaf, matrix.requires_grad]
+        try:
+            (matrix.to_dense() * lib.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=matrix.dtype)).sum().backward()
+            outcome.append(v.grad.tolist())
+        except RuntimeError as error:
+            outcome.append(str(error))
+        seen.append(outcome)
+    assert seen[1] == seen[0]
+
+
 def test_csr_from_values_under_no_grad_records_nothing():
     v = chainrule.tensor([1.0, 2.0], requires_grad=True)
     with chainrule.no_grad():
