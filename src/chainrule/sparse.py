@@ -123,6 +123,20 @@ class _ScatterValues(Function):
         return grad[ctx.positions]
 
 
+class _ScatterCompressedValues(_ScatterValues):
+    """The dense backing of a compressed matrix made from ``values`` that require grad: each value reads the
+    gradient at its stored entry (a sparse gradient, torch.sparse.mm's, made dense first)."""
+
+    node_name = "SparseCompressedTensorBackward0"
+    label = "sparse_compressed_tensor"
+
+    @staticmethod
+    def backward(ctx, grad):
+        if grad.layout is not _layout_strided:
+            grad = grad.to_dense()
+        return grad[ctx.positions]
+
+
 def _joined_graph(tensor: Tensor, recorded: Tensor) -> Tensor:
     """``tensor`` takes ``recorded``'s place in the graph (the same values, another class)."""
     if recorded.grad_fn is not None:
@@ -2048,6 +2062,7 @@ def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=Non
     """torch.sparse_csr_tensor: a (rows × columns) matrix from its CSR parts; ``size`` defaults to
     (len(crow_indices) - 1, one past the largest column index)."""
     crow, col = _csr_index(crow_indices, "crow_indices"), _csr_index(col_indices, "col_indices")
+    size_given = size is not None
     value = values if isinstance(values, Tensor) else Tensor._make(_to_array(values, None))
     if dtype is not None or device is not None:
         value = value.to(device=device, dtype=dtype)
@@ -2068,7 +2083,15 @@ def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=Non
                            "(a matrix of len(crow_indices) - 1 rows)")
     if col.shape[0] and (int(col.min()) < 0 or int(col.max()) >= size[1]):
         raise RuntimeError(f"sparse_csr_tensor: col_indices must lie in [0, {size[1]}), got {_host_list(col)}")
-    return SparseCSRTensor._from_parts(crow, col, value_array, size).requires_grad_(requires_grad)
+    tensor = SparseCSRTensor._from_parts(crow, col, value_array, size)
+    if value._requires_grad and is_grad_enabled():
+        if not size_given:  # (torch's overload without a size has no derivative: its node raises in backward)
+            recorded = _NoDerivative.apply(value, result=tensor._data, kernel="aten::sparse_compressed_tensor")
+            return _joined_graph(tensor, name_node(recorded, "torch::autograd::NotImplemented"))
+        # torch's node over the values, as sparse_coo_tensor's
+        positions = tensor._positions()
+        return _joined_graph(tensor, _ScatterCompressedValues.apply(value, positions=positions, dense=tensor._data))
+    return tensor.requires_grad_(requires_grad)
 
 
 def _host_list(array) -> list:

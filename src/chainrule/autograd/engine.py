@@ -746,6 +746,9 @@ def _call_pre_hooks(node, grads, exposed, node_hooks: bool = True):
                     # walk goes on using, e.g. the one a view of this tensor received
                     current = tensor._grad
                     if current is None:
+                        if g._sparse_layout and not g.is_sparse:
+                            # torch's hook asks a compressed gradient for a contiguous clone, which it refuses
+                            raise RuntimeError("unsupported memory format option Contiguous")
                         # (a sparse gradient has no memory format: cloned, as torch's)
                         tensor._grad = g.clone() if g.is_contiguous() or g.is_sparse else g.contiguous()
                     else:

@@ -225,8 +225,11 @@ def _with_out_rule(function, name: str, rule: str, composite=None):
         if _vmap_frames._frames:  # (here, where the operands name pow's overload; write_out checks the rest)
             _vmap_frames.refuse_out(name, (*args, *kwargs.values(), out))
         dtype_given = kwargs.get("dtype") is not None
-        if rule == "computes_in" and isinstance(out, Tensor) and not dtype_given:
-            kwargs["dtype"] = out.dtype
+        if rule == "computes_in" and isinstance(out, Tensor):
+            if dtype_given:
+                _refuse_other_dtype_out(name, args, kwargs, out)
+            else:
+                kwargs["dtype"] = out.dtype
         if rule == "mean" and isinstance(out, Tensor):
             kwargs = _mean_out_arguments(args, kwargs, out, Tensor)
         if rule == "scan_same_scalar_type" and isinstance(out, Tensor):
@@ -309,9 +312,8 @@ def _mean_out_arguments(args: tuple, kwargs: dict, out, tensor_type) -> dict:
         raise RuntimeError(f"mean.dtype_out(): input types can't be cast to the desired output type {scalar(out.dtype)}")
     dtype = kwargs.get("dtype")
     if dtype is not None:
-        if dtype != out.dtype:
-            raise RuntimeError(f"Expected out tensor to have dtype {_dtype.cpp_type_name(dtype)}, but got "
-                               f"{_dtype.cpp_type_name(out.dtype)} instead")
+        if getattr(dtype, "_category", 2) >= 2:  # (else mean's own refusal of the dtype, as torch's comes first)
+            _refuse_other_dtype_out("mean", args, kwargs, out)
         return kwargs
     if source.dtype._category < 2:  # (mean's own "could not infer output dtype")
         return kwargs
@@ -319,6 +321,26 @@ def _mean_out_arguments(args: tuple, kwargs: dict, out, tensor_type) -> dict:
         raise RuntimeError(f"result type {scalar(_dtype.get_default_dtype())} can't be cast to the desired output "
                            f"type {scalar(out.dtype)}")
     return {**kwargs, "dtype": out.dtype}
+
+
+def _refuse_other_dtype_out(name: str, args: tuple, kwargs: dict, out) -> None:
+    """torch's reductions and scans given an explicit ``dtype`` (sum, nansum, prod, mean, cumsum, cumprod)
+    write only into an out of that dtype: refused after autograd's refusal, before anything is computed or
+    resized (torch's kernels check it on entry)."""
+    from ..tensor import Tensor, refuse_out_under_autograd
+
+    source = args[0] if args else kwargs.get("input")
+    if isinstance(source, Tensor):
+        refuse_out_under_autograd(name, out, source)
+    dtype = kwargs["dtype"]
+    if dtype == out.dtype:
+        return
+    if name == "nansum" and isinstance(source, Tensor) and source.dtype._category >= 2 and dtype._category >= 2:
+        # (an integral input or dtype takes sum's kernel, and its words)
+        raise RuntimeError(f"nansum: provided dtype must match dtype of result. Got {_dtype.scalar_name(out.dtype)} "
+                           f"and {_dtype.scalar_name(dtype)}.")
+    raise RuntimeError(f"Expected out tensor to have dtype {_dtype.cpp_type_name(dtype)}, but got "
+                       f"{_dtype.cpp_type_name(out.dtype)} instead")
 
 
 # rules checked on each tensor of a tuple out (the others cast each result as it can)
