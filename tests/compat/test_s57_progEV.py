@@ -119,3 +119,22 @@ def test_condinst_aligned_bilinear_as_torch(factor):
         return x[:, :, :factor * h, :factor * w]
 
     _assert_same(_grads_and_outputs(aligned_bilinear, np.random.default_rng(3).standard_normal((2, 1, 3, 4)).astype(np.float32)))
+
+
+# depthwise input gradients take their own path (one product per offset, added in offset order)
+@pytest.mark.parametrize("shape, kernel, stride, padding, dilation", [
+    ((2, 3, 7, 6), 3, 1, 1, 1), ((3, 4, 9, 8), 5, 2, 2, 1), ((1, 2, 8, 7), 3, 1, 0, 2), ((2, 3, 5, 5, 4), 3, 2, 1, 1)])
+def test_depthwise_conv_gradients_and_transpose_as_torch(shape, kernel, stride, padding, dilation):
+    d = len(shape) - 2
+    c = shape[1]
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal((c, 1) + (kernel,) * d).astype(np.float32)
+
+    def depthwise(lib, x, w):
+        conv = lib.nn.functional.conv2d if d == 2 else lib.nn.functional.conv3d
+        y = conv(x, w, stride=stride, padding=padding, dilation=dilation, groups=c)
+        transpose = lib.nn.functional.conv_transpose2d if d == 2 else lib.nn.functional.conv_transpose3d
+        return y, transpose(y, w, stride=stride, padding=padding, dilation=dilation, groups=c)
+
+    _assert_same(_grads_and_outputs(depthwise, x, w), rtol=1e-4, atol=1e-5)
