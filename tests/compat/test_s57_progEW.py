@@ -83,3 +83,22 @@ def test_afno_spectral_mix_matches_torch_with_gradients():
     for got, expected in zip(results["chainrule"], results["torch"]):
         assert got.stride() == expected.stride()
         np.testing.assert_allclose(got.detach().numpy(), expected.detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, kwargs, complex_input", [
+    ("rfft2", {"dim": (1, 2)}, False),  # torch resizes out contiguously, then copies the result in
+    ("fftn", {"dim": (0,)}, True),
+    ("irfft2", {"dim": (1, 2)}, True),
+    ("ifft", {"dim": 1}, False),  # a real input's inverse ends in conj_physical, whose out keeps the result's layout
+    ("ihfft", {"dim": 1}, False),
+])
+def test_fft_out_resized_as_torchs(name, kwargs, complex_input):
+    strides = {}
+    for lib in (torch, chainrule):
+        x = _input(lib, (0, 1, 2, 3), complex_input)
+        dtype = getattr(lib.fft, name)(x, **kwargs).dtype
+        out = lib.empty(0, dtype=dtype)
+        result = getattr(lib.fft, name)(x, **kwargs, out=out)
+        assert result is out
+        strides[lib.__name__] = out.stride()
+    assert strides["chainrule"] == strides["torch"]

@@ -328,8 +328,8 @@ def _fft_out(kernel: str):
                     raise RuntimeError(f"{kernel} expects a floating point output tensor, but got "
                                        f"{_dtype.scalar_name(out.dtype)}")
                 input = args[0] if args else kwargs.get("input")
-                if kernel in ("ifft", "ihfft") and isinstance(input, Tensor) and not input.is_complex() \
-                        and out.dtype != result.dtype:
+                ends_in_conj = kernel in ("ifft", "ihfft") and isinstance(input, Tensor) and not input.is_complex()
+                if ends_in_conj and out.dtype != result.dtype:
                     # torch's 1-D inverse of real input ends in an elementwise conj, whose out takes no cast
                     raise RuntimeError(f"Found dtype {_dtype.scalar_name(out.dtype)} but expected "
                                        f"{_dtype.scalar_name(result.dtype)}")
@@ -338,6 +338,10 @@ def _fft_out(kernel: str):
                     # last), which its autograd layer names
                     refuse_out_under_autograd("_fft_r2c" if kernel == "fft" else "aten::conj_physical", out,
                                               input, result)
+                if not ends_in_conj and tuple(out.shape) != tuple(result.shape) and not result.is_contiguous():
+                    # torch's FFT kernels resize out contiguously and copy the result in (the elementwise
+                    # conj that ends a real input's 1-D inverse lays out its out as the result)
+                    result = result.contiguous()
             return write_out(result, out, transform.__name__)
 
         return out_keyword_front(transform, with_out)
