@@ -57,6 +57,56 @@ def _real_dtype(array) -> np.dtype:
     return np.dtype(np.float32) if array.dtype in (np.float32, np.complex64) else np.dtype(np.float64)
 
 
+# ---------------------------------------------------------------- torch's output layout
+# torch's CPU kernels run a transform on the input permuted so that the other (batch) dims come
+# first, ordered by the input's strides, then the transformed dims; the output is contiguous in that
+# order and permuted back. So rfft2(x, dim=(1, 2)) of a contiguous (B, H, W, C) is not contiguous:
+# its strides put C right after B, outside H and W. The results are laid out the same way here.
+def _by_stride(strides, dims) -> list:
+    """The dims outermost first by stride (torch sorts the transformed dims so, for speed)."""
+    return sorted(dims, key=lambda d: -strides[d])
+
+
+def _exec_order(strides, dims) -> list:
+    """The memory order, outermost first, of a transform over ``dims`` of an input with ``strides``."""
+    # the batch dims as torch's std::partition leaves them (it swaps from both ends, so dims of
+    # equal stride, size-1 ones, can come out of their order), then sorted by stride
+    order, first, last = list(range(len(strides))), 0, len(strides)
+    while True:
+        while first != last and order[first] not in dims:
+            first += 1
+        if first == last:
+            break
+        last -= 1
+        while first != last and order[last] in dims:
+            last -= 1
+        if first == last:
+            break
+        order[first], order[last] = order[last], order[first]
+        first += 1
+    return _by_stride(strides, order[:first]) + list(dims)
+
+
+def _strides_in_order(shape, order) -> tuple:
+    strides, step = [0] * len(shape), 1
+    for d in reversed(order):
+        strides[d] = step
+        step *= builtins.max(shape[d], 1)
+    return tuple(strides)
+
+
+def _laid_out(xp, result, dtype, order):
+    """``result`` as ``dtype``, contiguous in the memory order ``order`` (size-1 dims too, whose
+    strides torch also reports)."""
+    if result.size == 0 or list(order) == list(range(result.ndim)):
+        return xp.ascontiguousarray(result, dtype=dtype)
+    itemsize = np.dtype(dtype).itemsize
+    strides = tuple(itemsize * step for step in _strides_in_order(result.shape, order))
+    out = xp.lib.stride_tricks.as_strided(xp.empty(result.size, dtype=dtype), result.shape, strides)
+    out[...] = result
+    return out
+
+
 class C2C(Function):
     _array_forward = True
     node_name = "FftC2CBackward0"
@@ -69,7 +119,8 @@ class C2C(Function):
         xp = array_module(z)
         ctx.dims, ctx.norm, ctx.inverse = dims, norm, inverse
         transform = xp.fft.ifftn if inverse else xp.fft.fftn
-        return xp.ascontiguousarray(transform(z, axes=dims, norm=norm), dtype=z.dtype)
+        order = _exec_order(z.strides, _by_stride(z.strides, dims))
+        return _laid_out(xp, transform(z, axes=dims, norm=norm), z.dtype, order)
 
     @staticmethod
     def backward(ctx, grad):
@@ -89,7 +140,8 @@ class R2C(Function):
         xp = array_module(x)
         ctx.dims, ctx.norm, ctx.last = dims, norm, x.shape[dims[-1]]
         transform = xp.fft.rfftn if onesided else xp.fft.fftn
-        return xp.ascontiguousarray(transform(x, axes=dims, norm=norm), dtype=_complex_dtype(x))
+        order = _exec_order(x.strides, _by_stride(x.strides, dims[:-1]) + [dims[-1]])  # the one-sided dim stays last
+        return _laid_out(xp, transform(x, axes=dims, norm=norm), _complex_dtype(x), order)
 
     @staticmethod
     def backward(ctx, grad):
@@ -112,7 +164,11 @@ class C2R(Function):
         xp = array_module(z)
         ctx.dims, ctx.norm = dims, norm
         sizes = [z.shape[d] for d in dims[:-1]] + [last_size]
-        return xp.ascontiguousarray(xp.fft.irfftn(z, s=sizes, axes=dims, norm=norm), dtype=_real_dtype(z))
+        strides = z.strides
+        if len(dims) > 1:  # torch runs a C2C over the other dims first, then a C2R over the last one
+            strides = _strides_in_order(z.shape, _exec_order(strides, _by_stride(strides, dims[:-1])))
+        order = _exec_order(strides, dims[-1:])
+        return _laid_out(xp, xp.fft.irfftn(z, s=sizes, axes=dims, norm=norm), _real_dtype(z), order)
 
     @staticmethod
     def backward(ctx, grad):
@@ -272,8 +328,8 @@ def _fft_out(kernel: str):
                     raise RuntimeError(f"{kernel} expects a floating point output tensor, but got "
                                        f"{_dtype.scalar_name(out.dtype)}")
                 input = args[0] if args else kwargs.get("input")
-                if kernel in ("ifft", "ihfft") and isinstance(input, Tensor) and not input.is_complex() \
-                        and out.dtype != result.dtype:
+                ends_in_conj = kernel in ("ifft", "ihfft") and isinstance(input, Tensor) and not input.is_complex()
+                if ends_in_conj and out.dtype != result.dtype:
                     # torch's 1-D inverse of real input ends in an elementwise conj, whose out takes no cast
                     raise RuntimeError(f"Found dtype {_dtype.scalar_name(out.dtype)} but expected "
                                        f"{_dtype.scalar_name(result.dtype)}")
@@ -282,6 +338,10 @@ def _fft_out(kernel: str):
                     # last), which its autograd layer names
                     refuse_out_under_autograd("_fft_r2c" if kernel == "fft" else "aten::conj_physical", out,
                                               input, result)
+                if not ends_in_conj and tuple(out.shape) != tuple(result.shape) and not result.is_contiguous():
+                    # torch's FFT kernels resize out contiguously and copy the result in (the elementwise
+                    # conj that ends a real input's 1-D inverse lays out its out as the result)
+                    result = result.contiguous()
             return write_out(result, out, transform.__name__)
 
         return out_keyword_front(transform, with_out)
