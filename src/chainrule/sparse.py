@@ -758,6 +758,7 @@ class SparseCOOTensor(Tensor):
 
     def clone(self, *, memory_format=None) -> SparseCOOTensor:
         """A sparse copy: the same indices, values and coalesced flag in new memory."""
+        _refuse_clone_format(memory_format)
         indices, values, coalesced = self._coo
         return _linear_in_entries(SparseCOOTensor._from_parts(indices.copy(), values.copy(), tuple(self.shape),
                                                               coalesced), self, lambda grad: grad, "CloneBackward0")
@@ -1040,9 +1041,10 @@ class SparseCOOTensor(Tensor):
 
     def to(self, *args, **kwargs):
         indices, values, coalesced = self._coo
-        moved = Tensor._make(values).to(*args, **kwargs)
+        moved = _values_moved(values, args, kwargs, "COO")
         if moved._data is values:
             return self
+        kwargs = {key: value for key, value in kwargs.items() if key != "memory_format"}
         moved_indices = Tensor._make(indices).to(moved.device)._data
         result = SparseCOOTensor._from_parts(moved_indices, moved._data, tuple(self.shape), coalesced)
         if self._requires_grad and is_grad_enabled():  # the dense backing, converted in the graph
@@ -1336,13 +1338,43 @@ def _sparse_is_contiguous(self, memory_format=None) -> bool:
     return False
 
 
+_FORMAT_WORDS = {"contiguous_format": "Contiguous", "preserve_format": "Preserve", "channels_last": "ChannelsLast",
+                 "channels_last_3d": "ChannelsLast3d"}
+
+
+def _format_word(memory_format) -> str:
+    """torch's C++ name of a memory format, as its sparse refusals print it."""
+    name = getattr(memory_format, "_name", "contiguous_format")
+    return _FORMAT_WORDS.get(name, name)
+
+
 def _sparse_contiguous(self, memory_format=None):
     """Refused as torch refuses it: a sparse COO tensor has no memory format."""
-    name = getattr(memory_format, "_name", "contiguous_format")
-    if name == "preserve_format":
+    if getattr(memory_format, "_name", None) == "preserve_format":
         raise RuntimeError("preserve memory format is unsupported by the contiguous operator")
-    words = {"contiguous_format": "Contiguous", "channels_last": "ChannelsLast", "channels_last_3d": "ChannelsLast3d"}
-    raise RuntimeError(f"unsupported memory format option {words.get(name, name)}")
+    raise RuntimeError(f"unsupported memory format option {_format_word(memory_format)}")
+
+
+def _refuse_clone_format(memory_format) -> None:
+    """torch's sparse clone kernels take no memory format, not even preserve_format."""
+    if memory_format is not None:
+        raise RuntimeError(f"unsupported memory format option {_format_word(memory_format)}")
+
+
+def _values_moved(values, args: tuple, kwargs: dict, kind: str) -> Tensor:
+    """Tensor.to on a sparse tensor's ``values`` (an array), ``memory_format`` checked as torch's: anything but
+    preserve_format refused where a copy is made (what would alias needs contiguous_format, a sparse tensor's
+    suggested format)."""
+    memory_format = kwargs.get("memory_format")
+    if memory_format is None:
+        return Tensor._make(values).to(*args, **kwargs)
+    plain = Tensor._make(values)
+    moved = plain.to(*args, **{key: value for key, value in kwargs.items() if key != "memory_format"})
+    name = getattr(memory_format, "_name", None)
+    if name != "preserve_format" and (moved is not plain or name != "contiguous_format"):
+        raise RuntimeError(f"to(options): {kind} only supports memory format Preserve, but got "
+                           f"{_format_word(memory_format)} instead.")
+    return moved
 
 
 SparseCOOTensor.stride = _sparse_stride
@@ -1702,11 +1734,14 @@ class _CompressedTensor(Tensor):
     def to(self, *args, **kwargs):
         """Tensor.to on the values: the same tensor when nothing changes, else one of the same layout
         (the dense Tensor.to made a strided tensor of a dtype change)."""
-        values = Tensor._make(self._parts[2])
-        moved = values.to(*args, **kwargs)
-        return self if moved is values else self._with_values(moved._data, lambda x: x.to(*args, **kwargs))
+        moved = _values_moved(self._parts[2], args, kwargs, self._layout_name[len("Sparse"):])
+        if moved._data is self._parts[2]:
+            return self
+        kwargs = {key: value for key, value in kwargs.items() if key != "memory_format"}
+        return self._with_values(moved._data, lambda x: x.to(*args, **kwargs))
 
     def clone(self, *, memory_format=None):
+        _refuse_clone_format(memory_format)
         return self._with_values(self._parts[2].copy(), clone)
 
     def transpose(self, dim0, dim1):
@@ -1822,11 +1857,36 @@ class _CompressedTensor(Tensor):
     def coalesce(self):
         raise RuntimeError(f"coalesce expected sparse coordinate tensor layout but got {self._layout_name}")
 
+    def _compressed_like(self, layout, memory_format, fill_kernel, dtype, requires_grad, fill):
+        """torch's ``*_like`` (ops/creation.py's sparse_like): the layout kept, another refused; zeros_like
+        (no ``fill``, no ``fill_kernel``) stores no entries, whatever the memory format; the others go through
+        torch's empty_like, which keeps the pattern and refuses preserve_format and a channels-last format,
+        then fill the values (``fill`` on them) in place, where torch has no compressed uniform_ or random_."""
+        if layout is not None and layout is not self.layout:
+            raise RuntimeError(f"empty_like with different sparse layout is not supported (self is "
+                               f"{self._layout_name} but you requested {_LAYOUT_NAMES.get(layout, layout)})")
+        dtype = self.dtype if dtype is None else dtype
+        compressed, plain, values = self._parts
+        if fill is None and fill_kernel is None:
+            xp = array_module(values)
+            result = type(self)._from_parts(xp.zeros(compressed.shape[0], dtype=np.int64), plain[:0].copy(),
+                                            values[:0].astype(dtype.np), tuple(self.shape))
+            return result.requires_grad_(requires_grad)
+        name = getattr(memory_format, "_name", None)
+        if name == "preserve_format":
+            raise RuntimeError("unsupported memory format Preserve")
+        if name in ("channels_last", "channels_last_3d"):  # (the dense check, on a matrix)
+            raise RuntimeError(f"required rank {4 if name == 'channels_last' else 5} tensor to use {name} format")
+        if fill is None:
+            raise _no_compressed_kernel(fill_kernel)
+        return self._with_values(fill(Tensor._make(values))._data).requires_grad_(requires_grad)
+
     def _no_strided_property(self, *args, **kwargs):
         """torch's refusal where a strided kernel asks a compressed tensor for contiguity."""
         raise RuntimeError(f"Sparse {self._layout_name[len('Sparse'):].upper()} tensors do not have is_contiguous")
 
-    contiguous = flatten = _no_strided_property
+    # (is_contiguous too: torch asks the layout, whatever the memory format)
+    contiguous = flatten = is_contiguous = _no_strided_property
 
     def _no_strides(self, *args, **kwargs):
         """torch's refusal where a strided kernel asks a compressed tensor for its strides."""
@@ -2387,7 +2447,7 @@ def _compressed_valuewise(func, name: str, tensor: _CompressedTensor, rest: tupl
 
 
 # the functions whose compressed answer (or refusal) is the tensor's method's
-_COMPRESSED_METHOD_FORMS = frozenset({"sum", "flatten", "diag", "sort", "argsort", "msort"})
+_COMPRESSED_METHOD_FORMS = frozenset({"sum", "flatten", "diag", "sort", "argsort", "msort", "clone"})
 
 
 def _compressed_torch_function(cls, func, types, args=(), kwargs=None):
