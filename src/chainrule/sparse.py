@@ -47,7 +47,7 @@ from . import _config, _dtype, _torch_function
 from ._backend import array_module, ufunc_at
 from ._format import add_suffixes, array_body
 from ._layout import not_on_sparse as _not_on_sparse
-from ._layout import sparse_coo, sparse_csc, sparse_csr
+from ._layout import sparse_bsc, sparse_bsr, sparse_coo, sparse_csc, sparse_csr
 from ._layout import strided as _layout_strided
 from ._torch_function import DisableTorchFunctionSubclass, disabled_torch_function_impl, user_stacklevel
 from .autograd.function import Function, is_recording, name_node
@@ -74,6 +74,7 @@ from .tensor import (
 )
 
 __all__ = ["mm", "addmm", "sum", "spmm", "hspmm", "spdiags", "softmax", "log_softmax", "sparse_coo_tensor", "SparseCOOTensor", "sparse_csr_tensor",
+           "sparse_csc_tensor", "sparse_compressed_tensor",
            "SparseCSRTensor", "MAX_DENSE_ELEMENTS",
            "check_sparse_tensor_invariants",
            "FloatTensor", "DoubleTensor", "HalfTensor", "ByteTensor", "CharTensor", "ShortTensor", "IntTensor",
@@ -2109,41 +2110,90 @@ class SparseCSCTensor(_CompressedTensor):
         return self
 
 
-def _csr_index(indices, name: str):
-    array = indices._data if isinstance(indices, Tensor) else np.asarray(indices)
-    if array.ndim != 1 or array.dtype.kind not in "iu":
-        raise RuntimeError(f"sparse_csr_tensor: {name} must be a 1-D integer tensor, got shape {list(array.shape)} "
-                           f"and dtype {array.dtype}")
-    return array_module(array).asarray(array, dtype=np.int64)
+_COMPRESSED_WORDS = {  # the parts' names, the compressed and the plain dim's words, as torch's checks print them
+    "SparseCsr": ("crow_indices", "col_indices", "rows", "nrows", "ncols"),
+    "SparseCsc": ("ccol_indices", "row_indices", "columns", "ncols", "nrows"),
+}
 
 
-def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=None, device=None,
-                      pin_memory: bool = False, requires_grad: bool = False, check_invariants=None) -> SparseCSRTensor:
-    """torch.sparse_csr_tensor: a (rows × columns) matrix from its CSR parts; ``size`` defaults to
-    (len(crow_indices) - 1, one past the largest column index)."""
-    crow, col = _csr_index(crow_indices, "crow_indices"), _csr_index(col_indices, "col_indices")
-    size_given = size is not None
+def _index_part(indices):
+    return indices if isinstance(indices, Tensor) else Tensor._make(_to_array(indices, None))
+
+
+def _checked_compressed_parts(cls, compressed: Tensor, plain: Tensor, values, size, check_sorted: bool) -> tuple:
+    """The size of the ``cls`` matrix (CSR or CSC) made of these parts, checked in torch's order and words
+    (its check_invariants=True checks). chainrule stores the matrix densely, so it always checks what that
+    needs; the sortedness of each line's plain indices only where torch would (``check_sorted``)."""
+    compressed_name, plain_name, lines, _, plain_count = _COMPRESSED_WORDS[cls._layout_name]
+    if compressed.dim() != plain.dim():
+        raise RuntimeError(f"{compressed_name} and {plain_name} dimensionalities must be equal but got "
+                           f"{compressed.dim()} and {plain.dim()}, respectively")
+    if compressed.dim() != 1 or values.ndim != 1:
+        raise NotImplementedError(f"sparse_compressed_tensor: chainrule builds 2-D {cls._layout_name[len('Sparse'):].upper()}"
+                                  f" matrices only (1-D {compressed_name}, {plain_name} and values), got {compressed.dim()}-D "
+                                  f"indices and {values.ndim}-D values")
+    xp = array_module(compressed._data)
+    compressed_array, plain_array = compressed._data, plain._data
+    nnz = values.shape[0]
+    if size is None:  # torch's default: one line per compressed index, and up to the largest plain index
+        plain_size = int(plain_array.max()) + 1 if plain_array.shape[0] else 0
+        size = (compressed_array.shape[0] - 1, plain_size)
+        size = size if cls is SparseCSRTensor else size[::-1]
+    size = tuple(int(n) for n in size)
+    if len(size) != 2:
+        raise RuntimeError(f"tensor dimensionality must be sum of batch, base, and dense dimensionalities (=0 + 2 + 0) "
+                           f"but got {len(size)}")
+    compressed_size, plain_size = size if cls is SparseCSRTensor else size[::-1]
+    if compressed_array.shape[0] != compressed_size + 1:
+        raise RuntimeError(f"{compressed_name}.shape[-1] must be equal to the number of {lines} + 1 "
+                           f"(={compressed_size + 1}), but got {compressed_array.shape[0]}")
+    if plain_array.shape[0] != nnz:
+        raise RuntimeError(f"{plain_name}.shape[-1] must be equal to nnz (={nnz}) as defined by values.shape[0], but "
+                           f"got {plain_array.shape[0]}")
+    if compressed.dtype is not plain.dtype:
+        raise RuntimeError(f"{compressed_name} and {plain_name} must have the same dtype, bot got "
+                           f"{_dtype.scalar_name(compressed.dtype)} and {_dtype.scalar_name(plain.dtype)}, respectively")
+    if compressed.dtype not in (_dtype.int32, _dtype.int64):
+        raise RuntimeError(f"{compressed_name} and {plain_name} dtype must be Int or Long, but got "
+                           f"{_dtype.scalar_name(compressed.dtype)}")
+    if compressed_size == 0 and nnz == 0:  # (torch checks no line of a matrix without lines; nothing is stored)
+        return size
+    if int(compressed_array[0]) != 0:
+        raise RuntimeError(f"`{compressed_name}[..., 0] == 0` is not satisfied.")
+    if int(compressed_array[-1]) != nnz:
+        raise RuntimeError(f"`{compressed_name}[..., -1] == nnz` is not satisfied.")
+    steps = xp.diff(compressed_array)
+    if bool(((steps < 0) | (steps > plain_size)).any()):
+        raise RuntimeError(f"`0 <= {compressed_name}[..., 1:] - {compressed_name}[..., :-1] <= {plain_count}` is not "
+                           "satisfied.")
+    if nnz and (int(plain_array.min()) < 0 or int(plain_array.max()) >= plain_size):
+        raise RuntimeError(f"`0 <= {plain_name} < {plain_count}` is not satisfied.")
+    if check_sorted and nnz > 1:
+        # within a line each next plain index is larger; across a line's end anything goes
+        line_ends = xp.zeros(nnz, dtype=bool)
+        line_ends[compressed_array[1:-1][compressed_array[1:-1] < nnz]] = True
+        if bool(((xp.diff(plain_array) <= 0) & ~line_ends[1:]).any()):
+            raise RuntimeError(f"`{plain_name}[..., {compressed_name}[..., i - 1]:{compressed_name}[..., i]] for all i = 1, "
+                               f"..., {_COMPRESSED_WORDS[cls._layout_name][3]} are sorted and distinct along the last "
+                               "dimension values` is not satisfied.")
+    return size
+
+
+def _compressed_tensor(cls, compressed_indices, plain_indices, values, size, dtype, device, requires_grad: bool,
+                       check_invariants) -> _CompressedTensor:
+    """torch.sparse_csr_tensor / sparse_csc_tensor / sparse_compressed_tensor: the ``cls`` matrix of these parts;
+    over values that require grad, in their graph under torch's node (SparseCompressedTensorBackward0, or without a
+    size torch's NotImplemented node, whose backward raises)."""
+    compressed, plain = _index_part(compressed_indices), _index_part(plain_indices)
     value = values if isinstance(values, Tensor) else Tensor._make(_to_array(values, None))
     if dtype is not None or device is not None:
         value = value.to(device=device, dtype=dtype)
-    value_array = value._data
-    xp = array_module(value_array)
-    crow, col = xp.asarray(crow), xp.asarray(col)
-    if value_array.ndim != 1 or col.shape[0] != value_array.shape[0]:
-        raise RuntimeError(f"sparse_csr_tensor: col_indices and values must have the same length (nnz), got "
-                           f"{col.shape[0]} and values of shape {list(value_array.shape)}")
-    if crow.shape[0] == 0 or int(crow[0]) != 0 or int(crow[-1]) != col.shape[0] or bool((xp.diff(crow) < 0).any()):
-        raise RuntimeError("sparse_csr_tensor: crow_indices must start at 0, never decrease and end at nnz "
-                           f"({col.shape[0]}), got {_host_list(crow)}")
-    if size is None:
-        size = (crow.shape[0] - 1, int(col.max()) + 1 if col.shape[0] else 0)
-    size = tuple(int(s) for s in size)
-    if len(size) != 2 or size[0] != crow.shape[0] - 1:
-        raise RuntimeError(f"sparse_csr_tensor: size {size} does not fit crow_indices of length {crow.shape[0]} "
-                           "(a matrix of len(crow_indices) - 1 rows)")
-    if col.shape[0] and (int(col.min()) < 0 or int(col.max()) >= size[1]):
-        raise RuntimeError(f"sparse_csr_tensor: col_indices must lie in [0, {size[1]}), got {_host_list(col)}")
-    tensor = SparseCSRTensor._from_parts(crow, col, value_array, size)
+    check_sorted = check_sparse_tensor_invariants.is_enabled() if check_invariants is None else bool(check_invariants)
+    size_given = size is not None
+    size = _checked_compressed_parts(cls, compressed, plain, value._data, size, check_sorted)
+    xp = array_module(value._data)
+    tensor = cls._from_parts(xp.asarray(compressed._data, dtype=np.int64), xp.asarray(plain._data, dtype=np.int64),
+                             value._data, size)
     if value._requires_grad and is_grad_enabled():
         if not size_given:  # (torch's overload without a size has no derivative: its node raises in backward)
             recorded = _NoDerivative.apply(value, result=tensor._data, kernel="aten::sparse_compressed_tensor")
@@ -2152,6 +2202,37 @@ def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=Non
         positions = tensor._positions()
         return _joined_graph(tensor, _ScatterCompressedValues.apply(value, positions=positions, dense=tensor._data))
     return tensor.requires_grad_(requires_grad)
+
+
+def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=None, device=None,
+                      pin_memory: bool = False, requires_grad: bool = False, check_invariants=None) -> SparseCSRTensor:
+    """torch.sparse_csr_tensor: a (rows × columns) matrix from its CSR parts; ``size`` defaults to
+    (len(crow_indices) - 1, one past the largest column index)."""
+    return _compressed_tensor(SparseCSRTensor, crow_indices, col_indices, values, size, dtype, device, requires_grad,
+                              check_invariants)
+
+
+def sparse_csc_tensor(ccol_indices, row_indices, values, size=None, *, dtype=None, device=None,
+                      pin_memory: bool = False, requires_grad: bool = False, check_invariants=None) -> SparseCSCTensor:
+    """torch.sparse_csc_tensor: a (rows × columns) matrix from its CSC parts; ``size`` defaults to
+    (one past the largest row index, len(ccol_indices) - 1)."""
+    return _compressed_tensor(SparseCSCTensor, ccol_indices, row_indices, values, size, dtype, device, requires_grad,
+                              check_invariants)
+
+
+def sparse_compressed_tensor(compressed_indices, plain_indices, values, size=None, *, dtype=None, layout=None,
+                             device=None, pin_memory: bool = False, requires_grad: bool = False,
+                             check_invariants=None) -> _CompressedTensor:
+    """torch.sparse_compressed_tensor: sparse_csr_tensor or sparse_csc_tensor as ``layout`` names
+    (sparse_bsr/sparse_bsc: not in chainrule)."""
+    kinds = {sparse_csr: SparseCSRTensor, sparse_csc: SparseCSCTensor}
+    if layout not in kinds:
+        if layout in (sparse_bsr, sparse_bsc):
+            raise NotImplementedError(f"sparse_compressed_tensor: chainrule has no {layout} layout (CSR and CSC only)")
+        name = "none" if layout is None else _LAYOUT_NAMES.get(layout, str(layout))
+        raise RuntimeError(f"sparse_compressed_tensor expected sparse compressed tensor layout but got {name}")
+    return _compressed_tensor(kinds[layout], compressed_indices, plain_indices, values, size, dtype, device,
+                              requires_grad, check_invariants)
 
 
 def _host_list(array) -> list:

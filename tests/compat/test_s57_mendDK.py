@@ -91,3 +91,87 @@ def test_like_of_a_compressed_tensor_keeps_its_layout(layout, like):
     assert seen[1] == seen[0]
     if like == "randn_like":  # the samples themselves: torch's normal_ on the values, from the same seed
         assert np.array_equal(seen[1][0][3], seen[0][0][3])
+
+
+def _compressed_parts(seed, layout):
+    rng = np.random.default_rng(seed)
+    rows, cols = (int(v) for v in rng.integers(0, 5, size=2))
+    mask = rng.random((rows, cols)) < 0.5
+    lines = mask if layout == "csr" else mask.T
+    compressed = np.concatenate([[0], np.cumsum(lines.sum(1))]).astype(np.int64)
+    return compressed, np.nonzero(lines)[1].astype(np.int64), rng.standard_normal(int(mask.sum())).astype(np.float32), \
+        (rows, cols)
+
+
+def _built(lib, constructor, parts, size, **kw):
+    try:
+        if "layout" in kw:
+            kw["layout"] = None if kw["layout"] is None else getattr(lib, kw["layout"])
+        args = [lib.tensor(part) for part in parts] + ([] if size is None else [size])
+        result = getattr(lib, constructor)(*args, **kw)
+    except Exception as error:  # noqa: BLE001 - the exception is what is compared
+        return type(error).__name__, str(error)
+    names = ("crow_indices", "col_indices") if result.layout is lib.sparse_csr else ("ccol_indices", "row_indices")
+    return (str(result.layout).split(".")[-1], tuple(result.shape), getattr(result, names[0])().tolist(),
+            getattr(result, names[1])().tolist(), result.values().tolist(), result.to_dense().tolist(),
+            repr(result).replace("torch.", "").replace("chainrule.", ""))
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("layout", ["csr", "csc"])
+def test_compressed_constructors_match_torch(seed, layout):
+    parts, size = _compressed_parts(seed, layout)[:3], _compressed_parts(seed, layout)[3]
+    for given in (size, None):
+        for constructor, kw in ((f"sparse_{layout}_tensor", {}), ("sparse_compressed_tensor", {"layout": f"sparse_{layout}"})):
+            assert _built(chainrule, constructor, parts, given, **dict(kw)) == _built(torch, constructor, parts, given,
+                                                                                      **dict(kw))
+
+
+_CORRUPTIONS = {
+    "first compressed index": lambda c, p, v, s: (np.r_[1, c[1:]], p, v, s),
+    "last compressed index": lambda c, p, v, s: (np.r_[c[:-1], c[-1] + 1], p, v, s),
+    "plain index out of range": lambda c, p, v, s: (c, np.r_[p[:-1], 7], v, s),
+    "negative plain index": lambda c, p, v, s: (c, np.r_[-1, p[1:]], v, s),
+    "unsorted plain indices": lambda c, p, v, s: (c, p[::-1].copy(), v, s),
+    "values short": lambda c, p, v, s: (c, p, v[:-1], s),
+    "size of another count": lambda c, p, v, s: (c, p, v, (s[0] + 1, s[1] + 1)),
+    "size of three dims": lambda c, p, v, s: (c, p, v, (*s, 2)),
+    "index dtypes differ": lambda c, p, v, s: (c.astype(np.int32), p, v, s),
+    "float indices": lambda c, p, v, s: (c.astype(np.float32), p.astype(np.float32), v, s),
+    "line longer than the plain dim": lambda c, p, v, s: (np.r_[0, 4, 4, 4], np.r_[0, 1, 1, 1], np.ones(4, np.float32),
+                                                          (3, 3)),
+}
+
+
+@pytest.mark.parametrize("layout", ["csr", "csc"])
+@pytest.mark.parametrize("corruption", sorted(_CORRUPTIONS))
+def test_invalid_parts_refused_in_torchs_words(layout, corruption):
+    compressed, plain, values, size = _CORRUPTIONS[corruption](*_compressed_parts(5, layout))
+    outcomes = [_built(lib, f"sparse_{layout}_tensor", (compressed, plain, values), size, check_invariants=True)
+                for lib in (torch, chainrule)]
+    assert outcomes[0][0] == "RuntimeError"
+    assert outcomes[1] == outcomes[0]
+
+
+def test_compressed_tensor_layout_refusals():
+    parts = (np.array([0, 1, 2]), np.array([1, 0]), np.array([1.0, 2.0], np.float32))
+    for layout in (None, "strided", "sparse_coo"):
+        assert _built(chainrule, "sparse_compressed_tensor", parts, None, layout=layout) == \
+            _built(torch, "sparse_compressed_tensor", parts, None, layout=layout)
+
+
+@pytest.mark.parametrize("with_size", [True, False])
+def test_csc_from_values_records_torchs_node(with_size):
+    weight = np.arange(6, dtype=np.float32).reshape(2, 3)
+    seen = []
+    for lib in (torch, chainrule):
+        values = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        args = (lib.tensor([0, 1, 2, 3]), lib.tensor([1, 0, 1]), values) + (((2, 3),) if with_size else ())
+        matrix = lib.sparse_csc_tensor(*args)
+        node = type(matrix.grad_fn).__name__
+        if with_size:
+            (matrix.to_dense() * lib.tensor(weight)).sum().backward()
+            seen.append((node, values.grad.tolist()))
+        else:
+            seen.append((node, [type(f).__name__ for f, _ in matrix.grad_fn.next_functions]))
+    assert seen[1] == seen[0]
