@@ -74,7 +74,7 @@ from .tensor import (
 )
 
 __all__ = ["mm", "addmm", "sum", "spmm", "hspmm", "spdiags", "softmax", "log_softmax", "sparse_coo_tensor", "SparseCOOTensor", "sparse_csr_tensor",
-           "sparse_csc_tensor", "sparse_compressed_tensor",
+           "sparse_csc_tensor", "sparse_compressed_tensor", "sampled_addmm",
            "SparseCSRTensor", "MAX_DENSE_ELEMENTS",
            "check_sparse_tensor_invariants",
            "FloatTensor", "DoubleTensor", "HalfTensor", "ByteTensor", "CharTensor", "ShortTensor", "IntTensor",
@@ -3014,6 +3014,95 @@ def _at_entries(sparse: Tensor, grad: Tensor):
         mask[positions] = True
         _joined_graph(result, where(Tensor._make(mask), grad, 0))
     return result
+
+
+_SAMPLED_TYPES = frozenset({"float32", "float64", "complex64", "complex128"})
+
+
+def _check_sampled_addmm(input: Tensor, mat1: Tensor, mat2: Tensor) -> None:
+    """torch's refusals of sampled_addmm, in its order: the layout (its CSR kernel only), the dtypes (one for all
+    three, float or complex), the operands' dims, then the shapes."""
+    if not isinstance(input, SparseCSRTensor):
+        if isinstance(input, SparseCSCTensor):
+            raise RuntimeError("sampled_addmm: Expected result to have sparse csr layout, but got SparseCsc")
+        backend = "'CPU'" if input.layout is _layout_strided else "'SparseCPU'"
+        raise NotImplementedError(_not_on_sparse("sparse_sampled_addmm").replace("'SparseCPU'", backend))
+    name = _dtype.scalar_name
+    if mat1.dtype is not mat2.dtype:
+        raise RuntimeError(f"sampled_addmm: Expected mat1 and mat2 to have the same dtype, but got {name(mat1.dtype)} "
+                           f"and {name(mat2.dtype)}")
+    if mat1.dtype is not input.dtype:
+        raise RuntimeError(f"sampled_addmm: Expected mat1 and self to have the same dtype, but got {name(mat1.dtype)} "
+                           f"and {name(input.dtype)}")
+    if input.dtype.name not in _SAMPLED_TYPES:
+        raise RuntimeError(f"sparse_sampled_addmm: Expected self to be a floating-point or complex tensor, but got "
+                           f"{name(input.dtype)}")
+    for label, operand in (("mat1", mat1), ("mat2", mat2)):
+        if operand.dim() < 2:
+            raise RuntimeError(f"sampled_addmm: Expected {label} to be a matrix, got {operand.dim()}-D tensor")
+    if mat1.shape[:-2] != mat2.shape[:-2]:
+        raise RuntimeError(f"sampled_addmm: Expected mat1 and mat2 to have the same batch size, but got "
+                           f"{list(mat1.shape[:-2])} and {list(mat2.shape[:-2])}")
+    if mat1.dim() > 2:
+        raise NotImplementedError("sampled_addmm: chainrule's CSR matrices are 2-D; batched operands are not supported")
+    if mat1.shape[1] != mat2.shape[0]:
+        raise RuntimeError(f"sampled_addmm: mat1 and mat2 shapes cannot be multiplied ({mat1.shape[0]}x{mat1.shape[1]} "
+                           f"and {mat2.shape[0]}x{mat2.shape[1]})")
+    if input.shape[0] != mat1.shape[0]:
+        raise RuntimeError("sampled_addmm: self.shape[-2] must match mat1.shape[-2]")
+    if input.shape[1] != mat2.shape[1]:
+        raise RuntimeError("sampled_addmm: self.shape[-1] must match mat2.shape[-1]")
+
+
+def sampled_addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1.0, alpha=1.0, out=None) -> SparseCSRTensor:
+    """torch.sparse.sampled_addmm: ``beta * input + alpha * (mat1 @ mat2)`` at the stored entries of the CSR matrix
+    ``input`` only, a CSR matrix of its pattern (explicit zeros kept); ``mat1`` (m × k) and ``mat2`` (k × n) dense.
+    In the graph as torch's SparseSampledAddmmBackward0 (see _SampledAddmm)."""
+    if out is not None:
+        raise NotImplementedError("sampled_addmm: out= is not supported in chainrule")
+    _check_sampled_addmm(input, mat1, mat2)
+    positions = input._positions()
+    with no_grad():
+        product = _matmul(mat1.detach(), mat2.detach())._data[positions]
+    values = input._parts[2] * input._data.dtype.type(beta) + product * input._data.dtype.type(alpha)
+    result = input._with_values(values.astype(input._data.dtype, copy=False))
+    if is_recording(input, mat1, mat2):
+        mask = _pattern(input)
+        recorded = _SampledAddmm.apply(input, mat1, mat2, result=result._data, mask=mask, beta=beta, alpha=alpha)
+        _joined_graph(result, recorded)
+    return result
+
+
+class _SampledAddmm(Function):
+    """torch's SparseSampledAddmmBackward0 over (input, mat1, mat2): the result's gradient G, taken at the input's
+    stored entries only, gives ``input`` beta G in its layout and pattern, ``mat1`` alpha G mat2^H and ``mat2``
+    alpha mat1^H G. ``result``: the forward's dense backing."""
+
+    node_name = "SparseSampledAddmmBackward0"
+    label = "sampled addmm"
+    rule = "d(beta s + alpha (m1 @ m2) at s's entries) = beta g_s ds + alpha g_s m2^H dm1 + alpha m1^H g_s dm2"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, input, mat1, mat2, result, mask, beta, alpha):
+        ctx.mask, ctx.beta, ctx.alpha = mask, beta, alpha
+        ctx.save_for_backward(input, mat1, mat2)  # (the CSR operand's backing is saved as that tensor)
+        return result
+
+    @staticmethod
+    def backward(ctx, grad):
+        input, mat1, mat2 = ctx.saved_values
+        if grad.layout is not _layout_strided:  # (a compressed gradient, what the result's to_dense gives back)
+            grad = grad.to_dense()
+        sampled = where(Tensor._make(ctx.mask), grad, 0)
+        grad_input = grad_mat1 = grad_mat2 = None
+        if ctx.needs_input_grad[0]:
+            grad_input = _at_entries(input, sampled * ctx.beta)
+        if ctx.needs_input_grad[1]:
+            grad_mat1 = _matmul(sampled, _elementwise._conj(mat2.mT)) * ctx.alpha
+        if ctx.needs_input_grad[2]:
+            grad_mat2 = _matmul(_elementwise._conj(mat1.mT), sampled) * ctx.alpha
+        return grad_input, grad_mat1, grad_mat2
 
 
 def _sparse_times_sparse(left: SparseCOOTensor, right: SparseCOOTensor) -> SparseCOOTensor:

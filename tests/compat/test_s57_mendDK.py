@@ -175,3 +175,67 @@ def test_csc_from_values_records_torchs_node(with_size):
         else:
             seen.append((node, [type(f).__name__ for f, _ in matrix.grad_fn.next_functions]))
     assert seen[1] == seen[0]
+
+
+def _sampled_addmm_run(lib, case, weight):
+    dense, mat1, mat2, beta, alpha, needs = case
+    input = lib.tensor(dense).to_sparse_csr()
+    input.requires_grad_(needs[0])
+    mat1, mat2 = lib.tensor(mat1, requires_grad=needs[1]), lib.tensor(mat2, requires_grad=needs[2])
+    result = lib.sparse.sampled_addmm(input, mat1, mat2, beta=beta, alpha=alpha)
+    seen = [str(result.layout).split(".")[-1], result.crow_indices().tolist(), result.col_indices().tolist(),
+            result.values().detach().numpy()]
+    if any(needs):
+        seen.append(type(result.grad_fn).__name__)
+        seen.append([None if f is None else type(f).__name__ for f, _ in result.grad_fn.next_functions])
+        (result.to_dense() * lib.tensor(weight)).sum().backward()
+        for t in (input, mat1, mat2):
+            grad = t.grad
+            seen.append(None if grad is None else (str(grad.layout).split(".")[-1],
+                                                   (grad if grad.layout is lib.strided else grad.to_dense()).numpy()))
+    return seen
+
+
+def _same(ours, theirs):
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        if isinstance(b, np.ndarray):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+        elif isinstance(b, tuple):
+            assert a[0] == b[0]
+            np.testing.assert_allclose(a[1], b[1], rtol=1e-5, atol=1e-5)
+        else:
+            assert a == b
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_sampled_addmm_values_and_gradients(seed):
+    rng = np.random.default_rng(seed)
+    m, k, n = (int(v) for v in rng.integers(1, 5, size=3))
+    dtype = (np.float32, np.float64)[seed % 2]
+    dense = (rng.standard_normal((m, n)) * (rng.random((m, n)) < 0.6)).astype(dtype)
+    beta, alpha = ((1.0, 1.0), (0.5, 2.0), (0.0, -1.5), (2, 1))[seed % 4]
+    needs = ((True, True, True), (False, True, False), (True, False, True), (False, False, False))[seed // 2 % 4]
+    case = (dense, rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype), beta, alpha,
+            needs)
+    weight = rng.standard_normal((m, n)).astype(dtype)
+    _same(_sampled_addmm_run(chainrule, case, weight), _sampled_addmm_run(torch, case, weight))
+
+
+def test_sampled_addmm_refusals_in_torchs_order():
+    def cases(lib):
+        a = lib.tensor([[0.0, 1.0], [2.0, 0.0]]).to_sparse_csr()
+        m1, m2 = lib.ones(2, 3), lib.ones(3, 2)
+        return [(a.to_dense(), m1, m2), (a.to_sparse(), m1, m2), (a.to_sparse_csc(), m1, m2.double()),
+                (a, m1, m2.double()), (a.double(), m1, m2), (a.int(), m1.int(), m2.int()), (a, m1[0].double(), m2),
+                (a, m1, lib.tensor(1.0)), (a, lib.ones(2, 2, 3), m2), (a, lib.ones(3, 2), lib.ones(3, 2)),
+                (a, lib.ones(3, 3), lib.ones(3, 2)), (a, m1, lib.ones(3, 3))]
+
+    def outcome(lib, args):
+        try:
+            lib.sparse.sampled_addmm(*args)
+        except Exception as error:  # noqa: BLE001 - the exception is what is compared
+            return type(error).__name__, str(error).split("\n")[0].split(" If you are a Facebook")[0]
+        return None
+
+    assert [outcome(chainrule, args) for args in cases(chainrule)] == [outcome(torch, args) for args in cases(torch)]
