@@ -1048,9 +1048,9 @@ class SparseCOOTensor(Tensor):
         kwargs = {key: value for key, value in kwargs.items() if key != "memory_format"}
         moved_indices = Tensor._make(indices).to(moved.device)._data
         result = SparseCOOTensor._from_parts(moved_indices, moved._data, tuple(self.shape), coalesced)
-        if self._requires_grad and is_grad_enabled():  # the dense backing, converted in the graph
-            _joined_graph(result, _in_graph(self).to(*args, **kwargs))
-        return result
+        # torch's one ToCopyBackward0 over this tensor: the gradient converted back, sparse staying sparse
+        return _linear_in_entries(result, self, lambda grad: grad.to(device=self.device, dtype=self.dtype),
+                                  "ToCopyBackward0")
 
     def __repr__(self) -> str:
         # torch's _str_intern for sparse COO: the parts' bodies without their own dtype (the
@@ -3152,29 +3152,56 @@ def sum(input: Tensor, dim=None, dtype=None) -> Tensor:  # noqa: A001 (torch.spa
                                   "the selective/custom build process (if using custom build).")
     if not isinstance(input, SparseCOOTensor):
         dense = Tensor._make(input._data)
-    elif dim is None:  # torch's gradient of the whole sum is marked coalesced, of the others not
-        dense = _in_graph(input, coalesced_grad=True)
-    else:
-        dense = input.to_dense()
-    if dtype is not None:
-        dense = dense.to(dtype)
-    if dim is None or not isinstance(input, SparseCOOTensor):
-        return dense.sum() if dim is None else dense.sum(dim)
+        return dense.to(dtype).sum() if dtype is not None else dense.sum()
+    if dim is None:  # torch's _sparse_sum: the coalesced values summed (SumBackward0 over ValuesBackward0)
+        coalesced = input.coalesce()
+        if dtype is None or not is_recording(coalesced):
+            return coalesced.values().sum() if dtype is None else coalesced.values().sum(dtype=dtype)
+        # (converting as it sums, torch's gradient at the entries is marked uncoalesced, unless it passes torch's
+        # CoalesceBackward0 on its way, which marks it coalesced, or there is at most one entry)
+        indices, size = coalesced._coo[0], tuple(input.shape)
+        flag = indices.shape[1] <= 1 or coalesced is not input
+
+        def to_entries(grad):
+            values = array_module(grad._data).ascontiguousarray(grad._data)
+            return SparseCOOTensor._from_parts(indices, values, size, flag)
+
+        values = _read_entries(coalesced, coalesced._data[tuple(indices)], to_entries, "ValuesBackward0")
+        return values.sum(dtype=dtype)
+    source = input if dtype is None else input.to(dtype)  # (torch converts first: a ToCopyBackward0)
     dims = sorted({d + input.dim() if d < 0 else d for d in ((dim,) if isinstance(dim, int) else dim)})
     sparse_dims = input.sparse_dim()
-    if all(d in dims for d in range(sparse_dims)):
-        return dense.sum(dims)
-    coalesced = input.coalesce()
-    indices, values, _ = coalesced._coo
-    if dtype is not None:
-        values = Tensor._make(values).to(dtype)._data
-    kept = [d for d in range(sparse_dims) if d not in dims]
-    dense_summed = tuple(d - sparse_dims + 1 for d in dims if d >= sparse_dims)
-    if dense_summed:
-        values = values.sum(axis=dense_summed)
-    size = tuple(n for d, n in enumerate(input.shape) if d not in dims)
-    return _keeping_graph(SparseCOOTensor._from_parts(indices[kept], values, size, False).coalesce(),
-                          lambda _: dense.sum(dims), input)
+    with no_grad():
+        if all(d in dims for d in range(sparse_dims)):
+            result = Tensor._make(source._data).sum(dims)
+        else:
+            indices, values, _ = source.coalesce()._coo
+            kept = [d for d in range(sparse_dims) if d not in dims]
+            dense_summed = tuple(d - sparse_dims + 1 for d in dims if d >= sparse_dims)
+            if dense_summed:
+                values = values.sum(axis=dense_summed)
+            size = tuple(n for d, n in enumerate(input.shape) if d not in dims)
+            result = SparseCOOTensor._from_parts(indices[kept], values, size, False).coalesce()
+    if not is_recording(source):
+        return result
+    # torch's one SparseSumBackward0 over the (converted) input: the gradient spread back over the summed dims,
+    # at the input's entries (sparse, marked uncoalesced)
+    kept_shape = tuple(1 if d in dims else n for d, n in enumerate(input.shape))
+    at_entries = _few_or(source, False)
+
+    def to_entries(grad):
+        grad = grad.to_dense() if grad.layout is not _layout_strided else grad
+        xp = array_module(grad._data)
+        return at_entries(Tensor._make(xp.broadcast_to(grad._data.reshape(kept_shape), tuple(input.shape))))
+
+    recorded = _read_entries(source, result._data, to_entries, "SparseSumBackward0")
+    return recorded if result.layout is _layout_strided else _joined_graph(result, recorded)
+
+
+def _few_or(tensor: SparseCOOTensor, coalesced: bool):
+    """_coo_entries of ``tensor``, marked coalesced when ``coalesced`` or when it has at most one entry (as torch
+    marks the gradients of its sparse sum and softmax kernels)."""
+    return _coo_entries(tensor, coalesced or _unique_indices(tensor).shape[1] <= 1)
 
 
 def _checked_sum_dims(dim, ndim: int) -> None:
@@ -3337,20 +3364,30 @@ def _softmax_over_entries(input: Tensor, dim: int, dtype, name: str) -> SparseCO
         raise _no_compressed_kernel(f"_sparse_{name}")
     if not isinstance(input, SparseCOOTensor):
         raise NotImplementedError(f"Could not run 'aten::_sparse_{name}' with arguments from the 'CPU' backend.")
-    coalesced = input.coalesce()
-    indices = coalesced._coo[0]
-    xp = array_module(indices)
-    specified = xp.zeros(tuple(input.shape[:indices.shape[0]]), dtype=bool)
-    specified[tuple(indices)] = True
-    specified = Tensor._make(specified.reshape(specified.shape + (1,) * coalesced.dense_dim()))
-    dense = _in_graph(coalesced)
-    if dtype is not None:
-        dense = dense.to(dtype)
-    reduce = dense_softmax if name == "softmax" else dense_log_softmax
-    entries = where(specified, reduce(where(specified, dense, float("-inf")), dim), 0.0)
-    node = "SparseSoftmaxBackward0" if name == "softmax" else "SparseLogSoftmaxBackward0"
+    source = input if dtype is None else input.to(dtype)  # (torch converts first: a ToCopyBackward0)
+    with no_grad():
+        coalesced = source.coalesce()
+        indices = coalesced._coo[0]
+        xp = array_module(indices)
+        specified = xp.zeros(tuple(input.shape[:indices.shape[0]]), dtype=bool)
+        specified[tuple(indices)] = True
+        specified = Tensor._make(specified.reshape(specified.shape + (1,) * coalesced.dense_dim()))
+        reduce = dense_softmax if name == "softmax" else dense_log_softmax
+        entries = where(specified, reduce(where(specified, Tensor._make(coalesced._data), float("-inf")), dim), 0.0)
     result = SparseCOOTensor._from_parts(indices, entries._data[tuple(indices)], tuple(input.shape), True)
-    return _joined_graph(result, name_node(entries, node))
+    if not is_recording(source):
+        return result
+    at_entries = _few_or(source, False)
+
+    def to_entries(grad):
+        # over the entries only: softmax's d = y (g - sum(g y)), log_softmax's d = g - softmax(x) sum(g)
+        grad = where(specified, grad.to_dense() if grad.layout is not _layout_strided else grad, 0.0)
+        if name == "softmax":
+            return at_entries(entries * (grad - (grad * entries).sum(dim, keepdim=True)))
+        return at_entries(grad - where(specified, entries.exp(), 0.0) * grad.sum(dim, keepdim=True))
+
+    node = "SparseSoftmaxBackward0" if name == "softmax" else "SparseLogSoftmaxBackward0"
+    return _joined_graph(result, _read_entries(source, entries._data, to_entries, node))
 
 
 def _without_derivative(result: SparseCOOTensor, *operands: Tensor, kernel: str) -> SparseCOOTensor:
