@@ -1048,6 +1048,8 @@ class SparseCOOTensor(Tensor):
         kwargs = {key: value for key, value in kwargs.items() if key != "memory_format"}
         moved_indices = Tensor._make(indices).to(moved.device)._data
         result = SparseCOOTensor._from_parts(moved_indices, moved._data, tuple(self.shape), coalesced)
+        if not (result.dtype.is_floating_point or result.dtype.is_complex):
+            return result  # (an integral or bool result is out of the graph)
         # torch's one ToCopyBackward0 over this tensor: the gradient converted back, sparse staying sparse
         return _linear_in_entries(result, self, lambda grad: grad.to(device=self.device, dtype=self.dtype),
                                   "ToCopyBackward0")

@@ -309,3 +309,18 @@ def test_sparse_softmax_gradient_over_a_negative_dim_is_the_dims():
     np.testing.assert_array_equal(grads[0], grads[1])
     p = np.exp(1.0) / (np.exp(1.0) + np.exp(2.0))
     np.testing.assert_allclose(grads[0][0], [-2 * p * (1 - p), 0.0, 2 * p * (1 - p)], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float16", "int64", "complex64"])
+def test_sparse_to_records_one_to_copy_node(dtype):
+    seen = []
+    for lib in (torch, chainrule):
+        leaf = lib.tensor([[1.0, 0.0, 2.0], [0.5, 0.0, 0.0]]).to_sparse().requires_grad_()
+        result = leaf.to(getattr(lib, dtype))
+        graph = _graph(result.grad_fn)
+        if result.requires_grad:
+            dense = result.to_dense()
+            (dense.real if dense.dtype.is_complex else dense).double().sum().backward()
+        grad = leaf.grad
+        seen.append((graph, result.requires_grad, None if grad is None else (grad.is_coalesced(), grad.to_dense().tolist())))
+    assert seen[1] == seen[0]
