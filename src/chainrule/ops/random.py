@@ -552,7 +552,8 @@ def randn_like(input: Tensor, *, generator=None, dtype=None, layout=None, device
                                 device, requires_grad, memory_format, generator)
         if made is not _function.RUN_UNDISPATCHED:
             return made
-    made = sparse_like(input, layout, memory_format, "normal_", dtype, requires_grad,  # a COO input: torch's refusal
+    # a COO input: torch's refusal; a compressed one: normal samples at its entries
+    made = sparse_like(input, layout, memory_format, "normal_", dtype, requires_grad,
                        lambda values: randn_like(values, generator=generator, dtype=dtype))
     if made is not None:
         return made
