@@ -826,7 +826,7 @@ class SparseCOOTensor(Tensor):
             with DisableTorchFunctionSubclass():
                 return super().sum(dim, keepdim, dtype=dtype) if dim is not None else super().sum(dtype=dtype)
         if not keepdim:
-            return sum(self, dim, dtype)
+            return _summed_over_dims(self, dim, dtype)
         for d in sorted(d % self.dim() for d in ((dim,) if isinstance(dim, int) else dim)):
             total = total.unsqueeze(d)
         # (torch records the sum but its backward expands the sparse gradient, which it refuses)
@@ -3197,6 +3197,27 @@ def sum(input: Tensor, dim=None, dtype=None) -> Tensor:  # noqa: A001 (torch.spa
         return at_entries(Tensor._make(xp.broadcast_to(grad._data.reshape(kept_shape), tuple(input.shape))))
 
     recorded = _read_entries(source, result._data, to_entries, "SparseSumBackward0")
+    return recorded if result.layout is _layout_strided else _joined_graph(result, recorded)
+
+
+def _summed_over_dims(tensor: SparseCOOTensor, dim, dtype) -> Tensor:
+    """Tensor.sum over ``dim`` of a sparse COO tensor: torch.sparse.sum's value, recorded as torch's SumBackward1
+    over the tensor itself, whose backward expands a dense gradient (strided, every element's) and refuses a
+    sparse one, as torch's expand does."""
+    result = sum(tensor.detach(), dim, dtype)
+    if not is_recording(tensor):
+        return result
+    dims = {d % tensor.dim() for d in ((dim,) if isinstance(dim, int) else dim)}
+    kept_shape = tuple(1 if d in dims else n for d, n in enumerate(tensor.shape))
+
+    def to_entries(grad):
+        if grad.layout is not _layout_strided:
+            raise RuntimeError("expand is unsupported for Sparse tensors")
+        xp = array_module(grad._data)
+        spread = xp.broadcast_to(grad._data.reshape(kept_shape), tuple(tensor.shape))
+        return Tensor._make(xp.array(spread, dtype=tensor._data.dtype))
+
+    recorded = _read_entries(tensor, result._data, to_entries, "SumBackward1")
     return recorded if result.layout is _layout_strided else _joined_graph(result, recorded)
 
 

@@ -324,3 +324,27 @@ def test_sparse_to_records_one_to_copy_node(dtype):
         grad = leaf.grad
         seen.append((graph, result.requires_grad, None if grad is None else (grad.is_coalesced(), grad.to_dense().tolist())))
     assert seen[1] == seen[0]
+
+
+@pytest.mark.parametrize("origin", ["leaf", "to_sparse", "hybrid"])
+def test_tensor_sum_over_dims_of_a_sparse_tensor_records_sum_backward1(origin):
+    dense = np.array([[1.0, 0.0, 2.0], [0.5, 0.0, -3.0]], np.float32)
+    seen = []
+    for lib in (torch, chainrule):
+        cases = []
+        for dim in (0, (0, 1), -1):
+            leaf = lib.tensor(dense, requires_grad=origin == "to_sparse")
+            x = leaf.to_sparse() if origin == "to_sparse" else leaf.to_sparse(1 if origin == "hybrid" else 2)
+            if origin != "to_sparse":
+                leaf = x.requires_grad_()
+            result = x.sum(dim)
+            names = type(result.grad_fn).__name__, [type(f).__name__ for f, _ in result.grad_fn.next_functions]
+            try:
+                (result.to_dense() if result.layout is not lib.strided else result).sum().backward()
+            except RuntimeError as error:
+                cases.append((names, str(error)))
+                continue
+            grad = leaf.grad
+            cases.append((names, str(grad.layout).split(".")[-1], (grad.to_dense() if grad.is_sparse else grad).tolist()))
+        seen.append(cases)
+    assert seen[1] == seen[0]
